@@ -1,0 +1,96 @@
+"""The inspection record: what the station stores, syncs and shows, and the hub ingests.
+
+Versioned by `schema`; changes are additive only (new optional fields). Both the station and the
+hub import this module; it imports nothing from either.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class Verdict(StrEnum):
+    CLEAR = "clear"
+    SUSPECT = "suspect"
+    MANUAL = "manual"
+
+
+class ItemKind(StrEnum):
+    BAGGAGE = "baggage"
+    PARCEL = "parcel"
+    VEHICLE = "vehicle"
+    CONTAINER = "container"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Identity(_Frozen):
+    """An identity read during the inspection: an RFID tag, the officer's badge, a plate."""
+
+    kind: Literal["rfid", "badge", "plate", "container", "eseal"]
+    value: str
+    source: str = ""  # device name that read it
+
+
+class DetectionOut(_Frozen):
+    label: str
+    score: float
+    box: tuple[float, float, float, float]
+
+
+class ModelRef(_Frozen):
+    name: str
+    version: str
+    sha256: str
+
+
+class ScanRef(_Frozen):
+    sha256: str
+    size: int
+    shape: tuple[int, int]
+
+
+class Review(_Frozen):
+    """The officer's decision on an item."""
+
+    officer: str
+    decided_at: datetime
+    outcome: Literal["threat_confirmed", "false_alarm", "cleared", "override"]
+    label: str | None = None
+    boxes: list[tuple[float, float, float, float]] = Field(default_factory=list)
+    note: str = ""
+
+
+class InspectionRecord(_Frozen):
+    """One inspected item. `id` is time-ordered and unique; `seq` is per-station monotonic."""
+
+    schema_: int = Field(SCHEMA_VERSION, alias="schema")
+    id: str
+    seq: int
+    station: str
+    lane: str
+    kind: ItemKind
+    started_at: datetime
+    decided_at: datetime
+    identities: list[Identity] = Field(default_factory=list)
+    scan: ScanRef | None = None
+    detections: list[DetectionOut] = Field(default_factory=list)
+    model: ModelRef | None = None
+    verdict: Verdict
+    reason: str  # a stable code, e.g. "clear", "detection", "budget_missed", "scan_incomplete"
+    latencies_ms: dict[str, float] = Field(default_factory=dict)
+    budget_ms: float
+    review: Review | None = None
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True)

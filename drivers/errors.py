@@ -1,0 +1,35 @@
+"""Errors of the `drivers` package.
+
+    DriverError              base; `device` names the device, message says what was sent/received
+    ├── LinkLost             the device does not answer (timeout, closed port, refused)
+    ├── ProtocolError        the device answered with garbage or a malformed frame
+    ├── DeviceRefused        a negative acknowledgement / Modbus exception response
+    └── ReadbackMismatch     a commanded state was not confirmed by the feedback read back
+"""
+
+from __future__ import annotations
+
+
+class DriverError(Exception):
+    """Root of driver errors; `device` is the configured device name."""
+
+    def __init__(self, message: str, *, device: str = "", last_frames: tuple[bytes, ...] = ()) -> None:
+        super().__init__(message)
+        self.device = device
+        self.last_frames = last_frames
+
+
+class LinkLost(DriverError):
+    """The device did not answer or the link closed."""
+
+
+class ProtocolError(DriverError):
+    """The device sent bytes that break its protocol."""
+
+
+class DeviceRefused(DriverError):
+    """The device answered with a negative acknowledgement."""
+
+
+class ReadbackMismatch(DriverError):
+    """A requested state was not confirmed by reading back."""

@@ -1,0 +1,28 @@
+"""Errors of the `models` package (the detector runtime and the scan format).
+
+    ModelError
+    ├── ScanFormatError      a scan file or array that breaks the scan contract
+    ├── ManifestError        a model package whose manifest is missing, malformed or inconsistent
+    │   └── ModelIntegrityError   the ONNX file does not match the manifest's sha256
+    └── InferenceError       onnxruntime failed on a well-formed input
+"""
+
+
+class ModelError(Exception):
+    """Root of the models package's errors."""
+
+
+class ScanFormatError(ModelError):
+    """A scan that breaks the scan-file contract."""
+
+
+class ManifestError(ModelError):
+    """A model package whose manifest is missing, malformed or inconsistent."""
+
+
+class ModelIntegrityError(ManifestError):
+    """The model file's sha256 does not match its manifest."""
+
+
+class InferenceError(ModelError):
+    """onnxruntime failed on a well-formed input."""
