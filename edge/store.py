@@ -1,0 +1,351 @@
+"""The station's durable store: SQLite (WAL, synchronous=FULL) plus scan files named by sha256.
+
+A record and its outbox rows are written in one transaction; the record's `seq` is allocated
+inside that transaction, so a crash can never leave a gap in the station's sequence. Scan files
+are written (and fsynced) before the transaction that names them. When the disk runs low,
+scans are dropped first (counted); records keep being written into the reserved room.
+Retention prunes only data the hub has acknowledged (no outbox row left for the record).
+
+One `Store` is used from one thread at a time; the daemon calls it through a single-thread
+executor (`edge.store.StoreWriter`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import structlog
+
+from central_sync.outbox import OUTBOX_DDL, Lane, enqueue
+from central_sync.schema import InspectionRecord, Review, Verdict
+from edge.errors import DiskFull, StoreCorrupt, StoreError
+
+log = structlog.get_logger()
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: records, outbox, alarms
+    """
+    CREATE TABLE inspections (
+        seq         INTEGER PRIMARY KEY,
+        id          TEXT NOT NULL UNIQUE,
+        station     TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        decided_at  TEXT NOT NULL,
+        verdict     TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        scan_sha256 TEXT,
+        scan_stored INTEGER NOT NULL DEFAULT 0,
+        reviewed    INTEGER NOT NULL DEFAULT 0,
+        record      TEXT NOT NULL
+    );
+    CREATE INDEX inspections_decided ON inspections (decided_at);
+    CREATE INDEX inspections_verdict ON inspections (verdict, reviewed);
+    CREATE TABLE alarms (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        at        REAL NOT NULL,
+        code      TEXT NOT NULL,
+        message   TEXT NOT NULL,
+        cleared_at REAL
+    );
+    """
+    + OUTBOX_DDL,
+)
+
+
+@dataclass(frozen=True)
+class StoreLimits:
+    """Disk bounds: scans stop being written below `reserve_bytes` free or above `scan_cap_bytes`."""
+
+    reserve_bytes: int = 256 * 1024 * 1024
+    scan_cap_bytes: int = 20 * 1024**3
+    retention_days: float = 30.0
+
+
+@dataclass
+class StoreCounters:
+    records: int = 0
+    alerts: int = 0
+    scans_stored: int = 0
+    scans_dropped: dict[str, int] = field(default_factory=dict)
+    pruned_scans: int = 0
+    pruned_records: int = 0
+
+
+class Store:
+    """The station database and scan directory under `data_dir`."""
+
+    def __init__(self, data_dir: Path, limits: StoreLimits = StoreLimits(), station: str = "") -> None:
+        self.data_dir = Path(data_dir)
+        self.scans_dir = self.data_dir / "scans"
+        self.db_path = self.data_dir / "station.db"
+        self.limits = limits
+        self.station = station
+        self.counters = StoreCounters()
+        self._conn: sqlite3.Connection | None = None
+        self._scan_bytes = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def open(self) -> "Store":
+        self.scans_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=5000")
+            self._conn = conn
+            self._check_integrity()
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorrupt(f"station database {self.db_path} cannot be opened: {exc}") from exc
+        self._scan_bytes = _dir_size(self.scans_dir)
+        return self
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> "Store":
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"station database {self.db_path} is not open")
+        return self._conn
+
+    def _check_integrity(self) -> None:
+        result = self.conn.execute("PRAGMA quick_check").fetchone()[0]
+        if result != "ok":
+            raise StoreCorrupt(f"integrity check of {self.db_path} failed: {result}")
+
+    def _migrate(self) -> None:
+        conn = self.conn
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        for version, sql in enumerate(MIGRATIONS, start=1):
+            if version in done:
+                continue
+            with self._transaction():
+                for statement in _statements(sql):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
+            log.info("store.migrated", version=version, db=str(self.db_path))
+
+    def _transaction(self) -> "_Tx":
+        return _Tx(self.conn)
+
+    def schema_version(self) -> int:
+        return int(self.conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0])
+
+    # -- writing ---------------------------------------------------------------------------
+    def scan_path(self, sha256: str) -> Path:
+        return self.scans_dir / sha256[:2] / f"{sha256}.npz"
+
+    def put_scan(self, sha256: str, data: bytes) -> bool:
+        """Write a scan file durably; False (counted) when the disk bounds refuse it."""
+        refusal = self._scan_refusal(len(data))
+        if refusal:
+            self.counters.scans_dropped[refusal] = self.counters.scans_dropped.get(refusal, 0) + 1
+            log.warning("store.scan_dropped", reason=refusal, sha256=sha256, size=len(data))
+            return False
+        path = self.scan_path(sha256)
+        if path.exists():
+            return True
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_suffix(".part")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.replace(path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            self.counters.scans_dropped["write_error"] = self.counters.scans_dropped.get("write_error", 0) + 1
+            log.error("store.scan_write_failed", sha256=sha256, error=str(exc))
+            return False
+        _fsync_dir(path.parent)
+        self._scan_bytes += len(data)
+        self.counters.scans_stored += 1
+        return True
+
+    def _scan_refusal(self, size: int) -> str | None:
+        if self._scan_bytes + size > self.limits.scan_cap_bytes:
+            self.prune()
+            if self._scan_bytes + size > self.limits.scan_cap_bytes:
+                return "scan_cap"
+        if shutil.disk_usage(self.data_dir).free - size < self.limits.reserve_bytes:
+            return "disk_low"
+        return None
+
+    def commit(self, record: InspectionRecord, scan_stored: bool) -> InspectionRecord:
+        """Allocate `seq`, write the record and its outbox rows in one durable transaction."""
+        conn = self.conn
+        try:
+            with self._transaction():
+                seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM inspections").fetchone()[0]
+                record = record.model_copy(update={"seq": seq})
+                payload = record.to_json()
+                conn.execute(
+                    "INSERT INTO inspections (seq, id, station, kind, decided_at, verdict, reason, scan_sha256,"
+                    " scan_stored, record) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (seq, record.id, record.station, record.kind.value, record.decided_at.isoformat(),
+                     record.verdict.value, record.reason, record.scan.sha256 if record.scan else None,
+                     int(scan_stored), payload),
+                )
+                is_alert = record.verdict is Verdict.SUSPECT
+                enqueue(conn, Lane.ALERT if is_alert else Lane.RECORD, "alert" if is_alert else "inspection",
+                        record.id, seq, payload)
+                if scan_stored and record.scan:
+                    enqueue(conn, Lane.IMAGE, "blob", record.id, seq, record.scan.sha256)
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                self.raise_alarm("disk_full", f"station database {self.db_path} is full: {exc}")
+                raise DiskFull(f"record {record.id} could not be written: {exc}") from exc
+            raise StoreError(f"record {record.id} could not be written to {self.db_path}: {exc}") from exc
+        self.counters.records += 1
+        self.counters.alerts += int(is_alert)
+        return record
+
+    def add_review(self, record_id: str, review: Review) -> InspectionRecord:
+        """Store the officer's decision on a record and queue it for the hub."""
+        conn = self.conn
+        with self._transaction():
+            row = conn.execute("SELECT record FROM inspections WHERE id = ?", (record_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no inspection with id {record_id} in {self.db_path}")
+            record = InspectionRecord.model_validate_json(row[0]).model_copy(update={"review": review})
+            conn.execute("UPDATE inspections SET record = ?, reviewed = 1 WHERE id = ?", (record.to_json(), record_id))
+            enqueue(conn, Lane.RECORD, "review", record_id, record.seq, record.to_json())
+        return record
+
+    def raise_alarm(self, code: str, message: str) -> None:
+        """Record an alarm unless the same one is already standing."""
+        standing = self.conn.execute("SELECT 1 FROM alarms WHERE code = ? AND cleared_at IS NULL", (code,)).fetchone()
+        if standing is None:
+            self.conn.execute("INSERT INTO alarms (at, code, message) VALUES (?,?,?)", (time.time(), code, message))
+            log.error("store.alarm", code=code, message=message)
+
+    def clear_alarm(self, code: str) -> None:
+        self.conn.execute("UPDATE alarms SET cleared_at = ? WHERE code = ? AND cleared_at IS NULL", (time.time(), code))
+
+    # -- reading ---------------------------------------------------------------------------
+    def get(self, record_id: str) -> InspectionRecord | None:
+        row = self.conn.execute("SELECT record FROM inspections WHERE id = ?", (record_id,)).fetchone()
+        return InspectionRecord.model_validate_json(row[0]) if row else None
+
+    def recent(self, limit: int = 50) -> list[InspectionRecord]:
+        rows = self.conn.execute("SELECT record FROM inspections ORDER BY seq DESC LIMIT ?", (limit,))
+        return [InspectionRecord.model_validate_json(r[0]) for r in rows]
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM inspections").fetchone()[0])
+
+    def standing_alarms(self) -> list[tuple[str, str]]:
+        return list(self.conn.execute("SELECT code, message FROM alarms WHERE cleared_at IS NULL ORDER BY at"))
+
+    def outbox_backlog(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT lane, count(*) FROM outbox GROUP BY lane")
+        return {Lane(lane).name.lower(): n for lane, n in rows}
+
+    # -- retention -------------------------------------------------------------------------
+    def prune(self, now: float | None = None) -> None:
+        """Delete synced scans and records older than retention, and synced scans over the cap."""
+        cutoff = _iso(now or time.time(), -self.limits.retention_days * 86400)
+        synced = "NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = inspections.id)"
+        old = self.conn.execute(
+            f"SELECT id, scan_sha256 FROM inspections WHERE decided_at < ? AND {synced}", (cutoff,)).fetchall()
+        for _, sha in old:
+            self._delete_scan(sha)
+        with self._transaction():
+            self.conn.executemany("DELETE FROM inspections WHERE id = ?", [(rid,) for rid, _ in old])
+        self.counters.pruned_records += len(old)
+        if self._scan_bytes > self.limits.scan_cap_bytes * 0.9:
+            rows = self.conn.execute(
+                f"SELECT seq, scan_sha256 FROM inspections WHERE scan_stored = 1 AND {synced} ORDER BY seq").fetchall()
+            for seq, sha in rows:
+                if self._scan_bytes <= self.limits.scan_cap_bytes * 0.8:
+                    break
+                self._delete_scan(sha)
+                self.conn.execute("UPDATE inspections SET scan_stored = 0 WHERE seq = ?", (seq,))
+
+    def _delete_scan(self, sha: str | None) -> None:
+        if not sha:
+            return
+        path = self.scan_path(sha)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return
+        self._scan_bytes -= size
+        self.counters.pruned_scans += 1
+
+
+class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+class StoreWriter:
+    """Runs Store calls on one dedicated thread so that SQLite never blocks the event loop."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+
+    async def __aenter__(self) -> "StoreWriter":
+        await self.call(self.store.open)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.call(self.store.close)
+        self._pool.shutdown(wait=True)
+
+    async def call(self, fn: Callable, *args: object):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (no statement of ours contains a ';' in a literal)."""
+    return [part for part in sql.split(";") if part.strip()]
+
+
+def _dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*.npz"))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _iso(ts: float, offset_s: float = 0.0) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ts + offset_s, tz=timezone.utc).isoformat()

@@ -1,0 +1,59 @@
+"""The fail-safe verdict rules of the design, in one place.
+
+`clear` only when the detector finished inside the budget on a complete scan, no detection is
+over its class threshold and no rule fired. A detection -> `suspect`. Anything that prevents a
+decision -> `manual` with its reason. There is no default: every path names its outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from central_sync.schema import Verdict
+from models.detection import Detection
+
+
+class Reason(StrEnum):
+    """Stable reason codes, stored in records and translated only at display time."""
+
+    CLEAR = "clear"
+    DETECTION = "detection"
+    RULE = "rule"
+    BUDGET_MISSED = "budget_missed"
+    DEADLINE_UNREACHABLE = "deadline_unreachable"
+    OVERLOAD = "overload"
+    SCAN_INCOMPLETE = "scan_incomplete"
+    DEVICE_FAULT = "device_fault"
+    MODEL_UNAVAILABLE = "model_unavailable"
+    INFERENCE_FAILED = "inference_failed"
+    SAFETY_STOP = "safety_stop"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the inspection produced before the decision."""
+
+    inference_completed: bool
+    within_budget: bool
+    scan_complete: bool
+    detections: tuple[Detection, ...] = ()
+    failure: Reason | None = None  # set when something prevented a decision
+    rules_fired: tuple[str, ...] = ()
+
+
+def decide(outcome: Outcome) -> tuple[Verdict, Reason]:
+    """Apply the verdict rules; the order of the checks is the order of precedence."""
+    if outcome.failure is not None:
+        return Verdict.MANUAL, outcome.failure
+    if not outcome.scan_complete:
+        return Verdict.MANUAL, Reason.SCAN_INCOMPLETE
+    if not outcome.inference_completed:
+        return Verdict.MANUAL, Reason.INFERENCE_FAILED
+    if not outcome.within_budget:
+        return Verdict.MANUAL, Reason.BUDGET_MISSED
+    if outcome.detections:
+        return Verdict.SUSPECT, Reason.DETECTION
+    if outcome.rules_fired:
+        return Verdict.SUSPECT, Reason.RULE
+    return Verdict.CLEAR, Reason.CLEAR
