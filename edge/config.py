@@ -1,0 +1,118 @@
+"""The station config: one TOML file per station, validated once at start.
+
+Unknown keys are errors; every error names its key path and the file. Environment variables
+`EDGE_<SECTION>__<KEY>` override the file (e.g. `EDGE_WEB__PORT=8081`), which is how systemd
+units and the demo launcher adjust ports without editing the file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from central_sync.config import SyncConfig
+from central_sync.schema import ItemKind
+from drivers.plc.config import PlcConfig
+from drivers.retrofit.config import RetrofitConfig
+from drivers.rfid.config import RfidConfig
+from drivers.xray.config import ScannerConfig
+from edge.errors import ConfigError
+from edge.web.config import WebConfig
+
+CONFIG_ERROR_EXIT = 78  # EX_CONFIG; the systemd unit lists it in RestartPreventExitStatus
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StationSection(_Section):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    kind: Literal["gantry", "conveyor", "xray"]
+    lane: str = "1"
+    item_kind: ItemKind
+    budget_ms: float = Field(gt=0, le=600_000, description="end of acquisition to verdict")
+    data_dir: Path
+    queue_size: int = Field(4, ge=1, le=64, description="items waiting for inference before overload")
+
+
+class ModelSection(_Section):
+    dir: Path | None = Field(None, description="model package; None = the default shipped model")
+    threads: int = Field(1, ge=1, le=16)
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    shadow_dir: Path | None = None
+    thresholds: dict[str, float] = Field(default_factory=dict, description="per-class overrides")
+
+
+class StoreSection(_Section):
+    reserve_mb: int = Field(256, ge=1)
+    scan_cap_mb: int = Field(20_480, ge=1)
+    retention_days: float = Field(30, gt=0)
+
+
+class DevicesSection(_Section):
+    plc: PlcConfig | None = None
+    scanner: ScannerConfig | None = None
+    source: RetrofitConfig | None = None
+    readers: dict[str, RfidConfig] = Field(default_factory=dict)
+
+
+class StationConfig(BaseSettings):
+    """The whole station config tree."""
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True, env_prefix="EDGE_",
+                                      env_nested_delimiter="__")
+
+    station: StationSection
+    model: ModelSection = ModelSection()
+    store: StoreSection = StoreSection()
+    devices: DevicesSection = DevicesSection()
+    sync: SyncConfig | None = None
+    web: WebConfig = WebConfig()
+    log_format: Literal["json", "console"] = "json"
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, *_: PydanticBaseSettingsSource,
+                                   **__: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _devices_fit_kind(self) -> "StationConfig":
+        needs = {"conveyor": ("plc", "scanner"), "gantry": ("plc", "scanner"), "xray": ("source",)}
+        missing = [f"devices.{d}" for d in needs[self.station.kind] if getattr(self.devices, d) is None]
+        if missing:
+            raise ValueError(f"a {self.station.kind} station needs {', '.join(missing)}")
+        return self
+
+
+def load_config(path: str | Path) -> StationConfig:
+    """Read and validate a station config; raise ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(path, [("<file>", f"cannot be read: {exc.strerror}")]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [("<toml>", str(exc))]) from exc
+    try:
+        config = StationConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(path, [_describe(err) for err in exc.errors()]) from exc
+    return config
+
+
+def _describe(err: dict) -> tuple[str, str]:
+    key = ".".join(str(p) for p in err["loc"]) or "<root>"
+    if err["type"] == "extra_forbidden":
+        return key, "unknown key"
+    if err["type"] == "missing":
+        return key, "required key is missing"
+    value = err.get("input")
+    shown = f" (got {value!r})" if value is not None and not isinstance(value, dict) else ""
+    return key, f"{err['msg']}{shown}"
+

@@ -1,0 +1,187 @@
+"""One inspection: identify -> acquire (streaming detection) -> detect -> decide -> actuate -> record.
+
+Every kind of station runs this one path. The budget runs from the end of acquisition (the last
+scan line) to the verdict; anything that prevents a decision ends in `manual` with its reason,
+at once, and every stage is timed into the record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import AsyncIterator, Awaitable, Callable, Protocol
+
+import numpy as np
+import structlog
+
+from central_sync.schema import DetectionOut, Identity, InspectionRecord, ItemKind, ModelRef, ScanRef, Verdict
+from drivers.errors import DriverError
+from edge.events import EventBus
+from edge.ids import new_id
+from edge.metrics import StationMetrics
+from edge.store import StoreWriter
+from edge.verdict import Outcome, Reason, decide
+from models.detection import Detection
+from models.errors import ModelError
+from models.scan import Scan
+
+log = structlog.get_logger()
+
+
+class StreamingDetection(Protocol):
+    async def feed(self, high: np.ndarray, low: np.ndarray) -> None: ...
+    async def finish(self, deadline: float) -> list[Detection]: ...
+
+
+class DetectionEngine(Protocol):
+    """The station's detector as the pipeline needs it (edge.detector adapts the runtime)."""
+
+    @property
+    def model(self) -> ModelRef | None: ...
+    def open_stream(self, station: str, width: int) -> StreamingDetection: ...
+
+
+class Acquisition(Protocol):
+    """A scan being acquired: line blocks as they arrive, then the whole scan."""
+
+    def blocks(self) -> AsyncIterator[tuple[np.ndarray, np.ndarray]]: ...
+    def result(self) -> Scan: ...
+
+
+class PreventsDecision(Exception):
+    """Raised inside the pipeline to end an inspection in `manual` with `reason`."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class Item:
+    """An item under inspection; identities may be added until the record is written."""
+
+    ref: str
+    kind: ItemKind
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    identities: list[Identity] = field(default_factory=list)
+    id: str = field(default_factory=new_id)
+
+
+@dataclass
+class Timer:
+    stages: dict[str, float] = field(default_factory=dict)
+    _t: float = field(default_factory=time.perf_counter)
+
+    def lap(self, stage: str) -> float:
+        now = time.perf_counter()
+        self.stages[stage] = self.stages.get(stage, 0.0) + (now - self._t) * 1000
+        self._t = now
+        return now
+
+
+Actuate = Callable[[Item, Verdict, Reason], Awaitable[None]]
+
+
+@dataclass
+class Inspector:
+    station: str
+    lane: str
+    budget_ms: float
+    engine: DetectionEngine | None
+    store: StoreWriter
+    events: EventBus
+    metrics: StationMetrics
+    actuate: Actuate
+
+    async def inspect(self, item: Item, acquisition: Acquisition) -> InspectionRecord:
+        """Run one item to a committed record; never raises for a device or model fault."""
+        timer = Timer()
+        scan: Scan | None = None
+        detections: list[Detection] = []
+        failure: Reason | None = None
+        within_budget = completed = False
+        try:
+            stream = self._open_stream()
+            async for high, low in acquisition.blocks():
+                await stream.feed(high, low)
+            scan = acquisition.result()
+            end_of_scan = timer.lap("acquire")
+            deadline = asyncio.get_running_loop().time() + self.budget_ms / 1000
+            if scan.complete:
+                async with asyncio.timeout_at(deadline):
+                    detections = await stream.finish(deadline)
+                completed = True
+                within_budget = (time.perf_counter() - end_of_scan) * 1000 <= self.budget_ms
+            timer.lap("detect")
+        except PreventsDecision as exc:
+            failure = self._fail(item, exc.reason, str(exc), timer, "detect")
+        except TimeoutError:
+            failure = self._fail(item, Reason.BUDGET_MISSED, f"detection passed the {self.budget_ms:.0f} ms budget",
+                                 timer, "detect")
+        except DriverError as exc:
+            failure = self._fail(item, Reason.DEVICE_FAULT, str(exc), timer, "acquire")
+        except ModelError as exc:
+            failure = self._fail(item, Reason.INFERENCE_FAILED, str(exc), timer, "detect")
+        if scan is None:
+            scan = _partial(acquisition)
+        verdict, reason = decide(Outcome(completed, within_budget, scan.complete if scan else False,
+                                         tuple(detections), failure))
+        return await self._conclude(item, scan, detections, verdict, reason, timer)
+
+    def _open_stream(self) -> StreamingDetection:
+        if self.engine is None or self.engine.model is None:
+            raise PreventsDecision(Reason.MODEL_UNAVAILABLE, f"station {self.station} has no usable model")
+        return self.engine.open_stream(self.station, 0)
+
+    def _fail(self, item: Item, reason: Reason, message: str, timer: Timer, stage: str) -> Reason:
+        timer.lap(stage)
+        log.warning("pipeline.manual", station=self.station, item=item.ref, reason=reason.value, detail=message)
+        if reason is Reason.BUDGET_MISSED:
+            self.metrics.budget_misses.inc()
+        return reason
+
+    async def _conclude(self, item: Item, scan: Scan | None, detections: list[Detection], verdict: Verdict,
+                        reason: Reason, timer: Timer) -> InspectionRecord:
+        timer.lap("decide")
+        await self.actuate(item, verdict, reason)
+        timer.lap("actuate")
+        scan_ref, stored = await self._store_scan(scan)
+        record = InspectionRecord(
+            id=item.id, seq=0, station=self.station, lane=self.lane, kind=item.kind, started_at=item.started_at,
+            decided_at=datetime.now(timezone.utc), identities=list(item.identities), scan=scan_ref,
+            detections=[DetectionOut(label=d.label, score=d.score, box=d.box) for d in detections],
+            model=self.engine.model if self.engine else None, verdict=verdict, reason=reason.value,
+            latencies_ms={k: round(v, 3) for k, v in timer.stages.items()}, budget_ms=self.budget_ms)
+        record = await self.store.call(self.store.store.commit, record, stored)
+        timer.lap("record")
+        self._observe(record, timer)
+        self.events.publish("inspection", record.model_dump(mode="json", by_alias=True))
+        return record
+
+    async def _store_scan(self, scan: Scan | None) -> tuple[ScanRef | None, bool]:
+        if scan is None:
+            return None, False
+        data = await asyncio.to_thread(scan.to_bytes)
+        sha = hashlib.sha256(data).hexdigest()
+        stored = await self.store.call(self.store.store.put_scan, sha, data)
+        return ScanRef(sha256=sha, size=len(data), shape=scan.shape), stored
+
+    def _observe(self, record: InspectionRecord, timer: Timer) -> None:
+        for stage, ms in timer.stages.items():
+            self.metrics.stage_seconds.labels(stage).observe(ms / 1000)
+        self.metrics.verdicts.labels(record.verdict.value, record.reason).inc()
+        log.info("pipeline.decided", station=self.station, item=record.id, seq=record.seq,
+                 verdict=record.verdict.value, reason=record.reason, detections=len(record.detections),
+                 **{f"{k}_ms": round(v, 1) for k, v in timer.stages.items()})
+
+
+def _partial(acquisition: Acquisition) -> Scan | None:
+    """Whatever part of the scan arrived before a fault, kept as evidence (marked incomplete)."""
+    try:
+        scan = acquisition.result()
+    except (DriverError, ModelError, RuntimeError):
+        return None
+    return Scan(scan.high, scan.low, scan.meta, complete=False)

@@ -1,0 +1,34 @@
+"""Prometheus metrics of one station daemon (its own registry, served at /metrics)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass
+class StationMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.stage_seconds = Histogram("edge_stage_seconds", "Time spent per inspection stage",
+                                       ["stage"], buckets=STAGE_BUCKETS, registry=r)
+        self.verdicts = Counter("edge_verdicts_total", "Verdicts by verdict and reason",
+                                ["verdict", "reason"], registry=r)
+        self.budget_misses = Counter("edge_budget_misses_total", "Inspections that missed their latency budget",
+                                     registry=r)
+        self.dropped = Counter("edge_dropped_total", "Items or data dropped or diverted, by reason",
+                               ["what", "reason"], registry=r)
+        self.queue_depth = Gauge("edge_queue_depth", "Items waiting per internal queue", ["queue"], registry=r)
+        self.outbox_backlog = Gauge("edge_outbox_backlog", "Outbox rows not yet acknowledged by the hub",
+                                    ["lane"], registry=r)
+        self.device_up = Gauge("edge_device_up", "1 when a device link is up", ["device"], registry=r)
+        self.bad_input = Counter("edge_bad_input_total", "Malformed input rejected, by source", ["source"],
+                                 registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

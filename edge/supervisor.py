@@ -1,0 +1,44 @@
+"""Liveness: device tasks report progress; WATCHDOG=1 goes out only while all of them do."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import structlog
+
+from edge import sdnotify
+
+log = structlog.get_logger()
+
+
+@dataclass
+class Progress:
+    """Last progress time per named task; `stalled()` names the tasks silent for too long."""
+
+    stall_after_s: float = 10.0
+    _last: dict[str, float] = field(default_factory=dict)
+
+    def register(self, name: str) -> None:
+        self._last[name] = time.monotonic()
+
+    def beat(self, name: str) -> None:
+        self._last[name] = time.monotonic()
+
+    def stalled(self, now: float | None = None) -> list[str]:
+        now = time.monotonic() if now is None else now
+        return sorted(n for n, t in self._last.items() if now - t > self.stall_after_s)
+
+
+async def watchdog(progress: Progress, period_s: float, socket_path: str | None = None) -> None:
+    """Send WATCHDOG=1 each period while the loop runs and no task is stalled."""
+    reported: list[str] = []
+    while True:
+        await asyncio.sleep(period_s)
+        stalled = progress.stalled()
+        if stalled != reported:
+            log.error("watchdog.stalled", tasks=stalled) if stalled else log.info("watchdog.recovered")
+            reported = stalled
+        if not stalled:
+            sdnotify.notify("WATCHDOG=1", socket_path=socket_path)
