@@ -184,7 +184,7 @@ class Store:
 
     def _scan_refusal(self, size: int) -> str | None:
         if self._scan_bytes + size > self.limits.scan_cap_bytes:
-            self.prune()
+            self._evict_synced_scans(self.limits.scan_cap_bytes - size)
             if self._scan_bytes + size > self.limits.scan_cap_bytes:
                 return "scan_cap"
         if shutil.disk_usage(self.data_dir).free - size < self.limits.reserve_bytes:
@@ -274,13 +274,18 @@ class Store:
             self.conn.executemany("DELETE FROM inspections WHERE id = ?", [(rid,) for rid, _ in old])
         self.counters.pruned_records += len(old)
         if self._scan_bytes > self.limits.scan_cap_bytes * 0.9:
-            rows = self.conn.execute(
-                f"SELECT seq, scan_sha256 FROM inspections WHERE scan_stored = 1 AND {synced} ORDER BY seq").fetchall()
-            for seq, sha in rows:
-                if self._scan_bytes <= self.limits.scan_cap_bytes * 0.8:
-                    break
-                self._delete_scan(sha)
-                self.conn.execute("UPDATE inspections SET scan_stored = 0 WHERE seq = ?", (seq,))
+            self._evict_synced_scans(int(self.limits.scan_cap_bytes * 0.8))
+
+    def _evict_synced_scans(self, target_bytes: int) -> None:
+        """Delete the oldest scans the hub already holds until at most `target_bytes` remain."""
+        rows = self.conn.execute(
+            "SELECT seq, scan_sha256 FROM inspections WHERE scan_stored = 1 AND NOT EXISTS"
+            " (SELECT 1 FROM outbox o WHERE o.record_id = inspections.id) ORDER BY seq").fetchall()
+        for seq, sha in rows:
+            if self._scan_bytes <= target_bytes:
+                break
+            self._delete_scan(sha)
+            self.conn.execute("UPDATE inspections SET scan_stored = 0 WHERE seq = ?", (seq,))
 
     def _delete_scan(self, sha: str | None) -> None:
         if not sha:
@@ -329,8 +334,14 @@ class StoreWriter:
 
 
 def _statements(sql: str) -> list[str]:
-    """Split a migration into statements (no statement of ours contains a ';' in a literal)."""
-    return [part for part in sql.split(";") if part.strip()]
+    """Split a migration into statements, the way the sqlite3 shell does (comments may hold ';')."""
+    statements, buf = [], ""
+    for line in sql.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            statements.append(buf)
+            buf = ""
+    return statements
 
 
 def _dir_size(path: Path) -> int:

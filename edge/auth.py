@@ -1,0 +1,183 @@
+"""Station screen users and sessions: badge + PIN sign-in, roles, expiring sessions.
+
+A badge id alone is cloneable, so it only identifies; the PIN (scrypt-hashed) authenticates.
+Repeated wrong PINs lock the badge for a while. Session tokens are random; only their sha256 is
+stored, so a copy of the database does not hand out live sessions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from edge.audit import transaction
+from edge.errors import EdgeError
+
+ROLES: tuple[str, ...] = ("officer", "supervisor", "technician")
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "case.view": frozenset({"officer", "supervisor"}),        # case images, queue, history, records
+    "case.decide": frozenset({"officer", "supervisor"}),
+    "case.override": frozenset({"supervisor"}),
+    "case.export": frozenset({"supervisor"}),
+    "tip.stats.all": frozenset({"supervisor"}),
+    "audit.view": frozenset({"supervisor"}),
+    "diagnostics": frozenset({"technician"}),
+    "health": frozenset(ROLES),
+}
+
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+AUTH_DDL = """
+CREATE TABLE IF NOT EXISTS web_users (
+    badge        TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    role         TEXT NOT NULL,
+    pin_hash     TEXT NOT NULL,
+    lang         TEXT,
+    active       INTEGER NOT NULL DEFAULT 1,
+    failed       INTEGER NOT NULL DEFAULT 0,
+    locked_until REAL NOT NULL DEFAULT 0,
+    created_at   REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS web_sessions (
+    token_sha256 TEXT PRIMARY KEY,
+    badge        TEXT NOT NULL REFERENCES web_users(badge),
+    created_at   REAL NOT NULL,
+    last_seen    REAL NOT NULL
+);
+"""
+
+
+class AuthError(EdgeError):
+    """A sign-in or user change that is refused; the message is safe to show."""
+
+
+@dataclass(frozen=True)
+class User:
+    badge: str
+    name: str
+    role: str
+    lang: str | None = None
+
+    def can(self, permission: str) -> bool:
+        return self.role in PERMISSIONS[permission]
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    max_s: float = 12 * 3600
+    idle_s: float = 15 * 60
+    max_failed: int = 5
+    lockout_s: float = 300
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(AUTH_DDL)
+
+
+def normalise_badge(badge: str) -> str:
+    """Badge ids are hex as the reader sends them; case and surrounding blanks do not matter."""
+    value = badge.strip().upper()
+    if not re.fullmatch(r"[0-9A-F]{4,32}", value):
+        raise AuthError(f"badge id {badge!r} is not 4 to 32 hexadecimal digits")
+    return value
+
+
+def hash_pin(pin: str, salt: bytes | None = None) -> str:
+    salt = salt or os.urandom(16)
+    digest = hashlib.scrypt(pin.encode(), salt=salt, dklen=32, **_SCRYPT)
+    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${salt.hex()}${digest.hex()}"
+
+
+def check_pin(pin: str, stored: str) -> bool:
+    _, n, r, p, salt, digest = stored.split("$")
+    got = hashlib.scrypt(pin.encode(), salt=bytes.fromhex(salt), dklen=32, n=int(n), r=int(r), p=int(p))
+    return hmac.compare_digest(got.hex(), digest)
+
+
+def add_user(store: Any, badge: str, name: str, role: str, pin: str, lang: str | None = None) -> User:
+    """Create or replace a user (the `edge user add` command); the PIN is 4 to 12 digits."""
+    if role not in ROLES:
+        raise AuthError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if not re.fullmatch(r"[0-9]{4,12}", pin):
+        raise AuthError("a PIN must be 4 to 12 digits")
+    if not name.strip():
+        raise AuthError("a user needs a name")
+    user = User(normalise_badge(badge), name.strip(), role, lang)
+    conn = store.conn
+    ensure_schema(conn)
+    conn.execute("INSERT OR REPLACE INTO web_users (badge, name, role, pin_hash, lang, created_at)"
+                 " VALUES (?,?,?,?,?,?)", (user.badge, user.name, role, hash_pin(pin), lang, time.time()))
+    return user
+
+
+def authenticate(conn: sqlite3.Connection, badge: str, pin: str, policy: SessionPolicy,
+                 now: float | None = None) -> User:
+    """The user for a badge and PIN, or AuthError (the same message whichever part was wrong)."""
+    now = time.time() if now is None else now
+    refused = AuthError("badge or PIN not accepted")
+    try:
+        badge = normalise_badge(badge)
+    except AuthError:
+        raise refused from None
+    row = conn.execute("SELECT name, role, pin_hash, lang, active, failed, locked_until FROM web_users"
+                       " WHERE badge = ?", (badge,)).fetchone()
+    if row is None or not row[4]:
+        raise refused
+    name, role, pin_hash, lang, _, failed, locked_until = row
+    if locked_until > now:
+        raise AuthError(f"badge locked after repeated wrong PINs for {int(locked_until - now)} s more")
+    if not check_pin(pin, pin_hash):
+        failed += 1
+        lock = now + policy.lockout_s if failed >= policy.max_failed else 0
+        conn.execute("UPDATE web_users SET failed = ?, locked_until = ? WHERE badge = ?",
+                     (0 if lock else failed, lock, badge))
+        raise refused
+    conn.execute("UPDATE web_users SET failed = 0, locked_until = 0 WHERE badge = ?", (badge,))
+    return User(badge, name, role, lang)
+
+
+def set_lang(conn: sqlite3.Connection, badge: str, lang: str) -> None:
+    conn.execute("UPDATE web_users SET lang = ? WHERE badge = ?", (lang, badge))
+
+
+def _token_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_session(conn: sqlite3.Connection, user: User, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    token = secrets.token_urlsafe(32)
+    conn.execute("INSERT INTO web_sessions VALUES (?,?,?,?)", (_token_key(token), user.badge, now, now))
+    return token
+
+
+def session_user(conn: sqlite3.Connection, token: str, policy: SessionPolicy,
+                 now: float | None = None) -> User | None:
+    """The signed-in user of a live session (refreshing its idle timer), or None once expired."""
+    now = time.time() if now is None else now
+    key = _token_key(token)
+    with transaction(conn):
+        row = conn.execute(
+            "SELECT s.created_at, s.last_seen, u.badge, u.name, u.role, u.lang, u.active FROM web_sessions s"
+            " JOIN web_users u ON u.badge = s.badge WHERE s.token_sha256 = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        created, last_seen, badge, name, role, lang, active = row
+        if not active or now - created > policy.max_s or now - last_seen > policy.idle_s:
+            conn.execute("DELETE FROM web_sessions WHERE token_sha256 = ?", (key,))
+            return None
+        conn.execute("UPDATE web_sessions SET last_seen = ? WHERE token_sha256 = ?", (now, key))
+    return User(badge, name, role, lang)
+
+
+def close_session(conn: sqlite3.Connection, token: str) -> None:
+    conn.execute("DELETE FROM web_sessions WHERE token_sha256 = ?", (_token_key(token),))

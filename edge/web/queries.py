@@ -1,0 +1,83 @@
+"""Read queries over the store's `inspections` table for the screen (queue, history, export)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from central_sync.schema import InspectionRecord
+
+_COLUMNS = "record"
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """History search: free text over the record (ids, tags, plates, labels), verdict, review state."""
+
+    text: str = ""
+    verdict: str | None = None
+    reviewed: bool | None = None
+    since: str | None = None  # RFC 3339, compared on decided_at
+    until: str | None = None
+    officer: str | None = None
+    limit: int = 50
+    before_seq: int | None = None  # paging: only records older than this seq
+
+
+def _records(rows) -> list[InspectionRecord]:
+    return [InspectionRecord.model_validate_json(r[0]) for r in rows]
+
+
+def queue(store, limit: int = 100) -> list[InspectionRecord]:
+    """Suspect and manual items with no decision yet, oldest first (they are waiting longest)."""
+    rows = store.conn.execute(
+        f"SELECT {_COLUMNS} FROM inspections WHERE verdict IN ('suspect', 'manual') AND reviewed = 0"
+        " ORDER BY seq LIMIT ?", (limit,))
+    return _records(rows)
+
+
+def queue_size(store) -> int:
+    return int(store.conn.execute(
+        "SELECT count(*) FROM inspections WHERE verdict IN ('suspect', 'manual') AND reviewed = 0").fetchone()[0])
+
+
+def history(store, f: HistoryFilter) -> list[InspectionRecord]:
+    """Newest first, filtered as `f` says."""
+    where, args = [], []
+    if f.text:
+        where.append("instr(lower(record), lower(?)) > 0")
+        args.append(f.text)
+    if f.verdict:
+        where.append("verdict = ?")
+        args.append(f.verdict)
+    if f.reviewed is not None:
+        where.append("reviewed = ?")
+        args.append(int(f.reviewed))
+    if f.since:
+        where.append("decided_at >= ?")
+        args.append(f.since)
+    if f.until:
+        where.append("decided_at <= ?")
+        args.append(f.until)
+    if f.officer:
+        where.append("json_extract(record, '$.review.officer') = ?")
+        args.append(f.officer)
+    if f.before_seq is not None:
+        where.append("seq < ?")
+        args.append(f.before_seq)
+    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    rows = store.conn.execute(f"SELECT {_COLUMNS} FROM inspections {clause} ORDER BY seq DESC LIMIT ?",
+                              (*args, f.limit))
+    return _records(rows)
+
+
+def reviewed_with_scans(store, limit: int = 10_000) -> list[InspectionRecord]:
+    """Reviewed records whose scan file is still on disk: the labelled dataset for export."""
+    rows = store.conn.execute(
+        f"SELECT {_COLUMNS} FROM inspections WHERE reviewed = 1 AND scan_stored = 1 ORDER BY seq LIMIT ?",
+        (limit,))
+    return _records(rows)
+
+
+def scan_stored(store, record_id: str) -> bool:
+    row = store.conn.execute("SELECT scan_stored FROM inspections WHERE id = ?", (record_id,)).fetchone()
+    return bool(row and row[0])

@@ -1,0 +1,128 @@
+"""Server-side rendering of a scan for the screen: view mode, boxes, labels and scores, to PNG.
+
+Material pseudo-colour comes from `models.material.colourise` when that module is installed;
+without it the colour view falls back to the high-energy grey view (and the organic/inorganic
+filters to a dual-energy ratio classifier of our own), so the screen always shows something true.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from models.scan import Scan
+
+try:  # the material pseudo-colour of the models package, when it has landed
+    from models.material import colourise as _colourise
+except ImportError:  # pragma: no cover - depends on the models package's progress
+    _colourise = None
+
+VIEW_MODES: tuple[str, ...] = ("colour", "grey", "organic", "inorganic", "negative")
+
+# our own coarse material classes for the filters: 0 air, 1 organic, 2 inorganic, 3 metal, 4 opaque
+AIR, ORGANIC, INORGANIC, METAL, OPAQUE = range(5)
+DETECTION_RGB = (255, 40, 40)
+REVIEW_RGB = (40, 220, 60)
+TIP_RGB = (255, 200, 0)
+
+
+@dataclass(frozen=True)
+class Box:
+    """A box to draw: (x0, y0, x1, y1) in scan pixels and its caption (ASCII; may be empty)."""
+
+    box: tuple[float, float, float, float]
+    caption: str
+    rgb: tuple[int, int, int] = DETECTION_RGB
+
+
+def has_material_colour() -> bool:
+    return _colourise is not None
+
+
+def grey_view(high: np.ndarray) -> np.ndarray:
+    """High-energy transmission as grey, RGB uint8 (air is white, opaque is black)."""
+    g = (high >> 8).astype(np.uint8)
+    return np.repeat(g[:, :, None], 3, axis=2)
+
+
+def colour_view(high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    if _colourise is None:
+        return grey_view(high)
+    return np.ascontiguousarray(_colourise(high, low), dtype=np.uint8)
+
+
+def material_classes(high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """Coarse classes from R = ln T_low / ln T_high (organic ~1.1-1.2, light inorganic 1.3-1.6, metal more)."""
+    th = np.clip(high.astype(np.float32) / 65535.0, 1e-6, 1.0)
+    tl = np.clip(low.astype(np.float32) / 65535.0, 1e-6, 1.0)
+    lh = -np.log(th)
+    ratio = -np.log(tl) / np.maximum(lh, 1e-6)
+    cls = np.full(high.shape, INORGANIC, np.uint8)
+    cls[ratio < 1.27] = ORGANIC
+    cls[ratio >= 1.55] = METAL
+    cls[lh < 0.03] = AIR
+    cls[th < 0.005] = OPAQUE
+    return cls
+
+
+def _keep_only(img: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Fade everything outside `keep` towards white so the kept material stands out."""
+    out = img.copy()
+    faded = 255 - ((255 - img[~keep].astype(np.uint16)) // 5)
+    out[~keep] = faded.astype(np.uint8)
+    return out
+
+
+def _organic(scan: Scan) -> np.ndarray:
+    return _keep_only(colour_view(scan.high, scan.low), material_classes(scan.high, scan.low) == ORGANIC)
+
+
+def _inorganic(scan: Scan) -> np.ndarray:
+    cls = material_classes(scan.high, scan.low)
+    return _keep_only(colour_view(scan.high, scan.low), (cls == INORGANIC) | (cls == METAL) | (cls == OPAQUE))
+
+
+_MODES: dict[str, Callable[[Scan], np.ndarray]] = {
+    "colour": lambda s: colour_view(s.high, s.low),
+    "grey": lambda s: grey_view(s.high),
+    "organic": _organic,
+    "inorganic": _inorganic,
+    "negative": lambda s: 255 - grey_view(s.high),
+}
+
+
+def view(scan: Scan, mode: str) -> np.ndarray:
+    """The RGB image of `scan` in view `mode` (one of VIEW_MODES)."""
+    return _MODES[mode](scan)
+
+
+def draw_boxes(img: np.ndarray, boxes: list[Box]) -> np.ndarray:
+    """Rectangles with captions on a filled tab, sized to the image."""
+    out = np.ascontiguousarray(img.copy())
+    h, w = out.shape[:2]
+    thick = max(2, round(max(h, w) / 300))
+    scale = max(0.5, max(h, w) / 900)
+    for b in boxes:
+        x0, y0, x1, y1 = (int(round(v)) for v in b.box)
+        cv2.rectangle(out, (x0, y0), (x1, y1), b.rgb, thick)
+        if b.caption:
+            (tw, th), base = cv2.getTextSize(b.caption, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+            ty = y0 - 4 if y0 - th - base - 4 >= 0 else min(h - 1, y1 + th + base + 4)
+            cv2.rectangle(out, (x0, ty - th - base), (x0 + tw + 4, ty + base // 2), b.rgb, -1)
+            cv2.putText(out, b.caption, (x0 + 2, ty - base // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
+                        max(1, thick - 1), cv2.LINE_AA)
+    return out
+
+
+def to_png(img: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise ValueError(f"PNG encoding failed for an image of shape {img.shape}")
+    return buf.tobytes()
+
+
+def render_png(scan: Scan, mode: str, boxes: list[Box]) -> bytes:
+    return to_png(draw_boxes(view(scan, mode), boxes))

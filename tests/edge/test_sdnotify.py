@@ -1,0 +1,75 @@
+"""sd_notify over a real datagram socket, as systemd receives it."""
+
+import socket
+
+import pytest
+
+from edge import sdnotify
+from edge.supervisor import Progress
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    path = str(tmp_path / "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(2)
+    yield path, sock
+    sock.close()
+
+
+def test_ready_reaches_the_socket(notify_socket):
+    path, sock = notify_socket
+    assert sdnotify.notify("READY=1\nSTATUS=devices connected", socket_path=path)
+    assert sock.recv(1024) == b"READY=1\nSTATUS=devices connected"
+
+
+def test_abstract_namespace_socket():
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0cpe-test-notify")
+    sock.settimeout(2)
+    with sock:
+        assert sdnotify.notify("WATCHDOG=1", socket_path="@cpe-test-notify")
+        assert sock.recv(64) == b"WATCHDOG=1"
+
+
+def test_without_systemd_nothing_is_sent(monkeypatch):
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert sdnotify.notify("READY=1") is False
+
+
+def test_watchdog_period_is_half_of_watchdog_usec(monkeypatch):
+    monkeypatch.setenv("WATCHDOG_USEC", "10000000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    assert sdnotify.watchdog_period_s() == 5.0
+
+
+async def test_watchdog_stays_silent_while_a_task_is_stalled(notify_socket):
+    import asyncio
+    from edge.supervisor import watchdog
+    path, sock = notify_socket
+    sock.setblocking(False)
+    progress = Progress(stall_after_s=0.05)
+    progress.register("plc")
+    task = asyncio.create_task(watchdog(progress, 0.02, socket_path=path))
+    await asyncio.sleep(0.03)
+    got_fresh = _drain(sock)
+    await asyncio.sleep(0.2)  # plc made no progress: stalled
+    _drain(sock)
+    await asyncio.sleep(0.1)
+    silent = _drain(sock)
+    progress.beat("plc")
+    await asyncio.sleep(0.05)
+    resumed = _drain(sock)
+    task.cancel()
+    assert got_fresh and not silent and resumed
+
+
+def _drain(sock):
+    n = 0
+    while True:
+        try:
+            sock.recv(64)
+            n += 1
+        except BlockingIOError:
+            return n

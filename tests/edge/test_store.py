@@ -1,0 +1,127 @@
+"""The station store: durable commits, outbox in the same transaction, disk bounds, retention."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from central_sync.schema import Review, Verdict
+from edge.errors import StoreCorrupt
+from edge.store import Store, StoreLimits
+
+from edge_factories import make_record
+
+
+def test_commit_allocates_seq_and_outbox_rows(store):
+    a = store.commit(make_record(), scan_stored=False)
+    b = store.commit(make_record(Verdict.SUSPECT, "detection", scan_sha="ab" * 32), scan_stored=True)
+    assert (a.seq, b.seq) == (1, 2)
+    rows = store.conn.execute("SELECT lane, kind, seq FROM outbox ORDER BY id").fetchall()
+    assert rows == [(1, "inspection", 1), (0, "alert", 2), (2, "blob", 2)]
+    assert store.get(b.id).verdict is Verdict.SUSPECT
+
+
+def test_failed_transaction_leaves_nothing(store):
+    rec = store.commit(make_record(), scan_stored=False)
+    with pytest.raises(Exception):
+        store.commit(rec, scan_stored=False)  # same id twice violates UNIQUE
+    assert store.count() == 1
+    assert store.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 1
+
+
+def test_review_is_stored_and_queued(store):
+    from datetime import datetime, timezone
+    rec = store.commit(make_record(Verdict.SUSPECT, "detection"), scan_stored=False)
+    review = Review(officer="B-17", decided_at=datetime.now(timezone.utc), outcome="false_alarm")
+    store.add_review(rec.id, review)
+    assert store.get(rec.id).review.outcome == "false_alarm"
+    assert store.conn.execute("SELECT kind FROM outbox ORDER BY id DESC").fetchone()[0] == "review"
+
+
+def test_migrations_are_recorded_once(tmp_path):
+    with Store(tmp_path) as s:
+        assert s.schema_version() >= 1
+    with Store(tmp_path) as s:
+        assert s.conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == s.schema_version()
+
+
+def test_wal_and_full_sync(store):
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def test_corrupt_database_is_refused_with_its_path(tmp_path):
+    (tmp_path / "station.db").write_bytes(b"SQLite format 3\x00" + os.urandom(4096))
+    with pytest.raises(StoreCorrupt, match="station.db"):
+        Store(tmp_path).open()
+
+
+def test_scans_are_dropped_first_when_disk_is_low(tmp_path):
+    with Store(tmp_path, StoreLimits(reserve_bytes=10**15)) as s:
+        assert not s.put_scan("cd" * 32, b"x" * 100)
+        rec = s.commit(make_record(scan_sha="cd" * 32), scan_stored=False)
+        assert s.get(rec.id) is not None
+        assert s.counters.scans_dropped == {"disk_low": 1}
+        assert s.conn.execute("SELECT count(*) FROM outbox WHERE kind='blob'").fetchone()[0] == 0
+
+
+def test_scan_cap_refuses_new_scans_but_never_evicts_unsynced(tmp_path):
+    with Store(tmp_path, StoreLimits(reserve_bytes=0, scan_cap_bytes=250)) as s:
+        for i in range(2):
+            sha = f"{i:02x}" * 32
+            assert s.put_scan(sha, b"y" * 100)
+            s.commit(make_record(scan_sha=sha), scan_stored=True)
+        assert not s.put_scan("ee" * 32, b"z" * 100)  # both stored scans are unsynced: kept
+        assert s.counters.scans_dropped == {"scan_cap": 1}
+        s.conn.execute("DELETE FROM outbox")  # the hub acknowledged everything
+        assert s.put_scan("ee" * 32, b"z" * 100)
+
+
+def test_retention_prunes_only_synced(tmp_path):
+    with Store(tmp_path, StoreLimits(reserve_bytes=0, retention_days=1)) as s:
+        synced = s.commit(make_record(), scan_stored=False)
+        unsynced = s.commit(make_record(), scan_stored=False)
+        s.conn.execute("DELETE FROM outbox WHERE record_id = ?", (synced.id,))
+        s.prune(now=time.time() + 3 * 86400)
+        assert s.get(synced.id) is None
+        assert s.get(unsynced.id) is not None
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[2])
+    from edge_factories import make_record
+    from edge.store import Store
+    with Store(sys.argv[1]) as s:
+        while True:
+            rec = s.commit(make_record(), scan_stored=False)
+            print("REC", rec.seq, rec.id, flush=True)
+""")
+
+
+def test_kill_9_loses_no_committed_record(tmp_path):
+    here = os.path.dirname(__file__)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), here])}
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), here], stdout=subprocess.PIPE,
+                            text=True, env=env)
+    acknowledged = []
+    for line in proc.stdout:
+        acknowledged.append(line.split())
+        acknowledged = [a for a in acknowledged if a[0] == "REC"]
+        if len(acknowledged) >= 200:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    complete_lines = proc.stdout.read().split("\n")[:-1]  # the last piece may be cut by the kill
+    acknowledged += [line.split() for line in complete_lines if line.startswith("REC")]
+    with Store(tmp_path) as s:  # reopens clean: integrity check passes
+        stored = dict(s.conn.execute("SELECT id, seq FROM inspections"))
+        seqs = sorted(stored.values())
+        assert seqs == list(range(1, len(seqs) + 1))  # no gap
+    for _, seq, rid in acknowledged:
+        assert stored[rid] == int(seq)
