@@ -1,0 +1,140 @@
+"""Model package manifest (`manifest.toml` beside `model.onnx`): parsing, validation, integrity.
+
+A package is `models/zoo/<name>/model.onnx` + `manifest.toml`:
+
+    name, version, sha256 (hex of model.onnx), description
+    [input]  channels = ["high", "low"]   (tensor channel order; 2 or 3 of "high"/"low")
+             size = [640, 640]            (tile H, W)
+             normalisation = "attenuation" (a = -ln(clip(T/65535, 1e-4, 1)) / ln(1e4); pad = air = 0)
+             pixel_mm
+    [output] format = "cpe-fcos-v1" | "yolov8" | "yolov5"; stride (cpe-fcos-v1 only)
+    [[classes]] name, threshold
+    [evaluation] free-form figures
+
+Three-channel inputs (YOLO tool-chains trained on RGB) list their mapping explicitly, e.g.
+`channels = ["high", "low", "high"]`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from models.errors import ManifestError, ModelIntegrityError
+
+MANIFEST_FILE = "manifest.toml"
+MODEL_FILE = "model.onnx"
+OUTPUT_FORMATS = ("cpe-fcos-v1", "yolov8", "yolov5")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSpec(_Frozen):
+    """How a scan becomes the model's input tensor."""
+
+    channels: tuple[Literal["high", "low"], ...] = Field(min_length=2, max_length=3)
+    size: tuple[int, int]
+    normalisation: Literal["attenuation"] = "attenuation"
+    pixel_mm: float = Field(gt=0)
+
+    @field_validator("size")
+    @classmethod
+    def _positive(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if min(v) < 32:
+            raise ValueError(f"tile size {list(v)} must be at least 32 pixels each way")
+        return v
+
+
+class OutputSpec(_Frozen):
+    """Which output layout the model emits."""
+
+    format: Literal["cpe-fcos-v1", "yolov8", "yolov5"]
+    stride: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _stride_for_fcos(self) -> OutputSpec:
+        if self.format == "cpe-fcos-v1" and self.stride is None:
+            raise ValueError("format 'cpe-fcos-v1' needs a 'stride'")
+        return self
+
+
+class ClassSpec(_Frozen):
+    """One class and its score threshold."""
+
+    name: str = Field(min_length=1)
+    threshold: float = Field(gt=0, le=1)
+
+
+class Manifest(_Frozen):
+    """The whole manifest."""
+
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    description: str = ""
+    input: InputSpec
+    output: OutputSpec
+    classes: tuple[ClassSpec, ...] = Field(min_length=1)
+    evaluation: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("classes")
+    @classmethod
+    def _unique(cls, v: tuple[ClassSpec, ...]) -> tuple[ClassSpec, ...]:
+        names = [c.name for c in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"class names repeat: {dupes}")
+        return v
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.classes)
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return {c.name: c.threshold for c in self.classes}
+
+
+def _describe(err: ValidationError, path: Path) -> str:
+    """One sentence naming the first failing key and the file."""
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "<root>"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"manifest {path} key {key!r}: {first['msg']}{more}"
+
+
+def load_manifest(model_dir: str | Path) -> Manifest:
+    """Read and validate `manifest.toml` in `model_dir`; any defect raises ManifestError naming it."""
+    path = Path(model_dir) / MANIFEST_FILE
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ManifestError(f"model package {model_dir} has no {MANIFEST_FILE}") from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ManifestError(f"manifest {path} is not readable TOML: {exc}") from exc
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise ManifestError(_describe(exc, path)) from exc
+
+
+def read_verified_model(model_dir: str | Path, manifest: Manifest) -> bytes:
+    """Return the ONNX bytes only if their sha256 matches the manifest (checked before any load)."""
+    path = Path(model_dir) / MODEL_FILE
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelIntegrityError(f"model file {path} cannot be read: {exc.strerror or exc}") from exc
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != manifest.sha256:
+        raise ModelIntegrityError(
+            f"model file {path} ({len(data)} bytes) has sha256 {actual}, but its manifest says "
+            f"{manifest.sha256}; refusing to load a tampered or truncated model"
+        )
+    return data

@@ -1,0 +1,110 @@
+"""Shadow model: a candidate detector runs beside the active one and never touches a verdict.
+
+The candidate runs as a background job of the shared pool (only when the pool is idle) and its
+detections are compared with the active model's, class by class, matched at IoU >= 0.5. The
+figures (`stats()`) tell whether the candidate can be rolled out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import structlog
+
+from models.decode import iou_one_to_many
+from models.detection import Detection
+from models.errors import ModelError
+from models.pool import InferencePool, PoolBusy
+from models.runtime import Detector
+from models.scan import Scan
+
+log = structlog.get_logger("models.shadow")
+
+
+def match(active: Sequence[Detection], candidate: Sequence[Detection], iou: float = 0.5) -> dict[str, Counter]:
+    """Per class: counts of `both`, `only_active`, `only_candidate` (greedy best-IoU matching)."""
+    out: dict[str, Counter] = {}
+    for label in {d.label for d in (*active, *candidate)}:
+        a = np.array([d.box for d in active if d.label == label], np.float32).reshape(-1, 4)
+        c = np.array([d.box for d in candidate if d.label == label], np.float32).reshape(-1, 4)
+        both = _greedy_pairs(a, c, iou)
+        out[label] = Counter(both=both, only_active=len(a) - both, only_candidate=len(c) - both)
+    return out
+
+
+def _greedy_pairs(a: np.ndarray, c: np.ndarray, iou: float) -> int:
+    if not len(a) or not len(c):
+        return 0
+    m = np.stack([iou_one_to_many(box, c) for box in a])
+    pairs = 0
+    while m.size and m.max() >= iou:
+        i, j = np.unravel_index(m.argmax(), m.shape)
+        m[i, :], m[:, j] = -1, -1
+        pairs += 1
+    return pairs
+
+
+class ShadowRunner:
+    """Runs `candidate` on scans already decided by the active model; use as async context manager."""
+
+    def __init__(self, candidate: Detector, pool: InferencePool, *, iou: float = 0.5, max_pending: int = 2) -> None:
+        self.candidate, self.pool, self.iou, self.max_pending = candidate, pool, iou, max_pending
+        self._tasks: set[asyncio.Task] = set()
+        self._scans: Counter = Counter()
+        self._classes: dict[str, Counter] = {}
+
+    async def __aenter__(self) -> ShadowRunner:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def submit(self, station: str, scan: Scan, active: Sequence[Detection]) -> bool:
+        """Start a comparison in the background; False (and counted) when too many are pending."""
+        self._scans["offered"] += 1
+        if len(self._tasks) >= self.max_pending:
+            self._scans["skipped_pending"] += 1
+            return False
+        task = asyncio.create_task(self.compare(station, scan, active), name=f"shadow-{station}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def compare(self, station: str, scan: Scan, active: Sequence[Detection]) -> dict[str, Counter] | None:
+        """Run the candidate (background priority) and record agreement; None when skipped or failed."""
+        try:
+            found = await self.pool.run(f"{station}/shadow", lambda: self.candidate.detect(scan), background=True,
+                                        cost=self.candidate.estimate_seconds(scan.shape))
+        except PoolBusy:
+            self._scans["skipped_busy"] += 1
+            return None
+        except ModelError as exc:
+            self._scans["failed"] += 1
+            log.warning("shadow.failed", station=station, error=str(exc))
+            return None
+        result = match(active, found, self.iou)
+        self._record(result, bool(active), bool(found))
+        return result
+
+    def _record(self, result: dict[str, Counter], active_hit: bool, candidate_hit: bool) -> None:
+        self._scans["compared"] += 1
+        self._scans["verdict_agree" if active_hit == candidate_hit else "verdict_differ"] += 1
+        for label, counts in result.items():
+            self._classes.setdefault(label, Counter()).update(counts)
+
+    def stats(self) -> dict:
+        """Agreement figures for metrics: scans and per-class both / only_active / only_candidate."""
+        info = self.candidate.info
+        return {
+            "candidate": {"name": info.name, "version": info.version, "sha256": info.sha256},
+            "scans": {k: self._scans[k] for k in ("offered", "compared", "skipped_busy", "skipped_pending",
+                                                   "failed", "verdict_agree", "verdict_differ")},
+            "classes": {label: {k: c[k] for k in ("both", "only_active", "only_candidate")}
+                        for label, c in sorted(self._classes.items())},
+        }

@@ -1,0 +1,75 @@
+"""Each output layout (cpe-fcos-v1, yolov8, yolov5), 2 and 3 input channels, per-class thresholds."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.runtime import ThresholdError, load_detector
+from models.scan import Scan
+from models.testgraphs import air, paint_square
+
+LAYOUTS = [
+    ("cpe-fcos-v1", ("high", "low")),
+    ("yolov8", ("high", "low")),
+    ("yolov8", ("high", "low", "high")),
+    ("yolov5", ("high", "low")),
+    ("yolov5", ("low", "high", "low")),
+]
+
+
+def _scene():
+    high, low = air(296, 200)  # every tile origin on the 8-pixel grid
+    want = [
+        ("metal", paint_square(high, low, 20, 36)),
+        ("organic", paint_square(high, low, 108, 100, "organic")),
+        ("metal", paint_square(high, low, 228, 164)),
+    ]
+    return Scan(high, low), sorted(want)
+
+
+@pytest.mark.parametrize(("fmt", "channels"), LAYOUTS)
+def test_each_layout_finds_each_object_once_with_its_box(make_package, fmt, channels):
+    det = load_detector(make_package(fmt, channels), overlap=32)
+    scan, want = _scene()
+    got = sorted((d.label, d.box) for d in det.detect(scan))
+    assert got == want
+    assert all(d.score > 0.9 for d in det.detect(scan))
+
+
+@pytest.mark.parametrize(("fmt", "channels"), LAYOUTS)
+def test_air_gives_no_detection(make_package, fmt, channels):
+    det = load_detector(make_package(fmt, channels), overlap=32)
+    assert det.detect(Scan(*air(200, 300))) == []
+
+
+def test_threshold_override_applies_per_class(detector):
+    scan, _ = _scene()
+    strict = detector.with_thresholds({"organic": 0.9999})
+    assert sorted(d.label for d in strict.detect(scan)) == ["metal", "metal"]
+    assert strict.info.thresholds == {"metal": 0.5, "organic": pytest.approx(0.9999)}
+    assert detector.info.thresholds["organic"] == 0.5
+    assert len(detector.detect(scan)) == 3
+
+
+@pytest.mark.parametrize("override", [{"knife": 0.5}, {"metal": 0.0}, {"metal": 1.5}])
+def test_bad_threshold_override_is_refused(detector, override):
+    with pytest.raises(ThresholdError):
+        detector.with_thresholds(override)
+
+
+def test_info_and_measured_times(detector, fcos_dir):
+    info = detector.info
+    assert (info.name, info.version, info.format) == ("test-det", "1.0.0", "cpe-fcos-v1")
+    assert info.classes == ("metal", "organic")
+    assert info.providers[-1] == "CPUExecutionProvider"
+    assert detector.bare_tile_seconds > 0 and detector.tile_seconds > 0
+    one, many = detector.estimate_seconds((100, 100)), detector.estimate_seconds((1000, 1000))
+    assert 0 < one < many
+    assert info.as_dict()["tile_size"] == [128, 128]
+
+
+def test_unavailable_provider_falls_back_to_cpu(fcos_dir):
+    det = load_detector(fcos_dir, providers=["NoSuchExecutionProvider"], intra_op_threads=2)
+    assert det.info.providers == ("CPUExecutionProvider",)
+    scan, want = _scene()
+    assert len(det.detect(scan)) == len(want)

@@ -1,0 +1,100 @@
+"""Manifest validation and the sha256 check that comes before onnxruntime sees the model."""
+
+from __future__ import annotations
+
+import shutil
+
+import onnxruntime
+import pytest
+
+from models.errors import ManifestError, ModelIntegrityError
+from models.runtime import load_detector
+
+
+@pytest.fixture
+def pkg(fcos_dir, tmp_path):
+    dst = tmp_path / "pkg"
+    shutil.copytree(fcos_dir, dst)
+    return dst
+
+
+@pytest.fixture
+def no_session(monkeypatch):
+    """Fail the test if an onnxruntime session is created."""
+
+    def refuse(*a, **k):
+        raise AssertionError("a session was created for an unverified model")
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", refuse)
+
+
+def _edit(pkg, old, new):
+    path = pkg / "manifest.toml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_tampered_model_is_refused_before_loading(pkg, no_session):
+    data = bytearray((pkg / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (pkg / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="sha256.*refusing to load a tampered or truncated model"):
+        load_detector(pkg)
+
+
+def test_truncated_model_is_refused(pkg, no_session):
+    data = (pkg / "model.onnx").read_bytes()
+    (pkg / "model.onnx").write_bytes(data[: len(data) // 3])
+    with pytest.raises(ModelIntegrityError, match=f"{len(data) // 3} bytes"):
+        load_detector(pkg)
+
+
+def test_missing_model_file_is_refused(pkg, no_session):
+    (pkg / "model.onnx").unlink()
+    with pytest.raises(ModelIntegrityError, match="cannot be read"):
+        load_detector(pkg)
+
+
+def test_missing_manifest(pkg):
+    (pkg / "manifest.toml").unlink()
+    with pytest.raises(ManifestError, match="has no manifest.toml"):
+        load_detector(pkg)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ('pixel_mm = 1.0\n', 'pixel_mm = 1.0\ncolour = "blue"\n', "input.colour"),
+        ('"high", "low"', '"high", "mid"', "input.channels.1"),
+        ("stride = 8\n", "", "output"),
+        ('format = "cpe-fcos-v1"', 'format = "detr"', "output.format"),
+        ("threshold = 0.5", "threshold = 2", "classes.0.threshold"),
+        ('version = "1.0.0"\n', "", "version"),
+        ('name = "organic"', 'name = "metal"', "classes"),
+    ],
+)
+def test_manifest_errors_name_key_and_file(pkg, old, new, key):
+    _edit(pkg, old, new)
+    with pytest.raises(ManifestError) as err:
+        load_detector(pkg)
+    assert f"key {key!r}" in str(err.value)
+    assert str(pkg / "manifest.toml") in str(err.value)
+
+
+def test_unreadable_toml_names_the_file(pkg):
+    (pkg / "manifest.toml").write_text("name = [unclosed\n")
+    with pytest.raises(ManifestError, match="not readable TOML"):
+        load_detector(pkg)
+
+
+def test_manifest_disagreeing_with_graph_is_refused(pkg):
+    _edit(pkg, "size = [128, 128]", "size = [256, 256]")
+    with pytest.raises(ManifestError, match=r"takes input .* manifest implies \[1, 2, 256, 256\]"):
+        load_detector(pkg)
+
+
+def test_three_channel_manifest_for_two_channel_graph_is_refused(pkg):
+    _edit(pkg, '"high", "low"', '"high", "low", "high"')
+    with pytest.raises(ManifestError, match="takes input"):
+        load_detector(pkg)
