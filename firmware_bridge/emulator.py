@@ -1,0 +1,365 @@
+"""Firmware emulator: the controller's side of the protocol on a pseudo-terminal.
+
+It owns a pty and a stable symlink to its slave (like /dev/serial/by-id), answers HELLO, STATUS,
+ARM/DISARM, START_SCAN/STOP_SCAN, streams LINE frames from scans at `line_rate` through a
+line FIFO of `fifo_lines` (overflow = scan incomplete) and ends with SCAN_END. Interlocks are
+physical: only `set_interlocks` (the test harness, i.e. a person closing a door) changes them;
+BYPASS_INTERLOCKS is always refused. A stale host heartbeat puts it in the safe state (disarmed,
+scan stopped). Faults on demand: corrupted, dropped and duplicated outgoing frames (random, with
+a seed), `stall`, `reboot`, `unplug`/`replug`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import random
+import shutil
+import tempfile
+import tty
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from firmware_bridge import codec
+from firmware_bridge.codec import Capability, Fault, Frame, MsgType, NakReason
+from firmware_bridge.endpoint import Endpoint, EndpointSettings, FdPort, Reply
+from firmware_bridge.errors import BridgeError, LinkDown
+from models.scan import Scan
+
+log = structlog.get_logger(__name__)
+
+FIRMWARE_VERSION = "emu-1.0.0"
+_MAX_PENDING = 1 << 16
+
+
+@dataclass(frozen=True)
+class FaultSettings:
+    """Probabilities (0..1) applied to each outgoing frame."""
+
+    corrupt: float = 0.0
+    drop: float = 0.0
+    duplicate: float = 0.0
+    seed: int | None = None
+
+
+@dataclass
+class _Pty:
+    master: int
+    slave: int
+    name: str
+
+
+class FirmwareEmulator:
+    """In-process X-ray controller firmware on a pty; an async context manager."""
+
+    def __init__(self, scans: Sequence[Scan], *, line_rate: float = 200.0, faults: FaultSettings = FaultSettings(),
+                 boot_s: float = 0.3, heartbeat_s: float = 0.2, host_stale_s: float = 1.5,
+                 baudrate: int | None = None, fifo_lines: int = 512, interlocks_closed: bool = True,
+                 ack_timeout_s: float = 0.2, attempts: int = 4, window: int = 16,
+                 max_frame: int = codec.MAX_FRAME, link_dir: str | Path | None = None) -> None:
+        if not scans:
+            raise ValueError("the firmware emulator needs at least one scan to stream")
+        self.scans = list(scans)
+        self.line_rate = line_rate
+        self.faults = faults
+        self.boot_s = boot_s
+        self.heartbeat_s = heartbeat_s
+        self.host_stale_s = host_stale_s
+        self.fifo_lines = fifo_lines
+        self.interlocks_closed = interlocks_closed
+        self.max_frame = max_frame
+        self.firmware_hash = hashlib.sha256(FIRMWARE_VERSION.encode()).digest()
+        self.firmware_version = FIRMWARE_VERSION
+        self._ep_settings = EndpointSettings(ack_timeout_s, attempts, window, max_frame, baudrate)
+        self._rng = random.Random(faults.seed)
+        self._own_dir = link_dir is None
+        self._dir = Path(link_dir) if link_dir is not None else Path(tempfile.mkdtemp(prefix="xray-emu-"))
+        self.port = str(self._dir / "xray-controller")
+        self._pty: _Pty | None = None
+        self._fd_port: FdPort | None = None
+        self._ep: Endpoint | None = None
+        self._loop = asyncio.get_running_loop()
+        self._silent_until = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._scan_task: asyncio.Task[None] | None = None
+        self._stop_scan = False
+        self._next_scan = 0
+        self._boot_t = self._loop.time()
+        self._last_host_beat = self._loop.time()
+        self.boot_id = self._rng.getrandbits(32)
+        self.session = False
+        self.armed = False
+        self.fault_bits = 0
+        self.counters = {"lines_sent": 0, "lines_lost": 0, "scans": 0, "reboots": 0, "injected": 0, "refused": 0}
+
+    async def __aenter__(self) -> FirmwareEmulator:
+        self._plug()
+        self._spawn(self._heartbeats(), "emu:heartbeat")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._unplug()
+        if self._own_dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    # ---- the physical world ----------------------------------------------------------------
+
+    @property
+    def scanning(self) -> bool:
+        return self._scan_task is not None and not self._scan_task.done()
+
+    def set_interlocks(self, closed: bool) -> None:
+        """A door or curtain closes or opens; opening drops the beam and the scan at once."""
+        self.interlocks_closed = closed
+        if not closed:
+            self._safe_state("interlock opened")
+
+    def set_faults(self, faults: FaultSettings) -> None:
+        self.faults = faults
+
+    def stall(self, seconds: float) -> None:
+        """Hang: ignore input and send nothing for `seconds`."""
+        self._silent_until = max(self._silent_until, self._loop.time() + seconds)
+        log.info("emulator.stall", seconds=seconds)
+
+    async def reboot(self, boot_s: float | None = None) -> None:
+        """Watchdog reset: scan and arming lost, new boot id, silent while booting."""
+        self.counters["reboots"] += 1
+        if self._scan_task is not None:
+            self._scan_task.cancel()
+            await asyncio.gather(self._scan_task, return_exceptions=True)
+        self.armed = False
+        self.session = False
+        self.fault_bits = 0
+        self.boot_id = self._rng.getrandbits(32)
+        self._boot_t = self._loop.time()
+        self._new_endpoint()
+        self.stall(self.boot_s if boot_s is None else boot_s)
+        log.info("emulator.reboot", boot_id=self.boot_id)
+
+    def unplug(self) -> None:
+        """The cable is pulled: the port vanishes and the host's reads fail."""
+        self._safe_state("unplugged")
+        self._unplug()
+
+    def replug(self) -> None:
+        """The cable is back: a new pty behind the same symlink; the host must HELLO again."""
+        self._plug()
+
+    # ---- port plumbing ---------------------------------------------------------------------
+
+    def _plug(self) -> None:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        tty.setraw(master)
+        self._pty = _Pty(master, slave, os.ttyname(slave))
+        link = Path(self.port)
+        link.unlink(missing_ok=True)
+        link.symlink_to(self._pty.name)
+        self._fd_port = FdPort(master, self._rx, self._port_lost, max_pending=1 << 24)
+        self._fd_port.start()
+        self.session = False
+        self._new_endpoint()
+        log.info("emulator.plugged", port=self.port, pty=self._pty.name)
+
+    def _unplug(self) -> None:
+        if self._pty is None:
+            return
+        assert self._fd_port is not None
+        self._fd_port.close()
+        Path(self.port).unlink(missing_ok=True)
+        os.close(self._pty.master)
+        os.close(self._pty.slave)
+        self._pty = None
+        if self._ep is not None:
+            self._ep.close(LinkDown("the emulator's port was unplugged"))
+
+    def _port_lost(self, reason: str) -> None:
+        log.warning("emulator.port_error", reason=reason)
+
+    def _new_endpoint(self) -> None:
+        if self._ep is not None:
+            self._ep.close(LinkDown("the emulator restarted its link"))
+        self._ep = Endpoint(self._tx, self._handle, "emulator", self._ep_settings)
+        self._ep.on_heartbeat = self._host_beat
+
+    def _rx(self, data: bytes) -> None:
+        if self._loop.time() >= self._silent_until and self._ep is not None:
+            self._ep.feed(data)
+
+    def _tx(self, wire: bytes) -> None:
+        port = self._fd_port
+        if port is None or self._pty is None or self._loop.time() < self._silent_until or port.pending > _MAX_PENDING:
+            return
+        f, r = self.faults, self._rng.random()
+        if r < f.drop:
+            self.counters["injected"] += 1
+            return
+        if r < f.drop + f.corrupt:
+            self.counters["injected"] += 1
+            buf = bytearray(wire)
+            buf[self._rng.randrange(len(buf) - 1)] ^= self._rng.randrange(1, 256)
+            wire = bytes(buf)
+        elif r < f.drop + f.corrupt + f.duplicate:
+            self.counters["injected"] += 1
+            port.write(wire)
+        port.write(wire)
+
+    # ---- protocol --------------------------------------------------------------------------
+
+    def _handle(self, frame: Frame) -> Reply:
+        if frame.type == MsgType.HELLO:
+            return self._hello(frame)
+        if not self.session:
+            return NakReason.NO_SESSION
+        action = self._ACTIONS.get(frame.type)
+        if action is None:
+            return NakReason.UNKNOWN_TYPE
+        reply = action(self, frame.payload)
+        if isinstance(reply, NakReason):
+            self.counters["refused"] += 1
+            log.info("emulator.refused", request=MsgType(frame.type).name, reason=reply.name)
+        return reply
+
+    def _hello(self, frame: Frame) -> Reply:
+        req = codec.HelloRequest.decode(frame.payload)
+        assert self._ep is not None
+        self._ep.reset_rx()
+        self._ep.decoder.max_frame = min(self.max_frame, req.max_frame)
+        self._safe_state("new host session")
+        self.session = True
+        self._last_host_beat = self._loop.time()
+        return codec.HelloInfo(self.boot_id, self._ep.decoder.max_frame,
+                               Capability.DUAL_ENERGY | Capability.LINE_STREAM,
+                               self.firmware_hash, self.firmware_version).encode()
+
+    def _status(self, _p: bytes) -> Reply:
+        on = self.scanning
+        return codec.Status(self.interlocks_closed, self.armed, on, 160.0 if on else 0.0,
+                            1.0 if on else 0.0, self.fault_bits).encode()
+
+    def _arm(self, _p: bytes) -> Reply:
+        if not self.interlocks_closed:
+            return NakReason.INTERLOCKS_OPEN
+        self.armed = True
+        return b""
+
+    def _disarm(self, _p: bytes) -> Reply:
+        self._safe_state("disarm requested")
+        return b""
+
+    def _start(self, payload: bytes) -> Reply:
+        scan_id = codec.decode_scan_id(payload)
+        if not self.interlocks_closed:
+            return NakReason.INTERLOCKS_OPEN
+        if not self.armed:
+            return NakReason.NOT_ARMED
+        if self.scanning:
+            return NakReason.BUSY
+        scan = self.scans[self._next_scan % len(self.scans)]
+        self._next_scan += 1
+        self._stop_scan = False
+        self._scan_task = self._spawn(self._stream(scan_id, scan), f"emu:scan:{scan_id}")
+        return b""
+
+    def _stop(self, _payload: bytes) -> Reply:
+        if not self.scanning:
+            return NakReason.NOT_SCANNING
+        self._stop_scan = True
+        return b""
+
+    def _bypass(self, _payload: bytes) -> Reply:
+        return NakReason.REFUSED_SAFETY
+
+    _ACTIONS = {
+        MsgType.STATUS: _status, MsgType.ARM: _arm, MsgType.DISARM: _disarm,
+        MsgType.START_SCAN: _start, MsgType.STOP_SCAN: _stop, MsgType.BYPASS_INTERLOCKS: _bypass,
+    }
+
+    def _safe_state(self, why: str) -> None:
+        if self.armed or self.scanning:
+            log.info("emulator.safe_state", reason=why)
+        self.armed = False
+        self._stop_scan = True
+
+    # ---- tasks -----------------------------------------------------------------------------
+
+    def _spawn(self, coro, name: str) -> asyncio.Task[None]:  # noqa: ANN001
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _stream(self, scan_id: int, scan: Scan) -> None:
+        """Send each line at its clock tick; a FIFO overrun or a lost line makes the scan incomplete."""
+        assert self._ep is not None
+        ep, period, t0 = self._ep, 1.0 / self.line_rate, self._loop.time()
+        pending: list[asyncio.Future[bytes]] = []
+        complete, sent, lost = True, 0, 0
+        self.counters["scans"] += 1
+        for i in range(scan.shape[0]):
+            if self._stop_scan:
+                complete = False
+                break
+            due = t0 + i * period
+            if due > self._loop.time():
+                await asyncio.sleep(due - self._loop.time())
+            elif (self._loop.time() - due) * self.line_rate > self.fifo_lines:
+                self.fault_bits |= Fault.FIFO_OVERFLOW
+                complete = False
+                break
+            try:
+                pending.append(await ep.submit(MsgType.LINE, codec.Line(scan_id, i, scan.high[i], scan.low[i]).encode()))
+            except BridgeError:
+                complete = False
+                break
+            sent += 1
+            pending, n = _reap(pending)
+            lost += n
+        lost += await _drain(pending)
+        self.counters["lines_sent"] += sent - lost
+        self.counters["lines_lost"] += lost
+        with contextlib.suppress(BridgeError):
+            await ep.request(MsgType.SCAN_END, codec.ScanEnd(scan_id, sent, complete and not lost).encode())
+
+    async def _heartbeats(self) -> None:
+        while True:
+            now = self._loop.time()
+            if self._ep is not None and now >= self._silent_until:
+                uptime = int((now - self._boot_t) * 1000)
+                self._ep.send(MsgType.HEARTBEAT, codec.Heartbeat(self.boot_id, uptime).encode())
+                if self.session and now - self._last_host_beat > self.host_stale_s:
+                    self.fault_bits |= Fault.HOST_LOST
+                    self.session = False
+                    self._safe_state("host heartbeat stale")
+            await asyncio.sleep(self.heartbeat_s)
+
+    def _host_beat(self, _hb: codec.Heartbeat) -> None:
+        self._last_host_beat = self._loop.time()
+
+
+def _reap(pending: list[asyncio.Future[bytes]]) -> tuple[list[asyncio.Future[bytes]], int]:
+    """Drop finished futures from the list; return the rest and how many of the finished failed."""
+    if len(pending) < 64:
+        return pending, 0
+    lost = sum(1 for f in pending if f.done() and (f.cancelled() or f.exception() is not None))
+    return [f for f in pending if not f.done()], lost
+
+
+async def _drain(pending: list[asyncio.Future[bytes]]) -> int:
+    """Wait for every outstanding line; return how many were never acknowledged."""
+    lost = 0
+    for fut in pending:
+        try:
+            await fut
+        except BridgeError:
+            lost += 1
+    return lost

@@ -1,0 +1,143 @@
+"""Host link against the firmware emulator over real pseudo-terminals."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+
+from firmware_bridge import codec
+from firmware_bridge.codec import Frame, MsgType, NakReason
+from firmware_bridge.emulator import FirmwareEmulator
+from firmware_bridge.endpoint import Endpoint, EndpointSettings
+from firmware_bridge.errors import AckTimeout, Nak
+from firmware_bridge.link import HostLink, LinkFault, LinkSettings, LinkUp
+from models.scan import Scan
+
+FAST = dict(heartbeat_s=0.05, stale_s=0.3, reconnect_s=0.05, ack_timeout_s=0.1)
+
+
+def _scan() -> Scan:
+    img = np.full((20, 32), 60000, np.uint16)
+    img[5:10, 8:20] = 9000
+    return Scan(high=img, low=img // 2)
+
+
+def _ignore(frame: Frame) -> bytes:
+    return b""
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[FirmwareEmulator]:
+    async with FirmwareEmulator([_scan()], heartbeat_s=0.05, host_stale_s=0.4, boot_s=0.2) as e:
+        yield e
+
+
+async def _wait_for(cond, timeout: float = 5.0) -> None:  # noqa: ANN001
+    async with asyncio.timeout(timeout):
+        while not cond():
+            await asyncio.sleep(0.01)
+
+
+async def test_hello_announces_firmware_identity(emu: FirmwareEmulator) -> None:
+    async with HostLink(LinkSettings(port=emu.port, **FAST), _ignore) as link:
+        hello = await link.wait_up(3)
+    assert hello.firmware_version == emu.firmware_version
+    assert hello.firmware_hash == emu.firmware_hash
+    assert hello.boot_id == emu.boot_id
+    assert hello.capabilities & codec.Capability.LINE_STREAM
+    assert hello.max_frame == codec.MAX_FRAME
+
+
+async def test_arm_refused_while_interlocks_open_and_bypass_always_refused(emu: FirmwareEmulator) -> None:
+    emu.set_interlocks(False)
+    async with HostLink(LinkSettings(port=emu.port, **FAST), _ignore) as link:
+        await link.wait_up(3)
+        with pytest.raises(Nak) as refused:
+            await link.request(MsgType.ARM)
+        assert refused.value.reason == NakReason.INTERLOCKS_OPEN
+        with pytest.raises(Nak) as bypass:
+            await link.request(MsgType.BYPASS_INTERLOCKS)
+        assert bypass.value.reason == NakReason.REFUSED_SAFETY
+        status = codec.Status.decode(await link.request(MsgType.STATUS))
+        assert not status.interlocks_closed and not status.armed
+        emu.set_interlocks(True)
+        await link.request(MsgType.ARM)
+        assert codec.Status.decode(await link.request(MsgType.STATUS)).armed
+
+
+async def test_unplug_faults_with_last_frames_and_replug_recovers(emu: FirmwareEmulator) -> None:
+    async with HostLink(LinkSettings(port=emu.port, **FAST), _ignore) as link:
+        first = await link.wait_up(3)
+        await link.request(MsgType.STATUS)
+        emu.unplug()
+        await _wait_for(lambda: not link.up)
+        fault = next(e for e in link.events if isinstance(e, LinkFault))
+        assert "read failed" in fault.reason or "end of file" in fault.reason
+        assert any(f.startswith(b"<") for f in fault.last_frames)
+        await asyncio.sleep(0.2)
+        assert not link.up
+        emu.replug()
+        again = await link.wait_up(3)
+        assert again.boot_id == first.boot_id
+        await link.request(MsgType.STATUS)
+        assert sum(isinstance(e, LinkUp) for e in link.events) == 2
+
+
+async def test_stall_makes_heartbeat_stale_then_link_returns(emu: FirmwareEmulator) -> None:
+    async with HostLink(LinkSettings(port=emu.port, **FAST), _ignore) as link:
+        await link.wait_up(3)
+        emu.stall(0.8)
+        await _wait_for(lambda: not link.up)
+        assert "heartbeat" in next(e for e in link.events if isinstance(e, LinkFault)).reason
+        await link.wait_up(3)
+        await link.request(MsgType.STATUS)
+
+
+async def test_reboot_is_detected_by_boot_id_and_session_restarts(emu: FirmwareEmulator) -> None:
+    async with HostLink(LinkSettings(port=emu.port, **FAST), _ignore) as link:
+        old = await link.wait_up(3)
+        await link.request(MsgType.ARM)
+        await emu.reboot()
+        await _wait_for(lambda: not link.up)
+        new = await link.wait_up(3)
+        assert new.boot_id != old.boot_id
+        assert not codec.Status.decode(await link.request(MsgType.STATUS)).armed
+
+
+async def test_firmware_goes_safe_when_host_heartbeat_stops(emu: FirmwareEmulator) -> None:
+    async with HostLink(LinkSettings(port=emu.port, **FAST), _ignore) as link:
+        await link.wait_up(3)
+        await link.request(MsgType.ARM)
+        assert emu.armed
+    await _wait_for(lambda: not emu.armed, timeout=3)
+    assert emu.fault_bits & codec.Fault.HOST_LOST
+
+
+async def test_endpoint_suppresses_duplicates_and_bounds_retries() -> None:
+    sent: list[bytes] = []
+    calls: list[int] = []
+
+    def handler(frame: Frame) -> bytes:
+        calls.append(frame.seq)
+        return b"ok"
+
+    ep = Endpoint(sent.append, handler, "test", EndpointSettings(ack_timeout_s=0.02, attempts=3))
+    wire = codec.encode_frame(Frame(type=MsgType.ARM, seq=41))
+    ep.feed(wire + wire)
+    assert calls == [41] and len(sent) == 2 and sent[0] == sent[1]
+    assert ep.stats["duplicates"] == 1
+    sent.clear()
+    with pytest.raises(AckTimeout, match="after 3 attempts"):
+        await ep.request(MsgType.STATUS)
+    assert len(sent) == 3 and len(set(sent)) == 1
+
+
+async def test_nak_is_an_error_not_a_success() -> None:
+    ep = Endpoint(lambda b: None, _ignore, "test", EndpointSettings(ack_timeout_s=1))
+    fut = await ep.submit(MsgType.START_SCAN, codec.encode_scan_id(1))
+    ep.feed(codec.encode_frame(Frame(type=MsgType.NAK, seq=0, payload=codec.encode_nak(0, NakReason.NOT_ARMED))))
+    with pytest.raises(Nak, match="NOT_ARMED"):
+        await fut
