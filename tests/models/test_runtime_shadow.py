@@ -1,0 +1,57 @@
+"""Shadow model: agreement figures per class, never blocking the active path."""
+
+from __future__ import annotations
+
+import asyncio
+
+from models.detection import Detection
+from models.pool import InferencePool
+from models.runtime import load_detector
+from models.scan import Scan
+from models.shadow import ShadowRunner, match
+from models.testgraphs import scatter
+
+
+def test_match_counts_per_class():
+    active = [Detection("knife", 0.9, (0, 0, 10, 10)), Detection("knife", 0.8, (50, 50, 60, 60)),
+              Detection("gun", 0.7, (0, 0, 10, 10))]
+    candidate = [Detection("knife", 0.9, (1, 1, 11, 11)), Detection("gun", 0.6, (30, 30, 40, 40)),
+                 Detection("knife", 0.6, (100, 100, 110, 110))]
+    got = match(active, candidate)
+    assert dict(got["knife"]) == {"both": 1, "only_active": 1, "only_candidate": 1}
+    assert dict(got["gun"]) == {"both": 0, "only_active": 1, "only_candidate": 1}
+
+
+async def test_shadow_records_agreement_without_touching_active_results(fcos_dir, detector):
+    candidate = load_detector(fcos_dir, overlap=32, thresholds={"organic": 0.99999})
+    high, low, objects = scatter(400, 300, 30, seed=5)
+    scan = Scan(high, low)
+    active = detector.detect(scan)
+    frozen = list(active)
+    organic = sum(1 for label, _ in objects if label == "organic")
+    metal = len(objects) - organic
+    async with InferencePool() as pool, ShadowRunner(candidate, pool) as shadow:
+        assert shadow.submit("lane-1", scan, active)
+        while shadow._tasks:
+            await asyncio.sleep(0.005)
+        stats = shadow.stats()
+    assert active == frozen
+    assert stats["scans"]["compared"] == 1 and stats["scans"]["verdict_agree"] == 1
+    assert stats["classes"]["metal"] == {"both": metal, "only_active": 0, "only_candidate": 0}
+    assert stats["classes"]["organic"] == {"both": 0, "only_active": organic, "only_candidate": 0}
+    assert stats["candidate"]["sha256"] == candidate.info.sha256
+
+
+async def test_shadow_is_skipped_while_the_pool_is_busy(detector):
+    high, low, _ = scatter(200, 200, 3, seed=1)
+    scan = Scan(high, low)
+    async with InferencePool(workers=1) as pool, ShadowRunner(detector, pool, max_pending=1) as shadow:
+        loop = asyncio.get_running_loop()
+        active_job = asyncio.create_task(pool.run("lane-1", lambda: detector.detect(scan), deadline=loop.time() + 30))
+        await asyncio.sleep(0)
+        assert await shadow.compare("lane-1", scan, []) is None
+        assert shadow.submit("lane-1", scan, [])
+        assert not shadow.submit("lane-1", scan, [])
+        await active_job
+    stats = shadow.stats()["scans"]
+    assert stats["skipped_busy"] >= 1 and stats["skipped_pending"] == 1

@@ -1,0 +1,79 @@
+"""StripDetector: streamed results equal batch results; work after the last line is one strip."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from models.errors import ScanFormatError
+from models.pool import InferencePool
+from models.scan import Scan
+from models.streaming import StripDetector, stream_detect
+from models.testgraphs import air, paint_square, scatter
+
+
+@pytest.mark.parametrize(("height", "block"), [(1000, 37), (1000, 1), (1000, 1000), (96, 5), (128, 64), (224, 17)])
+def test_streamed_equals_batch(detector, height, block):
+    high, low, objects = scatter(height, 304, 80, seed=height + block)
+    batch = detector.detect(Scan(high, low))
+    assert stream_detect(detector, high, low, block=block) == batch
+    assert sorted((d.label, d.box) for d in batch) == sorted(objects)
+
+
+def test_strips_run_while_lines_arrive_and_finish_runs_one_strip(detector):
+    high, low, _ = scatter(4000, 200, 50, seed=1)
+    strip = StripDetector(detector, 200)
+    for y in range(0, 4000, 50):
+        strip.feed(high[y : y + 50], low[y : y + 50])
+        assert strip.strips_done == max(0, (y + 50 - 128) // 96 + 1)
+    before = strip.strips_done
+    ys, _ = detector.tile_grid((4000, 200))
+    assert len(ys) - before <= 1
+    strip.finish()
+    assert strip.strips_done == len(ys)
+    assert max(b.shape[0] for b in strip._buf.values()) <= 2 * 128
+
+
+def test_object_in_the_last_partial_strip_is_found(detector):
+    high, low = air(1000, 200)
+    want = paint_square(high, low, 964, 20)
+    assert [(d.label, d.box) for d in stream_detect(detector, high, low, block=64)] == [("metal", want)]
+
+
+async def test_async_streaming_through_the_pool_equals_batch(detector):
+    high, low, _ = scatter(1500, 304, 80, seed=9)
+    batch = detector.detect(Scan(high, low))
+    async with InferencePool(workers=2, queue_per_station=64) as pool:
+        async with StripDetector(detector, 304, pool=pool, station="gantry-1") as strip:
+            for y in range(0, 1500, 100):
+                await strip.feed_async(high[y : y + 100], low[y : y + 100])
+                await asyncio.sleep(0)
+            loop = asyncio.get_running_loop()
+            assert await strip.finish_async(deadline=loop.time() + 30) == batch
+        assert pool.stats()["stations"]["gantry-1"]["completed"] == len(detector.tile_grid((1500, 304))[0])
+
+
+async def test_async_streaming_without_pool_uses_a_thread(detector):
+    high, low, _ = scatter(400, 200, 10, seed=2)
+    strip = StripDetector(detector, 200)
+    await strip.feed_async(high, low)
+    assert await strip.finish_async() == detector.detect(Scan(high, low))
+
+
+def test_wrong_width_and_empty_scan_are_refused(detector):
+    strip = StripDetector(detector, 200)
+    with pytest.raises(ScanFormatError, match="300 pixels wide"):
+        strip.feed(*air(10, 300))
+    with pytest.raises(ScanFormatError, match="without any lines"):
+        strip.finish()
+    with pytest.raises(ScanFormatError):
+        strip.feed(np.zeros((4, 200), np.float32), np.zeros((4, 200), np.float32))
+
+
+async def test_mixing_sync_and_async_is_refused(detector):
+    strip = StripDetector(detector, 200)
+    strip.feed(*air(10, 200))
+    with pytest.raises(RuntimeError, match="async mode after sync"):
+        await strip.feed_async(*air(10, 200))
