@@ -42,7 +42,8 @@ class StationSection(_Section):
 
 class ModelSection(_Section):
     dir: Path | None = Field(None, description="model package; None = the default shipped model")
-    threads: int = Field(1, ge=1, le=16)
+    threads: int = Field(1, ge=1, le=16, description="onnxruntime intra-op threads per inference")
+    pool_workers: int = Field(1, ge=1, le=16, description="inferences at once, shared by the process's stations")
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     shadow_dir: Path | None = None
     thresholds: dict[str, float] = Field(default_factory=dict, description="per-class overrides")
@@ -52,6 +53,11 @@ class StoreSection(_Section):
     reserve_mb: int = Field(256, ge=1)
     scan_cap_mb: int = Field(20_480, ge=1)
     retention_days: float = Field(30, gt=0)
+
+
+class HttpSection(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
 
 
 class DevicesSection(_Section):
@@ -73,6 +79,7 @@ class StationConfig(BaseSettings):
     devices: DevicesSection = DevicesSection()
     sync: SyncConfig | None = None
     web: WebConfig = WebConfig()
+    http: HttpSection = HttpSection()
     log_format: Literal["json", "console"] = "json"
 
     @classmethod

@@ -82,7 +82,8 @@ class Timer:
         return now
 
 
-Actuate = Callable[[Item, Verdict, Reason], Awaitable[None]]
+Actuate = Callable[["Item", Verdict, Reason], Awaitable[Reason | None]]
+"""Carry out a verdict (divert, light, barrier); return a reason when it could not be confirmed."""
 
 
 @dataclass
@@ -146,7 +147,9 @@ class Inspector:
     async def _conclude(self, item: Item, scan: Scan | None, detections: list[Detection], verdict: Verdict,
                         reason: Reason, timer: Timer) -> InspectionRecord:
         timer.lap("decide")
-        await self.actuate(item, verdict, reason)
+        problem = await self.actuate(item, verdict, reason)
+        if problem is not None:
+            verdict, reason = Verdict.MANUAL, problem
         timer.lap("actuate")
         scan_ref, stored = await self._store_scan(scan)
         record = InspectionRecord(

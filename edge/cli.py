@@ -1,0 +1,147 @@
+"""`edge`: the station command line (run, check-config, detect, twin, demo, user, audit, diag)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from edge.config import CONFIG_ERROR_EXIT, load_config
+from edge.errors import ConfigError, EdgeError
+from edge.logging import configure_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return int(args.handler(args) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge", description="Checkpoint Edge station daemon")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the station daemon (several --config share one inference pool)")
+    run.add_argument("--config", required=True, type=Path, action="append")
+    run.set_defaults(handler=_run)
+
+    check = sub.add_parser("check-config", help="validate station configs without starting")
+    check.add_argument("files", nargs="+", type=Path)
+    check.set_defaults(handler=_check_config)
+
+    detect = sub.add_parser("detect", help="print the detections of one scan file as JSON")
+    detect.add_argument("scan", type=Path)
+    detect.add_argument("--model", type=Path, default=None, help="model package directory")
+    detect.set_defaults(handler=_detect)
+
+    demo = sub.add_parser("demo", help="simulated checkpoint: broker, hub and three stations")
+    demo.add_argument("--base-port", type=int, default=8080)
+    demo.add_argument("--data-dir", type=Path, default=Path("var/demo"))
+    demo.set_defaults(handler=_demo)
+
+    _add_admin_commands(sub)
+    return parser
+
+
+def _add_admin_commands(sub: argparse._SubParsersAction) -> None:
+    user = sub.add_parser("user", help="manage station screen users").add_subparsers(required=True, metavar="ACTION")
+    add = user.add_parser("add", help="add a user (the PIN is read from stdin when not given)")
+    add.add_argument("--config", required=True, type=Path)
+    add.add_argument("--badge", required=True)
+    add.add_argument("--name", required=True)
+    add.add_argument("--role", required=True, choices=("officer", "supervisor", "technician"))
+    add.add_argument("--pin")
+    add.set_defaults(handler=_user_add)
+
+    audit = sub.add_parser("audit", help="audit log").add_subparsers(required=True, metavar="ACTION")
+    verify = audit.add_parser("verify", help="check the audit hash chain; names the first broken link")
+    verify.add_argument("--config", required=True, type=Path)
+    verify.set_defaults(handler=_audit_verify)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    status = 0
+    for path in args.files:
+        try:
+            load_config(path)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            status = 1
+        else:
+            print(f"{path}: ok")
+    return status
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edge.daemon import run_stations
+
+    try:
+        configs = [load_config(path) for path in args.config]
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return CONFIG_ERROR_EXIT
+    configure_logging(configs[0].log_format)
+    try:
+        asyncio.run(run_stations(configs))
+    except KeyboardInterrupt:
+        return 0
+    except EdgeError as exc:
+        print(f"edge: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from models.cli import detect_file
+    from models.errors import ModelError
+
+    configure_logging("console", quiet=True)
+    try:
+        detections = detect_file(args.scan, args.model)
+    except ModelError as exc:
+        print(f"edge detect: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(detections, indent=2))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from edge.demo import run_demo
+
+    configure_logging("console")
+    try:
+        asyncio.run(run_demo(args.base_port, args.data_dir))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _open_store(config_path: Path):
+    from edge.store import Store
+
+    config = load_config(config_path)
+    return Store(config.station.data_dir, station=config.station.id)
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    from edge.web.users import add_user
+
+    pin = args.pin or sys.stdin.readline().strip()
+    with _open_store(args.config) as store:
+        add_user(store, args.badge, args.name, args.role, pin)
+    print(f"user {args.name} ({args.role}) added for badge {args.badge}")
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from edge.audit import verify
+
+    with _open_store(args.config) as store:
+        ok, broken = verify(store)
+    print("audit chain intact" if ok else f"audit chain broken at entry {broken}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""The station daemon: one AsyncExitStack of IO objects and one TaskGroup of named tasks.
+
+Start-up order: store, model, devices, sync, web; READY=1 once every driver reached a defined
+state (connected, or explicitly degraded); then the station flow runs until stopped. A task
+that fails ends the TaskGroup and the process (systemd restarts it); nothing is swallowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from contextlib import AsyncExitStack
+from typing import Any
+
+import structlog
+import uvicorn
+
+from edge import sdnotify
+from edge.config import StationConfig
+from edge.context import StationContext
+from edge.detector import load_engine
+from edge.devices import Devices, open_devices
+from edge.events import EventBus
+from edge.inspection import Inspector
+from edge.metrics import StationMetrics
+from edge.stations import build_flow
+from edge.store import Store, StoreLimits, StoreWriter
+from edge.supervisor import Progress, watchdog
+from models.pool import InferencePool
+
+log = structlog.get_logger()
+
+HOUSEKEEPING_S = 5.0
+MB = 1024 * 1024
+
+
+async def run_stations(configs: list[StationConfig], *, stop: asyncio.Event | None = None) -> None:
+    """Run stations in one process, sharing one fair inference pool, until stopped."""
+    stop = stop or _stop_on_signals()
+    workers = max(c.model.pool_workers for c in configs)
+    async with InferencePool(workers, max(c.station.queue_size for c in configs)) as pool:
+        async with asyncio.TaskGroup() as tasks:
+            for config in configs:
+                tasks.create_task(run_station(config, pool, stop), name=f"station:{config.station.id}")
+
+
+async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.Event) -> None:
+    """Run one station until `stop` is set."""
+    st = config.station
+    metrics, events, progress = StationMetrics(), EventBus(), Progress()
+    async with AsyncExitStack() as stack:
+        limits = StoreLimits(config.store.reserve_mb * MB, config.store.scan_cap_mb * MB, config.store.retention_days)
+        store = await stack.enter_async_context(StoreWriter(Store(st.data_dir, limits, st.id)))
+        engine = await load_engine(config.model, st.id, store, pool)
+        devices = await open_devices(stack, config.devices, st.id)
+        publisher = await _open_publisher(stack, config, store)
+        snapshot: dict[str, Any] = {}
+        ctx = StationContext(st.id, st.kind, st.lane, st.budget_ms, store, events,
+                             health=lambda: _health(engine, devices, publisher, metrics, snapshot), settings=config)
+        inspector = Inspector(st.id, st.lane, st.budget_ms, engine, store, events, metrics, actuate=_no_actuation)
+        flow = build_flow(config, devices, inspector, events, progress, metrics)
+        server = _web_server(config, ctx, metrics)
+        sdnotify.notify(f"READY=1\nSTATUS={_ready_status(devices, engine)}")
+        log.info("station.ready", station=st.id, kind=st.kind, web=f"http://{config.http.host}:{config.http.port}/",
+                 devices=devices.states(), model=engine.model.name if engine.model else None)
+        async with asyncio.TaskGroup() as tasks:
+            endless = [tasks.create_task(flow.run(), name="flow"),
+                       tasks.create_task(_housekeeping(store, publisher, metrics, devices, progress, snapshot),
+                                         name="housekeeping")]
+            if (period := sdnotify.watchdog_period_s()) is not None:
+                endless.append(tasks.create_task(watchdog(progress, period), name="watchdog"))
+            tasks.create_task(server.serve(), name="web")
+            await stop.wait()
+            log.info("station.stopping", station=st.id)
+            sdnotify.notify("STOPPING=1")
+            server.should_exit = True
+            for task in endless:
+                task.cancel()
+
+
+async def _no_actuation(*_: Any) -> None:
+    """Placeholder until build_flow sets the station kind's actuation."""
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _open_publisher(stack: AsyncExitStack, config: StationConfig, store: StoreWriter):
+    if config.sync is None:
+        return None
+    from central_sync.publisher import Publisher
+
+    return await stack.enter_async_context(
+        Publisher(config.sync, config.station.id, store.store.db_path, store.store.scans_dir))
+
+
+def _web_server(config: StationConfig, ctx: StationContext, metrics: StationMetrics) -> uvicorn.Server:
+    from fastapi import Response
+
+    from edge.web.app import create_app
+
+    app = create_app(ctx)
+
+    @app.get("/metrics", include_in_schema=False)
+    def _metrics() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    server_config = uvicorn.Config(app, host=config.http.host, port=config.http.port, log_level="warning",
+                                   access_log=False, lifespan="off")
+    server = uvicorn.Server(server_config)
+    server.install_signal_handlers = lambda: None  # the daemon owns the signals
+    return server
+
+
+async def _housekeeping(store: StoreWriter, publisher: Any, metrics: StationMetrics, devices: Devices,
+                        progress: Progress, snapshot: dict[str, Any]) -> None:
+    """Retention, gauges, the health snapshot and liveness, every few seconds."""
+    progress.register("housekeeping")
+    while True:
+        await store.call(store.store.prune)
+        backlog = await store.call(store.store.outbox_backlog)
+        snapshot["alarms"] = [list(a) for a in await store.call(store.store.standing_alarms)]
+        snapshot["store"] = {"records": store.store.counters.records, "backlog": backlog,
+                             "scans_dropped": dict(store.store.counters.scans_dropped)}
+        for lane in ("alert", "record", "image"):
+            metrics.outbox_backlog.labels(lane).set(backlog.get(lane, 0))
+        for name, state in devices.states().items():
+            metrics.device_up.labels(name).set(1 if state["state"] == "ok" else 0)
+        progress.beat("housekeeping")
+        await asyncio.sleep(HOUSEKEEPING_S)
+
+
+def _health(engine: Any, devices: Devices, publisher: Any, metrics: StationMetrics, snapshot: dict) -> dict:
+    model = engine.model
+    return {
+        "devices": devices.states(),
+        "model": {"state": "ok" if model else "lost", "name": model.name if model else None,
+                  "version": model.version if model else None, "detail": engine.problem or ""},
+        "sync": publisher.stats() if publisher is not None else {"state": "disabled"},
+        "budget_misses": int(metrics.budget_misses._value.get()),  # noqa: SLF001 - prometheus has no getter
+        **snapshot,
+    }
+
+
+def _ready_status(devices: Devices, engine: Any) -> str:
+    degraded = [n for n, s in devices.states().items() if s["state"] != "ok"]
+    parts = ["devices connected" if not degraded else f"degraded: {', '.join(degraded)}"]
+    parts.append("model loaded" if engine.model else "NO MODEL: every item goes to manual")
+    return "; ".join(parts)

@@ -1,0 +1,75 @@
+"""Opening the station's devices from config, and their states as the screen shows them.
+
+Each device is opened through its package's `open_*` factory, which picks the real driver or
+the simulator by `kind`; nothing here knows the difference. A device that cannot be opened at
+start makes the station start degraded (items go to manual), not fail.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import structlog
+
+from drivers.errors import DriverError
+from edge.config import DevicesSection
+
+log = structlog.get_logger()
+
+State = Literal["ok", "degraded", "lost"]
+
+
+@dataclass
+class Devices:
+    """The opened devices by role, and the last known state of each."""
+
+    plc: Any = None
+    scanner: Any = None
+    source: Any = None
+    readers: dict[str, Any] = field(default_factory=dict)
+    _states: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def mark(self, name: str, state: State, detail: str = "") -> None:
+        """Record a device's state; log only when it changes."""
+        previous = self._states.get(name)
+        current = {"state": state, "detail": detail}
+        if previous != current:
+            self._states[name] = current
+            logger = log.info if state == "ok" else log.warning
+            logger("device.state", device=name, state=state, detail=detail)
+
+    def states(self) -> dict[str, dict[str, str]]:
+        return dict(self._states)
+
+
+async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str) -> Devices:
+    """Open every configured device on `stack`; each ends in a defined state (ok or lost)."""
+    from drivers.plc import open_plc
+    from drivers.retrofit import open_source
+    from drivers.rfid import open_reader
+    from drivers.xray import open_scanner
+
+    devices = Devices()
+    if cfg.plc is not None:
+        devices.plc = await _open(stack, devices, "plc", open_plc(cfg.plc, f"{station}/plc"))
+    if cfg.scanner is not None:
+        devices.scanner = await _open(stack, devices, "scanner", open_scanner(cfg.scanner, f"{station}/scanner"))
+    if cfg.source is not None:
+        devices.source = await _open(stack, devices, "source", open_source(cfg.source, f"{station}/source"))
+    for name, reader_cfg in cfg.readers.items():
+        reader = await _open(stack, devices, f"reader:{name}", open_reader(reader_cfg, f"{station}/{name}"))
+        if reader is not None:
+            devices.readers[name] = reader
+    return devices
+
+
+async def _open(stack: AsyncExitStack, devices: Devices, name: str, manager: Any) -> Any:
+    try:
+        device = await stack.enter_async_context(manager)
+    except DriverError as exc:
+        devices.mark(name, "lost", str(exc))
+        return None
+    devices.mark(name, "ok")
+    return device

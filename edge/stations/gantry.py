@@ -1,0 +1,118 @@
+"""Drive-through gantry: a vehicle at the entry loop is scanned; the light and barrier follow the verdict.
+
+Safe state is red light and closed barrier: only a `clear` verdict whose barrier opening is
+confirmed by read-back lets a vehicle go; a suspect or manual vehicle waits for the officer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import structlog
+
+from central_sync.schema import ItemKind, Verdict
+from drivers.errors import DriverError
+from drivers.plc.state import EyeEdge, LinkChanged
+from edge.devices import Devices
+from edge.inspection import Inspector, Item
+from edge.stations.acquisition import LineScan
+from edge.stations.identify import TagWindow
+from edge.supervisor import Progress
+from edge.verdict import Reason
+
+log = structlog.get_logger()
+
+
+@dataclass
+class GantryFlow:
+    devices: Devices
+    inspector: Inspector
+    progress: Progress
+    item_kind: ItemKind
+    tags: TagWindow
+    _busy: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _scanning: asyncio.Task | None = None
+
+    def __post_init__(self) -> None:
+        self.inspector.actuate = self._actuate
+
+    async def run(self) -> None:
+        plc = self.devices.plc
+        self.progress.register("plc")
+        await self._safe_state()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.tags.run(), name="readers")
+            async for event in plc.events():
+                self.progress.beat("plc")
+                if isinstance(event, LinkChanged):
+                    self.devices.mark("plc", "ok" if event.ok else "lost", event.reason)
+                elif isinstance(event, EyeEdge):
+                    self._on_eye(event, tasks)
+
+    def _on_eye(self, event: EyeEdge, tasks: asyncio.TaskGroup) -> None:
+        if event.eye == "eye_entry" and event.blocked:
+            if self._scanning is not None and not self._scanning.done():
+                log.warning("gantry.vehicle_while_scanning", detail="second vehicle at the entry loop")
+                return
+            self._scanning = tasks.create_task(self._inspect_vehicle(), name="vehicle")
+        elif event.eye == "eye_exit" and not event.blocked:
+            tasks.create_task(self._after_exit(), name="after-exit")
+
+    async def _inspect_vehicle(self) -> None:
+        item = Item(ref="vehicle", kind=self.item_kind)
+        self.tags.start(item)
+        scanner = self.devices.scanner
+        acquisition: LineScan | _Failed
+        try:
+            await self.devices.plc.request_xray_permit(True)
+            acquisition = LineScan(await scanner.start_scan(item.id))
+        except DriverError as exc:
+            self.devices.mark("scanner", "degraded", str(exc))
+            acquisition = _Failed(str(exc))
+        await self.inspector.inspect(item, acquisition)
+        self.tags.stop(item)
+        await _quietly(self.devices.plc.request_xray_permit(False))
+
+    async def _actuate(self, item: Item, verdict: Verdict, reason: Reason) -> Reason | None:
+        plc = self.devices.plc
+        try:
+            if verdict is Verdict.CLEAR:
+                await plc.request_light("green")
+                await plc.request_barrier(True)
+            else:
+                await plc.request_light("red")
+        except DriverError as exc:
+            self.devices.mark("plc", "degraded", str(exc))
+            await self._safe_state()
+            return Reason.DEVICE_FAULT
+        return None
+
+    async def _after_exit(self) -> None:
+        await self._safe_state()
+
+    async def _safe_state(self) -> None:
+        await _quietly(self.devices.plc.request_barrier(False))
+        await _quietly(self.devices.plc.request_light("red"))
+
+
+class _Failed:
+    """An acquisition that could not start: the inspector records it as a device fault."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    async def blocks(self):
+        raise DriverError(self.message, device="scanner")
+        yield  # pragma: no cover - makes this an async generator
+
+    def result(self):
+        raise DriverError(self.message, device="scanner")
+
+
+async def _quietly(request) -> None:
+    """A safe-state request whose failure is already visible as the PLC's link state."""
+    try:
+        await request
+    except DriverError as exc:
+        log.warning("plc.request_failed", error=str(exc))

@@ -1,0 +1,151 @@
+"""The inspection pipeline with a real ONNX model, the real pool and a real store.
+
+What an operator relies on: a threat is suspect, an empty bag is clear, and every fault, late
+answer or missing model ends in manual with its reason, never clear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from central_sync.schema import ItemKind, Verdict
+from drivers.errors import LinkLost
+from edge.detector import Engine, load_engine
+from edge.events import EventBus
+from edge.inspection import Inspector, Item
+from edge.metrics import StationMetrics
+from edge.stations.acquisition import WholeScan
+from edge.store import Store, StoreWriter
+from edge.verdict import Reason
+from models.pool import InferencePool
+from models.runtime import load_detector
+from models.scan import Scan
+from models.testgraphs import air, paint_square, write_package
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    return write_package(tmp_path_factory.mktemp("pkg") / "model", "cpe-fcos-v1", 128)
+
+
+@pytest.fixture
+async def rig(tmp_path, package):
+    async with InferencePool(1, 4) as pool, StoreWriter(Store(tmp_path / "data", station="st-1")) as store:
+        engine = Engine(load_detector(package, overlap=32), pool)
+        events = EventBus()
+        yield _Rig(engine, store, events, pool, package)
+
+
+class _Rig:
+    def __init__(self, engine, store, events, pool, package):
+        self.engine, self.store, self.events, self.pool, self.package = engine, store, events, pool, package
+        self.actuated: list[tuple[Verdict, Reason]] = []
+        self.actuation_problem: Reason | None = None
+
+    def inspector(self, budget_ms: float = 5000, engine=...) -> Inspector:
+        async def actuate(item, verdict, reason):
+            self.actuated.append((verdict, reason))
+            return self.actuation_problem
+        return Inspector("st-1", "1", budget_ms, self.engine if engine is ... else engine, self.store,
+                         self.events, StationMetrics(), actuate)
+
+
+def bag(threat: bool) -> Scan:
+    high, low = air(256, 200)
+    if threat:
+        paint_square(high, low, 100, 60, "metal")
+    return Scan(high, low, {"pixel_mm": 1.0})
+
+
+class Blocks:
+    """A line scan delivered in blocks, optionally failing after some of them."""
+
+    def __init__(self, scan: Scan, block: int = 64, fail_after: int | None = None, complete: bool = True):
+        self.scan, self.block, self.fail_after, self.complete = scan, block, fail_after, complete
+        self.sent = 0
+
+    async def blocks(self):
+        for i, y in enumerate(range(0, self.scan.shape[0], self.block)):
+            if self.fail_after is not None and i >= self.fail_after:
+                raise LinkLost("X-ray controller st-1/scanner stopped answering", device="st-1/scanner")
+            self.sent = y + self.block
+            yield self.scan.high[y:y + self.block], self.scan.low[y:y + self.block]
+            await asyncio.sleep(0)
+
+    def result(self) -> Scan:
+        h = min(self.sent, self.scan.shape[0])
+        return Scan(self.scan.high[:h], self.scan.low[:h], self.scan.meta, complete=self.complete)
+
+
+async def test_threat_is_suspect_and_recorded_with_its_detection(rig):
+    with rig.events.subscribe() as sub:
+        record = await rig.inspector().inspect(Item("bag-1", ItemKind.BAGGAGE), WholeScan(bag(True)))
+        event = await asyncio.wait_for(sub.get(), 1)
+    assert (record.verdict, record.reason) == (Verdict.SUSPECT, "detection")
+    assert record.detections[0].label == "metal"
+    assert record.seq == 1 and record.model.sha256
+    assert event.topic == "inspection" and event.data["id"] == record.id
+    stored = await rig.store.call(rig.store.store.get, record.id)
+    assert stored == record
+    assert rig.store.store.scan_path(record.scan.sha256).exists()
+    assert set(record.latencies_ms) >= {"acquire", "detect", "decide", "actuate"}
+
+
+async def test_empty_bag_is_clear(rig):
+    record = await rig.inspector().inspect(Item("bag-2", ItemKind.BAGGAGE), WholeScan(bag(False)))
+    assert (record.verdict, record.reason) == (Verdict.CLEAR, "clear")
+
+
+async def test_streamed_line_scan_finds_the_threat(rig):
+    record = await rig.inspector().inspect(Item("bag-3", ItemKind.BAGGAGE), Blocks(bag(True)))
+    assert record.verdict is Verdict.SUSPECT
+
+
+async def test_budget_too_small_is_manual_never_clear(rig):
+    record = await rig.inspector(budget_ms=0.001).inspect(Item("bag-4", ItemKind.BAGGAGE), WholeScan(bag(False)))
+    assert record.verdict is Verdict.MANUAL
+    assert record.reason in (Reason.DEADLINE_UNREACHABLE, Reason.BUDGET_MISSED)
+
+
+async def test_device_fault_mid_scan_is_manual_and_keeps_the_partial_scan(rig):
+    record = await rig.inspector().inspect(Item("bag-5", ItemKind.BAGGAGE), Blocks(bag(True), fail_after=2))
+    assert (record.verdict, record.reason) == (Verdict.MANUAL, "device_fault")
+    assert record.scan is not None and record.scan.shape[0] == 128
+
+
+async def test_incomplete_scan_is_manual(rig):
+    record = await rig.inspector().inspect(Item("bag-6", ItemKind.BAGGAGE), Blocks(bag(False), complete=False))
+    assert (record.verdict, record.reason) == (Verdict.MANUAL, "scan_incomplete")
+
+
+async def test_no_model_is_manual(rig):
+    no_model = Engine(None, rig.pool, "model.onnx is missing")
+    record = await rig.inspector(engine=no_model).inspect(Item("bag-7", ItemKind.BAGGAGE), WholeScan(bag(False)))
+    assert (record.verdict, record.reason) == (Verdict.MANUAL, "model_unavailable")
+
+
+async def test_unconfirmed_actuation_turns_clear_into_manual(rig):
+    rig.actuation_problem = Reason.DEVICE_FAULT
+    record = await rig.inspector().inspect(Item("bag-8", ItemKind.BAGGAGE), WholeScan(bag(False)))
+    assert rig.actuated == [(Verdict.CLEAR, Reason.CLEAR)]
+    assert (record.verdict, record.reason) == (Verdict.MANUAL, "device_fault")
+
+
+async def test_tampered_model_leaves_station_in_manual_with_an_alarm(rig, tmp_path):
+    import shutil
+    bad = tmp_path / "tampered"
+    shutil.copytree(rig.package, bad)
+    data = bytearray((bad / "model.onnx").read_bytes())
+    data[-10] ^= 0xFF
+    (bad / "model.onnx").write_bytes(bytes(data))
+    section = SimpleNamespace(dir=bad, threads=1, providers=("CPUExecutionProvider",), thresholds={})
+    engine = await load_engine(section, "st-1", rig.store, rig.pool)
+    assert engine.model is None and "sha256" in engine.problem
+    alarms = await rig.store.call(rig.store.store.standing_alarms)
+    assert alarms[0][0] == "model_unavailable"
+    record = await rig.inspector(engine=engine).inspect(Item("bag-9", ItemKind.BAGGAGE), WholeScan(bag(True)))
+    assert record.verdict is Verdict.MANUAL
