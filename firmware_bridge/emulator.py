@@ -116,6 +116,11 @@ class FirmwareEmulator:
     def scanning(self) -> bool:
         return self._scan_task is not None and not self._scan_task.done()
 
+    @property
+    def link_stats(self) -> dict[str, int]:
+        """Counters of the emulator's current endpoint (sent, retries, duplicates, ...)."""
+        return dict(self._ep.stats) if self._ep is not None else {}
+
     def set_interlocks(self, closed: bool) -> None:
         """A door or curtain closes or opens; opening drops the beam and the scan at once."""
         self.interlocks_closed = closed

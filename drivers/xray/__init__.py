@@ -1,0 +1,198 @@
+"""X-ray line scanner driver: domain commands over the controller's firmware link.
+
+    async with open_scanner(cfg, "xray") as scanner:
+        await scanner.arm()                       # request + STATUS read back
+        stream = await scanner.start_scan("inspection-42")
+        async for block in stream:                # LineBlock(first_line, high, low), progressively
+            ...
+        scan = stream.result()                    # models.scan.Scan, complete=False if lines were lost
+
+Kind "sim" starts the firmware emulator on a new pty (exposed as `scanner.emulator`) and connects
+the real serial link to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import structlog
+
+from drivers.errors import DeviceRefused, LinkLost, ProtocolError, ReadbackMismatch
+from drivers.xray.config import ScannerConfig, SimFaultsConfig, SimScannerConfig
+from drivers.xray.stream import LineBlock, ScanStream
+from firmware_bridge import codec
+from firmware_bridge.codec import Fault, Frame, MsgType, NakReason
+from firmware_bridge.emulator import FaultSettings, FirmwareEmulator
+from firmware_bridge.endpoint import Reply
+from firmware_bridge.errors import AckTimeout, LinkDown, Nak, PayloadError
+from firmware_bridge.link import HostLink, LinkEvent, LinkFault, LinkSettings
+from models.scan import load_scan
+
+__all__ = ["LineBlock", "ScanStream", "Scanner", "ScannerConfig", "ScannerStatus", "SimFaultsConfig",
+           "SimScannerConfig", "open_scanner"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ScannerStatus:
+    """The controller's state as read back from its firmware."""
+
+    interlocks_closed: bool
+    armed: bool
+    scanning: bool
+    kv: float
+    ma: float
+    faults: tuple[str, ...]
+    firmware_version: str
+
+
+class Scanner:
+    """One X-ray controller behind a HostLink."""
+
+    def __init__(self, cfg: ScannerConfig, name: str, port: str) -> None:
+        self.cfg = cfg
+        self.name = name
+        self.port = port
+        self.emulator: FirmwareEmulator | None = None
+        self.link = HostLink(_link_settings(cfg, port), self._on_frame, name, self._on_event)
+        self._streams: dict[int, ScanStream] = {}
+
+    # ---- commands --------------------------------------------------------------------------
+
+    async def status(self) -> ScannerStatus:
+        """Read the controller's STATUS."""
+        body = await self._request(MsgType.STATUS, b"", "STATUS")
+        try:
+            st = codec.Status.decode(body)
+        except PayloadError as exc:
+            raise ProtocolError(f"X-ray controller {self.name} answered STATUS with {body.hex()}: {exc}",
+                                device=self.name, last_frames=self.link.last_frames) from exc
+        faults = tuple(f.name for f in Fault if st.faults & f)  # type: ignore[misc]
+        version = self.link.hello.firmware_version if self.link.hello else ""
+        return ScannerStatus(st.interlocks_closed, st.armed, st.scanning, st.kv, st.ma, faults, version)
+
+    async def arm(self) -> None:
+        """Request ARM and confirm it by reading STATUS back."""
+        await self._request(MsgType.ARM, b"", "ARM")
+        await self._confirm("armed", True)
+
+    async def disarm(self) -> None:
+        """Request DISARM and confirm it by reading STATUS back."""
+        await self._request(MsgType.DISARM, b"", "DISARM")
+        await self._confirm("armed", False)
+
+    async def start_scan(self, ref: str) -> ScanStream:
+        """Start a scan; lines flow into the returned stream as they arrive."""
+        scan_id = random.getrandbits(32)
+        stream = ScanStream(scan_id, ref, self.name, idle_timeout_s=self.cfg.scan_idle_timeout_ms / 1000,
+                            max_lines=self.cfg.max_lines, meta=self._meta(), stop=self._stop)
+        self._streams[scan_id] = stream
+        try:
+            await self._request(MsgType.START_SCAN, codec.encode_scan_id(scan_id), f"START_SCAN {scan_id}")
+        except BaseException:
+            self._streams.pop(scan_id, None)
+            raise
+        log.info("xray.scan_started", device=self.name, ref=ref, scan_id=scan_id)
+        return stream
+
+    async def _stop(self, stream: ScanStream) -> None:
+        with contextlib.suppress(DeviceRefused):  # NOT_SCANNING: it ended on its own meanwhile
+            await self._request(MsgType.STOP_SCAN, codec.encode_scan_id(stream.scan_id), "STOP_SCAN")
+
+    async def _confirm(self, attr: str, want: bool) -> None:
+        st = await self.status()
+        if getattr(st, attr) != want:
+            raise ReadbackMismatch(f"X-ray controller {self.name} reports {attr}={getattr(st, attr)} after "
+                                   f"the request for {attr}={want}", device=self.name,
+                                   last_frames=self.link.last_frames)
+
+    async def _request(self, mtype: MsgType, payload: bytes, what: str) -> bytes:
+        """One request; bridge errors become driver errors naming device, request and answer."""
+        try:
+            await self.link.wait_up(self.cfg.ready_timeout_ms / 1000)
+            return await self.link.request(mtype, payload)
+        except Nak as exc:
+            reason = NakReason(exc.reason).name if exc.reason in NakReason._value2member_map_ else exc.reason
+            raise DeviceRefused(f"X-ray controller {self.name} on {self.port} refused {what} with reason {reason}",
+                                device=self.name, last_frames=exc.last_frames) from exc
+        except (LinkDown, AckTimeout) as exc:
+            raise LinkLost(f"X-ray controller {self.name} on {self.port} did not acknowledge {what}: {exc}",
+                           device=self.name, last_frames=exc.last_frames) from exc
+
+    # ---- link callbacks --------------------------------------------------------------------
+
+    def _on_frame(self, frame: Frame) -> Reply:
+        if frame.type == MsgType.LINE:
+            line = codec.Line.decode(frame.payload)
+            stream = self._streams.get(line.scan_id)
+            if stream is not None:
+                stream.add_line(line)
+            return b""
+        if frame.type == MsgType.SCAN_END:
+            end = codec.ScanEnd.decode(frame.payload)
+            stream = self._streams.pop(end.scan_id, None)
+            if stream is not None:
+                stream.finish(end)
+                log.info("xray.scan_ended", device=self.name, ref=stream.ref, lines=end.line_count,
+                         complete=end.complete)
+            return b""
+        return NakReason.UNKNOWN_TYPE
+
+    def _on_event(self, event: LinkEvent) -> None:
+        if isinstance(event, LinkFault):
+            for stream in self._streams.values():
+                stream.abort(f"link to the controller lost: {event.reason}")
+            self._streams.clear()
+
+    def _meta(self) -> dict[str, object]:
+        meta: dict[str, object] = {"source": f"xray:{self.name}", "dual_energy": True}
+        hello = self.link.hello
+        if hello is not None:
+            meta["firmware"] = hello.firmware_version
+        for key in ("pixel_mm", "kvp"):
+            if getattr(self.cfg, key) is not None:
+                meta[key] = getattr(self.cfg, key)
+        if self.cfg.line_rate is not None:
+            meta["lines_per_s"] = self.cfg.line_rate
+        return meta
+
+
+def _link_settings(cfg: ScannerConfig, port: str) -> LinkSettings:
+    return LinkSettings(port=port, baudrate=cfg.baudrate, ack_timeout_s=cfg.ack_timeout_ms / 1000,
+                        attempts=cfg.attempts, window=cfg.window, heartbeat_s=cfg.heartbeat_ms / 1000,
+                        stale_s=cfg.stale_ms / 1000, reconnect_s=cfg.reconnect_ms / 1000)
+
+
+def _emulator(cfg: ScannerConfig) -> FirmwareEmulator:
+    sim = cfg.sim
+    assert sim is not None
+    files = sorted(sim.scan_dir.glob("*.npz"))
+    if not files:
+        raise LinkLost(f"simulated X-ray controller has no .npz scans in {sim.scan_dir}")
+    f = sim.faults
+    return FirmwareEmulator([load_scan(p) for p in files], line_rate=sim.line_rate, fifo_lines=sim.fifo_lines,
+                            boot_s=sim.boot_ms / 1000, interlocks_closed=sim.interlocks_closed,
+                            faults=FaultSettings(f.corrupt, f.drop, f.duplicate, f.seed),
+                            heartbeat_s=cfg.heartbeat_ms / 1000, host_stale_s=cfg.stale_ms / 1000 * 1.5,
+                            ack_timeout_s=cfg.ack_timeout_ms / 1000, attempts=cfg.attempts, window=cfg.window)
+
+
+@contextlib.asynccontextmanager
+async def open_scanner(cfg: ScannerConfig, name: str) -> AsyncIterator[Scanner]:
+    """Open the scanner selected by `cfg.kind`; the link connects (and reconnects) in the background."""
+    async with contextlib.AsyncExitStack() as stack:
+        port = cfg.port
+        emulator = None
+        if cfg.kind == "sim":
+            emulator = await stack.enter_async_context(_emulator(cfg))
+            port = emulator.port
+        scanner = Scanner(cfg, name, port)
+        scanner.emulator = emulator
+        await stack.enter_async_context(scanner.link)
+        yield scanner
+
+

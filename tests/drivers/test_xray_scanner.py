@@ -1,0 +1,198 @@
+"""X-ray scanner driver against its firmware emulator (kind "sim") over real ptys."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from drivers.errors import DeviceRefused, LinkLost
+from drivers.xray import LineBlock, Scanner, ScannerConfig, open_scanner
+from firmware_bridge.emulator import FaultSettings
+from models.scan import Scan, save_scan
+
+FAST = dict(heartbeat_ms=50, stale_ms=300, reconnect_ms=50, ack_timeout_ms=100, scan_idle_timeout_ms=1000)
+
+
+def _scan(lines: int = 120, width: int = 48, seed: int = 0) -> Scan:
+    """A uint16 transmission image with a few attenuating rectangles."""
+    rng = np.random.default_rng(seed)
+    high = np.full((lines, width), 62000, np.uint16)
+    for _ in range(4):
+        y, x = rng.integers(0, lines - 10), rng.integers(0, width - 8)
+        high[y : y + 10, x : x + 8] = rng.integers(2000, 40000)
+    low = (high.astype(np.uint32) * 7 // 10).astype(np.uint16)
+    return Scan(high=high, low=low, meta={"source": "test"})
+
+
+def _config(tmp_path: Path, scans: list[Scan], **sim: Any) -> ScannerConfig:
+    for i, s in enumerate(scans):
+        save_scan(s, tmp_path / f"scan{i}.npz")
+    sim = {"scan_dir": tmp_path, "line_rate": 400, "boot_ms": 200, **sim}
+    return ScannerConfig(kind="sim", sim=sim, **FAST)
+
+
+async def _collect(stream) -> list[LineBlock]:  # noqa: ANN001
+    return [block async for block in stream]
+
+
+def _lines_once(blocks: list[LineBlock]) -> list[int]:
+    idx = [b.first_line + i for b in blocks for i in range(len(b.high))]
+    assert len(idx) == len(set(idx)), "a line was delivered twice"
+    return idx
+
+
+async def _wait_up_again(scanner: Scanner) -> None:
+    async with asyncio.timeout(5):
+        while scanner.link.up:
+            await asyncio.sleep(0.01)
+    await scanner.link.wait_up(5)
+
+
+async def test_scan_streams_progressively_and_assembles_exactly(tmp_path: Path) -> None:
+    src = _scan(lines=160)
+    async with open_scanner(_config(tmp_path, [src]), "xray") as scanner:
+        await scanner.arm()
+        assert (await scanner.status()).armed
+        stream = await scanner.start_scan("item-1")
+        first = await anext(stream)
+        assert not stream.ended, "lines must arrive before the scan ends"
+        blocks = [first, *await _collect(stream)]
+        scan = stream.result()
+    assert len(blocks) > 1
+    assert _lines_once(blocks) == list(range(160))
+    assert scan.complete
+    np.testing.assert_array_equal(scan.high, src.high)
+    np.testing.assert_array_equal(scan.low, src.low)
+    assert scan.meta["ref"] == "item-1" and scan.meta["source"] == "xray:xray"
+
+
+async def test_arm_refused_while_interlocks_open(tmp_path: Path) -> None:
+    async with open_scanner(_config(tmp_path, [_scan()], interlocks_closed=False), "xray") as scanner:
+        with pytest.raises(DeviceRefused, match="INTERLOCKS_OPEN"):
+            await scanner.arm()
+        status = await scanner.status()
+        assert not status.interlocks_closed and not status.armed
+        with pytest.raises(DeviceRefused, match="INTERLOCKS_OPEN"):
+            await scanner.start_scan("item-x")
+        assert scanner.emulator is not None
+        scanner.emulator.set_interlocks(True)
+        with pytest.raises(DeviceRefused, match="NOT_ARMED"):
+            await scanner.start_scan("item-y")
+        await scanner.arm()
+        scanner.emulator.set_interlocks(False)
+        assert not (await scanner.status()).armed
+        await scanner.disarm()
+
+
+@pytest.mark.parametrize("fault", ["corrupt", "drop", "duplicate", "all"])
+async def test_faulty_frames_deliver_each_line_once_or_flag_incomplete(tmp_path: Path, fault: str) -> None:
+    rates = {"corrupt": 0.05, "drop": 0.05, "duplicate": 0.05} if fault == "all" else {fault: 0.1}
+    src = _scan(lines=200)
+    cfg = _config(tmp_path, [src], faults={**rates, "seed": 7}, line_rate=1000)
+    cfg = cfg.model_copy(update={"attempts": 8})
+    async with open_scanner(cfg, "xray") as scanner:
+        await scanner.arm()
+        stream = await scanner.start_scan("noisy")
+        blocks = await _collect(stream)
+        scan = stream.result()
+        host = scanner.link.stats
+        assert scanner.emulator is not None
+        firmware = scanner.emulator.link_stats
+        injected = scanner.emulator.counters["injected"]
+    idx = _lines_once(blocks)
+    assert injected > 0
+    if scan.complete:
+        assert idx == list(range(200))
+        np.testing.assert_array_equal(scan.high, src.high)
+    else:
+        assert scan.meta["incomplete_reason"]
+    if fault in ("drop", "corrupt"):
+        assert firmware["retries"] > 0
+    if fault == "corrupt":
+        assert host["rejected"] > 0
+    if fault == "duplicate":
+        assert host["duplicates"] > 0
+    print(fault, "complete" if scan.complete else "incomplete", host, firmware)
+
+
+async def test_reboot_mid_scan_gives_incomplete_scan_and_link_returns(tmp_path: Path) -> None:
+    src = _scan(lines=400)
+    async with open_scanner(_config(tmp_path, [src], line_rate=300), "xray") as scanner:
+        assert scanner.emulator is not None
+        await scanner.arm()
+        stream = await scanner.start_scan("rebooted")
+        seen = 0
+        async for block in stream:
+            seen += len(block.high)
+            if seen >= 50 and scanner.emulator.counters["reboots"] == 0:
+                await scanner.emulator.reboot()
+        scan = stream.result()
+        assert not scan.complete
+        assert "link" in scan.meta["incomplete_reason"]
+        assert scan.meta["missing_lines"] >= 0 and scan.shape[0] < 400
+        await scanner.link.wait_up(5)
+        status = await scanner.status()
+        assert not status.armed, "a reboot must not leave the tube armed"
+        await scanner.arm()
+        again = await scanner.start_scan("after-reboot")
+        await _collect(again)
+        assert again.result().complete
+
+
+async def test_stop_scan_ends_incomplete(tmp_path: Path) -> None:
+    async with open_scanner(_config(tmp_path, [_scan(lines=400)], line_rate=200), "xray") as scanner:
+        await scanner.arm()
+        stream = await scanner.start_scan("stopped")
+        await anext(stream)
+        await stream.stop()
+        await _collect(stream)
+        scan = stream.result()
+    assert not scan.complete and scan.shape[0] < 400
+    assert "incomplete" in scan.meta["incomplete_reason"]
+
+
+async def test_unplug_mid_scan_then_replug(tmp_path: Path) -> None:
+    async with open_scanner(_config(tmp_path, [_scan(lines=300)], line_rate=300), "xray") as scanner:
+        emu = scanner.emulator
+        assert emu is not None
+        await scanner.arm()
+        stream = await scanner.start_scan("unplugged")
+        await anext(stream)
+        emu.unplug()
+        await _collect(stream)
+        assert not stream.result().complete
+        with pytest.raises(LinkLost):
+            await scanner.status()
+        emu.replug()
+        await scanner.link.wait_up(5)
+        assert not (await scanner.status()).armed
+
+
+def test_config_requires_what_its_kind_needs(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="sim"):
+        ScannerConfig(kind="sim")
+    with pytest.raises(ValidationError, match="port"):
+        ScannerConfig(kind="firmware-serial")
+    with pytest.raises(ValidationError, match="extra"):
+        ScannerConfig(kind="firmware-serial", port="/dev/ttyACM0", bogus=1)
+
+
+async def test_lines_lost_for_good_flag_the_scan_incomplete(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, [_scan(lines=200)], line_rate=1000)
+    cfg = cfg.model_copy(update={"attempts": 2, "stale_ms": 3000})
+    async with open_scanner(cfg, "xray") as scanner:
+        assert scanner.emulator is not None
+        await scanner.arm()
+        stream = await scanner.start_scan("lossy")
+        scanner.emulator.set_faults(FaultSettings(drop=0.4))
+        blocks = await _collect(stream)
+        scan = stream.result()
+    idx = _lines_once(blocks)
+    assert not scan.complete
+    assert len(idx) < 200
+    assert scan.meta["missing_lines"] > 0 or "no line arrived" in scan.meta["incomplete_reason"]
