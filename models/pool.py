@@ -157,6 +157,11 @@ class InferencePool:
                 self._counts.add(station, "cancelled")
             raise
 
+    async def detect(self, station: str, detector: Any, scan: Any, *, deadline: float | None = None) -> Any:
+        """`detector.detect(scan)` in the pool at the cost `detector.estimate_seconds(scan.shape)`."""
+        return await self.run(station, lambda: detector.detect(scan), deadline=deadline,
+                              cost=detector.estimate_seconds(scan.shape))
+
     def _next_job(self) -> _Job | None:
         """Next job round-robin over stations with work."""
         for _ in range(len(self._rotation)):

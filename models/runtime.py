@@ -112,6 +112,11 @@ class Detector:
         return self._m
 
     @property
+    def session(self) -> ort.InferenceSession:
+        """The onnxruntime session (for diagnostics and benchmarks)."""
+        return self._engine.session
+
+    @property
     def info(self) -> DetectorInfo:
         m = self._m
         return DetectorInfo(m.name, m.version, m.sha256, m.class_names, self.thresholds,
@@ -162,9 +167,13 @@ class Detector:
 
     def detect(self, scan: Scan) -> list[Detection]:
         """Detections on a whole scan, boxes in scan pixels (blocking)."""
-        planes = self.normalise(scan.high, scan.low)
         ys, xs = self.tile_grid(scan.shape)
-        return self.finalise(self.run_tiles(planes, ys, xs), scan.shape)
+        th = self.tile_size[0]
+        tiles: list[TileBoxes] = []
+        for y in ys:  # one strip of rows at a time: memory does not grow with the scan
+            planes = self.normalise(scan.high[y : y + th], scan.low[y : y + th])
+            tiles += self.run_tiles(planes, [0], xs, y_offset=y)
+        return self.finalise(tiles, scan.shape)
 
     def run_tiles(self, planes: Mapping[str, np.ndarray], ys: Sequence[int], xs: Sequence[int],
                   y_offset: int = 0) -> list[TileBoxes]:
@@ -174,7 +183,7 @@ class Detector:
         for y in ys:
             for x in xs:
                 t0 = time.perf_counter()
-                boxes = self._decode(self._engine.run(self._tile(planes, y, x)), self._thr,
+                boxes = self._decode(self._engine.run(self.tile_tensor(planes, y, x)), self._thr,
                                      self._m.output.stride)
                 self._engine.observe(time.perf_counter() - t0)
                 out.append(TileBoxes(y + y_offset, x, th, tw, boxes.shifted(x, y + y_offset)))
@@ -191,7 +200,8 @@ class Detector:
             for b, s, c in zip(boxes.xyxy, boxes.scores, boxes.classes)
         ]
 
-    def _tile(self, planes: Mapping[str, np.ndarray], y: int, x: int) -> np.ndarray:
+    def tile_tensor(self, planes: Mapping[str, np.ndarray], y: int, x: int) -> np.ndarray:
+        """Input tensor of the tile at (y, x) of `planes`, padded with air."""
         th, tw = self.tile_size
         chans = self._m.input.channels
         tile = np.zeros((1, len(chans), th, tw), np.float32)

@@ -128,3 +128,20 @@ async def test_event_loop_keeps_running_during_inference():
             ticks += 1
         gate.release.set()
         assert await busy == "gate" and ticks == 5
+
+
+async def test_detect_in_pool_refuses_a_scan_too_big_for_its_deadline(detector):
+    from models.scan import Scan
+    from models.testgraphs import air, paint_square
+
+    high, low = air(200, 200)
+    box = paint_square(high, low, 20, 20)
+    async with InferencePool() as pool:
+        loop = asyncio.get_running_loop()
+        found = await pool.detect("lane-1", detector, Scan(high, low), deadline=loop.time() + 30)
+        assert [d.box for d in found] == [box]
+        huge = Scan(*air(20_000, 4_000))
+        assert detector.estimate_seconds(huge.shape) > 100 * detector.tile_seconds
+        budget = detector.estimate_seconds(huge.shape) / 2
+        with pytest.raises(DeadlineUnreachable):
+            await pool.detect("lane-1", detector, huge, deadline=loop.time() + budget)
