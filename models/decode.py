@@ -117,26 +117,24 @@ def decode_fcos(outputs: dict[str, np.ndarray], thresholds: np.ndarray, stride: 
 
 
 def _from_cxcywh(rows: np.ndarray, cls_scores: np.ndarray, thresholds: np.ndarray) -> Boxes:
-    """Best class per candidate, thresholded per class, then NMS."""
-    best = cls_scores.argmax(axis=1)
-    score = cls_scores[np.arange(len(best)), best]
-    keep = score >= thresholds[best]
-    if not keep.any():
+    """Every (candidate, class) pair at or above its class threshold, then per-class NMS."""
+    i, k = np.nonzero(cls_scores >= thresholds[None, :])
+    if not i.size:
         return Boxes.empty()
-    cx, cy, w, h = rows[keep].T
+    cx, cy, w, h = rows[i].T
     xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
-    return nms(Boxes(xyxy, score[keep].astype(np.float32), best[keep].astype(np.int32)))
+    return nms(Boxes(xyxy, cls_scores[i, k].astype(np.float32), k.astype(np.int32)))
 
 
 def decode_yolov8(outputs: dict[str, np.ndarray], thresholds: np.ndarray, stride: int | None) -> Boxes:
-    """yolov8 (Ultralytics export): [1, 4+K, N] rows cx, cy, w, h, K class probabilities."""
-    out = _single(outputs, 4 + len(thresholds), axis=1)[0].T
+    """yolov8 (Ultralytics export): [1, 4+K, N] rows cx, cy, w, h, K class probabilities ([1, N, 4+K] too)."""
+    out = _rows(outputs, 4 + len(thresholds), prefer_axis=1)
     return _from_cxcywh(out[:, :4], out[:, 4:], thresholds)
 
 
 def decode_yolov5(outputs: dict[str, np.ndarray], thresholds: np.ndarray, stride: int | None) -> Boxes:
     """yolov5: [1, N, 5+K]: cx, cy, w, h, objectness, K class probabilities (score = obj * cls)."""
-    out = _single(outputs, 5 + len(thresholds), axis=2)[0]
+    out = _rows(outputs, 5 + len(thresholds), prefer_axis=2)
     return _from_cxcywh(out[:, :4], out[:, 5:] * out[:, 4:5], thresholds)
 
 
@@ -146,11 +144,14 @@ def _named(outputs: dict[str, np.ndarray], name: str) -> np.ndarray:
     return outputs[name]
 
 
-def _single(outputs: dict[str, np.ndarray], width: int, axis: int) -> np.ndarray:
+def _rows(outputs: dict[str, np.ndarray], width: int, prefer_axis: int) -> np.ndarray:
+    """The first output as (N, width) rows; the documented orientation first, else the transposed one."""
     out = next(iter(outputs.values()))
-    if out.ndim != 3 or out.shape[axis] != width:
-        raise InferenceError(f"model output has shape {list(out.shape)}; expected {width} on axis {axis}")
-    return out
+    if out.ndim == 3 and out.shape[0] == 1:
+        for axis in (prefer_axis, 3 - prefer_axis):
+            if out.shape[axis] == width:
+                return out[0].T if axis == 1 else out[0]
+    raise InferenceError(f"model output has shape {list(out.shape)}; expected [1, {width}, N] or [1, N, {width}]")
 
 
 Decoder = Callable[[dict[str, np.ndarray], np.ndarray, int | None], Boxes]

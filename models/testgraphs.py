@@ -107,22 +107,29 @@ def _yolov5(tile: int) -> tuple[list, list, list]:
     return nodes, inits, ["output0"]
 
 
-def _out_shape(name: str, fmt: str, tile: int) -> list[int]:
+def _out_shape(name: str, fmt: str, tile: int, transposed: bool) -> list[int]:
     n = tile // STRIDE
     k = len(CLASSES)
-    return {"scores": [1, k, n, n], "ltrb": [1, 4, n, n]}.get(name) or (
+    shape = {"scores": [1, k, n, n], "ltrb": [1, 4, n, n]}.get(name) or (
         [1, 4 + k, n * n] if fmt == "yolov8" else [1, n * n, 5 + k])
+    return [shape[0], shape[2], shape[1]] if transposed else shape
 
 
 HEADS = {"cpe-fcos-v1": _fcos, "yolov8": _yolov8, "yolov5": _yolov5}
 
 
 def build_model(fmt: str = "cpe-fcos-v1", tile: int = 128, channels: tuple[str, ...] = ("high", "low"),
-                backbone: bool = False) -> bytes:
-    """Serialised ONNX model of output layout `fmt` for square tiles of `tile` pixels."""
+                backbone: bool = False, transposed: bool = False) -> bytes:
+    """Serialised ONNX model of output layout `fmt` for square tiles of `tile` pixels.
+
+    `transposed` swaps the last two axes of a YOLO output (some tool-chains export it that way).
+    """
     c = len(channels)
     nodes, inits = _logit_nodes(channels, backbone)
     head_nodes, head_inits, outputs = HEADS[fmt](tile)
+    if transposed:
+        head_nodes[-1].output[0] = "pre_t"
+        head_nodes.append(helper.make_node("Transpose", ["pre_t"], ["output0"], perm=[0, 2, 1]))
     inits += head_inits
     if fmt == "cpe-fcos-v1":
         inits += [_init("w_ltrb", np.zeros((4, 1, 1, 1))), _init("b_ltrb", np.full(4, SQUARE / 2))]
@@ -132,7 +139,7 @@ def build_model(fmt: str = "cpe-fcos-v1", tile: int = 128, channels: tuple[str, 
     graph = helper.make_graph(
         nodes + head_nodes, f"test-{fmt}",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, tile, tile])],
-        [helper.make_tensor_value_info(o, TensorProto.FLOAT, _out_shape(o, fmt, tile)) for o in outputs],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, _out_shape(o, fmt, tile, transposed)) for o in outputs],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -143,10 +150,10 @@ def build_model(fmt: str = "cpe-fcos-v1", tile: int = 128, channels: tuple[str, 
 
 def write_package(root: Path, fmt: str = "cpe-fcos-v1", tile: int = 128, channels: tuple[str, ...] = ("high", "low"),
                   backbone: bool = False, name: str = "test-det", version: str = "1.0.0",
-                  thresholds: tuple[float, float] = (0.5, 0.5)) -> Path:
+                  thresholds: tuple[float, float] = (0.5, 0.5), transposed: bool = False) -> Path:
     """Write model.onnx + manifest.toml under `root`; returns `root`."""
     root.mkdir(parents=True, exist_ok=True)
-    data = build_model(fmt, tile, channels, backbone)
+    data = build_model(fmt, tile, channels, backbone, transposed)
     (root / "model.onnx").write_bytes(data)
     stride = f"stride = {STRIDE}\n" if fmt == "cpe-fcos-v1" else ""
     classes = "".join(f'[[classes]]\nname = "{n}"\nthreshold = {t}\n\n' for n, t in zip(CLASSES, thresholds))

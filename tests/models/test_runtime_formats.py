@@ -17,6 +17,13 @@ LAYOUTS = [
 ]
 
 
+@pytest.mark.parametrize("fmt", ["yolov8", "yolov5"])
+def test_yolo_output_in_the_other_orientation_is_read(make_package, fmt):
+    det = load_detector(make_package(fmt, transposed=True), overlap=32)
+    scan, want = _scene()
+    assert sorted((d.label, d.box) for d in det.detect(scan)) == want
+
+
 def _scene():
     high, low = air(296, 200)  # every tile origin on the 8-pixel grid
     want = [
