@@ -1,0 +1,94 @@
+"""The control room's HTTP API (FastAPI); `create_app(store)` so UI pages can be added later."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Callable
+
+from fastapi import FastAPI, HTTPException, Query, Response
+
+from central_sync.errors import HubStoreError
+from central_sync.hub.stations import station_view
+from central_sync.hub.store import HubStore
+from central_sync.protocol import SHA256_HEX
+
+MAX_LIMIT = 1000
+
+
+def _filters(station: str | None, verdict: str | None, since: datetime | None, until: datetime | None,
+             q: str | None, alerts_only: bool) -> tuple[str, tuple]:
+    clauses, args = [], []
+    for cond, clause, value in (
+        (station, "station = ?", station), (verdict, "verdict = ?", verdict),
+        (since, "decided_ts >= ?", since.timestamp() if since else None),
+        (until, "decided_ts < ?", until.timestamp() if until else None),
+        (q, "identities LIKE ?", f"%{q}%"), (alerts_only, "is_alert = ?", 1),
+    ):
+        if cond:
+            clauses.append(clause)
+            args.append(value)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", tuple(args)
+
+
+def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, stale_s: float = 30.0) -> FastAPI:
+    """The API over one hub store; `hub_stats` adds this process's ingest figures to /api/hub."""
+    app = FastAPI(title="Checkpoint Edge hub", version="1")
+    app.state.store = store
+
+    def listing(alerts_only: bool, station, verdict, since, until, q, limit, offset) -> list[dict]:
+        where, args = _filters(station, verdict, since, until, q, alerts_only)
+        rows = _guard(store.records, where, args, limit, offset)
+        return [{"record": json.loads(body), "alert": bool(alert), "committed_at": at, "hub": hub}
+                for body, alert, at, hub in rows]
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"ok": _guard(store.ping)}
+
+    @app.get("/api/hub")
+    def hub() -> dict:
+        return hub_stats() if hub_stats else {}
+
+    @app.get("/api/stations")
+    def stations() -> list[dict]:
+        return [station_view(r, stale_s=stale_s) for r in _guard(store.stations)]
+
+    @app.get("/api/inspections")
+    def inspections(station: str | None = None, verdict: str | None = None, since: datetime | None = None,
+                    until: datetime | None = None, q: str | None = Query(None, description="identity search"),
+                    limit: int = Query(100, ge=1, le=MAX_LIMIT), offset: int = Query(0, ge=0)) -> list[dict]:
+        return listing(False, station, verdict, since, until, q, limit, offset)
+
+    @app.get("/api/inspections/{record_id}")
+    def inspection(record_id: str) -> dict:
+        rows = _guard(store.records, "WHERE id = ?", (record_id,), 1, 0)
+        if not rows:
+            raise HTTPException(404, f"no inspection {record_id!r}")
+        body, alert, at, hub = rows[0]
+        reviews = [json.loads(r) for r in _guard(store.reviews, record_id)]
+        return {"record": json.loads(body), "alert": bool(alert), "committed_at": at, "hub": hub, "reviews": reviews}
+
+    @app.get("/api/alerts")
+    def alerts(station: str | None = None, since: datetime | None = None, until: datetime | None = None,
+               q: str | None = None, limit: int = Query(100, ge=1, le=MAX_LIMIT), offset: int = Query(0, ge=0)) -> list[dict]:
+        return listing(True, station, None, since, until, q, limit, offset)
+
+    @app.get("/api/images/{sha256}")
+    def image(sha256: str) -> Response:
+        if not SHA256_HEX.match(sha256):
+            raise HTTPException(422, f"{sha256!r} is not a lower-case sha256")
+        data = _guard(store.image, sha256)
+        if data is None:
+            raise HTTPException(404, f"no image {sha256}")
+        return Response(data, media_type="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{sha256}.npz"'})
+
+    return app
+
+
+def _guard(fn, *args):
+    try:
+        return fn(*args)
+    except HubStoreError as exc:
+        raise HTTPException(503, str(exc)) from exc

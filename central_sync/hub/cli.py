@@ -1,0 +1,87 @@
+"""`edge-hub`: run the central hub (ingest + HTTP API) or create its tables.
+
+    edge-hub run [--db URL] [--broker-host H] [--broker-port P] [--http-port P] ...
+    edge-hub migrate --db URL
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import structlog
+import uvicorn
+from pydantic import ValidationError
+
+from central_sync.config import BrokerConfig, TlsConfig
+from central_sync.errors import SyncError
+from central_sync.hub.api import create_app
+from central_sync.hub.service import Hub
+from central_sync.hub.store import open_store
+
+EXIT_CONFIG = 78  # EX_CONFIG: systemd should not restart on a bad configuration
+log = structlog.get_logger("central_sync.hub")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="edge-hub", description="Checkpoint Edge central hub")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="ingest from the broker and serve the control-room API")
+    for sp in (run, sub.add_parser("migrate", help="create the hub's tables")):
+        sp.add_argument("--db", default="hub.sqlite3", help="sqlite path (default hub.sqlite3) or postgresql://...")
+    run.add_argument("--broker-host", default="127.0.0.1")
+    run.add_argument("--broker-port", type=int, default=1883)
+    run.add_argument("--username")
+    run.add_argument("--password-file", type=Path)
+    run.add_argument("--tls-ca", type=Path)
+    run.add_argument("--tls-cert", type=Path)
+    run.add_argument("--tls-key", type=Path)
+    run.add_argument("--keepalive", type=int, default=30)
+    run.add_argument("--hub-id", help="MQTT client id (default hub-<host>-<pid>); unique per hub process")
+    run.add_argument("--http-host", default="127.0.0.1")
+    run.add_argument("--http-port", type=int, default=8080, help="0 disables the HTTP API")
+    run.add_argument("--batch-max", type=int, default=500, help="messages per database transaction")
+    run.add_argument("--gap-period", type=float, default=5.0, help="seconds between seq gap checks")
+    return ap
+
+
+def _broker(args: argparse.Namespace) -> BrokerConfig:
+    tls = TlsConfig(ca_file=args.tls_ca, cert_file=args.tls_cert, key_file=args.tls_key) if args.tls_ca else None
+    return BrokerConfig(host=args.broker_host, port=args.broker_port, tls=tls, username=args.username,
+                        password_file=args.password_file, keepalive_s=args.keepalive)
+
+
+async def _run(args: argparse.Namespace) -> None:
+    store = open_store(args.db)
+    async with Hub(_broker(args), store, args.hub_id, batch_max=args.batch_max, gap_period_s=args.gap_period) as hub:
+        log.info("hub.started", hub=hub.hub_id, db=store.url, http_port=args.http_port)
+        if args.http_port:
+            config = uvicorn.Config(create_app(store, hub.stats), host=args.http_host, port=args.http_port,
+                                    log_level="warning", lifespan="off")
+            await uvicorn.Server(config).serve()
+        else:
+            await asyncio.Event().wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.cmd == "migrate":
+            open_store(args.db).migrate()
+            return 0
+        asyncio.run(_run(args))
+    except ValidationError as exc:
+        print(f"edge-hub: bad option: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return EXIT_CONFIG
+    except SyncError as exc:
+        print(f"edge-hub: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Per-station seq gap detection: seqs missing below the highest committed one, twice in a row."""
+
+from __future__ import annotations
+
+import structlog
+
+from central_sync import protocol as p
+from central_sync.hub.store import HubStore
+
+log = structlog.get_logger("central_sync.hub")
+MAX_ASK = 1000
+
+
+class GapChecker:
+    """Remembers each station's contiguous prefix; asks for seqs that stay missing."""
+
+    def __init__(self, store: HubStore, hub_id: str, send) -> None:
+        self.store, self.hub_id, self.send = store, hub_id, send
+        self.through: dict[str, int] = {}
+        self.suspects: dict[str, set[int]] = {}
+        self.asked = 0
+
+    def check(self) -> None:
+        for station in self.store.record_stations():
+            self._check_station(station)
+
+    def _check_station(self, station: str) -> None:
+        low = self.through.get(station)
+        seqs = self.store.seqs_after(station, low if low is not None else -(2**62))
+        if not seqs:
+            return
+        start = seqs[0] - 1 if low is None else low
+        missing = sorted(set(range(start + 1, seqs[-1])) - set(seqs))
+        self.through[station] = (missing[0] - 1) if missing else seqs[-1]
+        persistent = [s for s in missing if s in self.suspects.get(station, set())][:MAX_ASK]
+        self.suspects[station] = set(missing[: MAX_ASK * 10])
+        if persistent:
+            self.asked += len(persistent)
+            log.info("hub.gap_resend", station=station, first=persistent[0], count=len(persistent))
+            self.send(p.topic(station, "cmd"), p.CmdMsg(hub=self.hub_id, op="resend", seqs=persistent).model_dump_json().encode())

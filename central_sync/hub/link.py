@@ -1,0 +1,100 @@
+"""The hub's MQTT side: one thread owns the paho client, feeds a bounded queue, sends acks.
+
+A full inbound queue blocks this thread, so the broker holds (and, past its own limits, drops)
+messages; stations re-send whatever the hub never acknowledged, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import structlog
+
+from central_sync import protocol as p
+from central_sync.config import BrokerConfig
+from central_sync.errors import BrokerError, SessionLost, SyncError
+from central_sync.mqtt import backoff_delay, connect_properties, new_client, reason_text
+
+log = structlog.get_logger("central_sync.hub")
+ACK_INFLIGHT = 20  # the MQTT default Receive Maximum of brokers; acks beyond it wait in paho (few, small)
+
+
+class HubLink:
+    """Consumes the shared subscriptions into `inbox`; publishes what is put in `outbox`."""
+
+    def __init__(self, cfg: BrokerConfig, hub_id: str, inbox: queue.Queue, group: str = p.SHARE_GROUP) -> None:
+        self.cfg, self.hub_id, self.inbox, self.group = cfg, hub_id, inbox, group
+        self.outbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+        self.connected = False
+        self.sessions = 0
+        self.last_error: str | None = None
+        self._ended: str | None = None
+        self._connack = None
+
+    def send(self, name: str, payload: bytes) -> None:
+        """Thread-safe: queue one QoS 1 publish (acks, commands)."""
+        self.outbox.put((name, payload))
+
+    def run(self, stop: threading.Event) -> None:
+        attempt = 0
+        while not stop.is_set():
+            try:
+                self._session(stop)
+                attempt = 0
+            except (OSError, SyncError, ValueError) as exc:
+                self.last_error = str(exc) or type(exc).__name__
+                log.error("hub.link_lost", hub=self.hub_id, error=self.last_error)
+                attempt = 0 if self.connected else attempt + 1
+            finally:
+                self.connected = False
+            stop.wait(backoff_delay(attempt, self.cfg.reconnect_min_s, self.cfg.reconnect_max_s))
+
+    def _session(self, stop: threading.Event) -> None:
+        client = new_client(self.cfg, self.hub_id, ACK_INFLIGHT)
+        self._ended, self._connack = None, None
+        client.on_connect = lambda c, u, f, code, props: setattr(self, "_connack", (code, props))
+        client.on_disconnect = lambda c, u, f, code, props: setattr(self, "_ended", reason_text(getattr(code, "value", 0)))
+        client.on_message = self._on_message
+        client.connect(self.cfg.host, self.cfg.port, self.cfg.keepalive_s, clean_start=True, properties=connect_properties(1000))
+        try:
+            self._serve(client, stop)
+        finally:
+            client.disconnect()
+            client.loop(0.01)
+
+    def _serve(self, client: mqtt.Client, stop: threading.Event) -> None:
+        deadline = time.monotonic() + 10
+        while self._connack is None:
+            self._loop(client)
+            if time.monotonic() > deadline:
+                raise SessionLost(f"broker {self.cfg.host}:{self.cfg.port} sent no CONNACK within 10 s")
+        code, props = self._connack
+        if code.is_failure:
+            raise BrokerError(f"broker {self.cfg.host}:{self.cfg.port} refused hub {self.hub_id}: {reason_text(code.value)}", code.value)
+        client.subscribe([(t, 1) for t in p.hub_subscriptions(self.group)])
+        self.connected, self.sessions = True, self.sessions + 1
+        log.info("hub.link_up", hub=self.hub_id, broker=f"{self.cfg.host}:{self.cfg.port}")
+        while not stop.is_set():
+            self._drain_outbox(client)
+            self._loop(client)
+
+    def _loop(self, client: mqtt.Client) -> None:
+        rc = client.loop(0.02)
+        if self._ended is not None:
+            raise SessionLost(f"broker {self.cfg.host}:{self.cfg.port} ended the hub session: {self._ended}")
+        if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
+            raise SessionLost(f"MQTT link to {self.cfg.host}:{self.cfg.port} failed: {mqtt.error_string(rc)}")
+
+    def _drain_outbox(self, client: mqtt.Client) -> None:
+        while True:
+            try:
+                name, payload = self.outbox.get_nowait()
+            except queue.Empty:
+                return
+            client.publish(name, payload, qos=1)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        self.inbox.put((msg.topic, msg.payload))

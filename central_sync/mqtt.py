@@ -1,0 +1,58 @@
+"""A paho-mqtt 2.x MQTT v5 client built from BrokerConfig (TLS, credentials, Last Will)."""
+
+from __future__ import annotations
+
+import random
+import ssl
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+
+from central_sync.config import BrokerConfig
+
+REASON_NAMES = {0x80: "unspecified", 0x83: "implementation specific", 0x87: "not authorised",
+                0x90: "topic name invalid", 0x91: "packet id in use", 0x95: "packet too large",
+                0x97: "quota exceeded", 0x99: "payload format invalid"}
+
+
+def new_client(cfg: BrokerConfig, client_id: str, max_inflight: int) -> mqtt.Client:
+    """A fresh v5 client (never reused across sessions, so paho cannot replay stale publishes).
+
+    paho ignores the broker's Receive Maximum, so callers keep their own window at or below both
+    `max_inflight` (paho's limit, fixed before connecting) and the value in CONNACK."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(max_inflight)
+    if cfg.username:
+        client.username_pw_set(cfg.username, cfg.password())
+    if cfg.tls is not None:
+        client.tls_set(ca_certs=str(cfg.tls.ca_file),
+                       certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
+                       keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
+                       cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    return client
+
+
+def connect_properties(receive_maximum: int = 65535) -> Properties:
+    props = Properties(PacketTypes.CONNECT)
+    props.ReceiveMaximum = receive_maximum
+    props.SessionExpiryInterval = 0
+    return props
+
+
+def connack_limits(props: Properties | None) -> tuple[int, int | None]:
+    """(Receive Maximum, Maximum Packet Size or None) announced by the broker in CONNACK."""
+    receive_max = getattr(props, "ReceiveMaximum", None) if props is not None else None
+    max_packet = getattr(props, "MaximumPacketSize", None) if props is not None else None
+    return int(receive_max or 65535), (int(max_packet) if max_packet else None)
+
+
+def reason_text(code: int) -> str:
+    return f"0x{code:02X} {REASON_NAMES.get(code, 'error')}"
+
+
+def backoff_delay(attempt: int, low: float, high: float) -> float:
+    """Full-jitter exponential back-off: uniform in [low, min(high, low * 2**attempt)]."""
+    cap = min(high, low * (2 ** min(attempt, 20)))
+    return random.uniform(low, max(low, cap))

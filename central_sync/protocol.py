@@ -1,0 +1,231 @@
+"""The wire protocol between stations and the hub: topics and versioned payload schemas.
+
+Topics (MQTT v5, QoS 1), `{s}` is the station id:
+
+    cpe/v1/{s}/status                 station -> hub, retained; the Last Will says offline
+    cpe/v1/{s}/inspection             station -> hub, MessageEnvelope(kind=inspection)
+    cpe/v1/{s}/alert                  station -> hub, MessageEnvelope(kind=alert), a suspect record
+    cpe/v1/{s}/review                 station -> hub, MessageEnvelope(kind=review)
+    cpe/v1/{s}/blob/{sha256}/{index}  station -> hub, BlobChunkHeader JSON, b"\\n", chunk bytes
+    cpe/v1/{s}/ack                    hub -> station, AckMsg: what is committed centrally
+    cpe/v1/{s}/cmd                    hub -> station, CmdMsg: e.g. resend missing seqs
+
+`msg` in every station payload is the outbox row id; the hub echoes it (with the record id) in
+AckMsg so the station deletes exactly that row. Both sides import this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from central_sync.errors import ProtocolError
+from central_sync.schema import InspectionRecord, Review
+
+PROTOCOL_VERSION = 1
+ROOT = "cpe/v1"
+SHARE_GROUP = "hub"
+STATION_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+class Kind(StrEnum):
+    INSPECTION = "inspection"
+    ALERT = "alert"
+    REVIEW = "review"
+    BLOB = "blob"
+
+
+def check_station(station: str) -> str:
+    """Return `station` if it is usable as a topic level, else raise ProtocolError."""
+    if not STATION_ID.match(station):
+        raise ProtocolError(f"station id {station!r} is not 1-64 characters of letters, digits, '_', '.', '-'")
+    return station
+
+
+def topic(station: str, leaf: str) -> str:
+    return f"{ROOT}/{station}/{leaf}"
+
+
+def blob_topic(station: str, sha256: str, index: int) -> str:
+    return f"{ROOT}/{station}/blob/{sha256}/{index}"
+
+
+HUB_SHARED_LEAVES = ("alert", "inspection", "review", "blob/+/+")
+
+
+def hub_subscriptions(group: str = SHARE_GROUP) -> list[str]:
+    """What every hub process subscribes to: shared data topics plus every station's status."""
+    shared = [f"$share/{group}/{ROOT}/+/{leaf}" for leaf in HUB_SHARED_LEAVES]
+    return shared + [f"{ROOT}/+/status"]
+
+
+def parse_topic(name: str) -> tuple[str, list[str]]:
+    """Split `cpe/v1/{station}/leaf...` into (station, leaf parts) or raise ProtocolError."""
+    parts = name.split("/")
+    if len(parts) < 4 or "/".join(parts[:2]) != ROOT or not STATION_ID.match(parts[2]):
+        raise ProtocolError(f"topic {name!r} is not under {ROOT}/{{station}}/")
+    return parts[2], parts[3:]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EnvelopeHead(BaseModel):
+    """The fields every message envelope carries; read alone when the body is bad."""
+
+    model_config = ConfigDict(extra="ignore")
+    v: int
+    station: str
+    msg: int
+    seq: int
+    record_id: str
+    kind: Kind
+
+
+class _Envelope(_Wire):
+    v: Literal[1] = PROTOCOL_VERSION
+    station: str
+    msg: int
+    seq: int
+    record_id: str
+    sent_at: float = 0.0
+
+
+class RecordMsg(_Envelope):
+    """An inspection record, on the inspection or alert topic."""
+
+    kind: Literal[Kind.INSPECTION, Kind.ALERT]
+    body: InspectionRecord
+
+
+class ReviewMsg(_Envelope):
+    """The officer's decision on a record."""
+
+    kind: Literal[Kind.REVIEW]
+    body: Review
+
+
+class BlobChunkHeader(_Wire):
+    """Header of one image chunk; the chunk bytes follow a newline."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    station: str
+    msg: int
+    seq: int
+    record_id: str
+    sha256: str = Field(pattern=SHA256_HEX.pattern)
+    index: int = Field(ge=0)
+    count: int = Field(ge=1)
+    size: int = Field(ge=0)
+    chunk_sha256: str = Field(pattern=SHA256_HEX.pattern)
+
+
+class LaneBacklog(_Wire):
+    rows: int = 0
+    bytes: int = 0
+    oldest_seq: int | None = None
+    newest_seq: int | None = None
+    oldest_at: float | None = None
+
+
+class StatusMsg(_Wire):
+    """The station's retained status; the Last Will carries state=offline."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    station: str
+    state: Literal["online", "offline"]
+    session: int
+    at: float
+    backlog: dict[str, LaneBacklog] = Field(default_factory=dict)
+    last_ack_at: float | None = None
+    last_error: str | None = None
+    counters: dict[str, int] = Field(default_factory=dict)
+
+
+class AckItem(_Wire):
+    """`committed`: the row is in the central database. `chunk`: one image chunk is stored.
+    `rejected`: the hub will never accept this row (the station parks it and raises an alarm)."""
+
+    msg: int
+    record_id: str
+    status: Literal["committed", "chunk", "rejected"]
+    index: int | None = None
+    reason: str = ""
+
+
+class AckMsg(_Wire):
+    v: Literal[1] = PROTOCOL_VERSION
+    hub: str
+    acks: list[AckItem]
+
+
+class CmdMsg(_Wire):
+    """A hub request; `resend` names record seqs the hub is missing."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    hub: str
+    op: Literal["resend"]
+    seqs: list[int] = Field(default_factory=list, max_length=1000)
+
+
+def encode_envelope(station: str, kind: str, msg: int, seq: int, record_id: str, body: bytes, sent_at: float) -> bytes:
+    """Wrap an outbox payload (already JSON) without re-parsing it."""
+    head = json.dumps({"v": PROTOCOL_VERSION, "station": station, "msg": msg, "seq": seq,
+                       "record_id": record_id, "kind": kind, "sent_at": round(sent_at, 6)})
+    return head[:-1].encode() + b',"body":' + body + b"}"
+
+
+def decode_message(kind: str, payload: bytes) -> RecordMsg | ReviewMsg:
+    """Parse a record or review envelope; ProtocolError names the first problem."""
+    model = ReviewMsg if kind == Kind.REVIEW else RecordMsg
+    try:
+        return model.model_validate_json(payload)
+    except ValidationError as exc:
+        raise ProtocolError(f"{kind} payload of {len(payload)} bytes is invalid: {_first(exc)}") from exc
+
+
+def decode_head(payload: bytes) -> EnvelopeHead | None:
+    """The envelope's identifying fields, or None when even they are unreadable."""
+    try:
+        return EnvelopeHead.model_validate_json(payload)
+    except ValidationError:
+        return None
+
+
+def encode_chunk(header: BlobChunkHeader, data: bytes) -> bytes:
+    return header.model_dump_json().encode() + b"\n" + data
+
+
+def decode_chunk(payload: bytes) -> tuple[BlobChunkHeader, bytes]:
+    """Split and check one chunk; ProtocolError when the header or the chunk hash is wrong."""
+    head, sep, data = payload.partition(b"\n")
+    if not sep:
+        raise ProtocolError(f"blob chunk of {len(payload)} bytes has no header line")
+    try:
+        header = BlobChunkHeader.model_validate_json(head)
+    except ValidationError as exc:
+        raise ProtocolError(f"blob chunk header is invalid: {_first(exc)}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != header.chunk_sha256:
+        raise ProtocolError(f"blob {header.sha256[:12]} chunk {header.index} hashes to {digest[:12]}, header says {header.chunk_sha256[:12]}")
+    return header, data
+
+
+def decode_model(model: type[_Wire], payload: bytes) -> _Wire:
+    try:
+        return model.model_validate_json(payload)
+    except ValidationError as exc:
+        raise ProtocolError(f"{model.__name__} payload of {len(payload)} bytes is invalid: {_first(exc)}") from exc
+
+
+def _first(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ())) or "payload"
+    return f"{where}: {err.get('msg', 'invalid')}"

@@ -1,0 +1,126 @@
+"""The publisher's side of the station database: reads outbox rows, retires acked ones, figures.
+
+The publisher owns its own connection (WAL; the station store writes concurrently) and two small
+tables of its own, created here: `sync_meta` (session counter) and `sync_blob_progress` (image
+chunks the hub has stored, so an interrupted upload resumes).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from central_sync.outbox import Lane
+
+SYNC_DDL = """
+CREATE TABLE IF NOT EXISTS sync_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sync_blob_progress (
+    outbox_id   INTEGER PRIMARY KEY,
+    chunk_bytes INTEGER NOT NULL,
+    done        TEXT NOT NULL DEFAULT ''
+);
+"""
+PARKED = "parked: "
+LANE_NAMES = {Lane.ALERT: "alert", Lane.RECORD: "record", Lane.IMAGE: "image"}
+
+
+@dataclass(slots=True)
+class Row:
+    id: int
+    lane: Lane
+    kind: str
+    record_id: str
+    seq: int
+    payload: bytes
+    size: int
+    attempts: int
+
+
+class StationDb:
+    """One connection, used only by the publisher's thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, timeout=10.0)
+        self.conn.execute("PRAGMA busy_timeout=10000")
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")  # a lost retire only means a resend
+        self.conn.executescript(SYNC_DDL)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def fetch(self, lane: Lane, after_id: int, limit: int) -> list[Row]:
+        """Unparked rows of one lane after `after_id`, oldest first."""
+        cur = self.conn.execute(
+            "SELECT id, lane, kind, record_id, seq, payload, size, attempts FROM outbox"
+            " WHERE lane=? AND id>? AND (last_error IS NULL OR substr(last_error,1,8)<>?) ORDER BY id LIMIT ?",
+            (int(lane), after_id, PARKED, limit))
+        return [Row(r[0], Lane(r[1]), r[2], r[3], r[4], bytes(r[5]), r[6], r[7]) for r in cur]
+
+    def mark_sent(self, ids: list[int], at: float) -> None:
+        self._many("UPDATE outbox SET attempts=attempts+1, last_sent_at=? WHERE id=?", [(at, i) for i in ids])
+
+    def retire(self, pairs: list[tuple[int, str]]) -> int:
+        """Delete rows the hub committed (id and record id must both match); returns rows deleted."""
+        with self._tx():
+            before = self.conn.total_changes
+            self.conn.executemany("DELETE FROM outbox WHERE id=? AND record_id=?", pairs)
+            deleted = self.conn.total_changes - before
+            self.conn.executemany("DELETE FROM sync_blob_progress WHERE outbox_id=?", [(i,) for i, _ in pairs])
+        return deleted
+
+    def note_error(self, row_id: int, text: str) -> None:
+        self._many("UPDATE outbox SET last_error=? WHERE id=?", [(text[:500], row_id)])
+
+    def park(self, row_id: int, reason: str) -> None:
+        self.note_error(row_id, PARKED + reason)
+
+    def next_session(self) -> int:
+        with self._tx():
+            cur = self.conn.execute("SELECT value FROM sync_meta WHERE key='session'").fetchone()
+            value = int(cur[0]) + 1 if cur else 1
+            self.conn.execute("INSERT OR REPLACE INTO sync_meta (key, value) VALUES ('session', ?)", (str(value),))
+        return value
+
+    def blob_progress(self, row_id: int, chunk_bytes: int) -> set[int]:
+        cur = self.conn.execute("SELECT chunk_bytes, done FROM sync_blob_progress WHERE outbox_id=?", (row_id,)).fetchone()
+        if cur is None or cur[0] != chunk_bytes:
+            return set()
+        return {int(x) for x in cur[1].split(",") if x}
+
+    def save_blob_progress(self, row_id: int, chunk_bytes: int, done: set[int]) -> None:
+        text = ",".join(str(i) for i in sorted(done))
+        self._many("INSERT OR REPLACE INTO sync_blob_progress (outbox_id, chunk_bytes, done) VALUES (?,?,?)",
+                   [(row_id, chunk_bytes, text)])
+
+    def backlog(self) -> dict[str, dict]:
+        """Per lane: rows, bytes, oldest/newest seq, oldest enqueue time, parked rows."""
+        out = {name: {"rows": 0, "bytes": 0, "oldest_seq": None, "newest_seq": None, "oldest_at": None, "parked": 0}
+               for name in LANE_NAMES.values()}
+        cur = self.conn.execute(
+            "SELECT lane, count(*), coalesce(sum(size),0), min(seq), max(seq), min(created_at),"
+            " sum(CASE WHEN substr(last_error,1,8)=? THEN 1 ELSE 0 END) FROM outbox GROUP BY lane", (PARKED,))
+        for lane, rows, size, lo, hi, oldest, parked in cur:
+            name = LANE_NAMES.get(Lane(lane), str(lane))
+            out[name] = {"rows": rows, "bytes": size, "oldest_seq": lo, "newest_seq": hi,
+                         "oldest_at": oldest, "parked": parked or 0}
+        return out
+
+    def _many(self, sql: str, args: list[tuple]) -> None:
+        with self._tx():
+            self.conn.executemany(sql, args)
+
+    def _tx(self):
+        return _Tx(self.conn)
+
+
+class _Tx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -1,0 +1,90 @@
+"""Fixtures: a real Mosquitto per test, a PostgreSQL schema per test, hub processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from central_sync.devtools import Mosquitto, free_port
+
+PG_ADMIN = os.environ.get("TEST_PG", "postgresql://127.0.0.1:5432/test")
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def broker(tmp_path):
+    with Mosquitto(tmp_path / "broker") as b:
+        yield b
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh schema in database `test`, dropped afterwards; the URL sets its search_path."""
+    schema = f"cs_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL at {PG_ADMIN} is unreachable: {exc}")
+    admin.execute(f"CREATE SCHEMA {schema}")
+    yield f"{PG_ADMIN}?options=-csearch_path%3D{schema}"
+    admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    admin.close()
+
+
+class HubProc:
+    """`edge-hub run` in a child process (so a test can kill -9 it)."""
+
+    def __init__(self, db: str, broker_port: int, logdir: Path, name: str, http: bool = False, gap_period: float = 1.0) -> None:
+        self.http_port = free_port() if http else 0
+        self.args = [sys.executable, "-m", "central_sync.hub.cli", "run", "--db", db, "--broker-port", str(broker_port),
+                     "--http-port", str(self.http_port), "--hub-id", name, "--gap-period", str(gap_period)]
+        self.log = logdir / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "HubProc":
+        self.proc = subprocess.Popen(self.args, cwd=REPO, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+        return self
+
+    def signal(self, sig: int) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def hubs(tmp_path):
+    started: list[HubProc] = []
+
+    def make(db: str, broker_port: int, name: str = "hub-a", **kw) -> HubProc:
+        h = HubProc(db, broker_port, tmp_path, name, **kw).start()
+        started.append(h)
+        return h
+
+    yield make
+    for h in started:
+        h.signal(signal.SIGCONT)
+        h.stop()
+
+
+def wait_until(cond, timeout: float, what: str, step: float = 0.1):
+    """Poll `cond` until truthy; fail naming `what` and the last value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = cond()
+        if last:
+            return last
+        time.sleep(step)
+    raise AssertionError(f"{what} not reached within {timeout} s (last value {last!r})")

@@ -1,0 +1,77 @@
+"""End to end through a real Mosquitto: records, alerts, reviews and images reach the hub once."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import UTC, datetime
+
+import numpy as np
+import httpx
+
+from central_sync.config import SyncConfig
+from central_sync.devtools import add_record, fill, make_record, open_station_db, outbox_rows
+from central_sync.hub.api import create_app
+from central_sync.hub.service import Hub
+from central_sync.hub.store import open_store
+from central_sync.outbox import Lane, enqueue
+from central_sync.publisher import Publisher
+from central_sync.schema import Review, Verdict
+from central_sync.config import BrokerConfig
+
+
+async def wait_for(cond, timeout: float, what: str):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    last = None
+    while loop.time() < end:
+        last = await asyncio.to_thread(cond)
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what} not reached within {timeout} s (last {last!r})")
+
+
+def write_scan(scans, rng) -> str:
+    buf = rng.integers(0, 65535, size=(200, 300), dtype=np.uint16).tobytes()
+    sha = hashlib.sha256(buf).hexdigest()
+    path = scans / sha[:2] / f"{sha}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buf)
+    return sha
+
+
+async def test_records_alerts_reviews_and_images_arrive_once(tmp_path, broker):
+    db, scans = tmp_path / "station.db", tmp_path / "scans"
+    conn = open_station_db(db)
+    fill(conn, "gate-1", 1, 40, alert_every=7)
+    sha = write_scan(scans, np.random.default_rng(1))
+    rec = make_record("gate-1", 41, Verdict.SUSPECT, scan_sha=sha, tag="PLATE-XYZ")
+    add_record(conn, rec)
+    review = Review(officer="B-17", decided_at=datetime(2026, 1, 2, tzinfo=UTC), outcome="threat_confirmed", label="knife")
+    conn.execute("BEGIN")
+    enqueue(conn, Lane.RECORD, "review", rec.id, 41, review.model_dump_json())
+    enqueue(conn, Lane.IMAGE, "blob", rec.id, 41, sha)
+    conn.execute("COMMIT")
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    cfg = SyncConfig(port=broker.port, chunk_bytes=16 * 1024, status_period_s=0.5)
+    async with Hub(BrokerConfig(port=broker.port), store, "hub-t") as hub, Publisher(cfg, "gate-1", db, scans) as pub:
+        await wait_for(lambda: outbox_rows(db) == 0, 30, "outbox drained")
+        await wait_for(lambda: pub.stats()["backlog"].get("record", {}).get("rows") == 0, 5, "backlog figure at 0")
+        stats = pub.stats()
+        assert stats["connected"] and stats["counters"]["acked"] == 49 and stats["counters"].get("errors", 0) == 0
+        assert store.query("SELECT count(*), count(DISTINCT seq), sum(is_alert) FROM records") == [(41, 41, 6)]
+        assert store.image(sha) == (scans / sha[:2] / f"{sha}.npz").read_bytes()
+        transport = httpx.ASGITransport(app=create_app(store, hub.stats))
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+            alerts = (await http.get("/api/alerts", params={"q": "PLATE"})).json()
+            assert [a["record"]["id"] for a in alerts] == [rec.id]
+            one = (await http.get(f"/api/inspections/{rec.id}")).json()
+            assert one["reviews"][0]["officer"] == "B-17"
+            img = await http.get(f"/api/images/{sha}")
+            assert hashlib.sha256(img.content).hexdigest() == sha
+            await wait_for(lambda: store.stations(), 5, "station status stored")
+            st = (await http.get("/api/stations")).json()
+            assert st[0]["station"] == "gate-1" and st[0]["state"] == "online"
+            assert (await http.get("/healthz")).json() == {"ok": True}
+    conn.close()
