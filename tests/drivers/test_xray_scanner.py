@@ -46,12 +46,6 @@ def _lines_once(blocks: list[LineBlock]) -> list[int]:
     return idx
 
 
-async def _wait_up_again(scanner: Scanner) -> None:
-    async with asyncio.timeout(5):
-        while scanner.link.up:
-            await asyncio.sleep(0.01)
-    await scanner.link.wait_up(5)
-
 
 async def test_scan_streams_progressively_and_assembles_exactly(tmp_path: Path) -> None:
     src = _scan(lines=160)

@@ -1,0 +1,139 @@
+"""Retrofit sources: file drop (complete files only, each once, across restarts) and video cuts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from drivers.retrofit import RetrofitConfig, open_source
+from drivers.retrofit.filedrop import FileDropSource
+from drivers.retrofit.sim import drop_file, encode_scan_file, make_video, to_display
+from drivers.retrofit.video import VideoSource
+from models.scan import Scan, save_scan
+
+
+def _scan(lines: int = 60, width: int = 80, seed: int = 0) -> Scan:
+    """A uint16 transmission image with a few attenuating rectangles."""
+    rng = np.random.default_rng(seed)
+    high = np.full((lines, width), 62000, np.uint16)
+    for _ in range(4):
+        y, x = rng.integers(0, lines - 15), rng.integers(0, width - 20)
+        high[y : y + 15, x : x + 20] = rng.integers(1000, 30000)
+    return Scan(high=high, low=(high // 3 * 2).astype(np.uint16), meta={"source": "test", "kvp": 140})
+
+
+def _cfg(folder: Path, **kw: object) -> RetrofitConfig:
+    return RetrofitConfig(kind="filedrop", folder=folder, settle_ms=150, poll_ms=20, **kw)
+
+
+async def _take(it: AsyncIterator[Scan], n: int, timeout: float = 5.0) -> list[Scan]:
+    out: list[Scan] = []
+    async with asyncio.timeout(timeout):
+        while len(out) < n:
+            out.append(await anext(it))
+    return out
+
+
+async def test_filedrop_ingests_only_complete_files_each_once(tmp_path: Path) -> None:
+    src = FileDropSource(_cfg(tmp_path), "cabinet")
+    it = src.scans()
+    a, b = _scan(seed=1), _scan(seed=2)
+    (tmp_path / "c.npz.part").write_bytes(b"half")
+    (tmp_path / ".hidden.png").write_bytes(b"x")
+    writer = asyncio.create_task(drop_file(tmp_path, "a.npz", a.to_bytes(), chunks=5, pause_s=0.08))
+    got = await _take(it, 1)
+    assert writer.done(), "a file still being written was ingested"
+    np.testing.assert_array_equal(got[0].high, a.high)
+    assert got[0].meta["source"] == "filedrop:cabinet" and got[0].meta["file"] == "a.npz"
+    await drop_file(tmp_path, "b.png", encode_scan_file(b, "png"), atomic=True)
+    got += await _take(it, 1)
+    np.testing.assert_array_equal(got[1].high, b.high)
+    np.testing.assert_array_equal(got[1].low, b.high)
+    assert got[1].meta["single_energy"]
+    with pytest.raises(TimeoutError):
+        await _take(it, 1, timeout=0.5)
+    await it.aclose()
+    assert sorted(p.name for p in (tmp_path / "processed").iterdir()) == ["a.npz", "b.png"]
+    assert (tmp_path / "c.npz.part").exists()
+    assert src.counters == {"ingested": 2, "rejected": 0}
+
+
+async def test_filedrop_restart_ingests_nothing_twice(tmp_path: Path) -> None:
+    for i in range(3):
+        save_scan(_scan(seed=i), tmp_path / f"s{i}.npz")
+    first = FileDropSource(_cfg(tmp_path), "cabinet").scans()
+    taken = await _take(first, 2)
+    await first.aclose()  # stops while holding s1: s0 was handed over and moved, s1 was not
+    second = FileDropSource(_cfg(tmp_path), "cabinet").scans()
+    rest = await _take(second, 2)
+    with pytest.raises(TimeoutError):
+        await _take(second, 1, timeout=0.5)
+    await second.aclose()
+    files = [s.meta["file"] for s in taken + rest]
+    assert files == ["s0.npz", "s1.npz", "s1.npz", "s2.npz"]  # s1 was never confirmed by the consumer
+    assert sorted(p.name for p in (tmp_path / "processed").iterdir()) == ["s0.npz", "s1.npz", "s2.npz"]
+
+
+async def test_filedrop_rejects_bad_files_with_a_reason_and_keeps_going(tmp_path: Path) -> None:
+    src = FileDropSource(_cfg(tmp_path), "cabinet")
+    it = src.scans()
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    cv2.imwrite(str(tmp_path / "colour.png"), np.zeros((8, 8, 3), np.uint8))
+    save_scan(_scan(), tmp_path / "good.npz")
+    got = await _take(it, 1)
+    await it.aclose()
+    assert got[0].meta["file"] == "good.npz"
+    rejected = tmp_path / "rejected"
+    assert (rejected / "broken.npz").exists() and (rejected / "colour.png").exists()
+    assert "channels" in (rejected / "colour.png.reason.txt").read_text()
+    assert "not a readable" in (rejected / "broken.npz.reason.txt").read_text()
+    assert src.counters["rejected"] == 2
+
+
+async def test_video_cuts_one_scan_per_belt_stop(tmp_path: Path) -> None:
+    items = [_scan(seed=s) for s in range(3)]
+    path = tmp_path / "monitor.avi"
+    make_video(path, items, size=(80, 60), hold_frames=15)
+    cfg = RetrofitConfig(kind="video", device=str(path), still_frames=6)
+    scans = [s async for s in VideoSource(cfg, "monitor").scans()]
+    assert len(scans) == 3
+    for scan, item in zip(scans, items, strict=True):
+        expect = to_display(item, (80, 60)).astype(np.int32) * 257
+        assert np.abs(scan.high.astype(np.int32) - expect).mean() < 2 * 257
+        assert scan.meta["single_energy"] and scan.meta["source"] == "video:monitor"
+        np.testing.assert_array_equal(scan.high, scan.low)
+
+
+async def test_video_without_change_yields_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "still.avi"
+    make_video(path, [], lead_frames=40)
+    cfg = RetrofitConfig(kind="video", device=str(path), still_frames=5)
+    assert [s async for s in VideoSource(cfg, "monitor").scans()] == []
+
+
+@pytest.mark.parametrize("kind", ["sim-filedrop", "sim-video"])
+async def test_open_source_simulators_run_the_real_drivers(tmp_path: Path, kind: str) -> None:
+    scan_dir = tmp_path / "scans"
+    scan_dir.mkdir()
+    for i in range(2):
+        save_scan(_scan(seed=i), scan_dir / f"{i}.npz")
+    cfg = RetrofitConfig(kind=kind, folder=tmp_path / "drop", settle_ms=100, poll_ms=20, still_frames=5,
+                         sim={"scan_dir": scan_dir, "interval_ms": 10, "items": 2})
+    async with open_source(cfg, "sim") as source:
+        got = await _take(source.scans(), 2, timeout=10)
+    assert all(s.shape[1] > 0 and s.meta["single_energy"] for s in got)
+
+
+def test_config_requires_what_its_kind_needs() -> None:
+    with pytest.raises(ValidationError, match="folder"):
+        RetrofitConfig(kind="filedrop")
+    with pytest.raises(ValidationError, match="device"):
+        RetrofitConfig(kind="video")
+    with pytest.raises(ValidationError, match="sim"):
+        RetrofitConfig(kind="sim-video")
