@@ -161,8 +161,8 @@ def open_session(conn: sqlite3.Connection, user: User, now: float | None = None)
 
 
 def session_user(conn: sqlite3.Connection, token: str, policy: SessionPolicy,
-                 now: float | None = None) -> User | None:
-    """The signed-in user of a live session (refreshing its idle timer), or None once expired."""
+                 now: float | None = None, touch: bool = True) -> User | None:
+    """The signed-in user of a live session (refreshing its idle timer when `touch`), or None once expired."""
     now = time.time() if now is None else now
     key = _token_key(token)
     with transaction(conn):
@@ -175,7 +175,8 @@ def session_user(conn: sqlite3.Connection, token: str, policy: SessionPolicy,
         if not active or now - created > policy.max_s or now - last_seen > policy.idle_s:
             conn.execute("DELETE FROM web_sessions WHERE token_sha256 = ?", (key,))
             return None
-        conn.execute("UPDATE web_sessions SET last_seen = ? WHERE token_sha256 = ?", (now, key))
+        if touch:
+            conn.execute("UPDATE web_sessions SET last_seen = ? WHERE token_sha256 = ?", (now, key))
     return User(badge, name, role, lang)
 
 

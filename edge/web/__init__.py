@@ -1,6 +1,4 @@
-"""The officer's station screen: live scans, decisions, threat image projection, roles and audit."""
+"""The officer's station screen: live scans, decisions, threat image projection, roles and audit.
 
-from edge.web.app import create_app
-from edge.web.config import TipConfig, WebConfig
-
-__all__ = ["create_app", "WebConfig", "TipConfig"]
+Entry points: `edge.web.app.create_app(ctx)`, settings `edge.web.config.WebConfig`.
+"""

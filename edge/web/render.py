@@ -1,8 +1,8 @@
 """Server-side rendering of a scan for the screen: view mode, boxes, labels and scores, to PNG.
 
-Material pseudo-colour comes from `models.material.colourise` when that module is installed;
-without it the colour view falls back to the high-energy grey view (and the organic/inorganic
-filters to a dual-energy ratio classifier of our own), so the screen always shows something true.
+Material pseudo-colour and classes come from `models.material` (colourise, material_class); a
+models package without that module gets the high-energy grey view and a plain ratio classifier
+for the organic/inorganic filters, so the screen always shows something true.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import numpy as np
 
 from models.scan import Scan
 
-try:  # the material pseudo-colour of the models package, when it has landed
+try:  # the material pseudo-colour of the models package
     from models.material import colourise as _colourise
-except ImportError:  # pragma: no cover - depends on the models package's progress
-    _colourise = None
+    from models.material import material_class as _material_class
+except ImportError:  # pragma: no cover - a models package without it
+    _colourise = _material_class = None
 
 VIEW_MODES: tuple[str, ...] = ("colour", "grey", "organic", "inorganic", "negative")
 
@@ -55,7 +56,14 @@ def colour_view(high: np.ndarray, low: np.ndarray) -> np.ndarray:
 
 
 def material_classes(high: np.ndarray, low: np.ndarray) -> np.ndarray:
-    """Coarse classes from R = ln T_low / ln T_high (organic ~1.1-1.2, light inorganic 1.3-1.6, metal more)."""
+    """Material class map (AIR, ORGANIC, INORGANIC, METAL, OPAQUE): models.material's when present."""
+    if _material_class is not None:
+        return _material_class(high, low)
+    return _ratio_classes(high, low)
+
+
+def _ratio_classes(high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """Fallback classes from R = ln T_low / ln T_high (organic ~1.1-1.2, light inorganic 1.3-1.6, metal more)."""
     th = np.clip(high.astype(np.float32) / 65535.0, 1e-6, 1.0)
     tl = np.clip(low.astype(np.float32) / 65535.0, 1e-6, 1.0)
     lh = -np.log(th)

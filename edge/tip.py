@@ -1,0 +1,312 @@
+"""Threat Image Projection: fictional threats composited into clean scans, officers' responses scored.
+
+A threat cut-out is a scan file (`.npz`, models/scan.py) holding the transmission of the threat
+alone in air, with `label` in its meta. Projection multiplies transmissions per channel,
+T = T_bag · T_threat, which is exact per pixel for the monochromatic approximation (the error of
+that approximation against a per-energy sum is in DOMAIN.md). Projection happens only on the way
+to the screen: the record, its verdict and the actuation never see it. Each projection is a row in
+`tip_events` holding everything needed to recompute the composite (threat, place, scale).
+Outcomes: hit (officer flagged it), miss (officer cleared it or moved on), false_alarm (officer
+flagged an image that held no projection).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import structlog
+
+from central_sync.schema import InspectionRecord, Verdict
+from edge.audit import transaction
+from edge.web.config import TipConfig
+from models.errors import ScanFormatError
+from models.scan import AIR, Scan, load_scan, save_scan
+
+log = structlog.get_logger()
+
+TIP_DDL = """
+CREATE TABLE IF NOT EXISTS tip_events (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    at           REAL NOT NULL,
+    officer      TEXT NOT NULL,
+    record_id    TEXT NOT NULL,
+    threat       TEXT,
+    label        TEXT,
+    params       TEXT,
+    outcome      TEXT NOT NULL,
+    responded_at REAL
+);
+CREATE INDEX IF NOT EXISTS tip_events_officer ON tip_events (officer, outcome);
+"""
+
+
+@dataclass(frozen=True)
+class Threat:
+    name: str
+    label: str
+    high: np.ndarray  # float32 transmission 0..1
+    low: np.ndarray
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Where a threat goes: top-left corner (x, y) in scan pixels and its scale."""
+
+    threat: str
+    x: int
+    y: int
+    scale: float
+
+    def box(self, threat: Threat) -> tuple[float, float, float, float]:
+        h, w = _scaled_shape(threat, self.scale)
+        return (float(self.x), float(self.y), float(self.x + w), float(self.y + h))
+
+
+@dataclass(frozen=True)
+class TipResponse:
+    outcome: str  # hit | miss | false_alarm
+    label: str | None = None
+    box: tuple[float, float, float, float] | None = None
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(TIP_DDL)
+
+
+def load_library(folder: Path) -> dict[str, Threat]:
+    """Every readable cut-out in `folder` by file stem; unreadable files are logged and skipped."""
+    threats: dict[str, Threat] = {}
+    for path in sorted(Path(folder).glob("*.npz")):
+        try:
+            scan = load_scan(path)
+        except ScanFormatError as exc:
+            log.warning("tip.cutout_unreadable", path=str(path), error=str(exc))
+            continue
+        threats[path.stem] = Threat(path.stem, str(scan.meta.get("label", path.stem)),
+                                    scan.high.astype(np.float32) / AIR, scan.low.astype(np.float32) / AIR)
+    return threats
+
+
+def _scaled_shape(threat: Threat, scale: float) -> tuple[int, int]:
+    h, w = threat.high.shape
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def choose(threats: dict[str, Threat], shape: tuple[int, int], high: np.ndarray, cfg: TipConfig,
+           rng: random.Random) -> Projection | None:
+    """A threat and a place for it inside the bag (where the scan is not air), or None if none fits."""
+    name = rng.choice(sorted(threats))
+    scale = rng.uniform(cfg.min_scale, cfg.max_scale)
+    th, tw = _scaled_shape(threats[name], scale)
+    if th >= shape[0] or tw >= shape[1]:
+        return None
+    ys, xs = np.nonzero(high[: shape[0] - th, : shape[1] - tw] < 0.9 * AIR)
+    if len(ys):
+        i = rng.randrange(len(ys))
+        return Projection(name, int(xs[i]), int(ys[i]), scale)
+    return Projection(name, rng.randrange(shape[1] - tw), rng.randrange(shape[0] - th), scale)
+
+
+def composite(scan: Scan, threat: Threat, p: Projection) -> Scan:
+    """The scan with the threat multiplied into its transmissions at `p`."""
+    th, tw = _scaled_shape(threat, p.scale)
+    out = []
+    for bag, cut in ((scan.high, threat.high), (scan.low, threat.low)):
+        t = cv2.resize(cut, (tw, th), interpolation=cv2.INTER_LINEAR)
+        region = bag[p.y:p.y + th, p.x:p.x + tw].astype(np.float32) * t
+        merged = bag.copy()
+        merged[p.y:p.y + th, p.x:p.x + tw] = np.clip(region + 0.5, 0, AIR).astype(np.uint16)
+        out.append(merged)
+    return Scan(high=out[0], low=out[1], meta=dict(scan.meta))
+
+
+def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+class TipEngine:
+    """Decides projections for one station screen and scores the responses."""
+
+    def __init__(self, cfg: TipConfig, threats: dict[str, Threat] | None = None) -> None:
+        self.cfg = cfg
+        self.threats = threats if threats is not None else load_library(cfg.library_dir)
+        self.rng = random.Random(cfg.seed)
+        if cfg.enabled and not self.threats:
+            log.warning("tip.library_empty", folder=str(cfg.library_dir))
+
+    @property
+    def active(self) -> bool:
+        return self.cfg.enabled and self.cfg.rate > 0 and bool(self.threats)
+
+    def on_item(self, store: Any, officer: str, record: InspectionRecord,
+                now: float | None = None) -> dict[str, Any] | None:
+        """A new item reaches an officer's screen: close earlier open projections as misses and
+        maybe project into this one. Returns the missed projection's summary, if any."""
+        now = time.time() if now is None else now
+        missed = self._close_unanswered(store.conn, officer, record.id, now)
+        if self._eligible(store, record) and self.rng.random() < self.cfg.rate:
+            self._project(store, officer, record, now)
+        return missed
+
+    def _eligible(self, store: Any, record: InspectionRecord) -> bool:
+        return self.active and record.verdict is Verdict.CLEAR and record.scan is not None \
+            and store.scan_path(record.scan.sha256).exists()
+
+    def _project(self, store: Any, officer: str, record: InspectionRecord, now: float) -> None:
+        scan = load_scan(store.scan_path(record.scan.sha256))
+        p = choose(self.threats, scan.shape, scan.high, self.cfg, self.rng)
+        if p is None:
+            return
+        params = json.dumps({"x": p.x, "y": p.y, "scale": p.scale})
+        store.conn.execute("INSERT INTO tip_events (at, officer, record_id, threat, label, params, outcome)"
+                           " VALUES (?,?,?,?,?,?,'pending')",
+                           (now, officer, record.id, p.threat, self.threats[p.threat].label, params))
+        log.info("tip.projected", officer=officer, record=record.id, threat=p.threat)
+
+    def _close_unanswered(self, conn: sqlite3.Connection, officer: str, record_id: str,
+                          now: float) -> dict[str, Any] | None:
+        with transaction(conn):
+            rows = conn.execute("SELECT id, record_id, label FROM tip_events WHERE officer = ? AND outcome ="
+                                " 'pending' AND record_id != ?", (officer, record_id)).fetchall()
+            conn.executemany("UPDATE tip_events SET outcome = 'miss', responded_at = ? WHERE id = ?",
+                             [(now, r[0]) for r in rows])
+        return {"record_id": rows[-1][1], "label": rows[-1][2]} if rows else None
+
+    def pending(self, conn: sqlite3.Connection, officer: str, record_id: str) -> Projection | None:
+        row = conn.execute("SELECT threat, params FROM tip_events WHERE officer = ? AND record_id = ? AND"
+                           " outcome = 'pending' ORDER BY id DESC LIMIT 1", (officer, record_id)).fetchone()
+        if row is None or row[0] not in self.threats:
+            return None
+        params = json.loads(row[1])
+        return Projection(row[0], params["x"], params["y"], params["scale"])
+
+    def displayed_scan(self, store: Any, officer: str, record: InspectionRecord, scan: Scan) -> Scan:
+        """What this officer is shown: the composite while a projection awaits an answer, else the scan."""
+        p = self.pending(store.conn, officer, record.id)
+        return composite(scan, self.threats[p.threat], p) if p else scan
+
+    def respond(self, conn: sqlite3.Connection, officer: str, record_id: str, flagged: bool,
+                box: tuple[float, float, float, float] | None = None, now: float | None = None) -> TipResponse | None:
+        """Score the officer's answer on a screened item; None when it was not a TIP matter."""
+        now = time.time() if now is None else now
+        p = self.pending(conn, officer, record_id)
+        if p is None:
+            if not flagged:
+                return None
+            conn.execute("INSERT INTO tip_events (at, officer, record_id, outcome, responded_at)"
+                         " VALUES (?,?,?,'false_alarm',?)", (now, officer, record_id, now))
+            return TipResponse("false_alarm")
+        threat = self.threats[p.threat]
+        hit = flagged and (box is None or _overlaps(box, p.box(threat)))
+        outcome = "hit" if hit else "miss"
+        conn.execute("UPDATE tip_events SET outcome = ?, responded_at = ? WHERE officer = ? AND record_id = ?"
+                     " AND outcome = 'pending'", (outcome, now, officer, record_id))
+        return TipResponse(outcome, threat.label, p.box(threat))
+
+
+def stats(conn: sqlite3.Connection, officer: str | None = None) -> list[dict[str, Any]]:
+    """Per-officer counts and rates: projections, hits, misses, false alarms, pending."""
+    where, args = ("WHERE officer = ?", (officer,)) if officer else ("", ())
+    rows = conn.execute(
+        "SELECT officer, sum(outcome='hit'), sum(outcome='miss'), sum(outcome='false_alarm'),"
+        f" sum(outcome='pending') FROM tip_events {where} GROUP BY officer ORDER BY officer", args)
+    out = []
+    for badge, hits, misses, fa, pending in rows:
+        answered = hits + misses
+        out.append({"officer": badge, "projected": answered + pending, "hits": hits, "misses": misses,
+                    "false_alarms": fa, "pending": pending,
+                    "hit_rate": round(hits / answered, 3) if answered else None})
+    return out
+
+
+# -- building a library --------------------------------------------------------------------------
+
+def _pistol(lengths: dict[str, np.ndarray]) -> None:
+    steel = lengths.setdefault("steel", np.zeros((70, 110), np.float32))
+    cv2.rectangle(steel, (5, 8), (105, 26), 14.0, -1)                      # slide and barrel
+    cv2.fillPoly(steel, [np.array([[62, 26], [88, 26], [98, 66], [74, 66]])], 9.0)  # grip
+    cv2.ellipse(steel, (56, 34), (10, 9), 0, 0, 180, 4.0, 3)               # trigger guard
+
+
+def _knife(lengths: dict[str, np.ndarray]) -> None:
+    steel = lengths.setdefault("steel", np.zeros((30, 120), np.float32))
+    cv2.fillPoly(steel, [np.array([[4, 15], [70, 6], [70, 22]])], 2.5)
+    lengths["polyethylene"] = np.zeros((30, 120), np.float32)
+    cv2.rectangle(lengths["polyethylene"], (70, 7), (116, 23), 18.0, -1)
+
+
+def _grenade(lengths: dict[str, np.ndarray]) -> None:
+    steel = lengths.setdefault("steel", np.zeros((80, 60), np.float32))
+    cv2.ellipse(steel, (30, 44), (24, 32), 0, 0, 360, 6.0, 4)
+    cv2.rectangle(steel, (22, 2), (38, 14), 8.0, -1)
+    lengths["polyethylene"] = np.zeros((80, 60), np.float32)
+    cv2.ellipse(lengths["polyethylene"], (30, 44), (20, 28), 0, 0, 360, 40.0, -1)
+
+
+def _ammunition(lengths: dict[str, np.ndarray]) -> None:
+    brass = lengths.setdefault("brass", np.zeros((50, 70), np.float32))
+    for i in range(5):
+        cv2.rectangle(brass, (4 + i * 13, 8), (13 + i * 13, 42), 9.0, -1)
+
+
+SIMULATED: dict[str, tuple[str, Any]] = {
+    "pistol": ("firearm", _pistol),
+    "knife": ("knife", _knife),
+    "grenade": ("explosive", _grenade),
+    "ammunition": ("ammunition", _ammunition),
+}
+
+
+def build_library(folder: Path, sources: list[Path] | None = None) -> list[Path]:
+    """Fill `folder` with cut-outs: from labelled scans' `truth` boxes when given, else simulated."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if sources:
+        return [p for src in sources for p in _crop_truth(src, folder)]
+    from models.training.physics import ideal_transmission  # optional extra: the simulator
+
+    written = []
+    for name, (label, draw) in SIMULATED.items():
+        lengths: dict[str, np.ndarray] = {}
+        draw(lengths)
+        high, low = ideal_transmission({k: cv2.GaussianBlur(v, (0, 0), 0.8) for k, v in lengths.items()})
+        to16 = lambda a: np.clip(a * AIR + 0.5, 0, AIR).astype(np.uint16)  # noqa: E731
+        written.append(save_scan(Scan(to16(high), to16(low), {"label": label, "source": "simulator"}),
+                                 folder / f"{name}.npz"))
+    return written
+
+
+def _crop_truth(src: Path, folder: Path) -> list[Path]:
+    scan = load_scan(src)
+    out = []
+    for i, truth in enumerate(scan.meta.get("truth", [])):
+        x0, y0, x1, y1 = (int(round(v)) for v in truth["box"])
+        cut = Scan(np.ascontiguousarray(scan.high[y0:y1, x0:x1]), np.ascontiguousarray(scan.low[y0:y1, x0:x1]),
+                   {"label": truth["label"], "source": f"{src.name}#{i}"})
+        out.append(save_scan(cut, folder / f"{src.stem}-{i}.npz"))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m edge.tip FOLDER [SCAN.npz ...]`: build a threat library."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: python -m edge.tip FOLDER [LABELLED_SCAN.npz ...]", file=sys.stderr)
+        return 2
+    for path in build_library(Path(args[0]), [Path(a) for a in args[1:]] or None):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

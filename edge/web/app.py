@@ -1,0 +1,64 @@
+"""The station screen's FastAPI app: `create_app(ctx)`; the daemon serves it with uvicorn.
+
+The daemon mounts /metrics itself. Everything here reads and writes the store through the
+store's single writer thread (`ctx.store.call`).
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from edge import audit, auth, tip
+from edge.context import StationContext
+from edge.tip import TipEngine
+from edge.web import routes_auth, routes_cases, routes_station
+from edge.web.config import WebConfig
+from edge.web.deps import WebState
+
+STATIC = Path(__file__).parent / "static"
+
+
+def ensure_schema(store) -> None:
+    """Create the web app's own tables (web_users, web_sessions, tip_events, audit_log)."""
+    for module in (auth, tip, audit):
+        module.ensure_schema(store.conn)
+
+
+def _policy(cfg: WebConfig) -> auth.SessionPolicy:
+    return auth.SessionPolicy(max_s=cfg.session_max_h * 3600, idle_s=cfg.session_idle_min * 60,
+                              max_failed=cfg.max_failed_signins, lockout_s=cfg.lockout_s)
+
+
+def create_app(ctx: StationContext, cfg: WebConfig | None = None, tip_engine: TipEngine | None = None) -> FastAPI:
+    """The officer web app; settings from `cfg`, else `ctx.settings.web`, else defaults."""
+    cfg = cfg or getattr(ctx.settings, "web", None) or WebConfig()
+    web = WebState(ctx, cfg, tip_engine or TipEngine(cfg.tip), _policy(cfg))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await web.db(ensure_schema)
+        yield
+        web.stopping.set()
+
+    app = FastAPI(title=f"Checkpoint Edge station {ctx.station_id}", lifespan=lifespan, docs_url=None,
+                  redoc_url=None, openapi_url=None)
+    app.state.web = web
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        return JSONResponse(ctx.health())
+
+    @app.get("/")
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    for module in (routes_auth, routes_cases, routes_station):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

@@ -1,0 +1,127 @@
+"""Case logic behind the routes: what the screen sees of a record, its image, decisions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from central_sync.schema import InspectionRecord, Review
+from edge import audit
+from edge.auth import User
+from edge.tip import TipEngine, composite
+from edge.web import queries, render
+from edge.web.i18n import catalogue, t
+from models.scan import Scan, load_scan
+
+BoxT = tuple[float, float, float, float]
+
+
+class Decision(BaseModel):
+    """An officer's decision on an item; `note` carries the reason of a supervisor's override."""
+
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal["threat_confirmed", "false_alarm", "cleared", "override"]
+    label: str | None = Field(None, pattern=r"^[a-z0-9_]{1,40}$")
+    boxes: list[BoxT] = Field(default_factory=list, max_length=50)
+    note: str = Field("", max_length=2000)
+
+
+class Screening(BaseModel):
+    """The officer's answer on a screened image: flagged a threat (optionally where) or not."""
+
+    model_config = ConfigDict(extra="forbid")
+    flagged: bool
+    box: BoxT | None = None
+
+
+class CaseError(Exception):
+    """A case request that cannot be served; `code` is the catalogue key and `status` the HTTP status."""
+
+    def __init__(self, status: int, code: str) -> None:
+        super().__init__(code)
+        self.status, self.code = status, code
+
+
+def summary(record: InspectionRecord, stored: bool | None = None) -> dict[str, Any]:
+    """The record as the screen needs it (JSON), plus whether its scan is on disk."""
+    out = record.model_dump(mode="json", by_alias=True)
+    out["scan_stored"] = stored
+    out["latency_total_ms"] = round(sum(record.latencies_ms.values()), 1)
+    return out
+
+
+def get_case(store, record_id: str) -> InspectionRecord:
+    record = store.get(record_id)
+    if record is None:
+        raise CaseError(404, "case_not_found")
+    return record
+
+
+def image_source(store, tip: TipEngine, user: User, record_id: str, mode: str) -> tuple[InspectionRecord, Any]:
+    """Check, audit and find what to draw: the record and the pending TIP projection, if any."""
+    record = get_case(store, record_id)
+    if record.scan is None or not queries.scan_stored(store, record_id):
+        raise CaseError(404, "scan_not_stored")
+    pending = tip.pending(store.conn, user.badge, record_id)
+    audit.append(store.conn, user.badge, "case.image_view", record_id, {"mode": mode})
+    return record, (store.scan_path(record.scan.sha256), pending)
+
+
+def draw(record: InspectionRecord, source: Any, tip: TipEngine, mode: str, lang: str) -> bytes:
+    """Load, project (TIP), colour, box and encode; runs on a worker thread."""
+    path, pending = source
+    scan: Scan = load_scan(path)
+    if pending is not None:
+        scan = composite(scan, tip.threats[pending.threat], pending)
+    return render.render_png(scan, mode, _boxes(record, lang))
+
+
+def _boxes(record: InspectionRecord, lang: str) -> list[render.Box]:
+    ascii_labels = lang == "en"  # the PNG font is ASCII; other languages read labels from the legend
+    out = []
+    for i, d in enumerate(record.detections, start=1):
+        name = t(f"class.{d.label}", "en") if ascii_labels and _known(d.label) else d.label
+        out.append(render.Box(d.box, f"{i} {name} {d.score:.2f}" if ascii_labels else f"{i} {d.score:.2f}"))
+    if record.review:
+        for box in record.review.boxes:
+            out.append(render.Box(box, "R" if not ascii_labels else f"R {record.review.label or ''}".strip(),
+                                  render.REVIEW_RGB))
+    return out
+
+
+def _known(label: str) -> bool:
+    return f"class.{label}" in catalogue("en")
+
+
+def decide(store, user: User, record_id: str, body: Decision) -> InspectionRecord:
+    """Store the decision as the record's review (synced by the outbox) and audit it."""
+    record = get_case(store, record_id)
+    if body.outcome == "threat_confirmed" and not body.label:
+        raise CaseError(422, "threat_needs_class")
+    if body.outcome == "override":
+        if not user.can("case.override"):
+            raise CaseError(403, "forbidden")
+        if not body.note.strip():
+            raise CaseError(422, "override_needs_reason")
+    elif record.review is not None and not user.can("case.override"):
+        raise CaseError(409, "already_decided")
+    review = Review(officer=user.badge, decided_at=datetime.now(timezone.utc), outcome=body.outcome,
+                    label=body.label, boxes=body.boxes, note=body.note)
+    updated = store.add_review(record_id, review)
+    audit.append(store.conn, user.badge, "case.decision", record_id,
+                 {"outcome": body.outcome, "label": body.label, "boxes": [list(b) for b in body.boxes],
+                  "note": body.note, "verdict": record.verdict.value, "replaces": bool(record.review)})
+    return updated
+
+
+def screen(store, tip: TipEngine, user: User, record_id: str, body: Screening) -> dict[str, Any]:
+    """Score a screening answer against TIP; the record itself is left as it is."""
+    get_case(store, record_id)
+    result = tip.respond(store.conn, user.badge, record_id, body.flagged, body.box)
+    audit.append(store.conn, user.badge, "case.screened", record_id,
+                 {"flagged": body.flagged, "tip": result.outcome if result else None})
+    if result is None or result.outcome == "false_alarm":
+        return {"tip": False}
+    return {"tip": True, "outcome": result.outcome, "label": result.label, "box": result.box}

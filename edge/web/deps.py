@@ -1,0 +1,60 @@
+"""Shared state of the web app and the request dependencies: session user, permission checks."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from fastapi import Depends, HTTPException, Request
+
+from edge import audit, auth
+from edge.context import StationContext
+from edge.tip import TipEngine
+from edge.web.config import WebConfig
+from edge.web.i18n import pick_lang
+
+COOKIE = "cpe_session"
+
+
+@dataclass
+class WebState:
+    ctx: StationContext
+    cfg: WebConfig
+    tip: TipEngine
+    policy: auth.SessionPolicy
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run `fn(store, *args)` on the store's own thread (SQLite never blocks the event loop)."""
+        return await self.ctx.store.call(fn, self.ctx.store.store, *args)
+
+    async def audit(self, actor: str, action: str, obj: str, detail: dict[str, Any] | None = None) -> None:
+        await self.db(lambda s: audit.append(s.conn, actor, action, obj, detail))
+
+
+def state(request: Request) -> WebState:
+    return request.app.state.web
+
+
+async def current_user(request: Request, st: WebState = Depends(state)) -> auth.User:
+    token = request.cookies.get(COOKIE)
+    user = await st.db(lambda s: auth.session_user(s.conn, token, st.policy)) if token else None
+    if user is None:
+        raise HTTPException(401, "not_signed_in")
+    return user
+
+
+def require(permission: str) -> Callable[..., Any]:
+    """A dependency that answers 403 unless the signed-in user's role has `permission`."""
+
+    async def check(user: auth.User = Depends(current_user)) -> auth.User:
+        if not user.can(permission):
+            raise HTTPException(403, "forbidden")
+        return user
+
+    return check
+
+
+def lang_of(request: Request, st: WebState, user: auth.User | None = None) -> str:
+    return pick_lang(request.query_params.get("lang") or (user.lang if user else None), st.cfg.default_lang)

@@ -1,0 +1,95 @@
+"""Sign-in with badge + PIN, sign-out, the signed-in user, language, badge reader feed, catalogues."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge import audit, auth
+from edge.events import Event
+from edge.web import sse
+from edge.web.deps import COOKIE, WebState, current_user, state
+from edge.web.i18n import LANGS, catalogue
+
+router = APIRouter()
+
+
+class SignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    badge: str = Field(max_length=64)
+    pin: str = Field(max_length=32)
+
+
+class LangChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lang: str
+
+
+def _me(user: auth.User) -> dict[str, Any]:
+    perms = sorted(p for p in auth.PERMISSIONS if user.can(p))
+    return {"badge": user.badge, "name": user.name, "role": user.role, "lang": user.lang, "permissions": perms}
+
+
+def _signin(store, body: SignIn, policy: auth.SessionPolicy) -> tuple[auth.User | None, str]:
+    try:
+        user = auth.authenticate(store.conn, body.badge, body.pin, policy)
+    except auth.AuthError as exc:
+        audit.append(store.conn, body.badge.strip().upper()[:32], "signin.refused", "station", {"why": str(exc)})
+        return None, "locked" if "locked" in str(exc) else "refused"
+    audit.append(store.conn, user.badge, "signin", "station", {"role": user.role})
+    return user, auth.open_session(store.conn, user)
+
+
+@router.post("/api/signin")
+async def signin(body: SignIn, response: Response, st: WebState = Depends(state)) -> dict[str, Any]:
+    user, token = await st.db(_signin, body, st.policy)
+    if user is None:
+        raise HTTPException(401, f"signin_{token}")
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=st.cfg.secure_cookie,
+                        max_age=int(st.policy.max_s))
+    return _me(user)
+
+
+@router.post("/api/signout")
+async def signout(request: Request, response: Response, st: WebState = Depends(state),
+                  user: auth.User = Depends(current_user)) -> dict[str, bool]:
+    token = request.cookies[COOKIE]
+    await st.db(lambda s: (auth.close_session(s.conn, token), audit.append(s.conn, user.badge, "signout", "station")))
+    response.delete_cookie(COOKIE)
+    return {"ok": True}
+
+
+@router.get("/api/me")
+async def me(user: auth.User = Depends(current_user)) -> dict[str, Any]:
+    return _me(user)
+
+
+@router.post("/api/me/lang")
+async def set_lang(body: LangChoice, st: WebState = Depends(state),
+                   user: auth.User = Depends(current_user)) -> dict[str, str]:
+    if body.lang not in LANGS:
+        raise HTTPException(422, "unknown_language")
+    await st.db(lambda s: auth.set_lang(s.conn, user.badge, body.lang))
+    return {"lang": body.lang}
+
+
+@router.get("/api/i18n/{lang}")
+async def messages(lang: str, st: WebState = Depends(state)) -> dict[str, Any]:
+    return {"lang": lang if lang in LANGS else st.cfg.default_lang, "langs": list(LANGS), "station": st.ctx.station_id,
+            "default": st.cfg.default_lang, "messages": catalogue(lang)}
+
+
+async def _badge_event(event: Event) -> tuple[str, dict[str, Any]] | None:
+    if event.topic != "badge":
+        return None
+    return "badge", {"badge": str(event.data.get("badge", ""))}
+
+
+@router.get("/api/badge-stream")
+async def badge_stream(st: WebState = Depends(state)) -> StreamingResponse:
+    """The badge reader's reads, to pre-fill the sign-in form (a badge only identifies; the PIN signs in)."""
+    return StreamingResponse(sse.stream(st.ctx.events, _badge_event, st.stopping), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store"})

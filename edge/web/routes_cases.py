@@ -1,0 +1,118 @@
+"""Case routes: the live stream, case images, decisions, screening answers, queue, history, export."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
+
+from central_sync.schema import InspectionRecord
+from edge import audit, auth
+from edge.events import Event
+from edge.web import cases, export, queries, render, sse
+from edge.web.deps import COOKIE, WebState, lang_of, require, state
+
+router = APIRouter()
+VIEWER = require("case.view")
+DECIDER = require("case.decide")
+
+
+async def _call(st: WebState, fn, *args: Any) -> Any:
+    try:
+        return await st.db(fn, *args)
+    except cases.CaseError as exc:
+        raise HTTPException(exc.status, exc.code) from exc
+
+
+def _item_mapper(st: WebState, user: auth.User):
+    async def mapper(event: Event) -> tuple[str, dict[str, Any]] | None:
+        if event.topic == "inspection":
+            record = InspectionRecord.model_validate(event.data)
+            missed = await st.db(lambda s: st.tip.on_item(s, user.badge, record))
+            stored = await st.db(queries.scan_stored, record.id)
+            return "inspection", {**cases.summary(record, stored), "tip_missed": missed}
+        if event.topic == "review":
+            return "review", event.data
+        return None
+
+    return mapper
+
+
+@router.get("/api/stream")
+async def live(request: Request, st: WebState = Depends(state), user: auth.User = Depends(VIEWER)):
+    """Every decided inspection as it happens (server-sent events)."""
+    token = request.cookies[COOKIE]
+
+    async def still_signed_in() -> bool:
+        return await st.db(lambda s: auth.session_user(s.conn, token, st.policy, touch=False)) is not None
+
+    return StreamingResponse(sse.stream(st.ctx.events, _item_mapper(st, user), st.stopping, still_signed_in),
+                             media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/api/cases/{record_id}")
+async def case(record_id: str, st: WebState = Depends(state), user: auth.User = Depends(VIEWER)) -> dict:
+    def load(s):
+        record = cases.get_case(s, record_id)
+        trail = [e.as_dict() for e in audit.entries(s.conn, record_id)]
+        return {**cases.summary(record, queries.scan_stored(s, record_id)), "audit": trail}
+
+    return await _call(st, load)
+
+
+@router.get("/api/cases/{record_id}/image.png")
+async def image(record_id: str, request: Request, mode: str = Query("colour"), st: WebState = Depends(state),
+                user: auth.User = Depends(VIEWER)) -> Response:
+    """The scan as the officer sees it (TIP projection included while one awaits an answer); audited."""
+    if mode not in render.VIEW_MODES:
+        raise HTTPException(422, "unknown_view_mode")
+    record, source = await _call(st, cases.image_source, st.tip, user, record_id, mode)
+    png = await asyncio.to_thread(cases.draw, record, source, st.tip, mode, lang_of(request, st, user))
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.post("/api/cases/{record_id}/decision")
+async def decision(record_id: str, body: cases.Decision, st: WebState = Depends(state),
+                   user: auth.User = Depends(DECIDER)) -> dict:
+    record = await _call(st, cases.decide, user, record_id, body)
+    st.ctx.events.publish("review", {"id": record.id, "review": record.review.model_dump(mode="json")})
+    return cases.summary(record)
+
+
+@router.post("/api/cases/{record_id}/screen")
+async def screening(record_id: str, body: cases.Screening, st: WebState = Depends(state),
+                    user: auth.User = Depends(DECIDER)) -> dict:
+    return await _call(st, cases.screen, st.tip, user, record_id, body)
+
+
+@router.get("/api/queue")
+async def queue(st: WebState = Depends(state), user: auth.User = Depends(VIEWER)) -> dict:
+    records = await st.db(queries.queue)
+    return {"items": [cases.summary(r) for r in records]}
+
+
+@router.get("/api/history")
+async def history(q: str = "", verdict: str | None = None, reviewed: bool | None = None,
+                  since: str | None = None, until: str | None = None, officer: str | None = None,
+                  before_seq: int | None = None, st: WebState = Depends(state),
+                  user: auth.User = Depends(VIEWER)) -> dict:
+    f = queries.HistoryFilter(q[:200], verdict, reviewed, since, until, officer, st.cfg.history_page_size,
+                              before_seq)
+    records = await st.db(queries.history, f)
+    return {"items": [cases.summary(r) for r in records]}
+
+
+@router.get("/api/export.zip")
+async def export_zip(st: WebState = Depends(state), user: auth.User = Depends(require("case.export"))):
+    """Reviewed items with their scans as a COCO dataset."""
+    records = await st.db(queries.reviewed_with_scans)
+    await st.audit(user.badge, "export.dataset", "station", {"items": len(records)})
+    tmp = Path(tempfile.mkstemp(prefix="cpe-export-", suffix=".zip")[1])
+    await asyncio.to_thread(export.write_zip, records, st.ctx.store.store.scan_path, tmp)
+    return FileResponse(tmp, media_type="application/zip", filename=f"{st.ctx.station_id}-reviewed.zip",
+                        background=BackgroundTask(tmp.unlink, missing_ok=True))

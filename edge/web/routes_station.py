@@ -1,0 +1,66 @@
+"""Station routes: health panel, technician diagnostics, TIP statistics, audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from edge import audit, auth, tip
+from edge.web import queries, render
+from edge.web.deps import WebState, require, state
+
+router = APIRouter()
+
+
+def _web_health(store) -> dict[str, Any]:
+    return {"queue": queries.queue_size(store), "alarms": store.standing_alarms()}
+
+
+@router.get("/api/health")
+async def health(st: WebState = Depends(state), user: auth.User = Depends(require("health"))) -> dict:
+    """Devices, model, sync backlog, budget misses, last errors: the station health panel."""
+    data = st.ctx.health()
+    web = await st.db(_web_health)
+    return {**data, "station": st.ctx.station_id, "station_kind": st.ctx.station_kind, "lane": st.ctx.lane,
+            "budget_ms": st.ctx.budget_ms, "queue": web["queue"],
+            "alarms": data.get("alarms") or [list(a) for a in web["alarms"]],
+            "tip_active": st.tip.active, "material_colour": render.has_material_colour()}
+
+
+def _diagnostics(store) -> dict[str, Any]:
+    ok, broken = audit.verify_conn(store.conn)
+    return {"schema_version": store.schema_version(), "records": store.count(),
+            "outbox_backlog": store.outbox_backlog(), "counters": store.counters.__dict__,
+            "audit_chain": {"ok": ok, "first_broken_seq": broken}, "db_path": str(store.db_path)}
+
+
+@router.get("/api/diagnostics")
+async def diagnostics(st: WebState = Depends(state), user: auth.User = Depends(require("diagnostics"))) -> dict:
+    """Technician view: store, outbox, audit chain, event bus, TIP library; never a case image."""
+    data = await st.db(_diagnostics)
+    bus = st.ctx.events
+    return {**data, "health": st.ctx.health(),
+            "event_subscribers": len(getattr(bus, "_subs", ())), "tip_library": sorted(st.tip.threats),
+            "material_colour": render.has_material_colour()}
+
+
+@router.get("/api/tip/stats")
+async def tip_stats(st: WebState = Depends(state), user: auth.User = Depends(require("case.view"))) -> dict:
+    """Per-officer TIP statistics: supervisors see everyone, officers themselves."""
+    officer = None if user.can("tip.stats.all") else user.badge
+    return {"officers": await st.db(lambda s: tip.stats(s.conn, officer)), "active": st.tip.active,
+            "rate": st.tip.cfg.rate}
+
+
+@router.get("/api/audit")
+async def audit_log(object: str | None = None, limit: int = 200, st: WebState = Depends(state),
+                    user: auth.User = Depends(require("audit.view"))) -> dict:
+    rows = await st.db(lambda s: audit.entries(s.conn, object, min(limit, 1000)))
+    return {"entries": [e.as_dict() for e in rows]}
+
+
+@router.get("/api/audit/verify")
+async def audit_verify(st: WebState = Depends(state), user: auth.User = Depends(require("audit.view"))) -> dict:
+    ok, broken = await st.db(lambda s: audit.verify_conn(s.conn))
+    return {"ok": ok, "first_broken_seq": broken}

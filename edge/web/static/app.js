@@ -1,0 +1,348 @@
+// Station screen: sign-in, live scans over SSE, screening tools, decisions, TIP, health, audit.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const S = { me: null, lang: "en", msgs: {}, current: null, mode: "colour", zoom: 1, panX: 0, panY: 0,
+            boxes: [], drawing: false, live: null, badges: null, audio: null, viewingLive: true };
+const MODES = ["colour", "grey", "organic", "inorganic", "negative"];
+const CLASSES = ["firearm", "knife", "explosive", "ammunition", "battery", "cigarettes", "drugs", "currency", "phone", "other"];
+
+function T(key, vars) {
+  let s = S.msgs[key];
+  if (s === undefined) { console.warn("missing message", key); s = key; }
+  for (const [k, v] of Object.entries(vars || {})) s = s.replaceAll("{" + k + "}", v);
+  return s;
+}
+const tr = (prefix, code) => (S.msgs[prefix + code] !== undefined ? T(prefix + code) : code);
+
+async function api(path, opts = {}) {
+  const init = { credentials: "same-origin", ...opts };
+  if (opts.json !== undefined) { init.method = init.method || "POST"; init.body = JSON.stringify(opts.json);
+    init.headers = { "Content-Type": "application/json" }; }
+  const r = await fetch(path, init);
+  if (r.status === 401 && S.me && !path.startsWith("/api/signin")) { signedOut(); throw new Error("error.not_signed_in"); }
+  const body = r.headers.get("content-type")?.includes("json") ? await r.json() : null;
+  if (!r.ok) throw new Error("error." + (body?.detail && typeof body.detail === "string" ? body.detail : "request_failed"));
+  return body;
+}
+
+// -- language -------------------------------------------------------------------------------
+async function loadLang(lang) {
+  const cat = await api("/api/i18n/" + encodeURIComponent(lang));
+  S.lang = cat.lang; S.msgs = cat.messages; $("station").textContent = cat.station || "";
+  document.documentElement.lang = S.lang;
+  const sel = $("lang"); sel.innerHTML = "";
+  for (const l of cat.langs) sel.add(new Option(T("lang." + l), l, false, l === S.lang));
+  applyMessages();
+}
+function applyMessages() {
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = T(el.dataset.i18n);
+  for (const el of document.querySelectorAll("[data-i18n-ph]")) el.placeholder = T(el.dataset.i18nPh);
+  $("modes").innerHTML = "";
+  for (const m of MODES) {
+    const b = document.createElement("button"); b.textContent = T("view." + m); b.dataset.mode = m;
+    b.className = m === S.mode ? "on" : ""; b.onclick = () => setMode(m); $("modes").append(b);
+  }
+  const cls = $("class"); const keep = cls.value; cls.innerHTML = "";
+  for (const c of CLASSES) cls.add(new Option(T("class." + c), c));
+  if (keep) cls.value = keep;
+  if (S.current) showRecord(S.current, false);
+  if (S.me) $("who").textContent = S.me.name + " · " + T("role." + S.me.role);
+}
+$("lang").onchange = async () => { await loadLang($("lang").value); if (S.me) api("/api/me/lang", { json: { lang: S.lang } }); };
+
+// -- sign-in ----------------------------------------------------------------------------------
+function keypad() {
+  const k = $("keypad");
+  for (const d of ["1", "2", "3", "4", "5", "6", "7", "8", "9", "⌫", "0", "C"]) {
+    const b = document.createElement("button"); b.type = "button"; b.textContent = d;
+    b.onclick = () => { const p = $("pin"); p.value = d === "⌫" ? p.value.slice(0, -1) : d === "C" ? "" : p.value + d; };
+    k.append(b);
+  }
+}
+function watchBadges() {
+  if (S.badges) return;
+  S.badges = new EventSource("/api/badge-stream");
+  S.badges.addEventListener("badge", (e) => { if (!S.me) { $("badge").value = JSON.parse(e.data).badge; $("pin").focus(); } });
+}
+$("signin-form").onsubmit = async (ev) => {
+  ev.preventDefault(); $("signin-error").textContent = "";
+  unlockAudio();
+  try {
+    const me = await api("/api/signin", { json: { badge: $("badge").value, pin: $("pin").value } });
+    $("pin").value = ""; await signedIn(me);
+  } catch (err) { $("signin-error").textContent = T(err.message); }
+};
+$("signout").onclick = async () => { try { await api("/api/signout", { method: "POST" }); } finally { signedOut(); } };
+
+async function signedIn(me) {
+  S.me = me;
+  if (me.lang && me.lang !== S.lang) await loadLang(me.lang);
+  if (S.badges) { S.badges.close(); S.badges = null; }
+  $("nav").hidden = false; $("signout").hidden = false;
+  $("who").textContent = me.name + " · " + T("role." + me.role);
+  for (const el of document.querySelectorAll("[data-perm]")) el.hidden = !me.permissions.includes(el.dataset.perm);
+  if (can("case.view")) { connectLive(); refreshQueue(); show("live"); } else show(can("diagnostics") ? "diagnostics" : "health");
+}
+function signedOut() {
+  S.me = null; S.current = null;
+  if (S.live) { S.live.close(); S.live = null; }
+  $("nav").hidden = true; $("signout").hidden = true; $("who").textContent = "";
+  show("signin"); watchBadges();
+}
+const can = (p) => !!S.me && S.me.permissions.includes(p);
+
+// -- navigation -------------------------------------------------------------------------------
+function show(view) {
+  const caseView = view === "live" || view === "case";
+  for (const sec of document.querySelectorAll("main > .view")) sec.hidden = true;
+  $(caseView ? "view-case" : "view-" + view).hidden = false;
+  for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("on", b.dataset.view === view);
+  S.viewingLive = view === "live";
+  const loaders = { queue: refreshQueue, history: refreshHistory, tip: refreshTip, health: refreshHealth,
+                    diagnostics: refreshDiag, audit: refreshAudit };
+  if (loaders[view]) loaders[view]();
+}
+for (const b of document.querySelectorAll("#nav button")) b.onclick = () => show(b.dataset.view);
+
+// -- live stream ------------------------------------------------------------------------------
+function connectLive() {
+  S.live = new EventSource("/api/stream");
+  S.live.addEventListener("inspection", (e) => {
+    const rec = JSON.parse(e.data);
+    if (rec.tip_missed) tipMessage(T("tip.missed_previous", { label: tr("class.", rec.tip_missed.label) }), "miss");
+    if (rec.verdict !== "clear") refreshQueue();
+    if (S.viewingLive) { show("live"); showRecord(rec, true); }
+  });
+  S.live.addEventListener("review", () => refreshQueue());
+  S.live.addEventListener("signed_out", () => signedOut());
+}
+
+function showRecord(rec, fresh) {
+  const changed = !S.current || S.current.id !== rec.id;
+  S.current = rec;
+  if (changed) { S.boxes = []; resetView(); $("decide-msg").textContent = ""; $("note").value = ""; $("tip-msg").hidden = true; }
+  const banner = $("banner");
+  banner.className = "banner " + rec.verdict; banner.dataset.id = rec.id;
+  $("banner-verdict").textContent = T("verdict." + rec.verdict);
+  $("banner-reason").textContent = rec.verdict === "clear" ? "" : tr("reason.", rec.reason);
+  $("item-id").textContent = rec.kind ? tr("kind.", rec.kind) + " #" + rec.seq : "";
+  $("item-time").textContent = fmtTime(rec.decided_at);
+  $("identities").textContent = (rec.identities || []).map((i) => T("identity." + i.kind) + " " + i.value).join(" · ") || "—";
+  const total = rec.latency_total_ms, budget = rec.budget_ms;
+  $("latency").textContent = T("case.latency_of", { ms: fmtNum(total), budget: fmtNum(budget) });
+  const bar = $("latency-bar"); bar.style.width = Math.min(100, (100 * total) / (budget || 1)) + "%";
+  bar.className = total > budget ? "over" : "";
+  const dl = $("detections"); dl.innerHTML = "";
+  for (const d of rec.detections || []) {
+    const li = document.createElement("li"); li.textContent = tr("class.", d.label) + " " + Math.round(d.score * 100) + "%"; dl.append(li);
+  }
+  $("review-state").textContent = rec.review ? T("review." + rec.review.outcome) + " — " + rec.review.officer +
+    (rec.review.label ? " · " + tr("class.", rec.review.label) : "") + (rec.review.note ? " · " + rec.review.note : "") : "";
+  const undecided = rec.verdict !== "clear";
+  $("deciding").hidden = !(can("case.decide") && (undecided || S.flagged === rec.id) && (!rec.review || can("case.override")));
+  $("screening").hidden = !(can("case.decide") && rec.verdict === "clear" && !rec.review && S.screened !== rec.id);
+  if (changed || fresh) loadImage();
+  if (fresh && rec.verdict === "suspect") alarm();
+  drawBoxes();
+}
+
+function loadImage() {
+  const rec = S.current, img = $("scan");
+  $("no-image").hidden = !!rec.scan_stored || rec.scan_stored === null;
+  if (rec.scan_stored === false || !rec.scan) { img.removeAttribute("src"); img.dataset.loadedId = ""; $("no-image").hidden = false; return; }
+  img.onload = () => { fit(); img.dataset.loadedId = rec.id; };
+  img.src = "/api/cases/" + rec.id + "/image.png?mode=" + S.mode + "&lang=" + S.lang + "&t=" + Date.now();
+}
+
+// -- alarm ------------------------------------------------------------------------------------
+function unlockAudio() { if (!S.audio && window.AudioContext) S.audio = new AudioContext(); }
+function alarm() {
+  const f = $("alarm-frame"); f.hidden = false; clearTimeout(S.alarmTimer);
+  S.alarmTimer = setTimeout(() => { f.hidden = true; }, 4000);
+  if (!S.audio) return;
+  const ctx = S.audio, now = ctx.currentTime;
+  for (let i = 0; i < 3; i++) {
+    const osc = ctx.createOscillator(), gain = ctx.createGain();
+    osc.frequency.value = 880; osc.connect(gain); gain.connect(ctx.destination);
+    gain.gain.setValueAtTime(0.3, now + i * 0.3); gain.gain.setValueAtTime(0, now + i * 0.3 + 0.18);
+    osc.start(now + i * 0.3); osc.stop(now + i * 0.3 + 0.2);
+  }
+}
+
+// -- screening tools ---------------------------------------------------------------------------
+function setMode(m) { S.mode = m; for (const b of $("modes").children) b.className = b.dataset.mode === m ? "on" : ""; if (S.current) loadImage(); }
+function applyFilters() {
+  $("scan").style.filter = `contrast(${$("contrast").value}) brightness(${$("brightness").value})`;
+  $("layer").style.transform = `translate(${S.panX}px, ${S.panY}px) scale(${S.zoom})`;
+}
+$("contrast").oninput = applyFilters; $("brightness").oninput = applyFilters;
+function resetView() { S.zoom = 1; S.panX = 0; S.panY = 0; $("contrast").value = 1; $("brightness").value = 1; applyFilters(); }
+function zoomBy(f) { S.zoom = Math.min(12, Math.max(0.5, S.zoom * f)); applyFilters(); }
+$("zoom-in").onclick = () => zoomBy(1.25); $("zoom-out").onclick = () => zoomBy(0.8); $("zoom-reset").onclick = resetView;
+function fit() {
+  const img = $("scan"), st = $("stage");
+  const k = Math.min(st.clientWidth / img.naturalWidth, st.clientHeight / img.naturalHeight);
+  img.style.width = img.naturalWidth * k + "px"; img.style.height = img.naturalHeight * k + "px";
+  const svg = $("overlay"); svg.setAttribute("viewBox", `0 0 ${img.naturalWidth} ${img.naturalHeight}`);
+  svg.style.width = img.style.width; svg.style.height = img.style.height;
+}
+const pointers = new Map(); let pinch = null, drag = null;
+$("stage").addEventListener("wheel", (e) => { e.preventDefault(); zoomBy(e.deltaY < 0 ? 1.1 : 0.9); }, { passive: false });
+$("stage").addEventListener("pointerdown", (e) => {
+  $("stage").setPointerCapture(e.pointerId); pointers.set(e.pointerId, e);
+  if (S.drawing) { const p = toImage(e); drag = { box: [p.x, p.y, p.x, p.y] }; return; }
+  if (pointers.size === 2) { const [a, b] = [...pointers.values()]; pinch = { d: dist(a, b), zoom: S.zoom }; }
+  else drag = { x: e.clientX - S.panX, y: e.clientY - S.panY };
+});
+$("stage").addEventListener("pointermove", (e) => {
+  if (!pointers.has(e.pointerId)) return; pointers.set(e.pointerId, e);
+  if (pinch && pointers.size === 2) { const [a, b] = [...pointers.values()]; S.zoom = Math.min(12, Math.max(0.5, pinch.zoom * dist(a, b) / pinch.d)); applyFilters(); }
+  else if (drag && drag.box) { const p = toImage(e); drag.box[2] = p.x; drag.box[3] = p.y; drawBoxes(drag.box); }
+  else if (drag) { S.panX = e.clientX - drag.x; S.panY = e.clientY - drag.y; applyFilters(); }
+});
+$("stage").addEventListener("pointerup", (e) => {
+  pointers.delete(e.pointerId); if (pointers.size < 2) pinch = null;
+  if (drag && drag.box) { const [x0, y0, x1, y1] = drag.box;
+    if (Math.abs(x1 - x0) > 3 && Math.abs(y1 - y0) > 3) S.boxes.push([Math.min(x0, x1), Math.min(y0, y1), Math.max(x0, x1), Math.max(y0, y1)].map(Math.round));
+    S.drawing = false; $("draw").classList.remove("on"); drawBoxes(); }
+  drag = null;
+});
+const dist = (a, b) => Math.hypot(a.clientX - b.clientX, a.clientY - b.clientY);
+function toImage(e) {
+  const img = $("scan"), r = img.getBoundingClientRect();
+  return { x: ((e.clientX - r.left) / r.width) * img.naturalWidth, y: ((e.clientY - r.top) / r.height) * img.naturalHeight };
+}
+function drawBoxes(extra) {
+  const svg = $("overlay"); svg.innerHTML = "";
+  for (const b of extra ? [...S.boxes, extra] : S.boxes) {
+    const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    r.setAttribute("x", Math.min(b[0], b[2])); r.setAttribute("y", Math.min(b[1], b[3]));
+    r.setAttribute("width", Math.abs(b[2] - b[0])); r.setAttribute("height", Math.abs(b[3] - b[1]));
+    r.setAttribute("class", "userbox"); svg.append(r);
+  }
+}
+$("draw").onclick = () => { S.drawing = !S.drawing; $("draw").classList.toggle("on", S.drawing); };
+$("clear-boxes").onclick = () => { S.boxes = []; drawBoxes(); };
+
+// -- decisions and TIP -------------------------------------------------------------------------
+async function decide(outcome) {
+  const rec = S.current; if (!rec) return;
+  const body = { outcome, note: $("note").value, boxes: S.boxes };
+  if (outcome === "threat_confirmed") body.label = $("class").value;
+  if (outcome === "override") { body.label = $("class").value; if (!body.note.trim()) { $("decide-msg").textContent = T("error.override_needs_reason"); return; } }
+  try {
+    const updated = await api("/api/cases/" + rec.id + "/decision", { json: body });
+    $("decide-msg").textContent = T("decide.saved");
+    S.boxes = []; showRecord({ ...rec, ...updated, scan_stored: rec.scan_stored }, false); loadImage(); refreshQueue();
+    if ($("trail").childElementCount) openCase(rec.id);
+  } catch (err) { $("decide-msg").textContent = T(err.message); }
+}
+$("confirm").onclick = () => decide("threat_confirmed");
+$("false-alarm").onclick = () => decide("false_alarm");
+$("override").onclick = () => decide("override");
+
+async function screenAnswer(flagged) {
+  const rec = S.current; if (!rec) return;
+  const box = S.boxes.length ? S.boxes[S.boxes.length - 1] : null;
+  const res = await api("/api/cases/" + rec.id + "/screen", { json: { flagged, box } });
+  S.screened = rec.id;
+  if (res.tip) {
+    tipMessage(T(res.outcome === "hit" ? "tip.hit" : "tip.miss", { label: tr("class.", res.label) }), res.outcome);
+    S.boxes = []; loadImage();
+  } else if (flagged) S.flagged = rec.id;
+  showRecord(rec, false);
+}
+$("flag").onclick = () => screenAnswer(true);
+$("noflag").onclick = () => screenAnswer(false);
+function tipMessage(text, outcome) {
+  const m = $("tip-msg"); m.textContent = text; m.className = "tip-msg " + outcome; m.hidden = false;
+  clearTimeout(S.tipTimer); S.tipTimer = setTimeout(() => { m.hidden = true; }, 8000);
+}
+
+// -- lists -------------------------------------------------------------------------------------
+function row(cells, onclick, cls) {
+  const tr_ = document.createElement("tr"); if (cls) tr_.className = cls;
+  for (const c of cells) { const td = document.createElement("td"); td.textContent = c; tr_.append(td); }
+  if (onclick) tr_.onclick = onclick; return tr_;
+}
+const idents = (r) => (r.identities || []).map((i) => i.value).join(", ");
+async function refreshQueue() {
+  if (!can("case.view")) return;
+  const { items } = await api("/api/queue");
+  $("queue-count").textContent = items.length;
+  const body = $("queue-rows"); body.innerHTML = "";
+  for (const r of items) body.append(row([fmtTime(r.decided_at), T("verdict." + r.verdict), tr("reason.", r.reason), idents(r)], () => openCase(r.id), r.verdict));
+}
+async function refreshHistory() {
+  const p = new URLSearchParams({ q: $("h-text").value });
+  if ($("h-verdict").value) p.set("verdict", $("h-verdict").value);
+  if ($("h-reviewed").value) p.set("reviewed", $("h-reviewed").value);
+  const { items } = await api("/api/history?" + p);
+  const body = $("history-rows"); body.innerHTML = "";
+  for (const r of items) body.append(row([fmtTime(r.decided_at), T("verdict." + r.verdict), tr("reason.", r.reason), idents(r),
+    r.review ? T("review." + r.review.outcome) + " · " + r.review.officer : "—"], () => openCase(r.id), r.verdict));
+}
+$("history-form").onsubmit = (e) => { e.preventDefault(); refreshHistory(); };
+async function openCase(id) {
+  const rec = await api("/api/cases/" + id);
+  show("case"); showRecord(rec, false); loadImage();
+  const ol = $("trail"); ol.innerHTML = "";
+  for (const a of rec.audit) { const li = document.createElement("li"); li.className = "audit-entry";
+    li.textContent = `#${a.seq} ${fmtTime(a.at)} ${a.actor} ${tr("audit.action.", a.action)}`; ol.append(li); }
+}
+async function refreshTip() {
+  const data = await api("/api/tip/stats");
+  $("tip-state").textContent = data.active ? T("tip.active", { rate: fmtNum(data.rate * 100) }) : T("tip.inactive");
+  const body = $("tip-rows"); body.innerHTML = "";
+  for (const o of data.officers) body.append(row([o.officer, o.projected, o.hits, o.misses, o.false_alarms,
+    o.hit_rate === null ? "—" : fmtNum(o.hit_rate * 100) + "%"]));
+}
+function kv(pairs) {
+  const dl = document.createElement("dl");
+  for (const [k, v] of pairs) { const dt = document.createElement("dt"); dt.textContent = k; const dd = document.createElement("dd"); dd.textContent = v; dl.append(dt, dd); }
+  return dl;
+}
+async function refreshHealth() {
+  const h = await api("/api/health"); const box = $("health-body"); box.innerHTML = "";
+  const devices = Object.entries(h.devices || {}).map(([n, d]) => [n, tr("state.", d.state) + (d.detail ? " — " + d.detail : "")]);
+  box.append(kv([[T("health.station"), `${h.station} (${tr("station_kind.", h.station_kind)}, ${h.lane})`], ...devices,
+    [T("health.model"), h.model ? [h.model.name, h.model.version, h.model.state ? tr("state.", h.model.state) : ""].filter(Boolean).join(" ") : "—"],
+    [T("health.sync_backlog"), JSON.stringify(h.sync || {})], [T("health.budget_misses"), fmtNum(h.budget_misses || 0)],
+    [T("health.queue"), fmtNum(h.queue)], [T("health.tip"), T(h.tip_active ? "health.on" : "health.off")],
+    [T("health.material_colour"), T(h.material_colour ? "health.on" : "health.off")]]));
+  const h3 = document.createElement("h3"); h3.textContent = T("health.last_errors"); box.append(h3);
+  const ul = document.createElement("ul");
+  for (const [code, msg] of h.alarms || []) { const li = document.createElement("li"); li.textContent = tr("alarm.", code) + " — " + msg; ul.append(li); }
+  if (!(h.alarms || []).length) { const li = document.createElement("li"); li.textContent = T("health.no_errors"); ul.append(li); }
+  box.append(ul);
+}
+async function refreshDiag() {
+  const d = await api("/api/diagnostics"); const box = $("diag-body"); box.innerHTML = "";
+  box.append(kv([[T("diag.schema"), d.schema_version], [T("diag.records"), fmtNum(d.records)],
+    [T("diag.outbox"), JSON.stringify(d.outbox_backlog)], [T("diag.counters"), JSON.stringify(d.counters)],
+    [T("diag.audit_chain"), d.audit_chain.ok ? T("audit.ok") : T("audit.broken", { seq: d.audit_chain.first_broken_seq })],
+    [T("diag.subscribers"), d.event_subscribers], [T("diag.tip_library"), d.tip_library.join(", ") || "—"],
+    [T("diag.db"), d.db_path]]));
+}
+async function refreshAudit() {
+  const { entries } = await api("/api/audit"); const body = $("audit-rows"); body.innerHTML = "";
+  for (const a of entries) body.append(row([a.seq, fmtTime(a.at), a.actor, tr("audit.action.", a.action), a.object]));
+}
+$("audit-verify").onclick = async () => {
+  const v = await api("/api/audit/verify");
+  $("audit-result").textContent = v.ok ? T("audit.ok") : T("audit.broken", { seq: v.first_broken_seq });
+};
+
+// -- formatting --------------------------------------------------------------------------------
+const locale = () => (S.lang === "zh-Hant" ? "zh-HK" : S.lang === "zh-Hans" ? "zh-CN" : "en-GB");
+const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString(locale(), { dateStyle: "short", timeStyle: "medium" }) : "");
+const fmtNum = (n) => Number(n).toLocaleString(locale(), { maximumFractionDigits: 1 });
+
+// -- start -------------------------------------------------------------------------------------
+(async function start() {
+  keypad();
+  await loadLang(new URLSearchParams(location.search).get("lang") || localStorage.getItem("lang") || "default");
+  $("lang").addEventListener("change", () => localStorage.setItem("lang", S.lang));
+  try { await signedIn(await api("/api/me")); } catch { signedOut(); }
+  document.body.dataset.ready = "1";
+})();

@@ -1,0 +1,68 @@
+"""The audit chain: appends link up, and any tampering is detected and named by seq."""
+
+import sqlite3
+
+import pytest
+
+from edge import audit
+from edge.store import Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path) as s:
+        audit.ensure_schema(s.conn)
+        for i in range(1, 6):
+            audit.append(s.conn, "0A1B2C3D", "case.image_view", f"rec-{i}", {"mode": "colour", "n": i})
+        yield s
+
+
+def _untrigger(conn):
+    conn.execute("DROP TRIGGER audit_log_no_update")
+    conn.execute("DROP TRIGGER audit_log_no_delete")
+
+
+def test_intact_chain_verifies(store):
+    assert audit.verify(store) == (True, None)
+    rows = audit.entries(store.conn)
+    assert [e.seq for e in rows] == [5, 4, 3, 2, 1]
+    assert rows[-1].prev_hash == audit.GENESIS
+    assert all(newer.prev_hash == older.hash for newer, older in zip(rows, rows[1:]))
+
+
+def test_updates_and_deletes_are_refused(store):
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        store.conn.execute("UPDATE audit_log SET actor = 'X' WHERE seq = 2")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        store.conn.execute("DELETE FROM audit_log WHERE seq = 2")
+    assert audit.verify(store) == (True, None)
+
+
+def test_edited_row_is_named(store):
+    _untrigger(store.conn)
+    store.conn.execute("""UPDATE audit_log SET detail = '{"mode":"grey","n":3}' WHERE seq = 3""")
+    assert audit.verify(store) == (False, 3)
+
+
+def test_rehashed_row_breaks_the_next_link(store):
+    _untrigger(store.conn)
+    e = next(x for x in audit.entries(store.conn) if x.seq == 2)
+    forged = audit.entry_hash(e.seq, e.at, "FFFFFFFF", e.action, e.object, e.detail, e.prev_hash)
+    store.conn.execute("UPDATE audit_log SET actor = 'FFFFFFFF', hash = ? WHERE seq = 2", (forged,))
+    assert audit.verify(store) == (False, 3)
+
+
+def test_removed_row_is_named(store):
+    _untrigger(store.conn)
+    store.conn.execute("DELETE FROM audit_log WHERE seq = 2")
+    assert audit.verify(store) == (False, 3)
+
+
+def test_chain_survives_reopen_and_continues(tmp_path):
+    with Store(tmp_path) as s:
+        audit.ensure_schema(s.conn)
+        audit.append(s.conn, "A1B2", "signin", "station")
+    with Store(tmp_path) as s:
+        entry = audit.append(s.conn, "A1B2", "signout", "station")
+        assert entry.seq == 2
+        assert audit.verify(s) == (True, None)

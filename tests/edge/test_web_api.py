@@ -1,0 +1,215 @@
+"""API tests of the station screen against a real Store: every role boundary, decisions, audit, export."""
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from central_sync.schema import Verdict
+from edge import audit
+from edge.context import StationContext
+from edge.events import EventBus
+from edge.store import Store, StoreWriter
+from edge.web.app import create_app, ensure_schema
+from edge.web.config import TipConfig, WebConfig
+from edge.web.demo import DEMO_USERS, record_for, synthetic_scan
+from edge.auth import add_user
+
+OFFICER, SUPERVISOR, TECHNICIAN = ((b, p) for b, _, _, p in DEMO_USERS)
+
+
+class Station:
+    def __init__(self, tmp_path, cfg=None):
+        self.store = Store(tmp_path / "data", station="t-1").open()
+        ensure_schema(self.store)
+        for badge, name, role, pin in DEMO_USERS:
+            add_user(self.store, badge, name, role, pin)
+        self.writer = StoreWriter(self.store)
+        self.events = EventBus()
+        ctx = StationContext("t-1", "conveyor", "1", 400.0, self.writer, self.events,
+                             lambda: {"devices": {"plc": {"state": "ok", "detail": ""}}, "model": {}, "sync": {},
+                                      "budget_misses": 2, "alarms": [["plc_lost", "PLC did not answer"]]})
+        self.app = create_app(ctx, cfg or WebConfig(tip=TipConfig(enabled=False)))
+        self.rng = np.random.default_rng(7)
+        self.clients = []
+
+    def item(self, verdict=Verdict.SUSPECT, reason="detection", store_scan=True):
+        scan, truth = synthetic_scan(self.rng, threat=verdict is Verdict.SUSPECT)
+        record = record_for(scan, verdict, reason, truth, station="t-1")
+        stored = self.store.put_scan(record.scan.sha256, scan.to_bytes()) if store_scan else False
+        return self.store.commit(record, stored)
+
+    def client(self, who=None):
+        client = TestClient(self.app)
+        client.__enter__()
+        self.clients.append(client)
+        if who:
+            r = client.post("/api/signin", json={"badge": who[0], "pin": who[1]})
+            assert r.status_code == 200, r.text
+        return client
+
+
+@pytest.fixture
+def station(tmp_path):
+    st = Station(tmp_path)
+    yield st
+    for client in st.clients:
+        client.__exit__(None, None, None)
+    st.writer._pool.shutdown()
+    st.store.close()
+
+
+def test_healthz_answers_without_sign_in(station):
+    r = station.client().get("/healthz")
+    assert r.status_code == 200 and r.json()["budget_misses"] == 2
+
+
+@pytest.mark.parametrize("path", ["/api/queue", "/api/history", "/api/stream", "/api/health", "/api/diagnostics",
+                                  "/api/audit", "/api/tip/stats", "/api/export.zip", "/api/me"])
+def test_everything_but_healthz_needs_sign_in(station, path):
+    assert station.client().get(path).status_code == 401
+
+
+def test_wrong_pin_is_refused_audited_and_locks_the_badge(station):
+    c = station.client()
+    for _ in range(5):
+        r = c.post("/api/signin", json={"badge": OFFICER[0], "pin": "0000"})
+        assert r.status_code == 401 and r.json()["detail"] == "signin_refused"
+    r = c.post("/api/signin", json={"badge": OFFICER[0], "pin": OFFICER[1]})
+    assert r.status_code == 401 and r.json()["detail"] == "signin_locked"
+    actions = [e.action for e in audit.entries(station.store.conn)]
+    assert actions.count("signin.refused") == 6 and "signin" not in actions
+
+
+def test_badge_alone_does_not_sign_in(station):
+    r = station.client().post("/api/signin", json={"badge": OFFICER[0], "pin": ""})
+    assert r.status_code == 401
+
+
+def test_technician_gets_no_case_data(station):
+    rec = station.item()
+    c = station.client(TECHNICIAN)
+    for path in (f"/api/cases/{rec.id}/image.png", f"/api/cases/{rec.id}", "/api/queue", "/api/history",
+                 "/api/stream", "/api/export.zip", "/api/tip/stats", "/api/audit"):
+        assert c.get(path).status_code == 403, path
+    assert c.post(f"/api/cases/{rec.id}/decision", json={"outcome": "false_alarm"}).status_code == 403
+    assert c.get("/api/diagnostics").status_code == 200
+    health = c.get("/api/health").json()
+    assert health["devices"]["plc"]["state"] == "ok" and health["alarms"] == [["plc_lost", "PLC did not answer"]]
+    assert not [e for e in audit.entries(station.store.conn) if e.action == "case.image_view"]
+
+
+def test_officer_cannot_reach_technician_or_supervisor_pages(station):
+    rec = station.item()
+    c = station.client(OFFICER)
+    for path in ("/api/diagnostics", "/api/audit", "/api/audit/verify", "/api/export.zip"):
+        assert c.get(path).status_code == 403, path
+    r = c.post(f"/api/cases/{rec.id}/decision", json={"outcome": "override", "note": "because"})
+    assert r.status_code == 403
+    assert station.store.get(rec.id).review is None
+
+
+def test_officer_sees_queue_and_every_image_view_is_audited(station):
+    rec = station.item()
+    c = station.client(OFFICER)
+    assert [i["id"] for i in c.get("/api/queue").json()["items"]] == [rec.id]
+    for mode in ("colour", "grey", "organic", "inorganic", "negative"):
+        r = c.get(f"/api/cases/{rec.id}/image.png", params={"mode": mode})
+        assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert c.get(f"/api/cases/{rec.id}/image.png", params={"mode": "xray-vision"}).status_code == 422
+    views = [e for e in audit.entries(station.store.conn, rec.id) if e.action == "case.image_view"]
+    assert sorted(json.loads(e.detail)["mode"] for e in views) == ["colour", "grey", "inorganic", "negative", "organic"]
+    assert all(e.actor == OFFICER[0] for e in views)
+
+
+def test_decision_is_stored_synced_audited_and_final_for_officers(station):
+    rec = station.item()
+    c = station.client(OFFICER)
+    body = {"outcome": "threat_confirmed", "label": "firearm", "boxes": [[10, 20, 110, 80]], "note": "in side pocket"}
+    r = c.post(f"/api/cases/{rec.id}/decision", json=body)
+    assert r.status_code == 200
+    review = station.store.get(rec.id).review
+    assert (review.officer, review.outcome, review.label, review.boxes) == (OFFICER[0], "threat_confirmed", "firearm",
+                                                                           [(10, 20, 110, 80)])
+    kinds = [k for (k,) in station.store.conn.execute("SELECT kind FROM outbox WHERE record_id = ?", (rec.id,))]
+    assert "review" in kinds
+    assert c.get("/api/queue").json()["items"] == []
+    trail = c.get(f"/api/cases/{rec.id}").json()["audit"]
+    assert trail[0]["action"] == "case.decision" and trail[0]["detail"]["label"] == "firearm"
+    again = c.post(f"/api/cases/{rec.id}/decision", json={"outcome": "false_alarm"})
+    assert again.status_code == 409 and again.json()["detail"] == "already_decided"
+    assert c.post(f"/api/cases/{rec.id}/decision", json={"outcome": "threat_confirmed"}).status_code == 422
+
+
+def test_supervisor_overrides_with_a_reason_only(station):
+    rec = station.item(Verdict.MANUAL, "budget_missed")
+    c = station.client(SUPERVISOR)
+    r = c.post(f"/api/cases/{rec.id}/decision", json={"outcome": "override", "note": "  "})
+    assert r.status_code == 422 and r.json()["detail"] == "override_needs_reason"
+    r = c.post(f"/api/cases/{rec.id}/decision", json={"outcome": "override", "note": "hand search found nothing"})
+    assert r.status_code == 200
+    stored = station.store.get(rec.id)
+    assert stored.review.outcome == "override" and stored.verdict is Verdict.MANUAL
+    assert c.get("/api/audit/verify").json() == {"ok": True, "first_broken_seq": None}
+
+
+def test_history_search_and_filters(station):
+    a = station.item()
+    b = station.item(Verdict.CLEAR, "clear")
+    c = station.client(OFFICER)
+    c.post(f"/api/cases/{a.id}/decision", json={"outcome": "false_alarm", "note": "umbrella"})
+    ids = lambda **q: [i["id"] for i in c.get("/api/history", params=q).json()["items"]]  # noqa: E731
+    assert ids() == [b.id, a.id]
+    assert ids(verdict="suspect") == [a.id]
+    assert ids(reviewed="true") == [a.id] and ids(reviewed="false") == [b.id]
+    assert ids(q="umbrella") == [a.id]
+    assert ids(q=b.identities[0].value) == [b.id]
+    assert ids(officer=OFFICER[0]) == [a.id]
+
+
+def test_supervisor_exports_reviewed_items_as_coco(station):
+    a = station.item()
+    b = station.item()
+    station.item()  # not reviewed: not exported
+    sup = station.client(SUPERVISOR)
+    sup.post(f"/api/cases/{a.id}/decision", json={"outcome": "threat_confirmed", "label": "firearm"})
+    sup.post(f"/api/cases/{b.id}/decision", json={"outcome": "false_alarm"})
+    r = sup.get("/api/export.zip")
+    assert r.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        coco = json.loads(zf.read("annotations.json"))
+        assert {i["record_id"] for i in coco["images"]} == {a.id, b.id}
+        assert [c["name"] for c in coco["categories"]] == ["firearm"]
+        ann = coco["annotations"]
+        assert len(ann) == 1 and ann[0]["bbox"][2] > 0
+        for image in coco["images"]:
+            assert zf.read(image["file_name"])[:2] == b"PK"
+    assert any(e.action == "export.dataset" for e in audit.entries(station.store.conn))
+
+
+def test_idle_session_expires(station):
+    c = station.client(OFFICER)
+    assert c.get("/api/me").status_code == 200
+    station.store.conn.execute("UPDATE web_sessions SET last_seen = last_seen - 16 * 60")
+    assert c.get("/api/me").status_code == 401
+
+
+def test_session_expires_after_its_maximum_even_when_busy(station):
+    c = station.client(OFFICER)
+    station.store.conn.execute("UPDATE web_sessions SET created_at = created_at - 12 * 3600 - 1")
+    assert c.get("/api/queue").status_code == 401
+
+
+def test_signout_ends_the_session(station):
+    c = station.client(OFFICER)
+    assert c.post("/api/signout").status_code == 200
+    assert c.get("/api/me").status_code == 401
+
+
+def test_missing_scan_is_a_clear_404(station):
+    rec = station.item(store_scan=False)
+    r = station.client(OFFICER).get(f"/api/cases/{rec.id}/image.png")
+    assert r.status_code == 404 and r.json()["detail"] == "scan_not_stored"
