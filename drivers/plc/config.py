@@ -1,0 +1,150 @@
+"""PLC configuration: link parameters, the register map (a declaration) and simulator parameters."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Table = Literal["coil", "discrete", "holding", "input"]
+Model = Literal["conveyor", "gantry"]
+
+
+class Point(BaseModel):
+    """One named PLC point: which Modbus table, which 0-based address, how many 16-bit words."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    table: Table
+    address: int = Field(ge=0, le=0xFFFF)
+    words: int = Field(default=1, ge=1, le=2)
+
+
+def _p(table: Table, address: int, words: int = 1) -> Point:
+    return Point(table=table, address=address, words=words)
+
+
+# Host requests are coils / holding registers; their feedback is a discrete input / input register.
+# Safety points (estop_ok, interlocks_ok, safety_status) are read-only on the PLC side.
+CONVEYOR_MAP: dict[str, Point] = {
+    "belt_run_request": _p("coil", 0),
+    "divert_manual_request": _p("coil", 1),
+    "xray_permit_request": _p("coil", 2),
+    "estop_ok": _p("discrete", 0),
+    "interlocks_ok": _p("discrete", 1),
+    "belt_running": _p("discrete", 2),
+    "divert_manual": _p("discrete", 3),
+    "xray_permit": _p("discrete", 4),
+    "divert_pass": _p("discrete", 5),
+    "eye_tunnel_entry": _p("discrete", 8),
+    "eye_tunnel_exit": _p("discrete", 9),
+    "eye_divert_gate": _p("discrete", 10),
+    "host_heartbeat": _p("holding", 0),
+    "safety_status": _p("holding", 10),
+    "plc_heartbeat": _p("input", 0),
+    "encoder": _p("input", 1, 2),
+}
+CONVEYOR_EYES: tuple[str, ...] = ("eye_tunnel_entry", "eye_tunnel_exit", "eye_divert_gate")
+
+GANTRY_MAP: dict[str, Point] = {
+    "barrier_open_request": _p("coil", 0),
+    "xray_permit_request": _p("coil", 2),
+    "estop_ok": _p("discrete", 0),
+    "interlocks_ok": _p("discrete", 1),
+    "barrier_open": _p("discrete", 3),
+    "xray_permit": _p("discrete", 4),
+    "barrier_closed": _p("discrete", 5),
+    "eye_entry": _p("discrete", 8),
+    "eye_exit": _p("discrete", 9),
+    "host_heartbeat": _p("holding", 0),
+    "light_request": _p("holding", 1),
+    "safety_status": _p("holding", 10),
+    "plc_heartbeat": _p("input", 0),
+    "light": _p("input", 3),
+}
+GANTRY_EYES: tuple[str, ...] = ("eye_entry", "eye_exit")
+
+DEFAULT_MAPS: dict[str, dict[str, Point]] = {"conveyor": CONVEYOR_MAP, "gantry": GANTRY_MAP}
+DEFAULT_EYES: dict[str, tuple[str, ...]] = {"conveyor": CONVEYOR_EYES, "gantry": GANTRY_EYES}
+LIGHT_CODES: dict[str, int] = {"off": 0, "red": 1, "amber": 2, "green": 3}
+REQUIRED_POINTS: tuple[str, ...] = ("estop_ok", "interlocks_ok", "host_heartbeat", "plc_heartbeat")
+
+
+class ConveyorSim(BaseModel):
+    """Simulated conveyor: belt, photo-eye positions (m from the loading point), divert gate, items."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    belt_speed_m_s: float = Field(default=0.3, gt=0, le=2.0)
+    eye_tunnel_entry_m: float = 0.5
+    eye_tunnel_exit_m: float = 1.3
+    eye_divert_gate_m: float = 2.8
+    belt_length_m: float = 3.5
+    divert_actuation_s: float = Field(default=0.15, ge=0)
+    encoder_counts_per_m: float = 1000.0
+    item_gap_mean_m: float = Field(default=0.6, gt=0)
+    item_length_m: tuple[float, float] = (0.2, 0.5)
+    auto_items: bool = False
+    seed: int = 1
+
+
+class GantrySim(BaseModel):
+    """Simulated gantry: vehicles arriving, passing the entry and exit loops, barrier, light."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    vehicles_per_min: float = Field(default=2.0, ge=0)
+    vehicle_speed_m_s: float = Field(default=1.5, gt=0)
+    vehicle_length_m: tuple[float, float] = (4.0, 16.0)
+    eye_entry_m: float = 5.0
+    eye_exit_m: float = 25.0
+    barrier_m: float = 3.0
+    barrier_actuation_s: float = Field(default=2.0, ge=0)
+    auto_vehicles: bool = False
+    seed: int = 1
+
+
+class PlcSim(BaseModel):
+    """Simulator parameters shared by both models."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    plc_heartbeat_period_ms: int = Field(default=100, ge=10)
+    host_watchdog_ms: int = Field(default=600, ge=50)
+    step_ms: int = Field(default=5, ge=1)
+    conveyor: ConveyorSim = ConveyorSim()
+    gantry: GantrySim = GantrySim()
+
+
+class PlcConfig(BaseModel):
+    """One PLC: link, timing, register map (defaults per model) and the simulator."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["modbus-tcp", "modbus-rtu", "sim"]
+    model: Model = "conveyor"
+    host: str = "127.0.0.1"
+    port: int = Field(default=502, ge=0, le=65535)
+    serial_port: str = ""
+    baudrate: int = 19200
+    unit_id: int = Field(default=1, ge=0, le=247)
+    timeout_ms: int = Field(default=300, ge=10, le=5000)
+    retries: int = Field(default=1, ge=0, le=3)
+    poll_period_ms: int = Field(default=10, ge=1, le=1000)
+    heartbeat_period_ms: int = Field(default=100, ge=10)
+    heartbeat_stale_ms: int = Field(default=500, ge=20)
+    readback_timeout_ms: int = Field(default=600, ge=10)
+    reconnect_delay_ms: int = Field(default=200, ge=10)
+    encoder_counts_per_m: float = Field(default=1000.0, gt=0)
+    registers: dict[str, Point] = Field(default_factory=dict)
+    eyes: tuple[str, ...] = ()
+    sim: PlcSim = PlcSim()
+
+    @model_validator(mode="after")
+    def _defaults_and_checks(self) -> PlcConfig:
+        """Fill the model's default map under any overrides; check that required points exist."""
+        merged = {**DEFAULT_MAPS[self.model], **self.registers}
+        object.__setattr__(self, "registers", merged)
+        if not self.eyes:
+            object.__setattr__(self, "eyes", DEFAULT_EYES[self.model])
+        missing = [n for n in (*REQUIRED_POINTS, *self.eyes) if n not in merged]
+        if missing:
+            raise ValueError(f"register map lacks points {missing}")
+        if self.kind == "modbus-rtu" and not self.serial_port:
+            raise ValueError("kind modbus-rtu needs serial_port")
+        return self

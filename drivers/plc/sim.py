@@ -1,0 +1,372 @@
+"""PLC simulator: physical models of a conveyor and a gantry behind a real pymodbus server.
+
+The models are steppable in simulated time (`model.step(dt)`) for deterministic tests and are
+stepped against the loop clock by `SimServer` for the demo. Safety logic lives in the model, as it
+would in the PLC: motion and X-ray outputs need a closed e-stop chain, closed interlocks, a live
+host heartbeat, and a fresh rising edge of their request after any trip (a reset never restarts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from dataclasses import dataclass, field
+
+from pymodbus.constants import ExcCodes
+from pymodbus.datastore import ModbusServerContext
+from pymodbus.datastore.context import ModbusBaseDeviceContext
+from pymodbus.exceptions import NoSuchIdException
+from pymodbus.server import ModbusTcpServer
+
+from drivers.plc.config import ConveyorSim, GantrySim, PlcConfig, PlcSim, Point
+
+WRITABLE = frozenset(
+    {"belt_run_request", "divert_manual_request", "xray_permit_request", "barrier_open_request",
+     "host_heartbeat", "light_request"}
+)
+LATCHED = frozenset({"belt_run_request", "xray_permit_request", "barrier_open_request"})
+FC_TABLE = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "holding",
+            16: "holding", 22: "holding", 23: "holding", 4: "input"}
+
+
+class ReadOnlyPoint(Exception):
+    """A write aimed at a point the PLC does not accept writes to."""
+
+
+@dataclass
+class SimItem:
+    """An item (bag, parcel or vehicle) on the simulated lane; `lead_m` is its front edge."""
+
+    id: int
+    lead_m: float
+    length_m: float
+
+    def covers(self, x: float) -> bool:
+        """True when the item blocks a beam at position x."""
+        return self.lead_m - self.length_m <= x <= self.lead_m
+
+
+@dataclass
+class PlcModel:
+    """Safety chain, heartbeats and latched requests common to both station models."""
+
+    p: PlcSim
+    t: float = 0.0
+    estop_pressed: bool = False
+    estop_latched: bool = False
+    interlocks: dict[str, bool] = field(default_factory=lambda: {"door": True, "curtain": True})
+    requests: dict[str, int] = field(default_factory=lambda: {"divert_manual_request": 1})
+    enabled: set[str] = field(default_factory=set)
+    plc_heartbeat: int = 0
+    host_hb_seen_t: float | None = None
+    heartbeat_frozen: bool = False
+    _hb_acc: float = 0.0
+
+    def press_estop(self) -> None:
+        """Open the e-stop chain; it stays latched until released and reset."""
+        self.estop_pressed = self.estop_latched = True
+        self._trip()
+
+    def release_estop(self) -> None:
+        """Twist the mushroom button back; the chain stays latched until reset."""
+        self.estop_pressed = False
+
+    def reset(self) -> None:
+        """Press the reset button: clears the latch, never restarts anything."""
+        if not self.estop_pressed:
+            self.estop_latched = False
+
+    def set_interlock(self, name: str, closed: bool) -> None:
+        """Open or close a door/curtain interlock."""
+        self.interlocks[name] = closed
+        if not closed:
+            self._trip()
+
+    @property
+    def estop_ok(self) -> bool:
+        return not (self.estop_pressed or self.estop_latched)
+
+    @property
+    def interlocks_ok(self) -> bool:
+        return all(self.interlocks.values())
+
+    @property
+    def watchdog_ok(self) -> bool:
+        seen = self.host_hb_seen_t
+        return seen is not None and self.t - seen <= self.p.host_watchdog_ms / 1000
+
+    @property
+    def healthy(self) -> bool:
+        return self.estop_ok and self.interlocks_ok and self.watchdog_ok
+
+    def active(self, name: str) -> bool:
+        """A latched output is on only while healthy and enabled by a rising edge."""
+        return self.healthy and name in self.enabled
+
+    def _trip(self) -> None:
+        self.enabled.clear()
+
+    def write(self, name: str, value: int) -> None:
+        """Apply a host write; only request points are writable."""
+        if name not in WRITABLE:
+            raise ReadOnlyPoint(name)
+        prev = self.requests.get(name, 0)
+        self.requests[name] = value
+        if name == "host_heartbeat" and value != prev:
+            self.host_hb_seen_t = self.t
+        if name in LATCHED:
+            if value and not prev and self.healthy:
+                self.enabled.add(name)
+            elif not value:
+                self.enabled.discard(name)
+
+    def step(self, dt: float) -> None:
+        """Advance simulated time by dt seconds."""
+        self.t += dt
+        self._hb_acc += dt
+        period = self.p.plc_heartbeat_period_ms / 1000
+        while self._hb_acc >= period:
+            self._hb_acc -= period
+            if not self.heartbeat_frozen:
+                self.plc_heartbeat = (self.plc_heartbeat + 1) & 0xFFFF
+        if not self.healthy:
+            self._trip()
+        self.step_physics(dt)
+
+    def step_physics(self, dt: float) -> None:
+        """Move the station's objects (overridden)."""
+
+    def safety_status(self) -> int:
+        return int(self.estop_ok) | int(self.interlocks_ok) << 1 | int(self.watchdog_ok) << 2
+
+    def values(self) -> dict[str, int]:
+        """Every point's current value by name."""
+        base = {
+            "estop_ok": int(self.estop_ok),
+            "interlocks_ok": int(self.interlocks_ok),
+            "xray_permit": int(self.active("xray_permit_request")),
+            "plc_heartbeat": self.plc_heartbeat,
+            "safety_status": self.safety_status(),
+        }
+        return {**{n: self.requests.get(n, 0) for n in WRITABLE}, **base}
+
+
+@dataclass
+class ConveyorModel(PlcModel):
+    """Belt with encoder, items, three photo-eyes and a divert gate (0 = pass, 1 = manual)."""
+
+    c: ConveyorSim = field(default_factory=ConveyorSim)
+    items: list[SimItem] = field(default_factory=list)
+    outcomes: dict[int, str] = field(default_factory=dict)
+    belt_m: float = 0.0
+    gate_pos: float = 1.0
+    _next_id: int = 1
+    _next_spawn_m: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.c.seed)
+
+    @property
+    def belt_running(self) -> bool:
+        return self.active("belt_run_request")
+
+    def add_item(self, length_m: float, lead_m: float = 0.0) -> int:
+        """Put an item on the belt with its front edge at lead_m; returns its id."""
+        item = SimItem(self._next_id, lead_m, length_m)
+        self._next_id += 1
+        self.items.append(item)
+        return item.id
+
+    def step_physics(self, dt: float) -> None:
+        target = 1.0 if self.requests.get("divert_manual_request") or not self.watchdog_ok else 0.0
+        rate = dt / self.c.divert_actuation_s if self.c.divert_actuation_s else 1.0
+        self.gate_pos = min(max(self.gate_pos + max(-rate, min(rate, target - self.gate_pos)), 0.0), 1.0)
+        if not self.belt_running:
+            return
+        dx = self.c.belt_speed_m_s * dt
+        self.belt_m += dx
+        self._spawn()
+        gate = self.c.eye_divert_gate_m
+        for item in self.items:
+            before = item.lead_m
+            item.lead_m += dx
+            if before < gate <= item.lead_m:
+                self.outcomes[item.id] = self._gate_outcome()
+        self.items = [i for i in self.items if i.lead_m - i.length_m <= self.c.belt_length_m]
+
+    def _gate_outcome(self) -> str:
+        return {1.0: "manual", 0.0: "pass"}.get(self.gate_pos, "jam")
+
+    def _spawn(self) -> None:
+        if self.c.auto_items and self.belt_m >= self._next_spawn_m:
+            self.add_item(self._rng.uniform(*self.c.item_length_m))
+            self._next_spawn_m = self.belt_m + self._rng.expovariate(1 / self.c.item_gap_mean_m)
+
+    def eye(self, x: float) -> bool:
+        return any(i.covers(x) for i in self.items)
+
+    def values(self) -> dict[str, int]:
+        counts = int(self.belt_m * self.c.encoder_counts_per_m) & 0xFFFFFFFF
+        return {
+            **super().values(),
+            "belt_running": int(self.belt_running),
+            "divert_manual": int(self.gate_pos >= 1.0),
+            "divert_pass": int(self.gate_pos <= 0.0),
+            "eye_tunnel_entry": int(self.eye(self.c.eye_tunnel_entry_m)),
+            "eye_tunnel_exit": int(self.eye(self.c.eye_tunnel_exit_m)),
+            "eye_divert_gate": int(self.eye(self.c.eye_divert_gate_m)),
+            "encoder": counts,
+        }
+
+
+@dataclass
+class GantryModel(PlcModel):
+    """Vehicles on a lane, a barrier (0 = closed, 1 = open), entry/exit loops and a traffic light."""
+
+    g: GantrySim = field(default_factory=GantrySim)
+    vehicles: list[SimItem] = field(default_factory=list)
+    passed: list[int] = field(default_factory=list)
+    barrier_pos: float = 0.0
+    _next_id: int = 1
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.g.seed)
+
+    def add_vehicle(self, length_m: float, lead_m: float = 0.0) -> int:
+        """Put a vehicle on the approach with its front at lead_m; returns its id."""
+        self.vehicles.append(SimItem(self._next_id, lead_m, length_m))
+        self._next_id += 1
+        return self._next_id - 1
+
+    def step_physics(self, dt: float) -> None:
+        target = 1.0 if self.active("barrier_open_request") else 0.0
+        rate = dt / self.g.barrier_actuation_s if self.g.barrier_actuation_s else 1.0
+        self.barrier_pos = min(max(self.barrier_pos + max(-rate, min(rate, target - self.barrier_pos)), 0.0), 1.0)
+        if self.g.auto_vehicles and self._rng.random() < self.g.vehicles_per_min / 60 * dt:
+            self.add_vehicle(self._rng.uniform(*self.g.vehicle_length_m), lead_m=-5.0)
+        stop_at = self.g.barrier_m - 0.5
+        for v in self.vehicles:
+            nxt = v.lead_m + self.g.vehicle_speed_m_s * dt
+            blocked = self.barrier_pos < 1.0 and v.lead_m <= stop_at < nxt
+            v.lead_m = stop_at if blocked else nxt
+        done = [v for v in self.vehicles if v.lead_m - v.length_m > self.g.eye_exit_m + 1]
+        self.passed.extend(v.id for v in done)
+        self.vehicles = [v for v in self.vehicles if v not in done]
+
+    def loop(self, x: float) -> bool:
+        return any(v.covers(x) for v in self.vehicles)
+
+    def values(self) -> dict[str, int]:
+        light = self.requests.get("light_request", 0) if self.healthy else 1
+        return {
+            **super().values(),
+            "barrier_open": int(self.barrier_pos >= 1.0),
+            "barrier_closed": int(self.barrier_pos <= 0.0),
+            "eye_entry": int(self.loop(self.g.eye_entry_m)),
+            "eye_exit": int(self.loop(self.g.eye_exit_m)),
+            "light": light,
+        }
+
+
+def make_model(cfg: PlcConfig) -> PlcModel:
+    """The station model the config names."""
+    if cfg.model == "conveyor":
+        return ConveyorModel(p=cfg.sim, c=cfg.sim.conveyor)
+    return GantryModel(p=cfg.sim, g=cfg.sim.gantry)
+
+
+class RegisterImage(ModbusBaseDeviceContext):
+    """Serves a model's points at the addresses of the register map; writes go through the model."""
+
+    def __init__(self, model: PlcModel, registers: dict[str, Point]) -> None:
+        self.model = model
+        self.by_addr: dict[tuple[str, int], tuple[str, int]] = {}
+        for name, pt in registers.items():
+            for w in range(pt.words):
+                self.by_addr[(pt.table, pt.address + w)] = (name, pt.words - 1 - w)
+
+    def reset(self) -> None:
+        """Nothing to reset: the model owns the state."""
+
+    def getValues(self, func_code: int, address: int, count: int = 1) -> list[int] | list[bool] | ExcCodes:
+        table = FC_TABLE.get(func_code)
+        if table is None:
+            return ExcCodes.ILLEGAL_FUNCTION
+        vals = self.model.values()
+        out = [self._word(vals, table, a) for a in range(address, address + count)]
+        return [bool(v) for v in out] if table in ("coil", "discrete") else out
+
+    def _word(self, vals: dict[str, int], table: str, addr: int) -> int:
+        name, shift = self.by_addr.get((table, addr), ("", 0))
+        return (vals.get(name, 0) >> (16 * shift)) & 0xFFFF
+
+    def setValues(self, func_code: int, address: int, values: list[int] | list[bool]) -> None | ExcCodes:
+        table = FC_TABLE.get(func_code)
+        targets = [self.by_addr.get((table or "", address + i)) for i in range(len(values))]
+        if any(t is None or t[0] not in WRITABLE for t in targets):
+            return ExcCodes.ILLEGAL_ADDRESS
+        for (name, _), v in zip(targets, values):  # type: ignore[misc]
+            self.model.write(name, int(v))
+        return None
+
+
+class MutableServerContext(ModbusServerContext):
+    """Server context that can stop answering (fault injection): requests are dropped silently."""
+
+    def __init__(self, device: RegisterImage) -> None:
+        super().__init__(devices=device, single=True)
+        self.muted = False
+
+    def __getitem__(self, device_id: int) -> ModbusBaseDeviceContext:
+        if self.muted:
+            raise NoSuchIdException("muted")
+        return super().__getitem__(device_id)
+
+
+class SimServer:
+    """The simulated PLC on a free 127.0.0.1 TCP port; `realtime` steps it against the loop clock."""
+
+    def __init__(self, cfg: PlcConfig, *, realtime: bool = True, port: int = 0) -> None:
+        self.cfg = cfg
+        self.model = make_model(cfg)
+        self.context = MutableServerContext(RegisterImage(self.model, cfg.registers))
+        self.realtime = realtime
+        self._port = port
+        self.port = 0
+        self._server: ModbusTcpServer | None = None
+        self._stepper: asyncio.Task[None] | None = None
+
+    def mute(self) -> None:
+        """Stop answering requests (the PLC is silent; its host watchdog keeps running)."""
+        self.context.muted = True
+
+    def unmute(self) -> None:
+        """Answer requests again."""
+        self.context.muted = False
+
+    async def __aenter__(self) -> SimServer:
+        self._server = ModbusTcpServer(self.context, address=("127.0.0.1", self._port),
+                                       ignore_missing_devices=True)
+        await self._server.serve_forever(background=True)
+        self.port = self._server.transport.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if self.realtime:
+            self._stepper = asyncio.create_task(self._run(), name="plc-sim-step")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._stepper:
+            self._stepper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stepper
+        if self._server:
+            await self._server.shutdown()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            await asyncio.sleep(self.cfg.sim.step_ms / 1000)
+            now = loop.time()
+            self.model.step(now - last)
+            last = now

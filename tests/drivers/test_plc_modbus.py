@@ -1,0 +1,174 @@
+"""PLC driver against the simulator's pymodbus server: bit order, read-only safety, read-back."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pymodbus.client import AsyncModbusTcpClient
+
+from drivers.errors import DeviceRefused, LinkLost, ReadbackMismatch
+from drivers.plc import ModbusPlc, PlcConfig, SimServer, open_plc
+
+
+async def wait_until(pred, plc: ModbusPlc, polls: int = 400):
+    """Wait up to `polls` driver polls for pred(state) to hold; returns the state."""
+    for _ in range(polls):
+        st = await plc.read_state()
+        if pred(st):
+            return st
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"condition not met; last state {st}")
+
+
+async def raw_client(port: int, frames: list[bytes]) -> AsyncModbusTcpClient:
+    def trace(sending: bool, data: bytes) -> bytes:
+        frames.append((b">" if sending else b"<") + data)
+        return data
+
+    client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=1, retries=0, trace_packet=trace)
+    assert await client.connect()
+    return client
+
+
+async def test_discrete_input_and_coil_bit_order_is_lsb_first() -> None:
+    """Address N of a bit table is bit N%8 of byte N//8 on the wire (pinned across pymodbus minors)."""
+    cfg = PlcConfig(kind="sim")
+    async with SimServer(cfg, realtime=False) as sim:
+        m = sim.model
+        m.add_item(0.1, lead_m=cfg.sim.conveyor.eye_divert_gate_m + 0.05)  # blocks the gate eye only
+        frames: list[bytes] = []
+        client = await raw_client(sim.port, frames)
+        try:
+            rr = await client.read_discrete_inputs(0, count=11, device_id=1)
+            # DI0 estop_ok, DI1 interlocks_ok, DI3 divert_manual (gate rests at manual) -> 0x0B;
+            # DI10 eye_divert_gate -> second byte 0x04.
+            assert frames[-1].endswith(bytes([0x02, 0x02, 0x0B, 0x04]))
+            assert [i for i, b in enumerate(rr.bits[:11]) if b] == [0, 1, 3, 10]
+            await client.write_coils(0, [True, False, True], device_id=1)
+            assert frames[-2].endswith(bytes([0x0F, 0x00, 0x00, 0x00, 0x03, 0x01, 0x05]))
+            assert m.requests["belt_run_request"] == 1 and m.requests["xray_permit_request"] == 1
+            assert m.requests["divert_manual_request"] == 0
+            rr = await client.read_coils(0, count=3, device_id=1)
+            assert frames[-1].endswith(bytes([0x01, 0x01, 0x05])) and rr.bits[:3] == [True, False, True]
+        finally:
+            client.close()
+
+
+async def test_encoder_is_two_words_high_first() -> None:
+    cfg = PlcConfig(kind="sim")
+    async with SimServer(cfg, realtime=False) as sim:
+        sim.model.belt_m = 0x00012345 / 1000
+        frames: list[bytes] = []
+        client = await raw_client(sim.port, frames)
+        try:
+            rr = await client.read_input_registers(1, count=2, device_id=1)
+            assert rr.registers == [0x0001, 0x2345]
+        finally:
+            client.close()
+
+
+async def test_writes_to_safety_points_get_a_modbus_exception() -> None:
+    cfg = PlcConfig(kind="sim")
+    async with SimServer(cfg, realtime=False) as sim:
+        client = await raw_client(sim.port, [])
+        try:
+            status = cfg.registers["safety_status"].address
+            rr = await client.write_register(status, 0, device_id=1)
+            assert rr.isError() and rr.exception_code == 2
+            rr = await client.write_coil(7, True, device_id=1)  # not a request coil
+            assert rr.isError() and rr.exception_code == 2
+            rr = await client.write_coils(0, [True] * 5, device_id=1)  # spills over into unmapped coils
+            assert rr.isError() and sim.model.requests.get("belt_run_request", 0) == 0
+            rr = await client.read_holding_registers(status, count=1, device_id=1)
+            assert rr.registers == [0b011]  # estop ok, interlocks ok, no host heartbeat seen yet
+        finally:
+            client.close()
+
+
+async def test_driver_refuses_to_write_a_safety_point() -> None:
+    async with open_plc(PlcConfig(kind="sim"), "conv") as plc:
+        with pytest.raises(DeviceRefused, match="estop_ok"):
+            await plc._write("estop_ok", 1)
+
+
+async def test_requests_are_confirmed_by_feedback() -> None:
+    async with open_plc(PlcConfig(kind="sim"), "conv") as plc:
+        await wait_until(lambda s: s.link_ok, plc)
+        await plc.request_belt(True)
+        await plc.request_xray_permit(True)
+        await plc.request_divert(False)
+        st = await plc.read_state()
+        assert st.belt_running and st.xray_permit and not st.divert_to_manual
+        await plc.request_divert(True)
+        assert (await plc.read_state()).divert_to_manual
+        await plc.request_belt(False)
+        assert not plc.sim.model.belt_running
+
+
+async def test_estop_refuses_motion_and_reset_never_restarts() -> None:
+    async with open_plc(PlcConfig(kind="sim"), "conv") as plc:
+        await wait_until(lambda s: s.link_ok, plc)
+        await plc.request_belt(True)
+        plc.sim.model.press_estop()
+        st = await wait_until(lambda s: not s.belt_running, plc)
+        assert not st.estop_ok
+        with pytest.raises(ReadbackMismatch, match="belt_running read back 0"):
+            await plc.request_belt(True)
+        plc.sim.model.release_estop()
+        plc.sim.model.reset()
+        await wait_until(lambda s: s.estop_ok, plc)
+        await asyncio.sleep(0.1)
+        assert not (await plc.read_state()).belt_running  # request coil is still 1; no restart
+        await plc.request_belt(True)  # a deliberate new request (rising edge) starts it
+        assert plc.sim.model.belt_running
+
+
+async def test_interlock_open_drops_xray_permit() -> None:
+    async with open_plc(PlcConfig(kind="sim"), "conv") as plc:
+        await wait_until(lambda s: s.link_ok, plc)
+        await plc.request_xray_permit(True)
+        plc.sim.model.set_interlock("door", False)
+        st = await wait_until(lambda s: not s.xray_permit, plc)
+        assert not st.interlocks_ok
+        plc.sim.model.set_interlock("door", True)
+        await asyncio.sleep(0.1)
+        assert not (await plc.read_state()).xray_permit
+
+
+async def test_gantry_barrier_light_and_vehicle_loops() -> None:
+    cfg = PlcConfig(kind="sim", model="gantry",
+                    sim={"gantry": {"barrier_actuation_s": 0.1, "vehicle_speed_m_s": 20.0}})
+    async with open_plc(cfg, "gantry") as plc:
+        await wait_until(lambda s: s.link_ok, plc)
+        edges = []
+
+        async def collect() -> None:
+            async for ev in plc.events():
+                if type(ev).__name__ == "EyeEdge":
+                    edges.append((ev.eye, ev.blocked))
+
+        task = asyncio.create_task(collect())
+        await plc.request_light("green")
+        assert (await plc.read_state()).light == "green"
+        vid = plc.sim.model.add_vehicle(4.0)
+        await asyncio.sleep(0.3)
+        assert plc.sim.model.vehicles[0].lead_m == pytest.approx(2.5)  # waits at the closed barrier
+        await plc.request_barrier(True)
+        await wait_until(lambda s: vid in plc.sim.model.passed, plc)
+        await asyncio.sleep(0.05)
+        task.cancel()
+        assert edges == [("eye_entry", True), ("eye_entry", False), ("eye_exit", True), ("eye_exit", False)]
+        await plc.request_barrier(False)
+        plc.sim.model.press_estop()
+        st = await wait_until(lambda s: s.light == "red", plc)
+        assert not st.estop_ok
+
+
+async def test_requests_while_link_down_raise_link_lost() -> None:
+    async with open_plc(PlcConfig(kind="sim"), "conv") as plc:
+        await wait_until(lambda s: s.link_ok, plc)
+        plc.sim.mute()
+        await wait_until(lambda s: not s.link_ok, plc)
+        with pytest.raises(LinkLost, match="link is down"):
+            await plc.request_belt(True)
