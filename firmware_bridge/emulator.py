@@ -5,8 +5,9 @@ ARM/DISARM, START_SCAN/STOP_SCAN, streams LINE frames from scans at `line_rate` 
 line FIFO of `fifo_lines` (overflow = scan incomplete) and ends with SCAN_END. Interlocks are
 physical: only `set_interlocks` (the test harness, i.e. a person closing a door) changes them;
 BYPASS_INTERLOCKS is always refused. A stale host heartbeat puts it in the safe state (disarmed,
-scan stopped). Faults on demand: corrupted, dropped and duplicated outgoing frames (random, with
-a seed), `stall`, `reboot`, `unplug`/`replug`.
+scan stopped). With `throttle` its output is paced to `baudrate` like a real UART (a pty
+itself does not throttle). Faults on demand: corrupted, dropped and duplicated outgoing frames
+(random, with a seed), `stall`, `reboot`, `unplug`/`replug`.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class FirmwareEmulator:
                  boot_s: float = 0.3, heartbeat_s: float = 0.2, host_stale_s: float = 1.5,
                  baudrate: int | None = None, fifo_lines: int = 512, interlocks_closed: bool = True,
                  ack_timeout_s: float = 0.2, attempts: int = 4, window: int = 16,
-                 max_frame: int = codec.MAX_FRAME, link_dir: str | Path | None = None) -> None:
+                 max_frame: int = codec.MAX_FRAME, link_dir: str | Path | None = None,
+                 throttle: bool = False) -> None:
         if not scans:
             raise ValueError("the firmware emulator needs at least one scan to stream")
         self.scans = list(scans)
@@ -76,6 +78,8 @@ class FirmwareEmulator:
         self.firmware_hash = hashlib.sha256(FIRMWARE_VERSION.encode()).digest()
         self.firmware_version = FIRMWARE_VERSION
         self._ep_settings = EndpointSettings(ack_timeout_s, attempts, window, max_frame, baudrate)
+        self._byte_s = 10 / baudrate if throttle and baudrate else 0.0
+        self._tx_free_at = 0.0
         self._rng = random.Random(faults.seed)
         self._own_dir = link_dir is None
         self._dir = Path(link_dir) if link_dir is not None else Path(tempfile.mkdtemp(prefix="xray-emu-"))
@@ -215,8 +219,25 @@ class FirmwareEmulator:
             wire = bytes(buf)
         elif r < f.drop + f.corrupt + f.duplicate:
             self.counters["injected"] += 1
+            self._paced(port, wire)
+        self._paced(port, wire)
+
+    def _paced(self, port: FdPort, wire: bytes) -> None:
+        """Write now, or when a UART at `baudrate` (8N1, 10 bits a byte) would have sent what is ahead."""
+        if not self._byte_s:
             port.write(wire)
-        port.write(wire)
+            return
+        now = self._loop.time()
+        start = max(now, self._tx_free_at)
+        self._tx_free_at = start + len(wire) * self._byte_s
+        if start <= now:
+            port.write(wire)
+        else:
+            self._loop.call_at(start, self._late_write, port, wire)
+
+    def _late_write(self, port: FdPort, wire: bytes) -> None:
+        if port is self._fd_port and self._pty is not None:
+            port.write(wire)
 
     # ---- protocol --------------------------------------------------------------------------
 

@@ -2,9 +2,11 @@
 
 One supervisor task owns the port. Each session: open the port (retrying while it is absent),
 flush stale input, HELLO (firmware version, hash, capabilities, max frame, boot id), then
-heartbeats both ways. The session ends on a read/write error, a vanished port, a stale firmware
-heartbeat, a changed boot id (the firmware rebooted), an unacknowledged request or a NAK
-NO_SESSION; a `LinkFault` carrying the last frames is emitted and a fresh session starts.
+heartbeats both ways. The session ends on a read/write error, a vanished port, a firmware
+that sent no valid frame for `stale_s` (its heartbeats may queue behind line frames on a slow
+UART, so any valid frame counts as a sign of life), a changed boot id (the firmware rebooted),
+an unacknowledged request or a NAK NO_SESSION; a `LinkFault` carrying the last frames is
+emitted and a fresh session starts.
 """
 
 from __future__ import annotations
@@ -188,7 +190,7 @@ class HostLink:
         hello = codec.HelloInfo.decode(body)
         self.hello = hello
         ep.decoder.max_frame = min(self.settings.max_frame, hello.max_frame)
-        ep.last_heartbeat = asyncio.get_running_loop().time()
+        ep.last_rx = asyncio.get_running_loop().time()
         self._up.set()
         self._emit(LinkUp(hello, asyncio.get_running_loop().time()))
         log.info("xray_link.up", link=self.name, firmware=hello.firmware_version,
@@ -200,9 +202,10 @@ class HostLink:
         start = loop.time()
         while True:
             ep.send(MsgType.HEARTBEAT, codec.Heartbeat(self._host_boot, int((loop.time() - start) * 1000)).encode())
-            silent = loop.time() - ep.last_heartbeat
+            silent = loop.time() - ep.last_rx
             if self.up and silent > self.settings.stale_s:
-                self._end(f"no firmware heartbeat for {silent:.2f} s (limit {self.settings.stale_s:.2f} s)")
+                self._end(f"no firmware heartbeat or other frame for {silent:.2f} s "
+                          f"(limit {self.settings.stale_s:.2f} s)")
             await asyncio.sleep(self.settings.heartbeat_s)
 
     def _heartbeat(self, hb: codec.Heartbeat) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from drivers.errors import DeviceRefused, LinkLost
-from drivers.xray import LineBlock, Scanner, ScannerConfig, open_scanner
+from drivers.xray import LineBlock, ScannerConfig, open_scanner
 from firmware_bridge.emulator import FaultSettings
 from models.scan import Scan, save_scan
 
@@ -44,7 +43,6 @@ def _lines_once(blocks: list[LineBlock]) -> list[int]:
     idx = [b.first_line + i for b in blocks for i in range(len(b.high))]
     assert len(idx) == len(set(idx)), "a line was delivered twice"
     return idx
-
 
 
 async def test_scan_streams_progressively_and_assembles_exactly(tmp_path: Path) -> None:
