@@ -32,14 +32,18 @@ def free_port() -> int:
 class Mosquitto:
     """A real broker on a free loopback port; `kill()` (SIGKILL) and `start()` again at will."""
 
-    def __init__(self, workdir: Path, extra: str = "", port: int | None = None) -> None:
+    def __init__(self, workdir: Path, extra: str = "", port: int | None = None, anonymous: bool = True) -> None:
         self.workdir, self.port = Path(workdir), port or free_port()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.conf = self.workdir / "mosquitto.conf"
-        base = f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+        text = f"{extra}\nlistener {self.port} 127.0.0.1\n"
+        if os.geteuid() == 0:
+            text += "user root\n"  # else mosquitto drops to `mosquitto`, who cannot read the test's files
+        if anonymous:
+            text += "allow_anonymous true\n"
         if "persistence" in extra:
-            base += f"persistence_location {self.workdir}/\n"
-        self.conf.write_text(base + extra + "\n")
+            text += f"persistence_location {self.workdir}/\n"
+        self.conf.write_text(text)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "Mosquitto":

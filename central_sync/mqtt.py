@@ -12,7 +12,7 @@ from paho.mqtt.packettypes import PacketTypes
 
 from central_sync.config import BrokerConfig
 
-REASON_NAMES = {0x80: "unspecified", 0x83: "implementation specific", 0x87: "not authorised",
+REASON_NAMES = {0x80: "unspecified", 0x83: "implementation specific", 0x86: "bad user name or password", 0x87: "not authorised",
                 0x90: "topic name invalid", 0x91: "packet id in use", 0x95: "packet too large",
                 0x97: "quota exceeded", 0x99: "payload format invalid"}
 

@@ -33,6 +33,11 @@ log = structlog.get_logger("central_sync.publisher")
 PAGE = 256
 HEADER_ROOM = 1024
 PARK_CODES = {0x95}  # retrying a packet the broker finds too large can never succeed
+# Session ends that point at the oldest unacknowledged publish: paho cannot parse a PUBACK with
+# 0x95 (Mosquitto's answer to a payload over message_size_limit) and drops the link as a protocol
+# error; PUBACKs come in order, so the oldest publish still in flight is the one refused.
+BLAME_CODES = {0x81, 0x82, 0x95}
+BLAME_STRIKES = 2
 
 
 @dataclass(slots=True)
@@ -57,6 +62,8 @@ class SyncEngine:
         self.session = 0
         self.connack: tuple | None = None
         self.subscribed, self.disconnect_reason, self.connected_once = False, None, False
+        self.disconnect_code = 0
+        self.strikes: dict[int, int] = {}
         self._limits(65535, None)
         self._reset()
 
@@ -109,6 +116,7 @@ class SyncEngine:
     def _session(self, stop: threading.Event) -> None:
         self.session = self.db.next_session()
         self.connack, self.subscribed, self.disconnect_reason, self.connected_once = None, False, None, False
+        self.disconnect_code = 0
         self._reset()
         client = self._connect()
         try:
@@ -123,10 +131,7 @@ class SyncEngine:
         client.on_message, client.on_disconnect, client.on_subscribe = self._on_message, self._on_disconnect, self._on_subscribe
         client.connect(self.cfg.host, self.cfg.port, self.cfg.keepalive_s, clean_start=True, properties=connect_properties())
         self._wait(client, lambda: self.connack is not None, "CONNACK")
-        code, props = self.connack
-        if code.is_failure:
-            raise BrokerError(f"broker {self.cfg.host}:{self.cfg.port} refused station {self.station}: {reason_text(code.value)}", code.value)
-        self._limits(*connack_limits(props))
+        self._limits(*connack_limits(self.connack[1]))
         self.connected_once = True
         client.subscribe([(p.topic(self.station, "ack"), 1), (p.topic(self.station, "cmd"), 1)])
         self._wait(client, lambda: self.subscribed, "SUBACK")
@@ -143,6 +148,9 @@ class SyncEngine:
 
     def _loop(self, client: mqtt.Client, timeout: float) -> None:
         rc = client.loop(timeout)
+        if self.connack is not None and self.connack[0].is_failure:
+            code = self.connack[0].value
+            raise BrokerError(f"broker {self.cfg.host}:{self.cfg.port} refused station {self.station}: {reason_text(code)}", code)
         if self.disconnect_reason is not None:
             raise SessionLost(f"broker {self.cfg.host}:{self.cfg.port} ended the session: {self.disconnect_reason}")
         if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
@@ -180,7 +188,23 @@ class SyncEngine:
         self.subscribed = True
 
     def _on_disconnect(self, client, userdata, flags, code, props) -> None:
-        self.disconnect_reason = reason_text(code.value) if hasattr(code, "value") else str(code)
+        self.disconnect_code = getattr(code, "value", 0x80)
+        self.disconnect_reason = reason_text(self.disconnect_code)
+        if self.disconnect_code in BLAME_CODES:
+            self._blame_oldest()
+
+    def _blame_oldest(self) -> None:
+        """Count a strike against the oldest unacknowledged row; park it at BLAME_STRIKES."""
+        first = next((s for s in self.inflight.values() if s.row is not None), None)
+        if first is None:
+            return
+        row = first.row
+        self.strikes[row.id] = strikes = self.strikes.get(row.id, 0) + 1
+        self.counters["puback_unreadable"] += 1
+        if strikes >= BLAME_STRIKES:
+            self.strikes.pop(row.id, None)
+            self._park(row, f"the broker ended the session {strikes} times when it was the oldest unacknowledged "
+                            f"publish ({self.disconnect_reason}), most likely over its size limit")
 
     def _on_publish(self, client, userdata, mid, code, props) -> None:
         sent = self.inflight.pop(mid, None)

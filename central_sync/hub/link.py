@@ -71,9 +71,6 @@ class HubLink:
             self._loop(client)
             if time.monotonic() > deadline:
                 raise SessionLost(f"broker {self.cfg.host}:{self.cfg.port} sent no CONNACK within 10 s")
-        code, props = self._connack
-        if code.is_failure:
-            raise BrokerError(f"broker {self.cfg.host}:{self.cfg.port} refused hub {self.hub_id}: {reason_text(code.value)}", code.value)
         client.subscribe([(t, 1) for t in p.hub_subscriptions(self.group)])
         self.connected, self.sessions = True, self.sessions + 1
         log.info("hub.link_up", hub=self.hub_id, broker=f"{self.cfg.host}:{self.cfg.port}")
@@ -83,6 +80,9 @@ class HubLink:
 
     def _loop(self, client: mqtt.Client) -> None:
         rc = client.loop(0.02)
+        if self._connack is not None and self._connack[0].is_failure:
+            code = self._connack[0].value
+            raise BrokerError(f"broker {self.cfg.host}:{self.cfg.port} refused hub {self.hub_id}: {reason_text(code)}", code)
         if self._ended is not None:
             raise SessionLost(f"broker {self.cfg.host}:{self.cfg.port} ended the hub session: {self._ended}")
         if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):

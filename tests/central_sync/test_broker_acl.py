@@ -1,0 +1,112 @@
+"""The shipped ACL (deploy/mosquitto/acl) on a real Mosquitto: each station only under its own id."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from central_sync.config import BrokerConfig, SyncConfig
+from central_sync.devtools import Mosquitto, fill, open_station_db, outbox_rows
+from central_sync.hub.service import Hub
+from central_sync.hub.store import open_store
+from central_sync.publisher import Publisher
+
+ACL = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "acl"
+USERS = {"hub": "hub-secret", "gate-1": "pw-1", "gate-2": "pw-2"}
+
+
+@pytest.fixture
+def secure_broker(tmp_path):
+    passwd = tmp_path / "passwd"
+    for i, (user, pw) in enumerate(USERS.items()):
+        subprocess.run(["mosquitto_passwd", "-b"] + (["-c"] if i == 0 else []) + [str(passwd), user, pw], check=True)
+    for user, pw in USERS.items():
+        (tmp_path / f"{user}.pw").write_text(pw + "\n")
+    extra = f"per_listener_settings false\nallow_anonymous false\npassword_file {passwd}\nacl_file {ACL}"
+    conf_dir = tmp_path / "b"
+    with Mosquitto(conf_dir, extra, anonymous=False) as b:
+        yield b, tmp_path
+
+
+class Client:
+    """A bare paho client driven synchronously, recording what the broker answers."""
+
+    def __init__(self, port: int, user: str, pw: str) -> None:
+        self.got: list[tuple[str, bytes]] = []
+        self.pubacks: dict[int, int] = {}
+        self.subacks: list[int] = []
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{user}-{time.monotonic_ns()}", protocol=mqtt.MQTTv5)
+        self.c.username_pw_set(user, pw)
+        self.c.on_message = lambda c, u, m: self.got.append((m.topic, m.payload))
+        self.c.on_publish = lambda c, u, mid, rc, p: self.pubacks.__setitem__(mid, rc.value)
+        self.c.on_subscribe = lambda c, u, mid, rcs, p: self.subacks.extend(r.value for r in rcs)
+        self.connack = None
+        self.c.on_connect = lambda c, u, f, rc, p: setattr(self, "connack", rc.value)
+        self.c.connect("127.0.0.1", port, 30)
+        self.spin(lambda: self.connack is not None)
+
+    def spin(self, cond, timeout: float = 3.0) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.c.loop(0.02)
+            if cond():
+                return True
+        return False
+
+    def close(self) -> None:
+        self.c.disconnect()
+
+
+def test_station_confined_to_its_own_topics(secure_broker):
+    broker, _ = secure_broker
+    hub = Client(broker.port, "hub", USERS["hub"])
+    hub.c.subscribe([("$share/hub/cpe/v1/+/inspection", 1), ("cpe/v1/+/status", 1)])
+    assert hub.spin(lambda: len(hub.subacks) == 2) and all(code < 0x80 for code in hub.subacks)
+    g1 = Client(broker.port, "gate-1", USERS["gate-1"])
+    g1.c.subscribe([("cpe/v1/gate-1/ack", 1), ("cpe/v1/gate-2/ack", 1), ("cpe/v1/+/inspection", 1)])
+    assert g1.spin(lambda: len(g1.subacks) == 3)  # Mosquitto 2.0 grants, then filters each delivery
+    g2 = Client(broker.port, "gate-2", USERS["gate-2"])
+    g2.c.publish("cpe/v1/gate-2/inspection", b"gate-2 own", qos=1)
+    assert g2.spin(lambda: len(g2.pubacks) == 1)
+    own = g1.c.publish("cpe/v1/gate-1/inspection", b"mine", qos=1).mid
+    forged = g1.c.publish("cpe/v1/gate-2/inspection", b"forged", qos=1).mid
+    assert g1.spin(lambda: len(g1.pubacks) == 2)
+    assert g1.pubacks[own] == 0 and g1.pubacks[forged] == 0x87
+    hub.c.publish("cpe/v1/gate-2/ack", b"for gate-2", qos=1)
+    hub.c.publish("cpe/v1/gate-1/ack", b"for gate-1", qos=1)
+    assert hub.spin(lambda: len(hub.got) >= 1) and g1.spin(lambda: len(g1.got) >= 1)
+    hub.spin(lambda: False, 0.3)
+    g1.spin(lambda: False, 0.3)
+    assert sorted(hub.got) == [("cpe/v1/gate-1/inspection", b"mine"), ("cpe/v1/gate-2/inspection", b"gate-2 own")]
+    assert g1.got == [("cpe/v1/gate-1/ack", b"for gate-1")]
+    hub.close(), g1.close(), g2.close()
+
+
+async def test_publisher_and_hub_with_credentials(secure_broker):
+    broker, tmp = secure_broker
+    db = tmp / "st.db"
+    conn = open_station_db(db)
+    fill(conn, "gate-1", 1, 20, alert_every=5)
+    store = open_store(str(tmp / "hub.db"))
+    hub_cfg = BrokerConfig(port=broker.port, username="hub", password_file=tmp / "hub.pw")
+    good = SyncConfig(port=broker.port, username="gate-1", password_file=tmp / "gate-1.pw")
+    async with Hub(hub_cfg, store, "hub-acl"), Publisher(good, "gate-1", db, tmp) as pub:
+        for _ in range(200):
+            if await asyncio.to_thread(outbox_rows, db) == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert store.query("SELECT count(*) FROM records") == [(20,)]
+    wrong = SyncConfig(port=broker.port, username="gate-1", password_file=tmp / "gate-2.pw", reconnect_min_s=0.2)
+    async with Publisher(wrong, "gate-1", db, tmp) as pub:
+        for _ in range(50):
+            if pub.stats()["last_error"]:
+                break
+            await asyncio.sleep(0.1)
+        assert "refused" in pub.stats()["last_error"] and not pub.stats()["connected"]
+    conn.close()
