@@ -3,6 +3,7 @@
 const $ = (id) => document.getElementById(id);
 const S = { me: null, lang: "en", msgs: {}, current: null, mode: "colour", zoom: 1, panX: 0, panY: 0,
             boxes: [], drawing: false, live: null, badges: null, audio: null, viewingLive: true };
+window.cpeTimings = {};  // per item: when its event arrived, its banner showed, its image loaded (ms epoch)
 const MODES = ["colour", "grey", "organic", "inorganic", "negative"];
 const CLASSES = ["firearm", "knife", "explosive", "ammunition", "battery", "cigarettes", "drugs", "currency", "phone", "other"];
 
@@ -107,8 +108,10 @@ for (const b of document.querySelectorAll("#nav button")) b.onclick = () => show
 // -- live stream ------------------------------------------------------------------------------
 function connectLive() {
   S.live = new EventSource("/api/stream");
+  S.live.addEventListener("hello", () => { document.body.dataset.live = "1"; });
   S.live.addEventListener("inspection", (e) => {
     const rec = JSON.parse(e.data);
+    window.cpeTimings[rec.id] = { event: Date.now() };
     if (rec.tip_missed) tipMessage(T("tip.missed_previous", { label: tr("class.", rec.tip_missed.label) }), "miss");
     if (rec.verdict !== "clear") refreshQueue();
     if (S.viewingLive) { show("live"); showRecord(rec, true); }
@@ -123,6 +126,7 @@ function showRecord(rec, fresh) {
   if (changed) { S.boxes = []; resetView(); $("decide-msg").textContent = ""; $("note").value = ""; $("tip-msg").hidden = true; }
   const banner = $("banner");
   banner.className = "banner " + rec.verdict; banner.dataset.id = rec.id;
+  const tm = window.cpeTimings[rec.id]; if (tm && !tm.banner) tm.banner = Date.now();
   $("banner-verdict").textContent = T("verdict." + rec.verdict);
   $("banner-reason").textContent = rec.verdict === "clear" ? "" : tr("reason.", rec.reason);
   $("item-id").textContent = rec.kind ? tr("kind.", rec.kind) + " #" + rec.seq : "";
@@ -150,7 +154,8 @@ function loadImage() {
   const rec = S.current, img = $("scan");
   $("no-image").hidden = !!rec.scan_stored || rec.scan_stored === null;
   if (rec.scan_stored === false || !rec.scan) { img.removeAttribute("src"); img.dataset.loadedId = ""; $("no-image").hidden = false; return; }
-  img.onload = () => { fit(); img.dataset.loadedId = rec.id; };
+  img.dataset.loadedId = "";
+  img.onload = () => { fit(); img.dataset.loadedId = rec.id; const tm = window.cpeTimings[rec.id]; if (tm && !tm.image) tm.image = Date.now(); };
   img.src = "/api/cases/" + rec.id + "/image.png?mode=" + S.mode + "&lang=" + S.lang + "&t=" + Date.now();
 }
 

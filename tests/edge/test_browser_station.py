@@ -1,0 +1,140 @@
+"""The station screen in headless Chromium: sign in, a suspect scan arrives live, the officer marks it,
+finds it in history and sees the audit entry; technicians see diagnostics and no case images.
+
+Screenshots and the measured verdict-to-screen times go to test-artifacts/browser/.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from central_sync.schema import Verdict
+from edge import audit
+from edge.web.config import TipConfig, WebConfig
+from edge.web.demo import DEMO_USERS, StationHarness, record_for, synthetic_scan
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+OFFICER, SUPERVISOR, TECHNICIAN = ((b, p) for b, _, _, p in DEMO_USERS)
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium "
+                                                                "(apt-get install -y chromium)")]
+
+
+@pytest.fixture
+def station(tmp_path):
+    with StationHarness(tmp_path / "data", WebConfig(tip=TipConfig(enabled=False))) as h:
+        h.add_demo_users()
+        yield h
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.set_default_timeout(10_000)
+        yield page
+        browser.close()
+
+
+def sign_in(page, station, who, via_reader=False):
+    page.goto(station.url)
+    page.wait_for_selector("body[data-ready='1']")
+    if via_reader:
+        station.publish("badge", {"badge": who[0]})
+        page.wait_for_function(f"document.getElementById('badge').value === '{who[0]}'")
+    else:
+        page.fill("#badge", who[0])
+    for digit in who[1]:
+        page.click(f"#keypad button:text-is('{digit}')")
+    page.click("#signin-btn")
+    page.wait_for_selector("#nav:not([hidden])")
+
+
+def test_officer_sees_suspect_live_marks_it_finds_it_in_history_with_audit(station, page):
+    sign_in(page, station, OFFICER, via_reader=True)
+    page.wait_for_selector("body[data-live='1']")
+    rng = np.random.default_rng(4)
+    timings = []
+    for n in range(3):
+        scan, truth = synthetic_scan(rng, threat=True)
+        rec = station.commit(scan, record_for(scan, Verdict.SUSPECT, "detection", truth))
+        published_ms = time.time() * 1000
+        station.publish_record(rec)
+        page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
+        t = page.evaluate(f"window.cpeTimings['{rec.id}']")
+        timings.append({k: round(t[k] - published_ms, 1) for k in ("event", "banner", "image")})
+    print("\nverdict published -> on screen (ms):", timings)
+    (ARTIFACTS / "verdict_to_screen_ms.json").write_text(json.dumps(timings, indent=1))
+    assert page.inner_text("#banner-verdict") == "SUSPECT"
+    assert page.inner_text("#banner-reason") == "Possible threat detected"
+    assert page.is_visible("#alarm-frame")
+    assert "Firearm 91%" in page.inner_text("#detections")
+    page.screenshot(path=str(ARTIFACTS / "live_suspect.png"))
+
+    page.click("#draw")
+    box = page.locator("#scan").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.30, box["y"] + box["height"] * 0.55)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.80, steps=5)
+    page.mouse.up()
+    page.select_option("#class", "firearm")
+    page.fill("#note", "pistol in the lining")
+    page.click("#confirm")
+    page.wait_for_selector("#decide-msg:text('Decision saved')")
+    review = station.call(lambda s: s.get(rec.id)).review
+    assert review.outcome == "threat_confirmed" and review.officer == OFFICER[0] and len(review.boxes) == 1
+    assert review.note == "pistol in the lining"
+    page.screenshot(path=str(ARTIFACTS / "decided.png"))
+
+    page.click("#nav button[data-view='history']")
+    page.fill("#h-text", "lining")
+    page.click("#history-form button[type=submit]")
+    page.wait_for_selector("#history-rows tr")
+    assert page.locator("#history-rows tr").count() == 1
+    page.click("#history-rows tr")
+    page.wait_for_selector(".audit-entry")
+    page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
+    trail = page.inner_text("#trail")
+    assert "decided" in trail and "viewed the image" in trail and OFFICER[0] in trail
+    page.screenshot(path=str(ARTIFACTS / "history_case_audit.png"))
+    assert station.call(lambda s: audit.verify(s)) == (True, None)
+
+
+def test_screening_tools_change_the_view(station, page):
+    sign_in(page, station, OFFICER)
+    page.wait_for_selector("body[data-live='1']")
+    scan, truth = synthetic_scan(np.random.default_rng(9), threat=True)
+    rec = station.commit(scan, record_for(scan, Verdict.SUSPECT, "detection", truth))
+    station.publish_record(rec)
+    page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
+    page.click("#modes button[data-mode='organic']")
+    page.wait_for_function("document.getElementById('scan').src.includes('mode=organic')")
+    page.locator("#contrast").fill("2")
+    page.click("#zoom-in")
+    style = page.evaluate("[document.getElementById('scan').style.filter, document.getElementById('layer').style.transform]")
+    assert "contrast(2)" in style[0] and "scale(1.25)" in style[1]
+    page.screenshot(path=str(ARTIFACTS / "tools_organic_zoom.png"))
+    views = station.call(lambda s: [e.detail for e in audit.entries(s.conn, rec.id) if e.action == "case.image_view"])
+    assert any('"organic"' in d for d in views)
+
+
+def test_technician_sees_diagnostics_and_no_case_screens(station, page):
+    sign_in(page, station, TECHNICIAN)
+    page.wait_for_selector("#diag-body dl")
+    assert page.is_hidden("#nav button[data-view='live']") and page.is_hidden("#nav button[data-view='history']")
+    assert "Chain intact" in page.inner_text("#diag-body")
+    page.click("#nav button[data-view='health']")
+    page.wait_for_selector("#health-body dl")
+    assert "Working" in page.inner_text("#health-body")
+    page.screenshot(path=str(ARTIFACTS / "technician_health.png"))

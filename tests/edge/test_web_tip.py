@@ -1,0 +1,152 @@
+"""Threat Image Projection: physics of the composite, scoring, statistics, and that the record never changes."""
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from central_sync.schema import Verdict
+from edge import tip
+from edge.auth import add_user
+from edge.context import StationContext
+from edge.events import EventBus
+from edge.store import Store, StoreWriter
+from edge.web.app import create_app, ensure_schema
+from edge.web.config import TipConfig, WebConfig
+from edge.web.demo import DEMO_USERS, record_for, synthetic_scan
+from models.scan import AIR, Scan
+
+OFFICER = (DEMO_USERS[0][0], DEMO_USERS[0][3])
+SUPERVISOR = (DEMO_USERS[1][0], DEMO_USERS[1][3])
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiplib")
+    tip.build_library(folder)
+    return folder
+
+
+def test_library_holds_simulated_threats(library):
+    threats = tip.load_library(library)
+    assert {t.label for t in threats.values()} == {"firearm", "knife", "explosive", "ammunition"}
+    pistol = threats["pistol"]
+    assert pistol.high.min() < 0.2 and pistol.high.max() > 0.99  # steel dark, air around it clear
+    assert (pistol.low <= pistol.high + 1e-6).all()  # the low channel attenuates at least as much
+
+
+def test_composite_multiplies_transmissions_inside_the_box_only(library):
+    threat = tip.load_library(library)["knife"]
+    rng = np.random.default_rng(3)
+    bag = Scan(rng.integers(20000, 60000, (200, 300), dtype=np.uint16),
+               rng.integers(15000, 50000, (200, 300), dtype=np.uint16))
+    p = tip.Projection("knife", x=40, y=50, scale=1.0)
+    out = tip.composite(bag, threat, p)
+    x0, y0, x1, y1 = (int(v) for v in p.box(threat))
+    expected = bag.high[y0:y1, x0:x1].astype(np.float64) * threat.high
+    assert np.abs(out.high[y0:y1, x0:x1] - expected).max() <= 1.0
+    expected_low = bag.low[y0:y1, x0:x1].astype(np.float64) * threat.low
+    assert np.abs(out.low[y0:y1, x0:x1] - expected_low).max() <= 1.0
+    outside = np.ones(bag.shape, bool)
+    outside[y0:y1, x0:x1] = False
+    assert (out.high[outside] == bag.high[outside]).all() and (out.low[outside] == bag.low[outside]).all()
+    assert out.high.dtype == np.uint16 and out.high.max() <= AIR
+
+
+def test_projection_lands_inside_the_bag(library):
+    threats = tip.load_library(library)
+    scan, _ = synthetic_scan(np.random.default_rng(1), threat=False)
+    import random
+
+    for seed in range(20):
+        p = tip.choose(threats, scan.shape, scan.high, TipConfig(), random.Random(seed))
+        x0, y0, _, _ = p.box(threats[p.threat])
+        assert scan.high[int(y0), int(x0)] < 0.9 * AIR
+
+
+class TipStation:
+    def __init__(self, tmp_path, library):
+        self.store = Store(tmp_path / "data", station="t-1").open()
+        ensure_schema(self.store)
+        for badge, name, role, pin in DEMO_USERS:
+            add_user(self.store, badge, name, role, pin)
+        self.writer = StoreWriter(self.store)
+        ctx = StationContext("t-1", "conveyor", "1", 400.0, self.writer, EventBus(), lambda: {})
+        self.cfg = WebConfig(tip=TipConfig(rate=1.0, library_dir=library, seed=5))
+        self.app = create_app(ctx, self.cfg)
+        self.engine = self.app.state.web.tip
+        self.rng = np.random.default_rng(11)
+
+    def item(self, verdict=Verdict.CLEAR, reason="clear"):
+        scan, truth = synthetic_scan(self.rng, threat=verdict is Verdict.SUSPECT)
+        record = record_for(scan, verdict, reason, truth, station="t-1")
+        return self.store.commit(record, self.store.put_scan(record.scan.sha256, scan.to_bytes()))
+
+
+@pytest.fixture
+def station(tmp_path, library):
+    st = TipStation(tmp_path, library)
+    with TestClient(st.app) as client:
+        assert client.post("/api/signin", json={"badge": OFFICER[0], "pin": OFFICER[1]}).status_code == 200
+        st.client = client
+        yield st
+    st.writer._pool.shutdown()
+    st.store.close()
+
+
+def _outbox(store):
+    return store.conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+
+def test_hit_is_scored_then_told_and_the_record_is_untouched(station):
+    rec = station.item()
+    before, outbox_before = station.store.get(rec.id), _outbox(station.store)
+    plain = station.client.get(f"/api/cases/{rec.id}/image.png").content
+    station.engine.on_item(station.store, OFFICER[0], rec)  # what the live stream does for each new item
+    projected = station.client.get(f"/api/cases/{rec.id}/image.png").content
+    assert projected != plain
+    p = station.engine.pending(station.store.conn, OFFICER[0], rec.id)
+    box = list(p.box(station.engine.threats[p.threat]))
+    r = station.client.post(f"/api/cases/{rec.id}/screen", json={"flagged": True, "box": box}).json()
+    assert r["tip"] is True and r["outcome"] == "hit" and r["label"] == station.engine.threats[p.threat].label
+    assert station.client.get(f"/api/cases/{rec.id}/image.png").content == plain  # back to the real scan
+    assert station.store.get(rec.id) == before and _outbox(station.store) == outbox_before
+
+
+def test_flag_in_the_wrong_place_or_clearing_is_a_miss(station):
+    a, b = station.item(), station.item()
+    station.engine.on_item(station.store, OFFICER[0], a)
+    r = station.client.post(f"/api/cases/{a.id}/screen", json={"flagged": True, "box": [0, 0, 2, 2]}).json()
+    assert r["outcome"] == "miss"
+    station.engine.on_item(station.store, OFFICER[0], b)
+    assert station.client.post(f"/api/cases/{b.id}/screen", json={"flagged": False}).json()["outcome"] == "miss"
+
+
+def test_moving_on_without_answer_is_a_miss(station):
+    a, b = station.item(), station.item()
+    station.engine.on_item(station.store, OFFICER[0], a)
+    missed = station.engine.on_item(station.store, OFFICER[0], b)
+    assert missed["record_id"] == a.id
+    assert tip.stats(station.store.conn, OFFICER[0])[0]["misses"] == 1
+
+
+def test_no_projection_into_suspect_items_and_flags_on_real_images_are_false_alarms(station):
+    rec = station.item(Verdict.SUSPECT, "detection")
+    station.engine.on_item(station.store, OFFICER[0], rec)
+    assert station.engine.pending(station.store.conn, OFFICER[0], rec.id) is None
+    clear = station.item()
+    r = station.client.post(f"/api/cases/{clear.id}/screen", json={"flagged": True}).json()
+    assert r == {"tip": False}
+    assert tip.stats(station.store.conn, OFFICER[0])[0]["false_alarms"] == 1
+
+
+def test_statistics_per_officer(station):
+    for flagged in (True, True, False):
+        rec = station.item()
+        station.engine.on_item(station.store, OFFICER[0], rec)
+        station.client.post(f"/api/cases/{rec.id}/screen", json={"flagged": flagged})
+    mine = station.client.get("/api/tip/stats").json()["officers"]
+    assert mine == [{"officer": OFFICER[0], "projected": 3, "hits": 2, "misses": 1, "false_alarms": 0,
+                     "pending": 0, "hit_rate": 0.667}]
+    station.client.post("/api/signout")
+    station.client.post("/api/signin", json={"badge": SUPERVISOR[0], "pin": SUPERVISOR[1]})
+    assert [o["officer"] for o in station.client.get("/api/tip/stats").json()["officers"]] == [OFFICER[0]]
