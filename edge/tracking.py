@@ -1,0 +1,228 @@
+"""Conveyor item tracking, sans-IO: photo-eye edges, encoder and verdicts in; gate commands out.
+
+Positions are belt distances from the encoder. An item is created when its front edge blocks the
+tunnel entry eye, re-anchored when it blocks the X-ray exit eye, and scanned (end of acquisition)
+when its tail clears the exit eye. Its route is frozen when its front edge reaches the decision
+point `gate - actuation x speed - margin`: `pass` only with a `clear` verdict in hand, otherwise
+`manual` (suspect, manual, or no verdict yet = late). The gate rests at manual and goes to pass
+only while every item between the decision point and the gate is routed to pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+
+log = structlog.get_logger()
+
+Verdict = Literal["clear", "suspect", "manual"]
+Route = Literal["pass", "manual"]
+Role = Literal["entry", "exit", "gate"]
+DEFAULT_ROLES: dict[str, Role] = {"eye_tunnel_entry": "entry", "eye_tunnel_exit": "exit",
+                                  "eye_divert_gate": "gate"}
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Station geometry along the belt (m) and the divert gate's actuation time."""
+
+    entry_m: float
+    exit_m: float
+    gate_m: float
+    actuation_s: float
+    margin_m: float = 0.05
+
+
+def latency_budget_s(g: Geometry, speed_m_s: float, item_length_m: float = 0.0) -> float:
+    """Time from the last scan line (tail leaves the exit eye) to the verdict deadline.
+
+    (gate - exit) / speed - actuation, less the item's length and the safety margin at that speed.
+    """
+    return (g.gate_m - g.exit_m - item_length_m - g.margin_m) / speed_m_s - g.actuation_s
+
+
+@dataclass(frozen=True)
+class ItemEntered:
+    """An item's front edge reached the tunnel entry: acquisition starts."""
+
+    item_id: int
+    encoder_m: float
+    t: float
+
+
+@dataclass(frozen=True)
+class ItemScanned:
+    """An item's tail cleared the X-ray exit: acquisition is complete; verdict due within budget."""
+
+    item_id: int
+    length_m: float
+    budget_s: float
+    t: float
+
+
+@dataclass(frozen=True)
+class GateCommand:
+    """Request the divert gate to move (`to_manual`) because of these items."""
+
+    to_manual: bool
+    item_ids: tuple[int, ...]
+    t: float
+
+
+@dataclass(frozen=True)
+class ItemRouted:
+    """An item's front edge reached the gate; `reason` says why it was routed so."""
+
+    item_id: int
+    route: Route
+    reason: str
+    t: float
+
+
+@dataclass(frozen=True)
+class TrackingFault:
+    """Something the tracker cannot explain (an item at the gate nobody tracked)."""
+
+    message: str
+    t: float
+
+
+Output = ItemEntered | ItemScanned | GateCommand | ItemRouted | TrackingFault
+
+
+@dataclass
+class _Item:
+    id: int
+    anchor_enc: float  # encoder reading when the front edge was at anchor_pos
+    anchor_pos: float
+    length_m: float | None = None
+    exit_enc: float | None = None
+    verdict: Verdict | None = None
+    route: Route | None = None
+    reason: str = ""
+    done: bool = False
+
+    def lead(self, enc: float) -> float:
+        return self.anchor_pos + enc - self.anchor_enc
+
+
+class ConveyorTracker:
+    """Tracks items from the tunnel to the divert gate and decides the gate, fail-safe."""
+
+    def __init__(self, geometry: Geometry, speed_m_s: float, roles: dict[str, Role] | None = None) -> None:
+        self.g, self.speed = geometry, speed_m_s
+        self.roles = roles or DEFAULT_ROLES
+        self.items: list[_Item] = []
+        self.gate_to_manual = True
+        self.enc = 0.0
+        self.late_verdicts = 0
+        self.unknown_verdicts = 0
+        self._next_id = 1
+
+    @property
+    def decide_m(self) -> float:
+        """Front-edge position where an item's route is frozen."""
+        return self.g.gate_m - self.g.actuation_s * self.speed - self.g.margin_m
+
+    # ---- inputs ------------------------------------------------------------------------------
+    def on_edge(self, eye: str, blocked: bool, encoder_m: float, t: float) -> list[Output]:
+        """Feed a photo-eye edge (eye by PLC point name or role)."""
+        role = self.roles.get(eye, eye)
+        out = self.advance(encoder_m, t)
+        handler = {("entry", True): self._entry, ("exit", True): self._exit_blocked,
+                   ("exit", False): self._exit_cleared, ("gate", True): self._gate_blocked}.get((role, blocked))
+        if handler:
+            out += handler(encoder_m, t)
+        return out
+
+    def advance(self, encoder_m: float, t: float) -> list[Output]:
+        """Feed the encoder; freezes routes at the decision point and routes items at the gate."""
+        self.enc = encoder_m
+        out: list[Output] = []
+        for it in self.items:
+            if it.route is None and it.lead(encoder_m) >= self.decide_m:
+                self._decide(it)
+        out += self._update_gate(t)
+        for it in self.items:
+            if not it.done and it.lead(encoder_m) >= self.g.gate_m:
+                it.done = True
+                out.append(ItemRouted(it.id, it.route or "manual", it.reason or "late", t))
+        gone = self.g.gate_m + 0.05 + self.g.margin_m
+        self.items = [i for i in self.items if not i.done or i.lead(encoder_m) - (i.length_m or 0) <= gone]
+        return out
+
+    def set_verdict(self, item_id: int, verdict: Verdict, t: float) -> list[Output]:
+        """Feed a verdict; one arriving after the item's route was frozen changes nothing."""
+        it = next((i for i in self.items if i.id == item_id), None)
+        if it is None:
+            self.unknown_verdicts += 1
+            log.warning("tracking.verdict_for_unknown_item", item_id=item_id, verdict=verdict)
+            return []
+        if it.route is not None or it.done:
+            self.late_verdicts += 1
+            log.warning("tracking.verdict_late", item_id=item_id, verdict=verdict, route=it.route)
+            return []
+        it.verdict = verdict
+        return self.advance(self.enc, t)
+
+    def link_lost(self, t: float) -> list[Output]:
+        """The PLC link is down: every item still tracked goes to manual."""
+        for it in self.items:
+            if not it.done and it.route != "manual":
+                it.route, it.reason = "manual", "link_lost"
+        return self._update_gate(t)
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _new(self, enc: float, pos: float) -> _Item:
+        it = _Item(self._next_id, enc, pos)
+        self._next_id += 1
+        self.items.append(it)
+        return it
+
+    def _entry(self, enc: float, t: float) -> list[Output]:
+        return [ItemEntered(self._new(enc, self.g.entry_m).id, enc, t)]
+
+    def _exit_blocked(self, enc: float, t: float) -> list[Output]:
+        it = next((i for i in self.items if i.exit_enc is None), None)
+        if it is None:
+            it = self._new(enc, self.g.exit_m)
+            it.route, it.reason, it.exit_enc = "manual", "unscanned", enc
+            return [TrackingFault(f"item at the X-ray exit at {enc:.3f} m never passed the entry eye", t)]
+        it.anchor_enc, it.anchor_pos, it.exit_enc = enc, self.g.exit_m, enc
+        return []
+
+    def _exit_cleared(self, enc: float, t: float) -> list[Output]:
+        it = next((i for i in self.items if i.exit_enc is not None and i.length_m is None), None)
+        if it is None:
+            return []
+        it.length_m = enc - (it.exit_enc or enc)
+        return [ItemScanned(it.id, it.length_m, latency_budget_s(self.g, self.speed), t)]
+
+    def _gate_blocked(self, enc: float, t: float) -> list[Output]:
+        tol = 0.05 + self.g.margin_m
+        if any(abs(i.lead(enc) - self.g.gate_m) <= tol for i in self.items):
+            return []
+        log.error("tracking.untracked_item_at_gate", encoder_m=enc)
+        return [TrackingFault(f"untracked item reached the gate at encoder {enc:.3f} m", t)]
+
+    def _decide(self, it: _Item) -> None:
+        if it.length_m is None:
+            it.route, it.reason = "manual", it.reason or "late"
+        elif it.verdict == "clear":
+            it.route, it.reason = "pass", "clear"
+        else:
+            it.route, it.reason = "manual", it.verdict or "late"
+
+    def _update_gate(self, t: float) -> list[Output]:
+        window = [i for i in self.items if i.route is not None and not i.done]
+        to_manual = not window or any(i.route == "manual" for i in window)
+        if to_manual:
+            for i in window:
+                if i.route == "pass":
+                    i.route, i.reason = "manual", "collateral"
+        if to_manual == self.gate_to_manual:
+            return []
+        self.gate_to_manual = to_manual
+        return [GateCommand(to_manual, tuple(i.id for i in window), t)]

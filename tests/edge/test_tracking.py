@@ -1,0 +1,149 @@
+"""Item tracking against the conveyor simulator's physics (simulated time, deterministic).
+
+The harness steps the simulated belt, samples the photo-eyes every 10 ms like the driver's poll,
+feeds the tracker, delivers verdicts after a chosen delay and applies the tracker's gate commands
+to the simulated gate (which takes its actuation time to move). The simulator records where each
+item physically went: `pass`, `manual`, or `jam` (gate in motion).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drivers.plc.config import ConveyorSim, PlcConfig
+from drivers.plc.sim import ConveyorModel
+from edge.tracking import (ConveyorTracker, GateCommand, Geometry, ItemRouted, ItemScanned,
+                           TrackingFault, latency_budget_s)
+
+EYES = ("eye_tunnel_entry", "eye_tunnel_exit", "eye_divert_gate")
+DT = 0.005
+POLL_STEPS = 2
+
+
+@dataclass
+class Spec:
+    length_m: float
+    gap_m: float  # free belt between this item's tail and the next item's front
+    verdict: str | None  # None: no verdict ever
+    delay_s: float  # verdict delay after the end of acquisition
+
+
+def geometry(c: ConveyorSim) -> Geometry:
+    return Geometry(c.eye_tunnel_entry_m, c.eye_tunnel_exit_m, c.eye_divert_gate_m, c.divert_actuation_s)
+
+
+def run(speed: float, specs: list[Spec], *, link_lost_at_s: float | None = None):
+    """Run the belt until every item is past the gate; returns (sim outcomes, tracker routes, outputs)."""
+    cfg = PlcConfig(kind="sim", sim={"conveyor": {"belt_speed_m_s": speed}})
+    m = ConveyorModel(p=cfg.sim, c=cfg.sim.conveyor)
+    lead = 0.0
+    for s in specs:
+        m.add_item(s.length_m, lead_m=lead)
+        lead -= s.length_m + s.gap_m
+    tracker = ConveyorTracker(geometry(m.c), speed)
+    hb = 1
+    m.write("host_heartbeat", hb)
+    m.write("belt_run_request", 1)
+    due: list[tuple[float, int, str]] = []
+    outputs: list = []
+    prev = {e: False for e in EYES}
+    step = 0
+    end_m = m.c.eye_divert_gate_m + 0.6 - lead
+    while m.belt_m < end_m:
+        step += 1
+        hb += 1
+        m.write("host_heartbeat", hb & 0xFFFF)
+        m.step(DT)
+        if step % POLL_STEPS:
+            continue
+        out = []
+        vals = m.values()
+        for e in EYES:
+            if bool(vals[e]) != prev[e]:
+                prev[e] = bool(vals[e])
+                out += tracker.on_edge(e, prev[e], m.belt_m, m.t)
+        out += tracker.advance(m.belt_m, m.t)
+        for t_due, item_id, verdict in [d for d in due if d[0] <= m.t]:
+            due.remove((t_due, item_id, verdict))
+            out += tracker.set_verdict(item_id, verdict, m.t)
+        if link_lost_at_s is not None and m.t >= link_lost_at_s:
+            out += tracker.link_lost(m.t)
+            link_lost_at_s = None
+        for o in out:
+            if isinstance(o, ItemScanned):
+                s = specs[o.item_id - 1]
+                if s.verdict is not None:
+                    due.append((m.t + s.delay_s, o.item_id, s.verdict))
+            elif isinstance(o, GateCommand):
+                m.write("divert_manual_request", int(o.to_manual))
+        outputs += out
+    routes = {o.item_id: (o.route, o.reason) for o in outputs if isinstance(o, ItemRouted)}
+    return m.outcomes, routes, outputs
+
+
+def test_latency_budget_from_geometry() -> None:
+    g = Geometry(entry_m=0.5, exit_m=1.3, gate_m=2.8, actuation_s=0.15, margin_m=0.0)
+    assert latency_budget_s(g, 0.5) == pytest.approx(1.5 / 0.5 - 0.15)
+    assert latency_budget_s(g, 0.2) == pytest.approx(1.5 / 0.2 - 0.15)
+    assert latency_budget_s(g, 0.5, item_length_m=0.4) == pytest.approx(1.1 / 0.5 - 0.15)
+
+
+@pytest.mark.parametrize("speed", [0.2, 0.3, 0.4, 0.5])
+def test_right_item_is_diverted_with_items_closely_spaced(speed: float) -> None:
+    verdicts = ["clear", "suspect", "clear", "clear", "manual", "suspect", "clear", "suspect", "clear"]
+    lengths = [0.25, 0.4, 0.2, 0.5, 0.3, 0.2, 0.45, 0.3, 0.35]
+    budget = latency_budget_s(geometry(ConveyorSim()), speed, 0.5)
+    specs = [Spec(ln, 0.1, v, budget * 0.5) for ln, v in zip(lengths, verdicts)]
+    outcomes, routes, outputs = run(speed, specs)
+    expected = {i + 1: ("pass" if v == "clear" else "manual") for i, v in enumerate(verdicts)}
+    assert outcomes == expected
+    assert {i: r for i, (r, _) in routes.items()} == expected
+    assert not [o for o in outputs if isinstance(o, TrackingFault)]
+
+
+@pytest.mark.parametrize("speed", [0.2, 0.5])
+def test_late_or_missing_verdict_goes_to_manual(speed: float) -> None:
+    budget = latency_budget_s(geometry(ConveyorSim()), speed, 0.3)
+    specs = [Spec(0.3, 0.1, "clear", budget * 0.3), Spec(0.3, 0.1, "clear", budget * 1.3),
+             Spec(0.3, 0.1, None, 0.0), Spec(0.3, 0.1, "clear", budget * 0.3)]
+    outcomes, routes, _ = run(speed, specs)
+    assert outcomes == {1: "pass", 2: "manual", 3: "manual", 4: "pass"}
+    assert routes[2] == ("manual", "late") and routes[3] == ("manual", "late")
+
+
+def test_link_lost_sends_tracked_items_to_manual() -> None:
+    specs = [Spec(0.3, 0.1, "clear", 0.1) for _ in range(3)]
+    outcomes, routes, _ = run(0.3, specs, link_lost_at_s=5.0)
+    assert "pass" not in {outcomes[i] for i, (_, reason) in routes.items() if reason == "link_lost"}
+    assert any(reason == "link_lost" for _, reason in routes.values())
+
+
+def test_item_that_skipped_the_entry_eye_is_manual() -> None:
+    tracker = ConveyorTracker(Geometry(0.5, 1.3, 2.8, 0.15), 0.3)
+    out = tracker.on_edge("eye_tunnel_exit", True, 1.0, 0.0)
+    assert isinstance(out[0], TrackingFault)
+    out = tracker.on_edge("eye_tunnel_exit", False, 1.3, 1.0) + tracker.advance(3.0, 7.0)
+    assert [o for o in out if isinstance(o, ItemRouted)][0].route == "manual"
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    speed=st.floats(0.2, 0.5),
+    items=st.lists(st.tuples(st.floats(0.15, 0.5), st.floats(0.03, 0.4),
+                             st.sampled_from(["clear", "suspect", "manual", None]), st.floats(0.0, 1.5)),
+                   min_size=1, max_size=6),
+)
+def test_never_lets_an_uncleared_item_through(speed, items) -> None:
+    """Whatever the spacing (down to 3 cm between items) and delays, only on-time `clear` items pass."""
+    budget = latency_budget_s(geometry(ConveyorSim()), speed, 0.5)
+    specs = [Spec(ln, gap, v, frac * budget) for ln, gap, v, frac in items]
+    outcomes, routes, _ = run(speed, specs)
+    for i, s in enumerate(specs, start=1):
+        if outcomes[i] == "pass":
+            assert s.verdict == "clear" and routes[i] == ("pass", "clear")
+        if routes[i][0] == "manual":
+            assert outcomes[i] != "pass"
