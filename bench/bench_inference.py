@@ -71,7 +71,7 @@ def pct(xs: list[float], q: float) -> float:
 def bench_single_tile(det: Detector, scan: Scan, repeats: int) -> dict:
     """Bare session.run on the prepared tile vs detect() on the scan, interleaved to share the noise."""
     ys, xs = det.tile_grid(scan.shape)
-    tensor = det.tile_tensor(det.normalise(scan.high, scan.low), ys[0], xs[0])
+    tensor = det.tile_tensor(scan.high, scan.low, ys[0], xs[0])
     feed = {det.session.get_inputs()[0].name: tensor}
     bare, pipe = [], []
     for _ in range(repeats):

@@ -137,12 +137,15 @@ class InferencePool:
         queue = self._queues.setdefault(station, deque())
         if len(queue) >= self.queue_per_station:
             self._counts.add(station, "refused_overload")
+            log.warning("pool.overloaded", station=station, queued=len(queue))
             raise PoolOverloaded(station, self.queue_per_station)
         now = loop.time()
         if deadline is not None:
             finish = self.expected_finish(station, cost, now)
             if finish > deadline:
                 self._counts.add(station, "refused_deadline")
+                log.info("pool.deadline_unreachable", station=station, expected_ms=round((finish - now) * 1e3),
+                         left_ms=round((deadline - now) * 1e3))
                 raise DeadlineUnreachable(station, finish - now, deadline - now)
         job = _Job(station, fn, cost, deadline, loop.create_future())
         queue.append(job)

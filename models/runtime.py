@@ -9,9 +9,10 @@ up and measures the time of one tile, so the station can report ready right afte
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ import onnxruntime as ort
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.decode import DECODERS, Boxes, normalise
+from models.decode import ATTENUATION_LUT, DECODERS, Boxes
 from models.detection import Detection
 from models.errors import InferenceError, ManifestError, ModelError
 from models.manifest import Manifest, load_manifest, read_verified_model
@@ -76,8 +77,9 @@ class _Engine:
     providers: tuple[str, ...]
     tile_seconds: float = 0.0
     bare_seconds: float = 0.0
-    pixel_seconds: float = 0.0
     runs: int = 0
+    warned_pixel: bool = False
+    local: threading.local = field(default_factory=threading.local)
 
     def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
         try:
@@ -105,7 +107,6 @@ class Detector:
             raise ModelError(f"tile overlap {overlap} must lie in [0, {min(self._m.input.size)}) for model {self._m.name}")
         self.overlap = overlap
         self._decode = DECODERS[self._m.output.format]
-        self._chan_src = tuple(dict.fromkeys(self._m.input.channels))
 
     @property
     def manifest(self) -> Manifest:
@@ -145,7 +146,7 @@ class Detector:
         unknown = sorted(set(overrides) - set(self._m.class_names))
         if unknown:
             raise ThresholdError(f"model {self._m.name} has no classes {unknown}; it has {list(self._m.class_names)}")
-        bad = {k: v for k, v in overrides.items() if not 0 < v <= 1}
+        bad = {k: v for k, v in overrides.items() if not (isinstance(v, (int, float)) and 0 < v <= 1)}
         if bad:
             raise ThresholdError(f"thresholds must lie in (0, 1], got {bad}")
         return Detector(self._engine, {**self.thresholds, **overrides}, self.overlap)
@@ -158,32 +159,23 @@ class Detector:
     def estimate_seconds(self, shape: tuple[int, int]) -> float:
         """Expected wall time of `detect` on a scan of `shape`, from measured figures."""
         ys, xs = self.tile_grid(shape)
-        return len(ys) * len(xs) * self.tile_seconds + shape[0] * shape[1] * self._engine.pixel_seconds
-
-    def normalise(self, high: np.ndarray, low: np.ndarray) -> dict[str, np.ndarray]:
-        """Model-space planes (attenuation, float32) of the channels the model reads."""
-        src = {"high": high, "low": low}
-        return {c: normalise(src[c]) for c in self._chan_src}
+        return len(ys) * len(xs) * self.tile_seconds
 
     def detect(self, scan: Scan) -> list[Detection]:
         """Detections on a whole scan, boxes in scan pixels (blocking)."""
+        self._check_pixel(scan.meta.get("pixel_mm"))
         ys, xs = self.tile_grid(scan.shape)
-        th = self.tile_size[0]
-        tiles: list[TileBoxes] = []
-        for y in ys:  # one strip of rows at a time: memory does not grow with the scan
-            planes = self.normalise(scan.high[y : y + th], scan.low[y : y + th])
-            tiles += self.run_tiles(planes, [0], xs, y_offset=y)
-        return self.finalise(tiles, scan.shape)
+        return self.finalise(self.run_tiles(scan.high, scan.low, ys, xs), scan.shape)
 
-    def run_tiles(self, planes: Mapping[str, np.ndarray], ys: Sequence[int], xs: Sequence[int],
+    def run_tiles(self, high: np.ndarray, low: np.ndarray, ys: Sequence[int], xs: Sequence[int],
                   y_offset: int = 0) -> list[TileBoxes]:
-        """Run the tiles at rows `ys` x columns `xs` of `planes`; boxes shifted to scan pixels."""
+        """Run the tiles at rows `ys` x columns `xs` of raw planes; boxes shifted to scan pixels."""
         th, tw = self.tile_size
         out = []
         for y in ys:
             for x in xs:
                 t0 = time.perf_counter()
-                boxes = self._decode(self._engine.run(self.tile_tensor(planes, y, x)), self._thr,
+                boxes = self._decode(self._engine.run(self._fill_tile(high, low, y, x)), self._thr,
                                      self._m.output.stride)
                 self._engine.observe(time.perf_counter() - t0)
                 out.append(TileBoxes(y + y_offset, x, th, tw, boxes.shifted(x, y + y_offset)))
@@ -200,15 +192,33 @@ class Detector:
             for b, s, c in zip(boxes.xyxy, boxes.scores, boxes.classes)
         ]
 
-    def tile_tensor(self, planes: Mapping[str, np.ndarray], y: int, x: int) -> np.ndarray:
-        """Input tensor of the tile at (y, x) of `planes`, padded with air."""
+    def _check_pixel(self, pixel_mm: object) -> None:
+        """Warn (once per model) when scans come at another pixel pitch than the model was trained on."""
+        want = self._m.input.pixel_mm
+        if isinstance(pixel_mm, (int, float)) and abs(pixel_mm / want - 1) > 0.1 and not self._engine.warned_pixel:
+            self._engine.warned_pixel = True
+            log.warning("detector.pixel_mismatch", model=self._m.name, model_pixel_mm=want, scan_pixel_mm=pixel_mm)
+
+    def tile_tensor(self, high: np.ndarray, low: np.ndarray, y: int, x: int) -> np.ndarray:
+        """A fresh input tensor of the tile at (y, x) of raw (uint16) planes, padded with air."""
+        return self._fill_tile(high, low, y, x).copy()
+
+    def _fill_tile(self, high: np.ndarray, low: np.ndarray, y: int, x: int) -> np.ndarray:
+        """The tile normalised by table look-up straight into this thread's reused input buffer."""
         th, tw = self.tile_size
         chans = self._m.input.channels
-        tile = np.zeros((1, len(chans), th, tw), np.float32)
+        buf = getattr(self._engine.local, "tile", None)
+        if buf is None:
+            buf = self._engine.local.tile = np.zeros((1, len(chans), th, tw), np.float32)
+        src = {"high": high[y : y + th, x : x + tw], "low": low[y : y + th, x : x + tw]}
+        h, w = src["high"].shape
         for i, c in enumerate(chans):
-            part = planes[c][y : y + th, x : x + tw]
-            tile[0, i, : part.shape[0], : part.shape[1]] = part
-        return tile
+            np.take(ATTENUATION_LUT, src[c], out=buf[0, i, :h, :w], mode="clip")
+        if h < th:
+            buf[0, :, h:, :] = 0.0
+        if w < tw:
+            buf[0, :, :h, w:] = 0.0
+        return buf
 
 
 def _providers(wanted: Sequence[str] | None) -> list[str]:
@@ -253,7 +263,7 @@ def _check_io(session: ort.InferenceSession, m: Manifest, model_dir: Path) -> st
 
 
 def _warm_up(engine: _Engine, runs: int) -> None:
-    """Run blank tiles, then record the median bare tile time and the per-pixel pre-processing time."""
+    """Run blank tiles and record the median bare tile time (the first run is left out)."""
     m = engine.manifest
     tile = np.zeros((1, len(m.input.channels), *m.input.size), np.float32)
     times = []
@@ -263,10 +273,6 @@ def _warm_up(engine: _Engine, runs: int) -> None:
         times.append(time.perf_counter() - t0)
     engine.bare_seconds = statistics.median(times[1:])
     engine.tile_seconds = engine.bare_seconds
-    plane = np.full(m.input.size, 40000, np.uint16)
-    t0 = time.perf_counter()
-    normalise(plane)
-    engine.pixel_seconds = (time.perf_counter() - t0) * len(set(m.input.channels)) / plane.size
 
 
 def load_detector(model_dir: str | Path, *, intra_op_threads: int = 1, providers: Sequence[str] | None = None,

@@ -31,8 +31,7 @@ class StripDetector:
         self._th = detector.tile_size[0]
         self._step = self._th - detector.overlap
         self._xs = axis_starts(width, detector.tile_size[1], detector.overlap)
-        chans = tuple(detector.normalise(np.zeros((1, 1), np.uint16), np.zeros((1, 1), np.uint16)))
-        self._buf = {c: np.empty((2 * self._th, width), np.float32) for c in chans}
+        self._buf = {c: np.empty((2 * self._th, width), np.uint16) for c in ("high", "low")}
         self._base = 0          # scan row held in buffer row 0
         self._fill = 0          # valid rows in the buffer
         self._next = 0          # scan row where the next strip starts
@@ -54,13 +53,13 @@ class StripDetector:
         """Append a block of lines; complete strips run here (blocking)."""
         self._enter("sync")
         for y, planes in self._append(high_block, low_block):
-            self._tiles += self.det.run_tiles(planes, [0], self._xs, y_offset=y)
+            self._tiles += self.det.run_tiles(planes["high"], planes["low"], [0], self._xs, y_offset=y)
 
     def finish(self) -> list[Detection]:
         """Run the remainder of the scan and return the merged detections (blocking)."""
         self._enter("sync")
         for y, planes in self._remainder():
-            self._tiles += self.det.run_tiles(planes, [0], self._xs, y_offset=y)
+            self._tiles += self.det.run_tiles(planes["high"], planes["low"], [0], self._xs, y_offset=y)
         return self.det.finalise(self._tiles, (self.lines, self.width))
 
     async def feed_async(self, high_block: np.ndarray, low_block: np.ndarray) -> None:
@@ -101,7 +100,7 @@ class StripDetector:
 
     async def _run_async(self, y: int, planes: dict[str, np.ndarray], deadline: float | None) -> list[TileBoxes]:
         def job() -> list[TileBoxes]:
-            return self.det.run_tiles(planes, [0], self._xs, y_offset=y)
+            return self.det.run_tiles(planes["high"], planes["low"], [0], self._xs, y_offset=y)
 
         if self.pool is None:
             return await asyncio.to_thread(job)
@@ -118,9 +117,8 @@ class StripDetector:
         check_channels(high, low)
         if high.shape[1] != self.width:
             raise ScanFormatError(f"line block is {high.shape[1]} pixels wide; this scan is {self.width}")
-        planes = self.det.normalise(high, low)
         self._reserve(len(high))
-        for c, p in planes.items():
+        for c, p in (("high", high), ("low", low)):
             self._buf[c][self._fill : self._fill + len(high)] = p
         self._fill += len(high)
         ready = []
@@ -151,7 +149,7 @@ class StripDetector:
             return
         new_cap = max(2 * cap, self._fill + n)
         for c, b in self._buf.items():
-            grown = np.empty((new_cap, self.width), np.float32)
+            grown = np.empty((new_cap, self.width), np.uint16)
             grown[: self._fill] = b[: self._fill]
             self._buf[c] = grown
 

@@ -80,3 +80,23 @@ def test_unavailable_provider_falls_back_to_cpu(fcos_dir):
     assert det.info.providers == ("CPUExecutionProvider",)
     scan, want = _scene()
     assert len(det.detect(scan)) == len(want)
+
+
+def test_concurrent_detection_from_several_threads_matches_sequential(detector):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from models.testgraphs import scatter
+
+    scans = [Scan(*scatter(300 + 40 * i, 260, 30, seed=i)[:2]) for i in range(8)]
+    sequential = [detector.detect(s) for s in scans]
+    with ThreadPoolExecutor(4) as ex:
+        assert list(ex.map(detector.detect, scans * 2)) == sequential * 2
+
+
+def test_tile_tensor_pads_with_air(detector):
+    high, low = air(50, 70)
+    paint_square(high, low, 4, 4)
+    t = detector.tile_tensor(high, low, 0, 0)
+    assert t.shape == (1, 2, 128, 128)
+    assert t[0, :, 50:, :].max() == 0 and t[0, :, :, 70:].max() == 0
+    assert t[0, 0, 4:36, 4:36].min() > 0.99
