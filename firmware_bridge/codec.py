@@ -383,3 +383,32 @@ class ScanEnd:
     def decode(cls, payload: bytes) -> ScanEnd:
         sid, n, c = _unpack(_SCAN_END, payload, "SCAN_END")
         return cls(sid, n, bool(c))
+
+
+_UPDATE_BEGIN = struct.Struct("<I32s")
+_UPDATE_CHUNK = struct.Struct("<I")
+
+
+@dataclass(frozen=True)
+class UpdateBegin:
+    """Host -> firmware: an image of `size` bytes whose SHA-256 is `sha256` follows in chunks."""
+
+    size: int
+    sha256: bytes
+
+    def encode(self) -> bytes:
+        return _UPDATE_BEGIN.pack(self.size, self.sha256)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> UpdateBegin:
+        return cls(*_unpack(_UPDATE_BEGIN, payload, "UPDATE_BEGIN"))
+
+
+def encode_update_chunk(offset: int, data: bytes) -> bytes:
+    return _UPDATE_CHUNK.pack(offset) + data
+
+
+def decode_update_chunk(payload: bytes) -> tuple[int, bytes]:
+    """UPDATE_CHUNK payload -> (offset, data)."""
+    (offset,) = _unpack(_UPDATE_CHUNK, payload, "UPDATE_CHUNK", exact=False)
+    return offset, payload[_UPDATE_CHUNK.size :]

@@ -7,7 +7,9 @@ physical: only `set_interlocks` (the test harness, i.e. a person closing a door)
 BYPASS_INTERLOCKS is always refused. A stale host heartbeat puts it in the safe state (disarmed,
 scan stopped). With `throttle` its output is paced to `baudrate` like a real UART (a pty
 itself does not throttle). Faults on demand: corrupted, dropped and duplicated outgoing frames
-(random, with a seed), `stall`, `reboot`, `unplug`/`replug`.
+(random, with a seed), `stall`, `reboot`, `unplug`/`replug`. A firmware image sent with
+UPDATE_BEGIN/CHUNK/COMMIT is accepted only when its SHA-256 matches; the emulator then reboots
+announcing the image's hash.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ log = structlog.get_logger(__name__)
 
 FIRMWARE_VERSION = "emu-1.0.0"
 _MAX_PENDING = 1 << 16
+_MAX_IMAGE = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class FirmwareEmulator:
         self.session = False
         self.armed = False
         self.fault_bits = 0
+        self._update: tuple[codec.UpdateBegin, bytearray] | None = None
         self.counters = {"lines_sent": 0, "lines_lost": 0, "scans": 0, "reboots": 0, "injected": 0, "refused": 0}
 
     async def __aenter__(self) -> FirmwareEmulator:
@@ -148,6 +152,7 @@ class FirmwareEmulator:
         self.armed = False
         self.session = False
         self.fault_bits = 0
+        self._update = None
         self.boot_id = self._rng.getrandbits(32)
         self._boot_t = self._loop.time()
         self._new_endpoint()
@@ -305,9 +310,46 @@ class FirmwareEmulator:
     def _bypass(self, _payload: bytes) -> Reply:
         return NakReason.REFUSED_SAFETY
 
+    def _update_begin(self, payload: bytes) -> Reply:
+        begin = codec.UpdateBegin.decode(payload)
+        if self.armed or self.scanning:
+            return NakReason.BUSY
+        if begin.size > _MAX_IMAGE:
+            return NakReason.BAD_IMAGE
+        self._update = (begin, bytearray())
+        return b""
+
+    def _update_chunk(self, payload: bytes) -> Reply:
+        offset, data = codec.decode_update_chunk(payload)
+        if self._update is None:
+            return NakReason.BAD_IMAGE
+        begin, image = self._update
+        if offset != len(image) or offset + len(data) > begin.size:
+            return NakReason.BAD_PAYLOAD
+        image += data
+        return b""
+
+    def _update_commit(self, _payload: bytes) -> Reply:
+        if self._update is None:
+            return NakReason.BAD_IMAGE
+        (begin, image), self._update = self._update, None
+        digest = hashlib.sha256(image).digest()
+        if len(image) != begin.size or digest != begin.sha256:
+            return NakReason.BAD_IMAGE
+        self.firmware_hash = digest
+        self.firmware_version = f"emu-{digest.hex()[:12]}"
+        self._spawn(self._reboot_soon(), "emu:update-reboot")
+        return b""
+
+    async def _reboot_soon(self) -> None:
+        await asyncio.sleep(0.05)  # let the ACK of the commit leave first
+        await self.reboot()
+
     _ACTIONS = {
         MsgType.STATUS: _status, MsgType.ARM: _arm, MsgType.DISARM: _disarm,
         MsgType.START_SCAN: _start, MsgType.STOP_SCAN: _stop, MsgType.BYPASS_INTERLOCKS: _bypass,
+        MsgType.UPDATE_BEGIN: _update_begin, MsgType.UPDATE_CHUNK: _update_chunk,
+        MsgType.UPDATE_COMMIT: _update_commit,
     }
 
     def _safe_state(self, why: str) -> None:

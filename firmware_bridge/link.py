@@ -78,6 +78,7 @@ class HostLink:
         self._task: asyncio.Task[None] | None = None
         self._host_boot = random.getrandbits(32)
         self.hello: codec.HelloInfo | None = None
+        self.sessions = 0
         self.events: list[LinkEvent] = []
 
     async def __aenter__(self) -> HostLink:
@@ -189,6 +190,7 @@ class HostLink:
         body = await ep.request(MsgType.HELLO, codec.HelloRequest(max_frame=self.settings.max_frame).encode())
         hello = codec.HelloInfo.decode(body)
         self.hello = hello
+        self.sessions += 1
         ep.decoder.max_frame = min(self.settings.max_frame, hello.max_frame)
         ep.last_rx = asyncio.get_running_loop().time()
         self._up.set()

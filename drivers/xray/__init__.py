@@ -178,7 +178,8 @@ def _emulator(cfg: ScannerConfig) -> FirmwareEmulator:
                             boot_s=sim.boot_ms / 1000, interlocks_closed=sim.interlocks_closed,
                             faults=FaultSettings(f.corrupt, f.drop, f.duplicate, f.seed),
                             heartbeat_s=cfg.heartbeat_ms / 1000, host_stale_s=cfg.stale_ms / 1000 * 1.5,
-                            ack_timeout_s=cfg.ack_timeout_ms / 1000, attempts=cfg.attempts, window=cfg.window)
+                            ack_timeout_s=cfg.ack_timeout_ms / 1000, attempts=cfg.attempts, window=cfg.window,
+                            baudrate=cfg.baudrate, throttle=sim.throttle)
 
 
 @contextlib.asynccontextmanager

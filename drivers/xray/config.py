@@ -29,6 +29,7 @@ class SimScannerConfig(BaseModel):
     fifo_lines: int = Field(512, gt=0)
     boot_ms: int = Field(300, ge=0)
     interlocks_closed: bool = True
+    throttle: bool = Field(False, description="pace the emulator's output to baudrate like a real UART")
     faults: SimFaultsConfig = SimFaultsConfig()
 
 

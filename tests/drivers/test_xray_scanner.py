@@ -14,7 +14,8 @@ from drivers.xray import LineBlock, ScannerConfig, open_scanner
 from firmware_bridge.emulator import FaultSettings
 from models.scan import Scan, save_scan
 
-FAST = dict(heartbeat_ms=50, stale_ms=300, reconnect_ms=50, ack_timeout_ms=100, scan_idle_timeout_ms=1000)
+FAST = dict(heartbeat_ms=50, stale_ms=300, reconnect_ms=50, ack_timeout_ms=100, scan_idle_timeout_ms=1000,
+            ready_timeout_ms=500)
 
 
 def _scan(lines: int = 120, width: int = 48, seed: int = 0) -> Scan:
@@ -188,3 +189,17 @@ async def test_lines_lost_for_good_flag_the_scan_incomplete(tmp_path: Path) -> N
     assert not scan.complete
     assert len(idx) < 200
     assert scan.meta["missing_lines"] > 0 or "no line arrived" in scan.meta["incomplete_reason"]
+
+
+async def test_line_rate_above_uart_capacity_overflows_fifo_and_flags_incomplete(tmp_path: Path) -> None:
+    # 64 pixels -> 270-byte line frames -> about 42 lines/s at 115200 baud; the scanner wants 400.
+    cfg = _config(tmp_path, [_scan(lines=200, width=64)], line_rate=400, fifo_lines=16, throttle=True)
+    async with open_scanner(cfg, "xray") as scanner:
+        await scanner.arm()
+        stream = await scanner.start_scan("too-fast")
+        blocks = await _collect(stream)
+        scan = stream.result()
+        status = await scanner.status()
+    assert not scan.complete
+    assert "FIFO_OVERFLOW" in status.faults
+    assert 0 < len(_lines_once(blocks)) < 200
