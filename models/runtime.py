@@ -262,17 +262,35 @@ def _check_io(session: ort.InferenceSession, m: Manifest, model_dir: Path) -> st
     return inputs[0].name
 
 
-def _warm_up(engine: _Engine, runs: int) -> None:
+def _check_outputs(outs: dict[str, np.ndarray], m: Manifest, model_dir: Path) -> None:
+    """The outputs of a real run must fit the manifest's format, class count and stride."""
+    k, fmt, (th, tw) = len(m.classes), m.output.format, m.input.size
+    if fmt == "cpe-fcos-v1":
+        s, grid = m.output.stride, (th // m.output.stride, tw // m.output.stride)
+        ok = outs["scores"].shape == (1, k, *grid) and outs["ltrb"].shape == (1, 4, *grid)
+        want = f"scores [1, {k}, {grid[0]}, {grid[1]}] and ltrb [1, 4, {grid[0]}, {grid[1]}] (stride {s})"
+    else:
+        width = (4 if fmt == "yolov8" else 5) + k
+        first = next(iter(outs.values()))
+        ok = first.ndim == 3 and first.shape[0] == 1 and width in first.shape[1:]
+        want = f"[1, {width}, N] or [1, N, {width}]"
+    if not ok:
+        got = {name: list(v.shape) for name, v in outs.items()}
+        raise ManifestError(f"model in {model_dir} outputs {got}, but its manifest ({fmt}, {k} classes) needs {want}")
+
+
+def _warm_up(engine: _Engine, runs: int) -> dict[str, np.ndarray]:
     """Run blank tiles and record the median bare tile time (the first run is left out)."""
     m = engine.manifest
     tile = np.zeros((1, len(m.input.channels), *m.input.size), np.float32)
     times = []
     for _ in range(max(runs, 2)):
         t0 = time.perf_counter()
-        engine.run(tile)
+        outs = engine.run(tile)
         times.append(time.perf_counter() - t0)
     engine.bare_seconds = statistics.median(times[1:])
     engine.tile_seconds = engine.bare_seconds
+    return outs
 
 
 def load_detector(model_dir: str | Path, *, intra_op_threads: int = 1, providers: Sequence[str] | None = None,
@@ -285,7 +303,7 @@ def load_detector(model_dir: str | Path, *, intra_op_threads: int = 1, providers
     chosen = _providers(providers)
     session = _session(data, model_dir, intra_op_threads, chosen)
     engine = _Engine(manifest, session, _check_io(session, manifest, model_dir), tuple(session.get_providers()))
-    _warm_up(engine, warmup_runs)
+    _check_outputs(_warm_up(engine, warmup_runs), manifest, model_dir)
     default_overlap = min(manifest.input.size) // 5
     det = Detector(engine, manifest.thresholds, default_overlap if overlap is None else overlap)
     if thresholds:

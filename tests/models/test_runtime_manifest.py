@@ -98,3 +98,26 @@ def test_three_channel_manifest_for_two_channel_graph_is_refused(pkg):
     _edit(pkg, '"high", "low"', '"high", "low", "high"')
     with pytest.raises(ManifestError, match="takes input"):
         load_detector(pkg)
+
+
+def test_class_count_disagreeing_with_outputs_is_refused(pkg):
+    path = pkg / "manifest.toml"
+    path.write_text(path.read_text().replace("[evaluation]", '[[classes]]\nname = "knife"\nthreshold = 0.5\n\n[evaluation]'))
+    with pytest.raises(ManifestError, match=r"3 classes\) needs scores \[1, 3, 16, 16\]"):
+        load_detector(pkg)
+
+
+def test_wrong_stride_is_refused(pkg):
+    _edit(pkg, "stride = 8", "stride = 16")
+    with pytest.raises(ManifestError, match="stride 16"):
+        load_detector(pkg)
+
+
+@pytest.mark.parametrize("fmt", ["yolov8", "yolov5"])
+def test_yolo_class_count_disagreeing_with_output_is_refused(make_package, tmp_path, fmt):
+    pkg = tmp_path / "y"
+    shutil.copytree(make_package(fmt), pkg)
+    path = pkg / "manifest.toml"
+    path.write_text(path.read_text().replace("[evaluation]", '[[classes]]\nname = "knife"\nthreshold = 0.5\n\n[evaluation]'))
+    with pytest.raises(ManifestError, match="3 classes"):
+        load_detector(pkg)
