@@ -11,8 +11,11 @@ import asyncio
 from collections import Counter
 from collections.abc import Sequence
 
+from pathlib import Path
+
 import numpy as np
 import structlog
+from pydantic import BaseModel, ConfigDict, Field
 
 from models.decode import iou_one_to_many
 from models.detection import Detection
@@ -22,6 +25,16 @@ from models.runtime import Detector
 from models.scan import Scan
 
 log = structlog.get_logger("models.shadow")
+
+
+class ShadowConfig(BaseModel):
+    """Candidate model settings the station config composes (absent = no shadow model)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_dir: Path
+    iou: float = Field(default=0.5, gt=0, le=1)
+    max_pending: int = Field(default=2, ge=1, le=64)
 
 
 def match(active: Sequence[Detection], candidate: Sequence[Detection], iou: float = 0.5) -> dict[str, Counter]:
@@ -55,6 +68,10 @@ class ShadowRunner:
         self._tasks: set[asyncio.Task] = set()
         self._scans: Counter = Counter()
         self._classes: dict[str, Counter] = {}
+
+    @classmethod
+    def from_config(cls, cfg: ShadowConfig, candidate: Detector, pool: InferencePool) -> ShadowRunner:
+        return cls(candidate, pool, iou=cfg.iou, max_pending=cfg.max_pending)
 
     async def __aenter__(self) -> ShadowRunner:
         return self

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import pytest
 
 from models.errors import ScanFormatError
@@ -77,3 +79,19 @@ async def test_mixing_sync_and_async_is_refused(detector):
     strip.feed(*air(10, 200))
     with pytest.raises(RuntimeError, match="async mode after sync"):
         await strip.feed_async(*air(10, 200))
+
+
+@given(height=st.integers(1, 700), cuts=st.lists(st.integers(1, 200), min_size=1, max_size=40),
+       seed=st.integers(0, 1000))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_chunking_gives_the_batch_result(detector, height, cuts, seed):
+    high, low = air(height, 200)
+    if height >= 44:
+        high, low, _ = scatter(height, 200, 20, seed)
+    strip = StripDetector(detector, 200)
+    y, i = 0, 0
+    while y < height:
+        n = cuts[i % len(cuts)]
+        strip.feed(high[y : y + n], low[y : y + n])
+        y, i = y + n, i + 1
+    assert strip.finish() == detector.detect(Scan(high, low))
