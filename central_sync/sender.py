@@ -12,6 +12,7 @@ disconnect) starts with a fresh client and re-sends every unretired row; the hub
 from __future__ import annotations
 
 import heapq
+import sqlite3
 import threading
 import time
 from collections import Counter, deque
@@ -60,6 +61,7 @@ class SyncEngine:
         self.last_error: str | None = None
         self.last_ack_at: float | None = None
         self.session = 0
+        self.backlog: dict[str, dict] = {}
         self.connack: tuple | None = None
         self.subscribed, self.disconnect_reason, self.connected_once = False, None, False
         self.disconnect_code = 0
@@ -70,22 +72,28 @@ class SyncEngine:
     # ---- lifecycle -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """Thread body: sessions with jittered back-off until `stop` is set."""
-        self.db = StationDb(self.db_path)
         attempt = 0
-        try:
-            self.backlog = self.db.backlog()
-            while not stop.is_set():
-                attempt = self._one_session(stop, attempt)
-                if not stop.is_set():
-                    stop.wait(backoff_delay(attempt, self.cfg.reconnect_min_s, self.cfg.reconnect_max_s))
-        finally:
-            self.db.close()
+        while not stop.is_set():
+            try:
+                self.db = StationDb(self.db_path)
+            except sqlite3.Error as exc:
+                self._error("sync.db_unavailable", f"station database {self.db_path} cannot be opened: {exc}")
+                stop.wait(backoff_delay(attempt, self.cfg.reconnect_min_s, self.cfg.reconnect_max_s))
+                attempt += 1
+                continue
+            try:
+                while not stop.is_set():
+                    attempt = self._one_session(stop, attempt)
+                    if not stop.is_set():
+                        stop.wait(backoff_delay(attempt, self.cfg.reconnect_min_s, self.cfg.reconnect_max_s))
+            finally:
+                self.db.close()
 
     def _one_session(self, stop: threading.Event, attempt: int) -> int:
         try:
             self._session(stop)
             return 0
-        except (OSError, SyncError, ValueError) as exc:
+        except (OSError, SyncError, ValueError, sqlite3.Error) as exc:
             self._error("sync.session_ended", str(exc) or type(exc).__name__)
         except Exception as exc:  # top-level supervisor of the sync thread: log, rebuild the client
             log.exception("sync.session_crashed", station=self.station)
@@ -439,7 +447,7 @@ class SyncEngine:
 
     # ---- figures -------------------------------------------------------------------------
     def _status(self, state: str) -> bytes:
-        backlog = {k: p.LaneBacklog(**{f: v for f, v in b.items() if f != "parked"}) for k, b in getattr(self, "backlog", {}).items()}
+        backlog = {k: p.LaneBacklog(**{f: v for f, v in b.items() if f != "parked"}) for k, b in self.backlog.items()}
         return p.StatusMsg(station=self.station, state=state, session=self.session, at=time.time(), backlog=backlog,
                            last_ack_at=self.last_ack_at, last_error=self.last_error, counters=dict(self.counters)).model_dump_json().encode()
 
@@ -452,7 +460,7 @@ class SyncEngine:
         snap = {
             "connected": connected, "session": self.session, "window": self.window, "max_payload": self.max_payload,
             "inflight": len(self.inflight), "awaiting_ack": len(self.awaiting) + len(self.blobs),
-            "backlog": getattr(self, "backlog", {}), "last_ack_at": self.last_ack_at, "last_error": self.last_error,
+            "backlog": self.backlog, "last_ack_at": self.last_ack_at, "last_error": self.last_error,
             "counters": dict(self.counters),
         }
         with self.lock:

@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from central_sync.outbox import Lane
+from central_sync.outbox import OUTBOX_DDL, Lane
 
 SYNC_DDL = """
 CREATE TABLE IF NOT EXISTS sync_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,7 +45,7 @@ class StationDb:
         self.conn.execute("PRAGMA busy_timeout=10000")
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")  # a lost retire only means a resend
-        self.conn.executescript(SYNC_DDL)
+        self.conn.executescript(OUTBOX_DDL + SYNC_DDL)  # IF NOT EXISTS: the station store's migration normally made outbox
 
     def close(self) -> None:
         self.conn.close()

@@ -1,0 +1,59 @@
+"""Chaos: the station publisher and the hub processes are killed with SIGKILL mid-traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import pytest
+
+from central_sync.devtools import Mosquitto, outbox_rows
+from central_sync.hub.store import open_store
+from central_sync.publisher import Publisher
+from conftest import wait_until
+from cs_chaos_kit import PublisherProc, assert_alerts_first, assert_delivered_once, backlog, sync_cfg, wait_drained
+
+pytestmark = pytest.mark.slow
+N = 3000
+
+
+def test_publisher_killed_mid_publish(tmp_path, pg_url, hubs):
+    db = tmp_path / "station.db"
+    records = backlog(db, "gate-3", N)
+    store = open_store(pg_url)
+    store.migrate()
+    with Mosquitto(tmp_path / "broker") as broker:
+        hubs(pg_url, broker.port, "hub-a")
+        pub = PublisherProc(sync_cfg(broker.port), "gate-3", db, tmp_path, tmp_path / "pub.log")
+        for kill_below in (N - 200, N - 1200):
+            pub.start()
+            wait_until(lambda: outbox_rows(db) < kill_below, 60, f"outbox below {kill_below} rows")
+            pub.kill9()
+        pub.start()
+        wait_drained(db, 90)
+        pub.kill9()
+    assert_delivered_once(store, records, db)
+    assert_alerts_first(store, records)
+    store.close()
+
+
+async def test_hub_killed_mid_commit(tmp_path, pg_url, hubs):
+    db = tmp_path / "station.db"
+    records = backlog(db, "gate-4", N)
+    store = open_store(pg_url)
+    store.migrate()
+    count = lambda: store.query("SELECT count(*) FROM records")[0][0]
+    with Mosquitto(tmp_path / "broker") as broker:
+        hub_a, hub_b = hubs(pg_url, broker.port, "hub-a"), hubs(pg_url, broker.port, "hub-b")
+        async with Publisher(sync_cfg(broker.port), "gate-4", db, tmp_path) as pub:
+            await asyncio.to_thread(wait_until, lambda: count() > 400, 60, "400 records at the hub")
+            hub_a.stop()                       # one of two dies: the other carries on
+            await asyncio.to_thread(wait_until, lambda: count() > 1500, 60, "1500 records at the hub")
+            hub_b.stop()                       # both down for a moment
+            await asyncio.sleep(0.5)
+            hub_a.start()
+            await asyncio.to_thread(wait_drained, db, 90)
+            assert pub.stats()["counters"].get("resend_timeout", 0) + pub.stats()["counters"].get("resend_requested", 0) > 0
+    assert_delivered_once(store, records, db)
+    store.close()
