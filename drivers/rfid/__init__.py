@@ -1,0 +1,41 @@
+"""Tag readers: the `TagReader` interface, its events, and the `open_reader` factory.
+
+`kind = "sim"` starts a simulated EM4100 reader on a new pseudo-terminal and runs the real
+serial reader on it; the simulator is reachable as `reader.sim`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from drivers.rfid.codec import Em4100Decoder, Em4100Tag, encode_frame
+from drivers.rfid.config import Presentation, RfidConfig, RfidSim
+from drivers.rfid.reader import Em4100SerialReader, ReaderEvent, ReaderLink, TagRemoved, TagSeen
+from drivers.rfid.sim import Em4100Sim
+
+__all__ = ["Em4100Decoder", "Em4100SerialReader", "Em4100Sim", "Em4100Tag", "Presentation",
+           "ReaderEvent", "ReaderLink", "RfidConfig", "RfidSim", "TagReader", "TagRemoved", "TagSeen",
+           "encode_frame", "open_reader"]
+
+
+class TagReader(Protocol):
+    """Any tag reader (125 kHz serial today, UHF/LLRP later): a stream of tag events."""
+
+    name: str
+    link_ok: bool
+
+    def events(self) -> AsyncIterator[ReaderEvent]: ...
+
+
+@asynccontextmanager
+async def open_reader(cfg: RfidConfig, name: str) -> AsyncIterator[Em4100SerialReader]:
+    """Open the configured reader (or start its simulator and read it) for the block's duration."""
+    if cfg.kind != "sim":
+        async with Em4100SerialReader(cfg, name) as reader:
+            yield reader
+        return
+    async with Em4100Sim(cfg.sim) as sim, Em4100SerialReader(cfg, name, port=sim.port) as reader:
+        reader.sim = sim
+        yield reader

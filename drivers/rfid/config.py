@@ -1,0 +1,37 @@
+"""RFID reader configuration."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Presentation(BaseModel):
+    """A tag held to the simulated reader: at `at_s` after start, for `seconds`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    at_s: float = Field(ge=0)
+    tag_hex: str = Field(pattern=r"^[0-9A-Fa-f]{10}$")
+    seconds: float = Field(gt=0)
+
+
+class RfidSim(BaseModel):
+    """Simulated EM4100 reader: repeat period while a tag is present, CR LF style, schedule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    repeat_ms: int = Field(default=100, ge=5)
+    crlf: bool = False
+    schedule: tuple[Presentation, ...] = ()
+
+
+class RfidConfig(BaseModel):
+    """One 125 kHz reader; `port` should be a stable /dev/serial/by-id/... path."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["em4100-serial", "sim"]
+    port: str = ""
+    baudrate: int = 9600
+    removal_after_ms: int = Field(default=500, ge=50)
+    reconnect_delay_ms: int = Field(default=500, ge=10)
+    sim: RfidSim = RfidSim()

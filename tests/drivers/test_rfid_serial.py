@@ -1,0 +1,109 @@
+"""EM4100 reader over real pseudo-terminals: dedup, removal after silence, garbage, unplug/replug."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tty
+
+import pytest
+
+from drivers.errors import LinkLost
+from drivers.rfid import ReaderLink, RfidConfig, TagRemoved, TagSeen, encode_frame, open_reader
+from drivers.rfid.serial import SerialTransport
+
+
+async def collect(reader, until, limit_s: float = 10.0) -> list:
+    """Events until `until(events)` holds (bounded)."""
+    events: list = []
+    async with asyncio.timeout(limit_s):
+        async for ev in reader.events():
+            events.append(ev)
+            if until(events):
+                return events
+    return events
+
+
+def tag_events(events: list) -> list[tuple[str, str]]:
+    return [(type(e).__name__, e.hex) for e in events if isinstance(e, (TagSeen, TagRemoved))]
+
+
+async def test_transport_reads_bytes_from_a_pty() -> None:
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    try:
+        async with SerialTransport(os.ttyname(slave), 9600, device="r1") as tr:
+            os.write(master, b"\x02hello")
+            got = b""
+            async with asyncio.timeout(5):
+                while len(got) < 6:
+                    got += await tr.read()
+            assert got == b"\x02hello"
+            os.close(master)
+            master = -1
+            with pytest.raises(LinkLost, match="r1"):
+                async with asyncio.timeout(5):
+                    await tr.read()
+    finally:
+        os.close(slave)
+        if master >= 0:
+            os.close(master)
+
+
+async def test_missing_port_is_link_lost() -> None:
+    with pytest.raises(LinkLost, match="/nonexistent/ttyX"):
+        async with SerialTransport("/nonexistent/ttyX", 9600, device="r1"):
+            pass
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+async def test_repeats_are_deduplicated_and_removal_follows_silence(crlf: bool) -> None:
+    cfg = RfidConfig(kind="sim", removal_after_ms=200, sim={"repeat_ms": 20, "crlf": crlf})
+    async with open_reader(cfg, "badge") as reader:
+        task = asyncio.create_task(collect(reader, lambda evs: len(tag_events(evs)) >= 4))
+        await asyncio.sleep(0.05)
+        reader.sim.present("1A2B3C4D5E", 0.4)
+        await asyncio.sleep(0.7)
+        reader.sim.present("0102030405", 0.2)
+        events = await task
+    assert tag_events(events) == [("TagSeen", "1A2B3C4D5E"), ("TagRemoved", "1A2B3C4D5E"),
+                                  ("TagSeen", "0102030405"), ("TagRemoved", "0102030405")]
+    seen = next(e for e in events if isinstance(e, TagSeen))
+    assert seen.decimal == "0725372254" and seen.facility_card == "060,19806" and seen.reader == "badge"
+    assert reader.sim.frames_sent >= 10 and reader.decoder.stats.frames >= 10
+
+
+async def test_garbage_and_split_frames_on_the_wire() -> None:
+    cfg = RfidConfig(kind="sim", removal_after_ms=300)
+    async with open_reader(cfg, "badge") as reader:
+        task = asyncio.create_task(collect(reader, lambda evs: len(tag_events(evs)) >= 1))
+        await asyncio.sleep(0.05)
+        frame = encode_frame(bytes.fromhex("00DEADBEEF"))
+        reader.sim.send_raw(b"\xff\xfe\x021A2B")  # noise and a truncated frame
+        reader.sim.send_raw(frame[:5])
+        await asyncio.sleep(0.05)
+        reader.sim.send_raw(frame[5:])
+        events = await task
+    assert tag_events(events) == [("TagSeen", "00DEADBEEF")]
+    assert reader.decoder.stats.framing_errors == 1
+
+
+async def test_unplug_reports_removal_and_replug_recovers() -> None:
+    cfg = RfidConfig(kind="sim", removal_after_ms=2000, reconnect_delay_ms=50, sim={"repeat_ms": 20})
+    async with open_reader(cfg, "badge") as reader:
+        task = asyncio.create_task(collect(
+            reader, lambda evs: sum(isinstance(e, TagSeen) for e in evs) >= 2))
+        await asyncio.sleep(0.05)
+        reader.sim.present("1A2B3C4D5E", 0.2)
+        await asyncio.sleep(0.1)
+        reader.sim.unplug()
+        await asyncio.sleep(0.2)
+        reader.sim.replug()
+        await asyncio.sleep(0.2)
+        reader.sim.present("1A2B3C4D5E", 0.1)
+        events = await task
+    lost = next(i for i, e in enumerate(events) if isinstance(e, TagRemoved))
+    assert events[lost].reason == "link_lost"
+    assert isinstance(events[lost + 1], ReaderLink) and not events[lost + 1].ok
+    assert [e.ok for e in events if isinstance(e, ReaderLink)][-1] is True
+    assert isinstance(events[-1], TagSeen)
