@@ -331,7 +331,7 @@ async function refreshDiag() {
 }
 async function refreshAudit() {
   const { entries } = await api("/api/audit"); const body = $("audit-rows"); body.innerHTML = "";
-  for (const a of entries) body.append(row([a.seq, fmtTime(a.at), a.actor, tr("audit.action.", a.action), a.object]));
+  for (const a of entries) body.append(row([a.seq, fmtTime(a.at), a.actor, tr("audit.action.", a.action), tr("audit.object.", a.object)]));
 }
 $("audit-verify").onclick = async () => {
   const v = await api("/api/audit/verify");

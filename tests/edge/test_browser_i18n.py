@@ -1,0 +1,98 @@
+"""Every station screen in each Chinese catalogue: no English left on it, and the choice is remembered."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from central_sync.schema import Verdict
+from edge.web.config import TipConfig, WebConfig
+from edge.web.demo import DEMO_USERS, StationHarness, record_for, synthetic_scan
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+OFFICER, SUPERVISOR, TECHNICIAN = ((b, p) for b, _, _, p in DEMO_USERS)
+# Words that are not English prose: product and standard names, the language's own name, data values.
+ALLOWED = {"English", "TIP", "COCO", "Checkpoint", "Edge", "demo"}
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium "
+                                                                "(apt-get install -y chromium)")]
+
+
+def english_words(text: str, data_values: set[str]) -> set[str]:
+    words = set(re.findall(r"[A-Za-z][A-Za-z'-]{2,}", text))
+    return {w for w in words if w not in ALLOWED and not any(w in v for v in data_values)}
+
+
+@pytest.fixture
+def station(tmp_path):
+    with StationHarness(tmp_path / "data", WebConfig(tip=TipConfig(enabled=False))) as h:
+        h.add_demo_users()
+        yield h
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+def visible_text(page) -> str:
+    return page.evaluate("document.body.innerText")
+
+
+@pytest.mark.parametrize("lang", ["zh-Hant", "zh-Hans"])
+def test_every_screen_speaks_the_chosen_language(station, browser, lang):
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    page.set_default_timeout(10_000)
+    page.goto(station.url + "/?lang=" + lang)
+    page.wait_for_selector("body[data-ready='1']")
+    assert not english_words(visible_text(page), {"demo-1"}), "sign-in screen"
+    page.fill("#badge", SUPERVISOR[0])
+    page.fill("#pin", SUPERVISOR[1])
+    page.click("#signin-btn")
+    page.wait_for_selector("body[data-live='1']")
+    scan, truth = synthetic_scan(np.random.default_rng(2), threat=True)
+    rec = station.commit(scan, record_for(scan, Verdict.SUSPECT, "detection", truth))
+    station.publish_record(rec)
+    page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
+    data = {rec.id, rec.identities[0].value, SUPERVISOR[0], "Supervisor Lee", "demo-1"}
+    seen = {"live": english_words(visible_text(page), data)}
+    page.screenshot(path=str(ARTIFACTS / f"live_{lang}.png"))
+    for view in ("queue", "history", "tip", "health", "audit"):
+        page.click(f"#nav button[data-view='{view}']")
+        page.wait_for_timeout(300)
+        seen[view] = english_words(visible_text(page), data | {"plc", "xray", "backlog", "signin"})
+    assert not any(seen.values()), f"untranslated English in {lang}: {seen}"
+
+
+def test_language_choice_is_remembered_with_the_sign_in(station, browser):
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    page.goto(station.url)
+    page.wait_for_selector("body[data-ready='1']")
+    page.fill("#badge", OFFICER[0])
+    page.fill("#pin", OFFICER[1])
+    page.click("#signin-btn")
+    page.wait_for_selector("#nav:not([hidden])")
+    page.select_option("#lang", "zh-Hans")
+    page.wait_for_function("document.documentElement.lang === 'zh-Hans'")
+    page.wait_for_timeout(200)
+    assert station.call(lambda s: s.conn.execute("SELECT lang FROM web_users WHERE badge = ?",
+                                                 (OFFICER[0],)).fetchone()[0]) == "zh-Hans"
+    fresh = browser.new_page(viewport={"width": 1920, "height": 1080})
+    fresh.goto(station.url + "/?lang=en")
+    fresh.wait_for_selector("body[data-ready='1']")
+    fresh.fill("#badge", OFFICER[0])
+    fresh.fill("#pin", OFFICER[1])
+    fresh.click("#signin-btn")
+    fresh.wait_for_function("document.documentElement.lang === 'zh-Hans'")
+    assert fresh.inner_text("#nav button[data-view='live']") == "实时"

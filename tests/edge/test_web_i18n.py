@@ -1,0 +1,74 @@
+"""Message catalogues: every key the code and pages use exists in every language, with the same placeholders."""
+
+import json
+import re
+import string
+from pathlib import Path
+from typing import get_args
+
+import pytest
+
+from central_sync.schema import Identity, ItemKind, Review, Verdict
+from edge.auth import PERMISSIONS, ROLES
+from edge.verdict import Reason
+from edge.web import i18n
+from edge.web.render import VIEW_MODES
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "edge" / "web"
+JS = (WEB / "static" / "app.js").read_text(encoding="utf-8")
+HTML = (WEB / "static" / "index.html").read_text(encoding="utf-8")
+PY = "\n".join(p.read_text(encoding="utf-8") for p in [*WEB.glob("*.py"), ROOT / "edge" / "tip.py"])
+
+
+def _js_list(name: str) -> list[str]:
+    body = re.search(rf"const {name} = \[(.*?)\];", JS, re.S).group(1)
+    return re.findall(r'"([^"]+)"', body)
+
+
+def used_keys() -> set[str]:
+    keys = set(re.findall(r'data-i18n(?:-ph)?="([^"]+)"', HTML))
+    dotted = set(re.findall(r'"([a-z_]+(?:\.[A-Za-z_-]+)+)"', JS))  # dotted literals are keys or permissions
+    keys |= dotted - set(PERMISSIONS)
+    keys |= {f"verdict.{v.value}" for v in Verdict} | {f"reason.{r.value}" for r in Reason}
+    keys |= {f"class.{c}" for c in _js_list("CLASSES")} | {f"view.{m}" for m in VIEW_MODES}
+    keys |= {f"view.{m}" for m in _js_list("MODES")} | {f"role.{r}" for r in ROLES}
+    keys |= {f"lang.{lang}" for lang in i18n.LANGS} | {f"kind.{k.value}" for k in ItemKind}
+    keys |= {f"review.{o}" for o in get_args(Review.model_fields["outcome"].annotation)}
+    keys |= {f"identity.{k}" for k in get_args(Identity.model_fields["kind"].annotation)}
+    keys |= {f"state.{s}" for s in ("ok", "degraded", "lost")}
+    keys |= {f"station_kind.{k}" for k in ("gantry", "conveyor", "xray")}
+    actions = re.findall(r'audit\.append\([^,]+,\s*[^,]+,\s*"([^"]+)"', PY)
+    actions += re.findall(r'\.audit\([^,]+,\s*"([^"]+)"', PY)
+    keys |= {f"audit.action.{a}" for a in actions}
+    errors = re.findall(r'(?:CaseError|HTTPException)\(\d+,\s*"([^"]+)"\)', PY)
+    keys |= {f"error.{e}" for e in errors} | {"error.signin_refused", "error.signin_locked"}
+    return keys
+
+
+def test_the_scan_finds_what_the_code_uses():
+    keys = used_keys()
+    assert {"audit.action.case.image_view", "audit.action.case.decision", "error.already_decided",
+            "signin.badge_hint", "tip.hit", "class.firearm", "reason.budget_missed"} <= keys
+
+
+def test_english_has_every_key_the_code_uses():
+    missing = used_keys() - set(i18n.catalogue("en"))
+    assert not missing, f"keys missing from en.json: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("lang", [lang for lang in i18n.LANGS if lang != "en"])
+def test_every_catalogue_is_complete_with_the_same_placeholders(lang):
+    en, other = i18n.catalogue("en"), json.loads((WEB / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
+    assert set(other) == set(en), f"{lang}: missing {sorted(set(en) - set(other))}, extra {sorted(set(other) - set(en))}"
+    fields = lambda s: sorted(f for _, f, _, _ in string.Formatter().parse(s) if f)  # noqa: E731
+    wrong = [k for k in en if fields(en[k]) != fields(other[k])]
+    assert not wrong, f"{lang}: placeholders differ in {wrong}"
+
+
+def test_t_fills_values_and_falls_back_to_english():
+    assert i18n.t("audit.broken", "en", seq=7) == "Chain broken at entry 7"
+    assert i18n.t("verdict.suspect", "zh-Hant") == "可疑"
+    assert i18n.t("verdict.suspect", "xx") == "SUSPECT"
+    with pytest.raises(KeyError):
+        i18n.t("no.such.key", "en")
