@@ -1,7 +1,8 @@
 """Station PLC: narrow interface (`Plc`), domain values and the `open_plc` factory.
 
-`kind = "sim"` starts the simulator's Modbus server in-process on a free 127.0.0.1 port and
-connects the real Modbus driver to it; the simulator is reachable as `plc.sim` (tests, twin).
+`kind = "sim"` starts the simulator's Modbus server in-process on a free 127.0.0.1 port (or, with
+`sim.transport = "rtu"`, as Modbus RTU on a pseudo-terminal pair) and connects the real Modbus
+driver to it; the simulator is reachable as `plc.sim` (tests, twin).
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ async def open_plc(cfg: PlcConfig, name: str) -> AsyncIterator[ModbusPlc]:
         async with ModbusPlc(cfg, name) as plc:
             yield plc
         return
-    async with SimServer(cfg) as sim:
-        real = cfg.model_copy(update={"kind": "modbus-tcp", "host": "127.0.0.1", "port": sim.port})
+    rtu = cfg.sim.transport == "rtu"
+    async with SimServer(cfg, rtu=rtu) as sim:
+        link = {"kind": "modbus-rtu", "serial_port": sim.serial_port} if rtu else \
+            {"kind": "modbus-tcp", "host": "127.0.0.1", "port": sim.port}
+        real = cfg.model_copy(update=link)
         async with ModbusPlc(real, name) as plc:
             plc.sim = sim
             yield plc

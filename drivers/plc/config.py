@@ -105,6 +105,7 @@ class PlcSim(BaseModel):
     """Simulator parameters shared by both models."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    transport: Literal["tcp", "rtu"] = "tcp"
     plc_heartbeat_period_ms: int = Field(default=100, ge=10)
     host_watchdog_ms: int = Field(default=600, ge=50)
     step_ms: int = Field(default=5, ge=1)

@@ -9,7 +9,6 @@ host heartbeat, and a fresh rising edge of their request after any trip (a reset
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from dataclasses import dataclass, field
 
@@ -17,9 +16,11 @@ from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.datastore.context import ModbusBaseDeviceContext
 from pymodbus.exceptions import NoSuchIdException
-from pymodbus.server import ModbusTcpServer
+from pymodbus.framer import FramerType
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
 from drivers.plc.config import ConveyorSim, GantrySim, PlcConfig, PlcSim, Point
+from drivers.plc.ptylink import PtyLink
 
 WRITABLE = frozenset(
     {"belt_run_request", "divert_manual_request", "xray_permit_request", "barrier_open_request",
@@ -325,16 +326,19 @@ class MutableServerContext(ModbusServerContext):
 
 
 class SimServer:
-    """The simulated PLC on a free 127.0.0.1 TCP port; `realtime` steps it against the loop clock."""
+    """The simulated PLC served over TCP on a free 127.0.0.1 port or, with `rtu=True`, over RTU on
+    a pty (the client opens `serial_port`); `realtime` steps it against the loop clock."""
 
-    def __init__(self, cfg: PlcConfig, *, realtime: bool = True, port: int = 0) -> None:
+    def __init__(self, cfg: PlcConfig, *, realtime: bool = True, port: int = 0, rtu: bool = False) -> None:
         self.cfg = cfg
         self.model = make_model(cfg)
         self.context = MutableServerContext(RegisterImage(self.model, cfg.registers))
-        self.realtime = realtime
+        self.realtime, self.rtu = realtime, rtu
         self._port = port
         self.port = 0
-        self._server: ModbusTcpServer | None = None
+        self.serial_port = ""
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
+        self._link: PtyLink | None = None
         self._stepper: asyncio.Task[None] | None = None
 
     def mute(self) -> None:
@@ -346,10 +350,17 @@ class SimServer:
         self.context.muted = False
 
     async def __aenter__(self) -> SimServer:
-        self._server = ModbusTcpServer(self.context, address=("127.0.0.1", self._port),
-                                       ignore_missing_devices=True)
+        if self.rtu:
+            self._link = await PtyLink().__aenter__()
+            self._server = ModbusSerialServer(self.context, framer=FramerType.RTU, port=self._link.paths[0],
+                                              baudrate=self.cfg.baudrate, ignore_missing_devices=True)
+            self.serial_port = self._link.paths[1]
+        else:
+            self._server = ModbusTcpServer(self.context, address=("127.0.0.1", self._port),
+                                           ignore_missing_devices=True)
         await self._server.serve_forever(background=True)
-        self.port = self._server.transport.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if not self.rtu:
+            self.port = self._server.transport.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         if self.realtime:
             self._stepper = asyncio.create_task(self._run(), name="plc-sim-step")
         return self
@@ -357,10 +368,11 @@ class SimServer:
     async def __aexit__(self, *exc: object) -> None:
         if self._stepper:
             self._stepper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._stepper
+            await asyncio.gather(self._stepper, return_exceptions=True)
         if self._server:
             await self._server.shutdown()
+        if self._link:
+            await self._link.__aexit__(None, None, None)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
