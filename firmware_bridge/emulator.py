@@ -14,12 +14,14 @@ announcing the image's hash.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import hashlib
 import os
 import random
 import shutil
+import signal
 import tempfile
 import tty
 from collections.abc import Sequence
@@ -32,7 +34,7 @@ from firmware_bridge import codec
 from firmware_bridge.codec import Capability, Fault, Frame, MsgType, NakReason
 from firmware_bridge.endpoint import Endpoint, EndpointSettings, FdPort, Reply
 from firmware_bridge.errors import BridgeError, LinkDown
-from models.scan import Scan
+from models.scan import Scan, load_scan
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +67,7 @@ class FirmwareEmulator:
                  boot_s: float = 0.3, heartbeat_s: float = 0.2, host_stale_s: float = 1.5,
                  baudrate: int | None = None, fifo_lines: int = 512, interlocks_closed: bool = True,
                  ack_timeout_s: float = 0.2, attempts: int = 4, window: int = 16,
-                 max_frame: int = codec.MAX_FRAME, link_dir: str | Path | None = None,
+                 max_frame: int = codec.MAX_FRAME, link: str | Path | None = None,
                  throttle: bool = False) -> None:
         if not scans:
             raise ValueError("the firmware emulator needs at least one scan to stream")
@@ -84,9 +86,9 @@ class FirmwareEmulator:
         self._byte_s = 10 / baudrate if throttle and baudrate else 0.0
         self._tx_free_at = 0.0
         self._rng = random.Random(faults.seed)
-        self._own_dir = link_dir is None
-        self._dir = Path(link_dir) if link_dir is not None else Path(tempfile.mkdtemp(prefix="xray-emu-"))
-        self.port = str(self._dir / "xray-controller")
+        self._own_dir = link is None
+        self._dir = Path(link).parent if link is not None else Path(tempfile.mkdtemp(prefix="xray-emu-"))
+        self.port = str(link) if link is not None else str(self._dir / "xray-controller")
         self._pty: _Pty | None = None
         self._fd_port: FdPort | None = None
         self._ep: Endpoint | None = None
@@ -385,7 +387,8 @@ class FirmwareEmulator:
                 complete = False
                 break
             try:
-                pending.append(await ep.submit(MsgType.LINE, codec.Line(scan_id, i, scan.high[i], scan.low[i]).encode()))
+                line = codec.Line(scan_id, i, scan.high[i], scan.low[i])
+                pending.append(await ep.submit(MsgType.LINE, line.encode()))
             except BridgeError:
                 complete = False
                 break
@@ -431,3 +434,34 @@ async def _drain(pending: list[asyncio.Future[bytes]]) -> int:
         except BridgeError:
             lost += 1
     return lost
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    scans = [load_scan(p) for p in sorted(Path(args.scans).glob("*.npz"))]
+    async with FirmwareEmulator(scans, line_rate=args.line_rate, baudrate=args.baud, throttle=args.throttle,
+                                boot_s=args.boot_ms / 1000, link=args.link) as emu:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGUSR1, lambda: emu._spawn(emu.reboot(), "emu:reboot"))
+        loop.add_signal_handler(signal.SIGUSR2, lambda: emu.set_interlocks(not emu.interlocks_closed))
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        print(emu.port, flush=True)
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the emulator as its own process (station twin); SIGUSR1 reboots it, SIGUSR2 toggles interlocks."""
+    ap = argparse.ArgumentParser(prog="python -m firmware_bridge.emulator", description=main.__doc__)
+    ap.add_argument("--scans", required=True, help="folder of .npz scans streamed in turn")
+    ap.add_argument("--link", required=True, help="path of the symlink to the pty (the host's port)")
+    ap.add_argument("--line-rate", type=float, default=200.0)
+    ap.add_argument("--baud", type=int, default=115200)
+    ap.add_argument("--throttle", action="store_true", help="pace output to --baud like a real UART")
+    ap.add_argument("--boot-ms", type=int, default=300)
+    args = ap.parse_args(argv)
+    asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -41,6 +41,9 @@ class LinkSettings:
     stale_s: float = 1.0
     reconnect_s: float = 0.25
     max_frame: int = codec.MAX_FRAME
+    dtr: bool | None = None
+    """DTR/RTS set before the port opens; False keeps boards that reset on DTR from rebooting."""
+    rts: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,14 @@ class HostLink:
             await asyncio.sleep(self.settings.reconnect_s)
 
     def _open(self) -> serial.Serial:
+        ser = serial.Serial()
+        ser.port, ser.baudrate, ser.timeout, ser.exclusive = self.settings.port, self.settings.baudrate, 0, True
+        if self.settings.dtr is not None:
+            ser.dtr = self.settings.dtr
+        if self.settings.rts is not None:
+            ser.rts = self.settings.rts
         try:
-            ser = serial.Serial(self.settings.port, self.settings.baudrate, timeout=0, exclusive=True)
+            ser.open()
             ser.reset_input_buffer()
         except (serial.SerialException, OSError) as exc:
             raise LinkDown(f"cannot open {self.settings.port}: {exc}") from exc

@@ -34,7 +34,8 @@ class RetrofitConfig(BaseModel):
     poll_ms: int = Field(200, gt=0)
     max_file_mb: int = Field(256, gt=0)
     ignore_suffixes: tuple[str, ...] = TEMP_SUFFIXES
-    change_threshold: float = Field(2.0, gt=0, description="mean absolute grey difference (0..255) that counts as change")
+    change_threshold: float = Field(2.0, gt=0,
+                                    description="mean absolute grey difference (0..255) that counts as change")
     still_frames: int = Field(10, ge=1, description="unchanged frames after a change that cut a scan")
     roi: tuple[int, int, int, int] | None = Field(None, description="x, y, width, height of the image on screen")
     pixel_mm: float | None = Field(None, gt=0)

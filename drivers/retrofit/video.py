@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -74,14 +75,14 @@ class VideoSource:
         return grey[y : y + h, x : x + w]
 
     async def scans(self) -> AsyncIterator[Scan]:
-        """Yield a scan per belt stop; a file source ends at its end, a device that fails raises LinkLost."""
+        """Yield a scan per belt stop; a file ends the iteration, a failing device or stream raises LinkLost."""
         cap = await asyncio.to_thread(self._open)
         try:
             detector = CutDetector(self.cfg.change_threshold, self.cfg.still_frames)
             while True:
                 ok, frame = await asyncio.to_thread(cap.read)
                 if not ok:
-                    if isinstance(self.device, int):
+                    if not (isinstance(self.device, str) and Path(self.device).is_file()):
                         raise LinkLost(f"video capture {self.device} of {self.name} stopped delivering frames "
                                        f"after {self.counters['frames']}", device=self.name)
                     return

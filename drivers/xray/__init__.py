@@ -61,6 +61,11 @@ class Scanner:
         self.link = HostLink(_link_settings(cfg, port), self._on_frame, name, self._on_event)
         self._streams: dict[int, ScanStream] = {}
 
+    @property
+    def link_up(self) -> bool:
+        """True while a session with the firmware is up (HELLO done, heartbeats fresh)."""
+        return self.link.up
+
     # ---- commands --------------------------------------------------------------------------
 
     async def status(self) -> ScannerStatus:
@@ -164,7 +169,7 @@ class Scanner:
 def _link_settings(cfg: ScannerConfig, port: str) -> LinkSettings:
     return LinkSettings(port=port, baudrate=cfg.baudrate, ack_timeout_s=cfg.ack_timeout_ms / 1000,
                         attempts=cfg.attempts, window=cfg.window, heartbeat_s=cfg.heartbeat_ms / 1000,
-                        stale_s=cfg.stale_ms / 1000, reconnect_s=cfg.reconnect_ms / 1000)
+                        stale_s=cfg.stale_ms / 1000, reconnect_s=cfg.reconnect_ms / 1000, dtr=cfg.dtr, rts=cfg.rts)
 
 
 def _emulator(cfg: ScannerConfig) -> FirmwareEmulator:

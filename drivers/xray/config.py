@@ -41,6 +41,8 @@ class ScannerConfig(BaseModel):
     kind: Literal["firmware-serial", "sim"]
     port: str = Field("", description="serial device, preferably /dev/serial/by-id/...")
     baudrate: int = Field(115200, gt=0)
+    dtr: bool | None = Field(None, description="DTR level set before opening; False avoids resetting boards on open")
+    rts: bool | None = None
     ack_timeout_ms: int = Field(200, gt=0)
     attempts: int = Field(4, ge=1, le=16)
     window: int = Field(16, ge=1, le=256)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +17,7 @@ from firmware_bridge.emulator import FirmwareEmulator
 from firmware_bridge.endpoint import Endpoint, EndpointSettings
 from firmware_bridge.errors import AckTimeout, Nak
 from firmware_bridge.link import HostLink, LinkFault, LinkSettings, LinkUp
-from models.scan import Scan
+from models.scan import Scan, save_scan
 
 FAST = dict(heartbeat_s=0.05, stale_s=0.3, reconnect_s=0.05, ack_timeout_s=0.1)
 
@@ -141,3 +144,27 @@ async def test_nak_is_an_error_not_a_success() -> None:
     ep.feed(codec.encode_frame(Frame(type=MsgType.NAK, seq=0, payload=codec.encode_nak(0, NakReason.NOT_ARMED))))
     with pytest.raises(Nak, match="NOT_ARMED"):
         await fut
+
+
+async def test_emulator_runs_as_its_own_process_for_the_station_twin(tmp_path: Path) -> None:
+    save_scan(_scan(), tmp_path / "a.npz")
+    link_path = tmp_path / "ttyXRAY"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "firmware_bridge.emulator", "--scans", str(tmp_path), "--link", str(link_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        async with asyncio.timeout(20):
+            while (line := await proc.stdout.readline()).strip() != str(link_path).encode():  # type: ignore[union-attr]
+                assert line, "emulator exited early"
+        async with HostLink(LinkSettings(port=str(link_path), **FAST), _ignore) as link:
+            await link.wait_up(5)
+            await link.request(MsgType.ARM)
+            proc.send_signal(signal.SIGUSR1)
+            await _wait_for(lambda: not link.up)
+            await link.wait_up(5)
+            assert not codec.Status.decode(await link.request(MsgType.STATUS)).armed
+    finally:
+        proc.terminate()
+        await proc.wait()
+    assert proc.returncode == 0
+    assert not link_path.is_symlink()
