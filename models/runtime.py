@@ -78,10 +78,12 @@ class _Engine:
     tile_seconds: float = 0.0
     bare_seconds: float = 0.0
     runs: int = 0
+    run_seconds: float = 0.0
     warned_pixel: bool = False
     local: threading.local = field(default_factory=threading.local)
 
     def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        t0 = time.perf_counter()
         try:
             outs = self.session.run(None, {self.input_name: tensor})
         except (RuntimeError, ValueError) as exc:
@@ -89,6 +91,7 @@ class _Engine:
                 f"onnxruntime failed on model {self.manifest.name} {self.manifest.version} "
                 f"with input {list(tensor.shape)}: {exc}"
             ) from exc
+        self.run_seconds += time.perf_counter() - t0
         return {o.name: v for o, v in zip(self.session.get_outputs(), outs)}
 
     def observe(self, seconds: float) -> None:
@@ -140,6 +143,12 @@ class Detector:
     def bare_tile_seconds(self) -> float:
         """Median `session.run` time of one tile measured at warm-up."""
         return self._engine.bare_seconds
+
+    def stats(self) -> dict[str, float]:
+        """Figures for metrics: tiles run, seconds inside session.run, running and bare tile times."""
+        e = self._engine
+        return {"tiles": e.runs, "session_run_seconds": e.run_seconds, "tile_seconds": e.tile_seconds,
+                "bare_tile_seconds": e.bare_seconds}
 
     def with_thresholds(self, overrides: Mapping[str, float]) -> Detector:
         """A detector sharing this session with some class thresholds replaced."""
@@ -204,20 +213,26 @@ class Detector:
         return self._fill_tile(high, low, y, x).copy()
 
     def _fill_tile(self, high: np.ndarray, low: np.ndarray, y: int, x: int) -> np.ndarray:
-        """The tile normalised by table look-up straight into this thread's reused input buffer."""
+        """The tile normalised by table look-up straight into this thread's reused input buffer.
+
+        Invariant: the buffer is air (0) outside the extent written last, so padding costs nothing
+        when consecutive tiles have the same size.
+        """
         th, tw = self.tile_size
         chans = self._m.input.channels
-        buf = getattr(self._engine.local, "tile", None)
-        if buf is None:
-            buf = self._engine.local.tile = np.zeros((1, len(chans), th, tw), np.float32)
+        local = self._engine.local
+        if getattr(local, "tile", None) is None:
+            local.tile, local.extent = np.zeros((1, len(chans), th, tw), np.float32), (th, tw)
+        buf, (eh, ew) = local.tile, local.extent
         src = {"high": high[y : y + th, x : x + tw], "low": low[y : y + th, x : x + tw]}
         h, w = src["high"].shape
         for i, c in enumerate(chans):
             np.take(ATTENUATION_LUT, src[c], out=buf[0, i, :h, :w], mode="clip")
-        if h < th:
-            buf[0, :, h:, :] = 0.0
-        if w < tw:
-            buf[0, :, :h, w:] = 0.0
+        if h < eh:
+            buf[0, :, h:eh, :ew] = 0.0
+        if w < ew:
+            buf[0, :, : min(h, eh), w:ew] = 0.0
+        local.extent = (h, w)
         return buf
 
 

@@ -100,3 +100,14 @@ def test_tile_tensor_pads_with_air(detector):
     assert t.shape == (1, 2, 128, 128)
     assert t[0, :, 50:, :].max() == 0 and t[0, :, :, 70:].max() == 0
     assert t[0, 0, 4:36, 4:36].min() > 0.99
+
+
+def test_tile_buffer_reuse_never_leaks_an_earlier_scan(detector):
+    big_h, big_l = air(128, 128)
+    big_h[:], big_l[:] = 0, 0            # opaque everywhere
+    detector.tile_tensor(big_h, big_l, 0, 0)
+    for shape in [(60, 128), (128, 50), (30, 20), (128, 128)]:
+        high, low = air(*shape)
+        t = detector.tile_tensor(high, low, 0, 0)
+        assert t.max() == 0.0, shape
+        detector.tile_tensor(big_h, big_l, 0, 0)
