@@ -81,11 +81,10 @@ class StripDetector:
         return self.det.finalise(self._tiles, (self.lines, self.width))
 
     async def aclose(self) -> None:
-        """Cancel strips still queued (an aborted scan)."""
-        pending = [t for t in self._tasks if not t.done()]
-        for t in pending:
+        """Cancel strips still queued (an aborted scan) and collect the outcome of every strip task."""
+        for t in self._tasks:
             t.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
     async def __aenter__(self) -> StripDetector:

@@ -95,3 +95,15 @@ def test_any_chunking_gives_the_batch_result(detector, height, cuts, seed):
         strip.feed(high[y : y + n], low[y : y + n])
         y, i = y + n, i + 1
     assert strip.finish() == detector.detect(Scan(high, low))
+
+
+async def test_strips_refused_by_a_full_pool_fail_the_scan_at_finish(detector):
+    from models.pool import PoolOverloaded
+
+    high, low, _ = scatter(2000, 200, 10, seed=4)
+    async with InferencePool(workers=1, queue_per_station=1) as pool:
+        async with StripDetector(detector, 200, pool=pool, station="g") as strip:
+            await strip.feed_async(high, low)  # every strip at once: more than the queue holds
+            with pytest.raises(PoolOverloaded):
+                await strip.finish_async()
+        assert pool.stats()["stations"]["g"]["refused_overload"] >= 1
