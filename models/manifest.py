@@ -12,7 +12,13 @@ A package is `models/zoo/<name>/model.onnx` + `manifest.toml`:
     [evaluation] free-form figures
 
 Three-channel inputs (YOLO tool-chains trained on RGB) list their mapping explicitly, e.g.
-`channels = ["high", "low", "high"]`.
+`channels = ["high", "low", "high"]` feeds attenuation of the high channel to tensor channels 0
+and 2 and the low channel to channel 1. A detector trained elsewhere drops in like this:
+
+    name = "vendor-yolo"            version = "3.1"       sha256 = "<sha256sum model.onnx>"
+    [input]  channels = ["high", "low", "high"]   size = [640, 640]   pixel_mm = 1.0
+    [output] format = "yolov8"      (Ultralytics export, no NMS in the graph: [1, 4+K, N])
+    [[classes]] name = "knife"      threshold = 0.4
 """
 
 from __future__ import annotations
@@ -82,6 +88,11 @@ class Manifest(_Frozen):
     output: OutputSpec
     classes: tuple[ClassSpec, ...] = Field(min_length=1)
     evaluation: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("sha256", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
 
     @field_validator("classes")
     @classmethod
