@@ -175,6 +175,22 @@ class CmdMsg(_Wire):
     seqs: list[int] = Field(default_factory=list, max_length=1000)
 
 
+def encode_acks(hub: str, items: list[AckItem], max_bytes: int) -> list[bytes]:
+    """AckMsg payloads, each under `max_bytes` (the broker's Maximum Packet Size less headers)."""
+    head = f'{{"v":{PROTOCOL_VERSION},"hub":{json.dumps(hub)},"acks":['.encode()
+    out, parts, size = [], [], len(head) + 2
+    for item in items:
+        part = item.model_dump_json().encode()
+        if parts and size + len(part) + 1 > max_bytes:
+            out.append(head + b",".join(parts) + b"]}")
+            parts, size = [], len(head) + 2
+        parts.append(part)
+        size += len(part) + 1
+    if parts:
+        out.append(head + b",".join(parts) + b"]}")
+    return out
+
+
 def encode_envelope(station: str, kind: str, msg: int, seq: int, record_id: str, body: bytes, sent_at: float) -> bytes:
     """Wrap an outbox payload (already JSON) without re-parsing it."""
     head = json.dumps({"v": PROTOCOL_VERSION, "station": station, "msg": msg, "seq": seq,

@@ -68,6 +68,7 @@ class SyncEngine:
         self.strikes: dict[int, int] = {}
         self._limits(65535, None)
         self._reset()
+        self._publish_snapshot(connected=False)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -315,7 +316,7 @@ class SyncEngine:
         self.db.park(row.id, reason)
         self.blobs.pop(row.id, None)
         self.busy.discard(row.id)
-        log.error("sync.row_parked", station=self.station, row=row.id, kind=row.kind, seq=row.seq, reason=reason)
+        self._error("sync.row_parked", f"{row.kind} row {row.id} (seq {row.seq}) parked: {reason}")
 
     # ---- sending -----------------------------------------------------------------------
     def _fill(self, client: mqtt.Client, now: float) -> None:

@@ -14,8 +14,8 @@ MAX_ASK = 1000
 class GapChecker:
     """Remembers each station's contiguous prefix; asks for seqs that stay missing."""
 
-    def __init__(self, store: HubStore, hub_id: str, send) -> None:
-        self.store, self.hub_id, self.send = store, hub_id, send
+    def __init__(self, store: HubStore, hub_id: str, send, max_bytes=lambda: 256 * 1024) -> None:
+        self.store, self.hub_id, self.send, self.max_bytes = store, hub_id, send, max_bytes
         self.through: dict[str, int] = {}
         self.suspects: dict[str, set[int]] = {}
         self.asked = 0
@@ -32,7 +32,8 @@ class GapChecker:
         start = seqs[0] - 1 if low is None else low
         missing = sorted(set(range(start + 1, seqs[-1])) - set(seqs))
         self.through[station] = (missing[0] - 1) if missing else seqs[-1]
-        persistent = [s for s in missing if s in self.suspects.get(station, set())][:MAX_ASK]
+        room = max(1, min(MAX_ASK, (self.max_bytes() - 200) // 21))  # a seq is at most 20 digits and a comma
+        persistent = [s for s in missing if s in self.suspects.get(station, set())][:room]
         self.suspects[station] = set(missing[: MAX_ASK * 10])
         if persistent:
             self.asked += len(persistent)

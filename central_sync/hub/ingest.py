@@ -31,8 +31,8 @@ class _Work:
 class Ingestor:
     """Decode, commit, then acknowledge; `send(topic, payload)` hands acks to the MQTT thread."""
 
-    def __init__(self, store: HubStore, hub_id: str, send) -> None:
-        self.store, self.hub_id, self.send = store, hub_id, send
+    def __init__(self, store: HubStore, hub_id: str, send, max_bytes=lambda: 256 * 1024) -> None:
+        self.store, self.hub_id, self.send, self.max_bytes = store, hub_id, send, max_bytes
         self.counters: Counter[str] = Counter()
 
     def handle(self, messages: list[tuple[str, bytes]]) -> None:
@@ -49,7 +49,8 @@ class Ingestor:
         for station, header in work.blobs.values():
             self._finish_blob(work, station, header)
         for station, items in work.acks.items():
-            self.send(p.topic(station, "ack"), p.AckMsg(hub=self.hub_id, acks=items).model_dump_json().encode())
+            for payload in p.encode_acks(self.hub_id, items, self.max_bytes()):
+                self.send(p.topic(station, "ack"), payload)
 
     def _decode(self, work: _Work, name: str, payload: bytes, now: float) -> None:
         station, leaf = p.parse_topic(name)

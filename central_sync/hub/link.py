@@ -16,7 +16,7 @@ import structlog
 from central_sync import protocol as p
 from central_sync.config import BrokerConfig
 from central_sync.errors import BrokerError, SessionLost, SyncError
-from central_sync.mqtt import backoff_delay, connect_properties, new_client, reason_text
+from central_sync.mqtt import backoff_delay, connack_limits, connect_properties, new_client, reason_text
 
 log = structlog.get_logger("central_sync.hub")
 ACK_INFLIGHT = 20  # the MQTT default Receive Maximum of brokers; acks beyond it wait in paho (few, small)
@@ -30,9 +30,14 @@ class HubLink:
         self.outbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self.connected = False
         self.sessions = 0
+        self.max_packet = 256 * 1024
         self.last_error: str | None = None
         self._ended: str | None = None
         self._connack = None
+
+    def payload_limit(self) -> int:
+        """Largest payload to publish: the broker's Maximum Packet Size less room for headers."""
+        return max(512, self.max_packet - 512)
 
     def send(self, name: str, payload: bytes) -> None:
         """Thread-safe: queue one QoS 1 publish (acks, commands)."""
@@ -71,6 +76,8 @@ class HubLink:
             self._loop(client)
             if time.monotonic() > deadline:
                 raise SessionLost(f"broker {self.cfg.host}:{self.cfg.port} sent no CONNACK within 10 s")
+        broker_max = connack_limits(self._connack[1])[1]
+        self.max_packet = min(256 * 1024, broker_max or 256 * 1024)
         client.subscribe([(t, 1) for t in p.hub_subscriptions(self.group)])
         self.connected, self.sessions = True, self.sessions + 1
         log.info("hub.link_up", hub=self.hub_id, broker=f"{self.cfg.host}:{self.cfg.port}")

@@ -35,8 +35,8 @@ class Hub:
         self.batch_max, self.gap_period_s = batch_max, gap_period_s
         self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=queue_max)
         self.link = HubLink(broker, self.hub_id, self.inbox)
-        self.ingestor = Ingestor(store, self.hub_id, self.link.send)
-        self.gaps = GapChecker(store, self.hub_id, self.link.send)
+        self.ingestor = Ingestor(store, self.hub_id, self.link.send, self.link.payload_limit)
+        self.gaps = GapChecker(store, self.hub_id, self.link.send, self.link.payload_limit)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
