@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import structlog
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.framer import FramerType
 
 from drivers.errors import DeviceRefused, LinkLost, ReadbackMismatch
@@ -37,8 +36,10 @@ EVENT_QUEUE = 4096
 
 def make_client(cfg: PlcConfig, trace: Callable[[bool, bytes], bytes]) -> Any:
     """The pymodbus client for the configured transport, with short timeouts and one retry."""
+    # reconnect_delay=0 turns pymodbus's own reconnect off: the poll loop reconnects (it must
+    # also connect when the PLC was absent at start, which pymodbus does not retry).
     common = dict(timeout=cfg.timeout_ms / 1000, retries=cfg.retries, trace_packet=trace,
-                  reconnect_delay=cfg.reconnect_delay_ms / 1000, reconnect_delay_max=2.0)
+                  reconnect_delay=0)
     if cfg.kind == "modbus-rtu":
         return AsyncModbusSerialClient(cfg.serial_port, framer=FramerType.RTU,
                                        baudrate=cfg.baudrate, **common)
@@ -87,11 +88,12 @@ class ModbusPlc:
     async def __aexit__(self, *exc: object) -> None:
         if self._task:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.gather(self._task, return_exceptions=True)
         if self._link_ok:
-            with contextlib.suppress(LinkLost, DeviceRefused):
+            try:
                 await self._write_safe()
+            except (LinkLost, DeviceRefused) as e:
+                log.warning("plc.safe_write_failed", plc=self.name, error=str(e))
         self.client.close()
 
     # ---- low level -------------------------------------------------------------------------
@@ -103,6 +105,9 @@ class ModbusPlc:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise asyncio.CancelledError from e
+            if isinstance(e, ConnectionException):
+                raise LinkLost(f"PLC {self.name} at {self.where} is not connected (refused or closed); "
+                               f"{what} not sent", device=self.name, last_frames=tuple(self.frames)) from e
             raise LinkLost(
                 f"PLC {self.name} at {self.where} did not answer {what} within "
                 f"{self.cfg.timeout_ms} ms ({self.cfg.retries} retry)",
@@ -162,6 +167,9 @@ class ModbusPlc:
             except (LinkLost, DeviceRefused) as e:
                 await self._link_down(str(e), loop.time())
                 await asyncio.sleep(self.cfg.reconnect_delay_ms / 1000)
+                if not self.client.connected:
+                    self.client.close()
+                    await self.client.connect()
                 continue
             await asyncio.sleep(max(0.0, self.cfg.poll_period_ms / 1000 - (loop.time() - start)))
 
@@ -269,7 +277,10 @@ class ModbusPlc:
 
     async def _confirm(self, req: str, feedback: str, value: int) -> None:
         after = self._state.seq if self._state else 0
-        ok = lambda: bool(self._state and self._state.seq > after + 1 and self._values.get(feedback) == value)  # noqa: E731
+
+        def ok() -> bool:  # a poll that started after the write shows the feedback
+            return bool(self._state and self._state.seq > after + 1 and self._values.get(feedback) == value)
+
         try:
             async with asyncio.timeout(self.cfg.readback_timeout_ms / 1000), self._cond:
                 await self._cond.wait_for(ok)

@@ -8,7 +8,6 @@ a UHF/LLRP reader), so a UHF reader can implement the same `TagReader` interface
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -87,8 +86,7 @@ class Em4100SerialReader:
     async def __aexit__(self, *exc: object) -> None:
         if self._task:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def events(self) -> AsyncIterator[ReaderEvent]:
         """TagSeen / TagRemoved / ReaderLink from now on (bounded queue)."""

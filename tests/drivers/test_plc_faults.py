@@ -80,3 +80,23 @@ async def test_plc_absent_at_start_then_appears() -> None:
         await poll_until(lambda: plc._state is not None and not plc._state.link_ok)
         plc.sim.unmute()
         await poll_until(lambda: plc._state.link_ok)
+
+
+async def test_plc_not_listening_at_start_then_restarting() -> None:
+    """Connection refused at start, PLC boots, PLC reboots (socket closed): the driver reconnects."""
+    import socket
+
+    from drivers.plc import ModbusPlc, SimServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = PlcConfig(kind="modbus-tcp", port=port)
+    async with ModbusPlc(cfg, "late") as plc:
+        await poll_until(lambda: plc._state is not None and "not connected" in plc._state.link_reason)
+        for _ in range(2):
+            async with SimServer(cfg, port=port) as sim:
+                await poll_until(lambda: plc._state.link_ok)
+                await plc.request_belt(True)
+                assert sim.model.belt_running
+            await poll_until(lambda: not plc._state.link_ok)
