@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +31,11 @@ from models.tiling import TileBoxes, axis_starts, merge_tiles
 log = structlog.get_logger("models.runtime")
 
 CPU = "CPUExecutionProvider"
+# onnxruntime's own exceptions derive from Exception directly; these are translated at this boundary
+ORT_ERRORS: tuple[type[Exception], ...] = (RuntimeError, ValueError) + tuple(
+    getattr(_ort_state, n) for n in ("Fail", "InvalidArgument", "NoSuchFile", "NoModel", "EngineError",
+                                     "RuntimeException", "InvalidProtobuf", "ModelLoaded", "NotImplemented",
+                                     "InvalidGraph", "EPFail") if hasattr(_ort_state, n))
 EWMA = 0.2  # weight of a new observation in the running tile time
 
 
@@ -86,7 +92,7 @@ class _Engine:
         t0 = time.perf_counter()
         try:
             outs = self.session.run(None, {self.input_name: tensor})
-        except (RuntimeError, ValueError) as exc:
+        except ORT_ERRORS as exc:
             raise InferenceError(
                 f"onnxruntime failed on model {self.manifest.name} {self.manifest.version} "
                 f"with input {list(tensor.shape)}: {exc}"
@@ -255,7 +261,7 @@ def _session(data: bytes, model_dir: Path, threads: int, providers: list[str]) -
     so.log_severity_level = 3
     try:
         return ort.InferenceSession(data, sess_options=so, providers=providers)
-    except (RuntimeError, ValueError) as exc:
+    except ORT_ERRORS as exc:
         if providers != [CPU]:
             log.warning("detector.provider_failed", providers=providers, error=str(exc))
             return _session(data, model_dir, threads, [CPU])
@@ -311,7 +317,8 @@ def _warm_up(engine: _Engine, runs: int) -> dict[str, np.ndarray]:
 def load_detector(model_dir: str | Path, *, intra_op_threads: int = 1, providers: Sequence[str] | None = None,
                   overlap: int | None = None, thresholds: Mapping[str, float] | None = None,
                   warmup_runs: int = 3) -> Detector:
-    """Verify, load, warm up and time a model package; raises ManifestError/ModelIntegrityError."""
+    """Verify, load, warm up and time a model package; raises ManifestError (ModelIntegrityError on a
+    hash mismatch) or InferenceError, all ModelError. Blocking for up to a few seconds."""
     model_dir = Path(model_dir)
     manifest = load_manifest(model_dir)
     data = read_verified_model(model_dir, manifest)
@@ -328,7 +335,9 @@ def load_detector(model_dir: str | Path, *, intra_op_threads: int = 1, providers
     return det
 
 
-def detector_from_config(cfg: DetectorConfig, model_dir: str | Path) -> Detector:
-    """`load_detector` with the settings of a `DetectorConfig` (model_dir resolved by the caller)."""
-    return load_detector(model_dir, intra_op_threads=cfg.intra_op_threads, providers=cfg.providers,
-                         overlap=cfg.tile_overlap, thresholds=cfg.thresholds)
+def detector_from_config(cfg: DetectorConfig) -> Detector:
+    """`load_detector` with the settings of a `DetectorConfig`; no model_dir means the zoo's default."""
+    from models.cli import default_model_dir
+
+    return load_detector(cfg.model_dir or default_model_dir(), intra_op_threads=cfg.intra_op_threads,
+                         providers=cfg.providers, overlap=cfg.tile_overlap, thresholds=cfg.thresholds)

@@ -111,3 +111,12 @@ def test_tile_buffer_reuse_never_leaks_an_earlier_scan(detector):
         t = detector.tile_tensor(high, low, 0, 0)
         assert t.max() == 0.0, shape
         detector.tile_tensor(big_h, big_l, 0, 0)
+
+
+def test_onnxruntime_failure_is_translated_to_inference_error(detector):
+    import numpy as np
+
+    from models.errors import InferenceError
+
+    with pytest.raises(InferenceError, match=r"onnxruntime failed on model test-det 1.0.0 with input \[1, 2, 10, 10\]"):
+        detector._engine.run(np.zeros((1, 2, 10, 10), np.float32))

@@ -121,3 +121,29 @@ def test_yolo_class_count_disagreeing_with_output_is_refused(make_package, tmp_p
     path.write_text(path.read_text().replace("[evaluation]", '[[classes]]\nname = "knife"\nthreshold = 0.5\n\n[evaluation]'))
     with pytest.raises(ManifestError, match="3 classes"):
         load_detector(pkg)
+
+
+def test_garbage_model_with_a_matching_hash_is_refused_clearly(pkg):
+    import hashlib
+
+    garbage = b"not an onnx model" * 10
+    (pkg / "model.onnx").write_bytes(garbage)
+    _edit(pkg, _sha(pkg), hashlib.sha256(garbage).hexdigest())
+    with pytest.raises(ManifestError, match="is not a loadable ONNX model"):
+        load_detector(pkg)
+
+
+def test_detector_from_config(fcos_dir):
+    from models.runtime import DetectorConfig, detector_from_config
+
+    cfg = DetectorConfig.model_validate({"model_dir": str(fcos_dir), "tile_overlap": 32,
+                                         "thresholds": {"metal": 0.7}})
+    det = detector_from_config(cfg)
+    assert det.overlap == 32 and det.thresholds == {"metal": pytest.approx(0.7), "organic": 0.5}
+    with pytest.raises(ValueError, match="extra"):
+        DetectorConfig.model_validate({"model_dir": str(fcos_dir), "treshold": 1})
+
+
+def _sha(pkg) -> str:
+    line = next(x for x in (pkg / "manifest.toml").read_text().splitlines() if x.startswith("sha256"))
+    return line.split('"')[1]
