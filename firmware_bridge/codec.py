@@ -74,6 +74,7 @@ class NakReason(IntEnum):
     NOT_SCANNING = 7
     NO_SESSION = 8
     BAD_IMAGE = 9
+    FRAME_TOO_LARGE = 10
 
 
 class Capability(IntFlag):

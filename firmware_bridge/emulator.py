@@ -140,6 +140,11 @@ class FirmwareEmulator:
     def set_faults(self, faults: FaultSettings) -> None:
         self.faults = faults
 
+    def emit_garbage(self, nbytes: int) -> None:
+        """Line noise: random bytes on the wire, as a glitching cable or a boot banner would send."""
+        if self._fd_port is not None and self._pty is not None:
+            self._fd_port.write(self._rng.randbytes(nbytes))
+
     def stall(self, seconds: float) -> None:
         """Hang: ignore input and send nothing for `seconds`."""
         self._silent_until = max(self._silent_until, self._loop.time() + seconds)
@@ -298,6 +303,9 @@ class FirmwareEmulator:
         if self.scanning:
             return NakReason.BUSY
         scan = self.scans[self._next_scan % len(self.scans)]
+        assert self._ep is not None
+        if codec.line_frame_size(scan.shape[1]) > self._ep.decoder.max_frame:
+            return NakReason.FRAME_TOO_LARGE
         self._next_scan += 1
         self._stop_scan = False
         self._scan_task = self._spawn(self._stream(scan_id, scan), f"emu:scan:{scan_id}")

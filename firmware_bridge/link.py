@@ -180,6 +180,7 @@ class HostLink:
         ep.on_heartbeat = self._heartbeat
         port.start()
         beats = asyncio.create_task(self._beat(ep), name=f"link:{self.name}:heartbeat")
+        reason = "the link was closed"
         try:
             await self._hello(ep)
             reason = await self._fault
@@ -190,8 +191,8 @@ class HostLink:
             self._up.clear()
             port.close()
             os.close(port.fd)
-        ep.close(LinkDown(f"link {self.name} on {self.settings.port} went down: {reason}",
-                          last_frames=ep.last_frames))
+            ep.close(LinkDown(f"link {self.name} on {self.settings.port} went down: {reason}",
+                              last_frames=ep.last_frames))
         self._emit(LinkFault(reason, ep.last_frames, loop.time()))
         log.warning("xray_link.lost", link=self.name, reason=reason, stats=ep.stats)
 

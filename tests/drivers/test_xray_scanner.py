@@ -203,3 +203,10 @@ async def test_line_rate_above_uart_capacity_overflows_fifo_and_flags_incomplete
     assert not scan.complete
     assert "FIFO_OVERFLOW" in status.faults
     assert 0 < len(_lines_once(blocks)) < 200
+
+
+async def test_scan_wider_than_the_frame_limit_is_refused(tmp_path: Path) -> None:
+    async with open_scanner(_config(tmp_path, [_scan(lines=12, width=5000)]), "xray") as scanner:
+        await scanner.arm()
+        with pytest.raises(DeviceRefused, match="FRAME_TOO_LARGE"):
+            await scanner.start_scan("too-wide")

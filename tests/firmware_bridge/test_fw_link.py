@@ -168,3 +168,13 @@ async def test_emulator_runs_as_its_own_process_for_the_station_twin(tmp_path: P
         await proc.wait()
     assert proc.returncode == 0
     assert not link_path.is_symlink()
+
+
+async def test_line_noise_is_rejected_and_the_session_survives(emu: FirmwareEmulator) -> None:
+    async with HostLink(LinkSettings(port=emu.port, **FAST), _ignore) as link:
+        await link.wait_up(3)
+        for _ in range(5):
+            emu.emit_garbage(3000)
+            assert not codec.Status.decode(await link.request(MsgType.STATUS)).armed
+        assert link.stats["rejected"] > 0
+        assert link.sessions == 1
