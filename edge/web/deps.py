@@ -24,6 +24,7 @@ class WebState:
     tip: TipEngine
     policy: auth.SessionPolicy
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    bad_events: int = 0  # inspection events that did not validate as records (logged, skipped)
 
     async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(store, *args)` on the store's own thread (SQLite never blocks the event loop)."""

@@ -7,8 +7,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
+from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
 from central_sync.schema import InspectionRecord
@@ -17,6 +19,7 @@ from edge.events import Event
 from edge.web import cases, export, queries, render, sse
 from edge.web.deps import COOKIE, WebState, lang_of, require, state
 
+log = structlog.get_logger()
 router = APIRouter()
 VIEWER = require("case.view")
 DECIDER = require("case.decide")
@@ -32,7 +35,12 @@ async def _call(st: WebState, fn, *args: Any) -> Any:
 def _item_mapper(st: WebState, user: auth.User):
     async def mapper(event: Event) -> tuple[str, dict[str, Any]] | None:
         if event.topic == "inspection":
-            record = InspectionRecord.model_validate(event.data)
+            try:
+                record = InspectionRecord.model_validate(event.data)
+            except ValidationError as exc:
+                st.bad_events += 1
+                log.warning("web.bad_inspection_event", error=str(exc).splitlines()[0], count=st.bad_events)
+                return None
             missed = await st.db(lambda s: st.tip.on_item(s, user.badge, record))
             stored = await st.db(queries.scan_stored, record.id)
             return "inspection", {**cases.summary(record, stored), "tip_missed": missed}

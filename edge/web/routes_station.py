@@ -41,7 +41,8 @@ async def diagnostics(st: WebState = Depends(state), user: auth.User = Depends(r
     data = await st.db(_diagnostics)
     bus = st.ctx.events
     return {**data, "health": st.ctx.health(),
-            "event_subscribers": len(getattr(bus, "_subs", ())), "tip_library": sorted(st.tip.threats),
+            "event_subscribers": len(getattr(bus, "_subs", ())), "bad_events": st.bad_events,
+            "tip_library": sorted(st.tip.threats),
             "material_colour": render.has_material_colour()}
 
 

@@ -138,3 +138,39 @@ def test_technician_sees_diagnostics_and_no_case_screens(station, page):
     page.wait_for_selector("#health-body dl")
     assert "Working" in page.inner_text("#health-body")
     page.screenshot(path=str(ARTIFACTS / "technician_health.png"))
+
+
+def test_tip_projection_is_scored_and_then_revealed(tmp_path, page):
+    from edge.tip import build_library, stats as tip_stats
+
+    library = tmp_path / "tiplib"
+    build_library(library)
+    cfg = WebConfig(tip=TipConfig(rate=1.0, library_dir=library, seed=3))
+    with StationHarness(tmp_path / "data", cfg) as station:
+        station.add_demo_users()
+        sign_in(page, station, OFFICER)
+        page.wait_for_selector("body[data-live='1']")
+        rng = np.random.default_rng(5)
+        scan, _ = synthetic_scan(rng, threat=False)
+        rec = station.commit(scan, record_for(scan, Verdict.CLEAR, "clear", []))
+        before = station.call(lambda s: s.get(rec.id))
+        station.publish_record(rec)
+        page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
+        assert page.inner_text("#banner-verdict") == "CLEAR" and page.is_visible("#screening")
+        page.screenshot(path=str(ARTIFACTS / "tip_projected.png"))
+        page.click("#flag")
+        page.wait_for_selector("#tip-msg:not([hidden])")
+        assert "That was a TIP test image: you found the projected" in page.inner_text("#tip-msg")
+        page.screenshot(path=str(ARTIFACTS / "tip_revealed.png"))
+        assert station.call(lambda s: s.get(rec.id)) == before
+
+        scan2, _ = synthetic_scan(rng, threat=False)
+        rec2 = station.commit(scan2, record_for(scan2, Verdict.CLEAR, "clear", []))
+        station.publish_record(rec2)
+        page.wait_for_selector(f"#scan[data-loaded-id='{rec2.id}']")
+        scan3, _ = synthetic_scan(rng, threat=False)
+        rec3 = station.commit(scan3, record_for(scan3, Verdict.CLEAR, "clear", []))
+        station.publish_record(rec3)  # moving on without answering rec2 is a miss, and the screen says so
+        page.wait_for_selector("#tip-msg:text('The previous image was a TIP test')")
+        stats = station.call(lambda s: tip_stats(s.conn, OFFICER[0]))
+        assert stats[0]["hits"] == 1 and stats[0]["misses"] == 1

@@ -112,9 +112,9 @@ function connectLive() {
   S.live.addEventListener("inspection", (e) => {
     const rec = JSON.parse(e.data);
     window.cpeTimings[rec.id] = { event: Date.now() };
-    if (rec.tip_missed) tipMessage(T("tip.missed_previous", { label: tr("class.", rec.tip_missed.label) }), "miss");
     if (rec.verdict !== "clear") refreshQueue();
     if (S.viewingLive) { show("live"); showRecord(rec, true); }
+    if (rec.tip_missed) tipMessage(T("tip.missed_previous", { label: tr("class.", rec.tip_missed.label) }), "miss");
   });
   S.live.addEventListener("review", () => refreshQueue());
   S.live.addEventListener("signed_out", () => signedOut());
