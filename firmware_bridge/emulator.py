@@ -97,6 +97,7 @@ class FirmwareEmulator:
         self._tasks: set[asyncio.Task[None]] = set()
         self._scan_task: asyncio.Task[None] | None = None
         self._stop_scan = False
+        self._scan_active = False
         self._next_scan = 0
         self._boot_t = self._loop.time()
         self._last_host_beat = self._loop.time()
@@ -124,7 +125,8 @@ class FirmwareEmulator:
 
     @property
     def scanning(self) -> bool:
-        return self._scan_task is not None and not self._scan_task.done()
+        """True from START_SCAN until the last line is sent (SCAN_END may still await its ACK)."""
+        return self._scan_active
 
     @property
     def link_stats(self) -> dict[str, int]:
@@ -308,6 +310,7 @@ class FirmwareEmulator:
             return NakReason.FRAME_TOO_LARGE
         self._next_scan += 1
         self._stop_scan = False
+        self._scan_active = True
         self._scan_task = self._spawn(self._stream(scan_id, scan), f"emu:scan:{scan_id}")
         return b""
 
@@ -377,6 +380,19 @@ class FirmwareEmulator:
         return task
 
     async def _stream(self, scan_id: int, scan: Scan) -> None:
+        """Stream one scan; the controller is free for the next START_SCAN once its lines are out."""
+        try:
+            end = await self._send_lines(scan_id, scan)
+        finally:
+            self._scan_active = False
+        with contextlib.suppress(BridgeError):
+            await self._ep_request(MsgType.SCAN_END, end.encode())
+
+    async def _ep_request(self, mtype: MsgType, payload: bytes) -> bytes:
+        assert self._ep is not None
+        return await self._ep.request(mtype, payload)
+
+    async def _send_lines(self, scan_id: int, scan: Scan) -> codec.ScanEnd:
         """Send each line at its clock tick; a FIFO overrun or a lost line makes the scan incomplete."""
         assert self._ep is not None
         ep, period, t0 = self._ep, 1.0 / self.line_rate, self._loop.time()
@@ -406,8 +422,7 @@ class FirmwareEmulator:
         lost += await _drain(pending)
         self.counters["lines_sent"] += sent - lost
         self.counters["lines_lost"] += lost
-        with contextlib.suppress(BridgeError):
-            await ep.request(MsgType.SCAN_END, codec.ScanEnd(scan_id, sent, complete and not lost).encode())
+        return codec.ScanEnd(scan_id, sent, complete and not lost)
 
     async def _heartbeats(self) -> None:
         while True:

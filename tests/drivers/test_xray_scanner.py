@@ -210,3 +210,17 @@ async def test_scan_wider_than_the_frame_limit_is_refused(tmp_path: Path) -> Non
         await scanner.arm()
         with pytest.raises(DeviceRefused, match="FRAME_TOO_LARGE"):
             await scanner.start_scan("too-wide")
+
+
+async def test_back_to_back_scans_cycle_through_the_scan_folder(tmp_path: Path) -> None:
+    srcs = [_scan(lines=30, seed=s) for s in range(2)]
+    async with open_scanner(_config(tmp_path, srcs, line_rate=2000), "xray") as scanner:
+        await scanner.arm()
+        results = []
+        for i in range(3):
+            stream = await scanner.start_scan(f"item-{i}")
+            await _collect(stream)
+            results.append(stream.result())
+    assert all(r.complete for r in results)
+    for got, want in zip(results, [srcs[0], srcs[1], srcs[0]], strict=True):
+        np.testing.assert_array_equal(got.high, want.high)
