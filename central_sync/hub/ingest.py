@@ -65,10 +65,14 @@ class Ingestor:
             raise ProtocolError(f"topic {name!r} names no known message")
 
     def _reject(self, work: _Work, station: str, head, reason: str) -> None:
+        """Answer `rejected` when the message names its row; otherwise it is only malformed."""
+        if head is None:
+            self.counters["malformed"] += 1
+            log.warning("hub.malformed", station=station, error=reason)
+            return
         self.counters["rejected"] += 1
-        log.warning("hub.rejected", station=station, msg=head.msg if head else None, reason=reason)
-        if head is not None:
-            work.acks[station].append(p.AckItem(msg=head.msg, record_id=head.record_id, status="rejected", reason=reason))
+        log.warning("hub.rejected", station=station, msg=head.msg, reason=reason)
+        work.acks[station].append(p.AckItem(msg=head.msg, record_id=head.record_id, status="rejected", reason=reason[:500]))
 
     def _message(self, work: _Work, station: str, kind: str, payload: bytes, now: float) -> None:
         try:
@@ -79,7 +83,7 @@ class Ingestor:
         body_station = msg.body.station if isinstance(msg.body, InspectionRecord) else msg.station
         if station not in (msg.station, body_station) or msg.station != body_station or msg.kind != kind:
             self._reject(work, station, msg, f"{kind} from topic station {station!r} claims station "
-                         f"{msg.station!r}/{body_station!r} and kind {msg.kind!r}")
+                         f"{msg.station!r} (body {body_station!r}) on the {msg.kind} topic")
             return
         if isinstance(msg, p.RecordMsg):
             work.batch.records.append(_record_row(msg.body, kind == p.Kind.ALERT, now, self.hub_id))
@@ -114,6 +118,8 @@ class Ingestor:
             if not stored:
                 self._reject(work, station, header, f"image {header.sha256} reassembled from {held} chunks has another hash")
                 return
+        elif stored and held:
+            self.store.drop_chunks(header.sha256)  # a late re-send of a chunk of a finished image
         if stored:
             work.acks[station].append(p.AckItem(msg=header.msg, record_id=header.record_id, status="committed"))
 

@@ -147,6 +147,9 @@ class HubStore:
             return ok
         return self._run(join)
 
+    def drop_chunks(self, sha256: str) -> None:
+        self._run(lambda cur: cur.execute(self._sql("DELETE FROM blob_chunks WHERE sha256=?"), (sha256,)))
+
     # ---- reads ----------------------------------------------------------------------------
     def seqs_after(self, station: str, after: int, limit: int = 200_000) -> list[int]:
         rows = self.query("SELECT DISTINCT seq FROM records WHERE station=? AND seq>? ORDER BY seq LIMIT ?", (station, after, limit))

@@ -37,3 +37,25 @@ async def test_broker_killed_and_restarted_during_traffic(tmp_path, pg_url):
     finally:
         broker.kill()
         store.close()
+
+
+async def test_stalled_broker_triggers_watchdog_rebuild(tmp_path, pg_url):
+    import signal
+
+    from cs_chaos_kit import backlog
+
+    db = tmp_path / "station.db"
+    records = backlog(db, "gate-8", 3000)
+    store = open_store(pg_url)
+    with Mosquitto(tmp_path / "broker") as broker:
+        async with Hub(BrokerConfig(port=broker.port, reconnect_min_s=0.1, reconnect_max_s=1.0), store, "hub-w", gap_period_s=1.0), \
+                Publisher(sync_cfg(broker.port, progress_timeout_s=1.0), "gate-8", db, tmp_path) as pub:
+            while pub.stats()["counters"].get("acked", 0) < 100:
+                await asyncio.sleep(0.05)
+            broker.proc.send_signal(signal.SIGSTOP)  # accepts bytes into socket buffers, acknowledges nothing
+            await asyncio.sleep(2.5)
+            broker.proc.send_signal(signal.SIGCONT)
+            await asyncio.to_thread(wait_drained, db, 60)
+            assert pub.stats()["counters"]["watchdog_restarts"] >= 1
+    await asyncio.to_thread(assert_delivered_once, store, records, db)
+    store.close()
