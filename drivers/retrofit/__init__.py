@@ -51,7 +51,7 @@ async def open_source(cfg: RetrofitConfig, name: str) -> AsyncIterator[ImageSour
         yield VideoSource(cfg, name, int(device) if isinstance(device, str) and device.isdigit() else device)
     elif cfg.kind == "sim-filedrop":
         assert cfg.folder is not None and cfg.sim is not None
-        scans, s = _sim_scans(cfg), cfg.sim
+        scans, s = await asyncio.to_thread(_sim_scans, cfg), cfg.sim
         writer = asyncio.create_task(sim.drop_scans(cfg.folder, scans, s.file_format, s.interval_ms / 1000,
                                                     repeat=True), name=f"retrofit-sim:{name}")
         try:
@@ -61,7 +61,7 @@ async def open_source(cfg: RetrofitConfig, name: str) -> AsyncIterator[ImageSour
             await asyncio.gather(writer, return_exceptions=True)
     else:
         assert cfg.sim is not None
-        scans = _sim_scans(cfg)
+        scans = await asyncio.to_thread(_sim_scans, cfg)
         with tempfile.TemporaryDirectory(prefix="retrofit-video-") as tmp:
             path = Path(tmp) / "monitor.avi"
             items = [scans[i % len(scans)] for i in range(cfg.sim.items)]

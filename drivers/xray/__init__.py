@@ -13,10 +13,12 @@ the real serial link to it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
@@ -29,7 +31,7 @@ from firmware_bridge.emulator import FaultSettings, FirmwareEmulator
 from firmware_bridge.endpoint import Reply
 from firmware_bridge.errors import AckTimeout, LinkDown, Nak, PayloadError
 from firmware_bridge.link import HostLink, LinkEvent, LinkFault, LinkSettings
-from models.scan import load_scan
+from models.scan import Scan, load_scan
 
 __all__ = ["LineBlock", "ScanStream", "Scanner", "ScannerConfig", "ScannerStatus", "SimFaultsConfig",
            "SimScannerConfig", "open_scanner"]
@@ -172,14 +174,19 @@ def _link_settings(cfg: ScannerConfig, port: str) -> LinkSettings:
                         stale_s=cfg.stale_ms / 1000, reconnect_s=cfg.reconnect_ms / 1000, dtr=cfg.dtr, rts=cfg.rts)
 
 
-def _emulator(cfg: ScannerConfig) -> FirmwareEmulator:
+def _load_scans(folder: Path) -> list[Scan]:
+    files = sorted(folder.glob("*.npz"))
+    if not files:
+        raise LinkLost(f"simulated X-ray controller has no .npz scans in {folder}")
+    return [load_scan(p) for p in files]
+
+
+async def _emulator(cfg: ScannerConfig) -> FirmwareEmulator:
     sim = cfg.sim
     assert sim is not None
-    files = sorted(sim.scan_dir.glob("*.npz"))
-    if not files:
-        raise LinkLost(f"simulated X-ray controller has no .npz scans in {sim.scan_dir}")
+    scans = await asyncio.to_thread(_load_scans, sim.scan_dir)
     f = sim.faults
-    return FirmwareEmulator([load_scan(p) for p in files], line_rate=sim.line_rate, fifo_lines=sim.fifo_lines,
+    return FirmwareEmulator(scans, line_rate=sim.line_rate, fifo_lines=sim.fifo_lines,
                             boot_s=sim.boot_ms / 1000, interlocks_closed=sim.interlocks_closed,
                             faults=FaultSettings(f.corrupt, f.drop, f.duplicate, f.seed),
                             heartbeat_s=cfg.heartbeat_ms / 1000, host_stale_s=cfg.stale_ms / 1000 * 1.5,
@@ -194,7 +201,7 @@ async def open_scanner(cfg: ScannerConfig, name: str) -> AsyncIterator[Scanner]:
         port = cfg.port
         emulator = None
         if cfg.kind == "sim":
-            emulator = await stack.enter_async_context(_emulator(cfg))
+            emulator = await stack.enter_async_context(await _emulator(cfg))
             port = emulator.port
         scanner = Scanner(cfg, name, port)
         scanner.emulator = emulator
