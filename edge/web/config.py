@@ -34,4 +34,7 @@ class WebConfig(BaseModel):
     lockout_s: float = Field(300.0, ge=0.0)
     secure_cookie: bool = False  # True when the screen is served over TLS
     history_page_size: int = Field(50, ge=1, le=500)
+    # Clients allowed to receive the badge reader's reads (to pre-fill sign-in): the station's own
+    # kiosk browser. Badge ids are cloneable, so they are not broadcast to the whole network.
+    badge_feed_clients: tuple[str, ...] = ("127.0.0.1", "::1")
     tip: TipConfig = TipConfig()

@@ -89,7 +89,9 @@ async def _badge_event(event: Event) -> tuple[str, dict[str, Any]] | None:
 
 
 @router.get("/api/badge-stream")
-async def badge_stream(st: WebState = Depends(state)) -> StreamingResponse:
+async def badge_stream(request: Request, st: WebState = Depends(state)) -> StreamingResponse:
     """The badge reader's reads, to pre-fill the sign-in form (a badge only identifies; the PIN signs in)."""
+    if request.client is None or request.client.host not in st.cfg.badge_feed_clients:
+        raise HTTPException(403, "forbidden")
     return StreamingResponse(sse.stream(st.ctx.events, _badge_event, st.stopping), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store"})

@@ -21,16 +21,23 @@ def frame(name: str, data: dict[str, Any]) -> str:
 async def stream(bus: Any, mapper: Mapper, stopping: asyncio.Event,
                  still_allowed: Callable[[], Awaitable[bool]] | None = None) -> AsyncIterator[str]:
     """Frames for every mapped event until the client leaves, the app stops or the session ends."""
+    loop = asyncio.get_running_loop()
+    checked = loop.time()
     with bus.subscribe() as sub:
         yield frame("hello", {"dropped": 0})
         while not stopping.is_set():
+            event = None
             try:
                 async with asyncio.timeout(KEEPALIVE_S):
                     event = await sub.get()
             except TimeoutError:
-                if still_allowed is not None and not await still_allowed():
+                pass
+            if still_allowed is not None and loop.time() - checked >= KEEPALIVE_S:
+                checked = loop.time()
+                if not await still_allowed():
                     yield frame("signed_out", {})
                     return
+            if event is None:
                 yield ": keepalive\n\n"
                 continue
             mapped = await mapper(event)

@@ -213,3 +213,14 @@ def test_missing_scan_is_a_clear_404(station):
     rec = station.item(store_scan=False)
     r = station.client(OFFICER).get(f"/api/cases/{rec.id}/image.png")
     assert r.status_code == 404 and r.json()["detail"] == "scan_not_stored"
+
+
+def test_badge_feed_is_only_for_the_station_kiosk(station):
+    assert station.client().get("/api/badge-stream").status_code == 403  # TestClient is not 127.0.0.1
+
+
+def test_manual_item_cleared_after_inspection(station):
+    rec = station.item(Verdict.MANUAL, "scan_incomplete")
+    c = station.client(OFFICER)
+    assert c.post(f"/api/cases/{rec.id}/decision", json={"outcome": "cleared", "note": "hand search"}).status_code == 200
+    assert station.store.get(rec.id).review.outcome == "cleared"

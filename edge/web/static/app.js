@@ -244,6 +244,7 @@ async function decide(outcome) {
 }
 $("confirm").onclick = () => decide("threat_confirmed");
 $("false-alarm").onclick = () => decide("false_alarm");
+$("cleared").onclick = () => decide("cleared");
 $("override").onclick = () => decide("override");
 
 async function screenAnswer(flagged) {
@@ -312,12 +313,16 @@ async function refreshHealth() {
   const devices = Object.entries(h.devices || {}).map(([n, d]) => [n, tr("state.", d.state) + (d.detail ? " — " + d.detail : "")]);
   box.append(kv([[T("health.station"), `${h.station} (${tr("station_kind.", h.station_kind)}, ${h.lane})`], ...devices,
     [T("health.model"), h.model ? [h.model.name, h.model.version, h.model.state ? tr("state.", h.model.state) : ""].filter(Boolean).join(" ") : "—"],
-    [T("health.sync_backlog"), JSON.stringify(h.sync || {})], [T("health.budget_misses"), fmtNum(h.budget_misses || 0)],
+    [T("health.sync_backlog"), Object.entries(h.sync || {}).map(([k, v]) => tr("sync.", k) + " " + (typeof v === "number" ? fmtNum(v) : tr("state.", String(v)))).join(" · ") || "—"],
+    [T("health.budget_misses"), fmtNum(h.budget_misses || 0)],
     [T("health.queue"), fmtNum(h.queue)], [T("health.tip"), T(h.tip_active ? "health.on" : "health.off")],
     [T("health.material_colour"), T(h.material_colour ? "health.on" : "health.off")]]));
   const h3 = document.createElement("h3"); h3.textContent = T("health.last_errors"); box.append(h3);
   const ul = document.createElement("ul");
-  for (const [code, msg] of h.alarms || []) { const li = document.createElement("li"); li.textContent = tr("alarm.", code) + " — " + msg; ul.append(li); }
+  for (const [code, msg] of h.alarms || []) {  // a known code in the reader's language; the daemon's sentence otherwise
+    const li = document.createElement("li"); li.title = msg;
+    li.textContent = S.msgs["alarm." + code] !== undefined ? T("alarm." + code) : msg; ul.append(li);
+  }
   if (!(h.alarms || []).length) { const li = document.createElement("li"); li.textContent = T("health.no_errors"); ul.append(li); }
   box.append(ul);
 }
