@@ -87,15 +87,15 @@ class ConveyorSim(BaseModel):
 
 
 class GantrySim(BaseModel):
-    """Simulated gantry: vehicles arriving, passing the entry and exit loops, barrier, light."""
+    """Simulated gantry: vehicles pass the entry loop, wait at the barrier, leave over the exit loop."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     vehicles_per_min: float = Field(default=2.0, ge=0)
     vehicle_speed_m_s: float = Field(default=1.5, gt=0)
     vehicle_length_m: tuple[float, float] = (4.0, 16.0)
-    eye_entry_m: float = 5.0
+    eye_entry_m: float = 5.0  # entry loop: the vehicle enters the scan zone
+    barrier_m: float = 22.0  # vehicles wait here for the verdict
     eye_exit_m: float = 25.0
-    barrier_m: float = 3.0
     barrier_actuation_s: float = Field(default=2.0, ge=0)
     auto_vehicles: bool = False
     seed: int = 1

@@ -241,19 +241,26 @@ class GantryModel(PlcModel):
         return self._next_id - 1
 
     def step_physics(self, dt: float) -> None:
-        target = 1.0 if self.active("barrier_open_request") else 0.0
+        # The PLC keeps the barrier open while a vehicle stands under it.
+        target = 1.0 if self.active("barrier_open_request") or self.loop(self.g.barrier_m) else 0.0
         rate = dt / self.g.barrier_actuation_s if self.g.barrier_actuation_s else 1.0
         self.barrier_pos = min(max(self.barrier_pos + max(-rate, min(rate, target - self.barrier_pos)), 0.0), 1.0)
         if self.g.auto_vehicles and self._rng.random() < self.g.vehicles_per_min / 60 * dt:
             self.add_vehicle(self._rng.uniform(*self.g.vehicle_length_m), lead_m=-5.0)
-        stop_at = self.g.barrier_m - 0.5
-        for v in self.vehicles:
-            nxt = v.lead_m + self.g.vehicle_speed_m_s * dt
-            blocked = self.barrier_pos < 1.0 and v.lead_m <= stop_at < nxt
-            v.lead_m = stop_at if blocked else nxt
+        self._drive(dt)
         done = [v for v in self.vehicles if v.lead_m - v.length_m > self.g.eye_exit_m + 1]
         self.passed.extend(v.id for v in done)
         self.vehicles = [v for v in self.vehicles if v not in done]
+
+    def _drive(self, dt: float) -> None:
+        """Vehicles stop at a closed barrier and keep 2 m behind the vehicle ahead."""
+        stop_at = self.g.barrier_m - 0.5
+        limit = float("inf")
+        for v in sorted(self.vehicles, key=lambda v: -v.lead_m):
+            if self.barrier_pos < 1.0 and v.lead_m <= stop_at:
+                limit = min(limit, stop_at)
+            v.lead_m = max(v.lead_m, min(v.lead_m + self.g.vehicle_speed_m_s * dt, limit))
+            limit = v.lead_m - v.length_m - 2.0
 
     def loop(self, x: float) -> bool:
         return any(v.covers(x) for v in self.vehicles)

@@ -152,8 +152,9 @@ async def test_gantry_barrier_light_and_vehicle_loops() -> None:
         await plc.request_light("green")
         assert (await plc.read_state()).light == "green"
         vid = plc.sim.model.add_vehicle(4.0)
-        await asyncio.sleep(0.3)
-        assert plc.sim.model.vehicles[0].lead_m == pytest.approx(2.5)  # waits at the closed barrier
+        await wait_until(lambda s: plc.sim.model.vehicles[0].lead_m >= 21.5, plc)
+        await asyncio.sleep(0.1)
+        assert plc.sim.model.vehicles[0].lead_m == pytest.approx(21.5)  # waits at the closed barrier
         await plc.request_barrier(True)
         await wait_until(lambda s: vid in plc.sim.model.passed, plc)
         await asyncio.sleep(0.05)
