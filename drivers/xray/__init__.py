@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import structlog
 
 from drivers.errors import DeviceRefused, LinkLost, ProtocolError, ReadbackMismatch
 from drivers.xray.config import ScannerConfig, SimFaultsConfig, SimScannerConfig
+from drivers.xray.errors import ScanUnavailable
 from drivers.xray.stream import LineBlock, ScanStream
 from firmware_bridge import codec
 from firmware_bridge.codec import Fault, Frame, MsgType, NakReason
@@ -33,8 +34,8 @@ from firmware_bridge.errors import AckTimeout, LinkDown, Nak, PayloadError
 from firmware_bridge.link import HostLink, LinkEvent, LinkFault, LinkSettings
 from models.scan import Scan, load_scan
 
-__all__ = ["LineBlock", "ScanStream", "Scanner", "ScannerConfig", "ScannerStatus", "SimFaultsConfig",
-           "SimScannerConfig", "open_scanner"]
+__all__ = ["LineBlock", "ScanStream", "ScanUnavailable", "Scanner", "ScannerConfig", "ScannerStatus",
+           "SimFaultsConfig", "SimScannerConfig", "open_scanner"]
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +63,8 @@ class Scanner:
         self.emulator: FirmwareEmulator | None = None
         self.link = HostLink(_link_settings(cfg, port), self._on_frame, name, self._on_event)
         self._streams: dict[int, ScanStream] = {}
+        self.on_link_change: Callable[[bool, str], None] | None = None
+        """Called with (up, reason) when the link comes up or is lost (lost = stop requesting X-ray)."""
 
     @property
     def link_up(self) -> bool:
@@ -154,6 +157,9 @@ class Scanner:
             for stream in self._streams.values():
                 stream.abort(f"link to the controller lost: {event.reason}")
             self._streams.clear()
+        if self.on_link_change is not None:
+            up = not isinstance(event, LinkFault)
+            self.on_link_change(up, "firmware session started" if up else event.reason)  # type: ignore[union-attr]
 
     def _meta(self) -> dict[str, object]:
         meta: dict[str, object] = {"source": f"xray:{self.name}", "dual_energy": True}

@@ -153,6 +153,8 @@ async def test_unplug_mid_scan_then_replug(tmp_path: Path) -> None:
     async with open_scanner(_config(tmp_path, [_scan(lines=300)], line_rate=300), "xray") as scanner:
         emu = scanner.emulator
         assert emu is not None
+        changes: list[tuple[bool, str]] = []
+        scanner.on_link_change = lambda up, why: changes.append((up, why))
         await scanner.arm()
         stream = await scanner.start_scan("unplugged")
         await anext(stream)
@@ -164,6 +166,8 @@ async def test_unplug_mid_scan_then_replug(tmp_path: Path) -> None:
         emu.replug()
         await scanner.link.wait_up(5)
         assert not (await scanner.status()).armed
+        assert [up for up, _ in changes][-2:] == [False, True]
+        assert "read failed" in changes[-2][1] or "end of file" in changes[-2][1]
 
 
 def test_config_requires_what_its_kind_needs(tmp_path: Path) -> None:
