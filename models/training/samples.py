@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from models.scan import save_scan
+from models.training.gantry import gantry_scan
 from models.training.scene import SceneSpec, synth_scan
 
 # file stem -> (seed, threats); seeds 900000+ are used nowhere else
@@ -17,13 +18,17 @@ EXAMPLES = {
     "bag_cigarettes_01": (900015, ("cigarettes",)), "bag_battery_01": (900016, ("battery",)),
     "bag_drugs_01": (900017, ("drugs",)), "bag_mixed_01": (900018, ("phone", "battery", "cigarettes")),
 }
+# drive-through portal scans of vans (8 mm pixels)
+GANTRY_EXAMPLES = {"van_cigarettes_01": (900101, ("cigarettes",)), "van_drugs_01": (900102, ("drugs",))}
 
 
-def write_examples(out: Path, lines: int = 448, pixels: int = 512) -> list[Path]:
+def write_examples(out: Path, lines: int = 448, pixels: int = 448) -> list[Path]:
     """Render every example scan into out/; returns the paths written."""
     out.mkdir(parents=True, exist_ok=True)
-    return [save_scan(synth_scan(seed, SceneSpec(lines=lines, pixels=pixels, threats=threats)), out / f"{stem}.npz")
+    bags = [save_scan(synth_scan(seed, SceneSpec(lines=lines, pixels=pixels, threats=threats)), out / f"{stem}.npz")
             for stem, (seed, threats) in EXAMPLES.items()]
+    vans = [save_scan(gantry_scan(seed, hidden), out / f"{stem}.npz") for stem, (seed, hidden) in GANTRY_EXAMPLES.items()]
+    return bags + vans
 
 
 def main() -> None:
