@@ -48,7 +48,8 @@ def summary(record: InspectionRecord, stored: bool | None = None) -> dict[str, A
     """The record as the screen needs it (JSON), plus whether its scan is on disk."""
     out = record.model_dump(mode="json", by_alias=True)
     out["scan_stored"] = stored
-    out["latency_total_ms"] = round(sum(record.latencies_ms.values()), 1)
+    lat = record.latencies_ms
+    out["latency_total_ms"] = round(lat["total"] if "total" in lat else sum(lat.values()), 1)
     return out
 
 
@@ -65,7 +66,7 @@ def image_source(store, tip: TipEngine, user: User, record_id: str, mode: str) -
     if record.scan is None or not queries.scan_stored(store, record_id):
         raise CaseError(404, "scan_not_stored")
     pending = tip.pending(store.conn, user.badge, record_id)
-    audit.append(store.conn, user.badge, "case.image_view", record_id, {"mode": mode})
+    audit.append(store.conn, user.badge, "case.image_view", record_id, {"mode": mode, "tip": pending is not None})
     return record, (store.scan_path(record.scan.sha256), pending)
 
 

@@ -18,6 +18,7 @@ from edge import audit, auth
 from edge.events import Event
 from edge.web import cases, export, queries, render, sse
 from edge.web.deps import COOKIE, WebState, lang_of, require, state
+from models.errors import ScanFormatError
 
 log = structlog.get_logger()
 router = APIRouter()
@@ -80,7 +81,11 @@ async def image(record_id: str, request: Request, mode: str = Query("colour"), s
     if mode not in render.VIEW_MODES:
         raise HTTPException(422, "unknown_view_mode")
     record, source = await _call(st, cases.image_source, st.tip, user, record_id, mode)
-    png = await asyncio.to_thread(cases.draw, record, source, st.tip, mode, lang_of(request, st, user))
+    try:
+        png = await asyncio.to_thread(cases.draw, record, source, st.tip, mode, lang_of(request, st, user))
+    except ScanFormatError as exc:
+        log.error("web.scan_unreadable", record=record_id, error=str(exc))
+        raise HTTPException(500, "scan_unreadable") from exc
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 

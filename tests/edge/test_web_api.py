@@ -224,3 +224,12 @@ def test_manual_item_cleared_after_inspection(station):
     c = station.client(OFFICER)
     assert c.post(f"/api/cases/{rec.id}/decision", json={"outcome": "cleared", "note": "hand search"}).status_code == 200
     assert station.store.get(rec.id).review.outcome == "cleared"
+
+
+def test_unreadable_scan_file_is_named_not_a_crash(station):
+    rec = station.item()
+    station.store.scan_path(rec.scan.sha256).write_bytes(b"not a scan")
+    c = station.client(OFFICER)
+    r = c.get(f"/api/cases/{rec.id}/image.png")
+    assert r.status_code == 500 and r.json()["detail"] == "scan_unreadable"
+    assert c.get("/api/queue").status_code == 200
