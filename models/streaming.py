@@ -47,7 +47,13 @@ class StripDetector:
 
     @property
     def strips_done(self) -> int:
+        """Strips started so far (run, or queued in async mode)."""
         return len(self._done)
+
+    @property
+    def strips_pending(self) -> int:
+        """Strips queued or running in async mode."""
+        return sum(not t.done() for t in self._tasks)
 
     def feed(self, high_block: np.ndarray, low_block: np.ndarray) -> None:
         """Append a block of lines; complete strips run here (blocking)."""
