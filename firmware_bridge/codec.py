@@ -9,6 +9,20 @@ reflected, init and xorout 0xFFFFFFFF, check value 0xCBF43926 for b"123456789") 
 version..payload. CRC-32 rather than CRC-16 because line frames reach several kilobytes,
 where a 16-bit CRC misses too many burst patterns.
 
+Messages (payload layouts are the structs below). Every frame but ACK, NAK and HEARTBEAT is
+reliable: the receiver answers ACK(seq, reply body) or NAK(seq, reason); ACK, NAK and HEARTBEAT
+carry seq 0 and are never answered. Requests get their answer in the ACK body:
+
+    HELLO        host -> fw   protocol, host max frame       ACK body: HelloInfo
+    STATUS       host -> fw   -                              ACK body: Status
+    ARM, DISARM  host -> fw   -                              NAK INTERLOCKS_OPEN when open
+    START_SCAN   host -> fw   scan id                        NAK NOT_ARMED / BUSY / ...
+    STOP_SCAN    host -> fw   scan id                        NAK NOT_SCANNING
+    LINE         fw -> host   scan id, index, width, high[width], low[width]
+    SCAN_END     fw -> host   scan id, lines sent, complete flag
+    HEARTBEAT    both ways    boot id, uptime ms
+    UPDATE_*     host -> fw   see update.py
+
 The decoder never buffers more than the encoded size of `max_frame` bytes: a longer run
 without a delimiter is discarded up to the next 0x00, and the header's length field is checked
 against `max_frame` before any payload is sliced or any array is built.
