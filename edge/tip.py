@@ -102,12 +102,13 @@ def _scaled_shape(threat: Threat, scale: float) -> tuple[int, int]:
 
 def choose(threats: dict[str, Threat], shape: tuple[int, int], high: np.ndarray, cfg: TipConfig,
            rng: random.Random) -> Projection | None:
-    """A threat and a place for it inside the bag (where the scan is not air), or None if none fits."""
-    name = rng.choice(sorted(threats))
+    """A threat that fits and a place for it inside the bag (where the scan is not air), or None."""
     scale = rng.uniform(cfg.min_scale, cfg.max_scale)
-    th, tw = _scaled_shape(threats[name], scale)
-    if th >= shape[0] or tw >= shape[1]:
+    fitting = [n for n in sorted(threats) if all(a < b for a, b in zip(_scaled_shape(threats[n], scale), shape))]
+    if not fitting:
         return None
+    name = rng.choice(fitting)
+    th, tw = _scaled_shape(threats[name], scale)
     ys, xs = np.nonzero(high[: shape[0] - th, : shape[1] - tw] < 0.9 * AIR)
     if len(ys):
         i = rng.randrange(len(ys))
@@ -229,59 +230,29 @@ def stats(conn: sqlite3.Connection, officer: str | None = None) -> list[dict[str
 
 # -- building a library --------------------------------------------------------------------------
 
-def _pistol(lengths: dict[str, np.ndarray]) -> None:
-    steel = lengths.setdefault("steel", np.zeros((70, 110), np.float32))
-    cv2.rectangle(steel, (5, 8), (105, 26), 14.0, -1)                      # slide and barrel
-    cv2.fillPoly(steel, [np.array([[62, 26], [88, 26], [98, 66], [74, 66]])], 9.0)  # grip
-    cv2.ellipse(steel, (56, 34), (10, 9), 0, 0, 180, 4.0, 3)               # trigger guard
-
-
-def _knife(lengths: dict[str, np.ndarray]) -> None:
-    steel = lengths.setdefault("steel", np.zeros((30, 120), np.float32))
-    cv2.fillPoly(steel, [np.array([[4, 15], [70, 6], [70, 22]])], 2.5)
-    lengths["polyethylene"] = np.zeros((30, 120), np.float32)
-    cv2.rectangle(lengths["polyethylene"], (70, 7), (116, 23), 18.0, -1)
-
-
-def _grenade(lengths: dict[str, np.ndarray]) -> None:
-    steel = lengths.setdefault("steel", np.zeros((80, 60), np.float32))
-    cv2.ellipse(steel, (30, 44), (24, 32), 0, 0, 360, 6.0, 4)
-    cv2.rectangle(steel, (22, 2), (38, 14), 8.0, -1)
-    lengths["polyethylene"] = np.zeros((80, 60), np.float32)
-    cv2.ellipse(lengths["polyethylene"], (30, 44), (20, 28), 0, 0, 360, 40.0, -1)
-
-
-def _ammunition(lengths: dict[str, np.ndarray]) -> None:
-    brass = lengths.setdefault("brass", np.zeros((50, 70), np.float32))
-    for i in range(5):
-        cv2.rectangle(brass, (4 + i * 13, 8), (13 + i * 13, 42), 9.0, -1)
-
-
-SIMULATED: dict[str, tuple[str, Any]] = {
-    "pistol": ("firearm", _pistol),
-    "knife": ("knife", _knife),
-    "grenade": ("explosive", _grenade),
-    "ammunition": ("ammunition", _ammunition),
-}
-
-
-def build_library(folder: Path, sources: list[Path] | None = None) -> list[Path]:
-    """Fill `folder` with cut-outs: from labelled scans' `truth` boxes when given, else simulated."""
+def build_library(folder: Path, sources: list[Path] | None = None, per_class: int = 3, seed: int = 0) -> list[Path]:
+    """Fill `folder` with cut-outs: from labelled scans' `truth` boxes when given, else from the
+    training simulator's threat generators rendered through its dual-energy physics."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if sources:
         return [p for src in sources for p in _crop_truth(src, folder)]
     from models.training.physics import ideal_transmission  # optional extra: the simulator
+    from models.training.threats import GENERATORS
 
+    rng = np.random.default_rng(seed)
     written = []
-    for name, (label, draw) in SIMULATED.items():
-        lengths: dict[str, np.ndarray] = {}
-        draw(lengths)
-        high, low = ideal_transmission({k: cv2.GaussianBlur(v, (0, 0), 0.8) for k, v in lengths.items()})
-        to16 = lambda a: np.clip(a * AIR + 0.5, 0, AIR).astype(np.uint16)  # noqa: E731
-        written.append(save_scan(Scan(to16(high), to16(low), {"label": label, "source": "simulator"}),
-                                 folder / f"{name}.npz"))
+    for label, make in GENERATORS.items():
+        for i in range(per_class):
+            obj = make(rng)
+            high, low = ideal_transmission(obj.parts)
+            scan = Scan(_to16(high), _to16(low), {"label": label, "source": "models.training.threats"})
+            written.append(save_scan(scan, folder / f"{label}-{i}.npz"))
     return written
+
+
+def _to16(t: np.ndarray) -> np.ndarray:
+    return np.clip(t * AIR + 0.5, 0, AIR).astype(np.uint16)
 
 
 def _crop_truth(src: Path, folder: Path) -> list[Path]:

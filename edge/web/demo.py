@@ -29,7 +29,7 @@ from edge.store import Store, StoreWriter
 from edge.tip import TipEngine, build_library, load_library
 from edge.web.app import create_app, ensure_schema
 from edge.web.config import TipConfig, WebConfig
-from models.scan import AIR, Scan
+from models.scan import AIR, Scan, load_scan
 
 DEMO_USERS = (("0A1B2C3D", "Officer Chan", "officer", "1234"), ("5E6F7A8B", "Supervisor Lee", "supervisor", "5678"),
               ("9C0D1E2F", "Technician Wong", "technician", "9012"))
@@ -155,12 +155,17 @@ def main(argv: list[str] | None = None) -> int:
         build_library(lib)
     cfg = WebConfig(tip=TipConfig(rate=a.tip_rate, library_dir=lib))
     rng = np.random.default_rng()
+    examples = sorted(Path(__file__).resolve().parents[2].glob("examples/scans/*.npz"))
     with StationHarness(a.data, cfg, port=a.port) as h:
         h.add_demo_users()
         print(f"station screen at {h.url}  (officer 0A1B2C3D / 1234, supervisor 5E6F7A8B / 5678, technician 9C0D1E2F / 9012)")
         while True:
             roll = rng.random()
-            scan, truth = synthetic_scan(rng, threat=roll < 0.3)
+            if examples:  # the simulator's example bags, their truth standing in for the detector
+                scan = load_scan(examples[int(rng.integers(len(examples)))])
+                truth = scan.meta.get("truth", [])
+            else:
+                scan, truth = synthetic_scan(rng, threat=roll < 0.3)
             verdict, reason = (Verdict.SUSPECT, "detection") if truth else \
                 (Verdict.MANUAL, "budget_missed") if roll > 0.9 else (Verdict.CLEAR, "clear")
             h.publish_record(h.commit(scan, record_for(scan, verdict, reason, truth)))

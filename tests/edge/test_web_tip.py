@@ -1,5 +1,7 @@
 """Threat Image Projection: physics of the composite, scoring, statistics, and that the record never changes."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -26,20 +28,31 @@ def library(tmp_path_factory):
     return folder
 
 
-def test_library_holds_simulated_threats(library):
+def test_library_holds_the_simulators_threats(library):
+    from models.training.threats import GENERATORS
+
     threats = tip.load_library(library)
-    assert {t.label for t in threats.values()} == {"firearm", "knife", "explosive", "ammunition"}
-    pistol = threats["pistol"]
-    assert pistol.high.min() < 0.2 and pistol.high.max() > 0.99  # steel dark, air around it clear
-    assert (pistol.low <= pistol.high + 1e-6).all()  # the low channel attenuates at least as much
+    assert {t.label for t in threats.values()} == set(GENERATORS)
+    gun = threats["firearm-0"]
+    assert gun.high.min() < 0.2 and gun.high.max() > 0.99  # steel dark, air around it clear
+    assert (gun.low <= gun.high + 1e-6).all()  # the low channel attenuates at least as much
+
+
+def test_cut_outs_from_labelled_example_scans(tmp_path):
+    sources = sorted(Path(__file__).resolve().parents[2].glob("examples/scans/*firearm*.npz"))
+    if not sources:
+        pytest.skip("no labelled example scans in examples/scans")
+    written = tip.build_library(tmp_path, sources[:1])
+    threats = tip.load_library(tmp_path)
+    assert len(threats) == len(written) >= 1 and "firearm" in {t.label for t in threats.values()}
 
 
 def test_composite_multiplies_transmissions_inside_the_box_only(library):
-    threat = tip.load_library(library)["knife"]
+    threat = tip.load_library(library)["knife-0"]
     rng = np.random.default_rng(3)
     bag = Scan(rng.integers(20000, 60000, (200, 300), dtype=np.uint16),
                rng.integers(15000, 50000, (200, 300), dtype=np.uint16))
-    p = tip.Projection("knife", x=40, y=50, scale=1.0)
+    p = tip.Projection("knife-0", x=5, y=50, scale=1.0)
     out = tip.composite(bag, threat, p)
     x0, y0, x1, y1 = (int(v) for v in p.box(threat))
     expected = bag.high[y0:y1, x0:x1].astype(np.float64) * threat.high
