@@ -18,7 +18,7 @@ import numpy as np
 
 from firmware_bridge import codec
 from firmware_bridge.codec import Frame, MsgType
-from firmware_bridge.emulator import FirmwareEmulator
+from firmware_bridge.emulator import FaultSettings, FirmwareEmulator
 from firmware_bridge.link import HostLink, LinkSettings
 from models.scan import Scan
 
@@ -54,11 +54,12 @@ def frame_sizes(width: int) -> dict[str, int]:
             "max_frame": codec.MAX_FRAME, "max_width": (codec.MAX_FRAME - codec.line_frame_size(0)) // 4}
 
 
-async def throughput(width: int, lines: int, baud: int, throttle: bool) -> dict[str, float]:
+async def throughput(width: int, lines: int, baud: int, throttle: bool,
+                     faults: FaultSettings = FaultSettings()) -> dict[str, object]:
     """Lines per second of one scan streamed as fast as the link allows."""
     sink = _Sink()
-    async with FirmwareEmulator([_scan(lines, width)], line_rate=1e6, fifo_lines=10**7, baudrate=baud,
-                                throttle=throttle) as emu:
+    async with FirmwareEmulator([_scan(lines, width)], line_rate=1e6, fifo_lines=10**9, baudrate=baud,
+                                throttle=throttle, faults=faults) as emu:
         async with HostLink(LinkSettings(port=emu.port, baudrate=baud), sink) as link:
             await link.wait_up(5)
             await link.request(MsgType.ARM)
@@ -67,7 +68,8 @@ async def throughput(width: int, lines: int, baud: int, throttle: bool) -> dict[
             await sink.end.wait()
             dt = time.perf_counter() - t0
     wire = codec.cobs_max(codec.line_frame_size(width)) + 1
-    return {"baud": baud, "throttled": throttle, "lines": sink.lines, "seconds": round(dt, 3),
+    return {"baud": baud, "throttled": throttle, "faults": faults.corrupt + faults.drop + faults.duplicate,
+            "lines": sink.lines, "seconds": round(dt, 3),
             "lines_per_s": round(sink.lines / dt, 1), "uart_limit_lines_per_s": round(baud / 10 / wire, 1)}
 
 
@@ -98,7 +100,9 @@ async def recovery(kind: str, runs: int) -> dict[str, float]:
 
 async def main(width: int, out: Path | None) -> None:
     res: dict[str, object] = {"width": width, "frame_sizes": frame_sizes(width)}
-    res["throughput"] = [await throughput(width, 3000, 115200, False)]
+    res["throughput"] = [await throughput(width, 3000, 115200, False),
+                         await throughput(width, 3000, 3_000_000, False),
+                         await throughput(width, 3000, 3_000_000, False, FaultSettings(0.05, 0.05, 0.05, 1))]
     for baud, n in ((115200, 20), (921600, 150), (3_000_000, 400)):
         res["throughput"].append(await throughput(width, n, baud, True))  # type: ignore[union-attr]
     res["recovery"] = [await recovery(k, 5) for k in ("reboot", "unplug_replug", "stall_2s")]
