@@ -94,12 +94,17 @@ def bench_single_tile(det: Detector, scan: Scan, repeats: int) -> dict:
 
 
 def line_scan(scan: Scan, lines: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """A long scan made of baggage scans side by side and end to end."""
-    reps_x = -(-width // scan.shape[1])
-    reps_y = -(-lines // scan.shape[0])
-    high = np.tile(scan.high, (reps_y, reps_x))[:lines, :width]
-    low = np.tile(scan.low, (reps_y, reps_x))[:lines, :width]
-    return np.ascontiguousarray(high), np.ascontiguousarray(low)
+    """A long scan made of baggage scans side by side and end to end (no intermediate copies)."""
+    out = []
+    for src in (scan.high, scan.low):
+        dst = np.empty((lines, width), np.uint16)
+        h, w = src.shape
+        for y in range(0, lines, h):
+            for x in range(0, width, w):
+                part = dst[y : y + h, x : x + w]
+                part[:] = src[: part.shape[0], : part.shape[1]]
+        out.append(dst)
+    return out[0], out[1]
 
 
 async def stream_once(det: Detector, pool: InferencePool, high, low, lines_per_s: float) -> tuple[float, int, int]:
