@@ -13,7 +13,15 @@ from contextlib import asynccontextmanager
 from drivers.plc.config import PlcConfig, Point
 from drivers.plc.modbus import ModbusPlc
 from drivers.plc.sim import SimServer
-from drivers.plc.state import BeltMoved, EyeEdge, Light, LinkChanged, Plc, PlcEvent, PlcState
+from drivers.plc.state import (
+    BeltMoved,
+    EyeEdge,
+    Light,
+    LinkChanged,
+    Plc,
+    PlcEvent,
+    PlcState,
+)
 
 __all__ = ["BeltMoved", "EyeEdge", "Light", "LinkChanged", "ModbusPlc", "Plc", "PlcConfig",
            "PlcEvent", "PlcState", "Point", "SimServer", "open_plc"]

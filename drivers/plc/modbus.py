@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Self
 
 import structlog
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -38,8 +38,8 @@ def make_client(cfg: PlcConfig, trace: Callable[[bool, bytes], bytes]) -> Any:
     """The pymodbus client for the configured transport, with short timeouts and one retry."""
     # reconnect_delay=0 turns pymodbus's own reconnect off: the poll loop reconnects (it must
     # also connect when the PLC was absent at start, which pymodbus does not retry).
-    common = dict(timeout=cfg.timeout_ms / 1000, retries=cfg.retries, trace_packet=trace,
-                  reconnect_delay=0)
+    common: dict[str, Any] = {"timeout": cfg.timeout_ms / 1000, "retries": cfg.retries,
+                              "trace_packet": trace, "reconnect_delay": 0}
     if cfg.kind == "modbus-rtu":
         return AsyncModbusSerialClient(cfg.serial_port, framer=FramerType.RTU,
                                        baudrate=cfg.baudrate, **common)
@@ -80,7 +80,7 @@ class ModbusPlc:
         self.frames.append((b">" if sending else b"<") + data)
         return data
 
-    async def __aenter__(self) -> ModbusPlc:
+    async def __aenter__(self) -> Self:
         await self.client.connect()
         self._task = asyncio.create_task(self._poll_loop(), name=f"plc-poll-{self.name}")
         return self

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tty
+from typing import Self
 
 
 class PtyLink:
@@ -16,7 +17,7 @@ class PtyLink:
         self.paths: tuple[str, str] = ("", "")
         self.bytes_relayed = 0
 
-    async def __aenter__(self) -> PtyLink:
+    async def __aenter__(self) -> Self:
         for _ in range(2):
             master, slave = os.openpty()
             tty.setraw(slave)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass, field
+from typing import Self
 
 from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
@@ -27,6 +28,7 @@ WRITABLE = frozenset(
      "host_heartbeat", "light_request"}
 )
 LATCHED = frozenset({"belt_run_request", "xray_permit_request", "barrier_open_request"})
+MAX_STEP_S = 0.05
 FC_TABLE = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "holding",
             16: "holding", 22: "holding", 23: "holding", 4: "input"}
 
@@ -356,7 +358,7 @@ class SimServer:
         """Answer requests again."""
         self.context.muted = False
 
-    async def __aenter__(self) -> SimServer:
+    async def __aenter__(self) -> Self:
         if self.rtu:
             self._link = await PtyLink().__aenter__()
             self._server = ModbusSerialServer(self.context, framer=FramerType.RTU, port=self._link.paths[0],
@@ -387,5 +389,6 @@ class SimServer:
         while True:
             await asyncio.sleep(self.cfg.sim.step_ms / 1000)
             now = loop.time()
-            self.model.step(now - last)
+            # A stalled loop slows simulated time down instead of letting items jump past eyes.
+            self.model.step(min(now - last, MAX_STEP_S))
             last = now

@@ -12,11 +12,18 @@ from typing import Protocol
 
 from drivers.rfid.codec import Em4100Decoder, Em4100Tag, encode_frame
 from drivers.rfid.config import Presentation, RfidConfig, RfidSim
-from drivers.rfid.reader import Em4100SerialReader, ReaderEvent, ReaderLink, TagRemoved, TagSeen
+from drivers.rfid.reader import (
+    Em4100SerialReader,
+    ReaderEvent,
+    ReaderLink,
+    TagId,
+    TagRemoved,
+    TagSeen,
+)
 from drivers.rfid.sim import Em4100Sim
 
 __all__ = ["Em4100Decoder", "Em4100SerialReader", "Em4100Sim", "Em4100Tag", "Presentation",
-           "ReaderEvent", "ReaderLink", "RfidConfig", "RfidSim", "TagReader", "TagRemoved", "TagSeen",
+           "ReaderEvent", "ReaderLink", "RfidConfig", "RfidSim", "TagId", "TagReader", "TagRemoved", "TagSeen",
            "encode_frame", "open_reader"]
 
 

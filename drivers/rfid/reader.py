@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Self
 
 import structlog
 
@@ -24,15 +25,26 @@ EVENT_QUEUE = 1024
 
 
 @dataclass(frozen=True)
+class TagId:
+    """A tag's identity: technology, raw id bytes, hex, and display numbers where they exist."""
+
+    tech: str
+    raw: bytes
+    hex: str
+    decimal: str | None = None
+    facility_card: str | None = None
+
+    @classmethod
+    def em4100(cls, tag: Em4100Tag) -> TagId:
+        return cls("em4100", tag.raw, tag.hex, tag.decimal10, tag.facility_card)
+
+
+@dataclass(frozen=True)
 class TagSeen:
     """A tag appeared at a reader (reported once until it is removed)."""
 
     reader: str
-    tech: str
-    raw: bytes
-    hex: str
-    decimal: str | None
-    facility_card: str | None
+    tag: TagId
     t: float
     at: datetime
     antenna: int | None = None
@@ -44,9 +56,7 @@ class TagRemoved:
     """A tag was not read for the removal time (`reason` "silence") or the link was lost."""
 
     reader: str
-    tech: str
-    raw: bytes
-    hex: str
+    tag: TagId
     reason: str
     t: float
     at: datetime
@@ -72,14 +82,14 @@ class Em4100SerialReader:
         self.cfg, self.name = cfg, name
         self.port = port or cfg.port
         self.decoder = Em4100Decoder()
-        self.present: dict[bytes, float] = {}  # raw -> last time read
+        self.present: dict[TagId, float] = {}  # tag -> last time read
         self.link_ok = False
         self.events_dropped = 0
         self._subs: list[asyncio.Queue[ReaderEvent]] = []
         self._task: asyncio.Task[None] | None = None
         self.sim: object = None
 
-    async def __aenter__(self) -> Em4100SerialReader:
+    async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._run(), name=f"rfid-{self.name}")
         return self
 
@@ -137,21 +147,21 @@ class Em4100SerialReader:
             now = loop.time()
             for tag in self.decoder.feed(chunk):
                 self._seen(tag, now)
-            for raw in [r for r, seen in self.present.items() if now - seen >= removal]:
-                self._removed(raw, "silence", now)
+            for tid in [k for k, seen in self.present.items() if now - seen >= removal]:
+                self._removed(tid, "silence", now)
 
     def _seen(self, tag: Em4100Tag, now: float) -> None:
-        if tag.raw not in self.present:
-            log.info("rfid.tag_seen", reader=self.name, tag=tag.hex)
-            self._emit(TagSeen(self.name, "em4100", tag.raw, tag.hex, tag.decimal10, tag.facility_card,
-                               now, datetime.now(UTC)))
-        self.present[tag.raw] = now
+        tid = TagId.em4100(tag)
+        if tid not in self.present:
+            log.info("rfid.tag_seen", reader=self.name, tag=tid.hex)
+            self._emit(TagSeen(self.name, tid, now, datetime.now(UTC)))
+        self.present[tid] = now
 
-    def _removed(self, raw: bytes, reason: str, now: float) -> None:
-        del self.present[raw]
-        log.info("rfid.tag_removed", reader=self.name, tag=raw.hex().upper(), reason=reason)
-        self._emit(TagRemoved(self.name, "em4100", raw, raw.hex().upper(), reason, now, datetime.now(UTC)))
+    def _removed(self, tid: TagId, reason: str, now: float) -> None:
+        del self.present[tid]
+        log.info("rfid.tag_removed", reader=self.name, tag=tid.hex, reason=reason)
+        self._emit(TagRemoved(self.name, tid, reason, now, datetime.now(UTC)))
 
     def _drop_all(self, reason: str, now: float) -> None:
-        for raw in list(self.present):
-            self._removed(raw, reason, now)
+        for tid in list(self.present):
+            self._removed(tid, reason, now)

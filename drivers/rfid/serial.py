@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Self
 
 import serial
 
@@ -23,7 +24,7 @@ class SerialTransport:
         self._q: asyncio.Queue[bytes | Exception] = asyncio.Queue(QUEUE_CHUNKS)
         self.overflows = 0
 
-    async def __aenter__(self) -> SerialTransport:
+    async def __aenter__(self) -> Self:
         try:
             # exclusive=True is only an advisory lock; dsrdtr/rtscts off.
             self._ser = serial.Serial(self.port, self.baudrate, timeout=0, exclusive=True)

@@ -11,6 +11,7 @@ import asyncio
 import os
 import tempfile
 import tty
+from typing import Self
 
 from drivers.rfid.codec import encode_frame
 from drivers.rfid.config import RfidSim
@@ -28,7 +29,7 @@ class Em4100Sim:
         self.frames_sent = 0
         self.bytes_dropped = 0
 
-    async def __aenter__(self) -> Em4100Sim:
+    async def __aenter__(self) -> Self:
         self.replug()
         for p in self.cfg.schedule:
             self._spawn(self._later(p.at_s, p.tag_hex, p.seconds))

@@ -20,7 +20,7 @@ async def poll_until(pred, limit: int = 600) -> None:
 
 
 async def test_plc_silent_goes_to_safe_state_and_recovers() -> None:
-    async with open_plc(PlcConfig(kind="sim"), "conv") as plc:
+    async with open_plc(PlcConfig(kind="sim", readback_timeout_ms=3000), "conv") as plc:
         m = plc.sim.model
         await poll_until(lambda: plc._state is not None and plc._state.link_ok)
         await plc.request_belt(True)
@@ -58,7 +58,7 @@ async def test_plc_silent_goes_to_safe_state_and_recovers() -> None:
 
 
 async def test_stale_plc_heartbeat_is_link_lost() -> None:
-    async with open_plc(PlcConfig(kind="sim", heartbeat_stale_ms=300), "conv") as plc:
+    async with open_plc(PlcConfig(kind="sim", heartbeat_stale_ms=300, readback_timeout_ms=3000), "conv") as plc:
         m = plc.sim.model
         await poll_until(lambda: plc._state is not None and plc._state.link_ok)
         await plc.request_belt(True)
@@ -91,7 +91,7 @@ async def test_plc_not_listening_at_start_then_restarting() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cfg = PlcConfig(kind="modbus-tcp", port=port)
+    cfg = PlcConfig(kind="modbus-tcp", port=port, readback_timeout_ms=3000)
     async with ModbusPlc(cfg, "late") as plc:
         await poll_until(lambda: plc._state is not None and "not connected" in plc._state.link_reason)
         for _ in range(2):

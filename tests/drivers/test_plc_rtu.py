@@ -6,7 +6,7 @@ import asyncio
 
 from drivers.plc import PlcConfig, open_plc
 
-CFG = PlcConfig(kind="sim", baudrate=115200, sim={"transport": "rtu"})
+CFG = PlcConfig(kind="sim", baudrate=115200, readback_timeout_ms=3000, sim={"transport": "rtu"})
 
 
 async def until(pred, limit: int = 600) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -66,7 +68,7 @@ def test_any_chunking(tags: list[bytes], cuts: list[int], crlf: bool) -> None:
     stream = b"".join(encode_frame(r, crlf=crlf) for r in tags)
     points = sorted({0, len(stream), *[c % (len(stream) + 1) for c in cuts]})
     dec = Em4100Decoder()
-    got = [t.raw for a, b in zip(points, points[1:]) for t in dec.feed(stream[a:b])]
+    got = [t.raw for a, b in itertools.pairwise(points) for t in dec.feed(stream[a:b])]
     assert got == tags
 
 

@@ -9,7 +9,14 @@ import tty
 import pytest
 
 from drivers.errors import LinkLost
-from drivers.rfid import ReaderLink, RfidConfig, TagRemoved, TagSeen, encode_frame, open_reader
+from drivers.rfid import (
+    ReaderLink,
+    RfidConfig,
+    TagRemoved,
+    TagSeen,
+    encode_frame,
+    open_reader,
+)
 from drivers.rfid.serial import SerialTransport
 
 
@@ -25,7 +32,7 @@ async def collect(reader, until, limit_s: float = 10.0) -> list:
 
 
 def tag_events(events: list) -> list[tuple[str, str]]:
-    return [(type(e).__name__, e.hex) for e in events if isinstance(e, (TagSeen, TagRemoved))]
+    return [(type(e).__name__, e.tag.hex) for e in events if isinstance(e, (TagSeen, TagRemoved))]
 
 
 async def test_transport_reads_bytes_from_a_pty() -> None:
@@ -69,7 +76,8 @@ async def test_repeats_are_deduplicated_and_removal_follows_silence(crlf: bool) 
     assert tag_events(events) == [("TagSeen", "1A2B3C4D5E"), ("TagRemoved", "1A2B3C4D5E"),
                                   ("TagSeen", "0102030405"), ("TagRemoved", "0102030405")]
     seen = next(e for e in events if isinstance(e, TagSeen))
-    assert seen.decimal == "0725372254" and seen.facility_card == "060,19806" and seen.reader == "badge"
+    assert seen.tag.decimal == "0725372254" and seen.tag.facility_card == "060,19806"
+    assert seen.reader == "badge" and seen.tag.raw == bytes.fromhex("1A2B3C4D5E")
     assert reader.sim.frames_sent >= 10 and reader.decoder.stats.frames >= 10
 
 

@@ -16,8 +16,15 @@ from hypothesis import strategies as st
 
 from drivers.plc.config import ConveyorSim, PlcConfig
 from drivers.plc.sim import ConveyorModel
-from edge.tracking import (ConveyorTracker, GateCommand, Geometry, ItemRouted, ItemScanned,
-                           TrackingFault, latency_budget_s)
+from edge.tracking import (
+    ConveyorTracker,
+    GateCommand,
+    Geometry,
+    ItemRouted,
+    ItemScanned,
+    TrackingFault,
+    latency_budget_s,
+)
 
 EYES = ("eye_tunnel_entry", "eye_tunnel_exit", "eye_divert_gate")
 DT = 0.005
@@ -127,7 +134,7 @@ def test_item_that_skipped_the_entry_eye_is_manual() -> None:
     out = tracker.on_edge("eye_tunnel_exit", True, 1.0, 0.0)
     assert isinstance(out[0], TrackingFault)
     out = tracker.on_edge("eye_tunnel_exit", False, 1.3, 1.0) + tracker.advance(3.0, 7.0)
-    assert [o for o in out if isinstance(o, ItemRouted)][0].route == "manual"
+    assert next(o for o in out if isinstance(o, ItemRouted)).route == "manual"
 
 
 @settings(max_examples=25, deadline=None)
@@ -157,7 +164,7 @@ async def test_tracker_wired_to_the_plc_over_modbus() -> None:
 
     conv = {"belt_speed_m_s": 0.5, "eye_tunnel_entry_m": 0.3, "eye_tunnel_exit_m": 0.6,
             "eye_divert_gate_m": 1.4, "belt_length_m": 2.0}
-    cfg = PlcConfig(kind="sim", sim={"conveyor": conv})
+    cfg = PlcConfig(kind="sim", readback_timeout_ms=3000, sim={"conveyor": conv})
     verdicts = {1: "clear", 2: "suspect", 3: "clear"}
     async with open_plc(cfg, "conv") as plc:
         m = plc.sim.model
