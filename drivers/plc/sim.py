@@ -44,6 +44,7 @@ class SimItem:
     id: int
     lead_m: float
     length_m: float
+    fixed: bool = False  # a hand or test object held in a beam: does not move
 
     def covers(self, x: float) -> bool:
         """True when the item blocks a beam at position x."""
@@ -192,6 +193,8 @@ class ConveyorModel(PlcModel):
         self._spawn()
         gate = self.c.eye_divert_gate_m
         for item in self.items:
+            if item.fixed:
+                continue
             before = item.lead_m
             item.lead_m += dx
             if before < gate <= item.lead_m:
@@ -259,6 +262,8 @@ class GantryModel(PlcModel):
         stop_at = self.g.barrier_m - 0.5
         limit = float("inf")
         for v in sorted(self.vehicles, key=lambda v: -v.lead_m):
+            if v.fixed:
+                continue
             if self.barrier_pos < 1.0 and v.lead_m <= stop_at:
                 limit = min(limit, stop_at)
             v.lead_m = max(v.lead_m, min(v.lead_m + self.g.vehicle_speed_m_s * dt, limit))

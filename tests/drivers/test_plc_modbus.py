@@ -176,3 +176,19 @@ async def test_requests_while_link_down_raise_link_lost() -> None:
         await wait_until(lambda s: not s.link_ok, plc)
         with pytest.raises(LinkLost, match="link is down"):
             await plc.request_belt(True)
+
+
+def test_fixed_object_stays_in_the_beam_while_the_belt_runs() -> None:
+    from drivers.plc.sim import ConveyorModel, SimItem
+
+    cfg = PlcConfig(kind="sim")
+    m = ConveyorModel(p=cfg.sim, c=cfg.sim.conveyor)
+    m.write("host_heartbeat", 1)
+    m.write("belt_run_request", 1)
+    m.items.append(SimItem(-1, cfg.sim.conveyor.eye_tunnel_exit_m + 0.05, 0.1, fixed=True))
+    bag = m.add_item(0.3)
+    for i in range(100):
+        m.write("host_heartbeat", i + 2)
+        m.step(0.01)
+    assert m.belt_running and m.values()["eye_tunnel_exit"] == 1
+    assert m.items[1].id == bag and m.items[1].lead_m == pytest.approx(m.belt_m) == pytest.approx(0.3)
