@@ -67,6 +67,9 @@ DEFAULT_MAPS: dict[str, dict[str, Point]] = {"conveyor": CONVEYOR_MAP, "gantry":
 DEFAULT_EYES: dict[str, tuple[str, ...]] = {"conveyor": CONVEYOR_EYES, "gantry": GANTRY_EYES}
 LIGHT_CODES: dict[str, int] = {"off": 0, "red": 1, "amber": 2, "green": 3}
 REQUIRED_POINTS: tuple[str, ...] = ("estop_ok", "interlocks_ok", "host_heartbeat", "plc_heartbeat")
+REQUEST_POINTS = frozenset({"belt_run_request", "divert_manual_request", "xray_permit_request",
+                            "barrier_open_request", "host_heartbeat", "light_request"})
+READ_ONLY_TABLES = frozenset({"discrete", "input"})
 
 
 class ConveyorSim(BaseModel):
@@ -148,4 +151,20 @@ class PlcConfig(BaseModel):
             raise ValueError(f"register map lacks points {missing}")
         if self.kind == "modbus-rtu" and not self.serial_port:
             raise ValueError("kind modbus-rtu needs serial_port")
+        _check_map(merged)
         return self
+
+
+def _check_map(points: dict[str, Point]) -> None:
+    """Requests sit in writable tables, everything else (safety included) in read-only ones; no overlaps."""
+    for name, pt in points.items():
+        if name in REQUEST_POINTS and pt.table in READ_ONLY_TABLES:
+            raise ValueError(f"request point {name} must be a coil or holding register, not {pt.table}")
+        if name not in REQUEST_POINTS and name != "safety_status" and pt.table not in READ_ONLY_TABLES:
+            raise ValueError(f"point {name} is read from the PLC and must be a discrete or input, not {pt.table}")
+    used: dict[tuple[str, int], str] = {}
+    for name, pt in points.items():
+        for addr in range(pt.address, pt.address + pt.words):
+            other = used.setdefault((pt.table, addr), name)
+            if other != name:
+                raise ValueError(f"points {other} and {name} share {pt.table} address {addr}")

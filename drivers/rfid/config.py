@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Presentation(BaseModel):
@@ -35,3 +35,10 @@ class RfidConfig(BaseModel):
     removal_after_ms: int = Field(default=500, ge=50)
     reconnect_delay_ms: int = Field(default=500, ge=10)
     sim: RfidSim = RfidSim()
+
+    @model_validator(mode="after")
+    def _port_for_real_reader(self) -> RfidConfig:
+        """A real reader needs its port."""
+        if self.kind == "em4100-serial" and not self.port:
+            raise ValueError("kind em4100-serial needs port (prefer /dev/serial/by-id/...)")
+        return self

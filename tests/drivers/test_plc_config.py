@@ -1,0 +1,38 @@
+"""PLC config: default maps, overrides, and a register map that cannot make safety writable."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from drivers.plc.config import CONVEYOR_MAP, PlcConfig, Point
+from drivers.rfid.config import RfidConfig
+
+
+def test_default_maps_and_override() -> None:
+    cfg = PlcConfig(kind="modbus-tcp", host="10.0.0.5", registers={"eye_divert_gate": {"table": "discrete",
+                                                                                        "address": 12}})
+    assert cfg.registers["eye_divert_gate"] == Point(table="discrete", address=12)
+    assert cfg.registers["estop_ok"] == CONVEYOR_MAP["estop_ok"]
+    assert cfg.eyes == ("eye_tunnel_entry", "eye_tunnel_exit", "eye_divert_gate")
+    assert PlcConfig(kind="sim", model="gantry").eyes == ("eye_entry", "eye_exit")
+
+
+@pytest.mark.parametrize("registers,match", [
+    ({"estop_ok": {"table": "coil", "address": 9}}, "estop_ok is read from the PLC"),
+    ({"belt_run_request": {"table": "discrete", "address": 20}}, "must be a coil or holding"),
+    ({"eye_tunnel_exit": {"table": "discrete", "address": 0}}, "share discrete address 0"),
+    ({"host_heartbeat": {"table": "holding", "address": 10}}, "share holding address 10"),
+])
+def test_bad_register_maps_are_refused(registers: dict, match: str) -> None:
+    with pytest.raises(ValidationError, match=match):
+        PlcConfig(kind="sim", registers=registers)
+
+
+def test_unknown_keys_and_missing_ports_are_refused() -> None:
+    with pytest.raises(ValidationError, match="extra"):
+        PlcConfig(kind="sim", hostname="x")
+    with pytest.raises(ValidationError, match="serial_port"):
+        PlcConfig(kind="modbus-rtu")
+    with pytest.raises(ValidationError, match="by-id"):
+        RfidConfig(kind="em4100-serial")
