@@ -68,9 +68,11 @@ def test_every_screen_speaks_the_chosen_language(station, browser, lang):
     data = {rec.id, rec.identities[0].value, SUPERVISOR[0], "Supervisor Lee", "demo-1"}
     seen = {"live": english_words(visible_text(page), data)}
     page.screenshot(path=str(ARTIFACTS / f"live_{lang}.png"))
-    for view in ("queue", "history", "tip", "health", "audit"):
+    loaded = {"queue": "#queue-rows tr", "history": "#history-rows tr", "tip": "#tip-state:not(:empty)",
+              "health": "#health-body dl", "audit": "#audit-rows tr"}
+    for view, selector in loaded.items():
         page.click(f"#nav button[data-view='{view}']")
-        page.wait_for_timeout(300)
+        page.wait_for_selector(f"#view-{view} {selector}")
         seen[view] = english_words(visible_text(page), data | {"plc", "xray", "backlog", "signin"})
     assert not any(seen.values()), f"untranslated English in {lang}: {seen}"
 
@@ -83,9 +85,9 @@ def test_language_choice_is_remembered_with_the_sign_in(station, browser):
     page.fill("#pin", OFFICER[1])
     page.click("#signin-btn")
     page.wait_for_selector("#nav:not([hidden])")
-    page.select_option("#lang", "zh-Hans")
+    with page.expect_response(lambda r: r.url.endswith("/api/me/lang") and r.ok):
+        page.select_option("#lang", "zh-Hans")
     page.wait_for_function("document.documentElement.lang === 'zh-Hans'")
-    page.wait_for_timeout(200)
     assert station.call(lambda s: s.conn.execute("SELECT lang FROM web_users WHERE badge = ?",
                                                  (OFFICER[0],)).fetchone()[0]) == "zh-Hans"
     fresh = browser.new_page(viewport={"width": 1920, "height": 1080})
