@@ -54,6 +54,15 @@ class FaultSettings:
 
 
 @dataclass
+class _ScanRun:
+    """One scan being streamed."""
+
+    scan_id: int
+    sent: int = 0
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass
 class _Pty:
     master: int
     slave: int
@@ -95,9 +104,7 @@ class FirmwareEmulator:
         self._loop = asyncio.get_running_loop()
         self._silent_until = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._scan_task: asyncio.Task[None] | None = None
-        self._stop_scan = False
-        self._scan_active = False
+        self._run: _ScanRun | None = None
         self._next_scan = 0
         self._boot_t = self._loop.time()
         self._last_host_beat = self._loop.time()
@@ -125,8 +132,8 @@ class FirmwareEmulator:
 
     @property
     def scanning(self) -> bool:
-        """True from START_SCAN until the last line is sent (SCAN_END may still await its ACK)."""
-        return self._scan_active
+        """True from START_SCAN until the last line is sent, the scan is stopped or the beam dropped."""
+        return self._run is not None
 
     @property
     def link_stats(self) -> dict[str, int]:
@@ -155,11 +162,9 @@ class FirmwareEmulator:
     async def reboot(self, boot_s: float | None = None) -> None:
         """Watchdog reset: scan and arming lost, new boot id, silent while booting."""
         self.counters["reboots"] += 1
-        if self._scan_task is not None:
-            self._scan_task.cancel()
-            await asyncio.gather(self._scan_task, return_exceptions=True)
-        self.armed = False
         self.session = False
+        self.armed = False
+        self._abort_scan()
         self.fault_bits = 0
         self._update = None
         self.boot_id = self._rng.getrandbits(32)
@@ -309,15 +314,14 @@ class FirmwareEmulator:
         if codec.line_frame_size(scan.shape[1]) > self._ep.decoder.max_frame:
             return NakReason.FRAME_TOO_LARGE
         self._next_scan += 1
-        self._stop_scan = False
-        self._scan_active = True
-        self._scan_task = self._spawn(self._stream(scan_id, scan), f"emu:scan:{scan_id}")
+        run = self._run = _ScanRun(scan_id)
+        run.task = self._spawn(self._stream(run, scan), f"emu:scan:{scan_id}")
         return b""
 
     def _stop(self, _payload: bytes) -> Reply:
         if not self.scanning:
             return NakReason.NOT_SCANNING
-        self._stop_scan = True
+        self._abort_scan()
         return b""
 
     def _bypass(self, _payload: bytes) -> Reply:
@@ -369,7 +373,17 @@ class FirmwareEmulator:
         if self.armed or self.scanning:
             log.info("emulator.safe_state", reason=why)
         self.armed = False
-        self._stop_scan = True
+        self._abort_scan()
+
+    def _abort_scan(self) -> None:
+        """End the running scan now; a host still in session gets SCAN_END (incomplete)."""
+        run, self._run = self._run, None
+        if run is None:
+            return
+        if run.task is not None:
+            run.task.cancel()
+        if self.session:
+            self._spawn(self._send_end(codec.ScanEnd(run.scan_id, run.sent, False)), "emu:scan-end")
 
     # ---- tasks -----------------------------------------------------------------------------
 
@@ -379,30 +393,26 @@ class FirmwareEmulator:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _stream(self, scan_id: int, scan: Scan) -> None:
+    async def _stream(self, run: _ScanRun, scan: Scan) -> None:
         """Stream one scan; the controller is free for the next START_SCAN once its lines are out."""
-        try:
-            end = await self._send_lines(scan_id, scan)
-        finally:
-            self._scan_active = False
-        with contextlib.suppress(BridgeError):
-            await self._ep_request(MsgType.SCAN_END, end.encode())
+        complete = await self._send_lines(run, scan)
+        if self._run is run:
+            self._run = None
+        await self._send_end(codec.ScanEnd(run.scan_id, run.sent, complete))
 
-    async def _ep_request(self, mtype: MsgType, payload: bytes) -> bytes:
-        assert self._ep is not None
-        return await self._ep.request(mtype, payload)
+    async def _send_end(self, end: codec.ScanEnd) -> None:
+        if self._ep is not None:
+            with contextlib.suppress(BridgeError):
+                await self._ep.request(MsgType.SCAN_END, end.encode())
 
-    async def _send_lines(self, scan_id: int, scan: Scan) -> codec.ScanEnd:
-        """Send each line at its clock tick; a FIFO overrun or a lost line makes the scan incomplete."""
+    async def _send_lines(self, run: _ScanRun, scan: Scan) -> bool:
+        """Send each line at its clock tick; False when the FIFO overran or a line was lost."""
         assert self._ep is not None
         ep, period, t0 = self._ep, 1.0 / self.line_rate, self._loop.time()
         pending: list[asyncio.Future[bytes]] = []
-        complete, sent, lost = True, 0, 0
+        complete, lost = True, 0
         self.counters["scans"] += 1
         for i in range(scan.shape[0]):
-            if self._stop_scan:
-                complete = False
-                break
             due = t0 + i * period
             if due > self._loop.time():
                 await asyncio.sleep(due - self._loop.time())
@@ -411,18 +421,18 @@ class FirmwareEmulator:
                 complete = False
                 break
             try:
-                line = codec.Line(scan_id, i, scan.high[i], scan.low[i])
+                line = codec.Line(run.scan_id, i, scan.high[i], scan.low[i])
                 pending.append(await ep.submit(MsgType.LINE, line.encode()))
             except BridgeError:
                 complete = False
                 break
-            sent += 1
+            run.sent += 1
             pending, n = _reap(pending)
             lost += n
         lost += await _drain(pending)
-        self.counters["lines_sent"] += sent - lost
+        self.counters["lines_sent"] += run.sent - lost
         self.counters["lines_lost"] += lost
-        return codec.ScanEnd(scan_id, sent, complete and not lost)
+        return complete and not lost
 
     async def _heartbeats(self) -> None:
         while True:

@@ -172,11 +172,17 @@ class Endpoint:
         self._tx_seq = (seq + 1) & 0xFFFF
         frame = Frame(type=mtype, seq=seq, payload=payload)
         p = _Pending(frame, codec.encode_frame(frame), self._loop.create_future())
-        p.future.add_done_callback(lambda _f: self._window.release())
+        p.future.add_done_callback(self._released)
         self._pending[seq] = p
         self._inflight += len(p.wire)
         self._transmit(p)
         return p.future
+
+    def _released(self, fut: asyncio.Future[bytes]) -> None:
+        """Free the window slot; mark the outcome seen (a sender may abandon its futures)."""
+        self._window.release()
+        if not fut.cancelled():
+            fut.exception()
 
     def send(self, mtype: MsgType, payload: bytes = b"") -> None:
         """Send an unacknowledged frame (ACK, NAK, HEARTBEAT)."""

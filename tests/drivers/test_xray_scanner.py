@@ -228,3 +228,33 @@ async def test_back_to_back_scans_cycle_through_the_scan_folder(tmp_path: Path) 
     assert all(r.complete for r in results)
     for got, want in zip(results, [srcs[0], srcs[1], srcs[0]], strict=True):
         np.testing.assert_array_equal(got.high, want.high)
+
+
+async def test_stall_mid_scan_ends_incomplete_and_scanner_recovers(tmp_path: Path) -> None:
+    async with open_scanner(_config(tmp_path, [_scan(lines=400)], line_rate=300), "xray") as scanner:
+        assert scanner.emulator is not None
+        await scanner.arm()
+        stream = await scanner.start_scan("stalled")
+        await anext(stream)
+        scanner.emulator.stall(1.5)
+        await _collect(stream)
+        scan = stream.result()
+        assert not scan.complete and scan.meta["incomplete_reason"]
+        await scanner.link.wait_up(5)
+        assert not (await scanner.status()).scanning
+
+
+async def test_interlock_opening_mid_scan_drops_beam_and_ends_scan_incomplete(tmp_path: Path) -> None:
+    async with open_scanner(_config(tmp_path, [_scan(lines=400)], line_rate=300), "xray") as scanner:
+        assert scanner.emulator is not None
+        await scanner.arm()
+        stream = await scanner.start_scan("door-opened")
+        await anext(stream)
+        scanner.emulator.set_interlocks(False)
+        await _collect(stream)
+        scan = stream.result()
+        status = await scanner.status()
+    assert not scan.complete and scan.shape[0] < 400
+    assert scan.meta["incomplete_reason"] == "the controller reported the scan incomplete"
+    assert not status.armed and not status.scanning and not status.interlocks_closed
+    assert scanner.link.sessions == 1

@@ -147,3 +147,14 @@ def test_oversize_length_rejected_before_allocation(length: int) -> None:
     raw = codec.cobs_encode(body + codec.CRC.pack(zlib.crc32(body)))
     with pytest.raises(FrameError):
         codec.decode_frame(raw)
+
+
+@given(st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFFFFFF),
+       st.lists(st.integers(0, 65535), min_size=1, max_size=300).flatmap(
+           lambda xs: st.tuples(st.just(xs), st.lists(st.integers(0, 65535), min_size=len(xs), max_size=len(xs)))))
+def test_line_round_trip(scan_id: int, index: int, channels: tuple[list[int], list[int]]) -> None:
+    high, low = (np.array(c, np.uint16) for c in channels)
+    back = codec.Line.decode(codec.Line(scan_id, index, high, low).encode())
+    assert (back.scan_id, back.index) == (scan_id, index)
+    np.testing.assert_array_equal(back.high, high)
+    np.testing.assert_array_equal(back.low, low)
