@@ -128,10 +128,11 @@ class HostLink:
         try:
             return await ep.request(mtype, payload)
         except AckTimeout as exc:
-            self._end(str(exc))
+            if self._ep is ep:
+                self._end(str(exc))
             raise
         except Nak as exc:
-            if exc.reason == NakReason.NO_SESSION:
+            if exc.reason == NakReason.NO_SESSION and self._ep is ep:
                 self._end(f"firmware has no session for {mtype.name}; it restarted")
             raise
 
