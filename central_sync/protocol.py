@@ -56,13 +56,17 @@ def blob_topic(station: str, sha256: str, index: int) -> str:
     return f"{ROOT}/{station}/blob/{sha256}/{index}"
 
 
-HUB_SHARED_LEAVES = ("alert", "inspection", "review", "blob/+/+")
+HUB_PRIORITY_LEAVES = ("alert",)
+HUB_BULK_LEAVES = ("inspection", "review", "blob/+/+")
 
 
-def hub_subscriptions(group: str = SHARE_GROUP) -> list[str]:
-    """What every hub process subscribes to: shared data topics plus every station's status."""
-    shared = [f"$share/{group}/{ROOT}/+/{leaf}" for leaf in HUB_SHARED_LEAVES]
-    return shared + [f"{ROOT}/+/status"]
+def hub_subscriptions(group: str = SHARE_GROUP, lane: str = "all") -> list[str]:
+    """What a hub process subscribes to: shared data topics plus every station's status (not
+    shared, so retained statuses arrive). `lane` "priority" (alerts, statuses) and "bulk" (the
+    rest) are the hub's two connections, so alerts never queue behind records at the broker."""
+    leaves = {"priority": HUB_PRIORITY_LEAVES, "bulk": HUB_BULK_LEAVES}.get(lane, HUB_PRIORITY_LEAVES + HUB_BULK_LEAVES)
+    shared = [f"$share/{group}/{ROOT}/+/{leaf}" for leaf in leaves]
+    return shared + ([f"{ROOT}/+/status"] if lane != "bulk" else [])
 
 
 def parse_topic(name: str) -> tuple[str, list[str]]:

@@ -121,6 +121,8 @@ class SyncEngine:
         self.cursor: dict[Lane, int] = {lane: 0 for lane in Lane}
         self.next_poll: dict[Lane, float] = {lane: 0.0 for lane in Lane}
         self.retry: dict[Lane, list[tuple[float, int, Row]]] = {lane: [] for lane in Lane}
+        self.sent_ids: list[int] = []  # attempts/last_sent_at are written once per tick, not per publish
+        self.alert_floor: float = 0  # id of the oldest uncommitted alert row; read from the database per session
 
     def _session(self, stop: threading.Event) -> None:
         self.session = self.db.next_session()
@@ -278,6 +280,7 @@ class SyncEngine:
         if commits:
             self.counters["acked"] += self.db.retire(commits)
             self.last_ack_at = time.time()
+            self._update_alert_floor()
         self._flush_blob_progress()
 
     def _forget(self, row_id: int) -> None:
@@ -314,6 +317,7 @@ class SyncEngine:
     def _park(self, row: Row, reason: str) -> None:
         self.counters["parked"] += 1
         self.db.park(row.id, reason)
+        self._update_alert_floor()
         self.blobs.pop(row.id, None)
         self.busy.discard(row.id)
         self._error("sync.row_parked", f"{row.kind} row {row.id} (seq {row.seq}) parked: {reason}")
@@ -323,21 +327,27 @@ class SyncEngine:
         if self.wake.is_set():
             self.wake.clear()
             self.next_poll = {lane: 0.0 for lane in Lane}
-        sent_ids: list[int] = []
         while len(self.inflight) < self.window:
-            if not self._send_next(client, now, sent_ids):
+            if not self._send_next(client, now, self.sent_ids):
                 break
-        if sent_ids:
-            self.db.mark_sent(sent_ids, time.time())
 
     def _send_next(self, client: mqtt.Client, now: float, sent_ids: list[int]) -> bool:
         for lane in Lane:
-            if lane != Lane.ALERT and len(self.busy) >= self.cfg.max_unacked and lane != Lane.IMAGE:
+            if lane == Lane.RECORD and (len(self.busy) >= self.cfg.max_unacked or self._behind_alerts(now)):
                 continue
             sent = self._send_image(client, now, sent_ids) if lane == Lane.IMAGE else self._send_message(client, lane, now, sent_ids)
             if sent:
                 return True
         return False
+
+    def _behind_alerts(self, now: float) -> bool:
+        """True while any alert is not yet committed: after a backlog every alert arrives before
+        routine records (the hub reads alerts on a separate connection, so sending order alone
+        cannot promise it). Records already in flight keep the hub busy meanwhile."""
+        return self.alert_floor != float("inf")
+
+    def _update_alert_floor(self) -> None:
+        self.alert_floor = self.db.oldest_alert()
 
     def _next_row(self, lane: Lane, now: float) -> Row | None:
         heap = self.retry[lane]
@@ -349,6 +359,8 @@ class SyncEngine:
             if rows:
                 self.cursor[lane] = rows[-1].id
                 queue.extend(rows)
+                if lane == Lane.ALERT:
+                    self._update_alert_floor()
             else:
                 self.next_poll[lane] = now + self.cfg.poll_s
         return queue.popleft() if queue else None
@@ -434,6 +446,10 @@ class SyncEngine:
                 self.counters["resend_timeout"] += 1
                 job.plan()
                 job.last_sent = now
+        self._update_alert_floor()
+        if self.sent_ids:
+            self.db.mark_sent(self.sent_ids, time.time())
+            self.sent_ids = []
         if now - self.last_status >= self.cfg.status_period_s:
             self.last_status = now
             self.backlog = self.db.backlog()

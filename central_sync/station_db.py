@@ -58,6 +58,13 @@ class StationDb:
             (int(lane), after_id, PARKED, limit))
         return [Row(r[0], Lane(r[1]), r[2], r[3], r[4], bytes(r[5]), r[6], r[7]) for r in cur]
 
+    def oldest_alert(self) -> float:
+        """Id of the oldest unparked alert row, or infinity when there is none."""
+        row = self.conn.execute(
+            "SELECT min(id) FROM outbox WHERE lane=? AND (last_error IS NULL OR substr(last_error,1,8)<>?)",
+            (int(Lane.ALERT), PARKED)).fetchone()
+        return float("inf") if row[0] is None else row[0]
+
     def mark_sent(self, ids: list[int], at: float) -> None:
         self._many("UPDATE outbox SET attempts=attempts+1, last_sent_at=? WHERE id=?", [(at, i) for i in ids])
 

@@ -1,4 +1,5 @@
-"""The hub's MQTT side: one thread owns the paho client, feeds a bounded queue, sends acks.
+"""The hub's MQTT side: one thread per connection owns its paho client and feeds a bounded
+priority queue (alerts before the rest); the priority connection also sends acks and commands.
 
 A full inbound queue blocks this thread, so the broker holds (and, past its own limits, drops)
 messages; stations re-send whatever the hub never acknowledged, so nothing is lost.
@@ -6,6 +7,7 @@ messages; stations re-send whatever the hub never acknowledged, so nothing is lo
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -20,13 +22,16 @@ from central_sync.mqtt import backoff_delay, connack_limits, connect_properties,
 
 log = structlog.get_logger("central_sync.hub")
 ACK_INFLIGHT = 20  # the MQTT default Receive Maximum of brokers; acks beyond it wait in paho (few, small)
+ARRIVAL = itertools.count()  # tie-breaker: FIFO within a priority
 
 
 class HubLink:
     """Consumes the shared subscriptions into `inbox`; publishes what is put in `outbox`."""
 
-    def __init__(self, cfg: BrokerConfig, hub_id: str, inbox: queue.Queue, group: str = p.SHARE_GROUP) -> None:
-        self.cfg, self.hub_id, self.inbox, self.group = cfg, hub_id, inbox, group
+    def __init__(self, cfg: BrokerConfig, hub_id: str, inbox: queue.PriorityQueue, lane: str,
+                 group: str = p.SHARE_GROUP) -> None:
+        self.cfg, self.hub_id, self.inbox, self.group, self.lane = cfg, f"{hub_id}-{lane}", inbox, group, lane
+        self.priority = 0 if lane == "priority" else 1
         self.outbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self.connected = False
         self.sessions = 0
@@ -78,7 +83,7 @@ class HubLink:
                 raise SessionLost(f"broker {self.cfg.host}:{self.cfg.port} sent no CONNACK within 10 s")
         broker_max = connack_limits(self._connack[1])[1]
         self.max_packet = min(256 * 1024, broker_max or 256 * 1024)
-        client.subscribe([(t, 1) for t in p.hub_subscriptions(self.group)])
+        client.subscribe([(t, 1) for t in p.hub_subscriptions(self.group, self.lane)])
         self.connected, self.sessions = True, self.sessions + 1
         log.info("hub.link_up", hub=self.hub_id, broker=f"{self.cfg.host}:{self.cfg.port}")
         while not stop.is_set():
@@ -104,4 +109,4 @@ class HubLink:
             client.publish(name, payload, qos=1)
 
     def _on_message(self, client, userdata, msg) -> None:
-        self.inbox.put((msg.topic, msg.payload))
+        self.inbox.put((self.priority, next(ARRIVAL), msg.topic, msg.payload))

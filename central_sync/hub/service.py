@@ -33,16 +33,18 @@ class Hub:
                  queue_max: int = 5000, gap_period_s: float = 5.0) -> None:
         self.store, self.hub_id = store, hub_id or default_hub_id()
         self.batch_max, self.gap_period_s = batch_max, gap_period_s
-        self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=queue_max)
-        self.link = HubLink(broker, self.hub_id, self.inbox)
+        self.inbox: queue.PriorityQueue[tuple[int, int, str, bytes]] = queue.PriorityQueue(maxsize=queue_max)
+        self.link = HubLink(broker, self.hub_id, self.inbox, "priority")
+        self.bulk = HubLink(broker, self.hub_id, self.inbox, "bulk")
         self.ingestor = Ingestor(store, self.hub_id, self.link.send, self.link.payload_limit)
         self.gaps = GapChecker(store, self.hub_id, self.link.send, self.link.payload_limit)
+        self._carry: tuple | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     async def __aenter__(self) -> "Hub":
         await asyncio.to_thread(self.store.migrate)
-        for name, target in (("link", self.link.run), ("ingest", self._ingest_loop)):
+        for name, target in (("link", self.link.run), ("bulk", self.bulk.run), ("ingest", self._ingest_loop)):
             thread = threading.Thread(target=target, args=(self._stop,), name=f"hub-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -71,18 +73,25 @@ class Hub:
         self.store.close()
 
     def _take(self) -> list[tuple[str, bytes]]:
+        """Up to batch_max messages of one priority: alerts are committed on their own, at once."""
         try:
-            batch = [self.inbox.get(timeout=0.2)]
+            first = self._carry or self.inbox.get(timeout=0.2)
         except queue.Empty:
             return []
+        self._carry = None
+        batch = [first]
         while len(batch) < self.batch_max:
             try:
-                batch.append(self.inbox.get_nowait())
+                item = self.inbox.get_nowait()
             except queue.Empty:
                 break
-        return batch
+            if item[0] != first[0]:
+                self._carry = item
+                break
+            batch.append(item)
+        return [(name, payload) for _, _, name, payload in batch]
 
     def stats(self) -> dict:
-        return {"hub": self.hub_id, "connected": self.link.connected, "sessions": self.link.sessions,
-                "last_error": self.link.last_error, "queued": self.inbox.qsize(),
+        return {"hub": self.hub_id, "connected": self.link.connected and self.bulk.connected,
+                "sessions": self.link.sessions + self.bulk.sessions, "last_error": self.link.last_error or self.bulk.last_error, "queued": self.inbox.qsize(),
                 "gap_seqs_asked": self.gaps.asked, "counters": dict(self.ingestor.counters)}

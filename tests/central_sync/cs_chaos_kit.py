@@ -60,9 +60,9 @@ class Producer(threading.Thread):
         conn.close()
 
 
-def backlog(db: Path, station: str, count: int) -> list[InspectionRecord]:
+def backlog(db: Path, station: str, count: int, alert_every: int = 10) -> list[InspectionRecord]:
     conn = open_station_db(db)
-    records = fill(conn, station, 1, count, alert_every=10)
+    records = fill(conn, station, 1, count, alert_every=alert_every)
     conn.close()
     return records
 

@@ -42,7 +42,7 @@ async def test_broker_killed_and_restarted_during_traffic(tmp_path, pg_url):
 async def test_stalled_broker_triggers_watchdog_rebuild(tmp_path, pg_url):
     import signal
 
-    from cs_chaos_kit import backlog
+    from cs_chaos_kit import assert_alerts_first, backlog
 
     db = tmp_path / "station.db"
     records = backlog(db, "gate-8", 3000)
@@ -58,4 +58,5 @@ async def test_stalled_broker_triggers_watchdog_rebuild(tmp_path, pg_url):
             await asyncio.to_thread(wait_drained, db, 60)
             assert pub.stats()["counters"]["watchdog_restarts"] >= 1
     await asyncio.to_thread(assert_delivered_once, store, records, db)
+    assert_alerts_first(store, records)
     store.close()

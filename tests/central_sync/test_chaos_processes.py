@@ -56,4 +56,5 @@ async def test_hub_killed_mid_commit(tmp_path, pg_url, hubs):
             await asyncio.to_thread(wait_drained, db, 90)
             assert pub.stats()["counters"].get("resend_timeout", 0) + pub.stats()["counters"].get("resend_requested", 0) > 0
     assert_delivered_once(store, records, db)
+    assert_alerts_first(store, records)
     store.close()
