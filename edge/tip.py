@@ -162,7 +162,11 @@ class TipEngine:
             and store.scan_path(record.scan.sha256).exists()
 
     def _project(self, store: Any, officer: str, record: InspectionRecord, now: float) -> None:
-        scan = load_scan(store.scan_path(record.scan.sha256))
+        try:
+            scan = load_scan(store.scan_path(record.scan.sha256))
+        except ScanFormatError as exc:
+            log.warning("tip.scan_unreadable", record=record.id, error=str(exc))
+            return
         p = choose(self.threats, scan.shape, scan.high, self.cfg, self.rng)
         if p is None:
             return

@@ -1,7 +1,8 @@
 """The station screen's FastAPI app: `create_app(ctx)`; the daemon serves it with uvicorn.
 
-The daemon mounts /metrics itself. Everything here reads and writes the store through the
-store's single writer thread (`ctx.store.call`).
+The daemon mounts /metrics itself. The app opens its own connection to the station database
+(same file, WAL) on its own thread, so screen traffic never delays the pipeline's commits;
+reviews are written through `Store.add_review`, which queues them in the outbox for the hub.
 """
 
 from __future__ import annotations
@@ -42,9 +43,13 @@ def create_app(ctx: StationContext, cfg: WebConfig | None = None, tip_engine: Ti
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await web.db(ensure_schema)
-        yield
-        web.stopping.set()
+        await web.open()
+        try:
+            await web.db(ensure_schema)
+            yield
+        finally:
+            web.stopping.set()
+            await web.close()
 
     app = FastAPI(title=f"Checkpoint Edge station {ctx.station_id}", lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url=None)

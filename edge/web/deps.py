@@ -10,6 +10,8 @@ from fastapi import Depends, HTTPException, Request
 
 from edge import audit, auth
 from edge.context import StationContext
+from edge.errors import StoreError
+from edge.store import Store, StoreWriter
 from edge.tip import TipEngine
 from edge.web.config import WebConfig
 from edge.web.i18n import pick_lang
@@ -25,10 +27,25 @@ class WebState:
     policy: auth.SessionPolicy
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     bad_events: int = 0  # inspection events that did not validate as records (logged, skipped)
+    writer: StoreWriter | None = None  # the screen's own connection, opened by the app's lifespan
+
+    async def open(self) -> None:
+        """Open the screen's own connection to the station database on its own thread, so that
+        screen traffic never queues in front of the pipeline's commits (WAL: readers never block)."""
+        daemon = self.ctx.store.store
+        self.writer = StoreWriter(Store(daemon.data_dir, daemon.limits, daemon.station))
+        await self.writer.__aenter__()
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            await self.writer.__aexit__(None, None, None)
+            self.writer = None
 
     async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run `fn(store, *args)` on the store's own thread (SQLite never blocks the event loop)."""
-        return await self.ctx.store.call(fn, self.ctx.store.store, *args)
+        """Run `fn(store, *args)` on the screen's store thread (SQLite never blocks the event loop)."""
+        if self.writer is None:
+            raise StoreError("the station screen's database connection is not open (app not started)")
+        return await self.writer.call(fn, self.writer.store, *args)
 
     async def audit(self, actor: str, action: str, obj: str, detail: dict[str, Any] | None = None) -> None:
         await self.db(lambda s: audit.append(s.conn, actor, action, obj, detail))

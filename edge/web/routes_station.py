@@ -31,8 +31,8 @@ async def health(st: WebState = Depends(state), user: auth.User = Depends(requir
 def _diagnostics(store) -> dict[str, Any]:
     ok, broken = audit.verify_conn(store.conn)
     return {"schema_version": store.schema_version(), "records": store.count(),
-            "outbox_backlog": store.outbox_backlog(), "counters": store.counters.__dict__,
-            "audit_chain": {"ok": ok, "first_broken_seq": broken}, "db_path": str(store.db_path)}
+            "outbox_backlog": store.outbox_backlog(), "audit_chain": {"ok": ok, "first_broken_seq": broken},
+            "db_path": str(store.db_path)}
 
 
 @router.get("/api/diagnostics")
@@ -40,7 +40,7 @@ async def diagnostics(st: WebState = Depends(state), user: auth.User = Depends(r
     """Technician view: store, outbox, audit chain, event bus, TIP library; never a case image."""
     data = await st.db(_diagnostics)
     bus = st.ctx.events
-    return {**data, "health": st.ctx.health(),
+    return {**data, "counters": dict(vars(st.ctx.store.store.counters)), "health": st.ctx.health(),
             "event_subscribers": len(getattr(bus, "_subs", ())), "bad_events": st.bad_events,
             "tip_library": sorted(st.tip.threats),
             "material_colour": render.has_material_colour()}
