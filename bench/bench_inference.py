@@ -1,6 +1,7 @@
 """Inference benchmark: bare onnxruntime vs the detector pipeline, streaming line scans, memory.
 
-Run:  .venv/bin/python bench/bench_inference.py [--repeats 300] [--line-repeats 5] [--lines-per-s 2000] [--width 1024]
+Run:  .venv/bin/python bench/bench_inference.py [--model DIR] [--repeats 300] [--line-repeats 5]
+                                               [--lines-per-s 2000] [--width 1024]
 
 Prints a table and writes bench/results/inference.json. Never asserts on time. Uses the shipped
 model (models/zoo/cpe-tiny, else the only package in the zoo) when present, else a test graph of
@@ -42,8 +43,10 @@ def rss_mb(field: str = "VmRSS") -> float:
     return float("nan")
 
 
-def pick_model(tmp: Path) -> tuple[Path, str]:
-    """The shipped model if there is one, else a realistic-cost test graph."""
+def pick_model(tmp: Path, given: Path | None) -> tuple[Path, str]:
+    """The given package, else the shipped model if there is one, else a realistic-cost test graph."""
+    if given is not None:
+        return given, f"model package {given}"
     try:
         d = default_model_dir()
         return d, f"shipped model {d.relative_to(ROOT)}"
@@ -213,12 +216,13 @@ def main() -> None:
     ap.add_argument("--lines-per-s", type=float, default=2000.0)
     ap.add_argument("--width", type=int, default=1024, help="line-scan detector pixels")
     ap.add_argument("--throughput-s", type=float, default=5.0)
+    ap.add_argument("--model", type=Path, default=None, help="model package (default: the zoo's, else a test graph)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "inference.json")
     args = ap.parse_args()
 
     rss_start = rss_mb()
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir, model_note = pick_model(Path(tmp))
+        model_dir, model_note = pick_model(Path(tmp), args.model)
         det = load_detector(model_dir, intra_op_threads=1)
     rss_loaded = rss_mb()
     scan, scan_note = baggage_scan()
