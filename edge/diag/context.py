@@ -1,0 +1,127 @@
+"""What a phase gets: the station, the technician, measuring, prompting and bounded device I/O.
+
+    EdgeError
+    └── DiagError            the diagnostics' own branch
+        ├── PromptTimedOut   nobody acted on a prompt in time: the phase is ABORTED, not failed
+        └── PhaseSkipped     the phase does not apply to this station (SKIPPED, with the reason)
+    drivers.errors.LinkLost
+    └── IoTimeout            a driver call exceeded the diagnostics' own I/O timeout
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from drivers.errors import LinkLost
+from edge.diag.core import Attachment, Measurement, Outcome, PhaseResult, Spec
+from edge.diag.hand import Action, Technician
+from edge.diag.messages import Catalogue
+from edge.diag.specs import SPECS
+from edge.errors import EdgeError
+
+if TYPE_CHECKING:
+    from edge.diag.station import DiagStation
+
+T = TypeVar("T")
+
+
+class DiagError(EdgeError):
+    """Root of the diagnostics' errors."""
+
+
+class PromptTimedOut(DiagError):
+    """A prompt was not acted on within its timeout."""
+
+    def __init__(self, key: str, text: str, timeout_s: float) -> None:
+        super().__init__(f"nobody acted on the prompt {text!r} within {timeout_s:g} s")
+        self.key, self.text, self.timeout_s = key, text, timeout_s
+
+
+class PhaseSkipped(DiagError):
+    """The phase does not apply; `key` names the reason in the catalogue."""
+
+    def __init__(self, key: str, **fields: object) -> None:
+        super().__init__(key)
+        self.key, self.fields = key, fields
+
+
+class IoTimeout(LinkLost):
+    """A driver call did not complete within the diagnostics' I/O timeout."""
+
+
+class PhaseContext:
+    """One phase's view: measure against SPECS, prompt the technician, call drivers with timeouts."""
+
+    def __init__(self, station: DiagStation, hand: Technician, result: PhaseResult, catalogue: Catalogue,
+                 prompt_timeout_s: float) -> None:
+        self.station = station
+        self.hand = hand
+        self.result = result
+        self.catalogue = catalogue
+        self.prompt_timeout_s = prompt_timeout_s
+
+    # ---- measuring -------------------------------------------------------------------------
+
+    def measure(self, name: str, value: float | bool | None, *, target: str = "", spec: Spec | None = None,
+                detail: str = "") -> Measurement:
+        """Judge a value against its spec; a marginal or failing one carries its guidance."""
+        spec = spec or SPECS[name]
+        outcome = spec.judge(value)
+        m = Measurement(name, target, spec.unit, value, outcome, spec.low, spec.high, spec.marginal_low,
+                        spec.marginal_high, spec.expect, spec.message if outcome != Outcome.PASS else "",
+                        detail=detail)
+        if outcome != Outcome.PASS:
+            m.diagnosis = self.catalogue.text(spec.message, target=target, value=value, unit=spec.unit,
+                                              limit=spec.limit_for(value), low=spec.low, high=spec.high,
+                                              detail=detail or "not measured")
+        self.result.measurements.append(m)
+        return m
+
+    def note(self, text: str) -> None:
+        """A line of context kept with the phase (what was measured how)."""
+        self.result.notes.append(text)
+
+    def attach(self, name: str, data: bytes, mime: str) -> None:
+        self.result.attachments.append(Attachment(name, mime, data))
+
+    def skip(self, key: str, **fields: object) -> None:
+        raise PhaseSkipped(key, **fields)
+
+    # ---- the technician --------------------------------------------------------------------
+
+    async def prompt(self, key: str, action: Action, *, until: Callable[[], Awaitable[T]] | None = None,
+                     confirm: bool = False, timeout_s: float | None = None) -> tuple[float | None, T | None]:
+        """Ask the technician to act; wait for the observed effect (`until`) or for the confirmation.
+
+        Returns (loop time of the act when the twin performed it, else None; what `until` returned).
+        A prompt that times out raises PromptTimedOut: the phase is ABORTED, never failed."""
+        text = self.catalogue.text(key, target=action.target)
+        limit = timeout_s if timeout_s is not None else self.prompt_timeout_s
+        t0 = time.monotonic()
+        entry: dict[str, Any] = {"key": key, "text": text, "timeout_s": limit}
+        self.result.prompts.append(entry)
+        try:
+            async with asyncio.timeout(limit):
+                acted = await self.hand.perform(text, action, confirm=confirm)
+                seen = await until() if until is not None else None
+        except TimeoutError:
+            entry["answered"] = False
+            raise PromptTimedOut(key, text, limit) from None
+        entry.update(answered=True, after_s=round(time.monotonic() - t0, 3), by=self.hand.kind)
+        return acted, seen
+
+    # ---- devices ---------------------------------------------------------------------------
+
+    async def io(self, what: str, call: Awaitable[T], timeout_s: float = 2.0) -> T:
+        """One driver call under its own I/O timeout."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await call
+        except TimeoutError:
+            raise IoTimeout(f"{what} did not complete within {timeout_s * 1000:.0f} ms") from None
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()

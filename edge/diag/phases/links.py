@@ -1,0 +1,98 @@
+"""Links: PLC round trip and heartbeat, controller HELLO (firmware version and hash), readers, source."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from drivers.errors import DriverError
+from edge.diag.context import PhaseContext
+from edge.diag.phases._watch import wait_state
+
+ROUND_TRIPS = 10
+STATUS_REQUESTS = 20
+
+
+async def run(ctx: PhaseContext) -> None:
+    st = ctx.station
+    if st.cfg.devices.plc is not None:
+        await _plc(ctx)
+    if st.cfg.devices.scanner is not None:
+        await _controller(ctx)
+    for name in st.cfg.devices.readers:
+        reader = st.readers.get(name)
+        ok = reader is not None and reader.link_ok
+        ctx.measure("links.reader_link_ok", ok, target=name,
+                    detail=st.problems.get(f"reader {name}", "" if ok else "its port is not open"))
+    if st.cfg.devices.source is not None:
+        ctx.measure("links.source_ok", st.source is not None, target="source", detail=st.problems.get("source", ""))
+
+
+async def _plc(ctx: PhaseContext) -> None:
+    plc = ctx.station.plc
+    if plc is None:
+        ctx.measure("links.plc_link_ok", False, target="plc", detail=ctx.station.problems.get("plc", ""))
+        return
+    first = await wait_state(plc, lambda s: s.link_ok, plc.cfg.timeout_ms / 1000 * 4 + 1.0)
+    times: list[float] = []
+    problem = "" if first is not None else (await plc.read_state()).link_reason
+    for _ in range(ROUND_TRIPS):
+        t0 = time.perf_counter()
+        try:
+            await ctx.io(f"PLC {plc.name} read of holding registers", plc.read_points("holding"),
+                         plc.cfg.timeout_ms / 1000 * (plc.cfg.retries + 1) + 0.5)
+        except DriverError as exc:
+            problem = str(exc)
+            break
+        times.append((time.perf_counter() - t0) * 1000)
+    ok = not problem
+    ctx.measure("links.plc_link_ok", ok, target="plc", detail=problem)
+    if ok:
+        ctx.measure("links.plc_round_trip_ms", statistics.median(times), target="plc")
+        state = await plc.read_state()
+        ctx.measure("links.plc_heartbeat_age_ms", state.heartbeat_age_s * 1000, target="plc")
+    ctx.attach("modbus-trace.txt", _trace(plc.frames), "text/plain")
+
+
+def _trace(frames: object) -> bytes:
+    return "\n".join(f"{'TX' if f[:1] == b'>' else 'RX'} {f[1:].hex(' ')}" for f in frames).encode()  # type: ignore[attr-defined]
+
+
+async def _controller(ctx: PhaseContext) -> None:
+    scanner = ctx.station.scanner
+    if scanner is None:
+        ctx.measure("links.controller_hello", False, target="controller",
+                    detail=ctx.station.problems.get("scanner", ""))
+        return
+    wait = scanner.cfg.ready_timeout_ms / 1000
+    try:
+        hello = await ctx.io(f"HELLO of X-ray controller {scanner.name}", scanner.link.wait_up(wait), wait + 0.5)
+    except (DriverError, TimeoutError) as exc:
+        ctx.measure("links.controller_hello", False, target="controller", detail=str(exc) or "no HELLO")
+        _frames(ctx, scanner)
+        return
+    ctx.measure("links.controller_hello", True, target="controller",
+                detail=f"firmware {hello.firmware_version} sha256 {hello.firmware_hash.hex()}")
+    ctx.note(f"controller firmware {hello.firmware_version}, hash {hello.firmware_hash.hex()}")
+    before = scanner.link.stats.get("retries", 0)
+    times: list[float] = []
+    problem = ""
+    for _ in range(STATUS_REQUESTS):
+        t0 = time.perf_counter()
+        try:
+            await ctx.io(f"STATUS of X-ray controller {scanner.name}", scanner.status(), wait + 0.5)
+        except DriverError as exc:
+            problem = str(exc)
+            break
+        times.append((time.perf_counter() - t0) * 1000)
+    retries = scanner.link.stats.get("retries", 0) - before
+    ctx.measure("links.controller_retries", retries, target="controller", detail=problem)
+    ctx.measure("links.controller_status_ms", statistics.median(times) if times and not problem else None,
+                target="controller", detail=problem)
+    _frames(ctx, scanner)
+
+
+def _frames(ctx: PhaseContext, scanner: object) -> None:
+    frames = getattr(scanner, "link").last_frames
+    text = "\n".join(f"{f[:1].decode(errors='replace')} {f[1:].hex(' ')}" for f in frames)
+    ctx.attach("controller-frames.txt", text.encode(), "text/plain")

@@ -1,0 +1,106 @@
+"""Safety interlock proof tests with the technician in the loop.
+
+For each e-stop and door of the station: the station is put in motion (belt running, X-ray permit
+granted, controller armed); the technician is prompted to press the e-stop or open the door; the
+observed response (belt stopped, permit dropped, controller disarmed) and its time are measured;
+a permit request while tripped must be refused; after release and reset nothing may restart.
+Software only reads the safety inputs; the act is the technician's (or the twin's hand).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from drivers.errors import DriverError
+from edge.diag.context import PhaseContext
+from edge.diag.hand import Action
+from edge.diag.phases._watch import wait_state
+
+SETTLE_S = 0.3
+RESPONSE_WINDOW_S = 2.0
+
+
+@dataclass(frozen=True)
+class SafetyInput:
+    """One physical safety device: what it is called, the twin's name for it, and what it trips."""
+
+    label: str
+    kind: str  # "estop" or "door"
+    twin_name: str
+
+    @property
+    def tripped(self) -> Any:
+        if self.kind == "estop":
+            return lambda s: s.link_ok and not s.estop_ok
+        return lambda s: s.link_ok and not s.interlocks_ok
+
+
+SAFETY_INPUTS: dict[str, tuple[SafetyInput, ...]] = {
+    "conveyor": (SafetyInput("e-stop", "estop", "estop"), SafetyInput("tunnel door", "door", "door"),
+                 SafetyInput("exit curtain", "door", "curtain")),
+    "gantry": (SafetyInput("e-stop", "estop", "estop"), SafetyInput("scan-zone gate", "door", "door"),
+               SafetyInput("light curtain", "door", "curtain")),
+}
+
+VERBS = {"estop": ("prompt.press_estop", "press_estop", "prompt.release_estop", "release_estop"),
+         "door": ("prompt.open_door", "open_door", "prompt.close_door", "close_door")}
+
+
+async def run(ctx: PhaseContext) -> None:
+    plc = ctx.station.plc
+    if plc is None:
+        ctx.skip("skip.device_lost", target="PLC")
+    for device in SAFETY_INPUTS.get(ctx.station.cfg.station.kind, ()):
+        await _proof(ctx, plc, device)
+
+
+async def _energise(ctx: PhaseContext, plc: Any) -> None:
+    """Put the station in the state the safety function must end: motion and beam permitted."""
+    if "belt_run_request" in plc.cfg.registers:
+        await ctx.io("belt run", plc.request_belt(True), 2.0)
+    await ctx.io("X-ray permit", plc.request_xray_permit(True), 2.0)
+    scanner = ctx.station.scanner
+    if scanner is not None:
+        await ctx.io("controller arm", scanner.arm(), 4.0)
+
+
+async def _proof(ctx: PhaseContext, plc: Any, dev: SafetyInput) -> None:
+    ask, verb, ask_back, verb_back = VERBS[dev.kind]
+    await _energise(ctx, plc)
+    target = dev.label
+    t_act, st = await ctx.prompt(ask, Action(verb, dev.twin_name),
+                                 until=lambda: wait_state(plc, dev.tripped, 3600))
+    ctx.measure("safety.trip_seen", st is not None, target=target)
+    ref = t_act if t_act is not None else st.t
+    if t_act is None:
+        ctx.note(f"{target}: response timed from the trip reading (the act itself is not timed)")
+    belt = "belt_run_request" in plc.cfg.registers
+    if belt:
+        stopped = await wait_state(plc, lambda s: not s.belt_running, RESPONSE_WINDOW_S)
+        ctx.measure("safety.belt_stop_ms", (stopped.t - ref) * 1000 if stopped else None, target=target,
+                    detail="" if stopped else "belt still running")
+    dropped = await wait_state(plc, lambda s: not s.xray_permit, RESPONSE_WINDOW_S)
+    ctx.measure("safety.permit_drop_ms", (dropped.t - ref) * 1000 if dropped else None, target=target,
+                detail="" if dropped else "permit still on")
+    if dev.kind == "door" and ctx.station.scanner is not None:
+        status = await ctx.io("controller STATUS", ctx.station.scanner.status(), 4.0)
+        ctx.measure("safety.controller_disarmed", not status.armed, target=target)
+    ctx.measure("safety.permit_refused", await _refused(ctx, plc), target=target)
+    await ctx.prompt(ask_back, Action(verb_back, dev.twin_name),
+                     until=lambda: wait_state(plc, lambda s: s.link_ok and s.estop_ok and s.interlocks_ok, 3600))
+    await asyncio.sleep(SETTLE_S)
+    after = await plc.read_state()
+    moving = [n for n, on in (("belt", after.belt_running), ("X-ray permit", after.xray_permit)) if on]
+    ctx.measure("safety.no_restart", not moving, target=target, detail=", ".join(moving) + " on after reset")
+
+
+async def _refused(ctx: PhaseContext, plc: Any) -> bool:
+    """A permit request while tripped must not be confirmed."""
+    try:
+        await ctx.io("X-ray permit while tripped", plc.request_xray_permit(True), 2.0)
+    except DriverError:
+        return True
+    await ctx.io("X-ray permit off", plc.request_xray_permit(False), 2.0)
+    return False

@@ -1,0 +1,181 @@
+"""Running the plan: open the station, run each phase under its limit, always leave the station safe."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from drivers.errors import DriverError
+from edge.config import StationConfig
+from edge.diag.context import PhaseContext, PhaseSkipped, PromptTimedOut
+from edge.diag.core import Outcome, PhaseResult, worst
+from edge.diag.drills import DRILLS, Drill
+from edge.diag.hand import Technician, TerminalTechnician, TwinHand
+from edge.diag.messages import Catalogue
+from edge.diag.plan import NEEDS, PLAN, Phase
+from edge.diag.station import DiagStation, is_twin, quiet_twin
+
+log = structlog.get_logger()
+
+SAFE_AFTER = frozenset({"io", "tracking", "imaging", "safety", "drill-inject"})
+
+
+class DrillRefused(ValueError):
+    """A fault drill asked for on hardware, or on a station without the device it needs."""
+
+
+@dataclass
+class DiagOptions:
+    """How to run: who, which phases, where the records go, prompt timeout, language, drill."""
+
+    out_dir: Path
+    technician: str = ""
+    phases: tuple[str, ...] | None = None
+    prompt_timeout_s: float = 120.0
+    lang: str = "en"
+    drill: str | None = None
+    reference_tag: str | None = None
+    config_path: Path | None = None
+    hand: Technician | None = None
+
+
+@dataclass
+class RunResult:
+    """A finished run: the phases, the station facts for the record, and teardown problems."""
+
+    station: DiagStation
+    phases: list[PhaseResult]
+    started: str
+    ended: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    teardown: list[str] = field(default_factory=list)
+
+    @property
+    def outcome(self) -> Outcome:
+        return worst([p.outcome for p in self.phases])
+
+
+def _utc() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def run_diag(cfg: StationConfig, opts: DiagOptions) -> RunResult:
+    """Run the plan (or the selected phases) against the station's devices; returns every result."""
+    twin = is_twin(cfg)
+    drill = _drill(opts.drill, cfg, twin)
+    station = DiagStation(quiet_twin(cfg) if twin else cfg, twin, baseline_path=opts.out_dir / "imaging-baseline.json",
+                          reference_tag=opts.reference_tag)
+    cat = Catalogue(opts.lang)
+    started, results = _utc(), []
+    async with AsyncExitStack() as stack:
+        await station.open(stack)
+        await station.load_model()
+        hand = opts.hand or (TwinHand(station) if twin else TerminalTechnician())
+        if isinstance(hand, TwinHand):
+            stack.push_async_callback(hand.aclose)
+        try:
+            for phase in _phases(opts, drill):
+                results.append(await run_phase(phase, station, hand, cat, opts))
+                if phase.name in SAFE_AFTER:
+                    results[-1].notes += [f"safe state not confirmed: {p}" for p in await station.make_safe()]
+        finally:
+            teardown = await station.make_safe()
+        facts = _facts(station, opts)
+    return RunResult(station, results, started, _utc(), facts, teardown)
+
+
+def _drill(name: str | None, cfg: StationConfig, twin: bool) -> Drill | None:
+    if name is None:
+        return None
+    if name not in DRILLS:
+        raise DrillRefused(f"unknown drill {name!r}; known: {', '.join(DRILLS)}")
+    if not twin:
+        raise DrillRefused(f"drill {name} injects faults into simulators; station {cfg.station.id} is not a twin")
+    drill = DRILLS[name]
+    present = {"plc": cfg.devices.plc, "scanner": cfg.devices.scanner, "readers": cfg.devices.readers}
+    if not present[drill.device]:
+        raise DrillRefused(f"drill {name} needs a {drill.device} device; station {cfg.station.id} has none")
+    return drill
+
+
+def _phases(opts: DiagOptions, drill: Drill | None) -> list[Phase]:
+    chosen = [p for p in PLAN if opts.phases is None or p.name in opts.phases]
+    if drill is None:
+        return chosen
+    need = {"plc": ("plc",), "scanner": ("scanner",), "readers": ("readers",)}[drill.device]
+    return [Phase("drill-inject", f"Fault drill {drill.name}: inject", drill.inject, need, 30), *chosen,
+            Phase("drill-recover", f"Fault drill {drill.name}: recover", drill.recover, need, 30)]
+
+
+def _unmet(phase: Phase, station: DiagStation) -> tuple[str, dict[str, str]] | None:
+    for need in phase.needs:
+        configured, attr, key = NEEDS[need]
+        if not configured(station.cfg):
+            return key, {}
+        if attr and not getattr(station, attr):
+            return "skip.device_lost", {"target": need}
+    return None
+
+
+async def run_phase(phase: Phase, station: DiagStation, hand: Technician, cat: Catalogue,
+                    opts: DiagOptions) -> PhaseResult:
+    """Run one phase under its time limit; every way it can end maps to an outcome and a reason."""
+    res = PhaseResult(phase.name, phase.title, started=_utc())
+    ctx = PhaseContext(station, hand, res, cat, opts.prompt_timeout_s)
+    t0 = time.monotonic()
+    log.info("diag.phase_started", phase=phase.name, station=station.name)
+    try:
+        unmet = _unmet(phase, station)
+        if unmet is not None:
+            raise PhaseSkipped(unmet[0], **unmet[1])
+        async with asyncio.timeout(phase.timeout_s):
+            await phase.run(ctx)
+        res.outcome = res.judge()
+    except PhaseSkipped as s:
+        res.outcome, res.reason = Outcome.SKIPPED, cat.text(s.key, **s.fields)
+    except PromptTimedOut as e:
+        res.outcome = Outcome.ABORTED
+        res.reason = cat.text("phase.aborted", target=phase.name, detail=e.text, limit=e.timeout_s)
+    except TimeoutError:
+        res.outcome, res.reason = Outcome.ERROR, cat.text("phase.timeout", target=phase.name, limit=phase.timeout_s)
+    except DriverError as e:
+        res.outcome, res.reason = Outcome.FAIL, cat.text("phase.error", target=phase.name, detail=str(e))
+    except Exception as e:  # noqa: BLE001 - the phase supervisor: any bug ends this phase as ERROR
+        log.exception("diag.phase_error", phase=phase.name)
+        res.outcome = Outcome.ERROR
+        res.reason = cat.text("phase.error", target=phase.name, detail=f"{type(e).__name__}: {e}")
+    res.duration_s = round(time.monotonic() - t0, 3)
+    log.info("diag.phase_done", phase=phase.name, outcome=str(res.outcome), seconds=res.duration_s)
+    return res
+
+
+def _facts(station: DiagStation, opts: DiagOptions) -> dict[str, Any]:
+    """Who, what software, firmware, config and model the run proves."""
+    from importlib import metadata
+
+    try:
+        software = metadata.version("checkpoint-edge")
+    except metadata.PackageNotFoundError:
+        software = "unknown"
+    hello = getattr(getattr(station.scanner, "link", None), "hello", None)
+    det = station.detector
+    cfg_bytes = opts.config_path.read_bytes() if opts.config_path and opts.config_path.is_file() else \
+        station.cfg.model_dump_json().encode()
+    return {
+        "station": station.name, "station_kind": station.cfg.station.kind, "twin": station.twin,
+        "technician": opts.technician, "software_version": software,
+        "firmware_version": hello.firmware_version if hello else None,
+        "firmware_sha256": hello.firmware_hash.hex() if hello else None,
+        "config_path": str(opts.config_path) if opts.config_path else None,
+        "config_sha256": hashlib.sha256(cfg_bytes).hexdigest(),
+        "model": {"name": det.info.name, "version": det.info.version, "sha256": det.info.sha256} if det else None,
+        "budget_ms": station.cfg.station.budget_ms, "drill": opts.drill, "devices_not_opened": station.problems,
+    }
