@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from central_sync.schema import InspectionRecord
 
@@ -21,6 +22,14 @@ class HistoryFilter:
     officer: str | None = None
     limit: int = 50
     before_seq: int | None = None  # paging: only records older than this seq
+
+
+def utc_iso(value: str) -> str:
+    """An RFC 3339 time in the form the store writes (UTC, isoformat), so that text comparison orders it."""
+    when = datetime.fromisoformat(value)
+    if when.tzinfo is None:
+        raise ValueError(f"time {value!r} has no UTC offset")
+    return when.astimezone(timezone.utc).isoformat()
 
 
 def _records(rows) -> list[InspectionRecord]:
@@ -54,10 +63,10 @@ def history(store, f: HistoryFilter) -> list[InspectionRecord]:
         args.append(int(f.reviewed))
     if f.since:
         where.append("decided_at >= ?")
-        args.append(f.since)
+        args.append(utc_iso(f.since))
     if f.until:
         where.append("decided_at <= ?")
-        args.append(f.until)
+        args.append(utc_iso(f.until))
     if f.officer:
         where.append("json_extract(record, '$.review.officer') = ?")
         args.append(f.officer)

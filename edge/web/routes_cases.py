@@ -114,6 +114,10 @@ async def history(q: str = "", verdict: str | None = None, reviewed: bool | None
                   since: str | None = None, until: str | None = None, officer: str | None = None,
                   before_seq: int | None = None, st: WebState = Depends(state),
                   user: auth.User = Depends(VIEWER)) -> dict:
+    try:
+        since, until = (queries.utc_iso(v) if v else None for v in (since, until))
+    except ValueError as exc:
+        raise HTTPException(422, "bad_time") from exc
     f = queries.HistoryFilter(q[:200], verdict, reviewed, since, until, officer, st.cfg.history_page_size,
                               before_seq)
     records = await st.db(queries.history, f)

@@ -174,3 +174,24 @@ def test_tip_projection_is_scored_and_then_revealed(tmp_path, page):
         page.wait_for_selector("#tip-msg:text('The previous image was a TIP test')")
         stats = station.call(lambda s: tip_stats(s.conn, OFFICER[0]))
         assert stats[0]["hits"] == 1 and stats[0]["misses"] == 1
+
+
+def test_supervisor_overrides_a_clear_verdict_with_a_reason(station, page):
+    sign_in(page, station, SUPERVISOR)
+    page.wait_for_selector("body[data-live='1']")
+    scan, _ = synthetic_scan(np.random.default_rng(8), threat=False)
+    rec = station.commit(scan, record_for(scan, Verdict.CLEAR, "clear", []))
+    station.publish_record(rec)
+    page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
+    assert page.is_visible("#override") and page.is_hidden("#confirm")
+    page.click("#override")
+    assert page.inner_text("#decide-msg") == "An override needs a reason in the note."
+    page.select_option("#class", "drugs")
+    page.fill("#note", "dog indicated; hand search found powder")
+    page.click("#override")
+    page.wait_for_selector("#decide-msg:text('Decision saved')")
+    review = station.call(lambda s: s.get(rec.id)).review
+    assert (review.outcome, review.label, review.officer) == ("override", "drugs", SUPERVISOR[0])
+    page.click("#signout")
+    page.wait_for_selector("#view-signin:not([hidden])")
+    assert page.get_attribute("#scan", "src") is None  # nothing of the case is left on the screen

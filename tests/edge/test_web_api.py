@@ -3,6 +3,7 @@
 import io
 import json
 import zipfile
+from datetime import timedelta, timezone
 
 import numpy as np
 import pytest
@@ -168,6 +169,11 @@ def test_history_search_and_filters(station):
     assert ids(q="umbrella") == [a.id]
     assert ids(q=b.identities[0].value) == [b.id]
     assert ids(officer=OFFICER[0]) == [a.id]
+    decided = b.decided_at
+    assert ids(since=decided.isoformat()) == [b.id]
+    assert ids(until=a.decided_at.astimezone(timezone(timedelta(hours=8))).isoformat()) == [a.id]
+    assert ids(since=decided.strftime("%Y-%m-%dT%H:%M:%S.%fZ")) == [b.id]
+    assert c.get("/api/history", params={"since": "2026-01-01T00:00:00"}).status_code == 422
 
 
 def test_supervisor_exports_reviewed_items_as_coco(station):

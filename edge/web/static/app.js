@@ -85,8 +85,9 @@ async function signedIn(me) {
   if (can("case.view")) { connectLive(); refreshQueue(); show("live"); } else show(can("diagnostics") ? "diagnostics" : "health");
 }
 function signedOut() {
-  S.me = null; S.current = null;
+  S.me = null; S.current = null; S.boxes = [];
   if (S.live) { S.live.close(); S.live = null; }
+  $("scan").removeAttribute("src"); $("scan").dataset.loadedId = ""; $("trail").innerHTML = "";
   $("nav").hidden = true; $("signout").hidden = true; $("who").textContent = "";
   show("signin"); watchBadges();
 }
@@ -143,7 +144,9 @@ function showRecord(rec, fresh) {
   $("review-state").textContent = rec.review ? T("review." + rec.review.outcome) + " — " + rec.review.officer +
     (rec.review.label ? " · " + tr("class.", rec.review.label) : "") + (rec.review.note ? " · " + rec.review.note : "") : "";
   const undecided = rec.verdict !== "clear";
-  $("deciding").hidden = !(can("case.decide") && (undecided || S.flagged === rec.id) && (!rec.review || can("case.override")));
+  const open = (undecided || S.flagged === rec.id) && !rec.review;  // supervisors may override any verdict
+  $("deciding").hidden = !(can("case.decide") && (open || can("case.override")));
+  for (const id of ["confirm", "false-alarm", "cleared"]) $(id).hidden = !open;
   $("screening").hidden = !(can("case.decide") && rec.verdict === "clear" && !rec.review && S.screened !== rec.id);
   if (changed || fresh) loadImage();
   if (fresh && rec.verdict === "suspect") alarm();
@@ -160,7 +163,11 @@ function loadImage() {
 }
 
 // -- alarm ------------------------------------------------------------------------------------
-function unlockAudio() { if (!S.audio && window.AudioContext) S.audio = new AudioContext(); }
+function unlockAudio() {  // browsers allow sound only after a touch; any touch will do
+  if (!S.audio && window.AudioContext) S.audio = new AudioContext();
+  if (S.audio && S.audio.state === "suspended") S.audio.resume();
+}
+document.addEventListener("pointerdown", unlockAudio);
 function alarm() {
   const f = $("alarm-frame"); f.hidden = false; clearTimeout(S.alarmTimer);
   S.alarmTimer = setTimeout(() => { f.hidden = true; }, 4000);
@@ -283,6 +290,8 @@ async function refreshHistory() {
   const p = new URLSearchParams({ q: $("h-text").value });
   if ($("h-verdict").value) p.set("verdict", $("h-verdict").value);
   if ($("h-reviewed").value) p.set("reviewed", $("h-reviewed").value);
+  if ($("h-since").value) p.set("since", new Date($("h-since").value + "T00:00:00").toISOString());
+  if ($("h-until").value) p.set("until", new Date($("h-until").value + "T23:59:59.999").toISOString());
   const { items } = await api("/api/history?" + p);
   const body = $("history-rows"); body.innerHTML = "";
   for (const r of items) body.append(row([fmtTime(r.decided_at), T("verdict." + r.verdict), tr("reason.", r.reason), idents(r),
