@@ -55,6 +55,24 @@ class StoreSection(_Section):
     retention_days: float = Field(30, gt=0)
 
 
+class ConveyorSection(_Section):
+    """Belt geometry (m from the loading point) and speed; the verdict deadline follows from it."""
+
+    entry_m: float = Field(0.5, ge=0)
+    exit_m: float = Field(1.3, gt=0)
+    gate_m: float = Field(2.8, gt=0)
+    actuation_s: float = Field(0.15, ge=0)
+    belt_speed_m_s: float = Field(0.3, gt=0, le=2.0)
+    start_belt: bool = Field(True, description="request the belt to run when the daemon starts")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ConveyorSection":
+        if not self.entry_m < self.exit_m < self.gate_m:
+            raise ValueError(f"positions must increase along the belt: entry {self.entry_m}, exit {self.exit_m},"
+                             f" gate {self.gate_m}")
+        return self
+
+
 class HttpSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -80,6 +98,7 @@ class StationConfig(BaseSettings):
     sync: SyncConfig | None = None
     web: WebConfig = WebConfig()
     http: HttpSection = HttpSection()
+    conveyor: ConveyorSection = ConveyorSection()
     log_format: Literal["json", "console"] = "json"
 
     @classmethod

@@ -134,7 +134,7 @@ class Inspector:
 
     def _open_stream(self) -> StreamingDetection:
         if self.engine is None or self.engine.model is None:
-            raise PreventsDecision(Reason.MODEL_UNAVAILABLE, f"station {self.station} has no usable model")
+            return _NoModel(self.station)
         return self.engine.open_stream(self.station, 0)
 
     def _fail(self, item: Item, reason: Reason, message: str, timer: Timer, stage: str) -> Reason:
@@ -179,6 +179,19 @@ class Inspector:
         log.info("pipeline.decided", station=self.station, item=record.id, seq=record.seq,
                  verdict=record.verdict.value, reason=record.reason, detections=len(record.detections),
                  **{f"{k}_ms": round(v, 1) for k, v in timer.stages.items()})
+
+
+class _NoModel:
+    """Without a model the scan is still acquired and kept as evidence; the decision is manual."""
+
+    def __init__(self, station: str) -> None:
+        self.station = station
+
+    async def feed(self, high: np.ndarray, low: np.ndarray) -> None:
+        return None
+
+    async def finish(self, deadline: float) -> list[Detection]:
+        raise PreventsDecision(Reason.MODEL_UNAVAILABLE, f"station {self.station} has no usable model")
 
 
 def _partial(acquisition: Acquisition) -> Scan | None:

@@ -27,6 +27,8 @@ class StationMetrics:
         self.outbox_backlog = Gauge("edge_outbox_backlog", "Outbox rows not yet acknowledged by the hub",
                                     ["lane"], registry=r)
         self.device_up = Gauge("edge_device_up", "1 when a device link is up", ["device"], registry=r)
+        self.routed = Counter("edge_items_routed_total", "Conveyor items at the divert gate, by route and reason",
+                              ["route", "reason"], registry=r)
         self.bad_input = Counter("edge_bad_input_total", "Malformed input rejected, by source", ["source"],
                                  registry=r)
 

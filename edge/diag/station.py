@@ -32,15 +32,17 @@ def is_twin(cfg: StationConfig) -> bool:
 
 
 def quiet_twin(cfg: StationConfig) -> StationConfig:
-    """The config with the simulators' random traffic (auto items, auto vehicles) switched off."""
-    plc = cfg.devices.plc
-    if plc is None or plc.kind != "sim":
-        return cfg
-    sim = plc.sim.model_copy(update={
-        "conveyor": plc.sim.conveyor.model_copy(update={"auto_items": False}),
-        "gantry": plc.sim.gantry.model_copy(update={"auto_vehicles": False})})
-    devices = cfg.devices.model_copy(update={"plc": plc.model_copy(update={"sim": sim})})
-    return cfg.model_copy(update={"devices": devices})
+    """The config with the simulators' own traffic (auto items and vehicles, scheduled tags) off."""
+    d = cfg.devices
+    update: dict[str, object] = {}
+    if d.plc is not None and d.plc.kind == "sim":
+        sim = d.plc.sim.model_copy(update={
+            "conveyor": d.plc.sim.conveyor.model_copy(update={"auto_items": False}),
+            "gantry": d.plc.sim.gantry.model_copy(update={"auto_vehicles": False})})
+        update["plc"] = d.plc.model_copy(update={"sim": sim})
+    update["readers"] = {n: r.model_copy(update={"sim": r.sim.model_copy(update={"schedule": ()})})
+                         if r.kind == "sim" else r for n, r in d.readers.items()}
+    return cfg.model_copy(update={"devices": d.model_copy(update=update)})
 
 
 @dataclass

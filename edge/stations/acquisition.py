@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
+from drivers.errors import DriverError
 from models.scan import Scan
 
 
@@ -26,11 +27,42 @@ class LineScan:
     """A line scanner's stream (drivers.xray.ScanStream): blocks as lines arrive."""
 
     def __init__(self, stream) -> None:
-        self._stream = stream
+        self.stream = stream
 
     async def blocks(self) -> AsyncIterator[tuple[np.ndarray, np.ndarray]]:
-        async for block in self._stream:
+        async for block in self.stream:
             yield block.high, block.low
 
     def result(self) -> Scan:
-        return self._stream.result()
+        return self.stream.result()
+
+
+class FailedAcquisition:
+    """An acquisition that could not start: the inspector records it as a device fault."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    async def blocks(self) -> AsyncIterator[tuple[np.ndarray, np.ndarray]]:
+        raise DriverError(self.message, device="scanner")
+        yield  # pragma: no cover - makes this an async generator
+
+    def result(self) -> Scan:
+        raise DriverError(self.message, device="scanner")
+
+
+async def start_line_scan(devices, ref: str) -> LineScan | FailedAcquisition:
+    """Arm the controller if it dropped out of armed (reboot, reconnect), then start a scan.
+
+    A refusal becomes a failed acquisition, so that the item goes to manual as a device fault.
+    """
+    scanner = devices.scanner
+    try:
+        if not (await scanner.status()).armed:
+            await scanner.arm()
+        stream = await scanner.start_scan(ref)
+    except DriverError as exc:
+        devices.mark("scanner", "degraded", str(exc))
+        return FailedAcquisition(str(exc))
+    devices.mark("scanner", "ok")
+    return LineScan(stream)

@@ -16,7 +16,7 @@ from drivers.errors import DriverError
 from drivers.plc.state import EyeEdge, LinkChanged
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
-from edge.stations.acquisition import LineScan
+from edge.stations.acquisition import start_line_scan
 from edge.stations.identify import TagWindow
 from edge.supervisor import Progress
 from edge.verdict import Reason
@@ -62,15 +62,8 @@ class GantryFlow:
     async def _inspect_vehicle(self) -> None:
         item = Item(ref="vehicle", kind=self.item_kind)
         self.tags.start(item)
-        scanner = self.devices.scanner
-        acquisition: LineScan | _Failed
-        try:
-            await self.devices.plc.request_xray_permit(True)
-            acquisition = LineScan(await scanner.start_scan(item.id))
-        except DriverError as exc:
-            self.devices.mark("scanner", "degraded", str(exc))
-            acquisition = _Failed(str(exc))
-        await self.inspector.inspect(item, acquisition)
+        await _quietly(self.devices.plc.request_xray_permit(True))
+        await self.inspector.inspect(item, await start_line_scan(self.devices, item.id))
         self.tags.stop(item)
         await _quietly(self.devices.plc.request_xray_permit(False))
 
@@ -94,20 +87,7 @@ class GantryFlow:
     async def _safe_state(self) -> None:
         await _quietly(self.devices.plc.request_barrier(False))
         await _quietly(self.devices.plc.request_light("red"))
-
-
-class _Failed:
-    """An acquisition that could not start: the inspector records it as a device fault."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-    async def blocks(self):
-        raise DriverError(self.message, device="scanner")
-        yield  # pragma: no cover - makes this an async generator
-
-    def result(self):
-        raise DriverError(self.message, device="scanner")
+        await _quietly(self.devices.plc.request_xray_permit(False))
 
 
 async def _quietly(request) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from central_sync.schema import ItemKind, Verdict
@@ -9,6 +10,7 @@ from drivers.errors import DriverError
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
 from edge.stations.acquisition import WholeScan
+from edge.stations.identify import TagWindow
 from edge.supervisor import Progress
 from edge.verdict import Reason
 
@@ -21,6 +23,7 @@ class RetrofitFlow:
     inspector: Inspector
     progress: Progress
     item_kind: ItemKind
+    tags: TagWindow
 
     def __post_init__(self) -> None:
         self.inspector.actuate = self._actuate
@@ -29,9 +32,12 @@ class RetrofitFlow:
         source = self.devices.source
         if source is None:
             raise DriverError("the retrofit image source could not be opened", device="source")
-        async for scan in source.scans():
-            item = Item(ref=str(scan.meta.get("source_file", scan.meta.get("source", "scan"))), kind=self.item_kind)
-            await self.inspector.inspect(item, WholeScan(scan))
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.tags.run(), name="readers")
+            async for scan in source.scans():
+                item = Item(ref=str(scan.meta.get("source_file", scan.meta.get("source", "scan"))),
+                            kind=self.item_kind)
+                await self.inspector.inspect(item, WholeScan(scan))
 
     async def _actuate(self, item: Item, verdict: Verdict, reason: Reason) -> Reason | None:
         return None

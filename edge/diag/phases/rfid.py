@@ -45,6 +45,6 @@ async def _badge(ctx: PhaseContext, name: str, reader: Any) -> None:
         await asyncio.gather(task, return_exceptions=True)
     tag = seen[0]
     ctx.measure("rfid.read_ok", True, target=name)
-    ctx.measure("rfid.right_tag", tag.hex.upper() == expect, target=name, detail=tag.hex)
+    ctx.measure("rfid.right_tag", tag.tag.hex.upper() == expect, target=name, detail=tag.tag.hex)
     if t_act is not None:
         ctx.measure("rfid.time_to_read_ms", (tag.t - t_act) * 1000, target=name)

@@ -1,0 +1,145 @@
+"""`edge demo`: a simulated checkpoint on one machine.
+
+A Mosquitto broker on a free port, the hub, and the three example stations (gantry, conveyor,
+retrofit X-ray) in one station process sharing one inference pool, all against simulated
+hardware. The configs actually run are written under the demo's data directory, so that what
+runs can be read and copied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import sys
+import tomllib
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger()
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+STATIONS = ("gantry", "conveyor", "xray")
+DEMO_USERS = (("1A2B3C4D5E", "Officer Chan", "officer", "1234"),
+              ("0F0E0D0C0B", "Supervisor Wong", "supervisor", "4321"),
+              ("5A5B5C5D5E", "Technician Lee", "technician", "5678"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def mosquitto_binary() -> str:
+    found = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    if found is None:
+        raise SystemExit("mosquitto is not installed: run scripts/bootstrap (it installs it with apt-get)")
+    return found
+
+
+def write_broker_config(root: Path, port: int) -> Path:
+    (root / "mosquitto").mkdir(parents=True, exist_ok=True)
+    conf = root / "mosquitto" / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+        f"persistence_location {root / 'mosquitto'}/\nmax_queued_messages 100000\n"
+        f"max_inflight_messages 64\nmessage_size_limit 1048576\nlog_dest stderr\nlog_type error\n")
+    return conf
+
+
+def write_station_configs(root: Path, base_port: int, broker_port: int) -> list[Path]:
+    """Copy the examples with the demo's data dirs and ports; returns the written paths."""
+    import tomli_w
+
+    paths = []
+    for i, name in enumerate(STATIONS, start=1):
+        data = tomllib.loads((EXAMPLES / f"{name}.toml").read_text())
+        station_id = data["station"]["id"]
+        data["station"]["data_dir"] = str(root / station_id)
+        data.setdefault("http", {})["port"] = base_port + i
+        data.setdefault("sync", {})["port"] = broker_port
+        data["log_format"] = "console"
+        path = root / "configs" / f"{name}.toml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(tomli_w.dumps(data))
+        paths.append(path)
+    return paths
+
+
+def add_demo_users(configs: list[Path]) -> None:
+    from edge.config import load_config
+    from edge.store import Store
+    from edge.web.users import add_user, has_user
+
+    for path in configs:
+        config = load_config(path)
+        with Store(config.station.data_dir, station=config.station.id) as store:
+            for badge, name, role, pin in DEMO_USERS:
+                if not has_user(store, badge):
+                    add_user(store, badge, name, role, pin)
+
+
+async def run_demo(base_port: int, data_dir: Path) -> None:
+    root = data_dir.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    broker_port = free_port()
+    configs = write_station_configs(root, base_port, broker_port)
+    add_demo_users(configs)
+    bin_dir = Path(sys.executable).parent
+    async with AsyncExitStack() as stack:
+        broker = await _spawn(stack, "broker", mosquitto_binary(), "-c", str(write_broker_config(root, broker_port)))
+        await _wait_port(broker_port)
+        hub = await _spawn(stack, "hub", str(bin_dir / "edge-hub"), "run", "--db", f"sqlite:///{root / 'hub.db'}",
+                           "--broker", f"127.0.0.1:{broker_port}", "--http", f"127.0.0.1:{base_port}")
+        stations = await _spawn(stack, "stations", str(bin_dir / "edge"), "run",
+                                *[arg for path in configs for arg in ("--config", str(path))])
+        await _wait_port(base_port + len(STATIONS), timeout_s=120)
+        _print_urls(base_port, broker_port, root)
+        waits = [asyncio.create_task(p.wait(), name=n) for n, p in (("broker", broker), ("hub", hub),
+                                                                     ("stations", stations))]
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            print(f"demo: {task.get_name()} exited with status {task.result()}; stopping the demo", file=sys.stderr)
+
+
+def _print_urls(base_port: int, broker_port: int, root: Path) -> None:
+    lines = [f"  control room    http://127.0.0.1:{base_port}/"]
+    lines += [f"  {name:<15} http://127.0.0.1:{base_port + i}/" for i, name in enumerate(STATIONS, start=1)]
+    users = "\n".join(f"  {role:<11} badge {badge}  PIN {pin}" for badge, _, role, pin in DEMO_USERS)
+    print(f"\nCheckpoint Edge demo is running (broker 127.0.0.1:{broker_port}, data in {root}).\n"
+          + "\n".join(lines) + f"\nSign in on a station screen with:\n{users}\nCtrl-C stops everything.\n",
+          flush=True)
+
+
+async def _spawn(stack: AsyncExitStack, name: str, *argv: str) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(*argv, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    stack.push_async_callback(_stop, name, proc)
+    return proc
+
+
+async def _stop(name: str, proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            log.warning("demo.kill", process=name)
+            proc.kill()
+            await proc.wait()
+
+
+async def _wait_port(port: int, timeout_s: float = 30) -> None:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.2)
+                continue
+            writer.close()
+            return
