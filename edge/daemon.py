@@ -60,9 +60,6 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         inspector = Inspector(st.id, st.lane, st.budget_ms, engine, store, events, metrics, actuate=_no_actuation)
         flow = build_flow(config, devices, inspector, events, progress, metrics)
         server = _web_server(config, ctx, metrics)
-        sdnotify.notify(f"READY=1\nSTATUS={_ready_status(devices, engine)}")
-        log.info("station.ready", station=st.id, kind=st.kind, web=f"http://{config.http.host}:{config.http.port}/",
-                 devices=devices.states(), model=engine.model.name if engine.model else None)
         async with asyncio.TaskGroup() as tasks:
             endless = [tasks.create_task(flow.run(), name="flow"),
                        tasks.create_task(_housekeeping(store, publisher, metrics, devices, progress, snapshot),
@@ -70,6 +67,10 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
             if (period := sdnotify.watchdog_period_s()) is not None:
                 endless.append(tasks.create_task(watchdog(progress, period), name="watchdog"))
             tasks.create_task(server.serve(), name="web")
+            await _until_listening(server)
+            sdnotify.notify(f"READY=1\nSTATUS={_ready_status(devices, engine)}")
+            log.info("station.ready", station=st.id, kind=st.kind, web=f"http://{config.http.host}:{config.http.port}/",
+                     devices=devices.states(), model=engine.model.name if engine.model else None)
             await stop.wait()
             log.info("station.stopping", station=st.id)
             sdnotify.notify("STOPPING=1")
@@ -145,6 +146,12 @@ def _health(engine: Any, devices: Devices, publisher: Any, metrics: StationMetri
         "budget_misses": int(metrics.budget_misses._value.get()),  # noqa: SLF001 - prometheus has no getter
         **snapshot,
     }
+
+
+async def _until_listening(server: uvicorn.Server, timeout_s: float = 30) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not server.started:
+            await asyncio.sleep(0.02)
 
 
 def _ready_status(devices: Devices, engine: Any) -> str:

@@ -62,9 +62,10 @@ def record_for(scan: Scan, verdict: Verdict, reason: str, truth: list, station: 
     """An inspection record as the daemon would write it (seq assigned by Store.commit)."""
     now = datetime.now(timezone.utc)
     dets = [DetectionOut(label=t["label"], score=0.91, box=tuple(t["box"])) for t in truth]
+    tag = Identity(kind="rfid", value=f"E200{time.time_ns() // 1_000_000 % 10**8:08d}")
     return InspectionRecord(id=new_id(), seq=0, station=station, lane="1", kind=ItemKind.BAGGAGE,
                             started_at=now - timedelta(seconds=2), decided_at=now,
-                            identities=identities or [Identity(kind="rfid", value=f"E200{int(time.time()*1000) % 10**8:08d}")],
+                            identities=identities or [tag],
                             scan=ScanRef(sha256=scan.sha256(), size=len(scan.to_bytes()), shape=scan.shape),
                             detections=dets, verdict=verdict, reason=reason,
                             latencies_ms={"acquire": 20.0, "infer": latency_ms - 40.0, "decide": 20.0},
@@ -118,16 +119,15 @@ class StationHarness:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(15)
-        self.writer._pool.shutdown(wait=True)
-        self.store.close()
+        asyncio.run(self.writer.__aexit__(None, None, None))  # closes the store and its thread
 
     def add_demo_users(self) -> None:
         for badge, name, role, pin in DEMO_USERS:
             self.call(add_user, badge, name, role, pin)
 
     def call(self, fn, *args: Any) -> Any:
-        """Run `fn(store, *args)` on the store's thread (as the app does)."""
-        return self.writer._pool.submit(fn, self.store, *args).result(30)
+        """Run `fn(store, *args)` on the daemon store's thread, as the daemon does."""
+        return asyncio.run_coroutine_threadsafe(self.writer.call(fn, self.store, *args), self.loop).result(30)
 
     def commit(self, scan: Scan | None, record: InspectionRecord) -> InspectionRecord:
         stored = self.call(lambda s: s.put_scan(record.scan.sha256, scan.to_bytes())) if scan is not None else False
@@ -158,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     examples = sorted(Path(__file__).resolve().parents[2].glob("examples/scans/*.npz"))
     with StationHarness(a.data, cfg, port=a.port) as h:
         h.add_demo_users()
-        print(f"station screen at {h.url}  (officer 0A1B2C3D / 1234, supervisor 5E6F7A8B / 5678, technician 9C0D1E2F / 9012)")
+        users = ", ".join(f"{role} {badge} / {pin}" for badge, _, role, pin in DEMO_USERS)
+        print(f"station screen at {h.url}  ({users})")
         while True:
             roll = rng.random()
             if examples:  # the simulator's example bags, their truth standing in for the detector

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 
@@ -11,6 +12,7 @@ from edge.diag.phases._watch import wait_state
 
 ROUND_TRIPS = 10
 STATUS_REQUESTS = 20
+READER_OPEN_S = 1.5
 
 
 async def run(ctx: PhaseContext) -> None:
@@ -21,11 +23,19 @@ async def run(ctx: PhaseContext) -> None:
         await _controller(ctx)
     for name in st.cfg.devices.readers:
         reader = st.readers.get(name)
-        ok = reader is not None and reader.link_ok
+        ok = reader is not None and await _reader_up(reader)
         ctx.measure("links.reader_link_ok", ok, target=name,
                     detail=st.problems.get(f"reader {name}", "" if ok else "its port is not open"))
     if st.cfg.devices.source is not None:
         ctx.measure("links.source_ok", st.source is not None, target="source", detail=st.problems.get("source", ""))
+
+
+async def _reader_up(reader: object, wait_s: float = READER_OPEN_S) -> bool:
+    """The reader opens its port in the background: give it a moment."""
+    end = time.monotonic() + wait_s
+    while not reader.link_ok and time.monotonic() < end:  # type: ignore[attr-defined]
+        await asyncio.sleep(0.02)
+    return bool(reader.link_ok)  # type: ignore[attr-defined]
 
 
 async def _plc(ctx: PhaseContext) -> None:

@@ -1,0 +1,134 @@
+"""The real daemon process: READY over sd_notify, health and metrics, and kill -9 loses nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge.store import Store
+from models.testgraphs import write_package
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _write_config(tmp: Path, port: int, model_dir: Path) -> Path:
+    config = tmp / "station.toml"
+    config.write_text(f"""
+[station]
+id = "xray-test"
+kind = "xray"
+item_kind = "parcel"
+budget_ms = 5000
+data_dir = "{tmp / 'data'}"
+
+[model]
+dir = "{model_dir}"
+
+[http]
+port = {port}
+
+[web.tip]
+enabled = false
+
+[devices.source]
+kind = "sim-filedrop"
+folder = "{tmp / 'drop'}"
+settle_ms = 50
+poll_ms = 20
+
+[devices.source.sim]
+scan_dir = "{ROOT / 'examples' / 'scans'}"
+interval_ms = 30
+file_format = "npz"
+""")
+    return config
+
+
+def _count(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT count(*) FROM inspections").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(60)
+    yield path, sock
+    sock.close()
+
+
+def test_daemon_ready_health_metrics_and_kill_9(tmp_path, notify_socket):
+    path, sock = notify_socket
+    port = _free_port()
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    config = _write_config(tmp_path, port, model)
+    env = {**os.environ, "NOTIFY_SOCKET": path, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        message = sock.recv(4096).decode()
+        assert message.startswith("READY=1"), message
+        assert "model loaded" in message
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()
+        assert health["devices"]["source"]["state"] == "ok"
+        db = tmp_path / "data" / "station.db"
+        deadline = time.monotonic() + 90
+        while _count(db) < 15 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        assert 'edge_verdicts_total{reason="clear",verdict="clear"}' in metrics
+        assert "edge_stage_seconds_bucket" in metrics
+        committed_before_kill = _count(db)
+        assert committed_before_kill >= 15
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    with Store(tmp_path / "data") as store:  # integrity check runs on open
+        seqs = [r[0] for r in store.conn.execute("SELECT seq FROM inspections ORDER BY seq")]
+        outbox = store.conn.execute("SELECT count(DISTINCT record_id) FROM outbox").fetchone()[0]
+    assert len(seqs) >= committed_before_kill
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert outbox == len(seqs)  # every record still waits for the hub: none lost, none half-written
+
+
+def test_config_error_exits_78_with_the_key(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[station]\nid = "x"\nkind = "xray"\nitem_kind = "parcel"\nbudget_ms = 100\n'
+                   'data_dir = "d"\nbogus = 1\n')
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(bad)], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 78
+    assert f"{bad}: station.bogus: unknown key" in result.stderr
+
+
+def test_check_config_accepts_examples_and_names_the_broken_key(tmp_path):
+    examples = sorted(str(p) for p in (ROOT / "examples").glob("*.toml"))
+    ok = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", *examples], capture_output=True, text=True,
+                        cwd=ROOT, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    broken = tmp_path / "broken.toml"
+    broken.write_text((ROOT / "examples" / "conveyor.toml").read_text().replace("budget_ms = 2000", "budget_ms = -5"))
+    bad = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(broken)], capture_output=True,
+                         text=True, cwd=ROOT, timeout=60)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines() == [f"{broken}: station.budget_ms: Input should be greater than 0 (got -5)"]
