@@ -57,7 +57,8 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         snapshot: dict[str, Any] = {}
         ctx = StationContext(st.id, st.kind, st.lane, st.budget_ms, store, events,
                              health=lambda: _health(engine, devices, publisher, metrics, snapshot), settings=config)
-        inspector = Inspector(st.id, st.lane, st.budget_ms, engine, store, events, metrics, actuate=_no_actuation)
+        inspector = Inspector(st.id, st.lane, st.budget_ms, engine, store, events, metrics, actuate=_no_actuation,
+                              after_commit=publisher.notify if publisher is not None else None)
         flow = build_flow(config, devices, inspector, events, progress, metrics)
         server = _web_server(config, ctx, metrics)
         async with asyncio.TaskGroup() as tasks:

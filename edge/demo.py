@@ -94,8 +94,8 @@ async def run_demo(base_port: int, data_dir: Path) -> None:
     async with AsyncExitStack() as stack:
         broker = await _spawn(stack, "broker", mosquitto_binary(), "-c", str(write_broker_config(root, broker_port)))
         await _wait_port(broker_port)
-        hub = await _spawn(stack, "hub", str(bin_dir / "edge-hub"), "run", "--db", f"sqlite:///{root / 'hub.db'}",
-                           "--broker", f"127.0.0.1:{broker_port}", "--http", f"127.0.0.1:{base_port}")
+        hub = await _spawn(stack, "hub", str(bin_dir / "edge-hub"), "run", "--db", str(root / "hub.sqlite3"),
+                           "--broker-port", str(broker_port), "--http-port", str(base_port))
         stations = await _spawn(stack, "stations", str(bin_dir / "edge"), "run",
                                 *[arg for path in configs for arg in ("--config", str(path))])
         await _wait_port(base_port + len(STATIONS), timeout_s=120)

@@ -96,6 +96,7 @@ class Inspector:
     events: EventBus
     metrics: StationMetrics
     actuate: Actuate
+    after_commit: Callable[[], None] | None = None  # e.g. wake the sync publisher
 
     async def inspect(self, item: Item, acquisition: Acquisition) -> InspectionRecord:
         """Run one item to a committed record; never raises for a device or model fault."""
@@ -160,6 +161,8 @@ class Inspector:
             latencies_ms={k: round(v, 3) for k, v in timer.stages.items()}, budget_ms=self.budget_ms)
         record = await self.store.call(self.store.store.commit, record, stored)
         timer.lap("record")
+        if self.after_commit is not None:
+            self.after_commit()
         self._observe(record, timer)
         self.events.publish("inspection", record.model_dump(mode="json", by_alias=True))
         return record
