@@ -22,6 +22,8 @@ _SPECS = (
          message="controller.slow"),
     Spec("links.controller_retries", "frames", "frames resent during 20 STATUS requests", high=2,
          marginal_high=0, message="controller.frame_errors"),
+    Spec("links.controller_answers", "", "every STATUS request answered", expect=True,
+         message="controller.no_answer"),
     Spec("links.reader_link_ok", "", "tag reader port open", expect=True, message="reader.unplugged"),
     Spec("links.source_ok", "", "retrofit image source opened", expect=True, message="source.lost"),
     # PLC I/O map
@@ -50,6 +52,7 @@ _SPECS = (
     Spec("tracking.light_confirmed", "", "traffic light shows the verdict", expect=True,
          message="light.no_feedback"),
     # RFID
+    Spec("rfid.reader_connected", "", "reader port open", expect=True, message="reader.unplugged"),
     Spec("rfid.read_ok", "", "reference badge read", expect=True, message="rfid.no_read"),
     Spec("rfid.time_to_read_ms", "ms", "badge presented -> tag seen", high=1000, marginal_high=400,
          message="rfid.slow_read"),

@@ -97,8 +97,9 @@ async def _controller(ctx: PhaseContext) -> None:
         times.append((time.perf_counter() - t0) * 1000)
     retries = scanner.link.stats.get("retries", 0) - before
     ctx.measure("links.controller_retries", retries, target="controller", detail=problem)
-    ctx.measure("links.controller_status_ms", statistics.median(times) if times and not problem else None,
-                target="controller", detail=problem)
+    ctx.measure("links.controller_answers", not problem, target="controller", detail=problem)
+    if times and not problem:
+        ctx.measure("links.controller_status_ms", statistics.median(times), target="controller")
     _frames(ctx, scanner)
 
 

@@ -18,8 +18,9 @@ async def run(ctx: PhaseContext) -> None:
         reader = ctx.station.readers.get(name)
         if reader is None or not reader.link_ok:
             detail = ctx.station.problems.get(f"reader {name}", "the reader's port is not open")
-            ctx.measure("rfid.read_ok", False, target=name, detail=detail)
+            ctx.measure("rfid.reader_connected", False, target=name, detail=detail)
             continue
+        ctx.measure("rfid.reader_connected", True, target=name)
         await _badge(ctx, name, reader)
 
 

@@ -1,0 +1,49 @@
+"""Fixtures: the example stations' twins, a model package, a real Mosquitto for the hub round trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from central_sync.devtools import Mosquitto
+from edge.diag import main_diag
+from models.testgraphs import write_package
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "models" / "zoo" / "cpe-tiny"
+STATIONS = ("conveyor", "gantry", "xray")
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """The shipped model when it is installed, else a small test package with the same manifest contract."""
+    if (SHIPPED / "manifest.toml").is_file():
+        return SHIPPED
+    return write_package(tmp_path_factory.mktemp("model") / "test-det", backbone=True)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    with Mosquitto(tmp_path_factory.mktemp("broker")) as b:
+        yield b
+
+
+@pytest.fixture
+def twin(monkeypatch, model_dir, broker):
+    """Run from the repository root (the examples' relative paths) with the model and broker of the test."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("EDGE_MODEL__DIR", str(model_dir))
+    monkeypatch.setenv("EDGE_SYNC__PORT", str(broker.port))
+
+
+def diag(out: Path, *args: str) -> tuple[int, dict]:
+    """`edge diag` in-process; returns the exit status and the latest record."""
+    rc = main_diag(["--out", str(out), "--technician", "CI-0001", *args])
+    records = sorted((out / "records").glob("*.json"))
+    return rc, json.loads(records[-1].read_text()) if records else {}
+
+
+def phase(record: dict, name: str) -> dict:
+    return next(p for p in record["phases"] if p["name"] == name)

@@ -1,0 +1,60 @@
+"""`edge diag` passes on the twins of the three example stations, and leaves an auditable record."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from edge.diag import verify_chain
+from hil_tests.conftest import REPO, diag, phase
+
+# the phases that must run (PASS) on each station; every other phase must say why it was skipped
+RUNS = {
+    "conveyor": {"links", "io", "tracking", "imaging", "inference", "clock", "hub", "safety"},
+    "gantry": {"links", "io", "tracking", "rfid", "imaging", "inference", "clock", "hub", "safety"},
+    "xray": {"links", "rfid", "inference", "clock", "hub"},
+}
+
+
+@pytest.mark.parametrize("station", sorted(RUNS))
+def test_plan_passes_on_the_twin(twin, tmp_path, station):
+    rc, rec = diag(tmp_path, "--config", f"examples/{station}.toml")
+    assert rc == 0, [(p["name"], p["outcome"], p["diagnoses"]) for p in rec["phases"]]
+    assert rec["outcome"] == "PASS" and rec["twin"] and rec["technician"] == "CI-0001"
+    ran = {p["name"] for p in rec["phases"] if p["outcome"] == "PASS"}
+    assert ran == RUNS[station]
+    for p in rec["phases"]:
+        assert p["outcome"] in ("PASS", "SKIPPED")
+        assert p["outcome"] == "PASS" or p["reason"], f"{p['name']} skipped without a reason"
+        assert p["outcome"] == "SKIPPED" or p["measurements"], f"{p['name']} measured nothing"
+    assert not rec["teardown_unconfirmed"]
+    assert rec["model"] and len(rec["config_sha256"]) == 64
+    if station != "xray":
+        assert rec["firmware_version"] and len(rec["firmware_sha256"]) == 64
+    assert verify_chain(tmp_path).ok
+    suite = ET.parse(next((tmp_path / "runs").glob("*/junit.xml"))).getroot()
+    assert int(suite.get("tests")) == len(rec["phases"]) and suite.get("failures") == "0"
+    html = (tmp_path / "report.html").read_text()
+    assert rec["hash"] in html and "<script" not in html and "http://" not in html and "https://" not in html
+
+
+def test_safety_proof_measures_each_device_response(twin, tmp_path):
+    rc, rec = diag(tmp_path, "--config", "examples/conveyor.toml", "--phases", "safety")
+    safety = phase(rec, "safety")
+    by_target = {}
+    for m in safety["measurements"]:
+        by_target.setdefault(m["target"], {})[m["name"]] = m["value"]
+    assert set(by_target) == {"e-stop", "tunnel door", "exit curtain"}
+    for target, ms in by_target.items():
+        assert ms["safety.trip_seen"] and ms["safety.permit_refused"] and ms["safety.no_restart"], target
+        assert ms["safety.belt_stop_ms"] >= 0 and ms["safety.permit_drop_ms"] >= 0
+    assert [p["by"] for p in safety["prompts"]] == ["twin"] * 6
+
+
+def test_tracking_sends_the_item_the_verdicts_way(twin, tmp_path):
+    rc, rec = diag(tmp_path, "--config", "examples/conveyor.toml", "--phases", "tracking")
+    ms = {m["name"]: m for m in phase(rec, "tracking")["measurements"]}
+    assert ms["tracking.right_item"]["value"] is True
+    assert ms["tracking.divert_margin_s"]["value"] > 0
+    assert ms["tracking.verdict_ms"]["high"] == 2000  # the station's budget
