@@ -104,7 +104,8 @@ def choose(threats: dict[str, Threat], shape: tuple[int, int], high: np.ndarray,
            rng: random.Random) -> Projection | None:
     """A threat that fits and a place for it inside the bag (where the scan is not air), or None."""
     scale = rng.uniform(cfg.min_scale, cfg.max_scale)
-    fitting = [n for n in sorted(threats) if all(a < b for a, b in zip(_scaled_shape(threats[n], scale), shape, strict=True))]
+    fits = lambda n: all(a < b for a, b in zip(_scaled_shape(threats[n], scale), shape, strict=True))  # noqa: E731
+    fitting = [n for n in sorted(threats) if fits(n)]
     if not fitting:
         return None
     name = rng.choice(fitting)

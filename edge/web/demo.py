@@ -105,6 +105,7 @@ class StationHarness:
         try:
             self.loop.run_until_complete(self.server.serve())
         finally:
+            self.loop.run_until_complete(self.writer.__aexit__(None, None, None))  # closes the store and its thread
             self.loop.close()
 
     def __enter__(self) -> "StationHarness":
@@ -119,7 +120,6 @@ class StationHarness:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(15)
-        asyncio.run(self.writer.__aexit__(None, None, None))  # closes the store and its thread
 
     def add_demo_users(self) -> None:
         for badge, name, role, pin in DEMO_USERS:

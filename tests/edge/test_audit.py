@@ -27,7 +27,7 @@ def test_intact_chain_verifies(store):
     rows = audit.entries(store.conn)
     assert [e.seq for e in rows] == [5, 4, 3, 2, 1]
     assert rows[-1].prev_hash == audit.GENESIS
-    assert all(newer.prev_hash == older.hash for newer, older in zip(rows, rows[1:]))
+    assert all(newer.prev_hash == older.hash for newer, older in zip(rows, rows[1:], strict=False))
 
 
 def test_updates_and_deletes_are_refused(store):

@@ -11,6 +11,7 @@ from edge.web.config import TipConfig, WebConfig
 from edge.web.demo import DEMO_USERS, StationHarness, record_for, synthetic_scan
 
 CHROMIUM = Path("/usr/bin/chromium")
+NO_CHROMIUM = "Debian's chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
@@ -19,8 +20,7 @@ OFFICER, SUPERVISOR, TECHNICIAN = ((b, p) for b, _, _, p in DEMO_USERS)
 ALLOWED = {"English", "TIP", "COCO", "Checkpoint", "Edge", "demo"}
 
 pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium "
-                                                                "(apt-get install -y chromium)")]
+              pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)]
 
 
 def english_words(text: str, data_values: set[str]) -> set[str]:

@@ -17,14 +17,14 @@ from edge.web.config import TipConfig, WebConfig
 from edge.web.demo import DEMO_USERS, StationHarness, record_for, synthetic_scan
 
 CHROMIUM = Path("/usr/bin/chromium")
+NO_CHROMIUM = "Debian's chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 OFFICER, SUPERVISOR, TECHNICIAN = ((b, p) for b, _, _, p in DEMO_USERS)
 
 pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium "
-                                                                "(apt-get install -y chromium)")]
+              pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)]
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_officer_sees_suspect_live_marks_it_finds_it_in_history_with_audit(stati
     page.wait_for_selector("body[data-live='1']")
     rng = np.random.default_rng(4)
     timings = []
-    for n in range(3):
+    for _ in range(3):
         scan, truth = synthetic_scan(rng, threat=True)
         rec = station.commit(scan, record_for(scan, Verdict.SUSPECT, "detection", truth))
         published_ms = time.time() * 1000
@@ -122,8 +122,8 @@ def test_screening_tools_change_the_view(station, page):
     page.wait_for_function("document.getElementById('scan').src.includes('mode=organic')")
     page.locator("#contrast").fill("2")
     page.click("#zoom-in")
-    style = page.evaluate("[document.getElementById('scan').style.filter, document.getElementById('layer').style.transform]")
-    assert "contrast(2)" in style[0] and "scale(1.25)" in style[1]
+    assert "contrast(2)" in page.evaluate("document.getElementById('scan').style.filter")
+    assert "scale(1.25)" in page.evaluate("document.getElementById('layer').style.transform")
     page.screenshot(path=str(ARTIFACTS / "tools_organic_zoom.png"))
     views = station.call(lambda s: [e.detail for e in audit.entries(s.conn, rec.id) if e.action == "case.image_view"])
     assert any('"organic"' in d for d in views)
@@ -141,7 +141,8 @@ def test_technician_sees_diagnostics_and_no_case_screens(station, page):
 
 
 def test_tip_projection_is_scored_and_then_revealed(tmp_path, page):
-    from edge.tip import build_library, stats as tip_stats
+    from edge.tip import build_library
+    from edge.tip import stats as tip_stats
 
     library = tmp_path / "tiplib"
     build_library(library)

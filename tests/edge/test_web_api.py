@@ -1,5 +1,6 @@
 """API tests of the station screen against a real Store: every role boundary, decisions, audit, export."""
 
+import asyncio
 import io
 import json
 import zipfile
@@ -11,13 +12,13 @@ from fastapi.testclient import TestClient
 
 from central_sync.schema import Verdict
 from edge import audit
+from edge.auth import add_user
 from edge.context import StationContext
 from edge.events import EventBus
 from edge.store import Store, StoreWriter
 from edge.web.app import create_app, ensure_schema
 from edge.web.config import TipConfig, WebConfig
 from edge.web.demo import DEMO_USERS, record_for, synthetic_scan
-from edge.auth import add_user
 
 OFFICER, SUPERVISOR, TECHNICIAN = ((b, p) for b, _, _, p in DEMO_USERS)
 
@@ -59,8 +60,7 @@ def station(tmp_path):
     yield st
     for client in st.clients:
         client.__exit__(None, None, None)
-    st.writer._pool.shutdown()
-    st.store.close()
+    asyncio.run(st.writer.__aexit__(None, None, None))  # closes the store and its thread
 
 
 def test_healthz_answers_without_sign_in(station):
@@ -228,7 +228,8 @@ def test_badge_feed_is_only_for_the_station_kiosk(station):
 def test_manual_item_cleared_after_inspection(station):
     rec = station.item(Verdict.MANUAL, "scan_incomplete")
     c = station.client(OFFICER)
-    assert c.post(f"/api/cases/{rec.id}/decision", json={"outcome": "cleared", "note": "hand search"}).status_code == 200
+    r = c.post(f"/api/cases/{rec.id}/decision", json={"outcome": "cleared", "note": "hand search"})
+    assert r.status_code == 200
     assert station.store.get(rec.id).review.outcome == "cleared"
 
 

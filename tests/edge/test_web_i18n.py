@@ -60,7 +60,8 @@ def test_english_has_every_key_the_code_uses():
 @pytest.mark.parametrize("lang", [lang for lang in i18n.LANGS if lang != "en"])
 def test_every_catalogue_is_complete_with_the_same_placeholders(lang):
     en, other = i18n.catalogue("en"), json.loads((WEB / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
-    assert set(other) == set(en), f"{lang}: missing {sorted(set(en) - set(other))}, extra {sorted(set(other) - set(en))}"
+    missing, extra = sorted(set(en) - set(other)), sorted(set(other) - set(en))
+    assert not missing and not extra, f"{lang}: missing {missing}, extra {extra}"
     fields = lambda s: sorted(f for _, f, _, _ in string.Formatter().parse(s) if f)  # noqa: E731
     wrong = [k for k in en if fields(en[k]) != fields(other[k])]
     assert not wrong, f"{lang}: placeholders differ in {wrong}"

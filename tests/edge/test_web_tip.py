@@ -1,5 +1,6 @@
 """Threat Image Projection: physics of the composite, scoring, statistics, and that the record never changes."""
 
+import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -102,8 +103,7 @@ def station(tmp_path, library):
         assert client.post("/api/signin", json={"badge": OFFICER[0], "pin": OFFICER[1]}).status_code == 200
         st.client = client
         yield st
-    st.writer._pool.shutdown()
-    st.store.close()
+    asyncio.run(st.writer.__aexit__(None, None, None))  # closes the store and its thread
 
 
 def _outbox(store):
