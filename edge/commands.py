@@ -1,0 +1,214 @@
+"""The station side of signed hub commands: verify, refuse replays, apply, record, report back.
+
+    async with CommandReceiver(sync_cfg, station, store, handlers, cfg) as rx:
+        ...                                   # rx.counters for metrics
+
+Checks, in order, each a stable reason code on refusal: the signature against the pinned hub key
+(`bad_signature`, `bad_format`), the station named (`wrong_station`), the validity window with
+`max_clock_skew_s` of slack (`not_yet_valid`, `expired`, `ttl_too_long`), the nonce never seen
+before (`replayed`; nonces live in the station database until their command has expired), a
+handler for the operation (`unsupported`). Then the daemon's handler applies it (`applied`, or
+`failed` with the handler's message). Every command is recorded in `station_commands`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import sqlite3
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Awaitable, Callable
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field
+
+from central_sync import commands as c
+from central_sync.config import BrokerConfig
+
+log = structlog.get_logger("edge.commands")
+
+DDL = """
+CREATE TABLE IF NOT EXISTS cmd_nonces (
+    nonce TEXT PRIMARY KEY, cmd_id TEXT NOT NULL, expires_at REAL NOT NULL, seen_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS station_commands (
+    row INTEGER PRIMARY KEY, cmd_id TEXT NOT NULL, received_at REAL NOT NULL, op TEXT NOT NULL,
+    args TEXT NOT NULL, issuer TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL);
+"""
+
+Handler = Callable[..., Any | Awaitable[Any]]
+
+
+class CommandsConfig(BaseModel):
+    """`[commands]` of the station config; without `hub_public_key` no command is accepted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hub_public_key: Path | None = None
+    max_clock_skew_s: float = Field(30.0, ge=0, le=3600)
+    max_ttl_s: float = Field(3600.0, gt=0, le=7 * 86400, description="refuse commands valid for longer")
+    queue_max: int = Field(32, ge=1, le=1000)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandHandlers:
+    """The daemon's callbacks (plain or async); an absent one refuses its operation."""
+
+    set_thresholds: Handler | None = None   # (thresholds: dict[str, float])
+    set_tip_rate: Handler | None = None     # (rate: float)
+    request_diag: Handler | None = None     # (plan: str)
+    switch_model: Handler | None = None     # (sha256: str); raise if the station holds no such model
+
+
+class Refused(Exception):
+    """Internal: a command refused with a reason code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+class CommandProcessor:
+    """Checks and applies one envelope at a time; its own SQLite connection to the station database."""
+
+    def __init__(self, db_path: Path, station: str, key: Ed25519PublicKey | None, cfg: CommandsConfig,
+                 handlers: CommandHandlers) -> None:
+        self.station, self.key, self.cfg, self.handlers = station, key, cfg, handlers
+        self._conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=10)
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        self._conn.executescript(DDL)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    async def process(self, data: bytes, now: float | None = None) -> c.CommandResult:
+        """Verify, apply and record one envelope; the result to report back."""
+        now = time.time() if now is None else now
+        cmd = None
+        try:
+            cmd = self._verify(data)
+            self._check(cmd, now)
+            await asyncio.to_thread(self._claim_nonce, cmd, now)
+            outcome, reason, detail = await self._apply(cmd)
+        except Refused as why:
+            outcome, reason, detail = "rejected", why.reason, why.detail
+        head = {"id": cmd.id, "station": cmd.station, "op": cmd.op} if cmd else c.peek(data)
+        result = c.CommandResult(id=head["id"], station=self.station, op=head["op"], outcome=outcome,
+                                 reason=reason, detail=detail[:500], at=time.time())
+        await asyncio.to_thread(self._record, result, cmd, now)
+        log.info("commands.done", id=result.id, op=result.op, outcome=outcome, reason=reason)
+        return result
+
+    def _verify(self, data: bytes) -> c.Command:
+        if self.key is None:
+            raise Refused("no_key", "this station has no pinned hub key and accepts no commands")
+        try:
+            return c.verify(self.key, data)
+        except c.CommandError as exc:
+            raise Refused(exc.code, str(exc)) from exc
+
+    def _check(self, cmd: c.Command, now: float) -> None:
+        skew = self.cfg.max_clock_skew_s
+        if cmd.station != self.station:
+            raise Refused("wrong_station", f"command {cmd.id} is for station {cmd.station}, this is {self.station}")
+        if cmd.expires_at - cmd.issued_at > self.cfg.max_ttl_s:
+            raise Refused("ttl_too_long", f"command {cmd.id} is valid for {cmd.expires_at - cmd.issued_at:.0f} s,"
+                                          f" more than {self.cfg.max_ttl_s:.0f} s")
+        if cmd.issued_at > now + skew:
+            raise Refused("not_yet_valid", f"command {cmd.id} was issued {cmd.issued_at - now:.1f} s in the future")
+        if cmd.expires_at < now - skew:
+            raise Refused("expired", f"command {cmd.id} expired {now - cmd.expires_at:.1f} s ago")
+
+    def _claim_nonce(self, cmd: c.Command, now: float) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("DELETE FROM cmd_nonces WHERE expires_at < ?", (now - 2 * self.cfg.max_clock_skew_s,))
+                cur = self._conn.execute("INSERT INTO cmd_nonces VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
+                                         (cmd.nonce, cmd.id, cmd.expires_at, now))
+            finally:
+                self._conn.execute("COMMIT")
+        if cur.rowcount == 0:
+            raise Refused("replayed", f"command {cmd.id} reuses nonce {cmd.nonce} already seen")
+
+    async def _apply(self, cmd: c.Command) -> tuple[str, str, str]:
+        handler = getattr(self.handlers, cmd.op)
+        if handler is None:
+            raise Refused("unsupported", f"this station does not handle {cmd.op}")
+        args = c.check_args(cmd.op, cmd.args)
+        try:
+            out = handler(*args.values())
+            if inspect.isawaitable(out):
+                out = await out
+        except Exception as exc:  # the daemon's handler refused or failed: reported, never fatal
+            return "failed", "handler_failed", f"{cmd.op} failed: {exc}"
+        return "applied", "applied", "" if out is None else str(out)
+
+    def _record(self, result: c.CommandResult, cmd: c.Command | None, now: float) -> None:
+        args = json.dumps(cmd.args, sort_keys=True) if cmd else "{}"
+        with self._lock:
+            self._conn.execute("INSERT INTO station_commands (cmd_id, received_at, op, args, issuer, outcome, reason, detail)"
+                               " VALUES (?,?,?,?,?,?,?,?)", (result.id, now, result.op, args, cmd.issuer if cmd else "",
+                                                            result.outcome, result.reason, result.detail))
+
+    def history(self, limit: int = 100) -> list[tuple]:
+        """Recent commands, newest first: (cmd_id, received_at, op, issuer, outcome, reason, detail)."""
+        with self._lock:
+            return self._conn.execute("SELECT cmd_id, received_at, op, issuer, outcome, reason, detail FROM station_commands"
+                                      " ORDER BY row DESC LIMIT ?", (limit,)).fetchall()
+
+
+class CommandReceiver:
+    """Subscribes to the station's signed-command topic, processes one at a time, reports results."""
+
+    def __init__(self, sync_cfg: BrokerConfig, station: str, store: Any, handlers: CommandHandlers,
+                 cfg: CommandsConfig) -> None:
+        self.station, self.cfg = station, cfg
+        key = c.load_public_key(cfg.hub_public_key) if cfg.hub_public_key else None
+        self.processor = CommandProcessor(Path(getattr(store, "db_path", store)), station, key, cfg, handlers)
+        self.link = c.CommandLink(sync_cfg, f"{station}-cmd", [c.cmd_topic(station)], self._arrived)
+        self.counters: Counter[str] = Counter()
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=cfg.queue_max)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> "CommandReceiver":
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._work(), name=f"commands-{self.station}")
+        await self.link.__aenter__()
+        if self.processor.key is None:
+            log.warning("commands.no_key", station=self.station)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.link.__aexit__(exc_type, exc, tb)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self.processor.close()
+
+    def _arrived(self, topic: str, payload: bytes) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._enqueue, payload)
+
+    def _enqueue(self, payload: bytes) -> None:
+        try:
+            self._queue.put_nowait(payload)
+        except asyncio.QueueFull:
+            self.counters["dropped_queue_full"] += 1
+            log.warning("commands.dropped", station=self.station, reason="queue_full", queue_max=self.cfg.queue_max)
+
+    async def _work(self) -> None:
+        while True:
+            payload = await self._queue.get()
+            result = await self.processor.process(payload)
+            self.counters[result.outcome] += 1
+            self.link.publish(c.result_topic(self.station), result.model_dump_json().encode())

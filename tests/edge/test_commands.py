@@ -1,0 +1,114 @@
+"""Station side of signed commands: forged, expired, replayed and foreign commands are refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from central_sync import commands as c
+from central_sync.config import BrokerConfig
+from central_sync.devtools import Mosquitto
+from edge.commands import CommandHandlers, CommandProcessor, CommandReceiver, CommandsConfig
+
+HUB_KEY = Ed25519PrivateKey.from_private_bytes(b"\x07" * 32)
+MODEL = "ab" * 32
+
+
+class Station:
+    """Records what the daemon's callbacks were asked to do."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def handlers(self) -> CommandHandlers:
+        async def switch(sha: str) -> None:
+            if sha != MODEL:
+                raise LookupError(f"no model with sha256 {sha[:12]} on this station")
+            self.calls.append(("switch_model", sha))
+        return CommandHandlers(set_thresholds=lambda t: self.calls.append(("thresholds", t)),
+                               set_tip_rate=lambda r: self.calls.append(("tip", r)), switch_model=switch)
+
+
+@pytest.fixture
+def station():
+    return Station()
+
+
+def processor(tmp_path, station, key=HUB_KEY.public_key()):
+    return CommandProcessor(tmp_path / "station.db", "gate-1", key, CommandsConfig(max_clock_skew_s=5), station.handlers())
+
+
+def signed(op="set_tip_rate", args=None, station="gate-1", key=HUB_KEY, **kw) -> bytes:
+    return c.sign(key, c.new_command(station, op, {"rate": 0.02} if args is None else args, issuer="sup1", **kw))
+
+
+async def test_valid_command_is_applied_and_recorded(tmp_path, station):
+    proc = processor(tmp_path, station)
+    res = await proc.process(signed("set_thresholds", {"thresholds": {"knife": 0.35}}))
+    assert (res.outcome, res.reason) == ("applied", "applied")
+    assert station.calls == [("thresholds", {"knife": 0.35})]
+    assert proc.history()[0][2:6] == ("set_thresholds", "sup1", "applied", "applied")
+
+
+@pytest.mark.parametrize("data,reason", [
+    (signed(key=Ed25519PrivateKey.generate()), "bad_signature"),
+    (signed(station="gate-2"), "wrong_station"),
+    (signed(ttl_s=10, now=1_000_000.0), "expired"),
+    (signed(ttl_s=10, now=4_000_000_000.0), "not_yet_valid"),
+    (signed(ttl_s=90_000), "ttl_too_long"),
+    (signed("request_diag", {}), "unsupported"),
+    (b'{"v":1,"payload":"{}","sig":"!!"}', "bad_format"),
+])
+async def test_refused_commands_change_nothing(tmp_path, station, data, reason):
+    res = await processor(tmp_path, station).process(data)
+    assert (res.outcome, res.reason) == ("rejected", reason) and station.calls == []
+
+
+async def test_replay_is_refused_even_after_a_restart(tmp_path, station):
+    data = signed()
+    assert (await processor(tmp_path, station).process(data)).outcome == "applied"
+    again = await processor(tmp_path, station).process(data)
+    assert (again.outcome, again.reason) == ("rejected", "replayed") and station.calls == [("tip", 0.02)]
+
+
+async def test_unknown_model_is_reported_failed(tmp_path, station):
+    res = await processor(tmp_path, station).process(signed("switch_model", {"sha256": "cd" * 32}))
+    assert (res.outcome, res.reason) == ("failed", "handler_failed") and "no model" in res.detail
+    res = await processor(tmp_path, station).process(signed("switch_model", {"sha256": MODEL}))
+    assert res.outcome == "applied" and station.calls == [("switch_model", MODEL)]
+
+
+async def test_no_pinned_key_accepts_nothing(tmp_path, station):
+    res = await processor(tmp_path, station, key=None).process(signed())
+    assert (res.outcome, res.reason) == ("rejected", "no_key")
+
+
+async def test_over_mqtt_results_come_back(tmp_path, station):
+    (tmp_path / "hub.pub").write_bytes(_pem(HUB_KEY))
+    results: asyncio.Queue = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    good = signed()
+    with Mosquitto(tmp_path / "broker") as broker:
+        cfg = BrokerConfig(port=broker.port)
+        rx_cfg = CommandsConfig(hub_public_key=tmp_path / "hub.pub")
+        async with CommandReceiver(cfg, "gate-1", tmp_path / "station.db", station.handlers(), rx_cfg) as rx, \
+                c.CommandLink(cfg, "hub-test", [c.result_topic("+")],
+                              lambda t, p: loop.call_soon_threadsafe(results.put_nowait, json.loads(p))) as hub:
+            await rx.link.ready()
+            await hub.ready()
+            for data in (good, good, signed(key=Ed25519PrivateKey.generate()), signed(ttl_s=1, now=1_000_000.0)):
+                hub.publish(c.cmd_topic("gate-1"), data)
+            got = [await asyncio.wait_for(results.get(), 10) for _ in range(4)]
+    assert [(r["outcome"], r["reason"]) for r in got] == [
+        ("applied", "applied"), ("rejected", "replayed"), ("rejected", "bad_signature"), ("rejected", "expired")]
+    assert station.calls == [("tip", 0.02)] and rx.counters == {"applied": 1, "rejected": 3}
+    rows = sqlite3.connect(tmp_path / "station.db").execute("SELECT outcome FROM station_commands ORDER BY row").fetchall()
+    assert [r[0] for r in rows] == ["applied", "rejected", "rejected", "rejected"]
+
+
+def _pem(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(c.serialization.Encoding.PEM, c.serialization.PublicFormat.SubjectPublicKeyInfo)
