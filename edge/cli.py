@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     detect.add_argument("--model", type=Path, default=None, help="model package directory")
     detect.set_defaults(handler=_detect)
 
+    twin = sub.add_parser("twin", help="serve simulators at the endpoints a station config names")
+    twin.add_argument("--config", required=True, type=Path)
+    twin.add_argument("--scans", type=Path, default=Path("examples/scans"), help="scans the twin streams")
+    twin.set_defaults(handler=_twin)
+
     demo = sub.add_parser("demo", help="simulated checkpoint: broker, hub and three stations")
     demo.add_argument("--base-port", type=int, default=8080)
     demo.add_argument("--data-dir", type=Path, default=Path("var/demo"))
@@ -103,6 +108,25 @@ def _detect(args: argparse.Namespace) -> int:
         print(f"edge detect: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(detections, indent=2))
+    return 0
+
+
+def _twin(args: argparse.Namespace) -> int:
+    from edge.twin import TwinError, run_twin
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return CONFIG_ERROR_EXIT
+    configure_logging("console")
+    try:
+        asyncio.run(run_twin(config, args.scans))
+    except TwinError as exc:
+        print(f"edge twin: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

@@ -52,11 +52,13 @@ class ConveyorFlow:
     _tracker_ids: dict[str, int] = field(default_factory=dict)  # record id -> tracker item id
     _streams: dict[int, object] = field(default_factory=dict)
     _tasks: asyncio.TaskGroup | None = None
+    _belt_start_pending: bool = False
     _gate: asyncio.Queue[GateCommand] = field(default_factory=lambda: asyncio.Queue(64))
 
     def __post_init__(self) -> None:
         self.tracker = ConveyorTracker(geometry_of(self.section), self.section.belt_speed_m_s)
         self.inspector.actuate = self._actuate
+        self._belt_start_pending = self.section.start_belt
         limit = geometry_budget_ms(self.section)
         if self.inspector.budget_ms > limit:
             log.warning("conveyor.budget_limited_by_belt", configured_ms=self.inspector.budget_ms, limit_ms=limit)
@@ -69,8 +71,6 @@ class ConveyorFlow:
             self._tasks = tasks
             tasks.create_task(self.tags.run(), name="readers")
             tasks.create_task(self._drive_gate(), name="gate")
-            if self.section.start_belt:
-                tasks.create_task(self._start_belt(), name="belt-start")
             async for event in plc.events():
                 self.progress.beat("plc")
                 self._handle(self._feed(event))
@@ -82,6 +82,9 @@ class ConveyorFlow:
             return self.tracker.advance(event.encoder_m, event.t)
         if isinstance(event, LinkChanged):
             self.devices.mark("plc", "ok" if event.ok else "lost", event.reason)
+            if event.ok and self._belt_start_pending:
+                self._belt_start_pending = False  # once, at start: after a link loss only an operator restarts
+                self._tasks.create_task(self._start_belt(), name="belt-start")
             if not event.ok:
                 self.metrics.dropped.labels("item", "plc_link_lost").inc(len(self.tracker.items))
                 return self.tracker.link_lost(event.t)

@@ -15,20 +15,16 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from edge import audit, auth, tip
+from edge import auth
 from edge.context import StationContext
 from edge.tip import TipEngine
 from edge.web import routes_auth, routes_cases, routes_station
 from edge.web.config import WebConfig
-from edge.web.deps import WebState
+from edge.web.deps import WebState, ensure_schema
+
+__all__ = ["create_app", "ensure_schema"]
 
 STATIC = Path(__file__).parent / "static"
-
-
-def ensure_schema(store) -> None:
-    """Create the web app's own tables (web_users, web_sessions, tip_events, audit_log)."""
-    for module in (auth, tip, audit):
-        module.ensure_schema(store.conn)
 
 
 def _policy(cfg: WebConfig) -> auth.SessionPolicy:
@@ -45,7 +41,6 @@ def create_app(ctx: StationContext, cfg: WebConfig | None = None, tip_engine: Ti
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await web.open()
         try:
-            await web.db(ensure_schema)
             yield
         finally:
             web.stopping.set()

@@ -8,9 +8,8 @@ from typing import Any, Callable
 
 from fastapi import Depends, HTTPException, Request
 
-from edge import audit, auth
+from edge import audit, auth, tip
 from edge.context import StationContext
-from edge.errors import StoreError
 from edge.store import Store, StoreWriter
 from edge.tip import TipEngine
 from edge.web.config import WebConfig
@@ -27,14 +26,21 @@ class WebState:
     policy: auth.SessionPolicy
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     bad_events: int = 0  # inspection events that did not validate as records (logged, skipped)
-    writer: StoreWriter | None = None  # the screen's own connection, opened by the app's lifespan
+    writer: StoreWriter | None = None  # the screen's own connection: opened at start-up or first use
+    _opening: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def open(self) -> None:
         """Open the screen's own connection to the station database on its own thread, so that
-        screen traffic never queues in front of the pipeline's commits (WAL: readers never block)."""
-        daemon = self.ctx.store.store
-        self.writer = StoreWriter(Store(daemon.data_dir, daemon.limits, daemon.station))
-        await self.writer.__aenter__()
+        screen traffic never queues in front of the pipeline's commits (WAL: readers never block),
+        and create the screen's tables."""
+        async with self._opening:
+            if self.writer is not None:
+                return
+            daemon = self.ctx.store.store
+            writer = StoreWriter(Store(daemon.data_dir, daemon.limits, daemon.station))
+            await writer.__aenter__()
+            await writer.call(ensure_schema, writer.store)
+            self.writer = writer
 
     async def close(self) -> None:
         if self.writer is not None:
@@ -43,12 +49,18 @@ class WebState:
 
     async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(store, *args)` on the screen's store thread (SQLite never blocks the event loop)."""
-        if self.writer is None:
-            raise StoreError("the station screen's database connection is not open (app not started)")
+        if self.writer is None:  # served without lifespan events: open on first use
+            await self.open()
         return await self.writer.call(fn, self.writer.store, *args)
 
     async def audit(self, actor: str, action: str, obj: str, detail: dict[str, Any] | None = None) -> None:
         await self.db(lambda s: audit.append(s.conn, actor, action, obj, detail))
+
+
+def ensure_schema(store: Store) -> None:
+    """Create the web app's own tables (web_users, web_sessions, tip_events, audit_log)."""
+    for module in (auth, tip, audit):
+        module.ensure_schema(store.conn)
 
 
 def state(request: Request) -> WebState:

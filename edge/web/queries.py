@@ -79,6 +79,14 @@ def history(store, f: HistoryFilter) -> list[InspectionRecord]:
     return _records(rows)
 
 
+def after_seq(store, seq: int, limit: int = 100) -> list[InspectionRecord]:
+    """Records committed after `seq`, oldest first: what a reconnecting screen missed (the newest `limit`)."""
+    rows = store.conn.execute(
+        f"SELECT {_COLUMNS} FROM (SELECT seq, record FROM inspections WHERE seq > ? ORDER BY seq DESC LIMIT ?)"
+        " ORDER BY seq", (seq, limit))
+    return _records(rows)
+
+
 def reviewed_with_scans(store, limit: int = 10_000) -> list[InspectionRecord]:
     """Reviewed records whose scan file is still on disk: the labelled dataset for export."""
     rows = store.conn.execute(

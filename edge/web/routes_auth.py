@@ -82,10 +82,10 @@ async def messages(lang: str, st: WebState = Depends(state)) -> dict[str, Any]:
             "default": st.cfg.default_lang, "messages": catalogue(lang)}
 
 
-async def _badge_event(event: Event) -> tuple[str, dict[str, Any]] | None:
+async def _badge_event(event: Event) -> sse.Mapped:
     if event.topic != "badge":
         return None
-    return "badge", {"badge": str(event.data.get("badge", ""))}
+    return "badge", {"badge": str(event.data.get("badge", ""))}, None
 
 
 @router.get("/api/badge-stream")

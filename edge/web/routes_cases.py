@@ -33,34 +33,53 @@ async def _call(st: WebState, fn, *args: Any) -> Any:
         raise HTTPException(exc.status, exc.code) from exc
 
 
-def _item_mapper(st: WebState, user: auth.User):
-    async def mapper(event: Event) -> tuple[str, dict[str, Any]] | None:
-        if event.topic == "inspection":
-            try:
-                record = InspectionRecord.model_validate(event.data)
-            except ValidationError as exc:
-                st.bad_events += 1
-                log.warning("web.bad_inspection_event", error=str(exc).splitlines()[0], count=st.bad_events)
-                return None
-            missed = await st.db(lambda s: st.tip.on_item(s, user.badge, record))
-            stored = await st.db(queries.scan_stored, record.id)
-            return "inspection", {**cases.summary(record, stored), "tip_missed": missed}
+def _item_mapper(st: WebState, user: auth.User, last_seq: int):
+    """Inspections (each once, in seq order, ids = seq for resuming) and reviews for one screen."""
+    newest = last_seq
+
+    async def mapper(event: Event) -> sse.Mapped:
+        nonlocal newest
         if event.topic == "review":
-            return "review", event.data
-        return None
+            return "review", event.data, None
+        if event.topic != "inspection":
+            return None
+        try:
+            record = InspectionRecord.model_validate(event.data)
+        except ValidationError as exc:
+            st.bad_events += 1
+            log.warning("web.bad_inspection_event", error=str(exc).splitlines()[0], count=st.bad_events)
+            return None
+        if record.seq <= newest:  # already sent by the replay
+            return None
+        newest = record.seq
+        missed = await st.db(lambda s: st.tip.on_item(s, user.badge, record))
+        stored = await st.db(queries.scan_stored, record.id)
+        return "inspection", {**cases.summary(record, stored), "tip_missed": missed}, record.seq
 
     return mapper
 
 
+def _last_event_id(request: Request) -> int | None:
+    value = request.headers.get("last-event-id", "")
+    return int(value) if value.isdigit() else None
+
+
 @router.get("/api/stream")
 async def live(request: Request, st: WebState = Depends(state), user: auth.User = Depends(VIEWER)):
-    """Every decided inspection as it happens (server-sent events)."""
+    """Every decided inspection as it happens (server-sent events); a reconnecting browser gets
+    what it missed (Last-Event-ID = the last seq it saw), up to the last 100 items."""
     token = request.cookies[COOKIE]
+    resume = _last_event_id(request)
+
+    async def replay() -> list[Event]:
+        records = await st.db(queries.after_seq, resume, 100) if resume is not None else []
+        return [Event("inspection", r.model_dump(mode="json", by_alias=True)) for r in records]
 
     async def still_signed_in() -> bool:
         return await st.db(lambda s: auth.session_user(s.conn, token, st.policy, touch=False)) is not None
 
-    return StreamingResponse(sse.stream(st.ctx.events, _item_mapper(st, user), st.stopping, still_signed_in),
+    mapper = _item_mapper(st, user, resume or 0)
+    return StreamingResponse(sse.stream(st.ctx.events, mapper, st.stopping, still_signed_in, replay),
                              media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 

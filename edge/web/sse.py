@@ -1,4 +1,9 @@
-"""Server-sent events from the station's event bus."""
+"""Server-sent events from the station's event bus.
+
+Frames that carry an `id` let a browser that reconnects (network blip, daemon restart) send
+Last-Event-ID; the route replays what it missed from the store before going live again.
+A stream ends within a second of `stopping` being set, so that the server can shut down.
+"""
 
 from __future__ import annotations
 
@@ -9,39 +14,49 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from edge.events import Event
 
 KEEPALIVE_S = 15.0
+POLL_S = 1.0  # how often a waiting stream looks at `stopping`
+RETRY_MS = 1000  # the browser's reconnection delay
 
-# Turns a bus event into (sse event name, payload), or None to skip it for this subscriber.
-Mapper = Callable[[Event], Awaitable[tuple[str, dict[str, Any]] | None]]
+# Turns a bus event into (sse event name, payload, frame id or None), or None to skip it.
+Mapped = tuple[str, dict[str, Any], int | None] | None
+Mapper = Callable[[Event], Awaitable[Mapped]]
 
 
-def frame(name: str, data: dict[str, Any]) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'), default=str)}\n\n"
+def frame(name: str, data: dict[str, Any], frame_id: int | None = None) -> str:
+    head = f"id: {frame_id}\n" if frame_id is not None else ""
+    return f"{head}event: {name}\ndata: {json.dumps(data, separators=(',', ':'), default=str)}\n\n"
 
 
 async def stream(bus: Any, mapper: Mapper, stopping: asyncio.Event,
-                 still_allowed: Callable[[], Awaitable[bool]] | None = None) -> AsyncIterator[str]:
-    """Frames for every mapped event until the client leaves, the app stops or the session ends."""
+                 still_allowed: Callable[[], Awaitable[bool]] | None = None,
+                 replay: Callable[[], Awaitable[list[Event]]] | None = None) -> AsyncIterator[str]:
+    """Frames for replayed then live events until the client leaves, the app stops or the session ends."""
     loop = asyncio.get_running_loop()
-    checked = loop.time()
-    with bus.subscribe() as sub:
-        yield frame("hello", {"dropped": 0})
+    checked = sent = loop.time()
+    with bus.subscribe() as sub:  # subscribed before the replay is read: nothing falls in between
+        yield f"retry: {RETRY_MS}\n" + frame("hello", {})
+        for event in await replay() if replay else []:
+            if (mapped := await mapper(event)) is not None:
+                yield frame(*mapped)
         while not stopping.is_set():
-            event = None
             try:
-                async with asyncio.timeout(KEEPALIVE_S):
+                async with asyncio.timeout(POLL_S):
                     event = await sub.get()
             except TimeoutError:
-                pass
-            if still_allowed is not None and loop.time() - checked >= KEEPALIVE_S:
-                checked = loop.time()
+                event = None
+            now = loop.time()
+            if still_allowed is not None and now - checked >= KEEPALIVE_S:
+                checked = now
                 if not await still_allowed():
                     yield frame("signed_out", {})
                     return
             if event is None:
-                yield ": keepalive\n\n"
+                if now - sent >= KEEPALIVE_S:
+                    sent = now
+                    yield ": keepalive\n\n"
                 continue
-            mapped = await mapper(event)
-            if mapped is not None:
+            if (mapped := await mapper(event)) is not None:
+                sent = now
                 yield frame(*mapped)
             if sub.dropped:
                 yield frame("dropped", {"count": sub.dropped})
