@@ -149,11 +149,15 @@ def _open_store(config_path: Path):
 
 
 def _user_add(args: argparse.Namespace) -> int:
-    from edge.web.users import add_user
+    from edge.auth import AuthError, add_user
 
     pin = args.pin or sys.stdin.readline().strip()
     with _open_store(args.config) as store:
-        add_user(store, args.badge, args.name, args.role, pin)
+        try:
+            add_user(store, args.badge, args.name, args.role, pin)
+        except AuthError as exc:
+            print(f"edge user add: {exc}", file=sys.stderr)
+            return 2
     print(f"user {args.name} ({args.role}) added for badge {args.badge}")
     return 0
 

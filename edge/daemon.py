@@ -113,7 +113,7 @@ def _web_server(config: StationConfig, ctx: StationContext, metrics: StationMetr
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     server_config = uvicorn.Config(app, host=config.http.host, port=config.http.port, log_level="warning",
-                                   access_log=False, lifespan="off")
+                                   access_log=False, lifespan="on")
     server = uvicorn.Server(server_config)
     server.install_signal_handlers = lambda: None  # the daemon owns the signals
     return server

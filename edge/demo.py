@@ -74,14 +74,13 @@ def write_station_configs(root: Path, base_port: int, broker_port: int) -> list[
 def add_demo_users(configs: list[Path]) -> None:
     from edge.config import load_config
     from edge.store import Store
-    from edge.web.users import add_user, has_user
+    from edge.auth import add_user
 
     for path in configs:
         config = load_config(path)
         with Store(config.station.data_dir, station=config.station.id) as store:
             for badge, name, role, pin in DEMO_USERS:
-                if not has_user(store, badge):
-                    add_user(store, badge, name, role, pin)
+                add_user(store, badge, name, role, pin)
 
 
 async def run_demo(base_port: int, data_dir: Path) -> None:
