@@ -240,3 +240,14 @@ def test_unreadable_scan_file_is_named_not_a_crash(station):
     r = c.get(f"/api/cases/{rec.id}/image.png")
     assert r.status_code == 500 and r.json()["detail"] == "scan_unreadable"
     assert c.get("/api/queue").status_code == 200
+
+
+def test_served_without_lifespan_events_the_app_opens_its_database_on_first_use(station):
+    client = TestClient(station.app)  # not entered: no lifespan, as the daemon serves it (lifespan="off")
+    try:
+        r = client.post("/api/signin", json={"badge": OFFICER[0], "pin": OFFICER[1]})
+        assert r.status_code == 200
+        assert client.get("/api/queue").status_code == 200
+    finally:
+        client.close()
+        asyncio.run(station.app.state.web.close())
