@@ -122,7 +122,8 @@ class SyncEngine:
         self.next_poll: dict[Lane, float] = {lane: 0.0 for lane in Lane}
         self.retry: dict[Lane, list[tuple[float, int, Row]]] = {lane: [] for lane in Lane}
         self.sent_ids: list[int] = []  # attempts/last_sent_at are written once per tick, not per publish
-        self.alert_floor: float = 0  # id of the oldest uncommitted alert row; read from the database per session
+        self.alert_floor: float = 0  # id of the oldest uncommitted alert row
+        self.alert_gate = 0  # newest alert of the backlog at session start; 0 once all are committed
 
     def _session(self, stop: threading.Event) -> None:
         self.session = self.db.next_session()
@@ -146,6 +147,8 @@ class SyncEngine:
         self.connected_once = True
         client.subscribe([(p.topic(self.station, "ack"), 1), (p.topic(self.station, "cmd"), 1)])
         self._wait(client, lambda: self.subscribed, "SUBACK")
+        self.alert_gate = self.db.newest_alert()
+        self._update_alert_floor()
         log.info("sync.connected", station=self.station, session=self.session, window=self.window, max_payload=self.max_payload)
         self.last_progress = self.last_status = time.monotonic() - self.cfg.status_period_s
         return client
@@ -341,13 +344,17 @@ class SyncEngine:
         return False
 
     def _behind_alerts(self, now: float) -> bool:
-        """True while any alert is not yet committed: after a backlog every alert arrives before
-        routine records (the hub reads alerts on a separate connection, so sending order alone
-        cannot promise it). Records already in flight keep the hub busy meanwhile."""
-        return self.alert_floor != float("inf")
+        """True while an alert that was in the backlog when this session began is uncommitted:
+        after a backlog every alert arrives before routine records (the hub reads alerts on its own
+        connection, so sending order alone cannot promise it). Later alerts overtake by lane only,
+        so a steady trickle of alerts never stalls a draining backlog."""
+        if self.alert_gate and self.alert_floor > self.alert_gate:
+            self.alert_gate = 0
+        return bool(self.alert_gate)
 
     def _update_alert_floor(self) -> None:
-        self.alert_floor = self.db.oldest_alert()
+        if self.alert_gate:
+            self.alert_floor = self.db.oldest_alert()
 
     def _next_row(self, lane: Lane, now: float) -> Row | None:
         heap = self.retry[lane]

@@ -65,6 +65,13 @@ class StationDb:
             (int(Lane.ALERT), PARKED)).fetchone()
         return float("inf") if row[0] is None else row[0]
 
+    def newest_alert(self) -> int:
+        """Id of the newest unparked alert row, 0 when there is none."""
+        row = self.conn.execute(
+            "SELECT max(id) FROM outbox WHERE lane=? AND (last_error IS NULL OR substr(last_error,1,8)<>?)",
+            (int(Lane.ALERT), PARKED)).fetchone()
+        return row[0] or 0
+
     def mark_sent(self, ids: list[int], at: float) -> None:
         self._many("UPDATE outbox SET attempts=attempts+1, last_sent_at=? WHERE id=?", [(at, i) for i in ids])
 

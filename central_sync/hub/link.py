@@ -22,6 +22,7 @@ from central_sync.mqtt import backoff_delay, connack_limits, connect_properties,
 
 log = structlog.get_logger("central_sync.hub")
 ACK_INFLIGHT = 20  # the MQTT default Receive Maximum of brokers; acks beyond it wait in paho (few, small)
+BURST = 256
 ARRIVAL = itertools.count()  # tie-breaker: FIFO within a priority
 
 
@@ -35,6 +36,7 @@ class HubLink:
         self.outbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self.connected = False
         self.sessions = 0
+        self.received = 0
         self.max_packet = 256 * 1024
         self.last_error: str | None = None
         self._ended: str | None = None
@@ -89,6 +91,7 @@ class HubLink:
         while not stop.is_set():
             self._drain_outbox(client)
             self._loop(client)
+            self._read_burst(client)
 
     def _loop(self, client: mqtt.Client) -> None:
         rc = client.loop(0.02)
@@ -100,6 +103,13 @@ class HubLink:
         if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
             raise SessionLost(f"MQTT link to {self.cfg.host}:{self.cfg.port} failed: {mqtt.error_string(rc)}")
 
+    def _read_burst(self, client: mqtt.Client) -> None:
+        """Read on while messages keep coming: paho's loop() reads one packet per select()."""
+        for _ in range(BURST):
+            before = self.received
+            if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or self.received == before:
+                return
+
     def _drain_outbox(self, client: mqtt.Client) -> None:
         while True:
             try:
@@ -109,4 +119,5 @@ class HubLink:
             client.publish(name, payload, qos=1)
 
     def _on_message(self, client, userdata, msg) -> None:
+        self.received += 1
         self.inbox.put((self.priority, next(ARRIVAL), msg.topic, msg.payload))

@@ -78,13 +78,20 @@ def test_station_confined_to_its_own_topics(secure_broker):
     forged = g1.c.publish("cpe/v1/gate-2/inspection", b"forged", qos=1).mid
     assert g1.spin(lambda: len(g1.pubacks) == 2)
     assert g1.pubacks[own] == 0 and g1.pubacks[forged] == 0x87
-    hub.c.publish("cpe/v1/gate-2/ack", b"for gate-2", qos=1)
-    hub.c.publish("cpe/v1/gate-1/ack", b"for gate-1", qos=1)
-    assert hub.spin(lambda: len(hub.got) >= 1) and g1.spin(lambda: len(g1.got) >= 1)
+    g1.c.subscribe([("cpe/v1/gate-1/cmd/signed", 1), ("cpe/v1/gate-2/cmd/signed", 1)])
+    hub.c.subscribe([("cpe/v1/+/cmd/result", 1)])
+    assert g1.spin(lambda: len(g1.subacks) == 5) and hub.spin(lambda: len(hub.subacks) == 3)
+    g1.c.publish("cpe/v1/gate-1/cmd/result", b"result", qos=1)
+    g1.c.publish("cpe/v1/gate-2/cmd/result", b"forged result", qos=1)
+    for name in ("cpe/v1/gate-2/ack", "cpe/v1/gate-1/ack", "cpe/v1/gate-2/cmd/signed", "cpe/v1/gate-1/cmd/signed"):
+        hub.c.publish(name, f"for {name}".encode(), qos=1)
+    assert hub.spin(lambda: len(hub.got) >= 3) and g1.spin(lambda: len(g1.got) >= 2)
     hub.spin(lambda: False, 0.3)
     g1.spin(lambda: False, 0.3)
-    assert sorted(hub.got) == [("cpe/v1/gate-1/inspection", b"mine"), ("cpe/v1/gate-2/inspection", b"gate-2 own")]
-    assert g1.got == [("cpe/v1/gate-1/ack", b"for gate-1")]
+    assert sorted(hub.got) == [("cpe/v1/gate-1/cmd/result", b"result"), ("cpe/v1/gate-1/inspection", b"mine"),
+                               ("cpe/v1/gate-2/inspection", b"gate-2 own")]
+    assert sorted(g1.got) == [("cpe/v1/gate-1/ack", b"for cpe/v1/gate-1/ack"),
+                              ("cpe/v1/gate-1/cmd/signed", b"for cpe/v1/gate-1/cmd/signed")]
     hub.close(), g1.close(), g2.close()
 
 
