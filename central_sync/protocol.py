@@ -110,10 +110,13 @@ class RecordMsg(_Envelope):
 
 
 class ReviewMsg(_Envelope):
-    """The officer's decision on a record."""
+    """The officer's decision on a record: the reviewed record (its `review` set), or the Review alone."""
 
     kind: Literal[Kind.REVIEW]
-    body: Review
+    body: InspectionRecord | Review
+
+    def review(self) -> Review | None:
+        return self.body.review if isinstance(self.body, InspectionRecord) else self.body
 
 
 class BlobChunkHeader(_Wire):

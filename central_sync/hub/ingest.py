@@ -23,7 +23,7 @@ log = structlog.get_logger("central_sync.hub")
 
 @dataclass
 class _Work:
-    batch: Batch = field(default_factory=lambda: Batch([], [], [], []))
+    batch: Batch = field(default_factory=lambda: Batch([], [], [], [], []))
     acks: dict[str, list[p.AckItem]] = field(default_factory=lambda: defaultdict(list))
     blobs: dict[str, tuple[str, p.BlobChunkHeader]] = field(default_factory=dict)
 
@@ -81,16 +81,20 @@ class Ingestor:
             self._reject(work, station, p.decode_head(payload), str(exc))
             return
         body_station = msg.body.station if isinstance(msg.body, InspectionRecord) else msg.station
-        if station not in (msg.station, body_station) or msg.station != body_station or msg.kind != kind:
+        if station != msg.station or msg.station != body_station:
             self._reject(work, station, msg, f"{kind} from topic station {station!r} claims station "
-                         f"{msg.station!r} (body {body_station!r}) on the {msg.kind} topic")
+                         f"{msg.station!r} (body {body_station!r})")
             return
         if isinstance(msg, p.RecordMsg):
             work.batch.records.append(_record_row(msg.body, kind == p.Kind.ALERT, now, self.hub_id))
+        elif (r := msg.review()) is None:
+            self._reject(work, station, msg, f"review of record {msg.record_id} carries no review")
+            return
         else:
-            r = msg.body
             work.batch.reviews.append((msg.record_id, station, r.officer, r.decided_at.timestamp(), r.outcome,
                                        r.model_dump_json(), now))
+            if isinstance(msg.body, InspectionRecord):
+                work.batch.reviewed.append((msg.body.to_json(), msg.record_id))
         work.acks[station].append(p.AckItem(msg=msg.msg, record_id=msg.record_id, status="committed"))
 
     def _chunk(self, work: _Work, station: str, leaf: list[str], payload: bytes) -> None:

@@ -49,6 +49,7 @@ UPSERT_RECORD = (f"INSERT INTO records ({','.join(RECORD_COLS)}) VALUES ({','.jo
                  " ON CONFLICT (id) DO UPDATE SET is_alert = excluded.is_alert WHERE excluded.is_alert > records.is_alert")
 INSERT_REVIEW = ("INSERT INTO reviews (record_id, station, officer, decided_ts, outcome, body, committed_at)"
                  " VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
+UPDATE_REVIEWED = "UPDATE records SET body=? WHERE id=?"
 INSERT_CHUNK = "INSERT INTO blob_chunks (sha256, idx, count, size, data) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING"
 UPSERT_STATION = ("INSERT INTO stations (station, state, session, status, status_at, seen_at) VALUES (?,?,?,?,?,?)"
                   " ON CONFLICT (station) DO UPDATE SET state=excluded.state, session=excluded.session,"
@@ -60,10 +61,11 @@ UPSERT_STATION = ("INSERT INTO stations (station, state, session, status, status
 class Batch:
     """One transaction's worth of rows (tuples in the column order of the statements above)."""
 
-    records: list[tuple] 
+    records: list[tuple]
     reviews: list[tuple]
     chunks: list[tuple]
     stations: list[tuple]
+    reviewed: list[tuple]  # (record JSON with its review, record id)
 
 
 class HubStore:
@@ -122,7 +124,8 @@ class HubStore:
         """Write one batch in one transaction (idempotent)."""
         def write(cur) -> None:
             for sql, rows in ((UPSERT_RECORD, batch.records), (INSERT_REVIEW, batch.reviews),
-                              (INSERT_CHUNK, batch.chunks), (UPSERT_STATION, batch.stations)):
+                              (INSERT_CHUNK, batch.chunks), (UPSERT_STATION, batch.stations),
+                              (UPDATE_REVIEWED, batch.reviewed)):
                 if rows:
                     cur.executemany(self._sql(sql), rows)
         self._run(write)

@@ -95,3 +95,20 @@ def test_gap_checker_asks_for_seqs_missing_twice(hub):
     ing.handle([msg("inspection", make_record("g1", 6), 6)])
     gaps.check()
     assert cmds == [(p.topic("g1", "cmd"), {"v": 1, "hub": "hub-u", "op": "resend", "seqs": [3, 7]})]
+
+
+def test_review_as_reviewed_record_or_bare_review(hub):
+    from datetime import UTC, datetime
+
+    from central_sync.schema import Review
+
+    ing, store, sent = hub
+    rec = make_record("g1", 3)
+    review = Review(officer="B-1", decided_at=datetime(2026, 1, 3, tzinfo=UTC), outcome="false_alarm")
+    reviewed = rec.model_copy(update={"review": review})
+    bare = p.encode_envelope("g1", "review", 3, 3, rec.id, review.model_dump_json().encode(), 0.0)
+    ing.handle([msg("inspection", rec, 1), msg("review", reviewed, 2), (p.topic("g1", "review"), bare),
+                msg("review", rec, 4)])
+    assert acks(sent) == [(1, "committed"), (2, "committed"), (3, "committed"), (4, "rejected")]
+    assert store.query("SELECT count(*) FROM reviews") == [(1,)]
+    assert json.loads(store.query("SELECT body FROM records")[0][0])["review"]["officer"] == "B-1"

@@ -52,7 +52,7 @@ async def test_records_alerts_reviews_and_images_arrive_once(tmp_path, broker):
     add_record(conn, rec)
     review = Review(officer="B-17", decided_at=datetime(2026, 1, 2, tzinfo=UTC), outcome="threat_confirmed", label="knife")
     conn.execute("BEGIN")
-    enqueue(conn, Lane.RECORD, "review", rec.id, 41, review.model_dump_json())
+    enqueue(conn, Lane.RECORD, "review", rec.id, 41, rec.model_copy(update={"review": review}).to_json())
     enqueue(conn, Lane.IMAGE, "blob", rec.id, 41, sha)
     conn.execute("COMMIT")
     store = open_store(str(tmp_path / "hub.sqlite3"))
@@ -69,7 +69,7 @@ async def test_records_alerts_reviews_and_images_arrive_once(tmp_path, broker):
             alerts = (await http.get("/api/alerts", params={"q": "PLATE"})).json()
             assert [a["record"]["id"] for a in alerts] == [rec.id]
             one = (await http.get(f"/api/inspections/{rec.id}")).json()
-            assert one["reviews"][0]["officer"] == "B-17"
+            assert one["reviews"][0]["officer"] == "B-17" and one["record"]["review"]["label"] == "knife"
             img = await http.get(f"/api/images/{sha}")
             assert hashlib.sha256(img.content).hexdigest() == sha
             await wait_for(lambda: store.stations(), 5, "station status stored")
