@@ -91,24 +91,31 @@ def nms(boxes: Boxes, iou: float = NMS_IOU) -> Boxes:
     return boxes.take(np.asarray(keep, np.int64))
 
 
-def _local_max_3x3(scores: np.ndarray) -> np.ndarray:
-    """Mask of cells that equal the maximum of their 3x3 neighbourhood, per class (K, H, W)."""
-    padded = np.pad(scores, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+def _is_local_max(scores: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Whether each candidate cell (k, r, c) of scores (K, H, W) is >= all of its 3x3 neighbours.
+
+    Clipping neighbour indices at the border reads a cell of the neighbourhood (or the cell
+    itself), which leaves the maximum unchanged; only candidates are visited, not the whole map.
+    """
     h, w = scores.shape[1:]
-    best = scores.copy()
-    for dy in range(3):
-        for dx in range(3):
-            np.maximum(best, padded[:, dy : dy + h, dx : dx + w], out=best)
-    return scores >= best
+    own = scores[k, r, c]
+    keep = np.ones(len(k), bool)
+    for dy in (-1, 0, 1):
+        rr = np.clip(r + dy, 0, h - 1)
+        for dx in (-1, 0, 1):
+            if dy or dx:
+                keep &= own >= scores[k, rr, np.clip(c + dx, 0, w - 1)]
+    return keep
 
 
 def decode_fcos(outputs: dict[str, np.ndarray], thresholds: np.ndarray, stride: int) -> Boxes:
     """cpe-fcos-v1: `scores` [1,K,h,w] probabilities, `ltrb` [1,4,h,w] distances from cell centres."""
     scores, ltrb = _named(outputs, "scores")[0], _named(outputs, "ltrb")[0]
-    above = scores >= thresholds[:, None, None]
-    if not above.any():
+    k, r, c = np.nonzero(scores >= thresholds[:, None, None])
+    peak = _is_local_max(scores, k, r, c)
+    k, r, c = k[peak], r[peak], c[peak]
+    if not k.size:
         return Boxes.empty()
-    k, r, c = np.nonzero(above & _local_max_3x3(scores))
     cx = (c.astype(np.float32) + 0.5) * stride
     cy = (r.astype(np.float32) + 0.5) * stride
     d = np.maximum(ltrb[:, r, c], 0.0)

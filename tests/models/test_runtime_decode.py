@@ -58,3 +58,19 @@ def test_nms_is_per_class():
               np.array([0.9, 0.8, 0.7], np.float32), np.array([0, 0, 1], np.int32))
     kept = nms(b)
     assert sorted(zip(kept.classes.tolist(), kept.scores.tolist())) == [(0, pytest.approx(0.9)), (1, pytest.approx(0.7))]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_fcos_peaks_equal_a_brute_force_3x3_maximum(seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.choice(np.array([0.1, 0.6, 0.7, 0.8], np.float32), size=(1, 3, 9, 7))  # many ties
+    ltrb = np.full((1, 4, 9, 7), 4.0, np.float32)
+    thr = np.array([0.5, 0.65, 0.75], np.float32)
+    padded = np.pad(scores[0], ((0, 0), (1, 1), (1, 1)), constant_values=-1)
+    want = set()
+    for k, r, c in zip(*np.nonzero(scores[0] >= thr[:, None, None])):
+        if scores[0, k, r, c] >= padded[k, r : r + 3, c : c + 3].max():
+            want.add((int(k), (c + 0.5) * 8 - 4, (r + 0.5) * 8 - 4))
+    got = decode_fcos({"scores": scores, "ltrb": ltrb}, thr, stride=8)
+    # NMS removes nothing here: boxes of 8 px on an 8 px grid never overlap
+    assert {(int(k), float(b[0]), float(b[1])) for k, b in zip(got.classes, got.xyxy)} == want
