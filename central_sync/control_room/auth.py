@@ -1,0 +1,112 @@
+"""Control-room users and sessions: username + password (scrypt), roles, expiring sessions.
+
+Roles and what they may do are one table (PERMISSIONS); the session token is random, only its
+sha256 is stored, and a session ends after `session_idle_s` without use or `session_max_s` in all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from central_sync.control_room.config import ControlRoomConfig
+from central_sync.control_room.db import execute
+from central_sync.errors import SyncError
+from central_sync.hub.store import HubStore
+
+ROLES: tuple[str, ...] = ("operator", "supervisor", "admin")
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "view": frozenset(ROLES),
+    "act": frozenset(ROLES),               # acknowledge, comment, escalate
+    "assign": frozenset({"supervisor", "admin"}),
+    "kpi": frozenset({"supervisor", "admin"}),
+    "command": frozenset({"supervisor", "admin"}),
+    "switch_model": frozenset({"admin"}),
+    "audit": frozenset({"supervisor", "admin"}),
+    "users": frozenset({"admin"}),
+}
+_SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
+
+
+class AuthError(SyncError):
+    """Sign-in refused or a user that cannot be created."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    username: str
+    role: str
+    lang: str | None
+
+    def can(self, permission: str) -> bool:
+        return self.role in PERMISSIONS[permission]
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    _, n, r, p, salt, digest = stored.split("$")
+    got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), dklen=32, n=int(n), r=int(r), p=int(p))
+    return hmac.compare_digest(got.hex(), digest)
+
+
+def add_user(store: HubStore, username: str, role: str, password: str, lang: str | None = None) -> User:
+    """Create or replace a user (administrators do this through the CLI or the users API)."""
+    if role not in ROLES:
+        raise AuthError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if len(password) < 8:
+        raise AuthError(f"password for {username!r} has {len(password)} characters, at least 8 are needed")
+    execute(store, "INSERT INTO cr_users (username, role, pw_hash, lang, active, created_at) VALUES (?,?,?,?,1,?)"
+                   " ON CONFLICT (username) DO UPDATE SET role=excluded.role, pw_hash=excluded.pw_hash,"
+                   " lang=excluded.lang, active=1", (username, role, hash_password(password), lang, time.time()))
+    return User(username, role, lang)
+
+
+def authenticate(store: HubStore, username: str, password: str) -> User:
+    rows = execute(store, "SELECT role, pw_hash, lang, active FROM cr_users WHERE username=?", (username,))
+    if not rows or not rows[0][3] or not check_password(password, rows[0][1]):
+        raise AuthError(f"sign-in of {username!r} refused: unknown user, inactive or wrong password")
+    return User(username, rows[0][0], rows[0][2])
+
+
+def set_lang(store: HubStore, username: str, lang: str) -> None:
+    execute(store, "UPDATE cr_users SET lang=? WHERE username=?", (lang, username))
+
+
+def open_session(store: HubStore, user: User, now: float | None = None) -> str:
+    token = secrets.token_urlsafe(32)
+    now = time.time() if now is None else now
+    execute(store, "INSERT INTO cr_sessions (token_hash, username, created_at, last_seen) VALUES (?,?,?,?)",
+            (_key(token), user.username, now, now))
+    return token
+
+
+def session_user(store: HubStore, token: str, cfg: ControlRoomConfig, now: float | None = None) -> User | None:
+    """The signed-in user, or None when the session is unknown or expired (expired ones are removed)."""
+    now = time.time() if now is None else now
+    rows = execute(store, "SELECT s.created_at, s.last_seen, u.username, u.role, u.lang, u.active FROM cr_sessions s"
+                          " JOIN cr_users u ON u.username = s.username WHERE s.token_hash=?", (_key(token),))
+    if not rows:
+        return None
+    created, last, username, role, lang, active = rows[0]
+    if not active or now - last > cfg.session_idle_s or now - created > cfg.session_max_s:
+        close_session(store, token)
+        return None
+    if now - last > 5:
+        execute(store, "UPDATE cr_sessions SET last_seen=? WHERE token_hash=?", (now, _key(token)))
+    return User(username, role, lang)
+
+
+def close_session(store: HubStore, token: str) -> None:
+    execute(store, "DELETE FROM cr_sessions WHERE token_hash=?", (_key(token),))
+
+
+def _key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,22 @@
+"""Configuration of the control room (served by `edge-hub run`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ControlRoomConfig(BaseModel):
+    """Sessions, live-feed polling, stations' staleness and command signing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    signing_key: Path | None = Field(None, description="Ed25519 private key (PEM); without it no command is sent")
+    command_ttl_s: float = Field(300.0, gt=0, le=86400)
+    session_idle_s: float = Field(900.0, gt=0)
+    session_max_s: float = Field(12 * 3600.0, gt=0)
+    stale_s: float = Field(30.0, gt=0, description="a station silent this long shows offline")
+    poll_s: float = Field(0.1, gt=0, le=5, description="how often the live feed looks for new commits")
+    default_lang: str = "en"
+    client_id: str = Field("control-room", description="MQTT client id of the command link; unique per hub process")

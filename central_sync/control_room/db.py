@@ -1,0 +1,57 @@
+"""The control room's own tables in the hub database (created if missing, same SQL on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from central_sync.hub.store import HubStore, SqliteStore
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS cr_users (
+    username TEXT PRIMARY KEY, role TEXT NOT NULL, pw_hash TEXT NOT NULL, lang TEXT,
+    active INTEGER NOT NULL, created_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS cr_sessions (
+    token_hash TEXT PRIMARY KEY, username TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+    last_seen DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS cr_audit (
+    seq BIGINT PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, object TEXT NOT NULL,
+    detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cr_actions (
+    id TEXT PRIMARY KEY, record_id TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL, assignee TEXT, text TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS cr_actions_record ON cr_actions (record_id);
+CREATE INDEX IF NOT EXISTS cr_actions_at ON cr_actions (at);
+CREATE TABLE IF NOT EXISTS cr_commands (
+    id TEXT PRIMARY KEY, station TEXT NOT NULL, op TEXT NOT NULL, args TEXT NOT NULL, issuer TEXT NOT NULL,
+    issued_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL, outcome TEXT, reason TEXT,
+    detail TEXT, result_at DOUBLE PRECISION);
+"""
+
+SQLITE_TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS cr_audit_no_update BEFORE UPDATE ON cr_audit"
+    " BEGIN SELECT RAISE(ABORT, 'cr_audit is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS cr_audit_no_delete BEFORE DELETE ON cr_audit"
+    " BEGIN SELECT RAISE(ABORT, 'cr_audit is append-only'); END",
+)
+
+
+def migrate(store: HubStore) -> None:
+    """The hub's tables and the control room's."""
+    store.migrate()
+    stmts = [s for s in TABLES.split(";") if s.strip()]
+    if isinstance(store, SqliteStore):
+        stmts += list(SQLITE_TRIGGERS)
+    transact(store, lambda cur: [cur.execute(s) for s in stmts])
+
+
+def transact(store: HubStore, fn) -> Any:
+    """Run `fn(cursor)` in one transaction of the store (HubStoreError on failure)."""
+    return store._run(fn)
+
+
+def execute(store: HubStore, sql: str, args: tuple = ()) -> list[tuple]:
+    """One statement; its rows when it returns any."""
+    def run(cur) -> list[tuple]:
+        cur.execute(store._sql(sql), args)
+        return cur.fetchall() if cur.description else []
+    return transact(store, run)

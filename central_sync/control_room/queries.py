@@ -1,0 +1,78 @@
+"""Read-side queries of the control room: alerts with their actions and reviews, KPI inputs."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import datetime
+
+from central_sync.control_room.db import execute
+from central_sync.control_room.feed import action_view, alert_view
+from central_sync.hub.store import HubStore
+
+IDENTITY_KINDS = ("container", "plate", "rfid", "badge", "eseal")
+STATES = ("open", "unacknowledged", "acknowledged", "assigned", "escalated", "reviewed")
+
+
+def search_alerts(store: HubStore, station: str | None = None, q: str | None = None, ident_kind: str | None = None,
+                  since: datetime | None = None, until: datetime | None = None, verdict: str | None = None,
+                  state: str | None = None, limit: int = 100) -> list[dict]:
+    """Alerts newest first; `q` matches identities (of `ident_kind` when given)."""
+    clauses, args = ["is_alert = 1"], []
+    for value, clause, arg in ((station, "station = ?", station), (verdict, "verdict = ?", verdict),
+                               (since, "decided_ts >= ?", since and since.timestamp()),
+                               (until, "decided_ts < ?", until and until.timestamp()),
+                               (q, "identities LIKE ?", f"%{q}%")):
+        if value:
+            clauses.append(clause)
+            args.append(arg)
+    rows = execute(store, f"SELECT id, body, committed_at, hub FROM records WHERE {' AND '.join(clauses)}"
+                          " ORDER BY decided_ts DESC, id DESC LIMIT ?", (*args, limit * 4 if (ident_kind or state) else limit))
+    records = [(json.loads(b), at, hub) for _, b, at, hub in rows]
+    if q and ident_kind:
+        records = [r for r in records if any(i["kind"] == ident_kind and q.lower() in i["value"].lower()
+                                             for i in r[0]["identities"])]
+    views = _with_history(store, records)
+    if state:
+        views = [v for v in views if state in alert_states(v)]
+    return views[:limit]
+
+
+def one_alert(store: HubStore, record_id: str) -> dict | None:
+    rows = execute(store, "SELECT body, committed_at, hub FROM records WHERE id = ?", (record_id,))
+    return _with_history(store, [(json.loads(b), at, hub) for b, at, hub in rows])[0] if rows else None
+
+
+def _with_history(store: HubStore, records: list[tuple]) -> list[dict]:
+    ids = [r[0]["id"] for r in records]
+    actions: dict[str, list] = defaultdict(list)
+    reviews: dict[str, list] = defaultdict(list)
+    for chunk in (ids[i:i + 200] for i in range(0, len(ids), 200)):
+        marks = ",".join("?" * len(chunk))
+        for row in execute(store, f"SELECT record_id, kind, actor, assignee, text, at FROM cr_actions"
+                                  f" WHERE record_id IN ({marks}) ORDER BY at", tuple(chunk)):
+            actions[row[0]].append(action_view(row))
+        for rid, body in execute(store, f"SELECT record_id, body FROM reviews WHERE record_id IN ({marks})"
+                                        " ORDER BY decided_ts", tuple(chunk)):
+            reviews[rid].append(json.loads(body))
+    return [alert_view(rec, at, hub, actions[rec["id"]], reviews[rec["id"]]) for rec, at, hub in records]
+
+
+def alert_states(view: dict) -> set[str]:
+    kinds = {a["kind"] for a in view["actions"]}
+    states = {"acknowledged" if "ack" in kinds else "unacknowledged"}
+    states |= {"assigned"} if "assign" in kinds else set()
+    states |= {"escalated"} if "escalate" in kinds else set()
+    states |= {"reviewed"} if view["reviews"] else {"open"}
+    return states
+
+
+def kpi_inputs(store: HubStore, since: float, until: float, limit: int = 200_000) -> tuple[list[dict], dict[str, list]]:
+    """Records decided in [since, until) and their reviews."""
+    rows = execute(store, "SELECT body FROM records WHERE decided_ts >= ? AND decided_ts < ? LIMIT ?", (since, until, limit))
+    records = [json.loads(b) for (b,) in rows]
+    reviews: dict[str, list] = defaultdict(list)
+    for rid, body in execute(store, "SELECT r.record_id, r.body FROM reviews r JOIN records x ON x.id = r.record_id"
+                                    " WHERE x.decided_ts >= ? AND x.decided_ts < ?", (since, until)):
+        reviews[rid].append(json.loads(body))
+    return records, reviews

@@ -1,0 +1,260 @@
+"""HTTP routes of the control room: pages, sign-in, board, alerts, actions, KPIs, commands, audit.
+
+Every request of a signed-in user is written to the audit log (views included), as is every
+refused sign-in. Permissions per role are the table in auth.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+
+from central_sync import commands as c
+from central_sync.control_room import audit, auth, kpi, queries, svg
+from central_sync.control_room.db import execute
+from central_sync.control_room.i18n import LANGS, catalogue, pick_lang, t
+from central_sync.control_room.images import ImageUnreadable, cached_png
+
+STATIC = Path(__file__).parent / "static"
+COOKIE = "cr_session"
+KEEPALIVE_S = 15.0
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Login(_Body):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class Lang(_Body):
+    lang: Literal["en", "zh-Hant", "zh-Hans"]
+
+
+class Action(_Body):
+    kind: Literal["ack", "assign", "escalate", "comment"]
+    assignee: str | None = Field(None, max_length=64)
+    text: str = Field("", max_length=2000)
+
+
+class CommandIn(_Body):
+    station: str
+    op: c.Op
+    args: dict = Field(default_factory=dict)
+
+
+class NewUser(_Body):
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    role: Literal["operator", "supervisor", "admin"]
+    password: str = Field(min_length=8, max_length=256)
+    lang: Literal["en", "zh-Hant", "zh-Hans"] | None = None
+
+
+def build_router(room) -> APIRouter:
+    store, cfg = room.store, room.cfg
+    r = APIRouter()
+
+    def user_of(request: Request) -> auth.User:
+        token = request.cookies.get(COOKIE)
+        user = auth.session_user(store, token, cfg) if token else None
+        if user is None:
+            raise HTTPException(401, t("error.signin_required", pick_lang(request.headers.get("x-lang"), cfg.default_lang)))
+        return user
+
+    def need(permission: str):
+        def dep(request: Request, user: auth.User = Depends(user_of)) -> auth.User:
+            if not user.can(permission):
+                audit.append(store, user.username, "refused", request.url.path, {"need": permission})
+                raise HTTPException(403, t("error.forbidden", lang_of(user), role=t(f"role.{user.role}", lang_of(user))))
+            audit.append(store, user.username, f"{request.method.lower()}:{permission}", request.url.path,
+                         dict(request.query_params))
+            return user
+        return dep
+
+    def lang_of(user: auth.User) -> str:
+        return pick_lang(user.lang, cfg.default_lang)
+
+    @r.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/cr/")
+
+    @r.get("/cr/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    @r.get("/cr/api/i18n/{lang}")
+    def messages(lang: str) -> dict:
+        return {**catalogue("en"), **catalogue(pick_lang(lang))}
+
+    @r.post("/cr/api/login")
+    def login(body: Login, response: Response) -> dict:
+        try:
+            user = auth.authenticate(store, body.username, body.password)
+        except auth.AuthError:
+            audit.append(store, body.username, "sign_in_refused", "session")
+            raise HTTPException(401, t("error.signin_refused", cfg.default_lang)) from None
+        token = auth.open_session(store, user)
+        audit.append(store, user.username, "sign_in", "session", {"role": user.role})
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=int(cfg.session_max_s))
+        return me_view(user)
+
+    @r.post("/cr/api/logout")
+    def logout(request: Request, response: Response, user: auth.User = Depends(user_of)) -> dict:
+        auth.close_session(store, request.cookies[COOKIE])
+        audit.append(store, user.username, "sign_out", "session")
+        response.delete_cookie(COOKIE)
+        return {"ok": True}
+
+    def me_view(user: auth.User) -> dict:
+        return {"username": user.username, "role": user.role, "lang": lang_of(user), "langs": list(LANGS),
+                "can": sorted(p for p in auth.PERMISSIONS if user.can(p))}
+
+    @r.get("/cr/api/me")
+    def me(user: auth.User = Depends(user_of)) -> dict:
+        return me_view(user)
+
+    @r.post("/cr/api/me/lang")
+    def set_lang(body: Lang, user: auth.User = Depends(need("view"))) -> dict:
+        auth.set_lang(store, user.username, body.lang)
+        return {"lang": body.lang}
+
+    @r.get("/cr/api/stations")
+    def stations(user: auth.User = Depends(need("view"))) -> list[dict]:
+        return room.feed.stations()
+
+    @r.get("/cr/api/alerts")
+    def alerts(station: str | None = None, q: str | None = None, ident_kind: str | None = None,
+               since: datetime | None = None, until: datetime | None = None, verdict: str | None = None,
+               state: str | None = None, limit: int = Query(100, ge=1, le=1000),
+               user: auth.User = Depends(need("view"))) -> list[dict]:
+        return queries.search_alerts(store, station, q, ident_kind, since, until, verdict, state, limit)
+
+    def alert_or_404(record_id: str) -> dict:
+        view = queries.one_alert(store, record_id)
+        if view is None:
+            raise HTTPException(404, f"no inspection {record_id!r}")
+        return view
+
+    @r.get("/cr/api/alerts/{record_id}")
+    def alert(record_id: str, user: auth.User = Depends(need("view"))) -> dict:
+        return alert_or_404(record_id)
+
+    @r.get("/cr/api/alerts/{record_id}/image.png")
+    def image(record_id: str, user: auth.User = Depends(need("view"))) -> Response:
+        rec = alert_or_404(record_id)["record"]
+        sha = (rec.get("scan") or {}).get("sha256")
+        data = store.image(sha) if sha else None
+        if data is None:
+            raise HTTPException(404, t("error.no_image", lang_of(user)))
+        try:
+            png = cached_png(sha, data, tuple(tuple(d["box"]) for d in rec["detections"]))
+        except ImageUnreadable as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+    @r.post("/cr/api/alerts/{record_id}/actions")
+    def act(record_id: str, body: Action, request: Request, user: auth.User = Depends(need("act"))) -> dict:
+        if body.kind == "assign" and not user.can("assign"):
+            raise HTTPException(403, t("error.forbidden", lang_of(user), role=t(f"role.{user.role}", lang_of(user))))
+        alert_or_404(record_id)
+        row = (uuid.uuid4().hex, record_id, body.kind, user.username, time.time(), body.assignee, body.text)
+        execute(store, "INSERT INTO cr_actions (id, record_id, kind, actor, at, assignee, text) VALUES (?,?,?,?,?,?,?)", row)
+        audit.append(store, user.username, f"alert_{body.kind}", record_id, {"assignee": body.assignee, "text": body.text})
+        return {"record_id": record_id, "kind": body.kind, "actor": user.username, "at": row[4],
+                "assignee": body.assignee, "text": body.text}
+
+    @r.get("/cr/api/events")
+    async def events(request: Request, user: auth.User = Depends(need("view"))) -> StreamingResponse:
+        return StreamingResponse(_stream(room.feed, request), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    def kpi_range(since: datetime | None, until: datetime | None) -> tuple[float, float]:
+        end = until.timestamp() if until else time.time()
+        return (since.timestamp() if since else end - 24 * 3600), end
+
+    @r.get("/cr/api/kpi")
+    def kpis(since: datetime | None = None, until: datetime | None = None, user: auth.User = Depends(need("kpi"))) -> dict:
+        figures = kpi.compute(*queries.kpi_inputs(store, *kpi_range(since, until)))
+        lang = lang_of(user)
+        figures["charts"] = {
+            "throughput": svg.lines(figures["hourly"], t("kpi.chart_throughput", lang)),
+            "suspect_rate": svg.bars({s["station"]: s["suspect_rate"] for s in figures["summary"]}, t("kpi.suspect_rate", lang)),
+            "manual_rate": svg.bars({s["station"]: s["manual_rate"] for s in figures["summary"]}, t("kpi.manual_rate", lang)),
+            "agreement": svg.bars({s["station"]: s["agreement"] for s in figures["summary"]}, t("kpi.agreement", lang)),
+        }
+        return figures
+
+    @r.get("/cr/api/kpi.csv")
+    def kpis_csv(since: datetime | None = None, until: datetime | None = None, user: auth.User = Depends(need("kpi"))) -> Response:
+        text = kpi.to_csv(kpi.compute(*queries.kpi_inputs(store, *kpi_range(since, until))))
+        return Response(text, media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="kpi.csv"'})
+
+    @r.post("/cr/api/commands")
+    def command(body: CommandIn, user: auth.User = Depends(need("command"))) -> dict:
+        if body.op == "switch_model" and not user.can("switch_model"):
+            raise HTTPException(403, t("error.forbidden", lang_of(user), role=t(f"role.{user.role}", lang_of(user))))
+        try:
+            cmd = room.send(body.station, body.op, body.args, user.username)
+        except c.CommandFormatError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        except c.CommandError as exc:
+            raise HTTPException(503, str(exc)) from exc
+        audit.append(store, user.username, "command_sent", body.station, {"id": cmd.id, "op": cmd.op, "args": cmd.args})
+        return {"id": cmd.id, "expires_at": cmd.expires_at}
+
+    @r.get("/cr/api/commands")
+    def command_list(limit: int = Query(100, ge=1, le=1000), user: auth.User = Depends(need("view"))) -> list[dict]:
+        rows = execute(store, "SELECT id, station, op, args, issuer, issued_at, outcome, reason, detail FROM cr_commands"
+                              " ORDER BY issued_at DESC LIMIT ?", (limit,))
+        keys = ("id", "station", "op", "args", "issuer", "issued_at", "outcome", "reason", "detail")
+        return [{**dict(zip(keys, row)), "args": json.loads(row[3])} for row in rows]
+
+    @r.get("/cr/api/audit")
+    def audit_list(limit: int = Query(200, ge=1, le=5000), user: auth.User = Depends(need("audit"))) -> list[dict]:
+        return audit.entries(store, limit)
+
+    @r.get("/cr/api/audit/verify")
+    def audit_verify(user: auth.User = Depends(need("audit"))) -> dict:
+        checked, broken, why = audit.verify(store)
+        return {"checked": checked, "first_broken": broken, "why": why}
+
+    @r.post("/cr/api/users")
+    def new_user(body: NewUser, user: auth.User = Depends(need("users"))) -> dict:
+        made = auth.add_user(store, body.username, body.role, body.password, body.lang)
+        return {"username": made.username, "role": made.role}
+
+    r.routes.append(_static())
+    return r
+
+
+def _static():
+    from starlette.routing import Mount
+    return Mount("/cr/static", app=StaticFiles(directory=STATIC), name="cr-static")
+
+
+async def _stream(feed, request: Request):
+    """SSE: `event: <type>` and one JSON line per event; a comment every KEEPALIVE_S."""
+    q = feed.subscribe()
+    try:
+        yield "retry: 1000\n\n"
+        while not await request.is_disconnected():
+            try:
+                event = await asyncio.wait_for(q.get(), KEEPALIVE_S)
+            except TimeoutError:
+                yield ": keepalive\n\n"
+                continue
+            yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+    finally:
+        feed.unsubscribe(q)

@@ -1,0 +1,87 @@
+"""The control room inside `edge-hub run`: live feed, command link and the web UI's routes.
+
+    async with ControlRoom(store, broker_cfg, ControlRoomConfig(...)) as room:
+        app = room.install(create_app(store, hub.stats))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from types import TracebackType
+
+import structlog
+from fastapi import FastAPI
+
+from central_sync import commands as c
+from central_sync.config import BrokerConfig
+from central_sync.control_room import db
+from central_sync.control_room.config import ControlRoomConfig
+from central_sync.control_room.feed import LiveFeed
+from central_sync.errors import HubStoreError, ProtocolError
+from central_sync.hub.store import HubStore
+from central_sync.protocol import parse_topic
+
+log = structlog.get_logger("central_sync.control_room")
+
+
+class ControlRoom:
+    """Owns the feed task and the command link; `install(app)` adds the UI and its API to an app."""
+
+    def __init__(self, store: HubStore, broker: BrokerConfig | None, cfg: ControlRoomConfig = ControlRoomConfig()) -> None:
+        self.store, self.cfg = store, cfg
+        self.feed = LiveFeed(store, cfg)
+        self.key = c.load_private_key(cfg.signing_key) if cfg.signing_key else None
+        self.link = c.CommandLink(broker, cfg.client_id, [c.result_topic("+")], self._result) if broker else None
+        self._task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> "ControlRoom":
+        await asyncio.to_thread(db.migrate, self.store)
+        self._task = asyncio.create_task(self.feed.run(), name="control-room-feed")
+        if self.link is not None:
+            await self.link.__aenter__()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self.link is not None:
+            await self.link.__aexit__(exc_type, exc, tb)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def install(self, app: FastAPI) -> FastAPI:
+        from central_sync.control_room.routes import build_router
+        app.include_router(build_router(self))
+        return app
+
+    def send(self, station: str, op: str, args: dict, issuer: str) -> c.Command:
+        """Sign, record and publish one command; CommandError when it cannot be sent."""
+        if self.key is None or self.link is None:
+            raise c.CommandError("the hub has no signing key or no broker link; commands are disabled")
+        cmd = c.new_command(station, op, args, issuer, ttl_s=self.cfg.command_ttl_s)
+        db.execute(self.store, "INSERT INTO cr_commands (id, station, op, args, issuer, issued_at, expires_at)"
+                               " VALUES (?,?,?,?,?,?,?)", (cmd.id, station, op, json.dumps(cmd.args), issuer,
+                                                           cmd.issued_at, cmd.expires_at))
+        self.link.publish(c.cmd_topic(station), c.sign(self.key, cmd))
+        log.info("control_room.command_sent", id=cmd.id, station=station, op=op, issuer=issuer)
+        return cmd
+
+    def _result(self, topic: str, payload: bytes) -> None:
+        """A station's report (paho's thread): stored on its command row."""
+        try:
+            station, _ = parse_topic(topic)
+            res = c.CommandResult.model_validate_json(payload)
+        except (ProtocolError, ValueError) as exc:
+            log.warning("control_room.bad_result", topic=topic, error=str(exc))
+            return
+        if res.station != station:
+            log.warning("control_room.bad_result", topic=topic, error=f"result names station {res.station}")
+            return
+        try:
+            db.execute(self.store, "UPDATE cr_commands SET outcome=?, reason=?, detail=?, result_at=? WHERE id=? AND station=?",
+                       (res.outcome, res.reason, res.detail, time.time(), res.id, station))
+        except HubStoreError as exc:
+            log.error("control_room.result_not_stored", id=res.id, error=str(exc))
+        log.info("control_room.command_result", id=res.id, station=station, outcome=res.outcome, reason=res.reason)

@@ -1,0 +1,231 @@
+"use strict";
+// Control room page: sign-in, live board and alerts over SSE, KPIs, commands, audit.
+// Every visible string comes from the catalogue (/cr/api/i18n/<lang>); codes are translated here.
+const S = { me: null, msgs: {}, lang: "en", stations: new Map(), alerts: new Map(), source: null, view: "board" };
+window.crLatency = [];
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const el = (tag, attrs = {}, ...kids) => {
+  const n = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") n.className = v; else if (k.startsWith("on")) n.addEventListener(k.slice(2), v); else n.setAttribute(k, v);
+  }
+  for (const k of kids) if (k !== null && k !== undefined) n.append(k instanceof Node ? k : String(k));
+  return n;
+};
+function t(key, vals = {}) {
+  let s = S.msgs[key];
+  if (s === undefined) return key;
+  for (const [k, v] of Object.entries(vals)) s = s.replaceAll("{" + k + "}", v);
+  return s;
+}
+const tc = (prefix, code) => (S.msgs[prefix + "." + code] !== undefined ? t(prefix + "." + code) : code);
+const fmtTime = (sec) => (sec ? new Intl.DateTimeFormat(S.lang, { dateStyle: "short", timeStyle: "medium" }).format(new Date(sec * 1000)) : "-");
+const fmtIso = (iso) => fmtTime(Date.parse(iso) / 1000);
+const fmtNum = (v, pct) => (v === null || v === undefined ? "-" : pct ? new Intl.NumberFormat(S.lang, { style: "percent", maximumFractionDigits: 1 }).format(v) : new Intl.NumberFormat(S.lang).format(v));
+
+async function api(path, opts = {}) {
+  const r = await fetch(path, { credentials: "same-origin", headers: { "content-type": "application/json", "x-lang": S.lang }, ...opts });
+  if (r.status === 401 && S.me) { signedOut(); throw new Error(t("error.signin_required")); }
+  if (!r.ok) { let d = r.statusText; try { d = (await r.json()).detail; } catch (e) { /* not JSON */ } throw new Error(typeof d === "string" ? d : JSON.stringify(d)); }
+  return r.headers.get("content-type")?.includes("json") ? r.json() : r.text();
+}
+
+async function loadLang(lang) {
+  S.msgs = await api("/cr/api/i18n/" + encodeURIComponent(lang));
+  S.lang = lang;
+  document.documentElement.lang = lang;
+  for (const n of document.querySelectorAll("[data-i18n]")) n.textContent = t(n.dataset.i18n);
+  for (const n of document.querySelectorAll("[data-i18n-ph]")) n.placeholder = t(n.dataset.i18nPh);
+  document.title = t("app.title");
+  $("#live").textContent = t(S.source && S.source.readyState === 1 ? "live.on" : "live.off");
+}
+
+// ---- sign-in -------------------------------------------------------------------------------
+$("#signin-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  try {
+    S.me = await api("/cr/api/login", { method: "POST", body: JSON.stringify({ username: f.get("username"), password: f.get("password") }) });
+    ev.target.reset();
+    $("#signin-error").textContent = "";
+    await start();
+  } catch (e) { $("#signin-error").textContent = t("error.signin_refused"); }
+});
+$("#signout").addEventListener("click", async () => { try { await api("/cr/api/logout", { method: "POST" }); } finally { signedOut(); } });
+$("#lang").addEventListener("change", async (ev) => {
+  await api("/cr/api/me/lang", { method: "POST", body: JSON.stringify({ lang: ev.target.value }) });
+  await loadLang(ev.target.value);
+  renderAll();
+});
+
+function signedOut() {
+  S.me = null;
+  if (S.source) S.source.close();
+  S.source = null; S.alerts.clear(); S.stations.clear();
+  $("#nav").hidden = $("#who").hidden = true;
+  for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== "signin";
+  $("#stations").replaceChildren(); $("#alert-list").replaceChildren();
+}
+
+async function start() {
+  await loadLang(S.me.lang);
+  $("#me").textContent = `${S.me.username} (${t("role." + S.me.role)})`;
+  $("#lang").replaceChildren(...S.me.langs.map((l) => el("option", { value: l }, S.msgs["lang." + l] || l)));
+  $("#lang").value = S.me.lang;
+  for (const n of document.querySelectorAll("[data-need]")) n.hidden = !S.me.can.includes(n.dataset.need);
+  $("#nav").hidden = $("#who").hidden = false;
+  show("board");
+  for (const s of await api("/cr/api/stations")) S.stations.set(s.station, s);
+  for (const a of (await api("/cr/api/alerts?limit=100")).reverse()) S.alerts.set(a.id, a);
+  renderAll();
+  connect();
+}
+
+function show(view) {
+  S.view = view;
+  for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== view;
+  for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("active", b.dataset.view === view);
+  ({ kpi: loadKpi, commands: loadCommands, audit: loadAudit }[view] || (() => {}))();
+}
+for (const b of document.querySelectorAll("#nav button")) b.addEventListener("click", () => show(b.dataset.view));
+
+// ---- live feed -----------------------------------------------------------------------------
+function connect() {
+  const src = (S.source = new EventSource("/cr/api/events"));
+  src.onopen = () => { $("#live").className = "live-on"; $("#live").textContent = t("live.on"); };
+  src.onerror = () => { $("#live").className = "live-off"; $("#live").textContent = t("live.off"); };
+  src.addEventListener("stations", (ev) => { for (const s of JSON.parse(ev.data).stations) S.stations.set(s.station, s); renderStations(); });
+  src.addEventListener("alert", (ev) => {
+    const a = JSON.parse(ev.data).alert;
+    if (S.alerts.has(a.id) || !matchesFilters(a)) return;
+    S.alerts.set(a.id, a);
+    $("#alert-list").prepend(alertCard(a));
+    window.crLatency.push({ id: a.id, seconds: Date.now() / 1000 - a.committed_at });
+  });
+  src.addEventListener("review", (ev) => { const d = JSON.parse(ev.data); const a = S.alerts.get(d.record_id); if (a) { a.reviews.push(d.review); rerender(a); } });
+  src.addEventListener("action", (ev) => {
+    const act = JSON.parse(ev.data).action; const a = S.alerts.get(act.record_id);
+    if (a && !a.actions.some((x) => x.at === act.at && x.actor === act.actor && x.kind === act.kind)) { a.actions.push(act); rerender(a); }
+  });
+  src.addEventListener("command", () => { if (S.view === "commands") loadCommands(); });
+}
+
+// ---- stations board ------------------------------------------------------------------------
+function renderStations() {
+  const cards = [...S.stations.values()].sort((a, b) => a.station.localeCompare(b.station)).map((s) =>
+    el("div", { class: "station " + s.state, "data-station": s.station, "data-state": s.state },
+      el("h3", {}, s.station, el("span", { class: "state-badge" }, t("state." + s.state))),
+      el("dl", {},
+        el("dt", {}, t("board.backlog")), el("dd", {}, fmtNum(s.backlog_rows)),
+        el("dt", {}, t("board.last_seen")), el("dd", {}, fmtTime(s.seen_at)),
+        el("dt", {}, t("board.model")), el("dd", {}, s.model || "-"),
+        el("dt", {}, t("board.budget_missed")), el("dd", {}, fmtNum(s.budget_missed_24h)),
+        el("dt", {}, t("board.device_fault")), el("dd", {}, fmtNum(s.device_fault_24h)),
+        el("dt", {}, t("board.last_error")), el("dd", {}, s.last_error ? t("board.has_error") : "-"))));
+  $("#stations").replaceChildren(...cards);
+}
+
+// ---- alerts --------------------------------------------------------------------------------
+function alertCard(a) {
+  const r = a.record;
+  const acked = a.actions.some((x) => x.kind === "ack");
+  const img = r.scan ? el("img", { src: `/cr/api/alerts/${encodeURIComponent(a.id)}/image.png`, alt: t("alert.image") }) : el("div", { class: "noimg" }, t("alert.no_image"));
+  if (r.scan) { let tries = 0; img.onerror = () => { if (tries++ < 5) setTimeout(() => { img.src = img.src.split("?")[0] + "?t=" + Date.now(); }, 2000); else img.replaceWith(el("div", { class: "noimg" }, t("alert.no_image"))); }; }
+  const history = el("ul", { class: "history" },
+    ...a.reviews.map((rv) => el("li", { class: "review" }, t("alert.review", { officer: rv.officer, outcome: tc("outcome", rv.outcome), at: fmtIso(rv.decided_at) }))),
+    ...a.actions.map((x) => el("li", { class: "action-" + x.kind }, t("action." + x.kind, { actor: x.actor, assignee: x.assignee || "", at: fmtTime(x.at) }) + (x.text ? ": " + x.text : ""))));
+  const text = el("input", { class: "act-text", placeholder: t("alert.comment_hint") });
+  const act = (kind) => async () => {
+    const body = { kind, text: text.value };
+    if (kind === "assign") body.assignee = text.value;
+    try { const done = await api(`/cr/api/alerts/${encodeURIComponent(a.id)}/actions`, { method: "POST", body: JSON.stringify(body) }); a.actions.push(done); rerender(a); }
+    catch (e) { alert(e.message); }
+  };
+  const buttons = [["ack", "alert.ack"], ["comment", "alert.comment"], ["escalate", "alert.escalate"]];
+  if (S.me.can.includes("assign")) buttons.push(["assign", "alert.assign"]);
+  return el("article", { class: "alert" + (acked ? " acknowledged" : ""), id: "alert-" + a.id, "data-id": a.id },
+    img,
+    el("div", {},
+      el("h3", {}, el("span", { class: "verdict-" + r.verdict }, tc("verdict", r.verdict)), " · ", r.station, " · ", fmtIso(r.decided_at)),
+      el("dl", {},
+        el("dt", {}, t("alert.reason")), el("dd", { class: "reason" }, tc("reason", r.reason)),
+        el("dt", {}, t("alert.identities")), el("dd", {}, r.identities.map((i) => `${tc("ident", i.kind)} ${i.value}`).join(", ") || "-"),
+        el("dt", {}, t("alert.detections")), el("dd", {}, r.detections.map((d, n) => `${n + 1}. ${tc("class", d.label)} ${fmtNum(d.score, true)}`).join(", ") || "-"),
+        el("dt", {}, t("alert.kind")), el("dd", {}, tc("kind", r.kind) + " · " + r.lane)),
+      history,
+      el("div", { class: "actions" }, text, ...buttons.map(([k, label]) => el("button", { class: "act-" + k, onclick: act(k) }, t(label))))));
+}
+function rerender(a) { const old = document.getElementById("alert-" + a.id); if (old) old.replaceWith(alertCard(a)); }
+function renderAlerts() { $("#alert-list").replaceChildren(...[...S.alerts.values()].reverse().map(alertCard)); }
+function renderAll() { renderStations(); renderAlerts(); }
+
+function filterParams(form) {
+  const p = new URLSearchParams();
+  for (const [k, v] of new FormData(form)) if (v) p.set(k, (k === "since" || k === "until") ? new Date(v).toISOString() : v);
+  return p;
+}
+function matchesFilters(a) {
+  const f = new FormData($("#filters"));
+  const st = f.get("station"), q = (f.get("q") || "").toLowerCase(), kind = f.get("ident_kind");
+  if (st && a.record.station !== st) return false;
+  if (q && !a.record.identities.some((i) => (!kind || i.kind === kind) && i.value.toLowerCase().includes(q))) return false;
+  return !f.get("state") && !f.get("since") && !f.get("until");
+}
+$("#filters").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  S.alerts.clear();
+  for (const a of (await api("/cr/api/alerts?" + filterParams(ev.target))).reverse()) S.alerts.set(a.id, a);
+  renderAlerts();
+});
+$("#filters").addEventListener("reset", () => setTimeout(() => $("#filters").requestSubmit(), 0));
+
+// ---- KPIs ----------------------------------------------------------------------------------
+async function loadKpi() {
+  const p = filterParams($("#kpi-range"));
+  const k = await api("/cr/api/kpi?" + p);
+  $("#kpi-csv").href = "/cr/api/kpi.csv?" + p;
+  $("#kpi-charts").replaceChildren(...Object.values(k.charts).map((s) => { const d = el("div"); d.innerHTML = s; return d; }));
+  const cols = [["station", 0], ["items", 0], ["suspect_rate", 1], ["manual_rate", 1], ["budget_missed", 0], ["device_fault", 0],
+    ["verdict_ms_p50", 0], ["verdict_ms_p95", 0], ["decision_s_p50", 0], ["reviewed", 0], ["agreement", 1], ["tip_shown", 0], ["tip_hits", 0]];
+  table($("#kpi-table"), cols.map(([c]) => t("kpi.col." + c)), k.summary.map((row) => cols.map(([c, pct]) => (c === "station" ? row[c] : fmtNum(row[c], pct)))));
+  table($("#kpi-officers"), ["officer", "reviewed", "agree", "disagree", "tip_shown", "tip_hits"].map((c) => t("kpi.col." + c)),
+    k.officers.map((o) => [o.officer, fmtNum(o.reviewed || 0), fmtNum(o.agree || 0), fmtNum(o.disagree || 0), fmtNum(o.tip_shown || 0), fmtNum(o.tip_hits || 0)]));
+}
+$("#kpi-range").addEventListener("submit", (ev) => { ev.preventDefault(); loadKpi(); });
+function table(node, head, rows) {
+  node.replaceChildren(el("tr", {}, ...head.map((h) => el("th", {}, h))), ...rows.map((r) => el("tr", {}, ...r.map((c) => el("td", {}, c)))));
+}
+
+// ---- commands and audit --------------------------------------------------------------------
+async function loadCommands() {
+  const rows = await api("/cr/api/commands");
+  table($("#command-table"), ["col.time", "col.station", "col.op", "col.args", "col.issuer", "col.outcome", "col.reason"].map((c) => t("commands." + c)),
+    rows.map((c) => [fmtTime(c.issued_at), c.station, tc("op", c.op), JSON.stringify(c.args), c.issuer,
+      c.outcome ? tc("outcome", c.outcome) : t("commands.pending"), c.reason ? tc("cmdreason", c.reason) : ""]));
+}
+$("#command-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  try {
+    const args = f.get("args") ? JSON.parse(f.get("args")) : {};
+    await api("/cr/api/commands", { method: "POST", body: JSON.stringify({ station: f.get("station"), op: f.get("op"), args }) });
+    $("#command-msg").textContent = t("commands.sent");
+    loadCommands();
+  } catch (e) { $("#command-msg").textContent = t("commands.failed", { error: e.message }); }
+});
+async function loadAudit() {
+  const rows = await api("/cr/api/audit?limit=200");
+  table($("#audit-table"), ["seq", "at", "actor", "action", "object"].map((c) => t("audit.col." + c)),
+    rows.map((r) => [r.seq, fmtIso(r.at), r.actor, r.action, r.object]));
+}
+$("#audit-verify").addEventListener("click", async () => {
+  const v = await api("/cr/api/audit/verify");
+  $("#audit-result").textContent = v.first_broken === null ? t("audit.intact", { n: v.checked }) : t("audit.broken", { seq: v.first_broken, why: v.why });
+});
+
+// ---- boot ----------------------------------------------------------------------------------
+(async () => {
+  try { S.me = await api("/cr/api/me"); await start(); }
+  catch (e) { await loadLang(navigator.language.startsWith("zh") ? (/TW|HK|Hant/.test(navigator.language) ? "zh-Hant" : "zh-Hans") : "en"); signedOut(); }
+})();

@@ -1,0 +1,168 @@
+"""Control-room API over a real SQLite hub store: sign-in, roles, actions, search, KPIs, images, audit."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import numpy as np
+import pytest
+
+from central_sync.control_room import ControlRoom, ControlRoomConfig, audit, auth
+from central_sync.control_room.feed import LiveFeed
+from central_sync.devtools import make_record
+from central_sync.hub.api import create_app
+from central_sync import protocol as p
+from central_sync.hub.ingest import Ingestor
+from central_sync.hub.store import open_store
+from central_sync.schema import DetectionOut, Identity, Review, Verdict
+from models.scan import Scan
+
+PASSWORD = "correct horse"
+
+
+def scan_bytes() -> tuple[str, bytes]:
+    rng = np.random.default_rng(3)
+    high = rng.integers(20000, 60000, size=(120, 160), dtype=np.uint16)
+    scan = Scan(high=high, low=(high * 0.8).astype(np.uint16), meta={})
+    return scan.sha256(), scan.to_bytes()
+
+
+def ingest(store, msgs: list[tuple]) -> None:
+    """Through the hub's real ingest path, as if the messages came from the broker."""
+    Ingestor(store, "hub-t", lambda *a: None).handle(
+        [(p.topic(st, kind), p.encode_envelope(st, kind, n, seq, rid, body, 0.0)) for n, (st, kind, seq, rid, body) in enumerate(msgs)])
+
+
+def seed(store) -> list:
+    sha, data = scan_bytes()
+    recs = [make_record("gate-1", 1, Verdict.SUSPECT, scan_sha=sha, tag="TAG-A"),
+            make_record("gate-1", 2, Verdict.CLEAR), make_record("gate-2", 3, Verdict.MANUAL),
+            make_record("gate-2", 4, Verdict.SUSPECT)]
+    recs[0] = recs[0].model_copy(update={"detections": [DetectionOut(label="knife", score=0.9, box=(10, 10, 60, 50))],
+                                         "identities": [Identity(kind="container", value="MSCU1234565")]})
+    recs[3] = recs[3].model_copy(update={"identities": [Identity(kind="plate", value="AB1234")]})
+    now = datetime.now(UTC)
+    recs = [r.model_copy(update={"decided_at": now - timedelta(minutes=10 - i), "started_at": now - timedelta(minutes=10 - i, seconds=1)})
+            for i, r in enumerate(recs)]
+    review = Review(officer="B-17", decided_at=now, outcome="threat_confirmed", label="knife")
+    ingest(store, [(r.station, "alert" if r.verdict == Verdict.SUSPECT else "inspection", r.seq, r.id, r.to_json().encode())
+                   for r in recs] + [("gate-1", "review", 5, recs[0].id, review.model_dump_json().encode())])
+    header = p.BlobChunkHeader(station="gate-1", msg=6, seq=1, record_id=recs[0].id, sha256=sha, index=0, count=1,
+                               size=len(data), chunk_sha256=hashlib.sha256(data).hexdigest())
+    Ingestor(store, "hub-t", lambda *a: None).handle([(p.blob_topic("gate-1", sha, 0), p.encode_chunk(header, data))])
+    return recs
+
+
+@pytest.fixture
+async def room(tmp_path):
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(session_idle_s=60)) as room:
+        for name, role in (("op1", "operator"), ("sup1", "supervisor"), ("adm1", "admin")):
+            auth.add_user(store, name, role, PASSWORD)
+        room.recs = seed(store)
+        yield room
+
+
+@pytest.fixture
+async def client(room):
+    app = room.install(create_app(room.store))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub") as http:
+        yield http
+
+
+async def sign_in(http, user: str) -> None:
+    r = await http.post("/cr/api/login", json={"username": user, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+
+
+async def test_sign_in_required_and_wrong_password_refused(client):
+    assert (await client.get("/cr/api/stations")).status_code == 401
+    assert (await client.post("/cr/api/login", json={"username": "op1", "password": "nope-nope"})).status_code == 401
+    await sign_in(client, "op1")
+    me = (await client.get("/cr/api/me")).json()
+    assert me["role"] == "operator" and "kpi" not in me["can"]
+    await client.post("/cr/api/logout")
+    assert (await client.get("/cr/api/me")).status_code == 401
+
+
+async def test_session_expires_after_idle_time(room):
+    user = auth.authenticate(room.store, "op1", PASSWORD)
+    token = auth.open_session(room.store, user, now=1000.0)
+    assert auth.session_user(room.store, token, room.cfg, now=1030.0) == user
+    assert auth.session_user(room.store, token, room.cfg, now=1200.0) is None
+
+
+async def test_search_by_identity_kind_station_and_state(client, room):
+    await sign_in(client, "op1")
+    ids = lambda r: [a["id"] for a in r.json()]
+    assert ids(await client.get("/cr/api/alerts")) == [room.recs[3].id, room.recs[0].id]
+    assert ids(await client.get("/cr/api/alerts", params={"q": "MSCU", "ident_kind": "container"})) == [room.recs[0].id]
+    assert ids(await client.get("/cr/api/alerts", params={"q": "MSCU", "ident_kind": "plate"})) == []
+    assert ids(await client.get("/cr/api/alerts", params={"station": "gate-2"})) == [room.recs[3].id]
+    assert ids(await client.get("/cr/api/alerts", params={"state": "reviewed"})) == [room.recs[0].id]
+    later = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    assert ids(await client.get("/cr/api/alerts", params={"since": later})) == []
+
+
+async def test_actions_are_stamped_and_roles_enforced(client, room):
+    rid = room.recs[0].id
+    await sign_in(client, "op1")
+    done = (await client.post(f"/cr/api/alerts/{rid}/actions", json={"kind": "ack"})).json()
+    assert done["actor"] == "op1" and done["at"] > 0
+    assert (await client.post(f"/cr/api/alerts/{rid}/actions", json={"kind": "assign", "assignee": "op2"})).status_code == 403
+    assert (await client.get("/cr/api/kpi")).status_code == 403
+    assert (await client.post("/cr/api/commands", json={"station": "gate-1", "op": "request_diag"})).status_code == 403
+    one = (await client.get(f"/cr/api/alerts/{rid}")).json()
+    assert [(a["kind"], a["actor"]) for a in one["actions"]] == [("ack", "op1")] and one["reviews"][0]["officer"] == "B-17"
+    await sign_in(client, "sup1")
+    assert (await client.post(f"/cr/api/alerts/{rid}/actions", json={"kind": "assign", "assignee": "op2"})).status_code == 200
+    assert (await client.post("/cr/api/commands", json={"station": "gate-1", "op": "request_diag"})).status_code == 503
+
+
+async def test_image_is_a_png_in_material_colours(client, room):
+    await sign_in(client, "op1")
+    r = await client.get(f"/cr/api/alerts/{room.recs[0].id}/image.png")
+    assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
+    import cv2
+    img = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR)
+    assert img.shape == (120, 160, 3) and tuple(img[10, 30]) == (0, 0, 255)  # the box edge is red
+    assert (await client.get(f"/cr/api/alerts/{room.recs[3].id}/image.png")).status_code == 404
+
+
+async def test_kpis_and_csv(client, room):
+    await sign_in(client, "sup1")
+    k = (await client.get("/cr/api/kpi")).json()
+    by = {s["station"]: s for s in k["summary"]}
+    assert by["gate-1"]["items"] == 2 and by["gate-1"]["suspect_rate"] == 0.5 and by["gate-1"]["agreement"] == 1.0
+    assert by["gate-2"]["manual_rate"] == 0.5 and by["gate-1"]["verdict_ms_p50"] == 1000.0
+    assert k["officers"] == [{"officer": "B-17", "reviewed": 1, "agree": 1}] and k["charts"]["throughput"].startswith("<svg")
+    csv = (await client.get("/cr/api/kpi.csv")).text
+    assert csv.splitlines()[0].startswith("station,items,suspect") and "gate-2,2,1,1" in csv
+
+
+async def test_every_view_is_audited_and_tampering_is_found(client, room):
+    await sign_in(client, "sup1")
+    await client.get("/cr/api/stations")
+    await client.get(f"/cr/api/alerts/{room.recs[0].id}/image.png")
+    log = (await client.get("/cr/api/audit")).json()
+    assert [e["action"] for e in log[:3]] == ["get:audit", "get:view", "get:view"]
+    assert log[1]["object"].endswith("image.png") and log[-1]["action"] == "sign_in"
+    assert (await client.get("/cr/api/audit/verify")).json()["first_broken"] is None
+    conn = sqlite3.connect(room.store.path)
+    conn.execute("DROP TRIGGER cr_audit_no_update")
+    conn.execute("UPDATE cr_audit SET actor='mallory' WHERE seq=2")
+    conn.commit()
+    checked, broken, why = audit.verify(room.store)
+    assert broken == 2 and "changed" in why
+
+
+async def test_feed_announces_new_alerts_and_actions(room):
+    feed = LiveFeed(room.store, room.cfg)
+    feed._marks = dict.fromkeys(feed._marks, 0.0)
+    events = feed.poll()
+    kinds = [e["type"] for e in events]
+    assert kinds.count("alert") == 2 and kinds.count("review") == 1 and kinds[-1] == "stations"
+    assert [e for e in feed.poll() if e["type"] != "stations"] == []  # nothing is announced twice
