@@ -100,11 +100,12 @@ def _is_local_max(scores: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarra
     h, w = scores.shape[1:]
     own = scores[k, r, c]
     keep = np.ones(len(k), bool)
-    for dy in (-1, 0, 1):
-        rr = np.clip(r + dy, 0, h - 1)
-        for dx in (-1, 0, 1):
-            if dy or dx:
-                keep &= own >= scores[k, rr, np.clip(c + dx, 0, w - 1)]
+    rows = [np.maximum(r - 1, 0), r, np.minimum(r + 1, h - 1)]
+    cols = [np.maximum(c - 1, 0), c, np.minimum(c + 1, w - 1)]
+    for i, rr in enumerate(rows):
+        for j, cc in enumerate(cols):
+            if i != 1 or j != 1:
+                keep &= own >= scores[k, rr, cc]
     return keep
 
 
@@ -112,6 +113,8 @@ def decode_fcos(outputs: dict[str, np.ndarray], thresholds: np.ndarray, stride: 
     """cpe-fcos-v1: `scores` [1,K,h,w] probabilities, `ltrb` [1,4,h,w] distances from cell centres."""
     scores, ltrb = _named(outputs, "scores")[0], _named(outputs, "ltrb")[0]
     k, r, c = np.nonzero(scores >= thresholds[:, None, None])
+    if not k.size:
+        return Boxes.empty()
     peak = _is_local_max(scores, k, r, c)
     k, r, c = k[peak], r[peak], c[peak]
     if not k.size:
