@@ -137,12 +137,24 @@ def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
 class TipEngine:
     """Decides projections for one station screen and scores the responses."""
 
-    def __init__(self, cfg: TipConfig, threats: dict[str, Threat] | None = None) -> None:
+    def __init__(self, cfg: TipConfig, threats: dict[str, Threat] | None = None, folder: Path | None = None) -> None:
         self.cfg = cfg
-        self.threats = threats if threats is not None else load_library(cfg.library_dir)
+        self.folder = folder or cfg.library_dir
+        self.threats = threats if threats is not None else load_library(self.folder) if self.folder else {}
         self.rng = random.Random(cfg.seed)
-        if cfg.enabled and not self.threats:
-            log.warning("tip.library_empty", folder=str(cfg.library_dir))
+
+    def ensure_library(self) -> None:
+        """Fill an empty library folder from the training simulator (blocking: run it off the loop)."""
+        if self.threats or not self.cfg.enabled or self.folder is None:
+            return
+        if not any(Path(self.folder).glob("*.npz")):
+            try:
+                build_library(self.folder)
+            except (ImportError, OSError) as exc:
+                log.warning("tip.library_unavailable", folder=str(self.folder), error=str(exc))
+                return
+            log.info("tip.library_built", folder=str(self.folder))
+        self.threats = load_library(self.folder)
 
     @property
     def active(self) -> bool:

@@ -35,7 +35,8 @@ def _policy(cfg: WebConfig) -> auth.SessionPolicy:
 def create_app(ctx: StationContext, cfg: WebConfig | None = None, tip_engine: TipEngine | None = None) -> FastAPI:
     """The officer web app; settings from `cfg`, else `ctx.settings.web`, else defaults."""
     cfg = cfg or getattr(ctx.settings, "web", None) or WebConfig()
-    web = WebState(ctx, cfg, tip_engine or TipEngine(cfg.tip), _policy(cfg))
+    library = cfg.tip.library_dir or Path(ctx.store.store.data_dir) / "tip-library"
+    web = WebState(ctx, cfg, tip_engine or TipEngine(cfg.tip, folder=library), _policy(cfg))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -16,7 +16,8 @@ class TipConfig(BaseModel):
 
     enabled: bool = True
     rate: float = Field(0.03, ge=0.0, le=1.0)  # chance per clear scan shown to a signed-in officer
-    library_dir: Path = Path("/var/lib/checkpoint-edge/tip-library")
+    # None: <station data_dir>/tip-library, filled from the training simulator on first start if empty
+    library_dir: Path | None = None
     min_scale: float = Field(0.8, gt=0.0)  # threat size relative to its library cut-out
     max_scale: float = Field(1.2, gt=0.0)
     seed: int | None = None  # fixed seed for tests and demos; None draws from the OS

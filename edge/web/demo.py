@@ -26,7 +26,7 @@ from edge.context import StationContext
 from edge.events import EventBus
 from edge.ids import new_id
 from edge.store import Store, StoreWriter
-from edge.tip import TipEngine, build_library, load_library
+from edge.tip import TipEngine
 from edge.web.app import create_app, ensure_schema
 from edge.web.config import TipConfig, WebConfig
 from models.scan import AIR, Scan, load_scan
@@ -150,10 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=float, default=4.0, help="seconds between items")
     p.add_argument("--tip-rate", type=float, default=0.2)
     a = p.parse_args(argv)
-    lib = a.data / "tip-library"
-    if not load_library(lib):
-        build_library(lib)
-    cfg = WebConfig(tip=TipConfig(rate=a.tip_rate, library_dir=lib))
+    cfg = WebConfig(tip=TipConfig(rate=a.tip_rate))  # the library is built in the data dir on first start
     rng = np.random.default_rng()
     examples = sorted(Path(__file__).resolve().parents[2].glob("examples/scans/*.npz"))
     with StationHarness(a.data, cfg, port=a.port) as h:

@@ -40,6 +40,7 @@ class WebState:
             writer = StoreWriter(Store(daemon.data_dir, daemon.limits, daemon.station))
             await writer.__aenter__()
             await writer.call(ensure_schema, writer.store)
+            await asyncio.to_thread(self.tip.ensure_library)
             self.writer = writer
 
     async def close(self) -> None:

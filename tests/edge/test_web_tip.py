@@ -163,3 +163,15 @@ def test_statistics_per_officer(station):
     station.client.post("/api/signout")
     station.client.post("/api/signin", json={"badge": SUPERVISOR[0], "pin": SUPERVISOR[1]})
     assert [o["officer"] for o in station.client.get("/api/tip/stats").json()["officers"]] == [OFFICER[0]]
+
+
+def test_default_library_is_built_in_the_data_dir_on_first_start(tmp_path):
+    store = Store(tmp_path / "data", station="t-1").open()
+    writer = StoreWriter(store)
+    ctx = StationContext("t-1", "conveyor", "1", 400.0, writer, EventBus(), lambda: {})
+    app = create_app(ctx, WebConfig())
+    with TestClient(app):
+        engine = app.state.web.tip
+        assert engine.active and engine.folder == tmp_path / "data" / "tip-library"
+        assert len(list(engine.folder.glob("*.npz"))) == len(engine.threats) > 0
+    asyncio.run(writer.__aexit__(None, None, None))

@@ -322,7 +322,7 @@ async function refreshHealth() {
   const devices = Object.entries(h.devices || {}).map(([n, d]) => [n, tr("state.", d.state) + (d.detail ? " — " + d.detail : "")]);
   box.append(kv([[T("health.station"), `${h.station} (${tr("station_kind.", h.station_kind)}, ${h.lane})`], ...devices,
     [T("health.model"), h.model ? [h.model.name, h.model.version, h.model.state ? tr("state.", h.model.state) : ""].filter(Boolean).join(" ") : "—"],
-    [T("health.sync_backlog"), Object.entries(h.sync || {}).map(([k, v]) => tr("sync.", k) + " " + (typeof v === "number" ? fmtNum(v) : tr("state.", String(v)))).join(" · ") || "—"],
+    [T("health.sync_backlog"), syncWords(h.sync)],
     [T("health.budget_misses"), fmtNum(h.budget_misses || 0)],
     [T("health.queue"), fmtNum(h.queue)], [T("health.tip"), T(h.tip_active ? "health.on" : "health.off")],
     [T("health.material_colour"), T(h.material_colour ? "health.on" : "health.off")]]));
@@ -334,6 +334,17 @@ async function refreshHealth() {
   }
   if (!(h.alarms || []).length) { const li = document.createElement("li"); li.textContent = T("health.no_errors"); ul.append(li); }
   box.append(ul);
+}
+function syncWords(sync) {  // the outbox and hub link in a sentence, whatever the publisher reports
+  if (!sync) return T("sync.off");
+  const parts = [];
+  if ("connected" in sync) parts.push(T(sync.connected ? "sync.connected" : "sync.disconnected"));
+  const backlog = sync.backlog;
+  if (typeof backlog === "number") parts.push(T("sync.backlog") + " " + fmtNum(backlog));
+  else if (backlog) for (const [lane, v] of Object.entries(backlog)) parts.push(tr("sync.", lane) + " " + fmtNum(typeof v === "number" ? v : v.rows || 0));
+  if (typeof sync.last_ack_age_s === "number") parts.push(T("sync.last_ack", { s: fmtNum(sync.last_ack_age_s) }));
+  if (sync.last_error) parts.push(String(sync.last_error));
+  return parts.join(" · ") || "—";
 }
 async function refreshDiag() {
   const d = await api("/api/diagnostics"); const box = $("diag-body"); box.innerHTML = "";
