@@ -69,7 +69,8 @@ class ControlRoom:
         return cmd
 
     def _result(self, topic: str, payload: bytes) -> None:
-        """A station's report (paho's thread): stored on its command row."""
+        """A station's report (paho's thread): the first one is stored on its command row (a later
+        report of the same id is a replay the station refused, and only logged)."""
         try:
             station, _ = parse_topic(topic)
             res = c.CommandResult.model_validate_json(payload)
@@ -80,7 +81,8 @@ class ControlRoom:
             log.warning("control_room.bad_result", topic=topic, error=f"result names station {res.station}")
             return
         try:
-            db.execute(self.store, "UPDATE cr_commands SET outcome=?, reason=?, detail=?, result_at=? WHERE id=? AND station=?",
+            db.execute(self.store, "UPDATE cr_commands SET outcome=?, reason=?, detail=?, result_at=?"
+                                   " WHERE id=? AND station=? AND outcome IS NULL",
                        (res.outcome, res.reason, res.detail, time.time(), res.id, station))
         except HubStoreError as exc:
             log.error("control_room.result_not_stored", id=res.id, error=str(exc))

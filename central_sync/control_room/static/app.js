@@ -106,7 +106,7 @@ function connect() {
   src.addEventListener("review", (ev) => { const d = JSON.parse(ev.data); const a = S.alerts.get(d.record_id); if (a) { a.reviews.push(d.review); rerender(a); } });
   src.addEventListener("action", (ev) => {
     const act = JSON.parse(ev.data).action; const a = S.alerts.get(act.record_id);
-    if (a && !a.actions.some((x) => x.at === act.at && x.actor === act.actor && x.kind === act.kind)) { a.actions.push(act); rerender(a); }
+    if (a) addAction(a, act);
   });
   src.addEventListener("command", () => { if (S.view === "commands") loadCommands(); });
 }
@@ -139,7 +139,7 @@ function alertCard(a) {
   const act = (kind) => async () => {
     const body = { kind, text: text.value };
     if (kind === "assign") body.assignee = text.value;
-    try { const done = await api(`/cr/api/alerts/${encodeURIComponent(a.id)}/actions`, { method: "POST", body: JSON.stringify(body) }); a.actions.push(done); rerender(a); }
+    try { addAction(a, await api(`/cr/api/alerts/${encodeURIComponent(a.id)}/actions`, { method: "POST", body: JSON.stringify(body) })); }
     catch (e) { alert(e.message); }
   };
   const buttons = [["ack", "alert.ack"], ["comment", "alert.comment"], ["escalate", "alert.escalate"]];
@@ -155,6 +155,11 @@ function alertCard(a) {
         el("dt", {}, t("alert.kind")), el("dd", {}, tc("kind", r.kind) + " · " + r.lane)),
       history,
       el("div", { class: "actions" }, text, ...buttons.map(([k, label]) => el("button", { class: "act-" + k, onclick: act(k) }, t(label))))));
+}
+function addAction(a, act) {  // the POST answer and the live feed both bring it: keep one
+  if (a.actions.some((x) => x.at === act.at && x.actor === act.actor && x.kind === act.kind)) return;
+  a.actions.push(act);
+  rerender(a);
 }
 function rerender(a) { const old = document.getElementById("alert-" + a.id); if (old) old.replaceWith(alertCard(a)); }
 function renderAlerts() { $("#alert-list").replaceChildren(...[...S.alerts.values()].reverse().map(alertCard)); }

@@ -1,0 +1,176 @@
+"""The control room in headless Chromium against a real Mosquitto, the real hub and real station
+publishers: an alert appears live (commit-to-screen time printed and written to
+test-artifacts/control_room/latency.json), acknowledging it is recorded, a station that goes
+offline turns red, and a signed command reaches a station while forged, expired and replayed ones
+are refused there. Screenshots go to test-artifacts/control_room/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import numpy as np
+import pytest
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from central_sync import commands as c
+from central_sync.config import BrokerConfig, SyncConfig
+from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
+from central_sync.devtools import add_record, free_port, make_record, open_station_db
+from central_sync.hub.api import create_app
+from central_sync.hub.service import Hub
+from central_sync.hub.store import open_store
+from central_sync.outbox import Lane, enqueue
+from central_sync.publisher import Publisher
+from central_sync.schema import DetectionOut, Identity, Verdict
+from edge.commands import CommandHandlers, CommandReceiver, CommandsConfig
+from models.scan import Scan
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "control_room"
+PASSWORD = "correct horse"
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
+
+
+def write_scan(scans: Path) -> str:
+    """A bag with a steel-like block, stored as the station stores scans."""
+    high = np.full((240, 320), 60000, np.uint16)
+    high[60:180, 40:280] = 30000
+    high[100:140, 120:200] = 4000
+    low = (65535 * (high / 65535) ** 1.25).astype(np.uint16)  # organic-like dual-energy ratio
+    scan = Scan(high=high, low=low, meta={"pixel_mm": 2.0})
+    sha = scan.sha256()
+    (scans / sha[:2]).mkdir(parents=True, exist_ok=True)
+    (scans / sha[:2] / f"{sha}.npz").write_bytes(scan.to_bytes())
+    return sha
+
+
+async def until(fn, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if got := await asyncio.to_thread(fn):
+            return got
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what} not reached within {timeout} s")
+
+
+async def test_control_room_live(tmp_path):
+    from central_sync.devtools import Mosquitto
+    from playwright.async_api import async_playwright, expect
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    c.generate_keypair(tmp_path / "hub.key", tmp_path / "hub.pub")
+    applied: list = []
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    with Mosquitto(tmp_path / "broker") as broker:
+        broker_cfg = BrokerConfig(port=broker.port)
+        sync = SyncConfig(port=broker.port, status_period_s=0.5)
+        cfg = ControlRoomConfig(signing_key=tmp_path / "hub.key", stale_s=3.0, client_id="cr-test")
+        dbs, scans = {}, tmp_path / "scans"
+        scans.mkdir()
+        async with AsyncExitStack() as stack:
+            hub = await stack.enter_async_context(Hub(broker_cfg, store, "hub-t"))
+            room = await stack.enter_async_context(ControlRoom(store, broker_cfg, cfg))
+            pubs = {}
+            for st in ("gate-1", "gate-2", "gate-3"):
+                dbs[st] = tmp_path / f"{st}.db"
+                open_station_db(dbs[st]).close()
+                pubs[st] = stack.push_async_exit(Publisher(sync, st, dbs[st], scans))
+                await pubs[st].__aenter__()
+            rx = await stack.enter_async_context(CommandReceiver(
+                sync, "gate-1", dbs["gate-1"], CommandHandlers(set_tip_rate=applied.append),
+                CommandsConfig(hub_public_key=tmp_path / "hub.pub")))
+            for name, role in (("op1", "operator"), ("sup1", "supervisor")):
+                auth.add_user(store, name, role, PASSWORD)
+            port = free_port()
+            server = uvicorn.Server(uvicorn.Config(room.install(create_app(store, hub.stats)), host="127.0.0.1", port=port,
+                                                   log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
+            serving = asyncio.create_task(server.serve())
+            await until(lambda: server.started, 10, "web server up")
+            await until(lambda: len(store.stations()) == 3, 20, "three stations reported")
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+                page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+                await page.goto(f"http://127.0.0.1:{port}/")
+                await page.fill("input[name=username]", "op1")
+                await page.fill("input[name=password]", PASSWORD)
+                await page.click("#signin-form button[type=submit]")
+                for st in ("gate-1", "gate-2", "gate-3"):
+                    await expect(page.locator(f'.station[data-station="{st}"]')).to_have_attribute("data-state", "online", timeout=15000)
+                await expect(page.locator("#live")).to_have_class("live-on")
+                await page.screenshot(path=ARTIFACTS / "board.png")
+
+                # an alert raised on gate-1 appears on the alert feed, live
+                await page.click("#nav button[data-view=alerts]")
+                rec = make_record("gate-1", 1, Verdict.SUSPECT, scan_sha=write_scan(scans)).model_copy(update={
+                    "identities": [Identity(kind="container", value="MSCU7654321")],
+                    "detections": [DetectionOut(label="knife", score=0.91, box=(120, 100, 200, 140))]})
+                conn = sqlite3.connect(dbs["gate-1"], isolation_level=None)
+                add_record(conn, rec)
+                enqueue(conn, Lane.IMAGE, "blob", rec.id, rec.seq, rec.scan.sha256)  # the image goes on its own lane
+                pubs["gate-1"].notify()
+                card = page.locator(f'article[data-id="{rec.id}"]')
+                await expect(card).to_be_visible(timeout=20000)
+                await expect(card.locator(".reason")).to_have_text("Possible threat detected")
+                await expect(card).to_contain_text("MSCU7654321")
+                latency = (await page.evaluate("window.crLatency")) [0]
+                assert latency["id"] == rec.id
+                await until(lambda: store.image(rec.scan.sha256), 20, "scan image at the hub")
+                await expect(card.locator("img")).to_have_js_property("naturalWidth", 320, timeout=15000)
+                print(f"\ncontrol room: commit-to-screen latency {latency['seconds'] * 1000:.0f} ms")
+                (ARTIFACTS / "latency.json").write_text(json.dumps({"commit_to_screen_s": latency["seconds"]}))
+                await page.screenshot(path=ARTIFACTS / "alert.png")
+
+                # acknowledging it is recorded, with user and time
+                await card.locator("button.act-ack").click()
+                await expect(page.locator(f'article[data-id="{rec.id}"] .action-ack')).to_contain_text("op1")
+                rows = store.query("SELECT kind, actor FROM cr_actions WHERE record_id=?", (rec.id,))
+                assert rows == [("ack", "op1")]
+                assert store.query("SELECT actor FROM cr_audit WHERE action='alert_ack' AND object=?", (rec.id,)) == [("op1",)]
+
+                # a station going offline turns red
+                await page.click("#nav button[data-view=board]")
+                await pubs["gate-2"].__aexit__(None, None, None)
+                gate2 = page.locator('.station[data-station="gate-2"]')
+                await expect(gate2).to_have_attribute("data-state", "offline", timeout=15000)
+                assert await gate2.evaluate("n => getComputedStyle(n).borderLeftColor") == "rgb(214, 39, 40)"
+                await page.screenshot(path=ARTIFACTS / "offline.png")
+
+                # a supervisor's signed command is applied; forged, expired and replayed ones are refused
+                spy: asyncio.Queue = asyncio.Queue()
+                loop = asyncio.get_running_loop()
+                async with c.CommandLink(broker_cfg, "spy", [c.cmd_topic("gate-1")],
+                                         lambda t, p: loop.call_soon_threadsafe(spy.put_nowait, p)) as link:
+                    await link.ready()
+                    await page.click("#signout")
+                    await page.fill("input[name=username]", "sup1")
+                    await page.fill("input[name=password]", PASSWORD)
+                    await page.click("#signin-form button[type=submit]")
+                    await page.click("#nav button[data-view=commands]")
+                    await page.fill("#command-form input[name=station]", "gate-1")
+                    await page.select_option("#command-form select[name=op]", "set_tip_rate")
+                    await page.fill("#command-form input[name=args]", '{"rate": 0.03}')
+                    await page.click("#command-form button[type=submit]")
+                    await expect(page.locator("#command-table")).to_contain_text("applied", timeout=15000)
+                    await page.screenshot(path=ARTIFACTS / "commands.png")
+                    genuine = await asyncio.wait_for(spy.get(), 5)
+                    for data in (genuine, c.sign(key, c.new_command("gate-1", "set_tip_rate", {"rate": 0.5}, "mallory")),
+                                 c.sign(room.key, c.new_command("gate-1", "set_tip_rate", {"rate": 0.5}, "sup1", ttl_s=5, now=time.time() - 3600))):
+                        link.publish(c.cmd_topic("gate-1"), data)
+                    await until(lambda: rx.counters["rejected"] == 3, 15, "three refusals at the station")
+                assert applied == [0.03]
+                reasons = [r[0] for r in sqlite3.connect(dbs["gate-1"]).execute("SELECT reason FROM station_commands ORDER BY row")]
+                assert reasons == ["applied", "replayed", "bad_signature", "expired"]
+                assert store.query("SELECT outcome, reason FROM cr_commands") == [("applied", "applied")]
+                await browser.close()
+            server.should_exit = True
+            await serving
+            conn.close()
