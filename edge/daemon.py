@@ -31,6 +31,7 @@ from models.pool import InferencePool
 log = structlog.get_logger()
 
 HOUSEKEEPING_S = 5.0
+RESTART_DELAY_S = 5.0
 MB = 1024 * 1024
 
 
@@ -41,7 +42,25 @@ async def run_stations(configs: list[StationConfig], *, stop: asyncio.Event | No
     async with InferencePool(workers, max(c.station.queue_size for c in configs)) as pool:
         async with asyncio.TaskGroup() as tasks:
             for config in configs:
-                tasks.create_task(run_station(config, pool, stop), name=f"station:{config.station.id}")
+                tasks.create_task(_supervise(config, pool, stop), name=f"station:{config.station.id}")
+
+
+async def _supervise(config: StationConfig, pool: InferencePool, stop: asyncio.Event) -> None:
+    """Restart a failed station after a pause, so that one station's fault never stops the others.
+
+    Its devices are closed on the way out (safe state); items meanwhile are not inspected, and the
+    failure is logged with its traceback.
+    """
+    while not stop.is_set():
+        try:
+            await run_station(config, pool, stop)
+            return
+        except Exception:  # the station's top-level supervisor: log, pause, start the station afresh
+            log.exception("station.failed", station=config.station.id, restart_in_s=RESTART_DELAY_S)
+        try:
+            await asyncio.wait_for(stop.wait(), RESTART_DELAY_S)
+        except TimeoutError:
+            continue
 
 
 async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.Event) -> None:

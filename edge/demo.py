@@ -9,6 +9,7 @@ runs can be read and copied.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 import shutil
 import signal
@@ -48,6 +49,7 @@ def write_broker_config(root: Path, port: int) -> Path:
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
         f"persistence_location {root / 'mosquitto'}/\nmax_queued_messages 100000\n"
+        f"user {getpass.getuser()}\n"
         f"max_inflight_messages 64\nmessage_size_limit 1048576\nlog_dest stderr\nlog_type error\n")
     return conf
 
@@ -61,14 +63,26 @@ def write_station_configs(root: Path, base_port: int, broker_port: int) -> list[
         data = tomllib.loads((EXAMPLES / f"{name}.toml").read_text())
         station_id = data["station"]["id"]
         data["station"]["data_dir"] = str(root / station_id)
+        source = data.get("devices", {}).get("source")
+        if source and "folder" in source:
+            source["folder"] = str(root / station_id / "drop")
         data.setdefault("http", {})["port"] = base_port + i
         data.setdefault("sync", {})["port"] = broker_port
         data["log_format"] = "console"
+        data.setdefault("web", {}).setdefault("tip", {}).update(library_dir=str(root / "tip-library"), rate=0.1)
         path = root / "configs" / f"{name}.toml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(tomli_w.dumps(data))
         paths.append(path)
     return paths
+
+
+def _tip_library(folder: Path) -> None:
+    """Threat cut-outs for Threat Image Projection, from the labelled example scans."""
+    from edge.tip import build_library
+
+    if not folder.exists():
+        build_library(folder, sorted(p for p in (EXAMPLES / "scans").glob("bag_*.npz") if "clean" not in p.name))
 
 
 def add_demo_users(configs: list[Path]) -> None:
@@ -88,6 +102,7 @@ async def run_demo(base_port: int, data_dir: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     broker_port = free_port()
     configs = write_station_configs(root, base_port, broker_port)
+    _tip_library(root / "tip-library")
     add_demo_users(configs)
     bin_dir = Path(sys.executable).parent
     async with AsyncExitStack() as stack:

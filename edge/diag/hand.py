@@ -9,6 +9,7 @@ signal through the PLC link; the simulators refuse it like the real PLC does.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -46,6 +47,7 @@ class TerminalTechnician:
     def __init__(self, out: Any = None, stdin: Any = None) -> None:
         self.out = out or sys.stdout
         self.stdin = stdin or sys.stdin
+        self._pending = b""
 
     async def perform(self, text: str, action: Action, *, confirm: bool) -> float | None:
         print(f"\n>>> {text}", file=self.out, flush=True)
@@ -54,16 +56,28 @@ class TerminalTechnician:
         return None
 
     async def _line(self) -> None:
-        """Wait for one line on stdin without blocking the event loop."""
+        """Wait for one line on stdin without blocking the event loop (unbuffered: one line per answer)."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         fd = self.stdin.fileno()
 
+        def take() -> bool:
+            if b"\n" not in self._pending:
+                return False
+            self._pending = self._pending.split(b"\n", 1)[1]
+            return True
+
         def ready() -> None:
-            self.stdin.readline()
-            if not done.done():
+            data = os.read(fd, 4096)
+            if not data:  # end of input: nobody will answer; the prompt's timeout aborts
+                loop.remove_reader(fd)
+                return
+            self._pending += data
+            if take() and not done.done():
                 done.set_result(None)
 
+        if take():
+            return
         loop.add_reader(fd, ready)
         try:
             await done

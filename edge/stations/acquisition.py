@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from drivers.errors import DriverError
+from drivers.plc.state import LinkChanged
 from models.scan import Scan
 
 
@@ -66,3 +67,9 @@ async def start_line_scan(devices, ref: str) -> LineScan | FailedAcquisition:
         return FailedAcquisition(str(exc))
     devices.mark("scanner", "ok")
     return LineScan(stream)
+
+
+async def current_link(plc) -> LinkChanged:
+    """The PLC's link state now, as the event a flow would have received (events() has no replay)."""
+    state = await plc.read_state()
+    return LinkChanged(state.link_ok, state.link_reason, state.t)

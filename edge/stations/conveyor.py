@@ -20,7 +20,7 @@ from edge.config import ConveyorSection
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
 from edge.metrics import StationMetrics
-from edge.stations.acquisition import LineScan, start_line_scan
+from edge.stations.acquisition import LineScan, current_link, start_line_scan
 from edge.stations.identify import TagWindow
 from edge.supervisor import Progress
 from edge.tracking import ConveyorTracker, GateCommand, Geometry, ItemEntered, ItemRouted, ItemScanned, \
@@ -71,6 +71,7 @@ class ConveyorFlow:
             self._tasks = tasks
             tasks.create_task(self.tags.run(), name="readers")
             tasks.create_task(self._drive_gate(), name="gate")
+            self._handle(self._feed(await current_link(plc)))
             async for event in plc.events():
                 self.progress.beat("plc")
                 self._handle(self._feed(event))

@@ -16,7 +16,7 @@ from drivers.errors import DriverError
 from drivers.plc.state import EyeEdge, LinkChanged
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
-from edge.stations.acquisition import start_line_scan
+from edge.stations.acquisition import current_link, start_line_scan
 from edge.stations.identify import TagWindow
 from edge.supervisor import Progress
 from edge.verdict import Reason
@@ -43,6 +43,8 @@ class GantryFlow:
         await self._safe_state()
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.tags.run(), name="readers")
+            link = await current_link(plc)
+            self.devices.mark("plc", "ok" if link.ok else "lost", link.reason)
             async for event in plc.events():
                 self.progress.beat("plc")
                 if isinstance(event, LinkChanged):

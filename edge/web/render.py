@@ -7,6 +7,8 @@ for the organic/inorganic filters, so the screen always shows something true.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,6 +24,8 @@ except ImportError:  # pragma: no cover - a models package without it
     _colourise = _material_class = None
 
 VIEW_MODES: tuple[str, ...] = ("colour", "grey", "organic", "inorganic", "negative")
+STRIP, OVERLAP = 384, 8  # lines per strip and lines of context on each side
+_POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="render")
 
 # our own coarse material classes for the filters: 0 air, 1 organic, 2 inorganic, 3 metal, 4 opaque
 AIR, ORGANIC, INORGANIC, METAL, OPAQUE = range(5)
@@ -52,14 +56,28 @@ def grey_view(high: np.ndarray) -> np.ndarray:
 def colour_view(high: np.ndarray, low: np.ndarray) -> np.ndarray:
     if _colourise is None:
         return grey_view(high)
-    return np.ascontiguousarray(_colourise(high, low), dtype=np.uint8)
+    return by_strips(_colourise, high, low)
+
+
+def by_strips(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """`fn(high, low)` over strips of lines on several threads; the strips overlap by OVERLAP lines so
+    that neighbourhood filters see real neighbours, and the result equals one call on the whole scan."""
+    h = high.shape[0]
+    if h <= 2 * STRIP:
+        return np.ascontiguousarray(fn(high, low))
+    starts = range(0, h, STRIP)
+
+    def part(y: int) -> np.ndarray:
+        y0, y1 = max(0, y - OVERLAP), min(h, y + STRIP + OVERLAP)
+        out = fn(high[y0:y1], low[y0:y1])
+        return out[y - y0: y - y0 + min(STRIP, h - y)]
+
+    return np.ascontiguousarray(np.concatenate(list(_POOL.map(part, starts)), axis=0))
 
 
 def material_classes(high: np.ndarray, low: np.ndarray) -> np.ndarray:
     """Material class map (AIR, ORGANIC, INORGANIC, METAL, OPAQUE): models.material's when present."""
-    if _material_class is not None:
-        return _material_class(high, low)
-    return _ratio_classes(high, low)
+    return by_strips(_material_class or _ratio_classes, high, low)
 
 
 def _ratio_classes(high: np.ndarray, low: np.ndarray) -> np.ndarray:
