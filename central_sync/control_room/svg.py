@@ -19,6 +19,7 @@ def lines(series: dict[str, dict[int, int]], title: str) -> str:
         colour = PALETTE[n % len(PALETTE)]
         pts = " ".join(f"{x(i):.1f},{y(points.get(h, 0)):.1f}" for i, h in enumerate(hours))
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{pts}"/>')
+        parts += [f'<circle cx="{x(i):.1f}" cy="{y(points.get(h, 0)):.1f}" r="3" fill="{colour}"/>' for i, h in enumerate(hours)]
         parts.append(f'<text x="{W - PAD + 4}" y="{PAD + 14 * n}" fill="{colour}" font-size="11">{escape(station)}</text>')
     return _svg(parts, W + 80)
 

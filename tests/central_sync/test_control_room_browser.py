@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 import time
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,8 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central_sync import commands as c
+from central_sync import protocol as p
+from central_sync.hub.ingest import Ingestor
 from central_sync.config import BrokerConfig, SyncConfig
 from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
 from central_sync.devtools import add_record, free_port, make_record, open_station_db
@@ -28,7 +32,7 @@ from central_sync.hub.service import Hub
 from central_sync.hub.store import open_store
 from central_sync.outbox import Lane, enqueue
 from central_sync.publisher import Publisher
-from central_sync.schema import DetectionOut, Identity, Verdict
+from central_sync.schema import DetectionOut, Identity, Review, Verdict
 from edge.commands import CommandHandlers, CommandReceiver, CommandsConfig
 from models.scan import Scan
 
@@ -121,13 +125,22 @@ async def test_control_room_live(tmp_path):
                 await expect(card).to_be_visible(timeout=20000)
                 await expect(card.locator(".reason")).to_have_text("Possible threat detected")
                 await expect(card).to_contain_text("MSCU7654321")
-                latency = (await page.evaluate("window.crLatency")) [0]
-                assert latency["id"] == rec.id
+                assert (await page.evaluate("window.crLatency"))[0]["id"] == rec.id
                 await until(lambda: store.image(rec.scan.sha256), 20, "scan image at the hub")
                 await expect(card.locator("img")).to_have_js_property("naturalWidth", 320, timeout=15000)
-                print(f"\ncontrol room: commit-to-screen latency {latency['seconds'] * 1000:.0f} ms")
-                (ARTIFACTS / "latency.json").write_text(json.dumps({"commit_to_screen_s": latency["seconds"]}))
                 await page.screenshot(path=ARTIFACTS / "alert.png")
+                for n in range(2, 12):  # more alerts, from two stations, for the latency figure
+                    more = make_record("gate-1" if n % 2 else "gate-3", n, Verdict.SUSPECT)
+                    with sqlite3.connect(dbs[more.station], isolation_level=None) as other:
+                        add_record(other, more)
+                    pubs[more.station].notify()
+                    await asyncio.sleep(0.15)
+                await page.wait_for_function("window.crLatency.length >= 11", timeout=20000)
+                figures = sorted(x["seconds"] for x in await page.evaluate("window.crLatency"))
+                summary = {"alerts": len(figures), "min_s": figures[0], "median_s": figures[len(figures) // 2], "max_s": figures[-1]}
+                print(f"\ncontrol room: commit-to-screen latency over {len(figures)} alerts: min {figures[0] * 1000:.0f} ms,"
+                      f" median {summary['median_s'] * 1000:.0f} ms, max {figures[-1] * 1000:.0f} ms")
+                (ARTIFACTS / "latency.json").write_text(json.dumps(summary))
 
                 # acknowledging it is recorded, with user and time
                 await card.locator("button.act-ack").click()
@@ -174,3 +187,69 @@ async def test_control_room_live(tmp_path):
             server.should_exit = True
             await serving
             conn.close()
+
+
+
+ALLOWED_LATIN = {"English", "TIP", "CSV"}
+DATA = re.compile(r"gate-\d|MSCU\d+|sup1|L1|B-17|\bms\b")
+
+
+def seed_hub(store) -> None:
+    """Records, a review and station statuses through the hub's real ingest path."""
+    now = datetime.now(UTC)
+    recs = [make_record(st, n, v).model_copy(update={
+        "decided_at": now - timedelta(minutes=n), "started_at": now - timedelta(minutes=n, seconds=1),
+        "identities": [Identity(kind="container", value=f"MSCU{n:07d}")],
+        "detections": [DetectionOut(label="knife", score=0.8, box=(1, 1, 5, 5))] if v == Verdict.SUSPECT else []})
+        for n, (st, v) in enumerate((("gate-1", Verdict.SUSPECT), ("gate-1", Verdict.CLEAR), ("gate-2", Verdict.MANUAL),
+                                     ("gate-2", Verdict.SUSPECT)), 1)]
+    review = Review(officer="B-17", decided_at=now, outcome="false_alarm")
+    msgs = [(p.topic(r.station, "alert" if r.verdict == Verdict.SUSPECT else "inspection"),
+             p.encode_envelope(r.station, "alert", n, r.seq, r.id, r.to_json().encode(), 0.0)) for n, r in enumerate(recs)]
+    msgs.append((p.topic("gate-1", "review"), p.encode_envelope("gate-1", "review", 9, 1, recs[0].id, review.model_dump_json().encode(), 0.0)))
+    msgs += [(p.topic(st, "status"), p.StatusMsg(station=st, state="online", session=1, at=time.time() + 3600).model_dump_json().encode())
+             for st in ("gate-1", "gate-2")]
+    Ingestor(store, "hub-t", lambda *a: None).handle(msgs)
+
+
+async def english_words(page) -> list[str]:
+    text = DATA.sub(" ", await page.evaluate("document.querySelector('header').innerText + ' ' + "
+                                             "[...document.querySelectorAll('.view')].filter(v => !v.hidden).map(v => v.innerText).join(' ')"))
+    return sorted({w for w in re.findall(r"[A-Za-z]{2,}", text) if w not in ALLOWED_LATIN})
+
+
+async def test_screens_switch_language_without_english_left(tmp_path):
+    """Board, alerts and KPIs in zh-Hant and zh-Hans carry no English word, only data (ids, numbers)."""
+    from playwright.async_api import async_playwright, expect
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(stale_s=7200)) as room:
+        seed_hub(store)
+        auth.add_user(store, "sup1", "supervisor", PASSWORD)
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(room.install(create_app(store)), host="127.0.0.1", port=port,
+                                               log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
+        serving = asyncio.create_task(server.serve())
+        await until(lambda: server.started, 10, "web server up")
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-GB")
+            await page.goto(f"http://127.0.0.1:{port}/cr/")
+            await page.fill("input[name=username]", "sup1")
+            await page.fill("input[name=password]", PASSWORD)
+            await page.click("#signin-form button[type=submit]")
+            await expect(page.locator('.station[data-station="gate-2"]')).to_be_visible()
+            assert "Stations" in await page.inner_text("#board h2")
+            for lang, title in (("zh-Hant", "站點"), ("zh-Hans", "站点")):
+                await page.select_option("#lang", lang)
+                await expect(page.locator("#board h2")).to_have_text(title)
+                for view, ready in (("board", ".station"), ("alerts", "article.alert .reason"), ("kpi", "#kpi-table td")):
+                    await page.click(f"#nav button[data-view={view}]")
+                    await expect(page.locator(ready).first).to_be_visible()
+                    assert await english_words(page) == [], f"English left on {view} in {lang}"
+                    await page.screenshot(path=ARTIFACTS / f"{view}-{lang}.png")
+            await page.reload()  # the choice is remembered with the user
+            await expect(page.locator("#board h2")).to_have_text("站点")
+            await browser.close()
+        server.should_exit = True
+        await serving

@@ -55,8 +55,11 @@ $("#signin-form").addEventListener("submit", async (ev) => {
 $("#signout").addEventListener("click", async () => { try { await api("/cr/api/logout", { method: "POST" }); } finally { signedOut(); } });
 $("#lang").addEventListener("change", async (ev) => {
   await api("/cr/api/me/lang", { method: "POST", body: JSON.stringify({ lang: ev.target.value }) });
+  S.me.lang = ev.target.value;
   await loadLang(ev.target.value);
+  renderMe();
   renderAll();
+  show(S.view);
 });
 
 function signedOut() {
@@ -70,7 +73,7 @@ function signedOut() {
 
 async function start() {
   await loadLang(S.me.lang);
-  $("#me").textContent = `${S.me.username} (${t("role." + S.me.role)})`;
+  renderMe();
   $("#lang").replaceChildren(...S.me.langs.map((l) => el("option", { value: l }, S.msgs["lang." + l] || l)));
   $("#lang").value = S.me.lang;
   for (const n of document.querySelectorAll("[data-need]")) n.hidden = !S.me.can.includes(n.dataset.need);
@@ -81,6 +84,8 @@ async function start() {
   renderAll();
   connect();
 }
+
+function renderMe() { $("#me").textContent = `${S.me.username} (${t("role." + S.me.role)})`; }
 
 function show(view) {
   S.view = view;
