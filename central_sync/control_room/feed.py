@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections import Counter, defaultdict, deque
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -44,23 +46,28 @@ class StationFigures:
     """Per station, from its records: model in use, budget misses and device faults in 24 h."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()  # the poller adds, HTTP handlers read
         self.model: dict[str, str] = {}
         self.events: dict[str, deque[tuple[float, str]]] = defaultdict(deque)
-        self.last_record_at: dict[str, float] = {}
 
     def add(self, record: dict) -> None:
+        with self._lock:
+            self._add(record)
+
+    def _add(self, record: dict) -> None:
         station = record["station"]
         if record.get("model"):
             self.model[station] = f"{record['model']['name']} {record['model']['version']}"
         if record["reason"] in COUNTED_REASONS:
-            self.events[station].append((time.time(), record["reason"]))
+            self.events[station].append((datetime.fromisoformat(record["decided_at"]).timestamp(), record["reason"]))
 
     def view(self, station: str, now: float) -> dict:
-        q = self.events[station]
-        while q and q[0][0] < now - WINDOW_S:
-            q.popleft()
-        counts = Counter(reason for _, reason in q)
-        return {"model": self.model.get(station), **{f"{r}_24h": counts[r] for r in COUNTED_REASONS}}
+        with self._lock:
+            q = self.events[station]
+            while q and q[0][0] < now - WINDOW_S:
+                q.popleft()
+            counts = Counter(reason for _, reason in q)
+            return {"model": self.model.get(station), **{f"{r}_24h": counts[r] for r in COUNTED_REASONS}}
 
 
 class LiveFeed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -166,3 +167,49 @@ async def test_feed_announces_new_alerts_and_actions(room):
     kinds = [e["type"] for e in events]
     assert kinds.count("alert") == 2 and kinds.count("review") == 1 and kinds[-1] == "stations"
     assert [e for e in feed.poll() if e["type"] != "stations"] == []  # nothing is announced twice
+
+
+def test_admin_cli_keys_users_and_audit(tmp_path, capsys):
+    from central_sync.control_room.admin import main
+    from central_sync.commands import load_private_key, load_public_key
+    assert main(["keygen", "--private", str(tmp_path / "k"), "--public", str(tmp_path / "k.pub")]) == 0
+    assert load_private_key(tmp_path / "k").public_key() == load_public_key(tmp_path / "k.pub")
+    assert main(["keygen", "--private", str(tmp_path / "k"), "--public", str(tmp_path / "k.pub")]) == 1
+    (tmp_path / "pw").write_text("long enough\n")
+    db_url = str(tmp_path / "hub.sqlite3")
+    assert main(["add-user", "--db", db_url, "boss", "admin", "--password-file", str(tmp_path / "pw")]) == 0
+    assert auth.authenticate(open_store(db_url), "boss", "long enough").role == "admin"
+    (tmp_path / "pw").write_text("short\n")
+    assert main(["add-user", "--db", db_url, "x", "admin", "--password-file", str(tmp_path / "pw")]) == 1
+    assert main(["verify-audit", "--db", db_url]) == 0
+    assert "chain intact" in capsys.readouterr().out
+
+
+async def test_same_sql_on_postgresql(pg_url):
+    from central_sync.control_room import db
+    store = open_store(pg_url)
+    db.migrate(store)
+    recs = seed_records_only(store)
+    user = auth.add_user(store, "op1", "operator", PASSWORD)
+    assert auth.session_user(store, auth.open_session(store, user), ControlRoomConfig()) == user
+    for n in range(3):
+        audit.append(store, "op1", "get:view", f"/x/{n}")
+    assert audit.verify(store) == (3, None, "")
+    from central_sync.control_room import queries
+    assert [a["id"] for a in queries.search_alerts(store, q="MSCU", ident_kind="container")] == [recs[0].id]
+    store.close()
+
+
+def seed_records_only(store) -> list:
+    recs = [make_record("gate-1", 1, Verdict.SUSPECT).model_copy(update={"identities": [Identity(kind="container", value="MSCU1")]})]
+    ingest(store, [(r.station, "alert", r.seq, r.id, r.to_json().encode()) for r in recs])
+    return recs
+
+
+def test_board_figures_count_budget_misses_and_faults_of_the_last_day():
+    from central_sync.control_room.feed import StationFigures
+    figs, now = StationFigures(), datetime.now(UTC)
+    for hours, reason in ((1, "budget_missed"), (2, "device_fault"), (30, "budget_missed"), (1, "clear")):
+        rec = make_record("gate-1", hours, Verdict.MANUAL).model_copy(update={"reason": reason, "decided_at": now - timedelta(hours=hours)})
+        figs.add(json.loads(rec.to_json()))
+    assert figs.view("gate-1", now.timestamp()) == {"model": None, "budget_missed_24h": 1, "device_fault_24h": 1}
