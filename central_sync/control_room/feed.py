@@ -63,9 +63,7 @@ class StationFigures:
 
     def view(self, station: str, now: float) -> dict:
         with self._lock:
-            q = self.events[station]
-            while q and q[0][0] < now - WINDOW_S:
-                q.popleft()
+            q = self.events[station] = deque(e for e in self.events[station] if e[0] >= now - WINDOW_S)
             counts = Counter(reason for _, reason in q)
             return {"model": self.model.get(station), **{f"{r}_24h": counts[r] for r in COUNTED_REASONS}}
 
