@@ -76,7 +76,7 @@ def draw(record: InspectionRecord, source: Any, tip: TipEngine, mode: str, lang:
     scan: Scan = load_scan(path)
     if pending is not None:
         scan = composite(scan, tip.threats[pending.threat], pending)
-    return render.render_png(scan, mode, _boxes(record, lang))
+    return render.render_png(scan, mode, _boxes(record, lang), key=(path.name, pending))
 
 
 def _boxes(record: InspectionRecord, lang: str) -> list[render.Box]:

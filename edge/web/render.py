@@ -8,9 +8,11 @@ for the organic/inorganic filters, so the screen always shows something true.
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Hashable
 
 import cv2
 import numpy as np
@@ -94,6 +96,36 @@ def _ratio_classes(high: np.ndarray, low: np.ndarray) -> np.ndarray:
     return cls
 
 
+class _Analyses:
+    """The colour view and class map of the last few scans shown, so that switching modes is cheap."""
+
+    def __init__(self, size: int = 3) -> None:
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key: Hashable | None, what: str, make: Callable[[], np.ndarray]) -> np.ndarray:
+        if key is None:
+            return make()
+        with self.lock:
+            entry = self.items.setdefault(key, {})
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        if what not in entry:
+            entry[what] = make()
+        return entry[what]
+
+
+_ANALYSES = _Analyses()
+
+
+def _colour(scan: Scan, key: Hashable | None) -> np.ndarray:
+    return _ANALYSES.get(key, "colour", lambda: colour_view(scan.high, scan.low))
+
+
+def _classes(scan: Scan, key: Hashable | None) -> np.ndarray:
+    return _ANALYSES.get(key, "classes", lambda: material_classes(scan.high, scan.low))
+
+
 def _keep_only(img: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Fade everything outside `keep` towards white so the kept material stands out."""
     out = img.copy()
@@ -102,27 +134,28 @@ def _keep_only(img: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return out
 
 
-def _organic(scan: Scan) -> np.ndarray:
-    return _keep_only(colour_view(scan.high, scan.low), material_classes(scan.high, scan.low) == ORGANIC)
+def _organic(scan: Scan, key: Hashable | None) -> np.ndarray:
+    return _keep_only(_colour(scan, key), _classes(scan, key) == ORGANIC)
 
 
-def _inorganic(scan: Scan) -> np.ndarray:
-    cls = material_classes(scan.high, scan.low)
-    return _keep_only(colour_view(scan.high, scan.low), (cls == INORGANIC) | (cls == METAL) | (cls == OPAQUE))
+def _inorganic(scan: Scan, key: Hashable | None) -> np.ndarray:
+    cls = _classes(scan, key)
+    return _keep_only(_colour(scan, key), (cls == INORGANIC) | (cls == METAL) | (cls == OPAQUE))
 
 
-_MODES: dict[str, Callable[[Scan], np.ndarray]] = {
-    "colour": lambda s: colour_view(s.high, s.low),
-    "grey": lambda s: grey_view(s.high),
+_MODES: dict[str, Callable[[Scan, Hashable | None], np.ndarray]] = {
+    "colour": _colour,
+    "grey": lambda s, _: grey_view(s.high),
     "organic": _organic,
     "inorganic": _inorganic,
-    "negative": lambda s: 255 - grey_view(s.high),
+    "negative": lambda s, _: 255 - grey_view(s.high),
 }
 
 
-def view(scan: Scan, mode: str) -> np.ndarray:
-    """The RGB image of `scan` in view `mode` (one of VIEW_MODES)."""
-    return _MODES[mode](scan)
+def view(scan: Scan, mode: str, key: Hashable | None = None) -> np.ndarray:
+    """The RGB image of `scan` in view `mode` (one of VIEW_MODES); `key` names the scan (as displayed)
+    so that its colour and class analyses are reused across modes."""
+    return _MODES[mode](scan, key)
 
 
 def draw_boxes(img: np.ndarray, boxes: list[Box]) -> np.ndarray:
@@ -150,5 +183,5 @@ def to_png(img: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def render_png(scan: Scan, mode: str, boxes: list[Box]) -> bytes:
-    return to_png(draw_boxes(view(scan, mode), boxes))
+def render_png(scan: Scan, mode: str, boxes: list[Box], key: Hashable | None = None) -> bytes:
+    return to_png(draw_boxes(view(scan, mode, key), boxes))
