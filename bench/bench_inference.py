@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import statistics
 import sys
@@ -178,7 +179,8 @@ def table(res: dict) -> str:
     s, g = res["single_tile"], res["goals"]
     out = [
         f"model: {res['model']}  ({res['model_name']} {res['model_version']}, {res['threads']} thread)",
-        f"machine: {res['machine']}",
+        f"machine: {res['machine']}, {res['cpus']} CPUs, load average {res['load_average'][0]:.1f} at start, "
+        f"{res['load_average'][1]:.1f} at end (other processes share these CPUs)",
         "",
         "single-tile baggage scan  " + res["scan"],
         f"  bare session.run per tile    p50 {s['bare_p50_ms']:8.2f} ms   p99 {s['bare_p99_ms']:8.2f} ms",
@@ -220,7 +222,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "inference.json")
     args = ap.parse_args()
 
-    rss_start = rss_mb()
+    rss_start, load_start = rss_mb(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         model_dir, model_note = pick_model(Path(tmp), args.model)
         det = load_detector(model_dir, intra_op_threads=1)
@@ -235,6 +237,7 @@ def main() -> None:
         "machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}".strip(),
         "scan": f"{scan_note} {scan.shape[0]}x{scan.shape[1]}",
         "single_tile": single, "lines_per_s": args.lines_per_s, "line_scans": lines, "throughput": thr,
+        "load_average": [load_start, os.getloadavg()[0]], "cpus": os.cpu_count(),
         "rss_start_mb": rss_start, "rss_loaded_mb": rss_loaded, "rss_peak_mb": rss_mb("VmHWM"),
         "goals": {
             "single_tile_p99_ratio": single["ratio_p99"],
