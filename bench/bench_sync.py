@@ -39,35 +39,37 @@ BROKER = "max_inflight_messages 64\nmax_queued_messages 0\nmax_queued_bytes 0"
 WINDOW = 64
 
 
-def raw_paho_rate(port: int, payloads: list[bytes]) -> float:
-    """Messages/s for plain paho QoS 1 publishes (window 64, loop thread), a subscriber attached."""
-    got = threading.Event()
+def publish_all(port: int, client_id: str, items: list[tuple[str, bytes]]) -> float:
+    """Publish QoS 1 from one thread that owns the client, window 64; returns seconds taken."""
     acked = [0]
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    pub.max_inflight_messages_set(WINDOW)
+    pub.on_publish = lambda c, u, mid, rc, props: acked.__setitem__(0, acked[0] + 1)
+    pub.connect("127.0.0.1", port)
+    for _ in range(20):
+        pub.loop(0.02)
+    sent, total = 0, len(items)
+    t0 = time.perf_counter()
+    while acked[0] < total:
+        while sent < total and sent - acked[0] < WINDOW:
+            pub.publish(items[sent][0], items[sent][1], qos=1)
+            sent += 1
+        pub.loop(0.01)
+    elapsed = time.perf_counter() - t0
+    pub.disconnect()
+    return elapsed
 
-    def on_publish(c, u, mid, rc, props):
-        acked[0] += 1
-        if acked[0] == len(payloads):
-            got.set()
 
+def raw_paho_rate(port: int, payload: bytes, count: int) -> float:
+    """Messages/s of plain paho QoS 1 publishes, a shared-subscription subscriber attached as the hub would be."""
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-sub", protocol=mqtt.MQTTv5)
     sub.connect("127.0.0.1", port)
     sub.subscribe(f"$share/hub/{p.ROOT}/+/inspection", qos=1)
     sub.loop_start()
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=mqtt.MQTTv5)
-    pub.max_inflight_messages_set(WINDOW)
-    pub.on_publish = on_publish
-    pub.connect("127.0.0.1", port)
-    pub.loop_start()
-    time.sleep(0.5)
-    t0 = time.perf_counter()
-    for payload in payloads:
-        pub.publish(p.topic("raw", "inspection"), payload, qos=1)
-    got.wait(600)
-    elapsed = time.perf_counter() - t0
-    for c in (pub, sub):
-        c.disconnect()
-        c.loop_stop()
-    return len(payloads) / elapsed
+    elapsed = publish_all(port, "bench-raw", [(p.topic("raw", "inspection"), payload)] * count)
+    sub.disconnect()
+    sub.loop_stop()
+    return count / elapsed
 
 
 class HubProcs:
@@ -116,20 +118,21 @@ async def drain(port: int, pg: str, workdir: Path, records: int) -> dict:
     alerts: dict[str, float] = {}
     stop = threading.Event()
 
-    def alerter() -> None:
+    def alerter(pub: Publisher) -> None:
         c = open_station_db(db)
         seq = records + 1
         while not stop.wait(0.05):
             rec = make_record("bench-1", seq, Verdict.SUSPECT)
             alerts[rec.id] = time.time()
             add_record(c, rec)
+            pub.notify()  # as the station daemon does after each commit
             seq += 1
         c.close()
 
     cfg = SyncConfig(port=port, max_inflight=WINDOW, max_unacked=2000, status_period_s=2.0)
-    thread = threading.Thread(target=alerter, daemon=True)
     t0 = time.perf_counter()
-    async with Publisher(cfg, "bench-1", db, workdir):
+    async with Publisher(cfg, "bench-1", db, workdir) as pub:
+        thread = threading.Thread(target=alerter, args=(pub,), daemon=True)
         thread.start()
         while await asyncio.to_thread(outbox_rows, db) > len(alerts) * 2 + 2000:
             await asyncio.sleep(0.2)
@@ -161,24 +164,7 @@ def ingest_rate(port: int, pg: str, workdir: Path, hubs: int, messages: int) -> 
         rec = make_record(stations[i % 8], i // 8 + 1)
         payloads.append((p.topic(rec.station, "inspection"),
                          p.encode_envelope(rec.station, "inspection", i + 1, rec.seq, rec.id, rec.to_json().encode(), 0.0)))
-    done = threading.Event()
-    acked = [0]
-
-    def on_publish(c, u, mid, rc, props):
-        acked[0] += 1
-        if acked[0] == messages:
-            done.set()
-
-    feeder = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-feed", protocol=mqtt.MQTTv5)
-    feeder.max_inflight_messages_set(WINDOW)
-    feeder.on_publish = on_publish
-    feeder.connect("127.0.0.1", port)
-    feeder.loop_start()
-    for name, payload in payloads:
-        feeder.publish(name, payload, qos=1)
-    done.wait(600)
-    feeder.disconnect()
-    feeder.loop_stop()
+    publish_all(port, "bench-feed", payloads)
     t0 = time.perf_counter()
     procs.signal(signal.SIGCONT)
     while pg_count(pg) < messages and time.perf_counter() - t0 < 600:
@@ -198,7 +184,7 @@ async def main_async(args: argparse.Namespace) -> dict:
             work = Path(tmp)
             sample = make_record("raw", 1).to_json().encode()
             payload = p.encode_envelope("raw", "inspection", 1, 1, "x" * 40, sample, 0.0)
-            raw = raw_paho_rate(broker.port, [payload] * args.records)
+            raw = raw_paho_rate(broker.port, payload, args.records)
             hubs = HubProcs(pg, broker.port, work)
             hubs.start(1)
             try:

@@ -54,7 +54,7 @@ class SyncConfig(BrokerConfig):
     status_period_s: float = Field(5.0, gt=0)
     ack_timeout_s: float = Field(20.0, gt=0, description="resend a row the hub has not acknowledged by then")
     progress_timeout_s: float = Field(15.0, gt=0, description="rebuild a client whose PUBACKs stopped")
-    poll_s: float = Field(0.05, gt=0, description="how often an idle publisher looks for new outbox rows")
+    poll_s: float = Field(0.02, gt=0, description="how often an idle publisher looks for new outbox rows")
 
     @model_validator(mode="after")
     def _chunk_fits(self) -> "SyncConfig":

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -134,6 +136,37 @@ async def _publish_forever(cfg: SyncConfig, station: str, db: Path, scans: Path)
         await asyncio.Event().wait()
 
 
+async def _demo(records: int, workdir: Path) -> None:
+    """Broker, hub (SQLite) and one station with a backlog; print what the control room sees."""
+    import httpx
+
+    from central_sync.config import BrokerConfig
+    from central_sync.hub.api import create_app
+    from central_sync.hub.service import Hub
+    from central_sync.hub.store import open_store
+    from central_sync.publisher import Publisher
+
+    db = workdir / "station.db"
+    conn = open_station_db(db)
+    fill(conn, "demo-gate", 1, records, alert_every=25)
+    conn.close()
+    store = open_store(str(workdir / "hub.sqlite3"))
+    with Mosquitto(workdir / "broker") as broker:
+        print(f"broker 127.0.0.1:{broker.port}, station backlog {outbox_rows(db)} outbox rows")
+        async with Hub(BrokerConfig(port=broker.port), store, "hub-demo") as hub, \
+                Publisher(SyncConfig(port=broker.port, status_period_s=1.0), "demo-gate", db, workdir) as pub:
+            t0 = time.monotonic()
+            while await asyncio.to_thread(outbox_rows, db):
+                await asyncio.sleep(0.2)
+            print(f"drained in {time.monotonic() - t0:.1f} s; publisher counters {pub.stats()['counters']}")
+            await asyncio.sleep(1.5)
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(store, hub.stats)),
+                                         base_url="http://hub") as http:
+                for path in ("/api/stations", "/api/alerts?limit=3", "/api/inspections?limit=2&verdict=clear"):
+                    print(f"GET {path}\n{json.dumps((await http.get(path)).json(), indent=1)[:1500]}")
+    store.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m central_sync.devtools")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -142,7 +175,13 @@ def main(argv: list[str] | None = None) -> None:
     pub.add_argument("--station", required=True)
     pub.add_argument("--db", type=Path, required=True)
     pub.add_argument("--scans", type=Path, required=True)
+    demo = sub.add_parser("demo", help="broker + hub + station with a backlog; show what arrives")
+    demo.add_argument("--records", type=int, default=500)
     args = ap.parse_args(argv)
+    if args.cmd == "demo":
+        with tempfile.TemporaryDirectory() as tmp:
+            asyncio.run(_demo(args.records, Path(tmp)))
+        return
     asyncio.run(_publish_forever(SyncConfig.model_validate_json(args.config), args.station, args.db, args.scans))
 
 

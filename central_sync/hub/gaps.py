@@ -20,8 +20,9 @@ class GapChecker:
         self.suspects: dict[str, set[int]] = {}
         self.asked = 0
 
-    def check(self) -> None:
-        for station in self.store.record_stations():
+    def check(self, seen: set[str] | None = None) -> None:
+        """Check every station that reported a status, plus `seen` (stations this process ingested)."""
+        for station in sorted(set(self.store.station_ids()) | (seen or set())):
             self._check_station(station)
 
     def _check_station(self, station: str) -> None:

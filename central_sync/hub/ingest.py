@@ -34,6 +34,7 @@ class Ingestor:
     def __init__(self, store: HubStore, hub_id: str, send, max_bytes=lambda: 256 * 1024) -> None:
         self.store, self.hub_id, self.send, self.max_bytes = store, hub_id, send, max_bytes
         self.counters: Counter[str] = Counter()
+        self.stations: set[str] = set()  # stations this worker has seen (for the gap check)
 
     def handle(self, messages: list[tuple[str, bytes]]) -> None:
         work = _Work()
@@ -54,6 +55,7 @@ class Ingestor:
 
     def _decode(self, work: _Work, name: str, payload: bytes, now: float) -> None:
         station, leaf = p.parse_topic(name)
+        self.stations.add(station)
         kind = leaf[0]
         if leaf == ["status"]:
             self._status(work, station, payload, now)

@@ -1,5 +1,5 @@
-"""The hub's MQTT side: one thread per connection owns its paho client and feeds a bounded
-priority queue (alerts before the rest); the priority connection also sends acks and commands.
+"""The hub's MQTT side: one thread per connection owns its paho client and feeds its lane's
+bounded queue; the priority connection also sends acks and commands.
 
 A full inbound queue blocks this thread, so the broker holds (and, past its own limits, drops)
 messages; stations re-send whatever the hub never acknowledged, so nothing is lost.
@@ -7,7 +7,6 @@ messages; stations re-send whatever the hub never acknowledged, so nothing is lo
 
 from __future__ import annotations
 
-import itertools
 import queue
 import threading
 import time
@@ -23,16 +22,14 @@ from central_sync.mqtt import backoff_delay, connack_limits, connect_properties,
 log = structlog.get_logger("central_sync.hub")
 ACK_INFLIGHT = 20  # the MQTT default Receive Maximum of brokers; acks beyond it wait in paho (few, small)
 BURST = 256
-ARRIVAL = itertools.count()  # tie-breaker: FIFO within a priority
 
 
 class HubLink:
     """Consumes the shared subscriptions into `inbox`; publishes what is put in `outbox`."""
 
-    def __init__(self, cfg: BrokerConfig, hub_id: str, inbox: queue.PriorityQueue, lane: str,
+    def __init__(self, cfg: BrokerConfig, hub_id: str, inbox: queue.Queue, lane: str,
                  group: str = p.SHARE_GROUP) -> None:
         self.cfg, self.hub_id, self.inbox, self.group, self.lane = cfg, f"{hub_id}-{lane}", inbox, group, lane
-        self.priority = 0 if lane == "priority" else 1
         self.outbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self.connected = False
         self.sessions = 0
@@ -60,6 +57,10 @@ class HubLink:
                 self.last_error = str(exc) or type(exc).__name__
                 log.error("hub.link_lost", hub=self.hub_id, error=self.last_error)
                 attempt = 0 if self.connected else attempt + 1
+            except Exception as exc:  # supervisor of the link thread: log, rebuild the client
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("hub.link_crashed", hub=self.hub_id)
+                attempt += 1
             finally:
                 self.connected = False
             stop.wait(backoff_delay(attempt, self.cfg.reconnect_min_s, self.cfg.reconnect_max_s))
@@ -120,4 +121,4 @@ class HubLink:
 
     def _on_message(self, client, userdata, msg) -> None:
         self.received += 1
-        self.inbox.put((self.priority, next(ARRIVAL), msg.topic, msg.payload))
+        self.inbox.put((msg.topic, msg.payload))

@@ -1,4 +1,9 @@
-"""The hub process: MQTT link thread, ingest worker thread, gap checks; an async context manager."""
+"""The hub process: two MQTT connections, two ingest workers, gap checks; an async context manager.
+
+Lanes: `priority` (alerts and station statuses) and `bulk` (records, reviews, image chunks). Each
+lane has its own connection, bounded queue, worker thread and database connection, so an alert
+is committed while a batch of routine records is still being written.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import queue
 import socket
 import threading
 import time
+from collections import Counter
+from dataclasses import dataclass
 from types import TracebackType
 
 import structlog
@@ -20,10 +27,18 @@ from central_sync.hub.link import HubLink
 from central_sync.hub.store import HubStore
 
 log = structlog.get_logger("central_sync.hub")
+LANES = ("priority", "bulk")
 
 
 def default_hub_id() -> str:
     return f"hub-{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class _Lane:
+    inbox: queue.Queue
+    link: HubLink
+    ingestor: Ingestor
 
 
 class Hub:
@@ -33,21 +48,23 @@ class Hub:
                  queue_max: int = 5000, gap_period_s: float = 5.0) -> None:
         self.store, self.hub_id = store, hub_id or default_hub_id()
         self.batch_max, self.gap_period_s = batch_max, gap_period_s
-        self.inbox: queue.PriorityQueue[tuple[int, int, str, bytes]] = queue.PriorityQueue(maxsize=queue_max)
-        self.link = HubLink(broker, self.hub_id, self.inbox, "priority")
-        self.bulk = HubLink(broker, self.hub_id, self.inbox, "bulk")
-        self.ingestor = Ingestor(store, self.hub_id, self.link.send, self.link.payload_limit)
-        self.gaps = GapChecker(store, self.hub_id, self.link.send, self.link.payload_limit)
-        self._carry: tuple | None = None
+        self.lanes: dict[str, _Lane] = {}
+        for name in LANES:
+            inbox: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=queue_max)
+            link = HubLink(broker, self.hub_id, inbox, name)
+            self.lanes[name] = _Lane(inbox, link, None)  # type: ignore[arg-type]
+        sender = self.lanes["priority"].link  # acks and commands leave on the quieter connection
+        for lane in self.lanes.values():
+            lane.ingestor = Ingestor(store, self.hub_id, sender.send, sender.payload_limit)
+        self.gaps = GapChecker(store, self.hub_id, sender.send, sender.payload_limit)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     async def __aenter__(self) -> "Hub":
         await asyncio.to_thread(self.store.migrate)
-        for name, target in (("link", self.link.run), ("bulk", self.bulk.run), ("ingest", self._ingest_loop)):
-            thread = threading.Thread(target=target, args=(self._stop,), name=f"hub-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        for name, lane in self.lanes.items():
+            self._spawn(f"hub-{name}-link", lane.link.run)
+            self._spawn(f"hub-{name}-ingest", lambda stop, lane=lane, name=name: self._supervise(stop, lane, name))
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -56,42 +73,59 @@ class Hub:
         for thread in self._threads:
             await asyncio.to_thread(thread.join, 10.0)
 
-    def _ingest_loop(self, stop: threading.Event) -> None:
-        next_gap = time.monotonic() + self.gap_period_s
+    def _spawn(self, name: str, target) -> None:
+        thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _supervise(self, stop: threading.Event, lane: _Lane, name: str) -> None:
+        """Top-level supervisor of one ingest worker: a failure is logged and the worker goes on."""
         while not stop.is_set():
-            batch = self._take()
             try:
-                if batch:
-                    self.ingestor.handle(batch)
-                if time.monotonic() >= next_gap:
-                    next_gap = time.monotonic() + self.gap_period_s
-                    self.gaps.check()
-            except HubStoreError as exc:  # not acknowledged: the stations re-send after their ack timeout
-                self.ingestor.counters["store_errors"] += 1
-                log.error("hub.store_failed", hub=self.hub_id, messages=len(batch), error=str(exc))
+                self._ingest_loop(stop, lane, gaps=name == "bulk")
+            except Exception:  # supervisor: keep ingesting; unacknowledged messages are re-sent
+                lane.ingestor.counters["worker_crashes"] += 1
+                log.exception("hub.ingest_crashed", hub=self.hub_id, lane=name)
                 stop.wait(1.0)
         self.store.close()
 
-    def _take(self) -> list[tuple[str, bytes]]:
-        """Up to batch_max messages of one priority: alerts are committed on their own, at once."""
+    def _ingest_loop(self, stop: threading.Event, lane: _Lane, gaps: bool) -> None:
+        next_gap = time.monotonic() + self.gap_period_s
+        while not stop.is_set():
+            batch = self._take(lane.inbox)
+            try:
+                if batch:
+                    lane.ingestor.handle(batch)
+                if gaps and time.monotonic() >= next_gap:
+                    next_gap = time.monotonic() + self.gap_period_s
+                    self.gaps.check(self.seen_stations())
+            except HubStoreError as exc:  # not acknowledged: the stations re-send after their ack timeout
+                lane.ingestor.counters["store_errors"] += 1
+                log.error("hub.store_failed", hub=self.hub_id, messages=len(batch), error=str(exc))
+                stop.wait(1.0)
+
+    def _take(self, inbox: queue.Queue) -> list[tuple[str, bytes]]:
         try:
-            first = self._carry or self.inbox.get(timeout=0.2)
+            batch = [inbox.get(timeout=0.2)]
         except queue.Empty:
             return []
-        self._carry = None
-        batch = [first]
         while len(batch) < self.batch_max:
             try:
-                item = self.inbox.get_nowait()
+                batch.append(inbox.get_nowait())
             except queue.Empty:
                 break
-            if item[0] != first[0]:
-                self._carry = item
-                break
-            batch.append(item)
-        return [(name, payload) for _, _, name, payload in batch]
+        return batch
+
+    def seen_stations(self) -> set[str]:
+        return set().union(*(lane.ingestor.stations for lane in self.lanes.values()))
 
     def stats(self) -> dict:
-        return {"hub": self.hub_id, "connected": self.link.connected and self.bulk.connected,
-                "sessions": self.link.sessions + self.bulk.sessions, "last_error": self.link.last_error or self.bulk.last_error, "queued": self.inbox.qsize(),
-                "gap_seqs_asked": self.gaps.asked, "counters": dict(self.ingestor.counters)}
+        links = [lane.link for lane in self.lanes.values()]
+        counters: Counter[str] = Counter()
+        for lane in self.lanes.values():
+            counters.update(lane.ingestor.counters)
+        return {"hub": self.hub_id, "connected": all(link.connected for link in links),
+                "sessions": sum(link.sessions for link in links),
+                "last_error": next((link.last_error for link in links if link.last_error), None),
+                "queued": {name: lane.inbox.qsize() for name, lane in self.lanes.items()},
+                "gap_seqs_asked": self.gaps.asked, "counters": dict(counters)}

@@ -54,7 +54,9 @@ INSERT_CHUNK = "INSERT INTO blob_chunks (sha256, idx, count, size, data) VALUES 
 UPSERT_STATION = ("INSERT INTO stations (station, state, session, status, status_at, seen_at) VALUES (?,?,?,?,?,?)"
                   " ON CONFLICT (station) DO UPDATE SET state=excluded.state, session=excluded.session,"
                   " status=excluded.status, status_at=excluded.status_at, seen_at=excluded.seen_at"
-                  " WHERE excluded.status_at >= stations.status_at")
+                  # a newer session wins; within one, the Last Will (offline, stamped at connect) wins
+                  " WHERE excluded.session > stations.session OR (excluded.session = stations.session"
+                  " AND stations.state <> 'offline' AND (excluded.state = 'offline' OR excluded.status_at >= stations.status_at))")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +103,8 @@ class HubStore:
 
     def _run(self, fn, *args):
         """Run `fn(cursor, *args)` in one transaction; HubStoreError names the database."""
-        conn = self.conn()
         try:
+            conn = self.conn()
             with self._transaction(conn):
                 return fn(conn.cursor(), *args)
         except (sqlite3.Error, psycopg.Error) as exc:
@@ -161,8 +163,8 @@ class HubStore:
     def stations(self) -> list[tuple]:
         return self.query("SELECT station, state, session, status, status_at, seen_at FROM stations ORDER BY station")
 
-    def record_stations(self) -> list[str]:
-        return [r[0] for r in self.query("SELECT DISTINCT station FROM records")]
+    def station_ids(self) -> list[str]:
+        return [r[0] for r in self.query("SELECT station FROM stations")]
 
     def records(self, where: str, args: tuple, limit: int, offset: int) -> list[tuple]:
         return self.query(f"SELECT body, is_alert, committed_at, hub FROM records {where}"

@@ -90,10 +90,10 @@ def test_gap_checker_asks_for_seqs_missing_twice(hub):
     ing.handle([msg("inspection", make_record("g1", s), s) for s in (1, 2, 4, 5, 8)])
     cmds = []
     gaps = GapChecker(store, "hub-u", lambda t, b: cmds.append((t, json.loads(b))))
-    gaps.check()
+    gaps.check({"g1"})
     assert cmds == []
     ing.handle([msg("inspection", make_record("g1", 6), 6)])
-    gaps.check()
+    gaps.check({"g1"})
     assert cmds == [(p.topic("g1", "cmd"), {"v": 1, "hub": "hub-u", "op": "resend", "seqs": [3, 7]})]
 
 
