@@ -47,6 +47,8 @@ RESULT_LEAF = "cmd/result"
 OPS = ("set_thresholds", "set_tip_rate", "request_diag", "switch_model")
 Op = Literal["set_thresholds", "set_tip_rate", "request_diag", "switch_model"]
 Outcome = Literal["applied", "rejected", "failed"]
+REASONS = ("applied", "bad_signature", "bad_format", "wrong_station", "expired", "not_yet_valid", "ttl_too_long",
+           "replayed", "unsupported", "no_key", "handler_failed", "handler_timeout")  # CommandResult.reason codes
 MAX_PAYLOAD = 16 * 1024
 
 

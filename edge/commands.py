@@ -54,11 +54,13 @@ class CommandsConfig(BaseModel):
     max_clock_skew_s: float = Field(30.0, ge=0, le=3600)
     max_ttl_s: float = Field(3600.0, gt=0, le=7 * 86400, description="refuse commands valid for longer")
     queue_max: int = Field(32, ge=1, le=1000)
+    handler_timeout_s: float = Field(30.0, gt=0, le=600, description="handlers start work, they do not wait for it")
 
 
 @dataclass(frozen=True, slots=True)
 class CommandHandlers:
-    """The daemon's callbacks (plain or async); an absent one refuses its operation."""
+    """The daemon's callbacks (plain or async, called on the event loop); an absent one refuses its
+    operation. They return promptly (a diagnostic run is started, not awaited) and raise to refuse."""
 
     set_thresholds: Handler | None = None   # (thresholds: dict[str, float])
     set_tip_rate: Handler | None = None     # (rate: float)
@@ -144,9 +146,12 @@ class CommandProcessor:
             raise Refused("unsupported", f"this station does not handle {cmd.op}")
         args = c.check_args(cmd.op, cmd.args)
         try:
-            out = handler(*args.values())
-            if inspect.isawaitable(out):
-                out = await out
+            async with asyncio.timeout(self.cfg.handler_timeout_s):
+                out = handler(*args.values())
+                if inspect.isawaitable(out):
+                    out = await out
+        except TimeoutError:
+            return "failed", "handler_timeout", f"{cmd.op} did not finish within {self.cfg.handler_timeout_s:g} s"
         except Exception as exc:  # the daemon's handler refused or failed: reported, never fatal
             return "failed", "handler_failed", f"{cmd.op} failed: {exc}"
         return "applied", "applied", "" if out is None else str(out)
@@ -181,8 +186,8 @@ class CommandReceiver:
 
     async def __aenter__(self) -> "CommandReceiver":
         self._loop = asyncio.get_running_loop()
-        self._task = asyncio.create_task(self._work(), name=f"commands-{self.station}")
         await self.link.__aenter__()
+        self._task = asyncio.create_task(self._work(), name=f"commands-{self.station}")
         if self.processor.key is None:
             log.warning("commands.no_key", station=self.station)
         return self

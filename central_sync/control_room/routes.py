@@ -177,7 +177,9 @@ def build_router(room) -> APIRouter:
 
     @r.get("/cr/api/events")
     async def events(request: Request, user: auth.User = Depends(need("view"))) -> StreamingResponse:
-        return StreamingResponse(_stream(room.feed, request), media_type="text/event-stream",
+        token = request.cookies[COOKIE]
+        still_signed_in = lambda: auth.session_user(store, token, cfg) is not None  # noqa: E731 - also keeps the session alive
+        return StreamingResponse(_stream(room.feed, request, still_signed_in), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     def kpi_range(since: datetime | None, until: datetime | None) -> tuple[float, float]:
@@ -216,10 +218,12 @@ def build_router(room) -> APIRouter:
 
     @r.get("/cr/api/commands")
     def command_list(limit: int = Query(100, ge=1, le=1000), user: auth.User = Depends(need("view"))) -> list[dict]:
-        rows = execute(store, "SELECT id, station, op, args, issuer, issued_at, outcome, reason, detail FROM cr_commands"
-                              " ORDER BY issued_at DESC LIMIT ?", (limit,))
-        keys = ("id", "station", "op", "args", "issuer", "issued_at", "outcome", "reason", "detail")
-        return [{**dict(zip(keys, row)), "args": json.loads(row[3])} for row in rows]
+        rows = execute(store, "SELECT id, station, op, args, issuer, issued_at, outcome, reason, detail, expires_at"
+                              " FROM cr_commands ORDER BY issued_at DESC LIMIT ?", (limit,))
+        keys = ("id", "station", "op", "args", "issuer", "issued_at", "outcome", "reason", "detail", "expires_at")
+        now = time.time()
+        return [{**dict(zip(keys, row)), "args": json.loads(row[3]),
+                 "outcome": row[6] or ("no_report" if row[9] < now else None)} for row in rows]
 
     @r.get("/cr/api/audit")
     def audit_list(limit: int = Query(200, ge=1, le=5000), user: auth.User = Depends(need("audit"))) -> list[dict]:
@@ -244,8 +248,10 @@ def _static():
     return Mount("/cr/static", app=StaticFiles(directory=STATIC), name="cr-static")
 
 
-async def _stream(feed, request: Request):
-    """SSE: `event: <type>` and one JSON line per event; a comment every KEEPALIVE_S."""
+async def _stream(feed, request: Request, still_signed_in):
+    """SSE: `event: <type>` and one JSON line per event; every KEEPALIVE_S a comment, after checking
+    that the session is still valid (a wall display that only watches stays signed in; a session
+    ended elsewhere ends its streams)."""
     q = feed.subscribe()
     try:
         yield "retry: 1000\n\n"
@@ -253,6 +259,8 @@ async def _stream(feed, request: Request):
             try:
                 event = await asyncio.wait_for(q.get(), KEEPALIVE_S)
             except TimeoutError:
+                if not await asyncio.to_thread(still_signed_in):
+                    return
                 yield ": keepalive\n\n"
                 continue
             yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"

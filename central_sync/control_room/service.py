@@ -38,7 +38,7 @@ class ControlRoom:
 
     async def __aenter__(self) -> "ControlRoom":
         await asyncio.to_thread(db.migrate, self.store)
-        self._task = asyncio.create_task(self.feed.run(), name="control-room-feed")
+        self._task = asyncio.create_task(self._supervise_feed(), name="control-room-feed")
         if self.link is not None:
             await self.link.__aenter__()
         return self
@@ -50,6 +50,16 @@ class ControlRoom:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _supervise_feed(self) -> None:
+        """Keep the live feed running; a failure is logged with its traceback and the feed restarts."""
+        while True:
+            try:
+                await self.feed.run()
+            except Exception:  # the feed task's top-level supervisor: log, pause, restart
+                log.exception("control_room.feed_failed", restart_in_s=1.0)
+                self.feed.counters["feed_restarts"] += 1
+                await asyncio.sleep(1.0)
 
     def install(self, app: FastAPI) -> FastAPI:
         from central_sync.control_room.routes import build_router

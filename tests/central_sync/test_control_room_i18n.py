@@ -15,8 +15,6 @@ from central_sync.schema import ItemKind, Review, Verdict
 
 PKG = Path(__file__).resolve().parents[2] / "central_sync" / "control_room"
 REASONS = ("clear", "detection", "budget_missed", "scan_incomplete", "device_fault", "model_unavailable", "overload")
-CMD_REASONS = ("applied", "bad_signature", "bad_format", "wrong_station", "expired", "not_yet_valid", "ttl_too_long",
-               "replayed", "unsupported", "no_key", "handler_failed")
 
 
 def used_keys() -> set[str]:
@@ -28,8 +26,8 @@ def used_keys() -> set[str]:
     keys |= {f"{prefix}.{c}" for prefix, codes in (
         ("verdict", [v.value for v in Verdict]), ("reason", REASONS), ("kind", [k.value for k in ItemKind]),
         ("role", auth.ROLES), ("state", (*queries.STATES, "online", "offline", "degraded")),
-        ("ident", queries.IDENTITY_KINDS), ("op", commands.OPS), ("cmdreason", CMD_REASONS),
-        ("outcome", (*Review.model_fields["outcome"].annotation.__args__, "applied", "rejected", "failed")),
+        ("ident", queries.IDENTITY_KINDS), ("op", commands.OPS), ("cmdreason", commands.REASONS),
+        ("outcome", (*Review.model_fields["outcome"].annotation.__args__, "applied", "rejected", "failed", "no_report")),
         ("lang", LANGS)) for c in codes}
     keys |= {f"action.{k}" for k in ("ack", "assign", "escalate", "comment")}
     keys |= {f"kpi.col.{c}" for c in ("station", "items", "suspect_rate", "manual_rate", "budget_missed", "device_fault",

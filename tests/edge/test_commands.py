@@ -112,3 +112,20 @@ async def test_over_mqtt_results_come_back(tmp_path, station):
 
 def _pem(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(c.serialization.Encoding.PEM, c.serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+async def test_slow_handler_is_reported_as_timed_out(tmp_path):
+    async def stuck(rate: float) -> None:
+        await asyncio.sleep(10)
+    proc = CommandProcessor(tmp_path / "station.db", "gate-1", HUB_KEY.public_key(),
+                            CommandsConfig(handler_timeout_s=0.1), CommandHandlers(set_tip_rate=stuck))
+    res = await proc.process(signed())
+    assert (res.outcome, res.reason) == ("failed", "handler_timeout")
+
+
+def test_every_reason_code_is_declared(tmp_path):
+    import re
+    from pathlib import Path
+    src = Path(__file__).resolve().parents[2].joinpath("edge", "commands.py").read_text()
+    used = set(re.findall(r'Refused\("([a-z_]+)"', src)) | set(re.findall(r'"failed", "([a-z_]+)"', src))
+    assert used and used <= set(c.REASONS)
