@@ -149,6 +149,15 @@ async def test_control_room_live(tmp_path):
                 assert rows == [("ack", "op1")]
                 assert store.query("SELECT actor FROM cr_audit WHERE action='alert_ack' AND object=?", (rec.id,)) == [("op1",)]
 
+                # the officer's decision at the station arrives on the same card
+                decision = Review(officer="B-17", decided_at=datetime.now(UTC), outcome="threat_confirmed", label="knife")
+                conn.execute("BEGIN")
+                enqueue(conn, Lane.RECORD, "review", rec.id, rec.seq, rec.model_copy(update={"review": decision}).to_json())
+                conn.execute("COMMIT")
+                pubs["gate-1"].notify()
+                await expect(page.locator(f'article[data-id="{rec.id}"] .review')).to_contain_text("Officer B-17: threat confirmed",
+                                                                                                     timeout=15000)
+
                 # a station going offline turns red
                 await page.click("#nav button[data-view=board]")
                 await pubs["gate-2"].__aexit__(None, None, None)
