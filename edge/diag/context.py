@@ -73,10 +73,13 @@ class PhaseContext:
         m = Measurement(name, target, spec.unit, value, outcome, spec.low, spec.high, spec.marginal_low,
                         spec.marginal_high, spec.expect, spec.message if outcome != Outcome.PASS else "",
                         detail=detail)
-        if outcome != Outcome.PASS:
+        if outcome != Outcome.PASS and value is None:
+            m.diagnosis = self.catalogue.text("measure.not_measured", what=spec.description, target=target,
+                                              detail=detail or "-")
+        elif outcome != Outcome.PASS:
             m.diagnosis = self.catalogue.text(spec.message, target=target, value=value, unit=spec.unit,
                                               limit=spec.limit_for(value), low=spec.low, high=spec.high,
-                                              detail=detail or "not measured")
+                                              detail=detail or "-")
         self.result.measurements.append(m)
         return m
 

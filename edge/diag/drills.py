@@ -15,7 +15,7 @@ from typing import Any
 
 from drivers.errors import DriverError
 from edge.diag.context import PhaseContext
-from edge.diag.phases._watch import wait_state
+from edge.diag.phases._watch import wait_state, request_timeout
 from firmware_bridge.emulator import FaultSettings
 
 DETECT_TIMEOUT_S = 5.0
@@ -38,8 +38,8 @@ class Drill:
 
 async def _plc_inject(ctx: PhaseContext) -> None:
     plc = ctx.station.plc
-    await ctx.io("belt run", plc.request_belt(True), 2.0)
-    await ctx.io("X-ray permit", plc.request_xray_permit(True), 2.0)
+    await ctx.io("belt run", plc.request_belt(True), request_timeout(plc))
+    await ctx.io("X-ray permit", plc.request_xray_permit(True), request_timeout(plc))
     t0 = time.monotonic()
     plc.sim.mute()
     lost = await wait_state(plc, lambda s: not s.link_ok, DETECT_TIMEOUT_S)

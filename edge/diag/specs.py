@@ -73,7 +73,7 @@ _SPECS = (
     # inference
     Spec("inference.model_loaded", "", "model package verified and loaded", expect=True,
          message="model.unavailable"),
-    Spec("inference.tile_ms", "ms", "one tile through the model", high=200, marginal_high=100,
+    Spec("inference.tile_ms", "ms", "one tile through the model", high=500, marginal_high=150,
          message="inference.slow_tile"),
     Spec("inference.scan_ms", "ms", "whole scan, 95th percentile", message="inference.over_budget"),
     # clock

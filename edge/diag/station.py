@@ -129,11 +129,12 @@ class DiagStation:
         if self.scanner is not None:
             steps.append(("controller disarm", self.scanner.disarm()))
         for what, call in (s for s in steps if s is not None):
+            bound = SAFE_IO_TIMEOUT_S if plc is None else SAFE_IO_TIMEOUT_S + plc.cfg.readback_timeout_ms / 1000
             try:
-                async with asyncio.timeout(SAFE_IO_TIMEOUT_S):
+                async with asyncio.timeout(bound):
                     await call
             except (DriverError, TimeoutError) as exc:
-                failed.append(f"{what}: {exc or 'no answer within 2 s'}")
+                failed.append(f"{what}: {exc or f'no answer within {bound:g} s'}")
         for s in steps:
             if s is not None:
                 with contextlib.suppress(RuntimeError):

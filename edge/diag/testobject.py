@@ -87,7 +87,7 @@ def _lengths(pixel_mm: float) -> dict[str, np.ndarray]:
 
 
 @lru_cache(maxsize=4)
-def test_object(pixel_mm: float = 1.0, seed: int = 792) -> Scan:
+def make_test_object(pixel_mm: float = 1.0, seed: int = 792) -> Scan:
     """The scan of the test object as this station's scanner would produce it (simulated)."""
     lengths = _lengths(pixel_mm)
     rng = np.random.default_rng(seed)

@@ -68,3 +68,9 @@ class EventTap:
                     await self._new.wait()
             except TimeoutError:
                 return None
+
+
+def request_timeout(plc: Any) -> float:
+    """I/O bound of one confirmed PLC request: the write (with retries) plus the read-back window."""
+    c = plc.cfg
+    return c.timeout_ms / 1000 * (c.retries + 1) * 2 + c.readback_timeout_ms / 1000 + 0.5

@@ -12,6 +12,7 @@ import cv2
 from drivers.errors import DriverError
 from edge.diag import testobject
 from edge.diag.context import PhaseContext
+from edge.diag.phases._watch import request_timeout
 from edge.diag.hand import Action
 from models.material import colourise
 from models.scan import Scan
@@ -25,7 +26,7 @@ async def run(ctx: PhaseContext) -> None:
     if scanner is None:
         ctx.skip("skip.device_lost", target="X-ray scanner")
     pixel_mm = scanner.cfg.pixel_mm or 1.0
-    obj = await asyncio.to_thread(testobject.test_object, pixel_mm)
+    obj = await asyncio.to_thread(testobject.make_test_object, pixel_mm)
     await ctx.prompt("prompt.place_test_object", Action("place_test_object", args={"scan": obj}), confirm=True)
     try:
         scan = await _scan(ctx, scanner)
@@ -45,7 +46,7 @@ async def _scan(ctx: PhaseContext, scanner: Any) -> Scan:
     plc = ctx.station.plc
     try:
         if plc is not None:
-            await ctx.io("X-ray permit", plc.request_xray_permit(True), 2.0)
+            await ctx.io("X-ray permit", plc.request_xray_permit(True), request_timeout(plc))
         await ctx.io("controller arm", scanner.arm(), 4.0)
         stream = await ctx.io("START_SCAN", scanner.start_scan("diag-test-object"), 4.0)
         async with asyncio.timeout(30):
@@ -55,7 +56,7 @@ async def _scan(ctx: PhaseContext, scanner: Any) -> Scan:
     finally:
         await ctx.io("controller disarm", scanner.disarm(), 4.0)
         if plc is not None:
-            await ctx.io("X-ray permit off", plc.request_xray_permit(False), 2.0)
+            await ctx.io("X-ray permit off", plc.request_xray_permit(False), request_timeout(plc))
 
 
 def _baseline(ctx: PhaseContext, scores: dict[str, float]) -> None:

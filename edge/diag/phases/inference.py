@@ -22,9 +22,9 @@ def reference_scan(ctx: PhaseContext) -> Scan:
         files = sorted(sim.scan_dir.glob("*.npz"))
         if files:
             return load_scan(files[0])
-    from edge.diag.testobject import test_object
+    from edge.diag.testobject import make_test_object
 
-    return test_object(1.0)
+    return make_test_object(1.0)
 
 
 def _timed(detector: object, scan: Scan) -> float:

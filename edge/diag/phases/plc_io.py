@@ -9,7 +9,7 @@ from drivers.errors import DriverError, ReadbackMismatch
 from drivers.plc import EyeEdge
 from edge.diag.context import PhaseContext
 from edge.diag.hand import Action
-from edge.diag.phases._watch import EventTap, wait_state
+from edge.diag.phases._watch import EventTap, wait_state, request_timeout
 from edge.diag.specs import SPECS
 
 SPEED_WINDOW_S = 1.0
@@ -57,7 +57,7 @@ async def _eye(ctx: PhaseContext, plc: object, index: int, eye: str) -> None:
 async def _divert(ctx: PhaseContext, plc: object, to_manual: bool, label: str) -> None:
     t0 = time.perf_counter()
     try:
-        await ctx.io(f"divert {label}", plc.request_divert(to_manual), 2.0)  # type: ignore[attr-defined]
+        await ctx.io(f"divert {label}", plc.request_divert(to_manual), request_timeout(plc))  # type: ignore[attr-defined]
         value = (time.perf_counter() - t0) * 1000
         detail = ""
     except DriverError as exc:
@@ -74,13 +74,13 @@ async def _belt(ctx: PhaseContext, plc: object) -> None:
                             marginal_high=nominal * 1.05)
         ctx.note(f"belt speed judged against the twin's nominal {nominal} m/s; the PLC has one set-point")
     try:
-        await ctx.io("belt run", plc.request_belt(True), 2.0)  # type: ignore[attr-defined]
+        await ctx.io("belt run", plc.request_belt(True), request_timeout(plc))  # type: ignore[attr-defined]
         a = await plc.read_state()  # type: ignore[attr-defined]
         b = await wait_state(plc, lambda s: s.t >= a.t + SPEED_WINDOW_S, SPEED_WINDOW_S + 1.0)
         speed = (b.encoder_m - a.encoder_m) / (b.t - a.t) if b is not None else None
         ctx.measure("io.belt_speed_m_s", speed, target="run", spec=spec)
         t0 = time.perf_counter()
-        await ctx.io("belt stop", plc.request_belt(False), 2.0)  # type: ignore[attr-defined]
+        await ctx.io("belt stop", plc.request_belt(False), request_timeout(plc))  # type: ignore[attr-defined]
         ctx.measure("io.belt_stop_ms", (time.perf_counter() - t0) * 1000, target="stop")
     except DriverError as exc:
         ctx.measure("io.belt_speed_m_s", None, target="run", spec=spec, detail=str(exc))
@@ -90,7 +90,7 @@ async def _barrier(ctx: PhaseContext, plc: object, open_: bool, label: str) -> N
     """The barrier moves slower than the driver's read-back window: keep reading its end switch."""
     t0 = time.perf_counter()
     try:
-        await ctx.io(f"barrier {label}", plc.request_barrier(open_), 2.0)  # type: ignore[attr-defined]
+        await ctx.io(f"barrier {label}", plc.request_barrier(open_), request_timeout(plc))  # type: ignore[attr-defined]
     except ReadbackMismatch:
         pass  # still moving: its end position is read below
     except DriverError as exc:
@@ -109,7 +109,7 @@ async def _barrier(ctx: PhaseContext, plc: object, open_: bool, label: str) -> N
 
 async def _light(ctx: PhaseContext, plc: object, colour: str) -> None:
     try:
-        await ctx.io(f"light {colour}", plc.request_light(colour), 2.0)  # type: ignore[attr-defined]
+        await ctx.io(f"light {colour}", plc.request_light(colour), request_timeout(plc))  # type: ignore[attr-defined]
         ctx.measure("io.light_confirmed", True, target=colour)
     except DriverError as exc:
         ctx.measure("io.light_confirmed", False, target=colour, detail=str(exc))

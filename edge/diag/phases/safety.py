@@ -16,7 +16,7 @@ from typing import Any
 from drivers.errors import DriverError
 from edge.diag.context import PhaseContext
 from edge.diag.hand import Action
-from edge.diag.phases._watch import wait_state
+from edge.diag.phases._watch import wait_state, request_timeout
 
 SETTLE_S = 0.3
 RESPONSE_WINDOW_S = 2.0
@@ -59,8 +59,8 @@ async def run(ctx: PhaseContext) -> None:
 async def _energise(ctx: PhaseContext, plc: Any) -> None:
     """Put the station in the state the safety function must end: motion and beam permitted."""
     if "belt_run_request" in plc.cfg.registers:
-        await ctx.io("belt run", plc.request_belt(True), 2.0)
-    await ctx.io("X-ray permit", plc.request_xray_permit(True), 2.0)
+        await ctx.io("belt run", plc.request_belt(True), request_timeout(plc))
+    await ctx.io("X-ray permit", plc.request_xray_permit(True), request_timeout(plc))
     scanner = ctx.station.scanner
     if scanner is not None:
         await ctx.io("controller arm", scanner.arm(), 4.0)
@@ -99,8 +99,8 @@ async def _proof(ctx: PhaseContext, plc: Any, dev: SafetyInput) -> None:
 async def _refused(ctx: PhaseContext, plc: Any) -> bool:
     """A permit request while tripped must not be confirmed."""
     try:
-        await ctx.io("X-ray permit while tripped", plc.request_xray_permit(True), 2.0)
+        await ctx.io("X-ray permit while tripped", plc.request_xray_permit(True), request_timeout(plc))
     except DriverError:
         return True
-    await ctx.io("X-ray permit off", plc.request_xray_permit(False), 2.0)
+    await ctx.io("X-ray permit off", plc.request_xray_permit(False), request_timeout(plc))
     return False

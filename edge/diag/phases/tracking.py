@@ -14,7 +14,7 @@ from drivers.errors import DriverError
 from drivers.plc import EyeEdge
 from edge.diag.context import PhaseContext
 from edge.diag.hand import Action
-from edge.diag.phases._watch import EventTap
+from edge.diag.phases._watch import EventTap, request_timeout
 from edge.diag.specs import SPECS
 
 ITEM = {"conveyor": {"length_m": 0.4, "lead_m": 0.4}, "gantry": {"length_m": 6.0, "lead_m": 4.5}}
@@ -47,11 +47,11 @@ async def run(ctx: PhaseContext) -> None:
 
 
 async def _prepare(ctx: PhaseContext, plc: Any, scanner: Any, conveyor: bool) -> None:
-    await ctx.io("X-ray permit", plc.request_xray_permit(True), 2.0)
+    await ctx.io("X-ray permit", plc.request_xray_permit(True), request_timeout(plc))
     await ctx.io("controller arm", scanner.arm(), 4.0)
     if conveyor:
-        await ctx.io("divert to manual", plc.request_divert(True), 2.0)
-        await ctx.io("belt run", plc.request_belt(True), 2.0)
+        await ctx.io("divert to manual", plc.request_divert(True), request_timeout(plc))
+        await ctx.io("belt run", plc.request_belt(True), request_timeout(plc))
 
 
 async def _inspect(ctx: PhaseContext, scanner: Any, entry: EyeEdge) -> bool | None:
@@ -78,7 +78,7 @@ async def _inspect(ctx: PhaseContext, scanner: Any, entry: EyeEdge) -> bool | No
 async def _divert(ctx: PhaseContext, plc: Any, tap: EventTap, to_manual: bool) -> None:
     loop = asyncio.get_running_loop()
     try:
-        await ctx.io("divert", plc.request_divert(to_manual), 2.0)
+        await ctx.io("divert", plc.request_divert(to_manual), request_timeout(plc))
     except DriverError as exc:
         ctx.measure("tracking.divert_margin_s", None, target="divert", detail=str(exc))
         return
@@ -93,7 +93,7 @@ async def _divert(ctx: PhaseContext, plc: Any, tap: EventTap, to_manual: bool) -
     went = _twin_outcome(ctx) or ("manual" if state.divert_to_manual else "pass")
     want = "manual" if to_manual else "pass"
     ctx.measure("tracking.right_item", went == want, target="divert", detail=f"verdict sent it to {want}, it went to {went}")
-    await ctx.io("belt stop", plc.request_belt(False), 2.0)
+    await ctx.io("belt stop", plc.request_belt(False), request_timeout(plc))
 
 
 def _twin_outcome(ctx: PhaseContext) -> str | None:
@@ -107,7 +107,7 @@ def _twin_outcome(ctx: PhaseContext) -> str | None:
 async def _light(ctx: PhaseContext, plc: Any, to_manual: bool) -> None:
     colour = "red" if to_manual else "green"
     try:
-        await ctx.io(f"light {colour}", plc.request_light(colour), 2.0)
+        await ctx.io(f"light {colour}", plc.request_light(colour), request_timeout(plc))
         ctx.measure("tracking.light_confirmed", True, target=colour)
     except DriverError as exc:
         ctx.measure("tracking.light_confirmed", False, target=colour, detail=str(exc))

@@ -1,0 +1,45 @@
+"""Message catalogues: every key the code uses exists in English; translations keep the placeholders."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from edge.diag.messages import HERE, Catalogue, languages, placeholders
+from edge.diag.specs import SPECS
+
+ROOT = Path(__file__).resolve().parents[2] / "edge" / "diag"
+EN = json.loads((HERE / "en.json").read_text(encoding="utf-8"))
+
+
+def _keys_in_code() -> set[str]:
+    pattern = re.compile(r'"((?:prompt|skip|phase|measure)\.[a-z_]+)"')
+    keys = set()
+    for path in ROOT.rglob("*.py"):
+        keys |= set(pattern.findall(path.read_text(encoding="utf-8")))
+    for path in (ROOT / "templates").glob("*.j2"):
+        keys |= set(re.findall(r't\("([a-z_.]+)"', path.read_text(encoding="utf-8")))
+    return keys | {s.message for s in SPECS.values()}
+
+
+def test_every_key_used_by_code_is_in_the_english_catalogue():
+    missing = sorted(k for k in _keys_in_code() if k not in EN)
+    assert not missing
+
+
+@pytest.mark.parametrize("lang", [lang for lang in languages() if lang != "en"])
+def test_translations_are_complete_and_keep_the_placeholders(lang):
+    other = json.loads((HERE / f"{lang}.json").read_text(encoding="utf-8"))
+    assert set(other) == set(EN)
+    for key, text in other.items():
+        assert placeholders(text) == placeholders(EN[key]), key
+
+
+def test_missing_placeholders_stay_visible_and_unknown_keys_fall_back():
+    cat = Catalogue("en")
+    assert cat.text("eye.slow", target="3") .startswith("Photo-eye 3 responds in {value} ms")
+    assert Catalogue("xx").text("skip.no_sync") == EN["skip.no_sync"]
+    assert cat.text("no.such.key") == "no.such.key"
