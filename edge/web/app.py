@@ -1,5 +1,20 @@
 """The station screen's FastAPI app: `create_app(ctx)`; the daemon serves it with uvicorn.
 
+Routes (all JSON unless noted; every /api route but sign-in, catalogues and the badge feed needs a
+session cookie, and each names the permission it needs, see edge/auth.py PERMISSIONS):
+    GET  /healthz                        ctx.health(), no sign-in
+    GET  /                               the screen (static/index.html)
+    POST /api/signin, /api/signout       badge + PIN; GET /api/me; POST /api/me/lang
+    GET  /api/i18n/{lang}                message catalogue
+    GET  /api/badge-stream               SSE: badge reads, to the kiosk's own browser only
+    GET  /api/stream                     SSE: inspections (id = seq, Last-Event-ID resumes), reviews
+    GET  /api/cases/{id}                 record + its audit trail;  .../image.png?mode=  (audited)
+    POST /api/cases/{id}/decision        review -> Store.add_review;  .../screen  TIP answer
+    GET  /api/queue, /api/history        awaiting decision; search and filters
+    GET  /api/export.zip                 reviewed items as COCO + scans (supervisor)
+    GET  /api/health, /api/diagnostics   health panel; technician diagnostics
+    GET  /api/tip/stats, /api/audit, /api/audit/verify
+
 The daemon mounts /metrics itself. The app opens its own connection to the station database
 (same file, WAL) on its own thread, so screen traffic never delays the pipeline's commits;
 reviews are written through `Store.add_review`, which queues them in the outbox for the hub.
@@ -11,7 +26,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -25,6 +40,13 @@ from edge.web.deps import WebState, ensure_schema
 __all__ = ["create_app", "ensure_schema"]
 
 STATIC = Path(__file__).parent / "static"
+# Everything the page needs is served from here; nothing may load from elsewhere or frame the screen.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
+                               " connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def _policy(cfg: WebConfig) -> auth.SessionPolicy:
@@ -50,6 +72,12 @@ def create_app(ctx: StationContext, cfg: WebConfig | None = None, tip_engine: Ti
     app = FastAPI(title=f"Checkpoint Edge station {ctx.station_id}", lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url=None)
     app.state.web = web
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

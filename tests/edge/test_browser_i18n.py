@@ -87,7 +87,7 @@ def test_language_choice_is_remembered_with_the_sign_in(station, browser):
     page.wait_for_selector("#nav:not([hidden])")
     with page.expect_response(lambda r: r.url.endswith("/api/me/lang") and r.ok):
         page.select_option("#lang", "zh-Hans")
-    page.wait_for_function("document.documentElement.lang === 'zh-Hans'")
+    page.wait_for_selector("html[lang='zh-Hans']", state="attached")
     assert station.call(lambda s: s.conn.execute("SELECT lang FROM web_users WHERE badge = ?",
                                                  (OFFICER[0],)).fetchone()[0]) == "zh-Hans"
     fresh = browser.new_page(viewport={"width": 1920, "height": 1080})
@@ -96,5 +96,5 @@ def test_language_choice_is_remembered_with_the_sign_in(station, browser):
     fresh.fill("#badge", OFFICER[0])
     fresh.fill("#pin", OFFICER[1])
     fresh.click("#signin-btn")
-    fresh.wait_for_function("document.documentElement.lang === 'zh-Hans'")
+    fresh.wait_for_selector("html[lang='zh-Hans']", state="attached")
     assert fresh.inner_text("#nav button[data-view='live']") == "实时"

@@ -43,16 +43,21 @@ def page():
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         page = browser.new_page(viewport={"width": 1920, "height": 1080})
         page.set_default_timeout(10_000)
+        page.errors = []
+        page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
         yield page
         browser.close()
 
 
 def sign_in(page, station, who, via_reader=False):
+    from playwright.sync_api import expect
+
     page.goto(station.url)
     page.wait_for_selector("body[data-ready='1']")
     if via_reader:
         station.publish("badge", {"badge": who[0]})
-        page.wait_for_function(f"document.getElementById('badge').value === '{who[0]}'")
+        expect(page.locator("#badge")).to_have_value(who[0])
     else:
         page.fill("#badge", who[0])
     for digit in who[1]:
@@ -109,6 +114,8 @@ def test_officer_sees_suspect_live_marks_it_finds_it_in_history_with_audit(stati
     assert "decided" in trail and "viewed the image" in trail and OFFICER[0] in trail
     page.screenshot(path=str(ARTIFACTS / "history_case_audit.png"))
     assert station.call(lambda s: audit.verify(s)) == (True, None)
+    unexpected = [e for e in page.errors if "status of 401" not in e]  # 401: /api/me before sign-in
+    assert unexpected == []  # no script error, no missing file, nothing refused by the security policy
 
 
 def test_screening_tools_change_the_view(station, page):
@@ -119,7 +126,7 @@ def test_screening_tools_change_the_view(station, page):
     station.publish_record(rec)
     page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
     page.click("#modes button[data-mode='organic']")
-    page.wait_for_function("document.getElementById('scan').src.includes('mode=organic')")
+    page.wait_for_selector("#scan[src*='mode=organic']")
     page.locator("#contrast").fill("2")
     page.click("#zoom-in")
     assert "contrast(2)" in page.evaluate("document.getElementById('scan').style.filter")

@@ -235,6 +235,7 @@ function drawBoxes(extra) {
 }
 $("draw").onclick = () => { S.drawing = !S.drawing; $("draw").classList.toggle("on", S.drawing); };
 $("clear-boxes").onclick = () => { S.boxes = []; drawBoxes(); };
+$("copy-boxes").onclick = () => { S.boxes = (S.current?.detections || []).map((d) => d.box.map(Math.round)); drawBoxes(); };
 
 // -- decisions and TIP -------------------------------------------------------------------------
 async function decide(outcome) {
