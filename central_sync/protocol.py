@@ -6,6 +6,8 @@ Topics (MQTT v5, QoS 1), `{s}` is the station id:
     cpe/v1/{s}/inspection             station -> hub, MessageEnvelope(kind=inspection)
     cpe/v1/{s}/alert                  station -> hub, MessageEnvelope(kind=alert), a suspect record
     cpe/v1/{s}/review                 station -> hub, MessageEnvelope(kind=review)
+    cpe/v1/{s}/batch                  station -> hub, {"v":1,"station":s,"items":[envelope, ...]}
+                                      record-lane rows (inspection, review) in one publish
     cpe/v1/{s}/blob/{sha256}/{index}  station -> hub, BlobChunkHeader JSON, b"\\n", chunk bytes
     cpe/v1/{s}/ack                    hub -> station, AckMsg: what is committed centrally
     cpe/v1/{s}/cmd                    hub -> station, CmdMsg: e.g. resend missing seqs
@@ -20,7 +22,7 @@ import hashlib
 import json
 import re
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -39,6 +41,7 @@ class Kind(StrEnum):
     ALERT = "alert"
     REVIEW = "review"
     BLOB = "blob"
+    BATCH = "batch"
 
 
 def check_station(station: str) -> str:
@@ -57,7 +60,7 @@ def blob_topic(station: str, sha256: str, index: int) -> str:
 
 
 HUB_PRIORITY_LEAVES = ("alert",)
-HUB_BULK_LEAVES = ("inspection", "review", "blob/+/+")
+HUB_BULK_LEAVES = ("inspection", "review", "batch", "blob/+/+")
 
 
 def hub_subscriptions(group: str = SHARE_GROUP, lane: str = "all") -> list[str]:
@@ -196,6 +199,43 @@ def encode_acks(hub: str, items: list[AckItem], max_bytes: int) -> list[bytes]:
     if parts:
         out.append(head + b",".join(parts) + b"]}")
     return out
+
+
+BATCH_OVERHEAD = 128  # bytes of a batch around its envelopes (station ids are at most 64 characters)
+
+
+def encode_batch(station: str, envelopes: list[bytes]) -> bytes:
+    return f'{{"v":{PROTOCOL_VERSION},"station":{json.dumps(station)},"items":['.encode() + b",".join(envelopes) + b"]}"
+
+
+class BatchMsg(_Wire):
+    v: Literal[1] = PROTOCOL_VERSION
+    station: str
+    items: list[Annotated[RecordMsg | ReviewMsg, Field(discriminator="kind")]]
+
+
+def decode_batch(payload: bytes) -> tuple[str, list[tuple[RecordMsg | ReviewMsg | None, EnvelopeHead | None, str]]]:
+    """(station, [(message or None, head, error)]): one bad item does not sink the others."""
+    try:
+        batch = BatchMsg.model_validate_json(payload)
+        return batch.station, [(m, None, "") for m in batch.items]
+    except ValidationError:
+        pass
+    try:
+        raw = json.loads(payload)
+        station, items = raw["station"], raw["items"]
+        if not isinstance(station, str) or not isinstance(items, list):
+            raise TypeError("station or items has the wrong type")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProtocolError(f"batch payload of {len(payload)} bytes is unreadable: {exc}") from exc
+    out = []
+    for item in items:
+        text = json.dumps(item).encode()
+        try:
+            out.append((decode_message(str(item.get("kind")) if isinstance(item, dict) else "", text), None, ""))
+        except ProtocolError as exc:
+            out.append((None, decode_head(text), str(exc)))
+    return station, out
 
 
 def encode_envelope(station: str, kind: str, msg: int, seq: int, record_id: str, body: bytes, sent_at: float) -> bytes:

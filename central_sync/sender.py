@@ -43,10 +43,14 @@ BLAME_STRIKES = 2
 
 @dataclass(slots=True)
 class Sent:
-    row: Row | None  # None: a status message
+    row: Row | None  # None: a status message; the first row of a batch
     at: float
     index: int | None = None  # image chunk index
-    hub_acked: bool = False
+    batch: list[Row] | None = None  # rows of a batch message
+
+    @property
+    def rows(self) -> list[Row]:
+        return self.batch or ([self.row] if self.row is not None else [])
 
 
 class SyncEngine:
@@ -108,6 +112,7 @@ class SyncEngine:
         self.window = max(1, min(self.cfg.max_inflight, receive_max))
         limit = self.cfg.max_payload_bytes if max_packet is None else min(self.cfg.max_payload_bytes, max_packet - HEADER_ROOM)
         self.max_payload = limit
+        self.batch_bytes = min(getattr(self, "batch_bytes", limit), limit)  # shrinks survive reconnects
         self.chunk_bytes = max(512, min(self.cfg.chunk_bytes, limit - HEADER_ROOM))
 
     def _reset(self) -> None:
@@ -122,6 +127,8 @@ class SyncEngine:
         self.next_poll: dict[Lane, float] = {lane: 0.0 for lane in Lane}
         self.retry: dict[Lane, list[tuple[float, int, Row]]] = {lane: [] for lane in Lane}
         self.sent_ids: list[int] = []  # attempts/last_sent_at are written once per tick, not per publish
+        self.inflight_ids: set[int] = set()  # message rows published and not yet PUBACKed
+        self.early_acked: set[int] = set()  # ... of which the hub already acknowledged
         self.alert_floor: float = 0  # id of the oldest uncommitted alert row
         self.alert_gate = 0  # newest alert of the backlog at session start; 0 once all are committed
 
@@ -212,6 +219,9 @@ class SyncEngine:
         first = next((s for s in self.inflight.values() if s.row is not None), None)
         if first is None:
             return
+        if first.batch and len(first.batch) > 1:
+            self._shrink_batches(f"the broker ended the session ({self.disconnect_reason})")
+            return
         row = first.row
         self.strikes[row.id] = strikes = self.strikes.get(row.id, 0) + 1
         self.counters["puback_unreadable"] += 1
@@ -225,6 +235,8 @@ class SyncEngine:
         self.last_progress = time.monotonic()
         if sent is None or sent.row is None:
             return
+        if sent.index is None:
+            self.inflight_ids.difference_update(r.id for r in sent.rows)
         if code.is_failure:
             self._puback_failed(sent, code.value)
             return
@@ -234,11 +246,13 @@ class SyncEngine:
             if job is not None:
                 job.inflight.discard(sent.index)
                 job.last_sent = self.last_progress
-        elif sent.hub_acked:
-            self.busy.discard(sent.row.id)
-        else:
-            sent.at = self.last_progress
-            self.awaiting[sent.row.id] = sent
+            return
+        for row in sent.rows:
+            if row.id in self.early_acked:
+                self.early_acked.discard(row.id)
+                self.busy.discard(row.id)
+            else:
+                self.awaiting[row.id] = Sent(row, self.last_progress)
 
     def _on_message(self, client, userdata, msg) -> None:
         try:
@@ -251,7 +265,23 @@ class SyncEngine:
             self._error("sync.bad_hub_message", f"{msg.topic}: {exc}")
 
     # ---- acknowledgements --------------------------------------------------------------
+    def _shrink_batches(self, why: str) -> None:
+        """A batch was refused or blamed: halve the batch size limit (single rows are judged alone)."""
+        self.batch_bytes = max(1024, self.batch_bytes // 2)
+        self.counters["batch_shrunk"] += 1
+        log.warning("sync.batch_shrunk", station=self.station, batch_bytes=self.batch_bytes, reason=why)
+
     def _puback_failed(self, sent: Sent, code: int) -> None:
+        if sent.batch and len(sent.batch) > 1:
+            self.counters[f"puback_0x{code:02x}"] += 1
+            self._error("sync.publish_refused", f"broker refused a batch of {len(sent.batch)} rows: {reason_text(code)}")
+            if code in PARK_CODES:
+                self._shrink_batches(reason_text(code))
+            for row in sent.batch:
+                self.early_acked.discard(row.id)
+                self.busy.discard(row.id)
+                heapq.heappush(self.retry[row.lane], (0.0, row.id, row))
+            return
         row = sent.row
         self.counters[f"puback_0x{code:02x}"] += 1
         self._error("sync.publish_refused", f"broker refused {row.kind} row {row.id} (seq {row.seq}): {reason_text(code)}")
@@ -291,10 +321,9 @@ class SyncEngine:
         if self.awaiting.pop(row_id, None) is not None or self.blobs.pop(row_id, None) is not None:
             self.busy.discard(row_id)
             return
-        for sent in self.inflight.values():
-            if sent.row is not None and sent.row.id == row_id and sent.index is None:
-                sent.hub_acked = True
-                return
+        if row_id in self.inflight_ids:
+            self.early_acked.add(row_id)
+            return
         self.busy.discard(row_id)
         self.retired.add(row_id)
 
@@ -378,19 +407,45 @@ class SyncEngine:
             return False
         return row.id not in self.busy
 
-    def _send_message(self, client: mqtt.Client, lane: Lane, now: float, sent_ids: list[int]) -> bool:
+    def _usable_row(self, lane: Lane, now: float) -> Row | None:
         row = self._next_row(lane, now)
         while row is not None and not self._usable(row):
             row = self._next_row(lane, now)
-        if row is None:
-            return False
+        return row
+
+    def _envelope(self, row: Row) -> bytes | None:
+        """The row's message, or None (row parked) when it can never fit the size limit."""
         payload = p.encode_envelope(self.station, row.kind, row.id, row.seq, row.record_id, row.payload, time.time())
-        if len(payload) > self.max_payload:
+        if len(payload) + p.BATCH_OVERHEAD > self.max_payload:
             self.counters["too_large"] += 1
-            self._park(row, f"message of {len(payload)} bytes exceeds the limit of {self.max_payload} bytes")
-            return True
-        self._publish(client, p.topic(self.station, row.kind), payload, Sent(row, now))
-        sent_ids.append(row.id)
+            self._park(row, f"message of {len(payload)} bytes exceeds the limit of {self.max_payload - p.BATCH_OVERHEAD} bytes")
+            return None
+        return payload
+
+    def _send_message(self, client: mqtt.Client, lane: Lane, now: float, sent_ids: list[int]) -> bool:
+        """One row, or on the record lane a batch of rows in one publish (one PUBACK, one hub transaction)."""
+        limit = 1 if lane == Lane.ALERT else max(1, min(self.cfg.batch_max_rows, self.cfg.max_unacked - len(self.busy)))
+        rows, parts, size = [], [], p.BATCH_OVERHEAD
+        while len(rows) < limit and (row := self._usable_row(lane, now)) is not None:
+            payload = self._envelope(row)
+            if payload is None:
+                if not rows:
+                    return True
+                continue
+            if rows and size + len(payload) + 1 > self.batch_bytes:
+                heapq.heappush(self.retry[lane], (0.0, row.id, row))
+                break
+            rows.append(row)
+            parts.append(payload)
+            size += len(payload) + 1
+        if not rows:
+            return False
+        if len(rows) == 1:
+            self._publish(client, p.topic(self.station, rows[0].kind), parts[0], Sent(rows[0], now))
+        else:
+            self._publish(client, p.topic(self.station, p.Kind.BATCH), p.encode_batch(self.station, parts),
+                          Sent(rows[0], now, batch=rows))
+        sent_ids.extend(r.id for r in rows)
         return True
 
     def _send_image(self, client: mqtt.Client, now: float, sent_ids: list[int]) -> bool:
@@ -437,9 +492,11 @@ class SyncEngine:
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise SessionLost(f"publish to {name} failed: {mqtt.error_string(info.rc)}")
         self.inflight[info.mid] = sent
-        if sent.row is not None:
-            self.busy.add(sent.row.id)
-            self.counters["published"] += 1
+        ids = [r.id for r in sent.rows]
+        self.busy.update(ids)
+        if sent.index is None:
+            self.inflight_ids.update(ids)
+            self.counters["published"] += len(ids)
 
     # ---- timers --------------------------------------------------------------------------
     def _tick(self, client: mqtt.Client, now: float) -> None:

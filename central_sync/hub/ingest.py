@@ -61,6 +61,8 @@ class Ingestor:
             self._status(work, station, payload, now)
         elif kind in (p.Kind.INSPECTION, p.Kind.ALERT, p.Kind.REVIEW) and len(leaf) == 1:
             self._message(work, station, kind, payload, now)
+        elif kind == p.Kind.BATCH and len(leaf) == 1:
+            self._batch(work, station, payload, now)
         elif kind == p.Kind.BLOB and len(leaf) == 3:
             self._chunk(work, station, leaf, payload)
         else:
@@ -76,12 +78,28 @@ class Ingestor:
         log.warning("hub.rejected", station=station, msg=head.msg, reason=reason)
         work.acks[station].append(p.AckItem(msg=head.msg, record_id=head.record_id, status="rejected", reason=reason[:500]))
 
+    def _batch(self, work: _Work, station: str, payload: bytes, now: float) -> None:
+        claimed, items = p.decode_batch(payload)
+        for msg, head, error in items:
+            if msg is None:
+                self._reject(work, station, head, error)
+            elif claimed != station:
+                self._reject(work, station, msg, f"batch from topic station {station!r} claims station {claimed!r}")
+            else:
+                self._accept(work, station, msg.kind, msg, now)
+
     def _message(self, work: _Work, station: str, kind: str, payload: bytes, now: float) -> None:
         try:
             msg = p.decode_message(kind, payload)
         except ProtocolError as exc:
             self._reject(work, station, p.decode_head(payload), str(exc))
             return
+        if msg.kind != kind:
+            self._reject(work, station, msg, f"{msg.kind} message on the {kind} topic")
+            return
+        self._accept(work, station, kind, msg, now)
+
+    def _accept(self, work: _Work, station: str, kind: str, msg, now: float) -> None:
         body_station = msg.body.station if isinstance(msg.body, InspectionRecord) else msg.station
         if station != msg.station or msg.station != body_station:
             self._reject(work, station, msg, f"{kind} from topic station {station!r} claims station "

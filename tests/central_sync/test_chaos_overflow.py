@@ -21,14 +21,15 @@ pytestmark = pytest.mark.slow
 
 async def test_stalled_hub_overflows_broker_queue(tmp_path, pg_url, hubs):
     db = tmp_path / "station.db"
-    records = backlog(db, "gate-5", 2500, alert_every=0)  # records only: pending alerts would hold them back
+    # records only (pending alerts would hold them back), one per message (so the broker counts 2000)
+    records = backlog(db, "gate-5", 2500, alert_every=0)
     store = open_store(pg_url)
     store.migrate()
     with Mosquitto(tmp_path / "broker", "max_queued_messages 100") as broker:
         hub = hubs(pg_url, broker.port, "hub-slow")
         await asyncio.to_thread(wait_until, lambda: hub.log.read_text().count("hub.link_up") == 2, 30, "hub connected")
         hub.signal(signal.SIGSTOP)
-        async with Publisher(sync_cfg(broker.port, max_unacked=2000), "gate-5", db, tmp_path) as pub:
+        async with Publisher(sync_cfg(broker.port, max_unacked=2000, batch_max_rows=1), "gate-5", db, tmp_path) as pub:
             await asyncio.to_thread(wait_until, lambda: pub.stats()["awaiting_ack"] >= 2000, 30, "2000 rows awaiting the hub")
             await asyncio.sleep(0.5)
             hub.signal(signal.SIGCONT)

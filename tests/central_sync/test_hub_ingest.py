@@ -112,3 +112,15 @@ def test_review_as_reviewed_record_or_bare_review(hub):
     assert acks(sent) == [(1, "committed"), (2, "committed"), (3, "committed"), (4, "rejected")]
     assert store.query("SELECT count(*) FROM reviews") == [(1,)]
     assert json.loads(store.query("SELECT body FROM records")[0][0])["review"]["officer"] == "B-1"
+
+
+def test_batch_items_committed_bad_item_rejected_foreign_station_rejected(hub):
+    ing, store, sent = hub
+    a, b = make_record("g1", 1), make_record("g1", 2)
+    env = lambda r, i: p.encode_envelope("g1", "inspection", i, r.seq, r.id, r.to_json().encode(), 0.0)
+    bad = b'{"v":1,"station":"g1","msg":7,"seq":3,"record_id":"x","kind":"inspection","body":{}}'
+    ing.handle([(p.topic("g1", "batch"), p.encode_batch("g1", [env(a, 1), bad, env(b, 2)])),
+                (p.topic("g2", "batch"), p.encode_batch("g1", [env(make_record("g1", 4), 8)]))])
+    assert sorted(r[0] for r in store.query("SELECT id FROM records")) == sorted([a.id, b.id])
+    assert acks(sent) == [(1, "committed"), (7, "rejected"), (2, "committed")]
+    assert acks(sent, "g2") == [(8, "rejected")]

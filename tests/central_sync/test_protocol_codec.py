@@ -20,8 +20,9 @@ def test_topics_and_subscriptions():
     assert p.topic("gate-1", "alert") == "cpe/v1/gate-1/alert"
     assert p.blob_topic("g", "ab" * 32, 3) == f"cpe/v1/g/blob/{'ab' * 32}/3"
     assert p.hub_subscriptions() == ["$share/hub/cpe/v1/+/alert", "$share/hub/cpe/v1/+/inspection",
-                                     "$share/hub/cpe/v1/+/review", "$share/hub/cpe/v1/+/blob/+/+", "cpe/v1/+/status"]
-    assert p.hub_subscriptions(lane="bulk") == ["$share/hub/cpe/v1/+/inspection", "$share/hub/cpe/v1/+/review", "$share/hub/cpe/v1/+/blob/+/+"]
+                                     "$share/hub/cpe/v1/+/review", "$share/hub/cpe/v1/+/batch",
+                                     "$share/hub/cpe/v1/+/blob/+/+", "cpe/v1/+/status"]
+    assert p.hub_subscriptions(lane="bulk") == ["$share/hub/cpe/v1/+/inspection", "$share/hub/cpe/v1/+/review", "$share/hub/cpe/v1/+/batch", "$share/hub/cpe/v1/+/blob/+/+"]
     assert p.parse_topic("cpe/v1/gate-1/blob/abc/2") == ("gate-1", ["blob", "abc", "2"])
     for bad in ("cpe/v2/g/alert", "cpe/v1/g", "cpe/v1/a b/alert", "x"):
         with pytest.raises(ProtocolError):
@@ -50,12 +51,25 @@ def test_record_envelope_round_trip(station, seq, msg, alert):
 @settings(max_examples=200, deadline=None)
 def test_garbage_only_ever_raises_protocol_error(data):
     for fn in (lambda: p.decode_message("inspection", data), lambda: p.decode_message("review", data),
+               lambda: p.decode_batch(data),
                lambda: p.decode_chunk(data), lambda: p.decode_model(p.AckMsg, data), lambda: p.decode_model(p.StatusMsg, data)):
         try:
             fn()
         except ProtocolError as exc:
             assert "\n" not in str(exc)
     p.decode_head(data)
+
+
+def test_batch_round_trip_and_one_bad_item():
+    recs = [make_record("g1", s) for s in (1, 2)]
+    envs = [p.encode_envelope("g1", "inspection", i + 1, r.seq, r.id, r.to_json().encode(), 0.0) for i, r in enumerate(recs)]
+    station, items = p.decode_batch(p.encode_batch("g1", envs))
+    assert station == "g1" and [m.body for m, _, _ in items] == recs
+    bad = b'{"v":1,"station":"g1","msg":9,"seq":3,"record_id":"x","kind":"inspection","body":{"id":1}}'
+    station, items = p.decode_batch(p.encode_batch("g1", [envs[0], bad]))
+    assert items[0][0].body == recs[0] and items[1][0] is None and items[1][1].msg == 9 and "body" in items[1][2]
+    with pytest.raises(ProtocolError, match="batch payload"):
+        p.decode_batch(b'{"station": 3}')
 
 
 def test_chunk_round_trip_and_tamper():
