@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 from datetime import UTC, datetime
 
 from central_sync.control_room.db import execute, transact
@@ -18,6 +20,7 @@ from central_sync.errors import HubStoreError
 from central_sync.hub.store import HubStore
 
 GENESIS = "0" * 64
+APPEND_TRIES = 10
 COLS = ("seq", "at", "actor", "action", "object", "detail", "prev_hash")
 
 
@@ -27,12 +30,13 @@ def _hash(row: dict) -> str:
 
 def append(store: HubStore, actor: str, action: str, obj: str, detail: dict | None = None) -> int:
     """Add one entry; its seq."""
-    for attempt in range(5):
+    for attempt in range(APPEND_TRIES):
         try:
             return transact(store, lambda cur: _append(store, cur, actor, action, obj, detail or {}))
-        except HubStoreError:
-            if attempt == 4:
+        except HubStoreError:  # another writer took this seq first: retry on the new head
+            if attempt == APPEND_TRIES - 1:
                 raise
+            time.sleep(random.uniform(0.001, 0.01 * (attempt + 1)))
     raise AssertionError("unreachable")
 
 

@@ -213,3 +213,13 @@ def test_board_figures_count_budget_misses_and_faults_of_the_last_day():
         rec = make_record("gate-1", hours, Verdict.MANUAL).model_copy(update={"reason": reason, "decided_at": now - timedelta(hours=hours)})
         figs.add(json.loads(rec.to_json()))
     assert figs.view("gate-1", now.timestamp()) == {"model": None, "budget_missed_24h": 1, "device_fault_24h": 1}
+
+
+def test_concurrent_appends_keep_one_unbroken_chain(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    from central_sync.control_room import db
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    db.migrate(store)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda n: audit.append(store, f"u{n % 4}", "get:view", f"/x/{n}"), range(60)))
+    assert audit.verify(store) == (60, None, "")
