@@ -48,9 +48,17 @@ def summary(record: InspectionRecord, stored: bool | None = None) -> dict[str, A
     """The record as the screen needs it (JSON), plus whether its scan is on disk."""
     out = record.model_dump(mode="json", by_alias=True)
     out["scan_stored"] = stored
-    lat = record.latencies_ms
-    out["latency_total_ms"] = round(lat["total"] if "total" in lat else sum(lat.values()), 1)
+    out["latency_verdict_ms"] = verdict_latency_ms(record.latencies_ms)
     return out
+
+
+# Stages timed outside the budget, which runs from the end of acquisition to the verdict.
+OUTSIDE_BUDGET = frozenset({"acquire", "actuate", "record"})
+
+
+def verdict_latency_ms(stages: dict[str, float]) -> float:
+    """Milliseconds from the end of acquisition to the verdict: the figure the budget limits."""
+    return round(sum(ms for stage, ms in stages.items() if stage not in OUTSIDE_BUDGET), 1)
 
 
 def get_case(store, record_id: str) -> InspectionRecord:

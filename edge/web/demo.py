@@ -68,7 +68,7 @@ def record_for(scan: Scan, verdict: Verdict, reason: str, truth: list, station: 
                             identities=identities or [tag],
                             scan=ScanRef(sha256=scan.sha256(), size=len(scan.to_bytes()), shape=scan.shape),
                             detections=dets, verdict=verdict, reason=reason,
-                            latencies_ms={"acquire": 20.0, "infer": latency_ms - 40.0, "decide": 20.0},
+                            latencies_ms={"acquire": 900.0, "detect": latency_ms - 1.0, "decide": 1.0, "actuate": 2.0},
                             budget_ms=400.0)
 
 

@@ -257,3 +257,10 @@ def test_pages_may_load_nothing_from_elsewhere(station):
     r = station.client().get("/")
     assert r.status_code == 200 and "default-src 'self'" in r.headers["content-security-policy"]
     assert "http" not in r.text.replace("http://www.w3.org", "")  # no CDN: the appliance has no internet
+
+
+def test_latency_shown_against_the_budget_excludes_acquisition_and_actuation(station):
+    rec = station.item()
+    item = station.client(OFFICER).get(f"/api/cases/{rec.id}").json()
+    stages = rec.latencies_ms
+    assert item["latency_verdict_ms"] == round(stages["detect"] + stages["decide"], 1) < stages["acquire"]

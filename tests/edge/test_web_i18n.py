@@ -12,6 +12,7 @@ from central_sync.schema import Identity, ItemKind, Review, Verdict
 from edge.auth import PERMISSIONS, ROLES
 from edge.verdict import Reason
 from edge.web import i18n
+from edge.web.cases import OUTSIDE_BUDGET
 from edge.web.render import VIEW_MODES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +39,7 @@ def used_keys() -> set[str]:
     keys |= {f"identity.{k}" for k in get_args(Identity.model_fields["kind"].annotation)}
     keys |= {f"state.{s}" for s in ("ok", "degraded", "lost")}
     keys |= {f"station_kind.{k}" for k in ("gantry", "conveyor", "xray")}
+    keys |= {f"stage.{s}" for s in OUTSIDE_BUDGET | {"detect", "decide"}}  # the daemon's timed stages
     actions = re.findall(r'audit\.append\([^,]+,\s*[^,]+,\s*"([^"]+)"', PY)
     actions += re.findall(r'\.audit\([^,]+,\s*"([^"]+)"', PY)
     keys |= {f"audit.action.{a}" for a in actions}

@@ -133,8 +133,9 @@ function showRecord(rec, fresh) {
   $("item-id").textContent = rec.kind ? tr("kind.", rec.kind) + " #" + rec.seq : "";
   $("item-time").textContent = fmtTime(rec.decided_at);
   $("identities").textContent = (rec.identities || []).map((i) => T("identity." + i.kind) + " " + i.value).join(" · ") || "—";
-  const total = rec.latency_total_ms, budget = rec.budget_ms;
+  const total = rec.latency_verdict_ms, budget = rec.budget_ms;
   $("latency").textContent = T("case.latency_of", { ms: fmtNum(total), budget: fmtNum(budget) });
+  $("stages").textContent = Object.entries(rec.latencies_ms || {}).map(([k, v]) => tr("stage.", k) + " " + fmtNum(v)).join(" · ");
   const bar = $("latency-bar"); bar.style.width = Math.min(100, (100 * total) / (budget || 1)) + "%";
   bar.className = total > budget ? "over" : "";
   const dl = $("detections"); dl.innerHTML = "";
