@@ -22,6 +22,7 @@ reviews are written through `Store.add_review`, which queues them in the outbox 
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
@@ -55,10 +56,16 @@ def _policy(cfg: WebConfig) -> auth.SessionPolicy:
 
 
 def create_app(ctx: StationContext, cfg: WebConfig | None = None, tip_engine: TipEngine | None = None) -> FastAPI:
-    """The officer web app; settings from `cfg`, else `ctx.settings.web`, else defaults."""
+    """The officer web app; settings from `cfg`, else `ctx.settings.web`, else defaults.
+
+    Live streams never end by themselves: give the daemon's stop event as ctx.extras["stopping"]
+    (or set app.state.web.stopping, or serve with uvicorn's timeout_graceful_shutdown) so that the
+    server can shut down while a screen is connected."""
     cfg = cfg or getattr(ctx.settings, "web", None) or WebConfig()
     library = cfg.tip.library_dir or Path(ctx.store.store.data_dir) / "tip-library"
     web = WebState(ctx, cfg, tip_engine or TipEngine(cfg.tip, folder=library), _policy(cfg))
+    if isinstance(stopping := ctx.extras.get("stopping"), asyncio.Event):
+        web.stopping = stopping  # the daemon's stop: live streams end so that uvicorn can shut down
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -264,3 +264,10 @@ def test_latency_shown_against_the_budget_excludes_acquisition_and_actuation(sta
     item = station.client(OFFICER).get(f"/api/cases/{rec.id}").json()
     stages = rec.latencies_ms
     assert item["latency_verdict_ms"] == round(stages["detect"] + stages["decide"], 1) < stages["acquire"]
+
+
+def test_the_daemons_stop_event_is_the_apps(station):
+    stop = asyncio.Event()
+    ctx = StationContext("t-1", "conveyor", "1", 400.0, station.writer, station.events, dict,
+                         extras={"stopping": stop})
+    assert create_app(ctx, WebConfig()).state.web.stopping is stop

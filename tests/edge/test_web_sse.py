@@ -121,3 +121,28 @@ def test_reconnecting_screen_gets_what_it_missed_once(tmp_path):
                 time.sleep(0.05)
                 h.publish_record(fresh)
                 assert [(f[0], f[2]["id"]) for f in _frames(lines, 1)] == [(fresh.seq, fresh.id)]
+
+
+def test_the_daemons_stop_event_ends_open_streams_so_the_server_can_stop(tmp_path):
+    import threading
+
+    with StationHarness(tmp_path / "data") as h:
+        h.server.config.timeout_graceful_shutdown = None  # as the daemon serves it: waits for open requests
+        h.add_demo_users()
+        stop = asyncio.Event()
+        h.app.state.web.stopping = stop  # what create_app does with ctx.extras["stopping"]
+        client = httpx.Client(base_url=h.url, timeout=10)
+        client.post("/api/signin", json={"badge": DEMO_USERS[0][0], "pin": DEMO_USERS[0][3]})
+        ended = threading.Event()
+
+        def watch():
+            with client.stream("GET", "/api/stream") as r:
+                for _ in r.iter_lines():
+                    pass
+            ended.set()
+
+        threading.Thread(target=watch, daemon=True).start()
+        time.sleep(0.5)
+        h.loop.call_soon_threadsafe(stop.set)
+        assert ended.wait(5), "the live stream did not end after the stop event"
+        client.close()
