@@ -202,3 +202,25 @@ def test_supervisor_overrides_a_clear_verdict_with_a_reason(station, page):
     page.click("#signout")
     page.wait_for_selector("#view-signin:not([hidden])")
     assert page.get_attribute("#scan", "src") is None  # nothing of the case is left on the screen
+
+
+def test_a_decision_in_progress_is_not_swept_away_by_the_next_item(station, page):
+    sign_in(page, station, OFFICER)
+    page.wait_for_selector("body[data-live='1']")
+    rng = np.random.default_rng(12)
+    items = []
+    for _ in range(2):
+        scan, truth = synthetic_scan(rng, threat=True)
+        items.append(station.commit(scan, record_for(scan, Verdict.SUSPECT, "detection", truth)))
+    station.publish_record(items[0])
+    page.wait_for_selector(f"#scan[data-loaded-id='{items[0].id}']")
+    page.fill("#note", "strap buckle?")
+    station.publish_record(items[1])
+    page.wait_for_selector("#next-item:not([hidden])")
+    assert page.get_attribute("#banner", "data-id") == items[0].id and page.input_value("#note") == "strap buckle?"
+    assert "Next item waiting: SUSPECT" in page.inner_text("#next-item")
+    page.click("#false-alarm")
+    page.wait_for_selector("#decide-msg:text('Decision saved')")
+    page.click("#next-item")
+    page.wait_for_selector(f"#scan[data-loaded-id='{items[1].id}']")
+    assert station.call(lambda s: s.get(items[0].id)).review.note == "strap buckle?"

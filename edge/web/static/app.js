@@ -85,7 +85,7 @@ async function signedIn(me) {
   if (can("case.view")) { connectLive(); refreshQueue(); show("live"); } else show(can("diagnostics") ? "diagnostics" : "health");
 }
 function signedOut() {
-  S.me = null; S.current = null; S.boxes = [];
+  S.me = null; S.current = null; S.boxes = []; S.waiting = null; $("next-item").hidden = true;
   if (S.live) { S.live.close(); S.live = null; }
   $("scan").removeAttribute("src"); $("scan").dataset.loadedId = ""; $("trail").innerHTML = "";
   $("nav").hidden = true; $("signout").hidden = true; $("who").textContent = "";
@@ -114,12 +114,29 @@ function connectLive() {
     const rec = JSON.parse(e.data);
     window.cpeTimings[rec.id] = { event: Date.now() };
     if (rec.verdict !== "clear") refreshQueue();
-    if (S.viewingLive) { show("live"); showRecord(rec, true); }
+    if (S.viewingLive && busy()) holdBack(rec);
+    else if (S.viewingLive) { S.waiting = null; $("next-item").hidden = true; show("live"); showRecord(rec, true); }
     if (rec.tip_missed) tipMessage(T("tip.missed_previous", { label: tr("class.", rec.tip_missed.label) }), "miss");
   });
   S.live.addEventListener("review", () => refreshQueue());
   S.live.addEventListener("signed_out", () => signedOut());
 }
+
+// An officer part-way through a decision (note typed, boxes drawn) keeps the item on screen; the
+// newer item waits behind a button (its alarm still sounds) and is in the queue regardless.
+const busy = () => !!S.current && !$("deciding").hidden && ($("note").value.trim() !== "" || S.boxes.length > 0 || S.drawing);
+function holdBack(rec) {
+  S.waiting = rec;
+  const b = $("next-item"); b.hidden = false; b.className = "next-item " + rec.verdict;
+  b.textContent = T("live.next_item", { verdict: T("verdict." + rec.verdict) });
+  const tm = window.cpeTimings[rec.id]; if (tm) tm.held = Date.now();
+  if (rec.verdict === "suspect") alarm();
+}
+function showWaiting() {
+  const rec = S.waiting; S.waiting = null; $("next-item").hidden = true;
+  if (rec) { show("live"); showRecord(rec, true); }
+}
+$("next-item").onclick = showWaiting;
 
 function showRecord(rec, fresh) {
   const changed = !S.current || S.current.id !== rec.id;
@@ -159,6 +176,7 @@ function loadImage() {
   $("no-image").hidden = !!rec.scan_stored || rec.scan_stored === null;
   if (rec.scan_stored === false || !rec.scan) { img.removeAttribute("src"); img.dataset.loadedId = ""; $("no-image").hidden = false; return; }
   img.dataset.loadedId = "";
+  img.onerror = () => { $("no-image").hidden = false; };
   img.onload = () => { fit(); img.dataset.loadedId = rec.id; const tm = window.cpeTimings[rec.id]; if (tm && !tm.image) tm.image = Date.now(); };
   img.src = "/api/cases/" + rec.id + "/image.png?mode=" + S.mode + "&lang=" + S.lang + "&t=" + Date.now();
 }
@@ -247,7 +265,8 @@ async function decide(outcome) {
   try {
     const updated = await api("/api/cases/" + rec.id + "/decision", { json: body });
     $("decide-msg").textContent = T("decide.saved");
-    S.boxes = []; showRecord({ ...rec, ...updated, scan_stored: rec.scan_stored }, false); loadImage(); refreshQueue();
+    S.boxes = []; $("note").value = "";
+    showRecord({ ...rec, ...updated, scan_stored: rec.scan_stored }, false); loadImage(); refreshQueue();
     if ($("trail").childElementCount) openCase(rec.id);
   } catch (err) { $("decide-msg").textContent = T(err.message); }
 }
