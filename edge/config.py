@@ -20,6 +20,7 @@ from drivers.plc.config import PlcConfig
 from drivers.retrofit.config import RetrofitConfig
 from drivers.rfid.config import RfidConfig
 from drivers.xray.config import ScannerConfig
+from edge.commands import CommandsConfig
 from edge.errors import ConfigError
 from edge.web.config import WebConfig
 
@@ -99,6 +100,7 @@ class StationConfig(BaseSettings):
     web: WebConfig = WebConfig()
     http: HttpSection = HttpSection()
     conveyor: ConveyorSection = ConveyorSection()
+    commands: CommandsConfig = CommandsConfig()
     log_format: Literal["json", "console"] = "json"
 
     @classmethod

@@ -79,7 +79,8 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         inspector = Inspector(st.id, st.lane, st.budget_ms, engine, store, events, metrics, actuate=_no_actuation,
                               after_commit=publisher.notify if publisher is not None else None)
         flow = build_flow(config, devices, inspector, events, progress, metrics)
-        server = _web_server(config, ctx, metrics)
+        server, app = _web_server(config, ctx, metrics)
+        await _open_command_receiver(stack, config, store, engine, app)
         async with asyncio.TaskGroup() as tasks:
             endless = [tasks.create_task(flow.run(), name="flow"),
                        tasks.create_task(_housekeeping(store, publisher, metrics, devices, progress, snapshot),
@@ -120,7 +121,7 @@ async def _open_publisher(stack: AsyncExitStack, config: StationConfig, store: S
         Publisher(config.sync, config.station.id, store.store.db_path, store.store.scans_dir))
 
 
-def _web_server(config: StationConfig, ctx: StationContext, metrics: StationMetrics) -> uvicorn.Server:
+def _web_server(config: StationConfig, ctx: StationContext, metrics: StationMetrics) -> tuple[uvicorn.Server, Any]:
     from fastapi import Response
 
     from edge.web.app import create_app
@@ -135,7 +136,24 @@ def _web_server(config: StationConfig, ctx: StationContext, metrics: StationMetr
                                    access_log=False, lifespan="on")
     server = uvicorn.Server(server_config)
     server.install_signal_handlers = lambda: None  # the daemon owns the signals
-    return server
+    return server, app
+
+
+async def _open_command_receiver(stack: AsyncExitStack, config: StationConfig, store: StoreWriter, engine: Any,
+                                 app: Any) -> None:
+    """Signed commands from the hub: thresholds, TIP rate, active model (diagnostic runs not yet)."""
+    if config.sync is None:
+        return
+    from edge.commands import CommandHandlers, CommandReceiver
+
+    def set_tip_rate(rate: float) -> None:
+        tip = app.state.web.tip
+        tip.cfg = tip.cfg.model_copy(update={"rate": rate})
+
+    handlers = CommandHandlers(set_thresholds=engine.set_thresholds, set_tip_rate=set_tip_rate,
+                               switch_model=lambda sha: engine.switch_model(sha, config.model.threads))
+    await stack.enter_async_context(CommandReceiver(config.sync, config.station.id, store.store, handlers,
+                                                    config.commands))
 
 
 async def _housekeeping(store: StoreWriter, publisher: Any, metrics: StationMetrics, devices: Devices,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,9 +18,10 @@ from central_sync.schema import ModelRef
 from edge.inspection import PreventsDecision
 from edge.store import StoreWriter
 from edge.verdict import Reason
-from models.cli import default_model_dir
+from models.cli import ZOO, default_model_dir
 from models.detection import Detection
-from models.errors import ModelError
+from models.errors import ManifestError, ModelError
+from models.manifest import MANIFEST_FILE, load_manifest
 from models.pool import DeadlineUnreachable, InferencePool, PoolOverloaded
 from models.runtime import Detector, load_detector
 from models.streaming import StripDetector
@@ -49,8 +51,17 @@ class Engine:
         return _Stream(self, station)
 
     def set_thresholds(self, overrides: dict[str, float]) -> None:
-        if self.detector is not None:
-            self.detector = self.detector.with_thresholds(overrides)
+        if self.detector is None:
+            raise ModelError("the station has no model whose thresholds could change")
+        self.detector = self.detector.with_thresholds(overrides)
+        log.info("model.thresholds_changed", thresholds=overrides)
+
+    async def switch_model(self, sha256: str, threads: int = 1) -> None:
+        """Make a model package the station already holds active; it is verified by its hash."""
+        model_dir = held_model(sha256)
+        detector = await asyncio.to_thread(load_detector, model_dir, intra_op_threads=threads)
+        self.detector, self.problem = detector, ""
+        log.info("model.switched", name=detector.info.name, version=detector.info.version, sha256=sha256)
 
 
 class _Stream:
@@ -78,6 +89,14 @@ class _Stream:
             raise PreventsDecision(Reason.OVERLOAD, str(exc)) from exc
         finally:
             await self._strips.aclose()
+
+
+def held_model(sha256: str, zoo: Path = ZOO) -> Path:
+    """The package under `zoo` whose manifest names `sha256`; ManifestError when none does."""
+    for manifest in sorted(zoo.glob(f"*/{MANIFEST_FILE}")):
+        if load_manifest(manifest.parent).sha256 == sha256:
+            return manifest.parent
+    raise ManifestError(f"the station holds no model with sha256 {sha256} under {zoo}")
 
 
 async def load_engine(cfg: ModelSection, station: str, store: StoreWriter, pool: InferencePool) -> Engine:

@@ -7,6 +7,7 @@ start makes the station start degraded (items go to manual), not fail.
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -56,6 +57,8 @@ async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str)
         devices.plc = await _open(stack, devices, "plc", open_plc(cfg.plc, f"{station}/plc"))
     if cfg.scanner is not None:
         devices.scanner = await _open(stack, devices, "scanner", open_scanner(cfg.scanner, f"{station}/scanner"))
+        if devices.scanner is not None:
+            await _follow_scanner_link(devices, cfg.scanner.ready_timeout_ms / 1000)
     if cfg.source is not None:
         devices.source = await _open(stack, devices, "source", open_source(cfg.source, f"{station}/source"))
     for name, reader_cfg in cfg.readers.items():
@@ -63,6 +66,17 @@ async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str)
         if reader is not None:
             devices.readers[name] = reader
     return devices
+
+
+async def _follow_scanner_link(devices: Devices, ready_timeout_s: float) -> None:
+    """Wait (bounded) for the controller's first session, then keep the screen's state current."""
+    scanner = devices.scanner
+    scanner.on_link_change = lambda up, reason: devices.mark("scanner", "ok" if up else "lost", reason)
+    deadline = asyncio.get_running_loop().time() + ready_timeout_s
+    while not scanner.link_up and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    if not scanner.link_up:
+        devices.mark("scanner", "lost", f"no firmware session within {ready_timeout_s:.1f} s of start")
 
 
 async def _open(stack: AsyncExitStack, devices: Devices, name: str, manager: Any) -> Any:

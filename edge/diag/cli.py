@@ -96,4 +96,7 @@ def _verify(folder: Path) -> int:
 
 
 if __name__ == "__main__":
+    from edge.logging import configure_logging
+
+    configure_logging("console", quiet=True)  # the technician reads prompts and the summary, not the log
     sys.exit(main_diag())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -116,6 +117,9 @@ async def _reader_inject(ctx: PhaseContext) -> None:
     name, reader = _first_reader(ctx)
     t0 = time.monotonic()
     reader.sim.unplug()
+    # udev removes the /dev/serial/by-id link with the device; without this the reader could
+    # reopen whatever pseudo-terminal later gets the old /dev/pts number
+    Path(reader.sim.port).unlink(missing_ok=True)
     while reader.link_ok and time.monotonic() - t0 < DETECT_TIMEOUT_S:
         await asyncio.sleep(0.01)
     ctx.measure("drill.detected_ms", None if reader.link_ok else (time.monotonic() - t0) * 1000,

@@ -78,20 +78,20 @@ async def test_edge_run_drives_the_twin_unchanged(tmp_path):
         station = asyncio.create_task(run_stations([config], stop=stop))
         db = tmp_path / "data" / "station.db"
         async with asyncio.timeout(120):
-            while not db.exists() or _routed(db) < 2:
+            while not db.exists() or _decided_by_model(db) < 2:
                 await asyncio.sleep(0.5)
         stop.set()
         await station
     with Store(tmp_path / "data") as store:
-        records = store.recent(10)
-    assert records and all(r.reason not in ("device_fault", "model_unavailable") for r in records), \
-        [(r.verdict, r.reason) for r in records]
+        records = store.recent(50)
+    assert all(r.model is not None and r.model.name == "test-det" for r in records)
 
 
-def _routed(db: Path) -> int:
+def _decided_by_model(db: Path) -> int:
+    """Items the model decided (clear or suspect): PLC, controller and model all did their part."""
     import sqlite3
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         try:
-            return conn.execute("SELECT count(*) FROM inspections").fetchone()[0]
+            return conn.execute("SELECT count(*) FROM inspections WHERE reason IN ('clear', 'detection')").fetchone()[0]
         except sqlite3.OperationalError:
             return 0
