@@ -83,7 +83,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         await _open_command_receiver(stack, config, store, engine, app)
         async with asyncio.TaskGroup() as tasks:
             endless = [tasks.create_task(flow.run(), name="flow"),
-                       tasks.create_task(_housekeeping(store, publisher, metrics, devices, progress, snapshot),
+                       tasks.create_task(_housekeeping(store, publisher, metrics, devices, progress, snapshot, pool),
                                          name="housekeeping")]
             if (period := sdnotify.watchdog_period_s()) is not None:
                 endless.append(tasks.create_task(watchdog(progress, period), name="watchdog"))
@@ -157,7 +157,7 @@ async def _open_command_receiver(stack: AsyncExitStack, config: StationConfig, s
 
 
 async def _housekeeping(store: StoreWriter, publisher: Any, metrics: StationMetrics, devices: Devices,
-                        progress: Progress, snapshot: dict[str, Any]) -> None:
+                        progress: Progress, snapshot: dict[str, Any], pool: InferencePool) -> None:
     """Retention, gauges, the health snapshot and liveness, every few seconds."""
     progress.register("housekeeping")
     while True:
@@ -168,6 +168,7 @@ async def _housekeeping(store: StoreWriter, publisher: Any, metrics: StationMetr
                              "scans_dropped": dict(store.store.counters.scans_dropped)}
         for lane in ("alert", "record", "image"):
             metrics.outbox_backlog.labels(lane).set(backlog.get(lane, 0))
+        metrics.queue_depth.labels("inference").set(pool.stats()["queued"].get(store.store.station, 0))
         for name, state in devices.states().items():
             metrics.device_up.labels(name).set(1 if state["state"] == "ok" else 0)
         progress.beat("housekeeping")

@@ -60,6 +60,12 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+SCAN_REFUSALS = {
+    "disk_low": "disk under {dir} is nearly full: scans are no longer kept ({n} dropped), records still are",
+    "scan_cap": "scan storage under {dir} reached its cap with scans the hub does not hold yet ({n} dropped)",
+}
+
+
 @dataclass(frozen=True)
 class StoreLimits:
     """Disk bounds: scans stop being written below `reserve_bytes` free or above `scan_cap_bytes`."""
@@ -91,6 +97,7 @@ class Store:
         self.counters = StoreCounters()
         self._conn: sqlite3.Connection | None = None
         self._scan_bytes = 0
+        self._scan_alarms: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self) -> "Store":
@@ -160,7 +167,11 @@ class Store:
         if refusal:
             self.counters.scans_dropped[refusal] = self.counters.scans_dropped.get(refusal, 0) + 1
             log.warning("store.scan_dropped", reason=refusal, sha256=sha256, size=len(data))
+            self.raise_alarm(refusal, SCAN_REFUSALS[refusal].format(dir=self.data_dir, n=self.counters.scans_dropped[refusal]))
+            self._scan_alarms.add(refusal)
             return False
+        while self._scan_alarms:
+            self.clear_alarm(self._scan_alarms.pop())
         path = self.scan_path(sha256)
         if path.exists():
             return True

@@ -67,6 +67,7 @@ def test_scans_are_dropped_first_when_disk_is_low(tmp_path):
         rec = s.commit(make_record(scan_sha="cd" * 32), scan_stored=False)
         assert s.get(rec.id) is not None
         assert s.counters.scans_dropped == {"disk_low": 1}
+        assert s.standing_alarms()[0][0] == "disk_low"
         assert s.conn.execute("SELECT count(*) FROM outbox WHERE kind='blob'").fetchone()[0] == 0
 
 
