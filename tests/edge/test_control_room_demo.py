@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from central_sync.control_room import demo
+from edge import control_room_demo as demo
 from central_sync.devtools import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")

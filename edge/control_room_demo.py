@@ -1,6 +1,6 @@
 """The control room live with three simulated stations: broker, hub, control room, publishers.
 
-    python -m central_sync.control_room.demo [--port 8090] [--seconds 0] [--lang en]
+    python -m edge.control_room_demo [--port 8090] [--seconds 0] [--lang en]
 
 Each station writes records into its own outbox (as the station store does) at a few per second:
 some suspect with a detection box, some manual (budget missed, device fault), reviews a few
@@ -27,6 +27,7 @@ from central_sync import commands as c
 from central_sync.config import BrokerConfig, SyncConfig
 from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
 from central_sync.devtools import Mosquitto, open_station_db
+from edge.commands import CommandHandlers, CommandReceiver, CommandsConfig
 from central_sync.hub.api import create_app
 from central_sync.hub.service import Hub
 from central_sync.hub.store import open_store
@@ -35,7 +36,7 @@ from central_sync.publisher import Publisher
 from central_sync.schema import DetectionOut, Identity, InspectionRecord, ItemKind, ModelRef, Review, ScanRef, Verdict
 from models.scan import Scan
 
-log = structlog.get_logger("central_sync.control_room.demo")
+log = structlog.get_logger("edge.control_room_demo")
 PASSWORD = "demo-password"
 STATIONS = {"gate-1": ItemKind.CONTAINER, "conveyor-1": ItemKind.BAGGAGE, "xray-1": ItemKind.PARCEL}
 LABELS = ("knife", "firearm", "cigarettes", "drugs", "currency")
@@ -118,14 +119,12 @@ def _review(conn: sqlite3.Connection, rec: InspectionRecord, rng: np.random.Gene
 
 
 def handlers(station: str):
-    from edge.commands import CommandHandlers  # demo only: it plays the stations' daemons (the hub never imports edge)
     say = lambda op: (lambda *args: log.info("demo.station_applied", station=station, op=op, args=args))
     return CommandHandlers(set_thresholds=say("set_thresholds"), set_tip_rate=say("set_tip_rate"),
                            request_diag=say("request_diag"), switch_model=say("switch_model"))
 
 
 async def demo(work: Path, port: int, seconds: float, lang: str, rate_s: float = 2.0) -> None:
-    from edge.commands import CommandReceiver, CommandsConfig  # demo only, as in handlers()
     c.generate_keypair(work / "hub.key", work / "hub.pub")
     store = open_store(str(work / "hub.sqlite3"))
     stop = asyncio.Event()
@@ -159,7 +158,7 @@ async def demo(work: Path, port: int, seconds: float, lang: str, rate_s: float =
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m central_sync.control_room.demo", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m edge.control_room_demo", description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=8090)
     ap.add_argument("--seconds", type=float, default=0, help="stop after this long (0: until Ctrl-C)")
     ap.add_argument("--lang", default="en", choices=("en", "zh-Hant", "zh-Hans"))
