@@ -220,6 +220,7 @@ function fit() {
 const pointers = new Map(); let pinch = null, drag = null;
 $("stage").addEventListener("wheel", (e) => { e.preventDefault(); zoomBy(e.deltaY < 0 ? 1.1 : 0.9); }, { passive: false });
 $("stage").addEventListener("pointerdown", (e) => {
+  if (e.target.closest("button")) return;  // the zoom buttons on the image
   $("stage").setPointerCapture(e.pointerId); pointers.set(e.pointerId, e);
   if (S.drawing) { const p = toImage(e); drag = { box: [p.x, p.y, p.x, p.y] }; return; }
   if (pointers.size === 2) { const [a, b] = [...pointers.values()]; pinch = { d: dist(a, b), zoom: S.zoom }; }
