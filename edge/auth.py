@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from edge import audit
 from edge.audit import transaction
 from edge.errors import EdgeError
 
@@ -114,8 +115,10 @@ def add_user(store: Any, badge: str, name: str, role: str, pin: str, lang: str |
     user = User(normalise_badge(badge), name.strip(), role, lang)
     conn = store.conn
     ensure_schema(conn)
+    audit.ensure_schema(conn)
     conn.execute("INSERT OR REPLACE INTO web_users (badge, name, role, pin_hash, lang, created_at)"
                  " VALUES (?,?,?,?,?,?)", (user.badge, user.name, role, hash_pin(pin), lang, time.time()))
+    audit.append(conn, "cli", "user.add", user.badge, {"name": user.name, "role": role})  # never the PIN
     return user
 
 

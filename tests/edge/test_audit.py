@@ -66,3 +66,13 @@ def test_chain_survives_reopen_and_continues(tmp_path):
         entry = audit.append(s.conn, "A1B2", "signout", "station")
         assert entry.seq == 2
         assert audit.verify(s) == (True, None)
+
+
+def test_adding_a_user_is_audited_without_the_pin(tmp_path):
+    from edge.auth import add_user
+
+    with Store(tmp_path) as s:
+        add_user(s, "0a1b2c3d", "Officer Chan", "officer", "13579")
+        (entry,) = audit.entries(s.conn)
+        assert (entry.actor, entry.action, entry.object) == ("cli", "user.add", "0A1B2C3D")
+        assert "13579" not in entry.detail and '"role":"officer"' in entry.detail

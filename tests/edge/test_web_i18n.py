@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "edge" / "web"
 JS = (WEB / "static" / "app.js").read_text(encoding="utf-8")
 HTML = (WEB / "static" / "index.html").read_text(encoding="utf-8")
-PY = "\n".join(p.read_text(encoding="utf-8") for p in [*WEB.glob("*.py"), ROOT / "edge" / "tip.py"])
+PY = "\n".join(p.read_text(encoding="utf-8") for p in [*WEB.glob("*.py"), *(ROOT / "edge" / f for f in (
+    "tip.py", "auth.py", "audit.py"))])
 
 
 def _js_list(name: str) -> list[str]:

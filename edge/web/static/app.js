@@ -325,7 +325,7 @@ async function openCase(id) {
   show("case"); showRecord(rec, false); loadImage();
   const ol = $("trail"); ol.innerHTML = "";
   for (const a of rec.audit) { const li = document.createElement("li"); li.className = "audit-entry";
-    li.textContent = `#${a.seq} ${fmtTime(a.at)} ${a.actor} ${tr("audit.action.", a.action)}`; ol.append(li); }
+    li.textContent = `#${a.seq} ${fmtTime(a.at)} ${tr("audit.actor.", a.actor)} ${tr("audit.action.", a.action)}`; ol.append(li); }
 }
 async function refreshTip() {
   const data = await api("/api/tip/stats");
@@ -378,7 +378,7 @@ async function refreshDiag() {
 }
 async function refreshAudit() {
   const { entries } = await api("/api/audit"); const body = $("audit-rows"); body.innerHTML = "";
-  for (const a of entries) body.append(row([a.seq, fmtTime(a.at), a.actor, tr("audit.action.", a.action), tr("audit.object.", a.object)]));
+  for (const a of entries) body.append(row([a.seq, fmtTime(a.at), tr("audit.actor.", a.actor), tr("audit.action.", a.action), tr("audit.object.", a.object)]));
 }
 $("audit-verify").onclick = async () => {
   const v = await api("/api/audit/verify");
