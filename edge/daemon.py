@@ -75,7 +75,8 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         publisher = await _open_publisher(stack, config, store)
         snapshot: dict[str, Any] = {}
         ctx = StationContext(st.id, st.kind, st.lane, st.budget_ms, store, events,
-                             health=lambda: _health(engine, devices, publisher, metrics, snapshot), settings=config)
+                             health=lambda: _health(engine, devices, publisher, metrics, snapshot), settings=config,
+                             extras={"stopping": stop})
         inspector = Inspector(st.id, st.lane, st.budget_ms, engine, store, events, metrics, actuate=_no_actuation,
                               after_commit=publisher.notify if publisher is not None else None)
         flow = build_flow(config, devices, inspector, events, progress, metrics)
@@ -133,7 +134,7 @@ def _web_server(config: StationConfig, ctx: StationContext, metrics: StationMetr
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     server_config = uvicorn.Config(app, host=config.http.host, port=config.http.port, log_level="warning",
-                                   access_log=False, lifespan="on")
+                                   access_log=False, lifespan="on", timeout_graceful_shutdown=2)
     server = uvicorn.Server(server_config)
     server.install_signal_handlers = lambda: None  # the daemon owns the signals
     return server, app
