@@ -14,6 +14,7 @@ from models.testgraphs import write_package
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / "zoo" / "cpe-tiny"
 STATIONS = ("conveyor", "gantry", "xray")
+PROMPT_S = 20  # the twin acts at once; a prompt left waiting this long means a fault (it aborts the phase)
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +41,7 @@ def twin(monkeypatch, model_dir, broker):
 
 def diag(out: Path, *args: str) -> tuple[int, dict]:
     """`edge diag` in-process; returns the exit status and the latest record."""
-    rc = main_diag(["--out", str(out), "--technician", "CI-0001", *args])
+    rc = main_diag(["--out", str(out), "--technician", "CI-0001", "--prompt-timeout", str(PROMPT_S), *args])
     records = sorted((out / "records").glob("*.json"))
     return rc, json.loads(records[-1].read_text()) if records else {}
 
