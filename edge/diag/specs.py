@@ -11,7 +11,7 @@ from edge.diag.core import Spec
 
 _SPECS = (
     # links
-    Spec("links.plc_round_trip_ms", "ms", "median Modbus read round trip", high=100, marginal_high=50,
+    Spec("links.plc_round_trip_ms", "ms", "median Modbus read round trip", high=100, marginal_high=40,
          message="plc.slow_round_trip"),
     Spec("links.plc_heartbeat_age_ms", "ms", "age of the PLC heartbeat", high=500, marginal_high=300,
          message="plc.heartbeat_stale"),
@@ -28,7 +28,7 @@ _SPECS = (
     Spec("links.source_ok", "", "retrofit image source opened", expect=True, message="source.lost"),
     # PLC I/O map
     Spec("io.eye_toggles", "", "photo-eye reports blocked then clear", expect=True, message="eye.no_toggle"),
-    Spec("io.eye_response_ms", "ms", "beam interrupted -> edge seen by the host", high=60, marginal_high=30,
+    Spec("io.eye_response_ms", "ms", "beam interrupted -> edge seen by the host", high=100, marginal_high=40,
          message="eye.slow"),
     Spec("io.divert_ms", "ms", "divert request -> end-position feedback", high=400, marginal_high=250,
          message="divert.slow"),
@@ -41,7 +41,7 @@ _SPECS = (
     Spec("io.light_confirmed", "", "traffic light feedback follows the request", expect=True,
          message="light.no_feedback"),
     # end-to-end tracking
-    Spec("tracking.eye_to_scan_ms", "ms", "entry photo-eye -> scan started", high=300, marginal_high=150,
+    Spec("tracking.eye_to_scan_ms", "ms", "entry photo-eye -> scan started", high=500, marginal_high=200,
          message="tracking.slow_start"),
     Spec("tracking.scan_complete", "", "scan arrived complete", expect=True, message="tracking.scan_incomplete"),
     Spec("tracking.verdict_ms", "ms", "last scan line -> verdict", message="tracking.over_budget"),
@@ -86,9 +86,9 @@ _SPECS = (
          marginal_high=300, message="hub.slow"),
     # safety proof tests
     Spec("safety.trip_seen", "", "safety input reads tripped", expect=True, message="safety.not_seen"),
-    Spec("safety.belt_stop_ms", "ms", "trip -> belt stopped", high=200, marginal_high=100,
+    Spec("safety.belt_stop_ms", "ms", "trip -> belt stopped", high=250, marginal_high=100,
          message="safety.slow_belt"),
-    Spec("safety.permit_drop_ms", "ms", "trip -> X-ray permit dropped", high=200, marginal_high=100,
+    Spec("safety.permit_drop_ms", "ms", "trip -> X-ray permit dropped", high=250, marginal_high=100,
          message="safety.slow_permit"),
     Spec("safety.controller_disarmed", "", "controller disarmed by the open interlock", expect=True,
          message="safety.controller_armed"),

@@ -39,11 +39,11 @@ def _ctx() -> PhaseContext:
 
 def test_a_slow_photo_eye_gets_plain_guidance_with_its_values():
     ctx = _ctx()
-    m = ctx.measure("io.eye_response_ms", 75.4, target="eye 3")
+    m = ctx.measure("io.eye_response_ms", 175.4, target="eye 3")
     assert m.outcome == Outcome.FAIL and m.message == "eye.slow"
-    assert m.diagnosis == "Photo-eye eye 3 responds in 75 ms, limit 60 ms: clean the lens and check its alignment."
-    marginal = ctx.measure("io.eye_response_ms", 38.0, target="eye 2")
-    assert marginal.outcome == Outcome.MARGINAL and "limit 60 ms" in marginal.diagnosis
+    assert m.diagnosis == "Photo-eye eye 3 responds in 175 ms, limit 100 ms: clean the lens and check its alignment."
+    marginal = ctx.measure("io.eye_response_ms", 58.0, target="eye 2")
+    assert marginal.outcome == Outcome.MARGINAL and "limit 100 ms" in marginal.diagnosis
     assert ctx.result.judge() == Outcome.FAIL and len(ctx.result.diagnoses()) == 2
 
 
