@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from central_sync.devtools import Mosquitto
-from edge.diag import main_diag
+from edge.diag.cli import main_diag
 from models.testgraphs import write_package
 
 REPO = Path(__file__).resolve().parents[1]

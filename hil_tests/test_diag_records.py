@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from edge.diag import main_diag, verify_chain
+from edge.diag import verify_chain
+from edge.diag.cli import main_diag
 from hil_tests.conftest import diag, phase
 
 

@@ -1,6 +1,6 @@
 """Hardware-in-the-loop diagnostics: the technician's plan, run against hardware or against the twin.
 
-    from edge.diag import main_diag                     # `edge diag ...` (returns the exit status)
+    from edge.diag.cli import main_diag                 # `edge diag ...` (returns the exit status)
     result = await run_diag(cfg, DiagOptions(out_dir)) # RunResult: phases, measurements, outcome
     written = write_run(result, out_dir)                # chained JSON record, junit.xml, report.html
     verify_chain(out_dir)                               # audit the records
@@ -9,11 +9,10 @@ Layers: core (outcomes, specs, measurements; no IO) -> specs (the limits table) 
 phase may do) -> phases/* -> plan (order and needs) -> runner -> records/report -> cli.
 """
 
-from edge.diag.cli import main_diag
 from edge.diag.core import Measurement, Outcome, PhaseResult, Spec
 from edge.diag.records import ChainReport, verify_chain
 from edge.diag.report import Written, write_run
 from edge.diag.runner import DiagOptions, RunResult, run_diag
 
 __all__ = ["ChainReport", "DiagOptions", "Measurement", "Outcome", "PhaseResult", "RunResult", "Spec", "Written",
-           "main_diag", "run_diag", "verify_chain", "write_run"]
+           "run_diag", "verify_chain", "write_run"]

@@ -95,8 +95,13 @@ def _verify(folder: Path) -> int:
     return CHAIN_EXIT
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """`python -m edge.diag`: quiet console logging (the technician reads prompts and the summary)."""
     from edge.logging import configure_logging
 
-    configure_logging("console", quiet=True)  # the technician reads prompts and the summary, not the log
+    configure_logging("console", quiet=True)
     sys.exit(main_diag())
+
+
+if __name__ == "__main__":
+    main()
