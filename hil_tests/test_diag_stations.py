@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from edge.diag import verify_chain
-from hil_tests.conftest import REPO, diag, phase
+from hil_tests.conftest import diag, phase
 
 # the phases that must run (PASS) on each station; every other phase must say why it was skipped
 RUNS = {

@@ -9,7 +9,6 @@ from typing import Any
 
 import cv2
 
-from drivers.errors import DriverError
 from edge.diag import testobject
 from edge.diag.context import PhaseContext
 from edge.diag.phases._watch import request_timeout
