@@ -28,7 +28,7 @@ from central_sync.config import SyncConfig
 from central_sync.errors import BrokerError, ProtocolError, SessionLost, SyncError
 from central_sync.mqtt import backoff_delay, connack_limits, connect_properties, new_client, reason_text
 from central_sync.outbox import Lane
-from central_sync.station_db import LANE_NAMES, Row, StationDb
+from central_sync.station_db import Row, StationDb
 
 log = structlog.get_logger("central_sync.publisher")
 PAGE = 256

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -76,15 +75,3 @@ def hubs(tmp_path):
     for h in started:
         h.signal(signal.SIGCONT)
         h.stop()
-
-
-def wait_until(cond, timeout: float, what: str, step: float = 0.1):
-    """Poll `cond` until truthy; fail naming `what` and the last value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = cond()
-        if last:
-            return last
-        time.sleep(step)
-    raise AssertionError(f"{what} not reached within {timeout} s (last value {last!r})")

@@ -91,6 +91,18 @@ def assert_alerts_first(store: HubStore, records: list[InspectionRecord]) -> Non
     assert last_alert <= first_routine, f"last alert committed {last_alert - first_routine:.3f} s after the first routine record"
 
 
+def wait_until(cond, timeout: float, what: str, step: float = 0.1):
+    """Poll `cond` until truthy; fail naming `what` and the last value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = cond()
+        if last:
+            return last
+        time.sleep(step)
+    raise AssertionError(f"{what} not reached within {timeout} s (last value {last!r})")
+
+
 def wait_drained(db: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while outbox_rows(db) and time.monotonic() < deadline:

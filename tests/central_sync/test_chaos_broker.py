@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import pytest
 
@@ -11,7 +12,7 @@ from central_sync.devtools import Mosquitto
 from central_sync.hub.service import Hub
 from central_sync.hub.store import open_store
 from central_sync.publisher import Publisher
-from cs_chaos_kit import Producer, assert_delivered_once, sync_cfg, wait_drained
+from cs_chaos_kit import Producer, assert_alerts_first, assert_delivered_once, backlog, sync_cfg, wait_drained
 
 pytestmark = pytest.mark.slow
 
@@ -40,10 +41,6 @@ async def test_broker_killed_and_restarted_during_traffic(tmp_path, pg_url):
 
 
 async def test_stalled_broker_triggers_watchdog_rebuild(tmp_path, pg_url):
-    import signal
-
-    from cs_chaos_kit import assert_alerts_first, backlog
-
     db = tmp_path / "station.db"
     records = backlog(db, "gate-8", 3000)
     store = open_store(pg_url)

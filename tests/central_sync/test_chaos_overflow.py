@@ -13,8 +13,7 @@ from central_sync.hub.service import Hub
 from central_sync.hub.store import open_store
 from central_sync.publisher import Publisher
 from central_sync.schema import Identity, Verdict
-from conftest import wait_until
-from cs_chaos_kit import assert_alerts_first, assert_delivered_once, backlog, sync_cfg, wait_drained
+from cs_chaos_kit import assert_alerts_first, assert_delivered_once, backlog, sync_cfg, wait_drained, wait_until
 
 pytestmark = pytest.mark.slow
 

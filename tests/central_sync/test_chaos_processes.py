@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import signal
-import time
 
 import pytest
 
 from central_sync.devtools import Mosquitto, outbox_rows
 from central_sync.hub.store import open_store
 from central_sync.publisher import Publisher
-from conftest import wait_until
-from cs_chaos_kit import PublisherProc, assert_alerts_first, assert_delivered_once, backlog, sync_cfg, wait_drained
+from cs_chaos_kit import PublisherProc, assert_alerts_first, assert_delivered_once, backlog, sync_cfg, wait_drained, wait_until
 
 pytestmark = pytest.mark.slow
 N = 3000
