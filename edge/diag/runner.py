@@ -128,7 +128,7 @@ def _unmet(phase: Phase, station: DiagStation) -> tuple[str, dict[str, str]] | N
 async def run_phase(phase: Phase, station: DiagStation, hand: Technician, cat: Catalogue,
                     opts: DiagOptions) -> PhaseResult:
     """Run one phase under its time limit; every way it can end maps to an outcome and a reason."""
-    res = PhaseResult(phase.name, phase.title, started=_utc())
+    res = PhaseResult(phase.name, cat.text(f"title.{phase.name}", target=opts.drill or ""), started=_utc())
     ctx = PhaseContext(station, hand, res, cat, opts.prompt_timeout_s)
     t0 = time.monotonic()
     log.info("diag.phase_started", phase=phase.name, station=station.name)

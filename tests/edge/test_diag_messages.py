@@ -22,7 +22,10 @@ def _keys_in_code() -> set[str]:
         keys |= set(pattern.findall(path.read_text(encoding="utf-8")))
     for path in (ROOT / "templates").glob("*.j2"):
         keys |= set(re.findall(r't\("([a-z_.]+)"', path.read_text(encoding="utf-8")))
-    return keys | {s.message for s in SPECS.values()}
+    from edge.diag.plan import PHASE_NAMES
+
+    titles = {f"title.{n}" for n in (*PHASE_NAMES, "drill-inject", "drill-recover")}
+    return keys | titles | {s.message for s in SPECS.values()}
 
 
 def test_every_key_used_by_code_is_in_the_english_catalogue():
