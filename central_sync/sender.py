@@ -275,12 +275,15 @@ class SyncEngine:
         if sent.batch and len(sent.batch) > 1:
             self.counters[f"puback_0x{code:02x}"] += 1
             self._error("sync.publish_refused", f"broker refused a batch of {len(sent.batch)} rows: {reason_text(code)}")
-            if code in PARK_CODES:
+            shrink = code in PARK_CODES
+            if shrink:
                 self._shrink_batches(reason_text(code))
             for row in sent.batch:
                 self.early_acked.discard(row.id)
                 self.busy.discard(row.id)
-                heapq.heappush(self.retry[row.lane], (0.0, row.id, row))
+                row.attempts += 1
+                delay = 0.0 if shrink else backoff_delay(row.attempts, self.cfg.reconnect_min_s, self.cfg.reconnect_max_s)
+                heapq.heappush(self.retry[row.lane], (time.monotonic() + delay, row.id, row))
             return
         row = sent.row
         self.counters[f"puback_0x{code:02x}"] += 1

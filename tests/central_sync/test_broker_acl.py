@@ -117,3 +117,22 @@ async def test_publisher_and_hub_with_credentials(secure_broker):
             await asyncio.sleep(0.1)
         assert "refused" in pub.stats()["last_error"] and not pub.stats()["connected"]
     conn.close()
+
+
+async def test_acl_denial_is_an_error_and_nothing_is_retired(secure_broker):
+    broker, tmp = secure_broker
+    db = tmp / "st2.db"
+    conn = open_station_db(db)
+    fill(conn, "gate-2", 1, 5)
+    conn.close()
+    store = open_store(str(tmp / "hub2.db"))
+    hub_cfg = BrokerConfig(port=broker.port, username="hub", password_file=tmp / "hub.pw")
+    wrong_id = SyncConfig(port=broker.port, username="gate-1", password_file=tmp / "gate-1.pw", reconnect_min_s=0.2)
+    async with Hub(hub_cfg, store, "hub-acl2"), Publisher(wrong_id, "gate-2", db, tmp) as pub:
+        for _ in range(100):
+            if pub.stats()["counters"].get("puback_0x87", 0) >= 5:
+                break
+            await asyncio.sleep(0.1)
+        stats = pub.stats()
+    assert stats["counters"]["puback_0x87"] >= 5 and "0x87 not authorised" in stats["last_error"]
+    assert outbox_rows(db) == 5 and store.query("SELECT count(*) FROM records") == [(0,)]
