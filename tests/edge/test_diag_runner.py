@@ -1,0 +1,73 @@
+"""How a phase ends: every way maps to an outcome with a reason (no devices needed)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+
+from drivers.errors import LinkLost
+from edge.diag.context import PhaseContext
+from edge.diag.core import Outcome
+from edge.diag.hand import Action
+from edge.diag.messages import Catalogue
+from edge.diag.plan import Phase
+from edge.diag.runner import DiagOptions, run_phase
+
+STATION = SimpleNamespace(name="st-1", cfg=None)
+
+
+class Absent:
+    """A technician who never acts."""
+
+    kind = "technician"
+
+    async def perform(self, text: str, action: Action, *, confirm: bool) -> None:
+        await asyncio.sleep(3600)
+
+
+async def _run(body, timeout_s: float = 5.0):
+    opts = DiagOptions(out_dir=Path("."), prompt_timeout_s=0.2)
+    return await run_phase(Phase("t", "T", body, (), timeout_s), STATION, Absent(), Catalogue("en"), opts)
+
+
+async def test_a_bug_in_a_phase_is_an_error_and_the_plan_goes_on():
+    async def body(ctx: PhaseContext) -> None:
+        ctx.measure("clock.wall_sane", True)
+        raise KeyError("eye_4")
+
+    res = await _run(body)
+    assert res.outcome == Outcome.ERROR and "KeyError" in res.reason and res.measurements
+
+
+async def test_a_phase_over_its_time_limit_is_an_error():
+    async def body(ctx: PhaseContext) -> None:
+        await asyncio.sleep(10)
+
+    res = await _run(body, timeout_s=0.1)
+    assert res.outcome == Outcome.ERROR and "did not finish within 0.1 s" in res.reason
+
+
+async def test_an_unanswered_prompt_aborts():
+    async def body(ctx: PhaseContext) -> None:
+        await ctx.prompt("prompt.press_estop", Action("press_estop", "e-stop"))
+
+    res = await _run(body)
+    assert res.outcome == Outcome.ABORTED and res.prompts[0]["answered"] is False
+    assert "Press the emergency stop (e-stop) now." in res.reason
+
+
+async def test_a_device_that_stops_answering_fails_the_phase_with_its_words():
+    async def body(ctx: PhaseContext) -> None:
+        await ctx.io("read of input 3", asyncio.sleep(10), timeout_s=0.05)
+
+    res = await _run(body)
+    assert res.outcome == Outcome.FAIL and "read of input 3 did not complete within 50 ms" in res.reason
+
+
+async def test_driver_errors_are_failures_not_errors():
+    async def body(ctx: PhaseContext) -> None:
+        raise LinkLost("PLC at 10.0.0.5:502 did not answer read of input 3 within 300 ms")
+
+    res = await _run(body)
+    assert res.outcome == Outcome.FAIL and res.diagnoses() == [res.reason]
