@@ -135,9 +135,9 @@ def _value(m: dict[str, Any]) -> str:
 
 def render_html(record: dict[str, Any], records: list[dict[str, Any]], cat: Catalogue, base: str = "") -> str:
     """The static report (no scripts, no external resources); `base` leads from it to OUT."""
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     env.filters.update(limits=_limits, value=_value)
     series = trends(records)
-    return env.get_template("report.html.j2").render(
+    return env.get_template("report.html").render(
         r=record, t=lambda key, **kw: cat.text(key, **kw), lang=cat.lang,
         spark={k: sparkline(v) for k, v in series.items()}, runs=len(records[-TREND_RUNS:]), base=base)

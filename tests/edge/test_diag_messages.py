@@ -20,7 +20,7 @@ def _keys_in_code() -> set[str]:
     keys = set()
     for path in ROOT.rglob("*.py"):
         keys |= set(pattern.findall(path.read_text(encoding="utf-8")))
-    for path in (ROOT / "templates").glob("*.j2"):
+    for path in (ROOT / "templates").glob("*.html"):
         keys |= set(re.findall(r't\("([a-z_.]+)"', path.read_text(encoding="utf-8")))
     from edge.diag.plan import PHASE_NAMES
 
