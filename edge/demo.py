@@ -25,6 +25,8 @@ log = structlog.get_logger()
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 STATIONS = ("gantry", "conveyor", "xray")
+CONTROL_ROOM_USERS = (("operator", "operator"), ("supervisor", "supervisor"), ("admin", "admin"))
+CONTROL_ROOM_PASSWORD = "demo-password"
 DEMO_USERS = (("1A2B3C4D5E", "Officer Chan", "officer", "1234"),
               ("0F0E0D0C0B", "Supervisor Wong", "supervisor", "4321"),
               ("5A5B5C5D5E", "Technician Lee", "technician", "5678"))
@@ -69,6 +71,7 @@ def write_station_configs(root: Path, base_port: int, broker_port: int) -> list[
         data.setdefault("http", {})["port"] = base_port + i
         data.setdefault("sync", {})["port"] = broker_port
         data["log_format"] = "console"
+        data["commands"] = {"hub_public_key": str(root / "hub.pub")}
         data.setdefault("web", {}).setdefault("tip", {}).update(library_dir=str(root / "tip-library"), rate=0.1)
         path = root / "configs" / f"{name}.toml"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,6 +86,24 @@ def _tip_library(folder: Path) -> None:
 
     if not folder.exists():
         build_library(folder, sorted(p for p in (EXAMPLES / "scans").glob("bag_*.npz") if "clean" not in p.name))
+
+
+def _control_room(root: Path) -> None:
+    """The hub's command signing key (stations pin its public half) and the control-room users."""
+    from central_sync.commands import generate_keypair
+    from central_sync.control_room import auth, db
+    from central_sync.hub.store import open_store
+
+    if not (root / "hub.key").exists():
+        generate_keypair(root / "hub.key", root / "hub.pub")
+    store = open_store(str(root / "hub.sqlite3"))
+    store.migrate()
+    db.migrate(store)
+    try:
+        for name, role in CONTROL_ROOM_USERS:
+            auth.add_user(store, name, role, CONTROL_ROOM_PASSWORD)
+    finally:
+        store.close()
 
 
 def add_demo_users(configs: list[Path]) -> None:
@@ -103,13 +124,15 @@ async def run_demo(base_port: int, data_dir: Path) -> None:
     broker_port = free_port()
     configs = write_station_configs(root, base_port, broker_port)
     _tip_library(root / "tip-library")
+    _control_room(root)
     add_demo_users(configs)
     bin_dir = Path(sys.executable).parent
     async with AsyncExitStack() as stack:
         broker = await _spawn(stack, "broker", mosquitto_binary(), "-c", str(write_broker_config(root, broker_port)))
         await _wait_port(broker_port)
         hub = await _spawn(stack, "hub", str(bin_dir / "edge-hub"), "run", "--db", str(root / "hub.sqlite3"),
-                           "--broker-port", str(broker_port), "--http-port", str(base_port))
+                           "--broker-port", str(broker_port), "--http-port", str(base_port),
+                           "--signing-key", str(root / "hub.key"))
         stations = await _spawn(stack, "stations", str(bin_dir / "edge"), "run",
                                 *[arg for path in configs for arg in ("--config", str(path))])
         await _wait_port(base_port + len(STATIONS), timeout_s=120)
@@ -122,7 +145,8 @@ async def run_demo(base_port: int, data_dir: Path) -> None:
 
 
 def _print_urls(base_port: int, broker_port: int, root: Path) -> None:
-    lines = [f"  control room    http://127.0.0.1:{base_port}/"]
+    lines = [f"  control room    http://127.0.0.1:{base_port}/   (operator, supervisor or admin;"
+             f" password {CONTROL_ROOM_PASSWORD})"]
     lines += [f"  {name:<15} http://127.0.0.1:{base_port + i}/" for i, name in enumerate(STATIONS, start=1)]
     users = "\n".join(f"  {role:<11} badge {badge}  PIN {pin}" for badge, _, role, pin in DEMO_USERS)
     print(f"\nCheckpoint Edge demo is running (broker 127.0.0.1:{broker_port}, data in {root}).\n"

@@ -16,6 +16,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from central_sync.config import BrokerConfig, TlsConfig
+from central_sync.control_room import ControlRoom, ControlRoomConfig
 from central_sync.errors import SyncError
 from central_sync.hub.api import create_app
 from central_sync.hub.service import Hub
@@ -44,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--http-port", type=int, default=8080, help="0 disables the HTTP API")
     run.add_argument("--batch-max", type=int, default=500, help="messages per database transaction")
     run.add_argument("--gap-period", type=float, default=5.0, help="seconds between seq gap checks")
+    run.add_argument("--signing-key", type=Path, help="Ed25519 private key (PEM) that signs commands to stations")
     return ap
 
 
@@ -55,11 +57,15 @@ def _broker(args: argparse.Namespace) -> BrokerConfig:
 
 async def _run(args: argparse.Namespace) -> None:
     store = open_store(args.db)
-    async with Hub(_broker(args), store, args.hub_id, batch_max=args.batch_max, gap_period_s=args.gap_period) as hub:
+    async with Hub(_broker(args), store, args.hub_id, batch_max=args.batch_max, gap_period_s=args.gap_period) as hub, \
+            ControlRoom(store, _broker(args), ControlRoomConfig(signing_key=args.signing_key,
+                                                                client_id=f"{hub.hub_id}-cr")) as room:
         log.info("hub.started", hub=hub.hub_id, db=store.url, http_port=args.http_port)
         if args.http_port:
-            config = uvicorn.Config(create_app(store, hub.stats), host=args.http_host, port=args.http_port,
-                                    log_level="warning", lifespan="off")
+            # a bounded graceful shutdown: open live feeds must not hold SIGTERM up
+            config = uvicorn.Config(room.install(create_app(store, hub.stats)), host=args.http_host,
+                                    port=args.http_port, log_level="warning", lifespan="off",
+                                    timeout_graceful_shutdown=2)
             await uvicorn.Server(config).serve()
         else:
             await asyncio.Event().wait()
