@@ -8,6 +8,7 @@ that fails ends the TaskGroup and the process (systemd restarts it); nothing is 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from contextlib import AsyncExitStack
 from typing import Any
@@ -32,12 +33,25 @@ log = structlog.get_logger()
 
 HOUSEKEEPING_S = 5.0
 RESTART_DELAY_S = 5.0
+SHUTDOWN_S = 20.0
 MB = 1024 * 1024
 
 
 async def run_stations(configs: list[StationConfig], *, stop: asyncio.Event | None = None) -> None:
     """Run stations in one process, sharing one fair inference pool, until stopped."""
-    stop = stop or _stop_on_signals()
+    guard = None
+    if stop is None:  # the real daemon: signals stop it, and a stuck stop ends the process
+        stop = _stop_on_signals()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
+        guard = asyncio.create_task(_bound_shutdown(stop), name="shutdown-guard")
+    try:
+        await _run_all(configs, stop)
+    finally:
+        if guard is not None:
+            guard.cancel()
+
+
+async def _run_all(configs: list[StationConfig], stop: asyncio.Event) -> None:
     workers = max(c.model.pool_workers for c in configs)
     async with InferencePool(workers, max(c.station.queue_size for c in configs)) as pool:
         async with asyncio.TaskGroup() as tasks:
@@ -103,6 +117,27 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
 
 async def _no_actuation(*_: Any) -> None:
     """Placeholder until build_flow sets the station kind's actuation."""
+
+
+def dump_tasks() -> None:
+    """SIGUSR1: log every task with the line it waits on (for a technician or a stuck stop)."""
+    for task in asyncio.all_tasks():
+        frames = task.get_stack(limit=8)
+        where = [f"{f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno} {f.f_code.co_name}" for f in frames]
+        log.warning("daemon.task", task=task.get_name(), waiting_at=where)
+
+
+async def _bound_shutdown(stop: asyncio.Event) -> None:
+    """A stop that has not finished within SHUTDOWN_S names what holds it up and ends the process.
+
+    Everything committed is already durable; systemd would kill the process at TimeoutStopSec
+    anyway, without saying why.
+    """
+    await stop.wait()
+    await asyncio.sleep(SHUTDOWN_S)
+    log.error("daemon.shutdown_stuck", after_s=SHUTDOWN_S)
+    dump_tasks()
+    os._exit(70)
 
 
 def _stop_on_signals() -> asyncio.Event:

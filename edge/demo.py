@@ -137,11 +137,19 @@ async def run_demo(base_port: int, data_dir: Path) -> None:
                                 *[arg for path in configs for arg in ("--config", str(path))])
         await _wait_port(base_port + len(STATIONS), timeout_s=120)
         _print_urls(base_port, broker_port, root)
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         waits = [asyncio.create_task(p.wait(), name=n) for n, p in (("broker", broker), ("hub", hub),
                                                                      ("stations", stations))]
-        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        waits.append(asyncio.create_task(stop.wait(), name="stop"))
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
         for task in done:
-            print(f"demo: {task.get_name()} exited with status {task.result()}; stopping the demo", file=sys.stderr)
+            if task.get_name() != "stop":
+                print(f"demo: {task.get_name()} exited with status {task.result()}; stopping the demo",
+                      file=sys.stderr)
 
 
 def _print_urls(base_port: int, broker_port: int, root: Path) -> None:

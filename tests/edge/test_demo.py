@@ -1,0 +1,62 @@
+"""The README's first command: the simulated checkpoint brings records from every station to the hub."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_base_port() -> int:
+    """A base port with the next three ports free too (the demo uses base .. base+3)."""
+    for _ in range(50):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            base = sock.getsockname()[1]
+        if base + 3 < 65535 and all(_free(base + i) for i in range(4)):
+            return base
+    raise RuntimeError("no four consecutive free ports")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.slow
+def test_demo_brings_records_from_every_station_to_the_hub(tmp_path):
+    base = _free_base_port()
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "demo", "--base-port", str(base), "--data-dir",
+                             str(tmp_path / "demo")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    stations: set[str] = set()
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and len(stations) < 3:
+            time.sleep(2)
+            try:
+                rows = httpx.get(f"http://127.0.0.1:{base}/api/inspections?limit=200", timeout=5).json()
+            except httpx.HTTPError:
+                continue
+            items = rows["items"] if isinstance(rows, dict) else rows
+            stations |= {r["record"]["station"] for r in items}
+        screen = httpx.get(f"http://127.0.0.1:{base + 2}/healthz", timeout=5).json()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0]
+    assert stations == {"gantry-01", "conveyor-01", "xray-01"}, output[-3000:]
+    assert screen["model"]["state"] == "ok"
+    assert "Checkpoint Edge demo is running" in output
