@@ -14,6 +14,9 @@ from edge.logging import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["diag"]:  # the diagnostics CLI parses its own options
+        return _diag(argparse.Namespace(args=argv[1:]))
     args = _parser().parse_args(argv)
     return int(args.handler(args) or 0)
 
@@ -45,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", type=Path, default=Path("var/demo"))
     demo.set_defaults(handler=_demo)
 
+    diag = sub.add_parser("diag", add_help=False, help="technician diagnostics (edge diag --help)")
+    diag.add_argument("args", nargs=argparse.REMAINDER)
+    diag.set_defaults(handler=_diag)
+
     _add_admin_commands(sub)
     return parser
 
@@ -63,6 +70,13 @@ def _add_admin_commands(sub: argparse._SubParsersAction) -> None:
     verify = audit.add_parser("verify", help="check the audit hash chain; names the first broken link")
     verify.add_argument("--config", required=True, type=Path)
     verify.set_defaults(handler=_audit_verify)
+
+
+def _diag(args: argparse.Namespace) -> int:
+    from edge.diag.cli import main_diag
+
+    configure_logging("console", quiet=True)
+    return main_diag(args.args)
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -177,7 +177,7 @@ def _web_server(config: StationConfig, ctx: StationContext, metrics: StationMetr
 
 async def _open_command_receiver(stack: AsyncExitStack, config: StationConfig, store: StoreWriter, engine: Any,
                                  app: Any) -> None:
-    """Signed commands from the hub: thresholds, TIP rate, active model (diagnostic runs not yet)."""
+    """Signed commands from the hub: thresholds, TIP rate, active model, a request for diagnostics."""
     if config.sync is None:
         return
     from edge.commands import CommandHandlers, CommandReceiver
@@ -186,8 +186,14 @@ async def _open_command_receiver(stack: AsyncExitStack, config: StationConfig, s
         tip = app.state.web.tip
         tip.cfg = tip.cfg.model_copy(update={"rate": rate})
 
+    async def request_diag(plan: str) -> None:
+        """The plan drives the devices itself, so it waits for a technician: a standing alarm asks."""
+        await store.call(store.store.raise_alarm, "diag_requested",
+                         f"the control room asks for a '{plan}' diagnostic run: edge diag --config FILE")
+
     handlers = CommandHandlers(set_thresholds=engine.set_thresholds, set_tip_rate=set_tip_rate,
-                               switch_model=lambda sha: engine.switch_model(sha, config.model.threads))
+                               switch_model=lambda sha: engine.switch_model(sha, config.model.threads),
+                               request_diag=request_diag)
     await stack.enter_async_context(CommandReceiver(config.sync, config.station.id, store.store, handlers,
                                                     config.commands))
 
