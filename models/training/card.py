@@ -35,6 +35,7 @@ def write_manifest(package: Path, f: dict) -> Path:
     lines += ["[evaluation]", f'dataset = "{dataset_line(f)}"', f"map50 = {_fmt(f['map50'])}",
               f"map50_95 = {_fmt(f['map50_95'])}", f"alarm_rate_clean = {_fmt(f['alarm_rate_clean'])}",
               f"clean_images = {f['clean_images']}", f"ms_per_tile = {f['ms_per_tile']}",
+              f"train_steps = {f.get('train_steps') or 0}",
               'ms_per_tile_note = "onnxruntime, 1 thread, shared 2-core build machine"', ""]
     for name in CLASSES:
         lines.append(f"[evaluation.{name}]")
@@ -68,7 +69,7 @@ def plot_pr(package: Path, curves: dict[str, list[float]]) -> Path:
 
 
 def _table(f: dict) -> str:
-    rows = ["| class | held-out objects | AP@0.5 | AP@0.5:0.95 | DR @1 % FA | DR @2 % FA | DR @5 % FA | DR at shipped threshold | threshold |",
+    rows = ["| class | held-out images with it | AP@0.5 | AP@0.5:0.95 | DR @1 % FA | DR @2 % FA | DR @5 % FA | DR at shipped threshold | threshold |",
             "|---|---|---|---|---|---|---|---|---|"]
     for n in CLASSES:
         c = f["classes"][n]
@@ -95,7 +96,7 @@ def write_card(package: Path, f: dict, curves: dict[str, list[float]]) -> Path:
     template = (Path(__file__).parent / "MODEL_TEMPLATE.md").read_text()
     text = template.format(table=_table(f), goals=_goals(f), dataset=dataset_line(f), seed=f["seed"],
                            alarm=f["alarm_rate_clean"], clean=f["clean_images"], ms=f["ms_per_tile"],
-                           mb=f["model_bytes"] / 1e6, sha=f["sha256"])
+                           mb=f["model_bytes"] / 1e6, sha=f["sha256"], steps=f.get("train_steps"))
     path = package / "MODEL.md"
     path.write_text(text)
     return path

@@ -117,6 +117,16 @@ def latency_ms(model: Path, runs: int = 20) -> float:
     return float(np.median(times))
 
 
+def trained_steps(work: Path) -> int | None:
+    """Steps the checkpoint in work/ was trained for (the clock may have stopped it early)."""
+    path = work / "checkpoint.pt"
+    if not path.exists():
+        return None
+    import torch
+
+    return int(torch.load(path, map_location="cpu")["step"]) + 1
+
+
 def evaluate_package(package: Path, work: Path, seed: int) -> dict:
     """Evaluate, write manifest.toml, MODEL.md and PR plots into the package; returns the figures."""
     from models.training.card import write_card, write_manifest
@@ -143,6 +153,7 @@ def evaluate_package(package: Path, work: Path, seed: int) -> dict:
                         "positives": int(present[:, i].sum())}
                     for i, n in enumerate(CLASSES)},
     }
+    figures["train_steps"] = trained_steps(work)
     figures["map50"] = float(np.mean([figures["classes"][n]["map50"] for n in CLASSES]))
     figures["map50_95"] = float(np.mean([figures["classes"][n]["map50_95"] for n in CLASSES]))
     (package / "evaluation.json").write_text(json.dumps(figures, indent=1))
