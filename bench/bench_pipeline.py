@@ -79,12 +79,25 @@ async def officer_stream(port: int, stop: asyncio.Event, seen: list[float]) -> N
                     return
 
 
-async def one_at_a_time(inspector: Inspector, scans: list, n: int) -> list[float]:
-    after_scan = []
+async def one_at_a_time(inspector: Inspector, scans: list, n: int, detector=None) -> tuple[list[float], list[float]]:
+    """Items one after another; with `detector`, a bare session.run of one tile after each item,
+    so that both sets of figures see the same machine state."""
+    after_scan, bare = [], []
     for i in range(n):
         rec = await inspector.inspect(Item(f"seq-{i}", ItemKind.BAGGAGE), WholeScan(scans[i % len(scans)]))
         after_scan.append(rec.latencies_ms["detect"] + rec.latencies_ms.get("decide", 0.0))
-    return after_scan
+        if detector is not None:
+            bare.append(await asyncio.to_thread(bare_run_ms, detector))
+    return after_scan, bare
+
+
+def bare_run_ms(detector) -> float:
+    """One onnxruntime session.run on a 640x640 tile: the physical limit the pipeline is held to."""
+    engine = detector._engine  # noqa: SLF001 - the bench measures the session itself
+    tile = np.zeros((1, len(engine.manifest.input.channels), *engine.manifest.input.size), np.float32)
+    t0 = time.perf_counter()
+    engine.session.run(None, {engine.input_name: tile})
+    return (time.perf_counter() - t0) * 1000
 
 
 async def at_rate(inspector: Inspector, scans: list, rate: float, seconds: float) -> dict:
@@ -148,18 +161,18 @@ async def _measure(args: argparse.Namespace, tmp: Path, broker_port: int, web_po
 
         inspector = Inspector("bench-01", "1", BUDGET_MS, engine, writer, events, metrics, nothing, pub.notify)
         await one_at_a_time(inspector, scans, 5)  # warm caches
-        single = await one_at_a_time(inspector, scans, args.single)
+        single, bare = await one_at_a_time(inspector, scans, args.single, detector)
         loads = [await at_rate(inspector, scans, rate, args.seconds) for rate in args.rates]
         stop.set()
         server.should_exit = True
         await asyncio.gather(web, return_exceptions=True)
         follower.cancel()
-        bare_ms = detector.bare_tile_seconds * 1000
+        bare50, bare99 = (float(np.percentile(bare, q)) for q in (50, 99))
+        p50, p99 = (float(np.percentile(single, q)) for q in (50, 99))
         return {
-            "model": detector.info.name, "bare_tile_ms": round(bare_ms, 2),
-            "single_tile": {"n": len(single), "p50_ms": round(float(np.percentile(single, 50)), 2),
-                            "p99_ms": round(float(np.percentile(single, 99)), 2),
-                            "p99_over_bare": round(float(np.percentile(single, 99)) / bare_ms, 2)},
+            "model": detector.info.name, "bare_tile_ms": {"p50": round(bare50, 2), "p99": round(bare99, 2)},
+            "single_tile": {"n": len(single), "p50_ms": round(p50, 2), "p99_ms": round(p99, 2),
+                            "p50_over_bare": round(p50 / bare50, 2), "p99_over_bare": round(p99 / bare99, 2)},
             "load": loads, "officer_stream_events": len(seen), "sync": pub.stats().get("counters", {}),
             "rss_mb": rss_mb(), "workers": args.workers, "budget_ms": BUDGET_MS, "cpus": os.cpu_count(),
         }
@@ -168,10 +181,11 @@ async def _measure(args: argparse.Namespace, tmp: Path, broker_port: int, web_po
 def table(res: dict) -> str:
     s = res["single_tile"]
     lines = [f"model {res['model']}, {res['workers']} inference workers, {res['cpus']} CPUs, budget {res['budget_ms']} ms",
-             f"{'bare session.run per 640x640 tile':<46}{res['bare_tile_ms']:>10.1f} ms",
-             f"{'pipeline scan-end->verdict p50 (single tile)':<46}{s['p50_ms']:>10.1f} ms",
-             f"{'pipeline scan-end->verdict p99 (single tile)':<46}{s['p99_ms']:>10.1f} ms"
-             f"   = {s['p99_over_bare']:.2f} x bare (goal <= 1.2)",
+             f"{'':<46}{'p50':>10}{'p99':>10}",
+             f"{'bare session.run, one 640x640 tile (ms)':<46}{res['bare_tile_ms']['p50']:>10.1f}"
+             f"{res['bare_tile_ms']['p99']:>10.1f}",
+             f"{'pipeline scan end -> verdict, one-tile bag (ms)':<46}{s['p50_ms']:>10.1f}{s['p99_ms']:>10.1f}",
+             f"{'ratio (goal: p99 <= 1.2)':<46}{s['p50_over_bare']:>10.2f}{s['p99_over_bare']:>10.2f}",
              f"{'offered/s':>10}{'decided/s':>11}{'items':>7}{'misses':>8}{'miss %':>8}{'p99 ms':>9}"]
     lines += [f"{r['offered_per_s']:>10}{r['decided_per_s']:>11}{r['items']:>7}{r['budget_misses']:>8}"
               f"{r['miss_pct']:>8}{r['p99_scan_end_to_verdict_ms']:>9}" for r in res["load"]]
