@@ -17,6 +17,7 @@ import random
 import sqlite3
 import time
 from dataclasses import dataclass
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from edge.web.config import TipConfig
 from models.errors import ScanFormatError
 from models.scan import AIR, Scan, load_scan, save_scan
 
+
+SHIPPED_LIBRARY = Path(__file__).resolve().parent / "tip_library"
 log = structlog.get_logger()
 
 TIP_DDL = """
@@ -144,16 +147,18 @@ class TipEngine:
         self.rng = random.Random(cfg.seed)
 
     def ensure_library(self) -> None:
-        """Fill an empty library folder from the training simulator (blocking: run it off the loop)."""
+        """Fill an empty library folder with the shipped threats (blocking: run it off the loop)."""
         if self.threats or not self.cfg.enabled or self.folder is None:
             return
         if not any(Path(self.folder).glob("*.npz")):
             try:
-                build_library(self.folder)
-            except (ImportError, OSError) as exc:
+                Path(self.folder).mkdir(parents=True, exist_ok=True)
+                for threat in SHIPPED_LIBRARY.glob("*.npz"):
+                    shutil.copy2(threat, Path(self.folder) / threat.name)
+            except OSError as exc:
                 log.warning("tip.library_unavailable", folder=str(self.folder), error=str(exc))
                 return
-            log.info("tip.library_built", folder=str(self.folder))
+            log.info("tip.library_seeded", folder=str(self.folder), source=str(SHIPPED_LIBRARY))
         self.threats = load_library(self.folder)
 
     @property
@@ -249,7 +254,8 @@ def stats(conn: sqlite3.Connection, officer: str | None = None) -> list[dict[str
 
 def build_library(folder: Path, sources: list[Path] | None = None, per_class: int = 3, seed: int = 0) -> list[Path]:
     """Fill `folder` with cut-outs: from labelled scans' `truth` boxes when given, else from the
-    training simulator's threat generators rendered through its dual-energy physics."""
+    training simulator's threat generators rendered through its dual-energy physics (the training
+    extra; this is how edge/tip_library, shipped and used by stations, was made)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if sources:

@@ -147,11 +147,10 @@ def test_technician_sees_diagnostics_and_no_case_screens(station, page):
 
 
 def test_tip_projection_is_scored_and_then_revealed(tmp_path, page):
-    from edge.tip import build_library
+    from edge.tip import SHIPPED_LIBRARY
     from edge.tip import stats as tip_stats
 
-    library = tmp_path / "tiplib"
-    build_library(library)
+    library = SHIPPED_LIBRARY
     cfg = WebConfig(tip=TipConfig(rate=1.0, library_dir=library, seed=3))
     with StationHarness(tmp_path / "data", cfg) as station:
         station.add_demo_users()
