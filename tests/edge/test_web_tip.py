@@ -162,7 +162,7 @@ def test_statistics_per_officer(station):
     assert [o["officer"] for o in station.client.get("/api/tip/stats").json()["officers"]] == [OFFICER[0]]
 
 
-def test_default_library_is_built_in_the_data_dir_on_first_start(tmp_path):
+def test_default_library_is_seeded_in_the_data_dir_on_first_start(tmp_path):
     store = Store(tmp_path / "data", station="t-1").open()
     writer = StoreWriter(store)
     ctx = StationContext("t-1", "conveyor", "1", 400.0, writer, EventBus(), lambda: {})
