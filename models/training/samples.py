@@ -27,7 +27,9 @@ def write_examples(out: Path, lines: int = 448, pixels: int = 448) -> list[Path]
     out.mkdir(parents=True, exist_ok=True)
     bags = [save_scan(synth_scan(seed, SceneSpec(lines=lines, pixels=pixels, threats=threats)), out / f"{stem}.npz")
             for stem, (seed, threats) in EXAMPLES.items()]
-    vans = [save_scan(gantry_scan(seed, hidden), out / f"{stem}.npz") for stem, (seed, hidden) in GANTRY_EXAMPLES.items()]
+    (out / "vehicles").mkdir(exist_ok=True)  # gantry scans (8 mm pixels) apart from the baggage
+    vans = [save_scan(gantry_scan(seed, hidden), out / "vehicles" / f"{stem}.npz")
+            for stem, (seed, hidden) in GANTRY_EXAMPLES.items()]
     return bags + vans
 
 
