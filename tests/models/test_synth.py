@@ -9,7 +9,6 @@ pytest.importorskip("xraylib")
 
 from models.training.calibrate import ratio_curve  # noqa: E402
 from models.training.physics import ideal_transmission, naive_transmission  # noqa: E402
-from models.training.recipe import seed_ranges  # noqa: E402
 from models.training.scene import SceneSpec, synth_scan  # noqa: E402
 from models.training.threats import CLASSES  # noqa: E402
 
@@ -72,6 +71,9 @@ def test_ratio_orders_organic_inorganic_metal():
 
 
 def test_seed_blocks_of_the_recipe_are_disjoint():
+    pytest.importorskip("torch", reason="the recipe module trains with torch (the training extra)")
+    from models.training.recipe import seed_ranges
+
     sets = [set(r) for r in seed_ranges(1).values()]
     assert all(a.isdisjoint(b) for i, a in enumerate(sets) for b in sets[i + 1:])
 
