@@ -7,7 +7,7 @@ from pathlib import Path
 
 from models.training.threats import CLASSES
 
-NAME, VERSION = "cpe-tiny", "1.0.0"
+NAME, VERSION = "cpe-tiny", "1.1.0"
 DESCRIPTION = ("Tiny anchor-free dual-energy contraband detector (stride 8), trained on physics-based "
                "simulated baggage scans only; see MODEL.md")
 GOALS = {"map50": 0.90, "firearm_dr_at_fa2": 0.95, "alarm_rate_clean": 0.05, "model_mb": 10.0, "ms_per_tile": 50.0}
@@ -18,6 +18,15 @@ def dataset_line(f: dict) -> str:
     return (f"synthetic held-out: {f['images']} scans 640x640, seeds {s + 800_000}..{s + 800_000 + f['images'] - 1}, "
             f"novel object variants only (other gun, knife, phone, battery, cartridge, carton and drug-package "
             f"shapes); thresholds chosen on validation seeds {s + 500_000}.. with known variants")
+
+
+def training_line(f: dict) -> str:
+    """The runs that trained the model, oldest first: steps, stored data precision, threads, time limit."""
+    runs = []
+    for r in f.get("training") or []:
+        limit = f", {r['threads']} thread(s), {r['max_minutes']:g}-minute limit, lr {r['lr']:g}" if "threads" in r else ""
+        runs.append(f"{r['steps']} steps on {r.get('data', 'uint8')} data{limit}")
+    return "; then ".join(runs) or "unknown"
 
 
 def _fmt(v) -> str:
@@ -35,7 +44,7 @@ def write_manifest(package: Path, f: dict) -> Path:
     lines += ["[evaluation]", f'dataset = "{dataset_line(f)}"', f"map50 = {_fmt(f['map50'])}",
               f"map50_95 = {_fmt(f['map50_95'])}", f"alarm_rate_clean = {_fmt(f['alarm_rate_clean'])}",
               f"clean_images = {f['clean_images']}", f"ms_per_tile = {f['ms_per_tile']}",
-              f"train_steps = {f.get('train_steps') or 0}",
+              f"train_steps = {f.get('train_steps') or 0}", f'training = "{training_line(f)}"',
               'ms_per_tile_note = "onnxruntime, 1 thread, shared 2-core build machine"', ""]
     for name in CLASSES:
         lines.append(f"[evaluation.{name}]")
@@ -69,13 +78,17 @@ def plot_pr(package: Path, curves: dict[str, list[float]]) -> Path:
 
 
 def _table(f: dict) -> str:
-    rows = ["| class | held-out images with it | AP@0.5 | AP@0.5:0.95 | DR @1 % FA | DR @2 % FA | DR @5 % FA | DR at shipped threshold | threshold |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    prev = f.get("previous")
+    head = f" AP@0.5 of {prev['version']} |" if prev else ""
+    rows = ["| class | held-out images with it | AP@0.5 |" + head + " AP@0.5:0.95 | DR @1 % FA | DR @2 % FA | DR @5 % FA | "
+            "DR at shipped threshold | threshold |", "|---|---|---|" + ("---|" if prev else "") + "---|---|---|---|---|---|"]
     for n in CLASSES:
         c = f["classes"][n]
-        rows.append(f"| {n} | {c['positives']} | {c['map50']:.3f} | {c['map50_95']:.3f} | {c['dr_at_fa1']:.3f} | "
+        old = f" {prev['classes'][n]:.3f} |" if prev else ""
+        rows.append(f"| {n} | {c['positives']} | {c['map50']:.3f} |{old} {c['map50_95']:.3f} | {c['dr_at_fa1']:.3f} | "
                     f"{c['dr_at_fa2']:.3f} | {c['dr_at_fa5']:.3f} | {c['dr_at_threshold']:.3f} | {f['thresholds'][n]} |")
-    rows.append(f"| **all** | | **{f['map50']:.3f}** | **{f['map50_95']:.3f}** | | | | | |")
+    old = f" **{prev['map50']:.3f}** |" if prev else ""
+    rows.append(f"| **all** | | **{f['map50']:.3f}** |{old} **{f['map50_95']:.3f}** | | | | | |")
     return "\n".join(rows)
 
 
@@ -96,7 +109,8 @@ def write_card(package: Path, f: dict, curves: dict[str, list[float]]) -> Path:
     template = (Path(__file__).parent / "MODEL_TEMPLATE.md").read_text()
     text = template.format(table=_table(f), goals=_goals(f), dataset=dataset_line(f), seed=f["seed"],
                            alarm=f["alarm_rate_clean"], clean=f["clean_images"], ms=f["ms_per_tile"],
-                           mb=f["model_bytes"] / 1e6, sha=f["sha256"], steps=f.get("train_steps"))
+                           mb=f["model_bytes"] / 1e6, sha=f["sha256"], steps=f.get("train_steps"),
+                           training=training_line(f), version=VERSION)
     path = package / "MODEL.md"
     path.write_text(text)
     return path

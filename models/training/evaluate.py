@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from models.training.dataset import load
+from models.training.dataset import as_input, load
 from models.training.infer import decode, session
 from models.training.threats import CLASSES
 
@@ -28,7 +28,7 @@ def run_set(sess: ort.InferenceSession, images: np.ndarray) -> tuple[np.ndarray,
     """Scores (N×K×h×w) and ltrb (N×4×h×w) of every image of a generated set."""
     scores, ltrb = [], []
     for img in images:
-        s, b = sess.run(["scores", "ltrb"], {"input": (img[None].astype(np.float32) / 255.0)})
+        s, b = sess.run(["scores", "ltrb"], {"input": as_input(img[None])})
         scores.append(s[0].astype(np.float16))
         ltrb.append(b[0].astype(np.float16))
     return np.stack(scores), np.stack(ltrb)
@@ -117,14 +117,39 @@ def latency_ms(model: Path, runs: int = 20) -> float:
     return float(np.median(times))
 
 
-def trained_steps(work: Path) -> int | None:
-    """Steps the checkpoint in work/ was trained for (the clock may have stopped it early)."""
+def training_history(work: Path) -> list[dict]:
+    """Runs that trained the checkpoint in work/ (steps, data precision, time limit); older ones: steps only."""
     path = work / "checkpoint.pt"
     if not path.exists():
-        return None
+        return []
     import torch
 
-    return int(torch.load(path, map_location="cpu")["step"]) + 1
+    ckpt = torch.load(path, map_location="cpu")
+    return ckpt.get("history") or [{"steps": int(ckpt["step"]) + 1}]
+
+
+def previous_figures(package: Path) -> dict | None:
+    """Held-out AP@0.5 of the package's earlier version (before this evaluation overwrites it), if any."""
+    import tomllib
+
+    manifest, old = package / "manifest.toml", package / "evaluation.json"
+    if not (manifest.exists() and old.exists()):
+        return None
+    version = tomllib.loads(manifest.read_text())["version"]
+    f = json.loads(old.read_text())
+    if f.get("sha256") == hashlib.sha256((package / "model.onnx").read_bytes()).hexdigest():
+        return f.get("previous")  # same model evaluated again: keep what it was compared with
+    return {"version": version, "map50": f["map50"], "classes": {n: f["classes"][n]["map50"] for n in CLASSES}}
+
+
+def validate(model: Path, work: Path) -> dict[str, float]:
+    """AP@0.5 per class and their mean on the validation set (model selection; never the held-out set)."""
+    img, truth = load(work / "val")
+    scores, ltrb = run_set(session(model), img)
+    ap = {n: round(v["map50"], 4) for n, v in coco_map(scores, ltrb, truth).items()}
+    ap["mean"] = round(float(np.mean(list(ap.values()))), 4)
+    print(json.dumps({"model": str(model), "val_map50": ap}), flush=True)
+    return ap
 
 
 def evaluate_package(package: Path, work: Path, seed: int) -> dict:
@@ -132,6 +157,7 @@ def evaluate_package(package: Path, work: Path, seed: int) -> dict:
     from models.training.card import write_card, write_manifest
 
     model = package / "model.onnx"
+    previous = previous_figures(package)
     sess = session(model)
     val_img, val_truth = load(work / "val")
     val_scores, _ = run_set(sess, val_img)
@@ -153,9 +179,11 @@ def evaluate_package(package: Path, work: Path, seed: int) -> dict:
                         "positives": int(present[:, i].sum())}
                     for i, n in enumerate(CLASSES)},
     }
-    figures["train_steps"] = trained_steps(work)
+    figures["training"] = training_history(work)
+    figures["train_steps"] = sum(run["steps"] for run in figures["training"])
     figures["map50"] = float(np.mean([figures["classes"][n]["map50"] for n in CLASSES]))
     figures["map50_95"] = float(np.mean([figures["classes"][n]["map50_95"] for n in CLASSES]))
+    figures["previous"] = previous
     (package / "evaluation.json").write_text(json.dumps(figures, indent=1))
     write_manifest(package, figures)
     write_card(package, figures, {n: per_class[n]["pr50"] for n in CLASSES})

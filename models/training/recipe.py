@@ -38,8 +38,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/cpe-work"))
     parser.add_argument("--workers", type=int, default=2, help="processes rendering scans")
     parser.add_argument("--steps", type=int, default=TrainConfig.steps)
-    parser.add_argument("--max-minutes", type=float, default=TrainConfig.max_minutes)
-    parser.add_argument("--stage", choices=("all", "data", "train", "evaluate"), default="all")
+    parser.add_argument("--max-minutes", type=float, default=TrainConfig.max_minutes,
+                        help="hard training time limit; the cosine schedule follows the clock")
+    parser.add_argument("--lr", type=float, default=TrainConfig.lr)
+    parser.add_argument("--threads", type=int, default=TrainConfig.threads, help="torch CPU threads")
+    parser.add_argument("--init", type=Path, default=None, help="checkpoint to continue training from")
+    parser.add_argument("--candidate", type=Path, default=None, help="ONNX file the validate stage scores")
+    parser.add_argument("--stage", choices=("all", "data", "train", "validate", "evaluate"), default="all")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -47,10 +52,16 @@ def main() -> None:
     if args.stage in ("all", "data", "train"):
         make_data(args.work, args.seed, args.workers, ("train", "val"))
     if args.stage in ("all", "train"):
-        cfg = TrainConfig(steps=args.steps, seed=args.seed, max_minutes=args.max_minutes)
+        cfg = TrainConfig(steps=args.steps, seed=args.seed, max_minutes=args.max_minutes, lr=args.lr,
+                          threads=args.threads, init=str(args.init) if args.init else None)
         net = train(args.work / "train", args.work, cfg, log=lambda m: print(m, flush=True))
         export_onnx(net, args.out / "model.onnx")
         print(f"trained and exported in {time.monotonic() - start:.0f} s", flush=True)
+    if args.stage == "validate":
+        from models.training.evaluate import validate
+
+        make_data(args.work, args.seed, args.workers, ("val",))
+        validate(args.candidate or args.out / "model.onnx", args.work)
     if args.stage in ("all", "evaluate"):
         from models.training.evaluate import evaluate_package
 

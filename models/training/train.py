@@ -10,21 +10,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.training.dataset import load
+from models.training.dataset import as_input, load
 from models.training.model import STRIDE, Exported, TinyDet
 from models.training.threats import CLASSES
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters; steps × batch crops of crop×crop pixels."""
+    """Hyper-parameters; steps × batch crops of crop×crop pixels; init: checkpoint to continue from."""
 
     steps: int = 4500
     batch: int = 8
     crop: int = 448
     lr: float = 2e-3
     seed: int = 1
-    max_minutes: float = 42.0   # on a slow machine the schedule follows the clock and stops early
+    max_minutes: float = 42.0   # hard time limit: the cosine schedule follows the clock and stops early
+    threads: int = 1
+    init: str | None = None
 
 
 def targets(boxes: list[tuple[int, list[float]]], size: int, ignore: list[tuple[int, list[float]]] = ()
@@ -79,7 +81,7 @@ class Sampler:
             y = int(np.clip(rng.uniform(*sorted((b[3] - c, b[1]))), 0, h - c))
         else:
             x, y = int(rng.integers(0, w - c + 1)), int(rng.integers(0, h - c + 1))
-        crop = img[:, y:y + c, x:x + c].astype(np.float32) / 255.0
+        crop = as_input(img[:, y:y + c, x:x + c])
         boxes, ignore = [], []
         for t in truth:
             x0, y0, x1, y1 = t["box"]
@@ -123,9 +125,15 @@ def giou_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) ->
 def train(data: Path, out: Path, cfg: TrainConfig = TrainConfig(), log=print) -> TinyDet:
     """Train from a generated set; checkpoints to out/checkpoint.pt; returns the network in eval mode."""
     torch.manual_seed(cfg.seed)
-    torch.set_num_threads(1)
+    torch.set_num_threads(cfg.threads)
     sampler = Sampler(data, cfg.crop, np.random.default_rng(cfg.seed))
     net = TinyDet(len(CLASSES))
+    history: list[dict] = []
+    if cfg.init:
+        start_from = torch.load(cfg.init, map_location="cpu")
+        net.load_state_dict(start_from["model"])
+        history = start_from.get("history") or [{"steps": int(start_from["step"]) + 1, "data": "uint8"}]
+        log(f"continuing from {cfg.init} ({sum(h['steps'] for h in history)} earlier steps)")
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     start = time.monotonic()
     for step in range(cfg.steps):
@@ -145,9 +153,16 @@ def train(data: Path, out: Path, cfg: TrainConfig = TrainConfig(), log=print) ->
         if step % 50 == 0 or step == cfg.steps - 1:
             log(f"step {step} lr {lr:.5f} heat {loss_h.item():.3f} giou {loss_r.item():.3f} "
                 f"t {time.monotonic() - start:.0f}s")
-            torch.save({"model": net.state_dict(), "step": step}, out / "checkpoint.pt")
-    torch.save({"model": net.state_dict(), "step": step}, out / "checkpoint.pt")
+            _save(net, step, cfg, history, str(sampler.images.dtype), out / "checkpoint.pt")
+    _save(net, step, cfg, history, str(sampler.images.dtype), out / "checkpoint.pt")
     return net.eval()
+
+
+def _save(net: TinyDet, step: int, cfg: TrainConfig, history: list[dict], data: str, path: Path) -> None:
+    """Checkpoint with the training history (one entry per run: steps, data precision, limits)."""
+    run = {"steps": step + 1, "data": data, "lr": cfg.lr, "threads": cfg.threads,
+           "max_minutes": cfg.max_minutes, "planned_steps": cfg.steps}
+    torch.save({"model": net.state_dict(), "step": step, "history": [*history, run]}, path)
 
 
 def export_onnx(net: TinyDet, path: Path, size: int = 640) -> Path:

@@ -89,3 +89,20 @@ def test_gantry_scan_holds_its_hidden_goods_inside_the_van():
         assert 0 <= x0 < x1 <= scan.shape[1] and 0 <= y0 < y1 <= scan.shape[0]
         assert np.median(scan.high[y0:y1, x0:x1]) < 0.8 * 65535
     assert np.array_equal(scan.high, gantry_scan(4, ("cigarettes", "drugs")).high)
+
+
+def test_generated_sets_keep_weak_contrast(tmp_path):
+    """Training sets store float16 attenuation: a cigarette carton keeps its contrast (8 bits left ~3 levels)."""
+    from models.training.dataset import as_input, attenuation, generate, load
+
+    spec = SceneSpec(lines=256, pixels=256, threats=("cigarettes",))
+    generate(tmp_path / "set", range(11, 13), spec, workers=1)
+    images, truth = load(tmp_path / "set")
+    assert images.dtype == np.float16 and images.shape == (2, 2, 256, 256)
+    scan = synth_scan(11, spec)
+    exact = attenuation(scan.high)
+    assert np.abs(as_input(images[0, 0]) - exact).max() < 2e-3
+    x0, y0, x1, y1 = (int(v) for v in truth[0][0]["box"])
+    carton = as_input(images[0, 0, y0:y1, x0:x1])
+    assert len(np.unique(carton)) > 20 and truth[0][0]["label"] == "cigarettes"
+    assert np.array_equal(as_input(np.array([255], np.uint8)), np.array([1.0], np.float32))  # older sets load
