@@ -142,7 +142,7 @@ async def test_interlock_open_drops_xray_permit() -> None:
 async def test_gantry_barrier_light_and_vehicle_loops() -> None:
     cfg = PlcConfig(kind="sim", model="gantry", readback_timeout_ms=3000,
                     sim={"gantry": {"barrier_actuation_s": 0.1, "vehicle_speed_m_s": 20.0}})
-    async with open_plc(cfg, "gantry") as plc:
+    async with asyncio.timeout(30), open_plc(cfg, "gantry") as plc:  # a stuck await fails with its place
         await wait_until(lambda s: s.link_ok, plc)
         edges = []
 

@@ -54,17 +54,17 @@ async def test_valid_command_is_applied_and_recorded(tmp_path, station):
     assert proc.history()[0][2:6] == ("set_thresholds", "sup1", "applied", "applied")
 
 
-@pytest.mark.parametrize("data,reason", [
-    (signed(key=Ed25519PrivateKey.generate()), "bad_signature"),
-    (signed(station="gate-2"), "wrong_station"),
-    (signed(ttl_s=10, now=1_000_000.0), "expired"),
-    (signed(ttl_s=10, now=4_000_000_000.0), "not_yet_valid"),
-    (signed(ttl_s=90_000), "ttl_too_long"),
-    (signed("request_diag", {}), "unsupported"),
-    (b'{"v":1,"payload":"{}","sig":"!!"}', "bad_format"),
-])
-async def test_refused_commands_change_nothing(tmp_path, station, data, reason):
-    res = await processor(tmp_path, station).process(data)
+@pytest.mark.parametrize("make,reason", [  # built when the test runs: a long suite must not age them
+    (lambda: signed(key=Ed25519PrivateKey.generate()), "bad_signature"),
+    (lambda: signed(station="gate-2"), "wrong_station"),
+    (lambda: signed(ttl_s=10, now=1_000_000.0), "expired"),
+    (lambda: signed(ttl_s=10, now=4_000_000_000.0), "not_yet_valid"),
+    (lambda: signed(ttl_s=90_000), "ttl_too_long"),
+    (lambda: signed("request_diag", {}), "unsupported"),
+    (lambda: b'{"v":1,"payload":"{}","sig":"!!"}', "bad_format"),
+], ids=["bad_signature", "wrong_station", "expired", "not_yet_valid", "ttl_too_long", "unsupported", "bad_format"])
+async def test_refused_commands_change_nothing(tmp_path, station, make, reason):
+    res = await processor(tmp_path, station).process(make())
     assert (res.outcome, res.reason) == ("rejected", reason) and station.calls == []
 
 
