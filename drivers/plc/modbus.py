@@ -73,6 +73,7 @@ class ModbusPlc:
         self._encoder = (None, 0.0)  # (last raw counts, unwrapped metres)
         self._hb = (-1, 0.0)  # (last PLC heartbeat value, time it changed)
         self._host_hb = 0
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
         self.sim: Any = None
 
@@ -86,9 +87,12 @@ class ModbusPlc:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._closing = True
         if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            # pymodbus's connect() can swallow a cancellation: repeat it until the task has ended
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=0.5)
         if self._link_ok:
             try:
                 await self._write_safe()
@@ -153,7 +157,7 @@ class ModbusPlc:
     async def _poll_loop(self) -> None:
         loop = asyncio.get_running_loop()
         next_hb = 0.0
-        while True:
+        while not self._closing:
             start = loop.time()
             try:
                 if start >= next_hb:
