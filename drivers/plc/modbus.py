@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Self
 
 import structlog
+
+from drivers.fanout import Fanout
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.framer import FramerType
@@ -63,8 +65,7 @@ class ModbusPlc:
         self.where = where
         self.frames: collections.deque[bytes] = collections.deque(maxlen=8)
         self.client = make_client(cfg, self._trace)
-        self.events_dropped = 0
-        self._subs: list[asyncio.Queue[PlcEvent]] = []
+        self._events: Fanout[PlcEvent] = Fanout(name, "plc.event_dropped", EVENT_QUEUE)
         self._cond = asyncio.Condition()
         self._values: dict[str, int] = {}
         self._state: PlcState | None = None
@@ -240,12 +241,7 @@ class ModbusPlc:
             self._emit(BeltMoved(st.encoder_m, st.t))
 
     def _emit(self, ev: PlcEvent) -> None:
-        for q in self._subs:
-            try:
-                q.put_nowait(ev)
-            except asyncio.QueueFull:
-                self.events_dropped += 1
-                log.warning("plc.event_dropped", plc=self.name, dropped=self.events_dropped)
+        self._events.emit(ev)
 
     # ---- interface -------------------------------------------------------------------------
     async def read_state(self) -> PlcState:
@@ -257,13 +253,8 @@ class ModbusPlc:
 
     async def events(self) -> AsyncIterator[PlcEvent]:
         """Photo-eye edges, belt movement and link changes from now on (bounded queue)."""
-        q: asyncio.Queue[PlcEvent] = asyncio.Queue(EVENT_QUEUE)
-        self._subs.append(q)
-        try:
-            while True:
-                yield await q.get()
-        finally:
-            self._subs.remove(q)
+        async for event in self._events.subscribe():
+            yield event
 
     async def _request(self, req: str, feedback: str, value: int, *, off: str = "") -> None:
         """Write a request, then wait for `feedback` to read `value` (or `off` to read 1 when value is 0)."""

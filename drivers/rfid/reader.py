@@ -15,6 +15,8 @@ from typing import Self
 
 import structlog
 
+from drivers.fanout import Fanout
+
 from drivers.errors import LinkLost
 from drivers.rfid.codec import Em4100Decoder, Em4100Tag
 from drivers.rfid.config import RfidConfig
@@ -84,8 +86,7 @@ class Em4100SerialReader:
         self.decoder = Em4100Decoder()
         self.present: dict[TagId, float] = {}  # tag -> last time read
         self.link_ok = False
-        self.events_dropped = 0
-        self._subs: list[asyncio.Queue[ReaderEvent]] = []
+        self._events: Fanout[ReaderEvent] = Fanout(name, "rfid.event_dropped", EVENT_QUEUE)
         self._task: asyncio.Task[None] | None = None
         self.sim: object = None
 
@@ -100,21 +101,11 @@ class Em4100SerialReader:
 
     async def events(self) -> AsyncIterator[ReaderEvent]:
         """TagSeen / TagRemoved / ReaderLink from now on (bounded queue)."""
-        q: asyncio.Queue[ReaderEvent] = asyncio.Queue(EVENT_QUEUE)
-        self._subs.append(q)
-        try:
-            while True:
-                yield await q.get()
-        finally:
-            self._subs.remove(q)
+        async for event in self._events.subscribe():
+            yield event
 
     def _emit(self, ev: ReaderEvent) -> None:
-        for q in self._subs:
-            try:
-                q.put_nowait(ev)
-            except asyncio.QueueFull:
-                self.events_dropped += 1
-                log.warning("rfid.event_dropped", reader=self.name, dropped=self.events_dropped)
+        self._events.emit(ev)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
