@@ -224,7 +224,7 @@ def _health(engine: Any, devices: Devices, publisher: Any, metrics: StationMetri
         "model": {"state": "ok" if model else "lost", "name": model.name if model else None,
                   "version": model.version if model else None, "detail": engine.problem or ""},
         "sync": publisher.stats() if publisher is not None else {"state": "disabled"},
-        "budget_misses": int(metrics.budget_misses._value.get()),  # noqa: SLF001 - prometheus has no getter
+        "budget_misses": metrics.budget_misses_total(),
         **snapshot,
     }
 

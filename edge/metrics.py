@@ -32,5 +32,8 @@ class StationMetrics:
         self.bad_input = Counter("edge_bad_input_total", "Malformed input rejected, by source", ["source"],
                                  registry=r)
 
+    def budget_misses_total(self) -> int:
+        return int(self.registry.get_sample_value("edge_budget_misses_total") or 0)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
