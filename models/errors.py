@@ -4,7 +4,10 @@
     ├── ScanFormatError      a scan file or array that breaks the scan contract
     ├── ManifestError        a model package whose manifest is missing, malformed or inconsistent
     │   └── ModelIntegrityError   the ONNX file does not match the manifest's sha256
-    └── InferenceError       onnxruntime failed on a well-formed input
+    ├── InferenceError       onnxruntime failed on a well-formed input
+    ├── ThresholdError       a class threshold override names no class or is out of range (runtime.py)
+    └── pool refusals (pool.py): DeadlineUnreachable (expected finish after the deadline),
+        PoolOverloaded (the station's queue is full), PoolBusy (background work while busy)
 """
 
 
