@@ -87,12 +87,14 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         engine = await load_engine(config.model, st.id, store, pool)
         devices = await open_devices(stack, config.devices, st.id)
         publisher = await _open_publisher(stack, config, store)
+        shadow = await _open_shadow(stack, config, pool)
         snapshot: dict[str, Any] = {}
         ctx = StationContext(st.id, st.kind, st.lane, st.budget_ms, store, events,
-                             health=lambda: _health(engine, devices, publisher, metrics, snapshot), settings=config,
+                             health=lambda: _health(engine, devices, publisher, metrics, snapshot, shadow),
+                             settings=config,
                              extras={"stopping": stop})
         inspector = Inspector(st.id, st.lane, st.budget_ms, engine, store, events, metrics, actuate=_no_actuation,
-                              after_commit=publisher.notify if publisher is not None else None)
+                              after_commit=publisher.notify if publisher is not None else None, shadow=shadow)
         flow = build_flow(config, devices, inspector, events, progress, metrics)
         server, app = _web_server(config, ctx, metrics)
         await _open_command_receiver(stack, config, store, engine, app)
@@ -146,6 +148,17 @@ def _stop_on_signals() -> asyncio.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+async def _open_shadow(stack: AsyncExitStack, config: StationConfig, pool: InferencePool):
+    """A candidate model beside the active one (model.shadow_dir): compared, never deciding."""
+    if config.model.shadow_dir is None:
+        return None
+    from models.runtime import load_detector
+    from models.shadow import ShadowRunner
+
+    candidate = await asyncio.to_thread(load_detector, config.model.shadow_dir, intra_op_threads=config.model.threads)
+    return await stack.enter_async_context(ShadowRunner(candidate, pool))
 
 
 async def _open_publisher(stack: AsyncExitStack, config: StationConfig, store: StoreWriter):
@@ -217,7 +230,8 @@ async def _housekeeping(store: StoreWriter, publisher: Any, metrics: StationMetr
         await asyncio.sleep(HOUSEKEEPING_S)
 
 
-def _health(engine: Any, devices: Devices, publisher: Any, metrics: StationMetrics, snapshot: dict) -> dict:
+def _health(engine: Any, devices: Devices, publisher: Any, metrics: StationMetrics, snapshot: dict,
+            shadow: Any = None) -> dict:
     model = engine.model
     return {
         "devices": devices.states(),
@@ -225,6 +239,7 @@ def _health(engine: Any, devices: Devices, publisher: Any, metrics: StationMetri
                   "version": model.version if model else None, "detail": engine.problem or ""},
         "sync": publisher.stats() if publisher is not None else {"state": "disabled"},
         "budget_misses": metrics.budget_misses_total(),
+        "shadow": shadow.stats() if shadow is not None else None,
         **snapshot,
     }
 

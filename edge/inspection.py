@@ -27,6 +27,7 @@ from edge.verdict import Outcome, Reason, decide
 from models.detection import Detection
 from models.errors import ModelError
 from models.scan import Scan
+from models.shadow import ShadowRunner
 
 log = structlog.get_logger()
 
@@ -97,6 +98,7 @@ class Inspector:
     metrics: StationMetrics
     actuate: Actuate
     after_commit: Callable[[], None] | None = None  # e.g. wake the sync publisher
+    shadow: "ShadowRunner | None" = None  # a candidate model compared on the same scans, verdicts untouched
 
     async def inspect(self, item: Item, acquisition: Acquisition) -> InspectionRecord:
         """Run one item to a committed record; never raises for a device or model fault."""
@@ -129,6 +131,8 @@ class Inspector:
             failure = self._fail(item, Reason.INFERENCE_FAILED, str(exc), timer, "detect")
         if scan is None:
             scan = _partial(acquisition)
+        elif completed and self.shadow is not None:
+            self.shadow.submit(self.station, scan, detections)
         verdict, reason = decide(Outcome(completed, within_budget, scan.complete if scan else False,
                                          tuple(detections), failure))
         return await self._conclude(item, scan, detections, verdict, reason, timer)

@@ -149,3 +149,20 @@ async def test_tampered_model_leaves_station_in_manual_with_an_alarm(rig, tmp_pa
     assert alarms[0][0] == "model_unavailable"
     record = await rig.inspector(engine=engine).inspect(Item("bag-9", ItemKind.BAGGAGE), WholeScan(bag(True)))
     assert record.verdict is Verdict.MANUAL
+
+
+async def test_shadow_model_is_compared_without_touching_the_verdict(rig):
+    from models.shadow import ShadowRunner
+
+    async with ShadowRunner(load_detector(rig.package, overlap=32), rig.pool) as shadow:
+        inspector = rig.inspector()
+        inspector.shadow = shadow
+        record = await inspector.inspect(Item("bag-s", ItemKind.BAGGAGE), WholeScan(bag(True)))
+        for _ in range(100):
+            if shadow.stats()["scans"]["compared"]:
+                break
+            await asyncio.sleep(0.02)
+    stats = shadow.stats()
+    assert record.verdict is Verdict.SUSPECT
+    assert stats["scans"]["compared"] == 1 and stats["scans"]["verdict_agree"] == 1
+    assert stats["classes"]["metal"]["both"] == 1
