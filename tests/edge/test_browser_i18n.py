@@ -1,26 +1,18 @@
 """Every station screen in each Chinese catalogue: no English left on it, and the choice is remembered."""
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from central_sync.schema import Verdict
-from edge.web.config import TipConfig, WebConfig
-from edge.web.demo import DEMO_USERS, StationHarness, record_for, synthetic_scan
+from edge.web.demo import record_for, synthetic_scan
+from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, SUPERVISOR, launch, station  # noqa: F401
 
-CHROMIUM = Path("/usr/bin/chromium")
-NO_CHROMIUM = "Debian's chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-OFFICER, SUPERVISOR, TECHNICIAN = ((b, p) for b, _, _, p in DEMO_USERS)
 # Words that are not English prose: product and standard names, the language's own name, data values.
 ALLOWED = {"English", "TIP", "COCO", "Checkpoint", "Edge", "demo"}
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)]
+pytestmark = BROWSER_ONLY
 
 
 def english_words(text: str, data_values: set[str]) -> set[str]:
@@ -29,19 +21,11 @@ def english_words(text: str, data_values: set[str]) -> set[str]:
 
 
 @pytest.fixture
-def station(tmp_path):
-    with StationHarness(tmp_path / "data", WebConfig(tip=TipConfig(enabled=False))) as h:
-        h.add_demo_users()
-        yield h
-
-
-@pytest.fixture
 def browser():
     from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        b = launch(pw)
         yield b
         b.close()
 

@@ -6,7 +6,6 @@ Screenshots and the measured verdict-to-screen times go to test-artifacts/browse
 
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,34 +13,20 @@ import pytest
 from central_sync.schema import Verdict
 from edge import audit
 from edge.web.config import TipConfig, WebConfig
-from edge.web.demo import DEMO_USERS, StationHarness, record_for, synthetic_scan
+from edge.web.demo import StationHarness, record_for, synthetic_scan
+from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, SUPERVISOR, TECHNICIAN, launch, station  # noqa: F401
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
-CHROMIUM = Path("/usr/bin/chromium")
-NO_CHROMIUM = "Debian's chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-OFFICER, SUPERVISOR, TECHNICIAN = ((b, p) for b, _, _, p in DEMO_USERS)
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)]
-
-
-@pytest.fixture
-def station(tmp_path):
-    with StationHarness(tmp_path / "data", WebConfig(tip=TipConfig(enabled=False))) as h:
-        h.add_demo_users()
-        yield h
+pytestmark = BROWSER_ONLY
 
 
 @pytest.fixture
 def page():
     from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = launch(pw)
         page = browser.new_page(viewport={"width": 1920, "height": 1080})
         page.set_default_timeout(10_000)
         page.errors = []
