@@ -11,21 +11,24 @@ from pathlib import Path
 
 from models.training.dataset import generate
 from models.training.scene import SceneSpec
-from models.training.train import TrainConfig, export_onnx, train
+from models.training.model import ARCHS
+from models.training.train import TrainConfig, export_onnx, load_checkpoint, train
 
-TRAIN_IMAGES, VAL_IMAGES, HELDOUT_IMAGES = 2600, 400, 800
+TRAIN_IMAGES, VAL_IMAGES, HELDOUT_IMAGES = 12000, 400, 800
 
 
-def seed_ranges(seed: int) -> dict[str, range]:
+def seed_ranges(seed: int, train_images: int = TRAIN_IMAGES) -> dict[str, range]:
     """Disjoint seed blocks: training and validation draw known variants, held-out draws novel ones."""
     base = seed * 1_000_000
-    return {"train": range(base, base + TRAIN_IMAGES), "val": range(base + 500_000, base + 500_000 + VAL_IMAGES),
+    assert train_images <= 500_000
+    return {"train": range(base, base + train_images), "val": range(base + 500_000, base + 500_000 + VAL_IMAGES),
             "heldout": range(base + 800_000, base + 800_000 + HELDOUT_IMAGES)}
 
 
-def make_data(work: Path, seed: int, workers: int, only: tuple[str, ...] = ("train", "val", "heldout")) -> None:
+def make_data(work: Path, seed: int, workers: int, only: tuple[str, ...] = ("train", "val", "heldout"),
+              train_images: int = TRAIN_IMAGES) -> None:
     """Render the sets that are not on disk yet."""
-    for name, seeds in seed_ranges(seed).items():
+    for name, seeds in seed_ranges(seed, train_images).items():
         if name in only and not (work / f"{name}.json").exists():
             generate(work / name, seeds, SceneSpec(novel=name == "heldout"), workers=workers)
             print(f"generated {name}: {len(seeds)} scans", flush=True)
@@ -37,26 +40,35 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("models/zoo/cpe-tiny"))
     parser.add_argument("--work", type=Path, default=Path("/tmp/cpe-work"))
     parser.add_argument("--workers", type=int, default=2, help="processes rendering scans")
-    parser.add_argument("--steps", type=int, default=TrainConfig.steps)
-    parser.add_argument("--max-minutes", type=float, default=TrainConfig.max_minutes,
+    parser.add_argument("--train-images", type=int, default=TRAIN_IMAGES)
+    parser.add_argument("--arch", choices=sorted(ARCHS), default="small")
+    parser.add_argument("--device", default="auto", help="auto: a CUDA GPU when there is one, else the CPU")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--loaders", type=int, default=2, help="processes cutting training crops")
+    parser.add_argument("--ema", type=float, default=0.9995, help="decay of the exported weight average")
+    parser.add_argument("--steps", type=int, default=60_000)
+    parser.add_argument("--max-minutes", type=float, default=17.0,
                         help="hard training time limit; the cosine schedule follows the clock")
     parser.add_argument("--lr", type=float, default=TrainConfig.lr)
     parser.add_argument("--threads", type=int, default=TrainConfig.threads, help="torch CPU threads")
     parser.add_argument("--init", type=Path, default=None, help="checkpoint to continue training from")
     parser.add_argument("--candidate", type=Path, default=None, help="ONNX file the validate stage scores")
-    parser.add_argument("--stage", choices=("all", "data", "train", "validate", "evaluate"), default="all")
+    parser.add_argument("--stage", choices=("all", "data", "train", "export", "validate", "evaluate"), default="all")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     if args.stage in ("all", "data", "train"):
-        make_data(args.work, args.seed, args.workers, ("train", "val"))
+        make_data(args.work, args.seed, args.workers, ("train", "val"), args.train_images)
     if args.stage in ("all", "train"):
         cfg = TrainConfig(steps=args.steps, seed=args.seed, max_minutes=args.max_minutes, lr=args.lr,
-                          threads=args.threads, init=str(args.init) if args.init else None)
+                          threads=args.threads, init=str(args.init) if args.init else None, arch=args.arch,
+                          device=args.device, batch=args.batch, loaders=args.loaders, ema=args.ema, warmup=500)
         net = train(args.work / "train", args.work, cfg, log=lambda m: print(m, flush=True))
         export_onnx(net, args.out / "model.onnx")
         print(f"trained and exported in {time.monotonic() - start:.0f} s", flush=True)
+    if args.stage == "export":  # the checkpoint in --work (or --init) to --out/model.onnx
+        export_onnx(load_checkpoint(args.init or args.work / "checkpoint.pt"), args.out / "model.onnx")
     if args.stage == "validate":
         from models.training.evaluate import validate
 

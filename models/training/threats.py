@@ -71,9 +71,24 @@ def revolver(rng: np.random.Generator, p: dict) -> Obj:
     return o
 
 
+# Training also draws designs from these ranges; every held-out design lies outside at least one of
+# them (slide length, slide height or grip angle; barrel length), so held-out stays unseen.
+PISTOL_RANGES = dict(L=(145, 220), H=(27, 37), G=(82, 118), GW=(27, 37), a=(8, 22), ts=(9, 15))
+REVOLVER_RANGES = dict(B=(50, 110), D=(32, 40), C=(34, 42), G=(80, 105), a=(24, 36))
+
+
+def _ranged(rng: np.random.Generator, ranges: dict, **fixed) -> dict:
+    return {**{k: float(rng.uniform(*r)) for k, r in ranges.items()}, **fixed}
+
+
 def firearm(rng: np.random.Generator, novel: bool = False) -> Obj:
     if rng.random() < 0.7:
+        if not novel and rng.random() < 0.5:
+            frame = ["polycarbonate", "steel", "aluminium"][int(rng.integers(3))]
+            return pistol(rng, _ranged(rng, PISTOL_RANGES, frame=frame))
         return pistol(rng, _pick(rng, NOVEL_PISTOLS if novel else PISTOLS))
+    if not novel and rng.random() < 0.5:
+        return revolver(rng, _ranged(rng, REVOLVER_RANGES))
     return revolver(rng, _pick(rng, NOVEL_REVOLVERS if novel else REVOLVERS))
 
 
@@ -95,6 +110,12 @@ KNIVES = {
     "drop": lambda bl, bw: [(0, 0), (bl * 0.7, 0), (bl, bw * 0.45), (bl * 0.6, bw), (0, bw)],
     "dagger": lambda bl, bw: [(0, 0), (bl * 0.2, 0), (bl, bw / 2), (bl * 0.2, bw), (0, bw)],
     "tanto": lambda bl, bw: [(0, 0), (bl * 0.85, 0), (bl, bw * 0.6), (bl * 0.8, bw), (0, bw)],
+    "santoku": lambda bl, bw: [(0, 0), (bl * 0.75, 0), (bl * 0.93, bw * 0.15), (bl, bw * 0.45), (bl * 0.8, bw),
+                               (0, bw)],
+    "bread": lambda bl, bw: [(0, 0), (bl * 0.92, 0), (bl, bw * 0.3), (bl, bw * 0.55), (bl * 0.92, bw * 0.65),
+                             (0, bw * 0.65)],
+    "utility": lambda bl, bw: [(0, 0), (bl * 0.45, 0), (bl * 0.6, bw * 0.9), (0, bw * 0.9)],
+    "spear": lambda bl, bw: [(0, bw * 0.1), (bl * 0.6, 0), (bl, bw * 0.5), (bl * 0.6, bw), (0, bw * 0.9)],
 }
 NOVEL_KNIVES = {
     "cleaver": lambda bl, bw: [(0, 0), (bl, 0), (bl, bw * 1.9), (0, bw * 1.9)],
@@ -188,13 +209,24 @@ def _pack(rng: np.random.Generator, length: float, dia: float, per_row: int, lay
     return o
 
 
+CARTON_LAYOUTS = [(5, 2), (2, 2), (3, 2), (2, 3), (4, 2), (5, 1), (1, 4), (3, 3)]
+NOVEL_CARTON_LAYOUTS = [(10, 1), (2, 5), (4, 3)]
+
+
 def cigarettes(rng: np.random.Generator, novel: bool = False) -> Obj:
-    length, dia, per_row, layers = (100, 5.4, 10, 2) if novel and rng.random() < 0.5 else (84, 7.8, 7, 3)
+    if novel:
+        length, dia, per_row, layers = (100, 5.4, 10, 2) if rng.random() < 0.5 else (84, 7.8, 7, 3)
+    elif rng.random() < 0.5:
+        length, dia, per_row, layers = rng.uniform(78, 90), rng.uniform(6.8, 8.2), int(rng.integers(6, 9)), \
+            int(rng.integers(2, 4))
+    else:
+        length, dia, per_row, layers = 84, 7.8, 7, 3
     pack = _pack(rng, length, dia, per_row, layers)
     if rng.random() < 0.35:  # loose pack(s): one box per pack
         pack.label = "cigarettes"
         return pack
-    rows, cols = ((5, 2) if not novel else _pick(rng, [(10, 1), (2, 5), (4, 3)]))
+    rows, cols = _pick(rng, NOVEL_CARTON_LAYOUTS) if novel else \
+        ((5, 2) if rng.random() < 0.5 else _pick(rng, CARTON_LAYOUTS))
     o = Obj(int(rows * pack.h + 8), int(cols * pack.w + 8), "cigarettes")
     for i in range(rows):
         for k in range(cols):
@@ -207,7 +239,12 @@ def cigarettes(rng: np.random.Generator, novel: bool = False) -> Obj:
 def phone(rng: np.random.Generator, novel: bool = False) -> Obj:
     if novel and rng.random() < 0.5:
         return _feature_phone(rng)
-    L, W = (rng.uniform(165, 180), rng.uniform(76, 84)) if novel else (rng.uniform(138, 163), rng.uniform(66, 76))
+    if novel:
+        L, W = rng.uniform(165, 180), rng.uniform(76, 84)
+    elif rng.random() < 0.5:
+        L, W = rng.uniform(138, 163), rng.uniform(66, 76)
+    else:  # compact to regular phones, drawn wider
+        L, W = rng.uniform(118, 163), rng.uniform(56, 76)
     o = Obj(int(W + 6), int(L + 6), "phone")
     body = (3, 3, 3 + L, 3 + W)
     o.add("glass", rect(o.h, o.w, *body, 1.4))
@@ -242,7 +279,8 @@ def _feature_phone(rng: np.random.Generator) -> Obj:
 
 # ---------------------------------------------------------------- batteries
 def battery(rng: np.random.Generator, novel: bool = False) -> Obj:
-    dia, length = (21.0, 70.0) if novel else (18.3, 65.0)
+    dia, length = (21.0, 70.0) if novel else \
+        ((18.3, 65.0) if rng.random() < 0.5 else _pick(rng, [(14.0, 50.0), (18.3, 65.0), (26.0, 65.0)]))
     if not novel and rng.random() < 0.35:  # flat pouch power bank
         L, W = rng.uniform(90, 140), rng.uniform(60, 75)
         o = Obj(int(W + 8), int(L + 8), "battery")
@@ -251,7 +289,7 @@ def battery(rng: np.random.Generator, novel: bool = False) -> Obj:
         o.add("pcb", rect(o.h, o.w, L - 9, 10, L + 2, W - 2, 1.5))
         o.add("steel", rect(o.h, o.w, L + 1, W / 2 - 4, L + 5, W / 2 + 4, 6))
         return o
-    n = int(rng.integers(2, 5)) if not novel else int(rng.integers(3, 7))
+    n = int(rng.integers(3, 7)) if novel else int(rng.integers(1, 6))
     o = Obj(int(n * (dia + 1) + 14), int(length + 30), "battery")
     shell = _pick(rng, ["polycarbonate", "aluminium"])
     o.add(shell, rect(o.h, o.w, 3, 3, o.w - 3, o.h - 3, 3 if shell == "polycarbonate" else 2))
@@ -279,7 +317,14 @@ def drugs(rng: np.random.Generator, novel: bool = False) -> Obj:
         return _crop(o)
     L, W, D = rng.uniform(120, 260), rng.uniform(80, 170), rng.uniform(25, 65)
     o = Obj(int(W + 10), int(L + 10), "drugs")
-    edge = np.minimum(rect(o.h, o.w, 5, 5, 5 + L, 5 + W, 1.0), 1.0)
+    shape = "brick" if novel or rng.random() < 0.5 else _pick(rng, ["brick", "oval", "bag"])
+    if shape == "oval":
+        edge = ellipse(o.h, o.w, 5 + L / 2, 5 + W / 2, L / 2, W / 2, 1.0)
+    elif shape == "bag":  # a soft bag: an ellipse with a lumpy outline
+        soft_edge = cv2.GaussianBlur(ellipse(o.h, o.w, 5 + L / 2, 5 + W / 2, L / 2 - 4, W / 2 - 4, 1.0), (0, 0), 8.0)
+        edge = (soft_edge > 0.25 + 0.5 * smooth_field(rng, o.h, o.w, 30)).astype(np.float32)
+    else:
+        edge = np.minimum(rect(o.h, o.w, 5, 5, 5 + L, 5 + W, 1.0), 1.0)
     soft = cv2.GaussianBlur(edge, (0, 0), 4.0)
     o.add(material, soft * D * (0.92 + 0.08 * smooth_field(rng, o.h, o.w, 20)))
     o.add("polyethylene", edge * rng.uniform(1.0, 4.0))

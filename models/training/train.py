@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -11,13 +12,18 @@ import numpy as np
 import torch
 
 from models.training.dataset import as_input, load
-from models.training.model import STRIDE, Exported, TinyDet
+from models.training.model import ARCHS, STRIDE, Arch, Exported, TinyDet
 from models.training.threats import CLASSES
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters; steps × batch crops of crop×crop pixels; init: checkpoint to continue from."""
+    """Hyper-parameters; steps × batch crops of crop×crop pixels; init: checkpoint to continue from.
+
+    device "auto" takes a CUDA GPU when there is one (bf16 autocast there); loaders: processes that
+    cut crops and build targets (0: in the training process). ema: decay of the weight average that
+    is exported (0: export the raw weights).
+    """
 
     steps: int = 4500
     batch: int = 8
@@ -27,6 +33,11 @@ class TrainConfig:
     max_minutes: float = 42.0   # hard time limit: the cosine schedule follows the clock and stops early
     threads: int = 1
     init: str | None = None
+    arch: str = "tiny"
+    device: str = "auto"
+    loaders: int = 0
+    ema: float = 0.0
+    warmup: int = 100
 
 
 def targets(boxes: list[tuple[int, list[float]]], size: int, ignore: list[tuple[int, list[float]]] = ()
@@ -64,19 +75,30 @@ def targets(boxes: list[tuple[int, list[float]]], size: int, ignore: list[tuple[
 
 
 class Sampler:
-    """Random crops (biased towards threats) with flips, and their targets."""
+    """Random crops with flips and transposes, and their targets.
+
+    Crops are centred near a threat 60 % of the time; the threat is drawn class first, so rare or
+    hard classes are seen as often as common ones.
+    """
 
     def __init__(self, path: Path, crop: int, rng: np.random.Generator) -> None:
         self.images, self.truth = load(path)
         self.crop, self.rng = crop, rng
+        self.by_class = [[(i, k) for i, truth in enumerate(self.truth) for k, t in enumerate(truth) if t["label"] == c]
+                         for c in CLASSES]
+        self.by_class = [instances for instances in self.by_class if instances]
 
-    def one(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def one(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         rng, c = self.rng, self.crop
-        i = int(rng.integers(len(self.truth)))
+        if self.by_class and rng.random() < 0.6:
+            instances = self.by_class[int(rng.integers(len(self.by_class)))]
+            i, k = instances[int(rng.integers(len(instances)))]
+        else:
+            i, k = int(rng.integers(len(self.truth))), None
         img, truth = self.images[i], self.truth[i]
         h, w = img.shape[1:]
-        if truth and rng.random() < 0.6:
-            b = truth[int(rng.integers(len(truth)))]["box"]
+        if k is not None:
+            b = truth[k]["box"]
             x = int(np.clip(rng.uniform(*sorted((b[2] - c, b[0]))), 0, w - c))
             y = int(np.clip(rng.uniform(*sorted((b[3] - c, b[1]))), 0, h - c))
         else:
@@ -95,11 +117,28 @@ class Sampler:
         if rng.random() < 0.5:
             crop = crop[:, ::-1, :]
             boxes, ignore = ([(k, [b[0], c - b[3], b[2], c - b[1]]) for k, b in bs] for bs in (boxes, ignore))
+        if rng.random() < 0.5:  # an item can lie either way on the belt: swap the axes
+            crop = crop.transpose(0, 2, 1)
+            boxes, ignore = ([(k, [b[1], b[0], b[3], b[2]]) for k, b in bs] for bs in (boxes, ignore))
         return (np.ascontiguousarray(crop), *targets(boxes, c, ignore))
 
     def batch(self, n: int) -> list[torch.Tensor]:
         parts = list(zip(*(self.one() for _ in range(n))))
         return [torch.from_numpy(np.stack(p)) for p in parts]
+
+
+class Crops(torch.utils.data.IterableDataset):
+    """An endless stream of training samples; each loader process draws from its own seed."""
+
+    def __init__(self, path: Path, crop: int, seed: int) -> None:
+        super().__init__()
+        self.path, self.crop, self.seed = path, crop, seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        sampler = Sampler(self.path, self.crop, np.random.default_rng([self.seed, info.id if info else 0]))
+        while True:
+            yield sampler.one()
 
 
 def focal_loss(logits: torch.Tensor, heat: torch.Tensor, ignored: torch.Tensor) -> torch.Tensor:
@@ -122,52 +161,98 @@ def giou_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) ->
     return ((1 - giou) * weight).sum() / weight.sum().clamp(min=1e-6)
 
 
+def _device(name: str) -> torch.device:
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+
+
 def train(data: Path, out: Path, cfg: TrainConfig = TrainConfig(), log=print) -> TinyDet:
-    """Train from a generated set; checkpoints to out/checkpoint.pt; returns the network in eval mode."""
+    """Train from a generated set; checkpoints to out/checkpoint.pt; returns the network in eval mode on the CPU."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    sampler = Sampler(data, cfg.crop, np.random.default_rng(cfg.seed))
-    net = TinyDet(len(CLASSES))
+    device = _device(cfg.device)
+    arch = ARCHS[cfg.arch]
     history: list[dict] = []
-    if cfg.init:
-        start_from = torch.load(cfg.init, map_location="cpu")
+    start_from = torch.load(cfg.init, map_location="cpu") if cfg.init else None
+    if start_from is not None:
+        arch = Arch.from_dict(start_from.get("arch"))
+    net = TinyDet(len(CLASSES), arch=arch)
+    if start_from is not None:
         net.load_state_dict(start_from["model"])
         history = start_from.get("history") or [{"steps": int(start_from["step"]) + 1, "data": "uint8"}]
         log(f"continuing from {cfg.init} ({sum(h['steps'] for h in history)} earlier steps)")
+    net = net.to(device).to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(net).eval() if cfg.ema else None
+    loader = iter(torch.utils.data.DataLoader(Crops(data, cfg.crop, cfg.seed), batch_size=cfg.batch,
+                                              num_workers=cfg.loaders, pin_memory=device.type == "cuda",
+                                              persistent_workers=cfg.loaders > 0,
+                                              prefetch_factor=2 if cfg.loaders else None))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    log(f"training {cfg.arch} ({sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters) on {device}, "
+        f"batch {cfg.batch}, {cfg.loaders} loader processes")
     start = time.monotonic()
+    dtype = data_dtype(data)
+    step = 0
     for step in range(cfg.steps):
         progress = max(step / cfg.steps, (time.monotonic() - start) / (cfg.max_minutes * 60))
         if progress >= 1.0:
             log(f"stopped by the time limit at step {step}")
             break
-        lr = cfg.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * progress))
+        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * 0.5 * (1 + math.cos(math.pi * progress))
         for group in opt.param_groups:
             group["lr"] = lr
-        x, heat, ltrb, weight, ignored = sampler.batch(cfg.batch)
-        logits, pred = net(x)
-        loss_h, loss_r = focal_loss(logits, heat, ignored), giou_loss(pred, ltrb, weight)
-        opt.zero_grad()
+        x, heat, ltrb, weight, ignored = (t.to(device, non_blocking=True) for t in next(loader))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits, pred = net(x.contiguous(memory_format=torch.channels_last))
+        loss_h, loss_r = focal_loss(logits.float(), heat, ignored), giou_loss(pred.float(), ltrb, weight)
+        opt.zero_grad(set_to_none=True)
         (loss_h + 2.0 * loss_r).backward()
         opt.step()
-        if step % 50 == 0 or step == cfg.steps - 1:
+        if ema is not None:
+            _ema_update(ema, net, min(cfg.ema, (1 + step) / (10 + step)))
+        if step % 200 == 0 or step == cfg.steps - 1:
+            elapsed = time.monotonic() - start
             log(f"step {step} lr {lr:.5f} heat {loss_h.item():.3f} giou {loss_r.item():.3f} "
-                f"t {time.monotonic() - start:.0f}s")
-            _save(net, step, cfg, history, str(sampler.images.dtype), out / "checkpoint.pt")
-    _save(net, step, cfg, history, str(sampler.images.dtype), out / "checkpoint.pt")
-    return net.eval()
+                f"t {elapsed:.0f}s ({(step + 1) * cfg.batch / max(elapsed, 1e-6):.0f} crops/s)")
+            if step % 1000 == 0:
+                _save(ema if ema is not None else net, step, cfg, history, dtype, out / "checkpoint.pt")
+    final = (ema if ema is not None else net).cpu().eval()
+    _save(final, step, cfg, history, dtype, out / "checkpoint.pt")
+    return final
+
+
+def data_dtype(data: Path) -> str:
+    return str(np.load(data.with_suffix(".npy"), mmap_mode="r").dtype)
+
+
+@torch.no_grad()
+def _ema_update(ema: TinyDet, net: TinyDet, decay: float) -> None:
+    """Exponential moving average of the parameters; buffers (batch-norm statistics) copied."""
+    for e, p in zip(ema.parameters(), net.parameters()):
+        e.lerp_(p.detach(), 1.0 - decay)
+    for e, b in zip(ema.buffers(), net.buffers()):
+        e.copy_(b)
 
 
 def _save(net: TinyDet, step: int, cfg: TrainConfig, history: list[dict], data: str, path: Path) -> None:
-    """Checkpoint with the training history (one entry per run: steps, data precision, limits)."""
-    run = {"steps": step + 1, "data": data, "lr": cfg.lr, "threads": cfg.threads,
-           "max_minutes": cfg.max_minutes, "planned_steps": cfg.steps}
-    torch.save({"model": net.state_dict(), "step": step, "history": [*history, run]}, path)
+    """Checkpoint with the architecture and training history (one entry per run: steps, data, limits)."""
+    run = {"steps": step + 1, "data": data, "lr": cfg.lr, "threads": cfg.threads, "batch": cfg.batch,
+           "max_minutes": cfg.max_minutes, "planned_steps": cfg.steps, "device": str(_device(cfg.device)),
+           "ema": cfg.ema}
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    torch.save({"model": state, "arch": net.arch.to_dict(), "step": step, "history": [*history, run]}, path)
 
 
 def export_onnx(net: TinyDet, path: Path, size: int = 640) -> Path:
     """ONNX opset 17, input 'input' 1×2×size×size, outputs 'scores' and 'ltrb' (cpe-fcos-v1)."""
-    net = net.eval()
+    net = net.cpu().eval()
     torch.onnx.export(Exported(net), torch.zeros(1, 2, size, size), str(path), opset_version=17,
                       input_names=["input"], output_names=["scores", "ltrb"], dynamo=False)
     return path
+
+
+def load_checkpoint(path: Path) -> TinyDet:
+    """The network of a checkpoint (its architecture recorded inside), in eval mode on the CPU."""
+    state = torch.load(path, map_location="cpu")
+    net = TinyDet(len(CLASSES), arch=Arch.from_dict(state.get("arch")))
+    net.load_state_dict(state["model"])
+    return net.eval()
