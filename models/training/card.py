@@ -7,9 +7,9 @@ from pathlib import Path
 
 from models.training.threats import CLASSES
 
-NAME, VERSION = "cpe-tiny", "1.1.0"
-DESCRIPTION = ("Tiny anchor-free dual-energy contraband detector (stride 8), trained on physics-based "
-               "simulated baggage scans only; see MODEL.md")
+NAME, VERSION = "cpe-tiny", "2.0.0"
+DESCRIPTION = ("Compact anchor-free dual-energy contraband detector (stride 8, 1.45 M parameters), trained on "
+               "physics-based simulated baggage scans only; see MODEL.md")
 GOALS = {"map50": 0.90, "firearm_dr_at_fa2": 0.95, "alarm_rate_clean": 0.05, "model_mb": 10.0, "ms_per_tile": 50.0}
 
 
@@ -21,10 +21,11 @@ def dataset_line(f: dict) -> str:
 
 
 def training_line(f: dict) -> str:
-    """The runs that trained the model, oldest first: steps, stored data precision, threads, time limit."""
+    """The runs that trained the model, oldest first: steps, stored data precision, device, time limit."""
     runs = []
     for r in f.get("training") or []:
-        limit = f", {r['threads']} thread(s), {r['max_minutes']:g}-minute limit, lr {r['lr']:g}" if "threads" in r else ""
+        where = f"batch {r['batch']} on {r['device']}" if "device" in r else f"{r.get('threads')} thread(s)"
+        limit = f", {where}, {r['max_minutes']:g}-minute limit, lr {r['lr']:g}" if "threads" in r else ""
         runs.append(f"{r['steps']} steps on {r.get('data', 'uint8')} data{limit}")
     return "; then ".join(runs) or "unknown"
 
@@ -67,7 +68,7 @@ def plot_pr(package: Path, curves: dict[str, list[float]]) -> Path:
     for name, precision in curves.items():
         ax.plot(recall, precision, label=name)
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
-           title="cpe-tiny, held-out synthetic scans, IoU 0.5")
+           title=f"{NAME} {VERSION}, held-out synthetic scans, IoU 0.5")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
     path = package / "pr_curves.png"

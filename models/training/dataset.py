@@ -7,8 +7,11 @@ in 8 bits but ~25 float16 steps (relative step 1e-3). Sets stored as uint8 by ol
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -36,7 +39,12 @@ def generate(out: Path, seeds: range, spec: SceneSpec, workers: int = 1) -> None
                                        shape=(len(seeds), 2, spec.lines, spec.pixels))
     truth = []
     jobs = [(s, spec) for s in seeds]
-    with ProcessPoolExecutor(workers) as pool:
+    # Fresh (spawned) workers with one BLAS thread each: forked workers inherit a BLAS pool as wide
+    # as the machine; 16 of them on a 16-core GPU machine rendered ~8x slower per scan than one
+    # process on this 2-core machine (2026-11-25), thread oversubscription being the likely cause.
+    single = {k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    with mock.patch.dict(os.environ, single), \
+            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for i, (img, boxes) in enumerate(pool.map(_one, jobs, chunksize=8)):
             images[i] = img
             truth.append(boxes)

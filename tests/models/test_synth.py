@@ -106,3 +106,31 @@ def test_generated_sets_keep_weak_contrast(tmp_path):
     carton = as_input(images[0, 0, y0:y1, x0:x1])
     assert len(np.unique(carton)) > 20 and truth[0][0]["label"] == "cigarettes"
     assert np.array_equal(as_input(np.array([255], np.uint8)), np.array([1.0], np.float32))  # older sets load
+
+
+def test_held_out_scenes_are_those_every_shipped_version_was_scored_on():
+    """Widening the training variants must not touch the held-out set: same objects, same places.
+
+    The digest was taken from the generator of cpe-tiny 1.1.0 (commit 880578a) and again after the
+    2.0.0 training variants were added; a change here makes held-out figures incomparable.
+    """
+    import hashlib
+    import json
+
+    from models.training.scene import build_scene
+
+    digest = hashlib.sha256()
+    for seed in range(1_800_000, 1_800_040):
+        digest.update(json.dumps(build_scene(np.random.default_rng(seed), SceneSpec(novel=True)).truth).encode())
+    assert digest.hexdigest() == "350dc4541bf0cf57a953b586a6a98c0bf564d7f704e077aa4a7bd28cc5c94692"
+
+
+def test_training_variants_stay_outside_the_held_out_designs():
+    from models.training import threats
+
+    for design in threats.NOVEL_PISTOLS:
+        assert any(not lo <= design[k] <= hi for k, (lo, hi) in threats.PISTOL_RANGES.items())
+    for design in threats.NOVEL_REVOLVERS:
+        assert any(not lo <= design[k] <= hi for k, (lo, hi) in threats.REVOLVER_RANGES.items())
+    assert not set(threats.NOVEL_KNIVES) & set(threats.KNIVES)
+    assert not set(threats.NOVEL_CARTON_LAYOUTS) & set(threats.CARTON_LAYOUTS)
