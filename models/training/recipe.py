@@ -1,11 +1,15 @@
 """One command from a seed to a shipped model package: data, training, export, evaluation, manifest.
 
     .venv/bin/python -m models.training.recipe --seed 1 --out models/zoo/cpe-tiny --work /tmp/cpe-work
+
+Training takes a CUDA GPU when there is one (see gpu_job.sh for a lent machine without network);
+the defaults are those of cpe-tiny 2.0.0's first run. On a CPU, lower --batch and expect days.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -39,17 +43,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("models/zoo/cpe-tiny"))
     parser.add_argument("--work", type=Path, default=Path("/tmp/cpe-work"))
-    parser.add_argument("--workers", type=int, default=2, help="processes rendering scans")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes rendering scans")
     parser.add_argument("--train-images", type=int, default=TRAIN_IMAGES)
     parser.add_argument("--arch", choices=sorted(ARCHS), default="small")
     parser.add_argument("--device", default="auto", help="auto: a CUDA GPU when there is one, else the CPU")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--loaders", type=int, default=2, help="processes cutting training crops")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--loaders", type=int, default=max(0, (os.cpu_count() or 1) - 2),
+                        help="processes cutting training crops")
     parser.add_argument("--ema", type=float, default=0.9995, help="decay of the exported weight average")
     parser.add_argument("--steps", type=int, default=60_000)
-    parser.add_argument("--max-minutes", type=float, default=17.0,
+    parser.add_argument("--max-minutes", type=float, default=16.0,
                         help="hard training time limit; the cosine schedule follows the clock")
-    parser.add_argument("--lr", type=float, default=TrainConfig.lr)
+    parser.add_argument("--lr", type=float, default=0.003)
     parser.add_argument("--threads", type=int, default=TrainConfig.threads, help="torch CPU threads")
     parser.add_argument("--init", type=Path, default=None, help="checkpoint to continue training from")
     parser.add_argument("--candidate", type=Path, default=None, help="ONNX file the validate stage scores")
