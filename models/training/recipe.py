@@ -50,6 +50,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--loaders", type=int, default=max(0, (os.cpu_count() or 1) - 2),
                         help="processes cutting training crops")
+    parser.add_argument("--crop", type=int, default=TrainConfig.crop,
+                        help="training crop size; objects larger than a crop are never learned")
     parser.add_argument("--ema", type=float, default=0.9995, help="decay of the exported weight average")
     parser.add_argument("--steps", type=int, default=60_000)
     parser.add_argument("--max-minutes", type=float, default=16.0,
@@ -68,7 +70,7 @@ def main() -> None:
     if args.stage in ("all", "train"):
         cfg = TrainConfig(steps=args.steps, seed=args.seed, max_minutes=args.max_minutes, lr=args.lr,
                           threads=args.threads, init=str(args.init) if args.init else None, arch=args.arch,
-                          device=args.device, batch=args.batch, loaders=args.loaders, ema=args.ema, warmup=500)
+                          device=args.device, batch=args.batch, crop=args.crop, loaders=args.loaders, ema=args.ema, warmup=500)
         net = train(args.work / "train", args.work, cfg, log=lambda m: print(m, flush=True))
         export_onnx(net, args.out / "model.onnx")
         print(f"trained and exported in {time.monotonic() - start:.0f} s", flush=True)
