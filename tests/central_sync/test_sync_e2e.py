@@ -12,6 +12,7 @@ import numpy as np
 import httpx
 
 from central_sync.config import SyncConfig
+from central_sync.errors import HubStoreError
 from central_sync.devtools import add_record, fill, make_record, open_station_db, outbox_rows
 from central_sync.hub.api import create_app
 from central_sync.hub.service import Hub
@@ -113,6 +114,19 @@ async def test_image_upload_resumes_where_it_stopped(tmp_path, broker):
     store = open_store(str(tmp_path / "hub.sqlite3"))
     cfg = SyncConfig(port=broker.port, chunk_bytes=64 * 1024, max_inflight=4)
     conn.close()
+    # The interruption is made deterministic: once the hub holds 10 chunks its database refuses
+    # further chunks (the hub's own handling of a failing database: no ack, counted), so the first
+    # hub can never finish the image however fast the machine is.
+    outage = {"on": False}
+    commit = store.commit
+
+    def commit_until_outage(batch):
+        if outage["on"] and batch.chunks:
+            raise HubStoreError(f"hub database {store.url} unavailable (test outage)")
+        commit(batch)
+        outage["on"] = outage["on"] or store.blob_state(sha)[1] >= 10
+
+    store.commit = commit_until_outage
 
     def done() -> int:
         with closing(sqlite3.connect(db)) as c:
@@ -127,7 +141,8 @@ async def test_image_upload_resumes_where_it_stopped(tmp_path, broker):
             await wait_for(lambda: done() >= 10, 30, "10 chunks stored at the hub")
         await asyncio.sleep(0.3)  # the hub is gone: what is published now is lost at the broker
     stored = done()
-    assert stored < 128 and store.image(sha) is None
+    assert 10 <= stored < 128 and store.image(sha) is None and store.blob_state(sha)[1] < 128
+    outage["on"], store.commit = False, commit  # the database is back
     async with Hub(BrokerConfig(port=broker.port), store, "hub-t"), Publisher(cfg, "gate-1", db, scans) as pub:
         await wait_for(lambda: outbox_rows(db) == 0, 60, "image delivered")
         second = pub.stats()["counters"]["chunks_sent"]
