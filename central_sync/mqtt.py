@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import ssl
+from collections.abc import Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -11,6 +13,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
 
 from central_sync.config import BrokerConfig
+from central_sync.errors import BrokerError, SessionLost
 
 REASON_NAMES = {0x80: "unspecified", 0x83: "implementation specific", 0x86: "bad user name or password", 0x87: "not authorised",
                 0x90: "topic name invalid", 0x91: "packet id in use", 0x95: "packet too large",
@@ -56,3 +59,22 @@ def backoff_delay(attempt: int, low: float, high: float) -> float:
     """Full-jitter exponential back-off: uniform in [low, min(high, low * 2**attempt)]."""
     cap = min(high, low * (2 ** min(attempt, 20)))
     return random.uniform(low, max(low, cap))
+
+
+def loop_step(client: mqtt.Client, cfg: BrokerConfig, timeout: float, who: str,
+              session: Callable[[], tuple[Any, str | None]]) -> None:
+    """One paho loop step; a refused CONNACK, a DISCONNECT from the broker or a failed socket
+    becomes BrokerError / SessionLost naming the broker and `who` (e.g. "hub hub-a-12").
+
+    `session()` returns (connack, disconnect reason); it is read after the step because paho's
+    callbacks set them during it."""
+    rc = client.loop(timeout)
+    connack, ended = session()
+    where = f"{cfg.host}:{cfg.port}"
+    if connack is not None and connack[0].is_failure:
+        code = connack[0].value
+        raise BrokerError(f"broker {where} refused {who}: {reason_text(code)}", code)
+    if ended is not None:
+        raise SessionLost(f"broker {where} ended the session of {who}: {ended}")
+    if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
+        raise SessionLost(f"MQTT link of {who} to {where} failed: {mqtt.error_string(rc)}")

@@ -25,8 +25,8 @@ import structlog
 from central_sync import protocol as p
 from central_sync.blobs import BlobJob
 from central_sync.config import SyncConfig
-from central_sync.errors import BrokerError, ProtocolError, SessionLost, SyncError
-from central_sync.mqtt import backoff_delay, connack_limits, connect_properties, new_client, reason_text
+from central_sync.errors import ProtocolError, SessionLost, SyncError
+from central_sync.mqtt import backoff_delay, connack_limits, connect_properties, loop_step, new_client, reason_text
 from central_sync.outbox import Lane
 from central_sync.station_db import Row, StationDb
 
@@ -168,14 +168,7 @@ class SyncEngine:
                 raise SessionLost(f"broker {self.cfg.host}:{self.cfg.port} sent no {what} within {self.cfg.keepalive_s} s")
 
     def _loop(self, client: mqtt.Client, timeout: float) -> None:
-        rc = client.loop(timeout)
-        if self.connack is not None and self.connack[0].is_failure:
-            code = self.connack[0].value
-            raise BrokerError(f"broker {self.cfg.host}:{self.cfg.port} refused station {self.station}: {reason_text(code)}", code)
-        if self.disconnect_reason is not None:
-            raise SessionLost(f"broker {self.cfg.host}:{self.cfg.port} ended the session: {self.disconnect_reason}")
-        if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
-            raise SessionLost(f"MQTT link to {self.cfg.host}:{self.cfg.port} failed: {mqtt.error_string(rc)}")
+        loop_step(client, self.cfg, timeout, f"station {self.station}", lambda: (self.connack, self.disconnect_reason))
 
     def _serve(self, client: mqtt.Client, stop: threading.Event) -> None:
         self.client = client

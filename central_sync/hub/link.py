@@ -16,8 +16,8 @@ import structlog
 
 from central_sync import protocol as p
 from central_sync.config import BrokerConfig
-from central_sync.errors import BrokerError, SessionLost, SyncError
-from central_sync.mqtt import backoff_delay, connack_limits, connect_properties, new_client, reason_text
+from central_sync.errors import SessionLost, SyncError
+from central_sync.mqtt import backoff_delay, connack_limits, connect_properties, loop_step, new_client, reason_text
 
 log = structlog.get_logger("central_sync.hub")
 ACK_INFLIGHT = 20  # the MQTT default Receive Maximum of brokers; acks beyond it wait in paho (few, small)
@@ -95,14 +95,7 @@ class HubLink:
             self._read_burst(client)
 
     def _loop(self, client: mqtt.Client) -> None:
-        rc = client.loop(0.02)
-        if self._connack is not None and self._connack[0].is_failure:
-            code = self._connack[0].value
-            raise BrokerError(f"broker {self.cfg.host}:{self.cfg.port} refused hub {self.hub_id}: {reason_text(code)}", code)
-        if self._ended is not None:
-            raise SessionLost(f"broker {self.cfg.host}:{self.cfg.port} ended the hub session: {self._ended}")
-        if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
-            raise SessionLost(f"MQTT link to {self.cfg.host}:{self.cfg.port} failed: {mqtt.error_string(rc)}")
+        loop_step(client, self.cfg, 0.02, f"hub {self.hub_id}", lambda: (self._connack, self._ended))
 
     def _read_burst(self, client: mqtt.Client) -> None:
         """Read on while messages keep coming: paho's loop() reads one packet per select()."""
