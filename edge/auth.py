@@ -30,6 +30,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "case.export": frozenset({"supervisor"}),
     "tip.stats.all": frozenset({"supervisor"}),
     "audit.view": frozenset({"supervisor"}),
+    "belt.restart": frozenset({"supervisor"}),                # run a conveyor belt latched stopped
     "diagnostics": frozenset({"technician"}),
     "health": frozenset(ROLES),
 }

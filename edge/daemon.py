@@ -96,6 +96,8 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         inspector = Inspector(st.id, st.lane, st.budget_ms, engine, store, events, metrics, actuate=_no_actuation,
                               after_commit=publisher.notify if publisher is not None else None, shadow=shadow)
         flow = build_flow(config, devices, inspector, events, progress, metrics)
+        if st.kind == "conveyor":
+            ctx.extras["belt"] = flow  # the screen's belt restart; the latch in /healthz
         server, app = _web_server(config, ctx, metrics)
         await _open_command_receiver(stack, config, store, engine, app)
         async with asyncio.TaskGroup() as tasks:

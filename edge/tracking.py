@@ -169,9 +169,13 @@ class ConveyorTracker:
 
     def link_lost(self, t: float) -> list[Output]:
         """The PLC link is down: every item still tracked goes to manual."""
+        return self.belt_stopped(t, "link_lost")
+
+    def belt_stopped(self, t: float, reason: str) -> list[Output]:
+        """The belt stopped unasked (`reason`: link_lost, estop, ...): every item still tracked goes to manual."""
         for it in self.items:
             if not it.done and it.route != "manual":
-                it.route, it.reason = "manual", "link_lost"
+                it.route, it.reason = "manual", reason
         return self._update_gate(t)
 
     # ---- internals ---------------------------------------------------------------------------

@@ -3,19 +3,29 @@
 PLC events drive the sans-IO tracker (edge.tracking); its outputs start and stop scans and set
 the divert gate. The gate rests at manual: an item passes only with a `clear` verdict in hand
 when it reaches the decision point, so a late verdict always means manual inspection.
+
+A belt that stops unasked (PLC link lost, e-stop, interlock, the PLC itself, or a start that was
+not confirmed) latches stopped: the daemon never restarts it by itself, and every item on it goes
+to manual. Only a supervisor's restart request (`restart_belt`) runs it again, and only while the
+link is up and the safety chain and interlocks read closed; the run request is confirmed by
+read-back, or the belt stays latched.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Literal, get_args
 
 import structlog
+from prometheus_client import Counter, Gauge
 
 from central_sync.schema import ItemKind, Verdict
 from drivers.errors import DriverError
-from drivers.plc.state import BeltMoved, EyeEdge, LinkChanged
+from drivers.plc.state import BeltMoved, EyeEdge, LinkChanged, PlcState
 from edge.config import ConveyorSection
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
@@ -28,6 +38,45 @@ from edge.tracking import ConveyorTracker, GateCommand, Geometry, ItemEntered, I
 from edge.verdict import Reason
 
 log = structlog.get_logger()
+
+LatchReason = Literal["link_lost", "estop", "interlock", "plc_stopped", "start_failed"]
+LATCH_REASONS: tuple[LatchReason, ...] = get_args(LatchReason)
+WATCH_S = 0.1  # how often the flow looks at the PLC's belt feedback
+
+
+@dataclass(frozen=True)
+class BeltRestart:
+    """What one restart request came to: `outcome` running, refused or failed; `code` names it for the
+    screen, `message` says it in one sentence with the values; `reason` is why the belt was latched."""
+
+    outcome: Literal["running", "refused", "failed"]
+    code: str
+    message: str
+    reason: LatchReason | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return asdict(self)
+
+
+def restart_refusal(st: PlcState) -> BeltRestart | None:
+    """Why the PLC's state forbids a belt restart now (read-only safety state), or None."""
+    if not st.link_ok:
+        return BeltRestart("refused", "belt_link_down",
+                           f"the PLC link is down ({st.link_reason}), so the belt cannot be restarted")
+    if not st.estop_ok:
+        return BeltRestart("refused", "belt_estop",
+                           "the e-stop chain reads tripped: release and reset the e-stop before restarting the belt")
+    if not st.interlocks_ok:
+        return BeltRestart("refused", "belt_interlock",
+                           "a station interlock (door or light curtain) reads open: close it before restarting the belt")
+    return None
+
+
+def stop_cause(st: PlcState) -> LatchReason:
+    """Why a belt the daemon was running has stopped while the link is up, as the PLC's state says."""
+    if not st.estop_ok:
+        return "estop"
+    return "plc_stopped" if st.interlocks_ok else "interlock"
 
 
 def geometry_of(section: ConveyorSection) -> Geometry:
@@ -54,9 +103,20 @@ class ConveyorFlow:
     _tasks: asyncio.TaskGroup | None = None
     _belt_start_pending: bool = False
     _gate: asyncio.Queue[GateCommand] = field(default_factory=lambda: asyncio.Queue(64))
+    latch: LatchReason | None = None  # why the belt is latched stopped; None while it is not
+    latched_at: str | None = None  # UTC RFC 3339
+    _belt_on: bool = False  # the daemon ran the belt (confirmed) and has not seen it stop since
+    _plc_state: PlcState | None = None
+    _restarting: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         self.tracker = ConveyorTracker(geometry_of(self.section), self.section.belt_speed_m_s)
+        registry = self.metrics.registry
+        self._latched_gauge = Gauge("edge_belt_latched", "1 for the reason the belt is latched stopped (all 0: not"
+                                    " latched)", ["reason"], registry=registry)
+        self._restarts = Counter("edge_belt_restarts_total", "Belt restart requests, by outcome and code",
+                                 ["outcome", "code"], registry=registry)
+        self._show_latch()
         self.inspector.actuate = self._actuate
         self._belt_start_pending = self.section.start_belt
         limit = geometry_budget_ms(self.section)
@@ -71,6 +131,7 @@ class ConveyorFlow:
             self._tasks = tasks
             tasks.create_task(self.tags.run(), name="readers")
             tasks.create_task(self._drive_gate(), name="gate")
+            tasks.create_task(self._watch_belt(), name="belt-watch")
             self._handle(self._feed(await current_link(plc)))
             async for event in plc.events():
                 self.progress.beat("plc")
@@ -84,9 +145,11 @@ class ConveyorFlow:
         if isinstance(event, LinkChanged):
             self.devices.mark("plc", "ok" if event.ok else "lost", event.reason)
             if event.ok and self._belt_start_pending:
-                self._belt_start_pending = False  # once, at start: after a link loss only an operator restarts
+                self._belt_start_pending = False  # once, at start: after a link loss only a supervisor restarts
                 self._tasks.create_task(self._start_belt(), name="belt-start")
             if not event.ok:
+                if not self._belt_start_pending:
+                    self._latch("link_lost")
                 self.metrics.dropped.labels("item", "plc_link_lost").inc(len(self.tracker.items))
                 return self.tracker.link_lost(event.t)
         return []
@@ -153,9 +216,87 @@ class ConveyorFlow:
         self.metrics.routed.labels(out.route, out.reason).inc()
         log.info("conveyor.item_routed", item=out.item_id, route=out.route, reason=out.reason)
 
+    # ---- the belt: start, latch, supervisor restart ------------------------------------------
     async def _start_belt(self) -> None:
         try:
-            await self.devices.plc.request_belt(True)
-            await self.devices.plc.request_xray_permit(True)
+            await self._run_belt()
         except DriverError as exc:
             self.devices.mark("plc", "degraded", f"belt did not start: {exc}")
+            self._latch("start_failed")
+
+    async def _run_belt(self) -> None:
+        """Request the belt to run and the X-ray permit, each confirmed by read-back; when either is
+        not confirmed, ask the belt to stop again and raise (the belt stays latched)."""
+        plc = self.devices.plc
+        try:
+            await plc.request_belt(True)
+            await plc.request_xray_permit(True)
+        except DriverError:
+            with contextlib.suppress(DriverError):
+                await plc.request_belt(False)
+            raise
+        self._belt_on, self._plc_state = True, await plc.read_state()
+        if self.latch is not None:
+            log.info("conveyor.belt_unlatched", reason=self.latch, latched_at=self.latched_at)
+        self.latch = self.latched_at = None
+        self._show_latch()
+
+    def _latch(self, reason: LatchReason) -> None:
+        """The belt stopped unasked: it stays stopped until a supervisor restarts it, and every item
+        on it goes to manual (it stood where anyone could reach it)."""
+        self._belt_on = False
+        if self.latch is None:
+            self.latch, self.latched_at = reason, datetime.now(timezone.utc).isoformat()
+            log.warning("conveyor.belt_latched", reason=reason)
+            self._show_latch()
+        if reason != "link_lost":  # a link loss reaches the tracker through its own event
+            self._handle(self.tracker.belt_stopped(time.monotonic(), reason))
+
+    def _show_latch(self) -> None:
+        for reason in LATCH_REASONS:
+            self._latched_gauge.labels(reason).set(1 if reason == self.latch else 0)
+
+    async def _watch_belt(self) -> None:
+        """Follow the PLC's belt feedback: a belt the daemon runs that stops latches, with its cause."""
+        while True:
+            st = self._plc_state = await self.devices.plc.read_state()
+            if self._belt_on and st.link_ok and not st.belt_running:
+                self._latch(stop_cause(st))
+            await asyncio.sleep(WATCH_S)
+
+    def belt_status(self) -> dict[str, object]:
+        """The belt as /healthz, /metrics and the screen show it."""
+        st = self._plc_state
+        refusal = restart_refusal(st) if st is not None and self.latch is not None else None
+        return {"latched": self.latch is not None, "reason": self.latch, "since": self.latched_at,
+                "running": bool(st and st.link_ok and st.belt_running),
+                "restart_blocked_by": refusal.code if refusal else None}
+
+    async def restart_belt(self, actor: str) -> BeltRestart:
+        """A supervisor's request to run the latched belt again; refused unless the PLC link is up and
+        the safety chain and interlocks read closed; `running` only when the PLC confirms it."""
+        reason = self.latch
+        if self._restarting.locked():
+            result = BeltRestart("refused", "belt_restart_busy", "another belt restart request is in progress")
+        else:
+            async with self._restarting:
+                result = await self._try_restart()
+        result = BeltRestart(result.outcome, result.code, result.message, reason)
+        self._restarts.labels(result.outcome, result.code).inc()
+        logger = log.info if result.outcome == "running" else log.warning
+        logger("conveyor.belt_restart", actor=actor, **result.as_dict())
+        return result
+
+    async def _try_restart(self) -> BeltRestart:
+        if self.latch is None:
+            return BeltRestart("refused", "belt_not_latched",
+                               "the belt is not latched stopped, so there is nothing to restart")
+        refusal = restart_refusal(await self.devices.plc.read_state())
+        if refusal is not None:
+            return refusal
+        try:
+            await self._run_belt()
+        except DriverError as exc:
+            return BeltRestart("failed", "belt_unconfirmed", f"the PLC did not confirm the belt run, so the belt"
+                               f" stays stopped: {exc}")
+        return BeltRestart("running", "belt_running", "the PLC confirms the belt runs")

@@ -2,7 +2,7 @@
 
 Routes (all JSON unless noted; every /api route but sign-in, catalogues and the badge feed needs a
 session cookie, and each names the permission it needs, see edge/auth.py PERMISSIONS):
-    GET  /healthz                        ctx.health(), no sign-in
+    GET  /healthz                        ctx.health() and the belt's latch, no sign-in
     GET  /                               the screen (static/index.html)
     POST /api/signin, /api/signout       badge + PIN; GET /api/me; POST /api/me/lang
     GET  /api/i18n/{lang}                message catalogue
@@ -14,6 +14,7 @@ session cookie, and each names the permission it needs, see edge/auth.py PERMISS
     GET  /api/export.zip                 reviewed items as COCO + scans (supervisor)
     GET  /api/health, /api/diagnostics   health panel; technician diagnostics
     GET  /api/tip/stats, /api/audit, /api/audit/verify
+    POST /api/belt/restart               run a conveyor belt latched stopped (supervisor; audited)
 
 The daemon mounts /metrics itself. The app opens its own connection to the station database
 (same file, WAL) on its own thread, so screen traffic never delays the pipeline's commits;
@@ -36,7 +37,7 @@ from edge.context import StationContext
 from edge.tip import TipEngine
 from edge.web import routes_auth, routes_cases, routes_station
 from edge.web.config import WebConfig
-from edge.web.deps import WebState, ensure_schema
+from edge.web.deps import WebState, ensure_schema, station_health
 
 __all__ = ["create_app", "ensure_schema"]
 
@@ -88,7 +89,7 @@ def create_app(ctx: StationContext, cfg: WebConfig | None = None, tip_engine: Ti
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
-        return JSONResponse(ctx.health())
+        return JSONResponse(station_health(ctx))
 
     @app.get("/")
     async def index() -> FileResponse:

@@ -64,6 +64,13 @@ def ensure_schema(store: Store) -> None:
         module.ensure_schema(store.conn)
 
 
+def station_health(ctx: StationContext) -> dict[str, Any]:
+    """ctx.health(), with the conveyor belt's latch when the station has one (ctx.extras["belt"])."""
+    health = ctx.health()
+    belt = ctx.extras.get("belt")
+    return health if belt is None else {**health, "belt": belt.belt_status()}
+
+
 def state(request: Request) -> WebState:
     return request.app.state.web
 

@@ -1,14 +1,14 @@
-"""Station routes: health panel, technician diagnostics, TIP statistics, audit log."""
+"""Station routes: health panel, belt restart, technician diagnostics, TIP statistics, audit log."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException
 
 from edge import audit, auth, tip
 from edge.web import queries, render
-from edge.web.deps import WebState, require, state
+from edge.web.deps import WebState, require, state, station_health
 
 router = APIRouter()
 
@@ -20,12 +20,25 @@ def _web_health(store) -> dict[str, Any]:
 @router.get("/api/health")
 async def health(st: WebState = Depends(state), user: auth.User = Depends(require("health"))) -> dict:
     """Devices, model, sync backlog, budget misses, last errors: the station health panel."""
-    data = st.ctx.health()
+    data = station_health(st.ctx)
     web = await st.db(_web_health)
     return {**data, "station": st.ctx.station_id, "station_kind": st.ctx.station_kind, "lane": st.ctx.lane,
             "budget_ms": st.ctx.budget_ms, "queue": web["queue"],
             "alarms": data.get("alarms") or [list(a) for a in web["alarms"]],
             "tip_active": st.tip.active, "material_colour": render.has_material_colour()}
+
+
+@router.post("/api/belt/restart")
+async def belt_restart(st: WebState = Depends(state), user: auth.User = Depends(require("belt.restart"))) -> dict:
+    """Run the conveyor belt again after it latched stopped; every request is audited, whatever its outcome."""
+    belt = st.ctx.extras.get("belt")
+    if belt is None:
+        raise HTTPException(404, "no_belt")
+    result = await belt.restart_belt(user.badge)
+    await st.audit(user.badge, "belt.restart", "belt", result.as_dict())
+    if result.outcome != "running":
+        raise HTTPException(409 if result.outcome == "refused" else 502, result.code)
+    return {**result.as_dict(), "belt": belt.belt_status()}
 
 
 def _diagnostics(store) -> dict[str, Any]:

@@ -356,7 +356,25 @@ async function refreshHealth() {
   }
   if (!(h.alarms || []).length) { const li = document.createElement("li"); li.textContent = T("health.no_errors"); ul.append(li); }
   box.append(ul);
+  showBelt(h.belt);
 }
+// A conveyor belt latched stopped says why; a supervisor may ask for it to run again (the daemon checks).
+function showBelt(belt) {
+  $("belt").hidden = !belt;
+  if (!belt) return;
+  $("belt").dataset.latched = belt.latched ? "1" : "0";
+  $("belt-state").textContent = T("health.belt") + ": " + (belt.latched
+    ? T("belt.latched", { reason: tr("belt.reason.", belt.reason) }) : T(belt.running ? "belt.running" : "belt.stopped"));
+  $("belt-restart").hidden = !(belt.latched && can("belt.restart"));
+}
+$("belt-restart").onclick = async () => {
+  const b = $("belt-restart"); b.disabled = true; $("belt-msg").textContent = "";
+  try {
+    await api("/api/belt/restart", { method: "POST" });
+    await refreshHealth(); $("belt-msg").className = "msg"; $("belt-msg").textContent = T("belt.restarted");
+  } catch (err) { $("belt-msg").className = "error"; $("belt-msg").textContent = T(err.message); }
+  finally { b.disabled = false; }
+};
 function syncWords(sync) {  // the outbox and hub link in a sentence, whatever the publisher reports
   if (!sync) return T("sync.off");
   const parts = [];

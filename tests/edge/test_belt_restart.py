@@ -1,0 +1,244 @@
+"""Belt restart: the conveyor flow on the real PLC simulator (real pymodbus), the station screen's API.
+
+A belt that stops unasked latches stopped; only a supervisor's request runs it again, refused while
+the link is down or the e-stop chain reads tripped, and confirmed by read-back from the PLC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import AsyncExitStack
+
+import httpx
+import pytest
+
+from central_sync.schema import ItemKind
+from drivers.plc import PlcConfig, open_plc
+from edge import audit
+from edge.auth import add_user
+from edge.config import ConveyorSection
+from edge.context import StationContext
+from edge.devices import Devices
+from edge.events import EventBus
+from edge.inspection import Inspector
+from edge.metrics import StationMetrics
+from edge.stations.conveyor import ConveyorFlow
+from edge.stations.identify import TagWindow
+from edge.store import Store, StoreWriter
+from edge.supervisor import Progress
+from edge.tracking import ConveyorTracker, Geometry, ItemRouted
+from edge.web.app import create_app, ensure_schema
+from edge.web.config import TipConfig, WebConfig
+from edge.web.demo import DEMO_USERS
+
+OFFICER, SUPERVISOR, TECHNICIAN = ((b, p) for b, _, _, p in DEMO_USERS)
+# Generous read-back time where a test expects the PLC to confirm: the machine is shared.
+TOLERANT = {"kind": "sim", "readback_timeout_ms": 3000}
+
+
+async def until(pred, what: str, limit_s: float = 30.0) -> None:
+    """Wait for pred() (a bound, not a speed requirement: it returns as soon as pred holds)."""
+    async with asyncio.timeout(limit_s):
+        while not pred():
+            await asyncio.sleep(0.01)
+    assert pred(), what
+
+
+class Conveyor:
+    """A conveyor flow on the simulated PLC, served by the station screen's app as the daemon does."""
+
+    def __init__(self, plc, tmp_path) -> None:
+        self.plc, self.sim = plc, plc.sim.model
+        self.store = Store(tmp_path / "data", station="t-1").open()
+        ensure_schema(self.store)
+        for badge, name, role, pin in DEMO_USERS:
+            add_user(self.store, badge, name, role, pin)
+        self.writer = StoreWriter(self.store)
+        self.metrics, events, devices = StationMetrics(), EventBus(), Devices(plc=plc)
+        devices.mark("plc", "ok")
+        inspector = Inspector("t-1", "1", 400.0, None, self.writer, events, self.metrics, actuate=None)
+        self.flow = ConveyorFlow(devices, inspector, Progress(), ItemKind.BAGGAGE, TagWindow(devices, events),
+                                 ConveyorSection(), self.metrics)
+        ctx = StationContext("t-1", "conveyor", "1", 400.0, self.writer, events,
+                             lambda: {"devices": devices.states(), "budget_misses": 0}, extras={"belt": self.flow})
+        self.app = create_app(ctx, WebConfig(tip=TipConfig(enabled=False)))
+
+    async def client(self, stack: AsyncExitStack, who=None) -> httpx.AsyncClient:
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://station"))
+        if who:
+            r = await client.post("/api/signin", json={"badge": who[0], "pin": who[1]})
+            assert r.status_code == 200, r.text
+        return client
+
+    def latched_gauge(self, reason: str) -> float:
+        return self.metrics.registry.get_sample_value("edge_belt_latched", {"reason": reason})
+
+    def restarts(self, outcome: str, code: str) -> float:
+        return self.metrics.registry.get_sample_value("edge_belt_restarts_total",
+                                                      {"outcome": outcome, "code": code}) or 0
+
+    def restart_audit(self) -> list[dict]:
+        rows = [e.as_dict() for e in audit.entries(self.store.conn) if e.action == "belt.restart"]
+        return rows[::-1]  # oldest first
+
+
+@pytest.fixture
+async def conveyor(tmp_path, request):
+    cfg = PlcConfig(**getattr(request, "param", TOLERANT))
+    async with open_plc(cfg, "t-1/plc") as plc:
+        station = Conveyor(plc, tmp_path)
+        task = asyncio.create_task(station.flow.run(), name="flow")
+        async with AsyncExitStack() as stack:
+            station.stack = stack
+            yield station
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await station.app.state.web.close()
+    station.store.close()
+
+
+async def running(station: Conveyor) -> None:
+    await until(lambda: station.flow.belt_status()["running"] and station.sim.belt_running, "belt runs after start")
+
+
+async def test_refused_while_link_down_then_supervisor_restart_runs_the_belt(conveyor):
+    st, flow = conveyor, conveyor.flow
+    sup, anon = await st.client(st.stack, SUPERVISOR), await st.client(st.stack)
+    await running(st)
+    assert (await anon.get("/healthz")).json()["belt"]["latched"] is False
+    assert st.latched_gauge("link_lost") == 0
+
+    st.plc.sim.mute()
+    await until(lambda: flow.belt_status()["restart_blocked_by"] == "belt_link_down", "link loss latches the belt")
+    belt = (await anon.get("/healthz")).json()["belt"]
+    assert belt["latched"] and belt["reason"] == "link_lost" and belt["restart_blocked_by"] == "belt_link_down"
+    assert st.latched_gauge("link_lost") == 1
+    r = await sup.post("/api/belt/restart")
+    assert r.status_code == 409 and r.json()["detail"] == "belt_link_down"
+    assert st.restarts("refused", "belt_link_down") == 1
+
+    st.plc.sim.unmute()
+    await until(lambda: flow.belt_status()["restart_blocked_by"] is None, "link back, nothing blocks a restart")
+    # Lost communication means safe state: the link is back but nothing restarted the belt.
+    assert not st.sim.belt_running and st.sim.requests["belt_run_request"] == 0
+    assert (await sup.get("/api/health")).json()["belt"]["reason"] == "link_lost"
+
+    r = await sup.post("/api/belt/restart")
+    assert r.status_code == 200, r.text
+    assert r.json()["outcome"] == "running" and r.json()["reason"] == "link_lost"
+    assert st.sim.belt_running and (await st.plc.read_state()).belt_running  # the PLC's own feedback
+    assert st.sim.active("xray_permit_request")
+    belt = (await anon.get("/healthz")).json()["belt"]
+    assert not belt["latched"] and belt["reason"] is None and belt["running"]
+    assert st.latched_gauge("link_lost") == 0 and st.restarts("running", "belt_running") == 1
+
+    rows = st.restart_audit()
+    assert [(e["actor"], e["object"], e["detail"]["outcome"], e["detail"]["code"]) for e in rows] == [
+        (SUPERVISOR[0], "belt", "refused", "belt_link_down"), (SUPERVISOR[0], "belt", "running", "belt_running")]
+    assert "link is down" in rows[0]["detail"]["message"] and rows[0]["at"] < rows[1]["at"]
+    assert audit.verify_conn(st.store.conn) == (True, None)
+
+    r = await sup.post("/api/belt/restart")  # running: nothing to restart, still answered and audited
+    assert r.status_code == 409 and r.json()["detail"] == "belt_not_latched"
+    assert len(st.restart_audit()) == 3
+
+
+async def test_refused_while_estop_tripped_until_released_and_reset(conveyor):
+    st, flow = conveyor, conveyor.flow
+    sup = await st.client(st.stack, SUPERVISOR)
+    await running(st)
+    st.sim.press_estop()
+    await until(lambda: flow.latch == "estop", "the e-stop latches the belt")
+    assert st.latched_gauge("estop") == 1
+    r = await sup.post("/api/belt/restart")
+    assert r.status_code == 409 and r.json()["detail"] == "belt_estop"
+
+    st.sim.release_estop()  # the chain stays tripped until the reset button
+    await asyncio.sleep(0.1)
+    r = await sup.post("/api/belt/restart")
+    assert r.status_code == 409 and r.json()["detail"] == "belt_estop"
+    assert not st.sim.belt_running
+
+    st.sim.reset()  # a reset never restarts anything
+    await until(lambda: flow.belt_status()["restart_blocked_by"] is None, "the chain reads closed")
+    assert not st.sim.belt_running and flow.latch == "estop"
+    r = await sup.post("/api/belt/restart")
+    assert r.status_code == 200, r.text
+    assert st.sim.belt_running and (await st.plc.read_state()).belt_running
+    assert st.restarts("refused", "belt_estop") == 2
+    assert [e["detail"]["code"] for e in st.restart_audit()] == ["belt_estop", "belt_estop", "belt_running"]
+
+
+async def test_only_a_supervisor_may_restart(conveyor):
+    st, flow = conveyor, conveyor.flow
+    await running(st)
+    st.sim.set_interlock("door", False)
+    await until(lambda: flow.latch == "interlock", "an open door latches the belt")
+    st.sim.set_interlock("door", True)
+    await until(lambda: flow.belt_status()["restart_blocked_by"] is None, "the door reads closed")
+    for who in (OFFICER, TECHNICIAN):
+        r = await (await st.client(st.stack, who)).post("/api/belt/restart")
+        assert r.status_code == 403 and r.json()["detail"] == "forbidden"
+    assert (await (await st.client(st.stack)).post("/api/belt/restart")).status_code == 401
+    assert not st.sim.belt_running and flow.latch == "interlock" and st.restart_audit() == []
+    officer_me = (await (await st.client(st.stack, OFFICER)).get("/api/me")).json()
+    assert "belt.restart" not in officer_me["permissions"]
+    sup = await st.client(st.stack, SUPERVISOR)
+    assert "belt.restart" in (await sup.get("/api/me")).json()["permissions"]
+    assert (await sup.post("/api/belt/restart")).status_code == 200
+    assert st.sim.belt_running
+
+
+# The host heartbeat goes once every 10 minutes while the PLC's watchdog wants one every 50 ms: the
+# PLC reads its e-stop chain and interlocks closed but will not run the belt.
+@pytest.mark.parametrize("conveyor", [{**TOLERANT, "readback_timeout_ms": 800, "heartbeat_period_ms": 600_000,
+                                        "sim": {"host_watchdog_ms": 50}}], indirect=True)
+async def test_unconfirmed_restart_is_reported_failed_and_the_belt_stays_latched(conveyor):
+    st, flow = conveyor, conveyor.flow
+    sup = await st.client(st.stack, SUPERVISOR)
+    await until(lambda: flow.latch is not None, "the belt the PLC refuses to run latches")
+    reason = flow.latch
+    assert reason in ("start_failed", "plc_stopped")
+    assert flow.belt_status()["restart_blocked_by"] is None  # nothing the daemon reads says no
+    r = await sup.post("/api/belt/restart")
+    assert r.status_code == 502 and r.json()["detail"] == "belt_unconfirmed"
+    assert flow.latch == reason and not st.sim.belt_running and st.sim.requests["belt_run_request"] == 0
+    [row] = st.restart_audit()
+    assert row["detail"]["outcome"] == "failed" and "belt_running read back 0" in row["detail"]["message"]
+    assert st.restarts("failed", "belt_unconfirmed") == 1 and st.latched_gauge(reason) == 1
+
+
+def test_items_on_a_belt_that_stopped_go_to_manual():
+    """A clear verdict in hand does not pass an item that stood on a stopped belt (anyone could reach it)."""
+
+    def item_with_clear_verdict() -> tuple[ConveyorTracker, list]:
+        tracker = ConveyorTracker(Geometry(0.5, 1.3, 2.8, 0.15), 0.3)
+        out = tracker.on_edge("eye_tunnel_entry", True, 0.0, 0.0)
+        out += tracker.on_edge("eye_tunnel_exit", True, 0.8, 1.0)
+        out += tracker.on_edge("eye_tunnel_exit", False, 1.1, 2.0)
+        out += tracker.set_verdict(1, "clear", 2.1)
+        return tracker, out
+
+    tracker, _ = item_with_clear_verdict()
+    routed = [o for o in tracker.advance(2.5, 9.0) if isinstance(o, ItemRouted)]
+    assert [(o.route, o.reason) for o in routed] == [("pass", "clear")]  # the control: no stop, it passes
+
+    tracker, _ = item_with_clear_verdict()
+    tracker.belt_stopped(3.0, "estop")
+    routed = [o for o in tracker.advance(2.5, 9.0) if isinstance(o, ItemRouted)]
+    assert [(o.route, o.reason) for o in routed] == [("manual", "estop")]
+
+
+def test_the_catalogues_name_every_latch_reason_and_refusal():
+    from edge.stations.conveyor import LATCH_REASONS
+    from edge.web import i18n
+
+    codes = ["belt_link_down", "belt_estop", "belt_interlock", "belt_not_latched", "belt_restart_busy",
+             "belt_unconfirmed"]
+    for lang in i18n.LANGS:
+        cat = json.loads((i18n._DIR / f"{lang}.json").read_text(encoding="utf-8"))
+        missing = [k for k in [*(f"belt.reason.{r}" for r in LATCH_REASONS), *(f"error.{c}" for c in codes)]
+                   if k not in cat]
+        assert not missing, f"{lang}: {missing}"
