@@ -269,7 +269,7 @@ class ConveyorFlow:
         st = self._plc_state
         refusal = restart_refusal(st) if st is not None and self.latch is not None else None
         return {"latched": self.latch is not None, "reason": self.latch, "since": self.latched_at,
-                "running": bool(st and st.link_ok and st.belt_running),
+                "running": bool(st and st.link_ok and st.belt_running), "run_confirmed": self._belt_on,
                 "restart_blocked_by": refusal.code if refusal else None}
 
     async def restart_belt(self, actor: str) -> BeltRestart:

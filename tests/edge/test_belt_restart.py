@@ -13,28 +13,19 @@ from contextlib import AsyncExitStack
 import httpx
 import pytest
 
-from central_sync.schema import ItemKind
+from conveyor_station import TOLERANT, conveyor_flow
 from drivers.plc import PlcConfig, open_plc
 from edge import audit
 from edge.auth import add_user
-from edge.config import ConveyorSection
 from edge.context import StationContext
-from edge.devices import Devices
 from edge.events import EventBus
-from edge.inspection import Inspector
-from edge.metrics import StationMetrics
-from edge.stations.conveyor import ConveyorFlow
-from edge.stations.identify import TagWindow
 from edge.store import Store, StoreWriter
-from edge.supervisor import Progress
 from edge.tracking import ConveyorTracker, Geometry, ItemRouted
 from edge.web.app import create_app, ensure_schema
 from edge.web.config import TipConfig, WebConfig
 from edge.web.demo import DEMO_USERS
 
 OFFICER, SUPERVISOR, TECHNICIAN = ((b, p) for b, _, _, p in DEMO_USERS)
-# Generous read-back time where a test expects the PLC to confirm: the machine is shared.
-TOLERANT = {"kind": "sim", "readback_timeout_ms": 3000}
 
 
 async def until(pred, what: str, limit_s: float = 30.0) -> None:
@@ -54,12 +45,9 @@ class Conveyor:
         ensure_schema(self.store)
         for badge, name, role, pin in DEMO_USERS:
             add_user(self.store, badge, name, role, pin)
-        self.writer = StoreWriter(self.store)
-        self.metrics, events, devices = StationMetrics(), EventBus(), Devices(plc=plc)
-        devices.mark("plc", "ok")
-        inspector = Inspector("t-1", "1", 400.0, None, self.writer, events, self.metrics, actuate=None)
-        self.flow = ConveyorFlow(devices, inspector, Progress(), ItemKind.BAGGAGE, TagWindow(devices, events),
-                                 ConveyorSection(), self.metrics)
+        self.writer, events = StoreWriter(self.store), EventBus()
+        self.flow = conveyor_flow(plc, self.writer, events, "t-1")
+        self.metrics, devices = self.flow.metrics, self.flow.devices
         ctx = StationContext("t-1", "conveyor", "1", 400.0, self.writer, events,
                              lambda: {"devices": devices.states(), "budget_misses": 0}, extras={"belt": self.flow})
         self.app = create_app(ctx, WebConfig(tip=TipConfig(enabled=False)))
@@ -100,7 +88,7 @@ async def conveyor(tmp_path, request):
 
 
 async def running(station: Conveyor) -> None:
-    await until(lambda: station.flow.belt_status()["running"] and station.sim.belt_running, "belt runs after start")
+    await until(lambda: station.flow.belt_status()["run_confirmed"], "the PLC confirms the belt runs after start")
 
 
 async def test_refused_while_link_down_then_supervisor_restart_runs_the_belt(conveyor):
@@ -115,6 +103,7 @@ async def test_refused_while_link_down_then_supervisor_restart_runs_the_belt(con
     belt = (await anon.get("/healthz")).json()["belt"]
     assert belt["latched"] and belt["reason"] == "link_lost" and belt["restart_blocked_by"] == "belt_link_down"
     assert st.latched_gauge("link_lost") == 1
+    assert b'edge_belt_latched{reason="link_lost"} 1.0' in st.metrics.render()  # what /metrics serves
     r = await sup.post("/api/belt/restart")
     assert r.status_code == 409 and r.json()["detail"] == "belt_link_down"
     assert st.restarts("refused", "belt_link_down") == 1

@@ -208,3 +208,60 @@ def test_a_decision_in_progress_is_not_swept_away_by_the_next_item(station, page
     page.click("#next-item")
     page.wait_for_selector(f"#scan[data-loaded-id='{items[1].id}']")
     assert station.call(lambda s: s.get(items[0].id)).review.note == "strap buckle?"
+
+
+def test_supervisor_restarts_a_latched_belt_from_the_health_screen(station, page):
+    """A conveyor flow on the PLC simulator, on the screen's own loop as in the daemon: the e-stop latches
+    the belt; an officer sees why, a supervisor also sees the button, and the belt runs after the click."""
+    import asyncio
+    from contextlib import AsyncExitStack
+
+    from conveyor_station import TOLERANT, conveyor_flow
+    from drivers.plc import PlcConfig, open_plc
+
+    def on_loop(coro_fn):
+        return asyncio.run_coroutine_threadsafe(coro_fn(), station.loop).result(30)
+
+    async def start():
+        stack = AsyncExitStack()
+        plc = await stack.enter_async_context(open_plc(PlcConfig(**TOLERANT), "demo-1/plc"))
+        flow = conveyor_flow(plc, station.writer, station.events, "demo-1")
+        task = asyncio.create_task(flow.run(), name="flow")
+        stack.callback(task.cancel)
+        return stack, plc.sim.model, flow
+
+    async def wait_for(pred):
+        async with asyncio.timeout(30):
+            while not pred():
+                await asyncio.sleep(0.01)
+
+    stack, sim, flow = on_loop(start)
+    try:
+        station.ctx.extras["belt"] = flow
+        on_loop(lambda: wait_for(lambda: flow.belt_status()["run_confirmed"]))
+        station.loop.call_soon_threadsafe(sim.press_estop)
+        on_loop(lambda: wait_for(lambda: flow.latch == "estop"))
+        station.loop.call_soon_threadsafe(sim.release_estop)
+        station.loop.call_soon_threadsafe(sim.reset)  # a reset never restarts: the belt stays latched
+        on_loop(lambda: wait_for(lambda: flow.latch and flow.belt_status()["restart_blocked_by"] is None))
+
+        sign_in(page, station, OFFICER)
+        page.click("#nav button[data-view='health']")
+        page.wait_for_selector("#belt[data-latched='1']")
+        assert "emergency stop" in page.inner_text("#belt-state") and page.is_hidden("#belt-restart")
+        page.click("#signout")
+
+        sign_in(page, station, SUPERVISOR)
+        page.click("#nav button[data-view='health']")
+        page.wait_for_selector("#belt-restart:visible")
+        assert page.inner_text("#belt-state").startswith("Conveyor belt: Stopped and held: emergency stop.")
+        page.screenshot(path=str(ARTIFACTS / "belt_latched_supervisor.png"))
+        page.click("#belt-restart")
+        page.wait_for_selector("#belt-msg:text('The belt is running again.')")
+        assert sim.belt_running and flow.latch is None
+        assert page.inner_text("#belt-state") == "Conveyor belt: Running" and page.is_hidden("#belt-restart")
+        rows = station.call(lambda s: [e for e in audit.entries(s.conn) if e.action == "belt.restart"])
+        assert [(e.actor, json.loads(e.detail)["outcome"]) for e in rows] == [(SUPERVISOR[0], "running")]
+    finally:
+        on_loop(stack.aclose)
+        station.ctx.extras.pop("belt", None)
