@@ -231,3 +231,72 @@ def test_the_catalogues_name_every_latch_reason_and_refusal():
         missing = [k for k in [*(f"belt.reason.{r}" for r in LATCH_REASONS), *(f"error.{c}" for c in codes)]
                    if k not in cat]
         assert not missing, f"{lang}: {missing}"
+
+
+async def test_the_daemon_serves_the_latch_and_the_restart_route(tmp_path):
+    """`edge run` with a simulated conveyor: /healthz and /metrics carry the belt's latch, and the
+    supervisor's restart reaches the running flow (here: the belt runs, so there is nothing to restart)."""
+    import socket
+    from pathlib import Path
+
+    from edge.config import load_config
+    from edge.daemon import run_stations
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    path = tmp_path / "conveyor.toml"
+    path.write_text(f"""
+[station]
+id = "conveyor-t"
+kind = "conveyor"
+item_kind = "baggage"
+budget_ms = 2000
+data_dir = "{tmp_path / 'data'}"
+
+[model]
+threads = 1
+
+[http]
+port = {port}
+
+[web.tip]
+enabled = false
+
+[devices.plc]
+kind = "sim"
+model = "conveyor"
+readback_timeout_ms = 3000
+
+[devices.scanner]
+kind = "sim"
+
+[devices.scanner.sim]
+scan_dir = "{Path(__file__).resolve().parents[2] / 'examples' / 'scans'}"
+""")
+    with Store(tmp_path / "data", station="conveyor-t") as store:
+        ensure_schema(store)
+        add_user(store, SUPERVISOR[0], "Supervisor Lee", "supervisor", SUPERVISOR[1])
+    stop = asyncio.Event()
+    station = asyncio.create_task(run_stations([load_config(path)], stop=stop))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            belt = None
+            async with asyncio.timeout(60):
+                while not (belt and belt["run_confirmed"]):
+                    await asyncio.sleep(0.1)
+                    try:
+                        belt = (await client.get("/healthz")).json().get("belt")
+                    except httpx.TransportError:
+                        continue
+            assert belt["latched"] is False and belt["reason"] is None and belt["running"]
+            metrics = (await client.get("/metrics")).text
+            assert 'edge_belt_latched{reason="link_lost"} 0.0' in metrics
+            assert (await client.post("/api/signin", json={"badge": SUPERVISOR[0], "pin": SUPERVISOR[1]})).is_success
+            r = await client.post("/api/belt/restart")
+            assert r.status_code == 409 and r.json()["detail"] == "belt_not_latched"
+            metrics = (await client.get("/metrics")).text
+            assert 'edge_belt_restarts_total{code="belt_not_latched",outcome="refused"} 1.0' in metrics
+    finally:
+        stop.set()
+        await station
