@@ -367,6 +367,7 @@ function showBelt(belt) {
     ? T("belt.latched", { reason: tr("belt.reason.", belt.reason) }) : T(belt.running ? "belt.running" : "belt.stopped"));
   $("belt-restart").hidden = !(belt.latched && can("belt.restart"));
 }
+setInterval(() => { if (S.me && !$("view-health").hidden) refreshHealth().catch(() => {}); }, 5000);  // a belt may latch meanwhile
 $("belt-restart").onclick = async () => {
   const b = $("belt-restart"); b.disabled = true; $("belt-msg").textContent = "";
   try {
