@@ -6,8 +6,9 @@ Topics (MQTT v5, QoS 1), `{s}` is the station id:
     cpe/v1/{s}/inspection             station -> hub, MessageEnvelope(kind=inspection)
     cpe/v1/{s}/alert                  station -> hub, MessageEnvelope(kind=alert), a suspect record
     cpe/v1/{s}/review                 station -> hub, MessageEnvelope(kind=review)
+    cpe/v1/{s}/tip                    station -> hub, MessageEnvelope(kind=tip): one officer's TIP outcome
     cpe/v1/{s}/batch                  station -> hub, {"v":1,"station":s,"items":[envelope, ...]}
-                                      record-lane rows (inspection, review) in one publish
+                                      record-lane rows (inspection, review, tip) in one publish
     cpe/v1/{s}/blob/{sha256}/{index}  station -> hub, BlobChunkHeader JSON, b"\\n", chunk bytes
     cpe/v1/{s}/ack                    hub -> station, AckMsg: what is committed centrally
     cpe/v1/{s}/cmd                    hub -> station, CmdMsg: e.g. resend missing seqs
@@ -21,10 +22,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from central_sync.errors import ProtocolError
 from central_sync.schema import InspectionRecord, Review
@@ -42,6 +44,7 @@ class Kind(StrEnum):
     REVIEW = "review"
     BLOB = "blob"
     BATCH = "batch"
+    TIP = "tip"
 
 
 def check_station(station: str) -> str:
@@ -60,7 +63,7 @@ def blob_topic(station: str, sha256: str, index: int) -> str:
 
 
 HUB_PRIORITY_LEAVES = ("alert",)
-HUB_BULK_LEAVES = ("inspection", "review", "batch", "blob/+/+")
+HUB_BULK_LEAVES = ("inspection", "review", "tip", "batch", "blob/+/+")
 
 
 def hub_subscriptions(group: str = SHARE_GROUP, lane: str = "all") -> list[str]:
@@ -120,6 +123,41 @@ class ReviewMsg(_Envelope):
 
     def review(self) -> Review | None:
         return self.body.review if isinstance(self.body, InspectionRecord) else self.body
+
+
+TIP_OUTCOMES = ("hit", "miss", "false_alarm")
+
+
+class TipOutcome(_Wire):
+    """One officer's answer to Threat Image Projection on one screened item (training data, never a
+    verdict). `projection` is the station's TIP event number, unique with `record_id` (the item).
+    hit: the officer flagged the projected threat; miss: cleared it, flagged elsewhere or moved on;
+    false_alarm: flagged an item that held no projection (no threat, no decision time)."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    station: str = Field(pattern=STATION_ID.pattern)
+    officer: str = Field(min_length=1, max_length=64)
+    record_id: str = Field(min_length=1, max_length=128)
+    projection: int = Field(ge=1)
+    threat: str | None = Field(None, max_length=128)
+    label: str | None = Field(None, max_length=64)
+    outcome: Literal["hit", "miss", "false_alarm"]
+    shown_at: datetime
+    responded_at: datetime
+    decision_ms: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _projected_threat_named(self) -> "TipOutcome":
+        if self.outcome != "false_alarm" and not self.label:
+            raise ValueError(f"a TIP {self.outcome} must name the projected threat's class")
+        return self
+
+
+class TipMsg(_Envelope):
+    """A TIP outcome on the tip topic or in a batch; `record_id` is the screened item."""
+
+    kind: Literal[Kind.TIP]
+    body: TipOutcome
 
 
 class BlobChunkHeader(_Wire):
@@ -211,10 +249,14 @@ def encode_batch(station: str, envelopes: list[bytes]) -> bytes:
 class BatchMsg(_Wire):
     v: Literal[1] = PROTOCOL_VERSION
     station: str
-    items: list[Annotated[RecordMsg | ReviewMsg, Field(discriminator="kind")]]
+    items: list[Annotated[RecordMsg | ReviewMsg | TipMsg, Field(discriminator="kind")]]
 
 
-def decode_batch(payload: bytes) -> tuple[str, list[tuple[RecordMsg | ReviewMsg | None, EnvelopeHead | None, str]]]:
+Message = RecordMsg | ReviewMsg | TipMsg
+MESSAGE_MODELS: dict[str, type[_Envelope]] = {Kind.REVIEW: ReviewMsg, Kind.TIP: TipMsg}
+
+
+def decode_batch(payload: bytes) -> tuple[str, list[tuple[Message | None, EnvelopeHead | None, str]]]:
     """(station, [(message or None, head, error)]): one bad item does not sink the others."""
     try:
         batch = BatchMsg.model_validate_json(payload)
@@ -245,9 +287,9 @@ def encode_envelope(station: str, kind: str, msg: int, seq: int, record_id: str,
     return head[:-1].encode() + b',"body":' + body + b"}"
 
 
-def decode_message(kind: str, payload: bytes) -> RecordMsg | ReviewMsg:
-    """Parse a record or review envelope; ProtocolError names the first problem."""
-    model = ReviewMsg if kind == Kind.REVIEW else RecordMsg
+def decode_message(kind: str, payload: bytes) -> Message:
+    """Parse a record, review or TIP envelope; ProtocolError names the first problem."""
+    model = MESSAGE_MODELS.get(kind, RecordMsg)
     try:
         return model.model_validate_json(payload)
     except ValidationError as exc:

@@ -7,7 +7,9 @@ that approximation against a per-energy sum is in DOMAIN.md). Projection happens
 to the screen: the record, its verdict and the actuation never see it. Each projection is a row in
 `tip_events` holding everything needed to recompute the composite (threat, place, scale).
 Outcomes: hit (officer flagged it), miss (officer cleared it or moved on), false_alarm (officer
-flagged an image that held no projection).
+flagged an image that held no projection). Each outcome is also queued for the hub, in the same
+transaction, as an outbox row of kind `tip` on the record lane (`central_sync.protocol.TipOutcome`);
+the item's own record and outbox rows are never touched.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import random
 import sqlite3
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,8 @@ import cv2
 import numpy as np
 import structlog
 
+from central_sync.outbox import Lane, enqueue
+from central_sync.protocol import Kind
 from central_sync.schema import InspectionRecord, Verdict
 from edge.audit import transaction
 from edge.web.config import TipConfig
@@ -199,8 +204,7 @@ class TipEngine:
         with transaction(conn):
             rows = conn.execute("SELECT id, record_id, label FROM tip_events WHERE officer = ? AND outcome ="
                                 " 'pending' AND record_id != ?", (officer, record_id)).fetchall()
-            conn.executemany("UPDATE tip_events SET outcome = 'miss', responded_at = ? WHERE id = ?",
-                             [(now, r[0]) for r in rows])
+            _close(conn, [r[0] for r in rows], "miss", now)
         return {"record_id": rows[-1][1], "label": rows[-1][2]} if rows else None
 
     def pending(self, conn: sqlite3.Connection, officer: str, record_id: str) -> Projection | None:
@@ -224,15 +228,49 @@ class TipEngine:
         if p is None:
             if not flagged:
                 return None
-            conn.execute("INSERT INTO tip_events (at, officer, record_id, outcome, responded_at)"
-                         " VALUES (?,?,?,'false_alarm',?)", (now, officer, record_id, now))
+            with transaction(conn):
+                cur = conn.execute("INSERT INTO tip_events (at, officer, record_id, outcome, responded_at)"
+                                   " VALUES (?,?,?,'false_alarm',?)", (now, officer, record_id, now))
+                _queue_for_hub(conn, int(cur.lastrowid))
             return TipResponse("false_alarm")
         threat = self.threats[p.threat]
         hit = flagged and (box is None or _overlaps(box, p.box(threat)))
         outcome = "hit" if hit else "miss"
-        conn.execute("UPDATE tip_events SET outcome = ?, responded_at = ? WHERE officer = ? AND record_id = ?"
-                     " AND outcome = 'pending'", (outcome, now, officer, record_id))
+        with transaction(conn):
+            ids = [r[0] for r in conn.execute("SELECT id FROM tip_events WHERE officer = ? AND record_id = ?"
+                                              " AND outcome = 'pending'", (officer, record_id))]
+            _close(conn, ids, outcome, now)
         return TipResponse(outcome, threat.label, p.box(threat))
+
+
+def _close(conn: sqlite3.Connection, ids: list[int], outcome: str, now: float) -> None:
+    """Answer pending projections and queue each outcome for the hub (inside the caller's transaction)."""
+    conn.executemany("UPDATE tip_events SET outcome = ?, responded_at = ? WHERE id = ?", [(outcome, now, i) for i in ids])
+    for event_id in ids:
+        _queue_for_hub(conn, event_id)
+
+
+def _queue_for_hub(conn: sqlite3.Connection, event_id: int) -> None:
+    """One outbox row (kind `tip`, record lane) carrying the outcome of TIP event `event_id`, keyed at
+    the hub by (station, item, event). Written as stored, not judged here: a row the hub rejects
+    is parked in the outbox and alarmed like any other, never dropped."""
+    row = conn.execute(
+        "SELECT t.at, t.officer, t.record_id, t.threat, t.label, t.outcome, t.responded_at, i.station, i.seq"
+        " FROM tip_events t LEFT JOIN inspections i ON i.id = t.record_id WHERE t.id = ?", (event_id,)).fetchone()
+    at, officer, record_id, threat, label, outcome, responded_at, station, seq = row
+    if station is None:
+        log.warning("tip.outcome_not_synced", event=event_id, record=record_id,
+                    reason=f"item {record_id} is no longer in the station database, so its station and seq are unknown")
+        return
+    body = {"v": 1, "station": station, "officer": officer, "record_id": record_id, "projection": event_id,
+            "threat": threat, "label": label, "outcome": outcome, "shown_at": _iso(at),
+            "responded_at": _iso(responded_at),
+            "decision_ms": None if outcome == "false_alarm" else round((responded_at - at) * 1000.0, 1)}
+    enqueue(conn, Lane.RECORD, Kind.TIP.value, record_id, seq, json.dumps(body))
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
 
 
 def stats(conn: sqlite3.Connection, officer: str | None = None) -> list[dict[str, Any]]:

@@ -23,6 +23,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "act": frozenset(ROLES),               # acknowledge, comment, escalate
     "assign": frozenset({"supervisor", "admin"}),
     "kpi": frozenset({"supervisor", "admin"}),
+    "tip_kpi": frozenset(ROLES),               # TIP figures per station
+    "staff_kpi": frozenset({"supervisor", "admin"}),  # per-officer figures (staff performance)
     "command": frozenset({"supervisor", "admin"}),
     "switch_model": frozenset({"admin"}),
     "audit": frozenset({"supervisor", "admin"}),

@@ -76,3 +76,13 @@ def kpi_inputs(store: HubStore, since: float, until: float, limit: int = 200_000
                                     " WHERE x.decided_ts >= ? AND x.decided_ts < ?", (since, until)):
         reviews[rid].append(json.loads(body))
     return records, reviews
+
+
+TIP_FIELDS = ("station", "officer", "record_id", "projection", "label", "outcome", "decision_ms", "responded_ts")
+
+
+def tip_inputs(store: HubStore, since: float, until: float, limit: int = 500_000) -> list[dict]:
+    """TIP outcomes answered in [since, until)."""
+    rows = execute(store, f"SELECT {', '.join(TIP_FIELDS)} FROM tip_outcomes WHERE responded_ts >= ? AND responded_ts < ?"
+                          " LIMIT ?", (since, until, limit))
+    return [dict(zip(TIP_FIELDS, row)) for row in rows]

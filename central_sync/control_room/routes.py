@@ -186,9 +186,13 @@ def build_router(room) -> APIRouter:
         end = until.timestamp() if until else time.time()
         return (since.timestamp() if since else end - 24 * 3600), end
 
+    def kpi_figures(since: datetime | None, until: datetime | None) -> dict:
+        period = kpi_range(since, until)
+        return kpi.compute(*queries.kpi_inputs(store, *period), queries.tip_inputs(store, *period))
+
     @r.get("/cr/api/kpi")
     def kpis(since: datetime | None = None, until: datetime | None = None, user: auth.User = Depends(need("kpi"))) -> dict:
-        figures = kpi.compute(*queries.kpi_inputs(store, *kpi_range(since, until)))
+        figures = kpi_figures(since, until)
         lang = lang_of(user)
         figures["charts"] = {
             "throughput": svg.lines(figures["hourly"], t("kpi.chart_throughput", lang)),
@@ -200,8 +204,38 @@ def build_router(room) -> APIRouter:
 
     @r.get("/cr/api/kpi.csv")
     def kpis_csv(since: datetime | None = None, until: datetime | None = None, user: auth.User = Depends(need("kpi"))) -> Response:
-        text = kpi.to_csv(kpi.compute(*queries.kpi_inputs(store, *kpi_range(since, until))))
-        return Response(text, media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="kpi.csv"'})
+        return csv_response(kpi.to_csv(kpi_figures(since, until)), "kpi.csv")
+
+    def csv_response(text: str, name: str) -> Response:
+        return Response(text, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    def tip_figures(since: datetime | None, until: datetime | None, per_officer: bool) -> list[dict]:
+        return kpi.tip_rows(queries.tip_inputs(store, *kpi_range(since, until)), per_officer)
+
+    def tip_charts(rows: list[dict], name, lang: str) -> dict:
+        return {c: svg.bars({name(row): row[c] for row in rows}, t(f"kpi.col.{c}", lang)) for c in ("tip_hit_rate", "tip_miss_rate")}
+
+    @r.get("/cr/api/kpi/tip")
+    def tip_kpis(since: datetime | None = None, until: datetime | None = None,
+                 user: auth.User = Depends(need("tip_kpi"))) -> dict:
+        rows = tip_figures(since, until, per_officer=False)
+        return {"stations": rows, "charts": tip_charts(rows, lambda row: row["station"], lang_of(user))}
+
+    @r.get("/cr/api/kpi/tip.csv")
+    def tip_kpis_csv(since: datetime | None = None, until: datetime | None = None,
+                     user: auth.User = Depends(need("tip_kpi"))) -> Response:
+        return csv_response(kpi.rows_csv(tip_figures(since, until, per_officer=False), kpi.TIP_STATION_COLS), "tip.csv")
+
+    @r.get("/cr/api/kpi/tip/officers")
+    def tip_officers(since: datetime | None = None, until: datetime | None = None,
+                     user: auth.User = Depends(need("staff_kpi"))) -> dict:
+        rows = tip_figures(since, until, per_officer=True)
+        return {"officers": rows, "charts": tip_charts(rows, lambda row: f"{row['station']} {row['officer']}", lang_of(user))}
+
+    @r.get("/cr/api/kpi/tip/officers.csv")
+    def tip_officers_csv(since: datetime | None = None, until: datetime | None = None,
+                         user: auth.User = Depends(need("staff_kpi"))) -> Response:
+        return csv_response(kpi.rows_csv(tip_figures(since, until, per_officer=True), kpi.TIP_OFFICER_COLS), "tip-officers.csv")
 
     @r.post("/cr/api/commands")
     def command(body: CommandIn, user: auth.User = Depends(need("command"))) -> dict:

@@ -47,6 +47,7 @@ class Ingestor:
                 log.warning("hub.malformed", topic=name, error=str(exc))
         self.store.commit(work.batch)
         self.counters["records"] += len(work.batch.records)
+        self.counters["tip_outcomes"] += len(work.batch.tips)
         for station, header in work.blobs.values():
             self._finish_blob(work, station, header)
         for station, items in work.acks.items():
@@ -59,7 +60,7 @@ class Ingestor:
         kind = leaf[0]
         if leaf == ["status"]:
             self._status(work, station, payload, now)
-        elif kind in (p.Kind.INSPECTION, p.Kind.ALERT, p.Kind.REVIEW) and len(leaf) == 1:
+        elif kind in (p.Kind.INSPECTION, p.Kind.ALERT, p.Kind.REVIEW, p.Kind.TIP) and len(leaf) == 1:
             self._message(work, station, kind, payload, now)
         elif kind == p.Kind.BATCH and len(leaf) == 1:
             self._batch(work, station, payload, now)
@@ -100,13 +101,18 @@ class Ingestor:
         self._accept(work, station, kind, msg, now)
 
     def _accept(self, work: _Work, station: str, kind: str, msg, now: float) -> None:
-        body_station = msg.body.station if isinstance(msg.body, InspectionRecord) else msg.station
+        body_station = msg.body.station if isinstance(msg.body, (InspectionRecord, p.TipOutcome)) else msg.station
         if station != msg.station or msg.station != body_station:
             self._reject(work, station, msg, f"{kind} from topic station {station!r} claims station "
                          f"{msg.station!r} (body {body_station!r})")
             return
         if isinstance(msg, p.RecordMsg):
             work.batch.records.append(_record_row(msg.body, kind == p.Kind.ALERT, now, self.hub_id))
+        elif isinstance(msg, p.TipMsg):
+            if msg.body.record_id != msg.record_id:
+                self._reject(work, station, msg, f"TIP outcome for item {msg.body.record_id!r} sent as item {msg.record_id!r}")
+                return
+            work.batch.tips.append(_tip_row(msg.body, now, self.hub_id))
         elif (r := msg.review()) is None:
             self._reject(work, station, msg, f"review of record {msg.record_id} carries no review")
             return
@@ -153,3 +159,8 @@ def _record_row(r: InspectionRecord, on_alert_topic: bool, now: float, hub: str)
     idents = " ".join(i.value for i in r.identities)
     return (r.id, r.station, r.seq, r.verdict.value, alert, r.kind.value, r.lane, r.decided_at.timestamp(), idents,
             r.scan.sha256 if r.scan else None, r.to_json(), now, hub)
+
+
+def _tip_row(t: p.TipOutcome, now: float, hub: str) -> tuple:
+    return (t.station, t.record_id, t.projection, t.officer, t.threat, t.label, t.outcome, t.decision_ms,
+            t.shown_at.timestamp(), t.responded_at.timestamp(), t.model_dump_json(), now, hub)

@@ -1,7 +1,8 @@
 """The hub's database: SQLite (embedded, one machine) or PostgreSQL (psycopg 3), same SQL.
 
 Writes are idempotent: a record is one row per id whatever number of times it arrives; image
-chunks are keyed by (sha256, index) and a finished image by its sha256. Each thread gets its own
+chunks are keyed by (sha256, index) and a finished image by its sha256; a TIP outcome by
+(station, record id, projection). Each thread gets its own
 connection (the ingest worker, the gap checker and the HTTP handlers run on different threads).
 """
 
@@ -11,7 +12,7 @@ import hashlib
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -38,6 +39,13 @@ CREATE TABLE IF NOT EXISTS blob_chunks (
 CREATE TABLE IF NOT EXISTS blobs (
     sha256 TEXT PRIMARY KEY, size BIGINT NOT NULL, station TEXT NOT NULL, data {blob} NOT NULL,
     committed_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS tip_outcomes (
+    station TEXT NOT NULL, record_id TEXT NOT NULL, projection BIGINT NOT NULL, officer TEXT NOT NULL,
+    threat TEXT, label TEXT, outcome TEXT NOT NULL, decision_ms DOUBLE PRECISION,
+    shown_ts DOUBLE PRECISION NOT NULL, responded_ts DOUBLE PRECISION NOT NULL, body TEXT NOT NULL,
+    committed_at DOUBLE PRECISION NOT NULL, hub TEXT NOT NULL,
+    PRIMARY KEY (station, record_id, projection));
+CREATE INDEX IF NOT EXISTS tip_outcomes_responded ON tip_outcomes (responded_ts);
 CREATE TABLE IF NOT EXISTS stations (
     station TEXT PRIMARY KEY, state TEXT NOT NULL, session BIGINT NOT NULL, status TEXT NOT NULL,
     status_at DOUBLE PRECISION NOT NULL, seen_at DOUBLE PRECISION NOT NULL);
@@ -50,6 +58,10 @@ UPSERT_RECORD = (f"INSERT INTO records ({','.join(RECORD_COLS)}) VALUES ({','.jo
 INSERT_REVIEW = ("INSERT INTO reviews (record_id, station, officer, decided_ts, outcome, body, committed_at)"
                  " VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
 UPDATE_REVIEWED = "UPDATE records SET body=? WHERE id=?"
+TIP_COLS = ("station", "record_id", "projection", "officer", "threat", "label", "outcome", "decision_ms", "shown_ts",
+            "responded_ts", "body", "committed_at", "hub")
+INSERT_TIP = (f"INSERT INTO tip_outcomes ({','.join(TIP_COLS)}) VALUES ({','.join('?' * len(TIP_COLS))})"
+              " ON CONFLICT DO NOTHING")
 INSERT_CHUNK = "INSERT INTO blob_chunks (sha256, idx, count, size, data) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING"
 UPSERT_STATION = ("INSERT INTO stations (station, state, session, status, status_at, seen_at) VALUES (?,?,?,?,?,?)"
                   " ON CONFLICT (station) DO UPDATE SET state=excluded.state, session=excluded.session,"
@@ -68,6 +80,7 @@ class Batch:
     chunks: list[tuple]
     stations: list[tuple]
     reviewed: list[tuple]  # (record JSON with its review, record id)
+    tips: list[tuple] = field(default_factory=list)  # TIP outcomes, TIP_COLS order
 
 
 class HubStore:
@@ -127,7 +140,7 @@ class HubStore:
         def write(cur) -> None:
             for sql, rows in ((UPSERT_RECORD, batch.records), (INSERT_REVIEW, batch.reviews),
                               (INSERT_CHUNK, batch.chunks), (UPSERT_STATION, batch.stations),
-                              (UPDATE_REVIEWED, batch.reviewed)):
+                              (UPDATE_REVIEWED, batch.reviewed), (INSERT_TIP, batch.tips)):
                 if rows:
                     cur.executemany(self._sql(sql), rows)
         self._run(write)

@@ -136,3 +136,29 @@ async def test_acl_denial_is_an_error_and_nothing_is_retired(secure_broker):
         stats = pub.stats()
     assert stats["counters"]["puback_0x87"] >= 5 and "0x87 not authorised" in stats["last_error"]
     assert outbox_rows(db) == 5 and store.query("SELECT count(*) FROM records") == [(0,)]
+
+
+async def test_shipped_acl_lets_a_station_send_its_tip_outcomes(secure_broker):
+    from datetime import UTC, datetime
+
+    from central_sync.outbox import Lane, enqueue
+    from central_sync.protocol import TipOutcome
+    from test_sync_e2e import wait_for
+
+    broker, tmp = secure_broker
+    db = tmp / "st3.db"
+    conn = open_station_db(db)
+    at = datetime(2026, 11, 25, 9, tzinfo=UTC)
+    body = TipOutcome(station="gate-1", officer="B-1", record_id="item-1", projection=1, threat="knife-0", label="knife",
+                      outcome="hit", shown_at=at, responded_at=at, decision_ms=0.0).model_dump_json()
+    conn.execute("BEGIN")
+    enqueue(conn, Lane.RECORD, "tip", "item-1", 1, body)  # a single row travels on cpe/v1/gate-1/tip
+    conn.execute("COMMIT")
+    conn.close()
+    store = open_store(str(tmp / "hub3.db"))
+    hub_cfg = BrokerConfig(port=broker.port, username="hub", password_file=tmp / "hub.pw")
+    station = SyncConfig(port=broker.port, username="gate-1", password_file=tmp / "gate-1.pw")
+    async with Hub(hub_cfg, store, "hub-acl3"), Publisher(station, "gate-1", db, tmp) as pub:
+        await wait_for(lambda: outbox_rows(db) == 0, 20, "TIP outcome delivered")
+        assert pub.stats()["counters"].get("puback_0x87", 0) == 0
+    assert store.query("SELECT officer, outcome FROM tip_outcomes") == [("B-1", "hit")]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from central_sync import commands
-from central_sync.control_room import auth, queries
+from central_sync.control_room import auth, kpi, queries
 from central_sync.control_room.i18n import LANGS, catalogue
 from central_sync.schema import ItemKind, Review, Verdict
 
@@ -32,7 +32,7 @@ def used_keys() -> set[str]:
     keys |= {f"action.{k}" for k in ("ack", "assign", "escalate", "comment")}
     keys |= {f"kpi.col.{c}" for c in ("station", "items", "suspect_rate", "manual_rate", "budget_missed", "device_fault",
                                       "verdict_ms_p50", "verdict_ms_p95", "decision_s_p50", "reviewed", "agreement",
-                                      "tip_shown", "tip_hits", "officer", "agree", "disagree")}
+                                      "officer", "agree", "disagree", *kpi.TIP_OFFICER_COLS)}
     return keys
 
 

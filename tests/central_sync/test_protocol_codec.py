@@ -20,9 +20,9 @@ def test_topics_and_subscriptions():
     assert p.topic("gate-1", "alert") == "cpe/v1/gate-1/alert"
     assert p.blob_topic("g", "ab" * 32, 3) == f"cpe/v1/g/blob/{'ab' * 32}/3"
     assert p.hub_subscriptions() == ["$share/hub/cpe/v1/+/alert", "$share/hub/cpe/v1/+/inspection",
-                                     "$share/hub/cpe/v1/+/review", "$share/hub/cpe/v1/+/batch",
+                                     "$share/hub/cpe/v1/+/review", "$share/hub/cpe/v1/+/tip", "$share/hub/cpe/v1/+/batch",
                                      "$share/hub/cpe/v1/+/blob/+/+", "cpe/v1/+/status"]
-    assert p.hub_subscriptions(lane="bulk") == ["$share/hub/cpe/v1/+/inspection", "$share/hub/cpe/v1/+/review", "$share/hub/cpe/v1/+/batch", "$share/hub/cpe/v1/+/blob/+/+"]
+    assert p.hub_subscriptions(lane="bulk") == ["$share/hub/cpe/v1/+/inspection", "$share/hub/cpe/v1/+/review", "$share/hub/cpe/v1/+/tip", "$share/hub/cpe/v1/+/batch", "$share/hub/cpe/v1/+/blob/+/+"]
     assert p.parse_topic("cpe/v1/gate-1/blob/abc/2") == ("gate-1", ["blob", "abc", "2"])
     for bad in ("cpe/v2/g/alert", "cpe/v1/g", "cpe/v1/a b/alert", "x"):
         with pytest.raises(ProtocolError):

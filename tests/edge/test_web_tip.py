@@ -104,7 +104,8 @@ def station(tmp_path, library):
 
 
 def _outbox(store):
-    return store.conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    """The item's own outbox rows (TIP outcomes travel as rows of their own, kind `tip`)."""
+    return store.conn.execute("SELECT id, lane, kind, record_id, seq, payload FROM outbox WHERE kind != 'tip'").fetchall()
 
 
 def test_hit_is_scored_then_told_and_the_record_is_untouched(station):

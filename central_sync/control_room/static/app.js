@@ -91,7 +91,7 @@ function show(view) {
   S.view = view;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== view;
   for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("active", b.dataset.view === view);
-  ({ kpi: loadKpi, commands: loadCommands, audit: loadAudit }[view] || (() => {}))();
+  ({ kpi: loadKpi, tip: loadTip, commands: loadCommands, audit: loadAudit }[view] || (() => {}))();
 }
 for (const b of document.querySelectorAll("#nav button")) b.addEventListener("click", () => show(b.dataset.view));
 
@@ -195,14 +195,35 @@ async function loadKpi() {
   const p = filterParams($("#kpi-range"));
   const k = await api("/cr/api/kpi?" + p);
   $("#kpi-csv").href = "/cr/api/kpi.csv?" + p;
-  $("#kpi-charts").replaceChildren(...Object.values(k.charts).map((s) => { const d = el("div"); d.innerHTML = s; return d; }));
+  charts($("#kpi-charts"), k.charts);
   const cols = [["station", 0], ["items", 0], ["suspect_rate", 1], ["manual_rate", 1], ["budget_missed", 0], ["device_fault", 0],
-    ["verdict_ms_p50", 0], ["verdict_ms_p95", 0], ["decision_s_p50", 0], ["reviewed", 0], ["agreement", 1], ["tip_shown", 0], ["tip_hits", 0]];
+    ["verdict_ms_p50", 0], ["verdict_ms_p95", 0], ["decision_s_p50", 0], ["reviewed", 0], ["agreement", 1], ["tip_shown", 0], ["tip_hits", 0], ["tip_hit_rate", 1], ["tip_miss_rate", 1]];
   table($("#kpi-table"), cols.map(([c]) => t("kpi.col." + c)), k.summary.map((row) => cols.map(([c, pct]) => (c === "station" ? row[c] : fmtNum(row[c], pct)))));
-  table($("#kpi-officers"), ["officer", "reviewed", "agree", "disagree", "tip_shown", "tip_hits"].map((c) => t("kpi.col." + c)),
-    k.officers.map((o) => [o.officer, fmtNum(o.reviewed || 0), fmtNum(o.agree || 0), fmtNum(o.disagree || 0), fmtNum(o.tip_shown || 0), fmtNum(o.tip_hits || 0)]));
+  table($("#kpi-officers"), ["officer", "reviewed", "agree", "disagree"].map((c) => t("kpi.col." + c)),
+    k.officers.map((o) => [o.officer, fmtNum(o.reviewed || 0), fmtNum(o.agree || 0), fmtNum(o.disagree || 0)]));
 }
 $("#kpi-range").addEventListener("submit", (ev) => { ev.preventDefault(); loadKpi(); });
+
+// ---- TIP: per station for every role, per officer for supervisors and admins ----------------
+const TIP_COLS = [["tip_shown", 0], ["tip_hits", 0], ["tip_misses", 0], ["tip_hit_rate", 1], ["tip_miss_rate", 1], ["tip_false_alarms", 0], ["tip_decision_s_p50", 0]];
+function tipTable(node, keys, rows) {
+  const cols = [...keys.map((k) => [k, null]), ...TIP_COLS];
+  table(node, cols.map(([c]) => t("kpi.col." + c)), rows.map((row) => cols.map(([c, pct]) => (pct === null ? row[c] : fmtNum(row[c], pct)))));
+}
+function charts(node, svgs) { node.replaceChildren(...Object.values(svgs).map((s) => { const d = el("div"); d.innerHTML = s; return d; })); }
+async function loadTip() {
+  const p = filterParams($("#tip-range"));
+  const k = await api("/cr/api/kpi/tip?" + p);
+  $("#tip-csv").href = "/cr/api/kpi/tip.csv?" + p;
+  charts($("#tip-charts"), k.charts);
+  tipTable($("#tip-table"), ["station"], k.stations);
+  if (!S.me.can.includes("staff_kpi")) return;
+  const o = await api("/cr/api/kpi/tip/officers?" + p);
+  $("#tip-officers-csv").href = "/cr/api/kpi/tip/officers.csv?" + p;
+  charts($("#tip-officer-charts"), o.charts);
+  tipTable($("#tip-officers"), ["station", "officer"], o.officers);
+}
+$("#tip-range").addEventListener("submit", (ev) => { ev.preventDefault(); loadTip(); });
 function table(node, head, rows) {
   node.replaceChildren(el("tr", {}, ...head.map((h) => el("th", {}, h))), ...rows.map((r) => el("tr", {}, ...r.map((c) => el("td", {}, c)))));
 }

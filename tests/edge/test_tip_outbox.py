@@ -1,0 +1,85 @@
+"""TIP outcomes leave the station through the outbox: one `tip` row per answered projection, written
+in the same transaction as the outcome, and the item's own record and outbox rows untouched."""
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from central_sync.outbox import Lane
+from central_sync.protocol import TipOutcome
+from central_sync.schema import Verdict
+from edge import tip
+from edge.store import Store
+from edge.web.config import TipConfig
+from edge.web.demo import record_for, synthetic_scan
+
+
+@pytest.fixture
+def station(tmp_path):
+    store = Store(tmp_path / "data", station="t-1").open()
+    tip.ensure_schema(store.conn)
+    engine = tip.TipEngine(TipConfig(rate=1.0, library_dir=tip.SHIPPED_LIBRARY, seed=5))
+    rng = np.random.default_rng(11)
+
+    def item():
+        scan, truth = synthetic_scan(rng, threat=False)
+        record = record_for(scan, Verdict.CLEAR, "clear", truth, station="t-1")
+        return store.commit(record, store.put_scan(record.scan.sha256, scan.to_bytes()))
+
+    yield store, engine, item
+    store.close()
+
+
+def tip_rows(store):
+    return store.conn.execute("SELECT lane, record_id, seq, payload FROM outbox WHERE kind = 'tip' ORDER BY id").fetchall()
+
+
+def test_each_answered_projection_is_queued_for_the_hub_with_officer_item_class_and_times(station):
+    store, engine, item = station
+    a = item()
+    items_before = store.conn.execute("SELECT * FROM outbox ORDER BY id").fetchall()
+    engine.on_item(store, "B-7", a, now=1000.0)
+    assert tip_rows(store) == []  # a pending projection is not an outcome yet
+    p = engine.pending(store.conn, "B-7", a.id)
+    engine.respond(store.conn, "B-7", a.id, True, p.box(engine.threats[p.threat]), now=1002.5)
+    [(lane, record_id, seq, payload)] = tip_rows(store)
+    event = store.conn.execute("SELECT id FROM tip_events WHERE record_id = ?", (a.id,)).fetchone()[0]
+    assert (lane, record_id, seq) == (Lane.RECORD, a.id, a.seq)
+    assert TipOutcome.model_validate_json(payload) == TipOutcome(
+        station="t-1", officer="B-7", record_id=a.id, projection=event, threat=p.threat, label=engine.threats[p.threat].label,
+        outcome="hit", shown_at=datetime.fromtimestamp(1000.0, UTC), responded_at=datetime.fromtimestamp(1002.5, UTC),
+        decision_ms=2500.0)
+    assert store.conn.execute("SELECT * FROM outbox WHERE kind != 'tip' ORDER BY id").fetchall() == items_before
+    assert store.get(a.id) == a
+
+
+def test_moving_on_and_false_alarms_are_queued_too(station):
+    store, engine, item = station
+    a, b, c = item(), item(), item()
+    engine.on_item(store, "B-7", a, now=10.0)
+    engine.on_item(store, "B-7", b, now=14.0)  # a was never answered: a miss after 4 s
+    engine.respond(store.conn, "B-8", c.id, True, now=20.0)  # another officer flags an image without projection
+    bodies = [json.loads(r[3]) for r in tip_rows(store)]
+    assert [(x["record_id"], x["officer"], x["outcome"], x["decision_ms"]) for x in bodies] == \
+        [(a.id, "B-7", "miss", 4000.0), (c.id, "B-8", "false_alarm", None)]
+    assert bodies[1]["threat"] is None and bodies[1]["label"] is None
+
+
+def test_outcome_and_its_outbox_row_commit_together_or_not_at_all(station):
+    store, engine, item = station
+    a, b = item(), item()
+    engine.on_item(store, "B-7", a)
+    store.conn.execute("CREATE TRIGGER no_tip BEFORE INSERT ON outbox WHEN new.kind = 'tip'"
+                       " BEGIN SELECT RAISE(ABORT, 'outbox refuses tip rows'); END")
+    with pytest.raises(sqlite3.DatabaseError, match="outbox refuses"):
+        engine.respond(store.conn, "B-7", a.id, False)
+    with pytest.raises(sqlite3.DatabaseError, match="outbox refuses"):
+        engine.on_item(store, "B-7", b)
+    assert engine.pending(store.conn, "B-7", a.id) is not None  # the outcome rolled back with its outbox row
+    assert tip.stats(store.conn, "B-7")[0]["misses"] == 0
+    store.conn.execute("DROP TRIGGER no_tip")
+    assert engine.respond(store.conn, "B-7", a.id, False).outcome == "miss"
+    assert [json.loads(r[3])["outcome"] for r in tip_rows(store)] == ["miss"]
