@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 import uvicorn
 
-from edge import sdnotify
+from appliance import sdnotify
 from edge.config import StationConfig
 from edge.context import StationContext
 from edge.detector import load_engine
@@ -26,7 +26,7 @@ from edge.inspection import Inspector
 from edge.metrics import StationMetrics
 from edge.stations import build_flow
 from edge.store import Store, StoreLimits, StoreWriter
-from edge.supervisor import Progress, watchdog
+from appliance.watchdog import Progress, watchdog
 from models.pool import InferencePool
 
 log = structlog.get_logger()

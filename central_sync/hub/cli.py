@@ -15,10 +15,14 @@ import structlog
 import uvicorn
 from pydantic import ValidationError
 
+from appliance import sdnotify
+from appliance.serving import stop_on_signals, until_listening
+from appliance.watchdog import watchdog
 from central_sync.config import BrokerConfig, TlsConfig
 from central_sync.control_room import ControlRoom, ControlRoomConfig
 from central_sync.errors import SyncError
 from central_sync.hub.api import create_app
+from central_sync.hub.metrics import install_metrics
 from central_sync.hub.service import Hub
 from central_sync.hub.store import open_store
 
@@ -45,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--http-port", type=int, default=8080, help="0 disables the HTTP API")
     run.add_argument("--batch-max", type=int, default=500, help="messages per database transaction")
     run.add_argument("--gap-period", type=float, default=5.0, help="seconds between seq gap checks")
+    run.add_argument("--stall-after", type=float, help="seconds a link or ingest thread may stay silent before "
+                     "the systemd watchdog is no longer fed (default: 60 or 3 x the broker back-off limit)")
     run.add_argument("--signing-key", type=Path, help="Ed25519 private key (PEM) that signs commands to stations")
     return ap
 
@@ -57,18 +63,33 @@ def _broker(args: argparse.Namespace) -> BrokerConfig:
 
 async def _run(args: argparse.Namespace) -> None:
     store = open_store(args.db)
-    async with Hub(_broker(args), store, args.hub_id, batch_max=args.batch_max, gap_period_s=args.gap_period) as hub, \
+    stop = stop_on_signals()
+    async with Hub(_broker(args), store, args.hub_id, batch_max=args.batch_max, gap_period_s=args.gap_period,
+                   stall_after_s=args.stall_after) as hub, \
             ControlRoom(store, _broker(args), ControlRoomConfig(signing_key=args.signing_key,
-                                                                client_id=f"{hub.hub_id}-cr")) as room:
+                                                                client_id=f"{hub.hub_id}-cr")) as room, \
+            asyncio.TaskGroup() as tasks:
         log.info("hub.started", hub=hub.hub_id, db=store.url, http_port=args.http_port)
+        background = []
+        if (period := sdnotify.watchdog_period_s()) is not None:
+            background.append(tasks.create_task(watchdog(hub.progress, period), name="watchdog"))
+        server = None
         if args.http_port:
             # a bounded graceful shutdown: open live feeds must not hold SIGTERM up
-            config = uvicorn.Config(room.install(create_app(store, hub.stats)), host=args.http_host,
-                                    port=args.http_port, log_level="warning", lifespan="off",
-                                    timeout_graceful_shutdown=2)
-            await uvicorn.Server(config).serve()
-        else:
-            await asyncio.Event().wait()
+            app = install_metrics(room.install(create_app(store, hub.stats)), hub.stats)
+            server = uvicorn.Server(uvicorn.Config(app, host=args.http_host, port=args.http_port, log_level="warning",
+                                                   lifespan="off", timeout_graceful_shutdown=2))
+            tasks.create_task(server.serve(), name="web").add_done_callback(lambda _: stop.set())
+            await until_listening(server)
+        http = f", HTTP on port {args.http_port}" if args.http_port else ""
+        sdnotify.notify(f"READY=1\nSTATUS=hub {hub.hub_id} ingesting{http}")
+        await stop.wait()
+        log.info("hub.stopping", hub=hub.hub_id)
+        sdnotify.notify("STOPPING=1")
+        if server is not None:
+            server.should_exit = True
+        for task in background:
+            task.cancel()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 import structlog
@@ -28,8 +29,10 @@ class HubLink:
     """Consumes the shared subscriptions into `inbox`; publishes what is put in `outbox`."""
 
     def __init__(self, cfg: BrokerConfig, hub_id: str, inbox: queue.Queue, lane: str,
-                 group: str = p.SHARE_GROUP) -> None:
+                 group: str = p.SHARE_GROUP, beat: Callable[[], None] = lambda: None) -> None:
+        """beat: called on every turn of the link's loops (liveness for the watchdog)."""
         self.cfg, self.hub_id, self.inbox, self.group, self.lane = cfg, f"{hub_id}-{lane}", inbox, group, lane
+        self.beat = beat
         self.outbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self.connected = False
         self.sessions = 0
@@ -50,6 +53,7 @@ class HubLink:
     def run(self, stop: threading.Event) -> None:
         attempt = 0
         while not stop.is_set():
+            self.beat()
             try:
                 self._session(stop)
                 attempt = 0
@@ -90,6 +94,7 @@ class HubLink:
         self.connected, self.sessions = True, self.sessions + 1
         log.info("hub.link_up", hub=self.hub_id, broker=f"{self.cfg.host}:{self.cfg.port}")
         while not stop.is_set():
+            self.beat()
             self._drain_outbox(client)
             self._loop(client)
             self._read_burst(client)

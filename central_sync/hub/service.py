@@ -19,6 +19,7 @@ from types import TracebackType
 
 import structlog
 
+from appliance.watchdog import Progress
 from central_sync.config import BrokerConfig
 from central_sync.errors import HubStoreError
 from central_sync.hub.gaps import GapChecker
@@ -45,13 +46,18 @@ class Hub:
     """Runs ingest until the context exits; `stats()` for /api/hub and the logs."""
 
     def __init__(self, broker: BrokerConfig, store: HubStore, hub_id: str | None = None, batch_max: int = 500,
-                 queue_max: int = 5000, gap_period_s: float = 5.0) -> None:
+                 queue_max: int = 5000, gap_period_s: float = 5.0, stall_after_s: float | None = None) -> None:
         self.store, self.hub_id = store, hub_id or default_hub_id()
         self.batch_max, self.gap_period_s = batch_max, gap_period_s
+        # Liveness for the watchdog: every link and ingest thread beats on each turn of its loop.
+        # A link waits at most reconnect_max_s between tries, so silence well beyond that is a hang.
+        self.progress = Progress(stall_after_s=stall_after_s or max(60.0, 3 * broker.reconnect_max_s))
         self.lanes: dict[str, _Lane] = {}
         for name in LANES:
             inbox: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=queue_max)
-            link = HubLink(broker, self.hub_id, inbox, name)
+            self.progress.register(f"link-{name}")
+            self.progress.register(f"ingest-{name}")
+            link = HubLink(broker, self.hub_id, inbox, name, beat=lambda n=f"link-{name}": self.progress.beat(n))
             self.lanes[name] = _Lane(inbox, link, None)  # type: ignore[arg-type]
         sender = self.lanes["priority"].link  # acks and commands leave on the quieter connection
         for lane in self.lanes.values():
@@ -92,6 +98,7 @@ class Hub:
     def _ingest_loop(self, stop: threading.Event, lane: _Lane, gaps: bool) -> None:
         next_gap = time.monotonic() + self.gap_period_s
         while not stop.is_set():
+            self.progress.beat(f"ingest-{lane.link.lane}")
             batch = self._take(lane.inbox)
             try:
                 if batch:
@@ -128,4 +135,4 @@ class Hub:
                 "sessions": sum(link.sessions for link in links),
                 "last_error": next((link.last_error for link in links if link.last_error), None),
                 "queued": {name: lane.inbox.qsize() for name, lane in self.lanes.items()},
-                "gap_seqs_asked": self.gaps.asked, "counters": dict(counters)}
+                "gap_seqs_asked": self.gaps.asked, "stalled": self.progress.stalled(), "counters": dict(counters)}

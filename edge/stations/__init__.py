@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from edge.events import EventBus
     from edge.inspection import Inspector
     from edge.metrics import StationMetrics
-    from edge.supervisor import Progress
+    from appliance.watchdog import Progress
 
 
 class Flow(Protocol):

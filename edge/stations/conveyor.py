@@ -32,7 +32,7 @@ from edge.inspection import Inspector, Item
 from edge.metrics import StationMetrics
 from edge.stations.acquisition import LineScan, current_link, start_line_scan
 from edge.stations.identify import TagWindow
-from edge.supervisor import Progress
+from appliance.watchdog import Progress
 from edge.tracking import ConveyorTracker, GateCommand, Geometry, ItemEntered, ItemRouted, ItemScanned, \
     TrackingFault, latency_budget_s
 from edge.verdict import Reason

@@ -18,7 +18,7 @@ from edge.devices import Devices
 from edge.inspection import Inspector, Item
 from edge.stations.acquisition import current_link, start_line_scan
 from edge.stations.identify import TagWindow
-from edge.supervisor import Progress
+from appliance.watchdog import Progress
 from edge.verdict import Reason
 
 log = structlog.get_logger()

@@ -11,7 +11,7 @@ from edge.devices import Devices
 from edge.inspection import Inspector, Item
 from edge.stations.acquisition import WholeScan
 from edge.stations.identify import TagWindow
-from edge.supervisor import Progress
+from appliance.watchdog import Progress
 from edge.verdict import Reason
 
 

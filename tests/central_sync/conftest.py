@@ -41,15 +41,17 @@ def pg_url():
 class HubProc:
     """`edge-hub run` in a child process (so a test can kill -9 it)."""
 
-    def __init__(self, db: str, broker_port: int, logdir: Path, name: str, http: bool = False, gap_period: float = 1.0) -> None:
+    def __init__(self, db: str, broker_port: int, logdir: Path, name: str, http: bool = False, gap_period: float = 1.0,
+                 extra: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
         self.http_port = free_port() if http else 0
         self.args = [sys.executable, "-m", "central_sync.hub.cli", "run", "--db", db, "--broker-port", str(broker_port),
-                     "--http-port", str(self.http_port), "--hub-id", name, "--gap-period", str(gap_period)]
+                     "--http-port", str(self.http_port), "--hub-id", name, "--gap-period", str(gap_period), *extra]
+        self.env = {**os.environ, **(env or {})}
         self.log = logdir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "HubProc":
-        self.proc = subprocess.Popen(self.args, cwd=REPO, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.args, cwd=REPO, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=self.env)
         return self
 
     def signal(self, sig: int) -> None:

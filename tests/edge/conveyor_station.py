@@ -11,7 +11,7 @@ from edge.metrics import StationMetrics
 from edge.stations.conveyor import ConveyorFlow
 from edge.stations.identify import TagWindow
 from edge.store import StoreWriter
-from edge.supervisor import Progress
+from appliance.watchdog import Progress
 
 # Generous read-back time where a test expects the PLC to confirm: the machine is shared.
 TOLERANT = {"kind": "sim", "readback_timeout_ms": 3000}

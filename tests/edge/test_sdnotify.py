@@ -1,11 +1,11 @@
-"""sd_notify over a real datagram socket, as systemd receives it."""
+"""sd_notify (appliance.sdnotify, shared by station and hub) over a real datagram socket, as systemd receives it."""
 
 import socket
 
 import pytest
 
-from edge import sdnotify
-from edge.supervisor import Progress
+from appliance import sdnotify
+from appliance.watchdog import Progress
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_watchdog_period_is_half_of_watchdog_usec(monkeypatch):
 
 async def test_watchdog_stays_silent_while_a_task_is_stalled(notify_socket):
     import asyncio
-    from edge.supervisor import watchdog
+    from appliance.watchdog import watchdog
     path, sock = notify_socket
     sock.setblocking(False)
     progress = Progress(stall_after_s=0.05)
@@ -73,3 +73,14 @@ def _drain(sock):
             n += 1
         except BlockingIOError:
             return n
+
+
+def test_a_full_notify_queue_never_blocks_the_service(notify_socket):
+    """systemd reading slowly must not stall the event loop that sends: sends beyond the queue fail fast."""
+    path, _ = notify_socket  # nobody reads it
+    results = [sdnotify.notify("WATCHDOG=1", socket_path=path) for _ in range(200)]
+    assert results[0] and not all(results)
+
+
+def test_a_vanished_socket_is_reported_not_raised(tmp_path):
+    assert sdnotify.notify("READY=1", socket_path=str(tmp_path / "gone")) is False

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from edge import sdnotify
+from appliance import sdnotify
 
 log = structlog.get_logger()
 
