@@ -8,8 +8,6 @@ stored, so a copy of the database does not hand out live sessions.
 from __future__ import annotations
 
 import hashlib
-import hmac
-import os
 import re
 import secrets
 import sqlite3
@@ -17,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from appliance.passwords import check_secret, hash_secret
 from edge import audit
 from edge.audit import transaction
 from edge.errors import EdgeError
@@ -35,7 +34,6 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "health": frozenset(ROLES),
 }
 
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 AUTH_DDL = """
 CREATE TABLE IF NOT EXISTS web_users (
@@ -93,18 +91,6 @@ def normalise_badge(badge: str) -> str:
     return value
 
 
-def hash_pin(pin: str, salt: bytes | None = None) -> str:
-    salt = salt or os.urandom(16)
-    digest = hashlib.scrypt(pin.encode(), salt=salt, dklen=32, **_SCRYPT)
-    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${salt.hex()}${digest.hex()}"
-
-
-def check_pin(pin: str, stored: str) -> bool:
-    _, n, r, p, salt, digest = stored.split("$")
-    got = hashlib.scrypt(pin.encode(), salt=bytes.fromhex(salt), dklen=32, n=int(n), r=int(r), p=int(p))
-    return hmac.compare_digest(got.hex(), digest)
-
-
 def add_user(store: Any, badge: str, name: str, role: str, pin: str, lang: str | None = None) -> User:
     """Create or replace a user (the `edge user add` command); the PIN is 4 to 12 digits."""
     if role not in ROLES:
@@ -118,7 +104,7 @@ def add_user(store: Any, badge: str, name: str, role: str, pin: str, lang: str |
     ensure_schema(conn)
     audit.ensure_schema(conn)
     conn.execute("INSERT OR REPLACE INTO web_users (badge, name, role, pin_hash, lang, created_at)"
-                 " VALUES (?,?,?,?,?,?)", (user.badge, user.name, role, hash_pin(pin), lang, time.time()))
+                 " VALUES (?,?,?,?,?,?)", (user.badge, user.name, role, hash_secret(pin), lang, time.time()))
     audit.append(conn, "cli", "user.add", user.badge, {"name": user.name, "role": role})  # never the PIN
     return user
 
@@ -139,7 +125,7 @@ def authenticate(conn: sqlite3.Connection, badge: str, pin: str, policy: Session
     name, role, pin_hash, lang, _, failed, locked_until = row
     if locked_until > now:
         raise AuthError(f"badge locked after repeated wrong PINs for {int(locked_until - now)} s more")
-    if not check_pin(pin, pin_hash):
+    if not check_secret(pin, pin_hash):
         failed += 1
         lock = now + policy.lockout_s if failed >= policy.max_failed else 0
         conn.execute("UPDATE web_users SET failed = ?, locked_until = ? WHERE badge = ?",

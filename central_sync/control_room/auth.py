@@ -7,11 +7,11 @@ sha256 is stored, and a session ends after `session_idle_s` without use or `sess
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import time
 from dataclasses import dataclass
 
+from appliance.passwords import check_secret, hash_secret
 from central_sync.control_room.config import ControlRoomConfig
 from central_sync.control_room.db import execute
 from central_sync.errors import SyncError
@@ -30,7 +30,6 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit": frozenset({"supervisor", "admin"}),
     "users": frozenset({"admin"}),
 }
-_SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
 
 
 class AuthError(SyncError):
@@ -47,18 +46,6 @@ class User:
         return self.role in PERMISSIONS[permission]
 
 
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
-    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${salt.hex()}${digest.hex()}"
-
-
-def check_password(password: str, stored: str) -> bool:
-    _, n, r, p, salt, digest = stored.split("$")
-    got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), dklen=32, n=int(n), r=int(r), p=int(p))
-    return hmac.compare_digest(got.hex(), digest)
-
-
 def add_user(store: HubStore, username: str, role: str, password: str, lang: str | None = None) -> User:
     """Create or replace a user (administrators do this through the CLI or the users API)."""
     if role not in ROLES:
@@ -67,13 +54,13 @@ def add_user(store: HubStore, username: str, role: str, password: str, lang: str
         raise AuthError(f"password for {username!r} has {len(password)} characters, at least 8 are needed")
     execute(store, "INSERT INTO cr_users (username, role, pw_hash, lang, active, created_at) VALUES (?,?,?,?,1,?)"
                    " ON CONFLICT (username) DO UPDATE SET role=excluded.role, pw_hash=excluded.pw_hash,"
-                   " lang=excluded.lang, active=1", (username, role, hash_password(password), lang, time.time()))
+                   " lang=excluded.lang, active=1", (username, role, hash_secret(password), lang, time.time()))
     return User(username, role, lang)
 
 
 def authenticate(store: HubStore, username: str, password: str) -> User:
     rows = execute(store, "SELECT role, pw_hash, lang, active FROM cr_users WHERE username=?", (username,))
-    if not rows or not rows[0][3] or not check_password(password, rows[0][1]):
+    if not rows or not rows[0][3] or not check_secret(password, rows[0][1]):
         raise AuthError(f"sign-in of {username!r} refused: unknown user, inactive or wrong password")
     return User(username, rows[0][0], rows[0][2])
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from contextlib import AsyncExitStack
 
 import httpx
@@ -227,7 +228,7 @@ def test_the_catalogues_name_every_latch_reason_and_refusal():
     codes = ["belt_link_down", "belt_estop", "belt_interlock", "belt_not_latched", "belt_restart_busy",
              "belt_unconfirmed"]
     for lang in i18n.LANGS:
-        cat = json.loads((i18n._DIR / f"{lang}.json").read_text(encoding="utf-8"))
+        cat = json.loads((Path(i18n.__file__).parent / f"{lang}.json").read_text(encoding="utf-8"))
         missing = [k for k in [*(f"belt.reason.{r}" for r in LATCH_REASONS), *(f"error.{c}" for c in codes)]
                    if k not in cat]
         assert not missing, f"{lang}: {missing}"
