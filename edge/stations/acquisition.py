@@ -58,6 +58,9 @@ async def start_line_scan(devices, ref: str) -> LineScan | FailedAcquisition:
     A refusal becomes a failed acquisition, so that the item goes to manual as a device fault.
     """
     scanner = devices.scanner
+    if scanner is None:  # it could not be opened at start: every item goes to manual, the flow goes on
+        return FailedAcquisition(f"no scanner for item {ref}: it could not be opened when the station started "
+                                 f"({devices.states().get('scanner', {}).get('detail', 'no detail')})")
     try:
         if not (await scanner.status()).armed:
             await scanner.arm()

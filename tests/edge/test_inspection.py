@@ -117,6 +117,19 @@ async def test_device_fault_mid_scan_is_manual_and_keeps_the_partial_scan(rig):
     assert record.scan is not None and record.scan.shape[0] == 128
 
 
+async def test_scanner_that_never_opened_sends_each_item_to_manual_without_stopping_the_flow(rig):
+    from edge.devices import Devices
+    from edge.stations.acquisition import start_line_scan
+
+    devices = Devices()  # the scanner could not be opened at start: devices.scanner is None
+    devices.mark("scanner", "lost", "serial port /dev/ttyUSB0 is missing")
+    for ref in ("bag-7", "bag-8"):
+        acquisition = await start_line_scan(devices, ref)
+        record = await rig.inspector().inspect(Item(ref, ItemKind.BAGGAGE), acquisition)
+        assert (record.verdict, record.reason) == (Verdict.MANUAL, "device_fault")
+    assert "/dev/ttyUSB0 is missing" in acquisition.message and "bag-8" in acquisition.message
+
+
 async def test_incomplete_scan_is_manual(rig):
     record = await rig.inspector().inspect(Item("bag-6", ItemKind.BAGGAGE), Blocks(bag(False), complete=False))
     assert (record.verdict, record.reason) == (Verdict.MANUAL, "scan_incomplete")
