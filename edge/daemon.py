@@ -88,6 +88,8 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         devices = await open_devices(stack, config.devices, st.id)
         publisher = await _open_publisher(stack, config, store)
         shadow = await _open_shadow(stack, config, pool)
+        if shadow is not None:
+            metrics.follow_shadow(shadow.stats)
         snapshot: dict[str, Any] = {}
         ctx = StationContext(st.id, st.kind, st.lane, st.budget_ms, store, events,
                              health=lambda: _health(engine, devices, publisher, metrics, snapshot, shadow),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -37,3 +40,31 @@ class StationMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def follow_shadow(self, stats: Callable[[], dict]) -> None:
+        """Export a shadow model's agreement figures (models.shadow.ShadowRunner.stats) at every scrape."""
+        self.registry.register(ShadowCollector(stats))
+
+
+class ShadowCollector(Collector):
+    """The candidate model's scans by outcome and its detections against the active model's, per class."""
+
+    def __init__(self, stats: Callable[[], dict]) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.stats()
+        candidate = [s["candidate"]["name"], s["candidate"]["version"]]
+        scans = CounterMetricFamily("edge_shadow_scans", "Scans offered to the shadow model, by outcome (compared, "
+                                    "skipped_busy, skipped_pending, failed, verdict_agree, verdict_differ)",
+                                    labels=["model", "version", "outcome"])
+        for outcome, n in s["scans"].items():
+            scans.add_metric([*candidate, outcome], n)
+        yield scans
+        found = CounterMetricFamily("edge_shadow_detections", "Detections matched at IoU 0.5: found by both models, "
+                                    "only the active one or only the shadow", labels=["model", "version", "class", "found_by"])
+        for label, counts in s["classes"].items():
+            for found_by, n in counts.items():
+                found.add_metric([*candidate, label, found_by], n)
+        yield found
+

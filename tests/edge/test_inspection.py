@@ -179,3 +179,9 @@ async def test_shadow_model_is_compared_without_touching_the_verdict(rig):
     assert record.verdict is Verdict.SUSPECT
     assert stats["scans"]["compared"] == 1 and stats["scans"]["verdict_agree"] == 1
     assert stats["classes"]["metal"]["both"] == 1
+    metrics = StationMetrics()
+    metrics.follow_shadow(shadow.stats)  # what the station's /metrics serves
+    page = metrics.render().decode()
+    name, version = stats["candidate"]["name"], stats["candidate"]["version"]
+    assert f'edge_shadow_scans_total{{model="{name}",outcome="compared",version="{version}"}} 1.0' in page
+    assert f'edge_shadow_detections_total{{class="metal",found_by="both",model="{name}",version="{version}"}} 1.0' in page
