@@ -46,7 +46,7 @@ def _append(store: HubStore, cur, actor: str, action: str, obj: str, detail: dic
     row = {"seq": (head[0] + 1) if head else 1, "at": datetime.now(UTC).isoformat(timespec="microseconds"),
            "actor": actor, "action": action, "object": obj,
            "detail": json.dumps(detail, sort_keys=True, separators=(",", ":")), "prev_hash": head[1] if head else GENESIS}
-    cur.execute(store._sql("INSERT INTO cr_audit (seq, at, actor, action, object, detail, prev_hash, hash)"
+    cur.execute(store.sql("INSERT INTO cr_audit (seq, at, actor, action, object, detail, prev_hash, hash)"
                            " VALUES (?,?,?,?,?,?,?,?)"), (*[row[k] for k in COLS], _hash(row)))
     return row["seq"]
 

@@ -46,12 +46,12 @@ def migrate(store: HubStore) -> None:
 
 def transact(store: HubStore, fn) -> Any:
     """Run `fn(cursor)` in one transaction of the store (HubStoreError on failure)."""
-    return store._run(fn)
+    return store.run_in_transaction(fn)
 
 
 def execute(store: HubStore, sql: str, args: tuple = ()) -> list[tuple]:
     """One statement; its rows when it returns any."""
     def run(cur) -> list[tuple]:
-        cur.execute(store._sql(sql), args)
+        cur.execute(store.sql(sql), args)
         return cur.fetchall() if cur.description else []
     return transact(store, run)

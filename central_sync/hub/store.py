@@ -96,7 +96,8 @@ class HubStore:
     def _connect(self) -> Any:
         raise NotImplementedError
 
-    def _sql(self, sql: str) -> str:
+    def sql(self, sql: str) -> str:
+        """This backend's form of a statement written with `?` placeholders."""
         return sql
 
     def _transaction(self, conn: Any) -> Any:
@@ -114,7 +115,7 @@ class HubStore:
             conn.close()
             self._local.conn = None
 
-    def _run(self, fn, *args):
+    def run_in_transaction(self, fn, *args):
         """Run `fn(cursor, *args)` in one transaction; HubStoreError names the database."""
         try:
             conn = self.conn()
@@ -125,7 +126,7 @@ class HubStore:
             raise HubStoreError(f"hub database {self.url} failed: {exc}") from exc
 
     def query(self, sql: str, args: tuple = ()) -> list[tuple]:
-        return self._run(lambda cur: cur.execute(self._sql(sql), args).fetchall())
+        return self.run_in_transaction(lambda cur: cur.execute(self.sql(sql), args).fetchall())
 
     # ---- writes ---------------------------------------------------------------------------
     def migrate(self) -> None:
@@ -133,7 +134,7 @@ class HubStore:
             for stmt in TABLES.format(blob=self.blob_type).split(";"):
                 if stmt.strip():
                     cur.execute(stmt)
-        self._run(ddl)
+        self.run_in_transaction(ddl)
 
     def commit(self, batch: Batch) -> None:
         """Write one batch in one transaction (idempotent)."""
@@ -142,8 +143,8 @@ class HubStore:
                               (INSERT_CHUNK, batch.chunks), (UPSERT_STATION, batch.stations),
                               (UPDATE_REVIEWED, batch.reviewed), (INSERT_TIP, batch.tips)):
                 if rows:
-                    cur.executemany(self._sql(sql), rows)
-        self._run(write)
+                    cur.executemany(self.sql(sql), rows)
+        self.run_in_transaction(write)
 
     def blob_state(self, sha256: str) -> tuple[bool, int]:
         """(image already stored, chunks held) for one sha256."""
@@ -154,19 +155,19 @@ class HubStore:
     def assemble(self, sha256: str, station: str) -> bool:
         """Join the chunks, check the whole-file hash, store the image; False (chunks dropped) on mismatch."""
         def join(cur) -> bool:
-            cur.execute(self._sql("SELECT data, size FROM blob_chunks WHERE sha256=? ORDER BY idx"), (sha256,))
+            cur.execute(self.sql("SELECT data, size FROM blob_chunks WHERE sha256=? ORDER BY idx"), (sha256,))
             parts = cur.fetchall()
             data = b"".join(bytes(p[0]) for p in parts)
             ok = hashlib.sha256(data).hexdigest() == sha256 and len(data) == parts[0][1]
             if ok:
-                cur.execute(self._sql("INSERT INTO blobs (sha256, size, station, data, committed_at) VALUES (?,?,?,?,?)"
+                cur.execute(self.sql("INSERT INTO blobs (sha256, size, station, data, committed_at) VALUES (?,?,?,?,?)"
                                       " ON CONFLICT DO NOTHING"), (sha256, len(data), station, data, time.time()))
-            cur.execute(self._sql("DELETE FROM blob_chunks WHERE sha256=?"), (sha256,))
+            cur.execute(self.sql("DELETE FROM blob_chunks WHERE sha256=?"), (sha256,))
             return ok
-        return self._run(join)
+        return self.run_in_transaction(join)
 
     def drop_chunks(self, sha256: str) -> None:
-        self._run(lambda cur: cur.execute(self._sql("DELETE FROM blob_chunks WHERE sha256=?"), (sha256,)))
+        self.run_in_transaction(lambda cur: cur.execute(self.sql("DELETE FROM blob_chunks WHERE sha256=?"), (sha256,)))
 
     # ---- reads ----------------------------------------------------------------------------
     def seqs_after(self, station: str, after: int, limit: int = 200_000) -> list[int]:
@@ -220,7 +221,7 @@ class PgStore(HubStore):
         except psycopg.Error as exc:
             raise HubStoreError(f"hub database {self.url} is unreachable: {exc}") from exc
 
-    def _sql(self, sql: str) -> str:
+    def sql(self, sql: str) -> str:
         return sql.replace("?", "%s")
 
     def _transaction(self, conn: psycopg.Connection) -> Any:
