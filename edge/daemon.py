@@ -17,6 +17,7 @@ import structlog
 import uvicorn
 
 from appliance import sdnotify
+from appliance.serving import stop_on_signals, until_listening
 from edge.config import StationConfig
 from edge.context import StationContext
 from edge.detector import load_engine
@@ -41,7 +42,7 @@ async def run_stations(configs: list[StationConfig], *, stop: asyncio.Event | No
     """Run stations in one process, sharing one fair inference pool, until stopped."""
     guard = None
     if stop is None:  # the real daemon: signals stop it, and a stuck stop ends the process
-        stop = _stop_on_signals()
+        stop = stop_on_signals()
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
         guard = asyncio.create_task(_bound_shutdown(stop), name="shutdown-guard")
     try:
@@ -109,7 +110,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
             if (period := sdnotify.watchdog_period_s()) is not None:
                 endless.append(tasks.create_task(watchdog(progress, period), name="watchdog"))
             tasks.create_task(server.serve(), name="web")
-            await _until_listening(server)
+            await until_listening(server)
             sdnotify.notify(f"READY=1\nSTATUS={_ready_status(devices, engine)}")
             log.info("station.ready", station=st.id, kind=st.kind, web=f"http://{config.http.host}:{config.http.port}/",
                      devices=devices.states(), model=engine.model.name if engine.model else None)
@@ -144,14 +145,6 @@ async def _bound_shutdown(stop: asyncio.Event) -> None:
     log.error("daemon.shutdown_stuck", after_s=SHUTDOWN_S)
     dump_tasks()
     os._exit(70)
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
 
 
 async def _open_shadow(stack: AsyncExitStack, config: StationConfig, pool: InferencePool):
@@ -246,12 +239,6 @@ def _health(engine: Any, devices: Devices, publisher: Any, metrics: StationMetri
         "shadow": shadow.stats() if shadow is not None else None,
         **snapshot,
     }
-
-
-async def _until_listening(server: uvicorn.Server, timeout_s: float = 30) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not server.started:
-            await asyncio.sleep(0.02)
 
 
 def _ready_status(devices: Devices, engine: Any) -> str:
