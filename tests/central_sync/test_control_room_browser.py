@@ -12,7 +12,7 @@ import json
 import re
 import sqlite3
 import time
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -66,6 +66,21 @@ async def until(fn, timeout: float, what: str):
     raise AssertionError(f"{what} not reached within {timeout} s")
 
 
+@asynccontextmanager
+async def serving(app):
+    """The app on a free local port (yielded) for the block's duration."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
+                                           timeout_graceful_shutdown=1))
+    task = asyncio.create_task(server.serve())
+    try:
+        await until(lambda: server.started, 10, "web server up")
+        yield port
+    finally:
+        server.should_exit = True
+        await task
+
+
 async def test_control_room_live(tmp_path):
     from central_sync.devtools import Mosquitto
     from playwright.async_api import async_playwright, expect
@@ -94,11 +109,7 @@ async def test_control_room_live(tmp_path):
                 CommandsConfig(hub_public_key=tmp_path / "hub.pub")))
             for name, role in (("op1", "operator"), ("sup1", "supervisor")):
                 auth.add_user(store, name, role, PASSWORD)
-            port = free_port()
-            server = uvicorn.Server(uvicorn.Config(room.install(create_app(store, hub.stats)), host="127.0.0.1", port=port,
-                                                   log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
-            serving = asyncio.create_task(server.serve())
-            await until(lambda: server.started, 10, "web server up")
+            port = await stack.enter_async_context(serving(room.install(create_app(store, hub.stats))))
             await until(lambda: len(store.stations()) == 3, 20, "three stations reported")
             async with async_playwright() as pw:
                 browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
@@ -193,8 +204,6 @@ async def test_control_room_live(tmp_path):
                 assert reasons == ["applied", "replayed", "bad_signature", "expired"]
                 assert store.query("SELECT outcome, reason FROM cr_commands") == [("applied", "applied")]
                 await browser.close()
-            server.should_exit = True
-            await serving
             conn.close()
 
 
@@ -235,12 +244,7 @@ async def test_screens_switch_language_without_english_left(tmp_path):
     async with ControlRoom(store, None, ControlRoomConfig(stale_s=7200)) as room:
         seed_hub(store)
         auth.add_user(store, "sup1", "supervisor", PASSWORD)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(room.install(create_app(store)), host="127.0.0.1", port=port,
-                                               log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
-        serving = asyncio.create_task(server.serve())
-        await until(lambda: server.started, 10, "web server up")
-        async with async_playwright() as pw:
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
             page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-GB")
             await page.goto(f"http://127.0.0.1:{port}/cr/")
@@ -260,5 +264,3 @@ async def test_screens_switch_language_without_english_left(tmp_path):
             await page.reload()  # the choice is remembered with the user
             await expect(page.locator("#board h2")).to_have_text("站点")
             await browser.close()
-        server.should_exit = True
-        await serving

@@ -3,20 +3,17 @@ no per-officer figures; a supervisor also sees them per officer. Screenshots in 
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import uvicorn
 
 from central_sync import protocol as p
 from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
-from central_sync.devtools import free_port
 from central_sync.hub.api import create_app
 from central_sync.hub.ingest import Ingestor
 from central_sync.hub.store import open_store
 
-from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, until
+from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
 
@@ -45,12 +42,7 @@ async def test_tip_view_per_station_for_operators_per_officer_for_supervisors(tm
              tip_message(4, "B-22", "hit")])
         for name, role in (("op1", "operator"), ("sup1", "supervisor")):
             auth.add_user(store, name, role, PASSWORD)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(room.install(create_app(store)), host="127.0.0.1", port=port,
-                                               log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
-        serving = asyncio.create_task(server.serve())
-        await until(lambda: server.started, 10, "web server up")
-        async with async_playwright() as pw:
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
             page = await browser.new_page(viewport={"width": 1400, "height": 1000})
             await page.goto(f"http://127.0.0.1:{port}/")
@@ -73,5 +65,3 @@ async def test_tip_view_per_station_for_operators_per_officer_for_supervisors(tm
             await expect(page.locator("#tip-officers tr").nth(1).locator("td").nth(5)).to_have_text("50%")
             await page.screenshot(path=ARTIFACTS / "tip_supervisor.png")
             await browser.close()
-        server.should_exit = True
-        await serving
