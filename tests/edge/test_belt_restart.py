@@ -237,15 +237,13 @@ def test_the_catalogues_name_every_latch_reason_and_refusal():
 async def test_the_daemon_serves_the_latch_and_the_restart_route(tmp_path):
     """`edge run` with a simulated conveyor: /healthz and /metrics carry the belt's latch, and the
     supervisor's restart reaches the running flow (here: the belt runs, so there is nothing to restart)."""
-    import socket
     from pathlib import Path
 
+    from central_sync.devtools import free_port
     from edge.config import load_config
     from edge.daemon import run_stations
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     path = tmp_path / "conveyor.toml"
     path.write_text(f"""
 [station]

@@ -14,16 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from central_sync.devtools import free_port
 from edge.store import Store
 from models.testgraphs import write_package
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _write_config(tmp: Path, port: int, model_dir: Path) -> Path:
@@ -79,7 +74,7 @@ def notify_socket(tmp_path):
 
 def test_daemon_ready_health_metrics_and_kill_9(tmp_path, notify_socket):
     path, sock = notify_socket
-    port = _free_port()
+    port = free_port()
     model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
     config = _write_config(tmp_path, port, model)
     env = {**os.environ, "NOTIFY_SOCKET": path, "PYTHONUNBUFFERED": "1"}

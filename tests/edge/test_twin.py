@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+from central_sync.devtools import free_port
 from edge.config import load_config
 from edge.daemon import run_stations
 from edge.store import Store
@@ -14,12 +14,6 @@ from edge.twin import serve_twin
 from models.testgraphs import write_package
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _config(tmp: Path, model: Path) -> Path:
@@ -36,7 +30,7 @@ data_dir = "{tmp / 'data'}"
 dir = "{model}"
 
 [http]
-port = {_free_port()}
+port = {free_port()}
 
 [web.tip]
 enabled = false
@@ -48,7 +42,7 @@ belt_speed_m_s = 0.5
 kind = "modbus-tcp"
 model = "conveyor"
 host = "127.0.0.1"
-port = {_free_port()}
+port = {free_port()}
 
 [devices.plc.sim.conveyor]
 auto_items = true
