@@ -84,9 +84,9 @@ class Sampler:
     def __init__(self, path: Path, crop: int, rng: np.random.Generator) -> None:
         self.images, self.truth = load(path)
         self.crop, self.rng = crop, rng
-        self.by_class = [[(i, k) for i, truth in enumerate(self.truth) for k, t in enumerate(truth) if t["label"] == c]
-                         for c in CLASSES]
-        self.by_class = [instances for instances in self.by_class if instances]
+        instances = [[(i, k) for i, truth in enumerate(self.truth) for k, t in enumerate(truth) if t["label"] == c]
+                     for c in CLASSES]
+        self.by_class = [of_class for of_class in instances if of_class]
 
     def one(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         rng, c = self.rng, self.crop
@@ -159,7 +159,9 @@ def giou_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) ->
 
 
 def _device(name: str) -> torch.device:
-    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+    if name != "auto":
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def train(data: Path, out: Path, cfg: TrainConfig = TrainConfig(), log=print) -> TinyDet:
@@ -167,16 +169,14 @@ def train(data: Path, out: Path, cfg: TrainConfig = TrainConfig(), log=print) ->
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     device = _device(cfg.device)
-    arch = ARCHS[cfg.arch]
     history: list[dict] = []
-    start_from = torch.load(cfg.init, map_location="cpu") if cfg.init else None
-    if start_from is not None:
-        arch = Arch.from_dict(start_from.get("arch"))
-    net = TinyDet(len(CLASSES), arch=arch)
-    if start_from is not None:
-        net.load_state_dict(start_from["model"])
+    if cfg.init:
+        start_from = torch.load(cfg.init, map_location="cpu")
+        net = _net_of(start_from)
         history = start_from.get("history") or [{"steps": int(start_from["step"]) + 1, "data": "uint8"}]
         log(f"continuing from {cfg.init} ({sum(h['steps'] for h in history)} earlier steps)")
+    else:
+        net = TinyDet(len(CLASSES), arch=ARCHS[cfg.arch])
     net = net.to(device).to(memory_format=torch.channels_last)
     ema = copy.deepcopy(net).eval() if cfg.ema else None
     loader = iter(torch.utils.data.DataLoader(Crops(data, cfg.crop, cfg.seed), batch_size=cfg.batch,
@@ -250,7 +250,11 @@ def export_onnx(net: TinyDet, path: Path, size: int = 640) -> Path:
 
 def load_checkpoint(path: Path) -> TinyDet:
     """The network of a checkpoint (its architecture recorded inside), in eval mode on the CPU."""
-    state = torch.load(path, map_location="cpu")
-    net = TinyDet(len(CLASSES), arch=Arch.from_dict(state.get("arch")))
-    net.load_state_dict(state["model"])
-    return net.eval()
+    return _net_of(torch.load(path, map_location="cpu")).eval()
+
+
+def _net_of(checkpoint: dict) -> TinyDet:
+    """The network a loaded checkpoint holds (checkpoints before `arch` was recorded are `tiny`)."""
+    net = TinyDet(len(CLASSES), arch=Arch.from_dict(checkpoint.get("arch")))
+    net.load_state_dict(checkpoint["model"])
+    return net
