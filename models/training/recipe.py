@@ -24,7 +24,8 @@ TRAIN_IMAGES, VAL_IMAGES, HELDOUT_IMAGES = 12000, 400, 800
 def seed_ranges(seed: int, train_images: int = TRAIN_IMAGES) -> dict[str, range]:
     """Disjoint seed blocks: training and validation draw known variants, held-out draws novel ones."""
     base = seed * 1_000_000
-    assert train_images <= 500_000
+    if not 0 < train_images <= 500_000:
+        raise ValueError(f"--train-images {train_images} must be 1 to 500000 (the validation seeds start 500000 on)")
     return {"train": range(base, base + train_images), "val": range(base + 500_000, base + 500_000 + VAL_IMAGES),
             "heldout": range(base + 800_000, base + 800_000 + HELDOUT_IMAGES)}
 
