@@ -1,7 +1,7 @@
 """The station config: one TOML file per station, validated once at start.
 
 Unknown keys are errors; every error names its key path and the file. Environment variables
-`EDGE_<SECTION>__<KEY>` override the file (e.g. `EDGE_WEB__PORT=8081`), which is how systemd
+`EDGE_<SECTION>__<KEY>` override the file (e.g. `EDGE_HTTP__PORT=8081`), which is how systemd
 units and the demo launcher adjust ports without editing the file.
 """
 

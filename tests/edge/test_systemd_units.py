@@ -1,6 +1,7 @@
 """The shipped systemd units are valid and hardened as the design asks."""
 
 import configparser
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,3 +45,59 @@ def test_station_unit_is_hardened_with_serial_devices_only():
     assert "DevicePolicy=closed" in lines and "SupplementaryGroups=dialout" in lines
     assert "DeviceAllow=char-ttyUSB rw" in lines
     assert not any(line.startswith("PrivateDevices") for line in lines)
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a systemd EnvironmentFile (comments and blanks skipped)."""
+    pairs = [line.split("=", 1) for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+STATION_ENV_EXAMPLES = sorted(p for p in (ROOT / "systemd").glob("*.env.example") if p.name != "hub.env.example")
+
+
+@pytest.mark.parametrize("example", STATION_ENV_EXAMPLES, ids=lambda p: p.name)
+def test_every_shipped_station_env_example_loads_with_an_example_config(example, monkeypatch):
+    from edge.config import load_config
+
+    env = _env_file(example)
+    assert env and all(key.startswith("EDGE_") for key in env)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    config = load_config(ROOT / "examples" / "gantry.toml")  # raises ConfigError naming any unknown key
+    if "EDGE_HTTP__PORT" in env:
+        assert config.http.port == int(env["EDGE_HTTP__PORT"])
+        assert config.station.id == "gantry-01"  # the file's other keys survive the override
+
+
+def _exec_lines(unit: str, env: dict[str, str]) -> list[str]:
+    """Every Exec*= line of a shipped unit with ${VAR} expanded from its example environment."""
+    lines = [line.split("=", 1)[1] for line in (ROOT / "systemd" / unit).read_text().splitlines()
+             if line.startswith("Exec")]
+    for key, value in env.items():
+        lines = [line.replace("${" + key + "}", value).replace("$" + key, value) for line in lines]
+    return lines
+
+
+def test_no_unit_puts_a_database_url_or_password_on_the_command_line():
+    env = _env_file(ROOT / "systemd" / "hub.env.example") | {"HUB_DB": "postgresql://hub:s3cret@db/checkpoint"}
+    for unit in UNITS.values():
+        for line in _exec_lines(unit, env):
+            assert not re.search(r"\w+://[^\s/@]*:[^\s/@]*@", line), f"{unit}: a password in {line}"
+            assert not re.search(r"\w+://", line), f"{unit}: a URL on the command line (seen in ps): {line}"
+            assert "--db " not in line and "--password " not in line, f"{unit}: {line}"
+
+
+def test_hub_unit_takes_its_database_url_from_a_credential_and_its_cli_accepts_it():
+    from central_sync.hub.cli import _parser
+
+    service = _unit("checkpoint-hub.service")["Service"]
+    name, source = service["LoadCredential"].split(":", 1)
+    assert source.startswith("/etc/")
+    env = _env_file(ROOT / "systemd" / "hub.env.example")
+    (line,) = _exec_lines("checkpoint-hub.service", env)
+    argv = line.replace("%d", "/run/credentials/checkpoint-hub.service").split()
+    assert argv[0].endswith("/edge-hub")
+    args = _parser().parse_args(argv[1:])  # every option the unit passes exists
+    assert args.db_file == Path(f"/run/credentials/checkpoint-hub.service/{name}")
+    assert args.broker_port == int(env["HUB_BROKER_PORT"])
