@@ -1,13 +1,18 @@
 """`edge-hub`: run the central hub (ingest + HTTP API) or create its tables.
 
-    edge-hub run [--db URL] [--broker-host H] [--broker-port P] [--http-port P] ...
-    edge-hub migrate --db URL
+    edge-hub run [--db URL | --db-file FILE] [--broker-host H] [--broker-port P] [--http-port P] ...
+    edge-hub migrate [--db URL | --db-file FILE]
+
+The database URL comes from `--db-file` (its first line: systemd's LoadCredential= hands it over
+without putting a password on the command line), else `--db`, else `$EDGE_HUB_DB`, else
+`hub.sqlite3`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -35,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="ingest from the broker and serve the control-room API")
     for sp in (run, sub.add_parser("migrate", help="create the hub's tables")):
-        sp.add_argument("--db", default="hub.sqlite3", help="sqlite path (default hub.sqlite3) or postgresql://...")
+        db = sp.add_mutually_exclusive_group()
+        db.add_argument("--db", help="sqlite path or postgresql://... (default $EDGE_HUB_DB, else hub.sqlite3)")
+        db.add_argument("--db-file", type=Path, help="file whose first line is the database URL (a systemd credential)")
     run.add_argument("--broker-host", default="127.0.0.1")
     run.add_argument("--broker-port", type=int, default=1883)
     run.add_argument("--username")
@@ -55,14 +62,31 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+class DbUrlError(ValueError):
+    """The database URL file cannot be read or is empty."""
+
+
+def _db_url(args: argparse.Namespace) -> str:
+    """The database URL: first line of --db-file, else --db, else $EDGE_HUB_DB, else hub.sqlite3."""
+    if args.db_file is None:
+        return args.db or os.environ.get("EDGE_HUB_DB") or "hub.sqlite3"
+    try:
+        lines = args.db_file.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DbUrlError(f"the database URL file {args.db_file} cannot be read: {exc.strerror}") from exc
+    if not lines or not lines[0].strip():
+        raise DbUrlError(f"the database URL file {args.db_file} is empty")
+    return lines[0].strip()
+
+
 def _broker(args: argparse.Namespace) -> BrokerConfig:
     tls = TlsConfig(ca_file=args.tls_ca, cert_file=args.tls_cert, key_file=args.tls_key) if args.tls_ca else None
     return BrokerConfig(host=args.broker_host, port=args.broker_port, tls=tls, username=args.username,
                         password_file=args.password_file, keepalive_s=args.keepalive)
 
 
-async def _run(args: argparse.Namespace) -> None:
-    store = open_store(args.db)
+async def _run(args: argparse.Namespace, db_url: str) -> None:
+    store = open_store(db_url)
     stop = stop_on_signals()
     async with Hub(_broker(args), store, args.hub_id, batch_max=args.batch_max, gap_period_s=args.gap_period,
                    stall_after_s=args.stall_after) as hub, \
@@ -95,10 +119,14 @@ async def _run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        db_url = _db_url(args)
         if args.cmd == "migrate":
-            open_store(args.db).migrate()
+            open_store(db_url).migrate()
             return 0
-        asyncio.run(_run(args))
+        asyncio.run(_run(args, db_url))
+    except DbUrlError as exc:
+        print(f"edge-hub: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except ValidationError as exc:
         print(f"edge-hub: bad option: {exc.errors()[0]['msg']}", file=sys.stderr)
         return EXIT_CONFIG

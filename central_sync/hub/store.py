@@ -9,6 +9,7 @@ connection (the ingest worker, the gap checker and the HTTP handlers run on diff
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 import threading
 import time
@@ -213,11 +214,12 @@ class PgStore(HubStore):
 
     def __init__(self, dsn: str) -> None:
         super().__init__()
-        self.url = dsn
+        self.dsn = dsn
+        self.url = _without_password(dsn)  # shown in logs and errors
 
     def _connect(self) -> psycopg.Connection:
         try:
-            return psycopg.connect(self.url, autocommit=True)
+            return psycopg.connect(self.dsn, autocommit=True)
         except psycopg.Error as exc:
             raise HubStoreError(f"hub database {self.url} is unreachable: {exc}") from exc
 
@@ -226,6 +228,11 @@ class PgStore(HubStore):
 
     def _transaction(self, conn: psycopg.Connection) -> Any:
         return conn.transaction()
+
+
+def _without_password(url: str) -> str:
+    """The URL with any password replaced by ***, for logs and error messages."""
+    return re.sub(r"^(\w+://[^/@:]*):[^/@]*@", r"\1:***@", url)
 
 
 def open_store(url: str) -> HubStore:

@@ -1,9 +1,11 @@
 """The shipped systemd units are valid and hardened as the design asks."""
 
 import configparser
+import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,13 +93,75 @@ def test_no_unit_puts_a_database_url_or_password_on_the_command_line():
 def test_hub_unit_takes_its_database_url_from_a_credential_and_its_cli_accepts_it():
     from central_sync.hub.cli import _parser
 
-    service = _unit("checkpoint-hub.service")["Service"]
-    name, source = service["LoadCredential"].split(":", 1)
-    assert source.startswith("/etc/")
+    credentials = dict(line.split("=", 1)[1].split(":", 1) for line in _lines("checkpoint-hub.service")
+                       if line.startswith("LoadCredential="))
+    assert credentials["hub-db"].startswith("/etc/") and credentials["mqtt-password"].startswith("/etc/")
     env = _env_file(ROOT / "systemd" / "hub.env.example")
     (line,) = _exec_lines("checkpoint-hub.service", env)
+    assert "${" not in line  # every variable the unit uses is in the example environment
     argv = line.replace("%d", "/run/credentials/checkpoint-hub.service").split()
     assert argv[0].endswith("/edge-hub")
     args = _parser().parse_args(argv[1:])  # every option the unit passes exists
-    assert args.db_file == Path(f"/run/credentials/checkpoint-hub.service/{name}")
+    assert args.db_file == Path("/run/credentials/checkpoint-hub.service/hub-db")
+    assert args.password_file == Path("/run/credentials/checkpoint-hub.service/mqtt-password")
     assert args.broker_port == int(env["HUB_BROKER_PORT"])
+
+
+def _lines(unit: str) -> list[str]:
+    return [line.strip() for line in (ROOT / "systemd" / unit).read_text().splitlines()]
+
+
+HARDENING = ("NoNewPrivileges=yes", "CapabilityBoundingSet=", "AmbientCapabilities=", "ProtectSystem=strict",
+             "ProtectHome=yes", "PrivateTmp=yes", "UMask=0077", "ProtectKernelTunables=yes",
+             "ProtectKernelModules=yes", "ProtectKernelLogs=yes", "ProtectControlGroups=yes", "ProtectClock=yes",
+             "ProtectHostname=yes", "ProtectProc=invisible", "RestrictSUIDSGID=yes", "LockPersonality=yes",
+             "RestrictRealtime=yes", "RestrictNamespaces=yes", "MemoryDenyWriteExecute=yes",
+             "SystemCallArchitectures=native", "SystemCallFilter=@system-service",
+             "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "DevicePolicy=closed")
+
+
+@pytest.mark.parametrize("unit", UNITS.values())
+def test_both_units_carry_the_hardening(unit):
+    lines = _lines(unit)
+    assert [line for line in HARDENING if line not in lines] == []
+    assert any(line.startswith("ReadWritePaths=/var/lib/") for line in lines)
+
+
+def test_hub_unit_sees_no_devices_and_only_its_own_proc():
+    lines = _lines("checkpoint-hub.service")
+    assert "PrivateDevices=yes" in lines and "ProcSubset=pid" in lines and "PrivateUsers=yes" in lines
+
+
+def test_station_unit_allows_every_serial_port_family():
+    allowed = {line.split("=", 1)[1] for line in _lines("checkpoint-edge@.service") if line.startswith("DeviceAllow=")}
+    for family in ("ttyS", "ttyUSB", "ttyACM", "ttyAMA", "ttyXR", "ttySC"):
+        assert f"char-{family} rw" in allowed
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here")
+@pytest.mark.parametrize("installed", UNITS)
+def test_systemd_analyze_security_rates_both_units_ok(installed, tmp_path):
+    (tmp_path / installed).write_text((ROOT / "systemd" / UNITS[installed]).read_text())
+    result = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=25",
+                             str(tmp_path / installed)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:]  # exposure 2.5 or less: "OK"
+
+
+MDWE_RUN = """
+import ctypes, runpy, sys
+if ctypes.CDLL(None, use_errno=True).prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
+    sys.exit(3)
+sys.argv = ["edge", *sys.argv[1:]]
+runpy.run_module("edge.cli", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_the_detector_runs_under_memory_deny_write_execute():
+    """MemoryDenyWriteExecute=yes in the station unit: onnxruntime (CPU) must not need W+X pages."""
+    scan = ROOT / "examples" / "scans" / "bag_firearm_01.npz"
+    result = subprocess.run([sys.executable, "-c", MDWE_RUN, "detect", str(scan)], capture_output=True, text=True,
+                            cwd=ROOT, timeout=300)
+    if result.returncode == 3:
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3 and later)")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert any(d["label"] == "firearm" for d in json.loads(result.stdout))

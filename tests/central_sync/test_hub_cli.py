@@ -1,0 +1,58 @@
+"""`edge-hub` takes its database URL from a file or the environment, never needing it on the command line.
+
+A URL with a password on the command line is readable by every local user in `ps` and lands in
+the journal; systemd hands the hub the URL as a credential file (LoadCredential=) instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k != "EDGE_HUB_DB"} | (env or {})
+    return subprocess.run([sys.executable, "-m", "central_sync.hub.cli", *args], cwd=REPO, env=environ,
+                          capture_output=True, text=True, timeout=120)
+
+
+def tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def test_the_database_url_comes_from_a_credential_file(tmp_path):
+    db = tmp_path / "hub.sqlite3"
+    credential = tmp_path / "hub-db"
+    credential.write_text(f"sqlite:///{db}\n")
+    result = hub("migrate", "--db-file", str(credential))
+    assert result.returncode == 0, result.stderr
+    assert "records" in tables(db)
+
+
+def test_the_database_url_comes_from_the_environment(tmp_path):
+    db = tmp_path / "env.sqlite3"
+    result = hub("migrate", env={"EDGE_HUB_DB": str(db)})
+    assert result.returncode == 0, result.stderr
+    assert "records" in tables(db)
+
+
+def test_a_missing_credential_file_is_a_config_error_naming_it(tmp_path):
+    missing = tmp_path / "absent"
+    result = hub("migrate", "--db-file", str(missing))
+    assert result.returncode == 78
+    assert result.stderr.strip() == f"edge-hub: the database URL file {missing} cannot be read: No such file or directory"
+
+
+def test_the_password_in_the_url_never_reaches_the_error_message(tmp_path):
+    credential = tmp_path / "hub-db"
+    credential.write_text("postgresql://hub:s3cret-pw@127.0.0.1:1/checkpoint?connect_timeout=5\n")
+    result = hub("migrate", "--db-file", str(credential))
+    assert result.returncode == 1
+    assert "127.0.0.1" in result.stderr and "hub:***@" in result.stderr
+    assert "s3cret-pw" not in result.stderr + result.stdout
