@@ -165,3 +165,36 @@ def test_the_detector_runs_under_memory_deny_write_execute():
         pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3 and later)")
     assert result.returncode == 0, result.stderr[-2000:]
     assert any(d["label"] == "firearm" for d in json.loads(result.stdout))
+
+
+def _udev_rules() -> list[dict[str, str]]:
+    """Each rule of the shipped udev file as {key: value}, keys with their operator (`ATTRS{serial}==`)."""
+    text = (ROOT / "systemd" / "99-checkpoint-edge.rules").read_text().replace("\\\n", " ")
+    rules = []
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            pairs = re.findall(r'([A-Z_]+(?:\{[^}]+\})?)\s*([=!+:]?=)\s*"([^"]*)"', line)
+            rules.append({key + op: value for key, op, value in pairs})
+    return rules
+
+
+GLOB = re.compile(r"[*?\[]")
+
+
+def test_udev_rules_match_one_adapter_each_never_a_vendor_alone():
+    rules = _udev_rules()
+    assert rules
+    for rule in rules:
+        assert rule.get("SUBSYSTEM==") == "tty", rule
+        assert not GLOB.search(rule["ATTRS{idVendor}=="]) and not GLOB.search(rule["ATTRS{idProduct}=="]), rule
+        identity = rule.get("ATTRS{serial}==") or rule.get("ENV{ID_PATH}==")  # adapters without a serial: the port
+        assert identity and not GLOB.search(identity), f"matches every adapter of its type: {rule}"
+        assert rule["SYMLINK+="].startswith("cpe/") and "$" not in rule["SYMLINK+="], rule
+        assert rule.get("ENV{ID_MM_DEVICE_IGNORE}=") == "1", rule  # ModemManager must not probe a PLC or controller
+
+
+def test_udev_template_covers_ftdi_cp210x_ch340_pl2303_and_cdc_acm():
+    ids = {(r["ATTRS{idVendor}=="], r["ATTRS{idProduct}=="]) for r in _udev_rules()}
+    for vendor_product in (("0403", "6001"), ("10c4", "ea60"), ("1a86", "7523"), ("067b", "2303")):
+        assert vendor_product in ids
+    assert any(r.get("KERNEL==", "").startswith("ttyACM") for r in _udev_rules())
