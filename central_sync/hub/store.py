@@ -232,7 +232,8 @@ class PgStore(HubStore):
 
 def _without_password(url: str) -> str:
     """The URL with any password replaced by ***, for logs and error messages."""
-    return re.sub(r"^(\w+://[^/@:]*):[^/@]*@", r"\1:***@", url)
+    url = re.sub(r"^(\w+://[^/@:]*):[^/@]*@", r"\1:***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
 
 
 def open_store(url: str) -> HubStore:

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from central_sync.hub.store import open_store
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -56,3 +58,8 @@ def test_the_password_in_the_url_never_reaches_the_error_message(tmp_path):
     assert result.returncode == 1
     assert "127.0.0.1" in result.stderr and "hub:***@" in result.stderr
     assert "s3cret-pw" not in result.stderr + result.stdout
+
+
+def test_a_password_in_the_query_string_is_hidden_too():
+    store = open_store("postgresql://db.internal/checkpoint?sslmode=require&password=s3cret-pw&user=hub")
+    assert store.url == "postgresql://db.internal/checkpoint?sslmode=require&password=***&user=hub"
