@@ -21,10 +21,11 @@ from drivers.plc.state import (
     Plc,
     PlcEvent,
     PlcState,
+    SafetyStatus,
 )
 
 __all__ = ["BeltMoved", "EyeEdge", "Light", "LinkChanged", "ModbusPlc", "Plc", "PlcConfig",
-           "PlcEvent", "PlcState", "Point", "SimServer", "open_plc"]
+           "PlcEvent", "PlcState", "Point", "SafetyStatus", "SimServer", "open_plc"]
 
 
 @asynccontextmanager

@@ -142,7 +142,10 @@ class PlcModel:
         """Move the station's objects (overridden)."""
 
     def safety_status(self) -> int:
-        return int(self.estop_ok) | int(self.interlocks_ok) << 1 | int(self.watchdog_ok) << 2
+        """The safety_status word: bit 0 e-stop ok, 1 interlocks ok, 2 host watchdog ok, 3 reset required."""
+        reset_required = self.estop_latched and not self.estop_pressed
+        return (int(self.estop_ok) | int(self.interlocks_ok) << 1 | int(self.watchdog_ok) << 2
+                | int(reset_required) << 3)
 
     def values(self) -> dict[str, int]:
         """Every point's current value by name."""
