@@ -34,7 +34,9 @@ from drivers.plc.state import BeltMoved, EyeEdge, Light, LinkChanged, PlcEvent, 
 log = structlog.get_logger()
 
 LATCHED = frozenset({"belt_run_request", "xray_permit_request", "barrier_open_request"})
-SAFE_REQUESTS = {"belt_run_request": 0, "xray_permit_request": 0, "divert_manual_request": 1}
+# No motion, no X-ray, items to manual, vehicles held at a closed barrier under a red light.
+SAFE_REQUESTS = {"belt_run_request": 0, "xray_permit_request": 0, "divert_manual_request": 1,
+                 "barrier_open_request": 0, "light_request": LIGHT_CODES["red"]}
 LIGHT_NAMES = {v: k for k, v in LIGHT_CODES.items()}
 POLLED_TABLES = ("discrete", "input", "holding", "coil")
 POLL_ERRORS = (LinkLost, DeviceRefused, ProtocolError)
@@ -341,10 +343,22 @@ class ModbusPlc:
         await self._write(req, value)
         await self._confirm(f"{req}={value}", feedback, value_fb, asyncio.get_running_loop().time())
 
+    def _request_s(self) -> float:
+        """Longest one Modbus request may take before it counts as unanswered (with its retries)."""
+        return self.cfg.timeout_ms / 1000 * (self.cfg.retries + 1)
+
     def _worst_poll_s(self) -> float:
         """Longest a poll can take before it reports the link down (every request timing out)."""
-        per_request = self.cfg.timeout_ms / 1000 * (self.cfg.retries + 1)
-        return (len(self._runs) + 1) * per_request + (self.cfg.poll_period_ms + self.cfg.reconnect_delay_ms) / 1000
+        pauses = (self.cfg.poll_period_ms + self.cfg.reconnect_delay_ms) / 1000
+        return (len(self._runs) + 1) * self._request_s() + pauses
+
+    def _confirm_bound_s(self) -> float:
+        return self.cfg.readback_timeout_ms / 1000 + CONFIRM_POLLS * self._worst_poll_s()
+
+    @property
+    def request_bound_s(self) -> float:
+        """Longest a `request_*` call can take (two writes, then the read-back) before it raises."""
+        return 2 * self._request_s() + self._confirm_bound_s()
 
     async def _confirm(self, req: str, feedback: str, want: int, written: float) -> None:
         """Wait for a poll started after the write (at `written`) to show `feedback` == `want`.
@@ -362,7 +376,7 @@ class ModbusPlc:
             return confirmed() or not self._link_ok or late
 
         # the outer bound only guards against a poll that never ends; polls end by their own timeouts
-        async with asyncio.timeout(window + CONFIRM_POLLS * self._worst_poll_s()), self._cond:
+        async with asyncio.timeout(self._confirm_bound_s()), self._cond:
             await self._cond.wait_for(settled)
         if confirmed():
             return

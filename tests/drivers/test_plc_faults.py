@@ -100,3 +100,19 @@ async def test_plc_not_listening_at_start_then_restarting() -> None:
                 await plc.request_belt(True)
                 assert sim.model.belt_running
             await poll_until(lambda: not plc._state.link_ok)
+
+
+async def test_gantry_safe_requests_close_the_barrier_and_show_red() -> None:
+    """The gantry's safe state is a closed barrier and a red light: requested on a stale heartbeat."""
+    cfg = PlcConfig(kind="sim", model="gantry", heartbeat_stale_ms=300, readback_timeout_ms=3000,
+                    sim={"gantry": {"barrier_actuation_s": 0.1}})
+    async with asyncio.timeout(60), open_plc(cfg, "gantry") as plc:
+        m = plc.sim.model
+        await poll_until(lambda: plc._state is not None and plc._state.link_ok)
+        await plc.request_light("green")
+        await plc.request_barrier(True)
+        m.heartbeat_frozen = True
+        await poll_until(lambda: not plc._state.link_ok)
+        await poll_until(lambda: m.requests.get("barrier_open_request") == 0)
+        assert m.requests["light_request"] == 1
+        await poll_until(lambda: m.barrier_pos == 0.0)
