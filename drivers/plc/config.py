@@ -141,8 +141,8 @@ class PlcConfig(BaseModel):
     heartbeat_stale_ms: int = Field(default=500, ge=20)
     readback_timeout_ms: int = Field(default=600, ge=10)
     reconnect_delay_ms: int = Field(default=200, ge=10)
-    # Some PLCs accept fewer per request than Modbus allows; never more.
-    max_registers_per_read: int = Field(default=MAX_REGISTERS_PER_READ, ge=1, le=MAX_REGISTERS_PER_READ)
+    # Some PLCs accept fewer per request than Modbus allows; never more (and a 32-bit point needs 2).
+    max_registers_per_read: int = Field(default=MAX_REGISTERS_PER_READ, ge=2, le=MAX_REGISTERS_PER_READ)
     max_bits_per_read: int = Field(default=MAX_BITS_PER_READ, ge=1, le=MAX_BITS_PER_READ)
     encoder_counts_per_m: float = Field(default=1000.0, gt=0)
     registers: dict[str, Point] = Field(default_factory=dict)

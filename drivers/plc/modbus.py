@@ -209,7 +209,8 @@ class ModbusPlc:
         try:
             await self._poll_loop()
         except Exception as e:  # noqa: BLE001 - top-level supervisor of the task
-            reason = f"PLC {self.name} poll task failed with {type(e).__name__}: {e}"
+            reason = (f"PLC {self.name} poll task failed with {type(e).__name__} ({e}), so the link stays "
+                      f"down until the station software restarts")
             log.error("plc.poll_failed", plc=self.name, error=repr(e), exc_info=True)
             self._closing = True  # nothing may bring the link back up
             await self._link_down(reason, asyncio.get_running_loop().time())
@@ -375,9 +376,11 @@ class ModbusPlc:
             late = loop.time() - written >= window and self._good_polls - polls0 >= CONFIRM_POLLS
             return confirmed() or not self._link_ok or late
 
-        # the outer bound only guards against a poll that never ends; polls end by their own timeouts
-        async with asyncio.timeout(self._confirm_bound_s()), self._cond:
-            await self._cond.wait_for(settled)
+        try:  # the bound only guards against a poll that never ends; polls end by their own timeouts
+            async with asyncio.timeout(self._confirm_bound_s()), self._cond:
+                await self._cond.wait_for(settled)
+        except TimeoutError:
+            pass  # not confirmed: reported below like any other failure
         if confirmed():
             return
         if not self._link_ok:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pymodbus.datastore import ModbusServerContext, ModbusSparseDataBlock
 from pymodbus.datastore.context import ModbusBaseDeviceContext
 from pymodbus.server import ModbusTcpServer
@@ -13,7 +15,9 @@ from structlog.testing import capture_logs
 
 from drivers.errors import DeviceRefused, LinkLost
 from drivers.plc import LinkChanged, ModbusPlc, PlcConfig, SafetyStatus, open_plc
+from drivers.plc.config import Point
 from drivers.plc.modbus import exception_name
+from drivers.plc.runs import plan_runs
 
 FC_TABLE = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "holding", 16: "holding",
             4: "input"}
@@ -29,6 +33,31 @@ async def poll_until(pred, limit: int = 1500) -> None:
 
 def link_ok(plc: ModbusPlc) -> bool:
     return plc._state is not None and plc._state.link_ok
+
+
+@given(st.lists(st.tuples(st.integers(0, 400), st.integers(1, 2)), max_size=60), st.integers(2, 130))
+def test_runs_cover_each_point_once_within_the_limit_and_only_mapped_addresses(spec, limit: int) -> None:
+    points: dict[str, Point] = {}
+    used: set[int] = set()
+    for i, (address, words) in enumerate(spec):
+        span = set(range(address, address + words))
+        if not span & used:
+            used |= span
+            points[f"p{i}"] = Point(table="input", address=address, words=words)
+    runs = plan_runs(points, "input", limit)
+    assert sorted(n for r in runs for n, _ in r.points) == sorted(points)
+    for r in runs:
+        assert 1 <= r.count <= limit
+        assert set(range(r.start, r.start + r.count)) <= used  # no gap is ever read
+        assert sum(p.words for _, p in r.points) == r.count
+    assert all(a.start + a.count <= b.start for a, b in zip(runs, runs[1:]))
+
+
+def test_runs_of_the_default_conveyor_map() -> None:
+    cfg = PlcConfig(kind="sim")
+    assert [(r.start, r.count) for r in plan_runs(cfg.registers, "discrete", 2000)] == [(0, 6), (8, 3)]
+    assert [(r.start, r.count) for r in plan_runs(cfg.registers, "holding", 125)] == [(0, 1), (10, 1)]
+    assert [(r.start, r.count) for r in plan_runs(cfg.registers, "input", 2)] == [(0, 1), (1, 2)]
 
 
 async def test_runs_longer_than_one_request_are_read_in_chunks() -> None:
