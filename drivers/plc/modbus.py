@@ -391,7 +391,8 @@ class ModbusPlc:
             f"PLC {self.name} requested {req} but {feedback} read back {v.get(feedback)} (expected {want}) "
             f"in {self._good_polls - polls0} polls over {(loop.time() - written) * 1000:.0f} ms after the "
             f"write (poll cycle {self._cycle_s * 1000:.0f} ms; estop_ok={v.get('estop_ok')}, "
-            f"interlocks_ok={v.get('interlocks_ok')})", device=self.name, last_frames=tuple(self.frames))
+            f"interlocks_ok={v.get('interlocks_ok')}, safety_status={v.get('safety_status', 0):#06b})",
+            device=self.name, last_frames=tuple(self.frames))
 
     async def request_belt(self, run: bool) -> None:
         """Ask the belt to run or stop; confirmed by belt_running."""
