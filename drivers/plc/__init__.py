@@ -18,13 +18,14 @@ from drivers.plc.state import (
     EyeEdge,
     Light,
     LinkChanged,
+    LinkFault,
     Plc,
     PlcEvent,
     PlcState,
     SafetyStatus,
 )
 
-__all__ = ["BeltMoved", "EyeEdge", "Light", "LinkChanged", "ModbusPlc", "Plc", "PlcConfig",
+__all__ = ["BeltMoved", "EyeEdge", "Light", "LinkChanged", "LinkFault", "ModbusPlc", "Plc", "PlcConfig",
            "PlcEvent", "PlcState", "Point", "SafetyStatus", "SimServer", "open_plc"]
 
 

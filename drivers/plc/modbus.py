@@ -29,7 +29,8 @@ from pymodbus.framer import FramerType
 from drivers.errors import DeviceRefused, LinkLost, ProtocolError, ReadbackMismatch
 from drivers.plc.config import BIT_TABLES, LIGHT_CODES, REQUEST_POINTS, PlcConfig, Point
 from drivers.plc.runs import Run, plan_runs, table_limit
-from drivers.plc.state import BeltMoved, EyeEdge, Light, LinkChanged, PlcEvent, PlcState, SafetyStatus
+from drivers.plc.state import (BeltMoved, EyeEdge, Light, LinkChanged, LinkFault, PlcEvent, PlcState,
+                               SafetyStatus)
 
 log = structlog.get_logger()
 
@@ -40,6 +41,8 @@ SAFE_REQUESTS = {"belt_run_request": 0, "xray_permit_request": 0, "divert_manual
 LIGHT_NAMES = {v: k for k, v in LIGHT_CODES.items()}
 POLLED_TABLES = ("discrete", "input", "holding", "coil")
 POLL_ERRORS = (LinkLost, DeviceRefused, ProtocolError)
+FAULTS: dict[type[Exception], LinkFault] = {LinkLost: "no_answer", DeviceRefused: "refused",
+                                            ProtocolError: "protocol"}
 # Polls after a write that must complete before a request may be declared failed: the poll in
 # progress when the write was answered, then two that started after it.
 CONFIRM_POLLS = 3
@@ -98,6 +101,7 @@ class ModbusPlc:
         self._state: PlcState | None = None
         self._link_ok = False
         self._reason = "not connected"
+        self._fault: LinkFault = "no_answer"
         self._encoder = (None, 0.0)  # (last raw counts, unwrapped metres)
         self._hb = (-1, 0.0)  # (last PLC heartbeat value, time it changed)
         self._host_hb = 0
@@ -213,7 +217,7 @@ class ModbusPlc:
                       f"down until the station software restarts")
             log.error("plc.poll_failed", plc=self.name, error=repr(e), exc_info=True)
             self._closing = True  # nothing may bring the link back up
-            await self._link_down(reason, asyncio.get_running_loop().time())
+            await self._link_down(reason, asyncio.get_running_loop().time(), "driver_failed")
             await self._try_write_safe()
 
     async def _beat_if_due(self) -> None:
@@ -240,7 +244,7 @@ class ModbusPlc:
                 self._cycle_s = loop.time() - start
                 await self._on_sample(values, loop.time(), start)
             except POLL_ERRORS as e:
-                await self._link_down(str(e), loop.time())
+                await self._link_down(str(e), loop.time(), next(f for c, f in FAULTS.items() if isinstance(e, c)))
                 await asyncio.sleep(self.cfg.reconnect_delay_ms / 1000)
                 if not self.client.connected:
                     self.client.close()
@@ -255,24 +259,24 @@ class ModbusPlc:
         age = t - hb_t
         if age > self.cfg.heartbeat_stale_ms / 1000:
             was_up = self._link_ok
-            await self._link_down(f"PLC {self.name} heartbeat stale for {age * 1000:.0f} ms", t)
+            await self._link_down(f"PLC {self.name} heartbeat stale for {age * 1000:.0f} ms", t, "stale_heartbeat")
             if was_up:
                 await self._write_safe()  # it still answers: make the requests safe at once
             return
         if not self._link_ok:
             await self._write_safe()
-            self._link_ok, self._reason = True, ""
+            self._link_ok, self._reason, self._fault = True, "", ""
             log.info("plc.link_restored", plc=self.name, where=self.where)
             self._emit(LinkChanged(True, "", t))
         self._good_polls += 1
         self._sample_start = start
         await self._publish(values, t, age)
 
-    async def _link_down(self, reason: str, t: float) -> None:
+    async def _link_down(self, reason: str, t: float, fault: LinkFault) -> None:
         if self._link_ok or not self._reason:
             log.warning("plc.link_lost", plc=self.name, reason=reason)
             self._emit(LinkChanged(False, reason, t))
-        self._link_ok, self._reason = False, reason
+        self._link_ok, self._reason, self._fault = False, reason, fault
         await self._publish(self._values, t, t - self._hb[1])
 
     async def _publish(self, values: dict[str, int], t: float, age: float) -> None:
@@ -305,7 +309,8 @@ class ModbusPlc:
             light=LIGHT_NAMES.get(v.get("light", 0), "red"),  # type: ignore[arg-type]
             xray_permit=bool(v.get("xray_permit")), plc_heartbeat=v.get("plc_heartbeat", 0),
             heartbeat_age_s=age, items_to_manual=not ok, t=t, seq=seq,
-            safety_status=word, safety=SafetyStatus.from_word(word), cycle_s=self._cycle_s)
+            safety_status=word, safety=SafetyStatus.from_word(word), cycle_s=self._cycle_s,
+            link_fault=self._fault)
 
     def _emit_changes(self, prev: PlcState, st: PlcState) -> None:
         for i, (a, b) in enumerate(zip(prev.photo_eyes, st.photo_eyes)):

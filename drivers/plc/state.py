@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 Light = Literal["off", "red", "amber", "green"]
+# Why the link is down, for advice: no answer (power, cable, address), refused (exception response:
+# register map or PLC program), protocol (malformed answers), stale_heartbeat (PLC program stopped),
+# driver_failed (the poll task itself failed). Empty while the link is up.
+LinkFault = Literal["", "no_answer", "refused", "protocol", "stale_heartbeat", "driver_failed"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,8 @@ class PlcState:
     """One poll of the PLC. When `link_ok` is false the safety fields read False (unknown is not OK).
 
     `safety_status` is the raw word (0 while the link is down) and `safety` its meaning; `cycle_s`
-    is the measured duration of the last complete poll (heartbeat write and every read)."""
+    is the measured duration of the last complete poll (heartbeat write and every read);
+    `link_fault` says which kind of fault `link_reason` describes."""
 
     link_ok: bool
     link_reason: str
@@ -50,6 +55,7 @@ class PlcState:
     safety_status: int = 0
     safety: SafetyStatus = SafetyStatus()
     cycle_s: float = 0.0
+    link_fault: LinkFault = ""
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ async def test_exception_response_is_reported_as_refused_with_its_code() -> None
             st = await plc.read_state()
             assert not st.link_ok and st.items_to_manual
             assert "exception 02 (illegal data address)" in st.link_reason
-            assert "did not answer" not in st.link_reason
+            assert "did not answer" not in st.link_reason and st.link_fault == "refused"
             with pytest.raises(DeviceRefused, match="input 0") as info:
                 await plc.read_points("input")
             assert info.value.code == 2
@@ -151,7 +151,7 @@ async def test_poll_task_failure_is_a_lost_link() -> None:
             await poll_until(lambda: not plc._state.link_ok)
         st = await plc.read_state()
         assert st.items_to_manual and not st.estop_ok and "decoder bug" in st.link_reason
-        assert "poll" in st.link_reason
+        assert "poll" in st.link_reason and st.link_fault == "driver_failed"
         await poll_until(lambda: changes)
         assert not changes[0].ok and "decoder bug" in changes[0].reason
         assert any(e["event"] == "plc.poll_failed" for e in logs)
