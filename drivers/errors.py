@@ -28,7 +28,12 @@ class ProtocolError(DriverError):
 
 
 class DeviceRefused(DriverError):
-    """The device answered with a negative acknowledgement."""
+    """The device answered with a negative acknowledgement; `code` is its reason code when it sent one."""
+
+    def __init__(self, message: str, *, device: str = "", last_frames: tuple[bytes, ...] = (),
+                 code: int | None = None) -> None:
+        super().__init__(message, device=device, last_frames=last_frames)
+        self.code = code
 
 
 class ReadbackMismatch(DriverError):

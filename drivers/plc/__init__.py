@@ -18,13 +18,15 @@ from drivers.plc.state import (
     EyeEdge,
     Light,
     LinkChanged,
+    LinkFault,
     Plc,
     PlcEvent,
     PlcState,
+    SafetyStatus,
 )
 
-__all__ = ["BeltMoved", "EyeEdge", "Light", "LinkChanged", "ModbusPlc", "Plc", "PlcConfig",
-           "PlcEvent", "PlcState", "Point", "SimServer", "open_plc"]
+__all__ = ["BeltMoved", "EyeEdge", "Light", "LinkChanged", "LinkFault", "ModbusPlc", "Plc", "PlcConfig",
+           "PlcEvent", "PlcState", "Point", "SafetyStatus", "SimServer", "open_plc"]
 
 
 @asynccontextmanager

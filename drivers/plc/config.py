@@ -67,6 +67,12 @@ DEFAULT_MAPS: dict[str, dict[str, Point]] = {"conveyor": CONVEYOR_MAP, "gantry":
 DEFAULT_EYES: dict[str, tuple[str, ...]] = {"conveyor": CONVEYOR_EYES, "gantry": GANTRY_EYES}
 LIGHT_CODES: dict[str, int] = {"off": 0, "red": 1, "amber": 2, "green": 3}
 REQUIRED_POINTS: tuple[str, ...] = ("estop_ok", "interlocks_ok", "host_heartbeat", "plc_heartbeat")
+# Modbus limits per read request (Modbus Application Protocol V1.1b3, function codes 01-04).
+MAX_REGISTERS_PER_READ = 125
+MAX_BITS_PER_READ = 2000
+BIT_TABLES = frozenset({"coil", "discrete"})
+# Words the PLC writes and the host only reads, although they sit in a host-writable table.
+STATUS_POINTS = frozenset({"safety_status"})
 REQUEST_POINTS = frozenset({"belt_run_request", "divert_manual_request", "xray_permit_request",
                             "barrier_open_request", "host_heartbeat", "light_request"})
 READ_ONLY_TABLES = frozenset({"discrete", "input"})
@@ -109,6 +115,7 @@ class PlcSim(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     transport: Literal["tcp", "rtu"] = "tcp"
+    sparse: bool = False  # answer exception 02 for unmapped addresses, as many vendor PLCs do
     plc_heartbeat_period_ms: int = Field(default=100, ge=10)
     host_watchdog_ms: int = Field(default=600, ge=50)
     step_ms: int = Field(default=5, ge=1)
@@ -134,6 +141,9 @@ class PlcConfig(BaseModel):
     heartbeat_stale_ms: int = Field(default=500, ge=20)
     readback_timeout_ms: int = Field(default=600, ge=10)
     reconnect_delay_ms: int = Field(default=200, ge=10)
+    # Some PLCs accept fewer per request than Modbus allows; never more (and a 32-bit point needs 2).
+    max_registers_per_read: int = Field(default=MAX_REGISTERS_PER_READ, ge=2, le=MAX_REGISTERS_PER_READ)
+    max_bits_per_read: int = Field(default=MAX_BITS_PER_READ, ge=1, le=MAX_BITS_PER_READ)
     encoder_counts_per_m: float = Field(default=1000.0, gt=0)
     registers: dict[str, Point] = Field(default_factory=dict)
     eyes: tuple[str, ...] = ()
@@ -152,19 +162,40 @@ class PlcConfig(BaseModel):
         if self.kind == "modbus-rtu" and not self.serial_port:
             raise ValueError("kind modbus-rtu needs serial_port")
         _check_map(merged)
+        _check_timing(self)
         return self
+
+
+def _check_timing(cfg: PlcConfig) -> None:
+    """The read-back window must at least cover the write's own answer and two poll periods."""
+    need = cfg.timeout_ms + 2 * cfg.poll_period_ms
+    if cfg.readback_timeout_ms < need:
+        raise ValueError(
+            f"readback_timeout_ms {cfg.readback_timeout_ms} is shorter than timeout_ms {cfg.timeout_ms} "
+            f"plus two poll periods of {cfg.poll_period_ms} ms ({need} ms), so no request could be confirmed")
 
 
 def _check_map(points: dict[str, Point]) -> None:
     """Requests sit in writable tables, everything else (safety included) in read-only ones; no overlaps."""
     for name, pt in points.items():
-        if name in REQUEST_POINTS and pt.table in READ_ONLY_TABLES:
-            raise ValueError(f"request point {name} must be a coil or holding register, not {pt.table}")
-        if name not in REQUEST_POINTS and name != "safety_status" and pt.table not in READ_ONLY_TABLES:
-            raise ValueError(f"point {name} is read from the PLC and must be a discrete or input, not {pt.table}")
+        _check_point(name, pt)
     used: dict[tuple[str, int], str] = {}
     for name, pt in points.items():
         for addr in range(pt.address, pt.address + pt.words):
             other = used.setdefault((pt.table, addr), name)
             if other != name:
                 raise ValueError(f"points {other} and {name} share {pt.table} address {addr}")
+
+
+def _check_point(name: str, pt: Point) -> None:
+    """One point: the right kind of table for its direction, and a shape Modbus can address."""
+    if name in REQUEST_POINTS and pt.table in READ_ONLY_TABLES:
+        raise ValueError(f"request point {name} must be a coil or holding register, not {pt.table}")
+    if name in STATUS_POINTS and pt.table not in ("holding", "input"):
+        raise ValueError(f"{name} must be a holding or input register written by the PLC, not {pt.table}")
+    if name not in REQUEST_POINTS | STATUS_POINTS and pt.table not in READ_ONLY_TABLES:
+        raise ValueError(f"point {name} is read from the PLC and must be a discrete or input, not {pt.table}")
+    if pt.table in BIT_TABLES and pt.words != 1:
+        raise ValueError(f"point {name} is a {pt.table} bit and cannot have {pt.words} words")
+    if pt.address + pt.words - 1 > 0xFFFF:
+        raise ValueError(f"point {name} at {pt.table} {pt.address} with {pt.words} words runs past address 65535")

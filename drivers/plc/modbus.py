@@ -1,10 +1,15 @@
 """Modbus TCP/RTU PLC driver: one poll task reads inputs, writes the host heartbeat, emits events.
 
-Link model: a read that gets no answer within timeout_ms (one retry) or a PLC heartbeat that has
-not changed for heartbeat_stale_ms puts the link down (`LinkChanged(ok=False)`, state
-`link_ok=False`, `items_to_manual=True`). The first good poll afterwards writes the safe requests
-(belt stop, no X-ray permit, divert to manual) before the link is reported up again; nothing is
-restarted by the driver.
+Link model: a read that gets no answer within timeout_ms (one retry), an exception response, a
+malformed answer or a PLC heartbeat that has not changed for heartbeat_stale_ms puts the link down
+(`LinkChanged(ok=False)`, state `link_ok=False`, `items_to_manual=True`), with a reason that says
+which. The first good poll afterwards writes the safe requests (belt stop, no X-ray permit, divert
+to manual) before the link is reported up again; nothing is restarted by the driver. A poll task
+that fails unexpectedly leaves the link down for good (`plc.poll_failed`).
+
+A poll reads every point the PLC writes (docs/plc-register-map.md) in runs of mapped addresses;
+its measured duration is `cycle_s`. A request is confirmed by a poll that started after the write
+was answered; it fails only when readback_timeout_ms has passed and two such polls disagreed.
 """
 
 from __future__ import annotations
@@ -21,16 +26,30 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.framer import FramerType
 
-from drivers.errors import DeviceRefused, LinkLost, ReadbackMismatch
-from drivers.plc.config import LIGHT_CODES, PlcConfig, Point
-from drivers.plc.state import BeltMoved, EyeEdge, Light, LinkChanged, PlcEvent, PlcState
+from drivers.errors import DeviceRefused, LinkLost, ProtocolError, ReadbackMismatch
+from drivers.plc.config import BIT_TABLES, LIGHT_CODES, REQUEST_POINTS, PlcConfig, Point
+from drivers.plc.runs import Run, plan_runs, table_limit
+from drivers.plc.state import (BeltMoved, EyeEdge, Light, LinkChanged, LinkFault, PlcEvent, PlcState,
+                               SafetyStatus)
 
 log = structlog.get_logger()
 
 LATCHED = frozenset({"belt_run_request", "xray_permit_request", "barrier_open_request"})
-SAFE_REQUESTS = {"belt_run_request": 0, "xray_permit_request": 0, "divert_manual_request": 1}
+# No motion, no X-ray, items to manual, vehicles held at a closed barrier under a red light.
+SAFE_REQUESTS = {"belt_run_request": 0, "xray_permit_request": 0, "divert_manual_request": 1,
+                 "barrier_open_request": 0, "light_request": LIGHT_CODES["red"]}
 LIGHT_NAMES = {v: k for k, v in LIGHT_CODES.items()}
-POLLED_TABLES = ("discrete", "input")
+POLLED_TABLES = ("discrete", "input", "holding", "coil")
+POLL_ERRORS = (LinkLost, DeviceRefused, ProtocolError)
+FAULTS: dict[type[Exception], LinkFault] = {LinkLost: "no_answer", DeviceRefused: "refused",
+                                            ProtocolError: "protocol"}
+# Polls after a write that must complete before a request may be declared failed: the poll in
+# progress when the write was answered, then two that started after it.
+CONFIRM_POLLS = 3
+EXCEPTION_NAMES = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
+                   4: "server device failure", 5: "acknowledge", 6: "server device busy",
+                   8: "memory parity error", 10: "gateway path unavailable",
+                   11: "gateway target device failed to respond"}
 READERS = {"coil": "read_coils", "discrete": "read_discrete_inputs",
            "holding": "read_holding_registers", "input": "read_input_registers"}
 EVENT_QUEUE = 4096
@@ -46,6 +65,17 @@ def make_client(cfg: PlcConfig, trace: Callable[[bool, bytes], bytes]) -> Any:
         return AsyncModbusSerialClient(cfg.serial_port, framer=FramerType.RTU,
                                        baudrate=cfg.baudrate, **common)
     return AsyncModbusTcpClient(cfg.host, port=cfg.port, **common)
+
+
+def exception_name(code: int) -> str:
+    """The Modbus specification's name of an exception code."""
+    return EXCEPTION_NAMES.get(code, "unknown exception")
+
+
+def poll_runs(cfg: PlcConfig) -> tuple[Run, ...]:
+    """The reads of one poll: every point the PLC writes (requests are the host's own)."""
+    polled = {n: p for n, p in cfg.registers.items() if n not in REQUEST_POINTS}
+    return tuple(r for t in POLLED_TABLES for r in plan_runs(polled, t, table_limit(cfg, t)))
 
 
 def decode_words(words: list[int], pt: Point, base: int) -> int:
@@ -71,9 +101,15 @@ class ModbusPlc:
         self._state: PlcState | None = None
         self._link_ok = False
         self._reason = "not connected"
+        self._fault: LinkFault = "no_answer"
         self._encoder = (None, 0.0)  # (last raw counts, unwrapped metres)
         self._hb = (-1, 0.0)  # (last PLC heartbeat value, time it changed)
         self._host_hb = 0
+        self._next_hb = 0.0
+        self._runs = poll_runs(cfg)
+        self._cycle_s = 0.0
+        self._good_polls = 0  # polls that read every point
+        self._sample_start = 0.0  # when the poll behind `_values` started
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self.sim: Any = None
@@ -84,7 +120,7 @@ class ModbusPlc:
 
     async def __aenter__(self) -> Self:
         await self.client.connect()
-        self._task = asyncio.create_task(self._poll_loop(), name=f"plc-poll-{self.name}")
+        self._task = asyncio.create_task(self._supervise_poll(), name=f"plc-poll-{self.name}")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -95,11 +131,13 @@ class ModbusPlc:
                 self._task.cancel()
                 await asyncio.wait({self._task}, timeout=0.5)
         if self._link_ok:
-            try:
-                await self._write_safe()
-            except (LinkLost, DeviceRefused) as e:
-                log.warning("plc.safe_write_failed", plc=self.name, error=str(e))
+            await self._try_write_safe()
         self.client.close()
+
+    @property
+    def cycle_s(self) -> float:
+        """Measured duration of the last complete poll (0 before the first)."""
+        return self._cycle_s
 
     # ---- low level -------------------------------------------------------------------------
     async def _call(self, what: str, fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
@@ -118,13 +156,17 @@ class ModbusPlc:
                 f"{self.cfg.timeout_ms} ms ({self.cfg.retries} retry)",
                 device=self.name, last_frames=tuple(self.frames)) from e
         if rr.isError():
+            code = rr.exception_code
             raise DeviceRefused(
-                f"PLC {self.name} at {self.where} refused {what} with exception code {rr.exception_code}",
-                device=self.name, last_frames=tuple(self.frames))
+                f"PLC {self.name} at {self.where} refused {what} with Modbus exception {code:02d} "
+                f"({exception_name(code)})", device=self.name, last_frames=tuple(self.frames), code=code)
         return rr
 
     async def _write(self, name: str, value: int) -> None:
         pt = self.cfg.registers[name]
+        if name not in REQUEST_POINTS:
+            raise DeviceRefused(f"PLC {self.name} point {name} is written by the PLC, never by the host "
+                                f"({pt.table} {pt.address})", device=self.name)
         what = f"write of {pt.table} {pt.address} ({name}) = {value}"
         if pt.table == "coil":
             await self._call(what, self.client.write_coil, pt.address, bool(value))
@@ -133,44 +175,76 @@ class ModbusPlc:
         else:
             raise DeviceRefused(f"PLC {self.name} point {name} is a read-only {pt.table}", device=self.name)
 
-    async def _read_table(self, table: str) -> dict[str, int]:
-        pts = {n: p for n, p in self.cfg.registers.items() if p.table == table}
-        if not pts:
-            return {}
-        lo = min(p.address for p in pts.values())
-        hi = max(p.address + p.words for p in pts.values())
-        rr = await self._call(f"read of {table} {lo}..{hi - 1}", getattr(self.client, READERS[table]),
-                              lo, count=hi - lo)
-        if table in ("coil", "discrete"):
-            return {n: int(rr.bits[p.address - lo]) for n, p in pts.items()}
-        return {n: decode_words(rr.registers, p, lo) for n, p in pts.items()}
+    async def _read_run(self, run: Run) -> dict[str, int]:
+        """One read request; an answer with fewer values than asked for is a ProtocolError."""
+        rr = await self._call(f"read of {run.describe()}", getattr(self.client, READERS[run.table]),
+                              run.start, count=run.count)
+        got = rr.bits if run.table in BIT_TABLES else rr.registers
+        if len(got) < run.count:
+            raise ProtocolError(f"PLC {self.name} at {self.where} answered read of {run.describe()} with "
+                                f"{len(got)} values instead of {run.count}", device=self.name,
+                                last_frames=tuple(self.frames))
+        if run.table in BIT_TABLES:
+            return {n: int(got[p.address - run.start]) for n, p in run.points}
+        return {n: decode_words(got, p, run.start) for n, p in run.points}
 
     async def read_points(self, table: str) -> dict[str, int]:
         """Raw values of every mapped point of one table (diagnostics and tests)."""
-        return await self._read_table(table)
+        values: dict[str, int] = {}
+        for run in plan_runs(self.cfg.registers, table, table_limit(self.cfg, table)):
+            values.update(await self._read_run(run))
+        return values
 
     async def _write_safe(self) -> None:
         for name, value in SAFE_REQUESTS.items():
             if name in self.cfg.registers:
                 await self._write(name, value)
 
+    async def _try_write_safe(self) -> None:
+        """Write the safe requests where the PLC still answers; it is safe by its watchdog otherwise."""
+        try:
+            await self._write_safe()
+        except POLL_ERRORS as e:
+            log.warning("plc.safe_write_failed", plc=self.name, error=str(e))
+
     # ---- poll loop -------------------------------------------------------------------------
+    async def _supervise_poll(self) -> None:
+        """The poll task's supervisor: an unexpected error is a lost link for good, never a silent end."""
+        try:
+            await self._poll_loop()
+        except Exception as e:  # noqa: BLE001 - top-level supervisor of the task
+            reason = (f"PLC {self.name} poll task failed with {type(e).__name__} ({e}), so the link stays "
+                      f"down until the station software restarts")
+            log.error("plc.poll_failed", plc=self.name, error=repr(e), exc_info=True)
+            self._closing = True  # nothing may bring the link back up
+            await self._link_down(reason, asyncio.get_running_loop().time(), "driver_failed")
+            await self._try_write_safe()
+
+    async def _beat_if_due(self) -> None:
+        """Write the host heartbeat when its period is up (checked before every read of a poll)."""
+        now = asyncio.get_running_loop().time()
+        if now >= self._next_hb:
+            self._host_hb = (self._host_hb + 1) & 0xFFFF
+            await self._write("host_heartbeat", self._host_hb)
+            self._next_hb = now + self.cfg.heartbeat_period_ms / 1000
+
+    async def _poll_once(self) -> dict[str, int]:
+        values: dict[str, int] = {}
+        for run in self._runs:
+            await self._beat_if_due()
+            values.update(await self._read_run(run))
+        return values
+
     async def _poll_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        next_hb = 0.0
         while not self._closing:
             start = loop.time()
             try:
-                if start >= next_hb:
-                    self._host_hb = (self._host_hb + 1) & 0xFFFF
-                    await self._write("host_heartbeat", self._host_hb)
-                    next_hb = start + self.cfg.heartbeat_period_ms / 1000
-                values: dict[str, int] = {}
-                for table in POLLED_TABLES:
-                    values.update(await self._read_table(table))
-                await self._on_sample(values, loop.time())
-            except (LinkLost, DeviceRefused) as e:
-                await self._link_down(str(e), loop.time())
+                values = await self._poll_once()
+                self._cycle_s = loop.time() - start
+                await self._on_sample(values, loop.time(), start)
+            except POLL_ERRORS as e:
+                await self._link_down(str(e), loop.time(), next(f for c, f in FAULTS.items() if isinstance(e, c)))
                 await asyncio.sleep(self.cfg.reconnect_delay_ms / 1000)
                 if not self.client.connected:
                     self.client.close()
@@ -178,29 +252,31 @@ class ModbusPlc:
                 continue
             await asyncio.sleep(max(0.0, self.cfg.poll_period_ms / 1000 - (loop.time() - start)))
 
-    async def _on_sample(self, values: dict[str, int], t: float) -> None:
+    async def _on_sample(self, values: dict[str, int], t: float, start: float) -> None:
         hb_val, hb_t = self._hb
         if values["plc_heartbeat"] != hb_val:
             self._hb = hb_val, hb_t = values["plc_heartbeat"], t
         age = t - hb_t
         if age > self.cfg.heartbeat_stale_ms / 1000:
             was_up = self._link_ok
-            await self._link_down(f"PLC {self.name} heartbeat stale for {age * 1000:.0f} ms", t)
+            await self._link_down(f"PLC {self.name} heartbeat stale for {age * 1000:.0f} ms", t, "stale_heartbeat")
             if was_up:
                 await self._write_safe()  # it still answers: make the requests safe at once
             return
         if not self._link_ok:
             await self._write_safe()
-            self._link_ok, self._reason = True, ""
+            self._link_ok, self._reason, self._fault = True, "", ""
             log.info("plc.link_restored", plc=self.name, where=self.where)
             self._emit(LinkChanged(True, "", t))
+        self._good_polls += 1
+        self._sample_start = start
         await self._publish(values, t, age)
 
-    async def _link_down(self, reason: str, t: float) -> None:
+    async def _link_down(self, reason: str, t: float, fault: LinkFault) -> None:
         if self._link_ok or not self._reason:
             log.warning("plc.link_lost", plc=self.name, reason=reason)
             self._emit(LinkChanged(False, reason, t))
-        self._link_ok, self._reason = False, reason
+        self._link_ok, self._reason, self._fault = False, reason, fault
         await self._publish(self._values, t, t - self._hb[1])
 
     async def _publish(self, values: dict[str, int], t: float, age: float) -> None:
@@ -223,6 +299,7 @@ class ModbusPlc:
 
     def _make_state(self, v: dict[str, int], t: float, age: float, seq: int) -> PlcState:
         ok = self._link_ok
+        word = v.get("safety_status", 0) if ok else 0
         return PlcState(
             link_ok=ok, link_reason=self._reason,
             estop_ok=ok and bool(v.get("estop_ok")), interlocks_ok=ok and bool(v.get("interlocks_ok")),
@@ -231,7 +308,9 @@ class ModbusPlc:
             divert_to_manual=bool(v.get("divert_manual")), barrier_open=bool(v.get("barrier_open")),
             light=LIGHT_NAMES.get(v.get("light", 0), "red"),  # type: ignore[arg-type]
             xray_permit=bool(v.get("xray_permit")), plc_heartbeat=v.get("plc_heartbeat", 0),
-            heartbeat_age_s=age, items_to_manual=not ok, t=t, seq=seq)
+            heartbeat_age_s=age, items_to_manual=not ok, t=t, seq=seq,
+            safety_status=word, safety=SafetyStatus.from_word(word), cycle_s=self._cycle_s,
+            link_fault=self._fault)
 
     def _emit_changes(self, prev: PlcState, st: PlcState) -> None:
         for i, (a, b) in enumerate(zip(prev.photo_eyes, st.photo_eyes)):
@@ -268,24 +347,57 @@ class ModbusPlc:
         if req in LATCHED and value:
             await self._write(req, 0)
         await self._write(req, value)
-        await self._confirm(f"{req}={value}", feedback, value_fb)
+        await self._confirm(f"{req}={value}", feedback, value_fb, asyncio.get_running_loop().time())
 
-    async def _confirm(self, req: str, feedback: str, value: int) -> None:
-        after = self._state.seq if self._state else 0
+    def _request_s(self) -> float:
+        """Longest one Modbus request may take before it counts as unanswered (with its retries)."""
+        return self.cfg.timeout_ms / 1000 * (self.cfg.retries + 1)
 
-        def ok() -> bool:  # a poll that started after the write shows the feedback
-            return bool(self._state and self._state.seq > after + 1 and self._values.get(feedback) == value)
+    def _worst_poll_s(self) -> float:
+        """Longest a poll can take before it reports the link down (every request timing out)."""
+        pauses = (self.cfg.poll_period_ms + self.cfg.reconnect_delay_ms) / 1000
+        return (len(self._runs) + 1) * self._request_s() + pauses
 
-        try:
-            async with asyncio.timeout(self.cfg.readback_timeout_ms / 1000), self._cond:
-                await self._cond.wait_for(ok)
+    def _confirm_bound_s(self) -> float:
+        return self.cfg.readback_timeout_ms / 1000 + CONFIRM_POLLS * self._worst_poll_s()
+
+    @property
+    def request_bound_s(self) -> float:
+        """Longest a `request_*` call can take (two writes, then the read-back) before it raises."""
+        return 2 * self._request_s() + self._confirm_bound_s()
+
+    async def _confirm(self, req: str, feedback: str, want: int, written: float) -> None:
+        """Wait for a poll started after the write (at `written`) to show `feedback` == `want`.
+
+        It fails only when readback_timeout_ms has passed since the write AND two polls started after
+        it read something else, however slow the PLC answers; the link going down ends it at once."""
+        loop = asyncio.get_running_loop()
+        polls0, window = self._good_polls, self.cfg.readback_timeout_ms / 1000
+
+        def confirmed() -> bool:
+            return self._sample_start >= written and self._values.get(feedback) == want
+
+        def settled() -> bool:
+            late = loop.time() - written >= window and self._good_polls - polls0 >= CONFIRM_POLLS
+            return confirmed() or not self._link_ok or late
+
+        try:  # the bound only guards against a poll that never ends; polls end by their own timeouts
+            async with asyncio.timeout(self._confirm_bound_s()), self._cond:
+                await self._cond.wait_for(settled)
         except TimeoutError:
-            v = self._values
-            raise ReadbackMismatch(
-                f"PLC {self.name} requested {req} but {feedback} read back {v.get(feedback)} "
-                f"after {self.cfg.readback_timeout_ms} ms (estop_ok={v.get('estop_ok')}, "
-                f"interlocks_ok={v.get('interlocks_ok')}, link_ok={self._link_ok})",
-                device=self.name, last_frames=tuple(self.frames)) from None
+            pass  # not confirmed: reported below like any other failure
+        if confirmed():
+            return
+        if not self._link_ok:
+            raise LinkLost(f"PLC {self.name} link went down ({self._reason}) before {req} was confirmed "
+                           f"by {feedback}", device=self.name, last_frames=tuple(self.frames))
+        v = self._values
+        raise ReadbackMismatch(
+            f"PLC {self.name} requested {req} but {feedback} read back {v.get(feedback)} (expected {want}) "
+            f"in {self._good_polls - polls0} polls over {(loop.time() - written) * 1000:.0f} ms after the "
+            f"write (poll cycle {self._cycle_s * 1000:.0f} ms; estop_ok={v.get('estop_ok')}, "
+            f"interlocks_ok={v.get('interlocks_ok')}, safety_status={v.get('safety_status', 0):#06b})",
+            device=self.name, last_frames=tuple(self.frames))
 
     async def request_belt(self, run: bool) -> None:
         """Ask the belt to run or stop; confirmed by belt_running."""

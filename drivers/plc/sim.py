@@ -142,7 +142,10 @@ class PlcModel:
         """Move the station's objects (overridden)."""
 
     def safety_status(self) -> int:
-        return int(self.estop_ok) | int(self.interlocks_ok) << 1 | int(self.watchdog_ok) << 2
+        """The safety_status word: bit 0 e-stop ok, 1 interlocks ok, 2 host watchdog ok, 3 reset required."""
+        reset_required = self.estop_latched and not self.estop_pressed
+        return (int(self.estop_ok) | int(self.interlocks_ok) << 1 | int(self.watchdog_ok) << 2
+                | int(reset_required) << 3)
 
     def values(self) -> dict[str, int]:
         """Every point's current value by name."""
@@ -294,8 +297,8 @@ def make_model(cfg: PlcConfig) -> PlcModel:
 class RegisterImage(ModbusBaseDeviceContext):
     """Serves a model's points at the addresses of the register map; writes go through the model."""
 
-    def __init__(self, model: PlcModel, registers: dict[str, Point]) -> None:
-        self.model = model
+    def __init__(self, model: PlcModel, registers: dict[str, Point], *, sparse: bool = False) -> None:
+        self.model, self.sparse = model, sparse
         self.by_addr: dict[tuple[str, int], tuple[str, int]] = {}
         for name, pt in registers.items():
             for w in range(pt.words):
@@ -308,6 +311,8 @@ class RegisterImage(ModbusBaseDeviceContext):
         table = FC_TABLE.get(func_code)
         if table is None:
             return ExcCodes.ILLEGAL_FUNCTION
+        if self.sparse and any((table, a) not in self.by_addr for a in range(address, address + count)):
+            return ExcCodes.ILLEGAL_ADDRESS
         vals = self.model.values()
         out = [self._word(vals, table, a) for a in range(address, address + count)]
         return [bool(v) for v in out] if table in ("coil", "discrete") else out
@@ -346,7 +351,7 @@ class SimServer:
     def __init__(self, cfg: PlcConfig, *, realtime: bool = True, port: int = 0, rtu: bool = False) -> None:
         self.cfg = cfg
         self.model = make_model(cfg)
-        self.context = MutableServerContext(RegisterImage(self.model, cfg.registers))
+        self.context = MutableServerContext(RegisterImage(self.model, cfg.registers, sparse=cfg.sim.sparse))
         self.realtime, self.rtu = realtime, rtu
         self._port = port
         self.port = 0

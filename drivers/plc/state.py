@@ -7,11 +7,34 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 Light = Literal["off", "red", "amber", "green"]
+# Why the link is down, for advice: no answer (power, cable, address), refused (exception response:
+# register map or PLC program), protocol (malformed answers), stale_heartbeat (PLC program stopped),
+# driver_failed (the poll task itself failed). Empty while the link is up.
+LinkFault = Literal["", "no_answer", "refused", "protocol", "stale_heartbeat", "driver_failed"]
+
+
+@dataclass(frozen=True)
+class SafetyStatus:
+    """The PLC's `safety_status` word decoded (bit 0 first; docs/plc-register-map.md). Read-only."""
+
+    estop_ok: bool = False  # bit 0: e-stop chain closed and reset
+    interlocks_ok: bool = False  # bit 1: every door/curtain interlock closed
+    host_watchdog_ok: bool = False  # bit 2: the PLC sees the host heartbeat change in time
+    reset_required: bool = False  # bit 3: e-stop released but the latch waits for the reset button
+
+    @classmethod
+    def from_word(cls, word: int) -> SafetyStatus:
+        """Decode the raw register; bits 4-15 are reserved."""
+        return cls(*(bool(word >> bit & 1) for bit in range(4)))
 
 
 @dataclass(frozen=True)
 class PlcState:
-    """One poll of the PLC. When `link_ok` is false the safety fields read False (unknown is not OK)."""
+    """One poll of the PLC. When `link_ok` is false the safety fields read False (unknown is not OK).
+
+    `safety_status` is the raw word (0 while the link is down) and `safety` its meaning; `cycle_s`
+    is the measured duration of the last complete poll (heartbeat write and every read);
+    `link_fault` says which kind of fault `link_reason` describes."""
 
     link_ok: bool
     link_reason: str
@@ -29,6 +52,10 @@ class PlcState:
     items_to_manual: bool
     t: float
     seq: int
+    safety_status: int = 0
+    safety: SafetyStatus = SafetyStatus()
+    cycle_s: float = 0.0
+    link_fault: LinkFault = ""
 
 
 @dataclass(frozen=True)

@@ -36,3 +36,20 @@ def test_unknown_keys_and_missing_ports_are_refused() -> None:
         PlcConfig(kind="modbus-rtu")
     with pytest.raises(ValidationError, match="by-id"):
         RfidConfig(kind="em4100-serial")
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"registers": {"eye_divert_gate": {"table": "discrete", "address": 12, "words": 2}}},
+     "eye_divert_gate is a discrete bit and cannot have 2 words"),
+    ({"registers": {"encoder": {"table": "input", "address": 65535, "words": 2}}},
+     "encoder at input 65535 with 2 words runs past address 65535"),
+    ({"registers": {"safety_status": {"table": "coil", "address": 5}}},
+     "safety_status must be a holding or input register"),
+    ({"max_registers_per_read": 126}, "max_registers_per_read\n  Input should be less than or equal to 125"),
+    ({"max_bits_per_read": 2001}, "max_bits_per_read\n  Input should be less than or equal to 2000"),
+    ({"readback_timeout_ms": 300, "timeout_ms": 300, "poll_period_ms": 10},
+     "readback_timeout_ms 300 is shorter than timeout_ms 300 plus two poll periods of 10 ms"),
+])
+def test_maps_and_timings_that_cannot_work_are_refused(kw: dict, match: str) -> None:
+    with pytest.raises(ValidationError, match=match):
+        PlcConfig(kind="sim", **kw)

@@ -41,6 +41,7 @@ async def test_plc_silent_goes_to_safe_state_and_recovers() -> None:
         assert m.plc_heartbeat - hb0 <= MAX_HEARTBEATS_TO_SAFE
         st = await plc.read_state()
         assert st.items_to_manual and not st.estop_ok and "did not answer" in st.link_reason
+        assert st.link_fault == "no_answer"
         # The PLC's own host watchdog stops the belt and the X-ray permit and diverts to manual.
         await poll_until(lambda: not m.belt_running and not m.active("xray_permit_request")
                          and m.gate_pos == 1.0)
@@ -65,12 +66,12 @@ async def test_stale_plc_heartbeat_is_link_lost() -> None:
         m.heartbeat_frozen = True
         await poll_until(lambda: not plc._state.link_ok)
         st = await plc.read_state()
-        assert "heartbeat stale" in st.link_reason and st.items_to_manual
+        assert "heartbeat stale" in st.link_reason and st.items_to_manual and st.link_fault == "stale_heartbeat"
         # The PLC still answers, so the safe requests are written at once.
         await poll_until(lambda: m.requests["belt_run_request"] == 0 or not plc._link_ok)
         m.heartbeat_frozen = False
         await poll_until(lambda: plc._state.link_ok)
-        assert m.requests["belt_run_request"] == 0 and not m.belt_running
+        assert m.requests["belt_run_request"] == 0 and not m.belt_running and plc._state.link_fault == ""
 
 
 async def test_plc_absent_at_start_then_appears() -> None:
@@ -100,3 +101,19 @@ async def test_plc_not_listening_at_start_then_restarting() -> None:
                 await plc.request_belt(True)
                 assert sim.model.belt_running
             await poll_until(lambda: not plc._state.link_ok)
+
+
+async def test_gantry_safe_requests_close_the_barrier_and_show_red() -> None:
+    """The gantry's safe state is a closed barrier and a red light: requested on a stale heartbeat."""
+    cfg = PlcConfig(kind="sim", model="gantry", heartbeat_stale_ms=300, readback_timeout_ms=3000,
+                    sim={"gantry": {"barrier_actuation_s": 0.1}})
+    async with asyncio.timeout(60), open_plc(cfg, "gantry") as plc:
+        m = plc.sim.model
+        await poll_until(lambda: plc._state is not None and plc._state.link_ok)
+        await plc.request_light("green")
+        await plc.request_barrier(True)
+        m.heartbeat_frozen = True
+        await poll_until(lambda: not plc._state.link_ok)
+        await poll_until(lambda: m.requests.get("barrier_open_request") == 0)
+        assert m.requests["light_request"] == 1
+        await poll_until(lambda: m.barrier_pos == 0.0)
