@@ -318,8 +318,8 @@ class FirmwareEmulator:
         run.task = self._spawn(self._stream(run, scan), f"emu:scan:{scan_id}")
         return b""
 
-    def _stop(self, _payload: bytes) -> Reply:
-        if not self.scanning:
+    def _stop(self, payload: bytes) -> Reply:
+        if self._run is None or self._run.scan_id != codec.decode_scan_id(payload):
             return NakReason.NOT_SCANNING
         self._abort_scan()
         return b""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from pydantic import ValidationError
 
 from drivers.errors import DeviceRefused, LinkLost
 from drivers.xray import LineBlock, ScannerConfig, open_scanner
+from firmware_bridge import codec
+from firmware_bridge.codec import MsgType
 from firmware_bridge.emulator import FaultSettings
 from models.scan import Scan, save_scan
 
@@ -258,3 +261,38 @@ async def test_interlock_opening_mid_scan_drops_beam_and_ends_scan_incomplete(tm
     assert scan.meta["incomplete_reason"] == "the controller reported the scan incomplete"
     assert not status.armed and not status.scanning and not status.interlocks_closed
     assert scanner.link.sessions == 1
+
+
+async def _wait_for(cond, timeout: float = 10.0) -> None:  # noqa: ANN001
+    async with asyncio.timeout(timeout):
+        while not cond():
+            await asyncio.sleep(0.02)
+
+
+async def test_scan_ended_by_idle_timeout_is_stopped_so_the_next_scan_starts(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, [_scan(lines=40)], line_rate=0.5)
+    cfg = cfg.model_copy(update={"scan_idle_timeout_ms": 300})
+    async with open_scanner(cfg, "xray") as scanner:
+        emu = scanner.emulator
+        assert emu is not None
+        await scanner.arm()
+        stream = await scanner.start_scan("idle")
+        await _collect(stream)
+        assert "no line arrived" in stream.result().meta["incomplete_reason"]
+        await _wait_for(lambda: not emu.scanning)
+        emu.line_rate = 2000
+        again = await scanner.start_scan("next")
+        await _collect(again)
+        assert again.result().complete
+
+
+async def test_stop_for_another_scan_id_does_not_stop_the_running_scan(tmp_path: Path) -> None:
+    async with open_scanner(_config(tmp_path, [_scan(lines=400)], line_rate=200), "xray") as scanner:
+        await scanner.arm()
+        stream = await scanner.start_scan("running")
+        await anext(stream)
+        with pytest.raises(DeviceRefused, match="NOT_SCANNING"):
+            await scanner._request(MsgType.STOP_SCAN, codec.encode_scan_id(stream.scan_id ^ 1), "STOP_SCAN")
+        assert scanner.emulator is not None and scanner.emulator.scanning
+        await stream.stop()
+        await _collect(stream)
