@@ -181,8 +181,14 @@ class Scanner:
             raise DeviceRefused(f"X-ray controller {self.name} on {self.port} refused {what} with reason {reason}",
                                 device=self.name, last_frames=exc.last_frames) from exc
         except (LinkDown, AckTimeout) as exc:
-            raise LinkLost(f"X-ray controller {self.name} on {self.port} did not acknowledge {what}: {exc}",
-                           device=self.name, last_frames=exc.last_frames) from exc
+            raise LinkLost(f"X-ray controller {self.name} on {self.port} did not acknowledge {what}: {exc}"
+                           f"{self._version_note()}", device=self.name, last_frames=exc.last_frames) from exc
+
+    def _version_note(self) -> str:
+        theirs = self.link.peer_version
+        if theirs is None:
+            return ""
+        return f" (the firmware speaks protocol version {theirs}, this host speaks version {codec.VERSION})"
 
     # ---- link callbacks --------------------------------------------------------------------
 

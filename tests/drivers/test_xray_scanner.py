@@ -14,7 +14,7 @@ from drivers.errors import DeviceRefused, LinkLost
 from drivers.xray import LineBlock, ScannerConfig, open_scanner
 from firmware_bridge import codec
 from firmware_bridge.codec import MsgType
-from firmware_bridge.emulator import FaultSettings
+from firmware_bridge.emulator import FaultSettings, FirmwareEmulator
 from models.scan import Scan, save_scan
 
 FAST = dict(heartbeat_ms=50, stale_ms=300, reconnect_ms=50, ack_timeout_ms=100, scan_idle_timeout_ms=1000,
@@ -296,3 +296,15 @@ async def test_stop_for_another_scan_id_does_not_stop_the_running_scan(tmp_path:
         assert scanner.emulator is not None and scanner.emulator.scanning
         await stream.stop()
         await _collect(stream)
+
+
+async def test_controller_of_another_protocol_version_is_named_on_health_and_in_errors() -> None:
+    async with FirmwareEmulator([_scan()], heartbeat_s=0.05, boot_s=0.1, protocol_version=2) as emu:
+        cfg = ScannerConfig(kind="firmware-serial", port=emu.port, **FAST)
+        async with open_scanner(cfg, "xray") as scanner:
+            changes: list[tuple[bool, str]] = []
+            scanner.on_link_change = lambda up, why: changes.append((up, why))
+            await _wait_for(lambda: bool(changes))
+            assert changes[0][0] is False and "protocol version 2" in changes[0][1]
+            with pytest.raises(LinkLost, match="protocol version 2, this host speaks version 1"):
+                await scanner.status()
