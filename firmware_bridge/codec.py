@@ -17,7 +17,7 @@ carry seq 0 and are never answered. Requests get their answer in the ACK body:
     STATUS       host -> fw   -                              ACK body: Status
     ARM, DISARM  host -> fw   -                              NAK INTERLOCKS_OPEN when open
     START_SCAN   host -> fw   scan id                        NAK NOT_ARMED / BUSY / ...
-    STOP_SCAN    host -> fw   scan id                        NAK NOT_SCANNING
+    STOP_SCAN    host -> fw   scan id                        NAK NOT_SCANNING (not scanning that id)
     LINE         fw -> host   scan id, index, width, high[width], low[width]
     SCAN_END     fw -> host   scan id, lines sent, complete flag
     HEARTBEAT    both ways    boot id, uptime ms

@@ -308,3 +308,25 @@ async def test_controller_of_another_protocol_version_is_named_on_health_and_in_
             assert changes[0][0] is False and "protocol version 2" in changes[0][1]
             with pytest.raises(LinkLost, match="protocol version 2, this host speaks version 1"):
                 await scanner.status()
+
+
+async def test_start_scan_cancelled_before_its_ack_has_the_scan_stopped(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, [_scan(lines=400)], line_rate=5)
+    cfg = cfg.model_copy(update={"stale_ms": 20000, "ack_timeout_ms": 300, "attempts": 16})
+    async with open_scanner(cfg, "xray") as scanner:
+        emu = scanner.emulator
+        assert emu is not None
+        await scanner.arm()
+        emu.set_faults(FaultSettings(drop=1.0))  # the controller acts on START_SCAN, its ACK never arrives
+        start = asyncio.create_task(scanner.start_scan("cancelled"))
+        await _wait_for(lambda: emu.scanning)
+        start.cancel()
+        await asyncio.gather(start, return_exceptions=True)
+        assert start.cancelled()
+        emu.set_faults(FaultSettings())
+        await _wait_for(lambda: not emu.scanning)
+        assert scanner.link.sessions == 1, "the stop must come from the host, not from a new session"
+        emu.line_rate = 2000
+        again = await scanner.start_scan("next")
+        await _collect(again)
+        assert again.result().complete
