@@ -330,3 +330,18 @@ async def test_start_scan_cancelled_before_its_ack_has_the_scan_stopped(tmp_path
         again = await scanner.start_scan("next")
         await _collect(again)
         assert again.result().complete
+
+
+async def test_stop_that_cannot_be_sent_is_counted_and_sent_when_the_link_returns(tmp_path: Path) -> None:
+    async with open_scanner(_config(tmp_path, [_scan(lines=400)], line_rate=5), "xray") as scanner:
+        emu = scanner.emulator
+        assert emu is not None
+        await scanner.arm()
+        stream = await scanner.start_scan("unplugged")
+        await anext(stream)
+        emu.unplug()
+        await _collect(stream)
+        await _wait_for(lambda: scanner.stops_failed >= 1)
+        assert stream.scan_id in scanner._owed_stops
+        emu.replug()
+        await _wait_for(lambda: stream.scan_id not in scanner._owed_stops)

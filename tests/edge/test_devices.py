@@ -44,3 +44,26 @@ async def test_reader_rejects_are_exported_by_reason_and_on_health() -> None:
                                                   {"reader": "lane", "reason": "checksum"})
         assert value == 1
         assert devices.states()["reader:lane"]["rejects"] == {"checksum": 1}
+
+
+async def test_unsent_xray_stops_are_exported(tmp_path) -> None:  # noqa: ANN001
+    import numpy as np
+
+    from drivers.xray import ScannerConfig, open_scanner
+    from edge.devices import Devices
+    from models.scan import Scan, save_scan
+
+    img = np.full((400, 32), 60000, np.uint16)
+    save_scan(Scan(high=img, low=img // 2, meta={"source": "test"}), tmp_path / "scan.npz")
+    cfg = ScannerConfig(kind="sim", sim={"scan_dir": tmp_path, "line_rate": 5, "boot_ms": 100}, heartbeat_ms=50,
+                        stale_ms=300, reconnect_ms=50, ack_timeout_ms=100, ready_timeout_ms=300)
+    metrics = StationMetrics()
+    async with open_scanner(cfg, "xray") as scanner:
+        metrics.follow_devices(Devices(scanner=scanner))
+        await scanner.arm()
+        stream = await scanner.start_scan("unplugged")
+        await anext(stream)
+        scanner.emulator.unplug()
+        await _until(lambda: scanner.stops_failed >= 1)
+        value = metrics.registry.get_sample_value("edge_xray_stops_failed_total", {"device": "xray"})
+        assert value is not None and value >= 1
