@@ -87,6 +87,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         store = await stack.enter_async_context(StoreWriter(Store(st.data_dir, limits, st.id)))
         engine = await load_engine(config.model, st.id, store, pool)
         devices = await open_devices(stack, config.devices, st.id)
+        metrics.follow_devices(devices)
         publisher = await _open_publisher(stack, config, store)
         shadow = await _open_shadow(stack, config, pool)
         if shadow is not None:

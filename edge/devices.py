@@ -20,6 +20,8 @@ from edge.config import DevicesSection
 log = structlog.get_logger()
 
 State = Literal["ok", "degraded", "lost"]
+READER_OPEN_S = 2.0
+"""How long start-up waits for a reader's port to open before showing it lost (it keeps trying)."""
 
 
 @dataclass
@@ -41,8 +43,14 @@ class Devices:
             logger = log.info if state == "ok" else log.warning
             logger("device.state", device=name, state=state, detail=detail)
 
-    def states(self) -> dict[str, dict[str, str]]:
-        return dict(self._states)
+    def states(self) -> dict[str, dict[str, Any]]:
+        """Each device's state and detail; a reader's also carries its decoder rejects by reason."""
+        states: dict[str, dict[str, Any]] = dict(self._states)
+        for name, reader in self.readers.items():
+            key = f"reader:{name}"
+            if key in states:
+                states[key] = {**states[key], "rejects": dict(reader.decoder.stats.rejects)}
+        return states
 
 
 async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str) -> Devices:
@@ -65,7 +73,17 @@ async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str)
         reader = await _open(stack, devices, f"reader:{name}", open_reader(reader_cfg, f"{station}/{name}"))
         if reader is not None:
             devices.readers[name] = reader
+            await _follow_reader(devices, f"reader:{name}", reader)
     return devices
+
+
+async def _follow_reader(devices: Devices, key: str, reader: Any) -> None:
+    """Wait (bounded) for the reader's port to open, then keep its state current (lost, degraded, ok)."""
+    reader.on_health = lambda state, detail: devices.mark(key, state, detail)
+    deadline = asyncio.get_running_loop().time() + READER_OPEN_S
+    while not reader.link_ok and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    devices.mark(key, reader.health.state, reader.health.detail)
 
 
 async def _follow_scanner_link(devices: Devices, ready_timeout_s: float) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -41,6 +42,10 @@ class StationMetrics:
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
+    def follow_devices(self, devices: Any) -> None:
+        """Export the devices' own counters (reader rejects, unsent X-ray stops) at every scrape."""
+        self.registry.register(DeviceCollector(devices))
+
     def follow_shadow(self, stats: Callable[[], dict]) -> None:
         """Export a shadow model's agreement figures (models.shadow.ShadowRunner.stats) at every scrape."""
         self.registry.register(ShadowCollector(stats))
@@ -68,3 +73,25 @@ class ShadowCollector(Collector):
                 found.add_metric([*candidate, label, found_by], n)
         yield found
 
+
+
+class DeviceCollector(Collector):
+    """Counters kept by the device drivers themselves (edge.devices.Devices), read at each scrape."""
+
+    def __init__(self, devices: Any) -> None:
+        self.devices = devices
+
+    def collect(self) -> Iterator[Metric]:
+        rejects = CounterMetricFamily("edge_reader_rejects", "Tag reader frames and lines rejected by the decoder, "
+                                      "by reason (checksum, bad_body, too_long, interrupted, unframed)",
+                                      labels=["reader", "reason"])
+        for name, reader in self.devices.readers.items():
+            for reason, n in reader.decoder.stats.rejects.items():
+                rejects.add_metric([name, reason], n)
+        yield rejects
+        stops = CounterMetricFamily("edge_xray_stops_failed", "STOP_SCAN requests for abandoned scans that could "
+                                    "not be sent or were not acknowledged (retried on reconnect)", labels=["device"])
+        scanner = self.devices.scanner
+        if scanner is not None:
+            stops.add_metric([scanner.name], scanner.stops_failed)
+        yield stops

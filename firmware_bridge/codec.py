@@ -17,7 +17,7 @@ carry seq 0 and are never answered. Requests get their answer in the ACK body:
     STATUS       host -> fw   -                              ACK body: Status
     ARM, DISARM  host -> fw   -                              NAK INTERLOCKS_OPEN when open
     START_SCAN   host -> fw   scan id                        NAK NOT_ARMED / BUSY / ...
-    STOP_SCAN    host -> fw   scan id                        NAK NOT_SCANNING
+    STOP_SCAN    host -> fw   scan id                        NAK NOT_SCANNING (not scanning that id)
     LINE         fw -> host   scan id, index, width, high[width], low[width]
     SCAN_END     fw -> host   scan id, lines sent, complete flag
     HEARTBEAT    both ways    boot id, uptime ms
@@ -38,7 +38,7 @@ from enum import IntEnum, IntFlag
 
 import numpy as np
 
-from firmware_bridge.errors import FrameError, PayloadError
+from firmware_bridge.errors import FrameError, PayloadError, VersionMismatch
 
 VERSION = 1
 HEADER = struct.Struct("<BBHH")
@@ -127,22 +127,29 @@ def encode_frame(frame: Frame) -> bytes:
     return cobs_encode(body + CRC.pack(zlib.crc32(body))) + b"\x00"
 
 
-def decode_frame(raw: bytes, max_frame: int = MAX_FRAME) -> Frame:
-    """COBS-encoded bytes (no delimiter) -> Frame, or FrameError naming the defect."""
+def decode_frame(raw: bytes, max_frame: int = MAX_FRAME, version: int = VERSION) -> Frame:
+    """COBS-encoded bytes (no delimiter) -> Frame, or FrameError naming the defect.
+
+    An intact frame (its CRC holds) of another protocol version raises VersionMismatch.
+    """
     if len(raw) > cobs_max(max_frame):
         raise FrameError(f"encoded frame of {len(raw)} bytes exceeds the limit for {max_frame}-byte frames")
     data = cobs_decode(raw)
     if len(data) < OVERHEAD:
         raise FrameError(f"frame of {len(data)} bytes is shorter than the {OVERHEAD}-byte minimum")
-    version, mtype, seq, length = HEADER.unpack_from(data)
-    if version != VERSION:
-        raise FrameError(f"frame has protocol version {version}, expected {VERSION}")
+    peer, mtype, seq, length = HEADER.unpack_from(data)
+    (crc,) = CRC.unpack_from(data, len(data) - CRC.size)
+    crc_ok = crc == zlib.crc32(data[: -CRC.size])
+    if peer != version:
+        if crc_ok:
+            raise VersionMismatch(f"frame has protocol version {peer}, expected {version}", version=peer,
+                                  expected=version)
+        raise FrameError(f"frame has protocol version {peer}, expected {version}, and fails its CRC-32")
     if length + OVERHEAD > max_frame or length + OVERHEAD != len(data):
         raise FrameError(f"frame announces {length} payload bytes but carries {len(data) - OVERHEAD}")
-    (crc,) = CRC.unpack_from(data, len(data) - CRC.size)
-    if crc != zlib.crc32(data[: -CRC.size]):
+    if not crc_ok:
         raise FrameError(f"frame type {mtype:#04x} seq {seq} fails its CRC-32")
-    return Frame(type=mtype, seq=seq, payload=data[HEADER.size : -CRC.size], version=version)
+    return Frame(type=mtype, seq=seq, payload=data[HEADER.size : -CRC.size], version=peer)
 
 
 def cobs_encode(data: bytes) -> bytes:
@@ -184,8 +191,12 @@ def cobs_decode(enc: bytes) -> bytes:
 class FrameDecoder:
     """Incremental decoder: feed any chunks, get whole valid frames; garbage is counted, never raised."""
 
-    def __init__(self, max_frame: int = MAX_FRAME, on_error: Callable[[bytes, str], None] | None = None) -> None:
+    def __init__(self, max_frame: int = MAX_FRAME, on_error: Callable[[bytes, str], None] | None = None,
+                 version: int = VERSION) -> None:
         self.max_frame = max_frame
+        self.version = version
+        self.peer_version: int | None = None
+        """The protocol version of the latest intact frame of another version, if one arrived."""
         self._limit = cobs_max(max_frame)
         self._buf = bytearray()
         self._discarding = False
@@ -221,8 +232,11 @@ class FrameDecoder:
 
     def _decode(self, raw: bytes, out: list[Frame]) -> None:
         try:
-            out.append(decode_frame(raw, self.max_frame))
+            out.append(decode_frame(raw, self.max_frame, self.version))
             self.frames += 1
+        except VersionMismatch as exc:
+            self.peer_version = exc.version
+            self._error(raw, str(exc))
         except FrameError as exc:
             self._error(raw, str(exc))
 

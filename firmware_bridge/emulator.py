@@ -77,7 +77,7 @@ class FirmwareEmulator:
                  baudrate: int | None = None, fifo_lines: int = 512, interlocks_closed: bool = True,
                  ack_timeout_s: float = 0.2, attempts: int = 4, window: int = 16,
                  max_frame: int = codec.MAX_FRAME, link: str | Path | None = None,
-                 throttle: bool = False) -> None:
+                 throttle: bool = False, protocol_version: int = codec.VERSION) -> None:
         if not scans:
             raise ValueError("the firmware emulator needs at least one scan to stream")
         self.scans = list(scans)
@@ -91,7 +91,7 @@ class FirmwareEmulator:
         self.max_frame = max_frame
         self.firmware_hash = hashlib.sha256(FIRMWARE_VERSION.encode()).digest()
         self.firmware_version = FIRMWARE_VERSION
-        self._ep_settings = EndpointSettings(ack_timeout_s, attempts, window, max_frame, baudrate)
+        self._ep_settings = EndpointSettings(ack_timeout_s, attempts, window, max_frame, baudrate, protocol_version)
         self._byte_s = 10 / baudrate if throttle and baudrate else 0.0
         self._tx_free_at = 0.0
         self._rng = random.Random(faults.seed)
@@ -318,8 +318,8 @@ class FirmwareEmulator:
         run.task = self._spawn(self._stream(run, scan), f"emu:scan:{scan_id}")
         return b""
 
-    def _stop(self, _payload: bytes) -> Reply:
-        if not self.scanning:
+    def _stop(self, payload: bytes) -> Reply:
+        if self._run is None or self._run.scan_id != codec.decode_scan_id(payload):
             return NakReason.NOT_SCANNING
         self._abort_scan()
         return b""

@@ -126,6 +126,8 @@ class EndpointSettings:
     window: int = 16
     max_frame: int = codec.MAX_FRAME
     baudrate: int | None = None
+    version: int = codec.VERSION
+    """Protocol version stamped on frames sent and required of frames received."""
 
 
 class Endpoint:
@@ -144,7 +146,7 @@ class Endpoint:
         self._window = asyncio.Semaphore(settings.window)
         self._seen: OrderedDict[int, bytes] = OrderedDict()
         self.history: deque[bytes] = deque(maxlen=16)
-        self.decoder = codec.FrameDecoder(settings.max_frame, on_error=self._rejected)
+        self.decoder = codec.FrameDecoder(settings.max_frame, on_error=self._rejected, version=settings.version)
         self.on_heartbeat: Callable[[codec.Heartbeat], None] | None = None
         self.last_rx = self._loop.time()
         self.last_heartbeat = self._loop.time()
@@ -170,7 +172,7 @@ class Endpoint:
             raise self.closed
         seq = self._tx_seq
         self._tx_seq = (seq + 1) & 0xFFFF
-        frame = Frame(type=mtype, seq=seq, payload=payload)
+        frame = Frame(type=mtype, seq=seq, payload=payload, version=self.settings.version)
         p = _Pending(frame, codec.encode_frame(frame), self._loop.create_future())
         p.future.add_done_callback(self._released)
         self._pending[seq] = p
@@ -187,14 +189,15 @@ class Endpoint:
     def send(self, mtype: MsgType, payload: bytes = b"") -> None:
         """Send an unacknowledged frame (ACK, NAK, HEARTBEAT)."""
         if self.closed is None:
-            self._emit(codec.encode_frame(Frame(type=mtype, seq=0, payload=payload)), payload, mtype, 0)
+            self._emit(codec.encode_frame(Frame(type=mtype, seq=0, payload=payload, version=self.settings.version)),
+                       payload, mtype, 0)
 
     def _transmit(self, p: _Pending) -> None:
         self._emit(p.wire, p.frame.payload, p.frame.type, p.frame.seq)
         p.timer = self._loop.call_later(self._ack_timeout(), self._timeout, p.frame.seq)
 
     def _emit(self, wire: bytes, payload: bytes, mtype: int, seq: int) -> None:
-        self.history.append(b">" + codec.HEADER.pack(codec.VERSION, mtype, seq, len(payload)) + payload[:50])
+        self.history.append(b">" + codec.HEADER.pack(self.settings.version, mtype, seq, len(payload)) + payload[:50])
         self.stats["sent"] += 1
         self._write(wire)
 
@@ -282,7 +285,7 @@ class Endpoint:
             mtype, payload = MsgType.NAK, codec.encode_nak(frame.seq, reply)
         else:
             mtype, payload = MsgType.ACK, codec.encode_ack(frame.seq, reply)
-        wire = codec.encode_frame(Frame(type=mtype, seq=0, payload=payload))
+        wire = codec.encode_frame(Frame(type=mtype, seq=0, payload=payload, version=self.settings.version))
         self._seen[frame.seq] = wire
         if len(self._seen) > _SEEN:
             self._seen.popitem(last=False)

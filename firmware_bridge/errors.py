@@ -2,6 +2,7 @@
 
     BridgeError              base; `last_frames` holds the last raw frames seen (newest last)
     ├── FrameError           bytes that do not decode to a valid frame (COBS, length, CRC, version)
+    │   └── VersionMismatch  an intact frame (CRC good) of another protocol version (`version`)
     ├── PayloadError         a valid frame whose payload does not match its message type
     ├── LinkDown             the port is closed, vanished, or the link is being re-established
     ├── AckTimeout           a reliable frame was not acknowledged after all attempts
@@ -21,6 +22,15 @@ class BridgeError(Exception):
 
 class FrameError(BridgeError):
     """Bytes that do not decode to a valid frame."""
+
+
+class VersionMismatch(FrameError):
+    """An intact frame of another protocol version: the peer speaks `version`, we speak `expected`."""
+
+    def __init__(self, message: str, *, version: int, expected: int) -> None:
+        super().__init__(message)
+        self.version = version
+        self.expected = expected
 
 
 class PayloadError(BridgeError):

@@ -81,6 +81,8 @@ class HostLink:
         self._task: asyncio.Task[None] | None = None
         self._host_boot = random.getrandbits(32)
         self.hello: codec.HelloInfo | None = None
+        self.peer_version: int | None = None
+        """The firmware's protocol version when it speaks another than ours (from its intact frames)."""
         self.sessions = 0
         self.events: list[LinkEvent] = []
 
@@ -188,6 +190,7 @@ class HostLink:
         except BridgeError as exc:
             reason = f"HELLO failed: {exc}"
         finally:
+            reason = self._version_checked(ep, reason)
             beats.cancel()
             self._up.clear()
             port.close()
@@ -197,10 +200,22 @@ class HostLink:
         self._emit(LinkFault(reason, ep.last_frames, loop.time()))
         log.warning("xray_link.lost", link=self.name, reason=reason, stats=ep.stats)
 
+    def _version_checked(self, ep: Endpoint, reason: str) -> str:
+        """A firmware of another protocol version: warn once per version and say so first in the reason."""
+        theirs = ep.decoder.peer_version
+        if theirs is None:
+            return reason
+        if theirs != self.peer_version:
+            log.warning("xray_link.version_mismatch", link=self.name, port=self.settings.port,
+                        firmware_protocol=theirs, host_protocol=codec.VERSION)
+        self.peer_version = theirs
+        return f"the firmware speaks protocol version {theirs}, this host speaks version {codec.VERSION}; {reason}"
+
     async def _hello(self, ep: Endpoint) -> None:
         body = await ep.request(MsgType.HELLO, codec.HelloRequest(max_frame=self.settings.max_frame).encode())
         hello = codec.HelloInfo.decode(body)
         self.hello = hello
+        self.peer_version = None
         self.sessions += 1
         ep.decoder.max_frame = min(self.settings.max_frame, hello.max_frame)
         ep.last_rx = asyncio.get_running_loop().time()

@@ -15,6 +15,7 @@ from drivers.rfid.config import Presentation, RfidConfig, RfidSim
 from drivers.rfid.reader import (
     Em4100SerialReader,
     ReaderEvent,
+    ReaderHealth,
     ReaderLink,
     TagId,
     TagRemoved,
@@ -23,7 +24,8 @@ from drivers.rfid.reader import (
 from drivers.rfid.sim import Em4100Sim
 
 __all__ = ["Em4100Decoder", "Em4100SerialReader", "Em4100Sim", "Em4100Tag", "Presentation",
-           "ReaderEvent", "ReaderLink", "RfidConfig", "RfidSim", "TagId", "TagReader", "TagRemoved", "TagSeen",
+           "ReaderEvent", "ReaderHealth", "ReaderLink", "RfidConfig", "RfidSim", "TagId", "TagReader",
+           "TagRemoved", "TagSeen",
            "encode_frame", "open_reader"]
 
 
@@ -32,6 +34,7 @@ class TagReader(Protocol):
 
     name: str
     link_ok: bool
+    health: ReaderHealth
 
     def events(self) -> AsyncIterator[ReaderEvent]: ...
 

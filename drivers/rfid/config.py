@@ -34,6 +34,9 @@ class RfidConfig(BaseModel):
     baudrate: int = 9600
     removal_after_ms: int = Field(default=500, ge=50)
     reconnect_delay_ms: int = Field(default=500, ge=10)
+    confirm_frames: int = Field(default=2, ge=1, le=16,
+                                description="identical frames needed within confirm_window_ms before a tag counts")
+    confirm_window_ms: int = Field(default=1000, ge=10)
     sim: RfidSim = RfidSim()
 
     @model_validator(mode="after")

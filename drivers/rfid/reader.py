@@ -1,4 +1,10 @@
-"""Tag readers' domain events and the EM4100 serial reader (dedup, removal after silence).
+"""Tag readers' domain events and the EM4100 serial reader (confirmation, dedup, removal after silence).
+
+A tag counts once `confirm_frames` identical frames arrived within `confirm_window_ms` (one frame
+with compensating bit errors can pass the XOR checksum as another tag). The reader's `health` is
+"lost" from a read error or a vanished port until the port reopens and reads again, "degraded"
+while it sends only frames we do not decode (`format_problem`), else "ok"; `on_health` hears
+each change.
 
 The events carry what any reader technology has (raw id bytes, hex, reader name, time) plus
 optional fields that are filled where they exist (EM4100 display numbers; antenna and RSSI for
@@ -8,10 +14,10 @@ a UHF/LLRP reader), so a UHF reader can implement the same `TagReader` interface
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Self
+from typing import Literal, Self
 
 import structlog
 
@@ -24,6 +30,8 @@ from drivers.rfid.serial import SerialTransport
 
 log = structlog.get_logger()
 EVENT_QUEUE = 1024
+FORMAT_REJECTS = 3
+"""Rejected frames in a row, with no good frame between them, that make a reader degraded."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,14 @@ class ReaderLink:
 ReaderEvent = TagSeen | TagRemoved | ReaderLink
 
 
+@dataclass(frozen=True)
+class ReaderHealth:
+    """What the screen and diagnostics show for a reader."""
+
+    state: Literal["ok", "degraded", "lost"]
+    detail: str = ""
+
+
 class Em4100SerialReader:
     """EM4100 reader on a serial port; async context manager running one read task."""
 
@@ -86,6 +102,14 @@ class Em4100SerialReader:
         self.decoder = Em4100Decoder()
         self.present: dict[TagId, float] = {}  # tag -> last time read
         self.link_ok = False
+        self.link_reason = ""
+        self.health = ReaderHealth("lost", f"reader {name} has not opened {self.port} yet")
+        self.on_health: Callable[[str, str], None] | None = None
+        self.format_problem: str | None = None
+        """Set while the reader sends only frames we do not decode (shown on health and in diag)."""
+        self._candidates: dict[TagId, list[float]] = {}  # unconfirmed tag -> times of its frames
+        self._undecoded = 0
+        self._lost_reason = ""
         self._events: Fanout[ReaderEvent] = Fanout(name, "rfid.event_dropped", EVENT_QUEUE)
         self._task: asyncio.Task[None] | None = None
         self.sim: object = None
@@ -120,10 +144,27 @@ class Em4100SerialReader:
             await asyncio.sleep(self.cfg.reconnect_delay_ms / 1000)
 
     def _link(self, ok: bool, reason: str, t: float) -> None:
-        if ok != self.link_ok or (not ok and reason):
-            log.info("rfid.link", reader=self.name, ok=ok, reason=reason)
+        """Port opened and read, or lost: an event and a log line when it changes, and the health."""
+        if ok != self.link_ok or reason != self.link_reason:
+            (log.info if ok else log.warning)("rfid.link", reader=self.name, ok=ok, reason=reason)
             self._emit(ReaderLink(self.name, ok, reason, t))
-        self.link_ok = ok
+        if not ok and (self.link_ok or not self._lost_reason):
+            self._lost_reason = reason
+        self.link_ok, self.link_reason = ok, reason
+        self._undecoded, self.format_problem = 0, None
+        self._update_health()
+
+    def _update_health(self) -> None:
+        if not self.link_ok:
+            health = ReaderHealth("lost", f"{self._lost_reason}; reopening it every {self.cfg.reconnect_delay_ms} ms")
+        elif self.format_problem is not None:
+            health = ReaderHealth("degraded", self.format_problem)
+        else:
+            health = ReaderHealth("ok")
+        if health != self.health:
+            self.health = health
+            if self.on_health is not None:
+                self.on_health(health.state, health.detail)
 
     async def _session(self, tr: SerialTransport) -> None:
         loop = asyncio.get_running_loop()
@@ -136,16 +177,44 @@ class Em4100SerialReader:
             except TimeoutError:
                 chunk = b""
             now = loop.time()
-            for tag in self.decoder.feed(chunk):
-                self._seen(tag, now)
+            self._chunk(chunk, now)
             for tid in [k for k, seen in self.present.items() if now - seen >= removal]:
                 self._removed(tid, "silence", now)
 
-    def _seen(self, tag: Em4100Tag, now: float) -> None:
-        tid = TagId.em4100(tag)
-        if tid not in self.present:
-            log.info("rfid.tag_seen", reader=self.name, tag=tid.hex)
-            self._emit(TagSeen(self.name, tid, now, datetime.now(UTC)))
+    def _chunk(self, chunk: bytes, now: float) -> None:
+        before = sum(self.decoder.stats.rejects.values())
+        tags = self.decoder.feed(chunk)
+        for tag in tags:
+            self._frame(TagId.em4100(tag), now)
+        window = self.cfg.confirm_window_ms / 1000
+        self._candidates = {k: v for k, v in self._candidates.items() if now - v[-1] <= window}
+        self._judge_format(bool(tags), sum(self.decoder.stats.rejects.values()) - before)
+
+    def _judge_format(self, decoded: bool, rejected: int) -> None:
+        """Degraded after FORMAT_REJECTS rejects with no good frame; ok again at the next good frame."""
+        self._undecoded = 0 if decoded else self._undecoded + rejected
+        if decoded:
+            self.format_problem = None
+        elif self._undecoded >= FORMAT_REJECTS and self.format_problem is None and self.decoder.last_reject:
+            reason, sample = self.decoder.last_reject
+            self.format_problem = (f"frames in a format we do not decode: {self._undecoded} rejected with no valid "
+                                   f"EM4100 frame between them, the last {sample!r} ({reason})")
+            log.warning("rfid.undecodable", reader=self.name, detail=self.format_problem)
+        self._update_health()
+
+    def _frame(self, tid: TagId, now: float) -> None:
+        """One valid frame: refreshes a present tag, or counts towards confirming a new one."""
+        if tid in self.present:
+            self.present[tid] = now
+            return
+        window = self.cfg.confirm_window_ms / 1000
+        times = [t for t in self._candidates.get(tid, []) if now - t <= window] + [now]
+        if len(times) < self.cfg.confirm_frames:
+            self._candidates[tid] = times
+            return
+        self._candidates.pop(tid, None)
+        log.info("rfid.tag_seen", reader=self.name, tag=tid.hex)
+        self._emit(TagSeen(self.name, tid, now, datetime.now(UTC)))
         self.present[tid] = now
 
     def _removed(self, tid: TagId, reason: str, now: float) -> None:
@@ -154,5 +223,6 @@ class Em4100SerialReader:
         self._emit(TagRemoved(self.name, tid, reason, now, datetime.now(UTC)))
 
     def _drop_all(self, reason: str, now: float) -> None:
+        self._candidates.clear()
         for tid in list(self.present):
             self._removed(tid, reason, now)

@@ -31,6 +31,12 @@ class SerialTransport:
         except (serial.SerialException, OSError) as e:
             raise LinkLost(f"reader {self.device} could not open {self.port} at {self.baudrate} baud: {e}",
                            device=self.device) from e
+        probe = self._read_once(probe=True)  # a port that opens but cannot be read (EIO, hung up) is not back
+        if isinstance(probe, LinkLost):
+            self.close()
+            raise probe
+        if probe:
+            self._q.put_nowait(probe)
         asyncio.get_running_loop().add_reader(self._ser.fileno(), self._on_readable)
         return self
 
@@ -44,16 +50,31 @@ class SerialTransport:
             self._ser.close()
             self._ser = None
 
-    def _on_readable(self) -> None:
+    def _read_once(self, probe: bool = False) -> bytes | LinkLost | None:
+        """What the port has now: bytes, None (nothing yet) or the loss.
+
+        A raw tty (VMIN=0) reads b"" when it has nothing: that is end of file only after the fd
+        was reported readable, not for the probe right after opening.
+        """
         assert self._ser is not None
         try:
-            data: bytes | Exception = os.read(self._ser.fileno(), READ_CHUNK)
-            if not data:
-                data = LinkLost(f"reader {self.device} port {self.port} closed", device=self.device)
+            data = os.read(self._ser.fileno(), READ_CHUNK)
+        except BlockingIOError:
+            return None
         except OSError as e:
-            data = LinkLost(f"reader {self.device} lost port {self.port}: {e}", device=self.device)
-        if isinstance(data, Exception):
-            asyncio.get_running_loop().remove_reader(self._ser.fileno())
+            return LinkLost(f"reader {self.device} lost port {self.port}: {e}", device=self.device)
+        if not data and probe:
+            return None
+        if not data:
+            return LinkLost(f"reader {self.device} port {self.port} closed", device=self.device)
+        return data
+
+    def _on_readable(self) -> None:
+        data = self._read_once()
+        if data is None:
+            return
+        if isinstance(data, LinkLost):
+            asyncio.get_running_loop().remove_reader(self._ser.fileno())  # type: ignore[union-attr]
         try:
             self._q.put_nowait(data)
         except asyncio.QueueFull:

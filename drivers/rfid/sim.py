@@ -1,13 +1,14 @@
 """Simulated EM4100 reader writing frames into a pseudo-terminal.
 
 The reader side opens `sim.port`, a symlink (like /dev/serial/by-id/...) to the pty's slave;
-`unplug()` closes the pty (the reader gets EIO) and `replug()` makes a new pty, usually under
-another /dev/pts name, and moves the symlink.
+`unplug()` closes the pty (the reader gets EIO or end of file) and removes the symlink, and
+`replug()` makes a new pty, usually under another /dev/pts name, and links it again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import tty
@@ -54,11 +55,16 @@ class Em4100Sim:
         os.replace(tmp, self.port)
 
     def unplug(self) -> None:
-        """Close the pty: the reader's next read fails."""
+        """Close the pty and remove the link, as udev removes /dev/serial/by-id: the reader's next read fails.
+
+        Without removing the link, a reopen could reach whatever pty next gets the old /dev/pts number.
+        """
         if self._fds is not None:
             for fd in self._fds:
                 os.close(fd)
             self._fds = None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.port)
 
     def send_raw(self, data: bytes) -> None:
         """Write bytes as they are (garbage, split frames); dropped while unplugged or full."""

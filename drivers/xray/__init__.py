@@ -63,6 +63,10 @@ class Scanner:
         self.emulator: FirmwareEmulator | None = None
         self.link = HostLink(_link_settings(cfg, port), self._on_frame, name, self._on_event)
         self._streams: dict[int, ScanStream] = {}
+        self._owed_stops: set[int] = set()
+        self._stop_tasks: set[asyncio.Task[None]] = set()
+        self.stops_failed = 0
+        """STOP_SCAN requests for abandoned scans that could not be sent or were not acknowledged."""
         self.on_link_change: Callable[[bool, str], None] | None = None
         """Called with (up, reason) when the link comes up or is lost (lost = stop requesting X-ray)."""
 
@@ -96,15 +100,25 @@ class Scanner:
         await self._confirm("armed", False)
 
     async def start_scan(self, ref: str) -> ScanStream:
-        """Start a scan; lines flow into the returned stream as they arrive."""
+        """Start a scan; lines flow into the returned stream as they arrive.
+
+        Scans abandoned earlier are stopped first, so that the controller is not left BUSY.
+        """
+        for owed in list(self._owed_stops):
+            await self._stop_abandoned(owed, "before the next scan")
         scan_id = random.getrandbits(32)
         stream = ScanStream(scan_id, ref, self.name, idle_timeout_s=self.cfg.scan_idle_timeout_ms / 1000,
-                            max_lines=self.cfg.max_lines, meta=self._meta(), stop=self._stop)
+                            max_lines=self.cfg.max_lines, meta=self._meta(), stop=self._stop,
+                            on_abort=self._aborted)
         self._streams[scan_id] = stream
         try:
             await self._request(MsgType.START_SCAN, codec.encode_scan_id(scan_id), f"START_SCAN {scan_id}")
-        except BaseException:
+        except DeviceRefused:
             self._streams.pop(scan_id, None)
+            raise
+        except BaseException:  # unconfirmed (lost ACK, cancelled): the controller may be scanning
+            self._streams.pop(scan_id, None)
+            self._stop_later(scan_id, "START_SCAN was not confirmed")
             raise
         log.info("xray.scan_started", device=self.name, ref=ref, scan_id=scan_id)
         return stream
@@ -112,6 +126,43 @@ class Scanner:
     async def _stop(self, stream: ScanStream) -> None:
         with contextlib.suppress(DeviceRefused):  # NOT_SCANNING: it ended on its own meanwhile
             await self._request(MsgType.STOP_SCAN, codec.encode_scan_id(stream.scan_id), "STOP_SCAN")
+
+    def _aborted(self, stream: ScanStream, reason: str) -> None:
+        """A stream ended without the controller's SCAN_END (timeout, reader gone, link lost): stop the scan."""
+        self._streams.pop(stream.scan_id, None)
+        self._stop_later(stream.scan_id, reason)
+
+    def _stop_later(self, scan_id: int, reason: str) -> None:
+        self._owed_stops.add(scan_id)
+        task = asyncio.get_running_loop().create_task(self._stop_abandoned(scan_id, reason),
+                                                      name=f"xray:{self.name}:stop:{scan_id}")
+        self._stop_tasks.add(task)
+        task.add_done_callback(self._stop_tasks.discard)
+
+    async def _stop_all(self, reason: str) -> None:
+        """Stop live and abandoned scans while the link is still open (bounded), then give up on them."""
+        for stream in list(self._streams.values()):
+            stream.abort(reason)
+        if self._stop_tasks:
+            await asyncio.wait(set(self._stop_tasks), timeout=self.cfg.ack_timeout_ms / 1000 * self.cfg.attempts)
+        for task in list(self._stop_tasks):
+            task.cancel()
+        await asyncio.gather(*self._stop_tasks, return_exceptions=True)
+
+    async def _stop_abandoned(self, scan_id: int, reason: str) -> None:
+        """STOP_SCAN for a scan nobody reads any more; its ACK or a NAK (not scanning it) settles it."""
+        if scan_id not in self._owed_stops:
+            return
+        try:
+            await self._request(MsgType.STOP_SCAN, codec.encode_scan_id(scan_id), f"STOP_SCAN {scan_id}")
+        except DeviceRefused:
+            pass
+        except LinkLost as exc:  # still owed: retried when the link is back and before the next scan
+            self.stops_failed += 1
+            log.warning("xray.stop_failed", device=self.name, scan_id=scan_id, reason=str(exc))
+            return
+        self._owed_stops.discard(scan_id)
+        log.info("xray.scan_stopped", device=self.name, scan_id=scan_id, why=reason)
 
     async def _confirm(self, attr: str, want: bool) -> None:
         st = await self.status()
@@ -130,8 +181,14 @@ class Scanner:
             raise DeviceRefused(f"X-ray controller {self.name} on {self.port} refused {what} with reason {reason}",
                                 device=self.name, last_frames=exc.last_frames) from exc
         except (LinkDown, AckTimeout) as exc:
-            raise LinkLost(f"X-ray controller {self.name} on {self.port} did not acknowledge {what}: {exc}",
-                           device=self.name, last_frames=exc.last_frames) from exc
+            raise LinkLost(f"X-ray controller {self.name} on {self.port} did not acknowledge {what}: {exc}"
+                           f"{self._version_note()}", device=self.name, last_frames=exc.last_frames) from exc
+
+    def _version_note(self) -> str:
+        theirs = self.link.peer_version
+        if theirs is None:
+            return ""
+        return f" (the firmware speaks protocol version {theirs}, this host speaks version {codec.VERSION})"
 
     # ---- link callbacks --------------------------------------------------------------------
 
@@ -154,9 +211,12 @@ class Scanner:
 
     def _on_event(self, event: LinkEvent) -> None:
         if isinstance(event, LinkFault):
-            for stream in self._streams.values():
+            for stream in list(self._streams.values()):
                 stream.abort(f"link to the controller lost: {event.reason}")
             self._streams.clear()
+        else:
+            for owed in list(self._owed_stops):
+                self._stop_later(owed, "the link is back")
         if self.on_link_change is not None:
             up = not isinstance(event, LinkFault)
             self.on_link_change(up, "firmware session started" if up else event.reason)  # type: ignore[union-attr]
@@ -212,6 +272,7 @@ async def open_scanner(cfg: ScannerConfig, name: str) -> AsyncIterator[Scanner]:
         scanner = Scanner(cfg, name, port)
         scanner.emulator = emulator
         await stack.enter_async_context(scanner.link)
+        stack.push_async_callback(scanner._stop_all, "the scanner is closing")
         yield scanner
 
 

@@ -31,7 +31,8 @@ class ScanStream:
     """Async iterator of LineBlocks as lines arrive; `result()` once it has ended."""
 
     def __init__(self, scan_id: int, ref: str, device: str, *, idle_timeout_s: float, max_lines: int,
-                 meta: dict[str, Any], stop: Callable[[ScanStream], Awaitable[None]]) -> None:
+                 meta: dict[str, Any], stop: Callable[[ScanStream], Awaitable[None]],
+                 on_abort: Callable[[ScanStream, str], None] | None = None) -> None:
         self.scan_id = scan_id
         self.ref = ref
         self.device = device
@@ -39,6 +40,7 @@ class ScanStream:
         self._max_lines = max_lines
         self._meta = meta
         self._stop_cb = stop
+        self._on_abort = on_abort
         self._lines: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._next = 0
         self._width: int | None = None
@@ -78,10 +80,13 @@ class ScanStream:
             self._changed.set()
 
     def abort(self, reason: str) -> None:
+        """End the stream here, without the controller's SCAN_END; `on_abort` has the controller stop."""
         if not self.ended:
             self.abort_reason = reason
             log.warning("xray.scan_aborted", device=self.device, ref=self.ref, reason=reason)
             self._changed.set()
+            if self._on_abort is not None:
+                self._on_abort(self, reason)
 
     # ---- consumed by the pipeline ----------------------------------------------------------
 

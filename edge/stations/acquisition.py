@@ -31,8 +31,12 @@ class LineScan:
         self.stream = stream
 
     async def blocks(self) -> AsyncIterator[tuple[np.ndarray, np.ndarray]]:
-        async for block in self.stream:
-            yield block.high, block.low
+        """Blocks as they arrive; a reader that stops early (fault, cancel, close) has the scan stopped."""
+        try:
+            async for block in self.stream:
+                yield block.high, block.low
+        finally:
+            self.stream.abort("the inspection stopped reading the scan")
 
     def result(self) -> Scan:
         return self.stream.result()

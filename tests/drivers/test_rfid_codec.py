@@ -78,3 +78,16 @@ def test_garbage_never_crashes_and_next_frame_is_read(garbage: bytes, raw: bytes
     dec.feed(garbage)
     # Garbage may leave a half frame open; the next STX restarts cleanly.
     assert [t.raw for t in dec.feed(encode_frame(raw))][-1:] == [raw]
+
+
+def test_rejects_are_counted_by_reason() -> None:
+    dec = Em4100Decoder()
+    good = encode_frame(bytes.fromhex("1A2B3C4D5E"))
+    dec.feed(b"\x021A2B3C4D5E1F\x03")  # checksum
+    dec.feed(b"\x021A2B3C4D5E\r\n\x03")  # ten hex digits, no checksum: another reader format
+    dec.feed(b"0007243855\r\n")  # a decimal ASCII line without STX/ETX
+    dec.feed(b"\x021A2B" + good)  # interrupted by the next STX
+    dec.feed(b"\x02" + b"Z" * 40)  # no ETX
+    assert dec.stats.rejects == {"checksum": 1, "bad_body": 1, "unframed": 1, "interrupted": 1, "too_long": 1}
+    assert dec.stats.framing_errors == 3 and dec.stats.checksum_errors == 1 and dec.stats.frames == 1
+    assert dec.last_reject == ("too_long", b"Z" * 15)

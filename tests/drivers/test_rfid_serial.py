@@ -90,7 +90,7 @@ async def test_garbage_and_split_frames_on_the_wire() -> None:
         reader.sim.send_raw(b"\xff\xfe\x021A2B")  # noise and a truncated frame
         reader.sim.send_raw(frame[:5])
         await asyncio.sleep(0.05)
-        reader.sim.send_raw(frame[5:])
+        reader.sim.send_raw(frame[5:] + frame)  # the second identical frame confirms the tag
         events = await task
     assert tag_events(events) == [("TagSeen", "00DEADBEEF")]
     assert reader.decoder.stats.framing_errors == 1
@@ -115,3 +115,63 @@ async def test_unplug_reports_removal_and_replug_recovers() -> None:
     assert isinstance(events[lost + 1], ReaderLink) and not events[lost + 1].ok
     assert [e.ok for e in events if isinstance(e, ReaderLink)][-1] is True
     assert isinstance(events[-1], TagSeen)
+
+
+async def _until(cond, timeout: float = 10.0) -> None:  # noqa: ANN001
+    async with asyncio.timeout(timeout):
+        while not cond():
+            await asyncio.sleep(0.02)
+
+
+async def test_a_tag_is_accepted_only_after_two_identical_frames() -> None:
+    cfg = RfidConfig(kind="sim", removal_after_ms=2000)
+    async with open_reader(cfg, "lane") as reader:
+        task = asyncio.create_task(collect(reader, lambda evs: len(tag_events(evs)) >= 1))
+        await asyncio.sleep(0.05)
+        good, phantom = encode_frame(bytes.fromhex("1A2B3C4D5E")), encode_frame(bytes.fromhex("0A3B3C4D5E"))
+        reader.sim.send_raw(phantom + good + good)
+        events = await task
+        assert tag_events(events) == [("TagSeen", "1A2B3C4D5E")]
+        assert reader.decoder.stats.frames == 3
+
+
+async def test_a_single_frame_is_accepted_when_confirm_frames_is_one() -> None:
+    cfg = RfidConfig(kind="sim", removal_after_ms=2000, confirm_frames=1)
+    async with open_reader(cfg, "lane") as reader:
+        task = asyncio.create_task(collect(reader, lambda evs: len(tag_events(evs)) >= 1))
+        await asyncio.sleep(0.05)
+        reader.sim.send_raw(encode_frame(bytes.fromhex("0A3B3C4D5E")))
+        assert tag_events(await task) == [("TagSeen", "0A3B3C4D5E")]
+
+
+async def test_unplugged_reader_is_lost_with_its_reason_and_ok_again_once_it_reads() -> None:
+    cfg = RfidConfig(kind="sim", reconnect_delay_ms=50)
+    async with open_reader(cfg, "lane") as reader:
+        changes: list[tuple[str, str]] = []
+        reader.on_health = lambda state, detail: changes.append((state, detail))
+        await _until(lambda: reader.health.state == "ok")
+        changes.clear()
+        reader.sim.unplug()
+        await _until(lambda: reader.health.state == "lost")
+        assert reader.sim.port in reader.health.detail
+        await asyncio.sleep(0.3)  # several reopen attempts while it is away: still lost, reported once
+        assert reader.health.state == "lost" and [s for s, _ in changes].count("lost") == 1
+        reader.sim.replug()
+        await _until(lambda: reader.health.state == "ok")
+        assert [s for s, _ in changes] == ["lost", "ok"]
+
+
+async def test_a_reader_in_another_format_is_degraded_and_says_so() -> None:
+    cfg = RfidConfig(kind="sim")
+    async with open_reader(cfg, "lane") as reader:
+        await _until(lambda: reader.health.state == "ok")
+        for _ in range(4):
+            reader.sim.send_raw(b"\x021A2B3C4D5E\r\n\x03")  # ten hex digits without checksum
+            await asyncio.sleep(0.02)
+        await _until(lambda: reader.health.state == "degraded")
+        assert "frames in a format we do not decode" in reader.health.detail
+        assert "1A2B3C4D5E" in reader.health.detail
+        assert reader.decoder.stats.rejects["bad_body"] == 4
+        frame = encode_frame(bytes.fromhex("1A2B3C4D5E"))
+        reader.sim.send_raw(frame + frame)
+        await _until(lambda: reader.health.state == "ok")

@@ -92,6 +92,16 @@ def test_wrong_version_is_rejected() -> None:
     assert FrameDecoder().feed(wire) == []
 
 
+def test_a_valid_frame_of_another_protocol_version_names_the_peers_version() -> None:
+    dec = FrameDecoder()
+    corrupted = bytearray(codec.encode_frame(Frame(type=MsgType.STATUS, seq=1, version=3)))
+    corrupted[-3] ^= 0x40  # a CRC byte: noise, not a peer speaking version 3
+    assert dec.feed(bytes(corrupted)) == [] and dec.peer_version is None
+    assert dec.feed(codec.encode_frame(Frame(type=MsgType.STATUS, seq=1, version=2))) == []
+    assert dec.peer_version == 2 and dec.errors == 2
+    assert FrameDecoder(version=2).feed(codec.encode_frame(Frame(type=MsgType.STATUS, seq=1, version=2)))
+
+
 def test_line_payload_width_must_match() -> None:
     payload = codec.Line(3, 4, np.arange(5, dtype=np.uint16), np.arange(5, dtype=np.uint16)).encode()
     with pytest.raises(PayloadError, match="width 5"):

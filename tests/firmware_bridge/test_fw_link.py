@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import structlog.testing
 
 from firmware_bridge import codec
 from firmware_bridge.codec import Frame, MsgType, NakReason
@@ -178,3 +179,18 @@ async def test_line_noise_is_rejected_and_the_session_survives(emu: FirmwareEmul
             assert not codec.Status.decode(await link.request(MsgType.STATUS)).armed
         assert link.stats["rejected"] > 0
         assert link.sessions == 1
+
+
+async def test_protocol_version_mismatch_is_a_warning_with_both_versions_and_the_fault_reason() -> None:
+    async with FirmwareEmulator([_scan()], heartbeat_s=0.05, host_stale_s=0.4, boot_s=0.2,
+                                protocol_version=2) as emu:
+        events: list = []
+        with structlog.testing.capture_logs() as logs:
+            async with HostLink(LinkSettings(port=emu.port, **FAST), _ignore, on_event=events.append) as link:
+                await _wait_for(lambda: any(isinstance(e, LinkFault) for e in events))
+                assert link.peer_version == 2 and not link.up
+    fault = next(e for e in events if isinstance(e, LinkFault))
+    assert "protocol version 2" in fault.reason and "version 1" in fault.reason
+    warnings = [e for e in logs if e["event"] == "xray_link.version_mismatch"]
+    assert len(warnings) == 1 and warnings[0]["log_level"] == "warning"
+    assert (warnings[0]["firmware_protocol"], warnings[0]["host_protocol"]) == (2, 1)

@@ -1,0 +1,87 @@
+"""Line-scan acquisitions against the firmware emulator: a scan the inspection stops reading is stopped."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+
+from drivers.xray import ScannerConfig, open_scanner
+from edge.devices import Devices
+from edge.stations.acquisition import LineScan, start_line_scan
+from models.scan import Scan, save_scan
+
+FAST = dict(heartbeat_ms=50, stale_ms=300, reconnect_ms=50, ack_timeout_ms=100, scan_idle_timeout_ms=2000,
+            ready_timeout_ms=1000)
+
+
+def _config(tmp_path: Path, lines: int = 400) -> ScannerConfig:
+    """A scan that takes 80 s at 5 lines/s: it ends early only if the host stops it."""
+    img = np.full((lines, 32), 60000, np.uint16)
+    img[50:60, 8:20] = 9000
+    save_scan(Scan(high=img, low=img // 2, meta={"source": "test"}), tmp_path / "scan.npz")
+    return ScannerConfig(kind="sim", sim={"scan_dir": tmp_path, "line_rate": 5, "boot_ms": 100}, **FAST)
+
+
+async def _wait_for(cond, timeout: float = 10.0) -> None:  # noqa: ANN001
+    async with asyncio.timeout(timeout):
+        while not cond():
+            await asyncio.sleep(0.02)
+
+
+async def _next_scan_completes(devices: Devices) -> None:
+    devices.scanner.emulator.line_rate = 4000
+    acquisition = await start_line_scan(devices, "next")
+    assert isinstance(acquisition, LineScan), getattr(acquisition, "message", "")
+    async for _ in acquisition.blocks():
+        pass
+    assert acquisition.result().complete
+
+
+async def test_acquisition_closed_early_stops_the_scan(tmp_path: Path) -> None:
+    async with open_scanner(_config(tmp_path), "xray") as scanner:
+        devices = Devices(scanner=scanner)
+        acquisition = await start_line_scan(devices, "closed")
+        assert isinstance(acquisition, LineScan)
+        blocks = acquisition.blocks()
+        await anext(blocks)
+        await blocks.aclose()
+        await _wait_for(lambda: not scanner.emulator.scanning)
+        await _next_scan_completes(devices)
+
+
+async def test_acquisition_abandoned_by_a_failing_consumer_stops_the_scan(tmp_path: Path) -> None:
+    async def consume(acquisition: LineScan) -> None:
+        async for _ in acquisition.blocks():
+            raise ValueError("the model failed on this block")
+
+    async with open_scanner(_config(tmp_path), "xray") as scanner:
+        devices = Devices(scanner=scanner)
+        acquisition = await start_line_scan(devices, "abandoned")
+        assert isinstance(acquisition, LineScan)
+        try:
+            await consume(acquisition)
+        except ValueError:
+            pass
+        await _wait_for(lambda: not scanner.emulator.scanning)
+        await _next_scan_completes(devices)
+
+
+async def test_cancelled_inspection_stops_the_scan(tmp_path: Path) -> None:
+    async with open_scanner(_config(tmp_path), "xray") as scanner:
+        devices = Devices(scanner=scanner)
+        acquisition = await start_line_scan(devices, "cancelled")
+        assert isinstance(acquisition, LineScan)
+        got = asyncio.Event()
+
+        async def consume() -> None:
+            async for _ in acquisition.blocks():
+                got.set()
+
+        task = asyncio.create_task(consume())
+        await got.wait()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await _wait_for(lambda: not scanner.emulator.scanning)
+        await _next_scan_completes(devices)
