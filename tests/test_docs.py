@@ -7,8 +7,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-# Written on parallel branches of issue 14; once merged they are checked like every other link.
-PARALLEL = {"docs/plc-register-map.md", "docs/rfid-readers.md"}
 
 
 def links(doc: Path) -> list[str]:
@@ -26,12 +24,11 @@ def test_no_document_points_outside_the_repository():
 
 def test_every_relative_link_resolves():
     missing = [f"{doc.relative_to(ROOT)} -> {target}" for doc in DOCS for target in links(doc)
-               if not (doc.parent / target).exists()
-               and str((doc.parent / target).resolve().relative_to(ROOT)) not in PARALLEL]
+               if not (doc.parent / target).exists()]
     assert missing == []
 
 
 def test_the_docs_index_lists_every_document():
     index = (ROOT / "docs" / "README.md").read_text()
-    names = {p.name for p in (ROOT / "docs").glob("*.md")} - {"README.md"} | {Path(p).name for p in PARALLEL}
+    names = {p.name for p in (ROOT / "docs").glob("*.md")} - {"README.md"}
     assert [name for name in sorted(names) if f"({name})" not in index] == []
