@@ -66,13 +66,15 @@ class PhaseContext:
     # ---- measuring -------------------------------------------------------------------------
 
     def measure(self, name: str, value: float | bool | None, *, target: str = "", spec: Spec | None = None,
-                detail: str = "") -> Measurement:
-        """Judge a value against its spec; a marginal or failing one carries its guidance."""
+                detail: str = "", interval: tuple[float, float] | None = None) -> Measurement:
+        """Judge a value against its spec; a marginal or failing one carries its guidance.
+
+        With `interval` (the true value lies within it) pass its worst end as `value`."""
         spec = spec or SPECS[name]
         outcome = spec.judge(value)
         m = Measurement(name, target, spec.unit, value, outcome, spec.low, spec.high, spec.marginal_low,
                         spec.marginal_high, spec.expect, spec.message if outcome != Outcome.PASS else "",
-                        detail=detail)
+                        detail=detail, interval=interval)
         if outcome != Outcome.PASS and value is None:
             m.diagnosis = self.catalogue.text("measure.not_measured", what=spec.description, target=target,
                                               detail=detail or "-")
@@ -80,6 +82,15 @@ class PhaseContext:
             m.diagnosis = self.catalogue.text(spec.message, target=target, value=value, unit=spec.unit,
                                               limit=spec.limit_for(value), low=spec.low, high=spec.high,
                                               detail=detail or "-")
+        self.result.measurements.append(m)
+        return m
+
+    def unmeasurable(self, name: str, *, target: str = "", why: str, spec: Spec | None = None) -> Measurement:
+        """A value this station gives no means to measure: SKIPPED with the reason, no number, never PASS."""
+        spec = spec or SPECS[name]
+        m = Measurement(name, target, spec.unit, None, Outcome.SKIPPED, spec.low, spec.high, spec.marginal_low,
+                        spec.marginal_high, spec.expect, "measure.not_measurable", detail=why)
+        m.diagnosis = self.catalogue.text("measure.not_measurable", what=spec.description, target=target, detail=why)
         self.result.measurements.append(m)
         return m
 

@@ -100,6 +100,7 @@ class Measurement:
     message: str = ""
     diagnosis: str = ""
     detail: str = ""
+    interval: tuple[float, float] | None = None  # the true value lies within; `value` is its worst end
 
     @property
     def key(self) -> str:
@@ -112,6 +113,8 @@ class Measurement:
         d["key"] = self.key
         if isinstance(self.value, float):
             d["value"] = round(self.value, 6)
+        if self.interval is not None:
+            d["interval"] = [round(x, 6) for x in self.interval]
         return d
 
 

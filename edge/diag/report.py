@@ -127,7 +127,10 @@ def _limits(m: dict[str, Any]) -> str:
 def _value(m: dict[str, Any]) -> str:
     v = m["value"]
     if v is None:
-        return "not measured"
+        return "not measurable" if m.get("message") == "measure.not_measurable" else "not measured"
+    if m.get("interval"):
+        lo, hi = m["interval"]
+        return f"≤ {hi:.4g} {m['unit']} ({lo:.4g} to {hi:.4g})".replace("  ", " ")
     if isinstance(v, bool):
         return "yes" if v else "no"
     return f"{v:.4g} {m['unit']}".strip() if isinstance(v, float) else f"{v} {m['unit']}".strip()

@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -45,6 +46,7 @@ class DiagOptions:
     reference_tag: str | None = None
     config_path: Path | None = None
     hand: Technician | None = None
+    make_hand: Callable[[DiagStation], Technician] | None = None  # a hand that needs the opened station
 
 
 @dataclass
@@ -78,7 +80,8 @@ async def run_diag(cfg: StationConfig, opts: DiagOptions) -> RunResult:
     async with AsyncExitStack() as stack:
         await station.open(stack)
         await station.load_model()
-        hand = opts.hand or (TwinHand(station) if twin else TerminalTechnician())
+        hand = opts.hand or (opts.make_hand(station) if opts.make_hand else None) or \
+            (TwinHand(station) if twin else TerminalTechnician())
         if isinstance(hand, TwinHand):
             stack.push_async_callback(hand.aclose)
         try:
