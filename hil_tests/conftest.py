@@ -32,11 +32,12 @@ def broker(tmp_path_factory):
 
 
 @pytest.fixture
-def twin(monkeypatch, model_dir, broker):
-    """Run from the repository root (the examples' relative paths) with the model and broker of the test."""
+def twin(monkeypatch, model_dir, broker, tmp_path):
+    """Run from the repository root (the examples' relative paths) with the model, broker and data_dir of the test."""
     monkeypatch.chdir(REPO)
     monkeypatch.setenv("EDGE_MODEL__DIR", str(model_dir))
     monkeypatch.setenv("EDGE_SYNC__PORT", str(broker.port))
+    monkeypatch.setenv("EDGE_STATION__DATA_DIR", str(tmp_path / "data"))
 
 
 def diag(out: Path, *args: str) -> tuple[int, dict]:

@@ -2,10 +2,13 @@
 
     edge diag --config STATION.toml [--technician BADGE] [--out DIR] [--phases a,b]
               [--drill NAME] [--prompt-timeout S] [--lang en|zh-Hant|zh-Hans] [--reference-tag HEX]
-    edge diag --verify DIR
+    edge diag --verify DIR [--config STATION.toml | --public-key HEX]
+
+Records are signed with the station's key (`<data_dir>/diag-signing.key`, created on first use);
+`--verify` pins the station's public key from its key file (--config) or as given (--public-key).
 
 Exit status: 0 PASS or MARGINAL, 1 FAIL or ERROR, 2 ABORTED, 64 usage, 65 broken record chain,
-78 bad config.
+66 chain intact but some records unsigned, 77 station key unusable, 78 bad config.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from edge.diag.plan import PHASE_NAMES
 from edge.diag.records import verify_chain
 from edge.diag.report import write_run
 from edge.diag.runner import DiagOptions, DrillRefused, run_diag
+from edge.diag.signing import StationKey, StationKeyError, key_id, load_or_create, pinned_public
 from edge.errors import ConfigError
 
 EXIT = {Outcome.PASS: 0, Outcome.MARGINAL: 0, Outcome.SKIPPED: 0, Outcome.FAIL: 1, Outcome.ERROR: 1,
         Outcome.ABORTED: 2}
-USAGE_EXIT, CHAIN_EXIT = 64, 65
+USAGE_EXIT, CHAIN_EXIT, UNSIGNED_EXIT, KEY_EXIT = 64, 65, 66, 77
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,6 +45,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--lang", default="en", choices=languages(), help="language of guidance and report")
     ap.add_argument("--reference-tag", help="hex id (10 digits) of the station's reference badge")
     ap.add_argument("--verify", type=Path, metavar="DIR", help="only verify the record chain in DIR")
+    ap.add_argument("--public-key", metavar="HEX", help="with --verify: the station's public key to pin")
     return ap
 
 
@@ -48,7 +53,7 @@ def main_diag(argv: list[str] | None = None) -> int:
     """Entry of `edge diag`; returns the exit status."""
     args = parser().parse_args(argv)
     if args.verify is not None:
-        return _verify(args.verify)
+        return _verify(args.verify, args.config, args.public_key)
     if args.config is None:
         print("edge diag: --config is required (or --verify DIR)", file=sys.stderr)
         return USAGE_EXIT
@@ -63,6 +68,11 @@ def main_diag(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return CONFIG_ERROR_EXIT
     out = args.out or Path(cfg.station.data_dir) / "diag"
+    try:
+        key = _station_key(Path(cfg.station.data_dir))
+    except (StationKeyError, OSError) as exc:
+        print(f"edge diag: {exc}", file=sys.stderr)
+        return KEY_EXIT
     opts = DiagOptions(out_dir=out, technician=args.technician, phases=phases, prompt_timeout_s=args.prompt_timeout,
                        lang=args.lang, drill=args.drill, reference_tag=args.reference_tag, config_path=args.config)
     try:
@@ -70,7 +80,7 @@ def main_diag(argv: list[str] | None = None) -> int:
     except DrillRefused as exc:
         print(f"edge diag: {exc}", file=sys.stderr)
         return USAGE_EXIT
-    written = write_run(result, out, args.lang)
+    written = write_run(result, out, args.lang, key)
     _summary(written.record, written)
     return EXIT[result.outcome]
 
@@ -86,13 +96,46 @@ def _summary(record: dict, written: object) -> None:
     print(f"record: {written.record_path}  junit: {written.junit}")  # type: ignore[attr-defined]
 
 
-def _verify(folder: Path) -> int:
-    rep = verify_chain(folder)
-    if rep.ok:
-        print(f"{folder}: {rep.records} records, chain intact")
-        return 0
-    print(f"{folder}: chain broken at {rep.broken_at}: {rep.reason}", file=sys.stderr)
-    return CHAIN_EXIT
+def _station_key(data_dir: Path) -> StationKey:
+    key, created = load_or_create(data_dir)
+    if created:
+        print(f"edge diag: created the station's record signing key {key.path}; public key {key.public_hex} "
+              f"(id {key_id(key.public_hex)}): keep it to verify the records", file=sys.stderr)
+    return key
+
+
+def _pinned(config: Path | None, public_key: str | None) -> str | None:
+    if public_key:
+        return public_key.strip().lower()
+    if config is None:
+        return None
+    cfg = load_config(config)
+    pinned = pinned_public(Path(cfg.station.data_dir))
+    if pinned is None:
+        raise StationKeyError(f"station {cfg.station.id} has no record signing key in {cfg.station.data_dir}")
+    return pinned
+
+
+def _verify(folder: Path, config: Path | None, public_key: str | None) -> int:
+    try:
+        rep = verify_chain(folder, _pinned(config, public_key))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return CONFIG_ERROR_EXIT
+    except StationKeyError as exc:
+        print(f"edge diag: {exc}", file=sys.stderr)
+        return KEY_EXIT
+    if not rep.ok:
+        print(f"{folder}: chain broken at {rep.broken_at}: {rep.reason}", file=sys.stderr)
+        return CHAIN_EXIT
+    how = "pinned" if rep.pinned else "named by the records (not pinned: pass --config or --public-key)"
+    signed = f"{rep.signed} signed with key {key_id(rep.public_key)} {how}" if rep.signed else "none signed"
+    print(f"{folder}: {rep.records} records, chain intact; {signed}; {rep.unsigned} unsigned")
+    if rep.unsigned:
+        print(f"{folder}: {rep.unsigned} records are unsigned (written before signing): only their hash chain "
+              f"protects them, and it can be recomputed", file=sys.stderr)
+        return UNSIGNED_EXIT
+    return 0
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from edge.diag.core import Outcome, PhaseResult
 from edge.diag.messages import Catalogue
 from edge.diag.records import load_records, next_name, phase_dict, write_record
 from edge.diag.runner import RunResult
+from edge.diag.signing import StationKey, key_id
 
 TEMPLATES = Path(__file__).parent / "templates"
 TREND_RUNS = 30
@@ -33,8 +34,8 @@ class Written:
     junit: Path
 
 
-def write_run(result: RunResult, out_dir: Path, lang: str = "en") -> Written:
-    """Write attachments, the record (chained), junit.xml and report.html of one run."""
+def write_run(result: RunResult, out_dir: Path, lang: str = "en", key: StationKey | None = None) -> Written:
+    """Write attachments, the record (chained, signed with `key`), junit.xml and report.html of one run."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     seq, name = next_name(out_dir, stamp)
     run_dir = out_dir / "runs" / name
@@ -42,7 +43,7 @@ def write_run(result: RunResult, out_dir: Path, lang: str = "en") -> Written:
     phases = [phase_dict(p, _attachments(p, run_dir, out_dir)) for p in result.phases]
     body = {**result.facts, "started": result.started, "ended": result.ended, "outcome": str(result.outcome),
             "teardown_unconfirmed": result.teardown, "phases": phases}
-    record = write_record(out_dir, body, seq, name)
+    record = write_record(out_dir, body, seq, name, key)
     junit = run_dir / "junit.xml"
     junit.write_bytes(junit_xml(record))
     records, cat = load_records(out_dir), Catalogue(lang)
@@ -72,8 +73,11 @@ def junit_xml(record: dict[str, Any]) -> bytes:
                        skipped=str(count[Outcome.SKIPPED]), timestamp=record["started"],
                        time=f"{sum(p['duration_s'] for p in phases):.3f}")
     props = ET.SubElement(suite, "properties")
-    for key in ("technician", "software_version", "firmware_version", "config_sha256", "hash", "prev_hash"):
+    for key in ("technician", "software_version", "firmware_version", "config_sha256", "hash", "prev_hash",
+                "signature"):
         ET.SubElement(props, "property", name=key, value=str(record.get(key)))
+    signer = record.get("signer")
+    ET.SubElement(props, "property", name="signer", value=key_id(signer["public_key"]) if signer else "unsigned")
     for p in phases:
         case = ET.SubElement(suite, "testcase", classname=f"diag.{record['station']}", name=p["name"],
                              time=f"{p['duration_s']:.3f}")
@@ -139,7 +143,7 @@ def _value(m: dict[str, Any]) -> str:
 def render_html(record: dict[str, Any], records: list[dict[str, Any]], cat: Catalogue, base: str = "") -> str:
     """The static report (no scripts, no external resources); `base` leads from it to OUT."""
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    env.filters.update(limits=_limits, value=_value)
+    env.filters.update(limits=_limits, value=_value, key_id=key_id)
     series = trends(records)
     return env.get_template("report.html").render(
         r=record, t=lambda key, **kw: cat.text(key, **kw), lang=cat.lang,
