@@ -76,6 +76,9 @@ def junit_xml(record: dict[str, Any]) -> bytes:
     for key in ("technician", "software_version", "firmware_version", "config_sha256", "hash", "prev_hash",
                 "signature"):
         ET.SubElement(props, "property", name=key, value=str(record.get(key)))
+    who = record.get("technician")
+    if isinstance(who, dict):
+        props.find("property[@name='technician']").set("value", f"{who['name']} ({who['role']}, badge {who['badge']})")
     signer = record.get("signer")
     ET.SubElement(props, "property", name="signer", value=key_id(signer["public_key"]) if signer else "unsigned")
     for p in phases:

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from drivers.errors import DriverError
+from edge.auth import User
 from edge.config import StationConfig
 from edge.diag.context import PhaseContext, PhaseSkipped, PromptTimedOut
 from edge.diag.core import Outcome, PhaseResult, worst
@@ -38,7 +39,7 @@ class DiagOptions:
     """How to run: who, which phases, where the records go, prompt timeout, language, drill."""
 
     out_dir: Path
-    technician: str = ""
+    technician: User | None = None  # signed in (edge.diag.signin); None only against the twin
     phases: tuple[str, ...] | None = None
     prompt_timeout_s: float = 120.0
     lang: str = "en"
@@ -72,7 +73,7 @@ def _utc() -> str:
 async def run_diag(cfg: StationConfig, opts: DiagOptions) -> RunResult:
     """Run the plan (or the selected phases) against the station's devices; returns every result."""
     twin = is_twin(cfg)
-    drill = _drill(opts.drill, cfg, twin)
+    drill = check_drill(opts.drill, cfg, twin)
     station = DiagStation(quiet_twin(cfg) if twin else cfg, twin, baseline_path=opts.out_dir / "imaging-baseline.json",
                           reference_tag=opts.reference_tag)
     cat = Catalogue(opts.lang)
@@ -95,7 +96,7 @@ async def run_diag(cfg: StationConfig, opts: DiagOptions) -> RunResult:
     return RunResult(station, results, started, _utc(), facts, teardown)
 
 
-def _drill(name: str | None, cfg: StationConfig, twin: bool) -> Drill | None:
+def check_drill(name: str | None, cfg: StationConfig, twin: bool) -> Drill | None:
     if name is None:
         return None
     if name not in DRILLS:
@@ -160,6 +161,10 @@ async def run_phase(phase: Phase, station: DiagStation, hand: Technician, cat: C
     return res
 
 
+def _who(user: User | None) -> dict[str, str] | None:
+    return {"badge": user.badge, "name": user.name, "role": user.role} if user is not None else None
+
+
 def _facts(station: DiagStation, opts: DiagOptions) -> dict[str, Any]:
     """Who, what software, firmware, config and model the run proves."""
     from importlib import metadata
@@ -174,7 +179,7 @@ def _facts(station: DiagStation, opts: DiagOptions) -> dict[str, Any]:
         station.cfg.model_dump_json().encode()
     return {
         "station": station.name, "station_kind": station.cfg.station.kind, "twin": station.twin,
-        "technician": opts.technician, "software_version": software,
+        "technician": _who(opts.technician), "software_version": software,
         "firmware_version": hello.firmware_version if hello else None,
         "firmware_sha256": hello.firmware_hash.hex() if hello else None,
         "config_path": str(opts.config_path) if opts.config_path else None,
