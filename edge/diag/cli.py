@@ -102,7 +102,8 @@ def _summary(record: dict, written: object) -> None:
     print(f"\n{record['station']}: {record['outcome']}  (record #{record['seq']}, hash {record['hash'][:16]}, "
           f"technician {who.get('name', '-')} {who.get('badge', '')})")
     for p in record["phases"]:
-        print(f"  {p['outcome']:<9} {p['name']:<14} {p['duration_s']:6.1f} s  {p['reason']}")
+        expected = f"  (expected: {p['expected']})" if p.get("expected") else ""
+        print(f"  {p['outcome']:<9} {p['name']:<14} {p['duration_s']:6.1f} s  {p['reason']}{expected}")
         for d in p["diagnoses"]:
             if d != p["reason"]:
                 print(f"            - {d}")

@@ -39,6 +39,11 @@ def worst(outcomes: list[Outcome]) -> Outcome:
     return min(outcomes, key=SEVERITY.index, default=Outcome.PASS)
 
 
+def run_outcome(phases: list[PhaseResult]) -> Outcome:
+    """A run's outcome: the worst of its phases', a failure a fault drill must cause counting as PASS."""
+    return worst([Outcome.PASS if p.expected else p.outcome for p in phases])
+
+
 @dataclass(frozen=True)
 class Spec:
     """One declared measurement: unit, limits, marginal band and the guidance key."""
@@ -141,6 +146,7 @@ class PhaseResult:
     attachments: list[Attachment] = field(default_factory=list)
     reason: str = ""
     notes: list[str] = field(default_factory=list)
+    expected: str = ""  # why this failure is what a fault drill must cause (it does not fail the run)
 
     def judge(self) -> Outcome:
         """Worst of the measurements' outcomes."""

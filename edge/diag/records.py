@@ -48,7 +48,7 @@ def phase_dict(p: PhaseResult, attachments: list[dict[str, Any]]) -> dict[str, A
     return {"name": p.name, "title": p.title, "outcome": str(p.outcome), "started": p.started,
             "duration_s": p.duration_s, "reason": p.reason, "notes": p.notes, "prompts": p.prompts,
             "measurements": [m.as_dict() for m in p.measurements], "diagnoses": p.diagnoses(),
-            "attachments": attachments}
+            "attachments": attachments, "expected": p.expected}
 
 
 def next_name(out_dir: Path, stamp: str) -> tuple[int, str]:

@@ -65,9 +65,11 @@ def _attachments(p: PhaseResult, run_dir: Path, out_dir: Path) -> list[dict[str,
 
 
 def junit_xml(record: dict[str, Any]) -> bytes:
-    """One testsuite per run, one testcase per phase; FAIL -> failure, ERROR/ABORTED -> error."""
+    """One testsuite per run, one testcase per phase; FAIL -> failure, ERROR/ABORTED -> error.
+
+    A failure a fault drill must cause ("expected") is a passing testcase that says so."""
     phases = record["phases"]
-    count = {o: sum(1 for p in phases if p["outcome"] == o) for o in Outcome}
+    count = {o: sum(1 for p in phases if p["outcome"] == o and not p.get("expected")) for o in Outcome}
     suite = ET.Element("testsuite", name=f"diag.{record['station']}", tests=str(len(phases)),
                        failures=str(count[Outcome.FAIL]), errors=str(count[Outcome.ERROR] + count[Outcome.ABORTED]),
                        skipped=str(count[Outcome.SKIPPED]), timestamp=record["started"],
@@ -86,6 +88,9 @@ def junit_xml(record: dict[str, Any]) -> bytes:
                              time=f"{p['duration_s']:.3f}")
         text = "\n".join(p["diagnoses"]) or p["reason"]
         tag = {"FAIL": "failure", "ERROR": "error", "ABORTED": "error", "SKIPPED": "skipped"}.get(p["outcome"])
+        if p.get("expected"):
+            tag = None
+            ET.SubElement(ET.SubElement(case, "properties"), "property", name="expected", value=p["expected"])
         if tag:
             ET.SubElement(case, tag, message=(text.splitlines() or [p["outcome"]])[0], type=p["outcome"]).text = text
         lines = [f"{m['key']} = {m['value']} {m['unit']} {m['outcome']}" for m in p["measurements"]]

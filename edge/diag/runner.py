@@ -18,8 +18,8 @@ from drivers.errors import DriverError
 from edge.auth import User
 from edge.config import StationConfig
 from edge.diag.context import PhaseContext, PhaseSkipped, PromptTimedOut
-from edge.diag.core import Outcome, PhaseResult, worst
-from edge.diag.drills import DRILLS, Drill
+from edge.diag.core import Outcome, PhaseResult, run_outcome
+from edge.diag.drills import DRILLS, Drill, judge_drill
 from edge.diag.hand import Technician, TerminalTechnician, TwinHand
 from edge.diag.messages import Catalogue
 from edge.diag.plan import NEEDS, PLAN, Phase
@@ -63,7 +63,7 @@ class RunResult:
 
     @property
     def outcome(self) -> Outcome:
-        return worst([p.outcome for p in self.phases])
+        return run_outcome(self.phases)
 
 
 def _utc() -> str:
@@ -92,6 +92,8 @@ async def run_diag(cfg: StationConfig, opts: DiagOptions) -> RunResult:
                     results[-1].notes += [f"safe state not confirmed: {p}" for p in await station.make_safe()]
         finally:
             teardown = await station.make_safe()
+        if drill is not None:
+            results.append(judge_drill(drill, results, cat))
         facts = _facts(station, opts)
     return RunResult(station, results, started, _utc(), facts, teardown)
 

@@ -102,6 +102,8 @@ _SPECS = (
          message="drill.slow_detect"),
     Spec("drill.recovered_ms", "ms", "fault cleared -> link back", high=3000, marginal_high=1500,
          message="drill.slow_recovery"),
+    Spec("drill.diagnosed", "", "the affected phase failed with the fault's diagnosis, and only with it",
+         expect=True, message="drill.not_diagnosed"),
     Spec("drill.no_restart", "", "nothing restarted by itself after recovery", expect=True,
          message="safety.restarted"),
 )
