@@ -120,7 +120,17 @@ class Measurement:
             d["value"] = round(self.value, 6)
         if self.interval is not None:
             d["interval"] = [round(x, 6) for x in self.interval]
+        d["marginal_band"] = self.marginal_band()
         return d
+
+    def marginal_band(self) -> list[list[float | None]]:
+        """The ranges of values judged MARGINAL: within the limits but near them ([low, high] each)."""
+        bands: list[list[float | None]] = []
+        if self.marginal_low is not None:
+            bands.append([self.low, self.marginal_low])
+        if self.marginal_high is not None:
+            bands.append([self.marginal_high, self.high])
+        return bands
 
 
 @dataclass

@@ -93,7 +93,14 @@ def junit_xml(record: dict[str, Any]) -> bytes:
             ET.SubElement(ET.SubElement(case, "properties"), "property", name="expected", value=p["expected"])
         if tag:
             ET.SubElement(case, tag, message=(text.splitlines() or [p["outcome"]])[0], type=p["outcome"]).text = text
-        lines = [f"{m['key']} = {m['value']} {m['unit']} {m['outcome']}" for m in p["measurements"]]
+        marginal = [m for m in p["measurements"] if m["outcome"] == "MARGINAL"]
+        if marginal:
+            props = case.find("properties")
+            props = props if props is not None else ET.SubElement(case, "properties")
+            for m in marginal:
+                ET.SubElement(props, "property", name="marginal", value=_in_band(m))
+        lines = [f"{m['key']} = {m['value']} {m['unit']} {m['outcome']} (limits {_limits(m)})"
+                 for m in p["measurements"]]
         ET.SubElement(case, "system-out").text = "\n".join(lines)
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
 
@@ -126,14 +133,28 @@ def sparkline(values: list[float | None], width: int = 160, height: int = 28) ->
 
 
 def _limits(m: dict[str, Any]) -> str:
+    """The limits and the marginal band: `≤ 400 (marginal above 250)`."""
     if m.get("expect") is not None:
         return "= yes" if m["expect"] else "= no"
     parts = []
-    if m.get("low") is not None:
-        parts.append(f"≥ {m['low']:g}")
-    if m.get("high") is not None:
-        parts.append(f"≤ {m['high']:g}")
+    for limit, sign, band, side in (("low", "≥", "marginal_low", "below"), ("high", "≤", "marginal_high", "above")):
+        if m.get(limit) is not None:
+            near = f" (marginal {side} {m[band]:g})" if m.get(band) is not None else ""
+            parts.append(f"{sign} {m[limit]:g}{near}")
     return " and ".join(parts) or "informative"
+
+
+def _in_band(m: dict[str, Any]) -> str:
+    """A marginal value with its band: `io.divert_ms[to pass] = 300 ms in the marginal band 250 to 400 ms`."""
+    v, unit = m["value"], m["unit"]
+    hi_side = m.get("marginal_high") is not None and isinstance(v, (int, float)) and v > m["marginal_high"]
+    lo, hi = (m["marginal_high"], m.get("high")) if hi_side else (m.get("low"), m.get("marginal_low"))
+    band = f"{_num(lo)} to {_num(hi)} {unit}".strip()
+    return f"{m['key']} = {_num(v)} {unit} in the marginal band {band}".replace(" " * 2, " ")
+
+
+def _num(v: object) -> str:
+    return "-" if v is None else f"{v:g}" if isinstance(v, (int, float)) else str(v)
 
 
 def _value(m: dict[str, Any]) -> str:

@@ -133,3 +133,23 @@ def test_old_unsigned_records_are_reported_unsigned_and_stripped_ones_do_not_cou
     rep = verify_chain(tmp_path, key.public_hex)  # a stripped record counts as unsigned, never as signed
     assert (rep.signed, rep.unsigned) == (1, 2)
     assert main_diag(["--verify", str(tmp_path), "--public-key", key.public_hex]) == 66
+
+
+def test_the_marginal_band_is_shown_in_json_junit_and_the_report(tmp_path):
+    from edge.diag.context import PhaseContext
+    from edge.diag.core import PhaseResult
+
+    ctx = PhaseContext(None, None, PhaseResult("io", "I/O"), Catalogue("en"), 1.0)  # type: ignore[arg-type]
+    m = ctx.measure("io.divert_ms", 300.0, target="to pass").as_dict()
+    assert m["outcome"] == "MARGINAL" and m["marginal_band"] == [[250, 400]]
+    body = _body(300.0, "MARGINAL")
+    body["phases"][0]["measurements"] = [m]
+    seq, name = next_name(tmp_path, "m")
+    rec = write_record(tmp_path, body, seq, name)
+    html = render_html(rec, [rec], Catalogue("en"))
+    assert "MARGINAL" in html and "marginal above 250" in html
+    case = ET.fromstring(junit_xml(rec)).find("testcase")
+    assert case.find("failure") is None
+    marginal = case.find("properties/property[@name='marginal']")
+    assert marginal is not None and "300 ms in the marginal band 250 to 400 ms" in marginal.get("value")
+    assert "marginal above 250" in case.find("system-out").text
