@@ -17,7 +17,7 @@ import structlog
 from drivers.errors import DriverError
 from edge.auth import User
 from edge.config import StationConfig
-from edge.diag.context import PhaseContext, PhaseSkipped, PromptTimedOut
+from edge.diag.context import PhaseContext, PhaseSkipped, PromptTimedOut, advice_key
 from edge.diag.core import Outcome, PhaseResult, run_outcome
 from edge.diag.drills import DRILLS, Drill, judge_drill
 from edge.diag.hand import Technician, TerminalTechnician, TwinHand
@@ -153,7 +153,9 @@ async def run_phase(phase: Phase, station: DiagStation, hand: Technician, cat: C
     except TimeoutError:
         res.outcome, res.reason = Outcome.ERROR, cat.text("phase.timeout", target=phase.name, limit=phase.timeout_s)
     except DriverError as e:
-        res.outcome, res.reason = Outcome.FAIL, cat.text("phase.error", target=phase.name, detail=str(e))
+        res.outcome = Outcome.FAIL
+        res.reason = ctx.error_text(e, phase.name, "") if advice_key(e) else \
+            cat.text("phase.error", target=phase.name, detail=str(e))
     except Exception as e:  # noqa: BLE001 - the phase supervisor: any bug ends this phase as ERROR
         log.exception("diag.phase_error", phase=phase.name)
         res.outcome = Outcome.ERROR

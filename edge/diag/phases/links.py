@@ -46,17 +46,21 @@ async def _plc(ctx: PhaseContext) -> None:
     first = await wait_state(plc, lambda s: s.link_ok, plc.cfg.timeout_ms / 1000 * 4 + 1.0)
     times: list[float] = []
     problem = "" if first is not None else (await plc.read_state()).link_reason
+    error: DriverError | None = None
     for _ in range(ROUND_TRIPS):
         t0 = time.perf_counter()
         try:
             await ctx.io(f"PLC {plc.name} read of holding registers", plc.read_points("holding"),
                          plc.cfg.timeout_ms / 1000 * (plc.cfg.retries + 1) + 0.5)
         except DriverError as exc:
-            problem = str(exc)
+            problem, error = str(exc), exc
             break
         times.append((time.perf_counter() - t0) * 1000)
     ok = not problem
-    ctx.measure("links.plc_link_ok", ok, target="plc", detail=problem)
+    if error is not None:
+        ctx.failed("links.plc_link_ok", error, target="plc", value=False)
+    else:
+        ctx.measure("links.plc_link_ok", ok, target="plc", detail=problem)
     if ok:
         ctx.measure("links.plc_round_trip_ms", statistics.median(times), target="plc")
         state = await plc.read_state()
@@ -86,18 +90,22 @@ async def _controller(ctx: PhaseContext) -> None:
     ctx.note(f"controller firmware {hello.firmware_version}, hash {hello.firmware_hash.hex()}")
     before = scanner.link.stats.get("retries", 0)
     times: list[float] = []
-    problem = ""
+    error: DriverError | None = None
     for _ in range(STATUS_REQUESTS):
         t0 = time.perf_counter()
         try:
             await ctx.io(f"STATUS of X-ray controller {scanner.name}", scanner.status(), wait + 0.5)
         except DriverError as exc:
-            problem = str(exc)
+            error = exc
             break
         times.append((time.perf_counter() - t0) * 1000)
+    problem = str(error) if error is not None else ""
     retries = scanner.link.stats.get("retries", 0) - before
     ctx.measure("links.controller_retries", retries, target="controller", detail=problem)
-    ctx.measure("links.controller_answers", not problem, target="controller", detail=problem)
+    if error is not None:
+        ctx.failed("links.controller_answers", error, target="controller", value=False)
+    else:
+        ctx.measure("links.controller_answers", True, target="controller")
     if times and not problem:
         ctx.measure("links.controller_status_ms", statistics.median(times), target="controller")
     _frames(ctx, scanner)
