@@ -53,6 +53,7 @@ _SPECS = (
          message="light.no_feedback"),
     # RFID
     Spec("rfid.reader_connected", "", "reader port open", expect=True, message="reader.unplugged"),
+    Spec("rfid.frames_decode", "", "the reader's frames decode", expect=True, message="rfid.undecodable"),
     Spec("rfid.read_ok", "", "reference badge read", expect=True, message="rfid.no_read"),
     Spec("rfid.time_to_read_ms", "ms", "badge presented -> tag seen", high=1000, marginal_high=400,
          message="rfid.slow_read"),
