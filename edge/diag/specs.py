@@ -18,6 +18,8 @@ _SPECS = (
     Spec("links.plc_link_ok", "", "PLC answers and its heartbeat runs", expect=True, message="plc.no_answer"),
     Spec("links.controller_hello", "", "X-ray controller session (HELLO) up", expect=True,
          message="controller.no_hello"),
+    Spec("links.controller_protocol", "", "X-ray controller speaks this station's protocol version", expect=True,
+         message="controller.protocol_version"),
     Spec("links.controller_status_ms", "ms", "median STATUS round trip", high=200, marginal_high=80,
          message="controller.slow"),
     Spec("links.controller_retries", "frames", "frames resent during 20 STATUS requests", high=2,

@@ -6,13 +6,18 @@ import asyncio
 import statistics
 import time
 
+import zlib
+from collections import Counter
+
 from drivers.errors import DriverError
 from edge.diag.context import PhaseContext
 from edge.diag.phases._watch import wait_state
+from firmware_bridge import codec
 
 ROUND_TRIPS = 10
 STATUS_REQUESTS = 20
 READER_OPEN_S = 1.5
+AGREEING_REJECTS = 3  # truncated rejects all announcing one foreign version: that version (noise does not agree)
 
 
 async def run(ctx: PhaseContext) -> None:
@@ -82,7 +87,8 @@ async def _controller(ctx: PhaseContext) -> None:
     try:
         hello = await ctx.io(f"HELLO of X-ray controller {scanner.name}", scanner.link.wait_up(wait), wait + 0.5)
     except (DriverError, TimeoutError) as exc:
-        ctx.measure("links.controller_hello", False, target="controller", detail=str(exc) or "no HELLO")
+        if not _protocol(ctx, scanner):  # a foreign protocol explains the missing HELLO; else power/cabling
+            ctx.measure("links.controller_hello", False, target="controller", detail=str(exc) or "no HELLO")
         _frames(ctx, scanner)
         return
     ctx.measure("links.controller_hello", True, target="controller",
@@ -109,6 +115,48 @@ async def _controller(ctx: PhaseContext) -> None:
     if times and not problem:
         ctx.measure("links.controller_status_ms", statistics.median(times), target="controller")
     _frames(ctx, scanner)
+
+
+def _protocol(ctx: PhaseContext, scanner: object) -> bool:
+    """A controller that answers in another protocol version: say so (the link itself only logs it at debug)."""
+    found = peer_protocol(getattr(scanner, "link").last_frames)
+    if found is None:
+        return False
+    version, certain = found
+    how = "whole frames with a valid CRC" if certain else f"{AGREEING_REJECTS} or more rejected frames agree"
+    ctx.measure("links.controller_protocol", False, target="controller",
+                detail=f"its frames announce protocol version {version}, this station speaks {codec.VERSION} ({how})")
+    return True
+
+
+def peer_protocol(history: tuple[bytes, ...]) -> tuple[int, bool] | None:
+    """The foreign protocol version the rejected frames (b"!" history entries) announce, and whether it is certain.
+
+    Certain: a whole rejected frame whose CRC holds. Likely: enough truncated rejects announce the
+    same version. Noise neither holds a CRC nor agrees, so it names no version."""
+    announced: list[int] = []
+    for entry in history:
+        if entry[:1] != b"!" or len(entry) < 3:
+            continue
+        whole = _whole_version(entry[1:])
+        if whole is not None and whole != codec.VERSION:
+            return whole, True
+        announced.append(0 if entry[1] == 1 else entry[2])  # the first byte COBS decodes to
+    common = Counter(v for v in announced if v != codec.VERSION).most_common(1)
+    if common and common[0][1] >= AGREEING_REJECTS and common[0][1] == len(announced):
+        return common[0][0], False
+    return None
+
+
+def _whole_version(raw: bytes) -> int | None:
+    try:
+        data = codec.cobs_decode(raw)
+    except codec.FrameError:
+        return None
+    body = data[:-codec.CRC.size]
+    if len(body) < codec.HEADER.size or codec.CRC.unpack_from(data, len(body))[0] != zlib.crc32(body):
+        return None
+    return body[0]
 
 
 def _frames(ctx: PhaseContext, scanner: object) -> None:
