@@ -18,8 +18,11 @@ class PersonHand(TwinHand):
 
 
 async def _safety(tmp_path, monkeypatch, poll_ms: int | None = None) -> dict[tuple[str, str], object]:
-    if poll_ms is not None:
+    if poll_ms is not None:  # a slow PLC link: the read-back window and the watchdog sized to suit it
         monkeypatch.setenv("EDGE_DEVICES__PLC__POLL_PERIOD_MS", str(poll_ms))
+        monkeypatch.setenv("EDGE_DEVICES__PLC__READBACK_TIMEOUT_MS", str(poll_ms * 6))
+        monkeypatch.setenv("EDGE_DEVICES__PLC__HEARTBEAT_STALE_MS", str(poll_ms * 6))
+        monkeypatch.setenv("EDGE_DEVICES__PLC__SIM__HOST_WATCHDOG_MS", str(poll_ms * 8))
     cfg = load_config("examples/conveyor.toml")
     opts = DiagOptions(out_dir=tmp_path, phases=("safety",), prompt_timeout_s=20, make_hand=PersonHand)
     result = await run_diag(cfg, opts)
@@ -39,6 +42,7 @@ async def test_without_the_act_time_responses_are_bounded_by_the_plc_samples(twi
 
 async def test_samples_too_far_apart_make_the_timing_not_measurable(twin, tmp_path, monkeypatch):
     ms, result = await _safety(tmp_path, monkeypatch, poll_ms=300)
+    assert result.phases[0].outcome in (Outcome.PASS, Outcome.MARGINAL), result.phases[0].reason
     m = ms[("safety.belt_stop_ms", "e-stop")]
     assert m.value is None and m.outcome == Outcome.SKIPPED and m.outcome != Outcome.PASS
     assert "not measurable" in m.diagnosis and "more than the 250 ms limit" in m.diagnosis

@@ -44,7 +44,7 @@ def refusal_hint(error: DriverError, catalogue: Catalogue) -> str:
     """What a Modbus exception code means for the technician (empty when there is none)."""
     code = getattr(error, "code", None)
     if code is None:
-        found = re.search(r"exception code (\d+)", str(error))
+        found = re.search(r"exception (?:code )?(\d+)", str(error))
         code = int(found.group(1)) if found else None
     if code is None:
         return ""

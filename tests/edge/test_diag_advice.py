@@ -35,7 +35,7 @@ async def test_a_modbus_exception_from_the_plc_is_not_diagnosed_as_wiring():
             await plc_io._light(ctx, plc, "green")
     m = ctx.result.measurements[0]
     assert m.outcome == Outcome.FAIL and m.message == "device.refused", m
-    assert "exception code 2" in m.diagnosis and "register map" in m.diagnosis
+    assert "Modbus exception 02 (illegal data address)" in m.diagnosis and "register map" in m.diagnosis
     assert "wiring" not in m.diagnosis and "cable" not in m.diagnosis.replace("cabling works", "")
 
 

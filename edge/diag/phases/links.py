@@ -9,7 +9,7 @@ import time
 import zlib
 from collections import Counter
 
-from drivers.errors import DriverError
+from drivers.errors import DeviceRefused, DriverError, ProtocolError
 from edge.diag.context import PhaseContext
 from edge.diag.phases._watch import wait_state
 from firmware_bridge import codec
@@ -62,6 +62,8 @@ async def _plc(ctx: PhaseContext) -> None:
             break
         times.append((time.perf_counter() - t0) * 1000)
     ok = not problem
+    if not ok and error is None:
+        error = _link_fault(await plc.read_state())
     if error is not None:
         ctx.failed("links.plc_link_ok", error, target="plc", value=False)
     else:
@@ -71,6 +73,12 @@ async def _plc(ctx: PhaseContext) -> None:
         state = await plc.read_state()
         ctx.measure("links.plc_heartbeat_age_ms", state.heartbeat_age_s * 1000, target="plc")
     ctx.attach("modbus-trace.txt", _trace(plc.frames), "text/plain")
+
+
+def _link_fault(state: object) -> DriverError | None:
+    """The kind of fault the PLC driver names for a link that is down (`link_fault`, where the driver has it)."""
+    kind = {"refused": DeviceRefused, "protocol": ProtocolError}.get(getattr(state, "link_fault", ""))
+    return kind(state.link_reason) if kind is not None else None  # type: ignore[attr-defined]
 
 
 def _trace(frames: object) -> bytes:
