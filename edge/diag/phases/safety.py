@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from drivers.errors import DriverError
+from drivers.errors import DeviceRefused, ReadbackMismatch
 from edge.diag.context import PhaseContext
 from edge.diag.hand import Action
 from edge.diag.phases._watch import Bracket, SampleLog, request_timeout, wait_state
@@ -122,10 +122,12 @@ def _response(ctx: PhaseContext, name: str, target: str, log: SampleLog, trip: B
 
 
 async def _refused(ctx: PhaseContext, plc: Any) -> bool:
-    """A permit request while tripped must not be confirmed."""
+    """A permit request while tripped must not be confirmed: refused or not confirmed by the PLC's answers.
+
+    A lost link (LinkLost) proves nothing and ends the phase as a failure."""
     try:
         await ctx.io("X-ray permit while tripped", plc.request_xray_permit(True), request_timeout(plc))
-    except DriverError:
+    except (ReadbackMismatch, DeviceRefused):
         return True
     await ctx.io("X-ray permit off", plc.request_xray_permit(False), request_timeout(plc))
     return False
