@@ -99,8 +99,7 @@ def junit_xml(record: dict[str, Any]) -> bytes:
             props = props if props is not None else ET.SubElement(case, "properties")
             for m in marginal:
                 ET.SubElement(props, "property", name="marginal", value=_in_band(m))
-        lines = [f"{m['key']} = {m['value']} {m['unit']} {m['outcome']} (limits {_limits(m)})"
-                 for m in p["measurements"]]
+        lines = [f"{m['key']} = {_value(m)} {m['outcome']} (limits {_limits(m)})" for m in p["measurements"]]
         ET.SubElement(case, "system-out").text = "\n".join(lines)
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
 
