@@ -41,3 +41,41 @@ def test_a_changed_attachment_breaks_the_chain(twin, tmp_path):
     trace.write_text("nothing to see")
     report = verify_chain(tmp_path)
     assert not report.ok and "modbus-trace" in report.reason
+
+
+def _rechain(folder, change) -> None:
+    """Rewrite records as a forger would: change one, then recompute every hash and link after it."""
+    from edge.diag.records import record_hash
+
+    prev = None
+    for path in sorted((folder / "records").glob("*.json")):
+        rec = json.loads(path.read_text())
+        if prev is None:
+            change(rec)
+        else:
+            rec["prev_hash"] = prev
+        rec["hash"] = record_hash(rec)
+        prev = rec["hash"]
+        path.write_text(json.dumps(rec))
+
+
+def test_a_fail_rewritten_to_pass_with_recomputed_hashes_fails_the_signature(twin, tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: the hub phase fails
+        s.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("EDGE_SYNC__PORT", str(s.getsockname()[1]))
+    rc, failed = diag(tmp_path, "--config", "examples/xray.toml", "--phases", "hub")
+    assert rc == 1 and failed["outcome"] == "FAIL"
+    diag(tmp_path, "--config", "examples/xray.toml", "--phases", "clock")
+    assert verify_chain(tmp_path).ok
+
+    def to_pass(rec: dict) -> None:
+        rec["outcome"] = rec["phases"][0]["outcome"] = "PASS"
+        for m in rec["phases"][0]["measurements"]:
+            m["outcome"], m["value"], m["diagnosis"] = "PASS", True, ""
+
+    _rechain(tmp_path, to_pass)
+    report = verify_chain(tmp_path)
+    assert not report.ok and report.broken_at.startswith("000001") and "signature" in report.reason
+    assert main_diag(["--verify", str(tmp_path), "--config", "examples/xray.toml"]) == 65

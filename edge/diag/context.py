@@ -11,11 +11,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from drivers.errors import LinkLost
+from drivers.errors import DeviceRefused, DriverError, LinkLost, ProtocolError
 from edge.diag.core import Attachment, Measurement, Outcome, PhaseResult, Spec
 from edge.diag.hand import Action, Technician
 from edge.diag.messages import Catalogue
@@ -26,6 +27,28 @@ if TYPE_CHECKING:
     from edge.diag.station import DiagStation
 
 T = TypeVar("T")
+
+# A device that answers with a refusal or with garbage is reachable: its guidance is not the
+# spec's (which assumes no answer or no effect, i.e. power and cabling) but the error kind's.
+ERROR_ADVICE: tuple[tuple[type[DriverError], str], ...] = ((DeviceRefused, "device.refused"),
+                                                          (ProtocolError, "device.garbled"))
+MODBUS_CODES = frozenset({1, 2, 3, 4, 6})
+
+
+def advice_key(error: DriverError) -> str | None:
+    """The catalogue key of the guidance for an error kind, or None when the spec's guidance applies."""
+    return next((key for kind, key in ERROR_ADVICE if isinstance(error, kind)), None)
+
+
+def refusal_hint(error: DriverError, catalogue: Catalogue) -> str:
+    """What a Modbus exception code means for the technician (empty when there is none)."""
+    code = getattr(error, "code", None)
+    if code is None:
+        found = re.search(r"exception (?:code )?(\d+)", str(error))
+        code = int(found.group(1)) if found else None
+    if code is None:
+        return ""
+    return catalogue.text(f"modbus.code_{code}" if code in MODBUS_CODES else "modbus.code_other", code=code)
 
 
 class DiagError(EdgeError):
@@ -66,13 +89,15 @@ class PhaseContext:
     # ---- measuring -------------------------------------------------------------------------
 
     def measure(self, name: str, value: float | bool | None, *, target: str = "", spec: Spec | None = None,
-                detail: str = "") -> Measurement:
-        """Judge a value against its spec; a marginal or failing one carries its guidance."""
+                detail: str = "", interval: tuple[float, float] | None = None) -> Measurement:
+        """Judge a value against its spec; a marginal or failing one carries its guidance.
+
+        With `interval` (the true value lies within it) pass its worst end as `value`."""
         spec = spec or SPECS[name]
         outcome = spec.judge(value)
         m = Measurement(name, target, spec.unit, value, outcome, spec.low, spec.high, spec.marginal_low,
                         spec.marginal_high, spec.expect, spec.message if outcome != Outcome.PASS else "",
-                        detail=detail)
+                        detail=detail, interval=interval)
         if outcome != Outcome.PASS and value is None:
             m.diagnosis = self.catalogue.text("measure.not_measured", what=spec.description, target=target,
                                               detail=detail or "-")
@@ -80,6 +105,34 @@ class PhaseContext:
             m.diagnosis = self.catalogue.text(spec.message, target=target, value=value, unit=spec.unit,
                                               limit=spec.limit_for(value), low=spec.low, high=spec.high,
                                               detail=detail or "-")
+        self.result.measurements.append(m)
+        return m
+
+    def failed(self, name: str, error: DriverError, *, target: str = "", value: float | bool | None = None,
+               spec: Spec | None = None) -> Measurement:
+        """A measurement a driver error prevented; its guidance follows the kind of error."""
+        spec = spec or SPECS[name]
+        if value is None and spec.expect is not None:
+            value = not spec.expect  # a yes/no check the error answered
+        m = self.measure(name, value, target=target, spec=spec, detail=str(error))
+        key = advice_key(error)
+        if key is not None and m.outcome != Outcome.PASS:
+            m.message = key
+            m.diagnosis = self.error_text(error, spec.description, target)
+        return m
+
+    def error_text(self, error: DriverError, what: str, target: str) -> str:
+        """Guidance for a driver error by its kind (the generic phase error text for a lost link)."""
+        key = advice_key(error) or "measure.not_measured"
+        return self.catalogue.text(key, what=what, target=target, detail=str(error),
+                                   hint=refusal_hint(error, self.catalogue))
+
+    def unmeasurable(self, name: str, *, target: str = "", why: str, spec: Spec | None = None) -> Measurement:
+        """A value this station gives no means to measure: SKIPPED with the reason, no number, never PASS."""
+        spec = spec or SPECS[name]
+        m = Measurement(name, target, spec.unit, None, Outcome.SKIPPED, spec.low, spec.high, spec.marginal_low,
+                        spec.marginal_high, spec.expect, "measure.not_measurable", detail=why)
+        m.diagnosis = self.catalogue.text("measure.not_measurable", what=spec.description, target=target, detail=why)
         self.result.measurements.append(m)
         return m
 

@@ -39,6 +39,11 @@ def worst(outcomes: list[Outcome]) -> Outcome:
     return min(outcomes, key=SEVERITY.index, default=Outcome.PASS)
 
 
+def run_outcome(phases: list[PhaseResult]) -> Outcome:
+    """A run's outcome: the worst of its phases', a failure a fault drill must cause counting as PASS."""
+    return worst([Outcome.PASS if p.expected else p.outcome for p in phases])
+
+
 @dataclass(frozen=True)
 class Spec:
     """One declared measurement: unit, limits, marginal band and the guidance key."""
@@ -100,6 +105,7 @@ class Measurement:
     message: str = ""
     diagnosis: str = ""
     detail: str = ""
+    interval: tuple[float, float] | None = None  # the true value lies within; `value` is its worst end
 
     @property
     def key(self) -> str:
@@ -112,7 +118,19 @@ class Measurement:
         d["key"] = self.key
         if isinstance(self.value, float):
             d["value"] = round(self.value, 6)
+        if self.interval is not None:
+            d["interval"] = [round(x, 6) for x in self.interval]
+        d["marginal_band"] = self.marginal_band()
         return d
+
+    def marginal_band(self) -> list[list[float | None]]:
+        """The ranges of values judged MARGINAL: within the limits but near them ([low, high] each)."""
+        bands: list[list[float | None]] = []
+        if self.marginal_low is not None:
+            bands.append([self.low, self.marginal_low])
+        if self.marginal_high is not None:
+            bands.append([self.marginal_high, self.high])
+        return bands
 
 
 @dataclass
@@ -138,6 +156,7 @@ class PhaseResult:
     attachments: list[Attachment] = field(default_factory=list)
     reason: str = ""
     notes: list[str] = field(default_factory=list)
+    expected: str = ""  # why this failure is what a fault drill must cause (it does not fail the run)
 
     def judge(self) -> Outcome:
         """Worst of the measurements' outcomes."""

@@ -2,7 +2,10 @@
 
 A drill adds two phases around the plan: `drill-inject` (the fault is noticed in time and the
 station is degraded-safe) and `drill-recover` (the fault cleared, the link is back within bounds,
-nothing restarted by itself). The phase the fault affects fails with its diagnosis in between.
+nothing restarted by itself). The phase the fault affects fails with its diagnosis in between:
+that failure is expected (marked, and it does not fail the run), and `drill-diagnosis` checks it
+happened. A drill passes when the station behaved as designed; it fails when it did not (not safe,
+not noticed, not recovered, a wrong diagnosis, or a failure the fault does not explain).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any
 
 from drivers.errors import DriverError
 from edge.diag.context import PhaseContext
+from edge.diag.core import Outcome, PhaseResult
+from edge.diag.messages import Catalogue
 from edge.diag.phases._watch import wait_state, request_timeout
 from firmware_bridge.emulator import FaultSettings
 
@@ -33,6 +38,7 @@ class Drill:
     recover: Callable[[PhaseContext], Awaitable[None]]
     fails_phase: str
     diagnosis: str
+    also: tuple[str, ...] = ()  # other diagnoses the fault explains in the phases it affects
 
 
 # ---- PLC stops answering --------------------------------------------------------------------
@@ -140,6 +146,38 @@ async def _reader_recover(ctx: PhaseContext) -> None:
 
 DRILLS: dict[str, Drill] = {d.name: d for d in (
     Drill("plc-timeout", "plc", _plc_inject, _plc_recover, "links", "plc.no_answer"),
-    Drill("controller-corrupt", "scanner", _corrupt_inject, _corrupt_recover, "links", "controller.frame_errors"),
+    Drill("controller-corrupt", "scanner", _corrupt_inject, _corrupt_recover, "links", "controller.frame_errors",
+          ("controller.no_answer", "controller.slow")),
     Drill("reader-unplugged", "readers", _reader_inject, _reader_recover, "links", "reader.unplugged"),
 )}
+
+
+# ---- judging a drill ------------------------------------------------------------------------
+
+def judge_drill(drill: Drill, phases: list[PhaseResult], cat: Catalogue) -> PhaseResult:
+    """Mark the failures the fault explains as expected; the `drill-diagnosis` phase says whether it was diagnosed."""
+    explained = {drill.diagnosis, *drill.also}
+    for p in _under_fault(phases):
+        failing = [m for m in p.measurements if m.outcome == Outcome.FAIL]
+        if p.outcome == Outcome.FAIL and failing and all(m.message in explained for m in failing):
+            p.expected = f"drill {drill.name}: the fault must cause this"
+    res = PhaseResult("drill-diagnosis", cat.text("title.drill-diagnosis", target=drill.name))
+    ctx = PhaseContext(None, None, res, cat, 0.0)  # type: ignore[arg-type]
+    hit = next((p for p in phases if p.name == drill.fails_phase), None)
+    if hit is None:
+        res.outcome, res.reason = Outcome.SKIPPED, cat.text("skip.drill_phase", target=drill.fails_phase)
+        return res
+    found = [m for m in hit.measurements if m.outcome == Outcome.FAIL and m.message == drill.diagnosis]
+    failed = sorted({m.message for m in hit.measurements if m.outcome == Outcome.FAIL})
+    detail = f"phase {hit.name} ended {hit.outcome} with diagnoses {failed or 'none'}, expected {drill.diagnosis}"
+    ctx.measure("drill.diagnosed", bool(found and hit.expected), target=drill.name, detail=detail)
+    res.outcome = res.judge()
+    return res
+
+
+def _under_fault(phases: list[PhaseResult]) -> list[PhaseResult]:
+    names = [p.name for p in phases]
+    if "drill-inject" not in names:
+        return []
+    end = names.index("drill-recover") if "drill-recover" in names else len(phases)
+    return phases[names.index("drill-inject") + 1:end]

@@ -1,9 +1,12 @@
-"""Diagnostic records: one JSON file per run, hash-chained to the previous run in the same folder.
+"""Diagnostic records: one JSON file per run, hash-chained to the previous run and signed by the station.
 
-    hash = sha256( canonical_json(record without "hash") )      and the record holds "prev_hash"
+    hash = sha256( canonical_json(record without "hash" and "signature") )   the record holds "prev_hash"
+    signature = Ed25519(station key, hash)        "signer": {"alg": "ed25519", "public_key": hex}
 
 `canonical_json` is JSON with sorted keys, no whitespace, UTF-8. Changing, removing or reordering
-any record breaks the chain at that record; `verify_chain` names the first broken one.
+any record breaks the chain at that record; recomputing the hashes after a change breaks the
+signatures; `verify_chain` names the first broken one. Records written before signing (no
+"signature") are counted as unsigned, and an unsigned record after a signed one breaks the chain.
 Layout of the output folder:
 
     OUT/records/000001-<stamp>.json     the chained records
@@ -19,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.diag import signing
 from edge.diag.core import PhaseResult
 
 SCHEMA = "cpe-diag/1"
 GENESIS = "0" * 64
+UNHASHED = frozenset({"hash", "signature"})
 
 
 def canonical(obj: Any) -> bytes:
@@ -30,7 +35,7 @@ def canonical(obj: Any) -> bytes:
 
 
 def record_hash(record: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
+    return hashlib.sha256(canonical({k: v for k, v in record.items() if k not in UNHASHED})).hexdigest()
 
 
 def load_records(out_dir: Path) -> list[dict[str, Any]]:
@@ -43,7 +48,7 @@ def phase_dict(p: PhaseResult, attachments: list[dict[str, Any]]) -> dict[str, A
     return {"name": p.name, "title": p.title, "outcome": str(p.outcome), "started": p.started,
             "duration_s": p.duration_s, "reason": p.reason, "notes": p.notes, "prompts": p.prompts,
             "measurements": [m.as_dict() for m in p.measurements], "diagnoses": p.diagnoses(),
-            "attachments": attachments}
+            "attachments": attachments, "expected": p.expected}
 
 
 def next_name(out_dir: Path, stamp: str) -> tuple[int, str]:
@@ -53,13 +58,18 @@ def next_name(out_dir: Path, stamp: str) -> tuple[int, str]:
     return seq, f"{seq:06d}-{stamp}"
 
 
-def write_record(out_dir: Path, body: dict[str, Any], seq: int, name: str) -> dict[str, Any]:
-    """Chain `body` to the last record and write it atomically; returns the record."""
+def write_record(out_dir: Path, body: dict[str, Any], seq: int, name: str,
+                 key: signing.StationKey | None = None) -> dict[str, Any]:
+    """Chain `body` to the last record, sign it with the station key and write it atomically; returns it."""
     previous = load_records(out_dir)
     if previous and previous[-1]["seq"] != seq - 1:
         raise ValueError(f"record {seq} does not follow {previous[-1]['seq']}: another run wrote meanwhile")
     record = {"schema": SCHEMA, "seq": seq, **body, "prev_hash": previous[-1]["hash"] if previous else GENESIS}
+    if key is not None:
+        record["signer"] = {"alg": signing.ALG, "public_key": key.public_hex}
     record["hash"] = record_hash(record)
+    if key is not None:
+        record["signature"] = key.sign(record["hash"])
     (out_dir / "records").mkdir(parents=True, exist_ok=True)
     tmp = out_dir / "records" / f".{name}.json.tmp"
     tmp.write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8")
@@ -69,29 +79,68 @@ def write_record(out_dir: Path, body: dict[str, Any], seq: int, name: str) -> di
 
 @dataclass(frozen=True)
 class ChainReport:
-    """Result of an audit: how many records, and the first one that breaks the chain."""
+    """Result of an audit: how many records (signed, unsigned), the signing key, the first broken one."""
 
     ok: bool
     records: int
     broken_at: str = ""
     reason: str = ""
+    signed: int = 0
+    unsigned: int = 0
+    public_key: str = ""
+    pinned: bool = False
 
 
-def verify_chain(out_dir: Path) -> ChainReport:
-    """Check every record's hash and its link to the previous record (and attachment hashes)."""
+@dataclass
+class _Walk:
+    """What the audit has seen so far."""
+
+    public: str | None
+    pinned: bool
+    prev: str = GENESIS
+    prev_seq: int = 0
+    signed: int = 0
+    unsigned: int = 0
+
+
+def verify_chain(out_dir: Path, public_key: str | None = None) -> ChainReport:
+    """Check every record's hash, link and signature (against `public_key` when pinned) and attachments."""
     folder = out_dir / "records"
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    prev, prev_seq = GENESIS, 0
+    walk = _Walk(public_key, public_key is not None)
     for path in files:
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            return ChainReport(False, len(files), path.name, f"unreadable: {exc}")
-        problem = _check(rec, prev, prev_seq, out_dir)
+            return _report(walk, files, path.name, f"unreadable: {exc}")
+        problem = _check(rec, walk.prev, walk.prev_seq, out_dir) or _signature(rec, walk)
         if problem:
-            return ChainReport(False, len(files), path.name, problem)
-        prev, prev_seq = rec["hash"], rec["seq"]
-    return ChainReport(True, len(files))
+            return _report(walk, files, path.name, problem)
+        walk.prev, walk.prev_seq = rec["hash"], rec["seq"]
+    return _report(walk, files)
+
+
+def _report(walk: _Walk, files: list[Path], broken_at: str = "", reason: str = "") -> ChainReport:
+    return ChainReport(not reason, len(files), broken_at, reason, walk.signed, walk.unsigned, walk.public or "",
+                       walk.pinned)
+
+
+def _signature(rec: dict[str, Any], walk: _Walk) -> str:
+    if "signature" not in rec:
+        if walk.signed:
+            return "it is unsigned although earlier records are signed (its signature was removed)"
+        walk.unsigned += 1
+        return ""
+    public = str(rec.get("signer", {}).get("public_key", ""))
+    if walk.public is None:
+        walk.public = public
+    if public != walk.public:
+        whose = "the station's pinned key" if walk.pinned else "the key of the earlier records"
+        return f"it names signing key {signing.key_id(public)}, not {whose} {signing.key_id(walk.public)}"
+    if not signing.verifies(walk.public, rec["hash"], str(rec["signature"])):
+        return f"its signature does not verify with station key {signing.key_id(walk.public)} (it was rewritten)"
+    walk.signed += 1
+    return ""
 
 
 def _check(rec: dict[str, Any], prev: str, prev_seq: int, out_dir: Path) -> str:

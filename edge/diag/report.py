@@ -16,6 +16,7 @@ from edge.diag.core import Outcome, PhaseResult
 from edge.diag.messages import Catalogue
 from edge.diag.records import load_records, next_name, phase_dict, write_record
 from edge.diag.runner import RunResult
+from edge.diag.signing import StationKey, key_id
 
 TEMPLATES = Path(__file__).parent / "templates"
 TREND_RUNS = 30
@@ -33,8 +34,8 @@ class Written:
     junit: Path
 
 
-def write_run(result: RunResult, out_dir: Path, lang: str = "en") -> Written:
-    """Write attachments, the record (chained), junit.xml and report.html of one run."""
+def write_run(result: RunResult, out_dir: Path, lang: str = "en", key: StationKey | None = None) -> Written:
+    """Write attachments, the record (chained, signed with `key`), junit.xml and report.html of one run."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     seq, name = next_name(out_dir, stamp)
     run_dir = out_dir / "runs" / name
@@ -42,7 +43,7 @@ def write_run(result: RunResult, out_dir: Path, lang: str = "en") -> Written:
     phases = [phase_dict(p, _attachments(p, run_dir, out_dir)) for p in result.phases]
     body = {**result.facts, "started": result.started, "ended": result.ended, "outcome": str(result.outcome),
             "teardown_unconfirmed": result.teardown, "phases": phases}
-    record = write_record(out_dir, body, seq, name)
+    record = write_record(out_dir, body, seq, name, key)
     junit = run_dir / "junit.xml"
     junit.write_bytes(junit_xml(record))
     records, cat = load_records(out_dir), Catalogue(lang)
@@ -64,24 +65,41 @@ def _attachments(p: PhaseResult, run_dir: Path, out_dir: Path) -> list[dict[str,
 
 
 def junit_xml(record: dict[str, Any]) -> bytes:
-    """One testsuite per run, one testcase per phase; FAIL -> failure, ERROR/ABORTED -> error."""
+    """One testsuite per run, one testcase per phase; FAIL -> failure, ERROR/ABORTED -> error.
+
+    A failure a fault drill must cause ("expected") is a passing testcase that says so."""
     phases = record["phases"]
-    count = {o: sum(1 for p in phases if p["outcome"] == o) for o in Outcome}
+    count = {o: sum(1 for p in phases if p["outcome"] == o and not p.get("expected")) for o in Outcome}
     suite = ET.Element("testsuite", name=f"diag.{record['station']}", tests=str(len(phases)),
                        failures=str(count[Outcome.FAIL]), errors=str(count[Outcome.ERROR] + count[Outcome.ABORTED]),
                        skipped=str(count[Outcome.SKIPPED]), timestamp=record["started"],
                        time=f"{sum(p['duration_s'] for p in phases):.3f}")
     props = ET.SubElement(suite, "properties")
-    for key in ("technician", "software_version", "firmware_version", "config_sha256", "hash", "prev_hash"):
+    for key in ("technician", "software_version", "firmware_version", "config_sha256", "hash", "prev_hash",
+                "signature"):
         ET.SubElement(props, "property", name=key, value=str(record.get(key)))
+    who = record.get("technician")
+    if isinstance(who, dict):
+        props.find("property[@name='technician']").set("value", f"{who['name']} ({who['role']}, badge {who['badge']})")
+    signer = record.get("signer")
+    ET.SubElement(props, "property", name="signer", value=key_id(signer["public_key"]) if signer else "unsigned")
     for p in phases:
         case = ET.SubElement(suite, "testcase", classname=f"diag.{record['station']}", name=p["name"],
                              time=f"{p['duration_s']:.3f}")
         text = "\n".join(p["diagnoses"]) or p["reason"]
         tag = {"FAIL": "failure", "ERROR": "error", "ABORTED": "error", "SKIPPED": "skipped"}.get(p["outcome"])
+        if p.get("expected"):
+            tag = None
+            ET.SubElement(ET.SubElement(case, "properties"), "property", name="expected", value=p["expected"])
         if tag:
             ET.SubElement(case, tag, message=(text.splitlines() or [p["outcome"]])[0], type=p["outcome"]).text = text
-        lines = [f"{m['key']} = {m['value']} {m['unit']} {m['outcome']}" for m in p["measurements"]]
+        marginal = [m for m in p["measurements"] if m["outcome"] == "MARGINAL"]
+        if marginal:
+            props = case.find("properties")
+            props = props if props is not None else ET.SubElement(case, "properties")
+            for m in marginal:
+                ET.SubElement(props, "property", name="marginal", value=_in_band(m))
+        lines = [f"{m['key']} = {_value(m)} {m['outcome']} (limits {_limits(m)})" for m in p["measurements"]]
         ET.SubElement(case, "system-out").text = "\n".join(lines)
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
 
@@ -114,20 +132,37 @@ def sparkline(values: list[float | None], width: int = 160, height: int = 28) ->
 
 
 def _limits(m: dict[str, Any]) -> str:
+    """The limits and the marginal band: `≤ 400 (marginal above 250)`."""
     if m.get("expect") is not None:
         return "= yes" if m["expect"] else "= no"
     parts = []
-    if m.get("low") is not None:
-        parts.append(f"≥ {m['low']:g}")
-    if m.get("high") is not None:
-        parts.append(f"≤ {m['high']:g}")
+    for limit, sign, band, side in (("low", "≥", "marginal_low", "below"), ("high", "≤", "marginal_high", "above")):
+        if m.get(limit) is not None:
+            near = f" (marginal {side} {m[band]:g})" if m.get(band) is not None else ""
+            parts.append(f"{sign} {m[limit]:g}{near}")
     return " and ".join(parts) or "informative"
+
+
+def _in_band(m: dict[str, Any]) -> str:
+    """A marginal value with its band: `io.divert_ms[to pass] = 300 ms in the marginal band 250 to 400 ms`."""
+    v, unit = m["value"], m["unit"]
+    hi_side = m.get("marginal_high") is not None and isinstance(v, (int, float)) and v > m["marginal_high"]
+    lo, hi = (m["marginal_high"], m.get("high")) if hi_side else (m.get("low"), m.get("marginal_low"))
+    band = f"{_num(lo)} to {_num(hi)} {unit}".strip()
+    return f"{m['key']} = {_num(v)} {unit} in the marginal band {band}".replace(" " * 2, " ")
+
+
+def _num(v: object) -> str:
+    return "-" if v is None else f"{v:g}" if isinstance(v, (int, float)) else str(v)
 
 
 def _value(m: dict[str, Any]) -> str:
     v = m["value"]
     if v is None:
-        return "not measured"
+        return "not measurable" if m.get("message") == "measure.not_measurable" else "not measured"
+    if m.get("interval"):
+        lo, hi = m["interval"]
+        return f"≤ {hi:.4g} {m['unit']} ({lo:.4g} to {hi:.4g})".replace("  ", " ")
     if isinstance(v, bool):
         return "yes" if v else "no"
     return f"{v:.4g} {m['unit']}".strip() if isinstance(v, float) else f"{v} {m['unit']}".strip()
@@ -136,7 +171,7 @@ def _value(m: dict[str, Any]) -> str:
 def render_html(record: dict[str, Any], records: list[dict[str, Any]], cat: Catalogue, base: str = "") -> str:
     """The static report (no scripts, no external resources); `base` leads from it to OUT."""
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    env.filters.update(limits=_limits, value=_value)
+    env.filters.update(limits=_limits, value=_value, key_id=key_id)
     series = trends(records)
     return env.get_template("report.html").render(
         r=record, t=lambda key, **kw: cat.text(key, **kw), lang=cat.lang,

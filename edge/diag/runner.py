@@ -9,15 +9,17 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 
 from drivers.errors import DriverError
+from edge.auth import User
 from edge.config import StationConfig
-from edge.diag.context import PhaseContext, PhaseSkipped, PromptTimedOut
-from edge.diag.core import Outcome, PhaseResult, worst
-from edge.diag.drills import DRILLS, Drill
+from edge.diag.context import PhaseContext, PhaseSkipped, PromptTimedOut, advice_key
+from edge.diag.core import Outcome, PhaseResult, run_outcome
+from edge.diag.drills import DRILLS, Drill, judge_drill
 from edge.diag.hand import Technician, TerminalTechnician, TwinHand
 from edge.diag.messages import Catalogue
 from edge.diag.plan import NEEDS, PLAN, Phase
@@ -37,7 +39,7 @@ class DiagOptions:
     """How to run: who, which phases, where the records go, prompt timeout, language, drill."""
 
     out_dir: Path
-    technician: str = ""
+    technician: User | None = None  # signed in (edge.diag.signin); None only against the twin
     phases: tuple[str, ...] | None = None
     prompt_timeout_s: float = 120.0
     lang: str = "en"
@@ -45,6 +47,7 @@ class DiagOptions:
     reference_tag: str | None = None
     config_path: Path | None = None
     hand: Technician | None = None
+    make_hand: Callable[[DiagStation], Technician] | None = None  # a hand that needs the opened station
 
 
 @dataclass
@@ -60,7 +63,7 @@ class RunResult:
 
     @property
     def outcome(self) -> Outcome:
-        return worst([p.outcome for p in self.phases])
+        return run_outcome(self.phases)
 
 
 def _utc() -> str:
@@ -70,7 +73,7 @@ def _utc() -> str:
 async def run_diag(cfg: StationConfig, opts: DiagOptions) -> RunResult:
     """Run the plan (or the selected phases) against the station's devices; returns every result."""
     twin = is_twin(cfg)
-    drill = _drill(opts.drill, cfg, twin)
+    drill = check_drill(opts.drill, cfg, twin)
     station = DiagStation(quiet_twin(cfg) if twin else cfg, twin, baseline_path=opts.out_dir / "imaging-baseline.json",
                           reference_tag=opts.reference_tag)
     cat = Catalogue(opts.lang)
@@ -78,7 +81,8 @@ async def run_diag(cfg: StationConfig, opts: DiagOptions) -> RunResult:
     async with AsyncExitStack() as stack:
         await station.open(stack)
         await station.load_model()
-        hand = opts.hand or (TwinHand(station) if twin else TerminalTechnician())
+        hand = opts.hand or (opts.make_hand(station) if opts.make_hand else None) or \
+            (TwinHand(station) if twin else TerminalTechnician())
         if isinstance(hand, TwinHand):
             stack.push_async_callback(hand.aclose)
         try:
@@ -88,11 +92,13 @@ async def run_diag(cfg: StationConfig, opts: DiagOptions) -> RunResult:
                     results[-1].notes += [f"safe state not confirmed: {p}" for p in await station.make_safe()]
         finally:
             teardown = await station.make_safe()
+        if drill is not None:
+            results.append(judge_drill(drill, results, cat))
         facts = _facts(station, opts)
     return RunResult(station, results, started, _utc(), facts, teardown)
 
 
-def _drill(name: str | None, cfg: StationConfig, twin: bool) -> Drill | None:
+def check_drill(name: str | None, cfg: StationConfig, twin: bool) -> Drill | None:
     if name is None:
         return None
     if name not in DRILLS:
@@ -147,7 +153,9 @@ async def run_phase(phase: Phase, station: DiagStation, hand: Technician, cat: C
     except TimeoutError:
         res.outcome, res.reason = Outcome.ERROR, cat.text("phase.timeout", target=phase.name, limit=phase.timeout_s)
     except DriverError as e:
-        res.outcome, res.reason = Outcome.FAIL, cat.text("phase.error", target=phase.name, detail=str(e))
+        res.outcome = Outcome.FAIL
+        res.reason = ctx.error_text(e, phase.name, "") if advice_key(e) else \
+            cat.text("phase.error", target=phase.name, detail=str(e))
     except Exception as e:  # noqa: BLE001 - the phase supervisor: any bug ends this phase as ERROR
         log.exception("diag.phase_error", phase=phase.name)
         res.outcome = Outcome.ERROR
@@ -155,6 +163,10 @@ async def run_phase(phase: Phase, station: DiagStation, hand: Technician, cat: C
     res.duration_s = round(time.monotonic() - t0, 3)
     log.info("diag.phase_done", phase=phase.name, outcome=str(res.outcome), seconds=res.duration_s)
     return res
+
+
+def _who(user: User | None) -> dict[str, str] | None:
+    return {"badge": user.badge, "name": user.name, "role": user.role} if user is not None else None
 
 
 def _facts(station: DiagStation, opts: DiagOptions) -> dict[str, Any]:
@@ -171,7 +183,7 @@ def _facts(station: DiagStation, opts: DiagOptions) -> dict[str, Any]:
         station.cfg.model_dump_json().encode()
     return {
         "station": station.name, "station_kind": station.cfg.station.kind, "twin": station.twin,
-        "technician": opts.technician, "software_version": software,
+        "technician": _who(opts.technician), "software_version": software,
         "firmware_version": hello.firmware_version if hello else None,
         "firmware_sha256": hello.firmware_hash.hex() if hello else None,
         "config_path": str(opts.config_path) if opts.config_path else None,

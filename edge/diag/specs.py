@@ -18,6 +18,8 @@ _SPECS = (
     Spec("links.plc_link_ok", "", "PLC answers and its heartbeat runs", expect=True, message="plc.no_answer"),
     Spec("links.controller_hello", "", "X-ray controller session (HELLO) up", expect=True,
          message="controller.no_hello"),
+    Spec("links.controller_protocol", "", "X-ray controller speaks this station's protocol version", expect=True,
+         message="controller.protocol_version"),
     Spec("links.controller_status_ms", "ms", "median STATUS round trip", high=200, marginal_high=80,
          message="controller.slow"),
     Spec("links.controller_retries", "frames", "frames resent during 20 STATUS requests", high=2,
@@ -53,6 +55,7 @@ _SPECS = (
          message="light.no_feedback"),
     # RFID
     Spec("rfid.reader_connected", "", "reader port open", expect=True, message="reader.unplugged"),
+    Spec("rfid.frames_decode", "", "the reader's frames decode", expect=True, message="rfid.undecodable"),
     Spec("rfid.read_ok", "", "reference badge read", expect=True, message="rfid.no_read"),
     Spec("rfid.time_to_read_ms", "ms", "badge presented -> tag seen", high=1000, marginal_high=400,
          message="rfid.slow_read"),
@@ -102,6 +105,8 @@ _SPECS = (
          message="drill.slow_detect"),
     Spec("drill.recovered_ms", "ms", "fault cleared -> link back", high=3000, marginal_high=1500,
          message="drill.slow_recovery"),
+    Spec("drill.diagnosed", "", "the affected phase failed with the fault's diagnosis, and only with it",
+         expect=True, message="drill.not_diagnosed"),
     Spec("drill.no_restart", "", "nothing restarted by itself after recovery", expect=True,
          message="safety.restarted"),
 )

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import stat
 import xml.etree.ElementTree as ET
+
+import pytest
+
+from edge.diag.cli import main_diag
 
 from edge.diag.messages import Catalogue
 from edge.diag.records import GENESIS, load_records, next_name, record_hash, verify_chain, write_record
 from edge.diag.report import junit_xml, render_html, sparkline, trends
+from edge.diag.signing import StationKeyError, load_or_create, pinned_public
 
 
 def _body(value: float, outcome: str = "PASS") -> dict:
@@ -59,3 +65,91 @@ def test_report_is_static_and_shows_trends_and_guidance(tmp_path):
     assert "slow gate" in html and "<polyline" in html and "T-7" in html and recs[-1]["hash"] in html
     assert "<script" not in html and "://" not in html
     assert json.loads(json.dumps(recs[-1])) == recs[-1]
+
+
+def _sign_write(folder, key, *values):
+    for v in values:
+        seq, name = next_name(folder, f"s{v}")
+        write_record(folder, _body(v, "FAIL" if v > 400 else "PASS"), seq, name, key)
+
+
+def test_station_key_is_private_and_named_in_each_record(tmp_path):
+    key, created = load_or_create(tmp_path / "data")
+    assert created and stat.S_IMODE(key.path.stat().st_mode) == 0o600
+    again, created_again = load_or_create(tmp_path / "data")
+    assert not created_again and again.public_hex == key.public_hex
+    _sign_write(tmp_path, key, 150.0)
+    rec = load_records(tmp_path)[0]
+    assert rec["signer"] == {"alg": "ed25519", "public_key": key.public_hex} and len(rec["signature"]) == 128
+    rep = verify_chain(tmp_path, pinned_public(tmp_path / "data"))
+    assert rep.ok and rep.pinned and (rep.signed, rep.unsigned) == (1, 0)
+
+
+def test_a_station_key_readable_by_others_is_refused(tmp_path):
+    key, _ = load_or_create(tmp_path)
+    key.path.chmod(0o644)
+    with pytest.raises(StationKeyError, match="readable by others"):
+        load_or_create(tmp_path)
+
+
+def test_a_fail_rewritten_to_pass_and_rehashed_does_not_verify(tmp_path):
+    key, _ = load_or_create(tmp_path / "data")
+    _sign_write(tmp_path, key, 480.0, 150.0)
+    paths = sorted((tmp_path / "records").glob("*.json"))
+    first, second = (json.loads(p.read_text()) for p in paths)
+    first["outcome"] = first["phases"][0]["outcome"] = "PASS"
+    first["phases"][0]["measurements"][0].update(value=150.0, outcome="PASS", diagnosis="", message="")
+    first["hash"] = record_hash(first)
+    second["prev_hash"] = first["hash"]
+    second["hash"] = record_hash(second)
+    for p, rec in zip(paths, (first, second)):
+        p.write_text(json.dumps(rec))
+    rep = verify_chain(tmp_path, key.public_hex)
+    assert not rep.ok and rep.broken_at == paths[0].name and "signature does not verify" in rep.reason
+
+
+def test_records_resigned_with_another_key_fail_against_the_pinned_key(tmp_path):
+    key, _ = load_or_create(tmp_path / "station")
+    forger, _ = load_or_create(tmp_path / "forger")
+    _sign_write(tmp_path, forger, 150.0)
+    assert verify_chain(tmp_path).ok  # consistent in itself ...
+    rep = verify_chain(tmp_path, key.public_hex)
+    assert not rep.ok and "pinned key" in rep.reason  # ... but not the station's
+
+
+def test_old_unsigned_records_are_reported_unsigned_and_stripped_ones_do_not_count_as_signed(tmp_path):
+    key, _ = load_or_create(tmp_path / "data")
+    _write(tmp_path, 150.0)  # written before records were signed
+    _sign_write(tmp_path, key, 160.0)
+    rep = verify_chain(tmp_path, key.public_hex)
+    assert rep.ok and (rep.signed, rep.unsigned) == (1, 1)
+    assert main_diag(["--verify", str(tmp_path), "--public-key", key.public_hex]) == 66
+    last = sorted((tmp_path / "records").glob("*.json"))[-1]
+    rec = json.loads(last.read_text())
+    del rec["signature"], rec["signer"]
+    rec["hash"] = record_hash(rec)
+    last.write_text(json.dumps(rec))
+    _sign_write(tmp_path, key, 170.0)
+    rep = verify_chain(tmp_path, key.public_hex)  # a stripped record counts as unsigned, never as signed
+    assert (rep.signed, rep.unsigned) == (1, 2)
+    assert main_diag(["--verify", str(tmp_path), "--public-key", key.public_hex]) == 66
+
+
+def test_the_marginal_band_is_shown_in_json_junit_and_the_report(tmp_path):
+    from edge.diag.context import PhaseContext
+    from edge.diag.core import PhaseResult
+
+    ctx = PhaseContext(None, None, PhaseResult("io", "I/O"), Catalogue("en"), 1.0)  # type: ignore[arg-type]
+    m = ctx.measure("io.divert_ms", 300.0, target="to pass").as_dict()
+    assert m["outcome"] == "MARGINAL" and m["marginal_band"] == [[250, 400]]
+    body = _body(300.0, "MARGINAL")
+    body["phases"][0]["measurements"] = [m]
+    seq, name = next_name(tmp_path, "m")
+    rec = write_record(tmp_path, body, seq, name)
+    html = render_html(rec, [rec], Catalogue("en"))
+    assert "MARGINAL" in html and "marginal above 250" in html
+    case = ET.fromstring(junit_xml(rec)).find("testcase")
+    assert case.find("failure") is None
+    marginal = case.find("properties/property[@name='marginal']")
+    assert marginal is not None and "300 ms in the marginal band 250 to 400 ms" in marginal.get("value")
+    assert "marginal above 250" in case.find("system-out").text

@@ -8,11 +8,12 @@ from types import SimpleNamespace
 
 from drivers.errors import LinkLost
 from edge.diag.context import PhaseContext
-from edge.diag.core import Outcome
+from edge.diag.core import Measurement, Outcome, PhaseResult
+from edge.diag.drills import DRILLS, judge_drill
 from edge.diag.hand import Action
 from edge.diag.messages import Catalogue
 from edge.diag.plan import Phase
-from edge.diag.runner import DiagOptions, run_phase
+from edge.diag.runner import DiagOptions, run_outcome, run_phase
 
 STATION = SimpleNamespace(name="st-1", cfg=None)
 
@@ -71,3 +72,39 @@ async def test_driver_errors_are_failures_not_errors():
 
     res = await _run(body)
     assert res.outcome == Outcome.FAIL and res.diagnoses() == [res.reason]
+
+
+def _failed(name: str, message: str) -> PhaseResult:
+    res = PhaseResult(name, name, Outcome.FAIL)
+    res.measurements.append(Measurement("x", "t", "", False, Outcome.FAIL, expect=True, message=message,
+                                        diagnosis=f"diagnosis {message}"))
+    return res
+
+
+def _drill_run(*middle: PhaseResult) -> list[PhaseResult]:
+    return [PhaseResult("drill-inject", "inject"), *middle, PhaseResult("drill-recover", "recover")]
+
+
+def test_a_drill_that_behaves_as_designed_passes():
+    drill = DRILLS["plc-timeout"]
+    phases = _drill_run(_failed("links", drill.diagnosis), PhaseResult("clock", "clock"))
+    phases.append(judge_drill(drill, phases, Catalogue("en")))
+    assert phases[1].outcome == Outcome.FAIL and "plc-timeout" in phases[1].expected
+    assert phases[-1].name == "drill-diagnosis" and phases[-1].outcome == Outcome.PASS
+    assert run_outcome(phases) == Outcome.PASS
+
+
+def test_a_drill_diagnosed_wrongly_fails():
+    drill = DRILLS["plc-timeout"]
+    phases = _drill_run(_failed("links", "controller.no_hello"))
+    phases.append(judge_drill(drill, phases, Catalogue("en")))
+    assert not phases[1].expected and phases[-1].outcome == Outcome.FAIL
+    assert run_outcome(phases) == Outcome.FAIL
+
+
+def test_a_drill_where_the_station_was_not_safe_fails():
+    drill = DRILLS["plc-timeout"]
+    phases = _drill_run(_failed("links", drill.diagnosis))
+    phases[0] = _failed("drill-inject", "drill.unsafe")
+    phases.append(judge_drill(drill, phases, Catalogue("en")))
+    assert run_outcome(phases) == Outcome.FAIL

@@ -1,9 +1,10 @@
-"""Watching a PLC: wait for a state, collect events from the moment of subscription."""
+"""Watching a PLC: wait for a state, collect events from the moment of subscription, log samples."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from drivers.plc import PlcEvent, PlcState
@@ -74,3 +75,70 @@ def request_timeout(plc: Any) -> float:
     """I/O bound of one confirmed PLC request: the write (with retries) plus the read-back window."""
     c = plc.cfg
     return c.timeout_ms / 1000 * (c.retries + 1) * 2 + c.readback_timeout_ms / 1000 + 0.5
+
+
+@dataclass(frozen=True)
+class Bracket:
+    """When a change happened as far as the samples show: after `lo`, at or before `hi` (loop time)."""
+
+    lo: float
+    hi: float
+
+    @property
+    def known(self) -> bool:
+        return self.lo == self.hi
+
+
+class SampleLog:
+    """Every distinct PLC sample (by seq) from entry on, so that a change is bracketed by the samples around it.
+
+    The PLC gives no timestamp of its inputs' changes: a change lies between the last sample
+    without it and the first sample with it. Samples the log missed only widen the bracket."""
+
+    def __init__(self, plc: Any) -> None:
+        self.plc = plc
+        self.samples: list[PlcState] = []
+        self._new = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> SampleLog:
+        self._add(await self.plc.read_state())
+        self._task = asyncio.create_task(self._poll(), name="diag-plc-samples")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    def _add(self, st: PlcState) -> None:
+        if not self.samples or st.seq != self.samples[-1].seq:
+            self.samples.append(st)
+            self._new.set()
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_S)
+            self._add(await self.plc.read_state())
+
+    def first(self, pred: Callable[[PlcState], bool], start: int = 0) -> int | None:
+        """Index of the first sample from `start` satisfying `pred`."""
+        return next((i for i in range(start, len(self.samples)) if pred(self.samples[i])), None)
+
+    async def wait(self, pred: Callable[[PlcState], bool], timeout_s: float, start: int = 0) -> int | None:
+        """Index of the first sample from `start` satisfying `pred` within timeout_s, else None."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while (i := self.first(pred, start)) is None:
+                    self._new.clear()
+                    await self._new.wait()
+        except TimeoutError:
+            return None
+        return i
+
+    def bracket(self, index: int, pred: Callable[[PlcState], bool]) -> Bracket | None:
+        """Between the last sample before `index` where `pred` did not hold and sample `index` (None if none did)."""
+        before = next((j for j in range(index - 1, -1, -1) if not pred(self.samples[j])), None)
+        if before is None:
+            return None
+        return Bracket(self.samples[before].t, self.samples[index].t)

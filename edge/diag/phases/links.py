@@ -6,13 +6,18 @@ import asyncio
 import statistics
 import time
 
-from drivers.errors import DriverError
+import zlib
+from collections import Counter
+
+from drivers.errors import DeviceRefused, DriverError, ProtocolError
 from edge.diag.context import PhaseContext
 from edge.diag.phases._watch import wait_state
+from firmware_bridge import codec
 
 ROUND_TRIPS = 10
 STATUS_REQUESTS = 20
 READER_OPEN_S = 1.5
+AGREEING_REJECTS = 3  # truncated rejects all announcing one foreign version: that version (noise does not agree)
 
 
 async def run(ctx: PhaseContext) -> None:
@@ -46,22 +51,34 @@ async def _plc(ctx: PhaseContext) -> None:
     first = await wait_state(plc, lambda s: s.link_ok, plc.cfg.timeout_ms / 1000 * 4 + 1.0)
     times: list[float] = []
     problem = "" if first is not None else (await plc.read_state()).link_reason
+    error: DriverError | None = None
     for _ in range(ROUND_TRIPS):
         t0 = time.perf_counter()
         try:
             await ctx.io(f"PLC {plc.name} read of holding registers", plc.read_points("holding"),
                          plc.cfg.timeout_ms / 1000 * (plc.cfg.retries + 1) + 0.5)
         except DriverError as exc:
-            problem = str(exc)
+            problem, error = str(exc), exc
             break
         times.append((time.perf_counter() - t0) * 1000)
     ok = not problem
-    ctx.measure("links.plc_link_ok", ok, target="plc", detail=problem)
+    if not ok and error is None:
+        error = _link_fault(await plc.read_state())
+    if error is not None:
+        ctx.failed("links.plc_link_ok", error, target="plc", value=False)
+    else:
+        ctx.measure("links.plc_link_ok", ok, target="plc", detail=problem)
     if ok:
         ctx.measure("links.plc_round_trip_ms", statistics.median(times), target="plc")
         state = await plc.read_state()
         ctx.measure("links.plc_heartbeat_age_ms", state.heartbeat_age_s * 1000, target="plc")
     ctx.attach("modbus-trace.txt", _trace(plc.frames), "text/plain")
+
+
+def _link_fault(state: object) -> DriverError | None:
+    """The kind of fault the PLC driver names for a link that is down (`link_fault`, where the driver has it)."""
+    kind = {"refused": DeviceRefused, "protocol": ProtocolError}.get(getattr(state, "link_fault", ""))
+    return kind(state.link_reason) if kind is not None else None  # type: ignore[attr-defined]
 
 
 def _trace(frames: object) -> bytes:
@@ -78,7 +95,8 @@ async def _controller(ctx: PhaseContext) -> None:
     try:
         hello = await ctx.io(f"HELLO of X-ray controller {scanner.name}", scanner.link.wait_up(wait), wait + 0.5)
     except (DriverError, TimeoutError) as exc:
-        ctx.measure("links.controller_hello", False, target="controller", detail=str(exc) or "no HELLO")
+        if not _protocol(ctx, scanner):  # a foreign protocol explains the missing HELLO; else power/cabling
+            ctx.measure("links.controller_hello", False, target="controller", detail=str(exc) or "no HELLO")
         _frames(ctx, scanner)
         return
     ctx.measure("links.controller_hello", True, target="controller",
@@ -86,21 +104,67 @@ async def _controller(ctx: PhaseContext) -> None:
     ctx.note(f"controller firmware {hello.firmware_version}, hash {hello.firmware_hash.hex()}")
     before = scanner.link.stats.get("retries", 0)
     times: list[float] = []
-    problem = ""
+    error: DriverError | None = None
     for _ in range(STATUS_REQUESTS):
         t0 = time.perf_counter()
         try:
             await ctx.io(f"STATUS of X-ray controller {scanner.name}", scanner.status(), wait + 0.5)
         except DriverError as exc:
-            problem = str(exc)
+            error = exc
             break
         times.append((time.perf_counter() - t0) * 1000)
+    problem = str(error) if error is not None else ""
     retries = scanner.link.stats.get("retries", 0) - before
     ctx.measure("links.controller_retries", retries, target="controller", detail=problem)
-    ctx.measure("links.controller_answers", not problem, target="controller", detail=problem)
+    if error is not None:
+        ctx.failed("links.controller_answers", error, target="controller", value=False)
+    else:
+        ctx.measure("links.controller_answers", True, target="controller")
     if times and not problem:
         ctx.measure("links.controller_status_ms", statistics.median(times), target="controller")
     _frames(ctx, scanner)
+
+
+def _protocol(ctx: PhaseContext, scanner: object) -> bool:
+    """A controller that answers in another protocol version: say so (the link itself only logs it at debug)."""
+    found = peer_protocol(getattr(scanner, "link").last_frames)
+    if found is None:
+        return False
+    version, certain = found
+    how = "whole frames with a valid CRC" if certain else f"{AGREEING_REJECTS} or more rejected frames agree"
+    ctx.measure("links.controller_protocol", False, target="controller",
+                detail=f"its frames announce protocol version {version}, this station speaks {codec.VERSION} ({how})")
+    return True
+
+
+def peer_protocol(history: tuple[bytes, ...]) -> tuple[int, bool] | None:
+    """The foreign protocol version the rejected frames (b"!" history entries) announce, and whether it is certain.
+
+    Certain: a whole rejected frame whose CRC holds. Likely: enough truncated rejects announce the
+    same version. Noise neither holds a CRC nor agrees, so it names no version."""
+    announced: list[int] = []
+    for entry in history:
+        if entry[:1] != b"!" or len(entry) < 3:
+            continue
+        whole = _whole_version(entry[1:])
+        if whole is not None and whole != codec.VERSION:
+            return whole, True
+        announced.append(0 if entry[1] == 1 else entry[2])  # the first byte COBS decodes to
+    common = Counter(v for v in announced if v != codec.VERSION).most_common(1)
+    if common and common[0][1] >= AGREEING_REJECTS and common[0][1] == len(announced):
+        return common[0][0], False
+    return None
+
+
+def _whole_version(raw: bytes) -> int | None:
+    try:
+        data = codec.cobs_decode(raw)
+    except codec.FrameError:
+        return None
+    body = data[:-codec.CRC.size]
+    if len(body) < codec.HEADER.size or codec.CRC.unpack_from(data, len(body))[0] != zlib.crc32(body):
+        return None
+    return body[0]
 
 
 def _frames(ctx: PhaseContext, scanner: object) -> None:

@@ -58,11 +58,10 @@ async def _divert(ctx: PhaseContext, plc: object, to_manual: bool, label: str) -
     t0 = time.perf_counter()
     try:
         await ctx.io(f"divert {label}", plc.request_divert(to_manual), request_timeout(plc))  # type: ignore[attr-defined]
-        value = (time.perf_counter() - t0) * 1000
-        detail = ""
     except DriverError as exc:
-        value, detail = None, str(exc)
-    ctx.measure("io.divert_ms", value, target=label, detail=detail)
+        ctx.failed("io.divert_ms", exc, target=label)
+        return
+    ctx.measure("io.divert_ms", (time.perf_counter() - t0) * 1000, target=label)
 
 
 async def _belt(ctx: PhaseContext, plc: object) -> None:
@@ -83,7 +82,7 @@ async def _belt(ctx: PhaseContext, plc: object) -> None:
         await ctx.io("belt stop", plc.request_belt(False), request_timeout(plc))  # type: ignore[attr-defined]
         ctx.measure("io.belt_stop_ms", (time.perf_counter() - t0) * 1000, target="stop")
     except DriverError as exc:
-        ctx.measure("io.belt_speed_m_s", None, target="run", spec=spec, detail=str(exc))
+        ctx.failed("io.belt_speed_m_s", exc, target="run", spec=spec)
 
 
 async def _barrier(ctx: PhaseContext, plc: object, open_: bool, label: str) -> None:
@@ -94,7 +93,7 @@ async def _barrier(ctx: PhaseContext, plc: object, open_: bool, label: str) -> N
     except ReadbackMismatch:
         pass  # still moving: its end position is read below
     except DriverError as exc:
-        ctx.measure("io.barrier_s", None, target=label, detail=str(exc))
+        ctx.failed("io.barrier_s", exc, target=label)
         return
     end_switch = "barrier_open" if open_ else "barrier_closed"
     limit = (SPECS["io.barrier_s"].high or 4.0) + 1.0
@@ -112,4 +111,4 @@ async def _light(ctx: PhaseContext, plc: object, colour: str) -> None:
         await ctx.io(f"light {colour}", plc.request_light(colour), request_timeout(plc))  # type: ignore[attr-defined]
         ctx.measure("io.light_confirmed", True, target=colour)
     except DriverError as exc:
-        ctx.measure("io.light_confirmed", False, target=colour, detail=str(exc))
+        ctx.failed("io.light_confirmed", exc, target=colour, value=False)

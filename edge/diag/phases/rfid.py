@@ -11,6 +11,7 @@ from edge.diag.hand import Action
 
 REFERENCE_TAG = "0F00C0FFEE"  # the twin's reference badge; real stations pass --reference-tag
 HOLD_S = 1.0
+UNDECODABLE = 3  # frames rejected, none decoded, while the badge is held: the reader's output is the fault
 
 
 async def run(ctx: PhaseContext) -> None:
@@ -37,15 +38,54 @@ async def _badge(ctx: PhaseContext, name: str, reader: Any) -> None:
 
     task = asyncio.create_task(pump(), name=f"diag-rfid-{name}")
     await asyncio.sleep(0)
+    rejects = Rejects(reader)
     try:
         t_act, _ = await ctx.prompt("prompt.present_badge",
                                     Action("present_badge", name, {"tag_hex": expect, "seconds": HOLD_S}),
-                                    until=got.wait)
+                                    until=lambda: _tag_or_garbage(got, rejects))
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+    if not seen:
+        ctx.measure("rfid.frames_decode", False, target=name, detail=rejects.detail())
+        return
+    ctx.measure("rfid.frames_decode", True, target=name, detail=rejects.detail())
     tag = seen[0]
     ctx.measure("rfid.read_ok", True, target=name)
     ctx.measure("rfid.right_tag", tag.tag.hex.upper() == expect, target=name, detail=tag.tag.hex)
     if t_act is not None:
         ctx.measure("rfid.time_to_read_ms", (tag.t - t_act) * 1000, target=name)
+
+
+class Rejects:
+    """The reader's decoder counts from now on: frames decoded and rejected (a hook for driver health)."""
+
+    def __init__(self, reader: Any) -> None:
+        self.stats = getattr(getattr(reader, "decoder", None), "stats", None)
+        self.reader = reader
+        self._frames0, self._rejected0 = self._counts()
+
+    def _counts(self) -> tuple[int, int]:
+        st = self.stats
+        return (st.frames, st.checksum_errors + st.framing_errors) if st is not None else (0, 0)
+
+    @property
+    def only_garbage(self) -> bool:
+        frames, rejected = self._counts()
+        return frames == self._frames0 and rejected - self._rejected0 >= UNDECODABLE
+
+    def detail(self) -> str:
+        frames, rejected = self._counts()
+        last = getattr(self.reader.decoder, "last_error", "") if self.stats is not None else ""
+        return f"{rejected - self._rejected0} frames rejected, {frames - self._frames0} decoded" + \
+            (f"; last: {last}" if last else "")
+
+
+async def _tag_or_garbage(got: asyncio.Event, rejects: Rejects) -> None:
+    """Until a tag is read, or the reader has sent only frames that do not decode."""
+    while not got.is_set() and not rejects.only_garbage:
+        try:
+            async with asyncio.timeout(0.05):
+                await got.wait()
+        except TimeoutError:
+            continue

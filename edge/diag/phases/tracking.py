@@ -80,7 +80,7 @@ async def _divert(ctx: PhaseContext, plc: Any, tap: EventTap, to_manual: bool) -
     try:
         await ctx.io("divert", plc.request_divert(to_manual), request_timeout(plc))
     except DriverError as exc:
-        ctx.measure("tracking.divert_margin_s", None, target="divert", detail=str(exc))
+        ctx.failed("tracking.divert_margin_s", exc, target="divert")
         return
     ready = loop.time()
     gate = len(plc.cfg.eyes) - 1
@@ -110,4 +110,4 @@ async def _light(ctx: PhaseContext, plc: Any, to_manual: bool) -> None:
         await ctx.io(f"light {colour}", plc.request_light(colour), request_timeout(plc))
         ctx.measure("tracking.light_confirmed", True, target=colour)
     except DriverError as exc:
-        ctx.measure("tracking.light_confirmed", False, target=colour, detail=str(exc))
+        ctx.failed("tracking.light_confirmed", exc, target=colour, value=False)
