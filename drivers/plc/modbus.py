@@ -26,7 +26,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.framer import FramerType
 
-from drivers.errors import DeviceRefused, LinkLost, ProtocolError, ReadbackMismatch
+from drivers.errors import DeviceRefused, DriverError, LinkLost, ProtocolError, ReadbackMismatch
 from drivers.plc.config import BIT_TABLES, LIGHT_CODES, REQUEST_POINTS, PlcConfig, Point
 from drivers.plc.runs import Run, plan_runs, table_limit
 from drivers.plc.state import (BeltMoved, EyeEdge, Light, LinkChanged, LinkFault, PlcEvent, PlcState,
@@ -102,6 +102,7 @@ class ModbusPlc:
         self._link_ok = False
         self._reason = "not connected"
         self._fault: LinkFault = "no_answer"
+        self._refusal_code: int | None = None  # the exception code of the refusal that put the link down
         self._encoder = (None, 0.0)  # (last raw counts, unwrapped metres)
         self._hb = (-1, 0.0)  # (last PLC heartbeat value, time it changed)
         self._host_hb = 0
@@ -244,6 +245,7 @@ class ModbusPlc:
                 self._cycle_s = loop.time() - start
                 await self._on_sample(values, loop.time(), start)
             except POLL_ERRORS as e:
+                self._refusal_code = getattr(e, "code", None)
                 await self._link_down(str(e), loop.time(), next(f for c, f in FAULTS.items() if isinstance(e, c)))
                 await asyncio.sleep(self.cfg.reconnect_delay_ms / 1000)
                 if not self.client.connected:
@@ -271,6 +273,13 @@ class ModbusPlc:
         self._good_polls += 1
         self._sample_start = start
         await self._publish(values, t, age)
+
+    def _link_down_error(self, what: str) -> DriverError:
+        """Why a request cannot go out while the link is down: a PLC that refused stays a refusal."""
+        message = f"PLC {self.name} link is down ({self._reason}); {what}"
+        if self._fault == "refused":
+            return DeviceRefused(message, device=self.name, code=self._refusal_code)
+        return LinkLost(message, device=self.name)
 
     async def _link_down(self, reason: str, t: float, fault: LinkFault) -> None:
         if self._link_ok or not self._reason:
@@ -342,8 +351,7 @@ class ModbusPlc:
         else:
             value_fb = value
         if not self._link_ok:
-            raise LinkLost(f"PLC {self.name} link is down ({self._reason}); {req}={value} not sent",
-                           device=self.name)
+            raise self._link_down_error(f"{req}={value} not sent")
         if req in LATCHED and value:
             await self._write(req, 0)
         await self._write(req, value)

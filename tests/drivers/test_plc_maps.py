@@ -117,6 +117,9 @@ async def test_exception_response_is_reported_as_refused_with_its_code() -> None
             with pytest.raises(DeviceRefused, match="input 0") as info:
                 await plc.read_points("input")
             assert info.value.code == 2
+            with pytest.raises(DeviceRefused, match="belt_run_request=1 not sent") as info:
+                await plc.request_belt(True)  # a request on a link the PLC refuses stays a refusal
+            assert info.value.code == 2 and "exception 02" in str(info.value)
     finally:
         await server.shutdown()
 
