@@ -72,9 +72,9 @@ class EventTap:
 
 
 def request_timeout(plc: Any) -> float:
-    """I/O bound of one confirmed PLC request: the write (with retries) plus the read-back window."""
-    c = plc.cfg
-    return c.timeout_ms / 1000 * (c.retries + 1) * 2 + c.readback_timeout_ms / 1000 + 0.5
+    """I/O bound of one confirmed PLC request: the driver's own bound (writes, read-back window and the
+    polls a slow PLC needs to show the feedback), with half a second to spare."""
+    return plc.request_bound_s + 0.5
 
 
 @dataclass(frozen=True)
