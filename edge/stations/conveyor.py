@@ -30,9 +30,9 @@ from edge.config import ConveyorSection
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
 from edge.metrics import StationMetrics
-from edge.stations.acquisition import LineScan, current_link, start_line_scan
+from edge.stations.acquisition import LIVENESS_S, LineScan, current_link, plc_turns, start_line_scan
 from edge.stations.identify import TagWindow
-from appliance.watchdog import Progress
+from appliance.watchdog import Progress, follow_turns
 from edge.tracking import ConveyorTracker, GateCommand, Geometry, ItemEntered, ItemRouted, ItemScanned, \
     TrackingFault, latency_budget_s
 from edge.verdict import Reason
@@ -129,12 +129,13 @@ class ConveyorFlow:
         self.progress.register("plc")
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
+            tasks.create_task(follow_turns(self.progress, "plc", lambda: plc_turns(plc), LIVENESS_S),
+                              name="plc-liveness")
             tasks.create_task(self.tags.run(), name="readers")
             tasks.create_task(self._drive_gate(), name="gate")
             tasks.create_task(self._watch_belt(), name="belt-watch")
             self._handle(self._feed(await current_link(plc)))
             async for event in plc.events():
-                self.progress.beat("plc")
                 self._handle(self._feed(event))
 
     def _feed(self, event: object) -> list:
