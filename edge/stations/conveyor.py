@@ -9,6 +9,12 @@ not confirmed) latches stopped: the daemon never restarts it by itself, and ever
 to manual. Only a supervisor's restart request (`restart_belt`) runs it again, and only while the
 link is up and the safety chain and interlocks read closed; the run request is confirmed by
 read-back, or the belt stays latched.
+
+The latch survives the daemon (edge.stations.beltlatch keeps it in data_dir): a restart of the
+software never runs the belt. At start, a latch the last daemon left stays latched; a last daemon
+that did not stop on request (crash, watchdog kill, power cut) leaves the belt's state unknown, so
+it latches `restarted`; `start_belt` runs the belt only when neither holds (a first start on an
+empty data_dir counts as clean). Either way only a supervisor's restart runs it again.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Literal, get_args
 
 import structlog
@@ -30,6 +37,7 @@ from edge.config import ConveyorSection
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
 from edge.metrics import StationMetrics
+from edge.stations import beltlatch
 from edge.stations.acquisition import LIVENESS_S, LineScan, current_link, plc_turns, start_line_scan
 from edge.stations.identify import TagWindow
 from appliance.watchdog import Progress, follow_turns
@@ -39,7 +47,7 @@ from edge.verdict import Reason
 
 log = structlog.get_logger()
 
-LatchReason = Literal["link_lost", "estop", "interlock", "plc_stopped", "start_failed"]
+LatchReason = Literal["link_lost", "estop", "interlock", "plc_stopped", "start_failed", "restarted"]
 LATCH_REASONS: tuple[LatchReason, ...] = get_args(LatchReason)
 WATCH_S = 0.1  # how often the flow looks at the PLC's belt feedback
 
@@ -97,6 +105,7 @@ class ConveyorFlow:
     tags: TagWindow
     section: ConveyorSection
     metrics: StationMetrics
+    latch_file: Path  # where the latch outlives the daemon (edge.stations.beltlatch)
     tracker: ConveyorTracker = field(init=False)
     _tracker_ids: dict[str, int] = field(default_factory=dict)  # record id -> tracker item id
     _streams: dict[int, object] = field(default_factory=dict)
@@ -108,6 +117,7 @@ class ConveyorFlow:
     _belt_on: bool = False  # the daemon ran the belt (confirmed) and has not seen it stop since
     _plc_state: PlcState | None = None
     _restarting: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _clean: bool = False  # the daemon stops on request: the belt's state is known at the next start
 
     def __post_init__(self) -> None:
         self.tracker = ConveyorTracker(geometry_of(self.section), self.section.belt_speed_m_s)
@@ -116,9 +126,9 @@ class ConveyorFlow:
                                     " latched)", ["reason"], registry=registry)
         self._restarts = Counter("edge_belt_restarts_total", "Belt restart requests, by outcome and code",
                                  ["outcome", "code"], registry=registry)
-        self._show_latch()
+        self._recall_latch()
         self.inspector.actuate = self._actuate
-        self._belt_start_pending = self.section.start_belt
+        self._belt_start_pending = self.section.start_belt and self.latch is None
         limit = geometry_budget_ms(self.section)
         if self.inspector.budget_ms > limit:
             log.warning("conveyor.budget_limited_by_belt", configured_ms=self.inspector.budget_ms, limit_ms=limit)
@@ -127,6 +137,7 @@ class ConveyorFlow:
     async def run(self) -> None:
         plc = self.devices.plc
         self.progress.register("plc")
+        self._remember()  # clean: false until the daemon stops on request
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
             tasks.create_task(follow_turns(self.progress, "plc", lambda: plc_turns(plc), LIVENESS_S),
@@ -241,6 +252,7 @@ class ConveyorFlow:
             log.info("conveyor.belt_unlatched", reason=self.latch, latched_at=self.latched_at)
         self.latch = self.latched_at = None
         self._show_latch()
+        self._remember()
 
     def _latch(self, reason: LatchReason) -> None:
         """The belt stopped unasked: it stays stopped until a supervisor restarts it, and every item
@@ -250,8 +262,34 @@ class ConveyorFlow:
             self.latch, self.latched_at = reason, datetime.now(timezone.utc).isoformat()
             log.warning("conveyor.belt_latched", reason=reason)
             self._show_latch()
+            self._remember()
         if reason != "link_lost":  # a link loss reaches the tracker through its own event
             self._handle(self.tracker.belt_stopped(time.monotonic(), reason))
+
+    def _recall_latch(self) -> None:
+        """Take over the latch the last daemon left; latch `restarted` when it did not stop cleanly."""
+        saved = beltlatch.load(self.latch_file)
+        if saved is not None and saved.latch in LATCH_REASONS:
+            self.latch, self.latched_at = saved.latch, saved.since
+            log.warning("conveyor.belt_latch_kept", reason=self.latch, latched_at=self.latched_at)
+        elif saved is not None and not saved.clean:
+            self.latch, self.latched_at = "restarted", datetime.now(timezone.utc).isoformat()
+            log.warning("conveyor.belt_latched", reason="restarted",
+                        message="the last daemon did not stop cleanly, so the belt's state is unknown: it stays"
+                                " stopped until a supervisor restarts it")
+        self._show_latch()
+
+    def _remember(self) -> None:
+        """Write the latch and whether this daemon stopped on request to the belt file."""
+        try:
+            beltlatch.save(self.latch_file, beltlatch.SavedBelt(self.latch, self.latched_at, self._clean))
+        except OSError as exc:
+            log.error("conveyor.belt_file_write_failed", path=str(self.latch_file), error=str(exc))
+
+    def clean_stop(self) -> None:
+        """The daemon stops on request (not a crash): the next start may run the belt if nothing is latched."""
+        self._clean = True
+        self._remember()
 
     def _show_latch(self) -> None:
         for reason in LATCH_REASONS:
