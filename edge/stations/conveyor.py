@@ -40,6 +40,7 @@ from edge.metrics import StationMetrics
 from edge.stations import beltlatch
 from edge.stations.acquisition import LIVENESS_S, LineScan, current_link, plc_turns, start_line_scan
 from edge.stations.identify import TagWindow
+from edge.stations.routes import RouteRecorder
 from appliance.watchdog import Progress, follow_turns
 from edge.tracking import ConveyorTracker, GateCommand, Geometry, ItemEntered, ItemRouted, ItemScanned, \
     TrackingFault, latency_budget_s
@@ -127,6 +128,7 @@ class ConveyorFlow:
         self._restarts = Counter("edge_belt_restarts_total", "Belt restart requests, by outcome and code",
                                  ["outcome", "code"], registry=registry)
         self._recall_latch()
+        self._routes = RouteRecorder(self.inspector.store, self.inspector.after_commit)
         self.inspector.actuate = self._actuate
         self._belt_start_pending = self.section.start_belt and self.latch is None
         limit = geometry_budget_ms(self.section)
@@ -172,6 +174,7 @@ class ConveyorFlow:
             if isinstance(out, ItemEntered):
                 item = Item(ref=f"item-{out.item_id}", kind=self.item_kind)
                 self._tracker_ids[item.id] = out.item_id
+                self._routes.entered(out.item_id, item.id)
                 tasks.create_task(self._inspect(out.item_id, item), name=f"item-{out.item_id}")
             elif isinstance(out, ItemScanned):
                 tasks.create_task(self._end_scan(out.item_id), name=f"end-scan-{out.item_id}")
@@ -191,6 +194,7 @@ class ConveyorFlow:
         await self.inspector.inspect(item, acquisition)
         self.tags.stop(item)
         self._streams.pop(item_id, None)
+        self._write_route(item_id, self._routes.committed(item_id))
 
     async def _end_scan(self, item_id: int) -> None:
         """The item's tail left the tunnel: end its scan if the scanner has not already."""
@@ -227,6 +231,12 @@ class ConveyorFlow:
     def _routed(self, out: ItemRouted) -> None:
         self.metrics.routed.labels(out.route, out.reason).inc()
         log.info("conveyor.item_routed", item=out.item_id, route=out.route, reason=out.reason)
+        self._write_route(out.item_id, self._routes.routed(out))
+
+    def _write_route(self, item_id: int, write) -> None:
+        """Run a route write into the item's record (edge.stations.routes) as a task of the flow."""
+        if write is not None:
+            self._tasks.create_task(write, name=f"route-{item_id}")
 
     # ---- the belt: start, latch, supervisor restart ------------------------------------------
     async def _start_belt(self) -> None:
