@@ -39,6 +39,7 @@ from edge.inspection import Inspector, Item
 from edge.metrics import StationMetrics
 from edge.stations import beltlatch
 from edge.stations.acquisition import LIVENESS_S, LineScan, current_link, plc_turns, start_line_scan
+from edge.stations.gate import Gate
 from edge.stations.identify import TagWindow
 from edge.stations.routes import RouteRecorder
 from appliance.watchdog import Progress, follow_turns
@@ -93,8 +94,9 @@ def geometry_of(section: ConveyorSection) -> Geometry:
 
 
 def geometry_budget_ms(section: ConveyorSection) -> float:
-    """The longest budget the belt allows: from the tail leaving the tunnel to the decision point."""
-    return latency_budget_s(geometry_of(section), section.belt_speed_m_s) * 1000
+    """The longest budget the belt allows: from the tail leaving the tunnel to the decision point (which
+    allows for the gate command latency, at least the configured one)."""
+    return (latency_budget_s(geometry_of(section), section.belt_speed_m_s) - section.gate_latency_s) * 1000
 
 
 @dataclass
@@ -112,7 +114,6 @@ class ConveyorFlow:
     _streams: dict[int, object] = field(default_factory=dict)
     _tasks: asyncio.TaskGroup | None = None
     _belt_start_pending: bool = False
-    _gate: asyncio.Queue[GateCommand] = field(default_factory=lambda: asyncio.Queue(64))
     latch: LatchReason | None = None  # why the belt is latched stopped; None while it is not
     latched_at: str | None = None  # UTC RFC 3339
     _belt_on: bool = False  # the daemon ran the belt (confirmed) and has not seen it stop since
@@ -121,7 +122,9 @@ class ConveyorFlow:
     _clean: bool = False  # the daemon stops on request: the belt's state is known at the next start
 
     def __post_init__(self) -> None:
-        self.tracker = ConveyorTracker(geometry_of(self.section), self.section.belt_speed_m_s)
+        self.tracker = ConveyorTracker(geometry_of(self.section), self.section.belt_speed_m_s,
+                                       latency_floor_s=self.section.gate_latency_s)
+        self.gate = Gate(self.devices.plc, self.tracker.note_command_latency, self._gate_unconfirmed)
         registry = self.metrics.registry
         self._latched_gauge = Gauge("edge_belt_latched", "1 for the reason the belt is latched stopped (all 0: not"
                                     " latched)", ["reason"], registry=registry)
@@ -145,7 +148,7 @@ class ConveyorFlow:
             tasks.create_task(follow_turns(self.progress, "plc", lambda: plc_turns(plc), LIVENESS_S),
                               name="plc-liveness")
             tasks.create_task(self.tags.run(), name="readers")
-            tasks.create_task(self._drive_gate(), name="gate")
+            tasks.create_task(self.gate.run(), name="gate")
             tasks.create_task(self._watch_belt(), name="belt-watch")
             self._handle(self._feed(await current_link(plc)))
             async for event in plc.events():
@@ -179,7 +182,7 @@ class ConveyorFlow:
             elif isinstance(out, ItemScanned):
                 tasks.create_task(self._end_scan(out.item_id), name=f"end-scan-{out.item_id}")
             elif isinstance(out, GateCommand):
-                self._command_gate(out)
+                self.gate.command(out)
             elif isinstance(out, ItemRouted):
                 self._routed(out)
             elif isinstance(out, TrackingFault):
@@ -211,22 +214,10 @@ class ConveyorFlow:
         self._handle(self.tracker.set_verdict(item_id, verdict.value, time.monotonic()))
         return None
 
-    def _command_gate(self, command: GateCommand) -> None:
-        try:
-            self._gate.put_nowait(command)
-        except asyncio.QueueFull:
-            self.metrics.dropped.labels("gate_command", "queue_full").inc()
-            log.error("conveyor.gate_queue_full", to_manual=command.to_manual)
-
-    async def _drive_gate(self) -> None:
-        """Apply gate commands in order; a request not confirmed by read-back leaves the gate at manual."""
-        while True:
-            command = await self._gate.get()
-            try:
-                await self.devices.plc.request_divert(command.to_manual)
-            except DriverError as exc:
-                self.devices.mark("plc", "degraded", str(exc))
-                log.error("conveyor.gate_unconfirmed", to_manual=command.to_manual, error=str(exc))
+    def _gate_unconfirmed(self, command: GateCommand, error: str) -> None:
+        """The PLC refused or did not confirm a gate command: degraded, and the gate counts as at manual."""
+        self.devices.mark("plc", "degraded", error)
+        self._handle(self.tracker.gate_unconfirmed(command.to_manual, time.monotonic()))
 
     def _routed(self, out: ItemRouted) -> None:
         self.metrics.routed.labels(out.route, out.reason).inc()

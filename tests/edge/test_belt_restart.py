@@ -212,13 +212,17 @@ def test_items_on_a_belt_that_stopped_go_to_manual():
         out += tracker.set_verdict(1, "clear", 2.1)
         return tracker, out
 
+    def to_the_gate(tracker: ConveyorTracker) -> list:
+        """The belt runs the item past the gate, in 1 cm encoder samples."""
+        return [o for enc in range(111, 251) for o in tracker.advance(enc / 100, 9.0)]
+
     tracker, _ = item_with_clear_verdict()
-    routed = [o for o in tracker.advance(2.5, 9.0) if isinstance(o, ItemRouted)]
+    routed = [o for o in to_the_gate(tracker) if isinstance(o, ItemRouted)]
     assert [(o.route, o.reason) for o in routed] == [("pass", "clear")]  # the control: no stop, it passes
 
     tracker, _ = item_with_clear_verdict()
     tracker.belt_stopped(3.0, "estop")
-    routed = [o for o in tracker.advance(2.5, 9.0) if isinstance(o, ItemRouted)]
+    routed = [o for o in to_the_gate(tracker) if isinstance(o, ItemRouted)]
     assert [(o.route, o.reason) for o in routed] == [("manual", "estop")]
 
 
