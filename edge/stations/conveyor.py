@@ -216,7 +216,8 @@ class ConveyorFlow:
 
     def _gate_unconfirmed(self, command: GateCommand, error: str) -> None:
         """The PLC refused or did not confirm a gate command: degraded, and the gate counts as at manual."""
-        self.devices.mark("plc", "degraded", error)
+        if self.devices.states().get("plc", {}).get("state") != "lost":  # a lost link says more already
+            self.devices.mark("plc", "degraded", error)
         self._handle(self.tracker.gate_unconfirmed(command.to_manual, time.monotonic()))
 
     def _routed(self, out: ItemRouted) -> None:

@@ -304,6 +304,8 @@ scan_dir = "{Path(__file__).resolve().parents[2] / 'examples' / 'scans'}"
     finally:
         stop.set()
         await station
+    # stopped on request: the next start knows the belt's state (no latch, a clean stop)
+    assert json.loads((tmp_path / "data" / "belt.json").read_text()) == {"latch": None, "since": None, "clean": True}
 
 
 # ---- a restart of the software never restarts the belt ----------------------------------------
