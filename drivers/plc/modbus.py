@@ -270,7 +270,7 @@ class ModbusPlc:
         await self._write(req, value)
         await self._confirm(f"{req}={value}", feedback, value_fb)
 
-    async def _confirm(self, req: str, feedback: str, value: int) -> None:
+    async def _confirm(self, req: str, feedback: str, value: int, written: float | None = None) -> None:
         after = self._state.seq if self._state else 0
 
         def ok() -> bool:  # a poll that started after the write shows the feedback
@@ -315,5 +315,6 @@ class ModbusPlc:
         if not self._link_ok:
             raise LinkLost(f"PLC {self.name} link is down ({self._reason}); {req}={value} not sent",
                            device=self.name)
+        written = asyncio.get_running_loop().time()
         await self._write(req, value)
-        return self._confirm(f"{req}={value}", "divert_manual" if to_manual else "divert_pass", 1)
+        return self._confirm(f"{req}={value}", "divert_manual" if to_manual else "divert_pass", 1, written)
