@@ -9,9 +9,11 @@ goes to pass only while every item between the decision point and the gate is ro
 
 The command latency is measured (the slowest of the last LATENCY_WINDOW gate writes, never less
 than the configured floor); the decision point also moves up by the longest recent belt travel
-between two encoder samples, so that the last sample before it still leaves the command its time. A `clear` item goes to manual with reason `gate_latency` when the gate
-cannot be at pass in time for it (it was seen past the decision point too late), or when the item
-behind it is so close that its route would be frozen before this one is through the gate.
+between two encoder samples, so that the last sample before it still leaves the command its time.
+A `clear` item goes to manual with reason `gate_latency` when the gate cannot be at pass in time
+for it (it was seen past the decision point too late), or when the item behind it is so close that
+its route would be frozen before this one is through the gate. An item already too near the gate
+to be diverted keeps its `pass` when a later item sends the gate to manual (it goes through).
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 The tracker routes an item (ItemRouted) when its front edge reaches the gate; its record is
 committed when the inspection ends. Either may come first: a route that arrives before its record
-is held until the record is committed, then written, so the record always ends up with it. `committed` and `routed` return
-the write to run (the flow runs it as a task of its TaskGroup, so a failed write is not lost).
+is held until the record is committed, then written, so the record always ends up with it.
+`committed` and `routed` return the write to run (the flow runs it as a task of its TaskGroup, so a
+failed write is not lost).
 """
 
 from __future__ import annotations

@@ -37,7 +37,8 @@ async def run_slow_belt() -> tuple[dict[int, str], dict[int, tuple[str, str]]]:
             def leaving_tunnel() -> list[int]:
                 """The simulator's items whose tails left the tunnel since the last scan ended: one scan
                 covers them all when the eyes, sampled once per poll, saw no gap between them."""
-                out = [i.id for i in m.items if i.lead_m - i.length_m >= c.eye_tunnel_exit_m - 0.02 and i.id not in taken]
+                out = [i.id for i in m.items
+                       if i.lead_m - i.length_m >= c.eye_tunnel_exit_m - 0.02 and i.id not in taken]
                 taken.update(out)
                 return out
 
