@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -29,6 +30,22 @@ class Progress:
     def stalled(self, now: float | None = None) -> list[str]:
         now = time.monotonic() if now is None else now
         return sorted(n for n, t in self._last.items() if now - t > self.stall_after_s)
+
+
+async def follow_turns(progress: Progress, name: str, turns: Callable[[], Awaitable[int]], period_s: float) -> None:
+    """Beat `name` whenever the counter `turns()` has moved since the last look.
+
+    Liveness means "the task's loop turns" (a driver's poll count), not "something happened": an
+    idle station, with no item and a belt stopped, is alive.
+    """
+    progress.register(name)
+    last: int | None = None
+    while True:
+        count = await turns()
+        if count != last:
+            progress.beat(name)
+            last = count
+        await asyncio.sleep(period_s)
 
 
 async def watchdog(progress: Progress, period_s: float, socket_path: str | None = None) -> None:

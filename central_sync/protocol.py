@@ -116,7 +116,8 @@ class RecordMsg(_Envelope):
 
 
 class ReviewMsg(_Envelope):
-    """The officer's decision on a record: the reviewed record (its `review` set), or the Review alone."""
+    """The officer's decision on a record: the reviewed record (its `review` set), or the Review alone;
+    also a record update without a review: the record with its conveyor `route` set."""
 
     kind: Literal[Kind.REVIEW]
     body: InspectionRecord | Review

@@ -69,6 +69,15 @@ class Review(_Frozen):
     note: str = ""
 
 
+class RouteTaken(_Frozen):
+    """Where a conveyor's divert gate actually sent the item, and why; it may differ from the verdict
+    (a `clear` item goes to manual when the PLC link was lost before it reached the gate)."""
+
+    to: Literal["pass", "manual"]
+    reason: str  # a stable code, e.g. "clear", "suspect", "late", "link_lost", "estop", "collateral"
+    at: datetime
+
+
 class InspectionRecord(_Frozen):
     """One inspected item. `id` is time-ordered and unique; `seq` is per-station monotonic."""
 
@@ -89,6 +98,7 @@ class InspectionRecord(_Frozen):
     latencies_ms: dict[str, float] = Field(default_factory=dict)
     budget_ms: float
     review: Review | None = None
+    route: RouteTaken | None = None  # conveyor stations: set once the item reached the divert gate
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

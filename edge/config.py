@@ -63,6 +63,7 @@ class ConveyorSection(_Section):
     exit_m: float = Field(1.3, gt=0)
     gate_m: float = Field(2.8, gt=0)
     actuation_s: float = Field(0.15, ge=0)
+    gate_latency_s: float = Field(0.05, ge=0, le=2.0, description="gate command latency assumed until measured")
     belt_speed_m_s: float = Field(0.3, gt=0, le=2.0)
     start_belt: bool = Field(True, description="request the belt to run when the daemon starts")
 

@@ -117,6 +117,8 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
                      devices=devices.states(), model=engine.model.name if engine.model else None)
             await stop.wait()
             log.info("station.stopping", station=st.id)
+            if st.kind == "conveyor":
+                flow.clean_stop()  # stopped on request: the next start knows the belt's state
             sdnotify.notify("STOPPING=1")
             server.should_exit = True
             for task in endless:

@@ -25,7 +25,7 @@ from typing import Callable
 import structlog
 
 from central_sync.outbox import OUTBOX_DDL, Lane, enqueue
-from central_sync.schema import InspectionRecord, Review, Verdict
+from central_sync.schema import InspectionRecord, Review, RouteTaken, Verdict
 from edge.errors import DiskFull, StoreCorrupt, StoreError
 
 log = structlog.get_logger()
@@ -233,13 +233,22 @@ class Store:
 
     def add_review(self, record_id: str, review: Review) -> InspectionRecord:
         """Store the officer's decision on a record and queue it for the hub."""
+        return self._update(record_id, {"review": review}, reviewed=True)
+
+    def add_route(self, record_id: str, route: RouteTaken) -> InspectionRecord:
+        """Store where the divert gate sent the item and queue the updated record for the hub, as a review is."""
+        return self._update(record_id, {"route": route}, reviewed=False)
+
+    def _update(self, record_id: str, fields: dict, reviewed: bool) -> InspectionRecord:
+        """Set fields of a stored record and queue the whole record on the record lane (hub kind `review`)."""
         conn = self.conn
         with self._transaction():
             row = conn.execute("SELECT record FROM inspections WHERE id = ?", (record_id,)).fetchone()
             if row is None:
                 raise StoreError(f"no inspection with id {record_id} in {self.db_path}")
-            record = InspectionRecord.model_validate_json(row[0]).model_copy(update={"review": review})
-            conn.execute("UPDATE inspections SET record = ?, reviewed = 1 WHERE id = ?", (record.to_json(), record_id))
+            record = InspectionRecord.model_validate_json(row[0]).model_copy(update=fields)
+            conn.execute("UPDATE inspections SET record = ?, reviewed = max(reviewed, ?) WHERE id = ?",
+                         (record.to_json(), int(reviewed), record_id))
             enqueue(conn, Lane.RECORD, "review", record_id, record.seq, record.to_json())
         return record
 

@@ -3,13 +3,22 @@
 Positions are belt distances from the encoder. An item is created when its front edge blocks the
 tunnel entry eye, re-anchored when it blocks the X-ray exit eye, and scanned (end of acquisition)
 when its tail clears the exit eye. Its route is frozen when its front edge reaches the decision
-point `gate - actuation x speed - margin`: `pass` only with a `clear` verdict in hand, otherwise
-`manual` (suspect, manual, or no verdict yet = late). The gate rests at manual and goes to pass
-only while every item between the decision point and the gate is routed to pass.
+point `gate - (actuation + command latency) x speed - margin`: `pass` only with a `clear` verdict in
+hand, otherwise `manual` (suspect, manual, or no verdict yet = late). The gate rests at manual and
+goes to pass only while every item between the decision point and the gate is routed to pass.
+
+The command latency is measured (the slowest of the last LATENCY_WINDOW gate writes, never less
+than the configured floor); the decision point also moves up by the longest recent belt travel
+between two encoder samples, so that the last sample before it still leaves the command its time.
+A `clear` item goes to manual with reason `gate_latency` when the gate cannot be at pass in time
+for it (it was seen past the decision point too late), or when the item behind it is so close that
+its route would be frozen before this one is through the gate. An item already too near the gate
+to be diverted keeps its `pass` when a later item sends the gate to manual (it goes through).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,6 +29,7 @@ log = structlog.get_logger()
 Verdict = Literal["clear", "suspect", "manual"]
 Route = Literal["pass", "manual"]
 Role = Literal["entry", "exit", "gate"]
+LATENCY_WINDOW = 16  # gate writes the latency estimate looks back on
 DEFAULT_ROLES: dict[str, Role] = {"eye_tunnel_entry": "entry", "eye_tunnel_exit": "exit",
                                   "eye_divert_gate": "gate"}
 
@@ -111,9 +121,13 @@ class _Item:
 class ConveyorTracker:
     """Tracks items from the tunnel to the divert gate and decides the gate, fail-safe."""
 
-    def __init__(self, geometry: Geometry, speed_m_s: float, roles: dict[str, Role] | None = None) -> None:
+    def __init__(self, geometry: Geometry, speed_m_s: float, roles: dict[str, Role] | None = None,
+                 latency_floor_s: float = 0.0) -> None:
         self.g, self.speed = geometry, speed_m_s
         self.roles = roles or DEFAULT_ROLES
+        self.latency_floor_s = latency_floor_s
+        self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self._steps: deque[float] = deque(maxlen=LATENCY_WINDOW)  # belt travel between encoder samples (m)
         self.items: list[_Item] = []
         self.gate_to_manual = True
         self.enc = 0.0
@@ -122,9 +136,19 @@ class ConveyorTracker:
         self._next_id = 1
 
     @property
+    def latency_s(self) -> float:
+        """The gate command latency the decision point allows for: the slowest recent write, or the floor."""
+        return max(self.latency_floor_s, *self._latencies) if self._latencies else self.latency_floor_s
+
+    @property
     def decide_m(self) -> float:
         """Front-edge position where an item's route is frozen."""
-        return self.g.gate_m - self.g.actuation_s * self.speed - self.g.margin_m
+        command_m = (self.g.actuation_s + self.latency_s) * self.speed
+        return self.g.gate_m - command_m - max(self._steps, default=0.0) - self.g.margin_m
+
+    def note_command_latency(self, seconds: float) -> None:
+        """Feed the measured round trip of one gate command write."""
+        self._latencies.append(seconds)
 
     # ---- inputs ------------------------------------------------------------------------------
     def on_edge(self, eye: str, blocked: bool, encoder_m: float, t: float) -> list[Output]:
@@ -139,11 +163,13 @@ class ConveyorTracker:
 
     def advance(self, encoder_m: float, t: float) -> list[Output]:
         """Feed the encoder; freezes routes at the decision point and routes items at the gate."""
+        if encoder_m > self.enc:
+            self._steps.append(encoder_m - self.enc)
         self.enc = encoder_m
         out: list[Output] = []
         for it in self.items:
             if it.route is None and it.lead(encoder_m) >= self.decide_m:
-                self._decide(it)
+                self._decide(it, encoder_m)
         out += self._update_gate(t)
         for it in self.items:
             if not it.done and it.lead(encoder_m) >= self.g.gate_m:
@@ -170,6 +196,17 @@ class ConveyorTracker:
     def link_lost(self, t: float) -> list[Output]:
         """The PLC link is down: every item still tracked goes to manual."""
         return self.belt_stopped(t, "link_lost")
+
+    def gate_unconfirmed(self, to_manual: bool, t: float) -> list[Output]:
+        """A gate command was refused or not confirmed: the gate counts as at manual. After a command to
+        pass, items routed to pass go to manual and the gate is commanded to manual again."""
+        if to_manual:
+            return []
+        for it in self.items:
+            if not it.done and it.route == "pass":
+                it.route, it.reason = "manual", "gate_unconfirmed"
+        self.gate_to_manual = False  # so that the update below commands manual
+        return self._update_gate(t)
 
     def belt_stopped(self, t: float, reason: str) -> list[Output]:
         """The belt stopped unasked (`reason`: link_lost, estop, ...): every item still tracked goes to manual."""
@@ -211,20 +248,34 @@ class ConveyorTracker:
         log.error("tracking.untracked_item_at_gate", encoder_m=enc)
         return [TrackingFault(f"untracked item reached the gate at encoder {enc:.3f} m", t)]
 
-    def _decide(self, it: _Item) -> None:
+    def _decide(self, it: _Item, enc: float) -> None:
         if it.length_m is None:
             it.route, it.reason = "manual", it.reason or "late"
-        elif it.verdict == "clear":
-            it.route, it.reason = "pass", "clear"
-        else:
+        elif it.verdict != "clear":
             it.route, it.reason = "manual", it.verdict or "late"
+        elif not self._gate_in_time(it, enc):
+            it.route, it.reason = "manual", "gate_latency"
+        else:
+            it.route, it.reason = "pass", "clear"
+
+    def _divertable(self, it: _Item) -> bool:
+        """A gate command sent now still takes effect before the item's front reaches the gate."""
+        return (self.g.gate_m - it.lead(self.enc) - self.g.margin_m) / self.speed >= self.g.actuation_s + self.latency_s
+
+    def _gate_in_time(self, it: _Item, enc: float) -> bool:
+        """The gate can reach pass before the item's front does, and the item is through the gate before the
+        next item's route is frozen (so that the gate is back at manual in time for it)."""
+        if not self._divertable(it):
+            return False
+        behind = [i.lead(enc) for i in self.items if i.lead(enc) < it.lead(enc)]
+        return not behind or it.lead(enc) - max(behind) >= self.g.gate_m - self.decide_m
 
     def _update_gate(self, t: float) -> list[Output]:
         window = [i for i in self.items if i.route is not None and not i.done]
         to_manual = not window or any(i.route == "manual" for i in window)
         if to_manual:
-            for i in window:
-                if i.route == "pass":
+            for i in window:  # one too near the gate to be diverted any more goes through: its route stays pass
+                if i.route == "pass" and self._divertable(i):
                     i.route, i.reason = "manual", "collateral"
         if to_manual == self.gate_to_manual:
             return []

@@ -113,8 +113,10 @@ class Ingestor:
                 self._reject(work, station, msg, f"TIP outcome for item {msg.body.record_id!r} sent as item {msg.record_id!r}")
                 return
             work.batch.tips.append(_tip_row(msg.body, now, self.hub_id))
-        elif (r := msg.review()) is None:
-            self._reject(work, station, msg, f"review of record {msg.record_id} carries no review")
+        elif (r := msg.review()) is None and isinstance(msg.body, InspectionRecord) and msg.body.route is not None:
+            work.batch.reviewed.append((msg.body.to_json(), msg.record_id))  # a conveyor's route update
+        elif r is None:
+            self._reject(work, station, msg, f"review of record {msg.record_id} carries neither a review nor a route")
             return
         else:
             work.batch.reviews.append((msg.record_id, station, r.officer, r.decided_at.timestamp(), r.outcome,

@@ -426,3 +426,14 @@ class ModbusPlc:
     async def request_xray_permit(self, on: bool) -> None:
         """Grant or withdraw the software X-ray permit; confirmed by xray_permit."""
         await self._request("xray_permit_request", "xray_permit", int(on))
+
+    async def send_divert(self, to_manual: bool) -> Awaitable[None]:
+        """Write the divert request and return once the PLC acknowledged the write, without waiting for
+        the read-back; await the returned confirmation (the gate's end-position feedback) apart, so that
+        the next command need not queue behind it."""
+        req, value = "divert_manual_request", int(to_manual)
+        if not self._link_ok:
+            raise self._link_down_error(f"{req}={value} not sent")
+        await self._write(req, value)
+        written = asyncio.get_running_loop().time()  # only a poll started after the write's answer confirms
+        return self._confirm(f"{req}={value}", "divert_manual" if to_manual else "divert_pass", 1, written)

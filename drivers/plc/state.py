@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -105,3 +105,5 @@ class Plc(Protocol):
     async def request_light(self, color: Light) -> None: ...
 
     async def request_xray_permit(self, on: bool) -> None: ...
+
+    async def send_divert(self, to_manual: bool) -> Awaitable[None]: ...

@@ -32,6 +32,8 @@ def build_flow(config: StationConfig, devices: Devices, inspector: Inspector, ev
         from edge.stations.gantry import GantryFlow
 
         return GantryFlow(devices, inspector, progress, item_kind, TagWindow(devices, events))
+    from edge.stations.beltlatch import FILE_NAME
     from edge.stations.conveyor import ConveyorFlow
 
-    return ConveyorFlow(devices, inspector, progress, item_kind, TagWindow(devices, events), config.conveyor, metrics)
+    return ConveyorFlow(devices, inspector, progress, item_kind, TagWindow(devices, events), config.conveyor, metrics,
+                        config.station.data_dir / FILE_NAME)

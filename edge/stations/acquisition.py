@@ -10,6 +10,8 @@ from drivers.errors import DriverError
 from drivers.plc.state import LinkChanged
 from models.scan import Scan
 
+LIVENESS_S = 0.5  # how often a flow looks whether the PLC driver's poll loop has turned
+
 
 class WholeScan:
     """A scan that arrives complete (retrofit file drop, video capture)."""
@@ -80,3 +82,8 @@ async def current_link(plc) -> LinkChanged:
     """The PLC's link state now, as the event a flow would have received (events() has no replay)."""
     state = await plc.read_state()
     return LinkChanged(state.link_ok, state.link_reason, state.t)
+
+
+async def plc_turns(plc) -> int:
+    """How many times the PLC driver has polled: it publishes a state each poll, link up or down."""
+    return (await plc.read_state()).seq

@@ -9,6 +9,12 @@ not confirmed) latches stopped: the daemon never restarts it by itself, and ever
 to manual. Only a supervisor's restart request (`restart_belt`) runs it again, and only while the
 link is up and the safety chain and interlocks read closed; the run request is confirmed by
 read-back, or the belt stays latched.
+
+The latch survives the daemon (edge.stations.beltlatch keeps it in data_dir): a restart of the
+software never runs the belt. At start, a latch the last daemon left stays latched; a last daemon
+that did not stop on request (crash, watchdog kill, power cut) leaves the belt's state unknown, so
+it latches `restarted`; `start_belt` runs the belt only when neither holds (a first start on an
+empty data_dir counts as clean). Either way only a supervisor's restart runs it again.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Literal, get_args
 
 import structlog
@@ -30,16 +37,19 @@ from edge.config import ConveyorSection
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
 from edge.metrics import StationMetrics
-from edge.stations.acquisition import LineScan, current_link, start_line_scan
+from edge.stations import beltlatch
+from edge.stations.acquisition import LIVENESS_S, LineScan, current_link, plc_turns, start_line_scan
+from edge.stations.gate import Gate
 from edge.stations.identify import TagWindow
-from appliance.watchdog import Progress
+from edge.stations.routes import RouteRecorder
+from appliance.watchdog import Progress, follow_turns
 from edge.tracking import ConveyorTracker, GateCommand, Geometry, ItemEntered, ItemRouted, ItemScanned, \
     TrackingFault, latency_budget_s
 from edge.verdict import Reason
 
 log = structlog.get_logger()
 
-LatchReason = Literal["link_lost", "estop", "interlock", "plc_stopped", "start_failed"]
+LatchReason = Literal["link_lost", "estop", "interlock", "plc_stopped", "start_failed", "restarted"]
 LATCH_REASONS: tuple[LatchReason, ...] = get_args(LatchReason)
 WATCH_S = 0.1  # how often the flow looks at the PLC's belt feedback
 
@@ -84,8 +94,9 @@ def geometry_of(section: ConveyorSection) -> Geometry:
 
 
 def geometry_budget_ms(section: ConveyorSection) -> float:
-    """The longest budget the belt allows: from the tail leaving the tunnel to the decision point."""
-    return latency_budget_s(geometry_of(section), section.belt_speed_m_s) * 1000
+    """The longest budget the belt allows: from the tail leaving the tunnel to the decision point (which
+    allows for the gate command latency, at least the configured one)."""
+    return (latency_budget_s(geometry_of(section), section.belt_speed_m_s) - section.gate_latency_s) * 1000
 
 
 @dataclass
@@ -97,28 +108,32 @@ class ConveyorFlow:
     tags: TagWindow
     section: ConveyorSection
     metrics: StationMetrics
+    latch_file: Path  # where the latch outlives the daemon (edge.stations.beltlatch)
     tracker: ConveyorTracker = field(init=False)
     _tracker_ids: dict[str, int] = field(default_factory=dict)  # record id -> tracker item id
     _streams: dict[int, object] = field(default_factory=dict)
     _tasks: asyncio.TaskGroup | None = None
     _belt_start_pending: bool = False
-    _gate: asyncio.Queue[GateCommand] = field(default_factory=lambda: asyncio.Queue(64))
     latch: LatchReason | None = None  # why the belt is latched stopped; None while it is not
     latched_at: str | None = None  # UTC RFC 3339
     _belt_on: bool = False  # the daemon ran the belt (confirmed) and has not seen it stop since
     _plc_state: PlcState | None = None
     _restarting: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _clean: bool = False  # the daemon stops on request: the belt's state is known at the next start
 
     def __post_init__(self) -> None:
-        self.tracker = ConveyorTracker(geometry_of(self.section), self.section.belt_speed_m_s)
+        self.tracker = ConveyorTracker(geometry_of(self.section), self.section.belt_speed_m_s,
+                                       latency_floor_s=self.section.gate_latency_s)
+        self.gate = Gate(self.devices.plc, self.tracker.note_command_latency, self._gate_unconfirmed)
         registry = self.metrics.registry
         self._latched_gauge = Gauge("edge_belt_latched", "1 for the reason the belt is latched stopped (all 0: not"
                                     " latched)", ["reason"], registry=registry)
         self._restarts = Counter("edge_belt_restarts_total", "Belt restart requests, by outcome and code",
                                  ["outcome", "code"], registry=registry)
-        self._show_latch()
+        self._recall_latch()
+        self._routes = RouteRecorder(self.inspector.store, self.inspector.after_commit)
         self.inspector.actuate = self._actuate
-        self._belt_start_pending = self.section.start_belt
+        self._belt_start_pending = self.section.start_belt and self.latch is None
         limit = geometry_budget_ms(self.section)
         if self.inspector.budget_ms > limit:
             log.warning("conveyor.budget_limited_by_belt", configured_ms=self.inspector.budget_ms, limit_ms=limit)
@@ -127,14 +142,16 @@ class ConveyorFlow:
     async def run(self) -> None:
         plc = self.devices.plc
         self.progress.register("plc")
+        self._remember()  # clean: false until the daemon stops on request
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
+            tasks.create_task(follow_turns(self.progress, "plc", lambda: plc_turns(plc), LIVENESS_S),
+                              name="plc-liveness")
             tasks.create_task(self.tags.run(), name="readers")
-            tasks.create_task(self._drive_gate(), name="gate")
+            tasks.create_task(self.gate.run(), name="gate")
             tasks.create_task(self._watch_belt(), name="belt-watch")
             self._handle(self._feed(await current_link(plc)))
             async for event in plc.events():
-                self.progress.beat("plc")
                 self._handle(self._feed(event))
 
     def _feed(self, event: object) -> list:
@@ -160,11 +177,12 @@ class ConveyorFlow:
             if isinstance(out, ItemEntered):
                 item = Item(ref=f"item-{out.item_id}", kind=self.item_kind)
                 self._tracker_ids[item.id] = out.item_id
+                self._routes.entered(out.item_id, item.id)
                 tasks.create_task(self._inspect(out.item_id, item), name=f"item-{out.item_id}")
             elif isinstance(out, ItemScanned):
                 tasks.create_task(self._end_scan(out.item_id), name=f"end-scan-{out.item_id}")
             elif isinstance(out, GateCommand):
-                self._command_gate(out)
+                self.gate.command(out)
             elif isinstance(out, ItemRouted):
                 self._routed(out)
             elif isinstance(out, TrackingFault):
@@ -179,6 +197,7 @@ class ConveyorFlow:
         await self.inspector.inspect(item, acquisition)
         self.tags.stop(item)
         self._streams.pop(item_id, None)
+        self._write_route(item_id, self._routes.committed(item_id))
 
     async def _end_scan(self, item_id: int) -> None:
         """The item's tail left the tunnel: end its scan if the scanner has not already."""
@@ -195,26 +214,21 @@ class ConveyorFlow:
         self._handle(self.tracker.set_verdict(item_id, verdict.value, time.monotonic()))
         return None
 
-    def _command_gate(self, command: GateCommand) -> None:
-        try:
-            self._gate.put_nowait(command)
-        except asyncio.QueueFull:
-            self.metrics.dropped.labels("gate_command", "queue_full").inc()
-            log.error("conveyor.gate_queue_full", to_manual=command.to_manual)
-
-    async def _drive_gate(self) -> None:
-        """Apply gate commands in order; a request not confirmed by read-back leaves the gate at manual."""
-        while True:
-            command = await self._gate.get()
-            try:
-                await self.devices.plc.request_divert(command.to_manual)
-            except DriverError as exc:
-                self.devices.mark("plc", "degraded", str(exc))
-                log.error("conveyor.gate_unconfirmed", to_manual=command.to_manual, error=str(exc))
+    def _gate_unconfirmed(self, command: GateCommand, error: str) -> None:
+        """The PLC refused or did not confirm a gate command: degraded, and the gate counts as at manual."""
+        if self.devices.states().get("plc", {}).get("state") != "lost":  # a lost link says more already
+            self.devices.mark("plc", "degraded", error)
+        self._handle(self.tracker.gate_unconfirmed(command.to_manual, time.monotonic()))
 
     def _routed(self, out: ItemRouted) -> None:
         self.metrics.routed.labels(out.route, out.reason).inc()
         log.info("conveyor.item_routed", item=out.item_id, route=out.route, reason=out.reason)
+        self._write_route(out.item_id, self._routes.routed(out))
+
+    def _write_route(self, item_id: int, write) -> None:
+        """Run a route write into the item's record (edge.stations.routes) as a task of the flow."""
+        if write is not None:
+            self._tasks.create_task(write, name=f"route-{item_id}")
 
     # ---- the belt: start, latch, supervisor restart ------------------------------------------
     async def _start_belt(self) -> None:
@@ -240,6 +254,7 @@ class ConveyorFlow:
             log.info("conveyor.belt_unlatched", reason=self.latch, latched_at=self.latched_at)
         self.latch = self.latched_at = None
         self._show_latch()
+        self._remember()
 
     def _latch(self, reason: LatchReason) -> None:
         """The belt stopped unasked: it stays stopped until a supervisor restarts it, and every item
@@ -249,8 +264,34 @@ class ConveyorFlow:
             self.latch, self.latched_at = reason, datetime.now(timezone.utc).isoformat()
             log.warning("conveyor.belt_latched", reason=reason)
             self._show_latch()
+            self._remember()
         if reason != "link_lost":  # a link loss reaches the tracker through its own event
             self._handle(self.tracker.belt_stopped(time.monotonic(), reason))
+
+    def _recall_latch(self) -> None:
+        """Take over the latch the last daemon left; latch `restarted` when it did not stop cleanly."""
+        saved = beltlatch.load(self.latch_file)
+        if saved is not None and saved.latch in LATCH_REASONS:
+            self.latch, self.latched_at = saved.latch, saved.since
+            log.warning("conveyor.belt_latch_kept", reason=self.latch, latched_at=self.latched_at)
+        elif saved is not None and not saved.clean:
+            self.latch, self.latched_at = "restarted", datetime.now(timezone.utc).isoformat()
+            log.warning("conveyor.belt_latched", reason="restarted",
+                        message="the last daemon did not stop cleanly, so the belt's state is unknown: it stays"
+                                " stopped until a supervisor restarts it")
+        self._show_latch()
+
+    def _remember(self) -> None:
+        """Write the latch and whether this daemon stopped on request to the belt file."""
+        try:
+            beltlatch.save(self.latch_file, beltlatch.SavedBelt(self.latch, self.latched_at, self._clean))
+        except OSError as exc:
+            log.error("conveyor.belt_file_write_failed", path=str(self.latch_file), error=str(exc))
+
+    def clean_stop(self) -> None:
+        """The daemon stops on request (not a crash): the next start may run the belt if nothing is latched."""
+        self._clean = True
+        self._remember()
 
     def _show_latch(self) -> None:
         for reason in LATCH_REASONS:

@@ -16,9 +16,9 @@ from drivers.errors import DriverError
 from drivers.plc.state import EyeEdge, LinkChanged
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
-from edge.stations.acquisition import current_link, start_line_scan
+from edge.stations.acquisition import LIVENESS_S, current_link, plc_turns, start_line_scan
 from edge.stations.identify import TagWindow
-from appliance.watchdog import Progress
+from appliance.watchdog import Progress, follow_turns
 from edge.verdict import Reason
 
 log = structlog.get_logger()
@@ -42,11 +42,12 @@ class GantryFlow:
         self.progress.register("plc")
         await self._safe_state()
         async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(follow_turns(self.progress, "plc", lambda: plc_turns(plc), LIVENESS_S),
+                              name="plc-liveness")
             tasks.create_task(self.tags.run(), name="readers")
             link = await current_link(plc)
             self.devices.mark("plc", "ok" if link.ok else "lost", link.reason)
             async for event in plc.events():
-                self.progress.beat("plc")
                 if isinstance(event, LinkChanged):
                     self.devices.mark("plc", "ok" if event.ok else "lost", event.reason)
                 elif isinstance(event, EyeEdge):

@@ -124,3 +124,21 @@ def test_batch_items_committed_bad_item_rejected_foreign_station_rejected(hub):
     assert sorted(r[0] for r in store.query("SELECT id FROM records")) == sorted([a.id, b.id])
     assert acks(sent) == [(1, "committed"), (7, "rejected"), (2, "committed")]
     assert acks(sent, "g2") == [(8, "rejected")]
+
+
+def test_routed_record_updates_the_hub_record(hub):
+    """A conveyor's route update (the record with its `route` set, on the review topic) is committed and
+    replaces the body: the hub shows verdict clear and route manual, as the station stored it."""
+    from datetime import UTC, datetime
+
+    from central_sync.schema import RouteTaken
+
+    ing, store, sent = hub
+    rec = make_record("g1", 5).model_copy(update={"verdict": Verdict.CLEAR, "reason": "clear"})
+    routed = rec.model_copy(update={"route": RouteTaken(to="manual", reason="link_lost",
+                                                        at=datetime(2026, 1, 3, tzinfo=UTC))})
+    ing.handle([msg("inspection", rec, 1), msg("review", routed, 2)])
+    assert acks(sent) == [(1, "committed"), (2, "committed")]
+    body = json.loads(store.query("SELECT body FROM records")[0][0])
+    assert body["verdict"] == "clear" and body["route"]["to"] == "manual" and body["route"]["reason"] == "link_lost"
+    assert store.query("SELECT count(*) FROM reviews") == [(0,)]

@@ -8,6 +8,7 @@ from edge.devices import Devices
 from edge.events import EventBus
 from edge.inspection import Inspector
 from edge.metrics import StationMetrics
+from edge.stations import beltlatch
 from edge.stations.conveyor import ConveyorFlow
 from edge.stations.identify import TagWindow
 from edge.store import StoreWriter
@@ -23,4 +24,4 @@ def conveyor_flow(plc, writer: StoreWriter, events: EventBus, station: str) -> C
     devices.mark("plc", "ok")
     inspector = Inspector(station, "1", 400.0, None, writer, events, metrics, actuate=None)
     return ConveyorFlow(devices, inspector, Progress(), ItemKind.BAGGAGE, TagWindow(devices, events),
-                        ConveyorSection(), metrics)
+                        ConveyorSection(), metrics, writer.store.data_dir / beltlatch.FILE_NAME)

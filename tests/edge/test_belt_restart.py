@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from conveyor_station import TOLERANT, conveyor_flow
-from drivers.plc import PlcConfig, open_plc
+from drivers.plc import ModbusPlc, PlcConfig, SimServer, open_plc
+from edge.config import ConveyorSection
 from edge import audit
 from edge.auth import add_user
 from edge.context import StationContext
@@ -211,13 +212,17 @@ def test_items_on_a_belt_that_stopped_go_to_manual():
         out += tracker.set_verdict(1, "clear", 2.1)
         return tracker, out
 
+    def to_the_gate(tracker: ConveyorTracker) -> list:
+        """The belt runs the item past the gate, in 1 cm encoder samples."""
+        return [o for enc in range(111, 251) for o in tracker.advance(enc / 100, 9.0)]
+
     tracker, _ = item_with_clear_verdict()
-    routed = [o for o in tracker.advance(2.5, 9.0) if isinstance(o, ItemRouted)]
+    routed = [o for o in to_the_gate(tracker) if isinstance(o, ItemRouted)]
     assert [(o.route, o.reason) for o in routed] == [("pass", "clear")]  # the control: no stop, it passes
 
     tracker, _ = item_with_clear_verdict()
     tracker.belt_stopped(3.0, "estop")
-    routed = [o for o in tracker.advance(2.5, 9.0) if isinstance(o, ItemRouted)]
+    routed = [o for o in to_the_gate(tracker) if isinstance(o, ItemRouted)]
     assert [(o.route, o.reason) for o in routed] == [("manual", "estop")]
 
 
@@ -299,3 +304,76 @@ scan_dir = "{Path(__file__).resolve().parents[2] / 'examples' / 'scans'}"
     finally:
         stop.set()
         await station
+    # stopped on request: the next start knows the belt's state (no latch, a clean stop)
+    assert json.loads((tmp_path / "data" / "belt.json").read_text()) == {"latch": None, "since": None, "clean": True}
+
+
+# ---- a restart of the software never restarts the belt ----------------------------------------
+class Session:
+    """One life of the daemon's conveyor flow: its own driver connection and store on `data`."""
+
+    def __init__(self, sim, data: Path) -> None:
+        self.sim, self.data = sim, data
+
+    async def __aenter__(self) -> "Session":
+        self.stack = AsyncExitStack()
+        cfg = PlcConfig(**TOLERANT)
+        real = cfg.model_copy(update={"kind": "modbus-tcp", "host": "127.0.0.1", "port": self.sim.port})
+        self.plc = await self.stack.enter_async_context(ModbusPlc(real, "t-1/plc"))
+        self.plc.sim = self.sim
+        writer = await self.stack.enter_async_context(StoreWriter(Store(self.data, station="t-1")))
+        self.flow = conveyor_flow(self.plc, writer, EventBus(), "t-1")
+        self.task = asyncio.create_task(self.flow.run(), name="flow")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.stack.aclose()  # the driver's close writes the safe requests, as the daemon's does
+
+    async def settled(self) -> None:
+        """The flow has seen the link up and the PLC has been polled many times since."""
+        await until(lambda: self.flow.devices.states()["plc"]["state"] == "ok" and self.flow._plc_state is not None,
+                    "the flow follows the PLC")
+        start = (await self.plc.read_state()).seq
+        await until(lambda: self.plc._state.seq >= start + 30, "thirty more polls")
+
+
+async def test_a_latched_belt_stays_latched_after_a_restart_with_start_belt(tmp_path):
+    """Latched by the e-stop, the daemon stopped, the e-stop reset: the next start does not run the belt."""
+    async with SimServer(PlcConfig(**TOLERANT)) as sim:
+        model = sim.model
+        async with Session(sim, tmp_path / "data") as first:
+            await until(lambda: first.flow.belt_status()["run_confirmed"], "start_belt runs the belt at first start")
+            model.press_estop()
+            await until(lambda: first.flow.latch == "estop", "the e-stop latches the belt")
+            first.flow.clean_stop()
+        model.release_estop()
+        model.reset()
+        async with Session(sim, tmp_path / "data") as second:
+            assert ConveyorSection().start_belt
+            await second.settled()
+            belt = second.flow.belt_status()
+            assert belt["latched"] and belt["reason"] == "estop" and belt["restart_blocked_by"] is None
+            assert model.requests["belt_run_request"] == 0 and not model.belt_running
+            assert (await second.flow.restart_belt("sup")).outcome == "running"  # only a supervisor runs it
+            assert model.belt_running and second.flow.latch is None
+
+
+async def test_a_belt_whose_daemon_did_not_stop_cleanly_stays_stopped(tmp_path):
+    """A crash or a watchdog kill leaves the belt's state unknown: the next start latches it `restarted`;
+    after a clean stop of a running belt, start_belt runs it again."""
+    async with SimServer(PlcConfig(**TOLERANT)) as sim:
+        model = sim.model
+        async with Session(sim, tmp_path / "data") as first:
+            await until(lambda: first.flow.belt_status()["run_confirmed"], "start_belt runs the belt at first start")
+        # no clean_stop(): the process died with the belt running
+        async with Session(sim, tmp_path / "data") as second:
+            await second.settled()
+            assert second.flow.latch == "restarted" and second.flow.belt_status()["latched"]
+            assert model.requests["belt_run_request"] == 0 and not model.belt_running
+            assert (await second.flow.restart_belt("sup")).outcome == "running"
+            second.flow.clean_stop()
+        async with Session(sim, tmp_path / "data") as third:
+            await until(lambda: third.flow.belt_status()["run_confirmed"], "a clean stop lets start_belt run the belt")
+            assert third.flow.latch is None

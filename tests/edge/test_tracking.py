@@ -198,3 +198,82 @@ async def test_tracker_wired_to_the_plc_over_modbus() -> None:
                     break
         await asyncio.gather(*gate_tasks)
     assert m.outcomes == routed == {1: "pass", 2: "manual", 3: "pass"}
+
+
+# ---- the decision point allows for the measured gate command latency ---------------------------
+def walk(tracker: ConveyorTracker, to_enc: float, t: float = 5.0) -> list:
+    """Move the belt to `to_enc` in 1 cm samples, as the driver's poll would report it."""
+    out = []
+    while tracker.enc < to_enc - 1e-9:
+        out += tracker.advance(min(to_enc, round(tracker.enc + 0.01, 6)), t)
+    return out
+
+
+def scanned_clear_item(tracker: ConveyorTracker) -> None:
+    """One 0.3 m item through the tunnel with a clear verdict in hand; its front is at encoder + 0.5 m."""
+    tracker.on_edge("eye_tunnel_entry", True, 0.0, 0.0)
+    walk(tracker, 0.8)
+    tracker.on_edge("eye_tunnel_exit", True, 0.8, 1.0)
+    walk(tracker, 1.1)
+    tracker.on_edge("eye_tunnel_exit", False, 1.1, 2.0)
+    tracker.set_verdict(tracker._next_id - 1, "clear", 2.1)
+
+
+def test_decision_point_moves_up_by_the_slowest_recent_gate_write() -> None:
+    g = Geometry(0.5, 1.3, 2.8, 0.15)
+    tracker = ConveyorTracker(g, 0.3)
+    before = tracker.decide_m
+    for s in (0.05, 0.4, 0.1):
+        tracker.note_command_latency(s)
+    assert tracker.latency_s == pytest.approx(0.4)
+    assert before - tracker.decide_m == pytest.approx(0.4 * 0.3)
+    floored = ConveyorTracker(g, 0.3, latency_floor_s=0.5)
+    floored.note_command_latency(0.1)
+    assert floored.latency_s == pytest.approx(0.5)
+
+
+def test_clear_item_the_gate_cannot_reach_in_time_goes_to_manual() -> None:
+    tracker = ConveyorTracker(Geometry(0.5, 1.3, 2.8, 0.15), 0.3)
+    scanned_clear_item(tracker)
+    out = walk(tracker, 2.1)  # front at 2.6 m: not yet at the decision point (2.695 m)
+    tracker.note_command_latency(1.5)  # the PLC got slow: a command now takes 1.65 s, the item is 0.5 s away
+    out += walk(tracker, 2.5)
+    assert [(o.route, o.reason) for o in out if isinstance(o, ItemRouted)] == [("manual", "gate_latency")]
+    assert not [o for o in out if isinstance(o, GateCommand) and not o.to_manual]  # the gate never went to pass
+
+
+def test_clear_item_with_the_next_item_too_close_behind_goes_to_manual() -> None:
+    """The gate could not be back at manual before the next item's route is frozen: no pass."""
+    tracker = ConveyorTracker(Geometry(0.5, 1.3, 2.8, 0.15), 0.3)
+    tracker.note_command_latency(1.0)  # from the decision point to the gate: 0.405 m
+    tracker.on_edge("eye_tunnel_entry", True, 0.0, 0.0)
+    walk(tracker, 0.35)
+    tracker.on_edge("eye_tunnel_entry", True, 0.35, 0.5)  # the next item's front 0.35 m behind
+    walk(tracker, 0.8)
+    tracker.on_edge("eye_tunnel_exit", True, 0.8, 1.0)
+    walk(tracker, 1.1)
+    tracker.on_edge("eye_tunnel_exit", False, 1.1, 2.0)
+    tracker.set_verdict(1, "clear", 2.1)
+    tracker.on_edge("eye_tunnel_exit", True, 1.15, 2.2)
+    routed = [o for o in walk(tracker, 2.5) if isinstance(o, ItemRouted)]
+    assert (routed[0].item_id, routed[0].route, routed[0].reason) == (1, "manual", "gate_latency")
+
+
+def test_the_control_a_clear_item_with_room_passes() -> None:
+    tracker = ConveyorTracker(Geometry(0.5, 1.3, 2.8, 0.15), 0.3)
+    tracker.note_command_latency(1.0)
+    scanned_clear_item(tracker)
+    routed = [o for o in walk(tracker, 2.5) if isinstance(o, ItemRouted)]
+    assert [(o.route, o.reason) for o in routed] == [("pass", "clear")]
+
+
+def test_unconfirmed_gate_to_pass_counts_as_manual() -> None:
+    tracker = ConveyorTracker(Geometry(0.5, 1.3, 2.8, 0.15), 0.3)
+    scanned_clear_item(tracker)
+    out = walk(tracker, 2.22)
+    assert [o.to_manual for o in out if isinstance(o, GateCommand)] == [False]
+    out = tracker.gate_unconfirmed(False, 3.5)
+    assert [o.to_manual for o in out if isinstance(o, GateCommand)] == [True]
+    routed = [o for o in walk(tracker, 2.5) if isinstance(o, ItemRouted)]
+    assert [(o.route, o.reason) for o in routed] == [("manual", "gate_unconfirmed")]
+    assert tracker.gate_unconfirmed(True, 7.0) == []  # an unconfirmed move to manual: nothing more to do
