@@ -114,7 +114,7 @@ class Ingestor:
                 return
             work.batch.tips.append(_tip_row(msg.body, now, self.hub_id))
         elif (r := msg.review()) is None and isinstance(msg.body, InspectionRecord) and msg.body.route is not None:
-            work.batch.reviewed.append((msg.body.to_json(), msg.record_id))  # a conveyor's route update
+            work.batch.updated.append(_record_row(msg.body, False, now, self.hub_id))  # a conveyor's route update
         elif r is None:
             self._reject(work, station, msg, f"review of record {msg.record_id} carries neither a review nor a route")
             return
@@ -122,7 +122,7 @@ class Ingestor:
             work.batch.reviews.append((msg.record_id, station, r.officer, r.decided_at.timestamp(), r.outcome,
                                        r.model_dump_json(), now))
             if isinstance(msg.body, InspectionRecord):
-                work.batch.reviewed.append((msg.body.to_json(), msg.record_id))
+                work.batch.updated.append(_record_row(msg.body, False, now, self.hub_id))
         work.acks[station].append(p.AckItem(msg=msg.msg, record_id=msg.record_id, status="committed"))
 
     def _chunk(self, work: _Work, station: str, leaf: list[str], payload: bytes) -> None:

@@ -58,7 +58,10 @@ UPSERT_RECORD = (f"INSERT INTO records ({','.join(RECORD_COLS)}) VALUES ({','.jo
                  " ON CONFLICT (id) DO UPDATE SET is_alert = excluded.is_alert WHERE excluded.is_alert > records.is_alert")
 INSERT_REVIEW = ("INSERT INTO reviews (record_id, station, officer, decided_ts, outcome, body, committed_at)"
                  " VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
-UPDATE_REVIEWED = "UPDATE records SET body=? WHERE id=?"
+# An update (review, route) carries the whole record: inserted when it overtook the record itself, else it
+# replaces the body; the record arriving later keeps the updated body (UPSERT_RECORD leaves it alone).
+UPSERT_UPDATED_RECORD = (f"INSERT INTO records ({','.join(RECORD_COLS)}) VALUES ({','.join('?' * len(RECORD_COLS))})"
+                         " ON CONFLICT (id) DO UPDATE SET body = excluded.body")
 TIP_COLS = ("station", "record_id", "projection", "officer", "threat", "label", "outcome", "decision_ms", "shown_ts",
             "responded_ts", "body", "committed_at", "hub")
 INSERT_TIP = (f"INSERT INTO tip_outcomes ({','.join(TIP_COLS)}) VALUES ({','.join('?' * len(TIP_COLS))})"
@@ -80,7 +83,7 @@ class Batch:
     reviews: list[tuple]
     chunks: list[tuple]
     stations: list[tuple]
-    reviewed: list[tuple]  # (record JSON with its review, record id)
+    updated: list[tuple]  # whole record rows (RECORD_COLS) of records updated by a review or a route
     tips: list[tuple] = field(default_factory=list)  # TIP outcomes, TIP_COLS order
 
 
@@ -142,7 +145,7 @@ class HubStore:
         def write(cur) -> None:
             for sql, rows in ((UPSERT_RECORD, batch.records), (INSERT_REVIEW, batch.reviews),
                               (INSERT_CHUNK, batch.chunks), (UPSERT_STATION, batch.stations),
-                              (UPDATE_REVIEWED, batch.reviewed), (INSERT_TIP, batch.tips)):
+                              (UPSERT_UPDATED_RECORD, batch.updated), (INSERT_TIP, batch.tips)):
                 if rows:
                     cur.executemany(self.sql(sql), rows)
         self.run_in_transaction(write)

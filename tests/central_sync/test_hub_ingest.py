@@ -142,3 +142,28 @@ def test_routed_record_updates_the_hub_record(hub):
     body = json.loads(store.query("SELECT body FROM records")[0][0])
     assert body["verdict"] == "clear" and body["route"]["to"] == "manual" and body["route"]["reason"] == "link_lost"
     assert store.query("SELECT count(*) FROM reviews") == [(0,)]
+
+
+@pytest.mark.parametrize("separate_batches", [False, True])
+def test_an_update_that_overtakes_its_record_is_kept(hub, separate_batches):
+    """A route or review update is acked as committed, so it must not be lost when it reaches the hub
+    before the record itself (the record travels on the alert lane, the update on the record lane):
+    the record arriving afterwards keeps the updated body."""
+    from datetime import UTC, datetime
+
+    from central_sync.schema import RouteTaken
+
+    ing, store, sent = hub
+    rec = make_record("g1", 6).model_copy(update={"verdict": Verdict.CLEAR, "reason": "clear"})
+    routed = rec.model_copy(update={"route": RouteTaken(to="manual", reason="link_lost",
+                                                        at=datetime(2026, 1, 3, tzinfo=UTC))})
+    first, second = msg("review", routed, 2), msg("inspection", rec, 1)
+    if separate_batches:
+        ing.handle([first])
+        ing.handle([second])
+    else:
+        ing.handle([first, second])
+    assert sorted(acks(sent)) == [(1, "committed"), (2, "committed")]
+    rows = store.query("SELECT body, verdict FROM records")
+    assert len(rows) == 1 and rows[0][1] == "clear"
+    assert json.loads(rows[0][0])["route"]["to"] == "manual"
