@@ -8,11 +8,12 @@ at once, and every stage is timed into the record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import AsyncIterator, Awaitable, Callable, Protocol
+from typing import AsyncGenerator, Awaitable, Callable, Protocol
 
 import numpy as np
 import structlog
@@ -48,7 +49,7 @@ class DetectionEngine(Protocol):
 class Acquisition(Protocol):
     """A scan being acquired: line blocks as they arrive, then the whole scan."""
 
-    def blocks(self) -> AsyncIterator[tuple[np.ndarray, np.ndarray]]: ...
+    def blocks(self) -> AsyncGenerator[tuple[np.ndarray, np.ndarray], None]: ...
     def result(self) -> Scan: ...
 
 
@@ -109,8 +110,9 @@ class Inspector:
         within_budget = completed = False
         try:
             stream = self._open_stream()
-            async for high, low in acquisition.blocks():
-                await stream.feed(high, low)
+            async with contextlib.aclosing(acquisition.blocks()) as blocks:  # an abandoned scan is stopped now
+                async for high, low in blocks:
+                    await stream.feed(high, low)
             scan = acquisition.result()
             end_of_scan = timer.lap("acquire")
             deadline = asyncio.get_running_loop().time() + self.budget_ms / 1000

@@ -21,6 +21,7 @@ from edge.metrics import StationMetrics
 from edge.stations.acquisition import WholeScan
 from edge.store import Store, StoreWriter
 from edge.verdict import Reason
+from models.errors import InferenceError
 from models.pool import InferencePool
 from models.runtime import load_detector
 from models.scan import Scan
@@ -185,3 +186,44 @@ async def test_shadow_model_is_compared_without_touching_the_verdict(rig):
     name, version = stats["candidate"]["name"], stats["candidate"]["version"]
     assert f'edge_shadow_scans_total{{model="{name}",outcome="compared",version="{version}"}} 1.0' in page
     assert f'edge_shadow_detections_total{{class="metal",found_by="both",model="{name}",version="{version}"}} 1.0' in page
+
+
+class WatchedBlocks(Blocks):
+    """Blocks that note when the reader closed them (a line scan stops the controller's scan there)."""
+
+    closed = False
+
+    async def blocks(self):
+        try:
+            async for block in super().blocks():
+                yield block
+        finally:
+            self.closed = True
+
+
+async def test_an_inspection_that_stops_reading_closes_the_scan_before_it_returns(rig):
+    """Inference fails on the second block: the pipeline stops reading and the scan is closed at once,
+    not when the abandoned generator is collected later, so the controller's scan is stopped before
+    the next item starts."""
+    class FailingStream:
+        fed = 0
+
+        async def feed(self, high, low):
+            self.fed += 1
+            if self.fed == 2:
+                raise InferenceError("onnxruntime failed on strip 2 of st-1")
+
+        async def finish(self, deadline):
+            return []
+
+    engine = SimpleNamespace(model=rig.engine.model, open_stream=lambda station, width: FailingStream())
+    acquisition = WatchedBlocks(bag(False))
+    closed_when_decided: list[bool] = []
+
+    async def actuate(item, verdict, reason):
+        closed_when_decided.append(acquisition.closed)
+
+    inspector = Inspector("st-1", "1", 5000, engine, rig.store, rig.events, StationMetrics(), actuate)
+    record = await inspector.inspect(Item("bag-9", ItemKind.BAGGAGE), acquisition)
+    assert (record.verdict, record.reason) == (Verdict.MANUAL, "inference_failed")
+    assert closed_when_decided == [True] and acquisition.sent < bag(False).shape[0]
