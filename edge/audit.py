@@ -17,8 +17,9 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from appliance import hashchain
-from appliance.hashchain import GENESIS, ChainBreak
+from appliance.hashchain import ChainBreak
 
+GENESIS = hashchain.GENESIS
 FIELDS = ("seq", "at", "actor", "action", "object", "detail", "prev_hash")
 FORM = hashchain.ChainForm("station audit", FIELDS)
 

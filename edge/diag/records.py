@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from appliance import hashchain
-from appliance.hashchain import GENESIS
 from edge.diag import signing
 from edge.diag.core import PhaseResult
 
 SCHEMA = "cpe-diag/1"
+GENESIS = hashchain.GENESIS
 UNHASHED = frozenset({"hash", "signature"})
 FORM = hashchain.ChainForm("diagnostic records", None, UNHASHED)
 
