@@ -84,7 +84,7 @@ def canonical_text(value: Any) -> str:
     return canonical_v2(value).decode("utf-8")
 
 
-def version_of(hash_value: str) -> int | None:
+def version_of(hash_value: object) -> int | None:
     """The canonical form a hash value was made with; None when it is neither v1 nor v2 shaped."""
     if not isinstance(hash_value, str):
         return None
