@@ -1,24 +1,27 @@
 """Append-only, hash-chained audit log of every view of a case image and every decision.
 
 Each row: seq (1, 2, 3, ... without gaps), at (UTC RFC 3339), actor, action, object, detail
-(canonical JSON text), prev_hash (the previous row's hash; 64 zeros for the first), and
-hash = sha256 over the canonical JSON of all those fields. Triggers refuse UPDATE and DELETE, so
-changing a row needs deliberate tampering with the schema, which `verify` then detects: a changed
-row breaks its own hash, a removed row breaks the sequence, a re-hashed row breaks the next link.
-Removing the newest rows is not detectable from the chain alone (see the hub copy).
+(canonical JSON text), prev_hash and hash, chained by `appliance.hashchain` over those fields
+(rows written before issue 15 are in its form v1, new ones in v2). Triggers refuse UPDATE and
+DELETE, so changing a row needs deliberate tampering with the schema, which `verify` then detects
+and names. Removing the newest rows is not detectable from the chain alone (see the hub copy).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-GENESIS = "0" * 64
+from appliance import hashchain
+from appliance.hashchain import ChainBreak
+
+GENESIS = hashchain.GENESIS
+FIELDS = ("seq", "at", "actor", "action", "object", "detail", "prev_hash")
+FORM = hashchain.ChainForm("station audit", FIELDS)
 
 AUDIT_DDL = """
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -70,28 +73,26 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(AUDIT_DDL)
 
 
-def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def entry_hash(seq: int, at: str, actor: str, action: str, obj: str, detail: str, prev_hash: str) -> str:
+def entry_hash(seq: int, at: str, actor: str, action: str, obj: str, detail: str, prev_hash: str,
+               version: int = hashchain.CURRENT) -> str:
+    """The hash of one row in canonical form `version`."""
     body = {"seq": seq, "at": at, "actor": actor, "action": action, "object": obj, "detail": detail,
             "prev_hash": prev_hash}
-    return hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
+    return FORM.digest(body, version)
 
 
 def append(conn: sqlite3.Connection, actor: str, action: str, obj: str, detail: dict[str, Any] | None = None,
            at: datetime | None = None) -> AuditEntry:
     """Add one entry at the head of the chain, atomically."""
     stamp = (at or datetime.now(timezone.utc)).isoformat()
-    text = canonical(detail or {})
+    body = {"at": stamp, "actor": actor, "action": action, "object": obj,
+            "detail": hashchain.canonical_text(detail or {})}
     with transaction(conn):
         head = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-        digest = entry_hash(seq, stamp, actor, action, obj, text, prev)
-        conn.execute("INSERT INTO audit_log VALUES (?,?,?,?,?,?,?,?)",
-                     (seq, stamp, actor, action, obj, text, prev, digest))
-    return AuditEntry(seq, stamp, actor, action, obj, text, prev, digest)
+        row = hashchain.seal(FORM, {"seq": head[0], "hash": head[1]} if head else None, body)
+        entry = AuditEntry(**{k: row[k] for k in (*FIELDS, "hash")})
+        conn.execute("INSERT INTO audit_log VALUES (?,?,?,?,?,?,?,?)", astuple(entry))
+    return entry
 
 
 def entries(conn: sqlite3.Connection, obj: str | None = None, limit: int = 200) -> list[AuditEntry]:
@@ -101,17 +102,16 @@ def entries(conn: sqlite3.Connection, obj: str | None = None, limit: int = 200) 
     return [AuditEntry(*row) for row in rows]
 
 
+def first_break(conn: sqlite3.Connection) -> ChainBreak | None:
+    """Walk the chain from the start; the first entry that does not hold, or None."""
+    rows = conn.execute("SELECT * FROM audit_log ORDER BY seq")
+    return hashchain.verify(FORM, (AuditEntry(*row).__dict__ for row in rows))
+
+
 def verify_conn(conn: sqlite3.Connection) -> tuple[bool, int | None]:
-    """Walk the chain from the start; (True, None) or (False, the first seq that does not hold)."""
-    expected_seq, prev = 1, GENESIS
-    for row in conn.execute("SELECT * FROM audit_log ORDER BY seq"):
-        e = AuditEntry(*row)
-        if e.seq != expected_seq or e.prev_hash != prev:
-            return False, e.seq
-        if entry_hash(e.seq, e.at, e.actor, e.action, e.object, e.detail, e.prev_hash) != e.hash:
-            return False, e.seq
-        expected_seq, prev = e.seq + 1, e.hash
-    return True, None
+    """(True, None) when the chain holds, else (False, the first seq that does not hold)."""
+    broken = first_break(conn)
+    return (True, None) if broken is None else (False, broken.seq)
 
 
 def verify(store: Any) -> tuple[bool, int | None]:

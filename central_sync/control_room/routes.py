@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from central_sync import commands as c
 from central_sync.control_room import audit, auth, kpi, queries, svg
 from central_sync.control_room.db import execute
-from central_sync.control_room.i18n import LANGS, catalogue, pick_lang, t
+from central_sync.control_room.i18n import LANGS, page_messages, pick_lang, t
 from central_sync.control_room.images import ImageUnreadable, cached_png
 
 STATIC = Path(__file__).parent / "static"
@@ -95,8 +95,10 @@ def build_router(room) -> APIRouter:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     @r.get("/cr/api/i18n/{lang}")
-    def messages(lang: str) -> dict:
-        return {**catalogue("en"), **catalogue(pick_lang(lang))}
+    def messages(lang: str, response: Response) -> dict:
+        chosen = pick_lang(lang, cfg.default_lang)  # a tag or a browser's preference list
+        response.headers["Content-Language"] = chosen
+        return page_messages(chosen)
 
     @r.post("/cr/api/login")
     def login(body: Login, response: Response) -> dict:

@@ -1,11 +1,12 @@
 """Diagnostic records: one JSON file per run, hash-chained to the previous run and signed by the station.
 
-    hash = sha256( canonical_json(record without "hash" and "signature") )   the record holds "prev_hash"
+    hash = appliance.hashchain over (record without "hash" and "signature")   the record holds "prev_hash"
     signature = Ed25519(station key, hash)        "signer": {"alg": "ed25519", "public_key": hex}
 
-`canonical_json` is JSON with sorted keys, no whitespace, UTF-8. Changing, removing or reordering
-any record breaks the chain at that record; recomputing the hashes after a change breaks the
-signatures; `verify_chain` names the first broken one. Records written before signing (no
+Records written before issue 15 are in the chain's canonical form v1 (sorted-keys JSON, UTF-8),
+new ones in v2 (its hash value says so, and the signature covers that value). Changing, removing
+or reordering any record breaks the chain at that record; recomputing the hashes after a change
+breaks the signatures; `verify_chain` names the first broken one. Records written before signing (no
 "signature") are counted as unsigned, and an unsigned record after a signed one breaks the chain.
 Layout of the output folder:
 
@@ -18,24 +19,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance import hashchain
 from edge.diag import signing
 from edge.diag.core import PhaseResult
 
 SCHEMA = "cpe-diag/1"
-GENESIS = "0" * 64
+GENESIS = hashchain.GENESIS
 UNHASHED = frozenset({"hash", "signature"})
+FORM = hashchain.ChainForm("diagnostic records", None, UNHASHED)
 
 
-def canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def record_hash(record: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical({k: v for k, v in record.items() if k not in UNHASHED})).hexdigest()
+def record_hash(record: dict[str, Any], version: int = hashchain.CURRENT) -> str:
+    """The hash value of a record in canonical form `version`."""
+    return FORM.digest(record, version)
 
 
 def load_records(out_dir: Path) -> list[dict[str, Any]]:
@@ -64,10 +64,8 @@ def write_record(out_dir: Path, body: dict[str, Any], seq: int, name: str,
     previous = load_records(out_dir)
     if previous and previous[-1]["seq"] != seq - 1:
         raise ValueError(f"record {seq} does not follow {previous[-1]['seq']}: another run wrote meanwhile")
-    record = {"schema": SCHEMA, "seq": seq, **body, "prev_hash": previous[-1]["hash"] if previous else GENESIS}
-    if key is not None:
-        record["signer"] = {"alg": signing.ALG, "public_key": key.public_hex}
-    record["hash"] = record_hash(record)
+    signer = {"signer": {"alg": signing.ALG, "public_key": key.public_hex}} if key is not None else {}
+    record = hashchain.seal(FORM, previous[-1] if previous else None, {"schema": SCHEMA, "seq": seq, **body, **signer})
     if key is not None:
         record["signature"] = key.sign(record["hash"])
     (out_dir / "records").mkdir(parents=True, exist_ok=True)
@@ -93,12 +91,11 @@ class ChainReport:
 
 @dataclass
 class _Walk:
-    """What the audit has seen so far."""
+    """What the audit has seen so far: the chain's walk and the signatures."""
 
     public: str | None
     pinned: bool
-    prev: str = GENESIS
-    prev_seq: int = 0
+    chain: hashchain.Walk = field(default_factory=hashchain.Walk)
     signed: int = 0
     unsigned: int = 0
 
@@ -113,10 +110,10 @@ def verify_chain(out_dir: Path, public_key: str | None = None) -> ChainReport:
             rec = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             return _report(walk, files, path.name, f"unreadable: {exc}")
-        problem = _check(rec, walk.prev, walk.prev_seq, out_dir) or _signature(rec, walk)
+        broken = walk.chain.step(FORM, rec)
+        problem = str(broken) if broken else _attachments(rec, out_dir) or _signature(rec, walk)
         if problem:
             return _report(walk, files, path.name, problem)
-        walk.prev, walk.prev_seq = rec["hash"], rec["seq"]
     return _report(walk, files)
 
 
@@ -143,13 +140,7 @@ def _signature(rec: dict[str, Any], walk: _Walk) -> str:
     return ""
 
 
-def _check(rec: dict[str, Any], prev: str, prev_seq: int, out_dir: Path) -> str:
-    if rec.get("prev_hash") != prev:
-        return f"prev_hash {str(rec.get('prev_hash'))[:12]} does not match the previous record's {prev[:12]}"
-    if rec.get("seq") != prev_seq + 1:
-        return f"seq {rec.get('seq')} does not follow {prev_seq}"
-    if record_hash(rec) != rec.get("hash"):
-        return "its content does not match its hash (it was changed)"
+def _attachments(rec: dict[str, Any], out_dir: Path) -> str:
     for phase in rec.get("phases", []):
         for att in phase.get("attachments", []):
             path = out_dir / att["path"]

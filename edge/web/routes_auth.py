@@ -12,7 +12,7 @@ from edge import audit, auth
 from edge.events import Event
 from edge.web import sse
 from edge.web.deps import COOKIE, WebState, current_user, state
-from edge.web.i18n import LANGS, catalogue
+from edge.web.i18n import LANGS, page_messages, pick_lang
 
 router = APIRouter()
 
@@ -78,8 +78,9 @@ async def set_lang(body: LangChoice, st: WebState = Depends(state),
 
 @router.get("/api/i18n/{lang}")
 async def messages(lang: str, st: WebState = Depends(state)) -> dict[str, Any]:
-    return {"lang": lang if lang in LANGS else st.cfg.default_lang, "langs": list(LANGS), "station": st.ctx.station_id,
-            "default": st.cfg.default_lang, "messages": catalogue(lang)}
+    chosen = pick_lang(lang, st.cfg.default_lang)
+    return {"lang": chosen, "langs": list(LANGS), "station": st.ctx.station_id,
+            "default": st.cfg.default_lang, "messages": page_messages(chosen)}
 
 
 async def _badge_event(event: Event) -> sse.Mapped:

@@ -264,3 +264,21 @@ async def test_screens_switch_language_without_english_left(tmp_path):
             await page.reload()  # the choice is remembered with the user
             await expect(page.locator("#board h2")).to_have_text("站点")
             await browser.close()
+
+
+async def test_the_sign_in_page_speaks_the_language_the_hub_resolves_for_the_browser(tmp_path):
+    """The page sends the browser's preferences; the hub's one rule (region variants, then its default) picks."""
+    from playwright.async_api import async_playwright, expect
+
+    from central_sync.control_room.i18n import catalogue
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(default_lang="zh-Hant")) as room:
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            for locale, lang in (("zh-HK", "zh-Hant"), ("zh-CN", "zh-Hans"), ("fr-FR", "zh-Hant"), ("en-GB", "en")):
+                page = await browser.new_page(locale=locale)
+                await page.goto(f"http://127.0.0.1:{port}/cr/")
+                await expect(page.locator("#signin-form h2")).to_have_text(catalogue(lang)["signin.title"])
+                assert await page.evaluate("document.documentElement.lang") == lang
+                await page.close()
+            await browser.close()

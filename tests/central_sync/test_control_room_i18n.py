@@ -47,3 +47,33 @@ def test_placeholders_match_english(lang):
     fields = lambda s: {f for _, f, _, _ in string.Formatter().parse(s) if f}
     wrong = [k for k, v in catalogue("en").items() if fields(v) != fields(catalogue(lang).get(k, v))]
     assert wrong == []
+
+
+@pytest.fixture
+async def http(tmp_path):
+    """The control room of a hub whose default language is Traditional Chinese."""
+    import httpx
+
+    from central_sync.control_room import ControlRoom, ControlRoomConfig
+    from central_sync.hub.api import create_app
+    from central_sync.hub.store import open_store
+
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(default_lang="zh-Hant")) as room:
+        app = room.install(create_app(store))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub") as client:
+            yield client
+
+
+@pytest.mark.parametrize("asked,lang", [("zh-HK", "zh-Hant"), ("zh-CN", "zh-Hans"), ("en-GB", "en"),
+                                        ("fr", "zh-Hant"), ("zh-Hans", "zh-Hans"), ("fr-CA,zh-MO;q=0.8,en;q=0.5", "zh-Hant")])
+async def test_the_page_catalogue_follows_the_one_rule_and_names_its_language(http, asked, lang):
+    r = await http.get(f"/cr/api/i18n/{asked}")
+    got = r.json()
+    assert got["verdict.suspect"] == catalogue(lang)["verdict.suspect"] and set(got) == set(catalogue("en"))
+    assert r.headers["content-language"] == lang
+
+
+async def test_an_error_is_in_the_language_the_page_asks_for(http):
+    r = await http.get("/cr/api/stations", headers={"x-lang": "zh-TW"})
+    assert r.status_code == 401 and r.json()["detail"] == catalogue("zh-Hant")["error.signin_required"]

@@ -1,9 +1,12 @@
 """The audit chain: appends link up, and any tampering is detected and named by seq."""
 
+import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
+from appliance import hashchain
 from edge import audit
 from edge.store import Store
 
@@ -76,3 +79,40 @@ def test_adding_a_user_is_audited_without_the_pin(tmp_path):
         (entry,) = audit.entries(s.conn)
         assert (entry.actor, entry.action, entry.object) == ("cli", "user.add", "0A1B2C3D")
         assert "13579" not in entry.detail and '"role":"officer"' in entry.detail
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "audit_log_v1.json"
+
+
+def _load_v1(conn) -> list[dict]:
+    """Rows written by the pre-issue-15 code (frozen in fixtures/audit_log_v1.json), put back as they were."""
+    rows = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    conn.executemany("INSERT INTO audit_log VALUES (:seq,:at,:actor,:action,:object,:detail,:prev_hash,:hash)", rows)
+    return rows
+
+
+def test_a_chain_written_by_the_old_code_verifies_and_new_entries_continue_it(tmp_path):
+    with Store(tmp_path) as s:
+        audit.ensure_schema(s.conn)
+        rows = _load_v1(s.conn)
+        assert audit.verify(s) == (True, None)
+        entry = audit.append(s.conn, "0A1B2C3D", "case.image_view", "rec-2", {"mode": "grey"})
+        assert entry.seq == len(rows) + 1 and entry.prev_hash == rows[-1]["hash"]
+        assert hashchain.version_of(entry.hash) == hashchain.CURRENT
+        assert audit.verify(s) == (True, None)
+
+
+def test_tampering_with_an_old_chain_is_named(tmp_path):
+    with Store(tmp_path) as s:
+        audit.ensure_schema(s.conn)
+        _load_v1(s.conn)
+        _untrigger(s.conn)
+        s.conn.execute("UPDATE audit_log SET actor = '0A1B2C3E' WHERE seq = 4")
+        assert audit.verify(s) == (False, 4)
+        assert str(audit.first_break(s.conn)) == ("station audit entry 4 was changed after it was written "
+                                                  "(its content does not match its hash)")
+
+
+def test_new_details_keep_non_ascii_text_as_is(store):
+    entry = audit.append(store.conn, "0A1B2C3D", "case.decision", "rec-9", {"note": "行李"})
+    assert entry.detail == '{"note":"行李"}' and audit.verify(store) == (True, None)

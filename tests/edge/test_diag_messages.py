@@ -46,3 +46,20 @@ def test_missing_placeholders_stay_visible_and_unknown_keys_fall_back():
     assert cat.text("eye.slow", target="3") .startswith("Photo-eye 3 responds in {value} ms")
     assert Catalogue("xx").text("skip.no_sync") == EN["skip.no_sync"]
     assert cat.text("no.such.key") == "no.such.key"
+
+
+def test_the_catalogue_goes_through_the_one_rule():
+    hant = json.loads((HERE / "zh-Hant.json").read_text(encoding="utf-8"))
+    for asked in ("zh-HK", "zh-TW", "zh-Hant"):
+        cat = Catalogue(asked)
+        assert cat.lang == "zh-Hant" and cat.text("skip.no_sync") == hant["skip.no_sync"]
+    assert Catalogue("zh-CN").lang == "zh-Hans" and Catalogue("fr").lang == "en"
+
+
+def test_a_missing_key_is_logged_once():
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        for _ in range(3):
+            assert Catalogue("zh-Hant").text("no.such.diag_key") == "no.such.diag_key"
+    assert [(e["event"], e["key"]) for e in logs] == [("i18n.missing_key", "no.such.diag_key")]

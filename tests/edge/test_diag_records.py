@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
+from appliance import hashchain
 from edge.diag.cli import main_diag
 
 from edge.diag.messages import Catalogue
 from edge.diag.records import GENESIS, load_records, next_name, record_hash, verify_chain, write_record
 from edge.diag.report import junit_xml, render_html, sparkline, trends
-from edge.diag.signing import StationKeyError, load_or_create, pinned_public
+from edge.diag.signing import KEY_FILE, StationKeyError, load_or_create, pinned_public
 
 
 def _body(value: float, outcome: str = "PASS") -> dict:
@@ -45,7 +48,7 @@ def test_records_chain_and_any_change_is_found(tmp_path):
     second = sorted((tmp_path / "records").glob("*.json"))[1]
     second.unlink()
     rep = verify_chain(tmp_path)
-    assert not rep.ok and rep.broken_at.startswith("000003") and "prev_hash" in rep.reason
+    assert not rep.ok and rep.broken_at.startswith("000003") and "entry 2 is missing" in rep.reason
 
 
 def test_junit_maps_outcomes(tmp_path):
@@ -153,3 +156,38 @@ def test_the_marginal_band_is_shown_in_json_junit_and_the_report(tmp_path):
     marginal = case.find("properties/property[@name='marginal']")
     assert marginal is not None and "300 ms in the marginal band 250 to 400 ms" in marginal.get("value")
     assert "marginal above 250" in case.find("system-out").text
+
+
+V1_RECORDS = Path(__file__).parent / "fixtures" / "diag_records_v1"
+
+
+def _old_chain(tmp_path):
+    """A copy of records written by the pre-issue-15 code (one unsigned, two signed) and their station key."""
+    folder = tmp_path / "out"
+    shutil.copytree(V1_RECORDS, folder)
+    (folder / "station-key" / KEY_FILE).chmod(0o600)
+    return folder, (folder / "station-public-key.txt").read_text().strip()
+
+
+def test_records_written_by_the_old_code_verify_and_new_ones_continue_the_chain(tmp_path):
+    folder, public = _old_chain(tmp_path)
+    rep = verify_chain(folder, public)
+    assert rep.ok and rep.records == 3 and (rep.signed, rep.unsigned) == (2, 1)
+    key, created = load_or_create(folder / "station-key")
+    assert not created and key.public_hex == public
+    _sign_write(folder, key, 180.0)
+    newest = load_records(folder)[-1]
+    assert hashchain.version_of(newest["hash"]) == hashchain.CURRENT and newest["seq"] == 4
+    rep = verify_chain(folder, public)
+    assert rep.ok and rep.records == 4 and (rep.signed, rep.unsigned) == (3, 1)
+
+
+def test_a_changed_old_record_is_named(tmp_path):
+    folder, public = _old_chain(tmp_path)
+    path = sorted((folder / "records").glob("*.json"))[1]
+    rec = json.loads(path.read_text(encoding="utf-8"))
+    rec["phases"][0]["notes"] = ["technician: belt fine"]
+    path.write_text(json.dumps(rec, ensure_ascii=False), encoding="utf-8")
+    rep = verify_chain(folder, public)
+    assert not rep.ok and rep.broken_at == path.name
+    assert rep.reason == "diagnostic records entry 2 was changed after it was written (its content does not match its hash)"

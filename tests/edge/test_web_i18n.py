@@ -1,5 +1,6 @@
 """Message catalogues: every key the code and pages use exists in every language, with the same placeholders."""
 
+import asyncio
 import json
 import re
 import string
@@ -74,5 +75,28 @@ def test_t_fills_values_and_falls_back_to_english():
     assert i18n.t("audit.broken", "en", seq=7) == "Chain broken at entry 7"
     assert i18n.t("verdict.suspect", "zh-Hant") == "可疑"
     assert i18n.t("verdict.suspect", "xx") == "SUSPECT"
-    with pytest.raises(KeyError):
-        i18n.t("no.such.key", "en")
+    assert i18n.t("verdict.suspect", "zh-HK") == "可疑"
+    assert i18n.t("no.such.key", "en") == "no.such.key"  # shown as is, and logged once
+
+
+@pytest.fixture
+def zh_station(tmp_path):
+    """A station screen whose default language is Traditional Chinese."""
+    from test_web_api import Station
+
+    from edge.web.config import TipConfig, WebConfig
+
+    st = Station(tmp_path, WebConfig(default_lang="zh-Hant", tip=TipConfig(enabled=False)))
+    yield st
+    for client in st.clients:
+        client.__exit__(None, None, None)
+    asyncio.run(st.writer.__aexit__(None, None, None))
+
+
+@pytest.mark.parametrize("asked,lang", [("default", "zh-Hant"), ("xx", "zh-Hant"), ("zh-HK", "zh-Hant"),
+                                        ("zh-CN", "zh-Hans"), ("en-GB", "en"), ("zh-Hans", "zh-Hans")])
+def test_the_page_catalogue_is_the_language_it_names(zh_station, asked, lang):
+    got = zh_station.client().get(f"/api/i18n/{asked}").json()
+    assert got["lang"] == lang and got["default"] == "zh-Hant"
+    assert got["messages"]["verdict.suspect"] == i18n.catalogue(lang)["verdict.suspect"]
+    assert set(got["messages"]) == set(i18n.catalogue("en"))

@@ -8,6 +8,6 @@ from pathlib import Path
 from appliance.i18n import LANGS, Catalogues, pick_lang
 
 _CATALOGUES = Catalogues(Path(__file__).parent)
-catalogue, t = _CATALOGUES.catalogue, _CATALOGUES.t
+catalogue, page_messages, t = _CATALOGUES.catalogue, _CATALOGUES.messages, _CATALOGUES.t
 
-__all__ = ["LANGS", "catalogue", "pick_lang", "t"]
+__all__ = ["LANGS", "catalogue", "page_messages", "pick_lang", "t"]

@@ -31,10 +31,11 @@ async function api(path, opts = {}) {
   return r.headers.get("content-type")?.includes("json") ? r.json() : r.text();
 }
 
-async function loadLang(lang) {
-  S.msgs = await api("/cr/api/i18n/" + encodeURIComponent(lang));
-  S.lang = lang;
-  document.documentElement.lang = lang;
+async function loadLang(lang) {  // the hub resolves the tag (or preference list) by its one rule and names the result
+  const r = await fetch("/cr/api/i18n/" + encodeURIComponent(lang), { credentials: "same-origin" });
+  S.msgs = await r.json();
+  S.lang = r.headers.get("content-language") || "en";
+  document.documentElement.lang = S.lang;
   for (const n of document.querySelectorAll("[data-i18n]")) n.textContent = t(n.dataset.i18n);
   for (const n of document.querySelectorAll("[data-i18n-ph]")) n.placeholder = t(n.dataset.i18nPh);
   document.title = t("app.title");
@@ -258,5 +259,5 @@ $("#audit-verify").addEventListener("click", async () => {
 // ---- boot ----------------------------------------------------------------------------------
 (async () => {
   try { S.me = await api("/cr/api/me"); await start(); }
-  catch (e) { await loadLang(navigator.language.startsWith("zh") ? (/TW|HK|Hant/.test(navigator.language) ? "zh-Hant" : "zh-Hans") : "en"); signedOut(); }
+  catch (e) { await loadLang((navigator.languages || [navigator.language]).join(",") || "default"); signedOut(); }
 })();

@@ -1,20 +1,14 @@
-"""Message catalogues of the diagnostics: `<lang>.json`, keys used by code, English as fallback."""
+"""Message catalogues of the diagnostics: `<lang>.json`, keys used by code, read by `appliance.i18n`'s one rule."""
 
 from __future__ import annotations
 
-import json
 import string
-from functools import lru_cache
 from pathlib import Path
 
+from appliance.i18n import FALLBACK, Catalogues, pick_lang
+
 HERE = Path(__file__).parent
-FALLBACK = "en"
-
-
-@lru_cache(maxsize=8)
-def _load(lang: str) -> dict[str, str]:
-    path = HERE / f"{lang}.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+_CATALOGUES = Catalogues(HERE)
 
 
 def languages() -> list[str]:
@@ -28,16 +22,14 @@ def placeholders(text: str) -> set[str]:
 
 
 class Catalogue:
-    """Messages of one language; a missing key falls back to English, then to the key itself."""
+    """Messages of the language `lang` resolves to; a missing key falls back to English, then to the key itself."""
 
     def __init__(self, lang: str = FALLBACK) -> None:
-        self.lang = lang
-        self._own = _load(lang)
-        self._en = _load(FALLBACK)
+        self.lang = pick_lang(lang)
 
     def text(self, key: str, **fields: object) -> str:
         """The message for `key` with its {placeholders} filled (missing ones left visible)."""
-        template = self._own.get(key) or self._en.get(key) or key
+        template = _CATALOGUES.lookup(key, self.lang)
         return template.format_map(_Keep({k: _fmt(v) for k, v in fields.items()}))
 
 
