@@ -177,12 +177,13 @@ def _user_add(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    from edge.audit import verify
+    from edge.audit import ensure_schema, first_break
 
     with _open_store(args.config) as store:
-        ok, broken = verify(store)
-    print("audit chain intact" if ok else f"audit chain broken at entry {broken}")
-    return 0 if ok else 1
+        ensure_schema(store.conn)
+        broken = first_break(store.conn)
+    print("audit chain intact" if broken is None else f"audit chain broken: {broken}")
+    return 0 if broken is None else 1
 
 
 if __name__ == "__main__":

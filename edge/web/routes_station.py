@@ -76,5 +76,5 @@ async def audit_log(object: str | None = None, limit: int = 200, st: WebState = 
 
 @router.get("/api/audit/verify")
 async def audit_verify(st: WebState = Depends(state), user: auth.User = Depends(require("audit.view"))) -> dict:
-    ok, broken = await st.db(lambda s: audit.verify_conn(s.conn))
-    return {"ok": ok, "first_broken_seq": broken}
+    broken = await st.db(lambda s: audit.first_break(s.conn))
+    return {"ok": broken is None, "first_broken_seq": broken and broken.seq, "reason": broken and str(broken)}

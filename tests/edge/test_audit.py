@@ -116,3 +116,30 @@ def test_tampering_with_an_old_chain_is_named(tmp_path):
 def test_new_details_keep_non_ascii_text_as_is(store):
     entry = audit.append(store.conn, "0A1B2C3D", "case.decision", "rec-9", {"note": "行李"})
     assert entry.detail == '{"note":"行李"}' and audit.verify(store) == (True, None)
+
+
+def test_the_command_line_says_which_entry_broke_and_why(tmp_path):
+    """`edge audit verify` names the broken entry in a sentence and exits 1; an intact chain exits 0."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    config = tmp_path / "station.toml"
+    config.write_text((root / "examples" / "xray.toml").read_text())
+    env = {**__import__("os").environ, "EDGE_STATION__DATA_DIR": str(tmp_path / "data")}
+    with Store(tmp_path / "data") as s:
+        audit.ensure_schema(s.conn)
+        for i in range(1, 4):
+            audit.append(s.conn, "0A1B2C3D", "case.image_view", f"rec-{i}", {"n": i})
+
+    def verify() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "edge.cli", "audit", "verify", "--config", str(config)],
+                              capture_output=True, text=True, env=env, cwd=root, timeout=120)
+
+    assert (verify().returncode, verify().stdout.strip()) == (0, "audit chain intact")
+    with Store(tmp_path / "data") as s:
+        _untrigger(s.conn)
+        s.conn.execute("DELETE FROM audit_log WHERE seq = 2")
+    result = verify()
+    assert result.returncode == 1
+    assert result.stdout.strip() == "audit chain broken: station audit entry 3 follows entry 1, so entry 2 is missing"

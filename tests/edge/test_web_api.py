@@ -154,7 +154,7 @@ def test_supervisor_overrides_with_a_reason_only(station):
     assert r.status_code == 200
     stored = station.store.get(rec.id)
     assert stored.review.outcome == "override" and stored.verdict is Verdict.MANUAL
-    assert c.get("/api/audit/verify").json() == {"ok": True, "first_broken_seq": None}
+    assert c.get("/api/audit/verify").json() == {"ok": True, "first_broken_seq": None, "reason": None}
 
 
 def test_history_search_and_filters(station):
