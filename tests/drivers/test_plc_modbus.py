@@ -95,6 +95,17 @@ async def test_driver_refuses_to_write_a_safety_point() -> None:
             await plc._write("estop_ok", 1)
 
 
+def test_the_simulated_plc_refuses_a_safety_write_as_a_device_refusal() -> None:
+    """A test or drill writing a safety point into the model gets the refusal the server would answer."""
+    from drivers.plc.sim import ConveyorModel
+
+    cfg = PlcConfig(kind="sim")
+    m = ConveyorModel(p=cfg.sim, c=cfg.sim.conveyor)
+    with pytest.raises(DeviceRefused, match="estop_ok") as refused:
+        m.write("estop_ok", 0)
+    assert refused.value.code == 2 and m.estop_ok
+
+
 async def test_requests_are_confirmed_by_feedback() -> None:
     async with open_plc(TOLERANT, "conv") as plc:
         await wait_until(lambda s: s.link_ok, plc)
