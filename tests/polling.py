@@ -19,12 +19,15 @@ from collections.abc import Callable
 from typing import Any
 
 TIMEOUT_S = 30.0
-INTERVAL_S = 0.02
+INTERVAL_S = 0.01
+BLOCKING_INTERVAL_S = 0.1  # a blocking probe usually asks a database or a server
 
 
 async def until(probe: Callable[[], Any], what: str = "", *, check: Callable[[Any], Any] = bool,
-                timeout: float = TIMEOUT_S, interval: float = INTERVAL_S, in_thread: bool = False) -> Any:
+                timeout: float = TIMEOUT_S, interval: float | None = None, in_thread: bool = False) -> Any:
     """Poll `probe()` (plain or async; run in a thread when it blocks) until `check` passes its value."""
+    if interval is None:
+        interval = BLOCKING_INTERVAL_S if in_thread else INTERVAL_S
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while True:
@@ -34,12 +37,12 @@ async def until(probe: Callable[[], Any], what: str = "", *, check: Callable[[An
         if check(value):
             return value
         if loop.time() >= end:
-            raise AssertionError(_not_reached(what, probe, timeout, value))
+            raise AssertionError(_not_reached(what, probe, check, timeout, value))
         await asyncio.sleep(interval)
 
 
 def wait_until(probe: Callable[[], Any], what: str = "", *, check: Callable[[Any], Any] = bool,
-               timeout: float = TIMEOUT_S, interval: float = INTERVAL_S) -> Any:
+               timeout: float = TIMEOUT_S, interval: float = BLOCKING_INTERVAL_S) -> Any:
     """Blocking variant of `until` for tests without an event loop."""
     end = time.monotonic() + timeout
     while True:
@@ -47,17 +50,21 @@ def wait_until(probe: Callable[[], Any], what: str = "", *, check: Callable[[Any
         if check(value):
             return value
         if time.monotonic() >= end:
-            raise AssertionError(_not_reached(what, probe, timeout, value))
+            raise AssertionError(_not_reached(what, probe, check, timeout, value))
         time.sleep(interval)
 
 
-def _not_reached(what: str, probe: Callable[[], Any], timeout: float, value: Any) -> str:
-    return f"{what or _describe(probe)} not reached within {timeout:g} s (last value {value!r})"
+def _not_reached(what: str, probe: Callable[[], Any], check: Callable[[Any], Any], timeout: float,
+                 value: Any) -> str:
+    what = what or _describe(probe if check is bool else check)
+    return f"{what} not reached within {timeout:g} s (last value {value!r})"
 
 
-def _describe(probe: Callable[[], Any]) -> str:
-    """The probe's source line (a lambda reads as its condition), else its name."""
+def _describe(fn: Callable[..., Any]) -> str:
+    """A lambda's source line (it reads as the condition), else the function's name."""
+    if getattr(fn, "__name__", "") != "<lambda>":
+        return getattr(fn, "__qualname__", repr(fn))
     try:
-        return inspect.getsource(probe).strip()
-    except (OSError, TypeError):
-        return getattr(probe, "__qualname__", repr(probe))
+        return inspect.getsource(fn).strip()
+    except OSError:
+        return "a condition"

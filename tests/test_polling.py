@@ -37,3 +37,11 @@ def test_wait_until_blocks_and_says_the_same() -> None:
     assert wait_until(lambda: [1], "a list") == [1]
     with pytest.raises(AssertionError, match=r"the outbox drained not reached within 0.05 s \(last value 7\)"):
         wait_until(lambda: 7, "the outbox drained", check=lambda n: n == 0, timeout=0.05, interval=0.01)
+
+
+async def test_without_a_description_a_check_on_a_named_probe_is_quoted() -> None:
+    async def read_state() -> dict:
+        return {"link_ok": False}
+
+    with pytest.raises(AssertionError, match=r"check=lambda s: s\[.link_ok.\].*last value \{'link_ok': False\}"):
+        await until(read_state, check=lambda s: s["link_ok"], timeout=0.05)

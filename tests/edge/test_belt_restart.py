@@ -26,16 +26,9 @@ from edge.tracking import ConveyorTracker, Geometry, ItemRouted
 from edge.web.app import create_app, ensure_schema
 from edge.web.config import TipConfig, WebConfig
 from edge.web.demo import DEMO_USERS
+from polling import until
 
 OFFICER, SUPERVISOR, TECHNICIAN = ((b, p) for b, _, _, p in DEMO_USERS)
-
-
-async def until(pred, what: str, limit_s: float = 30.0) -> None:
-    """Wait for pred() (a bound, not a speed requirement: it returns as soon as pred holds)."""
-    async with asyncio.timeout(limit_s):
-        while not pred():
-            await asyncio.sleep(0.01)
-    assert pred(), what
 
 
 class Conveyor:
