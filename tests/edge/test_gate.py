@@ -59,7 +59,7 @@ async def run_slow_belt() -> tuple[dict[int, str], dict[int, tuple[str, str]]]:
                         lambda command, error: handle(tracker.gate_unconfirmed(command.to_manual, time.monotonic())))
             async with asyncio.timeout(120), asyncio.TaskGroup() as tasks:
                 driving = tasks.create_task(gate.run(), name="gate")
-                await until(plc.read_state, "the PLC link is up", check=lambda st: st.link_ok)
+                await until(plc.read_state, "the PLC link is up", check=lambda st: st.link_ok, interval=0.05)
                 events = plc.events()
                 await plc.request_belt(True)
                 async for ev in events:
