@@ -8,7 +8,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from central_sync.errors import ProtocolError
+from central_sync.errors import WireFormatError
 from central_sync.protocol import SHA256_HEX, BlobChunkHeader, blob_topic, encode_chunk
 from central_sync.station_db import Row
 
@@ -46,16 +46,16 @@ class BlobJob:
 
     @classmethod
     def open(cls, row: Row, scans_dir: Path, chunk_bytes: int, done: set[int]) -> "BlobJob":
-        """Check the row and its file; ProtocolError names what is wrong (the row is then parked)."""
+        """Check the row and its file; WireFormatError names what is wrong (the row is then parked)."""
         sha = row.payload.decode(errors="replace").strip().lower()
         if not SHA256_HEX.match(sha):
-            raise ProtocolError(f"blob row {row.id} names {sha[:80]!r}, not a sha256")
+            raise WireFormatError(f"blob row {row.id} names {sha[:80]!r}, not a sha256")
         path = scan_path(scans_dir, sha)
         if not path.is_file():
-            raise ProtocolError(f"scan file {path} of blob row {row.id} is missing")
+            raise WireFormatError(f"scan file {path} of blob row {row.id} is missing")
         actual = file_sha256(path)
         if actual != sha:
-            raise ProtocolError(f"scan file {path} hashes to {actual}, not its name")
+            raise WireFormatError(f"scan file {path} hashes to {actual}, not its name")
         job = cls(row, sha, path, path.stat().st_size, chunk_bytes, done)
         job.plan()
         return job

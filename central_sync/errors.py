@@ -1,10 +1,16 @@
 """Errors of the `central_sync` package (wire protocol, station publisher, hub).
 
     SyncError
-    ├── ProtocolError       a payload or topic that breaks the wire contract (counted, never fatal)
+    ├── WireFormatError     a payload, topic or blob row that breaks the wire contract (counted, never fatal)
     ├── BrokerError         the broker refused a connection or a publish (a failure reason code)
     ├── SessionLost         the MQTT session ended or stopped making progress; the client is rebuilt
-    └── HubStoreError       the hub database refused or failed a write
+    ├── HubStoreError       the hub database refused or failed a write
+    ├── CommandError        a signed command that cannot be accepted; `code` is its reason (commands.py)
+    │   ├── CommandFormatError      the envelope or its arguments do not parse
+    │   └── CommandSignatureError   the signature does not verify against the pinned hub key
+    ├── AccountError        a control-room sign-in refused or an account that cannot be made (control_room/auth.py)
+    ├── ImageUnreadable     a stored scan that cannot be rendered as a PNG (control_room/images.py)
+    └── DbUrlError          the hub's database URL file cannot be read or is empty (hub/cli.py)
 """
 
 from __future__ import annotations
@@ -14,8 +20,8 @@ class SyncError(Exception):
     """Root of the central_sync package's errors."""
 
 
-class ProtocolError(SyncError):
-    """A payload or topic that breaks the wire contract."""
+class WireFormatError(SyncError):
+    """A payload, topic or blob row that breaks the wire contract."""
 
 
 class BrokerError(SyncError):

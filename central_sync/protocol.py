@@ -28,7 +28,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from central_sync.errors import ProtocolError
+from central_sync.errors import WireFormatError
 from central_sync.schema import InspectionRecord, Review
 
 PROTOCOL_VERSION = 1
@@ -48,9 +48,9 @@ class Kind(StrEnum):
 
 
 def check_station(station: str) -> str:
-    """Return `station` if it is usable as a topic level, else raise ProtocolError."""
+    """Return `station` if it is usable as a topic level, else raise WireFormatError."""
     if not STATION_ID.match(station):
-        raise ProtocolError(f"station id {station!r} is not 1-64 characters of letters, digits, '_', '.', '-'")
+        raise WireFormatError(f"station id {station!r} is not 1-64 characters of letters, digits, '_', '.', '-'")
     return station
 
 
@@ -76,10 +76,10 @@ def hub_subscriptions(group: str = SHARE_GROUP, lane: str = "all") -> list[str]:
 
 
 def parse_topic(name: str) -> tuple[str, list[str]]:
-    """Split `cpe/v1/{station}/leaf...` into (station, leaf parts) or raise ProtocolError."""
+    """Split `cpe/v1/{station}/leaf...` into (station, leaf parts) or raise WireFormatError."""
     parts = name.split("/")
     if len(parts) < 4 or "/".join(parts[:2]) != ROOT or not STATION_ID.match(parts[2]):
-        raise ProtocolError(f"topic {name!r} is not under {ROOT}/{{station}}/")
+        raise WireFormatError(f"topic {name!r} is not under {ROOT}/{{station}}/")
     return parts[2], parts[3:]
 
 
@@ -270,13 +270,13 @@ def decode_batch(payload: bytes) -> tuple[str, list[tuple[Message | None, Envelo
         if not isinstance(station, str) or not isinstance(items, list):
             raise TypeError("station or items has the wrong type")
     except (ValueError, KeyError, TypeError) as exc:
-        raise ProtocolError(f"batch payload of {len(payload)} bytes is unreadable: {exc}") from exc
+        raise WireFormatError(f"batch payload of {len(payload)} bytes is unreadable: {exc}") from exc
     out = []
     for item in items:
         text = json.dumps(item).encode()
         try:
             out.append((decode_message(str(item.get("kind")) if isinstance(item, dict) else "", text), None, ""))
-        except ProtocolError as exc:
+        except WireFormatError as exc:
             out.append((None, decode_head(text), str(exc)))
     return station, out
 
@@ -289,12 +289,12 @@ def encode_envelope(station: str, kind: str, msg: int, seq: int, record_id: str,
 
 
 def decode_message(kind: str, payload: bytes) -> Message:
-    """Parse a record, review or TIP envelope; ProtocolError names the first problem."""
+    """Parse a record, review or TIP envelope; WireFormatError names the first problem."""
     model = MESSAGE_MODELS.get(kind, RecordMsg)
     try:
         return model.model_validate_json(payload)
     except ValidationError as exc:
-        raise ProtocolError(f"{kind} payload of {len(payload)} bytes is invalid: {_first(exc)}") from exc
+        raise WireFormatError(f"{kind} payload of {len(payload)} bytes is invalid: {_first(exc)}") from exc
 
 
 def decode_head(payload: bytes) -> EnvelopeHead | None:
@@ -310,17 +310,17 @@ def encode_chunk(header: BlobChunkHeader, data: bytes) -> bytes:
 
 
 def decode_chunk(payload: bytes) -> tuple[BlobChunkHeader, bytes]:
-    """Split and check one chunk; ProtocolError when the header or the chunk hash is wrong."""
+    """Split and check one chunk; WireFormatError when the header or the chunk hash is wrong."""
     head, sep, data = payload.partition(b"\n")
     if not sep:
-        raise ProtocolError(f"blob chunk of {len(payload)} bytes has no header line")
+        raise WireFormatError(f"blob chunk of {len(payload)} bytes has no header line")
     try:
         header = BlobChunkHeader.model_validate_json(head)
     except ValidationError as exc:
-        raise ProtocolError(f"blob chunk header is invalid: {_first(exc)}") from exc
+        raise WireFormatError(f"blob chunk header is invalid: {_first(exc)}") from exc
     digest = hashlib.sha256(data).hexdigest()
     if digest != header.chunk_sha256:
-        raise ProtocolError(f"blob {header.sha256[:12]} chunk {header.index} hashes to {digest[:12]}, header says {header.chunk_sha256[:12]}")
+        raise WireFormatError(f"blob {header.sha256[:12]} chunk {header.index} hashes to {digest[:12]}, header says {header.chunk_sha256[:12]}")
     return header, data
 
 
@@ -328,7 +328,7 @@ def decode_model(model: type[_Wire], payload: bytes) -> _Wire:
     try:
         return model.model_validate_json(payload)
     except ValidationError as exc:
-        raise ProtocolError(f"{model.__name__} payload of {len(payload)} bytes is invalid: {_first(exc)}") from exc
+        raise WireFormatError(f"{model.__name__} payload of {len(payload)} bytes is invalid: {_first(exc)}") from exc
 
 
 def _first(exc: ValidationError) -> str:

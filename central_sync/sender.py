@@ -25,7 +25,7 @@ import structlog
 from central_sync import protocol as p
 from central_sync.blobs import BlobJob
 from central_sync.config import SyncConfig
-from central_sync.errors import ProtocolError, SessionLost, SyncError
+from central_sync.errors import SessionLost, SyncError, WireFormatError as ProtocolError
 from central_sync.mqtt import backoff_delay, connack_limits, connect_properties, loop_step, new_client, reason_text
 from central_sync.outbox import Lane
 from central_sync.station_db import Row, StationDb

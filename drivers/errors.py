@@ -4,7 +4,9 @@
     ├── LinkLost             the device does not answer (timeout, closed port, refused)
     ├── ProtocolError        the device answered with garbage or a malformed frame
     ├── DeviceRefused        a negative acknowledgement / Modbus exception response
-    └── ReadbackMismatch     a commanded state was not confirmed by the feedback read back
+    │   └── ReadOnlyPoint    the simulated PLC refuses a write to a point that is not a request (plc/sim.py)
+    ├── ReadbackMismatch     a commanded state was not confirmed by the feedback read back
+    └── ScanUnavailable      no scan result: asked before the scan ended, or no line arrived (xray/errors.py)
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from central_sync import commands as c
 from central_sync.config import BrokerConfig
+from edge.errors import EdgeError
 
 log = structlog.get_logger("edge.commands")
 
@@ -68,8 +69,8 @@ class CommandHandlers:
     switch_model: Handler | None = None     # (sha256: str); raise if the station holds no such model
 
 
-class Refused(Exception):
-    """Internal: a command refused with a reason code."""
+class CommandRefused(EdgeError):
+    """A hub command refused with a stable reason code; `detail` says why, with the values."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
@@ -99,7 +100,7 @@ class CommandProcessor:
             self._check(cmd, now)
             await asyncio.to_thread(self._claim_nonce, cmd, now)
             outcome, reason, detail = await self._apply(cmd)
-        except Refused as why:
+        except CommandRefused as why:
             outcome, reason, detail = "rejected", why.reason, why.detail
         head = {"id": cmd.id, "station": cmd.station, "op": cmd.op} if cmd else c.peek(data)
         result = c.CommandResult(id=head["id"], station=self.station, op=head["op"], outcome=outcome,
@@ -110,23 +111,23 @@ class CommandProcessor:
 
     def _verify(self, data: bytes) -> c.Command:
         if self.key is None:
-            raise Refused("no_key", "this station has no pinned hub key and accepts no commands")
+            raise CommandRefused("no_key", "this station has no pinned hub key and accepts no commands")
         try:
             return c.verify(self.key, data)
         except c.CommandError as exc:
-            raise Refused(exc.code, str(exc)) from exc
+            raise CommandRefused(exc.code, str(exc)) from exc
 
     def _check(self, cmd: c.Command, now: float) -> None:
         skew = self.cfg.max_clock_skew_s
         if cmd.station != self.station:
-            raise Refused("wrong_station", f"command {cmd.id} is for station {cmd.station}, this is {self.station}")
+            raise CommandRefused("wrong_station", f"command {cmd.id} is for station {cmd.station}, this is {self.station}")
         if cmd.expires_at - cmd.issued_at > self.cfg.max_ttl_s:
-            raise Refused("ttl_too_long", f"command {cmd.id} is valid for {cmd.expires_at - cmd.issued_at:.0f} s,"
+            raise CommandRefused("ttl_too_long", f"command {cmd.id} is valid for {cmd.expires_at - cmd.issued_at:.0f} s,"
                                           f" more than {self.cfg.max_ttl_s:.0f} s")
         if cmd.issued_at > now + skew:
-            raise Refused("not_yet_valid", f"command {cmd.id} was issued {cmd.issued_at - now:.1f} s in the future")
+            raise CommandRefused("not_yet_valid", f"command {cmd.id} was issued {cmd.issued_at - now:.1f} s in the future")
         if cmd.expires_at < now - skew:
-            raise Refused("expired", f"command {cmd.id} expired {now - cmd.expires_at:.1f} s ago")
+            raise CommandRefused("expired", f"command {cmd.id} expired {now - cmd.expires_at:.1f} s ago")
 
     def _claim_nonce(self, cmd: c.Command, now: float) -> None:
         with self._lock:
@@ -138,12 +139,12 @@ class CommandProcessor:
             finally:
                 self._conn.execute("COMMIT")
         if cur.rowcount == 0:
-            raise Refused("replayed", f"command {cmd.id} reuses nonce {cmd.nonce} already seen")
+            raise CommandRefused("replayed", f"command {cmd.id} reuses nonce {cmd.nonce} already seen")
 
     async def _apply(self, cmd: c.Command) -> tuple[str, str, str]:
         handler = getattr(self.handlers, cmd.op)
         if handler is None:
-            raise Refused("unsupported", f"this station does not handle {cmd.op}")
+            raise CommandRefused("unsupported", f"this station does not handle {cmd.op}")
         args = c.check_args(cmd.op, cmd.args)
         try:
             async with asyncio.timeout(self.cfg.handler_timeout_s):

@@ -15,7 +15,7 @@ import numpy as np
 import structlog
 
 from central_sync.schema import ModelRef
-from edge.inspection import PreventsDecision
+from edge.errors import StationFault
 from edge.store import StoreWriter
 from edge.verdict import Reason
 from models.cli import ZOO, default_model_dir
@@ -80,13 +80,13 @@ class _Stream:
 
     async def finish(self, deadline: float) -> list[Detection]:
         if self._strips is None:
-            raise PreventsDecision(Reason.SCAN_INCOMPLETE, "the scan delivered no lines")
+            raise StationFault(Reason.SCAN_INCOMPLETE, "the scan delivered no lines")
         try:
             return await self._strips.finish_async(deadline=deadline)
         except DeadlineUnreachable as exc:
-            raise PreventsDecision(Reason.DEADLINE_UNREACHABLE, str(exc)) from exc
+            raise StationFault(Reason.DEADLINE_UNREACHABLE, str(exc)) from exc
         except PoolOverloaded as exc:
-            raise PreventsDecision(Reason.OVERLOAD, str(exc)) from exc
+            raise StationFault(Reason.OVERLOAD, str(exc)) from exc
         finally:
             await self._strips.aclose()
 

@@ -5,8 +5,21 @@
     ├── StoreError            the SQLite store cannot be opened, migrated or written
     │   ├── StoreCorrupt      integrity check failed at start
     │   └── DiskFull          not even a record fits any more
-    └── StationFault          a device or the model prevents decisions (items go to manual)
+    ├── StationFault          a device or the model prevents a decision (the item goes to manual, with a reason)
+    ├── AuthError             a badge sign-in or user change refused; the message is safe to show (auth.py)
+    ├── CommandRefused        a hub command refused, with a stable reason code (commands.py)
+    ├── CaseError             a case request the screen cannot serve: HTTP status and catalogue key (web/cases.py)
+    ├── TwinError             the config names an endpoint the twin cannot serve (twin.py)
+    ├── StationKeyError       the station key cannot be read, or others can read it (diag/signing.py)
+    └── DiagError             the diagnostics' own branch (diag/context.py)
+        ├── PromptTimedOut    nobody acted on a prompt in time: the phase is ABORTED, not failed
+        ├── PhaseSkipped      the phase does not apply to this station (SKIPPED, with the reason)
+        ├── SignInRefused     the technician may not run diagnostics (diag/signin.py)
+        ├── DrillRefused      a fault drill asked for on hardware or without its device (diag/runner.py)
+        └── HubUnreachable    the hub's broker did not connect or echo in time (diag/phases/hub.py)
     DriverError               (drivers)            see drivers/errors.py
+    └── LinkLost
+        └── IoTimeout         grafted by edge: a driver call past the diagnostics' I/O timeout (diag/context.py)
     BridgeError               (firmware_bridge)    see firmware_bridge/errors.py
     ModelError                (models)             see models/errors.py
     SyncError                 (central_sync)       see central_sync/errors.py
@@ -15,6 +28,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge.verdict import Reason
 
 
 class EdgeError(Exception):
@@ -43,8 +60,8 @@ class DiskFull(StoreError):
 
 
 class StationFault(EdgeError):
-    """A device or the model prevents a decision; the item goes to manual."""
+    """A device or the model prevents a decision; the pipeline ends the item in `manual` with `reason`."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.reason = reason

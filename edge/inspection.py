@@ -20,6 +20,7 @@ import structlog
 
 from central_sync.schema import DetectionOut, Identity, InspectionRecord, ItemKind, ModelRef, ScanRef, Verdict
 from drivers.errors import DriverError
+from edge.errors import StationFault
 from edge.events import EventBus
 from edge.ids import new_id
 from edge.metrics import StationMetrics
@@ -51,14 +52,6 @@ class Acquisition(Protocol):
 
     def blocks(self) -> AsyncGenerator[tuple[np.ndarray, np.ndarray], None]: ...
     def result(self) -> Scan: ...
-
-
-class PreventsDecision(Exception):
-    """Raised inside the pipeline to end an inspection in `manual` with `reason`."""
-
-    def __init__(self, reason: Reason, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass
@@ -122,7 +115,7 @@ class Inspector:
                 completed = True
                 within_budget = (time.perf_counter() - end_of_scan) * 1000 <= self.budget_ms
             timer.lap("detect")
-        except PreventsDecision as exc:
+        except StationFault as exc:
             failure = self._fail(item, exc.reason, str(exc), timer, "detect")
         except TimeoutError:
             failure = self._fail(item, Reason.BUDGET_MISSED, f"detection passed the {self.budget_ms:.0f} ms budget",
@@ -200,7 +193,7 @@ class _NoModel:
         return None
 
     async def finish(self, deadline: float) -> list[Detection]:
-        raise PreventsDecision(Reason.MODEL_UNAVAILABLE, f"station {self.station} has no usable model")
+        raise StationFault(Reason.MODEL_UNAVAILABLE, f"station {self.station} has no usable model")
 
 
 def _partial(acquisition: Acquisition) -> Scan | None:

@@ -20,6 +20,7 @@ from drivers.plc.sim import SimServer
 from drivers.retrofit.sim import drop_scans
 from drivers.rfid.sim import Em4100Sim
 from edge.config import StationConfig
+from edge.errors import EdgeError
 from firmware_bridge.emulator import FirmwareEmulator
 from models.scan import load_scan
 
@@ -28,7 +29,7 @@ log = structlog.get_logger()
 LOOPBACK = ("127.0.0.1", "localhost")
 
 
-class TwinError(Exception):
+class TwinError(EdgeError):
     """The config names an endpoint the twin cannot serve."""
 
 

@@ -6,7 +6,8 @@
     ├── PayloadError         a valid frame whose payload does not match its message type
     ├── LinkDown             the port is closed, vanished, or the link is being re-established
     ├── AckTimeout           a reliable frame was not acknowledged after all attempts
-    └── Nak                  the peer answered with a negative acknowledgement (`reason`)
+    ├── Nak                  the peer answered with a negative acknowledgement (`reason`)
+    └── UpdateFailed         the firmware did not come back running the image sent (update.py)
 """
 
 from __future__ import annotations

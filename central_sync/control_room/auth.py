@@ -32,8 +32,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 
-class AuthError(SyncError):
-    """Sign-in refused or a user that cannot be created."""
+class AccountError(SyncError):
+    """A control-room sign-in refused, or an account that cannot be created."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +49,9 @@ class User:
 def add_user(store: HubStore, username: str, role: str, password: str, lang: str | None = None) -> User:
     """Create or replace a user (administrators do this through the CLI or the users API)."""
     if role not in ROLES:
-        raise AuthError(f"role {role!r} is not one of {', '.join(ROLES)}")
+        raise AccountError(f"role {role!r} is not one of {', '.join(ROLES)}")
     if len(password) < 8:
-        raise AuthError(f"password for {username!r} has {len(password)} characters, at least 8 are needed")
+        raise AccountError(f"password for {username!r} has {len(password)} characters, at least 8 are needed")
     execute(store, "INSERT INTO cr_users (username, role, pw_hash, lang, active, created_at) VALUES (?,?,?,?,1,?)"
                    " ON CONFLICT (username) DO UPDATE SET role=excluded.role, pw_hash=excluded.pw_hash,"
                    " lang=excluded.lang, active=1", (username, role, hash_secret(password), lang, time.time()))
@@ -61,7 +61,7 @@ def add_user(store: HubStore, username: str, role: str, password: str, lang: str
 def authenticate(store: HubStore, username: str, password: str) -> User:
     rows = execute(store, "SELECT role, pw_hash, lang, active FROM cr_users WHERE username=?", (username,))
     if not rows or not rows[0][3] or not check_secret(password, rows[0][1]):
-        raise AuthError(f"sign-in of {username!r} refused: unknown user, inactive or wrong password")
+        raise AccountError(f"sign-in of {username!r} refused: unknown user, inactive or wrong password")
     return User(username, rows[0][0], rows[0][2])
 
 

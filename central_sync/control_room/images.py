@@ -7,6 +7,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from central_sync.errors import SyncError
 from models.errors import ScanFormatError
 from models.material import colourise
 from models.scan import load_scan
@@ -15,7 +16,7 @@ MAX_SIDE = 1600
 BOX_BGR = (0, 0, 255)
 
 
-class ImageUnreadable(ValueError):
+class ImageUnreadable(SyncError):
     """The stored scan is not a readable scan file."""
 
 

@@ -104,7 +104,7 @@ def build_router(room) -> APIRouter:
     def login(body: Login, response: Response) -> dict:
         try:
             user = auth.authenticate(store, body.username, body.password)
-        except auth.AuthError:
+        except auth.AccountError:
             audit.append(store, body.username, "sign_in_refused", "session")
             raise HTTPException(401, t("error.signin_refused", cfg.default_lang)) from None
         token = auth.open_session(store, user)

@@ -19,7 +19,7 @@ from central_sync.config import BrokerConfig
 from central_sync.control_room import db
 from central_sync.control_room.config import ControlRoomConfig
 from central_sync.control_room.feed import LiveFeed
-from central_sync.errors import HubStoreError, ProtocolError
+from central_sync.errors import HubStoreError, WireFormatError
 from central_sync.hub.store import HubStore
 from central_sync.protocol import parse_topic
 
@@ -84,7 +84,7 @@ class ControlRoom:
         try:
             station, _ = parse_topic(topic)
             res = c.CommandResult.model_validate_json(payload)
-        except (ProtocolError, ValueError) as exc:
+        except (WireFormatError, ValueError) as exc:
             log.warning("control_room.bad_result", topic=topic, error=str(exc))
             return
         if res.station != station:

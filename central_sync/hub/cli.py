@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-class DbUrlError(ValueError):
+class DbUrlError(SyncError):
     """The database URL file cannot be read or is empty."""
 
 

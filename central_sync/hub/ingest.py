@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from central_sync import protocol as p
-from central_sync.errors import ProtocolError
+from central_sync.errors import WireFormatError
 from central_sync.hub.store import Batch, HubStore
 from central_sync.schema import InspectionRecord, Verdict
 
@@ -42,7 +42,7 @@ class Ingestor:
         for name, payload in messages:
             try:
                 self._decode(work, name, payload, now)
-            except ProtocolError as exc:
+            except WireFormatError as exc:
                 self.counters["malformed"] += 1
                 log.warning("hub.malformed", topic=name, error=str(exc))
         self.store.commit(work.batch)
@@ -67,7 +67,7 @@ class Ingestor:
         elif kind == p.Kind.BLOB and len(leaf) == 3:
             self._chunk(work, station, leaf, payload)
         else:
-            raise ProtocolError(f"topic {name!r} names no known message")
+            raise WireFormatError(f"topic {name!r} names no known message")
 
     def _reject(self, work: _Work, station: str, head, reason: str) -> None:
         """Answer `rejected` when the message names its row; otherwise it is only malformed."""
@@ -92,7 +92,7 @@ class Ingestor:
     def _message(self, work: _Work, station: str, kind: str, payload: bytes, now: float) -> None:
         try:
             msg = p.decode_message(kind, payload)
-        except ProtocolError as exc:
+        except WireFormatError as exc:
             self._reject(work, station, p.decode_head(payload), str(exc))
             return
         if msg.kind != kind:
@@ -138,7 +138,7 @@ class Ingestor:
     def _status(self, work: _Work, station: str, payload: bytes, now: float) -> None:
         status = p.decode_model(p.StatusMsg, payload)
         if status.station != station:
-            raise ProtocolError(f"status on topic of station {station!r} claims station {status.station!r}")
+            raise WireFormatError(f"status on topic of station {station!r} claims station {status.station!r}")
         work.batch.stations.append((station, status.state, status.session, payload.decode(), status.at, now))
 
     def _finish_blob(self, work: _Work, station: str, header: p.BlobChunkHeader) -> None:

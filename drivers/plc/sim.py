@@ -20,6 +20,7 @@ from pymodbus.exceptions import NoSuchIdException
 from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
+from drivers.errors import DeviceRefused
 from drivers.plc.config import ConveyorSim, GantrySim, PlcConfig, PlcSim, Point
 from drivers.plc.ptylink import PtyLink
 
@@ -33,8 +34,13 @@ FC_TABLE = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "h
             16: "holding", 22: "holding", 23: "holding", 4: "input"}
 
 
-class ReadOnlyPoint(Exception):
-    """A write aimed at a point the PLC does not accept writes to."""
+class ReadOnlyPoint(DeviceRefused):
+    """A write aimed at a point the PLC does not accept writes to (the server answers ILLEGAL_ADDRESS)."""
+
+    def __init__(self, point: str) -> None:
+        super().__init__(f"simulated PLC refused a write to {point}, which is not a request point",
+                         device="plc-sim", code=int(ExcCodes.ILLEGAL_ADDRESS))
+        self.point = point
 
 
 @dataclass

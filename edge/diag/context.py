@@ -1,11 +1,6 @@
 """What a phase gets: the station, the technician, measuring, prompting and bounded device I/O.
 
-    EdgeError
-    └── DiagError            the diagnostics' own branch
-        ├── PromptTimedOut   nobody acted on a prompt in time: the phase is ABORTED, not failed
-        └── PhaseSkipped     the phase does not apply to this station (SKIPPED, with the reason)
-    drivers.errors.LinkLost
-    └── IoTimeout            a driver call exceeded the diagnostics' own I/O timeout
+Its errors (DiagError and IoTimeout) are drawn with the station's tree in edge/errors.py.
 """
 
 from __future__ import annotations

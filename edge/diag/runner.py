@@ -17,7 +17,7 @@ import structlog
 from drivers.errors import DriverError
 from edge.auth import User
 from edge.config import StationConfig
-from edge.diag.context import PhaseContext, PhaseSkipped, PromptTimedOut, advice_key
+from edge.diag.context import DiagError, PhaseContext, PhaseSkipped, PromptTimedOut, advice_key
 from edge.diag.core import Outcome, PhaseResult, run_outcome
 from edge.diag.drills import DRILLS, Drill, judge_drill
 from edge.diag.hand import Technician, TerminalTechnician, TwinHand
@@ -30,7 +30,7 @@ log = structlog.get_logger()
 SAFE_AFTER = frozenset({"io", "tracking", "imaging", "safety", "drill-inject"})
 
 
-class DrillRefused(ValueError):
+class DrillRefused(DiagError):
     """A fault drill asked for on hardware, or on a station without the device it needs."""
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from central_sync.schema import InspectionRecord, Review
 from edge import audit
 from edge.auth import User
+from edge.errors import EdgeError
 from edge.tip import TipEngine, composite
 from edge.web import queries, render
 from edge.web.i18n import catalogue, t
@@ -36,7 +37,7 @@ class Screening(BaseModel):
     box: BoxT | None = None
 
 
-class CaseError(Exception):
+class CaseError(EdgeError):
     """A case request that cannot be served; `code` is the catalogue key and `status` the HTTP status."""
 
     def __init__(self, status: int, code: str) -> None:

@@ -13,6 +13,7 @@ from central_sync.config import SyncConfig
 from central_sync.devtools import fill, open_station_db, outbox_rows
 from central_sync.hub.store import HubStore
 from central_sync.schema import InspectionRecord, Verdict
+from polling import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = dict(reconnect_min_s=0.1, reconnect_max_s=1.0, ack_timeout_s=4.0, progress_timeout_s=4.0,
@@ -91,20 +92,6 @@ def assert_alerts_first(store: HubStore, records: list[InspectionRecord]) -> Non
     assert last_alert <= first_routine, f"last alert committed {last_alert - first_routine:.3f} s after the first routine record"
 
 
-def wait_until(cond, timeout: float, what: str, step: float = 0.1):
-    """Poll `cond` until truthy; fail naming `what` and the last value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = cond()
-        if last:
-            return last
-        time.sleep(step)
-    raise AssertionError(f"{what} not reached within {timeout} s (last value {last!r})")
-
-
 def wait_drained(db: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while outbox_rows(db) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert outbox_rows(db) == 0, f"outbox still holds {outbox_rows(db)} rows after {timeout} s"
+    wait_until(lambda: outbox_rows(db), "the outbox drained", check=lambda rows: rows == 0,
+               timeout=timeout, interval=0.2)

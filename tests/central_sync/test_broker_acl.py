@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from central_sync.devtools import Mosquitto, fill, open_station_db, outbox_rows
 from central_sync.hub.service import Hub
 from central_sync.hub.store import open_store
 from central_sync.publisher import Publisher
+from polling import until
 
 ACL = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "acl"
 USERS = {"hub": "hub-secret", "gate-1": "pw-1", "gate-2": "pw-2"}
@@ -104,17 +104,11 @@ async def test_publisher_and_hub_with_credentials(secure_broker):
     hub_cfg = BrokerConfig(port=broker.port, username="hub", password_file=tmp / "hub.pw")
     good = SyncConfig(port=broker.port, username="gate-1", password_file=tmp / "gate-1.pw")
     async with Hub(hub_cfg, store, "hub-acl"), Publisher(good, "gate-1", db, tmp) as pub:
-        for _ in range(200):
-            if await asyncio.to_thread(outbox_rows, db) == 0:
-                break
-            await asyncio.sleep(0.1)
+        await until(lambda: outbox_rows(db) == 0, "the outbox drained", in_thread=True)
         assert store.query("SELECT count(*) FROM records") == [(20,)]
     wrong = SyncConfig(port=broker.port, username="gate-1", password_file=tmp / "gate-2.pw", reconnect_min_s=0.2)
     async with Publisher(wrong, "gate-1", db, tmp) as pub:
-        for _ in range(50):
-            if pub.stats()["last_error"]:
-                break
-            await asyncio.sleep(0.1)
+        await until(lambda: pub.stats()["last_error"], "the broker's refusal seen", interval=0.1)
         assert "refused" in pub.stats()["last_error"] and not pub.stats()["connected"]
     conn.close()
 
@@ -129,10 +123,8 @@ async def test_acl_denial_is_an_error_and_nothing_is_retired(secure_broker):
     hub_cfg = BrokerConfig(port=broker.port, username="hub", password_file=tmp / "hub.pw")
     wrong_id = SyncConfig(port=broker.port, username="gate-1", password_file=tmp / "gate-1.pw", reconnect_min_s=0.2)
     async with Hub(hub_cfg, store, "hub-acl2"), Publisher(wrong_id, "gate-2", db, tmp) as pub:
-        for _ in range(100):
-            if pub.stats()["counters"].get("puback_0x87", 0) >= 5:
-                break
-            await asyncio.sleep(0.1)
+        await until(lambda: pub.stats()["counters"].get("puback_0x87", 0) >= 5,
+                    "five publishes refused as not authorised", interval=0.1)
         stats = pub.stats()
     assert stats["counters"]["puback_0x87"] >= 5 and "0x87 not authorised" in stats["last_error"]
     assert outbox_rows(db) == 5 and store.query("SELECT count(*) FROM records") == [(0,)]
@@ -143,7 +135,6 @@ async def test_shipped_acl_lets_a_station_send_its_tip_outcomes(secure_broker):
 
     from central_sync.outbox import Lane, enqueue
     from central_sync.protocol import TipOutcome
-    from test_sync_e2e import wait_for
 
     broker, tmp = secure_broker
     db = tmp / "st3.db"
@@ -159,6 +150,6 @@ async def test_shipped_acl_lets_a_station_send_its_tip_outcomes(secure_broker):
     hub_cfg = BrokerConfig(port=broker.port, username="hub", password_file=tmp / "hub.pw")
     station = SyncConfig(port=broker.port, username="gate-1", password_file=tmp / "gate-1.pw")
     async with Hub(hub_cfg, store, "hub-acl3"), Publisher(station, "gate-1", db, tmp) as pub:
-        await wait_for(lambda: outbox_rows(db) == 0, 20, "TIP outcome delivered")
+        await until(lambda: outbox_rows(db) == 0, "TIP outcome delivered", timeout=20, in_thread=True)
         assert pub.stats()["counters"].get("puback_0x87", 0) == 0
     assert store.query("SELECT officer, outcome FROM tip_outcomes") == [("B-1", "hit")]

@@ -13,6 +13,7 @@ from central_sync.hub.service import Hub
 from central_sync.hub.store import open_store
 from central_sync.publisher import Publisher
 from cs_chaos_kit import Producer, assert_alerts_first, assert_delivered_once, backlog, sync_cfg, wait_drained
+from polling import until
 
 pytestmark = pytest.mark.slow
 
@@ -47,8 +48,7 @@ async def test_stalled_broker_triggers_watchdog_rebuild(tmp_path, pg_url):
     with Mosquitto(tmp_path / "broker") as broker:
         async with Hub(BrokerConfig(port=broker.port, reconnect_min_s=0.1, reconnect_max_s=1.0), store, "hub-w", gap_period_s=1.0), \
                 Publisher(sync_cfg(broker.port, progress_timeout_s=1.0), "gate-8", db, tmp_path) as pub:
-            while pub.stats()["counters"].get("acked", 0) < 100:
-                await asyncio.sleep(0.05)
+            await until(lambda: pub.stats()["counters"].get("acked", 0) >= 100, "100 rows acknowledged", interval=0.05)
             broker.proc.send_signal(signal.SIGSTOP)  # accepts bytes into socket buffers, acknowledges nothing
             await asyncio.sleep(2.5)
             broker.proc.send_signal(signal.SIGCONT)

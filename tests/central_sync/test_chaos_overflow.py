@@ -13,7 +13,8 @@ from central_sync.hub.service import Hub
 from central_sync.hub.store import open_store
 from central_sync.publisher import Publisher
 from central_sync.schema import Identity, Verdict
-from cs_chaos_kit import assert_alerts_first, assert_delivered_once, backlog, sync_cfg, wait_drained, wait_until
+from cs_chaos_kit import assert_alerts_first, assert_delivered_once, backlog, sync_cfg, wait_drained
+from polling import until
 
 pytestmark = pytest.mark.slow
 
@@ -26,10 +27,11 @@ async def test_stalled_hub_overflows_broker_queue(tmp_path, pg_url, hubs):
     store.migrate()
     with Mosquitto(tmp_path / "broker", "max_queued_messages 100") as broker:
         hub = hubs(pg_url, broker.port, "hub-slow")
-        await asyncio.to_thread(wait_until, lambda: hub.log.read_text().count("hub.link_up") == 2, 30, "hub connected")
+        await until(lambda: hub.log.read_text().count("hub.link_up") == 2, "hub connected", timeout=30, in_thread=True)
         hub.signal(signal.SIGSTOP)
         async with Publisher(sync_cfg(broker.port, max_unacked=2000, batch_max_rows=1), "gate-5", db, tmp_path) as pub:
-            await asyncio.to_thread(wait_until, lambda: pub.stats()["awaiting_ack"] >= 2000, 30, "2000 rows awaiting the hub")
+            await until(lambda: pub.stats()["awaiting_ack"] >= 2000, "2000 rows awaiting the hub",
+                        timeout=30, in_thread=True)
             await asyncio.sleep(0.5)
             hub.signal(signal.SIGCONT)
             await asyncio.to_thread(wait_drained, db, 90)
@@ -58,7 +60,7 @@ async def test_oversized_message_is_parked_and_the_rest_flows(tmp_path, pg_url, 
         async with Hub(BrokerConfig(port=broker.port), store, "hub-o", gap_period_s=1.0), \
                 Publisher(sync_cfg(broker.port, max_payload_bytes=64 * 1024, chunk_bytes=32 * 1024), "gate-6", db, tmp_path) as pub:
             await asyncio.to_thread(wait_drained, db, 60)
-            await asyncio.to_thread(wait_until, lambda: pub.stats()["counters"].get("parked") == 2, 10, "parked figure")
+            await until(lambda: pub.stats()["counters"].get("parked") == 2, "parked figure", timeout=10, in_thread=True)
             stats = pub.stats()
     assert stats["counters"]["parked"] == 2, stats["counters"]  # its alert row and its record row
     assert stats["last_error"]

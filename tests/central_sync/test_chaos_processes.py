@@ -9,7 +9,8 @@ import pytest
 from central_sync.devtools import Mosquitto, outbox_rows
 from central_sync.hub.store import open_store
 from central_sync.publisher import Publisher
-from cs_chaos_kit import PublisherProc, assert_alerts_first, assert_delivered_once, backlog, sync_cfg, wait_drained, wait_until
+from cs_chaos_kit import PublisherProc, assert_alerts_first, assert_delivered_once, backlog, sync_cfg, wait_drained
+from polling import until, wait_until
 
 pytestmark = pytest.mark.slow
 N = 3000
@@ -25,7 +26,7 @@ def test_publisher_killed_mid_publish(tmp_path, pg_url, hubs):
         pub = PublisherProc(sync_cfg(broker.port), "gate-3", db, tmp_path, tmp_path / "pub.log")
         for kill_below in (N - 200, N - 1200):
             pub.start()
-            wait_until(lambda: outbox_rows(db) < kill_below, 60, f"outbox below {kill_below} rows")
+            wait_until(lambda: outbox_rows(db) < kill_below, f"outbox below {kill_below} rows", timeout=60)
             pub.kill9()
         pub.start()
         wait_drained(db, 90)
@@ -44,9 +45,9 @@ async def test_hub_killed_mid_commit(tmp_path, pg_url, hubs):
     with Mosquitto(tmp_path / "broker") as broker:
         hub_a, hub_b = hubs(pg_url, broker.port, "hub-a"), hubs(pg_url, broker.port, "hub-b")
         async with Publisher(sync_cfg(broker.port), "gate-4", db, tmp_path) as pub:
-            await asyncio.to_thread(wait_until, lambda: count() > 400, 60, "400 records at the hub")
+            await until(lambda: count() > 400, "400 records at the hub", timeout=60, in_thread=True)
             hub_a.stop()                       # one of two dies: the other carries on
-            await asyncio.to_thread(wait_until, lambda: count() > 1500, 60, "1500 records at the hub")
+            await until(lambda: count() > 1500, "1500 records at the hub", timeout=60, in_thread=True)
             hub_b.stop()                       # both down for a moment
             await asyncio.sleep(0.5)
             hub_a.start()

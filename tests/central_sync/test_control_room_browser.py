@@ -35,6 +35,7 @@ from central_sync.publisher import Publisher
 from central_sync.schema import DetectionOut, Identity, Review, Verdict
 from edge.commands import CommandHandlers, CommandReceiver, CommandsConfig
 from models.scan import Scan
+from polling import until
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -57,15 +58,6 @@ def write_scan(scans: Path) -> str:
     return sha
 
 
-async def until(fn, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if got := await asyncio.to_thread(fn):
-            return got
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {timeout} s")
-
-
 @asynccontextmanager
 async def serving(app):
     """The app on a free local port (yielded) for the block's duration."""
@@ -74,7 +66,7 @@ async def serving(app):
                                            timeout_graceful_shutdown=1))
     task = asyncio.create_task(server.serve())
     try:
-        await until(lambda: server.started, 10, "web server up")
+        await until(lambda: server.started, "web server up", timeout=10, in_thread=True)
         yield port
     finally:
         server.should_exit = True
@@ -110,7 +102,7 @@ async def test_control_room_live(tmp_path):
             for name, role in (("op1", "operator"), ("sup1", "supervisor")):
                 auth.add_user(store, name, role, PASSWORD)
             port = await stack.enter_async_context(serving(room.install(create_app(store, hub.stats))))
-            await until(lambda: len(store.stations()) == 3, 20, "three stations reported")
+            await until(lambda: len(store.stations()) == 3, "three stations reported", timeout=20, in_thread=True)
             async with async_playwright() as pw:
                 browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
                 page = await browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -137,7 +129,7 @@ async def test_control_room_live(tmp_path):
                 await expect(card.locator(".reason")).to_have_text("Possible threat detected")
                 await expect(card).to_contain_text("MSCU7654321")
                 assert (await page.evaluate("window.crLatency"))[0]["id"] == rec.id
-                await until(lambda: store.image(rec.scan.sha256), 20, "scan image at the hub")
+                await until(lambda: store.image(rec.scan.sha256), "scan image at the hub", timeout=20, in_thread=True)
                 await expect(card.locator("img")).to_have_js_property("naturalWidth", 320, timeout=15000)
                 await page.screenshot(path=ARTIFACTS / "alert.png")
                 for n in range(2, 12):  # more alerts, from two stations, for the latency figure
@@ -198,7 +190,8 @@ async def test_control_room_live(tmp_path):
                     for data in (genuine, c.sign(key, c.new_command("gate-1", "set_tip_rate", {"rate": 0.5}, "mallory")),
                                  c.sign(room.key, c.new_command("gate-1", "set_tip_rate", {"rate": 0.5}, "sup1", ttl_s=5, now=time.time() - 3600))):
                         link.publish(c.cmd_topic("gate-1"), data)
-                    await until(lambda: rx.counters["rejected"] == 3, 15, "three refusals at the station")
+                    await until(lambda: rx.counters["rejected"] == 3, "three refusals at the station",
+                                timeout=15, in_thread=True)
                 assert applied == [0.03]
                 reasons = [r[0] for r in sqlite3.connect(dbs["gate-1"]).execute("SELECT reason FROM station_commands ORDER BY row")]
                 assert reasons == ["applied", "replayed", "bad_signature", "expired"]

@@ -19,7 +19,7 @@ from central_sync.devtools import fill, open_station_db, outbox_rows
 from central_sync.hub.store import open_store
 from central_sync.publisher import Publisher
 
-from test_sync_e2e import wait_for
+from polling import until
 
 
 @pytest.fixture
@@ -42,22 +42,7 @@ def drain(sock: socket.socket) -> list[bytes]:
 
 
 async def next_datagram(sock: socket.socket, timeout: float) -> bytes:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while loop.time() < end:
-        if got := drain(sock):
-            return got[0]
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no datagram within {timeout} s")
-
-
-async def until(acond, timeout: float, what: str) -> None:
-    """Poll an async condition until truthy."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not await acond():
-        assert loop.time() < end, f"{what} not reached within {timeout} s"
-        await asyncio.sleep(0.2)
+    return (await until(lambda: drain(sock), "a datagram", timeout=timeout, interval=0.05))[0]
 
 
 def metric(text: str, name: str) -> float:
@@ -79,7 +64,7 @@ async def test_hub_is_ready_once_it_serves_feeds_the_watchdog_and_says_it_stops(
     await asyncio.sleep(1.0)
     assert drain(sock).count(b"WATCHDOG=1") >= 3  # every 0.2 s (half of WATCHDOG_USEC)
     hub.signal(signal.SIGTERM)
-    await wait_for(lambda: b"STOPPING=1" in drain(sock), 15, "STOPPING=1")
+    await until(lambda: b"STOPPING=1" in drain(sock), "STOPPING=1", timeout=15, in_thread=True)
     assert hub.proc.wait(15) == 0
 
 
@@ -112,13 +97,13 @@ async def observe_the_hang(hub, sock: socket.socket, broker_port: int, db, scans
         async def none_stalled() -> bool:
             return await stalled_threads() == 0
 
-        await until(stalled_threads, 30, "the ingest thread counted as stalled")
+        await until(stalled_threads, "the ingest thread counted as stalled", timeout=30, interval=0.2)
         drain(sock)
         await asyncio.sleep(1.0)
         assert b"WATCHDOG=1" not in drain(sock)  # systemd would restart this hub
         lock.rollback()  # the database answers again
-        await wait_for(lambda: outbox_rows(db) == 0, 30, "records delivered after the lock")
-        await until(none_stalled, 10, "no stalled thread after the lock")
+        await until(lambda: outbox_rows(db) == 0, "records delivered after the lock", timeout=30, in_thread=True)
+        await until(none_stalled, "no stalled thread after the lock", timeout=10, interval=0.2)
         drain(sock)
         await asyncio.sleep(1.0)
         assert drain(sock).count(b"WATCHDOG=1") >= 3

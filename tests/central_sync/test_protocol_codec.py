@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from central_sync import protocol as p
 from central_sync.devtools import make_record
-from central_sync.errors import ProtocolError
+from central_sync.errors import WireFormatError
 
 stations = st.from_regex(r"[A-Za-z0-9_.-]{1,20}", fullmatch=True)
 
@@ -25,9 +25,9 @@ def test_topics_and_subscriptions():
     assert p.hub_subscriptions(lane="bulk") == ["$share/hub/cpe/v1/+/inspection", "$share/hub/cpe/v1/+/review", "$share/hub/cpe/v1/+/tip", "$share/hub/cpe/v1/+/batch", "$share/hub/cpe/v1/+/blob/+/+"]
     assert p.parse_topic("cpe/v1/gate-1/blob/abc/2") == ("gate-1", ["blob", "abc", "2"])
     for bad in ("cpe/v2/g/alert", "cpe/v1/g", "cpe/v1/a b/alert", "x"):
-        with pytest.raises(ProtocolError):
+        with pytest.raises(WireFormatError):
             p.parse_topic(bad)
-    with pytest.raises(ProtocolError, match="station id"):
+    with pytest.raises(WireFormatError, match="station id"):
         p.check_station("gate/1")
 
 
@@ -55,7 +55,7 @@ def test_garbage_only_ever_raises_protocol_error(data):
                lambda: p.decode_chunk(data), lambda: p.decode_model(p.AckMsg, data), lambda: p.decode_model(p.StatusMsg, data)):
         try:
             fn()
-        except ProtocolError as exc:
+        except WireFormatError as exc:
             assert "\n" not in str(exc)
     p.decode_head(data)
 
@@ -68,7 +68,7 @@ def test_batch_round_trip_and_one_bad_item():
     bad = b'{"v":1,"station":"g1","msg":9,"seq":3,"record_id":"x","kind":"inspection","body":{"id":1}}'
     station, items = p.decode_batch(p.encode_batch("g1", [envs[0], bad]))
     assert items[0][0].body == recs[0] and items[1][0] is None and items[1][1].msg == 9 and "body" in items[1][2]
-    with pytest.raises(ProtocolError, match="batch payload"):
+    with pytest.raises(WireFormatError, match="batch payload"):
         p.decode_batch(b'{"station": 3}')
 
 
@@ -78,7 +78,7 @@ def test_chunk_round_trip_and_tamper():
                                size=5120, chunk_sha256=hashlib.sha256(data).hexdigest())
     raw = p.encode_chunk(header, data)
     assert p.decode_chunk(raw) == (header, data)
-    with pytest.raises(ProtocolError, match="chunk 1 hashes to"):
+    with pytest.raises(WireFormatError, match="chunk 1 hashes to"):
         p.decode_chunk(raw[:-1] + b"\x00")
 
 

@@ -21,18 +21,7 @@ from central_sync.outbox import Lane, enqueue
 from central_sync.publisher import Publisher
 from central_sync.schema import Review, Verdict
 from central_sync.config import BrokerConfig
-
-
-async def wait_for(cond, timeout: float, what: str):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    last = None
-    while loop.time() < end:
-        last = await asyncio.to_thread(cond)
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {timeout} s (last {last!r})")
+from polling import until
 
 
 def write_scan(scans, rng) -> str:
@@ -59,8 +48,9 @@ async def test_records_alerts_reviews_and_images_arrive_once(tmp_path, broker):
     store = open_store(str(tmp_path / "hub.sqlite3"))
     cfg = SyncConfig(port=broker.port, chunk_bytes=16 * 1024, status_period_s=0.5)
     async with Hub(BrokerConfig(port=broker.port), store, "hub-t") as hub, Publisher(cfg, "gate-1", db, scans) as pub:
-        await wait_for(lambda: outbox_rows(db) == 0, 30, "outbox drained")
-        await wait_for(lambda: pub.stats()["backlog"].get("record", {}).get("rows") == 0, 5, "backlog figure at 0")
+        await until(lambda: outbox_rows(db) == 0, "outbox drained", timeout=30, in_thread=True)
+        await until(lambda: pub.stats()["backlog"].get("record", {}).get("rows") == 0, "backlog figure at 0",
+                    timeout=5, in_thread=True)
         stats = pub.stats()
         assert stats["connected"] and stats["counters"]["acked"] == 49 and stats["counters"].get("errors", 0) == 0
         assert store.query("SELECT count(*), count(DISTINCT seq), sum(is_alert) FROM records") == [(41, 41, 6)]
@@ -73,7 +63,7 @@ async def test_records_alerts_reviews_and_images_arrive_once(tmp_path, broker):
             assert one["reviews"][0]["officer"] == "B-17" and one["record"]["review"]["label"] == "knife"
             img = await http.get(f"/api/images/{sha}")
             assert hashlib.sha256(img.content).hexdigest() == sha
-            await wait_for(lambda: store.stations(), 5, "station status stored")
+            await until(lambda: store.stations(), "station status stored", timeout=5, in_thread=True)
             st = (await http.get("/api/stations")).json()
             assert st[0]["station"] == "gate-1" and st[0]["state"] == "online"
             assert (await http.get("/healthz")).json() == {"ok": True}
@@ -91,8 +81,8 @@ async def test_hub_rejection_parks_the_row_and_alarms(tmp_path, broker):
     store = open_store(str(tmp_path / "hub.sqlite3"))
     async with Hub(BrokerConfig(port=broker.port), store, "hub-t"), \
             Publisher(SyncConfig(port=broker.port), "gate-1", db, tmp_path) as pub:
-        await wait_for(lambda: pub.stats()["counters"].get("rejected"), 20, "rejection counted")
-        await wait_for(lambda: outbox_rows(db) == 0, 20, "outbox drained of deliverable rows")
+        await until(lambda: pub.stats()["counters"].get("rejected"), "rejection counted", timeout=20, in_thread=True)
+        await until(lambda: outbox_rows(db) == 0, "outbox drained of deliverable rows", timeout=20, in_thread=True)
         assert "hub rejected" in pub.stats()["last_error"]
     row = conn.execute("SELECT record_id, last_error FROM outbox").fetchall()
     assert row[0][0] == forged.id and "gate-9" in row[0][1]
@@ -138,12 +128,12 @@ async def test_image_upload_resumes_where_it_stopped(tmp_path, broker):
 
     async with Publisher(cfg, "gate-1", db, scans) as pub:
         async with Hub(BrokerConfig(port=broker.port), store, "hub-t"):
-            await wait_for(lambda: done() >= 10, 30, "10 chunks stored at the hub")
+            await until(lambda: done() >= 10, "10 chunks stored at the hub", timeout=30, in_thread=True)
         await asyncio.sleep(0.3)  # the hub is gone: what is published now is lost at the broker
     stored = done()
     assert 10 <= stored < 128 and store.image(sha) is None and store.blob_state(sha)[1] < 128
     outage["on"], store.commit = False, commit  # the database is back
     async with Hub(BrokerConfig(port=broker.port), store, "hub-t"), Publisher(cfg, "gate-1", db, scans) as pub:
-        await wait_for(lambda: outbox_rows(db) == 0, 60, "image delivered")
+        await until(lambda: outbox_rows(db) == 0, "image delivered", timeout=60, in_thread=True)
         second = pub.stats()["counters"]["chunks_sent"]
     assert second <= 128 - stored and store.image(sha) == buf

@@ -30,7 +30,7 @@ from edge.store import Store
 from edge.web.config import TipConfig
 from edge.web.demo import record_for, synthetic_scan
 
-from test_sync_e2e import wait_for
+from polling import until
 
 PASSWORD = "correct horse"
 OFFICER = "B-17"
@@ -83,13 +83,14 @@ async def test_tip_outcomes_reach_the_hub_once_across_a_broker_restart_and_a_res
     cfg = SyncConfig(port=broker.port, status_period_s=0.5, ack_timeout_s=2.0, reconnect_min_s=0.1, reconnect_max_s=0.5)
     async with Publisher(cfg, "gate-1", st.store.db_path, st.store.scans_dir) as pub:
         # no hub yet: the broker takes the publishes and drops them; then the broker itself dies
-        await wait_for(lambda: st.store.conn.execute("SELECT min(attempts) FROM outbox").fetchone()[0], 20,
-                       "every row published to a hub-less broker")
+        await until(lambda: st.store.conn.execute("SELECT min(attempts) FROM outbox").fetchone()[0],
+                    "every row published to a hub-less broker", timeout=20, in_thread=True)
         broker.kill()
         assert outbox_rows(st.store.db_path) == 8  # 4 items + 4 TIP outcomes; nothing is retired without the hub's ack
         broker.start()
         async with Hub(BrokerConfig(port=broker.port), store, "hub-t") as hub:
-            await wait_for(lambda: outbox_rows(st.store.db_path) == 0, 30, "outbox drained after the restart")
+            await until(lambda: outbox_rows(st.store.db_path) == 0, "outbox drained after the restart",
+                        timeout=30, in_thread=True)
             assert hub_tips(store) == [("gate-1", OFFICER, a.id, 1, "hit"), ("gate-1", OFFICER, b.id, 2, "miss"),
                                        ("gate-1", OFFICER, c.id, 3, "miss"), ("gate-1", OFFICER, d.id, 4, "false_alarm")]
             # the same outcomes sent again (an ack lost on the way back): acknowledged, stored once
@@ -99,7 +100,8 @@ async def test_tip_outcomes_reach_the_hub_once_across_a_broker_restart_and_a_res
                     enqueue(conn, Lane(lane), kind, record_id, seq, payload)
                 conn.execute("COMMIT")
             pub.notify()
-            await wait_for(lambda: outbox_rows(st.store.db_path) == 0, 30, "resent outcomes acknowledged")
+            await until(lambda: outbox_rows(st.store.db_path) == 0, "resent outcomes acknowledged",
+                        timeout=30, in_thread=True)
             assert st.store.conn.execute("SELECT count(*) FROM outbox").fetchone() == (0,)  # committed, none parked
             assert len(hub_tips(store)) == 4
         assert pub.stats()["counters"].get("rejected", 0) == 0
@@ -151,8 +153,9 @@ async def test_malformed_tip_outcome_is_rejected_counted_and_kept_while_the_next
     store = open_store(str(tmp_path / "hub.sqlite3"))
     async with Hub(BrokerConfig(port=broker.port), store, "hub-t") as hub, \
             Publisher(SyncConfig(port=broker.port), "gate-1", st.store.db_path, st.store.scans_dir) as pub:
-        await wait_for(lambda: outbox_rows(st.store.db_path) == 0, 30, "deliverable rows drained")
-        await wait_for(lambda: pub.stats()["counters"].get("rejected") == 1, 10, "rejection counted at the station")
+        await until(lambda: outbox_rows(st.store.db_path) == 0, "deliverable rows drained", timeout=30, in_thread=True)
+        await until(lambda: pub.stats()["counters"].get("rejected") == 1, "rejection counted at the station",
+                    timeout=10, in_thread=True)
         assert hub.stats()["counters"]["rejected"] == 1 and "must name the projected threat's class" in pub.stats()["last_error"]
     assert hub_tips(store) == [("gate-1", OFFICER, b.id, 1, "hit")]
     kept = st.store.conn.execute("SELECT kind, record_id, payload, last_error FROM outbox").fetchall()

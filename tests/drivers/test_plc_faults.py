@@ -5,24 +5,17 @@ from __future__ import annotations
 import asyncio
 
 from drivers.plc import LinkChanged, PlcConfig, open_plc
+from polling import until
 
 # Link loss must be seen within this many PLC heartbeat periods (100 ms each): one read times
 # out twice (2 x 300 ms) plus one poll period, i.e. about 6-7 periods.
 MAX_HEARTBEATS_TO_SAFE = 12
 
 
-async def poll_until(pred, limit: int = 600) -> None:
-    for _ in range(limit):
-        if pred():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met")
-
-
 async def test_plc_silent_goes_to_safe_state_and_recovers() -> None:
     async with open_plc(PlcConfig(kind="sim", readback_timeout_ms=3000), "conv") as plc:
         m = plc.sim.model
-        await poll_until(lambda: plc._state is not None and plc._state.link_ok)
+        await until(lambda: plc._state is not None and plc._state.link_ok)
         await plc.request_belt(True)
         await plc.request_xray_permit(True)
         await plc.request_divert(False)
@@ -37,16 +30,16 @@ async def test_plc_silent_goes_to_safe_state_and_recovers() -> None:
         await asyncio.sleep(0)
         hb0 = m.plc_heartbeat
         plc.sim.mute()
-        await poll_until(lambda: not plc._state.link_ok)
+        await until(lambda: not plc._state.link_ok)
         assert m.plc_heartbeat - hb0 <= MAX_HEARTBEATS_TO_SAFE
         st = await plc.read_state()
         assert st.items_to_manual and not st.estop_ok and "did not answer" in st.link_reason
         assert st.link_fault == "no_answer"
         # The PLC's own host watchdog stops the belt and the X-ray permit and diverts to manual.
-        await poll_until(lambda: not m.belt_running and not m.active("xray_permit_request")
-                         and m.gate_pos == 1.0)
+        await until(lambda: not m.belt_running and not m.active("xray_permit_request")
+                    and m.gate_pos == 1.0)
         plc.sim.unmute()
-        await poll_until(lambda: plc._state.link_ok)
+        await until(lambda: plc._state.link_ok)
         # Safe requests were written before the link was reported up; nothing restarted.
         assert m.requests["belt_run_request"] == 0 and m.requests["xray_permit_request"] == 0
         assert m.requests["divert_manual_request"] == 1
@@ -61,16 +54,16 @@ async def test_plc_silent_goes_to_safe_state_and_recovers() -> None:
 async def test_stale_plc_heartbeat_is_link_lost() -> None:
     async with open_plc(PlcConfig(kind="sim", heartbeat_stale_ms=300, readback_timeout_ms=3000), "conv") as plc:
         m = plc.sim.model
-        await poll_until(lambda: plc._state is not None and plc._state.link_ok)
+        await until(lambda: plc._state is not None and plc._state.link_ok)
         await plc.request_belt(True)
         m.heartbeat_frozen = True
-        await poll_until(lambda: not plc._state.link_ok)
+        await until(lambda: not plc._state.link_ok)
         st = await plc.read_state()
         assert "heartbeat stale" in st.link_reason and st.items_to_manual and st.link_fault == "stale_heartbeat"
         # The PLC still answers, so the safe requests are written at once.
-        await poll_until(lambda: m.requests["belt_run_request"] == 0 or not plc._link_ok)
+        await until(lambda: m.requests["belt_run_request"] == 0 or not plc._link_ok)
         m.heartbeat_frozen = False
-        await poll_until(lambda: plc._state.link_ok)
+        await until(lambda: plc._state.link_ok)
         assert m.requests["belt_run_request"] == 0 and not m.belt_running and plc._state.link_fault == ""
 
 
@@ -78,9 +71,9 @@ async def test_plc_absent_at_start_then_appears() -> None:
     """The driver starts without a PLC (link down) and comes up when the PLC answers."""
     async with open_plc(PlcConfig(kind="sim"), "conv") as plc:
         plc.sim.mute()
-        await poll_until(lambda: plc._state is not None and not plc._state.link_ok)
+        await until(lambda: plc._state is not None and not plc._state.link_ok)
         plc.sim.unmute()
-        await poll_until(lambda: plc._state.link_ok)
+        await until(lambda: plc._state.link_ok)
 
 
 async def test_plc_not_listening_at_start_then_restarting() -> None:
@@ -94,13 +87,13 @@ async def test_plc_not_listening_at_start_then_restarting() -> None:
         port = s.getsockname()[1]
     cfg = PlcConfig(kind="modbus-tcp", port=port, readback_timeout_ms=3000)
     async with ModbusPlc(cfg, "late") as plc:
-        await poll_until(lambda: plc._state is not None and "not connected" in plc._state.link_reason)
+        await until(lambda: plc._state is not None and "not connected" in plc._state.link_reason)
         for _ in range(2):
             async with SimServer(cfg, port=port) as sim:
-                await poll_until(lambda: plc._state.link_ok)
+                await until(lambda: plc._state.link_ok)
                 await plc.request_belt(True)
                 assert sim.model.belt_running
-            await poll_until(lambda: not plc._state.link_ok)
+            await until(lambda: not plc._state.link_ok)
 
 
 async def test_gantry_safe_requests_close_the_barrier_and_show_red() -> None:
@@ -109,11 +102,11 @@ async def test_gantry_safe_requests_close_the_barrier_and_show_red() -> None:
                     sim={"gantry": {"barrier_actuation_s": 0.1}})
     async with asyncio.timeout(60), open_plc(cfg, "gantry") as plc:
         m = plc.sim.model
-        await poll_until(lambda: plc._state is not None and plc._state.link_ok)
+        await until(lambda: plc._state is not None and plc._state.link_ok)
         await plc.request_light("green")
         await plc.request_barrier(True)
         m.heartbeat_frozen = True
-        await poll_until(lambda: not plc._state.link_ok)
-        await poll_until(lambda: m.requests.get("barrier_open_request") == 0)
+        await until(lambda: not plc._state.link_ok)
+        await until(lambda: m.requests.get("barrier_open_request") == 0)
         assert m.requests["light_request"] == 1
-        await poll_until(lambda: m.barrier_pos == 0.0)
+        await until(lambda: m.barrier_pos == 0.0)

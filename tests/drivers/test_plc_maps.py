@@ -18,17 +18,10 @@ from drivers.plc import LinkChanged, ModbusPlc, PlcConfig, SafetyStatus, open_pl
 from drivers.plc.config import Point
 from drivers.plc.modbus import exception_name
 from drivers.plc.runs import plan_runs
+from polling import until
 
 FC_TABLE = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "holding", 16: "holding",
             4: "input"}
-
-
-async def poll_until(pred, limit: int = 1500) -> None:
-    for _ in range(limit):
-        if pred():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met")
 
 
 def link_ok(plc: ModbusPlc) -> bool:
@@ -71,7 +64,7 @@ async def test_runs_longer_than_one_request_are_read_in_chunks() -> None:
         m = plc.sim.model
         m.add_item(0.1, lead_m=cfg.sim.conveyor.eye_divert_gate_m + 0.05)
         m.belt_m = 0x00012345 / 1000
-        await poll_until(lambda: link_ok(plc) and plc._state.photo_eyes[2])
+        await until(lambda: link_ok(plc) and plc._state.photo_eyes[2])
         assert (await plc.read_points("input"))["encoder"] == 0x00012345
 
 
@@ -79,7 +72,7 @@ async def test_sparse_vendor_map_links_and_reads_only_mapped_addresses() -> None
     """The PLC answers exception 02 for unmapped addresses (discrete 6-7, holding 2-9, ...)."""
     cfg = PlcConfig(kind="sim", readback_timeout_ms=3000, sim={"sparse": True})
     async with asyncio.timeout(60), open_plc(cfg, "conv") as plc:
-        await poll_until(lambda: link_ok(plc))
+        await until(lambda: link_ok(plc))
         await plc.request_belt(True)
         assert plc.sim.model.belt_running and (await plc.read_state()).link_ok
 
@@ -109,7 +102,7 @@ async def test_exception_response_is_reported_as_refused_with_its_code() -> None
     try:
         port = server.transport.sockets[0].getsockname()[1]
         async with asyncio.timeout(60), ModbusPlc(PlcConfig(kind="modbus-tcp", port=port), "conv") as plc:
-            await poll_until(lambda: plc._state is not None and "exception" in plc._state.link_reason)
+            await until(lambda: plc._state is not None and "exception" in plc._state.link_reason)
             st = await plc.read_state()
             assert not st.link_ok and st.items_to_manual
             assert "exception 02 (illegal data address)" in st.link_reason
@@ -135,7 +128,7 @@ def test_exception_names(code: int, name: str) -> None:
 async def test_poll_task_failure_is_a_lost_link() -> None:
     """An unexpected error in the poll task puts the link down with the reason; nothing hangs."""
     async with asyncio.timeout(60), open_plc(PlcConfig(kind="sim", readback_timeout_ms=3000), "conv") as plc:
-        await poll_until(lambda: link_ok(plc))
+        await until(lambda: link_ok(plc))
         changes: list[LinkChanged] = []
 
         async def collect() -> None:
@@ -151,11 +144,11 @@ async def test_poll_task_failure_is_a_lost_link() -> None:
 
         with capture_logs() as logs:
             plc._on_sample = broken  # a defect in the driver itself, standing in for any bug
-            await poll_until(lambda: not plc._state.link_ok)
+            await until(lambda: not plc._state.link_ok)
         st = await plc.read_state()
         assert st.items_to_manual and not st.estop_ok and "decoder bug" in st.link_reason
         assert "poll" in st.link_reason and st.link_fault == "driver_failed"
-        await poll_until(lambda: changes)
+        await until(lambda: changes)
         assert not changes[0].ok and "decoder bug" in changes[0].reason
         assert any(e["event"] == "plc.poll_failed" for e in logs)
         with pytest.raises(LinkLost, match="decoder bug"):
@@ -166,25 +159,25 @@ async def test_poll_task_failure_is_a_lost_link() -> None:
 async def test_safety_status_is_read_every_poll_and_decoded() -> None:
     async with asyncio.timeout(60), open_plc(PlcConfig(kind="sim", readback_timeout_ms=3000), "conv") as plc:
         m = plc.sim.model
-        await poll_until(lambda: link_ok(plc) and plc._state.safety.host_watchdog_ok)
+        await until(lambda: link_ok(plc) and plc._state.safety.host_watchdog_ok)
         st = await plc.read_state()
         assert st.safety_status == 0b0111
         assert st.safety == SafetyStatus(estop_ok=True, interlocks_ok=True, host_watchdog_ok=True,
                                          reset_required=False)
         m.press_estop()
-        await poll_until(lambda: not plc._state.safety.estop_ok)
+        await until(lambda: not plc._state.safety.estop_ok)
         assert plc._state.safety_status & 0b1000 == 0
         m.release_estop()
-        await poll_until(lambda: plc._state.safety.reset_required)
+        await until(lambda: plc._state.safety.reset_required)
         assert plc._state.safety_status == 0b1110 and not plc._state.estop_ok
         m.set_interlock("door", False)
         m.reset()
-        await poll_until(lambda: plc._state.safety_status == 0b0101)
+        await until(lambda: plc._state.safety_status == 0b0101)
         assert not plc._state.safety.interlocks_ok and plc._state.safety.estop_ok
 
 
 async def test_driver_never_writes_safety_status() -> None:
     async with asyncio.timeout(60), open_plc(PlcConfig(kind="sim"), "conv") as plc:
-        await poll_until(lambda: link_ok(plc))
+        await until(lambda: link_ok(plc))
         with pytest.raises(DeviceRefused, match="safety_status is written by the PLC"):
             await plc._write("safety_status", 0)

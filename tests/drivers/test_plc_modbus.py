@@ -8,20 +8,11 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from drivers.errors import DeviceRefused, LinkLost, ReadbackMismatch
-from drivers.plc import ModbusPlc, PlcConfig, SimServer, open_plc
+from drivers.plc import PlcConfig, SimServer, open_plc
+from polling import until
 
 # Generous read-back time where a test does not expect a mismatch: the CI machine is shared.
 TOLERANT = PlcConfig(kind="sim", readback_timeout_ms=3000)
-
-
-async def wait_until(pred, plc: ModbusPlc, polls: int = 400):
-    """Wait up to `polls` driver polls for pred(state) to hold; returns the state."""
-    for _ in range(polls):
-        st = await plc.read_state()
-        if pred(st):
-            return st
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"condition not met; last state {st}")
 
 
 async def raw_client(port: int, frames: list[bytes]) -> AsyncModbusTcpClient:
@@ -95,9 +86,20 @@ async def test_driver_refuses_to_write_a_safety_point() -> None:
             await plc._write("estop_ok", 1)
 
 
+def test_the_simulated_plc_refuses_a_safety_write_as_a_device_refusal() -> None:
+    """A test or drill writing a safety point into the model gets the refusal the server would answer."""
+    from drivers.plc.sim import ConveyorModel
+
+    cfg = PlcConfig(kind="sim")
+    m = ConveyorModel(p=cfg.sim, c=cfg.sim.conveyor)
+    with pytest.raises(DeviceRefused, match="estop_ok") as refused:
+        m.write("estop_ok", 0)
+    assert refused.value.code == 2 and m.estop_ok
+
+
 async def test_requests_are_confirmed_by_feedback() -> None:
     async with open_plc(TOLERANT, "conv") as plc:
-        await wait_until(lambda s: s.link_ok, plc)
+        await until(plc.read_state, check=lambda s: s.link_ok)
         await plc.request_belt(True)
         await plc.request_xray_permit(True)
         await plc.request_divert(False)
@@ -111,16 +113,16 @@ async def test_requests_are_confirmed_by_feedback() -> None:
 
 async def test_estop_refuses_motion_and_reset_never_restarts() -> None:
     async with open_plc(PlcConfig(kind="sim", readback_timeout_ms=1500), "conv") as plc:
-        await wait_until(lambda s: s.link_ok, plc)
+        await until(plc.read_state, check=lambda s: s.link_ok)
         await plc.request_belt(True)
         plc.sim.model.press_estop()
-        st = await wait_until(lambda s: not s.belt_running, plc)
+        st = await until(plc.read_state, check=lambda s: not s.belt_running)
         assert not st.estop_ok
         with pytest.raises(ReadbackMismatch, match="belt_running read back 0"):
             await plc.request_belt(True)
         plc.sim.model.release_estop()
         plc.sim.model.reset()
-        await wait_until(lambda s: s.estop_ok, plc)
+        await until(plc.read_state, check=lambda s: s.estop_ok)
         await asyncio.sleep(0.1)
         assert not (await plc.read_state()).belt_running  # request coil is still 1; no restart
         await plc.request_belt(True)  # a deliberate new request (rising edge) starts it
@@ -129,10 +131,10 @@ async def test_estop_refuses_motion_and_reset_never_restarts() -> None:
 
 async def test_interlock_open_drops_xray_permit() -> None:
     async with open_plc(TOLERANT, "conv") as plc:
-        await wait_until(lambda s: s.link_ok, plc)
+        await until(plc.read_state, check=lambda s: s.link_ok)
         await plc.request_xray_permit(True)
         plc.sim.model.set_interlock("door", False)
-        st = await wait_until(lambda s: not s.xray_permit, plc)
+        st = await until(plc.read_state, check=lambda s: not s.xray_permit)
         assert not st.interlocks_ok
         plc.sim.model.set_interlock("door", True)
         await asyncio.sleep(0.1)
@@ -143,7 +145,7 @@ async def test_gantry_barrier_light_and_vehicle_loops() -> None:
     cfg = PlcConfig(kind="sim", model="gantry", readback_timeout_ms=3000,
                     sim={"gantry": {"barrier_actuation_s": 0.1, "vehicle_speed_m_s": 20.0}})
     async with asyncio.timeout(30), open_plc(cfg, "gantry") as plc:  # a stuck await fails with its place
-        await wait_until(lambda s: s.link_ok, plc)
+        await until(plc.read_state, check=lambda s: s.link_ok)
         edges = []
 
         async def collect() -> None:
@@ -155,25 +157,25 @@ async def test_gantry_barrier_light_and_vehicle_loops() -> None:
         await plc.request_light("green")
         assert (await plc.read_state()).light == "green"
         vid = plc.sim.model.add_vehicle(4.0)
-        await wait_until(lambda s: plc.sim.model.vehicles[0].lead_m >= 21.5, plc)
+        await until(plc.read_state, check=lambda s: plc.sim.model.vehicles[0].lead_m >= 21.5)
         await asyncio.sleep(0.1)
         assert plc.sim.model.vehicles[0].lead_m == pytest.approx(21.5)  # waits at the closed barrier
         await plc.request_barrier(True)
-        await wait_until(lambda s: vid in plc.sim.model.passed, plc)
+        await until(plc.read_state, check=lambda s: vid in plc.sim.model.passed)
         await asyncio.sleep(0.05)
         task.cancel()
         assert edges == [("eye_entry", True), ("eye_entry", False), ("eye_exit", True), ("eye_exit", False)]
         await plc.request_barrier(False)
         plc.sim.model.press_estop()
-        st = await wait_until(lambda s: s.light == "red", plc)
+        st = await until(plc.read_state, check=lambda s: s.light == "red")
         assert not st.estop_ok
 
 
 async def test_requests_while_link_down_raise_link_lost() -> None:
     async with open_plc(PlcConfig(kind="sim"), "conv") as plc:
-        await wait_until(lambda s: s.link_ok, plc)
+        await until(plc.read_state, check=lambda s: s.link_ok)
         plc.sim.mute()
-        await wait_until(lambda s: not s.link_ok, plc)
+        await until(plc.read_state, check=lambda s: not s.link_ok)
         with pytest.raises(LinkLost, match="link is down"):
             await plc.request_belt(True)
 

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from drivers.plc import PlcConfig, open_plc
+from polling import until
 
 CFG = PlcConfig(kind="sim", baudrate=115200, readback_timeout_ms=3000, sim={"transport": "rtu"})
-
-
-async def until(pred, limit: int = 600) -> None:
-    for _ in range(limit):
-        if pred():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met")
 
 
 async def test_rtu_requests_and_crc_framing() -> None:

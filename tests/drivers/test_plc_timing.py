@@ -10,6 +10,7 @@ import pytest
 
 from drivers.errors import ReadbackMismatch
 from drivers.plc import ModbusPlc, PlcConfig, SimServer
+from polling import until
 
 DELAY_S = 0.15
 # A read-back window shorter than one poll (several 150 ms answers); timeout_ms leaves room for
@@ -63,18 +64,10 @@ async def slow_plc(**kw: object) -> AsyncIterator[tuple[ModbusPlc, SimServer]]:
             yield plc, sim
 
 
-async def poll_until(pred, limit: int = 1500) -> None:
-    for _ in range(limit):
-        if pred():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met")
-
-
 async def test_requests_through_a_slow_plc_are_confirmed() -> None:
     """readback_timeout_ms (420) is shorter than one poll, yet every request the PLC carries out is confirmed."""
     async with asyncio.timeout(120), slow_plc() as (plc, sim):
-        await poll_until(lambda: plc._state is not None and plc._state.link_ok)
+        await until(lambda: plc._state is not None and plc._state.link_ok)
         await plc.request_belt(True)
         await plc.request_divert(False)
         await plc.request_xray_permit(True)
@@ -87,9 +80,9 @@ async def test_requests_through_a_slow_plc_are_confirmed() -> None:
 
 async def test_a_real_readback_failure_says_what_was_expected_and_read() -> None:
     async with asyncio.timeout(120), slow_plc() as (plc, sim):
-        await poll_until(lambda: plc._state is not None and plc._state.link_ok)
+        await until(lambda: plc._state is not None and plc._state.link_ok)
         sim.model.press_estop()
-        await poll_until(lambda: not plc._state.estop_ok)
+        await until(lambda: not plc._state.estop_ok)
         with pytest.raises(ReadbackMismatch) as info:
             await plc.request_belt(True)
         msg = str(info.value)

@@ -18,6 +18,7 @@ from drivers.rfid import (
     open_reader,
 )
 from drivers.rfid.serial import SerialTransport
+from polling import until
 
 
 async def collect(reader, until, limit_s: float = 10.0) -> list:
@@ -117,12 +118,6 @@ async def test_unplug_reports_removal_and_replug_recovers() -> None:
     assert isinstance(events[-1], TagSeen)
 
 
-async def _until(cond, timeout: float = 10.0) -> None:  # noqa: ANN001
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.02)
-
-
 async def test_a_tag_is_accepted_only_after_two_identical_frames() -> None:
     cfg = RfidConfig(kind="sim", removal_after_ms=2000)
     async with open_reader(cfg, "lane") as reader:
@@ -149,29 +144,29 @@ async def test_unplugged_reader_is_lost_with_its_reason_and_ok_again_once_it_rea
     async with open_reader(cfg, "lane") as reader:
         changes: list[tuple[str, str]] = []
         reader.on_health = lambda state, detail: changes.append((state, detail))
-        await _until(lambda: reader.health.state == "ok")
+        await until(lambda: reader.health.state == "ok")
         changes.clear()
         reader.sim.unplug()
-        await _until(lambda: reader.health.state == "lost")
+        await until(lambda: reader.health.state == "lost")
         assert reader.sim.port in reader.health.detail
         await asyncio.sleep(0.3)  # several reopen attempts while it is away: still lost, reported once
         assert reader.health.state == "lost" and [s for s, _ in changes].count("lost") == 1
         reader.sim.replug()
-        await _until(lambda: reader.health.state == "ok")
+        await until(lambda: reader.health.state == "ok")
         assert [s for s, _ in changes] == ["lost", "ok"]
 
 
 async def test_a_reader_in_another_format_is_degraded_and_says_so() -> None:
     cfg = RfidConfig(kind="sim")
     async with open_reader(cfg, "lane") as reader:
-        await _until(lambda: reader.health.state == "ok")
+        await until(lambda: reader.health.state == "ok")
         for _ in range(4):
             reader.sim.send_raw(b"\x021A2B3C4D5E\r\n\x03")  # ten hex digits without checksum
             await asyncio.sleep(0.02)
-        await _until(lambda: reader.health.state == "degraded")
+        await until(lambda: reader.health.state == "degraded")
         assert "frames in a format we do not decode" in reader.health.detail
         assert "1A2B3C4D5E" in reader.health.detail
         assert reader.decoder.stats.rejects["bad_body"] == 4
         frame = encode_frame(bytes.fromhex("1A2B3C4D5E"))
         reader.sim.send_raw(frame + frame)
-        await _until(lambda: reader.health.state == "ok")
+        await until(lambda: reader.health.state == "ok")

@@ -16,6 +16,7 @@ from firmware_bridge import codec
 from firmware_bridge.codec import MsgType
 from firmware_bridge.emulator import FaultSettings, FirmwareEmulator
 from models.scan import Scan, save_scan
+from polling import until
 
 FAST = dict(heartbeat_ms=50, stale_ms=300, reconnect_ms=50, ack_timeout_ms=100, scan_idle_timeout_ms=1000,
             ready_timeout_ms=500)
@@ -263,12 +264,6 @@ async def test_interlock_opening_mid_scan_drops_beam_and_ends_scan_incomplete(tm
     assert scanner.link.sessions == 1
 
 
-async def _wait_for(cond, timeout: float = 10.0) -> None:  # noqa: ANN001
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.02)
-
-
 async def test_scan_ended_by_idle_timeout_is_stopped_so_the_next_scan_starts(tmp_path: Path) -> None:
     cfg = _config(tmp_path, [_scan(lines=40)], line_rate=0.5)
     cfg = cfg.model_copy(update={"scan_idle_timeout_ms": 300})
@@ -279,7 +274,7 @@ async def test_scan_ended_by_idle_timeout_is_stopped_so_the_next_scan_starts(tmp
         stream = await scanner.start_scan("idle")
         await _collect(stream)
         assert "no line arrived" in stream.result().meta["incomplete_reason"]
-        await _wait_for(lambda: not emu.scanning)
+        await until(lambda: not emu.scanning)
         emu.line_rate = 2000
         again = await scanner.start_scan("next")
         await _collect(again)
@@ -304,7 +299,7 @@ async def test_controller_of_another_protocol_version_is_named_on_health_and_in_
         async with open_scanner(cfg, "xray") as scanner:
             changes: list[tuple[bool, str]] = []
             scanner.on_link_change = lambda up, why: changes.append((up, why))
-            await _wait_for(lambda: bool(changes))
+            await until(lambda: bool(changes))
             assert changes[0][0] is False and "protocol version 2" in changes[0][1]
             with pytest.raises(LinkLost, match="protocol version 2, this host speaks version 1"):
                 await scanner.status()
@@ -319,12 +314,12 @@ async def test_start_scan_cancelled_before_its_ack_has_the_scan_stopped(tmp_path
         await scanner.arm()
         emu.set_faults(FaultSettings(drop=1.0))  # the controller acts on START_SCAN, its ACK never arrives
         start = asyncio.create_task(scanner.start_scan("cancelled"))
-        await _wait_for(lambda: emu.scanning)
+        await until(lambda: emu.scanning)
         start.cancel()
         await asyncio.gather(start, return_exceptions=True)
         assert start.cancelled()
         emu.set_faults(FaultSettings())
-        await _wait_for(lambda: not emu.scanning)
+        await until(lambda: not emu.scanning)
         assert scanner.link.sessions == 1, "the stop must come from the host, not from a new session"
         emu.line_rate = 2000
         again = await scanner.start_scan("next")
@@ -341,7 +336,7 @@ async def test_stop_that_cannot_be_sent_is_counted_and_sent_when_the_link_return
         await anext(stream)
         emu.unplug()
         await _collect(stream)
-        await _wait_for(lambda: scanner.stops_failed >= 1)
+        await until(lambda: scanner.stops_failed >= 1)
         assert stream.scan_id in scanner._owed_stops
         emu.replug()
-        await _wait_for(lambda: stream.scan_id not in scanner._owed_stops)
+        await until(lambda: stream.scan_id not in scanner._owed_stops)

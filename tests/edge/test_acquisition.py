@@ -11,6 +11,7 @@ from drivers.xray import ScannerConfig, open_scanner
 from edge.devices import Devices
 from edge.stations.acquisition import LineScan, start_line_scan
 from models.scan import Scan, save_scan
+from polling import until
 
 FAST = dict(heartbeat_ms=50, stale_ms=300, reconnect_ms=50, ack_timeout_ms=100, scan_idle_timeout_ms=2000,
             ready_timeout_ms=1000)
@@ -22,12 +23,6 @@ def _config(tmp_path: Path, lines: int = 400) -> ScannerConfig:
     img[50:60, 8:20] = 9000
     save_scan(Scan(high=img, low=img // 2, meta={"source": "test"}), tmp_path / "scan.npz")
     return ScannerConfig(kind="sim", sim={"scan_dir": tmp_path, "line_rate": 5, "boot_ms": 100}, **FAST)
-
-
-async def _wait_for(cond, timeout: float = 10.0) -> None:  # noqa: ANN001
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.02)
 
 
 async def _next_scan_completes(devices: Devices) -> None:
@@ -47,7 +42,7 @@ async def test_acquisition_closed_early_stops_the_scan(tmp_path: Path) -> None:
         blocks = acquisition.blocks()
         await anext(blocks)
         await blocks.aclose()
-        await _wait_for(lambda: not scanner.emulator.scanning)
+        await until(lambda: not scanner.emulator.scanning)
         await _next_scan_completes(devices)
 
 
@@ -64,7 +59,7 @@ async def test_acquisition_abandoned_by_a_failing_consumer_stops_the_scan(tmp_pa
             await consume(acquisition)
         except ValueError:
             pass
-        await _wait_for(lambda: not scanner.emulator.scanning)
+        await until(lambda: not scanner.emulator.scanning)
         await _next_scan_completes(devices)
 
 
@@ -83,5 +78,5 @@ async def test_cancelled_inspection_stops_the_scan(tmp_path: Path) -> None:
         await got.wait()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        await _wait_for(lambda: not scanner.emulator.scanning)
+        await until(lambda: not scanner.emulator.scanning)
         await _next_scan_completes(devices)

@@ -26,16 +26,9 @@ from edge.tracking import ConveyorTracker, Geometry, ItemRouted
 from edge.web.app import create_app, ensure_schema
 from edge.web.config import TipConfig, WebConfig
 from edge.web.demo import DEMO_USERS
+from polling import until
 
 OFFICER, SUPERVISOR, TECHNICIAN = ((b, p) for b, _, _, p in DEMO_USERS)
-
-
-async def until(pred, what: str, limit_s: float = 30.0) -> None:
-    """Wait for pred() (a bound, not a speed requirement: it returns as soon as pred holds)."""
-    async with asyncio.timeout(limit_s):
-        while not pred():
-            await asyncio.sleep(0.01)
-    assert pred(), what
 
 
 class Conveyor:
@@ -285,14 +278,14 @@ scan_dir = "{Path(__file__).resolve().parents[2] / 'examples' / 'scans'}"
     station = asyncio.create_task(run_stations([load_config(path)], stop=stop))
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            belt = None
-            async with asyncio.timeout(60):
-                while not (belt and belt["run_confirmed"]):
-                    await asyncio.sleep(0.1)
-                    try:
-                        belt = (await client.get("/healthz")).json().get("belt")
-                    except httpx.TransportError:
-                        continue
+            async def belt_now() -> dict | None:
+                try:
+                    return (await client.get("/healthz")).json().get("belt")
+                except httpx.TransportError:
+                    return None
+
+            belt = await until(belt_now, "the belt runs, confirmed", check=lambda b: b and b["run_confirmed"],
+                               timeout=60, interval=0.1)
             assert belt["latched"] is False and belt["reason"] is None and belt["running"]
             metrics = (await client.get("/metrics")).text
             assert 'edge_belt_latched{reason="link_lost"} 0.0' in metrics

@@ -14,6 +14,7 @@ from central_sync.schema import Verdict
 from edge import audit
 from edge.web.config import TipConfig, WebConfig
 from edge.web.demo import StationHarness, record_for, synthetic_scan
+from polling import until
 from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, SUPERVISOR, TECHNICIAN, launch, station  # noqa: F401
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
@@ -230,20 +231,16 @@ def test_supervisor_restarts_a_latched_belt_from_the_health_screen(station, page
         stack.callback(task.cancel)
         return stack, plc.sim.model, flow
 
-    async def wait_for(pred):
-        async with asyncio.timeout(30):
-            while not pred():
-                await asyncio.sleep(0.01)
-
     stack, sim, flow = on_loop(start)
     try:
         station.ctx.extras["belt"] = flow
-        on_loop(lambda: wait_for(lambda: flow.belt_status()["run_confirmed"]))
+        on_loop(lambda: until(lambda: flow.belt_status()["run_confirmed"], "the belt runs", timeout=25))
         station.loop.call_soon_threadsafe(sim.press_estop)
-        on_loop(lambda: wait_for(lambda: flow.latch == "estop"))
+        on_loop(lambda: until(lambda: flow.latch == "estop", "the e-stop latch", timeout=25))
         station.loop.call_soon_threadsafe(sim.release_estop)
         station.loop.call_soon_threadsafe(sim.reset)  # a reset never restarts: the belt stays latched
-        on_loop(lambda: wait_for(lambda: flow.latch and flow.belt_status()["restart_blocked_by"] is None))
+        on_loop(lambda: until(lambda: flow.latch and flow.belt_status()["restart_blocked_by"] is None,
+                              "a latch nothing blocks restarting from", timeout=25))
 
         sign_in(page, station, OFFICER)
         page.click("#nav button[data-view='health']")

@@ -8,7 +8,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +16,7 @@ import pytest
 from central_sync.devtools import free_port
 from edge.store import Store
 from models.testgraphs import write_package
+from polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,9 +87,7 @@ def test_daemon_ready_health_metrics_and_kill_9(tmp_path, notify_socket):
         health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()
         assert health["devices"]["source"]["state"] == "ok"
         db = tmp_path / "data" / "station.db"
-        deadline = time.monotonic() + 90
-        while _count(db) < 15 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: _count(db), "15 records committed", check=lambda n: n >= 15, timeout=90, interval=0.2)
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         assert 'edge_verdicts_total{reason="clear",verdict="clear"}' in metrics
         assert "edge_stage_seconds_bucket" in metrics

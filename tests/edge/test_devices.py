@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from contextlib import AsyncExitStack
 
 from drivers.rfid import RfidConfig, encode_frame
 from edge.config import DevicesSection
 from edge.devices import open_devices
 from edge.metrics import StationMetrics
-
-
-async def _until(cond, timeout: float = 10.0) -> None:  # noqa: ANN001
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.02)
+from polling import until
 
 
 async def test_unplugged_reader_shows_lost_and_returns_to_ok() -> None:
@@ -25,10 +19,10 @@ async def test_unplugged_reader_shows_lost_and_returns_to_ok() -> None:
         assert state() == "ok"
         reader = devices.readers["lane"]
         reader.sim.unplug()
-        await _until(lambda: state() == "lost")
+        await until(lambda: state() == "lost")
         assert reader.sim.port in devices.states()["reader:lane"]["detail"]
         reader.sim.replug()
-        await _until(lambda: state() == "ok")
+        await until(lambda: state() == "ok")
 
 
 async def test_reader_rejects_are_exported_by_reason_and_on_health() -> None:
@@ -39,7 +33,7 @@ async def test_reader_rejects_are_exported_by_reason_and_on_health() -> None:
         metrics.follow_devices(devices)
         reader = devices.readers["lane"]
         reader.sim.send_raw(b"\x021A2B3C4D5E1F\x03" + encode_frame(bytes.fromhex("0102030405")))
-        await _until(lambda: reader.decoder.stats.frames == 1)
+        await until(lambda: reader.decoder.stats.frames == 1)
         value = metrics.registry.get_sample_value("edge_reader_rejects_total",
                                                   {"reader": "lane", "reason": "checksum"})
         assert value == 1
@@ -64,6 +58,6 @@ async def test_unsent_xray_stops_are_exported(tmp_path) -> None:  # noqa: ANN001
         stream = await scanner.start_scan("unplugged")
         await anext(stream)
         scanner.emulator.unplug()
-        await _until(lambda: scanner.stops_failed >= 1)
+        await until(lambda: scanner.stops_failed >= 1)
         value = metrics.registry.get_sample_value("edge_xray_stops_failed_total", {"device": "xray"})
         assert value is not None and value >= 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
 
@@ -16,6 +15,7 @@ from edge.diag.context import PhaseContext
 from edge.diag.core import Outcome, PhaseResult
 from edge.diag.messages import Catalogue
 from edge.diag.phases import plc_io, safety
+from polling import until
 
 
 def _ctx(plc: object = None) -> PhaseContext:
@@ -29,10 +29,9 @@ async def _plc(**registers: Point):
     async with SimServer(PlcConfig(kind="sim", model="conveyor")) as sim:
         host = PlcConfig(kind="modbus-tcp", model="conveyor", port=sim.port, registers=registers)
         async with ModbusPlc(host, "c-1/plc") as plc:
-            for _ in range(1000):
-                if (await plc.read_state()).link_ok:
-                    break
-                await asyncio.sleep(0.01)
+            # up, or refused: a host map naming points the PLC lacks gets exception 02 and never comes up
+            await until(plc.read_state, "the PLC link up, or refused by the PLC",
+                        check=lambda st: st.link_ok or st.link_fault == "refused")
             yield sim, plc
 
 

@@ -20,24 +20,16 @@ from edge.stations.gantry import GantryFlow
 from edge.stations.identify import TagWindow
 from edge.store import Store, StoreWriter
 from appliance.watchdog import Progress
+from polling import until
 
 STALL_S = 2.0
 WATCHED_S = 3 * STALL_S
 
 
-async def until(pred, what: str, limit_s: float = 30.0) -> None:
-    async with asyncio.timeout(limit_s):
-        while not pred():
-            await asyncio.sleep(0.01)
-    assert pred(), what
-
-
 async def polls(plc, n: int) -> None:
     """Wait until the driver has polled n more times (a count of loop turns, not a duration)."""
     start = (await plc.read_state()).seq
-    async with asyncio.timeout(60):
-        while (await plc.read_state()).seq < start + n:
-            await asyncio.sleep(0.02)
+    await until(plc.read_state, f"{n} more polls of the PLC", check=lambda st: st.seq >= start + n, timeout=60)
 
 
 async def never_stalls(progress: Progress, plc) -> None:

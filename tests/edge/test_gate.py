@@ -11,6 +11,7 @@ from drivers.plc import BeltMoved, EyeEdge, ModbusPlc, PlcConfig, SimServer
 from edge.stations.gate import Gate
 from edge.tracking import ConveyorTracker, GateCommand, Geometry, ItemRouted, ItemScanned
 
+from polling import until
 from slow_plc import SlowProxy
 
 SPEED = 0.3
@@ -58,8 +59,7 @@ async def run_slow_belt() -> tuple[dict[int, str], dict[int, tuple[str, str]]]:
                         lambda command, error: handle(tracker.gate_unconfirmed(command.to_manual, time.monotonic())))
             async with asyncio.timeout(120), asyncio.TaskGroup() as tasks:
                 driving = tasks.create_task(gate.run(), name="gate")
-                while not (await plc.read_state()).link_ok:
-                    await asyncio.sleep(0.05)
+                await until(plc.read_state, "the PLC link is up", check=lambda st: st.link_ok, interval=0.05)
                 events = plc.events()
                 await plc.request_belt(True)
                 async for ev in events:

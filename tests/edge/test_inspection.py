@@ -26,6 +26,7 @@ from models.pool import InferencePool
 from models.runtime import load_detector
 from models.scan import Scan
 from models.testgraphs import air, paint_square, write_package
+from polling import until
 
 
 @pytest.fixture(scope="module")
@@ -172,10 +173,7 @@ async def test_shadow_model_is_compared_without_touching_the_verdict(rig):
         inspector = rig.inspector()
         inspector.shadow = shadow
         record = await inspector.inspect(Item("bag-s", ItemKind.BAGGAGE), WholeScan(bag(True)))
-        for _ in range(100):
-            if shadow.stats()["scans"]["compared"]:
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: shadow.stats()["scans"]["compared"], "the shadow model compared the scan")
     stats = shadow.stats()
     assert record.verdict is Verdict.SUSPECT
     assert stats["scans"]["compared"] == 1 and stats["scans"]["verdict_agree"] == 1

@@ -3,7 +3,6 @@ PLC link was lost between the verdict and the gate) is stored as verdict clear, 
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from central_sync.schema import Verdict
@@ -12,6 +11,7 @@ from edge.store import Store, StoreWriter
 from edge.tracking import ConveyorTracker, Geometry, ItemRouted
 
 from edge_factories import make_record
+from polling import until
 
 
 def clear_item_then_link_lost() -> list[ItemRouted]:
@@ -80,11 +80,14 @@ async def test_the_hub_gets_the_route(tmp_path):
             cfg = SyncConfig(port=broker.port, status_period_s=0.5)
             async with Hub(BrokerConfig(port=broker.port), hub_store, "hub-t"), \
                     Publisher(cfg, "st-1", writer.store.db_path, writer.store.scans_dir) as publisher:
-                async with asyncio.timeout(60):  # until the hub acknowledged both rows, or refused one
-                    while not (parked := publisher.stats().get("backlog", {}).get("record", {}).get("parked", 0)) and \
-                            await writer.call(lambda: sum(writer.store.outbox_backlog().values())):
-                        await asyncio.sleep(0.1)
-                assert parked == 0, "the hub refused the route update"
+                def parked() -> int:
+                    return publisher.stats().get("backlog", {}).get("record", {}).get("parked", 0)
+
+                async def settled() -> bool:
+                    return bool(parked()) or not await writer.call(lambda: sum(writer.store.outbox_backlog().values()))
+
+                await until(settled, "the hub acknowledged both rows, or refused one", timeout=60, interval=0.1)
+                assert parked() == 0, "the hub refused the route update"
                 [(body,)] = hub_store.query("SELECT body FROM records")
         body = json.loads(body)
         assert body["verdict"] == "clear" and body["route"]["to"] == "manual" and body["route"]["reason"] == "link_lost"

@@ -25,6 +25,7 @@ from edge.tracking import (
     TrackingFault,
     latency_budget_s,
 )
+from polling import until
 
 EYES = ("eye_tunnel_entry", "eye_tunnel_exit", "eye_divert_gate")
 DT = 0.005
@@ -174,8 +175,7 @@ async def test_tracker_wired_to_the_plc_over_modbus() -> None:
         tracker = ConveyorTracker(Geometry(g.entry_m, g.exit_m, g.gate_m, g.actuation_s, margin_m=0.2), 0.5)
         routed: dict[int, str] = {}
         gate_tasks = []
-        while not (await plc.read_state()).link_ok:
-            await asyncio.sleep(0.01)
+        await until(plc.read_state, "the PLC link is up", check=lambda st: st.link_ok)
         async with asyncio.timeout(30):
             events = plc.events()
             await plc.request_belt(True)

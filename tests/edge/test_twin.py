@@ -12,6 +12,7 @@ from edge.daemon import run_stations
 from edge.store import Store
 from edge.twin import serve_twin
 from models.testgraphs import write_package
+from polling import until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,9 +72,8 @@ async def test_edge_run_drives_the_twin_unchanged(tmp_path):
         assert len(served) == 3
         station = asyncio.create_task(run_stations([config], stop=stop))
         db = tmp_path / "data" / "station.db"
-        async with asyncio.timeout(120):
-            while not db.exists() or _decided_by_model(db) < 2:
-                await asyncio.sleep(0.5)
+        await until(lambda: db.exists() and _decided_by_model(db) >= 2, "two items decided by the model",
+                    timeout=120, interval=0.5)
         stop.set()
         await station
     with Store(tmp_path / "data") as store:

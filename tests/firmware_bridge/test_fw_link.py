@@ -19,6 +19,7 @@ from firmware_bridge.endpoint import Endpoint, EndpointSettings
 from firmware_bridge.errors import AckTimeout, Nak
 from firmware_bridge.link import HostLink, LinkFault, LinkSettings, LinkUp
 from models.scan import Scan, save_scan
+from polling import until
 
 FAST = dict(heartbeat_s=0.05, stale_s=0.3, reconnect_s=0.05, ack_timeout_s=0.1)
 
@@ -37,12 +38,6 @@ def _ignore(frame: Frame) -> bytes:
 async def emu() -> AsyncIterator[FirmwareEmulator]:
     async with FirmwareEmulator([_scan()], heartbeat_s=0.05, host_stale_s=0.4, boot_s=0.2) as e:
         yield e
-
-
-async def _wait_for(cond, timeout: float = 5.0) -> None:  # noqa: ANN001
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.01)
 
 
 async def test_hello_announces_firmware_identity(emu: FirmwareEmulator) -> None:
@@ -77,7 +72,7 @@ async def test_unplug_faults_with_last_frames_and_replug_recovers(emu: FirmwareE
         first = await link.wait_up(3)
         await link.request(MsgType.STATUS)
         emu.unplug()
-        await _wait_for(lambda: not link.up)
+        await until(lambda: not link.up)
         fault = next(e for e in link.events if isinstance(e, LinkFault))
         assert "read failed" in fault.reason or "end of file" in fault.reason
         assert any(f.startswith(b"<") for f in fault.last_frames)
@@ -94,7 +89,7 @@ async def test_stall_makes_heartbeat_stale_then_link_returns(emu: FirmwareEmulat
     async with HostLink(LinkSettings(port=emu.port, **FAST), _ignore) as link:
         await link.wait_up(3)
         emu.stall(0.8)
-        await _wait_for(lambda: not link.up)
+        await until(lambda: not link.up)
         assert "heartbeat" in next(e for e in link.events if isinstance(e, LinkFault)).reason
         await link.wait_up(3)
         await link.request(MsgType.STATUS)
@@ -105,7 +100,7 @@ async def test_reboot_is_detected_by_boot_id_and_session_restarts(emu: FirmwareE
         old = await link.wait_up(3)
         await link.request(MsgType.ARM)
         await emu.reboot()
-        await _wait_for(lambda: not link.up)
+        await until(lambda: not link.up)
         new = await link.wait_up(3)
         assert new.boot_id != old.boot_id
         assert not codec.Status.decode(await link.request(MsgType.STATUS)).armed
@@ -116,7 +111,7 @@ async def test_firmware_goes_safe_when_host_heartbeat_stops(emu: FirmwareEmulato
         await link.wait_up(3)
         await link.request(MsgType.ARM)
         assert emu.armed
-    await _wait_for(lambda: not emu.armed, timeout=3)
+    await until(lambda: not emu.armed, timeout=3)
     assert emu.fault_bits & codec.Fault.HOST_LOST
 
 
@@ -161,7 +156,7 @@ async def test_emulator_runs_as_its_own_process_for_the_station_twin(tmp_path: P
             await link.wait_up(5)
             await link.request(MsgType.ARM)
             proc.send_signal(signal.SIGUSR1)
-            await _wait_for(lambda: not link.up)
+            await until(lambda: not link.up)
             await link.wait_up(5)
             assert not codec.Status.decode(await link.request(MsgType.STATUS)).armed
     finally:
@@ -187,7 +182,7 @@ async def test_protocol_version_mismatch_is_a_warning_with_both_versions_and_the
         events: list = []
         with structlog.testing.capture_logs() as logs:
             async with HostLink(LinkSettings(port=emu.port, **FAST), _ignore, on_event=events.append) as link:
-                await _wait_for(lambda: any(isinstance(e, LinkFault) for e in events))
+                await until(lambda: any(isinstance(e, LinkFault) for e in events))
                 assert link.peer_version == 2 and not link.up
     fault = next(e for e in events if isinstance(e, LinkFault))
     assert "protocol version 2" in fault.reason and "version 1" in fault.reason

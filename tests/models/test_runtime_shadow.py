@@ -10,6 +10,7 @@ from models.runtime import load_detector
 from models.scan import Scan
 from models.shadow import ShadowRunner, match
 from models.testgraphs import scatter
+from polling import until
 
 
 def test_match_counts_per_class():
@@ -32,8 +33,7 @@ async def test_shadow_records_agreement_without_touching_active_results(fcos_dir
     metal = len(objects) - organic
     async with InferencePool() as pool, ShadowRunner(candidate, pool) as shadow:
         assert shadow.submit("lane-1", scan, active)
-        while shadow._tasks:
-            await asyncio.sleep(0.005)
+        await until(lambda: not shadow._tasks, "the shadow comparison finished", interval=0.005)
         stats = shadow.stats()
     assert active == frozen
     assert stats["scans"]["compared"] == 1 and stats["scans"]["verdict_agree"] == 1

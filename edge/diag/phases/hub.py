@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 
 from central_sync.config import SyncConfig
 from central_sync.mqtt import new_client
-from edge.diag.context import PhaseContext
+from edge.diag.context import DiagError, PhaseContext
 
 PINGS = 5
 CONNECT_TIMEOUT_S = 5.0
@@ -36,7 +36,7 @@ async def run(ctx: PhaseContext) -> None:
     ctx.note("round trip through the hub's MQTT broker (QoS 1 publish to our own diag topic)")
 
 
-class HubUnreachable(Exception):
+class HubUnreachable(DiagError):
     """The broker did not accept the connection or did not deliver in time."""
 
 
