@@ -7,7 +7,8 @@ technician runs diagnostics with the lane closed, and the twin's hand places wha
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,32 +114,23 @@ class DiagStation:
             self.problems["model"] = str(exc)
 
     async def make_safe(self) -> list[str]:
-        """Request belt stop, no X-ray permit, divert to manual, red light; disarm the controller.
+        """Request the PLC model's safe state (drivers.plc.config.SAFE_STATES); disarm the controller.
 
         Every request has its own I/O timeout; what could not be confirmed is returned (and logged)."""
-        failed: list[str] = []
         plc = self.plc
-        steps: list[tuple[str, Any]] = []
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         if plc is not None:
-            regs = plc.cfg.registers
-            steps += [("belt stop", plc.request_belt(False)) if "belt_run_request" in regs else None,
-                      ("X-ray permit off", plc.request_xray_permit(False)),
-                      ("divert to manual", plc.request_divert(True)) if "divert_manual_request" in regs else None,
-                      ("red light", plc.request_light("red")) if "light_request" in regs else None,
-                      ("barrier close", plc.request_barrier(False)) if "barrier_open_request" in regs else None]
+            steps += [(req.says, functools.partial(plc.request_safe, req)) for req in plc.safe_state]
         if self.scanner is not None:
-            steps.append(("controller disarm", self.scanner.disarm()))
-        for what, call in (s for s in steps if s is not None):
-            bound = SAFE_IO_TIMEOUT_S if plc is None else SAFE_IO_TIMEOUT_S + plc.cfg.readback_timeout_ms / 1000
+            steps.append(("controller disarm", self.scanner.disarm))
+        bound = SAFE_IO_TIMEOUT_S if plc is None else SAFE_IO_TIMEOUT_S + plc.cfg.readback_timeout_ms / 1000
+        failed: list[str] = []
+        for what, call in steps:
             try:
                 async with asyncio.timeout(bound):
-                    await call
+                    await call()
             except (DriverError, TimeoutError) as exc:
                 failed.append(f"{what}: {exc or f'no answer within {bound:g} s'}")
-        for s in steps:
-            if s is not None:
-                with contextlib.suppress(RuntimeError):
-                    s[1].close()  # a coroutine not awaited because an earlier step raised
         if failed:
             log.warning("diag.safe_state_unconfirmed", station=self.name, failed=failed)
         return failed

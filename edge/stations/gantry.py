@@ -88,9 +88,10 @@ class GantryFlow:
         await self._safe_state()
 
     async def _safe_state(self) -> None:
-        await _quietly(self.devices.plc.request_barrier(False))
-        await _quietly(self.devices.plc.request_light("red"))
-        await _quietly(self.devices.plc.request_xray_permit(False))
+        """The gantry PLC's safe state (drivers.plc.config.SAFE_STATES), each request read back."""
+        plc = self.devices.plc
+        for req in plc.safe_state:
+            await _quietly(plc.request_safe(req))
 
 
 async def _quietly(request) -> None:
