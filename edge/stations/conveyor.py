@@ -37,7 +37,7 @@ from edge.config import ConveyorSection
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
 from edge.metrics import StationMetrics
-from edge.stations import beltlatch
+from edge.stations import FlowParts, InspectorParts, beltlatch
 from edge.stations.acquisition import LIVENESS_S, LineScan, current_link, plc_turns, start_line_scan
 from edge.stations.gate import Gate
 from edge.stations.identify import TagWindow
@@ -99,16 +99,26 @@ def geometry_budget_ms(section: ConveyorSection) -> float:
     return (latency_budget_s(geometry_of(section), section.belt_speed_m_s) - section.gate_latency_s) * 1000
 
 
+def belt_budget_ms(configured_ms: float, section: ConveyorSection) -> float:
+    """The inspection budget on this belt: the configured one, or less when the belt allows less."""
+    limit = geometry_budget_ms(section)
+    if configured_ms > limit:
+        log.warning("conveyor.budget_limited_by_belt", configured_ms=configured_ms, limit_ms=limit)
+        return limit
+    return configured_ms
+
+
 @dataclass
 class ConveyorFlow:
     devices: Devices
-    inspector: Inspector
+    parts: InspectorParts  # the inspector is built with this flow's actuation and the belt's budget
     progress: Progress
     item_kind: ItemKind
     tags: TagWindow
     section: ConveyorSection
-    metrics: StationMetrics
     latch_file: Path  # where the latch outlives the daemon (edge.stations.beltlatch)
+    inspector: Inspector = field(init=False)
+    metrics: StationMetrics = field(init=False)
     tracker: ConveyorTracker = field(init=False)
     _tracker_ids: dict[str, int] = field(default_factory=dict)  # record id -> tracker item id
     _streams: dict[int, object] = field(default_factory=dict)
@@ -122,6 +132,8 @@ class ConveyorFlow:
     _clean: bool = False  # the daemon stops on request: the belt's state is known at the next start
 
     def __post_init__(self) -> None:
+        self.inspector = self.parts.build(self._actuate, belt_budget_ms(self.parts.budget_ms, self.section))
+        self.metrics = self.parts.metrics
         self.tracker = ConveyorTracker(geometry_of(self.section), self.section.belt_speed_m_s,
                                        latency_floor_s=self.section.gate_latency_s)
         self.gate = Gate(self.devices.plc, self.tracker.note_command_latency, self._gate_unconfirmed)
@@ -131,13 +143,19 @@ class ConveyorFlow:
         self._restarts = Counter("edge_belt_restarts_total", "Belt restart requests, by outcome and code",
                                  ["outcome", "code"], registry=registry)
         self._recall_latch()
-        self._routes = RouteRecorder(self.inspector.store, self.inspector.after_commit)
-        self.inspector.actuate = self._actuate
+        self._routes = RouteRecorder(self.parts.store, self.parts.after_commit)
         self._belt_start_pending = self.section.start_belt and self.latch is None
-        limit = geometry_budget_ms(self.section)
-        if self.inspector.budget_ms > limit:
-            log.warning("conveyor.budget_limited_by_belt", configured_ms=self.inspector.budget_ms, limit_ms=limit)
-            self.inspector.budget_ms = limit
+
+    @classmethod
+    def build(cls, parts: FlowParts) -> ConveyorFlow:
+        config = parts.config
+        return cls(parts.devices, parts.inspector, parts.progress, parts.item_kind, parts.tags(), config.conveyor,
+                   config.station.data_dir / beltlatch.FILE_NAME)
+
+    @property
+    def belt(self) -> ConveyorFlow:
+        """The belt the screen shows and a supervisor may restart (edge.context.BeltControl)."""
+        return self
 
     async def run(self) -> None:
         plc = self.devices.plc
@@ -288,7 +306,7 @@ class ConveyorFlow:
         except OSError as exc:
             log.error("conveyor.belt_file_write_failed", path=str(self.latch_file), error=str(exc))
 
-    def clean_stop(self) -> None:
+    def stopped_on_request(self) -> None:
         """The daemon stops on request (not a crash): the next start may run the belt if nothing is latched."""
         self._clean = True
         self._remember()

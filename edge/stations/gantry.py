@@ -16,6 +16,7 @@ from drivers.errors import DriverError
 from drivers.plc.state import EyeEdge, LinkChanged
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
+from edge.stations import FlowParts, InspectorParts
 from edge.stations.acquisition import LIVENESS_S, current_link, plc_turns, start_line_scan
 from edge.stations.identify import TagWindow
 from appliance.watchdog import Progress, follow_turns
@@ -27,15 +28,23 @@ log = structlog.get_logger()
 @dataclass
 class GantryFlow:
     devices: Devices
-    inspector: Inspector
+    parts: InspectorParts  # the inspector is built with this flow's actuation
     progress: Progress
     item_kind: ItemKind
     tags: TagWindow
-    _busy: asyncio.Lock = field(default_factory=asyncio.Lock)
+    inspector: Inspector = field(init=False)
+    belt: None = field(default=None, init=False)  # no belt for the screen to restart
     _scanning: asyncio.Task | None = None
 
     def __post_init__(self) -> None:
-        self.inspector.actuate = self._actuate
+        self.inspector = self.parts.build(self._actuate)
+
+    @classmethod
+    def build(cls, parts: FlowParts) -> GantryFlow:
+        return cls(parts.devices, parts.inspector, parts.progress, parts.item_kind, parts.tags())
+
+    def stopped_on_request(self) -> None:
+        """Nothing outlives the daemon: the PLC's safe state holds vehicles at the barrier."""
 
     async def run(self) -> None:
         plc = self.devices.plc

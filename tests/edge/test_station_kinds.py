@@ -7,6 +7,7 @@ from pathlib import Path
 
 from drivers.plc import PlcConfig, open_plc
 from edge.config import load_config
+from edge.devices import Devices
 from edge.diag.station import DiagStation
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -29,7 +30,7 @@ async def test_diagnostics_teardown_requests_the_gantrys_safe_state() -> None:
         await plc.request_light("green")
         await plc.request_barrier(True)
         await plc.request_xray_permit(True)
-        station = DiagStation(load_config(EXAMPLES / "gantry.toml"), twin=True, plc=plc)
+        station = DiagStation(load_config(EXAMPLES / "gantry.toml"), twin=True, devices=Devices(plc=plc))
         assert await station.make_safe() == []
         assert (m.requests["barrier_open_request"], m.requests["light_request"], m.requests["xray_permit_request"],
                 m.barrier_pos) == (0, 1, 0, 0.0)
