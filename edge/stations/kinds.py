@@ -1,4 +1,4 @@
-"""Station kinds as declarations: the device roles each needs, its PLC model, its flow and its screen.
+"""Station kinds as declarations: the device roles each needs, its PLC model, flow, screen and diagnostics.
 
 Adding a kind is one entry in `KINDS` and its flow module; the config check, the daemon and
 diagnostics read this table, and nothing else names a kind. A device role is a field of
@@ -39,6 +39,31 @@ def _retrofit(parts: FlowParts) -> Flow:
 
 
 @dataclass(frozen=True)
+class SafetyDevice:
+    """A physical safety device diagnostics prove: its label, what it trips ("estop" or "door"), the twin's name."""
+
+    label: str
+    trips: Literal["estop", "door"]
+    twin_name: str
+
+
+@dataclass(frozen=True)
+class TestItem:
+    """What the technician places for the tracking phase: its length and where its front edge starts (m)."""
+
+    length_m: float
+    lead_m: float
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """What `edge diag` proves on this kind beyond its devices: safety devices, the tracking test item."""
+
+    safety: tuple[SafetyDevice, ...] = ()
+    test_item: TestItem | None = None
+
+
+@dataclass(frozen=True)
 class StationKind:
     """One kind of station: what it needs, what it runs and what its screen shows.
 
@@ -52,6 +77,7 @@ class StationKind:
     flow: Callable[[FlowParts], Flow]
     plc_model: PlcModel | None = None
     panels: tuple[str, ...] = ()
+    diag: Diagnostics = Diagnostics()
 
     def problems(self, devices: DevicesSection) -> list[str]:
         """What a config's devices section lacks or gets wrong for this kind, one sentence each."""
@@ -64,8 +90,14 @@ class StationKind:
         return found
 
 
+ESTOP = SafetyDevice("e-stop", "estop", "estop")
+
 KINDS: dict[str, StationKind] = {k.name: k for k in (
-    StationKind("conveyor", "Baggage conveyor", ("plc", "scanner"), _conveyor, "conveyor", ("belt",)),
-    StationKind("gantry", "Drive-through gantry", ("plc", "scanner"), _gantry, "gantry"),
+    StationKind("conveyor", "Baggage conveyor", ("plc", "scanner"), _conveyor, "conveyor", ("belt",),
+                Diagnostics((ESTOP, SafetyDevice("tunnel door", "door", "door"),
+                             SafetyDevice("exit curtain", "door", "curtain")), TestItem(0.4, 0.4))),
+    StationKind("gantry", "Drive-through gantry", ("plc", "scanner"), _gantry, "gantry",
+                diag=Diagnostics((ESTOP, SafetyDevice("scan-zone gate", "door", "door"),
+                                  SafetyDevice("light curtain", "door", "curtain")), TestItem(6.0, 4.5))),
     StationKind("xray", "Retrofit X-ray auto-detector", ("source",), _retrofit),
 )}
