@@ -166,7 +166,8 @@ async def _open_publisher(stack: AsyncExitStack, config: StationConfig, store: S
         Publisher(config.sync, config.station.id, store.store.db_path, store.store.scans_dir))
 
 
-def _web_server(config: StationConfig, ctx: StationContext, metrics: StationMetrics) -> tuple[uvicorn.Server, TipEngine]:
+def _web_server(config: StationConfig, ctx: StationContext,
+                metrics: StationMetrics) -> tuple[uvicorn.Server, TipEngine]:
     """The screen's server, and its TIP engine (the hub's commands steer the same one)."""
     from fastapi import Response
 

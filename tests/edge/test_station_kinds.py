@@ -62,7 +62,8 @@ def _config(kind: str, **devices):
 def test_a_station_whose_plc_runs_another_kinds_model_is_refused() -> None:
     """A gantry wired to a conveyor register map would request a divert where a barrier is: refused at load."""
     with pytest.raises(ValidationError, match='a gantry station needs devices.plc.model = "gantry", not "conveyor"'):
-        _config("gantry", plc={"kind": "sim", "model": "conveyor"}, scanner={"kind": "sim", "sim": {"scan_dir": "examples/scans"}})
+        _config("gantry", plc={"kind": "sim", "model": "conveyor"},
+                scanner={"kind": "sim", "sim": {"scan_dir": str(EXAMPLES / "scans")}})
     with pytest.raises(ValidationError, match="a xray station needs devices.source"):
         _config("xray")
     with pytest.raises(ValidationError, match="station.kind 'tunnel' is not one of conveyor, gantry, xray"):
