@@ -45,6 +45,13 @@ class Devices:
     not_opened: dict[str, str] = field(default_factory=dict)  # name -> why it could not be opened at start
     _states: dict[str, dict[str, str]] = field(default_factory=dict)
 
+    def opened_plc(self) -> ModbusPlc:
+        """The PLC a flow drives; one that could not be opened at start ends the flow (the supervisor retries)."""
+        if self.plc is None:
+            why = self.not_opened.get("plc", "none is configured")
+            raise DriverError(f"the station's PLC could not be opened when it started: {why}", device="plc")
+        return self.plc
+
     def mark(self, name: str, state: State, detail: str = "") -> None:
         """Record a device's state; log only when it changes."""
         previous = self._states.get(name)
@@ -79,7 +86,7 @@ async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str,
         devices.scanner = await _open(stack, devices, "scanner", open_scanner(cfg.scanner, f"{station}/scanner"),
                                       open_timeout_s)
         if devices.scanner is not None:
-            await _follow_scanner_link(devices, cfg.scanner.ready_timeout_ms / 1000)
+            await _follow_scanner_link(devices, devices.scanner, cfg.scanner.ready_timeout_ms / 1000)
     if cfg.source is not None:
         devices.source = await _open(stack, devices, "source", open_source(cfg.source, f"{station}/source"),
                                      open_timeout_s)
@@ -101,9 +108,8 @@ async def _follow_reader(devices: Devices, key: str, reader: Any) -> None:
     devices.mark(key, reader.health.state, reader.health.detail)
 
 
-async def _follow_scanner_link(devices: Devices, ready_timeout_s: float) -> None:
+async def _follow_scanner_link(devices: Devices, scanner: Scanner, ready_timeout_s: float) -> None:
     """Wait (bounded) for the controller's first session, then keep the screen's state current."""
-    scanner = devices.scanner
     scanner.on_link_change = lambda up, reason: devices.mark("scanner", "ok" if up else "lost", reason)
     deadline = asyncio.get_running_loop().time() + ready_timeout_s
     while not scanner.link_up and asyncio.get_running_loop().time() < deadline:

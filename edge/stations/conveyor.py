@@ -32,7 +32,7 @@ from prometheus_client import Counter, Gauge
 
 from central_sync.schema import ItemKind, Verdict
 from drivers.errors import DriverError
-from drivers.plc.state import BeltMoved, EyeEdge, LinkChanged, PlcState
+from drivers.plc.state import BeltMoved, EyeEdge, LinkChanged, Plc, PlcState
 from edge.config import ConveyorSection
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
@@ -157,8 +157,13 @@ class ConveyorFlow:
         """The belt the screen shows and a supervisor may restart (edge.context.BeltControl)."""
         return self
 
+    @property
+    def plc(self) -> Plc:
+        """The station's PLC (a DriverError when it could not be opened at start)."""
+        return self.devices.opened_plc()
+
     async def run(self) -> None:
-        plc = self.devices.plc
+        plc = self.plc
         self.progress.register("plc")
         self._remember()  # clean: false until the daemon stops on request
         async with asyncio.TaskGroup() as tasks:
@@ -259,7 +264,7 @@ class ConveyorFlow:
     async def _run_belt(self) -> None:
         """Request the belt to run and the X-ray permit, each confirmed by read-back; when either is
         not confirmed, ask the belt to stop again and raise (the belt stays latched)."""
-        plc = self.devices.plc
+        plc = self.plc
         try:
             await plc.request_belt(True)
             await plc.request_xray_permit(True)
@@ -318,7 +323,7 @@ class ConveyorFlow:
     async def _watch_belt(self) -> None:
         """Follow the PLC's belt feedback: a belt the daemon runs that stops latches, with its cause."""
         while True:
-            st = self._plc_state = await self.devices.plc.read_state()
+            st = self._plc_state = await self.plc.read_state()
             if self._belt_on and st.link_ok and not st.belt_running:
                 self._latch(stop_cause(st))
             await asyncio.sleep(WATCH_S)
@@ -350,7 +355,7 @@ class ConveyorFlow:
         if self.latch is None:
             return BeltRestart("refused", "belt_not_latched",
                                "the belt is not latched stopped, so there is nothing to restart")
-        refusal = restart_refusal(await self.devices.plc.read_state())
+        refusal = restart_refusal(await self.plc.read_state())
         if refusal is not None:
             return refusal
         try:

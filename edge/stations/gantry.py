@@ -13,7 +13,7 @@ import structlog
 
 from central_sync.schema import ItemKind, Verdict
 from drivers.errors import DriverError
-from drivers.plc.state import EyeEdge, LinkChanged
+from drivers.plc.state import EyeEdge, LinkChanged, Plc
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
 from edge.stations import FlowParts, InspectorParts
@@ -46,8 +46,13 @@ class GantryFlow:
     def stopped_on_request(self) -> None:
         """Nothing outlives the daemon: the PLC's safe state holds vehicles at the barrier."""
 
+    @property
+    def plc(self) -> Plc:
+        """The station's PLC (a DriverError when it could not be opened at start)."""
+        return self.devices.opened_plc()
+
     async def run(self) -> None:
-        plc = self.devices.plc
+        plc = self.plc
         self.progress.register("plc")
         await self._safe_state()
         async with asyncio.TaskGroup() as tasks:
@@ -74,13 +79,13 @@ class GantryFlow:
     async def _inspect_vehicle(self) -> None:
         item = Item(ref="vehicle", kind=self.item_kind)
         self.tags.start(item)
-        await _quietly(self.devices.plc.request_xray_permit(True))
+        await _quietly(self.plc.request_xray_permit(True))
         await self.inspector.inspect(item, await start_line_scan(self.devices, item.id))
         self.tags.stop(item)
-        await _quietly(self.devices.plc.request_xray_permit(False))
+        await _quietly(self.plc.request_xray_permit(False))
 
     async def _actuate(self, item: Item, verdict: Verdict, reason: Reason) -> Reason | None:
-        plc = self.devices.plc
+        plc = self.plc
         try:
             if verdict is Verdict.CLEAR:
                 await plc.request_light("green")
@@ -98,7 +103,7 @@ class GantryFlow:
 
     async def _safe_state(self) -> None:
         """The gantry PLC's safe state (drivers.plc.config.SAFE_STATES), each request read back."""
-        plc = self.devices.plc
+        plc = self.plc
         for req in plc.safe_state:
             await _quietly(plc.request_safe(req))
 

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from appliance.watchdog import Progress
 from central_sync.schema import ItemKind
+from drivers.errors import DriverError
 from drivers.plc import PlcConfig, open_plc
 from drivers.plc.config import SAFE_STATES
 from edge.config import ConveyorSection, load_config
@@ -92,3 +93,14 @@ async def test_flows_are_built_with_their_actuation_and_the_belts_budget(tmp_pat
         assert flows[0].inspector.budget_ms == geometry_budget_ms(section) < parts.budget_ms
         assert flows[1].inspector.budget_ms == parts.budget_ms
         assert flows[0].belt is flows[0] and flows[1].belt is None
+
+
+async def test_a_flow_whose_plc_could_not_be_opened_ends_with_a_sentence_naming_why(tmp_path) -> None:
+    """The supervisor logs why the station restarts (not an AttributeError on None)."""
+    async with StoreWriter(Store(tmp_path / "data", station="s-1")) as writer:
+        parts = InspectorParts("s-1", "1", 400.0, None, writer, EventBus(), StationMetrics())
+        devices = Devices(not_opened={"plc": "PLC s-1/plc at 10.0.0.5:502 did not answer"})
+        flow = GantryFlow(devices, parts, Progress(), ItemKind.VEHICLE, TagWindow(devices, EventBus()))
+        with pytest.raises(DriverError, match="the station's PLC could not be opened when it started: PLC s-1/plc at"
+                                              " 10.0.0.5:502 did not answer"):
+            await flow.run()
