@@ -33,7 +33,7 @@ class _Section(BaseModel):
 
 class StationSection(_Section):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    kind: Literal["gantry", "conveyor", "xray"]
+    kind: str = Field(description="a station kind declared in edge.stations.kinds: conveyor, gantry, xray")
     lane: str = "1"
     item_kind: ItemKind
     budget_ms: float = Field(gt=0, le=600_000, description="end of acquisition to verdict")
@@ -112,10 +112,15 @@ class StationConfig(BaseSettings):
 
     @model_validator(mode="after")
     def _devices_fit_kind(self) -> "StationConfig":
-        needs = {"conveyor": ("plc", "scanner"), "gantry": ("plc", "scanner"), "xray": ("source",)}
-        missing = [f"devices.{d}" for d in needs[self.station.kind] if getattr(self.devices, d) is None]
-        if missing:
-            raise ValueError(f"a {self.station.kind} station needs {', '.join(missing)}")
+        """The kind is declared (edge.stations.kinds) and the devices are what it needs."""
+        from edge.stations.kinds import KINDS
+
+        kind = KINDS.get(self.station.kind)
+        if kind is None:
+            raise ValueError(f"station.kind {self.station.kind!r} is not one of {', '.join(KINDS)}")
+        problems = kind.problems(self.devices)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 

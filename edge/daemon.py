@@ -11,7 +11,7 @@ import asyncio
 import os
 import signal
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import uvicorn
@@ -23,12 +23,15 @@ from edge.context import StationContext
 from edge.detector import load_engine
 from edge.devices import Devices, open_devices
 from edge.events import EventBus
-from edge.inspection import Inspector
 from edge.metrics import StationMetrics
-from edge.stations import build_flow
+from edge.stations import FlowParts, InspectorParts
+from edge.stations.kinds import KINDS
 from edge.store import Store, StoreLimits, StoreWriter
 from appliance.watchdog import Progress, watchdog
 from models.pool import InferencePool
+
+if TYPE_CHECKING:
+    from edge.tip import TipEngine
 
 log = structlog.get_logger()
 
@@ -81,6 +84,7 @@ async def _supervise(config: StationConfig, pool: InferencePool, stop: asyncio.E
 async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.Event) -> None:
     """Run one station until `stop` is set."""
     st = config.station
+    kind = KINDS[st.kind]
     metrics, events, progress = StationMetrics(), EventBus(), Progress()
     async with AsyncExitStack() as stack:
         limits = StoreLimits(config.store.reserve_mb * MB, config.store.scan_cap_mb * MB, config.store.retention_days)
@@ -92,18 +96,15 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         shadow = await _open_shadow(stack, config, pool)
         if shadow is not None:
             metrics.follow_shadow(shadow.stats)
+        inspection = InspectorParts(st.id, st.lane, st.budget_ms, engine, store, events, metrics,
+                                    after_commit=publisher.notify if publisher is not None else None, shadow=shadow)
+        flow = kind.flow(FlowParts(config, devices, inspection, events, progress))
         snapshot: dict[str, Any] = {}
         ctx = StationContext(st.id, st.kind, st.lane, st.budget_ms, store, events,
                              health=lambda: _health(engine, devices, publisher, metrics, snapshot, shadow),
-                             settings=config,
-                             extras={"stopping": stop})
-        inspector = Inspector(st.id, st.lane, st.budget_ms, engine, store, events, metrics, actuate=_no_actuation,
-                              after_commit=publisher.notify if publisher is not None else None, shadow=shadow)
-        flow = build_flow(config, devices, inspector, events, progress, metrics)
-        if st.kind == "conveyor":
-            ctx.extras["belt"] = flow  # the screen's belt restart; the latch in /healthz
-        server, app = _web_server(config, ctx, metrics)
-        await _open_command_receiver(stack, config, store, engine, app)
+                             settings=config, belt=flow.belt, panels=kind.panels, stopping=stop)
+        server, tip = _web_server(config, ctx, metrics)
+        await _open_command_receiver(stack, config, store, engine, tip)
         async with asyncio.TaskGroup() as tasks:
             endless = [tasks.create_task(flow.run(), name="flow"),
                        tasks.create_task(_housekeeping(store, publisher, metrics, devices, progress, snapshot, pool),
@@ -117,16 +118,11 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
                      devices=devices.states(), model=engine.model.name if engine.model else None)
             await stop.wait()
             log.info("station.stopping", station=st.id)
-            if st.kind == "conveyor":
-                flow.clean_stop()  # stopped on request: the next start knows the belt's state
+            flow.stopped_on_request()
             sdnotify.notify("STOPPING=1")
             server.should_exit = True
             for task in endless:
                 task.cancel()
-
-
-async def _no_actuation(*_: Any) -> None:
-    """Placeholder until build_flow sets the station kind's actuation."""
 
 
 def dump_tasks() -> None:
@@ -170,12 +166,15 @@ async def _open_publisher(stack: AsyncExitStack, config: StationConfig, store: S
         Publisher(config.sync, config.station.id, store.store.db_path, store.store.scans_dir))
 
 
-def _web_server(config: StationConfig, ctx: StationContext, metrics: StationMetrics) -> tuple[uvicorn.Server, Any]:
+def _web_server(config: StationConfig, ctx: StationContext,
+                metrics: StationMetrics) -> tuple[uvicorn.Server, TipEngine]:
+    """The screen's server, and its TIP engine (the hub's commands steer the same one)."""
     from fastapi import Response
 
-    from edge.web.app import create_app
+    from edge.web.app import create_app, make_tip_engine, web_config
 
-    app = create_app(ctx)
+    tip = make_tip_engine(ctx, web_config(ctx))
+    app = create_app(ctx, tip_engine=tip)
 
     @app.get("/metrics", include_in_schema=False)
     def _metrics() -> Response:
@@ -185,18 +184,17 @@ def _web_server(config: StationConfig, ctx: StationContext, metrics: StationMetr
                                    access_log=False, lifespan="on", timeout_graceful_shutdown=2)
     server = uvicorn.Server(server_config)
     server.install_signal_handlers = lambda: None  # the daemon owns the signals
-    return server, app
+    return server, tip
 
 
 async def _open_command_receiver(stack: AsyncExitStack, config: StationConfig, store: StoreWriter, engine: Any,
-                                 app: Any) -> None:
+                                 tip: TipEngine) -> None:
     """Signed commands from the hub: thresholds, TIP rate, active model, a request for diagnostics."""
     if config.sync is None:
         return
     from edge.commands import CommandHandlers, CommandReceiver
 
     def set_tip_rate(rate: float) -> None:
-        tip = app.state.web.tip
         tip.cfg = tip.cfg.model_copy(update={"rate": rate})
 
     async def request_diag(plan: str) -> None:

@@ -99,12 +99,17 @@ def held_model(sha256: str, zoo: Path = ZOO) -> Path:
     raise ManifestError(f"the station holds no model with sha256 {sha256} under {zoo}")
 
 
+async def open_detector(cfg: ModelSection) -> Detector:
+    """Verify, load and warm up the configured model off the event loop (`edge run` and `edge diag`)."""
+    model_dir = cfg.dir if cfg.dir is not None else default_model_dir()
+    return await asyncio.to_thread(load_detector, model_dir, intra_op_threads=cfg.threads,
+                                   providers=list(cfg.providers), thresholds=cfg.thresholds or None)
+
+
 async def load_engine(cfg: ModelSection, station: str, store: StoreWriter, pool: InferencePool) -> Engine:
     """Load and warm up the model off the event loop; on failure raise an alarm and run without."""
     try:
-        model_dir = cfg.dir if cfg.dir is not None else default_model_dir()
-        detector = await asyncio.to_thread(load_detector, model_dir, intra_op_threads=cfg.threads,
-                                           providers=list(cfg.providers), thresholds=cfg.thresholds or None)
+        detector = await open_detector(cfg)
     except ModelError as exc:
         log.error("model.unavailable", station=station, error=str(exc))
         await store.call(store.store.raise_alarm, "model_unavailable", str(exc))

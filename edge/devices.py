@@ -1,8 +1,10 @@
 """Opening the station's devices from config, and their states as the screen shows them.
 
-Each device is opened through its package's `open_*` factory, which picks the real driver or
-the simulator by `kind`; nothing here knows the difference. A device that cannot be opened at
-start makes the station start degraded (items go to manual), not fail.
+`open_devices` is the one opener, used by `edge run` and `edge diag` alike, under the same names
+("plc", "scanner", "source", "reader:NAME"). Each device is opened through its package's `open_*`
+factory, which picks the real driver or the simulator by `kind`; nothing here knows the difference.
+A device that cannot be opened at start makes the station start degraded (items go to manual), not
+fail; `Devices.not_opened` says why.
 """
 
 from __future__ import annotations
@@ -10,29 +12,45 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
 from drivers.errors import DriverError
 from edge.config import DevicesSection
 
+if TYPE_CHECKING:
+    from drivers.plc.modbus import ModbusPlc
+    from drivers.retrofit import ImageSource
+    from drivers.rfid import Em4100SerialReader
+    from drivers.xray import Scanner
+
 log = structlog.get_logger()
 
 State = Literal["ok", "degraded", "lost"]
 READER_OPEN_S = 2.0
 """How long start-up waits for a reader's port to open before showing it lost (it keeps trying)."""
+OPEN_S = 10.0
+"""How long opening one device may take before it counts as not opened."""
 
 
 @dataclass
 class Devices:
     """The opened devices by role, and the last known state of each."""
 
-    plc: Any = None
-    scanner: Any = None
-    source: Any = None
-    readers: dict[str, Any] = field(default_factory=dict)
+    plc: ModbusPlc | None = None
+    scanner: Scanner | None = None
+    source: ImageSource | None = None
+    readers: dict[str, Em4100SerialReader] = field(default_factory=dict)
+    not_opened: dict[str, str] = field(default_factory=dict)  # name -> why it could not be opened at start
     _states: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def opened_plc(self) -> ModbusPlc:
+        """The PLC a flow drives; one that could not be opened at start ends the flow (the supervisor retries)."""
+        if self.plc is None:
+            why = self.not_opened.get("plc", "none is configured")
+            raise DriverError(f"the station's PLC could not be opened when it started: {why}", device="plc")
+        return self.plc
 
     def mark(self, name: str, state: State, detail: str = "") -> None:
         """Record a device's state; log only when it changes."""
@@ -53,8 +71,9 @@ class Devices:
         return states
 
 
-async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str) -> Devices:
-    """Open every configured device on `stack`; each ends in a defined state (ok or lost)."""
+async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str,
+                       open_timeout_s: float = OPEN_S) -> Devices:
+    """Open every configured device of `station` on `stack`; each ends in a defined state (ok or lost)."""
     from drivers.plc import open_plc
     from drivers.retrofit import open_source
     from drivers.rfid import open_reader
@@ -62,15 +81,18 @@ async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str)
 
     devices = Devices()
     if cfg.plc is not None:
-        devices.plc = await _open(stack, devices, "plc", open_plc(cfg.plc, f"{station}/plc"))
+        devices.plc = await _open(stack, devices, "plc", open_plc(cfg.plc, f"{station}/plc"), open_timeout_s)
     if cfg.scanner is not None:
-        devices.scanner = await _open(stack, devices, "scanner", open_scanner(cfg.scanner, f"{station}/scanner"))
+        devices.scanner = await _open(stack, devices, "scanner", open_scanner(cfg.scanner, f"{station}/scanner"),
+                                      open_timeout_s)
         if devices.scanner is not None:
-            await _follow_scanner_link(devices, cfg.scanner.ready_timeout_ms / 1000)
+            await _follow_scanner_link(devices, devices.scanner, cfg.scanner.ready_timeout_ms / 1000)
     if cfg.source is not None:
-        devices.source = await _open(stack, devices, "source", open_source(cfg.source, f"{station}/source"))
+        devices.source = await _open(stack, devices, "source", open_source(cfg.source, f"{station}/source"),
+                                     open_timeout_s)
     for name, reader_cfg in cfg.readers.items():
-        reader = await _open(stack, devices, f"reader:{name}", open_reader(reader_cfg, f"{station}/{name}"))
+        reader = await _open(stack, devices, f"reader:{name}", open_reader(reader_cfg, f"{station}/{name}"),
+                             open_timeout_s)
         if reader is not None:
             devices.readers[name] = reader
             await _follow_reader(devices, f"reader:{name}", reader)
@@ -86,9 +108,8 @@ async def _follow_reader(devices: Devices, key: str, reader: Any) -> None:
     devices.mark(key, reader.health.state, reader.health.detail)
 
 
-async def _follow_scanner_link(devices: Devices, ready_timeout_s: float) -> None:
+async def _follow_scanner_link(devices: Devices, scanner: Scanner, ready_timeout_s: float) -> None:
     """Wait (bounded) for the controller's first session, then keep the screen's state current."""
-    scanner = devices.scanner
     scanner.on_link_change = lambda up, reason: devices.mark("scanner", "ok" if up else "lost", reason)
     deadline = asyncio.get_running_loop().time() + ready_timeout_s
     while not scanner.link_up and asyncio.get_running_loop().time() < deadline:
@@ -97,11 +118,14 @@ async def _follow_scanner_link(devices: Devices, ready_timeout_s: float) -> None
         devices.mark("scanner", "lost", f"no firmware session within {ready_timeout_s:.1f} s of start")
 
 
-async def _open(stack: AsyncExitStack, devices: Devices, name: str, manager: Any) -> Any:
+async def _open(stack: AsyncExitStack, devices: Devices, name: str, manager: Any, timeout_s: float) -> Any:
     try:
-        device = await stack.enter_async_context(manager)
-    except DriverError as exc:
-        devices.mark(name, "lost", str(exc))
+        async with asyncio.timeout(timeout_s):
+            device = await stack.enter_async_context(manager)
+    except (DriverError, OSError, TimeoutError) as exc:
+        why = str(exc) or f"{name} did not open within {timeout_s:g} s"
+        devices.not_opened[name] = why
+        devices.mark(name, "lost", why)
         return None
     devices.mark(name, "ok")
     return device

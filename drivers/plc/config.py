@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -66,6 +67,28 @@ GANTRY_EYES: tuple[str, ...] = ("eye_entry", "eye_exit")
 DEFAULT_MAPS: dict[str, dict[str, Point]] = {"conveyor": CONVEYOR_MAP, "gantry": GANTRY_MAP}
 DEFAULT_EYES: dict[str, tuple[str, ...]] = {"conveyor": CONVEYOR_EYES, "gantry": GANTRY_EYES}
 LIGHT_CODES: dict[str, int] = {"off": 0, "red": 1, "amber": 2, "green": 3}
+
+
+@dataclass(frozen=True)
+class SafeRequest:
+    """One host request of a model's safe state: the point, its safe value, and what it does in words."""
+
+    point: str
+    value: int
+    says: str
+
+
+# Each model's safe state, in the order it is requested: no X-ray and no motion first, then items to
+# manual, vehicles held at a closed barrier under a red light. The driver writes it when the link comes
+# back, the gantry flow requests it after each vehicle, diagnostics at teardown, the simulator starts in it.
+SAFE_STATES: dict[str, tuple[SafeRequest, ...]] = {
+    "conveyor": (SafeRequest("belt_run_request", 0, "belt stop"),
+                 SafeRequest("xray_permit_request", 0, "X-ray permit off"),
+                 SafeRequest("divert_manual_request", 1, "divert to manual")),
+    "gantry": (SafeRequest("xray_permit_request", 0, "X-ray permit off"),
+               SafeRequest("barrier_open_request", 0, "barrier close"),
+               SafeRequest("light_request", LIGHT_CODES["red"], "red light")),
+}
 REQUIRED_POINTS: tuple[str, ...] = ("estop_ok", "interlocks_ok", "host_heartbeat", "plc_heartbeat")
 # Modbus limits per read request (Modbus Application Protocol V1.1b3, function codes 01-04).
 MAX_REGISTERS_PER_READ = 125
@@ -159,6 +182,9 @@ class PlcConfig(BaseModel):
         missing = [n for n in (*REQUIRED_POINTS, *self.eyes) if n not in merged]
         if missing:
             raise ValueError(f"register map lacks points {missing}")
+        unsafe = [r.point for r in SAFE_STATES[self.model] if r.point not in merged]
+        if unsafe:
+            raise ValueError(f"register map lacks the safe-state points {unsafe}")
         if self.kind == "modbus-rtu" and not self.serial_port:
             raise ValueError("kind modbus-rtu needs serial_port")
         _check_map(merged)

@@ -3,8 +3,8 @@
 Link model: a read that gets no answer within timeout_ms (one retry), an exception response, a
 malformed answer or a PLC heartbeat that has not changed for heartbeat_stale_ms puts the link down
 (`LinkChanged(ok=False)`, state `link_ok=False`, `items_to_manual=True`), with a reason that says
-which. The first good poll afterwards writes the safe requests (belt stop, no X-ray permit, divert
-to manual) before the link is reported up again; nothing is restarted by the driver. A poll task
+which. The first good poll afterwards writes the model's safe state (drivers.plc.config.SAFE_STATES)
+before the link is reported up again; nothing is restarted by the driver. A poll task
 that fails unexpectedly leaves the link down for good (`plc.poll_failed`).
 
 A poll reads every point the PLC writes (docs/plc-register-map.md) in runs of mapped addresses;
@@ -27,7 +27,7 @@ from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.framer import FramerType
 
 from drivers.errors import DeviceRefused, DriverError, LinkLost, ProtocolError, ReadbackMismatch
-from drivers.plc.config import BIT_TABLES, LIGHT_CODES, REQUEST_POINTS, PlcConfig, Point
+from drivers.plc.config import BIT_TABLES, LIGHT_CODES, REQUEST_POINTS, SAFE_STATES, PlcConfig, Point, SafeRequest
 from drivers.plc.runs import Run, plan_runs, table_limit
 from drivers.plc.state import (BeltMoved, EyeEdge, Light, LinkChanged, LinkFault, PlcEvent, PlcState,
                                SafetyStatus)
@@ -35,9 +35,12 @@ from drivers.plc.state import (BeltMoved, EyeEdge, Light, LinkChanged, LinkFault
 log = structlog.get_logger()
 
 LATCHED = frozenset({"belt_run_request", "xray_permit_request", "barrier_open_request"})
-# No motion, no X-ray, items to manual, vehicles held at a closed barrier under a red light.
-SAFE_REQUESTS = {"belt_run_request": 0, "xray_permit_request": 0, "divert_manual_request": 1,
-                 "barrier_open_request": 0, "light_request": LIGHT_CODES["red"]}
+# Each request's read-back: the feedback that shows it, and the one that shows it off (when not the same).
+FEEDBACK: dict[str, tuple[str, str]] = {"belt_run_request": ("belt_running", ""),
+                                        "divert_manual_request": ("divert_manual", "divert_pass"),
+                                        "barrier_open_request": ("barrier_open", "barrier_closed"),
+                                        "light_request": ("light", ""),
+                                        "xray_permit_request": ("xray_permit", "")}
 LIGHT_NAMES = {v: k for k, v in LIGHT_CODES.items()}
 POLLED_TABLES = ("discrete", "input", "holding", "coil")
 POLL_ERRORS = (LinkLost, DeviceRefused, ProtocolError)
@@ -196,10 +199,14 @@ class ModbusPlc:
             values.update(await self._read_run(run))
         return values
 
+    @property
+    def safe_state(self) -> tuple[SafeRequest, ...]:
+        """The requests of this PLC model's safe state (drivers.plc.config.SAFE_STATES), in order."""
+        return SAFE_STATES[self.cfg.model]
+
     async def _write_safe(self) -> None:
-        for name, value in SAFE_REQUESTS.items():
-            if name in self.cfg.registers:
-                await self._write(name, value)
+        for req in self.safe_state:
+            await self._write(req.point, req.value)
 
     async def _try_write_safe(self) -> None:
         """Write the safe requests where the PLC still answers; it is safe by its watchdog otherwise."""
@@ -407,25 +414,33 @@ class ModbusPlc:
             f"interlocks_ok={v.get('interlocks_ok')}, safety_status={v.get('safety_status', 0):#06b})",
             device=self.name, last_frames=tuple(self.frames))
 
+    async def _request_point(self, req: str, value: int) -> None:
+        feedback, off = FEEDBACK[req]
+        await self._request(req, feedback, value, off=off)
+
+    async def request_safe(self, req: SafeRequest) -> None:
+        """Request one point of the safe state; confirmed by its read-back like any request."""
+        await self._request_point(req.point, req.value)
+
     async def request_belt(self, run: bool) -> None:
         """Ask the belt to run or stop; confirmed by belt_running."""
-        await self._request("belt_run_request", "belt_running", int(run))
+        await self._request_point("belt_run_request", int(run))
 
     async def request_divert(self, to_manual: bool) -> None:
         """Move the divert gate; confirmed by the gate's end-position feedback."""
-        await self._request("divert_manual_request", "divert_manual", int(to_manual), off="divert_pass")
+        await self._request_point("divert_manual_request", int(to_manual))
 
     async def request_barrier(self, open: bool) -> None:
-        """Open or close the barrier; confirmed by barrier_open."""
-        await self._request("barrier_open_request", "barrier_open", int(open), off="barrier_closed")
+        """Open or close the barrier; confirmed by barrier_open (closed: barrier_closed)."""
+        await self._request_point("barrier_open_request", int(open))
 
     async def request_light(self, color: Light) -> None:
         """Set the traffic light; confirmed by the light feedback register."""
-        await self._request("light_request", "light", LIGHT_CODES[color])
+        await self._request_point("light_request", LIGHT_CODES[color])
 
     async def request_xray_permit(self, on: bool) -> None:
         """Grant or withdraw the software X-ray permit; confirmed by xray_permit."""
-        await self._request("xray_permit_request", "xray_permit", int(on))
+        await self._request_point("xray_permit_request", int(on))
 
     async def send_divert(self, to_manual: bool) -> Awaitable[None]:
         """Write the divert request and return once the PLC acknowledged the write, without waiting for

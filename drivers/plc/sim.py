@@ -21,7 +21,7 @@ from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
 from drivers.errors import DeviceRefused
-from drivers.plc.config import ConveyorSim, GantrySim, PlcConfig, PlcSim, Point
+from drivers.plc.config import SAFE_STATES, ConveyorSim, GantrySim, PlcConfig, PlcSim, Point
 from drivers.plc.ptylink import PtyLink
 
 WRITABLE = frozenset(
@@ -57,6 +57,11 @@ class SimItem:
         return self.lead_m - self.length_m <= x <= self.lead_m
 
 
+def safe_requests(model: str) -> dict[str, int]:
+    """The host requests as the model's PLC holds them at power-up: its safe state."""
+    return {r.point: r.value for r in SAFE_STATES[model]}
+
+
 @dataclass
 class PlcModel:
     """Safety chain, heartbeats and latched requests common to both station models."""
@@ -66,7 +71,7 @@ class PlcModel:
     estop_pressed: bool = False
     estop_latched: bool = False
     interlocks: dict[str, bool] = field(default_factory=lambda: {"door": True, "curtain": True})
-    requests: dict[str, int] = field(default_factory=lambda: {"divert_manual_request": 1})
+    requests: dict[str, int] = field(default_factory=dict)
     enabled: set[str] = field(default_factory=set)
     plc_heartbeat: int = 0
     host_hb_seen_t: float | None = None
@@ -169,6 +174,7 @@ class PlcModel:
 class ConveyorModel(PlcModel):
     """Belt with encoder, items, three photo-eyes and a divert gate (0 = pass, 1 = manual)."""
 
+    requests: dict[str, int] = field(default_factory=lambda: safe_requests("conveyor"))
     c: ConveyorSim = field(default_factory=ConveyorSim)
     items: list[SimItem] = field(default_factory=list)
     outcomes: dict[int, str] = field(default_factory=dict)
@@ -239,6 +245,7 @@ class ConveyorModel(PlcModel):
 class GantryModel(PlcModel):
     """Vehicles on a lane, a barrier (0 = closed, 1 = open), entry/exit loops and a traffic light."""
 
+    requests: dict[str, int] = field(default_factory=lambda: safe_requests("gantry"))
     g: GantrySim = field(default_factory=GantrySim)
     vehicles: list[SimItem] = field(default_factory=list)
     passed: list[int] = field(default_factory=list)

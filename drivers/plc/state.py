@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from drivers.plc.config import SafeRequest
+
 Light = Literal["off", "red", "amber", "green"]
 # Why the link is down, for advice: no answer (power, cable, address), refused (exception response:
 # register map or PLC program), protocol (malformed answers), stale_heartbeat (PLC program stopped),
@@ -105,5 +107,10 @@ class Plc(Protocol):
     async def request_light(self, color: Light) -> None: ...
 
     async def request_xray_permit(self, on: bool) -> None: ...
+
+    @property
+    def safe_state(self) -> tuple[SafeRequest, ...]: ...
+
+    async def request_safe(self, req: SafeRequest) -> None: ...
 
     async def send_divert(self, to_manual: bool) -> Awaitable[None]: ...

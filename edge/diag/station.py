@@ -7,17 +7,26 @@ technician runs diagnostics with the lane closed, and the twin's hand places wha
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from drivers.errors import DriverError
 from edge.config import StationConfig
+from edge.devices import OPEN_S, Devices, open_devices
 from models.errors import ModelError
+
+if TYPE_CHECKING:
+    from drivers.plc.modbus import ModbusPlc
+    from drivers.retrofit import ImageSource
+    from drivers.rfid import Em4100SerialReader
+    from drivers.xray import Scanner
+    from models.runtime import Detector
 
 log = structlog.get_logger()
 
@@ -47,19 +56,38 @@ def quiet_twin(cfg: StationConfig) -> StationConfig:
 
 @dataclass
 class DiagStation:
-    """Opened devices by role, what could not be opened, and the loaded detector."""
+    """The devices as `edge run` opens them (edge.devices.open_devices), what could not be opened, the detector."""
 
     cfg: StationConfig
     twin: bool
-    plc: Any = None
-    scanner: Any = None
-    source: Any = None
-    readers: dict[str, Any] = field(default_factory=dict)
-    detector: Any = None
-    problems: dict[str, str] = field(default_factory=dict)
+    devices: Devices = field(default_factory=Devices)
+    detector: Detector | None = None
+    model_problem: str = ""
     twin_item: int | None = None
     baseline_path: Path | None = None
     reference_tag: str | None = None
+
+    @property
+    def plc(self) -> ModbusPlc | None:
+        return self.devices.plc
+
+    @property
+    def scanner(self) -> Scanner | None:
+        return self.devices.scanner
+
+    @property
+    def source(self) -> ImageSource | None:
+        return self.devices.source
+
+    @property
+    def readers(self) -> dict[str, Em4100SerialReader]:
+        return self.devices.readers
+
+    @property
+    def problems(self) -> dict[str, str]:
+        """Why each device (by its station name: plc, scanner, source, reader:NAME) or the model is missing."""
+        model = {"model": self.model_problem} if self.model_problem else {}
+        return {**self.devices.not_opened, **model}
 
     @property
     def emulator(self) -> Any:
@@ -69,76 +97,39 @@ class DiagStation:
     def name(self) -> str:
         return self.cfg.station.id
 
-    async def open(self, stack: AsyncExitStack, open_timeout_s: float = 10.0) -> None:
-        """Open every configured device on `stack`; a device that fails is recorded, not fatal."""
-        from drivers.plc import open_plc
-        from drivers.retrofit import open_source
-        from drivers.rfid import open_reader
-        from drivers.xray import open_scanner
-
-        d, sid = self.cfg.devices, self.name
-        if d.plc is not None:
-            self.plc = await self._enter(stack, "plc", open_plc(d.plc, f"{sid}/plc"), open_timeout_s)
-        if d.scanner is not None:
-            self.scanner = await self._enter(stack, "scanner", open_scanner(d.scanner, f"{sid}/scanner"),
-                                             open_timeout_s)
-        if d.source is not None:
-            self.source = await self._enter(stack, "source", open_source(d.source, f"{sid}/source"),
-                                            open_timeout_s)
-        for name, rcfg in d.readers.items():
-            reader = await self._enter(stack, f"reader {name}", open_reader(rcfg, f"{sid}/{name}"), open_timeout_s)
-            if reader is not None:
-                self.readers[name] = reader
-
-    async def _enter(self, stack: AsyncExitStack, role: str, manager: Any, timeout_s: float) -> Any:
-        try:
-            async with asyncio.timeout(timeout_s):
-                return await stack.enter_async_context(manager)
-        except (DriverError, OSError, TimeoutError) as exc:
-            self.problems[role] = str(exc) or f"did not open within {timeout_s:g} s"
-            log.warning("diag.device_not_opened", device=role, error=self.problems[role])
-            return None
+    async def open(self, stack: AsyncExitStack, open_timeout_s: float = OPEN_S) -> None:
+        """Open every configured device on `stack` as the daemon does; a device that fails is recorded."""
+        self.devices = await open_devices(stack, self.cfg.devices, self.name, open_timeout_s)
+        for role, why in self.devices.not_opened.items():
+            log.warning("diag.device_not_opened", device=role, error=why)
 
     async def load_model(self) -> None:
-        """Verify and load the station's model off the event loop; a failure is recorded."""
-        from models.cli import default_model_dir
-        from models.runtime import load_detector
+        """Verify and load the station's model as the daemon does; a failure is recorded."""
+        from edge.detector import open_detector
 
-        m = self.cfg.model
         try:
-            model_dir = m.dir if m.dir is not None else default_model_dir()
-            self.detector = await asyncio.to_thread(load_detector, model_dir, intra_op_threads=m.threads,
-                                                    providers=list(m.providers), thresholds=m.thresholds or None)
+            self.detector = await open_detector(self.cfg.model)
         except ModelError as exc:
-            self.problems["model"] = str(exc)
+            self.model_problem = str(exc)
 
     async def make_safe(self) -> list[str]:
-        """Request belt stop, no X-ray permit, divert to manual, red light; disarm the controller.
+        """Request the PLC model's safe state (drivers.plc.config.SAFE_STATES); disarm the controller.
 
         Every request has its own I/O timeout; what could not be confirmed is returned (and logged)."""
-        failed: list[str] = []
         plc = self.plc
-        steps: list[tuple[str, Any]] = []
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         if plc is not None:
-            regs = plc.cfg.registers
-            steps += [("belt stop", plc.request_belt(False)) if "belt_run_request" in regs else None,
-                      ("X-ray permit off", plc.request_xray_permit(False)),
-                      ("divert to manual", plc.request_divert(True)) if "divert_manual_request" in regs else None,
-                      ("red light", plc.request_light("red")) if "light_request" in regs else None,
-                      ("barrier close", plc.request_barrier(False)) if "barrier_open_request" in regs else None]
+            steps += [(req.says, functools.partial(plc.request_safe, req)) for req in plc.safe_state]
         if self.scanner is not None:
-            steps.append(("controller disarm", self.scanner.disarm()))
-        for what, call in (s for s in steps if s is not None):
-            bound = SAFE_IO_TIMEOUT_S if plc is None else SAFE_IO_TIMEOUT_S + plc.cfg.readback_timeout_ms / 1000
+            steps.append(("controller disarm", self.scanner.disarm))
+        bound = SAFE_IO_TIMEOUT_S if plc is None else SAFE_IO_TIMEOUT_S + plc.cfg.readback_timeout_ms / 1000
+        failed: list[str] = []
+        for what, call in steps:
             try:
                 async with asyncio.timeout(bound):
-                    await call
+                    await call()
             except (DriverError, TimeoutError) as exc:
                 failed.append(f"{what}: {exc or f'no answer within {bound:g} s'}")
-        for s in steps:
-            if s is not None:
-                with contextlib.suppress(RuntimeError):
-                    s[1].close()  # a coroutine not awaited because an earlier step raised
         if failed:
             log.warning("diag.safe_state_unconfirmed", station=self.name, failed=failed)
         return failed

@@ -1,39 +1,80 @@
-"""Station flows: how each kind of station turns device events into inspections."""
+"""Station flows: how each kind of station turns device events into inspections.
+
+A flow is built from `FlowParts` and builds its own Inspector, with its actuation and its budget,
+through `InspectorParts.build`: nothing is set on the flow or the inspector afterwards.
+edge.stations.kinds declares which flow each kind of station runs.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from edge.inspection import Actuate, DetectionEngine, Inspector
+
 if TYPE_CHECKING:
+    from appliance.watchdog import Progress
+    from central_sync.schema import ItemKind
     from edge.config import StationConfig
+    from edge.context import BeltControl
     from edge.devices import Devices
     from edge.events import EventBus
-    from edge.inspection import Inspector
     from edge.metrics import StationMetrics
-    from appliance.watchdog import Progress
+    from edge.stations.identify import TagWindow
+    from edge.store import StoreWriter
+    from models.shadow import ShadowRunner
 
 
 class Flow(Protocol):
+    """A station kind's flow, as the daemon runs it."""
+
+    @property
+    def belt(self) -> BeltControl | None:
+        """The belt the screen may restart (a conveyor's), or None."""
+
     async def run(self) -> None: ...
 
+    def stopped_on_request(self) -> None:
+        """The daemon stops on request (not a crash); called once, before the flow is cancelled."""
 
-def build_flow(config: StationConfig, devices: Devices, inspector: Inspector, events: EventBus,
-               progress: Progress, metrics: StationMetrics) -> Flow:
-    """The flow for the station's kind; it sets the inspector's actuation."""
-    from edge.stations.identify import TagWindow
 
-    kind = config.station.kind
-    item_kind = config.station.item_kind
-    if kind == "xray":
-        from edge.stations.retrofit import RetrofitFlow
+@dataclass(frozen=True)
+class InspectorParts:
+    """Everything an Inspector is made of but the flow's actuation (and a flow's tighter budget)."""
 
-        return RetrofitFlow(devices, inspector, progress, item_kind, TagWindow(devices, events))
-    if kind == "gantry":
-        from edge.stations.gantry import GantryFlow
+    station: str
+    lane: str
+    budget_ms: float
+    engine: DetectionEngine | None
+    store: StoreWriter
+    events: EventBus
+    metrics: StationMetrics
+    after_commit: Callable[[], None] | None = None  # e.g. wake the sync publisher
+    shadow: ShadowRunner | None = None
 
-        return GantryFlow(devices, inspector, progress, item_kind, TagWindow(devices, events))
-    from edge.stations.beltlatch import FILE_NAME
-    from edge.stations.conveyor import ConveyorFlow
+    def build(self, actuate: Actuate, budget_ms: float | None = None) -> Inspector:
+        """The Inspector that carries out verdicts with `actuate`, within `budget_ms` (default: configured)."""
+        return Inspector(self.station, self.lane, self.budget_ms if budget_ms is None else budget_ms, self.engine,
+                         self.store, self.events, self.metrics, actuate, self.after_commit, self.shadow)
 
-    return ConveyorFlow(devices, inspector, progress, item_kind, TagWindow(devices, events), config.conveyor, metrics,
-                        config.station.data_dir / FILE_NAME)
+
+@dataclass(frozen=True)
+class FlowParts:
+    """What every flow is built from."""
+
+    config: StationConfig
+    devices: Devices
+    inspector: InspectorParts
+    events: EventBus
+    progress: Progress
+
+    @property
+    def item_kind(self) -> ItemKind:
+        return self.config.station.item_kind
+
+    def tags(self) -> TagWindow:
+        """The window that adds tags read during an inspection to its record."""
+        from edge.stations.identify import TagWindow
+
+        return TagWindow(self.devices, self.events)

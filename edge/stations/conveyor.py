@@ -32,12 +32,12 @@ from prometheus_client import Counter, Gauge
 
 from central_sync.schema import ItemKind, Verdict
 from drivers.errors import DriverError
-from drivers.plc.state import BeltMoved, EyeEdge, LinkChanged, PlcState
+from drivers.plc.state import BeltMoved, EyeEdge, LinkChanged, Plc, PlcState
 from edge.config import ConveyorSection
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
 from edge.metrics import StationMetrics
-from edge.stations import beltlatch
+from edge.stations import FlowParts, InspectorParts, beltlatch
 from edge.stations.acquisition import LIVENESS_S, LineScan, current_link, plc_turns, start_line_scan
 from edge.stations.gate import Gate
 from edge.stations.identify import TagWindow
@@ -99,16 +99,26 @@ def geometry_budget_ms(section: ConveyorSection) -> float:
     return (latency_budget_s(geometry_of(section), section.belt_speed_m_s) - section.gate_latency_s) * 1000
 
 
+def belt_budget_ms(configured_ms: float, section: ConveyorSection) -> float:
+    """The inspection budget on this belt: the configured one, or less when the belt allows less."""
+    limit = geometry_budget_ms(section)
+    if configured_ms > limit:
+        log.warning("conveyor.budget_limited_by_belt", configured_ms=configured_ms, limit_ms=limit)
+        return limit
+    return configured_ms
+
+
 @dataclass
 class ConveyorFlow:
     devices: Devices
-    inspector: Inspector
+    parts: InspectorParts  # the inspector is built with this flow's actuation and the belt's budget
     progress: Progress
     item_kind: ItemKind
     tags: TagWindow
     section: ConveyorSection
-    metrics: StationMetrics
     latch_file: Path  # where the latch outlives the daemon (edge.stations.beltlatch)
+    inspector: Inspector = field(init=False)
+    metrics: StationMetrics = field(init=False)
     tracker: ConveyorTracker = field(init=False)
     _tracker_ids: dict[str, int] = field(default_factory=dict)  # record id -> tracker item id
     _streams: dict[int, object] = field(default_factory=dict)
@@ -122,6 +132,8 @@ class ConveyorFlow:
     _clean: bool = False  # the daemon stops on request: the belt's state is known at the next start
 
     def __post_init__(self) -> None:
+        self.inspector = self.parts.build(self._actuate, belt_budget_ms(self.parts.budget_ms, self.section))
+        self.metrics = self.parts.metrics
         self.tracker = ConveyorTracker(geometry_of(self.section), self.section.belt_speed_m_s,
                                        latency_floor_s=self.section.gate_latency_s)
         self.gate = Gate(self.devices.plc, self.tracker.note_command_latency, self._gate_unconfirmed)
@@ -131,16 +143,27 @@ class ConveyorFlow:
         self._restarts = Counter("edge_belt_restarts_total", "Belt restart requests, by outcome and code",
                                  ["outcome", "code"], registry=registry)
         self._recall_latch()
-        self._routes = RouteRecorder(self.inspector.store, self.inspector.after_commit)
-        self.inspector.actuate = self._actuate
+        self._routes = RouteRecorder(self.parts.store, self.parts.after_commit)
         self._belt_start_pending = self.section.start_belt and self.latch is None
-        limit = geometry_budget_ms(self.section)
-        if self.inspector.budget_ms > limit:
-            log.warning("conveyor.budget_limited_by_belt", configured_ms=self.inspector.budget_ms, limit_ms=limit)
-            self.inspector.budget_ms = limit
+
+    @classmethod
+    def build(cls, parts: FlowParts) -> ConveyorFlow:
+        config = parts.config
+        return cls(parts.devices, parts.inspector, parts.progress, parts.item_kind, parts.tags(), config.conveyor,
+                   config.station.data_dir / beltlatch.FILE_NAME)
+
+    @property
+    def belt(self) -> ConveyorFlow:
+        """The belt the screen shows and a supervisor may restart (edge.context.BeltControl)."""
+        return self
+
+    @property
+    def plc(self) -> Plc:
+        """The station's PLC (a DriverError when it could not be opened at start)."""
+        return self.devices.opened_plc()
 
     async def run(self) -> None:
-        plc = self.devices.plc
+        plc = self.plc
         self.progress.register("plc")
         self._remember()  # clean: false until the daemon stops on request
         async with asyncio.TaskGroup() as tasks:
@@ -241,7 +264,7 @@ class ConveyorFlow:
     async def _run_belt(self) -> None:
         """Request the belt to run and the X-ray permit, each confirmed by read-back; when either is
         not confirmed, ask the belt to stop again and raise (the belt stays latched)."""
-        plc = self.devices.plc
+        plc = self.plc
         try:
             await plc.request_belt(True)
             await plc.request_xray_permit(True)
@@ -288,7 +311,7 @@ class ConveyorFlow:
         except OSError as exc:
             log.error("conveyor.belt_file_write_failed", path=str(self.latch_file), error=str(exc))
 
-    def clean_stop(self) -> None:
+    def stopped_on_request(self) -> None:
         """The daemon stops on request (not a crash): the next start may run the belt if nothing is latched."""
         self._clean = True
         self._remember()
@@ -300,7 +323,7 @@ class ConveyorFlow:
     async def _watch_belt(self) -> None:
         """Follow the PLC's belt feedback: a belt the daemon runs that stops latches, with its cause."""
         while True:
-            st = self._plc_state = await self.devices.plc.read_state()
+            st = self._plc_state = await self.plc.read_state()
             if self._belt_on and st.link_ok and not st.belt_running:
                 self._latch(stop_cause(st))
             await asyncio.sleep(WATCH_S)
@@ -332,7 +355,7 @@ class ConveyorFlow:
         if self.latch is None:
             return BeltRestart("refused", "belt_not_latched",
                                "the belt is not latched stopped, so there is nothing to restart")
-        refusal = restart_refusal(await self.devices.plc.read_state())
+        refusal = restart_refusal(await self.plc.read_state())
         if refusal is not None:
             return refusal
         try:

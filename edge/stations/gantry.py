@@ -13,9 +13,10 @@ import structlog
 
 from central_sync.schema import ItemKind, Verdict
 from drivers.errors import DriverError
-from drivers.plc.state import EyeEdge, LinkChanged
+from drivers.plc.state import EyeEdge, LinkChanged, Plc
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
+from edge.stations import FlowParts, InspectorParts
 from edge.stations.acquisition import LIVENESS_S, current_link, plc_turns, start_line_scan
 from edge.stations.identify import TagWindow
 from appliance.watchdog import Progress, follow_turns
@@ -27,18 +28,31 @@ log = structlog.get_logger()
 @dataclass
 class GantryFlow:
     devices: Devices
-    inspector: Inspector
+    parts: InspectorParts  # the inspector is built with this flow's actuation
     progress: Progress
     item_kind: ItemKind
     tags: TagWindow
-    _busy: asyncio.Lock = field(default_factory=asyncio.Lock)
+    inspector: Inspector = field(init=False)
+    belt: None = field(default=None, init=False)  # no belt for the screen to restart
     _scanning: asyncio.Task | None = None
 
     def __post_init__(self) -> None:
-        self.inspector.actuate = self._actuate
+        self.inspector = self.parts.build(self._actuate)
+
+    @classmethod
+    def build(cls, parts: FlowParts) -> GantryFlow:
+        return cls(parts.devices, parts.inspector, parts.progress, parts.item_kind, parts.tags())
+
+    def stopped_on_request(self) -> None:
+        """Nothing outlives the daemon: the PLC's safe state holds vehicles at the barrier."""
+
+    @property
+    def plc(self) -> Plc:
+        """The station's PLC (a DriverError when it could not be opened at start)."""
+        return self.devices.opened_plc()
 
     async def run(self) -> None:
-        plc = self.devices.plc
+        plc = self.plc
         self.progress.register("plc")
         await self._safe_state()
         async with asyncio.TaskGroup() as tasks:
@@ -65,13 +79,13 @@ class GantryFlow:
     async def _inspect_vehicle(self) -> None:
         item = Item(ref="vehicle", kind=self.item_kind)
         self.tags.start(item)
-        await _quietly(self.devices.plc.request_xray_permit(True))
+        await _quietly(self.plc.request_xray_permit(True))
         await self.inspector.inspect(item, await start_line_scan(self.devices, item.id))
         self.tags.stop(item)
-        await _quietly(self.devices.plc.request_xray_permit(False))
+        await _quietly(self.plc.request_xray_permit(False))
 
     async def _actuate(self, item: Item, verdict: Verdict, reason: Reason) -> Reason | None:
-        plc = self.devices.plc
+        plc = self.plc
         try:
             if verdict is Verdict.CLEAR:
                 await plc.request_light("green")
@@ -88,9 +102,10 @@ class GantryFlow:
         await self._safe_state()
 
     async def _safe_state(self) -> None:
-        await _quietly(self.devices.plc.request_barrier(False))
-        await _quietly(self.devices.plc.request_light("red"))
-        await _quietly(self.devices.plc.request_xray_permit(False))
+        """The gantry PLC's safe state (drivers.plc.config.SAFE_STATES), each request read back."""
+        plc = self.plc
+        for req in plc.safe_state:
+            await _quietly(plc.request_safe(req))
 
 
 async def _quietly(request) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from central_sync.schema import ItemKind, Verdict
 from drivers.errors import DriverError
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
+from edge.stations import FlowParts, InspectorParts
 from edge.stations.acquisition import WholeScan
 from edge.stations.identify import TagWindow
 from appliance.watchdog import Progress
@@ -20,13 +21,22 @@ class RetrofitFlow:
     """Inspect each scan the source delivers; there is nothing to actuate, the officer acts."""
 
     devices: Devices
-    inspector: Inspector
+    parts: InspectorParts  # the inspector is built with this flow's actuation
     progress: Progress
     item_kind: ItemKind
     tags: TagWindow
+    inspector: Inspector = field(init=False)
+    belt: None = field(default=None, init=False)  # no belt for the screen to restart
 
     def __post_init__(self) -> None:
-        self.inspector.actuate = self._actuate
+        self.inspector = self.parts.build(self._actuate)
+
+    @classmethod
+    def build(cls, parts: FlowParts) -> RetrofitFlow:
+        return cls(parts.devices, parts.inspector, parts.progress, parts.item_kind, parts.tags())
+
+    def stopped_on_request(self) -> None:
+        """Nothing to remember: the existing machine runs on its own."""
 
     async def run(self) -> None:
         source = self.devices.source

@@ -2,7 +2,7 @@
 
 Routes (all JSON unless noted; every /api route but sign-in, catalogues and the badge feed needs a
 session cookie, and each names the permission it needs, see edge/auth.py PERMISSIONS):
-    GET  /healthz                        ctx.health() and the belt's latch, no sign-in
+    GET  /healthz                        ctx.health() and the belt's latch (ctx.belt), no sign-in
     GET  /                               the screen (static/index.html)
     POST /api/signin, /api/signout       badge + PIN; GET /api/me; POST /api/me/lang
     GET  /api/i18n/{lang}                message catalogue
@@ -23,7 +23,6 @@ reviews are written through `Store.add_review`, which queues them in the outbox 
 
 from __future__ import annotations
 
-import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
@@ -56,17 +55,27 @@ def _policy(cfg: WebConfig) -> auth.SessionPolicy:
                               max_failed=cfg.max_failed_signins, lockout_s=cfg.lockout_s)
 
 
+def web_config(ctx: StationContext, cfg: WebConfig | None = None) -> WebConfig:
+    """The screen's settings: `cfg`, else the station config's [web], else defaults."""
+    return cfg or (ctx.settings.web if ctx.settings is not None else None) or WebConfig()
+
+
+def make_tip_engine(ctx: StationContext, cfg: WebConfig) -> TipEngine:
+    """The screen's TIP engine, its library in [web.tip] library_dir or the station's data_dir."""
+    return TipEngine(cfg.tip, folder=cfg.tip.library_dir or Path(ctx.store.store.data_dir) / "tip-library")
+
+
 def create_app(ctx: StationContext, cfg: WebConfig | None = None, tip_engine: TipEngine | None = None) -> FastAPI:
     """The officer web app; settings from `cfg`, else `ctx.settings.web`, else defaults.
 
-    Live streams never end by themselves: give the daemon's stop event as ctx.extras["stopping"]
-    (or set app.state.web.stopping, or serve with uvicorn's timeout_graceful_shutdown) so that the
-    server can shut down while a screen is connected."""
-    cfg = cfg or getattr(ctx.settings, "web", None) or WebConfig()
-    library = cfg.tip.library_dir or Path(ctx.store.store.data_dir) / "tip-library"
-    web = WebState(ctx, cfg, tip_engine or TipEngine(cfg.tip, folder=library), _policy(cfg))
-    if isinstance(stopping := ctx.extras.get("stopping"), asyncio.Event):
-        web.stopping = stopping  # the daemon's stop: live streams end so that uvicorn can shut down
+    Live streams never end by themselves: give the daemon's stop event as ctx.stopping (or set
+    app.state.web.stopping, or serve with uvicorn's timeout_graceful_shutdown) so that the server can
+    shut down while a screen is connected. The daemon passes the TIP engine it also steers from the hub
+    (`tip_engine`); without one the app makes its own."""
+    cfg = web_config(ctx, cfg)
+    web = WebState(ctx, cfg, tip_engine or make_tip_engine(ctx, cfg), _policy(cfg))
+    if ctx.stopping is not None:
+        web.stopping = ctx.stopping  # the daemon's stop: live streams end so that uvicorn can shut down
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -65,10 +65,9 @@ def ensure_schema(store: Store) -> None:
 
 
 def station_health(ctx: StationContext) -> dict[str, Any]:
-    """ctx.health(), with the conveyor belt's latch when the station has one (ctx.extras["belt"])."""
+    """ctx.health(), with the conveyor belt's latch when the station has one (ctx.belt)."""
     health = ctx.health()
-    belt = ctx.extras.get("belt")
-    return health if belt is None else {**health, "belt": belt.belt_status()}
+    return health if ctx.belt is None else {**health, "belt": ctx.belt.belt_status()}
 
 
 def state(request: Request) -> WebState:

@@ -22,7 +22,8 @@ async def health(st: WebState = Depends(state), user: auth.User = Depends(requir
     """Devices, model, sync backlog, budget misses, last errors: the station health panel."""
     data = station_health(st.ctx)
     web = await st.db(_web_health)
-    return {**data, "station": st.ctx.station_id, "station_kind": st.ctx.station_kind, "lane": st.ctx.lane,
+    return {**data, "station": st.ctx.station_id, "station_kind": st.ctx.station_kind, "panels": list(st.ctx.panels),
+            "lane": st.ctx.lane,
             "budget_ms": st.ctx.budget_ms, "queue": web["queue"],
             "alarms": data.get("alarms") or [list(a) for a in web["alarms"]],
             "tip_active": st.tip.active, "material_colour": render.has_material_colour()}
@@ -31,7 +32,7 @@ async def health(st: WebState = Depends(state), user: auth.User = Depends(requir
 @router.post("/api/belt/restart")
 async def belt_restart(st: WebState = Depends(state), user: auth.User = Depends(require("belt.restart"))) -> dict:
     """Run the conveyor belt again after it latched stopped; every request is audited, whatever its outcome."""
-    belt = st.ctx.extras.get("belt")
+    belt = st.ctx.belt
     if belt is None:
         raise HTTPException(404, "no_belt")
     result = await belt.restart_belt(user.badge)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from drivers.plc.config import CONVEYOR_MAP, PlcConfig, Point
+from drivers.plc.config import CONVEYOR_MAP, REQUEST_POINTS, SAFE_STATES, PlcConfig, Point, SafeRequest
+from drivers.plc.sim import make_model
 from drivers.rfid.config import RfidConfig
 
 
@@ -53,3 +54,21 @@ def test_unknown_keys_and_missing_ports_are_refused() -> None:
 def test_maps_and_timings_that_cannot_work_are_refused(kw: dict, match: str) -> None:
     with pytest.raises(ValidationError, match=match):
         PlcConfig(kind="sim", **kw)
+
+
+@pytest.mark.parametrize("model", ["conveyor", "gantry"])
+def test_each_model_has_one_safe_state_over_its_own_requests(model: str) -> None:
+    """One table per model: every request that moves something or emits X-rays, and only the model's own."""
+    cfg = PlcConfig(kind="sim", model=model)
+    requests = {n for n in cfg.registers if n in REQUEST_POINTS} - {"host_heartbeat"}
+    safe = SAFE_STATES[model]
+    assert {r.point for r in safe} == requests
+    assert SafeRequest("xray_permit_request", 0, "X-ray permit off") in safe
+    assert all(r.says for r in safe)
+
+
+@pytest.mark.parametrize("model", ["conveyor", "gantry"])
+def test_the_simulated_plc_powers_up_in_its_models_safe_state(model: str) -> None:
+    """A gantry PLC holds no divert request (a conveyor point) and its light request reads red."""
+    sim = make_model(PlcConfig(kind="sim", model=model))
+    assert sim.requests == {r.point: r.value for r in SAFE_STATES[model]}

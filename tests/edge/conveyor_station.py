@@ -6,9 +6,8 @@ from central_sync.schema import ItemKind
 from edge.config import ConveyorSection
 from edge.devices import Devices
 from edge.events import EventBus
-from edge.inspection import Inspector
 from edge.metrics import StationMetrics
-from edge.stations import beltlatch
+from edge.stations import InspectorParts, beltlatch
 from edge.stations.conveyor import ConveyorFlow
 from edge.stations.identify import TagWindow
 from edge.store import StoreWriter
@@ -22,6 +21,6 @@ def conveyor_flow(plc, writer: StoreWriter, events: EventBus, station: str) -> C
     """The conveyor flow of a station without scanner or model (no item may enter), on `plc`."""
     metrics, devices = StationMetrics(), Devices(plc=plc)
     devices.mark("plc", "ok")
-    inspector = Inspector(station, "1", 400.0, None, writer, events, metrics, actuate=None)
-    return ConveyorFlow(devices, inspector, Progress(), ItemKind.BAGGAGE, TagWindow(devices, events),
-                        ConveyorSection(), metrics, writer.store.data_dir / beltlatch.FILE_NAME)
+    inspection = InspectorParts(station, "1", 400.0, None, writer, events, metrics)
+    return ConveyorFlow(devices, inspection, Progress(), ItemKind.BAGGAGE, TagWindow(devices, events),
+                        ConveyorSection(), writer.store.data_dir / beltlatch.FILE_NAME)

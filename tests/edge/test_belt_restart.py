@@ -44,7 +44,7 @@ class Conveyor:
         self.flow = conveyor_flow(plc, self.writer, events, "t-1")
         self.metrics, devices = self.flow.metrics, self.flow.devices
         ctx = StationContext("t-1", "conveyor", "1", 400.0, self.writer, events,
-                             lambda: {"devices": devices.states(), "budget_misses": 0}, extras={"belt": self.flow})
+                             lambda: {"devices": devices.states(), "budget_misses": 0}, belt=self.flow)
         self.app = create_app(ctx, WebConfig(tip=TipConfig(enabled=False)))
 
     async def client(self, stack: AsyncExitStack, who=None) -> httpx.AsyncClient:
@@ -340,7 +340,7 @@ async def test_a_latched_belt_stays_latched_after_a_restart_with_start_belt(tmp_
             await until(lambda: first.flow.belt_status()["run_confirmed"], "start_belt runs the belt at first start")
             model.press_estop()
             await until(lambda: first.flow.latch == "estop", "the e-stop latches the belt")
-            first.flow.clean_stop()
+            first.flow.stopped_on_request()
         model.release_estop()
         model.reset()
         async with Session(sim, tmp_path / "data") as second:
@@ -360,13 +360,13 @@ async def test_a_belt_whose_daemon_did_not_stop_cleanly_stays_stopped(tmp_path):
         model = sim.model
         async with Session(sim, tmp_path / "data") as first:
             await until(lambda: first.flow.belt_status()["run_confirmed"], "start_belt runs the belt at first start")
-        # no clean_stop(): the process died with the belt running
+        # no stopped_on_request(): the process died with the belt running
         async with Session(sim, tmp_path / "data") as second:
             await second.settled()
             assert second.flow.latch == "restarted" and second.flow.belt_status()["latched"]
             assert model.requests["belt_run_request"] == 0 and not model.belt_running
             assert (await second.flow.restart_belt("sup")).outcome == "running"
-            second.flow.clean_stop()
+            second.flow.stopped_on_request()
         async with Session(sim, tmp_path / "data") as third:
             await until(lambda: third.flow.belt_status()["run_confirmed"], "a clean stop lets start_belt run the belt")
             assert third.flow.latch is None

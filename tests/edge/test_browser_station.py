@@ -233,7 +233,7 @@ def test_supervisor_restarts_a_latched_belt_from_the_health_screen(station, page
 
     stack, sim, flow = on_loop(start)
     try:
-        station.ctx.extras["belt"] = flow
+        station.ctx.belt = flow
         on_loop(lambda: until(lambda: flow.belt_status()["run_confirmed"], "the belt runs", timeout=25))
         station.loop.call_soon_threadsafe(sim.press_estop)
         on_loop(lambda: until(lambda: flow.latch == "estop", "the e-stop latch", timeout=25))
@@ -261,4 +261,4 @@ def test_supervisor_restarts_a_latched_belt_from_the_health_screen(station, page
         assert [(e.actor, json.loads(e.detail)["outcome"]) for e in rows] == [(SUPERVISOR[0], "running")]
     finally:
         on_loop(stack.aclose)
-        station.ctx.extras.pop("belt", None)
+        station.ctx.belt = None

@@ -14,8 +14,8 @@ from conveyor_station import TOLERANT, conveyor_flow
 from drivers.plc import PlcConfig, open_plc
 from edge.devices import Devices
 from edge.events import EventBus
-from edge.inspection import Inspector
 from edge.metrics import StationMetrics
+from edge.stations import InspectorParts
 from edge.stations.gantry import GantryFlow
 from edge.stations.identify import TagWindow
 from edge.store import Store, StoreWriter
@@ -64,9 +64,9 @@ async def test_an_idle_gantry_stays_alive(tmp_path):
     cfg = PlcConfig(**{**TOLERANT, "model": "gantry"})
     async with open_plc(cfg, "g-1/plc") as plc, StoreWriter(Store(tmp_path / "data", station="g-1")) as writer:
         metrics, devices, events = StationMetrics(), Devices(plc=plc), EventBus()
-        inspector = Inspector("g-1", "1", 400.0, None, writer, events, metrics, actuate=None)
         progress = Progress()
-        flow = GantryFlow(devices, inspector, progress, ItemKind.VEHICLE, TagWindow(devices, events))
+        flow = GantryFlow(devices, InspectorParts("g-1", "1", 400.0, None, writer, events, metrics), progress,
+                          ItemKind.VEHICLE, TagWindow(devices, events))
         task = asyncio.create_task(flow.run(), name="flow")
         try:
             await until(lambda: devices.states().get("plc", {}).get("state") == "ok", "the gantry's PLC link is up")

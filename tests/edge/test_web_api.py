@@ -269,5 +269,5 @@ def test_latency_shown_against_the_budget_excludes_acquisition_and_actuation(sta
 def test_the_daemons_stop_event_is_the_apps(station):
     stop = asyncio.Event()
     ctx = StationContext("t-1", "conveyor", "1", 400.0, station.writer, station.events, dict,
-                         extras={"stopping": stop})
+                         stopping=stop)
     assert create_app(ctx, WebConfig()).state.web.stopping is stop

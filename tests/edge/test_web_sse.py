@@ -130,7 +130,7 @@ def test_the_daemons_stop_event_ends_open_streams_so_the_server_can_stop(tmp_pat
         h.server.config.timeout_graceful_shutdown = None  # as the daemon serves it: waits for open requests
         h.add_demo_users()
         stop = asyncio.Event()
-        h.app.state.web.stopping = stop  # what create_app does with ctx.extras["stopping"]
+        h.app.state.web.stopping = stop  # what create_app does with ctx.stopping
         client = httpx.Client(base_url=h.url, timeout=10)
         client.post("/api/signin", json={"badge": DEMO_USERS[0][0], "pin": DEMO_USERS[0][3]})
         ended = threading.Event()

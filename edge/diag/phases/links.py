@@ -30,7 +30,7 @@ async def run(ctx: PhaseContext) -> None:
         reader = st.readers.get(name)
         ok = reader is not None and await _reader_up(reader)
         ctx.measure("links.reader_link_ok", ok, target=name,
-                    detail=st.problems.get(f"reader {name}", "" if ok else "its port is not open"))
+                    detail=st.problems.get(f"reader:{name}", "" if ok else "its port is not open"))
     if st.cfg.devices.source is not None:
         ctx.measure("links.source_ok", st.source is not None, target="source", detail=st.problems.get("source", ""))
 

@@ -18,7 +18,7 @@ async def run(ctx: PhaseContext) -> None:
     for name in ctx.station.cfg.devices.readers:
         reader = ctx.station.readers.get(name)
         if reader is None or not reader.link_ok:
-            detail = ctx.station.problems.get(f"reader {name}", "the reader's port is not open")
+            detail = ctx.station.problems.get(f"reader:{name}", "the reader's port is not open")
             ctx.measure("rfid.reader_connected", False, target=name, detail=detail)
             continue
         ctx.measure("rfid.reader_connected", True, target=name)

@@ -22,6 +22,7 @@ from edge.diag.context import PhaseContext
 from edge.diag.hand import Action
 from edge.diag.phases._watch import Bracket, SampleLog, request_timeout, wait_state
 from edge.diag.specs import SPECS
+from edge.stations.kinds import KINDS
 
 SETTLE_S = 0.3
 RESPONSE_WINDOW_S = 2.0
@@ -43,12 +44,9 @@ class SafetyInput:
         return lambda s: s.link_ok and not s.interlocks_ok
 
 
+# Each station kind's safety devices, as its declaration names them (edge.stations.kinds).
 SAFETY_INPUTS: dict[str, tuple[SafetyInput, ...]] = {
-    "conveyor": (SafetyInput("e-stop", "estop", "estop"), SafetyInput("tunnel door", "door", "door"),
-                 SafetyInput("exit curtain", "door", "curtain")),
-    "gantry": (SafetyInput("e-stop", "estop", "estop"), SafetyInput("scan-zone gate", "door", "door"),
-               SafetyInput("light curtain", "door", "curtain")),
-}
+    name: tuple(SafetyInput(d.label, d.trips, d.twin_name) for d in kind.diag.safety) for name, kind in KINDS.items()}
 
 VERBS = {"estop": ("prompt.press_estop", "press_estop", "prompt.release_estop", "release_estop"),
          "door": ("prompt.open_door", "open_door", "prompt.close_door", "close_door")}

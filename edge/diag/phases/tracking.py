@@ -8,6 +8,7 @@ whether the divert was in place before the item reached the gate and sent it the
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from typing import Any
 
 from drivers.errors import DriverError
@@ -16,8 +17,10 @@ from edge.diag.context import PhaseContext
 from edge.diag.hand import Action
 from edge.diag.phases._watch import EventTap, request_timeout
 from edge.diag.specs import SPECS
+from edge.stations.kinds import KINDS
 
-ITEM = {"conveyor": {"length_m": 0.4, "lead_m": 0.4}, "gantry": {"length_m": 6.0, "lead_m": 4.5}}
+# The item the technician places, per station kind, as its declaration names it (edge.stations.kinds).
+ITEM = {name: asdict(kind.diag.test_item) for name, kind in KINDS.items() if kind.diag.test_item is not None}
 GATE_TIMEOUT_S = 30.0
 
 
