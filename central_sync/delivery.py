@@ -494,7 +494,9 @@ class Delivery:
         s.gate_alerts.discard(row_id)
         upload = s.uploads.pop(row_id, None)
         self._move(track, state)
-        if before is RowState.BROKER_ACKED or upload is not None:
+        queued = before is RowState.PENDING
+        on_wire = upload is None and any(row_id in pub.rows for pub in s.pubs.values())
+        if not (queued or on_wire):
             del s.tracks[row_id]  # nothing refers to it any more
 
     def _on_ResendRequest(self, ev: ResendRequest) -> None:
