@@ -384,21 +384,25 @@ class Delivery:
             s.image_inflight -= 1
         if ev.code >= 0x80:
             self._puback_failed(pub, ev.code)
-            return
+        elif pub.chunk is not None:
+            self._chunk_acked(pub, ev.now)
+        else:
+            self.counters["puback_ok"] += 1
+            for track in (s.tracks.get(row_id) for row_id in pub.rows):
+                if track is not None and track.state is RowState.IN_FLIGHT:
+                    self._move(track, RowState.BROKER_ACKED)
+                    track.acked_at = ev.now
+        if pub.chunk is None:
+            for row_id in pub.rows:  # resolved while on the wire: nothing refers to them any more
+                if (track := s.tracks.get(row_id)) is not None and track.state in RESOLVED:
+                    del s.tracks[row_id]
+
+    def _chunk_acked(self, pub: Pub, now: float) -> None:
         self.counters["puback_ok"] += 1
-        if pub.chunk is not None:
-            upload = s.uploads.get(pub.rows[0])
-            if upload is not None and upload.chunks[pub.chunk] is ChunkState.IN_FLIGHT:
-                upload.chunks[pub.chunk] = ChunkState.BROKER_ACKED
-                upload.last_sent = ev.now
-            return
-        for row_id in pub.rows:
-            track = s.tracks.get(row_id)
-            if track is not None and track.state is RowState.IN_FLIGHT:
-                self._move(track, RowState.BROKER_ACKED)
-                track.acked_at = ev.now
-            elif track is not None and track.state in RESOLVED:
-                del s.tracks[row_id]
+        upload = self.s.uploads.get(pub.rows[0])
+        if upload is not None and upload.chunks[pub.chunk] is ChunkState.IN_FLIGHT:
+            upload.chunks[pub.chunk] = ChunkState.BROKER_ACKED
+            upload.last_sent = now
 
     def _puback_failed(self, pub: Pub, code: int) -> None:
         self.counters[f"puback_0x{code:02x}"] += 1
@@ -429,8 +433,6 @@ class Delivery:
             self._shrink_batches(reason_text(code))
         for row_id in pub.rows:
             track = self.s.tracks.get(row_id)
-            if track is not None and track.state in RESOLVED:
-                del self.s.tracks[row_id]
             if track is None or track.state is not RowState.IN_FLIGHT:
                 continue
             track.row.attempts += 1
@@ -494,10 +496,8 @@ class Delivery:
         s.gate_alerts.discard(row_id)
         upload = s.uploads.pop(row_id, None)
         self._move(track, state)
-        queued = before is RowState.PENDING
-        on_wire = upload is None and any(row_id in pub.rows for pub in s.pubs.values())
-        if not (queued or on_wire):
-            del s.tracks[row_id]  # nothing refers to it any more
+        if before is RowState.BROKER_ACKED or upload is not None:
+            del s.tracks[row_id]  # nothing refers to it any more; a queue or a publish drops it later
 
     def _on_ResendRequest(self, ev: ResendRequest) -> None:
         wanted = set(ev.seqs)
