@@ -186,7 +186,7 @@ class Delivery:
         s.waiting_on = None
         if ev.lane == Lane.ALERT and (len(ev.rows) < PAGE or (ev.rows and ev.rows[-1].id >= s.gate)):
             s.gate_listed = True
-        if not ev.rows:
+        if len(ev.rows) < PAGE:  # the lane is read to its end: look again after poll_s or a Wake
             s.next_poll[ev.lane] = self.now + s.limits.poll_s
         for row in ev.rows:
             s.cursor[ev.lane] = max(s.cursor[ev.lane], row.id)
@@ -208,9 +208,7 @@ class Delivery:
             elif queue:
                 row_id = queue.popleft()
             elif self.now >= s.next_poll[lane]:
-                s.waiting_on = Fetch(lane, s.cursor[lane], PAGE)
-                self.out.append(s.waiting_on)
-                return BLOCKED
+                return self._fetch(lane)
             else:
                 return None
             track = s.tracks.get(row_id)
@@ -218,6 +216,11 @@ class Delivery:
                 return track
             if track is not None and track.state in RESOLVED:
                 del s.tracks[row_id]
+
+    def _fetch(self, lane: Lane) -> object:
+        self.s.waiting_on = Fetch(lane, self.s.cursor[lane], PAGE)
+        self.out.append(self.s.waiting_on)
+        return BLOCKED
 
     # ---- sending --------------------------------------------------------------------------
     def _on_Fill(self, ev: Fill) -> None:
@@ -262,6 +265,8 @@ class Delivery:
         """One row, or on the record lane a batch of rows in one publish (one PUBACK, one hub transaction)."""
         lim = self.limits
         limit = 1 if lane == Lane.ALERT else max(1, min(lim.batch_max_rows, lim.max_unacked - self._unacked()))
+        if len(self.s.queue[lane]) < limit and self.now >= self.s.next_poll[lane]:
+            return self._fetch(lane)  # read ahead, so a batch is not cut at the end of a page
         picked: list[tuple[Track, bytes]] = []
         size = p.BATCH_OVERHEAD
         while len(picked) < limit:
