@@ -55,10 +55,10 @@ def reason_text(code: int) -> str:
     return f"0x{code:02X} {REASON_NAMES.get(code, 'error')}"
 
 
-def backoff_delay(attempt: int, low: float, high: float) -> float:
+def backoff_delay(attempt: int, low: float, high: float, rng: random.Random | None = None) -> float:
     """Full-jitter exponential back-off: uniform in [low, min(high, low * 2**attempt)]."""
     cap = min(high, low * (2 ** min(attempt, 20)))
-    return random.uniform(low, max(low, cap))
+    return (rng or random).uniform(low, max(low, cap))
 
 
 def loop_step(client: mqtt.Client, cfg: BrokerConfig, timeout: float, who: str,

@@ -1,0 +1,169 @@
+"""Targeted cases of the sans-IO delivery core: one event at a time, the actions checked exactly."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from central_sync import delivery_events as ev
+from central_sync.delivery import PAGE, Delivery
+from central_sync.delivery_events import ChunkState, RowState
+from central_sync.outbox import Lane
+from central_sync.protocol import AckItem
+from central_sync.station_db import Row
+
+LIMITS = ev.Limits(window=4, max_unacked=10, batch_max_rows=3, max_payload=8192, chunk_bytes=1024,
+                   ack_timeout_s=5.0, progress_timeout_s=10.0, poll_s=0.02, status_period_s=1000.0,
+                   backoff_min_s=0.1, backoff_max_s=1.0)
+
+
+def row(i: int, lane: Lane = Lane.RECORD, kind: str | None = None) -> Row:
+    kind = kind or {Lane.ALERT: "alert", Lane.RECORD: "inspection", Lane.IMAGE: "blob"}[lane]
+    return Row(i, lane, kind, f"rec-{i}", i, b'{"x":1}', 7, 0)
+
+
+class Station:
+    """The core with an in-memory outbox answering its reads, as the driver does with SQLite."""
+
+    def __init__(self, rows: list[Row], limits: ev.Limits = LIMITS, newest_alert: int = 0, chunks: int = 1,
+                 ack_status: bool = True) -> None:
+        self.outbox = {r.id: r for r in rows}
+        self.core = Delivery("gate-1", limits, random.Random(1))
+        self.chunks, self.ack_status = chunks, ack_status
+        self.log: list = []
+        self.send(ev.SessionUp(0.0, limits, newest_alert))
+
+    def send(self, event) -> list:
+        out, todo = [], [event]
+        while todo:
+            for action in self.core.handle(todo.pop(0)):
+                out.append(action)
+                if isinstance(action, ev.Fetch):
+                    rows = [r for i, r in sorted(self.outbox.items()) if r.lane == action.lane and i > action.after_id]
+                    todo.append(ev.RowsFetched(action.lane, tuple(rows[:action.limit])))
+                elif isinstance(action, ev.PublishStatus) and self.ack_status:
+                    todo.append(ev.PubAck(action.ref, 0, 0.0))
+                elif isinstance(action, ev.OpenBlob):
+                    todo.append(ev.BlobOpened(action.row.id, self.chunks, frozenset()))
+        self.log += out
+        return out
+
+    def published(self, kind=ev.Publish) -> list:
+        return [a for a in self.log if isinstance(a, kind)]
+
+    def fill(self, now: float = 0.0) -> list:
+        return [a for a in self.send(ev.Fill(now, 1.7e9 + now)) if isinstance(a, (ev.Publish, ev.PublishChunk))]
+
+
+def committed(*ids: int) -> ev.HubAck:
+    return ev.HubAck(tuple(AckItem(msg=i, record_id=f"rec-{i}", status="committed") for i in ids))
+
+
+def test_a_puback_proves_nothing_only_the_hubs_ack_retires():
+    st = Station([row(1)])
+    (pub,) = st.fill()
+    assert not [a for a in st.send(ev.PubAck(pub.ref, 0, 0.1)) if isinstance(a, ev.Retire)]
+    assert st.core.state(1) is RowState.BROKER_ACKED
+    assert ev.Retire(((1, "rec-1"),)) in st.send(committed(1))
+    assert st.core.state(1) is None
+
+
+def test_records_are_batched_and_alerts_go_alone_and_first():
+    st = Station([row(1, Lane.ALERT), row(2, Lane.ALERT), row(3), row(4), row(5), row(6)], newest_alert=2)
+    first = st.fill()
+    assert [p.rows for p in first] == [(1,), (2,)]  # the backlog's alerts hold records back
+    st.send(ev.PubAck(first[0].ref, 0, 0.1))
+    st.send(ev.PubAck(first[1].ref, 0, 0.1))
+    assert st.fill() == []
+    st.send(committed(1, 2))
+    assert [(p.topic.rsplit("/", 1)[1], p.rows) for p in st.fill()] == [("batch", (3, 4, 5)), ("inspection", (6,))]
+
+
+def test_gate_opens_when_the_backlogs_alerts_were_committed_before_they_were_read():
+    st = Station([row(3), row(4)], newest_alert=2)  # alerts 1 and 2 left the outbox meanwhile
+    assert [p.rows for p in st.fill()] == [(3, 4)]
+
+
+def test_status_waits_for_a_free_slot_in_the_window():
+    st = Station([row(1), row(2)], replace(LIMITS, window=1, batch_max_rows=1, status_period_s=1.0), ack_status=False)
+    assert isinstance(st.send(ev.Fill(0.0, 1.7e9))[0], ev.PublishStatus)  # a session opens with its status
+    st.send(ev.PubAck(st.published(ev.PublishStatus)[0].ref, 0, 0.0))
+    (pub,) = st.fill()
+    st.send(ev.Tick(2.0))
+    assert st.fill(2.0) == [] and not [a for a in st.log[-3:] if isinstance(a, ev.PublishStatus)]
+    st.send(ev.PubAck(pub.ref, 0, 2.1))
+    st.send(ev.Fill(2.1, 1.7e9))
+    assert isinstance(st.log[-1], ev.PublishStatus) and st.core.figures()["inflight"] == 1
+
+
+def test_a_row_the_hub_committed_before_its_puback_is_not_sent_again():
+    st = Station([row(1)])
+    (pub,) = st.fill()
+    st.send(committed(1))
+    st.send(ev.PubAck(pub.ref, 0x97, 0.1))  # refused after all: no retry for a committed row
+    st.send(ev.Tick(20.0))
+    assert st.fill(20.0) == []
+
+
+def test_ack_timeout_and_resend_request_send_again():
+    st = Station([row(1), row(2, kind="review")])
+    (pub,) = st.fill()
+    st.send(ev.PubAck(pub.ref, 0, 1.0))
+    st.send(ev.ResendRequest((1, 2)))  # reviews are not what the gap check asks for
+    assert [p.rows for p in st.fill(1.0)] == [(1,)]
+    assert st.core.counters["resend_requested"] == 1
+    st.send(ev.PubAck(st.published()[-1].ref, 0, 1.1))
+    st.send(ev.Tick(6.05))  # row 2 was broker-acked at 1.0, row 1 again at 1.1
+    assert [p.rows for p in st.fill(6.05)] == [(2,)] and st.core.counters["resend_timeout"] == 1
+
+
+def test_too_large_single_row_is_parked_and_a_refused_batch_shrinks():
+    st = Station([row(1), row(2), row(3)])
+    (pub,) = st.fill()
+    st.send(ev.PubAck(pub.ref, 0x95, 0.1))
+    assert st.core.counters["batch_shrunk"] == 1 and st.core.batch_bytes == 4096
+    single = Station([row(1)])
+    (pub,) = single.fill()
+    assert ev.Park(1, "broker refused it: 0x95 packet too large") in single.send(ev.PubAck(pub.ref, 0x95, 0.1))
+    assert single.core.state(1) is None and single.fill() == []
+
+
+def test_blame_parks_the_oldest_row_at_the_second_strike_across_sessions():
+    limits = replace(LIMITS, batch_max_rows=1)
+    st = Station([row(1), row(2)], limits)
+    st.fill()
+    st.send(ev.BrokerDisconnected(0x95))
+    st.send(ev.SessionUp(1.0, limits, 0))
+    st.fill(1.0)
+    parks = [a for a in st.send(ev.BrokerDisconnected(0x95)) if isinstance(a, ev.Park)]
+    assert [p.row_id for p in parks] == [1] and st.core.counters["puback_unreadable"] == 2
+
+
+def test_watchdog_restarts_a_session_whose_pubacks_stopped():
+    st = Station([row(1)])
+    st.fill()
+    assert not [a for a in st.send(ev.Tick(9.0)) if isinstance(a, ev.Restart)]
+    assert [a for a in st.send(ev.Tick(10.5)) if isinstance(a, ev.Restart)]
+
+
+def test_image_chunks_never_exceed_half_the_window_and_resume_after_a_lost_chunk():
+    st = Station([row(1, Lane.IMAGE)], chunks=3)
+    first = st.fill()
+    assert [(c.row_id, c.index) for c in first] == [(1, 0), (1, 1)]  # window 4: at most 2 chunks
+    for c in first:
+        st.send(ev.PubAck(c.ref, 0, 0.1))
+    (third,) = st.fill(0.1)
+    st.send(ev.PubAck(third.ref, 0, 0.2))
+    saved = st.send(ev.HubAck((AckItem(msg=1, record_id="rec-1", status="chunk", index=0),
+                               AckItem(msg=1, record_id="rec-1", status="chunk", index=2))))
+    assert ev.SaveProgress(1, 1024, (0, 2)) in saved
+    st.send(ev.Tick(6.0))  # chunk 1 was lost at the broker: the hub never stored it
+    assert [(c.row_id, c.index) for c in st.fill(6.0)] == [(1, 1)]
+    assert st.core.s.uploads[1].chunks == [ChunkState.STORED, ChunkState.IN_FLIGHT, ChunkState.STORED]
+
+
+def test_a_full_page_of_alerts_is_read_before_the_gate_opens():
+    alerts = [row(i, Lane.ALERT) for i in range(1, PAGE + 3)]
+    st = Station(alerts + [row(PAGE + 10)], replace(LIMITS, window=PAGE + 10), newest_alert=PAGE + 2)
+    sent = st.fill()
+    assert len(sent) == PAGE + 2 and all(p.topic.endswith("/alert") for p in sent)
