@@ -103,7 +103,7 @@ class ModbusPlc:
         self._reason = "not connected"
         self._fault: LinkFault = "no_answer"
         self._refusal_code: int | None = None  # the exception code of the refusal that put the link down
-        self._encoder = (None, 0.0)  # (last raw counts, unwrapped metres)
+        self._encoder: tuple[int | None, float] = (None, 0.0)  # (last raw counts, unwrapped metres)
         self._hb = (-1, 0.0)  # (last PLC heartbeat value, time it changed)
         self._host_hb = 0
         self._next_hb = 0.0

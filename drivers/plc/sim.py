@@ -344,6 +344,15 @@ class MutableServerContext(ModbusServerContext):
         return super().__getitem__(device_id)
 
 
+def _bound_port(server: ModbusTcpServer | ModbusSerialServer) -> int:
+    """The TCP port a listening pymodbus server bound (its transport is then the asyncio.Server)."""
+    listener = server.transport
+    if not isinstance(listener, asyncio.Server):
+        raise TypeError(f"pymodbus server transport is {type(listener).__name__}, not a listening asyncio.Server")
+    port: int = listener.sockets[0].getsockname()[1]
+    return port
+
+
 class SimServer:
     """The simulated PLC served over TCP on a free 127.0.0.1 port or, with `rtu=True`, over RTU on
     a pty (the client opens `serial_port`); `realtime` steps it against the loop clock."""
@@ -379,7 +388,7 @@ class SimServer:
                                            ignore_missing_devices=True)
         await self._server.serve_forever(background=True)
         if not self.rtu:
-            self.port = self._server.transport.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.port = _bound_port(self._server)
         if self.realtime:
             self._stepper = asyncio.create_task(self._run(), name="plc-sim-step")
         return self

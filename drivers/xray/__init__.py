@@ -85,7 +85,7 @@ class Scanner:
         except PayloadError as exc:
             raise ProtocolError(f"X-ray controller {self.name} answered STATUS with {body.hex()}: {exc}",
                                 device=self.name, last_frames=self.link.last_frames) from exc
-        faults = tuple(f.name for f in Fault if st.faults & f)  # type: ignore[misc]
+        faults = tuple(f.name or f"bit{f.value}" for f in Fault if st.faults & f)
         version = self.link.hello.firmware_version if self.link.hello else ""
         return ScannerStatus(st.interlocks_closed, st.armed, st.scanning, st.kv, st.ma, faults, version)
 
