@@ -185,7 +185,7 @@ def ammunition(rng: np.random.Generator, novel: bool = False) -> Obj:
 
 
 def _crop(o: Obj, margin: int = 2) -> Obj:
-    total = sum(o.parts.values())
+    total = sum(o.parts.values(), np.zeros((o.h, o.w), np.float32))
     ys, xs = np.nonzero(total > 0.3)
     y0, y1 = max(0, ys.min() - margin), min(o.h, ys.max() + margin + 1)
     x0, x1 = max(0, xs.min() - margin), min(o.w, xs.max() + margin + 1)
@@ -214,6 +214,8 @@ NOVEL_CARTON_LAYOUTS = [(10, 1), (2, 5), (4, 3)]
 
 
 def cigarettes(rng: np.random.Generator, novel: bool = False) -> Obj:
+    length: float
+    dia: float
     if novel:
         length, dia, per_row, layers = (100, 5.4, 10, 2) if rng.random() < 0.5 else (84, 7.8, 7, 3)
     elif rng.random() < 0.5:
