@@ -239,7 +239,7 @@ class CommandLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = lambda c, u, mid, codes, props: self.subscribed.set()
-        client.on_message = lambda c, u, msg: self._deliver(msg.topic, msg.payload)
+        client.on_message = lambda c, u, msg: self._deliver(msg.topic, bytes(msg.payload))
         client.reconnect_delay_set(int(max(1, self.cfg.reconnect_min_s)), int(max(1, self.cfg.reconnect_max_s)))
         await asyncio.to_thread(client.connect_async, self.cfg.host, self.cfg.port, self.cfg.keepalive_s,
                                 clean_start=True, properties=connect_properties(100))

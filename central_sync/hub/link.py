@@ -28,7 +28,7 @@ BURST = 256
 class HubLink:
     """Consumes the shared subscriptions into `inbox`; publishes what is put in `outbox`."""
 
-    def __init__(self, cfg: BrokerConfig, hub_id: str, inbox: queue.Queue, lane: str,
+    def __init__(self, cfg: BrokerConfig, hub_id: str, inbox: queue.Queue[tuple[str, bytes]], lane: str,
                  group: str = p.SHARE_GROUP, beat: Callable[[], None] = lambda: None) -> None:
         """beat: called on every turn of the link's loops (liveness for the watchdog)."""
         self.cfg, self.hub_id, self.inbox, self.group, self.lane = cfg, f"{hub_id}-{lane}", inbox, group, lane
