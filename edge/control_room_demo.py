@@ -105,7 +105,8 @@ def _enqueue(conn: sqlite3.Connection, rec: InspectionRecord) -> None:
     if rec.verdict == Verdict.SUSPECT:
         enqueue(conn, Lane.ALERT, "alert", rec.id, rec.seq, body)
     enqueue(conn, Lane.RECORD, "inspection", rec.id, rec.seq, body)
-    enqueue(conn, Lane.IMAGE, "blob", rec.id, rec.seq, rec.scan.sha256)
+    if rec.scan is not None:
+        enqueue(conn, Lane.IMAGE, "blob", rec.id, rec.seq, rec.scan.sha256)
     conn.execute("COMMIT")
 
 

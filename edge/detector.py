@@ -74,8 +74,10 @@ class _Stream:
 
     async def feed(self, high: np.ndarray, low: np.ndarray) -> None:
         if self._strips is None:
-            self._strips = StripDetector(self.engine.detector, high.shape[1], pool=self.engine.pool,
-                                         station=self.station)
+            detector = self.engine.detector
+            if detector is None:
+                raise PreventsDecision(Reason.MODEL_UNAVAILABLE, f"station {self.station} has no usable model")
+            self._strips = StripDetector(detector, high.shape[1], pool=self.engine.pool, station=self.station)
         await self._strips.feed_async(high, low)
 
     async def finish(self, deadline: float) -> list[Detection]:

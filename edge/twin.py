@@ -52,7 +52,7 @@ async def serve_twin(config: StationConfig, stack: AsyncExitStack, scan_dir: Pat
             sim = await stack.enter_async_context(Em4100Sim(reader.sim))
             _link(sim.port, reader.port, stack)
             served.append(f"EM4100 reader '{name}' on {reader.port}")
-    if devices.source is not None and devices.source.kind == "filedrop":
+    if devices.source is not None and devices.source.kind == "filedrop" and devices.source.folder is not None:
         task = asyncio.create_task(drop_scans(devices.source.folder, scans, "npz", 4.0, repeat=True))
         stack.callback(task.cancel)
         served.append(f"vendor X-ray machine writing scans into {devices.source.folder}")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge import audit, auth
 from edge.events import Event
+from edge.store import Store
 from edge.web import sse
 from edge.web.deps import COOKIE, WebState, current_user, state
 from edge.web.i18n import LANGS, catalogue
@@ -57,7 +58,12 @@ async def signin(body: SignIn, response: Response, st: WebState = Depends(state)
 async def signout(request: Request, response: Response, st: WebState = Depends(state),
                   user: auth.User = Depends(current_user)) -> dict[str, bool]:
     token = request.cookies[COOKIE]
-    await st.db(lambda s: (auth.close_session(s.conn, token), audit.append(s.conn, user.badge, "signout", "station")))
+
+    def close(s: Store) -> None:
+        auth.close_session(s.conn, token)
+        audit.append(s.conn, user.badge, "signout", "station")
+
+    await st.db(close)
     response.delete_cookie(COOKIE)
     return {"ok": True}
 

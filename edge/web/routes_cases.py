@@ -149,6 +149,6 @@ async def export_zip(st: WebState = Depends(state), user: auth.User = Depends(re
     records = await st.db(queries.reviewed_with_scans)
     await st.audit(user.badge, "export.dataset", "station", {"items": len(records)})
     tmp = Path(tempfile.mkstemp(prefix="cpe-export-", suffix=".zip")[1])
-    await asyncio.to_thread(export.write_zip, records, st.writer.store.scan_path, tmp)
+    await asyncio.to_thread(export.write_zip, records, (await st.open()).store.scan_path, tmp)
     return FileResponse(tmp, media_type="application/zip", filename=f"{st.ctx.station_id}-reviewed.zip",
                         background=BackgroundTask(tmp.unlink, missing_ok=True))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from drivers.plc import PlcEvent, PlcState
+from drivers.plc import EyeEdge, PlcEvent, PlcState
 
 POLL_S = 0.005
 
@@ -69,6 +69,12 @@ class EventTap:
                     await self._new.wait()
             except TimeoutError:
                 return None
+
+    async def wait_eye(self, index: int, blocked: bool, timeout_s: float, start: int = 0) -> EyeEdge | None:
+        """The first edge of eye `index` to `blocked` (from event `start`) within timeout_s, else None."""
+        ev = await self.wait(lambda e: isinstance(e, EyeEdge) and e.eye_index == index and e.blocked == blocked,
+                             timeout_s, start)
+        return ev if isinstance(ev, EyeEdge) else None
 
 
 def request_timeout(plc: Any) -> float:

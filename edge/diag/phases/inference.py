@@ -7,6 +7,8 @@ import time
 
 import numpy as np
 
+from drivers.retrofit.config import SimRetrofitConfig
+from drivers.xray.config import SimScannerConfig
 from edge.diag.context import PhaseContext
 from edge.diag.specs import SPECS
 from models.scan import Scan, load_scan
@@ -17,7 +19,9 @@ RUNS = 5
 def reference_scan(ctx: PhaseContext) -> Scan:
     """A scan of this station's kind: the twin's first scan, else the test object."""
     d = ctx.station.cfg.devices
-    sim = (d.scanner and d.scanner.sim) or (d.source and d.source.sim)
+    sim: SimScannerConfig | SimRetrofitConfig | None = d.scanner.sim if d.scanner is not None else None
+    if sim is None and d.source is not None:
+        sim = d.source.sim
     if sim is not None:
         files = sorted(sim.scan_dir.glob("*.npz"))
         if files:

@@ -38,13 +38,10 @@ async def run(ctx: PhaseContext) -> None:
 
 async def _eye(ctx: PhaseContext, plc: object, index: int, eye: str) -> None:
     async with EventTap(plc) as tap:
-        def edge(blocked: bool):  # noqa: ANN202
-            return lambda ev: isinstance(ev, EyeEdge) and ev.eye_index == index and ev.blocked == blocked
-
         async def both() -> tuple[EyeEdge | None, EyeEdge | None]:
-            on = await tap.wait(edge(True), ctx.prompt_timeout_s)
-            off = await tap.wait(edge(False), EDGE_TIMEOUT_S) if on is not None else None
-            return on, off  # type: ignore[return-value]
+            on = await tap.wait_eye(index, True, ctx.prompt_timeout_s)
+            off = await tap.wait_eye(index, False, EDGE_TIMEOUT_S) if on is not None else None
+            return on, off
 
         t_act, seen = await ctx.prompt("prompt.block_eye", Action("block_eye", eye, {"hold_s": 0.3}), until=both)
     on, off = seen or (None, None)

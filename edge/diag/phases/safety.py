@@ -79,14 +79,15 @@ async def _proof(ctx: PhaseContext, plc: Any, dev: SafetyInput) -> None:
     async with SampleLog(plc) as log:
         t_act, i_trip = await ctx.prompt(ask, Action(verb, dev.twin_name), until=lambda: log.wait(dev.tripped, 3600))
         ctx.measure("safety.trip_seen", i_trip is not None, target=target)
-        trip = Bracket(t_act, t_act) if t_act is not None else log.bracket(i_trip, dev.tripped)
-        if "belt_run_request" in plc.cfg.registers:
-            stopped = await log.wait(lambda s: not s.belt_running, RESPONSE_WINDOW_S, start=i_trip)
-            _response(ctx, "safety.belt_stop_ms", target, log, trip, stopped, lambda s: not s.belt_running,
-                      "belt still running")
-        dropped = await log.wait(lambda s: not s.xray_permit, RESPONSE_WINDOW_S, start=i_trip)
-        _response(ctx, "safety.permit_drop_ms", target, log, trip, dropped, lambda s: not s.xray_permit,
-                  "permit still on")
+        if i_trip is not None:  # the responses are timed from the trip
+            trip = Bracket(t_act, t_act) if t_act is not None else log.bracket(i_trip, dev.tripped)
+            if "belt_run_request" in plc.cfg.registers:
+                stopped = await log.wait(lambda s: not s.belt_running, RESPONSE_WINDOW_S, start=i_trip)
+                _response(ctx, "safety.belt_stop_ms", target, log, trip, stopped, lambda s: not s.belt_running,
+                          "belt still running")
+            dropped = await log.wait(lambda s: not s.xray_permit, RESPONSE_WINDOW_S, start=i_trip)
+            _response(ctx, "safety.permit_drop_ms", target, log, trip, dropped, lambda s: not s.xray_permit,
+                      "permit still on")
     if dev.kind == "door" and ctx.station.scanner is not None:
         status = await ctx.io("controller STATUS", ctx.station.scanner.status(), 4.0)
         ctx.measure("safety.controller_disarmed", not status.armed, target=target)

@@ -31,8 +31,7 @@ async def run(ctx: PhaseContext) -> None:
         await _prepare(ctx, plc, scanner, conveyor)
         await ctx.prompt("prompt.place_item", Action("place_item", kind, ITEM.get(kind, ITEM["conveyor"])),
                          confirm=True)
-        entry = await tap.wait(lambda e: isinstance(e, EyeEdge) and e.eye_index == 0 and e.blocked,
-                               ctx.prompt_timeout_s)
+        entry = await tap.wait_eye(0, True, ctx.prompt_timeout_s)
         if entry is None:
             ctx.measure("tracking.eye_to_scan_ms", None, target=plc.cfg.eyes[0], detail="the item never reached it")
             return
@@ -84,7 +83,7 @@ async def _divert(ctx: PhaseContext, plc: Any, tap: EventTap, to_manual: bool) -
         return
     ready = loop.time()
     gate = len(plc.cfg.eyes) - 1
-    at_gate = await tap.wait(lambda e: isinstance(e, EyeEdge) and e.eye_index == gate and e.blocked, GATE_TIMEOUT_S)
+    at_gate = await tap.wait_eye(gate, True, GATE_TIMEOUT_S)
     if at_gate is None:
         ctx.measure("tracking.divert_margin_s", None, target="divert", detail="the item never reached the gate")
         return
