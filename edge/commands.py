@@ -140,7 +140,7 @@ class CommandProcessor:
         if cur.rowcount == 0:
             raise Refused("replayed", f"command {cmd.id} reuses nonce {cmd.nonce} already seen")
 
-    async def _apply(self, cmd: c.Command) -> tuple[str, str, str]:
+    async def _apply(self, cmd: c.Command) -> tuple[c.Outcome, str, str]:
         handler = getattr(self.handlers, cmd.op)
         if handler is None:
             raise Refused("unsupported", f"this station does not handle {cmd.op}")

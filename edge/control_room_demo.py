@@ -17,7 +17,9 @@ import tempfile
 import uuid
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import structlog
@@ -111,7 +113,7 @@ def _enqueue(conn: sqlite3.Connection, rec: InspectionRecord) -> None:
 
 
 def _review(conn: sqlite3.Connection, rec: InspectionRecord, rng: np.random.Generator, pub: Publisher) -> None:
-    outcome = "threat_confirmed" if rng.random() < 0.6 else "false_alarm"
+    outcome: Literal["threat_confirmed", "false_alarm"] = "threat_confirmed" if rng.random() < 0.6 else "false_alarm"
     review = Review(officer=f"B-{rng.integers(10, 40)}", decided_at=datetime.now(UTC), outcome=outcome)
     conn.execute("BEGIN")
     enqueue(conn, Lane.RECORD, "review", rec.id, rec.seq, rec.model_copy(update={"review": review}).to_json())
@@ -119,8 +121,10 @@ def _review(conn: sqlite3.Connection, rec: InspectionRecord, rng: np.random.Gene
     pub.notify()
 
 
-def handlers(station: str):
-    say = lambda op: (lambda *args: log.info("demo.station_applied", station=station, op=op, args=args))
+def handlers(station: str) -> CommandHandlers:
+    def say(op: str) -> Callable[..., None]:
+        return lambda *args: log.info("demo.station_applied", station=station, op=op, args=args)
+
     return CommandHandlers(set_thresholds=say("set_thresholds"), set_tip_rate=say("set_tip_rate"),
                            request_diag=say("request_diag"), switch_model=say("switch_model"))
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import structlog
 
+from drivers.plc.config import PlcConfig
 from drivers.plc.sim import SimServer
 from drivers.retrofit.sim import drop_scans
 from drivers.rfid.sim import Em4100Sim
@@ -59,7 +60,7 @@ async def serve_twin(config: StationConfig, stack: AsyncExitStack, scan_dir: Pat
     return served
 
 
-async def _plc(cfg, stack: AsyncExitStack) -> str:
+async def _plc(cfg: PlcConfig, stack: AsyncExitStack) -> str:
     if cfg.kind == "modbus-tcp":
         if cfg.host not in LOOPBACK:
             raise TwinError(f"the twin serves only on 127.0.0.1, and the PLC is configured at {cfg.host}")

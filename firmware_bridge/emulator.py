@@ -24,10 +24,10 @@ import shutil
 import signal
 import tempfile
 import tty
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import structlog
 
@@ -389,7 +389,7 @@ class FirmwareEmulator:
 
     # ---- tasks -----------------------------------------------------------------------------
 
-    def _spawn(self, coro, name: str) -> asyncio.Task[None]:  # noqa: ANN001
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -117,6 +117,6 @@ class HubLink:
                 return
             client.publish(name, payload, qos=1)
 
-    def _on_message(self, client, userdata, msg) -> None:
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         self.received += 1
-        self.inbox.put((msg.topic, msg.payload))
+        self.inbox.put((msg.topic, bytes(msg.payload)))

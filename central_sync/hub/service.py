@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -71,7 +72,7 @@ class Hub:
         await asyncio.to_thread(self.store.migrate)
         for name, lane in self.lanes.items():
             self._spawn(f"hub-{name}-link", lane.link.run)
-            self._spawn(f"hub-{name}-ingest", lambda stop, lane=lane, name=name: self._supervise(stop, lane, name))
+            self._spawn(f"hub-{name}-ingest", functools.partial(self._supervise, lane=lane, name=name))
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -80,7 +81,7 @@ class Hub:
         for thread in self._threads:
             await asyncio.to_thread(thread.join, 10.0)
 
-    def _spawn(self, name: str, target) -> None:
+    def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
         thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
         thread.start()
         self._threads.append(thread)

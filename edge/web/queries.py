@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -33,7 +34,7 @@ def utc_iso(value: str) -> str:
     return when.astimezone(timezone.utc).isoformat()
 
 
-def _records(rows) -> list[InspectionRecord]:
+def _records(rows: Iterable[tuple[str]]) -> list[InspectionRecord]:
     return [InspectionRecord.model_validate_json(r[0]) for r in rows]
 
 

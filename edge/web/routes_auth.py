@@ -34,7 +34,7 @@ def _me(user: auth.User) -> dict[str, Any]:
     return {"badge": user.badge, "name": user.name, "role": user.role, "lang": user.lang, "permissions": perms}
 
 
-def _signin(store, body: SignIn, policy: auth.SessionPolicy) -> tuple[auth.User | None, str]:
+def _signin(store: Store, body: SignIn, policy: auth.SessionPolicy) -> tuple[auth.User | None, str]:
     try:
         user = auth.authenticate(store.conn, body.badge, body.pin, policy)
     except auth.AuthError as exc:

@@ -6,7 +6,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -133,7 +133,7 @@ class Crops(torch.utils.data.IterableDataset):
         super().__init__()
         self.path, self.crop, self.seed = path, crop, seed
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         info = torch.utils.data.get_worker_info()
         sampler = Sampler(self.path, self.crop, np.random.default_rng([self.seed, info.id if info else 0]))
         while True:
@@ -166,7 +166,7 @@ def _device(name: str) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def train(data: Path, out: Path, cfg: TrainConfig = TrainConfig(), log=print) -> TinyDet:
+def train(data: Path, out: Path, cfg: TrainConfig = TrainConfig(), log: Callable[[str], object] = print) -> TinyDet:
     """Train from a generated set; checkpoints to out/checkpoint.pt; returns the network in eval mode on the CPU."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
