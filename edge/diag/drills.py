@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.errors import DriverError
-from edge.diag.context import PhaseContext
+from edge.diag.context import Measurements, PhaseContext
 from edge.diag.core import Outcome, PhaseResult
 from edge.diag.messages import Catalogue
 from edge.diag.phases._watch import wait_state, request_timeout
@@ -162,7 +162,7 @@ def judge_drill(drill: Drill, phases: list[PhaseResult], cat: Catalogue) -> Phas
         if p.outcome == Outcome.FAIL and failing and all(m.message in explained for m in failing):
             p.expected = f"drill {drill.name}: the fault must cause this"
     res = PhaseResult("drill-diagnosis", cat.text("title.drill-diagnosis", target=drill.name))
-    ctx = PhaseContext(None, None, res, cat, 0.0)  # type: ignore[arg-type]
+    ctx = Measurements(res, cat)
     hit = next((p for p in phases if p.name == drill.fails_phase), None)
     if hit is None:
         res.outcome, res.reason = Outcome.SKIPPED, cat.text("skip.drill_phase", target=drill.fails_phase)

@@ -11,6 +11,7 @@ from drivers.retrofit.config import SimRetrofitConfig
 from drivers.xray.config import SimScannerConfig
 from edge.diag.context import PhaseContext
 from edge.diag.specs import SPECS
+from models.runtime import Detector
 from models.scan import Scan, load_scan
 
 RUNS = 5
@@ -31,9 +32,9 @@ def reference_scan(ctx: PhaseContext) -> Scan:
     return make_test_object(1.0)
 
 
-def _timed(detector: object, scan: Scan) -> float:
+def _timed(detector: Detector, scan: Scan) -> float:
     t0 = time.perf_counter()
-    detector.detect(scan)  # type: ignore[attr-defined]
+    detector.detect(scan)
     return (time.perf_counter() - t0) * 1000
 
 

@@ -8,10 +8,10 @@ whether the divert was in place before the item reached the gate and sent it the
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from drivers.errors import DriverError
-from drivers.plc import EyeEdge
+from drivers.plc import EyeEdge, Light, ModbusPlc
+from drivers.xray import Scanner
 from edge.diag.context import PhaseContext
 from edge.diag.hand import Action
 from edge.diag.phases._watch import EventTap, request_timeout
@@ -45,7 +45,7 @@ async def run(ctx: PhaseContext) -> None:
     await ctx.prompt("prompt.clear_lane", Action("clear_lane"), confirm=True)
 
 
-async def _prepare(ctx: PhaseContext, plc: Any, scanner: Any, conveyor: bool) -> None:
+async def _prepare(ctx: PhaseContext, plc: ModbusPlc, scanner: Scanner, conveyor: bool) -> None:
     await ctx.io("X-ray permit", plc.request_xray_permit(True), request_timeout(plc))
     await ctx.io("controller arm", scanner.arm(), 4.0)
     if conveyor:
@@ -53,7 +53,7 @@ async def _prepare(ctx: PhaseContext, plc: Any, scanner: Any, conveyor: bool) ->
         await ctx.io("belt run", plc.request_belt(True), request_timeout(plc))
 
 
-async def _inspect(ctx: PhaseContext, scanner: Any, entry: EyeEdge) -> bool | None:
+async def _inspect(ctx: PhaseContext, scanner: Scanner, entry: EyeEdge) -> bool | None:
     """Scan and detect; returns whether the item goes to manual (None when nothing was decided)."""
     loop = asyncio.get_running_loop()
     stream = await ctx.io("START_SCAN", scanner.start_scan("diag-tracking"), 4.0)
@@ -74,7 +74,7 @@ async def _inspect(ctx: PhaseContext, scanner: Any, entry: EyeEdge) -> bool | No
     return to_manual
 
 
-async def _divert(ctx: PhaseContext, plc: Any, tap: EventTap, to_manual: bool) -> None:
+async def _divert(ctx: PhaseContext, plc: ModbusPlc, tap: EventTap, to_manual: bool) -> None:
     loop = asyncio.get_running_loop()
     try:
         await ctx.io("divert", plc.request_divert(to_manual), request_timeout(plc))
@@ -103,8 +103,8 @@ def _twin_outcome(ctx: PhaseContext) -> str | None:
     return getattr(sim.model, "outcomes", {}).get(item)
 
 
-async def _light(ctx: PhaseContext, plc: Any, to_manual: bool) -> None:
-    colour = "red" if to_manual else "green"
+async def _light(ctx: PhaseContext, plc: ModbusPlc, to_manual: bool) -> None:
+    colour: Light = "red" if to_manual else "green"
     try:
         await ctx.io(f"light {colour}", plc.request_light(colour), request_timeout(plc))
         ctx.measure("tracking.light_confirmed", True, target=colour)
