@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar, TypeVarTuple, Unpack
+from typing import Any, Awaitable, Callable, TypeVar, TypeVarTuple, Unpack
 
 from fastapi import Depends, HTTPException, Request
 
@@ -86,7 +86,7 @@ async def current_user(request: Request, st: WebState = Depends(state)) -> auth.
     return user
 
 
-def require(permission: str) -> Callable[..., Any]:
+def require(permission: str) -> Callable[..., Awaitable[auth.User]]:
     """A dependency that answers 403 unless the signed-in user's role has `permission`."""
 
     async def check(user: auth.User = Depends(current_user)) -> auth.User:
