@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from drivers.plc.state import Light
+
 Table = Literal["coil", "discrete", "holding", "input"]
 Model = Literal["conveyor", "gantry"]
 
@@ -65,7 +67,7 @@ GANTRY_EYES: tuple[str, ...] = ("eye_entry", "eye_exit")
 
 DEFAULT_MAPS: dict[str, dict[str, Point]] = {"conveyor": CONVEYOR_MAP, "gantry": GANTRY_MAP}
 DEFAULT_EYES: dict[str, tuple[str, ...]] = {"conveyor": CONVEYOR_EYES, "gantry": GANTRY_EYES}
-LIGHT_CODES: dict[str, int] = {"off": 0, "red": 1, "amber": 2, "green": 3}
+LIGHT_CODES: dict[Light, int] = {"off": 0, "red": 1, "amber": 2, "green": 3}
 REQUIRED_POINTS: tuple[str, ...] = ("estop_ok", "interlocks_ok", "host_heartbeat", "plc_heartbeat")
 # Modbus limits per read request (Modbus Application Protocol V1.1b3, function codes 01-04).
 MAX_REGISTERS_PER_READ = 125

@@ -315,7 +315,7 @@ class ModbusPlc:
             belt_running=bool(v.get("belt_running")), encoder_m=self._encoder[1],
             photo_eyes=tuple(bool(v.get(e)) for e in self.cfg.eyes),
             divert_to_manual=bool(v.get("divert_manual")), barrier_open=bool(v.get("barrier_open")),
-            light=LIGHT_NAMES.get(v.get("light", 0), "red"),  # type: ignore[arg-type]
+            light=LIGHT_NAMES.get(v.get("light", 0), "red"),
             xray_permit=bool(v.get("xray_permit")), plc_heartbeat=v.get("plc_heartbeat", 0),
             heartbeat_age_s=age, items_to_manual=not ok, t=t, seq=seq,
             safety_status=word, safety=SafetyStatus.from_word(word), cycle_s=self._cycle_s,

@@ -323,10 +323,13 @@ class RegisterImage(ModbusBaseDeviceContext):
 
     def setValues(self, func_code: int, address: int, values: list[int] | list[bool]) -> None | ExcCodes:
         table = FC_TABLE.get(func_code)
-        targets = [self.by_addr.get((table or "", address + i)) for i in range(len(values))]
-        if any(t is None or t[0] not in WRITABLE for t in targets):
-            return ExcCodes.ILLEGAL_ADDRESS
-        for (name, _), v in zip(targets, values):  # type: ignore[misc]
+        names: list[str] = []
+        for i in range(len(values)):
+            target = self.by_addr.get((table or "", address + i))
+            if target is None or target[0] not in WRITABLE:
+                return ExcCodes.ILLEGAL_ADDRESS
+            names.append(target[0])
+        for name, v in zip(names, values):
             self.model.write(name, int(v))
         return None
 

@@ -218,8 +218,10 @@ class Scanner:
             for owed in list(self._owed_stops):
                 self._stop_later(owed, "the link is back")
         if self.on_link_change is not None:
-            up = not isinstance(event, LinkFault)
-            self.on_link_change(up, "firmware session started" if up else event.reason)  # type: ignore[union-attr]
+            if isinstance(event, LinkFault):
+                self.on_link_change(False, event.reason)
+            else:
+                self.on_link_change(True, "firmware session started")
 
     def _meta(self) -> dict[str, object]:
         meta: dict[str, object] = {"source": f"xray:{self.name}", "dual_energy": True}
