@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from edge.events import EventBus
 from edge.store import StoreWriter
-
-if TYPE_CHECKING:
-    from edge.config import StationConfig
 
 
 @dataclass
@@ -28,5 +25,5 @@ class StationContext:
     store: StoreWriter
     events: EventBus
     health: Callable[[], dict[str, Any]]
-    settings: StationConfig | None = None  # the validated config (None in tests and demos built without one)
+    settings: Any = None  # the validated StationConfig
     extras: dict[str, Any] = field(default_factory=dict)
