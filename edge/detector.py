@@ -75,8 +75,8 @@ class _Stream:
     async def feed(self, high: np.ndarray, low: np.ndarray) -> None:
         if self._strips is None:
             detector = self.engine.detector
-            if detector is None:
-                raise PreventsDecision(Reason.MODEL_UNAVAILABLE, f"station {self.station} has no usable model")
+            if detector is None:  # the inspector opens no stream without a model; a model error if it did
+                raise ModelError(f"station {self.station} has no usable model to detect with")
             self._strips = StripDetector(detector, high.shape[1], pool=self.engine.pool, station=self.station)
         await self._strips.feed_async(high, low)
 

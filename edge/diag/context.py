@@ -14,7 +14,7 @@ import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from drivers.errors import DeviceRefused, DriverError, LinkLost, ProtocolError
 from edge.diag.core import Attachment, Measurement, Outcome, PhaseResult, Spec
@@ -151,7 +151,7 @@ class PhaseContext(Measurements):
         self.hand = hand
         self.prompt_timeout_s = prompt_timeout_s
 
-    def skip(self, key: str, **fields: object) -> None:
+    def skip(self, key: str, **fields: object) -> NoReturn:
         raise PhaseSkipped(key, **fields)
 
     # ---- the technician --------------------------------------------------------------------

@@ -114,7 +114,11 @@ class TwinHand:
 
     @property
     def _model(self) -> ConveyorModel | GantryModel:
-        return self.station.plc.sim.model
+        plc = self.station.plc
+        if plc is None:
+            raise ValueError("the twin has no PLC simulator to act on")
+        model: ConveyorModel | GantryModel = plc.sim.model
+        return model
 
     def _later(self, delay_s: float, fn: Callable[[], object]) -> None:
         async def run() -> None:
@@ -159,7 +163,10 @@ class TwinHand:
         self._model.reset()
 
     def _present_badge(self, target: str, tag_hex: str, seconds: float = 1.0) -> None:
-        self.station.readers[target].sim.present(tag_hex, seconds)
+        sim = self.station.readers[target].sim
+        if sim is None:
+            raise ValueError(f"reader {target} has no simulator for the twin to present a badge to")
+        sim.present(tag_hex, seconds)
 
     def _place_test_object(self, _target: str, scan: Scan) -> None:
         emu = self.station.emulator

@@ -16,6 +16,7 @@ from edge.diag.context import PhaseContext
 from edge.diag.hand import Action
 from edge.diag.phases._watch import EventTap, request_timeout
 from edge.diag.specs import SPECS
+from models.runtime import Detector
 
 ITEM = {"conveyor": {"length_m": 0.4, "lead_m": 0.4}, "gantry": {"length_m": 6.0, "lead_m": 4.5}}
 GATE_TIMEOUT_S = 30.0
@@ -23,9 +24,11 @@ GATE_TIMEOUT_S = 30.0
 
 async def run(ctx: PhaseContext) -> None:
     st = ctx.station
-    plc, scanner, kind = st.plc, st.scanner, st.cfg.station.kind
+    plc, scanner, detector, kind = st.plc, st.scanner, st.detector, st.cfg.station.kind
     if plc is None or scanner is None:
         ctx.skip("skip.device_lost", target="PLC" if plc is None else "X-ray scanner")
+    if detector is None:
+        ctx.skip("skip.no_model")
     conveyor = "belt_run_request" in plc.cfg.registers
     async with EventTap(plc) as tap:
         await _prepare(ctx, plc, scanner, conveyor)
@@ -35,7 +38,7 @@ async def run(ctx: PhaseContext) -> None:
         if entry is None:
             ctx.measure("tracking.eye_to_scan_ms", None, target=plc.cfg.eyes[0], detail="the item never reached it")
             return
-        to_manual = await _inspect(ctx, scanner, entry)
+        to_manual = await _inspect(ctx, scanner, detector, entry, plc.cfg.eyes[0])
         if to_manual is None:
             return
         if conveyor:
@@ -53,18 +56,18 @@ async def _prepare(ctx: PhaseContext, plc: ModbusPlc, scanner: Scanner, conveyor
         await ctx.io("belt run", plc.request_belt(True), request_timeout(plc))
 
 
-async def _inspect(ctx: PhaseContext, scanner: Scanner, entry: EyeEdge) -> bool | None:
+async def _inspect(ctx: PhaseContext, scanner: Scanner, detector: Detector, entry: EyeEdge, eye: str) -> bool | None:
     """Scan and detect; returns whether the item goes to manual (None when nothing was decided)."""
     loop = asyncio.get_running_loop()
     stream = await ctx.io("START_SCAN", scanner.start_scan("diag-tracking"), 4.0)
-    ctx.measure("tracking.eye_to_scan_ms", (loop.time() - entry.t) * 1000, target=ctx.station.plc.cfg.eyes[0])
+    ctx.measure("tracking.eye_to_scan_ms", (loop.time() - entry.t) * 1000, target=eye)
     last_line = loop.time()
     async with asyncio.timeout(30):
         async for _block in stream:
             last_line = loop.time()
     scan = stream.result()
     ctx.measure("tracking.scan_complete", scan.complete, target="scan", detail=f"{scan.shape[0]} lines")
-    detections = await asyncio.to_thread(ctx.station.detector.detect, scan)
+    detections = await asyncio.to_thread(detector.detect, scan)
     verdict_ms = (loop.time() - last_line) * 1000
     budget = ctx.station.cfg.station.budget_ms
     spec = SPECS["tracking.verdict_ms"].limited(high=budget, marginal_high=budget * 0.7)
