@@ -237,7 +237,8 @@ class TipEngine:
                 cur = conn.execute("INSERT INTO tip_events (at, officer, record_id, outcome, responded_at)"
                                    " VALUES (?,?,?,'false_alarm',?)", (now, officer, record_id, now))
                 if cur.lastrowid is None:
-                    raise sqlite3.DatabaseError(f"TIP false alarm of {officer} on {record_id} was stored without a row id")
+                    raise sqlite3.DatabaseError(f"TIP false alarm of {officer} on {record_id} was stored "
+                                                "without a row id")
                 _queue_for_hub(conn, cur.lastrowid)
             return TipResponse("false_alarm")
         threat = self.threats[p.threat]

@@ -71,7 +71,8 @@ def get_case(store: Store, record_id: str) -> InspectionRecord:
     return record
 
 
-def image_source(store: Store, tip: TipEngine, user: User, record_id: str, mode: str) -> tuple[InspectionRecord, ImageSource]:
+def image_source(store: Store, tip: TipEngine, user: User, record_id: str,
+                 mode: str) -> tuple[InspectionRecord, ImageSource]:
     """Check, audit and find what to draw: the record and the pending TIP projection, if any."""
     record = get_case(store, record_id)
     if record.scan is None or not queries.scan_stored(store, record_id):

@@ -135,7 +135,9 @@ class StationHarness:
 
     def commit(self, scan: Scan | None, record: InspectionRecord) -> InspectionRecord:
         ref = record.scan
-        stored = self.call(lambda s: s.put_scan(ref.sha256, scan.to_bytes())) if scan is not None and ref is not None else False
+        stored = False
+        if scan is not None and ref is not None:
+            stored = self.call(lambda s: s.put_scan(ref.sha256, scan.to_bytes()))
         return self.call(lambda s: s.commit(record, stored))
 
     def publish(self, topic: str, data: dict[str, Any]) -> float:
