@@ -26,10 +26,12 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Annotated, Callable, Literal
+from typing import Annotated, Callable, Literal, TypeVar
 
 import paho.mqtt.client as mqtt
 import structlog
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -39,6 +41,8 @@ from central_sync.config import BrokerConfig
 from central_sync.errors import SyncError
 from central_sync.mqtt import connect_properties, new_client
 from central_sync.protocol import ROOT, SHA256_HEX, STATION_ID
+
+T = TypeVar("T")
 
 log = structlog.get_logger("central_sync.commands")
 
@@ -142,7 +146,7 @@ def result_topic(station: str) -> str:
     return f"{ROOT}/{station}/{RESULT_LEAF}"
 
 
-def new_command(station: str, op: str, args: dict, issuer: str, ttl_s: float = 300.0,
+def new_command(station: str, op: Op, args: dict, issuer: str, ttl_s: float = 300.0,
                 now: float | None = None) -> Command:
     """A fresh command with a random id and nonce, valid for `ttl_s` seconds."""
     now = time.time() if now is None else now
@@ -211,7 +215,7 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def _load(path: Path, fn):
+def _load(path: Path, fn: Callable[[bytes], T]) -> T:
     try:
         return fn(Path(path).read_bytes())
     except (OSError, ValueError) as exc:
@@ -239,7 +243,7 @@ class CommandLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = lambda c, u, mid, codes, props: self.subscribed.set()
-        client.on_message = lambda c, u, msg: self._deliver(msg.topic, msg.payload)
+        client.on_message = lambda c, u, msg: self._deliver(msg.topic, bytes(msg.payload))
         client.reconnect_delay_set(int(max(1, self.cfg.reconnect_min_s)), int(max(1, self.cfg.reconnect_max_s)))
         await asyncio.to_thread(client.connect_async, self.cfg.host, self.cfg.port, self.cfg.keepalive_s,
                                 clean_start=True, properties=connect_properties(100))
@@ -265,7 +269,8 @@ class CommandLink:
             raise CommandError(f"command link {self.client_id} is not running; cannot publish to {topic}")
         self._client.publish(topic, payload, qos=1)
 
-    def _on_connect(self, client, userdata, flags, code, props) -> None:
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, code: ReasonCode,
+                    props: Properties | None) -> None:
         if code.is_failure:
             log.error("commands.link_refused", client=self.client_id, code=str(code))
             return
@@ -274,7 +279,8 @@ class CommandLink:
             client.subscribe([(t, 1) for t in self.topics])
         log.info("commands.link_up", client=self.client_id, broker=f"{self.cfg.host}:{self.cfg.port}")
 
-    def _on_disconnect(self, client, userdata, flags, code, props) -> None:
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags, code: ReasonCode,
+                       props: Properties | None) -> None:
         self.connected.clear()
         self.subscribed.clear()
         log.warning("commands.link_lost", client=self.client_id, code=str(code))

@@ -70,7 +70,7 @@ class Mosquitto:
     def __enter__(self) -> "Mosquitto":
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.kill()
 
 

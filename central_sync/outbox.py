@@ -44,4 +44,6 @@ def enqueue(conn: sqlite3.Connection, lane: Lane, kind: str, record_id: str, seq
         "INSERT INTO outbox (lane, kind, record_id, seq, payload, size, created_at) VALUES (?,?,?,?,?,?,?)",
         (int(lane), kind, record_id, seq, data, len(data), time.time()),
     )
-    return int(cur.lastrowid)
+    if cur.lastrowid is None:
+        raise sqlite3.DatabaseError(f"outbox insert of {kind} {record_id} seq {seq} returned no row id")
+    return cur.lastrowid

@@ -24,14 +24,14 @@ import json
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from central_sync.errors import WireFormatError
 from central_sync.schema import InspectionRecord, Review
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: Final = 1
 ROOT = "cpe/v1"
 SHARE_GROUP = "hub"
 STATION_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -85,6 +85,9 @@ def parse_topic(name: str) -> tuple[str, list[str]]:
 
 class _Wire(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+W = TypeVar("W", bound=_Wire)
 
 
 class EnvelopeHead(BaseModel):
@@ -227,7 +230,9 @@ class CmdMsg(_Wire):
 def encode_acks(hub: str, items: list[AckItem], max_bytes: int) -> list[bytes]:
     """AckMsg payloads, each under `max_bytes` (the broker's Maximum Packet Size less headers)."""
     head = f'{{"v":{PROTOCOL_VERSION},"hub":{json.dumps(hub)},"acks":['.encode()
-    out, parts, size = [], [], len(head) + 2
+    out: list[bytes] = []
+    parts: list[bytes] = []
+    size = len(head) + 2
     for item in items:
         part = item.model_dump_json().encode()
         if parts and size + len(part) + 1 > max_bytes:
@@ -254,7 +259,7 @@ class BatchMsg(_Wire):
 
 
 Message = RecordMsg | ReviewMsg | TipMsg
-MESSAGE_MODELS: dict[str, type[_Envelope]] = {Kind.REVIEW: ReviewMsg, Kind.TIP: TipMsg}
+MESSAGE_MODELS: dict[str, type[Message]] = {Kind.REVIEW: ReviewMsg, Kind.TIP: TipMsg}
 
 
 def decode_batch(payload: bytes) -> tuple[str, list[tuple[Message | None, EnvelopeHead | None, str]]]:
@@ -271,7 +276,7 @@ def decode_batch(payload: bytes) -> tuple[str, list[tuple[Message | None, Envelo
             raise TypeError("station or items has the wrong type")
     except (ValueError, KeyError, TypeError) as exc:
         raise WireFormatError(f"batch payload of {len(payload)} bytes is unreadable: {exc}") from exc
-    out = []
+    out: list[tuple[Message | None, EnvelopeHead | None, str]] = []
     for item in items:
         text = json.dumps(item).encode()
         try:
@@ -324,7 +329,7 @@ def decode_chunk(payload: bytes) -> tuple[BlobChunkHeader, bytes]:
     return header, data
 
 
-def decode_model(model: type[_Wire], payload: bytes) -> _Wire:
+def decode_model(model: type[W], payload: bytes) -> W:
     try:
         return model.model_validate_json(payload)
     except ValidationError as exc:

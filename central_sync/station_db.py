@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 from central_sync.outbox import OUTBOX_DDL, Lane
 
@@ -125,7 +126,7 @@ class StationDb:
         with self._tx():
             self.conn.executemany(sql, args)
 
-    def _tx(self):
+    def _tx(self) -> _Tx:
         return _Tx(self.conn)
 
 
@@ -136,5 +137,6 @@ class _Tx:
     def __enter__(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")

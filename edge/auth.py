@@ -13,12 +13,12 @@ import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from appliance.passwords import check_secret, hash_secret
 from edge import audit
 from edge.audit import transaction
 from edge.errors import EdgeError
+from edge.store import Store
 
 ROLES: tuple[str, ...] = ("officer", "supervisor", "technician")
 
@@ -91,7 +91,7 @@ def normalise_badge(badge: str) -> str:
     return value
 
 
-def add_user(store: Any, badge: str, name: str, role: str, pin: str, lang: str | None = None) -> User:
+def add_user(store: Store, badge: str, name: str, role: str, pin: str, lang: str | None = None) -> User:
     """Create or replace a user (the `edge user add` command); the PIN is 4 to 12 digits."""
     if role not in ROLES:
         raise AuthError(f"role {role!r} is not one of {', '.join(ROLES)}")

@@ -7,10 +7,14 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.config import CONFIG_ERROR_EXIT, load_config
 from edge.errors import ConfigError, EdgeError
 from edge.logging import configure_logging
+
+if TYPE_CHECKING:
+    from edge.store import Store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,7 +159,7 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(config_path: Path):
+def _open_store(config_path: Path) -> Store:
     from edge.store import Store
 
     config = load_config(config_path)

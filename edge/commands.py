@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Awaitable, Callable
+from typing import Callable
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from central_sync import commands as c
 from central_sync.config import BrokerConfig
 from edge.errors import EdgeError
+from edge.store import Store
 
 log = structlog.get_logger("edge.commands")
 
@@ -43,7 +44,7 @@ CREATE TABLE IF NOT EXISTS station_commands (
     args TEXT NOT NULL, issuer TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL);
 """
 
-Handler = Callable[..., Any | Awaitable[Any]]
+Handler = Callable[..., object]  # plain or async; what it returns (or its awaitable gives) is reported as text
 
 
 class CommandsConfig(BaseModel):
@@ -141,7 +142,7 @@ class CommandProcessor:
         if cur.rowcount == 0:
             raise CommandRefused("replayed", f"command {cmd.id} reuses nonce {cmd.nonce} already seen")
 
-    async def _apply(self, cmd: c.Command) -> tuple[str, str, str]:
+    async def _apply(self, cmd: c.Command) -> tuple[c.Outcome, str, str]:
         handler = getattr(self.handlers, cmd.op)
         if handler is None:
             raise CommandRefused("unsupported", f"this station does not handle {cmd.op}")
@@ -174,11 +175,12 @@ class CommandProcessor:
 class CommandReceiver:
     """Subscribes to the station's signed-command topic, processes one at a time, reports results."""
 
-    def __init__(self, sync_cfg: BrokerConfig, station: str, store: Any, handlers: CommandHandlers,
+    def __init__(self, sync_cfg: BrokerConfig, station: str, store: Store | Path, handlers: CommandHandlers,
                  cfg: CommandsConfig) -> None:
         self.station, self.cfg = station, cfg
         key = c.load_public_key(cfg.hub_public_key) if cfg.hub_public_key else None
-        self.processor = CommandProcessor(Path(getattr(store, "db_path", store)), station, key, cfg, handlers)
+        db_path = store.db_path if isinstance(store, Store) else Path(store)
+        self.processor = CommandProcessor(db_path, station, key, cfg, handlers)
         self.link = c.CommandLink(sync_cfg, f"{station}-cmd", [c.cmd_topic(station)], self._arrived)
         self.counters: Counter[str] = Counter()
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=cfg.queue_max)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from central_sync.config import SyncConfig
@@ -140,7 +141,7 @@ def load_config(path: str | Path) -> StationConfig:
     return config
 
 
-def _describe(err: dict) -> tuple[str, str]:
+def _describe(err: ErrorDetails) -> tuple[str, str]:
     key = ".".join(str(p) for p in err["loc"]) or "<root>"
     if err["type"] == "extra_forbidden":
         return key, "unknown key"

@@ -17,7 +17,9 @@ import tempfile
 import uuid
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import structlog
@@ -105,12 +107,13 @@ def _enqueue(conn: sqlite3.Connection, rec: InspectionRecord) -> None:
     if rec.verdict == Verdict.SUSPECT:
         enqueue(conn, Lane.ALERT, "alert", rec.id, rec.seq, body)
     enqueue(conn, Lane.RECORD, "inspection", rec.id, rec.seq, body)
-    enqueue(conn, Lane.IMAGE, "blob", rec.id, rec.seq, rec.scan.sha256)
+    if rec.scan is not None:
+        enqueue(conn, Lane.IMAGE, "blob", rec.id, rec.seq, rec.scan.sha256)
     conn.execute("COMMIT")
 
 
 def _review(conn: sqlite3.Connection, rec: InspectionRecord, rng: np.random.Generator, pub: Publisher) -> None:
-    outcome = "threat_confirmed" if rng.random() < 0.6 else "false_alarm"
+    outcome: Literal["threat_confirmed", "false_alarm"] = "threat_confirmed" if rng.random() < 0.6 else "false_alarm"
     review = Review(officer=f"B-{rng.integers(10, 40)}", decided_at=datetime.now(UTC), outcome=outcome)
     conn.execute("BEGIN")
     enqueue(conn, Lane.RECORD, "review", rec.id, rec.seq, rec.model_copy(update={"review": review}).to_json())
@@ -118,8 +121,10 @@ def _review(conn: sqlite3.Connection, rec: InspectionRecord, rng: np.random.Gene
     pub.notify()
 
 
-def handlers(station: str):
-    say = lambda op: (lambda *args: log.info("demo.station_applied", station=station, op=op, args=args))
+def handlers(station: str) -> CommandHandlers:
+    def say(op: str) -> Callable[..., None]:
+        return lambda *args: log.info("demo.station_applied", station=station, op=op, args=args)
+
     return CommandHandlers(set_thresholds=say("set_thresholds"), set_tip_rate=say("set_tip_rate"),
                            request_diag=say("request_diag"), switch_model=say("switch_model"))
 

@@ -74,8 +74,10 @@ class _Stream:
 
     async def feed(self, high: np.ndarray, low: np.ndarray) -> None:
         if self._strips is None:
-            self._strips = StripDetector(self.engine.detector, high.shape[1], pool=self.engine.pool,
-                                         station=self.station)
+            detector = self.engine.detector
+            if detector is None:  # the inspector opens no stream without a model; a model error if it did
+                raise ModelError(f"station {self.station} has no usable model to detect with")
+            self._strips = StripDetector(detector, high.shape[1], pool=self.engine.pool, station=self.station)
         await self._strips.feed_async(high, low)
 
     async def finish(self, deadline: float) -> list[Detection]:

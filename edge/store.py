@@ -20,13 +20,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar, TypeVarTuple, Unpack
 
 import structlog
 
 from central_sync.outbox import OUTBOX_DDL, Lane, enqueue
 from central_sync.schema import InspectionRecord, Review, RouteTaken, Verdict
 from edge.errors import DiskFull, StoreCorrupt, StoreError
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 log = structlog.get_logger()
 
@@ -349,7 +352,7 @@ class StoreWriter:
         await self.call(self.store.close)
         self._pool.shutdown(wait=True)
 
-    async def call(self, fn: Callable, *args: object):
+    async def call(self, fn: Callable[[Unpack[Ts]], T], *args: Unpack[Ts]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
 

@@ -30,8 +30,9 @@ import structlog
 
 from central_sync.outbox import Lane, enqueue
 from central_sync.protocol import Kind
-from central_sync.schema import InspectionRecord, Verdict
+from central_sync.schema import InspectionRecord, ScanRef, Verdict
 from edge.audit import transaction
+from edge.store import Store
 from edge.web.config import TipConfig
 from models.errors import ScanFormatError
 from models.scan import AIR, Scan, load_scan, save_scan
@@ -170,23 +171,27 @@ class TipEngine:
     def active(self) -> bool:
         return self.cfg.enabled and self.cfg.rate > 0 and bool(self.threats)
 
-    def on_item(self, store: Any, officer: str, record: InspectionRecord,
-                now: float | None = None) -> dict[str, Any] | None:
+    def on_item(self, store: Store, officer: str, record: InspectionRecord,
+                now: float | None = None) -> dict[str, str] | None:
         """A new item reaches an officer's screen: close earlier open projections as misses and
         maybe project into this one. Returns the missed projection's summary, if any."""
         now = time.time() if now is None else now
         missed = self._close_unanswered(store.conn, officer, record.id, now)
-        if self._eligible(store, record) and self.rng.random() < self.cfg.rate:
-            self._project(store, officer, record, now)
+        ref = self._projectable_scan(store, record)
+        if ref is not None and self.rng.random() < self.cfg.rate:
+            self._project(store, officer, record, ref, now)
         return missed
 
-    def _eligible(self, store: Any, record: InspectionRecord) -> bool:
-        return self.active and record.verdict is Verdict.CLEAR and record.scan is not None \
-            and store.scan_path(record.scan.sha256).exists()
+    def _projectable_scan(self, store: Store, record: InspectionRecord) -> ScanRef | None:
+        """The record's stored scan when a threat may be projected into it."""
+        eligible = self.active and record.verdict is Verdict.CLEAR
+        if not eligible or record.scan is None or not store.scan_path(record.scan.sha256).exists():
+            return None
+        return record.scan
 
-    def _project(self, store: Any, officer: str, record: InspectionRecord, now: float) -> None:
+    def _project(self, store: Store, officer: str, record: InspectionRecord, ref: ScanRef, now: float) -> None:
         try:
-            scan = load_scan(store.scan_path(record.scan.sha256))
+            scan = load_scan(store.scan_path(ref.sha256))
         except ScanFormatError as exc:
             log.warning("tip.scan_unreadable", record=record.id, error=str(exc))
             return
@@ -200,7 +205,7 @@ class TipEngine:
         log.info("tip.projected", officer=officer, record=record.id, threat=p.threat)
 
     def _close_unanswered(self, conn: sqlite3.Connection, officer: str, record_id: str,
-                          now: float) -> dict[str, Any] | None:
+                          now: float) -> dict[str, str] | None:
         with transaction(conn):
             rows = conn.execute("SELECT id, record_id, label FROM tip_events WHERE officer = ? AND outcome ="
                                 " 'pending' AND record_id != ?", (officer, record_id)).fetchall()
@@ -215,7 +220,7 @@ class TipEngine:
         params = json.loads(row[1])
         return Projection(row[0], params["x"], params["y"], params["scale"])
 
-    def displayed_scan(self, store: Any, officer: str, record: InspectionRecord, scan: Scan) -> Scan:
+    def displayed_scan(self, store: Store, officer: str, record: InspectionRecord, scan: Scan) -> Scan:
         """What this officer is shown: the composite while a projection awaits an answer, else the scan."""
         p = self.pending(store.conn, officer, record.id)
         return composite(scan, self.threats[p.threat], p) if p else scan
@@ -231,7 +236,10 @@ class TipEngine:
             with transaction(conn):
                 cur = conn.execute("INSERT INTO tip_events (at, officer, record_id, outcome, responded_at)"
                                    " VALUES (?,?,?,'false_alarm',?)", (now, officer, record_id, now))
-                _queue_for_hub(conn, int(cur.lastrowid))
+                if cur.lastrowid is None:
+                    raise sqlite3.DatabaseError(f"TIP false alarm of {officer} on {record_id} was stored "
+                                                "without a row id")
+                _queue_for_hub(conn, cur.lastrowid)
             return TipResponse("false_alarm")
         threat = self.threats[p.threat]
         hit = flagged and (box is None or _overlaps(box, p.box(threat)))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import structlog
 
+from drivers.plc.config import PlcConfig
 from drivers.plc.sim import SimServer
 from drivers.retrofit.sim import drop_scans
 from drivers.rfid.sim import Em4100Sim
@@ -53,14 +54,14 @@ async def serve_twin(config: StationConfig, stack: AsyncExitStack, scan_dir: Pat
             sim = await stack.enter_async_context(Em4100Sim(reader.sim))
             _link(sim.port, reader.port, stack)
             served.append(f"EM4100 reader '{name}' on {reader.port}")
-    if devices.source is not None and devices.source.kind == "filedrop":
+    if devices.source is not None and devices.source.kind == "filedrop" and devices.source.folder is not None:
         task = asyncio.create_task(drop_scans(devices.source.folder, scans, "npz", 4.0, repeat=True))
         stack.callback(task.cancel)
         served.append(f"vendor X-ray machine writing scans into {devices.source.folder}")
     return served
 
 
-async def _plc(cfg, stack: AsyncExitStack) -> str:
+async def _plc(cfg: PlcConfig, stack: AsyncExitStack) -> str:
     if cfg.kind == "modbus-tcp":
         if cfg.host not in LOOPBACK:
             raise TwinError(f"the twin serves only on 127.0.0.1, and the PLC is configured at {cfg.host}")

@@ -24,9 +24,10 @@ import shutil
 import signal
 import tempfile
 import tty
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import structlog
 
@@ -362,7 +363,8 @@ class FirmwareEmulator:
         await asyncio.sleep(0.05)  # let the ACK of the commit leave first
         await self.reboot()
 
-    _ACTIONS = {
+    # keyed by the raw type byte, so an unknown type from the wire is a plain miss
+    _ACTIONS: ClassVar[dict[int, Callable[[FirmwareEmulator, bytes], bytes | NakReason]]] = {
         MsgType.STATUS: _status, MsgType.ARM: _arm, MsgType.DISARM: _disarm,
         MsgType.START_SCAN: _start, MsgType.STOP_SCAN: _stop, MsgType.BYPASS_INTERLOCKS: _bypass,
         MsgType.UPDATE_BEGIN: _update_begin, MsgType.UPDATE_CHUNK: _update_chunk,
@@ -387,7 +389,7 @@ class FirmwareEmulator:
 
     # ---- tasks -----------------------------------------------------------------------------
 
-    def _spawn(self, coro, name: str) -> asyncio.Task[None]:  # noqa: ANN001
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -96,7 +96,8 @@ class HostLink:
             try:
                 await self._task
             except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
                     raise
 
     @property

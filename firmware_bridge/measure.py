@@ -73,9 +73,9 @@ async def throughput(width: int, lines: int, baud: int, throttle: bool,
             "lines_per_s": round(sink.lines / dt, 1), "uart_limit_lines_per_s": round(baud / 10 / wire, 1)}
 
 
-async def recovery(kind: str, runs: int) -> dict[str, float]:
+async def recovery(kind: str, runs: int) -> dict[str, object]:
     """Seconds from a fault (reboot, unplug+replug, 2 s stall) until the link is up again."""
-    times = []
+    times: list[float] = []
     async with FirmwareEmulator([_scan(4, 8)]) as emu:
         async with HostLink(LinkSettings(port=emu.port), lambda f: b"") as link:
             for _ in range(runs):
@@ -100,11 +100,12 @@ async def recovery(kind: str, runs: int) -> dict[str, float]:
 
 async def main(width: int, out: Path | None) -> None:
     res: dict[str, object] = {"width": width, "frame_sizes": frame_sizes(width)}
-    res["throughput"] = [await throughput(width, 3000, 115200, False),
-                         await throughput(width, 3000, 3_000_000, False),
-                         await throughput(width, 3000, 3_000_000, False, FaultSettings(0.05, 0.05, 0.05, 1))]
+    runs = [await throughput(width, 3000, 115200, False),
+            await throughput(width, 3000, 3_000_000, False),
+            await throughput(width, 3000, 3_000_000, False, FaultSettings(0.05, 0.05, 0.05, 1))]
     for baud, n in ((115200, 20), (921600, 150), (3_000_000, 400)):
-        res["throughput"].append(await throughput(width, n, baud, True))  # type: ignore[union-attr]
+        runs.append(await throughput(width, n, baud, True))
+    res["throughput"] = runs
     res["recovery"] = [await recovery(k, 5) for k in ("reboot", "unplug_replug", "stall_2s")]
     text = json.dumps(res, indent=2)
     print(text)

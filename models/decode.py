@@ -109,8 +109,10 @@ def _is_local_max(scores: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarra
     return keep
 
 
-def decode_fcos(outputs: dict[str, np.ndarray], thresholds: np.ndarray, stride: int) -> Boxes:
+def decode_fcos(outputs: dict[str, np.ndarray], thresholds: np.ndarray, stride: int | None) -> Boxes:
     """cpe-fcos-v1: `scores` [1,K,h,w] probabilities, `ltrb` [1,4,h,w] distances from cell centres."""
+    if stride is None:
+        raise InferenceError("cpe-fcos-v1 outputs cannot be decoded without the manifest's stride")
     scores, ltrb = _named(outputs, "scores")[0], _named(outputs, "ltrb")[0]
     k, r, c = np.nonzero(scores >= thresholds[:, None, None])
     if not k.size:

@@ -12,6 +12,7 @@ Background jobs (shadow models) run only on an idle pool and are refused (PoolBu
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -190,7 +191,7 @@ class InferencePool:
             job.started = loop.time()
             self._running.add(job)
             inner = loop.run_in_executor(self._executor, job.fn)
-            inner.add_done_callback(lambda f, j=job: self._finished(j, f))
+            inner.add_done_callback(functools.partial(self._finished, job))
 
     def _finished(self, job: _Job, inner: asyncio.Future) -> None:
         loop = asyncio.get_running_loop()

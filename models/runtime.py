@@ -203,7 +203,7 @@ class Detector:
     def to_detections(self, boxes: Boxes) -> list[Detection]:
         names = self._m.class_names
         return [
-            Detection(names[c], float(s), tuple(float(v) for v in b))
+            Detection(names[c], float(s), (float(b[0]), float(b[1]), float(b[2]), float(b[3])))
             for b, s, c in zip(boxes.xyxy, boxes.scores, boxes.classes)
         ]
 
@@ -287,7 +287,10 @@ def _check_outputs(outs: dict[str, np.ndarray], m: Manifest, model_dir: Path) ->
     """The outputs of a real run must fit the manifest's format, class count and stride."""
     k, fmt, (th, tw) = len(m.classes), m.output.format, m.input.size
     if fmt == "cpe-fcos-v1":
-        s, grid = m.output.stride, (th // m.output.stride, tw // m.output.stride)
+        s = m.output.stride
+        if s is None:
+            raise ManifestError(f"model in {model_dir} has format cpe-fcos-v1 but no stride")
+        grid = (th // s, tw // s)
         ok = outs["scores"].shape == (1, k, *grid) and outs["ltrb"].shape == (1, 4, *grid)
         want = f"scores [1, {k}, {grid[0]}, {grid[1]}] and ltrb [1, 4, {grid[0]}, {grid[1]}] (stride {s})"
     else:

@@ -36,7 +36,7 @@ class Scan:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.high.shape  # type: ignore[return-value]
+        return self.high.shape
 
     def to_bytes(self) -> bytes:
         """A standard `.npz` (np.load reads it), deflated at level 1.

@@ -78,7 +78,7 @@ def merge_tiles(tiles: Sequence[TileBoxes], scan_h: int, scan_w: int) -> Boxes:
     kept: list[int] = []
     xyxy = allb.xyxy.copy()
     for i in order:
-        j = _partner(i, kept, xyxy, allb.classes, cut, tile_id)
+        j = _partner(int(i), kept, xyxy, allb.classes, cut, tile_id)
         if j is None:
             kept.append(int(i))
         elif cut[i] or cut[j]:
@@ -92,7 +92,8 @@ def merge_tiles(tiles: Sequence[TileBoxes], scan_h: int, scan_w: int) -> Boxes:
     return Boxes(out, allb.scores[idx], allb.classes[idx])
 
 
-def _partner(i, kept, xyxy, classes, cut, tile_id) -> int | None:
+def _partner(i: int, kept: list[int], xyxy: np.ndarray, classes: np.ndarray, cut: np.ndarray,
+             tile_id: np.ndarray) -> int | None:
     """The kept box that box i duplicates or continues, if any."""
     if not kept:
         return None

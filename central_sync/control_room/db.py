@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar
 
-from central_sync.hub.store import HubStore, SqliteStore
+from central_sync.hub.store import Cursor, HubStore, SqliteStore
+
+T = TypeVar("T")
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS cr_users (
@@ -44,14 +47,14 @@ def migrate(store: HubStore) -> None:
     transact(store, lambda cur: [cur.execute(s) for s in stmts])
 
 
-def transact(store: HubStore, fn) -> Any:
+def transact(store: HubStore, fn: Callable[[Cursor], T]) -> T:
     """Run `fn(cursor)` in one transaction of the store (HubStoreError on failure)."""
     return store.run_in_transaction(fn)
 
 
 def execute(store: HubStore, sql: str, args: tuple = ()) -> list[tuple]:
     """One statement; its rows when it returns any."""
-    def run(cur) -> list[tuple]:
+    def run(cur: Cursor) -> list[tuple]:
         cur.execute(store.sql(sql), args)
         return cur.fetchall() if cur.description else []
     return transact(store, run)

@@ -13,6 +13,7 @@ import csv
 import io
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 AGREE = {("suspect", "threat_confirmed"): True, ("suspect", "false_alarm"): False,
@@ -37,7 +38,7 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(values[min(len(values) - 1, int(q * len(values)))], 1)
 
 
-def compute(records: list[dict], reviews: dict[str, list[dict]], tips: list[dict] = ()) -> dict:
+def compute(records: list[dict], reviews: dict[str, list[dict]], tips: Sequence[dict] = ()) -> dict:
     """{"summary": [row per station], "hourly": {station: {hour_ts: count}}, "officers": [...]};
     `tips` are TIP outcomes (queries.tip_inputs) of the same period."""
     per: dict[str, dict] = defaultdict(lambda: defaultdict(list))
@@ -85,7 +86,7 @@ def _tip_summary(row: dict | None) -> dict:
     return {c: row[c] for c in ("tip_shown", "tip_hits", "tip_hit_rate", "tip_miss_rate")}
 
 
-def tip_rows(tips: list[dict], per_officer: bool = False) -> list[dict]:
+def tip_rows(tips: Sequence[dict], per_officer: bool = False) -> list[dict]:
     """TIP figures per station, or per (station, officer): TIP_STATION_COLS / TIP_OFFICER_COLS."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for tip in tips:

@@ -12,7 +12,8 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
@@ -22,8 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from central_sync import commands as c
 from central_sync.control_room import audit, auth, kpi, queries, svg
 from central_sync.control_room.db import execute
+from central_sync.control_room.feed import LiveFeed
 from central_sync.control_room.i18n import LANGS, page_messages, pick_lang, t
 from central_sync.control_room.images import ImageUnreadable, cached_png
+
+if TYPE_CHECKING:
+    from starlette.routing import Mount
+
+    from central_sync.control_room.service import ControlRoom
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "cr_session"
@@ -62,7 +69,7 @@ class NewUser(_Body):
     lang: Literal["en", "zh-Hant", "zh-Hans"] | None = None
 
 
-def build_router(room) -> APIRouter:
+def build_router(room: ControlRoom) -> APIRouter:
     store, cfg = room.store, room.cfg
     r = APIRouter()
 
@@ -73,7 +80,7 @@ def build_router(room) -> APIRouter:
             raise HTTPException(401, t("error.signin_required", pick_lang(request.headers.get("x-lang"), cfg.default_lang)))
         return user
 
-    def need(permission: str):
+    def need(permission: str) -> Callable[..., auth.User]:
         def dep(request: Request, user: auth.User = Depends(user_of)) -> auth.User:
             if not user.can(permission):
                 audit.append(store, user.username, "refused", request.url.path, {"need": permission})
@@ -214,7 +221,7 @@ def build_router(room) -> APIRouter:
     def tip_figures(since: datetime | None, until: datetime | None, per_officer: bool) -> list[dict]:
         return kpi.tip_rows(queries.tip_inputs(store, *kpi_range(since, until)), per_officer)
 
-    def tip_charts(rows: list[dict], name, lang: str) -> dict:
+    def tip_charts(rows: list[dict], name: Callable[[dict], str], lang: str) -> dict:
         return {c: svg.bars({name(row): row[c] for row in rows}, t(f"kpi.col.{c}", lang)) for c in ("tip_hit_rate", "tip_miss_rate")}
 
     @r.get("/cr/api/kpi/tip")
@@ -279,12 +286,12 @@ def build_router(room) -> APIRouter:
     return r
 
 
-def _static():
+def _static() -> Mount:
     from starlette.routing import Mount
     return Mount("/cr/static", app=StaticFiles(directory=STATIC), name="cr-static")
 
 
-async def _stream(feed, request: Request, still_signed_in):
+async def _stream(feed: LiveFeed, request: Request, still_signed_in: Callable[[], bool]) -> AsyncIterator[str]:
     """SSE: `event: <type>` and one JSON line per event; every KEEPALIVE_S a comment, after checking
     that the session is still valid (a wall display that only watches stays signed in; a session
     ended elsewhere ends its streams)."""

@@ -66,7 +66,7 @@ class ControlRoom:
         app.include_router(build_router(self))
         return app
 
-    def send(self, station: str, op: str, args: dict, issuer: str) -> c.Command:
+    def send(self, station: str, op: c.Op, args: dict, issuer: str) -> c.Command:
         """Sign, record and publish one command; CommandError when it cannot be sent."""
         if self.key is None or self.link is None:
             raise c.CommandError("the hub has no signing key or no broker link; commands are disabled")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Callable
+from typing import Callable, TypeVar, TypeVarTuple, Unpack
 
 from fastapi import FastAPI, HTTPException, Query, Response
 
@@ -12,6 +12,9 @@ from central_sync.errors import HubStoreError
 from central_sync.hub.stations import station_view
 from central_sync.hub.store import HubStore
 from central_sync.protocol import SHA256_HEX
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 MAX_LIMIT = 1000
 
@@ -36,7 +39,8 @@ def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, sta
     app = FastAPI(title="Checkpoint Edge hub", version="1")
     app.state.store = store
 
-    def listing(alerts_only: bool, station, verdict, since, until, q, limit, offset) -> list[dict]:
+    def listing(alerts_only: bool, station: str | None, verdict: str | None, since: datetime | None,
+                until: datetime | None, q: str | None, limit: int, offset: int) -> list[dict]:
         where, args = _filters(station, verdict, since, until, q, alerts_only)
         rows = _guard(store.records, where, args, limit, offset)
         return [{"record": json.loads(body), "alert": bool(alert), "committed_at": at, "hub": hub}
@@ -87,7 +91,7 @@ def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, sta
     return app
 
 
-def _guard(fn, *args):
+def _guard(fn: Callable[[Unpack[Ts]], T], *args: Unpack[Ts]) -> T:
     try:
         return fn(*args)
     except HubStoreError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import structlog
 
 from central_sync import protocol as p
@@ -14,7 +16,8 @@ MAX_ASK = 1000
 class GapChecker:
     """Remembers each station's contiguous prefix; asks for seqs that stay missing."""
 
-    def __init__(self, store: HubStore, hub_id: str, send, max_bytes=lambda: 256 * 1024) -> None:
+    def __init__(self, store: HubStore, hub_id: str, send: Callable[[str, bytes], None],
+                 max_bytes: Callable[[], int] = lambda: 256 * 1024) -> None:
         self.store, self.hub_id, self.send, self.max_bytes = store, hub_id, send, max_bytes
         self.through: dict[str, int] = {}
         self.suspects: dict[str, set[int]] = {}

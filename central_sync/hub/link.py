@@ -28,7 +28,7 @@ BURST = 256
 class HubLink:
     """Consumes the shared subscriptions into `inbox`; publishes what is put in `outbox`."""
 
-    def __init__(self, cfg: BrokerConfig, hub_id: str, inbox: queue.Queue, lane: str,
+    def __init__(self, cfg: BrokerConfig, hub_id: str, inbox: queue.Queue[tuple[str, bytes]], lane: str,
                  group: str = p.SHARE_GROUP, beat: Callable[[], None] = lambda: None) -> None:
         """beat: called on every turn of the link's loops (liveness for the watchdog)."""
         self.cfg, self.hub_id, self.inbox, self.group, self.lane = cfg, f"{hub_id}-{lane}", inbox, group, lane
@@ -117,6 +117,6 @@ class HubLink:
                 return
             client.publish(name, payload, qos=1)
 
-    def _on_message(self, client, userdata, msg) -> None:
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         self.received += 1
-        self.inbox.put((msg.topic, msg.payload))
+        self.inbox.put((msg.topic, bytes(msg.payload)))

@@ -8,12 +8,14 @@ is committed while a batch of routine records is still being written.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import queue
 import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -37,7 +39,7 @@ def default_hub_id() -> str:
 
 @dataclass
 class _Lane:
-    inbox: queue.Queue
+    inbox: queue.Queue[tuple[str, bytes]]
     link: HubLink
     ingestor: Ingestor
 
@@ -52,16 +54,16 @@ class Hub:
         # Liveness for the watchdog: every link and ingest thread beats on each turn of its loop.
         # A link waits at most reconnect_max_s between tries, so silence well beyond that is a hang.
         self.progress = Progress(stall_after_s=stall_after_s or max(60.0, 3 * broker.reconnect_max_s))
-        self.lanes: dict[str, _Lane] = {}
+        links: dict[str, HubLink] = {}
         for name in LANES:
             inbox: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=queue_max)
             self.progress.register(f"link-{name}")
             self.progress.register(f"ingest-{name}")
-            link = HubLink(broker, self.hub_id, inbox, name, beat=lambda n=f"link-{name}": self.progress.beat(n))
-            self.lanes[name] = _Lane(inbox, link, None)  # type: ignore[arg-type]
-        sender = self.lanes["priority"].link  # acks and commands leave on the quieter connection
-        for lane in self.lanes.values():
-            lane.ingestor = Ingestor(store, self.hub_id, sender.send, sender.payload_limit)
+            beat = functools.partial(self.progress.beat, f"link-{name}")
+            links[name] = HubLink(broker, self.hub_id, inbox, name, beat=beat)
+        sender = links["priority"]  # acks and commands leave on the quieter connection
+        self.lanes = {name: _Lane(link.inbox, link, Ingestor(store, self.hub_id, sender.send, sender.payload_limit))
+                      for name, link in links.items()}
         self.gaps = GapChecker(store, self.hub_id, sender.send, sender.payload_limit)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -70,7 +72,7 @@ class Hub:
         await asyncio.to_thread(self.store.migrate)
         for name, lane in self.lanes.items():
             self._spawn(f"hub-{name}-link", lane.link.run)
-            self._spawn(f"hub-{name}-ingest", lambda stop, lane=lane, name=name: self._supervise(stop, lane, name))
+            self._spawn(f"hub-{name}-ingest", functools.partial(self._supervise, lane=lane, name=name))
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -79,7 +81,7 @@ class Hub:
         for thread in self._threads:
             await asyncio.to_thread(thread.join, 10.0)
 
-    def _spawn(self, name: str, target) -> None:
+    def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
         thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
         thread.start()
         self._threads.append(thread)

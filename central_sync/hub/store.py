@@ -15,11 +15,25 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Iterator, Protocol, Self, TypeVar, TypeVarTuple, Unpack
 
 import psycopg
 
 from central_sync.errors import HubStoreError
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+
+class Cursor(Protocol):
+    """The DB-API cursor both backends hand out (sqlite3, psycopg), as far as the hub uses it."""
+
+    @property
+    def description(self) -> object: ...
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Self: ...
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> object: ...
+    def fetchall(self) -> list[Any]: ...
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS records (
@@ -119,7 +133,7 @@ class HubStore:
             conn.close()
             self._local.conn = None
 
-    def run_in_transaction(self, fn, *args):
+    def run_in_transaction(self, fn: Callable[[Cursor, Unpack[Ts]], T], *args: Unpack[Ts]) -> T:
         """Run `fn(cursor, *args)` in one transaction; HubStoreError names the database."""
         try:
             conn = self.conn()
@@ -134,7 +148,7 @@ class HubStore:
 
     # ---- writes ---------------------------------------------------------------------------
     def migrate(self) -> None:
-        def ddl(cur) -> None:
+        def ddl(cur: Cursor) -> None:
             for stmt in TABLES.format(blob=self.blob_type).split(";"):
                 if stmt.strip():
                     cur.execute(stmt)
@@ -142,7 +156,7 @@ class HubStore:
 
     def commit(self, batch: Batch) -> None:
         """Write one batch in one transaction (idempotent)."""
-        def write(cur) -> None:
+        def write(cur: Cursor) -> None:
             for sql, rows in ((UPSERT_RECORD, batch.records), (INSERT_REVIEW, batch.reviews),
                               (INSERT_CHUNK, batch.chunks), (UPSERT_STATION, batch.stations),
                               (UPSERT_UPDATED_RECORD, batch.updated), (INSERT_TIP, batch.tips)):
@@ -158,7 +172,7 @@ class HubStore:
 
     def assemble(self, sha256: str, station: str) -> bool:
         """Join the chunks, check the whole-file hash, store the image; False (chunks dropped) on mismatch."""
-        def join(cur) -> bool:
+        def join(cur: Cursor) -> bool:
             cur.execute(self.sql("SELECT data, size FROM blob_chunks WHERE sha256=? ORDER BY idx"), (sha256,))
             parts = cur.fetchall()
             data = b"".join(bytes(p[0]) for p in parts)

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from drivers.plc.state import Light
+
 Table = Literal["coil", "discrete", "holding", "input"]
 Model = Literal["conveyor", "gantry"]
 
@@ -66,7 +68,7 @@ GANTRY_EYES: tuple[str, ...] = ("eye_entry", "eye_exit")
 
 DEFAULT_MAPS: dict[str, dict[str, Point]] = {"conveyor": CONVEYOR_MAP, "gantry": GANTRY_MAP}
 DEFAULT_EYES: dict[str, tuple[str, ...]] = {"conveyor": CONVEYOR_EYES, "gantry": GANTRY_EYES}
-LIGHT_CODES: dict[str, int] = {"off": 0, "red": 1, "amber": 2, "green": 3}
+LIGHT_CODES: dict[Light, int] = {"off": 0, "red": 1, "amber": 2, "green": 3}
 
 
 @dataclass(frozen=True)

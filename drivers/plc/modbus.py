@@ -106,7 +106,7 @@ class ModbusPlc:
         self._reason = "not connected"
         self._fault: LinkFault = "no_answer"
         self._refusal_code: int | None = None  # the exception code of the refusal that put the link down
-        self._encoder = (None, 0.0)  # (last raw counts, unwrapped metres)
+        self._encoder: tuple[int | None, float] = (None, 0.0)  # (last raw counts, unwrapped metres)
         self._hb = (-1, 0.0)  # (last PLC heartbeat value, time it changed)
         self._host_hb = 0
         self._next_hb = 0.0
@@ -322,7 +322,7 @@ class ModbusPlc:
             belt_running=bool(v.get("belt_running")), encoder_m=self._encoder[1],
             photo_eyes=tuple(bool(v.get(e)) for e in self.cfg.eyes),
             divert_to_manual=bool(v.get("divert_manual")), barrier_open=bool(v.get("barrier_open")),
-            light=LIGHT_NAMES.get(v.get("light", 0), "red"),  # type: ignore[arg-type]
+            light=LIGHT_NAMES.get(v.get("light", 0), "red"),
             xray_permit=bool(v.get("xray_permit")), plc_heartbeat=v.get("plc_heartbeat", 0),
             heartbeat_age_s=age, items_to_manual=not ok, t=t, seq=seq,
             safety_status=word, safety=SafetyStatus.from_word(word), cycle_s=self._cycle_s,

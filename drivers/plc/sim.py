@@ -336,10 +336,13 @@ class RegisterImage(ModbusBaseDeviceContext):
 
     def setValues(self, func_code: int, address: int, values: list[int] | list[bool]) -> None | ExcCodes:
         table = FC_TABLE.get(func_code)
-        targets = [self.by_addr.get((table or "", address + i)) for i in range(len(values))]
-        if any(t is None or t[0] not in WRITABLE for t in targets):
-            return ExcCodes.ILLEGAL_ADDRESS
-        for (name, _), v in zip(targets, values):  # type: ignore[misc]
+        names: list[str] = []
+        for i in range(len(values)):
+            target = self.by_addr.get((table or "", address + i))
+            if target is None or target[0] not in WRITABLE:
+                return ExcCodes.ILLEGAL_ADDRESS
+            names.append(target[0])
+        for name, v in zip(names, values):
             self.model.write(name, int(v))
         return None
 
@@ -355,6 +358,15 @@ class MutableServerContext(ModbusServerContext):
         if self.muted:
             raise NoSuchIdException("muted")
         return super().__getitem__(device_id)
+
+
+def _bound_port(server: ModbusTcpServer | ModbusSerialServer) -> int:
+    """The TCP port a listening pymodbus server bound (its transport is then the asyncio.Server)."""
+    listener = server.transport
+    if not isinstance(listener, asyncio.Server):
+        raise TypeError(f"pymodbus server transport is {type(listener).__name__}, not a listening asyncio.Server")
+    port: int = listener.sockets[0].getsockname()[1]
+    return port
 
 
 class SimServer:
@@ -392,7 +404,7 @@ class SimServer:
                                            ignore_missing_devices=True)
         await self._server.serve_forever(background=True)
         if not self.rtu:
-            self.port = self._server.transport.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.port = _bound_port(self._server)
         if self.realtime:
             self._stepper = asyncio.create_task(self._run(), name="plc-sim-step")
         return self

@@ -90,7 +90,7 @@ def make_video(path: Path, scans: Sequence[Scan], *, fps: float = 25.0, size: tu
 
 def _writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
     for fourcc in ("FFV1", "MJPG"):
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size, isColor=False)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, size, isColor=False)
         if writer.isOpened():
             return writer
     raise OSError(f"OpenCV cannot write a video to {path} with FFV1 or MJPG")

@@ -64,7 +64,10 @@ class VideoSource:
     def __init__(self, cfg: RetrofitConfig, name: str, device: str | int | None = None) -> None:
         self.cfg = cfg
         self.name = name
-        self.device = cfg.device if device is None else device
+        chosen = cfg.device if device is None else device
+        if chosen is None:
+            raise ValueError(f"video source {name} has no capture device: set [devices.retrofit] device")
+        self.device: str | int = chosen
         self.counters = {"frames": 0, "scans": 0}
 
     def _crop(self, frame: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 import structlog
 
@@ -27,6 +27,9 @@ from drivers.errors import LinkLost
 from drivers.rfid.codec import Em4100Decoder, Em4100Tag
 from drivers.rfid.config import RfidConfig
 from drivers.rfid.serial import SerialTransport
+
+if TYPE_CHECKING:
+    from drivers.rfid.sim import Em4100Sim
 
 log = structlog.get_logger()
 EVENT_QUEUE = 1024
@@ -112,7 +115,7 @@ class Em4100SerialReader:
         self._lost_reason = ""
         self._events: Fanout[ReaderEvent] = Fanout(name, "rfid.event_dropped", EVENT_QUEUE)
         self._task: asyncio.Task[None] | None = None
-        self.sim: object = None
+        self.sim: Em4100Sim | None = None  # the simulator behind a `kind = "sim"` reader
 
     async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._run(), name=f"rfid-{self.name}")

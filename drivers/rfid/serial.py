@@ -73,8 +73,8 @@ class SerialTransport:
         data = self._read_once()
         if data is None:
             return
-        if isinstance(data, LinkLost):
-            asyncio.get_running_loop().remove_reader(self._ser.fileno())  # type: ignore[union-attr]
+        if isinstance(data, LinkLost) and self._ser is not None:
+            asyncio.get_running_loop().remove_reader(self._ser.fileno())
         try:
             self._q.put_nowait(data)
         except asyncio.QueueFull:

@@ -12,7 +12,8 @@ import contextlib
 import os
 import tempfile
 import tty
-from typing import Self
+from collections.abc import Coroutine
+from typing import Any, Self
 
 from drivers.rfid.codec import encode_frame
 from drivers.rfid.config import RfidSim
@@ -80,7 +81,7 @@ class Em4100Sim:
         """Hold a tag to the reader for `seconds` (frames repeat every repeat_ms)."""
         return self._spawn(self._hold(bytes.fromhex(tag_hex), seconds))
 
-    def _spawn(self, coro) -> asyncio.Task[None]:  # type: ignore[no-untyped-def]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name="rfid-sim")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

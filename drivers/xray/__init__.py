@@ -85,7 +85,7 @@ class Scanner:
         except PayloadError as exc:
             raise ProtocolError(f"X-ray controller {self.name} answered STATUS with {body.hex()}: {exc}",
                                 device=self.name, last_frames=self.link.last_frames) from exc
-        faults = tuple(f.name for f in Fault if st.faults & f)  # type: ignore[misc]
+        faults = tuple(f.name or f"bit{f.value}" for f in Fault if st.faults & f)
         version = self.link.hello.firmware_version if self.link.hello else ""
         return ScannerStatus(st.interlocks_closed, st.armed, st.scanning, st.kv, st.ma, faults, version)
 
@@ -218,8 +218,10 @@ class Scanner:
             for owed in list(self._owed_stops):
                 self._stop_later(owed, "the link is back")
         if self.on_link_change is not None:
-            up = not isinstance(event, LinkFault)
-            self.on_link_change(up, "firmware session started" if up else event.reason)  # type: ignore[union-attr]
+            if isinstance(event, LinkFault):
+                self.on_link_change(False, event.reason)
+            else:
+                self.on_link_change(True, "firmware session started")
 
     def _meta(self) -> dict[str, object]:
         meta: dict[str, object] = {"source": f"xray:{self.name}", "dual_energy": True}

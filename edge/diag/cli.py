@@ -29,7 +29,7 @@ from edge.diag.drills import DRILLS
 from edge.diag.messages import languages
 from edge.diag.plan import PHASE_NAMES
 from edge.diag.records import verify_chain
-from edge.diag.report import write_run
+from edge.diag.report import Written, write_run
 from edge.diag.runner import DiagOptions, DrillRefused, check_drill, run_diag
 from edge.diag.signin import SignInRefused, read_pin, sign_in
 from edge.diag.station import is_twin
@@ -97,7 +97,7 @@ def main_diag(argv: list[str] | None = None, stdin: IO[str] | None = None) -> in
     return EXIT[result.outcome]
 
 
-def _summary(record: dict, written: object) -> None:
+def _summary(record: dict, written: Written) -> None:
     who = record.get("technician") or {}
     print(f"\n{record['station']}: {record['outcome']}  (record #{record['seq']}, hash {record['hash'][:16]}, "
           f"technician {who.get('name', '-')} {who.get('badge', '')})")
@@ -107,8 +107,8 @@ def _summary(record: dict, written: object) -> None:
         for d in p["diagnoses"]:
             if d != p["reason"]:
                 print(f"            - {d}")
-    print(f"report: {written.latest_report}  (this run: {written.report})")  # type: ignore[attr-defined]
-    print(f"record: {written.record_path}  junit: {written.junit}")  # type: ignore[attr-defined]
+    print(f"report: {written.latest_report}  (this run: {written.report})")
+    print(f"record: {written.record_path}  junit: {written.junit}")
 
 
 def _technician(cfg: StationConfig, args: argparse.Namespace, stdin: IO[str] | None) -> User | None:

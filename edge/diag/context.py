@@ -9,7 +9,7 @@ import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from drivers.errors import DeviceRefused, DriverError, LinkLost, ProtocolError
 from edge.diag.core import Attachment, Measurement, Outcome, PhaseResult, Spec
@@ -70,16 +70,12 @@ class IoTimeout(LinkLost):
     """A driver call did not complete within the diagnostics' I/O timeout."""
 
 
-class PhaseContext:
-    """One phase's view: measure against SPECS, prompt the technician, call drivers with timeouts."""
+class Measurements:
+    """Measuring into one phase's result: judge values against SPECS, with the catalogue's guidance."""
 
-    def __init__(self, station: DiagStation, hand: Technician, result: PhaseResult, catalogue: Catalogue,
-                 prompt_timeout_s: float) -> None:
-        self.station = station
-        self.hand = hand
+    def __init__(self, result: PhaseResult, catalogue: Catalogue) -> None:
         self.result = result
         self.catalogue = catalogue
-        self.prompt_timeout_s = prompt_timeout_s
 
     # ---- measuring -------------------------------------------------------------------------
 
@@ -138,7 +134,19 @@ class PhaseContext:
     def attach(self, name: str, data: bytes, mime: str) -> None:
         self.result.attachments.append(Attachment(name, mime, data))
 
-    def skip(self, key: str, **fields: object) -> None:
+
+
+class PhaseContext(Measurements):
+    """One phase's view: measure against SPECS, prompt the technician, call drivers with timeouts."""
+
+    def __init__(self, station: DiagStation, hand: Technician, result: PhaseResult, catalogue: Catalogue,
+                 prompt_timeout_s: float) -> None:
+        super().__init__(result, catalogue)
+        self.station = station
+        self.hand = hand
+        self.prompt_timeout_s = prompt_timeout_s
+
+    def skip(self, key: str, **fields: object) -> NoReturn:
         raise PhaseSkipped(key, **fields)
 
     # ---- the technician --------------------------------------------------------------------

@@ -16,7 +16,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 
 class Outcome(StrEnum):
@@ -42,6 +42,15 @@ def worst(outcomes: list[Outcome]) -> Outcome:
 def run_outcome(phases: list[PhaseResult]) -> Outcome:
     """A run's outcome: the worst of its phases', a failure a fault drill must cause counting as PASS."""
     return worst([Outcome.PASS if p.expected else p.outcome for p in phases])
+
+
+class Limits(TypedDict, total=False):
+    """The limits of a Spec that a station's config may set (Spec.limited)."""
+
+    low: float | None
+    high: float | None
+    marginal_low: float | None
+    marginal_high: float | None
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,7 @@ class Spec:
             return Outcome.MARGINAL
         return Outcome.PASS
 
-    def limited(self, **limits: float | None) -> Spec:
+    def limited(self, **limits: Unpack[Limits]) -> Spec:
         """The same spec with some limits replaced (limits that depend on the station's config)."""
         return dataclasses.replace(self, **limits)
 

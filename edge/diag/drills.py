@@ -15,10 +15,12 @@ import time
 from pathlib import Path
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from drivers.errors import DriverError
-from edge.diag.context import PhaseContext
+from drivers.plc import ModbusPlc
+from drivers.rfid import Em4100SerialReader, Em4100Sim
+from drivers.xray import Scanner
+from edge.diag.context import Measurements, PhaseContext
 from edge.diag.core import Outcome, PhaseResult
 from edge.diag.messages import Catalogue
 from edge.diag.phases._watch import wait_state, request_timeout
@@ -41,10 +43,24 @@ class Drill:
     also: tuple[str, ...] = ()  # other diagnoses the fault explains in the phases it affects
 
 
+def _plc(ctx: PhaseContext) -> ModbusPlc:
+    plc = ctx.station.plc
+    if plc is None:
+        ctx.skip("skip.device_lost", target="PLC")
+    return plc
+
+
+def _scanner(ctx: PhaseContext) -> Scanner:
+    scanner = ctx.station.scanner
+    if scanner is None:
+        ctx.skip("skip.device_lost", target="X-ray scanner")
+    return scanner
+
+
 # ---- PLC stops answering --------------------------------------------------------------------
 
 async def _plc_inject(ctx: PhaseContext) -> None:
-    plc = ctx.station.plc
+    plc = _plc(ctx)
     await ctx.io("belt run", plc.request_belt(True), request_timeout(plc))
     await ctx.io("X-ray permit", plc.request_xray_permit(True), request_timeout(plc))
     t0 = time.monotonic()
@@ -61,7 +77,7 @@ async def _plc_inject(ctx: PhaseContext) -> None:
 
 
 async def _plc_recover(ctx: PhaseContext) -> None:
-    plc = ctx.station.plc
+    plc = _plc(ctx)
     t0 = time.monotonic()
     plc.sim.unmute()
     back = await wait_state(plc, lambda s: s.link_ok, RECOVER_TIMEOUT_S)
@@ -77,7 +93,7 @@ async def _plc_recover(ctx: PhaseContext) -> None:
 # ---- corrupted controller frames ------------------------------------------------------------
 
 async def _corrupt_inject(ctx: PhaseContext) -> None:
-    scanner = ctx.station.scanner
+    scanner = _scanner(ctx)
     await ctx.io("controller HELLO", scanner.link.wait_up(5.0), 6.0)
     before = scanner.link.stats.get("retries", 0)
     t0 = time.monotonic()
@@ -95,7 +111,7 @@ async def _corrupt_inject(ctx: PhaseContext) -> None:
 
 
 async def _corrupt_recover(ctx: PhaseContext) -> None:
-    scanner = ctx.station.scanner
+    scanner = _scanner(ctx)
     t0 = time.monotonic()
     ctx.station.emulator.set_faults(FaultSettings())
     clean = 0
@@ -114,18 +130,22 @@ async def _corrupt_recover(ctx: PhaseContext) -> None:
 
 # ---- a reader unplugged ---------------------------------------------------------------------
 
-def _first_reader(ctx: PhaseContext) -> tuple[str, Any]:
+def _first_reader(ctx: PhaseContext) -> tuple[str, Em4100SerialReader, Em4100Sim]:
+    """The first reader and its simulator (drills run against the twin only)."""
     name = next(iter(ctx.station.readers))
-    return name, ctx.station.readers[name]
+    reader = ctx.station.readers[name]
+    if reader.sim is None:
+        raise ValueError(f"reader {name} has no simulator to unplug: fault drills run against the twin")
+    return name, reader, reader.sim
 
 
 async def _reader_inject(ctx: PhaseContext) -> None:
-    name, reader = _first_reader(ctx)
+    name, reader, sim = _first_reader(ctx)
     t0 = time.monotonic()
-    reader.sim.unplug()
+    sim.unplug()
     # udev removes the /dev/serial/by-id link with the device; without this the reader could
     # reopen whatever pseudo-terminal later gets the old /dev/pts number
-    Path(reader.sim.port).unlink(missing_ok=True)
+    Path(sim.port).unlink(missing_ok=True)
     while reader.link_ok and time.monotonic() - t0 < DETECT_TIMEOUT_S:
         await asyncio.sleep(0.01)
     ctx.measure("drill.detected_ms", None if reader.link_ok else (time.monotonic() - t0) * 1000,
@@ -135,9 +155,9 @@ async def _reader_inject(ctx: PhaseContext) -> None:
 
 
 async def _reader_recover(ctx: PhaseContext) -> None:
-    name, reader = _first_reader(ctx)
+    name, reader, sim = _first_reader(ctx)
     t0 = time.monotonic()
-    reader.sim.replug()
+    sim.replug()
     while not reader.link_ok and time.monotonic() - t0 < RECOVER_TIMEOUT_S:
         await asyncio.sleep(0.01)
     ctx.measure("drill.recovered_ms", (time.monotonic() - t0) * 1000 if reader.link_ok else None,
@@ -162,7 +182,7 @@ def judge_drill(drill: Drill, phases: list[PhaseResult], cat: Catalogue) -> Phas
         if p.outcome == Outcome.FAIL and failing and all(m.message in explained for m in failing):
             p.expected = f"drill {drill.name}: the fault must cause this"
     res = PhaseResult("drill-diagnosis", cat.text("title.drill-diagnosis", target=drill.name))
-    ctx = PhaseContext(None, None, res, cat, 0.0)  # type: ignore[arg-type]
+    ctx = Measurements(res, cat)
     hit = next((p for p in phases if p.name == drill.fails_phase), None)
     if hit is None:
         res.outcome, res.reason = Outcome.SKIPPED, cat.text("skip.drill_phase", target=drill.fails_phase)

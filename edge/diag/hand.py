@@ -12,12 +12,15 @@ import asyncio
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 if TYPE_CHECKING:
+    from drivers.plc.sim import ConveyorModel, GantryModel
     from edge.diag.station import DiagStation
+    from models.scan import Scan
 
 log = structlog.get_logger()
 
@@ -44,7 +47,7 @@ class TerminalTechnician:
 
     kind = "technician"
 
-    def __init__(self, out: Any = None, stdin: Any = None) -> None:
+    def __init__(self, out: IO[str] | None = None, stdin: IO[str] | None = None) -> None:
         self.out = out or sys.stdout
         self.stdin = stdin or sys.stdin
         self._pending = b""
@@ -93,7 +96,7 @@ class TwinHand:
     def __init__(self, station: DiagStation) -> None:
         self.station = station
         self._tasks: set[asyncio.Task[None]] = set()
-        self._saved_scans: list[Any] | None = None
+        self._saved_scans: list[Scan] | None = None
 
     async def perform(self, text: str, action: Action, *, confirm: bool) -> float | None:
         handler = getattr(self, f"_{action.verb}", None)
@@ -110,10 +113,14 @@ class TwinHand:
         self._remove_test_object("")
 
     @property
-    def _model(self) -> Any:
-        return self.station.plc.sim.model
+    def _model(self) -> ConveyorModel | GantryModel:
+        plc = self.station.plc
+        if plc is None:
+            raise ValueError("the twin has no PLC simulator to act on")
+        model: ConveyorModel | GantryModel = plc.sim.model
+        return model
 
-    def _later(self, delay_s: float, fn: Any) -> None:
+    def _later(self, delay_s: float, fn: Callable[[], object]) -> None:
         async def run() -> None:
             await asyncio.sleep(delay_s)
             fn()
@@ -125,10 +132,10 @@ class TwinHand:
 
     def _block_eye(self, eye: str, hold_s: float = 0.3) -> None:
         """Hold an object (a hand) in the beam for hold_s."""
-        from drivers.plc.sim import SimItem
+        from drivers.plc.sim import ConveyorModel, SimItem
 
         m = self._model
-        lane, x = ("items", getattr(m.c, f"{eye}_m")) if hasattr(m, "items") else \
+        lane, x = ("items", getattr(m.c, f"{eye}_m")) if isinstance(m, ConveyorModel) else \
             ("vehicles", getattr(m.g, f"{eye}_m"))
         hand = SimItem(-1, x + 0.05, 0.1)
         getattr(m, lane).append(hand)
@@ -156,9 +163,12 @@ class TwinHand:
         self._model.reset()
 
     def _present_badge(self, target: str, tag_hex: str, seconds: float = 1.0) -> None:
-        self.station.readers[target].sim.present(tag_hex, seconds)
+        sim = self.station.readers[target].sim
+        if sim is None:
+            raise ValueError(f"reader {target} has no simulator for the twin to present a badge to")
+        sim.present(tag_hex, seconds)
 
-    def _place_test_object(self, _target: str, scan: Any) -> None:
+    def _place_test_object(self, _target: str, scan: Scan) -> None:
         emu = self.station.emulator
         if self._saved_scans is None:
             self._saved_scans = list(emu.scans)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from edge.config import StationConfig
 from edge.diag.context import PhaseContext
 from edge.diag.phases import clock, hub, imaging, inference, links, plc_io, rfid, safety, tracking
 
@@ -35,10 +36,10 @@ PLAN: tuple[Phase, ...] = (
 PHASE_NAMES: tuple[str, ...] = tuple(p.name for p in PLAN)
 
 # what a need means: (config is present?, opened object attribute, skip key when absent)
-NEEDS: dict[str, tuple[Callable[[object], bool], str, str]] = {
-    "plc": (lambda c: c.devices.plc is not None, "plc", "skip.no_plc"),  # type: ignore[attr-defined]
-    "scanner": (lambda c: c.devices.scanner is not None, "scanner", "skip.no_scanner"),  # type: ignore[attr-defined]
-    "readers": (lambda c: bool(c.devices.readers), "readers", "skip.no_readers"),  # type: ignore[attr-defined]
-    "sync": (lambda c: c.sync is not None, "", "skip.no_sync"),  # type: ignore[attr-defined]
+NEEDS: dict[str, tuple[Callable[[StationConfig], bool], str, str]] = {
+    "plc": (lambda c: c.devices.plc is not None, "plc", "skip.no_plc"),
+    "scanner": (lambda c: c.devices.scanner is not None, "scanner", "skip.no_scanner"),
+    "readers": (lambda c: bool(c.devices.readers), "readers", "skip.no_readers"),
+    "sync": (lambda c: c.sync is not None, "", "skip.no_sync"),
     "model": (lambda c: True, "detector", "skip.no_model"),
 }

@@ -79,8 +79,9 @@ def junit_xml(record: dict[str, Any]) -> bytes:
                 "signature"):
         ET.SubElement(props, "property", name=key, value=str(record.get(key)))
     who = record.get("technician")
-    if isinstance(who, dict):
-        props.find("property[@name='technician']").set("value", f"{who['name']} ({who['role']}, badge {who['badge']})")
+    technician = props.find("property[@name='technician']")
+    if isinstance(who, dict) and technician is not None:
+        technician.set("value", f"{who['name']} ({who['role']}, badge {who['badge']})")
     signer = record.get("signer")
     ET.SubElement(props, "property", name="signer", value=key_id(signer["public_key"]) if signer else "unsigned")
     for p in phases:
@@ -95,8 +96,8 @@ def junit_xml(record: dict[str, Any]) -> bytes:
             ET.SubElement(case, tag, message=(text.splitlines() or [p["outcome"]])[0], type=p["outcome"]).text = text
         marginal = [m for m in p["measurements"] if m["outcome"] == "MARGINAL"]
         if marginal:
-            props = case.find("properties")
-            props = props if props is not None else ET.SubElement(case, "properties")
+            found = case.find("properties")
+            props = found if found is not None else ET.SubElement(case, "properties")
             for m in marginal:
                 ET.SubElement(props, "property", name="marginal", value=_in_band(m))
         lines = [f"{m['key']} = {_value(m)} {m['outcome']} (limits {_limits(m)})" for m in p["measurements"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,12 +12,14 @@ from central_sync.schema import InspectionRecord, Review
 from edge import audit
 from edge.auth import User
 from edge.errors import EdgeError
-from edge.tip import TipEngine, composite
+from edge.store import Store
+from edge.tip import Projection, TipEngine, composite
 from edge.web import queries, render
 from edge.web.i18n import catalogue, t
 from models.scan import Scan, load_scan
 
 BoxT = tuple[float, float, float, float]
+ImageSource = tuple[Path, Projection | None]  # the scan file and the TIP projection awaiting an answer
 
 
 class Decision(BaseModel):
@@ -62,14 +65,15 @@ def verdict_latency_ms(stages: dict[str, float]) -> float:
     return round(sum(ms for stage, ms in stages.items() if stage not in OUTSIDE_BUDGET), 1)
 
 
-def get_case(store, record_id: str) -> InspectionRecord:
+def get_case(store: Store, record_id: str) -> InspectionRecord:
     record = store.get(record_id)
     if record is None:
         raise CaseError(404, "case_not_found")
     return record
 
 
-def image_source(store, tip: TipEngine, user: User, record_id: str, mode: str) -> tuple[InspectionRecord, Any]:
+def image_source(store: Store, tip: TipEngine, user: User, record_id: str,
+                 mode: str) -> tuple[InspectionRecord, ImageSource]:
     """Check, audit and find what to draw: the record and the pending TIP projection, if any."""
     record = get_case(store, record_id)
     if record.scan is None or not queries.scan_stored(store, record_id):
@@ -79,7 +83,7 @@ def image_source(store, tip: TipEngine, user: User, record_id: str, mode: str) -
     return record, (store.scan_path(record.scan.sha256), pending)
 
 
-def draw(record: InspectionRecord, source: Any, tip: TipEngine, mode: str, lang: str) -> bytes:
+def draw(record: InspectionRecord, source: ImageSource, tip: TipEngine, mode: str, lang: str) -> bytes:
     """Load, project (TIP), colour, box and encode; runs on a worker thread."""
     path, pending = source
     scan: Scan = load_scan(path)
@@ -105,8 +109,9 @@ def _known(label: str) -> bool:
     return f"class.{label}" in catalogue("en")
 
 
-def decide(store, user: User, record_id: str, body: Decision) -> InspectionRecord:
-    """Store the decision as the record's review (synced by the outbox) and audit it."""
+def decide(store: Store, user: User, record_id: str, body: Decision) -> tuple[InspectionRecord, Review]:
+    """Store the decision as the record's review (synced by the outbox) and audit it; the updated record
+    and its review."""
     record = get_case(store, record_id)
     if body.outcome == "threat_confirmed" and not body.label:
         raise CaseError(422, "threat_needs_class")
@@ -123,10 +128,10 @@ def decide(store, user: User, record_id: str, body: Decision) -> InspectionRecor
     audit.append(store.conn, user.badge, "case.decision", record_id,
                  {"outcome": body.outcome, "label": body.label, "boxes": [list(b) for b in body.boxes],
                   "note": body.note, "verdict": record.verdict.value, "replaces": bool(record.review)})
-    return updated
+    return updated, review
 
 
-def screen(store, tip: TipEngine, user: User, record_id: str, body: Screening) -> dict[str, Any]:
+def screen(store: Store, tip: TipEngine, user: User, record_id: str, body: Screening) -> dict[str, Any]:
     """Score a screening answer against TIP; the record itself is left as it is."""
     get_case(store, record_id)
     result = tip.respond(store.conn, user.badge, record_id, body.flagged, body.box)

@@ -14,7 +14,8 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 import cv2
 import numpy as np
@@ -30,6 +31,9 @@ from edge.tip import TipEngine
 from edge.web.app import create_app, ensure_schema
 from edge.web.config import TipConfig, WebConfig
 from models.scan import AIR, Scan, load_scan
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 DEMO_USERS = (("0A1B2C3D", "Officer Chan", "officer", "1234"), ("5E6F7A8B", "Supervisor Lee", "supervisor", "5678"),
               ("9C0D1E2F", "Technician Wong", "technician", "9012"))
@@ -125,12 +129,15 @@ class StationHarness:
         for badge, name, role, pin in DEMO_USERS:
             self.call(add_user, badge, name, role, pin)
 
-    def call(self, fn, *args: Any) -> Any:
+    def call(self, fn: Callable[[Store, Unpack[Ts]], T], *args: Unpack[Ts]) -> T:
         """Run `fn(store, *args)` on the daemon store's thread, as the daemon does."""
         return asyncio.run_coroutine_threadsafe(self.writer.call(fn, self.store, *args), self.loop).result(30)
 
     def commit(self, scan: Scan | None, record: InspectionRecord) -> InspectionRecord:
-        stored = self.call(lambda s: s.put_scan(record.scan.sha256, scan.to_bytes())) if scan is not None else False
+        ref = record.scan
+        stored = False
+        if scan is not None and ref is not None:
+            stored = self.call(lambda s: s.put_scan(ref.sha256, scan.to_bytes()))
         return self.call(lambda s: s.commit(record, stored))
 
     def publish(self, topic: str, data: dict[str, Any]) -> float:

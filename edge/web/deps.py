@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, TypeVar, TypeVarTuple, Unpack
 
 from fastapi import Depends, HTTPException, Request
 
@@ -16,6 +16,9 @@ from edge.web.config import WebConfig
 from edge.web.i18n import pick_lang
 
 COOKIE = "cpe_session"
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 @dataclass
@@ -29,30 +32,30 @@ class WebState:
     writer: StoreWriter | None = None  # the screen's own connection: opened at start-up or first use
     _opening: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def open(self) -> None:
+    async def open(self) -> StoreWriter:
         """Open the screen's own connection to the station database on its own thread, so that
         screen traffic never queues in front of the pipeline's commits (WAL: readers never block),
         and create the screen's tables."""
         async with self._opening:
             if self.writer is not None:
-                return
+                return self.writer
             daemon = self.ctx.store.store
             writer = StoreWriter(Store(daemon.data_dir, daemon.limits, daemon.station))
             await writer.__aenter__()
             await writer.call(ensure_schema, writer.store)
             await asyncio.to_thread(self.tip.ensure_library)
             self.writer = writer
+            return writer
 
     async def close(self) -> None:
         if self.writer is not None:
             await self.writer.__aexit__(None, None, None)
             self.writer = None
 
-    async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def db(self, fn: Callable[[Store, Unpack[Ts]], T], *args: Unpack[Ts]) -> T:
         """Run `fn(store, *args)` on the screen's store thread (SQLite never blocks the event loop)."""
-        if self.writer is None:  # served without lifespan events: open on first use
-            await self.open()
-        return await self.writer.call(fn, self.writer.store, *args)
+        writer = self.writer or await self.open()  # served without lifespan events: open on first use
+        return await writer.call(fn, writer.store, *args)
 
     async def audit(self, actor: str, action: str, obj: str, detail: dict[str, Any] | None = None) -> None:
         await self.db(lambda s: audit.append(s.conn, actor, action, obj, detail))
@@ -82,7 +85,7 @@ async def current_user(request: Request, st: WebState = Depends(state)) -> auth.
     return user
 
 
-def require(permission: str) -> Callable[..., Any]:
+def require(permission: str) -> Callable[..., Awaitable[auth.User]]:
     """A dependency that answers 403 unless the signed-in user's role has `permission`."""
 
     async def check(user: auth.User = Depends(current_user)) -> auth.User:

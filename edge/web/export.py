@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from central_sync.schema import InspectionRecord
+from central_sync.schema import InspectionRecord, Review, ScanRef
 
 
 def _boxes(record: InspectionRecord) -> list[tuple[str, tuple[float, float, float, float]]]:
@@ -24,17 +25,26 @@ def _boxes(record: InspectionRecord) -> list[tuple[str, tuple[float, float, floa
     return [(review.label, d.box) for d in record.detections]
 
 
+def _reviewed_scan(r: InspectionRecord) -> tuple[ScanRef, Review]:
+    """The scan and review of an exported record (the export query selects only records with both)."""
+    if r.scan is None or r.review is None:
+        raise ValueError(f"record {r.id} lacks a scan or a review, so it cannot be exported")
+    return r.scan, r.review
+
+
 def coco(records: list[InspectionRecord]) -> dict:
     """The COCO dictionary for `records`; file names point at scans/<sha256>.npz in the zip."""
     labels = sorted({label for r in records for label, _ in _boxes(r)})
     cat_id = {label: i for i, label in enumerate(labels, start=1)}
-    images, annotations = [], []
+    images: list[dict[str, object]] = []
+    annotations: list[dict[str, object]] = []
     for img_id, r in enumerate(records, start=1):
-        h, w = r.scan.shape
-        images.append({"id": img_id, "file_name": f"scans/{r.scan.sha256}.npz", "height": h, "width": w,
+        scan, review = _reviewed_scan(r)
+        h, w = scan.shape
+        images.append({"id": img_id, "file_name": f"scans/{scan.sha256}.npz", "height": h, "width": w,
                        "record_id": r.id, "station": r.station, "decided_at": r.decided_at.isoformat(),
-                       "verdict": r.verdict.value, "review_outcome": r.review.outcome,
-                       "officer": r.review.officer, "note": r.review.note})
+                       "verdict": r.verdict.value, "review_outcome": review.outcome,
+                       "officer": review.officer, "note": review.note})
         for label, (x0, y0, x1, y1) in _boxes(r):
             annotations.append({"id": len(annotations) + 1, "image_id": img_id, "category_id": cat_id[label],
                                 "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0),
@@ -45,10 +55,10 @@ def coco(records: list[InspectionRecord]) -> dict:
             "categories": [{"id": i, "name": label} for label, i in cat_id.items()]}
 
 
-def write_zip(records: list[InspectionRecord], scan_path, out: Path) -> Path:
+def write_zip(records: list[InspectionRecord], scan_path: Callable[[str], Path], out: Path) -> Path:
     """Write the dataset zip to `out`; `scan_path(sha256)` locates each scan file."""
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr("annotations.json", json.dumps(coco(records), indent=1))
-        for sha in sorted({r.scan.sha256 for r in records}):
+        for sha in sorted({_reviewed_scan(r)[0].sha256 for r in records}):
             zf.write(scan_path(sha), f"scans/{sha}.npz")
     return out

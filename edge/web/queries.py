@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from central_sync.schema import InspectionRecord
+from edge.store import Store
 
 _COLUMNS = "record"
 
@@ -32,11 +34,11 @@ def utc_iso(value: str) -> str:
     return when.astimezone(timezone.utc).isoformat()
 
 
-def _records(rows) -> list[InspectionRecord]:
+def _records(rows: Iterable[tuple[str]]) -> list[InspectionRecord]:
     return [InspectionRecord.model_validate_json(r[0]) for r in rows]
 
 
-def queue(store, limit: int = 100) -> list[InspectionRecord]:
+def queue(store: Store, limit: int = 100) -> list[InspectionRecord]:
     """Suspect and manual items with no decision yet, oldest first (they are waiting longest)."""
     rows = store.conn.execute(
         f"SELECT {_COLUMNS} FROM inspections WHERE verdict IN ('suspect', 'manual') AND reviewed = 0"
@@ -44,14 +46,15 @@ def queue(store, limit: int = 100) -> list[InspectionRecord]:
     return _records(rows)
 
 
-def queue_size(store) -> int:
+def queue_size(store: Store) -> int:
     return int(store.conn.execute(
         "SELECT count(*) FROM inspections WHERE verdict IN ('suspect', 'manual') AND reviewed = 0").fetchone()[0])
 
 
-def history(store, f: HistoryFilter) -> list[InspectionRecord]:
+def history(store: Store, f: HistoryFilter) -> list[InspectionRecord]:
     """Newest first, filtered as `f` says."""
-    where, args = [], []
+    where: list[str] = []
+    args: list[str | int] = []
     if f.text:
         where.append("instr(lower(record), lower(?)) > 0")
         args.append(f.text)
@@ -79,7 +82,7 @@ def history(store, f: HistoryFilter) -> list[InspectionRecord]:
     return _records(rows)
 
 
-def after_seq(store, seq: int, limit: int = 100) -> list[InspectionRecord]:
+def after_seq(store: Store, seq: int, limit: int = 100) -> list[InspectionRecord]:
     """Records committed after `seq`, oldest first: what a reconnecting screen missed (the newest `limit`)."""
     rows = store.conn.execute(
         f"SELECT {_COLUMNS} FROM (SELECT seq, record FROM inspections WHERE seq > ? ORDER BY seq DESC LIMIT ?)"
@@ -87,7 +90,7 @@ def after_seq(store, seq: int, limit: int = 100) -> list[InspectionRecord]:
     return _records(rows)
 
 
-def reviewed_with_scans(store, limit: int = 10_000) -> list[InspectionRecord]:
+def reviewed_with_scans(store: Store, limit: int = 10_000) -> list[InspectionRecord]:
     """Reviewed records whose scan file is still on disk: the labelled dataset for export."""
     rows = store.conn.execute(
         f"SELECT {_COLUMNS} FROM inspections WHERE reviewed = 1 AND scan_stored = 1 ORDER BY seq LIMIT ?",
@@ -95,6 +98,6 @@ def reviewed_with_scans(store, limit: int = 10_000) -> list[InspectionRecord]:
     return _records(rows)
 
 
-def scan_stored(store, record_id: str) -> bool:
+def scan_stored(store: Store, record_id: str) -> bool:
     row = store.conn.execute("SELECT scan_stored FROM inspections WHERE id = ?", (record_id,)).fetchone()
     return bool(row and row[0])

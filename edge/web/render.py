@@ -19,9 +19,13 @@ import numpy as np
 
 from models.scan import Scan
 
+PerPixel = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (high, low) -> an image of the scan's size
+_colourise: PerPixel | None
+_material_class: PerPixel | None
 try:  # the material pseudo-colour of the models package
-    from models.material import colourise as _colourise
-    from models.material import material_class as _material_class
+    from models import material as _material
+
+    _colourise, _material_class = _material.colourise, _material.material_class
 except ImportError:  # pragma: no cover - a models package without it
     _colourise = _material_class = None
 
@@ -61,7 +65,7 @@ def colour_view(high: np.ndarray, low: np.ndarray) -> np.ndarray:
     return by_strips(_colourise, high, low)
 
 
-def by_strips(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], high: np.ndarray, low: np.ndarray) -> np.ndarray:
+def by_strips(fn: PerPixel, high: np.ndarray, low: np.ndarray) -> np.ndarray:
     """`fn(high, low)` over strips of lines on several threads; the strips overlap by OVERLAP lines so
     that neighbourhood filters see real neighbours, and the result equals one call on the whole scan."""
     h = high.shape[0]
@@ -100,7 +104,8 @@ class _Analyses:
     """The colour view and class map of the last few scans shown, so that switching modes is cheap."""
 
     def __init__(self, size: int = 3) -> None:
-        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+        self.size, self.lock = size, threading.Lock()
+        self.items: OrderedDict[Hashable, dict[str, np.ndarray]] = OrderedDict()  # key -> view -> image
 
     def get(self, key: Hashable | None, what: str, make: Callable[[], np.ndarray]) -> np.ndarray:
         if key is None:

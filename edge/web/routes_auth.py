@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge import audit, auth
 from edge.events import Event
+from edge.store import Store
 from edge.web import sse
 from edge.web.deps import COOKIE, WebState, current_user, state
 from edge.web.i18n import LANGS, page_messages, pick_lang
@@ -33,7 +34,7 @@ def _me(user: auth.User) -> dict[str, Any]:
     return {"badge": user.badge, "name": user.name, "role": user.role, "lang": user.lang, "permissions": perms}
 
 
-def _signin(store, body: SignIn, policy: auth.SessionPolicy) -> tuple[auth.User | None, str]:
+def _signin(store: Store, body: SignIn, policy: auth.SessionPolicy) -> tuple[auth.User | None, str]:
     try:
         user = auth.authenticate(store.conn, body.badge, body.pin, policy)
     except auth.AuthError as exc:
@@ -57,7 +58,12 @@ async def signin(body: SignIn, response: Response, st: WebState = Depends(state)
 async def signout(request: Request, response: Response, st: WebState = Depends(state),
                   user: auth.User = Depends(current_user)) -> dict[str, bool]:
     token = request.cookies[COOKIE]
-    await st.db(lambda s: (auth.close_session(s.conn, token), audit.append(s.conn, user.badge, "signout", "station")))
+
+    def close(s: Store) -> None:
+        auth.close_session(s.conn, token)
+        audit.append(s.conn, user.badge, "signout", "station")
+
+    await st.db(close)
     response.delete_cookie(COOKIE)
     return {"ok": True}
 

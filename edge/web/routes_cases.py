@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -16,6 +17,7 @@ from starlette.background import BackgroundTask
 from central_sync.schema import InspectionRecord
 from edge import audit, auth
 from edge.events import Event
+from edge.store import Store
 from edge.web import cases, export, queries, render, sse
 from edge.web.deps import COOKIE, WebState, lang_of, require, state
 from models.errors import ScanFormatError
@@ -24,16 +26,18 @@ log = structlog.get_logger()
 router = APIRouter()
 VIEWER = require("case.view")
 DECIDER = require("case.decide")
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
-async def _call(st: WebState, fn, *args: Any) -> Any:
+async def _call(st: WebState, fn: Callable[[Store, Unpack[Ts]], T], *args: Unpack[Ts]) -> T:
     try:
         return await st.db(fn, *args)
     except cases.CaseError as exc:
         raise HTTPException(exc.status, exc.code) from exc
 
 
-def _item_mapper(st: WebState, user: auth.User, last_seq: int):
+def _item_mapper(st: WebState, user: auth.User, last_seq: int) -> sse.Mapper:
     """Inspections (each once, in seq order, ids = seq for resuming) and reviews for one screen."""
     newest = last_seq
 
@@ -65,7 +69,7 @@ def _last_event_id(request: Request) -> int | None:
 
 
 @router.get("/api/stream")
-async def live(request: Request, st: WebState = Depends(state), user: auth.User = Depends(VIEWER)):
+async def live(request: Request, st: WebState = Depends(state), user: auth.User = Depends(VIEWER)) -> StreamingResponse:
     """Every decided inspection as it happens (server-sent events); a reconnecting browser gets
     what it missed (Last-Event-ID = the last seq it saw), up to the last 100 items."""
     token = request.cookies[COOKIE]
@@ -85,7 +89,7 @@ async def live(request: Request, st: WebState = Depends(state), user: auth.User 
 
 @router.get("/api/cases/{record_id}")
 async def case(record_id: str, st: WebState = Depends(state), user: auth.User = Depends(VIEWER)) -> dict:
-    def load(s):
+    def load(s: Store) -> dict[str, Any]:
         record = cases.get_case(s, record_id)
         trail = [e.as_dict() for e in audit.entries(s.conn, record_id)]
         return {**cases.summary(record, queries.scan_stored(s, record_id)), "audit": trail}
@@ -111,8 +115,8 @@ async def image(record_id: str, request: Request, mode: str = Query("colour"), s
 @router.post("/api/cases/{record_id}/decision")
 async def decision(record_id: str, body: cases.Decision, st: WebState = Depends(state),
                    user: auth.User = Depends(DECIDER)) -> dict:
-    record = await _call(st, cases.decide, user, record_id, body)
-    st.ctx.events.publish("review", {"id": record.id, "review": record.review.model_dump(mode="json")})
+    record, review = await _call(st, cases.decide, user, record_id, body)
+    st.ctx.events.publish("review", {"id": record.id, "review": review.model_dump(mode="json")})
     return cases.summary(record)
 
 
@@ -144,11 +148,11 @@ async def history(q: str = "", verdict: str | None = None, reviewed: bool | None
 
 
 @router.get("/api/export.zip")
-async def export_zip(st: WebState = Depends(state), user: auth.User = Depends(require("case.export"))):
+async def export_zip(st: WebState = Depends(state), user: auth.User = Depends(require("case.export"))) -> FileResponse:
     """Reviewed items with their scans as a COCO dataset."""
     records = await st.db(queries.reviewed_with_scans)
     await st.audit(user.badge, "export.dataset", "station", {"items": len(records)})
     tmp = Path(tempfile.mkstemp(prefix="cpe-export-", suffix=".zip")[1])
-    await asyncio.to_thread(export.write_zip, records, st.writer.store.scan_path, tmp)
+    await asyncio.to_thread(export.write_zip, records, (await st.open()).store.scan_path, tmp)
     return FileResponse(tmp, media_type="application/zip", filename=f"{st.ctx.station_id}-reviewed.zip",
                         background=BackgroundTask(tmp.unlink, missing_ok=True))

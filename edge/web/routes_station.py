@@ -7,13 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException
 
 from edge import audit, auth, tip
+from edge.store import Store
 from edge.web import queries, render
 from edge.web.deps import WebState, require, state, station_health
 
 router = APIRouter()
 
 
-def _web_health(store) -> dict[str, Any]:
+def _web_health(store: Store) -> dict[str, Any]:
     return {"queue": queries.queue_size(store), "alarms": store.standing_alarms()}
 
 
@@ -42,7 +43,7 @@ async def belt_restart(st: WebState = Depends(state), user: auth.User = Depends(
     return {**result.as_dict(), "belt": belt.belt_status()}
 
 
-def _diagnostics(store) -> dict[str, Any]:
+def _diagnostics(store: Store) -> dict[str, Any]:
     ok, broken = audit.verify_conn(store.conn)
     return {"schema_version": store.schema_version(), "records": store.count(),
             "outbox_backlog": store.outbox_backlog(), "audit_chain": {"ok": ok, "first_broken_seq": broken},

@@ -11,7 +11,7 @@ import asyncio
 import json
 from typing import Any, AsyncIterator, Awaitable, Callable
 
-from edge.events import Event
+from edge.events import Event, EventBus
 
 KEEPALIVE_S = 15.0
 POLL_S = 1.0  # how often a waiting stream looks at `stopping`
@@ -27,7 +27,7 @@ def frame(name: str, data: dict[str, Any], frame_id: int | None = None) -> str:
     return f"{head}event: {name}\ndata: {json.dumps(data, separators=(',', ':'), default=str)}\n\n"
 
 
-async def stream(bus: Any, mapper: Mapper, stopping: asyncio.Event,
+async def stream(bus: EventBus, mapper: Mapper, stopping: asyncio.Event,
                  still_allowed: Callable[[], Awaitable[bool]] | None = None,
                  replay: Callable[[], Awaitable[list[Event]]] | None = None) -> AsyncIterator[str]:
     """Frames for replayed then live events until the client leaves, the app stops or the session ends."""
@@ -35,10 +35,11 @@ async def stream(bus: Any, mapper: Mapper, stopping: asyncio.Event,
     checked = sent = loop.time()
     with bus.subscribe() as sub:  # subscribed before the replay is read: nothing falls in between
         yield f"retry: {RETRY_MS}\n" + frame("hello", {})
-        for event in await replay() if replay else []:
-            if (mapped := await mapper(event)) is not None:
+        for missed in await replay() if replay else []:
+            if (mapped := await mapper(missed)) is not None:
                 yield frame(*mapped)
         while not stopping.is_set():
+            event: Event | None
             try:
                 async with asyncio.timeout(POLL_S):
                     event = await sub.get()

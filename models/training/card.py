@@ -30,7 +30,7 @@ def training_line(f: dict) -> str:
     return "; then ".join(runs) or "unknown"
 
 
-def _fmt(v) -> str:
+def _fmt(v: object) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
 import numpy as np
 
 from models.training.shapes import Obj, cylinder, ellipse, ellipsoid, polyline, pose, rect, smooth_field
+
+T = TypeVar("T")
 
 
 def clothes(rng: np.random.Generator) -> Obj:
@@ -161,7 +166,7 @@ def tablet(rng: np.random.Generator) -> Obj:
     return o
 
 
-def _pick(rng: np.random.Generator, options: list):
+def _pick(rng: np.random.Generator, options: Sequence[T]) -> T:
     return options[int(rng.integers(len(options)))]
 
 

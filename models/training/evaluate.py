@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import Any, TypedDict
 
 import numpy as np
 import onnxruntime as ort
@@ -68,7 +69,15 @@ def choose_thresholds(img: np.ndarray, present: np.ndarray) -> dict[str, float]:
             for k, name in enumerate(CLASSES)}
 
 
-def coco_map(scores: np.ndarray, ltrb: np.ndarray, truth: list[list[dict]]) -> dict[str, dict[str, float]]:
+class ClassAp(TypedDict):
+    """One class's average precision and its precision-recall curve at IoU 0.5."""
+
+    map50: float
+    map50_95: float
+    pr50: list[float]
+
+
+def coco_map(scores: np.ndarray, ltrb: np.ndarray, truth: list[list[dict]]) -> dict[str, ClassAp]:
     """Per-class AP@0.5 and AP@0.5:0.95 with pycocotools, plus the PR curve at IoU 0.5."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -94,7 +103,7 @@ def coco_map(scores: np.ndarray, ltrb: np.ndarray, truth: list[list[dict]]) -> d
     ev.evaluate()
     ev.accumulate()
     precision = ev.eval["precision"]  # T×R×K×A×M
-    out = {}
+    out: dict[str, ClassAp] = {}
     for k, name in enumerate(CLASSES):
         p = precision[:, :, k, 0, -1]
         valid = p > -1
@@ -169,7 +178,7 @@ def evaluate_package(package: Path, work: Path, seed: int) -> dict:
     rates = detection_rates(img, present)
     thr = np.array([thresholds[n] for n in CLASSES], np.float32)
     clean = ~present.any(axis=1)
-    figures = {
+    figures: dict[str, Any] = {  # the JSON document evaluation.json
         "seed": seed, "thresholds": thresholds, "images": len(ho_truth), "clean_images": int(clean.sum()),
         "alarm_rate_clean": float((img[clean] >= thr).any(axis=1).mean()),
         "ms_per_tile": round(latency_ms(model), 1), "model_bytes": model.stat().st_size,

@@ -7,6 +7,7 @@ The architecture is named by `Arch` (stage widths and depths) so that a checkpoi
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,8 +39,9 @@ class Arch:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "Arch":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in (d or {}).items()})
+    def from_dict(cls, d: dict[str, Any] | None) -> "Arch":
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in (d or {}).items()}
+        return cls(**fields)
 
 
 ARCHS = {"tiny": Arch(), "small": Arch(stem=(16, 32), widths=(64, 128, 192), depths=(2, 2, 2), head=64, head_depth=2)}

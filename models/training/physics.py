@@ -102,7 +102,8 @@ def detect(high: np.ndarray, low: np.ndarray, rng: np.random.Generator,
         dead = rng.integers(0, w)
         for arr in out:
             arr[:, dead] *= 0.02
-    return tuple(np.clip(a * 65535.0 + 0.5, 0, 65535).astype(np.uint16) for a in out)  # type: ignore[return-value]
+    high, low = (np.clip(a * 65535.0 + 0.5, 0, 65535).astype(np.uint16) for a in out)
+    return high, low
 
 
 def naive_transmission(lengths: dict[str, np.ndarray], scanner: Scanner = Scanner()) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -10,6 +11,8 @@ import numpy as np
 AA = cv2.LINE_AA
 SHIFT = 2            # sub-pixel vertex precision for cv2 drawing (1/4 px)
 
+
+Points = Sequence[tuple[float, float]] | np.ndarray  # vertices (x, y) in canvas pixels
 
 @dataclass
 class Obj:
@@ -35,17 +38,17 @@ class Obj:
             add_clipped(dst, arr, x, y)
         return self
 
-    def poly(self, material: str, pts, t: float) -> "Obj":
+    def poly(self, material: str, pts: Points, t: float) -> "Obj":
         return self.add(material, poly(self.h, self.w, pts, t))
 
 
-def _mask(h: int, w: int, draw) -> np.ndarray:
+def _mask(h: int, w: int, draw: Callable[[np.ndarray], object]) -> np.ndarray:
     m = np.zeros((h, w), np.uint8)
     draw(m)
     return m.astype(np.float32) / 255.0
 
 
-def poly(h: int, w: int, pts, t: float) -> np.ndarray:
+def poly(h: int, w: int, pts: Points, t: float) -> np.ndarray:
     """Filled polygon (vertices in canvas pixels) of uniform thickness t."""
     p = (np.asarray(pts, np.float64) * (1 << SHIFT)).round().astype(np.int32)
     return _mask(h, w, lambda m: cv2.fillPoly(m, [p], 255, AA, SHIFT)) * t
@@ -80,7 +83,7 @@ def cylinder(h: int, w: int, x0: float, x1: float, cy: float, radius: float, wal
     return (chord * along).astype(np.float32)
 
 
-def polyline(h: int, w: int, pts, width: int, t: float) -> np.ndarray:
+def polyline(h: int, w: int, pts: Points, width: int, t: float) -> np.ndarray:
     """A stroke (cable, wire, rod) of given width in pixels and path thickness t."""
     p = (np.asarray(pts, np.float64) * (1 << SHIFT)).round().astype(np.int32)
     return _mask(h, w, lambda m: cv2.polylines(m, [p], False, 255, max(1, width), AA, SHIFT)) * t

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
 import cv2
 import numpy as np
 
 from models.training.shapes import Obj, cylinder, ellipse, ellipsoid, poly, pose, rect, smooth_field
+
+T = TypeVar("T")
+Params = dict[str, Any]  # one shape's parameters: sizes, angles, flags and material names
 
 CLASSES = ("firearm", "knife", "ammunition", "cigarettes", "phone", "battery", "drugs")
 
@@ -15,17 +21,17 @@ def jit(rng: np.random.Generator, v: float, f: float = 0.08) -> float:
 
 
 # ---------------------------------------------------------------- firearms
-PISTOLS = [  # slide length/height, grip length/width, grip angle, frame material, slide steel path
+PISTOLS: list[Params] = [  # slide length/height, grip length/width, grip angle, frame material, slide steel path
     dict(L=186, H=32, G=105, GW=32, a=18, frame="polycarbonate", ts=13),
     dict(L=216, H=30, G=110, GW=34, a=12, frame="steel", ts=12),
     dict(L=165, H=30, G=95, GW=30, a=20, frame="polycarbonate", ts=11),
     dict(L=205, H=36, G=115, GW=36, a=16, frame="aluminium", ts=14),
     dict(L=150, H=28, G=85, GW=28, a=14, frame="steel", ts=10),
 ]
-NOVEL_PISTOLS = [dict(L=240, H=26, G=125, GW=30, a=30, frame="steel", ts=12),
+NOVEL_PISTOLS: list[Params] = [dict(L=240, H=26, G=125, GW=30, a=30, frame="steel", ts=12),
                  dict(L=175, H=40, G=100, GW=40, a=8, frame="polycarbonate", ts=16)]
-REVOLVERS = [dict(B=100, D=38, C=40, G=100, a=28), dict(B=55, D=34, C=36, G=85, a=35)]
-NOVEL_REVOLVERS = [dict(B=160, D=42, C=44, G=110, a=22)]
+REVOLVERS: list[Params] = [dict(B=100, D=38, C=40, G=100, a=28), dict(B=55, D=34, C=36, G=85, a=35)]
+NOVEL_REVOLVERS: list[Params] = [dict(B=160, D=42, C=44, G=110, a=22)]
 
 
 def pistol(rng: np.random.Generator, p: dict) -> Obj:
@@ -77,7 +83,7 @@ PISTOL_RANGES = dict(L=(145, 220), H=(27, 37), G=(82, 118), GW=(27, 37), a=(8, 2
 REVOLVER_RANGES = dict(B=(50, 110), D=(32, 40), C=(34, 42), G=(80, 105), a=(24, 36))
 
 
-def _ranged(rng: np.random.Generator, ranges: dict, **fixed) -> dict:
+def _ranged(rng: np.random.Generator, ranges: Mapping[str, tuple[float, float]], **fixed: object) -> Params:
     return {**{k: float(rng.uniform(*r)) for k, r in ranges.items()}, **fixed}
 
 
@@ -92,12 +98,12 @@ def firearm(rng: np.random.Generator, novel: bool = False) -> Obj:
     return revolver(rng, _pick(rng, NOVEL_REVOLVERS if novel else REVOLVERS))
 
 
-def _pick(rng: np.random.Generator, options: list):
+def _pick(rng: np.random.Generator, options: Sequence[T]) -> T:
     return options[int(rng.integers(len(options)))]
 
 
 # ---------------------------------------------------------------- knives
-def _blade(o: Obj, pts, spine: float, material: str = "stainless") -> None:
+def _blade(o: Obj, pts: Sequence[tuple[float, float]], spine: float, material: str = "stainless") -> None:
     """Blade plate whose thickness tapers from the spine (top) to the edge (bottom)."""
     ys = np.array([p[1] for p in pts])
     y = np.clip((np.arange(o.h)[:, None] - ys.min()) / max(1.0, ys.max() - ys.min()), 0, 1)
@@ -141,9 +147,9 @@ def knife(rng: np.random.Generator, novel: bool = False) -> Obj:
 
 
 # ---------------------------------------------------------------- ammunition
-CARTRIDGES = [dict(case=19, d=9.9, bullet=9, shot=False), dict(case=23, d=12, bullet=12, shot=False),
+CARTRIDGES: list[Params] = [dict(case=19, d=9.9, bullet=9, shot=False), dict(case=23, d=12, bullet=12, shot=False),
               dict(case=33, d=9.6, bullet=10, shot=False), dict(case=15, d=5.7, bullet=6, shot=False)]
-NOVEL_CARTRIDGES = [dict(case=45, d=9.6, bullet=18, shot=False), dict(case=65, d=20, bullet=0, shot=True)]
+NOVEL_CARTRIDGES: list[Params] = [dict(case=45, d=9.6, bullet=18, shot=False), dict(case=65, d=20, bullet=0, shot=True)]
 
 
 def cartridge(rng: np.random.Generator, c: dict) -> Obj:
@@ -185,7 +191,7 @@ def ammunition(rng: np.random.Generator, novel: bool = False) -> Obj:
 
 
 def _crop(o: Obj, margin: int = 2) -> Obj:
-    total = sum(o.parts.values())
+    total = sum(o.parts.values(), np.zeros((o.h, o.w), np.float32))
     ys, xs = np.nonzero(total > 0.3)
     y0, y1 = max(0, ys.min() - margin), min(o.h, ys.max() + margin + 1)
     x0, x1 = max(0, xs.min() - margin), min(o.w, xs.max() + margin + 1)
@@ -214,6 +220,8 @@ NOVEL_CARTON_LAYOUTS = [(10, 1), (2, 5), (4, 3)]
 
 
 def cigarettes(rng: np.random.Generator, novel: bool = False) -> Obj:
+    length: float
+    dia: float
     if novel:
         length, dia, per_row, layers = (100, 5.4, 10, 2) if rng.random() < 0.5 else (84, 7.8, 7, 3)
     elif rng.random() < 0.5:

@@ -6,6 +6,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ class TrainConfig:
     warmup: int = 100
 
 
-def targets(boxes: list[tuple[int, list[float]]], size: int, ignore: list[tuple[int, list[float]]] = ()
+def targets(boxes: list[tuple[int, list[float]]], size: int, ignore: Sequence[tuple[int, list[float]]] = ()
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Heat-map (K×h×w), ltrb target (4×h×w), regression weight (h×w) and ignore mask (K×h×w).
 
@@ -105,7 +106,8 @@ class Sampler:
             x, y = int(rng.integers(0, w - c + 1)), int(rng.integers(0, h - c + 1))
         crop = img[:, y:y + c, x:x + c]
         crop = crop if crop.dtype == np.float16 else as_input(crop).astype(np.float16)  # half the bytes to move
-        boxes, ignore = [], []
+        boxes: list[tuple[int, list[float]]] = []
+        ignore: list[tuple[int, list[float]]] = []
         for t in truth:
             x0, y0, x1, y1 = t["box"]
             cx0, cy0, cx1, cy1 = max(x0 - x, 0), max(y0 - y, 0), min(x1 - x, c), min(y1 - y, c)
@@ -131,7 +133,7 @@ class Crops(torch.utils.data.IterableDataset):
         super().__init__()
         self.path, self.crop, self.seed = path, crop, seed
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         info = torch.utils.data.get_worker_info()
         sampler = Sampler(self.path, self.crop, np.random.default_rng([self.seed, info.id if info else 0]))
         while True:
@@ -164,7 +166,7 @@ def _device(name: str) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def train(data: Path, out: Path, cfg: TrainConfig = TrainConfig(), log=print) -> TinyDet:
+def train(data: Path, out: Path, cfg: TrainConfig = TrainConfig(), log: Callable[[str], object] = print) -> TinyDet:
     """Train from a generated set; checkpoints to out/checkpoint.pt; returns the network in eval mode on the CPU."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)

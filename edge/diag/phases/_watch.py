@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from drivers.plc import PlcEvent, PlcState
+from drivers.plc import EyeEdge, ModbusPlc, PlcEvent, PlcState
 
 POLL_S = 0.005
 
 
-async def wait_state(plc: Any, pred: Callable[[PlcState], bool], timeout_s: float) -> PlcState | None:
+async def wait_state(plc: ModbusPlc, pred: Callable[[PlcState], bool], timeout_s: float) -> PlcState | None:
     """The first polled state satisfying `pred` within timeout_s, else None."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout_s
@@ -28,7 +27,7 @@ async def wait_state(plc: Any, pred: Callable[[PlcState], bool], timeout_s: floa
 class EventTap:
     """Subscribes to a PLC's events on entry and keeps them; `wait` finds one matching."""
 
-    def __init__(self, plc: Any) -> None:
+    def __init__(self, plc: ModbusPlc) -> None:
         self.plc = plc
         self.events: list[PlcEvent] = []
         self._new = asyncio.Event()
@@ -70,8 +69,14 @@ class EventTap:
             except TimeoutError:
                 return None
 
+    async def wait_eye(self, index: int, blocked: bool, timeout_s: float, start: int = 0) -> EyeEdge | None:
+        """The first edge of eye `index` to `blocked` (from event `start`) within timeout_s, else None."""
+        ev = await self.wait(lambda e: isinstance(e, EyeEdge) and e.eye_index == index and e.blocked == blocked,
+                             timeout_s, start)
+        return ev if isinstance(ev, EyeEdge) else None
 
-def request_timeout(plc: Any) -> float:
+
+def request_timeout(plc: ModbusPlc) -> float:
     """I/O bound of one confirmed PLC request: the driver's own bound (writes, read-back window and the
     polls a slow PLC needs to show the feedback), with half a second to spare."""
     return plc.request_bound_s + 0.5
@@ -95,7 +100,7 @@ class SampleLog:
     The PLC gives no timestamp of its inputs' changes: a change lies between the last sample
     without it and the first sample with it. Samples the log missed only widen the bracket."""
 
-    def __init__(self, plc: Any) -> None:
+    def __init__(self, plc: ModbusPlc) -> None:
         self.plc = plc
         self.samples: list[PlcState] = []
         self._new = asyncio.Event()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from typing import Any
 
 import cv2
 
+from drivers.xray import Scanner
 from edge.diag import testobject
 from edge.diag.context import PhaseContext
 from edge.diag.phases._watch import request_timeout
@@ -41,7 +41,7 @@ async def run(ctx: PhaseContext) -> None:
     ctx.attach("test-object.png", png, "image/png")
 
 
-async def _scan(ctx: PhaseContext, scanner: Any) -> Scan:
+async def _scan(ctx: PhaseContext, scanner: Scanner) -> Scan:
     plc = ctx.station.plc
     try:
         if plc is not None:

@@ -7,8 +7,11 @@ import time
 
 import numpy as np
 
+from drivers.retrofit.config import SimRetrofitConfig
+from drivers.xray.config import SimScannerConfig
 from edge.diag.context import PhaseContext
 from edge.diag.specs import SPECS
+from models.runtime import Detector
 from models.scan import Scan, load_scan
 
 RUNS = 5
@@ -17,7 +20,9 @@ RUNS = 5
 def reference_scan(ctx: PhaseContext) -> Scan:
     """A scan of this station's kind: the twin's first scan, else the test object."""
     d = ctx.station.cfg.devices
-    sim = (d.scanner and d.scanner.sim) or (d.source and d.source.sim)
+    sim: SimScannerConfig | SimRetrofitConfig | None = d.scanner.sim if d.scanner is not None else None
+    if sim is None and d.source is not None:
+        sim = d.source.sim
     if sim is not None:
         files = sorted(sim.scan_dir.glob("*.npz"))
         if files:
@@ -27,9 +32,9 @@ def reference_scan(ctx: PhaseContext) -> Scan:
     return make_test_object(1.0)
 
 
-def _timed(detector: object, scan: Scan) -> float:
+def _timed(detector: Detector, scan: Scan) -> float:
     t0 = time.perf_counter()
-    detector.detect(scan)  # type: ignore[attr-defined]
+    detector.detect(scan)
     return (time.perf_counter() - t0) * 1000
 
 

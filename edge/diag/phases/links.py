@@ -8,8 +8,12 @@ import time
 
 import zlib
 from collections import Counter
+from collections.abc import Iterable
 
 from drivers.errors import DeviceRefused, DriverError, ProtocolError
+from drivers.plc import PlcState
+from drivers.rfid import Em4100SerialReader
+from drivers.xray import Scanner
 from edge.diag.context import PhaseContext
 from edge.diag.phases._watch import wait_state
 from firmware_bridge import codec
@@ -35,12 +39,12 @@ async def run(ctx: PhaseContext) -> None:
         ctx.measure("links.source_ok", st.source is not None, target="source", detail=st.problems.get("source", ""))
 
 
-async def _reader_up(reader: object, wait_s: float = READER_OPEN_S) -> bool:
+async def _reader_up(reader: Em4100SerialReader, wait_s: float = READER_OPEN_S) -> bool:
     """The reader opens its port in the background: give it a moment."""
     end = time.monotonic() + wait_s
-    while not reader.link_ok and time.monotonic() < end:  # type: ignore[attr-defined]
+    while not reader.link_ok and time.monotonic() < end:
         await asyncio.sleep(0.02)
-    return bool(reader.link_ok)  # type: ignore[attr-defined]
+    return bool(reader.link_ok)
 
 
 async def _plc(ctx: PhaseContext) -> None:
@@ -75,14 +79,14 @@ async def _plc(ctx: PhaseContext) -> None:
     ctx.attach("modbus-trace.txt", _trace(plc.frames), "text/plain")
 
 
-def _link_fault(state: object) -> DriverError | None:
+def _link_fault(state: PlcState) -> DriverError | None:
     """The kind of fault the PLC driver names for a link that is down (`link_fault`, where the driver has it)."""
     kind = {"refused": DeviceRefused, "protocol": ProtocolError}.get(getattr(state, "link_fault", ""))
-    return kind(state.link_reason) if kind is not None else None  # type: ignore[attr-defined]
+    return kind(state.link_reason) if kind is not None else None
 
 
-def _trace(frames: object) -> bytes:
-    return "\n".join(f"{'TX' if f[:1] == b'>' else 'RX'} {f[1:].hex(' ')}" for f in frames).encode()  # type: ignore[attr-defined]
+def _trace(frames: Iterable[bytes]) -> bytes:
+    return "\n".join(f"{'TX' if f[:1] == b'>' else 'RX'} {f[1:].hex(' ')}" for f in frames).encode()
 
 
 async def _controller(ctx: PhaseContext) -> None:
@@ -125,7 +129,7 @@ async def _controller(ctx: PhaseContext) -> None:
     _frames(ctx, scanner)
 
 
-def _protocol(ctx: PhaseContext, scanner: object) -> bool:
+def _protocol(ctx: PhaseContext, scanner: Scanner) -> bool:
     """A controller that answers in another protocol version: say so (the link itself only logs it at debug)."""
     found = peer_protocol(getattr(scanner, "link").last_frames)
     if found is None:
@@ -167,7 +171,7 @@ def _whole_version(raw: bytes) -> int | None:
     return body[0]
 
 
-def _frames(ctx: PhaseContext, scanner: object) -> None:
+def _frames(ctx: PhaseContext, scanner: Scanner) -> None:
     frames = getattr(scanner, "link").last_frames
     text = "\n".join(f"{f[:1].decode(errors='replace')} {f[1:].hex(' ')}" for f in frames)
     ctx.attach("controller-frames.txt", text.encode(), "text/plain")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from drivers.rfid import TagSeen
+from drivers.rfid import Em4100SerialReader, TagSeen
 from edge.diag.context import PhaseContext
 from edge.diag.hand import Action
 
@@ -25,7 +24,7 @@ async def run(ctx: PhaseContext) -> None:
         await _badge(ctx, name, reader)
 
 
-async def _badge(ctx: PhaseContext, name: str, reader: Any) -> None:
+async def _badge(ctx: PhaseContext, name: str, reader: Em4100SerialReader) -> None:
     expect = (ctx.station.reference_tag or REFERENCE_TAG).upper()
     seen: list[TagSeen] = []
     got = asyncio.Event()
@@ -60,7 +59,7 @@ async def _badge(ctx: PhaseContext, name: str, reader: Any) -> None:
 class Rejects:
     """The reader's decoder counts from now on: frames decoded and rejected (a hook for driver health)."""
 
-    def __init__(self, reader: Any) -> None:
+    def __init__(self, reader: Em4100SerialReader) -> None:
         self.stats = getattr(getattr(reader, "decoder", None), "stats", None)
         self.reader = reader
         self._frames0, self._rejected0 = self._counts()

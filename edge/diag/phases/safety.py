@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from drivers.errors import DeviceRefused, ReadbackMismatch
+from drivers.plc import ModbusPlc, PlcState
 from edge.diag.context import PhaseContext
 from edge.diag.hand import Action
 from edge.diag.phases._watch import Bracket, SampleLog, request_timeout, wait_state
@@ -38,7 +38,7 @@ class SafetyInput:
     twin_name: str
 
     @property
-    def tripped(self) -> Any:
+    def tripped(self) -> Callable[[PlcState], bool]:
         if self.kind == "estop":
             return lambda s: s.link_ok and not s.estop_ok
         return lambda s: s.link_ok and not s.interlocks_ok
@@ -60,7 +60,7 @@ async def run(ctx: PhaseContext) -> None:
         await _proof(ctx, plc, device)
 
 
-async def _energise(ctx: PhaseContext, plc: Any) -> None:
+async def _energise(ctx: PhaseContext, plc: ModbusPlc) -> None:
     """Put the station in the state the safety function must end: motion and beam permitted."""
     if "belt_run_request" in plc.cfg.registers:
         await ctx.io("belt run", plc.request_belt(True), request_timeout(plc))
@@ -70,21 +70,22 @@ async def _energise(ctx: PhaseContext, plc: Any) -> None:
         await ctx.io("controller arm", scanner.arm(), 4.0)
 
 
-async def _proof(ctx: PhaseContext, plc: Any, dev: SafetyInput) -> None:
+async def _proof(ctx: PhaseContext, plc: ModbusPlc, dev: SafetyInput) -> None:
     ask, verb, ask_back, verb_back = VERBS[dev.kind]
     await _energise(ctx, plc)
     target = dev.label
     async with SampleLog(plc) as log:
         t_act, i_trip = await ctx.prompt(ask, Action(verb, dev.twin_name), until=lambda: log.wait(dev.tripped, 3600))
         ctx.measure("safety.trip_seen", i_trip is not None, target=target)
-        trip = Bracket(t_act, t_act) if t_act is not None else log.bracket(i_trip, dev.tripped)
-        if "belt_run_request" in plc.cfg.registers:
-            stopped = await log.wait(lambda s: not s.belt_running, RESPONSE_WINDOW_S, start=i_trip)
-            _response(ctx, "safety.belt_stop_ms", target, log, trip, stopped, lambda s: not s.belt_running,
-                      "belt still running")
-        dropped = await log.wait(lambda s: not s.xray_permit, RESPONSE_WINDOW_S, start=i_trip)
-        _response(ctx, "safety.permit_drop_ms", target, log, trip, dropped, lambda s: not s.xray_permit,
-                  "permit still on")
+        if i_trip is not None:  # the responses are timed from the trip
+            trip = Bracket(t_act, t_act) if t_act is not None else log.bracket(i_trip, dev.tripped)
+            if "belt_run_request" in plc.cfg.registers:
+                stopped = await log.wait(lambda s: not s.belt_running, RESPONSE_WINDOW_S, start=i_trip)
+                _response(ctx, "safety.belt_stop_ms", target, log, trip, stopped, lambda s: not s.belt_running,
+                          "belt still running")
+            dropped = await log.wait(lambda s: not s.xray_permit, RESPONSE_WINDOW_S, start=i_trip)
+            _response(ctx, "safety.permit_drop_ms", target, log, trip, dropped, lambda s: not s.xray_permit,
+                      "permit still on")
     if dev.kind == "door" and ctx.station.scanner is not None:
         status = await ctx.io("controller STATUS", ctx.station.scanner.status(), 4.0)
         ctx.measure("safety.controller_disarmed", not status.armed, target=target)
@@ -98,7 +99,7 @@ async def _proof(ctx: PhaseContext, plc: Any, dev: SafetyInput) -> None:
 
 
 def _response(ctx: PhaseContext, name: str, target: str, log: SampleLog, trip: Bracket | None, index: int | None,
-              done: Callable[[Any], bool], missing: str) -> None:
+              done: Callable[[PlcState], bool], missing: str) -> None:
     """Trip -> response time as an interval; judged on its worst end, or not measurable when too coarse."""
     if index is None:
         ctx.measure(name, None, target=target, detail=missing)
@@ -119,7 +120,7 @@ def _response(ctx: PhaseContext, name: str, target: str, log: SampleLog, trip: B
     ctx.measure(name, hi, target=target, interval=(lo, hi), detail=f"between {lo:.0f} and {hi:.0f} ms: {how}")
 
 
-async def _refused(ctx: PhaseContext, plc: Any) -> bool:
+async def _refused(ctx: PhaseContext, plc: ModbusPlc) -> bool:
     """A permit request while tripped must not be confirmed: refused or not confirmed by the PLC's answers.
 
     A lost link (LinkLost) proves nothing and ends the phase as a failure."""

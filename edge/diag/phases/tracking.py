@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
-from typing import Any
 
 from drivers.errors import DriverError
-from drivers.plc import EyeEdge
+from drivers.plc import EyeEdge, Light, ModbusPlc
+from drivers.xray import Scanner
 from edge.diag.context import PhaseContext
 from edge.diag.hand import Action
 from edge.diag.phases._watch import EventTap, request_timeout
 from edge.diag.specs import SPECS
 from edge.stations.kinds import KINDS
+from models.runtime import Detector
 
 # The item the technician places, per station kind, as its declaration names it (edge.stations.kinds).
 ITEM = {name: asdict(kind.diag.test_item) for name, kind in KINDS.items() if kind.diag.test_item is not None}
@@ -26,20 +27,21 @@ GATE_TIMEOUT_S = 30.0
 
 async def run(ctx: PhaseContext) -> None:
     st = ctx.station
-    plc, scanner, kind = st.plc, st.scanner, st.cfg.station.kind
+    plc, scanner, detector, kind = st.plc, st.scanner, st.detector, st.cfg.station.kind
     if plc is None or scanner is None:
         ctx.skip("skip.device_lost", target="PLC" if plc is None else "X-ray scanner")
+    if detector is None:
+        ctx.skip("skip.no_model")
     conveyor = "belt_run_request" in plc.cfg.registers
     async with EventTap(plc) as tap:
         await _prepare(ctx, plc, scanner, conveyor)
         await ctx.prompt("prompt.place_item", Action("place_item", kind, ITEM.get(kind, ITEM["conveyor"])),
                          confirm=True)
-        entry = await tap.wait(lambda e: isinstance(e, EyeEdge) and e.eye_index == 0 and e.blocked,
-                               ctx.prompt_timeout_s)
+        entry = await tap.wait_eye(0, True, ctx.prompt_timeout_s)
         if entry is None:
             ctx.measure("tracking.eye_to_scan_ms", None, target=plc.cfg.eyes[0], detail="the item never reached it")
             return
-        to_manual = await _inspect(ctx, scanner, entry)
+        to_manual = await _inspect(ctx, scanner, detector, entry, plc.cfg.eyes[0])
         if to_manual is None:
             return
         if conveyor:
@@ -49,7 +51,7 @@ async def run(ctx: PhaseContext) -> None:
     await ctx.prompt("prompt.clear_lane", Action("clear_lane"), confirm=True)
 
 
-async def _prepare(ctx: PhaseContext, plc: Any, scanner: Any, conveyor: bool) -> None:
+async def _prepare(ctx: PhaseContext, plc: ModbusPlc, scanner: Scanner, conveyor: bool) -> None:
     await ctx.io("X-ray permit", plc.request_xray_permit(True), request_timeout(plc))
     await ctx.io("controller arm", scanner.arm(), 4.0)
     if conveyor:
@@ -57,18 +59,18 @@ async def _prepare(ctx: PhaseContext, plc: Any, scanner: Any, conveyor: bool) ->
         await ctx.io("belt run", plc.request_belt(True), request_timeout(plc))
 
 
-async def _inspect(ctx: PhaseContext, scanner: Any, entry: EyeEdge) -> bool | None:
+async def _inspect(ctx: PhaseContext, scanner: Scanner, detector: Detector, entry: EyeEdge, eye: str) -> bool | None:
     """Scan and detect; returns whether the item goes to manual (None when nothing was decided)."""
     loop = asyncio.get_running_loop()
     stream = await ctx.io("START_SCAN", scanner.start_scan("diag-tracking"), 4.0)
-    ctx.measure("tracking.eye_to_scan_ms", (loop.time() - entry.t) * 1000, target=ctx.station.plc.cfg.eyes[0])
+    ctx.measure("tracking.eye_to_scan_ms", (loop.time() - entry.t) * 1000, target=eye)
     last_line = loop.time()
     async with asyncio.timeout(30):
         async for _block in stream:
             last_line = loop.time()
     scan = stream.result()
     ctx.measure("tracking.scan_complete", scan.complete, target="scan", detail=f"{scan.shape[0]} lines")
-    detections = await asyncio.to_thread(ctx.station.detector.detect, scan)
+    detections = await asyncio.to_thread(detector.detect, scan)
     verdict_ms = (loop.time() - last_line) * 1000
     budget = ctx.station.cfg.station.budget_ms
     spec = SPECS["tracking.verdict_ms"].limited(high=budget, marginal_high=budget * 0.7)
@@ -78,7 +80,7 @@ async def _inspect(ctx: PhaseContext, scanner: Any, entry: EyeEdge) -> bool | No
     return to_manual
 
 
-async def _divert(ctx: PhaseContext, plc: Any, tap: EventTap, to_manual: bool) -> None:
+async def _divert(ctx: PhaseContext, plc: ModbusPlc, tap: EventTap, to_manual: bool) -> None:
     loop = asyncio.get_running_loop()
     try:
         await ctx.io("divert", plc.request_divert(to_manual), request_timeout(plc))
@@ -87,7 +89,7 @@ async def _divert(ctx: PhaseContext, plc: Any, tap: EventTap, to_manual: bool) -
         return
     ready = loop.time()
     gate = len(plc.cfg.eyes) - 1
-    at_gate = await tap.wait(lambda e: isinstance(e, EyeEdge) and e.eye_index == gate and e.blocked, GATE_TIMEOUT_S)
+    at_gate = await tap.wait_eye(gate, True, GATE_TIMEOUT_S)
     if at_gate is None:
         ctx.measure("tracking.divert_margin_s", None, target="divert", detail="the item never reached the gate")
         return
@@ -107,8 +109,8 @@ def _twin_outcome(ctx: PhaseContext) -> str | None:
     return getattr(sim.model, "outcomes", {}).get(item)
 
 
-async def _light(ctx: PhaseContext, plc: Any, to_manual: bool) -> None:
-    colour = "red" if to_manual else "green"
+async def _light(ctx: PhaseContext, plc: ModbusPlc, to_manual: bool) -> None:
+    colour: Light = "red" if to_manual else "green"
     try:
         await ctx.io(f"light {colour}", plc.request_light(colour), request_timeout(plc))
         ctx.measure("tracking.light_confirmed", True, target=colour)
