@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from drivers.plc.config import SafeRequest
+if TYPE_CHECKING:  # config imports this module's Light; the Protocol only names SafeRequest
+    from drivers.plc.config import SafeRequest
 
 Light = Literal["off", "red", "amber", "green"]
 # Why the link is down, for advice: no answer (power, cable, address), refused (exception response:
