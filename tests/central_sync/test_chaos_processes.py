@@ -45,9 +45,9 @@ async def test_hub_killed_mid_commit(tmp_path, pg_url, hubs):
     with Mosquitto(tmp_path / "broker") as broker:
         hub_a, hub_b = hubs(pg_url, broker.port, "hub-a"), hubs(pg_url, broker.port, "hub-b")
         async with Publisher(sync_cfg(broker.port), "gate-4", db, tmp_path) as pub:
-            await until(lambda: count() > 400, "400 records at the hub", timeout=60, in_thread=True)
+            await until(lambda: count() > 400, "400 records at the hub", timeout=180, in_thread=True)
             hub_a.stop()                       # one of two dies: the other carries on
-            await until(lambda: count() > 1500, "1500 records at the hub", timeout=60, in_thread=True)
+            await until(lambda: count() > 1500, "1500 records at the hub", timeout=180, in_thread=True)
             hub_b.stop()                       # both down for a moment
             await asyncio.sleep(0.5)
             hub_a.start()
