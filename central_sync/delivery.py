@@ -45,6 +45,8 @@ RESEND_KINDS = ("inspection", "alert")  # what the hub's gap check asks for by s
 
 
 class _Blocked(enum.Enum):
+    """The one value BLOCKED, as a type the checker can tell apart from a Track, a bool or None."""
+
     BLOCKED = enum.auto()
 
 
