@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from drivers.plc.state import Light
+if TYPE_CHECKING:  # drivers.plc.state imports this module (SafeRequest); Light is only an annotation here
+    from drivers.plc.state import Light
 
 Table = Literal["coil", "discrete", "holding", "input"]
 Model = Literal["conveyor", "gantry"]
