@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-if TYPE_CHECKING:  # drivers.plc.state imports this module (SafeRequest); Light is only an annotation here
-    from drivers.plc.state import Light
+from drivers.plc.state import Light  # state names SafeRequest for type checking only: no cycle
 
 Table = Literal["coil", "discrete", "holding", "input"]
 Model = Literal["conveyor", "gantry"]
