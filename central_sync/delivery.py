@@ -15,10 +15,12 @@ Rules (the driver in `sender.py` owns paho and SQLite and applies the actions):
 
 from __future__ import annotations
 
+import enum
 import heapq
 import random
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import Final, Literal, TypeAlias
 
 from central_sync import protocol as p
 from central_sync.config import SyncConfig
@@ -40,7 +42,17 @@ PARK_CODES = {0x95}  # retrying a packet the broker finds too large can never su
 BLAME_CODES = {0x81, 0x82, 0x95}
 BLAME_STRIKES = 2
 RESEND_KINDS = ("inspection", "alert")  # what the hub's gap check asks for by seq
-BLOCKED = object()  # a Fetch or OpenBlob is out: stop filling until its answer arrives
+
+
+class _Blocked(enum.Enum):
+    """The one value BLOCKED, as a type the checker can tell apart from a Track, a bool or None."""
+
+    BLOCKED = enum.auto()
+
+
+BLOCKED: Final = _Blocked.BLOCKED  # a Fetch or OpenBlob is out: stop filling until its answer arrives
+Blocked: TypeAlias = Literal[_Blocked.BLOCKED]
+Outgoing: TypeAlias = Publish | PublishChunk | PublishStatus  # the actions that take a publish ref
 
 
 def limits_for(cfg: SyncConfig, receive_max: int = 65535, max_packet: int | None = None) -> Limits:
@@ -56,9 +68,9 @@ def limits_for(cfg: SyncConfig, receive_max: int = 65535, max_packet: int | None
 
 @dataclass(slots=True)
 class Track:
-    """One outbox row this session; `row` is None for a row acknowledged before it was read."""
+    """One outbox row read this session (rows acknowledged before they were read are in `Session.early`)."""
 
-    row: Row | None
+    row: Row
     state: RowState
     acked_at: float = 0.0
 
@@ -104,6 +116,7 @@ class Session:
     gate: int  # newest alert of the backlog at session start; 0 once no record waits for alerts
     last_progress: float
     tracks: dict[int, Track] = field(default_factory=dict)
+    early: dict[int, RowState] = field(default_factory=dict)  # resolved by the hub before they were read
     pubs: dict[int, Pub] = field(default_factory=dict)  # in publish order
     uploads: dict[int, Upload] = field(default_factory=dict)
     queue: dict[Lane, deque[int]] = field(default_factory=lambda: {lane: deque() for lane in Lane})
@@ -113,7 +126,7 @@ class Session:
     busy: Counter = field(default_factory=Counter)  # rows per BUSY state
     gate_alerts: set[int] = field(default_factory=set)  # alerts at or below the gate, unresolved
     gate_listed: bool = False  # every alert at or below the gate has been read
-    waiting_on: object = None  # the Fetch or OpenBlob whose answer is due
+    waiting_on: Fetch | OpenBlob | None = None  # the action whose answer is due
     sent_ids: list[int] = field(default_factory=list)
     image_inflight: int = 0
     status_due: bool = True
@@ -150,7 +163,7 @@ class Delivery:
 
     def state(self, row_id: int) -> RowState | None:
         track = self.s.tracks.get(row_id)
-        return None if track is None else track.state
+        return self.s.early.get(row_id) if track is None else track.state
 
     # ---- session -------------------------------------------------------------------------
     def _on_SessionUp(self, ev: SessionUp) -> None:
@@ -168,7 +181,7 @@ class Delivery:
             self._shrink_batches(f"the broker ended the session ({reason_text(ev.code)})")
             return
         track = self.s.tracks.get(first.rows[0])
-        if track is None or track.row is None or track.state in RESOLVED:
+        if track is None or track.state in RESOLVED:
             return
         self.strikes[track.row.id] = strikes = self.strikes.get(track.row.id, 0) + 1
         self.counters["puback_unreadable"] += 1
@@ -190,7 +203,7 @@ class Delivery:
             s.next_poll[ev.lane] = self.now + s.limits.poll_s
         for row in ev.rows:
             s.cursor[ev.lane] = max(s.cursor[ev.lane], row.id)
-            if s.tracks.pop(row.id, None) is not None:
+            if s.early.pop(row.id, None) is not None or s.tracks.pop(row.id, None) is not None:
                 continue  # acknowledged before it was read
             s.tracks[row.id] = Track(row, RowState.PENDING)
             s.queue[ev.lane].append(row.id)
@@ -198,7 +211,7 @@ class Delivery:
                 s.gate_alerts.add(row.id)
         self._fill()
 
-    def _take(self, lane: Lane) -> Track | None | object:
+    def _take(self, lane: Lane) -> Track | Blocked | None:
         """The next PENDING row of `lane` (retries first), None, or BLOCKED after asking to fetch."""
         s = self.s
         heap, queue = s.retry[lane], s.queue[lane]
@@ -217,9 +230,10 @@ class Delivery:
             if track is not None and track.state in RESOLVED:
                 del s.tracks[row_id]
 
-    def _fetch(self, lane: Lane) -> object:
-        self.s.waiting_on = Fetch(lane, self.s.cursor[lane], PAGE)
-        self.out.append(self.s.waiting_on)
+    def _fetch(self, lane: Lane) -> Blocked:
+        fetch = Fetch(lane, self.s.cursor[lane], PAGE)
+        self.s.waiting_on = fetch
+        self.out.append(fetch)
         return BLOCKED
 
     # ---- sending --------------------------------------------------------------------------
@@ -261,7 +275,7 @@ class Delivery:
             s.gate = 0
         return bool(s.gate)
 
-    def _send_message(self, lane: Lane) -> bool | object:
+    def _send_message(self, lane: Lane) -> bool | Blocked:
         """One row, or on the record lane a batch of rows in one publish (one PUBACK, one hub transaction)."""
         lim = self.limits
         limit = 1 if lane == Lane.ALERT else max(1, min(lim.batch_max_rows, lim.max_unacked - self._unacked()))
@@ -308,14 +322,14 @@ class Delivery:
             return None
         return payload
 
-    def _send_image(self) -> bool | object:
+    def _send_image(self) -> bool | Blocked:
         s = self.s
         if s.image_inflight >= max(1, s.limits.window // 2):
             return False
-        upload = next((u for u in s.uploads.values() if u.next_pending() is not None), None)
-        if upload is None:
+        pending = ((u, u.next_pending()) for u in s.uploads.values())
+        upload, index = next(((u, i) for u, i in pending if i is not None), (None, None))
+        if upload is None or index is None:
             return self._start_upload()
-        index = upload.next_pending()
         upload.chunks[index] = ChunkState.IN_FLIGHT
         upload.last_sent = self.now
         s.image_inflight += 1
@@ -323,7 +337,7 @@ class Delivery:
         self._publish(PublishChunk(self._ref(), upload.row.id, index), Pub((upload.row.id,), chunk=index))
         return True
 
-    def _start_upload(self) -> bool | object:
+    def _start_upload(self) -> bool | Blocked:
         if self._unacked() >= self.limits.max_unacked:
             return False
         track = self._take(Lane.IMAGE)
@@ -331,8 +345,9 @@ class Delivery:
             return False
         if track is BLOCKED:
             return BLOCKED
-        self.s.waiting_on = OpenBlob(track.row, self.limits.chunk_bytes)
-        self.out.append(self.s.waiting_on)
+        blob = OpenBlob(track.row, self.limits.chunk_bytes)
+        self.s.waiting_on = blob
+        self.out.append(blob)
         return BLOCKED
 
     def _on_BlobOpened(self, ev: BlobOpened) -> None:
@@ -362,7 +377,7 @@ class Delivery:
         if track is not None and track.state not in RESOLVED:
             self._park(track, ev.reason)
 
-    def _publish(self, action: Action, pub: Pub) -> None:
+    def _publish(self, action: Outgoing, pub: Pub) -> None:
         s = self.s
         if not s.pubs:
             s.last_progress = self.now
@@ -390,7 +405,7 @@ class Delivery:
         if ev.code >= 0x80:
             self._puback_failed(pub, ev.code)
         elif pub.chunk is not None:
-            self._chunk_acked(pub, ev.now)
+            self._chunk_acked(pub.rows[0], pub.chunk, ev.now)
         else:
             self.counters["puback_ok"] += 1
             for track in (s.tracks.get(row_id) for row_id in pub.rows):
@@ -402,11 +417,11 @@ class Delivery:
                 if (track := s.tracks.get(row_id)) is not None and track.state in RESOLVED:
                     del s.tracks[row_id]
 
-    def _chunk_acked(self, pub: Pub, now: float) -> None:
+    def _chunk_acked(self, row_id: int, chunk: int, now: float) -> None:
         self.counters["puback_ok"] += 1
-        upload = self.s.uploads.get(pub.rows[0])
-        if upload is not None and upload.chunks[pub.chunk] is ChunkState.IN_FLIGHT:
-            upload.chunks[pub.chunk] = ChunkState.BROKER_ACKED
+        upload = self.s.uploads.get(row_id)
+        if upload is not None and upload.chunks[chunk] is ChunkState.IN_FLIGHT:
+            upload.chunks[chunk] = ChunkState.BROKER_ACKED
             upload.last_sent = now
 
     def _puback_failed(self, pub: Pub, code: int) -> None:
@@ -415,7 +430,7 @@ class Delivery:
             self._batch_refused(pub, code)
             return
         track = self.s.tracks.get(pub.rows[0])
-        if track is None or track.row is None or track.state in RESOLVED:
+        if track is None or track.state in RESOLVED:
             return
         row = track.row
         self._report("sync.publish_refused", f"broker refused {row.kind} row {row.id} (seq {row.seq}): {reason_text(code)}")
@@ -476,7 +491,7 @@ class Delivery:
     def _matches(self, item: p.AckItem) -> bool:
         """An ack naming a known row with another record id is not about that row."""
         track = self.s.tracks.get(item.msg)
-        if track is None or track.row is None or track.row.record_id == item.record_id:
+        if track is None or track.row.record_id == item.record_id:
             return True
         self.counters["ack_mismatch"] += 1
         return False
@@ -493,7 +508,7 @@ class Delivery:
         s = self.s
         track = s.tracks.get(row_id)
         if track is None:
-            s.tracks[row_id] = Track(None, state)  # acknowledged before it was read
+            s.early.setdefault(row_id, state)  # acknowledged before it was read
             return
         if track.state in RESOLVED:
             return

@@ -13,10 +13,14 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import paho.mqtt.client as mqtt
 import structlog
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from central_sync import protocol as p
 from central_sync import delivery_events as ev
@@ -51,8 +55,10 @@ class SyncEngine:
         self.events: deque[ev.Event] = deque()  # filled by paho callbacks, drained after each loop step
         self.refs: dict[int, int] = {}  # paho mid -> the core's publish ref
         self.blobs: dict[int, BlobJob] = {}  # open scan files by row id
-        self.connack: tuple | None = None
-        self.subscribed, self.disconnect_reason, self.connected_once = False, None, False
+        self.connack: tuple[ReasonCode, Properties | None] | None = None
+        self.subscribed = False
+        self.disconnect_reason: str | None = None
+        self.connected_once = False
 
     # ---- lifecycle -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -103,6 +109,8 @@ class SyncEngine:
         client.on_message, client.on_disconnect, client.on_subscribe = self._on_message, self._on_disconnect, self._on_subscribe
         client.connect(self.cfg.host, self.cfg.port, self.cfg.keepalive_s, clean_start=True, properties=connect_properties())
         self._wait(client, lambda: self.connack is not None, "CONNACK")
+        if self.connack is None:  # _wait returns only once it is set; this narrows it
+            raise SessionLost(f"broker {self.cfg.host}:{self.cfg.port} ended the wait without a CONNACK")
         limits = limits_for(self.cfg, *connack_limits(self.connack[1]))
         self.connected_once = True
         client.subscribe([(p.topic(self.station, "ack"), 1), (p.topic(self.station, "cmd"), 1)])
@@ -112,7 +120,7 @@ class SyncEngine:
         log.info("sync.connected", station=self.station, session=self.session, window=limits.window, max_payload=limits.max_payload)
         return client
 
-    def _wait(self, client: mqtt.Client, done, what: str) -> None:
+    def _wait(self, client: mqtt.Client, done: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + max(5.0, self.cfg.keepalive_s)
         while not done():
             self._loop(client, 0.05)
@@ -150,31 +158,36 @@ class SyncEngine:
         client.loop(0.01)
 
     # ---- paho callbacks (run inside client.loop, on this thread): they only record or enqueue --
-    def _on_connect(self, client, userdata, flags, code, props) -> None:
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, code: ReasonCode,
+                    props: Properties | None) -> None:
         self.connack = (code, props)
 
-    def _on_subscribe(self, client, userdata, mid, codes, props) -> None:
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, codes: list[ReasonCode],
+                      props: Properties | None) -> None:
         bad = [c for c in codes if c.is_failure]
         if bad:
             self._error("sync.subscribe_refused", f"broker refused ack/cmd subscription: {reason_text(bad[0].value)}")
         self.subscribed = True
 
-    def _on_disconnect(self, client, userdata, flags, code, props) -> None:
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags, code: ReasonCode,
+                       props: Properties | None) -> None:
         value = getattr(code, "value", 0x80)
         self.disconnect_reason = reason_text(value)
         self.events.append(ev.BrokerDisconnected(value))
 
-    def _on_publish(self, client, userdata, mid, code, props) -> None:
+    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, code: ReasonCode,
+                    props: Properties) -> None:
         ref = self.refs.pop(mid, None)
         if ref is not None:
             self.events.append(ev.PubAck(ref, code.value if code.is_failure else 0, time.monotonic()))
 
-    def _on_message(self, client, userdata, msg) -> None:
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        payload = bytes(msg.payload)  # paho types it bytes | bytearray
         try:
             if msg.topic.endswith("/ack"):
-                self.events.append(ev.HubAck(tuple(p.decode_model(p.AckMsg, msg.payload).acks)))
+                self.events.append(ev.HubAck(tuple(p.decode_model(p.AckMsg, payload).acks)))
             elif msg.topic.endswith("/cmd"):
-                self.events.append(ev.ResendRequest(tuple(p.decode_model(p.CmdMsg, msg.payload).seqs)))
+                self.events.append(ev.ResendRequest(tuple(p.decode_model(p.CmdMsg, payload).seqs)))
         except WireFormatError as exc:
             self.counters["bad_hub_message"] += 1
             self._error("sync.bad_hub_message", f"{msg.topic}: {exc}")
@@ -247,7 +260,7 @@ class SyncEngine:
         return ev.BlobOpened(row.id, job.count, frozenset(job.done))
 
     # ---- figures -------------------------------------------------------------------------
-    def _status(self, state: str) -> bytes:
+    def _status(self, state: Literal["online", "offline"]) -> bytes:
         backlog = {k: p.LaneBacklog(**{f: v for f, v in b.items() if f != "parked"}) for k, b in self.backlog.items()}
         return p.StatusMsg(station=self.station, state=state, session=self.session, at=time.time(), backlog=backlog,
                            last_ack_at=self.last_ack_at, last_error=self.last_error, counters=dict(self.counters)).model_dump_json().encode()

@@ -31,7 +31,9 @@ from appliance.watchdog import Progress, watchdog
 from models.pool import InferencePool
 
 if TYPE_CHECKING:
+    from central_sync.publisher import Publisher
     from edge.tip import TipEngine
+    from models.shadow import ShadowRunner
 
 log = structlog.get_logger()
 
@@ -146,7 +148,7 @@ async def _bound_shutdown(stop: asyncio.Event) -> None:
     os._exit(70)
 
 
-async def _open_shadow(stack: AsyncExitStack, config: StationConfig, pool: InferencePool):
+async def _open_shadow(stack: AsyncExitStack, config: StationConfig, pool: InferencePool) -> ShadowRunner | None:
     """A candidate model beside the active one (model.shadow_dir): compared, never deciding."""
     if config.model.shadow_dir is None:
         return None
@@ -157,7 +159,7 @@ async def _open_shadow(stack: AsyncExitStack, config: StationConfig, pool: Infer
     return await stack.enter_async_context(ShadowRunner(candidate, pool))
 
 
-async def _open_publisher(stack: AsyncExitStack, config: StationConfig, store: StoreWriter):
+async def _open_publisher(stack: AsyncExitStack, config: StationConfig, store: StoreWriter) -> Publisher | None:
     if config.sync is None:
         return None
     from central_sync.publisher import Publisher
@@ -182,9 +184,7 @@ def _web_server(config: StationConfig, ctx: StationContext,
 
     server_config = uvicorn.Config(app, host=config.http.host, port=config.http.port, log_level="warning",
                                    access_log=False, lifespan="on", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(server_config)
-    server.install_signal_handlers = lambda: None  # the daemon owns the signals
-    return server, tip
+    return uvicorn.Server(server_config), tip  # its signal hand-over: appliance.serving
 
 
 async def _open_command_receiver(stack: AsyncExitStack, config: StationConfig, store: StoreWriter, engine: Any,

@@ -17,7 +17,7 @@ from appliance import hashchain
 from appliance.hashchain import GENESIS
 from central_sync.control_room.db import execute, transact
 from central_sync.errors import HubStoreError
-from central_sync.hub.store import HubStore
+from central_sync.hub.store import Cursor, HubStore
 
 __all__ = ["FORM", "GENESIS", "append", "entries", "verify"]
 
@@ -39,9 +39,9 @@ def append(store: HubStore, actor: str, action: str, obj: str, detail: dict | No
     raise AssertionError("unreachable")
 
 
-def _append(store: HubStore, cur, actor: str, action: str, obj: str, detail: dict) -> int:
+def _append(store: HubStore, cur: Cursor, actor: str, action: str, obj: str, detail: dict) -> int:
     cur.execute("SELECT seq, hash FROM cr_audit ORDER BY seq DESC LIMIT 1")
-    head = cur.fetchone()
+    head = next(iter(cur.fetchall()), None)  # the hub's Cursor protocol has no fetchone
     body = {"at": datetime.now(UTC).isoformat(timespec="microseconds"), "actor": actor, "action": action,
             "object": obj, "detail": hashchain.canonical_text(detail)}
     row = hashchain.seal(FORM, {"seq": head[0], "hash": head[1]} if head else None, body)

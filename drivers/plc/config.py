@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from drivers.plc.state import Light
+from drivers.plc.state import Light  # state names SafeRequest for type checking only: no cycle
 
 Table = Literal["coil", "discrete", "holding", "input"]
 Model = Literal["conveyor", "gantry"]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from drivers.errors import DriverError
 from drivers.plc.state import LinkChanged
 from models.scan import Scan
+
+if TYPE_CHECKING:
+    from drivers.plc.state import Plc
+    from drivers.xray.stream import ScanStream
+    from edge.devices import Devices
 
 LIVENESS_S = 0.5  # how often a flow looks whether the PLC driver's poll loop has turned
 
@@ -19,7 +25,7 @@ class WholeScan:
     def __init__(self, scan: Scan) -> None:
         self._scan = scan
 
-    async def blocks(self) -> AsyncIterator[tuple[np.ndarray, np.ndarray]]:
+    async def blocks(self) -> AsyncGenerator[tuple[np.ndarray, np.ndarray], None]:
         yield self._scan.high, self._scan.low
 
     def result(self) -> Scan:
@@ -29,10 +35,10 @@ class WholeScan:
 class LineScan:
     """A line scanner's stream (drivers.xray.ScanStream): blocks as lines arrive."""
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream: ScanStream) -> None:
         self.stream = stream
 
-    async def blocks(self) -> AsyncIterator[tuple[np.ndarray, np.ndarray]]:
+    async def blocks(self) -> AsyncGenerator[tuple[np.ndarray, np.ndarray], None]:
         """Blocks as they arrive; a reader that stops early (fault, cancel, close) has the scan stopped."""
         try:
             async for block in self.stream:
@@ -50,7 +56,7 @@ class FailedAcquisition:
     def __init__(self, message: str) -> None:
         self.message = message
 
-    async def blocks(self) -> AsyncIterator[tuple[np.ndarray, np.ndarray]]:
+    async def blocks(self) -> AsyncGenerator[tuple[np.ndarray, np.ndarray], None]:
         raise DriverError(self.message, device="scanner")
         yield  # pragma: no cover - makes this an async generator
 
@@ -58,7 +64,7 @@ class FailedAcquisition:
         raise DriverError(self.message, device="scanner")
 
 
-async def start_line_scan(devices, ref: str) -> LineScan | FailedAcquisition:
+async def start_line_scan(devices: Devices, ref: str) -> LineScan | FailedAcquisition:
     """Arm the controller if it dropped out of armed (reboot, reconnect), then start a scan.
 
     A refusal becomes a failed acquisition, so that the item goes to manual as a device fault.
@@ -78,12 +84,12 @@ async def start_line_scan(devices, ref: str) -> LineScan | FailedAcquisition:
     return LineScan(stream)
 
 
-async def current_link(plc) -> LinkChanged:
+async def current_link(plc: Plc) -> LinkChanged:
     """The PLC's link state now, as the event a flow would have received (events() has no replay)."""
     state = await plc.read_state()
     return LinkChanged(state.link_ok, state.link_reason, state.t)
 
 
-async def plc_turns(plc) -> int:
+async def plc_turns(plc: Plc) -> int:
     """How many times the PLC driver has polled: it publishes a state each poll, link up or down."""
     return (await plc.read_state()).seq

@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import structlog
 from prometheus_client import Counter, Gauge
@@ -46,6 +46,12 @@ from appliance.watchdog import Progress, follow_turns
 from edge.tracking import ConveyorTracker, GateCommand, Geometry, ItemEntered, ItemRouted, ItemScanned, \
     TrackingFault, latency_budget_s
 from edge.verdict import Reason
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+    from typing import Any
+
+    from drivers.xray.stream import ScanStream
 
 log = structlog.get_logger()
 
@@ -108,6 +114,14 @@ def belt_budget_ms(configured_ms: float, section: ConveyorSection) -> float:
     return configured_ms
 
 
+@dataclass(frozen=True)
+class Running:
+    """What exists while a flow's `run` runs: its task group and the divert gate on its PLC."""
+
+    tasks: asyncio.TaskGroup
+    gate: Gate
+
+
 @dataclass
 class ConveyorFlow:
     devices: Devices
@@ -121,8 +135,8 @@ class ConveyorFlow:
     metrics: StationMetrics = field(init=False)
     tracker: ConveyorTracker = field(init=False)
     _tracker_ids: dict[str, int] = field(default_factory=dict)  # record id -> tracker item id
-    _streams: dict[int, object] = field(default_factory=dict)
-    _tasks: asyncio.TaskGroup | None = None
+    _streams: dict[int, ScanStream] = field(default_factory=dict)
+    _running: Running | None = None
     _belt_start_pending: bool = False
     latch: LatchReason | None = None  # why the belt is latched stopped; None while it is not
     latched_at: str | None = None  # UTC RFC 3339
@@ -136,7 +150,6 @@ class ConveyorFlow:
         self.metrics = self.parts.metrics
         self.tracker = ConveyorTracker(geometry_of(self.section), self.section.belt_speed_m_s,
                                        latency_floor_s=self.section.gate_latency_s)
-        self.gate = Gate(self.devices.plc, self.tracker.note_command_latency, self._gate_unconfirmed)
         registry = self.metrics.registry
         self._latched_gauge = Gauge("edge_belt_latched", "1 for the reason the belt is latched stopped (all 0: not"
                                     " latched)", ["reason"], registry=registry)
@@ -167,15 +180,22 @@ class ConveyorFlow:
         self.progress.register("plc")
         self._remember()  # clean: false until the daemon stops on request
         async with asyncio.TaskGroup() as tasks:
-            self._tasks = tasks
+            gate = Gate(plc, self.tracker.note_command_latency, self._gate_unconfirmed)
+            self._running = Running(tasks, gate)
             tasks.create_task(follow_turns(self.progress, "plc", lambda: plc_turns(plc), LIVENESS_S),
                               name="plc-liveness")
             tasks.create_task(self.tags.run(), name="readers")
-            tasks.create_task(self.gate.run(), name="gate")
+            tasks.create_task(gate.run(), name="gate")
             tasks.create_task(self._watch_belt(), name="belt-watch")
             self._handle(self._feed(await current_link(plc)))
             async for event in plc.events():
                 self._handle(self._feed(event))
+
+    def _now_running(self) -> Running:
+        """The running flow's task group and gate; outputs are handled only while `run` runs."""
+        if self._running is None:
+            raise RuntimeError("the conveyor flow is not running, so it cannot start tasks or move the gate")
+        return self._running
 
     def _feed(self, event: object) -> list:
         if isinstance(event, EyeEdge):
@@ -186,7 +206,7 @@ class ConveyorFlow:
             self.devices.mark("plc", "ok" if event.ok else "lost", event.reason)
             if event.ok and self._belt_start_pending:
                 self._belt_start_pending = False  # once, at start: after a link loss only a supervisor restarts
-                self._tasks.create_task(self._start_belt(), name="belt-start")
+                self._now_running().tasks.create_task(self._start_belt(), name="belt-start")
             if not event.ok:
                 if not self._belt_start_pending:
                     self._latch("link_lost")
@@ -195,17 +215,16 @@ class ConveyorFlow:
         return []
 
     def _handle(self, outputs: list) -> None:
-        tasks = self._tasks
         for out in outputs:
             if isinstance(out, ItemEntered):
                 item = Item(ref=f"item-{out.item_id}", kind=self.item_kind)
                 self._tracker_ids[item.id] = out.item_id
                 self._routes.entered(out.item_id, item.id)
-                tasks.create_task(self._inspect(out.item_id, item), name=f"item-{out.item_id}")
+                self._now_running().tasks.create_task(self._inspect(out.item_id, item), name=f"item-{out.item_id}")
             elif isinstance(out, ItemScanned):
-                tasks.create_task(self._end_scan(out.item_id), name=f"end-scan-{out.item_id}")
+                self._now_running().tasks.create_task(self._end_scan(out.item_id), name=f"end-scan-{out.item_id}")
             elif isinstance(out, GateCommand):
-                self.gate.command(out)
+                self._now_running().gate.command(out)
             elif isinstance(out, ItemRouted):
                 self._routed(out)
             elif isinstance(out, TrackingFault):
@@ -248,10 +267,10 @@ class ConveyorFlow:
         log.info("conveyor.item_routed", item=out.item_id, route=out.route, reason=out.reason)
         self._write_route(out.item_id, self._routes.routed(out))
 
-    def _write_route(self, item_id: int, write) -> None:
+    def _write_route(self, item_id: int, write: Coroutine[Any, Any, None] | None) -> None:
         """Run a route write into the item's record (edge.stations.routes) as a task of the flow."""
         if write is not None:
-            self._tasks.create_task(write, name=f"route-{item_id}")
+            self._now_running().tasks.create_task(write, name=f"route-{item_id}")
 
     # ---- the belt: start, latch, supervisor restart ------------------------------------------
     async def _start_belt(self) -> None:

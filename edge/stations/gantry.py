@@ -7,6 +7,7 @@ confirmed by read-back lets a vehicle go; a suspect or manual vehicle waits for 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 import structlog
@@ -108,7 +109,7 @@ class GantryFlow:
             await _quietly(plc.request_safe(req))
 
 
-async def _quietly(request) -> None:
+async def _quietly(request: Awaitable[None]) -> None:
     """A safe-state request whose failure is already visible as the PLC's link state."""
     try:
         await request

@@ -9,7 +9,8 @@ failed write is not lost).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 from datetime import datetime, timezone
 
 import structlog
@@ -33,13 +34,13 @@ class RouteRecorder:
     def entered(self, item_id: int, record_id: str) -> None:
         self._records[item_id] = record_id
 
-    def committed(self, item_id: int) -> Awaitable[None] | None:
+    def committed(self, item_id: int) -> Coroutine[Any, Any, None] | None:
         """The item's record is in the store: the write of a route that arrived before it, if any."""
         self._committed.add(item_id)
         route = self._pending.pop(item_id, None)
         return self._write(item_id, route) if route is not None else None
 
-    def routed(self, out: ItemRouted) -> Awaitable[None] | None:
+    def routed(self, out: ItemRouted) -> Coroutine[Any, Any, None] | None:
         """The write of the route, once the item's record is committed (else it waits for `committed`)."""
         route = RouteTaken(to=out.route, reason=out.reason, at=datetime.now(timezone.utc))
         if out.item_id not in self._records:  # an item the tracker made up (never passed the entry eye)
@@ -50,7 +51,7 @@ class RouteRecorder:
         self._pending[out.item_id] = route
         return None
 
-    def _write(self, item_id: int, route: RouteTaken) -> Awaitable[None]:
+    def _write(self, item_id: int, route: RouteTaken) -> Coroutine[Any, Any, None]:
         self._committed.discard(item_id)
         return self._store(self._records.pop(item_id), route)
 
