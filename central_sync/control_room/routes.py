@@ -62,6 +62,18 @@ class NewUser(_Body):
     lang: Literal["en", "zh-Hant", "zh-Hans"] | None = None
 
 
+def api_reader(room):
+    """The hub's /api session check: a signed-in user who may view, audited like the UI's reads."""
+    def check(request: Request) -> str | None:
+        token = request.cookies.get(COOKIE)
+        user = auth.session_user(room.store, token, room.cfg) if token else None
+        if user is None or not user.can("view"):
+            return None
+        audit.append(room.store, user.username, "get:api", request.url.path, dict(request.query_params))
+        return user.username
+    return check
+
+
 def build_router(room) -> APIRouter:
     store, cfg = room.store, room.cfg
     r = APIRouter()

@@ -62,8 +62,9 @@ class ControlRoom:
                 await asyncio.sleep(1.0)
 
     def install(self, app: FastAPI) -> FastAPI:
-        from central_sync.control_room.routes import build_router
+        from central_sync.control_room.routes import api_reader, build_router
         app.include_router(build_router(self))
+        app.state.session_check = api_reader(self)  # signed-in users may read the hub's /api as well
         return app
 
     def send(self, station: str, op: str, args: dict, issuer: str) -> c.Command:
