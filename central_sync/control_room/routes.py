@@ -113,15 +113,23 @@ def build_router(room) -> APIRouter:
         return page_messages(chosen)
 
     @r.post("/cr/api/login")
-    def login(body: Login, response: Response) -> dict:
+    def login(body: Login, request: Request, response: Response) -> dict:
+        client = request.client.host if request.client else "unknown"
+        if wait := room.guard.wait_s(body.username, client):  # refused unseen: neither checked nor audited
+            raise HTTPException(429, t("error.signin_refused", cfg.default_lang),
+                                headers={"Retry-After": str(max(1, round(wait)))})
         try:
             user = auth.authenticate(store, body.username, body.password)
         except auth.AccountError:
-            audit.append(store, body.username, "sign_in_refused", "session")
+            audit.append(store, body.username, "sign_in_refused", "session", {"client": client})
+            if room.guard.failed(body.username, client):
+                audit.append(store, body.username, "sign_in_throttled", "session", {"client": client})
             raise HTTPException(401, t("error.signin_refused", cfg.default_lang)) from None
+        room.guard.succeeded(user.username, client)
         token = auth.open_session(store, user)
         audit.append(store, user.username, "sign_in", "session", {"role": user.role})
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=int(cfg.session_max_s))
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=cfg.secure_cookie,
+                            max_age=int(cfg.session_max_s))
         return me_view(user)
 
     @r.post("/cr/api/logout")

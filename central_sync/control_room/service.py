@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from central_sync import commands as c
 from central_sync.config import BrokerConfig
-from central_sync.control_room import db
+from central_sync.control_room import auth, db
 from central_sync.control_room.config import ControlRoomConfig
 from central_sync.control_room.feed import LiveFeed
 from central_sync.errors import HubStoreError, WireFormatError
@@ -24,6 +24,15 @@ from central_sync.hub.store import HubStore
 from central_sync.protocol import parse_topic
 
 log = structlog.get_logger("central_sync.control_room")
+# The pages load their script, style and images from this server only and may not be framed.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
+                               " connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none';"
+                               " form-action 'self'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class ControlRoom:
@@ -32,6 +41,7 @@ class ControlRoom:
     def __init__(self, store: HubStore, broker: BrokerConfig | None, cfg: ControlRoomConfig = ControlRoomConfig()) -> None:
         self.store, self.cfg = store, cfg
         self.feed = LiveFeed(store, cfg)
+        self.guard = auth.SignInGuard(cfg)
         self.key = c.load_private_key(cfg.signing_key) if cfg.signing_key else None
         self.link = c.CommandLink(broker, cfg.client_id, [c.result_topic("+")], self._result) if broker else None
         self._task: asyncio.Task | None = None
@@ -65,6 +75,12 @@ class ControlRoom:
         from central_sync.control_room.routes import api_reader, build_router
         app.include_router(build_router(self))
         app.state.session_check = api_reader(self)  # signed-in users may read the hub's /api as well
+
+        @app.middleware("http")
+        async def security_headers(request, call_next):
+            response = await call_next(request)
+            response.headers.update(SECURITY_HEADERS)
+            return response
         return app
 
     def send(self, station: str, op: str, args: dict, issuer: str) -> c.Command:

@@ -30,7 +30,7 @@ async def setup(tmp_path):
         Ingestor(store, "hub-t", lambda *a: None).handle(
             [(p.topic("gate-1", "alert"), p.encode_envelope("gate-1", "alert", 0, 1, rec.id, rec.to_json().encode(), 0.0))])
         app = room.install(create_app(store, lambda: {"hub": "hub-t"}, service_tokens=tokens))
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub") as http:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://hub") as http:
             yield http, token, rec, tmp_path
 
 
@@ -87,7 +87,7 @@ async def test_tokens_are_stored_hashed_and_bad_lines_are_named(setup):
 async def test_without_tokens_or_control_room_nobody_reads(tmp_path):
     store = open_store(str(tmp_path / "hub.sqlite3"))
     store.migrate()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(store)), base_url="http://hub") as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(store)), base_url="https://hub") as http:
         assert (await http.get("/api/stations")).status_code == 401
         assert (await http.get("/api/stations", headers={"Authorization": "Bearer anything"})).status_code == 401
 
