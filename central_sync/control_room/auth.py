@@ -9,12 +9,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
-import threading
 import time
-from collections import Counter, deque
 from dataclasses import dataclass
 
 from appliance.passwords import check_secret, hash_secret
+from appliance.signin_guard import SignInGuard
 from central_sync.control_room.config import ControlRoomConfig
 from central_sync.control_room.db import execute
 from central_sync.errors import SyncError
@@ -114,66 +113,5 @@ def _dummy_hash() -> str:
     return hash_secret(secrets.token_urlsafe(16))
 
 
-MAX_TRACKED = 10_000  # clients and (account, client) pairs remembered; the oldest are forgotten first
-
-
-class SignInGuard:
-    """Failed sign-ins in memory, in sliding windows: per client, and per (account, client).
-
-    A client over `signin_client_max` failures (any accounts) in `signin_window_s` is refused
-    until its oldest failure leaves the window; `signin_pair_max` failures of one account from one
-    client lock that account for that client only, for `signin_lockout_s`, so a stranger cannot
-    lock an officer out from the officer's own desk. Thread-safe (routes run in a thread pool)."""
-
-    def __init__(self, cfg: ControlRoomConfig, clock=time.monotonic) -> None:
-        self.cfg, self.clock = cfg, clock
-        self._clients: dict[str, deque[float]] = {}
-        self._pairs: dict[tuple[str, str], deque[float]] = {}
-        self._locked: dict[tuple[str, str], float] = {}
-        self._lock = threading.Lock()
-        self.counters: Counter[str] = Counter()
-
-    def wait_s(self, username: str, client: str) -> float:
-        """Seconds until this client may try this account again; 0 when it may now."""
-        now = self.clock()
-        with self._lock:
-            until = self._locked.get((username, client), 0.0)
-            recent = self._window(self._clients.get(client), now)
-            over = recent[0] + self.cfg.signin_window_s - now if len(recent) >= self.cfg.signin_client_max else 0.0
-            wait = max(until - now, over, 0.0)
-            if wait:
-                self.counters["throttled"] += 1
-            return wait
-
-    def failed(self, username: str, client: str) -> bool:
-        """Count one failure; True when it locks the account for this client (or reaches the client limit)."""
-        now = self.clock()
-        with self._lock:
-            self._forget_oldest()
-            self.counters["failed"] += 1
-            mine = self._window(self._clients.setdefault(client, deque()), now)
-            mine.append(now)
-            pair = self._window(self._pairs.setdefault((username, client), deque()), now)
-            pair.append(now)
-            if len(pair) >= self.cfg.signin_pair_max:
-                self._locked[(username, client)] = now + self.cfg.signin_lockout_s
-                pair.clear()
-                self.counters["locks"] += 1
-                return True
-            return len(mine) == self.cfg.signin_client_max
-
-    def succeeded(self, username: str, client: str) -> None:
-        with self._lock:
-            self._pairs.pop((username, client), None)
-            self._locked.pop((username, client), None)
-
-    def _window(self, times: deque[float] | None, now: float) -> deque[float]:
-        times = times if times is not None else deque()
-        while times and times[0] <= now - self.cfg.signin_window_s:
-            times.popleft()
-        return times
-
-    def _forget_oldest(self) -> None:
-        for table in (self._clients, self._pairs, self._locked):
-            while len(table) >= MAX_TRACKED:
-                table.pop(next(iter(table)))
+def sign_in_guard(cfg: ControlRoomConfig) -> SignInGuard:
+    return SignInGuard(cfg.signin_window_s, cfg.signin_client_max, cfg.signin_pair_max, cfg.signin_lockout_s)

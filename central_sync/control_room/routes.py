@@ -122,7 +122,7 @@ def build_router(room) -> APIRouter:
             user = auth.authenticate(store, body.username, body.password)
         except auth.AccountError:
             audit.append(store, body.username, "sign_in_refused", "session", {"client": client})
-            if room.guard.failed(body.username, client):
+            if room.guard.failed(body.username, client) in ("locked", "client_limit"):
                 audit.append(store, body.username, "sign_in_throttled", "session", {"client": client})
             raise HTTPException(401, t("error.signin_refused", cfg.default_lang)) from None
         room.guard.succeeded(user.username, client)

@@ -41,7 +41,7 @@ class ControlRoom:
     def __init__(self, store: HubStore, broker: BrokerConfig | None, cfg: ControlRoomConfig = ControlRoomConfig()) -> None:
         self.store, self.cfg = store, cfg
         self.feed = LiveFeed(store, cfg)
-        self.guard = auth.SignInGuard(cfg)
+        self.guard = auth.sign_in_guard(cfg)
         self.key = c.load_private_key(cfg.signing_key) if cfg.signing_key else None
         self.link = c.CommandLink(broker, cfg.client_id, [c.result_topic("+")], self._result) if broker else None
         self._task: asyncio.Task | None = None

@@ -31,6 +31,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from appliance.signin_guard import SignInGuard
 from edge import auth
 from edge.context import StationContext
 from edge.tip import TipEngine
@@ -73,7 +74,8 @@ def create_app(ctx: StationContext, cfg: WebConfig | None = None, tip_engine: Ti
     shut down while a screen is connected. The daemon passes the TIP engine it also steers from the hub
     (`tip_engine`); without one the app makes its own."""
     cfg = web_config(ctx, cfg)
-    web = WebState(ctx, cfg, tip_engine or make_tip_engine(ctx, cfg), _policy(cfg))
+    web = WebState(ctx, cfg, tip_engine or make_tip_engine(ctx, cfg), _policy(cfg),
+                   guard=SignInGuard(cfg.signin_window_s, cfg.signin_client_max, cfg.max_failed_signins, cfg.lockout_s))
     if ctx.stopping is not None:
         web.stopping = ctx.stopping  # the daemon's stop: live streams end so that uvicorn can shut down
 
