@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--signing-key", type=Path, help="Ed25519 private key (PEM) that signs commands to stations")
     run.add_argument("--api-tokens", type=Path, help="service tokens allowed to read /api: `NAME SHA256` lines "
                      "(see `edge-hub api-token`); without it only signed-in control-room users read /api")
+    run.add_argument("--plain-http-cookies", action="store_true", help="send the control-room session cookie "
+                     "without the Secure flag (plain-HTTP labs only; behind TLS leave it off)")
     token = sub.add_parser("api-token", help="print a new /api service token, then its line for --api-tokens")
     token.add_argument("name", help="who holds the token (letters, digits, _.@-)")
     return ap
@@ -98,7 +100,8 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
     async with Hub(_broker(args), store, args.hub_id, batch_max=args.batch_max, gap_period_s=args.gap_period,
                    stall_after_s=args.stall_after) as hub, \
             ControlRoom(store, _broker(args), ControlRoomConfig(signing_key=args.signing_key,
-                                                                client_id=f"{hub.hub_id}-cr")) as room, \
+                                                                client_id=f"{hub.hub_id}-cr",
+                                                                secure_cookie=not args.plain_http_cookies)) as room, \
             asyncio.TaskGroup() as tasks:
         log.info("hub.started", hub=hub.hub_id, db=store.url, http_port=args.http_port)
         background = []
