@@ -43,11 +43,11 @@ def secure_broker(tmp_path):
 class Client:
     """A bare paho client driven synchronously, recording what the broker answers."""
 
-    def __init__(self, port: int, user: str, pw: str) -> None:
+    def __init__(self, port: int, user: str, pw: str, client_id: str | None = None) -> None:
         self.got: list[tuple[str, bytes]] = []
         self.pubacks: dict[int, int] = {}
         self.subacks: list[int] = []
-        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{user}-{time.monotonic_ns()}", protocol=mqtt.MQTTv5)
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"t-{user}-{time.monotonic_ns()}", protocol=mqtt.MQTTv5)
         self.c.username_pw_set(user, pw)
         self.c.on_message = lambda c, u, m: self.got.append((m.topic, m.payload))
         self.c.on_publish = lambda c, u, mid, rc, p: self.pubacks.__setitem__(mid, rc.value)
@@ -181,3 +181,16 @@ def test_a_station_cannot_join_the_hubs_shared_subscription(secure_broker):
     assert hub.spin(both, timeout=10), f"the hub received {len(hub.got)} of 20 records"
     assert thief.got == []
     hub.close(), thief.close(), g2.close()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 22 item 7, open: Mosquitto 2.0 lets any account take over any "
+                                       "client id; see deploy/mosquitto/README.md")
+def test_an_account_cannot_knock_the_hub_off_with_its_client_id(secure_broker):
+    broker, _ = secure_broker
+    hub = Client(broker.port, "hub", USERS["hub"], client_id="hub-a-priority")
+    hub.c.on_disconnect = lambda c, u, f, rc, p: setattr(hub, "kicked", True)
+    hub.kicked = False
+    intruder = Client(broker.port, "gate-1", USERS["gate-1"], client_id="hub-a-priority")
+    hub.spin(lambda: hub.kicked, 1.0)
+    intruder.close()
+    assert intruder.connack == 0x87 or not hub.kicked
