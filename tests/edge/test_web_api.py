@@ -287,6 +287,7 @@ def test_served_without_lifespan_events_the_app_opens_its_database_on_first_use(
 def test_pages_may_load_nothing_from_elsewhere(station):
     r = station.client().get("/")
     assert r.status_code == 200 and "default-src 'self'" in r.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"] and r.headers["x-frame-options"] == "DENY"
     assert "http" not in r.text.replace("http://www.w3.org", "")  # no CDN: the appliance has no internet
 
 
