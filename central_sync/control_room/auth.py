@@ -114,4 +114,5 @@ def _dummy_hash() -> str:
 
 
 def sign_in_guard(cfg: ControlRoomConfig) -> SignInGuard:
-    return SignInGuard(cfg.signin_window_s, cfg.signin_client_max, cfg.signin_pair_max, cfg.signin_lockout_s)
+    return SignInGuard(cfg.signin_window_s, cfg.signin_client_max, cfg.signin_pair_max, cfg.signin_lockout_s,
+                       cfg.signin_account_max)

@@ -28,3 +28,5 @@ class ControlRoomConfig(BaseModel):
     signin_pair_max: int = Field(5, ge=1, description="failed sign-ins of one account from one client before "
                                                       "that account is locked for that client only")
     signin_lockout_s: float = Field(300.0, gt=0, description="how long such a lock lasts")
+    signin_account_max: int = Field(50, ge=1, description="failed sign-ins of one account from all clients in the "
+                                                          "window before only clients it signed in from may try it")

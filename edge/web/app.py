@@ -76,7 +76,8 @@ def create_app(ctx: StationContext, cfg: WebConfig | None = None, tip_engine: Ti
     (`tip_engine`); without one the app makes its own."""
     cfg = web_config(ctx, cfg)
     web = WebState(ctx, cfg, tip_engine or make_tip_engine(ctx, cfg), _policy(cfg),
-                   guard=SignInGuard(cfg.signin_window_s, cfg.signin_client_max, cfg.max_failed_signins, cfg.lockout_s))
+                   guard=SignInGuard(cfg.signin_window_s, cfg.signin_client_max, cfg.max_failed_signins, cfg.lockout_s,
+                                     cfg.signin_account_max))
     if ctx.stopping is not None:
         web.stopping = ctx.stopping  # the daemon's stop: live streams end so that uvicorn can shut down
 

@@ -35,6 +35,7 @@ class WebConfig(BaseModel):
     lockout_s: float = Field(300.0, ge=0.0)
     signin_window_s: float = Field(300.0, gt=0.0)  # how long a wrong PIN counts
     signin_client_max: int = Field(20, ge=1)  # wrong PINs from one client (any badge) in the window, then 429
+    signin_account_max: int = Field(50, ge=1)  # wrong PINs for one badge from all clients, then only its known clients
     secure_cookie: bool = False  # True when the screen is served over TLS
     history_page_size: int = Field(50, ge=1, le=500)
     # Clients allowed to receive the badge reader's reads (to pre-fill sign-in): the station's own

@@ -102,3 +102,19 @@ async def test_plain_http_labs_turn_the_secure_flag_off(tmp_path):
         async with client_at(room, "127.0.0.1") as http:
             r = await http.post("/cr/api/login", json={"username": "op1", "password": PASSWORD})
             assert "secure" not in r.headers["set-cookie"].lower()
+
+
+async def test_guessing_one_account_from_many_clients_leaves_its_own_desk_working(room):
+    room.guard.account_max = 10
+    async with client_at(room, "10.0.0.7") as desk:
+        assert await login(desk, "op1", PASSWORD) == 200  # the officer's PC has signed in before
+        for n in range(10):  # one wrong guess from each of many addresses: under every per-client limit
+            async with client_at(room, f"10.1.0.{n}") as bot:
+                assert await login(bot, "op1", "guess") == 401
+        async with client_at(room, "10.2.0.1") as bot:
+            assert await login(bot, "op1", PASSWORD) == 429  # even right: the account is under attack
+            assert await login(bot, "op2", PASSWORD) == 200  # other accounts are not
+        assert await login(desk, "op1", PASSWORD) == 200
+        room.clock.now += 61
+        async with client_at(room, "10.2.0.1") as later:
+            assert await login(later, "op1", PASSWORD) == 200
