@@ -137,7 +137,8 @@ async def run_demo(base_port: int, data_dir: Path) -> None:
         await _wait_port(broker_port)
         hub = await _spawn(stack, "hub", str(bin_dir / "edge-hub"), "run", "--db", str(root / "hub.sqlite3"),
                            "--broker-port", str(broker_port), "--http-port", str(base_port),
-                           "--signing-key", str(root / "hub.key"), "--api-tokens", str(root / "hub-api.tokens"))
+                           "--signing-key", str(root / "hub.key"), "--api-tokens", str(root / "hub-api.tokens"),
+                           "--plain-http-cookies")  # the demo serves plain HTTP
         stations = await _spawn(stack, "stations", str(bin_dir / "edge"), "run",
                                 *[arg for path in configs for arg in ("--config", str(path))])
         await _wait_port(base_port + len(STATIONS), timeout_s=120)
