@@ -9,6 +9,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from typing import Any
 
 MAX_TRACKED = 10_000  # clients and (account, client) pairs remembered; the oldest are forgotten first
 
@@ -87,6 +88,7 @@ class SignInGuard:
         return times
 
     def _forget_oldest(self) -> None:
-        for table in (self._clients, self._pairs, self._locked, self._accounts, self._known):
+        tables: tuple[dict[Any, Any], ...] = (self._clients, self._pairs, self._locked, self._accounts, self._known)
+        for table in tables:
             while len(table) >= MAX_TRACKED:
                 table.pop(next(iter(table)))

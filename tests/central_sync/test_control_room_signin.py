@@ -28,13 +28,13 @@ async def room(tmp_path):
         for name in ("op1", "op2"):
             auth.add_user(store, name, "operator", PASSWORD)
         room.guard.clock = room.clock = Clock()
+        room.app = room.install(create_app(store))
         yield room
 
 
 def client_at(room, host: str) -> httpx.AsyncClient:
-    app = room.install(create_app(room.store)) if not hasattr(room, "app") else room.app
-    room.app = app
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(host, 40000)), base_url="https://hub")
+    """A client at address `host`, over HTTPS as a browser behind TLS would be (the cookie is Secure)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=room.app, client=(host, 40000)), base_url="https://hub")
 
 
 async def login(http, user: str, password: str) -> int:
@@ -99,6 +99,7 @@ async def test_plain_http_labs_turn_the_secure_flag_off(tmp_path):
     store = open_store(str(tmp_path / "hub.sqlite3"))
     async with ControlRoom(store, None, ControlRoomConfig(secure_cookie=False)) as room:
         auth.add_user(store, "op1", "operator", PASSWORD)
+        room.app = room.install(create_app(store))
         async with client_at(room, "127.0.0.1") as http:
             r = await http.post("/cr/api/login", json={"username": "op1", "password": PASSWORD})
             assert "secure" not in r.headers["set-cookie"].lower()
