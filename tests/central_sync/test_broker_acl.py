@@ -194,3 +194,16 @@ def test_an_account_cannot_knock_the_hub_off_with_its_client_id(secure_broker):
     hub.spin(lambda: hub.kicked, 1.0)
     intruder.close()
     assert intruder.connack == 0x87 or not hub.kicked
+
+
+def test_account_file_tool_names_what_is_wrong(tmp_path, capsys):
+    from central_sync.broker_accounts import AccountsError, main
+
+    with pytest.raises(AccountsError, match="'gate 1'"):
+        build({}, {"gate 1": "pw"})
+    assert main(["--station", f"gate-1={tmp_path / 'missing.pw'}"]) == 78
+    assert "missing.pw of account 'gate-1'" in capsys.readouterr().err
+    (tmp_path / "gate-1.pw").write_text("pw-1\n")
+    assert main(["--station", f"gate-1={tmp_path / 'gate-1.pw'}"]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert [c["username"] for c in written["clients"]] == ["gate-1"] and "pw-1" not in json.dumps(written)
