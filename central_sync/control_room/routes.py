@@ -12,7 +12,8 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
@@ -24,6 +25,9 @@ from central_sync.control_room import audit, auth, kpi, queries, svg
 from central_sync.control_room.db import execute
 from central_sync.control_room.i18n import LANGS, page_messages, pick_lang, t
 from central_sync.control_room.images import ImageUnreadable, cached_png
+
+if TYPE_CHECKING:
+    from central_sync.control_room.service import ControlRoom
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "cr_session"
@@ -62,7 +66,7 @@ class NewUser(_Body):
     lang: Literal["en", "zh-Hant", "zh-Hans"] | None = None
 
 
-def api_reader(room):
+def api_reader(room: ControlRoom) -> Callable[[Request], str | None]:
     """The hub's /api session check: a signed-in user who may view, audited like the UI's reads."""
     def check(request: Request) -> str | None:
         token = request.cookies.get(COOKIE)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
 from central_sync import commands as c
 from central_sync.config import BrokerConfig
@@ -77,7 +78,7 @@ class ControlRoom:
         app.state.session_check = api_reader(self)  # signed-in users may read the hub's /api as well
 
         @app.middleware("http")
-        async def security_headers(request, call_next):
+        async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
             response = await call_next(request)
             response.headers.update(SECURITY_HEADERS)
             return response

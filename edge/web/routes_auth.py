@@ -8,8 +8,10 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from appliance.signin_guard import SignInGuard
 from edge import audit, auth
 from edge.events import Event
+from edge.store import Store
 from edge.web import sse
 from edge.web.deps import COOKIE, WebState, current_user, state
 from edge.web.i18n import LANGS, page_messages, pick_lang
@@ -33,7 +35,7 @@ def _me(user: auth.User) -> dict[str, Any]:
     return {"badge": user.badge, "name": user.name, "role": user.role, "lang": user.lang, "permissions": perms}
 
 
-def _signin(store, body: SignIn, policy: auth.SessionPolicy) -> auth.User | None:
+def _signin(store: Store, body: SignIn, policy: auth.SessionPolicy) -> auth.User | None:
     try:
         user = auth.authenticate(store.conn, body.badge, body.pin, policy)
     except auth.AuthError:
@@ -42,7 +44,7 @@ def _signin(store, body: SignIn, policy: auth.SessionPolicy) -> auth.User | None
     return user
 
 
-def _refused(store, badge: str, client: str, outcome: str, guard) -> None:
+def _refused(store: Store, badge: str, client: str, outcome: str, guard: SignInGuard) -> None:
     """Refusals are audited in aggregate: a pair's first in the window, and each lock or client limit."""
     if outcome == "first":
         audit.append(store.conn, badge, "signin.refused", "station", {"client": client})
