@@ -142,6 +142,7 @@ async def _demo(records: int, workdir: Path) -> None:
 
     from central_sync.config import BrokerConfig
     from central_sync.hub.api import create_app
+    from central_sync.hub.api_auth import ServiceTokens, new_token
     from central_sync.hub.service import Hub
     from central_sync.hub.store import open_store
     from central_sync.publisher import Publisher
@@ -160,8 +161,10 @@ async def _demo(records: int, workdir: Path) -> None:
                 await asyncio.sleep(0.2)
             print(f"drained in {time.monotonic() - t0:.1f} s; publisher counters {pub.stats()['counters']}")
             await asyncio.sleep(1.5)
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(store, hub.stats)),
-                                         base_url="http://hub") as http:
+            token, line = new_token("demo")
+            tokens = ServiceTokens({line.split()[1]: "demo"})
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(store, hub.stats, service_tokens=tokens)),
+                                         base_url="http://hub", headers={"Authorization": f"Bearer {token}"}) as http:
                 for path in ("/api/stations", "/api/alerts?limit=3", "/api/inspections?limit=2&verdict=clear"):
                     print(f"GET {path}\n{json.dumps((await http.get(path)).json(), indent=1)[:1500]}")
     store.close()

@@ -1,12 +1,15 @@
 """Station screen users and sessions: badge + PIN sign-in, roles, expiring sessions.
 
 A badge id alone is cloneable, so it only identifies; the PIN (scrypt-hashed) authenticates.
-Repeated wrong PINs lock the badge for a while. Session tokens are random; only their sha256 is
-stored, so a copy of the database does not hand out live sessions.
+Repeated wrong PINs lock the badge for the client that typed them (the screen's SignInGuard, in
+memory), never for everyone: a stranger must not be able to lock an officer out. An unknown badge
+costs the same hash check as a wrong PIN. Session tokens are random; only their sha256 is stored,
+so a copy of the database does not hand out live sessions.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -109,30 +112,29 @@ def add_user(store: Store, badge: str, name: str, role: str, pin: str, lang: str
     return user
 
 
-def authenticate(conn: sqlite3.Connection, badge: str, pin: str, policy: SessionPolicy,
+def authenticate(conn: sqlite3.Connection, badge: str, pin: str, policy: SessionPolicy | None = None,
                  now: float | None = None) -> User:
-    """The user for a badge and PIN, or AuthError (the same message whichever part was wrong)."""
-    now = time.time() if now is None else now
+    """The user for a badge and PIN, or AuthError (the same message and the same hash work whichever
+    part was wrong). Lockouts are the caller's (per client, see edge/web/routes_auth.py); the
+    `failed`/`locked_until` columns are no longer used."""
     refused = AuthError("badge or PIN not accepted")
     try:
         badge = normalise_badge(badge)
     except AuthError:
+        check_secret(pin, _dummy_hash())
         raise refused from None
-    row = conn.execute("SELECT name, role, pin_hash, lang, active, failed, locked_until FROM web_users"
-                       " WHERE badge = ?", (badge,)).fetchone()
-    if row is None or not row[4]:
+    row = conn.execute("SELECT name, role, pin_hash, lang, active FROM web_users WHERE badge = ?", (badge,)).fetchone()
+    known = row is not None and bool(row[4])
+    if not check_secret(pin, row[2] if known else _dummy_hash()) or not known:
         raise refused
-    name, role, pin_hash, lang, _, failed, locked_until = row
-    if locked_until > now:
-        raise AuthError(f"badge locked after repeated wrong PINs for {int(locked_until - now)} s more")
-    if not check_secret(pin, pin_hash):
-        failed += 1
-        lock = now + policy.lockout_s if failed >= policy.max_failed else 0
-        conn.execute("UPDATE web_users SET failed = ?, locked_until = ? WHERE badge = ?",
-                     (0 if lock else failed, lock, badge))
-        raise refused
-    conn.execute("UPDATE web_users SET failed = 0, locked_until = 0 WHERE badge = ?", (badge,))
+    name, role, _, lang, _ = row
     return User(badge, name, role, lang)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against for an unknown badge, so that the refusal takes as long as a wrong PIN."""
+    return hash_secret(secrets.token_hex(8))
 
 
 def set_lang(conn: sqlite3.Connection, badge: str, lang: str) -> None:

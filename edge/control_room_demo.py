@@ -138,7 +138,8 @@ async def demo(work: Path, port: int, seconds: float, lang: str, rate_s: float =
         async with AsyncExitStack() as stack:
             hub = await stack.enter_async_context(Hub(broker_cfg, store, "hub-demo"))
             room = await stack.enter_async_context(ControlRoom(store, broker_cfg, ControlRoomConfig(
-                signing_key=work / "hub.key", default_lang=lang, client_id="hub-demo-cr", stale_s=10)))
+                signing_key=work / "hub.key", default_lang=lang, client_id="hub-demo-cr", stale_s=10,
+                secure_cookie=False)))  # a plain-HTTP demo
             for role in auth.ROLES:
                 auth.add_user(store, {"admin": "admin"}.get(role, role), role, PASSWORD, lang)
             async with asyncio.TaskGroup() as tasks:

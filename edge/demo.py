@@ -92,10 +92,15 @@ def _control_room(root: Path) -> None:
     """The hub's command signing key (stations pin its public half) and the control-room users."""
     from central_sync.commands import generate_keypair
     from central_sync.control_room import auth, db
+    from central_sync.hub.api_auth import new_token
     from central_sync.hub.store import open_store
 
     if not (root / "hub.key").exists():
         generate_keypair(root / "hub.key", root / "hub.pub")
+    if not (root / "hub-api.token").exists():  # a service token for scripts reading the hub's /api
+        token, line = new_token("demo")
+        (root / "hub-api.tokens").write_text(line + "\n")
+        (root / "hub-api.token").write_text(token + "\n")
     store = open_store(str(root / "hub.sqlite3"))
     store.migrate()
     db.migrate(store)
@@ -132,7 +137,8 @@ async def run_demo(base_port: int, data_dir: Path) -> None:
         await _wait_port(broker_port)
         hub = await _spawn(stack, "hub", str(bin_dir / "edge-hub"), "run", "--db", str(root / "hub.sqlite3"),
                            "--broker-port", str(broker_port), "--http-port", str(base_port),
-                           "--signing-key", str(root / "hub.key"))
+                           "--signing-key", str(root / "hub.key"), "--api-tokens", str(root / "hub-api.tokens"),
+                           "--plain-http-cookies")  # the demo serves plain HTTP
         stations = await _spawn(stack, "stations", str(bin_dir / "edge"), "run",
                                 *[arg for path in configs for arg in ("--config", str(path))])
         await _wait_port(base_port + len(STATIONS), timeout_s=120)

@@ -6,12 +6,14 @@ sha256 is stored, and a session ends after `session_idle_s` without use or `sess
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import time
 from dataclasses import dataclass
 
 from appliance.passwords import check_secret, hash_secret
+from appliance.signin_guard import SignInGuard
 from central_sync.control_room.config import ControlRoomConfig
 from central_sync.control_room.db import execute
 from central_sync.errors import SyncError
@@ -59,8 +61,11 @@ def add_user(store: HubStore, username: str, role: str, password: str, lang: str
 
 
 def authenticate(store: HubStore, username: str, password: str) -> User:
+    """The user, or AccountError; an unknown or inactive account costs the same hash check as a known one."""
     rows = execute(store, "SELECT role, pw_hash, lang, active FROM cr_users WHERE username=?", (username,))
-    if not rows or not rows[0][3] or not check_secret(password, rows[0][1]):
+    known = bool(rows and rows[0][3])
+    matches = check_secret(password, rows[0][1] if known else _dummy_hash())
+    if not (known and matches):
         raise AccountError(f"sign-in of {username!r} refused: unknown user, inactive or wrong password")
     return User(username, rows[0][0], rows[0][2])
 
@@ -99,3 +104,15 @@ def close_session(store: HubStore, token: str) -> None:
 
 def _key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the account is unknown or inactive, so that the refusal
+    costs the same scrypt work as a wrong password and the time does not tell which it was."""
+    return hash_secret(secrets.token_urlsafe(16))
+
+
+def sign_in_guard(cfg: ControlRoomConfig) -> SignInGuard:
+    return SignInGuard(cfg.signin_window_s, cfg.signin_client_max, cfg.signin_pair_max, cfg.signin_lockout_s,
+                       cfg.signin_account_max)

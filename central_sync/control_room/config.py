@@ -20,3 +20,13 @@ class ControlRoomConfig(BaseModel):
     poll_s: float = Field(0.1, gt=0, le=5, description="how often the live feed looks for new commits")
     default_lang: str = "en"
     client_id: str = Field("control-room", description="MQTT client id of the command link; unique per hub process")
+    secure_cookie: bool = Field(True, description="send the session cookie over HTTPS only; False only for "
+                                                  "plain-HTTP labs and tests")
+    signin_window_s: float = Field(300.0, gt=0, description="how long a failed sign-in counts")
+    signin_client_max: int = Field(20, ge=1, description="failed sign-ins per client (any account) in the window "
+                                                         "before that client is refused with 429")
+    signin_pair_max: int = Field(5, ge=1, description="failed sign-ins of one account from one client before "
+                                                      "that account is locked for that client only")
+    signin_lockout_s: float = Field(300.0, gt=0, description="how long such a lock lasts")
+    signin_account_max: int = Field(50, ge=1, description="failed sign-ins of one account from all clients in the "
+                                                          "window before only clients it signed in from may try it")

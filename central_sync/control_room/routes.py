@@ -69,6 +69,18 @@ class NewUser(_Body):
     lang: Literal["en", "zh-Hant", "zh-Hans"] | None = None
 
 
+def api_reader(room: ControlRoom) -> Callable[[Request], str | None]:
+    """The hub's /api session check: a signed-in user who may view, audited like the UI's reads."""
+    def check(request: Request) -> str | None:
+        token = request.cookies.get(COOKIE)
+        user = auth.session_user(room.store, token, room.cfg) if token else None
+        if user is None or not user.can("view"):
+            return None
+        audit.append(room.store, user.username, "get:api", request.url.path, dict(request.query_params))
+        return user.username
+    return check
+
+
 def build_router(room: ControlRoom) -> APIRouter:
     store, cfg = room.store, room.cfg
     r = APIRouter()
@@ -108,15 +120,23 @@ def build_router(room: ControlRoom) -> APIRouter:
         return page_messages(chosen)
 
     @r.post("/cr/api/login")
-    def login(body: Login, response: Response) -> dict:
+    def login(body: Login, request: Request, response: Response) -> dict:
+        client = request.client.host if request.client else "unknown"
+        if wait := room.guard.wait_s(body.username, client):  # refused unseen: neither checked nor audited
+            raise HTTPException(429, t("error.signin_refused", cfg.default_lang),
+                                headers={"Retry-After": str(max(1, round(wait)))})
         try:
             user = auth.authenticate(store, body.username, body.password)
         except auth.AccountError:
-            audit.append(store, body.username, "sign_in_refused", "session")
+            audit.append(store, body.username, "sign_in_refused", "session", {"client": client})
+            if room.guard.failed(body.username, client) in ("locked", "client_limit"):
+                audit.append(store, body.username, "sign_in_throttled", "session", {"client": client})
             raise HTTPException(401, t("error.signin_refused", cfg.default_lang)) from None
+        room.guard.succeeded(user.username, client)
         token = auth.open_session(store, user)
         audit.append(store, user.username, "sign_in", "session", {"role": user.role})
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=int(cfg.session_max_s))
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=cfg.secure_cookie,
+                            max_age=int(cfg.session_max_s))
         return me_view(user)
 
     @r.post("/cr/api/logout")

@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
 from central_sync import commands as c
 from central_sync.config import BrokerConfig
-from central_sync.control_room import db
+from central_sync.control_room import auth, db
 from central_sync.control_room.config import ControlRoomConfig
 from central_sync.control_room.feed import LiveFeed
 from central_sync.errors import HubStoreError, WireFormatError
@@ -24,6 +25,15 @@ from central_sync.hub.store import HubStore
 from central_sync.protocol import parse_topic
 
 log = structlog.get_logger("central_sync.control_room")
+# The pages load their script, style and images from this server only and may not be framed.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
+                               " connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none';"
+                               " form-action 'self'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class ControlRoom:
@@ -32,6 +42,7 @@ class ControlRoom:
     def __init__(self, store: HubStore, broker: BrokerConfig | None, cfg: ControlRoomConfig = ControlRoomConfig()) -> None:
         self.store, self.cfg = store, cfg
         self.feed = LiveFeed(store, cfg)
+        self.guard = auth.sign_in_guard(cfg)
         self.key = c.load_private_key(cfg.signing_key) if cfg.signing_key else None
         self.link = c.CommandLink(broker, cfg.client_id, [c.result_topic("+")], self._result) if broker else None
         self._task: asyncio.Task | None = None
@@ -62,8 +73,15 @@ class ControlRoom:
                 await asyncio.sleep(1.0)
 
     def install(self, app: FastAPI) -> FastAPI:
-        from central_sync.control_room.routes import build_router
+        from central_sync.control_room.routes import api_reader, build_router
         app.include_router(build_router(self))
+        app.state.session_check = api_reader(self)  # signed-in users may read the hub's /api as well
+
+        @app.middleware("http")
+        async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            response = await call_next(request)
+            response.headers.update(SECURITY_HEADERS)
+            return response
         return app
 
     def send(self, station: str, op: c.Op, args: dict, issuer: str) -> c.Command:

@@ -1,4 +1,7 @@
-"""The control room's HTTP API (FastAPI); `create_app(store)` so UI pages can be added later."""
+"""The hub's machine API (FastAPI); `create_app(store)` so the control room's pages can be added.
+
+Every /api route needs a service token or a signed-in control-room user (see api_auth.py);
+only /healthz (liveness, no data) is open."""
 
 from __future__ import annotations
 
@@ -6,9 +9,10 @@ import json
 from datetime import datetime
 from typing import Callable, TypeVar, TypeVarTuple, Unpack
 
-from fastapi import FastAPI, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response
 
 from central_sync.errors import HubStoreError
+from central_sync.hub.api_auth import ServiceTokens, require_reader
 from central_sync.hub.stations import station_view
 from central_sync.hub.store import HubStore
 from central_sync.protocol import SHA256_HEX
@@ -34,10 +38,17 @@ def _filters(station: str | None, verdict: str | None, since: datetime | None, u
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", tuple(args)
 
 
-def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, stale_s: float = 30.0) -> FastAPI:
-    """The API over one hub store; `hub_stats` adds this process's ingest figures to /api/hub."""
+def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, stale_s: float = 30.0,
+               service_tokens: ServiceTokens | None = None) -> FastAPI:
+    """The API over one hub store; `hub_stats` adds this process's ingest figures to /api/hub.
+
+    Readers: holders of `service_tokens`, and signed-in users once the control room is installed
+    (it sets `app.state.session_check`)."""
     app = FastAPI(title="Checkpoint Edge hub", version="1")
     app.state.store = store
+    app.state.service_tokens = service_tokens or ServiceTokens()
+    app.state.session_check = None
+    api = APIRouter(dependencies=[Depends(require_reader)])
 
     def listing(alerts_only: bool, station: str | None, verdict: str | None, since: datetime | None,
                 until: datetime | None, q: str | None, limit: int, offset: int) -> list[dict]:
@@ -50,21 +61,21 @@ def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, sta
     def healthz() -> dict:
         return {"ok": _guard(store.ping)}
 
-    @app.get("/api/hub")
+    @api.get("/api/hub")
     def hub() -> dict:
         return hub_stats() if hub_stats else {}
 
-    @app.get("/api/stations")
+    @api.get("/api/stations")
     def stations() -> list[dict]:
         return [station_view(r, stale_s=stale_s) for r in _guard(store.stations)]
 
-    @app.get("/api/inspections")
+    @api.get("/api/inspections")
     def inspections(station: str | None = None, verdict: str | None = None, since: datetime | None = None,
                     until: datetime | None = None, q: str | None = Query(None, description="identity search"),
                     limit: int = Query(100, ge=1, le=MAX_LIMIT), offset: int = Query(0, ge=0)) -> list[dict]:
         return listing(False, station, verdict, since, until, q, limit, offset)
 
-    @app.get("/api/inspections/{record_id}")
+    @api.get("/api/inspections/{record_id}")
     def inspection(record_id: str) -> dict:
         rows = _guard(store.records, "WHERE id = ?", (record_id,), 1, 0)
         if not rows:
@@ -73,12 +84,12 @@ def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, sta
         reviews = [json.loads(r) for r in _guard(store.reviews, record_id)]
         return {"record": json.loads(body), "alert": bool(alert), "committed_at": at, "hub": hub, "reviews": reviews}
 
-    @app.get("/api/alerts")
+    @api.get("/api/alerts")
     def alerts(station: str | None = None, since: datetime | None = None, until: datetime | None = None,
                q: str | None = None, limit: int = Query(100, ge=1, le=MAX_LIMIT), offset: int = Query(0, ge=0)) -> list[dict]:
         return listing(True, station, None, since, until, q, limit, offset)
 
-    @app.get("/api/images/{sha256}")
+    @api.get("/api/images/{sha256}")
     def image(sha256: str) -> Response:
         if not SHA256_HEX.match(sha256):
             raise HTTPException(422, f"{sha256!r} is not a lower-case sha256")
@@ -88,6 +99,7 @@ def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, sta
         return Response(data, media_type="application/octet-stream",
                         headers={"Content-Disposition": f'attachment; filename="{sha256}.npz"'})
 
+    app.include_router(api)
     return app
 
 

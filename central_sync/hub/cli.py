@@ -2,6 +2,7 @@
 
     edge-hub run [--db URL | --db-file FILE] [--broker-host H] [--broker-port P] [--http-port P] ...
     edge-hub migrate [--db URL | --db-file FILE]
+    edge-hub api-token NAME      print a new service token for /api and the line for --api-tokens
 
 The database URL comes from `--db-file` (its first line: systemd's LoadCredential= hands it over
 without putting a password on the command line), else `--db`, else `$EDGE_HUB_DB`, else
@@ -27,6 +28,7 @@ from central_sync.config import BrokerConfig, TlsConfig
 from central_sync.control_room import ControlRoom, ControlRoomConfig
 from central_sync.errors import SyncError
 from central_sync.hub.api import create_app
+from central_sync.hub.api_auth import ServiceTokens, TokenFileError, new_token
 from central_sync.hub.metrics import install_metrics
 from central_sync.hub.service import Hub
 from central_sync.hub.store import open_store
@@ -59,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--stall-after", type=float, help="seconds a link or ingest thread may stay silent before "
                      "the systemd watchdog is no longer fed (default: 60 or 3 x the broker back-off limit)")
     run.add_argument("--signing-key", type=Path, help="Ed25519 private key (PEM) that signs commands to stations")
+    run.add_argument("--api-tokens", type=Path, help="service tokens allowed to read /api: `NAME SHA256` lines "
+                     "(see `edge-hub api-token`); without it only signed-in control-room users read /api")
+    run.add_argument("--plain-http-cookies", action="store_true", help="send the control-room session cookie "
+                     "without the Secure flag (plain-HTTP labs only; behind TLS leave it off)")
+    token = sub.add_parser("api-token", help="print a new /api service token, then its line for --api-tokens")
+    token.add_argument("name", help="who holds the token (letters, digits, _.@-)")
     return ap
 
 
@@ -86,12 +94,14 @@ def _broker(args: argparse.Namespace) -> BrokerConfig:
 
 
 async def _run(args: argparse.Namespace, db_url: str) -> None:
+    tokens = ServiceTokens.load(args.api_tokens) if args.api_tokens else None
     store = open_store(db_url)
     stop = stop_on_signals()
     async with Hub(_broker(args), store, args.hub_id, batch_max=args.batch_max, gap_period_s=args.gap_period,
                    stall_after_s=args.stall_after) as hub, \
             ControlRoom(store, _broker(args), ControlRoomConfig(signing_key=args.signing_key,
-                                                                client_id=f"{hub.hub_id}-cr")) as room, \
+                                                                client_id=f"{hub.hub_id}-cr",
+                                                                secure_cookie=not args.plain_http_cookies)) as room, \
             asyncio.TaskGroup() as tasks:
         log.info("hub.started", hub=hub.hub_id, db=store.url, http_port=args.http_port)
         background = []
@@ -100,7 +110,7 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
         server = None
         if args.http_port:
             # a bounded graceful shutdown: open live feeds must not hold SIGTERM up
-            app = install_metrics(room.install(create_app(store, hub.stats)), hub.stats)
+            app = install_metrics(room.install(create_app(store, hub.stats, service_tokens=tokens)), hub.stats)
             server = uvicorn.Server(uvicorn.Config(app, host=args.http_host, port=args.http_port, log_level="warning",
                                                    lifespan="off", timeout_graceful_shutdown=2))
             tasks.create_task(server.serve(), name="web").add_done_callback(lambda _: stop.set())
@@ -118,13 +128,21 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.cmd == "api-token":
+        try:
+            token, line = new_token(args.name)
+        except TokenFileError as exc:
+            print(f"edge-hub: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        print(f"{token}\n{line}")
+        return 0
     try:
         db_url = _db_url(args)
         if args.cmd == "migrate":
             open_store(db_url).migrate()
             return 0
         asyncio.run(_run(args, db_url))
-    except DbUrlError as exc:
+    except (DbUrlError, TokenFileError) as exc:
         print(f"edge-hub: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except ValidationError as exc:

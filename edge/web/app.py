@@ -31,6 +31,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from appliance.signin_guard import SignInGuard
 from edge import auth
 from edge.context import StationContext
 from edge.tip import TipEngine
@@ -45,6 +46,7 @@ STATIC = Path(__file__).parent / "static"
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
                                " connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -73,7 +75,9 @@ def create_app(ctx: StationContext, cfg: WebConfig | None = None, tip_engine: Ti
     shut down while a screen is connected. The daemon passes the TIP engine it also steers from the hub
     (`tip_engine`); without one the app makes its own."""
     cfg = web_config(ctx, cfg)
-    web = WebState(ctx, cfg, tip_engine or make_tip_engine(ctx, cfg), _policy(cfg))
+    web = WebState(ctx, cfg, tip_engine or make_tip_engine(ctx, cfg), _policy(cfg),
+                   guard=SignInGuard(cfg.signin_window_s, cfg.signin_client_max, cfg.max_failed_signins, cfg.lockout_s,
+                                     cfg.signin_account_max))
     if ctx.stopping is not None:
         web.stopping = ctx.stopping  # the daemon's stop: live streams end so that uvicorn can shut down
 

@@ -31,8 +31,11 @@ class WebConfig(BaseModel):
     default_lang: str = Field("en", pattern="^(" + "|".join(LANGS) + ")$")
     session_max_h: float = Field(12.0, gt=0.0)
     session_idle_min: float = Field(15.0, gt=0.0)
-    max_failed_signins: int = Field(5, ge=1)
+    max_failed_signins: int = Field(5, ge=1)  # wrong PINs for one badge from one client, then that pair locks
     lockout_s: float = Field(300.0, ge=0.0)
+    signin_window_s: float = Field(300.0, gt=0.0)  # how long a wrong PIN counts
+    signin_client_max: int = Field(20, ge=1)  # wrong PINs from one client (any badge) in the window, then 429
+    signin_account_max: int = Field(50, ge=1)  # wrong PINs for one badge from all clients, then only its known clients
     secure_cookie: bool = False  # True when the screen is served over TLS
     history_page_size: int = Field(50, ge=1, le=500)
     # Clients allowed to receive the badge reader's reads (to pre-fill sign-in): the station's own

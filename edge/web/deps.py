@@ -8,6 +8,7 @@ from typing import Any, Awaitable, Callable, TypeVar, TypeVarTuple, Unpack
 
 from fastapi import Depends, HTTPException, Request
 
+from appliance.signin_guard import SignInGuard
 from edge import audit, auth, tip
 from edge.context import StationContext
 from edge.store import Store, StoreWriter
@@ -31,6 +32,7 @@ class WebState:
     bad_events: int = 0  # inspection events that did not validate as records (logged, skipped)
     writer: StoreWriter | None = None  # the screen's own connection: opened at start-up or first use
     _opening: asyncio.Lock = field(default_factory=asyncio.Lock)
+    guard: SignInGuard = field(default_factory=lambda: SignInGuard(300.0, 20, 5, 300.0))  # wrong PINs, per client
 
     async def open(self) -> StoreWriter:
         """Open the screen's own connection to the station database on its own thread, so that

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from appliance.signin_guard import SignInGuard
 from edge import audit, auth
 from edge.events import Event
 from edge.store import Store
@@ -34,21 +35,36 @@ def _me(user: auth.User) -> dict[str, Any]:
     return {"badge": user.badge, "name": user.name, "role": user.role, "lang": user.lang, "permissions": perms}
 
 
-def _signin(store: Store, body: SignIn, policy: auth.SessionPolicy) -> tuple[auth.User | None, str]:
+def _signin(store: Store, body: SignIn, policy: auth.SessionPolicy) -> auth.User | None:
     try:
         user = auth.authenticate(store.conn, body.badge, body.pin, policy)
-    except auth.AuthError as exc:
-        audit.append(store.conn, body.badge.strip().upper()[:32], "signin.refused", "station", {"why": str(exc)})
-        return None, "locked" if "locked" in str(exc) else "refused"
+    except auth.AuthError:
+        return None
     audit.append(store.conn, user.badge, "signin", "station", {"role": user.role})
-    return user, auth.open_session(store.conn, user)
+    return user
+
+
+def _refused(store: Store, badge: str, client: str, outcome: str, guard: SignInGuard) -> None:
+    """Refusals are audited in aggregate: a pair's first in the window, and each lock or client limit."""
+    if outcome == "first":
+        audit.append(store.conn, badge, "signin.refused", "station", {"client": client})
+    elif outcome in ("locked", "client_limit"):
+        audit.append(store.conn, badge, f"signin.{outcome}", "station",
+                     {"client": client, "refused_so_far": guard.counters["failed"]})
 
 
 @router.post("/api/signin")
-async def signin(body: SignIn, response: Response, st: WebState = Depends(state)) -> dict[str, Any]:
-    user, token = await st.db(_signin, body, st.policy)
+async def signin(body: SignIn, request: Request, response: Response, st: WebState = Depends(state)) -> dict[str, Any]:
+    client = request.client.host if request.client else "unknown"
+    badge = body.badge.strip().upper()[:32]
+    if wait := st.guard.wait_s(badge, client):  # refused unseen: no PIN check, no audit row, only counted
+        raise HTTPException(429, "signin_locked", headers={"Retry-After": str(max(1, round(wait)))})
+    user = await st.db(_signin, body, st.policy)
     if user is None:
-        raise HTTPException(401, f"signin_{token}")
+        await st.db(_refused, badge, client, st.guard.failed(badge, client), st.guard)
+        raise HTTPException(401, "signin_refused")
+    st.guard.succeeded(badge, client)
+    token = await st.db(lambda s: auth.open_session(s.conn, user))
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=st.cfg.secure_cookie,
                         max_age=int(st.policy.max_s))
     return _me(user)

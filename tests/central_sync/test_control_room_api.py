@@ -70,7 +70,7 @@ async def room(tmp_path):
 @pytest.fixture
 async def client(room):
     app = room.install(create_app(room.store))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub") as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://hub") as http:
         yield http
 
 

@@ -61,7 +61,7 @@ async def http(tmp_path):
     store = open_store(str(tmp_path / "hub.sqlite3"))
     async with ControlRoom(store, None, ControlRoomConfig(default_lang="zh-Hant")) as room:
         app = room.install(create_app(store))
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub") as client:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://hub") as client:
             yield client
 
 

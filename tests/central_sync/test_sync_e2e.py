@@ -15,6 +15,7 @@ from central_sync.config import SyncConfig
 from central_sync.errors import HubStoreError
 from central_sync.devtools import add_record, fill, make_record, open_station_db, outbox_rows
 from central_sync.hub.api import create_app
+from central_sync.hub.api_auth import ServiceTokens, token_hash
 from central_sync.hub.service import Hub
 from central_sync.hub.store import open_store
 from central_sync.outbox import Lane, enqueue
@@ -55,8 +56,10 @@ async def test_records_alerts_reviews_and_images_arrive_once(tmp_path, broker):
         assert stats["connected"] and stats["counters"]["acked"] == 49 and stats["counters"].get("errors", 0) == 0
         assert store.query("SELECT count(*), count(DISTINCT seq), sum(is_alert) FROM records") == [(41, 41, 6)]
         assert store.image(sha) == (scans / sha[:2] / f"{sha}.npz").read_bytes()
-        transport = httpx.ASGITransport(app=create_app(store, hub.stats))
-        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+        tokens = ServiceTokens({token_hash("e2e-token"): "e2e"})
+        transport = httpx.ASGITransport(app=create_app(store, hub.stats, service_tokens=tokens))
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub",
+                                     headers={"Authorization": "Bearer e2e-token"}) as http:
             alerts = (await http.get("/api/alerts", params={"q": "PLATE"})).json()
             assert [a["record"]["id"] for a in alerts] == [rec.id]
             one = (await http.get(f"/api/inspections/{rec.id}")).json()

@@ -112,7 +112,7 @@ async def test_tip_outcomes_reach_the_hub_once_across_a_broker_restart_and_a_res
         for name, role in (("op1", "operator"), ("sup1", "supervisor")):
             auth.add_user(store, name, role, PASSWORD)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=room.install(create_app(store))),
-                                     base_url="http://hub") as http:
+                                     base_url="https://hub") as http:
             await sign_in(http, "op1")
             station = (await http.get("/cr/api/kpi/tip")).json()
             assert station["stations"] == [{"station": "gate-1", "tip_shown": 3, "tip_hits": 1, "tip_misses": 2,

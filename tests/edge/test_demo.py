@@ -48,8 +48,10 @@ def test_demo_brings_records_from_every_station_to_the_hub(tmp_path):
         while time.monotonic() < deadline and len(stations) < 3:
             time.sleep(2)
             try:
-                rows = httpx.get(f"http://127.0.0.1:{base}/api/inspections?limit=200", timeout=5).json()
-            except httpx.HTTPError:
+                token = (tmp_path / "demo" / "hub-api.token").read_text().strip()
+                rows = httpx.get(f"http://127.0.0.1:{base}/api/inspections?limit=200", timeout=5,
+                                 headers={"Authorization": f"Bearer {token}"}).json()
+            except (httpx.HTTPError, OSError):
                 continue
             items = rows["items"] if isinstance(rows, dict) else rows
             stations |= {r["record"]["station"] for r in items}

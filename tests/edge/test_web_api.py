@@ -74,15 +74,46 @@ def test_everything_but_healthz_needs_sign_in(station, path):
     assert station.client().get(path).status_code == 401
 
 
-def test_wrong_pin_is_refused_audited_and_locks_the_badge(station):
-    c = station.client()
+def at(station, host):
+    client = TestClient(station.app, client=(host, 50000))
+    client.__enter__()
+    station.clients.append(client)
+    return client
+
+
+def test_wrong_pins_lock_the_badge_for_that_client_only(station):
+    stranger, kiosk = at(station, "10.9.9.9"), at(station, "127.0.0.1")
     for _ in range(5):
-        r = c.post("/api/signin", json={"badge": OFFICER[0], "pin": "0000"})
+        r = stranger.post("/api/signin", json={"badge": OFFICER[0], "pin": "0000"})
         assert r.status_code == 401 and r.json()["detail"] == "signin_refused"
-    r = c.post("/api/signin", json={"badge": OFFICER[0], "pin": OFFICER[1]})
-    assert r.status_code == 401 and r.json()["detail"] == "signin_locked"
+    r = stranger.post("/api/signin", json={"badge": OFFICER[0], "pin": OFFICER[1]})
+    assert r.status_code == 429 and r.json()["detail"] == "signin_locked" and int(r.headers["retry-after"]) > 0
+    assert kiosk.post("/api/signin", json={"badge": OFFICER[0], "pin": OFFICER[1]}).status_code == 200
     actions = [e.action for e in audit.entries(station.store.conn)]
-    assert actions.count("signin.refused") == 6 and "signin" not in actions
+    assert actions.count("signin.refused") == 1 and actions.count("signin.locked") == 1  # in aggregate
+    assert actions.count("signin") == 1
+
+
+def test_a_pin_guessing_client_is_rate_limited_without_an_audit_row_per_try(station):
+    stranger = at(station, "10.9.9.9")
+    badges = [f"{n:08X}" for n in range(200)]
+    codes = [stranger.post("/api/signin", json={"badge": b, "pin": "1234"}).status_code for b in badges]
+    assert codes[:20] == [401] * 20 and set(codes[20:]) == {429}
+    assert stranger.post("/api/signin", json={"badge": OFFICER[0], "pin": OFFICER[1]}).status_code == 429
+    actions = [e.action for e in audit.entries(station.store.conn, limit=10_000)]
+    assert actions.count("signin.refused") == 19 and actions.count("signin.client_limit") == 1
+    assert station.app.state.web.guard.counters["throttled"] == 181
+
+
+def test_an_unknown_badge_costs_the_same_hash_check_as_a_wrong_pin(station, monkeypatch):
+    from edge import auth
+    checks = []
+    real = auth.check_secret
+    monkeypatch.setattr(auth, "check_secret", lambda pin, stored: checks.append(stored) or real(pin, stored))
+    for badge in (OFFICER[0], "DEADBEEF", "not-hex"):
+        with pytest.raises(auth.AuthError, match="badge or PIN not accepted"):
+            auth.authenticate(station.store.conn, badge, "0000")
+    assert len(checks) == 3
 
 
 def test_badge_alone_does_not_sign_in(station):
@@ -256,6 +287,7 @@ def test_served_without_lifespan_events_the_app_opens_its_database_on_first_use(
 def test_pages_may_load_nothing_from_elsewhere(station):
     r = station.client().get("/")
     assert r.status_code == 200 and "default-src 'self'" in r.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"] and r.headers["x-frame-options"] == "DENY"
     assert "http" not in r.text.replace("http://www.w3.org", "")  # no CDN: the appliance has no internet
 
 

@@ -1,0 +1,103 @@
+"""The broker's accounts and what each may do, as Mosquitto's dynamic-security plugin reads them.
+
+    python -m central_sync.broker_accounts --hub hub=/etc/cpe/hub.pw \\
+        --station gate-1=/root/gate-1.pw --station gate-2=/root/gate-2.pw > dynamic-security.json
+
+Why the plugin and not an `acl_file`: Mosquitto 2.0's acl_file never checks SUBSCRIBE, so any
+account could join the hub's shared subscription (`$share/hub/...`); the broker then hands it its
+share of the records and drops them at delivery (read denied), starving the hub. The plugin checks
+subscriptions (a refused one is answered SUBACK 0x87). Its ACLs do not substitute `%u` in 2.0, so
+every station gets its own role. Passwords are stored as PBKDF2-SHA512 with a random salt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+from central_sync import protocol as p
+from central_sync.errors import SyncError
+
+ITERATIONS = 10_000
+STATION_SENDS = ("status", "inspection", "alert", "review", "tip", "batch", "blob/#", "cmd/result", "diag/#")
+STATION_READS = ("ack", "cmd", "cmd/signed", "diag/#")
+HUB_SENDS = ("ack", "cmd", "cmd/signed")
+NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class AccountsError(SyncError):
+    """A broker account that cannot be written (bad name, unreadable password file)."""
+
+
+def _password(pw: str) -> dict:
+    salt = os.urandom(12)
+    digest = hashlib.pbkdf2_hmac("sha512", pw.encode(), salt, ITERATIONS, 64)
+    return {"password": base64.b64encode(digest).decode(), "salt": base64.b64encode(salt).decode(),
+            "iterations": ITERATIONS}
+
+
+def _acl(kind: str, topic: str) -> dict:
+    return {"acltype": kind, "topic": topic, "priority": 0, "allow": True}
+
+
+def hub_role(group: str = p.SHARE_GROUP) -> dict:
+    subs = [t for t in p.hub_subscriptions(group)] + [f"{p.ROOT}/+/cmd/result"]
+    return {"rolename": "hub", "acls": [_acl("subscribePattern", t) for t in subs]
+            + [_acl("publishClientSend", f"{p.ROOT}/+/{leaf}") for leaf in HUB_SENDS]}
+
+
+def station_role(station: str) -> dict:
+    own = f"{p.ROOT}/{station}"
+    return {"rolename": f"station-{station}",
+            "acls": [_acl("publishClientSend", f"{own}/{leaf}") for leaf in STATION_SENDS]
+            + [_acl("subscribePattern", f"{own}/{leaf}") for leaf in STATION_READS]}
+
+
+def build(hubs: dict[str, str], stations: dict[str, str], group: str = p.SHARE_GROUP) -> dict:
+    """The plugin's configuration: `hubs` and `stations` map account name to password. A station's
+    account name is its station id; everything not granted is refused (subscribe and publish)."""
+    for name in (*hubs, *stations):
+        if not NAME.match(name):
+            raise AccountsError(f"broker account name {name!r} must be 1 to 64 letters, digits or _.-")
+    clients = [{"username": u, "roles": [{"rolename": "hub"}], **_password(pw)} for u, pw in hubs.items()]
+    clients += [{"username": s, "roles": [{"rolename": f"station-{s}"}], **_password(pw)} for s, pw in stations.items()]
+    return {"defaultACLAccess": {"publishClientSend": False, "publishClientReceive": True,
+                                 "subscribe": False, "unsubscribe": True},
+            "clients": clients, "groups": [],
+            "roles": [hub_role(group)] + [station_role(s) for s in stations]}
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise AccountsError(f"{item!r} is not NAME=PASSWORD-FILE")
+        try:
+            out[name] = Path(path).read_text(encoding="utf-8").splitlines()[0]
+        except (OSError, IndexError) as exc:
+            raise AccountsError(f"the password file {path} of account {name!r} cannot be read or is empty") from exc
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m central_sync.broker_accounts", description=__doc__.splitlines()[0])
+    ap.add_argument("--hub", action="append", default=[], help="NAME=PASSWORD-FILE of a hub account")
+    ap.add_argument("--station", action="append", default=[], help="STATION-ID=PASSWORD-FILE of a station account")
+    args = ap.parse_args(argv)
+    try:
+        print(json.dumps(build(_pairs(args.hub), _pairs(args.station)), indent=1))
+    except AccountsError as exc:
+        print(f"broker_accounts: {exc}", file=sys.stderr)
+        return 78
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
