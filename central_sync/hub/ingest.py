@@ -24,7 +24,7 @@ log = structlog.get_logger("central_sync.hub")
 MIN_CHUNK_BYTES = 512  # the smallest chunk a station sends (SyncConfig.chunk_bytes)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Limits:
     """What one message may make the hub store: a record's JSON, an image and its parts, an upload's age."""
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import psycopg
+import psycopg.errors
 
 from central_sync.errors import HubStoreError
 
@@ -91,6 +92,7 @@ UPSERT_STATION = ("INSERT INTO stations (station, state, session, status, status
                   " AND stations.state <> 'offline' AND (excluded.state = 'offline' OR excluded.status_at >= stations.status_at))")
 INT64 = range(-(2**63), 2**63)
 # What a database refuses because of the data in one message (not because it is down): that message is rejected.
+RACES = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 DATA_REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, psycopg.DataError, psycopg.IntegrityError, OverflowError)
 
 
@@ -177,13 +179,30 @@ class HubStore:
     def commit(self, writes: list[Write]) -> list[str]:
         """Write the messages in one transaction; per message "" (written), "foreign" (another station's row)
         or the database's reason for refusing it. When the database refuses the batch for its data, each
-        message is retried alone, so one message cannot hold the others."""
+        message is retried alone, so one message cannot hold the others. Rows are written in key order (stable,
+        so one row's messages keep theirs) so that hub processes writing the same rows take locks alike."""
+        order = sorted(range(len(writes)), key=lambda i: str(writes[i].steps[0].args[0]))
+        ordered = [writes[i] for i in order]
         try:
-            return self.run_in_transaction(self._write_all, writes)
+            done = self._with_retry(ordered)
         except HubStoreError as exc:
             if not isinstance(exc.__cause__, DATA_REFUSALS):
                 raise
-        return [self._write_alone(w) for w in writes]
+            done = [self._write_alone(w) for w in ordered]
+        results = [""] * len(writes)
+        for i, result in zip(order, done):
+            results[i] = result
+        return results
+
+    def _with_retry(self, writes: list[Write], tries: int = 3) -> list[str]:
+        """One transaction, tried again when the database broke a deadlock or a serialization conflict."""
+        for _ in range(tries - 1):
+            try:
+                return self.run_in_transaction(self._write_all, writes)
+            except HubStoreError as exc:
+                if not isinstance(exc.__cause__, RACES):
+                    raise
+        return self.run_in_transaction(self._write_all, writes)
 
     def _write_alone(self, write: Write) -> str:
         try:

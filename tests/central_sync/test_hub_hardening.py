@@ -204,3 +204,41 @@ def test_incomplete_uploads_are_pruned_after_their_age_and_a_late_chunk_is_rejec
     assert status == "rejected" and "pruned" in reason
     assert store.query("SELECT count(*) FROM blob_chunks") == [(0,)]
     store.close()
+
+
+def test_ownership_holds_when_two_hub_workers_race_on_the_same_ids(backend):
+    """Two ingest workers (own connections, as several hub processes sharing the subscription) write g1's
+    records and g2's forgeries of the same ids at once: every id has one owner, whose message alone is
+    committed; the other station's is rejected, whatever the interleaving."""
+    import threading
+
+    ing_a, store, sent = make_hub(backend)
+    ing_b = Ingestor(store, "hub-v", ing_a.send)
+    records = [make_record("g1", s, Verdict.SUSPECT) for s in range(1, 41)]
+    forged = [r.model_copy(update={"station": "g2", "verdict": Verdict.CLEAR}) for r in records]
+    mine = [msg("alert", r, r.seq) for r in records]
+    theirs = [msg("review", f, f.seq, body=f.model_copy(update={"review": Review(
+        officer="FAKE", decided_at=datetime(2026, 1, 3, tzinfo=UTC), outcome="cleared")}).to_json().encode()) for f in forged]
+    go = threading.Barrier(2)
+
+    def run(ing, items):
+        go.wait()
+        for i in range(0, len(items), 4):
+            ing.handle(items[i:i + 4])
+        store.close()
+
+    threads = [threading.Thread(target=run, args=(ing_a, mine)), threading.Thread(target=run, args=(ing_b, theirs[::-1]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    owners = dict(store.query("SELECT id, station FROM records"))
+    assert len(owners) == 40
+    a, b = acks(sent, "g1"), acks(sent, "g2")
+    for r in records:
+        winner, loser = (a, b) if owners[r.id] == "g1" else (b, a)
+        assert winner[r.seq][0] == "committed" and loser[r.seq][0] == "rejected"
+    reviewed = {rid for (rid,) in store.query("SELECT record_id FROM reviews")}
+    assert all(owners[rid] == "g2" for rid in reviewed)
+    assert all(json.loads(body)["station"] == station for body, station in store.query("SELECT body, station FROM records"))
+    store.close()
