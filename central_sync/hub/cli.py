@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-image-chunks", type=int, default=Limits.image_chunks, help="most chunks of one image")
     run.add_argument("--upload-age", type=float, default=Limits.upload_age_s,
                      help="seconds an incomplete image upload is kept before its chunks are dropped")
+    run.add_argument("--max-uploads-per-station", type=int, default=Limits.uploads_per_station,
+                     help="incomplete image uploads one station may hold at once")
     run.add_argument("--signing-key", type=Path, help="Ed25519 private key (PEM) that signs commands to stations")
     return ap
 
@@ -93,7 +95,8 @@ def _broker(args: argparse.Namespace) -> BrokerConfig:
 
 def _limits(args: argparse.Namespace) -> Limits:
     return Limits(record_bytes=args.max_record_bytes, image_bytes=args.max_image_bytes,
-                  image_chunks=args.max_image_chunks, upload_age_s=args.upload_age)
+                  image_chunks=args.max_image_chunks, upload_age_s=args.upload_age,
+                  uploads_per_station=args.max_uploads_per_station)
 
 
 async def _run(args: argparse.Namespace, db_url: str) -> None:

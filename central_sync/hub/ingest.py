@@ -32,6 +32,7 @@ class Limits:
     image_bytes: int = 256 * 1024 * 1024
     image_chunks: int = 65536
     upload_age_s: float = 7 * 24 * 3600.0
+    uploads_per_station: int = 64  # incomplete image uploads one station may hold at once
 
 
 @dataclass(eq=False)
@@ -93,9 +94,7 @@ class Ingestor:
              blob: p.BlobChunkHeader | None = None) -> None:
         """Queue one message's write, or reject it now when the database could not store it."""
         write = Write(tuple(steps))
-        texts = [len(v) for step in steps for v in step.args if isinstance(v, str)]
-        why = unstorable(write) or (f"its text of {max(texts)} bytes exceeds the hub's limit of "
-                                    f"{self.limits.record_bytes} bytes" if max(texts, default=0) > self.limits.record_bytes else None)
+        why = self._unstorable(write)
         if why is None:
             pending = _Pending(station, write, ack, refusal, counter, blob)
             work.writes.append(pending)
@@ -105,6 +104,12 @@ class Ingestor:
             log.warning("hub.malformed", station=station, error=why)
         else:
             self._reject(work, station, ack, why)
+
+    def _unstorable(self, write: Write) -> str | None:
+        longest = max((len(v) for step in write.steps for v in step.args if isinstance(v, str)), default=0)
+        if longest > self.limits.record_bytes:
+            return f"its text of {longest} characters exceeds the hub's limit of {self.limits.record_bytes}"
+        return unstorable(write)
 
     def _settle(self, work: _Work, pending: _Pending, result: str) -> None:
         """After the transaction: count what was written; turn a refused write's ack into a rejection."""
@@ -202,10 +207,13 @@ class Ingestor:
         if (why := self._over_limits(header, len(data))) is not None:
             self._reject(work, station, header, why)
             return
-        steps = [Step(UPSERT_UPLOAD, (header.sha256, station, header.count, header.size, time.time())),
+        upload = (header.sha256, station, header.count, header.size, time.time(),
+                  station, self.limits.uploads_per_station, header.sha256)
+        steps = [Step(UPSERT_UPLOAD, upload),
                  Step(INSERT_CHUNK, (header.sha256, header.index, header.count, header.size, data), owned=False)]
         refusal = (f"image {header.sha256[:12]} chunk {header.index} of {header.count} from station {station!r} belongs to "
-                   "an upload of another station, of another count or size, or one pruned incomplete")
+                   "an upload of another station, of another count or size, or one pruned incomplete, or would start"
+                   f" an upload past the station's limit of {self.limits.uploads_per_station} incomplete ones")
         ack = p.AckItem(msg=header.msg, record_id=header.record_id, status="chunk", index=header.index)
         self._add(work, station, steps, ack, refusal, "chunks", blob=header)
 
@@ -216,8 +224,11 @@ class Ingestor:
             return f"image {sha} announces {header.size} bytes, over the hub's limit of {lim.image_bytes}"
         if header.count > lim.image_chunks:
             return f"image {sha} announces {header.count} chunks, over the hub's limit of {lim.image_chunks}"
-        if header.count > max(1, -(-header.size // MIN_CHUNK_BYTES)) or length > header.size:
-            return (f"image {sha} of {header.size} bytes cannot have {header.count} chunks or a chunk of {length} bytes"
+        # count = ceil(size / chunk_bytes), so every chunk is under size / (count - 1) and the chunks of one
+        # upload stay under twice its size
+        if header.count > max(1, -(-header.size // MIN_CHUNK_BYTES)) or length > header.size or \
+                (header.count > 1 and length * (header.count - 1) >= header.size):
+            return (f"image {sha} of {header.size} bytes cannot have {header.count} chunks with one of {length} bytes"
                     f" (chunks are at least {MIN_CHUNK_BYTES} bytes)")
         return None
 

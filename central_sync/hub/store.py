@@ -78,8 +78,12 @@ TIP_COLS = ("station", "record_id", "projection", "officer", "threat", "label", 
 INSERT_TIP = (f"INSERT INTO tip_outcomes ({','.join(TIP_COLS)}) SELECT {','.join('?' * len(TIP_COLS))}"
               + _NOT_FOREIGN + " ON CONFLICT (station, record_id, projection) DO UPDATE SET station = tip_outcomes.station"
               " RETURNING record_id")
-# An image upload belongs to the station of its first chunk; later chunks must agree on count and size.
-UPSERT_UPLOAD = ("INSERT INTO blob_uploads (sha256, station, count, size, started_at) VALUES (?,?,?,?,?)"
+# An image upload belongs to the station of its first chunk; later chunks must agree on count and size. A
+# station starts a new upload only while it holds fewer incomplete ones than the limit (args: the upload's
+# five values, station, limit, sha256).
+UPSERT_UPLOAD = ("INSERT INTO blob_uploads (sha256, station, count, size, started_at) SELECT ?,?,?,?,?"
+                 " WHERE (SELECT count(*) FROM blob_uploads WHERE station = ? AND pruned = 0) < ?"
+                 " OR EXISTS (SELECT 1 FROM blob_uploads WHERE sha256 = ?)"
                  " ON CONFLICT (sha256) DO UPDATE SET station = blob_uploads.station WHERE blob_uploads.station ="
                  " excluded.station AND blob_uploads.count = excluded.count AND blob_uploads.size = excluded.size"
                  " AND blob_uploads.pruned = 0 RETURNING sha256")

@@ -242,3 +242,25 @@ def test_ownership_holds_when_two_hub_workers_race_on_the_same_ids(backend):
     assert all(owners[rid] == "g2" for rid in reviewed)
     assert all(json.loads(body)["station"] == station for body, station in store.query("SELECT body, station FROM records"))
     store.close()
+
+
+def test_a_station_holds_few_incomplete_uploads_and_chunks_cannot_outgrow_their_image(backend):
+    """Each upload is bounded by its announced size (a chunk may not exceed what its count allows) and a station
+    may keep only so many incomplete uploads at once; a finished upload frees its place."""
+    ing, store, sent = make_hub(backend, Limits(uploads_per_station=2))
+    images = [bytes([i]) * 2048 for i in range(3)]
+    shas = [hashlib.sha256(d).hexdigest() for d in images]
+    ing.handle([chunk(images[0], 0, 2, 2048, sha=shas[0], msg_id=1)])  # one 2048-byte chunk of a 2-chunk image
+    ing.handle([chunk(d[:1024], 0, 2, 2048, sha=s, msg_id=10 + i) for i, (d, s) in enumerate(zip(images, shas))])
+    ing.handle([chunk(images[2][:1024], 0, 2, 2048, station="g2", sha="cd" * 32, msg_id=20)])
+    got = acks(sent, "g1")
+    assert got[1][0] == "rejected" and "2048" in got[1][1]
+    states = [got[10 + i][0] for i in range(3)]
+    assert sorted(states) == ["chunk", "chunk", "rejected"]
+    late, done = states.index("rejected"), states.index("chunk")
+    assert "limit of 2 incomplete" in got[10 + late][1]
+    assert acks(sent, "g2")[20][0] == "chunk"
+    ing.handle([chunk(images[done][1024:], 1, 2, 2048, sha=shas[done], msg_id=30)])
+    ing.handle([chunk(images[late][:1024], 0, 2, 2048, sha=shas[late], msg_id=31)])
+    assert acks(sent, "g1")[30][0] == "committed" and acks(sent, "g1")[31][0] == "chunk"
+    store.close()
