@@ -22,6 +22,7 @@ from central_sync.schema import InspectionRecord, Verdict
 
 log = structlog.get_logger("central_sync.hub")
 MIN_CHUNK_BYTES = 512  # the smallest chunk a station sends (SyncConfig.chunk_bytes)
+MAX_ID_CHARS = 128  # a record id (stations send 36-character UUIDs); an index key must stay small
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,11 @@ class Ingestor:
         if station != msg.station or msg.station != body_station:
             self._reject(work, station, msg, f"{kind} from topic station {station!r} claims station "
                          f"{msg.station!r} (body {body_station!r})")
+            return
+        body_id = msg.body.id if isinstance(msg.body, InspectionRecord) else msg.record_id
+        if len(msg.record_id) > MAX_ID_CHARS or body_id != msg.record_id:
+            self._reject(work, station, msg, f"{kind} names record {msg.record_id[:MAX_ID_CHARS]!r} of "
+                         f"{len(msg.record_id)} characters (at most {MAX_ID_CHARS}) with a body for {body_id[:MAX_ID_CHARS]!r}")
             return
         ack = p.AckItem(msg=msg.msg, record_id=msg.record_id, status="committed")
         refusal = (f"{kind} message {msg.msg} from station {station!r} names record {msg.record_id!r}, "

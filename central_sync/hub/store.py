@@ -1,9 +1,10 @@
 """The hub's database: SQLite (embedded, one machine) or PostgreSQL (psycopg 3), same SQL.
 
-Writes are idempotent: a record is one row per id whatever number of times it arrives; image
-chunks are keyed by (sha256, index) and a finished image by its sha256; a TIP outcome by
-(station, record id, projection). Each thread gets its own
-connection (the ingest worker, the gap checker and the HTTP handlers run on different threads).
+Writes are idempotent and confined to the writing station's rows (see Ownership below): a record is
+one row per id whatever number of times it arrives; image chunks are keyed by (sha256, index), an
+upload in progress and a finished image by its sha256; a TIP outcome by (station, record id,
+projection). Each thread gets its own connection (the ingest worker, the gap checker and the HTTP
+handlers run on different threads).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -95,9 +96,10 @@ UPSERT_STATION = ("INSERT INTO stations (station, state, session, status, status
                   " WHERE excluded.session > stations.session OR (excluded.session = stations.session"
                   " AND stations.state <> 'offline' AND (excluded.state = 'offline' OR excluded.status_at >= stations.status_at))")
 INT64 = range(-(2**63), 2**63)
+RACES = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)  # the transaction is tried again
 # What a database refuses because of the data in one message (not because it is down): that message is rejected.
-RACES = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
-DATA_REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, psycopg.DataError, psycopg.IntegrityError, OverflowError)
+DATA_REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, psycopg.DataError, psycopg.IntegrityError,
+                 psycopg.errors.ProgramLimitExceeded, OverflowError)
 
 
 @dataclass(frozen=True, slots=True)

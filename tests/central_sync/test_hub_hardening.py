@@ -264,3 +264,14 @@ def test_a_station_holds_few_incomplete_uploads_and_chunks_cannot_outgrow_their_
     ing.handle([chunk(images[late][:1024], 0, 2, 2048, sha=shas[late], msg_id=31)])
     assert acks(sent, "g1")[30][0] == "committed" and acks(sent, "g1")[31][0] == "chunk"
     store.close()
+
+
+def test_a_record_id_too_long_for_an_index_is_rejected_alone(hub):
+    """PostgreSQL cannot index a key of thousands of bytes (a limit error, not a dead database): the message
+    is rejected with a reason on both backends and the rest of the batch is committed."""
+    ing, store, sent = hub
+    good, long_id = make_record("g1", 1), make_record("g1", 2).model_copy(update={"id": "x" * 3000})
+    ing.handle([msg("inspection", long_id, 1), msg("inspection", good, 2)])
+    got = acks(sent, "g1")
+    assert got[1][0] == "rejected" and "3000" in got[1][1] and got[2][0] == "committed"
+    assert store.query("SELECT id FROM records") == [(good.id,)]
