@@ -216,7 +216,8 @@ class Ingestor:
         upload = (header.sha256, station, header.count, header.size, time.time(),
                   station, self.limits.uploads_per_station, header.sha256)
         steps = [Step(UPSERT_UPLOAD, upload),
-                 Step(INSERT_CHUNK, (header.sha256, header.index, header.count, header.size, data), owned=False)]
+                 Step(INSERT_CHUNK, (header.sha256, header.index, header.count, header.size, data, header.sha256, station),
+                      owned=False)]
         refusal = (f"image {header.sha256[:12]} chunk {header.index} of {header.count} from station {station!r} belongs to "
                    "an upload of another station, of another count or size, or one pruned incomplete, or would start"
                    f" an upload past the station's limit of {self.limits.uploads_per_station} incomplete ones")

@@ -88,13 +88,20 @@ UPSERT_UPLOAD = ("INSERT INTO blob_uploads (sha256, station, count, size, starte
                  " ON CONFLICT (sha256) DO UPDATE SET station = blob_uploads.station WHERE blob_uploads.station ="
                  " excluded.station AND blob_uploads.count = excluded.count AND blob_uploads.size = excluded.size"
                  " AND blob_uploads.pruned = 0 RETURNING sha256")
-INSERT_CHUNK = "INSERT INTO blob_chunks (sha256, idx, count, size, data) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING"
+# A chunk is kept only under its station's live upload (args: the chunk's five values, sha256, station).
+INSERT_CHUNK = ("INSERT INTO blob_chunks (sha256, idx, count, size, data) SELECT ?,?,?,?,?"
+                " WHERE EXISTS (SELECT 1 FROM blob_uploads WHERE sha256 = ? AND station = ? AND pruned = 0)"
+                " ON CONFLICT DO NOTHING")
 UPSERT_STATION = ("INSERT INTO stations (station, state, session, status, status_at, seen_at) VALUES (?,?,?,?,?,?)"
                   " ON CONFLICT (station) DO UPDATE SET state=excluded.state, session=excluded.session,"
                   " status=excluded.status, status_at=excluded.status_at, seen_at=excluded.seen_at"
                   # a newer session wins; within one, the Last Will (offline, stamped at connect) wins
                   " WHERE excluded.session > stations.session OR (excluded.session = stations.session"
                   " AND stations.state <> 'offline' AND (excluded.state = 'offline' OR excluded.status_at >= stations.status_at))")
+# The order a transaction runs its statements in: a record before its update and its review, an upload
+# before its chunks; the same in every hub process, so that they take locks alike.
+STATEMENT_ORDER = (UPSERT_RECORD, UPSERT_UPDATED_RECORD, INSERT_REVIEW, INSERT_TIP, UPSERT_UPLOAD, INSERT_CHUNK,
+                   UPSERT_STATION)
 INT64 = range(-(2**63), 2**63)
 RACES = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)  # the transaction is tried again
 # What a database refuses because of the data in one message (not because it is down): that message is rejected.
@@ -113,7 +120,7 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """All statements of one message, in order; the message is refused at its first step that returns no row."""
+    """All statements of one message; the message is refused when one of its owned steps returns no row."""
 
     steps: tuple[Step, ...]
 
@@ -219,14 +226,26 @@ class HubStore:
             return f"the hub database refused it: {exc.__cause__}"
 
     def _write_all(self, cur, writes: list[Write]) -> list[str]:
-        return [self._write(cur, w) for w in writes]
+        """Run the steps statement by statement in STATEMENT_ORDER (rows in the writes' order); a write is
+        "foreign" when one of its owned steps returned no row. Each statement checks ownership itself, so a
+        step after a refused one changes nothing and no step has to wait for the one before."""
+        refused: set[int] = set()
+        order = list(dict.fromkeys([*STATEMENT_ORDER, *(s.sql for w in writes for s in w.steps)]))
+        for sql in order:
+            group = [(i, step) for i, w in enumerate(writes) for step in w.steps if step.sql == sql]
+            if not group:
+                continue
+            got = self._run_group(cur, sql, [step.args for _, step in group], group[0][1].owned)
+            refused.update(i for (i, step), ok in zip(group, got) if step.owned and not ok)
+        return ["foreign" if i in refused else "" for i in range(len(writes))]
 
-    def _write(self, cur, write: Write) -> str:
-        for step in write.steps:
-            cur.execute(self.sql(step.sql), step.args)
-            if step.owned and not cur.fetchall():
-                return "foreign"
-        return ""
+    def _run_group(self, cur, sql: str, rows: list[tuple], returning: bool) -> list[bool]:
+        """Run one statement per row; per row, whether it RETURNed a row."""
+        got = []
+        for args in rows:
+            cur.execute(self.sql(sql), args)
+            got.append(bool(cur.fetchall()) if returning else True)
+        return got
 
     def prune_uploads(self, started_before: float) -> int:
         """Drop the chunks of incomplete uploads started before the cutoff; the upload stays marked pruned."""
@@ -324,6 +343,16 @@ class PgStore(HubStore):
 
     def _transaction(self, conn: psycopg.Connection) -> Any:
         return conn.transaction()
+
+    def _run_group(self, cur, sql: str, rows: list[tuple], returning: bool) -> list[bool]:
+        """One round trip for the group (executemany pipelines it); per row, whether it RETURNed a row."""
+        cur.executemany(self.sql(sql), rows, returning=returning)
+        if not returning:
+            return [True] * len(rows)
+        got = [bool(cur.fetchall())]
+        while cur.nextset():
+            got.append(bool(cur.fetchall()))
+        return got
 
 
 def _without_password(url: str) -> str:
