@@ -1,14 +1,20 @@
-"""A second station's account tries to rewrite the first station's record, through the shipped ACL on a real
-Mosquitto, the real station publisher and the real hub: the hub refuses it and the forger's row is parked."""
+"""End to end through a real Mosquitto and the real hub: a second station's account tries to rewrite the first
+station's record (shipped ACL, real station publisher): the hub refuses it and the forger's row is parked;
+`edge-hub run` prunes an image upload left incomplete past --upload-age."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime
 
+import paho.mqtt.publish as mqtt_publish
+from paho.mqtt.client import MQTTv5
+
 from test_broker_acl import secure_broker  # noqa: F401  (the fixture: Mosquitto with the shipped ACL)
 
+from central_sync import protocol as p
 from central_sync.config import BrokerConfig, SyncConfig
 from central_sync.devtools import fill, open_station_db, outbox_rows
 from central_sync.hub.service import Hub
@@ -50,4 +56,28 @@ async def test_a_second_station_cannot_clear_the_first_stations_suspect_record(s
     assert store.query("SELECT count(*) FROM reviews") == [(0,)]
     assert store.query("SELECT station, count(*) FROM records GROUP BY station ORDER BY station") == \
         [("gate-1", 5), ("gate-2", 2)]
+    store.close()
+
+
+async def test_the_hub_process_prunes_an_upload_left_incomplete(broker, hubs, tmp_path):
+    db = str(tmp_path / "hub.db")
+    store = open_store(db)
+    store.migrate()
+    hubs(db, broker.port, "hub-prune", gap_period=0.2, extra=("--upload-age", "1"))
+    data = b"z" * 2048
+    sha = hashlib.sha256(data).hexdigest()
+    header = p.BlobChunkHeader(station="g1", msg=1, seq=1, record_id="r1", sha256=sha, index=0, count=2, size=2048,
+                               chunk_sha256=hashlib.sha256(data[:1024]).hexdigest())
+
+    def send_until_held() -> list:
+        rows = store.query("SELECT pruned FROM blob_uploads")
+        if not rows:  # the hub may not have subscribed yet: a chunk is idempotent, send it again
+            mqtt_publish.single(p.blob_topic("g1", sha, 0), p.encode_chunk(header, data[:1024]), qos=1,
+                                hostname="127.0.0.1", port=broker.port, protocol=MQTTv5)
+        return rows
+
+    await until(send_until_held, "the chunk held by the hub", in_thread=True)
+    await until(lambda: store.query("SELECT pruned FROM blob_uploads"), "the upload pruned",
+                check=lambda rows: rows == [(1,)], in_thread=True)
+    assert store.query("SELECT count(*) FROM blob_chunks") == [(0,)]
     store.close()
