@@ -107,6 +107,7 @@ class Ingestor:
             self._reject(work, station, ack, why)
 
     def _unstorable(self, write: Write) -> str | None:
+        """Why the write is over the record limit or cannot be stored at all, or None."""
         longest = max((len(v) for step in write.steps for v in step.args if isinstance(v, str)), default=0)
         if longest > self.limits.record_bytes:
             return f"its text of {longest} characters exceeds the hub's limit of {self.limits.record_bytes}"

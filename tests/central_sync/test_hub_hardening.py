@@ -120,9 +120,9 @@ def test_one_unstorable_message_is_rejected_alone_and_the_rest_committed(hub):
     deep = p.encode_batch("g1", [b'{"kind":"inspection","x":' + b"[" * 5000 + b"]" * 5000 + b"}"])
     ing.handle([msg("inspection", good[0], 1), msg("inspection", nul, 2, body=rec_json(nul, lane="L\x001")),
                 msg("inspection", huge, 3, body=rec_json(huge, seq=2**63)),
-                (p.topic("g1", "batch"), p.encode_batch("g1", [env("inspection", good[1], 4),
-                                                               env("review", good[1], 5, body=nul_review.model_dump_json().encode()),
-                                                               env("tip", good[1], 6, body=tip("g1", good[1].id, label="k\x00").model_dump_json().encode())])),
+                (p.topic("g1", "batch"), p.encode_batch("g1", [
+                    env("inspection", good[1], 4), env("review", good[1], 5, body=nul_review.model_dump_json().encode()),
+                    env("tip", good[1], 6, body=tip("g1", good[1].id, label="k\x00").model_dump_json().encode())])),
                 (p.topic("g1", "batch"), deep), msg("inspection", good[2], 7)])
     got = acks(sent, "g1")
     assert {m: s for m, (s, _) in got.items()} == {1: "committed", 2: "rejected", 3: "rejected", 4: "committed",
