@@ -275,3 +275,18 @@ def test_a_record_id_too_long_for_an_index_is_rejected_alone(hub):
     got = acks(sent, "g1")
     assert got[1][0] == "rejected" and "3000" in got[1][1] and got[2][0] == "committed"
     assert store.query("SELECT id FROM records") == [(good.id,)]
+
+
+def test_a_huge_seq_jump_does_not_stall_the_gap_check(hub):
+    """A station's seq jumping from 2 to 10**15 leaves a gap the checker must not enumerate: it asks for the
+    first seqs of the gap, a bounded number of them, and keeps going."""
+    from central_sync.hub.gaps import MAX_ASK, GapChecker
+
+    ing, store, sent = hub
+    far = make_record("g1", 3).model_copy(update={"seq": 10**15})
+    ing.handle([msg("inspection", make_record("g1", s), s) for s in (1, 2)] + [msg("inspection", far, 3)])
+    cmds = []
+    gaps = GapChecker(store, "hub-u", lambda t, b: cmds.append(json.loads(b)))
+    gaps.check({"g1"})
+    gaps.check({"g1"})
+    assert len(cmds) == 1 and cmds[0]["seqs"][:3] == [3, 4, 5] and len(cmds[0]["seqs"]) <= MAX_ASK
