@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -58,8 +59,8 @@ class _Work:
 class Ingestor:
     """Decode, commit, then acknowledge; `send(topic, payload)` hands acks to the MQTT thread."""
 
-    def __init__(self, store: HubStore, hub_id: str, send, max_bytes=lambda: 256 * 1024,
-                 limits: Limits = Limits()) -> None:
+    def __init__(self, store: HubStore, hub_id: str, send: Callable[[str, bytes], None],
+                 max_bytes: Callable[[], int] = lambda: 256 * 1024, limits: Limits = Limits()) -> None:
         self.store, self.hub_id, self.send, self.max_bytes, self.limits = store, hub_id, send, max_bytes, limits
         self.counters: Counter[str] = Counter()
         self.stations: set[str] = set()  # stations this worker has seen (for the gap check)
@@ -141,7 +142,8 @@ class Ingestor:
         else:
             raise WireFormatError(f"topic {name!r} names no known message")
 
-    def _reject(self, work: _Work, station: str, head, reason: str) -> None:
+    def _reject(self, work: _Work, station: str,
+                head: p.EnvelopeHead | p.Message | p.BlobChunkHeader | p.AckItem | None, reason: str) -> None:
         """Answer `rejected` when the message names its row; otherwise it is only malformed."""
         if head is None:
             self.counters["malformed"] += 1
@@ -172,7 +174,7 @@ class Ingestor:
             return
         self._accept(work, station, kind, msg, now)
 
-    def _accept(self, work: _Work, station: str, kind: str, msg, now: float) -> None:
+    def _accept(self, work: _Work, station: str, kind: str, msg: p.Message, now: float) -> None:
         body_station = msg.body.station if isinstance(msg.body, (InspectionRecord, p.TipOutcome)) else msg.station
         if station != msg.station or msg.station != body_station:
             self._reject(work, station, msg, f"{kind} from topic station {station!r} claims station "

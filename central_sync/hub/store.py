@@ -225,7 +225,7 @@ class HubStore:
                 raise
             return f"the hub database refused it: {exc.__cause__}"
 
-    def _write_all(self, cur, writes: list[Write]) -> list[str]:
+    def _write_all(self, cur: Any, writes: list[Write]) -> list[str]:
         """Run the steps statement by statement in STATEMENT_ORDER (rows in the writes' order); a write is
         "foreign" when one of its owned steps returned no row. Each statement checks ownership itself, so a
         step after a refused one changes nothing and no step has to wait for the one before."""
@@ -239,7 +239,7 @@ class HubStore:
             refused.update(i for (i, step), ok in zip(group, got) if step.owned and not ok)
         return ["foreign" if i in refused else "" for i in range(len(writes))]
 
-    def _run_group(self, cur, sql: str, rows: list[tuple], returning: bool) -> list[bool]:
+    def _run_group(self, cur: Any, sql: str, rows: list[tuple], returning: bool) -> list[bool]:
         """Run one statement per row; per row, whether it RETURNed a row."""
         got = []
         for args in rows:
@@ -249,7 +249,7 @@ class HubStore:
 
     def prune_uploads(self, started_before: float) -> int:
         """Drop the chunks of incomplete uploads started before the cutoff; the upload stays marked pruned."""
-        def prune(cur) -> int:
+        def prune(cur: Any) -> int:
             cur.execute(self.sql("UPDATE blob_uploads SET pruned = 1 WHERE pruned = 0 AND started_at < ? RETURNING sha256"),
                         (started_before,))
             shas = [r[0] for r in cur.fetchall()]
@@ -280,7 +280,7 @@ class HubStore:
         return self.run_in_transaction(join)
 
     def drop_chunks(self, sha256: str) -> None:
-        def drop(cur) -> None:
+        def drop(cur: Any) -> None:
             cur.execute(self.sql("DELETE FROM blob_chunks WHERE sha256=?"), (sha256,))
             cur.execute(self.sql("DELETE FROM blob_uploads WHERE sha256=?"), (sha256,))
         self.run_in_transaction(drop)
@@ -344,7 +344,7 @@ class PgStore(HubStore):
     def _transaction(self, conn: psycopg.Connection) -> Any:
         return conn.transaction()
 
-    def _run_group(self, cur, sql: str, rows: list[tuple], returning: bool) -> list[bool]:
+    def _run_group(self, cur: Any, sql: str, rows: list[tuple], returning: bool) -> list[bool]:
         """One round trip for the group (executemany pipelines it); per row, whether it RETURNed a row."""
         cur.executemany(self.sql(sql), rows, returning=returning)
         if not returning:
