@@ -274,7 +274,7 @@ def decode_batch(payload: bytes) -> tuple[str, list[tuple[Message | None, Envelo
         station, items = raw["station"], raw["items"]
         if not isinstance(station, str) or not isinstance(items, list):
             raise TypeError("station or items has the wrong type")
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested too deep
         raise WireFormatError(f"batch payload of {len(payload)} bytes is unreadable: {exc}") from exc
     out: list[tuple[Message | None, EnvelopeHead | None, str]] = []
     for item in items:

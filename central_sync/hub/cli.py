@@ -30,6 +30,7 @@ from central_sync.errors import SyncError
 from central_sync.hub.api import create_app
 from central_sync.hub.api_auth import ServiceTokens, TokenFileError, new_token
 from central_sync.hub.metrics import install_metrics
+from central_sync.hub.ingest import Limits
 from central_sync.hub.service import Hub
 from central_sync.hub.store import open_store
 
@@ -60,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--gap-period", type=float, default=5.0, help="seconds between seq gap checks")
     run.add_argument("--stall-after", type=float, help="seconds a link or ingest thread may stay silent before "
                      "the systemd watchdog is no longer fed (default: 60 or 3 x the broker back-off limit)")
+    run.add_argument("--max-record-bytes", type=int, default=Limits.record_bytes, help="largest record, review or TIP text")
+    run.add_argument("--max-image-bytes", type=int, default=Limits.image_bytes, help="largest image a station may upload")
+    run.add_argument("--max-image-chunks", type=int, default=Limits.image_chunks, help="most chunks of one image")
+    run.add_argument("--upload-age", type=float, default=Limits.upload_age_s,
+                     help="seconds an incomplete image upload is kept before its chunks are dropped")
+    run.add_argument("--max-uploads-per-station", type=int, default=Limits.uploads_per_station,
+                     help="incomplete image uploads one station may hold at once")
     run.add_argument("--signing-key", type=Path, help="Ed25519 private key (PEM) that signs commands to stations")
     run.add_argument("--api-tokens", type=Path, help="service tokens allowed to read /api: `NAME SHA256` lines "
                      "(see `edge-hub api-token`); without it only signed-in control-room users read /api")
@@ -93,12 +101,18 @@ def _broker(args: argparse.Namespace) -> BrokerConfig:
                         password_file=args.password_file, keepalive_s=args.keepalive)
 
 
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(record_bytes=args.max_record_bytes, image_bytes=args.max_image_bytes,
+                  image_chunks=args.max_image_chunks, upload_age_s=args.upload_age,
+                  uploads_per_station=args.max_uploads_per_station)
+
+
 async def _run(args: argparse.Namespace, db_url: str) -> None:
     tokens = ServiceTokens.load(args.api_tokens) if args.api_tokens else None
     store = open_store(db_url)
     stop = stop_on_signals()
     async with Hub(_broker(args), store, args.hub_id, batch_max=args.batch_max, gap_period_s=args.gap_period,
-                   stall_after_s=args.stall_after) as hub, \
+                   stall_after_s=args.stall_after, limits=_limits(args)) as hub, \
             ControlRoom(store, _broker(args), ControlRoomConfig(signing_key=args.signing_key,
                                                                 client_id=f"{hub.hub_id}-cr",
                                                                 secure_cookie=not args.plain_http_cookies)) as room, \

@@ -34,7 +34,7 @@ class GapChecker:
         if not seqs:
             return
         start = seqs[0] - 1 if low is None else low
-        missing = sorted(set(range(start + 1, seqs[-1])) - set(seqs))
+        missing = _missing(start, seqs, MAX_ASK * 10)
         self.through[station] = (missing[0] - 1) if missing else seqs[-1]
         room = max(1, min(MAX_ASK, (self.max_bytes() - 200) // 21))  # a seq is at most 20 digits and a comma
         persistent = [s for s in missing if s in self.suspects.get(station, set())][:room]
@@ -43,3 +43,17 @@ class GapChecker:
             self.asked += len(persistent)
             log.info("hub.gap_resend", station=station, first=persistent[0], count=len(persistent))
             self.send(p.topic(station, "cmd"), p.CmdMsg(hub=self.hub_id, op="resend", seqs=persistent).model_dump_json().encode())
+
+
+def _missing(start: int, seqs: list[int], cap: int) -> list[int]:
+    """The lowest `cap` seqs above `start` and below the highest of `seqs` (sorted, distinct) not among them;
+    never the whole gap, which a station's seq jump can make as wide as 2**63."""
+    out: list[int] = []
+    prev = start
+    for seq in seqs:
+        if seq > prev + 1:
+            out.extend(range(prev + 1, min(seq, prev + 1 + cap - len(out))))
+            if len(out) >= cap:
+                break
+        prev = max(prev, seq)
+    return out

@@ -2,7 +2,8 @@
 
 Every malformed or mismatched message is counted and logged in one sentence; none stops ingest.
 A message whose envelope can be identified but is unacceptable (bad body, station differing from
-its topic) is answered `rejected` so the station parks it and raises an alarm.
+its topic, a row of another station, data the database cannot store, beyond the hub's limits) is
+answered `rejected` so the station parks it and raises an alarm; the rest of the batch is committed.
 """
 
 from __future__ import annotations
@@ -16,16 +17,42 @@ import structlog
 
 from central_sync import protocol as p
 from central_sync.errors import WireFormatError
-from central_sync.hub.store import Batch, HubStore
+from central_sync.hub.store import (INSERT_CHUNK, INSERT_REVIEW, INSERT_TIP, UPSERT_RECORD, UPSERT_STATION,
+                                    UPSERT_UPDATED_RECORD, UPSERT_UPLOAD, HubStore, Step, Write, unstorable)
 from central_sync.schema import InspectionRecord, Verdict
 
 log = structlog.get_logger("central_sync.hub")
+MIN_CHUNK_BYTES = 512  # the smallest chunk a station sends (SyncConfig.chunk_bytes)
+MAX_ID_CHARS = 128  # a record id (stations send 36-character UUIDs); an index key must stay small
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one message may make the hub store: a record's JSON, an image and its parts, an upload's age."""
+
+    record_bytes: int = 256 * 1024
+    image_bytes: int = 256 * 1024 * 1024
+    image_chunks: int = 65536
+    upload_age_s: float = 7 * 24 * 3600.0
+    uploads_per_station: int = 64  # incomplete image uploads one station may hold at once
+
+
+@dataclass(eq=False)
+class _Pending:
+    """A message's write waiting for the transaction; `ack` becomes its answer once settled."""
+
+    station: str
+    write: Write
+    ack: p.AckItem | None  # None: a status, answered to nobody
+    refusal: str  # the reason sent when the row is another station's
+    counter: str
+    blob: p.BlobChunkHeader | None = None
 
 
 @dataclass
 class _Work:
-    batch: Batch = field(default_factory=lambda: Batch([], [], [], [], []))
-    acks: dict[str, list[p.AckItem]] = field(default_factory=lambda: defaultdict(list))
+    writes: list[_Pending] = field(default_factory=list)
+    acks: dict[str, list[p.AckItem | _Pending]] = field(default_factory=lambda: defaultdict(list))
     blobs: dict[str, tuple[str, p.BlobChunkHeader]] = field(default_factory=dict)
 
 
@@ -33,8 +60,8 @@ class Ingestor:
     """Decode, commit, then acknowledge; `send(topic, payload)` hands acks to the MQTT thread."""
 
     def __init__(self, store: HubStore, hub_id: str, send: Callable[[str, bytes], None],
-                 max_bytes: Callable[[], int] = lambda: 256 * 1024) -> None:
-        self.store, self.hub_id, self.send, self.max_bytes = store, hub_id, send, max_bytes
+                 max_bytes: Callable[[], int] = lambda: 256 * 1024, limits: Limits = Limits()) -> None:
+        self.store, self.hub_id, self.send, self.max_bytes, self.limits = store, hub_id, send, max_bytes, limits
         self.counters: Counter[str] = Counter()
         self.stations: set[str] = set()  # stations this worker has seen (for the gap check)
 
@@ -47,14 +74,58 @@ class Ingestor:
             except WireFormatError as exc:
                 self.counters["malformed"] += 1
                 log.warning("hub.malformed", topic=name, error=str(exc))
-        self.store.commit(work.batch)
-        self.counters["records"] += len(work.batch.records)
-        self.counters["tip_outcomes"] += len(work.batch.tips)
+        results = self.store.commit([pending.write for pending in work.writes])
+        for pending, result in zip(work.writes, results):
+            self._settle(work, pending, result)
         for station, header in work.blobs.values():
             self._finish_blob(work, station, header)
-        for station, items in work.acks.items():
-            for payload in p.encode_acks(self.hub_id, items, self.max_bytes()):
+        for station, entries in work.acks.items():
+            items = [e.ack if isinstance(e, _Pending) else e for e in entries]
+            for payload in p.encode_acks(self.hub_id, [i for i in items if i is not None], self.max_bytes()):
                 self.send(p.topic(station, "ack"), payload)
+
+    def housekeep(self, now: float | None = None) -> int:
+        """Drop the chunks of uploads left incomplete longer than the limit; the number of uploads pruned."""
+        pruned = self.store.prune_uploads((time.time() if now is None else now) - self.limits.upload_age_s)
+        if pruned:
+            self.counters["uploads_pruned"] += pruned
+            log.warning("hub.uploads_pruned", count=pruned, older_than_s=self.limits.upload_age_s)
+        return pruned
+
+    def _add(self, work: _Work, station: str, steps: list[Step], ack: p.AckItem | None, refusal: str, counter: str,
+             blob: p.BlobChunkHeader | None = None) -> None:
+        """Queue one message's write, or reject it now when the database could not store it."""
+        write = Write(tuple(steps))
+        why = self._unstorable(write)
+        if why is None:
+            pending = _Pending(station, write, ack, refusal, counter, blob)
+            work.writes.append(pending)
+            work.acks[station].append(pending)
+        elif ack is None:
+            self.counters["malformed"] += 1
+            log.warning("hub.malformed", station=station, error=why)
+        else:
+            self._reject(work, station, ack, why)
+
+    def _unstorable(self, write: Write) -> str | None:
+        """Why the write is over the record limit or cannot be stored at all, or None."""
+        longest = max((len(v) for step in write.steps for v in step.args if isinstance(v, str)), default=0)
+        if longest > self.limits.record_bytes:
+            return f"its text of {longest} characters exceeds the hub's limit of {self.limits.record_bytes}"
+        return unstorable(write)
+
+    def _settle(self, work: _Work, pending: _Pending, result: str) -> None:
+        """After the transaction: count what was written; turn a refused write's ack into a rejection."""
+        if result == "":
+            self.counters[pending.counter] += 1
+            if pending.blob is not None:
+                work.blobs[pending.blob.sha256] = (pending.station, pending.blob)
+            return
+        reason = pending.refusal if result == "foreign" else result
+        self.counters["refused_foreign" if result == "foreign" else "refused_by_database"] += 1
+        log.warning("hub.refused", station=pending.station, msg=pending.ack and pending.ack.msg, reason=reason)
+        if pending.ack is not None:
+            pending.ack = pending.ack.model_copy(update={"status": "rejected", "index": None, "reason": reason[:500]})
 
     def _decode(self, work: _Work, name: str, payload: bytes, now: float) -> None:
         station, leaf = p.parse_topic(name)
@@ -71,8 +142,8 @@ class Ingestor:
         else:
             raise WireFormatError(f"topic {name!r} names no known message")
 
-    def _reject(self, work: _Work, station: str, head: p.EnvelopeHead | p.Message | p.BlobChunkHeader | None,
-                reason: str) -> None:
+    def _reject(self, work: _Work, station: str,
+                head: p.EnvelopeHead | p.Message | p.BlobChunkHeader | p.AckItem | None, reason: str) -> None:
         """Answer `rejected` when the message names its row; otherwise it is only malformed."""
         if head is None:
             self.counters["malformed"] += 1
@@ -109,24 +180,32 @@ class Ingestor:
             self._reject(work, station, msg, f"{kind} from topic station {station!r} claims station "
                          f"{msg.station!r} (body {body_station!r})")
             return
+        body_id = msg.body.id if isinstance(msg.body, InspectionRecord) else msg.record_id
+        if len(msg.record_id) > MAX_ID_CHARS or body_id != msg.record_id:
+            self._reject(work, station, msg, f"{kind} names record {msg.record_id[:MAX_ID_CHARS]!r} of "
+                         f"{len(msg.record_id)} characters (at most {MAX_ID_CHARS}) with a body for {body_id[:MAX_ID_CHARS]!r}")
+            return
+        ack = p.AckItem(msg=msg.msg, record_id=msg.record_id, status="committed")
+        refusal = (f"{kind} message {msg.msg} from station {station!r} names record {msg.record_id!r}, "
+                   "which the hub holds for another station")
         if isinstance(msg, p.RecordMsg):
-            work.batch.records.append(_record_row(msg.body, kind == p.Kind.ALERT, now, self.hub_id))
+            steps, counter = [Step(UPSERT_RECORD, _record_row(msg.body, kind == p.Kind.ALERT, now, self.hub_id))], "records"
         elif isinstance(msg, p.TipMsg):
             if msg.body.record_id != msg.record_id:
                 self._reject(work, station, msg, f"TIP outcome for item {msg.body.record_id!r} sent as item {msg.record_id!r}")
                 return
-            work.batch.tips.append(_tip_row(msg.body, now, self.hub_id))
+            steps, counter = [Step(INSERT_TIP, _tip_row(msg.body, now, self.hub_id) + (msg.record_id, station))], "tip_outcomes"
         elif (r := msg.review()) is None and isinstance(msg.body, InspectionRecord) and msg.body.route is not None:
-            work.batch.updated.append(_record_row(msg.body, False, now, self.hub_id))  # a conveyor's route update
+            steps, counter = [Step(UPSERT_UPDATED_RECORD, _record_row(msg.body, False, now, self.hub_id))], "routes"
         elif r is None:
             self._reject(work, station, msg, f"review of record {msg.record_id} carries neither a review nor a route")
             return
         else:
-            work.batch.reviews.append((msg.record_id, station, r.officer, r.decided_at.timestamp(), r.outcome,
-                                       r.model_dump_json(), now))
+            steps, counter = [Step(INSERT_REVIEW, (msg.record_id, station, r.officer, r.decided_at.timestamp(), r.outcome,
+                                                   r.model_dump_json(), now, msg.record_id, station))], "reviews"
             if isinstance(msg.body, InspectionRecord):
-                work.batch.updated.append(_record_row(msg.body, False, now, self.hub_id))
-        work.acks[station].append(p.AckItem(msg=msg.msg, record_id=msg.record_id, status="committed"))
+                steps.insert(0, Step(UPSERT_UPDATED_RECORD, _record_row(msg.body, False, now, self.hub_id)))
+        self._add(work, station, steps, ack, refusal, counter)
 
     def _chunk(self, work: _Work, station: str, leaf: list[str], payload: bytes) -> None:
         header, data = p.decode_chunk(payload)
@@ -134,15 +213,41 @@ class Ingestor:
             self._reject(work, station, None, f"blob chunk on {'/'.join(leaf)} from {station!r} has header "
                          f"station {header.station!r} sha {header.sha256[:12]} index {header.index}/{header.count}")
             return
-        work.batch.chunks.append((header.sha256, header.index, header.count, header.size, data))
-        work.acks[station].append(p.AckItem(msg=header.msg, record_id=header.record_id, status="chunk", index=header.index))
-        work.blobs[header.sha256] = (station, header)
+        if (why := self._over_limits(header, len(data))) is not None:
+            self._reject(work, station, header, why)
+            return
+        upload = (header.sha256, station, header.count, header.size, time.time(),
+                  station, self.limits.uploads_per_station, header.sha256)
+        steps = [Step(UPSERT_UPLOAD, upload),
+                 Step(INSERT_CHUNK, (header.sha256, header.index, header.count, header.size, data, header.sha256, station),
+                      owned=False)]
+        refusal = (f"image {header.sha256[:12]} chunk {header.index} of {header.count} from station {station!r} belongs to "
+                   "an upload of another station, of another count or size, or one pruned incomplete, or would start"
+                   f" an upload past the station's limit of {self.limits.uploads_per_station} incomplete ones")
+        ack = p.AckItem(msg=header.msg, record_id=header.record_id, status="chunk", index=header.index)
+        self._add(work, station, steps, ack, refusal, "chunks", blob=header)
+
+    def _over_limits(self, header: p.BlobChunkHeader, length: int) -> str | None:
+        """Why an announced image or chunk is beyond what the hub keeps, or None."""
+        lim, sha = self.limits, header.sha256[:12]
+        if header.size > lim.image_bytes:
+            return f"image {sha} announces {header.size} bytes, over the hub's limit of {lim.image_bytes}"
+        if header.count > lim.image_chunks:
+            return f"image {sha} announces {header.count} chunks, over the hub's limit of {lim.image_chunks}"
+        # count = ceil(size / chunk_bytes), so every chunk is under size / (count - 1) and the chunks of one
+        # upload stay under twice its size
+        if header.count > max(1, -(-header.size // MIN_CHUNK_BYTES)) or length > header.size or \
+                (header.count > 1 and length * (header.count - 1) >= header.size):
+            return (f"image {sha} of {header.size} bytes cannot have {header.count} chunks with one of {length} bytes"
+                    f" (chunks are at least {MIN_CHUNK_BYTES} bytes)")
+        return None
 
     def _status(self, work: _Work, station: str, payload: bytes, now: float) -> None:
         status = p.decode_model(p.StatusMsg, payload)
         if status.station != station:
             raise WireFormatError(f"status on topic of station {station!r} claims station {status.station!r}")
-        work.batch.stations.append((station, status.state, status.session, payload.decode(), status.at, now))
+        row = (station, status.state, status.session, payload.decode(), status.at, now)
+        self._add(work, station, [Step(UPSERT_STATION, row, owned=False)], None, "", "statuses")
 
     def _finish_blob(self, work: _Work, station: str, header: p.BlobChunkHeader) -> None:
         """After the chunks are committed: store the image once all are there (any hub may finish it)."""

@@ -25,7 +25,7 @@ from appliance.watchdog import Progress
 from central_sync.config import BrokerConfig
 from central_sync.errors import HubStoreError
 from central_sync.hub.gaps import GapChecker
-from central_sync.hub.ingest import Ingestor
+from central_sync.hub.ingest import Ingestor, Limits
 from central_sync.hub.link import HubLink
 from central_sync.hub.store import HubStore
 
@@ -48,7 +48,8 @@ class Hub:
     """Runs ingest until the context exits; `stats()` for /api/hub and the logs."""
 
     def __init__(self, broker: BrokerConfig, store: HubStore, hub_id: str | None = None, batch_max: int = 500,
-                 queue_max: int = 5000, gap_period_s: float = 5.0, stall_after_s: float | None = None) -> None:
+                 queue_max: int = 5000, gap_period_s: float = 5.0, stall_after_s: float | None = None,
+                 limits: Limits = Limits()) -> None:
         self.store, self.hub_id = store, hub_id or default_hub_id()
         self.batch_max, self.gap_period_s = batch_max, gap_period_s
         # Liveness for the watchdog: every link and ingest thread beats on each turn of its loop.
@@ -62,7 +63,7 @@ class Hub:
             beat = functools.partial(self.progress.beat, f"link-{name}")
             links[name] = HubLink(broker, self.hub_id, inbox, name, beat=beat)
         sender = links["priority"]  # acks and commands leave on the quieter connection
-        self.lanes = {name: _Lane(link.inbox, link, Ingestor(store, self.hub_id, sender.send, sender.payload_limit))
+        self.lanes = {name: _Lane(link.inbox, link, Ingestor(store, self.hub_id, sender.send, sender.payload_limit, limits))
                       for name, link in links.items()}
         self.gaps = GapChecker(store, self.hub_id, sender.send, sender.payload_limit)
         self._stop = threading.Event()
@@ -108,6 +109,7 @@ class Hub:
                 if gaps and time.monotonic() >= next_gap:
                     next_gap = time.monotonic() + self.gap_period_s
                     self.gaps.check(self.seen_stations())
+                    lane.ingestor.housekeep()  # incomplete image uploads past their age
             except HubStoreError as exc:  # not acknowledged: the stations re-send after their ack timeout
                 lane.ingestor.counters["store_errors"] += 1
                 log.error("hub.store_failed", hub=self.hub_id, messages=len(batch), error=str(exc))

@@ -1,9 +1,10 @@
 """The hub's database: SQLite (embedded, one machine) or PostgreSQL (psycopg 3), same SQL.
 
-Writes are idempotent: a record is one row per id whatever number of times it arrives; image
-chunks are keyed by (sha256, index) and a finished image by its sha256; a TIP outcome by
-(station, record id, projection). Each thread gets its own
-connection (the ingest worker, the gap checker and the HTTP handlers run on different threads).
+Writes are idempotent and confined to the writing station's rows (see Ownership below): a record is
+one row per id whatever number of times it arrives; image chunks are keyed by (sha256, index), an
+upload in progress and a finished image by its sha256; a TIP outcome by (station, record id,
+projection). Each thread gets its own connection (the ingest worker, the gap checker and the HTTP
+handlers run on different threads).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import re
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Iterator, Protocol, Self, TypeVar, TypeVarTuple, Unpack
 
 import psycopg
+import psycopg.errors
 
 from central_sync.errors import HubStoreError
 
@@ -64,41 +66,88 @@ CREATE INDEX IF NOT EXISTS tip_outcomes_responded ON tip_outcomes (responded_ts)
 CREATE TABLE IF NOT EXISTS stations (
     station TEXT PRIMARY KEY, state TEXT NOT NULL, session BIGINT NOT NULL, status TEXT NOT NULL,
     status_at DOUBLE PRECISION NOT NULL, seen_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS blob_uploads (
+    sha256 TEXT PRIMARY KEY, station TEXT NOT NULL, count BIGINT NOT NULL, size BIGINT NOT NULL,
+    started_at DOUBLE PRECISION NOT NULL, pruned INTEGER NOT NULL DEFAULT 0);
 """
 
+# Ownership: every statement a station's message runs names that station, and one that would touch another
+# station's row matches nothing in its conflict or NOT EXISTS clause, so RETURNING yields no row. The check
+# and the write are one statement, which holds when several hub processes write at once.
 RECORD_COLS = ("id", "station", "seq", "verdict", "is_alert", "kind", "lane", "decided_ts", "identities",
                "scan_sha256", "body", "committed_at", "hub")
-UPSERT_RECORD = (f"INSERT INTO records ({','.join(RECORD_COLS)}) VALUES ({','.join('?' * len(RECORD_COLS))})"
-                 " ON CONFLICT (id) DO UPDATE SET is_alert = excluded.is_alert WHERE excluded.is_alert > records.is_alert")
-INSERT_REVIEW = ("INSERT INTO reviews (record_id, station, officer, decided_ts, outcome, body, committed_at)"
-                 " VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
+_RECORD_VALUES = f"INSERT INTO records ({','.join(RECORD_COLS)}) VALUES ({','.join('?' * len(RECORD_COLS))})"
+UPSERT_RECORD = (_RECORD_VALUES + " ON CONFLICT (id) DO UPDATE SET is_alert = CASE WHEN excluded.is_alert > records.is_alert"
+                 " THEN excluded.is_alert ELSE records.is_alert END WHERE records.station = excluded.station RETURNING id")
 # An update (review, route) carries the whole record: inserted when it overtook the record itself, else it
 # replaces the body; the record arriving later keeps the updated body (UPSERT_RECORD leaves it alone).
-UPSERT_UPDATED_RECORD = (f"INSERT INTO records ({','.join(RECORD_COLS)}) VALUES ({','.join('?' * len(RECORD_COLS))})"
-                         " ON CONFLICT (id) DO UPDATE SET body = excluded.body")
+UPSERT_UPDATED_RECORD = (_RECORD_VALUES + " ON CONFLICT (id) DO UPDATE SET body = excluded.body"
+                         " WHERE records.station = excluded.station RETURNING id")
+_NOT_FOREIGN = " WHERE NOT EXISTS (SELECT 1 FROM records WHERE id = ? AND station <> ?)"  # args: record id, station
+REVIEW_COLS = ("record_id", "station", "officer", "decided_ts", "outcome", "body", "committed_at")
+INSERT_REVIEW = (f"INSERT INTO reviews ({','.join(REVIEW_COLS)}) SELECT {','.join('?' * len(REVIEW_COLS))}"
+                 + _NOT_FOREIGN + " ON CONFLICT (record_id, officer, decided_ts) DO UPDATE SET station = reviews.station"
+                 " WHERE reviews.station = excluded.station RETURNING record_id")
 TIP_COLS = ("station", "record_id", "projection", "officer", "threat", "label", "outcome", "decision_ms", "shown_ts",
             "responded_ts", "body", "committed_at", "hub")
-INSERT_TIP = (f"INSERT INTO tip_outcomes ({','.join(TIP_COLS)}) VALUES ({','.join('?' * len(TIP_COLS))})"
-              " ON CONFLICT DO NOTHING")
-INSERT_CHUNK = "INSERT INTO blob_chunks (sha256, idx, count, size, data) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING"
+INSERT_TIP = (f"INSERT INTO tip_outcomes ({','.join(TIP_COLS)}) SELECT {','.join('?' * len(TIP_COLS))}"
+              + _NOT_FOREIGN + " ON CONFLICT (station, record_id, projection) DO UPDATE SET station = tip_outcomes.station"
+              " RETURNING record_id")
+# An image upload belongs to the station of its first chunk; later chunks must agree on count and size. A
+# station starts a new upload only while it holds fewer incomplete ones than the limit (args: the upload's
+# five values, station, limit, sha256).
+UPSERT_UPLOAD = ("INSERT INTO blob_uploads (sha256, station, count, size, started_at) SELECT ?,?,?,?,?"
+                 " WHERE (SELECT count(*) FROM blob_uploads WHERE station = ? AND pruned = 0) < ?"
+                 " OR EXISTS (SELECT 1 FROM blob_uploads WHERE sha256 = ?)"
+                 " ON CONFLICT (sha256) DO UPDATE SET station = blob_uploads.station WHERE blob_uploads.station ="
+                 " excluded.station AND blob_uploads.count = excluded.count AND blob_uploads.size = excluded.size"
+                 " AND blob_uploads.pruned = 0 RETURNING sha256")
+# A chunk is kept only under its station's live upload (args: the chunk's five values, sha256, station).
+INSERT_CHUNK = ("INSERT INTO blob_chunks (sha256, idx, count, size, data) SELECT ?,?,?,?,?"
+                " WHERE EXISTS (SELECT 1 FROM blob_uploads WHERE sha256 = ? AND station = ? AND pruned = 0)"
+                " ON CONFLICT DO NOTHING")
 UPSERT_STATION = ("INSERT INTO stations (station, state, session, status, status_at, seen_at) VALUES (?,?,?,?,?,?)"
                   " ON CONFLICT (station) DO UPDATE SET state=excluded.state, session=excluded.session,"
                   " status=excluded.status, status_at=excluded.status_at, seen_at=excluded.seen_at"
                   # a newer session wins; within one, the Last Will (offline, stamped at connect) wins
                   " WHERE excluded.session > stations.session OR (excluded.session = stations.session"
                   " AND stations.state <> 'offline' AND (excluded.state = 'offline' OR excluded.status_at >= stations.status_at))")
+# The order a transaction runs its statements in: a record before its update and its review, an upload
+# before its chunks; the same in every hub process, so that they take locks alike.
+STATEMENT_ORDER = (UPSERT_RECORD, UPSERT_UPDATED_RECORD, INSERT_REVIEW, INSERT_TIP, UPSERT_UPLOAD, INSERT_CHUNK,
+                   UPSERT_STATION)
+INT64 = range(-(2**63), 2**63)
+RACES = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)  # the transaction is tried again
+# What a database refuses because of the data in one message (not because it is down): that message is rejected.
+DATA_REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, psycopg.DataError, psycopg.IntegrityError,
+                 psycopg.errors.ProgramLimitExceeded, OverflowError)
 
 
 @dataclass(frozen=True, slots=True)
-class Batch:
-    """One transaction's worth of rows (tuples in the column order of the statements above)."""
+class Step:
+    """One statement of a message's write; `owned`: it must RETURN a row, else the row is another station's."""
 
-    records: list[tuple]
-    reviews: list[tuple]
-    chunks: list[tuple]
-    stations: list[tuple]
-    updated: list[tuple]  # whole record rows (RECORD_COLS) of records updated by a review or a route
-    tips: list[tuple] = field(default_factory=list)  # TIP outcomes, TIP_COLS order
+    sql: str
+    args: tuple
+    owned: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """All statements of one message; the message is refused when one of its owned steps returns no row."""
+
+    steps: tuple[Step, ...]
+
+
+def unstorable(write: Write) -> str | None:
+    """Why this write cannot be stored on both backends (NUL in text, integer past 64 bits), or None."""
+    for step in write.steps:
+        for value in step.args:
+            if isinstance(value, str) and "\x00" in value:
+                return f"text {value[:40]!r} holds a NUL byte, which the hub database cannot store"
+            if isinstance(value, int) and value not in INT64:
+                return f"integer {value} is outside the 64-bit range of the hub database"
+    return None
 
 
 class HubStore:
@@ -139,7 +188,7 @@ class HubStore:
             conn = self.conn()
             with self._transaction(conn):
                 return fn(conn.cursor(), *args)
-        except (sqlite3.Error, psycopg.Error) as exc:
+        except (sqlite3.Error, psycopg.Error, OverflowError) as exc:
             self.close()
             raise HubStoreError(f"hub database {self.url} failed: {exc}") from exc
 
@@ -154,15 +203,74 @@ class HubStore:
                     cur.execute(stmt)
         self.run_in_transaction(ddl)
 
-    def commit(self, batch: Batch) -> None:
-        """Write one batch in one transaction (idempotent)."""
-        def write(cur: Cursor) -> None:
-            for sql, rows in ((UPSERT_RECORD, batch.records), (INSERT_REVIEW, batch.reviews),
-                              (INSERT_CHUNK, batch.chunks), (UPSERT_STATION, batch.stations),
-                              (UPSERT_UPDATED_RECORD, batch.updated), (INSERT_TIP, batch.tips)):
-                if rows:
-                    cur.executemany(self.sql(sql), rows)
-        self.run_in_transaction(write)
+    def commit(self, writes: list[Write]) -> list[str]:
+        """Write the messages in one transaction; per message "" (written), "foreign" (another station's row)
+        or the database's reason for refusing it. When the database refuses the batch for its data, each
+        message is retried alone, so one message cannot hold the others. Rows are written in key order (stable,
+        so one row's messages keep theirs) so that hub processes writing the same rows take locks alike."""
+        order = sorted(range(len(writes)), key=lambda i: str(writes[i].steps[0].args[0]))
+        ordered = [writes[i] for i in order]
+        try:
+            done = self._with_retry(ordered)
+        except HubStoreError as exc:
+            if not isinstance(exc.__cause__, DATA_REFUSALS):
+                raise
+            done = [self._write_alone(w) for w in ordered]
+        results = [""] * len(writes)
+        for i, result in zip(order, done):
+            results[i] = result
+        return results
+
+    def _with_retry(self, writes: list[Write], tries: int = 3) -> list[str]:
+        """One transaction, tried again when the database broke a deadlock or a serialization conflict."""
+        for _ in range(tries - 1):
+            try:
+                return self.run_in_transaction(self._write_all, writes)
+            except HubStoreError as exc:
+                if not isinstance(exc.__cause__, RACES):
+                    raise
+        return self.run_in_transaction(self._write_all, writes)
+
+    def _write_alone(self, write: Write) -> str:
+        try:
+            return self.run_in_transaction(self._write_all, [write])[0]
+        except HubStoreError as exc:
+            if not isinstance(exc.__cause__, DATA_REFUSALS):
+                raise
+            return f"the hub database refused it: {exc.__cause__}"
+
+    def _write_all(self, cur: Any, writes: list[Write]) -> list[str]:
+        """Run the steps statement by statement in STATEMENT_ORDER (rows in the writes' order); a write is
+        "foreign" when one of its owned steps returned no row. Each statement checks ownership itself, so a
+        step after a refused one changes nothing and no step has to wait for the one before."""
+        refused: set[int] = set()
+        order = list(dict.fromkeys([*STATEMENT_ORDER, *(s.sql for w in writes for s in w.steps)]))
+        for sql in order:
+            group = [(i, step) for i, w in enumerate(writes) for step in w.steps if step.sql == sql]
+            if not group:
+                continue
+            got = self._run_group(cur, sql, [step.args for _, step in group], group[0][1].owned)
+            refused.update(i for (i, step), ok in zip(group, got) if step.owned and not ok)
+        return ["foreign" if i in refused else "" for i in range(len(writes))]
+
+    def _run_group(self, cur: Any, sql: str, rows: list[tuple], returning: bool) -> list[bool]:
+        """Run one statement per row; per row, whether it RETURNed a row."""
+        got = []
+        for args in rows:
+            cur.execute(self.sql(sql), args)
+            got.append(bool(cur.fetchall()) if returning else True)
+        return got
+
+    def prune_uploads(self, started_before: float) -> int:
+        """Drop the chunks of incomplete uploads started before the cutoff; the upload stays marked pruned."""
+        def prune(cur: Any) -> int:
+            cur.execute(self.sql("UPDATE blob_uploads SET pruned = 1 WHERE pruned = 0 AND started_at < ? RETURNING sha256"),
+                        (started_before,))
+            shas = [r[0] for r in cur.fetchall()]
+            for sha in shas:
+                cur.execute(self.sql("DELETE FROM blob_chunks WHERE sha256 = ?"), (sha,))
+            return len(shas)
+        return self.run_in_transaction(prune)
 
     def blob_state(self, sha256: str) -> tuple[bool, int]:
         """(image already stored, chunks held) for one sha256."""
@@ -181,11 +289,15 @@ class HubStore:
                 cur.execute(self.sql("INSERT INTO blobs (sha256, size, station, data, committed_at) VALUES (?,?,?,?,?)"
                                       " ON CONFLICT DO NOTHING"), (sha256, len(data), station, data, time.time()))
             cur.execute(self.sql("DELETE FROM blob_chunks WHERE sha256=?"), (sha256,))
+            cur.execute(self.sql("DELETE FROM blob_uploads WHERE sha256=?"), (sha256,))
             return ok
         return self.run_in_transaction(join)
 
     def drop_chunks(self, sha256: str) -> None:
-        self.run_in_transaction(lambda cur: cur.execute(self.sql("DELETE FROM blob_chunks WHERE sha256=?"), (sha256,)))
+        def drop(cur: Any) -> None:
+            cur.execute(self.sql("DELETE FROM blob_chunks WHERE sha256=?"), (sha256,))
+            cur.execute(self.sql("DELETE FROM blob_uploads WHERE sha256=?"), (sha256,))
+        self.run_in_transaction(drop)
 
     # ---- reads ----------------------------------------------------------------------------
     def seqs_after(self, station: str, after: int, limit: int = 200_000) -> list[int]:
@@ -245,6 +357,16 @@ class PgStore(HubStore):
 
     def _transaction(self, conn: psycopg.Connection) -> Any:
         return conn.transaction()
+
+    def _run_group(self, cur: Any, sql: str, rows: list[tuple], returning: bool) -> list[bool]:
+        """One round trip for the group (executemany pipelines it); per row, whether it RETURNed a row."""
+        cur.executemany(self.sql(sql), rows, returning=returning)
+        if not returning:
+            return [True] * len(rows)
+        got = [bool(cur.fetchall())]
+        while cur.nextset():
+            got.append(bool(cur.fetchall()))
+        return got
 
 
 def _without_password(url: str) -> str:

@@ -17,7 +17,7 @@ from central_sync.devtools import add_record, fill, make_record, open_station_db
 from central_sync.hub.api import create_app
 from central_sync.hub.api_auth import ServiceTokens, token_hash
 from central_sync.hub.service import Hub
-from central_sync.hub.store import open_store
+from central_sync.hub.store import INSERT_CHUNK, open_store
 from central_sync.outbox import Lane, enqueue
 from central_sync.publisher import Publisher
 from central_sync.schema import Review, Verdict
@@ -113,11 +113,12 @@ async def test_image_upload_resumes_where_it_stopped(tmp_path, broker):
     outage = {"on": False}
     commit = store.commit
 
-    def commit_until_outage(batch):
-        if outage["on"] and batch.chunks:
+    def commit_until_outage(writes):
+        if outage["on"] and any(step.sql == INSERT_CHUNK for w in writes for step in w.steps):
             raise HubStoreError(f"hub database {store.url} unavailable (test outage)")
-        commit(batch)
+        results = commit(writes)
         outage["on"] = outage["on"] or store.blob_state(sha)[1] >= 10
+        return results
 
     store.commit = commit_until_outage
 
