@@ -131,6 +131,8 @@ def load_config(path: str | Path) -> StationConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(path, [("<file>", f"cannot be read: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [("<file>", f"is not UTF-8 text (byte {exc.start}): not a TOML config")]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, [("<toml>", str(exc))]) from exc
     try:

@@ -125,3 +125,12 @@ def test_check_config_accepts_examples_and_names_the_broken_key(tmp_path):
                          text=True, cwd=ROOT, timeout=60)
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines() == [f"{broken}: station.budget_ms: Input should be greater than 0 (got -5)"]
+
+
+def test_binary_config_exits_78_with_the_file(tmp_path):
+    binary = tmp_path / "station.toml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe" + bytes(range(256)))
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(binary)], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 78, result.stderr
+    assert result.stderr.strip().splitlines() == [f"{binary}: <file>: is not UTF-8 text (byte 0): not a TOML config"]
