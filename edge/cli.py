@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from edge.config import CONFIG_ERROR_EXIT, load_config
-from edge.errors import ConfigError, EdgeError
+from edge.errors import ConfigError, EdgeError, StoreCorrupt
 from edge.logging import configure_logging
 
 
@@ -105,6 +105,11 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.run(run_stations(configs))
     except KeyboardInterrupt:
         return 0
+    except StoreCorrupt as exc:
+        from edge.store import STORE_CORRUPT_EXIT
+
+        print(f"edge: {exc}; it is left as it is for a technician", file=sys.stderr)
+        return STORE_CORRUPT_EXIT
     except EdgeError as exc:
         print(f"edge: {exc}", file=sys.stderr)
         return 1

@@ -26,7 +26,8 @@ from edge.events import EventBus
 from edge.metrics import StationMetrics
 from edge.stations import FlowParts, InspectorParts
 from edge.stations.kinds import KINDS
-from edge.store import Store, StoreLimits, StoreWriter
+from edge.errors import StoreCorrupt
+from edge.store import STORE_CORRUPT_EXIT, Store, StoreLimits, StoreWriter
 from appliance.watchdog import Progress, watchdog
 from models.pool import InferencePool
 
@@ -42,36 +43,52 @@ MB = 1024 * 1024
 
 
 async def run_stations(configs: list[StationConfig], *, stop: asyncio.Event | None = None) -> None:
-    """Run stations in one process, sharing one fair inference pool, until stopped."""
+    """Run stations in one process, sharing one fair inference pool, until stopped.
+
+    A station whose database is corrupt is not restarted (the file is kept as evidence); the others
+    run on, and StoreCorrupt is raised once every station has ended (exit STORE_CORRUPT_EXIT).
+    """
     guard = None
     if stop is None:  # the real daemon: signals stop it, and a stuck stop ends the process
         stop = stop_on_signals()
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
         guard = asyncio.create_task(_bound_shutdown(stop), name="shutdown-guard")
     try:
-        await _run_all(configs, stop)
+        corrupt = await _run_all(configs, stop)
     finally:
         if guard is not None:
             guard.cancel()
+    if corrupt:
+        raise corrupt[0]
 
 
-async def _run_all(configs: list[StationConfig], stop: asyncio.Event) -> None:
+async def _run_all(configs: list[StationConfig], stop: asyncio.Event) -> list[StoreCorrupt]:
     workers = max(c.model.pool_workers for c in configs)
+    corrupt: list[StoreCorrupt] = []
     async with InferencePool(workers, max(c.station.queue_size for c in configs)) as pool:
         async with asyncio.TaskGroup() as tasks:
             for config in configs:
-                tasks.create_task(_supervise(config, pool, stop), name=f"station:{config.station.id}")
+                tasks.create_task(_supervise(config, pool, stop, corrupt), name=f"station:{config.station.id}")
+    return corrupt
 
 
-async def _supervise(config: StationConfig, pool: InferencePool, stop: asyncio.Event) -> None:
+async def _supervise(config: StationConfig, pool: InferencePool, stop: asyncio.Event,
+                     corrupt: list[StoreCorrupt]) -> None:
     """Restart a failed station after a pause, so that one station's fault never stops the others.
 
     Its devices are closed on the way out (safe state); items meanwhile are not inspected, and the
-    failure is logged with its traceback.
+    failure is logged with its traceback. A corrupt database ends the station for good: restarting
+    cannot mend it, and the file is never overwritten.
     """
     while not stop.is_set():
         try:
             await run_station(config, pool, stop)
+            return
+        except StoreCorrupt as exc:
+            log.error("station.store_corrupt", station=config.station.id, error=str(exc), exit_status=STORE_CORRUPT_EXIT,
+                      action="move the database aside or restore it from backup, then start the station")
+            sdnotify.notify(f"STATUS=station {config.station.id} stopped: {exc}")
+            corrupt.append(exc)
             return
         except Exception:  # the station's top-level supervisor: log, pause, start the station afresh
             log.exception("station.failed", station=config.station.id, restart_in_s=RESTART_DELAY_S)

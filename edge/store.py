@@ -30,6 +30,8 @@ from edge.errors import DiskFull, StoreCorrupt, StoreError
 
 log = structlog.get_logger()
 
+STORE_CORRUPT_EXIT = 65  # EX_DATAERR; the systemd unit lists it in RestartPreventExitStatus
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: records, outbox, alarms
     """

@@ -134,3 +134,18 @@ def test_binary_config_exits_78_with_the_file(tmp_path):
                             text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 78, result.stderr
     assert result.stderr.strip().splitlines() == [f"{binary}: <file>: is not UTF-8 text (byte 0): not a TOML config"]
+
+
+def test_corrupt_database_exits_65_names_it_and_leaves_it(tmp_path):
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    config = _write_config(tmp_path, free_port(), model)
+    (tmp_path / "data").mkdir()
+    db = tmp_path / "data" / "station.db"
+    garbage = b"SQLite format 3\x00" + os.urandom(8192)
+    db.write_bytes(garbage)
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 65, result.stderr[-2000:]
+    assert '"event": "station.store_corrupt"' in result.stdout
+    assert str(db) in result.stderr
+    assert db.read_bytes() == garbage  # never overwritten: the evidence stays for a technician
