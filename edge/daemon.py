@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from edge.events import EventBus
 from edge.metrics import StationMetrics
 from edge.stations import FlowParts, InspectorParts
 from edge.stations.kinds import KINDS
-from edge.errors import StoreCorrupt
+from edge.errors import EdgeError, StoreCorrupt
 from edge.store import STORE_CORRUPT_EXIT, Store, StoreLimits, StoreWriter
 from appliance.watchdog import Progress, watchdog
 from models.pool import InferencePool
@@ -117,10 +118,12 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
                                     after_commit=publisher.notify if publisher is not None else None, shadow=shadow)
         flow = kind.flow(FlowParts(config, devices, inspection, events, progress))
         snapshot: dict[str, Any] = {}
+        screen_stop = asyncio.Event()  # this station's screen only: a failed station must not stop the others
         ctx = StationContext(st.id, st.kind, st.lane, st.budget_ms, store, events,
                              health=lambda: _health(engine, devices, publisher, metrics, snapshot, shadow),
-                             settings=config, belt=flow.belt, panels=kind.panels, stopping=stop)
+                             settings=config, belt=flow.belt, panels=kind.panels, stopping=screen_stop)
         server, tip = _web_server(config, ctx, metrics)
+        listener = stack.enter_context(_listen(config.http.host, config.http.port))
         await _open_command_receiver(stack, config, store, engine, tip)
         async with asyncio.TaskGroup() as tasks:
             endless = [tasks.create_task(flow.run(), name="flow"),
@@ -128,7 +131,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
                                          name="housekeeping")]
             if (period := sdnotify.watchdog_period_s()) is not None:
                 endless.append(tasks.create_task(watchdog(progress, period), name="watchdog"))
-            tasks.create_task(server.serve(), name="web")
+            tasks.create_task(_serve(server, listener, screen_stop), name="web")
             await until_listening(server)
             sdnotify.notify(f"READY=1\nSTATUS={_ready_status(devices, engine)}")
             log.info("station.ready", station=st.id, kind=st.kind, web=f"http://{config.http.host}:{config.http.port}/",
@@ -137,6 +140,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
             log.info("station.stopping", station=st.id)
             flow.stopped_on_request()
             sdnotify.notify("STOPPING=1")
+            screen_stop.set()
             server.should_exit = True
             for task in endless:
                 task.cancel()
@@ -202,6 +206,25 @@ def _web_server(config: StationConfig, ctx: StationContext,
     server = uvicorn.Server(server_config)
     server.install_signal_handlers = lambda: None  # the daemon owns the signals
     return server, tip
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The screen's listening socket, bound here (SO_REUSEADDR) so that a restarted station binds it again."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    return socket.create_server((host, port), family=family, backlog=2048)
+
+
+async def _serve(server: uvicorn.Server, listener: socket.socket, screen_stop: asyncio.Event) -> None:
+    """Serve the screen; cancelled (another task failed), it still shuts down: listener, streams, connections."""
+    try:
+        await server.serve(sockets=[listener])
+    except asyncio.CancelledError:
+        if server.started:
+            screen_stop.set()
+            await server.shutdown(sockets=[listener])
+        raise
+    except SystemExit as exc:  # uvicorn's way of saying the app's start-up failed: a station fault, not the process's
+        raise EdgeError(f"the station screen on {listener.getsockname()} failed to start (uvicorn status {exc.code})") from exc
 
 
 async def _open_command_receiver(stack: AsyncExitStack, config: StationConfig, store: StoreWriter, engine: Any,

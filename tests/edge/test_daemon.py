@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -21,11 +22,12 @@ from polling import wait_until
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _write_config(tmp: Path, port: int, model_dir: Path) -> Path:
+def _write_config(tmp: Path, port: int, model_dir: Path, station: str = "xray-test") -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
     config = tmp / "station.toml"
     config.write_text(f"""
 [station]
-id = "xray-test"
+id = "{station}"
 kind = "xray"
 item_kind = "parcel"
 budget_ms = 5000
@@ -149,3 +151,45 @@ def test_corrupt_database_exits_65_names_it_and_leaves_it(tmp_path):
     assert '"event": "station.store_corrupt"' in result.stdout
     assert str(db) in result.stderr
     assert db.read_bytes() == garbage  # never overwritten: the evidence stays for a technician
+
+
+def _events(log: Path, event: str, station: str) -> int:
+    text = log.read_text(errors="replace")
+    return sum(1 for line in text.splitlines() if f'"event": "{event}"' in line and f'"station": "{station}"' in line)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_one_failed_station_restarts_on_its_port_and_the_other_runs_on(tmp_path):
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    ports = {"xray-a": free_port(), "xray-b": free_port()}
+    configs = [_write_config(tmp_path / s, p, model, s) for s, p in ports.items()]
+    out = tmp_path / "daemon.log"
+    args = [a for c in configs for a in ("--config", str(c))]
+    with open(out, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", *args], stdout=fh, stderr=subprocess.STDOUT,
+                                cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    db = {s: tmp_path / s / "data" / "station.db" for s in ports}
+    drop = tmp_path / "xray-a" / "drop"
+    try:
+        wait_until(lambda: all(_count(d) >= 3 for d in db.values()), "both stations commit", timeout=90, interval=0.2)
+        shutil.rmtree(drop)
+        drop.write_text("not a folder")  # the drop folder is gone: station a's flow fails
+        wait_until(lambda: _events(out, "station.failed", "xray-a"), "station a failed", timeout=60, interval=0.2)
+        a_at_failure, b_at_failure = _count(db["xray-a"]), _count(db["xray-b"])
+        drop.unlink()
+        wait_until(lambda: _events(out, "station.ready", "xray-a"), "station a ready again",
+                   check=lambda n: n >= 2 or proc.poll() is not None, timeout=90, interval=0.2)
+        assert proc.poll() is None, out.read_text()[-3000:]
+        wait_until(lambda: _count(db["xray-a"]), "station a commits again", check=lambda n: n > a_at_failure,
+                   timeout=90, interval=0.2)
+        assert _healthy(ports["xray-a"]) and _healthy(ports["xray-b"])
+        assert _count(db["xray-b"]) > b_at_failure
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
