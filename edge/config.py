@@ -142,6 +142,40 @@ def load_config(path: str | Path) -> StationConfig:
     return config
 
 
+def unreadable_files(config: StationConfig) -> list[tuple[str, str]]:
+    """Files and folders the config names that cannot be read here, as (key path, message).
+
+    `edge check-config` reports them; the daemon starts anyway (a sync fault never stops inspection)
+    and raises an alarm instead.
+    """
+    problems = [(key, f"{path} is not a directory") for key, path in _named_dirs(config)
+                if path is not None and not path.is_dir()]
+    for key, path in _named_files(config):
+        if path is None:
+            continue
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            problems.append((key, f"{path} cannot be read: {exc.strerror}"))
+    return problems
+
+
+def _named_dirs(config: StationConfig) -> list[tuple[str, Path | None]]:
+    return [("model.dir", config.model.dir), ("model.shadow_dir", config.model.shadow_dir)]
+
+
+def _named_files(config: StationConfig) -> list[tuple[str, Path | None]]:
+    named: list[tuple[str, Path | None]] = []
+    if (sync := config.sync) is not None:
+        if sync.tls is not None:
+            named += [("sync.tls.ca_file", sync.tls.ca_file), ("sync.tls.cert_file", sync.tls.cert_file),
+                      ("sync.tls.key_file", sync.tls.key_file)]
+        named.append(("sync.password_file", sync.password_file))
+    named.append(("commands.hub_public_key", config.commands.hub_public_key))
+    return named
+
+
 def _describe(err: dict) -> tuple[str, str]:
     key = ".".join(str(p) for p in err["loc"]) or "<root>"
     if err["type"] == "extra_forbidden":

@@ -19,7 +19,7 @@ import uvicorn
 
 from appliance import sdnotify
 from appliance.serving import stop_on_signals, until_listening
-from edge.config import StationConfig
+from edge.config import StationConfig, unreadable_files
 from edge.context import StationContext
 from edge.detector import load_engine
 from edge.devices import Devices, open_devices
@@ -107,6 +107,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
     async with AsyncExitStack() as stack:
         limits = StoreLimits(config.store.reserve_mb * MB, config.store.scan_cap_mb * MB, config.store.retention_days)
         store = await stack.enter_async_context(StoreWriter(Store(st.data_dir, limits, st.id)))
+        await _alarm_unreadable_files(config, store)
         engine = await load_engine(config.model, st.id, store, pool)
         devices = await open_devices(stack, config.devices, st.id)
         metrics.follow_devices(devices)
@@ -227,11 +228,36 @@ async def _serve(server: uvicorn.Server, listener: socket.socket, screen_stop: a
         raise EdgeError(f"the station screen on {listener.getsockname()} failed to start (uvicorn status {exc.code})") from exc
 
 
+async def _alarm_unreadable_files(config: StationConfig, store: StoreWriter) -> None:
+    """Files the config names that cannot be read: an alarm, never a stop (the sync is not needed to inspect)."""
+    problems = unreadable_files(config)
+    if not problems:
+        await store.call(store.store.clear_alarm, "config_files")
+        return
+    message = "; ".join(f"{key}: {problem}" for key, problem in problems)
+    log.error("station.config_files_unreadable", station=config.station.id, problems=message)
+    await store.call(store.store.raise_alarm, "config_files", message)
+
+
 async def _open_command_receiver(stack: AsyncExitStack, config: StationConfig, store: StoreWriter, engine: Any,
                                  tip: TipEngine) -> None:
-    """Signed commands from the hub: thresholds, TIP rate, active model, a request for diagnostics."""
+    """Signed commands from the hub, or a standing alarm when they cannot be received: inspection goes on."""
     if config.sync is None:
         return
+    from central_sync.errors import SyncError
+
+    try:
+        await _enter_command_receiver(stack, config, store, engine, tip)
+    except (SyncError, OSError, ValueError) as exc:
+        log.error("commands.unavailable", station=config.station.id, error=str(exc))
+        await store.call(store.store.raise_alarm, "commands_unavailable", f"signed commands from the hub are off: {exc}")
+    else:
+        await store.call(store.store.clear_alarm, "commands_unavailable")
+
+
+async def _enter_command_receiver(stack: AsyncExitStack, config: StationConfig, store: StoreWriter, engine: Any,
+                                  tip: TipEngine) -> None:
+    """Thresholds, TIP rate, active model and a request for diagnostics, steered by the hub."""
     from edge.commands import CommandHandlers, CommandReceiver
 
     def set_tip_rate(rate: float) -> None:

@@ -117,9 +117,13 @@ def test_config_error_exits_78_with_the_key(tmp_path):
 
 
 def test_check_config_accepts_examples_and_names_the_broken_key(tmp_path):
-    examples = sorted(str(p) for p in (ROOT / "examples").glob("*.toml"))
-    ok = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", *examples], capture_output=True, text=True,
+    simulated = sorted(str(p) for p in (ROOT / "examples").glob("*.toml") if not p.name.startswith("real-"))
+    ok = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", *simulated], capture_output=True, text=True,
                         cwd=ROOT, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    real = sorted(str(p) for p in (ROOT / "examples").glob("real-*.toml"))  # their /etc files live on the station
+    ok = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", "--skip-files", *real], capture_output=True,
+                        text=True, cwd=ROOT, timeout=60)
     assert ok.returncode == 0, ok.stderr
     broken = tmp_path / "broken.toml"
     broken.write_text((ROOT / "examples" / "conveyor.toml").read_text().replace("budget_ms = 2000", "budget_ms = -5"))
@@ -193,3 +197,61 @@ def test_one_failed_station_restarts_on_its_port_and_the_other_runs_on(tmp_path)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
+
+
+SYNC_WITH_MISSING_FILES = """
+[sync]
+host = "127.0.0.1"
+port = {port}
+tls = {{ ca_file = "{tmp}/ca.crt" }}
+username = "xray-test"
+password_file = "{tmp}/mqtt.pw"
+
+[commands]
+hub_public_key = "{tmp}/hub.pub"
+"""
+
+
+def test_check_config_names_every_missing_file(tmp_path):
+    config = _write_config(tmp_path, free_port(), tmp_path / "model")
+    config.write_text(config.read_text() + SYNC_WITH_MISSING_FILES.format(port=free_port(), tmp=tmp_path))
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(config)], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.strip().splitlines() == [
+        f"{config}: model.dir: {tmp_path / 'model'} is not a directory",
+        f"{config}: sync.tls.ca_file: {tmp_path / 'ca.crt'} cannot be read: No such file or directory",
+        f"{config}: sync.password_file: {tmp_path / 'mqtt.pw'} cannot be read: No such file or directory",
+        f"{config}: commands.hub_public_key: {tmp_path / 'hub.pub'} cannot be read: No such file or directory",
+    ]
+
+
+def test_missing_sync_files_never_stop_inspection(tmp_path):
+    port = free_port()
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    config = _write_config(tmp_path, port, model)
+    config.write_text(config.read_text() + SYNC_WITH_MISSING_FILES.format(port=free_port(), tmp=tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        db = tmp_path / "data" / "station.db"
+        wait_until(lambda: _count(db), "records committed without sync", check=lambda n: n >= 5 or proc.poll(),
+                   timeout=90, interval=0.2)
+        health = wait_until(lambda: _health(port), "the alarms on /healthz",
+                            check=lambda h: h and len(h.get("alarms", [])) >= 2, timeout=60, interval=0.2)
+        codes = {code: message for code, message in health["alarms"]}
+        assert codes["commands_unavailable"] == (f"signed commands from the hub are off: key file {tmp_path / 'hub.pub'}"
+                                                 " cannot be read: [Errno 2] No such file or directory:"
+                                                 f" '{tmp_path / 'hub.pub'}'")
+        assert codes["config_files"].startswith(f"sync.tls.ca_file: {tmp_path / 'ca.crt'} cannot be read")
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+
+
+def _health(port: int) -> dict | None:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+    except httpx.HTTPError:
+        return None
