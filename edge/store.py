@@ -261,6 +261,12 @@ class Store:
             self.conn.execute("INSERT INTO alarms (at, code, message) VALUES (?,?,?)", (time.time(), code, message))
             log.error("store.alarm", code=code, message=message)
 
+    def renew_alarm(self, code: str, message: str) -> None:
+        """Raise an alarm with this latest message, replacing the one standing under the same code."""
+        with self._transaction():
+            self.clear_alarm(code)
+            self.raise_alarm(code, message)
+
     def clear_alarm(self, code: str) -> None:
         self.conn.execute("UPDATE alarms SET cleared_at = ? WHERE code = ? AND cleared_at IS NULL", (time.time(), code))
 

@@ -255,3 +255,40 @@ def _health(port: int) -> dict | None:
         return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
     except httpx.HTTPError:
         return None
+
+
+def _manual_records(db: Path) -> list[tuple[str, str]]:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT id, reason FROM inspections WHERE verdict = 'manual'").fetchall()
+    except sqlite3.OperationalError:
+        return []
+
+
+def test_a_rejected_scan_file_becomes_a_manual_record_and_an_alarm(tmp_path):
+    port = free_port()
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    config = _write_config(tmp_path, port, model)
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        db = tmp_path / "data" / "station.db"
+        wait_until(lambda: _count(db), "the station inspects", check=lambda n: n >= 3 or proc.poll(), timeout=90,
+                   interval=0.2)
+        assert _manual_records(db) == []
+        whole = (ROOT / "examples" / "scans").glob("*.npz").__next__().read_bytes()
+        part = tmp_path / "drop" / "truncated.npz.part"
+        part.write_bytes(whole[: len(whole) // 2])  # the vendor's writer stopped half-way
+        part.rename(tmp_path / "drop" / "truncated.npz")
+        manual = wait_until(lambda: _manual_records(db), "a manual record for the rejected file", timeout=60,
+                            interval=0.2)
+        assert [reason for _, reason in manual] == ["scan_incomplete"]
+        health = wait_until(lambda: _health(port), "the alarm on /healthz",
+                            check=lambda h: h and any(code == "scan_rejected" for code, _ in h.get("alarms", [])),
+                            timeout=60, interval=0.2)
+        message = dict(health["alarms"])["scan_rejected"]
+        assert message.startswith(f"scan file truncated.npz from xray-test/source was rejected, record {manual[0][0]} is manual:")
+        assert (tmp_path / "drop" / "rejected" / "truncated.npz").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
