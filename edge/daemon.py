@@ -280,10 +280,11 @@ async def _housekeeping(store: StoreWriter, publisher: Any, metrics: StationMetr
     """Retention, gauges, the health snapshot and liveness, every few seconds."""
     progress.register("housekeeping")
     while True:
+        await store.call(store.store.check_space)
         await store.call(store.store.prune)
         backlog = await store.call(store.store.outbox_backlog)
         snapshot["alarms"] = [list(a) for a in await store.call(store.store.standing_alarms)]
-        snapshot["store"] = {"records": store.store.counters.records, "backlog": backlog,
+        snapshot["store"] = {"records": store.store.counters.records, "backlog": backlog, "full": store.store.full,
                              "scans_dropped": dict(store.store.counters.scans_dropped)}
         for lane in ("alert", "record", "image"):
             metrics.outbox_backlog.labels(lane).set(backlog.get(lane, 0))

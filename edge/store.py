@@ -335,6 +335,14 @@ class Store:
     # -- retention -------------------------------------------------------------------------
     def prune(self, now: float | None = None) -> None:
         """Delete synced scans and records older than retention, and synced scans over the cap."""
+        try:
+            self._prune(now)
+        except sqlite3.OperationalError as exc:
+            if not _is_full(exc):
+                raise
+            log.warning("store.prune_deferred", db=str(self.db_path), error=str(exc))  # tried again next round
+
+    def _prune(self, now: float | None) -> None:
         cutoff = _iso(now or time.time(), -self.limits.retention_days * 86400)
         synced = "NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = inspections.id)"
         old = self.conn.execute(
