@@ -281,14 +281,23 @@ class Store:
     def _update(self, record_id: str, fields: dict, reviewed: bool) -> InspectionRecord:
         """Set fields of a stored record and queue the whole record on the record lane (hub kind `review`)."""
         conn = self.conn
-        with self._transaction():
-            row = conn.execute("SELECT record FROM inspections WHERE id = ?", (record_id,)).fetchone()
-            if row is None:
-                raise StoreError(f"no inspection with id {record_id} in {self.db_path}")
-            record = InspectionRecord.model_validate_json(row[0]).model_copy(update=fields)
-            conn.execute("UPDATE inspections SET record = ?, reviewed = max(reviewed, ?) WHERE id = ?",
-                         (record.to_json(), int(reviewed), record_id))
-            enqueue(conn, Lane.RECORD, "review", record_id, record.seq, record.to_json())
+        what = "review" if reviewed else "route"
+        if self.full is not None:
+            raise DiskFull(f"{what} of {record_id} could not be written: {self.full}")
+        try:
+            with self._transaction():
+                row = conn.execute("SELECT record FROM inspections WHERE id = ?", (record_id,)).fetchone()
+                if row is None:
+                    raise StoreError(f"no inspection with id {record_id} in {self.db_path}")
+                record = InspectionRecord.model_validate_json(row[0]).model_copy(update=fields)
+                conn.execute("UPDATE inspections SET record = ?, reviewed = max(reviewed, ?) WHERE id = ?",
+                             (record.to_json(), int(reviewed), record_id))
+                enqueue(conn, Lane.RECORD, "review", record_id, record.seq, record.to_json())
+        except sqlite3.OperationalError as exc:
+            if not _is_full(exc):
+                raise
+            self._went_full(exc)
+            raise DiskFull(f"{what} of {record_id} could not be written: {self.full}") from exc
         return record
 
     def raise_alarm(self, code: str, message: str) -> None:
@@ -434,7 +443,11 @@ class StoreWriter:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
 
     async def __aenter__(self) -> "StoreWriter":
-        await self.call(self.store.open)
+        try:
+            await self.call(self.store.open)
+        except StoreError:
+            self._pool.shutdown(wait=False)  # a station that restarts must not leave a thread per attempt
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -164,3 +164,14 @@ def test_the_disk_full_alarm_survives_a_restart(tmp_path):
         assert "disk_full" in dict(s.standing_alarms())
         s.check_space()
         assert "disk_full" not in dict(s.standing_alarms())
+
+
+def test_a_review_on_a_full_database_is_refused_as_disk_full(tmp_path):
+    from datetime import datetime, timezone
+    with Store(tmp_path) as s:
+        rec = s.commit(make_record(Verdict.SUSPECT, "detection"), scan_stored=False)
+        s.conn.execute(f"PRAGMA max_page_count = {s.conn.execute('PRAGMA page_count').fetchone()[0]}")
+        big = Review(officer="B-17", decided_at=datetime.now(timezone.utc), outcome="false_alarm", note="x" * 50_000)
+        with pytest.raises(DiskFull, match=f"review of {rec.id} could not be written"):
+            s.add_review(rec.id, big)
+        assert s.full is not None and s.get(rec.id).review is None
