@@ -172,11 +172,13 @@ class Inspector:
         return record
 
     async def _unrecorded(self, item: Item, record: InspectionRecord, exc: DiskFull) -> InspectionRecord:
-        """The record could not be written: the item goes to manual (acted on again if it was not), shown, logged."""
-        log.error("pipeline.record_not_written", station=self.station, item=item.ref, verdict=record.verdict.value,
+        """The record could not be written: shown to the officer as manual, logged with the verdict acted on.
+
+        Only the item that finds the store full is acted on with its own verdict (actuation is not
+        repeated: a flow acts once per item); every later item is manual before it is acted on.
+        """
+        log.error("pipeline.record_not_written", station=self.station, item=item.ref, acted=record.verdict.value,
                   error=str(exc))
-        if record.verdict is not Verdict.MANUAL:
-            await self.actuate(item, Verdict.MANUAL, Reason.STORE_FULL)
         return record.model_copy(update={"verdict": Verdict.MANUAL, "reason": Reason.STORE_FULL.value})
 
     async def _store_scan(self, scan: Scan | None) -> tuple[ScanRef | None, bool]:
