@@ -154,10 +154,13 @@ def unreadable_files(config: StationConfig) -> list[tuple[str, str]]:
         if path is None:
             continue
         try:
-            with open(path, "rb"):
-                pass
+            with open(path, "rb") as fh:
+                head = fh.read(4096)
         except OSError as exc:
             problems.append((key, f"{path} cannot be read: {exc.strerror}"))
+            continue
+        if not head.strip():
+            problems.append((key, f"{path} is empty"))
     return problems
 
 

@@ -346,3 +346,30 @@ def test_a_full_disk_keeps_the_station_deciding_alarms_and_recovers(tmp_path, sm
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
+
+
+def test_an_empty_password_file_is_named_by_check_config_and_never_stops_inspection(tmp_path):
+    port = free_port()
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    config = _write_config(tmp_path, port, model)
+    (tmp_path / "mqtt.pw").write_bytes(b"")
+    config.write_text(config.read_text() + f'\n[sync]\nport = {free_port()}\nusername = "xray-test"\n'
+                                           f'password_file = "{tmp_path / "mqtt.pw"}"\n')
+    check = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(config)], capture_output=True,
+                           text=True, cwd=ROOT, timeout=60)
+    assert check.stderr.strip().splitlines() == [f"{config}: sync.password_file: {tmp_path / 'mqtt.pw'} is empty"]
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        health = wait_until(lambda: _health(port), "the alarm on /healthz",
+                            check=lambda h: (h and "commands_unavailable" in dict(h.get("alarms", []))) or proc.poll(),
+                            timeout=90, interval=0.2)
+        assert dict(health["alarms"]) == {
+            "config_files": f"sync.password_file: {tmp_path / 'mqtt.pw'} is empty",
+            "commands_unavailable": f"signed commands from the hub are off: password file {tmp_path / 'mqtt.pw'} is empty"}
+        wait_until(lambda: _count(tmp_path / "data" / "station.db"), "records committed", check=lambda n: n >= 3,
+                   timeout=60, interval=0.2)
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
