@@ -33,6 +33,7 @@ from appliance.watchdog import Progress, watchdog
 from models.pool import InferencePool
 
 if TYPE_CHECKING:
+    from central_sync.config import SyncConfig
     from edge.tip import TipEngine
 
 log = structlog.get_logger()
@@ -86,7 +87,8 @@ async def _supervise(config: StationConfig, pool: InferencePool, stop: asyncio.E
             await run_station(config, pool, stop)
             return
         except StoreCorrupt as exc:
-            log.error("station.store_corrupt", station=config.station.id, error=str(exc), exit_status=STORE_CORRUPT_EXIT,
+            log.error("station.store_corrupt", station=config.station.id, error=str(exc),
+                      exit_status=STORE_CORRUPT_EXIT,
                       action="move the database aside or restore it from backup, then start the station")
             sdnotify.notify(f"STATUS=station {config.station.id} stopped: {exc}")
             corrupt.append(exc)
@@ -225,7 +227,8 @@ async def _serve(server: uvicorn.Server, listener: socket.socket, screen_stop: a
             await server.shutdown(sockets=[listener])
         raise
     except SystemExit as exc:  # uvicorn's way of saying the app's start-up failed: a station fault, not the process's
-        raise EdgeError(f"the station screen on {listener.getsockname()} failed to start (uvicorn status {exc.code})") from exc
+        where = listener.getsockname()
+        raise EdgeError(f"the station screen on {where} failed to start (uvicorn status {exc.code})") from exc
 
 
 async def _alarm_unreadable_files(config: StationConfig, store: StoreWriter) -> None:
@@ -247,16 +250,17 @@ async def _open_command_receiver(stack: AsyncExitStack, config: StationConfig, s
     from central_sync.errors import SyncError
 
     try:
-        await _enter_command_receiver(stack, config, store, engine, tip)
+        await _enter_command_receiver(stack, config, config.sync, store, engine, tip)
     except (SyncError, OSError, ValueError) as exc:
         log.error("commands.unavailable", station=config.station.id, error=str(exc))
-        await store.call(store.store.raise_alarm, "commands_unavailable", f"signed commands from the hub are off: {exc}")
+        await store.call(store.store.raise_alarm, "commands_unavailable",
+                         f"signed commands from the hub are off: {exc}")
     else:
         await store.call(store.store.clear_alarm, "commands_unavailable")
 
 
-async def _enter_command_receiver(stack: AsyncExitStack, config: StationConfig, store: StoreWriter, engine: Any,
-                                  tip: TipEngine) -> None:
+async def _enter_command_receiver(stack: AsyncExitStack, config: StationConfig, sync: SyncConfig, store: StoreWriter,
+                                  engine: Any, tip: TipEngine) -> None:
     """Thresholds, TIP rate, active model and a request for diagnostics, steered by the hub."""
     from edge.commands import CommandHandlers, CommandReceiver
 
@@ -271,7 +275,7 @@ async def _enter_command_receiver(stack: AsyncExitStack, config: StationConfig, 
     handlers = CommandHandlers(set_thresholds=engine.set_thresholds, set_tip_rate=set_tip_rate,
                                switch_model=lambda sha: engine.switch_model(sha, config.model.threads),
                                request_diag=request_diag)
-    await stack.enter_async_context(CommandReceiver(config.sync, config.station.id, store.store, handlers,
+    await stack.enter_async_context(CommandReceiver(sync, config.station.id, store.store, handlers,
                                                     config.commands))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,7 +77,7 @@ class RejectedScan:
     def __init__(self, rejected: RejectedFile) -> None:
         self.rejected = rejected
 
-    async def blocks(self) -> AsyncIterator[tuple[np.ndarray, np.ndarray]]:
+    async def blocks(self) -> AsyncGenerator[tuple[np.ndarray, np.ndarray], None]:
         raise StationFault(Reason.SCAN_INCOMPLETE, self.rejected.reason)
         yield  # pragma: no cover - makes this an async generator
 

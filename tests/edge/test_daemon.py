@@ -240,7 +240,8 @@ def test_missing_sync_files_never_stop_inspection(tmp_path):
         health = wait_until(lambda: _health(port), "the alarms on /healthz",
                             check=lambda h: h and len(h.get("alarms", [])) >= 2, timeout=60, interval=0.2)
         codes = {code: message for code, message in health["alarms"]}
-        assert codes["commands_unavailable"] == (f"signed commands from the hub are off: key file {tmp_path / 'hub.pub'}"
+        assert codes["commands_unavailable"] == (f"signed commands from the hub are off: key file"
+                                                 f" {tmp_path / 'hub.pub'}"
                                                  " cannot be read: [Errno 2] No such file or directory:"
                                                  f" '{tmp_path / 'hub.pub'}'")
         assert codes["config_files"].startswith(f"sync.tls.ca_file: {tmp_path / 'ca.crt'} cannot be read")
@@ -287,7 +288,8 @@ def test_a_rejected_scan_file_becomes_a_manual_record_and_an_alarm(tmp_path):
                             check=lambda h: h and any(code == "scan_rejected" for code, _ in h.get("alarms", [])),
                             timeout=60, interval=0.2)
         message = dict(health["alarms"])["scan_rejected"]
-        assert message.startswith(f"scan file truncated.npz from xray-test/source was rejected, record {manual[0][0]} is manual:")
+        assert message.startswith(f"scan file truncated.npz from xray-test/source was rejected,"
+                                  f" record {manual[0][0]} is manual:")
         assert (tmp_path / "drop" / "rejected" / "truncated.npz").exists()
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -366,7 +368,8 @@ def test_an_empty_password_file_is_named_by_check_config_and_never_stops_inspect
                             timeout=90, interval=0.2)
         assert dict(health["alarms"]) == {
             "config_files": f"sync.password_file: {tmp_path / 'mqtt.pw'} is empty",
-            "commands_unavailable": f"signed commands from the hub are off: password file {tmp_path / 'mqtt.pw'} is empty"}
+            "commands_unavailable": f"signed commands from the hub are off: password file {tmp_path / 'mqtt.pw'}"
+                                    " is empty"}
         wait_until(lambda: _count(tmp_path / "data" / "station.db"), "records committed", check=lambda n: n >= 3,
                    timeout=60, interval=0.2)
         assert proc.poll() is None
