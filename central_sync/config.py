@@ -41,7 +41,10 @@ class BrokerConfig(BaseModel):
         """The password read from `password_file` (first line), or None."""
         if self.password_file is None:
             return None
-        return self.password_file.read_text().splitlines()[0].strip()
+        lines = self.password_file.read_text().splitlines()
+        if not lines:
+            raise ValueError(f"password file {self.password_file} is empty")
+        return lines[0].strip()
 
 
 class SyncConfig(BrokerConfig):

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.config import CONFIG_ERROR_EXIT, load_config
-from edge.errors import ConfigError, EdgeError
+from edge.config import CONFIG_ERROR_EXIT, load_config, unreadable_files
+from edge.errors import ConfigError, EdgeError, StoreCorrupt
 from edge.logging import configure_logging
 
 if TYPE_CHECKING:
@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate station configs without starting")
     check.add_argument("files", nargs="+", type=Path)
+    check.add_argument("--skip-files", action="store_true",
+                       help="do not check that the files the config names can be read (e.g. on a build machine)")
     check.set_defaults(handler=_check_config)
 
     detect = sub.add_parser("detect", help="print the detections of one scan file as JSON")
@@ -87,7 +89,10 @@ def _check_config(args: argparse.Namespace) -> int:
     status = 0
     for path in args.files:
         try:
-            load_config(path)
+            config = load_config(path)
+            problems = [] if args.skip_files else unreadable_files(config)
+            if problems:
+                raise ConfigError(path, problems)
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             status = 1
@@ -109,6 +114,11 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.run(run_stations(configs))
     except KeyboardInterrupt:
         return 0
+    except StoreCorrupt as exc:
+        from edge.store import STORE_CORRUPT_EXIT
+
+        print(f"edge: {exc}; it is left as it is for a technician", file=sys.stderr)
+        return STORE_CORRUPT_EXIT
     except EdgeError as exc:
         print(f"edge: {exc}", file=sys.stderr)
         return 1

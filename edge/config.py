@@ -132,6 +132,8 @@ def load_config(path: str | Path) -> StationConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(path, [("<file>", f"cannot be read: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [("<file>", f"is not UTF-8 text (byte {exc.start}): not a TOML config")]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, [("<toml>", str(exc))]) from exc
     try:
@@ -139,6 +141,43 @@ def load_config(path: str | Path) -> StationConfig:
     except ValidationError as exc:
         raise ConfigError(path, [_describe(err) for err in exc.errors()]) from exc
     return config
+
+
+def unreadable_files(config: StationConfig) -> list[tuple[str, str]]:
+    """Files and folders the config names that cannot be read here, as (key path, message).
+
+    `edge check-config` reports them; the daemon starts anyway (a sync fault never stops inspection)
+    and raises an alarm instead.
+    """
+    problems = [(key, f"{path} is not a directory") for key, path in _named_dirs(config)
+                if path is not None and not path.is_dir()]
+    for key, path in _named_files(config):
+        if path is None:
+            continue
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(4096)
+        except OSError as exc:
+            problems.append((key, f"{path} cannot be read: {exc.strerror}"))
+            continue
+        if not head.strip():
+            problems.append((key, f"{path} is empty"))
+    return problems
+
+
+def _named_dirs(config: StationConfig) -> list[tuple[str, Path | None]]:
+    return [("model.dir", config.model.dir), ("model.shadow_dir", config.model.shadow_dir)]
+
+
+def _named_files(config: StationConfig) -> list[tuple[str, Path | None]]:
+    named: list[tuple[str, Path | None]] = []
+    if (sync := config.sync) is not None:
+        if sync.tls is not None:
+            named += [("sync.tls.ca_file", sync.tls.ca_file), ("sync.tls.cert_file", sync.tls.cert_file),
+                      ("sync.tls.key_file", sync.tls.key_file)]
+        named.append(("sync.password_file", sync.password_file))
+    named.append(("commands.hub_public_key", config.commands.hub_public_key))
+    return named
 
 
 def _describe(err: ErrorDetails) -> tuple[str, str]:

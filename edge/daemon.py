@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ import uvicorn
 
 from appliance import sdnotify
 from appliance.serving import stop_on_signals, until_listening
-from edge.config import StationConfig
+from edge.config import StationConfig, unreadable_files
 from edge.context import StationContext
 from edge.detector import load_engine
 from edge.devices import Devices, open_devices
@@ -26,12 +27,14 @@ from edge.events import EventBus
 from edge.metrics import StationMetrics
 from edge.stations import FlowParts, InspectorParts
 from edge.stations.kinds import KINDS
-from edge.store import Store, StoreLimits, StoreWriter
+from edge.errors import EdgeError, StoreCorrupt
+from edge.store import STORE_CORRUPT_EXIT, Store, StoreLimits, StoreWriter
 from appliance.watchdog import Progress, watchdog
 from models.pool import InferencePool
 
 if TYPE_CHECKING:
     from central_sync.publisher import Publisher
+    from central_sync.config import SyncConfig
     from edge.tip import TipEngine
     from models.shadow import ShadowRunner
 
@@ -44,36 +47,53 @@ MB = 1024 * 1024
 
 
 async def run_stations(configs: list[StationConfig], *, stop: asyncio.Event | None = None) -> None:
-    """Run stations in one process, sharing one fair inference pool, until stopped."""
+    """Run stations in one process, sharing one fair inference pool, until stopped.
+
+    A station whose database is corrupt is not restarted (the file is kept as evidence); the others
+    run on, and StoreCorrupt is raised once every station has ended (exit STORE_CORRUPT_EXIT).
+    """
     guard = None
     if stop is None:  # the real daemon: signals stop it, and a stuck stop ends the process
         stop = stop_on_signals()
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
         guard = asyncio.create_task(_bound_shutdown(stop), name="shutdown-guard")
     try:
-        await _run_all(configs, stop)
+        corrupt = await _run_all(configs, stop)
     finally:
         if guard is not None:
             guard.cancel()
+    if corrupt:
+        raise corrupt[0]
 
 
-async def _run_all(configs: list[StationConfig], stop: asyncio.Event) -> None:
+async def _run_all(configs: list[StationConfig], stop: asyncio.Event) -> list[StoreCorrupt]:
     workers = max(c.model.pool_workers for c in configs)
+    corrupt: list[StoreCorrupt] = []
     async with InferencePool(workers, max(c.station.queue_size for c in configs)) as pool:
         async with asyncio.TaskGroup() as tasks:
             for config in configs:
-                tasks.create_task(_supervise(config, pool, stop), name=f"station:{config.station.id}")
+                tasks.create_task(_supervise(config, pool, stop, corrupt), name=f"station:{config.station.id}")
+    return corrupt
 
 
-async def _supervise(config: StationConfig, pool: InferencePool, stop: asyncio.Event) -> None:
+async def _supervise(config: StationConfig, pool: InferencePool, stop: asyncio.Event,
+                     corrupt: list[StoreCorrupt]) -> None:
     """Restart a failed station after a pause, so that one station's fault never stops the others.
 
     Its devices are closed on the way out (safe state); items meanwhile are not inspected, and the
-    failure is logged with its traceback.
+    failure is logged with its traceback. A corrupt database ends the station for good: restarting
+    cannot mend it, and the file is never overwritten.
     """
     while not stop.is_set():
         try:
             await run_station(config, pool, stop)
+            return
+        except StoreCorrupt as exc:
+            log.error("station.store_corrupt", station=config.station.id, error=str(exc),
+                      exit_status=STORE_CORRUPT_EXIT,
+                      action="move the database aside or restore it from backup, then start the station")
+            sdnotify.notify(f"STATUS=station {config.station.id} stopped: {exc}")
+            corrupt.append(exc)
             return
         except Exception:  # the station's top-level supervisor: log, pause, start the station afresh
             log.exception("station.failed", station=config.station.id, restart_in_s=RESTART_DELAY_S)
@@ -91,6 +111,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
     async with AsyncExitStack() as stack:
         limits = StoreLimits(config.store.reserve_mb * MB, config.store.scan_cap_mb * MB, config.store.retention_days)
         store = await stack.enter_async_context(StoreWriter(Store(st.data_dir, limits, st.id)))
+        await _alarm_unreadable_files(config, store)
         engine = await load_engine(config.model, st.id, store, pool)
         devices = await open_devices(stack, config.devices, st.id)
         metrics.follow_devices(devices)
@@ -102,10 +123,12 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
                                     after_commit=publisher.notify if publisher is not None else None, shadow=shadow)
         flow = kind.flow(FlowParts(config, devices, inspection, events, progress))
         snapshot: dict[str, Any] = {}
+        screen_stop = asyncio.Event()  # this station's screen only: a failed station must not stop the others
         ctx = StationContext(st.id, st.kind, st.lane, st.budget_ms, store, events,
                              health=lambda: _health(engine, devices, publisher, metrics, snapshot, shadow),
-                             settings=config, belt=flow.belt, panels=kind.panels, stopping=stop)
+                             settings=config, belt=flow.belt, panels=kind.panels, stopping=screen_stop)
         server, tip = _web_server(config, ctx, metrics)
+        listener = stack.enter_context(_listen(config.http.host, config.http.port))
         await _open_command_receiver(stack, config, store, engine, tip)
         async with asyncio.TaskGroup() as tasks:
             endless = [tasks.create_task(flow.run(), name="flow"),
@@ -113,7 +136,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
                                          name="housekeeping")]
             if (period := sdnotify.watchdog_period_s()) is not None:
                 endless.append(tasks.create_task(watchdog(progress, period), name="watchdog"))
-            tasks.create_task(server.serve(), name="web")
+            tasks.create_task(_serve(server, listener, screen_stop), name="web")
             await until_listening(server)
             sdnotify.notify(f"READY=1\nSTATUS={_ready_status(devices, engine)}")
             log.info("station.ready", station=st.id, kind=st.kind, web=f"http://{config.http.host}:{config.http.port}/",
@@ -122,6 +145,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
             log.info("station.stopping", station=st.id)
             flow.stopped_on_request()
             sdnotify.notify("STOPPING=1")
+            screen_stop.set()
             server.should_exit = True
             for task in endless:
                 task.cancel()
@@ -187,11 +211,57 @@ def _web_server(config: StationConfig, ctx: StationContext,
     return uvicorn.Server(server_config), tip  # its signal hand-over: appliance.serving
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The screen's listening socket, bound here (SO_REUSEADDR) so that a restarted station binds it again."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    return socket.create_server((host, port), family=family, backlog=2048)
+
+
+async def _serve(server: uvicorn.Server, listener: socket.socket, screen_stop: asyncio.Event) -> None:
+    """Serve the screen; cancelled (another task failed), it still shuts down: listener, streams, connections."""
+    try:
+        await server.serve(sockets=[listener])
+    except asyncio.CancelledError:
+        if server.started:
+            screen_stop.set()
+            await server.shutdown(sockets=[listener])
+        raise
+    except SystemExit as exc:  # uvicorn's way of saying the app's start-up failed: a station fault, not the process's
+        where = listener.getsockname()
+        raise EdgeError(f"the station screen on {where} failed to start (uvicorn status {exc.code})") from exc
+
+
+async def _alarm_unreadable_files(config: StationConfig, store: StoreWriter) -> None:
+    """Files the config names that cannot be read: an alarm, never a stop (the sync is not needed to inspect)."""
+    problems = unreadable_files(config)
+    if not problems:
+        await store.call(store.store.clear_alarm, "config_files")
+        return
+    message = "; ".join(f"{key}: {problem}" for key, problem in problems)
+    log.error("station.config_files_unreadable", station=config.station.id, problems=message)
+    await store.call(store.store.raise_alarm, "config_files", message)
+
+
 async def _open_command_receiver(stack: AsyncExitStack, config: StationConfig, store: StoreWriter, engine: Any,
                                  tip: TipEngine) -> None:
-    """Signed commands from the hub: thresholds, TIP rate, active model, a request for diagnostics."""
+    """Signed commands from the hub, or a standing alarm when they cannot be received: inspection goes on."""
     if config.sync is None:
         return
+    from central_sync.errors import SyncError
+
+    try:
+        await _enter_command_receiver(stack, config, config.sync, store, engine, tip)
+    except (SyncError, OSError, ValueError) as exc:
+        log.error("commands.unavailable", station=config.station.id, error=str(exc))
+        await store.call(store.store.raise_alarm, "commands_unavailable",
+                         f"signed commands from the hub are off: {exc}")
+    else:
+        await store.call(store.store.clear_alarm, "commands_unavailable")
+
+
+async def _enter_command_receiver(stack: AsyncExitStack, config: StationConfig, sync: SyncConfig, store: StoreWriter,
+                                  engine: Any, tip: TipEngine) -> None:
+    """Thresholds, TIP rate, active model and a request for diagnostics, steered by the hub."""
     from edge.commands import CommandHandlers, CommandReceiver
 
     def set_tip_rate(rate: float) -> None:
@@ -205,7 +275,7 @@ async def _open_command_receiver(stack: AsyncExitStack, config: StationConfig, s
     handlers = CommandHandlers(set_thresholds=engine.set_thresholds, set_tip_rate=set_tip_rate,
                                switch_model=lambda sha: engine.switch_model(sha, config.model.threads),
                                request_diag=request_diag)
-    await stack.enter_async_context(CommandReceiver(config.sync, config.station.id, store.store, handlers,
+    await stack.enter_async_context(CommandReceiver(sync, config.station.id, store.store, handlers,
                                                     config.commands))
 
 
@@ -214,10 +284,11 @@ async def _housekeeping(store: StoreWriter, publisher: Any, metrics: StationMetr
     """Retention, gauges, the health snapshot and liveness, every few seconds."""
     progress.register("housekeeping")
     while True:
+        await store.call(store.store.check_space)
         await store.call(store.store.prune)
         backlog = await store.call(store.store.outbox_backlog)
         snapshot["alarms"] = [list(a) for a in await store.call(store.store.standing_alarms)]
-        snapshot["store"] = {"records": store.store.counters.records, "backlog": backlog,
+        snapshot["store"] = {"records": store.store.counters.records, "backlog": backlog, "full": store.store.full,
                              "scans_dropped": dict(store.store.counters.scans_dropped)}
         for lane in ("alert", "record", "image"):
             metrics.outbox_backlog.labels(lane).set(backlog.get(lane, 0))

@@ -20,7 +20,7 @@ import structlog
 
 from central_sync.schema import DetectionOut, Identity, InspectionRecord, ItemKind, ModelRef, ScanRef, Verdict
 from drivers.errors import DriverError
-from edge.errors import StationFault
+from edge.errors import DiskFull, StationFault
 from edge.events import EventBus
 from edge.ids import new_id
 from edge.metrics import StationMetrics
@@ -147,6 +147,8 @@ class Inspector:
     async def _conclude(self, item: Item, scan: Scan | None, detections: list[Detection], verdict: Verdict,
                         reason: Reason, timer: Timer) -> InspectionRecord:
         timer.lap("decide")
+        if self.store.store.full is not None:  # no record can be written: nothing is cleared that is not recorded
+            verdict, reason = Verdict.MANUAL, Reason.STORE_FULL
         problem = await self.actuate(item, verdict, reason)
         if problem is not None:
             verdict, reason = Verdict.MANUAL, problem
@@ -158,13 +160,26 @@ class Inspector:
             detections=[DetectionOut(label=d.label, score=d.score, box=d.box) for d in detections],
             model=self.engine.model if self.engine else None, verdict=verdict, reason=reason.value,
             latencies_ms={k: round(v, 3) for k, v in timer.stages.items()}, budget_ms=self.budget_ms)
-        record = await self.store.call(self.store.store.commit, record, stored)
+        try:
+            record = await self.store.call(self.store.store.commit, record, stored)
+        except DiskFull as exc:
+            record = await self._unrecorded(item, record, exc)
         timer.lap("record")
         if self.after_commit is not None:
             self.after_commit()
         self._observe(record, timer)
         self.events.publish("inspection", record.model_dump(mode="json", by_alias=True))
         return record
+
+    async def _unrecorded(self, item: Item, record: InspectionRecord, exc: DiskFull) -> InspectionRecord:
+        """The record could not be written: shown to the officer as manual, logged with the verdict acted on.
+
+        Only the item that finds the store full is acted on with its own verdict (actuation is not
+        repeated: a flow acts once per item); every later item is manual before it is acted on.
+        """
+        log.error("pipeline.record_not_written", station=self.station, item=item.ref, acted=record.verdict.value,
+                  error=str(exc))
+        return record.model_copy(update={"verdict": Verdict.MANUAL, "reason": Reason.STORE_FULL.value})
 
     async def _store_scan(self, scan: Scan | None) -> tuple[ScanRef | None, bool]:
         if scan is None:

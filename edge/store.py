@@ -5,6 +5,10 @@ inside that transaction, so a crash can never leave a gap in the station's seque
 are written (and fsynced) before the transaction that names them. When the disk runs low,
 scans are dropped first (counted); records keep being written into the reserved room.
 Retention prunes only data the hub has acknowledged (no outbox row left for the record).
+When not even a record fits (SQLITE_FULL), the store is `full`: commits are refused at once with
+DiskFull (the inspector sends every item to manual), the alarm goes to a small pre-allocated file
+beside the database (`alarm.reserve`, overwritten in place, so it needs no free block), and
+`check_space` (housekeeping) leaves that state by itself when there is room again.
 
 One `Store` is used from one thread at a time; the daemon calls it through a single-thread
 executor (`edge.store.StoreWriter`).
@@ -32,6 +36,10 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 log = structlog.get_logger()
+
+RESERVE_ALARM_BYTES = 4096
+SPACE_PROBE_BYTES = 64 * 1024  # the room a probe must find before records are written again
+STORE_CORRUPT_EXIT = 65  # EX_DATAERR; the systemd unit lists it in RestartPreventExitStatus
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: records, outbox, alarms
@@ -101,6 +109,8 @@ class Store:
         self._conn: sqlite3.Connection | None = None
         self._scan_bytes = 0
         self._scan_alarms: set[str] = set()
+        self.reserve = ReserveAlarm(self.data_dir / "alarm.reserve")
+        self.full: str | None = None  # the disk-full alarm while records cannot be written
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self) -> "Store":
@@ -117,6 +127,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StoreCorrupt(f"station database {self.db_path} cannot be opened: {exc}") from exc
         self._scan_bytes = _dir_size(self.scans_dir)
+        self.full = self.reserve.open()
         return self
 
     def close(self) -> None:
@@ -208,6 +219,8 @@ class Store:
     def commit(self, record: InspectionRecord, scan_stored: bool) -> InspectionRecord:
         """Allocate `seq`, write the record and its outbox rows in one durable transaction."""
         conn = self.conn
+        if self.full is not None:
+            raise DiskFull(f"record {record.id} could not be written: {self.full}")
         try:
             with self._transaction():
                 seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM inspections").fetchone()[0]
@@ -226,13 +239,39 @@ class Store:
                 if scan_stored and record.scan:
                     enqueue(conn, Lane.IMAGE, "blob", record.id, seq, record.scan.sha256)
         except sqlite3.OperationalError as exc:
-            if "full" in str(exc):
-                self.raise_alarm("disk_full", f"station database {self.db_path} is full: {exc}")
-                raise DiskFull(f"record {record.id} could not be written: {exc}") from exc
+            if _is_full(exc):
+                self._went_full(exc)
+                raise DiskFull(f"record {record.id} could not be written: {self.full}") from exc
             raise StoreError(f"record {record.id} could not be written to {self.db_path}: {exc}") from exc
         self.counters.records += 1
         self.counters.alerts += int(is_alert)
         return record
+
+    def _went_full(self, exc: sqlite3.Error) -> None:
+        self.full = (f"station database {self.db_path} is full: records are not written and every item goes to"
+                     f" manual until there is room ({exc})")
+        self.reserve.write(self.full)
+        log.error("store.disk_full", db=str(self.db_path), error=str(exc))
+
+    def check_space(self) -> None:
+        """Leave the full state once the disk and the database have room again (the episode is then recorded)."""
+        if self.full is None or shutil.disk_usage(self.data_dir).free < SPACE_PROBE_BYTES * 16:
+            return
+        now = time.time()
+        try:
+            with self._transaction() as conn:
+                conn.execute("INSERT INTO alarms (at, code, message) VALUES (?, 'space_probe', zeroblob(?))",
+                             (now, SPACE_PROBE_BYTES))
+                conn.execute("DELETE FROM alarms WHERE code = 'space_probe'")
+                conn.execute("INSERT INTO alarms (at, code, message, cleared_at) VALUES (?, 'disk_full', ?, ?)",
+                             (now, self.full, now))
+        except sqlite3.OperationalError as exc:
+            if _is_full(exc):
+                return
+            raise StoreError(f"station database {self.db_path} could not be probed for room: {exc}") from exc
+        self.full = None
+        self.reserve.write(None)
+        log.info("store.disk_space_back", db=str(self.db_path))
 
     def add_review(self, record_id: str, review: Review) -> InspectionRecord:
         """Store the officer's decision on a record and queue it for the hub."""
@@ -245,22 +284,42 @@ class Store:
     def _update(self, record_id: str, fields: dict, reviewed: bool) -> InspectionRecord:
         """Set fields of a stored record and queue the whole record on the record lane (hub kind `review`)."""
         conn = self.conn
-        with self._transaction():
-            row = conn.execute("SELECT record FROM inspections WHERE id = ?", (record_id,)).fetchone()
-            if row is None:
-                raise StoreError(f"no inspection with id {record_id} in {self.db_path}")
-            record = InspectionRecord.model_validate_json(row[0]).model_copy(update=fields)
-            conn.execute("UPDATE inspections SET record = ?, reviewed = max(reviewed, ?) WHERE id = ?",
-                         (record.to_json(), int(reviewed), record_id))
-            enqueue(conn, Lane.RECORD, "review", record_id, record.seq, record.to_json())
+        what = "review" if reviewed else "route"
+        if self.full is not None:
+            raise DiskFull(f"{what} of {record_id} could not be written: {self.full}")
+        try:
+            with self._transaction():
+                row = conn.execute("SELECT record FROM inspections WHERE id = ?", (record_id,)).fetchone()
+                if row is None:
+                    raise StoreError(f"no inspection with id {record_id} in {self.db_path}")
+                record = InspectionRecord.model_validate_json(row[0]).model_copy(update=fields)
+                conn.execute("UPDATE inspections SET record = ?, reviewed = max(reviewed, ?) WHERE id = ?",
+                             (record.to_json(), int(reviewed), record_id))
+                enqueue(conn, Lane.RECORD, "review", record_id, record.seq, record.to_json())
+        except sqlite3.OperationalError as exc:
+            if not _is_full(exc):
+                raise
+            self._went_full(exc)
+            raise DiskFull(f"{what} of {record_id} could not be written: {self.full}") from exc
         return record
 
     def raise_alarm(self, code: str, message: str) -> None:
-        """Record an alarm unless the same one is already standing."""
+        """Record an alarm unless the same one is already standing (only logged while the database is full)."""
         standing = self.conn.execute("SELECT 1 FROM alarms WHERE code = ? AND cleared_at IS NULL", (code,)).fetchone()
         if standing is None:
-            self.conn.execute("INSERT INTO alarms (at, code, message) VALUES (?,?,?)", (time.time(), code, message))
             log.error("store.alarm", code=code, message=message)
+            try:
+                self.conn.execute("INSERT INTO alarms (at, code, message) VALUES (?,?,?)", (time.time(), code, message))
+            except sqlite3.OperationalError as exc:
+                if not _is_full(exc):
+                    raise
+                self._went_full(exc)
+
+    def renew_alarm(self, code: str, message: str) -> None:
+        """Raise an alarm with this latest message, replacing the one standing under the same code."""
+        with self._transaction():
+            self.clear_alarm(code)
+            self.raise_alarm(code, message)
 
     def clear_alarm(self, code: str) -> None:
         self.conn.execute("UPDATE alarms SET cleared_at = ? WHERE code = ? AND cleared_at IS NULL", (time.time(), code))
@@ -278,7 +337,8 @@ class Store:
         return int(self.conn.execute("SELECT count(*) FROM inspections").fetchone()[0])
 
     def standing_alarms(self) -> list[tuple[str, str]]:
-        return list(self.conn.execute("SELECT code, message FROM alarms WHERE cleared_at IS NULL ORDER BY at"))
+        alarms = list(self.conn.execute("SELECT code, message FROM alarms WHERE cleared_at IS NULL ORDER BY at"))
+        return alarms + [("disk_full", self.full)] if self.full is not None else alarms
 
     def outbox_backlog(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT lane, count(*) FROM outbox GROUP BY lane")
@@ -287,6 +347,14 @@ class Store:
     # -- retention -------------------------------------------------------------------------
     def prune(self, now: float | None = None) -> None:
         """Delete synced scans and records older than retention, and synced scans over the cap."""
+        try:
+            self._prune(now)
+        except sqlite3.OperationalError as exc:
+            if not _is_full(exc):
+                raise
+            log.warning("store.prune_deferred", db=str(self.db_path), error=str(exc))  # tried again next round
+
+    def _prune(self, now: float | None) -> None:
         cutoff = _iso(now or time.time(), -self.limits.retention_days * 86400)
         synced = "NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = inspections.id)"
         old = self.conn.execute(
@@ -334,7 +402,40 @@ class _Tx:
         return self.conn
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        elif self.conn.in_transaction:  # SQLITE_FULL has already rolled the transaction back
+            self.conn.execute("ROLLBACK")
+
+
+class ReserveAlarm:
+    """A pre-allocated file beside the database holding the one alarm that cannot go into it.
+
+    Written in place at a fixed size (RESERVE_ALARM_BYTES, space-padded UTF-8), so it needs no new
+    disk block: it works on a full disk. Blank means no alarm.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def open(self) -> str | None:
+        """Create the file at its full size if missing; the standing message, if any."""
+        if not self.path.exists():
+            self._put(b"", os.O_WRONLY | os.O_CREAT)
+        text = self.path.read_bytes().decode("utf-8", errors="replace").strip()
+        return text or None
+
+    def write(self, message: str | None) -> None:
+        data = (message or "").encode()[:RESERVE_ALARM_BYTES]
+        self._put(data.decode("utf-8", errors="ignore").encode(), os.O_WRONLY)
+
+    def _put(self, data: bytes, flags: int) -> None:
+        fd = os.open(self.path, flags, 0o640)
+        try:
+            os.pwrite(fd, data.ljust(RESERVE_ALARM_BYTES, b" "), 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 class StoreWriter:
@@ -345,7 +446,11 @@ class StoreWriter:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
 
     async def __aenter__(self) -> "StoreWriter":
-        await self.call(self.store.open)
+        try:
+            await self.call(self.store.open)
+        except StoreError:
+            self._pool.shutdown(wait=False)  # a station that restarts must not leave a thread per attempt
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -365,6 +470,10 @@ def _statements(sql: str) -> list[str]:
             statements.append(buf)
             buf = ""
     return statements
+
+
+def _is_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
 
 def _dir_size(path: Path) -> int:

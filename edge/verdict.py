@@ -28,6 +28,7 @@ class Reason(StrEnum):
     MODEL_UNAVAILABLE = "model_unavailable"
     INFERENCE_FAILED = "inference_failed"
     SAFETY_STOP = "safety_stop"
+    STORE_FULL = "store_full"  # the station database is full: the record cannot be written
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Retrofit image sources: files dropped by an existing X-ray machine, or its monitor's video.
 
     async with open_source(cfg, "retrofit") as source:
-        async for scan in source.scans():     # models.scan.Scan, meta["source"] names the origin
+        async for scan in source.scans():     # models.scan.Scan (meta["source"] names the origin), or a RejectedFile
             ...
 
 Kinds "sim-filedrop" and "sim-video" run the simulator (files written into the folder, or a
@@ -20,17 +20,17 @@ from typing import Protocol
 from drivers.errors import LinkLost
 from drivers.retrofit import sim
 from drivers.retrofit.config import RetrofitConfig, SimRetrofitConfig
-from drivers.retrofit.filedrop import FileDropSource
+from drivers.retrofit.filedrop import FileDropSource, RejectedFile
 from drivers.retrofit.video import VideoSource
 from models.scan import Scan, load_scan
 
-__all__ = ["FileDropSource", "ImageSource", "RetrofitConfig", "SimRetrofitConfig", "VideoSource", "open_source"]
+__all__ = ["FileDropSource", "ImageSource", "RejectedFile", "RetrofitConfig", "SimRetrofitConfig", "VideoSource", "open_source"]
 
 
 class ImageSource(Protocol):
-    """Anything that yields whole scans from an existing machine."""
+    """Anything that yields whole scans from an existing machine (and the files it had to reject)."""
 
-    def scans(self) -> AsyncIterator[Scan]: ...
+    def scans(self) -> AsyncIterator[Scan | RejectedFile]: ...
 
 
 def _sim_scans(cfg: RetrofitConfig) -> list[Scan]:

@@ -4,7 +4,8 @@ A file is ingested when its size and mtime have not changed for `settle_ms` and 
 that look temporary are ignored. After the consumer takes a scan (asks for the next one), the file
 moves to `processed/`; so a restart ingests only what was not yet handed over (each file once;
 a crash between hand-over and move hands it over again, which the record's scan sha256 reveals).
-A file that does not parse is moved to `rejected/` with `<name>.reason.txt` holding one sentence.
+A file that does not parse is moved to `rejected/` with `<name>.reason.txt` holding one sentence,
+and yielded as a `RejectedFile` so that the consumer can record the item (manual) and alarm.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ log = structlog.get_logger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 SUFFIXES = (".npz", *IMAGE_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class RejectedFile:
+    """A dropped file that could not be used: moved to `rejected/`; `reason` is one sentence."""
+
+    file: str
+    source: str
+    reason: str
 
 
 @dataclass
@@ -73,8 +83,9 @@ class FileDropSource:
         self._seen: dict[str, _Seen] = {}
         self.counters = {"ingested": 0, "rejected": 0}
 
-    async def scans(self) -> AsyncIterator[Scan]:
-        """Yield scans as files settle; the file moves to processed/ when the next one is asked for."""
+    async def scans(self) -> AsyncIterator[Scan | RejectedFile]:
+        """Yield scans as files settle, and the files rejected; a scan's file moves to processed/ when
+        the next one is asked for."""
         await asyncio.to_thread(self._prepare)
         while True:
             for path in await asyncio.to_thread(self._settled):
@@ -82,6 +93,8 @@ class FileDropSource:
                 if scan is None:
                     continue
                 yield scan
+                if isinstance(scan, RejectedFile):
+                    continue
                 await asyncio.to_thread(_move, path, self.processed)
                 self.counters["ingested"] += 1
                 log.info("retrofit.file_ingested", source=self.name, file=path.name, shape=scan.shape)
@@ -119,27 +132,26 @@ class FileDropSource:
             del self._seen[gone]
         return ready
 
-    def _parse(self, path: Path) -> Scan | None:
+    def _parse(self, path: Path) -> Scan | RejectedFile | None:
         """Parse a settled file; reject it (moved, reason written) if it cannot be used."""
         seen = self._seen.pop(path.name, None)
         size = path.stat().st_size
         if size > self.cfg.max_file_mb << 20:
-            self._reject(path, f"{path.name} has {size} bytes, more than the {self.cfg.max_file_mb} MB limit")
-            return None
+            return self._reject(path, f"{path.name} has {size} bytes, more than the {self.cfg.max_file_mb} MB limit")
         try:
             return read_scan_file(path, f"filedrop:{self.name}")
         except ScanFormatError as exc:
             st = path.stat()
             if seen is not None and (seen.size, seen.mtime_ns) != (st.st_size, st.st_mtime_ns):
                 return None  # still being written after all: look again later
-            self._reject(path, str(exc))
-            return None
+            return self._reject(path, str(exc))
 
-    def _reject(self, path: Path, reason: str) -> None:
+    def _reject(self, path: Path, reason: str) -> RejectedFile:
         dest = _move(path, self.rejected)
         dest.with_name(dest.name + ".reason.txt").write_text(reason + "\n")
         self.counters["rejected"] += 1
         log.warning("retrofit.file_rejected", source=self.name, file=path.name, reason=reason)
+        return RejectedFile(path.name, self.name, reason)
 
 
 def _move(path: Path, folder: Path) -> Path:

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 import structlog
 
 from central_sync.schema import RouteTaken
+from edge.errors import DiskFull
 from edge.store import StoreWriter
 from edge.tracking import ItemRouted
 
@@ -56,6 +57,10 @@ class RouteRecorder:
         return self._store(self._records.pop(item_id), route)
 
     async def _store(self, record_id: str, route: RouteTaken) -> None:
-        await self.store.call(self.store.store.add_route, record_id, route)
+        try:
+            await self.store.call(self.store.store.add_route, record_id, route)
+        except DiskFull as exc:  # the store's disk_full alarm stands; the belt goes on
+            log.error("conveyor.route_not_written", record=record_id, route=route.to, error=str(exc))
+            return
         if self.after_write is not None:
             self.after_write()

@@ -86,9 +86,11 @@ async def test_filedrop_rejects_bad_files_with_a_reason_and_keeps_going(tmp_path
     (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 not really a zip")
     cv2.imwrite(str(tmp_path / "colour.png"), np.zeros((8, 8, 3), np.uint8))
     save_scan(_scan(), tmp_path / "good.npz")
-    got = await _take(it, 1)
+    got = await _take(it, 3)
     await it.aclose()
-    assert got[0].meta["file"] == "good.npz"
+    assert [(r.file, r.source) for r in got[:2]] == [("broken.npz", "cabinet"), ("colour.png", "cabinet")]
+    assert "channels" in got[1].reason  # each rejection is handed to the consumer too: it records the item
+    assert got[2].meta["file"] == "good.npz"
     rejected = tmp_path / "rejected"
     assert (rejected / "broken.npz").exists() and (rejected / "colour.png").exists()
     assert "channels" in (rejected / "colour.png.reason.txt").read_text()

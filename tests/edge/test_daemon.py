@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -21,11 +22,12 @@ from polling import wait_until
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _write_config(tmp: Path, port: int, model_dir: Path) -> Path:
+def _write_config(tmp: Path, port: int, model_dir: Path, station: str = "xray-test") -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
     config = tmp / "station.toml"
     config.write_text(f"""
 [station]
-id = "xray-test"
+id = "{station}"
 kind = "xray"
 item_kind = "parcel"
 budget_ms = 5000
@@ -115,9 +117,13 @@ def test_config_error_exits_78_with_the_key(tmp_path):
 
 
 def test_check_config_accepts_examples_and_names_the_broken_key(tmp_path):
-    examples = sorted(str(p) for p in (ROOT / "examples").glob("*.toml"))
-    ok = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", *examples], capture_output=True, text=True,
+    simulated = sorted(str(p) for p in (ROOT / "examples").glob("*.toml") if not p.name.startswith("real-"))
+    ok = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", *simulated], capture_output=True, text=True,
                         cwd=ROOT, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    real = sorted(str(p) for p in (ROOT / "examples").glob("real-*.toml"))  # their /etc files live on the station
+    ok = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", "--skip-files", *real], capture_output=True,
+                        text=True, cwd=ROOT, timeout=60)
     assert ok.returncode == 0, ok.stderr
     broken = tmp_path / "broken.toml"
     broken.write_text((ROOT / "examples" / "conveyor.toml").read_text().replace("budget_ms = 2000", "budget_ms = -5"))
@@ -125,3 +131,250 @@ def test_check_config_accepts_examples_and_names_the_broken_key(tmp_path):
                          text=True, cwd=ROOT, timeout=60)
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines() == [f"{broken}: station.budget_ms: Input should be greater than 0 (got -5)"]
+
+
+def test_binary_config_exits_78_with_the_file(tmp_path):
+    binary = tmp_path / "station.toml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe" + bytes(range(256)))
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(binary)], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 78, result.stderr
+    assert result.stderr.strip().splitlines() == [f"{binary}: <file>: is not UTF-8 text (byte 0): not a TOML config"]
+
+
+def test_corrupt_database_exits_65_names_it_and_leaves_it(tmp_path):
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    config = _write_config(tmp_path, free_port(), model)
+    (tmp_path / "data").mkdir()
+    db = tmp_path / "data" / "station.db"
+    garbage = b"SQLite format 3\x00" + os.urandom(8192)
+    db.write_bytes(garbage)
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 65, result.stderr[-2000:]
+    assert '"event": "station.store_corrupt"' in result.stdout
+    assert str(db) in result.stderr
+    assert db.read_bytes() == garbage  # never overwritten: the evidence stays for a technician
+
+
+def _events(log: Path, event: str, station: str) -> int:
+    text = log.read_text(errors="replace")
+    return sum(1 for line in text.splitlines() if f'"event": "{event}"' in line and f'"station": "{station}"' in line)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_one_failed_station_restarts_on_its_port_and_the_other_runs_on(tmp_path):
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    ports = {"xray-a": free_port(), "xray-b": free_port()}
+    configs = [_write_config(tmp_path / s, p, model, s) for s, p in ports.items()]
+    out = tmp_path / "daemon.log"
+    args = [a for c in configs for a in ("--config", str(c))]
+    with open(out, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", *args], stdout=fh, stderr=subprocess.STDOUT,
+                                cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    db = {s: tmp_path / s / "data" / "station.db" for s in ports}
+    drop = tmp_path / "xray-a" / "drop"
+    try:
+        wait_until(lambda: all(_count(d) >= 3 for d in db.values()), "both stations commit", timeout=90, interval=0.2)
+        shutil.rmtree(drop)
+        drop.write_text("not a folder")  # the drop folder is gone: station a's flow fails
+        wait_until(lambda: _events(out, "station.failed", "xray-a"), "station a failed", timeout=60, interval=0.2)
+        a_at_failure, b_at_failure = _count(db["xray-a"]), _count(db["xray-b"])
+        drop.unlink()
+        wait_until(lambda: _events(out, "station.ready", "xray-a"), "station a ready again",
+                   check=lambda n: n >= 2 or proc.poll() is not None, timeout=90, interval=0.2)
+        assert proc.poll() is None, out.read_text()[-3000:]
+        wait_until(lambda: _count(db["xray-a"]), "station a commits again", check=lambda n: n > a_at_failure,
+                   timeout=90, interval=0.2)
+        assert _healthy(ports["xray-a"]) and _healthy(ports["xray-b"])
+        assert _count(db["xray-b"]) > b_at_failure
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+
+
+SYNC_WITH_MISSING_FILES = """
+[sync]
+host = "127.0.0.1"
+port = {port}
+tls = {{ ca_file = "{tmp}/ca.crt" }}
+username = "xray-test"
+password_file = "{tmp}/mqtt.pw"
+
+[commands]
+hub_public_key = "{tmp}/hub.pub"
+"""
+
+
+def test_check_config_names_every_missing_file(tmp_path):
+    config = _write_config(tmp_path, free_port(), tmp_path / "model")
+    config.write_text(config.read_text() + SYNC_WITH_MISSING_FILES.format(port=free_port(), tmp=tmp_path))
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(config)], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.strip().splitlines() == [
+        f"{config}: model.dir: {tmp_path / 'model'} is not a directory",
+        f"{config}: sync.tls.ca_file: {tmp_path / 'ca.crt'} cannot be read: No such file or directory",
+        f"{config}: sync.password_file: {tmp_path / 'mqtt.pw'} cannot be read: No such file or directory",
+        f"{config}: commands.hub_public_key: {tmp_path / 'hub.pub'} cannot be read: No such file or directory",
+    ]
+
+
+def test_missing_sync_files_never_stop_inspection(tmp_path):
+    port = free_port()
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    config = _write_config(tmp_path, port, model)
+    config.write_text(config.read_text() + SYNC_WITH_MISSING_FILES.format(port=free_port(), tmp=tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        db = tmp_path / "data" / "station.db"
+        wait_until(lambda: _count(db), "records committed without sync", check=lambda n: n >= 5 or proc.poll(),
+                   timeout=90, interval=0.2)
+        health = wait_until(lambda: _health(port), "the alarms on /healthz",
+                            check=lambda h: h and len(h.get("alarms", [])) >= 2, timeout=60, interval=0.2)
+        codes = {code: message for code, message in health["alarms"]}
+        assert codes["commands_unavailable"] == (f"signed commands from the hub are off: key file"
+                                                 f" {tmp_path / 'hub.pub'}"
+                                                 " cannot be read: [Errno 2] No such file or directory:"
+                                                 f" '{tmp_path / 'hub.pub'}'")
+        assert codes["config_files"].startswith(f"sync.tls.ca_file: {tmp_path / 'ca.crt'} cannot be read")
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+
+
+def _health(port: int) -> dict | None:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+    except httpx.HTTPError:
+        return None
+
+
+def _manual_records(db: Path) -> list[tuple[str, str]]:
+    """Manual records for an incomplete scan (a loaded machine may also miss a budget: not these)."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT id, reason FROM inspections WHERE verdict = 'manual'"
+                                " AND reason = 'scan_incomplete'").fetchall()
+    except sqlite3.OperationalError:
+        return []
+
+
+def test_a_rejected_scan_file_becomes_a_manual_record_and_an_alarm(tmp_path):
+    port = free_port()
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    config = _write_config(tmp_path, port, model)
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        db = tmp_path / "data" / "station.db"
+        wait_until(lambda: _count(db), "the station inspects", check=lambda n: n >= 3 or proc.poll(), timeout=90,
+                   interval=0.2)
+        assert _manual_records(db) == []  # the simulator's scans are whole
+        whole = (ROOT / "examples" / "scans").glob("*.npz").__next__().read_bytes()
+        part = tmp_path / "drop" / "truncated.npz.part"
+        part.write_bytes(whole[: len(whole) // 2])  # the vendor's writer stopped half-way
+        part.rename(tmp_path / "drop" / "truncated.npz")
+        manual = wait_until(lambda: _manual_records(db), "a manual record for the rejected file", timeout=60,
+                            interval=0.2)
+        assert [reason for _, reason in manual] == ["scan_incomplete"]
+        health = wait_until(lambda: _health(port), "the alarm on /healthz",
+                            check=lambda h: h and any(code == "scan_rejected" for code, _ in h.get("alarms", [])),
+                            timeout=60, interval=0.2)
+        message = dict(health["alarms"])["scan_rejected"]
+        assert message.startswith(f"scan file truncated.npz from xray-test/source was rejected,"
+                                  f" record {manual[0][0]} is manual:")
+        assert (tmp_path / "drop" / "rejected" / "truncated.npz").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs for the station's data (needs root and mount; skipped where the test may not mount)."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def _fill_disk(path: Path) -> None:
+    with open(path, "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+
+
+def test_a_full_disk_keeps_the_station_deciding_alarms_and_recovers(tmp_path, small_disk):
+    port = free_port()
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    config = _write_config(tmp_path, port, model)
+    config.write_text(config.read_text().replace(f'data_dir = "{tmp_path / "data"}"', f'data_dir = "{small_disk}"')
+                      + "\n[store]\nreserve_mb = 1\n")
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db, filler = small_disk / "station.db", small_disk / "filler"
+    try:
+        wait_until(lambda: _count(db), "the station inspects", check=lambda n: n >= 3 or proc.poll(), timeout=90,
+                   interval=0.2)
+        _fill_disk(filler)
+        health = wait_until(lambda: _health(port), "disk_full on /healthz",
+                            check=lambda h: (h and "disk_full" in dict(h.get("alarms", []))) or proc.poll(),
+                            timeout=90, interval=0.2)
+        assert proc.poll() is None
+        assert health["store"]["full"].startswith(f"station database {db} is full")
+        manual = 'edge_verdicts_total{reason="store_full",verdict="manual"}'
+        wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, "items decided manual",
+                   check=lambda text: manual in text, timeout=60, interval=0.2)
+        at_full = _count(db)
+        filler.unlink()  # room again
+        wait_until(lambda: _health(port), "the alarm gone",
+                   check=lambda h: h and "disk_full" not in dict(h.get("alarms", [])), timeout=90, interval=0.2)
+        wait_until(lambda: _count(db), "records written again", check=lambda n: n > at_full, timeout=60, interval=0.2)
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+
+
+def test_an_empty_password_file_is_named_by_check_config_and_never_stops_inspection(tmp_path):
+    port = free_port()
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    config = _write_config(tmp_path, port, model)
+    (tmp_path / "mqtt.pw").write_bytes(b"")
+    config.write_text(config.read_text() + f'\n[sync]\nport = {free_port()}\nusername = "xray-test"\n'
+                                           f'password_file = "{tmp_path / "mqtt.pw"}"\n')
+    check = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(config)], capture_output=True,
+                           text=True, cwd=ROOT, timeout=60)
+    assert check.stderr.strip().splitlines() == [f"{config}: sync.password_file: {tmp_path / 'mqtt.pw'} is empty"]
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        health = wait_until(lambda: _health(port), "the alarm on /healthz",
+                            check=lambda h: (h and "commands_unavailable" in dict(h.get("alarms", []))) or proc.poll(),
+                            timeout=90, interval=0.2)
+        assert dict(health["alarms"]) == {
+            "config_files": f"sync.password_file: {tmp_path / 'mqtt.pw'} is empty",
+            "commands_unavailable": f"signed commands from the hub are off: password file {tmp_path / 'mqtt.pw'}"
+                                    " is empty"}
+        wait_until(lambda: _count(tmp_path / "data" / "station.db"), "records committed", check=lambda n: n >= 3,
+                   timeout=60, interval=0.2)
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)

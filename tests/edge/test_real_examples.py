@@ -30,8 +30,8 @@ def _kinds(tree: dict, path: str = "") -> dict[str, str]:
 
 
 def test_edge_check_config_accepts_every_real_example():
-    result = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", *map(str, REAL.values())],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", "--skip-files",  # /etc lives on the station
+                             *map(str, REAL.values())], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [f"{path}: ok" for path in REAL.values()]
 

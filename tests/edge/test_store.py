@@ -11,7 +11,7 @@ import time
 import pytest
 
 from central_sync.schema import Review, Verdict
-from edge.errors import StoreCorrupt
+from edge.errors import DiskFull, StoreCorrupt
 from edge.store import Store, StoreLimits
 
 from edge_factories import make_record
@@ -126,3 +126,52 @@ def test_kill_9_loses_no_committed_record(tmp_path):
         assert seqs == list(range(1, len(seqs) + 1))  # no gap
     for _, seq, rid in acknowledged:
         assert stored[rid] == int(seq)
+
+
+def _fill(s: Store) -> int:
+    """Commit records until the database refuses one; the number written."""
+    s.conn.execute(f"PRAGMA max_page_count = {s.conn.execute('PRAGMA page_count').fetchone()[0] + 2}")
+    with pytest.raises(DiskFull, match="could not be written"):
+        for n in range(10_000):
+            s.commit(make_record(), scan_stored=False)
+    return n
+
+
+def test_a_full_database_alarms_through_the_reserve_and_recovers_by_itself(tmp_path):
+    with Store(tmp_path) as s:
+        written = _fill(s)
+        assert s.full is not None
+        alarms = dict(s.standing_alarms())
+        assert alarms["disk_full"].startswith(f"station database {tmp_path / 'station.db'} is full: records are not"
+                                              " written and every item goes to manual")
+        with pytest.raises(DiskFull):  # still full: refused at once, never a crash
+            s.commit(make_record(), scan_stored=False)
+        assert s.count() == written
+        s.check_space()
+        assert s.full is not None  # no room yet
+        s.conn.execute("PRAGMA max_page_count = 1073741823")  # room again
+        s.check_space()
+        assert s.full is None and "disk_full" not in dict(s.standing_alarms())
+        assert s.commit(make_record(), scan_stored=False).seq == written + 1
+        history = s.conn.execute("SELECT code, cleared_at IS NOT NULL FROM alarms WHERE code = 'disk_full'").fetchall()
+        assert history == [("disk_full", 1)]  # the episode is in the database once there is room for it
+
+
+def test_the_disk_full_alarm_survives_a_restart(tmp_path):
+    with Store(tmp_path) as s:
+        _fill(s)
+    with Store(tmp_path) as s:  # reopened: the alarm stands until the store sees room
+        assert "disk_full" in dict(s.standing_alarms())
+        s.check_space()
+        assert "disk_full" not in dict(s.standing_alarms())
+
+
+def test_a_review_on_a_full_database_is_refused_as_disk_full(tmp_path):
+    from datetime import datetime, timezone
+    with Store(tmp_path) as s:
+        rec = s.commit(make_record(Verdict.SUSPECT, "detection"), scan_stored=False)
+        s.conn.execute(f"PRAGMA max_page_count = {s.conn.execute('PRAGMA page_count').fetchone()[0]}")
+        big = Review(officer="B-17", decided_at=datetime.now(timezone.utc), outcome="false_alarm", note="x" * 50_000)
+        with pytest.raises(DiskFull, match=f"review of {rec.id} could not be written"):
+            s.add_review(rec.id, big)
+        assert s.full is not None and s.get(rec.id).review is None

@@ -32,12 +32,12 @@ def test_systemd_analyze_verify(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-def test_station_unit_is_notify_watchdog_and_no_restart_on_config_error():
+def test_station_unit_is_notify_watchdog_and_no_restart_on_config_error_or_corrupt_database():
     service = _unit("checkpoint-edge@.service")["Service"]
     assert service["Type"] == "notify"
     assert "WatchdogSec" in service
     assert service["Restart"] == "on-failure"
-    assert service["RestartPreventExitStatus"] == "78"
+    assert service["RestartPreventExitStatus"].split() == ["78", "65"]  # CONFIG_ERROR_EXIT, STORE_CORRUPT_EXIT
 
 
 def test_station_unit_is_hardened_with_serial_devices_only():
