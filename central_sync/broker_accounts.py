@@ -8,6 +8,12 @@ account could join the hub's shared subscription (`$share/hub/...`); the broker 
 share of the records and drops them at delivery (read denied), starving the hub. The plugin checks
 subscriptions (a refused one is answered SUBACK 0x87). Its ACLs do not substitute `%u` in 2.0, so
 every station gets its own role. Passwords are stored as PBKDF2-SHA512 with a random salt.
+
+One account per connection (issue 22 item 7): a second connection with a client id in use closes the
+first, so the shipped conf sets `use_username_as_clientid true` and an account can only ever hold its
+own id. Each entry NAME=PASSWORD-FILE therefore becomes one account `NAME.LINK` per connection the
+client opens (central_sync.mqtt.STATION_LINKS / HUB_LINKS), all with NAME's password and role; a
+client configured with user name NAME logs in as `NAME.LINK` (central_sync.mqtt.login).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import sys
 from pathlib import Path
 
 from central_sync import protocol as p
+from central_sync.mqtt import HUB_LINKS, STATION_LINKS, login
 from central_sync.errors import SyncError
 
 ITERATIONS = 10_000
@@ -59,14 +66,21 @@ def station_role(station: str) -> dict:
             + [_acl("subscribePattern", f"{own}/{leaf}") for leaf in STATION_READS]}
 
 
+def _client(username: str, rolename: str, pw: str) -> dict:
+    return {"username": username, "roles": [{"rolename": rolename}], **_password(pw)}
+
+
 def build(hubs: dict[str, str], stations: dict[str, str], group: str = p.SHARE_GROUP) -> dict:
-    """The plugin's configuration: `hubs` and `stations` map account name to password. A station's
-    account name is its station id; everything not granted is refused (subscribe and publish)."""
+    """The plugin's configuration: `hubs` and `stations` map a client's user name to its password
+    (a station's is its station id; one per hub process). Each gives one account per connection,
+    `NAME.LINK`; everything not granted is refused (subscribe and publish)."""
     for name in (*hubs, *stations):
         if not NAME.match(name):
             raise AccountsError(f"broker account name {name!r} must be 1 to 64 letters, digits or _.-")
-    clients = [{"username": u, "roles": [{"rolename": "hub"}], **_password(pw)} for u, pw in hubs.items()]
-    clients += [{"username": s, "roles": [{"rolename": f"station-{s}"}], **_password(pw)} for s, pw in stations.items()]
+    if both := sorted(set(hubs) & set(stations)):
+        raise AccountsError(f"broker account name {both[0]!r} is given both as a hub and as a station")
+    clients = [_client(login(u, link), "hub", pw) for u, pw in hubs.items() for link in HUB_LINKS]
+    clients += [_client(login(s, link), f"station-{s}", pw) for s, pw in stations.items() for link in STATION_LINKS]
     return {"defaultACLAccess": {"publishClientSend": False, "publishClientReceive": True,
                                  "subscribe": False, "unsubscribe": True},
             "clients": clients, "groups": [],

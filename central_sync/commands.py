@@ -227,19 +227,22 @@ class CommandLink:
     """A small MQTT v5 client on its own thread: subscribes to `topics`, hands each message to
     `on_message(topic, payload)` (called on paho's thread), publishes QoS 1 on request.
 
-        async with CommandLink(broker, "hub-cmd-1", ["cpe/v1/+/cmd/result"], handler) as link:
+        async with CommandLink(broker, "hub-cmd-1", ["cpe/v1/+/cmd/result"], handler, link="cr") as link:
             link.publish(cmd_topic("gate-1"), sign(key, cmd))
     """
 
     def __init__(self, cfg: BrokerConfig, client_id: str, topics: list[str],
-                 on_message: Callable[[str, bytes], None]) -> None:
+                 on_message: Callable[[str, bytes], None], link: str = "cmd") -> None:
+        """link: the connection's name in the broker account `{username}.{link}` ("cmd" on a
+        station, "cr" for a hub's control room); `client_id` is used only without a user name."""
         self.cfg, self.client_id, self.topics, self.on_message = cfg, client_id, topics, on_message
+        self.link = link
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self._client: mqtt.Client | None = None
 
     async def __aenter__(self) -> "CommandLink":
-        client = self._client = new_client(self.cfg, self.client_id, 20)
+        client = self._client = new_client(self.cfg, self.client_id, 20, self.link)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = lambda c, u, mid, codes, props: self.subscribed.set()

@@ -16,19 +16,31 @@ from central_sync.config import BrokerConfig
 from central_sync.errors import BrokerError, SessionLost
 
 REASON_NAMES = {0x80: "unspecified", 0x83: "implementation specific", 0x86: "bad user name or password", 0x87: "not authorised",
-                0x90: "topic name invalid", 0x91: "packet id in use", 0x95: "packet too large",
+                0x8E: "session taken over", 0x90: "topic name invalid", 0x91: "packet id in use", 0x95: "packet too large",
                 0x97: "quota exceeded", 0x99: "payload format invalid"}
 
+# The connections a client opens, one broker account each (`{username}.{link}`, issue 22 item 7):
+STATION_LINKS = ("sync", "cmd", "diag")  # outbox sender, command link, diagnostics
+HUB_LINKS = ("priority", "bulk", "cr")  # the hub link's two lanes, the control room's command link
 
-def new_client(cfg: BrokerConfig, client_id: str, max_inflight: int) -> mqtt.Client:
+
+def login(username: str, link: str) -> str:
+    """The account (and client id) of connection `link` of a client configured with `username`."""
+    return f"{username}.{link}"
+
+
+def new_client(cfg: BrokerConfig, client_id: str, max_inflight: int, link: str) -> mqtt.Client:
     """A fresh v5 client (never reused across sessions, so paho cannot replay stale publishes).
 
+    With a user name it logs in as `login(username, link)` and takes that as its client id: the
+    shipped broker sets client id = user name, so no account can take over another's connection.
     paho ignores the broker's Receive Maximum, so callers keep their own window at or below both
     `max_inflight` (paho's limit, fixed before connecting) and the value in CONNACK."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    account = login(cfg.username, link) if cfg.username else None
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=account or client_id, protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(max_inflight)
-    if cfg.username:
-        client.username_pw_set(cfg.username, cfg.password())
+    if account:
+        client.username_pw_set(account, cfg.password())
     if cfg.tls is not None:
         client.tls_set(ca_certs=str(cfg.tls.ca_file),
                        certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,

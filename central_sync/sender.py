@@ -103,7 +103,7 @@ class SyncEngine:
             self._close(client, graceful=stop.is_set())
 
     def _connect(self) -> mqtt.Client:
-        client = new_client(self.cfg, f"station-{self.station}", self.cfg.max_inflight)
+        client = new_client(self.cfg, f"station-{self.station}", self.cfg.max_inflight, "sync")
         client.will_set(p.topic(self.station, "status"), self._status("offline"), qos=1, retain=True)
         client.on_connect, client.on_publish = self._on_connect, self._on_publish
         client.on_message, client.on_disconnect, client.on_subscribe = self._on_message, self._on_disconnect, self._on_subscribe

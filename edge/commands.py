@@ -181,7 +181,7 @@ class CommandReceiver:
         key = c.load_public_key(cfg.hub_public_key) if cfg.hub_public_key else None
         db_path = store.db_path if isinstance(store, Store) else Path(store)
         self.processor = CommandProcessor(db_path, station, key, cfg, handlers)
-        self.link = c.CommandLink(sync_cfg, f"{station}-cmd", [c.cmd_topic(station)], self._arrived)
+        self.link = c.CommandLink(sync_cfg, f"{station}-cmd", [c.cmd_topic(station)], self._arrived, link="cmd")
         self.counters: Counter[str] = Counter()
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=cfg.queue_max)
         self._loop: asyncio.AbstractEventLoop | None = None

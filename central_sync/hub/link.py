@@ -70,7 +70,7 @@ class HubLink:
             stop.wait(backoff_delay(attempt, self.cfg.reconnect_min_s, self.cfg.reconnect_max_s))
 
     def _session(self, stop: threading.Event) -> None:
-        client = new_client(self.cfg, self.hub_id, ACK_INFLIGHT)
+        client = new_client(self.cfg, self.hub_id, ACK_INFLIGHT, self.lane)
         self._ended, self._connack = None, None
         client.on_connect = lambda c, u, f, code, props: setattr(self, "_connack", (code, props))
         client.on_disconnect = lambda c, u, f, code, props: setattr(self, "_ended", reason_text(getattr(code, "value", 0)))

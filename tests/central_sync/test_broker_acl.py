@@ -12,6 +12,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from central_sync.broker_accounts import build
+from central_sync.commands import CommandLink, cmd_topic, result_topic
 from central_sync.config import BrokerConfig, SyncConfig
 from central_sync.devtools import Mosquitto, fill, open_station_db, outbox_rows
 from central_sync.hub.service import Hub
@@ -28,6 +29,12 @@ def shipped(option: str) -> str:
     return next(line for line in CONF.read_text().splitlines() if line.startswith(option + " "))
 
 
+def test_every_shipped_listener_takes_the_user_name_as_client_id():
+    lines = [line for line in CONF.read_text().splitlines() if line and not line.startswith("#")]
+    listeners = [n for n, line in enumerate(lines) if line.startswith("listener ")]
+    assert listeners and all(lines[n + 1] == "use_username_as_clientid true" for n in listeners)
+
+
 @pytest.fixture
 def secure_broker(tmp_path):
     accounts = tmp_path / "dynamic-security.json"
@@ -35,8 +42,10 @@ def secure_broker(tmp_path):
     for user, pw in USERS.items():
         (tmp_path / f"{user}.pw").write_text(pw + "\n")
     extra = f"per_listener_settings false\nallow_anonymous false\n{shipped('plugin')}\nplugin_opt_config_file {accounts}"
-    conf_dir = tmp_path / "b"
-    with Mosquitto(conf_dir, extra, anonymous=False) as b:
+    broker = Mosquitto(tmp_path / "b", extra, anonymous=False)
+    with broker.conf.open("a") as conf:  # a listener option: after the test's listener line
+        conf.write(shipped("use_username_as_clientid") + "\n")
+    with broker as b:
         yield b, tmp_path
 
 
@@ -44,10 +53,11 @@ class Client:
     """A bare paho client driven synchronously, recording what the broker answers."""
 
     def __init__(self, port: int, user: str, pw: str, client_id: str | None = None) -> None:
+        self.user = user
         self.got: list[tuple[str, bytes]] = []
         self.pubacks: dict[int, int] = {}
         self.subacks: list[int] = []
-        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"t-{user}-{time.monotonic_ns()}", protocol=mqtt.MQTTv5)
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or user, protocol=mqtt.MQTTv5)
         self.c.username_pw_set(user, pw)
         self.c.on_message = lambda c, u, m: self.got.append((m.topic, m.payload))
         self.c.on_publish = lambda c, u, mid, rc, p: self.pubacks.__setitem__(mid, rc.value)
@@ -71,13 +81,13 @@ class Client:
 
 def test_station_confined_to_its_own_topics(secure_broker):
     broker, _ = secure_broker
-    hub = Client(broker.port, "hub", USERS["hub"])
+    hub = Client(broker.port, "hub.priority", USERS["hub"])
     hub.c.subscribe([("$share/hub/cpe/v1/+/inspection", 1), ("cpe/v1/+/status", 1)])
     assert hub.spin(lambda: len(hub.subacks) == 2) and all(code < 0x80 for code in hub.subacks)
-    g1 = Client(broker.port, "gate-1", USERS["gate-1"])
+    g1 = Client(broker.port, "gate-1.sync", USERS["gate-1"])
     g1.c.subscribe([("cpe/v1/gate-1/ack", 1), ("cpe/v1/gate-2/ack", 1), ("cpe/v1/+/inspection", 1)])
     assert g1.spin(lambda: len(g1.subacks) == 3) and g1.subacks == [1, 0x87, 0x87]  # only its own
-    g2 = Client(broker.port, "gate-2", USERS["gate-2"])
+    g2 = Client(broker.port, "gate-2.sync", USERS["gate-2"])
     g2.c.publish("cpe/v1/gate-2/inspection", b"gate-2 own", qos=1)
     assert g2.spin(lambda: len(g2.pubacks) == 1)
     own = g1.c.publish("cpe/v1/gate-1/inspection", b"mine", qos=1).mid
@@ -109,9 +119,15 @@ async def test_publisher_and_hub_with_credentials(secure_broker):
     store = open_store(str(tmp / "hub.db"))
     hub_cfg = BrokerConfig(port=broker.port, username="hub", password_file=tmp / "hub.pw")
     good = SyncConfig(port=broker.port, username="gate-1", password_file=tmp / "gate-1.pw")
-    async with Hub(hub_cfg, store, "hub-acl"), Publisher(good, "gate-1", db, tmp) as pub:
+    ignore = lambda topic, payload: None  # noqa: E731
+    async with Hub(hub_cfg, store, "hub-acl"), Publisher(good, "gate-1", db, tmp) as pub, \
+            CommandLink(hub_cfg, "cr", [result_topic("+")], ignore, link="cr") as room, \
+            CommandLink(good, "cmd", [cmd_topic("gate-1")], ignore, link="cmd") as station:
         await until(lambda: outbox_rows(db) == 0, "the outbox drained", in_thread=True)
         assert store.query("SELECT count(*) FROM records") == [(20,)]
+        await room.ready()
+        await station.ready()
+        assert room.connected.is_set() and station.connected.is_set() and pub.stats()["connected"]
     wrong = SyncConfig(port=broker.port, username="gate-1", password_file=tmp / "gate-2.pw", reconnect_min_s=0.2)
     async with Publisher(wrong, "gate-1", db, tmp) as pub:
         await until(lambda: pub.stats()["last_error"], "the broker's refusal seen", interval=0.1)
@@ -165,15 +181,15 @@ def test_a_station_cannot_join_the_hubs_shared_subscription(secure_broker):
     """Issue 22 item 2: a station account in `$share/hub/...` used to take its share of every
     station's records (then dropped at delivery), starving the hub. It is now refused with 0x87."""
     broker, _ = secure_broker
-    hub = Client(broker.port, "hub", USERS["hub"])
+    hub = Client(broker.port, "hub.priority", USERS["hub"])
     hub.c.subscribe([("$share/hub/cpe/v1/+/inspection", 1)])
     assert hub.spin(lambda: len(hub.subacks) == 1) and hub.subacks[0] < 0x80
-    thief = Client(broker.port, "gate-1", USERS["gate-1"])
+    thief = Client(broker.port, "gate-1.sync", USERS["gate-1"])
     thief.c.subscribe([("$share/hub/cpe/v1/+/inspection", 1), ("$share/hub/cpe/v1/+/alert", 1),
                        ("$share/other/cpe/v1/gate-2/inspection", 1), ("cpe/v1/gate-2/inspection", 1)])
     assert thief.spin(lambda: len(thief.subacks) == 4)
     assert thief.subacks == [0x87] * 4
-    g2 = Client(broker.port, "gate-2", USERS["gate-2"])
+    g2 = Client(broker.port, "gate-2.sync", USERS["gate-2"])
     for n in range(20):
         g2.c.publish("cpe/v1/gate-2/inspection", f"record {n}".encode(), qos=1)
     assert g2.spin(lambda: len(g2.pubacks) == 20) and set(g2.pubacks.values()) == {0}
@@ -183,17 +199,37 @@ def test_a_station_cannot_join_the_hubs_shared_subscription(secure_broker):
     hub.close(), thief.close(), g2.close()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22 item 7, open: Mosquitto 2.0 lets any account take over any "
-                                       "client id; see deploy/mosquitto/README.md")
-def test_an_account_cannot_knock_the_hub_off_with_its_client_id(secure_broker):
+def test_an_account_cannot_knock_the_hub_or_a_station_off_with_their_client_ids(secure_broker):
+    """Issue 22 item 7: a second connection with a client id in use closes the first, and Mosquitto let
+    any account pick any id. The shipped conf makes the client id the account name (one per connection)."""
     broker, _ = secure_broker
-    hub = Client(broker.port, "hub", USERS["hub"], client_id="hub-a-priority")
-    hub.c.on_disconnect = lambda c, u, f, rc, p: setattr(hub, "kicked", True)
-    hub.kicked = False
-    intruder = Client(broker.port, "gate-1", USERS["gate-1"], client_id="hub-a-priority")
-    hub.spin(lambda: hub.kicked, 1.0)
-    intruder.close()
-    assert intruder.connack == 0x87 or not hub.kicked
+    victims = [Client(broker.port, "hub.priority", USERS["hub"]), Client(broker.port, "gate-1.sync", USERS["gate-1"])]
+    for victim in victims:
+        victim.kicked = False
+        victim.c.on_disconnect = lambda c, u, f, rc, p, v=victim: setattr(v, "kicked", True)
+    assert [v.connack for v in victims] == [0, 0]
+    for victim in victims:
+        intruder = Client(broker.port, "gate-2.sync", USERS["gate-2"], client_id=victim.user)
+        assert intruder.connack == 0
+        # the broker handled the intruder's CONNECT before its CONNACK: a victim taken over gets no SUBACK
+        victim.c.subscribe([("cpe/v1/gate-1/ack" if "gate" in victim.user else "cpe/v1/+/status", 1)])
+        assert victim.spin(lambda v=victim: bool(v.subacks) or v.kicked)
+        assert not victim.kicked and victim.subacks[0] < 0x80, f"{victim.user} was knocked off"
+        intruder.close()
+    for victim in victims:
+        victim.close()
+
+
+def test_each_connection_of_a_station_and_a_hub_logs_in_on_its_own_account(secure_broker):
+    """The generator makes one account per connection from one entry: `gate-1` -> gate-1.sync, .cmd, .diag."""
+    broker, _ = secure_broker
+    names = [f"hub.{link}" for link in ("priority", "bulk", "cr")] + [f"gate-1.{link}" for link in ("sync", "cmd", "diag")]
+    clients = [Client(broker.port, name, USERS[name.split(".")[0]]) for name in names]
+    assert [c.connack for c in clients] == [0] * 6
+    assert Client(broker.port, "gate-1", USERS["gate-1"]).connack >= 0x80  # the bare base is no account
+    assert Client(broker.port, "gate-1.sync", USERS["gate-2"]).connack >= 0x80
+    for c in clients:
+        c.close()
 
 
 def test_account_file_tool_names_what_is_wrong(tmp_path, capsys):
@@ -206,4 +242,5 @@ def test_account_file_tool_names_what_is_wrong(tmp_path, capsys):
     (tmp_path / "gate-1.pw").write_text("pw-1\n")
     assert main(["--station", f"gate-1={tmp_path / 'gate-1.pw'}"]) == 0
     written = json.loads(capsys.readouterr().out)
-    assert [c["username"] for c in written["clients"]] == ["gate-1"] and "pw-1" not in json.dumps(written)
+    assert [c["username"] for c in written["clients"]] == ["gate-1.sync", "gate-1.cmd", "gate-1.diag"]
+    assert "pw-1" not in json.dumps(written)

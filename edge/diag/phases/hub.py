@@ -43,7 +43,7 @@ class HubUnreachable(DiagError):
 def _round_trips(cfg: SyncConfig, station: str) -> list[float]:
     """Blocking: connect, subscribe to a private diag topic, time PINGS publish->receive loops."""
     topic = f"cpe/v1/{station}/diag/{uuid.uuid4().hex[:12]}"
-    client = new_client(cfg, f"{station}-diag-{uuid.uuid4().hex[:6]}", 8)
+    client = new_client(cfg, f"{station}-diag-{uuid.uuid4().hex[:6]}", 8, "diag")
     connected, got = threading.Event(), threading.Event()
     client.on_connect = lambda c, u, f, rc, p=None: connected.set() if not rc.is_failure else None
     client.on_message = lambda c, u, msg: got.set()
