@@ -31,7 +31,7 @@ class BrokerConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(1883, ge=1, le=65535)
     tls: TlsConfig | None = None
-    username: str | None = None
+    username: str | None = None  # each connection logs in as `{username}.{link}` (central_sync.mqtt.login)
     password_file: Path | None = None
     keepalive_s: int = Field(30, ge=5, le=3600)
     reconnect_min_s: float = Field(0.5, gt=0)

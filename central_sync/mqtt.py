@@ -16,7 +16,8 @@ from central_sync.config import BrokerConfig
 from central_sync.errors import BrokerError, SessionLost
 
 REASON_NAMES = {0x80: "unspecified", 0x83: "implementation specific", 0x86: "bad user name or password", 0x87: "not authorised",
-                0x8E: "session taken over", 0x90: "topic name invalid", 0x91: "packet id in use", 0x95: "packet too large",
+                0x8E: "session taken over",
+                0x90: "topic name invalid", 0x91: "packet id in use", 0x95: "packet too large",
                 0x97: "quota exceeded", 0x99: "payload format invalid"}
 
 # The connections a client opens, one broker account each (`{username}.{link}`, issue 22 item 7):

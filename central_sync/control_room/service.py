@@ -44,7 +44,8 @@ class ControlRoom:
         self.feed = LiveFeed(store, cfg)
         self.guard = auth.sign_in_guard(cfg)
         self.key = c.load_private_key(cfg.signing_key) if cfg.signing_key else None
-        self.link = c.CommandLink(broker, cfg.client_id, [c.result_topic("+")], self._result, link="cr") if broker else None
+        self.link = (c.CommandLink(broker, cfg.client_id, [c.result_topic("+")], self._result, link="cr")
+                     if broker else None)
         self._task: asyncio.Task | None = None
 
     async def __aenter__(self) -> "ControlRoom":

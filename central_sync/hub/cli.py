@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
         db.add_argument("--db-file", type=Path, help="file whose first line is the database URL (a systemd credential)")
     run.add_argument("--broker-host", default="127.0.0.1")
     run.add_argument("--broker-port", type=int, default=1883)
-    run.add_argument("--username")
+    run.add_argument("--username", help="this hub process's broker name (one per process); its connections "
+                                        "log in as NAME.priority, NAME.bulk and NAME.cr")
     run.add_argument("--password-file", type=Path)
     run.add_argument("--tls-ca", type=Path)
     run.add_argument("--tls-cert", type=Path)

@@ -17,6 +17,7 @@ from central_sync.config import BrokerConfig, SyncConfig
 from central_sync.devtools import Mosquitto, fill, open_station_db, outbox_rows
 from central_sync.hub.service import Hub
 from central_sync.hub.store import open_store
+from central_sync.mqtt import HUB_LINKS, STATION_LINKS
 from central_sync.publisher import Publisher
 from polling import until
 
@@ -223,7 +224,7 @@ def test_an_account_cannot_knock_the_hub_or_a_station_off_with_their_client_ids(
 def test_each_connection_of_a_station_and_a_hub_logs_in_on_its_own_account(secure_broker):
     """The generator makes one account per connection from one entry: `gate-1` -> gate-1.sync, .cmd, .diag."""
     broker, _ = secure_broker
-    names = [f"hub.{link}" for link in ("priority", "bulk", "cr")] + [f"gate-1.{link}" for link in ("sync", "cmd", "diag")]
+    names = [f"hub.{link}" for link in HUB_LINKS] + [f"gate-1.{link}" for link in STATION_LINKS]
     clients = [Client(broker.port, name, USERS[name.split(".")[0]]) for name in names]
     assert [c.connack for c in clients] == [0] * 6
     assert Client(broker.port, "gate-1", USERS["gate-1"]).connack >= 0x80  # the bare base is no account
