@@ -28,8 +28,8 @@ import sys
 from pathlib import Path
 
 from central_sync import protocol as p
-from central_sync.mqtt import HUB_LINKS, STATION_LINKS, login
 from central_sync.errors import SyncError
+from central_sync.mqtt import HUB_LINKS, STATION_LINKS, login
 
 ITERATIONS = 10_000
 STATION_SENDS = ("status", "inspection", "alert", "review", "tip", "batch", "blob/#", "cmd/result", "diag/#")
