@@ -3,6 +3,7 @@ built by central_sync.broker_accounts) on a real Mosquitto: each station only un
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -128,6 +129,9 @@ async def test_publisher_and_hub_with_credentials(secure_broker):
         assert store.query("SELECT count(*) FROM records") == [(20,)]
         await room.ready()
         await station.ready()
+        from edge.diag.phases.hub import _round_trips  # the station's third connection, diagnostics
+
+        assert len(await asyncio.to_thread(_round_trips, good, "gate-1")) == 5
         assert room.connected.is_set() and station.connected.is_set() and pub.stats()["connected"]
     wrong = SyncConfig(port=broker.port, username="gate-1", password_file=tmp / "gate-2.pw", reconnect_min_s=0.2)
     async with Publisher(wrong, "gate-1", db, tmp) as pub:
