@@ -45,7 +45,8 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=3.0, help="how long the kills and the producers go on")
     ap.add_argument("--kill-every", type=float, default=8.0, help="seconds between two kills")
     ap.add_argument("--records", type=int, default=2000, help="backlog per honest station at the start")
-    ap.add_argument("--pg", default="postgresql://127.0.0.1:5432/test", help="PostgreSQL for the hub (a throw-away schema)")
+    ap.add_argument("--pg", default="postgresql://127.0.0.1:5432/test",
+                    help="PostgreSQL for the hub (a throw-away schema)")
     ap.add_argument("--sqlite", action="store_true", help="the hub on SQLite instead of PostgreSQL")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -81,10 +81,9 @@ class Adversary(threading.Thread):
         store = open_store(self.hub_db)
         try:
             while not self.stop.is_set():
-                victims = [r for (r,) in store.query(
-                    "SELECT id FROM records WHERE station IN (?, ?) AND verdict = 'suspect' ORDER BY seq LIMIT 2", HONEST)]
-                self.one_round([InspectionRecord.model_validate_json(b) for (b,) in (
-                    store.query("SELECT body FROM records WHERE id = ?", (v,))[0] for v in victims)])
+                bodies = store.query("SELECT body FROM records WHERE station IN (?, ?) AND verdict = 'suspect'"
+                                     " ORDER BY seq LIMIT 2", HONEST)
+                self.one_round([InspectionRecord.model_validate_json(b) for (b,) in bodies])
                 self.stop.wait(0.3)
         finally:
             store.close()
@@ -133,7 +132,6 @@ class Adversary(threading.Thread):
         self.spin(c, lambda: len(seen["subacks"]) == 3 and len(seen["pubacks"]) == len(sent), 5.0)
         answered = self.spin(c, lambda: all(m in seen["acks"] or seen["pubacks"].get(pub, 0) >= 0x80
                                             for m, (_, pub, want) in sent.items() if want), 5.0)
-        self.last = (sent, seen)
         self.answered_rounds += answered
         shared = seen["subacks"][1:]
         self.outcomes[ATTACKS[1]]["refused_by_broker" if shared and all(s >= 0x80 for s in shared)
@@ -245,7 +243,8 @@ class ChaosAttackRun:
         for user, pw in self.pw.items():
             (workdir / f"{user}.pw").write_text(pw + "\n")
         accounts = workdir / "dynamic-security.json"
-        accounts.write_text(json.dumps(build({"hub": self.pw["hub"]}, {u: pw for u, pw in self.pw.items() if u != "hub"})))
+        stations = {u: pw for u, pw in self.pw.items() if u != "hub"}
+        accounts.write_text(json.dumps(build({"hub": self.pw["hub"]}, stations)))
         plugin = next(line for line in CONF.read_text().splitlines() if line.startswith("plugin "))
         self.broker = Mosquitto(workdir / "broker", f"per_listener_settings false\nallow_anonymous false\n{plugin}\n"
                                 f"plugin_opt_config_file {accounts}", anonymous=False)
@@ -338,7 +337,8 @@ class ChaosAttackRun:
         rows = self.store.query("SELECT id, station, seq, body FROM records")
         by_id = {r[0]: r for r in rows}
         honest = [r for recs in self.records.values() for r in recs]
-        rep = Report(honest=len(honest), kills=self.kills, attacks=self.adversary.outcomes, rounds=self.adversary.rounds)
+        rep = Report(honest=len(honest), kills=self.kills, attacks=self.adversary.outcomes,
+                     rounds=self.adversary.rounds)
         rep.lost = sum(r.id not in by_id for r in honest)
         seqs = Counter((r[1], r[2]) for r in rows if r[1] in HONEST)
         rep.duplicated = sum(n - 1 for n in seqs.values())
@@ -349,5 +349,6 @@ class ChaosAttackRun:
                               + self.store.query("SELECT count(*) FROM blob_chunks")[0][0])
         for db in self.dbs.values():
             with closing(sqlite3.connect(db)) as c:
-                rep.honest_rejected += c.execute("SELECT count(*) FROM outbox WHERE last_error LIKE 'parked:%'").fetchone()[0]
+                parked = c.execute("SELECT count(*) FROM outbox WHERE last_error LIKE 'parked:%'").fetchone()
+                rep.honest_rejected += parked[0]
         return rep
