@@ -30,6 +30,7 @@ from central_sync import protocol as p
 from central_sync.broker_accounts import build
 from central_sync.devtools import Mosquitto, fill, make_record, open_station_db, outbox_rows
 from central_sync.hub.store import open_store
+from central_sync.mqtt import login
 from central_sync.schema import InspectionRecord, Review, RouteTaken, Verdict
 from cs_chaos_kit import PublisherProc, sync_cfg
 from polling import wait_until
@@ -40,7 +41,7 @@ HONEST = ("gate-1", "gate-2")
 ADVERSARY = "gate-9"
 ATTACKS = ("1 rewrite another station's record", "2 join the hub's $share subscription",
            "6 unstorable message in a batch", "7 take another client's id", "8 oversized upload or record")
-VERDICTS = ("refused_by_broker", "rejected_by_hub", "no_answer", "landed", "expected_vulnerable")
+VERDICTS = ("refused_by_broker", "rejected_by_hub", "no_answer", "landed")
 
 
 @dataclass
@@ -52,7 +53,7 @@ class Plan:
     kill_every_s: float = 8.0
     produce_every_s: float = 0.5
     min_rounds: int = 2         # adversary rounds answered by a running hub after the chaos
-    item7: bool = False         # the client-id takeover (issue 22 item 7, still open)
+    item7: bool = False         # the client-id takeover (issue 22 item 7)
     drain_timeout_s: float = 240.0
 
 
@@ -88,10 +89,10 @@ class Adversary(threading.Thread):
         finally:
             store.close()
 
-    def client(self, client_id: str) -> tuple[mqtt.Client, dict]:
+    def client(self, client_id: str, link: str = "sync") -> tuple[mqtt.Client, dict]:
         seen: dict = {"connack": None, "subacks": [], "pubacks": {}, "acks": {}, "got": 0, "kicked": False}
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        c.username_pw_set(ADVERSARY, self.password)
+        c.username_pw_set(login(ADVERSARY, link), self.password)
         c.on_connect = lambda c_, u, f, rc, pr: seen.__setitem__("connack", rc.value)
         c.on_subscribe = lambda c_, u, mid, rcs, pr: seen["subacks"].extend(r.value for r in rcs)
         c.on_publish = lambda c_, u, mid, rc, pr: seen["pubacks"].__setitem__(mid, rc.value)
@@ -184,15 +185,22 @@ class Adversary(threading.Thread):
         return sent
 
     def take_client_id(self) -> None:
-        """Item 7: connect as the honest publisher of gate-1 (its client id) with gate-9's account."""
+        """Item 7: two of gate-9's connections present gate-1's publisher's client id. A broker that honoured
+        a presented id would have the second knock the first off, as it would knock gate-1 off; one that binds
+        the id to the account gives them their own ids and both stay."""
+        victim = login(HONEST[0], "sync")
         try:
-            c, seen = self.client("station-gate-1")
-        except OSError:
+            first, first_seen = self.client(victim, "sync")
+            if not self.spin(first, lambda: first_seen["connack"] is not None, 3.0):
+                return
+            second, second_seen = self.client(victim, "cmd")
+        except OSError:  # the broker is down (killed)
             return
-        self.spin(c, lambda: seen["connack"] is not None, 3.0)
-        took = seen["connack"] == 0
-        self.outcomes[ATTACKS[3]]["expected_vulnerable" if took else "refused_by_broker"] += 1
-        c.disconnect()
+        self.spin(second, lambda: second_seen["connack"] is not None, 3.0)
+        took = self.spin(first, lambda: first_seen["kicked"], 1.0)
+        self.outcomes[ATTACKS[3]]["landed" if took else "refused_by_broker"] += 1
+        for c in (first, second):
+            c.disconnect()
 
 
 def _changed(rec: InspectionRecord, **changes: object) -> bytes:
@@ -248,6 +256,8 @@ class ChaosAttackRun:
         plugin = next(line for line in CONF.read_text().splitlines() if line.startswith("plugin "))
         self.broker = Mosquitto(workdir / "broker", f"per_listener_settings false\nallow_anonymous false\n{plugin}\n"
                                 f"plugin_opt_config_file {accounts}", anonymous=False)
+        with self.broker.conf.open("a") as conf:  # as shipped: a listener option, after the listener line
+            conf.write("use_username_as_clientid true\n")
         self.records: dict[str, list[InspectionRecord]] = {s: [] for s in HONEST}
         self.dbs = {s: workdir / f"{s}.db" for s in HONEST}
         self.kills: Counter = Counter()
