@@ -197,8 +197,15 @@ class Adversary(threading.Thread):
         except OSError:  # the broker is down (killed)
             return
         self.spin(second, lambda: second_seen["connack"] is not None, 3.0)
-        took = self.spin(first, lambda: first_seen["kicked"], 1.0)
-        self.outcomes[ATTACKS[3]]["landed" if took else "refused_by_broker"] += 1
+        self.spin(first, lambda: first_seen["kicked"] is not False, 1.0)
+        self.spin(second, lambda: second_seen["kicked"] is not False, 0.3)
+        if first_seen["kicked"] is False:
+            verdict = "refused_by_broker"  # each connection kept its own id
+        elif second_seen["kicked"] is False and second_seen["connack"] == 0:
+            verdict = "landed"  # the second connection took the first's id and knocked it off
+        else:
+            verdict = "no_answer"  # the broker went away (killed) in the middle
+        self.outcomes[ATTACKS[3]][verdict] += 1
         for c in (first, second):
             c.disconnect()
 
