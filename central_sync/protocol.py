@@ -316,17 +316,29 @@ def encode_chunk(header: BlobChunkHeader, data: bytes) -> bytes:
 
 def decode_chunk(payload: bytes) -> tuple[BlobChunkHeader, bytes]:
     """Split and check one chunk; WireFormatError when the header or the chunk hash is wrong."""
+    header, data = split_chunk(payload)
+    if (problem := chunk_hash_problem(header, data)) is not None:
+        raise WireFormatError(problem)
+    return header, data
+
+
+def split_chunk(payload: bytes) -> tuple[BlobChunkHeader, bytes]:
+    """The header and data of one chunk, the hash not checked; WireFormatError when there is no valid header."""
     head, sep, data = payload.partition(b"\n")
     if not sep:
         raise WireFormatError(f"blob chunk of {len(payload)} bytes has no header line")
     try:
-        header = BlobChunkHeader.model_validate_json(head)
+        return BlobChunkHeader.model_validate_json(head), data
     except ValidationError as exc:
         raise WireFormatError(f"blob chunk header is invalid: {_first(exc)}") from exc
+
+
+def chunk_hash_problem(header: BlobChunkHeader, data: bytes) -> str | None:
+    """Why a chunk's data does not match the hash its header gives, or None."""
     digest = hashlib.sha256(data).hexdigest()
-    if digest != header.chunk_sha256:
-        raise WireFormatError(f"blob {header.sha256[:12]} chunk {header.index} hashes to {digest[:12]}, header says {header.chunk_sha256[:12]}")
-    return header, data
+    if digest == header.chunk_sha256:
+        return None
+    return f"blob {header.sha256[:12]} chunk {header.index} hashes to {digest[:12]}, header says {header.chunk_sha256[:12]}"
 
 
 def decode_model(model: type[W], payload: bytes) -> W:

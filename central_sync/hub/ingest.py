@@ -208,7 +208,10 @@ class Ingestor:
         self._add(work, station, steps, ack, refusal, counter)
 
     def _chunk(self, work: _Work, station: str, leaf: list[str], payload: bytes) -> None:
-        header, data = p.decode_chunk(payload)
+        header, data = p.split_chunk(payload)
+        if (problem := p.chunk_hash_problem(header, data)) is not None:
+            self._reject(work, station, header, problem)  # it names its row: the station parks it, not resends it
+            return
         if header.station != station or header.sha256 != leaf[1] or str(header.index) != leaf[2] or header.index >= header.count:
             self._reject(work, station, None, f"blob chunk on {'/'.join(leaf)} from {station!r} has header "
                          f"station {header.station!r} sha {header.sha256[:12]} index {header.index}/{header.count}")

@@ -167,3 +167,17 @@ def test_an_update_that_overtakes_its_record_is_kept(hub, separate_batches):
     rows = store.query("SELECT body, verdict FROM records")
     assert len(rows) == 1 and rows[0][1] == "clear"
     assert json.loads(rows[0][0])["route"]["to"] == "manual"
+
+
+def test_a_chunk_whose_data_does_not_match_its_hash_is_rejected_with_the_reason(hub):
+    """A chunk that parses but whose data hashes otherwise names its row: the station gets `rejected` with
+    the reason (and parks the image) instead of no answer and resending the same bytes forever."""
+    ing, store, sent = hub
+    data = bytes(range(256)) * 8
+    sha, chunks = chunk_msgs(data, 1000)
+    topic, payload = chunks[0]
+    ing.handle([(topic, payload[:-1] + bytes([payload[-1] ^ 0xFF]))])
+    assert ing.counters["rejected"] == 1 and ing.counters["malformed"] == 0
+    reasons = [a.get("reason", "") for t, m in sent if t == p.topic("g1", "ack") for a in m["acks"]]
+    assert len(reasons) == 1 and f"blob {sha[:12]} chunk 0 hashes to" in reasons[0]
+    assert store.image(sha) is None
