@@ -38,11 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--suspect-share", type=float, default=0.5)
     ap.add_argument("--vehicle", choices=VEHICLES)
     ap.add_argument("--contents", nargs="*", choices=LABELS, help="force these labels (none given = clean)")
+    ap.add_argument("--scale", type=float, default=1.0, help="below 1: coarser pitches, smaller scans")
     ap.add_argument("--png", action="store_true", help="also write a preview PNG per scan")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for seed in range(args.seed, args.seed + args.count):
-        scan = alt_portal_scan(seed, suspect_share=args.suspect_share, vehicle=args.vehicle, contents=args.contents)
+        scan = alt_portal_scan(seed, suspect_share=args.suspect_share, vehicle=args.vehicle, contents=args.contents,
+                               scale=args.scale)
         stem = f"{scan.meta['vehicle']}_{seed:06d}"
         save_scan(scan, args.out / f"{stem}.npz")
         if args.png:

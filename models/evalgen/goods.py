@@ -53,7 +53,7 @@ def _grid_fit(space: Space, size: tuple[float, float, float], n: int,
     nx = min(fit[0], int(math.ceil(n / (ny * nz))))
     ox = x0 + rng.uniform(0, (x1 - x0) - nx * sx)
     oz = z0 + rng.uniform(0, (z1 - z0) - nz * sz)
-    out = []
+    out: list[Space] = []
     for i in range(nx):
         for k in range(nz):
             for j in range(ny):
@@ -71,7 +71,8 @@ def _oriented(size: tuple[float, float, float], space: Space,
     fits = [p for p in itertools.permutations(size) if all(a <= b for a, b in zip(p, room))]
     if not fits:
         return size
-    return fits[int(rng.integers(len(fits)))]
+    a, b, c = fits[int(rng.integers(len(fits)))]
+    return (a, b, c)
 
 
 def cigarettes(s: Sketch, space: Space, rng: np.random.Generator, cases: bool) -> float:

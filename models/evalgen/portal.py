@@ -5,7 +5,7 @@ contraband → replay onto a canvas at the nominal line pitch → resample the l
 varying speed → basis thicknesses to transmission by the source's lookup → broad scatter,
 detector blur, quantum and electronic noise, dead channels, cab-avoidance → uint16 planes.
 
-Three random streams (vehicle, contents, detector) keep a scan's vehicle unchanged when only its
+Four random streams (vehicle and portal, cargo, contraband, detector) keep a scan's vehicle unchanged when only its
 contents are forced, so a test can difference the same scene with and without an object.
 """
 
@@ -91,12 +91,12 @@ def alt_portal_scan(seed: int, *, suspect_share: float = 0.5, vehicle: str | Non
     bad = [c for c in contents or () if c not in LABELS]
     if bad:
         raise ValueError(f"unknown contents {bad}; labels are {', '.join(LABELS)}")
-    veh_rng, goods_rng, det_rng = (np.random.default_rng([seed, k]) for k in range(3))
+    veh_rng, goods_rng, det_rng, cargo_rng = (np.random.default_rng([seed, k]) for k in range(4))
     name = vehicle or str(veh_rng.choice(VEHICLES, p=VEHICLE_ODDS))
     v = _vehicle(name, veh_rng)
     portal = _portal(v, veh_rng, scale)
     declared_empty, cargo_style = _cargo_plan(v, veh_rng, contents)
-    _load_cargo(v, cargo_style, veh_rng)
+    _load_cargo(v, cargo_style, cargo_rng)
     suspect = goods_rng.random() < suspect_share
     wanted = list(contents) if contents is not None else (_pick_labels(v, declared_empty, goods_rng) if suspect else [])
     truths = _place(v, wanted, declared_empty, goods_rng)
@@ -288,7 +288,8 @@ def _detector(t: np.ndarray, photons: float, rng: np.random.Generator, gain_sd: 
     t = t.copy()
     t[:, 1:-1] = 0.8 * t[:, 1:-1] + 0.1 * (t[:, :-2] + t[:, 2:])
     t[1:] = 0.96 * t[1:] + 0.04 * t[:-1]
-    t *= (1 + gain_sd * rng.standard_normal(t.shape[0], dtype=np.float32))[:, None]
+    gain = 1 + gain_sd * rng.standard_normal((t.shape[0], 1), dtype=np.float32)
+    t *= gain
     sd = np.sqrt(np.maximum(t, 0) * photons + 40.0**2) / photons
     return t + sd * rng.standard_normal(t.shape, dtype=np.float32)
 

@@ -66,7 +66,7 @@ def car(name: str, rng: np.random.Generator) -> Vehicle:
     _engine(s, 0.04 * L, clear, W, scale=H0 / 1500)
     _axle_pair(s, front_axle, rear_axle, rw, W)
     _seats(s, 0.42 * L, clear, W, rows=2 if name != "suv" else 3, pitch=0.17 * L)
-    tank = (rear_axle - 0.2 * L, rear_axle - 0.04 * L, clear + 50, clear + 260, -W / 4, W / 4)
+    tank = (rear_axle - 0.2 * L, rear_axle - 0.06 * L, clear + 50, clear + 260, -W / 5, W / 5)
     _tank(s, tank, rng.uniform(0.1, 0.95), "plastic")
     boot_x0 = rear_axle + 0.02 * L if name != "suv" else 0.7 * L
     well = (rear_axle + rw * 0.7, rear_axle + rw * 0.7 + 2 * rw * 0.95, clear + 60, clear + 230, -rw, rw)
@@ -77,9 +77,9 @@ def car(name: str, rng: np.random.Generator) -> Vehicle:
     s.block(0.3 * L, 0.36 * L, belt - 150, belt + 60, -W / 2 + 50, W / 2 - 50, "plastic", density=0.25)  # dashboard
     s.disc(0.33 * L, belt - 40, 28, -W / 2 + 80, W / 2 - 80, "steel", inner=24)  # cross-car beam
     boot = (boot_x0, 0.97 * L, clear + 90, belt + 80, -W / 2 + 120, W / 2 - 120)
-    hides = {"spare_wheel": well, "fuel_tank": tank,
+    hides: dict[str, Space] = {"spare_wheel": well, "fuel_tank": tank,
              "door": (0.35 * L, 0.5 * L, clear + 250, belt - 40, W / 2 - 75, W / 2 - 15),
-             "under_seat": (0.6 * L, 0.7 * L, clear + 60, clear + 220, -W / 3, W / 3),
+             "under_seat": (0.43 * L, 0.52 * L, clear + 60, clear + 240, -W / 3, W / 3),
              "dashboard": (0.3 * L, 0.35 * L, belt - 140, belt + 40, -W / 4, W / 4)}
     return Vehicle(name, "vehicle", L, H, s, bays=[boot], hides=hides, width=W)
 
@@ -168,7 +168,7 @@ def van(rng: np.random.Generator) -> Vehicle:
     well = (L - 1000, L - 300, clear + 20, clear + 200, -300, 300)
     _spare_wheel(s, well, rw)
     bay = (cab + 60, L - 80, 580, H - 60, -W / 2 + 60, W / 2 - 60)
-    hides = {"spare_wheel": well, "fuel_tank": tank,
+    hides: dict[str, Space] = {"spare_wheel": well, "fuel_tank": tank,
              "floor": (cab + 200, L - 200, 440, 545, -W / 2 + 100, W / 2 - 100),
              "roof": (cab + 200, L - 200, H - 130, H - 25, -W / 3, W / 3),
              "wall": (cab + 3, cab + 200, 600, H - 60, -W / 2 + 60, W / 2 - 60),
@@ -231,7 +231,7 @@ def box_lorry(rng: np.random.Generator) -> Vehicle:
     well = (L - 1400, L - 400, 650, 900, -500, 500)
     _spare_wheel(s, well, 500)
     bay = (box0 + 60, L - 60, 1230, top - 70, -W / 2 + 60, W / 2 - 60)
-    hides = {"fuel_tank": tank, "spare_wheel": well,
+    hides: dict[str, Space] = {"fuel_tank": tank, "spare_wheel": well,
              "wall": (box0 + 50, box0 + 300, 1230, top - 70, -W / 2 + 60, W / 2 - 60),
              "floor": (box0 + 300, L - 300, 1040, 1175, -W / 2 + 100, W / 2 - 100),
              "chassis": (cab + 1600, rear - 700, 800, 1030, -420, 420)}
@@ -271,7 +271,7 @@ def tractor_container(feet: int, rng: np.random.Generator) -> Vehicle:
     box = (start + 200, start + 200 + length)
     _container(s, box[0], box[1], floor, top, rng)
     bay = (box[0] + 60, box[1] - 120, floor + 190, top - 80, -1140, 1140)
-    hides = {"wall": (box[0] + 50, box[0] + 700, floor + 190, top - 80, -1140, 1140),
+    hides: dict[str, Space] = {"wall": (box[0] + 50, box[0] + 700, floor + 190, top - 80, -1140, 1140),
              "floor": (box[0] + 300, box[1] - 300, floor + 40, floor + 170, -1100, 1100),
              "fuel_tank": tanks,
              "roof": (box[0] + 300, box[1] - 300, top - 90, top - 10, -1000, 1000)}
