@@ -194,11 +194,13 @@ def _pallet(s: Sketch, space: Space, kind: str, rng: np.random.Generator) -> Non
     elif style == "coil":
         s.disc((x0 + x1) / 2, y0 + 144 + 500, 500, z0, z1, "steel", inner=250)
     else:
-        for _ in range(int(rng.integers(2, 6))):
-            bx = rng.uniform(x0, x1 - 200)
-            by = rng.uniform(y0 + 144, max(top - 200, y0 + 145))
-            s.block(bx, bx + rng.uniform(100, 500), by, by + rng.uniform(80, 400), z0, z1, "machinery",
+        by = y0 + 144
+        for _ in range(int(rng.integers(2, 6))):  # parts stacked on the pallet, in a crate
+            bx, h = rng.uniform(x0, x1 - 200), rng.uniform(80, 400)
+            s.block(bx, bx + rng.uniform(100, 500), by, by + h, z0 + 50, z1 - 50, "machinery",
                     density=rng.uniform(0.3, 1.8))
+            by += h
+        s.block(x0, x1, y0 + 144, by + 30, z0, z1, "wood", density=0.03)
 
 
 def clutter(s: Sketch, bay: Space, rng: np.random.Generator) -> None:
