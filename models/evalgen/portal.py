@@ -142,13 +142,20 @@ def _pick_labels(v: Vehicle, declared_empty: bool, rng: np.random.Generator) -> 
 
 
 def _place(v: Vehicle, labels: list[str], declared_empty: bool, rng: np.random.Generator) -> list[goods.Truth]:
-    """Draw each wanted label's objects under its own tag; their truth entries."""
+    """Draw each wanted label's objects under its own tag; their truth entries.
+
+    Contraband lying loose in a container declared empty is also a load: it gets a `load_present`
+    entry with the same box and mass.
+    """
     truths: list[goods.Truth] = []
     for label in labels:
         for _ in range(PLACING_TRIES):  # a spot too small for the object gets another draw
             drawn = len(v.sketch.ops)
-            placed = [t for t in _place_one(v, label, rng, 2 * len(truths)) if t.mass_kg > 0]
+            placed, loose = _place_one(v, label, rng, 2 * len(truths))
+            placed = [t for t in placed if t.mass_kg > 0]
             if any(t.label == label for t in placed):
+                if loose and declared_empty and label != "load_present":
+                    placed.append(goods.Truth("load_present", placed[0].mass_kg, placed[0].tag))
                 truths.extend(placed)
                 break
             del v.sketch.ops[drawn:]
@@ -156,30 +163,36 @@ def _place(v: Vehicle, labels: list[str], declared_empty: bool, rng: np.random.G
     return truths
 
 
-def _spot(v: Vehicle, names: Sequence[str], rng: np.random.Generator, bay_odds: float) -> goods.Space:
-    """A bay (with probability `bay_odds`) or one of the named hiding places the vehicle has."""
-    hides = [v.hides[n] for n in names if n in v.hides]
+LOOSE_SPOTS = ("wall",)  # hiding places that are only a part of the cargo bay
+
+
+def _spot(v: Vehicle, names: Sequence[str], rng: np.random.Generator,
+          bay_odds: float) -> tuple[goods.Space, bool]:
+    """A bay (with probability `bay_odds`) or one of the named hiding places; True when it is loose in the bay."""
+    hides = [(v.hides[n], n in LOOSE_SPOTS) for n in names if n in v.hides]
     if v.bays and (not hides or rng.random() < bay_odds):
-        return v.bays[int(rng.integers(len(v.bays)))]
+        return v.bays[int(rng.integers(len(v.bays)))], True
     return hides[int(rng.integers(len(hides)))]
 
 
-def _place_one(v: Vehicle, label: str, rng: np.random.Generator, tag: int) -> list[goods.Truth]:
+def _place_one(v: Vehicle, label: str, rng: np.random.Generator, tag: int) -> tuple[list[goods.Truth], bool]:
+    """Draw one label's objects; their truth entries and whether they lie loose in the cargo bay."""
     s = v.sketch
     s.tag = tag
     if label == "cigarettes":
-        space = _spot(v, ["door", "floor", "roof", "wall", "under_seat", "dashboard"], rng, 0.6)
+        space, loose = _spot(v, ["door", "floor", "roof", "wall", "under_seat", "dashboard"], rng, 0.6)
         cases = space in v.bays or rng.random() < 0.3
-        return [goods.Truth(label, goods.cigarettes(s, space, rng, cases), tag)]
+        return [goods.Truth(label, goods.cigarettes(s, space, rng, cases), tag)], loose
     if label == "drugs":
-        space = _spot(v, ["spare_wheel", "fuel_tank", "door", "floor", "under_seat", "dashboard", "roof"], rng, 0.3)
-        return [goods.Truth(label, goods.drugs(s, space, rng), tag)]
+        space, loose = _spot(v, ["spare_wheel", "fuel_tank", "door", "floor", "under_seat", "dashboard", "roof"],
+                             rng, 0.3)
+        return [goods.Truth(label, goods.drugs(s, space, rng), tag)], loose
     if label == "firearm":
-        space = _spot(v, ["under_seat", "door", "floor", "dashboard"], rng, 0.6)
-        return [goods.Truth(label, goods.firearm(s, space, rng), tag)]
+        space, loose = _spot(v, ["under_seat", "door", "floor", "dashboard"], rng, 0.6)
+        return [goods.Truth(label, goods.firearm(s, space, rng), tag)], loose
     if label == "concealment":
-        return _concealment(v, rng, tag)
-    return [goods.Truth(label, _declared_load(v, rng), tag)]
+        return _concealment(v, rng, tag), False
+    return [goods.Truth(label, _declared_load(v, rng), tag)], False
 
 
 def _concealment(v: Vehicle, rng: np.random.Generator, tag: int) -> list[goods.Truth]:

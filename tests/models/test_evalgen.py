@@ -140,3 +140,17 @@ def test_cli_writes_loadable_scans_and_previews(tmp_path):
     scans = sorted(tmp_path.glob("*.npz"))
     assert len(scans) == 2 and len(list(tmp_path.glob("*.png"))) == 2
     assert load_scan(scans[0]).meta["source"] == "alt-portal-b"
+
+
+def test_contraband_loose_in_a_declared_empty_container_is_also_a_load():
+    loads = 0
+    for seed in range(12):
+        scan = alt_portal_scan(seed, vehicle="tractor_20ft", contents=["load_present", "cigarettes"], scale=SMALL)
+        truth = scan.meta["truth"]
+        assert scan.meta["declared_empty"]
+        cigs = [t for t in truth if t["label"] == "cigarettes"]
+        same = [t for t in truth if t["label"] == "load_present" and cigs and t["box"] == cigs[0]["box"]]
+        loads += bool(same)
+    assert 0 < loads < 12  # cases among the load are a load too; cartons in the floor cavity are not
+    vehicles = [alt_portal_scan(s, vehicle="van", contents=["cigarettes"], scale=SMALL) for s in range(4)]
+    assert all(t["label"] != "load_present" for v in vehicles for t in v.meta["truth"])
