@@ -189,6 +189,11 @@ def _cab_over(s: Sketch, H: float, W: float, rng: np.random.Generator) -> float:
     s.block(520, 1650, 1350, 1550, -330, 330, "steel", density=2.0)
     s.block(20, 90, 500, 1400, -W / 2 + 200, W / 2 - 200, "aluminium", density=0.7)
     _seats(s, 700, 1300, W, rows=1, pitch=0)
+    s.block(150, 520, 1750, 2050, -W / 2 + 80, W / 2 - 80, "plastic", density=0.2)  # dashboard
+    s.disc(480, 2050, 230, -600, -560, "steel", inner=205, density=2.0)  # steering wheel rim
+    s.block(cab - 700, cab - 60, 1750, 1900, -W / 2 + 60, W / 2 - 60, "foam", density=0.08)  # bunk
+    s.block(cab - 60, cab - 58, 1250, H - 50, -W / 2, W / 2, "steel")  # cab rear wall
+    s.block(cab - 600, cab - 200, 1900, 2300, -W / 2 + 200, -W / 2 + 600, "fabric", density=0.15)
     return cab
 
 
