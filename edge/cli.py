@@ -41,7 +41,10 @@ def _parser() -> argparse.ArgumentParser:
 
     detect = sub.add_parser("detect", help="print the detections of one scan file as JSON")
     detect.add_argument("scan", type=Path)
-    detect.add_argument("--model", type=Path, default=None, help="model package directory")
+    detect.add_argument("--model", type=Path, default=None,
+                        help="model package directory (default: the shipped model made for the scan)")
+    detect.add_argument("--force", action="store_true",
+                        help="judge a scan the model is not made for (pitch, item kind, energy, content)")
     detect.set_defaults(handler=_detect)
 
     twin = sub.add_parser("twin", help="serve simulators at the endpoints a station config names")
@@ -131,7 +134,7 @@ def _detect(args: argparse.Namespace) -> int:
 
     configure_logging("console", quiet=True)
     try:
-        detections = detect_file(args.scan, args.model)
+        detections = detect_file(args.scan, args.model, force=args.force)
     except ModelError as exc:
         print(f"edge detect: {exc}", file=sys.stderr)
         return 2
