@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.config import CONFIG_ERROR_EXIT, load_config, unreadable_files
+from edge.config import CONFIG_ERROR_EXIT, StationConfig, load_config, unreadable_files
 from edge.errors import ConfigError, EdgeError, StoreCorrupt
 from edge.logging import configure_logging
 
@@ -101,7 +101,17 @@ def _check_config(args: argparse.Namespace) -> int:
             status = 1
         else:
             print(f"{path}: ok")
+            _warn_model(path, config)
     return status
+
+
+def _warn_model(path: Path, config: StationConfig) -> None:
+    """Say (on stderr, without failing: the station runs, every item goes to manual) when its model will not judge."""
+    from edge.detector import model_problem, station_facts
+
+    problem = model_problem(config.model, station_facts(config))
+    if problem is not None:
+        print(f"{path}: warning: model: {problem}; every item will go to manual", file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:

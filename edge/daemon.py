@@ -21,7 +21,7 @@ from appliance import sdnotify
 from appliance.serving import stop_on_signals, until_listening
 from edge.config import StationConfig, unreadable_files
 from edge.context import StationContext
-from edge.detector import load_engine
+from edge.detector import load_engine, station_facts
 from edge.devices import Devices, open_devices
 from edge.events import EventBus
 from edge.metrics import StationMetrics
@@ -112,7 +112,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         limits = StoreLimits(config.store.reserve_mb * MB, config.store.scan_cap_mb * MB, config.store.retention_days)
         store = await stack.enter_async_context(StoreWriter(Store(st.data_dir, limits, st.id)))
         await _alarm_unreadable_files(config, store)
-        engine = await load_engine(config.model, st.id, store, pool)
+        engine = await load_engine(config.model, st.id, store, pool, station_facts(config))
         devices = await open_devices(stack, config.devices, st.id)
         metrics.follow_devices(devices)
         publisher = await _open_publisher(stack, config, store)
