@@ -97,8 +97,8 @@ class _Stream:
         if detector is None:  # the inspector opens no stream without a model; a model error if it did
             raise ModelError(f"station {self.station} has no usable model to detect with")
         self._lines += len(high)
-        self.refused = metadata_problem(detector.manifest, self.facts.updated(ScanFacts(lines=self._lines,
-                                                                                        pixels=high.shape[1])))
+        so_far = self.facts.updated(ScanFacts(lines=self._lines, pixels=high.shape[1]))
+        self.refused = metadata_problem(detector.manifest, so_far, growing=True)
         if self.refused is not None:
             await self.aclose()
             return

@@ -75,22 +75,28 @@ def _text(v: object) -> str | None:
     return v if isinstance(v, str) and v else None
 
 
-def metadata_problem(manifest: Manifest, facts: ScanFacts) -> str | None:
-    """Why the model may not judge scans with these facts, or None (unstated facts pass)."""
+def metadata_problem(manifest: Manifest, facts: ScanFacts, *, growing: bool = False) -> str | None:
+    """Why the model may not judge scans with these facts, or None (unstated facts pass).
+
+    `growing`: the scan is still arriving, so `lines` counts only against the upper bound.
+    """
     spec, name = manifest.applicability, manifest.name
     if facts.item_kind is not None and spec.item_kinds is not None and facts.item_kind not in spec.item_kinds:
         return f"model {name} is made for {', '.join(spec.item_kinds)} scans, not {facts.item_kind}"
-    for what, unit, value, bounds in _ranges(spec, facts):
-        if value is not None and bounds is not None and not bounds[0] <= value <= bounds[1]:
+    for key, what, unit, value, bounds in _ranges(spec, facts):
+        if value is None or bounds is None or (growing and key == "lines" and value < bounds[0]):
+            continue
+        if not bounds[0] <= value <= bounds[1]:
             return f"model {name} is made for {what} {bounds[0]:g} to {bounds[1]:g}{unit}; this scan's is {value:g}{unit}"
     return None
 
 
-def _ranges(spec: AppliesSpec, facts: ScanFacts) -> list[tuple[str, str, float | None, tuple[float, float] | None]]:
-    return [("pixel pitch", " mm", facts.pixel_mm, spec.pixel_mm),
-            ("peak energy", " keV", facts.energy_kev, spec.energy_kev),
-            ("scan length", " lines", facts.lines, spec.lines),
-            ("scan width", " pixels", facts.pixels, spec.pixels)]
+def _ranges(spec: AppliesSpec, facts: ScanFacts) -> list[tuple[str, str, str, float | None, tuple[float, float] | None]]:
+    """(key, words, unit, the scan's value, the model's range) of each ranged fact."""
+    return [("pixel_mm", "pixel pitch", " mm", facts.pixel_mm, spec.pixel_mm),
+            ("energy_kev", "peak energy", " keV", facts.energy_kev, spec.energy_kev),
+            ("lines", "scan length", " lines", facts.lines, spec.lines),
+            ("pixels", "scan width", " pixels", facts.pixels, spec.pixels)]
 
 
 def shape_problem(shape: tuple[int, int]) -> str | None:
