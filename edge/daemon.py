@@ -304,7 +304,8 @@ def _health(engine: Any, devices: Devices, publisher: Any, metrics: StationMetri
     model = engine.model
     return {
         "devices": devices.states(),
-        "model": {"state": "ok" if model else "lost", "name": model.name if model else None,
+        "model": {"state": ("degraded" if engine.problem else "ok") if model else "lost",
+                  "name": model.name if model else None,
                   "version": model.version if model else None, "detail": engine.problem or ""},
         "sync": publisher.stats() if publisher is not None else {"state": "disabled"},
         "budget_misses": metrics.budget_misses_total(),
@@ -316,5 +317,8 @@ def _health(engine: Any, devices: Devices, publisher: Any, metrics: StationMetri
 def _ready_status(devices: Devices, engine: Any) -> str:
     degraded = [n for n, s in devices.states().items() if s["state"] != "ok"]
     parts = ["devices connected" if not degraded else f"degraded: {', '.join(degraded)}"]
-    parts.append("model loaded" if engine.model else "NO MODEL: every item goes to manual")
+    if engine.model is None or engine.problem:
+        parts.append(f"NO MODEL for this station's scans: every item goes to manual ({engine.problem})")
+    else:
+        parts.append("model loaded")
     return "; ".join(parts)

@@ -162,7 +162,11 @@ def model_problem(cfg: ModelSection, facts: ScanFacts) -> str | None:
     except ModelError as exc:
         return str(exc)
     problem = metadata_problem(manifest, facts)
-    return f"the configured model is not made for this station's scans: {problem}" if problem else None
+    return _not_made_for(problem) if problem else None
+
+
+def _not_made_for(problem: str) -> str:
+    return f"the configured model is not made for this station's scans: {problem}"
 
 
 async def open_detector(cfg: ModelSection, facts: ScanFacts = ScanFacts()) -> Detector:
@@ -188,8 +192,7 @@ async def load_engine(cfg: ModelSection, station: str, store: StoreWriter, pool:
     problem = metadata_problem(detector.manifest, facts)
     if problem is not None:
         log.error("model.not_applicable", station=station, error=problem)
-        await store.call(store.store.raise_alarm, "model_unavailable",
-                         f"the configured model is not made for this station's scans: {problem}; every item goes to manual")
-        return Engine(detector, pool, problem, facts)
+        await store.call(store.store.raise_alarm, "model_unavailable", f"{_not_made_for(problem)}; every item goes to manual")
+        return Engine(detector, pool, _not_made_for(problem), facts)
     await store.call(store.store.clear_alarm, "model_unavailable")
     return Engine(detector, pool, facts=facts)
