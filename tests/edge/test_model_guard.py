@@ -24,6 +24,7 @@ from edge.stations.acquisition import WholeScan, start_line_scan
 from edge.store import Store, StoreWriter
 from edge.verdict import Reason
 from models.applicability import ScanFacts
+from models.cli import ZOO
 from models.pool import InferencePool
 from models.runtime import load_detector
 from models.scan import Scan, save_scan
@@ -146,3 +147,18 @@ async def test_a_configured_model_made_for_other_scans_alarms_and_never_decides(
     assert "bags is made for baggage, parcel scans, not vehicle" in alarms["model_unavailable"]
     record = await rig.inspector(engine=engine).inspect(Item("vehicle", ItemKind.VEHICLE), WholeScan(bag(True)))
     assert (record.verdict.value, record.reason) == ("manual", "model_not_applicable")
+
+
+def test_check_config_warns_when_no_shipped_model_is_made_for_the_station(tmp_path: Path, capsys) -> None:
+    from edge.cli import main
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    vehicles = tmp_path / "vehicles.toml"
+    vehicles.write_text((examples / "conveyor.toml").read_text().replace('item_kind = "baggage"', 'item_kind = "vehicle"'))
+    assert main(["check-config", "--skip-files", str(examples / "conveyor.toml"), str(vehicles)]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [f"{examples / 'conveyor.toml'}: ok", f"{vehicles}: ok"]
+    [warning] = err.splitlines()  # one line; a vehicle model shipped later adds its own reason to it
+    assert warning.startswith(f"{vehicles}: warning: model: no model under {ZOO} is made for vehicle scans at 1 mm, "
+                              "160 keV: model cpe-tiny is made for baggage, parcel scans, not vehicle")
+    assert warning.endswith("; every item will go to manual")
