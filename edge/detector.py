@@ -107,10 +107,12 @@ class _Stream:
         await self._strips.feed_async(high, low)
 
     async def finish(self, scan: Scan, deadline: float) -> list[Detection]:
-        self._judge(scan)
-        if self._strips is None:
-            raise StationFault(Reason.SCAN_INCOMPLETE, "the scan delivered no lines")
+        """The detections, once the whole scan is judged to be one the model may decide on; queued strips are
+        cancelled otherwise."""
         try:
+            self._judge(scan)
+            if self._strips is None:
+                raise StationFault(Reason.SCAN_INCOMPLETE, "the scan delivered no lines")
             return await self._strips.finish_async(deadline=deadline)
         except DeadlineUnreachable as exc:
             raise StationFault(Reason.DEADLINE_UNREACHABLE, str(exc)) from exc

@@ -7,6 +7,7 @@ no model made for its scans says so in an alarm and sends every item to manual.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,30 @@ def test_check_config_warns_when_no_shipped_model_is_made_for_the_station(tmp_pa
     assert warning.startswith(f"{vehicles}: warning: model: no model under {ZOO} is made for vehicle scans at 1 mm, "
                               "160 keV: model cpe-tiny is made for baggage, parcel scans, not vehicle")
     assert warning.endswith("; every item will go to manual")
+
+
+class Blocks:
+    """A line scan delivered in blocks of 64 lines, as the scanner driver delivers them."""
+
+    def __init__(self, scan: Scan) -> None:
+        self.scan = scan
+
+    async def blocks(self):
+        for y in range(0, self.scan.shape[0], 64):
+            yield self.scan.high[y : y + 64], self.scan.low[y : y + 64]
+            await asyncio.sleep(0.02)  # lines take time to come: queued strips run meanwhile
+
+    def result(self) -> Scan:
+        return self.scan
+
+
+async def test_a_scan_growing_past_the_models_length_stops_spending_inference(rig: Rig, tmp_path: Path) -> None:
+    short = write_package(tmp_path / "short", "cpe-fcos-v1", 128, name="short", applies="lines = [64, 300]")
+    detector = load_detector(short, overlap=32)
+    high, low = case(640, 200)
+    paint_square(high, low, 100, 60, "metal")
+    engine = Engine(detector, rig.pool, facts=BAGGAGE)
+    record = await rig.inspector(engine=engine).inspect(Item("long", ItemKind.BAGGAGE), Blocks(Scan(high, low)))
+    assert (record.verdict.value, record.reason) == ("manual", "model_not_applicable")
+    full = len(detector.tile_grid((640, 200))[0]) * len(detector.tile_grid((640, 200))[1])
+    assert detector.stats()["tiles"] <= full // 2  # strips queued up to the 320th line at most, the rest never
