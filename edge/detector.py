@@ -69,7 +69,8 @@ class Engine:
         """Make a model package the station already holds active; it is verified by its hash."""
         model_dir = held_model(sha256)
         detector = await asyncio.to_thread(load_detector, model_dir, intra_op_threads=threads)
-        self.detector, self.problem = detector, ""
+        problem = metadata_problem(detector.manifest, self.facts)
+        self.detector, self.problem = detector, _not_made_for(problem) if problem else ""
         log.info("model.switched", name=detector.info.name, version=detector.info.version, sha256=sha256)
 
 
