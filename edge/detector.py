@@ -123,10 +123,15 @@ class _Stream:
             await self.aclose()
 
     def _judge(self, scan: Scan) -> None:
-        """Raise model_not_applicable unless the model may judge the whole scan (its meta wins over the station's)."""
+        """Raise model_not_applicable unless the model may judge the whole scan.
+
+        The scan's meta states its pitch and energy over the station's config; the item kind stays the
+        item's (the record's), since a scanner's meta has none and a file's is only its generator's label.
+        """
         detector = self.engine.detector
         if self.refused is None and detector is not None:
-            facts = self.facts.updated(ScanFacts.of_meta(scan.meta, scan.shape))
+            facts = self.facts.updated(ScanFacts.of_meta(scan.meta, scan.shape)).updated(
+                ScanFacts(item_kind=self.facts.item_kind))
             self.refused = scan_problem(detector.manifest, facts, scan.high, scan.low)
         if self.refused is not None:
             model = detector.manifest.name if detector is not None else "the model"
