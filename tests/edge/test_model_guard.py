@@ -89,6 +89,10 @@ async def test_the_scans_own_pitch_and_energy_are_judged(rig: Rig) -> None:
     assert await rig.verdict(bag(False, {"pixel_mm": 1.0, "energy_kev": 6000.0})) == ("manual", "model_not_applicable")
 
 
+async def test_the_items_kind_counts_not_a_files_label(rig: Rig) -> None:
+    assert await rig.verdict(bag(True, {"pixel_mm": 1.0, "kind": "vehicle"})) == ("suspect", "detection")
+
+
 async def test_an_all_air_scan_is_manual_not_applicable(rig: Rig) -> None:
     high, low = air(256, 200)
     assert await rig.verdict(Scan(high, low, {"pixel_mm": 1.0})) == ("manual", "model_not_applicable")
