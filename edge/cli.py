@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.config import CONFIG_ERROR_EXIT, load_config, unreadable_files
+from edge.config import CONFIG_ERROR_EXIT, StationConfig, load_config, unreadable_files
 from edge.errors import ConfigError, EdgeError, StoreCorrupt
 from edge.logging import configure_logging
 
@@ -41,7 +41,10 @@ def _parser() -> argparse.ArgumentParser:
 
     detect = sub.add_parser("detect", help="print the detections of one scan file as JSON")
     detect.add_argument("scan", type=Path)
-    detect.add_argument("--model", type=Path, default=None, help="model package directory")
+    detect.add_argument("--model", type=Path, default=None,
+                        help="model package directory (default: the shipped model made for the scan)")
+    detect.add_argument("--force", action="store_true",
+                        help="judge a scan the model is not made for (pitch, item kind, energy, content)")
     detect.set_defaults(handler=_detect)
 
     twin = sub.add_parser("twin", help="serve simulators at the endpoints a station config names")
@@ -98,7 +101,17 @@ def _check_config(args: argparse.Namespace) -> int:
             status = 1
         else:
             print(f"{path}: ok")
+            _warn_model(path, config)
     return status
+
+
+def _warn_model(path: Path, config: StationConfig) -> None:
+    """Say (on stderr, without failing: the station runs, every item goes to manual) when its model will not judge."""
+    from edge.detector import model_problem, station_facts
+
+    problem = model_problem(config.model, station_facts(config))
+    if problem is not None:
+        print(f"{path}: warning: model: {problem}; every item will go to manual", file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -131,7 +144,7 @@ def _detect(args: argparse.Namespace) -> int:
 
     configure_logging("console", quiet=True)
     try:
-        detections = detect_file(args.scan, args.model)
+        detections = detect_file(args.scan, args.model, force=args.force)
     except ModelError as exc:
         print(f"edge detect: {exc}", file=sys.stderr)
         return 2

@@ -21,7 +21,7 @@ from appliance import sdnotify
 from appliance.serving import stop_on_signals, until_listening
 from edge.config import StationConfig, unreadable_files
 from edge.context import StationContext
-from edge.detector import load_engine
+from edge.detector import load_engine, station_facts
 from edge.devices import Devices, open_devices
 from edge.events import EventBus
 from edge.metrics import StationMetrics
@@ -112,7 +112,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         limits = StoreLimits(config.store.reserve_mb * MB, config.store.scan_cap_mb * MB, config.store.retention_days)
         store = await stack.enter_async_context(StoreWriter(Store(st.data_dir, limits, st.id)))
         await _alarm_unreadable_files(config, store)
-        engine = await load_engine(config.model, st.id, store, pool)
+        engine = await load_engine(config.model, st.id, store, pool, station_facts(config))
         devices = await open_devices(stack, config.devices, st.id)
         metrics.follow_devices(devices)
         publisher = await _open_publisher(stack, config, store)
@@ -304,7 +304,8 @@ def _health(engine: Any, devices: Devices, publisher: Any, metrics: StationMetri
     model = engine.model
     return {
         "devices": devices.states(),
-        "model": {"state": "ok" if model else "lost", "name": model.name if model else None,
+        "model": {"state": ("degraded" if engine.problem else "ok") if model else "lost",
+                  "name": model.name if model else None,
                   "version": model.version if model else None, "detail": engine.problem or ""},
         "sync": publisher.stats() if publisher is not None else {"state": "disabled"},
         "budget_misses": metrics.budget_misses_total(),
@@ -316,5 +317,8 @@ def _health(engine: Any, devices: Devices, publisher: Any, metrics: StationMetri
 def _ready_status(devices: Devices, engine: Any) -> str:
     degraded = [n for n, s in devices.states().items() if s["state"] != "ok"]
     parts = ["devices connected" if not degraded else f"degraded: {', '.join(degraded)}"]
-    parts.append("model loaded" if engine.model else "NO MODEL: every item goes to manual")
+    if engine.model is None or engine.problem:
+        parts.append(f"NO MODEL for this station's scans: every item goes to manual ({engine.problem})")
+    else:
+        parts.append("model loaded")
     return "; ".join(parts)

@@ -1,7 +1,13 @@
 """The station's detection engine: the ONNX runtime behind the pipeline's narrow interface.
 
 A model that is missing, tampered or broken does not stop the station: it runs with no engine
-model, every item goes to `manual` (reason model_unavailable) and an alarm stands.
+model, every item goes to `manual` (reason model_unavailable) and an alarm stands. Without
+`[model] dir` the station takes the shipped package whose manifest is made for its scans (item
+kind, scanner pitch and energy); when none is, the same holds.
+
+The model judges only scans it is made for (models.applicability): the station's facts are checked
+when a scan starts, so a scan the model may not judge costs no inference, and the scan's own meta
+and content when it ends; either refusal ends in `manual` / model_not_applicable with the reason.
 """
 
 from __future__ import annotations
@@ -18,16 +24,18 @@ from central_sync.schema import ModelRef
 from edge.errors import StationFault
 from edge.store import StoreWriter
 from edge.verdict import Reason
-from models.cli import ZOO, default_model_dir
+from models.applicability import ScanFacts, metadata_problem, scan_problem
+from models.cli import ZOO, select_model
 from models.detection import Detection
 from models.errors import ManifestError, ModelError
 from models.manifest import MANIFEST_FILE, load_manifest
 from models.pool import DeadlineUnreachable, InferencePool, PoolOverloaded
 from models.runtime import Detector, load_detector
+from models.scan import Scan
 from models.streaming import StripDetector
 
 if TYPE_CHECKING:
-    from edge.config import ModelSection
+    from edge.config import ModelSection, StationConfig
 
 log = structlog.get_logger()
 
@@ -39,6 +47,7 @@ class Engine:
     detector: Detector | None
     pool: InferencePool
     problem: str = ""
+    facts: ScanFacts = ScanFacts()  # what the station knows of its scans: item kind, scanner pitch and energy
 
     @property
     def model(self) -> ModelRef | None:
@@ -47,8 +56,8 @@ class Engine:
         info = self.detector.info
         return ModelRef(name=info.name, version=info.version, sha256=info.sha256)
 
-    def open_stream(self, station: str, width: int) -> "_Stream":
-        return _Stream(self, station)
+    def open_stream(self, station: str, item_kind: str) -> "_Stream":
+        return _Stream(self, station, self.facts.updated(ScanFacts(item_kind=item_kind)))
 
     def set_thresholds(self, overrides: dict[str, float]) -> None:
         if self.detector is None:
@@ -60,36 +69,76 @@ class Engine:
         """Make a model package the station already holds active; it is verified by its hash."""
         model_dir = held_model(sha256)
         detector = await asyncio.to_thread(load_detector, model_dir, intra_op_threads=threads)
-        self.detector, self.problem = detector, ""
+        problem = metadata_problem(detector.manifest, self.facts)
+        self.detector, self.problem = detector, _not_made_for(problem) if problem else ""
         log.info("model.switched", name=detector.info.name, version=detector.info.version, sha256=sha256)
 
 
 class _Stream:
-    """One scan's streaming detection; the strip detector is made when the width is known."""
+    """One scan's streaming detection; the strip detector is made when the width is known.
 
-    def __init__(self, engine: Engine, station: str) -> None:
+    `refused` holds why the model may not judge this scan, once known: from the station's facts at
+    once, from the width and length as lines arrive (strips queued so far are cancelled), from the
+    scan's meta and content at the end.
+    """
+
+    def __init__(self, engine: Engine, station: str, facts: ScanFacts) -> None:
         self.engine = engine
         self.station = station
+        self.facts = facts
         self._strips: StripDetector | None = None
+        self._lines = 0
+        detector = engine.detector
+        self.refused = metadata_problem(detector.manifest, facts) if detector is not None else None
 
     async def feed(self, high: np.ndarray, low: np.ndarray) -> None:
+        if self.refused is not None:
+            return
+        detector = self.engine.detector
+        if detector is None:  # the inspector opens no stream without a model; a model error if it did
+            raise ModelError(f"station {self.station} has no usable model to detect with")
+        self._lines += len(high)
+        so_far = self.facts.updated(ScanFacts(lines=self._lines, pixels=high.shape[1]))
+        self.refused = metadata_problem(detector.manifest, so_far, growing=True)
+        if self.refused is not None:
+            await self.aclose()
+            return
         if self._strips is None:
-            detector = self.engine.detector
-            if detector is None:  # the inspector opens no stream without a model; a model error if it did
-                raise ModelError(f"station {self.station} has no usable model to detect with")
             self._strips = StripDetector(detector, high.shape[1], pool=self.engine.pool, station=self.station)
         await self._strips.feed_async(high, low)
 
-    async def finish(self, deadline: float) -> list[Detection]:
-        if self._strips is None:
-            raise StationFault(Reason.SCAN_INCOMPLETE, "the scan delivered no lines")
+    async def finish(self, scan: Scan, deadline: float) -> list[Detection]:
+        """The detections, once the whole scan is judged to be one the model may decide on; queued strips are
+        cancelled otherwise."""
         try:
+            self._judge(scan)
+            if self._strips is None:
+                raise StationFault(Reason.SCAN_INCOMPLETE, "the scan delivered no lines")
             return await self._strips.finish_async(deadline=deadline)
         except DeadlineUnreachable as exc:
             raise StationFault(Reason.DEADLINE_UNREACHABLE, str(exc)) from exc
         except PoolOverloaded as exc:
             raise StationFault(Reason.OVERLOAD, str(exc)) from exc
         finally:
+            await self.aclose()
+
+    def _judge(self, scan: Scan) -> None:
+        """Raise model_not_applicable unless the model may judge the whole scan.
+
+        The scan's meta states its pitch and energy over the station's config; the item kind stays the
+        item's (the record's), since a scanner's meta has none and a file's is only its generator's label.
+        """
+        detector = self.engine.detector
+        if self.refused is None and detector is not None:
+            facts = self.facts.updated(ScanFacts.of_meta(scan.meta, scan.shape)).updated(
+                ScanFacts(item_kind=self.facts.item_kind))
+            self.refused = scan_problem(detector.manifest, facts, scan.high, scan.low)
+        if self.refused is not None:
+            model = detector.manifest.name if detector is not None else "the model"
+            raise StationFault(Reason.MODEL_NOT_APPLICABLE, f"{model} may not judge this scan: {self.refused}")
+
+    async def aclose(self) -> None:
+        if self._strips is not None:
             await self._strips.aclose()
 
 
@@ -101,20 +150,57 @@ def held_model(sha256: str, zoo: Path = ZOO) -> Path:
     raise ManifestError(f"the station holds no model with sha256 {sha256} under {zoo}")
 
 
-async def open_detector(cfg: ModelSection) -> Detector:
-    """Verify, load and warm up the configured model off the event loop (`edge run` and `edge diag`)."""
-    model_dir = cfg.dir if cfg.dir is not None else default_model_dir()
+def station_facts(config: StationConfig) -> ScanFacts:
+    """What a station knows of its scans before they arrive: item kind, and the scanner's pitch and energy."""
+    device = config.devices.scanner or config.devices.source
+    return ScanFacts(item_kind=config.station.item_kind.value, pixel_mm=getattr(device, "pixel_mm", None),
+                     energy_kev=getattr(device, "kvp", None))
+
+
+def model_dir_for(cfg: ModelSection, facts: ScanFacts) -> Path:
+    """The configured package, or the shipped one made for these scans (NoApplicableModel when none is)."""
+    return cfg.dir if cfg.dir is not None else select_model(facts)
+
+
+def model_problem(cfg: ModelSection, facts: ScanFacts) -> str | None:
+    """Why the station's model will not judge its scans (none shipped for them, or the configured one is
+    made for others), or None; read from manifests only, for `edge check-config` and the start-up alarm."""
+    try:
+        manifest = load_manifest(model_dir_for(cfg, facts))
+    except ModelError as exc:
+        return str(exc)
+    problem = metadata_problem(manifest, facts)
+    return _not_made_for(problem) if problem else None
+
+
+def _not_made_for(problem: str) -> str:
+    return f"the configured model is not made for this station's scans: {problem}"
+
+
+async def open_detector(cfg: ModelSection, facts: ScanFacts = ScanFacts()) -> Detector:
+    """Verify, load and warm up the station's model off the event loop (`edge run` and `edge diag`)."""
+    model_dir = model_dir_for(cfg, facts)
     return await asyncio.to_thread(load_detector, model_dir, intra_op_threads=cfg.threads,
                                    providers=list(cfg.providers), thresholds=cfg.thresholds or None)
 
 
-async def load_engine(cfg: ModelSection, station: str, store: StoreWriter, pool: InferencePool) -> Engine:
-    """Load and warm up the model off the event loop; on failure raise an alarm and run without."""
+async def load_engine(cfg: ModelSection, station: str, store: StoreWriter, pool: InferencePool,
+                      facts: ScanFacts = ScanFacts()) -> Engine:
+    """Load and warm up the model off the event loop; on failure raise an alarm and run without.
+
+    A configured model made for other scans is loaded (each scan then says why it is not judged)
+    and the alarm stands all the same: every item will go to manual.
+    """
     try:
-        detector = await open_detector(cfg)
+        detector = await open_detector(cfg, facts)
     except ModelError as exc:
         log.error("model.unavailable", station=station, error=str(exc))
-        await store.call(store.store.raise_alarm, "model_unavailable", str(exc))
-        return Engine(None, pool, str(exc))
+        await store.call(store.store.raise_alarm, "model_unavailable", f"{exc}; every item goes to manual")
+        return Engine(None, pool, str(exc), facts)
+    problem = metadata_problem(detector.manifest, facts)
+    if problem is not None:
+        log.error("model.not_applicable", station=station, error=problem)
+        await store.call(store.store.raise_alarm, "model_unavailable", f"{_not_made_for(problem)}; every item goes to manual")
+        return Engine(detector, pool, _not_made_for(problem), facts)
     await store.call(store.store.clear_alarm, "model_unavailable")
-    return Engine(detector, pool)
+    return Engine(detector, pool, facts=facts)

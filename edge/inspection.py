@@ -35,8 +35,10 @@ log = structlog.get_logger()
 
 
 class StreamingDetection(Protocol):
+    """One scan's detection: blocks as they arrive, then the whole scan (judged for applicability) and a deadline."""
+
     async def feed(self, high: np.ndarray, low: np.ndarray) -> None: ...
-    async def finish(self, deadline: float) -> list[Detection]: ...
+    async def finish(self, scan: Scan, deadline: float) -> list[Detection]: ...
 
 
 class DetectionEngine(Protocol):
@@ -44,7 +46,7 @@ class DetectionEngine(Protocol):
 
     @property
     def model(self) -> ModelRef | None: ...
-    def open_stream(self, station: str, width: int) -> StreamingDetection: ...
+    def open_stream(self, station: str, item_kind: str) -> StreamingDetection: ...
 
 
 class Acquisition(Protocol):
@@ -102,7 +104,7 @@ class Inspector:
         failure: Reason | None = None
         within_budget = completed = False
         try:
-            stream = self._open_stream()
+            stream = self._open_stream(item)
             async with contextlib.aclosing(acquisition.blocks()) as blocks:  # an abandoned scan is stopped now
                 async for high, low in blocks:
                     await stream.feed(high, low)
@@ -111,7 +113,7 @@ class Inspector:
             deadline = asyncio.get_running_loop().time() + self.budget_ms / 1000
             if scan.complete:
                 async with asyncio.timeout_at(deadline):
-                    detections = await stream.finish(deadline)
+                    detections = await stream.finish(scan, deadline)
                 completed = True
                 within_budget = (time.perf_counter() - end_of_scan) * 1000 <= self.budget_ms
             timer.lap("detect")
@@ -132,10 +134,10 @@ class Inspector:
                                          tuple(detections), failure))
         return await self._conclude(item, scan, detections, verdict, reason, timer)
 
-    def _open_stream(self) -> StreamingDetection:
+    def _open_stream(self, item: Item) -> StreamingDetection:
         if self.engine is None or self.engine.model is None:
             return _NoModel(self.station)
-        return self.engine.open_stream(self.station, 0)
+        return self.engine.open_stream(self.station, item.kind.value)
 
     def _fail(self, item: Item, reason: Reason, message: str, timer: Timer, stage: str) -> Reason:
         timer.lap(stage)
@@ -207,7 +209,7 @@ class _NoModel:
     async def feed(self, high: np.ndarray, low: np.ndarray) -> None:
         return None
 
-    async def finish(self, deadline: float) -> list[Detection]:
+    async def finish(self, scan: Scan, deadline: float) -> list[Detection]:
         raise StationFault(Reason.MODEL_UNAVAILABLE, f"station {self.station} has no usable model")
 
 

@@ -5,6 +5,8 @@
     ├── ManifestError        a model package whose manifest is missing, malformed or inconsistent
     │   └── ModelIntegrityError   the ONNX file does not match the manifest's sha256
     ├── InferenceError       onnxruntime failed on a well-formed input
+    ├── NotApplicable        a scan the model was not made for (manifest [applies], content)
+    │   └── NoApplicableModel     no package in the zoo is made for a station's or file's scans
     ├── ThresholdError       a class threshold override names no class or is out of range (runtime.py)
     └── pool refusals (pool.py): DeadlineUnreachable (expected finish after the deadline),
         PoolOverloaded (the station's queue is full), PoolBusy (background work while busy)
@@ -29,3 +31,11 @@ class ModelIntegrityError(ManifestError):
 
 class InferenceError(ModelError):
     """onnxruntime failed on a well-formed input."""
+
+
+class NotApplicable(ModelError):
+    """A scan the model was not made for (its manifest's [applies], or content it cannot judge)."""
+
+
+class NoApplicableModel(NotApplicable):
+    """No model package in the zoo is made for these scans."""

@@ -150,8 +150,12 @@ def build_model(fmt: str = "cpe-fcos-v1", tile: int = 128, channels: tuple[str, 
 
 def write_package(root: Path, fmt: str = "cpe-fcos-v1", tile: int = 128, channels: tuple[str, ...] = ("high", "low"),
                   backbone: bool = False, name: str = "test-det", version: str = "1.0.0",
-                  thresholds: tuple[float, float] = (0.5, 0.5), transposed: bool = False) -> Path:
-    """Write model.onnx + manifest.toml under `root`; returns `root`."""
+                  thresholds: tuple[float, float] = (0.5, 0.5), transposed: bool = False,
+                  pixel_mm: float = 1.0, applies: str = "") -> Path:
+    """Write model.onnx + manifest.toml under `root`; returns `root`.
+
+    `applies` is the body of an `[applies]` section (TOML lines), e.g. 'item_kinds = ["baggage"]'.
+    """
     root.mkdir(parents=True, exist_ok=True)
     data = build_model(fmt, tile, channels, backbone, transposed)
     (root / "model.onnx").write_bytes(data)
@@ -161,8 +165,9 @@ def write_package(root: Path, fmt: str = "cpe-fcos-v1", tile: int = 128, channel
         f'name = "{name}"\nversion = "{version}"\nsha256 = "{hashlib.sha256(data).hexdigest()}"\n'
         f'description = "test graph: squares of {SQUARE} px"\n\n'
         f"[input]\nchannels = {list(channels)!r}\nsize = [{tile}, {tile}]\n"
-        f'normalisation = "attenuation"\npixel_mm = 1.0\n\n'
+        f'normalisation = "attenuation"\npixel_mm = {pixel_mm}\n\n'
         f'[output]\nformat = "{fmt}"\n{stride}\n{classes}[evaluation]\nnote = "synthetic"\n'.replace("'", '"')
+        + (f"\n[applies]\n{applies}\n" if applies else "")
     )
     return root
 
@@ -178,6 +183,17 @@ def paint_square(high: np.ndarray, low: np.ndarray, y: int, x: int, kind: str = 
 def air(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     """Empty (air) high and low planes."""
     return np.full((h, w), 65535, np.uint16), np.full((h, w), 65535, np.uint16)
+
+
+def case(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Planes of an empty case: air inside a 6-pixel wall of light attenuation (0.1), which the test
+    graphs never detect but which makes the scan more than air."""
+    high, low = air(h, w)
+    wall = np.uint16(round(65535 * 10 ** (-4 * 0.1)))
+    for plane in (high, low):
+        plane[8:-8, 8:-8] = wall
+        plane[14:-14, 14:-14] = 65535
+    return high, low
 
 
 def scatter(h: int, w: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[tuple]]:

@@ -105,10 +105,10 @@ class DiagStation:
 
     async def load_model(self) -> None:
         """Verify and load the station's model as the daemon does; a failure is recorded."""
-        from edge.detector import open_detector
+        from edge.detector import open_detector, station_facts
 
         try:
-            self.detector = await open_detector(self.cfg.model)
+            self.detector = await open_detector(self.cfg.model, station_facts(self.cfg))
         except ModelError as exc:
             self.model_problem = str(exc)
 

@@ -42,6 +42,9 @@ def write_manifest(package: Path, f: dict) -> Path:
              "pixel_mm = 1.0", "", "[output]", 'format = "cpe-fcos-v1"', "stride = 8", ""]
     for name in CLASSES:
         lines += ["[[classes]]", f'name = "{name}"', f"threshold = {f['thresholds'][name]}", ""]
+    lines += ["[applies]  # the scans this model is made for (models/applicability.py); trained on 1 mm, 160 kVp baggage",
+              'item_kinds = ["baggage", "parcel"]', "pixel_mm = [0.8, 1.25]", "energy_kev = [100.0, 200.0]",
+              "lines = [64, 8000]", "pixels = [64, 4096]", ""]
     lines += ["[evaluation]", f'dataset = "{dataset_line(f)}"', f"map50 = {_fmt(f['map50'])}",
               f"map50_95 = {_fmt(f['map50_95'])}", f"alarm_rate_clean = {_fmt(f['alarm_rate_clean'])}",
               f"clean_images = {f['clean_images']}", f"ms_per_tile = {f['ms_per_tile']}",

@@ -14,7 +14,8 @@ from central_sync.control_room.i18n import LANGS, catalogue
 from central_sync.schema import ItemKind, Review, Verdict
 
 PKG = Path(__file__).resolve().parents[2] / "central_sync" / "control_room"
-REASONS = ("clear", "detection", "budget_missed", "scan_incomplete", "device_fault", "model_unavailable", "overload")
+REASONS = ("clear", "detection", "budget_missed", "scan_incomplete", "device_fault", "model_unavailable",
+           "model_not_applicable", "overload")
 
 
 def used_keys() -> set[str]:

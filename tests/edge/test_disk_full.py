@@ -16,7 +16,7 @@ from edge.verdict import Reason
 from models.pool import InferencePool
 from models.runtime import load_detector
 from models.scan import Scan
-from models.testgraphs import air, write_package
+from models.testgraphs import case, write_package
 
 from edge_factories import make_record
 
@@ -49,7 +49,7 @@ async def test_a_full_database_sends_every_item_to_manual_and_recovers(tmp_path,
                               StationMetrics(), actuate)
 
         def bag() -> WholeScan:
-            high, low = air(256, 200)
+            high, low = case(256, 200)
             return WholeScan(Scan(high, low, {"pixel_mm": 1.0}))
 
         assert (await inspector.inspect(Item("bag-0", ItemKind.BAGGAGE), bag())).verdict is Verdict.CLEAR

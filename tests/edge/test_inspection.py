@@ -25,7 +25,7 @@ from models.errors import InferenceError
 from models.pool import InferencePool
 from models.runtime import load_detector
 from models.scan import Scan
-from models.testgraphs import air, paint_square, write_package
+from models.testgraphs import case, paint_square, write_package
 from polling import until
 
 
@@ -57,7 +57,7 @@ class _Rig:
 
 
 def bag(threat: bool) -> Scan:
-    high, low = air(256, 200)
+    high, low = case(256, 200)
     if threat:
         paint_square(high, low, 100, 60, "metal")
     return Scan(high, low, {"pixel_mm": 1.0})
@@ -211,10 +211,10 @@ async def test_an_inspection_that_stops_reading_closes_the_scan_before_it_return
             if self.fed == 2:
                 raise InferenceError("onnxruntime failed on strip 2 of st-1")
 
-        async def finish(self, deadline):
+        async def finish(self, scan, deadline):
             return []
 
-    engine = SimpleNamespace(model=rig.engine.model, open_stream=lambda station, width: FailingStream())
+    engine = SimpleNamespace(model=rig.engine.model, open_stream=lambda station, item_kind: FailingStream())
     acquisition = WatchedBlocks(bag(False))
     closed_when_decided: list[bool] = []
 
