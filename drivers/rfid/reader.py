@@ -62,6 +62,8 @@ class TagSeen:
     at: datetime
     antenna: int | None = None
     rssi_dbm: float | None = None
+    epc: str | None = None
+    """A UHF tag's EPC (hex) when `tag` is its TID: the EPC is rewritable, so the TID is the identity."""
 
 
 @dataclass(frozen=True)
