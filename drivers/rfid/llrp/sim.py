@@ -51,6 +51,7 @@ from drivers.rfid.llrp.codec import (
     SpecRequest,
     StatusResponse,
     encode,
+    message_name,
 )
 from drivers.rfid.llrp.params import (
     TID_BANK,
@@ -201,7 +202,8 @@ class LlrpSim:
             if not chunk or self.decoder.broken is not None:
                 return
             for message in self.decoder.feed(chunk):
-                self.received[type(message).__name__] = self.received.get(type(message).__name__, 0) + 1
+                name = message_name(message.type)
+                self.received[name] = self.received.get(name, 0) + 1
                 self._handle(message, session)
 
     def _handle(self, message: Message, session: _Session) -> None:
@@ -227,6 +229,9 @@ class LlrpSim:
             session.keepalive_ms = message.keepalive_ms
             session.tasks.append(asyncio.create_task(self._keepalive(session), name="llrp-sim-keepalive"))
         elif isinstance(message, AddRoSpec):
+            unknown = [a for a in message.rospec.antennas if a not in self.connected_antennas]
+            if unknown:
+                return LlrpStatus(301, f"antennas {unknown} out of range 1..{self.cfg.antennas}")
             return self._add(session.rospecs, message.rospec.rospec_id, message.rospec, message.rospec.state == 0)
         elif isinstance(message, AddAccessSpec):
             return self._add(session.access, message.spec.access_spec_id, message.spec, not message.spec.enabled)
