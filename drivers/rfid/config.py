@@ -66,6 +66,18 @@ class LlrpSim(BaseModel):
     antennas: int = Field(default=4, ge=1, le=64)
     read_ms: int = Field(default=100, ge=5)
     schedule: tuple[LlrpSimTag, ...] = ()
+    repeat_s: float | None = Field(default=None, gt=0, description="the schedule starts again every repeat_s")
+
+    @model_validator(mode="after")
+    def _repeat_covers_schedule(self) -> LlrpSim:
+        """A repeated schedule ends before it starts again; every tag is at an antenna the reader has."""
+        end = max((t.at_s + t.seconds for t in self.schedule), default=0.0)
+        if self.repeat_s is not None and self.repeat_s < end:
+            raise ValueError(f"sim repeat_s {self.repeat_s} is shorter than the schedule, which ends at {end} s")
+        beyond = sorted({t.antenna for t in self.schedule if t.antenna > self.antennas})
+        if beyond:
+            raise ValueError(f"sim schedule uses antennas {beyond} and the simulated reader has {self.antennas}")
+        return self
 
 
 class LlrpConfig(BaseModel):

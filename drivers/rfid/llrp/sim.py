@@ -115,8 +115,8 @@ class LlrpSim:
     async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
-        for t in self.cfg.schedule:
-            self._spawn(self._later(t.at_s, t.epc, t.tid, t.antenna, t.seconds, t.rssi_dbm))
+        if self.cfg.schedule:
+            self._spawn(self._run_schedule())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -162,6 +162,18 @@ class LlrpSim:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def _run_schedule(self) -> None:
+        """The configured tags come and go; the whole schedule again every `repeat_s` when set."""
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            for t in self.cfg.schedule:
+                self._spawn(self._later(start + t.at_s - loop.time(), t.epc, t.tid, t.antenna, t.seconds,
+                                        t.rssi_dbm))
+            if self.cfg.repeat_s is None:
+                return
+            await asyncio.sleep(start + self.cfg.repeat_s - loop.time())
 
     async def _later(self, at_s: float, epc: str, tid: str, antenna: int, seconds: float, rssi: int) -> None:
         await asyncio.sleep(at_s)
