@@ -91,6 +91,26 @@ async def test_an_llrp_lane_reader_opens_by_the_same_path_and_its_tags_become_id
         assert devices.states()["reader:lane"]["rejects"] == {} and devices.states()["reader:lane"]["reconnects"] == 0
 
 
+async def test_llrp_malformed_messages_and_reconnects_are_exported() -> None:
+    from drivers.rfid import LlrpConfig
+
+    cfg = DevicesSection(readers={"uhf": LlrpConfig(kind="llrp", keepalive_s=0.5, reconnect_min_ms=20,
+                                                    sim={"read_ms": 20})})
+    metrics = StationMetrics()
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, cfg, "st-1")
+        metrics.follow_devices(devices)
+        reader = devices.readers["uhf"]
+        reader.sim.send_raw(bytes.fromhex("043D" "00000011" "00000001" "00F00007" "810002"))  # no EPC in the tag
+        reader.sim.send_raw(bytes.fromhex("0C3E0000000A00000001"))  # version 3: the connection is dropped
+        await until(lambda: reader.reconnects >= 1 and reader.link_ok, "the reader is back after the bad header")
+        sample = lambda reason: metrics.registry.get_sample_value(  # noqa: E731
+            "edge_reader_rejects_total", {"reader": "uhf", "reason": reason})
+        assert (sample("missing_parameter"), sample("bad_version")) == (1, 1)
+        assert metrics.registry.get_sample_value("edge_reader_reconnects_total", {"reader": "uhf"}) >= 1
+        assert devices.states()["reader:uhf"]["rejects"] == {"missing_parameter": 1, "bad_version": 1}
+
+
 async def test_a_tid_read_with_another_epc_is_flagged_on_the_screen() -> None:
     from drivers.rfid import LlrpConfig
     from edge.events import EventBus
