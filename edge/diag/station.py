@@ -52,7 +52,7 @@ def quiet_twin(cfg: StationConfig) -> StationConfig:
             "gantry": d.plc.sim.gantry.model_copy(update={"auto_vehicles": False})})
         update["plc"] = d.plc.model_copy(update={"sim": sim})
     update["readers"] = {n: r.model_copy(update={"sim": r.sim.model_copy(update={"schedule": ()})})
-                         if r.kind == "sim" or (r.kind == "llrp" and r.sim is not None) else r
+                         if r.sim is not None and (r.kind == "sim" or r.kind == "llrp") else r
                          for n, r in d.readers.items()}
     return cfg.model_copy(update={"devices": d.model_copy(update=update)})
 

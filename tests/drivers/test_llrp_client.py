@@ -10,6 +10,7 @@ from typing import Any
 
 from drivers.rfid import LlrpConfig, ReaderLink, TagRemoved, TagSeen, open_reader
 from drivers.rfid.llrp import LlrpReader, UhfRead
+from drivers.rfid.llrp.client import backoff
 from drivers.rfid.llrp.codec import RoAccessReport, encode
 from drivers.rfid.llrp.params import TagReport
 from drivers.rfid.llrp.wire import encode_frame
@@ -202,3 +203,8 @@ async def test_an_unreachable_reader_is_lost_and_retried() -> None:
         await until(lambda: reader.reconnects >= 2, "it keeps trying")
         assert reader.health.state == "lost" and "reader lane at 127.0.0.1:1 could not be connected to" \
             in reader.health.detail
+
+
+def test_reconnection_backs_off_doubling_up_to_the_limit() -> None:
+    delays = backoff(LlrpConfig(kind="llrp", host="r", reconnect_min_ms=500, reconnect_max_ms=3000))
+    assert [next(delays) for _ in range(6)] == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Self
@@ -95,6 +95,14 @@ class UhfRead:
         if self.tid is not None:
             return TagId("uhf-tid", bytes.fromhex(self.tid), self.tid)
         return TagId("uhf-epc", bytes.fromhex(self.epc), self.epc)
+
+
+def backoff(cfg: LlrpConfig) -> Iterator[float]:
+    """Seconds to wait before each reconnection: doubling from reconnect_min_ms up to reconnect_max_ms."""
+    delay = cfg.reconnect_min_ms / 1000
+    while True:
+        yield delay
+        delay = min(delay * 2, cfg.reconnect_max_ms / 1000)
 
 
 def utc(us: int | None) -> datetime | None:
@@ -211,17 +219,16 @@ class LlrpReader:
             yield read
 
     async def _run(self) -> None:
-        backoff = self.cfg.reconnect_min_ms / 1000
+        delays = backoff(self.cfg)
         loop = asyncio.get_running_loop()
         while True:
             try:
                 await self._session()
             except DriverError as exc:
-                if self.link_ok:
-                    backoff = self.cfg.reconnect_min_ms / 1000
+                if self.link_ok:  # a session that ran starts the back-off again
+                    delays = backoff(self.cfg)
                 self._lost(str(exc), loop.time())
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.cfg.reconnect_max_ms / 1000)
+            await asyncio.sleep(next(delays))
             self.reconnects += 1
 
     async def _session(self) -> None:
