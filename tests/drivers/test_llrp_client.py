@@ -179,11 +179,34 @@ async def test_an_antenna_event_is_followed() -> None:
         assert sim is not None
         sim.antenna(2, False)
         await until(lambda: reader.antennas_connected.get(2) is False, "antenna 2 is known disconnected")
+        assert reader.health.state == "degraded" and "antennas [2] are reported disconnected" in reader.health.detail
         sim.present(EPC, TID, antenna=2, seconds=5)
         sim.present(EPC2, TID2, antenna=1, seconds=5)
         await until(lambda: rec.kinds(TagSeen), "the tag at antenna 1")
         await until(lambda: sim.reports_sent >= 5, "more reports")
     assert [e.tag.hex for e in rec.kinds(TagSeen)] == [TID2]
+
+
+async def test_an_antenna_disconnected_before_the_session_shows_at_once() -> None:
+    """GET_READER_CONFIG at connect reports the antennas' state; no event needs to come."""
+    async with open_reader(cfg(), "lane") as reader:
+        assert isinstance(reader, LlrpReader) and reader.sim is not None
+        await until(lambda: reader.link_ok, "the first session is up")
+        assert reader.health.state == "ok"
+        reader.sim.connected_antennas[2] = False  # unplugged while nobody listens: no AntennaEvent
+        reader.sim.drop_connections()
+        await until(lambda: reader.reconnects >= 1 and reader.link_ok, "the session is back")
+        assert reader.antennas_connected == {1: True, 2: False, 3: True, 4: True}
+        assert reader.health.state == "degraded"
+
+
+async def test_a_reconnected_antenna_makes_the_reader_ok_again() -> None:
+    async with recording(cfg()) as (reader, _):
+        assert reader.sim is not None
+        reader.sim.antenna(1, False)
+        await until(lambda: reader.health.state == "degraded", "the reader is degraded")
+        reader.sim.antenna(1, True)
+        await until(lambda: reader.health.state == "ok", "the reader is ok again")
 
 
 async def test_stop_sends_close_connection() -> None:

@@ -14,6 +14,7 @@ from drivers.rfid.llrp.errors import FramingError, LlrpError
 from drivers.rfid.llrp.params import (
     AccessSpec,
     AntennaEvent,
+    AntennaProperties,
     DeviceCapabilities,
     LlrpStatus,
     OpRead,
@@ -49,6 +50,11 @@ VECTORS = [
     # SET_READER_CONFIG: no reset; KeepaliveSpec (220 = 0xDC) periodic, 2000 ms
     (c.SetReaderConfig(False, 2000, (), 4), "0403" "00000014" "00000004" "00" "00DC0009" "01" "000007D0"),
     (c.GetCapabilities(1, 2), "0401" "0000000B" "00000002" "01"),
+    # GET_READER_CONFIG: AntennaID 0 (all), RequestedData 2 (AntennaProperties), GPI 0, GPO 0
+    (c.GetReaderConfig(2, 0, 3), "0402" "00000011" "00000003" "0000" "02" "0000" "0000"),
+    # its response: AntennaProperties (221 = 0xDD) antenna 1 connected gain 6.00 dBi, antenna 2 not connected
+    (c.ReaderConfigResponse(LlrpStatus(), (AntennaProperties(1, True, 600), AntennaProperties(2, False)), 3),
+     "040C" "00000024" "00000003" "011F00080000" "0000" "00DD0009" "80" "0001" "0258" "00DD0009" "00" "0002" "0000"),
 ]
 
 
@@ -96,6 +102,10 @@ messages = st.one_of(
     st.builds(c.GetCapabilities, u8, ids),
     st.builds(c.CapabilitiesResponse, status,
               st.none() | st.builds(DeviceCapabilities, st.integers(0, 64), u32, u32, text), ids),
+    st.builds(c.GetReaderConfig, u8, u16, ids),
+    st.builds(c.ReaderConfigResponse, status, st.lists(st.builds(AntennaProperties, u16, st.booleans(),
+                                                                 st.integers(-32768, 32767)), max_size=4).map(tuple),
+              ids),
     st.builds(c.SetReaderConfig, st.booleans(), st.none() | u32,
               st.lists(st.tuples(u16, st.booleans()), max_size=4).map(tuple), ids),
     st.builds(c.AddRoSpec, st.builds(RoSpec, u32, antennas, u8, u8, u16, st.integers(0, 0x3FF)), ids),
@@ -114,7 +124,7 @@ def test_every_message_round_trips(message: c.Message) -> None:
 def test_strategies_cover_every_message_type() -> None:
     """The round trip above draws from every message type the codec decodes."""
     covered = {*c.EMPTY, *c.SPEC_REQUESTS, *c.STATUS_ONLY, c.GET_READER_CAPABILITIES,
-               c.GET_READER_CAPABILITIES_RESPONSE, c.SET_READER_CONFIG, c.ADD_ROSPEC, c.ADD_ACCESSSPEC,
+               c.GET_READER_CAPABILITIES_RESPONSE, c.GET_READER_CONFIG, c.GET_READER_CONFIG_RESPONSE, c.SET_READER_CONFIG, c.ADD_ROSPEC, c.ADD_ACCESSSPEC,
                c.RO_ACCESS_REPORT, c.READER_EVENT_NOTIFICATION}
     assert covered == set(c.BODY_DECODERS)
 

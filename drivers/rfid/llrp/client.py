@@ -1,8 +1,8 @@
 """LLRP reader client: connect, set up an inventory, turn tag reports into reads and TagSeen/TagRemoved.
 
 One session: open TCP, wait for READER_EVENT_NOTIFICATION with ConnectionAttemptEvent Success
-(anything else refuses the session), GET_READER_CAPABILITIES, SET_READER_CONFIG (keepalive period,
-antenna events), delete every ROSpec and AccessSpec, ADD/ENABLE the ROSpec for the configured
+(anything else refuses the session), GET_READER_CAPABILITIES, GET_READER_CONFIG (which antennas
+are connected), SET_READER_CONFIG (keepalive period, antenna events), delete every ROSpec and AccessSpec, ADD/ENABLE the ROSpec for the configured
 antennas, ADD/ENABLE an AccessSpec reading the TID (memory bank 2), START_ROSPEC, then read
 reports. Every request must be answered with Success within `response_timeout_ms`; a refusal or an
 ERROR_MESSAGE ends the session. KEEPALIVE is answered with KEEPALIVE_ACK; no KEEPALIVE for three
@@ -43,8 +43,10 @@ from drivers.rfid.llrp.codec import (
     CapabilitiesResponse,
     Empty,
     GetCapabilities,
+    GetReaderConfig,
     LlrpDecoder,
     Message,
+    ReaderConfigResponse,
     ReaderEventNotification,
     RoAccessReport,
     SetReaderConfig,
@@ -127,7 +129,7 @@ class _Connection:
         self.decoder, self.who = decoder, who
         self._pending: deque[Message] = deque()
         self._ids = itertools.count(1)
-        self._rejects = 0
+        self._rejects = sum(decoder.stats.rejects.values())
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -162,10 +164,13 @@ class _Connection:
         return self._pending.popleft()
 
     def _log_rejects(self) -> None:
+        """A log line for the 1st, 2nd, 4th, 8th ... malformed message: a reader that sends only those does
+        not flood the log, and the counter has every one."""
         total = sum(self.decoder.stats.rejects.values())
         if total != self._rejects:
             self._rejects = total
-            log.warning("llrp.malformed", reader=self.who, error=self.decoder.last_error, rejects=total)
+            if total & (total - 1) == 0:
+                log.warning("llrp.malformed", reader=self.who, error=self.decoder.last_error, rejects=total)
 
     def close(self) -> None:
         self.writer.close()
@@ -270,6 +275,9 @@ class LlrpReader:
         caps = await self._request(conn, GetCapabilities(1, conn.next_id()))
         if isinstance(caps, CapabilitiesResponse) and caps.device is not None:
             self.capabilities = caps.device
+        config = await self._request(conn, GetReaderConfig(2, 0, conn.next_id()))
+        if isinstance(config, ReaderConfigResponse):
+            self.antennas_connected = {a.antenna: a.connected for a in config.antennas}
         keepalive_ms = round(self.cfg.keepalive_s * 1000)
         await self._request(conn, SetReaderConfig(False, keepalive_ms, ((ANTENNA_EVENT_TYPE, True),), conn.next_id()))
         await self._request(conn, SpecRequest(DELETE_ACCESSSPEC, 0, conn.next_id()))
@@ -346,6 +354,7 @@ class LlrpReader:
             self.antennas_connected[data.antenna_event.antenna] = data.antenna_event.connected
             log.info("llrp.antenna", reader=self.name, antenna=data.antenna_event.antenna,
                      connected=data.antenna_event.connected)
+            self._update_health()
         if data.connection_attempt == 4:
             log.warning("llrp.another_client", reader=self.name, detail=f"another client tried to connect to {conn.who}")
         if data.connection_close:
@@ -388,7 +397,18 @@ class LlrpReader:
             (log.info if ok else log.warning)("rfid.link", reader=self.name, ok=ok, reason=reason)
             self._events.emit(ReaderLink(self.name, ok, reason, t))
         self.link_ok, self.link_reason = ok, reason
-        health = ReaderHealth("ok") if ok else ReaderHealth("lost", f"{reason}; reconnecting with back-off")
+        self._update_health()
+
+    def _update_health(self) -> None:
+        """Lost without a session; degraded while a configured antenna is reported disconnected; else ok."""
+        off = [a for a in self.cfg.antennas if self.antennas_connected.get(a) is False]
+        self.format_problem = f"antennas {off} are reported disconnected" if off else None
+        if not self.link_ok:
+            health = ReaderHealth("lost", f"{self.link_reason}; reconnecting with back-off")
+        elif self.format_problem is not None:
+            health = ReaderHealth("degraded", f"reader {self.name} at {self.where}: {self.format_problem}")
+        else:
+            health = ReaderHealth("ok")
         if health != self.health:
             self.health = health
             if self.on_health is not None:

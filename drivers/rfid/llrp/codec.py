@@ -2,7 +2,8 @@
 
 Messages used (type numbers from the standard):
 
-    GET_READER_CAPABILITIES 1 / _RESPONSE 11      SET_READER_CONFIG 3 / _RESPONSE 13
+    GET_READER_CAPABILITIES 1 / _RESPONSE 11      GET_READER_CONFIG 2 / _RESPONSE 12
+    SET_READER_CONFIG 3 / _RESPONSE 13
     ADD_ROSPEC 20 / 30, DELETE_ROSPEC 21 / 31, START_ROSPEC 22 / 32, ENABLE_ROSPEC 24 / 34
     ADD_ACCESSSPEC 40 / 50, DELETE_ACCESSSPEC 41 / 51, ENABLE_ACCESSSPEC 42 / 52
     RO_ACCESS_REPORT 61, KEEPALIVE 62, READER_EVENT_NOTIFICATION 63, KEEPALIVE_ACK 72
@@ -24,6 +25,7 @@ from drivers.rfid.codec import DecoderStats
 from drivers.rfid.llrp.errors import FramingError, LlrpError
 from drivers.rfid.llrp.params import (
     ACCESS_SPEC,
+    ANTENNA_PROPERTIES,
     GENERAL_DEVICE_CAPABILITIES,
     KEEPALIVE_SPEC,
     LLRP_STATUS,
@@ -32,6 +34,7 @@ from drivers.rfid.llrp.params import (
     ROSPEC,
     TAG_REPORT_DATA,
     AccessSpec,
+    AntennaProperties,
     DeviceCapabilities,
     LlrpStatus,
     ReaderEventData,
@@ -47,6 +50,7 @@ from drivers.rfid.llrp.params import (
 from drivers.rfid.llrp.wire import Fields, Frame, Framer, encode_frame
 
 GET_READER_CAPABILITIES, GET_READER_CAPABILITIES_RESPONSE = 1, 11
+GET_READER_CONFIG, GET_READER_CONFIG_RESPONSE = 2, 12
 SET_READER_CONFIG, SET_READER_CONFIG_RESPONSE = 3, 13
 CLOSE_CONNECTION, CLOSE_CONNECTION_RESPONSE = 14, 4
 ADD_ROSPEC, DELETE_ROSPEC, START_ROSPEC, STOP_ROSPEC, ENABLE_ROSPEC = 20, 21, 22, 23, 24
@@ -54,14 +58,15 @@ ADD_ACCESSSPEC, DELETE_ACCESSSPEC, ENABLE_ACCESSSPEC = 40, 41, 42
 RO_ACCESS_REPORT, KEEPALIVE, READER_EVENT_NOTIFICATION, KEEPALIVE_ACK = 61, 62, 63, 72
 ERROR_MESSAGE = 100
 
-NAMES = {GET_READER_CAPABILITIES: "GET_READER_CAPABILITIES", SET_READER_CONFIG: "SET_READER_CONFIG",
+NAMES = {GET_READER_CAPABILITIES: "GET_READER_CAPABILITIES", GET_READER_CONFIG: "GET_READER_CONFIG",
+         SET_READER_CONFIG: "SET_READER_CONFIG",
          CLOSE_CONNECTION: "CLOSE_CONNECTION", ADD_ROSPEC: "ADD_ROSPEC", DELETE_ROSPEC: "DELETE_ROSPEC",
          START_ROSPEC: "START_ROSPEC", STOP_ROSPEC: "STOP_ROSPEC", ENABLE_ROSPEC: "ENABLE_ROSPEC",
          ADD_ACCESSSPEC: "ADD_ACCESSSPEC", DELETE_ACCESSSPEC: "DELETE_ACCESSSPEC",
          ENABLE_ACCESSSPEC: "ENABLE_ACCESSSPEC", RO_ACCESS_REPORT: "RO_ACCESS_REPORT", KEEPALIVE: "KEEPALIVE",
          READER_EVENT_NOTIFICATION: "READER_EVENT_NOTIFICATION", KEEPALIVE_ACK: "KEEPALIVE_ACK",
          ERROR_MESSAGE: "ERROR_MESSAGE"}
-RESPONSE_TO = {GET_READER_CAPABILITIES: GET_READER_CAPABILITIES_RESPONSE,
+RESPONSE_TO = {GET_READER_CAPABILITIES: GET_READER_CAPABILITIES_RESPONSE, GET_READER_CONFIG: GET_READER_CONFIG_RESPONSE,
                SET_READER_CONFIG: SET_READER_CONFIG_RESPONSE, CLOSE_CONNECTION: CLOSE_CONNECTION_RESPONSE,
                ADD_ROSPEC: 30, DELETE_ROSPEC: 31, START_ROSPEC: 32, STOP_ROSPEC: 33, ENABLE_ROSPEC: 34,
                ADD_ACCESSSPEC: 50, DELETE_ACCESSSPEC: 51, ENABLE_ACCESSSPEC: 52}
@@ -141,6 +146,32 @@ class CapabilitiesResponse:
 
 
 @dataclass(frozen=True)
+class GetReaderConfig:
+    """GET_READER_CONFIG; `requested` 2 = AntennaProperties, of `antenna` (0 = every antenna)."""
+
+    requested: int = 2
+    antenna: int = 0
+    msg_id: int = 0
+    type: int = GET_READER_CONFIG
+
+    def body(self) -> bytes:
+        return struct.pack(">HBHH", self.antenna, self.requested, 0, 0)
+
+
+@dataclass(frozen=True)
+class ReaderConfigResponse:
+    """GET_READER_CONFIG_RESPONSE with the antennas' properties (connected or not)."""
+
+    status: LlrpStatus
+    antennas: tuple[AntennaProperties, ...] = ()
+    msg_id: int = 0
+    type: int = GET_READER_CONFIG_RESPONSE
+
+    def body(self) -> bytes:
+        return self.status.encode() + b"".join(a.encode() for a in self.antennas)
+
+
+@dataclass(frozen=True)
 class SetReaderConfig:
     """SET_READER_CONFIG: factory reset, keepalive period (None = leave as is), event notifications."""
 
@@ -199,8 +230,9 @@ class ReaderEventNotification:
         return self.data.encode()
 
 
-Message = (Empty | SpecRequest | StatusResponse | GetCapabilities | CapabilitiesResponse | SetReaderConfig
-           | AddRoSpec | AddAccessSpec | RoAccessReport | ReaderEventNotification)
+Message = (Empty | SpecRequest | StatusResponse | GetCapabilities | CapabilitiesResponse | GetReaderConfig
+           | ReaderConfigResponse | SetReaderConfig | AddRoSpec | AddAccessSpec | RoAccessReport
+           | ReaderEventNotification)
 
 
 def encode(message: Message) -> bytes:
@@ -228,6 +260,18 @@ def _capabilities(f: Fields, msg_id: int) -> CapabilitiesResponse:
     return CapabilitiesResponse(status, None if general is None else DeviceCapabilities.decode(general), msg_id)
 
 
+def _get_config(f: Fields, msg_id: int) -> GetReaderConfig:
+    antenna, requested, _gpi, _gpo = f.take("HBHH", "AntennaID..GPOPortNum")
+    return GetReaderConfig(requested, antenna, msg_id)
+
+
+def _config(f: Fields, msg_id: int) -> ReaderConfigResponse:
+    params = f.params()
+    status = LlrpStatus.decode(need(params, LLRP_STATUS, "LLRPStatus", "GET_READER_CONFIG_RESPONSE"))
+    return ReaderConfigResponse(status, tuple(AntennaProperties.decode(p) for p in params
+                                              if p.type == ANTENNA_PROPERTIES and not p.tv), msg_id)
+
+
 def _set_config(f: Fields, msg_id: int) -> SetReaderConfig:
     reset = bool(f.one("B", "ResetToFactoryDefault") & 0x80)
     params = f.params()
@@ -249,6 +293,8 @@ def _event(f: Fields, msg_id: int) -> ReaderEventNotification:
 BODY_DECODERS: dict[int, Callable[[Fields, int], Message]] = {
     GET_READER_CAPABILITIES: lambda f, i: GetCapabilities(f.one("B", "RequestedData"), i),
     GET_READER_CAPABILITIES_RESPONSE: _capabilities,
+    GET_READER_CONFIG: _get_config,
+    GET_READER_CONFIG_RESPONSE: _config,
     SET_READER_CONFIG: _set_config,
     ADD_ROSPEC: lambda f, i: AddRoSpec(RoSpec.decode(need(f.params(), ROSPEC, "ROSpec", "ADD_ROSPEC")), i),
     ADD_ACCESSSPEC: lambda f, i: AddAccessSpec(

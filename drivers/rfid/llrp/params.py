@@ -22,7 +22,7 @@ GENERAL_DEVICE_CAPABILITIES, RECEIVE_SENSITIVITY_ENTRY, PER_ANTENNA_AIR_PROTOCOL
 ROSPEC, RO_BOUNDARY_SPEC, ROSPEC_START_TRIGGER, ROSPEC_STOP_TRIGGER = 177, 178, 179, 182
 AISPEC, AISPEC_STOP_TRIGGER, INVENTORY_PARAMETER_SPEC = 183, 184, 186
 ACCESS_SPEC, ACCESS_SPEC_STOP_TRIGGER, ACCESS_COMMAND = 207, 208, 209
-KEEPALIVE_SPEC = 220
+KEEPALIVE_SPEC, ANTENNA_PROPERTIES = 220, 221
 RO_REPORT_SPEC, TAG_REPORT_CONTENT_SELECTOR, ACCESS_REPORT_SPEC, TAG_REPORT_DATA, EPC_DATA = 237, 238, 239, 240, 241
 READER_EVENT_NOTIFICATION_SPEC, EVENT_NOTIFICATION_STATE, READER_EVENT_NOTIFICATION_DATA = 244, 245, 246
 ANTENNA_EVENT, CONNECTION_ATTEMPT_EVENT, CONNECTION_CLOSE_EVENT = 255, 256, 257
@@ -256,6 +256,24 @@ def _epc_data(raw: RawParam) -> bytes:
     f = Fields(raw.value, "EPCData")
     bits = f.one("H", "EPCLengthBits")
     return f.raw((bits + 7) // 8, "EPC")
+
+
+@dataclass(frozen=True)
+class AntennaProperties:
+    """An antenna's state as the reader reports it: connected, and its gain in hundredths of dBi."""
+
+    antenna: int
+    connected: bool
+    gain_cdbi: int = 0
+
+    def encode(self) -> bytes:
+        return tlv(ANTENNA_PROPERTIES, struct.pack(">BHh", 0x80 if self.connected else 0, self.antenna,
+                                                   self.gain_cdbi))
+
+    @classmethod
+    def decode(cls, raw: RawParam) -> AntennaProperties:
+        connected, antenna, gain = Fields(raw.value, "AntennaProperties").take("BHh", "AntennaConnected..AntennaGain")
+        return cls(antenna, bool(connected & 0x80), gain)
 
 
 @dataclass(frozen=True)

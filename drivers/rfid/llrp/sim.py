@@ -43,8 +43,10 @@ from drivers.rfid.llrp.codec import (
     CapabilitiesResponse,
     Empty,
     GetCapabilities,
+    GetReaderConfig,
     LlrpDecoder,
     Message,
+    ReaderConfigResponse,
     ReaderEventNotification,
     RoAccessReport,
     SetReaderConfig,
@@ -57,6 +59,7 @@ from drivers.rfid.llrp.params import (
     TID_BANK,
     AccessSpec,
     AntennaEvent,
+    AntennaProperties,
     DeviceCapabilities,
     LlrpStatus,
     OpRead,
@@ -90,6 +93,7 @@ class _Session:
     access: dict[int, AccessSpec] = field(default_factory=dict)
     running: int | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    keepalive_task: asyncio.Task[None] | None = None
 
     def send(self, message: Message) -> None:
         if not self.writer.is_closing():
@@ -230,6 +234,10 @@ class LlrpSim:
         if isinstance(message, GetCapabilities):
             caps = DeviceCapabilities(self.cfg.antennas, MODEL.manufacturer, MODEL.model, MODEL.firmware)
             session.send(CapabilitiesResponse(status, caps, message.msg_id))
+        elif isinstance(message, GetReaderConfig):
+            antennas = tuple(AntennaProperties(a, on) for a, on in self.connected_antennas.items()
+                             if message.antenna in (0, a))
+            session.send(ReaderConfigResponse(status, antennas, message.msg_id))
         else:
             session.send(StatusResponse(RESPONSE_TO[message.type], status, message.msg_id))
         if message.type == CLOSE_CONNECTION:
@@ -239,7 +247,10 @@ class LlrpSim:
         """Carry out a request; the status the reader answers with."""
         if isinstance(message, SetReaderConfig) and message.keepalive_ms is not None:
             session.keepalive_ms = message.keepalive_ms
-            session.tasks.append(asyncio.create_task(self._keepalive(session), name="llrp-sim-keepalive"))
+            if session.keepalive_task is not None:
+                session.keepalive_task.cancel()
+            session.keepalive_task = asyncio.create_task(self._keepalive(session), name="llrp-sim-keepalive")
+            session.tasks.append(session.keepalive_task)
         elif isinstance(message, AddRoSpec):
             unknown = [a for a in message.rospec.antennas if a not in self.connected_antennas]
             if unknown:
