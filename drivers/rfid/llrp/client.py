@@ -196,8 +196,6 @@ class LlrpReader:
         self.sim: LlrpSim | None = None  # the simulator behind a reader with a [sim] table
         self._events: Fanout[ReaderEvent] = Fanout(name, "rfid.event_dropped", EVENT_QUEUE)
         self._reads: Fanout[UhfRead] = Fanout(name, "llrp.read_dropped", EVENT_QUEUE)
-        self._epcs: dict[TagId, str] = {}
-        self._conn: _Connection | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -242,18 +240,16 @@ class LlrpReader:
             async with asyncio.timeout(self.cfg.connect_timeout_ms / 1000):
                 streams = await asyncio.open_connection(self.host, self.port)
         except (OSError, TimeoutError) as exc:
-            raise LinkLost(f"{who} could not be connected to: {exc or 'no answer'} "
-                           f"within {self.cfg.connect_timeout_ms} ms") from exc
+            raise LinkLost(f"{who} could not be connected to within {self.cfg.connect_timeout_ms} ms: "
+                           f"{exc or 'no answer'}") from exc
         self.decoder.restart()
         conn = _Connection(streams, self.decoder, who)
         try:
             await self._greeting(conn)
             await self._set_up(conn)
-            self._conn = conn
             self._link(True, "", asyncio.get_running_loop().time())
             await self._inventory(conn)
         finally:
-            self._conn = None
             await self._close(conn)
 
     async def _greeting(self, conn: _Connection) -> None:
