@@ -35,7 +35,7 @@ __all__ = ["Em4100Decoder", "Em4100SerialReader", "Em4100Sim", "Em4100Tag", "Llr
 
 
 class TagReader(Protocol):
-    """Any tag reader (125 kHz serial today, UHF/LLRP later): a stream of tag events."""
+    """Any tag reader (125 kHz serial, UHF over LLRP): a stream of tag events."""
 
     name: str
     link_ok: bool
