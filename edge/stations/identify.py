@@ -1,10 +1,11 @@
 """Identities read during an inspection: tags seen while the item is open become part of its record.
 
 A reader configured under the name `badge` is the officer's sign-in reader: its tags go to the
-station screen (event "badge"), never into inspection records. A 125 kHz tag becomes an `rfid`
-identity; a UHF tag read over LLRP becomes `rfid_tid` (its factory TID) and `rfid_epc`. UHF tags
-are bound by TID (drivers.rfid.llrp.binding): a TID whose EPC changed or that is present at two
-readers at once is logged and published on the screen (event "rfid_flag").
+station screen (event "badge"), never into inspection records. A tag read while an item is open,
+or still in a reader's field when an item opens, joins the item's identities. A 125 kHz tag
+becomes an `rfid` identity; a UHF tag read over LLRP becomes `rfid_tid` (its factory TID) and
+`rfid_epc`. UHF tags are bound by TID (drivers.rfid.llrp.binding): a TID whose EPC changed or
+that is present at two readers at once is logged and published on the screen (event "rfid_flag").
 """
 
 from __future__ import annotations
@@ -33,9 +34,13 @@ class TagWindow:
     events: EventBus
     binder: TidBinder = field(default_factory=TidBinder)
     _open: dict[str, Item] = field(default_factory=dict)
+    _present: dict[tuple[str, str], list[Identity]] = field(default_factory=dict)
+    """Identities of the tags in a reader's field now, by (reader, tag): they belong to an item opened meanwhile."""
 
     def start(self, item: Item) -> None:
         self._open[item.id] = item
+        for identities in self._present.values():
+            _add(item, identities)
 
     def stop(self, item: Item) -> None:
         self._open.pop(item.id, None)
@@ -53,8 +58,8 @@ class TagWindow:
                 kind = type(event).__name__
                 if kind == "TagSeen":
                     self._seen(name, event)
-                elif kind == "TagRemoved" and event.tag.tech == "uhf-tid":
-                    self.binder.gone(event.tag.hex, name)
+                elif kind == "TagRemoved":
+                    self._removed(name, event)
         except DriverError as exc:
             self.devices.mark(f"reader:{name}", "lost", str(exc))
             raise
@@ -65,11 +70,15 @@ class TagWindow:
             self.events.publish("badge", {"badge": tag, "reader": reader_name})
             return
         identities = self._identities(reader_name, event)
+        self._present[(reader_name, tag)] = identities
         for item in self._open.values():
-            for identity in identities:
-                if all((i.kind, i.value) != (identity.kind, identity.value) for i in item.identities):
-                    item.identities.append(identity)
+            _add(item, identities)
         log.info("reader.tag_seen", reader=reader_name, tag=tag, open_items=len(self._open))
+
+    def _removed(self, reader_name: str, event: Any) -> None:
+        self._present.pop((reader_name, event.tag.hex), None)
+        if event.tag.tech == "uhf-tid":
+            self.binder.gone(event.tag.hex, reader_name)
 
     def _identities(self, reader_name: str, event: Any) -> list[Identity]:
         """The identities a tag read gives: rfid for 125 kHz; rfid_tid and rfid_epc for UHF (bound by TID)."""
@@ -87,3 +96,10 @@ class TagWindow:
             log.warning("rfid.binding_flag", reader=reader_name, flag=flag.kind, detail=flag.detail)
             self.events.publish("rfid_flag", {"flag": flag.kind, "tid": flag.tid, "detail": flag.detail,
                                               "reader": reader_name})
+
+
+def _add(item: Item, identities: list[Identity]) -> None:
+    """Add the identities the item does not have yet."""
+    for identity in identities:
+        if all((i.kind, i.value) != (identity.kind, identity.value) for i in item.identities):
+            item.identities.append(identity)

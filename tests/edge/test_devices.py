@@ -91,6 +91,32 @@ async def test_an_llrp_lane_reader_opens_by_the_same_path_and_its_tags_become_id
         assert devices.states()["reader:lane"]["rejects"] == {} and devices.states()["reader:lane"]["reconnects"] == 0
 
 
+async def test_a_tag_already_in_the_field_joins_an_item_opened_later_and_a_gone_one_does_not() -> None:
+    from central_sync.schema import ItemKind
+    from drivers.rfid import LlrpConfig
+    from edge.events import EventBus
+    from edge.inspection import Item
+    from edge.stations.identify import TagWindow
+
+    cfg = DevicesSection(readers={"uhf": LlrpConfig(kind="llrp", keepalive_s=0.5, removal_after_ms=100,
+                                                    sim={"read_ms": 20})})
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, cfg, "st-1")
+        window = TagWindow(devices, EventBus())
+        task = asyncio.create_task(window.run())
+        await asyncio.sleep(0.05)
+        sim = devices.readers["uhf"].sim
+        gone = sim.present("300833B2DDD9014000000009", "E2801160200073F1A2B30009", seconds=0.1)
+        sim.present("300833B2DDD9014000000001", "E2801160200073F1A2B30001", seconds=30)
+        await gone
+        await until(lambda: ("uhf", "E2801160200073F1A2B30001") in window._present
+                    and ("uhf", "E2801160200073F1A2B30009") not in window._present, "one tag in the field")
+        item = Item("vehicle-2", ItemKind.VEHICLE)
+        window.start(item)
+        task.cancel()
+    assert sorted(i.value for i in item.identities) == ["300833B2DDD9014000000001", "E2801160200073F1A2B30001"]
+
+
 async def test_llrp_malformed_messages_and_reconnects_are_exported() -> None:
     from drivers.rfid import LlrpConfig
 
