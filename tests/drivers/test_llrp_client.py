@@ -231,3 +231,19 @@ async def test_an_unreachable_reader_is_lost_and_retried() -> None:
 def test_reconnection_backs_off_doubling_up_to_the_limit() -> None:
     delays = backoff(LlrpConfig(kind="llrp", host="r", reconnect_min_ms=500, reconnect_max_ms=3000))
     assert [next(delays) for _ in range(6)] == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
+
+
+async def test_garbage_from_the_reader_never_stops_the_client() -> None:
+    import random
+
+    garbage = random.Random(17).randbytes(4000)
+    async with recording(cfg()) as (reader, rec):
+        sim = reader.sim
+        assert sim is not None
+        for i in range(0, len(garbage), 500):
+            sim.send_raw(garbage[i:i + 500])
+            await until(lambda: reader.link_ok, "a session, again")
+        sim.present(EPC, TID, antenna=1, seconds=0.2)
+        await until(lambda: rec.kinds(TagSeen), "a tag is read after the garbage")
+        assert reader._task is not None and not reader._task.done()
+    assert sum(reader.decoder.stats.rejects.values()) >= 1
