@@ -33,9 +33,13 @@ class _Frozen(BaseModel):
 
 
 class Identity(_Frozen):
-    """An identity read during the inspection: an RFID tag, the officer's badge, a plate."""
+    """An identity read during the inspection: an RFID tag, the officer's badge, a plate.
 
-    kind: Literal["rfid", "badge", "plate", "container", "eseal"]
+    `rfid` is a 125 kHz tag's id; a UHF tag gives `rfid_tid` (its factory TID, the vehicle's binding)
+    and `rfid_epc` (its rewritable EPC).
+    """
+
+    kind: Literal["rfid", "rfid_tid", "rfid_epc", "badge", "plate", "container", "eseal"]
     value: str
     source: str = ""  # device name that read it
 

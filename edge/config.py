@@ -19,7 +19,7 @@ from central_sync.config import SyncConfig
 from central_sync.schema import ItemKind
 from drivers.plc.config import PlcConfig
 from drivers.retrofit.config import RetrofitConfig
-from drivers.rfid.config import RfidConfig
+from drivers.rfid.config import ReaderConfig
 from drivers.xray.config import ScannerConfig
 from edge.commands import CommandsConfig
 from edge.errors import ConfigError
@@ -85,7 +85,7 @@ class DevicesSection(_Section):
     plc: PlcConfig | None = None
     scanner: ScannerConfig | None = None
     source: RetrofitConfig | None = None
-    readers: dict[str, RfidConfig] = Field(default_factory=dict)
+    readers: dict[str, ReaderConfig] = Field(default_factory=dict)
 
 
 class StationConfig(BaseSettings):

@@ -23,13 +23,14 @@ if TYPE_CHECKING:
     from drivers.plc.modbus import ModbusPlc
     from drivers.retrofit import ImageSource
     from drivers.rfid import Em4100SerialReader
+    from drivers.rfid.llrp import LlrpReader
     from drivers.xray import Scanner
 
 log = structlog.get_logger()
 
 State = Literal["ok", "degraded", "lost"]
 READER_OPEN_S = 2.0
-"""How long start-up waits for a reader's port to open before showing it lost (it keeps trying)."""
+"""How long start-up waits for a reader's port (or LLRP session) to open before showing it lost (it keeps trying)."""
 OPEN_S = 10.0
 """How long opening one device may take before it counts as not opened."""
 
@@ -41,7 +42,7 @@ class Devices:
     plc: ModbusPlc | None = None
     scanner: Scanner | None = None
     source: ImageSource | None = None
-    readers: dict[str, Em4100SerialReader] = field(default_factory=dict)
+    readers: dict[str, Em4100SerialReader | LlrpReader] = field(default_factory=dict)
     not_opened: dict[str, str] = field(default_factory=dict)  # name -> why it could not be opened at start
     _states: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -62,12 +63,15 @@ class Devices:
             logger("device.state", device=name, state=state, detail=detail)
 
     def states(self) -> dict[str, dict[str, Any]]:
-        """Each device's state and detail; a reader's also carries its decoder rejects by reason."""
+        """Each device's state and detail; a reader's also carries its decoder rejects by reason (an LLRP
+        reader's malformed messages, and its reconnects)."""
         states: dict[str, dict[str, Any]] = dict(self._states)
         for name, reader in self.readers.items():
             key = f"reader:{name}"
             if key in states:
                 states[key] = {**states[key], "rejects": dict(reader.decoder.stats.rejects)}
+                if hasattr(reader, "reconnects"):
+                    states[key]["reconnects"] = reader.reconnects
         return states
 
 

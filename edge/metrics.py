@@ -83,12 +83,20 @@ class DeviceCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         rejects = CounterMetricFamily("edge_reader_rejects", "Tag reader frames and lines rejected by the decoder, "
-                                      "by reason (checksum, bad_body, too_long, interrupted, unframed)",
+                                      "by reason (EM4100: checksum, bad_body, too_long, interrupted, unframed; LLRP: "
+                                      "bad_version, bad_length, truncated, unknown_parameter, missing_parameter, "
+                                      "unknown_message, bad_field)",
                                       labels=["reader", "reason"])
         for name, reader in self.devices.readers.items():
             for reason, n in reader.decoder.stats.rejects.items():
                 rejects.add_metric([name, reason], n)
         yield rejects
+        reconnects = CounterMetricFamily("edge_reader_reconnects", "Reconnection attempts of network tag readers "
+                                         "(LLRP) after a lost or refused session", labels=["reader"])
+        for name, reader in self.devices.readers.items():
+            if hasattr(reader, "reconnects"):
+                reconnects.add_metric([name], reader.reconnects)
+        yield reconnects
         stops = CounterMetricFamily("edge_xray_stops_failed", "STOP_SCAN requests for abandoned scans that could "
                                     "not be sent or were not acknowledged (retried on reconnect)", labels=["device"])
         scanner = self.devices.scanner

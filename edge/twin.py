@@ -3,7 +3,8 @@
 For every device configured with a real kind, the matching simulator listens where the real
 device would be: the PLC simulator on the configured Modbus TCP port (or a pty linked at the RTU
 port path), the controller firmware emulator and the EM4100 reader simulator on ptys linked at
-the configured serial paths, and the vendor machine writing files into the drop folder. Then
+the configured serial paths, the LLRP reader simulator on the configured local TCP port, and the
+vendor machine writing files into the drop folder. Then
 `edge run` with the unchanged config drives the twin exactly as it would drive the station.
 """
 
@@ -19,6 +20,8 @@ import structlog
 from drivers.plc.config import PlcConfig
 from drivers.plc.sim import SimServer
 from drivers.retrofit.sim import drop_scans
+from drivers.rfid.config import LlrpConfig, LlrpSim
+from drivers.rfid.llrp.sim import LlrpSim as LlrpReaderSim
 from drivers.rfid.sim import Em4100Sim
 from edge.config import StationConfig
 from edge.errors import EdgeError
@@ -54,6 +57,8 @@ async def serve_twin(config: StationConfig, stack: AsyncExitStack, scan_dir: Pat
             sim = await stack.enter_async_context(Em4100Sim(reader.sim))
             _link(sim.port, reader.port, stack)
             served.append(f"EM4100 reader '{name}' on {reader.port}")
+        elif isinstance(reader, LlrpConfig) and reader.sim is None:
+            served.append(await _llrp(name, reader, stack))
     if devices.source is not None and devices.source.kind == "filedrop" and devices.source.folder is not None:
         task = asyncio.create_task(drop_scans(devices.source.folder, scans, "npz", 4.0, repeat=True))
         stack.callback(task.cancel)
@@ -70,6 +75,15 @@ async def _plc(cfg: PlcConfig, stack: AsyncExitStack) -> str:
     server = await stack.enter_async_context(SimServer(cfg, rtu=True))
     _link(server.serial_port, cfg.serial_port, stack)
     return f"PLC simulator ({cfg.model}) on Modbus RTU at {cfg.serial_port}"
+
+
+async def _llrp(name: str, cfg: LlrpConfig, stack: AsyncExitStack) -> str:
+    """A simulated LLRP reader where the config expects the real one (loopback only), with its antennas."""
+    if cfg.host not in LOOPBACK:
+        raise TwinError(f"the twin serves only on 127.0.0.1, and LLRP reader '{name}' is configured at {cfg.host}")
+    sim = LlrpReaderSim(LlrpSim(antennas=max(cfg.antennas)), host="127.0.0.1", port=cfg.port)
+    await stack.enter_async_context(sim)
+    return f"LLRP reader '{name}' ({max(cfg.antennas)} antennas) on TCP 127.0.0.1:{cfg.port}"
 
 
 def _link(target: str, path: str, stack: AsyncExitStack) -> None:

@@ -7,8 +7,8 @@ while it sends only frames we do not decode (`format_problem`), else "ok"; `on_h
 each change.
 
 The events carry what any reader technology has (raw id bytes, hex, reader name, time) plus
-optional fields that are filled where they exist (EM4100 display numbers; antenna and RSSI for
-a UHF/LLRP reader), so a UHF reader can implement the same `TagReader` interface.
+optional fields that are filled where they exist (EM4100 display numbers; antenna, RSSI and EPC
+for a UHF reader), so the LLRP reader (drivers/rfid/llrp) implements the same `TagReader` interface.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ class TagSeen:
     at: datetime
     antenna: int | None = None
     rssi_dbm: float | None = None
+    epc: str | None = None
+    """A UHF tag's EPC (hex) when `tag` is its TID: the EPC is rewritable, so the TID is the identity."""
 
 
 @dataclass(frozen=True)

@@ -131,9 +131,11 @@ async def _corrupt_recover(ctx: PhaseContext) -> None:
 # ---- a reader unplugged ---------------------------------------------------------------------
 
 def _first_reader(ctx: PhaseContext) -> tuple[str, Em4100SerialReader, Em4100Sim]:
-    """The first reader and its simulator (drills run against the twin only)."""
-    name = next(iter(ctx.station.readers))
-    reader = ctx.station.readers[name]
+    """The first serial reader and its simulator (drills run against the twin only)."""
+    serial = [(n, r) for n, r in ctx.station.readers.items() if isinstance(r, Em4100SerialReader)]
+    if not serial:
+        raise ValueError("the reader-unplugged drill needs a serial (EM4100) reader and the station has none")
+    name, reader = serial[0]
     if reader.sim is None:
         raise ValueError(f"reader {name} has no simulator to unplug: fault drills run against the twin")
     return name, reader, reader.sim

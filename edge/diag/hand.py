@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from models.scan import Scan
 
 log = structlog.get_logger()
+REFERENCE_EPC = "3000C0FFEE00000000000001"
+"""The EPC the twin writes on the reference UHF tag (the reference is its TID)."""
 
 
 @dataclass(frozen=True)
@@ -163,10 +165,15 @@ class TwinHand:
         self._model.reset()
 
     def _present_badge(self, target: str, tag_hex: str, seconds: float = 1.0) -> None:
-        sim = self.station.readers[target].sim
-        if sim is None:
+        from drivers.rfid.llrp import LlrpReader
+
+        reader = self.station.readers[target]
+        if reader.sim is None:
             raise ValueError(f"reader {target} has no simulator for the twin to present a badge to")
-        sim.present(tag_hex, seconds)
+        if isinstance(reader, LlrpReader):  # a UHF tag whose TID is the reference, at the first antenna
+            reader.sim.present(REFERENCE_EPC, tag_hex, antenna=reader.cfg.antennas[0], seconds=seconds)
+        else:
+            reader.sim.present(tag_hex, seconds)
 
     def _place_test_object(self, _target: str, scan: Scan) -> None:
         emu = self.station.emulator

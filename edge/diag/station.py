@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from drivers.plc.modbus import ModbusPlc
     from drivers.retrofit import ImageSource
     from drivers.rfid import Em4100SerialReader
+    from drivers.rfid.llrp import LlrpReader
     from drivers.xray import Scanner
     from models.runtime import Detector
 
@@ -36,7 +37,8 @@ SAFE_IO_TIMEOUT_S = 2.0
 def is_twin(cfg: StationConfig) -> bool:
     """True when every configured device is a simulator."""
     d = cfg.devices
-    kinds = [x.kind for x in (d.plc, d.scanner, d.source) if x is not None] + [r.kind for r in d.readers.values()]
+    kinds = [x.kind for x in (d.plc, d.scanner, d.source) if x is not None] + \
+        ["sim" if getattr(r, "sim", None) is not None and r.kind == "llrp" else r.kind for r in d.readers.values()]
     return bool(kinds) and all(k.startswith("sim") for k in kinds)
 
 
@@ -50,7 +52,8 @@ def quiet_twin(cfg: StationConfig) -> StationConfig:
             "gantry": d.plc.sim.gantry.model_copy(update={"auto_vehicles": False})})
         update["plc"] = d.plc.model_copy(update={"sim": sim})
     update["readers"] = {n: r.model_copy(update={"sim": r.sim.model_copy(update={"schedule": ()})})
-                         if r.kind == "sim" else r for n, r in d.readers.items()}
+                         if r.sim is not None and (r.kind == "sim" or r.kind == "llrp") else r
+                         for n, r in d.readers.items()}
     return cfg.model_copy(update={"devices": d.model_copy(update=update)})
 
 
@@ -80,7 +83,7 @@ class DiagStation:
         return self.devices.source
 
     @property
-    def readers(self) -> dict[str, Em4100SerialReader]:
+    def readers(self) -> dict[str, Em4100SerialReader | LlrpReader]:
         return self.devices.readers
 
     @property

@@ -1,7 +1,11 @@
 """Identities read during an inspection: tags seen while the item is open become part of its record.
 
 A reader configured under the name `badge` is the officer's sign-in reader: its tags go to the
-station screen (event "badge"), never into inspection records.
+station screen (event "badge"), never into inspection records. A tag read while an item is open,
+or still in a reader's field when an item opens, joins the item's identities. A 125 kHz tag
+becomes an `rfid` identity; a UHF tag read over LLRP becomes `rfid_tid` (its factory TID) and
+`rfid_epc`. UHF tags are bound by TID (drivers.rfid.llrp.binding): a TID whose EPC changed or
+that is present at two readers at once is logged and published on the screen (event "rfid_flag").
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import structlog
 
 from central_sync.schema import Identity
 from drivers.errors import DriverError
+from drivers.rfid.llrp.binding import TidBinder
 from edge.devices import Devices
 from edge.events import EventBus
 from edge.inspection import Item
@@ -27,10 +32,15 @@ BADGE_READER = "badge"
 class TagWindow:
     devices: Devices
     events: EventBus
+    binder: TidBinder = field(default_factory=TidBinder)
     _open: dict[str, Item] = field(default_factory=dict)
+    _present: dict[tuple[str, str], list[Identity]] = field(default_factory=dict)
+    """Identities of the tags in a reader's field now, by (reader, tag): they belong to an item opened meanwhile."""
 
     def start(self, item: Item) -> None:
         self._open[item.id] = item
+        for identities in self._present.values():
+            _add(item, identities)
 
     def stop(self, item: Item) -> None:
         self._open.pop(item.id, None)
@@ -45,8 +55,11 @@ class TagWindow:
     async def _follow(self, name: str, reader: Any) -> None:
         try:
             async for event in reader.events():
-                if type(event).__name__ == "TagSeen":
+                kind = type(event).__name__
+                if kind == "TagSeen":
                     self._seen(name, event)
+                elif kind == "TagRemoved":
+                    self._removed(name, event)
         except DriverError as exc:
             self.devices.mark(f"reader:{name}", "lost", str(exc))
             raise
@@ -56,7 +69,37 @@ class TagWindow:
         if reader_name == BADGE_READER:
             self.events.publish("badge", {"badge": tag, "reader": reader_name})
             return
+        identities = self._identities(reader_name, event)
+        self._present[(reader_name, tag)] = identities
         for item in self._open.values():
-            if all(i.value != tag for i in item.identities):
-                item.identities.append(Identity(kind="rfid", value=tag, source=reader_name))
+            _add(item, identities)
         log.info("reader.tag_seen", reader=reader_name, tag=tag, open_items=len(self._open))
+
+    def _removed(self, reader_name: str, event: Any) -> None:
+        self._present.pop((reader_name, event.tag.hex), None)
+        if event.tag.tech == "uhf-tid":
+            self.binder.gone(event.tag.hex, reader_name)
+
+    def _identities(self, reader_name: str, event: Any) -> list[Identity]:
+        """The identities a tag read gives: rfid for 125 kHz; rfid_tid and rfid_epc for UHF (bound by TID)."""
+        tech, tag, epc = event.tag.tech, event.tag.hex, getattr(event, "epc", None)
+        if tech == "uhf-tid":
+            self._bind(tag, epc or "", reader_name)
+            return [Identity(kind="rfid_tid", value=tag, source=reader_name)] + \
+                ([Identity(kind="rfid_epc", value=epc, source=reader_name)] if epc else [])
+        if tech == "uhf-epc":
+            return [Identity(kind="rfid_epc", value=tag, source=reader_name)]
+        return [Identity(kind="rfid", value=tag, source=reader_name)]
+
+    def _bind(self, tid: str, epc: str, reader_name: str) -> None:
+        for flag in self.binder.seen(tid, epc, reader_name):
+            log.warning("rfid.binding_flag", reader=reader_name, flag=flag.kind, detail=flag.detail)
+            self.events.publish("rfid_flag", {"flag": flag.kind, "tid": flag.tid, "detail": flag.detail,
+                                              "reader": reader_name})
+
+
+def _add(item: Item, identities: list[Identity]) -> None:
+    """Add the identities the item does not have yet."""
+    for identity in identities:
+        if all((i.kind, i.value) != (identity.kind, identity.value) for i in item.identities):
+            item.identities.append(identity)

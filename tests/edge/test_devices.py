@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 
 from drivers.rfid import RfidConfig, encode_frame
@@ -61,3 +62,101 @@ async def test_unsent_xray_stops_are_exported(tmp_path) -> None:  # noqa: ANN001
         await until(lambda: scanner.stops_failed >= 1)
         value = metrics.registry.get_sample_value("edge_xray_stops_failed_total", {"device": "xray"})
         assert value is not None and value >= 1
+
+
+async def test_an_llrp_lane_reader_opens_by_the_same_path_and_its_tags_become_identities() -> None:
+    """kind = "llrp" with a [sim] table: the simulator on TCP, the client on it, TID and EPC into the record."""
+    from central_sync.schema import ItemKind
+    from drivers.rfid import LlrpConfig
+    from edge.events import EventBus
+    from edge.inspection import Item
+    from edge.stations.identify import TagWindow
+
+    cfg = DevicesSection(readers={"lane": LlrpConfig(kind="llrp", antennas=(1, 2), keepalive_s=0.5,
+                                                     sim={"read_ms": 20})})
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, cfg, "st-1")
+        assert devices.states()["reader:lane"]["state"] == "ok"
+        reader = devices.readers["lane"]
+        window = TagWindow(devices, EventBus())
+        item = Item("vehicle-1", ItemKind.VEHICLE)
+        window.start(item)
+        task = asyncio.create_task(window.run())
+        await asyncio.sleep(0.05)
+        reader.sim.present("300833B2DDD9014000000001", "E2801160200073F1A2B3C4D5", antenna=2, seconds=0.3)
+        await until(lambda: len(item.identities) == 2, "the vehicle's tag is in the record")
+        task.cancel()
+        assert {(i.kind, i.value, i.source) for i in item.identities} == {
+            ("rfid_tid", "E2801160200073F1A2B3C4D5", "lane"), ("rfid_epc", "300833B2DDD9014000000001", "lane")}
+        assert devices.states()["reader:lane"]["rejects"] == {} and devices.states()["reader:lane"]["reconnects"] == 0
+
+
+async def test_a_tag_already_in_the_field_joins_an_item_opened_later_and_a_gone_one_does_not() -> None:
+    from central_sync.schema import ItemKind
+    from drivers.rfid import LlrpConfig
+    from edge.events import EventBus
+    from edge.inspection import Item
+    from edge.stations.identify import TagWindow
+
+    cfg = DevicesSection(readers={"uhf": LlrpConfig(kind="llrp", keepalive_s=0.5, removal_after_ms=100,
+                                                    sim={"read_ms": 20})})
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, cfg, "st-1")
+        window = TagWindow(devices, EventBus())
+        task = asyncio.create_task(window.run())
+        await asyncio.sleep(0.05)
+        sim = devices.readers["uhf"].sim
+        gone = sim.present("300833B2DDD9014000000009", "E2801160200073F1A2B30009", seconds=0.1)
+        sim.present("300833B2DDD9014000000001", "E2801160200073F1A2B30001", seconds=30)
+        await gone
+        await until(lambda: ("uhf", "E2801160200073F1A2B30001") in window._present
+                    and ("uhf", "E2801160200073F1A2B30009") not in window._present, "one tag in the field")
+        item = Item("vehicle-2", ItemKind.VEHICLE)
+        window.start(item)
+        task.cancel()
+    assert sorted(i.value for i in item.identities) == ["300833B2DDD9014000000001", "E2801160200073F1A2B30001"]
+
+
+async def test_llrp_malformed_messages_and_reconnects_are_exported() -> None:
+    from drivers.rfid import LlrpConfig
+
+    cfg = DevicesSection(readers={"uhf": LlrpConfig(kind="llrp", keepalive_s=0.5, reconnect_min_ms=20,
+                                                    sim={"read_ms": 20})})
+    metrics = StationMetrics()
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, cfg, "st-1")
+        metrics.follow_devices(devices)
+        reader = devices.readers["uhf"]
+        reader.sim.send_raw(bytes.fromhex("043D" "00000011" "00000001" "00F00007" "810002"))  # no EPC in the tag
+        reader.sim.send_raw(bytes.fromhex("0C3E0000000A00000001"))  # version 3: the connection is dropped
+        await until(lambda: reader.reconnects >= 1 and reader.link_ok, "the reader is back after the bad header")
+        sample = lambda reason: metrics.registry.get_sample_value(  # noqa: E731
+            "edge_reader_rejects_total", {"reader": "uhf", "reason": reason})
+        assert (sample("missing_parameter"), sample("bad_version")) == (1, 1)
+        assert metrics.registry.get_sample_value("edge_reader_reconnects_total", {"reader": "uhf"}) >= 1
+        assert devices.states()["reader:uhf"]["rejects"] == {"missing_parameter": 1, "bad_version": 1}
+
+
+async def test_a_tid_read_with_another_epc_is_flagged_on_the_screen() -> None:
+    from drivers.rfid import LlrpConfig
+    from edge.events import EventBus
+    from edge.stations.identify import TagWindow
+
+    cfg = DevicesSection(readers={"lane": LlrpConfig(kind="llrp", keepalive_s=0.5, removal_after_ms=100,
+                                                     sim={"read_ms": 20})})
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, cfg, "st-1")
+        bus = EventBus()
+        window = TagWindow(devices, bus)
+        task = asyncio.create_task(window.run())
+        with bus.subscribe() as sub:
+            await asyncio.sleep(0.05)
+            sim = devices.readers["lane"].sim
+            await sim.present("300833B2DDD9014000000001", "E2801160200073F1A2B3C4D5", seconds=0.2)
+            await until(lambda: not window.binder.lanes_of, "the tag left")
+            sim.present("300833B2DDD90140000000FF", "E2801160200073F1A2B3C4D5", seconds=0.2)
+            event = await asyncio.wait_for(sub.get(), 30)
+        task.cancel()
+    assert event.topic == "rfid_flag" and event.data["flag"] == "epc_changed"
+    assert event.data["detail"] == ("tag TID E2801160200073F1A2B3C4D5 was bound to EPC 300833B2DDD9014000000001 "
+                                    "and now reads EPC 300833B2DDD90140000000FF at lane lane")

@@ -89,3 +89,26 @@ def _decided_by_model(db: Path) -> int:
             return conn.execute("SELECT count(*) FROM inspections WHERE reason IN ('clear', 'detection')").fetchone()[0]
         except sqlite3.OperationalError:
             return 0
+
+
+async def test_the_twin_serves_an_llrp_reader_where_the_config_expects_it(tmp_path):
+    from drivers.rfid import LlrpConfig, open_reader
+    from edge.twin import TwinError
+
+    port = free_port()
+    config = load_config(_config(tmp_path, tmp_path)).model_copy(deep=True)
+    uhf = LlrpConfig(kind="llrp", host="127.0.0.1", port=port, antennas=(1, 3), keepalive_s=0.5)
+    devices = config.devices.model_copy(update={"plc": None, "scanner": None, "readers": {"uhf": uhf}})
+    async with AsyncExitStack() as stack:
+        served = await serve_twin(config.model_copy(update={"devices": devices}), stack, ROOT / "examples" / "scans")
+        assert served == [f"LLRP reader 'uhf' (3 antennas) on TCP 127.0.0.1:{port}"]
+        async with open_reader(uhf, "uhf") as reader:
+            await until(lambda: reader.link_ok, "the station's client has a session with the twin")
+    remote = devices.model_copy(update={"readers": {"uhf": uhf.model_copy(update={"host": "10.0.0.21"})}})
+    async with AsyncExitStack() as stack:
+        try:
+            await serve_twin(config.model_copy(update={"devices": remote}), stack, ROOT / "examples" / "scans")
+        except TwinError as exc:
+            assert "LLRP reader 'uhf' is configured at 10.0.0.21" in str(exc)
+        else:
+            raise AssertionError("the twin served a reader configured on another host")

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from drivers.errors import DeviceRefused, DriverError, ProtocolError
 from drivers.plc import PlcState
-from drivers.rfid import Em4100SerialReader
+from drivers.rfid import TagReader
 from drivers.xray import Scanner
 from edge.diag.context import PhaseContext
 from edge.diag.phases._watch import wait_state
@@ -39,7 +39,7 @@ async def run(ctx: PhaseContext) -> None:
         ctx.measure("links.source_ok", st.source is not None, target="source", detail=st.problems.get("source", ""))
 
 
-async def _reader_up(reader: Em4100SerialReader, wait_s: float = READER_OPEN_S) -> bool:
+async def _reader_up(reader: TagReader, wait_s: float = READER_OPEN_S) -> bool:
     """The reader opens its port in the background: give it a moment."""
     end = time.monotonic() + wait_s
     while not reader.link_ok and time.monotonic() < end:

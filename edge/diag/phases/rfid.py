@@ -1,14 +1,16 @@
-"""RFID: the reference badge at each reader, read and time to read."""
+"""RFID: the reference badge (or, at a UHF/LLRP reader, the reference tag's TID) at each reader, read and time to read."""
 
 from __future__ import annotations
 
 import asyncio
 
 from drivers.rfid import Em4100SerialReader, TagSeen
+from drivers.rfid.llrp import LlrpReader
 from edge.diag.context import PhaseContext
 from edge.diag.hand import Action
 
 REFERENCE_TAG = "0F00C0FFEE"  # the twin's reference badge; real stations pass --reference-tag
+REFERENCE_TID = "E2801160200073F10F00C0FE"  # the twin's reference UHF tag, known by its TID
 HOLD_S = 1.0
 UNDECODABLE = 3  # frames rejected, none decoded, while the badge is held: the reader's output is the fault
 
@@ -24,8 +26,9 @@ async def run(ctx: PhaseContext) -> None:
         await _badge(ctx, name, reader)
 
 
-async def _badge(ctx: PhaseContext, name: str, reader: Em4100SerialReader) -> None:
-    expect = (ctx.station.reference_tag or REFERENCE_TAG).upper()
+async def _badge(ctx: PhaseContext, name: str, reader: Em4100SerialReader | LlrpReader) -> None:
+    default = REFERENCE_TID if isinstance(reader, LlrpReader) else REFERENCE_TAG
+    expect = (ctx.station.reference_tag or default).upper()
     seen: list[TagSeen] = []
     got = asyncio.Event()
 
@@ -59,7 +62,7 @@ async def _badge(ctx: PhaseContext, name: str, reader: Em4100SerialReader) -> No
 class Rejects:
     """The reader's decoder counts from now on: frames decoded and rejected (a hook for driver health)."""
 
-    def __init__(self, reader: Em4100SerialReader) -> None:
+    def __init__(self, reader: Em4100SerialReader | LlrpReader) -> None:
         self.stats = getattr(getattr(reader, "decoder", None), "stats", None)
         self.reader = reader
         self._frames0, self._rejected0 = self._counts()
