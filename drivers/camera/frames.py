@@ -1,0 +1,152 @@
+"""Frames and the camera base every source shares: trigger, pacing, bad-frame counting, reconnect back-off.
+
+A source implements `_open`, `_grab` and `_close` (blocking; run in a thread). `_grab` returns an
+image, None for a frame that could not be decoded, raises `LinkLost` for a lost stream and
+`EOFError` when a file or folder has ended. A bad frame is one sentence in the log and a count by
+reason; it never ends the stream. A lost stream is reopened with back-off, the camera degraded meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import numpy as np
+import structlog
+
+from drivers.camera.config import CameraConfig
+from drivers.errors import LinkLost
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One good frame: BGR pixels, when it was taken (epoch s) and its number on this camera."""
+
+    image: np.ndarray
+    ts: float
+    seq: int
+    camera: str
+
+
+@dataclass(frozen=True)
+class CameraHealth:
+    state: str  # ok, degraded, lost
+    detail: str = ""
+
+
+def bad_frame(image: np.ndarray | None, cfg: CameraConfig) -> str | None:
+    """Why a grabbed image is unusable ("decode", "size", "empty"), or None when it is good."""
+    if image is None:
+        return "decode"
+    if image.ndim not in (2, 3) or image.size == 0 or image.dtype != np.uint8:
+        return "empty"
+    h, w = image.shape[:2]
+    if (cfg.width is not None and w != cfg.width) or (cfg.height is not None and h != cfg.height):
+        return "size"
+    return None
+
+
+class CameraBase:
+    """What every camera does; subclasses only open, grab and close."""
+
+    def __init__(self, cfg: CameraConfig, name: str) -> None:
+        self.cfg, self.name = cfg, name
+        self.bad_frames: Counter[str] = Counter()
+        self.reconnects = 0
+        self.frames_taken = 0
+        self.health = CameraHealth("lost", "not opened yet")
+        self.on_health: Callable[[str, str], None] | None = None
+        self._triggered = asyncio.Event()
+        if cfg.trigger == "continuous":
+            self._triggered.set()
+
+    @property
+    def link_ok(self) -> bool:
+        return self.health.state == "ok"
+
+    def trigger(self, on: bool) -> None:
+        """Start (a vehicle at the eyes) or stop taking frames; a continuous camera always takes them."""
+        if on or self.cfg.trigger == "continuous":
+            self._on_trigger()
+            self._triggered.set()
+        else:
+            self._triggered.clear()
+
+    def _on_trigger(self) -> None:
+        """A new vehicle: the simulator draws the next one."""
+
+    async def __aenter__(self) -> CameraBase:
+        try:
+            await asyncio.to_thread(self._open)
+            self._set_health("ok")
+        except LinkLost as exc:
+            self._set_health("degraded", str(exc))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self._close)
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        """Good frames while triggered, paced at the configured rate; ends when a file or folder ends."""
+        period, backoff = 1.0 / self.cfg.fps, self.cfg.reconnect_min_ms / 1000
+        while True:
+            await self._triggered.wait()
+            started = time.monotonic()
+            try:
+                image = await asyncio.to_thread(self._grab)
+            except EOFError:
+                return
+            except LinkLost as exc:
+                backoff = await self._reconnect(exc, backoff)
+                continue
+            backoff = self.cfg.reconnect_min_ms / 1000
+            frame = self._checked(image)
+            if frame is not None:
+                yield frame
+            await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
+
+    def _checked(self, image: np.ndarray | None) -> Frame | None:
+        reason = bad_frame(image, self.cfg)
+        if reason is not None:
+            self.bad_frames[reason] += 1
+            shape = None if image is None else image.shape
+            log.warning("camera.bad_frame", camera=self.name, reason=reason, shape=shape,
+                        detail=f"camera {self.name} gave a bad frame ({reason}, shape {shape}); "
+                               f"{sum(self.bad_frames.values())} so far")
+            return None
+        assert image is not None
+        self.frames_taken += 1
+        return Frame(image, time.time(), self.frames_taken, self.name)
+
+    async def _reconnect(self, exc: LinkLost, backoff: float) -> float:
+        """Close, wait `backoff`, reopen; the next wait doubles up to the configured maximum."""
+        self._set_health("degraded", f"{exc}; reconnecting in {backoff:.1f} s")
+        await asyncio.to_thread(self._close)
+        await asyncio.sleep(backoff)
+        self.reconnects += 1
+        try:
+            await asyncio.to_thread(self._open)
+        except LinkLost as again:
+            self._set_health("degraded", str(again))
+            return min(backoff * 2, self.cfg.reconnect_max_ms / 1000)
+        self._set_health("ok")
+        return self.cfg.reconnect_min_ms / 1000
+
+    def _set_health(self, state: str, detail: str = "") -> None:
+        self.health = CameraHealth(state, detail)
+        if self.on_health is not None:
+            self.on_health(state, detail)
+
+    def _open(self) -> None:
+        raise NotImplementedError
+
+    def _grab(self) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """Nothing to release by default."""

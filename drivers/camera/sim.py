@@ -1,0 +1,154 @@
+"""The camera simulator: vehicles with plates and containers, rendered as each role's camera sees them.
+
+Vehicle n of a seed is the same on every camera of the station (front, rear, container), so
+cameras triggered by the same eyes see the same vehicle. Two render sets: `tuning` (Hershey
+simplex/duplex and DejaVu Sans Bold; angle, blur, dirt), used to choose thresholds, and
+`held_out` (other fonts, and glare, night infrared and occlusion besides), used only to report.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from drivers.camera import render
+from drivers.camera.config import CameraConfig
+from drivers.camera.frames import CameraBase
+from drivers.camera.glyphs import Font, find_font
+from models.ocr.iso6346 import check_digit
+
+HK_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
+GD_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
+ROLES = ("front_plate", "rear_plate", "container_side", "container_door")
+SIZE_TYPES = ("22G1", "42G1", "45G1", "L5G1", "22R1", "45R1", "22U1", "42P1")
+
+
+@dataclass(frozen=True)
+class Profile:
+    fonts: tuple[Font, ...]
+    conditions: render.Conditions
+
+
+def _fonts(*candidates: Font) -> tuple[Font, ...]:
+    """The candidates whose font file exists on this system (Hershey fonts always do)."""
+    found = []
+    for font in candidates:
+        path = find_font(font.path) if font.path else ""
+        if font.hershey >= 0 or path:
+            found.append(Font(font.name, font.hershey, path, font.thickness))
+    return tuple(found)
+
+
+PROFILES: dict[str, Profile] = {
+    "tuning": Profile(_fonts(Font("hershey-simplex", cv2.FONT_HERSHEY_SIMPLEX, thickness=3),
+                             Font("hershey-duplex", cv2.FONT_HERSHEY_DUPLEX, thickness=3),
+                             Font("dejavu-sans-bold", path="dejavu/DejaVuSans-Bold.ttf")),
+                      render.Conditions(angle_deg=12, blur_px=5, dirt=0.3)),
+    "held_out": Profile(_fonts(Font("hershey-triplex", cv2.FONT_HERSHEY_TRIPLEX, thickness=3),
+                               Font("liberation-sans-bold", path="liberation/LiberationSans-Bold.ttf"),
+                               Font("liberation-narrow-bold", path="liberation/LiberationSansNarrow-Bold.ttf"),
+                               Font("dejavu-condensed-bold", path="dejavu/DejaVuSansCondensed-Bold.ttf"),
+                               Font("liberation-mono-bold", path="liberation/LiberationMono-Bold.ttf")),
+                        render.Conditions(angle_deg=20, blur_px=7, dirt=0.4, glare=0.3, night_ir=0.3,
+                                          occlusion=0.3, noise=6.0)),
+}
+
+
+@dataclass(frozen=True)
+class Vehicle:
+    """What vehicle n carries: its Hong Kong plate, a Guangdong plate or "", its container and size/type."""
+
+    number: int
+    hk_plate: str
+    gd_plate: str
+    container: str
+    size_type: str
+    font: Font
+
+
+def vehicle(seed: int, number: int, profile: str = "tuning", cross_boundary: float = 0.5) -> Vehicle:
+    """Vehicle `number` of `seed`: the same on every call and every camera."""
+    rng = np.random.default_rng([seed, number, 1])
+    letters = "".join(rng.choice(list(HK_LETTERS), int(rng.integers(1, 3))))
+    digits = str(int(rng.integers(1, 10))) + "".join(rng.choice(list(string.digits), int(rng.integers(0, 4))))
+    gd = ""
+    if rng.random() < cross_boundary:
+        gd = "粤Z" + "".join(rng.choice(list(GD_CHARS), 4)) + str(rng.choice(["港", "澳"]))
+    owner = "".join(rng.choice(list(string.ascii_uppercase), 3)) + "U"
+    serial = "".join(rng.choice(list(string.digits), 6))
+    code = owner + serial + str(check_digit(owner + serial))
+    fonts = PROFILES[profile].fonts
+    return Vehicle(number, letters + digits, gd, code, str(rng.choice(SIZE_TYPES)),
+                   fonts[int(rng.integers(0, len(fonts)))])
+
+
+def scene(v: Vehicle, role: str, seed: int) -> np.ndarray:
+    """The still scene a camera of `role` looks at (before motion and conditions)."""
+    rng = np.random.default_rng([seed, v.number, 2, ROLES.index(role)])
+    if role in ("front_plate", "rear_plate"):
+        hk = render.hk_plate(_spaced(v.hk_plate), rear=role == "rear_plate", font=v.font)
+        plates = [render.gd_plate(f"{v.gd_plate[:2]}·{v.gd_plate[2:]}", v.font), hk] if v.gd_plate else [hk]
+        return render.vehicle_front(plates, rng)
+    return render.container_panel(v.container, v.size_type, v.font, rng)
+
+
+def _spaced(hk: str) -> str:
+    """A Hong Kong plate as issued: letters, a space, digits."""
+    split = len(hk) - len(hk.lstrip(HK_LETTERS))
+    return f"{hk[:split]} {hk[split:]}"
+
+
+def frame(v: Vehicle, role: str, index: int, seed: int, profile: str = "tuning") -> np.ndarray:
+    """Frame `index` of the vehicle's pass: it comes closer frame by frame, under the profile's conditions."""
+    still = scene(v, role, seed)
+    rng = np.random.default_rng([seed, v.number, 3, ROLES.index(role), index])
+    scale = 0.85 + 0.05 * index + rng.uniform(-0.02, 0.02)
+    h, w = still.shape[:2]
+    moved = cv2.resize(still, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.full_like(still, int(rng.integers(50, 100)))
+    _paste_centre(canvas, moved)
+    return render.apply(canvas, PROFILES[profile].conditions, rng)
+
+
+def _paste_centre(canvas: np.ndarray, img: np.ndarray) -> None:
+    ch, cw = canvas.shape[:2]
+    h, w = img.shape[:2]
+    sy, sx = max(0, (h - ch) // 2), max(0, (w - cw) // 2)
+    dy, dx = max(0, (ch - h) // 2), max(0, (cw - w) // 2)
+    hh, ww = min(h, ch), min(w, cw)
+    canvas[dy:dy + hh, dx:dx + ww] = img[sy:sy + hh, sx:sx + ww]
+
+
+class SimCamera(CameraBase):
+    """A simulated camera: each trigger brings the next vehicle; every `bad_every`-th frame is broken."""
+
+    def __init__(self, cfg: CameraConfig, name: str) -> None:
+        super().__init__(cfg, name)
+        assert cfg.sim is not None
+        self.sim = cfg.sim
+        self.vehicle_number = -1
+        self._index = 0
+        self._grabs = 0
+
+    @property
+    def vehicle(self) -> Vehicle:
+        """The vehicle in front of the camera now (the truth the tests and the benchmark compare with)."""
+        return vehicle(self.sim.seed, max(self.vehicle_number, 0), self.sim.profile, self.sim.cross_boundary)
+
+    def _on_trigger(self) -> None:
+        self.vehicle_number += 1
+        self._index = 0
+
+    def _open(self) -> None:
+        """Nothing to open."""
+
+    def _grab(self) -> np.ndarray | None:
+        self._grabs += 1
+        image = frame(self.vehicle, self.cfg.role, self._index, self.sim.seed, self.sim.profile)
+        self._index += 1
+        if self.sim.bad_every and self._grabs % self.sim.bad_every == 0:
+            return image[:0] if self._grabs % 2 else None
+        return image

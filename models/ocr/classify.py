@@ -1,0 +1,82 @@
+"""One frame's lines of text → typed reads: container codes (ISO 6346) and plates (format per jurisdiction).
+
+A line that matches no format is ignored (it is a brand name, a company name, a warning sign). A
+read below its confidence threshold is `low_confidence`; a container code whose check digit fails
+and cannot be corrected by exactly one confusable substitution is `check_failed`, with an empty
+value: nothing is guessed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.ocr import iso6346, plates
+from models.ocr.reader import TextLine
+
+CONTAINER, PLATE = "container", "plate"
+
+
+@dataclass(frozen=True)
+class Read:
+    """A typed read of one frame: `slot` separates what one vehicle carries (hk plate, gd plate, container)."""
+
+    kind: str  # "plate" or "container"
+    slot: str  # "hk", "gd_cross", "gd" or "container"
+    value: str  # valid value, or "" when the read failed its check
+    raw: str
+    confidence: float
+    status: str  # read, corrected, check_failed
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+
+def container_reads(lines: list[TextLine]) -> list[Read]:
+    """Container codes on the lines: any 11 consecutive characters with a code's shape."""
+    found = []
+    for line in lines:
+        text = plates.normalise(line.text)
+        best = _best_code(text)
+        if best is not None:
+            found.append(Read(CONTAINER, CONTAINER, best.value, best.raw, line.confidence, best.status, line.box))
+    return found
+
+
+def _best_code(text: str) -> iso6346.CodeRead | None:
+    """The first valid window of the line, else the first that has a code's shape (check_failed)."""
+    reads = [r for i in range(max(0, len(text) - 10)) if (r := iso6346.read_code(text[i:i + 11])) is not None]
+    valid = [r for r in reads if r.value]
+    return (valid or reads or [None])[0]
+
+
+def plate_reads(lines: list[TextLine]) -> list[Read]:
+    """Plates on the lines, by jurisdiction (a cross-boundary vehicle shows two)."""
+    found = []
+    for line in lines:
+        text = plates.normalise(line.text)
+        value, status = _plate_value(text)
+        where = plates.jurisdiction(value) if value else None
+        if where is not None:
+            found.append(Read(PLATE, where, value, line.text, line.confidence, status, line.box))
+    return found
+
+
+def _plate_value(text: str) -> tuple[str, str]:
+    """The plate as read, or forced by position (letters first, digits after) when exactly one split fits."""
+    if plates.jurisdiction(text) is not None:
+        return text, "read"
+    if not text.isascii():
+        return "", "unread"
+    fits = {_hk_split(text, k) for k in (1, 2)} - {""}
+    return (fits.pop(), "corrected") if len(fits) == 1 else ("", "unread")
+
+
+def _hk_split(text: str, letters: int) -> str:
+    """`text` with its first `letters` characters forced to letters and the rest to digits, if that is a HK plate."""
+    head = "".join(iso6346.TO_LETTER.get(c, c) for c in text[:letters])
+    tail = "".join(iso6346.TO_DIGIT.get(c, c) for c in text[letters:])
+    value = head + tail
+    return value if plates.jurisdiction(value) == "hk" else ""
+
+
+def reads_for(kind: str, lines: list[TextLine]) -> list[Read]:
+    """The reads a camera of `kind` ("plate" or "container") looks for."""
+    return plate_reads(lines) if kind == PLATE else container_reads(lines)

@@ -1,0 +1,62 @@
+"""One camera crop → typed reads: text lines from the reader, the boxed check digit, the format rules.
+
+The detector does not find an ISO 6346 check digit inside its painted box (the box's edges are
+not text to it), so when a line holds an owner code and serial without one, the recogniser alone
+reads the region just right of the line, where the box is painted.
+"""
+
+from __future__ import annotations
+
+import re
+
+import cv2
+import numpy as np
+
+from models.ocr import iso6346, plates
+from models.ocr.classify import CONTAINER, Read, reads_for
+from models.ocr.reader import TextLine, TextReader
+
+OWNER_SERIAL = re.compile(r"^[A-Z]{3}[UJZ]\d{6}$")
+BOX_EDGES = re.compile(r"[\[\]|()【】口囗{}<>]")
+
+
+class FrameReader:
+    """Reads the plates or container codes of one crop (blocking)."""
+
+    def __init__(self, reader: TextReader | None = None) -> None:
+        self.reader = reader or TextReader()
+
+    def read(self, kind: str, crop: np.ndarray) -> list[Read]:
+        """The reads of `kind` ("plate" or "container") on the crop."""
+        lines = self.reader.read_lines(crop)
+        if kind == CONTAINER:
+            lines = [self._with_check_digit(crop, line) for line in lines]
+        return reads_for(kind, lines)
+
+    def _with_check_digit(self, crop: np.ndarray, line: TextLine) -> TextLine:
+        """The line read again with the painted box's edges removed, when the detector left out its check digit."""
+        if not OWNER_SERIAL.match(iso6346.coerce(plates.normalise(line.text))[0]):
+            return line
+        x0, y0, x1, y1 = line.box
+        h = y1 - y0
+        top, bottom, right = max(0, y0 - h // 3), min(crop.shape[0], y1 + h // 3), min(crop.shape[1], x1 + 2 * h)
+        again = self.reader.recognise(without_box(crop[top:bottom, x0:right], h))
+        text = BOX_EDGES.sub("", plates.normalise(again.text))
+        if len(text) != 11:
+            return line
+        return TextLine(text, min(line.confidence, again.confidence), (x0, y0, right, y1))
+
+
+def without_box(region: np.ndarray, line_h: int) -> np.ndarray:
+    """The region with long straight strokes (a painted box's edges, longer than any character's) painted over."""
+    grey = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY) if region.ndim == 3 else region
+    _, ink = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    if ink.mean() > 127:
+        ink = 255 - ink
+    text_h = max(4, int(line_h / 1.25))
+    vertical = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, int(text_h * 1.2))))
+    horizontal = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (int(text_h * 0.9), 1)))
+    edges = cv2.dilate(vertical | horizontal, np.ones((5, 5), np.uint8))
+    if not edges.any():
+        return region
+    return cv2.inpaint(region, edges, 3, cv2.INPAINT_TELEA)

@@ -1,0 +1,97 @@
+"""ISO 6346 container codes: the check digit, and single-error correction among confusable characters.
+
+A code is an owner code (3 letters), a category (U, J or Z), a 6-digit serial and a check digit.
+Letters count 10..38 skipping multiples of 11; each of the first 10 characters is weighted by
+2**position; the check digit is the sum mod 11, then mod 10. CSQU3054383 is valid.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+
+CODE = re.compile(r"^[A-Z]{3}[UJZ]\d{7}$")
+SIZE_TYPE = re.compile(r"^[0-9LM][0-9][A-Z][0-9A-Z]$")
+"""ISO 6346 size/type code such as 45G1 or 22G1 (length, height/width, type group, detail)."""
+
+LETTER_VALUES: dict[str, int] = {}
+_value = 10
+for _letter in string.ascii_uppercase:
+    if _value % 11 == 0:
+        _value += 1
+    LETTER_VALUES[_letter] = _value
+    _value += 1
+
+TO_LETTER = {"0": "O", "1": "I", "2": "Z", "4": "A", "5": "S", "6": "G", "8": "B"}
+TO_DIGIT = {"O": "0", "Q": "0", "D": "0", "I": "1", "L": "1", "Z": "2", "A": "4", "S": "5", "G": "6", "B": "8",
+            "T": "7"}
+CONFUSABLE: dict[str, str] = {
+    "0": "8O6D", "1": "7I", "2": "Z7", "3": "8", "4": "A", "5": "6S", "6": "58G0", "7": "1", "8": "3B60",
+    "9": "0", "O": "0DQ", "Q": "O0", "D": "O0", "I": "1L", "L": "I", "B": "8", "S": "5", "Z": "2",
+    "G": "6C", "C": "G", "U": "JV", "J": "U", "V": "U", "M": "N", "N": "M", "E": "F", "F": "E",
+}
+"""Characters OCR mistakes for one another on painted codes; a correction only ever uses these."""
+
+
+@dataclass(frozen=True)
+class CodeRead:
+    """A container code read: `value` is valid or empty; `corrected` names the substitutions made."""
+
+    value: str
+    raw: str
+    status: str  # "read", "corrected" or "check_failed"
+    corrected: tuple[str, ...] = ()
+
+
+def check_digit(first10: str) -> int:
+    """The check digit of an owner code + category + serial (10 characters)."""
+    total = sum((LETTER_VALUES[c] if c.isalpha() else int(c)) << i for i, c in enumerate(first10))
+    return total % 11 % 10
+
+
+def is_valid(code: str) -> bool:
+    """True for a well-formed code whose check digit matches."""
+    return bool(CODE.match(code)) and check_digit(code[:10]) == int(code[10])
+
+
+def coerce(text: str) -> tuple[str, tuple[str, ...]]:
+    """Force each position to its class (letters in the first 4, digits after) using confusable pairs."""
+    out, changes = [], []
+    for i, c in enumerate(text):
+        table = TO_LETTER if i < 4 else TO_DIGIT
+        fixed = table.get(c, c)
+        if fixed != c:
+            changes.append(f"{i}:{c}>{fixed}")
+        out.append(fixed)
+    return "".join(out), tuple(changes)
+
+
+def read_code(text: str) -> CodeRead | None:
+    """Validate an 11-character candidate; correct it when exactly one confusable substitution makes it valid.
+
+    None when the text does not have a container code's shape at all (not a container code)."""
+    raw = text
+    if len(text) != 11:
+        return None
+    text, changes = coerce(text)
+    if not CODE.match(text):
+        return None
+    if is_valid(text):
+        return CodeRead(text, raw, "corrected" if changes else "read", changes)
+    fixes = _single_fixes(text)
+    if len(fixes) == 1:
+        fixed, change = fixes[0]
+        return CodeRead(fixed, raw, "corrected", changes + (change,))
+    return CodeRead("", raw, "check_failed")
+
+
+def _single_fixes(text: str) -> list[tuple[str, str]]:
+    """Every valid code one confusable substitution away from `text`."""
+    found = []
+    for i, c in enumerate(text):
+        for alt in CONFUSABLE.get(c, ""):
+            candidate = text[:i] + alt + text[i + 1:]
+            if is_valid(candidate):
+                found.append((candidate, f"{i}:{c}>{alt}"))
+    return found

@@ -1,0 +1,53 @@
+"""Plate format rules per jurisdiction at the Hong Kong–Guangdong boundary.
+
+Values are kept without separators (spaces, the middle dot), so that search by prefix works:
+`AB1234` for the Hong Kong plate AB 1234, `粤ZA123港` for the cross-boundary plate 粤Z·A123港.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+SEPARATORS = re.compile(r"[\s·.•\-_:'\"]")
+
+
+@dataclass(frozen=True)
+class PlateRule:
+    """One jurisdiction's plate format."""
+
+    jurisdiction: str
+    pattern: re.Pattern[str]
+
+
+RULES: tuple[PlateRule, ...] = (
+    # Hong Kong: 1-2 letters (no I, O, Q) and 1-4 digits without a leading zero
+    PlateRule("hk", re.compile(r"^[A-HJ-NPR-Z]{1,2}[1-9]\d{0,3}$")),
+    # Guangdong cross-boundary series for Hong Kong and Macao vehicles: 粤Z + 4 letters/digits + 港 or 澳
+    PlateRule("gd_cross", re.compile(r"^粤Z[A-HJ-NP-Z0-9]{4}[港澳]$")),
+    # ordinary Guangdong plate: 粤 + issuing-office letter + 5 letters/digits
+    PlateRule("gd", re.compile(r"^粤[A-HJ-NP-Y][A-HJ-NP-Z0-9]{5}$")),
+)
+
+
+def normalise(text: str) -> str:
+    """Upper case, compatibility forms folded (④ → 4, Ａ → A), separators removed (OCR reads the
+    middle dot of 粤Z·A123港 in several ways)."""
+    return SEPARATORS.sub("", unicodedata.normalize("NFKC", text)).upper()
+
+
+def jurisdiction(value: str) -> str | None:
+    """The jurisdiction whose format the normalised value matches, or None."""
+    for rule in RULES:
+        if rule.pattern.match(value):
+            return rule.jurisdiction
+    return None
+
+
+def display(value: str, where: str) -> str:
+    """A plate as issued: `AB 1234`, `粤Z·A123港`."""
+    if where == "hk":
+        split = len(value) - len(value.lstrip("ABCDEFGHJKLMNPRSTUVWXYZ"))
+        return f"{value[:split]} {value[split:]}"
+    return f"{value[:2]}·{value[2:]}"
