@@ -36,12 +36,19 @@ class Identity(_Frozen):
     """An identity read during the inspection: an RFID tag, the officer's badge, a plate.
 
     `rfid` is a 125 kHz tag's id; a UHF tag gives `rfid_tid` (its factory TID, the vehicle's binding)
-    and `rfid_epc` (its rewritable EPC).
+    and `rfid_epc` (its rewritable EPC). A camera read (`plate`, `container`) carries its `status`
+    (read, corrected, low_confidence, check_failed, unread), its voted `confidence`, what the
+    recogniser saw (`raw`) and the sha256 of its evidence crop (a PNG kept by the station's store);
+    its `value` is empty unless the status is read or corrected: a failed read is never guessed.
     """
 
     kind: Literal["rfid", "rfid_tid", "rfid_epc", "badge", "plate", "container", "eseal"]
     value: str
     source: str = ""  # device name that read it
+    status: Literal["read", "corrected", "low_confidence", "check_failed", "unread"] | None = None
+    confidence: float | None = None
+    raw: str = ""
+    crop: str = ""  # sha256 of the evidence crop (PNG), under the station's crops directory
 
 
 class DetectionOut(_Frozen):

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from central_sync.config import SyncConfig
 from central_sync.schema import ItemKind
+from drivers.camera.config import CameraConfig
 from drivers.plc.config import PlcConfig
 from drivers.retrofit.config import RetrofitConfig
 from drivers.rfid.config import ReaderConfig
@@ -86,6 +87,7 @@ class DevicesSection(_Section):
     scanner: ScannerConfig | None = None
     source: RetrofitConfig | None = None
     readers: dict[str, ReaderConfig] = Field(default_factory=dict)
+    cameras: dict[str, CameraConfig] = Field(default_factory=dict)
 
 
 class StationConfig(BaseSettings):

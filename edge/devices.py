@@ -1,7 +1,7 @@
 """Opening the station's devices from config, and their states as the screen shows them.
 
 `open_devices` is the one opener, used by `edge run` and `edge diag` alike, under the same names
-("plc", "scanner", "source", "reader:NAME"). Each device is opened through its package's `open_*`
+("plc", "scanner", "source", "reader:NAME", "camera:NAME"). Each device is opened through its package's `open_*`
 factory, which picks the real driver or the simulator by `kind`; nothing here knows the difference.
 A device that cannot be opened at start makes the station start degraded (items go to manual), not
 fail; `Devices.not_opened` says why.
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from drivers.retrofit import ImageSource
     from drivers.rfid import Em4100SerialReader
     from drivers.rfid.llrp import LlrpReader
+    from drivers.camera import CameraBase
     from drivers.xray import Scanner
 
 log = structlog.get_logger()
@@ -43,6 +44,7 @@ class Devices:
     scanner: Scanner | None = None
     source: ImageSource | None = None
     readers: dict[str, Em4100SerialReader | LlrpReader] = field(default_factory=dict)
+    cameras: dict[str, CameraBase] = field(default_factory=dict)
     not_opened: dict[str, str] = field(default_factory=dict)  # name -> why it could not be opened at start
     _states: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -72,12 +74,17 @@ class Devices:
                 states[key] = {**states[key], "rejects": dict(reader.decoder.stats.rejects)}
                 if hasattr(reader, "reconnects"):
                     states[key]["reconnects"] = reader.reconnects
+        for name, camera in self.cameras.items():
+            key = f"camera:{name}"
+            if key in states:
+                states[key] = {**states[key], "bad_frames": dict(camera.bad_frames), "reconnects": camera.reconnects}
         return states
 
 
 async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str,
                        open_timeout_s: float = OPEN_S) -> Devices:
     """Open every configured device of `station` on `stack`; each ends in a defined state (ok or lost)."""
+    from drivers.camera import open_camera
     from drivers.plc import open_plc
     from drivers.retrofit import open_source
     from drivers.rfid import open_reader
@@ -100,7 +107,19 @@ async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str,
         if reader is not None:
             devices.readers[name] = reader
             await _follow_reader(devices, f"reader:{name}", reader)
+    for name, camera_cfg in cfg.cameras.items():
+        camera = await _open(stack, devices, f"camera:{name}", open_camera(camera_cfg, f"{station}/{name}"),
+                             open_timeout_s)
+        if camera is not None:
+            devices.cameras[name] = camera
+            _follow_camera(devices, f"camera:{name}", camera)
     return devices
+
+
+def _follow_camera(devices: Devices, key: str, camera: CameraBase) -> None:
+    """Keep the camera's state current (a lost stream shows degraded while it reconnects)."""
+    camera.on_health = lambda state, detail: devices.mark(key, state, detail)
+    devices.mark(key, camera.health.state, camera.health.detail)
 
 
 async def _follow_reader(devices: Devices, key: str, reader: Any) -> None:

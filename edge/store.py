@@ -175,8 +175,18 @@ class Store:
     def scan_path(self, sha256: str) -> Path:
         return self.scans_dir / sha256[:2] / f"{sha256}.npz"
 
+    def crop_path(self, sha256: str) -> Path:
+        return self.data_dir / "crops" / sha256[:2] / f"{sha256}.png"
+
+    def put_crop(self, sha256: str, png: bytes) -> bool:
+        """Write a camera's evidence crop (PNG) under the same disk bounds as scans."""
+        return self._put_file(self.crop_path(sha256), sha256, png)
+
     def put_scan(self, sha256: str, data: bytes) -> bool:
         """Write a scan file durably; False (counted) when the disk bounds refuse it."""
+        return self._put_file(self.scan_path(sha256), sha256, data)
+
+    def _put_file(self, path: Path, sha256: str, data: bytes) -> bool:
         refusal = self._scan_refusal(len(data))
         if refusal:
             self.counters.scans_dropped[refusal] = self.counters.scans_dropped.get(refusal, 0) + 1
@@ -186,10 +196,9 @@ class Store:
             return False
         while self._scan_alarms:
             self.clear_alarm(self._scan_alarms.pop())
-        path = self.scan_path(sha256)
         if path.exists():
             return True
-        path.parent.mkdir(exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".part")
         try:
             with open(tmp, "wb") as fh:

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import structlog
@@ -35,7 +36,7 @@ class Frame:
 
 @dataclass(frozen=True)
 class CameraHealth:
-    state: str  # ok, degraded, lost
+    state: Literal["ok", "degraded", "lost"]
     detail: str = ""
 
 
@@ -60,7 +61,7 @@ class CameraBase:
         self.reconnects = 0
         self.frames_taken = 0
         self.health = CameraHealth("lost", "not opened yet")
-        self.on_health: Callable[[str, str], None] | None = None
+        self.on_health: Callable[[Literal["ok", "degraded", "lost"], str], None] | None = None
         self._triggered = asyncio.Event()
         if cfg.trigger == "continuous":
             self._triggered.set()
@@ -125,7 +126,7 @@ class CameraBase:
 
     async def _reconnect(self, exc: LinkLost, backoff: float) -> float:
         """Close, wait `backoff`, reopen; the next wait doubles up to the configured maximum."""
-        self._set_health("degraded", f"{exc}; reconnecting in {backoff:.1f} s")
+        self._set_health("degraded", f"{exc}; reconnecting in {backoff * 1000:.0f} ms")
         await asyncio.to_thread(self._close)
         await asyncio.sleep(backoff)
         self.reconnects += 1
@@ -137,7 +138,7 @@ class CameraBase:
         self._set_health("ok")
         return self.cfg.reconnect_min_ms / 1000
 
-    def _set_health(self, state: str, detail: str = "") -> None:
+    def _set_health(self, state: Literal["ok", "degraded", "lost"], detail: str = "") -> None:
         self.health = CameraHealth(state, detail)
         if self.on_health is not None:
             self.on_health(state, detail)

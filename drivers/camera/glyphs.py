@@ -95,7 +95,7 @@ def _truetype(char: str, height: int, path: str) -> np.ndarray:
 
     face = ImageFont.truetype(path, int(height * 1.35))
     left, top, right, bottom = face.getbbox(char)
-    canvas = Image.new("L", (max(1, right - left) + 4, max(1, bottom - top) + 4), 0)
+    canvas = Image.new("L", (max(1, int(right - left)) + 4, max(1, int(bottom - top)) + 4), 0)
     ImageDraw.Draw(canvas).text((2 - left, 2 - top), char, font=face, fill=255)
     return _fit(np.asarray(canvas), height)
 

@@ -116,8 +116,8 @@ def _angle(img: np.ndarray, yaw_deg: float) -> np.ndarray:
     h, w = img.shape[:2]
     s = abs(np.sin(np.radians(yaw_deg))) * h * 0.5
     near, far = (0.0, s) if yaw_deg > 0 else (s, 0.0)
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    dst = np.float32([[0, near], [w, far], [w, h - far], [0, h - near]])
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    dst = np.array([[0, near], [w, far], [w, h - far], [0, h - near]], np.float32)
     return cv2.warpPerspective(img, cv2.getPerspectiveTransform(src, dst), (w, h), borderMode=cv2.BORDER_REPLICATE)
 
 

@@ -17,7 +17,7 @@ from edge.stations import Flow, FlowParts
 if TYPE_CHECKING:
     from edge.config import DevicesSection
 
-Role = Literal["plc", "scanner", "source", "readers"]
+Role = Literal["plc", "scanner", "source", "readers", "cameras"]
 
 
 def _conveyor(parts: FlowParts) -> Flow:

@@ -44,7 +44,7 @@ def _best_code(text: str) -> iso6346.CodeRead | None:
     """The first valid window of the line, else the first that has a code's shape (check_failed)."""
     reads = [r for i in range(max(0, len(text) - 10)) if (r := iso6346.read_code(text[i:i + 11])) is not None]
     valid = [r for r in reads if r.value]
-    return (valid or reads or [None])[0]
+    return (valid or reads)[0] if reads else None
 
 
 def plate_reads(lines: list[TextLine]) -> list[Read]:

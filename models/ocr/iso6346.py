@@ -12,6 +12,8 @@ import string
 from dataclasses import dataclass
 
 CODE = re.compile(r"^[A-Z]{3}[UJZ]\d{7}$")
+SHAPE = re.compile(r"^[A-Z]{4}\d{7}$")
+"""What a container code looks like before its category letter is checked (a misread U is still a code)."""
 SIZE_TYPE = re.compile(r"^[0-9LM][0-9][A-Z][0-9A-Z]$")
 """ISO 6346 size/type code such as 45G1 or 22G1 (length, height/width, type group, detail)."""
 
@@ -75,7 +77,7 @@ def read_code(text: str) -> CodeRead | None:
     if len(text) != 11:
         return None
     text, changes = coerce(text)
-    if not CODE.match(text):
+    if not SHAPE.match(text):
         return None
     if is_valid(text):
         return CodeRead(text, raw, "corrected" if changes else "read", changes)

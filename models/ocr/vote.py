@@ -41,10 +41,10 @@ def vote(kind: str, frames: list[list[Read]], min_confidence: float) -> list[Vot
 
 
 def _slot(kind: str, slot: str, reads: list[tuple[int, Read]], min_confidence: float) -> Voted:
-    scores: Counter[str] = Counter()
+    scores: dict[str, float] = defaultdict(float)
     for _, read in reads:
         scores[read.value] += read.confidence
-    valid = [(v, s) for v, s in scores.most_common() if v]
+    valid = sorted(((v, s) for v, s in scores.items() if v), key=lambda vs: -vs[1])
     if not valid:
         raw = Counter(r.raw for _, r in reads).most_common(1)[0][0]
         return Voted(kind, slot, "", raw, 0.0, "check_failed", 0)

@@ -1,0 +1,159 @@
+"""Camera reads during an inspection: plates and container codes voted over the vehicle's frames.
+
+`CameraWindow.start(item)` triggers the cameras (those triggered by the eyes; continuous ones
+always take frames) and `stop(item)` stops them, as `TagWindow` does for tags. Each camera's
+frames are read off the event loop, one at a time on one thread (`max_frames` per vehicle), and
+after every frame the item's identities from that camera are replaced by the new vote: whatever
+has been voted when the record is written is in it, with its status, confidence and the sha256 of
+its evidence crop (a PNG in the store's crops directory). A camera that read nothing gives an
+`unread` identity, so the record says the camera looked and saw nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+import structlog
+
+from central_sync.schema import Identity
+from drivers.errors import DriverError
+from edge.devices import Devices
+from edge.inspection import Item
+from models.errors import InferenceError
+from models.ocr.classify import Read
+from models.ocr.vote import Voted, vote
+
+if TYPE_CHECKING:
+    from drivers.camera import CameraBase, Frame
+    from edge.store import StoreWriter
+    from models.ocr.frame import FrameReader
+
+log = structlog.get_logger()
+CROP_MARGIN = 8
+
+
+@dataclass
+class _Pass:
+    """One vehicle's pass before one camera: the frames read and their reads."""
+
+    item: Item
+    frames: list[Frame] = field(default_factory=list)
+    reads: list[list[Read]] = field(default_factory=list)
+
+
+@dataclass
+class CameraWindow:
+    devices: Devices
+    store: StoreWriter | None = None
+    reader: FrameReader | None = None
+    _open: dict[str, Item] = field(default_factory=dict)
+    _passes: dict[tuple[str, str], _Pass] = field(default_factory=dict)  # (camera, item id) -> pass
+    _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="ocr"))
+
+    def start(self, item: Item) -> None:
+        """The vehicle is at the eyes: trigger the cameras and record each one's (so far unread) state."""
+        self._open[item.id] = item
+        for name, camera in self.devices.cameras.items():
+            self._passes[(name, item.id)] = _Pass(item)
+            camera.trigger(True)
+            self._publish(name, item, [], None)
+
+    def stop(self, item: Item) -> None:
+        """The vehicle has gone: stop the cameras when no other item is open."""
+        self._open.pop(item.id, None)
+        for name, camera in self.devices.cameras.items():
+            self._passes.pop((name, item.id), None)
+            if not self._open:
+                camera.trigger(False)
+
+    async def run(self) -> None:
+        """Follow every camera until cancelled."""
+        if not self.devices.cameras:
+            return
+        if self.reader is None:
+            self.reader = await asyncio.get_running_loop().run_in_executor(self._pool, _load_reader)
+        async with asyncio.TaskGroup() as tasks:
+            for name, camera in self.devices.cameras.items():
+                tasks.create_task(self._follow(name, camera), name=f"camera:{name}")
+
+    async def _follow(self, name: str, camera: CameraBase) -> None:
+        async for frame in camera.frames():
+            for item in list(self._open.values()):
+                await self._read(name, camera, item, frame)
+
+    async def _read(self, name: str, camera: CameraBase, item: Item, frame: Frame) -> None:
+        """Read one frame for an open item (up to max_frames), then vote again."""
+        passed = self._passes.get((name, item.id))
+        if passed is None or len(passed.frames) >= camera.cfg.max_frames:
+            return
+        assert self.reader is not None
+        crop = _roi(frame.image, camera.cfg.roi)
+        try:
+            reads = await asyncio.get_running_loop().run_in_executor(self._pool, self.reader.read,
+                                                                     camera.cfg.reads, crop)
+        except InferenceError as exc:
+            log.warning("camera.read_failed", camera=name, error=str(exc))
+            camera.bad_frames["unreadable"] += 1
+            return
+        passed.frames.append(frame)
+        passed.reads.append(reads)
+        voted = vote(camera.cfg.reads, passed.reads, camera.cfg.min_confidence)
+        self._publish(name, item, voted, passed, await self._crops(voted, passed, camera))
+
+    async def _crops(self, voted: list[Voted], passed: _Pass, camera: CameraBase) -> dict[str, str]:
+        """The evidence crop of each voted slot, stored as a PNG; slot -> sha256 ("" when not kept)."""
+        crops: dict[str, str] = {}
+        for v in voted:
+            if v.frame < 0:
+                continue
+            png = _png(_roi(passed.frames[v.frame].image, camera.cfg.roi), v.box)
+            sha = hashlib.sha256(png).hexdigest()
+            kept = self.store is not None and await self.store.call(self.store.store.put_crop, sha, png)
+            crops[v.slot] = sha if kept else ""
+        return crops
+
+    def _publish(self, name: str, item: Item, voted: list[Voted], passed: _Pass | None,
+                 crops: dict[str, str] | None = None) -> None:
+        """Replace this camera's identities on the item with the current vote."""
+        camera = self.devices.cameras[name]
+        if not voted:
+            voted = vote(camera.cfg.reads, [], camera.cfg.min_confidence)
+        item.identities[:] = [i for i in item.identities
+                              if not (i.source == name and i.kind in ("plate", "container"))]
+        for v in voted:
+            item.identities.append(Identity(kind="plate" if v.kind == "plate" else "container", value=v.value,
+                                            source=name, status=v.status,  # type: ignore[arg-type]
+                                            confidence=v.confidence, raw=v.raw, crop=(crops or {}).get(v.slot, "")))
+        if passed is not None:
+            log.info("camera.voted", camera=name, item=item.id, frames=len(passed.frames),
+                     reads=[(v.slot, v.value or v.raw, v.status, v.confidence) for v in voted])
+
+
+def _load_reader() -> FrameReader:
+    from models.ocr.frame import FrameReader
+
+    return FrameReader()
+
+
+def _roi(image: np.ndarray, roi: tuple[int, int, int, int] | None) -> np.ndarray:
+    if roi is None:
+        return image
+    x, y, w, h = roi
+    return image[y:y + h, x:x + w]
+
+
+def _png(crop: np.ndarray, box: tuple[int, int, int, int]) -> bytes:
+    """The read's box (with a margin) as PNG bytes."""
+    x0, y0, x1, y1 = box
+    h, w = crop.shape[:2]
+    part = crop[max(0, y0 - CROP_MARGIN):min(h, y1 + CROP_MARGIN), max(0, x0 - CROP_MARGIN):min(w, x1 + CROP_MARGIN)]
+    ok, data = cv2.imencode(".png", part if part.size else crop)
+    if not ok:
+        raise DriverError(f"could not encode a {part.shape} evidence crop as PNG")
+    return bytes(data.tobytes())

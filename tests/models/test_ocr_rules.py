@@ -1,0 +1,114 @@
+"""Container codes (ISO 6346), plate rules and multi-frame voting: the rules that decide what is recorded."""
+
+from __future__ import annotations
+
+import string
+
+from hypothesis import given, strategies as st
+
+from models.ocr import iso6346, plates
+from models.ocr.classify import Read, container_reads, plate_reads
+from models.ocr.reader import TextLine, join_lines
+from models.ocr.vote import vote
+
+
+def _independent_check_digit(code10: str) -> int:
+    """ISO 6346 written out from the standard's table, to check the implementation against."""
+    table = dict(zip("ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                     [10, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 34, 35,
+                      36, 37, 38]))
+    return sum((table[c] if c in table else int(c)) * 2 ** i for i, c in enumerate(code10)) % 11 % 10
+
+
+def test_known_valid_codes() -> None:
+    assert iso6346.is_valid("CSQU3054383")
+    assert iso6346.check_digit("CSQU305438") == 3
+    assert not iso6346.is_valid("CSQU3054384")
+    assert not iso6346.is_valid("CSQX3054383")  # category must be U, J or Z
+
+
+codes = st.tuples(st.text(string.ascii_uppercase, min_size=3, max_size=3), st.sampled_from("UJZ"),
+                  st.text(string.digits, min_size=6, max_size=6)).map(lambda t: "".join(t))
+
+
+@given(codes)
+def test_check_digit_matches_the_standard_table(code10: str) -> None:
+    assert iso6346.check_digit(code10) == _independent_check_digit(code10)
+
+
+@given(codes, st.data())
+def test_one_confusable_error_is_corrected_to_the_truth_or_refused(code10: str, data: st.DataObject) -> None:
+    """A single confusion gives back the true code (recorded as corrected) or check_failed, never another code."""
+    code = code10 + str(iso6346.check_digit(code10))
+    i = data.draw(st.integers(0, 10))
+    swaps = [a for a in iso6346.CONFUSABLE.get(code[i], "") if code[i] in iso6346.CONFUSABLE.get(a, "")]
+    if not swaps:
+        return
+    wrong = code[:i] + data.draw(st.sampled_from(swaps)) + code[i + 1:]
+    if iso6346.is_valid(wrong):
+        return  # the check digit cannot see this error (sum mod 11 = 10 folds onto 0): no method can
+    read = iso6346.read_code(wrong)
+    assert read is not None
+    assert (read.value, read.status) in {(code, "corrected"), ("", "check_failed")}
+
+
+def test_correction_examples() -> None:
+    fixed = iso6346.read_code("CSQU3O54383")  # letter O where a digit must be
+    assert fixed is not None and (fixed.value, fixed.status) == ("CSQU3054383", "corrected")
+    ambiguous = iso6346.read_code("CSQU3054883")  # 8 for 3: two single substitutions would both be valid
+    assert ambiguous is not None and (ambiguous.value, ambiguous.status) == ("", "check_failed")
+    assert iso6346.read_code("CSQU3054385").status == "check_failed"  # 5 for 3 is no confusion we correct
+    assert iso6346.read_code("HELLO") is None
+
+
+def test_plate_rules_per_jurisdiction() -> None:
+    assert plates.jurisdiction(plates.normalise("AB 1234")) == "hk"
+    assert plates.jurisdiction("K9") == "hk"
+    assert plates.jurisdiction("IO123") is None  # no I or O on Hong Kong plates
+    assert plates.jurisdiction("AB0123") is None  # no leading zero
+    assert plates.jurisdiction("ABC123") is None  # at most two letters
+    assert plates.jurisdiction(plates.normalise("粤Z·A123港")) == "gd_cross"
+    assert plates.jurisdiction(plates.normalise("粤Z:A123澳")) == "gd_cross"
+    assert plates.jurisdiction("粤ZA123") is None  # the series character is part of the plate
+    assert plates.jurisdiction("粤B12345") == "gd"
+    assert plates.display("AB1234", "hk") == "AB 1234"
+    assert plates.display("粤ZA123港", "gd_cross") == "粤Z·A123港"
+
+
+def test_lines_become_reads_by_format() -> None:
+    lines = [TextLine("HINO", 0.99, (0, 0, 50, 20)), TextLine("AB 12O4", 0.9, (0, 30, 90, 50)),
+             TextLine("粤Z·A123港", 0.95, (0, 60, 90, 80))]
+    reads = {r.slot: r for r in plate_reads(lines)}
+    assert set(reads) == {"hk", "gd_cross"}
+    assert (reads["hk"].value, reads["hk"].status) == ("AB1204", "corrected")
+    assert reads["gd_cross"].value == "粤ZA123港"
+    code = container_reads([TextLine("CSQU 305438 3", 0.97, (0, 0, 100, 20)), TextLine("45G1", 1.0, (0, 30, 40, 50))])
+    assert [(r.value, r.status) for r in code] == [("CSQU3054383", "read")]
+
+
+def test_boxes_on_one_line_join_left_to_right() -> None:
+    boxes = [TextLine("3", 0.9, (200, 2, 220, 30)), TextLine("CSQU", 0.99, (0, 0, 80, 30)),
+             TextLine("305438", 0.98, (90, 1, 190, 31)), TextLine("45G1", 1.0, (0, 40, 80, 70))]
+    assert [(line.text, line.confidence) for line in join_lines(boxes)] == [("CSQU 305438 3", 0.9), ("45G1", 1.0)]
+
+
+def _read(value: str, confidence: float, status: str = "read", slot: str = "container") -> Read:
+    return Read("container", slot, value, value or "CSQU3054385", confidence, status)
+
+
+def test_voting_takes_the_majority_and_lowers_confidence_on_disagreement() -> None:
+    frames = [[_read("CSQU3054383", 0.95)], [_read("CSQU3054383", 0.9)], [_read("CSQU3054388", 0.9)], []]
+    (v,) = vote("container", frames, min_confidence=0.5)
+    assert (v.value, v.status, v.frames) == ("CSQU3054383", "read", 2)
+    assert v.confidence < 0.925  # the disagreeing frame costs it
+    assert vote("container", frames, min_confidence=0.8)[0].status == "low_confidence"
+    assert vote("container", frames, min_confidence=0.8)[0].value == ""  # never guessed
+
+
+def test_voting_records_failed_checks_and_nothing_read() -> None:
+    (failed,) = vote("container", [[_read("", 0.9, "check_failed")]], min_confidence=0.5)
+    assert (failed.value, failed.raw, failed.status) == ("", "CSQU3054385", "check_failed")
+    (unread,) = vote("plate", [[], []], min_confidence=0.5)
+    assert (unread.kind, unread.value, unread.status) == ("plate", "", "unread")
+    two = vote("plate", [[_read("AB1234", 0.9, slot="hk"), _read("粤ZA123港", 0.9, slot="gd_cross")]], 0.5)
+    assert [v.slot for v in two] == ["gd_cross", "hk"]  # a cross-boundary vehicle's two plates
