@@ -1,0 +1,57 @@
+"""A vehicle's plates and container code reach its record: the camera window over simulated cameras."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from central_sync.schema import Identity, ItemKind
+from drivers.camera import CameraConfig, CameraSim, open_camera
+from drivers.camera.sim import SimCamera
+from edge.config import DevicesSection
+from edge.devices import Devices
+from edge.inspection import Item
+from edge.stations.cameras import CameraWindow
+from edge.store import Store, StoreWriter
+from tests.polling import until
+
+
+def _cam(role: str, **sim: object) -> CameraConfig:
+    return CameraConfig(kind="sim", role=role, fps=30.0, max_frames=3, min_confidence=0.5,  # type: ignore[arg-type]
+                        sim=CameraSim(seed=0, **sim))  # type: ignore[arg-type]
+
+
+def _by(item: Item, source: str) -> dict[str, Identity]:
+    return {i.value or i.status or "": i for i in item.identities if i.source == source}
+
+
+async def test_vehicle_gets_its_plates_and_container_code_with_crops(tmp_path: Path) -> None:
+    with Store(tmp_path / "data", station="st-1") as store:
+        async with StoreWriter(store) as writer, open_camera(_cam("front_plate"), "front") as front, \
+                open_camera(_cam("container_door", bad_every=2), "door") as door:
+            devices = Devices(cameras={"front": front, "door": door})
+            window = CameraWindow(devices, writer)
+            item = Item(ref="vehicle", kind=ItemKind.VEHICLE)
+            window.start(item)
+            assert {(i.source, i.status) for i in item.identities} == {("front", "unread"), ("door", "unread")}
+            task = asyncio.create_task(window.run())
+            truth = front.vehicle if isinstance(front, SimCamera) else None
+            assert truth is not None
+            await until(lambda: {truth.hk_plate, truth.gd_plate} <= set(_by(item, "front"))
+                        and truth.container in _by(item, "door") and sum(door.bad_frames.values()) >= 1,
+                        "both plates and the container code voted, past a broken frame",
+                        timeout=60)
+            window.stop(item)
+            task.cancel()
+    code = _by(item, "door")[truth.container]
+    assert code.kind == "container" and code.status == "read" and code.confidence is not None
+    assert (tmp_path / "data" / "crops" / code.crop[:2] / f"{code.crop}.png").is_file()
+    assert _by(item, "front")[truth.hk_plate].kind == "plate"
+
+
+def test_cameras_are_an_optional_device_role() -> None:
+    section = DevicesSection.model_validate({"cameras": {"front": {"kind": "sim", "role": "front_plate"}}})
+    assert section.cameras["front"].reads == "plate"
+    from edge.stations.kinds import KINDS
+
+    assert all("cameras" not in kind.needs for kind in KINDS.values())  # a station without cameras still runs

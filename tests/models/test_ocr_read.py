@@ -1,0 +1,34 @@
+"""Rendered container codes and plates read through rapidocr's ONNX models (a handful of crops)."""
+
+from __future__ import annotations
+
+import pytest
+
+from drivers.camera import sim
+from models.ocr.frame import FrameReader
+
+
+@pytest.fixture(scope="module")
+def reader() -> FrameReader:
+    return FrameReader()
+
+
+@pytest.mark.parametrize("number", [0, 1])
+def test_container_code_on_a_rendered_door_is_read_with_its_boxed_check_digit(reader: FrameReader,
+                                                                                number: int) -> None:
+    v = sim.vehicle(0, number)
+    reads = reader.read("container", sim.frame(v, "container_door", 2, 0))
+    assert [(r.value, r.status) for r in reads] == [(v.container, "read")]
+
+
+def test_cross_boundary_vehicle_front_gives_both_plates(reader: FrameReader) -> None:
+    v = sim.vehicle(0, 0)
+    assert v.gd_plate  # vehicle 0 of seed 0 is a cross-boundary one
+    reads = {r.slot: r.value for r in reader.read("plate", sim.frame(v, "front_plate", 2, 0))}
+    assert reads == {"hk": v.hk_plate, "gd_cross": v.gd_plate}
+
+
+def test_hk_rear_plate_is_read(reader: FrameReader) -> None:
+    v = sim.vehicle(0, 2)
+    reads = {r.slot: r.value for r in reader.read("plate", sim.frame(v, "rear_plate", 2, 0))}
+    assert reads["hk"] == v.hk_plate
