@@ -40,11 +40,12 @@ class FrameReader:
         x0, y0, x1, y1 = line.box
         h = y1 - y0
         top, bottom, right = max(0, y0 - h // 3), min(crop.shape[0], y1 + h // 3), min(crop.shape[1], x1 + 2 * h)
-        again = self.reader.recognise(without_box(crop[top:bottom, x0:right], h))
+        again = self.reader.recognise(without_box(crop[top:bottom, max(0, x0 - h // 4):right], h))
         text = BOX_EDGES.sub("", plates.normalise(again.text))
-        if len(text) != 11:
+        if len(text) != 11 or not text[-1].isdigit():
             return line
-        return TextLine(text, min(line.confidence, again.confidence), (x0, y0, right, y1))
+        # the detector's line keeps its owner code and serial; the second reading only adds the check digit
+        return TextLine(f"{line.text} {text[-1]}", min(line.confidence, again.confidence), (x0, y0, right, y1))
 
 
 def without_box(region: np.ndarray, line_h: int) -> np.ndarray:

@@ -32,3 +32,17 @@ def test_hk_rear_plate_is_read(reader: FrameReader) -> None:
     v = sim.vehicle(0, 2)
     reads = {r.slot: r.value for r in reader.read("plate", sim.frame(v, "rear_plate", 2, 0))}
     assert reads["hk"] == v.hk_plate
+
+
+def test_reading_needs_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The models are inside the wheel: loading and reading with every connection refused works."""
+    import socket
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("network is not available to the text reader")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    v = sim.vehicle(0, 3)
+    reads = FrameReader().read("container", sim.frame(v, "container_door", 2, 0))
+    assert [r.value for r in reads] == [v.container]
