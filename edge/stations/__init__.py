@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from edge.devices import Devices
     from edge.events import EventBus
     from edge.metrics import StationMetrics
+    from edge.stations.cameras import CameraWindow
     from edge.stations.identify import TagWindow
     from edge.store import StoreWriter
     from models.shadow import ShadowRunner
@@ -75,6 +76,13 @@ class FlowParts:
 
     def tags(self) -> TagWindow:
         """The window that adds tags read during an inspection to its record."""
-        from edge.stations.identify import TagWindow
+        from edge.stations.cameras import CameraWindow
+    from edge.stations.identify import TagWindow
 
         return TagWindow(self.devices, self.events)
+
+    def cameras(self) -> CameraWindow:
+        """The window that adds the plates and container codes the cameras read during an inspection."""
+        from edge.stations.cameras import CameraWindow
+
+        return CameraWindow(self.devices, self.inspector.store)

@@ -11,7 +11,7 @@ import pytest
 from drivers.camera import CameraConfig, CameraSim, open_camera
 from drivers.camera import glyphs, sim
 from drivers.camera.source import decode_image
-from tests.polling import until
+from polling import until
 
 
 def _png(path: Path, w: int = 64, h: int = 48, value: int = 128) -> bytes:

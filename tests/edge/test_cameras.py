@@ -13,7 +13,7 @@ from edge.devices import Devices
 from edge.inspection import Item
 from edge.stations.cameras import CameraWindow
 from edge.store import Store, StoreWriter
-from tests.polling import until
+from polling import until
 
 
 def _cam(role: str, **sim: object) -> CameraConfig:
@@ -55,3 +55,20 @@ def test_cameras_are_an_optional_device_role() -> None:
     from edge.stations.kinds import KINDS
 
     assert all("cameras" not in kind.needs for kind in KINDS.values())  # a station without cameras still runs
+
+
+async def test_cameras_open_with_the_station_and_show_their_state(tmp_path: Path) -> None:
+    from contextlib import AsyncExitStack
+
+    from edge.devices import open_devices
+
+    cfg = DevicesSection.model_validate({"cameras": {
+        "door": {"kind": "opencv", "role": "container_door", "url": str(tmp_path / "nothing-here"),
+                 "reconnect_min_ms": 10},
+        "front": {"kind": "sim", "role": "front_plate"}}})
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, cfg, "st-1")
+        states = devices.states()
+    assert states["camera:front"]["state"] == "ok"
+    assert states["camera:door"]["state"] == "degraded" and "nothing-here" in states["camera:door"]["detail"]
+    assert states["camera:door"]["bad_frames"] == {} and states["camera:door"]["reconnects"] == 0
