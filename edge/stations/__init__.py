@@ -76,8 +76,7 @@ class FlowParts:
 
     def tags(self) -> TagWindow:
         """The window that adds tags read during an inspection to its record."""
-        from edge.stations.cameras import CameraWindow
-    from edge.stations.identify import TagWindow
+        from edge.stations.identify import TagWindow
 
         return TagWindow(self.devices, self.events)
 
