@@ -77,10 +77,20 @@ class CameraWindow:
         if not self.devices.cameras:
             return
         if self.reader is None:
-            self.reader = await asyncio.get_running_loop().run_in_executor(self._pool, _load_reader)
+            try:
+                self.reader = await asyncio.get_running_loop().run_in_executor(self._pool, _load_reader)
+            except (ImportError, OSError, InferenceError) as exc:
+                self._no_reader(exc)
+                return
         async with asyncio.TaskGroup() as tasks:
             for name, camera in self.devices.cameras.items():
                 tasks.create_task(self._follow(name, camera), name=f"camera:{name}")
+
+    def _no_reader(self, exc: BaseException) -> None:
+        """Without the text reader the cameras read nothing: they show degraded, records say `unread`."""
+        log.error("camera.reader_unavailable", error=str(exc))
+        for name in self.devices.cameras:
+            self.devices.mark(f"camera:{name}", "degraded", f"the text reader could not be loaded: {exc}")
 
     async def _follow(self, name: str, camera: CameraBase) -> None:
         async for frame in camera.frames():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from central_sync.schema import Identity, ItemKind
 from drivers.camera import CameraConfig, CameraSim, open_camera
 from drivers.camera.sim import SimCamera
@@ -72,3 +74,22 @@ async def test_cameras_open_with_the_station_and_show_their_state(tmp_path: Path
     assert states["camera:front"]["state"] == "ok"
     assert states["camera:door"]["state"] == "degraded" and "nothing-here" in states["camera:door"]["detail"]
     assert states["camera:door"]["bad_frames"] == {} and states["camera:door"]["reconnects"] == 0
+
+
+async def test_without_the_text_reader_cameras_show_degraded_and_the_lane_goes_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import edge.stations.cameras as cameras_module
+
+    def missing() -> None:
+        raise ImportError("No module named 'rapidocr_onnxruntime'")
+
+    monkeypatch.setattr(cameras_module, "_load_reader", missing)
+    async with open_camera(_cam("front_plate"), "front") as front:
+        devices = Devices(cameras={"front": front})
+        window = CameraWindow(devices)
+        item = Item(ref="vehicle", kind=ItemKind.VEHICLE)
+        window.start(item)
+        await window.run()  # returns instead of failing the flow
+    assert devices.states()["camera:front"]["state"] == "degraded"
+    assert "rapidocr_onnxruntime" in devices.states()["camera:front"]["detail"]
+    assert [(i.kind, i.status, i.value) for i in item.identities] == [("plate", "unread", "")]
