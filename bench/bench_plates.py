@@ -110,7 +110,8 @@ def scan_timing(ms_per_crop: float, frames: int) -> dict[str, Any]:
     capture_s = frames / CAMERA_FPS
     reading_s = len(ROLES) * frames * ms_per_crop / 1000  # one OCR thread for all cameras
     done_s = max(capture_s, reading_s) + ms_per_crop / 1000
-    return {"speed_m_s": round(speed, 3), "shortest_vehicle_m": shortest, "entry_to_barrier_m": g.barrier_m - g.eye_entry_m,
+    return {"speed_m_s": round(speed, 3), "shortest_vehicle_m": shortest,
+            "entry_to_barrier_m": g.barrier_m - g.eye_entry_m,
             "scan_s": round(scan_s, 2), "reads_done_s": round(done_s, 2), "before_scan_end": done_s < scan_s,
             "margin_s": round(scan_s - done_s, 2)}
 
@@ -130,11 +131,13 @@ def main() -> None:
     tuned = samples(tuning, {"plate": 0.0, "container": 0.0}, args.frames)
     thresholds = {kind: choose_threshold(rows) for kind, rows in tuned.items()}
     result: dict[str, Any] = {"machine": platform.processor() or platform.machine(), "frames": args.frames,
-                              "thresholds": thresholds, "tuning": {k: rates(v) for k, v in samples(tuning, thresholds, args.frames).items()}}
+                              "thresholds": thresholds,
+                              "tuning": {k: rates(v) for k, v in samples(tuning, thresholds, args.frames).items()}}
     result["held_out"] = {k: rates(v) for k, v in samples(held, thresholds, args.frames).items()}
     result["held_out_single_frame"] = {k: rates(v) for k, v in samples(held, thresholds, 1).items()}
     ms = held["ms"] + tuning["ms"]
-    result["ms_per_crop"] = {"median": round(statistics.median(ms), 1), "p95": round(sorted(ms)[int(0.95 * len(ms))], 1),
+    result["ms_per_crop"] = {"median": round(statistics.median(ms), 1),
+                             "p95": round(sorted(ms)[int(0.95 * len(ms))], 1),
                              "crops": len(ms)}
     result["at_5_kmh"] = scan_timing(result["ms_per_crop"]["p95"], args.frames)
     _print(result)

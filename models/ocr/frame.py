@@ -56,7 +56,8 @@ def without_box(region: np.ndarray, line_h: int) -> np.ndarray:
         ink = 255 - ink
     text_h = max(4, int(line_h / 1.25))
     vertical = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, int(text_h * 1.2))))
-    horizontal = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (int(text_h * 0.9), 1)))
+    horizontal = cv2.morphologyEx(ink, cv2.MORPH_OPEN,
+                                  cv2.getStructuringElement(cv2.MORPH_RECT, (int(text_h * 0.9), 1)))
     edges = cv2.dilate(cv2.bitwise_or(vertical, horizontal), np.ones((5, 5), np.uint8))
     if not edges.any():
         return region

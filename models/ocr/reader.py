@@ -38,8 +38,8 @@ class TextReader:
         from rapidocr_onnxruntime import RapidOCR
 
         self.det_side = det_side
-        self._ocr: Any = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1, text_score=0.0, det_limit_type="max",
-                                  use_cls=False)
+        self._ocr: Any = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1, text_score=0.0,
+                                  det_limit_type="max", use_cls=False)
 
     def read_lines(self, crop: np.ndarray) -> list[TextLine]:
         """The lines of text on a BGR (or grey) crop, top to bottom."""
