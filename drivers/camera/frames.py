@@ -72,8 +72,9 @@ class CameraBase:
 
     def trigger(self, on: bool) -> None:
         """Start (a vehicle at the eyes) or stop taking frames; a continuous camera always takes them."""
-        if on or self.cfg.trigger == "continuous":
+        if on:
             self._on_trigger()
+        if on or self.cfg.trigger == "continuous":
             self._triggered.set()
         else:
             self._triggered.clear()
