@@ -3,7 +3,8 @@
 Each valid value scores the sum of its reads' confidences; the winner's confidence is its mean
 confidence times its share of all the slot's scores, so that disagreeing frames lower it. Below
 `min_confidence` the result is `low_confidence` and its value stays empty (the candidate is kept in
-`raw`); a slot with only failed checks is `check_failed`; a camera that read nothing is `unread`.
+`raw`); a slot with only failed checks is voted character by character, and is `corrected` when
+that consensus passes the check, else `check_failed`; a camera that read nothing is `unread`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from models.ocr.classify import Read
+from models.ocr import iso6346
+from models.ocr.classify import CONTAINER, Read
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ def _slot(kind: str, slot: str, reads: list[tuple[int, Read]], min_confidence: f
         scores[read.value] += read.confidence
     valid = sorted(((v, s) for v, s in scores.items() if v), key=lambda vs: -vs[1])
     if not valid:
+        agreed = _consensus(slot, reads, min_confidence)
+        if agreed is not None:
+            return agreed
         raw = Counter(r.raw for _, r in reads).most_common(1)[0][0]
         return Voted(kind, slot, "", raw, 0.0, "check_failed", 0)
     value, score = valid[0]
@@ -57,3 +62,27 @@ def _slot(kind: str, slot: str, reads: list[tuple[int, Read]], min_confidence: f
         return Voted(kind, slot, "", value, confidence, "low_confidence", len(support), frame, best.box)
     status = "corrected" if all(r.status == "corrected" for _, r in support) else "read"
     return Voted(kind, slot, value, best.raw, confidence, status, len(support), frame, best.box)
+
+
+def _consensus(slot: str, reads: list[tuple[int, Read]], min_confidence: float) -> Voted | None:
+    """Container codes that each failed their check, voted character by character: frames that got
+    different characters wrong agree on the true code. Only a consensus that passes the check counts."""
+    codes = [(iso6346.coerce(r.raw)[0], r.confidence) for _, r in reads if len(r.raw) == 11]
+    if slot != CONTAINER or len(codes) < 2:
+        return None
+    chars, agreement = [], []
+    for i in range(11):
+        weights: dict[str, float] = defaultdict(float)
+        for code, confidence in codes:
+            weights[code[i]] += confidence
+        char, weight = max(weights.items(), key=lambda cw: cw[1])
+        chars.append(char)
+        agreement.append(weight / sum(weights.values()))
+    value = "".join(chars)
+    if not iso6346.is_valid(value):
+        return None
+    confidence = round(min(agreement) * sum(c for _, c in codes) / len(codes), 4)
+    frame, best = max(reads, key=lambda ir: ir[1].confidence)
+    if confidence < min_confidence:
+        return Voted(CONTAINER, slot, "", value, confidence, "low_confidence", len(codes), frame, best.box)
+    return Voted(CONTAINER, slot, value, value, confidence, "corrected", len(codes), frame, best.box)

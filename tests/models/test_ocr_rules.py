@@ -112,3 +112,13 @@ def test_voting_records_failed_checks_and_nothing_read() -> None:
     assert (unread.kind, unread.value, unread.status) == ("plate", "", "unread")
     two = vote("plate", [[_read("AB1234", 0.9, slot="hk"), _read("粤ZA123港", 0.9, slot="gd_cross")]], 0.5)
     assert [v.slot for v in two] == ["gd_cross", "hk"]  # a cross-boundary vehicle's two plates
+
+
+def test_failed_checks_in_several_frames_are_voted_character_by_character() -> None:
+    """Frames that each got a different character wrong agree on the true code; one frame alone never does."""
+    frames = [[Read("container", "container", "", raw, 0.9, "check_failed")]
+              for raw in ("CSQU3054388", "CSQU3O54583", "CSQU3054383".replace("Q", "O"))]
+    (v,) = vote("container", frames, min_confidence=0.5)
+    assert (v.value, v.status) == ("CSQU3054383", "corrected")
+    (alone,) = vote("container", frames[:1], min_confidence=0.5)
+    assert (alone.value, alone.status) == ("", "check_failed")
