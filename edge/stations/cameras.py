@@ -73,9 +73,16 @@ class CameraWindow:
                 camera.trigger(False)
 
     async def run(self) -> None:
-        """Follow every camera until cancelled."""
+        """Follow every camera until cancelled; the reading thread ends with it (a restarted flow leaves none)."""
         if not self.devices.cameras:
             return
+        try:
+            await self._run()
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="ocr")
+
+    async def _run(self) -> None:
         if self.reader is None:
             try:
                 self.reader = await asyncio.get_running_loop().run_in_executor(self._pool, _load_reader)
