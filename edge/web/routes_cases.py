@@ -131,8 +131,8 @@ async def decision(record_id: str, body: cases.Decision, st: WebState = Depends(
         return cases.summary(record)
     result = await lane.decide_vehicle(record_id, body.lane, user.badge)
     await st.audit(user.badge, "lane.release" if body.lane == "release" else "lane.search_bay", record_id,
-                   {**result.as_dict(), "outcome": body.outcome, "reason": body.note,
-                    "supervisor": body.outcome == "override"})
+                   {"result": result.outcome, "code": result.code, "message": result.message,
+                    "outcome": body.outcome, "reason": body.note, "supervisor": body.outcome == "override"})
     st.ctx.events.publish("lane", lane.lane_status())
     if result.outcome in ("refused", "failed"):
         raise HTTPException(409 if result.outcome == "refused" else 502, result.code)
