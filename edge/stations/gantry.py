@@ -21,7 +21,7 @@ import structlog
 from appliance.watchdog import Progress, follow_turns
 from central_sync.schema import ItemKind, Verdict
 from drivers.errors import DriverError
-from drivers.plc.state import EyeEdge, LinkChanged, Plc
+from drivers.plc.state import EyeEdge, Light, LinkChanged, Plc
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
 from edge.stations import FlowParts, InspectorParts, lane
@@ -233,7 +233,7 @@ class GantryFlow:
     async def _admit(self) -> None:
         """The entry light: green (one more vehicle) while the scanner is free and the lane has room, else red."""
         async with self._entry:
-            want = "red" if self._scanning or self.lane.full else "green"
+            want: Light = "red" if self._scanning or self.lane.full else "green"
             try:
                 await self.plc.request_entry_light(want)
             except DriverError as exc:
