@@ -9,6 +9,7 @@ A package is `models/zoo/<name>/model.onnx` + `manifest.toml`:
              pixel_mm
     [output] format = "cpe-fcos-v1" | "yolov8" | "yolov5"; stride (cpe-fcos-v1 only)
     [[classes]] name, threshold
+    [applies] item_kinds, pixel_mm, energy_kev, lines, pixels (optional; see AppliesSpec)
     [evaluation] free-form figures
 
 Three-channel inputs (YOLO tool-chains trained on RGB) list their mapping explicitly, e.g.
@@ -35,6 +36,8 @@ from models.errors import ManifestError, ModelIntegrityError
 MANIFEST_FILE = "manifest.toml"
 MODEL_FILE = "model.onnx"
 OUTPUT_FORMATS = ("cpe-fcos-v1", "yolov8", "yolov5")
+ItemKindName = Literal["baggage", "parcel", "vehicle", "container"]  # central_sync.schema.ItemKind values
+PIXEL_TOLERANCE = 0.1  # a package without [applies] judges scans within 10 % of its pixel_mm
 
 
 class _Frozen(BaseModel):
@@ -77,6 +80,31 @@ class ClassSpec(_Frozen):
     threshold: float = Field(gt=0, le=1)
 
 
+class AppliesSpec(_Frozen):
+    """The scans a model is made for; each range is inclusive, a missing one does not restrict.
+
+        [applies]
+        item_kinds = ["vehicle", "container"]
+        pixel_mm = [5.0, 10.0]
+        energy_kev = [200.0, 9500.0]   # the scan's peak energy (kVp of a tube, MeV x 1000 of a linac)
+        lines = [64, 8000]
+        pixels = [256, 1400]
+    """
+
+    item_kinds: tuple[ItemKindName, ...] | None = Field(default=None, min_length=1)
+    pixel_mm: tuple[float, float] | None = None
+    energy_kev: tuple[float, float] | None = None
+    lines: tuple[int, int] | None = None
+    pixels: tuple[int, int] | None = None
+
+    @field_validator("pixel_mm", "energy_kev", "lines", "pixels")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not 0 < v[0] <= v[1]:
+            raise ValueError(f"range {list(v)} must be [low, high] with 0 < low <= high")
+        return v
+
+
 class Manifest(_Frozen):
     """The whole manifest."""
 
@@ -87,6 +115,7 @@ class Manifest(_Frozen):
     input: InputSpec
     output: OutputSpec
     classes: tuple[ClassSpec, ...] = Field(min_length=1)
+    applies: AppliesSpec | None = None
     evaluation: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("sha256", mode="before")
@@ -110,6 +139,14 @@ class Manifest(_Frozen):
     @property
     def thresholds(self) -> dict[str, float]:
         return {c.name: c.threshold for c in self.classes}
+
+    @property
+    def applicability(self) -> AppliesSpec:
+        """`[applies]`, or for a package without one: its pixel_mm within 10 %, anything else."""
+        if self.applies is not None:
+            return self.applies
+        p = self.input.pixel_mm
+        return AppliesSpec(pixel_mm=(p * (1 - PIXEL_TOLERANCE), p * (1 + PIXEL_TOLERANCE)))
 
 
 def _describe(err: ValidationError, path: Path) -> str:
