@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
-import random
 import shutil
 import signal
 import socket
@@ -45,6 +44,7 @@ GANTRY_POOL = 30  # generated scans the gantry's scanner streams in turn
 GANTRY_POOL_FIRST = 3  # rendered before the stations start; the rest in the background
 SUSPECT_SHARE = 0.1
 POOL_SEED = 160_000
+GANTRY_PIXEL_MM = 8.0  # the demo gantry's detector pitch (examples/gantry.toml [devices.scanner] pixel_mm)
 
 
 def free_port() -> int:
@@ -72,9 +72,9 @@ def write_broker_config(root: Path, port: int) -> Path:
 
 
 def write_station_configs(root: Path, base_port: int, broker_port: int,
-                          vehicle_scans: tuple[Path, dict[str, float]] | None = None) -> list[Path]:
+                          vehicle_scans: Path | None = None) -> list[Path]:
     """Copy the examples with the demo's data dirs and ports; returns the written paths. With
-    `vehicle_scans` (a folder and the pixel_mm/kvp of its scans) the gantry's scanner streams that pool."""
+    `vehicle_scans` (a folder) the gantry's scanner streams the scans in it, and those added later."""
     import tomli_w
 
     paths = []
@@ -86,9 +86,7 @@ def write_station_configs(root: Path, base_port: int, broker_port: int,
         if source and "folder" in source:
             source["folder"] = str(root / station_id / "drop")
         if name == "gantry" and vehicle_scans is not None:
-            scanner = data["devices"]["scanner"]
-            scanner.update(vehicle_scans[1])
-            scanner["sim"].update(scan_dir=str(vehicle_scans[0]), watch=True)
+            data["devices"]["scanner"]["sim"].update(scan_dir=str(vehicle_scans), watch=True)
         data.setdefault("http", {})["port"] = base_port + i
         data.setdefault("sync", {})["port"] = broker_port
         data["log_format"] = "console"
@@ -149,14 +147,11 @@ def add_demo_users(configs: list[Path]) -> None:
 
 
 def portal_scan(seed: int, suspect: bool) -> Scan:
-    """One vehicle or container scan from the training generator (generator A), with contraband or without."""
-    try:
-        from models.training.portal import PortalSpec, portal_scan as render
-    except ImportError:  # generator A not there yet: the older van generator (8 mm, 160 kV)
-        from models.training.gantry import gantry_scan
+    """One vehicle or container scan from the training generator (generator A), with contraband or without,
+    at the pitch of the demo gantry's detector (examples/gantry.toml)."""
+    from models.training.portal import PortalSpec, portal_scan as render
 
-        return gantry_scan(seed, (random.Random(seed).choice(("cigarettes", "drugs")),) if suspect else ())
-    return render(seed, PortalSpec(suspect_share=1.0 if suspect else 0.0))
+    return render(seed, PortalSpec(suspect_share=SUSPECT_SHARE, suspect=suspect, pixel_mm=GANTRY_PIXEL_MM))
 
 
 def is_suspect_slot(index: int) -> bool:
@@ -178,21 +173,13 @@ def render_vehicle_pool(folder: Path, count: int) -> None:
         path.with_suffix(".part").replace(path)
 
 
-def pool_optics(folder: Path) -> dict[str, float]:
-    """The scanner settings that match the pool: pixel pitch and peak energy (kV) of its first scan."""
-    from models.scan import load_scan
-
-    meta = load_scan(sorted(folder.glob("portal_*.npz"))[0]).meta
-    return {"pixel_mm": float(meta["pixel_mm"]), "kvp": float(meta.get("energy_kev") or meta.get("kvp") or 160.0)}
-
-
 async def run_demo(base_port: int, data_dir: Path, demo_officer: bool = True) -> None:
     root = data_dir.resolve()
     root.mkdir(parents=True, exist_ok=True)
     broker_port = free_port()
     pool = root / "gantry-01" / "scans"
     await asyncio.to_thread(render_vehicle_pool, pool, GANTRY_POOL_FIRST)
-    configs = write_station_configs(root, base_port, broker_port, (pool, await asyncio.to_thread(pool_optics, pool)))
+    configs = write_station_configs(root, base_port, broker_port, pool)
     _tip_library(root / "tip-library")
     _control_room(root)
     add_demo_users(configs)
