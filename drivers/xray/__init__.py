@@ -246,30 +246,34 @@ def _link_settings(cfg: ScannerConfig, port: str) -> LinkSettings:
 WATCH_S = 2.0  # how often a watched scan_dir is looked at for new scans
 
 
-def _load_scans(folder: Path) -> list[Scan]:
-    """The folder's .npz scans in name order."""
-    return [load_scan(p) for p in sorted(folder.glob("*.npz"))]
+def _load_scans(folder: Path) -> tuple[list[Path], list[Scan]]:
+    """The folder's .npz files and their scans, in name order."""
+    paths = sorted(folder.glob("*.npz"))
+    return paths, [load_scan(p) for p in paths]
 
 
-async def _emulator(cfg: ScannerConfig) -> FirmwareEmulator:
+async def _emulator(cfg: ScannerConfig) -> tuple[FirmwareEmulator, list[Path]]:
+    """The firmware emulator streaming scan_dir's scans, and the files they came from."""
     sim = cfg.sim
     assert sim is not None
-    scans = await asyncio.to_thread(_load_scans, sim.scan_dir)
+    paths, scans = await asyncio.to_thread(_load_scans, sim.scan_dir)
     if not scans:
         raise LinkLost(f"simulated X-ray controller has no .npz scans in {sim.scan_dir}")
     f = sim.faults
-    return FirmwareEmulator(scans, line_rate=sim.line_rate, fifo_lines=sim.fifo_lines,
-                            boot_s=sim.boot_ms / 1000, interlocks_closed=sim.interlocks_closed,
-                            faults=FaultSettings(f.corrupt, f.drop, f.duplicate, f.seed),
-                            heartbeat_s=cfg.heartbeat_ms / 1000, host_stale_s=cfg.stale_ms / 1000 * 1.5,
-                            ack_timeout_s=cfg.ack_timeout_ms / 1000, attempts=cfg.attempts, window=cfg.window,
-                            baudrate=cfg.baudrate, throttle=sim.throttle)
+    emulator = FirmwareEmulator(scans, line_rate=sim.line_rate, fifo_lines=sim.fifo_lines,
+                                boot_s=sim.boot_ms / 1000, interlocks_closed=sim.interlocks_closed,
+                                faults=FaultSettings(f.corrupt, f.drop, f.duplicate, f.seed),
+                                heartbeat_s=cfg.heartbeat_ms / 1000, host_stale_s=cfg.stale_ms / 1000 * 1.5,
+                                ack_timeout_s=cfg.ack_timeout_ms / 1000, attempts=cfg.attempts, window=cfg.window,
+                                baudrate=cfg.baudrate, throttle=sim.throttle)
+    return emulator, paths
 
 
-async def _watch(emulator: FirmwareEmulator, folder: Path) -> None:
-    """Add scans that appear in the folder to the ones the emulator streams in turn; a file that cannot
-    be read is logged and left out (writers should write elsewhere and rename, as `edge demo` does)."""
-    seen = set(folder.glob("*.npz"))
+async def _watch(emulator: FirmwareEmulator, folder: Path, loaded: list[Path]) -> None:
+    """Add scans that appear in the folder (beyond those `loaded`) to the ones the emulator streams in turn;
+    a file that cannot be read is logged and left out (writers should write elsewhere and rename, as
+    `edge demo` does)."""
+    seen = set(loaded)
     while True:
         await asyncio.sleep(WATCH_S)
         for path in sorted(set(folder.glob("*.npz")) - seen):
@@ -294,10 +298,11 @@ async def open_scanner(cfg: ScannerConfig, name: str) -> AsyncIterator[Scanner]:
         port = cfg.port
         emulator = None
         if cfg.kind == "sim":
-            emulator = await stack.enter_async_context(await _emulator(cfg))
+            emulator, loaded = await _emulator(cfg)
+            await stack.enter_async_context(emulator)
             port = emulator.port
             if cfg.sim is not None and cfg.sim.watch:
-                watcher = asyncio.create_task(_watch(emulator, cfg.sim.scan_dir), name=f"xray:{name}:watch")
+                watcher = asyncio.create_task(_watch(emulator, cfg.sim.scan_dir, loaded), name=f"xray:{name}:watch")
                 stack.push_async_callback(_cancelled, watcher)
         scanner = Scanner(cfg, name, port)
         scanner.emulator = emulator
