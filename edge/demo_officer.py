@@ -31,6 +31,7 @@ class DemoOfficer:
 
     base_url: str
     seed: int = 16
+    transport: httpx.AsyncBaseTransport | None = None  # tests: the station's app in-process
     decided: int = 0
     failed: int = 0
     _delays: dict[str, float] = field(default_factory=dict)
@@ -38,7 +39,7 @@ class DemoOfficer:
     async def run(self) -> None:
         """Until cancelled; a station that does not answer (starting, restarting) is asked again later."""
         rng = random.Random(self.seed)
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=30.0) as client:
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=30.0, transport=self.transport) as client:
             while True:
                 try:
                     await self._round(client, rng)

@@ -42,6 +42,7 @@ class Vehicle:
     way: Way | None = None  # the way out decided for it (None: waiting for an officer)
     by: str = ""  # who decided: "verdict" for a clear verdict, else the officer's badge
     leaving: bool = False  # its gate is open (read back): it is on its way out
+    opened: Way | None = None  # the gate last confirmed open for it (kept when a link loss withdraws its way)
     problem: str = ""  # why its last way out did not happen, in one sentence
     mono: float = field(default_factory=time.monotonic, compare=False)
 
@@ -104,12 +105,12 @@ class Lane:
 
     def decided(self, vehicle: Vehicle, way: Way, actor: str) -> None:
         """An officer's (or supervisor's) decision: the way out it takes when it is first in the lane."""
-        vehicle.way, vehicle.by, vehicle.problem = way, actor, ""
+        vehicle.way, vehicle.by, vehicle.problem, vehicle.opened = way, actor, "", None
         self._save()
 
     def opened(self, vehicle: Vehicle) -> None:
         """Its gate is confirmed open: it is on its way out."""
-        vehicle.leaving = True
+        vehicle.leaving, vehicle.opened = True, vehicle.way
 
     def not_opened(self, vehicle: Vehicle, problem: str) -> None:
         """Its gate did not open (as read back): it waits for a new decision."""
@@ -117,9 +118,10 @@ class Lane:
         self._save()
 
     def left(self, way: Way) -> Vehicle | None:
-        """A loop says a vehicle left by `way`: the first vehicle, when it was let go that way."""
+        """A loop says a vehicle left by `way`: the first vehicle, when its gate that way was opened for it
+        (also when a link loss withdrew its way meanwhile: the PLC keeps a gate open over a vehicle)."""
         head = self.head
-        if head is None or not head.leaving or head.way != way:
+        if head is None or head.opened != way:
             self.unexpected_exits += 1
             log.error("gantry.unexpected_exit", way=way, first=head.id if head else None,
                       first_way=head.way if head else None, leaving=head.leaving if head else None)

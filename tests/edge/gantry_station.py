@@ -123,8 +123,10 @@ async def _watch_barrier(g: Gantry) -> None:
         await asyncio.sleep(0.005)
 
 
-def _parts(writer: StoreWriter, events: EventBus) -> InspectorParts:
-    return InspectorParts("g-1", "1", 10_000.0, DarkBlockEngine(), writer, events, StationMetrics())
+def _parts(writer: StoreWriter, events: EventBus, model: bool) -> InspectorParts:
+    """Without a model every vehicle is `manual` (model_unavailable)."""
+    engine = DarkBlockEngine() if model else None
+    return InspectorParts("g-1", "1", 10_000.0, engine, writer, events, StationMetrics())
 
 
 def plc_config(readback_timeout_ms: int = 3000) -> PlcConfig:
@@ -133,7 +135,7 @@ def plc_config(readback_timeout_ms: int = 3000) -> PlcConfig:
 
 @asynccontextmanager
 async def gantry(tmp_path: Path, scans: list[Scan], queue: int = 1, readback_timeout_ms: int = 3000,
-                 plc: object | None = None) -> AsyncIterator[Gantry]:
+                 plc: object | None = None, model: bool = True) -> AsyncIterator[Gantry]:
     """A gantry lane of `queue` places whose scanner streams `scans` in turn (on `plc` when given)."""
     folder = tmp_path / "scans"
     folder.mkdir(exist_ok=True)
@@ -151,7 +153,7 @@ async def gantry(tmp_path: Path, scans: list[Scan], queue: int = 1, readback_tim
             add_user(store, badge, name, role, pin)
         writer = await stack.enter_async_context(StoreWriter(store))
         events, devices = EventBus(), Devices(plc=the_plc, scanner=scanner)
-        flow = GantryFlow(devices, _parts(writer, events), Progress(), ItemKind.VEHICLE, TagWindow(devices, events),
+        flow = GantryFlow(devices, _parts(writer, events, model), Progress(), ItemKind.VEHICLE, TagWindow(devices, events),
                           Lane(queue, store.data_dir / FILE_NAME))
         ctx = StationContext("g-1", "gantry", "1", 10_000.0, writer, events,
                              lambda: {"devices": devices.states(), "budget_misses": 0}, lane_control=flow)
