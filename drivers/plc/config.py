@@ -142,7 +142,7 @@ class GantrySim(BaseModel):
     eye_entry_m: float = 5.0  # entry loop: the vehicle enters the scan zone
     barrier_m: float = 22.0  # vehicles wait here for the verdict (and queue behind the one waiting)
     eye_exit_m: float = 25.0
-    search_bay_m: float = 25.0  # loop on the search-bay lane, which leaves the lane at the barrier
+    eye_search_bay_m: float = 25.0  # loop on the search-bay lane, which leaves the lane at the barrier
     approach_max: int = Field(default=20, ge=1)  # vehicles queueing before the entry light; more turn away
     barrier_actuation_s: float = Field(default=2.0, ge=0)
     auto_vehicles: bool = False

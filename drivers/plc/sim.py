@@ -291,7 +291,7 @@ class GantryModel(PlcModel):
         if self.g.auto_vehicles and self._rng.random() < self.g.vehicles_per_min / 60 * dt:
             self._arrive()
         self._drive(dt)
-        end = max(self.g.eye_exit_m, self.g.search_bay_m) + 1
+        end = max(self.g.eye_exit_m, self.g.eye_search_bay_m) + 1
         done = [v for v in self.vehicles if v.lead_m - v.length_m > end]
         self.passed.extend(v.id for v in done)
         self.outcomes.update({v.id: "exit" if v.route == "lane" else "search_bay" for v in done})
@@ -362,7 +362,7 @@ class GantryModel(PlcModel):
             "search_bay_closed": int(self.search_pos <= 0.0),
             "eye_entry": int(self.loop(self.g.eye_entry_m)),
             "eye_exit": int(self._under(self.g.eye_exit_m, "lane")),
-            "eye_search_bay": int(self._under(self.g.search_bay_m, "search_bay")),
+            "eye_search_bay": int(self._under(self.g.eye_search_bay_m, "search_bay")),
             "light": light,
             "entry_light": entry,
         }
