@@ -76,7 +76,7 @@ def station_health(ctx: StationContext) -> dict[str, Any]:
     if ctx.belt is not None:
         health = {**health, "belt": ctx.belt.belt_status()}
     if ctx.lane_control is not None:
-        health = {**health, "lane": ctx.lane_control.lane_status()}
+        health = {**health, "vehicle_lane": ctx.lane_control.lane_status()}
     return health
 
 

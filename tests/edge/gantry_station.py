@@ -156,7 +156,8 @@ async def gantry(tmp_path: Path, scans: list[Scan], queue: int = 1, readback_tim
         flow = GantryFlow(devices, _parts(writer, events, model), Progress(), ItemKind.VEHICLE, TagWindow(devices, events),
                           Lane(queue, store.data_dir / FILE_NAME))
         ctx = StationContext("g-1", "gantry", "1", 10_000.0, writer, events,
-                             lambda: {"devices": devices.states(), "budget_misses": 0}, lane_control=flow)
+                             lambda: {"devices": devices.states(), "budget_misses": 0}, lane_control=flow,
+                             panels=("lane",))
         g = Gantry(flow, the_plc, store, create_app(ctx, WebConfig(tip=TipConfig(enabled=False))), stack)
         await until(the_plc.read_state, "the PLC link is up", check=lambda st: st.link_ok)
         tasks = [asyncio.create_task(flow.run(), name="flow"), asyncio.create_task(_watch_barrier(g))]

@@ -29,7 +29,7 @@ async function api(path, opts = {}) {
 // -- language -------------------------------------------------------------------------------
 async function loadLang(lang) {
   const cat = await api("/api/i18n/" + encodeURIComponent(lang));
-  S.lang = cat.lang; S.msgs = cat.messages; $("station").textContent = cat.station || "";
+  S.lang = cat.lang; S.msgs = cat.messages; $("station").textContent = cat.station || ""; S.panels = cat.panels || [];
   document.documentElement.lang = S.lang;
   const sel = $("lang"); sel.innerHTML = "";
   for (const l of cat.langs) sel.add(new Option(T("lang." + l), l, false, l === S.lang));
@@ -82,7 +82,7 @@ async function signedIn(me) {
   $("nav").hidden = false; $("signout").hidden = false;
   $("who").textContent = me.name + " · " + T("role." + me.role);
   for (const el of document.querySelectorAll("[data-perm]")) el.hidden = !me.permissions.includes(el.dataset.perm);
-  if (can("case.view")) { connectLive(); refreshQueue(); refreshLane(); show("live"); } else show(can("diagnostics") ? "diagnostics" : "health");
+  if (can("case.view")) { connectLive(); refreshQueue(); refreshLane().catch(() => {}); show("live"); } else show(can("diagnostics") ? "diagnostics" : "health");
 }
 function signedOut() {
   S.me = null; S.current = null; S.boxes = []; S.waiting = null; $("next-item").hidden = true;
@@ -297,12 +297,12 @@ function tipMessage(text, outcome) {
 }
 
 // -- gantry lane: the vehicle waiting at the barrier, released or sent to the search bay by the officer
+const hasLane = () => (S.panels || []).includes("lane");  // a gantry's screen (edge.stations.kinds panels)
 async function refreshLane() {
-  if (!can("case.view") || S.hasLane === false) return;
-  try { S.lane = await api("/api/lane"); S.hasLane = true; } catch (err) { if (err.message === "error.no_lane") S.hasLane = false; return; }
-  showLane();
+  if (!can("case.view") || !hasLane()) return;
+  S.lane = await api("/api/lane"); showLane();
 }
-setInterval(() => { if (S.me && S.hasLane) refreshLane().catch(() => {}); }, 3000);  // vehicles leave meanwhile
+setInterval(() => { if (S.me && hasLane()) refreshLane().catch(() => {}); }, 3000);  // vehicles leave meanwhile
 function showLane() {
   const rec = S.current, lane = S.lane, v = rec && lane ? lane.vehicles.find((x) => x.id === rec.id) : null;
   $("lane-panel").hidden = !v || !can("case.decide");
@@ -391,7 +391,7 @@ async function refreshHealth() {
   if (!(h.alarms || []).length) { const li = document.createElement("li"); li.textContent = T("health.no_errors"); ul.append(li); }
   box.append(ul);
   showBelt(h.belt);
-  showLaneHealth(h.lane);
+  showLaneHealth(h.vehicle_lane);
 }
 // A gantry lane held (full, the first vehicle waiting for an officer) is not "Working": it says so.
 function showLaneHealth(lane) {
