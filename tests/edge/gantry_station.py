@@ -133,33 +133,41 @@ def plc_config(readback_timeout_ms: int = 3000) -> PlcConfig:
     return PlcConfig(kind="sim", model="gantry", readback_timeout_ms=readback_timeout_ms, sim={"gantry": LANE})
 
 
-@asynccontextmanager
-async def gantry(tmp_path: Path, scans: list[Scan], queue: int = 1, readback_timeout_ms: int = 3000,
-                 plc: object | None = None, model: bool = True) -> AsyncIterator[Gantry]:
-    """A gantry lane of `queue` places whose scanner streams `scans` in turn (on `plc` when given)."""
+async def gantry_flow(stack: AsyncExitStack, tmp_path: Path, scans: list[Scan], writer: StoreWriter,
+                      events: EventBus, queue: int = 1, readback_timeout_ms: int = 3000, plc: object | None = None,
+                      model: bool = True, station: str = "g-1") -> GantryFlow:
+    """A gantry flow of `queue` places whose scanner streams `scans` in turn (on `plc` when given), not yet running."""
     folder = tmp_path / "scans"
     folder.mkdir(exist_ok=True)
     save_scan(scans[0], folder / "first.npz")
-    cfg = plc_config(readback_timeout_ms)
     scanner_cfg = ScannerConfig(kind="sim", sim={"scan_dir": folder, "line_rate": 2000, "boot_ms": 50}, **SCANNER)
+    if plc is None:
+        plc = await stack.enter_async_context(open_plc(plc_config(readback_timeout_ms), f"{station}/plc"))
+    scanner = await stack.enter_async_context(open_scanner(scanner_cfg, f"{station}/scanner"))
+    scanner.emulator.scans = list(scans)
+    devices = Devices(plc=plc, scanner=scanner)
+    await until(plc.read_state, "the PLC link is up", check=lambda st: st.link_ok)
+    return GantryFlow(devices, _parts(writer, events, model), Progress(), ItemKind.VEHICLE, TagWindow(devices, events),
+                      Lane(queue, writer.store.data_dir / FILE_NAME))
+
+
+@asynccontextmanager
+async def gantry(tmp_path: Path, scans: list[Scan], queue: int = 1, readback_timeout_ms: int = 3000,
+                 plc: object | None = None, model: bool = True) -> AsyncIterator[Gantry]:
+    """A running gantry lane and its screen (see gantry_flow)."""
     async with AsyncExitStack() as stack:
-        the_plc = plc if plc is not None else await stack.enter_async_context(open_plc(cfg, "g-1/plc"))
-        scanner = await stack.enter_async_context(open_scanner(scanner_cfg, "g-1/scanner"))
-        scanner.emulator.scans = list(scans)
         store = Store(tmp_path / "data", station="g-1").open()
         stack.callback(store.close)
         ensure_schema(store)
         for badge, name, role, pin in DEMO_USERS:
             add_user(store, badge, name, role, pin)
         writer = await stack.enter_async_context(StoreWriter(store))
-        events, devices = EventBus(), Devices(plc=the_plc, scanner=scanner)
-        flow = GantryFlow(devices, _parts(writer, events, model), Progress(), ItemKind.VEHICLE, TagWindow(devices, events),
-                          Lane(queue, store.data_dir / FILE_NAME))
+        events = EventBus()
+        flow = await gantry_flow(stack, tmp_path, scans, writer, events, queue, readback_timeout_ms, plc, model)
         ctx = StationContext("g-1", "gantry", "1", 10_000.0, writer, events,
-                             lambda: {"devices": devices.states(), "budget_misses": 0}, lane_control=flow,
+                             lambda: {"devices": flow.devices.states(), "budget_misses": 0}, lane_control=flow,
                              panels=("lane",))
-        g = Gantry(flow, the_plc, store, create_app(ctx, WebConfig(tip=TipConfig(enabled=False))), stack)
-        await until(the_plc.read_state, "the PLC link is up", check=lambda st: st.link_ok)
+        g = Gantry(flow, flow.devices.plc, store, create_app(ctx, WebConfig(tip=TipConfig(enabled=False))), stack)
         tasks = [asyncio.create_task(flow.run(), name="flow"), asyncio.create_task(_watch_barrier(g))]
         try:
             yield g

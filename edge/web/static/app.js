@@ -113,7 +113,7 @@ function connectLive() {
   S.live.addEventListener("inspection", (e) => {
     const rec = JSON.parse(e.data);
     window.cpeTimings[rec.id] = { event: Date.now() };
-    if (rec.verdict !== "clear") refreshQueue();
+    if (rec.verdict !== "clear") { refreshQueue(); refreshLane().catch(() => {}); }
     if (S.viewingLive && busy()) holdBack(rec);
     else if (S.viewingLive) { S.waiting = null; $("next-item").hidden = true; show("live"); showRecord(rec, true); }
     if (rec.tip_missed) tipMessage(T("tip.missed_previous", { label: tr("class.", rec.tip_missed.label) }), "miss");
