@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import structlog
+from prometheus_client import Gauge
 
 from appliance.watchdog import Progress, follow_turns
 from central_sync.schema import ItemKind, Verdict
@@ -67,6 +68,14 @@ class GantryFlow:
 
     def __post_init__(self) -> None:
         self.inspector = self.parts.build(self._actuate)
+        registry, lane = self.parts.metrics.registry, self.lane
+        for name, doc, value in (
+                ("edge_lane_vehicles", "Vehicles between the scanner and the barrier", lambda: len(lane.vehicles)),
+                ("edge_lane_waiting_for_officer", "Vehicles in the lane waiting for an officer's decision",
+                 lambda: sum(1 for _ in lane.waiting())),
+                ("edge_lane_held", "1 while the lane is full and held for an officer (nothing new is scanned)",
+                 lambda: int(lane.status()["state"] == "held"))):
+            Gauge(name, doc, registry=registry).set_function(value)
 
     @classmethod
     def build(cls, parts: FlowParts) -> GantryFlow:

@@ -28,6 +28,9 @@ async def test_a_waiting_vehicle_holds_the_lane_only_when_the_queue_is_full_and_
         assert [r.verdict for r in records] == [Verdict.SUSPECT, Verdict.CLEAR]
         status = await until(g.flow.lane_status, "the lane is held", check=lambda s: s["state"] == "held")
         assert status["detail"].startswith("lane held: 1 vehicle waiting for an officer (oldest ")
+        metrics = g.flow.parts.metrics.registry
+        assert [metrics.get_sample_value(f"edge_lane_{m}") for m in ("vehicles", "waiting_for_officer", "held")] == \
+            [2, 1, 1]
         await g.polls(20)
         assert len(g.records()) == 2, "a full lane scans no third vehicle"
         assert g.sim.vehicles[-1].lead_m <= g.sim.g.entry_stop_m, "the third car waits at the red entry light"
