@@ -12,7 +12,7 @@ from edge.store import StoreWriter
 if TYPE_CHECKING:
     from edge.config import StationConfig
     from edge.stations.conveyor import BeltRestart
-    from edge.stations.gantry import LaneDecision
+    from edge.stations.lane import LaneDecision
     from edge.stations.lane import Way
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Coroutine
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from prometheus_client import Gauge
@@ -28,27 +28,13 @@ from edge.inspection import Inspector, Item
 from edge.stations import FlowParts, InspectorParts, lane
 from edge.stations.acquisition import LIVENESS_S, current_link, plc_turns, start_line_scan
 from edge.stations.identify import TagWindow
-from edge.stations.lane import Lane, Way
+from edge.stations.lane import Lane, LaneDecision, Way
 from edge.verdict import Reason
 
 log = structlog.get_logger()
 
 GATE: dict[Way, str] = {"release": "barrier", "search_bay": "search-bay gate"}
 EXIT_LOOPS: dict[str, Way] = {"eye_exit": "release", "eye_search_bay": "search_bay"}
-
-
-@dataclass(frozen=True)
-class LaneDecision:
-    """What an officer's decision on a vehicle came to: `outcome` open (its gate is confirmed open),
-    queued (it leaves when the vehicles ahead have), refused or failed; `code` names it for the screen
-    and `message` says it in one sentence."""
-
-    outcome: Literal["open", "queued", "refused", "failed"]
-    code: str
-    message: str
-
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
 
 
 @dataclass

@@ -32,6 +32,20 @@ Way = Literal["release", "search_bay"]
 WAYS: tuple[Way, ...] = ("release", "search_bay")
 
 
+@dataclass(frozen=True)
+class LaneDecision:
+    """What an officer's decision on a vehicle came to: `outcome` open (its gate is confirmed open),
+    queued (it leaves when the vehicles ahead have), refused or failed; `code` names it for the screen
+    and `message` says it in one sentence."""
+
+    outcome: Literal["open", "queued", "refused", "failed"]
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
 @dataclass
 class Vehicle:
     """One vehicle in the lane: its inspection record id, since when, and what will happen to it."""

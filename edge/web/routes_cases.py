@@ -17,6 +17,7 @@ from starlette.background import BackgroundTask
 from central_sync.schema import InspectionRecord
 from edge import audit, auth
 from edge.context import LaneControl
+from edge.stations.lane import LaneDecision
 from edge.events import Event
 from edge.store import Store
 from edge.web import cases, export, queries, render, sse
@@ -119,16 +120,23 @@ async def decision(record_id: str, body: cases.Decision, st: WebState = Depends(
     """Store the officer's review; on a gantry, also release the vehicle or send it to the search bay
     (its gate opened by a request read back, audited whatever the outcome)."""
     lane = _lane_for(st, user, body)
-    waiting = lane is not None and _in_lane(lane, record_id)
-    if body.lane is not None and not waiting:
+    if lane is not None and body.lane is not None and not _in_lane(lane, record_id):
         raise HTTPException(409, "vehicle_not_in_lane")
-    if body.outcome is not None:
-        record, review = await _call(st, cases.decide, user, record_id, body, waiting)
-        st.ctx.events.publish("review", {"id": record.id, "review": review.model_dump(mode="json")})
-    else:
+    if body.outcome is None:
         record = await _call(st, cases.get_case, record_id)
+    else:  # a vehicle still waiting may be decided again (its release did not happen)
+        record, review = await _call(st, cases.decide, user, record_id, body, lane is not None)
+        st.ctx.events.publish("review", {"id": record.id, "review": review.model_dump(mode="json")})
     if lane is None or body.lane is None:
         return cases.summary(record)
+    result = await _move_vehicle(st, lane, user, record_id, body)
+    return {**cases.summary(record), "lane": result.as_dict()}
+
+
+async def _move_vehicle(st: WebState, lane: LaneControl, user: auth.User, record_id: str,
+                        body: cases.Decision) -> LaneDecision:
+    """Carry out the decision's way out for the vehicle; audited whatever the outcome; an error unless done or queued."""
+    assert body.lane is not None
     result = await lane.decide_vehicle(record_id, body.lane, user.badge)
     await st.audit(user.badge, "lane.release" if body.lane == "release" else "lane.search_bay", record_id,
                    {"result": result.outcome, "code": result.code, "message": result.message,
@@ -136,20 +144,21 @@ async def decision(record_id: str, body: cases.Decision, st: WebState = Depends(
     st.ctx.events.publish("lane", lane.lane_status())
     if result.outcome in ("refused", "failed"):
         raise HTTPException(409 if result.outcome == "refused" else 502, result.code)
-    return {**cases.summary(record), "lane": result.as_dict()}
+    return result
 
 
 def _lane_for(st: WebState, user: auth.User, body: cases.Decision) -> LaneControl | None:
-    """The station's vehicle lane when the decision moves a vehicle (or may: any decision on a gantry)."""
+    """The station's vehicle lane when the decision moves a vehicle (checked: may this user move it so?)."""
+    if body.lane is None:
+        if body.outcome is None:
+            raise HTTPException(422, "decision_needs_outcome")
+        return None
     lane = st.ctx.lane_control
-    if body.lane is not None:
-        if lane is None:
-            raise HTTPException(404, "no_lane")
-        refusal = cases.lane_refusal(user, body)
-        if refusal is not None:
-            raise HTTPException(refusal.status, refusal.code)
-    elif body.outcome is None:
-        raise HTTPException(422, "decision_needs_outcome")
+    if lane is None:
+        raise HTTPException(404, "no_lane")
+    refusal = cases.lane_refusal(user, body)
+    if refusal is not None:
+        raise HTTPException(refusal.status, refusal.code)
     return lane
 
 
