@@ -26,7 +26,7 @@ from drivers.plc.state import EyeEdge, Light, LinkChanged, Plc
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
 from edge.stations import FlowParts, InspectorParts, lane
-from edge.stations.acquisition import LIVENESS_S, current_link, plc_turns, start_line_scan
+from edge.stations.acquisition import LIVENESS_S, FailedAcquisition, current_link, plc_turns, start_line_scan
 from edge.stations.identify import TagWindow
 from edge.stations.lane import Lane, LaneDecision, Way
 from edge.verdict import Reason
@@ -112,7 +112,8 @@ class GantryFlow:
     def _on_eye(self, event: EyeEdge) -> None:
         if event.eye == "eye_entry" and event.blocked:
             if self._scanning:
-                log.warning("gantry.vehicle_while_scanning", detail="second vehicle at the entry loop")
+                log.warning("gantry.vehicle_while_scanning", detail="a vehicle entered while the scanner was busy")
+                self._spawn(self._record_unscanned(), "vehicle-unscanned")
                 return
             if self.lane.full:
                 log.warning("gantry.entry_light_ignored", detail="a vehicle entered a full lane; it is scanned "
@@ -135,6 +136,15 @@ class GantryFlow:
             self.tags.stop(item)
         await _quietly(self.plc.request_xray_permit(False))
         await self._admit()
+
+    async def _record_unscanned(self) -> None:
+        """A vehicle that entered the scan zone while the scanner was busy (it ran the red entry light):
+        it joins the lane unscanned and `manual`, so that the lane stays in arrival order and an officer
+        decides it, never the decision meant for the vehicle behind it."""
+        item = Item(ref="vehicle", kind=self.item_kind)
+        self.lane.arrived(item.id)
+        await self.inspector.inspect(item, FailedAcquisition(
+            "the vehicle entered the scan zone while the scanner was busy with the one ahead, so it was not scanned"))
 
     async def _actuate(self, item: Item, verdict: Verdict, reason: Reason) -> Reason | None:
         """A clear vehicle first in the lane leaves now (read back); one behind others leaves in its turn;

@@ -48,6 +48,26 @@ async def test_a_waiting_vehicle_holds_the_lane_only_when_the_queue_is_full_and_
         assert (await until(g.flow.lane_status, check=lambda s: not s["vehicles"]))["state"] == "flowing"
 
 
+async def test_a_vehicle_that_enters_while_the_scanner_is_busy_joins_the_lane_unscanned_and_waits(tmp_path) -> None:
+    """A red-light runner keeps its place in the lane as `manual`: the decision on the vehicle ahead
+    never lets it go, and its own decision does."""
+    async with gantry(tmp_path, [CLEAR, CLEAR], queue=3) as g:
+        g.sim.g = g.sim.g.model_copy(update={"entry_stop_m": -100.0})  # nobody stops at the entry light
+        g.flow.devices.scanner.emulator.line_rate = 40  # 3 s a scan: the second car enters meanwhile
+        first, second = _queue_up(g.sim, 2)
+        records = await g.vehicles_decided(2)
+        assert [(r.verdict, r.reason, r.scan is None) for r in records] == \
+            [(Verdict.MANUAL, "device_fault", True), (Verdict.CLEAR, "clear", False)]
+        assert [v["id"] for v in g.flow.lane_status()["vehicles"]] == [records[1].id, records[0].id]
+        await until(lambda: g.sim.passed == [first], "the scanned car left")
+        await g.polls(20)
+        assert g.sim.passed == [first]
+        officer = await g.client(OFFICER)
+        r = await officer.post(f"/api/cases/{records[0].id}/decision", json={"outcome": "cleared", "lane": "release"})
+        assert r.status_code == 200, r.text
+        await until(lambda: g.sim.passed == [first, second], "the unscanned car left after its own decision")
+
+
 async def test_a_release_the_barrier_does_not_confirm_leaves_it_closed_and_says_so(tmp_path) -> None:
     async with gantry(tmp_path, [SUSPECT], readback_timeout_ms=800) as g:
         car, = _queue_up(g.sim, 1)
