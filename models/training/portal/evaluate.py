@@ -9,7 +9,9 @@ scored before) and generator B (models.evalgen, written separately) are only mea
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import math
 import multiprocessing
@@ -147,13 +149,17 @@ def choose_thresholds(rows: list[dict]) -> dict[str, float]:
     vehicles (0.5 % each), load_present takes 1 % of empty containers declared empty."""
     clean = [r for r in rows if is_clean(r)]
     empty = [r for r in rows if r.get("declared_empty") and load_kg(r) == 0]
-    thr = {}
-    for label in CONTRABAND:
-        negatives = np.array([best(r, label) for r in clean])
-        thr[label] = round(min(0.99, max(0.1, threshold_at(negatives, VEHICLE_FA / 4) + 1e-3)), 3)
-    negatives = np.array([best(r, "load_present") for r in empty])
-    thr["load_present"] = round(min(0.99, max(0.1, threshold_at(negatives, EMPTY_FA) + 1e-3)), 3)
+    thr = {label: _threshold([best(r, label) for r in clean], VEHICLE_FA / len(CONTRABAND)) for label in CONTRABAND}
+    thr["load_present"] = _threshold([best(r, "load_present") for r in empty], EMPTY_FA)
     return thr
+
+
+def _threshold(negatives: list[float], budget: float) -> float:
+    """Just over the score that keeps false alarms within budget on the negatives, in [0.1, 0.99]
+    (0.5 when validation has no negatives at all)."""
+    if not negatives:
+        return 0.5
+    return round(min(0.99, max(0.1, threshold_at(np.array(negatives), budget) + 1e-3)), 3)
 
 
 def scan_figures(rows: list[dict], thr: dict[str, float]) -> dict[str, Any]:
@@ -196,13 +202,14 @@ def coco_ap(rows: list[dict]) -> dict[str, float]:
             x0, y0, x1, y1 = d["box"]
             dets.append({"image_id": i, "category_id": CLASSES.index(d["label"]), "bbox": [x0, y0, x1 - x0, y1 - y0],
                          "score": d["score"]})
-    coco = COCO()
-    coco.dataset = gt
-    coco.createIndex()
-    ev = COCOeval(coco, coco.loadRes(dets) if dets else COCO(), "bbox")
-    ev.params.maxDets = [1, 10, 100]
-    ev.evaluate()
-    ev.accumulate()
+    with contextlib.redirect_stdout(io.StringIO()):   # pycocotools prints its progress
+        coco = COCO()
+        coco.dataset = gt
+        coco.createIndex()
+        ev = COCOeval(coco, coco.loadRes(dets) if dets else COCO(), "bbox")
+        ev.params.maxDets = [1, 10, 100]
+        ev.evaluate()
+        ev.accumulate()
     p = ev.eval["precision"][0, :, :, 0, -1]  # IoU 0.5, recall, class
     ap = {n: float(p[:, k][p[:, k] > -1].mean()) for k, n in enumerate(CLASSES) if (p[:, k] > -1).any()}
     ap["mean"] = float(np.mean(list(ap.values()))) if ap else 0.0

@@ -109,7 +109,7 @@ def add_scatter(t: np.ndarray, fraction: float, sigma_px: float) -> np.ndarray:
 
 def choose(rng: np.random.Generator, spec: PortalSpec) -> tuple[str, str, bool, bool, bool]:
     """Vehicle design, cargo style, declared-empty, loaded-while-declared-empty and suspect flags."""
-    names = NOVEL if spec.novel else KNOWN
+    names: tuple[str, ...] = NOVEL if spec.novel else KNOWN
     if spec.declared_empty:                      # only containers are declared empty
         names = tuple(n for n in names if n in CONTAINER_TYPES)
     name = spec.vehicle or str(rng.choice(names))

@@ -107,7 +107,7 @@ def empty_load(sk: Sketch, rng: np.random.Generator, v: Vehicle, novel: bool) ->
         kind = str(rng.choice(["pallet", "sacks", "part", "contraband"], p=[0.35, 0.25, 0.2, 0.2]))
         if kind == "contraband":
             t = goods(sk, rng, str(rng.choice(GOODS)), v.bay, v.bay_depth, novel, big=True)
-            found += [t, truth("load_present", tuple(t["box"]), t["mass_kg"])]  # type: ignore[arg-type]
+            found += [t, truth("load_present", tuple(t["box"]), t["mass_kg"])]
             continue
         w, h = {"pallet": (u(rng, 800, 1250), u(rng, 300, 1800)), "sacks": (u(rng, 500, 1600), u(rng, 150, 700)),
                 "part": (u(rng, 200, 1000), u(rng, 150, 800))}[kind]
@@ -147,7 +147,7 @@ def load_vehicle(rng: np.random.Generator, v: Vehicle, *, novel: bool, suspect: 
     if suspect:
         hidden = contraband(sk, rng, v, novel, events)
         if declared_empty:   # contraband in the open box of a container declared empty is also a load
-            found += [truth("load_present", tuple(t["box"]), t["mass_kg"])  # type: ignore[arg-type]
+            found += [truth("load_present", tuple(t["box"]), t["mass_kg"])
                       for t in hidden if t["label"] in GOODS + ("firearm",) and _within(t["box"], v.bay)]
         found += hidden
     return sk, found
