@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = "1"
@@ -44,7 +45,7 @@ def main() -> None:
     portal_scan(0, PortalSpec(vehicle="van"))  # cross-section tables and caches warm
     portal_scan(0, PortalSpec(vehicle="tractor_40ft"))
     seeds = range(1000, 1000 + args.scans)
-    out = {"machine": platform.processor() or platform.machine(), "threads": 1,
+    out: dict[str, Any] = {"machine": platform.processor() or platform.machine(), "threads": 1,
            "container_40ft_6mm": timed(seeds, PortalSpec(vehicle="tractor_40ft", cargo="dense", suspect=True,
                                                           pixel_mm=6.0)),
            "van": timed(seeds, PortalSpec(vehicle="van", suspect=True))}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,7 +30,7 @@ def test_crops_hold_their_objects_whole_and_inside() -> None:
     assert small and any(0 <= b["box"][0] and b["box"][2] <= CROP and 0 <= b["box"][1] and b["box"][3] <= CROP for b in small)
 
 
-def test_zoomed_crops_keep_boxes_on_the_object(tmp_path) -> None:
+def test_zoomed_crops_keep_boxes_on_the_object(tmp_path: Path) -> None:
     """A bright square and its box: after window zoom the heat-map peak still lies on the square."""
     images = np.zeros((1, 2, 200, 200), np.float16)
     images[0, :, 80:120, 60:100] = 0.8
@@ -65,7 +67,7 @@ def test_found_means_the_right_class_overlapping() -> None:
 
 def test_thresholds_keep_validation_false_alarms_in_budget() -> None:
     rng = np.random.default_rng(1)
-    rows = [{"truth": [], "declared_empty": False,
+    rows: list[dict[str, Any]] = [{"truth": [], "declared_empty": False,
              "dets": [{"label": "drugs", "score": float(s), "box": [0, 0, 5, 5]}]} for s in rng.random(400)]
     thr = choose_thresholds(rows)
     alarms = sum(r["dets"][0]["score"] >= thr["drugs"] for r in rows)
