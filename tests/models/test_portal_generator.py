@@ -129,3 +129,15 @@ def test_a_seed_gives_the_same_scan() -> None:
     assert np.array_equal(a.high, b.high) and np.array_equal(a.low, b.low) and a.meta == b.meta
     c = portal_scan(12, PortalSpec(suspect=True, pixel_mm=10.0, vehicle="van"))
     assert c.shape != a.shape or not np.array_equal(c.high, a.high)
+
+
+def test_tube_portals_above_161_kv_get_their_own_energy_bins() -> None:
+    from models.training.materials import ENERGIES, energy_grid
+    from models.training.physics import Scanner, effective_mu
+
+    assert energy_grid(160.0) is ENERGIES
+    grid = energy_grid(450.0)
+    assert grid[0] > 20 and 440 < grid[-1] < 450
+    mu_450 = effective_mu("steel", Scanner(kvp=450.0, tube_filter_cu_mm=2.0))[0]
+    mu_160 = effective_mu("steel", Scanner())[0]
+    assert mu_450 < 0.6 * mu_160                       # a harder beam sees through more steel
