@@ -40,7 +40,8 @@ class PortalSpec:
     suspect_share: probability that the vehicle carries contraband; load_share: probability that a
     container declared empty holds goods; empty_share: probability that a container is declared
     empty. vehicle, cargo ("empty", "mixed", "dense"), suspect and declared_empty force a choice;
-    pixel_mm forces the detector pitch.
+    contents forces the smuggling events (labels of smuggling.EVENTS; implies suspect); pixel_mm
+    forces the detector pitch.
     """
 
     novel: bool = False
@@ -51,6 +52,7 @@ class PortalSpec:
     cargo: str | None = None
     suspect: bool | None = None
     declared_empty: bool | None = None
+    contents: tuple[str, ...] | None = None
     pixel_mm: float | None = None
 
 
@@ -107,14 +109,17 @@ def add_scatter(t: np.ndarray, fraction: float, sigma_px: float) -> np.ndarray:
 
 def choose(rng: np.random.Generator, spec: PortalSpec) -> tuple[str, str, bool, bool, bool]:
     """Vehicle design, cargo style, declared-empty, loaded-while-declared-empty and suspect flags."""
-    names = NOVEL if spec.novel else KNOWN
+    names: tuple[str, ...] = NOVEL if spec.novel else KNOWN
+    if spec.declared_empty:                      # only containers are declared empty
+        names = tuple(n for n in names if n in CONTAINER_TYPES)
     name = spec.vehicle or str(rng.choice(names))
     container = name in CONTAINER_TYPES
-    declared = spec.declared_empty if spec.declared_empty is not None else \
-        bool(container and rng.random() < spec.empty_share)
+    declared = bool(container and (spec.declared_empty if spec.declared_empty is not None
+                                   else rng.random() < spec.empty_share))
     style = spec.cargo or ("empty" if declared else str(rng.choice(STYLES, p=[0.1, 0.6, 0.3])))
     loaded = bool(declared and rng.random() < spec.load_share)
     suspect = spec.suspect if spec.suspect is not None else bool(rng.random() < spec.suspect_share)
+    suspect = suspect or bool(spec.contents)
     return name, style, declared, loaded, suspect
 
 
@@ -154,7 +159,7 @@ def portal_scan(seed: int, spec: PortalSpec = PortalSpec()) -> Scan:
     vehicle = build_vehicle(rng, name)
     light = name in LIGHT
     contents, found = load_vehicle(rng, vehicle, novel=spec.novel, suspect=suspect, style=style,
-                                   declared_empty=declared, loaded=loaded)
+                                   declared_empty=declared, loaded=loaded, events=spec.contents)
     g = geometry(rng, vehicle, light, spec.pixel_mm)
     canvas = Canvas(g.lines, g.pixels, g.line_mm, g.pixel_mm)
     vehicle.sketch.draw(canvas, g.lead_mm)

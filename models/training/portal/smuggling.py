@@ -57,7 +57,7 @@ def compartment(sk: Sketch, rng: np.random.Generator, v: Vehicle, novel: bool) -
         depth = cav.depth
         sk.shell("steel", room, 5.0, depth * 0.25, 2 * 4.0)
     inner = (room[0] + 20, room[1] + 10, room[2] - 20, room[3] - 10)
-    found = [truth("concealment", room, 0.0)]
+    found = [{**truth("concealment", room, 0.0), "place": kind}]
     if inner[2] - inner[0] > 100 and inner[3] - inner[1] > 40:
         found.append(goods(sk, rng, label, inner, depth, novel, big=False))
         found[0]["mass_kg"] = found[1]["mass_kg"]
@@ -69,24 +69,31 @@ def in_cavity(sk: Sketch, rng: np.random.Generator, v: Vehicle, label: str, nove
     name = str(rng.choice(list(v.cavities)))
     cav = v.cavities[name]
     if label == "cigarettes":
-        return cartons(sk, rng, cav, novel)
-    if name == "spare_wheel":
-        return drugs_in_cavity(sk, rng, cav, novel, int(rng.integers(2, 9)), round_x=True)
-    return drugs_in_cavity(sk, rng, cav, novel, int(rng.integers(1, 12)))
+        found = cartons(sk, rng, cav, novel)
+    elif name == "spare_wheel":
+        found = drugs_in_cavity(sk, rng, cav, novel, int(rng.integers(2, 9)), round_x=True)
+    else:
+        found = drugs_in_cavity(sk, rng, cav, novel, int(rng.integers(1, 12)))
+    return {**found, "place": name}
 
 
-def contraband(sk: Sketch, rng: np.random.Generator, v: Vehicle, novel: bool) -> list[Truth]:
-    """One or two smuggling events: goods among cargo or in cavities, firearms, a concealment."""
+EVENTS = ("cigarettes", "drugs", "firearm", "concealment")
+
+
+def contraband(sk: Sketch, rng: np.random.Generator, v: Vehicle, novel: bool,
+               events: tuple[str, ...] | None = None) -> list[Truth]:
+    """One or two smuggling events (or the given ones): goods among cargo or in cavities, firearms, a concealment."""
     found: list[Truth] = []
-    for _ in range(1 + int(rng.random() < 0.25)):
-        event = str(rng.choice(["cigarettes", "drugs", "firearm", "concealment"], p=[0.33, 0.33, 0.12, 0.22]))
+    if events is None:
+        events = tuple(str(rng.choice(EVENTS, p=[0.33, 0.33, 0.12, 0.22])) for _ in range(1 + int(rng.random() < 0.25)))
+    for event in events:
         if event == "concealment":
             found += compartment(sk, rng, v, novel)
         elif event == "firearm":
             room = v.bay if v.bay is not None else v.cavities.get("boot", Cavity((0, 0, 1, 1), 1)).box
-            found.append(firearms(sk, rng, room, novel))
+            found.append({**firearms(sk, rng, room, novel), "place": "cargo" if v.bay is not None else "boot"})
         elif v.bay is not None and rng.random() < 0.6:
-            found.append(goods(sk, rng, event, v.bay, v.bay_depth, novel, big=True))
+            found.append({**goods(sk, rng, event, v.bay, v.bay_depth, novel, big=True), "place": "cargo"})
         else:
             found.append(in_cavity(sk, rng, v, event, novel))
     return found
@@ -100,7 +107,7 @@ def empty_load(sk: Sketch, rng: np.random.Generator, v: Vehicle, novel: bool) ->
         kind = str(rng.choice(["pallet", "sacks", "part", "contraband"], p=[0.35, 0.25, 0.2, 0.2]))
         if kind == "contraband":
             t = goods(sk, rng, str(rng.choice(GOODS)), v.bay, v.bay_depth, novel, big=True)
-            found += [t, truth("load_present", tuple(t["box"]), t["mass_kg"])]  # type: ignore[arg-type]
+            found += [t, truth("load_present", tuple(t["box"]), t["mass_kg"])]
             continue
         w, h = {"pallet": (u(rng, 800, 1250), u(rng, 300, 1800)), "sacks": (u(rng, 500, 1600), u(rng, 150, 700)),
                 "part": (u(rng, 200, 1000), u(rng, 150, 800))}[kind]
@@ -124,7 +131,8 @@ def debris(sk: Sketch, rng: np.random.Generator, v: Vehicle) -> None:
 
 
 def load_vehicle(rng: np.random.Generator, v: Vehicle, *, novel: bool, suspect: bool, style: str,
-                 declared_empty: bool, loaded: bool) -> tuple[Sketch, list[Truth]]:
+                 declared_empty: bool, loaded: bool, events: tuple[str, ...] | None = None
+                 ) -> tuple[Sketch, list[Truth]]:
     """The contents of one vehicle and their truth: cargo or luggage, contraband, goods in an "empty" box."""
     sk = Sketch()
     found: list[Truth] = []
@@ -137,9 +145,9 @@ def load_vehicle(rng: np.random.Generator, v: Vehicle, *, novel: bool, suspect: 
         if loaded:
             found += empty_load(sk, rng, v, novel)
     if suspect:
-        hidden = contraband(sk, rng, v, novel)
+        hidden = contraband(sk, rng, v, novel, events)
         if declared_empty:   # contraband in the open box of a container declared empty is also a load
-            found += [truth("load_present", tuple(t["box"]), t["mass_kg"])  # type: ignore[arg-type]
+            found += [truth("load_present", tuple(t["box"]), t["mass_kg"])
                       for t in hidden if t["label"] in GOODS + ("firearm",) and _within(t["box"], v.bay)]
         found += hidden
     return sk, found
