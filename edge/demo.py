@@ -44,7 +44,6 @@ GANTRY_POOL = 30  # generated scans the gantry's scanner streams in turn
 GANTRY_POOL_FIRST = 3  # rendered before the stations start; the rest in the background
 SUSPECT_SHARE = 0.1
 POOL_SEED = 160_000
-GANTRY_PIXEL_MM = 8.0  # the demo gantry's detector pitch (examples/gantry.toml [devices.scanner] pixel_mm)
 
 
 def free_port() -> int:
@@ -146,12 +145,16 @@ def add_demo_users(configs: list[Path]) -> None:
                 add_user(store, demo_officer.BADGE, demo_officer.NAME, demo_officer.ROLE, demo_officer.PIN)
 
 
-def portal_scan(seed: int, suspect: bool) -> Scan:
-    """One vehicle or container scan from the training generator (generator A), with contraband or without,
-    at the pitch of the demo gantry's detector (examples/gantry.toml)."""
+def gantry_pixel_mm() -> float:
+    """The demo gantry's detector pitch: examples/gantry.toml [devices.scanner] pixel_mm (its scans are made so)."""
+    return float(tomllib.loads((EXAMPLES / "gantry.toml").read_text())["devices"]["scanner"]["pixel_mm"])
+
+
+def portal_scan(seed: int, suspect: bool, pixel_mm: float) -> Scan:
+    """One vehicle or container scan from the training generator (generator A), with contraband or without."""
     from models.training.portal import PortalSpec, portal_scan as render
 
-    return render(seed, PortalSpec(suspect_share=SUSPECT_SHARE, suspect=suspect, pixel_mm=GANTRY_PIXEL_MM))
+    return render(seed, PortalSpec(suspect_share=SUSPECT_SHARE, suspect=suspect, pixel_mm=pixel_mm))
 
 
 def is_suspect_slot(index: int) -> bool:
@@ -166,10 +169,11 @@ def render_vehicle_pool(folder: Path, count: int) -> None:
     from models.scan import save_scan
 
     folder.mkdir(parents=True, exist_ok=True)
+    pixel_mm = gantry_pixel_mm()
     for index in range(len(list(folder.glob("portal_*.npz"))), count):
         suspect = is_suspect_slot(index)
         path = folder / f"portal_{index:03d}_{'suspect' if suspect else 'clean'}.npz"
-        save_scan(portal_scan(POOL_SEED + index, suspect), path.with_suffix(".part"))
+        save_scan(portal_scan(POOL_SEED + index, suspect, pixel_mm), path.with_suffix(".part"))
         path.with_suffix(".part").replace(path)
 
 
