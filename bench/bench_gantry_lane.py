@@ -93,11 +93,12 @@ def configured_queue(config: Path) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", type=Path, default=DEMO / "gantry-01" / "station.db")
-    ap.add_argument("--queue", type=int, default=None, help="the lane's [gantry] queue (default: the demo's config)")
+    ap.add_argument("--queue", type=int, default=None,
+                    help="the lane's [gantry] queue (default: configs/gantry.toml beside the station's data dir)")
     ap.add_argument("--minutes", type=float, default=None, help="only the first N minutes from the first scan")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    queue = args.queue or configured_queue(DEMO / "configs" / "gantry.toml")
+    queue = args.queue or configured_queue(args.db.parent.parent / "configs" / "gantry.toml")
     result = measure(*read(args.db), queue, args.minutes)
     for key, value in result.items():
         print(f"{key:>22}: {value}")
