@@ -63,8 +63,8 @@ class DemoOfficer:
 
     async def _decide(self, client: httpx.AsyncClient, record_id: str) -> None:
         case = (await client.get(f"/api/cases/{record_id}")).json()
-        body: dict[str, Any] = ({"lane": "search_bay"} if case["detections"] else
-                                {"lane": "release", "outcome": "cleared", "note": "demo officer: nothing seen on review"})
+        body: dict[str, Any] = {"lane": "search_bay"} if case["detections"] else \
+            {"lane": "release", "outcome": "cleared", "note": "demo officer: nothing seen on review"}
         answer = await client.post(f"/api/cases/{record_id}/decision", json=body)
         if answer.status_code == 200:
             self.decided += 1

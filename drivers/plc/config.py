@@ -87,8 +87,9 @@ class SafeRequest:
 
 
 # Each model's safe state, in the order it is requested: no X-ray and no motion first, then items to
-# manual, vehicles held at a closed barrier and search-bay gate under red lights, no vehicle let into the scan zone. The driver writes it when the link comes
-# back, the gantry flow requests it after each vehicle, diagnostics at teardown, the simulator starts in it.
+# manual, vehicles held at a closed barrier and search-bay gate under red lights, and none let into the
+# scan zone. The driver writes it when the link comes back, the gantry flow when it starts, diagnostics
+# at teardown; the simulator starts in it.
 SAFE_STATES: dict[str, tuple[SafeRequest, ...]] = {
     "conveyor": (SafeRequest("belt_run_request", 0, "belt stop"),
                  SafeRequest("xray_permit_request", 0, "X-ray permit off"),

@@ -254,7 +254,8 @@ class GantryModel(PlcModel):
     is open. The first vehicle at the barrier leaves over the exit loop when the barrier opens, or turns
     into the search bay (its own lane, its own loop) when the search-bay gate opens; one vehicle per
     opening request, and one vehicle past the entry light per change to green (the next one waits for
-    the next green, as drivers do at a metering light). `outcomes` says which way each vehicle left and `passed` in what order."""
+    the next green, as drivers do at a metering light). `outcomes` says which way each vehicle left and
+    `passed` in what order."""
 
     requests: dict[str, int] = field(default_factory=lambda: safe_requests("gantry"))
     g: GantrySim = field(default_factory=GantrySim)

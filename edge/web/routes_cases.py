@@ -135,7 +135,8 @@ async def decision(record_id: str, body: cases.Decision, st: WebState = Depends(
 
 async def _move_vehicle(st: WebState, lane: LaneControl, user: auth.User, record_id: str,
                         body: cases.Decision) -> LaneDecision:
-    """Carry out the decision's way out for the vehicle; audited whatever the outcome; an error unless done or queued."""
+    """Carry out the decision's way out for the vehicle, audited whatever the outcome; an HTTP error unless
+    its gate is open or it is queued behind the vehicles ahead."""
     assert body.lane is not None
     result = await lane.decide_vehicle(record_id, body.lane, user.badge)
     await st.audit(user.badge, "lane.release" if body.lane == "release" else "lane.search_bay", record_id,

@@ -14,6 +14,7 @@ from gantry_station import OFFICER, SUPERVISOR, gantry, plc_config, vehicle_scan
 from polling import until
 
 SUSPECT, CLEAR = vehicle_scan(True), vehicle_scan(False)
+RELEASE = {"outcome": "false_alarm", "lane": "release"}
 
 
 def _queue_up(sim, n: int) -> list[int]:
@@ -76,7 +77,7 @@ async def test_a_release_the_barrier_does_not_confirm_leaves_it_closed_and_says_
         slow = g.sim.g
         g.sim.g = slow.model_copy(update={"barrier_actuation_s": 1000.0})  # a jammed barrier
         officer = await g.client(OFFICER)
-        r = await officer.post(f"/api/cases/{record.id}/decision", json={"outcome": "false_alarm", "lane": "release"})
+        r = await officer.post(f"/api/cases/{record.id}/decision", json=RELEASE)
         assert r.status_code == 502 and r.json()["detail"] == "release_unconfirmed"
         vehicle, = g.flow.lane_status()["vehicles"]
         assert vehicle["waiting_for_officer"] and "barrier did not open" in vehicle["problem"]
@@ -85,7 +86,7 @@ async def test_a_release_the_barrier_does_not_confirm_leaves_it_closed_and_says_
         assert g.lane_audit()[-1]["detail"]["result"] == "failed"
 
         g.sim.g = slow
-        r = await officer.post(f"/api/cases/{record.id}/decision", json={"outcome": "false_alarm", "lane": "release"})
+        r = await officer.post(f"/api/cases/{record.id}/decision", json=RELEASE)
         assert r.status_code == 200, r.text  # the same officer decides again while the vehicle still waits
         await until(lambda: g.sim.passed == [car], "the car left over the exit loop")
 
@@ -97,7 +98,7 @@ async def test_after_a_link_loss_nothing_opens_without_a_new_decision(tmp_path) 
         g.plc.sim.mute()
         await until(lambda: not g.plc._state.link_ok, "the link is down")
         officer = await g.client(OFFICER)
-        r = await officer.post(f"/api/cases/{records[0].id}/decision", json={"outcome": "false_alarm", "lane": "release"})
+        r = await officer.post(f"/api/cases/{records[0].id}/decision", json=RELEASE)
         assert r.status_code == 502
         g.plc.sim.unmute()
         await until(lambda: g.plc._state.link_ok, "the link is back")
@@ -105,7 +106,7 @@ async def test_after_a_link_loss_nothing_opens_without_a_new_decision(tmp_path) 
         assert g.barrier_seen_open == [] and g.sim.passed == []
         assert [v["waiting_for_officer"] for v in g.flow.lane_status()["vehicles"]] == [True, True]
 
-        r = await officer.post(f"/api/cases/{records[0].id}/decision", json={"outcome": "false_alarm", "lane": "release"})
+        r = await officer.post(f"/api/cases/{records[0].id}/decision", json=RELEASE)
         assert r.status_code == 200, r.text
         await until(lambda: g.sim.passed == [first], "the first car left")
         await g.polls(30)
@@ -146,7 +147,7 @@ async def test_a_daemon_restart_never_opens_the_barrier(tmp_path) -> None:
             assert again.barrier_seen_open == [] and again.sim.passed == []
             officer = await again.client(OFFICER)
             r = await officer.post(f"/api/cases/{records[0].id}/decision",
-                                   json={"outcome": "false_alarm", "lane": "release"})
+                                   json=RELEASE)
             assert r.status_code == 200, r.text
             await until(lambda: again.sim.passed == [first], "the first car left")
             await again.polls(20)

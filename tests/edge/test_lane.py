@@ -65,4 +65,5 @@ def test_health_says_why_the_lane_is_held(tmp_path) -> None:
     a.mono -= 180
     lane.judged(lane.arrived("b"), "suspect")
     status = lane.status()
-    assert status["state"] == "held" and status["detail"] == "lane held: 2 vehicles waiting for an officer (oldest 3 min)"
+    assert status["state"] == "held"
+    assert status["detail"] == "lane held: 2 vehicles waiting for an officer (oldest 3 min)"
