@@ -29,7 +29,7 @@ async function api(path, opts = {}) {
 // -- language -------------------------------------------------------------------------------
 async function loadLang(lang) {
   const cat = await api("/api/i18n/" + encodeURIComponent(lang));
-  S.lang = cat.lang; S.msgs = cat.messages; $("station").textContent = cat.station || "";
+  S.lang = cat.lang; S.msgs = cat.messages; $("station").textContent = cat.station || ""; S.panels = cat.panels || [];
   document.documentElement.lang = S.lang;
   const sel = $("lang"); sel.innerHTML = "";
   for (const l of cat.langs) sel.add(new Option(T("lang." + l), l, false, l === S.lang));
@@ -82,7 +82,7 @@ async function signedIn(me) {
   $("nav").hidden = false; $("signout").hidden = false;
   $("who").textContent = me.name + " · " + T("role." + me.role);
   for (const el of document.querySelectorAll("[data-perm]")) el.hidden = !me.permissions.includes(el.dataset.perm);
-  if (can("case.view")) { connectLive(); refreshQueue(); show("live"); } else show(can("diagnostics") ? "diagnostics" : "health");
+  if (can("case.view")) { connectLive(); refreshQueue(); refreshLane().catch(() => {}); show("live"); } else show(can("diagnostics") ? "diagnostics" : "health");
 }
 function signedOut() {
   S.me = null; S.current = null; S.boxes = []; S.waiting = null; $("next-item").hidden = true;
@@ -113,12 +113,13 @@ function connectLive() {
   S.live.addEventListener("inspection", (e) => {
     const rec = JSON.parse(e.data);
     window.cpeTimings[rec.id] = { event: Date.now() };
-    if (rec.verdict !== "clear") refreshQueue();
+    if (rec.verdict !== "clear") { refreshQueue(); refreshLane().catch(() => {}); }
     if (S.viewingLive && busy()) holdBack(rec);
     else if (S.viewingLive) { S.waiting = null; $("next-item").hidden = true; show("live"); showRecord(rec, true); }
     if (rec.tip_missed) tipMessage(T("tip.missed_previous", { label: tr("class.", rec.tip_missed.label) }), "miss");
   });
   S.live.addEventListener("review", () => refreshQueue());
+  S.live.addEventListener("lane", (e) => { S.lane = JSON.parse(e.data); showLane(); });
   S.live.addEventListener("signed_out", () => signedOut());
 }
 
@@ -169,6 +170,7 @@ function showRecord(rec, fresh) {
   if (changed || fresh) loadImage();
   if (fresh && rec.verdict === "suspect") alarm();
   drawBoxes();
+  showLane();
 }
 
 function loadImage() {
@@ -294,6 +296,38 @@ function tipMessage(text, outcome) {
   clearTimeout(S.tipTimer); S.tipTimer = setTimeout(() => { m.hidden = true; }, 8000);
 }
 
+// -- gantry lane: the vehicle waiting at the barrier, released or sent to the search bay by the officer
+const hasLane = () => (S.panels || []).includes("lane");  // a gantry's screen (edge.stations.kinds panels)
+async function refreshLane() {
+  if (!can("case.view") || !hasLane()) return;
+  S.lane = await api("/api/lane"); showLane();
+}
+setInterval(() => { if (S.me && hasLane()) refreshLane().catch(() => {}); }, 3000);  // vehicles leave meanwhile
+function showLane() {
+  const rec = S.current, lane = S.lane, v = rec && lane ? lane.vehicles.find((x) => x.id === rec.id) : null;
+  $("lane-panel").hidden = !v || !can("case.decide");
+  if (!v) return;
+  const pos = lane.vehicles.indexOf(v);
+  const what = v.leaving ? T("lane.leaving") : v.way ? T("lane.way." + v.way) : T("lane.waiting", { s: fmtNum(v.waiting_s) });
+  $("lane-state").textContent = (pos === 0 ? T("lane.at_barrier") : T("lane.behind", { n: pos })) + " · " + what + (v.problem ? " — " + v.problem : "");
+  for (const id of ["lane-release", "lane-search", "lane-supervisor"]) $(id).disabled = v.leaving;
+  $("lane-supervisor").hidden = !can("case.override");
+}
+async function laneDecide(way, supervisor) {
+  const rec = S.current; if (!rec) return;
+  const body = { lane: way, note: supervisor ? $("lane-reason").value : "" };
+  if (way === "release") body.outcome = supervisor ? "override" : (rec.verdict === "suspect" ? "false_alarm" : "cleared");
+  if (supervisor && !body.note.trim()) { $("lane-msg").textContent = T("error.override_needs_reason"); return; }
+  try {
+    const r = await api("/api/cases/" + rec.id + "/decision", { json: body });
+    $("lane-msg").textContent = T("lane.result." + r.lane.outcome); $("lane-reason").value = ""; refreshQueue();
+  } catch (err) { $("lane-msg").textContent = T(err.message); }
+  await refreshLane();
+}
+$("lane-release").onclick = () => laneDecide("release", false);
+$("lane-search").onclick = () => laneDecide("search_bay", false);
+$("lane-supervisor").onclick = () => laneDecide("release", true);
+
 // -- lists -------------------------------------------------------------------------------------
 function row(cells, onclick, cls) {
   const tr_ = document.createElement("tr"); if (cls) tr_.className = cls;
@@ -357,6 +391,15 @@ async function refreshHealth() {
   if (!(h.alarms || []).length) { const li = document.createElement("li"); li.textContent = T("health.no_errors"); ul.append(li); }
   box.append(ul);
   showBelt(h.belt);
+  showLaneHealth(h.vehicle_lane);
+}
+// A gantry lane held (full, the first vehicle waiting for an officer) is not "Working": it says so.
+function showLaneHealth(lane) {
+  $("lane-health").hidden = !lane;
+  if (!lane) return;
+  $("lane-health").dataset.state = lane.state;
+  const oldest = lane.oldest_s >= 90 ? T("lane.minutes", { n: fmtNum(Math.round(lane.oldest_s / 60)) }) : T("lane.seconds", { n: fmtNum(Math.round(lane.oldest_s)) });
+  $("lane-health").textContent = T("health.lane") + ": " + T("lane.state." + lane.state, { n: lane.waiting_for_officer, oldest, taken: lane.vehicles.length, capacity: lane.capacity });
 }
 // A conveyor belt latched stopped says why; a supervisor may ask for it to run again (the daemon checks).
 function showBelt(belt) {
