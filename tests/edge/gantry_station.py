@@ -64,7 +64,7 @@ class _DarkBlocks:
     async def feed(self, high: np.ndarray, low: np.ndarray) -> None:
         self.darkest = min(self.darkest, int(high.min()))
 
-    async def finish(self, deadline: float) -> list[Detection]:
+    async def finish(self, scan: Scan, deadline: float) -> list[Detection]:
         return [Detection("drugs", 0.9, (20.0, 40.0, 30.0, 60.0))] if self.darkest < DARK else []
 
 
@@ -73,7 +73,7 @@ class DarkBlockEngine:
 
     model = ModelRef(name="dark-block", version="1", sha256="0" * 64)
 
-    def open_stream(self, station: str, width: int) -> _DarkBlocks:
+    def open_stream(self, station: str, item_kind: str) -> _DarkBlocks:
         return _DarkBlocks()
 
 
