@@ -32,7 +32,7 @@ def load(path: Path) -> SavedBelt | None:
     try:
         data = statefile.load(path, "conveyor.belt_file_unreadable")
         return None if data is None else SavedBelt(data["latch"], data["since"], bool(data["clean"]))
-    except (statefile.Unreadable, KeyError, TypeError):
+    except (statefile.StateFileUnreadable, KeyError, TypeError):
         return UNKNOWN
 
 

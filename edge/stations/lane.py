@@ -183,7 +183,7 @@ class Lane:
         """Vehicles the last daemon left in the lane wait for an officer: nothing it decided is carried out."""
         try:
             data = statefile.load(path, "gantry.lane_file_unreadable")
-        except statefile.Unreadable:  # logged; the barrier stays closed, the officer sees the vehicles
+        except statefile.StateFileUnreadable:  # logged; the barrier stays closed, the officer sees the vehicles
             return
         for entry in data.get("vehicles", []) if isinstance(data, dict) else []:
             try:

@@ -13,22 +13,24 @@ from typing import Any
 
 import structlog
 
+from edge.errors import EdgeError
+
 log = structlog.get_logger()
 
 
-class Unreadable(ValueError):
+class StateFileUnreadable(EdgeError):
     """The file exists but cannot be read as JSON (the caller decides what an unknown state means)."""
 
 
 def load(path: Path, event: str) -> Any | None:
-    """The file's JSON; None when it does not exist; Unreadable (logged as `event`) when it cannot be read."""
+    """The file's JSON; None when it does not exist; StateFileUnreadable (logged as `event`) when it cannot be read."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
         log.error(event, path=str(path), error=str(exc))
-        raise Unreadable(f"{path} cannot be read: {exc}") from exc
+        raise StateFileUnreadable(f"{path} cannot be read: {exc}") from exc
 
 
 def save(path: Path, data: Any) -> None:
