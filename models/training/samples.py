@@ -22,8 +22,8 @@ EXAMPLES = {
 # where the name says
 GANTRY_EXAMPLES = {
     "car_drugs_spare_wheel_01": (900209, PortalSpec(vehicle="saloon", contents=("drugs",), pixel_mm=6.0)),
-    "van_cigarettes_01": (900303, PortalSpec(vehicle="van", contents=("cigarettes",), cargo="mixed", pixel_mm=7.0)),
-    "van_clean_01": (900401, PortalSpec(vehicle="van", suspect=False, cargo="mixed", pixel_mm=7.0)),
+    "van_cigarettes_01": (900301, PortalSpec(vehicle="van", contents=("cigarettes",), cargo="mixed", pixel_mm=7.0)),
+    "van_clean_01": (900400, PortalSpec(vehicle="van", suspect=False, cargo="mixed", pixel_mm=7.0)),
 }
 
 
