@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from central_sync.schema import InspectionRecord, Review
+from central_sync.schema import InspectionRecord, ItemKind, Review
 from edge import audit
 from edge.auth import User
 from edge.errors import EdgeError
@@ -88,13 +88,17 @@ def image_source(store: Store, tip: TipEngine, user: User, record_id: str,
     return record, (store.scan_path(record.scan.sha256), pending)
 
 
+PORTAL_KINDS = (ItemKind.VEHICLE, ItemKind.CONTAINER)  # drawn side-on, as an officer reads a portal scan
+
+
 def draw(record: InspectionRecord, source: ImageSource, tip: TipEngine, mode: str, lang: str) -> bytes:
     """Load, project (TIP), colour, box and encode; runs on a worker thread."""
     path, pending = source
     scan: Scan = load_scan(path)
     if pending is not None:
         scan = composite(scan, tip.threats[pending.threat], pending)
-    return render.render_png(scan, mode, _boxes(record, lang), key=(path.name, pending))
+    return render.render_png(scan, mode, _boxes(record, lang), key=(path.name, pending),
+                             portal=record.kind in PORTAL_KINDS)
 
 
 def _boxes(record: InspectionRecord, lang: str) -> list[render.Box]:

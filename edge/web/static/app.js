@@ -242,13 +242,22 @@ $("stage").addEventListener("pointerup", (e) => {
   drag = null;
 });
 const dist = (a, b) => Math.hypot(a.clientX - b.clientX, a.clientY - b.clientY);
+// Portal scans (vehicles, containers) are drawn side-on: the server turns the image a quarter
+// counter-clockwise (edge/web/render.py side_on); boxes stay in scan pixels (x = column, y = line).
+const sideOn = () => ["vehicle", "container"].includes(S.current?.kind);
 function toImage(e) {
   const img = $("scan"), r = img.getBoundingClientRect();
-  return { x: ((e.clientX - r.left) / r.width) * img.naturalWidth, y: ((e.clientY - r.top) / r.height) * img.naturalHeight };
+  const u = ((e.clientX - r.left) / r.width) * img.naturalWidth, v = ((e.clientY - r.top) / r.height) * img.naturalHeight;
+  return sideOn() ? { x: img.naturalHeight - v, y: u } : { x: u, y: v };
+}
+function onScreen(b) {
+  const n = $("scan").naturalHeight;
+  return sideOn() ? [b[1], n - b[2], b[3], n - b[0]] : b;
 }
 function drawBoxes(extra) {
   const svg = $("overlay"); svg.innerHTML = "";
-  for (const b of extra ? [...S.boxes, extra] : S.boxes) {
+  for (const box of extra ? [...S.boxes, extra] : S.boxes) {
+    const b = onScreen(box);
     const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
     r.setAttribute("x", Math.min(b[0], b[2])); r.setAttribute("y", Math.min(b[1], b[3]));
     r.setAttribute("width", Math.abs(b[2] - b[0])); r.setAttribute("height", Math.abs(b[3] - b[1]));
