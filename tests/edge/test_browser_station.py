@@ -298,6 +298,18 @@ def test_officer_sends_the_vehicle_at_the_barrier_to_the_search_bay(station, pag
         expect(page.locator("#lane-state")).to_contain_text("At the barrier")
         assert page.is_visible("#lane-release") and page.is_hidden("#lane-supervisor")
         page.screenshot(path=str(ARTIFACTS / "gantry_vehicle_at_barrier.png"))
+        # the vehicle side-on (its 120 lines across, 64 pixels up), a box drawn on it kept in scan pixels
+        page.wait_for_function("document.getElementById('scan').naturalWidth === 120")
+        assert page.evaluate("document.getElementById('scan').naturalHeight") == 64
+        assert "concealment" in page.eval_on_selector_all("#class option", "os => os.map(o => o.value)")
+        page.click("#draw")
+        r = page.locator("#scan").bounding_box()
+        page.mouse.move(r["x"] + r["width"] * 0.25, r["y"] + r["height"] * 0.25)
+        page.mouse.down()
+        page.mouse.move(r["x"] + r["width"] * 0.5, r["y"] + r["height"] * 0.75, steps=4)
+        page.mouse.up()
+        (x0, y0, x1, y1), = page.evaluate("S.boxes")
+        assert (abs(x0 - 16) <= 1, abs(x1 - 48) <= 1, abs(y0 - 30) <= 1, abs(y1 - 60) <= 1) == (True,) * 4
         page.click("#lane-search")
         expect(page.locator("#lane-msg")).to_have_text("Done: the gate is confirmed open.")
         on_loop(lambda: until(lambda: sim.outcomes.get(car) == "search_bay", "the car took the search bay"))

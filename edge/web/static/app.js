@@ -6,6 +6,8 @@ const S = { me: null, lang: "en", msgs: {}, current: null, mode: "colour", zoom:
 window.cpeTimings = {};  // per item: when its event arrived, its banner showed, its image loaded (ms epoch)
 const MODES = ["colour", "grey", "organic", "inorganic", "negative"];
 const CLASSES = ["firearm", "knife", "explosive", "ammunition", "battery", "cigarettes", "drugs", "currency", "phone", "other"];
+// what an officer finds in a vehicle or container (the gantry model's classes and the rest)
+const PORTAL_CLASSES = ["cigarettes", "drugs", "firearm", "ammunition", "explosive", "currency", "concealment", "load_present", "other"];
 
 function T(key, vars) {
   let s = S.msgs[key];
@@ -43,9 +45,7 @@ function applyMessages() {
     const b = document.createElement("button"); b.textContent = T("view." + m); b.dataset.mode = m;
     b.className = m === S.mode ? "on" : ""; b.onclick = () => setMode(m); $("modes").append(b);
   }
-  const cls = $("class"); const keep = cls.value; cls.innerHTML = "";
-  for (const c of CLASSES) cls.add(new Option(T("class." + c), c));
-  if (keep) cls.value = keep;
+  fillClasses();
   if (S.current) showRecord(S.current, false);
   if (S.me) $("who").textContent = S.me.name + " · " + T("role." + S.me.role);
 }
@@ -139,9 +139,15 @@ function showWaiting() {
 }
 $("next-item").onclick = showWaiting;
 
+function fillClasses() {
+  const cls = $("class"), keep = cls.value; cls.innerHTML = "";
+  for (const c of sideOn() ? PORTAL_CLASSES : CLASSES) cls.add(new Option(T("class." + c), c));
+  if (keep && [...cls.options].some((o) => o.value === keep)) cls.value = keep;
+}
 function showRecord(rec, fresh) {
   const changed = !S.current || S.current.id !== rec.id;
   S.current = rec;
+  if (changed) fillClasses();
   if (changed) { S.boxes = []; resetView(); $("decide-msg").textContent = ""; $("note").value = ""; $("tip-msg").hidden = true; }
   const banner = $("banner");
   banner.className = "banner " + rec.verdict; banner.dataset.id = rec.id;
