@@ -72,3 +72,20 @@ def test_thresholds_keep_validation_false_alarms_in_budget() -> None:
     thr = choose_thresholds(rows)
     alarms = sum(r["dets"][0]["score"] >= thr["drugs"] for r in rows)
     assert alarms <= 0.005 * len(rows) and thr["drugs"] > 0.9
+
+
+def test_a_gantry_package_may_clear_only_when_every_goal_is_met(tmp_path) -> None:
+    from models.manifest import load_manifest
+    from models.training.portal.card import GOALS, goals_met, write_manifest
+
+    shipped = json.loads((Path(__file__).resolve().parents[2] / "models/zoo/cpe-gantry/evaluation.json").read_text())
+    assert goals_met(shipped["figures"]) is False
+    met: dict = {}
+    for block, key, field, target, op in GOALS:
+        met.setdefault(block, {})[key] = {field: target}
+    assert goals_met(met) is True
+    del met["generator_B"]
+    assert goals_met(met) is False, "an unmeasured goal is not met"
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    write_manifest(tmp_path, {c: 0.5 for c in ("cigarettes", "drugs", "firearm", "concealment", "load_present")})
+    assert load_manifest(tmp_path).clears is False

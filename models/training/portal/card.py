@@ -27,10 +27,18 @@ GOALS = (("heldout_A", "ap50", "mean", 0.85, "≥"),
          ("generator_B", "declared_empty_unloaded_flagged", "rate", 0.01, "≤"))
 
 
-def write_manifest(package: Path, thresholds: dict[str, float], summary: dict[str, Any] | None = None) -> Path:
-    """manifest.toml as the runtime reads it (classes in the contract order, [applies])."""
+def write_manifest(package: Path, thresholds: dict[str, float], summary: dict[str, Any] | None = None,
+                   clears: bool = False) -> Path:
+    """manifest.toml as the runtime reads it (classes in the contract order, [applies]).
+
+    `clears`: whether finding nothing may clear a vehicle; only a model that met every goal on both
+    generators (goals_met) may, so a package not yet evaluated never does.
+    """
     sha = hashlib.sha256((package / "model.onnx").read_bytes()).hexdigest()
-    lines = [f'name = "{NAME}"', f'version = "{VERSION}"', f'sha256 = "{sha}"', f'description = "{DESCRIPTION}"', "",
+    trust = [] if clears else ["# Below its goals (MODEL.md): what it finds marks a vehicle suspect, but finding nothing never",
+                               "# clears one; an officer looks at every vehicle it has not flagged (reason model_cannot_clear)."]
+    lines = [f'name = "{NAME}"', f'version = "{VERSION}"', f'sha256 = "{sha}"', *trust,
+             f"clears = {str(clears).lower()}", f'description = "{DESCRIPTION}"', "",
              "[input]", 'channels = ["high", "low"]', "size = [640, 640]", 'normalisation = "attenuation"',
              "pixel_mm = 7.5", "", "[output]", 'format = "cpe-fcos-v1"', "stride = 8", ""]
     for name in CLASSES:
@@ -56,11 +64,21 @@ def _cell(f: dict | None) -> str:
     return f"{f['rate']:.3f} ({f['k']}/{f['n']}; 95 % CI {f['ci95'][0]:.3f}–{f['ci95'][1]:.3f})"
 
 
+def _met(got: float | None, target: float, op: str) -> bool | None:
+    return None if got is None else (got >= target if op == "≥" else got <= target)
+
+
+def goals_met(figures: dict) -> bool:
+    """Every goal measured and met (an unmeasured goal is not met)."""
+    return all(_met(_get(figures, block, key, field), target, op) for block, key, field, target, op in GOALS)
+
+
 def goals_table(figures: dict) -> str:
     rows = ["| goal | block | target | measured | met |", "|---|---|---|---|---|"]
     for block, key, field, target, op in GOALS:
         got = _get(figures, block, key, field)
-        ok = "n/a" if got is None else ("yes" if (got >= target if op == "≥" else got <= target) else "no")
+        met = _met(got, target, op)
+        ok = "n/a" if met is None else ("yes" if met else "no")
         shown = f"{got:.3f}" if isinstance(got, float) else "n/a"
         rows.append(f"| {key.replace('_', ' ')} ({field}) | {block} | {op} {target} | {shown} | {ok} |")
     return "\n".join(rows)
@@ -98,7 +116,7 @@ def write_card(package: Path, work: Path, thresholds: dict[str, float], figures:
                "heldout_A_clean_alarm": _get(figures, "heldout_A", "clean_vehicles_alarming", "rate"),
                "generator_B_clean_alarm": _get(figures, "generator_B", "clean_vehicles_alarming", "rate"),
                "train_steps": doc["train_steps"], "details": "evaluation.json, MODEL.md"}
-    write_manifest(package, thresholds, {k: v for k, v in summary.items() if v is not None})
+    write_manifest(package, thresholds, {k: v for k, v in summary.items() if v is not None}, goals_met(figures))
     template = (Path(__file__).parent / "MODEL_TEMPLATE.md").read_text()
     text = template.format(version=VERSION, sha=doc["sha256"], mb=doc["model_bytes"] / 1e6,
                            steps=doc["train_steps"], training=training_line({"training": history}),
