@@ -27,6 +27,7 @@ from edge.devices import Devices
 from edge.inspection import Inspector, Item
 from edge.stations import FlowParts, InspectorParts, lane
 from edge.stations.acquisition import LIVENESS_S, FailedAcquisition, current_link, plc_turns, start_line_scan
+from edge.stations.cameras import CameraWindow
 from edge.stations.identify import TagWindow
 from edge.stations.lane import Lane, LaneDecision, Way
 from edge.verdict import Reason
@@ -45,6 +46,7 @@ class GantryFlow:
     item_kind: ItemKind
     tags: TagWindow
     lane: Lane
+    cameras: CameraWindow | None = None  # plates and container codes read while the vehicle is scanned
     inspector: Inspector = field(init=False)
     belt: None = field(default=None, init=False)  # no belt for the screen to restart
     _scanning: bool = False
@@ -67,7 +69,7 @@ class GantryFlow:
     def build(cls, parts: FlowParts) -> GantryFlow:
         config = parts.config
         return cls(parts.devices, parts.inspector, parts.progress, parts.item_kind, parts.tags(),
-                   Lane(config.gantry.queue, config.station.data_dir / lane.FILE_NAME))
+                   Lane(config.gantry.queue, config.station.data_dir / lane.FILE_NAME), parts.cameras())
 
     @property
     def lane_control(self) -> GantryFlow:
@@ -91,6 +93,8 @@ class GantryFlow:
             tasks.create_task(follow_turns(self.progress, "plc", lambda: plc_turns(plc), LIVENESS_S),
                               name="plc-liveness")
             tasks.create_task(self.tags.run(), name="readers")
+            if self.cameras is not None:
+                tasks.create_task(self.cameras.run(), name="cameras")
             self._on_link(await current_link(plc))
             async for event in plc.events():
                 if isinstance(event, LinkChanged):
@@ -128,12 +132,16 @@ class GantryFlow:
         self.lane.arrived(item.id)
         self._spawn(self._admit(), "entry-light")  # red: the scanner is busy
         self.tags.start(item)
+        if self.cameras is not None:
+            self.cameras.start(item)
         await _quietly(self.plc.request_xray_permit(True))
         try:
             await self.inspector.inspect(item, await start_line_scan(self.devices, item.id))
         finally:
             self._scanning = False
             self.tags.stop(item)
+            if self.cameras is not None:
+                self.cameras.stop(item)
         await _quietly(self.plc.request_xray_permit(False))
         await self._admit()
 
