@@ -1,0 +1,77 @@
+"""E-seal reader configuration: one table per vendor family, chosen by `kind`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from drivers.rfid.config import LlrpConfig
+
+SealStateName = Literal["intact", "opened", "tampered"]
+
+
+class SimSealPlan(BaseModel):
+    """A seal in the simulated reader's range from `at_s` for `seconds`; it may record an event meanwhile."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    at_s: float = Field(ge=0)
+    seconds: float = Field(gt=0)
+    seal_id: str = Field(pattern=r"^[A-Z0-9]{4,18}$")
+    state: SealStateName = "intact"
+    battery_pct: int = Field(default=90, ge=0, le=100)
+    event_at_s: float | None = Field(default=None, ge=0, description="seconds after it came into range")
+    event_state: SealStateName = "tampered"
+    tid: str = Field(default="E2801160200074CF0858", pattern=r"^([0-9A-Fa-f]{4}){2,16}$",
+                     description="the seal tag's TID (LLRP family)")
+    epc: str = Field(default="3034257BF7194E4000001A85", pattern=r"^([0-9A-Fa-f]{4}){1,16}$")
+
+
+class SealSim(BaseModel):
+    """A simulated seal reader: how often it reports a seal in range, and its schedule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    repeat_ms: int = Field(default=200, ge=5)
+    schedule: tuple[SimSealPlan, ...] = ()
+
+
+class SerialSealConfig(BaseModel):
+    """A fixed e-seal reader on a serial line speaking drivers/seal/codec.py (ES1); `seal-serial-sim` runs its simulator."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["seal-serial", "seal-serial-sim"]
+    port: str = ""
+    baudrate: int = 9600
+    removal_after_ms: int = Field(default=1500, ge=50)
+    reconnect_delay_ms: int = Field(default=500, ge=10)
+    sim: SealSim = SealSim()
+
+    @model_validator(mode="after")
+    def _port_for_real_reader(self) -> SerialSealConfig:
+        if self.kind == "seal-serial" and not self.port:
+            raise ValueError("kind seal-serial needs port (prefer /dev/serial/by-id/...)")
+        return self
+
+
+class LlrpSealConfig(BaseModel):
+    """Seals that are UHF tags with their state in user memory (drivers/seal/memory.py), read over LLRP.
+
+    `reader` is the LLRP reader's table; it must read 16 words of user memory. With its `[sim]`
+    table, the simulated reader carries the seals of `sim.schedule`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["seal-llrp"]
+    reader: LlrpConfig
+    removal_after_ms: int = Field(default=1500, ge=50)
+    sim: SealSim = SealSim()
+
+    @model_validator(mode="after")
+    def _reads_user_memory(self) -> LlrpSealConfig:
+        if self.reader.read_user_words < 16:
+            raise ValueError(f"a seal-llrp reader needs reader.read_user_words >= 16, got {self.reader.read_user_words}")
+        return self
+
+
+SealReaderConfig = Annotated[SerialSealConfig | LlrpSealConfig, Field(discriminator="kind")]
+"""An e-seal reader's configuration, chosen by `kind`."""
