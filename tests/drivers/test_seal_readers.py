@@ -88,7 +88,7 @@ async def test_serial_unplug_drops_the_seals_and_the_reader_reopens() -> None:
 
 async def test_llrp_seal_tag_in_range_then_opened_and_a_vehicle_tag_is_not_a_seal() -> None:
     async with following(LLRP) as (reader, events):
-        assert isinstance(reader, LlrpSealReader) and reader.sim is not None
+        assert isinstance(reader, LlrpSealReader) and reader.sim is not None and reader.reader.sim is not None
         reader.reader.sim.present("300833B2DDD9014000000001", "E2801160200073F1A2B3C4D5", seconds=3)  # a vehicle tag
         reader.sim.present(SimSeal("HKEL0009999"), 3, tid="E28011602000AAAA0001", epc="3034257BF7194E4000001A85")
         await until(lambda: states(events, "HKEL0009999") == ["intact"], "the seal tag is reported intact")
@@ -101,6 +101,7 @@ async def test_llrp_seal_tag_in_range_then_opened_and_a_vehicle_tag_is_not_a_sea
 
 async def test_llrp_broken_seal_memory_is_counted_and_reading_goes_on() -> None:
     async with following(LLRP) as (reader, events):
+        assert reader.reader.sim is not None
         good = encode_memory(SealReport("HKEL0000001", "intact", 80, False, None, 0))
         reader.reader.sim.present("3034257BF7194E4000000001", "E28011602000BBBB0001", seconds=3,
                                   user=(good[:-2] + b"\x00\x00").hex())
