@@ -20,6 +20,7 @@ from central_sync.schema import ItemKind
 from drivers.plc.config import PlcConfig
 from drivers.retrofit.config import RetrofitConfig
 from drivers.rfid.config import ReaderConfig
+from drivers.seal.config import SealReaderConfig
 from drivers.xray.config import ScannerConfig
 from edge.commands import CommandsConfig
 from edge.errors import ConfigError
@@ -86,6 +87,16 @@ class DevicesSection(_Section):
     scanner: ScannerConfig | None = None
     source: RetrofitConfig | None = None
     readers: dict[str, ReaderConfig] = Field(default_factory=dict)
+    seals: dict[str, SealReaderConfig] = Field(default_factory=dict, description="e-seal readers (drivers.seal)")
+
+
+class SealsSection(_Section):
+    """Whether this lane's items are declared sealed, and which seal numbers (none: any seal), until
+    declarations arrive (issue 18); a declared seal missing, opened or tampered sends the item to manual."""
+
+    declared_sealed: bool = False
+    expected: tuple[str, ...] = Field(default=(), description="seal numbers expected on this lane's items")
+    item_kinds: tuple[ItemKind, ...] = (ItemKind.CONTAINER, ItemKind.VEHICLE)
 
 
 class StationConfig(BaseSettings):
@@ -102,6 +113,7 @@ class StationConfig(BaseSettings):
     web: WebConfig = WebConfig()
     http: HttpSection = HttpSection()
     conveyor: ConveyorSection = ConveyorSection()
+    seals: SealsSection = SealsSection()
     commands: CommandsConfig = CommandsConfig()
     log_format: Literal["json", "console"] = "json"
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from drivers.retrofit import ImageSource
     from drivers.rfid import Em4100SerialReader
     from drivers.rfid.llrp import LlrpReader
+    from drivers.seal import LlrpSealReader, SerialSealReader
     from drivers.xray import Scanner
 
 log = structlog.get_logger()
@@ -43,6 +44,7 @@ class Devices:
     scanner: Scanner | None = None
     source: ImageSource | None = None
     readers: dict[str, Em4100SerialReader | LlrpReader] = field(default_factory=dict)
+    seals: dict[str, SerialSealReader | LlrpSealReader] = field(default_factory=dict)
     not_opened: dict[str, str] = field(default_factory=dict)  # name -> why it could not be opened at start
     _states: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -72,6 +74,9 @@ class Devices:
                 states[key] = {**states[key], "rejects": dict(reader.decoder.stats.rejects)}
                 if hasattr(reader, "reconnects"):
                     states[key]["reconnects"] = reader.reconnects
+        for name, seals in self.seals.items():
+            link = {"state": "ok", "detail": ""} if seals.link_ok else {"state": "lost", "detail": seals.link_reason}
+            states[f"seal:{name}"] = {**link, "rejects": seals.rejects}
         return states
 
 
@@ -81,6 +86,7 @@ async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str,
     from drivers.plc import open_plc
     from drivers.retrofit import open_source
     from drivers.rfid import open_reader
+    from drivers.seal import open_seal_reader
     from drivers.xray import open_scanner
 
     devices = Devices()
@@ -100,6 +106,11 @@ async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str,
         if reader is not None:
             devices.readers[name] = reader
             await _follow_reader(devices, f"reader:{name}", reader)
+    for name, seal_cfg in cfg.seals.items():
+        seals = await _open(stack, devices, f"seal:{name}", open_seal_reader(seal_cfg, f"{station}/{name}"),
+                            open_timeout_s)
+        if seals is not None:
+            devices.seals[name] = seals
     return devices
 
 

@@ -53,6 +53,10 @@ class LlrpSealReader:
         return self.reader.link_ok
 
     @property
+    def link_reason(self) -> str:
+        return self.reader.link_reason
+
+    @property
     def rejects(self) -> dict[str, int]:
         """Malformed seal memories by reason."""
         return dict(self.malformed.rejects)

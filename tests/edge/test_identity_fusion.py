@@ -75,3 +75,40 @@ def test_repeated_reads_merge_keeping_the_best_confidence_and_the_latest_seal_st
                   Identity(kind="seal", value="HKEL0001234", seal=SealStatus(state="tampered", events=3))])
     assert [(i.kind, i.confidence) for i in fused] == [("plate", 0.95), ("seal", None)]
     assert fused[1].seal == SealStatus(state="tampered", events=3)
+
+
+async def test_a_rewritten_epc_read_in_the_lane_is_flagged_on_the_item_record() -> None:
+    """The LLRP simulator over TCP: the same TID with a new EPC while the vehicle is in the lane; both EPCs stay
+    on the item, each flagged, and the fused identities say which EPCs of which TID."""
+    import asyncio
+    from contextlib import AsyncExitStack
+
+    from central_sync.schema import ItemKind
+    from drivers.rfid import LlrpConfig
+    from edge.config import DevicesSection
+    from edge.devices import open_devices
+    from edge.events import EventBus
+    from edge.inspection import Item
+    from edge.stations.identify import TagWindow
+    from polling import until
+
+    tid = "E2801160200073F1A2B3C4D5"
+    cfg = DevicesSection(readers={"lane": LlrpConfig(kind="llrp", keepalive_s=0.5, removal_after_ms=100,
+                                                     sim={"read_ms": 20})})
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, cfg, "st-1")
+        window = TagWindow(devices, EventBus())
+        task = asyncio.create_task(window.run())
+        item = Item("vehicle-1", ItemKind.VEHICLE)
+        window.start(item)
+        await asyncio.sleep(0.05)
+        sim = devices.readers["lane"].sim
+        await sim.present("300833B2DDD9014000000001", tid, seconds=0.2)
+        await until(lambda: not window.binder.lanes_of, "the tag left")
+        sim.present("300833B2DDD90140000000FF", tid, seconds=0.2)
+        await until(lambda: len([i for i in item.identities if i.kind == "rfid_epc"]) == 2, "the second EPC is read")
+        task.cancel()
+    epcs = [i for i in fuse(item.identities) if i.kind == "rfid_epc"]
+    assert all(i.conflict and f"EPCs 300833B2DDD9014000000001 and 300833B2DDD90140000000FF were read from the one "
+               f"tag TID {tid}" in i.conflict for i in epcs)
+    assert "now reads EPC 300833B2DDD90140000000FF" in (epcs[1].conflict or "")
