@@ -117,3 +117,17 @@ async def test_an_intact_declared_seal_lets_the_scan_clear_and_a_missing_one_doe
     assert (intact.verdict, intact.reason) == (Verdict.CLEAR, "clear")
     assert [i.seal.state for i in intact.identities if i.seal] == ["intact"]
     assert (missing.verdict, missing.reason) == (Verdict.MANUAL, Reason.SEAL_NOT_INTACT.value)
+
+
+async def test_malformed_seal_lines_are_counted_on_the_screen_and_in_metrics_and_the_lane_goes_on() -> None:
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, DevicesSection.model_validate({"seals": {"seals": SERIAL}}), "st-1")
+        metrics = StationMetrics()
+        metrics.follow_devices(devices)
+        reader = devices.seals["seals"]
+        assert reader.sim is not None
+        await until(lambda: reader.link_ok, "the seal reader is up")
+        reader.sim.send_raw(b"$ES,1,HKEL0001234,I,87,00,0,1*FFFF\r\n")
+        await until(lambda: devices.states()["seal:seals"]["rejects"] == {"checksum": 1}, "the bad line is counted")
+        assert metrics.registry.get_sample_value("edge_seal_rejects_total", {"reader": "seals", "reason": "checksum"}) == 1
+        assert devices.states()["seal:seals"]["state"] == "ok"
