@@ -5,7 +5,7 @@ range (9600 8N1, ASCII), like an NMEA sentence:
 
     $ES,<version>,<seal id>,<state>,<battery %>,<flags>,<event time>,<event count>*<CRC>\r\n
 
-    $ES,1,HKEL0001234,I,87,00,1764763200,12*3F1C\r\n
+    $ES,1,HKEL0001234,I,87,00,1764763200,12*0DF4\r\n
 
     version      1 (a reader of version 1 rejects any other: the fields may mean something else)
     seal id      4-18 capital letters and digits, as printed on the seal

@@ -25,10 +25,14 @@ def test_crc_is_ccitt_false() -> None:
     assert crc16(b"123456789") == 0x29B1  # the catalogue check value of CRC-16/CCITT-FALSE
 
 
-def test_a_known_line() -> None:
-    line = encode_line(REPORT)
-    assert line.startswith(b"$ES,1,HKEL0001234,I,87,00,1764763200,12*") and line.endswith(b"\r\n")
-    assert parse_line(line.rstrip()) == REPORT
+def test_known_lines_and_memory_as_documented() -> None:
+    """The byte vectors of docs/e-seals.md."""
+    tampered = SealReport("HKEL0001234", "tampered", 15, True, datetime(2025, 12, 3, 12, 5, tzinfo=UTC), 13)
+    assert encode_line(REPORT) == b"$ES,1,HKEL0001234,I,87,00,1764763200,12*0DF4\r\n"
+    assert encode_line(tampered) == b"$ES,1,HKEL0001234,T,15,01,1764763500,13*36FC\r\n"
+    assert parse_line(b"$ES,1,HKEL0001234,T,15,01,1764763500,13*36FC") == tampered
+    assert encode_memory(REPORT).hex(" ", 2).upper() == ("5345 0100 5700 6930 2640 000C 484B 454C 3030 3031 3233 "
+                                                         "3400 0000 0000 0000 31E9")
 
 
 @given(report=reports, cuts=st.lists(st.integers(0, 200), max_size=6))
