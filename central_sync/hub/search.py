@@ -11,6 +11,7 @@ PostgreSQL (its default collation would not order the range that way).
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from typing import Literal
@@ -30,6 +31,11 @@ INSERT_IDENTITY = ("INSERT INTO record_identities (record_id, station, kind, val
 """Only under the station's own record (args: the row's six values, record id, station)."""
 
 
+INDEX_IDENTITY = ("INSERT INTO record_identities (record_id, station, kind, value, norm, decided_ts)"
+                  " VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING")
+"""Indexing a record already stored (a hub migrating to the index)."""
+
+
 def normalise(value: str) -> str:
     """The form identity values are indexed and searched by."""
     return _SEPARATORS.sub("", unicodedata.normalize("NFKC", value)).upper()
@@ -40,6 +46,13 @@ def identity_rows(record: InspectionRecord) -> list[tuple]:
     seen = dict.fromkeys((i.kind, i.value) for i in record.identities)
     return [(record.id, record.station, kind, value, normalise(value), record.decided_at.timestamp(), record.id,
              record.station) for kind, value in seen]
+
+
+def stored_identity_rows(record_id: str, station: str, decided_ts: float, body: str) -> list[tuple]:
+    """The INDEX_IDENTITY arguments for a record as the hub stored it (its JSON body)."""
+    idents = json.loads(body).get("identities") or []
+    seen = dict.fromkeys((str(i["kind"]), str(i["value"])) for i in idents)
+    return [(record_id, station, kind, value, normalise(value), decided_ts) for kind, value in seen]
 
 
 def identity_clause(value: str, kind: str | None = None, match: Match = "prefix") -> tuple[str, tuple]:

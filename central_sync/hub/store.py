@@ -23,7 +23,7 @@ import psycopg
 import psycopg.errors
 
 from central_sync.errors import HubStoreError
-from central_sync.hub.search import INSERT_IDENTITY
+from central_sync.hub.search import INDEX_IDENTITY, INSERT_IDENTITY, stored_identity_rows
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -207,7 +207,26 @@ class HubStore:
             for stmt in TABLES.format(blob=self.blob_type, bytewise=self.bytewise).split(";"):
                 if stmt.strip():
                     cur.execute(stmt)
+        indexed = self._has_table("record_identities")
         self.run_in_transaction(ddl)
+        if not indexed:
+            self._index_identities()
+
+    def _has_table(self, name: str) -> bool:
+        try:
+            self.query(f"SELECT 1 FROM {name} LIMIT 1")
+        except HubStoreError:
+            return False
+        return True
+
+    def _index_identities(self, page: int = 5000) -> None:
+        """Fill the identity index (search.py) from the records a hub held before it had one, page by page."""
+        after = ""
+        while rows := self.query("SELECT id, station, decided_ts, body FROM records WHERE id > ? ORDER BY id LIMIT ?",
+                                 (after, page)):
+            found = [row for rid, station, ts, body in rows for row in stored_identity_rows(rid, station, ts, body)]
+            self.run_in_transaction(lambda cur: cur.executemany(self.sql(INDEX_IDENTITY), found) if found else None)
+            after = rows[-1][0]
 
     def commit(self, writes: list[Write]) -> list[str]:
         """Write the messages in one transaction; per message "" (written), "foreign" (another station's row)

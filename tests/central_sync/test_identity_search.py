@@ -94,3 +94,12 @@ def test_prefix_search_is_answered_by_the_index_in_sqlite(tmp_path) -> None:
 def test_normalised_forms() -> None:
     assert normalise("csqu 305438-3") == "CSQU3054383" and normalise("粤Z·A123港") == "粤ZA123港"
     assert normalise("ＡＢ１２３４") == "AB1234"  # full-width, as some OCR and keyboards give
+
+
+def test_a_hub_from_before_the_index_indexes_its_records_when_it_migrates(store: HubStore) -> None:
+    ingest(store, records())
+    store.run_in_transaction(lambda cur: cur.execute("DROP TABLE record_identities"))
+    store.migrate()
+    assert found(store, "AB12") == [1, 2] and found(store, "HKEL", "seal") == [1, 3]
+    store.migrate()  # once indexed, a restart does not index again
+    assert store.query("SELECT count(*) FROM record_identities") == [(9,)]
