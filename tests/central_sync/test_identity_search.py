@@ -103,3 +103,25 @@ def test_a_hub_from_before_the_index_indexes_its_records_when_it_migrates(store:
     assert found(store, "AB12") == [1, 2] and found(store, "HKEL", "seal") == [1, 3]
     store.migrate()  # once indexed, a restart does not index again
     assert store.query("SELECT count(*) FROM record_identities") == [(9,)]
+
+
+async def test_the_hub_api_finds_inspections_by_identity(store: HubStore, tmp_path) -> None:
+    import httpx
+
+    from central_sync.hub import api_auth
+    from central_sync.hub.api import create_app
+
+    ingest(store, records())
+    token, line = api_auth.new_token("archive")
+    (tmp_path / "tokens").write_text(f"{line}\n")
+    app = create_app(store, service_tokens=api_auth.ServiceTokens.load(tmp_path / "tokens"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://hub",
+                                 headers={"Authorization": f"Bearer {token}"}) as http:
+        async def seqs(path: str, **params: str) -> list[int]:
+            r = await http.get(path, params=params)
+            assert r.status_code == 200, r.text
+            return sorted(x["record"]["seq"] for x in r.json())
+        assert await seqs("/api/inspections", q="AB12") == [1, 2]
+        assert await seqs("/api/inspections", q="AB12", match="exact") == [2]
+        assert await seqs("/api/alerts", q="HKEL", ident_kind="seal") == [1, 3]
+        assert (await http.get("/api/inspections", params={"q": "AB", "match": "substring"})).status_code == 422
