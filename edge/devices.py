@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from drivers.retrofit import ImageSource
     from drivers.rfid import Em4100SerialReader
     from drivers.rfid.llrp import LlrpReader
-    from drivers.seal import LlrpSealReader, SerialSealReader
+    from drivers.seal import LlrpSealReader, SealReaderConfig, SerialSealReader
     from drivers.xray import Scanner
 
 log = structlog.get_logger()
@@ -107,11 +107,23 @@ async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str,
             devices.readers[name] = reader
             await _follow_reader(devices, f"reader:{name}", reader)
     for name, seal_cfg in cfg.seals.items():
-        seals = await _open(stack, devices, f"seal:{name}", open_seal_reader(seal_cfg, f"{station}/{name}"),
+        seals = await _open(stack, devices, f"seal:{name}",
+                            open_seal_reader(seal_cfg, f"{station}/{name}", _shared_reader(devices, seal_cfg)),
                             open_timeout_s)
         if seals is not None:
             devices.seals[name] = seals
     return devices
+
+
+def _shared_reader(devices: Devices, cfg: SealReaderConfig) -> LlrpReader | None:
+    """The station's UHF reader a seal-llrp reader names (None: it has its own, or that reader did not open)."""
+    from drivers.rfid.llrp import LlrpReader
+    from drivers.seal import LlrpSealConfig
+
+    if isinstance(cfg, LlrpSealConfig) and isinstance(cfg.reader, str):
+        reader = devices.readers.get(cfg.reader)
+        return reader if isinstance(reader, LlrpReader) else None
+    return None
 
 
 async def _follow_reader(devices: Devices, key: str, reader: Any) -> None:

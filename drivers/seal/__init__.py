@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-from drivers.rfid.llrp import open_llrp_reader
+from drivers.errors import DriverError
+from drivers.rfid.llrp import LlrpReader, open_llrp_reader
 from drivers.seal.config import LlrpSealConfig, SealReaderConfig, SerialSealConfig
 from drivers.seal.llrp import LlrpSealReader
 from drivers.seal.serial import SerialSealReader
@@ -42,16 +43,31 @@ class SealReader(Protocol):
 
 
 @asynccontextmanager
-async def open_seal_reader(cfg: SealReaderConfig, name: str) -> AsyncIterator[SerialSealReader | LlrpSealReader]:
-    """Open the configured seal reader (or its simulator and the real adapter on it) for the block's duration."""
-    if isinstance(cfg, LlrpSealConfig):
-        async with open_llrp_reader(cfg.reader, name) as uhf, LlrpSealReader(cfg, name, uhf) as seals:
-            if uhf.sim is not None:
-                async with LlrpSealSim(cfg.sim, uhf.sim) as sim:
-                    seals.sim = sim
-                    yield seals
-                return
+async def seals_on(cfg: LlrpSealConfig, name: str, uhf: LlrpReader) -> AsyncIterator[LlrpSealReader]:
+    """The seals among an open LLRP reader's tags (and, on a simulated reader, the seals of `cfg.sim`)."""
+    async with LlrpSealReader(cfg, name, uhf) as seals:
+        if uhf.sim is None:
             yield seals
+            return
+        async with LlrpSealSim(cfg.sim, uhf.sim) as sim:
+            seals.sim = sim
+            yield seals
+
+
+@asynccontextmanager
+async def open_seal_reader(cfg: SealReaderConfig, name: str,
+                           shared: LlrpReader | None = None) -> AsyncIterator[SerialSealReader | LlrpSealReader]:
+    """Open the configured seal reader (or its simulator and the real adapter on it) for the block's duration;
+    a seal-llrp reader that names a station reader uses that one (`shared`)."""
+    if isinstance(cfg, LlrpSealConfig):
+        if isinstance(cfg.reader, str):
+            if shared is None:
+                raise DriverError(f"seal reader {name} names tag reader {cfg.reader!r}, which is not open", device=name)
+            async with seals_on(cfg, name, shared) as seals:
+                yield seals
+            return
+        async with open_llrp_reader(cfg.reader, name) as uhf, seals_on(cfg, name, uhf) as on_own:
+            yield on_own
         return
     if cfg.kind == "seal-serial":
         async with SerialSealReader(cfg, name) as reader:

@@ -53,24 +53,37 @@ class SerialSealConfig(BaseModel):
         return self
 
 
+SEAL_WORDS = 16
+"""User-memory words a reader of seal tags must read (drivers/seal/memory.py)."""
+
+
 class LlrpSealConfig(BaseModel):
     """Seals that are UHF tags with their state in user memory (drivers/seal/memory.py), read over LLRP.
 
-    `reader` is the LLRP reader's table; it must read 16 words of user memory. With its `[sim]`
-    table, the simulated reader carries the seals of `sim.schedule`.
+    `reader` is either the LLRP reader's own table, or the name of one of the station's tag readers
+    (`[devices.readers.NAME]`): a UHF reader takes one client, so the lane's reader usually reads
+    vehicle tags and seal tags alike. Either must read 16 words of user memory. With the reader's
+    `[sim]` table, the simulated reader also carries the seals of `sim.schedule`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: Literal["seal-llrp"]
-    reader: LlrpConfig
+    reader: LlrpConfig | str
     removal_after_ms: int = Field(default=1500, ge=50)
     sim: SealSim = SealSim()
 
     @model_validator(mode="after")
     def _reads_user_memory(self) -> LlrpSealConfig:
-        if self.reader.read_user_words < 16:
-            raise ValueError(f"a seal-llrp reader needs reader.read_user_words >= 16, got {self.reader.read_user_words}")
+        if isinstance(self.reader, LlrpConfig):
+            check_reads_seals(self.reader, "reader")
         return self
+
+
+def check_reads_seals(reader: LlrpConfig, where: str) -> None:
+    """ValueError unless the LLRP reader reads a seal's user memory."""
+    if reader.read_user_words < SEAL_WORDS:
+        raise ValueError(f"{where} reads seal tags and needs read_user_words >= {SEAL_WORDS}, "
+                         f"got {reader.read_user_words}")
 
 
 SealReaderConfig = Annotated[SerialSealConfig | LlrpSealConfig, Field(discriminator="kind")]

@@ -131,3 +131,32 @@ async def test_malformed_seal_lines_are_counted_on_the_screen_and_in_metrics_and
         await until(lambda: devices.states()["seal:seals"]["rejects"] == {"checksum": 1}, "the bad line is counted")
         assert metrics.registry.get_sample_value("edge_seal_rejects_total", {"reader": "seals", "reason": "checksum"}) == 1
         assert devices.states()["seal:seals"]["state"] == "ok"
+
+
+async def test_a_seal_reader_can_share_the_lanes_uhf_reader_which_reads_vehicle_and_seal_tags() -> None:
+    """One LLRP reader (one client per reader): the vehicle's tag becomes rfid_tid/rfid_epc, the seal tag a seal."""
+    raw = {"readers": {"lane": {"kind": "llrp", "keepalive_s": 0.5, "read_user_words": 16, "sim": {"read_ms": 20}}},
+           "seals": {"seals": {"kind": "seal-llrp", "reader": "lane"}}}
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, DevicesSection.model_validate(raw), "st-1")
+        window = TagWindow(devices, EventBus())
+        task = asyncio.create_task(window.run())
+        item = Item("c-9", ItemKind.CONTAINER)
+        window.start(item)
+        seals = devices.seals["seals"]
+        assert seals.sim is not None and seals.reader is devices.readers["lane"]  # type: ignore[union-attr]
+        await asyncio.sleep(0.05)
+        devices.readers["lane"].sim.present("300833B2DDD9014000000001", "E2801160200073F1A2B3C4D5", seconds=2)
+        seals.sim.present(SimSeal(SEAL), 2, tid="E28011602000AAAA0001", epc="3034257BF7194E4000001A85")
+        await until(lambda: {"seal", "rfid_tid"} <= {i.kind for i in item.identities}, "vehicle tag and seal read")
+        task.cancel()
+    assert devices.readers["lane"].sim.connections == 1
+
+
+def test_a_seal_reader_naming_a_reader_that_cannot_read_seals_is_a_config_error() -> None:
+    from pydantic import ValidationError
+
+    for readers, words in (({}, "not an LLRP reader"),
+                           ({"lane": {"kind": "llrp", "host": "10.0.0.9"}}, "read_user_words >= 16")):
+        with pytest.raises(ValidationError, match=words):
+            DevicesSection.model_validate({"readers": readers, "seals": {"s": {"kind": "seal-llrp", "reader": "lane"}}})
