@@ -8,7 +8,6 @@ is ignored; a seal's memory that breaks the layout is counted and logged, and re
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Self
 
@@ -67,15 +66,21 @@ class LlrpSealReader:
             yield event
 
     async def _run(self) -> None:
-        reads = self.reader.reads()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._follow_reads(), name=f"seal-{self.name}-reads")
+            tasks.create_task(self._sweep(), name=f"seal-{self.name}-removal")
+
+    async def _follow_reads(self) -> None:
+        async for read in self.reader.reads():
+            self.read(read)
+
+    async def _sweep(self) -> None:
+        """Seals not heard for the removal time leave (a subscription is never cut by a time limit: that
+        would end it)."""
         loop = asyncio.get_running_loop()
         while True:
-            read = None
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout_at(self.board.next_removal()):
-                    read = await anext(reads)
-            if read is not None:
-                self.read(read)
+            due = self.board.next_removal()
+            await asyncio.sleep(self.board.removal_s if due is None else max(0.0, due - loop.time()))
             self._emit(self.board.silent(loop.time()))
 
     def read(self, read: UhfRead) -> None:

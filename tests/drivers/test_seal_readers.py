@@ -97,6 +97,9 @@ async def test_llrp_seal_tag_in_range_then_opened_and_a_vehicle_tag_is_not_a_sea
         await until(lambda: states(events, "HKEL0009999") == ["intact", "opened"], "the opening is reported")
         assert {e.report.seal_id for e in events if isinstance(e, SealSeen)} == {"HKEL0009999"}
         assert reader.rejects == {}
+        await until(lambda: any(isinstance(e, SealGone) for e in events), "the seal leaves after silence", timeout=60)
+        reader.sim.present(SimSeal("HKEL0008888"), 0.5, tid="E28011602000AAAA0002", epc="3034257BF7194E4000001A86")
+        await until(lambda: states(events, "HKEL0008888") == ["intact"], "a later seal is still read")
 
 
 async def test_llrp_broken_seal_memory_is_counted_and_reading_goes_on() -> None:
