@@ -48,6 +48,7 @@ class TagWindow:
         self._open[item.id] = item
         for identities in self._present.values():
             _add(item, identities)
+            item.seal_events += [_seal_event(i, i.seal) for i in identities if i.seal is not None]
 
     def stop(self, item: Item) -> None:
         self._open.pop(item.id, None)
@@ -70,13 +71,12 @@ class TagWindow:
 
     def _seal_seen(self, reader_name: str, report: SealReport) -> None:
         """A seal in range, or its new state: an identity of every open item, and one of its seal events."""
+        status = SealStatus(state=report.state, battery_low=report.battery_low, battery_pct=report.battery_pct,
+                            last_event_at=report.last_event_at, events=report.events)
         identity = Identity(kind="seal", value=report.seal_id, source=reader_name, read_at=datetime.now(UTC),
-                            seal=SealStatus(state=report.state, battery_low=report.battery_low,
-                                            battery_pct=report.battery_pct, last_event_at=report.last_event_at,
-                                            events=report.events))
+                            seal=status)
         self._present[(f"seal:{reader_name}", report.seal_id)] = [identity]
-        event = SealEventOut(seal_id=report.seal_id, state=report.state, at=identity.read_at or datetime.now(UTC),
-                             reader=reader_name, events=report.events)
+        event = _seal_event(identity, status)
         for item in self._open.values():
             item.identities.append(identity)
             item.seal_events.append(event)
@@ -130,6 +130,12 @@ class TagWindow:
             self.events.publish("rfid_flag", {"flag": flag.kind, "tid": flag.tid, "detail": flag.detail,
                                               "reader": reader_name})
         return flags
+
+
+def _seal_event(seal: Identity, status: SealStatus) -> SealEventOut:
+    """A seal identity's report as one of the item's seal events (a seal in range when the item opened, or a change)."""
+    return SealEventOut(seal_id=seal.value, state=status.state, at=seal.read_at or datetime.now(UTC),
+                        reader=seal.source, events=status.events)
 
 
 def _detail(flags: list[BindingFlag], kind: str) -> str | None:

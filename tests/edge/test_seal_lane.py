@@ -160,3 +160,20 @@ def test_a_seal_reader_naming_a_reader_that_cannot_read_seals_is_a_config_error(
                            ({"lane": {"kind": "llrp", "host": "10.0.0.9"}}, "read_user_words >= 16")):
         with pytest.raises(ValidationError, match=words):
             DevicesSection.model_validate({"readers": readers, "seals": {"s": {"kind": "seal-llrp", "reader": "lane"}}})
+
+
+async def test_a_seal_in_range_before_the_container_enters_joins_it_with_its_state_as_an_event() -> None:
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, DevicesSection.model_validate({"seals": {"seals": SERIAL}}), "st-1")
+        window = TagWindow(devices, EventBus())
+        task = asyncio.create_task(window.run())
+        sim = devices.seals["seals"].sim
+        assert sim is not None
+        await asyncio.sleep(0.05)
+        sim.present(SimSeal(SEAL), 5)
+        await until(lambda: window._present, "the seal is in range")
+        item = Item("c-10", ItemKind.CONTAINER)
+        window.start(item)
+        task.cancel()
+    assert [(i.kind, i.value) for i in item.identities] == [("seal", SEAL)]
+    assert [(e.seal_id, e.state, e.reader) for e in item.seal_events] == [(SEAL, "intact", "seals")]
