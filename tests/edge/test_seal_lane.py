@@ -177,3 +177,22 @@ async def test_a_seal_in_range_before_the_container_enters_joins_it_with_its_sta
         task.cancel()
     assert [(i.kind, i.value) for i in item.identities] == [("seal", SEAL)]
     assert [(e.seal_id, e.state, e.reader) for e in item.seal_events] == [(SEAL, "intact", "seals")]
+
+
+async def test_the_twin_serves_a_serial_seal_reader_where_the_config_expects_it(tmp_path: Any) -> None:
+    from drivers.seal import open_seal_reader
+    from drivers.seal.config import SerialSealConfig
+    from edge.config import load_config
+    from edge.twin import serve_twin
+    from test_twin import ROOT, _config
+
+    config = load_config(_config(tmp_path, tmp_path))
+    port = str(tmp_path / "dev" / "serial" / "by-id" / "usb-ESeal-if00")
+    real = SerialSealConfig(kind="seal-serial", port=port, removal_after_ms=400, sim={"repeat_ms": 30, "schedule": [
+        {"at_s": 0.1, "seconds": 30, "seal_id": SEAL}]})
+    devices = config.devices.model_copy(update={"plc": None, "scanner": None, "readers": {}, "seals": {"seals": real}})
+    async with AsyncExitStack() as stack:
+        served = await serve_twin(config.model_copy(update={"devices": devices}), stack, ROOT / "examples" / "scans")
+        assert served == [f"e-seal reader 'seals' on {port}"]
+        async with open_seal_reader(real, "seals") as reader:
+            await until(lambda: SEAL in reader.board.present, "the station reads the twin's seal")  # type: ignore[union-attr]
