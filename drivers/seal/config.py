@@ -22,9 +22,9 @@ class SimSealPlan(BaseModel):
     battery_pct: int = Field(default=90, ge=0, le=100)
     event_at_s: float | None = Field(default=None, ge=0, description="seconds after it came into range")
     event_state: SealStateName = "tampered"
-    tid: str = Field(default="E2801160200074CF0858", pattern=r"^([0-9A-Fa-f]{4}){2,16}$",
-                     description="the seal tag's TID (LLRP family)")
-    epc: str = Field(default="3034257BF7194E4000001A85", pattern=r"^([0-9A-Fa-f]{4}){1,16}$")
+    tid: str | None = Field(default=None, pattern=r"^([0-9A-Fa-f]{4}){2,16}$",
+                            description="the seal tag's TID (LLRP family); default: made from the seal number")
+    epc: str | None = Field(default=None, pattern=r"^([0-9A-Fa-f]{4}){1,16}$")
 
 
 class SealSim(BaseModel):

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from pydantic import TypeAdapter
 
 from drivers.seal import SealGone, SealReaderConfig, SealSeen, open_seal_reader
@@ -114,8 +115,11 @@ async def test_llrp_broken_seal_memory_is_counted_and_reading_goes_on() -> None:
         assert reader.reader.link_ok
 
 
-async def test_the_scheduled_simulator_plays_a_tamper_event() -> None:
-    raw = {**SERIAL, "sim": {"repeat_ms": 40, "schedule": [
-        {"at_s": 0.1, "seconds": 1.5, "seal_id": "HKEL0004321", "event_at_s": 0.4, "event_state": "tampered"}]}}
+@pytest.mark.parametrize("base", [SERIAL, LLRP], ids=["serial-pty", "llrp-tcp"])
+async def test_the_scheduled_simulator_plays_two_seals_and_a_tamper_event(base: dict[str, Any]) -> None:
+    raw = {**base, "sim": {"repeat_ms": 40, "schedule": [
+        {"at_s": 0.1, "seconds": 1.5, "seal_id": "HKEL0004321", "event_at_s": 0.4, "event_state": "tampered"},
+        {"at_s": 0.1, "seconds": 1.5, "seal_id": "HKEL0004322"}]}}
     async with following(raw) as (_, events):
         await until(lambda: states(events, "HKEL0004321") == ["intact", "tampered"], "the schedule's tamper event")
+        assert states(events, "HKEL0004322") == ["intact"]
