@@ -33,6 +33,14 @@ class SealSim(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     repeat_ms: int = Field(default=200, ge=5)
     schedule: tuple[SimSealPlan, ...] = ()
+    repeat_s: float | None = Field(default=None, gt=0, description="the schedule starts again every repeat_s")
+
+    @model_validator(mode="after")
+    def _repeat_covers_schedule(self) -> SealSim:
+        end = max((p.at_s + p.seconds for p in self.schedule), default=0.0)
+        if self.repeat_s is not None and self.repeat_s < end:
+            raise ValueError(f"sim repeat_s {self.repeat_s} is shorter than the schedule, which ends at {end} s")
+        return self
 
 
 class SerialSealConfig(BaseModel):

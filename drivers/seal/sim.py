@@ -37,8 +37,19 @@ class _SealSimBase:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start_schedule(self) -> None:
-        for plan in self.cfg.schedule:
-            self._spawn(self._play(plan))
+        if self.cfg.schedule:
+            self._spawn(self._run_schedule())
+
+    async def _run_schedule(self) -> None:
+        """The configured seals come and go; the whole schedule again every `repeat_s` when set."""
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            for plan in self.cfg.schedule:
+                self._spawn(self._play(plan))
+            if self.cfg.repeat_s is None:
+                return
+            await asyncio.sleep(start + self.cfg.repeat_s - loop.time())
 
     async def stop(self) -> None:
         for t in list(self._tasks):

@@ -119,7 +119,8 @@ async def test_llrp_broken_seal_memory_is_counted_and_reading_goes_on() -> None:
 async def test_the_scheduled_simulator_plays_two_seals_and_a_tamper_event(base: dict[str, Any]) -> None:
     raw = {**base, "sim": {"repeat_ms": 40, "schedule": [
         {"at_s": 0.1, "seconds": 1.5, "seal_id": "HKEL0004321", "event_at_s": 0.4, "event_state": "tampered"},
-        {"at_s": 0.1, "seconds": 1.5, "seal_id": "HKEL0004322"}]}}
+        {"at_s": 0.1, "seconds": 0.8, "seal_id": "HKEL0004322"}], "repeat_s": 2.5}}
     async with following(raw) as (_, events):
         await until(lambda: states(events, "HKEL0004321") == ["intact", "tampered"], "the schedule's tamper event")
         assert states(events, "HKEL0004322") == ["intact"]
+        await until(lambda: states(events, "HKEL0004322") == ["intact", "intact"], "the schedule again", timeout=60)
