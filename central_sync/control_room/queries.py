@@ -19,10 +19,11 @@ STATES = ("open", "unacknowledged", "acknowledged", "assigned", "escalated", "re
 
 def search_alerts(store: HubStore, station: str | None = None, q: str | None = None, ident_kind: str | None = None,
                   since: datetime | None = None, until: datetime | None = None, verdict: str | None = None,
-                  state: str | None = None, limit: int = 100, match: Match = "prefix") -> list[dict]:
-    """Alerts newest first; `q` matches an identity value (of `ident_kind` when given) exactly or as a prefix,
-    through the hub's identity index (central_sync.hub.search)."""
-    clauses: list[str] = ["is_alert = 1"]
+                  state: str | None = None, limit: int = 100, match: Match = "prefix",
+                  alerts_only: bool = True) -> list[dict]:
+    """Alerts (or, not `alerts_only`, every inspection) newest first; `q` matches an identity value (of
+    `ident_kind` when given) exactly or as a prefix, through the hub's identity index (central_sync.hub.search)."""
+    clauses: list[str] = ["is_alert = 1"] if alerts_only else ["1 = 1"]
     args: list[object] = []
     for value, clause, arg in ((station, "station = ?", station), (verdict, "verdict = ?", verdict),
                                (since, "decided_ts >= ?", since and since.timestamp()),

@@ -168,8 +168,9 @@ def build_router(room: ControlRoom) -> APIRouter:
     def alerts(station: str | None = None, q: str | None = None, ident_kind: str | None = None,
                since: datetime | None = None, until: datetime | None = None, verdict: str | None = None,
                state: str | None = None, limit: int = Query(100, ge=1, le=1000), match: Match = "prefix",
-               user: auth.User = Depends(need("view"))) -> list[dict]:
-        return queries.search_alerts(store, station, q, ident_kind, since, until, verdict, state, limit, match)
+               scope: Literal["alerts", "all"] = "alerts", user: auth.User = Depends(need("view"))) -> list[dict]:
+        return queries.search_alerts(store, station, q, ident_kind, since, until, verdict, state, limit, match,
+                                     alerts_only=scope == "alerts")
 
     def alert_or_404(record_id: str) -> dict:
         view = queries.one_alert(store, record_id)

@@ -1,5 +1,6 @@
 """The control room's identity search in headless Chromium: records carrying plates, a container code, UHF
-tags and a tampered seal reach the hub through its real ingest; the officer searches by prefix and exactly,
+tags and a tampered seal reach the hub through its real ingest; the officer searches alerts or every
+inspection, by prefix and exactly,
 by kind, and sees each identity with its kind, a seal's state and a conflict marked."""
 
 from __future__ import annotations
@@ -28,16 +29,20 @@ IDENTS = {
                  conflict="EPCs 300833B2DDD9014000000001 and 300833B2DDD90140000000FF were read from the one tag TID "
                           "E2801160200073F1A2B3C4D5")],
     3: [Identity(kind="container", value="MSCU1234566")],
+    4: [Identity(kind="plate", value="ZZ9999")],  # a clear inspection: no alert
 }
 
 
 def seed(store) -> dict[int, str]:
     now = datetime.now(UTC)
-    recs = [make_record("gate-1", n, Verdict.SUSPECT if n != 1 else Verdict.MANUAL).model_copy(update={
-        "identities": IDENTS[n], "decided_at": now - timedelta(minutes=n), "reason": "seal_not_intact" if n == 1
-        else "detection"}) for n in IDENTS]
+    verdicts = {1: (Verdict.MANUAL, "seal_not_intact"), 4: (Verdict.CLEAR, "clear")}
+    recs = [make_record("gate-1", n).model_copy(update={
+        "identities": IDENTS[n], "decided_at": now - timedelta(minutes=n),
+        "verdict": verdicts.get(n, (Verdict.SUSPECT,))[0], "reason": verdicts.get(n, (0, "detection"))[1]})
+        for n in IDENTS]
+    topic = lambda r: "inspection" if r.verdict == Verdict.CLEAR else "alert"  # noqa: E731
     Ingestor(store, "hub-t", lambda *a: None).handle(
-        [(p.topic(r.station, "alert"), p.encode_envelope(r.station, "alert", n, r.seq, r.id, r.to_json().encode(), 0.0))
+        [(p.topic(r.station, topic(r)), p.encode_envelope(r.station, topic(r), n, r.seq, r.id, r.to_json().encode(), 0.0))
          for n, r in enumerate(recs, 1)])
     return {r.seq: r.id for r in recs}
 
@@ -59,8 +64,10 @@ async def test_search_by_identity_prefix_exact_and_kind(tmp_path) -> None:
             await page.click("#nav button[data-view=alerts]")
             cards = page.locator("article.alert")
 
-            async def search(q: str, expected: list[int], kind: str = "", match: str = "prefix") -> None:
+            async def search(q: str, expected: list[int], kind: str = "", match: str = "prefix",
+                             everything: bool = False) -> None:
                 """Search, then wait until exactly the expected records are listed."""
+                await page.set_checked("#filters input[name=scope]", everything)
                 await page.fill("#filters input[name=q]", q)
                 await page.select_option("#filters select[name=ident_kind]", kind)
                 await page.select_option("#filters select[name=match]", match)
@@ -77,6 +84,8 @@ async def test_search_by_identity_prefix_exact_and_kind(tmp_path) -> None:
             await search("HKEL", [], "plate")
             await search("E28011602000", [2], "rfid_tid")
             await search("MSCU1234566", [3], "container", "exact")
+            await search("ZZ99", [])
+            await search("ZZ99", [4], everything=True)
 
             await search("CSQU", [1])
             card = page.locator(f'article[data-id="{ids[1]}"]')
