@@ -1,7 +1,7 @@
 """The control room's identity search in headless Chromium: records carrying plates, a container code, UHF
 tags and a tampered seal reach the hub through its real ingest; the officer searches alerts or every
-inspection, by prefix and exactly,
-by kind, and sees each identity with its kind, a seal's state and a conflict marked."""
+inspection, by prefix and exactly, by kind, and sees each identity with its kind, a seal's state and a
+conflict marked."""
 
 from __future__ import annotations
 
