@@ -52,6 +52,6 @@ def test_real_example_uses_real_devices_stable_ports_and_a_secured_broker(statio
 
 
 def _devices(devices: dict) -> list[dict]:
-    """The device sections (readers are one level deeper)."""
-    flat = [dev for name, dev in devices.items() if name != "readers"]
-    return flat + list(devices.get("readers", {}).values())
+    """The device sections (readers and seal readers are one level deeper)."""
+    flat = [dev for name, dev in devices.items() if name not in ("readers", "seals")]
+    return flat + list(devices.get("readers", {}).values()) + list(devices.get("seals", {}).values())
