@@ -66,6 +66,21 @@ def test_exact_and_prefix_over_every_kind(store: HubStore) -> None:
     assert found(store, "ZZZ") == [] and found(store, "%") == [] and found(store, "_B") == []
 
 
+def test_the_seal_state_and_events_reach_the_hub_with_the_record(store: HubStore) -> None:
+    from datetime import UTC, datetime
+
+    from central_sync.schema import SealEventOut
+
+    at = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    events = [SealEventOut(seal_id="HKEL0001234", state="intact", at=at, reader="eseal", events=2),
+              SealEventOut(seal_id="HKEL0001234", state="tampered", at=at, reader="eseal", events=3)]
+    rec = records(1)[0].model_copy(update={"seal_events": events})
+    ingest(store, [rec])
+    body = InspectionRecord.model_validate_json(store.records("WHERE id = ?", (rec.id,), 1, 0)[0][0])
+    assert body.seal_events == events
+    assert [i.seal for i in body.identities if i.kind == "seal"] == [SealStatus(state="tampered")]
+
+
 def test_a_record_sent_twice_is_indexed_once_and_another_station_cannot_add_to_it(store: HubStore) -> None:
     recs = records(1)
     ingest(store, recs)
