@@ -44,7 +44,8 @@ class SealSim(BaseModel):
 
 
 class SerialSealConfig(BaseModel):
-    """A fixed e-seal reader on a serial line speaking drivers/seal/codec.py (ES1); `seal-serial-sim` runs its simulator."""
+    """A fixed e-seal reader on a serial line speaking ES1 (drivers/seal/codec.py); `seal-serial-sim` runs its
+    simulator."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: Literal["seal-serial", "seal-serial-sim"]

@@ -56,11 +56,13 @@ class _SealSimBase:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def present(self, seal: SimSeal, seconds: float, tid: str | None = None, epc: str | None = None) -> asyncio.Task[None]:
+    def present(self, seal: SimSeal, seconds: float, tid: str | None = None,
+                epc: str | None = None) -> asyncio.Task[None]:
         """A seal in range for `seconds`; a seal tag's TID and EPC default to ones made from its number."""
         self.seals[seal.seal_id] = seal
         digest = hashlib.sha256(seal.seal_id.encode()).hexdigest().upper()
-        return self._spawn(self._in_range(seal, seconds, tid or "E2801170" + digest[:16], epc or "3034" + digest[16:36]))
+        tid, epc = tid or "E2801170" + digest[:16], epc or "3034" + digest[16:36]
+        return self._spawn(self._in_range(seal, seconds, tid, epc))
 
     def event(self, seal_id: str, state: SealState) -> None:
         """The seal records an event now (opened, tampered, resealed)."""
