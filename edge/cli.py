@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="simulated checkpoint: broker, hub and three stations")
     demo.add_argument("--base-port", type=int, default=8080)
     demo.add_argument("--data-dir", type=Path, default=Path("var/demo"))
+    demo.add_argument("--no-demo-officer", dest="demo_officer", action="store_false",
+                      help="leave the gantry's waiting vehicles to a person at its screen")
     demo.set_defaults(handler=_demo)
 
     diag = sub.add_parser("diag", add_help=False, help="technician diagnostics (edge diag --help)")
@@ -176,7 +178,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     configure_logging("console")
     try:
-        asyncio.run(run_demo(args.base_port, args.data_dir))
+        asyncio.run(run_demo(args.base_port, args.data_dir, args.demo_officer))
     except KeyboardInterrupt:
         pass
     return 0

@@ -77,6 +77,14 @@ class ConveyorSection(_Section):
         return self
 
 
+class GantrySection(_Section):
+    """The gantry lane: how many vehicles may stand between the scanner and the barrier."""
+
+    queue: int = Field(1, ge=1, le=10, description="vehicles between scanner and barrier; when that many are in"
+                       " the lane (the first waiting for an officer), the entry light stays red and nothing is"
+                       " scanned; 1 scans the next vehicle only once the last has left")
+
+
 class HttpSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -126,6 +134,7 @@ class StationConfig(BaseSettings):
     web: WebConfig = WebConfig()
     http: HttpSection = HttpSection()
     conveyor: ConveyorSection = ConveyorSection()
+    gantry: GantrySection = GantrySection()
     seals: SealsSection = SealsSection()
     commands: CommandsConfig = CommandsConfig()
     log_format: Literal["json", "console"] = "json"

@@ -12,6 +12,8 @@ from edge.store import StoreWriter
 if TYPE_CHECKING:
     from edge.config import StationConfig
     from edge.stations.conveyor import BeltRestart
+    from edge.stations.lane import LaneDecision
+    from edge.stations.lane import Way
 
 
 class BeltControl(Protocol):
@@ -22,6 +24,14 @@ class BeltControl(Protocol):
     async def restart_belt(self, actor: str) -> BeltRestart: ...
 
 
+class LaneControl(Protocol):
+    """A gantry lane as the screen drives it: the vehicles in it and an officer's decision on one."""
+
+    def lane_status(self) -> dict[str, object]: ...
+
+    async def decide_vehicle(self, record_id: str, way: Way, actor: str) -> LaneDecision: ...
+
+
 @dataclass
 class StationContext:
     """The running station as the web app sees it.
@@ -29,6 +39,7 @@ class StationContext:
     `health()` returns a JSON-able dict: {"devices": {name: {"state": "ok"|"degraded"|"lost",
     "detail": str}}, "model": {...}, "sync": {...backlog figures...}, "budget_misses": int,
     "alarms": [[code, message], ...]}. `belt` is the conveyor's belt (None for other kinds);
+    `lane_control` the gantry's lane of vehicles waiting at the barrier (None for other kinds);
     `panels` names what the kind's screen shows (edge.stations.kinds); `stopping` is the daemon's
     stop, so that live streams end and the server can shut down while a screen is connected.
     """
@@ -42,5 +53,6 @@ class StationContext:
     health: Callable[[], dict[str, Any]]
     settings: StationConfig | None = None
     belt: BeltControl | None = None
+    lane_control: LaneControl | None = None
     panels: tuple[str, ...] = ()
     stopping: asyncio.Event | None = None

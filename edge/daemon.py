@@ -128,7 +128,8 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         screen_stop = asyncio.Event()  # this station's screen only: a failed station must not stop the others
         ctx = StationContext(st.id, st.kind, st.lane, st.budget_ms, store, events,
                              health=lambda: _health(engine, devices, publisher, metrics, snapshot, shadow),
-                             settings=config, belt=flow.belt, panels=kind.panels, stopping=screen_stop)
+                             settings=config, belt=flow.belt, lane_control=flow.lane_control, panels=kind.panels,
+                             stopping=screen_stop)
         server, tip = _web_server(config, ctx, metrics)
         listener = stack.enter_context(_listen(config.http.host, config.http.port))
         await _open_command_receiver(stack, config, store, engine, tip)

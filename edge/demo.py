@@ -4,6 +4,12 @@ A Mosquitto broker on a free port, the hub, and the three example stations (gant
 retrofit X-ray) in one station process sharing one inference pool, all against simulated
 hardware. The configs actually run are written under the demo's data directory, so that what
 runs can be read and copied.
+
+The gantry's scanner streams a pool of generated vehicle and container scans (GANTRY_POOL of them,
+SUSPECT_SHARE suspects) rendered into its data dir at the first start: the first few before the
+stations start, the rest in the background while it runs (the simulated scanner picks each up).
+Nobody sits at the gantry's screen, so the demo officer (edge.demo_officer) decides the vehicles
+waiting at its barrier, under its own name; `--no-demo-officer` leaves them to you.
 """
 
 from __future__ import annotations
@@ -18,8 +24,12 @@ import sys
 import tomllib
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
+
+if TYPE_CHECKING:
+    from models.scan import Scan
 
 log = structlog.get_logger()
 
@@ -30,6 +40,10 @@ CONTROL_ROOM_PASSWORD = "demo-password"
 DEMO_USERS = (("1A2B3C4D5E", "Officer Chan", "officer", "1234"),
               ("0F0E0D0C0B", "Supervisor Wong", "supervisor", "4321"),
               ("5A5B5C5D5E", "Technician Lee", "technician", "5678"))
+GANTRY_POOL = 30  # generated scans the gantry's scanner streams in turn
+GANTRY_POOL_FIRST = 3  # rendered before the stations start; the rest in the background
+SUSPECT_SHARE = 0.1
+POOL_SEED = 160_000
 
 
 def free_port() -> int:
@@ -56,8 +70,10 @@ def write_broker_config(root: Path, port: int) -> Path:
     return conf
 
 
-def write_station_configs(root: Path, base_port: int, broker_port: int) -> list[Path]:
-    """Copy the examples with the demo's data dirs and ports; returns the written paths."""
+def write_station_configs(root: Path, base_port: int, broker_port: int,
+                          vehicle_scans: Path | None = None) -> list[Path]:
+    """Copy the examples with the demo's data dirs and ports; returns the written paths. With
+    `vehicle_scans` (a folder) the gantry's scanner streams the scans in it, and those added later."""
     import tomli_w
 
     paths = []
@@ -68,6 +84,8 @@ def write_station_configs(root: Path, base_port: int, broker_port: int) -> list[
         source = data.get("devices", {}).get("source")
         if source and "folder" in source:
             source["folder"] = str(root / station_id / "drop")
+        if name == "gantry" and vehicle_scans is not None:
+            data["devices"]["scanner"]["sim"].update(scan_dir=str(vehicle_scans), watch=True)
         data.setdefault("http", {})["port"] = base_port + i
         data.setdefault("sync", {})["port"] = broker_port
         data["log_format"] = "console"
@@ -112,6 +130,8 @@ def _control_room(root: Path) -> None:
 
 
 def add_demo_users(configs: list[Path]) -> None:
+    """The demo's people on every station, and the demo officer on the gantry."""
+    from edge import demo_officer
     from edge.config import load_config
     from edge.store import Store
     from edge.auth import add_user
@@ -121,13 +141,49 @@ def add_demo_users(configs: list[Path]) -> None:
         with Store(config.station.data_dir, station=config.station.id) as store:
             for badge, name, role, pin in DEMO_USERS:
                 add_user(store, badge, name, role, pin)
+            if config.station.kind == "gantry":
+                add_user(store, demo_officer.BADGE, demo_officer.NAME, demo_officer.ROLE, demo_officer.PIN)
 
 
-async def run_demo(base_port: int, data_dir: Path) -> None:
+def gantry_pixel_mm() -> float:
+    """The demo gantry's detector pitch: examples/gantry.toml [devices.scanner] pixel_mm (its scans are made so)."""
+    return float(tomllib.loads((EXAMPLES / "gantry.toml").read_text())["devices"]["scanner"]["pixel_mm"])
+
+
+def portal_scan(seed: int, suspect: bool, pixel_mm: float) -> Scan:
+    """One vehicle or container scan from the training generator (generator A), with contraband or without."""
+    from models.training.portal import PortalSpec, portal_scan as render
+
+    return render(seed, PortalSpec(suspect_share=SUSPECT_SHARE, suspect=suspect, pixel_mm=pixel_mm))
+
+
+def is_suspect_slot(index: int) -> bool:
+    """Pool places holding a suspect: one in every 1/SUSPECT_SHARE, in the middle of its stretch (5, 15, 25...)."""
+    period = round(1 / SUSPECT_SHARE)
+    return index % period == period // 2
+
+
+def render_vehicle_pool(folder: Path, count: int) -> None:
+    """Fill the folder up to `count` scans, SUSPECT_SHARE of them suspects, each written elsewhere and
+    renamed, so that the watching scanner never reads half a file; the scanner streams them in name order."""
+    from models.scan import save_scan
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pixel_mm = gantry_pixel_mm()
+    for index in range(len(list(folder.glob("portal_*.npz"))), count):
+        suspect = is_suspect_slot(index)
+        path = folder / f"portal_{index:03d}_{'suspect' if suspect else 'clean'}.npz"
+        save_scan(portal_scan(POOL_SEED + index, suspect, pixel_mm), path.with_suffix(".part"))
+        path.with_suffix(".part").replace(path)
+
+
+async def run_demo(base_port: int, data_dir: Path, demo_officer: bool = True) -> None:
     root = data_dir.resolve()
     root.mkdir(parents=True, exist_ok=True)
     broker_port = free_port()
-    configs = write_station_configs(root, base_port, broker_port)
+    pool = root / "gantry-01" / "scans"
+    await asyncio.to_thread(render_vehicle_pool, pool, GANTRY_POOL_FIRST)
+    configs = write_station_configs(root, base_port, broker_port, pool)
     _tip_library(root / "tip-library")
     _control_room(root)
     add_demo_users(configs)
@@ -142,7 +198,14 @@ async def run_demo(base_port: int, data_dir: Path) -> None:
         stations = await _spawn(stack, "stations", str(bin_dir / "edge"), "run",
                                 *[arg for path in configs for arg in ("--config", str(path))])
         await _wait_port(base_port + len(STATIONS), timeout_s=120)
-        _print_urls(base_port, broker_port, root)
+        _print_urls(base_port, broker_port, root, demo_officer)
+        background = [asyncio.create_task(asyncio.to_thread(render_vehicle_pool, pool, GANTRY_POOL), name="pool")]
+        if demo_officer:
+            from edge.demo_officer import DemoOfficer
+
+            gantry_port = base_port + 1 + STATIONS.index("gantry")
+            background.append(asyncio.create_task(DemoOfficer(f"http://127.0.0.1:{gantry_port}").run(),
+                                                  name="demo-officer"))
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
@@ -150,7 +213,7 @@ async def run_demo(base_port: int, data_dir: Path) -> None:
                                                                      ("stations", stations))]
         waits.append(asyncio.create_task(stop.wait(), name="stop"))
         done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
+        for task in [*pending, *background]:
             task.cancel()
         for task in done:
             if task.get_name() != "stop":
@@ -158,13 +221,15 @@ async def run_demo(base_port: int, data_dir: Path) -> None:
                       file=sys.stderr)
 
 
-def _print_urls(base_port: int, broker_port: int, root: Path) -> None:
+def _print_urls(base_port: int, broker_port: int, root: Path, demo_officer: bool) -> None:
     lines = [f"  control room    http://127.0.0.1:{base_port}/   (operator, supervisor or admin;"
              f" password {CONTROL_ROOM_PASSWORD})"]
     lines += [f"  {name:<15} http://127.0.0.1:{base_port + i}/" for i, name in enumerate(STATIONS, start=1)]
     users = "\n".join(f"  {role:<11} badge {badge}  PIN {pin}" for badge, _, role, pin in DEMO_USERS)
+    robot = ("The DEMO OFFICER (automatic, badge DE30DE30) decides the gantry's waiting vehicles after 20-30 s"
+             " (--no-demo-officer: you do).\n" if demo_officer else "")
     print(f"\nCheckpoint Edge demo is running (broker 127.0.0.1:{broker_port}, data in {root}).\n"
-          + "\n".join(lines) + f"\nSign in on a station screen with:\n{users}\nCtrl-C stops everything.\n",
+          + "\n".join(lines) + f"\nSign in on a station screen with:\n{users}\n{robot}Ctrl-C stops everything.\n",
           flush=True)
 
 

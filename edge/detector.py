@@ -114,7 +114,7 @@ class _Stream:
             self._judge(scan)
             if self._strips is None:
                 raise StationFault(Reason.SCAN_INCOMPLETE, "the scan delivered no lines")
-            return await self._strips.finish_async(deadline=deadline)
+            return _unless_it_cannot_clear(self.engine.detector, await self._strips.finish_async(deadline=deadline))
         except DeadlineUnreachable as exc:
             raise StationFault(Reason.DEADLINE_UNREACHABLE, str(exc)) from exc
         except PoolOverloaded as exc:
@@ -140,6 +140,15 @@ class _Stream:
     async def aclose(self) -> None:
         if self._strips is not None:
             await self._strips.aclose()
+
+
+def _unless_it_cannot_clear(detector: Detector | None, detections: list[Detection]) -> list[Detection]:
+    """The detections; a model that may not clear (manifest `clears = false`) finding nothing sends the item to manual."""
+    if not detections and detector is not None and not detector.manifest.clears:
+        m = detector.manifest
+        raise StationFault(Reason.MODEL_CANNOT_CLEAR, f"{m.name} {m.version} found nothing, but it is not trusted to "
+                                                      f"clear a scan (manifest clears = false): an officer looks at it")
+    return detections
 
 
 def held_model(sha256: str, zoo: Path = ZOO) -> Path:

@@ -10,6 +10,7 @@
     ├── CommandRefused        a hub command refused, with a stable reason code (commands.py)
     ├── CaseError             a case request the screen cannot serve: HTTP status and catalogue key (web/cases.py)
     ├── TwinError             the config names an endpoint the twin cannot serve (twin.py)
+    ├── StateFileUnreadable   a state file that must outlive the daemon cannot be read (stations/statefile.py)
     ├── StationKeyError       the station key cannot be read, or others can read it (diag/signing.py)
     └── DiagError             the diagnostics' own branch (diag/context.py)
         ├── PromptTimedOut    nobody acted on a prompt in time: the phase is ABORTED, not failed

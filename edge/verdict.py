@@ -26,6 +26,7 @@ class Reason(StrEnum):
     SCAN_INCOMPLETE = "scan_incomplete"
     DEVICE_FAULT = "device_fault"
     MODEL_UNAVAILABLE = "model_unavailable"
+    MODEL_CANNOT_CLEAR = "model_cannot_clear"  # the model found nothing, but its manifest says it never clears
     MODEL_NOT_APPLICABLE = "model_not_applicable"  # the model was not made for this scan (models.applicability)
     INFERENCE_FAILED = "inference_failed"
     SAFETY_STOP = "safety_stop"

@@ -3,6 +3,9 @@
 A package is `models/zoo/<name>/model.onnx` + `manifest.toml`:
 
     name, version, sha256 (hex of model.onnx), description
+    clears = true                 (false: the model's detections mark an item suspect, but finding
+                                   nothing never clears one: an officer looks at every item; for a
+                                   model below its goals, see its card)
     [input]  channels = ["high", "low"]   (tensor channel order; 2 or 3 of "high"/"low")
              size = [640, 640]            (tile H, W)
              normalisation = "attenuation" (a = -ln(clip(T/65535, 1e-4, 1)) / ln(1e4); pad = air = 0)
@@ -112,6 +115,7 @@ class Manifest(_Frozen):
     version: str = Field(min_length=1)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     description: str = ""
+    clears: bool = True
     input: InputSpec
     output: OutputSpec
     classes: tuple[ClassSpec, ...] = Field(min_length=1)

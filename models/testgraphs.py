@@ -151,7 +151,7 @@ def build_model(fmt: str = "cpe-fcos-v1", tile: int = 128, channels: tuple[str, 
 def write_package(root: Path, fmt: str = "cpe-fcos-v1", tile: int = 128, channels: tuple[str, ...] = ("high", "low"),
                   backbone: bool = False, name: str = "test-det", version: str = "1.0.0",
                   thresholds: tuple[float, float] = (0.5, 0.5), transposed: bool = False,
-                  pixel_mm: float = 1.0, applies: str = "") -> Path:
+                  pixel_mm: float = 1.0, applies: str = "", clears: bool = True) -> Path:
     """Write model.onnx + manifest.toml under `root`; returns `root`.
 
     `applies` is the body of an `[applies]` section (TOML lines), e.g. 'item_kinds = ["baggage"]'.
@@ -163,7 +163,7 @@ def write_package(root: Path, fmt: str = "cpe-fcos-v1", tile: int = 128, channel
     classes = "".join(f'[[classes]]\nname = "{n}"\nthreshold = {t}\n\n' for n, t in zip(CLASSES, thresholds))
     (root / "manifest.toml").write_text(
         f'name = "{name}"\nversion = "{version}"\nsha256 = "{hashlib.sha256(data).hexdigest()}"\n'
-        f'description = "test graph: squares of {SQUARE} px"\n\n'
+        f'description = "test graph: squares of {SQUARE} px"\nclears = {str(clears).lower()}\n\n'
         f"[input]\nchannels = {list(channels)!r}\nsize = [{tile}, {tile}]\n"
         f'normalisation = "attenuation"\npixel_mm = {pixel_mm}\n\n'
         f'[output]\nformat = "{fmt}"\n{stride}\n{classes}[evaluation]\nnote = "synthetic"\n'.replace("'", '"')

@@ -50,21 +50,27 @@ CONVEYOR_EYES: tuple[str, ...] = ("eye_tunnel_entry", "eye_tunnel_exit", "eye_di
 
 GANTRY_MAP: dict[str, Point] = {
     "barrier_open_request": _p("coil", 0),
+    "search_bay_request": _p("coil", 1),
     "xray_permit_request": _p("coil", 2),
     "estop_ok": _p("discrete", 0),
     "interlocks_ok": _p("discrete", 1),
     "barrier_open": _p("discrete", 3),
     "xray_permit": _p("discrete", 4),
     "barrier_closed": _p("discrete", 5),
+    "search_bay_open": _p("discrete", 6),
+    "search_bay_closed": _p("discrete", 7),
     "eye_entry": _p("discrete", 8),
     "eye_exit": _p("discrete", 9),
+    "eye_search_bay": _p("discrete", 10),
     "host_heartbeat": _p("holding", 0),
     "light_request": _p("holding", 1),
+    "entry_light_request": _p("holding", 2),
     "safety_status": _p("holding", 10),
     "plc_heartbeat": _p("input", 0),
     "light": _p("input", 3),
+    "entry_light": _p("input", 4),
 }
-GANTRY_EYES: tuple[str, ...] = ("eye_entry", "eye_exit")
+GANTRY_EYES: tuple[str, ...] = ("eye_entry", "eye_exit", "eye_search_bay")
 
 DEFAULT_MAPS: dict[str, dict[str, Point]] = {"conveyor": CONVEYOR_MAP, "gantry": GANTRY_MAP}
 DEFAULT_EYES: dict[str, tuple[str, ...]] = {"conveyor": CONVEYOR_EYES, "gantry": GANTRY_EYES}
@@ -81,15 +87,18 @@ class SafeRequest:
 
 
 # Each model's safe state, in the order it is requested: no X-ray and no motion first, then items to
-# manual, vehicles held at a closed barrier under a red light. The driver writes it when the link comes
-# back, the gantry flow requests it after each vehicle, diagnostics at teardown, the simulator starts in it.
+# manual, vehicles held at a closed barrier and search-bay gate under red lights, and none let into the
+# scan zone. The driver writes it when the link comes back, the gantry flow when it starts, diagnostics
+# at teardown; the simulator starts in it.
 SAFE_STATES: dict[str, tuple[SafeRequest, ...]] = {
     "conveyor": (SafeRequest("belt_run_request", 0, "belt stop"),
                  SafeRequest("xray_permit_request", 0, "X-ray permit off"),
                  SafeRequest("divert_manual_request", 1, "divert to manual")),
     "gantry": (SafeRequest("xray_permit_request", 0, "X-ray permit off"),
                SafeRequest("barrier_open_request", 0, "barrier close"),
-               SafeRequest("light_request", LIGHT_CODES["red"], "red light")),
+               SafeRequest("search_bay_request", 0, "search-bay gate close"),
+               SafeRequest("light_request", LIGHT_CODES["red"], "red light"),
+               SafeRequest("entry_light_request", LIGHT_CODES["red"], "red entry light")),
 }
 REQUIRED_POINTS: tuple[str, ...] = ("estop_ok", "interlocks_ok", "host_heartbeat", "plc_heartbeat")
 # Modbus limits per read request (Modbus Application Protocol V1.1b3, function codes 01-04).
@@ -99,7 +108,8 @@ BIT_TABLES = frozenset({"coil", "discrete"})
 # Words the PLC writes and the host only reads, although they sit in a host-writable table.
 STATUS_POINTS = frozenset({"safety_status"})
 REQUEST_POINTS = frozenset({"belt_run_request", "divert_manual_request", "xray_permit_request",
-                            "barrier_open_request", "host_heartbeat", "light_request"})
+                            "barrier_open_request", "search_bay_request", "host_heartbeat", "light_request",
+                            "entry_light_request"})
 READ_ONLY_TABLES = frozenset({"discrete", "input"})
 
 
@@ -121,15 +131,20 @@ class ConveyorSim(BaseModel):
 
 
 class GantrySim(BaseModel):
-    """Simulated gantry: vehicles pass the entry loop, wait at the barrier, leave over the exit loop."""
+    """Simulated gantry: vehicles stop at the entry light while it is not green, pass the entry loop,
+    queue behind each other up to the barrier, and leave over the exit loop (barrier open) or turn
+    into the search bay over its loop (search-bay gate open)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     vehicles_per_min: float = Field(default=2.0, ge=0)
     vehicle_speed_m_s: float = Field(default=1.5, gt=0)
     vehicle_length_m: tuple[float, float] = (4.0, 16.0)
+    entry_stop_m: float = -1.0  # stop line of the entry light, before the scan zone
     eye_entry_m: float = 5.0  # entry loop: the vehicle enters the scan zone
-    barrier_m: float = 22.0  # vehicles wait here for the verdict
+    barrier_m: float = 22.0  # vehicles wait here for the verdict (and queue behind the one waiting)
     eye_exit_m: float = 25.0
+    eye_search_bay_m: float = 25.0  # loop on the search-bay lane, which leaves the lane at the barrier
+    approach_max: int = Field(default=20, ge=1)  # vehicles queueing before the entry light; more turn away
     barrier_actuation_s: float = Field(default=2.0, ge=0)
     auto_vehicles: bool = False
     seed: int = 1

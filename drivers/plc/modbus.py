@@ -34,12 +34,14 @@ from drivers.plc.state import (BeltMoved, EyeEdge, Light, LinkChanged, LinkFault
 
 log = structlog.get_logger()
 
-LATCHED = frozenset({"belt_run_request", "xray_permit_request", "barrier_open_request"})
+LATCHED = frozenset({"belt_run_request", "xray_permit_request", "barrier_open_request", "search_bay_request"})
 # Each request's read-back: the feedback that shows it, and the one that shows it off (when not the same).
 FEEDBACK: dict[str, tuple[str, str]] = {"belt_run_request": ("belt_running", ""),
                                         "divert_manual_request": ("divert_manual", "divert_pass"),
                                         "barrier_open_request": ("barrier_open", "barrier_closed"),
+                                        "search_bay_request": ("search_bay_open", "search_bay_closed"),
                                         "light_request": ("light", ""),
+                                        "entry_light_request": ("entry_light", ""),
                                         "xray_permit_request": ("xray_permit", "")}
 LIGHT_NAMES = {v: k for k, v in LIGHT_CODES.items()}
 POLLED_TABLES = ("discrete", "input", "holding", "coil")
@@ -326,7 +328,8 @@ class ModbusPlc:
             xray_permit=bool(v.get("xray_permit")), plc_heartbeat=v.get("plc_heartbeat", 0),
             heartbeat_age_s=age, items_to_manual=not ok, t=t, seq=seq,
             safety_status=word, safety=SafetyStatus.from_word(word), cycle_s=self._cycle_s,
-            link_fault=self._fault)
+            link_fault=self._fault, search_bay_open=bool(v.get("search_bay_open")),
+            entry_light=LIGHT_NAMES.get(v.get("entry_light", 0), "red"))
 
     def _emit_changes(self, prev: PlcState, st: PlcState) -> None:
         for i, (a, b) in enumerate(zip(prev.photo_eyes, st.photo_eyes)):
@@ -437,6 +440,14 @@ class ModbusPlc:
     async def request_light(self, color: Light) -> None:
         """Set the traffic light; confirmed by the light feedback register."""
         await self._request_point("light_request", LIGHT_CODES[color])
+
+    async def request_search_bay(self, open: bool) -> None:
+        """Open or close the search-bay gate (gantry); confirmed by search_bay_open (closed: search_bay_closed)."""
+        await self._request_point("search_bay_request", int(open))
+
+    async def request_entry_light(self, color: Light) -> None:
+        """Set the entry light before the scan zone (gantry); confirmed by the entry_light feedback register."""
+        await self._request_point("entry_light_request", LIGHT_CODES[color])
 
     async def request_xray_permit(self, on: bool) -> None:
         """Grant or withdraw the software X-ray permit; confirmed by xray_permit."""

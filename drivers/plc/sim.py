@@ -26,9 +26,11 @@ from drivers.plc.ptylink import PtyLink
 
 WRITABLE = frozenset(
     {"belt_run_request", "divert_manual_request", "xray_permit_request", "barrier_open_request",
-     "host_heartbeat", "light_request"}
+     "search_bay_request", "host_heartbeat", "light_request", "entry_light_request"}
 )
-LATCHED = frozenset({"belt_run_request", "xray_permit_request", "barrier_open_request"})
+LATCHED = frozenset({"belt_run_request", "xray_permit_request", "barrier_open_request", "search_bay_request"})
+GREEN = 3  # drivers.plc.config.LIGHT_CODES["green"]
+RED = 1
 MAX_STEP_S = 0.05
 FC_TABLE = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "holding",
             16: "holding", 22: "holding", 23: "holding", 4: "input"}
@@ -51,6 +53,7 @@ class SimItem:
     lead_m: float
     length_m: float
     fixed: bool = False  # a hand or test object held in a beam: does not move
+    route: str = "lane"  # a vehicle's way out: "lane" (over the barrier) or "search_bay" once it turned
 
     def covers(self, x: float) -> bool:
         """True when the item blocks a beam at position x."""
@@ -243,14 +246,28 @@ class ConveyorModel(PlcModel):
 
 @dataclass
 class GantryModel(PlcModel):
-    """Vehicles on a lane, a barrier (0 = closed, 1 = open), entry/exit loops and a traffic light."""
+    """Vehicles on a lane, an entry light, an exit barrier and a search-bay gate (0 = closed, 1 = open),
+    entry/exit/search-bay loops and the exit light.
+
+    Vehicles never overlap: each keeps 2 m behind the one ahead, stops at the entry light's stop line
+    while that light is not green, and at the barrier while neither the barrier nor the search-bay gate
+    is open. The first vehicle at the barrier leaves over the exit loop when the barrier opens, or turns
+    into the search bay (its own lane, its own loop) when the search-bay gate opens; one vehicle per
+    opening request, and one vehicle past the entry light per change to green (the next one waits for
+    the next green, as drivers do at a metering light). `outcomes` says which way each vehicle left and
+    `passed` in what order."""
 
     requests: dict[str, int] = field(default_factory=lambda: safe_requests("gantry"))
     g: GantrySim = field(default_factory=GantrySim)
     vehicles: list[SimItem] = field(default_factory=list)
     passed: list[int] = field(default_factory=list)
+    outcomes: dict[int, str] = field(default_factory=dict)
+    turned_away: int = 0  # vehicles that found the approach full (auto vehicles only)
     barrier_pos: float = 0.0
+    search_pos: float = 0.0
     _next_id: int = 1
+    _grants: dict[str, bool] = field(default_factory=dict)  # gate request -> one vehicle may still pass
+    _was_on: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.g.seed)
@@ -262,41 +279,93 @@ class GantryModel(PlcModel):
         return self._next_id - 1
 
     def step_physics(self, dt: float) -> None:
-        # The PLC keeps the barrier open while a vehicle stands under it.
-        target = 1.0 if self.active("barrier_open_request") or self.loop(self.g.barrier_m) else 0.0
-        rate = dt / self.g.barrier_actuation_s if self.g.barrier_actuation_s else 1.0
-        self.barrier_pos = min(max(self.barrier_pos + max(-rate, min(rate, target - self.barrier_pos)), 0.0), 1.0)
+        for req, on in (("barrier_open_request", self.active("barrier_open_request")),
+                        ("search_bay_request", self.active("search_bay_request")), ("entry", self._entry_green())):
+            if on and not self._was_on.get(req):
+                self._grants[req] = True
+            self._was_on[req] = on
+        # The PLC keeps a gate open while a vehicle stands under it.
+        self.barrier_pos = self._travel(self.barrier_pos, self.active("barrier_open_request")
+                                        or self._under(self.g.barrier_m, "lane"), dt)
+        self.search_pos = self._travel(self.search_pos, self.active("search_bay_request")
+                                       or self._under(self.g.barrier_m, "search_bay"), dt)
         if self.g.auto_vehicles and self._rng.random() < self.g.vehicles_per_min / 60 * dt:
-            self.add_vehicle(self._rng.uniform(*self.g.vehicle_length_m), lead_m=-5.0)
+            self._arrive()
         self._drive(dt)
-        done = [v for v in self.vehicles if v.lead_m - v.length_m > self.g.eye_exit_m + 1]
+        end = max(self.g.eye_exit_m, self.g.eye_search_bay_m) + 1
+        done = [v for v in self.vehicles if v.lead_m - v.length_m > end]
         self.passed.extend(v.id for v in done)
+        self.outcomes.update({v.id: "exit" if v.route == "lane" else "search_bay" for v in done})
         self.vehicles = [v for v in self.vehicles if v not in done]
 
+    def _travel(self, pos: float, wanted_open: bool, dt: float) -> float:
+        """A gate's position after dt, moving towards open or closed at the actuation speed."""
+        rate = dt / self.g.barrier_actuation_s if self.g.barrier_actuation_s else 1.0
+        return min(max(pos + max(-rate, min(rate, float(wanted_open) - pos)), 0.0), 1.0)
+
+    def _arrive(self) -> None:
+        """A new vehicle joins the approach behind the last one (or turns away when the approach is full)."""
+        waiting = [v for v in self.vehicles if v.lead_m <= self.g.entry_stop_m]
+        if len(waiting) >= self.g.approach_max:
+            self.turned_away += 1
+            return
+        last = min((v.lead_m - v.length_m for v in self.vehicles), default=0.0)
+        self.add_vehicle(self._rng.uniform(*self.g.vehicle_length_m), lead_m=min(-5.0, last - 2.0))
+
     def _drive(self, dt: float) -> None:
-        """Vehicles stop at a closed barrier and keep 2 m behind the vehicle ahead."""
-        stop_at = self.g.barrier_m - 0.5
+        """Front vehicle first: each stops where the lights, the gates and the vehicle ahead say."""
         limit = float("inf")
         for v in sorted(self.vehicles, key=lambda v: -v.lead_m):
             if v.fixed:
                 continue
-            if self.barrier_pos < 1.0 and v.lead_m <= stop_at:
-                limit = min(limit, stop_at)
+            limit = min(limit, self._stop_line(v))
             v.lead_m = max(v.lead_m, min(v.lead_m + self.g.vehicle_speed_m_s * dt, limit))
             limit = v.lead_m - v.length_m - 2.0
+
+    def _stop_line(self, v: SimItem) -> float:
+        """Where vehicle v must stop now (inf: nowhere); a vehicle at the barrier turns into an open search bay."""
+        if v.lead_m < self.g.entry_stop_m - 0.01:
+            return self.g.entry_stop_m
+        if v.lead_m <= self.g.entry_stop_m:
+            if not (self._entry_green() and self._grants.pop("entry", False)):
+                return self.g.entry_stop_m
+            v.lead_m += 0.02  # past the line: it goes
+        stop_at = self.g.barrier_m - 0.5
+        if v.route != "lane" or v.lead_m > stop_at:
+            return float("inf")
+        if v.lead_m < stop_at - 0.01:
+            return stop_at
+        if self.barrier_pos >= 1.0 and self._grants.pop("barrier_open_request", False):
+            v.lead_m += 0.02  # past the line: it goes
+            return float("inf")
+        if self.search_pos >= 1.0 and self._grants.pop("search_bay_request", False):
+            v.route = "search_bay"
+            return float("inf")
+        return stop_at
+
+    def _entry_green(self) -> bool:
+        return self.requests.get("entry_light_request", RED) == GREEN and self.healthy
+
+    def _under(self, x: float, route: str) -> bool:
+        return any(v.covers(x) for v in self.vehicles if v.route == route)
 
     def loop(self, x: float) -> bool:
         return any(v.covers(x) for v in self.vehicles)
 
     def values(self) -> dict[str, int]:
-        light = self.requests.get("light_request", 0) if self.healthy else 1
+        light = self.requests.get("light_request", 0) if self.healthy else RED
+        entry = self.requests.get("entry_light_request", 0) if self.healthy else RED
         return {
             **super().values(),
             "barrier_open": int(self.barrier_pos >= 1.0),
             "barrier_closed": int(self.barrier_pos <= 0.0),
+            "search_bay_open": int(self.search_pos >= 1.0),
+            "search_bay_closed": int(self.search_pos <= 0.0),
             "eye_entry": int(self.loop(self.g.eye_entry_m)),
-            "eye_exit": int(self.loop(self.g.eye_exit_m)),
+            "eye_exit": int(self._under(self.g.eye_exit_m, "lane")),
+            "eye_search_bay": int(self._under(self.g.eye_search_bay_m, "search_bay")),
             "light": light,
+            "entry_light": entry,
         }
 
 

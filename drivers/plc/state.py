@@ -59,6 +59,8 @@ class PlcState:
     safety: SafetyStatus = SafetyStatus()
     cycle_s: float = 0.0
     link_fault: LinkFault = ""
+    search_bay_open: bool = False  # gantry: the search-bay gate at its open end position
+    entry_light: Light = "red"  # gantry: the entry light before the scan zone
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,10 @@ class Plc(Protocol):
     async def request_barrier(self, open: bool) -> None: ...
 
     async def request_light(self, color: Light) -> None: ...
+
+    async def request_search_bay(self, open: bool) -> None: ...
+
+    async def request_entry_light(self, color: Light) -> None: ...
 
     async def request_xray_permit(self, on: bool) -> None: ...
 

@@ -32,6 +32,7 @@ from firmware_bridge.emulator import FaultSettings, FirmwareEmulator
 from firmware_bridge.endpoint import Reply
 from firmware_bridge.errors import AckTimeout, LinkDown, Nak, PayloadError
 from firmware_bridge.link import HostLink, LinkEvent, LinkFault, LinkSettings
+from models.errors import ScanFormatError
 from models.scan import Scan, load_scan
 
 __all__ = ["LineBlock", "ScanStream", "ScanUnavailable", "Scanner", "ScannerConfig", "ScannerStatus",
@@ -242,24 +243,52 @@ def _link_settings(cfg: ScannerConfig, port: str) -> LinkSettings:
                         stale_s=cfg.stale_ms / 1000, reconnect_s=cfg.reconnect_ms / 1000, dtr=cfg.dtr, rts=cfg.rts)
 
 
-def _load_scans(folder: Path) -> list[Scan]:
-    files = sorted(folder.glob("*.npz"))
-    if not files:
-        raise LinkLost(f"simulated X-ray controller has no .npz scans in {folder}")
-    return [load_scan(p) for p in files]
+WATCH_S = 2.0  # how often a watched scan_dir is looked at for new scans
 
 
-async def _emulator(cfg: ScannerConfig) -> FirmwareEmulator:
+def _load_scans(folder: Path) -> tuple[list[Path], list[Scan]]:
+    """The folder's .npz files and their scans, in name order."""
+    paths = sorted(folder.glob("*.npz"))
+    return paths, [load_scan(p) for p in paths]
+
+
+async def _emulator(cfg: ScannerConfig) -> tuple[FirmwareEmulator, list[Path]]:
+    """The firmware emulator streaming scan_dir's scans, and the files they came from."""
     sim = cfg.sim
     assert sim is not None
-    scans = await asyncio.to_thread(_load_scans, sim.scan_dir)
+    paths, scans = await asyncio.to_thread(_load_scans, sim.scan_dir)
+    if not scans:
+        raise LinkLost(f"simulated X-ray controller has no .npz scans in {sim.scan_dir}")
     f = sim.faults
-    return FirmwareEmulator(scans, line_rate=sim.line_rate, fifo_lines=sim.fifo_lines,
-                            boot_s=sim.boot_ms / 1000, interlocks_closed=sim.interlocks_closed,
-                            faults=FaultSettings(f.corrupt, f.drop, f.duplicate, f.seed),
-                            heartbeat_s=cfg.heartbeat_ms / 1000, host_stale_s=cfg.stale_ms / 1000 * 1.5,
-                            ack_timeout_s=cfg.ack_timeout_ms / 1000, attempts=cfg.attempts, window=cfg.window,
-                            baudrate=cfg.baudrate, throttle=sim.throttle)
+    emulator = FirmwareEmulator(scans, line_rate=sim.line_rate, fifo_lines=sim.fifo_lines,
+                                boot_s=sim.boot_ms / 1000, interlocks_closed=sim.interlocks_closed,
+                                faults=FaultSettings(f.corrupt, f.drop, f.duplicate, f.seed),
+                                heartbeat_s=cfg.heartbeat_ms / 1000, host_stale_s=cfg.stale_ms / 1000 * 1.5,
+                                ack_timeout_s=cfg.ack_timeout_ms / 1000, attempts=cfg.attempts, window=cfg.window,
+                                baudrate=cfg.baudrate, throttle=sim.throttle)
+    return emulator, paths
+
+
+async def _watch(emulator: FirmwareEmulator, folder: Path, loaded: list[Path]) -> None:
+    """Add scans that appear in the folder (beyond those `loaded`) to the ones the emulator streams in turn;
+    a file that cannot be read is logged and left out (writers should write elsewhere and rename, as
+    `edge demo` does)."""
+    seen = set(loaded)
+    while True:
+        await asyncio.sleep(WATCH_S)
+        for path in sorted(set(folder.glob("*.npz")) - seen):
+            seen.add(path)
+            try:
+                emulator.scans.append(await asyncio.to_thread(load_scan, path))
+            except (OSError, ScanFormatError) as exc:
+                log.warning("xray.sim_scan_unreadable", path=str(path), error=str(exc))
+                continue
+            log.info("xray.sim_scan_added", path=str(path), scans=len(emulator.scans))
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 @contextlib.asynccontextmanager
@@ -269,8 +298,12 @@ async def open_scanner(cfg: ScannerConfig, name: str) -> AsyncIterator[Scanner]:
         port = cfg.port
         emulator = None
         if cfg.kind == "sim":
-            emulator = await stack.enter_async_context(await _emulator(cfg))
+            emulator, loaded = await _emulator(cfg)
+            await stack.enter_async_context(emulator)
             port = emulator.port
+            if cfg.sim is not None and cfg.sim.watch:
+                watcher = asyncio.create_task(_watch(emulator, cfg.sim.scan_dir, loaded), name=f"xray:{name}:watch")
+                stack.push_async_callback(_cancelled, watcher)
         scanner = Scanner(cfg, name, port)
         scanner.emulator = emulator
         await stack.enter_async_context(scanner.link)

@@ -30,6 +30,8 @@ class SimScannerConfig(BaseModel):
     boot_ms: int = Field(300, ge=0)
     interlocks_closed: bool = True
     throttle: bool = Field(False, description="pace the emulator's output to baudrate like a real UART")
+    watch: bool = Field(False, description="stream scans added to scan_dir while running too (a pool filled"
+                        " in the background, e.g. by `edge demo`), each in turn")
     faults: SimFaultsConfig = SimFaultsConfig()
 
 

@@ -139,7 +139,7 @@ class TwinHand:
         m = self._model
         lane, x = ("items", getattr(m.c, f"{eye}_m")) if isinstance(m, ConveyorModel) else \
             ("vehicles", getattr(m.g, f"{eye}_m"))
-        hand = SimItem(-1, x + 0.05, 0.1)
+        hand = SimItem(-1, x + 0.05, 0.1, route="search_bay" if eye == "eye_search_bay" else "lane")
         getattr(m, lane).append(hand)
         # the model rebuilds its lists as things move: remove by identity from the current one
         self._later(hold_s, lambda: setattr(m, lane, [i for i in getattr(m, lane) if i is not hand]))

@@ -38,6 +38,7 @@ BAR_MM = 3.0
 # NIST μ/ρ (cm²/g) at 140 / 60 keV and densities, for the fallback without xraylib (DOMAIN.md)
 FALLBACK_MU = {"steel": (0.215, 1.205, 7.85), "copper": (0.246, 1.593, 8.96), "aluminium": (0.142, 0.278, 2.70),
                "polyethylene": (0.157, 0.197, 0.94)}
+MAX_PIXEL_MM = 2.0    # the test object and its limits are a baggage scanner's; a portal's (5-10 mm) needs its own
 WIRE_ROSE = 5.0       # contrast of a wire against the noise of its averaged column: visible when >= 5
 STEP_SEPARATION = 1.0  # a step is resolved when it differs from the previous by one pixel noise sigma
 BAR_MODULATION = 0.25  # a bar group is resolved when its modulation reaches this

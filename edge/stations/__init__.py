@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from appliance.watchdog import Progress
     from central_sync.schema import ItemKind
     from edge.config import StationConfig
-    from edge.context import BeltControl
+    from edge.context import BeltControl, LaneControl
     from edge.devices import Devices
     from edge.events import EventBus
     from edge.metrics import StationMetrics
@@ -33,6 +33,10 @@ class Flow(Protocol):
     @property
     def belt(self) -> BeltControl | None:
         """The belt the screen may restart (a conveyor's), or None."""
+
+    @property
+    def lane_control(self) -> LaneControl | None:
+        """The lane of vehicles officers release (a gantry's), or None."""
 
     async def run(self) -> None: ...
 

@@ -9,14 +9,10 @@ nobody knows; a file that cannot be read counts the same.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import structlog
-
-log = structlog.get_logger()
+from edge.stations import statefile
 
 FILE_NAME = "belt.json"
 
@@ -34,26 +30,12 @@ UNKNOWN = SavedBelt(None, None, clean=False)
 def load(path: Path) -> SavedBelt | None:
     """The belt as the last daemon left it; None when no daemon ever ran on this data_dir."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return SavedBelt(data["latch"], data["since"], bool(data["clean"]))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.error("conveyor.belt_file_unreadable", path=str(path), error=str(exc))
+        data = statefile.load(path, "conveyor.belt_file_unreadable")
+        return None if data is None else SavedBelt(data["latch"], data["since"], bool(data["clean"]))
+    except (statefile.StateFileUnreadable, KeyError, TypeError):
         return UNKNOWN
 
 
 def save(path: Path, belt: SavedBelt) -> None:
     """Replace the file atomically and durably."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(asdict(belt), fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    statefile.save(path, asdict(belt))

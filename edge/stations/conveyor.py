@@ -134,6 +134,7 @@ class ConveyorFlow:
     inspector: Inspector = field(init=False)
     metrics: StationMetrics = field(init=False)
     tracker: ConveyorTracker = field(init=False)
+    lane_control: None = field(default=None, init=False)  # no vehicle lane: items go by the divert gate
     _tracker_ids: dict[str, int] = field(default_factory=dict)  # record id -> tracker item id
     _streams: dict[int, ScanStream] = field(default_factory=dict)
     _running: Running | None = None

@@ -1,29 +1,40 @@
-"""Drive-through gantry: a vehicle at the entry loop is scanned; the light and barrier follow the verdict.
+"""Drive-through gantry: vehicles are scanned one at a time at the entry loop, queue towards the barrier,
+and leave in arrival order over the exit loop (released) or into the search bay.
 
-Safe state is red light and closed barrier: only a `clear` verdict whose barrier opening is
-confirmed by read-back lets a vehicle go; a suspect or manual vehicle waits for the officer.
+Safe state is red lights, a closed barrier and a closed search-bay gate. A vehicle leaves only when
+its gate is confirmed open by read-back, and only for a `clear` verdict or an officer's decision
+(edge.stations.lane): never by default, by time, or after a link loss or a restart without a new
+decision. The entry light lets one vehicle into the scan zone per green, only while the scanner is
+free and the lane (`[gantry] queue` vehicles between scanner and barrier) has room; otherwise the
+lane is held and health says why.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
+from prometheus_client import Gauge
 
+from appliance.watchdog import Progress, follow_turns
 from central_sync.schema import ItemKind, Verdict
 from drivers.errors import DriverError
-from drivers.plc.state import EyeEdge, LinkChanged, Plc
+from drivers.plc.state import EyeEdge, Light, LinkChanged, Plc
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
-from edge.stations import FlowParts, InspectorParts
-from edge.stations.acquisition import LIVENESS_S, current_link, plc_turns, start_line_scan
+from edge.stations import FlowParts, InspectorParts, lane
+from edge.stations.acquisition import LIVENESS_S, FailedAcquisition, current_link, plc_turns, start_line_scan
 from edge.stations.identify import TagWindow
-from appliance.watchdog import Progress, follow_turns
+from edge.stations.lane import Lane, LaneDecision, Way
 from edge.verdict import Reason
 
 log = structlog.get_logger()
+
+GATE: dict[Way, str] = {"release": "barrier", "search_bay": "search-bay gate"}
+EXIT_LOOPS: dict[str, Way] = {"eye_exit": "release", "eye_search_bay": "search_bay"}
 
 
 @dataclass
@@ -33,19 +44,38 @@ class GantryFlow:
     progress: Progress
     item_kind: ItemKind
     tags: TagWindow
+    lane: Lane
     inspector: Inspector = field(init=False)
     belt: None = field(default=None, init=False)  # no belt for the screen to restart
-    _scanning: asyncio.Task | None = None
+    _scanning: bool = False
+    _gates: asyncio.Lock = field(default_factory=asyncio.Lock)  # one gate operation at a time
+    _entry: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _tasks: asyncio.TaskGroup | None = None
 
     def __post_init__(self) -> None:
         self.inspector = self.parts.build(self._actuate)
+        registry, lane = self.parts.metrics.registry, self.lane
+        for name, doc, value in (
+                ("edge_lane_vehicles", "Vehicles between the scanner and the barrier", lambda: len(lane.vehicles)),
+                ("edge_lane_waiting_for_officer", "Vehicles in the lane waiting for an officer's decision",
+                 lambda: sum(1 for _ in lane.waiting())),
+                ("edge_lane_held", "1 while the lane is full and held for an officer (nothing new is scanned)",
+                 lambda: int(lane.status()["state"] == "held"))):
+            Gauge(name, doc, registry=registry).set_function(value)
 
     @classmethod
     def build(cls, parts: FlowParts) -> GantryFlow:
-        return cls(parts.devices, parts.inspector, parts.progress, parts.item_kind, parts.tags())
+        config = parts.config
+        return cls(parts.devices, parts.inspector, parts.progress, parts.item_kind, parts.tags(),
+                   Lane(config.gantry.queue, config.station.data_dir / lane.FILE_NAME))
+
+    @property
+    def lane_control(self) -> GantryFlow:
+        """The lane the screen shows and officers decide on (edge.context.LaneControl)."""
+        return self
 
     def stopped_on_request(self) -> None:
-        """Nothing outlives the daemon: the PLC's safe state holds vehicles at the barrier."""
+        """Nothing outlives the daemon but the lane file: the PLC's safe state holds vehicles at the barrier."""
 
     @property
     def plc(self) -> Plc:
@@ -57,50 +87,162 @@ class GantryFlow:
         self.progress.register("plc")
         await self._safe_state()
         async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
             tasks.create_task(follow_turns(self.progress, "plc", lambda: plc_turns(plc), LIVENESS_S),
                               name="plc-liveness")
             tasks.create_task(self.tags.run(), name="readers")
-            link = await current_link(plc)
-            self.devices.mark("plc", "ok" if link.ok else "lost", link.reason)
+            self._on_link(await current_link(plc))
             async for event in plc.events():
                 if isinstance(event, LinkChanged):
-                    self.devices.mark("plc", "ok" if event.ok else "lost", event.reason)
+                    self._on_link(event)
                 elif isinstance(event, EyeEdge):
-                    self._on_eye(event, tasks)
+                    self._on_eye(event)
 
-    def _on_eye(self, event: EyeEdge, tasks: asyncio.TaskGroup) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        assert self._tasks is not None, "the flow is not running"
+        self._tasks.create_task(work, name=name)
+
+    def _on_link(self, event: LinkChanged) -> None:
+        self.devices.mark("plc", "ok" if event.ok else "lost", event.reason)
+        if not event.ok:
+            self.lane.link_lost(event.reason)  # the PLC's watchdog closes every gate; nothing reopens by itself
+        else:
+            self._spawn(self._admit(), "entry-light")
+
+    def _on_eye(self, event: EyeEdge) -> None:
         if event.eye == "eye_entry" and event.blocked:
-            if self._scanning is not None and not self._scanning.done():
-                log.warning("gantry.vehicle_while_scanning", detail="second vehicle at the entry loop")
+            if self._scanning:
+                log.warning("gantry.vehicle_while_scanning", detail="a vehicle entered while the scanner was busy")
+                self._spawn(self._record_unscanned(), "vehicle-unscanned")
                 return
-            self._scanning = tasks.create_task(self._inspect_vehicle(), name="vehicle")
-        elif event.eye == "eye_exit" and not event.blocked:
-            tasks.create_task(self._after_exit(), name="after-exit")
+            if self.lane.full:
+                log.warning("gantry.entry_light_ignored", detail="a vehicle entered a full lane; it is scanned "
+                            "and joins the queue", vehicles=len(self.lane.vehicles), capacity=self.lane.capacity)
+            self._scanning = True
+            self._spawn(self._inspect_vehicle(), "vehicle")
+        elif event.eye in EXIT_LOOPS and not event.blocked:
+            self._spawn(self._left(EXIT_LOOPS[event.eye]), "vehicle-left")
 
     async def _inspect_vehicle(self) -> None:
         item = Item(ref="vehicle", kind=self.item_kind)
+        self.lane.arrived(item.id)
+        self._spawn(self._admit(), "entry-light")  # red: the scanner is busy
         self.tags.start(item)
         await _quietly(self.plc.request_xray_permit(True))
-        await self.inspector.inspect(item, await start_line_scan(self.devices, item.id))
-        self.tags.stop(item)
+        try:
+            await self.inspector.inspect(item, await start_line_scan(self.devices, item.id))
+        finally:
+            self._scanning = False
+            self.tags.stop(item)
         await _quietly(self.plc.request_xray_permit(False))
+        await self._admit()
+
+    async def _record_unscanned(self) -> None:
+        """A vehicle that entered the scan zone while the scanner was busy (it ran the red entry light):
+        it joins the lane unscanned and `manual`, so that the lane stays in arrival order and an officer
+        decides it, never the decision meant for the vehicle behind it."""
+        item = Item(ref="vehicle", kind=self.item_kind)
+        self.lane.arrived(item.id)
+        await self.inspector.inspect(item, FailedAcquisition(
+            "the vehicle entered the scan zone while the scanner was busy with the one ahead, so it was not scanned"))
 
     async def _actuate(self, item: Item, verdict: Verdict, reason: Reason) -> Reason | None:
-        plc = self.plc
+        """A clear vehicle first in the lane leaves now (read back); one behind others leaves in its turn;
+        a suspect or manual one waits under a red light for an officer."""
+        vehicle = self.lane.find(item.id)
+        if vehicle is None:  # the lane lost it (it cannot: it joined when its scan started)
+            log.error("gantry.vehicle_not_in_lane", item=item.id)
+            return Reason.DEVICE_FAULT
+        self.lane.judged(vehicle, verdict.value)
+        if self.lane.head is not vehicle:
+            return None
+        if verdict is Verdict.CLEAR:
+            return Reason.DEVICE_FAULT if await self._serve_head() else None
         try:
-            if verdict is Verdict.CLEAR:
-                await plc.request_light("green")
-                await plc.request_barrier(True)
-            else:
-                await plc.request_light("red")
+            await self.plc.request_light("red")
         except DriverError as exc:
             self.devices.mark("plc", "degraded", str(exc))
-            await self._safe_state()
             return Reason.DEVICE_FAULT
         return None
 
-    async def _after_exit(self) -> None:
-        await self._safe_state()
+    async def decide_vehicle(self, record_id: str, way: Way, actor: str) -> LaneDecision:
+        """An officer's decision: the vehicle leaves by `way` when it is first in the lane, its gate read back."""
+        vehicle = self.lane.find(record_id)
+        if vehicle is None:
+            return LaneDecision("refused", "vehicle_not_in_lane", f"vehicle {record_id} is not in the lane")
+        if vehicle.leaving:
+            return LaneDecision("refused", "vehicle_leaving", f"vehicle {record_id} is already leaving the lane")
+        self.lane.decided(vehicle, way, actor)
+        log.info("gantry.vehicle_decided", vehicle=record_id, way=way, actor=actor)
+        ahead = self.lane.position(vehicle)
+        if ahead:
+            return LaneDecision("queued", "vehicle_queued", f"vehicle {record_id} leaves by the {GATE[way]} once the "
+                                f"{ahead} vehicle(s) ahead of it have left")
+        problem = await self._serve_head()
+        if problem is not None:
+            return LaneDecision("failed", f"{way}_unconfirmed", problem)
+        return LaneDecision("open", f"{way}_open", f"the {GATE[way]} is confirmed open for vehicle {record_id}")
+
+    def lane_status(self) -> dict[str, object]:
+        """The lane as /healthz and the screen show it (edge.stations.lane.Lane.status)."""
+        return self.lane.status()
+
+    async def _serve_head(self) -> str | None:
+        """Open the first vehicle's way out when it has one; why not, in one sentence, when the PLC did
+        not confirm it (the vehicle then waits for a new decision and the gate is asked to close)."""
+        async with self._gates:
+            head = self.lane.head
+            if head is None or head.way is None or head.leaving:
+                return None
+            way = head.way
+            try:
+                await self._open(way)
+            except DriverError as exc:
+                problem = f"the {GATE[way]} did not open for vehicle {head.id}, so it stays closed: {exc}"
+                log.error("gantry.gate_unconfirmed", vehicle=head.id, way=way, error=str(exc))
+                self.devices.mark("plc", "degraded", str(exc))
+                self.lane.not_opened(head, problem)
+                await self._close(way)
+                return problem
+            self.lane.opened(head)
+            log.info("gantry.vehicle_released", vehicle=head.id, way=way, by=head.by)
+            return None
+
+    async def _open(self, way: Way) -> None:
+        plc = self.plc
+        if way == "release":
+            await plc.request_light("green")
+            await plc.request_barrier(True)
+        else:
+            await plc.request_search_bay(True)
+
+    async def _close(self, way: Way) -> None:
+        plc = self.plc
+        if way == "release":
+            await _quietly(plc.request_barrier(False))
+            await _quietly(plc.request_light("red"))
+        else:
+            await _quietly(plc.request_search_bay(False))
+
+    async def _left(self, way: Way) -> None:
+        """A vehicle left over an exit loop: close its gate behind it, then serve the next one."""
+        vehicle = self.lane.left(way)
+        if vehicle is None:
+            return
+        log.info("gantry.vehicle_left", vehicle=vehicle.id, way=way, by=vehicle.by)
+        async with self._gates:
+            await self._close(way)
+        await self._serve_head()
+        await self._admit()
+
+    async def _admit(self) -> None:
+        """The entry light: green (one more vehicle) while the scanner is free and the lane has room, else red."""
+        async with self._entry:
+            want: Light = "red" if self._scanning or self.lane.full else "green"
+            try:
+                await self.plc.request_entry_light(want)
+            except DriverError as exc:
+                log.warning("gantry.entry_light_unconfirmed", wanted=want, error=str(exc))
 
     async def _safe_state(self) -> None:
         """The gantry PLC's safe state (drivers.plc.config.SAFE_STATES), each request read back."""

@@ -69,7 +69,7 @@ class StationKind:
 
     `plc_model` names the PLC's register map and safe state (drivers.plc.config SAFE_STATES);
     `panels` are what the screen shows beside the inspection queue ("belt": the belt's latch and
-    a supervisor's restart)."""
+    a supervisor's restart; "lane": the vehicles waiting at the barrier and the officer's release)."""
 
     name: str
     title: str
@@ -96,7 +96,7 @@ KINDS: dict[str, StationKind] = {k.name: k for k in (
     StationKind("conveyor", "Baggage conveyor", ("plc", "scanner"), _conveyor, "conveyor", ("belt",),
                 Diagnostics((ESTOP, SafetyDevice("tunnel door", "door", "door"),
                              SafetyDevice("exit curtain", "door", "curtain")), TestItem(0.4, 0.4))),
-    StationKind("gantry", "Drive-through gantry", ("plc", "scanner"), _gantry, "gantry",
+    StationKind("gantry", "Drive-through gantry", ("plc", "scanner"), _gantry, "gantry", ("lane",),
                 diag=Diagnostics((ESTOP, SafetyDevice("scan-zone gate", "door", "door"),
                                   SafetyDevice("light curtain", "door", "curtain")), TestItem(6.0, 4.5))),
     StationKind("xray", "Retrofit X-ray auto-detector", ("source",), _retrofit),

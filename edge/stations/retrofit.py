@@ -34,6 +34,7 @@ class RetrofitFlow:
     tags: TagWindow
     inspector: Inspector = field(init=False)
     belt: None = field(default=None, init=False)  # no belt for the screen to restart
+    lane_control: None = field(default=None, init=False)  # no vehicle lane
 
     def __post_init__(self) -> None:
         self.inspector = self.parts.build(self._actuate)

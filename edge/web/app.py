@@ -9,7 +9,9 @@ session cookie, and each names the permission it needs, see edge/auth.py PERMISS
     GET  /api/badge-stream               SSE: badge reads, to the kiosk's own browser only
     GET  /api/stream                     SSE: inspections (id = seq, Last-Event-ID resumes), reviews
     GET  /api/cases/{id}                 record + its audit trail;  .../image.png?mode=  (audited)
-    POST /api/cases/{id}/decision        review -> Store.add_review;  .../screen  TIP answer
+    POST /api/cases/{id}/decision        review -> Store.add_review; on a gantry `lane` releases the vehicle or
+                                         sends it to the search bay (read back, audited);  .../screen  TIP answer
+    GET  /api/lane                       a gantry's vehicles between scanner and barrier, held or not
     GET  /api/queue, /api/history        awaiting decision; search and filters
     GET  /api/export.zip                 reviewed items as COCO + scans (supervisor)
     GET  /api/health, /api/diagnostics   health panel; technician diagnostics

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from central_sync.schema import InspectionRecord, Review
+from central_sync.schema import InspectionRecord, ItemKind, Review
 from edge import audit
 from edge.auth import User
 from edge.errors import EdgeError
@@ -23,13 +23,18 @@ ImageSource = tuple[Path, Projection | None]  # the scan file and the TIP projec
 
 
 class Decision(BaseModel):
-    """An officer's decision on an item; `note` carries the reason of a supervisor's override."""
+    """An officer's decision on an item; `note` carries the reason of a supervisor's override.
+
+    On a gantry, `lane` also says where the vehicle waiting at the barrier goes: `release` (the barrier
+    opens for it, with `false_alarm` or `cleared`, or a supervisor's `override` with its reason) or
+    `search_bay` (with no outcome yet: the review follows the search)."""
 
     model_config = ConfigDict(extra="forbid")
-    outcome: Literal["threat_confirmed", "false_alarm", "cleared", "override"]
+    outcome: Literal["threat_confirmed", "false_alarm", "cleared", "override"] | None = None
     label: str | None = Field(None, pattern=r"^[a-z0-9_]{1,40}$")
     boxes: list[BoxT] = Field(default_factory=list, max_length=50)
     note: str = Field("", max_length=2000)
+    lane: Literal["release", "search_bay"] | None = None
 
 
 class Screening(BaseModel):
@@ -83,13 +88,17 @@ def image_source(store: Store, tip: TipEngine, user: User, record_id: str,
     return record, (store.scan_path(record.scan.sha256), pending)
 
 
+PORTAL_KINDS = (ItemKind.VEHICLE, ItemKind.CONTAINER)  # drawn side-on, as an officer reads a portal scan
+
+
 def draw(record: InspectionRecord, source: ImageSource, tip: TipEngine, mode: str, lang: str) -> bytes:
     """Load, project (TIP), colour, box and encode; runs on a worker thread."""
     path, pending = source
     scan: Scan = load_scan(path)
     if pending is not None:
         scan = composite(scan, tip.threats[pending.threat], pending)
-    return render.render_png(scan, mode, _boxes(record, lang), key=(path.name, pending))
+    return render.render_png(scan, mode, _boxes(record, lang), key=(path.name, pending),
+                             portal=record.kind in PORTAL_KINDS)
 
 
 def _boxes(record: InspectionRecord, lang: str) -> list[render.Box]:
@@ -109,10 +118,26 @@ def _known(label: str) -> bool:
     return f"class.{label}" in catalogue("en")
 
 
-def decide(store: Store, user: User, record_id: str, body: Decision) -> tuple[InspectionRecord, Review]:
+def lane_refusal(user: User, body: Decision) -> CaseError | None:
+    """Why this decision may not move a vehicle, or None: only a supervisor releases a confirmed threat
+    (an override, with its reason), and every decision but a search-bay one has an outcome."""
+    if body.outcome is None and body.lane != "search_bay":
+        return CaseError(422, "decision_needs_outcome")
+    if body.lane == "release" and body.outcome == "threat_confirmed":
+        return CaseError(403, "release_needs_supervisor")
+    if body.lane == "release" and body.outcome == "override" and not user.can("case.override"):
+        return CaseError(403, "forbidden")
+    return None
+
+
+def decide(store: Store, user: User, record_id: str, body: Decision,
+           again: bool = False) -> tuple[InspectionRecord, Review]:
     """Store the decision as the record's review (synced by the outbox) and audit it; the updated record
-    and its review."""
+    and its review. `again`: the item still waits for a decision (a vehicle at the barrier whose release
+    did not happen), so a second decision replaces the first."""
     record = get_case(store, record_id)
+    if body.outcome is None:
+        raise CaseError(422, "decision_needs_outcome")
     if body.outcome == "threat_confirmed" and not body.label:
         raise CaseError(422, "threat_needs_class")
     if body.outcome == "override":
@@ -120,14 +145,15 @@ def decide(store: Store, user: User, record_id: str, body: Decision) -> tuple[In
             raise CaseError(403, "forbidden")
         if not body.note.strip():
             raise CaseError(422, "override_needs_reason")
-    elif record.review is not None and not user.can("case.override"):
+    elif record.review is not None and not again and not user.can("case.override"):
         raise CaseError(409, "already_decided")
     review = Review(officer=user.badge, decided_at=datetime.now(timezone.utc), outcome=body.outcome,
                     label=body.label, boxes=body.boxes, note=body.note)
     updated = store.add_review(record_id, review)
     audit.append(store.conn, user.badge, "case.decision", record_id,
                  {"outcome": body.outcome, "label": body.label, "boxes": [list(b) for b in body.boxes],
-                  "note": body.note, "verdict": record.verdict.value, "replaces": bool(record.review)})
+                  "note": body.note, "verdict": record.verdict.value, "replaces": bool(record.review),
+                  "lane": body.lane})
     return updated, review
 
 

@@ -70,9 +70,14 @@ def ensure_schema(store: Store) -> None:
 
 
 def station_health(ctx: StationContext) -> dict[str, Any]:
-    """ctx.health(), with the conveyor belt's latch when the station has one (ctx.belt)."""
+    """ctx.health(), with the conveyor belt's latch (ctx.belt) or the gantry's lane (ctx.lane_control)
+    when the station has one."""
     health = ctx.health()
-    return health if ctx.belt is None else {**health, "belt": ctx.belt.belt_status()}
+    if ctx.belt is not None:
+        health = {**health, "belt": ctx.belt.belt_status()}
+    if ctx.lane_control is not None:
+        health = {**health, "vehicle_lane": ctx.lane_control.lane_status()}
+    return health
 
 
 def state(request: Request) -> WebState:

@@ -188,5 +188,22 @@ def to_png(img: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def render_png(scan: Scan, mode: str, boxes: list[Box], key: Hashable | None = None) -> bytes:
-    return to_png(draw_boxes(view(scan, mode, key), boxes))
+def side_on(img: np.ndarray, boxes: list[Box]) -> tuple[np.ndarray, list[Box]]:
+    """A portal scan as an officer reads it: the vehicle from the side, front at the left, road at the bottom.
+
+    Portal scans have scan lines as rows (front first) and detector pixels as columns (0 at the road);
+    the image turns a quarter counter-clockwise and each box (x = column, y = line) with it, so that
+    captions stay upright. The screen maps boxes drawn on it back the same way (app.js toImage).
+    """
+    n = img.shape[1]
+    turned = [Box((b.box[1], n - b.box[2], b.box[3], n - b.box[0]), b.caption, b.rgb) for b in boxes]
+    return np.ascontiguousarray(np.rot90(img)), turned
+
+
+def render_png(scan: Scan, mode: str, boxes: list[Box], key: Hashable | None = None, *,
+               portal: bool = False) -> bytes:
+    """The PNG of a scan in view `mode` with its boxes; `portal` draws it side-on (see side_on)."""
+    img = view(scan, mode, key)
+    if portal:
+        img, boxes = side_on(img, boxes)
+    return to_png(draw_boxes(img, boxes))

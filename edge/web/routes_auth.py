@@ -101,7 +101,7 @@ async def set_lang(body: LangChoice, st: WebState = Depends(state),
 @router.get("/api/i18n/{lang}")
 async def messages(lang: str, st: WebState = Depends(state)) -> dict[str, Any]:
     chosen = pick_lang(lang, st.cfg.default_lang)
-    return {"lang": chosen, "langs": list(LANGS), "station": st.ctx.station_id,
+    return {"lang": chosen, "langs": list(LANGS), "station": st.ctx.station_id, "panels": list(st.ctx.panels),
             "default": st.cfg.default_lang, "messages": page_messages(chosen)}
 
 

@@ -16,6 +16,8 @@ from starlette.background import BackgroundTask
 
 from central_sync.schema import InspectionRecord
 from edge import audit, auth
+from edge.context import LaneControl
+from edge.stations.lane import LaneDecision
 from edge.events import Event
 from edge.store import Store
 from edge.web import cases, export, queries, render, sse
@@ -43,8 +45,8 @@ def _item_mapper(st: WebState, user: auth.User, last_seq: int) -> sse.Mapper:
 
     async def mapper(event: Event) -> sse.Mapped:
         nonlocal newest
-        if event.topic == "review":
-            return "review", event.data, None
+        if event.topic in ("review", "lane"):
+            return event.topic, event.data, None
         if event.topic != "inspection":
             return None
         try:
@@ -115,9 +117,64 @@ async def image(record_id: str, request: Request, mode: str = Query("colour"), s
 @router.post("/api/cases/{record_id}/decision")
 async def decision(record_id: str, body: cases.Decision, st: WebState = Depends(state),
                    user: auth.User = Depends(DECIDER)) -> dict:
-    record, review = await _call(st, cases.decide, user, record_id, body)
-    st.ctx.events.publish("review", {"id": record.id, "review": review.model_dump(mode="json")})
-    return cases.summary(record)
+    """Store the officer's review; on a gantry, also release the vehicle or send it to the search bay
+    (its gate opened by a request read back, audited whatever the outcome)."""
+    lane = _lane_for(st, user, body)
+    if lane is not None and body.lane is not None and not _in_lane(lane, record_id):
+        raise HTTPException(409, "vehicle_not_in_lane")
+    if body.outcome is None:
+        record = await _call(st, cases.get_case, record_id)
+    else:  # a vehicle still waiting may be decided again (its release did not happen)
+        record, review = await _call(st, cases.decide, user, record_id, body, lane is not None)
+        st.ctx.events.publish("review", {"id": record.id, "review": review.model_dump(mode="json")})
+    if lane is None or body.lane is None:
+        return cases.summary(record)
+    result = await _move_vehicle(st, lane, user, record_id, body)
+    return {**cases.summary(record), "lane": result.as_dict()}
+
+
+async def _move_vehicle(st: WebState, lane: LaneControl, user: auth.User, record_id: str,
+                        body: cases.Decision) -> LaneDecision:
+    """Carry out the decision's way out for the vehicle, audited whatever the outcome; an HTTP error unless
+    its gate is open or it is queued behind the vehicles ahead."""
+    assert body.lane is not None
+    result = await lane.decide_vehicle(record_id, body.lane, user.badge)
+    await st.audit(user.badge, "lane.release" if body.lane == "release" else "lane.search_bay", record_id,
+                   {"result": result.outcome, "code": result.code, "message": result.message,
+                    "outcome": body.outcome, "reason": body.note, "supervisor": body.outcome == "override"})
+    st.ctx.events.publish("lane", lane.lane_status())
+    if result.outcome in ("refused", "failed"):
+        raise HTTPException(409 if result.outcome == "refused" else 502, result.code)
+    return result
+
+
+def _lane_for(st: WebState, user: auth.User, body: cases.Decision) -> LaneControl | None:
+    """The station's vehicle lane when the decision moves a vehicle (checked: may this user move it so?)."""
+    if body.lane is None:
+        if body.outcome is None:
+            raise HTTPException(422, "decision_needs_outcome")
+        return None
+    lane = st.ctx.lane_control
+    if lane is None:
+        raise HTTPException(404, "no_lane")
+    refusal = cases.lane_refusal(user, body)
+    if refusal is not None:
+        raise HTTPException(refusal.status, refusal.code)
+    return lane
+
+
+def _in_lane(lane: LaneControl, record_id: str) -> bool:
+    """The vehicle of this record waits in the lane (not already leaving it)."""
+    vehicles = lane.lane_status().get("vehicles")
+    return any(v["id"] == record_id and not v["leaving"] for v in vehicles) if isinstance(vehicles, list) else False
+
+
+@router.get("/api/lane")
+async def lane_state(st: WebState = Depends(state), user: auth.User = Depends(VIEWER)) -> dict:
+    """The vehicles between scanner and barrier, first to leave first, and whether the lane is held."""
+    if st.ctx.lane_control is None:
+        raise HTTPException(404, "no_lane")
+    return st.ctx.lane_control.lane_status()
 
 
 @router.post("/api/cases/{record_id}/screen")

@@ -60,6 +60,13 @@ def as_input(images: np.ndarray) -> np.ndarray:
 
 
 def load(path: Path) -> tuple[np.ndarray, list[list[dict]]]:
-    """Memory-mapped images and truth lists of a generated set."""
+    """Memory-mapped images and truth lists of a generated set (the first `count` images where a set
+    written with an upper bound of images says how many it holds)."""
     images = np.load(path.with_suffix(".npy"), mmap_mode="r")
-    return images, json.loads(path.with_suffix(".json").read_text())["truth"]
+    info = json.loads(path.with_suffix(".json").read_text())
+    return images[:info.get("count", len(images))], info["truth"]
+
+
+def classes_of(path: Path) -> tuple[str, ...]:
+    """The class list a generated set was labelled with (baggage sets: threats.CLASSES)."""
+    return tuple(json.loads(path.with_suffix(".json").read_text()).get("classes", CLASSES))

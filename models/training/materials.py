@@ -10,6 +10,16 @@ import numpy as np
 # between bin centres, which is what makes lead look lighter than it is in a two-channel ratio.
 BIN_KEV = 2.5
 ENERGIES = np.arange(17.25, 161.0, BIN_KEV)
+# Tubes above 161 kV (light-vehicle portals, up to 450 kV; xraylib stops at 800 keV): 7.5 keV bins,
+# fewer of them because a portal scan has ~20 times the pixels of a bag.
+PORTAL_BIN_KEV = 7.5
+
+
+def energy_grid(kvp: float) -> np.ndarray:
+    """Bin centres (keV) for a tube of kvp: the baggage grid up to 161 kV, a coarser one above."""
+    if kvp <= 161.0:
+        return ENERGIES
+    return np.arange(20.0 + PORTAL_BIN_KEV / 2, kvp, PORTAL_BIN_KEV)
 
 # name -> (density g/cm³, {xraylib formula or NIST compound name: mass fraction})
 MATERIALS: dict[str, tuple[float, dict[str, float]]] = {
@@ -47,6 +57,9 @@ MATERIALS: dict[str, tuple[float, dict[str, float]]] = {
     "ceramic": (2.40, {"SiO2": 0.6, "Al2O3": 0.3, "CaO": 0.1}),
     "salt": (1.2, {"NaCl": 0.5, "C6H10O5": 0.5}),
     "csi": (4.51, {"CsI": 1.0}),
+    "cdwo4": (7.90, {"CdWO4": 1.0}),
+    "methamphetamine": (1.10, {"C10H15N": 0.90, "H2O": 0.10}),
+    "diesel": (0.84, {"C16H34": 1.0}),
 }
 
 ORGANIC = ("polyethylene", "polycarbonate", "pet", "nylon", "rubber", "pmma", "water", "gel", "textile",
@@ -55,24 +68,44 @@ INORGANIC = ("aluminium", "glass", "silicon", "ceramic", "pvc", "salt")
 METAL = ("steel", "stainless", "copper", "brass", "cupronickel", "zinc", "tin", "lead", "tungsten")
 
 
+def mass_attenuation(name: str, energies: np.ndarray = ENERGIES) -> np.ndarray:
+    """μ/ρ in cm²/g of a material at every bin energy (keV, ≤ 800; total cross-section incl. coherent)."""
+    return _mass_attenuation(name, tuple(float(e) for e in energies))
+
+
 @lru_cache(maxsize=None)
-def mass_attenuation(name: str) -> np.ndarray:
-    """μ/ρ in cm²/g of a material at every bin energy (total cross-section incl. coherent)."""
+def _mass_attenuation(name: str, energies: tuple[float, ...]) -> np.ndarray:
     import xraylib  # training extra only
 
     _, parts = MATERIALS[name]
-    mu = np.zeros(len(ENERGIES))
+    mu = np.zeros(len(energies))
     for formula, fraction in parts.items():
-        mu += fraction * np.array([xraylib.CS_Total_CP(formula, float(e)) for e in ENERGIES])
+        mu += fraction * np.array([xraylib.CS_Total_CP(formula, e) for e in energies])
     return mu
 
 
-def linear_attenuation_per_mm(name: str, density: float | None = None) -> np.ndarray:
+@lru_cache(maxsize=None)
+def elements(name: str) -> dict[int, float]:
+    """Mass fraction of every element (atomic number) in a material."""
+    import xraylib
+
+    out: dict[int, float] = {}
+    for formula, fraction in MATERIALS[name][1].items():
+        try:
+            data = xraylib.CompoundParser(formula)
+        except ValueError:
+            data = xraylib.GetCompoundDataNISTByName(formula)
+        for z, w in zip(data["Elements"], data["massFractions"]):
+            out[int(z)] = out.get(int(z), 0.0) + fraction * float(w)
+    return out
+
+
+def linear_attenuation_per_mm(name: str, density: float | None = None, energies: np.ndarray = ENERGIES) -> np.ndarray:
     """μ in 1/mm at every bin energy; density in g/cm³ defaults to the table's."""
     rho = MATERIALS[name][0] if density is None else density
-    return mass_attenuation(name) * rho / 10.0
+    return mass_attenuation(name, energies) * rho / 10.0
 
 
-def mu_matrix(names: list[str]) -> np.ndarray:
+def mu_matrix(names: list[str], energies: np.ndarray = ENERGIES) -> np.ndarray:
     """Bins × materials matrix of linear attenuation per mm (float32) for vectorised rendering."""
-    return np.stack([linear_attenuation_per_mm(n) for n in names], axis=1).astype(np.float32)
+    return np.stack([linear_attenuation_per_mm(n, None, energies) for n in names], axis=1).astype(np.float32)

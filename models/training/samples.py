@@ -1,4 +1,4 @@
-"""Write the small set of example scans shipped under examples/scans (clean bags and bags with threats)."""
+"""Write the small set of example scans shipped under examples/scans (bags, and vehicles in a portal)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from models.scan import save_scan
-from models.training.gantry import gantry_scan
+from models.training.portal import PortalSpec, portal_scan
 from models.training.scene import SceneSpec, synth_scan
 
 # file stem -> (seed, threats); seeds 900000+ are used nowhere else
@@ -18,8 +18,13 @@ EXAMPLES = {
     "bag_cigarettes_01": (900015, ("cigarettes",)), "bag_battery_01": (900016, ("battery",)),
     "bag_drugs_01": (900017, ("drugs",)), "bag_mixed_01": (900018, ("phone", "battery", "cigarettes")),
 }
-# drive-through portal scans of vans (8 mm pixels)
-GANTRY_EXAMPLES = {"van_cigarettes_01": (900101, ("cigarettes",)), "van_drugs_01": (900102, ("drugs",))}
+# drive-through portal scans (generator A, models.training.portal): seeds chosen where the goods went
+# where the name says
+GANTRY_EXAMPLES = {
+    "car_drugs_spare_wheel_01": (900209, PortalSpec(vehicle="saloon", contents=("drugs",), pixel_mm=6.0)),
+    "van_cigarettes_01": (900301, PortalSpec(vehicle="van", contents=("cigarettes",), cargo="mixed", pixel_mm=7.0)),
+    "van_clean_01": (900400, PortalSpec(vehicle="van", suspect=False, cargo="mixed", pixel_mm=7.0)),
+}
 
 
 def write_examples(out: Path, lines: int = 448, pixels: int = 448) -> list[Path]:
@@ -27,10 +32,12 @@ def write_examples(out: Path, lines: int = 448, pixels: int = 448) -> list[Path]
     out.mkdir(parents=True, exist_ok=True)
     bags = [save_scan(synth_scan(seed, SceneSpec(lines=lines, pixels=pixels, threats=threats)), out / f"{stem}.npz")
             for stem, (seed, threats) in EXAMPLES.items()]
-    (out / "vehicles").mkdir(exist_ok=True)  # gantry scans (8 mm pixels) apart from the baggage
-    vans = [save_scan(gantry_scan(seed, hidden), out / "vehicles" / f"{stem}.npz")
-            for stem, (seed, hidden) in GANTRY_EXAMPLES.items()]
-    return bags + vans
+    (out / "vehicles").mkdir(exist_ok=True)  # portal scans (5–10 mm pixels) apart from the baggage
+    for old in (out / "vehicles").glob("*.npz"):
+        old.unlink()
+    vehicles = [save_scan(portal_scan(seed, spec), out / "vehicles" / f"{stem}.npz")
+                for stem, (seed, spec) in GANTRY_EXAMPLES.items()]
+    return bags + vehicles
 
 
 def main() -> None:

@@ -5,16 +5,28 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
-from models.training.dataset import as_input, load
+from models.training.dataset import as_input, classes_of, load
 from models.training.model import ARCHS, STRIDE, Arch, Exported, TinyDet
 from models.training.threats import CLASSES
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Crop augmentations. axis_swap and column_flip suit baggage (an item lies either way on a belt),
+    not portal scans (road at column 0); zoom (low, high) resamples a window of zoom × crop pixels,
+    each axis on its own, to the crop: other pixel and line pitches than the data's."""
+
+    axis_swap: bool = True
+    column_flip: bool = True
+    zoom: tuple[float, float] = (1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -39,20 +51,21 @@ class TrainConfig:
     loaders: int = 0
     ema: float = 0.0
     warmup: int = 100
+    augment: Augment = field(default_factory=lambda: Augment())
 
 
-def targets(boxes: list[tuple[int, list[float]]], size: int, ignore: Sequence[tuple[int, list[float]]] = ()
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def targets(boxes: list[tuple[int, list[float]]], size: int, ignore: Sequence[tuple[int, list[float]]] = (),
+            classes: int = len(CLASSES)) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Heat-map (K×h×w), ltrb target (4×h×w), regression weight (h×w) and ignore mask (K×h×w).
 
     Objects cut by the crop edge (less than half visible) are neither positive nor negative: their
     cells are ignored by the heat-map loss.
     """
     n = size // STRIDE
-    ignored = np.zeros((len(CLASSES), n, n), np.float32)
+    ignored = np.zeros((classes, n, n), np.float32)
     for k, (x0, y0, x1, y1) in ignore:
         ignored[k, int(y0 // STRIDE):int(np.ceil(y1 / STRIDE)), int(x0 // STRIDE):int(np.ceil(x1 / STRIDE))] = 1.0
-    heat = np.zeros((len(CLASSES), n, n), np.float32)
+    heat = np.zeros((classes, n, n), np.float32)
     ltrb = np.zeros((4, n, n), np.float32)
     weight = np.zeros((n, n), np.float32)
     centres = (np.arange(n, dtype=np.float32) + 0.5) * STRIDE
@@ -79,14 +92,15 @@ class Sampler:
     """Random crops (float16 attenuation) with flips and transposes, and their targets.
 
     Crops are centred near a threat 60 % of the time; the threat is drawn class first, so rare or
-    hard classes are seen as often as common ones.
+    hard classes are seen as often as common ones. The class list is the set's own (dataset.classes_of).
     """
 
-    def __init__(self, path: Path, crop: int, rng: np.random.Generator) -> None:
+    def __init__(self, path: Path, crop: int, rng: np.random.Generator, aug: Augment = Augment()) -> None:
         self.images, self.truth = load(path)
-        self.crop, self.rng = crop, rng
+        self.classes = classes_of(path)
+        self.crop, self.rng, self.aug = crop, rng, aug
         instances = [[(i, k) for i, truth in enumerate(self.truth) for k, t in enumerate(truth) if t["label"] == c]
-                     for c in CLASSES]
+                     for c in self.classes]
         self.by_class = [of_class for of_class in instances if of_class]
 
     def one(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -98,44 +112,50 @@ class Sampler:
             i, k = int(rng.integers(len(self.truth))), None
         img, truth = self.images[i], self.truth[i]
         h, w = img.shape[1:]
+        wy, wx = (min(n, max(32, int(c * rng.uniform(*self.aug.zoom)))) for n in (h, w))
         if k is not None:
             b = truth[k]["box"]
-            x = int(np.clip(rng.uniform(*sorted((b[2] - c, b[0]))), 0, w - c))
-            y = int(np.clip(rng.uniform(*sorted((b[3] - c, b[1]))), 0, h - c))
+            x = int(np.clip(rng.uniform(*sorted((b[2] - wx, b[0]))), 0, w - wx))
+            y = int(np.clip(rng.uniform(*sorted((b[3] - wy, b[1]))), 0, h - wy))
         else:
-            x, y = int(rng.integers(0, w - c + 1)), int(rng.integers(0, h - c + 1))
-        crop = img[:, y:y + c, x:x + c]
+            x, y = int(rng.integers(0, w - wx + 1)), int(rng.integers(0, h - wy + 1))
+        crop = img[:, y:y + wy, x:x + wx]
         crop = crop if crop.dtype == np.float16 else as_input(crop).astype(np.float16)  # half the bytes to move
+        if (wy, wx) != (c, c):
+            crop = np.stack([cv2.resize(ch.astype(np.float32), (c, c), interpolation=cv2.INTER_LINEAR)
+                             for ch in crop]).astype(np.float16)
+        fx, fy = c / wx, c / wy
         boxes: list[tuple[int, list[float]]] = []
         ignore: list[tuple[int, list[float]]] = []
         for t in truth:
             x0, y0, x1, y1 = t["box"]
-            cx0, cy0, cx1, cy1 = max(x0 - x, 0), max(y0 - y, 0), min(x1 - x, c), min(y1 - y, c)
+            cx0, cy0, cx1, cy1 = max(x0 - x, 0), max(y0 - y, 0), min(x1 - x, wx), min(y1 - y, wy)
             if cx1 > cx0 and cy1 > cy0:
                 whole = (cx1 - cx0) * (cy1 - cy0) >= 0.5 * (x1 - x0) * (y1 - y0)
-                (boxes if whole else ignore).append((CLASSES.index(t["label"]), [cx0, cy0, cx1, cy1]))
-        if rng.random() < 0.5:
+                (boxes if whole else ignore).append((self.classes.index(t["label"]),
+                                                     [cx0 * fx, cy0 * fy, cx1 * fx, cy1 * fy]))
+        if self.aug.column_flip and rng.random() < 0.5:
             crop = crop[:, :, ::-1]
             boxes, ignore = ([(k, [c - b[2], b[1], c - b[0], b[3]]) for k, b in bs] for bs in (boxes, ignore))
         if rng.random() < 0.5:
             crop = crop[:, ::-1, :]
             boxes, ignore = ([(k, [b[0], c - b[3], b[2], c - b[1]]) for k, b in bs] for bs in (boxes, ignore))
-        if rng.random() < 0.5:  # an item can lie either way on the belt: swap the axes
+        if self.aug.axis_swap and rng.random() < 0.5:  # an item can lie either way on the belt: swap the axes
             crop = crop.transpose(0, 2, 1)
             boxes, ignore = ([(k, [b[1], b[0], b[3], b[2]]) for k, b in bs] for bs in (boxes, ignore))
-        return (np.ascontiguousarray(crop), *targets(boxes, c, ignore))
+        return (np.ascontiguousarray(crop), *targets(boxes, c, ignore, len(self.classes)))
 
 
 class Crops(torch.utils.data.IterableDataset):
     """An endless stream of training samples; each loader process draws from its own seed."""
 
-    def __init__(self, path: Path, crop: int, seed: int) -> None:
+    def __init__(self, path: Path, crop: int, seed: int, aug: Augment = Augment()) -> None:
         super().__init__()
-        self.path, self.crop, self.seed = path, crop, seed
+        self.path, self.crop, self.seed, self.aug = path, crop, seed, aug
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         info = torch.utils.data.get_worker_info()
-        sampler = Sampler(self.path, self.crop, np.random.default_rng([self.seed, info.id if info else 0]))
+        sampler = Sampler(self.path, self.crop, np.random.default_rng([self.seed, info.id if info else 0]), self.aug)
         while True:
             yield sampler.one()
 
@@ -178,10 +198,11 @@ def train(data: Path, out: Path, cfg: TrainConfig = TrainConfig(), log: Callable
         history = start_from.get("history") or [{"steps": int(start_from["step"]) + 1, "data": "uint8"}]
         log(f"continuing from {cfg.init} ({sum(h['steps'] for h in history)} earlier steps)")
     else:
-        net = TinyDet(len(CLASSES), arch=ARCHS[cfg.arch])
+        net = TinyDet(len(classes_of(data)), arch=ARCHS[cfg.arch])
     net = net.to(device).to(memory_format=torch.channels_last)
     ema = copy.deepcopy(net).eval() if cfg.ema else None
-    loader = iter(torch.utils.data.DataLoader(Crops(data, cfg.crop, cfg.seed), batch_size=cfg.batch,
+    crops = Crops(data, cfg.crop, cfg.seed, cfg.augment)
+    loader = iter(torch.utils.data.DataLoader(crops, batch_size=cfg.batch,
                                               num_workers=cfg.loaders, pin_memory=device.type == "cuda",
                                               persistent_workers=cfg.loaders > 0,
                                               prefetch_factor=2 if cfg.loaders else None))
@@ -257,6 +278,6 @@ def load_checkpoint(path: Path) -> TinyDet:
 
 def _net_of(checkpoint: dict) -> TinyDet:
     """The network a loaded checkpoint holds (checkpoints before `arch` was recorded are `tiny`)."""
-    net = TinyDet(len(CLASSES), arch=Arch.from_dict(checkpoint.get("arch")))
+    net = TinyDet(int(checkpoint["model"]["cls.weight"].shape[0]), arch=Arch.from_dict(checkpoint.get("arch")))
     net.load_state_dict(checkpoint["model"])
     return net

@@ -16,7 +16,7 @@ def test_default_maps_and_override() -> None:
     assert cfg.registers["eye_divert_gate"] == Point(table="discrete", address=12)
     assert cfg.registers["estop_ok"] == CONVEYOR_MAP["estop_ok"]
     assert cfg.eyes == ("eye_tunnel_entry", "eye_tunnel_exit", "eye_divert_gate")
-    assert PlcConfig(kind="sim", model="gantry").eyes == ("eye_entry", "eye_exit")
+    assert PlcConfig(kind="sim", model="gantry").eyes == ("eye_entry", "eye_exit", "eye_search_bay")
 
 
 @pytest.mark.parametrize("registers,match", [

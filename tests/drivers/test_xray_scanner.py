@@ -340,3 +340,25 @@ async def test_stop_that_cannot_be_sent_is_counted_and_sent_when_the_link_return
         assert stream.scan_id in scanner._owed_stops
         emu.replug()
         await until(lambda: stream.scan_id not in scanner._owed_stops)
+
+
+async def test_a_watched_scan_dir_streams_scans_added_while_running(tmp_path: Path, monkeypatch) -> None:
+    """`watch`: a scan written (elsewhere, then renamed) into scan_dir after start is streamed in its turn;
+    a file that is not a scan is left out and the others still come."""
+    import drivers.xray as xray
+
+    monkeypatch.setattr(xray, "WATCH_S", 0.05)
+    cfg = _config(tmp_path, [_scan(seed=1)], watch=True)
+    async with open_scanner(cfg, "xray") as scanner:
+        (tmp_path / "0_garbage.npz").write_bytes(b"not a scan")
+        added = _scan(lines=77, seed=2)
+        save_scan(added, tmp_path / "z.part")
+        (tmp_path / "z.part").replace(tmp_path / "z_added.npz")
+        await until(lambda: len(scanner.emulator.scans) == 2, "the added scan is picked up")
+        await scanner.arm()
+        shapes = []
+        for ref in ("first", "second"):
+            stream = await scanner.start_scan(ref)
+            await _collect(stream)
+            shapes.append(stream.result().shape)
+        assert shapes == [(120, 48), (77, 48)]

@@ -262,3 +262,61 @@ def test_supervisor_restarts_a_latched_belt_from_the_health_screen(station, page
     finally:
         on_loop(stack.aclose)
         station.ctx.belt = None
+
+
+def test_officer_sends_the_vehicle_at_the_barrier_to_the_search_bay(station, page, tmp_path):
+    """A gantry flow on the PLC simulator and the firmware emulator, on the screen's own loop as in the
+    daemon: the suspect vehicle waits at the barrier, the officer's view shows it with Release / Search
+    bay, and one click opens the search-bay gate (read back) and the vehicle leaves that way."""
+    import asyncio
+    from contextlib import AsyncExitStack
+
+    from gantry_station import gantry_flow, vehicle_scan
+
+    def on_loop(coro_fn):
+        return asyncio.run_coroutine_threadsafe(coro_fn(), station.loop).result(60)
+
+    async def start():
+        stack = AsyncExitStack()
+        flow = await gantry_flow(stack, tmp_path, [vehicle_scan(True)], station.writer, station.events,
+                                 station="demo-1")
+        task = asyncio.create_task(flow.run(), name="flow")
+        stack.callback(task.cancel)
+        return stack, flow
+
+    stack, flow = on_loop(start)
+    sim = flow.devices.plc.sim.model
+    try:
+        station.ctx.lane_control, station.ctx.panels = flow, ("lane",)
+        sign_in(page, station, OFFICER)
+        page.wait_for_selector("body[data-live='1']")
+        async def arrive():
+            return sim.add_vehicle(4.0, lead_m=-1.5)
+
+        car = on_loop(arrive)
+        page.wait_for_selector("#lane-panel:not([hidden])", timeout=30_000)
+        expect(page.locator("#lane-state")).to_contain_text("At the barrier")
+        assert page.is_visible("#lane-release") and page.is_hidden("#lane-supervisor")
+        page.screenshot(path=str(ARTIFACTS / "gantry_vehicle_at_barrier.png"))
+        # the vehicle side-on (its 120 lines across, 64 pixels up), a box drawn on it kept in scan pixels
+        page.wait_for_function("document.getElementById('scan').naturalWidth === 120")
+        assert page.evaluate("document.getElementById('scan').naturalHeight") == 64
+        assert "concealment" in page.eval_on_selector_all("#class option", "os => os.map(o => o.value)")
+        page.click("#draw")
+        r = page.locator("#scan").bounding_box()
+        page.mouse.move(r["x"] + r["width"] * 0.25, r["y"] + r["height"] * 0.25)
+        page.mouse.down()
+        page.mouse.move(r["x"] + r["width"] * 0.5, r["y"] + r["height"] * 0.75, steps=4)
+        page.mouse.up()
+        (x0, y0, x1, y1), = page.evaluate("S.boxes")
+        assert (abs(x0 - 16) <= 1, abs(x1 - 48) <= 1, abs(y0 - 30) <= 1, abs(y1 - 60) <= 1) == (True,) * 4
+        page.click("#lane-search")
+        expect(page.locator("#lane-msg")).to_have_text("Done: the gate is confirmed open.")
+        on_loop(lambda: until(lambda: sim.outcomes.get(car) == "search_bay", "the car took the search bay"))
+        rows = station.call(lambda s: [e for e in audit.entries(s.conn) if e.action == "lane.search_bay"])
+        assert [(e.actor, json.loads(e.detail)["result"]) for e in rows] == [(OFFICER[0], "open")]
+        unexpected = [e for e in page.errors if "status of 401" not in e]
+        assert unexpected == []
+    finally:
+        on_loop(stack.aclose)
+        station.ctx.lane_control, station.ctx.panels = None, ()

@@ -43,6 +43,7 @@ def test_demo_brings_records_from_every_station_to_the_hub(tmp_path):
                              str(tmp_path / "demo")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
     stations: set[str] = set()
+    gantry: list[dict] = []
     try:
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline and len(stations) < 3:
@@ -55,10 +56,14 @@ def test_demo_brings_records_from_every_station_to_the_hub(tmp_path):
                 continue
             items = rows["items"] if isinstance(rows, dict) else rows
             stations |= {r["record"]["station"] for r in items}
+            gantry = [r["record"] for r in items if r["record"]["station"] == "gantry-01"]
         screen = httpx.get(f"http://127.0.0.1:{base + 2}/healthz", timeout=5).json()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         output = proc.communicate(timeout=30)[0]
     assert stations == {"gantry-01", "conveyor-01", "xray-01"}, output[-3000:]
     assert screen["model"]["state"] == "ok"
+    # the gantry shows vehicles from the portal generator, judged by the model made for them
+    assert {(g["kind"], (g["model"] or {}).get("name")) for g in gantry} == {("vehicle", "cpe-gantry")}, gantry
+    assert {g["reason"] for g in gantry} <= {"clear", "detection", "model_cannot_clear"}, gantry
     assert "Checkpoint Edge demo is running" in output

@@ -17,6 +17,7 @@ from edge.events import EventBus
 from edge.metrics import StationMetrics
 from edge.stations import InspectorParts
 from edge.stations.gantry import GantryFlow
+from edge.stations.lane import Lane
 from edge.stations.identify import TagWindow
 from edge.store import Store, StoreWriter
 from appliance.watchdog import Progress
@@ -66,7 +67,7 @@ async def test_an_idle_gantry_stays_alive(tmp_path):
         metrics, devices, events = StationMetrics(), Devices(plc=plc), EventBus()
         progress = Progress()
         flow = GantryFlow(devices, InspectorParts("g-1", "1", 400.0, None, writer, events, metrics), progress,
-                          ItemKind.VEHICLE, TagWindow(devices, events))
+                          ItemKind.VEHICLE, TagWindow(devices, events), Lane(1))
         task = asyncio.create_task(flow.run(), name="flow")
         try:
             await until(lambda: devices.states().get("plc", {}).get("state") == "ok", "the gantry's PLC link is up")

@@ -194,3 +194,22 @@ async def test_a_scan_growing_past_the_models_length_stops_spending_inference(ri
     assert (record.verdict.value, record.reason) == ("manual", "model_not_applicable")
     full = len(detector.tile_grid((640, 200))[0]) * len(detector.tile_grid((640, 200))[1])
     assert detector.stats()["tiles"] <= full // 2  # strips queued up to the 320th line at most, the rest never
+
+
+async def test_a_model_that_may_not_clear_flags_what_it_finds_and_sends_the_rest_to_an_officer(
+        rig: Rig, tmp_path: Path) -> None:
+    """cpe-gantry 1.0 ships with `clears = false` (below its goals): finding nothing is not a clear."""
+    advisory = write_package(tmp_path / "advisory", "cpe-fcos-v1", 128, name="advisory", applies=APPLIES, clears=False)
+    engine = Engine(load_detector(advisory, overlap=32), rig.pool, facts=BAGGAGE)
+    inspector = rig.inspector(engine=engine)
+    found = await inspector.inspect(Item("bag", ItemKind.BAGGAGE), WholeScan(bag(True)))
+    nothing = await inspector.inspect(Item("bag", ItemKind.BAGGAGE), WholeScan(bag(False)))
+    assert (found.verdict, found.reason) == (Verdict.SUSPECT, "detection")
+    assert (nothing.verdict, nothing.reason) == (Verdict.MANUAL, Reason.MODEL_CANNOT_CLEAR)
+
+
+def test_the_shipped_gantry_model_may_not_clear() -> None:
+    from models.manifest import load_manifest
+
+    assert load_manifest(ZOO / "cpe-gantry").clears is False
+    assert load_manifest(ZOO / "cpe-tiny").clears is True

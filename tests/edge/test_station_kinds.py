@@ -21,6 +21,7 @@ from edge.metrics import StationMetrics
 from edge.stations import InspectorParts
 from edge.stations.conveyor import ConveyorFlow, geometry_budget_ms
 from edge.stations.gantry import GantryFlow
+from edge.stations.lane import Lane
 from edge.stations.identify import TagWindow
 from edge.stations.kinds import KINDS
 from edge.store import Store, StoreWriter
@@ -74,7 +75,7 @@ def test_a_station_whose_plc_runs_another_kinds_model_is_refused() -> None:
 def test_each_kind_declares_its_needs_its_plc_model_and_its_screen() -> None:
     assert {k: (v.needs, v.plc_model, v.panels) for k, v in KINDS.items()} == {
         "conveyor": (("plc", "scanner"), "conveyor", ("belt",)),
-        "gantry": (("plc", "scanner"), "gantry", ()),
+        "gantry": (("plc", "scanner"), "gantry", ("lane",)),
         "xray": (("source",), None, ())}
     assert all(k.plc_model in SAFE_STATES for k in KINDS.values() if k.plc_model is not None)
 
@@ -87,12 +88,14 @@ async def test_flows_are_built_with_their_actuation_and_the_belts_budget(tmp_pat
         devices = Devices()
         flows = [ConveyorFlow(devices, parts, Progress(), ItemKind.BAGGAGE, TagWindow(devices, parts.events), section,
                               tmp_path / "belt.json"),
-                 GantryFlow(devices, parts, Progress(), ItemKind.VEHICLE, TagWindow(devices, parts.events))]
+                 GantryFlow(devices, parts, Progress(), ItemKind.VEHICLE, TagWindow(devices, parts.events),
+                            Lane(1))]
         for flow in flows:
             assert flow.inspector.actuate == flow._actuate
         assert flows[0].inspector.budget_ms == geometry_budget_ms(section) < parts.budget_ms
         assert flows[1].inspector.budget_ms == parts.budget_ms
         assert flows[0].belt is flows[0] and flows[1].belt is None
+        assert flows[0].lane_control is None and flows[1].lane_control is flows[1]
 
 
 async def test_a_flow_whose_plc_could_not_be_opened_ends_with_a_sentence_naming_why(tmp_path) -> None:
@@ -100,7 +103,7 @@ async def test_a_flow_whose_plc_could_not_be_opened_ends_with_a_sentence_naming_
     async with StoreWriter(Store(tmp_path / "data", station="s-1")) as writer:
         parts = InspectorParts("s-1", "1", 400.0, None, writer, EventBus(), StationMetrics())
         devices = Devices(not_opened={"plc": "PLC s-1/plc at 10.0.0.5:502 did not answer"})
-        flow = GantryFlow(devices, parts, Progress(), ItemKind.VEHICLE, TagWindow(devices, EventBus()))
+        flow = GantryFlow(devices, parts, Progress(), ItemKind.VEHICLE, TagWindow(devices, EventBus()), Lane(1))
         with pytest.raises(DriverError, match="the station's PLC could not be opened when it started: PLC s-1/plc at"
                                               " 10.0.0.5:502 did not answer"):
             await flow.run()

@@ -34,7 +34,8 @@ def used_keys() -> set[str]:
     dotted = set(re.findall(r'"([a-z_]+(?:\.[A-Za-z_-]+)+)"', JS))  # dotted literals are keys or permissions
     keys |= dotted - set(PERMISSIONS)
     keys |= {f"verdict.{v.value}" for v in Verdict} | {f"reason.{r.value}" for r in Reason}
-    keys |= {f"class.{c}" for c in _js_list("CLASSES")} | {f"view.{m}" for m in VIEW_MODES}
+    keys |= {f"class.{c}" for name in ("CLASSES", "PORTAL_CLASSES") for c in _js_list(name)}
+    keys |= {f"view.{m}" for m in VIEW_MODES}
     keys |= {f"view.{m}" for m in _js_list("MODES")} | {f"role.{r}" for r in ROLES}
     keys |= {f"lang.{lang}" for lang in i18n.LANGS} | {f"kind.{k.value}" for k in ItemKind}
     keys |= {f"review.{o}" for o in get_args(Review.model_fields["outcome"].annotation)}

@@ -66,3 +66,16 @@ def test_grey_view_without_material_module(monkeypatch):
     monkeypatch.setattr(render, "_colourise", None)
     scan = Scan(np.full((20, 30), 65535, np.uint16), np.full((20, 30), 65535, np.uint16))
     assert (render.colour_view(scan.high, scan.low) == 255).all()
+
+
+def test_a_portal_scan_is_drawn_side_on_with_its_boxes_on_the_same_pixels() -> None:
+    """Front (line 0) at the left, road (column 0) at the bottom; a box still frames its object."""
+    lines, pixels = 300, 120
+    high = np.full((lines, pixels), 60000, np.uint16)
+    high[200:240, 10:30] = 2000        # an object near the road, late in the scan
+    img = render.grey_view(high)
+    turned, (box,) = render.side_on(img, [render.Box((10.0, 200.0, 30.0, 240.0), "")])
+    assert turned.shape[:2] == (pixels, lines)
+    x0, y0, x1, y1 = (int(v) for v in box.box)
+    assert (x0, x1) == (200, 240) and (y0, y1) == (pixels - 30, pixels - 10)  # right of the middle, near the bottom
+    assert turned[y0:y1, x0:x1].max() < 20 and turned[:y0].min() > 200

@@ -126,11 +126,13 @@ def test_no_real_scan_is_refused_for_its_content():
 
 def test_generated_bags_and_vehicles_are_never_refused_for_their_content():
     pytest.importorskip("xraylib")
-    from models.training.gantry import gantry_scan
+    from models.evalgen import alt_portal_scan
+    from models.training.portal import PortalSpec, portal_scan
     from models.training.scene import SceneSpec, synth_scan
 
     scans = [synth_scan(seed, SceneSpec(lines=448, pixels=448)) for seed in range(5100, 5106)]
-    scans += [gantry_scan(seed, lines=1200, pixels=800) for seed in (1, 2)]
+    scans += [portal_scan(seed, PortalSpec(vehicle=v)) for seed, v in ((1, "van"), (2, "tractor_40ft"))]
+    scans += [alt_portal_scan(seed, vehicle=v) for seed, v in ((1, "saloon"), (2, "tractor_40ft"))]
     assert [content_problem(s.high, s.low) for s in scans] == [None] * len(scans)
 
 

@@ -78,19 +78,6 @@ def test_seed_blocks_of_the_recipe_are_disjoint():
     assert all(a.isdisjoint(b) for i, a in enumerate(sets) for b in sets[i + 1:])
 
 
-def test_gantry_scan_holds_its_hidden_goods_inside_the_van():
-    from models.training.gantry import gantry_scan
-
-    scan = gantry_scan(4, ("cigarettes", "drugs"))
-    assert scan.meta["kind"] == "vehicle" and scan.meta["pixel_mm"] == 8.0
-    assert [t["label"] for t in scan.meta["truth"]] == ["cigarettes", "drugs"]
-    for t in scan.meta["truth"]:
-        x0, y0, x1, y1 = (int(v) for v in t["box"])
-        assert 0 <= x0 < x1 <= scan.shape[1] and 0 <= y0 < y1 <= scan.shape[0]
-        assert np.median(scan.high[y0:y1, x0:x1]) < 0.8 * 65535
-    assert np.array_equal(scan.high, gantry_scan(4, ("cigarettes", "drugs")).high)
-
-
 def test_generated_sets_keep_weak_contrast(tmp_path):
     """Training sets store float16 attenuation: a cigarette carton keeps its contrast (8 bits left ~3 levels)."""
     from models.training.dataset import as_input, attenuation, generate, load

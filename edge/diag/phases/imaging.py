@@ -25,6 +25,8 @@ async def run(ctx: PhaseContext) -> None:
     if scanner is None:
         ctx.skip("skip.device_lost", target="X-ray scanner")
     pixel_mm = scanner.cfg.pixel_mm or 1.0
+    if pixel_mm > testobject.MAX_PIXEL_MM:
+        ctx.skip("skip.coarse_pixels", pixel_mm=f"{pixel_mm:g}", limit=f"{testobject.MAX_PIXEL_MM:g}")
     obj = await asyncio.to_thread(testobject.make_test_object, pixel_mm)
     await ctx.prompt("prompt.place_test_object", Action("place_test_object", args={"scan": obj}), confirm=True)
     try:

@@ -6,6 +6,8 @@ const S = { me: null, lang: "en", msgs: {}, current: null, mode: "colour", zoom:
 window.cpeTimings = {};  // per item: when its event arrived, its banner showed, its image loaded (ms epoch)
 const MODES = ["colour", "grey", "organic", "inorganic", "negative"];
 const CLASSES = ["firearm", "knife", "explosive", "ammunition", "battery", "cigarettes", "drugs", "currency", "phone", "other"];
+// what an officer finds in a vehicle or container (the gantry model's classes and the rest)
+const PORTAL_CLASSES = ["cigarettes", "drugs", "firearm", "ammunition", "explosive", "currency", "concealment", "load_present", "other"];
 
 function T(key, vars) {
   let s = S.msgs[key];
@@ -29,7 +31,7 @@ async function api(path, opts = {}) {
 // -- language -------------------------------------------------------------------------------
 async function loadLang(lang) {
   const cat = await api("/api/i18n/" + encodeURIComponent(lang));
-  S.lang = cat.lang; S.msgs = cat.messages; $("station").textContent = cat.station || "";
+  S.lang = cat.lang; S.msgs = cat.messages; $("station").textContent = cat.station || ""; S.panels = cat.panels || [];
   document.documentElement.lang = S.lang;
   const sel = $("lang"); sel.innerHTML = "";
   for (const l of cat.langs) sel.add(new Option(T("lang." + l), l, false, l === S.lang));
@@ -43,9 +45,7 @@ function applyMessages() {
     const b = document.createElement("button"); b.textContent = T("view." + m); b.dataset.mode = m;
     b.className = m === S.mode ? "on" : ""; b.onclick = () => setMode(m); $("modes").append(b);
   }
-  const cls = $("class"); const keep = cls.value; cls.innerHTML = "";
-  for (const c of CLASSES) cls.add(new Option(T("class." + c), c));
-  if (keep) cls.value = keep;
+  fillClasses();
   if (S.current) showRecord(S.current, false);
   if (S.me) $("who").textContent = S.me.name + " · " + T("role." + S.me.role);
 }
@@ -82,7 +82,7 @@ async function signedIn(me) {
   $("nav").hidden = false; $("signout").hidden = false;
   $("who").textContent = me.name + " · " + T("role." + me.role);
   for (const el of document.querySelectorAll("[data-perm]")) el.hidden = !me.permissions.includes(el.dataset.perm);
-  if (can("case.view")) { connectLive(); refreshQueue(); show("live"); } else show(can("diagnostics") ? "diagnostics" : "health");
+  if (can("case.view")) { connectLive(); refreshQueue(); refreshLane().catch(() => {}); show("live"); } else show(can("diagnostics") ? "diagnostics" : "health");
 }
 function signedOut() {
   S.me = null; S.current = null; S.boxes = []; S.waiting = null; $("next-item").hidden = true;
@@ -113,12 +113,13 @@ function connectLive() {
   S.live.addEventListener("inspection", (e) => {
     const rec = JSON.parse(e.data);
     window.cpeTimings[rec.id] = { event: Date.now() };
-    if (rec.verdict !== "clear") refreshQueue();
+    if (rec.verdict !== "clear") { refreshQueue(); refreshLane().catch(() => {}); }
     if (S.viewingLive && busy()) holdBack(rec);
     else if (S.viewingLive) { S.waiting = null; $("next-item").hidden = true; show("live"); showRecord(rec, true); }
     if (rec.tip_missed) tipMessage(T("tip.missed_previous", { label: tr("class.", rec.tip_missed.label) }), "miss");
   });
   S.live.addEventListener("review", () => refreshQueue());
+  S.live.addEventListener("lane", (e) => { S.lane = JSON.parse(e.data); showLane(); });
   S.live.addEventListener("signed_out", () => signedOut());
 }
 
@@ -138,9 +139,15 @@ function showWaiting() {
 }
 $("next-item").onclick = showWaiting;
 
+function fillClasses() {
+  const cls = $("class"), keep = cls.value; cls.innerHTML = "";
+  for (const c of sideOn() ? PORTAL_CLASSES : CLASSES) cls.add(new Option(T("class." + c), c));
+  if (keep && [...cls.options].some((o) => o.value === keep)) cls.value = keep;
+}
 function showRecord(rec, fresh) {
   const changed = !S.current || S.current.id !== rec.id;
   S.current = rec;
+  if (changed) fillClasses();
   if (changed) { S.boxes = []; resetView(); $("decide-msg").textContent = ""; $("note").value = ""; $("tip-msg").hidden = true; }
   const banner = $("banner");
   banner.className = "banner " + rec.verdict; banner.dataset.id = rec.id;
@@ -169,6 +176,7 @@ function showRecord(rec, fresh) {
   if (changed || fresh) loadImage();
   if (fresh && rec.verdict === "suspect") alarm();
   drawBoxes();
+  showLane();
 }
 
 function loadImage() {
@@ -240,13 +248,22 @@ $("stage").addEventListener("pointerup", (e) => {
   drag = null;
 });
 const dist = (a, b) => Math.hypot(a.clientX - b.clientX, a.clientY - b.clientY);
+// Portal scans (vehicles, containers) are drawn side-on: the server turns the image a quarter
+// counter-clockwise (edge/web/render.py side_on); boxes stay in scan pixels (x = column, y = line).
+const sideOn = () => ["vehicle", "container"].includes(S.current?.kind);
 function toImage(e) {
   const img = $("scan"), r = img.getBoundingClientRect();
-  return { x: ((e.clientX - r.left) / r.width) * img.naturalWidth, y: ((e.clientY - r.top) / r.height) * img.naturalHeight };
+  const u = ((e.clientX - r.left) / r.width) * img.naturalWidth, v = ((e.clientY - r.top) / r.height) * img.naturalHeight;
+  return sideOn() ? { x: img.naturalHeight - v, y: u } : { x: u, y: v };
+}
+function onScreen(b) {
+  const n = $("scan").naturalHeight;
+  return sideOn() ? [b[1], n - b[2], b[3], n - b[0]] : b;
 }
 function drawBoxes(extra) {
   const svg = $("overlay"); svg.innerHTML = "";
-  for (const b of extra ? [...S.boxes, extra] : S.boxes) {
+  for (const box of extra ? [...S.boxes, extra] : S.boxes) {
+    const b = onScreen(box);
     const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
     r.setAttribute("x", Math.min(b[0], b[2])); r.setAttribute("y", Math.min(b[1], b[3]));
     r.setAttribute("width", Math.abs(b[2] - b[0])); r.setAttribute("height", Math.abs(b[3] - b[1]));
@@ -293,6 +310,38 @@ function tipMessage(text, outcome) {
   const m = $("tip-msg"); m.textContent = text; m.className = "tip-msg " + outcome; m.hidden = false;
   clearTimeout(S.tipTimer); S.tipTimer = setTimeout(() => { m.hidden = true; }, 8000);
 }
+
+// -- gantry lane: the vehicle waiting at the barrier, released or sent to the search bay by the officer
+const hasLane = () => (S.panels || []).includes("lane");  // a gantry's screen (edge.stations.kinds panels)
+async function refreshLane() {
+  if (!can("case.view") || !hasLane()) return;
+  S.lane = await api("/api/lane"); showLane();
+}
+setInterval(() => { if (S.me && hasLane()) refreshLane().catch(() => {}); }, 3000);  // vehicles leave meanwhile
+function showLane() {
+  const rec = S.current, lane = S.lane, v = rec && lane ? lane.vehicles.find((x) => x.id === rec.id) : null;
+  $("lane-panel").hidden = !v || !can("case.decide");
+  if (!v) return;
+  const pos = lane.vehicles.indexOf(v);
+  const what = v.leaving ? T("lane.leaving") : v.way ? T("lane.way." + v.way) : T("lane.waiting", { s: fmtNum(v.waiting_s) });
+  $("lane-state").textContent = (pos === 0 ? T("lane.at_barrier") : T("lane.behind", { n: pos })) + " · " + what + (v.problem ? " — " + v.problem : "");
+  for (const id of ["lane-release", "lane-search", "lane-supervisor"]) $(id).disabled = v.leaving;
+  $("lane-supervisor").hidden = !can("case.override");
+}
+async function laneDecide(way, supervisor) {
+  const rec = S.current; if (!rec) return;
+  const body = { lane: way, note: supervisor ? $("lane-reason").value : "" };
+  if (way === "release") body.outcome = supervisor ? "override" : (rec.verdict === "suspect" ? "false_alarm" : "cleared");
+  if (supervisor && !body.note.trim()) { $("lane-msg").textContent = T("error.override_needs_reason"); return; }
+  try {
+    const r = await api("/api/cases/" + rec.id + "/decision", { json: body });
+    $("lane-msg").textContent = T("lane.result." + r.lane.outcome); $("lane-reason").value = ""; refreshQueue();
+  } catch (err) { $("lane-msg").textContent = T(err.message); }
+  await refreshLane();
+}
+$("lane-release").onclick = () => laneDecide("release", false);
+$("lane-search").onclick = () => laneDecide("search_bay", false);
+$("lane-supervisor").onclick = () => laneDecide("release", true);
 
 // -- lists -------------------------------------------------------------------------------------
 function row(cells, onclick, cls) {
@@ -357,6 +406,15 @@ async function refreshHealth() {
   if (!(h.alarms || []).length) { const li = document.createElement("li"); li.textContent = T("health.no_errors"); ul.append(li); }
   box.append(ul);
   showBelt(h.belt);
+  showLaneHealth(h.vehicle_lane);
+}
+// A gantry lane held (full, the first vehicle waiting for an officer) is not "Working": it says so.
+function showLaneHealth(lane) {
+  $("lane-health").hidden = !lane;
+  if (!lane) return;
+  $("lane-health").dataset.state = lane.state;
+  const oldest = lane.oldest_s >= 90 ? T("lane.minutes", { n: fmtNum(Math.round(lane.oldest_s / 60)) }) : T("lane.seconds", { n: fmtNum(Math.round(lane.oldest_s)) });
+  $("lane-health").textContent = T("health.lane") + ": " + T("lane.state." + lane.state, { n: lane.waiting_for_officer, oldest, taken: lane.vehicles.length, capacity: lane.capacity });
 }
 // A conveyor belt latched stopped says why; a supervisor may ask for it to run again (the daemon checks).
 function showBelt(belt) {

@@ -1,0 +1,197 @@
+"""The gantry lane between the scanner and the barrier: which vehicles wait there, in order, and why.
+
+A pure state (no IO; edge.stations.gantry drives the PLC from it). Vehicles join when their scan
+starts and leave the lane in arrival order (FIFO) over the exit loop (released) or the search-bay
+loop (sent to the search bay). A vehicle is released by a `clear` verdict or by an officer's or a
+supervisor's decision, never by default or by time; a link loss or a release the PLC did not confirm
+takes every pending way out back, so nothing moves without a new decision. At most `capacity`
+vehicles may be in the lane: when it is full, the lane is held (the entry light stays red and no
+new vehicle is scanned) until the first one leaves.
+
+The lane outlives the daemon (`lane.json` in data_dir, edge.stations.statefile): vehicles left in it
+by the last daemon are waiting for an officer again after a restart, whatever was decided before.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+import structlog
+
+from edge.stations import statefile
+
+log = structlog.get_logger()
+
+FILE_NAME = "lane.json"
+Way = Literal["release", "search_bay"]
+WAYS: tuple[Way, ...] = ("release", "search_bay")
+
+
+@dataclass(frozen=True)
+class LaneDecision:
+    """What an officer's decision on a vehicle came to: `outcome` open (its gate is confirmed open),
+    queued (it leaves when the vehicles ahead have), refused or failed; `code` names it for the screen
+    and `message` says it in one sentence."""
+
+    outcome: Literal["open", "queued", "refused", "failed"]
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass
+class Vehicle:
+    """One vehicle in the lane: its inspection record id, since when, and what will happen to it."""
+
+    id: str  # the inspection record's id
+    since: str  # UTC RFC 3339: when its scan started
+    verdict: str | None = None  # None while it is being scanned
+    way: Way | None = None  # the way out decided for it (None: waiting for an officer)
+    by: str = ""  # who decided: "verdict" for a clear verdict, else the officer's badge
+    leaving: bool = False  # its gate is open (read back): it is on its way out
+    opened: Way | None = None  # the gate last confirmed open for it (kept when a link loss withdraws its way)
+    problem: str = ""  # why its last way out did not happen, in one sentence
+    mono: float = field(default_factory=time.monotonic, compare=False)
+
+    @property
+    def waiting_for_officer(self) -> bool:
+        return self.verdict is not None and self.way is None
+
+    def public(self, now: float) -> dict[str, object]:
+        """The vehicle as the screen and /healthz show it."""
+        body = {k: v for k, v in asdict(self).items() if k != "mono"}
+        return {**body, "waiting_s": round(now - self.mono, 1), "waiting_for_officer": self.waiting_for_officer}
+
+
+@dataclass
+class Lane:
+    """The vehicles between the scanner and the barrier, first to leave first."""
+
+    capacity: int
+    file: Path | None = None
+    vehicles: list[Vehicle] = field(default_factory=list)
+    unexpected_exits: int = 0  # a loop saw a vehicle leave that the lane did not let go
+
+    def __post_init__(self) -> None:
+        if self.file is not None:
+            self._recall(self.file)
+
+    # ---- what the flow asks -----------------------------------------------------------------
+    @property
+    def full(self) -> bool:
+        return len(self.vehicles) >= self.capacity
+
+    @property
+    def head(self) -> Vehicle | None:
+        return self.vehicles[0] if self.vehicles else None
+
+    def find(self, record_id: str) -> Vehicle | None:
+        return next((v for v in self.vehicles if v.id == record_id), None)
+
+    def position(self, vehicle: Vehicle) -> int:
+        """0 for the vehicle at the barrier, 1 for the one behind it, ..."""
+        return self.vehicles.index(vehicle)
+
+    def waiting(self) -> Iterator[Vehicle]:
+        return (v for v in self.vehicles if v.waiting_for_officer)
+
+    # ---- what happens -------------------------------------------------------------------------
+    def arrived(self, record_id: str) -> Vehicle:
+        """A vehicle's scan starts: it joins the lane at the back."""
+        vehicle = Vehicle(record_id, datetime.now(timezone.utc).isoformat())
+        self.vehicles.append(vehicle)
+        self._save()
+        return vehicle
+
+    def judged(self, vehicle: Vehicle, verdict: str) -> None:
+        """Its verdict is known: `clear` releases it in turn; anything else waits for an officer."""
+        vehicle.verdict = verdict
+        if verdict == "clear":
+            vehicle.way, vehicle.by = "release", "verdict"
+        self._save()
+
+    def decided(self, vehicle: Vehicle, way: Way, actor: str) -> None:
+        """An officer's (or supervisor's) decision: the way out it takes when it is first in the lane."""
+        vehicle.way, vehicle.by, vehicle.problem, vehicle.opened = way, actor, "", None
+        self._save()
+
+    def opened(self, vehicle: Vehicle) -> None:
+        """Its gate is confirmed open: it is on its way out."""
+        vehicle.leaving, vehicle.opened = True, vehicle.way
+
+    def not_opened(self, vehicle: Vehicle, problem: str) -> None:
+        """Its gate did not open (as read back): it waits for a new decision."""
+        vehicle.way, vehicle.leaving, vehicle.problem = None, False, problem
+        self._save()
+
+    def left(self, way: Way) -> Vehicle | None:
+        """A loop says a vehicle left by `way`: the first vehicle, when its gate that way was opened for it
+        (also when a link loss withdrew its way meanwhile: the PLC keeps a gate open over a vehicle)."""
+        head = self.head
+        if head is None or head.opened != way:
+            self.unexpected_exits += 1
+            log.error("gantry.unexpected_exit", way=way, first=head.id if head else None,
+                      first_way=head.way if head else None, leaving=head.leaving if head else None)
+            return None
+        self.vehicles.pop(0)
+        self._save()
+        return head
+
+    def link_lost(self, reason: str) -> None:
+        """Safe state: every way out not yet taken is withdrawn; each vehicle needs a new decision."""
+        for vehicle in self.vehicles:
+            if vehicle.way is not None or vehicle.leaving:
+                self.not_opened(vehicle, f"the PLC link was lost ({reason}) before it left: decide again")
+
+    # ---- what the screen and health show ------------------------------------------------------
+    def status(self) -> dict[str, object]:
+        """The lane for /healthz and the screen: held, waiting for officers, or flowing, and why."""
+        now = time.monotonic()
+        waiting = list(self.waiting())
+        oldest = max((now - v.mono for v in waiting), default=0.0)
+        state = "held" if self.full and waiting else "waiting" if waiting else "flowing"
+        return {"state": state, "capacity": self.capacity, "vehicles": [v.public(now) for v in self.vehicles],
+                "waiting_for_officer": len(waiting), "oldest_s": round(oldest, 1),
+                "detail": self.describe(state, len(waiting), oldest), "unexpected_exits": self.unexpected_exits}
+
+    def describe(self, state: str, waiting: int, oldest_s: float) -> str:
+        """One sentence, e.g. 'lane held: 2 vehicles waiting for an officer (oldest 3 min)'."""
+        if state == "flowing":
+            return f"lane flowing: {len(self.vehicles)} of {self.capacity} places taken"
+        vehicles = "1 vehicle" if waiting == 1 else f"{waiting} vehicles"
+        age = f"{oldest_s / 60:.0f} min" if oldest_s >= 90 else f"{oldest_s:.0f} s"
+        return f"lane {state}: {vehicles} waiting for an officer (oldest {age})"
+
+    # ---- persistence ----------------------------------------------------------------------------
+    def _save(self) -> None:
+        if self.file is None:
+            return
+        body = [{"id": v.id, "since": v.since, "verdict": v.verdict} for v in self.vehicles]
+        try:
+            statefile.save(self.file, {"vehicles": body})
+        except OSError as exc:
+            log.error("gantry.lane_file_write_failed", path=str(self.file), error=str(exc))
+
+    def _recall(self, path: Path) -> None:
+        """Vehicles the last daemon left in the lane wait for an officer: nothing it decided is carried out."""
+        try:
+            data = statefile.load(path, "gantry.lane_file_unreadable")
+        except statefile.StateFileUnreadable:  # logged; the barrier stays closed, the officer sees the vehicles
+            return
+        for entry in data.get("vehicles", []) if isinstance(data, dict) else []:
+            try:
+                vehicle = Vehicle(str(entry["id"]), str(entry["since"]), entry.get("verdict") or "manual")
+            except (KeyError, TypeError) as exc:
+                log.error("gantry.lane_entry_unreadable", path=str(path), entry=repr(entry)[:200], error=str(exc))
+                continue
+            vehicle.problem = "the station software restarted while it was in the lane: decide again"
+            self.vehicles.append(vehicle)
+        if self.vehicles:
+            log.warning("gantry.lane_recalled", vehicles=[v.id for v in self.vehicles])

@@ -1,0 +1,154 @@
+"""The gantry lane on the real PLC simulator (pymodbus) and the firmware emulator's scanner.
+
+The barrier opens only for a `clear` verdict or an officer's or supervisor's decision, each read back;
+vehicles leave in arrival order, by the exit or the search bay; a vehicle waiting for an officer
+holds the scanner only once the configured queue is full; a link loss or a restart withdraws every
+way out not yet taken, so nothing opens afterwards without a new decision.
+"""
+
+from __future__ import annotations
+
+from central_sync.schema import Verdict
+from drivers.plc import open_plc
+from gantry_station import OFFICER, SUPERVISOR, gantry, plc_config, vehicle_scan
+from polling import until
+
+SUSPECT, CLEAR = vehicle_scan(True), vehicle_scan(False)
+RELEASE = {"outcome": "false_alarm", "lane": "release"}
+
+
+def _queue_up(sim, n: int) -> list[int]:
+    """n cars waiting before the entry light, nose to tail (2 m apart)."""
+    return [sim.add_vehicle(4.0, lead_m=-1.0 - 6.0 * i - 0.5) for i in range(n)]
+
+
+async def test_a_waiting_vehicle_holds_the_lane_only_when_the_queue_is_full_and_leaves_first(tmp_path) -> None:
+    async with gantry(tmp_path, [SUSPECT, CLEAR, CLEAR], queue=2) as g:
+        cars = _queue_up(g.sim, 3)
+        records = await g.vehicles_decided(2)  # the second car is scanned while the first waits
+        assert [r.verdict for r in records] == [Verdict.SUSPECT, Verdict.CLEAR]
+        status = await until(g.flow.lane_status, "the lane is held", check=lambda s: s["state"] == "held")
+        assert status["detail"].startswith("lane held: 1 vehicle waiting for an officer (oldest ")
+        metrics = g.flow.parts.metrics.registry
+        assert [metrics.get_sample_value(f"edge_lane_{m}") for m in ("vehicles", "waiting_for_officer", "held")] == \
+            [2, 1, 1]
+        await g.polls(20)
+        assert len(g.records()) == 2, "a full lane scans no third vehicle"
+        assert g.sim.vehicles[-1].lead_m <= g.sim.g.entry_stop_m, "the third car waits at the red entry light"
+        assert g.sim.values()["entry_light"] == 1 and g.barrier_seen_open == [] and g.sim.passed == []
+
+        officer = await g.client(OFFICER)
+        r = await officer.post(f"/api/cases/{records[0].id}/decision", json={"lane": "search_bay"})
+        assert r.status_code == 200 and r.json()["lane"]["outcome"] == "open", r.text
+        await until(lambda: len(g.sim.passed) == 3, "all three cars left", timeout=60)
+        assert g.sim.passed == cars  # arrival order
+        assert [g.sim.outcomes[c] for c in cars] == ["search_bay", "exit", "exit"]
+        assert [a["actor"] for a in g.lane_audit()] == [OFFICER[0]]
+        assert g.lane_audit()[0]["detail"]["result"] == "open"
+        assert g.lane_audit()[0]["detail"]["outcome"] is None  # the review follows the search
+        assert (await until(g.flow.lane_status, check=lambda s: not s["vehicles"]))["state"] == "flowing"
+
+
+async def test_a_vehicle_that_enters_while_the_scanner_is_busy_joins_the_lane_unscanned_and_waits(tmp_path) -> None:
+    """A red-light runner keeps its place in the lane as `manual`: the decision on the vehicle ahead
+    never lets it go, and its own decision does."""
+    async with gantry(tmp_path, [CLEAR, CLEAR], queue=3) as g:
+        g.sim.g = g.sim.g.model_copy(update={"entry_stop_m": -100.0})  # nobody stops at the entry light
+        g.flow.devices.scanner.emulator.line_rate = 40  # 3 s a scan: the second car enters meanwhile
+        first, second = _queue_up(g.sim, 2)
+        records = await g.vehicles_decided(2)
+        assert [(r.verdict, r.reason, r.scan is None) for r in records] == \
+            [(Verdict.MANUAL, "device_fault", True), (Verdict.CLEAR, "clear", False)]
+        assert [v["id"] for v in g.flow.lane_status()["vehicles"]] == [records[1].id, records[0].id]
+        await until(lambda: g.sim.passed == [first], "the scanned car left")
+        await g.polls(20)
+        assert g.sim.passed == [first]
+        officer = await g.client(OFFICER)
+        r = await officer.post(f"/api/cases/{records[0].id}/decision", json={"outcome": "cleared", "lane": "release"})
+        assert r.status_code == 200, r.text
+        await until(lambda: g.sim.passed == [first, second], "the unscanned car left after its own decision")
+
+
+async def test_a_release_the_barrier_does_not_confirm_leaves_it_closed_and_says_so(tmp_path) -> None:
+    async with gantry(tmp_path, [SUSPECT], readback_timeout_ms=800) as g:
+        car, = _queue_up(g.sim, 1)
+        record, = await g.vehicles_decided(1)
+        await until(lambda: g.sim.vehicles[0].lead_m >= g.sim.g.barrier_m - 0.5, "the car waits at the barrier")
+        slow = g.sim.g
+        g.sim.g = slow.model_copy(update={"barrier_actuation_s": 1000.0})  # a jammed barrier
+        officer = await g.client(OFFICER)
+        r = await officer.post(f"/api/cases/{record.id}/decision", json=RELEASE)
+        assert r.status_code == 502 and r.json()["detail"] == "release_unconfirmed"
+        vehicle, = g.flow.lane_status()["vehicles"]
+        assert vehicle["waiting_for_officer"] and "barrier did not open" in vehicle["problem"]
+        await until(lambda: g.sim.requests["barrier_open_request"] == 0, "the barrier is asked to close")
+        assert g.sim.passed == [] and g.sim.barrier_pos < 1.0
+        assert g.lane_audit()[-1]["detail"]["result"] == "failed"
+
+        g.sim.g = slow
+        r = await officer.post(f"/api/cases/{record.id}/decision", json=RELEASE)
+        assert r.status_code == 200, r.text  # the same officer decides again while the vehicle still waits
+        await until(lambda: g.sim.passed == [car], "the car left over the exit loop")
+
+
+async def test_after_a_link_loss_nothing_opens_without_a_new_decision(tmp_path) -> None:
+    async with gantry(tmp_path, [SUSPECT, CLEAR], queue=2) as g:
+        first, second = _queue_up(g.sim, 2)
+        records = await g.vehicles_decided(2)  # the clear second car is released in its turn, behind the first
+        g.plc.sim.mute()
+        await until(lambda: not g.plc._state.link_ok, "the link is down")
+        officer = await g.client(OFFICER)
+        r = await officer.post(f"/api/cases/{records[0].id}/decision", json=RELEASE)
+        assert r.status_code == 502
+        g.plc.sim.unmute()
+        await until(lambda: g.plc._state.link_ok, "the link is back")
+        await g.polls(30)
+        assert g.barrier_seen_open == [] and g.sim.passed == []
+        assert [v["waiting_for_officer"] for v in g.flow.lane_status()["vehicles"]] == [True, True]
+
+        r = await officer.post(f"/api/cases/{records[0].id}/decision", json=RELEASE)
+        assert r.status_code == 200, r.text
+        await until(lambda: g.sim.passed == [first], "the first car left")
+        await g.polls(30)
+        assert g.sim.passed == [first], "the clear car behind waits for a decision after the link loss"
+        supervisor = await g.client(SUPERVISOR)
+        r = await supervisor.post(f"/api/cases/{records[1].id}/decision",
+                                  json={"outcome": "override", "lane": "release", "note": "seen on camera, empty"})
+        assert r.status_code == 200, r.text
+        await until(lambda: g.sim.passed == [first, second], "the second car left")
+        assert g.lane_audit()[-1]["detail"]["supervisor"] and g.lane_audit()[-1]["detail"]["reason"]
+
+
+async def test_only_a_supervisor_releases_a_confirmed_threat_and_only_with_a_reason(tmp_path) -> None:
+    async with gantry(tmp_path, [SUSPECT]) as g:
+        _queue_up(g.sim, 1)
+        record, = await g.vehicles_decided(1)
+        officer, supervisor = await g.client(OFFICER), await g.client(SUPERVISOR)
+        r = await officer.post(f"/api/cases/{record.id}/decision",
+                               json={"outcome": "threat_confirmed", "label": "drugs", "lane": "release"})
+        assert (r.status_code, r.json()["detail"]) == (403, "release_needs_supervisor")
+        r = await supervisor.post(f"/api/cases/{record.id}/decision", json={"outcome": "override", "lane": "release"})
+        assert (r.status_code, r.json()["detail"]) == (422, "override_needs_reason")
+        await g.polls(10)
+        assert g.barrier_seen_open == [] and g.lane_audit() == []
+
+
+async def test_a_daemon_restart_never_opens_the_barrier(tmp_path) -> None:
+    """Vehicles the last daemon left in the lane wait for an officer again, even one it had released."""
+    async with open_plc(plc_config(), "g-1/plc") as plc:
+        async with gantry(tmp_path, [SUSPECT, CLEAR], queue=2, plc=plc) as g:
+            first, _ = _queue_up(g.sim, 2)
+            records = await g.vehicles_decided(2)
+        async with gantry(tmp_path, [CLEAR], queue=2, plc=plc) as again:
+            await again.polls(30)
+            lane = again.flow.lane_status()
+            assert [v["id"] for v in lane["vehicles"]] == [r.id for r in records]
+            assert all(v["waiting_for_officer"] for v in lane["vehicles"]) and lane["state"] == "held"
+            assert again.barrier_seen_open == [] and again.sim.passed == []
+            officer = await again.client(OFFICER)
+            r = await officer.post(f"/api/cases/{records[0].id}/decision",
+                                   json=RELEASE)
+            assert r.status_code == 200, r.text
+            await until(lambda: again.sim.passed == [first], "the first car left")
+            await again.polls(20)
+            assert again.sim.passed == [first]

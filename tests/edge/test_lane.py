@@ -1,0 +1,69 @@
+"""The gantry lane's state: first in, first out; nothing leaves without a clear verdict or a decision;
+a link loss or a restart withdraws every way out not yet taken."""
+
+from __future__ import annotations
+
+import json
+
+from edge.stations.lane import FILE_NAME, Lane
+
+
+def _lane(tmp_path, capacity: int = 2) -> Lane:
+    return Lane(capacity, tmp_path / FILE_NAME)
+
+
+def test_only_the_first_vehicle_leaves_and_only_by_the_gate_opened_for_it(tmp_path) -> None:
+    lane = _lane(tmp_path)
+    a, b = lane.arrived("a"), lane.arrived("b")
+    lane.judged(a, "suspect")
+    lane.judged(b, "clear")
+    assert lane.full and (a.way, b.way, b.by) == (None, "release", "verdict")
+    assert lane.left("release") is None and lane.unexpected_exits == 1  # nobody was let go
+    lane.decided(a, "search_bay", "0A1B2C3D")
+    lane.opened(a)
+    assert lane.left("release") is None and [v.id for v in lane.vehicles] == ["a", "b"]
+    assert lane.left("search_bay") is a and lane.head is b and not lane.full
+
+
+def test_a_link_loss_withdraws_every_way_out_but_a_vehicle_already_through_its_gate_still_leaves(tmp_path) -> None:
+    lane = _lane(tmp_path)
+    a, b = lane.arrived("a"), lane.arrived("b")
+    lane.judged(a, "clear")
+    lane.opened(a)
+    lane.judged(b, "clear")
+    lane.link_lost("no answer")
+    assert [(v.way, v.leaving, v.waiting_for_officer) for v in lane.vehicles] == [(None, False, True)] * 2
+    assert "link was lost" in b.problem
+    assert lane.left("release") is a  # it was under the open barrier, which the PLC keeps open over it
+    assert lane.left("release") is None  # b was never let go
+
+
+def test_the_lane_outlives_the_daemon_and_every_vehicle_in_it_waits_for_an_officer_again(tmp_path) -> None:
+    lane = _lane(tmp_path)
+    a, b = lane.arrived("a"), lane.arrived("b")
+    lane.judged(a, "suspect")
+    lane.judged(b, "clear")
+    again = _lane(tmp_path)
+    assert [(v.id, v.verdict, v.way) for v in again.vehicles] == [("a", "suspect", None), ("b", "clear", None)]
+    assert all("restarted" in v.problem for v in again.vehicles)
+    assert again.status()["state"] == "held"
+
+
+def test_an_unreadable_lane_file_is_logged_and_opens_nothing(tmp_path) -> None:
+    (tmp_path / FILE_NAME).write_text("{not json")
+    assert _lane(tmp_path).vehicles == []
+    (tmp_path / FILE_NAME).write_text(json.dumps({"vehicles": [{"since": "x"}, {"id": "a", "since": "t"}]}))
+    assert [(v.id, v.way) for v in _lane(tmp_path).vehicles] == [("a", None)]
+
+
+def test_health_says_why_the_lane_is_held(tmp_path) -> None:
+    lane = _lane(tmp_path, capacity=2)
+    assert lane.status()["detail"] == "lane flowing: 0 of 2 places taken"
+    a = lane.arrived("a")
+    lane.judged(a, "manual")
+    assert lane.status()["state"] == "waiting"
+    a.mono -= 180
+    lane.judged(lane.arrived("b"), "suspect")
+    status = lane.status()
+    assert status["state"] == "held"
+    assert status["detail"] == "lane held: 2 vehicles waiting for an officer (oldest 3 min)"
