@@ -32,23 +32,52 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Identity(_Frozen):
-    """An identity read during the inspection: an RFID tag, the officer's badge, a plate.
+class SealStatus(_Frozen):
+    """An e-seal's state as its reader reported it: intact, opened or tampered, its battery, its last event."""
 
-    `rfid` is a 125 kHz tag's id; a UHF tag gives `rfid_tid` (its factory TID, the vehicle's binding)
-    and `rfid_epc` (its rewritable EPC). A camera read (`plate`, `container`) carries its `status`
-    (read, corrected, low_confidence, check_failed, unread), its voted `confidence`, what the
-    recogniser saw (`raw`) and the sha256 of its evidence crop (a PNG kept by the station's store);
-    its `value` is empty unless the status is read or corrected: a failed read is never guessed.
+    state: Literal["intact", "opened", "tampered"]
+    battery_low: bool = False
+    battery_pct: int | None = None
+    last_event_at: datetime | None = None
+    events: int | None = None  # the seal's event counter (a jump means an event was missed)
+
+
+class Identity(_Frozen):
+    """An identity read during the inspection: an RFID tag, the officer's badge, a plate, a container, a seal.
+
+    `rfid` is a 125 kHz tag's id (older records; `em4100` names the same); a UHF tag gives `rfid_tid` (its
+    factory TID, the vehicle's binding) and `rfid_epc` (its rewritable EPC); `seal` is an e-seal's number
+    with its `seal` status (`eseal` is the older name). The fields after `source` are optional (schema 1,
+    additive). A camera read (`plate`, `container`) carries its `status` (read, corrected, low_confidence,
+    check_failed, unread), what the recogniser saw (`raw`) and the sha256 of its evidence `crop` (a PNG
+    kept by the station's store); its `value` is empty unless the status is read or corrected: a failed
+    read is never guessed. `confidence` of a recognised read (0-1; None for a read that is exact), when it
+    was read, `checks` (e.g. {"iso6346": "ok"}, {"jurisdiction": "HK"}) and `conflict`: one sentence saying
+    which other read it conflicts with (set by edge.identity; a conflict is flagged, never resolved by
+    dropping a read).
     """
 
-    kind: Literal["rfid", "rfid_tid", "rfid_epc", "badge", "plate", "container", "eseal"]
+    kind: Literal["rfid", "rfid_tid", "rfid_epc", "em4100", "badge", "plate", "container", "eseal", "seal"]
     value: str
     source: str = ""  # device name that read it
     status: Literal["read", "corrected", "low_confidence", "check_failed", "unread"] | None = None
-    confidence: float | None = None
+    confidence: float | None = Field(default=None, ge=0, le=1)
     raw: str = ""
     crop: str = ""  # sha256 of the evidence crop (PNG), under the station's crops directory
+    read_at: datetime | None = None
+    checks: dict[str, str] = Field(default_factory=dict)
+    conflict: str | None = None
+    seal: SealStatus | None = None
+
+
+class SealEventOut(_Frozen):
+    """A seal event heard while the item was in the lane (a seal opened or tampered at the gantry shows here)."""
+
+    seal_id: str
+    state: Literal["intact", "opened", "tampered"]
+    at: datetime  # when the station heard it
+    reader: str = ""
+    events: int | None = None
 
 
 class DetectionOut(_Frozen):
@@ -110,6 +139,7 @@ class InspectionRecord(_Frozen):
     budget_ms: float
     review: Review | None = None
     route: RouteTaken | None = None  # conveyor stations: set once the item reached the divert gate
+    seal_events: list[SealEventOut] = Field(default_factory=list)
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

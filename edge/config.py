@@ -20,7 +20,8 @@ from central_sync.schema import ItemKind
 from drivers.camera.config import CameraConfig
 from drivers.plc.config import PlcConfig
 from drivers.retrofit.config import RetrofitConfig
-from drivers.rfid.config import ReaderConfig
+from drivers.rfid.config import LlrpConfig, ReaderConfig
+from drivers.seal.config import SealReaderConfig, check_reads_seals
 from drivers.xray.config import ScannerConfig
 from edge.commands import CommandsConfig
 from edge.errors import ConfigError
@@ -96,6 +97,29 @@ class DevicesSection(_Section):
     source: RetrofitConfig | None = None
     readers: dict[str, ReaderConfig] = Field(default_factory=dict)
     cameras: dict[str, CameraConfig] = Field(default_factory=dict)
+    seals: dict[str, SealReaderConfig] = Field(default_factory=dict, description="e-seal readers (drivers.seal)")
+
+    @model_validator(mode="after")
+    def _seal_readers_name_uhf_readers(self) -> "DevicesSection":
+        """A seal-llrp reader that names a station reader names an LLRP one that reads seal memory."""
+        for name, seal in self.seals.items():
+            ref = getattr(seal, "reader", None)
+            if isinstance(ref, str):
+                reader = self.readers.get(ref)
+                if not isinstance(reader, LlrpConfig):
+                    raise ValueError(f"devices.seals.{name}.reader names {ref!r}, which is not an LLRP reader "
+                                     f"under devices.readers")
+                check_reads_seals(reader, f"devices.readers.{ref}")
+        return self
+
+
+class SealsSection(_Section):
+    """Whether this lane's items are declared sealed, and which seal numbers (none: any seal), until
+    declarations arrive (issue 18); a declared seal missing, opened or tampered sends the item to manual."""
+
+    declared_sealed: bool = False
+    expected: tuple[str, ...] = Field(default=(), description="seal numbers expected on this lane's items")
+    item_kinds: tuple[ItemKind, ...] = (ItemKind.CONTAINER, ItemKind.VEHICLE)
 
 
 class StationConfig(BaseSettings):
@@ -113,6 +137,7 @@ class StationConfig(BaseSettings):
     http: HttpSection = HttpSection()
     conveyor: ConveyorSection = ConveyorSection()
     gantry: GantrySection = GantrySection()
+    seals: SealsSection = SealsSection()
     commands: CommandsConfig = CommandsConfig()
     log_format: Literal["json", "console"] = "json"
 

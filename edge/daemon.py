@@ -25,6 +25,7 @@ from edge.detector import load_engine, station_facts
 from edge.devices import Devices, open_devices
 from edge.events import EventBus
 from edge.metrics import StationMetrics
+from edge.seals import seal_expectation
 from edge.stations import FlowParts, InspectorParts
 from edge.stations.kinds import KINDS
 from edge.errors import EdgeError, StoreCorrupt
@@ -120,7 +121,8 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         if shadow is not None:
             metrics.follow_shadow(shadow.stats)
         inspection = InspectorParts(st.id, st.lane, st.budget_ms, engine, store, events, metrics,
-                                    after_commit=publisher.notify if publisher is not None else None, shadow=shadow)
+                                    after_commit=publisher.notify if publisher is not None else None, shadow=shadow,
+                                    seals=seal_expectation(config))
         flow = kind.flow(FlowParts(config, devices, inspection, events, progress))
         snapshot: dict[str, Any] = {}
         screen_stop = asyncio.Event()  # this station's screen only: a failed station must not stop the others

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from drivers.rfid import Em4100SerialReader
     from drivers.rfid.llrp import LlrpReader
     from drivers.camera import CameraBase
+    from drivers.seal import LlrpSealReader, SealReaderConfig, SerialSealReader
     from drivers.xray import Scanner
 
 log = structlog.get_logger()
@@ -45,6 +46,7 @@ class Devices:
     source: ImageSource | None = None
     readers: dict[str, Em4100SerialReader | LlrpReader] = field(default_factory=dict)
     cameras: dict[str, CameraBase] = field(default_factory=dict)
+    seals: dict[str, SerialSealReader | LlrpSealReader] = field(default_factory=dict)
     not_opened: dict[str, str] = field(default_factory=dict)  # name -> why it could not be opened at start
     _states: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -78,6 +80,9 @@ class Devices:
             key = f"camera:{name}"
             if key in states:
                 states[key] = {**states[key], "bad_frames": dict(camera.bad_frames), "reconnects": camera.reconnects}
+        for name, seals in self.seals.items():
+            link = {"state": "ok", "detail": ""} if seals.link_ok else {"state": "lost", "detail": seals.link_reason}
+            states[f"seal:{name}"] = {**link, "rejects": seals.rejects}
         return states
 
 
@@ -88,6 +93,7 @@ async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str,
     from drivers.plc import open_plc
     from drivers.retrofit import open_source
     from drivers.rfid import open_reader
+    from drivers.seal import open_seal_reader
     from drivers.xray import open_scanner
 
     devices = Devices()
@@ -113,6 +119,12 @@ async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str,
         if camera is not None:
             devices.cameras[name] = camera
             _follow_camera(devices, f"camera:{name}", camera)
+    for name, seal_cfg in cfg.seals.items():
+        seals = await _open(stack, devices, f"seal:{name}",
+                            open_seal_reader(seal_cfg, f"{station}/{name}", _shared_reader(devices, seal_cfg)),
+                            open_timeout_s)
+        if seals is not None:
+            devices.seals[name] = seals
     return devices
 
 
@@ -120,6 +132,17 @@ def _follow_camera(devices: Devices, key: str, camera: CameraBase) -> None:
     """Keep the camera's state current (a lost stream shows degraded while it reconnects)."""
     camera.on_health = lambda state, detail: devices.mark(key, state, detail)
     devices.mark(key, camera.health.state, camera.health.detail)
+
+
+def _shared_reader(devices: Devices, cfg: SealReaderConfig) -> LlrpReader | None:
+    """The station's UHF reader a seal-llrp reader names (None: it has its own, or that reader did not open)."""
+    from drivers.rfid.llrp import LlrpReader
+    from drivers.seal import LlrpSealConfig
+
+    if isinstance(cfg, LlrpSealConfig) and isinstance(cfg.reader, str):
+        reader = devices.readers.get(cfg.reader)
+        return reader if isinstance(reader, LlrpReader) else None
+    return None
 
 
 async def _follow_reader(devices: Devices, key: str, reader: Any) -> None:

@@ -18,12 +18,23 @@ from typing import AsyncGenerator, Awaitable, Callable, Protocol
 import numpy as np
 import structlog
 
-from central_sync.schema import DetectionOut, Identity, InspectionRecord, ItemKind, ModelRef, ScanRef, Verdict
+from central_sync.schema import (
+    DetectionOut,
+    Identity,
+    InspectionRecord,
+    ItemKind,
+    ModelRef,
+    ScanRef,
+    SealEventOut,
+    Verdict,
+)
 from drivers.errors import DriverError
 from edge.errors import DiskFull, StationFault
 from edge.events import EventBus
+from edge.identity import conflicts, fuse
 from edge.ids import new_id
 from edge.metrics import StationMetrics
+from edge.seals import SealExpectation
 from edge.store import StoreWriter
 from edge.verdict import Outcome, Reason, decide
 from models.detection import Detection
@@ -65,6 +76,7 @@ class Item:
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     identities: list[Identity] = field(default_factory=list)
     id: str = field(default_factory=new_id)
+    seal_events: list[SealEventOut] = field(default_factory=list)
 
 
 @dataclass
@@ -95,6 +107,7 @@ class Inspector:
     actuate: Actuate
     after_commit: Callable[[], None] | None = None  # e.g. wake the sync publisher
     shadow: "ShadowRunner | None" = None  # a candidate model compared on the same scans, verdicts untouched
+    seals: SealExpectation | None = None  # the lane's declared seals (edge.seals); None: no seal is declared
 
     async def inspect(self, item: Item, acquisition: Acquisition) -> InspectionRecord:
         """Run one item to a committed record; never raises for a device or model fault."""
@@ -130,9 +143,20 @@ class Inspector:
             scan = _partial(acquisition)
         elif completed and self.shadow is not None:
             self.shadow.submit(self.station, scan, detections)
+        identities = self._identities(item)
+        seal_problem = self.seals.problem(item.kind, identities, item.seal_events) if self.seals else None
+        if seal_problem is not None:
+            log.warning("pipeline.seal_not_intact", station=self.station, item=item.ref, detail=seal_problem)
         verdict, reason = decide(Outcome(completed, within_budget, scan.complete if scan else False,
-                                         tuple(detections), failure))
-        return await self._conclude(item, scan, detections, verdict, reason, timer)
+                                         tuple(detections), failure, seal_problem=seal_problem))
+        return await self._conclude(item, scan, detections, verdict, reason, timer, identities)
+
+    def _identities(self, item: Item) -> list[Identity]:
+        """The item's reads fused (edge.identity); conflicts are logged and stay flagged on the record."""
+        identities = fuse(item.identities)
+        for conflict in conflicts(identities):
+            log.warning("identity.conflict", station=self.station, item=item.ref, detail=conflict)
+        return identities
 
     def _open_stream(self, item: Item) -> StreamingDetection:
         if self.engine is None or self.engine.model is None:
@@ -147,7 +171,7 @@ class Inspector:
         return reason
 
     async def _conclude(self, item: Item, scan: Scan | None, detections: list[Detection], verdict: Verdict,
-                        reason: Reason, timer: Timer) -> InspectionRecord:
+                        reason: Reason, timer: Timer, identities: list[Identity]) -> InspectionRecord:
         timer.lap("decide")
         if self.store.store.full is not None:  # no record can be written: nothing is cleared that is not recorded
             verdict, reason = Verdict.MANUAL, Reason.STORE_FULL
@@ -158,7 +182,8 @@ class Inspector:
         scan_ref, stored = await self._store_scan(scan)
         record = InspectionRecord(
             id=item.id, seq=0, station=self.station, lane=self.lane, kind=item.kind, started_at=item.started_at,
-            decided_at=datetime.now(timezone.utc), identities=list(item.identities), scan=scan_ref,
+            decided_at=datetime.now(timezone.utc), identities=identities, seal_events=list(item.seal_events),
+            scan=scan_ref,
             detections=[DetectionOut(label=d.label, score=d.score, box=d.box) for d in detections],
             model=self.engine.model if self.engine else None, verdict=verdict, reason=reason.value,
             latencies_ms={k: round(v, 3) for k, v in timer.stages.items()}, budget_ms=self.budget_ms)

@@ -97,6 +97,13 @@ class DeviceCollector(Collector):
             if hasattr(reader, "reconnects"):
                 reconnects.add_metric([name], reader.reconnects)
         yield reconnects
+        seal_rejects = CounterMetricFamily("edge_seal_rejects", "E-seal messages rejected, by reason (serial ES1: "
+                                           "checksum, version, bad_field, too_long, unframed; tag memory: checksum, "
+                                           "version, bad_field, truncated)", labels=["reader", "reason"])
+        for name, seals in self.devices.seals.items():
+            for reason, n in seals.rejects.items():
+                seal_rejects.add_metric([name, reason], n)
+        yield seal_rejects
         stops = CounterMetricFamily("edge_xray_stops_failed", "STOP_SCAN requests for abandoned scans that could "
                                     "not be sent or were not acknowledged (retried on reconnect)", labels=["device"])
         scanner = self.devices.scanner

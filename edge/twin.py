@@ -3,8 +3,9 @@
 For every device configured with a real kind, the matching simulator listens where the real
 device would be: the PLC simulator on the configured Modbus TCP port (or a pty linked at the RTU
 port path), the controller firmware emulator and the EM4100 reader simulator on ptys linked at
-the configured serial paths, the LLRP reader simulator on the configured local TCP port, and the
-vendor machine writing files into the drop folder. Then
+the configured serial paths, the LLRP reader simulator on the configured local TCP port, the e-seal
+reader simulator (serial ES1) on a pty linked at its port path, and the vendor machine writing files
+into the drop folder. Then
 `edge run` with the unchanged config drives the twin exactly as it would drive the station.
 """
 
@@ -23,6 +24,8 @@ from drivers.retrofit.sim import drop_scans
 from drivers.rfid.config import LlrpConfig, LlrpSim
 from drivers.rfid.llrp.sim import LlrpSim as LlrpReaderSim
 from drivers.rfid.sim import Em4100Sim
+from drivers.seal.config import SerialSealConfig
+from drivers.seal.sim import SerialSealSim
 from edge.config import StationConfig
 from edge.errors import EdgeError
 from firmware_bridge.emulator import FirmwareEmulator
@@ -59,6 +62,11 @@ async def serve_twin(config: StationConfig, stack: AsyncExitStack, scan_dir: Pat
             served.append(f"EM4100 reader '{name}' on {reader.port}")
         elif isinstance(reader, LlrpConfig) and reader.sim is None:
             served.append(await _llrp(name, reader, stack))
+    for name, seals in devices.seals.items():
+        if isinstance(seals, SerialSealConfig) and seals.kind == "seal-serial":
+            seal_sim = await stack.enter_async_context(SerialSealSim(seals.sim))
+            _link(seal_sim.port, seals.port, stack)
+            served.append(f"e-seal reader '{name}' on {seals.port}")
     if devices.source is not None and devices.source.kind == "filedrop" and devices.source.folder is not None:
         task = asyncio.create_task(drop_scans(devices.source.folder, scans, "npz", 4.0, repeat=True))
         stack.callback(task.cancel)

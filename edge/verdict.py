@@ -31,6 +31,7 @@ class Reason(StrEnum):
     INFERENCE_FAILED = "inference_failed"
     SAFETY_STOP = "safety_stop"
     STORE_FULL = "store_full"  # the station database is full: the record cannot be written
+    SEAL_NOT_INTACT = "seal_not_intact"  # a container declared sealed whose seal is missing, opened or tampered
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,15 @@ class Outcome:
     detections: tuple[Detection, ...] = ()
     failure: Reason | None = None  # set when something prevented a decision
     rules_fired: tuple[str, ...] = ()
+    seal_problem: str | None = None  # edge.seals: why a declared seal is not intact (missing, opened, tampered)
 
 
 def decide(outcome: Outcome) -> tuple[Verdict, Reason]:
     """Apply the verdict rules; the order of the checks is the order of precedence."""
     if outcome.failure is not None:
         return Verdict.MANUAL, outcome.failure
+    if outcome.seal_problem is not None:
+        return Verdict.MANUAL, Reason.SEAL_NOT_INTACT
     if not outcome.scan_complete:
         return Verdict.MANUAL, Reason.SCAN_INCOMPLETE
     if not outcome.inference_completed:

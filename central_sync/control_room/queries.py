@@ -8,30 +8,36 @@ from datetime import datetime
 
 from central_sync.control_room.db import execute
 from central_sync.control_room.feed import action_view, alert_view
+from central_sync.hub.search import Match, identity_clause
 from central_sync.hub.store import HubStore
 
-IDENTITY_KINDS = ("container", "plate", "rfid", "badge", "eseal")
+IDENTITY_KINDS = ("container", "plate", "rfid_tid", "rfid_epc", "em4100", "seal", "rfid", "badge", "eseal")
+"""The kinds the search field offers and the screens name; rfid and eseal are older records' names of em4100 and
+seal (central_sync.hub.search.KIND_ALIASES finds either)."""
 STATES = ("open", "unacknowledged", "acknowledged", "assigned", "escalated", "reviewed")
 
 
 def search_alerts(store: HubStore, station: str | None = None, q: str | None = None, ident_kind: str | None = None,
                   since: datetime | None = None, until: datetime | None = None, verdict: str | None = None,
-                  state: str | None = None, limit: int = 100) -> list[dict]:
-    """Alerts newest first; `q` matches identities (of `ident_kind` when given)."""
-    clauses, args = ["is_alert = 1"], []
+                  state: str | None = None, limit: int = 100, match: Match = "prefix",
+                  alerts_only: bool = True) -> list[dict]:
+    """Alerts (or, not `alerts_only`, every inspection) newest first; `q` matches an identity value (of
+    `ident_kind` when given) exactly or as a prefix, through the hub's identity index (central_sync.hub.search)."""
+    clauses: list[str] = ["is_alert = 1"] if alerts_only else ["1 = 1"]
+    args: list[object] = []
     for value, clause, arg in ((station, "station = ?", station), (verdict, "verdict = ?", verdict),
                                (since, "decided_ts >= ?", since and since.timestamp()),
-                               (until, "decided_ts < ?", until and until.timestamp()),
-                               (q, "identities LIKE ?", f"%{q}%")):
+                               (until, "decided_ts < ?", until and until.timestamp())):
         if value:
             clauses.append(clause)
             args.append(arg)
+    if q:
+        clause, more = identity_clause(q, ident_kind, match)
+        clauses.append(clause)
+        args.extend(more)
     rows = execute(store, f"SELECT id, body, committed_at, hub FROM records WHERE {' AND '.join(clauses)}"
-                          " ORDER BY decided_ts DESC, id DESC LIMIT ?", (*args, limit * 4 if (ident_kind or state) else limit))
+                          " ORDER BY decided_ts DESC, id DESC LIMIT ?", (*args, limit * 4 if state else limit))
     records = [(json.loads(b), at, hub) for _, b, at, hub in rows]
-    if q and ident_kind:
-        records = [r for r in records if any(i["kind"] == ident_kind and q.lower() in i["value"].lower()
-                                             for i in r[0]["identities"])]
     views = _with_history(store, records)
     if state:
         views = [v for v in views if state in alert_states(v)]

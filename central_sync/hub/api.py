@@ -6,6 +6,7 @@ only /healthz (liveness, no data) is open."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, TypeVar, TypeVarTuple, Unpack
 
@@ -13,6 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response
 
 from central_sync.errors import HubStoreError
 from central_sync.hub.api_auth import ServiceTokens, require_reader
+from central_sync.hub.search import Match, identity_clause
 from central_sync.hub.stations import station_view
 from central_sync.hub.store import HubStore
 from central_sync.protocol import SHA256_HEX
@@ -23,18 +25,32 @@ Ts = TypeVarTuple("Ts")
 MAX_LIMIT = 1000
 
 
+@dataclass(frozen=True)
+class IdentityQuery:
+    """`q` matched against the records' identities (central_sync.hub.search): of one kind, exactly or as a prefix."""
+
+    q: str | None = None
+    kind: str | None = None
+    match: Match = "prefix"
+
+
 def _filters(station: str | None, verdict: str | None, since: datetime | None, until: datetime | None,
-             q: str | None, alerts_only: bool) -> tuple[str, tuple]:
-    clauses, args = [], []
+             ident: IdentityQuery, alerts_only: bool) -> tuple[str, tuple]:
+    clauses: list[str] = []
+    args: list[object] = []
     for cond, clause, value in (
         (station, "station = ?", station), (verdict, "verdict = ?", verdict),
         (since, "decided_ts >= ?", since.timestamp() if since else None),
         (until, "decided_ts < ?", until.timestamp() if until else None),
-        (q, "identities LIKE ?", f"%{q}%"), (alerts_only, "is_alert = ?", 1),
+        (alerts_only, "is_alert = ?", 1),
     ):
         if cond:
             clauses.append(clause)
             args.append(value)
+    if ident.q:
+        clause, more = identity_clause(ident.q, ident.kind, ident.match)
+        clauses.append(clause)
+        args.extend(more)
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", tuple(args)
 
 
@@ -51,8 +67,8 @@ def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, sta
     api = APIRouter(dependencies=[Depends(require_reader)])
 
     def listing(alerts_only: bool, station: str | None, verdict: str | None, since: datetime | None,
-                until: datetime | None, q: str | None, limit: int, offset: int) -> list[dict]:
-        where, args = _filters(station, verdict, since, until, q, alerts_only)
+                until: datetime | None, ident: IdentityQuery, limit: int, offset: int) -> list[dict]:
+        where, args = _filters(station, verdict, since, until, ident, alerts_only)
         rows = _guard(store.records, where, args, limit, offset)
         return [{"record": json.loads(body), "alert": bool(alert), "committed_at": at, "hub": hub}
                 for body, alert, at, hub in rows]
@@ -72,8 +88,9 @@ def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, sta
     @api.get("/api/inspections")
     def inspections(station: str | None = None, verdict: str | None = None, since: datetime | None = None,
                     until: datetime | None = None, q: str | None = Query(None, description="identity search"),
+                    ident_kind: str | None = None, match: Match = "prefix",
                     limit: int = Query(100, ge=1, le=MAX_LIMIT), offset: int = Query(0, ge=0)) -> list[dict]:
-        return listing(False, station, verdict, since, until, q, limit, offset)
+        return listing(False, station, verdict, since, until, IdentityQuery(q, ident_kind, match), limit, offset)
 
     @api.get("/api/inspections/{record_id}")
     def inspection(record_id: str) -> dict:
@@ -86,8 +103,9 @@ def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, sta
 
     @api.get("/api/alerts")
     def alerts(station: str | None = None, since: datetime | None = None, until: datetime | None = None,
-               q: str | None = None, limit: int = Query(100, ge=1, le=MAX_LIMIT), offset: int = Query(0, ge=0)) -> list[dict]:
-        return listing(True, station, None, since, until, q, limit, offset)
+               q: str | None = None, ident_kind: str | None = None, match: Match = "prefix",
+               limit: int = Query(100, ge=1, le=MAX_LIMIT), offset: int = Query(0, ge=0)) -> list[dict]:
+        return listing(True, station, None, since, until, IdentityQuery(q, ident_kind, match), limit, offset)
 
     @api.get("/api/images/{sha256}")
     def image(sha256: str) -> Response:

@@ -17,6 +17,7 @@ import structlog
 
 from central_sync import protocol as p
 from central_sync.errors import WireFormatError
+from central_sync.hub.search import INSERT_IDENTITY, identity_rows
 from central_sync.hub.store import (INSERT_CHUNK, INSERT_REVIEW, INSERT_TIP, UPSERT_RECORD, UPSERT_STATION,
                                     UPSERT_UPDATED_RECORD, UPSERT_UPLOAD, HubStore, Step, Write, unstorable)
 from central_sync.schema import InspectionRecord, Verdict
@@ -189,14 +190,16 @@ class Ingestor:
         refusal = (f"{kind} message {msg.msg} from station {station!r} names record {msg.record_id!r}, "
                    "which the hub holds for another station")
         if isinstance(msg, p.RecordMsg):
-            steps, counter = [Step(UPSERT_RECORD, _record_row(msg.body, kind == p.Kind.ALERT, now, self.hub_id))], "records"
+            steps, counter = [Step(UPSERT_RECORD, _record_row(msg.body, kind == p.Kind.ALERT, now, self.hub_id)),
+                              *_identity_steps(msg.body)], "records"
         elif isinstance(msg, p.TipMsg):
             if msg.body.record_id != msg.record_id:
                 self._reject(work, station, msg, f"TIP outcome for item {msg.body.record_id!r} sent as item {msg.record_id!r}")
                 return
             steps, counter = [Step(INSERT_TIP, _tip_row(msg.body, now, self.hub_id) + (msg.record_id, station))], "tip_outcomes"
         elif (r := msg.review()) is None and isinstance(msg.body, InspectionRecord) and msg.body.route is not None:
-            steps, counter = [Step(UPSERT_UPDATED_RECORD, _record_row(msg.body, False, now, self.hub_id))], "routes"
+            steps, counter = [Step(UPSERT_UPDATED_RECORD, _record_row(msg.body, False, now, self.hub_id)),
+                              *_identity_steps(msg.body)], "routes"
         elif r is None:
             self._reject(work, station, msg, f"review of record {msg.record_id} carries neither a review nor a route")
             return
@@ -204,7 +207,8 @@ class Ingestor:
             steps, counter = [Step(INSERT_REVIEW, (msg.record_id, station, r.officer, r.decided_at.timestamp(), r.outcome,
                                                    r.model_dump_json(), now, msg.record_id, station))], "reviews"
             if isinstance(msg.body, InspectionRecord):
-                steps.insert(0, Step(UPSERT_UPDATED_RECORD, _record_row(msg.body, False, now, self.hub_id)))
+                steps[:0] = [Step(UPSERT_UPDATED_RECORD, _record_row(msg.body, False, now, self.hub_id)),
+                             *_identity_steps(msg.body)]
         self._add(work, station, steps, ack, refusal, counter)
 
     def _chunk(self, work: _Work, station: str, leaf: list[str], payload: bytes) -> None:
@@ -265,6 +269,11 @@ class Ingestor:
             self.store.drop_chunks(header.sha256)  # a late re-send of a chunk of a finished image
         if stored:
             work.acks[station].append(p.AckItem(msg=header.msg, record_id=header.record_id, status="committed"))
+
+
+def _identity_steps(r: InspectionRecord) -> list[Step]:
+    """The record's identities for the search index, written with it (an update that overtook its record too)."""
+    return [Step(INSERT_IDENTITY, row, owned=False) for row in identity_rows(r)]
 
 
 def _record_row(r: InspectionRecord, on_alert_topic: bool, now: float, hub: str) -> tuple:

@@ -23,6 +23,7 @@ import psycopg
 import psycopg.errors
 
 from central_sync.errors import HubStoreError
+from central_sync.hub.search import INDEX_IDENTITY, INSERT_IDENTITY, stored_identity_rows
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -66,6 +67,10 @@ CREATE INDEX IF NOT EXISTS tip_outcomes_responded ON tip_outcomes (responded_ts)
 CREATE TABLE IF NOT EXISTS stations (
     station TEXT PRIMARY KEY, state TEXT NOT NULL, session BIGINT NOT NULL, status TEXT NOT NULL,
     status_at DOUBLE PRECISION NOT NULL, seen_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS record_identities (
+    record_id TEXT NOT NULL, station TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+    norm TEXT {bytewise} NOT NULL, decided_ts DOUBLE PRECISION NOT NULL, PRIMARY KEY (record_id, kind, value));
+CREATE INDEX IF NOT EXISTS record_identities_norm ON record_identities (norm);
 CREATE TABLE IF NOT EXISTS blob_uploads (
     sha256 TEXT PRIMARY KEY, station TEXT NOT NULL, count BIGINT NOT NULL, size BIGINT NOT NULL,
     started_at DOUBLE PRECISION NOT NULL, pruned INTEGER NOT NULL DEFAULT 0);
@@ -114,7 +119,7 @@ UPSERT_STATION = ("INSERT INTO stations (station, state, session, status, status
                   " AND stations.state <> 'offline' AND (excluded.state = 'offline' OR excluded.status_at >= stations.status_at))")
 # The order a transaction runs its statements in: a record before its update and its review, an upload
 # before its chunks; the same in every hub process, so that they take locks alike.
-STATEMENT_ORDER = (UPSERT_RECORD, UPSERT_UPDATED_RECORD, INSERT_REVIEW, INSERT_TIP, UPSERT_UPLOAD, INSERT_CHUNK,
+STATEMENT_ORDER = (UPSERT_RECORD, UPSERT_UPDATED_RECORD, INSERT_IDENTITY, INSERT_REVIEW, INSERT_TIP, UPSERT_UPLOAD, INSERT_CHUNK,
                    UPSERT_STATION)
 INT64 = range(-(2**63), 2**63)
 RACES = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)  # the transaction is tried again
@@ -154,6 +159,7 @@ class HubStore:
     """Common SQL; subclasses open connections and name their placeholder and blob type."""
 
     blob_type = "BLOB"
+    bytewise = ""  # the collation that orders text by code point (search.py): SQLite's default BINARY
     url = ""
 
     def __init__(self) -> None:
@@ -198,10 +204,29 @@ class HubStore:
     # ---- writes ---------------------------------------------------------------------------
     def migrate(self) -> None:
         def ddl(cur: Cursor) -> None:
-            for stmt in TABLES.format(blob=self.blob_type).split(";"):
+            for stmt in TABLES.format(blob=self.blob_type, bytewise=self.bytewise).split(";"):
                 if stmt.strip():
                     cur.execute(stmt)
+        indexed = self._has_table("record_identities")
         self.run_in_transaction(ddl)
+        if not indexed:
+            self._index_identities()
+
+    def _has_table(self, name: str) -> bool:
+        try:
+            self.query(f"SELECT 1 FROM {name} LIMIT 1")
+        except HubStoreError:
+            return False
+        return True
+
+    def _index_identities(self, page: int = 5000) -> None:
+        """Fill the identity index (search.py) from the records a hub held before it had one, page by page."""
+        after = ""
+        while rows := self.query("SELECT id, station, decided_ts, body FROM records WHERE id > ? ORDER BY id LIMIT ?",
+                                 (after, page)):
+            found = [row for rid, station, ts, body in rows for row in stored_identity_rows(rid, station, ts, body)]
+            self.run_in_transaction(lambda cur: cur.executemany(self.sql(INDEX_IDENTITY), found) if found else None)
+            after = rows[-1][0]
 
     def commit(self, writes: list[Write]) -> list[str]:
         """Write the messages in one transaction; per message "" (written), "foreign" (another station's row)
@@ -340,6 +365,7 @@ class SqliteStore(HubStore):
 
 class PgStore(HubStore):
     blob_type = "BYTEA"
+    bytewise = 'COLLATE "C"'
 
     def __init__(self, dsn: str) -> None:
         super().__init__()

@@ -56,6 +56,7 @@ class LlrpSimTag(BaseModel):
     antenna: int = Field(default=1, ge=1)
     epc: str = Field(pattern=r"^([0-9A-Fa-f]{4}){1,16}$", description="EPC as hex, whole 16-bit words")
     tid: str = Field(pattern=r"^([0-9A-Fa-f]{4}){2,16}$", description="TID memory bank as hex")
+    user: str = Field(default="", pattern=r"^([0-9A-Fa-f]{4}){0,64}$", description="user memory bank as hex")
     rssi_dbm: int = Field(default=-55, ge=-128, le=127)
 
 
@@ -95,6 +96,8 @@ class LlrpConfig(BaseModel):
     reconnect_max_ms: int = Field(default=10000, ge=10)
     removal_after_ms: int = Field(default=1000, ge=50)
     read_tid: bool = Field(default=True, description="add an AccessSpec reading the TID of every tag")
+    read_user_words: int = Field(default=0, ge=0, le=64,
+                                 description="also read this many words of user memory (bank 3), e.g. an e-seal's")
     sim: LlrpSim | None = None
 
     @model_validator(mode="after")

@@ -1,20 +1,12 @@
-"""Simulated EM4100 reader writing frames into a pseudo-terminal.
-
-The reader side opens `sim.port`, a symlink (like /dev/serial/by-id/...) to the pty's slave;
-`unplug()` closes the pty (the reader gets EIO or end of file) and removes the symlink, and
-`replug()` makes a new pty, usually under another /dev/pts name, and links it again.
-"""
+"""Simulated EM4100 reader writing frames into a pseudo-terminal (drivers.pty: `port`, `unplug()`, `replug()`)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import tempfile
-import tty
 from collections.abc import Coroutine
 from typing import Any, Self
 
+from drivers.pty import PtyPort
 from drivers.rfid.codec import encode_frame
 from drivers.rfid.config import RfidSim
 
@@ -24,12 +16,10 @@ class Em4100Sim:
 
     def __init__(self, cfg: RfidSim) -> None:
         self.cfg = cfg
-        self._dir = tempfile.TemporaryDirectory(prefix="rfid-sim-")
-        self.port = os.path.join(self._dir.name, "usb-EM4100_Reader-if00")
-        self._fds: tuple[int, int] | None = None
+        self.pty = PtyPort("usb-EM4100_Reader-if00", "rfid-sim-")
+        self.port = self.pty.port
         self._tasks: set[asyncio.Task[None]] = set()
         self.frames_sent = 0
-        self.bytes_dropped = 0
 
     async def __aenter__(self) -> Self:
         self.replug()
@@ -41,41 +31,23 @@ class Em4100Sim:
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.unplug()
-        self._dir.cleanup()
+        self.pty.close()
+
+    @property
+    def bytes_dropped(self) -> int:
+        return self.pty.bytes_dropped
 
     def replug(self) -> None:
-        """Attach a fresh pty and point the by-id style link at it."""
-        self.unplug()
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        os.set_blocking(master, False)
-        self._fds = (master, slave)
-        tmp = self.port + ".new"
-        os.symlink(os.ttyname(slave), tmp)
-        os.replace(tmp, self.port)
+        """Attach a fresh pty (drivers.pty)."""
+        self.pty.replug()
 
     def unplug(self) -> None:
-        """Close the pty and remove the link, as udev removes /dev/serial/by-id: the reader's next read fails.
-
-        Without removing the link, a reopen could reach whatever pty next gets the old /dev/pts number.
-        """
-        if self._fds is not None:
-            for fd in self._fds:
-                os.close(fd)
-            self._fds = None
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.port)
+        """Close the pty and remove its link: the reader's next read fails."""
+        self.pty.unplug()
 
     def send_raw(self, data: bytes) -> None:
         """Write bytes as they are (garbage, split frames); dropped while unplugged or full."""
-        if self._fds is None:
-            self.bytes_dropped += len(data)
-            return
-        try:
-            os.write(self._fds[0], data)
-        except (BlockingIOError, OSError):
-            self.bytes_dropped += len(data)
+        self.pty.send_raw(data)
 
     def present(self, tag_hex: str, seconds: float) -> asyncio.Task[None]:
         """Hold a tag to the reader for `seconds` (frames repeat every repeat_ms)."""

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from edge.events import EventBus
     from edge.metrics import StationMetrics
     from edge.stations.cameras import CameraWindow
+    from edge.seals import SealExpectation
     from edge.stations.identify import TagWindow
     from edge.store import StoreWriter
     from models.shadow import ShadowRunner
@@ -57,11 +58,12 @@ class InspectorParts:
     metrics: StationMetrics
     after_commit: Callable[[], None] | None = None  # e.g. wake the sync publisher
     shadow: ShadowRunner | None = None
+    seals: SealExpectation | None = None  # the lane's declared seals (config [seals]), None when none is declared
 
     def build(self, actuate: Actuate, budget_ms: float | None = None) -> Inspector:
         """The Inspector that carries out verdicts with `actuate`, within `budget_ms` (default: configured)."""
         return Inspector(self.station, self.lane, self.budget_ms if budget_ms is None else budget_ms, self.engine,
-                         self.store, self.events, self.metrics, actuate, self.after_commit, self.shadow)
+                         self.store, self.events, self.metrics, actuate, self.after_commit, self.shadow, self.seals)
 
 
 @dataclass(frozen=True)

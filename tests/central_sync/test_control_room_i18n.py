@@ -15,7 +15,7 @@ from central_sync.schema import ItemKind, Review, Verdict
 
 PKG = Path(__file__).resolve().parents[2] / "central_sync" / "control_room"
 REASONS = ("clear", "detection", "budget_missed", "scan_incomplete", "device_fault", "model_unavailable",
-           "model_not_applicable", "overload")
+           "model_not_applicable", "overload", "seal_not_intact")
 
 
 def used_keys() -> set[str]:
@@ -29,7 +29,7 @@ def used_keys() -> set[str]:
         ("role", auth.ROLES), ("state", (*queries.STATES, "online", "offline", "degraded")),
         ("ident", queries.IDENTITY_KINDS), ("op", commands.OPS), ("cmdreason", commands.REASONS),
         ("outcome", (*Review.model_fields["outcome"].annotation.__args__, "applied", "rejected", "failed", "no_report")),
-        ("lang", LANGS)) for c in codes}
+        ("lang", LANGS), ("seal", ("intact", "opened", "tampered"))) for c in codes}
     keys |= {f"action.{k}" for k in ("ack", "assign", "escalate", "comment")}
     keys |= {f"kpi.col.{c}" for c in ("station", "items", "suspect_rate", "manual_rate", "budget_missed", "device_fault",
                                       "verdict_ms_p50", "verdict_ms_p95", "decision_s_p50", "reviewed", "agreement",

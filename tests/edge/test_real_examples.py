@@ -52,6 +52,7 @@ def test_real_example_uses_real_devices_stable_ports_and_a_secured_broker(statio
 
 
 def _devices(devices: dict) -> list[dict]:
-    """The device sections (readers and cameras are one level deeper)."""
-    flat = [dev for name, dev in devices.items() if name not in ("readers", "cameras")]
-    return flat + list(devices.get("readers", {}).values()) + list(devices.get("cameras", {}).values())
+    """The device sections (readers, cameras and seal readers are one level deeper)."""
+    nested = ("readers", "cameras", "seals")
+    flat = [dev for name, dev in devices.items() if name not in nested]
+    return flat + [dev for group in nested for dev in devices.get(group, {}).values()]

@@ -9,7 +9,7 @@ from typing import get_args
 
 import pytest
 
-from central_sync.schema import Identity, ItemKind, Review, Verdict
+from central_sync.schema import Identity, ItemKind, Review, SealStatus, Verdict
 from edge.auth import PERMISSIONS, ROLES
 from edge.verdict import Reason
 from edge.web import i18n
@@ -40,6 +40,7 @@ def used_keys() -> set[str]:
     keys |= {f"lang.{lang}" for lang in i18n.LANGS} | {f"kind.{k.value}" for k in ItemKind}
     keys |= {f"review.{o}" for o in get_args(Review.model_fields["outcome"].annotation)}
     keys |= {f"identity.{k}" for k in get_args(Identity.model_fields["kind"].annotation)}
+    keys |= {f"seal.{s}" for s in get_args(SealStatus.model_fields["state"].annotation)}
     keys |= {f"state.{s}" for s in ("ok", "degraded", "lost")}
     keys |= {f"station_kind.{k}" for k in ("gantry", "conveyor", "xray")}
     keys |= {f"stage.{s}" for s in OUTSIDE_BUDGET | {"detect", "decide"}}  # the daemon's timed stages

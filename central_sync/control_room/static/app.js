@@ -156,11 +156,24 @@ function alertCard(a) {
       el("h3", {}, el("span", { class: "verdict-" + r.verdict }, tc("verdict", r.verdict)), " · ", r.station, " · ", fmtIso(r.decided_at)),
       el("dl", {},
         el("dt", {}, t("alert.reason")), el("dd", { class: "reason" }, tc("reason", r.reason)),
-        el("dt", {}, t("alert.identities")), el("dd", {}, r.identities.map((i) => `${tc("ident", i.kind)} ${i.value}`).join(", ") || "-"),
+        el("dt", {}, t("alert.identities")), el("dd", { class: "identities" }, ...identityList(r.identities)),
         el("dt", {}, t("alert.detections")), el("dd", {}, r.detections.map((d, n) => `${n + 1}. ${tc("class", d.label)} ${fmtNum(d.score, true)}`).join(", ") || "-"),
         el("dt", {}, t("alert.kind")), el("dd", {}, tc("kind", r.kind) + " · " + r.lane)),
       history,
       el("div", { class: "actions" }, text, ...buttons.map(([k, label]) => el("button", { class: "act-" + k, onclick: act(k) }, t(label))))));
+}
+function identityList(idents) {  // kind, value, a seal's state, a recogniser's confidence; a conflict marked, its sentence on hover
+  if (!idents.length) return ["-"];
+  return idents.flatMap((i, n) => [n ? ", " : "", el("span", { class: "ident" + (i.conflict ? " conflict" : ""), "data-kind": i.kind,
+    title: i.conflict || "" }, `${tc("ident", i.kind)} ${i.value}` + (i.seal ? ` (${tc("seal", i.seal.state)})` : "")
+    + (i.confidence != null ? ` ${fmtNum(i.confidence, true)}` : "") + (i.conflict ? ` ⚠ ${t("ident.conflict")}` : ""))]);
+}
+const KIND_ALIASES = { seal: ["seal", "eseal"], eseal: ["seal", "eseal"], em4100: ["em4100", "rfid"], rfid: ["rfid", "em4100"] };
+const normId = (v) => v.normalize("NFKC").replace(/[\s.\-·・]+/g, "").toUpperCase();  // as central_sync/hub/search.py
+function identityMatches(i, q, kind, match) {
+  if (kind && !(KIND_ALIASES[kind] || [kind]).includes(i.kind)) return false;
+  const v = normId(i.value);
+  return match === "exact" ? v === q : v.startsWith(q);
 }
 function addAction(a, act) {  // the POST answer and the live feed both bring it: keep one
   if (a.actions.some((x) => x.at === act.at && x.actor === act.actor && x.kind === act.kind)) return;
@@ -178,9 +191,9 @@ function filterParams(form) {
 }
 function matchesFilters(a) {
   const f = new FormData($("#filters"));
-  const st = f.get("station"), q = (f.get("q") || "").toLowerCase(), kind = f.get("ident_kind");
+  const st = f.get("station"), q = normId(f.get("q") || ""), kind = f.get("ident_kind"), match = f.get("match");
   if (st && a.record.station !== st) return false;
-  if (q && !a.record.identities.some((i) => (!kind || i.kind === kind) && i.value.toLowerCase().includes(q))) return false;
+  if (q && !a.record.identities.some((i) => identityMatches(i, q, kind, match))) return false;
   return !f.get("state") && !f.get("since") && !f.get("until");
 }
 $("#filters").addEventListener("submit", async (ev) => {

@@ -3,7 +3,8 @@
 One session: open TCP, wait for READER_EVENT_NOTIFICATION with ConnectionAttemptEvent Success
 (anything else refuses the session), GET_READER_CAPABILITIES, GET_READER_CONFIG (which antennas
 are connected), SET_READER_CONFIG (keepalive period, antenna events), delete every ROSpec and AccessSpec, ADD/ENABLE the ROSpec for the configured
-antennas, ADD/ENABLE an AccessSpec reading the TID (memory bank 2), START_ROSPEC, then read
+antennas, ADD/ENABLE an AccessSpec reading the TID (memory bank 2) and, when `read_user_words` is set,
+that many words of user memory (bank 3: an e-seal's state), START_ROSPEC, then read
 reports. Every request must be answered with Success within `response_timeout_ms`; a refusal or an
 ERROR_MESSAGE ends the session. KEEPALIVE is answered with KEEPALIVE_ACK; no KEEPALIVE for three
 periods is a lost link. A lost link removes the tags present, and the client reconnects with a
@@ -58,8 +59,11 @@ from drivers.rfid.llrp.codec import (
 from drivers.rfid.llrp.params import (
     ANTENNA_EVENT_TYPE,
     CONNECTION_STATUS,
+    TID_BANK,
+    USER_BANK,
     AccessSpec,
     DeviceCapabilities,
+    MemoryRead,
     RoSpec,
     TagReport,
 )
@@ -72,6 +76,8 @@ log = structlog.get_logger()
 ROSPEC_ID = 1
 ACCESS_SPEC_ID = 1
 TID_OP_SPEC_ID = 1
+USER_OP_SPEC_ID = 2
+TID_WORDS = 6
 KEEPALIVES_MISSED = 3
 EVENT_QUEUE = 1024
 READ_CHUNK = 65536
@@ -91,6 +97,8 @@ class UhfRead:
     last_seen: datetime | None
     seen_count: int | None
     t: float
+    user: str | None = None
+    """The user memory words read (hex), None when not asked for or the tag has none."""
 
     def tag_id(self) -> TagId:
         """The tag's identity: its TID (factory-programmed), or its EPC when no TID was read."""
@@ -112,12 +120,29 @@ def utc(us: int | None) -> datetime | None:
     return None if us is None else datetime.fromtimestamp(us / 1e6, UTC)
 
 
+def access_spec(cfg: LlrpConfig) -> AccessSpec | None:
+    """The AccessSpec of the configured memory reads (TID, user memory), None when there are none."""
+    reads = [MemoryRead(TID_OP_SPEC_ID, TID_BANK, 0, TID_WORDS)] if cfg.read_tid else []
+    if cfg.read_user_words:
+        reads.append(MemoryRead(USER_OP_SPEC_ID, USER_BANK, 0, cfg.read_user_words))
+    if not reads:
+        return None
+    first = reads[0]
+    return AccessSpec(ACCESS_SPEC_ID, ROSPEC_ID, first.op_spec_id, first.bank, first.word_pointer, first.word_count,
+                      more=tuple(reads[1:]))
+
+
+def _op_data(report: TagReport, op_spec_id: int) -> str | None:
+    """The words a successful read of this OpSpec returned, as hex."""
+    return next((r.data.hex().upper() for r in report.reads if r.op_spec_id == op_spec_id and r.result == 0
+                 and r.data), None)
+
+
 def read_from(report: TagReport, reader: str, t: float) -> UhfRead:
-    """A tag report as a read; the TID is the successful read of our TID OpSpec."""
-    tid = next((r.data.hex().upper() for r in report.reads
-                if r.op_spec_id == TID_OP_SPEC_ID and r.result == 0 and r.data), None)
-    return UhfRead(reader, report.epc.hex().upper(), tid, report.antenna, report.rssi_dbm,
-                   utc(report.first_seen_us), utc(report.last_seen_us), report.seen_count, t)
+    """A tag report as a read; the TID and the user memory are the successful reads of our OpSpecs."""
+    return UhfRead(reader, report.epc.hex().upper(), _op_data(report, TID_OP_SPEC_ID), report.antenna,
+                   report.rssi_dbm, utc(report.first_seen_us), utc(report.last_seen_us), report.seen_count, t,
+                   _op_data(report, USER_OP_SPEC_ID))
 
 
 class _Connection:
@@ -280,9 +305,9 @@ class LlrpReader:
         await self._request(conn, SpecRequest(DELETE_ROSPEC, 0, conn.next_id()))
         await self._request(conn, AddRoSpec(RoSpec(ROSPEC_ID, self.cfg.antennas), conn.next_id()))
         await self._request(conn, SpecRequest(ENABLE_ROSPEC, ROSPEC_ID, conn.next_id()))
-        if self.cfg.read_tid:
-            await self._request(conn, AddAccessSpec(AccessSpec(ACCESS_SPEC_ID, ROSPEC_ID, TID_OP_SPEC_ID),
-                                                    conn.next_id()))
+        spec = access_spec(self.cfg)
+        if spec is not None:
+            await self._request(conn, AddAccessSpec(spec, conn.next_id()))
             await self._request(conn, SpecRequest(ENABLE_ACCESSSPEC, ACCESS_SPEC_ID, conn.next_id()))
         await self._request(conn, SpecRequest(START_ROSPEC, ROSPEC_ID, conn.next_id()))
 

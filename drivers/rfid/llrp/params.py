@@ -32,6 +32,9 @@ C1G2_TAG_SPEC, C1G2_TARGET_TAG, C1G2_READ, C1G2_READ_OP_SPEC_RESULT = 338, 339, 
 EPC_GLOBAL_C1G2 = 1
 """ProtocolID of EPCglobal Class 1 Gen 2 (the UHF air protocol)."""
 TID_BANK = 2
+USER_BANK = 3
+READ_MEMORY_OVERRUN = 4
+"""C1G2ReadOpSpecResult result code: the words asked for lie beyond the tag's memory (a tag without user memory)."""
 ANTENNA_EVENT_TYPE = 8
 """EventNotificationState type of AntennaEvent."""
 
@@ -159,8 +162,31 @@ class RoSpec:
 
 
 @dataclass(frozen=True)
+class MemoryRead:
+    """One more C1G2Read in an AccessSpec's AccessCommand: `word_count` words of `bank` from `word_pointer`."""
+
+    op_spec_id: int
+    bank: int
+    word_pointer: int
+    word_count: int
+
+    def encode(self) -> bytes:
+        return tlv(C1G2_READ, struct.pack(">HIBHH", self.op_spec_id, 0, self.bank << 6, self.word_pointer,
+                                          self.word_count))
+
+    @classmethod
+    def decode(cls, raw: RawParam) -> MemoryRead:
+        op_id, _password, bank, pointer, count = Fields(raw.value, "C1G2Read").take("HIBHH", "OpSpecID..WordCount")
+        return cls(op_id, bank >> 6, pointer, count)
+
+
+@dataclass(frozen=True)
 class AccessSpec:
-    """Read `word_count` words of memory `bank` (2 = TID) of every tag the ROSpec singulates."""
+    """Read `word_count` words of memory `bank` (2 = TID) of every tag the ROSpec singulates, then the `more` reads.
+
+    A reader runs one AccessSpec per singulated tag, so every memory read goes into its one AccessCommand
+    (one OpSpec each), as the standard allows.
+    """
 
     access_spec_id: int
     rospec_id: int
@@ -170,12 +196,16 @@ class AccessSpec:
     word_count: int = 6
     antenna: int = 0
     enabled: bool = False
+    more: tuple[MemoryRead, ...] = ()
+
+    @property
+    def reads(self) -> tuple[MemoryRead, ...]:
+        """Every memory read of the AccessCommand, the first one first."""
+        return (MemoryRead(self.op_spec_id, self.bank, self.word_pointer, self.word_count), *self.more)
 
     def encode(self) -> bytes:
         target = tlv(C1G2_TARGET_TAG, struct.pack(">BHHH", (self.bank << 6) | 0x20, 0, 0, 0))
-        read = tlv(C1G2_READ, struct.pack(">HIBHH", self.op_spec_id, 0, self.bank << 6, self.word_pointer,
-                                          self.word_count))
-        command = tlv(ACCESS_COMMAND, tlv(C1G2_TAG_SPEC, target) + read)
+        command = tlv(ACCESS_COMMAND, tlv(C1G2_TAG_SPEC, target) + b"".join(r.encode() for r in self.reads))
         return tlv(ACCESS_SPEC, struct.pack(">IHBBI", self.access_spec_id, self.antenna, EPC_GLOBAL_C1G2,
                                             0x80 if self.enabled else 0, self.rospec_id)
                    + tlv(ACCESS_SPEC_STOP_TRIGGER, struct.pack(">BH", 0, 0)) + command
@@ -186,9 +216,11 @@ class AccessSpec:
         f = Fields(raw.value, "AccessSpec")
         spec_id, antenna, _protocol, state, rospec_id = f.take("IHBBI", "AccessSpecID..ROSpecID")
         command = Fields(need(f.params(), ACCESS_COMMAND, "AccessCommand", "AccessSpec").value, "AccessCommand")
-        read = Fields(need(command.params(), C1G2_READ, "C1G2Read", "AccessCommand").value, "C1G2Read")
-        op_id, _password, bank, pointer, count = read.take("HIBHH", "OpSpecID..WordCount")
-        return cls(spec_id, rospec_id, op_id, bank >> 6, pointer, count, antenna, bool(state & 0x80))
+        subs = command.params()
+        need(subs, C1G2_READ, "C1G2Read", "AccessCommand")
+        first, *more = [MemoryRead.decode(p) for p in subs if p.type == C1G2_READ]
+        return cls(spec_id, rospec_id, first.op_spec_id, first.bank, first.word_pointer, first.word_count, antenna,
+                   bool(state & 0x80), tuple(more))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,10 @@ connected gets status 2 and is closed, and the first hears status 4 "another con
 attempted"), answers capabilities, config and ROSpec/AccessSpec requests with LLRPStatus (refusing
 what the standard refuses: an unknown spec id, starting a disabled ROSpec), sends KEEPALIVE at
 the configured period, and while its ROSpec runs reports every `read_ms` the tags in the field of
-the ROSpec's connected antennas, with the TID when an AccessSpec reading memory bank 2 is enabled.
+the ROSpec's connected antennas, with the result of every read of the enabled AccessSpec: the TID
+(memory bank 2) and the user memory (bank 3; a tag without that much user memory answers "memory
+overrun", as a Gen2 tag does). `write_user(tid, hex)` changes a tag's user memory while it is in the
+field (an e-seal that records a tamper event).
 
 Faults for tests: `drop_connections()`, `keepalives = False`, `send_raw(bytes)`, `antenna(n, False)`.
 """
@@ -56,12 +59,15 @@ from drivers.rfid.llrp.codec import (
     message_name,
 )
 from drivers.rfid.llrp.params import (
+    READ_MEMORY_OVERRUN,
     TID_BANK,
+    USER_BANK,
     AccessSpec,
     AntennaEvent,
     AntennaProperties,
     DeviceCapabilities,
     LlrpStatus,
+    MemoryRead,
     OpRead,
     ReaderEventData,
     RoSpec,
@@ -79,8 +85,18 @@ class _Tag:
     tid: bytes
     antenna: int
     rssi_dbm: int
+    user: bytes = b""
     first_seen_us: int = field(default_factory=lambda: time.time_ns() // 1000)
     count: int = 0
+
+    def read(self, op: MemoryRead) -> OpRead:
+        """What the tag answers to one memory read: the TID's words, or user memory (overrun past its end)."""
+        start, end = 2 * op.word_pointer, 2 * (op.word_pointer + op.word_count)
+        if op.bank == TID_BANK:
+            return OpRead(op.op_spec_id, 0, self.tid[start:end])
+        if op.bank == USER_BANK and end <= len(self.user):
+            return OpRead(op.op_spec_id, 0, self.user[start:end])
+        return OpRead(op.op_spec_id, READ_MEMORY_OVERRUN, b"")
 
 
 @dataclass
@@ -137,9 +153,16 @@ class LlrpSim:
         return self._session is not None
 
     def present(self, epc: str, tid: str, antenna: int = 1, seconds: float = 1.0,
-                rssi_dbm: int = -55) -> asyncio.Task[None]:
-        """A tag in `antenna`'s field for `seconds`."""
-        return self._spawn(self._later(0, epc, tid, antenna, seconds, rssi_dbm))
+                rssi_dbm: int = -55, user: str = "") -> asyncio.Task[None]:
+        """A tag in `antenna`'s field for `seconds`; `user` is its user memory as hex."""
+        return self._spawn(self._later(0, epc, tid, antenna, seconds, rssi_dbm, user))
+
+    def write_user(self, tid: str, user: str) -> bool:
+        """Change the user memory of the tag with this TID while it is in the field; False when it is not."""
+        tag = self.tags.get(bytes.fromhex(tid))
+        if tag is not None:
+            tag.user = bytes.fromhex(user)
+        return tag is not None
 
     def drop_connections(self) -> None:
         """Cut the client's TCP connection without a word (a reader reboot, a cable pulled)."""
@@ -174,15 +197,16 @@ class LlrpSim:
             start = loop.time()
             for t in self.cfg.schedule:
                 self._spawn(self._later(start + t.at_s - loop.time(), t.epc, t.tid, t.antenna, t.seconds,
-                                        t.rssi_dbm))
+                                        t.rssi_dbm, t.user))
             if self.cfg.repeat_s is None:
                 return
             await asyncio.sleep(start + self.cfg.repeat_s - loop.time())
 
-    async def _later(self, at_s: float, epc: str, tid: str, antenna: int, seconds: float, rssi: int) -> None:
+    async def _later(self, at_s: float, epc: str, tid: str, antenna: int, seconds: float, rssi: int,
+                     user: str = "") -> None:
         await asyncio.sleep(at_s)
         key = bytes.fromhex(tid)
-        self.tags[key] = _Tag(bytes.fromhex(epc), key, antenna, rssi)
+        self.tags[key] = _Tag(bytes.fromhex(epc), key, antenna, rssi, bytes.fromhex(user))
         try:
             await asyncio.sleep(seconds)
         finally:
@@ -315,16 +339,15 @@ class LlrpSim:
     def _tag_reports(self, rospec: RoSpec, session: _Session) -> tuple[TagReport, ...]:
         """One report per tag in the field of the ROSpec's connected antennas."""
         now = _now_us()
-        tid_reads = [a for a in session.access.values() if a.enabled and a.bank == TID_BANK]
+        access = next((a for a in session.access.values() if a.enabled), None)
         out = []
         for tag in list(self.tags.values()):
             if tag.antenna not in rospec.antennas or not self.connected_antennas.get(tag.antenna, False):
                 continue
             tag.count += 1
-            reads = tuple(OpRead(a.op_spec_id, 0, tag.tid[2 * a.word_pointer:2 * (a.word_pointer + a.word_count)])
-                          for a in tid_reads)
+            reads = tuple(tag.read(op) for op in access.reads) if access is not None else ()
             out.append(TagReport(tag.epc, len(tag.epc) == 12, rospec.rospec_id, tag.antenna, tag.rssi_dbm,
-                                 tag.first_seen_us, now, tag.count, tid_reads[0].access_spec_id if tid_reads else None,
+                                 tag.first_seen_us, now, tag.count, access.access_spec_id if access else None,
                                  reads))
         return tuple(out)
 

@@ -156,7 +156,7 @@ function showRecord(rec, fresh) {
   $("banner-reason").textContent = rec.verdict === "clear" ? "" : tr("reason.", rec.reason);
   $("item-id").textContent = rec.kind ? tr("kind.", rec.kind) + " #" + rec.seq : "";
   $("item-time").textContent = fmtTime(rec.decided_at);
-  $("identities").textContent = (rec.identities || []).map((i) => T("identity." + i.kind) + " " + i.value).join(" · ") || "—";
+  showIdentities(rec.identities || []);
   const total = rec.latency_verdict_ms, budget = rec.budget_ms;
   $("latency").textContent = T("case.latency_of", { ms: fmtNum(total), budget: fmtNum(budget) });
   $("stages").textContent = Object.entries(rec.latencies_ms || {}).map(([k, v]) => tr("stage.", k) + " " + fmtNum(v)).join(" · ");
@@ -177,6 +177,24 @@ function showRecord(rec, fresh) {
   if (fresh && rec.verdict === "suspect") alarm();
   drawBoxes();
   showLane();
+}
+
+// Who is in the lane: each identity's kind and value, a seal's state (and a low battery), a recogniser's
+// confidence; a conflicting read is marked and says why on hover (edge/identity.py), never hidden.
+function showIdentities(idents) {
+  const box = $("identities"); box.replaceChildren();
+  if (!idents.length) { box.textContent = "—"; return; }
+  idents.forEach((i, n) => {
+    if (n) box.append(" · ");
+    const s = document.createElement("span");
+    s.className = "ident" + (i.conflict ? " conflict" : "") + (i.seal && i.seal.state !== "intact" ? " seal-broken" : "");
+    s.dataset.kind = i.kind;
+    let text = T("identity." + i.kind) + " " + i.value;
+    if (i.seal) text += T(i.seal.battery_low ? "seal.state_battery_low" : "seal.state", { state: T("seal." + i.seal.state) });
+    if (i.confidence != null) text += " " + Math.round(i.confidence * 100) + "%";
+    if (i.conflict) { text += " ⚠ " + T("identity.conflict"); s.title = i.conflict; }
+    s.textContent = text; box.append(s);
+  });
 }
 
 function loadImage() {

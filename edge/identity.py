@@ -1,0 +1,120 @@
+"""Identity fusion per item (pure): everything read between the item's entry and exit belongs to it.
+
+Reads of one identity (same kind and value, from several frames or readers) become one, keeping the
+highest confidence, every check and the latest seal state. Conflicting reads are flagged on each
+identity involved (`conflict`: one sentence naming the other reads), never hidden or resolved by
+dropping one:
+
+    plate      two different plates of the same jurisdiction (a cross-boundary vehicle carries one
+               Hong Kong plate and one mainland plate: those two do not conflict)
+    container  a code that fails its ISO 6346 check digit (checks["iso6346"] says ok / bad_check_digit /
+               bad_format)
+    rfid_epc   two EPCs for one TID (checks["tid"]): the tag was rewritten, or its TID cloned
+
+A seal's state is not a conflict between reads: it stays on the identity (`seal`) and edge.seals
+decides what it means for the verdict.
+
+The jurisdiction of a plate is its `checks["jurisdiction"]` when the recogniser set it; else a plate
+that starts with a Chinese character (a province, e.g. 粤) is "CN" and any other is "HK".
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+
+from central_sync.schema import Identity
+from models.ocr.iso6346 import CODE as ISO6346, check_digit
+
+def container_check(value: str) -> str:
+    """"ok", "bad_format" (not 3 letters + U/J/Z + 7 digits) or "bad_check_digit"."""
+    code = value.replace(" ", "").upper()
+    if not ISO6346.match(code):
+        return "bad_format"
+    return "ok" if check_digit(code[:10]) == int(code[10]) else "bad_check_digit"
+
+
+def jurisdiction(plate: Identity) -> str:
+    """Where a plate was issued: as recognised, else "CN" for a province character first, else "HK"."""
+    if "jurisdiction" in plate.checks:
+        return plate.checks["jurisdiction"]
+    return "CN" if plate.value and "\u4e00" <= plate.value[0] <= "\u9fff" else "HK"
+
+
+def fuse(identities: Iterable[Identity]) -> list[Identity]:
+    """The item's identities, one per (kind, value) in first-read order, with conflicts flagged."""
+    merged = _merge(identities)
+    flags: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for ident in merged:
+        if ident.kind == "container":
+            _flag_container(ident, flags)
+    _flag_groups([i for i in merged if i.kind == "plate"], jurisdiction, "plates {values} of jurisdiction {key} "
+                 "were read on one vehicle", flags)
+    _flag_groups([i for i in merged if i.kind == "rfid_epc" and "tid" in i.checks], lambda i: i.checks["tid"],
+                 "EPCs {values} were read from the one tag TID {key}", flags)
+    return [_with_flags(_checked(i), flags.get((i.kind, i.value), [])) for i in merged]
+
+
+def conflicts(identities: Sequence[Identity]) -> list[str]:
+    """Every conflict sentence on the record's identities (for the screen and the log)."""
+    return sorted({i.conflict for i in identities if i.conflict})
+
+
+def _merge(identities: Iterable[Identity]) -> list[Identity]:
+    """One identity per (kind, value): highest confidence, union of checks, the latest read's seal state."""
+    out: dict[tuple[str, str], Identity] = {}
+    for ident in identities:
+        key = (ident.kind, ident.value)
+        seen = out.get(key)
+        out[key] = ident if seen is None else _combine(seen, ident)
+    return list(out.values())
+
+
+def _combine(first: Identity, later: Identity) -> Identity:
+    confidences = [c for c in (first.confidence, later.confidence) if c is not None]
+    conflict = _join(first.conflict, [later.conflict] if later.conflict else [])
+    return first.model_copy(update={
+        "confidence": max(confidences) if confidences else None, "checks": {**first.checks, **later.checks},
+        "seal": later.seal or first.seal, "read_at": first.read_at or later.read_at,
+        "crop": first.crop or later.crop, "conflict": conflict})
+
+
+def _checked(ident: Identity) -> Identity:
+    if ident.kind != "container" or "iso6346" in ident.checks:
+        return ident
+    return ident.model_copy(update={"checks": {**ident.checks, "iso6346": container_check(ident.value)}})
+
+
+def _flag_container(ident: Identity, flags: dict[tuple[str, str], list[str]]) -> None:
+    result = ident.checks.get("iso6346") or container_check(ident.value)
+    if result == "bad_check_digit":
+        expected = check_digit(ident.value.replace(" ", "").upper()[:10])
+        flags[(ident.kind, ident.value)].append(f"container code {ident.value} fails its ISO 6346 check digit "
+                                                f"(the digit should be {expected})")
+    elif result == "bad_format":
+        flags[(ident.kind, ident.value)].append(f"container code {ident.value} is not an ISO 6346 code")
+
+
+def _flag_groups(idents: list[Identity], key_of: Callable[[Identity], str], sentence: str,
+                 flags: dict[tuple[str, str], list[str]]) -> None:
+    """Flag every identity of a group (same key) that holds more than one value."""
+    groups: dict[str, list[Identity]] = defaultdict(list)
+    for ident in idents:
+        groups[key_of(ident)].append(ident)
+    for key, group in groups.items():
+        values = sorted({i.value for i in group})
+        if len(values) > 1:
+            for ident in group:
+                flags[(ident.kind, ident.value)].append(sentence.format(values=" and ".join(values), key=key))
+
+
+def _with_flags(ident: Identity, found: list[str]) -> Identity:
+    conflict = _join(ident.conflict, found)
+    return ident if conflict == ident.conflict else ident.model_copy(update={"conflict": conflict})
+
+
+def _join(conflict: str | None, more: list[str]) -> str | None:
+    """The conflict sentences, each once, in a stable order."""
+    parts = [p for p in (conflict or "").split("; ") if p] + more
+    return "; ".join(sorted(set(parts))) or None
+

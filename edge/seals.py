@@ -1,0 +1,63 @@
+"""Seal policy (pure): a container declared sealed whose seal is missing, opened or tampered goes to manual.
+
+Where "declared sealed" comes from: a declaration is issue 18's; until then the station config
+names it (`[seals]`: `declared_sealed`, and the seal numbers `expected` on this lane), a small
+explicit input to the decision. A seal counts as intact only when its reader reported it intact
+and no event heard while the item was in the lane said otherwise: a seal read without a state, a
+seal tampered and then reported intact again, and a declared seal never read are all problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from central_sync.schema import Identity, ItemKind, SealEventOut
+
+if TYPE_CHECKING:
+    from edge.config import StationConfig
+
+SEAL_KINDS = ("seal", "eseal")
+
+
+@dataclass(frozen=True)
+class SealExpectation:
+    """What the lane expects of the items' seals: declared sealed, the numbers (none = any seal), for which kinds."""
+
+    declared_sealed: bool
+    seal_ids: tuple[str, ...] = ()
+    item_kinds: tuple[ItemKind, ...] = (ItemKind.CONTAINER, ItemKind.VEHICLE)
+
+    def problem(self, kind: ItemKind, identities: Sequence[Identity],
+                events: Sequence[SealEventOut] = ()) -> str | None:
+        """Why the item's declared seals are not intact (one sentence), or None when they are or none is declared."""
+        if not self.declared_sealed or kind not in self.item_kinds:
+            return None
+        seals = {i.value: i for i in identities if i.kind in SEAL_KINDS}
+        wanted = self.seal_ids or tuple(seals)
+        if not wanted:
+            return "the item is declared sealed and no seal was read"
+        missing = [s for s in wanted if s not in seals]
+        if missing:
+            return f"declared seal {', '.join(missing)} was not read"
+        return next((p for s in wanted if (p := _not_intact(seals[s], events)) is not None), None)
+
+
+def _not_intact(seal: Identity, events: Sequence[SealEventOut]) -> str | None:
+    broken = sorted({e.state for e in events if e.seal_id == seal.value and e.state != "intact"})
+    if broken:
+        return f"seal {seal.value} reported {' and '.join(broken)} while the item was in the lane"
+    if seal.seal is None:
+        return f"seal {seal.value} was read without its state"
+    if seal.seal.state != "intact":
+        return f"seal {seal.value} is {seal.seal.state}"
+    return None
+
+
+def seal_expectation(config: StationConfig) -> SealExpectation | None:
+    """The lane's declared seals from the station config's [seals] table; None when none is declared."""
+    section = config.seals
+    if not section.declared_sealed:
+        return None
+    return SealExpectation(True, section.expected, section.item_kinds)

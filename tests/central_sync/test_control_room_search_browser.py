@@ -1,0 +1,99 @@
+"""The control room's identity search in headless Chromium: records carrying plates, a container code, UHF
+tags and a tampered seal reach the hub through its real ingest; the officer searches alerts or every
+inspection, by prefix and exactly, by kind, and sees each identity with its kind, a seal's state and a
+conflict marked."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from central_sync import protocol as p
+from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
+from central_sync.devtools import make_record
+from central_sync.hub.api import create_app
+from central_sync.hub.ingest import Ingestor
+from central_sync.hub.store import open_store
+from central_sync.schema import Identity, SealStatus, Verdict
+from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, serving
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
+
+IDENTS = {
+    1: [Identity(kind="plate", value="AB1234"), Identity(kind="plate", value="粤Z·A123港"),
+        Identity(kind="container", value="CSQU3054383"),
+        Identity(kind="seal", value="HKEL0001234", seal=SealStatus(state="tampered"))],
+    2: [Identity(kind="plate", value="AB12"), Identity(kind="rfid_tid", value="E2801160200073F1A2B3C4D5"),
+        Identity(kind="rfid_epc", value="300833B2DDD9014000000001",
+                 conflict="EPCs 300833B2DDD9014000000001 and 300833B2DDD90140000000FF were read from the one tag TID "
+                          "E2801160200073F1A2B3C4D5")],
+    3: [Identity(kind="container", value="MSCU1234566")],
+    4: [Identity(kind="plate", value="ZZ9999")],  # a clear inspection: no alert
+}
+
+
+def seed(store) -> dict[int, str]:
+    now = datetime.now(UTC)
+    verdicts = {1: (Verdict.MANUAL, "seal_not_intact"), 4: (Verdict.CLEAR, "clear")}
+    recs = [make_record("gate-1", n).model_copy(update={
+        "identities": IDENTS[n], "decided_at": now - timedelta(minutes=n),
+        "verdict": verdicts.get(n, (Verdict.SUSPECT,))[0], "reason": verdicts.get(n, (0, "detection"))[1]})
+        for n in IDENTS]
+    topic = lambda r: "inspection" if r.verdict == Verdict.CLEAR else "alert"  # noqa: E731
+    Ingestor(store, "hub-t", lambda *a: None).handle(
+        [(p.topic(r.station, topic(r)), p.encode_envelope(r.station, topic(r), n, r.seq, r.id, r.to_json().encode(), 0.0))
+         for n, r in enumerate(recs, 1)])
+    return {r.seq: r.id for r in recs}
+
+
+async def test_search_by_identity_prefix_exact_and_kind(tmp_path) -> None:
+    from playwright.async_api import async_playwright, expect
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(stale_s=7200)) as room:
+        ids = seed(store)
+        auth.add_user(store, "op1", "operator", PASSWORD)
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-GB")
+            await page.goto(f"http://127.0.0.1:{port}/cr/")
+            await page.fill("input[name=username]", "op1")
+            await page.fill("input[name=password]", PASSWORD)
+            await page.click("#signin-form button[type=submit]")
+            await page.click("#nav button[data-view=alerts]")
+            cards = page.locator("article.alert")
+
+            async def search(q: str, expected: list[int], kind: str = "", match: str = "prefix",
+                             everything: bool = False) -> None:
+                """Search, then wait until exactly the expected records are listed."""
+                await page.set_checked("#filters input[name=scope]", everything)
+                await page.fill("#filters input[name=q]", q)
+                await page.select_option("#filters select[name=ident_kind]", kind)
+                await page.select_option("#filters select[name=match]", match)
+                async with page.expect_response(lambda r: "/cr/api/alerts?" in r.url):
+                    await page.click("#filters button[type=submit]")
+                await expect(cards).to_have_count(len(expected))
+                for n in expected:
+                    await expect(page.locator(f'article[data-id="{ids[n]}"]')).to_be_visible()
+
+            await search("ab12", [1, 2])
+            await search("AB12", [2], match="exact")
+            await search("粤ZA123", [1])
+            await search("HKEL", [1], "seal")
+            await search("HKEL", [], "plate")
+            await search("E28011602000", [2], "rfid_tid")
+            await search("MSCU1234566", [3], "container", "exact")
+            await search("ZZ99", [])
+            await search("ZZ99", [4], everything=True)
+
+            await search("CSQU", [1])
+            card = page.locator(f'article[data-id="{ids[1]}"]')
+            await expect(card.locator(".reason")).to_have_text("Declared seal missing, opened or tampered")
+            await expect(card.locator('.ident[data-kind="seal"]')).to_have_text("E-seal HKEL0001234 (tampered)")
+            await search("3008", [2], "rfid_epc")
+            epc = page.locator(f'article[data-id="{ids[2]}"] .ident[data-kind="rfid_epc"]')
+            await expect(epc).to_have_class("ident conflict")
+            await expect(epc).to_have_attribute("title", IDENTS[2][2].conflict or "")
+            await page.screenshot(path=ARTIFACTS / "identity-search.png")
+            await browser.close()

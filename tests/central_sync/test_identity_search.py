@@ -1,0 +1,142 @@
+"""Search inspections by identity on both hub backends (SQLite and PostgreSQL): exact and prefix, any kind,
+written by the real ingest path with the record, confined to the station's own records, through the index."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from central_sync import protocol as p
+from central_sync.control_room import queries
+from central_sync.control_room.db import migrate as migrate_room
+from central_sync.devtools import make_record
+from central_sync.hub.ingest import Ingestor
+from central_sync.hub.search import identity_clause, normalise
+from central_sync.hub.store import HubStore, open_store
+from central_sync.schema import Identity, InspectionRecord, SealStatus, Verdict
+
+IDENTS = [
+    [Identity(kind="plate", value="AB 1234"), Identity(kind="plate", value="粤Z·A123港"),
+     Identity(kind="container", value="CSQU3054383"), Identity(kind="seal", value="HKEL0001234",
+                                                               seal=SealStatus(state="tampered"))],
+    [Identity(kind="plate", value="AB12"), Identity(kind="rfid_tid", value="E2801160200073F1A2B3C4D5"),
+     Identity(kind="rfid_epc", value="300833B2DDD9014000000001")],
+    [Identity(kind="eseal", value="HKEL0001299"), Identity(kind="rfid", value="0102030405")],
+]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[HubStore]:
+    url = str(tmp_path / "hub.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    hub = open_store(url)
+    hub.migrate()
+    yield hub
+    hub.close()
+
+
+def ingest(store: HubStore, records: list[InspectionRecord], station: str | None = None) -> None:
+    ing = Ingestor(store, "hub-s", lambda t, b: None)
+    ing.handle([(p.topic(station or r.station, "alert"), p.encode_envelope(station or r.station, "alert", i, r.seq,
+                                                                          r.id, r.to_json().encode(), 0.0))
+                for i, r in enumerate(records, 1)])
+
+
+def records(n: int = 3) -> list[InspectionRecord]:
+    return [make_record("gate-1", seq, Verdict.SUSPECT).model_copy(update={"identities": IDENTS[seq - 1]})
+            for seq in range(1, n + 1)]
+
+
+def found(store: HubStore, q: str, kind: str | None = None, match: str = "prefix") -> list[int]:
+    where, args = identity_clause(q, kind, match)  # type: ignore[arg-type]
+    return sorted(json.loads(body)["seq"] for body, *_ in store.records(f"WHERE {where}", args, 100, 0))
+
+
+def test_exact_and_prefix_over_every_kind(store: HubStore) -> None:
+    ingest(store, records())
+    assert found(store, "AB12") == [1, 2]  # "AB 1234" is indexed as AB1234
+    assert found(store, "AB12", match="exact") == [2]
+    assert found(store, "ab 1234", "plate", "exact") == [1]
+    assert found(store, "粤ZA1") == [1] and found(store, "粤Z·A123港", match="exact") == [1]
+    assert found(store, "CSQU", "container") == [1] and found(store, "CSQU", "plate") == []
+    assert found(store, "E2801160", "rfid_tid") == [2] and found(store, "3008", "rfid_epc") == [2]
+    assert found(store, "HKEL00012", "seal") == [1, 3]  # an older record's "eseal" is a seal
+    assert found(store, "0102030405", "em4100", "exact") == [3]
+    assert found(store, "ZZZ") == [] and found(store, "%") == [] and found(store, "_B") == []
+
+
+def test_the_seal_state_and_events_reach_the_hub_with_the_record(store: HubStore) -> None:
+    from datetime import UTC, datetime
+
+    from central_sync.schema import SealEventOut
+
+    at = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    events = [SealEventOut(seal_id="HKEL0001234", state="intact", at=at, reader="eseal", events=2),
+              SealEventOut(seal_id="HKEL0001234", state="tampered", at=at, reader="eseal", events=3)]
+    rec = records(1)[0].model_copy(update={"seal_events": events})
+    ingest(store, [rec])
+    body = InspectionRecord.model_validate_json(store.records("WHERE id = ?", (rec.id,), 1, 0)[0][0])
+    assert body.seal_events == events
+    assert [i.seal for i in body.identities if i.kind == "seal"] == [SealStatus(state="tampered")]
+
+
+def test_a_record_sent_twice_is_indexed_once_and_another_station_cannot_add_to_it(store: HubStore) -> None:
+    recs = records(1)
+    ingest(store, recs)
+    ingest(store, recs)
+    forged = recs[0].model_copy(update={"station": "gate-9", "identities": [Identity(kind="plate", value="FORGED1")]})
+    ingest(store, [forged], station="gate-9")
+    assert store.query("SELECT count(*) FROM record_identities") == [(4,)]
+    assert found(store, "FORGED") == []
+
+
+def test_the_control_room_search_uses_the_index(store: HubStore) -> None:
+    migrate_room(store)
+    ingest(store, records())
+    assert [a["record"]["seq"] for a in queries.search_alerts(store, q="HKEL", ident_kind="seal")] == [3, 1]
+    assert [a["record"]["seq"] for a in queries.search_alerts(store, q="AB12", match="exact")] == [2]
+
+
+def test_prefix_search_is_answered_by_the_index_in_sqlite(tmp_path) -> None:
+    hub = open_store(str(tmp_path / "hub.db"))
+    hub.migrate()
+    where, args = identity_clause("AB12")
+    plan = " ".join(str(r) for r in hub.query(f"EXPLAIN QUERY PLAN SELECT id FROM records WHERE {where}", args))
+    assert "record_identities_norm" in plan and "SCAN record_identities" not in plan
+
+
+def test_normalised_forms() -> None:
+    assert normalise("csqu 305438-3") == "CSQU3054383" and normalise("粤Z·A123港") == "粤ZA123港"
+    assert normalise("ＡＢ１２３４") == "AB1234"  # full-width, as some OCR and keyboards give
+
+
+def test_a_hub_from_before_the_index_indexes_its_records_when_it_migrates(store: HubStore) -> None:
+    ingest(store, records())
+    store.run_in_transaction(lambda cur: cur.execute("DROP TABLE record_identities"))
+    store.migrate()
+    assert found(store, "AB12") == [1, 2] and found(store, "HKEL", "seal") == [1, 3]
+    store.migrate()  # once indexed, a restart does not index again
+    assert store.query("SELECT count(*) FROM record_identities") == [(9,)]
+
+
+async def test_the_hub_api_finds_inspections_by_identity(store: HubStore, tmp_path) -> None:
+    import httpx
+
+    from central_sync.hub import api_auth
+    from central_sync.hub.api import create_app
+
+    ingest(store, records())
+    token, line = api_auth.new_token("archive")
+    (tmp_path / "tokens").write_text(f"{line}\n")
+    app = create_app(store, service_tokens=api_auth.ServiceTokens.load(tmp_path / "tokens"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://hub",
+                                 headers={"Authorization": f"Bearer {token}"}) as http:
+        async def seqs(path: str, **params: str) -> list[int]:
+            r = await http.get(path, params=params)
+            assert r.status_code == 200, r.text
+            return sorted(x["record"]["seq"] for x in r.json())
+        assert await seqs("/api/inspections", q="AB12") == [1, 2]
+        assert await seqs("/api/inspections", q="AB12", match="exact") == [2]
+        assert await seqs("/api/alerts", q="HKEL", ident_kind="seal") == [1, 3]
+        assert (await http.get("/api/inspections", params={"q": "AB", "match": "substring"})).status_code == 422

@@ -1,0 +1,115 @@
+"""Identity fusion per item (edge.identity): one identity per read value, conflicts flagged and never hidden."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from central_sync.schema import Identity, SealStatus
+from edge.identity import container_check, fuse
+from models.ocr.iso6346 import check_digit
+
+KINDS = ("plate", "container", "rfid_tid", "rfid_epc", "em4100", "seal")
+VALID_CONTAINERS = ("CSQU3054383", "MSCU1234566", "TGHU9876542")
+
+
+identities = st.builds(
+    Identity, kind=st.sampled_from(KINDS),
+    value=st.sampled_from(("AB1234", "CD5678", "粤ZA123港", "粤ZB456港", "CSQU3054383", "CSQU3054384", "E280AA",
+                           "3034AA", "3034BB", "HKEL0001234")),
+    confidence=st.none() | st.floats(0, 1), checks=st.sampled_from(({}, {"tid": "E280AA"}, {"jurisdiction": "HK"})))
+
+
+def test_known_check_digits() -> None:
+    assert [container_check(c) for c in VALID_CONTAINERS] == ["ok", "ok", "ok"]
+    assert container_check("CSQU3054384") == "bad_check_digit"
+    assert container_check("CSQ3054383") == "bad_format"
+    assert check_digit("CSQU305438") == 3
+
+
+@given(st.lists(identities, max_size=12))
+def test_no_read_value_is_lost_and_each_appears_once(reads: list[Identity]) -> None:
+    fused = fuse(reads)
+    assert [(i.kind, i.value) for i in fused] == list(dict.fromkeys((i.kind, i.value) for i in reads))
+
+
+@given(st.lists(identities, max_size=12))
+def test_fusion_is_idempotent(reads: list[Identity]) -> None:
+    assert fuse(fuse(reads)) == fuse(reads)
+
+
+@given(st.lists(identities, max_size=12), st.randoms())
+def test_which_reads_are_flagged_does_not_depend_on_their_order(reads: list[Identity], rnd: object) -> None:
+    shuffled = list(reads)
+    rnd.shuffle(shuffled)  # type: ignore[attr-defined]
+    flagged = lambda ids: {(i.kind, i.value, i.conflict) for i in fuse(ids) if i.conflict}  # noqa: E731
+    assert flagged(reads) == flagged(shuffled)
+
+
+@given(st.lists(identities, max_size=12))
+def test_a_container_failing_its_check_digit_is_always_flagged(reads: list[Identity]) -> None:
+    for ident in fuse(reads):
+        if ident.kind == "container":
+            assert (ident.checks["iso6346"] == "ok") == (ident.conflict is None)
+
+
+def test_two_plates_of_one_jurisdiction_conflict_and_a_cross_boundary_pair_does_not() -> None:
+    cross = fuse([Identity(kind="plate", value="AB1234"), Identity(kind="plate", value="粤ZA123港")])
+    assert [i.conflict for i in cross] == [None, None]
+    two_hk = fuse([Identity(kind="plate", value="AB1234", confidence=0.9),
+                   Identity(kind="plate", value="AB1284", confidence=0.6)])
+    assert all(i.conflict == "plates AB1234 and AB1284 of jurisdiction HK were read on one vehicle" for i in two_hk)
+
+
+def test_two_epcs_of_one_tid_conflict() -> None:
+    fused = fuse([Identity(kind="rfid_tid", value="E280AA"),
+                  Identity(kind="rfid_epc", value="3034AA", checks={"tid": "E280AA"}),
+                  Identity(kind="rfid_epc", value="3034BB", checks={"tid": "E280AA"})])
+    assert fused[0].conflict is None
+    assert fused[1].conflict == fused[2].conflict == "EPCs 3034AA and 3034BB were read from the one tag TID E280AA"
+
+
+def test_repeated_reads_merge_keeping_the_best_confidence_and_the_latest_seal_state() -> None:
+    fused = fuse([Identity(kind="plate", value="AB1234", confidence=0.7),
+                  Identity(kind="seal", value="HKEL0001234", seal=SealStatus(state="intact")),
+                  Identity(kind="plate", value="AB1234", confidence=0.95),
+                  Identity(kind="seal", value="HKEL0001234", seal=SealStatus(state="tampered", events=3))])
+    assert [(i.kind, i.confidence) for i in fused] == [("plate", 0.95), ("seal", None)]
+    assert fused[1].seal == SealStatus(state="tampered", events=3)
+
+
+async def test_a_rewritten_epc_read_in_the_lane_is_flagged_on_the_item_record() -> None:
+    """The LLRP simulator over TCP: the same TID with a new EPC while the vehicle is in the lane; both EPCs stay
+    on the item, each flagged, and the fused identities say which EPCs of which TID."""
+    import asyncio
+    from contextlib import AsyncExitStack
+
+    from central_sync.schema import ItemKind
+    from drivers.rfid import LlrpConfig
+    from edge.config import DevicesSection
+    from edge.devices import open_devices
+    from edge.events import EventBus
+    from edge.inspection import Item
+    from edge.stations.identify import TagWindow
+    from polling import until
+
+    tid = "E2801160200073F1A2B3C4D5"
+    cfg = DevicesSection(readers={"lane": LlrpConfig(kind="llrp", keepalive_s=0.5, removal_after_ms=100,
+                                                     sim={"read_ms": 20})})
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, cfg, "st-1")
+        window = TagWindow(devices, EventBus())
+        task = asyncio.create_task(window.run())
+        item = Item("vehicle-1", ItemKind.VEHICLE)
+        window.start(item)
+        await asyncio.sleep(0.05)
+        sim = devices.readers["lane"].sim
+        await sim.present("300833B2DDD9014000000001", tid, seconds=0.2)
+        await until(lambda: not window.binder.lanes_of, "the tag left")
+        sim.present("300833B2DDD90140000000FF", tid, seconds=0.2)
+        await until(lambda: len([i for i in item.identities if i.kind == "rfid_epc"]) == 2, "the second EPC is read")
+        task.cancel()
+    epcs = [i for i in fuse(item.identities) if i.kind == "rfid_epc"]
+    assert all(i.conflict and f"EPCs 300833B2DDD9014000000001 and 300833B2DDD90140000000FF were read from the one "
+               f"tag TID {tid}" in i.conflict for i in epcs)
+    assert "now reads EPC 300833B2DDD90140000000FF" in (epcs[1].conflict or "")
