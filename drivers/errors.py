@@ -3,8 +3,9 @@
     DriverError              base; `device` names the device, message says what was sent/received
     ├── LinkLost             the device does not answer (timeout, closed port, refused)
     ├── ProtocolError        the device answered with garbage or a malformed frame
-    │   └── LlrpError        malformed LLRP bytes; `reason` is the counter's key (rfid/llrp/errors.py)
-    │       └── FramingError the message header itself is broken: the stream cannot be resynchronised
+    │   ├── LlrpError        malformed LLRP bytes; `reason` is the counter's key (rfid/llrp/errors.py)
+    │   │   └── FramingError the message header itself is broken: the stream cannot be resynchronised
+    │   └── SealFormatError  an e-seal line or tag memory that breaks its format (seal/errors.py)
     ├── DeviceRefused        a negative acknowledgement / Modbus exception response
     │   └── ReadOnlyPoint    the simulated PLC refuses a write to a point that is not a request (plc/sim.py)
     ├── ReadbackMismatch     a commanded state was not confirmed by the feedback read back
