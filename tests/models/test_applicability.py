@@ -175,10 +175,15 @@ def test_detect_refuses_a_scan_the_model_is_not_made_for_unless_forced(fcos_dir,
     assert [d["label"] for d in detect_file(path, fcos_dir, force=True)] == ["metal"]
 
 
-def test_edge_detect_on_a_van_exits_non_zero_with_one_line():
+def test_edge_detect_with_the_baggage_model_on_a_van_exits_non_zero_with_one_line():
     van = ROOT / "examples" / "scans" / "vehicles" / "van_cigarettes_01.npz"
-    result = subprocess.run([sys.executable, "-m", "edge.cli", "detect", str(van)], capture_output=True, text=True,
-                            cwd=ROOT, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "detect", "--model", str(ZOO / "cpe-tiny"), str(van)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 2 and result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "is made for baggage, parcel scans, not vehicle" in lines[0], result.stderr
+
+
+def test_edge_detect_on_a_van_chooses_the_gantry_model():
+    van = load_scan(ROOT / "examples" / "scans" / "vehicles" / "van_cigarettes_01.npz")
+    assert select_model(ScanFacts.of_meta(van.meta, van.shape)).name == "cpe-gantry"
