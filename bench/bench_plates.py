@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
@@ -37,20 +36,17 @@ from drivers.plc.config import GantrySim  # noqa: E402
 from models.ocr.frame import FrameReader  # noqa: E402
 from models.ocr.reader import TextReader  # noqa: E402
 from models.ocr.vote import vote  # noqa: E402
+from models import stats  # noqa: E402
 
 ROLES = ("front_plate", "rear_plate", "container_door")
 SPEED_KMH = 5.0
 CAMERA_FPS = 4.0
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of k successes in n trials."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """The Wilson 95 % interval, rounded for the report."""
+    lo, hi = stats.wilson(k, n)
+    return round(lo, 4), round(hi, 4)
 
 
 def read_set(reader: FrameReader, profile: str, seed: int, vehicles: int, frames: int) -> dict[str, Any]:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from models.training.portal.dataset import CROP, crops_of
-from models.training.portal.evaluate import choose_thresholds, overlaps, scan_figures, wilson
+from models.stats import wilson
+from models.training.portal.evaluate import choose_thresholds, overlaps, scan_figures
 from models.training.portal.generator import PortalSpec
 from models.training.train import Augment, Sampler
 

@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import io
 import json
-import math
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from models.scan import Scan
+from models.stats import wilson
 from models.training.evaluate import threshold_at
 from models.training.portal.generator import CLASSES, PortalSpec, portal_scan
 
@@ -32,16 +32,6 @@ CONTRABAND = ("cigarettes", "drugs", "firearm", "concealment")
 FLOOR = 0.05                 # detections kept for AP; alarms use the chosen thresholds
 CASE_KG, BRICK_KG, LOAD_KG = 10.0, 1.0, 50.0
 VEHICLE_FA, EMPTY_FA = 0.02, 0.01   # false-alarm budgets: clean vehicles, declared-empty containers
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score 95 % interval of a rate k/n ((0, 1) when n is 0)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def rate(k: int, n: int) -> dict[str, Any]:
