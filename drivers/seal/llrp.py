@@ -8,44 +8,31 @@ is ignored; a seal's memory that breaks the layout is counted and logged, and re
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
-from drivers.fanout import Fanout
 from drivers.rfid.llrp.client import UhfRead
 from drivers.seal.config import LlrpSealConfig
 from drivers.seal.errors import SealFormatError
 from drivers.seal.memory import decode_memory
-from drivers.seal.state import RejectLog, SealBoard, SealEvent
+from drivers.seal.state import RejectLog, SealBoard, SealEvent, SealReaderTask
 
 if TYPE_CHECKING:
     from drivers.rfid.llrp import LlrpReader
     from drivers.seal.sim import LlrpSealSim
 
-EVENT_QUEUE = 256
 
 
-class LlrpSealReader:
+class LlrpSealReader(SealReaderTask):
     """Seals among an LLRP reader's tags; async context manager running one task over the reader's reads."""
 
     def __init__(self, cfg: LlrpSealConfig, name: str, reader: LlrpReader) -> None:
-        self.cfg, self.name, self.reader = cfg, name, reader
+        super().__init__(name)
+        self.cfg, self.reader = cfg, reader
         self.malformed = RejectLog(name)
         self.board = SealBoard(name, cfg.removal_after_ms / 1000)
         self.tid_of: dict[str, str] = {}
         """The TID of each seal's tag (hex), as last read."""
         self.sim: LlrpSealSim | None = None
-        self._events: Fanout[SealEvent] = Fanout(name, "seal.event_dropped", EVENT_QUEUE)
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name=f"seal-{self.name}")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     @property
     def link_ok(self) -> bool:
@@ -59,11 +46,6 @@ class LlrpSealReader:
     def rejects(self) -> dict[str, int]:
         """Malformed seal memories by reason."""
         return dict(self.malformed.rejects)
-
-    async def events(self) -> AsyncIterator[SealEvent]:
-        """SealSeen / SealGone from now on (bounded queue)."""
-        async for event in self._events.subscribe():
-            yield event
 
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as tasks:

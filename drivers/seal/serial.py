@@ -9,57 +9,39 @@ every valid line refreshes its seal on the board, a malformed one is counted and
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import structlog
 
 from drivers.errors import LinkLost
-from drivers.fanout import Fanout
 from drivers.rfid.serial import SerialTransport
 from drivers.seal.codec import SealLineDecoder
 from drivers.seal.config import SerialSealConfig
-from drivers.seal.state import RejectLog, SealBoard, SealEvent
+from drivers.seal.state import RejectLog, SealBoard, SealEvent, SealReaderTask
 
 if TYPE_CHECKING:
     from drivers.seal.sim import SerialSealSim
 
 log = structlog.get_logger()
-EVENT_QUEUE = 256
 
 
-class SerialSealReader:
+class SerialSealReader(SealReaderTask):
     """An ES1 seal reader on a serial port; async context manager running one read task."""
 
     def __init__(self, cfg: SerialSealConfig, name: str, port: str | None = None) -> None:
-        self.cfg, self.name = cfg, name
+        super().__init__(name)
+        self.cfg = cfg
         self.port = port or cfg.port
         self.decoder = SealLineDecoder()
         self.malformed = RejectLog(name, self.decoder.rejects)
         self.board = SealBoard(name, cfg.removal_after_ms / 1000)
         self.link_ok, self.link_reason = False, f"seal reader {name} has not opened {self.port} yet"
         self.sim: SerialSealSim | None = None
-        self._events: Fanout[SealEvent] = Fanout(name, "seal.event_dropped", EVENT_QUEUE)
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name=f"seal-{self.name}")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     @property
     def rejects(self) -> dict[str, int]:
         """Malformed lines by reason."""
         return dict(self.decoder.rejects)
-
-    async def events(self) -> AsyncIterator[SealEvent]:
-        """SealSeen / SealGone from now on (bounded queue)."""
-        async for event in self._events.subscribe():
-            yield event
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
