@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Generic, TypeVar
+from typing import Generic, Self, TypeVar
 
 import structlog
 
@@ -39,3 +39,35 @@ class Fanout(Generic[T]):
                 yield await queue.get()
         finally:
             self._queues.remove(queue)
+
+
+class EventDevice(Generic[T]):
+    """A driver that runs one task (`_run`) while it is open and fans its events out to subscribers.
+
+    Readers of every family (EM4100 serial, LLRP, e-seals) are this: `async with` opens and closes
+    the task, `events()` subscribes from now on with a bounded queue.
+    """
+
+    task_prefix = "device"
+
+    def __init__(self, name: str, dropped_event: str, queue: int) -> None:
+        self.name = name
+        self._events: Fanout[T] = Fanout(name, dropped_event, queue)
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run(), name=f"{self.task_prefix}-{self.name}")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def events(self) -> AsyncIterator[T]:
+        """The device's events from now on (bounded queue)."""
+        async for event in self._events.subscribe():
+            yield event
+
+    async def _run(self) -> None:
+        raise NotImplementedError

@@ -14,14 +14,14 @@ for a UHF reader), so the LLRP reader (drivers/rfid/llrp) implements the same `T
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Literal
 
 import structlog
 
-from drivers.fanout import Fanout
+from drivers.fanout import EventDevice
 
 from drivers.errors import LinkLost
 from drivers.rfid.codec import Em4100Decoder, Em4100Tag
@@ -98,11 +98,14 @@ class ReaderHealth:
     detail: str = ""
 
 
-class Em4100SerialReader:
+class Em4100SerialReader(EventDevice[ReaderEvent]):
     """EM4100 reader on a serial port; async context manager running one read task."""
 
+    task_prefix = "rfid"
+
     def __init__(self, cfg: RfidConfig, name: str, port: str | None = None) -> None:
-        self.cfg, self.name = cfg, name
+        super().__init__(name, "rfid.event_dropped", EVENT_QUEUE)
+        self.cfg = cfg
         self.port = port or cfg.port
         self.decoder = Em4100Decoder()
         self.present: dict[TagId, float] = {}  # tag -> last time read
@@ -115,23 +118,7 @@ class Em4100SerialReader:
         self._candidates: dict[TagId, list[float]] = {}  # unconfirmed tag -> times of its frames
         self._undecoded = 0
         self._lost_reason = ""
-        self._events: Fanout[ReaderEvent] = Fanout(name, "rfid.event_dropped", EVENT_QUEUE)
-        self._task: asyncio.Task[None] | None = None
         self.sim: Em4100Sim | None = None  # the simulator behind a `kind = "sim"` reader
-
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name=f"rfid-{self.name}")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def events(self) -> AsyncIterator[ReaderEvent]:
-        """TagSeen / TagRemoved / ReaderLink from now on (bounded queue)."""
-        async for event in self._events.subscribe():
-            yield event
 
     def _emit(self, ev: ReaderEvent) -> None:
         self._events.emit(ev)

@@ -9,16 +9,14 @@ LLRP tag memory) turns its format into `SealReport`; `SealBoard` turns a stream 
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Literal, Self
+from typing import Literal
 
 import structlog
 
-from drivers.fanout import Fanout
+from drivers.fanout import EventDevice
 
 log = structlog.get_logger()
 EVENT_QUEUE = 256  # events a slow subscriber may fall behind before the oldest are dropped
@@ -160,28 +158,11 @@ class SimSeal:
         return self.battery_pct < self.low_below_pct
 
 
-class SealReaderTask:
-    """What every seal reader family shares: one task running `_run` while the reader is open, and its
-    SealSeen / SealGone events fanned out to subscribers (a bounded queue each)."""
+
+class SealReaderTask(EventDevice[SealEvent]):
+    """What every seal reader family shares: one task while open, SealSeen / SealGone fanned out."""
+
+    task_prefix = "seal"
 
     def __init__(self, name: str) -> None:
-        self.name = name
-        self._events: Fanout[SealEvent] = Fanout(name, "seal.event_dropped", EVENT_QUEUE)
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name=f"seal-{self.name}")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def events(self) -> AsyncIterator[SealEvent]:
-        """SealSeen / SealGone from now on (bounded queue)."""
-        async for event in self._events.subscribe():
-            yield event
-
-    async def _run(self) -> None:
-        raise NotImplementedError
+        super().__init__(name, "seal.event_dropped", EVENT_QUEUE)

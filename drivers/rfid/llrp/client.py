@@ -20,12 +20,12 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import structlog
 
 from drivers.errors import DeviceRefused, DriverError, LinkLost
-from drivers.fanout import Fanout
+from drivers.fanout import EventDevice, Fanout
 from drivers.rfid.config import LlrpConfig
 from drivers.rfid.llrp.codec import (
     ADD_ACCESSSPEC,
@@ -201,11 +201,14 @@ class _Connection:
         self.writer.close()
 
 
-class LlrpReader:
+class LlrpReader(EventDevice[ReaderEvent]):
     """A UHF reader over LLRP; async context manager running one session task that reconnects."""
 
+    task_prefix = "llrp"
+
     def __init__(self, cfg: LlrpConfig, name: str, host: str | None = None, port: int | None = None) -> None:
-        self.cfg, self.name = cfg, name
+        super().__init__(name, "rfid.event_dropped", EVENT_QUEUE)
+        self.cfg = cfg
         self.host, self.port = host or cfg.host, port or cfg.port
         self.decoder = LlrpDecoder()
         """Counts malformed messages by reason over every connection (`decoder.stats.rejects`)."""
@@ -219,27 +222,11 @@ class LlrpReader:
         self.on_health: Callable[[str, str], None] | None = None
         self.format_problem: str | None = None
         self.sim: LlrpSim | None = None  # the simulator behind a reader with a [sim] table
-        self._events: Fanout[ReaderEvent] = Fanout(name, "rfid.event_dropped", EVENT_QUEUE)
         self._reads: Fanout[UhfRead] = Fanout(name, "llrp.read_dropped", EVENT_QUEUE)
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def where(self) -> str:
         return f"{self.host}:{self.port}"
-
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name=f"llrp-{self.name}")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def events(self) -> AsyncIterator[ReaderEvent]:
-        """TagSeen / TagRemoved / ReaderLink from now on (bounded queue)."""
-        async for event in self._events.subscribe():
-            yield event
 
     async def reads(self) -> AsyncIterator[UhfRead]:
         """Every tag report from now on, undeduplicated (bounded queue)."""
