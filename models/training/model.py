@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-STRIDE = 8
+from models.training.sampler import STRIDE
 
 
 def conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

@@ -1,4 +1,4 @@
-"""The gantry model's training data and evaluation rules (models.training.portal.dataset / evaluate, train.Augment)."""
+"""The gantry model's training data and evaluation rules (models.training.portal.dataset / evaluate, sampler.Augment)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from models.training.portal.dataset import CROP, crops_of
 from models.stats import wilson
 from models.training.portal.evaluate import choose_thresholds, overlaps, scan_figures
 from models.training.portal.generator import PortalSpec
-from models.training.train import Augment, Sampler
+from models.training.sampler import Augment, Sampler
 
 
 def test_crops_hold_their_objects_whole_and_inside() -> None:
@@ -75,7 +75,7 @@ def test_thresholds_keep_validation_false_alarms_in_budget() -> None:
     assert alarms <= 0.005 * len(rows) and thr["drugs"] > 0.9
 
 
-def test_a_gantry_package_may_clear_only_when_every_goal_is_met(tmp_path) -> None:
+def test_a_gantry_package_may_clear_only_when_every_goal_is_met(tmp_path: Path) -> None:
     from models.manifest import load_manifest
     from models.training.portal.card import GOALS, goals_met, write_manifest
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from models.training.portal.card import write_card, write_manifest
 from models.training.portal.dataset import generate, training_spec
 from models.training.portal.evaluate import Block, choose_thresholds, report, score_block
-from models.training.train import Augment, TrainConfig, export_onnx, load_checkpoint, train
+from models.training.sampler import Augment
+from models.training.train import TrainConfig, export_onnx, load_checkpoint, train
 
 TRAIN_SCANS = 2200
 
