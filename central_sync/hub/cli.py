@@ -33,6 +33,7 @@ from central_sync.hub.metrics import install_metrics
 from central_sync.hub.ingest import Limits
 from central_sync.hub.service import Hub
 from central_sync.hub.store import open_store
+from central_sync.risk_delivery import RiskDelivery, store_acks
 
 EXIT_CONFIG = 78  # EX_CONFIG: systemd should not restart on a bad configuration
 log = structlog.get_logger("central_sync.hub")
@@ -117,7 +118,9 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
             ControlRoom(store, _broker(args), ControlRoomConfig(signing_key=args.signing_key,
                                                                 client_id=f"{hub.hub_id}-cr",
                                                                 secure_cookie=not args.plain_http_cookies)) as room, \
+            RiskDelivery(_broker(args), hub.hub_id, store_acks(store)) as risk, \
             asyncio.TaskGroup() as tasks:
+        hub.risk = risk  # publish() hands it the signed bundles: risk.offer(Offer(...))
         log.info("hub.started", hub=hub.hub_id, db=store.url, http_port=args.http_port)
         background = []
         if (period := sdnotify.watchdog_period_s()) is not None:
