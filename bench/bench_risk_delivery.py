@@ -110,6 +110,11 @@ class Pipeline:
     def longest(self, since: float, until: float) -> float:
         return max((g for at, g in self.gaps if since <= at <= until), default=0.0)
 
+    def longest_at(self, since: float, until: float) -> float:
+        """When the longest gap ended, in seconds after `since`."""
+        at, _ = max(((a, g) for a, g in self.gaps if since <= a <= until), key=lambda x: x[1], default=(since, 0.0))
+        return at - since
+
 
 async def station(port: int, tmp: Path, key: Ed25519PrivateKey, envelope_path: Path, baseline_s: float) -> dict[str, Any]:
     pub = tmp / "risk-bench.pub"
@@ -144,6 +149,9 @@ async def station(port: int, tmp: Path, key: Ed25519PrivateKey, envelope_path: P
             "publish_to_acked_at_hub_s": round(float(acked_line[1]) - offered, 2), "ack": acked_line[2],
             "longest_pipeline_gap_during_delivery_ms": round(pipeline.longest(t_offered, t_applied) * 1000, 1),
             "longest_pipeline_gap_baseline_ms": round(baseline * 1000, 1), "baseline_s": baseline_s,
+            "longest_gap_ended_after_publish_s": round(pipeline.longest_at(t_offered, t_applied), 2),
+            "gaps_over_100ms_during_delivery": sum(1 for a, g in pipeline.gaps if t_offered <= a <= t_applied and g > 0.1),
+            "station_open_s": runtime.timing.get("open_s"), "station_apply_s": runtime.timing.get("apply_s"),
             "evaluations_during_delivery": pipeline.count - count_at_offer,
             "evaluations_per_s_baseline": round(base_count / baseline_s),
             "station_counters": dict(runtime.counters), "applied_version": runtime.version}
@@ -190,6 +198,9 @@ def main() -> None:
               "command": "python bench/bench_risk_delivery.py " + " ".join(sys.argv[1:])}
     print(f"publish -> applied: {figures['publish_to_applied_s']} s (goal <= 30 s); ack at the hub after "
           f"{figures['publish_to_acked_at_hub_s']} s ({figures['ack']})")
+    print(f"station: open (verify, inflate, parse) {figures['station_open_s']} s, apply (index) "
+          f"{figures['station_apply_s']} s; longest gap ended {figures['longest_gap_ended_after_publish_s']} s after "
+          f"the publish, {figures['gaps_over_100ms_during_delivery']} gaps over 100 ms")
     print(f"longest pipeline gap: {figures['longest_pipeline_gap_during_delivery_ms']} ms during the delivery, "
           f"{figures['longest_pipeline_gap_baseline_ms']} ms without; {figures['evaluations_during_delivery']} "
           f"evaluations meanwhile")
