@@ -105,7 +105,8 @@ def rules(n: int, rng: random.Random) -> list[Rule]:
 
 
 def declarations(n: int, rng: random.Random) -> list[Declaration]:
-    return [Declaration(f"D{i:08d}", value("trader", rng.randrange(200_000)), container=value("container", DECLARED + i * 7),
+    return [Declaration(f"D{i:08d}", value("trader", rng.randrange(200_000)),
+                        container=value("container", DECLARED + i * 7),
                         goods=tuple((f"{rng.choice(HS)}{rng.randrange(10000):04d}", "goods") for _ in range(2)),
                         declared_empty=i % 50 == 0, weight_kg=float(rng.randrange(500, 30000)),
                         origin=rng.choice(COUNTRIES), sealed=i % 3 == 0) for i in range(n)]
@@ -124,7 +125,8 @@ def items(n: int, n_entries: int, n_decl: int, rng: random.Random) -> list[Facts
         out.append(Facts(f"item-{k:06d}", T0 + 3600 * rng.random() * 24, ids, "gantry-1", "gantry",
                          history_passes=rng.randrange(50), history_seizures=rng.choice([0] * 30 + [1, 2]),
                          detector_verdict=rng.choice(["clear", "clear", "suspect", "pending"]),
-                         detector_labels=("knife",) if rng.random() < 0.02 else (), load_present=rng.choice([True, False, None])))
+                         detector_labels=("knife",) if rng.random() < 0.02 else (),
+                         load_present=rng.choice([True, False, None])))
     return out
 
 

@@ -35,8 +35,8 @@ from risk.errors import BundleError, RuleError
 from risk.normal import normalise
 from risk.rules import LANES, LIST_KINDS, Lane, Rule, compile_rules
 
-__all__ = ["Bundle", "Declaration", "DeclarationTable", "ListMeta", "RandomPolicy", "WatchEntry", "WatchTable", "bundle_dict",
-           "diff_entries", "encode_bundle", "normalise", "open_bundle"]
+__all__ = ["Bundle", "Declaration", "DeclarationTable", "ListMeta", "RandomPolicy", "WatchEntry", "WatchTable",
+           "bundle_dict", "diff_entries", "encode_bundle", "normalise", "open_bundle"]
 
 MAGIC = b"CPERB1\n"
 FORMAT = 1
@@ -236,7 +236,8 @@ def bundle_dict(*, version: int, issued_at: float, expires_at: float, entries: I
             "declarations": DeclarationTable.to_json(declarations), "removed_declarations": list(removed_declarations)}
 
 
-def diff_entries(old: Iterable[WatchEntry], new: Iterable[WatchEntry]) -> tuple[list[WatchEntry], list[tuple[str, str]]]:
+def diff_entries(old: Iterable[WatchEntry],
+                 new: Iterable[WatchEntry]) -> tuple[list[WatchEntry], list[tuple[str, str]]]:
     """What a delta from `old` to `new` carries: entries to add, and (kind, value) pairs to remove first.
 
     A removal drops every entry of that value of that kind, so a changed value is removed and all of its

@@ -71,9 +71,10 @@ class Rule:
         extra = sorted(set(doc) - RULE_KEYS)
         if extra:
             raise RuleError(rid, f"unknown field(s) {', '.join(map(str, extra))}")
-        for key, kind in (("name", str), ("reason", str), ("when", Mapping), ("enabled", bool)):
+        for key, kind, words in (("name", str, "text"), ("reason", str, "text"), ("when", Mapping, "an object"),
+                                 ("enabled", bool, "true or false")):
             if key in doc and not isinstance(doc[key], kind):
-                raise RuleError(rid, f"field {key!r} must be {kind.__name__}, got {doc[key]!r}")
+                raise RuleError(rid, f"field {key!r} must be {words}, got {doc[key]!r:.80}")
         score = doc.get("score", 0)
         if not isinstance(score, int) or isinstance(score, bool):
             raise RuleError(rid, f"score must be an integer, got {score!r}")
@@ -128,7 +129,8 @@ def compile_rules(rules: Iterable[Rule | Mapping[str, Any]]) -> CompiledRules:
     source = "\n".join(["def make(C):", "    def fire(v):", "        L = v['listed']",
                          *(f"        {var} = v.get({name!r}){' or ()' if FACTS[name] == 'list' else ''}"
                            for name, var in gen.facts.items()),
-                         *(f"        {var} = ''.join([SEP + x for x in {gen.facts[name]}])" for name, var in gen.joins.items()),
+                         *(f"        {var} = ''.join([SEP + x for x in {gen.facts[name]}])"
+                           for name, var in gen.joins.items()),
                          "        out = []", *tests, "        return out", "    return fire"])
     namespace: dict[str, Any] = {"SEP": SEP}
     exec(compile(source, "<risk rules>", "exec"), namespace)  # noqa: S102 - generated from checked rules only
@@ -227,7 +229,8 @@ def _checked_value(ftype: FactType, op: str, value: object, name: str, rule_id: 
     if op == "prefix" and ftype not in ("str", "list"):
         raise RuleError(rule_id, f"op 'prefix' compares text, but fact {name!r} is not text")
     if op == "between":
-        if not (isinstance(value, list) and len(value) == 2 and all(_is_num(v) for v in value) and value[0] <= value[1]):
+        if not (isinstance(value, list) and len(value) == 2 and all(_is_num(v) for v in value)
+                and value[0] <= value[1]):
             raise bad("a list [low, high] of two numbers with low <= high")
         return (float(value[0]), float(value[1]))
     if op == "in":
@@ -250,4 +253,6 @@ def _fits(v: object, scalar: type) -> bool:
 def _normalised(value: Any, name: str) -> Any:
     if isinstance(value, tuple):
         return tuple(_normalised(v, name) for v in value)
-    return normalise("route" if name == "route" else name.rsplit(".", 1)[-1], value) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    return normalise("route" if name == "route" else name.rsplit(".", 1)[-1], value)
