@@ -164,17 +164,22 @@ class DeclarationTable:
 
 @dataclass(frozen=True)
 class WatchTable:
-    """The columnar watchlists of a bundle: per list kind, parallel lists of values and indexes into `metas`."""
+    """The columnar watchlists of a bundle: per list kind, the values (one string, separated by single spaces:
+    a normalised value holds no white space) and a parallel list of indexes into `metas`."""
 
     metas: tuple[ListMeta, ...] = ()
-    columns: Mapping[str, tuple[Sequence[str], Sequence[int]]] = field(default_factory=dict)
+    columns: Mapping[str, tuple[str, Sequence[int]]] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return sum(len(values) for values, _ in self.columns.values())
+        return sum(len(metas) for _, metas in self.columns.values())
+
+    def values(self, kind: str) -> list[str]:
+        joined = self.columns[kind][0] if kind in self.columns else ""
+        return joined.split(" ") if joined else []
 
     def entries(self) -> Iterator[WatchEntry]:
-        for kind, (values, metas) in self.columns.items():
-            for value, m in zip(values, metas):
+        for kind, (_, metas) in self.columns.items():
+            for value, m in zip(self.values(kind), metas):
                 meta = self.metas[m]
                 yield WatchEntry(kind, value, meta.list_id, meta.reason, meta.owner, meta.valid_from, meta.valid_to,
                                  meta.level, meta.lane, meta.score)
@@ -221,7 +226,10 @@ def bundle_dict(*, version: int, issued_at: float, expires_at: float, entries: I
     columns: dict[str, tuple[list[str], list[int]]] = {}
     for e in entries:
         values, idx = columns.setdefault(e.list_kind, ([], []))
-        values.append(normalise(e.list_kind, e.value))
+        value = normalise(e.list_kind, e.value)
+        if not value:
+            raise ValueError(f"watchlist entry {e.value!r} of list {e.list_id!r} is empty once normalised")
+        values.append(value)
         idx.append(metas.setdefault(e.meta, len(metas)))
     gone: dict[str, list[str]] = {}
     for list_kind, value in removed:
@@ -231,7 +239,7 @@ def bundle_dict(*, version: int, issued_at: float, expires_at: float, entries: I
             "issued_at": issued_at, "expires_at": expires_at, "random": (random or RandomPolicy()).to_dict(),
             "rules_changed": rules_changed or kind == "snapshot", "rules": [r.to_dict() for r in rule_list],
             "metas": [m.as_row() for m in metas],
-            "watchlists": {k: {"values": v, "metas": i} for k, (v, i) in sorted(columns.items())},
+            "watchlists": {k: {"values": " ".join(v), "metas": i} for k, (v, i) in sorted(columns.items())},
             "removed": {k: v for k, v in sorted(gone.items())},
             "declarations": DeclarationTable.to_json(declarations), "removed_declarations": list(removed_declarations)}
 
@@ -376,13 +384,15 @@ def _build(doc: dict[str, Any], key_id: str, sha256: str) -> Bundle:
 
 def _table(doc: dict[str, Any]) -> WatchTable:
     metas = tuple(_meta(row) for row in _list(doc["metas"], "metas"))
-    columns: dict[str, tuple[Sequence[str], Sequence[int]]] = {}
+    columns: dict[str, tuple[str, Sequence[int]]] = {}
     lists = doc["watchlists"]
     _need(isinstance(lists, dict), "watchlists", lists)
     for kind, col in lists.items():
         _need(kind in LIST_KINDS, "watchlists kind", kind)
-        values, idx = _strings(col["values"], f"watchlists.{kind}.values"), _list(col["metas"], f"{kind}.metas")
-        _need(len(values) == len(idx), f"watchlists.{kind}.metas length", len(idx))
+        values, idx = col["values"], _list(col["metas"], f"{kind}.metas")
+        _need(type(values) is str and (values.count(" ") + 1 if values else 0) == len(idx)
+              and "  " not in values and not values.startswith(" ") and not values.endswith(" "),
+              f"watchlists.{kind}.values", "not one value per meta index, separated by single spaces")
         _need(all(type(i) is int for i in idx) and (not idx or 0 <= min(idx) and max(idx) < len(metas)),
               f"watchlists.{kind}.metas", "an index outside the metas table")
         columns[kind] = (values, idx)
