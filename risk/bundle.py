@@ -8,7 +8,8 @@ Envelope (docs/risk.md has the full layout and an example):
 
 The bundle dict is columnar so that a million watchlist entries parse in a fraction of a second: the
 entries' shared attributes (list, reason, owner, validity, level, lane, score) are one `metas` table and
-each list kind is two parallel arrays, `values` (normalised) and `metas` (an index into the table).
+each list kind is two parallel columns: `values` (normalised, one string separated by single spaces) and
+`metas` (base64 of little-endian int32 indexes into the table). Neither makes a Python object per entry.
 
 `open_bundle` refuses with a BundleError whose `code` is stable (acknowledged to the hub): bad_format,
 bad_signature, unknown_key, replayed (the version the station runs), older, base_mismatch (a delta not
@@ -28,12 +29,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+import numpy as np
+import numpy.typing as npt
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from risk.errors import BundleError, RuleError
 from risk.normal import normalise
-from risk.rules import LANES, LIST_KINDS, Lane, Rule, compile_rules
+from risk.rules import LANES, LIST_KINDS, Lane, Rule, check_rules
 
 __all__ = ["Bundle", "Declaration", "DeclarationTable", "ListMeta", "RandomPolicy", "WatchEntry", "WatchTable",
            "bundle_dict", "diff_entries", "encode_bundle", "normalise", "open_bundle"]
@@ -165,10 +168,10 @@ class DeclarationTable:
 @dataclass(frozen=True)
 class WatchTable:
     """The columnar watchlists of a bundle: per list kind, the values (one string, separated by single spaces:
-    a normalised value holds no white space) and a parallel list of indexes into `metas`."""
+    a normalised value holds no white space) and a parallel int32 array of indexes into `metas`."""
 
     metas: tuple[ListMeta, ...] = ()
-    columns: Mapping[str, tuple[str, Sequence[int]]] = field(default_factory=dict)
+    columns: Mapping[str, tuple[str, npt.NDArray[np.int32]]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return sum(len(metas) for _, metas in self.columns.values())
@@ -179,7 +182,7 @@ class WatchTable:
 
     def entries(self) -> Iterator[WatchEntry]:
         for kind, (_, metas) in self.columns.items():
-            for value, m in zip(self.values(kind), metas):
+            for value, m in zip(self.values(kind), metas.tolist()):
                 meta = self.metas[m]
                 yield WatchEntry(kind, value, meta.list_id, meta.reason, meta.owner, meta.valid_from, meta.valid_to,
                                  meta.level, meta.lane, meta.score)
@@ -239,9 +242,13 @@ def bundle_dict(*, version: int, issued_at: float, expires_at: float, entries: I
             "issued_at": issued_at, "expires_at": expires_at, "random": (random or RandomPolicy()).to_dict(),
             "rules_changed": rules_changed or kind == "snapshot", "rules": [r.to_dict() for r in rule_list],
             "metas": [m.as_row() for m in metas],
-            "watchlists": {k: {"values": " ".join(v), "metas": i} for k, (v, i) in sorted(columns.items())},
+            "watchlists": {k: {"values": " ".join(v), "metas": _int32s(i)} for k, (v, i) in sorted(columns.items())},
             "removed": {k: v for k, v in sorted(gone.items())},
             "declarations": DeclarationTable.to_json(declarations), "removed_declarations": list(removed_declarations)}
+
+
+def _int32s(values: list[int]) -> str:
+    return base64.b64encode(np.asarray(values, dtype="<i4").tobytes()).decode()
 
 
 def diff_entries(old: Iterable[WatchEntry],
@@ -373,7 +380,7 @@ def _build(doc: dict[str, Any], key_id: str, sha256: str) -> Bundle:
     rules_changed = doc["rules_changed"]
     _need(isinstance(rules_changed, bool), "rules_changed", rules_changed)
     rules = tuple(Rule.from_dict(r) for r in _list(doc["rules"], "rules"))
-    compile_rules(rules)
+    check_rules(rules)
     return Bundle(version=version, kind=kind, base_version=base, issued_at=issued, expires_at=expires,
                   key_id=key_id, table=_table(doc), removed=_removed(doc["removed"]), rules=rules,
                   rules_changed=rules_changed, random=_random(doc["random"]),
@@ -384,19 +391,30 @@ def _build(doc: dict[str, Any], key_id: str, sha256: str) -> Bundle:
 
 def _table(doc: dict[str, Any]) -> WatchTable:
     metas = tuple(_meta(row) for row in _list(doc["metas"], "metas"))
-    columns: dict[str, tuple[str, Sequence[int]]] = {}
+    columns: dict[str, tuple[str, npt.NDArray[np.int32]]] = {}
     lists = doc["watchlists"]
     _need(isinstance(lists, dict), "watchlists", lists)
     for kind, col in lists.items():
         _need(kind in LIST_KINDS, "watchlists kind", kind)
-        values, idx = col["values"], _list(col["metas"], f"{kind}.metas")
+        values, idx = col["values"], _indexes(col["metas"], f"watchlists.{kind}.metas")
         _need(type(values) is str and (values.count(" ") + 1 if values else 0) == len(idx)
               and "  " not in values and not values.startswith(" ") and not values.endswith(" "),
               f"watchlists.{kind}.values", "not one value per meta index, separated by single spaces")
-        _need(all(type(i) is int for i in idx) and (not idx or 0 <= min(idx) and max(idx) < len(metas)),
+        _need(not idx.size or 0 <= int(idx.min()) and int(idx.max()) < len(metas),
               f"watchlists.{kind}.metas", "an index outside the metas table")
         columns[kind] = (values, idx)
     return WatchTable(metas, columns)
+
+
+def _indexes(text: object, name: str) -> npt.NDArray[np.int32]:
+    """A base64 column of little-endian int32."""
+    _need(type(text) is str, name, text)
+    try:
+        raw = base64.b64decode(cast(str, text), validate=True)
+    except binascii.Error:
+        raise BundleError("bad_format", f"bundle field {name} is not base64") from None
+    _need(len(raw) % 4 == 0, name, f"{len(raw)} bytes, not a whole number of int32")
+    return np.frombuffer(raw, dtype="<i4").astype(np.int32)
 
 
 def _meta(row: object) -> ListMeta:

@@ -144,7 +144,7 @@ class BundleState:
             dropped.setdefault(kind, []).append(value)
         lists = dict(base.lists)
         for kind in set(bundle.table.columns) | set(dropped):
-            values, idx = bundle.table.columns.get(kind, ("", ()))
+            values, idx = bundle.table.columns.get(kind, ("", index.NO_ROWS))
             lists[kind] = index.build(values, idx, meta_map, base.lists.get(kind, index.EMPTY), dropped.get(kind, ()))
         decls = dict(base.declarations)
         for ref in bundle.removed_declarations:

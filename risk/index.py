@@ -84,10 +84,11 @@ class KindIndex:
         return sum(a.nbytes for a in (self.hashes, self.starts, self.lengths, self.metas)) + len(self.blob)
 
 
+NO_ROWS = np.zeros(0, np.int32)
 EMPTY = KindIndex(np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32), b"")
 
 
-def build(values: str, metas: Sequence[int], meta_map: I32, base: KindIndex = EMPTY,
+def build(values: str, metas: Sequence[int] | I32, meta_map: I32, base: KindIndex = EMPTY,
           drop: Iterable[str] = ()) -> KindIndex:
     """A new index: `base` without the entries whose value is in `drop`, plus `values` (space-separated; their
     metas through `meta_map`)."""
