@@ -24,6 +24,7 @@ import binascii
 import hashlib
 import json
 import math
+import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -336,7 +337,7 @@ def _decoded(payload: bytes) -> dict[str, Any]:
         raw = inflater.decompress(payload, MAX_PAYLOAD)
         if inflater.unconsumed_tail:
             raise BundleError("bad_format", f"bundle payload inflates to more than {MAX_PAYLOAD} bytes")
-        doc = json.loads(raw, parse_constant=_no_constant)
+        doc = _loads_in_pieces(raw.decode())
     except (zlib.error, ValueError, RecursionError) as exc:
         raise BundleError("bad_format", f"bundle payload is not compressed JSON ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -346,6 +347,54 @@ def _decoded(payload: bytes) -> dict[str, Any]:
 
 def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number a bundle may hold")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _skip(text: str, at: int) -> int:
+    """The offset after the JSON white space at `at`."""
+    found = _SPACE.match(text, at)
+    return found.end() if found else at
+
+
+def _loads_in_pieces(text: str, depth: int = 2) -> Any:
+    """json.loads, but objects down to `depth` levels are walked here and only their members are parsed by C.
+
+    One json.loads of a large bundle holds the interpreter lock for its whole parse (most of a second for
+    a million entries and tens of thousands of declarations), which would stall the station's event loop
+    while a worker thread applies the bundle; parsed member by member, each hold is one column's worth.
+    ValueError when the text is not one JSON value (as json.loads).
+    """
+    value, end = _piece(text, _skip(text, 0), depth)
+    if _skip(text, end) != len(text):
+        raise ValueError(f"extra data after the JSON value at offset {end}")
+    return value
+
+
+def _piece(text: str, at: int, depth: int) -> tuple[Any, int]:
+    """The JSON value starting at `at` (no white space before it) and the offset after it."""
+    if depth == 0 or not text.startswith("{", at):
+        return _DECODER.raw_decode(text, at)
+    out: dict[str, Any] = {}
+    at = _skip(text, at + 1)
+    if text.startswith("}", at):
+        return out, at + 1
+    while True:
+        key, at = _DECODER.raw_decode(text, at)
+        if not isinstance(key, str):
+            raise ValueError(f"an object key at offset {at} is not a string")
+        at = _skip(text, at)
+        if not text.startswith(":", at):
+            raise ValueError(f"expected ':' at offset {at}")
+        out[key], at = _piece(text, _skip(text, at + 1), depth - 1)
+        at = _skip(text, at)
+        if text.startswith("}", at):
+            return out, at + 1
+        if not text.startswith(",", at):
+            raise ValueError(f"expected ',' or '}}' at offset {at}")
+        at = _skip(text, at + 1)
 
 
 def _check_version(bundle: Bundle, current: int | None) -> None:
