@@ -8,7 +8,11 @@ lists, some with validity periods; 500 rules over declarations, history, time, s
 process then measures what a station does: its resident memory before, open_bundle (verify, inflate,
 parse) and BundleState.apply (index) timed separately, its memory after (the bundle object dropped,
 the state kept), and evaluation of `--items` items (identities from the lists at a ~3 % hit rate,
-half with a declaration, detector outcomes mixed), p50/p99/max per item. Then it times a 1 % delta.
+half with a declaration, detector outcomes mixed), p50/p99/max per item in wall-clock time and in the
+thread's CPU time (on a shared machine the wall clock also counts the time other processes hold the
+core). Then it times a 1 % delta, and how long a thread ticking every millisecond (the station's event loop)
+was held up at most while the snapshot was opened and applied again in a worker thread, next to the
+same ticker's worst wait without that work.
 
 Prints figures and writes bench/results/risk.json. Never asserts on time.
 """
@@ -25,7 +29,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +111,8 @@ def rules(n: int, rng: random.Random) -> list[Rule]:
 
 
 def declarations(n: int, rng: random.Random) -> list[Declaration]:
-    return [Declaration(f"D{i:08d}", value("trader", rng.randrange(200_000)), container=value("container", DECLARED + i * 7),
+    return [Declaration(f"D{i:08d}", value("trader", rng.randrange(200_000)),
+                        container=value("container", DECLARED + i * 7),
                         goods=tuple((f"{rng.choice(HS)}{rng.randrange(10000):04d}", "goods") for _ in range(2)),
                         declared_empty=i % 50 == 0, weight_kg=float(rng.randrange(500, 30000)),
                         origin=rng.choice(COUNTRIES), sealed=i % 3 == 0) for i in range(n)]
@@ -124,13 +131,38 @@ def items(n: int, n_entries: int, n_decl: int, rng: random.Random) -> list[Facts
         out.append(Facts(f"item-{k:06d}", T0 + 3600 * rng.random() * 24, ids, "gantry-1", "gantry",
                          history_passes=rng.randrange(50), history_seizures=rng.choice([0] * 30 + [1, 2]),
                          detector_verdict=rng.choice(["clear", "clear", "suspect", "pending"]),
-                         detector_labels=("knife",) if rng.random() < 0.02 else (), load_present=rng.choice([True, False, None])))
+                         detector_labels=("knife",) if rng.random() < 0.02 else (),
+                         load_present=rng.choice([True, False, None])))
     return out
 
 
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def longest_pause(work: Callable[[], object]) -> tuple[float, float]:
+    """The longest a thread sleeping 1 ms at a time waited (ms) while `work` ran in a worker thread, and the
+    same without the work (the machine's own jitter): how long the apply can hold up a station's event loop."""
+    def ticker(stop: threading.Event) -> float:
+        worst = 0.0
+        while not stop.is_set():
+            s = time.perf_counter()
+            time.sleep(0.001)
+            worst = max(worst, time.perf_counter() - s - 0.001)
+        return worst * 1000
+    done = threading.Event()
+    def run() -> None:
+        work()
+        done.set()
+    worker = threading.Thread(target=run)
+    t0 = time.perf_counter()
+    worker.start()
+    busy = ticker(done)
+    worker.join()
+    idle_until = threading.Event()
+    threading.Timer(time.perf_counter() - t0, idle_until.set).start()
+    return busy, ticker(idle_until)
 
 
 def child(path: str, pub: bytes, n_entries: int, n_items: int, n_decl: int, delta_path: str) -> dict[str, Any]:
@@ -151,26 +183,35 @@ def child(path: str, pub: bytes, n_entries: int, n_items: int, n_decl: int, delt
     engine = Engine(state, seed="bench")
     for f in test_items[:500]:
         engine.evaluate(f)  # warm up
-    times, lanes, hits = [], {"red": 0, "amber": 0, "green": 0}, 0
+    times, cpu, lanes, hits = [], [], {"red": 0, "amber": 0, "green": 0}, 0
     for f in test_items:
-        s = time.perf_counter()
+        s, c = time.perf_counter(), time.thread_time()
         a = engine.evaluate(f)
+        cpu.append((time.thread_time() - c) * 1000)
         times.append((time.perf_counter() - s) * 1000)
         lanes[a.lane] += 1
         hits += any(x.kind == "watchlist" for x in a.fired)
     times.sort()
+    cpu.sort()
     delta = Path(delta_path).read_bytes()
     d0 = time.perf_counter()
     new_state = state.apply(open_bundle(delta, keys, now=T0, current=state.version))
     d1 = time.perf_counter()
+    del new_state
+    gc.collect()
+    again = Path(path).read_bytes()
+    pause, jitter = longest_pause(lambda: BundleState.empty().apply(open_bundle(again, keys, now=T0, current=None)))
     return {"open_s": round(t1 - t0, 3), "apply_s": round(t2 - t1, 3), "open_apply_s": round(t2 - t0, 3),
             "rss_before_mb": round(rss0, 1), "rss_after_mb": round(rss1, 1), "rss_delta_mb": round(rss1 - rss0, 1),
             "index_mb": round(sum(i.nbytes for i in state.lists.values()) / 2**20, 1),
             "entries_indexed": state.entries, "rules_compiled": len(state.rules.rules),
             "eval_items": len(times), "eval_p50_ms": round(statistics.median(times), 4),
             "eval_p99_ms": round(times[int(0.99 * (len(times) - 1))], 4), "eval_max_ms": round(times[-1], 4),
+            "eval_cpu_p50_ms": round(statistics.median(cpu), 4),
+            "eval_cpu_p99_ms": round(cpu[int(0.99 * (len(cpu) - 1))], 4), "eval_cpu_max_ms": round(cpu[-1], 4),
             "lanes": lanes, "watchlist_hit_rate": round(hits / len(times), 4),
-            "delta_open_apply_s": round(d1 - d0, 3), "entries_after_delta": new_state.entries}
+            "delta_open_apply_s": round(d1 - d0, 3),
+            "apply_in_thread_longest_pause_ms": round(pause, 1), "no_apply_longest_pause_ms": round(jitter, 1)}
 
 
 def main() -> None:

@@ -144,7 +144,7 @@ class BundleState:
             dropped.setdefault(kind, []).append(value)
         lists = dict(base.lists)
         for kind in set(bundle.table.columns) | set(dropped):
-            values, idx = bundle.table.columns.get(kind, ((), ()))
+            values, idx = bundle.table.columns.get(kind, ("", index.NO_ROWS))
             lists[kind] = index.build(values, idx, meta_map, base.lists.get(kind, index.EMPTY), dropped.get(kind, ()))
         decls = dict(base.declarations)
         for ref in bundle.removed_declarations:
@@ -218,7 +218,8 @@ class Engine:
         local = datetime.fromtimestamp(facts.at, self.tz)
         view: dict[str, Any] = {"listed": listed, "time.hour": local.hour, "time.weekday": local.weekday(),
                                 "station.id": facts.station_id, "station.kind": facts.station_kind,
-                                "detector.verdict": facts.detector_verdict, "detector.labels": [x.replace(SEP, "") for x in facts.detector_labels],
+                                "detector.verdict": facts.detector_verdict,
+                                "detector.labels": [x.replace(SEP, "") for x in facts.detector_labels],
                                 "detector.load_present": facts.load_present,
                                 "history.passes": facts.history_passes, "history.seizures": facts.history_seizures,
                                 "history.last_outcome": facts.history_last_outcome,
