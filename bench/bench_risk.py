@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +237,7 @@ def main() -> None:
     t1 = time.perf_counter()
     envelope = encode_bundle(doc, key, "bench")
     t2 = time.perf_counter()
-    changed = [WatchEntry(**{**e.__dict__, "value": e.value + "X"}) if i % 100 == 0 else e for i, e in enumerate(ents)]
+    changed = [replace(e, value=e.value + "X") if i % 100 == 0 else e for i, e in enumerate(ents)]
     added, removed = diff_entries(ents, changed)  # 1 % of the values changed: removed, and added again
     delta = encode_bundle(bundle_dict(version=3, kind="delta", base_version=2, issued_at=T0, expires_at=T0 + 86400,
                                       entries=added, removed=removed, rules_changed=False, random=policy), key, "bench")

@@ -27,7 +27,7 @@ import math
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -52,7 +52,7 @@ CLOCK_SKEW_S = 300.0
 BundleKind = Literal["snapshot", "delta"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ListMeta:
     """What the entries of one list share (deduplicated in the bundle)."""
 
@@ -74,7 +74,7 @@ class ListMeta:
         return (self.valid_from is None or self.valid_from <= at) and (self.valid_to is None or at <= self.valid_to)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WatchEntry:
     """One watchlist entry; `value` normalised (see `normalise`)."""
 
@@ -95,7 +95,7 @@ class WatchEntry:
                         self.score)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Declaration:
     """A pre-arrival declaration from the customs declaration system."""
 
@@ -262,7 +262,7 @@ def diff_entries(old: Iterable[WatchEntry],
     def by_key(entries: Iterable[WatchEntry]) -> dict[tuple[str, str], set[WatchEntry]]:
         out: dict[tuple[str, str], set[WatchEntry]] = {}
         for e in entries:
-            e = WatchEntry(**{**e.__dict__, "value": normalise(e.list_kind, e.value)})
+            e = replace(e, value=normalise(e.list_kind, e.value))
             out.setdefault((e.list_kind, e.value), set()).add(e)
         return out
     before, after = by_key(old), by_key(new)

@@ -54,7 +54,7 @@ class Facts:
     route: str | None = None  # origin-destination, e.g. "CN-HK"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fired:
     """One thing that raised the lane: a rule, a watchlist entry, the random draw or a fail-safe."""
 
