@@ -255,7 +255,7 @@ def main() -> None:
               "bundle_bytes": len(envelope), "delta_entries_added": len(added), "delta_removed": len(removed),
               "delta_bytes": len(delta), **station,
               "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
-                          "cores": os.cpu_count()}}
+                          "cores": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 1)}}
     for k, v in result.items():
         print(f"{k:>22}: {v}")
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
