@@ -238,10 +238,11 @@ def bundle_dict(*, version: int, issued_at: float, expires_at: float, entries: I
     gone: dict[str, list[str]] = {}
     for list_kind, value in removed:
         gone.setdefault(list_kind, []).append(normalise(list_kind, value))
-    rule_list = list(rules)
+    rules_changed = rules_changed or kind == "snapshot"
+    rule_list = list(rules) if rules_changed else []  # a delta without rule changes keeps the station's rules
     return {"format": FORMAT, "version": version, "kind": kind, "base_version": base_version,
             "issued_at": issued_at, "expires_at": expires_at, "random": (random or RandomPolicy()).to_dict(),
-            "rules_changed": rules_changed or kind == "snapshot", "rules": [r.to_dict() for r in rule_list],
+            "rules_changed": rules_changed, "rules": [r.to_dict() for r in rule_list],
             "metas": [m.as_row() for m in metas],
             "watchlists": {k: {"values": " ".join(v), "metas": _int32s(i)} for k, (v, i) in sorted(columns.items())},
             "removed": {k: v for k, v in sorted(gone.items())},
