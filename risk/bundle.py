@@ -27,7 +27,7 @@ import math
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -52,7 +52,7 @@ CLOCK_SKEW_S = 300.0
 BundleKind = Literal["snapshot", "delta"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ListMeta:
     """What the entries of one list share (deduplicated in the bundle)."""
 
@@ -74,7 +74,7 @@ class ListMeta:
         return (self.valid_from is None or self.valid_from <= at) and (self.valid_to is None or at <= self.valid_to)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WatchEntry:
     """One watchlist entry; `value` normalised (see `normalise`)."""
 
@@ -95,7 +95,7 @@ class WatchEntry:
                         self.score)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Declaration:
     """A pre-arrival declaration from the customs declaration system."""
 
@@ -238,10 +238,11 @@ def bundle_dict(*, version: int, issued_at: float, expires_at: float, entries: I
     gone: dict[str, list[str]] = {}
     for list_kind, value in removed:
         gone.setdefault(list_kind, []).append(normalise(list_kind, value))
-    rule_list = list(rules)
+    rules_changed = rules_changed or kind == "snapshot"
+    rule_list = list(rules) if rules_changed else []  # a delta without rule changes keeps the station's rules
     return {"format": FORMAT, "version": version, "kind": kind, "base_version": base_version,
             "issued_at": issued_at, "expires_at": expires_at, "random": (random or RandomPolicy()).to_dict(),
-            "rules_changed": rules_changed or kind == "snapshot", "rules": [r.to_dict() for r in rule_list],
+            "rules_changed": rules_changed, "rules": [r.to_dict() for r in rule_list],
             "metas": [m.as_row() for m in metas],
             "watchlists": {k: {"values": " ".join(v), "metas": _int32s(i)} for k, (v, i) in sorted(columns.items())},
             "removed": {k: v for k, v in sorted(gone.items())},
@@ -262,7 +263,7 @@ def diff_entries(old: Iterable[WatchEntry],
     def by_key(entries: Iterable[WatchEntry]) -> dict[tuple[str, str], set[WatchEntry]]:
         out: dict[tuple[str, str], set[WatchEntry]] = {}
         for e in entries:
-            e = WatchEntry(**{**e.__dict__, "value": normalise(e.list_kind, e.value)})
+            e = replace(e, value=normalise(e.list_kind, e.value))
             out.setdefault((e.list_kind, e.value), set()).add(e)
         return out
     before, after = by_key(old), by_key(new)
@@ -458,8 +459,10 @@ def _table(doc: dict[str, Any]) -> WatchTable:
 def _indexes(text: object, name: str) -> npt.NDArray[np.int32]:
     """A base64 column of little-endian int32."""
     _need(type(text) is str, name, text)
+    step = 1 << 20  # a multiple of 4: decoded a megabyte at a time, never holding the interpreter lock long
     try:
-        raw = base64.b64decode(cast(str, text), validate=True)
+        raw = b"".join(base64.b64decode(cast(str, text)[i:i + step], validate=True)
+                       for i in range(0, len(cast(str, text)), step))
     except binascii.Error:
         raise BundleError("bad_format", f"bundle field {name} is not base64") from None
     _need(len(raw) % 4 == 0, name, f"{len(raw)} bytes, not a whole number of int32")
