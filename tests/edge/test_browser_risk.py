@@ -46,14 +46,14 @@ def test_the_officer_sees_a_red_lane_before_the_scan_and_its_reason_on_the_item(
     page.wait_for_selector("body[data-live='1']")
     risk = assessed(tmp_path, bundle=True)
     station.publish("risk", {"item": "next-item", "ref": "v7", "station": "demo-1", **risk})
-    expect(page.locator("#early-risk-lane")).to_have_text("RED: physical inspection · bundle 3")
+    expect(page.locator("#early-risk-lane")).to_have_text("Red: physical inspection · bundle 3")
     expect(page.locator("#early-risk-reasons li")).to_have_text(["reported stolen"])
     scan, truth = synthetic_scan(np.random.default_rng(5), threat=False)
     rec = record_for(scan, Verdict.MANUAL, "risk_red", truth).model_copy(
         update={"identities": [PLATE], "risk": RiskOut.model_validate(risk), "id": "next-item"})
     station.publish_record(station.commit(scan, rec))
     expect(page.locator("#banner-reason")).to_have_text("Selected by risk assessment for physical inspection")
-    expect(page.locator("#risk-lane")).to_have_text("RED: physical inspection · bundle 3")
+    expect(page.locator("#risk-lane")).to_have_text("Red: physical inspection · bundle 3")
     expect(page.locator("#risk-reasons li")).to_have_text(["reported stolen"])
     expect(page.locator("#early-risk")).to_be_hidden()  # the item it announced has arrived
     page.select_option("#lang", "zh-Hans")
@@ -69,7 +69,7 @@ def test_without_a_bundle_the_officer_reads_why_a_clear_item_waits_for_him(stati
         update={"identities": [PLATE], "risk": RiskOut.model_validate(risk)})
     station.publish_record(station.commit(scan, rec))
     expect(page.locator("#risk-reasons li[data-kind='no_bundle']")).to_have_text(
-        "No risk bundle on this station: the officer decides")
+        "No risk bundle on this station: every item needs the officer")
     expect(page.locator("#risk-lane")).to_contain_text("no bundle")
     page.select_option("#lang", "zh-Hant")
-    expect(page.locator("#risk-reasons li[data-kind='no_bundle']")).to_have_text("本站無風險規則包：由關員決定")
+    expect(page.locator("#risk-reasons li[data-kind='no_bundle']")).to_have_text("本站沒有風險規則包：每件均須關員判定")
