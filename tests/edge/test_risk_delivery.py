@@ -152,3 +152,12 @@ async def test_an_expired_bundle_runs_on_stale_at_the_stale_rate(rig: Rig) -> No
     assert again.version == 1 and again.status(now=later)["risk_stale"] is True
     assert assessment.stale and assessment.random_draw is not None and assessment.random_draw.rate == 0.10
     assert "stale" in [f.kind for f in assessment.fired]
+
+
+async def test_a_station_offline_at_the_publish_gets_the_bundle_when_it_comes_online(rig: Rig) -> None:
+    rig.hub.offer(Offer(1, envelope(1)))  # no station has spoken yet
+    await until(lambda: rig.hub.core.offer is not None, "the hub holds the offer")
+    assert rig.hub.counters["sent"] == 0
+    async with rig.station() as runtime:
+        await until(lambda: runtime.version == 1, "bundle 1 applied once the station is online")
+        await until(rig.acks, "the ack at the hub", in_thread=True, check=lambda a: a == [(1, "applied", None)])
