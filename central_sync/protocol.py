@@ -200,7 +200,8 @@ class StatusMsg(_Wire):
     last_ack_at: float | None = None
     last_error: str | None = None
     counters: dict[str, int] = Field(default_factory=dict)
-    risk_version: int | None = None  # the risk bundle the station runs (central_sync.risk_delivery); None: none
+    risk_enabled: bool = False  # the station assesses risk and takes bundles (central_sync.risk_delivery)
+    risk_version: int | None = None  # the risk bundle the station runs; None: none
     risk_stale: bool = False  # that bundle has expired: the station runs on it at the raised random rate
     risk_expires_at: float | None = None
 

@@ -12,7 +12,8 @@ joins the chunks, checks that hash, then opens and verifies the envelope itself 
 version, validity) and answers `applied` or `refused` with the BundleError code.
 
 The rules (who gets what, when to re-send) are the pure state machine `Dispatch`: a station's
-retained status says which version it runs; a station online that does not run the offered
+retained status says whether it takes bundles and which version it runs; a station online that
+takes them and does not run the offered
 version gets it (the delta when it runs the delta's base, else the snapshot); a delivery not
 acknowledged within `resend_s` is sent again; a refused one is not sent again in that session
 (a new session, e.g. after the operator pinned the key, tries again). `RiskDelivery` is the
@@ -128,6 +129,7 @@ class Send:
 @dataclass
 class _Station:
     online: bool = False
+    enabled: bool = True  # the station takes bundles (its status says so)
     session: int = -1
     runs: int | None = None  # version the station reports (status) or acknowledged as applied
     sent_sha: str | None = None  # in flight, awaiting the station's ack
@@ -158,7 +160,7 @@ class Dispatch:
             return []  # a late status of an older session
         if msg.session != st.session:
             st.sent_sha, st.attempt, st.refused = None, 0, set()
-        st.session, st.online = msg.session, msg.state == "online"
+        st.session, st.online, st.enabled = msg.session, msg.state == "online", msg.risk_enabled
         st.runs = msg.risk_version
         if not st.online:
             st.sent_sha = None
@@ -183,7 +185,7 @@ class Dispatch:
         """Re-send what was not acknowledged in time."""
         out = []
         for name, st in sorted(self.stations.items()):
-            if st.online and st.sent_sha is not None and now - st.sent_at >= self.resend_s:
+            if st.online and st.enabled and st.sent_sha is not None and now - st.sent_at >= self.resend_s:
                 st.sent_sha = None
                 self.counters["resent"] += 1
                 if (send := self._maybe_send(name, now)) is not None:
@@ -192,7 +194,7 @@ class Dispatch:
 
     def _maybe_send(self, name: str, now: float) -> Send | None:
         st, offer = self.stations[name], self.offer
-        if offer is None or not st.online or st.sent_sha is not None or st.runs == offer.version:
+        if offer is None or not (st.online and st.enabled) or st.sent_sha is not None or st.runs == offer.version:
             return None
         envelope = offer.for_station(st.runs)
         sha = hashlib.sha256(envelope).hexdigest()
@@ -203,10 +205,10 @@ class Dispatch:
         return Send(name, offer.version, envelope, st.attempt)
 
     def stale(self) -> list[str]:
-        """Stations known to run another version than the one offered."""
+        """Stations that take bundles and are known to run another version than the one offered."""
         if self.offer is None:
             return []
-        return sorted(n for n, st in self.stations.items() if st.runs != self.offer.version)
+        return sorted(n for n, st in self.stations.items() if st.enabled and st.runs != self.offer.version)
 
 
 # ---- the driver --------------------------------------------------------------------------------

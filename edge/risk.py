@@ -136,9 +136,9 @@ class RiskRuntime:
         return self.engine.state.version
 
     def status(self, now: float | None = None) -> dict:
-        """The StatusMsg fields: risk_version, risk_stale, risk_expires_at."""
+        """The StatusMsg fields: risk_enabled, risk_version, risk_stale, risk_expires_at."""
         state = self.engine.state
-        return {"risk_version": state.version, "risk_stale": state.stale(time.time() if now is None else now),
+        return {"risk_enabled": True, "risk_version": state.version, "risk_stale": state.stale(time.time() if now is None else now),
                 "risk_expires_at": state.expires_at}
 
     # ---- bundles ---------------------------------------------------------------------------

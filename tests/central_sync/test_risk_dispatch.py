@@ -15,9 +15,10 @@ from central_sync.risk_delivery import Dispatch, Offer, RiskAck, chunks, decode_
 SNAP, DELTA = b"snapshot-7" * 100, b"delta-6-7"
 
 
-def status(station: str = "gate-1", runs: int | None = None, session: int = 1, state: str = "online") -> StatusMsg:
+def status(station: str = "gate-1", runs: int | None = None, session: int = 1, state: str = "online",
+           enabled: bool = True) -> StatusMsg:
     return StatusMsg.model_validate({"station": station, "state": state, "session": session, "at": 0.0,
-                                     "risk_version": runs})
+                                     "risk_enabled": enabled, "risk_version": runs})
 
 
 def sha(data: bytes) -> str:
@@ -66,6 +67,12 @@ def test_an_offline_station_waits_and_gets_the_bundle_when_back() -> None:
     d.status(status(state="offline"), now=0)
     assert d.offered(Offer(7, SNAP), now=1) == []
     assert [s.version for s in d.status(status(session=2), now=2)] == [7]
+
+
+def test_a_station_that_does_not_assess_risk_is_sent_nothing() -> None:
+    d = Dispatch(resend_s=10)
+    d.status(status("gate-1", enabled=False), now=0)
+    assert d.offered(Offer(7, SNAP), now=0) == [] and d.tick(now=100) == [] and d.stale() == []
 
 
 def test_a_late_status_of_an_older_session_is_ignored() -> None:
