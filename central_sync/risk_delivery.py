@@ -32,7 +32,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -40,7 +40,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from central_sync.commands import CommandLink
 from central_sync.config import BrokerConfig
 from central_sync.errors import WireFormatError
-from central_sync.hub.store import HubStore
 from central_sync.protocol import ROOT, SHA256_HEX, StatusMsg, decode_model, parse_topic
 
 M = TypeVar("M", bound=BaseModel)
@@ -215,8 +214,15 @@ class Dispatch:
 AckSink = Callable[[str, RiskAck, float], None]  # (station, ack, at)
 
 
-def store_acks(store: HubStore) -> AckSink:
-    """Keep every ack in the hub's bundle_acks table (the control room shows stations on stale bundles)."""
+class AckStore(Protocol):
+    """Where the hub keeps acks: central_sync.hub.store.HubStore (not imported: stations import this module)."""
+
+    def record_bundle_ack(self, station: str, version: int, sha256: str, outcome: str, code: str | None,
+                          at: float) -> None: ...
+
+
+def store_acks(store: AckStore) -> AckSink:
+    """Keep every ack in the hub's bundle_acks table (the control room lists stations on stale bundles)."""
     def keep(station: str, ack: RiskAck, at: float) -> None:
         store.record_bundle_ack(station, ack.version, ack.sha256, ack.outcome, ack.code, at)
     return keep

@@ -37,8 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from central_sync.commands import CommandLink, load_public_key
 from central_sync.config import BrokerConfig
 from central_sync.errors import SyncError, WireFormatError
-from central_sync.schema import Identity
 from central_sync.risk_delivery import RiskAck, RiskChunk, ack_topic, decode_chunk, risk_topic
+from central_sync.schema import Identity
 from risk.bundle import Bundle, open_bundle
 from risk.engine import Assessment, BundleState, Engine, Facts
 from risk.errors import BundleError, RiskError
