@@ -65,5 +65,8 @@ def test_demo_brings_records_from_every_station_to_the_hub(tmp_path):
     assert screen["model"]["state"] == "ok"
     # the gantry shows vehicles from the portal generator, judged by the model made for them
     assert {(g["kind"], (g["model"] or {}).get("name")) for g in gantry} == {("vehicle", "cpe-gantry")}, gantry
-    assert {g["reason"] for g in gantry} <= {"clear", "detection", "model_cannot_clear"}, gantry
+    # a loaded machine may lose lines or miss the budget (manual, fail-safe): the model must judge some and
+    # refuse none as not made for them
+    reasons = {g["reason"] for g in gantry}
+    assert reasons & {"clear", "detection", "model_cannot_clear"} and "model_not_applicable" not in reasons, gantry
     assert "Checkpoint Edge demo is running" in output
