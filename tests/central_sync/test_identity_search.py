@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -29,7 +30,7 @@ IDENTS = [
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[HubStore]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HubStore]:
     url = str(tmp_path / "hub.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
     hub = open_store(url)
     hub.migrate()
@@ -109,7 +110,7 @@ def plated(n: int) -> list[InspectionRecord]:
         for seq in range(1, n + 1)]
 
 
-def test_a_broad_prefix_is_answered_newest_first_without_collecting_every_match(store: HubStore, monkeypatch) -> None:
+def test_a_broad_prefix_is_answered_newest_first_without_collecting_every_match(store: HubStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """Over BROAD_ROWS matching index rows the count stops reading at BROAD_ROWS + 1, the page comes newest
     first through each record's own index rows, and the page says more results exist."""
     monkeypatch.setattr(search, "BROAD_ROWS", 5)
@@ -126,7 +127,7 @@ def test_a_broad_prefix_is_answered_newest_first_without_collecting_every_match(
     assert [a["record"]["seq"] for a in page] == list(range(12, 0, -1)) and not more  # broad, yet exact and whole
 
 
-async def test_the_api_says_when_a_search_has_more_results_than_its_page(store: HubStore, tmp_path) -> None:
+async def test_the_api_says_when_a_search_has_more_results_than_its_page(store: HubStore, tmp_path: Path) -> None:
     import httpx
 
     from central_sync.hub import api_auth
@@ -146,7 +147,7 @@ async def test_the_api_says_when_a_search_has_more_results_than_its_page(store: 
             assert [a["record"]["seq"] for a in r.json()] == seqs, path
 
 
-def test_a_broad_prefix_checks_each_record_through_its_own_index_rows_in_sqlite(tmp_path) -> None:
+def test_a_broad_prefix_checks_each_record_through_its_own_index_rows_in_sqlite(tmp_path: Path) -> None:
     hub = open_store(str(tmp_path / "hub.db"))
     hub.migrate()
     where, args = search.identity_clause("A", broad=True)
@@ -155,7 +156,7 @@ def test_a_broad_prefix_checks_each_record_through_its_own_index_rows_in_sqlite(
     assert "records_decided" in plan and "sqlite_autoindex_record_identities_1 (record_id=?)" in plan, plan
 
 
-def test_prefix_search_is_answered_by_the_index_in_sqlite(tmp_path) -> None:
+def test_prefix_search_is_answered_by_the_index_in_sqlite(tmp_path: Path) -> None:
     hub = open_store(str(tmp_path / "hub.db"))
     hub.migrate()
     where, args = identity_clause("AB12")
@@ -177,7 +178,7 @@ def test_a_hub_from_before_the_index_indexes_its_records_when_it_migrates(store:
     assert store.query("SELECT count(*) FROM record_identities") == [(9,)]
 
 
-async def test_the_hub_api_finds_inspections_by_identity(store: HubStore, tmp_path) -> None:
+async def test_the_hub_api_finds_inspections_by_identity(store: HubStore, tmp_path: Path) -> None:
     import httpx
 
     from central_sync.hub import api_auth
