@@ -6,6 +6,7 @@ conflict marked."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
 from central_sync.devtools import make_record
 from central_sync.hub.api import create_app
 from central_sync.hub.ingest import Ingestor
-from central_sync.hub.store import open_store
+from central_sync.hub.store import HubStore, open_store
 from central_sync.schema import Identity, SealStatus, Verdict
 from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, serving
 
@@ -33,7 +34,7 @@ IDENTS = {
 }
 
 
-def seed(store) -> dict[int, str]:
+def seed(store: HubStore) -> dict[int, str]:
     now = datetime.now(UTC)
     verdicts = {1: (Verdict.MANUAL, "seal_not_intact"), 4: (Verdict.CLEAR, "clear")}
     recs = [make_record("gate-1", n).model_copy(update={
@@ -47,7 +48,7 @@ def seed(store) -> dict[int, str]:
     return {r.seq: r.id for r in recs}
 
 
-async def test_search_by_identity_prefix_exact_and_kind(tmp_path) -> None:
+async def test_search_by_identity_prefix_exact_and_kind(tmp_path: Path) -> None:
     from playwright.async_api import async_playwright, expect
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     store = open_store(str(tmp_path / "hub.sqlite3"))
@@ -99,7 +100,7 @@ async def test_search_by_identity_prefix_exact_and_kind(tmp_path) -> None:
             await browser.close()
 
 
-async def test_a_broad_search_shows_its_newest_page_and_says_there_are_more(tmp_path) -> None:
+async def test_a_broad_search_shows_its_newest_page_and_says_there_are_more(tmp_path: Path) -> None:
     """101 alerts whose plates start with "B": the search "B" lists the newest 100 and says more match; a
     narrower one lists all it finds and says nothing."""
     from playwright.async_api import async_playwright, expect
