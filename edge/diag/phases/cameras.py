@@ -9,6 +9,7 @@ the text reader the lane uses (models/ocr), voted as the lane votes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 
 import cv2
@@ -30,6 +31,7 @@ CLIPPED_DARK, CLIPPED_BRIGHT = 2, 253
 
 async def run(ctx: PhaseContext) -> None:
     reader: FrameReader | None = None
+    unloadable = ""  # why the text reader could not be loaded (it is tried once per run)
     for name, cfg in ctx.station.cfg.devices.cameras.items():
         camera = ctx.station.cameras.get(name)
         if camera is None or not camera.link_ok:
@@ -45,8 +47,12 @@ async def run(ctx: PhaseContext) -> None:
         if not frames:
             continue
         _optics(ctx, name, [f.image for f in frames])
-        reader = reader or await _reader(ctx)
-        if reader is not None:
+        if reader is None and not unloadable:
+            reader, unloadable = await _load_reader()
+        if reader is None:
+            ctx.measure("cameras.test_read", False, target=name,
+                        detail=f"the text reader could not be loaded: {unloadable}")
+        else:
             await _test_read(ctx, name, camera, reader, frames, expect)
         ok, png = cv2.imencode(".png", frames[-1].image)
         if ok:
@@ -59,8 +65,8 @@ async def _test_frames(ctx: PhaseContext, name: str, camera: CameraBase, expect:
     frames: list[Frame] = []
     camera.trigger(True)
     try:
-        async with asyncio.timeout(FRAME_WAIT_S):
-            async for frame in camera.frames():
+        async with asyncio.timeout(FRAME_WAIT_S), contextlib.aclosing(camera.frames()) as stream:
+            async for frame in stream:
                 frames.append(frame)
                 if len(frames) >= FRAMES:
                     break
@@ -84,14 +90,12 @@ def _optics(ctx: PhaseContext, name: str, images: list[np.ndarray]) -> None:
                 detail=f"grey levels <= {CLIPPED_DARK} or >= {CLIPPED_BRIGHT}")
 
 
-async def _reader(ctx: PhaseContext) -> FrameReader | None:
-    """The lane's text reader, loaded once per run; a reader that cannot load fails the read, with why."""
+async def _load_reader() -> tuple[FrameReader | None, str]:
+    """The lane's text reader, or why it could not be loaded (the test reads then fail, saying so)."""
     try:
-        return await asyncio.to_thread(FrameReader)
+        return await asyncio.to_thread(FrameReader), ""
     except (ImportError, OSError, InferenceError) as exc:
-        for name in ctx.station.cfg.devices.cameras:
-            ctx.measure("cameras.test_read", False, target=name, detail=f"the text reader could not be loaded: {exc}")
-        return None
+        return None, str(exc) or type(exc).__name__
 
 
 async def _test_read(ctx: PhaseContext, name: str, camera: CameraBase, reader: FrameReader, frames: list[Frame],
