@@ -98,6 +98,7 @@ class TagWindow:
         self._seal_tids.add(tid)
         for key in [k for k in self._present if k[1] == tid and not k[0].startswith("seal:")]:
             del self._present[key]
+            self.binder.gone(tid, key[0])  # nor is it bound as a vehicle's tag (no two-lanes flag for a seal)
         for item in self._open.values():
             item.identities[:] = [i for i in item.identities if not _of_tag(i, tid)]
         log.info("reader.seal_tag", tid=tid, detail=f"tag TID {tid} is an e-seal's: recorded as the seal, not as "
