@@ -8,7 +8,7 @@ from datetime import datetime
 
 from central_sync.control_room.db import execute
 from central_sync.control_room.feed import action_view, alert_view
-from central_sync.hub.search import Match, identity_clause
+from central_sync.hub.search import Match, search_clause
 from central_sync.hub.store import HubStore
 
 IDENTITY_KINDS = ("container", "plate", "rfid_tid", "rfid_epc", "em4100", "seal", "rfid", "badge", "eseal")
@@ -23,6 +23,14 @@ def search_alerts(store: HubStore, station: str | None = None, q: str | None = N
                   alerts_only: bool = True) -> list[dict]:
     """Alerts (or, not `alerts_only`, every inspection) newest first; `q` matches an identity value (of
     `ident_kind` when given) exactly or as a prefix, through the hub's identity index (central_sync.hub.search)."""
+    return search_page(store, station, q, ident_kind, since, until, verdict, state, limit, match, alerts_only)[0]
+
+
+def search_page(store: HubStore, station: str | None = None, q: str | None = None, ident_kind: str | None = None,
+                since: datetime | None = None, until: datetime | None = None, verdict: str | None = None,
+                state: str | None = None, limit: int = 100, match: Match = "prefix",
+                alerts_only: bool = True) -> tuple[list[dict], bool]:
+    """`search_alerts`' page, and whether more match than it holds (a broad search is never collected whole)."""
     clauses: list[str] = ["is_alert = 1"] if alerts_only else ["1 = 1"]
     args: list[object] = []
     for value, clause, arg in ((station, "station = ?", station), (verdict, "verdict = ?", verdict),
@@ -32,16 +40,17 @@ def search_alerts(store: HubStore, station: str | None = None, q: str | None = N
             clauses.append(clause)
             args.append(arg)
     if q:
-        clause, more = identity_clause(q, ident_kind, match)
+        clause, more = search_clause(store, q, ident_kind, match)
         clauses.append(clause)
         args.extend(more)
+    fetch = limit * 4 if state else limit
     rows = execute(store, f"SELECT id, body, committed_at, hub FROM records WHERE {' AND '.join(clauses)}"
-                          " ORDER BY decided_ts DESC, id DESC LIMIT ?", (*args, limit * 4 if state else limit))
-    records = [(json.loads(b), at, hub) for _, b, at, hub in rows]
+                          " ORDER BY decided_ts DESC, id DESC LIMIT ?", (*args, fetch + 1))
+    records = [(json.loads(b), at, hub) for _, b, at, hub in rows[:fetch]]
     views = _with_history(store, records)
     if state:
         views = [v for v in views if state in alert_states(v)]
-    return views[:limit]
+    return views[:limit], len(rows) > fetch or len(views) > limit
 
 
 def one_alert(store: HubStore, record_id: str) -> dict | None:

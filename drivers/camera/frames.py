@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -93,7 +93,7 @@ class CameraBase:
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.to_thread(self._close)
 
-    async def frames(self) -> AsyncIterator[Frame]:
+    async def frames(self) -> AsyncGenerator[Frame, None]:
         """Good frames while triggered, paced at the configured rate; ends when a file or folder ends."""
         period, backoff = 1.0 / self.cfg.fps, self.cfg.reconnect_min_ms / 1000
         while True:

@@ -9,7 +9,10 @@ that is present at two readers at once is logged, published on the screen (event
 flagged on the identity (`conflict`). An e-seal in range of a seal reader (drivers.seal) while an
 item is open becomes a `seal` identity with its state; every seal report heard meanwhile (in range,
 opened, tampered) is one of the item's `seal_events`, so a seal tampered in the lane stays on record
-even if it reads intact again. edge.identity fuses the reads when the record is written.
+even if it reads intact again. A seal read over LLRP tag memory is a UHF tag too: once its TID is
+known as a seal's (the seal reader names it), that tag's reads are the seal's identity (`seal`, with
+`checks["tid"]`), never also the vehicle's `rfid_tid`/`rfid_epc`, whichever of the two was heard
+first. edge.identity fuses the reads when the record is written.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ class TagWindow:
     _present: dict[tuple[str, str], list[Identity]] = field(default_factory=dict)
     """Identities of the tags (and seals) in a reader's field now, by (reader, tag): they belong to an item opened
     meanwhile."""
+    _seal_tids: set[str] = field(default_factory=set)
+    """TIDs of the e-seal tags heard so far: their reads are the seal's identity, not the vehicle's."""
 
     def start(self, item: Item) -> None:
         self._open[item.id] = item
@@ -65,16 +70,18 @@ class TagWindow:
     async def _follow_seals(self, name: str, seals: Any) -> None:
         async for event in seals.events():
             if isinstance(event, SealSeen):
-                self._seal_seen(name, event.report)
+                self._seal_seen(name, event.report, getattr(seals, "tid_of", {}).get(event.report.seal_id))
             elif isinstance(event, SealGone):
                 self._present.pop((f"seal:{name}", event.seal_id), None)
 
-    def _seal_seen(self, reader_name: str, report: SealReport) -> None:
+    def _seal_seen(self, reader_name: str, report: SealReport, tid: str | None = None) -> None:
         """A seal in range, or its new state: an identity of every open item, and one of its seal events."""
+        if tid is not None:
+            self._seal_tag(tid)
         status = SealStatus(state=report.state, battery_low=report.battery_low, battery_pct=report.battery_pct,
                             last_event_at=report.last_event_at, events=report.events)
         identity = Identity(kind="seal", value=report.seal_id, source=reader_name, read_at=datetime.now(UTC),
-                            seal=status)
+                            checks={"tid": tid} if tid else {}, seal=status)
         self._present[(f"seal:{reader_name}", report.seal_id)] = [identity]
         event = _seal_event(identity, status)
         for item in self._open.values():
@@ -82,6 +89,20 @@ class TagWindow:
             item.seal_events.append(event)
         self.events.publish("seal", {"seal": report.seal_id, "state": report.state, "reader": reader_name,
                                      "battery_low": report.battery_low})
+
+    def _seal_tag(self, tid: str) -> None:
+        """The tag with this TID is a seal's: the rfid identities its reads gave leave the open items and the
+        tags present (they were the seal's, heard before the seal reader decoded its memory)."""
+        if tid in self._seal_tids:
+            return
+        self._seal_tids.add(tid)
+        for key in [k for k in self._present if k[1] == tid and not k[0].startswith("seal:")]:
+            del self._present[key]
+            self.binder.gone(tid, key[0])  # nor is it bound as a vehicle's tag (no two-lanes flag for a seal)
+        for item in self._open.values():
+            item.identities[:] = [i for i in item.identities if not _of_tag(i, tid)]
+        log.info("reader.seal_tag", tid=tid, detail=f"tag TID {tid} is an e-seal's: recorded as the seal, not as "
+                                                    "the vehicle's rfid_tid/rfid_epc")
 
     async def _follow(self, name: str, reader: Any) -> None:
         try:
@@ -100,6 +121,8 @@ class TagWindow:
         if reader_name == BADGE_READER:
             self.events.publish("badge", {"badge": tag, "reader": reader_name})
             return
+        if event.tag.tech == "uhf-tid" and tag in self._seal_tids:
+            return  # a seal's tag: the seal reader records it as the seal
         identities = self._identities(reader_name, event)
         self._present[(reader_name, tag)] = identities
         for item in self._open.values():
@@ -141,6 +164,12 @@ def _seal_event(seal: Identity, status: SealStatus) -> SealEventOut:
 def _detail(flags: list[BindingFlag], kind: str) -> str | None:
     """The sentence of the binding flag of this kind, as the identity's conflict."""
     return next((f.detail for f in flags if f.kind == kind), None)
+
+
+def _of_tag(identity: Identity, tid: str) -> bool:
+    """Whether the identity is a UHF read of the tag with this TID (its TID, or its EPC bound to that TID)."""
+    return (identity.kind == "rfid_tid" and identity.value == tid) or \
+        (identity.kind == "rfid_epc" and identity.checks.get("tid") == tid)
 
 
 def _add(item: Item, identities: list[Identity]) -> None:

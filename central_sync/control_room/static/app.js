@@ -30,6 +30,12 @@ async function api(path, opts = {}) {
   if (!r.ok) { let d = r.statusText; try { d = (await r.json()).detail; } catch (e) { /* not JSON */ } throw new Error(typeof d === "string" ? d : JSON.stringify(d)); }
   return r.headers.get("content-type")?.includes("json") ? r.json() : r.text();
 }
+async function apiPage(path) {  // a search page and whether more results match than it holds (X-More-Results)
+  const r = await fetch(path, { credentials: "same-origin", headers: { "x-lang": S.lang } });
+  if (r.status === 401 && S.me) { signedOut(); throw new Error(t("error.signin_required")); }
+  if (!r.ok) { let d = r.statusText; try { d = (await r.json()).detail; } catch (e) { /* not JSON */ } throw new Error(typeof d === "string" ? d : JSON.stringify(d)); }
+  return { items: await r.json(), more: r.headers.get("x-more-results") === "true" };
+}
 
 async function loadLang(lang) {  // the hub resolves the tag (or preference list) by its one rule and names the result
   const r = await fetch("/cr/api/i18n/" + encodeURIComponent(lang), { credentials: "same-origin" });
@@ -199,7 +205,10 @@ function matchesFilters(a) {
 $("#filters").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   S.alerts.clear();
-  for (const a of (await api("/cr/api/alerts?" + filterParams(ev.target))).reverse()) S.alerts.set(a.id, a);
+  const page = await apiPage("/cr/api/alerts?" + filterParams(ev.target));
+  for (const a of page.items.reverse()) S.alerts.set(a.id, a);
+  $("#search-more").hidden = !page.more;  // a broad search shows its newest page and says there is more
+  $("#search-more").textContent = t("filter.more_results", { n: page.items.length });
   renderAlerts();
 });
 $("#filters").addEventListener("reset", () => setTimeout(() => $("#filters").requestSubmit(), 0));
