@@ -4,7 +4,7 @@ A report arrives inside its record (a record-lane update, like a review: central
 `SearchReport`). The hub keeps each version in `search_reports` (written in the record's transaction,
 confined to the station's own record) and sets `records.search_outcome` from the latest version:
 `nothing_found`, `seizure` (countersigned), `pending` (a seizure awaiting its countersignature) or NULL
-(no search). The vehicle history and the risk feedback read that column; `pending` is never a clean pass.
+(no search), the same rule as `central_sync.schema.search_outcome` on the station. The vehicle history and the risk feedback read that column; `pending` is never a clean pass.
 
 A version is replaced only by the same version countersigned (never by its unsigned form arriving late).
 `text` holds the report's searchable fields in lower case: goods, HS-like classes, areas, methods, notes,
@@ -13,7 +13,7 @@ the signers' badges.
 
 from __future__ import annotations
 
-from central_sync.schema import InspectionRecord, SearchReport, search_outcome
+from central_sync.schema import InspectionRecord, SearchReport
 
 DDL = """
 CREATE TABLE IF NOT EXISTS search_reports (
@@ -30,12 +30,16 @@ COLS = ("record_id", "station", "version", "outcome", "final", "officer", "super
 UPSERT_SEARCH_REPORT = (f"INSERT INTO search_reports ({','.join(COLS)}) SELECT {','.join('?' * len(COLS))}"
                         " WHERE EXISTS (SELECT 1 FROM records WHERE id = ? AND station = ?)"
                         " ON CONFLICT (record_id, version) DO UPDATE SET final = excluded.final,"
-                        " supervisor = excluded.supervisor, body = excluded.body, committed_at = excluded.committed_at"
+                        " supervisor = excluded.supervisor, text = excluded.text, body = excluded.body, committed_at = excluded.committed_at"
                         " WHERE search_reports.station = excluded.station AND excluded.final >= search_reports.final"
                         " AND search_reports.officer = excluded.officer")
 """Args: the version's row, then record id and station (only under the station's own record)."""
 
-SET_OUTCOME = "UPDATE records SET search_outcome = ? WHERE id = ? AND station = ?"
+SET_OUTCOME = ("UPDATE records SET search_outcome = (SELECT CASE WHEN s.final = 1 THEN s.outcome ELSE 'pending' END"
+               " FROM search_reports s WHERE s.record_id = records.id ORDER BY s.version DESC LIMIT 1)"
+               " WHERE id = ? AND station = ?")
+"""Args: record id, station. From the versions as stored (after this message's rows), so that a copy arriving
+late cannot take the outcome back."""
 
 
 def search_text(report: SearchReport) -> str:
@@ -55,8 +59,8 @@ def report_rows(record: InspectionRecord, now: float) -> list[tuple]:
 
 
 def outcome_row(record: InspectionRecord) -> tuple:
-    """SET_OUTCOME arguments: the pass's outcome from its latest version."""
-    return (search_outcome(record.search_reports), record.id, record.station)
+    """SET_OUTCOME arguments."""
+    return (record.id, record.station)
 
 
 def like_pattern(q: str) -> str:
