@@ -24,14 +24,18 @@ HK_PLATE = "AB 1234"
 class SearchStation:
     store: Store
 
-    def vehicle(self, seq_plate: str = HK_PLATE) -> InspectionRecord:
-        """A van sent to search (manual verdict), committed as the daemon does (seq, outbox)."""
-        record = make_record(self.store.station, 0, Verdict.MANUAL).model_copy(update={
-            "kind": ItemKind.VEHICLE, "reason": "officer_decision", "identities": [
-                Identity(kind="plate", value=seq_plate, source="cam-front"),
-                Identity(kind="plate", value=PLATE, source="cam-rear"),
-                Identity(kind="container", value="CSQU3054383", source="cam-top")]})
-        return self.store.commit(record, scan_stored=False)
+    def vehicle(self, plate: str = HK_PLATE) -> InspectionRecord:
+        """A van sent to search, committed as the daemon does (seq, outbox)."""
+        return self.store.commit(vehicle_record(self.store.station, plate), scan_stored=False)
+
+
+def vehicle_record(station: str, plate: str = HK_PLATE) -> InspectionRecord:
+    """A vehicle the officer sent to the search bay (manual verdict), with its plates and container read."""
+    return make_record(station, 0, Verdict.MANUAL).model_copy(update={
+        "kind": ItemKind.VEHICLE, "reason": "device_fault", "identities": [
+            Identity(kind="plate", value=plate, source="cam-front"),
+            Identity(kind="plate", value=PLATE, source="cam-rear"),
+            Identity(kind="container", value="CSQU3054383", source="cam-top")]})
 
 
 def open_station(path: Path, station: str = "gantry-1") -> SearchStation:
