@@ -21,7 +21,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from reportlab.graphics.shapes import Drawing, Rect
+from reportlab.graphics.shapes import Drawing, Rect, String
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
@@ -211,6 +211,9 @@ class _Pdf:
                 colors.HexColor("#9ec5fe") if area.name in r.areas else colors.white
             drawing.add(Rect(x * scale, (40 - y - h) * scale, w * scale, h * scale, fillColor=fill,
                              strokeColor=colors.black, strokeWidth=0.5))
+            label = self.t(f"area.{area.name}")
+            drawing.add(String((x + 0.8) * scale, (40 - y - min(h - 0.8, 3)) * scale, label, fontSize=6,
+                               fontName=self.fonts.latin if label.isascii() else self.fonts.cjk))
         return drawing
 
     def _photos(self, r: SearchReport, photo_path: Callable[[str], Path]) -> list[Any]:
