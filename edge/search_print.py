@@ -196,7 +196,7 @@ class _Pdf:
 
     def _table(self, rows: list[list[str]], widths: tuple[float, ...], header: bool = False) -> Any:
         cells = [[self.p(c) for c in row] for row in rows]
-        style = [("GRID", (0, 0), (-1, -1), 0.5, colors.grey), ("VALIGN", (0, 0), (-1, -1), "TOP")]
+        style: list[Any] = [("GRID", (0, 0), (-1, -1), 0.5, colors.grey), ("VALIGN", (0, 0), (-1, -1), "TOP")]
         style.append(("BACKGROUND", (0, 0), (-1, 0) if header else (0, -1), colors.HexColor("#eeeeee")))
         return Table(cells, colWidths=widths, style=TableStyle(style), hAlign="LEFT")
 
@@ -209,8 +209,9 @@ class _Pdf:
             x, y, w, h = area.rect
             fill = colors.HexColor("#f1aeb5") if area.name in found else \
                 colors.HexColor("#9ec5fe") if area.name in r.areas else colors.white
-            drawing.add(Rect(x * scale, (40 - y - h) * scale, w * scale, h * scale, fillColor=fill,
-                             strokeColor=colors.black, strokeWidth=0.5))
+            rect = Rect(x * scale, (40 - y - h) * scale, w * scale, h * scale)
+            rect.fillColor, rect.strokeColor, rect.strokeWidth = fill, colors.black, 0.5
+            drawing.add(rect)
             label = self.t(f"area.{area.name}")
             drawing.add(String((x + 0.8) * scale, (40 - y - min(h - 0.8, 3)) * scale, label, fontSize=6,
                                fontName=self.fonts.latin if label.isascii() else self.fonts.cjk))

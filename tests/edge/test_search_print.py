@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pypdf import PdfReader
@@ -37,7 +38,8 @@ def pdf_text(data: bytes) -> tuple[str, set[str]]:
     reader = PdfReader(io.BytesIO(data))
     embedded = set()
     for page in reader.pages:
-        for ref in page["/Resources"]["/Font"].values():
+        resources: Any = page["/Resources"]
+        for ref in resources["/Font"].values():
             font = ref.get_object()
             descriptor = font.get("/FontDescriptor")
             if descriptor is not None and "/FontFile2" in descriptor.get_object():
