@@ -13,16 +13,22 @@ The vehicle diagrams are declared here (one table per vehicle type: area name an
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import json
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
 
+import cv2
 from pydantic import BaseModel, ConfigDict, Field
 
 from central_sync.schema import (InspectionRecord, ItemKind, SearchFinding, SearchReport, SearchSignature,
                                  search_outcome)
+from drivers.camera import CameraBase
+from drivers.errors import LinkLost
 from edge import audit, auth
 from edge.errors import EdgeError
 from edge.store import Store
@@ -197,6 +203,20 @@ def add_photo(store: Store, data: bytes, content_type: str) -> str:
     if not store.put_photo(sha, data):
         raise SearchReportRefused(507, "photo_not_stored", f"photo {sha[:12]} could not be stored (disk bounds)")
     return sha
+
+
+def camera_photos(cameras: Mapping[str, CameraBase]) -> dict[str, Callable[[], Awaitable[bytes]]]:
+    """For each station camera, a call that takes a photo now (JPEG), as the screen's camera buttons do."""
+    return {name: functools.partial(camera_jpeg, camera) for name, camera in cameras.items()}
+
+
+async def camera_jpeg(camera: CameraBase) -> bytes:
+    """One frame from the camera, JPEG-encoded off the event loop; LinkLost when it gives none."""
+    frame = await camera.snapshot()
+    ok, data = await asyncio.to_thread(cv2.imencode, ".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise LinkLost(f"camera {camera.name} gave a frame of shape {frame.image.shape} that does not encode as JPEG")
+    return data.tobytes()
 
 
 def view(record: InspectionRecord) -> dict[str, object]:

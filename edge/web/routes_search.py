@@ -13,16 +13,19 @@ import re
 from collections.abc import Callable
 from typing import TypeVar, TypeVarTuple, Unpack
 
+import structlog
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from central_sync.schema import InspectionRecord, SearchReport
+from drivers.errors import LinkLost
 from edge import audit, auth, search_print, search_report
 from edge.search_report import Countersignature, ReportForm, SearchReportRefused
 from edge.store import Store
 from edge.web import cases
 from edge.web.deps import WebState, lang_of, require, state
 
+log = structlog.get_logger()
 router = APIRouter()
 VIEWER = require("case.view")
 T = TypeVar("T")
@@ -57,8 +60,10 @@ async def _signed(st: WebState, request: Request, badge: str, fn: Callable[[Stor
 
 
 @router.get("/api/search/diagrams")
-async def diagrams(user: auth.User = Depends(VIEWER)) -> dict:
-    return {"diagrams": search_report.diagrams(), "methods": list(search_report.METHODS)}
+async def diagrams(st: WebState = Depends(state), user: auth.User = Depends(VIEWER)) -> dict:
+    """The vehicle diagrams, the methods and the station cameras a photo can be taken with."""
+    return {"diagrams": search_report.diagrams(), "methods": list(search_report.METHODS),
+            "cameras": sorted(st.ctx.cameras)}
 
 
 @router.get("/api/cases/{record_id}/search-reports")
@@ -96,6 +101,27 @@ async def add_photo(request: Request, st: WebState = Depends(state),
     def keep(s: Store) -> str:
         sha = search_report.add_photo(s, data, kind)
         audit.append(s.conn, user.badge, "search.photo_added", sha, {"bytes": len(data), "type": kind})
+        return sha
+
+    return {"sha256": await _call(st, keep)}
+
+
+@router.post("/api/search-photos/camera/{name}")
+async def camera_photo(name: str, st: WebState = Depends(state),
+                       user: auth.User = Depends(require("case.decide"))) -> dict:
+    """Take a photo with a station camera now and keep it like an upload."""
+    take = st.ctx.cameras.get(name)
+    if take is None:
+        raise HTTPException(404, "camera_unknown")
+    try:
+        data = await take()
+    except LinkLost as exc:
+        log.warning("camera.photo_failed", camera=name, error=str(exc))
+        raise HTTPException(502, "camera_no_frame") from exc
+
+    def keep(s: Store) -> str:
+        sha = search_report.add_photo(s, data, "image/jpeg")
+        audit.append(s.conn, user.badge, "search.photo_added", sha, {"bytes": len(data), "camera": name})
         return sha
 
     return {"sha256": await _call(st, keep)}

@@ -1,9 +1,11 @@
 """The vehicle search report on the station screen in headless Chromium at 1024x768: an officer opens the report
-of a vehicle sent to search, ticks areas on the van's diagram, methods and time, adds a seizure and a photo, signs
-(a wrong PIN refused first), a supervisor countersigns at the same screen, and the printed PDF names the plate."""
+of a vehicle sent to search, ticks areas on the van's diagram, methods and time, adds a seizure, an uploaded photo
+and one from a station camera, signs (a wrong PIN refused first), a supervisor countersigns at the same screen,
+and the printed PDF names the plate."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +15,9 @@ from PIL import Image
 from pypdf import PdfReader
 
 from central_sync.schema import InspectionRecord, search_outcome
+from drivers.camera import CameraConfig
+from drivers.camera.sim import SimCamera
+from edge.search_report import camera_photos
 from edge.web.demo import StationHarness
 from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, SUPERVISOR, launch, station  # noqa: F401
 from search_report_kit import HK_PLATE, PLATE, vehicle_record
@@ -60,6 +65,9 @@ def stored(station: StationHarness, record_id: str) -> InspectionRecord:
 
 def test_an_officer_fills_and_signs_and_a_supervisor_countersigns_at_1024x768(station: StationHarness,
                                                                              page: Any) -> None:
+    camera = asyncio.run_coroutine_threadsafe(
+        SimCamera(CameraConfig(kind="sim", role="rear_plate"), "rear").__aenter__(), station.loop).result(10)
+    station.ctx.cameras = camera_photos({"rear": camera})  # as the daemon hands the station's cameras to the screen
     sign_in(page, station, OFFICER)
     page.wait_for_selector("body[data-live='1']")
     rec = station.call(lambda s: s.commit(vehicle_record(s.station), scan_stored=False))
@@ -87,6 +95,8 @@ def test_an_officer_fills_and_signs_and_a_supervisor_countersigns_at_1024x768(st
     row.locator("select[data-field='area']").select_option("spare_wheel")
     page.set_input_files("#sr-photo", files=[{"name": "wheel.png", "mimeType": "image/png", "buffer": png_photo()}])
     page.wait_for_selector("#sr-photos img")
+    page.click("#sr-cameras button[data-camera='rear']")  # and one taken by the station's camera now
+    expect(page.locator("#sr-photos img")).to_have_count(2)
     page.fill("#sr-notes", "panel behind the spare wheel re-welded")
     page.fill("#sr-badge", OFFICER[0])
     page.fill("#sr-pin", "0000")
@@ -103,7 +113,7 @@ def test_an_officer_fills_and_signs_and_a_supervisor_countersigns_at_1024x768(st
     assert (report.areas, report.methods, report.minutes) == (["cargo_area", "spare_wheel"], ["manual", "dog"], 35)
     assert [(f.goods, f.hs_class, f.quantity, f.unit, f.weight_kg, f.area) for f in report.findings] == \
         [("cigarettes", "2402.20", 40, "cartons", 12.5, "spare_wheel")]
-    assert len(report.photos) == 1 and report.officer.badge == OFFICER[0] and not report.final
+    assert len(report.photos) == 2 and report.officer.badge == OFFICER[0] and not report.final
 
     form = version.locator("form.countersign")
     form.locator("input[name='badge']").fill(OFFICER[0])  # the officer may not countersign

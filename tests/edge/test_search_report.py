@@ -7,12 +7,16 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from central_sync.schema import InspectionRecord, ItemKind, search_outcome
 from edge import audit
-from edge.search_report import (Countersignature, SearchReportRefused, add_photo, content_digest, countersign,
-                                diagrams, sign, view)
+from drivers.camera import CameraConfig, CameraSim, open_camera
+from drivers.errors import LinkLost
+from edge.search_report import (Countersignature, SearchReportRefused, add_photo, camera_jpeg, camera_photos,
+                                content_digest, countersign, diagrams, sign, view)
 
 from search_report_kit import OFFICER, OFFICER_2, SUPERVISOR, SearchStation, form, open_station
 
@@ -121,3 +125,25 @@ def test_photos_are_kept_by_hash_and_a_report_names_only_stored_ones(station: Se
     refused("photo_not_image", add_photo, station.store, b"not a png", "image/png")
     refused("search_photo_missing", sign, station.store, rec.id, form(photos=["ab" * 32]))
     assert sign(station.store, rec.id, form(photos=[sha])).photos == [sha]
+
+
+async def test_a_station_camera_takes_a_photo_now_even_untriggered(station: SearchStation) -> None:
+    cfg = CameraConfig(kind="sim", role="front_plate")
+    async with open_camera(cfg, "front") as camera:
+        photos = camera_photos({"front": camera})
+        assert list(photos) == ["front"]
+        data = await photos["front"]()  # no vehicle at the eyes: an officer's photo is taken all the same
+    assert data.startswith(b"\xff\xd8\xff")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None and image.shape[2] == 3 and image.std() > 5  # a rendered vehicle, not a blank frame
+    sha = add_photo(station.store, data, "image/jpeg")
+    rec = station.vehicle()
+    assert sign(station.store, rec.id, form(photos=[sha])).photos == [sha]
+
+
+async def test_a_camera_without_a_usable_frame_is_a_link_error_not_a_photo() -> None:
+    cfg = CameraConfig(kind="sim", role="front_plate", sim=CameraSim(bad_every=1))  # every frame broken
+    async with open_camera(cfg, "front") as camera:
+        with pytest.raises(LinkLost, match="camera front gave no usable frame"):
+            await camera_jpeg(camera)
+        assert sum(camera.bad_frames.values()) == 1  # counted like any bad frame

@@ -16,7 +16,9 @@ function showSearchState(rec) {  // called by app.js showRecord: the case panel'
 $("search-open").onclick = () => { if (S.current) openSearch(S.current.id); };
 
 async function openSearch(id) {
-  if (!SR.diagrams) { const d = await api("/api/search/diagrams"); SR.diagrams = d.diagrams; SR.methods = d.methods; }
+  if (!SR.diagrams) {
+    const d = await api("/api/search/diagrams"); SR.diagrams = d.diagrams; SR.methods = d.methods; SR.cameras = d.cameras;
+  }
   const view = await api("/api/cases/" + id + "/search-reports");
   SR.record = id; show("search");
   const rec = S.current && S.current.id === id ? S.current : null;
@@ -92,15 +94,25 @@ $("sr-add-finding").onclick = () => {
 function renderPhotos() {
   const box = $("sr-photos"); box.innerHTML = "";
   for (const sha of SR.photos) { const img = document.createElement("img"); img.src = "/api/search-photos/" + sha; img.alt = sha.slice(0, 12); box.append(img); }
+  const cams = $("sr-cameras"); cams.innerHTML = "";
+  for (const name of SR.cameras || []) {  // a station camera takes the photo now
+    const b = document.createElement("button"); b.type = "button"; b.dataset.camera = name;
+    b.textContent = T("search.take_photo", { camera: name });
+    b.onclick = async () => {
+      try { addPhoto((await api("/api/search-photos/camera/" + encodeURIComponent(name), { method: "POST" })).sha256); }
+      catch (err) { $("sr-msg").textContent = T(err.message); }
+    };
+    cams.append(b);
+  }
 }
+function addPhoto(sha) { if (!SR.photos.includes(sha)) SR.photos.push(sha); renderPhotos(); }
 $("sr-photo").onchange = async () => {
   const file = $("sr-photo").files[0]; if (!file) return;
   const r = await fetch("/api/search-photos", { method: "POST", credentials: "same-origin", body: file,
                                                 headers: { "Content-Type": file.type } });
   const body = await r.json();
   if (!r.ok) { $("sr-msg").textContent = T("error." + body.detail); return; }
-  if (!SR.photos.includes(body.sha256)) SR.photos.push(body.sha256);
-  $("sr-photo").value = ""; renderPhotos();
+  $("sr-photo").value = ""; addPhoto(body.sha256);
 };
 
 $("sr-form").onsubmit = async (ev) => {
