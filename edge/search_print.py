@@ -71,11 +71,10 @@ def _environment() -> Environment:
 def render_html(record: InspectionRecord, report: SearchReport, lang: str,
                 photo_url: Callable[[str], str]) -> str:
     """The report as an HTML page for the browser's print dialogue (styles in /static/search_print.css)."""
-    env = _environment().overlay()
-    env.filters["method"] = lambda m: t(f"method.{m}", lang)
-    env.filters["area"] = lambda a: t(f"area.{a}", lang)
-    return env.get_template("search_report.html").render(
+    return _environment().get_template("search_report.html").render(
         lang=lang, record=record, r=report, plates=plates(record), outcome=_outcome(report),
+        methods=", ".join(t(f"method.{m}", lang) for m in report.methods),
+        searched=", ".join(t(f"area.{a}", lang) for a in report.areas),
         areas=DIAGRAMS[report.vehicle_type], found_at={f.area for f in report.findings},
         signatures=_signatures(report), photo_url=photo_url, printed_at=_now(),
         t=lambda key, **values: t(key, lang, **values))

@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS search_reports (
 CREATE INDEX IF NOT EXISTS search_reports_signed ON search_reports (signed_ts);
 """
 ADD_OUTCOME_COLUMN = "ALTER TABLE records ADD COLUMN search_outcome TEXT"
+INDEX_OUTCOME = "CREATE INDEX IF NOT EXISTS records_search_outcome ON records (search_outcome)"
 
 COLS = ("record_id", "station", "version", "outcome", "final", "officer", "supervisor", "signed_ts", "minutes", "text",
         "body", "committed_at")

@@ -224,6 +224,7 @@ class HubStore:
             self.query("SELECT search_outcome FROM records LIMIT 1")
         except HubStoreError:
             self.run_in_transaction(lambda cur: cur.execute(search_reports.ADD_OUTCOME_COLUMN))
+        self.run_in_transaction(lambda cur: cur.execute(search_reports.INDEX_OUTCOME))
 
     def _has_table(self, name: str) -> bool:
         try:
