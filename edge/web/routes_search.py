@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import Counter
 from collections.abc import Callable
 from typing import TypeVar, TypeVarTuple, Unpack
 
@@ -32,13 +33,21 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+refusals: Counter[str] = Counter()  # refused signatures, countersignatures, photos and prints, by code
+
+
+def _refused(exc: SearchReportRefused | cases.CaseError) -> HTTPException:
+    """The refusal as the screen gets it (its catalogue code), counted by code and logged in its sentence."""
+    refusals[exc.code] += 1
+    log.warning("search_report.refused", code=exc.code, detail=str(exc), count=refusals[exc.code])
+    return HTTPException(exc.status, exc.code)
 
 
 async def _call(st: WebState, fn: Callable[[Store, Unpack[Ts]], T], *args: Unpack[Ts]) -> T:
     try:
         return await st.db(fn, *args)
     except (SearchReportRefused, cases.CaseError) as exc:
-        raise HTTPException(exc.status, exc.code) from exc
+        raise _refused(exc) from exc
 
 
 async def _signed(st: WebState, request: Request, badge: str, fn: Callable[[Store], T]) -> T:
@@ -49,12 +58,10 @@ async def _signed(st: WebState, request: Request, badge: str, fn: Callable[[Stor
         raise HTTPException(429, "signin_locked", headers={"Retry-After": str(max(1, round(wait)))})
     try:
         result = await st.db(fn)
-    except cases.CaseError as exc:
-        raise HTTPException(exc.status, exc.code) from exc
-    except SearchReportRefused as exc:
+    except (SearchReportRefused, cases.CaseError) as exc:
         if exc.code == "signature_refused":
             st.guard.failed(key, client)
-        raise HTTPException(exc.status, exc.code) from exc
+        raise _refused(exc) from exc
     st.guard.succeeded(key, client)
     return result
 
@@ -158,7 +165,7 @@ async def pdf(record_id: str, version: int, request: Request, st: WebState = Dep
     try:
         body = await asyncio.to_thread(search_print.render_pdf, record, report, lang_of(request, st, user), photo_path)
     except SearchReportRefused as exc:
-        raise HTTPException(exc.status, exc.code) from exc
+        raise _refused(exc) from exc
     name = f"search-report-{record_id}-v{version}.pdf"
     return Response(body, media_type="application/pdf",
                     headers={"Cache-Control": "no-store", "Content-Disposition": f'inline; filename="{name}"'})
@@ -168,4 +175,4 @@ def _version(record: InspectionRecord, version: int) -> SearchReport:
     try:
         return search_print.find_version(record, version)
     except SearchReportRefused as exc:
-        raise HTTPException(exc.status, exc.code) from exc
+        raise _refused(exc) from exc

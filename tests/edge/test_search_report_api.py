@@ -12,6 +12,7 @@ import pytest
 
 from edge.web.config import TipConfig, WebConfig
 from edge.web.demo import DEMO_USERS, StationHarness
+from edge.web.routes_search import refusals
 from search_report_kit import vehicle_record
 
 OFFICER, SUPERVISOR, TECHNICIAN = ((b, p) for b, _, _, p in DEMO_USERS)
@@ -40,10 +41,12 @@ def test_wrong_signature_pins_lock_the_badge_like_sign_ins_and_a_technician_sign
         station: StationHarness) -> None:
     rec = station.call(lambda s: s.commit(vehicle_record(s.station), scan_stored=False))
     url = f"/api/cases/{rec.id}/search-reports"
+    before = refusals["signature_refused"]
     with client(station, OFFICER) as http:
         for _ in range(3):
             r = http.post(url, json=body(OFFICER[0], "0000"))
             assert (r.status_code, r.json()["detail"]) == (403, "signature_refused")
+        assert refusals["signature_refused"] - before == 3  # counted (and logged) by code
         locked = http.post(url, json=body(OFFICER[0], OFFICER[1]))  # even the right PIN waits out the lock
         assert (locked.status_code, locked.json()["detail"]) == (429, "signin_locked") and "retry-after" in locked.headers
         signed = http.post(url, json=body(SUPERVISOR[0], SUPERVISOR[1]))  # another badge is not locked
