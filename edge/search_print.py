@@ -219,4 +219,7 @@ class _Pdf:
     def _photos(self, r: SearchReport, photo_path: Callable[[str], Path]) -> list[Any]:
         images = [Image(str(photo_path(sha)), width=55 * mm, height=40 * mm, kind="proportional")
                   for sha in r.photos if photo_path(sha).is_file()]
-        return [self.p(self.t("search.photos"), self.h2), *images] if images else []
+        if not images:
+            return []
+        rows = [images[i:i + 3] + [""] * (3 - len(images[i:i + 3])) for i in range(0, len(images), 3)]
+        return [self.p(self.t("search.photos"), self.h2), Table(rows, colWidths=(60 * mm,) * 3, hAlign="LEFT")]
