@@ -6,7 +6,8 @@ confined to the station's own record) and sets `records.search_outcome` from the
 `nothing_found`, `seizure` (countersigned), `pending` (a seizure awaiting its countersignature) or NULL
 (no search), the same rule as `central_sync.schema.search_outcome` on the station. The vehicle history and the risk feedback read that column; `pending` is never a clean pass.
 
-A version is replaced only by the same version countersigned (never by its unsigned form arriving late).
+A version is replaced only by the same version countersigned (never by its unsigned form arriving late), and the
+outcome is computed from the stored versions, so both stay right when a late copy of the record replaces its body.
 `text` holds the report's searchable fields in lower case: goods, HS-like classes, areas, methods, notes,
 the signers' badges.
 """
