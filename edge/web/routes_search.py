@@ -100,6 +100,9 @@ async def countersign(record_id: str, version: int, body: Countersignature, requ
 async def add_photo(request: Request, st: WebState = Depends(state),
                     user: auth.User = Depends(require("case.decide"))) -> dict:
     """Keep an uploaded photo (the request body, image/jpeg or image/png); its sha256 goes into the report."""
+    announced = request.headers.get("content-length", "")
+    if announced.isdigit() and int(announced) > MAX_PHOTO_BYTES:  # refused before it is read into memory
+        raise HTTPException(413, "photo_too_large")
     data = await request.body()
     if len(data) > MAX_PHOTO_BYTES:
         raise HTTPException(413, "photo_too_large")
