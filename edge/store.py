@@ -307,10 +307,24 @@ class Store:
         """Store where the divert gate sent the item and queue the updated record for the hub, as a review is."""
         return self._update(record_id, {"route": route}, reviewed=False)
 
-    def _update(self, record_id: str, fields: dict, reviewed: bool) -> InspectionRecord:
+    def update_record(self, record_id: str, change: Callable[[InspectionRecord], dict]) -> InspectionRecord:
+        """Set the fields `change(record)` returns, computed from the record as read inside the transaction (a
+        search report's next version), and queue the whole record for the hub as a review is; an exception
+        from `change` rolls the transaction back and propagates."""
+        return self._update(record_id, change, reviewed=False, what="search report")
+
+    def photo_path(self, sha256: str) -> Path:
+        return self.data_dir / "photos" / sha256[:2] / sha256
+
+    def put_photo(self, sha256: str, data: bytes) -> bool:
+        """Write a search photo (JPEG/PNG) under the same disk bounds as scans."""
+        return self._put_file(self.photo_path(sha256), sha256, data)
+
+    def _update(self, record_id: str, fields: dict | Callable[[InspectionRecord], dict], reviewed: bool,
+                what: str = "") -> InspectionRecord:
         """Set fields of a stored record and queue the whole record on the record lane (hub kind `review`)."""
         conn = self.conn
-        what = "review" if reviewed else "route"
+        what = what or ("review" if reviewed else "route")
         if self.full is not None:
             raise DiskFull(f"{what} of {record_id} could not be written: {self.full}")
         try:
@@ -318,7 +332,8 @@ class Store:
                 row = conn.execute("SELECT record FROM inspections WHERE id = ?", (record_id,)).fetchone()
                 if row is None:
                     raise StoreError(f"no inspection with id {record_id} in {self.db_path}")
-                record = InspectionRecord.model_validate_json(row[0]).model_copy(update=fields)
+                record = InspectionRecord.model_validate_json(row[0])
+                record = record.model_copy(update=fields(record) if callable(fields) else fields)
                 conn.execute("UPDATE inspections SET record = ?, reviewed = max(reviewed, ?) WHERE id = ?",
                              (record.to_json(), int(reviewed), record_id))
                 enqueue(conn, Lane.RECORD, "review", record_id, record.seq, record.to_json())

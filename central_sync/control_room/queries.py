@@ -8,7 +8,8 @@ from datetime import datetime
 
 from central_sync.control_room.db import execute
 from central_sync.control_room.feed import action_view, alert_view
-from central_sync.hub.search import Match, search_clause
+from central_sync.hub.search import Match, identity_clause, search_clause
+from central_sync.hub.search_reports import like_pattern
 from central_sync.hub.store import HubStore
 
 IDENTITY_KINDS = ("container", "plate", "rfid_tid", "rfid_epc", "em4100", "seal", "rfid", "badge", "eseal")
@@ -101,3 +102,35 @@ def tip_inputs(store: HubStore, since: float, until: float, limit: int = 500_000
     rows = execute(store, f"SELECT {', '.join(TIP_FIELDS)} FROM tip_outcomes WHERE responded_ts >= ? AND responded_ts < ?"
                           " LIMIT ?", (since, until, limit))
     return [dict(zip(TIP_FIELDS, row)) for row in rows]
+
+
+SEARCH_OUTCOMES = ("nothing_found", "seizure", "pending")
+
+
+def search_reports(store: HubStore, q: str | None = None, outcome: str | None = None, station: str | None = None,
+                   limit: int = 100) -> list[dict]:
+    """The latest version of each vehicle search report, newest signature first; `q` finds a plate or container
+    (prefix, through the identity index) or any word of the report (goods, HS class, area, method, notes, badge);
+    `outcome` filters on the pass's `search_outcome` (central_sync/hub/search_reports.py)."""
+    clauses = ["r.version = (SELECT max(v.version) FROM search_reports v WHERE v.record_id = r.record_id)"]
+    args: list[object] = []
+    if q:
+        ident, more = identity_clause(q)
+        clauses.append(f"(r.text LIKE ? ESCAPE '\\' OR x.{ident})")
+        args += [like_pattern(q), *more]
+    for value, clause in ((outcome, "x.search_outcome = ?"), (station, "r.station = ?")):
+        if value:
+            clauses.append(clause)
+            args.append(value)
+    rows = execute(store, "SELECT r.body, r.station, x.search_outcome, x.body FROM search_reports r JOIN records x"
+                          f" ON x.id = r.record_id WHERE {' AND '.join(clauses)}"
+                          " ORDER BY r.signed_ts DESC, r.record_id DESC LIMIT ?", (*args, limit))
+    return [_report_view(json.loads(report), station_, outcome_, json.loads(record))
+            for report, station_, outcome_, record in rows]
+
+
+def _report_view(report: dict, station: str, outcome: str | None, record: dict) -> dict:
+    idents = [{"kind": i["kind"], "value": i["value"]} for i in record.get("identities", [])
+              if i["kind"] in ("plate", "container") and i["value"]]
+    return {"record_id": record["id"], "station": station, "kind": record["kind"], "decided_at": record["decided_at"],
+            "identities": idents, "search_outcome": outcome, "report": report}

@@ -174,6 +174,15 @@ def build_router(room: ControlRoom) -> APIRouter:
         response.headers[MORE_HEADER] = "true" if more else "false"
         return page
 
+    @r.get("/cr/api/search-reports")
+    def search_reports(q: str | None = Query(None, max_length=200), outcome: str | None = None,
+                       station: str | None = None, limit: int = Query(100, ge=1, le=1000),
+                       user: auth.User = Depends(need("view"))) -> list[dict]:
+        """Vehicle search reports (their latest versions) by plate, container or report words, and outcome."""
+        if outcome is not None and outcome not in queries.SEARCH_OUTCOMES:
+            raise HTTPException(422, f"outcome {outcome!r} is not one of {', '.join(queries.SEARCH_OUTCOMES)}")
+        return queries.search_reports(store, q, outcome, station, limit)
+
     def alert_or_404(record_id: str) -> dict:
         view = queries.one_alert(store, record_id)
         if view is None:

@@ -177,6 +177,7 @@ function showRecord(rec, fresh) {
   if (fresh && rec.verdict === "suspect") alarm();
   drawBoxes();
   showLane();
+  showSearchState(rec);  // search.js
 }
 
 // Who is in the lane: each identity's kind and value, a seal's state (and a low battery), a recogniser's
