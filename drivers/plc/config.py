@@ -125,7 +125,9 @@ class ConveyorSim(BaseModel):
     belt_length_m: float = 3.5
     divert_actuation_s: float = Field(default=0.15, ge=0)
     encoder_counts_per_m: float = 1000.0
-    item_gap_mean_m: float = Field(default=0.6, gt=0)
+    item_gap_mean_m: float = Field(default=0.6, gt=0, description="mean gap from an item's tail to the next one's front")
+    item_gap_min_m: float = Field(default=0.15, ge=0, description="no closer: the eyes see every gap (items that "
+                                  "touch are one item to them)")
     item_length_m: tuple[float, float] = (0.2, 0.5)
     auto_items: bool = False
     seed: int = 1

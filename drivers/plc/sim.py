@@ -227,8 +227,11 @@ class ConveyorModel(PlcModel):
     def _spawn(self) -> None:
         if self.c.auto_items and self.belt_m >= self._next_spawn_m:
             length = self._rng.uniform(*self.c.item_length_m)
-            self.add_item(describe(self.c.lane, self._next_id).length_m if self.c.lane else length)
-            self._next_spawn_m = self.belt_m + self._rng.expovariate(1 / self.c.item_gap_mean_m)
+            if self.c.lane is not None:
+                length = describe(self.c.lane, self._next_id).length_m
+            self.add_item(length)
+            gap = max(self.c.item_gap_min_m, self._rng.expovariate(1 / self.c.item_gap_mean_m))
+            self._next_spawn_m = self.belt_m + length + gap
 
     def eye(self, x: float) -> bool:
         return any(i.covers(x) for i in self.items)

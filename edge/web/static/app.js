@@ -210,9 +210,9 @@ function identityRow(i) {
 function chip(cls, text) { const c = document.createElement("span"); c.className = "chip " + cls; c.textContent = text; return c; }
 function identityChips(i) {
   const out = [];
-  if (i.confidence != null) out.push(chip("conf" + (i.status === "low_confidence" ? " bad" : ""), Math.round(i.confidence * 100) + "%"));
+  if (i.confidence != null && i.value) out.push(chip("conf" + (i.status === "low_confidence" ? " bad" : ""), Math.round(i.confidence * 100) + "%"));
   if (i.status && i.status !== "read" && (i.value || i.status !== "unread")) out.push(chip(i.status === "corrected" ? "warn" : "bad", T("ident_status." + i.status)));
-  if (!i.value && i.raw) out.push(chip("raw", T("ident.saw", { raw: i.raw })));
+  if (i.raw && (!i.value || i.status === "corrected")) out.push(chip("raw", T("ident.saw", { raw: i.raw })));
   for (const k of CHECKED) {
     const v = (i.checks || {})[k];
     if (v) out.push(chip(v === "ok" || k === "jurisdiction" ? "ok" : "bad", tr("check." + k + ".", v)));
@@ -224,8 +224,8 @@ function cropThumb(i) {
   const img = document.createElement("img");
   img.src = "/api/cases/" + S.current.id + "/crops/" + i.crop + ".png"; img.alt = T("ident.crop", { what: T("identity." + i.kind) });
   b.title = T("ident.enlarge"); b.append(img);
-  b.onclick = () => showCrop(img.src, T("identity." + i.kind) + " " + (i.value || T("ident_status.unread")) +
-                                    (i.confidence != null ? " · " + Math.round(i.confidence * 100) + "%" : ""));
+  b.onclick = () => showCrop(img.src, [T("identity." + i.kind) + " " + (i.value || T("ident_status.unread")),
+                                       ...identityChips(i).map((c) => c.textContent)].join(" · "));
   return b;
 }
 function showCrop(src, caption) {
