@@ -38,6 +38,10 @@ def _config(tmp: Path, name: str) -> Path:
     data["http"]["port"] = free_port()
     data["sync"]["port"] = free_port()  # no broker: records wait in the outbox
     data.setdefault("web", {})["tip"] = {"enabled": False}
+    # the test machine is shared: a heartbeat starved for half a second latches the belt (rightly: only a
+    # supervisor restarts it), which is not what this test is about
+    data["devices"]["plc"].update(heartbeat_stale_ms=3000)
+    data["devices"]["plc"].setdefault("sim", {})["host_watchdog_ms"] = 3000
     if name == "gantry":
         data["devices"]["plc"]["sim"]["gantry"]["lane"].update(GANTRY_LANE)
     path = tmp / f"{name}.toml"
