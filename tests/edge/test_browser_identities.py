@@ -48,7 +48,7 @@ def _identities(station: StationHarness) -> tuple[list[Identity], tuple[int, int
         Identity(kind="plate", value="粤Z·A123港", status="read", confidence=0.91, source="rear"),
         Identity(kind="plate", value="", status="unread", confidence=0.0, source="rear"),
         Identity(kind="container", value="CSQU3054383", status="corrected", confidence=0.99, source="door",
-                 crop=code, checks={"iso6346": "ok"}),
+                 raw="CSQU 305438 8", crop=code, checks={"iso6346": "ok"}),
         Identity(kind="container", value="CSQU3054384", status="read", confidence=0.93, source="side",
                  checks={"iso6346": "bad_check_digit"}, conflict=BAD_CODE),
         Identity(kind="rfid_tid", value=TID),
@@ -89,7 +89,8 @@ def test_the_officer_sees_each_reads_crop_confidence_and_check_and_enlarges_the_
     box = thumb.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1024, box
     expect(container.locator(".ident-text")).to_have_text("Container CSQU3054383")
-    expect(container.locator(".chip")).to_have_text(["99%", "corrected by its check digit", "ISO 6346 ok"])
+    expect(container.locator(".chip")).to_have_text(["99%", "corrected by its check digit",
+                                                     "camera saw “CSQU 305438 8”", "ISO 6346 ok"])
     expect(ident("plate").nth(0).locator(".chip")).to_have_text(["97%"])
     expect(ident("plate").nth(2).locator(".ident-text")).to_have_text("Plate not read")
     expect(ident("plate").nth(2)).to_have_class("ident unread")
@@ -108,13 +109,15 @@ def test_the_officer_sees_each_reads_crop_confidence_and_check_and_enlarges_the_
     assert big.evaluate("img => [img.naturalWidth, img.naturalHeight]") == list(code_size)
     big_box, thumb_box = big.bounding_box(), thumb.bounding_box()
     assert big_box is not None and thumb_box is not None and big_box["width"] > 3 * thumb_box["width"]
-    expect(page.locator("#crop-caption")).to_have_text("Container CSQU3054383 · 99%")
+    expect(page.locator("#crop-caption")).to_have_text(
+        "Container CSQU3054383 · 99% · corrected by its check digit · camera saw “CSQU 305438 8” · ISO 6346 ok")
     page.screenshot(path=str(ARTIFACTS / "identity_crop_1024.png"))
     page.click("#crop-close")
     expect(page.locator("#crop-view")).to_be_hidden()
 
     page.select_option("#lang", "zh-Hant")
-    expect(ident("container").first.locator(".chip")).to_have_text(["99%", "已按校驗位更正", "ISO 6346 校驗通過"])
+    expect(ident("container").first.locator(".chip")).to_have_text(["99%", "已按校驗位更正", "攝影機看到「CSQU 305438 8」",
+                                                                     "ISO 6346 校驗通過"])
     expect(ident("seal").locator(".ident-text")).to_have_text("電子封條 HKEL0001234（遭破壞，電量低）")
     missing = page.request.get(f"{station.url}/api/cases/{rec.id}/crops/{'0' * 64}.png")
     assert missing.status == 404 and missing.json()["detail"] == "crop_not_found"

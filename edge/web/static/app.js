@@ -184,10 +184,13 @@ function showRecord(rec, fresh) {
 // guessed), the check it passed or failed (ISO 6346, the plate's jurisdiction), a seal's state, and a
 // conflicting read marked with its sentence in the row (touch screens have no hover), never hidden.
 const CHECKED = ["iso6346", "jurisdiction"];  // checks worth an officer's look; others (a tag's TID) are plumbing
+// what an officer looks for first: plates and codes, then the seal, then tags (the record keeps read order)
+const IDENT_ORDER = ["plate", "container", "seal", "eseal", "rfid_tid", "rfid_epc", "rfid", "em4100", "badge"];
+const byKind = (idents) => [...idents].sort((a, b) => IDENT_ORDER.indexOf(a.kind) - IDENT_ORDER.indexOf(b.kind));
 function showIdentities(idents) {
   const box = $("identities"); box.replaceChildren();
   if (!idents.length) { box.textContent = "—"; return; }
-  for (const i of idents) box.append(identityRow(i));
+  for (const i of byKind(idents)) box.append(identityRow(i));
 }
 function identityRow(i) {
   const row = document.createElement("li"), broken = i.seal && i.seal.state !== "intact";
@@ -404,7 +407,7 @@ function row(cells, onclick, cls) {
   for (const c of cells) { const td = document.createElement("td"); td.textContent = c; tr_.append(td); }
   if (onclick) tr_.onclick = onclick; return tr_;
 }
-const idents = (r) => (r.identities || []).map((i) => i.value).filter(Boolean).join(", ");
+const idents = (r) => byKind(r.identities || []).map((i) => i.value).filter(Boolean).join(", ");
 async function refreshQueue() {
   if (!can("case.view")) return;
   const { items } = await api("/api/queue");
