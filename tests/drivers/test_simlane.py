@@ -19,8 +19,8 @@ STEP_S = 0.02
 
 
 def _gantry(name: str, **shares: object) -> GantryModel:
-    cfg = PlcConfig(kind="sim", model="gantry", sim={"gantry": {"entry_stop_m": -100.0, "vehicle_speed_m_s": 2.5,
-                                                                  "lane": {"name": name, **shares}}})
+    cfg = PlcConfig.model_validate({"kind": "sim", "model": "gantry", "sim": {"gantry": {
+        "entry_stop_m": -100.0, "vehicle_speed_m_s": 2.5, "lane": {"name": name, **shares}}}})
     m = GantryModel(p=cfg.sim, g=cfg.sim.gantry)
     m.write("host_heartbeat", 1)
     m.write("entry_light_request", LIGHT_CODES["green"])
@@ -62,8 +62,8 @@ def test_descriptions_are_fixed_by_seed_and_follow_their_shares() -> None:
 
 
 def test_a_conveyor_bag_is_inside_while_it_covers_the_tunnel_entry_and_bags_never_touch() -> None:
-    cfg = PlcConfig(kind="sim", model="conveyor", sim={"conveyor": {
-        "auto_items": True, "item_gap_mean_m": 0.05, "lane": {"name": "t-belt", "items": "bags"}}})
+    cfg = PlcConfig.model_validate({"kind": "sim", "model": "conveyor", "sim": {"conveyor": {
+        "auto_items": True, "item_gap_mean_m": 0.05, "lane": {"name": "t-belt", "items": "bags"}}}})
     m = ConveyorModel(p=cfg.sim, c=cfg.sim.conveyor)
     m.write("host_heartbeat", 1)
     m.write("belt_run_request", 1)
@@ -80,10 +80,11 @@ def test_a_conveyor_bag_is_inside_while_it_covers_the_tunnel_entry_and_bags_neve
 async def test_the_llrp_reader_holds_the_vehicles_tag_and_seal_while_it_is_inside_and_the_camera_renders_it() -> None:
     name = "t-tcp"
     truth = describe(LaneSim(name=name, seed=2, sealed_share=1.0, opened_share=1.0, tampered_share=0.0), 7)
-    uhf = LlrpConfig(kind="llrp", antennas=(1,), keepalive_s=0.5, read_user_words=16, removal_after_ms=300,
-                     sim={"read_ms": 20, "lane": name, "lane_delay_s": 0.0})
-    seals_cfg = LlrpSealConfig(kind="seal-llrp", reader="uhf", removal_after_ms=300, sim={"lane": name})
-    camera_cfg = CameraConfig(kind="sim", role="front_plate", sim={"lane": name})
+    uhf = LlrpConfig.model_validate({"kind": "llrp", "antennas": [1], "keepalive_s": 0.5, "read_user_words": 16,
+                                     "removal_after_ms": 300, "sim": {"read_ms": 20, "lane": name, "lane_delay_s": 0}})
+    seals_cfg = LlrpSealConfig.model_validate({"kind": "seal-llrp", "reader": "uhf", "removal_after_ms": 300,
+                                               "sim": {"lane": name}})
+    camera_cfg = CameraConfig.model_validate({"kind": "sim", "role": "front_plate", "sim": {"lane": name}})
     async with AsyncExitStack() as stack:
         reader = await stack.enter_async_context(open_reader(uhf, "uhf"))
         seals = await stack.enter_async_context(open_seal_reader(seals_cfg, "eseal", reader))  # type: ignore[arg-type]
