@@ -52,6 +52,7 @@ def _identities(station: StationHarness) -> tuple[list[Identity], tuple[int, int
         Identity(kind="container", value="CSQU3054384", status="read", confidence=0.93, source="side",
                  checks={"iso6346": "bad_check_digit"}, conflict=BAD_CODE),
         Identity(kind="rfid_tid", value=TID),
+        Identity(kind="rfid_epc", value="300833B2DDD9014000000001", checks={"tid": TID}),
         Identity(kind="rfid_epc", value="300833B2DDD90140000000FF", checks={"tid": TID}, conflict=CONFLICT),
         Identity(kind="seal", value="HKEL0001234", seal=SealStatus(state="tampered", battery_low=True, events=3)),
     ], size
@@ -97,7 +98,8 @@ def test_the_officer_sees_each_reads_crop_confidence_and_check_and_enlarges_the_
     bad = ident("container").nth(1)
     expect(bad.locator(".chip")).to_have_text(["93%", "ISO 6346 check digit wrong"])
     expect(bad.locator(".ident-why")).to_have_text(f"⚠ conflicting read: {BAD_CODE}")
-    expect(ident("rfid_epc").locator(".ident-why")).to_contain_text(CONFLICT)
+    expect(ident("rfid_epc").locator(".ident-why")).to_contain_text(CONFLICT)  # its own row, with its sentence
+    expect(ident("rfid_tid").locator(".chip")).to_have_text(["EPC 300833B2DDD9014000000001"])  # the agreeing one
     expect(ident("seal").locator(".ident-text")).to_have_text("E-seal HKEL0001234 (tampered, battery low)")
     expect(ident("seal")).to_have_class("ident seal-broken")
     page.screenshot(path=str(ARTIFACTS / "identities_1024.png"))

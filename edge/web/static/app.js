@@ -187,12 +187,20 @@ const CHECKED = ["iso6346", "jurisdiction"];  // checks worth an officer's look;
 // what an officer looks for first: plates and codes, then the seal, then tags (the record keeps read order)
 const IDENT_ORDER = ["plate", "container", "seal", "eseal", "rfid_tid", "rfid_epc", "rfid", "em4100", "badge"];
 const byKind = (idents) => [...idents].sort((a, b) => IDENT_ORDER.indexOf(a.kind) - IDENT_ORDER.indexOf(b.kind));
+// A tag's EPC goes in its TID's row (one tag, one row: the lane buttons stay in view on a small screen),
+// unless the EPC conflicts: then it has its own row with its sentence.
 function showIdentities(idents) {
   const box = $("identities"); box.replaceChildren();
   if (!idents.length) { box.textContent = "—"; return; }
-  for (const i of byKind(idents)) box.append(identityRow(i));
+  const sorted = byKind(idents), tids = new Set(sorted.filter((i) => i.kind === "rfid_tid").map((i) => i.value));
+  const folded = sorted.filter((i) => i.kind === "rfid_epc" && !i.conflict && tids.has((i.checks || {}).tid));
+  for (const i of sorted) {
+    if (folded.includes(i)) continue;
+    const epcs = i.kind === "rfid_tid" ? folded.filter((e) => e.checks.tid === i.value) : [];
+    box.append(identityRow(i, epcs.map((e) => chip("epc", T("ident.epc", { epc: e.value })))));
+  }
 }
-function identityRow(i) {
+function identityRow(i, extra = []) {
   const row = document.createElement("li"), broken = i.seal && i.seal.state !== "intact";
   row.className = "ident" + (i.conflict ? " conflict" : "") + (broken ? " seal-broken" : "") + (!i.value ? " unread" : "");
   row.dataset.kind = i.kind; if (i.status) row.dataset.status = i.status;
@@ -201,7 +209,7 @@ function identityRow(i) {
   text.textContent = T("identity." + i.kind) + " " + (i.value || T("ident_status.unread"));
   if (i.seal) text.textContent += T(i.seal.battery_low ? "seal.state_battery_low" : "seal.state", { state: T("seal." + i.seal.state) });
   row.append(text);
-  const chips = identityChips(i);
+  const chips = [...identityChips(i), ...extra];
   if (chips.length) { const c = document.createElement("span"); c.className = "ident-chips"; c.append(...chips); row.append(c); }
   if (i.conflict) {
     row.title = i.conflict;
