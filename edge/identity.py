@@ -11,7 +11,8 @@ dropping one:
                bad_format)
     rfid_epc   two EPCs for one TID (checks["tid"]): the tag was rewritten, or its TID cloned
 
-A seal's state is not a conflict between reads: it stays on the identity (`seal`) and edge.seals
+A camera that read nothing (`value` empty, status unread) conflicts with no read: it is recorded as
+unread. A seal's state is not a conflict between reads: it stays on the identity (`seal`) and edge.seals
 decides what it means for the verdict.
 
 The jurisdiction of a plate is its `checks["jurisdiction"]` when the recogniser set it; else a plate
@@ -54,7 +55,7 @@ def fuse(identities: Iterable[Identity]) -> list[Identity]:
     for ident in merged:
         if ident.kind == "container" and ident.value:  # an unread code is recorded as unread, not as a bad code
             _flag_container(ident, flags)
-    _flag_groups([i for i in merged if i.kind == "plate"], jurisdiction, "plates {values} of jurisdiction {key} "
+    _flag_groups([i for i in merged if i.kind == "plate" and i.value], jurisdiction, "plates {values} of jurisdiction {key} "
                  "were read on one vehicle", flags)
     _flag_groups([i for i in merged if i.kind == "rfid_epc" and "tid" in i.checks], lambda i: i.checks["tid"],
                  "EPCs {values} were read from the one tag TID {key}", flags)

@@ -113,3 +113,13 @@ async def test_a_rewritten_epc_read_in_the_lane_is_flagged_on_the_item_record() 
     assert all(i.conflict and f"EPCs 300833B2DDD9014000000001 and 300833B2DDD90140000000FF were read from the one "
                f"tag TID {tid}" in i.conflict for i in epcs)
     assert "now reads EPC 300833B2DDD90140000000FF" in (epcs[1].conflict or "")
+
+
+def test_a_camera_that_read_nothing_conflicts_with_no_read() -> None:
+    """An unread plate or code (a rear camera under dirt) is recorded as unread, never as a conflicting read."""
+    fused = fuse([Identity(kind="plate", value="AB1234", status="read", source="front"),
+                  Identity(kind="plate", value="", status="unread", source="rear"),
+                  Identity(kind="container", value="", status="unread", source="door"),
+                  Identity(kind="container", value="CSQU3054383", status="read", source="side")])
+    assert [(i.value, i.conflict) for i in fused] == [("AB1234", None), ("", None), ("", None), ("CSQU3054383", None)]
+    assert "iso6346" not in fused[2].checks and fused[3].checks["iso6346"] == "ok"
