@@ -23,6 +23,7 @@ from drivers.camera import render
 from drivers.camera.config import CameraConfig
 from drivers.camera.frames import CameraBase
 from drivers.camera.glyphs import Font, find_font
+from drivers.simlane import Described, lane
 from models.ocr.iso6346 import check_digit
 
 HK_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
@@ -76,6 +77,14 @@ class Vehicle:
     container: str
     size_type: str
     font: Font
+    obscured: str = ""  # "dirt" or "glare" over the Hong Kong plate: it cannot be read
+
+
+def described_vehicle(item: Described, profile: str = "tuning") -> Vehicle:
+    """A simulated lane's vehicle (drivers/simlane.py) as the cameras see it."""
+    fonts = PROFILES[profile].fonts
+    return Vehicle(item.number, item.hk_plate, item.gd_plate, item.container, item.size_type,
+                   fonts[item.number % len(fonts)], item.obscured)
 
 
 def vehicle(seed: int, number: int, profile: str = "tuning", cross_boundary: float = 0.5) -> Vehicle:
@@ -99,8 +108,12 @@ def scene(v: Vehicle, role: str, seed: int) -> np.ndarray:
     rng = np.random.default_rng([seed, v.number, 2, ROLES.index(role)])
     if role in ("front_plate", "rear_plate"):
         hk = render.hk_plate(_spaced(v.hk_plate), rear=role == "rear_plate", font=v.font)
+        if v.obscured:
+            hk = render.obscure(hk, v.obscured, rng)
         plates = [render.gd_plate(f"{v.gd_plate[:2]}·{v.gd_plate[2:]}", v.font), hk] if v.gd_plate else [hk]
         return render.vehicle_front(plates, rng)
+    if not v.container:
+        return render.bare_panel(rng)
     return render.container_panel(v.container, v.size_type, v.font, rng)
 
 
@@ -162,6 +175,7 @@ class SimCamera(CameraBase):
         self.target: Vehicle | None = None
         self.defocus_sigma = 0.0
         self.gain = 1.0
+        self._described: Described | None = None
         self._index = 0
         self._grabs = 0
 
@@ -175,11 +189,15 @@ class SimCamera(CameraBase):
     @property
     def vehicle(self) -> Vehicle:
         """The vehicle in front of the camera now (the truth the tests and the benchmark compare with)."""
+        if self._described is not None:
+            return described_vehicle(self._described, self.sim.profile)
         return vehicle(self.sim.seed, max(self.vehicle_number, 0), self.sim.profile, self.sim.cross_boundary)
 
     def _on_trigger(self) -> None:
         self.vehicle_number += 1
         self._index = 0
+        if self.sim.lane:
+            self._described = lane(self.sim.lane).latest
 
     def _open(self) -> None:
         """Nothing to open."""

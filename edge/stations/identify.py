@@ -1,8 +1,11 @@
 """Identities read during an inspection: tags seen while the item is open become part of its record.
 
 A reader configured under the name `badge` is the officer's sign-in reader: its tags go to the
-station screen (event "badge"), never into inspection records. A tag read while an item is open,
-or still in a reader's field when an item opens, joins the item's identities. A 125 kHz tag
+station screen (event "badge"), never into inspection records. A tag read while items are open joins
+the one that entered last (the readers' antennas are at the entry: on a belt with several bags in
+the tunnel, the tag that appears is the bag's just come in), and a tag still in a reader's field when
+an item opens joins that item. A seal's tag (its user memory says so) is the seal reader's to report,
+with its state, and never becomes a vehicle tag. A 125 kHz tag
 becomes an `rfid` identity; a UHF tag read over LLRP becomes `rfid_tid` (its factory TID) and
 `rfid_epc`. UHF tags are bound by TID (drivers.rfid.llrp.binding): a TID whose EPC changed or
 that is present at two readers at once is logged, published on the screen (event "rfid_flag") and
@@ -28,6 +31,7 @@ from central_sync.schema import Identity, SealEventOut, SealStatus
 from drivers.errors import DriverError
 from drivers.rfid.llrp.binding import BindingFlag, TidBinder
 from drivers.seal import SealGone, SealReport, SealSeen
+from drivers.seal.memory import is_seal_memory
 from edge.devices import Devices
 from edge.events import EventBus
 from edge.inspection import Item
@@ -123,11 +127,15 @@ class TagWindow:
             return
         if event.tag.tech == "uhf-tid" and tag in self._seal_tids:
             return  # a seal's tag: the seal reader records it as the seal
+        if is_seal_memory(getattr(event, "user", None)):
+            return
         identities = self._identities(reader_name, event)
         self._present[(reader_name, tag)] = identities
-        for item in self._open.values():
-            _add(item, identities)
-        log.info("reader.tag_seen", reader=reader_name, tag=tag, open_items=len(self._open))
+        newest = next(reversed(self._open.values()), None)
+        if newest is not None:
+            _add(newest, identities)
+        log.info("reader.tag_seen", reader=reader_name, tag=tag, open_items=len(self._open),
+                 item=newest.id if newest else None)
 
     def _removed(self, reader_name: str, event: Any) -> None:
         self._present.pop((reader_name, event.tag.hex), None)
