@@ -7,9 +7,12 @@ dropped afterwards) with N records of 3 identities each (a Hong Kong plate, a co
 UHF TID) plus their rows in the identity index, in the form ingest writes them, then times
 (median and p95 of `--queries` searches each, newest 100 results):
 
-    exact        one plate, through the index (central_sync.hub.search)
+    exact        one plate, through the index (central_sync.hub.search.search_clause, as the API runs it)
     prefix       a 4-character container owner-code prefix matching ~1/50 of the records, and a 6-character
                  plate prefix matching a handful, through the index
+    one_char     a one-character prefix ("E") that every record's TID matches: bounded (answered newest
+                 record first, the count of matches stopping at BROAD_ROWS + 1), and for comparison the
+                 unbounded way that collects every match first (`..._collect_all`)
     like_scan    the previous way, `identities LIKE '%q%'` on the records table (a full scan), for comparison
 
 Prints figures and writes bench/results/identity_search.json. Never asserts on time.
@@ -34,7 +37,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from central_sync.hub.search import identity_clause, normalise  # noqa: E402
+from central_sync.hub.search import BROAD_ROWS, identity_clause, normalise, search_clause  # noqa: E402
 from central_sync.hub.store import RECORD_COLS, HubStore, open_store  # noqa: E402
 
 OWNERS = [f"{a}{b}{c}U" for a, b, c in zip("ABCDEFGHIJKLMNOPQRSTUVWXY" * 2, "MSCTOGHEQWRTYUIPLKJHGFDSAZ" * 2,
@@ -82,7 +85,11 @@ def timed(fn: Callable[[], int], queries: int) -> dict[str, float]:
 
 def searches(store: HubStore, n: int, queries: int, rnd: random.Random) -> dict[str, dict[str, float]]:
     def search(q: str, match: str) -> int:
-        where, args = identity_clause(q, None, match)  # type: ignore[arg-type]
+        where, args = search_clause(store, q, None, match)  # type: ignore[arg-type]
+        return len(store.records(f"WHERE {where}", args, 100, 0))
+
+    def collect_all(q: str) -> int:
+        where, args = identity_clause(q, None, "prefix", broad=False)
         return len(store.records(f"WHERE {where}", args, 100, 0))
 
     def like(q: str) -> int:
@@ -93,6 +100,8 @@ def searches(store: HubStore, n: int, queries: int, rnd: random.Random) -> dict[
     return {"exact": timed(lambda: search(plate, "exact"), queries),
             "prefix_owner_code": timed(lambda: search(container[:4], "prefix"), queries),
             "prefix_plate": timed(lambda: search(plate[:6], "prefix"), queries),
+            "prefix_one_char": timed(lambda: search("E", "prefix"), queries),
+            "prefix_one_char_collect_all": timed(lambda: collect_all("E"), max(3, queries // 10)),
             "like_scan_plate": timed(lambda: like(plate), max(3, queries // 10))}
 
 
@@ -113,7 +122,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--pg", default="postgresql://127.0.0.1:5432/test")
     args = ap.parse_args()
-    results: dict[str, object] = {"records": args.records, "machine": platform.machine(),
+    results: dict[str, object] = {"records": args.records, "broad_rows": BROAD_ROWS, "machine": platform.machine(),
                                   "python": platform.python_version()}
     with tempfile.TemporaryDirectory() as tmp:
         results["sqlite"] = run(str(Path(tmp) / "hub.db"), args.records, args.queries)

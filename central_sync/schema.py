@@ -149,6 +149,69 @@ class RiskOut(_Frozen):
     stale: bool = False
 
 
+VEHICLE_TYPES = ("saloon", "van", "lorry", "tractor_container")
+SEARCH_METHODS = ("manual", "probe", "dog", "opened_panels")
+SearchOutcome = Literal["nothing_found", "seizure", "pending"]
+
+
+class SearchSignature(_Frozen):
+    """Who signed a search report (badge + PIN checked by the station when signing) and over what: `digest` is
+    the sha256 of the report's content as signed (edge/search_report.py `content_digest`)."""
+
+    badge: str = Field(min_length=1, max_length=64)
+    name: str = Field("", max_length=200)
+    role: str = Field(min_length=1, max_length=32)
+    signed_at: datetime
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class SearchFinding(_Frozen):
+    """One finding or seizure: the goods, their HS-like class (2 to 10 digits, dots allowed), how many, how
+    heavy and where on the vehicle (one of its diagram's areas)."""
+
+    goods: str = Field(min_length=1, max_length=200)
+    hs_class: str = Field("", pattern=r"^([0-9]{2}([0-9.]{0,11}))?$")
+    quantity: float = Field(0, ge=0, le=1e9)
+    unit: str = Field("pcs", max_length=16)
+    weight_kg: float = Field(0, ge=0, le=1e7)
+    area: str = Field(min_length=1, max_length=40)
+    seized: bool = True
+
+
+class SearchReport(_Frozen):
+    """One version of the electronic vehicle search report of a record (docs/search-report.md).
+
+    Every signed edit is a new version (1, 2, ...); the versions before it stay on the record (audit). A report
+    with findings is a `seizure` and becomes final only once a supervisor other than the officer countersigns
+    it; one without findings (`nothing_found`) is final when the officer signs."""
+
+    version: int = Field(ge=1)
+    vehicle_type: Literal["saloon", "van", "lorry", "tractor_container"]
+    areas: list[str] = Field(default_factory=list, max_length=40)
+    methods: list[Literal["manual", "probe", "dog", "opened_panels"]] = Field(default_factory=list, max_length=4)
+    minutes: int = Field(ge=0, le=24 * 60)
+    findings: list[SearchFinding] = Field(default_factory=list, max_length=50)
+    photos: list[str] = Field(default_factory=list, max_length=20)  # sha256 of each photo (JPEG/PNG)
+    notes: str = Field("", max_length=4000)
+    outcome: Literal["nothing_found", "seizure"]
+    officer: SearchSignature
+    countersigned: SearchSignature | None = None
+    supersedes: int | None = None  # the version this one edits
+
+    @property
+    def final(self) -> bool:
+        return self.outcome == "nothing_found" or self.countersigned is not None
+
+
+def search_outcome(reports: list[SearchReport]) -> SearchOutcome | None:
+    """The pass's search outcome from its reports' latest version: None without a report, `pending` while a
+    seizure waits for its countersignature (never a reference for the history)."""
+    if not reports:
+        return None
+    latest = max(reports, key=lambda r: r.version)
+    return latest.outcome if latest.final else "pending"
+
+
 class InspectionRecord(_Frozen):
     """One inspected item. `id` is time-ordered and unique; `seq` is per-station monotonic."""
 
@@ -172,6 +235,7 @@ class InspectionRecord(_Frozen):
     route: RouteTaken | None = None  # conveyor stations: set once the item reached the divert gate
     seal_events: list[SealEventOut] = Field(default_factory=list)
     risk: RiskOut | None = None  # stations with [risk] configured (edge/risk.py)
+    search_reports: list[SearchReport] = Field(default_factory=list)  # every version, oldest first
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

@@ -33,6 +33,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "tip.stats.all": frozenset({"supervisor"}),
     "audit.view": frozenset({"supervisor"}),
     "belt.restart": frozenset({"supervisor"}),                # run a conveyor belt latched stopped
+    "search.report": frozenset({"officer", "supervisor"}),    # sign a vehicle search report (badge + PIN again)
+    "search.countersign": frozenset({"supervisor"}),          # countersign a seizure report
     "diagnostics": frozenset({"technician"}),
     "health": frozenset(ROLES),
 }

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from edge.events import EventBus
 from edge.store import StoreWriter
@@ -41,7 +41,8 @@ class StationContext:
     "alarms": [[code, message], ...]}. `belt` is the conveyor's belt (None for other kinds);
     `lane_control` the gantry's lane of vehicles waiting at the barrier (None for other kinds);
     `panels` names what the kind's screen shows (edge.stations.kinds); `stopping` is the daemon's
-    stop, so that live streams end and the server can shut down while a screen is connected.
+    stop, so that live streams end and the server can shut down while a screen is connected;
+    `cameras` takes a photo (JPEG bytes) from each station camera for a search report.
     """
 
     station_id: str
@@ -56,3 +57,4 @@ class StationContext:
     lane_control: LaneControl | None = None
     panels: tuple[str, ...] = ()
     stopping: asyncio.Event | None = None
+    cameras: dict[str, Callable[[], Awaitable[bytes]]] = field(default_factory=dict)  # name -> take a photo (JPEG)

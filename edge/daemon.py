@@ -27,6 +27,7 @@ from edge.devices import Devices, open_devices
 from edge.events import EventBus
 from edge.metrics import StationMetrics
 from edge.risk import RiskCheck, RiskReceiver, RiskRuntime
+from edge import search_report
 from edge.seals import seal_expectation
 from edge.stations import FlowParts, InspectorParts
 from edge.stations.kinds import KINDS
@@ -133,7 +134,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         ctx = StationContext(st.id, st.kind, st.lane, st.budget_ms, store, events,
                              health=lambda: _health(engine, devices, publisher, metrics, snapshot, shadow),
                              settings=config, belt=flow.belt, lane_control=flow.lane_control, panels=kind.panels,
-                             stopping=screen_stop)
+                             stopping=screen_stop, cameras=search_report.camera_photos(devices.cameras))
         server, tip = _web_server(config, ctx, metrics)
         listener = stack.enter_context(_listen(config.http.host, config.http.port))
         await _open_command_receiver(stack, config, store, engine, tip)

@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import sys
+import threading
 import tomllib
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -163,14 +164,17 @@ def is_suspect_slot(index: int) -> bool:
     return index % period == period // 2
 
 
-def render_vehicle_pool(folder: Path, count: int) -> None:
+def render_vehicle_pool(folder: Path, count: int, stop: threading.Event | None = None) -> None:
     """Fill the folder up to `count` scans, SUSPECT_SHARE of them suspects, each written elsewhere and
-    renamed, so that the watching scanner never reads half a file; the scanner streams them in name order."""
+    renamed, so that the watching scanner never reads half a file; the scanner streams them in name order.
+    `stop` ends it between two scans (a thread cannot be cancelled, and the demo's exit waits for it)."""
     from models.scan import save_scan
 
     folder.mkdir(parents=True, exist_ok=True)
     pixel_mm = gantry_pixel_mm()
     for index in range(len(list(folder.glob("portal_*.npz"))), count):
+        if stop is not None and stop.is_set():
+            return
         suspect = is_suspect_slot(index)
         path = folder / f"portal_{index:03d}_{'suspect' if suspect else 'clean'}.npz"
         save_scan(portal_scan(POOL_SEED + index, suspect, pixel_mm), path.with_suffix(".part"))
@@ -199,7 +203,10 @@ async def run_demo(base_port: int, data_dir: Path, demo_officer: bool = True) ->
                                 *[arg for path in configs for arg in ("--config", str(path))])
         await _wait_port(base_port + len(STATIONS), timeout_s=120)
         _print_urls(base_port, broker_port, root, demo_officer)
-        background = [asyncio.create_task(asyncio.to_thread(render_vehicle_pool, pool, GANTRY_POOL), name="pool")]
+        rendering = threading.Event()
+        stack.callback(rendering.set)  # whatever ends the demo stops the renderer after its current scan
+        background = [asyncio.create_task(asyncio.to_thread(render_vehicle_pool, pool, GANTRY_POOL, rendering),
+                                          name="pool")]
         if demo_officer:
             from edge.demo_officer import DemoOfficer
 
@@ -213,6 +220,7 @@ async def run_demo(base_port: int, data_dir: Path, demo_officer: bool = True) ->
                                                                      ("stations", stations))]
         waits.append(asyncio.create_task(stop.wait(), name="stop"))
         done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        rendering.set()
         for task in [*pending, *background]:
             task.cancel()
         for task in done:

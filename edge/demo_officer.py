@@ -3,8 +3,9 @@ decides the vehicles waiting at the barrier, through the station's HTTP API as a
 
 It signs in with its own badge ("Demo officer (automatic)", audited under that name), looks at the
 lane every few seconds, and decides each vehicle waiting for an officer once it has waited its
-20-30 s: a vehicle the model flagged (detections) goes to the search bay; one it did not flag
-(manual: no model for it, or the model was not applicable) is released as cleared on review. Only
+20-30 s: a vehicle the model flagged (detections) or whose declared seal was missing, opened or
+tampered goes to the search bay; any other (manual: no model for it, or the model was not
+applicable) is released as cleared on review. Only
 `edge demo` starts it, never a station.
 """
 
@@ -63,7 +64,8 @@ class DemoOfficer:
 
     async def _decide(self, client: httpx.AsyncClient, record_id: str) -> None:
         case = (await client.get(f"/api/cases/{record_id}")).json()
-        body: dict[str, Any] = {"lane": "search_bay"} if case["detections"] else \
+        search = case["detections"] or case["reason"] == "seal_not_intact"
+        body: dict[str, Any] = {"lane": "search_bay"} if search else \
             {"lane": "release", "outcome": "cleared", "note": "demo officer: nothing seen on review"}
         answer = await client.post(f"/api/cases/{record_id}/decision", json=body)
         if answer.status_code == 200:

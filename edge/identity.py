@@ -11,7 +11,8 @@ dropping one:
                bad_format)
     rfid_epc   two EPCs for one TID (checks["tid"]): the tag was rewritten, or its TID cloned
 
-A seal's state is not a conflict between reads: it stays on the identity (`seal`) and edge.seals
+A camera that read nothing (`value` empty, status unread) conflicts with no read: it is recorded as
+unread. A seal's state is not a conflict between reads: it stays on the identity (`seal`) and edge.seals
 decides what it means for the verdict.
 
 The jurisdiction of a plate is its `checks["jurisdiction"]` when the recogniser set it; else a plate
@@ -25,6 +26,12 @@ from collections.abc import Callable, Iterable, Sequence
 
 from central_sync.schema import Identity
 from models.ocr.iso6346 import CODE as ISO6346, check_digit
+
+ISO6346_RESULTS = ("ok", "bad_format", "bad_check_digit")
+"""What `checks["iso6346"]` can say (the screen names each)."""
+JURISDICTIONS = ("HK", "CN")
+"""What `checks["jurisdiction"]` can say."""
+
 
 def container_check(value: str) -> str:
     """"ok", "bad_format" (not 3 letters + U/J/Z + 7 digits) or "bad_check_digit"."""
@@ -46,9 +53,9 @@ def fuse(identities: Iterable[Identity]) -> list[Identity]:
     merged = _merge(identities)
     flags: dict[tuple[str, str], list[str]] = defaultdict(list)
     for ident in merged:
-        if ident.kind == "container":
+        if ident.kind == "container" and ident.value:  # an unread code is recorded as unread, not as a bad code
             _flag_container(ident, flags)
-    _flag_groups([i for i in merged if i.kind == "plate"], jurisdiction, "plates {values} of jurisdiction {key} "
+    _flag_groups([i for i in merged if i.kind == "plate" and i.value], jurisdiction, "plates {values} of jurisdiction {key} "
                  "were read on one vehicle", flags)
     _flag_groups([i for i in merged if i.kind == "rfid_epc" and "tid" in i.checks], lambda i: i.checks["tid"],
                  "EPCs {values} were read from the one tag TID {key}", flags)
@@ -80,7 +87,7 @@ def _combine(first: Identity, later: Identity) -> Identity:
 
 
 def _checked(ident: Identity) -> Identity:
-    if ident.kind != "container" or "iso6346" in ident.checks:
+    if ident.kind != "container" or not ident.value or "iso6346" in ident.checks:
         return ident
     return ident.model_copy(update={"checks": {**ident.checks, "iso6346": container_check(ident.value)}})
 

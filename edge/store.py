@@ -5,6 +5,10 @@ inside that transaction, so a crash can never leave a gap in the station's seque
 are written (and fsynced) before the transaction that names them. When the disk runs low,
 scans are dropped first (counted); records keep being written into the reserved room.
 Retention prunes only data the hub has acknowledged (no outbox row left for the record).
+Cameras' evidence crops (PNG files named by sha256, under `crops/`) are files of the record as its
+scan is: counted against the same cap and free-space reserve (at open as when written), listed on
+the record's row (`crops`) when it is committed, and deleted with the record's scan when the oldest
+synced records are evicted over the cap or pruned by retention.
 When not even a record fits (SQLITE_FULL), the store is `full`: commits are refused at once with
 DiskFull (the inspector sends every item to manual), the alarm goes to a small pre-allocated file
 beside the database (`alarm.reserve`, overwritten in place, so it needs no free block), and
@@ -68,6 +72,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """
     + OUTBOX_DDL,
+    # 2: the evidence crops each record names and the store still holds (space-separated sha256s)
+    "ALTER TABLE inspections ADD COLUMN crops TEXT NOT NULL DEFAULT '';",
 )
 
 
@@ -91,9 +97,11 @@ class StoreCounters:
     records: int = 0
     alerts: int = 0
     scans_stored: int = 0
-    scans_dropped: dict[str, int] = field(default_factory=dict)
+    scans_dropped: dict[str, int] = field(default_factory=dict)  # scans and crops refused, by reason
     pruned_scans: int = 0
     pruned_records: int = 0
+    crops_stored: int = 0
+    pruned_crops: int = 0
 
 
 class Store:
@@ -102,12 +110,13 @@ class Store:
     def __init__(self, data_dir: Path, limits: StoreLimits = StoreLimits(), station: str = "") -> None:
         self.data_dir = Path(data_dir)
         self.scans_dir = self.data_dir / "scans"
+        self.crops_dir = self.data_dir / "crops"
         self.db_path = self.data_dir / "station.db"
         self.limits = limits
         self.station = station
         self.counters = StoreCounters()
         self._conn: sqlite3.Connection | None = None
-        self._scan_bytes = 0
+        self._scan_bytes = 0  # scans and crops on disk: what the cap bounds
         self._scan_alarms: set[str] = set()
         self.reserve = ReserveAlarm(self.data_dir / "alarm.reserve")
         self.full: str | None = None  # the disk-full alarm while records cannot be written
@@ -126,7 +135,7 @@ class Store:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreCorrupt(f"station database {self.db_path} cannot be opened: {exc}") from exc
-        self._scan_bytes = _dir_size(self.scans_dir)
+        self._scan_bytes = _dir_size(self.scans_dir, "*.npz") + _dir_size(self.crops_dir, "*.png")
         self.full = self.reserve.open()
         return self
 
@@ -176,21 +185,21 @@ class Store:
         return self.scans_dir / sha256[:2] / f"{sha256}.npz"
 
     def crop_path(self, sha256: str) -> Path:
-        return self.data_dir / "crops" / sha256[:2] / f"{sha256}.png"
+        return self.crops_dir / sha256[:2] / f"{sha256}.png"
 
     def put_crop(self, sha256: str, png: bytes) -> bool:
-        """Write a camera's evidence crop (PNG) under the same disk bounds as scans."""
-        return self._put_file(self.crop_path(sha256), sha256, png)
+        """Write a camera's evidence crop (PNG) under the same disk bounds as scans; False (counted) when refused."""
+        return self._put_file(self.crop_path(sha256), sha256, png, "crop")
 
     def put_scan(self, sha256: str, data: bytes) -> bool:
         """Write a scan file durably; False (counted) when the disk bounds refuse it."""
         return self._put_file(self.scan_path(sha256), sha256, data)
 
-    def _put_file(self, path: Path, sha256: str, data: bytes) -> bool:
+    def _put_file(self, path: Path, sha256: str, data: bytes, kind: str = "scan") -> bool:
         refusal = self._scan_refusal(len(data))
         if refusal:
             self.counters.scans_dropped[refusal] = self.counters.scans_dropped.get(refusal, 0) + 1
-            log.warning("store.scan_dropped", reason=refusal, sha256=sha256, size=len(data))
+            log.warning(f"store.{kind}_dropped", reason=refusal, sha256=sha256, size=len(data))
             self.raise_alarm(refusal, SCAN_REFUSALS[refusal].format(dir=self.data_dir, n=self.counters.scans_dropped[refusal]))
             self._scan_alarms.add(refusal)
             return False
@@ -209,11 +218,14 @@ class Store:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             self.counters.scans_dropped["write_error"] = self.counters.scans_dropped.get("write_error", 0) + 1
-            log.error("store.scan_write_failed", sha256=sha256, error=str(exc))
+            log.error(f"store.{kind}_write_failed", sha256=sha256, error=str(exc))
             return False
         _fsync_dir(path.parent)
         self._scan_bytes += len(data)
-        self.counters.scans_stored += 1
+        if kind == "crop":
+            self.counters.crops_stored += 1
+        else:
+            self.counters.scans_stored += 1
         return True
 
     def _scan_refusal(self, size: int) -> str | None:
@@ -237,10 +249,10 @@ class Store:
                 payload = record.to_json()
                 conn.execute(
                     "INSERT INTO inspections (seq, id, station, kind, decided_at, verdict, reason, scan_sha256,"
-                    " scan_stored, record) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    " scan_stored, record, crops) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (seq, record.id, record.station, record.kind.value, record.decided_at.isoformat(),
                      record.verdict.value, record.reason, record.scan.sha256 if record.scan else None,
-                     int(scan_stored), payload),
+                     int(scan_stored), payload, " ".join(self._stored_crops(record))),
                 )
                 is_alert = record.verdict is Verdict.SUSPECT
                 enqueue(conn, Lane.ALERT if is_alert else Lane.RECORD, "alert" if is_alert else "inspection",
@@ -255,6 +267,11 @@ class Store:
         self.counters.records += 1
         self.counters.alerts += int(is_alert)
         return record
+
+    def _stored_crops(self, record: InspectionRecord) -> list[str]:
+        """The evidence crops the record's identities name and this store holds, each once."""
+        named = dict.fromkeys(i.crop for i in record.identities if i.crop)
+        return [sha for sha in named if self.crop_path(sha).is_file()]
 
     def _went_full(self, exc: sqlite3.Error) -> None:
         self.full = (f"station database {self.db_path} is full: records are not written and every item goes to"
@@ -290,10 +307,24 @@ class Store:
         """Store where the divert gate sent the item and queue the updated record for the hub, as a review is."""
         return self._update(record_id, {"route": route}, reviewed=False)
 
-    def _update(self, record_id: str, fields: dict, reviewed: bool) -> InspectionRecord:
+    def update_record(self, record_id: str, change: Callable[[InspectionRecord], dict]) -> InspectionRecord:
+        """Set the fields `change(record)` returns, computed from the record as read inside the transaction (a
+        search report's next version), and queue the whole record for the hub as a review is; an exception
+        from `change` rolls the transaction back and propagates."""
+        return self._update(record_id, change, reviewed=False, what="search report")
+
+    def photo_path(self, sha256: str) -> Path:
+        return self.data_dir / "photos" / sha256[:2] / sha256
+
+    def put_photo(self, sha256: str, data: bytes) -> bool:
+        """Write a search photo (JPEG/PNG) under the same disk bounds as scans."""
+        return self._put_file(self.photo_path(sha256), sha256, data)
+
+    def _update(self, record_id: str, fields: dict | Callable[[InspectionRecord], dict], reviewed: bool,
+                what: str = "") -> InspectionRecord:
         """Set fields of a stored record and queue the whole record on the record lane (hub kind `review`)."""
         conn = self.conn
-        what = "review" if reviewed else "route"
+        what = what or ("review" if reviewed else "route")
         if self.full is not None:
             raise DiskFull(f"{what} of {record_id} could not be written: {self.full}")
         try:
@@ -301,7 +332,8 @@ class Store:
                 row = conn.execute("SELECT record FROM inspections WHERE id = ?", (record_id,)).fetchone()
                 if row is None:
                     raise StoreError(f"no inspection with id {record_id} in {self.db_path}")
-                record = InspectionRecord.model_validate_json(row[0]).model_copy(update=fields)
+                record = InspectionRecord.model_validate_json(row[0])
+                record = record.model_copy(update=fields(record) if callable(fields) else fields)
                 conn.execute("UPDATE inspections SET record = ?, reviewed = max(reviewed, ?) WHERE id = ?",
                              (record.to_json(), int(reviewed), record_id))
                 enqueue(conn, Lane.RECORD, "review", record_id, record.seq, record.to_json())
@@ -367,37 +399,49 @@ class Store:
         cutoff = _iso(now or time.time(), -self.limits.retention_days * 86400)
         synced = "NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = inspections.id)"
         old = self.conn.execute(
-            f"SELECT id, scan_sha256 FROM inspections WHERE decided_at < ? AND {synced}", (cutoff,)).fetchall()
-        for _, sha in old:
+            f"SELECT id, scan_sha256, crops FROM inspections WHERE decided_at < ? AND {synced}", (cutoff,)).fetchall()
+        for _, sha, crops in old:
             self._delete_scan(sha)
+            self._delete_crops(crops)
         with self._transaction():
-            self.conn.executemany("DELETE FROM inspections WHERE id = ?", [(rid,) for rid, _ in old])
+            self.conn.executemany("DELETE FROM inspections WHERE id = ?", [(rid,) for rid, _, _ in old])
         self.counters.pruned_records += len(old)
         if self._scan_bytes > self.limits.scan_cap_bytes * 0.9:
             self._evict_synced_scans(int(self.limits.scan_cap_bytes * 0.8))
 
     def _evict_synced_scans(self, target_bytes: int) -> None:
-        """Delete the oldest scans the hub already holds until at most `target_bytes` remain."""
+        """Delete the scans and crops of the oldest records the hub already holds until at most `target_bytes`
+        remain."""
         rows = self.conn.execute(
-            "SELECT seq, scan_sha256 FROM inspections WHERE scan_stored = 1 AND NOT EXISTS"
-            " (SELECT 1 FROM outbox o WHERE o.record_id = inspections.id) ORDER BY seq").fetchall()
-        for seq, sha in rows:
+            "SELECT seq, scan_sha256, scan_stored, crops FROM inspections WHERE (scan_stored = 1 OR crops != '')"
+            " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = inspections.id) ORDER BY seq").fetchall()
+        for seq, sha, scan_stored, crops in rows:
             if self._scan_bytes <= target_bytes:
                 break
-            self._delete_scan(sha)
-            self.conn.execute("UPDATE inspections SET scan_stored = 0 WHERE seq = ?", (seq,))
+            if scan_stored:
+                self._delete_scan(sha)
+            self._delete_crops(crops)
+            self.conn.execute("UPDATE inspections SET scan_stored = 0, crops = '' WHERE seq = ?", (seq,))
 
     def _delete_scan(self, sha: str | None) -> None:
-        if not sha:
-            return
-        path = self.scan_path(sha)
+        if sha and self._delete_file(self.scan_path(sha)):
+            self.counters.pruned_scans += 1
+
+    def _delete_crops(self, crops: str) -> None:
+        """Delete a record's evidence crops (its row's space-separated sha256s)."""
+        for sha in crops.split():
+            if self._delete_file(self.crop_path(sha)):
+                self.counters.pruned_crops += 1
+
+    def _delete_file(self, path: Path) -> bool:
+        """Delete a counted file; False when it was not there."""
         try:
             size = path.stat().st_size
             path.unlink()
         except FileNotFoundError:
-            return
+            return False
         self._scan_bytes -= size
-        self.counters.pruned_scans += 1
+        return True
 
 
 class _Tx:
@@ -485,8 +529,8 @@ def _is_full(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
 
-def _dir_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*.npz"))
+def _dir_size(path: Path, pattern: str) -> int:
+    return sum(p.stat().st_size for p in path.rglob(pattern))
 
 
 def _fsync_dir(path: Path) -> None:

@@ -8,7 +8,8 @@ from datetime import datetime
 
 from central_sync.control_room.db import execute
 from central_sync.control_room.feed import action_view, alert_view
-from central_sync.hub.search import Match, identity_clause
+from central_sync.hub.search import Match, identity_clause, search_clause
+from central_sync.hub.search_reports import like_pattern
 from central_sync.hub.store import HubStore
 
 IDENTITY_KINDS = ("container", "plate", "rfid_tid", "rfid_epc", "em4100", "seal", "rfid", "badge", "eseal")
@@ -23,6 +24,14 @@ def search_alerts(store: HubStore, station: str | None = None, q: str | None = N
                   alerts_only: bool = True) -> list[dict]:
     """Alerts (or, not `alerts_only`, every inspection) newest first; `q` matches an identity value (of
     `ident_kind` when given) exactly or as a prefix, through the hub's identity index (central_sync.hub.search)."""
+    return search_page(store, station, q, ident_kind, since, until, verdict, state, limit, match, alerts_only)[0]
+
+
+def search_page(store: HubStore, station: str | None = None, q: str | None = None, ident_kind: str | None = None,
+                since: datetime | None = None, until: datetime | None = None, verdict: str | None = None,
+                state: str | None = None, limit: int = 100, match: Match = "prefix",
+                alerts_only: bool = True) -> tuple[list[dict], bool]:
+    """`search_alerts`' page, and whether more match than it holds (a broad search is never collected whole)."""
     clauses: list[str] = ["is_alert = 1"] if alerts_only else ["1 = 1"]
     args: list[object] = []
     for value, clause, arg in ((station, "station = ?", station), (verdict, "verdict = ?", verdict),
@@ -32,16 +41,17 @@ def search_alerts(store: HubStore, station: str | None = None, q: str | None = N
             clauses.append(clause)
             args.append(arg)
     if q:
-        clause, more = identity_clause(q, ident_kind, match)
+        clause, more = search_clause(store, q, ident_kind, match)
         clauses.append(clause)
         args.extend(more)
+    fetch = limit * 4 if state else limit
     rows = execute(store, f"SELECT id, body, committed_at, hub FROM records WHERE {' AND '.join(clauses)}"
-                          " ORDER BY decided_ts DESC, id DESC LIMIT ?", (*args, limit * 4 if state else limit))
-    records = [(json.loads(b), at, hub) for _, b, at, hub in rows]
+                          " ORDER BY decided_ts DESC, id DESC LIMIT ?", (*args, fetch + 1))
+    records = [(json.loads(b), at, hub) for _, b, at, hub in rows[:fetch]]
     views = _with_history(store, records)
     if state:
         views = [v for v in views if state in alert_states(v)]
-    return views[:limit]
+    return views[:limit], len(rows) > fetch or len(views) > limit
 
 
 def one_alert(store: HubStore, record_id: str) -> dict | None:
@@ -92,3 +102,35 @@ def tip_inputs(store: HubStore, since: float, until: float, limit: int = 500_000
     rows = execute(store, f"SELECT {', '.join(TIP_FIELDS)} FROM tip_outcomes WHERE responded_ts >= ? AND responded_ts < ?"
                           " LIMIT ?", (since, until, limit))
     return [dict(zip(TIP_FIELDS, row)) for row in rows]
+
+
+SEARCH_OUTCOMES = ("nothing_found", "seizure", "pending")
+
+
+def search_reports(store: HubStore, q: str | None = None, outcome: str | None = None, station: str | None = None,
+                   limit: int = 100) -> list[dict]:
+    """The latest version of each vehicle search report, newest signature first; `q` finds a plate or container
+    (prefix, through the identity index) or any word of the report (goods, HS class, area, method, notes, badge);
+    `outcome` filters on the pass's `search_outcome` (central_sync/hub/search_reports.py)."""
+    clauses = ["r.version = (SELECT max(v.version) FROM search_reports v WHERE v.record_id = r.record_id)"]
+    args: list[object] = []
+    if q:
+        ident, more = identity_clause(q)
+        clauses.append(f"(r.text LIKE ? ESCAPE '\\' OR x.{ident})")
+        args += [like_pattern(q), *more]
+    for value, clause in ((outcome, "x.search_outcome = ?"), (station, "r.station = ?")):
+        if value:
+            clauses.append(clause)
+            args.append(value)
+    rows = execute(store, "SELECT r.body, r.station, x.search_outcome, x.body FROM search_reports r JOIN records x"
+                          f" ON x.id = r.record_id WHERE {' AND '.join(clauses)}"
+                          " ORDER BY r.signed_ts DESC, r.record_id DESC LIMIT ?", (*args, limit))
+    return [_report_view(json.loads(report), station_, outcome_, json.loads(record))
+            for report, station_, outcome_, record in rows]
+
+
+def _report_view(report: dict, station: str, outcome: str | None, record: dict) -> dict:
+    idents = [{"kind": i["kind"], "value": i["value"]} for i in record.get("identities", [])
+              if i["kind"] in ("plate", "container") and i["value"]]
+    return {"record_id": record["id"], "station": station, "kind": record["kind"], "decided_at": record["decided_at"],
+            "identities": idents, "search_outcome": outcome, "report": report}

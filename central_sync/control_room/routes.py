@@ -26,7 +26,7 @@ from central_sync.control_room.db import execute
 from central_sync.control_room.feed import LiveFeed
 from central_sync.control_room.i18n import LANGS, page_messages, pick_lang, t
 from central_sync.control_room.images import ImageUnreadable, cached_png
-from central_sync.hub.search import Match
+from central_sync.hub.search import MORE_HEADER, Match
 
 if TYPE_CHECKING:
     from starlette.routing import Mount
@@ -165,12 +165,23 @@ def build_router(room: ControlRoom) -> APIRouter:
         return room.feed.stations()
 
     @r.get("/cr/api/alerts")
-    def alerts(station: str | None = None, q: str | None = None, ident_kind: str | None = None,
+    def alerts(response: Response, station: str | None = None, q: str | None = None, ident_kind: str | None = None,
                since: datetime | None = None, until: datetime | None = None, verdict: str | None = None,
                state: str | None = None, limit: int = Query(100, ge=1, le=1000), match: Match = "prefix",
                scope: Literal["alerts", "all"] = "alerts", user: auth.User = Depends(need("view"))) -> list[dict]:
-        return queries.search_alerts(store, station, q, ident_kind, since, until, verdict, state, limit, match,
-                                     alerts_only=scope == "alerts")
+        page, more = queries.search_page(store, station, q, ident_kind, since, until, verdict, state, limit, match,
+                                         alerts_only=scope == "alerts")
+        response.headers[MORE_HEADER] = "true" if more else "false"
+        return page
+
+    @r.get("/cr/api/search-reports")
+    def search_reports(q: str | None = Query(None, max_length=200), outcome: str | None = None,
+                       station: str | None = None, limit: int = Query(100, ge=1, le=1000),
+                       user: auth.User = Depends(need("view"))) -> list[dict]:
+        """Vehicle search reports (their latest versions) by plate, container or report words, and outcome."""
+        if outcome is not None and outcome not in queries.SEARCH_OUTCOMES:
+            raise HTTPException(422, f"outcome {outcome!r} is not one of {', '.join(queries.SEARCH_OUTCOMES)}")
+        return queries.search_reports(store, q, outcome, station, limit)
 
     def alert_or_404(record_id: str) -> dict:
         view = queries.one_alert(store, record_id)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response
 
 from central_sync.errors import HubStoreError
 from central_sync.hub.api_auth import ServiceTokens, require_reader
-from central_sync.hub.search import Match, identity_clause
+from central_sync.hub.search import MORE_HEADER, Match, search_clause
 from central_sync.hub.stations import station_view
 from central_sync.hub.store import HubStore
 from central_sync.protocol import SHA256_HEX
@@ -34,8 +34,8 @@ class IdentityQuery:
     match: Match = "prefix"
 
 
-def _filters(station: str | None, verdict: str | None, since: datetime | None, until: datetime | None,
-             ident: IdentityQuery, alerts_only: bool) -> tuple[str, tuple]:
+def _filters(store: HubStore, station: str | None, verdict: str | None, since: datetime | None,
+             until: datetime | None, ident: IdentityQuery, alerts_only: bool) -> tuple[str, tuple]:
     clauses: list[str] = []
     args: list[object] = []
     for cond, clause, value in (
@@ -48,7 +48,7 @@ def _filters(station: str | None, verdict: str | None, since: datetime | None, u
             clauses.append(clause)
             args.append(value)
     if ident.q:
-        clause, more = identity_clause(ident.q, ident.kind, ident.match)
+        clause, more = search_clause(store, ident.q, ident.kind, ident.match)
         clauses.append(clause)
         args.extend(more)
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", tuple(args)
@@ -66,12 +66,15 @@ def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, sta
     app.state.session_check = None
     api = APIRouter(dependencies=[Depends(require_reader)])
 
-    def listing(alerts_only: bool, station: str | None, verdict: str | None, since: datetime | None,
-                until: datetime | None, ident: IdentityQuery, limit: int, offset: int) -> list[dict]:
-        where, args = _filters(station, verdict, since, until, ident, alerts_only)
-        rows = _guard(store.records, where, args, limit, offset)
+    def listing(response: Response, alerts_only: bool, station: str | None, verdict: str | None,
+                since: datetime | None, until: datetime | None, ident: IdentityQuery, limit: int,
+                offset: int) -> list[dict]:
+        """One page, newest first; the MORE_HEADER says whether more rows match (one row more is fetched)."""
+        where, args = _guard(_filters, store, station, verdict, since, until, ident, alerts_only)
+        rows = _guard(store.records, where, args, limit + 1, offset)
+        response.headers[MORE_HEADER] = "true" if len(rows) > limit else "false"
         return [{"record": json.loads(body), "alert": bool(alert), "committed_at": at, "hub": hub}
-                for body, alert, at, hub in rows]
+                for body, alert, at, hub in rows[:limit]]
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -86,11 +89,13 @@ def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, sta
         return [station_view(r, stale_s=stale_s) for r in _guard(store.stations)]
 
     @api.get("/api/inspections")
-    def inspections(station: str | None = None, verdict: str | None = None, since: datetime | None = None,
-                    until: datetime | None = None, q: str | None = Query(None, description="identity search"),
+    def inspections(response: Response, station: str | None = None, verdict: str | None = None,
+                    since: datetime | None = None, until: datetime | None = None,
+                    q: str | None = Query(None, description="identity search"),
                     ident_kind: str | None = None, match: Match = "prefix",
                     limit: int = Query(100, ge=1, le=MAX_LIMIT), offset: int = Query(0, ge=0)) -> list[dict]:
-        return listing(False, station, verdict, since, until, IdentityQuery(q, ident_kind, match), limit, offset)
+        return listing(response, False, station, verdict, since, until, IdentityQuery(q, ident_kind, match), limit,
+                       offset)
 
     @api.get("/api/inspections/{record_id}")
     def inspection(record_id: str) -> dict:
@@ -102,10 +107,12 @@ def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, sta
         return {"record": json.loads(body), "alert": bool(alert), "committed_at": at, "hub": hub, "reviews": reviews}
 
     @api.get("/api/alerts")
-    def alerts(station: str | None = None, since: datetime | None = None, until: datetime | None = None,
-               q: str | None = None, ident_kind: str | None = None, match: Match = "prefix",
-               limit: int = Query(100, ge=1, le=MAX_LIMIT), offset: int = Query(0, ge=0)) -> list[dict]:
-        return listing(True, station, None, since, until, IdentityQuery(q, ident_kind, match), limit, offset)
+    def alerts(response: Response, station: str | None = None, since: datetime | None = None,
+               until: datetime | None = None, q: str | None = None, ident_kind: str | None = None,
+               match: Match = "prefix", limit: int = Query(100, ge=1, le=MAX_LIMIT),
+               offset: int = Query(0, ge=0)) -> list[dict]:
+        return listing(response, True, station, None, since, until, IdentityQuery(q, ident_kind, match), limit,
+                       offset)
 
     @api.get("/api/images/{sha256}")
     def image(sha256: str) -> Response:

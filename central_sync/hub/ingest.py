@@ -18,6 +18,7 @@ import structlog
 from central_sync import protocol as p
 from central_sync.errors import WireFormatError
 from central_sync.hub.search import INSERT_IDENTITY, identity_rows
+from central_sync.hub import search_reports
 from central_sync.hub.store import (INSERT_CHUNK, INSERT_REVIEW, INSERT_TIP, UPSERT_RECORD, UPSERT_STATION,
                                     UPSERT_UPDATED_RECORD, UPSERT_UPLOAD, HubStore, Step, Write, unstorable)
 from central_sync.schema import InspectionRecord, Verdict
@@ -191,24 +192,26 @@ class Ingestor:
                    "which the hub holds for another station")
         if isinstance(msg, p.RecordMsg):
             steps, counter = [Step(UPSERT_RECORD, _record_row(msg.body, kind == p.Kind.ALERT, now, self.hub_id)),
-                              *_identity_steps(msg.body)], "records"
+                              *_identity_steps(msg.body), *_search_steps(msg.body, now)], "records"
         elif isinstance(msg, p.TipMsg):
             if msg.body.record_id != msg.record_id:
                 self._reject(work, station, msg, f"TIP outcome for item {msg.body.record_id!r} sent as item {msg.record_id!r}")
                 return
             steps, counter = [Step(INSERT_TIP, _tip_row(msg.body, now, self.hub_id) + (msg.record_id, station))], "tip_outcomes"
-        elif (r := msg.review()) is None and isinstance(msg.body, InspectionRecord) and msg.body.route is not None:
-            steps, counter = [Step(UPSERT_UPDATED_RECORD, _record_row(msg.body, False, now, self.hub_id)),
-                              *_identity_steps(msg.body)], "routes"
+        elif (r := msg.review()) is None and isinstance(msg.body, InspectionRecord) and (
+                msg.body.route is not None or msg.body.search_reports):
+            steps = [Step(UPSERT_UPDATED_RECORD, _record_row(msg.body, False, now, self.hub_id)),
+                     *_identity_steps(msg.body), *_search_steps(msg.body, now)]
+            counter = "search_reports" if msg.body.search_reports else "routes"
         elif r is None:
-            self._reject(work, station, msg, f"review of record {msg.record_id} carries neither a review nor a route")
+            self._reject(work, station, msg, f"review of record {msg.record_id} carries no review, route or search report")
             return
         else:
             steps, counter = [Step(INSERT_REVIEW, (msg.record_id, station, r.officer, r.decided_at.timestamp(), r.outcome,
                                                    r.model_dump_json(), now, msg.record_id, station))], "reviews"
             if isinstance(msg.body, InspectionRecord):
                 steps[:0] = [Step(UPSERT_UPDATED_RECORD, _record_row(msg.body, False, now, self.hub_id)),
-                             *_identity_steps(msg.body)]
+                             *_identity_steps(msg.body), *_search_steps(msg.body, now)]
         self._add(work, station, steps, ack, refusal, counter)
 
     def _chunk(self, work: _Work, station: str, leaf: list[str], payload: bytes) -> None:
@@ -274,6 +277,14 @@ class Ingestor:
 def _identity_steps(r: InspectionRecord) -> list[Step]:
     """The record's identities for the search index, written with it (an update that overtook its record too)."""
     return [Step(INSERT_IDENTITY, row, owned=False) for row in identity_rows(r)]
+
+
+def _search_steps(r: InspectionRecord, now: float) -> list[Step]:
+    """The record's search report versions and the pass's search outcome, written with it (none without a report)."""
+    if not r.search_reports:
+        return []
+    rows = [Step(search_reports.UPSERT_SEARCH_REPORT, row, owned=False) for row in search_reports.report_rows(r, now)]
+    return [*rows, Step(search_reports.SET_OUTCOME, search_reports.outcome_row(r), owned=False)]
 
 
 def _record_row(r: InspectionRecord, on_alert_topic: bool, now: float, hub: str) -> tuple:

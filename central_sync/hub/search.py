@@ -7,6 +7,14 @@ middle dots that plates and container codes are written with ("粤Z·A123港" an
 (`norm >= p AND norm < p || U+10FFFF`), which a B-tree index answers on both backends because the
 column compares code point by code point: SQLite's default BINARY collation, and `COLLATE "C"` on
 PostgreSQL (its default collation would not order the range that way).
+
+A search is bounded however broad its value: `search_clause` first counts the index rows the value
+matches, reading at most `BROAD_ROWS` + 1 of them. A selective value (a whole plate, a long prefix)
+is answered through the index as above, collecting at most `BROAD_ROWS` record ids. A broad one (one
+character, a common owner code) is answered newest record first, each record checked through the
+index on its own id, so that the query stops at the page's end instead of collecting every match.
+Callers fetch one row more than the page to say whether more results exist (`X-More-Results` in the
+API, a note in the control room).
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from typing import Literal
+from typing import Literal, Protocol
 
 from central_sync.schema import InspectionRecord
 
@@ -24,6 +32,16 @@ _SEPARATORS = re.compile(r"[\s.\-·・]+")
 KIND_ALIASES: dict[str, tuple[str, ...]] = {"seal": ("seal", "eseal"), "eseal": ("seal", "eseal"),
                                             "em4100": ("em4100", "rfid"), "rfid": ("rfid", "em4100")}
 """Kinds that name the same thing in older and newer records."""
+BROAD_ROWS = 1000
+"""Above this many matching index rows a search is broad: answered newest record first (see the module's note)."""
+MORE_HEADER = "X-More-Results"
+"""The response header that says whether a search had more results than the page holds ("true" / "false")."""
+
+
+class Queryable(Protocol):
+    """A hub store as the search needs it (central_sync.hub.store.HubStore)."""
+
+    def query(self, sql: str, args: tuple = ()) -> list[tuple]: ...
 
 INSERT_IDENTITY = ("INSERT INTO record_identities (record_id, station, kind, value, norm, decided_ts)"
                    " SELECT ?,?,?,?,?,? WHERE EXISTS (SELECT 1 FROM records WHERE id = ? AND station = ?)"
@@ -55,12 +73,43 @@ def stored_identity_rows(record_id: str, station: str, decided_ts: float, body: 
     return [(record_id, station, kind, value, normalise(value), decided_ts) for kind, value in seen]
 
 
-def identity_clause(value: str, kind: str | None = None, match: Match = "prefix") -> tuple[str, tuple]:
-    """A `WHERE` condition (and its arguments) on records.id: records with an identity matching the value."""
+def _condition(value: str, kind: str | None, match: Match, table: str = "") -> tuple[str, list[object]]:
+    """The condition on record_identities rows (columns prefixed with `table.` when given) and its arguments."""
+    col = f"{table}." if table else ""
     norm = normalise(value)
-    cond, args = ("norm = ?", [norm]) if match == "exact" else ("norm >= ? AND norm < ?", [norm, norm + TOP])
+    cond, args = (f"{col}norm = ?", [norm]) if match == "exact" else \
+        (f"{col}norm >= ? AND {col}norm < ?", [norm, norm + TOP])
     if kind:
         kinds = KIND_ALIASES.get(kind, (kind,))
-        cond += f" AND kind IN ({','.join('?' * len(kinds))})"
+        cond += f" AND {col}kind IN ({','.join('?' * len(kinds))})"
         args += kinds
+    return cond, list(args)
+
+
+def identity_clause(value: str, kind: str | None = None, match: Match = "prefix",
+                    broad: bool = False) -> tuple[str, tuple]:
+    """A `WHERE` condition (and its arguments) on `records`: records with an identity matching the value.
+
+    Not `broad`: the matching record ids collected through the index on `norm`. `broad`: each record
+    checked through the index on its id (the outer query's order and LIMIT then bound the work)."""
+    if broad:
+        cond, args = _condition(value, kind, match, "ri")
+        return f"EXISTS (SELECT 1 FROM record_identities ri WHERE ri.record_id = records.id AND {cond})", tuple(args)
+    cond, args = _condition(value, kind, match)
     return f"id IN (SELECT record_id FROM record_identities WHERE {cond})", tuple(args)
+
+
+def matching_rows(store: Queryable, value: str, kind: str | None = None, match: Match = "prefix",
+                  cap: int | None = None) -> int:
+    """How many index rows match the value, counted up to `cap` (default BROAD_ROWS) + 1: never more are read."""
+    cap = BROAD_ROWS if cap is None else cap
+    cond, args = _condition(value, kind, match)
+    rows = store.query(f"SELECT count(*) FROM (SELECT 1 FROM record_identities WHERE {cond} LIMIT ?) AS m",
+                       (*args, cap + 1))
+    return int(rows[0][0])
+
+
+def search_clause(store: Queryable, value: str, kind: str | None = None,
+                  match: Match = "prefix") -> tuple[str, tuple]:
+    """`identity_clause`, broad or not as the bounded count of matching index rows says."""
+    return identity_clause(value, kind, match, broad=matching_rows(store, value, kind, match) > BROAD_ROWS)

@@ -24,6 +24,7 @@ import psycopg.errors
 
 from central_sync.errors import HubStoreError
 from central_sync.hub.search import INDEX_IDENTITY, INSERT_IDENTITY, stored_identity_rows
+from central_sync.hub import search_reports
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -122,7 +123,8 @@ UPSERT_STATION = ("INSERT INTO stations (station, state, session, status, status
                   " AND stations.state <> 'offline' AND (excluded.state = 'offline' OR excluded.status_at >= stations.status_at))")
 # The order a transaction runs its statements in: a record before its update and its review, an upload
 # before its chunks; the same in every hub process, so that they take locks alike.
-STATEMENT_ORDER = (UPSERT_RECORD, UPSERT_UPDATED_RECORD, INSERT_IDENTITY, INSERT_REVIEW, INSERT_TIP, UPSERT_UPLOAD, INSERT_CHUNK,
+STATEMENT_ORDER = (UPSERT_RECORD, UPSERT_UPDATED_RECORD, INSERT_IDENTITY, INSERT_REVIEW,
+                   search_reports.UPSERT_SEARCH_REPORT, search_reports.SET_OUTCOME, INSERT_TIP, UPSERT_UPLOAD, INSERT_CHUNK,
                    UPSERT_STATION)
 INT64 = range(-(2**63), 2**63)
 RACES = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)  # the transaction is tried again
@@ -214,6 +216,18 @@ class HubStore:
         self.run_in_transaction(ddl)
         if not indexed:
             self._index_identities()
+        self._migrate_search_reports()
+
+    def _migrate_search_reports(self) -> None:
+        """The search reports' table and `records.search_outcome` (added to a hub that predates them)."""
+        if not self._has_table("search_reports"):
+            self.run_in_transaction(lambda cur: [cur.execute(stmt) for stmt in search_reports.DDL.split(";")
+                                                 if stmt.strip()])
+        try:
+            self.query("SELECT search_outcome FROM records LIMIT 1")
+        except HubStoreError:
+            self.run_in_transaction(lambda cur: cur.execute(search_reports.ADD_OUTCOME_COLUMN))
+        self.run_in_transaction(lambda cur: cur.execute(search_reports.INDEX_OUTCOME))
 
     def _has_table(self, name: str) -> bool:
         try:

@@ -18,6 +18,8 @@ class CameraSim(BaseModel):
     seed: int = 0
     cross_boundary: float = Field(default=0.5, ge=0, le=1, description="share of vehicles with a Guangdong plate")
     bad_every: int = Field(default=0, ge=0, description="every n-th frame is broken (0: none)")
+    lane: str | None = Field(default=None, description="render the item last come inside this simulated lane "
+                             "(drivers/simlane.py) instead of this camera's own n-th vehicle")
 
 
 class CameraConfig(BaseModel):

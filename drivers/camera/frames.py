@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -65,6 +65,7 @@ class CameraBase:
         self._triggered = asyncio.Event()
         if cfg.trigger == "continuous":
             self._triggered.set()
+        self._grabbing = asyncio.Lock()  # one grab at a time: the frame stream's and a snapshot's
 
     @property
     def link_ok(self) -> bool:
@@ -93,14 +94,15 @@ class CameraBase:
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.to_thread(self._close)
 
-    async def frames(self) -> AsyncIterator[Frame]:
+    async def frames(self) -> AsyncGenerator[Frame, None]:
         """Good frames while triggered, paced at the configured rate; ends when a file or folder ends."""
         period, backoff = 1.0 / self.cfg.fps, self.cfg.reconnect_min_ms / 1000
         while True:
             await self._triggered.wait()
             started = time.monotonic()
             try:
-                image = await asyncio.to_thread(self._grab)
+                async with self._grabbing:
+                    image = await asyncio.to_thread(self._grab)
             except EOFError:
                 return
             except LinkLost as exc:
@@ -111,6 +113,19 @@ class CameraBase:
             if frame is not None:
                 yield frame
             await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
+
+    async def snapshot(self) -> Frame:
+        """One good frame now, triggered or not (an officer's photo for a search report); LinkLost when the
+        camera gives none (the frame stream reconnects on its own)."""
+        try:
+            async with self._grabbing:
+                image = await asyncio.to_thread(self._grab)
+        except EOFError as exc:
+            raise LinkLost(f"camera {self.name} has no more frames to take a photo from") from exc
+        frame = self._checked(image)
+        if frame is None:
+            raise LinkLost(f"camera {self.name} gave no usable frame for a photo")
+        return frame
 
     def _checked(self, image: np.ndarray | None) -> Frame | None:
         reason = bad_frame(image, self.cfg)

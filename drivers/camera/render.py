@@ -76,6 +76,27 @@ def container_panel(code: str, size_type: str, font: Font, rng: np.random.Genera
     return panel
 
 
+def obscure(plate: np.ndarray, how: str, rng: np.random.Generator) -> np.ndarray:
+    """A plate no camera can read: caked with road dirt, or under a glare that washes out its middle."""
+    out = plate.copy()
+    h, w = plate.shape[:2]
+    if how == "glare":
+        yy, xx = np.mgrid[0:h, 0:w]
+        spot = np.exp(-((xx - w * rng.uniform(0.4, 0.6)) ** 2 / (2 * (w * 0.28) ** 2) + (yy - h / 2) ** 2 / (2 * h * h)))
+        return np.clip(out.astype(np.float32) + 400 * spot[:, :, None], 0, 255).astype(np.uint8)
+    for _ in range(int(rng.integers(14, 20))):
+        centre = (int(rng.integers(w // 8, w - w // 8)), int(rng.integers(h // 4, h - h // 4)))
+        axes = (int(rng.integers(14, 30)), int(rng.integers(10, 20)))
+        cv2.ellipse(out, centre, axes, float(rng.uniform(0, 180)), 0, 360, (50, 65, 80), -1, cv2.LINE_AA)
+    return out
+
+
+def bare_panel(rng: np.random.Generator, size: tuple[int, int] = (640, 360)) -> np.ndarray:
+    """What a container camera sees of a vehicle without a container: the lane's far side, no code."""
+    w, h = size
+    return np.full((h, w, 3), int(rng.integers(60, 110)), np.uint8)
+
+
 def vehicle_front(plates: list[np.ndarray], rng: np.random.Generator, size: tuple[int, int] = (480, 320)) -> np.ndarray:
     """A cab front (body, grille, lamps) with its plates stacked at the bottom centre, the first on top."""
     w, h = size

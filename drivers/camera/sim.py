@@ -4,6 +4,11 @@ Vehicle n of a seed is the same on every camera of the station (front, rear, con
 cameras triggered by the same eyes see the same vehicle. Two render sets: `tuning` (Hershey
 simplex/duplex and DejaVu Sans Bold; angle, blur, dirt), used to choose thresholds, and
 `held_out` (other fonts, and glare, night infrared and occlusion besides), used only to report.
+
+For diagnostics the camera can show a test target instead (`show_test_target`: a plate or container
+code held square and still in front of it, as a technician holds the station's test plate), and
+has two optical faults for tests: `defocus_sigma` (a lens out of focus) and `gain` (over- or
+under-exposure).
 """
 
 from __future__ import annotations
@@ -18,11 +23,16 @@ from drivers.camera import render
 from drivers.camera.config import CameraConfig
 from drivers.camera.frames import CameraBase
 from drivers.camera.glyphs import Font, find_font
+from drivers.simlane import Described, lane
 from models.ocr.iso6346 import check_digit
 
 HK_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
 GD_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
 ROLES = ("front_plate", "rear_plate", "container_side", "container_door")
+TEST_CONDITIONS = render.Conditions(angle_deg=2, blur_px=0, dirt=0, noise=2)
+"""A test target is held square and still in good light: only sensor noise and a slight angle."""
+TEST_NUMBER = 1_000_000
+"""The vehicle number a test target's scene is drawn with (no simulated vehicle has it)."""
 SIZE_TYPES = ("22G1", "42G1", "45G1", "L5G1", "22R1", "45R1", "22U1", "42P1")
 
 
@@ -67,6 +77,14 @@ class Vehicle:
     container: str
     size_type: str
     font: Font
+    obscured: str = ""  # "dirt" or "glare" over the Hong Kong plate: it cannot be read
+
+
+def described_vehicle(item: Described, profile: str = "tuning") -> Vehicle:
+    """A simulated lane's vehicle (drivers/simlane.py) as the cameras see it."""
+    fonts = PROFILES[profile].fonts
+    return Vehicle(item.number, item.hk_plate, item.gd_plate, item.container, item.size_type,
+                   fonts[item.number % len(fonts)], item.obscured)
 
 
 def vehicle(seed: int, number: int, profile: str = "tuning", cross_boundary: float = 0.5) -> Vehicle:
@@ -90,8 +108,12 @@ def scene(v: Vehicle, role: str, seed: int) -> np.ndarray:
     rng = np.random.default_rng([seed, v.number, 2, ROLES.index(role)])
     if role in ("front_plate", "rear_plate"):
         hk = render.hk_plate(_spaced(v.hk_plate), rear=role == "rear_plate", font=v.font)
+        if v.obscured:
+            hk = render.obscure(hk, v.obscured, rng)
         plates = [render.gd_plate(f"{v.gd_plate[:2]}·{v.gd_plate[2:]}", v.font), hk] if v.gd_plate else [hk]
         return render.vehicle_front(plates, rng)
+    if not v.container:
+        return render.bare_panel(rng)
     return render.container_panel(v.container, v.size_type, v.font, rng)
 
 
@@ -113,6 +135,26 @@ def frame(v: Vehicle, role: str, index: int, seed: int, profile: str = "tuning")
     return render.apply(canvas, PROFILES[profile].conditions, rng)
 
 
+def test_frame(target: Vehicle, role: str, index: int, seed: int) -> np.ndarray:
+    """Frame `index` of a test target held in front of a camera of `role`."""
+    rng = np.random.default_rng([seed, 4, ROLES.index(role), index])
+    return render.apply(scene(target, role, seed), TEST_CONDITIONS, rng)
+
+
+def test_target(plate: str, container: str) -> Vehicle:
+    """A test target: a Hong Kong plate (front and rear cameras) and a container code (container cameras)."""
+    return Vehicle(TEST_NUMBER, plate, "", container, "45G1", PROFILES["tuning"].fonts[0])
+
+
+def optics(image: np.ndarray, defocus_sigma: float, gain: float) -> np.ndarray:
+    """The image through a lens defocused by `defocus_sigma` pixels and an exposure `gain` (1 = as set)."""
+    if defocus_sigma > 0:
+        image = cv2.GaussianBlur(image, (0, 0), defocus_sigma)
+    if gain != 1.0:
+        image = np.clip(image.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    return image
+
+
 def _paste_centre(canvas: np.ndarray, img: np.ndarray) -> None:
     ch, cw = canvas.shape[:2]
     h, w = img.shape[:2]
@@ -130,24 +172,43 @@ class SimCamera(CameraBase):
         assert cfg.sim is not None
         self.sim = cfg.sim
         self.vehicle_number = -1
+        self.target: Vehicle | None = None
+        self.defocus_sigma = 0.0
+        self.gain = 1.0
+        self._described: Described | None = None
         self._index = 0
         self._grabs = 0
+
+    def show_test_target(self, plate: str, container: str) -> None:
+        """A test target held in front of the camera until `hide_test_target` (the diagnostics' test plate)."""
+        self.target = test_target(plate, container)
+
+    def hide_test_target(self) -> None:
+        self.target = None
 
     @property
     def vehicle(self) -> Vehicle:
         """The vehicle in front of the camera now (the truth the tests and the benchmark compare with)."""
+        if self._described is not None:
+            return described_vehicle(self._described, self.sim.profile)
         return vehicle(self.sim.seed, max(self.vehicle_number, 0), self.sim.profile, self.sim.cross_boundary)
 
     def _on_trigger(self) -> None:
         self.vehicle_number += 1
         self._index = 0
+        if self.sim.lane:
+            self._described = lane(self.sim.lane).latest
 
     def _open(self) -> None:
         """Nothing to open."""
 
     def _grab(self) -> np.ndarray | None:
         self._grabs += 1
-        image = frame(self.vehicle, self.cfg.role, self._index, self.sim.seed, self.sim.profile)
+        if self.target is not None:
+            image = test_frame(self.target, self.cfg.role, self._index, self.sim.seed)
+        else:
+            image = frame(self.vehicle, self.cfg.role, self._index, self.sim.seed, self.sim.profile)
+        image = optics(image, self.defocus_sigma, self.gain)
         self._index += 1
         if self.sim.bad_every and self._grabs % self.sim.bad_every == 0:
             return image[:0] if self._grabs % 2 else None

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers.plc.state import Light  # state names SafeRequest for type checking only: no cycle
+from drivers.simlane import LaneSim
 
 Table = Literal["coil", "discrete", "holding", "input"]
 Model = Literal["conveyor", "gantry"]
@@ -124,10 +125,14 @@ class ConveyorSim(BaseModel):
     belt_length_m: float = 3.5
     divert_actuation_s: float = Field(default=0.15, ge=0)
     encoder_counts_per_m: float = 1000.0
-    item_gap_mean_m: float = Field(default=0.6, gt=0)
+    item_gap_mean_m: float = Field(default=0.6, gt=0, description="mean gap from an item's tail to the next one's front")
+    item_gap_min_m: float = Field(default=0.15, ge=0, description="no closer: the eyes see every gap (items that "
+                                  "touch are one item to them)")
     item_length_m: tuple[float, float] = (0.2, 0.5)
     auto_items: bool = False
     seed: int = 1
+    lane: LaneSim | None = Field(default=None, description="describe each bag for the lane's other simulators "
+                                 "(drivers/simlane.py); its length comes from its description")
 
 
 class GantrySim(BaseModel):
@@ -148,6 +153,8 @@ class GantrySim(BaseModel):
     barrier_actuation_s: float = Field(default=2.0, ge=0)
     auto_vehicles: bool = False
     seed: int = 1
+    lane: LaneSim | None = Field(default=None, description="describe each vehicle for the lane's other simulators "
+                                 "(drivers/simlane.py); its length comes from its description")
 
 
 class PlcSim(BaseModel):

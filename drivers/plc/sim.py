@@ -23,6 +23,7 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from drivers.errors import DeviceRefused
 from drivers.plc.config import SAFE_STATES, ConveyorSim, GantrySim, PlcConfig, PlcSim, Point
 from drivers.plc.ptylink import PtyLink
+from drivers.simlane import LaneSim, describe, lane
 
 WRITABLE = frozenset(
     {"belt_run_request", "divert_manual_request", "xray_permit_request", "barrier_open_request",
@@ -218,14 +219,19 @@ class ConveyorModel(PlcModel):
             if before < gate <= item.lead_m:
                 self.outcomes[item.id] = self._gate_outcome()
         self.items = [i for i in self.items if i.lead_m - i.length_m <= self.c.belt_length_m]
+        announce(self.c.lane, [i for i in self.items if i.covers(self.c.eye_tunnel_entry_m)])
 
     def _gate_outcome(self) -> str:
         return {1.0: "manual", 0.0: "pass"}.get(self.gate_pos, "jam")
 
     def _spawn(self) -> None:
         if self.c.auto_items and self.belt_m >= self._next_spawn_m:
-            self.add_item(self._rng.uniform(*self.c.item_length_m))
-            self._next_spawn_m = self.belt_m + self._rng.expovariate(1 / self.c.item_gap_mean_m)
+            length = self._rng.uniform(*self.c.item_length_m)
+            if self.c.lane is not None:
+                length = describe(self.c.lane, self._next_id).length_m
+            self.add_item(length)
+            gap = max(self.c.item_gap_min_m, self._rng.expovariate(1 / self.c.item_gap_mean_m))
+            self._next_spawn_m = self.belt_m + length + gap
 
     def eye(self, x: float) -> bool:
         return any(i.covers(x) for i in self.items)
@@ -297,6 +303,7 @@ class GantryModel(PlcModel):
         self.passed.extend(v.id for v in done)
         self.outcomes.update({v.id: "exit" if v.route == "lane" else "search_bay" for v in done})
         self.vehicles = [v for v in self.vehicles if v not in done]
+        announce(self.g.lane, [v for v in self.vehicles if v.covers(self.g.eye_entry_m)])
 
     def _travel(self, pos: float, wanted_open: bool, dt: float) -> float:
         """A gate's position after dt, moving towards open or closed at the actuation speed."""
@@ -310,7 +317,10 @@ class GantryModel(PlcModel):
             self.turned_away += 1
             return
         last = min((v.lead_m - v.length_m for v in self.vehicles), default=0.0)
-        self.add_vehicle(self._rng.uniform(*self.g.vehicle_length_m), lead_m=min(-5.0, last - 2.0))
+        length = self._rng.uniform(*self.g.vehicle_length_m)
+        if self.g.lane is not None:
+            length = describe(self.g.lane, self._next_id).length_m
+        self.add_vehicle(length, lead_m=min(-5.0, last - 2.0))
 
     def _drive(self, dt: float) -> None:
         """Front vehicle first: each stops where the lights, the gates and the vehicle ahead say."""
@@ -367,6 +377,18 @@ class GantryModel(PlcModel):
             "light": light,
             "entry_light": entry,
         }
+
+
+def announce(cfg: LaneSim | None, at_entry: list[SimItem]) -> None:
+    """Tell the simulated lane which items cover its entry eye now (drivers/simlane.py): they are inside."""
+    if cfg is None:
+        return
+    shared = lane(cfg.name)
+    covering = {i.id for i in at_entry}
+    for number in [n for n in shared.inside if n not in covering]:
+        shared.left(number)
+    for number in sorted(covering - shared.inside.keys()):
+        shared.entered(describe(cfg, number))
 
 
 def make_model(cfg: PlcConfig) -> PlcModel:

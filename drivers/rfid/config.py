@@ -68,6 +68,11 @@ class LlrpSim(BaseModel):
     read_ms: int = Field(default=100, ge=5)
     schedule: tuple[LlrpSimTag, ...] = ()
     repeat_s: float | None = Field(default=None, gt=0, description="the schedule starts again every repeat_s")
+    lane: str | None = Field(default=None, description="also hold the tag of each item inside this simulated lane "
+                             "(drivers/simlane.py) in the field of `lane_antenna`")
+    lane_antenna: int = Field(default=1, ge=1)
+    lane_delay_s: float = Field(default=0.3, ge=0, description="from the item covering the entry eye to its tag "
+                                "being in the antenna's field")
 
     @model_validator(mode="after")
     def _repeat_covers_schedule(self) -> LlrpSim:
@@ -75,7 +80,8 @@ class LlrpSim(BaseModel):
         end = max((t.at_s + t.seconds for t in self.schedule), default=0.0)
         if self.repeat_s is not None and self.repeat_s < end:
             raise ValueError(f"sim repeat_s {self.repeat_s} is shorter than the schedule, which ends at {end} s")
-        beyond = sorted({t.antenna for t in self.schedule if t.antenna > self.antennas})
+        beyond = sorted({t.antenna for t in self.schedule if t.antenna > self.antennas}
+                        | ({self.lane_antenna} if self.lane and self.lane_antenna > self.antennas else set()))
         if beyond:
             raise ValueError(f"sim schedule uses antennas {beyond} and the simulated reader has {self.antennas}")
         return self

@@ -64,6 +64,8 @@ class TagSeen:
     rssi_dbm: float | None = None
     epc: str | None = None
     """A UHF tag's EPC (hex) when `tag` is its TID: the EPC is rewritable, so the TID is the identity."""
+    user: str | None = None
+    """A UHF tag's user memory words (hex) when the reader reads them (an e-seal keeps its state there)."""
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,10 @@ class SealSim(BaseModel):
     repeat_ms: int = Field(default=200, ge=5)
     schedule: tuple[SimSealPlan, ...] = ()
     repeat_s: float | None = Field(default=None, gt=0, description="the schedule starts again every repeat_s")
+    lane: str | None = Field(default=None, description="also hold the e-seal of each item inside this simulated "
+                             "lane (drivers/simlane.py) in range, in its state")
+    lane_tamper_after_s: float = Field(default=0.3, ge=0, description="when a seal tampered in the lane records it, "
+                                       "after the item came onto the entry eye (early: a short scan closes its window)")
 
     @model_validator(mode="after")
     def _repeat_covers_schedule(self) -> SealSim:

@@ -39,6 +39,16 @@ def encode_memory(report: SealReport, layout: int = LAYOUT) -> bytes:
     return body + struct.pack(">H", crc16(body))
 
 
+def is_seal_memory(user_hex: str | None) -> bool:
+    """Whether a tag's user memory (hex, as read) says it is a seal, well formed or not (its magic word)."""
+    if not user_hex or len(user_hex) < 4:
+        return False
+    try:
+        return int(user_hex[:4], 16) == MAGIC
+    except ValueError:
+        return False
+
+
 def decode_memory(data: bytes) -> SealReport | None:
     """The seal report in these user-memory words; None for a tag that is not a seal."""
     if len(data) < 2 or struct.unpack_from(">H", data)[0] != MAGIC:

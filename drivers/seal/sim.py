@@ -20,6 +20,10 @@ from drivers.seal.codec import encode_line
 from drivers.seal.config import SealSim, SimSealPlan
 from drivers.seal.memory import encode_memory
 from drivers.seal.state import SealReport, SealState, SimSeal, event_time
+from drivers.simlane import Described, follow
+
+LANE_HOLD_S = 24 * 3600.0
+"""A lane item's seal stays in range until the item leaves (its task is cancelled then)."""
 
 
 def report_of(seal: SimSeal) -> SealReport:
@@ -35,10 +39,34 @@ class _SealSimBase:
         self.cfg = cfg
         self.seals: dict[str, SimSeal] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._lane_seals: dict[int, asyncio.Task[None]] = {}
 
     def start_schedule(self) -> None:
         if self.cfg.schedule:
             self._spawn(self._run_schedule())
+        if self.cfg.lane:
+            self._spawn(follow(self.cfg.lane, self._lane_entered, self._lane_left))
+
+    def _lane_entered(self, item: Described) -> None:
+        if item.seal_id:
+            self._lane_seals[item.number] = self._spawn(self._lane_seal(item))
+
+    def _lane_left(self, item: Described) -> None:
+        task = self._lane_seals.pop(item.number, None)
+        if task is not None:
+            task.cancel()
+
+    async def _lane_seal(self, item: Described) -> None:
+        """An item's seal in range while the item is inside the lane; one tampered in the lane records it."""
+        seal = SimSeal(item.seal_id, item.seal_state)
+        task = self.present(seal, LANE_HOLD_S)
+        try:
+            if item.seal_tampered_in_lane:
+                await asyncio.sleep(self.cfg.lane_tamper_after_s)
+                self.event(seal.seal_id, "tampered")
+            await task
+        finally:
+            task.cancel()
 
     async def _run_schedule(self) -> None:
         """The configured seals come and go; the whole schedule again every `repeat_s` when set."""

@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 import structlog
 
 if TYPE_CHECKING:
+    from drivers.camera.sim import SimCamera
     from drivers.plc.sim import ConveyorModel, GantryModel
     from edge.diag.station import DiagStation
     from models.scan import Scan
@@ -174,6 +175,31 @@ class TwinHand:
             reader.sim.present(REFERENCE_EPC, tag_hex, antenna=reader.cfg.antennas[0], seconds=seconds)
         else:
             reader.sim.present(tag_hex, seconds)
+
+    def _present_test_tag(self, target: str, tid: str, seconds: float = 1.0) -> None:
+        """The test UHF tag (known by its TID) held at one antenna (`target` is "reader/antenna")."""
+        from drivers.rfid.llrp import LlrpReader
+
+        name, antenna = target.rsplit("/", 1)
+        reader = self.station.readers[name]
+        if not isinstance(reader, LlrpReader) or reader.sim is None:
+            raise ValueError(f"reader {name} has no LLRP simulator for the twin to present the test tag to")
+        reader.sim.present(REFERENCE_EPC, tid, antenna=int(antenna), seconds=seconds)
+
+    def _show_test_target(self, target: str, value: str) -> None:
+        """The station's test plate or container code held square in front of camera `target`."""
+        self._sim_camera(target).show_test_target(value, value)
+
+    def _hide_test_target(self, target: str) -> None:
+        self._sim_camera(target).hide_test_target()
+
+    def _sim_camera(self, name: str) -> SimCamera:
+        from drivers.camera.sim import SimCamera
+
+        camera = self.station.cameras.get(name)
+        if not isinstance(camera, SimCamera):
+            raise ValueError(f"camera {name} has no simulator for the twin to hold a test target in front of")
+        return camera
 
     def _place_test_object(self, _target: str, scan: Scan) -> None:
         emu = self.station.emulator

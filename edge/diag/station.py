@@ -22,6 +22,7 @@ from edge.devices import OPEN_S, Devices, open_devices
 from models.errors import ModelError
 
 if TYPE_CHECKING:
+    from drivers.camera import CameraBase
     from drivers.plc.modbus import ModbusPlc
     from drivers.retrofit import ImageSource
     from drivers.rfid import Em4100SerialReader
@@ -38,7 +39,8 @@ def is_twin(cfg: StationConfig) -> bool:
     """True when every configured device is a simulator."""
     d = cfg.devices
     kinds = [x.kind for x in (d.plc, d.scanner, d.source) if x is not None] + \
-        ["sim" if getattr(r, "sim", None) is not None and r.kind == "llrp" else r.kind for r in d.readers.values()]
+        ["sim" if getattr(r, "sim", None) is not None and r.kind == "llrp" else r.kind for r in d.readers.values()] + \
+        [c.kind for c in d.cameras.values()]
     return bool(kinds) and all(k.startswith("sim") for k in kinds)
 
 
@@ -85,6 +87,10 @@ class DiagStation:
     @property
     def readers(self) -> dict[str, Em4100SerialReader | LlrpReader]:
         return self.devices.readers
+
+    @property
+    def cameras(self) -> dict[str, CameraBase]:
+        return self.devices.cameras
 
     @property
     def problems(self) -> dict[str, str]:

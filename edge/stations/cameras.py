@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 CROP_MARGIN = 8
+HK_SLOT = "hk"  # models.ocr.classify's slot for a Hong Kong plate
 
 
 @dataclass
@@ -141,6 +142,8 @@ class CameraWindow:
         camera = self.devices.cameras[name]
         if not voted:
             voted = vote(camera.cfg.reads, [], camera.cfg.min_confidence)
+        if camera.cfg.reads == "plate":
+            voted = with_hk_plate(voted)
         item.identities[:] = [i for i in item.identities
                               if not (i.source == name and i.kind in ("plate", "container"))]
         for v in voted:
@@ -152,6 +155,14 @@ class CameraWindow:
         if passed is not None:
             log.info("camera.voted", camera=name, item=item.id, frames=len(passed.frames),
                      reads=[(v.slot, v.value or v.raw, v.status, v.confidence) for v in voted])
+
+
+def with_hk_plate(voted: list[Voted]) -> list[Voted]:
+    """Every vehicle at this boundary carries a Hong Kong plate: when a plate camera read only the mainland
+    plate of a cross-boundary vehicle, the Hong Kong one is recorded as not read (dirt, glare), not left out."""
+    if any(v.slot == HK_SLOT for v in voted) or all(v.status == "unread" for v in voted):
+        return voted
+    return [*voted, Voted("plate", HK_SLOT, "", "", 0.0, "unread", 0)]
 
 
 def _load_reader() -> FrameReader:

@@ -1,15 +1,21 @@
 """Identities read during an inspection: tags seen while the item is open become part of its record.
 
 A reader configured under the name `badge` is the officer's sign-in reader: its tags go to the
-station screen (event "badge"), never into inspection records. A tag read while an item is open,
-or still in a reader's field when an item opens, joins the item's identities. A 125 kHz tag
+station screen (event "badge"), never into inspection records. A tag read while items are open joins
+the one that entered last (the readers' antennas are at the entry: on a belt with several bags in
+the tunnel, the tag that appears is the bag's just come in), and a tag still in a reader's field when
+an item opens joins that item. A seal's tag (its user memory says so) is the seal reader's to report,
+with its state, and never becomes a vehicle tag. A 125 kHz tag
 becomes an `rfid` identity; a UHF tag read over LLRP becomes `rfid_tid` (its factory TID) and
 `rfid_epc`. UHF tags are bound by TID (drivers.rfid.llrp.binding): a TID whose EPC changed or
 that is present at two readers at once is logged, published on the screen (event "rfid_flag") and
 flagged on the identity (`conflict`). An e-seal in range of a seal reader (drivers.seal) while an
 item is open becomes a `seal` identity with its state; every seal report heard meanwhile (in range,
 opened, tampered) is one of the item's `seal_events`, so a seal tampered in the lane stays on record
-even if it reads intact again. edge.identity fuses the reads when the record is written.
+even if it reads intact again. A seal read over LLRP tag memory is a UHF tag too: once its TID is
+known as a seal's (the seal reader names it), that tag's reads are the seal's identity (`seal`, with
+`checks["tid"]`), never also the vehicle's `rfid_tid`/`rfid_epc`, whichever of the two was heard
+first. edge.identity fuses the reads when the record is written.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from central_sync.schema import Identity, SealEventOut, SealStatus
 from drivers.errors import DriverError
 from drivers.rfid.llrp.binding import BindingFlag, TidBinder
 from drivers.seal import SealGone, SealReport, SealSeen
+from drivers.seal.memory import is_seal_memory
 from edge.devices import Devices
 from edge.events import EventBus
 from edge.inspection import Item
@@ -43,6 +50,8 @@ class TagWindow:
     _present: dict[tuple[str, str], list[Identity]] = field(default_factory=dict)
     """Identities of the tags (and seals) in a reader's field now, by (reader, tag): they belong to an item opened
     meanwhile."""
+    _seal_tids: set[str] = field(default_factory=set)
+    """TIDs of the e-seal tags heard so far: their reads are the seal's identity, not the vehicle's."""
 
     def start(self, item: Item) -> None:
         self._open[item.id] = item
@@ -65,16 +74,18 @@ class TagWindow:
     async def _follow_seals(self, name: str, seals: Any) -> None:
         async for event in seals.events():
             if isinstance(event, SealSeen):
-                self._seal_seen(name, event.report)
+                self._seal_seen(name, event.report, getattr(seals, "tid_of", {}).get(event.report.seal_id))
             elif isinstance(event, SealGone):
                 self._present.pop((f"seal:{name}", event.seal_id), None)
 
-    def _seal_seen(self, reader_name: str, report: SealReport) -> None:
+    def _seal_seen(self, reader_name: str, report: SealReport, tid: str | None = None) -> None:
         """A seal in range, or its new state: an identity of every open item, and one of its seal events."""
+        if tid is not None:
+            self._seal_tag(tid)
         status = SealStatus(state=report.state, battery_low=report.battery_low, battery_pct=report.battery_pct,
                             last_event_at=report.last_event_at, events=report.events)
         identity = Identity(kind="seal", value=report.seal_id, source=reader_name, read_at=datetime.now(UTC),
-                            seal=status)
+                            checks={"tid": tid} if tid else {}, seal=status)
         self._present[(f"seal:{reader_name}", report.seal_id)] = [identity]
         event = _seal_event(identity, status)
         for item in self._open.values():
@@ -83,6 +94,20 @@ class TagWindow:
             item.identified()
         self.events.publish("seal", {"seal": report.seal_id, "state": report.state, "reader": reader_name,
                                      "battery_low": report.battery_low})
+
+    def _seal_tag(self, tid: str) -> None:
+        """The tag with this TID is a seal's: the rfid identities its reads gave leave the open items and the
+        tags present (they were the seal's, heard before the seal reader decoded its memory)."""
+        if tid in self._seal_tids:
+            return
+        self._seal_tids.add(tid)
+        for key in [k for k in self._present if k[1] == tid and not k[0].startswith("seal:")]:
+            del self._present[key]
+            self.binder.gone(tid, key[0])  # nor is it bound as a vehicle's tag (no two-lanes flag for a seal)
+        for item in self._open.values():
+            item.identities[:] = [i for i in item.identities if not _of_tag(i, tid)]
+        log.info("reader.seal_tag", tid=tid, detail=f"tag TID {tid} is an e-seal's: recorded as the seal, not as "
+                                                    "the vehicle's rfid_tid/rfid_epc")
 
     async def _follow(self, name: str, reader: Any) -> None:
         try:
@@ -101,11 +126,17 @@ class TagWindow:
         if reader_name == BADGE_READER:
             self.events.publish("badge", {"badge": tag, "reader": reader_name})
             return
+        if event.tag.tech == "uhf-tid" and tag in self._seal_tids:
+            return  # a seal's tag: the seal reader records it as the seal
+        if is_seal_memory(getattr(event, "user", None)):
+            return
         identities = self._identities(reader_name, event)
         self._present[(reader_name, tag)] = identities
-        for item in self._open.values():
-            _add(item, identities)
-        log.info("reader.tag_seen", reader=reader_name, tag=tag, open_items=len(self._open))
+        newest = next(reversed(self._open.values()), None)
+        if newest is not None:
+            _add(newest, identities)
+        log.info("reader.tag_seen", reader=reader_name, tag=tag, open_items=len(self._open),
+                 item=newest.id if newest else None)
 
     def _removed(self, reader_name: str, event: Any) -> None:
         self._present.pop((reader_name, event.tag.hex), None)
@@ -142,6 +173,12 @@ def _seal_event(seal: Identity, status: SealStatus) -> SealEventOut:
 def _detail(flags: list[BindingFlag], kind: str) -> str | None:
     """The sentence of the binding flag of this kind, as the identity's conflict."""
     return next((f.detail for f in flags if f.kind == kind), None)
+
+
+def _of_tag(identity: Identity, tid: str) -> bool:
+    """Whether the identity is a UHF read of the tag with this TID (its TID, or its EPC bound to that TID)."""
+    return (identity.kind == "rfid_tid" and identity.value == tid) or \
+        (identity.kind == "rfid_epc" and identity.checks.get("tid") == tid)
 
 
 def _add(item: Item, identities: list[Identity]) -> None:

@@ -17,6 +17,10 @@ session cookie, and each names the permission it needs, see edge/auth.py PERMISS
     GET  /api/health, /api/diagnostics   health panel; technician diagnostics
     GET  /api/tip/stats, /api/audit, /api/audit/verify
     POST /api/belt/restart               run a conveyor belt latched stopped (supervisor; audited)
+    GET  /api/search/diagrams            vehicle diagrams (areas per vehicle type) for the search report
+    GET|POST /api/cases/{id}/search-reports   a vehicle's search report versions; sign a new one (badge + PIN)
+    POST /api/cases/{id}/search-reports/{v}/countersign   a supervisor's countersignature (badge + PIN)
+    GET  /api/cases/{id}/search-reports/{v}.html|.pdf     the printable report;  POST|GET /api/search-photos
 
 The daemon mounts /metrics itself. The app opens its own connection to the station database
 (same file, WAL) on its own thread, so screen traffic never delays the pipeline's commits;
@@ -37,7 +41,7 @@ from appliance.signin_guard import SignInGuard
 from edge import auth
 from edge.context import StationContext
 from edge.tip import TipEngine
-from edge.web import routes_auth, routes_cases, routes_station
+from edge.web import routes_auth, routes_cases, routes_search, routes_station
 from edge.web.config import WebConfig
 from edge.web.deps import WebState, ensure_schema, station_health
 
@@ -110,7 +114,7 @@ def create_app(ctx: StationContext, cfg: WebConfig | None = None, tip_engine: Ti
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
-    for module in (routes_auth, routes_cases, routes_station):
+    for module in (routes_auth, routes_cases, routes_search, routes_station):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -77,6 +77,17 @@ def get_case(store: Store, record_id: str) -> InspectionRecord:
     return record
 
 
+def identity_crop(store: Store, record_id: str, sha256: str) -> bytes:
+    """The PNG of an evidence crop the record's identities name; only those, so no other file is reachable."""
+    record = get_case(store, record_id)
+    if not sha256 or all(i.crop != sha256 for i in record.identities):
+        raise CaseError(404, "crop_not_found")
+    try:
+        return store.crop_path(sha256).read_bytes()
+    except FileNotFoundError:
+        raise CaseError(404, "crop_not_stored") from None
+
+
 def image_source(store: Store, tip: TipEngine, user: User, record_id: str,
                  mode: str) -> tuple[InspectionRecord, ImageSource]:
     """Check, audit and find what to draw: the record and the pending TIP projection, if any."""

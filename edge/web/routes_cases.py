@@ -114,6 +114,14 @@ async def image(record_id: str, request: Request, mode: str = Query("colour"), s
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
+@router.get("/api/cases/{record_id}/crops/{sha256}.png")
+async def crop(record_id: str, sha256: str, st: WebState = Depends(state),
+               user: auth.User = Depends(VIEWER)) -> Response:
+    """The evidence crop of one of the record's identities (the camera's view of the plate or code it read)."""
+    png = await _call(st, cases.identity_crop, record_id, sha256)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+
+
 @router.post("/api/cases/{record_id}/decision")
 async def decision(record_id: str, body: cases.Decision, st: WebState = Depends(state),
                    user: auth.User = Depends(DECIDER)) -> dict:

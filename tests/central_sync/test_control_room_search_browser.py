@@ -6,6 +6,7 @@ conflict marked."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
 from central_sync.devtools import make_record
 from central_sync.hub.api import create_app
 from central_sync.hub.ingest import Ingestor
-from central_sync.hub.store import open_store
+from central_sync.hub.store import HubStore, open_store
 from central_sync.schema import Identity, SealStatus, Verdict
 from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, serving
 
@@ -33,7 +34,7 @@ IDENTS = {
 }
 
 
-def seed(store) -> dict[int, str]:
+def seed(store: HubStore) -> dict[int, str]:
     now = datetime.now(UTC)
     verdicts = {1: (Verdict.MANUAL, "seal_not_intact"), 4: (Verdict.CLEAR, "clear")}
     recs = [make_record("gate-1", n).model_copy(update={
@@ -47,7 +48,7 @@ def seed(store) -> dict[int, str]:
     return {r.seq: r.id for r in recs}
 
 
-async def test_search_by_identity_prefix_exact_and_kind(tmp_path) -> None:
+async def test_search_by_identity_prefix_exact_and_kind(tmp_path: Path) -> None:
     from playwright.async_api import async_playwright, expect
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     store = open_store(str(tmp_path / "hub.sqlite3"))
@@ -96,4 +97,41 @@ async def test_search_by_identity_prefix_exact_and_kind(tmp_path) -> None:
             await expect(epc).to_have_class("ident conflict")
             await expect(epc).to_have_attribute("title", IDENTS[2][2].conflict or "")
             await page.screenshot(path=ARTIFACTS / "identity-search.png")
+            await browser.close()
+
+
+async def test_a_broad_search_shows_its_newest_page_and_says_there_are_more(tmp_path: Path) -> None:
+    """101 alerts whose plates start with "B": the search "B" lists the newest 100 and says more match; a
+    narrower one lists all it finds and says nothing."""
+    from playwright.async_api import async_playwright, expect
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    now = datetime.now(UTC)
+    recs = [make_record("gate-1", n, Verdict.SUSPECT).model_copy(update={
+        "identities": [Identity(kind="plate", value=f"B{n}")], "decided_at": now - timedelta(seconds=n)})
+        for n in range(1, 102)]
+    async with ControlRoom(store, None, ControlRoomConfig(stale_s=7200)) as room:
+        Ingestor(store, "hub-t", lambda *a: None).handle(
+            [(p.topic("gate-1", "alert"), p.encode_envelope("gate-1", "alert", n, r.seq, r.id, r.to_json().encode(), 0.0))
+             for n, r in enumerate(recs, 1)])
+        auth.add_user(store, "op1", "operator", PASSWORD)
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-GB")
+            await page.goto(f"http://127.0.0.1:{port}/cr/")
+            await page.fill("input[name=username]", "op1")
+            await page.fill("input[name=password]", PASSWORD)
+            await page.click("#signin-form button[type=submit]")
+            await page.click("#nav button[data-view=alerts]")
+            note, cards = page.locator("#search-more"), page.locator("article.alert")
+            for q, count, more in (("B", 100, True), ("B10", 2 + 1, False)):  # B10, B100, B101
+                await page.fill("#filters input[name=q]", q)
+                async with page.expect_response(lambda r: "/cr/api/alerts?" in r.url):
+                    await page.click("#filters button[type=submit]")
+                await expect(cards).to_have_count(count)
+                if more:
+                    await expect(note).to_have_text("More inspections match than are shown: the newest 100 are shown. "
+                                                    "Narrow the search (a longer prefix, a kind, a station or a time range).")
+                    await expect(page.locator(f'article[data-id="{recs[100].id}"]')).to_have_count(0)  # the oldest
+                else:
+                    await expect(note).to_be_hidden()
             await browser.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from central_sync.control_room import queries
 from central_sync.control_room.db import migrate as migrate_room
 from central_sync.devtools import make_record
 from central_sync.hub.ingest import Ingestor
+from central_sync.hub import search
 from central_sync.hub.search import identity_clause, normalise
 from central_sync.hub.store import HubStore, open_store
 from central_sync.schema import Identity, InspectionRecord, SealStatus, Verdict
@@ -28,7 +30,7 @@ IDENTS = [
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[HubStore]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HubStore]:
     url = str(tmp_path / "hub.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
     hub = open_store(url)
     hub.migrate()
@@ -98,7 +100,63 @@ def test_the_control_room_search_uses_the_index(store: HubStore) -> None:
     assert [a["record"]["seq"] for a in queries.search_alerts(store, q="AB12", match="exact")] == [2]
 
 
-def test_prefix_search_is_answered_by_the_index_in_sqlite(tmp_path) -> None:
+def plated(n: int) -> list[InspectionRecord]:
+    """`n` alerts, one plate each (A 1, A 2 ... all starting with "A"), the later the newer."""
+    from datetime import UTC, datetime, timedelta
+
+    t0 = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+    return [make_record("gate-1", seq, Verdict.SUSPECT).model_copy(update={
+        "identities": [Identity(kind="plate", value=f"A{seq}")], "decided_at": t0 + timedelta(seconds=seq)})
+        for seq in range(1, n + 1)]
+
+
+def test_a_broad_prefix_is_answered_newest_first_without_collecting_every_match(store: HubStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over BROAD_ROWS matching index rows the count stops reading at BROAD_ROWS + 1, the page comes newest
+    first through each record's own index rows, and the page says more results exist."""
+    monkeypatch.setattr(search, "BROAD_ROWS", 5)
+    migrate_room(store)
+    ingest(store, plated(12))
+    assert search.matching_rows(store, "A") == 6  # 12 match; 6 index rows were read
+    assert search.matching_rows(store, "A1") == 4  # A1, A10, A11, A12: selective
+    assert search.search_clause(store, "A")[0].startswith("EXISTS") and search.search_clause(store, "A1")[0].startswith("id IN")
+    page, more = queries.search_page(store, q="A", limit=4)
+    assert [a["record"]["seq"] for a in page] == [12, 11, 10, 9] and more
+    page, more = queries.search_page(store, q="A1", limit=4)
+    assert [a["record"]["seq"] for a in page] == [12, 11, 10, 1] and not more
+    page, more = queries.search_page(store, q="a", ident_kind="plate", limit=20)
+    assert [a["record"]["seq"] for a in page] == list(range(12, 0, -1)) and not more  # broad, yet exact and whole
+
+
+async def test_the_api_says_when_a_search_has_more_results_than_its_page(store: HubStore, tmp_path: Path) -> None:
+    import httpx
+
+    from central_sync.hub import api_auth
+    from central_sync.hub.api import create_app
+
+    ingest(store, plated(12))
+    token, line = api_auth.new_token("archive")
+    (tmp_path / "tokens").write_text(line + "\n")
+    app = create_app(store, service_tokens=api_auth.ServiceTokens.load(tmp_path / "tokens"))
+    bearer = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://hub") as http:
+        for path, seqs, more in (("/api/inspections?q=A&limit=5", [12, 11, 10, 9, 8], "true"),
+                                 ("/api/alerts?q=A1&limit=5", [12, 11, 10, 1], "false"),
+                                 ("/api/alerts?q=A&limit=12", list(range(12, 0, -1)), "false")):
+            r = await http.get(path, headers=bearer)
+            assert r.status_code == 200 and r.headers[search.MORE_HEADER] == more, path
+            assert [a["record"]["seq"] for a in r.json()] == seqs, path
+
+
+def test_a_broad_prefix_checks_each_record_through_its_own_index_rows_in_sqlite(tmp_path: Path) -> None:
+    hub = open_store(str(tmp_path / "hub.db"))
+    hub.migrate()
+    where, args = search.identity_clause("A", broad=True)
+    plan = " ".join(str(r) for r in hub.query(f"EXPLAIN QUERY PLAN SELECT id FROM records WHERE {where}"
+                                              " ORDER BY decided_ts DESC LIMIT 100", args))
+    assert "records_decided" in plan and "sqlite_autoindex_record_identities_1 (record_id=?)" in plan, plan
+
+
+def test_prefix_search_is_answered_by_the_index_in_sqlite(tmp_path: Path) -> None:
     hub = open_store(str(tmp_path / "hub.db"))
     hub.migrate()
     where, args = identity_clause("AB12")
@@ -120,7 +178,7 @@ def test_a_hub_from_before_the_index_indexes_its_records_when_it_migrates(store:
     assert store.query("SELECT count(*) FROM record_identities") == [(9,)]
 
 
-async def test_the_hub_api_finds_inspections_by_identity(store: HubStore, tmp_path) -> None:
+async def test_the_hub_api_finds_inspections_by_identity(store: HubStore, tmp_path: Path) -> None:
     import httpx
 
     from central_sync.hub import api_auth

@@ -93,3 +93,23 @@ async def test_without_the_text_reader_cameras_show_degraded_and_the_lane_goes_o
     assert devices.states()["camera:front"]["state"] == "degraded"
     assert "rapidocr_onnxruntime" in devices.states()["camera:front"]["detail"]
     assert [(i.kind, i.status, i.value) for i in item.identities] == [("plate", "unread", "")]
+
+
+async def test_a_cross_boundary_vehicle_whose_hong_kong_plate_is_dirty_records_it_as_not_read(tmp_path: Path) -> None:
+    """The mainland plate is read; the Hong Kong plate under dirt is `unread`, never left out nor guessed."""
+    from dataclasses import replace
+
+    from drivers.simlane import LaneSim, describe, lane
+
+    truth = replace(describe(LaneSim(name="cam-dirt", seed=36, cross_boundary=1.0), 3), obscured="dirt")
+    lane("cam-dirt").entered(truth)
+    async with open_camera(_cam("front_plate", lane="cam-dirt"), "front") as front:
+        window = CameraWindow(Devices(cameras={"front": front}))
+        item = Item(ref="vehicle", kind=ItemKind.VEHICLE)
+        window.start(item)
+        task = asyncio.create_task(window.run())
+        await until(lambda: truth.gd_plate in _by(item, "front"), "the mainland plate voted", timeout=60)
+        window.stop(item)
+        task.cancel()
+    plates = {(i.value, i.status) for i in item.identities if i.kind == "plate"}
+    assert plates == {(truth.gd_plate, "read"), ("", "unread")}, plates

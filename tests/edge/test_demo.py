@@ -44,6 +44,7 @@ def test_demo_brings_records_from_every_station_to_the_hub(tmp_path):
                             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
     stations: set[str] = set()
     gantry: list[dict] = []
+    conveyor: list[dict] = []
     try:
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline and len(stations) < 3:
@@ -57,6 +58,7 @@ def test_demo_brings_records_from_every_station_to_the_hub(tmp_path):
             items = rows["items"] if isinstance(rows, dict) else rows
             stations |= {r["record"]["station"] for r in items}
             gantry = [r["record"] for r in items if r["record"]["station"] == "gantry-01"]
+            conveyor = [r["record"] for r in items if r["record"]["station"] == "conveyor-01"]
         screen = httpx.get(f"http://127.0.0.1:{base + 2}/healthz", timeout=5).json()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -65,5 +67,12 @@ def test_demo_brings_records_from_every_station_to_the_hub(tmp_path):
     assert screen["model"]["state"] == "ok"
     # the gantry shows vehicles from the portal generator, judged by the model made for them
     assert {(g["kind"], (g["model"] or {}).get("name")) for g in gantry} == {("vehicle", "cpe-gantry")}, gantry
-    assert {g["reason"] for g in gantry} <= {"clear", "detection", "model_cannot_clear"}, gantry
+    # every vehicle and bag carries its identities (tests/edge/test_demo_identities.py: that they are its own)
+    assert all({"rfid_tid", "rfid_epc", "seal"} <= {i["kind"] for i in g["identities"]} for g in gantry), gantry
+    assert all(any(i["kind"] == "rfid_epc" for i in r["identities"]) for r in conveyor), conveyor
+    # a loaded machine may lose lines or miss the budget (manual, fail-safe): the model must judge some and
+    # refuse none as not made for them
+    reasons = {g["reason"] for g in gantry}
+    assert reasons & {"clear", "detection", "model_cannot_clear", "seal_not_intact"}, gantry
+    assert "model_not_applicable" not in reasons, gantry
     assert "Checkpoint Edge demo is running" in output

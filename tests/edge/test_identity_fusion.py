@@ -113,3 +113,47 @@ async def test_a_rewritten_epc_read_in_the_lane_is_flagged_on_the_item_record() 
     assert all(i.conflict and f"EPCs 300833B2DDD9014000000001 and 300833B2DDD90140000000FF were read from the one "
                f"tag TID {tid}" in i.conflict for i in epcs)
     assert "now reads EPC 300833B2DDD90140000000FF" in (epcs[1].conflict or "")
+
+
+def test_a_camera_that_read_nothing_conflicts_with_no_read() -> None:
+    """An unread plate or code (a rear camera under dirt) is recorded as unread, never as a conflicting read."""
+    fused = fuse([Identity(kind="plate", value="AB1234", status="read", source="front"),
+                  Identity(kind="plate", value="", status="unread", source="rear"),
+                  Identity(kind="container", value="", status="unread", source="door"),
+                  Identity(kind="container", value="CSQU3054383", status="read", source="side")])
+    assert [(i.value, i.conflict) for i in fused] == [("AB1234", None), ("", None), ("", None), ("CSQU3054383", None)]
+    assert "iso6346" not in fused[2].checks and fused[3].checks["iso6346"] == "ok"
+
+
+async def test_a_tag_read_while_two_bags_are_in_the_tunnel_joins_the_one_that_entered_last() -> None:
+    """The reader's antenna is at the entry: the bag in the tunnel ahead does not inherit the next bag's tag."""
+    import asyncio
+    from contextlib import AsyncExitStack
+
+    from central_sync.schema import ItemKind
+    from drivers.rfid import LlrpConfig
+    from drivers.rfid.llrp.sim import LlrpSim
+    from edge.config import DevicesSection
+    from edge.devices import open_devices
+    from edge.events import EventBus
+    from edge.inspection import Item
+    from edge.stations.identify import TagWindow
+    from polling import until
+
+    cfg = DevicesSection(readers={"bags": LlrpConfig.model_validate(
+        {"kind": "llrp", "keepalive_s": 0.5, "removal_after_ms": 100, "sim": {"read_ms": 20}})})
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, cfg, "st-1")
+        window = TagWindow(devices, EventBus())
+        task = asyncio.create_task(window.run())
+        ahead, entering = Item("bag-1", ItemKind.BAGGAGE), Item("bag-2", ItemKind.BAGGAGE)
+        window.start(ahead)
+        window.start(entering)
+        sim = devices.readers["bags"].sim
+        assert isinstance(sim, LlrpSim)
+        sim.present("35000005BA60000000000002", "E2003412013A050000000002", seconds=0.3)
+        await until(lambda: entering.identities, "the entering bag's tag is read")
+        await asyncio.sleep(0.1)
+        task.cancel()
+    assert [i.value for i in entering.identities if i.kind == "rfid_epc"] == ["35000005BA60000000000002"]
+    assert ahead.identities == []

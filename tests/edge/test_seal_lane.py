@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from central_sync.schema import InspectionRecord, ItemKind, Verdict
+from drivers.rfid.llrp import LlrpReader
 from drivers.seal.state import SimSeal
 from edge.config import DevicesSection
 from edge.devices import Devices, open_devices
@@ -149,8 +150,47 @@ async def test_a_seal_reader_can_share_the_lanes_uhf_reader_which_reads_vehicle_
         devices.readers["lane"].sim.present("300833B2DDD9014000000001", "E2801160200073F1A2B3C4D5", seconds=2)
         seals.sim.present(SimSeal(SEAL), 2, tid="E28011602000AAAA0001", epc="3034257BF7194E4000001A85")
         await until(lambda: {"seal", "rfid_tid"} <= {i.kind for i in item.identities}, "vehicle tag and seal read")
+        await asyncio.sleep(0.2)
         task.cancel()
+    # the seal's own tag is the seal, not a second vehicle tag
+    assert [i.value for i in item.identities if i.kind == "rfid_tid"] == ["E2801160200073F1A2B3C4D5"]
     assert devices.readers["lane"].sim.connections == 1
+
+
+SHARED = {"readers": {"lane": {"kind": "llrp", "keepalive_s": 0.5, "read_user_words": 16, "sim": {"read_ms": 20}}},
+          "seals": {"seals": {"kind": "seal-llrp", "reader": "lane", "removal_after_ms": 400}}}
+VEHICLE_TID, VEHICLE_EPC = "E2801160200073F1A2B3C4D5", "300833B2DDD9014000000001"
+SEAL_TID, SEAL_EPC = "E28011602000AAAA0001", "3034257BF7194E4000001A85"
+
+
+def _uhf(item: Item) -> set[tuple[str, str]]:
+    return {(i.kind, i.value) for i in item.identities if i.kind in ("rfid_tid", "rfid_epc")}
+
+
+async def test_a_seal_tag_read_over_llrp_is_the_seals_identity_never_also_the_vehicles_rfid() -> None:
+    """Whichever the lane hears first (the tag's TagSeen or the seal's decoded memory), the seal tag ends as the
+    seal, with its TID, and only the vehicle's own tag is rfid_tid/rfid_epc."""
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, DevicesSection.model_validate(SHARED), "st-1")
+        window = TagWindow(devices, EventBus())
+        task = asyncio.create_task(window.run())
+        stack.callback(task.cancel)
+        item = Item("c-11", ItemKind.CONTAINER)
+        window.start(item)
+        seals, lane = devices.seals["seals"], devices.readers["lane"]
+        assert seals.sim is not None and isinstance(lane, LlrpReader) and lane.sim is not None
+        await until(lambda: lane.link_ok, "the UHF reader is up")
+        seals.sim.present(SimSeal(SEAL), 3, tid=SEAL_TID, epc=SEAL_EPC)
+        lane.sim.present(VEHICLE_EPC, VEHICLE_TID, seconds=3)
+        await until(lambda: {("seal", SEAL), ("rfid_tid", VEHICLE_TID)} <= {(i.kind, i.value) for i in item.identities},
+                    "the vehicle tag and the seal read")
+        await asyncio.sleep(0.3)  # several more report rounds of both tags: none may bring the seal tag back
+        late = Item("c-12", ItemKind.CONTAINER)
+        window.start(late)  # opened while both tags are in the field: it takes what is present
+    assert _uhf(item) == {("rfid_tid", VEHICLE_TID), ("rfid_epc", VEHICLE_EPC)}
+    assert _uhf(late) == {("rfid_tid", VEHICLE_TID), ("rfid_epc", VEHICLE_EPC)}
+    seal = next(i for i in item.identities if i.kind == "seal")
+    assert seal.checks == {"tid": SEAL_TID}
 
 
 def test_a_seal_reader_naming_a_reader_that_cannot_read_seals_is_a_config_error() -> None:

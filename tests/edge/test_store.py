@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from central_sync.schema import Review, Verdict
+from central_sync.schema import Identity, InspectionRecord, Review, Verdict
 from edge.errors import DiskFull, StoreCorrupt
 from edge.store import Store, StoreLimits
 
@@ -91,6 +91,41 @@ def test_retention_prunes_only_synced(tmp_path):
         s.prune(now=time.time() + 3 * 86400)
         assert s.get(synced.id) is None
         assert s.get(unsynced.id) is not None
+
+
+def _with_crop(sha: str) -> InspectionRecord:
+    return make_record().model_copy(update={"identities": [Identity(kind="plate", value="AB1234", source="front",
+                                                                     status="read", crop=sha)]})
+
+
+def test_evidence_crops_are_counted_at_open_and_evicted_with_their_synced_record(tmp_path):
+    """Crops count against the cap as scans do, after a restart too; over the cap the oldest synced record's
+    crops go, an unsynced record's never."""
+    limits = StoreLimits(reserve_bytes=0, scan_cap_bytes=2500)
+    with Store(tmp_path, limits) as s:
+        assert s.put_crop("a1" * 32, b"a" * 1000) and s.put_crop("b2" * 32, b"b" * 1000)
+        synced, unsynced = s.commit(_with_crop("a1" * 32), False), s.commit(_with_crop("b2" * 32), False)
+        s.conn.execute("DELETE FROM outbox WHERE record_id = ?", (synced.id,))
+    with Store(tmp_path, limits) as s:  # the crops on disk are counted again at open
+        assert s.put_crop("c3" * 32, b"c" * 1000)
+        assert not s.crop_path("a1" * 32).exists() and s.counters.pruned_crops == 1
+        assert s.crop_path("b2" * 32).exists() and s.crop_path("c3" * 32).exists()
+        crops = dict(s.conn.execute("SELECT id, crops FROM inspections").fetchall())
+        assert crops == {synced.id: "", unsynced.id: "b2" * 32}
+        assert s.get(synced.id) is not None  # the record stays; only its files went
+        assert not s.put_crop("d4" * 32, b"d" * 1000)  # what is left is unsynced or not yet a record's: kept
+        assert s.counters.scans_dropped == {"scan_cap": 1}
+
+
+def test_retention_prunes_a_synced_records_crops_with_it(tmp_path):
+    with Store(tmp_path, StoreLimits(reserve_bytes=0, retention_days=1)) as s:
+        for sha in ("e5" * 32, "f6" * 32):
+            assert s.put_crop(sha, b"p" * 100)
+        synced, unsynced = s.commit(_with_crop("e5" * 32), False), s.commit(_with_crop("f6" * 32), False)
+        s.conn.execute("DELETE FROM outbox WHERE record_id = ?", (synced.id,))
+        s.prune(now=time.time() + 3 * 86400)
+        assert s.get(synced.id) is None and not s.crop_path("e5" * 32).exists()
+        assert s.get(unsynced.id) is not None and s.crop_path("f6" * 32).exists()
 
 
 WRITER = textwrap.dedent("""

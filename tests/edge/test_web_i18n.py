@@ -11,6 +11,7 @@ import pytest
 
 from central_sync.schema import Identity, ItemKind, Review, RiskOut, SealStatus, Verdict
 from edge.auth import PERMISSIONS, ROLES
+from edge.identity import ISO6346_RESULTS, JURISDICTIONS
 from edge.verdict import Reason
 from edge.web import i18n
 from edge.web.cases import OUTSIDE_BUDGET
@@ -42,6 +43,8 @@ def used_keys() -> set[str]:
     keys |= {f"review.{o}" for o in get_args(Review.model_fields["outcome"].annotation)}
     keys |= {f"identity.{k}" for k in get_args(Identity.model_fields["kind"].annotation)}
     keys |= {f"seal.{s}" for s in get_args(SealStatus.model_fields["state"].annotation)}
+    keys |= {f"ident_status.{s}" for s in get_args(get_args(Identity.model_fields["status"].annotation)[0])}
+    keys |= {f"check.iso6346.{r}" for r in ISO6346_RESULTS} | {f"check.jurisdiction.{j}" for j in JURISDICTIONS}
     keys |= {f"state.{s}" for s in ("ok", "degraded", "lost")}
     keys |= {f"risk.lane.{lane}" for lane in get_args(RiskOut.model_fields["lane"].annotation)}
     keys |= {f"risk.reason.{k}" for k in ("no_bundle", "stale", DECLARED_EMPTY_NOT_EMPTY)}  # the engine's own reasons

@@ -30,6 +30,12 @@ async function api(path, opts = {}) {
   if (!r.ok) { let d = r.statusText; try { d = (await r.json()).detail; } catch (e) { /* not JSON */ } throw new Error(typeof d === "string" ? d : JSON.stringify(d)); }
   return r.headers.get("content-type")?.includes("json") ? r.json() : r.text();
 }
+async function apiPage(path) {  // a search page and whether more results match than it holds (X-More-Results)
+  const r = await fetch(path, { credentials: "same-origin", headers: { "x-lang": S.lang } });
+  if (r.status === 401 && S.me) { signedOut(); throw new Error(t("error.signin_required")); }
+  if (!r.ok) { let d = r.statusText; try { d = (await r.json()).detail; } catch (e) { /* not JSON */ } throw new Error(typeof d === "string" ? d : JSON.stringify(d)); }
+  return { items: await r.json(), more: r.headers.get("x-more-results") === "true" };
+}
 
 async function loadLang(lang) {  // the hub resolves the tag (or preference list) by its one rule and names the result
   const r = await fetch("/cr/api/i18n/" + encodeURIComponent(lang), { credentials: "same-origin" });
@@ -92,7 +98,7 @@ function show(view) {
   S.view = view;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== view;
   for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("active", b.dataset.view === view);
-  ({ kpi: loadKpi, tip: loadTip, commands: loadCommands, audit: loadAudit }[view] || (() => {}))();
+  ({ kpi: loadKpi, tip: loadTip, commands: loadCommands, audit: loadAudit, "search-reports": loadSearchReports }[view] || (() => {}))();
 }
 for (const b of document.querySelectorAll("#nav button")) b.addEventListener("click", () => show(b.dataset.view));
 
@@ -199,7 +205,10 @@ function matchesFilters(a) {
 $("#filters").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   S.alerts.clear();
-  for (const a of (await api("/cr/api/alerts?" + filterParams(ev.target))).reverse()) S.alerts.set(a.id, a);
+  const page = await apiPage("/cr/api/alerts?" + filterParams(ev.target));
+  for (const a of page.items.reverse()) S.alerts.set(a.id, a);
+  $("#search-more").hidden = !page.more;  // a broad search shows its newest page and says there is more
+  $("#search-more").textContent = t("filter.more_results", { n: page.items.length });
   renderAlerts();
 });
 $("#filters").addEventListener("reset", () => setTimeout(() => $("#filters").requestSubmit(), 0));
@@ -241,6 +250,21 @@ $("#tip-range").addEventListener("submit", (ev) => { ev.preventDefault(); loadTi
 function table(node, head, rows) {
   node.replaceChildren(el("tr", {}, ...head.map((h) => el("th", {}, h))), ...rows.map((r) => el("tr", {}, ...r.map((c) => el("td", {}, c)))));
 }
+
+// ---- vehicle search reports (the latest version of each; central_sync/hub/search_reports.py) -------------
+async function loadSearchReports() {
+  const f = new FormData($("#search-form")), p = new URLSearchParams();
+  for (const k of ["q", "outcome", "station"]) if (f.get(k)) p.set(k, f.get(k));
+  const rows = await api("/cr/api/search-reports?" + p);
+  $("#search-none").hidden = rows.length > 0;
+  table($("#search-table"), ["search.time", "search.station", "search.identities", "search.outcome", "search.version",
+                             "search.officer", "search.supervisor", "search.minutes", "search.findings"].map((k) => t(k)),
+    rows.map((v) => { const r = v.report; return [fmtIso(r.officer.signed_at), v.station,
+      v.identities.map((i) => i.value).join(" / "), tc("search_outcome", v.search_outcome), r.version,
+      r.officer.name + " (" + r.officer.badge + ")", r.countersigned ? r.countersigned.name + " (" + r.countersigned.badge + ")" : "",
+      r.minutes, r.findings.map((x) => `${x.goods} ${x.hs_class} ${x.quantity} ${x.unit} ${x.weight_kg} kg`).join("; ")]; }));
+}
+$("#search-form").addEventListener("submit", (ev) => { ev.preventDefault(); loadSearchReports(); });
 
 // ---- commands and audit --------------------------------------------------------------------
 async function loadCommands() {

@@ -382,7 +382,7 @@ class LlrpReader(EventDevice[ReaderEvent]):
         if new:
             log.info("rfid.tag_seen", reader=self.name, tag=tid.hex, epc=read.epc, antenna=read.antenna)
             self._events.emit(TagSeen(self.name, tid, now, read.first_seen or datetime.now(UTC), read.antenna,
-                                      read.rssi_dbm, read.epc))
+                                      read.rssi_dbm, read.epc, read.user))
 
     def _remove_silent(self, now: float) -> None:
         removal = self.cfg.removal_after_ms / 1000

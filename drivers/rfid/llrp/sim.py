@@ -58,6 +58,7 @@ from drivers.rfid.llrp.codec import (
     encode,
     message_name,
 )
+from drivers.simlane import Described, follow
 from drivers.rfid.llrp.params import (
     READ_MEMORY_OVERRUN,
     TID_BANK,
@@ -76,6 +77,8 @@ from drivers.rfid.llrp.params import (
 
 log = structlog.get_logger()
 OK = LlrpStatus()
+LANE_HOLD_S = 24 * 3600.0
+"""A lane item's tag stays in the field until the item leaves (its task is cancelled then)."""
 MODEL = DeviceCapabilities(0, 0, 1, "checkpoint-llrp-sim 1.0")
 
 
@@ -131,12 +134,15 @@ class LlrpSim:
         self._server: asyncio.Server | None = None
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._lane_tags: dict[int, asyncio.Task[None]] = {}
 
     async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.cfg.schedule:
             self._spawn(self._run_schedule())
+        if self.cfg.lane:
+            self._spawn(follow(self.cfg.lane, self._lane_entered, self._lane_left))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -201,6 +207,18 @@ class LlrpSim:
             if self.cfg.repeat_s is None:
                 return
             await asyncio.sleep(start + self.cfg.repeat_s - loop.time())
+
+    def _lane_entered(self, item: Described) -> None:
+        """An item came inside the simulated lane: its tag is in the entry antenna's field `lane_delay_s` later
+        (the antenna looks just past the entry eye), until the item leaves."""
+        if item.tid:
+            self._lane_tags[item.number] = self._spawn(self._later(self.cfg.lane_delay_s, item.epc, item.tid,
+                                                                   self.cfg.lane_antenna, LANE_HOLD_S, -50))
+
+    def _lane_left(self, item: Described) -> None:
+        task = self._lane_tags.pop(item.number, None)
+        if task is not None:
+            task.cancel()
 
     async def _later(self, at_s: float, epc: str, tid: str, antenna: int, seconds: float, rssi: int,
                      user: str = "") -> None:

@@ -32,14 +32,14 @@ async def run(ctx: PhaseContext) -> None:
         await _controller(ctx)
     for name in st.cfg.devices.readers:
         reader = st.readers.get(name)
-        ok = reader is not None and await _reader_up(reader)
+        ok = reader is not None and await reader_up(reader)
         ctx.measure("links.reader_link_ok", ok, target=name,
                     detail=st.problems.get(f"reader:{name}", "" if ok else "its port is not open"))
     if st.cfg.devices.source is not None:
         ctx.measure("links.source_ok", st.source is not None, target="source", detail=st.problems.get("source", ""))
 
 
-async def _reader_up(reader: TagReader, wait_s: float = READER_OPEN_S) -> bool:
+async def reader_up(reader: TagReader, wait_s: float = READER_OPEN_S) -> bool:
     """The reader opens its port in the background: give it a moment."""
     end = time.monotonic() + wait_s
     while not reader.link_ok and time.monotonic() < end:

@@ -183,25 +183,74 @@ function showRecord(rec, fresh) {
   if (fresh && rec.verdict === "suspect") alarm();
   drawBoxes();
   showLane();
+  showSearchState(rec);  // search.js
 }
 
-// Who is in the lane: each identity's kind and value, a seal's state (and a low battery), a recogniser's
-// confidence; a conflicting read is marked and says why on hover (edge/identity.py), never hidden.
+// Who is in the lane: one row per identity with its evidence crop (touch to enlarge), its value, the
+// recogniser's confidence and status (corrected, low confidence, not read: a failed read is never
+// guessed), the check it passed or failed (ISO 6346, the plate's jurisdiction), a seal's state, and a
+// conflicting read marked with its sentence in the row (touch screens have no hover), never hidden.
+const CHECKED = ["iso6346", "jurisdiction"];  // checks worth an officer's look; others (a tag's TID) are plumbing
+// what an officer looks for first: plates and codes, then the seal, then tags (the record keeps read order)
+const IDENT_ORDER = ["plate", "container", "seal", "eseal", "rfid_tid", "rfid_epc", "rfid", "em4100", "badge"];
+const byKind = (idents) => [...idents].sort((a, b) => IDENT_ORDER.indexOf(a.kind) - IDENT_ORDER.indexOf(b.kind));
+// A tag's EPC goes in its TID's row (one tag, one row: the lane buttons stay in view on a small screen),
+// unless the EPC conflicts: then it has its own row with its sentence.
 function showIdentities(idents) {
   const box = $("identities"); box.replaceChildren();
   if (!idents.length) { box.textContent = "—"; return; }
-  idents.forEach((i, n) => {
-    if (n) box.append(" · ");
-    const s = document.createElement("span");
-    s.className = "ident" + (i.conflict ? " conflict" : "") + (i.seal && i.seal.state !== "intact" ? " seal-broken" : "");
-    s.dataset.kind = i.kind;
-    let text = T("identity." + i.kind) + " " + i.value;
-    if (i.seal) text += T(i.seal.battery_low ? "seal.state_battery_low" : "seal.state", { state: T("seal." + i.seal.state) });
-    if (i.confidence != null) text += " " + Math.round(i.confidence * 100) + "%";
-    if (i.conflict) { text += " ⚠ " + T("identity.conflict"); s.title = i.conflict; }
-    s.textContent = text; box.append(s);
-  });
+  const sorted = byKind(idents), tids = new Set(sorted.filter((i) => i.kind === "rfid_tid").map((i) => i.value));
+  const folded = sorted.filter((i) => i.kind === "rfid_epc" && !i.conflict && tids.has((i.checks || {}).tid));
+  for (const i of sorted) {
+    if (folded.includes(i)) continue;
+    const epcs = i.kind === "rfid_tid" ? folded.filter((e) => e.checks.tid === i.value) : [];
+    box.append(identityRow(i, epcs.map((e) => chip("epc", T("ident.epc", { epc: e.value })))));
+  }
 }
+function identityRow(i, extra = []) {
+  const row = document.createElement("li"), broken = i.seal && i.seal.state !== "intact";
+  row.className = "ident" + (i.conflict ? " conflict" : "") + (broken ? " seal-broken" : "") + (!i.value ? " unread" : "");
+  row.dataset.kind = i.kind; if (i.status) row.dataset.status = i.status;
+  if (i.crop && S.current) row.append(cropThumb(i));
+  const text = document.createElement("span"); text.className = "ident-text";
+  text.textContent = T("identity." + i.kind) + " " + (i.value || T("ident_status.unread"));
+  if (i.seal) text.textContent += T(i.seal.battery_low ? "seal.state_battery_low" : "seal.state", { state: T("seal." + i.seal.state) });
+  row.append(text);
+  const chips = [...identityChips(i), ...extra];
+  if (chips.length) { const c = document.createElement("span"); c.className = "ident-chips"; c.append(...chips); row.append(c); }
+  if (i.conflict) {
+    row.title = i.conflict;
+    const why = document.createElement("small"); why.className = "ident-why";
+    why.textContent = "⚠ " + T("identity.conflict") + ": " + i.conflict; row.append(why);
+  }
+  return row;
+}
+function chip(cls, text) { const c = document.createElement("span"); c.className = "chip " + cls; c.textContent = text; return c; }
+function identityChips(i) {
+  const out = [];
+  if (i.confidence != null && i.value) out.push(chip("conf" + (i.status === "low_confidence" ? " bad" : ""), Math.round(i.confidence * 100) + "%"));
+  if (i.status && i.status !== "read" && (i.value || i.status !== "unread")) out.push(chip(i.status === "corrected" ? "warn" : "bad", T("ident_status." + i.status)));
+  if (i.raw && (!i.value || i.status === "corrected")) out.push(chip("raw", T("ident.saw", { raw: i.raw })));
+  for (const k of CHECKED) {
+    const v = (i.checks || {})[k];
+    if (v) out.push(chip(v === "ok" || k === "jurisdiction" ? "ok" : "bad", tr("check." + k + ".", v)));
+  }
+  return out;
+}
+function cropThumb(i) {
+  const b = document.createElement("button"); b.type = "button"; b.className = "crop";
+  const img = document.createElement("img");
+  img.src = "/api/cases/" + S.current.id + "/crops/" + i.crop + ".png"; img.alt = T("ident.crop", { what: T("identity." + i.kind) });
+  b.title = T("ident.enlarge"); b.append(img);
+  b.onclick = () => showCrop(img.src, [T("identity." + i.kind) + " " + (i.value || T("ident_status.unread")),
+                                       ...identityChips(i).map((c) => c.textContent)].join(" · "));
+  return b;
+}
+function showCrop(src, caption) {
+  $("crop-img").src = src; $("crop-caption").textContent = caption; $("crop-view").hidden = false; $("crop-close").focus();
+}
+$("crop-view").onclick = () => { $("crop-view").hidden = true; };
+document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("crop-view").hidden = true; });
 
 // The risk lane and, in words, what raised it: a watchlist's or rule's reason as the centre wrote it (or a
 // catalogue key such as declared_empty_not_empty), no bundle, a stale one, the random draw (edge/risk.py).
@@ -391,7 +440,7 @@ function row(cells, onclick, cls) {
   for (const c of cells) { const td = document.createElement("td"); td.textContent = c; tr_.append(td); }
   if (onclick) tr_.onclick = onclick; return tr_;
 }
-const idents = (r) => (r.identities || []).map((i) => i.value).join(", ");
+const idents = (r) => byKind(r.identities || []).map((i) => i.value).filter(Boolean).join(", ");
 async function refreshQueue() {
   if (!can("case.view")) return;
   const { items } = await api("/api/queue");

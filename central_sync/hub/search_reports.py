@@ -1,0 +1,71 @@
+"""Vehicle search reports at the hub: one row per report version, and the pass's `search_outcome` on its record.
+
+A report arrives inside its record (a record-lane update, like a review: central_sync/schema.py
+`SearchReport`). The hub keeps each version in `search_reports` (written in the record's transaction,
+confined to the station's own record) and sets `records.search_outcome` from the latest version:
+`nothing_found`, `seizure` (countersigned), `pending` (a seizure awaiting its countersignature) or NULL
+(no search), the same rule as `central_sync.schema.search_outcome` on the station. The vehicle history and the risk feedback read that column; `pending` is never a clean pass.
+
+A version is replaced only by the same version countersigned (never by its unsigned form arriving late), and the
+outcome is computed from the stored versions, so both stay right when a late copy of the record replaces its body.
+`text` holds the report's searchable fields in lower case: goods, HS-like classes, areas, methods, notes,
+the signers' badges.
+"""
+
+from __future__ import annotations
+
+from central_sync.schema import InspectionRecord, SearchReport
+
+DDL = """
+CREATE TABLE IF NOT EXISTS search_reports (
+    record_id TEXT NOT NULL, station TEXT NOT NULL, version INTEGER NOT NULL, outcome TEXT NOT NULL,
+    final INTEGER NOT NULL, officer TEXT NOT NULL, supervisor TEXT, signed_ts DOUBLE PRECISION NOT NULL,
+    minutes INTEGER NOT NULL, text TEXT NOT NULL, body TEXT NOT NULL, committed_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (record_id, version));
+CREATE INDEX IF NOT EXISTS search_reports_signed ON search_reports (signed_ts);
+"""
+ADD_OUTCOME_COLUMN = "ALTER TABLE records ADD COLUMN search_outcome TEXT"
+INDEX_OUTCOME = "CREATE INDEX IF NOT EXISTS records_search_outcome ON records (search_outcome)"
+
+COLS = ("record_id", "station", "version", "outcome", "final", "officer", "supervisor", "signed_ts", "minutes", "text",
+        "body", "committed_at")
+UPSERT_SEARCH_REPORT = (f"INSERT INTO search_reports ({','.join(COLS)}) SELECT {','.join('?' * len(COLS))}"
+                        " WHERE EXISTS (SELECT 1 FROM records WHERE id = ? AND station = ?)"
+                        " ON CONFLICT (record_id, version) DO UPDATE SET final = excluded.final,"
+                        " supervisor = excluded.supervisor, text = excluded.text, body = excluded.body, committed_at = excluded.committed_at"
+                        " WHERE search_reports.station = excluded.station AND excluded.final >= search_reports.final"
+                        " AND search_reports.officer = excluded.officer")
+"""Args: the version's row, then record id and station (only under the station's own record)."""
+
+SET_OUTCOME = ("UPDATE records SET search_outcome = (SELECT CASE WHEN s.final = 1 THEN s.outcome ELSE 'pending' END"
+               " FROM search_reports s WHERE s.record_id = records.id ORDER BY s.version DESC LIMIT 1)"
+               " WHERE id = ? AND station = ?")
+"""Args: record id, station. From the versions as stored (after this message's rows), so that a copy arriving
+late cannot take the outcome back."""
+
+
+def search_text(report: SearchReport) -> str:
+    """The report's searchable words, lower case, one space apart."""
+    words = [report.outcome, report.vehicle_type, *report.areas, *report.methods, report.notes, report.officer.badge,
+             report.countersigned.badge if report.countersigned else ""]
+    for f in report.findings:
+        words += [f.goods, f.hs_class, f.area]
+    return " ".join(w for w in words if w).lower()
+
+
+def report_rows(record: InspectionRecord, now: float) -> list[tuple]:
+    """UPSERT_SEARCH_REPORT arguments, one per version of the record's report."""
+    return [(record.id, record.station, r.version, r.outcome, int(r.final), r.officer.badge,
+             r.countersigned.badge if r.countersigned else None, r.officer.signed_at.timestamp(), r.minutes,
+             search_text(r), r.model_dump_json(), now, record.id, record.station) for r in record.search_reports]
+
+
+def outcome_row(record: InspectionRecord) -> tuple:
+    """SET_OUTCOME arguments."""
+    return (record.id, record.station)
+
+
+def like_pattern(q: str) -> str:
+    """A LIKE pattern (ESCAPE '\\') finding `q` anywhere in `text`, its wildcards taken literally."""
+    escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

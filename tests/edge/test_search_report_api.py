@@ -1,0 +1,68 @@
+"""The search report's HTTP routes on a running station screen: who may sign, the signature form cannot be used to
+guess PINs (the sign-in lockout counts its wrong PINs), photos are checked, versions are listed and printed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge.web.config import TipConfig, WebConfig
+from edge.web.demo import DEMO_USERS, StationHarness
+from edge.web.routes_search import refusals
+from search_report_kit import vehicle_record
+
+OFFICER, SUPERVISOR, TECHNICIAN = ((b, p) for b, _, _, p in DEMO_USERS)
+
+
+@pytest.fixture
+def station(tmp_path: Path) -> Iterator[StationHarness]:
+    with StationHarness(tmp_path / "data", WebConfig(tip=TipConfig(enabled=False), max_failed_signins=3)) as h:
+        h.add_demo_users()
+        yield h
+
+
+@contextmanager
+def client(station: StationHarness, who: tuple[str, str]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=station.url, timeout=30) as http:
+        assert http.post("/api/signin", json={"badge": who[0], "pin": who[1]}).status_code == 200
+        yield http
+
+
+def body(badge: str, pin: str) -> dict[str, object]:
+    return {"vehicle_type": "lorry", "areas": ["cargo_bay", "fuel_tank"], "methods": ["probe"], "minutes": 20,
+            "notes": "", "badge": badge, "pin": pin}
+
+
+def test_wrong_signature_pins_lock_the_badge_like_sign_ins_and_a_technician_signs_nothing(
+        station: StationHarness) -> None:
+    rec = station.call(lambda s: s.commit(vehicle_record(s.station), scan_stored=False))
+    url = f"/api/cases/{rec.id}/search-reports"
+    before = refusals["signature_refused"]
+    with client(station, OFFICER) as http:
+        for _ in range(3):
+            r = http.post(url, json=body(OFFICER[0], "0000"))
+            assert (r.status_code, r.json()["detail"]) == (403, "signature_refused")
+        assert refusals["signature_refused"] - before == 3  # counted (and logged) by code
+        locked = http.post(url, json=body(OFFICER[0], OFFICER[1]))  # even the right PIN waits out the lock
+        assert (locked.status_code, locked.json()["detail"]) == (429, "signin_locked") and "retry-after" in locked.headers
+        signed = http.post(url, json=body(SUPERVISOR[0], SUPERVISOR[1]))  # another badge is not locked
+        assert signed.status_code == 200, signed.text
+        assert signed.json()["versions"][0]["outcome"] == "nothing_found" and signed.json()["search_outcome"] == "nothing_found"
+        assert http.post("/api/cases/nope/search-reports", json=body(SUPERVISOR[0], SUPERVISOR[1])).status_code == 404
+        bad = dict(body(SUPERVISOR[0], SUPERVISOR[1]), areas=["fifth_wheel"])
+        assert http.post(url, json=bad).json()["detail"] == "search_area_unknown"
+        assert http.get(f"{url}/1.html").status_code == 200 and http.get(f"{url}/9.pdf").status_code == 404
+        assert http.post("/api/search-photos", content=b"GIF89a", headers={"content-type": "image/gif"}).status_code == 415
+        big = b"\x89PNG\r\n\x1a\n" + bytes(8 * 1024 * 1024)
+        assert http.post("/api/search-photos", content=big, headers={"content-type": "image/png"}).status_code == 413
+        assert http.post("/api/search-photos/camera/none").json()["detail"] == "camera_unknown"
+        assert http.get("/api/search-photos/" + "0" * 64).status_code == 404
+    with client(station, TECHNICIAN) as http:
+        assert http.post(url, json=body(OFFICER[0], OFFICER[1])).status_code == 403  # the screen's user may not sign
+        assert http.get(url).status_code == 403
+    record = station.call(lambda s: s.get(rec.id))
+    assert record is not None and [r.officer.badge for r in record.search_reports] == [SUPERVISOR[0]]
