@@ -26,6 +26,7 @@ from central_sync.control_room.db import execute
 from central_sync.control_room.feed import LiveFeed
 from central_sync.control_room.i18n import LANGS, page_messages, pick_lang, t
 from central_sync.control_room.images import ImageUnreadable, cached_png
+from central_sync.control_room.risk_routes import build_risk_router
 from central_sync.hub.search import Match
 
 if TYPE_CHECKING:
@@ -304,6 +305,7 @@ def build_router(room: ControlRoom) -> APIRouter:
         made = auth.add_user(store, body.username, body.role, body.password, body.lang)
         return {"username": made.username, "role": made.role}
 
+    r.include_router(build_risk_router(room, need))
     r.routes.append(_static())
     return r
 

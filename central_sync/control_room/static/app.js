@@ -92,7 +92,7 @@ function show(view) {
   S.view = view;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== view;
   for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("active", b.dataset.view === view);
-  ({ kpi: loadKpi, tip: loadTip, commands: loadCommands, audit: loadAudit }[view] || (() => {}))();
+  ({ kpi: loadKpi, tip: loadTip, commands: loadCommands, audit: loadAudit, ...window.crViews }[view] || (() => {}))();
 }
 for (const b of document.querySelectorAll("#nav button")) b.addEventListener("click", () => show(b.dataset.view));
 
