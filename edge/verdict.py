@@ -12,6 +12,8 @@ from enum import StrEnum
 
 from central_sync.schema import Verdict
 from models.detection import Detection
+from risk.engine import Assessment
+from risk.verdict import stricter
 
 
 class Reason(StrEnum):
@@ -32,6 +34,8 @@ class Reason(StrEnum):
     SAFETY_STOP = "safety_stop"
     STORE_FULL = "store_full"  # the station database is full: the record cannot be written
     SEAL_NOT_INTACT = "seal_not_intact"  # a container declared sealed whose seal is missing, opened or tampered
+    RISK_RED = "risk_red"  # the risk assessment selected the item for physical inspection (risk.verdict)
+    RISK_AMBER = "risk_amber"  # the risk assessment wants the officer to decide on a detector clear (risk.verdict)
 
 
 @dataclass(frozen=True)
@@ -64,3 +68,9 @@ def decide(outcome: Outcome) -> tuple[Verdict, Reason]:
     if outcome.rules_fired:
         return Verdict.SUSPECT, Reason.RULE
     return Verdict.CLEAR, Reason.CLEAR
+
+
+def with_risk(verdict: Verdict, reason: Reason, assessment: Assessment) -> tuple[Verdict, Reason]:
+    """The verdict after the risk assessment: only ever stricter (risk.verdict.stricter), as a Reason."""
+    new_verdict, new_reason = stricter(verdict, reason, assessment)
+    return new_verdict, Reason(new_reason)

@@ -14,9 +14,10 @@ from drivers.errors import DriverError, LinkLost
 from edge.errors import EdgeError
 from firmware_bridge.errors import BridgeError
 from models.errors import ModelError
+from risk.errors import RiskError
 
 ROOTS = {"drivers": DriverError, "edge": EdgeError, "central_sync": SyncError, "firmware_bridge": BridgeError,
-         "models": ModelError}
+         "models": ModelError, "risk": RiskError}
 # Deliberate grafts onto another package's branch, so that its handlers catch them.
 GRAFTS = {"edge.diag.context.IoTimeout": LinkLost}
 OPTIONAL = ("models.training",)  # needs torch, which only the training environment installs

@@ -1,0 +1,418 @@
+"""Risk bundles: what the hub publishes and the station applies, their wire format and signature.
+
+Envelope (docs/risk.md has the full layout and an example):
+
+    b"CPERB1\\n" + header + b"\\n" + payload
+    header   one line of JSON {"key_id": str, "sig": base64 Ed25519 signature of the payload bytes, "len": int}
+    payload  zlib-compressed canonical JSON (sorted keys, separators "," ":", UTF-8) of the bundle dict
+
+The bundle dict is columnar so that a million watchlist entries parse in a fraction of a second: the
+entries' shared attributes (list, reason, owner, validity, level, lane, score) are one `metas` table and
+each list kind is two parallel arrays, `values` (normalised) and `metas` (an index into the table).
+
+`open_bundle` refuses with a BundleError whose `code` is stable (acknowledged to the hub): bad_format,
+bad_signature, unknown_key, replayed (the version the station runs), older, base_mismatch (a delta not
+made on the version the station runs), not_yet_valid, expired (unless `allow_expired`: the station keeps
+its last good bundle and knows it is stale). Any bytes give a Bundle or a BundleError, nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from risk.errors import BundleError, RuleError
+from risk.normal import normalise
+from risk.rules import LANES, LIST_KINDS, Lane, Rule, compile_rules
+
+__all__ = ["Bundle", "Declaration", "ListMeta", "RandomPolicy", "WatchEntry", "WatchTable", "bundle_dict",
+           "diff_entries", "encode_bundle", "normalise", "open_bundle"]
+
+MAGIC = b"CPERB1\n"
+FORMAT = 1
+MAX_HEADER = 4096
+MAX_PAYLOAD = 512 * 1024 * 1024
+"""Largest decompressed payload accepted (a million entries are about 30 MB)."""
+CLOCK_SKEW_S = 300.0
+"""A bundle issued up to this far in the station's future is accepted (clocks differ a little)."""
+BundleKind = Literal["snapshot", "delta"]
+
+
+@dataclass(frozen=True)
+class ListMeta:
+    """What the entries of one list share (deduplicated in the bundle)."""
+
+    list_id: str
+    reason: str
+    owner: str
+    valid_from: float | None = None
+    valid_to: float | None = None
+    level: int = 0  # need-to-know 0..3: the officer's level must reach it to see the reason
+    lane: Lane = "red"  # the lane a hit gives, red unless the list says otherwise
+    score: int = 100
+
+    def as_row(self) -> list[Any]:
+        return [self.list_id, self.reason, self.owner, self.valid_from, self.valid_to, self.level, self.lane,
+                self.score]
+
+    def valid_at(self, at: float) -> bool:
+        """Whether the entry is in force at `at` (bounds inclusive, None = open)."""
+        return (self.valid_from is None or self.valid_from <= at) and (self.valid_to is None or at <= self.valid_to)
+
+
+@dataclass(frozen=True)
+class WatchEntry:
+    """One watchlist entry; `value` normalised (see `normalise`)."""
+
+    list_kind: str
+    value: str
+    list_id: str
+    reason: str
+    owner: str
+    valid_from: float | None = None
+    valid_to: float | None = None
+    level: int = 0
+    lane: Lane = "red"
+    score: int = 100
+
+    @property
+    def meta(self) -> ListMeta:
+        return ListMeta(self.list_id, self.reason, self.owner, self.valid_from, self.valid_to, self.level, self.lane,
+                        self.score)
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A pre-arrival declaration from the customs declaration system."""
+
+    ref: str
+    trader: str
+    container: str | None = None
+    plate: str | None = None
+    goods: tuple[tuple[str, str], ...] = ()  # (hs_code, description)
+    declared_empty: bool = False
+    weight_kg: float | None = None
+    origin: str = ""
+    sealed: bool = False
+    seal_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ref": self.ref, "trader": self.trader, "container": self.container, "plate": self.plate,
+                "goods": [list(g) for g in self.goods], "declared_empty": self.declared_empty,
+                "weight_kg": self.weight_kg, "origin": self.origin, "sealed": self.sealed, "seal_id": self.seal_id}
+
+
+@dataclass(frozen=True)
+class RandomPolicy:
+    """Random selection: the minimum share of items selected, per station kind or station id where overridden."""
+
+    rate: float = 0.02
+    stale_rate: float = 0.10  # used instead when the bundle has expired (if higher)
+    per_lane: dict[str, float] = field(default_factory=dict)  # station id or station kind -> rate
+    lane: Lane = "red"  # the lane a random selection gives
+
+    def rate_for(self, station_id: str, station_kind: str, stale: bool) -> float:
+        """The rate for a station: its own override, else its kind's, else the default; raised when stale."""
+        rate = self.per_lane.get(station_id, self.per_lane.get(station_kind, self.rate))
+        return max(rate, self.stale_rate) if stale else rate
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rate": self.rate, "stale_rate": self.stale_rate, "per_lane": dict(self.per_lane), "lane": self.lane}
+
+
+@dataclass(frozen=True)
+class WatchTable:
+    """The columnar watchlists of a bundle: per list kind, parallel lists of values and indexes into `metas`."""
+
+    metas: tuple[ListMeta, ...] = ()
+    columns: Mapping[str, tuple[Sequence[str], Sequence[int]]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return sum(len(values) for values, _ in self.columns.values())
+
+    def entries(self) -> Iterator[WatchEntry]:
+        for kind, (values, metas) in self.columns.items():
+            for value, m in zip(values, metas):
+                meta = self.metas[m]
+                yield WatchEntry(kind, value, meta.list_id, meta.reason, meta.owner, meta.valid_from, meta.valid_to,
+                                 meta.level, meta.lane, meta.score)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle. `watchlists` builds WatchEntry objects on demand; the engine reads `table`."""
+
+    version: int
+    kind: BundleKind
+    base_version: int | None
+    issued_at: float
+    expires_at: float
+    key_id: str
+    table: WatchTable
+    removed: tuple[tuple[str, str], ...]
+    rules: tuple[Rule, ...]
+    rules_changed: bool
+    random: RandomPolicy
+    declarations: tuple[Declaration, ...]
+    sha256: str
+    removed_declarations: tuple[str, ...] = ()
+
+    @property
+    def watchlists(self) -> tuple[WatchEntry, ...]:
+        return tuple(self.table.entries())
+
+    def expired(self, now: float) -> bool:
+        return now >= self.expires_at
+
+
+def bundle_dict(*, version: int, issued_at: float, expires_at: float, entries: Iterable[WatchEntry] = (),
+                rules: Iterable[Rule] = (), random: RandomPolicy | None = None,
+                declarations: Iterable[Declaration] = (), kind: BundleKind = "snapshot",
+                base_version: int | None = None, removed: Iterable[tuple[str, str]] = (),
+                rules_changed: bool = True, removed_declarations: Iterable[str] = ()) -> dict[str, Any]:
+    """The bundle's JSON form from Python objects (values normalised here), ready for `encode_bundle`."""
+    metas: dict[ListMeta, int] = {}
+    columns: dict[str, tuple[list[str], list[int]]] = {}
+    for e in entries:
+        values, idx = columns.setdefault(e.list_kind, ([], []))
+        values.append(normalise(e.list_kind, e.value))
+        idx.append(metas.setdefault(e.meta, len(metas)))
+    gone: dict[str, list[str]] = {}
+    for list_kind, value in removed:
+        gone.setdefault(list_kind, []).append(normalise(list_kind, value))
+    rule_list = list(rules)
+    return {"format": FORMAT, "version": version, "kind": kind, "base_version": base_version,
+            "issued_at": issued_at, "expires_at": expires_at, "random": (random or RandomPolicy()).to_dict(),
+            "rules_changed": rules_changed or kind == "snapshot", "rules": [r.to_dict() for r in rule_list],
+            "metas": [m.as_row() for m in metas],
+            "watchlists": {k: {"values": v, "metas": i} for k, (v, i) in sorted(columns.items())},
+            "removed": {k: v for k, v in sorted(gone.items())},
+            "declarations": [d.to_dict() for d in declarations], "removed_declarations": list(removed_declarations)}
+
+
+def diff_entries(old: Iterable[WatchEntry], new: Iterable[WatchEntry]) -> tuple[list[WatchEntry], list[tuple[str, str]]]:
+    """What a delta from `old` to `new` carries: entries to add, and (kind, value) pairs to remove first.
+
+    A removal drops every entry of that value of that kind, so a changed value is removed and all of its
+    new entries are added again.
+    """
+    def by_key(entries: Iterable[WatchEntry]) -> dict[tuple[str, str], set[WatchEntry]]:
+        out: dict[tuple[str, str], set[WatchEntry]] = {}
+        for e in entries:
+            e = WatchEntry(**{**e.__dict__, "value": normalise(e.list_kind, e.value)})
+            out.setdefault((e.list_kind, e.value), set()).add(e)
+        return out
+    before, after = by_key(old), by_key(new)
+    removed = [key for key, es in before.items() if after.get(key) != es]
+    changed = [key for key, es in after.items() if before.get(key) != es]
+    added = [e for key in changed for e in sorted(after[key], key=lambda e: e.list_id)]
+    return added, [key for key in removed if key in before]
+
+
+def canonical_json(doc: Mapping[str, Any]) -> bytes:
+    """Sorted keys, no spaces, UTF-8; NaN and infinities refused (ValueError)."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def encode_bundle(bundle_json: Mapping[str, Any], private_key: Ed25519PrivateKey, key_id: str) -> bytes:
+    """The signed envelope of a bundle dict (see the module docstring)."""
+    payload = zlib.compress(canonical_json(bundle_json), 6)
+    sig = base64.b64encode(private_key.sign(payload)).decode()
+    header = json.dumps({"key_id": key_id, "sig": sig, "len": len(payload)}, sort_keys=True, separators=(",", ":"))
+    return MAGIC + header.encode() + b"\n" + payload
+
+
+def open_bundle(data: bytes, keys: Mapping[str, Ed25519PublicKey], *, now: float, current: int | None,
+                allow_expired: bool = False) -> Bundle:
+    """Verify, decompress and parse an envelope against the pinned keys and the version the station runs."""
+    key_id, sig, payload = _envelope(data)
+    key = keys.get(key_id)
+    if key is None:
+        raise BundleError("unknown_key", f"bundle signed with key {key_id!r}, which is not one of "
+                                         f"{sorted(keys)}")
+    try:
+        key.verify(sig, payload)
+    except InvalidSignature:
+        raise BundleError("bad_signature", f"bundle signature does not verify with key {key_id!r}") from None
+    bundle = _parse(_decoded(payload), key_id, hashlib.sha256(payload).hexdigest())
+    _check_version(bundle, current)
+    if bundle.issued_at > now + CLOCK_SKEW_S:
+        raise BundleError("not_yet_valid", f"bundle {bundle.version} is issued at {bundle.issued_at:.0f}, "
+                                           f"after now ({now:.0f})")
+    if bundle.expired(now) and not allow_expired:
+        raise BundleError("expired", f"bundle {bundle.version} expired at {bundle.expires_at:.0f} (now {now:.0f})")
+    return bundle
+
+
+def _envelope(data: bytes) -> tuple[str, bytes, bytes]:
+    """Key id, signature and payload of an envelope; BundleError bad_format otherwise."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise BundleError("bad_format", f"a bundle is bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if not data.startswith(MAGIC):
+        raise BundleError("bad_format", f"bundle does not start with {MAGIC!r} (starts {data[:8]!r})")
+    end = data.find(b"\n", len(MAGIC), len(MAGIC) + MAX_HEADER)
+    if end < 0:
+        raise BundleError("bad_format", f"bundle header has no end of line within {MAX_HEADER} bytes")
+    try:
+        header = json.loads(data[len(MAGIC):end])
+        key_id, sig_text, length = header["key_id"], header["sig"], header["len"]
+        sig = base64.b64decode(sig_text, validate=True)
+    except (ValueError, TypeError, KeyError, binascii.Error, RecursionError) as exc:
+        raise BundleError("bad_format", f"bundle header is not the expected JSON ({exc})") from None
+    payload = data[end + 1:]
+    if not isinstance(key_id, str) or type(length) is not int or length != len(payload) or len(sig) != 64:
+        raise BundleError("bad_format", f"bundle header does not match the payload (len {length!r} for "
+                                        f"{len(payload)} bytes, signature {len(sig)} bytes)")
+    return key_id, sig, payload
+
+
+def _decoded(payload: bytes) -> dict[str, Any]:
+    """The payload's JSON object (decompressed within MAX_PAYLOAD)."""
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(payload, MAX_PAYLOAD)
+        if inflater.unconsumed_tail:
+            raise BundleError("bad_format", f"bundle payload inflates to more than {MAX_PAYLOAD} bytes")
+        doc = json.loads(raw, parse_constant=_no_constant)
+    except (zlib.error, ValueError, RecursionError) as exc:
+        raise BundleError("bad_format", f"bundle payload is not compressed JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise BundleError("bad_format", f"bundle payload is not a format {FORMAT} bundle object")
+    return doc
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number a bundle may hold")
+
+
+def _check_version(bundle: Bundle, current: int | None) -> None:
+    """A snapshot must be newer than what runs; a delta must be made on exactly what runs."""
+    if current is not None and bundle.version == current:
+        raise BundleError("replayed", f"bundle {bundle.version} is the version the station already runs")
+    if current is not None and bundle.version < current:
+        raise BundleError("older", f"bundle {bundle.version} is older than the version the station runs ({current})")
+    if bundle.kind == "delta" and bundle.base_version != current:
+        raise BundleError("base_mismatch", f"delta {bundle.version} is made on version {bundle.base_version}, "
+                                           f"the station runs {current}")
+
+
+def _parse(doc: dict[str, Any], key_id: str, sha256: str) -> Bundle:
+    """A Bundle from its JSON object; BundleError bad_format naming the first field that is wrong."""
+    try:
+        return _build(doc, key_id, sha256)
+    except RuleError as exc:
+        raise BundleError("bad_format", f"bundle rule refused: {exc}") from exc
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+        raise BundleError("bad_format", f"bundle field missing or of the wrong type ({type(exc).__name__}: "
+                                        f"{exc!s:.120})") from None
+
+
+def _build(doc: dict[str, Any], key_id: str, sha256: str) -> Bundle:
+    version, kind, base = doc["version"], doc["kind"], doc["base_version"]
+    _need(type(version) is int and version >= 1, "version", version)
+    _need(kind in ("snapshot", "delta"), "kind", kind)
+    _need(base is None if kind == "snapshot" else (type(base) is int and base < version), "base_version", base)
+    issued, expires = _number(doc["issued_at"], "issued_at"), _number(doc["expires_at"], "expires_at")
+    _need(expires > issued, "expires_at", expires)
+    rules_changed = doc["rules_changed"]
+    _need(isinstance(rules_changed, bool), "rules_changed", rules_changed)
+    rules = tuple(Rule.from_dict(r) for r in _list(doc["rules"], "rules"))
+    compile_rules(rules)
+    return Bundle(version=version, kind=kind, base_version=base, issued_at=issued, expires_at=expires,
+                  key_id=key_id, table=_table(doc), removed=_removed(doc["removed"]), rules=rules,
+                  rules_changed=rules_changed, random=_random(doc["random"]),
+                  declarations=tuple(_declaration(d) for d in _list(doc["declarations"], "declarations")),
+                  sha256=sha256, removed_declarations=tuple(_strings(doc["removed_declarations"],
+                                                                     "removed_declarations")))
+
+
+def _table(doc: dict[str, Any]) -> WatchTable:
+    metas = tuple(_meta(row) for row in _list(doc["metas"], "metas"))
+    columns: dict[str, tuple[Sequence[str], Sequence[int]]] = {}
+    lists = doc["watchlists"]
+    _need(isinstance(lists, dict), "watchlists", lists)
+    for kind, col in lists.items():
+        _need(kind in LIST_KINDS, "watchlists kind", kind)
+        values, idx = _strings(col["values"], f"watchlists.{kind}.values"), _list(col["metas"], f"{kind}.metas")
+        _need(len(values) == len(idx), f"watchlists.{kind}.metas length", len(idx))
+        _need(all(type(i) is int for i in idx) and (not idx or 0 <= min(idx) and max(idx) < len(metas)),
+              f"watchlists.{kind}.metas", "an index outside the metas table")
+        columns[kind] = (values, idx)
+    return WatchTable(metas, columns)
+
+
+def _meta(row: object) -> ListMeta:
+    _need(isinstance(row, list) and len(row) == 8, "metas row", row)
+    list_id, reason, owner, vfrom, vto, level, lane, score = cast(list[Any], row)
+    _need(all(isinstance(s, str) for s in (list_id, reason, owner)), "metas row", row)
+    _need(type(level) is int and 0 <= level <= 3, "metas level", level)
+    _need(lane in LANES and type(score) is int, "metas lane/score", row)
+    return ListMeta(list_id, reason, owner, None if vfrom is None else _number(vfrom, "valid_from"),
+                    None if vto is None else _number(vto, "valid_to"), level, lane, score)
+
+
+def _removed(doc: object) -> tuple[tuple[str, str], ...]:
+    _need(isinstance(doc, dict), "removed", doc)
+    out: list[tuple[str, str]] = []
+    for kind, values in cast(dict[str, Any], doc).items():
+        _need(kind in LIST_KINDS, "removed kind", kind)
+        out += [(kind, v) for v in _strings(values, f"removed.{kind}")]
+    return tuple(out)
+
+
+def _random(doc: object) -> RandomPolicy:
+    _need(isinstance(doc, dict), "random", doc)
+    d = cast(dict[str, Any], doc)
+    rate, stale, per_lane, lane = d["rate"], d["stale_rate"], d["per_lane"], d["lane"]
+    _need(isinstance(per_lane, dict) and lane in LANES, "random", doc)
+    for r in (rate, stale, *per_lane.values()):
+        _need(0.0 <= _number(r, "random rate") <= 1.0, "random rate", r)
+    return RandomPolicy(float(rate), float(stale), {str(k): float(v) for k, v in per_lane.items()}, lane)
+
+
+def _declaration(doc: object) -> Declaration:
+    _need(isinstance(doc, dict), "declaration", doc)
+    d = cast(dict[str, Any], doc)
+    goods = tuple((g[0], g[1]) for g in _list(d["goods"], "goods"))
+    _need(all(isinstance(h, str) and isinstance(t, str) for h, t in goods), "declaration goods", goods)
+    for key in ("container", "plate", "seal_id"):
+        _need(d[key] is None or isinstance(d[key], str), f"declaration {key}", d[key])
+    _need(isinstance(d["ref"], str) and isinstance(d["trader"], str) and isinstance(d["origin"], str),
+          "declaration ref/trader/origin", doc)
+    _need(isinstance(d["declared_empty"], bool) and isinstance(d["sealed"], bool), "declaration flags", doc)
+    weight = None if d["weight_kg"] is None else _number(d["weight_kg"], "weight_kg")
+    return Declaration(ref=d["ref"], trader=d["trader"], container=d["container"], plate=d["plate"], goods=goods,
+                       declared_empty=d["declared_empty"], weight_kg=weight, origin=d["origin"], sealed=d["sealed"],
+                       seal_id=d["seal_id"])
+
+
+def _need(ok: bool, name: str, value: object) -> None:
+    if not ok:
+        raise BundleError("bad_format", f"bundle field {name} is not valid: {value!r:.80}")
+
+
+def _number(value: object, name: str) -> float:
+    _need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value), name, value)
+    return float(cast(float, value))
+
+
+def _list(value: object, name: str) -> list[Any]:
+    _need(isinstance(value, list), name, value)
+    return cast(list[Any], value)
+
+
+def _strings(value: object, name: str) -> list[str]:
+    items = _list(value, name)
+    _need(all(type(v) is str for v in items), name, "a list with a value that is not a string")
+    return items
