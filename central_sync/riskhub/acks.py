@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 import time
 
+from central_sync.control_room.db import execute
 from central_sync.hub.store import HubStore
 
 
 def record_ack(store: HubStore, station: str, version: int, sha256: str, outcome: str, code: str | None,
                at: float | None = None) -> None:
     """Keep one acknowledgement (the same one twice is one row)."""
-    store.query("INSERT INTO risk_bundle_acks (station, version, sha256, outcome, code, at) VALUES (?,?,?,?,?,?)"
-                " ON CONFLICT (station, version, outcome) DO NOTHING RETURNING station",
-                (station, version, sha256, outcome, code, time.time() if at is None else at))
+    execute(store, "INSERT INTO risk_bundle_acks (station, version, sha256, outcome, code, at) VALUES (?,?,?,?,?,?)"
+                   " ON CONFLICT (station, version, outcome) DO NOTHING",
+            (station, version, sha256, outcome, code, time.time() if at is None else at))
 
 
 def station_versions(store: HubStore, now: float) -> list[dict]:

@@ -18,11 +18,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from central_sync.control_room import audit
+from central_sync.control_room.db import execute
 from central_sync.errors import DraftError, FourEyesError
 from central_sync.hub.store import Cursor, HubStore
 from risk.bundle import normalise
 from risk.errors import RuleError
-from risk.rules import compile_rules
+from risk.rules import Rule, compile_rules
 
 LIST_KINDS = ("plate", "container", "rfid_tid", "seal", "trader", "route")
 LANES = ("red", "amber", "green")
@@ -132,9 +133,10 @@ def _check_rule(payload: dict) -> tuple[str, dict]:
         raise DraftError(f"rule draft refused: the rule has no id (got {payload!r:.120})")
     try:
         compile_rules([payload])
+        rule = Rule.from_dict(payload).to_dict()  # defaults filled in: stored and shown as the stations get it
     except RuleError as exc:
         raise DraftError(f"rule {rule_id} draft refused: {exc}") from exc
-    return f"rule:{rule_id}", payload
+    return f"rule:{rule_id}", rule
 
 
 def _list_kind(store: HubStore, list_id: str) -> str:
@@ -148,7 +150,7 @@ def propose(store: HubStore, author: str, op: str, payload: dict, note: str = ""
     """Record a pending change (nothing takes effect until another user approves it)."""
     target, checked = check_payload(store, op, payload)
     draft = Draft(uuid.uuid4().hex[:16], author, time.time(), op, target, checked, note[:1000], "pending")
-    store.query(f"INSERT INTO risk_drafts ({DRAFT_COLS}) VALUES (?,?,?,?,?,?,?,?)",
+    execute(store, f"INSERT INTO risk_drafts ({DRAFT_COLS}) VALUES (?,?,?,?,?,?,?,?)",
                 (draft.id, author, draft.created_at, op, target, json.dumps(checked, sort_keys=True), draft.note, "pending"))
     audit.append(store, author, "risk.draft", f"draft:{draft.id}", {"op": op, "target": target, "payload": checked})
     return draft

@@ -87,7 +87,7 @@ def parse_csv(text: str) -> ImportResult:
         result.errors.append(f"row 1: the header {reader.fieldnames!r} lacks the column(s) {', '.join(missing)}")
         return result
     for n, row in enumerate(reader, start=2):
-        extra = row.pop(None, None)  # type: ignore[call-overload]  # DictReader's key for surplus cells
+        extra = row.pop(None, None)  # DictReader keeps surplus cells under the key None
         if extra:
             result.errors.append(f"row {n}: {len(extra)} cell(s) more than the header has ({extra!r})")
             continue

@@ -3,9 +3,7 @@ stored in risk_bundles and handed to the delivery layer.
 
 Every version has a snapshot (any station can apply it: its version is above what it runs) and,
 from the second on, a delta whose base is the previous version (a station that runs exactly that
-one applies the smaller message). A delta removes by (list kind, value), so when an entry leaves one
-list while another list of the same kind still holds that value, the delta carries the remaining
-entry again. Each bundle is opened with the hub's own public key before it is stored, so what goes
+one applies the smaller message; risk.bundle.diff_entries decides what it removes and adds). Each bundle is opened with the hub's own public key before it is stored, so what goes
 out is known to verify. `due()` tells when the newest bundle is close enough to expiry to publish
 the same state again under a new version (stations on an expired bundle go stale).
 """
@@ -27,11 +25,12 @@ from central_sync.control_room import audit
 from central_sync.errors import PublishError
 from central_sync.hub.store import Cursor, HubStore
 from central_sync.riskhub import authoring, declarations
-from risk.bundle import Bundle, encode_bundle, open_bundle
+from risk.bundle import (Bundle, Declaration, RandomPolicy, WatchEntry, bundle_dict, diff_entries, encode_bundle,
+                         open_bundle)
 from risk.errors import BundleError
+from risk.rules import Rule
 
 Deliver = Callable[[bytes, int], None]  # (envelope bytes, version): the MQTT delivery (central_sync/risk_delivery.py)
-ENTRY_FIELDS = ("list_kind", "value", "list_id", "reason", "owner", "valid_from", "valid_to", "level")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,47 +71,46 @@ class Published:
 
 
 # ---- the approved state as bundle content --------------------------------------------------------
-def state(store: HubStore, now: float, declarations_s: float) -> dict[str, Any]:
-    """Watchlist entries not yet expired, enabled and disabled rules, the random policy, recent declarations."""
-    kinds = {w["id"]: w["kind"] for w in authoring.watchlists(store)}
+@dataclass(frozen=True, slots=True)
+class Content:
+    """What a snapshot carries: entries in force, rules (enabled or not), the random policy, declarations."""
+
+    entries: tuple[WatchEntry, ...]
+    rules: tuple[Rule, ...]
+    random: RandomPolicy
+    declarations: tuple[Declaration, ...]
+
+
+def content(store: HubStore, now: float, declarations_s: float) -> Content:
+    """The approved state: entries not yet expired (with their list's lane), rules, policy, recent declarations."""
+    lanes = {w["id"]: (w["kind"], w["lane"]) for w in authoring.watchlists(store)}
     rows = store.query(f"SELECT {authoring.ENTRY_COLS} FROM risk_entries WHERE valid_to IS NULL OR valid_to > ?"
                        " ORDER BY list_id, value", (now,))
-    entries = [{"list_kind": kinds[r[0]], "value": r[1], "list_id": r[0], "reason": r[2], "owner": r[3],
-                "valid_from": r[4], "valid_to": r[5], "level": r[6]} for r in rows if r[0] in kinds]
-    decls = [{k: d[k] for k in ("ref", "container", "plate", "trader", "declared_empty", "weight_kg", "origin",
-                                "sealed", "seal_id")} | {"goods": d["goods"]}
-             for d in declarations.recent(store, now - declarations_s)]
-    return {"watchlists": entries, "rules": authoring.rules(store), "random": authoring.random_policy(store),
-            "declarations": sorted(decls, key=lambda d: d["ref"])}
+    entries = tuple(WatchEntry(lanes[r[0]][0], r[1], r[0], r[2], r[3], r[4], r[5], r[6], lane=lanes[r[0]][1])
+                    for r in rows if r[0] in lanes)
+    rnd = authoring.random_policy(store)
+    decls = tuple(Declaration(ref=d["ref"], trader=d["trader"], container=d["container"], plate=d["plate"],
+                              goods=tuple((hs, desc) for hs, desc in d["goods"]), declared_empty=d["declared_empty"],
+                              weight_kg=d["weight_kg"], origin=d["origin"], sealed=d["sealed"], seal_id=d["seal_id"])
+                  for d in sorted(declarations.recent(store, now - declarations_s), key=lambda d: d["ref"]))
+    return Content(entries, tuple(Rule.from_dict(r) for r in authoring.rules(store)),
+                   RandomPolicy(rnd["rate"], rnd["stale_rate"], dict(rnd.get("per_lane") or {})), decls)
 
 
-def _entry_key(e: dict) -> tuple:
-    return tuple(e[f] for f in ENTRY_FIELDS)
+def snapshot_dict(c: Content, head: dict[str, Any]) -> dict[str, Any]:
+    return bundle_dict(**head, entries=c.entries, rules=c.rules, random=c.random, declarations=c.declarations)
 
 
-def delta_of(prev: Bundle, now_state: dict[str, Any]) -> dict[str, Any]:
-    """What turns the previous snapshot's content into the current state (see the module docstring)."""
-    before = {_entry_key(_entry_dict(e)) for e in prev.watchlists}
-    after = {_entry_key(e): e for e in now_state["watchlists"]}
-    present = {(e["list_kind"], e["value"]) for e in now_state["watchlists"]}
-    removed = sorted({(k[0], k[1]) for k in before - set(after)} - present)
-    touched = {(k[0], k[1]) for k in (before ^ set(after))}
-    changed = [e for k, e in after.items() if k not in before or (k[0], k[1]) in touched]
-    prev_rules = sorted((_rule_dict(r) for r in prev.rules), key=lambda r: r["id"])
-    rules_changed = prev_rules != sorted(now_state["rules"], key=lambda r: r["id"])
-    known = {d.ref for d in prev.declarations}
-    return {"watchlists": changed, "removed": [list(r) for r in removed], "rules_changed": rules_changed,
-            "rules": now_state["rules"] if rules_changed else [], "random": now_state["random"],
-            "declarations": [d for d in now_state["declarations"] if d["ref"] not in known]}
-
-
-def _entry_dict(e: Any) -> dict:
-    return {f: getattr(e, f) for f in ENTRY_FIELDS}
-
-
-def _rule_dict(r: Any) -> dict:
-    """A bundle's rule back as the JSON the hub stores (risk.rules keeps the source of each rule)."""
-    return dict(r.source) if hasattr(r, "source") else dict(r)
+def delta_dict(prev: Bundle, c: Content, head: dict[str, Any]) -> dict[str, Any]:
+    """What turns the previous snapshot into the current content (risk.bundle.diff_entries for the entries)."""
+    added, removed = diff_entries(prev.watchlists, c.entries)
+    rules_changed = [r.to_dict() for r in prev.rules] != [r.to_dict() for r in c.rules]
+    before = set(prev.declarations)
+    refs = {d.ref for d in c.declarations}
+    return bundle_dict(**head, kind="delta", base_version=prev.version, entries=added, removed=removed,
+                       rules=c.rules if rules_changed else (), rules_changed=rules_changed, random=c.random,
+                       declarations=[d for d in c.declarations if d not in before],
+                       removed_declarations=sorted({d.ref for d in before} - refs))
 
 
 # ---- publishing ---------------------------------------------------------------------------------
@@ -120,19 +118,17 @@ def publish(store: HubStore, key: RiskKey, publisher: str, deliver: Deliver | No
             expiry_s: float = 24 * 3600.0, declarations_s: float = 72 * 3600.0, now: float | None = None) -> Published:
     """Build, sign, check, store and hand over the next version; PublishError when it cannot."""
     now = time.time() if now is None else now
-    current = state(store, now, declarations_s)
+    current = content(store, now, declarations_s)
     prev = latest(store)
     version = (prev["version"] if prev else 0) + 1
-    head = {"version": version, "issued_at": now, "expires_at": now + expiry_s, "key_id": key.key_id}
-    snapshot = _sign(key, head | {"kind": "snapshot", "base_version": None, "removed": [], "rules_changed": True}
-                     | current, now, None)
+    head = {"version": version, "issued_at": now, "expires_at": now + expiry_s}
+    snapshot = _sign(key, snapshot_dict(current, head), now, None)
     delta = None
     if prev is not None:
         base = _open(key, prev["snapshot"], prev["issued_at"], None)
-        delta = _sign(key, head | {"kind": "delta", "base_version": prev["version"]} | delta_of(base, current),
-                      now, prev["version"])
+        delta = _sign(key, delta_dict(base, current, head), now, prev["version"])
     out = Published(version, snapshot[0], delta[0] if delta else None, snapshot[1].sha256, now, now + expiry_s,
-                    len(current["watchlists"]), len(current["rules"]))
+                    len(current.entries), len(current.rules))
     _store(store, out, publisher, prev["version"] if prev else None, delta[1].sha256 if delta else "")
     audit.append(store, publisher, "risk.publish", f"bundle:{version}",
                  {"sha256": out.sha256, "entries": out.entries, "rules": out.rules, "expires_at": out.expires_at})
@@ -157,7 +153,7 @@ def _open(key: RiskKey, data: bytes, now: float, current: int | None) -> Bundle:
 
 
 def _store(store: HubStore, out: Published, publisher: str, base: int | None, delta_sha: str) -> None:
-    rows = [(out.version, "snapshot", None, out.sha256, out.snapshot)]
+    rows: list[tuple[int, str, int | None, str, bytes]] = [(out.version, "snapshot", None, out.sha256, out.snapshot)]
     if out.delta is not None:
         rows.append((out.version, "delta", base, delta_sha, out.delta))
 
