@@ -163,9 +163,9 @@ def _brief(row: object) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def store_declarations(store: HubStore, decls: list[DeclarationIn], source: str) -> int:
-    """Insert or replace by ref, in one transaction; how many were written."""
-    now = time.time()
+def store_declarations(store: HubStore, decls: list[DeclarationIn], source: str, now: float | None = None) -> int:
+    """Insert or replace by ref, in one transaction, received `now`; how many were written."""
+    now = time.time() if now is None else now
     rows = [(d.ref, d.container, d.plate, d.trader, json.dumps([[g.hs, g.description] for g in d.goods], ensure_ascii=False),
              int(d.declared_empty), d.weight_kg, d.origin, int(d.sealed), d.seal_id, source, now) for d in decls]
 
