@@ -32,9 +32,9 @@ from central_sync.errors import SyncError
 from central_sync.mqtt import HUB_LINKS, STATION_LINKS, login
 
 ITERATIONS = 10_000
-STATION_SENDS = ("status", "inspection", "alert", "review", "tip", "batch", "blob/#", "cmd/result", "diag/#")
-STATION_READS = ("ack", "cmd", "cmd/signed", "diag/#")
-HUB_SENDS = ("ack", "cmd", "cmd/signed")
+STATION_SENDS = ("status", "inspection", "alert", "review", "tip", "batch", "blob/#", "cmd/result", "diag/#", "risk/ack")
+STATION_READS = ("ack", "cmd", "cmd/signed", "diag/#", "risk")
+HUB_SENDS = ("ack", "cmd", "cmd/signed", "risk")
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -54,7 +54,7 @@ def _acl(kind: str, topic: str) -> dict:
 
 
 def hub_role(group: str = p.SHARE_GROUP) -> dict:
-    subs = [t for t in p.hub_subscriptions(group)] + [f"{p.ROOT}/+/cmd/result"]
+    subs = [t for t in p.hub_subscriptions(group)] + [f"{p.ROOT}/+/cmd/result", f"{p.ROOT}/+/risk/ack"]
     return {"rolename": "hub", "acls": [_acl("subscribePattern", t) for t in subs]
             + [_acl("publishClientSend", f"{p.ROOT}/+/{leaf}") for leaf in HUB_SENDS]}
 

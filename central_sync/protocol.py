@@ -12,6 +12,7 @@ Topics (MQTT v5, QoS 1), `{s}` is the station id:
     cpe/v1/{s}/blob/{sha256}/{index}  station -> hub, BlobChunkHeader JSON, b"\\n", chunk bytes
     cpe/v1/{s}/ack                    hub -> station, AckMsg: what is committed centrally
     cpe/v1/{s}/cmd                    hub -> station, CmdMsg: e.g. resend missing seqs
+    cpe/v1/{s}/risk, .../risk/ack     hub -> station risk bundles and the station's ack (risk_delivery.py)
 
 `msg` in every station payload is the outbox row id; the hub echoes it (with the record id) in
 AckMsg so the station deletes exactly that row. Both sides import this module.
@@ -199,6 +200,9 @@ class StatusMsg(_Wire):
     last_ack_at: float | None = None
     last_error: str | None = None
     counters: dict[str, int] = Field(default_factory=dict)
+    risk_version: int | None = None  # the risk bundle the station runs (central_sync.risk_delivery); None: none
+    risk_stale: bool = False  # that bundle has expired: the station runs on it at the raised random rate
+    risk_expires_at: float | None = None
 
 
 class AckItem(_Wire):

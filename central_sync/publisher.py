@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -24,8 +25,9 @@ from central_sync.sender import SyncEngine
 class Publisher:
     """Publishes the station's outbox to the hub; rows are deleted when the hub commits them."""
 
-    def __init__(self, cfg: SyncConfig, station: str, db_path: Path, scans_dir: Path) -> None:
-        self._engine = SyncEngine(cfg, station, Path(db_path), Path(scans_dir))
+    def __init__(self, cfg: SyncConfig, station: str, db_path: Path, scans_dir: Path,
+                 extra_status: Callable[[], dict] | None = None) -> None:
+        self._engine = SyncEngine(cfg, station, Path(db_path), Path(scans_dir), extra_status)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

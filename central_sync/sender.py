@@ -38,8 +38,11 @@ TICK_S = 0.2
 class SyncEngine:
     """One station's sync; `run` is the thread's body."""
 
-    def __init__(self, cfg: SyncConfig, station: str, db_path: Path, scans_dir: Path) -> None:
+    def __init__(self, cfg: SyncConfig, station: str, db_path: Path, scans_dir: Path,
+                 extra_status: Callable[[], dict] | None = None) -> None:
+        """extra_status: more StatusMsg fields, read at every status (the risk bundle run, edge/risk.py)."""
         self.cfg, self.station, self.db_path, self.scans_dir = cfg, p.check_station(station), db_path, scans_dir
+        self.extra_status = extra_status
         self.core = Delivery(self.station, limits_for(cfg))
         self.counters = self.core.counters
         self.lock = threading.Lock()
@@ -263,7 +266,8 @@ class SyncEngine:
     def _status(self, state: Literal["online", "offline"]) -> bytes:
         backlog = {k: p.LaneBacklog(**{f: v for f, v in b.items() if f != "parked"}) for k, b in self.backlog.items()}
         return p.StatusMsg(station=self.station, state=state, session=self.session, at=time.time(), backlog=backlog,
-                           last_ack_at=self.last_ack_at, last_error=self.last_error, counters=dict(self.counters)).model_dump_json().encode()
+                           last_ack_at=self.last_ack_at, last_error=self.last_error, counters=dict(self.counters),
+                           **(self.extra_status() if self.extra_status else {})).model_dump_json().encode()
 
     def _error(self, event: str, text: str, count: bool = True) -> None:
         self.last_error = text

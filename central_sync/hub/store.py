@@ -74,6 +74,9 @@ CREATE INDEX IF NOT EXISTS record_identities_norm ON record_identities (norm);
 CREATE TABLE IF NOT EXISTS blob_uploads (
     sha256 TEXT PRIMARY KEY, station TEXT NOT NULL, count BIGINT NOT NULL, size BIGINT NOT NULL,
     started_at DOUBLE PRECISION NOT NULL, pruned INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS bundle_acks (
+    station TEXT NOT NULL, version BIGINT NOT NULL, sha256 TEXT NOT NULL, outcome TEXT NOT NULL, code TEXT,
+    at DOUBLE PRECISION NOT NULL, PRIMARY KEY (station, version, sha256));
 """
 
 # Ownership: every statement a station's message runs names that station, and one that would touch another
@@ -324,7 +327,26 @@ class HubStore:
             cur.execute(self.sql("DELETE FROM blob_uploads WHERE sha256=?"), (sha256,))
         self.run_in_transaction(drop)
 
+    def record_bundle_ack(self, station: str, version: int, sha256: str, outcome: str, code: str | None,
+                          at: float) -> None:
+        """A station's answer to a risk bundle (central_sync.risk_delivery); the latest answer per envelope wins."""
+        self.query("INSERT INTO bundle_acks (station, version, sha256, outcome, code, at) VALUES (?,?,?,?,?,?)"
+                   " ON CONFLICT (station, version, sha256) DO UPDATE SET outcome=excluded.outcome,"
+                   " code=excluded.code, at=excluded.at WHERE excluded.at >= bundle_acks.at RETURNING station",
+                   (station, version, sha256, outcome, code, at))
+
     # ---- reads ----------------------------------------------------------------------------
+    def bundle_acks(self) -> list[tuple]:
+        """Per station its latest risk bundle answer: (station, version, sha256, outcome, code, at)."""
+        return self.query("SELECT a.station, a.version, a.sha256, a.outcome, a.code, a.at FROM bundle_acks a"
+                          " WHERE NOT EXISTS (SELECT 1 FROM bundle_acks b WHERE b.station = a.station AND"
+                          " (b.at > a.at OR (b.at = a.at AND b.version > a.version))) ORDER BY a.station")
+
+    def applied_bundle_versions(self) -> dict[str, int]:
+        """Per station the newest risk bundle version it acknowledged as applied."""
+        rows = self.query("SELECT station, max(version) FROM bundle_acks WHERE outcome = 'applied' GROUP BY station")
+        return {station: int(version) for station, version in rows}
+
     def seqs_after(self, station: str, after: int, limit: int = 200_000) -> list[int]:
         rows = self.query("SELECT DISTINCT seq FROM records WHERE station=? AND seq>? ORDER BY seq LIMIT ?", (station, after, limit))
         return [r[0] for r in rows]

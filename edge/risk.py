@@ -1,0 +1,273 @@
+"""The station side of risk bundles: receive, verify, keep, apply without pausing inspections, ack.
+
+    runtime = RiskRuntime.start(station, cfg, data_dir)        # reloads data_dir/risk/ (blocking)
+    async with RiskReceiver(sync_cfg, station, runtime):       # cpe/v1/{s}/risk -> .../risk/ack
+        assessment = runtime.evaluate(facts)                   # any thread; never waits for a swap
+
+A bundle arrives in chunks (central_sync.risk_delivery); joined and hash-checked, it is opened
+with the pinned risk keys (`[risk] keys`, key id -> PEM file): a bad signature, an unknown key, a
+replayed or older version, an expired one, a delta on another base are refused with the
+BundleError code, counted, logged in one sentence and reported in the ack; the last good bundle
+runs on. An accepted one is applied in a worker thread (BundleState.apply builds a new index),
+written to data_dir/risk/ and then swapped in by one reference assignment, so an evaluation in
+progress finishes on the old index and the next one uses the new. At start the files are opened
+again (expired ones too: the station runs on its last good bundle, stale) in version order: the
+snapshot, then its deltas; a file that no longer opens is refused, counted, renamed `.refused`,
+and what loaded before it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from types import TracebackType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from central_sync.commands import CommandLink, load_public_key
+from central_sync.config import BrokerConfig
+from central_sync.errors import SyncError, WireFormatError
+from central_sync.risk_delivery import RiskAck, RiskChunk, ack_topic, decode_chunk, risk_topic
+from risk.bundle import Bundle, open_bundle
+from risk.engine import Assessment, BundleState, Engine, Facts
+from risk.errors import BundleError, RiskError
+
+log = structlog.get_logger("edge.risk")
+SUFFIX = ".cperb"
+
+
+class RiskConfig(BaseModel):
+    """`[risk]` of the station config; without keys every bundle is refused (`unknown_key`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keys: dict[str, Path] = Field(default_factory=dict, description="key id -> the hub's Ed25519 risk public key (PEM)")
+    seed: str | None = Field(None, min_length=1, max_length=128,
+                             description="random selection seed, recorded with every draw; default: the station id")
+    max_bundle_bytes: int = Field(256 * 1024 * 1024, ge=1024, description="larger bundles are refused")
+    timezone: str = Field("UTC", description="the station's local time zone, for rules on the hour and weekday")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"time zone {value!r} is not known") from exc
+        return value
+
+
+class BundleFiles:
+    """data_dir/risk/: the snapshot and the deltas on top of it, `{version:012d}-{kind}.cperb`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def stored(self) -> list[Path]:
+        return sorted(self.folder.glob(f"*{SUFFIX}"))
+
+    def save(self, bundle: Bundle, envelope: bytes) -> None:
+        """Write durably (temp file, fsync, rename); a snapshot drops the files it replaces."""
+        path = self.folder / f"{bundle.version:012d}-{bundle.kind}{SUFFIX}"
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as fh:
+            fh.write(envelope)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        if bundle.kind == "snapshot":
+            for old in self.stored():
+                if old != path and old.name < path.name:
+                    old.unlink()
+
+    def refuse(self, path: Path) -> None:
+        path.rename(path.with_name(path.name + ".refused"))
+
+
+def load_keys(cfg: RiskConfig) -> dict[str, Ed25519PublicKey]:
+    """The pinned keys that can be read; an unreadable one is logged and left out (its bundles are refused)."""
+    keys = {}
+    for key_id, path in cfg.keys.items():
+        try:
+            keys[key_id] = load_public_key(path)
+        except SyncError as exc:
+            log.error("risk.key_unreadable", key_id=key_id, error=str(exc))
+    return keys
+
+
+class RiskRuntime:
+    """The bundle the station runs and the engine that evaluates against it; counters for metrics."""
+
+    def __init__(self, station: str, keys: dict[str, Ed25519PublicKey], files: BundleFiles, seed: str,
+                 timezone: str = "UTC", max_bundle_bytes: int = 256 * 1024 * 1024) -> None:
+        self.station, self.keys, self.files, self.max_bundle_bytes = station, keys, files, max_bundle_bytes
+        self.engine = Engine(BundleState.empty(), seed=seed, tz=timezone)
+        self.sha256: str | None = None  # of the last envelope applied (the hub's delivery id)
+        self.counters: Counter[str] = Counter()
+        self._apply = threading.Lock()  # one bundle applied at a time; evaluations never take it
+
+    @classmethod
+    def start(cls, station: str, cfg: RiskConfig, data_dir: Path) -> "RiskRuntime":
+        runtime = cls(station, load_keys(cfg), BundleFiles(Path(data_dir) / "risk"), cfg.seed or station, cfg.timezone,
+                      cfg.max_bundle_bytes)
+        runtime.reload()
+        return runtime
+
+    # ---- evaluation ------------------------------------------------------------------------
+    def evaluate(self, facts: Facts) -> Assessment:
+        """Never waits: a bundle being applied meanwhile is swapped in by one assignment."""
+        return self.engine.evaluate(facts)
+
+    @property
+    def version(self) -> int | None:
+        return self.engine.state.version
+
+    def status(self, now: float | None = None) -> dict:
+        """The StatusMsg fields: risk_version, risk_stale, risk_expires_at."""
+        state = self.engine.state
+        return {"risk_version": state.version, "risk_stale": state.stale(time.time() if now is None else now),
+                "risk_expires_at": state.expires_at}
+
+    # ---- bundles ---------------------------------------------------------------------------
+    def reload(self, now: float | None = None) -> None:
+        """Apply the stored files in order (blocking; at start)."""
+        now = time.time() if now is None else now
+        for path in self.files.stored():
+            try:
+                data = path.read_bytes()
+                self._swap(open_bundle(data, self.keys, now=now, current=self.version, allow_expired=True), data)
+            except (OSError, RiskError) as exc:
+                self.counters["refused_stored"] += 1
+                log.error("risk.stored_bundle_refused", station=self.station, file=str(path),
+                          error=f"stored risk bundle {path.name} cannot be applied and is set aside: {exc}")
+                self.files.refuse(path)
+                break
+        log.info("risk.loaded", station=self.station, version=self.version, expires_at=self.engine.state.expires_at)
+
+    def receive(self, version: int, envelope: bytes, now: float | None = None) -> RiskAck:
+        """Open, apply, keep and swap one envelope (blocking: run it in a worker thread); the ack to send."""
+        now = time.time() if now is None else now
+        sha = hashlib.sha256(envelope).hexdigest()
+        with self._apply:
+            if sha == self.sha256:
+                self.counters["duplicate"] += 1
+                return RiskAck(version=version, sha256=sha, outcome="applied")
+            try:
+                bundle = open_bundle(envelope, self.keys, now=now, current=self.version)
+                self._swap(bundle, envelope, keep=True)
+            except BundleError as exc:
+                return self._refused(version, sha, exc.code, str(exc))
+            except RiskError as exc:
+                return self._refused(version, sha, "bad_format", str(exc))
+            except OSError as exc:
+                return self._refused(version, sha, "not_stored", f"risk bundle {version} cannot be written: {exc}")
+        self.counters["applied"] += 1
+        log.info("risk.applied", station=self.station, version=version, sha256=sha[:12], bytes=len(envelope),
+                 expires_at=self.engine.state.expires_at)
+        return RiskAck(version=version, sha256=sha, outcome="applied")
+
+    def _swap(self, bundle: Bundle, envelope: bytes, keep: bool = False) -> None:
+        state = self.engine.state.apply(bundle)  # a new index; the running one is untouched
+        if keep:
+            self.files.save(bundle, envelope)
+        self.engine.swap(state)
+        self.sha256 = hashlib.sha256(envelope).hexdigest()
+
+    def _refused(self, version: int, sha: str, code: str, why: str) -> RiskAck:
+        self.counters[f"refused_{code}"] += 1
+        log.warning("risk.refused", station=self.station, version=version, code=code,
+                    detail=f"risk bundle {version} ({sha[:12]}) refused ({code}); version "
+                           f"{self.version} runs on: {why}")
+        return RiskAck(version=version, sha256=sha, outcome="refused", code=code)
+
+
+class Assembler:
+    """Joins the chunks of one envelope (a newer one abandons it); pure, counts what it drops."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.head: RiskChunk | None = None
+        self.parts: dict[int, bytes] = {}
+        self.counters: Counter[str] = Counter()
+
+    def add(self, head: RiskChunk, data: bytes) -> bytes | None:
+        """The whole envelope once its last chunk arrived and its hash matches, else None."""
+        if head.size > self.max_bytes or head.index >= head.count:
+            self.counters["chunk_refused"] += 1
+            log.warning("risk.chunk_refused", version=head.version, size=head.size, index=head.index, count=head.count,
+                        max_bytes=self.max_bytes)
+            return None
+        if self.head is None or (head.sha256, head.count, head.size) != (self.head.sha256, self.head.count, self.head.size):
+            if self.parts:
+                self.counters["abandoned"] += 1
+            self.head, self.parts = head, {}
+        self.parts[head.index] = data
+        if len(self.parts) < head.count:
+            return None
+        envelope = b"".join(self.parts[i] for i in range(head.count))
+        self.head, self.parts = None, {}
+        if len(envelope) != head.size or hashlib.sha256(envelope).hexdigest() != head.sha256:
+            self.counters["bad_hash"] += 1  # not acknowledged: the hub sends it again
+            log.warning("risk.bad_hash", version=head.version, size=len(envelope), expected=head.size)
+            return None
+        return envelope
+
+
+class RiskReceiver:
+    """Subscribes to the station's risk topic; applies off the event loop; acks each envelope."""
+
+    def __init__(self, broker: BrokerConfig, station: str, runtime: RiskRuntime, queue_max: int = 2) -> None:
+        self.station, self.runtime = station, runtime
+        self.assembler = Assembler(runtime.max_bundle_bytes)
+        self.link = CommandLink(broker, f"{station}-risk", [risk_topic(station)], self._arrived, link="risk")
+        self.counters = runtime.counters
+        self._queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue(maxsize=queue_max)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> "RiskReceiver":
+        self._loop = asyncio.get_running_loop()
+        await self.link.__aenter__()
+        self._task = asyncio.create_task(self._work(), name=f"risk-{self.station}")
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.link.__aexit__(exc_type, exc, tb)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def _arrived(self, topic: str, payload: bytes) -> None:
+        """On paho's thread: join chunks; a whole envelope goes to the event loop's queue."""
+        try:
+            head, data = decode_chunk(payload)
+        except WireFormatError as exc:
+            self.counters["bad_chunk"] += 1
+            log.warning("risk.bad_chunk", station=self.station, error=str(exc))
+            return
+        envelope = self.assembler.add(head, data)
+        if envelope is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._enqueue, head.version, envelope)
+
+    def _enqueue(self, version: int, envelope: bytes) -> None:
+        try:
+            self._queue.put_nowait((version, envelope))
+        except asyncio.QueueFull:  # the hub sends it again when no ack comes
+            self.counters["dropped_queue_full"] += 1
+            log.warning("risk.dropped", station=self.station, version=version, reason="queue_full")
+
+    async def _work(self) -> None:
+        while True:
+            version, envelope = await self._queue.get()
+            ack = await asyncio.to_thread(self.runtime.receive, version, envelope)
+            self.link.publish(ack_topic(self.station), ack.model_dump_json().encode())

@@ -1,0 +1,45 @@
+"""The hub's record of stations' answers to risk bundles (bundle_acks), on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from central_sync.hub.store import HubStore, open_store
+
+SHA6, SHA7, SHA7B = "6" * 64, "7" * 64, "b" * 64
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HubStore]:
+    url = str(tmp_path / "hub.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    hub = open_store(url)
+    hub.migrate()
+    yield hub
+    hub.close()
+
+
+def test_the_latest_answer_per_station_and_the_version_applied(store: HubStore) -> None:
+    store.record_bundle_ack("gate-1", 6, SHA6, "applied", None, 10.0)
+    store.record_bundle_ack("gate-1", 7, SHA7, "refused", "unknown_key", 20.0)
+    store.record_bundle_ack("gate-2", 7, SHA7, "applied", None, 15.0)
+    assert store.bundle_acks() == [("gate-1", 7, SHA7, "refused", "unknown_key", 20.0),
+                                   ("gate-2", 7, SHA7, "applied", None, 15.0)]
+    assert store.applied_bundle_versions() == {"gate-1": 6, "gate-2": 7}
+
+
+def test_an_envelope_answered_again_keeps_the_newest_answer(store: HubStore) -> None:
+    store.record_bundle_ack("gate-1", 7, SHA7, "refused", "unknown_key", 20.0)
+    store.record_bundle_ack("gate-1", 7, SHA7, "applied", None, 30.0)
+    store.record_bundle_ack("gate-1", 7, SHA7, "refused", "replayed", 25.0)  # late duplicate: older than the answer kept
+    store.record_bundle_ack("gate-1", 7, SHA7B, "applied", None, 31.0)  # the delta of the same version
+    assert store.bundle_acks() == [("gate-1", 7, SHA7B, "applied", None, 31.0)]
+    assert store.query("SELECT outcome FROM bundle_acks WHERE sha256 = ?", (SHA7,)) == [("applied",)]
+
+
+def test_migrate_twice_keeps_the_answers(store: HubStore) -> None:
+    store.record_bundle_ack("gate-1", 6, SHA6, "applied", None, 10.0)
+    store.migrate()
+    assert store.applied_bundle_versions() == {"gate-1": 6}
