@@ -58,6 +58,8 @@ class ControlRoom:
     async def __aenter__(self) -> "ControlRoom":
         await asyncio.to_thread(db.migrate, self.store)
         await asyncio.to_thread(risk_tables.migrate, self.store)
+        if self.risk_deliver is not None and (offer := await asyncio.to_thread(publish.latest_offer, self.store)):
+            self.risk_deliver(offer)  # after a restart the stations still get the newest version
         self._task = asyncio.create_task(self._supervise_feed(), name="control-room-feed")
         if self.risk_key is not None:
             self._republisher = asyncio.create_task(self._republish(), name="risk-republish")

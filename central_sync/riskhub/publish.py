@@ -24,13 +24,14 @@ from central_sync import commands
 from central_sync.control_room import audit
 from central_sync.errors import PublishError
 from central_sync.hub.store import Cursor, HubStore
+from central_sync.risk_delivery import Offer
 from central_sync.riskhub import authoring, declarations
 from risk.bundle import (Bundle, Declaration, RandomPolicy, WatchEntry, bundle_dict, diff_entries, encode_bundle,
                          open_bundle)
 from risk.errors import BundleError
 from risk.rules import Rule
 
-Deliver = Callable[[bytes, int], None]  # (envelope bytes, version): the MQTT delivery (central_sync/risk_delivery.py)
+Deliver = Callable[[Offer], None]  # the MQTT delivery: RiskDelivery.offer (central_sync/risk_delivery.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,9 @@ class Published:
     expires_at: float
     entries: int
     rules: int
+
+    def offer(self, base_version: int | None) -> Offer:
+        return Offer(self.version, self.snapshot, self.delta, base_version if self.delta else None)
 
     def view(self) -> dict:
         return {"version": self.version, "sha256": self.sha256, "issued_at": self.issued_at,
@@ -133,7 +137,7 @@ def publish(store: HubStore, key: RiskKey, publisher: str, deliver: Deliver | No
     audit.append(store, publisher, "risk.publish", f"bundle:{version}",
                  {"sha256": out.sha256, "entries": out.entries, "rules": out.rules, "expires_at": out.expires_at})
     if deliver is not None:
-        deliver(out.snapshot, version)  # the one call site of the delivery layer
+        deliver(out.offer(prev["version"] if prev else None))  # the one call site of the delivery layer
     return out
 
 
@@ -185,6 +189,16 @@ def bundles(store: HubStore, limit: int = 50) -> list[dict]:
 def bundle_bytes(store: HubStore, version: int, kind: str) -> bytes | None:
     rows = store.query("SELECT data FROM risk_bundles WHERE version=? AND kind=?", (version, kind))
     return bytes(rows[0][0]) if rows else None
+
+
+def latest_offer(store: HubStore) -> Offer | None:
+    """The newest version as delivery offers it (a hub that restarts offers it again)."""
+    newest = latest(store)
+    if newest is None:
+        return None
+    delta = bundle_bytes(store, newest["version"], "delta")
+    base = store.query("SELECT base_version FROM risk_bundles WHERE version=? AND kind='delta'", (newest["version"],))
+    return Offer(newest["version"], newest["snapshot"], delta, base[0][0] if base else None)
 
 
 def due(store: HubStore, now: float, margin_s: float) -> bool:

@@ -4,8 +4,9 @@ Authoring: risk_watchlists, risk_entries, risk_rules and risk_settings hold the 
 a change is first a row of risk_drafts (pending) and reaches them only through an approval by another
 user (risk_approvals). Every change is also written to the control room's hash-chained audit log with
 its before/after (control_room/audit.py). risk_declarations holds the pre-arrival declarations,
-risk_bundles what was published (snapshot and delta per version), risk_bundle_acks what the stations
-applied or refused. The inspection feedback is the officer's review (reviews.body `search`).
+risk_bundles what was published (snapshot and delta per version); what the stations applied or
+refused is the hub's bundle_acks (central_sync/risk_delivery.py). The inspection feedback is the
+officer's review (reviews.body `search`).
 """
 
 from __future__ import annotations
@@ -41,9 +42,6 @@ CREATE TABLE IF NOT EXISTS risk_bundles (
     issued_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL, publisher TEXT NOT NULL,
     entries BIGINT NOT NULL, rules BIGINT NOT NULL, data {blob} NOT NULL,
     PRIMARY KEY (version, kind));
-CREATE TABLE IF NOT EXISTS risk_bundle_acks (
-    station TEXT NOT NULL, version BIGINT NOT NULL, sha256 TEXT NOT NULL, outcome TEXT NOT NULL, code TEXT,
-    at DOUBLE PRECISION NOT NULL, PRIMARY KEY (station, version, outcome));
 """
 
 

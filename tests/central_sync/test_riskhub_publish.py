@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central_sync.control_room import audit
+from central_sync.risk_delivery import Offer
 from central_sync.riskhub import authoring, declarations, declgen, publish
 from riskhub_fixtures import open_risk_store, risk_key
 from risk.bundle import open_bundle
@@ -54,9 +55,9 @@ def test_publish_gives_a_snapshot_open_bundle_accepts(store, tmp_path):
     authored(store)
     authoring.propose(store, "sam", "entry.put", entry("plates", "ZZ999"))  # a draft: not published
     sent = []
-    out = publish.publish(store, key, "ada", lambda data, version: sent.append((data, version)), expiry_s=3600, now=T0)
-    assert sent == [(out.snapshot, 1)] and out.delta is None
-    b = open_bundle(sent[0][0], {key.key_id: key.private.public_key()}, now=T0 + 10, current=None)
+    out = publish.publish(store, key, "ada", sent.append, expiry_s=3600, now=T0)
+    assert sent == [Offer(1, out.snapshot, None, None)] and out.delta is None
+    b = open_bundle(sent[0].snapshot, {key.key_id: key.private.public_key()}, now=T0 + 10, current=None)
     assert (b.version, b.kind, b.expires_at, b.sha256) == (1, "snapshot", T0 + 3600, out.sha256)
     assert sorted((e.list_kind, e.value, e.lane) for e in b.watchlists) == [
         ("plate", "AB1234", "red"), ("trader", "GOLDENBAYIMPORTS", "amber")]
@@ -79,6 +80,7 @@ def test_the_delta_turns_the_old_version_into_the_new_one(store, tmp_path):
     approved(store, "entry.put", entry("plates", "EF 4321", level=2))
     approved(store, "rule.put", RULE | {"score": 80})
     v2 = publish.publish(store, key, "ada", now=T0 + 60)
+    assert publish.latest_offer(store) == Offer(2, v2.snapshot, v2.delta, 1)  # what a restarted hub offers again
     delta = open_bundle(v2.delta, keys, now=T0 + 61, current=1)
     assert (delta.kind, delta.base_version, delta.rules_changed) == ("delta", 1, True)
     assert delta.removed == (("plate", "AB1234"),)
