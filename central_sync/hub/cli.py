@@ -36,6 +36,7 @@ from central_sync.hub.ingest import Limits
 from central_sync.hub.service import Hub
 from central_sync.hub.store import HubStore, open_store
 from central_sync.risk_delivery import RiskAck, RiskDelivery
+from central_sync.riskhub.feed import DeclarationFeed
 
 EXIT_CONFIG = 78  # EX_CONFIG: systemd should not restart on a bad configuration
 log = structlog.get_logger("central_sync.hub")
@@ -117,13 +118,14 @@ def _limits(args: argparse.Namespace) -> Limits:
 
 @contextlib.asynccontextmanager
 async def _risk_delivery(args: argparse.Namespace, store: HubStore, hub_id: str) -> AsyncIterator[RiskDelivery | None]:
-    """The risk bundles' MQTT delivery when the hub has a risk key (it publishes), else None."""
+    """The risk bundles' MQTT delivery and the declarations topic when the hub has a risk key (it publishes)."""
     if args.risk_key is None:
         yield None
         return
     def keep(station: str, ack: RiskAck, at: float) -> None:
         store.record_bundle_ack(station, ack.version, ack.sha256, ack.outcome, ack.code, at)
-    async with RiskDelivery(_broker(args), hub_id, keep) as delivery:
+    async with RiskDelivery(_broker(args), hub_id, keep) as delivery, \
+            DeclarationFeed(_broker(args), store, f"{hub_id}-customs"):
         yield delivery
 
 
