@@ -35,8 +35,8 @@ from risk.errors import BundleError, RuleError
 from risk.normal import normalise
 from risk.rules import LANES, LIST_KINDS, Lane, Rule, compile_rules
 
-__all__ = ["Bundle", "Declaration", "ListMeta", "RandomPolicy", "WatchEntry", "WatchTable", "bundle_dict",
-           "diff_entries", "encode_bundle", "normalise", "open_bundle"]
+__all__ = ["Bundle", "Declaration", "DeclarationTable", "ListMeta", "RandomPolicy", "WatchEntry", "WatchTable",
+           "bundle_dict", "diff_entries", "encode_bundle", "normalise", "open_bundle"]
 
 MAGIC = b"CPERB1\n"
 FORMAT = 1
@@ -130,6 +130,38 @@ class RandomPolicy:
         return {"rate": self.rate, "stale_rate": self.stale_rate, "per_lane": dict(self.per_lane), "lane": self.lane}
 
 
+DECLARATION_COLUMNS = ("ref", "trader", "container", "plate", "hs", "goods", "declared_empty", "weight_kg", "origin",
+                       "sealed", "seal_id")
+"""The columns of the bundle's `declarations` object, one list each, a declaration per index."""
+
+
+@dataclass(frozen=True)
+class DeclarationTable:
+    """The bundle's declarations, columnar as on the wire; `rows()` builds Declaration objects."""
+
+    columns: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.columns.get("ref", ()))
+
+    def rows(self) -> Iterator[Declaration]:
+        c = self.columns
+        for i in range(len(self)):
+            yield Declaration(ref=c["ref"][i], trader=c["trader"][i], container=c["container"][i],
+                              plate=c["plate"][i], goods=tuple(zip(c["hs"][i], c["goods"][i])),
+                              declared_empty=c["declared_empty"][i], weight_kg=c["weight_kg"][i],
+                              origin=c["origin"][i], sealed=c["sealed"][i], seal_id=c["seal_id"][i])
+
+    @staticmethod
+    def to_json(declarations: Iterable[Declaration]) -> dict[str, list[Any]]:
+        cols: dict[str, list[Any]] = {name: [] for name in DECLARATION_COLUMNS}
+        for d in declarations:
+            for name in DECLARATION_COLUMNS:
+                cols[name].append([h for h, _ in d.goods] if name == "hs" else [t for _, t in d.goods]
+                                  if name == "goods" else getattr(d, name))
+        return cols if cols["ref"] else {}
+
+
 @dataclass(frozen=True)
 class WatchTable:
     """The columnar watchlists of a bundle: per list kind, parallel lists of values and indexes into `metas`."""
@@ -163,13 +195,17 @@ class Bundle:
     rules: tuple[Rule, ...]
     rules_changed: bool
     random: RandomPolicy
-    declarations: tuple[Declaration, ...]
+    declaration_table: DeclarationTable
     sha256: str
     removed_declarations: tuple[str, ...] = ()
 
     @property
     def watchlists(self) -> tuple[WatchEntry, ...]:
         return tuple(self.table.entries())
+
+    @property
+    def declarations(self) -> tuple[Declaration, ...]:
+        return tuple(self.declaration_table.rows())
 
     def expired(self, now: float) -> bool:
         return now >= self.expires_at
@@ -197,10 +233,11 @@ def bundle_dict(*, version: int, issued_at: float, expires_at: float, entries: I
             "metas": [m.as_row() for m in metas],
             "watchlists": {k: {"values": v, "metas": i} for k, (v, i) in sorted(columns.items())},
             "removed": {k: v for k, v in sorted(gone.items())},
-            "declarations": [d.to_dict() for d in declarations], "removed_declarations": list(removed_declarations)}
+            "declarations": DeclarationTable.to_json(declarations), "removed_declarations": list(removed_declarations)}
 
 
-def diff_entries(old: Iterable[WatchEntry], new: Iterable[WatchEntry]) -> tuple[list[WatchEntry], list[tuple[str, str]]]:
+def diff_entries(old: Iterable[WatchEntry],
+                 new: Iterable[WatchEntry]) -> tuple[list[WatchEntry], list[tuple[str, str]]]:
     """What a delta from `old` to `new` carries: entries to add, and (kind, value) pairs to remove first.
 
     A removal drops every entry of that value of that kind, so a changed value is removed and all of its
@@ -332,7 +369,7 @@ def _build(doc: dict[str, Any], key_id: str, sha256: str) -> Bundle:
     return Bundle(version=version, kind=kind, base_version=base, issued_at=issued, expires_at=expires,
                   key_id=key_id, table=_table(doc), removed=_removed(doc["removed"]), rules=rules,
                   rules_changed=rules_changed, random=_random(doc["random"]),
-                  declarations=tuple(_declaration(d) for d in _list(doc["declarations"], "declarations")),
+                  declaration_table=_declarations(doc["declarations"]),
                   sha256=sha256, removed_declarations=tuple(_strings(doc["removed_declarations"],
                                                                      "removed_declarations")))
 
@@ -381,20 +418,32 @@ def _random(doc: object) -> RandomPolicy:
     return RandomPolicy(float(rate), float(stale), {str(k): float(v) for k, v in per_lane.items()}, lane)
 
 
-def _declaration(doc: object) -> Declaration:
-    _need(isinstance(doc, dict), "declaration", doc)
-    d = cast(dict[str, Any], doc)
-    goods = tuple((g[0], g[1]) for g in _list(d["goods"], "goods"))
-    _need(all(isinstance(h, str) and isinstance(t, str) for h, t in goods), "declaration goods", goods)
-    for key in ("container", "plate", "seal_id"):
-        _need(d[key] is None or isinstance(d[key], str), f"declaration {key}", d[key])
-    _need(isinstance(d["ref"], str) and isinstance(d["trader"], str) and isinstance(d["origin"], str),
-          "declaration ref/trader/origin", doc)
-    _need(isinstance(d["declared_empty"], bool) and isinstance(d["sealed"], bool), "declaration flags", doc)
-    weight = None if d["weight_kg"] is None else _number(d["weight_kg"], "weight_kg")
-    return Declaration(ref=d["ref"], trader=d["trader"], container=d["container"], plate=d["plate"], goods=goods,
-                       declared_empty=d["declared_empty"], weight_kg=weight, origin=d["origin"], sealed=d["sealed"],
-                       seal_id=d["seal_id"])
+def _declarations(doc: object) -> DeclarationTable:
+    """The declaration columns, each checked in one pass (tens of thousands of declarations parse quickly)."""
+    _need(isinstance(doc, dict), "declarations", doc)
+    cols = cast(dict[str, Any], doc)
+    if not cols:
+        return DeclarationTable({})
+    _need(set(cols) == set(DECLARATION_COLUMNS), "declarations columns", sorted(cols))
+    n = len(_list(cols["ref"], "declarations.ref"))
+    for name in DECLARATION_COLUMNS:
+        _need(len(_list(cols[name], f"declarations.{name}")) == n, f"declarations.{name} length", len(cols[name]))
+    for name in ("ref", "trader", "origin"):
+        _strings(cols[name], f"declarations.{name}")
+    for name in ("container", "plate", "seal_id"):
+        _need(all(v is None or type(v) is str for v in cols[name]), f"declarations.{name}", "a value not text or null")
+    for name in ("declared_empty", "sealed"):
+        _need(all(type(v) is bool for v in cols[name]), f"declarations.{name}", "a value not true or false")
+    _need(all(v is None or _is_finite(v) for v in cols["weight_kg"]), "declarations.weight_kg", "a value not a number")
+    for name in ("hs", "goods"):
+        _need(all(type(v) is list and all(type(x) is str for x in v) for v in cols[name]), f"declarations.{name}",
+              "a value not a list of text")
+    _need(all(len(h) == len(g) for h, g in zip(cols["hs"], cols["goods"])), "declarations.goods", "lengths differ")
+    return DeclarationTable(cols)
+
+
+def _is_finite(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _need(ok: bool, name: str, value: object) -> None:
@@ -403,7 +452,7 @@ def _need(ok: bool, name: str, value: object) -> None:
 
 
 def _number(value: object, name: str) -> float:
-    _need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value), name, value)
+    _need(_is_finite(value), name, value)
     return float(cast(float, value))
 
 

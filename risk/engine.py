@@ -25,7 +25,7 @@ from risk import index
 from risk.bundle import Bundle, Declaration, ListMeta, RandomPolicy
 from risk.errors import BundleError
 from risk.normal import normalise
-from risk.rules import LANES, LIST_KINDS, CompiledRules, Lane, compile_rules
+from risk.rules import LANES, LIST_KINDS, SEP, CompiledRules, Lane, compile_rules
 
 FiredKind = Literal["rule", "watchlist", "random", "no_bundle", "stale"]
 KIND_ALIASES = {"eseal": "seal", "rfid": "em4100"}
@@ -149,7 +149,7 @@ class BundleState:
         decls = dict(base.declarations)
         for ref in bundle.removed_declarations:
             decls.pop(ref, None)
-        decls.update((d.ref, d) for d in bundle.declarations)
+        decls.update((d.ref, d) for d in bundle.declaration_table.rows())
         rules = compile_rules(bundle.rules) if bundle.rules_changed else base.rules
         return BundleState(version=bundle.version, sha256=bundle.sha256, issued_at=bundle.issued_at,
                            expires_at=bundle.expires_at, metas=metas, lists=lists, rules=rules, random=bundle.random,
@@ -218,7 +218,8 @@ class Engine:
         local = datetime.fromtimestamp(facts.at, self.tz)
         view: dict[str, Any] = {"listed": listed, "time.hour": local.hour, "time.weekday": local.weekday(),
                                 "station.id": facts.station_id, "station.kind": facts.station_kind,
-                                "detector.verdict": facts.detector_verdict, "detector.labels": facts.detector_labels,
+                                "detector.verdict": facts.detector_verdict,
+                                "detector.labels": [x.replace(SEP, "") for x in facts.detector_labels],
                                 "detector.load_present": facts.load_present,
                                 "history.passes": facts.history_passes, "history.seizures": facts.history_seizures,
                                 "history.last_outcome": facts.history_last_outcome,

@@ -15,7 +15,7 @@ Every mistake is a RuleError naming the rule: one sentence with the offending va
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,6 +28,8 @@ LIST_KINDS = ("plate", "container", "rfid_tid", "seal", "trader", "route")
 IDENTITY_KINDS = ("plate", "container", "rfid_tid", "rfid_epc", "em4100", "seal")
 OPS = ("eq", "ne", "in", "prefix", "gte", "lte", "between", "present")
 MAX_DEPTH = 16
+SEP = "\x00"
+"""Joins a list fact's elements for prefix tests; never inside a value (normalise and the engine drop it)."""
 
 FactType = Literal["list", "str", "num", "bool"]
 FACTS: dict[str, FactType] = {
@@ -45,7 +47,6 @@ NORMALISED = {*(f"identity.{k}" for k in IDENTITY_KINDS), "declaration.trader", 
 """Facts whose values the engine normalises; rule values for them are normalised the same way at compile time."""
 
 View = Mapping[str, Any]
-Predicate = Callable[[View], bool]
 RULE_KEYS = {"id", "name", "reason", "when", "score", "lane", "enabled"}
 
 
@@ -70,9 +71,10 @@ class Rule:
         extra = sorted(set(doc) - RULE_KEYS)
         if extra:
             raise RuleError(rid, f"unknown field(s) {', '.join(map(str, extra))}")
-        for key, kind in (("name", str), ("reason", str), ("when", Mapping), ("enabled", bool)):
+        for key, kind, words in (("name", str, "text"), ("reason", str, "text"), ("when", Mapping, "an object"),
+                                 ("enabled", bool, "true or false")):
             if key in doc and not isinstance(doc[key], kind):
-                raise RuleError(rid, f"field {key!r} must be {kind.__name__}, got {doc[key]!r}")
+                raise RuleError(rid, f"field {key!r} must be {words}, got {doc[key]!r:.80}")
         score = doc.get("score", 0)
         if not isinstance(score, int) or isinstance(score, bool):
             raise RuleError(rid, f"score must be an integer, got {score!r}")
@@ -92,68 +94,95 @@ class Rule:
 
 @dataclass(frozen=True)
 class CompiledRules:
-    """The enabled rules of a bundle with their predicates, in bundle order."""
+    """The enabled rules of a bundle, in bundle order, with one generated function that tests them all."""
 
     rules: tuple[Rule, ...] = ()
-    predicates: tuple[Predicate, ...] = field(default=(), repr=False)
+    fire: Callable[[View], list[int]] = field(default=lambda view: [], repr=False)
+    source: str = field(default="", repr=False)
 
     def fired(self, view: View) -> list[Rule]:
         """The rules whose condition holds for the item's view."""
-        return [rule for rule, holds in zip(self.rules, self.predicates) if holds(view)]
+        return [self.rules[i] for i in self.fire(view)]
 
 
 def compile_rules(rules: Iterable[Rule | Mapping[str, Any]]) -> CompiledRules:
-    """Check and compile every rule (disabled ones are checked too, then left out); RuleError on the first bad one."""
+    """Check and compile every rule (disabled ones are checked too, then left out); RuleError on the first bad one.
+
+    The enabled rules become one Python function, generated from the conditions: each fact the rules
+    name is read from the view once, each rule is one `if` of `and`/`or` expressions that stop at the
+    first condition deciding it. The source holds only fact variables, operators and references to a
+    table of the rules' values (`C[i]`), never a value itself, so no rule text can become code.
+    """
     kept: list[Rule] = []
-    preds: list[Predicate] = []
+    gen = _Gen()
+    tests: list[str] = []
     seen: set[str] = set()
     for item in rules:
         rule = item if isinstance(item, Rule) else Rule.from_dict(item)
         if rule.id in seen:
             raise RuleError(rule.id, "the id is used by another rule of the bundle")
         seen.add(rule.id)
-        pred = compile_condition(rule.when, rule.id)
+        expr = compile_condition(rule.when, rule.id, gen)
         if rule.enabled:
+            tests.append(f"        if {expr}: out.append({len(kept)})")
             kept.append(rule)
-            preds.append(pred)
-    return CompiledRules(tuple(kept), tuple(preds))
+    source = "\n".join(["def make(C):", "    def fire(v):", "        L = v['listed']",
+                         *(f"        {var} = v.get({name!r}){' or ()' if FACTS[name] == 'list' else ''}"
+                           for name, var in gen.facts.items()),
+                         *(f"        {var} = ''.join([SEP + x for x in {gen.facts[name]}])"
+                           for name, var in gen.joins.items()),
+                         "        out = []", *tests, "        return out", "    return fire"])
+    namespace: dict[str, Any] = {"SEP": SEP}
+    exec(compile(source, "<risk rules>", "exec"), namespace)  # noqa: S102 - generated from checked rules only
+    return CompiledRules(tuple(kept), namespace["make"](tuple(gen.consts)), source)
 
 
-def compile_condition(cond: object, rule_id: str, depth: int = 0) -> Predicate:
-    """A predicate over the view for one condition (recursively); RuleError names the rule."""
+@dataclass
+class _Gen:
+    """The facts the rules read (name -> local variable) and the table of their values."""
+
+    facts: dict[str, str] = field(default_factory=dict)
+    consts: list[Any] = field(default_factory=list)
+    joins: dict[str, str] = field(default_factory=dict)
+
+    def fact(self, name: str) -> str:
+        return self.facts.setdefault(name, f"f{len(self.facts)}")
+
+    def joined(self, name: str) -> str:
+        """A variable holding the list fact's elements each behind SEP: a prefix test is one substring search."""
+        return self.joins.setdefault(name, f"j{len(self.joins)}")
+
+    def const(self, value: Any) -> str:
+        self.consts.append(value)
+        return f"C[{len(self.consts) - 1}]"
+
+
+def compile_condition(cond: object, rule_id: str, gen: _Gen, depth: int = 0) -> str:
+    """The Python expression of one condition (recursively); RuleError names the rule."""
     if depth > MAX_DEPTH:
         raise RuleError(rule_id, f"conditions are nested deeper than {MAX_DEPTH}")
     if not isinstance(cond, Mapping) or len(cond) == 0:
         raise RuleError(rule_id, f"a condition must be a non-empty object, got {cond!r:.80}")
     if "fact" in cond:
-        return _compile_fact(cond, rule_id)
+        return _compile_fact(cond, rule_id, gen)
     if len(cond) != 1:
         raise RuleError(rule_id, f"a condition has exactly one of all, any, not, listed, fact; got {sorted(cond)}")
     (key, arg), = cond.items()
     if key in ("all", "any"):
         if not isinstance(arg, list) or not arg:
             raise RuleError(rule_id, f"{key!r} needs a non-empty list of conditions, got {arg!r:.80}")
-        parts = tuple(compile_condition(c, rule_id, depth + 1) for c in arg)
-        return _all(parts) if key == "all" else _any(parts)
+        parts = [compile_condition(c, rule_id, gen, depth + 1) for c in arg]
+        return "(" + (" and " if key == "all" else " or ").join(parts) + ")"
     if key == "not":
-        inner = compile_condition(arg, rule_id, depth + 1)
-        return lambda view: not inner(view)
+        return f"(not {compile_condition(arg, rule_id, gen, depth + 1)})"
     if key == "listed":
         if arg != "any" and arg not in LIST_KINDS:
             raise RuleError(rule_id, f"'listed' names a list kind ({', '.join(LIST_KINDS)}) or 'any', got {arg!r}")
-        return (lambda view: bool(view["listed"])) if arg == "any" else (lambda view: arg in view["listed"])
+        return "bool(L)" if arg == "any" else f"({gen.const(arg)} in L)"
     raise RuleError(rule_id, f"unknown condition {key!r} (expected all, any, not, listed or fact)")
 
 
-def _all(parts: tuple[Predicate, ...]) -> Predicate:
-    return lambda view: all(p(view) for p in parts)
-
-
-def _any(parts: tuple[Predicate, ...]) -> Predicate:
-    return lambda view: any(p(view) for p in parts)
-
-
-def _compile_fact(cond: Mapping[str, Any], rule_id: str) -> Predicate:
+def _compile_fact(cond: Mapping[str, Any], rule_id: str, gen: _Gen) -> str:
     """A comparison of one fact: checked against the fact's type, values normalised like the fact."""
     name, op = cond.get("fact"), cond.get("op")
     extra = sorted(set(cond) - {"fact", "op", "value"})
@@ -168,14 +197,22 @@ def _compile_fact(cond: Mapping[str, Any], rule_id: str) -> Predicate:
     value = _checked_value(FACTS[name], op, cond.get("value", True), name, rule_id)
     if name in NORMALISED:
         value = _normalised(value, name)
-    test = _TESTS[op](value)
+    f = gen.fact(name)
     if op == "present":
-        return lambda view: (view.get(name) not in (None, ())) is value
-    if FACTS[name] == "list" and op == "ne":
-        return lambda view: bool(xs := view.get(name)) and value not in (xs or ())
+        known = f"bool({f})" if FACTS[name] == "list" else f"({f} is not None)"
+        return known if value else f"(not {known})"
+    if op == "in":
+        value = frozenset(value)
+    if op == "between":
+        lo, hi = gen.const(value[0]), gen.const(value[1])
+        return f"({f} is not None and {lo} <= {f} <= {hi})"
+    c = gen.const(SEP + value if op == "prefix" and FACTS[name] == "list" else value)
     if FACTS[name] == "list":
-        return lambda view: any(test(x) for x in view.get(name) or ())
-    return lambda view: (x := view.get(name)) is not None and test(x)
+        return {"eq": f"({c} in {f})", "ne": f"(bool({f}) and {c} not in {f})", "in": f"(not {c}.isdisjoint({f}))",
+                "prefix": f"({c} in {gen.joined(name)})"}[op]
+    return {"eq": f"({f} is not None and {f} == {c})", "ne": f"({f} is not None and {f} != {c})",
+            "in": f"({f} in {c})", "prefix": f"({f} is not None and {f}.startswith({c}))",
+            "gte": f"({f} is not None and {f} >= {c})", "lte": f"({f} is not None and {f} <= {c})"}[op]
 
 
 def _checked_value(ftype: FactType, op: str, value: object, name: str, rule_id: str) -> Any:
@@ -192,7 +229,8 @@ def _checked_value(ftype: FactType, op: str, value: object, name: str, rule_id: 
     if op == "prefix" and ftype not in ("str", "list"):
         raise RuleError(rule_id, f"op 'prefix' compares text, but fact {name!r} is not text")
     if op == "between":
-        if not (isinstance(value, list) and len(value) == 2 and all(_is_num(v) for v in value) and value[0] <= value[1]):
+        if not (isinstance(value, list) and len(value) == 2 and all(_is_num(v) for v in value)
+                and value[0] <= value[1]):
             raise bad("a list [low, high] of two numbers with low <= high")
         return (float(value[0]), float(value[1]))
     if op == "in":
@@ -215,40 +253,6 @@ def _fits(v: object, scalar: type) -> bool:
 def _normalised(value: Any, name: str) -> Any:
     if isinstance(value, tuple):
         return tuple(_normalised(v, name) for v in value)
-    return normalise("route" if name == "route" else name.rsplit(".", 1)[-1], value) if isinstance(value, str) else value
-
-
-def _eq(v: Any) -> Callable[[Any], bool]:
-    return lambda x: x == v
-
-
-def _ne(v: Any) -> Callable[[Any], bool]:
-    return lambda x: x != v
-
-
-def _in(v: Sequence[Any]) -> Callable[[Any], bool]:
-    members = frozenset(v)
-    return lambda x: x in members
-
-
-def _prefix(v: str) -> Callable[[Any], bool]:
-    return lambda x: isinstance(x, str) and x.startswith(v)
-
-
-def _gte(v: float) -> Callable[[Any], bool]:
-    return lambda x: x >= v
-
-
-def _lte(v: float) -> Callable[[Any], bool]:
-    return lambda x: x <= v
-
-
-def _between(v: tuple[float, float]) -> Callable[[Any], bool]:
-    lo, hi = v
-    return lambda x: lo <= x <= hi
-
-
-_TESTS: dict[str, Callable[[Any], Callable[[Any], bool]]] = {
-    "eq": _eq, "ne": _ne, "in": _in, "prefix": _prefix, "gte": _gte, "lte": _lte, "between": _between,
-    "present": lambda v: lambda x: True,
-}
+    if not isinstance(value, str):
+        return value
+    return normalise("route" if name == "route" else name.rsplit(".", 1)[-1], value)
