@@ -129,6 +129,37 @@ class RouteTaken(_Frozen):
     at: datetime
 
 
+class RiskFired(_Frozen):
+    """One thing that raised the risk lane: a rule, a watchlist entry, the random draw, no bundle, a stale one."""
+
+    id: str
+    kind: Literal["rule", "watchlist", "random", "no_bundle", "stale"]
+    reason: str  # text for the officer, or a catalogue key (e.g. "declared_empty_not_empty")
+    score: int
+    lane: Literal["red", "amber", "green"]
+    level: int = 0  # need-to-know level of a watchlist entry
+
+
+class RiskDraw(_Frozen):
+    """The auditable random draw: value from sha256(f"{seed}:{item id}"), selected when below the rate."""
+
+    seed: str
+    draw: float
+    rate: float
+    selected: bool
+
+
+class RiskOut(_Frozen):
+    """The risk assessment the verdict was made stricter with (risk.engine.Assessment.to_record)."""
+
+    lane: Literal["red", "amber", "green"]
+    score: int
+    rules: list[RiskFired] = Field(default_factory=list)
+    random: RiskDraw | None = None
+    bundle: int | None = None  # the bundle version evaluated against; None: no bundle
+    stale: bool = False
+
+
 class InspectionRecord(_Frozen):
     """One inspected item. `id` is time-ordered and unique; `seq` is per-station monotonic."""
 
@@ -151,6 +182,7 @@ class InspectionRecord(_Frozen):
     review: Review | None = None
     route: RouteTaken | None = None  # conveyor stations: set once the item reached the divert gate
     seal_events: list[SealEventOut] = Field(default_factory=list)
+    risk: RiskOut | None = None  # stations with [risk] configured (edge/risk.py)
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

@@ -24,6 +24,7 @@ from drivers.rfid.config import LlrpConfig, ReaderConfig
 from drivers.seal.config import SealReaderConfig, check_reads_seals
 from drivers.xray.config import ScannerConfig
 from edge.commands import CommandsConfig
+from edge.risk import RiskConfig
 from edge.errors import ConfigError
 from edge.web.config import WebConfig
 
@@ -139,6 +140,7 @@ class StationConfig(BaseSettings):
     gantry: GantrySection = GantrySection()
     seals: SealsSection = SealsSection()
     commands: CommandsConfig = CommandsConfig()
+    risk: RiskConfig | None = None  # risk assessment (edge/risk.py); without it items are judged by the detector alone
     log_format: Literal["json", "console"] = "json"
 
     @classmethod
@@ -213,6 +215,8 @@ def _named_files(config: StationConfig) -> list[tuple[str, Path | None]]:
                       ("sync.tls.key_file", sync.tls.key_file)]
         named.append(("sync.password_file", sync.password_file))
     named.append(("commands.hub_public_key", config.commands.hub_public_key))
+    if config.risk is not None:
+        named += [(f"risk.keys.{key_id}", path) for key_id, path in config.risk.keys.items()]
     return named
 
 

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 from contextlib import AsyncExitStack
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -25,6 +26,7 @@ from edge.detector import load_engine, station_facts
 from edge.devices import Devices, open_devices
 from edge.events import EventBus
 from edge.metrics import StationMetrics
+from edge.risk import RiskCheck, RiskReceiver, RiskRuntime
 from edge.seals import seal_expectation
 from edge.stations import FlowParts, InspectorParts
 from edge.stations.kinds import KINDS
@@ -116,13 +118,15 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         engine = await load_engine(config.model, st.id, store, pool, station_facts(config))
         devices = await open_devices(stack, config.devices, st.id)
         metrics.follow_devices(devices)
-        publisher = await _open_publisher(stack, config, store)
+        risk = await _open_risk(config, metrics)
+        publisher = await _open_publisher(stack, config, store, risk)
         shadow = await _open_shadow(stack, config, pool)
         if shadow is not None:
             metrics.follow_shadow(shadow.stats)
         inspection = InspectorParts(st.id, st.lane, st.budget_ms, engine, store, events, metrics,
                                     after_commit=publisher.notify if publisher is not None else None, shadow=shadow,
-                                    seals=seal_expectation(config))
+                                    seals=seal_expectation(config),
+                                    risk=RiskCheck(risk, st.id, st.kind) if risk is not None else None)
         flow = kind.flow(FlowParts(config, devices, inspection, events, progress))
         snapshot: dict[str, Any] = {}
         screen_stop = asyncio.Event()  # this station's screen only: a failed station must not stop the others
@@ -133,10 +137,11 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         server, tip = _web_server(config, ctx, metrics)
         listener = stack.enter_context(_listen(config.http.host, config.http.port))
         await _open_command_receiver(stack, config, store, engine, tip)
+        await _open_risk_receiver(stack, config, store, risk)
         async with asyncio.TaskGroup() as tasks:
             endless = [tasks.create_task(flow.run(), name="flow"),
-                       tasks.create_task(_housekeeping(store, publisher, metrics, devices, progress, snapshot, pool),
-                                         name="housekeeping")]
+                       tasks.create_task(_housekeeping(store, publisher, metrics, devices, progress, snapshot, pool,
+                                                       risk), name="housekeeping")]
             if (period := sdnotify.watchdog_period_s()) is not None:
                 endless.append(tasks.create_task(watchdog(progress, period), name="watchdog"))
             tasks.create_task(_serve(server, listener, screen_stop), name="web")
@@ -186,13 +191,57 @@ async def _open_shadow(stack: AsyncExitStack, config: StationConfig, pool: Infer
     return await stack.enter_async_context(ShadowRunner(candidate, pool))
 
 
-async def _open_publisher(stack: AsyncExitStack, config: StationConfig, store: StoreWriter) -> Publisher | None:
+async def _open_publisher(stack: AsyncExitStack, config: StationConfig, store: StoreWriter,
+                          risk: RiskRuntime | None) -> Publisher | None:
     if config.sync is None:
         return None
     from central_sync.publisher import Publisher
 
     return await stack.enter_async_context(
-        Publisher(config.sync, config.station.id, store.store.db_path, store.store.scans_dir))
+        Publisher(config.sync, config.station.id, store.store.db_path, store.store.scans_dir,
+                  extra_status=risk.status if risk is not None else None))
+
+
+async def _open_risk(config: StationConfig, metrics: StationMetrics) -> RiskRuntime | None:
+    """The risk bundle the station runs, reloaded from data_dir/risk/ (none: every item at least amber)."""
+    if config.risk is None:
+        return None
+    runtime = await asyncio.to_thread(RiskRuntime.start, config.station.id, config.risk, config.station.data_dir)
+    metrics.follow_risk(lambda: dict(runtime.counters), runtime.status)
+    return runtime
+
+
+async def _open_risk_receiver(stack: AsyncExitStack, config: StationConfig, store: StoreWriter,
+                              risk: RiskRuntime | None) -> None:
+    """Bundles from the hub, or a standing alarm when they cannot be received: inspection goes on on the last good one."""
+    if risk is None or config.sync is None:
+        return
+    from central_sync.errors import SyncError
+
+    try:
+        await stack.enter_async_context(RiskReceiver(config.sync, config.station.id, risk))
+    except (SyncError, OSError, ValueError) as exc:
+        log.error("risk.unavailable", station=config.station.id, error=str(exc))
+        await store.call(store.store.raise_alarm, "risk_unavailable", f"risk bundles from the hub are off: {exc}")
+    else:
+        await store.call(store.store.clear_alarm, "risk_unavailable")
+
+
+async def _risk_alarms(store: StoreWriter, risk: RiskRuntime) -> None:
+    """A standing alarm while the station has no bundle or runs on an expired one (the control room sees
+    the same in the station's status)."""
+    status = risk.status()
+    if status["risk_version"] is None:
+        await store.call(store.store.raise_alarm, "risk_no_bundle",
+                         "no risk bundle has been received: every item is at least amber (the officer decides)")
+    else:
+        await store.call(store.store.clear_alarm, "risk_no_bundle")
+    if status["risk_stale"]:
+        expired = datetime.fromtimestamp(status["risk_expires_at"], timezone.utc).isoformat(timespec="seconds")
+        await store.call(store.store.raise_alarm, "risk_stale",
+                         f"risk bundle {status['risk_version']} expired at {expired}: it runs on at the raised random rate")
+    else:
+        await store.call(store.store.clear_alarm, "risk_stale")
 
 
 def _web_server(config: StationConfig, ctx: StationContext,
@@ -283,11 +332,14 @@ async def _enter_command_receiver(stack: AsyncExitStack, config: StationConfig, 
 
 
 async def _housekeeping(store: StoreWriter, publisher: Any, metrics: StationMetrics, devices: Devices,
-                        progress: Progress, snapshot: dict[str, Any], pool: InferencePool) -> None:
+                        progress: Progress, snapshot: dict[str, Any], pool: InferencePool,
+                        risk: RiskRuntime | None = None) -> None:
     """Retention, gauges, the health snapshot and liveness, every few seconds."""
     progress.register("housekeeping")
     while True:
         await store.call(store.store.check_space)
+        if risk is not None:
+            await _risk_alarms(store, risk)
         await store.call(store.store.prune)
         backlog = await store.call(store.store.outbox_backlog)
         snapshot["alarms"] = [list(a) for a in await store.call(store.store.standing_alarms)]

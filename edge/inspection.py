@@ -24,6 +24,7 @@ from central_sync.schema import (
     InspectionRecord,
     ItemKind,
     ModelRef,
+    RiskOut,
     ScanRef,
     SealEventOut,
     Verdict,
@@ -34,9 +35,10 @@ from edge.events import EventBus
 from edge.identity import conflicts, fuse
 from edge.ids import new_id
 from edge.metrics import StationMetrics
+from edge.risk import RiskCheck
 from edge.seals import SealExpectation
 from edge.store import StoreWriter
-from edge.verdict import Outcome, Reason, decide
+from edge.verdict import Outcome, Reason, decide, with_risk
 from models.detection import Detection
 from models.errors import ModelError
 from models.scan import Scan
@@ -108,10 +110,12 @@ class Inspector:
     after_commit: Callable[[], None] | None = None  # e.g. wake the sync publisher
     shadow: "ShadowRunner | None" = None  # a candidate model compared on the same scans, verdicts untouched
     seals: SealExpectation | None = None  # the lane's declared seals (edge.seals); None: no seal is declared
+    risk: RiskCheck | None = None  # edge.risk: the verdict only gets stricter; None: the station has no [risk]
 
     async def inspect(self, item: Item, acquisition: Acquisition) -> InspectionRecord:
         """Run one item to a committed record; never raises for a device or model fault."""
         timer = Timer()
+        early = self._early_risk(item)
         scan: Scan | None = None
         detections: list[Detection] = []
         failure: Reason | None = None
@@ -123,6 +127,7 @@ class Inspector:
                     await stream.feed(high, low)
             scan = acquisition.result()
             end_of_scan = timer.lap("acquire")
+            early = early or self._early_risk(item)
             deadline = asyncio.get_running_loop().time() + self.budget_ms / 1000
             if scan.complete:
                 async with asyncio.timeout_at(deadline):
@@ -149,7 +154,22 @@ class Inspector:
             log.warning("pipeline.seal_not_intact", station=self.station, item=item.ref, detail=seal_problem)
         verdict, reason = decide(Outcome(completed, within_budget, scan.complete if scan else False,
                                          tuple(detections), failure, seal_problem=seal_problem))
-        return await self._conclude(item, scan, detections, verdict, reason, timer, identities)
+        risk = None
+        if self.risk is not None:
+            assessment = self.risk.assess(item.id, identities, verdict.value, [d.label for d in detections])
+            verdict, reason = with_risk(verdict, reason, assessment)
+            risk = RiskOut.model_validate(assessment.to_record())
+        return await self._conclude(item, scan, detections, verdict, reason, timer, identities, risk)
+
+    def _early_risk(self, item: Item) -> bool:
+        """As soon as an identity is known, before the detector's outcome: shown to the officer at once
+        (event "risk"); the record keeps the assessment made with the outcome. True once evaluated."""
+        if self.risk is None or not item.identities:
+            return False
+        assessment = self.risk.assess(item.id, fuse(item.identities))
+        self.events.publish("risk", {"item": item.id, "ref": item.ref, "station": self.station,
+                                     **assessment.to_record()})
+        return True
 
     def _identities(self, item: Item) -> list[Identity]:
         """The item's reads fused (edge.identity); conflicts are logged and stay flagged on the record."""
@@ -171,7 +191,8 @@ class Inspector:
         return reason
 
     async def _conclude(self, item: Item, scan: Scan | None, detections: list[Detection], verdict: Verdict,
-                        reason: Reason, timer: Timer, identities: list[Identity]) -> InspectionRecord:
+                        reason: Reason, timer: Timer, identities: list[Identity],
+                        risk: RiskOut | None = None) -> InspectionRecord:
         timer.lap("decide")
         if self.store.store.full is not None:  # no record can be written: nothing is cleared that is not recorded
             verdict, reason = Verdict.MANUAL, Reason.STORE_FULL
@@ -186,7 +207,7 @@ class Inspector:
             scan=scan_ref,
             detections=[DetectionOut(label=d.label, score=d.score, box=d.box) for d in detections],
             model=self.engine.model if self.engine else None, verdict=verdict, reason=reason.value,
-            latencies_ms={k: round(v, 3) for k, v in timer.stages.items()}, budget_ms=self.budget_ms)
+            latencies_ms={k: round(v, 3) for k, v in timer.stages.items()}, budget_ms=self.budget_ms, risk=risk)
         try:
             record = await self.store.call(self.store.store.commit, record, stored)
         except DiskFull as exc:
@@ -220,6 +241,9 @@ class Inspector:
         for stage, ms in timer.stages.items():
             self.metrics.stage_seconds.labels(stage).observe(ms / 1000)
         self.metrics.verdicts.labels(record.verdict.value, record.reason).inc()
+        if record.risk is not None:
+            bundle = "none" if record.risk.bundle is None else "stale" if record.risk.stale else "current"
+            self.metrics.risk_lanes.labels(record.risk.lane, bundle).inc()
         log.info("pipeline.decided", station=self.station, item=record.id, seq=record.seq,
                  verdict=record.verdict.value, reason=record.reason, detections=len(record.detections),
                  **{f"{k}_ms": round(v, 1) for k, v in timer.stages.items()})

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -35,6 +35,8 @@ class StationMetrics:
                               ["route", "reason"], registry=r)
         self.bad_input = Counter("edge_bad_input_total", "Malformed input rejected, by source", ["source"],
                                  registry=r)
+        self.risk_lanes = Counter("edge_risk_lanes_total", "Risk assessments of decided items, by lane and whether "
+                                  "the bundle was stale or missing", ["lane", "bundle"], registry=r)
 
     def budget_misses_total(self) -> int:
         return int(self.registry.get_sample_value("edge_budget_misses_total") or 0)
@@ -45,6 +47,10 @@ class StationMetrics:
     def follow_devices(self, devices: Any) -> None:
         """Export the devices' own counters (reader rejects, unsent X-ray stops) at every scrape."""
         self.registry.register(DeviceCollector(devices))
+
+    def follow_risk(self, counters: Callable[[], dict[str, int]], status: Callable[[], dict]) -> None:
+        """Export the risk bundle counters and the bundle run (edge.risk.RiskRuntime) at every scrape."""
+        self.registry.register(RiskCollector(counters, status))
 
     def follow_shadow(self, stats: Callable[[], dict]) -> None:
         """Export a shadow model's agreement figures (models.shadow.ShadowRunner.stats) at every scrape."""
@@ -73,6 +79,28 @@ class ShadowCollector(Collector):
                 found.add_metric([*candidate, label, found_by], n)
         yield found
 
+
+
+class RiskCollector(Collector):
+    """Risk bundles received by outcome (applied, duplicate, refused_<code>, refused_stored, bad_chunk, ...)
+    and the bundle the station runs."""
+
+    def __init__(self, counters: Callable[[], dict[str, int]], status: Callable[[], dict]) -> None:
+        self.counters, self.status = counters, status
+
+    def collect(self) -> Iterator[Metric]:
+        bundles = CounterMetricFamily("edge_risk_bundles", "Risk bundles and chunks received, by outcome",
+                                      labels=["outcome"])
+        for outcome, n in sorted(self.counters().items()):
+            bundles.add_metric([outcome], n)
+        yield bundles
+        status = self.status()
+        version = GaugeMetricFamily("edge_risk_bundle_version", "The risk bundle version the station runs (0: none)")
+        version.add_metric([], status["risk_version"] or 0)
+        yield version
+        stale = GaugeMetricFamily("edge_risk_bundle_stale", "1 while the risk bundle the station runs has expired")
+        stale.add_metric([], int(status["risk_stale"]))
+        yield stale
 
 
 class DeviceCollector(Collector):

@@ -24,6 +24,8 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from central_sync.commands import CommandLink, load_public_key
 from central_sync.config import BrokerConfig
 from central_sync.errors import SyncError, WireFormatError
+from central_sync.schema import Identity
 from central_sync.risk_delivery import RiskAck, RiskChunk, ack_topic, decode_chunk, risk_topic
 from risk.bundle import Bundle, open_bundle
 from risk.engine import Assessment, BundleState, Engine, Facts
@@ -188,6 +191,24 @@ class RiskRuntime:
                     detail=f"risk bundle {version} ({sha[:12]}) refused ({code}); version "
                            f"{self.version} runs on: {why}")
         return RiskAck(version=version, sha256=sha, outcome="refused", code=code)
+
+
+@dataclass(frozen=True)
+class RiskCheck:
+    """The inspection's view of risk: an item's facts, evaluated against the bundle the station runs."""
+
+    runtime: RiskRuntime
+    station: str
+    station_kind: str
+
+    def assess(self, item_id: str, identities: Sequence[Identity], verdict: str = "pending",
+               labels: Sequence[str] = (), load_present: bool | None = None, at: float | None = None) -> Assessment:
+        """`verdict` "pending" before the detector's outcome; the declaration is the bundle's, by container or plate."""
+        return self.runtime.evaluate(Facts(
+            item_id=item_id, at=time.time() if at is None else at,
+            identities=tuple((i.kind, i.value) for i in identities), station_id=self.station,
+            station_kind=self.station_kind, detector_verdict=verdict, detector_labels=tuple(labels),
+            load_present=load_present))
 
 
 class Assembler:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from edge.devices import Devices
     from edge.events import EventBus
     from edge.metrics import StationMetrics
+    from edge.risk import RiskCheck
     from edge.stations.cameras import CameraWindow
     from edge.seals import SealExpectation
     from edge.stations.identify import TagWindow
@@ -59,11 +60,13 @@ class InspectorParts:
     after_commit: Callable[[], None] | None = None  # e.g. wake the sync publisher
     shadow: ShadowRunner | None = None
     seals: SealExpectation | None = None  # the lane's declared seals (config [seals]), None when none is declared
+    risk: RiskCheck | None = None  # edge.risk: evaluated on every item when the config has [risk]
 
     def build(self, actuate: Actuate, budget_ms: float | None = None) -> Inspector:
         """The Inspector that carries out verdicts with `actuate`, within `budget_ms` (default: configured)."""
         return Inspector(self.station, self.lane, self.budget_ms if budget_ms is None else budget_ms, self.engine,
-                         self.store, self.events, self.metrics, actuate, self.after_commit, self.shadow, self.seals)
+                         self.store, self.events, self.metrics, actuate, self.after_commit, self.shadow, self.seals,
+                         self.risk)
 
 
 @dataclass(frozen=True)

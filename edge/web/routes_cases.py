@@ -45,7 +45,7 @@ def _item_mapper(st: WebState, user: auth.User, last_seq: int) -> sse.Mapper:
 
     async def mapper(event: Event) -> sse.Mapped:
         nonlocal newest
-        if event.topic in ("review", "lane"):
+        if event.topic in ("review", "lane", "risk"):
             return event.topic, event.data, None
         if event.topic != "inspection":
             return None

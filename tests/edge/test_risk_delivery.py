@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central_sync.config import BrokerConfig, SyncConfig
@@ -19,29 +18,13 @@ from central_sync.devtools import Mosquitto, open_station_db
 from central_sync.hub.store import HubStore, open_store
 from central_sync.publisher import Publisher
 from central_sync.risk_delivery import Offer, RiskAck, RiskDelivery
-from edge.risk import RiskConfig, RiskReceiver, RiskRuntime
+from edge.risk import RiskReceiver, RiskRuntime
 from polling import until
-from risk.bundle import WatchEntry, bundle_dict, encode_bundle
+from risk_bundles import envelope, pinned
+from risk.bundle import RandomPolicy
 from risk.engine import Facts
 
-HUB_KEY = Ed25519PrivateKey.generate()
 STATION = "gate-1"
-
-
-def envelope(version: int, *, key: Ed25519PrivateKey = HUB_KEY, key_id: str = "risk-1", expires_in: float = 3600.0,
-             plates: tuple[str, ...] = ("AB 123 CD",), kind: str = "snapshot", base: int | None = None) -> bytes:
-    now = time.time()
-    entries = [WatchEntry("plate", p, "wl-stolen", "reported stolen", "ops") for p in plates]
-    doc = bundle_dict(version=version, issued_at=now - 60, expires_at=now + expires_in, entries=entries,
-                      kind=kind, base_version=base)  # type: ignore[arg-type]
-    return encode_bundle(doc, key, key_id)
-
-
-def pinned(tmp_path: Path) -> RiskConfig:
-    path = tmp_path / "risk-1.pub"
-    path.write_bytes(HUB_KEY.public_key().public_bytes(serialization.Encoding.PEM,
-                                                       serialization.PublicFormat.SubjectPublicKeyInfo))
-    return RiskConfig(keys={"risk-1": path}, seed="seed-gate-1")
 
 
 @dataclass
@@ -150,7 +133,7 @@ async def test_a_restart_keeps_the_bundle_and_a_corrupt_file_is_set_aside(rig: R
 
 async def test_an_expired_bundle_runs_on_stale_at_the_stale_rate(rig: Rig) -> None:
     async with rig.station() as runtime:
-        rig.hub.offer(Offer(1, envelope(1, expires_in=3600)))
+        rig.hub.offer(Offer(1, envelope(1, expires_in=3600, random=RandomPolicy(rate=0.02, stale_rate=0.10))))
         await until(lambda: runtime.version == 1, "bundle 1 applied")
     later = time.time() + 7200
     again = RiskRuntime.start(STATION, pinned(rig.tmp), rig.tmp / "data")

@@ -9,12 +9,13 @@ from typing import get_args
 
 import pytest
 
-from central_sync.schema import Identity, ItemKind, Review, SealStatus, Verdict
+from central_sync.schema import Identity, ItemKind, Review, RiskOut, SealStatus, Verdict
 from edge.auth import PERMISSIONS, ROLES
 from edge.verdict import Reason
 from edge.web import i18n
 from edge.web.cases import OUTSIDE_BUDGET
 from edge.web.render import VIEW_MODES
+from risk.engine import DECLARED_EMPTY_NOT_EMPTY
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "edge" / "web"
@@ -42,6 +43,8 @@ def used_keys() -> set[str]:
     keys |= {f"identity.{k}" for k in get_args(Identity.model_fields["kind"].annotation)}
     keys |= {f"seal.{s}" for s in get_args(SealStatus.model_fields["state"].annotation)}
     keys |= {f"state.{s}" for s in ("ok", "degraded", "lost")}
+    keys |= {f"risk.lane.{lane}" for lane in get_args(RiskOut.model_fields["lane"].annotation)}
+    keys |= {f"risk.reason.{k}" for k in ("no_bundle", "stale", DECLARED_EMPTY_NOT_EMPTY)}  # the engine's own reasons
     keys |= {f"station_kind.{k}" for k in ("gantry", "conveyor", "xray")}
     keys |= {f"stage.{s}" for s in OUTSIDE_BUDGET | {"detect", "decide"}}  # the daemon's timed stages
     actions = re.findall(r'audit\.append\([^,]+,\s*[^,]+,\s*"([^"]+)"', PY)

@@ -120,6 +120,10 @@ function connectLive() {
   });
   S.live.addEventListener("review", () => refreshQueue());
   S.live.addEventListener("lane", (e) => { S.lane = JSON.parse(e.data); showLane(); });
+  S.live.addEventListener("risk", (e) => {  // an item's identity is known, its scan not yet judged
+    const early = JSON.parse(e.data); S.earlyRisk = early.item;
+    showRisk("early-risk", early);
+  });
   S.live.addEventListener("signed_out", () => signedOut());
 }
 
@@ -157,6 +161,8 @@ function showRecord(rec, fresh) {
   $("item-id").textContent = rec.kind ? tr("kind.", rec.kind) + " #" + rec.seq : "";
   $("item-time").textContent = fmtTime(rec.decided_at);
   showIdentities(rec.identities || []);
+  showRisk("risk", rec.risk);
+  if (S.earlyRisk === rec.id) { S.earlyRisk = null; $("early-risk").hidden = true; }
   const total = rec.latency_verdict_ms, budget = rec.budget_ms;
   $("latency").textContent = T("case.latency_of", { ms: fmtNum(total), budget: fmtNum(budget) });
   $("stages").textContent = Object.entries(rec.latencies_ms || {}).map(([k, v]) => tr("stage.", k) + " " + fmtNum(v)).join(" · ");
@@ -195,6 +201,24 @@ function showIdentities(idents) {
     if (i.conflict) { text += " ⚠ " + T("identity.conflict"); s.title = i.conflict; }
     s.textContent = text; box.append(s);
   });
+}
+
+// The risk lane and, in words, what raised it: a watchlist's or rule's reason as the centre wrote it (or a
+// catalogue key such as declared_empty_not_empty), no bundle, a stale one, the random draw (edge/risk.py).
+function showRisk(id, risk) {
+  const box = $(id); box.hidden = !risk;
+  if (!risk) return;
+  const lane = $(id + "-lane");
+  lane.className = "risk-lane " + risk.lane;
+  lane.textContent = T("risk.lane." + risk.lane) + " · " + (risk.bundle == null ? T("risk.no_bundle")
+    : T(risk.stale ? "risk.bundle_stale" : "risk.bundle", { version: risk.bundle }));
+  const list = $(id + "-reasons"); list.replaceChildren();
+  for (const f of risk.rules || []) {
+    const li = document.createElement("li"); li.className = f.lane; li.dataset.kind = f.kind;
+    li.textContent = f.kind === "random" ? T("risk.reason.random", { rate: Math.round(risk.random.rate * 1000) / 10 })
+      : tr("risk.reason.", f.reason);
+    list.append(li);
+  }
 }
 
 function loadImage() {

@@ -1,0 +1,75 @@
+"""The officer sees an item's risk lane and, in words, what raised it: before the scan is judged (as soon
+as the identity is read) and on the decided item, in every language of the screen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from central_sync.schema import Identity, RiskOut, Verdict
+from edge.risk import BundleFiles, RiskCheck, RiskRuntime, load_keys
+from edge.web.demo import record_for, synthetic_scan
+from risk_bundles import envelope, pinned
+from station_browser import BROWSER_ONLY, OFFICER, launch, station  # noqa: F401
+from test_browser_station import sign_in
+
+expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
+
+pytestmark = BROWSER_ONLY
+PLATE = Identity(kind="plate", value="AB 123 CD", source="anpr")
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.set_default_timeout(10_000)
+        yield page
+        browser.close()
+
+
+def assessed(tmp_path: Path, bundle: bool) -> dict:
+    """The real engine's assessment of the plate: on a bundle listing it as stolen, or on none."""
+    runtime = RiskRuntime("demo-1", load_keys(pinned(tmp_path)), BundleFiles(tmp_path / "risk"), "seed-demo")
+    if bundle:
+        runtime.receive(3, envelope(3))
+    return RiskCheck(runtime, "demo-1", "gantry").assess("item-7", [PLATE], "clear").to_record()
+
+
+def test_the_officer_sees_a_red_lane_before_the_scan_and_its_reason_on_the_item(station, page, tmp_path):
+    sign_in(page, station, OFFICER)
+    page.wait_for_selector("body[data-live='1']")
+    risk = assessed(tmp_path, bundle=True)
+    station.publish("risk", {"item": "next-item", "ref": "v7", "station": "demo-1", **risk})
+    expect(page.locator("#early-risk-lane")).to_have_text("RED: physical inspection · bundle 3")
+    expect(page.locator("#early-risk-reasons li")).to_have_text(["reported stolen"])
+    scan, truth = synthetic_scan(np.random.default_rng(5), threat=False)
+    rec = record_for(scan, Verdict.MANUAL, "risk_red", truth).model_copy(
+        update={"identities": [PLATE], "risk": RiskOut.model_validate(risk), "id": "next-item"})
+    station.publish_record(station.commit(scan, rec))
+    expect(page.locator("#banner-reason")).to_have_text("Selected by risk assessment for physical inspection")
+    expect(page.locator("#risk-lane")).to_have_text("RED: physical inspection · bundle 3")
+    expect(page.locator("#risk-reasons li")).to_have_text(["reported stolen"])
+    expect(page.locator("#early-risk")).to_be_hidden()  # the item it announced has arrived
+    page.select_option("#lang", "zh-Hans")
+    expect(page.locator("#risk-lane")).to_have_text("红色：人工查验 · 规则包 3")
+
+
+def test_without_a_bundle_the_officer_reads_why_a_clear_item_waits_for_him(station, page, tmp_path):
+    sign_in(page, station, OFFICER)
+    page.wait_for_selector("body[data-live='1']")
+    risk = assessed(tmp_path, bundle=False)
+    scan, truth = synthetic_scan(np.random.default_rng(6), threat=False)
+    rec = record_for(scan, Verdict.MANUAL, "risk_amber", truth).model_copy(
+        update={"identities": [PLATE], "risk": RiskOut.model_validate(risk)})
+    station.publish_record(station.commit(scan, rec))
+    expect(page.locator("#risk-reasons li[data-kind='no_bundle']")).to_have_text(
+        "No risk bundle on this station: the officer decides")
+    expect(page.locator("#risk-lane")).to_contain_text("no bundle")
+    page.select_option("#lang", "zh-Hant")
+    expect(page.locator("#risk-reasons li[data-kind='no_bundle']")).to_have_text("本站無風險規則包：由關員決定")

@@ -1,0 +1,108 @@
+"""Risk in the inspection: the real detector judges a real scan, the station's bundle makes the verdict
+only stricter, and the record keeps the lane, the reasons, the draw and the bundle version."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from central_sync.schema import Identity, InspectionRecord, ItemKind, Verdict
+from edge.detector import Engine
+from edge.events import EventBus
+from edge.inspection import Inspector, Item
+from edge.metrics import StationMetrics
+from edge.risk import BundleFiles, RiskCheck, RiskRuntime, load_keys
+from edge.stations.acquisition import WholeScan
+from edge.store import Store, StoreWriter
+from edge.verdict import Reason
+from models.pool import InferencePool
+from models.runtime import load_detector
+from models.scan import Scan
+from models.testgraphs import case, paint_square, write_package
+from risk.bundle import RandomPolicy
+from risk_bundles import envelope, pinned
+
+PLATE = Identity(kind="plate", value="AB-123-CD", source="anpr")
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_package(tmp_path_factory.mktemp("pkg") / "model", "cpe-fcos-v1", 128)
+
+
+class Lane:
+    """One station lane: the real model and pool, a real store, the risk runtime and what was actuated."""
+
+    def __init__(self, engine: Engine, store: StoreWriter, runtime: RiskRuntime) -> None:
+        self.engine, self.store, self.runtime, self.events = engine, store, runtime, EventBus()
+        self.metrics = StationMetrics()
+        self.actuated: list[tuple[Verdict, Reason]] = []
+
+    def inspector(self) -> Inspector:
+        async def actuate(item: Item, verdict: Verdict, reason: Reason) -> None:
+            self.actuated.append((verdict, reason))
+        return Inspector("gate-1", "1", 5000, self.engine, self.store, self.events, self.metrics, actuate,
+                         risk=RiskCheck(self.runtime, "gate-1", "gantry"))
+
+    async def inspect(self, threat: bool, *identities: Identity) -> InspectionRecord:
+        high, low = case(256, 200)
+        if threat:
+            paint_square(high, low, 100, 60, "metal")
+        item = Item(ref="v1", kind=ItemKind.VEHICLE, identities=list(identities))
+        return await self.inspector().inspect(item, WholeScan(Scan(high, low, {"pixel_mm": 1.0})))
+
+
+@pytest.fixture
+async def lane(tmp_path: Path, package: Path) -> AsyncIterator[Lane]:
+    cfg = pinned(tmp_path)
+    runtime = RiskRuntime("gate-1", load_keys(cfg), BundleFiles(tmp_path / "risk"), "seed-gate-1")
+    async with InferencePool(1, 4) as pool, StoreWriter(Store(tmp_path / "data", station="gate-1")) as store:
+        yield Lane(Engine(load_detector(package, overlap=32), pool), store, runtime)
+
+
+async def test_without_a_bundle_a_detector_clear_goes_to_the_officer(lane: Lane) -> None:
+    record = await lane.inspect(False, PLATE)
+    assert (record.verdict, record.reason) == (Verdict.MANUAL, Reason.RISK_AMBER)
+    assert lane.actuated == [(Verdict.MANUAL, Reason.RISK_AMBER)]  # acted on, not only written
+    assert record.risk is not None and record.risk.bundle is None
+    assert "no_bundle" in [f.kind for f in record.risk.rules] and record.risk.lane in ("amber", "red")
+    stored = lane.store.store.get(record.id)
+    assert stored is not None and stored.risk == record.risk
+
+
+async def test_a_red_watchlist_hit_is_physical_inspection_whatever_the_detector_says(lane: Lane) -> None:
+    assert lane.runtime.receive(1, envelope(1)).outcome == "applied"
+    with lane.events.subscribe() as sub:
+        clear_bag = await lane.inspect(False, PLATE)
+        early = await sub.get()
+    assert early.topic == "risk" and early.data["lane"] == "red" and early.data["bundle"] == 1  # before the verdict
+    threat = await lane.inspect(True, PLATE)
+    assert (clear_bag.verdict, clear_bag.reason) == (Verdict.MANUAL, Reason.RISK_RED)
+    assert (threat.verdict, threat.reason) == (Verdict.MANUAL, Reason.RISK_RED)
+    assert clear_bag.risk is not None and clear_bag.risk.bundle == 1 and clear_bag.risk.lane == "red"
+    assert [(f.kind, f.reason) for f in clear_bag.risk.rules] == [("watchlist", "reported stolen")]
+
+
+async def test_a_green_assessment_leaves_the_detectors_verdict(lane: Lane) -> None:
+    lane.runtime.receive(1, envelope(1))
+    other = Identity(kind="plate", value="XY 1", source="anpr")
+    clear_bag, threat = await lane.inspect(False, other), await lane.inspect(True, other)
+    assert (clear_bag.verdict, clear_bag.reason) == (Verdict.CLEAR, Reason.CLEAR)
+    assert (threat.verdict, threat.reason) == (Verdict.SUSPECT, Reason.DETECTION)  # never made clear
+    assert clear_bag.risk is not None and clear_bag.risk.lane == "green" and clear_bag.risk.random is not None
+    assert clear_bag.risk.random.seed == "seed-gate-1" and not clear_bag.risk.random.selected
+    assert lane.metrics.registry.get_sample_value("edge_risk_lanes_total", {"lane": "green", "bundle": "current"}) == 2
+
+
+async def test_a_stale_bundle_runs_on_at_the_stale_rate_and_says_so(lane: Lane) -> None:
+    t = time.time()
+    stale = envelope(1, expires_in=25, now=t - 30, random=RandomPolicy(rate=0.0, stale_rate=1.0))
+    assert lane.runtime.receive(1, stale, now=t - 25).outcome == "applied"  # valid when it arrived
+    record = await lane.inspect(False, Identity(kind="plate", value="XY 1", source="anpr"))
+    assert record.risk is not None and record.risk.stale and record.risk.random is not None
+    assert record.risk.random.rate == 1.0 and record.risk.random.selected  # stale rate 1: every item drawn
+    assert (record.verdict, record.reason) == (Verdict.MANUAL, Reason.RISK_RED)
+    assert lane.runtime.status()["risk_stale"] is True
