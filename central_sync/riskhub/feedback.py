@@ -3,8 +3,8 @@
 The feedback is the officer's review with a `search` result (schema.SearchResult: nothing_found or
 seized, with class and quantity), synced to the hub like every review (ReviewMsg) and stored in the
 hub's reviews table. The record it reviews carries the risk assessment the station made
-(`risk`: lane, score, `fired` [{id, kind, reason}] or `rules` [{id, reason}], `random` {selected,
-draw, rate, seed}, `bundle`). Per selector: inspections it selected, seizures among them, the hit rate
+(`risk`, schema.RiskOut: lane, score, `rules` [{id, kind, reason, ...}] where a watchlist hit's id
+is "<list kind>:<list id>", `random` {seed, draw, rate, selected}, `bundle`). Per selector: inspections it selected, seizures among them, the hit rate
 and its Wilson 95 % interval (models/stats.py). The random row is the baseline that tells whether
 the rules do better than chance. An item inspected twice counts once, with its latest result.
 """
@@ -45,8 +45,10 @@ def selectors(risk: dict) -> set[Selector]:
     found: set[Selector] = set()
     for hit in risk.get("fired") or risk.get("rules") or []:
         kind = hit.get("kind", "rule")
-        if kind in ("rule", "watchlist"):
-            found.add((kind, str(hit.get("list_id") or hit.get("id"))))
+        if kind == "rule":
+            found.add((kind, str(hit["id"])))
+        elif kind == "watchlist":  # the engine names a list hit "<list kind>:<list id>"
+            found.add((kind, str(hit["id"]).split(":", 1)[-1]))
     draw = risk.get("random") or risk.get("random_draw") or {}
     if draw.get("selected") or (draw.get("selected") is None and _below(draw)):
         found.add(("random", "random"))

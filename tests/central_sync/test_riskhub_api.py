@@ -124,9 +124,9 @@ def inspected(store, rid, risk, outcome, n):
 
 async def test_hit_rates_per_rule_watchlist_and_random_selection(hub):
     c, store, _ = hub
-    rule = {"fired": [{"id": "heavy-empty", "kind": "rule", "reason": "x"}]}
-    listed = {"fired": [{"id": "plates", "kind": "watchlist", "reason": "x"}]}
-    drawn = {"fired": [], "random": {"seed": "s", "value": 0.01, "rate": 0.02, "selected": True}}
+    rule = {"rules": [{"id": "heavy-empty", "kind": "rule", "reason": "x"}]}
+    listed = {"rules": [{"id": "plate:plates", "kind": "watchlist", "reason": "x"}]}
+    drawn = {"rules": [{"id": "random", "kind": "random", "reason": "x"}], "random": {"seed": "s", "draw": 0.01, "rate": 0.02, "selected": True}}
     n = 0
     for risk, seized, nothing in ((rule, 3, 7), (listed, 1, 1), (drawn, 1, 19)):
         for outcome in ["seized"] * seized + ["nothing_found"] * nothing:
