@@ -5,15 +5,18 @@ flagged, and the feedback hit rates per rule, watchlist and random selection."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
 
 from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
 from central_sync.hub.api import create_app
-from central_sync.hub.store import open_store
+from central_sync.hub.store import HubStore, open_store
+from central_sync.risk_delivery import Offer
 from central_sync.riskhub import declarations, declgen
 from models.stats import wilson
 
@@ -22,12 +25,12 @@ USERS = {"op": "operator", "sam": "supervisor", "ada": "admin", "bob": "admin"}
 
 
 @pytest.fixture
-async def hub(tmp_path):
+async def hub(tmp_path: Path) -> AsyncIterator[tuple[dict[str, httpx.AsyncClient], HubStore, list[Offer]]]:
     """Signed-in clients per user, the store, and what was handed to delivery."""
     from central_sync import commands
     commands.generate_keypair(tmp_path / "risk.key", tmp_path / "risk.pub")
     store = open_store(str(tmp_path / "hub.sqlite3"))
-    offers: list = []
+    offers: list[Offer] = []
     cfg = ControlRoomConfig(risk_key=tmp_path / "risk.key", risk_expiry_s=3600)
     async with AsyncExitStack() as stack:
         room = await stack.enter_async_context(ControlRoom(store, None, cfg, risk_deliver=offers.append))
@@ -42,14 +45,14 @@ async def hub(tmp_path):
         yield clients, store, offers
 
 
-async def draft(client, op, payload):
+async def draft(client: httpx.AsyncClient, op: str, payload: dict) -> httpx.Response:
     return await client.post("/cr/api/risk/drafts", json={"op": op, "payload": payload})
 
 
 LIST = {"id": "plates", "kind": "plate", "name": "Plates", "lane": "red", "owner": "sam"}
 
 
-async def test_four_eyes_over_http(hub):
+async def test_four_eyes_over_http(hub: tuple[dict[str, httpx.AsyncClient], HubStore, list[Offer]]) -> None:
     c, store, offers = hub
     assert (await draft(c["op"], "watchlist.put", LIST)).status_code == 403
     d = (await draft(c["sam"], "watchlist.put", LIST)).json()
@@ -76,7 +79,7 @@ async def test_four_eyes_over_http(hub):
     assert [o.version for o in offers] == [1]
 
 
-async def test_declarations_upload_keeps_good_rows_and_lists_bad_ones(hub):
+async def test_declarations_upload_keeps_good_rows_and_lists_bad_ones(hub: tuple[dict[str, httpx.AsyncClient], HubStore, list[Offer]]) -> None:
     c, store, _ = hub
     text = declgen.to_csv(declgen.generate(5, seed=3)) + "DECX,,,Nobody,,false,12,CN,false,\n"
     r = await c["sam"].post("/cr/api/risk/declarations?format=csv", content=text.encode("utf-8-sig"))
@@ -89,12 +92,12 @@ async def test_declarations_upload_keeps_good_rows_and_lists_bad_ones(hub):
     assert js.json()["accepted"] == 2
 
 
-def status(station, version, stale=False):
+def status(station: str, version: int | None, stale: bool = False) -> tuple:
     body = {"v": 1, "station": station, "state": "online", "session": 1, "at": 1.0, "risk_version": version, "risk_stale": stale}
     return (station, "online", 1, json.dumps(body), 1.0, 1.0)
 
 
-async def test_stations_on_old_or_expired_bundles_are_flagged(hub):
+async def test_stations_on_old_or_expired_bundles_are_flagged(hub: tuple[dict[str, httpx.AsyncClient], HubStore, list[Offer]]) -> None:
     c, store, _ = hub
     await c["ada"].post("/cr/api/risk/publish")
     await c["ada"].post("/cr/api/risk/publish")
@@ -108,7 +111,7 @@ async def test_stations_on_old_or_expired_bundles_are_flagged(hub):
     assert (got["gate-3"]["refused_version"], got["gate-3"]["refused_code"]) == (2, "unknown_key")
 
 
-def inspected(store, rid, risk, outcome, n):
+def inspected(store: HubStore, rid: str, risk: dict, outcome: str, n: int) -> None:
     """A record the station assessed (its `risk`) and the officer's review with the search result."""
     at = datetime(2026, 11, 1, 10, n % 60, tzinfo=UTC).timestamp()
     body = {"id": rid, "station": "gate-1", "risk": risk}
@@ -122,7 +125,7 @@ def inspected(store, rid, risk, outcome, n):
                     " VALUES (?,?,?,?,?,?,?)", (rid, "gate-1", "B-7", at, "threat_confirmed", json.dumps(review), at))))
 
 
-async def test_hit_rates_per_rule_watchlist_and_random_selection(hub):
+async def test_hit_rates_per_rule_watchlist_and_random_selection(hub: tuple[dict[str, httpx.AsyncClient], HubStore, list[Offer]]) -> None:
     c, store, _ = hub
     rule = {"rules": [{"id": "heavy-empty", "kind": "rule", "reason": "x"}]}
     listed = {"rules": [{"id": "plate:plates", "kind": "watchlist", "reason": "x"}]}

@@ -9,16 +9,9 @@ import pytest
 
 from central_sync.control_room import audit
 from central_sync.errors import DraftError, FourEyesError
+from central_sync.hub.store import HubStore
 from central_sync.riskhub import authoring
-from riskhub_fixtures import open_risk_store
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    url = str(tmp_path / "hub.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    s = open_risk_store(url)
-    yield s
-    s.close()
+from riskhub_fixtures import store  # noqa: F401 - the fixture
 
 
 PLATES = {"id": "plates-hot", "kind": "plate", "name": "Plates of interest", "lane": "red", "owner": "sam"}
@@ -27,16 +20,16 @@ RULE = {"id": "heavy-empty", "name": "Declared empty but heavy", "reason": "decl
                                                           {"fact": "declaration.weight_kg", "op": "gte", "value": 4500}]}}
 
 
-def approved_list(store, author="sam", approver="ada"):
+def approved_list(store: HubStore, author: str = "sam", approver: str = "ada") -> dict:
     d = authoring.propose(store, author, "watchlist.put", PLATES)
     return authoring.approve(store, d.id, approver)
 
 
-def audit_rows(store, action):
+def audit_rows(store: HubStore, action: str) -> list[tuple[str, str, dict]]:
     return [(e["actor"], e["object"], json.loads(e["detail"])) for e in reversed(audit.entries(store)) if e["action"] == action]
 
 
-def test_a_draft_takes_effect_only_when_another_user_approves_it(store):
+def test_a_draft_takes_effect_only_when_another_user_approves_it(store: HubStore) -> None:
     d = authoring.propose(store, "sam", "watchlist.put", PLATES, note="new list")
     assert authoring.watchlists(store) == []
     assert [x.id for x in authoring.drafts(store)] == [d.id]
@@ -52,7 +45,7 @@ def test_a_draft_takes_effect_only_when_another_user_approves_it(store):
     assert audit.verify(store)[1] is None  # the hash chain holds
 
 
-def test_the_author_cannot_approve_their_own_draft(store):
+def test_the_author_cannot_approve_their_own_draft(store: HubStore) -> None:
     d = authoring.propose(store, "ada", "rule.put", RULE)
     with pytest.raises(FourEyesError, match="ada drafted .* may not approve it"):
         authoring.approve(store, d.id, "ada")
@@ -65,7 +58,7 @@ def test_the_author_cannot_approve_their_own_draft(store):
     assert authoring.rules(store) == [RULE]
 
 
-def test_a_rejection_needs_a_reason_and_closes_the_draft(store):
+def test_a_rejection_needs_a_reason_and_closes_the_draft(store: HubStore) -> None:
     d = authoring.propose(store, "sam", "watchlist.put", PLATES)
     with pytest.raises(DraftError, match="needs a reason"):
         authoring.reject(store, d.id, "ada", "  ")
@@ -77,7 +70,7 @@ def test_a_rejection_needs_a_reason_and_closes_the_draft(store):
     assert audit_rows(store, "risk.reject")[0][2]["reason"] == "owner unknown"
 
 
-def test_an_entry_change_is_audited_with_before_and_after(store):
+def test_an_entry_change_is_audited_with_before_and_after(store: HubStore) -> None:
     approved_list(store)
     entry = {"list_id": "plates-hot", "value": "ab-12 34", "reason": "seizure 2026-11", "owner": "sam", "level": 1}
     first = authoring.approve(store, authoring.propose(store, "sam", "entry.put", entry).id, "ada")
@@ -100,7 +93,7 @@ def test_an_entry_change_is_audited_with_before_and_after(store):
     ("random.set", {"rate": 1.5, "stale_rate": 0.1}, "rate"),
     ("launch.missiles", {}, "not one of"),
 ])
-def test_a_bad_draft_is_refused_in_one_sentence(store, op, payload, says):
+def test_a_bad_draft_is_refused_in_one_sentence(store: HubStore, op: str, payload: dict, says: str) -> None:
     approved_list(store)
     with pytest.raises(DraftError, match=says) as err:
         authoring.propose(store, "sam", op, payload)
@@ -108,7 +101,7 @@ def test_a_bad_draft_is_refused_in_one_sentence(store, op, payload, says):
     assert authoring.drafts(store) == []
 
 
-def test_need_to_know_hides_higher_levels(store):
+def test_need_to_know_hides_higher_levels(store: HubStore) -> None:
     approved_list(store)
     for value, level in (("AA1", 0), ("BB2", 2), ("CC3", 3)):
         d = authoring.propose(store, "sam", "entry.put", {"list_id": "plates-hot", "value": value, "reason": "r",
@@ -118,7 +111,7 @@ def test_need_to_know_hides_higher_levels(store):
     assert len(authoring.entries(store, max_level=authoring.CLEARANCE["admin"])) == 3
 
 
-def test_two_approvers_at_once_one_wins(store):
+def test_two_approvers_at_once_one_wins(store: HubStore) -> None:
     d = authoring.propose(store, "sam", "watchlist.put", PLATES)
     authoring.approve(store, d.id, "ada")
     with pytest.raises(DraftError, match="already approved"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,6 +19,7 @@ from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
 from central_sync.control_room.i18n import catalogue
 from central_sync.hub.api import create_app
 from central_sync.hub.store import open_store
+from central_sync.risk_delivery import Offer
 from central_sync.riskhub.publish import RiskKey
 from risk.bundle import open_bundle
 from test_control_room_browser import ARGS, CHROMIUM, serving
@@ -27,30 +29,33 @@ PASSWORD = "correct horse"
 RULE = {"id": "heavy-empty", "name": "Declared empty but heavy", "reason": "declared_empty_heavy", "score": 60,
         "lane": "red", "enabled": True, "when": {"all": [{"fact": "declaration.declared_empty", "op": "eq", "value": True},
                                                           {"fact": "declaration.weight_kg", "op": "gte", "value": 4500}]}}
+if TYPE_CHECKING:
+    from playwright.async_api import Page
+
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
 
 
-async def sign_in(page, name):
+async def sign_in(page: Page, name: str) -> None:
     await page.fill("input[name=username]", name)
     await page.fill("input[name=password]", PASSWORD)
     await page.click("#signin-form button[type=submit]")
     await page.wait_for_selector("#nav:not([hidden])")
 
 
-async def no_sideways_scroll(page):
+async def no_sideways_scroll(page: Page) -> None:
     width = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert width <= 0, f"the page is {width} px wider than the window"
 
 
 @pytest.mark.parametrize(("width", "height", "lang"), [(1024, 768, "zh-Hans"), (2560, 1440, "en")])
-async def test_draft_approve_publish_in_the_browser(tmp_path, width, height, lang):
+async def test_draft_approve_publish_in_the_browser(tmp_path: Path, width: int, height: int, lang: str) -> None:
     from playwright.async_api import async_playwright, expect
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     msg = catalogue(lang)
     commands.generate_keypair(tmp_path / "risk.key", tmp_path / "risk.pub")
     key = RiskKey.load(tmp_path / "risk.key")
     store = open_store(str(tmp_path / "hub.sqlite3"))
-    offers: list = []
+    offers: list[Offer] = []
     cfg = ControlRoomConfig(risk_key=tmp_path / "risk.key", secure_cookie=False)
     async with ControlRoom(store, None, cfg, risk_deliver=offers.append) as room:
         auth.add_user(store, "sam", "supervisor", PASSWORD, lang)

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import pytest
 
+from central_sync.hub.store import HubStore
 from central_sync.riskhub import declarations as d
 from central_sync.riskhub import declgen
 from models.ocr.iso6346 import is_valid
-from riskhub_fixtures import open_risk_store
+from riskhub_fixtures import store  # noqa: F401 - the fixture
 
 HEADER = ",".join(d.CSV_COLUMNS)
 GOOD = "DEC1,MSCU 123456-5,,Harbour Freight Ltd,8471.30:Laptops;6403.99:Shoes,false,12500,CN,true,ES1234"
 
 
-def test_bad_rows_are_refused_one_sentence_each_and_good_rows_kept():
+def test_bad_rows_are_refused_one_sentence_each_and_good_rows_kept() -> None:
     text = "\n".join([HEADER, GOOD,
                       "DEC2,,,Golden Bay,0901.21:Coffee,false,9000,VN,false,",            # neither container nor plate
                       "DEC3,TGHU1234560,,Golden Bay,,true,heavy,VN,false,",               # weight not a number
@@ -40,12 +41,12 @@ def test_bad_rows_are_refused_one_sentence_each_and_good_rows_kept():
     assert "Golden Bay" in result.errors[1]  # the row's values are named
 
 
-def test_a_csv_without_the_required_columns_says_which():
+def test_a_csv_without_the_required_columns_says_which() -> None:
     result = d.parse_csv("id,box\n1,2\n")
     assert result.good == [] and result.errors == ["row 1: the header ['id', 'box'] lacks the column(s) ref, trader, origin"]
 
 
-def test_json_import_numbers_items_and_names_the_field():
+def test_json_import_numbers_items_and_names_the_field() -> None:
     result = d.parse_json('[{"ref": "J1", "plate": "XY 99", "trader": "T", "origin": "CN"},'
                           ' {"ref": "J2", "plate": "XY 98", "trader": "T", "origin": "CN", "colour": "red"}, 7]')
     assert [x.ref for x in result.good] == ["J1"]
@@ -55,7 +56,7 @@ def test_json_import_numbers_items_and_names_the_field():
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
-def test_the_simulated_feed_imports_cleanly(fmt):
+def test_the_simulated_feed_imports_cleanly(fmt: str) -> None:
     decls = declgen.generate(200, seed=7)
     text = declgen.to_csv(decls) if fmt == "csv" else declgen.to_json(decls)
     result = d.parse_csv(text) if fmt == "csv" else d.parse_json(text)
@@ -65,15 +66,7 @@ def test_the_simulated_feed_imports_cleanly(fmt):
     assert declgen.generate(5, seed=7) == decls[:5]  # reproducible
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    url = str(tmp_path / "hub.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    s = open_risk_store(url)
-    yield s
-    s.close()
-
-
-def test_declarations_are_stored_and_a_resent_one_replaces_the_old(store):
+def test_declarations_are_stored_and_a_resent_one_replaces_the_old(store: HubStore) -> None:
     first = d.parse_csv("\n".join([HEADER, GOOD])).good
     assert d.store_declarations(store, first, "test") == 1
     again = d.parse_csv("\n".join([HEADER, GOOD.replace("12500", "13000")])).good

@@ -3,6 +3,7 @@ vehicles (their windscreen tags) hit the watchlist at a station that applies the
 
 from __future__ import annotations
 
+from pathlib import Path
 import time
 
 from central_sync.riskhub import demo, publish
@@ -12,7 +13,7 @@ from risk.bundle import open_bundle
 from risk.engine import BundleState, Engine, Facts
 
 
-def test_the_demo_publishes_a_watchlist_some_demo_vehicles_hit(tmp_path):
+def test_the_demo_publishes_a_watchlist_some_demo_vehicles_hit(tmp_path: Path) -> None:
     store = open_risk_store(str(tmp_path / "hub.db"))
     key = risk_key(tmp_path)
     tids = demo_tids()

@@ -9,14 +9,15 @@ import asyncio
 import hashlib
 import time
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import httpx
 
 from central_sync.config import BrokerConfig, SyncConfig
 from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
-from central_sync.devtools import open_station_db
+from central_sync.devtools import Mosquitto, open_station_db
 from central_sync.hub.api import create_app
-from central_sync.hub.store import open_store
+from central_sync.hub.store import HubStore, open_store
 from central_sync.publisher import Publisher
 from central_sync.risk_delivery import RiskAck, RiskDelivery
 from central_sync.riskhub import authoring, publish
@@ -33,11 +34,11 @@ def facts(plate: str) -> Facts:
                  station_kind="gantry", detector_verdict="clear")
 
 
-def approved(store, op, payload) -> None:
+def approved(store: HubStore, op: str, payload: dict) -> None:
     authoring.approve(store, authoring.propose(store, "sam", op, payload).id, "ada")
 
 
-async def test_published_watchlist_reaches_the_station_signed_and_acknowledged(tmp_path, broker):
+async def test_published_watchlist_reaches_the_station_signed_and_acknowledged(tmp_path: Path, broker: Mosquitto) -> None:
     key = risk_key(tmp_path)
     store = open_store(str(tmp_path / "hub.db"))
     cfg = BrokerConfig(port=broker.port)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import httpx
 
 from central_sync.commands import CommandLink
 from central_sync.config import BrokerConfig
+from central_sync.devtools import Mosquitto
 from central_sync.hub.api import create_app
 from central_sync.hub.api_auth import ServiceTokens, new_token
 from central_sync.riskhub import declarations, declgen
@@ -17,14 +19,18 @@ from central_sync.riskhub.feed import RESULT_TOPIC, TOPIC, DeclarationFeed, feed
 from riskhub_fixtures import open_risk_store
 
 
-async def test_declarations_over_mqtt_are_stored_and_answered(tmp_path, broker):
+def void(_: object) -> None:
+    """Drop a value (the link's handler returns nothing)."""
+
+
+async def test_declarations_over_mqtt_are_stored_and_answered(tmp_path: Path, broker: Mosquitto) -> None:
     store = open_risk_store(str(tmp_path / "hub.db"))
     cfg = BrokerConfig(port=broker.port)
-    answers: asyncio.Queue = asyncio.Queue()
+    answers: asyncio.Queue[bytes] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     items = [d.model_dump(mode="json") for d in declgen.generate(4, seed=9)] + [{"ref": "BAD", "trader": "T", "origin": "XX1"}]
     async with DeclarationFeed(cfg, store, "hub-t-customs") as feed, \
-            CommandLink(cfg, "customs-system", [RESULT_TOPIC], lambda t, p: loop.call_soon_threadsafe(answers.put_nowait, p)) as system:
+            CommandLink(cfg, "customs-system", [RESULT_TOPIC], lambda t, p: void(loop.call_soon_threadsafe(answers.put_nowait, p))) as system:
         await feed.link.ready()
         await system.ready()
         system.publish(TOPIC, json.dumps(items).encode())
@@ -38,7 +44,7 @@ async def test_declarations_over_mqtt_are_stored_and_answered(tmp_path, broker):
     assert feed.counters["accepted"] == 4 and feed.counters["refused"] == 2
 
 
-async def test_declarations_over_http_need_a_feeders_token(tmp_path):
+async def test_declarations_over_http_need_a_feeders_token(tmp_path: Path) -> None:
     store = open_risk_store(str(tmp_path / "hub.db"))
     feeder, feeder_line = new_token("customs-feed")
     reader, reader_line = new_token("dashboard")

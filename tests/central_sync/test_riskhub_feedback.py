@@ -12,24 +12,17 @@ from central_sync import protocol as p
 from central_sync.devtools import make_record
 from central_sync.hub.ingest import Ingestor
 from central_sync.riskhub import feedback
-from central_sync.schema import Review, RiskDraw, RiskFired, RiskOut, SearchResult, Verdict
-from riskhub_fixtures import open_risk_store
+from central_sync.hub.store import HubStore
+from central_sync.schema import InspectionRecord, Review, RiskDraw, RiskFired, RiskOut, SearchResult, Verdict
+from riskhub_fixtures import store  # noqa: F401 - the fixture
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    url = str(tmp_path / "hub.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    s = open_risk_store(url)
-    yield s
-    s.close()
-
-
-def message(kind: str, rec, msg_id: int, body: bytes) -> tuple[str, bytes]:
+def message(kind: str, rec: InspectionRecord, msg_id: int, body: bytes) -> tuple[str, bytes]:
     return p.topic(rec.station, kind), p.encode_envelope(rec.station, kind, msg_id, rec.seq, rec.id, body, 0.0)
 
 
-def test_a_seizure_reported_in_a_review_is_feedback(store):
-    sent: list = []
+def test_a_seizure_reported_in_a_review_is_feedback(store: HubStore) -> None:
+    sent: list[str] = []
     ing = Ingestor(store, "hub-f", lambda t, b: sent.append(t))
     rec = make_record("gate-1", 1, Verdict.MANUAL).model_copy(update={"risk": RiskOut(
         lane="red", score=160, bundle=3, rules=[RiskFired(id="heavy-empty", kind="rule", reason="x", score=60, lane="red"),
@@ -58,5 +51,5 @@ def test_a_seizure_reported_in_a_review_is_feedback(store):
     ({"random": {"value": 0.5, "rate": 0.02, "selected": False}}, []),
     ({}, []),
 ])
-def test_selectors_are_read_from_the_records_risk(risk, chosen):
+def test_selectors_are_read_from_the_records_risk(risk: dict, chosen: list[tuple[str, str]]) -> None:
     assert sorted(feedback.selectors(risk)) == chosen

@@ -24,12 +24,12 @@ def risk_keys() -> set[str]:
 
 
 @pytest.mark.parametrize("lang", LANGS)
-def test_every_risk_key_is_translated(lang):
+def test_every_risk_key_is_translated(lang: str) -> None:
     missing = sorted(k for k in risk_keys() if not catalogue(lang).get(k))
     assert missing == [], f"{lang} lacks {missing}"
 
 
-def test_the_chinese_catalogues_translate_the_risk_pages():
+def test_the_chinese_catalogues_translate_the_risk_pages() -> None:
     for lang in ("zh-Hans", "zh-Hant"):
         same = [k for k in risk_keys() if catalogue(lang)[k] == catalogue("en")[k] and re.search("[a-z]{3}", re.sub(r"{\w+}", "", catalogue("en")[k]))]
         assert same == [], f"{lang} left in English: {same}"

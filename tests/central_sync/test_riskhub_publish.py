@@ -4,15 +4,18 @@ station; tampered bytes or another key are refused; what is still a draft never 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central_sync.control_room import audit
+from central_sync.hub.store import HubStore
 from central_sync.risk_delivery import Offer
 from central_sync.riskhub import authoring, declarations, declgen, publish
-from riskhub_fixtures import open_risk_store, risk_key
+from riskhub_fixtures import risk_key, store  # noqa: F401 - the fixture
 from risk.bundle import open_bundle
 from risk.engine import BundleState
 from risk.errors import BundleError
@@ -23,23 +26,15 @@ RULE = {"id": "heavy-empty", "name": "Declared empty but heavy", "reason": "decl
                                                           {"fact": "declaration.weight_kg", "op": "gte", "value": 4500}]}}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    url = str(tmp_path / "hub.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    s = open_risk_store(url)
-    yield s
-    s.close()
-
-
-def approved(store, op, payload):
+def approved(store: HubStore, op: str, payload: dict) -> None:
     authoring.approve(store, authoring.propose(store, "sam", op, payload).id, "ada")
 
 
-def entry(list_id, value, **kw):
+def entry(list_id: str, value: str, **kw: object) -> dict:
     return {"list_id": list_id, "value": value, "reason": "intelligence", "owner": "sam", **kw}
 
 
-def authored(store):
+def authored(store: HubStore) -> None:
     approved(store, "watchlist.put", {"id": "plates", "kind": "plate", "name": "Plates", "lane": "red", "owner": "sam"})
     approved(store, "watchlist.put", {"id": "traders", "kind": "trader", "name": "Traders", "lane": "amber", "owner": "sam"})
     approved(store, "entry.put", entry("plates", "ab 1234"))
@@ -50,11 +45,11 @@ def authored(store):
     declarations.store_declarations(store, declgen.generate(3, seed=1), "test", now=T0 - 60)
 
 
-def test_publish_gives_a_snapshot_open_bundle_accepts(store, tmp_path):
+def test_publish_gives_a_snapshot_open_bundle_accepts(store: HubStore, tmp_path: Path) -> None:
     key = risk_key(tmp_path)
     authored(store)
     authoring.propose(store, "sam", "entry.put", entry("plates", "ZZ999"))  # a draft: not published
-    sent = []
+    sent: list[Offer] = []
     out = publish.publish(store, key, "ada", sent.append, expiry_s=3600, now=T0)
     assert sent == [Offer(1, out.snapshot, None, None)] and out.delta is None
     b = open_bundle(sent[0].snapshot, {key.key_id: key.private.public_key()}, now=T0 + 10, current=None)
@@ -71,7 +66,7 @@ def test_publish_gives_a_snapshot_open_bundle_accepts(store, tmp_path):
     assert logged[0]["sha256"] == out.sha256
 
 
-def test_the_delta_turns_the_old_version_into_the_new_one(store, tmp_path):
+def test_the_delta_turns_the_old_version_into_the_new_one(store: HubStore, tmp_path: Path) -> None:
     key = risk_key(tmp_path)
     keys = {key.key_id: key.private.public_key()}
     authored(store)
@@ -81,6 +76,7 @@ def test_the_delta_turns_the_old_version_into_the_new_one(store, tmp_path):
     approved(store, "rule.put", RULE | {"score": 80})
     v2 = publish.publish(store, key, "ada", now=T0 + 60)
     assert publish.latest_offer(store) == Offer(2, v2.snapshot, v2.delta, 1)  # what a restarted hub offers again
+    assert v2.delta is not None
     delta = open_bundle(v2.delta, keys, now=T0 + 61, current=1)
     assert (delta.kind, delta.base_version, delta.rules_changed) == ("delta", 1, True)
     assert delta.removed == (("plate", "AB1234"),)
@@ -96,7 +92,7 @@ def test_the_delta_turns_the_old_version_into_the_new_one(store, tmp_path):
     assert refused.value.code == "base_mismatch"
 
 
-def test_tampered_or_foreign_bundles_do_not_open(store, tmp_path):
+def test_tampered_or_foreign_bundles_do_not_open(store: HubStore, tmp_path: Path) -> None:
     key = risk_key(tmp_path)
     authored(store)
     out = publish.publish(store, key, "ada", now=T0)
@@ -110,7 +106,7 @@ def test_tampered_or_foreign_bundles_do_not_open(store, tmp_path):
         assert err.value.code == code
 
 
-def test_republish_is_due_before_expiry(store, tmp_path):
+def test_republish_is_due_before_expiry(store: HubStore, tmp_path: Path) -> None:
     key = risk_key(tmp_path)
     assert not publish.due(store, T0, 600)  # nothing published yet: nothing to renew
     publish.publish(store, key, "ada", expiry_s=3600, now=T0)
