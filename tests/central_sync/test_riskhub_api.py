@@ -109,6 +109,9 @@ async def test_stations_on_old_or_expired_bundles_are_flagged(hub: tuple[dict[st
     assert {k: (v["stale"], v["stale_reason"]) for k, v in got.items()} == {
         "gate-1": (False, None), "gate-2": (True, "behind"), "gate-3": (True, "no_bundle"), "gate-4": (True, "expired")}
     assert (got["gate-3"]["refused_version"], got["gate-3"]["refused_code"]) == (2, "unknown_key")
+    board = {s["station"]: s for s in (await c["op"].get("/cr/api/stations")).json()}  # the stations board, every role
+    assert {k: (v["risk_version"], v["risk_stale"]) for k, v in board.items()} == {
+        "gate-1": (2, False), "gate-2": (1, False), "gate-3": (None, False), "gate-4": (2, True)}
 
 
 def inspected(store: HubStore, rid: str, risk: dict, outcome: str, n: int) -> None:

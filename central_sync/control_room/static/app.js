@@ -128,7 +128,9 @@ function renderStations() {
         el("dt", {}, t("board.model")), el("dd", {}, s.model || "-"),
         el("dt", {}, t("board.budget_missed")), el("dd", {}, fmtNum(s.budget_missed_24h)),
         el("dt", {}, t("board.device_fault")), el("dd", {}, fmtNum(s.device_fault_24h)),
-        el("dt", {}, t("board.last_error")), el("dd", {}, s.last_error ? t("board.has_error") : "-"))));
+        el("dt", {}, t("board.last_error")), el("dd", {}, s.last_error ? t("board.has_error") : "-"),
+        el("dt", {}, t("board.risk")), el("dd", { class: "risk" + (s.risk_stale || s.risk_version == null ? " error" : "") },
+          s.risk_version == null ? t("board.risk_none") : t(s.risk_stale ? "board.risk_stale" : "board.risk_version", { version: s.risk_version })))));
   $("#stations").replaceChildren(...cards);
 }
 
