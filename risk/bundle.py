@@ -8,7 +8,8 @@ Envelope (docs/risk.md has the full layout and an example):
 
 The bundle dict is columnar so that a million watchlist entries parse in a fraction of a second: the
 entries' shared attributes (list, reason, owner, validity, level, lane, score) are one `metas` table and
-each list kind is two parallel arrays, `values` (normalised) and `metas` (an index into the table).
+each list kind is two parallel columns: `values` (normalised, one string separated by single spaces) and
+`metas` (base64 of little-endian int32 indexes into the table). Neither makes a Python object per entry.
 
 `open_bundle` refuses with a BundleError whose `code` is stable (acknowledged to the hub): bad_format,
 bad_signature, unknown_key, replayed (the version the station runs), older, base_mismatch (a delta not
@@ -23,17 +24,20 @@ import binascii
 import hashlib
 import json
 import math
+import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
+import numpy as np
+import numpy.typing as npt
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from risk.errors import BundleError, RuleError
 from risk.normal import normalise
-from risk.rules import LANES, LIST_KINDS, Lane, Rule, compile_rules
+from risk.rules import LANES, LIST_KINDS, Lane, Rule, check_rules
 
 __all__ = ["Bundle", "Declaration", "DeclarationTable", "ListMeta", "RandomPolicy", "WatchEntry", "WatchTable",
            "bundle_dict", "diff_entries", "encode_bundle", "normalise", "open_bundle"]
@@ -48,7 +52,7 @@ CLOCK_SKEW_S = 300.0
 BundleKind = Literal["snapshot", "delta"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ListMeta:
     """What the entries of one list share (deduplicated in the bundle)."""
 
@@ -70,7 +74,7 @@ class ListMeta:
         return (self.valid_from is None or self.valid_from <= at) and (self.valid_to is None or at <= self.valid_to)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WatchEntry:
     """One watchlist entry; `value` normalised (see `normalise`)."""
 
@@ -91,7 +95,7 @@ class WatchEntry:
                         self.score)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Declaration:
     """A pre-arrival declaration from the customs declaration system."""
 
@@ -164,17 +168,22 @@ class DeclarationTable:
 
 @dataclass(frozen=True)
 class WatchTable:
-    """The columnar watchlists of a bundle: per list kind, parallel lists of values and indexes into `metas`."""
+    """The columnar watchlists of a bundle: per list kind, the values (one string, separated by single spaces:
+    a normalised value holds no white space) and a parallel int32 array of indexes into `metas`."""
 
     metas: tuple[ListMeta, ...] = ()
-    columns: Mapping[str, tuple[Sequence[str], Sequence[int]]] = field(default_factory=dict)
+    columns: Mapping[str, tuple[str, npt.NDArray[np.int32]]] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return sum(len(values) for values, _ in self.columns.values())
+        return sum(len(metas) for _, metas in self.columns.values())
+
+    def values(self, kind: str) -> list[str]:
+        joined = self.columns[kind][0] if kind in self.columns else ""
+        return joined.split(" ") if joined else []
 
     def entries(self) -> Iterator[WatchEntry]:
-        for kind, (values, metas) in self.columns.items():
-            for value, m in zip(values, metas):
+        for kind, (_, metas) in self.columns.items():
+            for value, m in zip(self.values(kind), metas.tolist()):
                 meta = self.metas[m]
                 yield WatchEntry(kind, value, meta.list_id, meta.reason, meta.owner, meta.valid_from, meta.valid_to,
                                  meta.level, meta.lane, meta.score)
@@ -221,7 +230,10 @@ def bundle_dict(*, version: int, issued_at: float, expires_at: float, entries: I
     columns: dict[str, tuple[list[str], list[int]]] = {}
     for e in entries:
         values, idx = columns.setdefault(e.list_kind, ([], []))
-        values.append(normalise(e.list_kind, e.value))
+        value = normalise(e.list_kind, e.value)
+        if not value:
+            raise ValueError(f"watchlist entry {e.value!r} of list {e.list_id!r} is empty once normalised")
+        values.append(value)
         idx.append(metas.setdefault(e.meta, len(metas)))
     gone: dict[str, list[str]] = {}
     for list_kind, value in removed:
@@ -231,9 +243,13 @@ def bundle_dict(*, version: int, issued_at: float, expires_at: float, entries: I
             "issued_at": issued_at, "expires_at": expires_at, "random": (random or RandomPolicy()).to_dict(),
             "rules_changed": rules_changed or kind == "snapshot", "rules": [r.to_dict() for r in rule_list],
             "metas": [m.as_row() for m in metas],
-            "watchlists": {k: {"values": v, "metas": i} for k, (v, i) in sorted(columns.items())},
+            "watchlists": {k: {"values": " ".join(v), "metas": _int32s(i)} for k, (v, i) in sorted(columns.items())},
             "removed": {k: v for k, v in sorted(gone.items())},
             "declarations": DeclarationTable.to_json(declarations), "removed_declarations": list(removed_declarations)}
+
+
+def _int32s(values: list[int]) -> str:
+    return base64.b64encode(np.asarray(values, dtype="<i4").tobytes()).decode()
 
 
 def diff_entries(old: Iterable[WatchEntry],
@@ -246,7 +262,7 @@ def diff_entries(old: Iterable[WatchEntry],
     def by_key(entries: Iterable[WatchEntry]) -> dict[tuple[str, str], set[WatchEntry]]:
         out: dict[tuple[str, str], set[WatchEntry]] = {}
         for e in entries:
-            e = WatchEntry(**{**e.__dict__, "value": normalise(e.list_kind, e.value)})
+            e = replace(e, value=normalise(e.list_kind, e.value))
             out.setdefault((e.list_kind, e.value), set()).add(e)
         return out
     before, after = by_key(old), by_key(new)
@@ -321,7 +337,7 @@ def _decoded(payload: bytes) -> dict[str, Any]:
         raw = inflater.decompress(payload, MAX_PAYLOAD)
         if inflater.unconsumed_tail:
             raise BundleError("bad_format", f"bundle payload inflates to more than {MAX_PAYLOAD} bytes")
-        doc = json.loads(raw, parse_constant=_no_constant)
+        doc = _loads_in_pieces(raw.decode())
     except (zlib.error, ValueError, RecursionError) as exc:
         raise BundleError("bad_format", f"bundle payload is not compressed JSON ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -331,6 +347,54 @@ def _decoded(payload: bytes) -> dict[str, Any]:
 
 def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number a bundle may hold")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _skip(text: str, at: int) -> int:
+    """The offset after the JSON white space at `at`."""
+    found = _SPACE.match(text, at)
+    return found.end() if found else at
+
+
+def _loads_in_pieces(text: str, depth: int = 2) -> Any:
+    """json.loads, but objects down to `depth` levels are walked here and only their members are parsed by C.
+
+    One json.loads of a large bundle holds the interpreter lock for its whole parse (most of a second for
+    a million entries and tens of thousands of declarations), which would stall the station's event loop
+    while a worker thread applies the bundle; parsed member by member, each hold is one column's worth.
+    ValueError when the text is not one JSON value (as json.loads).
+    """
+    value, end = _piece(text, _skip(text, 0), depth)
+    if _skip(text, end) != len(text):
+        raise ValueError(f"extra data after the JSON value at offset {end}")
+    return value
+
+
+def _piece(text: str, at: int, depth: int) -> tuple[Any, int]:
+    """The JSON value starting at `at` (no white space before it) and the offset after it."""
+    if depth == 0 or not text.startswith("{", at):
+        return _DECODER.raw_decode(text, at)
+    out: dict[str, Any] = {}
+    at = _skip(text, at + 1)
+    if text.startswith("}", at):
+        return out, at + 1
+    while True:
+        key, at = _DECODER.raw_decode(text, at)
+        if not isinstance(key, str):
+            raise ValueError(f"an object key at offset {at} is not a string")
+        at = _skip(text, at)
+        if not text.startswith(":", at):
+            raise ValueError(f"expected ':' at offset {at}")
+        out[key], at = _piece(text, _skip(text, at + 1), depth - 1)
+        at = _skip(text, at)
+        if text.startswith("}", at):
+            return out, at + 1
+        if not text.startswith(",", at):
+            raise ValueError(f"expected ',' or '}}' at offset {at}")
+        at = _skip(text, at + 1)
 
 
 def _check_version(bundle: Bundle, current: int | None) -> None:
@@ -365,7 +429,7 @@ def _build(doc: dict[str, Any], key_id: str, sha256: str) -> Bundle:
     rules_changed = doc["rules_changed"]
     _need(isinstance(rules_changed, bool), "rules_changed", rules_changed)
     rules = tuple(Rule.from_dict(r) for r in _list(doc["rules"], "rules"))
-    compile_rules(rules)
+    check_rules(rules)
     return Bundle(version=version, kind=kind, base_version=base, issued_at=issued, expires_at=expires,
                   key_id=key_id, table=_table(doc), removed=_removed(doc["removed"]), rules=rules,
                   rules_changed=rules_changed, random=_random(doc["random"]),
@@ -376,17 +440,30 @@ def _build(doc: dict[str, Any], key_id: str, sha256: str) -> Bundle:
 
 def _table(doc: dict[str, Any]) -> WatchTable:
     metas = tuple(_meta(row) for row in _list(doc["metas"], "metas"))
-    columns: dict[str, tuple[Sequence[str], Sequence[int]]] = {}
+    columns: dict[str, tuple[str, npt.NDArray[np.int32]]] = {}
     lists = doc["watchlists"]
     _need(isinstance(lists, dict), "watchlists", lists)
     for kind, col in lists.items():
         _need(kind in LIST_KINDS, "watchlists kind", kind)
-        values, idx = _strings(col["values"], f"watchlists.{kind}.values"), _list(col["metas"], f"{kind}.metas")
-        _need(len(values) == len(idx), f"watchlists.{kind}.metas length", len(idx))
-        _need(all(type(i) is int for i in idx) and (not idx or 0 <= min(idx) and max(idx) < len(metas)),
+        values, idx = col["values"], _indexes(col["metas"], f"watchlists.{kind}.metas")
+        _need(type(values) is str and (values.count(" ") + 1 if values else 0) == len(idx)
+              and "  " not in values and not values.startswith(" ") and not values.endswith(" "),
+              f"watchlists.{kind}.values", "not one value per meta index, separated by single spaces")
+        _need(not idx.size or 0 <= int(idx.min()) and int(idx.max()) < len(metas),
               f"watchlists.{kind}.metas", "an index outside the metas table")
         columns[kind] = (values, idx)
     return WatchTable(metas, columns)
+
+
+def _indexes(text: object, name: str) -> npt.NDArray[np.int32]:
+    """A base64 column of little-endian int32."""
+    _need(type(text) is str, name, text)
+    try:
+        raw = base64.b64decode(cast(str, text), validate=True)
+    except binascii.Error:
+        raise BundleError("bad_format", f"bundle field {name} is not base64") from None
+    _need(len(raw) % 4 == 0, name, f"{len(raw)} bytes, not a whole number of int32")
+    return np.frombuffer(raw, dtype="<i4").astype(np.int32)
 
 
 def _meta(row: object) -> ListMeta:

@@ -54,7 +54,7 @@ class Facts:
     route: str | None = None  # origin-destination, e.g. "CN-HK"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fired:
     """One thing that raised the lane: a rule, a watchlist entry, the random draw or a fail-safe."""
 
@@ -144,7 +144,7 @@ class BundleState:
             dropped.setdefault(kind, []).append(value)
         lists = dict(base.lists)
         for kind in set(bundle.table.columns) | set(dropped):
-            values, idx = bundle.table.columns.get(kind, ((), ()))
+            values, idx = bundle.table.columns.get(kind, ("", index.NO_ROWS))
             lists[kind] = index.build(values, idx, meta_map, base.lists.get(kind, index.EMPTY), dropped.get(kind, ()))
         decls = dict(base.declarations)
         for ref in bundle.removed_declarations:

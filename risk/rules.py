@@ -28,6 +28,8 @@ LIST_KINDS = ("plate", "container", "rfid_tid", "seal", "trader", "route")
 IDENTITY_KINDS = ("plate", "container", "rfid_tid", "rfid_epc", "em4100", "seal")
 OPS = ("eq", "ne", "in", "prefix", "gte", "lte", "between", "present")
 MAX_DEPTH = 16
+CHUNK = 25
+"""Rules per generated function (see compile_rules)."""
 SEP = "\x00"
 """Joins a list fact's elements for prefix tests; never inside a value (normalise and the engine drop it)."""
 
@@ -108,11 +110,38 @@ class CompiledRules:
 def compile_rules(rules: Iterable[Rule | Mapping[str, Any]]) -> CompiledRules:
     """Check and compile every rule (disabled ones are checked too, then left out); RuleError on the first bad one.
 
-    The enabled rules become one Python function, generated from the conditions: each fact the rules
-    name is read from the view once, each rule is one `if` of `and`/`or` expressions that stop at the
-    first condition deciding it. The source holds only fact variables, operators and references to a
-    table of the rules' values (`C[i]`), never a value itself, so no rule text can become code.
+    The enabled rules become Python functions generated from the conditions: `fire` reads each fact the
+    rules name from the view once and passes them to functions of CHUNK rules each, where every rule is
+    one `if` of `and`/`or` expressions that stop at the first condition deciding it. The source holds
+    only fact variables, operators and references to a table of the rules' values (`C[i]`), never a
+    value itself, so no rule text can become code. Compiling in chunks keeps each `compile()` call (which
+    holds the interpreter lock) short, so a station applying a bundle in a worker thread never stalls.
     """
+    kept, gen, tests = _generated(rules)
+    params = ", ".join(["out", "L", *gen.facts.values(), *gen.joins.values()])
+    namespace: dict[str, Any] = {"SEP": SEP, "C": tuple(gen.consts)}
+    sources, chunks = [], []
+    for first in range(0, len(tests), CHUNK):
+        sources.append("\n".join([f"def chunk({params}):", *tests[first:first + CHUNK]]))
+        exec(compile(sources[-1], f"<risk rules {first}>", "exec"), namespace)  # noqa: S102 - checked rules only
+        chunks.append(namespace.pop("chunk"))
+    sources.insert(0, "\n".join([
+        "def fire(v):", "    L = v['listed']",
+        *(f"    {var} = v.get({name!r}){' or ()' if FACTS[name] == 'list' else ''}" for name, var in gen.facts.items()),
+        *(f"    {var} = ''.join([SEP + x for x in {gen.facts[name]}])" for name, var in gen.joins.items()),
+        "    out = []", f"    for chunk in CHUNKS: chunk({params})", "    return out"]))
+    namespace["CHUNKS"] = tuple(chunks)
+    exec(compile(sources[0], "<risk rules>", "exec"), namespace)  # noqa: S102 - checked rules only
+    return CompiledRules(tuple(kept), namespace["fire"], "\n\n".join(sources))
+
+
+def check_rules(rules: Iterable[Rule | Mapping[str, Any]]) -> tuple[Rule, ...]:
+    """Check every rule without compiling any code (what opening a bundle does); RuleError on the first bad one."""
+    return tuple(_generated(rules)[0])
+
+
+def _generated(rules: Iterable[Rule | Mapping[str, Any]]) -> tuple[list[Rule], _Gen, list[str]]:
+    """The enabled rules, the facts and values they use, and each one's `if` line."""
     kept: list[Rule] = []
     gen = _Gen()
     tests: list[str] = []
@@ -124,17 +153,9 @@ def compile_rules(rules: Iterable[Rule | Mapping[str, Any]]) -> CompiledRules:
         seen.add(rule.id)
         expr = compile_condition(rule.when, rule.id, gen)
         if rule.enabled:
-            tests.append(f"        if {expr}: out.append({len(kept)})")
+            tests.append(f"    if {expr}: out.append({len(kept)})")
             kept.append(rule)
-    source = "\n".join(["def make(C):", "    def fire(v):", "        L = v['listed']",
-                         *(f"        {var} = v.get({name!r}){' or ()' if FACTS[name] == 'list' else ''}"
-                           for name, var in gen.facts.items()),
-                         *(f"        {var} = ''.join([SEP + x for x in {gen.facts[name]}])"
-                           for name, var in gen.joins.items()),
-                         "        out = []", *tests, "        return out", "    return fire"])
-    namespace: dict[str, Any] = {"SEP": SEP}
-    exec(compile(source, "<risk rules>", "exec"), namespace)  # noqa: S102 - generated from checked rules only
-    return CompiledRules(tuple(kept), namespace["make"](tuple(gen.consts)), source)
+    return kept, gen, tests
 
 
 @dataclass

@@ -167,3 +167,17 @@ def test_a_diff_removes_changed_values_and_adds_their_new_entries() -> None:
     doc = bundle_dict(version=2, kind="delta", base_version=1, issued_at=T0, expires_at=T0 + DAY, entries=added,
                       removed=removed, rules_changed=False)
     assert opened(doc, current=1).removed == (("plate", "AB1234"), ("trader", "CN0000000042"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(JSON.map(lambda v: json.dumps(v)), JSON.map(lambda v: json.dumps(v, indent=1)),
+                 st.text(alphabet='{}[]":,0123456789ab \n', max_size=40)))
+def test_the_piecewise_parse_is_json_loads(text: str) -> None:
+    strict = json.JSONDecoder(parse_constant=bundle_mod._no_constant)
+    try:
+        expected = strict.decode(text)
+    except (ValueError, RecursionError):
+        with pytest.raises((ValueError, RecursionError)):
+            bundle_mod._loads_in_pieces(text)
+        return
+    assert bundle_mod._loads_in_pieces(text) == expected
