@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from central_sync.commands import CommandLink
 from central_sync.config import BrokerConfig
 from central_sync.errors import WireFormatError
+from central_sync.hub.store import HubStore
 from central_sync.protocol import ROOT, SHA256_HEX, StatusMsg, decode_model, parse_topic
 
 M = TypeVar("M", bound=BaseModel)
@@ -209,7 +210,14 @@ class Dispatch:
 
 
 # ---- the driver --------------------------------------------------------------------------------
-AckSink = Callable[[str, RiskAck, float], None]  # (station, ack, at): e.g. HubStore.record_bundle_ack
+AckSink = Callable[[str, RiskAck, float], None]  # (station, ack, at)
+
+
+def store_acks(store: HubStore) -> AckSink:
+    """Keep every ack in the hub's bundle_acks table (the control room shows stations on stale bundles)."""
+    def keep(station: str, ack: RiskAck, at: float) -> None:
+        store.record_bundle_ack(station, ack.version, ack.sha256, ack.outcome, ack.code, at)
+    return keep
 
 
 class RiskDelivery:

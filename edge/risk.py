@@ -115,6 +115,7 @@ class RiskRuntime:
         self.station, self.keys, self.files, self.max_bundle_bytes = station, keys, files, max_bundle_bytes
         self.engine = Engine(BundleState.empty(), seed=seed, tz=timezone)
         self.sha256: str | None = None  # of the last envelope applied (the hub's delivery id)
+        self.timing: dict[str, float] = {}  # of the last bundle received: open_s (verify, inflate, parse), apply_s
         self.counters: Counter[str] = Counter()
         self._apply = threading.Lock()  # one bundle applied at a time; evaluations never take it
 
@@ -164,8 +165,10 @@ class RiskRuntime:
             if sha == self.sha256:
                 self.counters["duplicate"] += 1
                 return RiskAck(version=version, sha256=sha, outcome="applied")
+            t0 = time.perf_counter()
             try:
                 bundle = open_bundle(envelope, self.keys, now=now, current=self.version)
+                t1 = time.perf_counter()
                 self._swap(bundle, envelope, keep=True)
             except BundleError as exc:
                 return self._refused(version, sha, exc.code, str(exc))
@@ -174,8 +177,9 @@ class RiskRuntime:
             except OSError as exc:
                 return self._refused(version, sha, "not_stored", f"risk bundle {version} cannot be written: {exc}")
         self.counters["applied"] += 1
+        self.timing = {"open_s": round(t1 - t0, 3), "apply_s": round(time.perf_counter() - t1, 3)}
         log.info("risk.applied", station=self.station, version=version, sha256=sha[:12], bytes=len(envelope),
-                 expires_at=self.engine.state.expires_at)
+                 expires_at=self.engine.state.expires_at, **self.timing)
         return RiskAck(version=version, sha256=sha, outcome="applied")
 
     def _swap(self, bundle: Bundle, envelope: bytes, keep: bool = False) -> None:

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import structlog
@@ -35,7 +34,7 @@ from central_sync.hub.metrics import install_metrics
 from central_sync.hub.ingest import Limits
 from central_sync.hub.service import Hub
 from central_sync.hub.store import HubStore, open_store
-from central_sync.risk_delivery import RiskAck, RiskDelivery
+from central_sync.risk_delivery import RiskDelivery, store_acks
 from central_sync.riskhub.feed import DeclarationFeed
 
 EXIT_CONFIG = 78  # EX_CONFIG: systemd should not restart on a bad configuration
@@ -116,17 +115,12 @@ def _limits(args: argparse.Namespace) -> Limits:
                   uploads_per_station=args.max_uploads_per_station)
 
 
-@contextlib.asynccontextmanager
-async def _risk_delivery(args: argparse.Namespace, store: HubStore, hub_id: str) -> AsyncIterator[RiskDelivery | None]:
-    """The risk bundles' MQTT delivery and the declarations topic when the hub has a risk key (it publishes)."""
+def _declaration_feed(args: argparse.Namespace, store: HubStore,
+                      hub_id: str) -> contextlib.AbstractAsyncContextManager[object]:
+    """The customs declarations topic (riskhub/feed.py) when the hub publishes risk bundles (--risk-key)."""
     if args.risk_key is None:
-        yield None
-        return
-    def keep(station: str, ack: RiskAck, at: float) -> None:
-        store.record_bundle_ack(station, ack.version, ack.sha256, ack.outcome, ack.code, at)
-    async with RiskDelivery(_broker(args), hub_id, keep) as delivery, \
-            DeclarationFeed(_broker(args), store, f"{hub_id}-customs"):
-        yield delivery
+        return contextlib.nullcontext()
+    return DeclarationFeed(_broker(args), store, f"{hub_id}-customs")
 
 
 async def _run(args: argparse.Namespace, db_url: str) -> None:
@@ -135,14 +129,16 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
     stop = stop_on_signals()
     async with Hub(_broker(args), store, args.hub_id, batch_max=args.batch_max, gap_period_s=args.gap_period,
                    stall_after_s=args.stall_after, limits=_limits(args)) as hub, \
-            _risk_delivery(args, store, hub.hub_id) as delivery, \
+            RiskDelivery(_broker(args), hub.hub_id, store_acks(store)) as risk, \
             ControlRoom(store, _broker(args), ControlRoomConfig(signing_key=args.signing_key,
                                                                 client_id=f"{hub.hub_id}-cr",
                                                                 secure_cookie=not args.plain_http_cookies,
                                                                 risk_key=args.risk_key, risk_key_id=args.risk_key_id,
                                                                 risk_expiry_s=args.risk_expiry),
-                        risk_deliver=delivery.offer if delivery else None) as room, \
+                        risk_deliver=risk.offer) as room, \
+            _declaration_feed(args, store, hub.hub_id), \
             asyncio.TaskGroup() as tasks:
+        hub.risk = risk  # publish() hands it the signed bundles: risk.offer(Offer(...))
         log.info("hub.started", hub=hub.hub_id, db=store.url, http_port=args.http_port)
         background = []
         if (period := sdnotify.watchdog_period_s()) is not None:

@@ -28,6 +28,7 @@ from central_sync.hub.gaps import GapChecker
 from central_sync.hub.ingest import Ingestor, Limits
 from central_sync.hub.link import HubLink
 from central_sync.hub.store import HubStore
+from central_sync.risk_delivery import RiskDelivery
 
 log = structlog.get_logger("central_sync.hub")
 LANES = ("priority", "bulk")
@@ -68,6 +69,7 @@ class Hub:
         self.gaps = GapChecker(store, self.hub_id, sender.send, sender.payload_limit)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.risk: RiskDelivery | None = None  # risk bundles to stations, when the hub process runs them (cli.py)
 
     async def __aenter__(self) -> "Hub":
         await asyncio.to_thread(self.store.migrate)
@@ -139,4 +141,5 @@ class Hub:
                 "sessions": sum(link.sessions for link in links),
                 "last_error": next((link.last_error for link in links if link.last_error), None),
                 "queued": {name: lane.inbox.qsize() for name, lane in self.lanes.items()},
-                "gap_seqs_asked": self.gaps.asked, "stalled": self.progress.stalled(), "counters": dict(counters)}
+                "gap_seqs_asked": self.gaps.asked, "stalled": self.progress.stalled(), "counters": dict(counters),
+                **({"risk": self.risk.stats()} if self.risk is not None else {})}

@@ -120,7 +120,18 @@ async def test_a_replayed_older_bundle_is_refused_and_the_newer_one_runs_on(rig:
         assert runtime.version == 2 and runtime.counters["refused_older"] == 1
 
 
-async def test_a_restart_keeps_the_bundle_and_a_corrupt_file_is_set_aside(rig: Rig) -> None:
+async def test_a_restart_keeps_the_bundle_and_says_so_in_its_status(rig: Rig) -> None:
+    async with rig.station() as runtime:
+        rig.hub.offer(Offer(1, envelope(1)))
+        await until(lambda: runtime.version == 1, "bundle 1 applied")
+    async with rig.station() as again:  # a new session: the hub reads the version from the status alone
+        assert again.version == 1
+        await until(lambda: rig.hub.core.stations[STATION].session == 2 and rig.hub.core.stations[STATION].online,
+                    "the hub saw the new session's status")
+        assert rig.hub.core.stations[STATION].runs == 1 and rig.hub.counters["sent"] == 1  # nothing sent again
+
+
+async def test_a_corrupt_stored_file_is_set_aside_and_the_last_good_bundle_runs(rig: Rig) -> None:
     async with rig.station() as runtime:
         rig.hub.offer(Offer(1, envelope(1)))
         await until(lambda: runtime.version == 1, "bundle 1 applied")

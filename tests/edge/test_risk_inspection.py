@@ -95,6 +95,9 @@ async def test_a_green_assessment_leaves_the_detectors_verdict(lane: Lane) -> No
     assert clear_bag.risk is not None and clear_bag.risk.lane == "green" and clear_bag.risk.random is not None
     assert clear_bag.risk.random.seed == "seed-gate-1" and not clear_bag.risk.random.selected
     assert lane.metrics.registry.get_sample_value("edge_risk_lanes_total", {"lane": "green", "bundle": "current"}) == 2
+    lane.metrics.follow_risk(lambda: dict(lane.runtime.counters), lane.runtime.status)
+    assert lane.metrics.registry.get_sample_value("edge_risk_bundles_total", {"outcome": "applied"}) == 1
+    assert lane.metrics.registry.get_sample_value("edge_risk_bundle_version") == 1
 
 
 async def test_a_stale_bundle_runs_on_at_the_stale_rate_and_says_so(lane: Lane) -> None:
@@ -106,3 +109,20 @@ async def test_a_stale_bundle_runs_on_at_the_stale_rate_and_says_so(lane: Lane) 
     assert record.risk.random.rate == 1.0 and record.risk.random.selected  # stale rate 1: every item drawn
     assert (record.verdict, record.reason) == (Verdict.MANUAL, Reason.RISK_RED)
     assert lane.runtime.status()["risk_stale"] is True
+
+
+def test_the_risk_section_is_checked_like_the_rest_of_the_config(tmp_path: Path) -> None:
+    from edge.config import load_config
+    from edge.errors import ConfigError
+
+    base = (Path(__file__).resolve().parents[2] / "examples" / "xray.toml").read_text()
+    good = tmp_path / "good.toml"
+    good.write_text(base + '[risk]\nkeys = { "risk-1" = "/etc/k.pub" }\nseed = "s1"\ntimezone = "Asia/Hong_Kong"\n')
+    risk = load_config(good).risk
+    assert risk is not None and risk.seed == "s1" and risk.keys == {"risk-1": Path("/etc/k.pub")}
+    bad = tmp_path / "bad.toml"
+    bad.write_text(base + '[risk]\ntimezone = "Mars/Olympus"\nrate = 0.5\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    text = str(err.value)
+    assert "risk.timezone" in text and "Mars/Olympus" in text and "risk.rate" in text
