@@ -56,9 +56,9 @@ def build_risk_router(room: ControlRoom, need: Callable[[str], Callable[..., aut
         return authoring.watchlists(store)
 
     @r.get("/entries")
-    def entries(list_id: str | None = None, after: str = "", limit: int = Query(500, ge=1, le=5000),
-                user: auth.User = Depends(need("risk_view"))) -> list[dict]:
-        return authoring.entries(store, list_id, authoring.CLEARANCE.get(user.role, 0), limit, after)
+    def entries(list_id: str | None = None, after_list: str = "", after: str = "",
+                limit: int = Query(500, ge=1, le=5000), user: auth.User = Depends(need("risk_view"))) -> list[dict]:
+        return authoring.entries(store, list_id, authoring.CLEARANCE.get(user.role, 0), limit, (after_list, after))
 
     @r.get("/rules")
     def rules(user: auth.User = Depends(need("risk_view"))) -> dict:

@@ -285,11 +285,13 @@ def watchlists(store: HubStore) -> list[dict]:
     return [dict(zip(("id", "kind", "name", "lane", "owner", "entries"), r)) for r in rows]
 
 
-def entries(store: HubStore, list_id: str | None = None, max_level: int = 3, limit: int = 1000, after: str = "") -> list[dict]:
-    """Entries up to a need-to-know level, in (list, value) order, a page at a time."""
+def entries(store: HubStore, list_id: str | None = None, max_level: int = 3, limit: int = 1000,
+            after: tuple[str, str] = ("", "")) -> list[dict]:
+    """Entries up to a need-to-know level, in (list, value) order, a page at a time: the next page starts
+    after the last (list id, value) of the previous one."""
     where, args = ("AND list_id=?", (list_id,)) if list_id else ("", ())
-    rows = store.query(f"SELECT {ENTRY_COLS} FROM risk_entries WHERE level<=? AND value>? {where}"
-                       " ORDER BY list_id, value LIMIT ?", (max_level, after, *args, limit))
+    rows = store.query(f"SELECT {ENTRY_COLS} FROM risk_entries WHERE level<=? AND (list_id>? OR (list_id=? AND value>?))"
+                       f" {where} ORDER BY list_id, value LIMIT ?", (max_level, after[0], after[0], after[1], *args, limit))
     return [dict(zip(ENTRY_KEYS, r)) for r in rows]
 
 

@@ -109,6 +109,8 @@ def test_need_to_know_hides_higher_levels(store: HubStore) -> None:
         authoring.approve(store, d.id, "ada")
     assert [e["value"] for e in authoring.entries(store, max_level=authoring.CLEARANCE["supervisor"])] == ["AA1", "BB2"]
     assert len(authoring.entries(store, max_level=authoring.CLEARANCE["admin"])) == 3
+    pages = [authoring.entries(store, limit=1, after=after) for after in (("", ""), ("plates-hot", "AA1"), ("plates-hot", "BB2"))]
+    assert [[e["value"] for e in page] for page in pages] == [["AA1"], ["BB2"], ["CC3"]]
 
 
 def test_two_approvers_at_once_one_wins(store: HubStore) -> None:
