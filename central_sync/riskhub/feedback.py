@@ -19,6 +19,7 @@ from central_sync.hub.store import HubStore
 from models.stats import wilson
 
 Selector = tuple[str, str]  # (kind: rule | watchlist | random, id)
+SEIZED = ("seized", "seizure")  # the review's SearchResult and the search report's outcome (docs/search-report.md)
 
 
 def feedback_rows(store: HubStore, since: float, until: float) -> list[dict]:
@@ -66,7 +67,7 @@ def hit_rates(rows: Iterable[dict]) -> list[dict]:
     for row in rows:
         for kind, ident in row["selectors"]:
             counts[(kind, ident)][0] += 1
-            counts[(kind, ident)][1] += row["outcome"] == "seized"
+            counts[(kind, ident)][1] += row["outcome"] in SEIZED
     order = {"rule": 0, "watchlist": 1, "random": 2}
     out = []
     for (kind, ident), (n, k) in sorted(counts.items(), key=lambda kv: (order.get(kv[0][0], 3), kv[0][1])):
