@@ -4,18 +4,18 @@ station; tampered bytes or another key are refused; what is still a draft never 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from central_sync.control_room import audit
+from central_sync.control_room import ControlRoom, ControlRoomConfig, audit
 from central_sync.hub.store import HubStore
 from central_sync.risk_delivery import Offer
 from central_sync.riskhub import authoring, declarations, declgen, publish
-from riskhub_fixtures import risk_key, store  # noqa: F401 - the fixture
+from polling import until
+from riskhub_fixtures import open_risk_store, risk_key, store  # noqa: F401 - the fixture
 from risk.bundle import open_bundle
 from risk.engine import BundleState
 from risk.errors import BundleError
@@ -114,3 +114,17 @@ def test_republish_is_due_before_expiry(store: HubStore, tmp_path: Path) -> None
     assert publish.due(store, T0 + 3000, 600)
     again = publish.publish(store, key, "hub", expiry_s=3600, now=T0 + 3000)
     assert again.version == 2 and not publish.due(store, T0 + 3000, 600)
+
+
+async def test_the_hub_offers_the_newest_version_at_start_and_renews_it_before_expiry(tmp_path: Path) -> None:
+    store = open_risk_store(str(tmp_path / "hub.db"))
+    key = risk_key(tmp_path)
+    first = publish.publish(store, key, "ada", expiry_s=300)  # expires within the renewal margin below
+    offers: list[Offer] = []
+    cfg = ControlRoomConfig(risk_key=tmp_path / "risk.key", risk_expiry_s=3600, risk_republish_s=600)
+    async with ControlRoom(store, None, cfg, risk_deliver=offers.append):
+        await until(lambda: [o.version for o in offers], "version 2 offered", check=lambda v: v == [1, 2])
+    assert offers[0].snapshot == first.snapshot  # what a restarted hub offers before anything else
+    renewed = publish.latest(store)
+    assert renewed is not None and renewed["publisher"] == "hub" and renewed["expires_at"] - renewed["issued_at"] == 3600
+    assert offers[1].base_version == 1 and offers[1].delta is not None
