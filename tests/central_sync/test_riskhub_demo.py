@@ -3,8 +3,8 @@ vehicles (their windscreen tags) hit the watchlist at a station that applies the
 
 from __future__ import annotations
 
-from pathlib import Path
 import time
+from pathlib import Path
 
 from central_sync.riskhub import demo, publish
 from edge.demo import demo_tids
