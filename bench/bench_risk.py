@@ -137,6 +137,12 @@ def items(n: int, n_entries: int, n_decl: int, rng: random.Random) -> list[Facts
     return out
 
 
+def peak_rss_mb() -> float:
+    """The process's high-water mark of resident memory (VmHWM)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -180,7 +186,7 @@ def child(path: str, pub: bytes, n_entries: int, n_items: int, n_decl: int, delt
     t2 = time.perf_counter()
     del bundle, data
     gc.collect()
-    rss1 = rss_mb()
+    rss1, peak = rss_mb(), peak_rss_mb()
     engine = Engine(state, seed="bench")
     for f in test_items[:500]:
         engine.evaluate(f)  # warm up
@@ -204,6 +210,7 @@ def child(path: str, pub: bytes, n_entries: int, n_items: int, n_decl: int, delt
     pause, jitter = longest_pause(lambda: BundleState.empty().apply(open_bundle(again, keys, now=T0, current=None)))
     return {"open_s": round(t1 - t0, 3), "apply_s": round(t2 - t1, 3), "open_apply_s": round(t2 - t0, 3),
             "rss_before_mb": round(rss0, 1), "rss_after_mb": round(rss1, 1), "rss_delta_mb": round(rss1 - rss0, 1),
+            "rss_peak_during_apply_mb": round(peak, 1),
             "index_mb": round(sum(i.nbytes for i in state.lists.values()) / 2**20, 1),
             "entries_indexed": state.entries, "rules_compiled": len(state.rules.rules),
             "eval_items": len(times), "eval_p50_ms": round(statistics.median(times), 4),
@@ -229,9 +236,9 @@ def main() -> None:
         return
     rng = random.Random(18)
     key = Ed25519PrivateKey.generate()
-    t0 = time.perf_counter()
     ents, rule_list, decls = entries(args.entries, rng), rules(args.rules, rng), declarations(args.declarations, rng)
     policy = RandomPolicy(rate=0.02, stale_rate=0.1)
+    t0 = time.perf_counter()
     doc = bundle_dict(version=2, issued_at=T0 - 60, expires_at=T0 + 7 * 86400, entries=ents, rules=rule_list,
                       random=policy, declarations=decls)
     t1 = time.perf_counter()
@@ -251,11 +258,11 @@ def main() -> None:
                              text=True, env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
     station = json.loads(out.stdout)
     result = {"entries": len(ents), "rules": len(rule_list), "declarations": len(decls),
-              "build_dict_s": round(t1 - t0, 3), "sign_encode_s": round(t2 - t1, 3),
+              "hub_bundle_dict_s": round(t1 - t0, 3), "hub_encode_sign_s": round(t2 - t1, 3),
               "bundle_bytes": len(envelope), "delta_entries_added": len(added), "delta_removed": len(removed),
               "delta_bytes": len(delta), **station,
               "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
-                          "cores": os.cpu_count()}}
+                          "cores": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 1)}}
     for k, v in result.items():
         print(f"{k:>22}: {v}")
     (ROOT / "bench" / "results").mkdir(exist_ok=True)

@@ -79,6 +79,12 @@ class Item:
     identities: list[Identity] = field(default_factory=list)
     id: str = field(default_factory=new_id)
     seal_events: list[SealEventOut] = field(default_factory=list)
+    on_identity: Callable[[], None] | None = field(default=None, repr=False, compare=False)  # set while inspected
+
+    def identified(self) -> None:
+        """Readers call this after adding identities: the risk is assessed again at once (Inspector)."""
+        if self.on_identity is not None:
+            self.on_identity()
 
 
 @dataclass
@@ -115,7 +121,8 @@ class Inspector:
     async def inspect(self, item: Item, acquisition: Acquisition) -> InspectionRecord:
         """Run one item to a committed record; never raises for a device or model fault."""
         timer = Timer()
-        early = self._early_risk(item)
+        self._early_risk(item)
+        item.on_identity = lambda: self._early_risk(item)  # a read during the scan: assessed as it arrives
         scan: Scan | None = None
         detections: list[Detection] = []
         failure: Reason | None = None
@@ -127,7 +134,6 @@ class Inspector:
                     await stream.feed(high, low)
             scan = acquisition.result()
             end_of_scan = timer.lap("acquire")
-            early = early or self._early_risk(item)
             deadline = asyncio.get_running_loop().time() + self.budget_ms / 1000
             if scan.complete:
                 async with asyncio.timeout_at(deadline):
@@ -144,6 +150,7 @@ class Inspector:
             failure = self._fail(item, Reason.DEVICE_FAULT, str(exc), timer, "acquire")
         except ModelError as exc:
             failure = self._fail(item, Reason.INFERENCE_FAILED, str(exc), timer, "detect")
+        item.on_identity = None
         if scan is None:
             scan = _partial(acquisition)
         elif completed and self.shadow is not None:
@@ -161,15 +168,14 @@ class Inspector:
             risk = RiskOut.model_validate(assessment.to_record())
         return await self._conclude(item, scan, detections, verdict, reason, timer, identities, risk)
 
-    def _early_risk(self, item: Item) -> bool:
-        """As soon as an identity is known, before the detector's outcome: shown to the officer at once
-        (event "risk"); the record keeps the assessment made with the outcome. True once evaluated."""
+    def _early_risk(self, item: Item) -> None:
+        """As soon as an identity is known (when the item opens, then at each read during its scan), before the
+        detector's outcome: shown to the officer at once (event "risk"); the record keeps the final assessment."""
         if self.risk is None or not item.identities:
-            return False
+            return
         assessment = self.risk.assess(item.id, fuse(item.identities))
         self.events.publish("risk", {"item": item.id, "ref": item.ref, "station": self.station,
                                      **assessment.to_record()})
-        return True
 
     def _identities(self, item: Item) -> list[Identity]:
         """The item's reads fused (edge.identity); conflicts are logged and stay flagged on the record."""

@@ -238,10 +238,11 @@ def bundle_dict(*, version: int, issued_at: float, expires_at: float, entries: I
     gone: dict[str, list[str]] = {}
     for list_kind, value in removed:
         gone.setdefault(list_kind, []).append(normalise(list_kind, value))
-    rule_list = list(rules)
+    rules_changed = rules_changed or kind == "snapshot"
+    rule_list = list(rules) if rules_changed else []  # a delta without rule changes keeps the station's rules
     return {"format": FORMAT, "version": version, "kind": kind, "base_version": base_version,
             "issued_at": issued_at, "expires_at": expires_at, "random": (random or RandomPolicy()).to_dict(),
-            "rules_changed": rules_changed or kind == "snapshot", "rules": [r.to_dict() for r in rule_list],
+            "rules_changed": rules_changed, "rules": [r.to_dict() for r in rule_list],
             "metas": [m.as_row() for m in metas],
             "watchlists": {k: {"values": " ".join(v), "metas": _int32s(i)} for k, (v, i) in sorted(columns.items())},
             "removed": {k: v for k, v in sorted(gone.items())},
@@ -458,8 +459,10 @@ def _table(doc: dict[str, Any]) -> WatchTable:
 def _indexes(text: object, name: str) -> npt.NDArray[np.int32]:
     """A base64 column of little-endian int32."""
     _need(type(text) is str, name, text)
+    step = 1 << 20  # a multiple of 4: decoded a megabyte at a time, never holding the interpreter lock long
     try:
-        raw = base64.b64decode(cast(str, text), validate=True)
+        raw = b"".join(base64.b64decode(cast(str, text)[i:i + step], validate=True)
+                       for i in range(0, len(cast(str, text)), step))
     except binascii.Error:
         raise BundleError("bad_format", f"bundle field {name} is not base64") from None
     _need(len(raw) % 4 == 0, name, f"{len(raw)} bytes, not a whole number of int32")

@@ -13,13 +13,14 @@ random rate); the random draw. The lane is the strictest lane of everything that
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 
 from risk import index
 from risk.bundle import Bundle, Declaration, ListMeta, RandomPolicy
@@ -156,7 +157,8 @@ class BundleState:
                            declarations=decls, by_identity=_by_identity(decls.values()))
 
 
-def _merged_metas(old: tuple[ListMeta, ...], new: tuple[ListMeta, ...]) -> tuple[tuple[ListMeta, ...], np.ndarray]:
+def _merged_metas(old: tuple[ListMeta, ...],
+                  new: tuple[ListMeta, ...]) -> tuple[tuple[ListMeta, ...], npt.NDArray[np.int32]]:
     """The old metas plus the new ones not already there, and where each new one now sits."""
     where = {m: i for i, m in enumerate(old)}
     mapped = [where.setdefault(m, len(where)) for m in new]
@@ -164,7 +166,8 @@ def _merged_metas(old: tuple[ListMeta, ...], new: tuple[ListMeta, ...]) -> tuple
     return merged, np.asarray(mapped, dtype=np.int32)
 
 
-def _by_identity(decls: Any) -> dict[tuple[str, str], Declaration]:
+def _by_identity(decls: Iterable[Declaration]) -> dict[tuple[str, str], Declaration]:
+    """The declarations by normalised container number and plate (a later one wins)."""
     out: dict[tuple[str, str], Declaration] = {}
     for d in decls:
         if d.container:

@@ -1,4 +1,4 @@
-"""The rule language: JSON conditions over an item's facts, compiled once per bundle into predicates.
+"""The rule language: JSON conditions over an item's facts, compiled once per bundle into generated Python code.
 
 A rule is {"id", "name", "reason", "when", "score", "lane", "enabled"}; `when` is a condition:
 

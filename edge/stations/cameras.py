@@ -147,6 +147,8 @@ class CameraWindow:
             item.identities.append(Identity(kind="plate" if v.kind == "plate" else "container", value=v.value,
                                             source=name, status=v.status,  # type: ignore[arg-type]
                                             confidence=v.confidence, raw=v.raw, crop=(crops or {}).get(v.slot, "")))
+        if voted:
+            item.identified()
         if passed is not None:
             log.info("camera.voted", camera=name, item=item.id, frames=len(passed.frames),
                      reads=[(v.slot, v.value or v.raw, v.status, v.confidence) for v in voted])

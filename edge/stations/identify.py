@@ -80,6 +80,7 @@ class TagWindow:
         for item in self._open.values():
             item.identities.append(identity)
             item.seal_events.append(event)
+            item.identified()
         self.events.publish("seal", {"seal": report.seal_id, "state": report.state, "reader": reader_name,
                                      "battery_low": report.battery_low})
 
@@ -145,6 +146,10 @@ def _detail(flags: list[BindingFlag], kind: str) -> str | None:
 
 def _add(item: Item, identities: list[Identity]) -> None:
     """Add the identities the item does not have yet."""
+    added = False
     for identity in identities:
         if all((i.kind, i.value) != (identity.kind, identity.value) for i in item.identities):
             item.identities.append(identity)
+            added = True
+    if added:
+        item.identified()

@@ -15,7 +15,7 @@ from central_sync.schema import ItemKind, Review, Verdict
 
 PKG = Path(__file__).resolve().parents[2] / "central_sync" / "control_room"
 REASONS = ("clear", "detection", "budget_missed", "scan_incomplete", "device_fault", "model_unavailable",
-           "model_not_applicable", "overload", "seal_not_intact")
+           "model_not_applicable", "overload", "seal_not_intact", "risk_red", "risk_amber")
 
 
 def used_keys() -> set[str]:

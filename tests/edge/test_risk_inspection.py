@@ -4,9 +4,10 @@ only stricter, and the record keeps the lane, the reasons, the draw and the bund
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from central_sync.schema import Identity, InspectionRecord, ItemKind, Verdict
@@ -84,6 +85,38 @@ async def test_a_red_watchlist_hit_is_physical_inspection_whatever_the_detector_
     assert (threat.verdict, threat.reason) == (Verdict.MANUAL, Reason.RISK_RED)
     assert clear_bag.risk is not None and clear_bag.risk.bundle == 1 and clear_bag.risk.lane == "red"
     assert [(f.kind, f.reason) for f in clear_bag.risk.rules] == [("watchlist", "reported stolen")]
+
+
+class PlateReadMidScan:
+    """A line scan in two halves; the plate camera's read arrives between them, as on a gantry."""
+
+    def __init__(self, item: Item, lane: Lane) -> None:
+        high, low = case(256, 200)
+        self.scan, self.item, self.lane = Scan(high, low, {"pixel_mm": 1.0}), item, lane
+        self.seen_mid_scan: list[str] = []
+
+    async def blocks(self) -> AsyncGenerator[tuple[np.ndarray, np.ndarray], None]:
+        yield self.scan.high[:128], self.scan.low[:128]
+        with self.lane.events.subscribe() as sub:
+            self.item.identities.append(PLATE)
+            self.item.identified()
+            while not sub.queue.empty():
+                event = sub.queue.get_nowait()
+                self.seen_mid_scan.append(f"{event.topic}:{event.data.get('lane')}")
+        yield self.scan.high[128:], self.scan.low[128:]
+
+    def result(self) -> Scan:
+        return self.scan
+
+
+async def test_a_plate_read_during_the_scan_is_assessed_before_the_scan_ends(lane: Lane) -> None:
+    lane.runtime.receive(1, envelope(1))
+    item = Item(ref="v2", kind=ItemKind.VEHICLE)
+    acquisition = PlateReadMidScan(item, lane)
+    record = await lane.inspector().inspect(item, acquisition)
+    assert acquisition.seen_mid_scan == ["risk:red"]
+    assert (record.verdict, record.reason) == (Verdict.MANUAL, Reason.RISK_RED)
+    item.identified()  # a read after the verdict assesses nothing more
 
 
 async def test_a_green_assessment_leaves_the_detectors_verdict(lane: Lane) -> None:

@@ -6,9 +6,10 @@ import pytest
 from risk_factories import DAY, T0, opened, snapshot_doc, state_of
 
 from models.stats import wilson
-from risk.bundle import RandomPolicy, WatchEntry, bundle_dict
+from risk.bundle import Declaration, RandomPolicy, WatchEntry, bundle_dict
 from risk.engine import BundleState, Engine, Facts, draw
 from risk.errors import BundleError
+from risk.rules import Rule
 
 
 def lanes_of(engine: Engine, *identities: tuple[str, str], at: float = T0, **facts: object) -> tuple[str, set[str]]:
@@ -163,3 +164,21 @@ def test_the_record_holds_lane_score_rules_random_and_bundle() -> None:
     assert rec["rules"][0] == {"id": "plate:stolen", "kind": "watchlist", "reason": "watch.stolen_vehicle",
                                "score": 100, "lane": "red", "level": 0}
     assert set(rec["random"]) == {"seed", "draw", "rate", "selected"}
+
+
+def test_a_delta_replaces_rules_and_declarations_only_when_it_carries_them() -> None:
+    v1 = state_of()
+    night = Rule("R-any-night", "Any night crossing", "rule.night", {"fact": "time.hour", "op": "lte", "value": 4},
+                 5, "amber")
+    delta = bundle_dict(version=2, kind="delta", base_version=1, issued_at=T0, expires_at=T0 + DAY, rules=[night],
+                        rules_changed=True, removed_declarations=["D-2"],
+                        declarations=[Declaration("D-1", "HK0000000001", container="MSKU9070323", origin="HK")])
+    v2 = v1.apply(opened(delta, current=1))
+    assert [r.id for r in v2.rules.rules] == ["R-any-night"]
+    assert set(v2.declarations) == {"D-1", "D-3"} and v2.declarations["D-1"].trader == "HK0000000001"
+    engine = quiet(v2)
+    assert lanes_of(engine, ("container", "MSKU9070323"), at=T0 + 3600) == ("amber", {"R-any-night"})
+    assert lanes_of(engine, ("container", "TGHU0000010"), at=T0 + 12 * 3600, load_present=True)[0] == "green"
+    unchanged = bundle_dict(version=3, kind="delta", base_version=2, issued_at=T0, expires_at=T0 + DAY,
+                            rules=[], rules_changed=False)
+    assert v2.apply(opened(unchanged, current=2)).rules is v2.rules
