@@ -47,7 +47,7 @@ async def test_published_watchlist_reaches_the_station_signed_and_acknowledged(t
         store.record_bundle_ack(station, ack.version, ack.sha256, ack.outcome, ack.code, at)
 
     async with AsyncExitStack() as stack:
-        delivery = await stack.enter_async_context(RiskDelivery(cfg, "hub-t", keep, resend_s=30))
+        delivery = await stack.enter_async_context(RiskDelivery(cfg, "hub-t", keep, resend_s=3))
         room = await stack.enter_async_context(ControlRoom(store, None, ControlRoomConfig(risk_key=tmp_path / "risk.key"),
                                                            risk_deliver=delivery.offer))
         await delivery.link.ready()
@@ -67,22 +67,22 @@ async def test_published_watchlist_reaches_the_station_signed_and_acknowledged(t
         approved(store, "watchlist.put", {"id": "stolen", "kind": "plate", "name": "Stolen", "lane": "red", "owner": "sam"})
         approved(store, "entry.put", {"list_id": "stolen", "value": "AB 123 CD", "reason": "reported stolen", "owner": "sam"})
         assert (await client.post("/cr/api/risk/publish")).json()["version"] == 1
-        await until(lambda: runtime.version, "the station runs version 1", check=lambda v: v == 1)
+        await until(lambda: runtime.version, "the station runs version 1", check=lambda v: v == 1, timeout=30)
         hit = runtime.evaluate(facts("ab-123-cd"))
         assert hit.lane == "red" and [f.kind for f in hit.fired if f.kind == "watchlist"] == ["watchlist"]
 
         approved(store, "entry.delete", {"list_id": "stolen", "value": "AB123CD"})
         approved(store, "entry.put", {"list_id": "stolen", "value": "ZX 999", "reason": "reported stolen", "owner": "sam"})
         await client.post("/cr/api/risk/publish")
-        await until(lambda: runtime.version, "the station runs version 2", check=lambda v: v == 2)
+        await until(lambda: runtime.version, "the station runs version 2", check=lambda v: v == 2, timeout=30)
         assert "watchlist" not in [f.kind for f in runtime.evaluate(facts("AB123CD")).fired]
         assert runtime.evaluate(facts("ZX999")).lane == "red"
 
         async def current() -> dict:
             return {s["station"]: s for s in (await client.get("/cr/api/risk/bundles")).json()["stations"]}["gate-1"]
         await until(lambda: store.applied_bundle_versions(), "both acks stored", in_thread=True,
-                    check=lambda v: v.get("gate-1") == 2)
-        for _ in range(100):  # the station's retained status catches up with the ack
+                    check=lambda v: v.get("gate-1") == 2, timeout=30)
+        for _ in range(300):  # the station's retained status catches up with the ack
             if (now := await current())["version"] == 2:
                 break
             await asyncio.sleep(0.1)
