@@ -28,7 +28,8 @@ function condText(c) {
 const ruleText = (r) => t("risk.rule_text", { when: condText(r.when), lane: tc("lane", r.lane), score: r.score });
 
 // ---- watchlists, entries, rules, random policy --------------------------------------------------
-async function loadRisk() {
+async function loadRisk() {  // #risk[data-loaded] once the page shows the current state
+  delete $("#risk").dataset.loaded;
   const lists = await api("/cr/api/risk/watchlists");
   table($("#risk-lists"), ["id", "kind", "name", "lane", "owner", "entries"].map((c) => t("risk.col." + c)),
     lists.map((w) => [w.id, tc("ident", w.kind), w.name, tc("lane", w.lane), w.owner, fmtNum(w.entries)]));
@@ -42,6 +43,7 @@ async function loadRisk() {
   const f = $("#risk-random-form");
   f.rate.value = rs.random.rate; f.stale_rate.value = rs.random.stale_rate;
   if (!$("#risk-rule-json").value) $("#risk-rule-json").value = JSON.stringify(RULE_EXAMPLE, null, 2);
+  $("#risk").dataset.loaded = "1";
 }
 const RULE_EXAMPLE = { id: "empty_but_heavy", name: "Declared empty but heavy", reason: "declared_empty_heavy",
   when: { all: [{ fact: "declaration.declared_empty", op: "eq", value: true }, { fact: "declaration.weight_kg", op: "gte", value: 4500 }] },
