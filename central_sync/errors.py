@@ -12,7 +12,11 @@
     ├── ImageUnreadable     a stored scan that cannot be rendered as a PNG (control_room/images.py)
     ├── DbUrlError          the hub's database URL file cannot be read or is empty (hub/cli.py)
     ├── TokenFileError      the /api service token file cannot be read or has a bad line (hub/api_auth.py)
-    └── AccountsError       a broker account that cannot be written (broker_accounts.py)
+    ├── AccountsError       a broker account that cannot be written (broker_accounts.py)
+    └── RiskHubError        risk authoring and publishing at the hub (riskhub/)
+        ├── DraftError          a change that cannot be drafted, approved or rejected (its payload, its state)
+        │   └── FourEyesError   the author of a change tried to approve it
+        └── PublishError        a bundle that cannot be built, signed or stored
 """
 
 from __future__ import annotations
@@ -40,3 +44,19 @@ class SessionLost(SyncError):
 
 class HubStoreError(SyncError):
     """The hub database refused or failed a write."""
+
+
+class RiskHubError(SyncError):
+    """Risk authoring or publishing at the hub failed."""
+
+
+class DraftError(RiskHubError):
+    """A change that cannot be drafted, approved or rejected; the message names the draft and why."""
+
+
+class FourEyesError(DraftError):
+    """The author of a change tried to approve it: a second person must."""
+
+
+class PublishError(RiskHubError):
+    """A bundle that cannot be built, signed or stored."""

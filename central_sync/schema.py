@@ -98,8 +98,18 @@ class ScanRef(_Frozen):
     shape: tuple[int, int]
 
 
+class SearchResult(_Frozen):
+    """What the physical inspection of an item found: the feedback risk assessment learns from
+    (the hub's hit rates per rule, watchlist and random selection; central_sync/riskhub/feedback.py)."""
+
+    outcome: Literal["nothing_found", "seized"]
+    goods_class: str | None = Field(None, max_length=64, description="what was seized, e.g. cigarettes")
+    quantity: float | None = Field(None, ge=0)
+    unit: str | None = Field(None, max_length=16, description="of the quantity: kg, pcs, l")
+
+
 class Review(_Frozen):
-    """The officer's decision on an item."""
+    """The officer's decision on an item; `search` once a physical inspection has a result."""
 
     officer: str
     decided_at: datetime
@@ -107,6 +117,7 @@ class Review(_Frozen):
     label: str | None = None
     boxes: list[tuple[float, float, float, float]] = Field(default_factory=list)
     note: str = ""
+    search: SearchResult | None = None
 
 
 class RouteTaken(_Frozen):

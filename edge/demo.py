@@ -44,6 +44,7 @@ DEMO_USERS = (("1A2B3C4D5E", "Officer Chan", "officer", "1234"),
 GANTRY_POOL = 30  # generated scans the gantry's scanner streams in turn
 GANTRY_POOL_FIRST = 3  # rendered before the stations start; the rest in the background
 SUSPECT_SHARE = 0.1
+RISK_KEY_ID = "demo-risk"  # the hub's risk bundle key, pinned by every station under this id
 POOL_SEED = 160_000
 
 
@@ -91,6 +92,7 @@ def write_station_configs(root: Path, base_port: int, broker_port: int,
         data.setdefault("sync", {})["port"] = broker_port
         data["log_format"] = "console"
         data["commands"] = {"hub_public_key": str(root / "hub.pub")}
+        data["risk"] = {"keys": {RISK_KEY_ID: str(root / "risk.pub")}}  # bundles the hub publishes (docs/risk-authoring.md)
         data.setdefault("web", {}).setdefault("tip", {}).update(library_dir=str(root / "tip-library"), rate=0.1)
         path = root / "configs" / f"{name}.toml"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,9 +115,14 @@ def _control_room(root: Path) -> None:
     from central_sync.control_room import auth, db
     from central_sync.hub.api_auth import new_token
     from central_sync.hub.store import open_store
+    from central_sync.riskhub import demo as risk_demo
+    from central_sync.riskhub import tables as risk_tables
+    from central_sync.riskhub.publish import RiskKey
 
     if not (root / "hub.key").exists():
         generate_keypair(root / "hub.key", root / "hub.pub")
+    if not (root / "risk.key").exists():
+        generate_keypair(root / "risk.key", root / "risk.pub")
     if not (root / "hub-api.token").exists():  # a service token for scripts reading the hub's /api
         token, line = new_token("demo")
         (root / "hub-api.tokens").write_text(line + "\n")
@@ -126,6 +133,8 @@ def _control_room(root: Path) -> None:
     try:
         for name, role in CONTROL_ROOM_USERS:
             auth.add_user(store, name, role, CONTROL_ROOM_PASSWORD)
+        risk_tables.migrate(store)
+        risk_demo.seed(store, RiskKey.load(root / "risk.key", RISK_KEY_ID), demo_tids())
     finally:
         store.close()
 
@@ -144,6 +153,12 @@ def add_demo_users(configs: list[Path]) -> None:
                 add_user(store, badge, name, role, pin)
             if config.station.kind == "gantry":
                 add_user(store, demo_officer.BADGE, demo_officer.NAME, demo_officer.ROLE, demo_officer.PIN)
+
+
+def demo_tids() -> list[str]:
+    """The windscreen tag TIDs the demo gantry's simulated UHF reader sends (examples/gantry.toml)."""
+    sim = tomllib.loads((EXAMPLES / "gantry.toml").read_text())["devices"]["readers"]["uhf"]["sim"]
+    return [event["tid"] for event in sim["schedule"] if "tid" in event]
 
 
 def gantry_pixel_mm() -> float:
@@ -198,6 +213,7 @@ async def run_demo(base_port: int, data_dir: Path, demo_officer: bool = True) ->
         hub = await _spawn(stack, "hub", str(bin_dir / "edge-hub"), "run", "--db", str(root / "hub.sqlite3"),
                            "--broker-port", str(broker_port), "--http-port", str(base_port),
                            "--signing-key", str(root / "hub.key"), "--api-tokens", str(root / "hub-api.tokens"),
+                           "--risk-key", str(root / "risk.key"), "--risk-key-id", RISK_KEY_ID,
                            "--plain-http-cookies")  # the demo serves plain HTTP
         stations = await _spawn(stack, "stations", str(bin_dir / "edge"), "run",
                                 *[arg for path in configs for arg in ("--config", str(path))])

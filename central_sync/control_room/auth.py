@@ -31,6 +31,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "switch_model": frozenset({"admin"}),
     "audit": frozenset({"supervisor", "admin"}),
     "users": frozenset({"admin"}),
+    # risk assessment (issue 18): supervisors draft, admins approve and publish (four eyes: never their own draft)
+    "risk_view": frozenset({"supervisor", "admin"}),
+    "risk_draft": frozenset({"supervisor", "admin"}),
+    "risk_import": frozenset({"supervisor", "admin"}),
+    "risk_approve": frozenset({"admin"}),
+    "risk_publish": frozenset({"admin"}),
 }
 
 

@@ -28,5 +28,11 @@ class ControlRoomConfig(BaseModel):
     signin_pair_max: int = Field(5, ge=1, description="failed sign-ins of one account from one client before "
                                                       "that account is locked for that client only")
     signin_lockout_s: float = Field(300.0, gt=0, description="how long such a lock lasts")
+    risk_key: Path | None = Field(None, description="Ed25519 private key (PEM) that signs risk bundles; without it "
+                                                    "nothing is published")
+    risk_key_id: str | None = Field(None, description="the id stations pin the risk key under (default: from the key)")
+    risk_expiry_s: float = Field(24 * 3600.0, gt=0, description="how long a published risk bundle is valid")
+    risk_republish_s: float = Field(6 * 3600.0, gt=0, description="publish the approved state again this long "
+                                                                 "before the newest bundle expires")
     signin_account_max: int = Field(50, ge=1, description="failed sign-ins of one account from all clients in the "
                                                           "window before only clients it signed in from may try it")

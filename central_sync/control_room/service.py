@@ -23,6 +23,9 @@ from central_sync.control_room.feed import LiveFeed
 from central_sync.errors import HubStoreError, WireFormatError
 from central_sync.hub.store import HubStore
 from central_sync.protocol import parse_topic
+from central_sync.riskhub import publish
+from central_sync.riskhub import tables as risk_tables
+from central_sync.riskhub.publish import Deliver, RiskKey
 
 log = structlog.get_logger("central_sync.control_room")
 # The pages load their script, style and images from this server only and may not be framed.
@@ -39,18 +42,27 @@ SECURITY_HEADERS = {
 class ControlRoom:
     """Owns the feed task and the command link; `install(app)` adds the UI and its API to an app."""
 
-    def __init__(self, store: HubStore, broker: BrokerConfig | None, cfg: ControlRoomConfig = ControlRoomConfig()) -> None:
+    def __init__(self, store: HubStore, broker: BrokerConfig | None, cfg: ControlRoomConfig = ControlRoomConfig(),
+                 risk_deliver: Deliver | None = None) -> None:
         self.store, self.cfg = store, cfg
+        self.risk_key = RiskKey.load(cfg.risk_key, cfg.risk_key_id) if cfg.risk_key else None
+        self.risk_deliver = risk_deliver  # hands a published bundle to the stations (central_sync/risk_delivery.py)
         self.feed = LiveFeed(store, cfg)
         self.guard = auth.sign_in_guard(cfg)
         self.key = c.load_private_key(cfg.signing_key) if cfg.signing_key else None
         self.link = (c.CommandLink(broker, cfg.client_id, [c.result_topic("+")], self._result, link="cr")
                      if broker else None)
         self._task: asyncio.Task | None = None
+        self._republisher: asyncio.Task | None = None
 
     async def __aenter__(self) -> "ControlRoom":
         await asyncio.to_thread(db.migrate, self.store)
+        await asyncio.to_thread(risk_tables.migrate, self.store)
+        if self.risk_deliver is not None and (offer := await asyncio.to_thread(publish.latest_offer, self.store)):
+            self.risk_deliver(offer)  # after a restart the stations still get the newest version
         self._task = asyncio.create_task(self._supervise_feed(), name="control-room-feed")
+        if self.risk_key is not None:
+            self._republisher = asyncio.create_task(self._republish(), name="risk-republish")
         if self.link is not None:
             await self.link.__aenter__()
         return self
@@ -59,9 +71,10 @@ class ControlRoom:
                         tb: TracebackType | None) -> None:
         if self.link is not None:
             await self.link.__aexit__(exc_type, exc, tb)
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._republisher):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     async def _supervise_feed(self) -> None:
         """Keep the live feed running; a failure is logged with its traceback and the feed restarts."""
@@ -72,6 +85,20 @@ class ControlRoom:
                 log.exception("control_room.feed_failed", restart_in_s=1.0)
                 self.feed.counters["feed_restarts"] += 1
                 await asyncio.sleep(1.0)
+
+    async def _republish(self, period_s: float = 60.0) -> None:
+        """Publish the approved state again before the newest bundle expires, so stations never go stale
+        while the hub runs; a failure is logged and tried again next period."""
+        assert self.risk_key is not None
+        while True:
+            try:
+                if await asyncio.to_thread(publish.due, self.store, time.time(), self.cfg.risk_republish_s):
+                    out = await asyncio.to_thread(publish.publish, self.store, self.risk_key, "hub", self.risk_deliver,
+                                                  expiry_s=self.cfg.risk_expiry_s)
+                    log.info("risk.republished", version=out.version, expires_at=out.expires_at)
+            except Exception:  # the republish task's top-level supervisor: log and try again next period
+                log.exception("risk.republish_failed", retry_in_s=period_s)
+            await asyncio.sleep(period_s)
 
     def install(self, app: FastAPI) -> FastAPI:
         from central_sync.control_room.routes import api_reader, build_router

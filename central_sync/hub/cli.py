@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -32,8 +33,9 @@ from central_sync.hub.api_auth import ServiceTokens, TokenFileError, new_token
 from central_sync.hub.metrics import install_metrics
 from central_sync.hub.ingest import Limits
 from central_sync.hub.service import Hub
-from central_sync.hub.store import open_store
+from central_sync.hub.store import HubStore, open_store
 from central_sync.risk_delivery import RiskDelivery, store_acks
+from central_sync.riskhub.feed import DeclarationFeed
 
 EXIT_CONFIG = 78  # EX_CONFIG: systemd should not restart on a bad configuration
 log = structlog.get_logger("central_sync.hub")
@@ -71,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-uploads-per-station", type=int, default=Limits.uploads_per_station,
                      help="incomplete image uploads one station may hold at once")
     run.add_argument("--signing-key", type=Path, help="Ed25519 private key (PEM) that signs commands to stations")
+    run.add_argument("--risk-key", type=Path, help="Ed25519 private key (PEM) that signs risk bundles; with it the hub "
+                                                   "publishes and delivers them (docs/risk-authoring.md)")
+    run.add_argument("--risk-key-id", help="the id stations pin the risk key under (default: from the key)")
+    run.add_argument("--risk-expiry", type=float, default=24 * 3600.0, help="seconds a published risk bundle is valid")
     run.add_argument("--api-tokens", type=Path, help="service tokens allowed to read /api: `NAME SHA256` lines "
                      "(see `edge-hub api-token`); without it only signed-in control-room users read /api")
     run.add_argument("--plain-http-cookies", action="store_true", help="send the control-room session cookie "
@@ -109,16 +115,28 @@ def _limits(args: argparse.Namespace) -> Limits:
                   uploads_per_station=args.max_uploads_per_station)
 
 
+def _declaration_feed(args: argparse.Namespace, store: HubStore,
+                      hub_id: str) -> contextlib.AbstractAsyncContextManager[object]:
+    """The customs declarations topic (riskhub/feed.py) when the hub publishes risk bundles (--risk-key)."""
+    if args.risk_key is None:
+        return contextlib.nullcontext()
+    return DeclarationFeed(_broker(args), store, f"{hub_id}-customs")
+
+
 async def _run(args: argparse.Namespace, db_url: str) -> None:
     tokens = ServiceTokens.load(args.api_tokens) if args.api_tokens else None
     store = open_store(db_url)
     stop = stop_on_signals()
     async with Hub(_broker(args), store, args.hub_id, batch_max=args.batch_max, gap_period_s=args.gap_period,
                    stall_after_s=args.stall_after, limits=_limits(args)) as hub, \
+            RiskDelivery(_broker(args), hub.hub_id, store_acks(store)) as risk, \
             ControlRoom(store, _broker(args), ControlRoomConfig(signing_key=args.signing_key,
                                                                 client_id=f"{hub.hub_id}-cr",
-                                                                secure_cookie=not args.plain_http_cookies)) as room, \
-            RiskDelivery(_broker(args), hub.hub_id, store_acks(store)) as risk, \
+                                                                secure_cookie=not args.plain_http_cookies,
+                                                                risk_key=args.risk_key, risk_key_id=args.risk_key_id,
+                                                                risk_expiry_s=args.risk_expiry),
+                        risk_deliver=risk.offer) as room, \
+            _declaration_feed(args, store, hub.hub_id), \
             asyncio.TaskGroup() as tasks:
         hub.risk = risk  # publish() hands it the signed bundles: risk.offer(Offer(...))
         log.info("hub.started", hub=hub.hub_id, db=store.url, http_port=args.http_port)

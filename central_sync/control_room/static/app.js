@@ -98,7 +98,7 @@ function show(view) {
   S.view = view;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== view;
   for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("active", b.dataset.view === view);
-  ({ kpi: loadKpi, tip: loadTip, commands: loadCommands, audit: loadAudit, "search-reports": loadSearchReports }[view] || (() => {}))();
+  ({ kpi: loadKpi, tip: loadTip, commands: loadCommands, audit: loadAudit, "search-reports": loadSearchReports, ...window.crViews }[view] || (() => {}))();
 }
 for (const b of document.querySelectorAll("#nav button")) b.addEventListener("click", () => show(b.dataset.view));
 
@@ -134,7 +134,9 @@ function renderStations() {
         el("dt", {}, t("board.model")), el("dd", {}, s.model || "-"),
         el("dt", {}, t("board.budget_missed")), el("dd", {}, fmtNum(s.budget_missed_24h)),
         el("dt", {}, t("board.device_fault")), el("dd", {}, fmtNum(s.device_fault_24h)),
-        el("dt", {}, t("board.last_error")), el("dd", {}, s.last_error ? t("board.has_error") : "-"))));
+        el("dt", {}, t("board.last_error")), el("dd", {}, s.last_error ? t("board.has_error") : "-"),
+        el("dt", {}, t("board.risk")), el("dd", { class: "risk" + (s.risk_stale || s.risk_version == null ? " error" : "") },
+          s.risk_version == null ? t("board.risk_none") : t(s.risk_stale ? "board.risk_stale" : "board.risk_version", { version: s.risk_version })))));
   $("#stations").replaceChildren(...cards);
 }
 

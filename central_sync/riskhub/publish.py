@@ -1,0 +1,207 @@
+"""Publishing: the approved state becomes a signed snapshot (and a delta from the last version),
+stored in risk_bundles and handed to the delivery layer.
+
+Every version has a snapshot (any station can apply it: its version is above what it runs) and,
+from the second on, a delta whose base is the previous version (a station that runs exactly that
+one applies the smaller message; risk.bundle.diff_entries decides what it removes and adds). Each bundle is opened with the hub's own public key before it is stored, so what goes
+out is known to verify. `due()` tells when the newest bundle is close enough to expiry to publish
+the same state again under a new version (stations on an expired bundle go stale).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from central_sync import commands
+from central_sync.control_room import audit
+from central_sync.errors import PublishError
+from central_sync.hub.store import Cursor, HubStore
+from central_sync.risk_delivery import Offer
+from central_sync.riskhub import authoring, declarations
+from risk.bundle import (Bundle, Declaration, RandomPolicy, WatchEntry, bundle_dict, diff_entries, encode_bundle,
+                         open_bundle)
+from risk.errors import BundleError
+from risk.rules import Rule
+
+Deliver = Callable[[Offer], None]  # the MQTT delivery: RiskDelivery.offer (central_sync/risk_delivery.py)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskKey:
+    """The hub's bundle-signing key: stations pin its public half under `key_id`."""
+
+    key_id: str
+    private: Ed25519PrivateKey
+
+    @classmethod
+    def load(cls, path: Path, key_id: str | None = None) -> "RiskKey":
+        """The PEM key written by `control-room-admin keygen`; key id by default from the public key."""
+        private = commands.load_private_key(path)
+        return cls(key_id or key_id_of(private), private)
+
+
+def key_id_of(private: Ed25519PrivateKey) -> str:
+    """A stable id of a key pair: `hub-` and the first 12 hex digits of the raw public key's sha256."""
+    raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return "hub-" + hashlib.sha256(raw).hexdigest()[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    version: int
+    snapshot: bytes
+    delta: bytes | None
+    sha256: str
+    issued_at: float
+    expires_at: float
+    entries: int
+    rules: int
+
+    def offer(self, base_version: int | None) -> Offer:
+        return Offer(self.version, self.snapshot, self.delta, base_version if self.delta else None)
+
+    def view(self) -> dict:
+        return {"version": self.version, "sha256": self.sha256, "issued_at": self.issued_at,
+                "expires_at": self.expires_at, "entries": self.entries, "rules": self.rules,
+                "snapshot_bytes": len(self.snapshot), "delta_bytes": len(self.delta) if self.delta else None}
+
+
+# ---- the approved state as bundle content --------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Content:
+    """What a snapshot carries: entries in force, rules (enabled or not), the random policy, declarations."""
+
+    entries: tuple[WatchEntry, ...]
+    rules: tuple[Rule, ...]
+    random: RandomPolicy
+    declarations: tuple[Declaration, ...]
+
+
+def content(store: HubStore, now: float, declarations_s: float) -> Content:
+    """The approved state: entries not yet expired (with their list's lane), rules, policy, recent declarations."""
+    lanes = {w["id"]: (w["kind"], w["lane"]) for w in authoring.watchlists(store)}
+    rows = store.query(f"SELECT {authoring.ENTRY_COLS} FROM risk_entries WHERE valid_to IS NULL OR valid_to > ?"
+                       " ORDER BY list_id, value", (now,))
+    entries = tuple(WatchEntry(lanes[r[0]][0], r[1], r[0], r[2], r[3], r[4], r[5], r[6], lane=lanes[r[0]][1])
+                    for r in rows if r[0] in lanes)
+    rnd = authoring.random_policy(store)
+    decls = tuple(Declaration(ref=d["ref"], trader=d["trader"], container=d["container"], plate=d["plate"],
+                              goods=tuple((hs, desc) for hs, desc in d["goods"]), declared_empty=d["declared_empty"],
+                              weight_kg=d["weight_kg"], origin=d["origin"], sealed=d["sealed"], seal_id=d["seal_id"])
+                  for d in sorted(declarations.recent(store, now - declarations_s), key=lambda d: d["ref"]))
+    return Content(entries, tuple(Rule.from_dict(r) for r in authoring.rules(store)),
+                   RandomPolicy(rnd["rate"], rnd["stale_rate"], dict(rnd.get("per_lane") or {})), decls)
+
+
+def snapshot_dict(c: Content, head: dict[str, Any]) -> dict[str, Any]:
+    return bundle_dict(**head, entries=c.entries, rules=c.rules, random=c.random, declarations=c.declarations)
+
+
+def delta_dict(prev: Bundle, c: Content, head: dict[str, Any]) -> dict[str, Any]:
+    """What turns the previous snapshot into the current content (risk.bundle.diff_entries for the entries)."""
+    added, removed = diff_entries(prev.watchlists, c.entries)
+    rules_changed = [r.to_dict() for r in prev.rules] != [r.to_dict() for r in c.rules]
+    before = set(prev.declarations)
+    refs = {d.ref for d in c.declarations}
+    return bundle_dict(**head, kind="delta", base_version=prev.version, entries=added, removed=removed,
+                       rules=c.rules if rules_changed else (), rules_changed=rules_changed, random=c.random,
+                       declarations=[d for d in c.declarations if d not in before],
+                       removed_declarations=sorted({d.ref for d in before} - refs))
+
+
+# ---- publishing ---------------------------------------------------------------------------------
+def publish(store: HubStore, key: RiskKey, publisher: str, deliver: Deliver | None = None, *,
+            expiry_s: float = 24 * 3600.0, declarations_s: float = 72 * 3600.0, now: float | None = None) -> Published:
+    """Build, sign, check, store and hand over the next version; PublishError when it cannot."""
+    now = time.time() if now is None else now
+    current = content(store, now, declarations_s)
+    prev = latest(store)
+    version = (prev["version"] if prev else 0) + 1
+    head = {"version": version, "issued_at": now, "expires_at": now + expiry_s}
+    snapshot = _sign(key, snapshot_dict(current, head), now, None)
+    delta = None
+    if prev is not None:
+        base = _open(key, prev["snapshot"], prev["issued_at"], None)
+        delta = _sign(key, delta_dict(base, current, head), now, prev["version"])
+    out = Published(version, snapshot[0], delta[0] if delta else None, snapshot[1].sha256, now, now + expiry_s,
+                    len(current.entries), len(current.rules))
+    _store(store, out, publisher, prev["version"] if prev else None, delta[1].sha256 if delta else "")
+    audit.append(store, publisher, "risk.publish", f"bundle:{version}",
+                 {"sha256": out.sha256, "entries": out.entries, "rules": out.rules, "expires_at": out.expires_at})
+    if deliver is not None:
+        deliver(out.offer(prev["version"] if prev else None))  # the one call site of the delivery layer
+    return out
+
+
+def _sign(key: RiskKey, body: dict, now: float, current: int | None) -> tuple[bytes, Bundle]:
+    try:
+        data = encode_bundle(body, key.private, key.key_id)
+    except (BundleError, ValueError, TypeError) as exc:
+        raise PublishError(f"bundle version {body['version']} ({body['kind']}) cannot be encoded: {exc}") from exc
+    return data, _open(key, data, now, current)
+
+
+def _open(key: RiskKey, data: bytes, now: float, current: int | None) -> Bundle:
+    try:
+        return open_bundle(data, {key.key_id: key.private.public_key()}, now=now, current=current)
+    except BundleError as exc:
+        raise PublishError(f"a bundle the hub signed does not open with its own key {key.key_id}: {exc}") from exc
+
+
+def _store(store: HubStore, out: Published, publisher: str, base: int | None, delta_sha: str) -> None:
+    rows: list[tuple[int, str, int | None, str, bytes]] = [(out.version, "snapshot", None, out.sha256, out.snapshot)]
+    if out.delta is not None:
+        rows.append((out.version, "delta", base, delta_sha, out.delta))
+
+    def write(cur: Cursor) -> None:
+        for version, kind, base_version, sha, data in rows:
+            cur.execute(store.sql("INSERT INTO risk_bundles (version, kind, base_version, sha256, issued_at, expires_at,"
+                                  " publisher, entries, rules, data) VALUES (?,?,?,?,?,?,?,?,?,?)"),
+                        (version, kind, base_version, sha, out.issued_at, out.expires_at, publisher, out.entries,
+                         out.rules, data))
+    store.run_in_transaction(write)
+
+
+BUNDLE_KEYS = ("version", "kind", "base_version", "sha256", "issued_at", "expires_at", "publisher", "entries", "rules")
+
+
+def latest(store: HubStore) -> dict | None:
+    """The newest snapshot: its row and its bytes (`snapshot`)."""
+    rows = store.query(f"SELECT {', '.join(BUNDLE_KEYS)}, data FROM risk_bundles WHERE kind='snapshot'"
+                       " ORDER BY version DESC LIMIT 1")
+    return dict(zip(BUNDLE_KEYS, rows[0][:-1])) | {"snapshot": bytes(rows[0][-1])} if rows else None
+
+
+def bundles(store: HubStore, limit: int = 50) -> list[dict]:
+    rows = store.query(f"SELECT {', '.join(BUNDLE_KEYS)}, length(data) FROM risk_bundles ORDER BY version DESC, kind"
+                       " LIMIT ?", (limit,))
+    return [dict(zip((*BUNDLE_KEYS, "bytes"), r)) for r in rows]
+
+
+def bundle_bytes(store: HubStore, version: int, kind: str) -> bytes | None:
+    rows = store.query("SELECT data FROM risk_bundles WHERE version=? AND kind=?", (version, kind))
+    return bytes(rows[0][0]) if rows else None
+
+
+def latest_offer(store: HubStore) -> Offer | None:
+    """The newest version as delivery offers it (a hub that restarts offers it again)."""
+    newest = latest(store)
+    if newest is None:
+        return None
+    delta = bundle_bytes(store, newest["version"], "delta")
+    base = store.query("SELECT base_version FROM risk_bundles WHERE version=? AND kind='delta'", (newest["version"],))
+    return Offer(newest["version"], newest["snapshot"], delta, base[0][0] if base else None)
+
+
+def due(store: HubStore, now: float, margin_s: float) -> bool:
+    """True when a bundle was published and the newest expires within `margin_s` (publish it again)."""
+    newest = latest(store)
+    return newest is not None and newest["expires_at"] - now <= margin_s

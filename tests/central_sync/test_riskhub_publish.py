@@ -1,0 +1,130 @@
+"""Publishing on both hub backends: the approved state becomes a signed snapshot that risk.bundle's
+open_bundle accepts, the next version also a delta that turns the old state into the new one at a
+station; tampered bytes or another key are refused; what is still a draft never goes out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from central_sync.control_room import ControlRoom, ControlRoomConfig, audit
+from central_sync.hub.store import HubStore
+from central_sync.risk_delivery import Offer
+from central_sync.riskhub import authoring, declarations, declgen, publish
+from polling import until
+from riskhub_fixtures import open_risk_store, risk_key, store  # noqa: F401 - the fixture
+from risk.bundle import open_bundle
+from risk.engine import BundleState
+from risk.errors import BundleError
+
+T0 = 1_800_000_000.0
+RULE = {"id": "heavy-empty", "name": "Declared empty but heavy", "reason": "declared_empty_heavy", "score": 60,
+        "lane": "red", "enabled": True, "when": {"all": [{"fact": "declaration.declared_empty", "op": "eq", "value": True},
+                                                          {"fact": "declaration.weight_kg", "op": "gte", "value": 4500}]}}
+
+
+def approved(store: HubStore, op: str, payload: dict) -> None:
+    authoring.approve(store, authoring.propose(store, "sam", op, payload).id, "ada")
+
+
+def entry(list_id: str, value: str, **kw: object) -> dict:
+    return {"list_id": list_id, "value": value, "reason": "intelligence", "owner": "sam", **kw}
+
+
+def authored(store: HubStore) -> None:
+    approved(store, "watchlist.put", {"id": "plates", "kind": "plate", "name": "Plates", "lane": "red", "owner": "sam"})
+    approved(store, "watchlist.put", {"id": "traders", "kind": "trader", "name": "Traders", "lane": "amber", "owner": "sam"})
+    approved(store, "entry.put", entry("plates", "ab 1234"))
+    approved(store, "entry.put", entry("plates", "CD5678", valid_to=T0 - 1))  # expired: not published
+    approved(store, "entry.put", entry("traders", "Golden Bay Imports"))
+    approved(store, "rule.put", RULE)
+    approved(store, "random.set", {"rate": 0.05, "stale_rate": 0.2, "per_lane": {"gantry": 0.1}})
+    declarations.store_declarations(store, declgen.generate(3, seed=1), "test", now=T0 - 60)
+
+
+def test_publish_gives_a_snapshot_open_bundle_accepts(store: HubStore, tmp_path: Path) -> None:
+    key = risk_key(tmp_path)
+    authored(store)
+    authoring.propose(store, "sam", "entry.put", entry("plates", "ZZ999"))  # a draft: not published
+    sent: list[Offer] = []
+    out = publish.publish(store, key, "ada", sent.append, expiry_s=3600, now=T0)
+    assert sent == [Offer(1, out.snapshot, None, None)] and out.delta is None
+    b = open_bundle(sent[0].snapshot, {key.key_id: key.private.public_key()}, now=T0 + 10, current=None)
+    assert (b.version, b.kind, b.expires_at, b.sha256) == (1, "snapshot", T0 + 3600, out.sha256)
+    assert sorted((e.list_kind, e.value, e.lane) for e in b.watchlists) == [
+        ("plate", "AB1234", "red"), ("trader", "GOLDENBAYIMPORTS", "amber")]
+    assert [r.to_dict() for r in b.rules] == [RULE]
+    assert (b.random.rate, b.random.stale_rate, b.random.per_lane) == (0.05, 0.2, {"gantry": 0.1})
+    assert len(b.declarations) == 3
+    stored = store.query("SELECT version, kind, sha256, entries, rules FROM risk_bundles")
+    assert stored == [(1, "snapshot", out.sha256, 2, 1)]
+    assert publish.bundle_bytes(store, 1, "snapshot") == out.snapshot
+    logged = [json.loads(e["detail"]) for e in audit.entries(store) if e["action"] == "risk.publish"]
+    assert logged[0]["sha256"] == out.sha256
+
+
+def test_the_delta_turns_the_old_version_into_the_new_one(store: HubStore, tmp_path: Path) -> None:
+    key = risk_key(tmp_path)
+    keys = {key.key_id: key.private.public_key()}
+    authored(store)
+    v1 = publish.publish(store, key, "ada", now=T0)
+    approved(store, "entry.delete", {"list_id": "plates", "value": "AB1234"})
+    approved(store, "entry.put", entry("plates", "EF 4321", level=2))
+    approved(store, "rule.put", RULE | {"score": 80})
+    v2 = publish.publish(store, key, "ada", now=T0 + 60)
+    assert publish.latest_offer(store) == Offer(2, v2.snapshot, v2.delta, 1)  # what a restarted hub offers again
+    assert v2.delta is not None
+    delta = open_bundle(v2.delta, keys, now=T0 + 61, current=1)
+    assert (delta.kind, delta.base_version, delta.rules_changed) == ("delta", 1, True)
+    assert delta.removed == (("plate", "AB1234"),)
+    assert [e.value for e in delta.watchlists] == ["EF4321"]
+    at_station = BundleState.empty().apply(open_bundle(v1.snapshot, keys, now=T0 + 61, current=None)).apply(delta)
+    fresh = BundleState.empty().apply(open_bundle(v2.snapshot, keys, now=T0 + 61, current=1))
+    for kind, value in (("plate", "AB1234"), ("plate", "EF4321"), ("trader", "GOLDENBAYIMPORTS")):
+        assert at_station.lookup(kind, value) == fresh.lookup(kind, value)
+    assert fresh.lookup("plate", "AB1234") == [] and fresh.lookup("plate", "EF4321")[0].level == 2
+    assert [r.score for r in at_station.rules.rules] == [80]
+    with pytest.raises(BundleError) as refused:
+        open_bundle(v2.delta, keys, now=T0 + 61, current=None)  # a delta needs its base
+    assert refused.value.code == "base_mismatch"
+
+
+def test_tampered_or_foreign_bundles_do_not_open(store: HubStore, tmp_path: Path) -> None:
+    key = risk_key(tmp_path)
+    authored(store)
+    out = publish.publish(store, key, "ada", now=T0)
+    tampered = bytearray(out.snapshot)
+    tampered[-5] ^= 0x01
+    for data, keys, code in ((bytes(tampered), {key.key_id: key.private.public_key()}, "bad_signature"),
+                             (out.snapshot, {key.key_id: Ed25519PrivateKey.generate().public_key()}, "bad_signature"),
+                             (out.snapshot, {"other": key.private.public_key()}, "unknown_key")):
+        with pytest.raises(BundleError) as err:
+            open_bundle(data, keys, now=T0, current=None)
+        assert err.value.code == code
+
+
+def test_republish_is_due_before_expiry(store: HubStore, tmp_path: Path) -> None:
+    key = risk_key(tmp_path)
+    assert not publish.due(store, T0, 600)  # nothing published yet: nothing to renew
+    publish.publish(store, key, "ada", expiry_s=3600, now=T0)
+    assert not publish.due(store, T0 + 2000, 600)
+    assert publish.due(store, T0 + 3000, 600)
+    again = publish.publish(store, key, "hub", expiry_s=3600, now=T0 + 3000)
+    assert again.version == 2 and not publish.due(store, T0 + 3000, 600)
+
+
+async def test_the_hub_offers_the_newest_version_at_start_and_renews_it_before_expiry(tmp_path: Path) -> None:
+    store = open_risk_store(str(tmp_path / "hub.db"))
+    key = risk_key(tmp_path)
+    first = publish.publish(store, key, "ada", expiry_s=300)  # expires within the renewal margin below
+    offers: list[Offer] = []
+    cfg = ControlRoomConfig(risk_key=tmp_path / "risk.key", risk_expiry_s=3600, risk_republish_s=600)
+    async with ControlRoom(store, None, cfg, risk_deliver=offers.append):
+        await until(lambda: [o.version for o in offers], "version 2 offered", check=lambda v: v == [1, 2])
+    assert offers[0].snapshot == first.snapshot  # what a restarted hub offers before anything else
+    renewed = publish.latest(store)
+    assert renewed is not None and renewed["publisher"] == "hub" and renewed["expires_at"] - renewed["issued_at"] == 3600
+    assert offers[1].base_version == 1 and offers[1].delta is not None
