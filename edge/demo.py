@@ -155,10 +155,16 @@ def add_demo_users(configs: list[Path]) -> None:
                 add_user(store, demo_officer.BADGE, demo_officer.NAME, demo_officer.ROLE, demo_officer.PIN)
 
 
-def demo_tids() -> list[str]:
-    """The windscreen tag TIDs the demo gantry's simulated UHF reader sends (examples/gantry.toml)."""
-    sim = tomllib.loads((EXAMPLES / "gantry.toml").read_text())["devices"]["readers"]["uhf"]["sim"]
-    return [event["tid"] for event in sim["schedule"] if "tid" in event]
+DEMO_VEHICLES = 60  # about ten minutes of the demo gantry's traffic (6 vehicles a minute)
+
+
+def demo_tids(count: int = DEMO_VEHICLES) -> list[str]:
+    """The windscreen tag TIDs of the demo gantry's first vehicles, as its simulated lane describes them
+    ([devices.plc.sim.gantry.lane] in examples/gantry.toml; drivers/simlane.py)."""
+    from drivers.simlane import LaneSim, describe
+
+    cfg = LaneSim(**tomllib.loads((EXAMPLES / "gantry.toml").read_text())["devices"]["plc"]["sim"]["gantry"]["lane"])
+    return [t for t in (describe(cfg, n).tid for n in range(1, count + 1)) if t]
 
 
 def gantry_pixel_mm() -> float:
