@@ -14,6 +14,7 @@ raises ScanFormatError with one sentence naming the file and the values.
 from __future__ import annotations
 
 import io
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -47,11 +48,13 @@ DX_CLASSES = {
 READABLE_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 MAX_PIXELS = 100_000_000  # 20,000 lines x 5,000 pixels: larger than any scanner we know, small enough to allocate
 DICOS_VERSION = "V03"
+UID_NAMESPACE = uuid.UUID("5b0d6a34-3c4e-5f8a-9d2b-7e1f0c9a8b61")  # Checkpoint Edge's own: fixed forever
 
 
 def dicos_uid(*parts: str) -> UID:
-    """A UID derived from `parts` (2.25 form): the same record exported twice gives the same UIDs."""
-    return pydicom.uid.generate_uid(prefix=None, entropy_srcs=["checkpoint-edge", *parts])
+    """A UID derived from `parts`: a name-based UUID in the 2.25 form (PS3.5 B.2), so that the same
+    record exported twice gives the same UIDs (pydicom's generate_uid ignores entropy under 2.25)."""
+    return UID(f"2.25.{uuid.uuid5(UID_NAMESPACE, '/'.join(parts)).int}")
 
 
 def da_tm(at: datetime) -> tuple[str, str]:
@@ -188,10 +191,12 @@ def _read(path: Path, *, stop_before_pixels: bool) -> Dataset:
 def _check_header(path: Path, ds: Dataset) -> None:
     """Every refusal that needs no pixel: object class, encoding, pixel layout, size."""
     sop = str(ds.get("SOPClassUID", ""))
+    if not sop:
+        raise ScanFormatError(f"{path.name} names no SOP class: it is truncated, or not an image object")
     if sop not in DX_CLASSES:
-        name = UID(sop).name if sop else "no SOP class"
-        raise ScanFormatError(f"{path.name} is a {name} object ({sop or 'none'}), not a DX image")
-    syntax = UID(str(ds.file_meta.get("TransferSyntaxUID", ""))) if "file_meta" in ds else UID("")
+        raise ScanFormatError(f"{path.name} is a {UID(sop).name} object ({sop}), not a DX image")
+    meta = getattr(ds, "file_meta", None)
+    syntax = UID(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else UID("")
     if syntax not in READABLE_SYNTAXES:
         raise ScanFormatError(f"{path.name} uses transfer syntax {syntax.name or 'none'} ({syntax or '-'}); "
                               f"only uncompressed little-endian DX images are accepted")
