@@ -150,7 +150,7 @@ def _machine_tdr(record: InspectionRecord, common: Dataset, series: DxSeries, im
     ds.AlarmDecision = MACHINE_DECISIONS[record.verdict]
     ds.AbortFlag = "ABORT" if record.verdict is Verdict.MANUAL else "SUCCESS"
     if record.model is not None:
-        ds.ThreatDetectionAlgorithmAndVersion = [record.model.name, record.model.version, record.model.sha256[:64]]
+        ds.ThreatDetectionAlgorithmAndVersion = [record.model.name, record.model.version, record.model.sha256[:16]]
     if "inference" in record.latencies_ms:
         ds.TotalProcessingTime = record.latencies_ms["inference"]
     threats = [(d.label, d.box, d.score) for d in record.detections]

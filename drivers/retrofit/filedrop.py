@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +100,7 @@ class FileDropSource:
         self._halves: dict[tuple[str, str], _Half] = {}  # (series UID, energy) -> the half that waits
         self.counters = {"ingested": 0, "rejected": 0}
 
-    async def scans(self) -> AsyncIterator[Scan | RejectedFile]:
+    async def scans(self) -> AsyncGenerator[Scan | RejectedFile, None]:
         """Yield scans as files settle, and the files rejected; a scan's file moves to processed/ when
         the next one is asked for."""
         await asyncio.to_thread(self._prepare)

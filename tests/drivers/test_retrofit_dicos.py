@@ -36,8 +36,8 @@ def _dx(scan: Scan, energy: str, name: str = "bag") -> Dataset:
     return dx_dataset(scan, energy, series, dicos_uid(name, energy), 1 if energy == HIGH else 2)
 
 
-def _cfg(folder: Path, **kw: object) -> RetrofitConfig:
-    return RetrofitConfig(kind="filedrop", folder=folder, settle_ms=100, poll_ms=20, **kw)
+def _cfg(folder: Path, pair_ms: int = 10_000) -> RetrofitConfig:
+    return RetrofitConfig(kind="filedrop", folder=folder, settle_ms=100, poll_ms=20, dicos_pair_ms=pair_ms)
 
 
 async def _take(it: AsyncIterator[Scan | RejectedFile], n: int, timeout: float = 10.0) -> list[Scan | RejectedFile]:
@@ -157,7 +157,7 @@ async def test_hostile_files_are_refused_with_the_values_moved_aside_and_counted
 
 async def test_a_half_whose_partner_never_comes_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "lonely-high.dcm").write_bytes(file_bytes(_dx(_scan(), HIGH, "lonely")))
-    src = FileDropSource(_cfg(tmp_path, dicos_pair_ms=0), "cabinet")
+    src = FileDropSource(_cfg(tmp_path, pair_ms=0), "cabinet")
     it = src.scans()
     [got] = await _take(it, 1)
     await it.aclose()
