@@ -13,8 +13,11 @@ raises ScanFormatError with one sentence naming the file and the values.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import struct
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +26,7 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.uid import (
     UID,
     DICOSDigitalXRayImageStorageForPresentation,
@@ -154,20 +157,39 @@ class DxHeader:
     columns: int
 
 
+# What pydicom raises on a malformed file: it decodes values lazily, so these can come from any
+# attribute access, not only from dcmread (the fuzz test in tests/models/test_dicos_reader.py).
+MALFORMED = (BytesLengthException, OSError, EOFError, ValueError, KeyError, IndexError, TypeError, OverflowError,
+             AttributeError, NotImplementedError, struct.error)
+
+
+@contextlib.contextmanager
+def _malformed_is_refused(path: Path) -> Iterator[None]:
+    """Translate pydicom's errors on a malformed file into ScanFormatError naming the file."""
+    try:
+        yield
+    except ScanFormatError:
+        raise
+    except MALFORMED as exc:
+        raise ScanFormatError(f"{path.name} is a truncated or malformed DICOM file "
+                              f"({type(exc).__name__}: {str(exc)[:200]})") from exc
+
+
 def read_dx_header(path: Path) -> DxHeader:
     """Read and check a DX file's header; ScanFormatError says why it cannot be used."""
-    ds = _read(path, stop_before_pixels=True)
-    _check_header(path, ds)
-    energy = _energy(ds)
-    return DxHeader(path, str(ds.get("SeriesInstanceUID", "")), energy, int(ds.Rows), int(ds.Columns))
+    with _malformed_is_refused(path):
+        ds = _read(path, stop_before_pixels=True)
+        _check_header(path, ds)
+        return DxHeader(path, str(ds.get("SeriesInstanceUID", "")), _energy(ds), int(ds.Rows), int(ds.Columns))
 
 
 def read_dx_scan(paths: list[Path], source: str) -> Scan:
     """A scan from one single-energy DX file or a HIGH/LOW pair of one series."""
     images = {h.energy: _pixels(h.path) for h in (read_dx_header(p) for p in paths)}
-    first = _read(paths[0], stop_before_pixels=True)
-    meta: dict[str, Any] = {"source": source, "file": paths[0].name, "dicos_series": str(first.get("SeriesInstanceUID", ""))}
-    meta.update(_physics(first))
+    with _malformed_is_refused(paths[0]):
+        first = _read(paths[0], stop_before_pixels=True)
+        meta: dict[str, Any] = {"source": source, "file": paths[0].name,
+                                "dicos_series": str(first.get("SeriesInstanceUID", "")), **_physics(first)}
     if len(paths) == 1:
         img = next(iter(images.values()))
         return Scan(high=img, low=img.copy(), meta={**meta, "single_energy": True})
@@ -181,11 +203,12 @@ def read_dx_scan(paths: list[Path], source: str) -> Scan:
 
 def _read(path: Path, *, stop_before_pixels: bool) -> Dataset:
     try:
-        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
     except InvalidDicomError as exc:
         raise ScanFormatError(f"{path.name} is not a DICOM file ({exc})") from exc
-    except (OSError, EOFError, ValueError, KeyError, TypeError, OverflowError) as exc:
-        raise ScanFormatError(f"{path.name} is a truncated or malformed DICOM file ({type(exc).__name__}: {exc})") from exc
+    for element in ds.iterall():  # decode every value now, so that a bad one is refused here
+        element.value
+    return ds
 
 
 def _check_header(path: Path, ds: Dataset) -> None:
@@ -219,7 +242,11 @@ def _energy(ds: Dataset) -> str:
 
 def _pixels(path: Path) -> np.ndarray:
     """The image as uint16 (8-bit scaled by 257), after checking the byte count matches the header."""
-    ds = _read(path, stop_before_pixels=False)
+    with _malformed_is_refused(path):
+        return _pixels_of(path, _read(path, stop_before_pixels=False))
+
+
+def _pixels_of(path: Path, ds: Dataset) -> np.ndarray:
     if "PixelData" not in ds:
         raise ScanFormatError(f"{path.name} has no pixel data")
     rows, cols, bits = int(ds.Rows), int(ds.Columns), int(ds.BitsAllocated)
