@@ -73,13 +73,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             pair = sorted(p for p in write_files(files, Path(tmp)) if "-dx-" in p.name)
             imported = timed(lambda: read_dx_scan(pair, "bench"), args.runs)
-        row = {"lines": lines, "pixels": pixels, "export_ms": timed(lambda: dicos_files(record, scan), args.runs),
-               "import_ms": imported, "dicos_bytes": sum(len(b) for b in files.values()),
-               "npz_bytes": len(scan.to_bytes())}
-        results[name] = row
-        print(f"{name:9} {lines}x{pixels}: export {row['export_ms']['median']} ms (p95 {row['export_ms']['p95']}), "
-              f"import {imported['median']} ms (p95 {imported['p95']}), DICOS {row['dicos_bytes'] / 1e6:.1f} MB "
-              f"vs npz {row['npz_bytes'] / 1e6:.1f} MB")
+        exported = timed(lambda: dicos_files(record, scan), args.runs)
+        dicos_bytes, npz_bytes = sum(len(b) for b in files.values()), len(scan.to_bytes())
+        results[name] = {"lines": lines, "pixels": pixels, "export_ms": exported, "import_ms": imported,
+                         "dicos_bytes": dicos_bytes, "npz_bytes": npz_bytes}
+        print(f"{name:9} {lines}x{pixels}: export {exported['median']} ms (p95 {exported['p95']}), "
+              f"import {imported['median']} ms (p95 {imported['p95']}), DICOS {dicos_bytes / 1e6:.1f} MB "
+              f"vs npz {npz_bytes / 1e6:.1f} MB")
     out = ROOT / "bench" / "results" / "dicos.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
