@@ -1,4 +1,4 @@
-"""`edge`: the station command line (run, check-config, detect, twin, demo, user, audit, diag)."""
+"""`edge`: the station command line (run, check-config, detect, twin, demo, user, export-dicos, audit, diag)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,12 @@ def _add_admin_commands(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--role", required=True, choices=("officer", "supervisor", "technician"))
     add.add_argument("--pin")
     add.set_defaults(handler=_user_add)
+
+    dicos = sub.add_parser("export-dicos", help="write a record as DICOS files (DX images, threat detection reports)")
+    dicos.add_argument("record_id")
+    dicos.add_argument("--config", required=True, type=Path)
+    dicos.add_argument("--out", required=True, type=Path, help="folder for the .dcm files (created)")
+    dicos.set_defaults(handler=_export_dicos)
 
     audit = sub.add_parser("audit", help="audit log").add_subparsers(required=True, metavar="ACTION")
     verify = audit.add_parser("verify", help="check the audit hash chain; names the first broken link")
@@ -202,6 +208,23 @@ def _user_add(args: argparse.Namespace) -> int:
             print(f"edge user add: {exc}", file=sys.stderr)
             return 2
     print(f"user {args.name} ({args.role}) added for badge {args.badge}")
+    return 0
+
+
+def _export_dicos(args: argparse.Namespace) -> int:
+    from edge import audit
+    from edge.dicos import DicosExportError, stored_dicos_files, write_files
+
+    with _open_store(args.config) as store:
+        try:
+            files = stored_dicos_files(store, args.record_id)
+        except DicosExportError as exc:
+            print(f"edge export-dicos: {exc}", file=sys.stderr)
+            return 2
+        for path in write_files(files, args.out):
+            print(path)
+        audit.ensure_schema(store.conn)
+        audit.append(store.conn, "cli", "export.dicos", args.record_id, {"files": sorted(files), "out": str(args.out)})
     return 0
 
 

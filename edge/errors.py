@@ -9,6 +9,7 @@
     ├── AuthError             a badge sign-in or user change refused; the message is safe to show (auth.py)
     ├── CommandRefused        a hub command refused, with a stable reason code (commands.py)
     ├── CaseError             a case request the screen cannot serve: HTTP status and catalogue key (web/cases.py)
+    ├── DicosExportError      a record that cannot be exported as DICOS: no scan, or its file is gone (dicos.py)
     ├── SearchReportRefused   a search report not signed or countersigned as asked: status and key (search_report.py)
     ├── TwinError             the config names an endpoint the twin cannot serve (twin.py)
     ├── StateFileUnreadable   a state file that must outlive the daemon cannot be read (stations/statefile.py)

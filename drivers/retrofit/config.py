@@ -33,6 +33,7 @@ class RetrofitConfig(BaseModel):
     settle_ms: int = Field(1000, ge=0, description="a file must keep size and mtime this long")
     poll_ms: int = Field(200, gt=0)
     max_file_mb: int = Field(256, gt=0)
+    dicos_pair_ms: int = Field(10_000, ge=0, description="a DX image's other energy must arrive within this")
     ignore_suffixes: tuple[str, ...] = TEMP_SUFFIXES
     change_threshold: float = Field(2.0, gt=0,
                                     description="mean absolute grey difference (0..255) that counts as change")

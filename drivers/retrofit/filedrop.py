@@ -6,13 +6,18 @@ moves to `processed/`; so a restart ingests only what was not yet handed over (e
 a crash between hand-over and move hands it over again, which the record's scan sha256 reveals).
 A file that does not parse is moved to `rejected/` with `<name>.reason.txt` holding one sentence,
 and yielded as a `RejectedFile` so that the consumer can record the item (manual) and alarm.
+
+DICOS/DICOM DX images (`.dcm`, `.dcs`, models/dicos.py) hold one energy each: a file marked
+HIGH ENERGY or LOW ENERGY waits up to `dicos_pair_ms` for the other half of its series and the
+two become one scan; a half whose partner does not come is rejected (the item goes to manual).
+A DX image that names no energy is a single-energy scan, as a PNG is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,13 +26,16 @@ import numpy as np
 import structlog
 
 from drivers.retrofit.config import RetrofitConfig
+from models.dicos import HIGH, LOW, DxHeader, read_dx_header, read_dx_scan
 from models.errors import ScanFormatError
 from models.scan import Scan, load_scan
 
 log = structlog.get_logger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
-SUFFIXES = (".npz", *IMAGE_SUFFIXES)
+DICOM_SUFFIXES = (".dcm", ".dcs")
+SUFFIXES = (".npz", *IMAGE_SUFFIXES, *DICOM_SUFFIXES)
+Parsed = tuple["Scan | RejectedFile", list[Path]]  # what was read, and the files it came from
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,14 @@ class RejectedFile:
 class _Seen:
     size: int
     mtime_ns: int
+    since: float
+
+
+@dataclass(frozen=True)
+class _Half:
+    """One energy of a DX series waiting for the other."""
+
+    header: DxHeader
     since: float
 
 
@@ -81,23 +97,28 @@ class FileDropSource:
         self.processed = self.folder / "processed"
         self.rejected = self.folder / "rejected"
         self._seen: dict[str, _Seen] = {}
+        self._halves: dict[tuple[str, str], _Half] = {}  # (series UID, energy) -> the half that waits
         self.counters = {"ingested": 0, "rejected": 0}
 
-    async def scans(self) -> AsyncIterator[Scan | RejectedFile]:
+    async def scans(self) -> AsyncGenerator[Scan | RejectedFile, None]:
         """Yield scans as files settle, and the files rejected; a scan's file moves to processed/ when
         the next one is asked for."""
         await asyncio.to_thread(self._prepare)
         while True:
             for path in await asyncio.to_thread(self._settled):
-                scan = await asyncio.to_thread(self._parse, path)
-                if scan is None:
+                parsed = await asyncio.to_thread(self._parse, path)
+                if parsed is None:
                     continue
+                scan, files = parsed
                 yield scan
                 if isinstance(scan, RejectedFile):
                     continue
-                await asyncio.to_thread(_move, path, self.processed)
+                for file in files:
+                    await asyncio.to_thread(_move, file, self.processed)
                 self.counters["ingested"] += 1
                 log.info("retrofit.file_ingested", source=self.name, file=path.name, shape=scan.shape)
+            for orphan in await asyncio.to_thread(self._orphans):
+                yield orphan
             await asyncio.sleep(self.cfg.poll_ms / 1000)
 
     def _prepare(self) -> None:
@@ -132,19 +153,56 @@ class FileDropSource:
             del self._seen[gone]
         return ready
 
-    def _parse(self, path: Path) -> Scan | RejectedFile | None:
-        """Parse a settled file; reject it (moved, reason written) if it cannot be used."""
+    def _parse(self, path: Path) -> Parsed | None:
+        """Parse a settled file; reject it (moved, reason written) if it cannot be used; None: look later."""
         seen = self._seen.pop(path.name, None)
-        size = path.stat().st_size
-        if size > self.cfg.max_file_mb << 20:
-            return self._reject(path, f"{path.name} has {size} bytes, more than the {self.cfg.max_file_mb} MB limit")
         try:
-            return read_scan_file(path, f"filedrop:{self.name}")
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return None  # the other half of a DX pair, already taken with its partner
+        if size > self.cfg.max_file_mb << 20:
+            return self._reject(path, f"{path.name} has {size} bytes, more than the {self.cfg.max_file_mb} MB limit"), [path]
+        try:
+            if path.suffix.lower() in DICOM_SUFFIXES:
+                return self._parse_dicom(path)
+            return read_scan_file(path, f"filedrop:{self.name}"), [path]
         except ScanFormatError as exc:
             st = path.stat()
             if seen is not None and (seen.size, seen.mtime_ns) != (st.st_size, st.st_mtime_ns):
                 return None  # still being written after all: look again later
-            return self._reject(path, str(exc))
+            return self._reject(path, str(exc)), [path]
+
+    def _parse_dicom(self, path: Path) -> Parsed | None:
+        """A single-energy DX image, or a pair once both halves of its series are here."""
+        header = read_dx_header(path)
+        if not header.energy:
+            return read_dx_scan([path], f"filedrop:{self.name}"), [path]
+        other = self._halves.get((header.series_uid, LOW if header.energy == HIGH else HIGH))
+        if other is None or not other.header.path.exists():
+            self._halves.setdefault((header.series_uid, header.energy), _Half(header, time.monotonic()))
+            return None
+        del self._halves[(other.header.series_uid, other.header.energy)]
+        self._halves.pop((header.series_uid, header.energy), None)
+        pair = [path, other.header.path]
+        try:
+            return read_dx_scan(sorted(pair), f"filedrop:{self.name}"), pair
+        except ScanFormatError as exc:
+            self._reject(other.header.path, str(exc))
+            raise
+
+    def _orphans(self) -> list[RejectedFile]:
+        """Reject the DX halves whose partner did not arrive within dicos_pair_ms."""
+        now, out = time.monotonic(), []
+        for key, half in list(self._halves.items()):
+            if now - half.since < self.cfg.dicos_pair_ms / 1000:
+                continue
+            del self._halves[key]
+            h = half.header
+            if h.path.exists():
+                want = LOW if h.energy == HIGH else HIGH
+                out.append(self._reject(h.path, f"{h.path.name} is the {h.energy.lower()} half of DX series {h.series_uid}; "
+                                                f"its {want.lower()} half did not arrive within {self.cfg.dicos_pair_ms} ms"))
+        return out
 
     def _reject(self, path: Path, reason: str) -> RejectedFile:
         dest = _move(path, self.rejected)

@@ -16,7 +16,8 @@ from pathlib import Path
 from central_sync.schema import InspectionRecord, Review, ScanRef
 
 
-def _boxes(record: InspectionRecord) -> list[tuple[str, tuple[float, float, float, float]]]:
+def reviewed_boxes(record: InspectionRecord) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """The officer's boxes with their class (the detector's boxes when a confirmed threat has none drawn)."""
     review = record.review
     if review is None or review.outcome == "false_alarm" or not review.label:
         return []
@@ -34,7 +35,7 @@ def _reviewed_scan(r: InspectionRecord) -> tuple[ScanRef, Review]:
 
 def coco(records: list[InspectionRecord]) -> dict:
     """The COCO dictionary for `records`; file names point at scans/<sha256>.npz in the zip."""
-    labels = sorted({label for r in records for label, _ in _boxes(r)})
+    labels = sorted({label for r in records for label, _ in reviewed_boxes(r)})
     cat_id = {label: i for i, label in enumerate(labels, start=1)}
     images: list[dict[str, object]] = []
     annotations: list[dict[str, object]] = []
@@ -45,7 +46,7 @@ def coco(records: list[InspectionRecord]) -> dict:
                        "record_id": r.id, "station": r.station, "decided_at": r.decided_at.isoformat(),
                        "verdict": r.verdict.value, "review_outcome": review.outcome,
                        "officer": review.officer, "note": review.note})
-        for label, (x0, y0, x1, y1) in _boxes(r):
+        for label, (x0, y0, x1, y1) in reviewed_boxes(r):
             annotations.append({"id": len(annotations) + 1, "image_id": img_id, "category_id": cat_id[label],
                                 "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0),
                                 "iscrowd": 0})

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
 from central_sync.schema import InspectionRecord
-from edge import audit, auth
+from edge import audit, auth, dicos
 from edge.context import LaneControl
 from edge.stations.lane import LaneDecision
 from edge.events import Event
@@ -221,3 +221,19 @@ async def export_zip(st: WebState = Depends(state), user: auth.User = Depends(re
     await asyncio.to_thread(export.write_zip, records, (await st.open()).store.scan_path, tmp)
     return FileResponse(tmp, media_type="application/zip", filename=f"{st.ctx.station_id}-reviewed.zip",
                         background=BackgroundTask(tmp.unlink, missing_ok=True))
+
+
+@router.get("/api/cases/{record_id}/dicos.zip")
+async def export_dicos(record_id: str, st: WebState = Depends(state),
+                       user: auth.User = Depends(require("case.export"))) -> Response:
+    """The record as DICOS (DX images and threat detection reports, docs/dicos.md), audited."""
+    try:
+        record, path = await st.db(dicos.locate, record_id)
+        files = await asyncio.to_thread(dicos.scan_file_dicos, record, path)
+    except dicos.DicosExportError as exc:
+        log.warning("web.dicos_refused", record=record_id, reason=str(exc))
+        raise HTTPException(404, "dicos_unavailable") from exc
+    data = dicos.zip_bytes(files)
+    await st.audit(user.badge, "export.dicos", record_id, {"bytes": len(data)})
+    return Response(data, media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{record_id}-dicos.zip"'})

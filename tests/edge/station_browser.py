@@ -1,6 +1,8 @@
 """What the station screen's browser tests share: Debian's Chromium, its flags, a station to test."""
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,14 +19,14 @@ BROWSER_ONLY = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), r
 
 
 @pytest.fixture
-def station(tmp_path):
+def station(tmp_path: Path) -> Iterator[StationHarness]:
     """A running station screen without TIP, with the demo's officer, supervisor and technician."""
     with StationHarness(tmp_path / "data", WebConfig(tip=TipConfig(enabled=False))) as h:
         h.add_demo_users()
         yield h
 
 
-def launch(pw):
+def launch(pw: Any) -> Any:
     """Debian's Chromium, headless, with the screenshots folder ready."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)

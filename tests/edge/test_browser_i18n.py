@@ -10,7 +10,7 @@ from edge.web.demo import record_for, synthetic_scan
 from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, SUPERVISOR, launch, station  # noqa: F401
 
 # Words that are not English prose: product and standard names, the language's own name, data values.
-ALLOWED = {"English", "TIP", "COCO", "Checkpoint", "Edge", "demo"}
+ALLOWED = {"English", "TIP", "COCO", "DICOS", "Checkpoint", "Edge", "demo"}
 
 pytestmark = BROWSER_ONLY
 

@@ -174,6 +174,8 @@ function showRecord(rec, fresh) {
   }
   $("review-state").textContent = rec.review ? T("review." + rec.review.outcome) + " — " + rec.review.officer +
     (rec.review.label ? " · " + tr("class.", rec.review.label) : "") + (rec.review.note ? " · " + rec.review.note : "") : "";
+  $("dicos").hidden = !(can("case.export") && (rec.scan_stored ?? !!rec.scan));
+  $("dicos").href = "/api/cases/" + encodeURIComponent(rec.id) + "/dicos.zip";
   const undecided = rec.verdict !== "clear";
   const open = (undecided || S.flagged === rec.id) && !rec.review;  // supervisors may override any verdict
   $("deciding").hidden = !(can("case.decide") && (open || can("case.override")));
