@@ -12,7 +12,8 @@
     ├── ImageUnreadable     a stored scan that cannot be rendered as a PNG (control_room/images.py)
     ├── DbUrlError          the hub's database URL file cannot be read or is empty (hub/cli.py)
     ├── TokenFileError      the /api service token file cannot be read or has a bad line (hub/api_auth.py)
-    └── AccountsError       a broker account that cannot be written (broker_accounts.py)
+    ├── AccountsError       a broker account that cannot be written (broker_accounts.py)
+    └── PkiError            a CA operation refused: no CA, a CSR whose subject is not the station (pki.py)
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
     edge-hub run [--db URL | --db-file FILE] [--broker-host H] [--broker-port P] [--http-port P] ...
     edge-hub migrate [--db URL | --db-file FILE]
     edge-hub api-token NAME      print a new service token for /api and the line for --api-tokens
+    edge-hub pki init|issue|revoke|list|crl     the hub's certificate authority (docs/pki.md)
 
 The database URL comes from `--db-file` (its first line: systemd's LoadCredential= hands it over
 without putting a password on the command line), else `--db`, else `$EDGE_HUB_DB`, else
@@ -29,6 +30,7 @@ from central_sync.control_room import ControlRoom, ControlRoomConfig
 from central_sync.errors import SyncError
 from central_sync.hub.api import create_app
 from central_sync.hub.api_auth import ServiceTokens, TokenFileError, new_token
+from central_sync.hub import pki_cli
 from central_sync.hub.metrics import install_metrics
 from central_sync.hub.ingest import Limits
 from central_sync.hub.service import Hub
@@ -76,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
                      "without the Secure flag (plain-HTTP labs only; behind TLS leave it off)")
     token = sub.add_parser("api-token", help="print a new /api service token, then its line for --api-tokens")
     token.add_argument("name", help="who holds the token (letters, digits, _.@-)")
+    pki_cli.add_parser(sub)
     return ap
 
 
@@ -150,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"edge-hub: {exc}", file=sys.stderr)
             return EXIT_CONFIG
         print(f"{token}\n{line}")
+        return 0
+    if args.cmd == "pki":
+        try:
+            print(pki_cli.run(args))
+        except SyncError as exc:
+            print(f"edge-hub: {exc}", file=sys.stderr)
+            return 1
         return 0
     try:
         db_url = _db_url(args)
