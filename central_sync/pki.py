@@ -264,3 +264,14 @@ def crl_status(path: Path, now: datetime | None = None, warn_before: timedelta =
         return CrlStatus(str(path), None, 0.0, True, f"the CRL {path} has no nextUpdate")
     left = (nxt - at).total_seconds()
     return CrlStatus(str(path), nxt, left, left <= warn_before.total_seconds())
+
+
+def report(ca: Authority, now: datetime | None = None, warn_before: timedelta = CRL_WARN,
+           within: timedelta = EXPIRY_WARN) -> dict:
+    """What the control room and /metrics show: the CRL's time left and the certificates expiring."""
+    at = _now(now)
+    crl = crl_status(ca.crl_path, at, warn_before)
+    return {"crl": {"next_update": crl.next_update.isoformat() if crl.next_update else None,
+                    "seconds_left": crl.seconds_left, "warn": crl.warn, "error": crl.error},
+            "expiring": [{"subject": r.subject, "kind": r.kind, "not_after": r.not_after.isoformat(),
+                          "days_left": round(r.days_left(at), 1)} for r in ca.expiring(at, within)]}

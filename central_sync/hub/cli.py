@@ -35,6 +35,8 @@ from central_sync.hub.metrics import install_metrics
 from central_sync.hub.ingest import Limits
 from central_sync.hub.service import Hub
 from central_sync.hub.store import open_store
+from central_sync.pki import Authority
+from central_sync.pki import report as pki_report
 
 EXIT_CONFIG = 78  # EX_CONFIG: systemd should not restart on a bad configuration
 log = structlog.get_logger("central_sync.hub")
@@ -74,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--signing-key", type=Path, help="Ed25519 private key (PEM) that signs commands to stations")
     run.add_argument("--api-tokens", type=Path, help="service tokens allowed to read /api: `NAME SHA256` lines "
                      "(see `edge-hub api-token`); without it only signed-in control-room users read /api")
+    run.add_argument("--pki-dir", type=Path, help="the CA's directory (edge-hub pki): /metrics and the control room "
+                     "warn of a CRL about to lapse and of certificates expiring within 30 days")
     run.add_argument("--plain-http-cookies", action="store_true", help="send the control-room session cookie "
                      "without the Secure flag (plain-HTTP labs only; behind TLS leave it off)")
     token = sub.add_parser("api-token", help="print a new /api service token, then its line for --api-tokens")
@@ -119,7 +123,8 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
                    stall_after_s=args.stall_after, limits=_limits(args)) as hub, \
             ControlRoom(store, _broker(args), ControlRoomConfig(signing_key=args.signing_key,
                                                                 client_id=f"{hub.hub_id}-cr",
-                                                                secure_cookie=not args.plain_http_cookies)) as room, \
+                                                                secure_cookie=not args.plain_http_cookies,
+                                                                pki_dir=args.pki_dir)) as room, \
             asyncio.TaskGroup() as tasks:
         log.info("hub.started", hub=hub.hub_id, db=store.url, http_port=args.http_port)
         background = []
@@ -128,7 +133,9 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
         server = None
         if args.http_port:
             # a bounded graceful shutdown: open live feeds must not hold SIGTERM up
-            app = install_metrics(room.install(create_app(store, hub.stats, service_tokens=tokens)), hub.stats)
+            ca = Authority(args.pki_dir) if args.pki_dir else None
+            app = install_metrics(room.install(create_app(store, hub.stats, service_tokens=tokens)), hub.stats,
+                                  (lambda: pki_report(ca)) if ca else None)
             server = uvicorn.Server(uvicorn.Config(app, host=args.http_host, port=args.http_port, log_level="warning",
                                                    lifespan="off", timeout_graceful_shutdown=2))
             tasks.create_task(server.serve(), name="web").add_done_callback(lambda _: stop.set())
