@@ -232,3 +232,23 @@ def test_a_request_whose_subject_is_not_the_station_is_refused(tmp_path):
     cert = ca.sign_csr("gate-2", request)
     assert cert.subject.rfc4514_string() == "CN=gate-2" and cert.public_key() == key.public_key()
     assert [r.subject for r in ca.index()] == ["gate-2"]
+
+
+def test_a_certificate_account_has_no_password_to_guess(tmp_path):
+    """The plugin's account `gate-1` made for a certificate refuses every password log-in."""
+    accounts = tmp_path / "dynamic-security.json"
+    accounts.write_text(json.dumps(build({}, {"gate-2": "pw-2"}, cert_stations=("gate-1",))))
+    plugin = next(line for line in CONF.read_text().splitlines() if line.startswith("plugin "))
+    extra = f"per_listener_settings false\nallow_anonymous false\n{plugin}\nplugin_opt_config_file {accounts}"
+    with Mosquitto(tmp_path / "b", extra, anonymous=False) as broker:
+        answers = []
+        for user, pw in (("gate-1", ""), ("gate-1", "gate-1"), ("gate-1", None), ("gate-2.sync", "pw-2")):
+            c = CertClient.__new__(CertClient)
+            c.connack, c.closed = None, False
+            c.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{len(answers)}", protocol=mqtt.MQTTv5)
+            c.c.username_pw_set(user, pw)
+            c.c.on_connect = lambda cl, u, f, rc, p, c=c: setattr(c, "connack", rc.value)
+            c.c.connect("127.0.0.1", broker.port, 30)
+            c.spin(lambda c=c: c.connack is not None)
+            answers.append(c.connack)
+    assert answers == [0x87, 0x87, 0x87, 0]
