@@ -87,15 +87,19 @@ def pki(tmp_path):
 
 
 class CertClient:
-    """A bare paho client with a certificate (or none), driven synchronously."""
+    """A bare paho client with a certificate (or none; or no TLS when `ca` is None), driven synchronously."""
 
-    def __init__(self, port: int, client_id: str, ca: Path, tls: TlsConfig | None) -> None:
+    def __init__(self, port: int, client_id: str, ca: Path | None, tls: TlsConfig | None,
+                 user: str | None = None, password: str | None = None) -> None:
         self.connack: int | None = None
         self.pubacks: dict[int, int] = {}
         self.subacks: list[int] = []
         self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        self.c.tls_set(ca_certs=str(ca), certfile=str(tls.cert_file) if tls else None,
-                       keyfile=str(tls.key_file) if tls else None, cert_reqs=ssl.CERT_REQUIRED)
+        if user is not None:
+            self.c.username_pw_set(user, password)
+        if ca is not None:
+            self.c.tls_set(ca_certs=str(ca), certfile=str(tls.cert_file) if tls else None,
+                           keyfile=str(tls.key_file) if tls else None, cert_reqs=ssl.CERT_REQUIRED)
         self.c.on_connect = lambda c, u, f, rc, p: setattr(self, "connack", rc.value)
         self.c.on_publish = lambda c, u, mid, rc, p: self.pubacks.__setitem__(mid, rc.value)
         self.c.on_subscribe = lambda c, u, mid, rcs, p: self.subacks.extend(r.value for r in rcs)
@@ -149,15 +153,7 @@ def test_a_station_with_its_certificate_is_confined_to_its_own_topics(pki):
 def test_a_certificate_sends_no_password_and_cannot_borrow_another_name(pki):
     """The user name a client sends is ignored on this listener: gate-2's certificate claiming to be
     gate-1 still publishes as gate-2."""
-    tls = pki.issue("gate-2")
-    c = CertClient.__new__(CertClient)
-    c.connack, c.pubacks, c.subacks, c.closed = None, {}, [], False
-    c.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="gate-1.sync", protocol=mqtt.MQTTv5)
-    c.c.username_pw_set("gate-1", "anything")
-    c.c.tls_set(ca_certs=str(pki.ca.cert_path), certfile=str(tls.cert_file), keyfile=str(tls.key_file))
-    c.c.on_connect = lambda cl, u, f, rc, p: setattr(c, "connack", rc.value)
-    c.c.on_publish = lambda cl, u, mid, rc, p: c.pubacks.__setitem__(mid, rc.value)
-    c.c.connect("127.0.0.1", pki.broker.port, 30)
+    c = CertClient(pki.broker.port, "gate-1.sync", pki.ca.cert_path, pki.issue("gate-2"), "gate-1", "anything")
     assert c.accepted()
     mid = c.c.publish("cpe/v1/gate-1/inspection", b"forged", qos=1).mid
     assert c.spin(lambda: mid in c.pubacks) and c.pubacks[mid] == 0x87
@@ -242,13 +238,8 @@ def test_a_certificate_account_has_no_password_to_guess(tmp_path):
     extra = f"per_listener_settings false\nallow_anonymous false\n{plugin}\nplugin_opt_config_file {accounts}"
     with Mosquitto(tmp_path / "b", extra, anonymous=False) as broker:
         answers = []
-        for user, pw in (("gate-1", ""), ("gate-1", "gate-1"), ("gate-1", None), ("gate-2.sync", "pw-2")):
-            c = CertClient.__new__(CertClient)
-            c.connack, c.closed = None, False
-            c.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{len(answers)}", protocol=mqtt.MQTTv5)
-            c.c.username_pw_set(user, pw)
-            c.c.on_connect = lambda cl, u, f, rc, p, c=c: setattr(c, "connack", rc.value)
-            c.c.connect("127.0.0.1", broker.port, 30)
-            c.spin(lambda c=c: c.connack is not None)
-            answers.append(c.connack)
+        for n, (user, pw) in enumerate((("gate-1", ""), ("gate-1", "gate-1"), ("gate-1", None), ("gate-2.sync", "pw-2"))):
+            client = CertClient(broker.port, f"probe-{n}", None, None, user, pw)
+            client.accepted()
+            answers.append(client.connack)
     assert answers == [0x87, 0x87, 0x87, 0]
