@@ -90,7 +90,6 @@ async function start() {
   for (const a of (await api("/cr/api/alerts?limit=100")).reverse()) S.alerts.set(a.id, a);
   renderAll();
   connect();
-  loadPki();
 }
 
 function renderMe() { $("#me").textContent = `${S.me.username} (${t("role." + S.me.role)})`; }
@@ -99,7 +98,7 @@ function show(view) {
   S.view = view;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== view;
   for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("active", b.dataset.view === view);
-  ({ kpi: loadKpi, tip: loadTip, commands: loadCommands, audit: loadAudit, "search-reports": loadSearchReports }[view] || (() => {}))();
+  ({ board: loadPki, kpi: loadKpi, tip: loadTip, commands: loadCommands, audit: loadAudit, "search-reports": loadSearchReports }[view] || (() => {}))();
 }
 for (const b of document.querySelectorAll("#nav button")) b.addEventListener("click", () => show(b.dataset.view));
 
