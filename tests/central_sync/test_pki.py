@@ -243,3 +243,39 @@ def test_a_certificate_account_has_no_password_to_guess(tmp_path):
             client.accepted()
             answers.append(client.connack)
     assert answers == [0x87, 0x87, 0x87, 0]
+
+
+def test_the_enrolment_commands_end_to_end(tmp_path, capsys):
+    """`edge pki csr` on the station, `edge-hub pki issue --csr` on the hub; a request for another
+    station is refused with one sentence and exit status 1; `revoke`, `list` and `crl` follow."""
+    from central_sync.hub.cli import main as hub
+    from edge.cli import main as edge
+
+    ca = ["pki", "--dir", str(tmp_path / "ca")]
+    assert hub([*ca, "init"]) == 0
+    assert edge(["pki", "csr", "gate-1", "--key", str(tmp_path / "g1.key"), "--out", str(tmp_path / "g1.csr")]) == 0
+    assert (tmp_path / "g1.key").stat().st_mode & 0o777 == 0o600
+    assert edge(["pki", "csr", "gate-1", "--key", str(tmp_path / "g1.key"), "--out", str(tmp_path / "x.csr")]) == 1
+    capsys.readouterr()
+    assert hub([*ca, "issue", "gate-2", "--csr", str(tmp_path / "g1.csr"), "--out", str(tmp_path / "g2.crt")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "subject is 'CN=gate-1', not CN=gate-2; refused" in err
+    assert not (tmp_path / "g2.crt").exists()
+    (tmp_path / "junk.csr").write_text("not a request")
+    assert hub([*ca, "issue", "gate-1", "--csr", str(tmp_path / "junk.csr")]) == 1
+    assert "junk.csr is not a PEM certificate request" in capsys.readouterr().err
+    assert hub([*ca, "issue", "gate-1", "--csr", str(tmp_path / "g1.csr"), "--out", str(tmp_path / "g1.crt")]) == 0
+    cert = x509.load_pem_x509_certificate((tmp_path / "g1.crt").read_bytes())
+    key = serialization.load_pem_private_key((tmp_path / "g1.key").read_bytes(), None)
+    assert cert.public_key() == key.public_key() and cert.subject.rfc4514_string() == "CN=gate-1"
+    assert 396 <= (cert.not_valid_after_utc - cert.not_valid_before_utc).days <= 397
+    assert hub([*ca, "revoke", "gate-1"]) == 0 and hub([*ca, "revoke", "gate-1"]) == 1
+    assert "no unrevoked certificate of 'gate-1'" in capsys.readouterr().err
+    crl = x509.load_pem_x509_crl(Authority(tmp_path / "ca").crl_path.read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+    assert hub([*ca, "list"]) == 0 and "revoked" in capsys.readouterr().out
+    assert hub([*ca, "crl", "--days", "14"]) == 0
+    assert "next update" in capsys.readouterr().out
+    assert hub(["pki", "--dir", str(tmp_path / "none"), "list"]) == 0  # an empty CA directory lists nothing
+    assert hub(["pki", "--dir", str(tmp_path / "none"), "crl"]) == 1
+    assert "run `edge-hub pki init` first" in capsys.readouterr().err
