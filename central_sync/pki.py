@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+import structlog
+
 from central_sync.errors import SyncError
 
 STATION_DAYS = 397
@@ -38,6 +40,7 @@ CRL_WARN = timedelta(days=7)
 EXPIRY_WARN = timedelta(days=30)
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 Kind = Literal["station", "hub", "server"]
+log = structlog.get_logger("central_sync.pki")
 
 
 class PkiError(SyncError):
@@ -275,3 +278,22 @@ def report(ca: Authority, now: datetime | None = None, warn_before: timedelta = 
                     "seconds_left": crl.seconds_left, "warn": crl.warn, "error": crl.error},
             "expiring": [{"subject": r.subject, "kind": r.kind, "not_after": r.not_after.isoformat(),
                           "days_left": round(r.days_left(at), 1)} for r in ca.expiring(at, within)]}
+
+
+class CrlWatch:
+    """The hub's alarm on the broker's CRL: `pki.crl_lapsing` (warning) when it enters its warning
+    period or cannot be read, `pki.crl_renewed` when it leaves it; logged on the change, not every check."""
+
+    def __init__(self, path: Path, warn_before: timedelta = CRL_WARN) -> None:
+        self.path, self.warn_before, self.warned = Path(path), warn_before, False
+
+    def check(self, now: datetime | None = None) -> CrlStatus:
+        status = crl_status(self.path, now, self.warn_before)
+        if status.warn and not self.warned:
+            log.warning("pki.crl_lapsing", path=status.path, error=status.error, hours_left=round(status.seconds_left / 3600, 1),
+                        next_update=status.next_update.isoformat() if status.next_update else None,
+                        fix="edge-hub pki crl, then install crl.pem and reload the broker")
+        elif self.warned and not status.warn:
+            log.info("pki.crl_renewed", path=status.path, next_update=status.next_update.isoformat() if status.next_update else None)
+        self.warned = status.warn
+        return status

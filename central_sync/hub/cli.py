@@ -35,7 +35,7 @@ from central_sync.hub.metrics import install_metrics
 from central_sync.hub.ingest import Limits
 from central_sync.hub.service import Hub
 from central_sync.hub.store import open_store
-from central_sync.pki import Authority
+from central_sync.pki import Authority, CrlWatch
 from central_sync.pki import report as pki_report
 
 EXIT_CONFIG = 78  # EX_CONFIG: systemd should not restart on a bad configuration
@@ -130,6 +130,8 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
         background = []
         if (period := sdnotify.watchdog_period_s()) is not None:
             background.append(tasks.create_task(watchdog(hub.progress, period), name="watchdog"))
+        if args.pki_dir is not None:
+            background.append(tasks.create_task(_watch_crl(CrlWatch(Authority(args.pki_dir).crl_path)), name="crl-watch"))
         server = None
         if args.http_port:
             # a bounded graceful shutdown: open live feeds must not hold SIGTERM up
@@ -149,6 +151,13 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
             server.should_exit = True
         for task in background:
             task.cancel()
+
+
+async def _watch_crl(watch: CrlWatch, period_s: float = 600.0) -> None:
+    """Check the broker's CRL every `period_s`: Mosquitto refuses every client once it lapses."""
+    while True:
+        await asyncio.to_thread(watch.check)
+        await asyncio.sleep(period_s)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from fastapi import FastAPI
+from structlog.testing import capture_logs
 
 from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
 from central_sync.hub.api import create_app
 from central_sync.hub.metrics import install_metrics
 from central_sync.hub.store import open_store
-from central_sync.pki import CRL_WARN, Authority, crl_status, report
+from central_sync.pki import CRL_WARN, Authority, CrlWatch, crl_status, report
 
 T0 = datetime(2026, 12, 1, 8, tzinfo=UTC)
 
@@ -82,3 +83,16 @@ async def test_the_control_room_shows_the_warnings(tmp_path, ca):
             body = (await http.get("/cr/api/pki")).json()
     assert body["enabled"] and body["crl"]["warn"] and 4 * 86400 < body["crl"]["seconds_left"] < 6 * 86400
     assert [(c["subject"], c["kind"]) for c in body["expiring"]] == [("gate-2", "station")]
+
+
+def test_the_hub_logs_the_alarm_once_when_the_crl_enters_its_warning_period(ca):
+    ca.write_crl(now=T0, days=30)
+    lapses = T0 + timedelta(days=30)
+    watch = CrlWatch(ca.crl_path)
+    with capture_logs() as logs:
+        for hours_before in (8 * 24, 7 * 24 - 1, 6 * 24, 24):
+            watch.check(now=lapses - timedelta(hours=hours_before))
+        ca.write_crl(now=lapses - timedelta(hours=23))
+        watch.check(now=lapses - timedelta(hours=23))
+    assert [(e["event"], e.get("hours_left")) for e in logs] == [("pki.crl_lapsing", 167.0), ("pki.crl_renewed", None)]
+    assert logs[0]["log_level"] == "warning" and logs[0]["next_update"] == lapses.isoformat()
