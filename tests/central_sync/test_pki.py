@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from cryptography import x509
@@ -279,3 +280,31 @@ def test_the_enrolment_commands_end_to_end(tmp_path, capsys):
     assert hub(["pki", "--dir", str(tmp_path / "none"), "list"]) == 0  # an empty CA directory lists nothing
     assert hub(["pki", "--dir", str(tmp_path / "none"), "crl"]) == 1
     assert "run `edge-hub pki init` first" in capsys.readouterr().err
+
+
+async def test_the_hub_process_logs_in_with_its_certificate_and_warns_of_the_crl(pki, hubs):
+    """`edge-hub run` as operators start it: certificate log-in, --pki-dir; a CRL with five days
+    left is logged as pki.crl_lapsing and shown in /metrics, while a station's records arrive."""
+
+    pki.ca.write_crl(now=datetime.now(UTC) - timedelta(days=25), days=30)
+    tls = pki.issue("hub", "hub")
+    hub = hubs(str(pki.tmp / "hub.db"), pki.broker.port, "hub-proc", http=True,
+               extra=("--username", "hub", "--tls-ca", str(tls.ca_file), "--tls-cert", str(tls.cert_file),
+                      "--tls-key", str(tls.key_file), "--pki-dir", str(pki.ca.root), "--plain-http-cookies"))
+    db = pki.tmp / "st.db"
+    conn = open_station_db(db)
+    fill(conn, "gate-1", 1, 10)
+    conn.close()
+    station = SyncConfig(port=pki.broker.port, username="gate-1", tls=pki.issue("gate-1"))
+    async with Publisher(station, "gate-1", db, pki.tmp):
+        await until(lambda: outbox_rows(db) == 0, "the hub process acknowledged every record", timeout=30, in_thread=True)
+    def metrics() -> str:
+        try:
+            return httpx.get(f"http://127.0.0.1:{hub.http_port}/metrics").text
+        except httpx.TransportError:
+            return ""  # the HTTP server starts after ingest
+
+    text = await until(metrics, "the hub serves /metrics", check=lambda t: "hub_crl_warning" in t, in_thread=True)
+    assert "hub_crl_warning 1.0" in text and "hub_certificates_expiring 0.0" in text
+    await until(lambda: "pki.crl_lapsing" in hub.log.read_text(), "the hub logged the CRL alarm")
+    assert "u'hub'" in pki.log() and "u'gate-1'" in pki.log()
