@@ -155,7 +155,8 @@ class Authority:
             cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
         except FileNotFoundError as exc:
             raise PkiError(f"no CA in {self.root}: run `edge-hub pki init` first") from exc
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise PkiError(f"the CA key {self.key_path} is not an ECDSA key; this CA signs with P-256 only")
         return key, cert
 
     def index(self) -> list[Issued]:
