@@ -66,25 +66,34 @@ def station_role(station: str) -> dict:
             + [_acl("subscribePattern", f"{own}/{leaf}") for leaf in STATION_READS]}
 
 
-def _client(username: str, rolename: str, pw: str) -> dict:
-    return {"username": username, "roles": [{"rolename": rolename}], **_password(pw)}
+def _client(username: str, rolename: str, pw: str | None) -> dict:
+    """An account; without a password it can only log in with a certificate whose CN is `username`."""
+    return {"username": username, "roles": [{"rolename": rolename}], **(_password(pw) if pw is not None else {})}
 
 
-def build(hubs: dict[str, str], stations: dict[str, str], group: str = p.SHARE_GROUP) -> dict:
+def build(hubs: dict[str, str], stations: dict[str, str], group: str = p.SHARE_GROUP,
+          cert_hubs: tuple[str, ...] = (), cert_stations: tuple[str, ...] = ()) -> dict:
     """The plugin's configuration: `hubs` and `stations` map a client's user name to its password
     (a station's is its station id; one per hub process). Each gives one account per connection,
-    `NAME.LINK`; everything not granted is refused (subscribe and publish)."""
-    for name in (*hubs, *stations):
+    `NAME.LINK`; everything not granted is refused (subscribe and publish).
+
+    `cert_hubs` and `cert_stations` log in with a certificate on the listener that has
+    `use_identity_as_username true`: the broker takes the certificate's CN as the user name for
+    every connection, so each gets one account named by its CN, without a password (docs/pki.md)."""
+    for name in (*hubs, *stations, *cert_hubs, *cert_stations):
         if not NAME.match(name):
             raise AccountsError(f"broker account name {name!r} must be 1 to 64 letters, digits or _.-")
-    if both := sorted(set(hubs) & set(stations)):
+    if both := sorted((set(hubs) | set(cert_hubs)) & (set(stations) | set(cert_stations))):
         raise AccountsError(f"broker account name {both[0]!r} is given both as a hub and as a station")
     clients = [_client(login(u, link), "hub", pw) for u, pw in hubs.items() for link in HUB_LINKS]
     clients += [_client(login(s, link), f"station-{s}", pw) for s, pw in stations.items() for link in STATION_LINKS]
+    clients += [_client(u, "hub", None) for u in cert_hubs]
+    clients += [_client(s, f"station-{s}", None) for s in cert_stations]
+    everyone = sorted(set(stations) | set(cert_stations))
     return {"defaultACLAccess": {"publishClientSend": False, "publishClientReceive": True,
                                  "subscribe": False, "unsubscribe": True},
             "clients": clients, "groups": [],
-            "roles": [hub_role(group)] + [station_role(s) for s in stations]}
+            "roles": [hub_role(group)] + [station_role(s) for s in everyone]}
 
 
 def _pairs(items: list[str]) -> dict[str, str]:
@@ -104,9 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m central_sync.broker_accounts", description=__doc__.splitlines()[0])
     ap.add_argument("--hub", action="append", default=[], help="NAME=PASSWORD-FILE of a hub account")
     ap.add_argument("--station", action="append", default=[], help="STATION-ID=PASSWORD-FILE of a station account")
+    ap.add_argument("--cert-hub", action="append", default=[], help="CN of a hub that logs in with a certificate")
+    ap.add_argument("--cert-station", action="append", default=[], help="station id (its certificate's CN) of a "
+                    "station that logs in with a certificate")
     args = ap.parse_args(argv)
     try:
-        print(json.dumps(build(_pairs(args.hub), _pairs(args.station)), indent=1))
+        print(json.dumps(build(_pairs(args.hub), _pairs(args.station), cert_hubs=tuple(args.cert_hub),
+                               cert_stations=tuple(args.cert_station)), indent=1))
     except AccountsError as exc:
         print(f"broker_accounts: {exc}", file=sys.stderr)
         return 78

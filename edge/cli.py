@@ -88,6 +88,28 @@ def _add_admin_commands(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("--config", required=True, type=Path)
     verify.set_defaults(handler=_audit_verify)
 
+    pki = sub.add_parser("pki", help="this station's broker certificate").add_subparsers(required=True, metavar="ACTION")
+    csr = pki.add_parser("csr", help="make this station's key (0600) and a request for the hub to sign")
+    csr.add_argument("station", help="the station id (the certificate's CN, the broker's user name)")
+    csr.add_argument("--key", required=True, type=Path, help="where the new private key goes; it never leaves here")
+    csr.add_argument("--out", required=True, type=Path, help="the request to hand to `edge-hub pki issue --csr`")
+    csr.set_defaults(handler=_pki_csr)
+
+
+def _pki_csr(args: argparse.Namespace) -> int:
+    from central_sync.pki import PkiError, write_key_and_csr
+
+    if args.key.exists():
+        print(f"edge: {args.key} exists; remove it first (a new request needs a new key)", file=sys.stderr)
+        return 1
+    try:
+        write_key_and_csr(args.station, args.key, args.out)
+    except PkiError as exc:
+        print(f"edge: {exc}", file=sys.stderr)
+        return 1
+    print(f"key {args.key}, request {args.out} for CN={args.station}")
+    return 0
+
 
 def _diag(args: argparse.Namespace) -> int:
     from edge.diag.cli import main_diag

@@ -22,6 +22,8 @@ class ControlRoomConfig(BaseModel):
     client_id: str = Field("control-room", description="MQTT client id of the command link; unique per hub process")
     secure_cookie: bool = Field(True, description="send the session cookie over HTTPS only; False only for "
                                                   "plain-HTTP labs and tests")
+    pki_dir: Path | None = Field(None, description="the hub's CA (edge-hub pki): the board warns of a CRL about to "
+                                                  "lapse and of certificates expiring within 30 days")
     signin_window_s: float = Field(300.0, gt=0, description="how long a failed sign-in counts")
     signin_client_max: int = Field(20, ge=1, description="failed sign-ins per client (any account) in the window "
                                                          "before that client is refused with 429")

@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from central_sync import commands as c
+from central_sync import pki
 from central_sync.control_room import audit, auth, kpi, queries, svg
 from central_sync.control_room.db import execute
 from central_sync.control_room.feed import LiveFeed
@@ -165,6 +166,13 @@ def build_router(room: ControlRoom) -> APIRouter:
     @r.get("/cr/api/stations")
     def stations(user: auth.User = Depends(need("view"))) -> list[dict]:
         return room.feed.stations()
+
+    @r.get("/cr/api/pki")
+    def pki_warnings(user: auth.User = Depends(need("view"))) -> dict:
+        """The CRL's time left and the certificates expiring soon; `enabled` false without a CA."""
+        if cfg.pki_dir is None:
+            return {"enabled": False, "crl": None, "expiring": []}
+        return {"enabled": True, **pki.report(pki.Authority(cfg.pki_dir))}
 
     @r.get("/cr/api/alerts")
     def alerts(response: Response, station: str | None = None, q: str | None = None, ident_kind: str | None = None,

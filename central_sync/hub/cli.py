@@ -3,6 +3,7 @@
     edge-hub run [--db URL | --db-file FILE] [--broker-host H] [--broker-port P] [--http-port P] ...
     edge-hub migrate [--db URL | --db-file FILE]
     edge-hub api-token NAME      print a new service token for /api and the line for --api-tokens
+    edge-hub pki init|issue|revoke|list|crl     the hub's certificate authority (docs/pki.md)
 
 The database URL comes from `--db-file` (its first line: systemd's LoadCredential= hands it over
 without putting a password on the command line), else `--db`, else `$EDGE_HUB_DB`, else
@@ -30,10 +31,13 @@ from central_sync.control_room import ControlRoom, ControlRoomConfig
 from central_sync.errors import SyncError
 from central_sync.hub.api import create_app
 from central_sync.hub.api_auth import ServiceTokens, TokenFileError, new_token
+from central_sync.hub import pki_cli
 from central_sync.hub.metrics import install_metrics
 from central_sync.hub.ingest import Limits
 from central_sync.hub.service import Hub
 from central_sync.hub.store import HubStore, open_store
+from central_sync.pki import Authority, CrlWatch
+from central_sync.pki import report as pki_report
 from central_sync.risk_delivery import RiskDelivery, store_acks
 from central_sync.riskhub.feed import DeclarationFeed
 
@@ -79,10 +83,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--risk-expiry", type=float, default=24 * 3600.0, help="seconds a published risk bundle is valid")
     run.add_argument("--api-tokens", type=Path, help="service tokens allowed to read /api: `NAME SHA256` lines "
                      "(see `edge-hub api-token`); without it only signed-in control-room users read /api")
+    run.add_argument("--pki-dir", type=Path, help="the CA's directory (edge-hub pki): /metrics and the control room "
+                     "warn of a CRL about to lapse and of certificates expiring within 30 days")
     run.add_argument("--plain-http-cookies", action="store_true", help="send the control-room session cookie "
                      "without the Secure flag (plain-HTTP labs only; behind TLS leave it off)")
     token = sub.add_parser("api-token", help="print a new /api service token, then its line for --api-tokens")
     token.add_argument("name", help="who holds the token (letters, digits, _.@-)")
+    pki_cli.add_parser(sub)
     return ap
 
 
@@ -134,7 +141,8 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
                                                                 client_id=f"{hub.hub_id}-cr",
                                                                 secure_cookie=not args.plain_http_cookies,
                                                                 risk_key=args.risk_key, risk_key_id=args.risk_key_id,
-                                                                risk_expiry_s=args.risk_expiry),
+                                                                risk_expiry_s=args.risk_expiry,
+                                                                pki_dir=args.pki_dir),
                         risk_deliver=risk.offer) as room, \
             _declaration_feed(args, store, hub.hub_id), \
             asyncio.TaskGroup() as tasks:
@@ -143,10 +151,14 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
         background = []
         if (period := sdnotify.watchdog_period_s()) is not None:
             background.append(tasks.create_task(watchdog(hub.progress, period), name="watchdog"))
+        if args.pki_dir is not None:
+            background.append(tasks.create_task(_watch_crl(CrlWatch(Authority(args.pki_dir).crl_path)), name="crl-watch"))
         server = None
         if args.http_port:
             # a bounded graceful shutdown: open live feeds must not hold SIGTERM up
-            app = install_metrics(room.install(create_app(store, hub.stats, service_tokens=tokens)), hub.stats)
+            ca = Authority(args.pki_dir) if args.pki_dir else None
+            app = install_metrics(room.install(create_app(store, hub.stats, service_tokens=tokens)), hub.stats,
+                                  (lambda: pki_report(ca)) if ca else None)
             server = uvicorn.Server(uvicorn.Config(app, host=args.http_host, port=args.http_port, log_level="warning",
                                                    lifespan="off", timeout_graceful_shutdown=2))
             tasks.create_task(server.serve(), name="web").add_done_callback(lambda _: stop.set())
@@ -162,6 +174,13 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
             task.cancel()
 
 
+async def _watch_crl(watch: CrlWatch, period_s: float = 600.0) -> None:
+    """Check the broker's CRL every `period_s`: Mosquitto refuses every client once it lapses."""
+    while True:
+        await asyncio.to_thread(watch.check)
+        await asyncio.sleep(period_s)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.cmd == "api-token":
@@ -171,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"edge-hub: {exc}", file=sys.stderr)
             return EXIT_CONFIG
         print(f"{token}\n{line}")
+        return 0
+    if args.cmd == "pki":
+        try:
+            print(pki_cli.run(args))
+        except SyncError as exc:
+            print(f"edge-hub: {exc}", file=sys.stderr)
+            return 1
         return 0
     try:
         db_url = _db_url(args)

@@ -35,10 +35,28 @@ class HubCollector(Collector):
                                 value=len(s["stalled"]))
 
 
-def install_metrics(app: FastAPI, stats: Callable[[], dict]) -> FastAPI:
-    """Serve GET /metrics on the hub's app."""
+class PkiCollector(Collector):
+    """The CRL's time left (Mosquitto refuses every client once it is out) and certificates expiring."""
+
+    def __init__(self, report: Callable[[], dict]) -> None:
+        self.report = report
+
+    def collect(self) -> Iterator[Metric]:
+        r = self.report()
+        yield GaugeMetricFamily("hub_crl_seconds_left", "Seconds until the broker's CRL passes its nextUpdate "
+                                "(then every client is refused); 0 when it cannot be read", value=r["crl"]["seconds_left"])
+        yield GaugeMetricFamily("hub_crl_warning", "1 when the CRL must be re-issued now (edge-hub pki crl)",
+                                value=int(r["crl"]["warn"]))
+        yield GaugeMetricFamily("hub_certificates_expiring", "Live certificates expiring within 30 days",
+                                value=len(r["expiring"]))
+
+
+def install_metrics(app: FastAPI, stats: Callable[[], dict], pki: Callable[[], dict] | None = None) -> FastAPI:
+    """Serve GET /metrics on the hub's app (with the CA's figures when `pki` reports them)."""
     registry = CollectorRegistry()
     registry.register(HubCollector(stats))
+    if pki is not None:
+        registry.register(PkiCollector(pki))
 
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8")

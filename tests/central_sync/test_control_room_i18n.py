@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import string
+import typing
 from pathlib import Path
 
 import pytest
 
-from central_sync import commands
+from central_sync import commands, pki
 from central_sync.control_room import auth, kpi, queries
 from central_sync.control_room.i18n import LANGS, catalogue
 from central_sync.schema import ItemKind, Review, Verdict
@@ -29,7 +30,8 @@ def used_keys() -> set[str]:
         ("role", auth.ROLES), ("state", (*queries.STATES, "online", "offline", "degraded")),
         ("ident", queries.IDENTITY_KINDS), ("op", commands.OPS), ("cmdreason", commands.REASONS),
         ("outcome", (*Review.model_fields["outcome"].annotation.__args__, "applied", "rejected", "failed", "no_report")),
-        ("lang", LANGS), ("seal", ("intact", "opened", "tampered"))) for c in codes}
+        ("lang", LANGS), ("seal", ("intact", "opened", "tampered")),
+        ("pki.kind", typing.get_args(pki.Kind))) for c in codes}
     keys |= {f"action.{k}" for k in ("ack", "assign", "escalate", "comment")}
     keys |= {f"kpi.col.{c}" for c in ("station", "items", "suspect_rate", "manual_rate", "budget_missed", "device_fault",
                                       "verdict_ms_p50", "verdict_ms_p95", "decision_s_p50", "reviewed", "agreement",

@@ -98,7 +98,7 @@ function show(view) {
   S.view = view;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== view;
   for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("active", b.dataset.view === view);
-  ({ kpi: loadKpi, tip: loadTip, commands: loadCommands, audit: loadAudit, "search-reports": loadSearchReports, ...window.crViews }[view] || (() => {}))();
+  ({ board: loadPki, kpi: loadKpi, tip: loadTip, commands: loadCommands, audit: loadAudit, "search-reports": loadSearchReports, ...window.crViews }[view] || (() => {}))();
 }
 for (const b of document.querySelectorAll("#nav button")) b.addEventListener("click", () => show(b.dataset.view));
 
@@ -124,6 +124,22 @@ function connect() {
 }
 
 // ---- stations board ------------------------------------------------------------------------
+async function loadPki() {  // the broker refuses everyone once its CRL lapses; certificates expiring within 30 days
+  const p = await api("/cr/api/pki");
+  const items = [];
+  if (p.enabled && p.crl.warn) {
+    items.push(el("li", { class: "urgent", "data-warning": "crl" }, p.crl.error ? t("pki.crl_unreadable")
+      : t("pki.crl_lapses", { when: fmtIso(p.crl.next_update) })));
+  }
+  for (const c of p.expiring) {
+    items.push(el("li", { class: c.days_left <= 0 ? "urgent" : "", "data-warning": "expiring", "data-subject": c.subject },
+      t(c.days_left <= 0 ? "pki.expired" : "pki.expiring", { subject: c.subject, kind: t("pki.kind." + c.kind),
+                                                             when: fmtIso(c.not_after), days: Math.floor(c.days_left) })));
+  }
+  $("#pki-warnings").replaceChildren(...items);
+  $("#pki-warnings").hidden = items.length === 0;
+}
+
 function renderStations() {
   const cards = [...S.stations.values()].sort((a, b) => a.station.localeCompare(b.station)).map((s) =>
     el("div", { class: "station " + s.state, "data-station": s.station, "data-state": s.state },
