@@ -19,6 +19,7 @@ geometry of the silhouette (`silhouette_parts`).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -43,7 +44,14 @@ class Thresholds:
     z: float = 4.0             # smoothed difference over its spread: where a region's outline is drawn
     min_score: float = 8.0     # a region's peak |z|
     min_kg: float = 2.0        # steel-equivalent mass of a region, either sign
+    tank_kg: float = 20.0      # in the fuel tank: the fuel's level changes (not only as a flat band)
+    cab_kg: float = 8.0        # in the cab: people come and go
     smooth_px: float = 2.0     # Gaussian smoothing of the difference
+
+    def keeps(self, r: ChangeRegion) -> bool:
+        """Whether a region is reported: its peak score and its mass over the threshold of its location."""
+        need = max(self.min_kg, {"fuel_tank": self.tank_kg, "cab": self.cab_kg}.get(r.location, 0.0))
+        return r.score >= self.min_score and r.mass_kg_fe >= need
 
 
 @dataclass(frozen=True)
@@ -145,21 +153,24 @@ def tolerant_difference(cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return d
 
 
-def lit(cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Lines lit in both scans, less 4 lines either side of any dark run (the beam switching on)."""
+def lit(cur: np.ndarray, ref: np.ndarray, margin: int = 8) -> np.ndarray:
+    """Lines lit in both scans, less `margin` lines either side of any dark run (the beam switching on
+    is blurred over a few lines and the reference's edge is interpolated)."""
     ok = (lit_lines(cur) & lit_lines(ref)).astype(np.uint8)
-    return cv2.erode(ok[:, None], np.ones((9, 1), np.uint8), borderType=cv2.BORDER_REPLICATE)[:, 0].astype(bool)
+    size = 2 * margin + 1
+    return cv2.erode(ok[:, None], np.ones((size, 1), np.uint8), borderType=cv2.BORDER_REPLICATE)[:, 0].astype(bool)
 
 
-def detector_gains(d: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Take out the detector's column and line gains, which differ between passes (d changed in place);
-    the columns that still usable: a dead pixel in either scan shows as a column far off (> 0.5)."""
-    masked = np.where(valid, d, np.nan)
-    with np.errstate(all="ignore"):
-        cols = np.nan_to_num(np.nanmedian(masked[::2], axis=0))
-        d -= cols[None, :].astype(np.float32)
-        rows = np.nan_to_num(np.nanmedian(np.where(valid, d, np.nan)[:, ::2], axis=1))
-    d -= rows[:, None].astype(np.float32)
+def detector_gains(d: np.ndarray, valid: np.ndarray, *others: np.ndarray) -> np.ndarray:
+    """Take out the detector's column and line gains, which differ between passes (d and others changed
+    in place); returns the usable columns: a dead pixel in either scan shows as a column far off (> 0.5)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):   # all-NaN columns: nothing compared there
+        warnings.simplefilter("ignore", RuntimeWarning)
+        cols = np.nan_to_num(np.nanmedian(np.where(valid, d, np.nan)[::2], axis=0)).astype(np.float32)
+        rows = np.nan_to_num(np.nanmedian(np.where(valid, d - cols[None, :], np.nan)[:, ::2], axis=1))
+    for arr in (d, *others):
+        arr -= cols[None, :]
+        arr -= rows[:, None].astype(np.float32)
     return np.abs(cols) < 0.5
 
 
@@ -167,14 +178,20 @@ def _padded(box: Box, px: float) -> Box:
     return (box[0] - px, box[1] - px, box[2] + px, box[3] + px)
 
 
-def level_band(d: np.ndarray, box: Box) -> None:
-    """Remove a fuel-level change in a tank: the median difference per height over the tank's length."""
+def level_band(d: np.ndarray, box: Box, valid: np.ndarray | None = None) -> None:
+    """Remove a fuel-level change in a tank: the median difference per height over the tank's (compared)
+    length. Something put into part of the tank's length stays; filling all of it looks like fuel."""
     c0, l0, c1, l1 = (int(round(v)) for v in box)
     c0, c1 = max(c0, 0), min(c1, d.shape[1])
     l0, l1 = max(l0, 0), min(l1, d.shape[0])
     if c1 - c0 < 2 or l1 - l0 < 4:
         return
-    d[l0:l1, c0:c1] -= np.median(d[l0:l1, c0:c1], axis=0, keepdims=True)
+    patch = d[l0:l1, c0:c1]
+    ok = np.ones(patch.shape, bool) if valid is None else valid[l0:l1, c0:c1]
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        band = np.nan_to_num(np.nanmedian(np.where(ok, patch, np.nan), axis=0))
+    patch -= band[None, :].astype(np.float32)
 
 
 def compare(current: Scan, reference: Reference, declaration: Declaration = Declaration(),
@@ -185,14 +202,18 @@ def compare(current: Scan, reference: Reference, declaration: Declaration = Decl
     reg = register(cur_h, reference.high)
     ref_h = warp(reference.high, reg, cur_h.shape)
     d = tolerant_difference(cur_h, ref_h)
+    raw = cur_h - ref_h
     valid = (cur_h < OPAQUE) & (ref_h < OPAQUE) & lit(cur_h, ref_h)[:, None]
-    valid &= detector_gains(d, valid)[None, :]
+    valid &= detector_gains(d, valid, raw)[None, :]
     zones = _scaled(parts if parts is not None else current.meta.get("parts") or silhouette_parts(cur_h, b), b)
     if "fuel_tank" in zones:
-        level_band(d, _padded(zones["fuel_tank"], 3.0))
+        level_band(d, _padded(zones["fuel_tank"], 3.0), valid)
     if declaration.loaded and "cargo" in zones:
         _clear(valid, zones["cargo"])
     d[~valid] = 0.0
+    raw[~valid] = 0.0
+    if "fuel_tank" in zones:
+        level_band(raw, _padded(zones["fuel_tank"], 3.0), valid)
     sigma = thresholds.smooth_px
     ds = cv2.GaussianBlur(d, (0, 0), sigma)
     edge = cv2.GaussianBlur(np.abs(cv2.Sobel(ref_h, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(ref_h, cv2.CV_32F, 0, 1)),
@@ -203,7 +224,7 @@ def compare(current: Scan, reference: Reference, declaration: Declaration = Decl
         "pixel_mm", 1.0))) * b * b / 100.0
     mu = fe_mu_rho(float(current.meta.get("energy_kev", 450.0)))
     dl = cv2.GaussianBlur(cur_l - warp(reference.low, reg, cur_l.shape), (0, 0), sigma)
-    regions, suppressed = _regions(ds, dl, z, thresholds, area_cm2, mu, zones, declaration, b)
+    regions, suppressed = _regions(ds, raw, dl, z, thresholds, area_cm2, mu, zones, declaration, b)
     quality = {"residual": round(reg.residual, 4), "scale": round(reg.scale, 4), "offset_px": round(reg.offset * b, 2),
                "tilt_px": round(reg.tilt * b, 2), "stretch_min": round(_stretch(reg)[0], 3),
                "stretch_max": round(_stretch(reg)[1], 3), "compared_share": round(float(valid.mean()), 3)}
@@ -227,7 +248,7 @@ def _clear(mask: np.ndarray, box: Box) -> None:
     mask[max(l0, 0):max(l1, 0), max(c0, 0):max(c1, 0)] = False
 
 
-def _regions(ds: np.ndarray, dl: np.ndarray, z: np.ndarray, t: Thresholds, area_cm2: float, mu: float, zones: dict[str, Box],
+def _regions(ds: np.ndarray, raw: np.ndarray, dl: np.ndarray, z: np.ndarray, t: Thresholds, area_cm2: float, mu: float, zones: dict[str, Box],
              declaration: Declaration, b: int) -> tuple[list[ChangeRegion], dict[str, int]]:
     out: list[ChangeRegion] = []
     suppressed = {"small": 0, "occupant": 0}
@@ -239,21 +260,21 @@ def _regions(ds: np.ndarray, dl: np.ndarray, z: np.ndarray, t: Thresholds, area_
             sub = labels[max(y - 3, 0):y + h + 3, max(x - 3, 0):x + w + 3] == k
             near = cv2.dilate(sub.astype(np.uint8), kernel).astype(bool)
             window = (slice(max(y - 3, 0), y + h + 3), slice(max(x - 3, 0), x + w + 3))
-            high = float(ds[window][near].sum())
+            high = float(raw[window][near].sum())    # the plain difference: the tolerant one shaves edges
             kg = high / mu * area_cm2 / 1000.0
             peak = float(np.abs(z[y:y + h, x:x + w]).max())
-            if abs(kg) < t.min_kg or peak < t.min_score:
-                suppressed["small"] += 1
-                continue
             box = (float(x), float(y), float(x + w), float(y + h))
             place = locate(box, zones)
             cm2 = float(sub.sum()) * area_cm2
-            if declaration.occupants and occupant(box, zones.get("cab"), cm2, abs(kg)):
-                suppressed["occupant"] += 1
-                continue
             ratio = float(dl[window][near].sum()) / high if abs(high) > 1e-6 else 0.0
-            out.append(ChangeRegion((float(x * b), float(y * b), float((x + w) * b), float((y + h) * b)), kind, round(abs(kg), 2), round(cm2, 1),
-                                    place, round(peak, 2), round(ratio, 3)))
+            region = ChangeRegion((float(x * b), float(y * b), float((x + w) * b), float((y + h) * b)), kind,
+                                  round(abs(kg), 2), round(cm2, 1), place, round(peak, 2), round(ratio, 3))
+            if not t.keeps(region):
+                suppressed["small"] += 1
+            elif declaration.occupants and occupant(box, zones.get("cab"), cm2, abs(kg)):
+                suppressed["occupant"] += 1
+            else:
+                out.append(region)
     out.sort(key=lambda r: -r.mass_kg_fe)
     return out, suppressed
 
@@ -269,14 +290,15 @@ def occupant(box: Box, cab: Box | None, cm2: float, kg: float) -> bool:
 
 
 def locate(box: Box, zones: dict[str, Box]) -> str:
-    """The part of the vehicle that holds most of a box (the cab only when nothing else does); else body."""
-    best, share = "body", 0.0
+    """The part of the vehicle that holds most of a box; the cab (around doors, floor and roof in a side
+    view) only when no other part holds a tenth of it; else body."""
     area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
-    for name, zb in sorted(zones.items(), key=lambda kv: kv[0] == "cab"):
-        ov = max(0.0, min(box[2], zb[2]) - max(box[0], zb[0])) * max(0.0, min(box[3], zb[3]) - max(box[1], zb[1]))
-        if ov / area > share * (1.5 if name == "cab" else 1.0) and ov > 0:
-            best, share = name, ov / area
-    return best
+    shares = {name: max(0.0, min(box[2], zb[2]) - max(box[0], zb[0])) * max(0.0, min(box[3], zb[3]) - max(box[1], zb[1]))
+              / area for name, zb in zones.items()}
+    named = {k: v for k, v in shares.items() if k != "cab" and v >= 0.1}
+    if named:
+        return max(named, key=lambda k: named[k])
+    return "cab" if shares.get("cab", 0.0) > 0 else "body"
 
 
 def silhouette_parts(a: np.ndarray, b: int = 1) -> dict[str, list[float]]:

@@ -24,6 +24,7 @@ detector draws share streams per scan, so it is not evaluated here (issue 19 not
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from dataclasses import asdict, replace
@@ -41,9 +42,11 @@ from models.stats import wilson
 log = structlog.get_logger()
 DESIGNS = ("saloon", "mpv", "van", "lorry", "tractor_20ft", "tractor_40ft")
 CHANGE_KINDS = ("added_steel", "concealment", "removed_part")
-BASE = Thresholds(min_score=0.0, min_kg=0.5)
+BASE = Thresholds(min_score=0.0, min_kg=0.5, tank_kg=0.5, cab_kg=0.5)
 SCORES = (6.0, 8.0, 10.0, 14.0, 20.0, 30.0, 50.0)
 MASSES = (1.0, 2.0, 3.0, 4.0, 5.0)
+TANK_MASSES = (0.0, 10.0, 20.0, 40.0)
+CAB_MASSES = (0.0, 6.0, 10.0, 15.0)
 IN_VIEW_KG = 2.5
 HELD_OUT_START = 100_000
 
@@ -84,7 +87,7 @@ def case(seed: int) -> dict[str, Any]:
 
 
 def keep(c: Comparison, t: Thresholds) -> list[ChangeRegion]:
-    return [r for r in c.regions if r.score >= t.min_score and r.mass_kg_fe >= t.min_kg]
+    return [r for r in c.regions if t.keeps(r)]
 
 
 def score(cases: list[dict[str, Any]], t: Thresholds) -> dict[str, Any]:
@@ -116,16 +119,15 @@ def _rate(k: int, n: int) -> dict[str, Any]:
 def choose(cases: list[dict[str, Any]]) -> Thresholds:
     """Thresholds with the best in-view found rate at ≤ 0.2 false regions per unchanged pass (validation)."""
     best: tuple[float, float, Thresholds] | None = None
-    for s in SCORES:
-        for kg in MASSES:
-            t = replace(BASE, min_score=s, min_kg=kg)
-            r = score(cases, t)
-            if r["false_regions_per_unchanged_pass"] > 0.2:
-                continue
-            key = (r["found_in_view"]["rate"] or 0.0, -r["false_regions_per_unchanged_pass"])
-            if best is None or key > best[:2]:
-                best = (key[0], key[1], t)
-    return best[2] if best else replace(BASE, min_score=SCORES[-1], min_kg=MASSES[-1])
+    for s, kg, tank, cab in itertools.product(SCORES, MASSES, TANK_MASSES, CAB_MASSES):
+        t = replace(BASE, min_score=s, min_kg=kg, tank_kg=max(tank, kg), cab_kg=max(cab, kg))
+        r = score(cases, t)
+        if r["false_regions_per_unchanged_pass"] > 0.2:
+            continue
+        key = (r["found_in_view"]["rate"] or 0.0, -r["false_regions_per_unchanged_pass"])
+        if best is None or key > best[:2]:
+            best = (key[0], key[1], t)
+    return best[2] if best else replace(BASE, min_score=SCORES[-1], min_kg=MASSES[-1], tank_kg=TANK_MASSES[-1], cab_kg=CAB_MASSES[-1])
 
 
 def run(validation: int, held_out: int) -> dict[str, Any]:

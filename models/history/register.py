@@ -88,7 +88,8 @@ def dtw_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _trace(back: np.ndarray, came: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
-    ii, jj = [], []
+    ii: list[int] = []
+    jj: list[int] = []
     i, j = n - 1, m - 1
     while i >= 0:
         k = int(back[i, j])
@@ -108,8 +109,9 @@ def coarse_lines(cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
     cost = np.abs(fc[:, None, :] - fr[None, :, :]).mean(axis=2) if nc * nr * COARSE_BINS < 8e6 else \
         _l2(fc, fr)
     dark_c, dark_r = ~lit_lines(fc), ~lit_lines(fr)
-    if dark_c.any() or dark_r.any():     # beam off in one scan only: no evidence, pass through at a flat cost
-        free = float(np.median(cost))
+    if dark_c.any() or dark_r.any():     # beam off in one scan only: no evidence, pass through at the
+        free = 1.5 * float(np.median(cost.min(axis=1)))   # cost of a good match, so the dark run takes
+                                         # up the part the other scan lit (the cab), not the lit lines after it
         cost[dark_c, :] = free
         cost[:, dark_r] = free
         cost[np.ix_(dark_c, dark_r)] = 0.0   # off in both: the same stretch of the vehicle (the cab)
@@ -172,6 +174,9 @@ def fine_lines(cur: np.ndarray, ref_cols: np.ndarray, lines: np.ndarray, reach: 
         i0 = np.minimum(at.astype(np.int64), len(fr) - 2)
         f = (at - i0)[:, None]
         errs[k] = np.abs(fc - (fr[i0] * (1 - f) + fr[i0 + 1] * f)).mean(axis=1)
+    dark = ~lit_lines(fc)
+    if dark.any() and not dark.all():            # no evidence where the beam was off: no preference
+        errs[:, dark] = errs[:, ~dark].mean()
     block = cv2.blur(errs.astype(np.float32), (SEGMENT, 1), borderType=cv2.BORDER_REFLECT)
     best = np.argmin(block, axis=0)
     k = np.clip(best, 1, len(shifts) - 2)
