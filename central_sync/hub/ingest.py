@@ -197,11 +197,13 @@ class Ingestor:
                 self._reject(work, station, msg, f"TIP outcome for item {msg.body.record_id!r} sent as item {msg.record_id!r}")
                 return
             steps, counter = [Step(INSERT_TIP, _tip_row(msg.body, now, self.hub_id) + (msg.record_id, station))], "tip_outcomes"
-        elif (r := msg.review()) is None and isinstance(msg.body, InspectionRecord) and msg.body.route is not None:
+        elif (r := msg.review()) is None and isinstance(msg.body, InspectionRecord) and (
+                msg.body.route is not None or msg.body.history is not None):
             steps, counter = [Step(UPSERT_UPDATED_RECORD, _record_row(msg.body, False, now, self.hub_id)),
-                              *_identity_steps(msg.body)], "routes"
+                              *_identity_steps(msg.body)], "routes" if msg.body.history is None else "histories"
         elif r is None:
-            self._reject(work, station, msg, f"review of record {msg.record_id} carries neither a review nor a route")
+            self._reject(work, station, msg, f"review of record {msg.record_id} carries neither a review, a route "
+                         "nor a history")
             return
         else:
             steps, counter = [Step(INSERT_REVIEW, (msg.record_id, station, r.officer, r.decided_at.timestamp(), r.outcome,
