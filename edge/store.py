@@ -33,7 +33,7 @@ from typing import Callable, TypeVar, TypeVarTuple, Unpack
 import structlog
 
 from central_sync.outbox import OUTBOX_DDL, Lane, enqueue
-from central_sync.schema import InspectionRecord, Review, RouteTaken, Verdict
+from central_sync.schema import History, InspectionRecord, Review, RouteTaken, Verdict
 from edge.errors import DiskFull, StoreCorrupt, StoreError
 
 T = TypeVar("T")
@@ -307,10 +307,14 @@ class Store:
         """Store where the divert gate sent the item and queue the updated record for the hub, as a review is."""
         return self._update(record_id, {"route": route}, reviewed=False)
 
+    def add_history(self, record_id: str, history: History) -> InspectionRecord:
+        """Store the comparison with the vehicle's reference pass and queue the updated record, as a route is."""
+        return self._update(record_id, {"history": history}, reviewed=False)
+
     def _update(self, record_id: str, fields: dict, reviewed: bool) -> InspectionRecord:
         """Set fields of a stored record and queue the whole record on the record lane (hub kind `review`)."""
         conn = self.conn
-        what = "review" if reviewed else "route"
+        what = "review" if reviewed else next(iter(fields))
         if self.full is not None:
             raise DiskFull(f"{what} of {record_id} could not be written: {self.full}")
         try:

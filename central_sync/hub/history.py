@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from itertools import islice
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from central_sync.hub.search import Queryable, search_clause
 
@@ -85,7 +85,7 @@ def as_pass(body: dict[str, Any]) -> Pass:
                 scan_shape=(int(shape[0]), int(shape[1])) if shape else None)
 
 
-class RecordSource(Queryable):
+class RecordSource(Queryable, Protocol):
     """A hub store as the history needs it (central_sync.hub.store.HubStore)."""
 
     def records(self, where: str, args: tuple, limit: int, offset: int) -> list[tuple]: ...
