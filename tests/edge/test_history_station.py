@@ -25,6 +25,7 @@ from central_sync.schema import History, Identity, Verdict
 from edge.config import HistorySection
 from edge.history import HistoryCache, VehicleHistory, history_facts, hub_client, open_history
 from edge.store import Store
+from gantry_station import gantry, vehicle_scan
 from history_kit import PLATE, ingest, vehicle_pass
 from models.scan import Scan
 from models.training.portal import PortalSpec
@@ -161,3 +162,41 @@ def test_history_facts(outcomes: list[str], expected: tuple) -> None:
               for i, o in enumerate(outcomes)]
     facts = history_facts(passes)
     assert (facts["history.passes"], facts["history.seizures"], facts["history.last_outcome"]) == expected
+
+
+TID = "E2801160200073F1A2B3C4D5"
+
+
+async def test_the_gantry_compares_after_the_verdict_and_the_record_carries_it(tmp_path: Path) -> None:
+    hub = open_store(str(tmp_path / "hub.db"))
+    hub.migrate()
+    data = vehicle_scan(False).to_bytes()
+    earlier = vehicle_pass(1, Verdict.CLEAR, 10, data, plate=TID, kind="rfid_tid")
+    ingest(hub, [earlier], {hashlib.sha256(data).hexdigest(): data})
+    async with hub_serving(hub, tmp_path) as config, hub_client(config) as client:
+        history = open_history(config, tmp_path / "station-history", client)
+        async with gantry(tmp_path, [vehicle_scan(False)], history=history) as g:
+            tag = [Identity(kind="rfid_tid", value=TID, source="uhf")]
+            g.flow.tags._present[("uhf", TID)] = tag  # in the reader's field as the vehicle approaches
+            await fetched(history, tag)  # read on approach: its answer is in before the scan (no race on load)
+            g.sim.add_vehicle(4.0, lead_m=-1.5)
+            [record] = await g.vehicles_decided(1)
+            assert record.verdict == Verdict.CLEAR and record.history is None  # the verdict never waits for it
+            rec = await until(lambda: g.store.get(record.id), "the comparison on the record",
+                              check=lambda r: r.history is not None, timeout=60)
+    assert rec.verdict == Verdict.CLEAR and rec.history.status == "compared"
+    assert rec.history.reference_ids == [earlier.id] and rec.history.identity == f"rfid_tid:{TID}"
+    assert history.counts["from_hub"] == 1 and history._fetches == {}
+
+
+async def test_the_gantry_without_the_hub_records_no_history(tmp_path: Path) -> None:
+    config = HistorySection(hub_url=f"http://127.0.0.1:{free_port()}", timeout_s=1.0)
+    async with hub_client(config) as client:
+        history = open_history(config, tmp_path / "station-history", client)
+        async with gantry(tmp_path, [vehicle_scan(True)], history=history) as g:
+            g.flow.tags._present[("uhf", TID)] = [Identity(kind="rfid_tid", value=TID, source="uhf")]
+            g.sim.add_vehicle(4.0, lead_m=-1.5)
+            [record] = await g.vehicles_decided(1)
+            rec = await until(lambda: g.store.get(record.id), "the history note on the record",
+                              check=lambda r: r.history is not None, timeout=60)
+    assert rec.verdict == Verdict.SUSPECT and rec.history.status == "no_history"
