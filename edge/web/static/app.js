@@ -242,10 +242,10 @@ function zoomBy(f) { S.zoom = Math.min(12, Math.max(0.5, S.zoom * f)); applyFilt
 $("zoom-in").onclick = () => zoomBy(1.25); $("zoom-out").onclick = () => zoomBy(0.8); $("zoom-reset").onclick = resetView;
 function fit() {
   const img = $("scan"), st = $("stage");
-  const w = S.side ? (st.clientWidth - 8) / 2 : st.clientWidth;
+  const h = S.side ? (st.clientHeight - 8) / 2 : st.clientHeight;  // side by side: one above the other
   for (const [im, sv] of [[img, $("overlay")], [$("ref-scan"), $("ref-overlay")]]) {
     if (!im.naturalWidth) continue;
-    const k = Math.min(w / im.naturalWidth, st.clientHeight / im.naturalHeight);
+    const k = Math.min(st.clientWidth / im.naturalWidth, h / im.naturalHeight);
     im.style.width = im.naturalWidth * k + "px"; im.style.height = im.naturalHeight * k + "px";
     sv.setAttribute("viewBox", `0 0 ${im.naturalWidth} ${im.naturalHeight}`);
     sv.style.width = im.style.width; sv.style.height = im.style.height;
@@ -547,31 +547,28 @@ function loadReference() {
 }
 function stopHistoryViews() {
   S.side = false; S.changes = false; clearInterval(S.flicker); S.flicker = null;
-  $("ref-layer").hidden = true; $("stage").classList.remove("side");
+  $("ref-pane").hidden = true; $("stage").classList.remove("side", "flicker"); $("ref-scan").dataset.loadedId = "";
   for (const id of ["hist-side", "hist-flicker", "hist-overlay"]) $(id).classList.remove("on");
   $("scan").dataset.showing = "current";
 }
 $("hist-side").onclick = () => {
   const on = !S.side; stopFlicker(); S.side = on; $("hist-side").classList.toggle("on", on);
-  $("ref-layer").hidden = !on; $("stage").classList.toggle("side", on);
+  $("ref-pane").hidden = !on; $("stage").classList.toggle("side", on);
   if (on) loadReference(); else fit();
 };
 function stopFlicker() {
   if (!S.flicker) return;
-  clearInterval(S.flicker); S.flicker = null; $("hist-flicker").classList.remove("on"); $("scan").dataset.showing = "current"; loadImage();
+  clearInterval(S.flicker); S.flicker = null; $("hist-flicker").classList.remove("on");
+  $("stage").classList.remove("flicker"); $("ref-pane").hidden = true; $("scan").dataset.showing = "current";
 }
-$("hist-flicker").onclick = async () => {
+$("hist-flicker").onclick = () => {
   if (S.flicker) { stopFlicker(); return; }
   if (S.side) $("hist-side").onclick();
-  const [cur, ref] = await Promise.all([historyUrl("image"), historyUrl("reference")].map(async (u) => {
-    const r = await fetch(u, { credentials: "same-origin" }); if (!r.ok) throw new Error("error.reference_not_held");
-    return URL.createObjectURL(await r.blob());
-  })).catch((err) => { $("history-state").textContent = T(err.message); return [null, null]; });
-  if (!cur) return;
-  const img = $("scan"); $("hist-flicker").classList.add("on");
-  S.flicker = setInterval(() => {  // the same place, twice a second: what moved or appeared blinks
-    const ref_ = img.dataset.showing !== "reference";
-    img.dataset.showing = ref_ ? "reference" : "current"; img.src = ref_ ? ref : cur;
+  if ($("ref-scan").dataset.loadedId !== S.current.id) loadReference();
+  $("stage").classList.add("flicker"); $("hist-flicker").classList.add("on");
+  S.flicker = setInterval(() => {  // the reference over the current scan, twice a second: what changed blinks
+    const ref = $("scan").dataset.showing !== "reference";
+    $("scan").dataset.showing = ref ? "reference" : "current"; $("ref-pane").hidden = !ref;
   }, 500);
 };
 $("hist-overlay").onclick = () => {
