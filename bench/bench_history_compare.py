@@ -7,7 +7,8 @@ The reference pass is prepared (log-attenuation, binning) when the identity is r
 ends, so it is timed apart; the figure after the last line is `compare` on the complete current scan:
 registration, difference, noise statistics, suppression and change regions. Pairs are repeated passes
 of generator A (models.training.portal.passes), vans and 40 ft containers at the generator's own
-pitches. One thread for numpy and OpenCV. Prints the median and worst seconds and writes
+pitches. One thread for numpy and OpenCV. Prints the median and worst wall-clock seconds and the
+process CPU seconds (the fairer one-core figure on a shared machine; the load average is recorded) and writes
 bench/results/history_compare.json (beside the evaluation's figures). Never asserts on a time.
 """
 
@@ -37,19 +38,21 @@ from models.training.portal.passes import Pass, portal_pass  # noqa: E402
 
 
 def timed(vehicle: str, seeds: range) -> dict[str, Any]:
-    after, before, shapes = [], [], []
+    after, cpu, before, shapes = [], [], [], []
     for seed in seeds:
         spec = PortalSpec(vehicle=vehicle, suspect=False)
         ref_scan, cur = portal_pass(seed, Pass(0), spec), portal_pass(seed, Pass(1, changes=("added_steel",)), spec)
         t0 = time.perf_counter()
         ref = prepare(ref_scan)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         compare(cur, ref)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         before.append(t1 - t0)
         after.append(t2 - t1)
+        cpu.append(c2 - c1)
         shapes.append(list(cur.shape))
     return {"after_last_line_median_s": round(statistics.median(after), 3), "after_last_line_max_s": round(max(after), 3),
+            "cpu_median_s": round(statistics.median(cpu), 3), "cpu_max_s": round(max(cpu), 3),
             "prepare_reference_median_s": round(statistics.median(before), 3), "shapes": shapes}
 
 
@@ -61,12 +64,14 @@ def main() -> None:
     seeds = range(2000, 2000 + args.pairs)
     timed("van", range(1))                                  # caches and tables warm
     out: dict[str, Any] = {"machine": platform.processor() or platform.machine(), "threads": 1,
+                           "load_average": os.getloadavg()[0], "cpus": os.cpu_count(),
                            "van": timed("van", seeds), "container_40ft": timed("tractor_40ft", seeds),
                            "goals_s": {"van": 0.3, "container_40ft": 1.0}}
     for name in ("van", "container_40ft"):
         r = out[name]
         print(f"{name}: after the last line median {r['after_last_line_median_s']} s, worst {r['after_last_line_max_s']} s"
-              f" (goal {out['goals_s'][name]} s); reference prepared in {r['prepare_reference_median_s']} s")
+              f" (goal {out['goals_s'][name]} s), CPU time median {r['cpu_median_s']} s, worst {r['cpu_max_s']} s;"
+              f" reference prepared in {r['prepare_reference_median_s']} s")
     path = ROOT / "bench" / "results" / "history_compare.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     path.write_text(json.dumps({**old, "latency": out}, indent=1) + "\n")

@@ -133,8 +133,10 @@ def spread(d: np.ndarray, level: np.ndarray, edge: np.ndarray, valid: np.ndarray
     qa, qe = np.quantile(lv, np.linspace(0, 1, 9)[1:-1]), np.quantile(ev, EDGE_QUANTILES)
     cells = np.searchsorted(qa, lv) * 8 + np.searchsorted(qe, ev)
     table = np.full(64, np.nan)
+    order = np.argsort(cells, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(cells, minlength=64))])
     for c in range(64):
-        vals = dv[cells == c]
+        vals = dv[order[bounds[c]:bounds[c + 1]]]
         if vals.size >= 50:
             table[c] = 1.4826 * np.median(np.abs(vals - np.median(vals))) + 1e-4
     table[np.isnan(table)] = np.nanmax(table) if np.isfinite(table).any() else 1.0
