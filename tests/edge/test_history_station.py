@@ -50,7 +50,7 @@ async def hub_serving(store: HubStore, tmp_path: Path) -> AsyncIterator[HistoryS
     try:
         await until(lambda: server.started, "hub API up", timeout=10)
         yield HistorySection(hub_url=f"http://127.0.0.1:{port}", token_file=tmp_path / "station-token",
-                             max_age_days=3650)
+                             max_age_days=3650, timeout_s=60.0, compare_budget_s=120.0)  # never a race on a busy machine
     finally:
         server.should_exit = True
         await task
