@@ -26,7 +26,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +47,25 @@ ANSWER = "answer.json"
 PRIORITY = ("container", "plate", "rfid_tid")
 """Which identity's references a comparison uses when several are known (a container is what is scanned)."""
 
-Compare = Callable[[Scan, Scan], dict[str, Any]]
-"""(current scan, reference scan) -> models.history.compare.Comparison.to_json()."""
+Prepare = Callable[[Scan], Any]
+"""A reference scan -> what the comparison needs of it (models.history.compare.prepare), made before the scan ends."""
+Compare = Callable[[Scan, Any], dict[str, Any]]
+"""(current scan, prepared reference) -> models.history.compare.Comparison.to_json()."""
 
 
-def compare_scans(current: Scan, reference: Scan) -> dict[str, Any]:
-    """models.history.compare on one pair of scans (the reference prepared first), the cargo bay compared too:
-    no declaration reaches the station yet to say the vehicle is loaded (issue 18)."""
-    from models.history.compare import compare, prepare
+def prepare_reference(reference: Scan) -> Any:
+    """models.history.compare.prepare: the reference's log-attenuation, binned as its size asks."""
+    from models.history.compare import prepare
 
-    return compare(current, prepare(reference)).to_json()
+    return prepare(reference)
+
+
+def compare_scans(current: Scan, reference: Any) -> dict[str, Any]:
+    """models.history.compare against a prepared reference, the cargo bay compared too: no declaration
+    reaches the station yet to say the vehicle is loaded (issue 18)."""
+    from models.history.compare import compare
+
+    return compare(current, reference).to_json()
 
 
 def history_facts(passes: Sequence[Pass] | None) -> dict[str, int | str | None]:
@@ -83,6 +92,7 @@ class Found:
     references: tuple[Pass, ...]
     scans: dict[str, Path]
     source: str  # "hub" or "cache"
+    prepared: Any = None  # the newest reference, prepared for the comparison while the vehicle was scanned
 
 
 class HistoryCache:
@@ -215,6 +225,7 @@ class VehicleHistory:
     config: HistorySection
     cache: HistoryCache
     hub: HubHistory | None
+    prepare: Prepare = prepare_reference
     compare: Compare = compare_scans
     counts: Counter[str] = field(default_factory=Counter)
     _fetches: dict[str, asyncio.Task[Found | None]] = field(default_factory=dict)
@@ -263,19 +274,18 @@ class VehicleHistory:
             return History(status="no_history", detail=why)
         ref = found.references[0]
         label = f"{found.kind}:{found.value}"
-        path = found.scans.get(ref.scan_sha256 or "")
-        if path is None:
+        if found.prepared is None:
             self.counts["no_history"] += 1
             return History(status="no_history", identity=label, detail=f"the scan of reference {ref.record_id} is "
-                           "not held by the station")
-        return await self._compare(scan, path, ref, label)
+                           "not held by the station or could not be read")
+        return await self._compare(scan, found.prepared, ref, label)
 
-    async def _compare(self, scan: Scan, path: Path, ref: Pass, label: str) -> History:
+    async def _compare(self, scan: Scan, prepared: Any, ref: Pass, label: str) -> History:
         start = time.perf_counter()
         base = History(status="failed", identity=label, reference_ids=[ref.record_id], reference_scan=ref.scan_sha256)
         try:
             async with asyncio.timeout(self.config.compare_budget_s):  # the thread finishes unseen after it
-                result = await asyncio.to_thread(lambda: self.compare(scan, load_scan(path)))
+                result = await asyncio.to_thread(self.compare, scan, prepared)
         except TimeoutError:
             self.counts["over_budget"] += 1
             return base.model_copy(update={"status": "over_budget", "detail": f"the comparison took longer than "
@@ -303,7 +313,8 @@ class VehicleHistory:
             return None
         answer, scans = held
         self.counts["from_cache"] += 1
-        return Found(kind, value, as_passes(answer["passes"]), as_passes(answer["references"]), scans, "cache")
+        return await self._prepared(Found(kind, value, as_passes(answer["passes"]), as_passes(answer["references"]),
+                                          scans, "cache"))
 
     async def _from_hub(self, hub: HubHistory, kind: str, value: str, key: str) -> Found:
         answer = await hub.answer(kind, value)
@@ -316,7 +327,24 @@ class VehicleHistory:
         await asyncio.to_thread(self.cache.put, key, answer, scans)
         self.counts["from_hub"] += 1
         paths = {sha: self.cache.root / key / f"{sha}.npz" for sha in scans}
-        return Found(kind, value, as_passes(answer["passes"]), refs, paths, "hub")
+        return await self._prepared(Found(kind, value, as_passes(answer["passes"]), refs, paths, "hub"))
+
+    async def _prepared(self, found: Found) -> Found:
+        """The history with its newest reference prepared (off the event loop), so that the comparison after
+        the scan has only the current scan to work on; unprepared when that scan cannot be read (logged)."""
+        if not found.references:
+            return found
+        ref = found.references[0]
+        path = found.scans.get(ref.scan_sha256 or "")
+        if path is None:
+            return found
+        try:
+            prepared = await asyncio.to_thread(lambda: self.prepare(load_scan(path)))
+        except (ModelError, ValueError, OSError) as exc:
+            self.counts["reference_unreadable"] += 1
+            log.warning("history.reference_unreadable", reference=ref.record_id, error=str(exc))
+            return found
+        return replace(found, prepared=prepared)
 
 
 def open_history(config: HistorySection, data_dir: Path, client: httpx.AsyncClient | None) -> VehicleHistory:
