@@ -44,6 +44,8 @@ from models.scan import Scan, load_scan
 log = structlog.get_logger("edge.history")
 
 ANSWER = "answer.json"
+MAX_FETCHES = 256
+"""Fetches remembered at once; past it the finished ones are dropped (a later read asks the hub again)."""
 PRIORITY = ("container", "plate", "rfid_tid")
 """Which identity's references a comparison uses when several are known (a container is what is scanned)."""
 
@@ -232,6 +234,8 @@ class VehicleHistory:
 
     def prefetch(self, identities: Sequence[Identity]) -> None:
         """Start fetching the history of each vehicle identity not asked for yet (returns at once)."""
+        if len(self._fetches) > MAX_FETCHES:  # reads no record kept (a camera's vote changed): drop the finished
+            self._fetches = {k: t for k, t in self._fetches.items() if not t.done()}
         for ident in identities:
             if ident.kind in HISTORY_KINDS and ident.value.strip():
                 key = identity_key(ident.kind, ident.value)

@@ -200,3 +200,15 @@ async def test_the_gantry_without_the_hub_records_no_history(tmp_path: Path) -> 
             rec = await until(lambda: g.store.get(record.id), "the history note on the record",
                               check=lambda r: r.history is not None, timeout=60)
     assert rec.verdict == Verdict.SUSPECT and rec.history.status == "no_history"
+
+
+async def test_fetches_of_reads_no_record_kept_do_not_pile_up(tmp_path: Path) -> None:
+    from edge.history import MAX_FETCHES
+
+    history = open_history(HistorySection(), tmp_path, None)  # no hub: each fetch asks the cache only
+    for n in range(MAX_FETCHES + 1):
+        await fetched(history, [Identity(kind="plate", value=f"AB {n:04d}")])
+    assert len(history._fetches) == MAX_FETCHES + 1
+    history.prefetch([Identity(kind="plate", value="ZZ 1")])
+    assert len(history._fetches) == 1 and history.counts["from_cache"] == 0
+    assert history.cache.counts["misses"] == MAX_FETCHES + 1
