@@ -257,7 +257,8 @@ class VehicleHistory:
         done: list[Found] = []
         for ident in identities:
             task = self._fetches.get(identity_key(ident.kind, ident.value)) if ident.kind in HISTORY_KINDS else None
-            if task is not None and task.done() and not task.cancelled() and (f := task.result()) is not None:
+            if task is not None and task.done() and not task.cancelled() and task.exception() is None \
+                    and (f := task.result()) is not None:
                 done.append(f)
         return min(done, key=lambda f: (not f.references, PRIORITY.index(f.kind)), default=None)
 
@@ -312,17 +313,25 @@ class VehicleHistory:
             except HistoryUnavailable as exc:
                 self.counts["hub_failed"] += 1
                 log.warning("history.hub_unavailable", kind=kind, error=str(exc))
-        held = await asyncio.to_thread(self.cache.get, key)
-        if held is None:
+        try:
+            held = await asyncio.to_thread(self.cache.get, key)
+            if held is None:
+                return None
+            answer, scans = held
+            found = Found(kind, value, as_passes(answer["passes"]), as_passes(answer["references"]), scans, "cache")
+        except (OSError, KeyError, TypeError, ValueError) as exc:  # a damaged cache entry is no history
+            self.counts["cache_unreadable"] += 1
+            log.warning("history.cache_unreadable", kind=kind, error=repr(exc))
             return None
-        answer, scans = held
         self.counts["from_cache"] += 1
-        return await self._prepared(Found(kind, value, as_passes(answer["passes"]), as_passes(answer["references"]),
-                                          scans, "cache"))
+        return await self._prepared(found)
 
     async def _from_hub(self, hub: HubHistory, kind: str, value: str, key: str) -> Found:
         answer = await hub.answer(kind, value)
-        refs = as_passes(answer["references"])
+        try:
+            refs, passes = as_passes(answer["references"]), as_passes(answer["passes"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HistoryUnavailable(f"the hub's history of {kind} {value!r} is malformed: {exc!r}") from exc
         scans: dict[str, bytes] = {}
         for ref in refs:
             sha = ref.scan_sha256 or ""
@@ -331,7 +340,7 @@ class VehicleHistory:
         await asyncio.to_thread(self.cache.put, key, answer, scans)
         self.counts["from_hub"] += 1
         paths = {sha: self.cache.root / key / f"{sha}.npz" for sha in scans}
-        return await self._prepared(Found(kind, value, as_passes(answer["passes"]), refs, paths, "hub"))
+        return await self._prepared(Found(kind, value, passes, refs, paths, "hub"))
 
     async def _prepared(self, found: Found) -> Found:
         """The history with its newest reference prepared (off the event loop), so that the comparison after

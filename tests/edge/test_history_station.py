@@ -212,3 +212,14 @@ async def test_fetches_of_reads_no_record_kept_do_not_pile_up(tmp_path: Path) ->
     history.prefetch([Identity(kind="plate", value="ZZ 1")])
     assert len(history._fetches) == 1 and history.counts["from_cache"] == 0
     assert history.cache.counts["misses"] == MAX_FETCHES + 1
+
+
+async def test_a_damaged_cache_entry_is_no_history_counted(tmp_path: Path) -> None:
+    from edge.history import identity_key
+
+    key = identity_key("plate", PLATE)
+    HistoryCache(tmp_path / "history", 10, 10**6).put(key, {"passes": [{"record_id": "x"}]}, {})  # not a pass
+    history = open_history(HistorySection(), tmp_path, None)
+    await fetched(history, PLATE_READ)
+    result = await history.judge(PLATE_READ, portal_pass(2, PortalPass(1), VAN))
+    assert result.status == "no_history" and history.counts["cache_unreadable"] == 1
