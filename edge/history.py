@@ -44,6 +44,9 @@ from models.scan import Scan, load_scan
 log = structlog.get_logger("edge.history")
 
 ANSWER = "answer.json"
+HISTORY_EVENTS = ("from_hub", "hub_failed", "from_cache", "cache_unreadable", "reference_unreadable", "no_history",
+                  "compared", "failed", "over_budget", "stored", "hits", "misses", "evicted", "refused")
+"""What VehicleHistory.counts and HistoryCache.counts count (exported as edge_history_events)."""
 MAX_FETCHES = 256
 """Fetches remembered at once; past it the finished ones are dropped (a later read asks the hub again)."""
 PRIORITY = ("container", "plate", "rfid_tid")

@@ -12,12 +12,13 @@ lane is held and health says why.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from prometheus_client import Gauge
+from prometheus_client import CollectorRegistry, Gauge
 
 from appliance.watchdog import Progress, follow_turns
 from central_sync.schema import InspectionRecord, ItemKind, Verdict
@@ -25,7 +26,7 @@ from drivers.errors import DriverError
 from drivers.plc.state import EyeEdge, Light, LinkChanged, Plc
 from edge.devices import Devices
 from edge.errors import StoreError
-from edge.history import VehicleHistory
+from edge.history import HISTORY_EVENTS, VehicleHistory
 from edge.inspection import Inspector, Item
 from edge.stations import FlowParts, InspectorParts, lane
 from edge.stations.acquisition import LIVENESS_S, FailedAcquisition, current_link, plc_turns, start_line_scan
@@ -69,6 +70,8 @@ class GantryFlow:
                 ("edge_lane_held", "1 while the lane is full and held for an officer (nothing new is scanned)",
                  lambda: int(lane.status()["state"] == "held"))):
             Gauge(name, doc, registry=registry).set_function(value)
+        if self.history is not None:
+            _history_metrics(self.history, registry)
 
     @classmethod
     def build(cls, parts: FlowParts) -> GantryFlow:
@@ -293,6 +296,23 @@ class GantryFlow:
         plc = self.plc
         for req in plc.safe_state:
             await _quietly(plc.request_safe(req))
+
+
+def _history_metrics(history: VehicleHistory, registry: CollectorRegistry) -> None:
+    """The history cache's size and every history event counted (edge/history.py), on /metrics."""
+    cache = history.cache
+    Gauge("edge_history_cache_entries", "Vehicles held by the history cache", registry=registry).set_function(
+        lambda: cache.entries)
+    Gauge("edge_history_cache_bytes", "Bytes held by the history cache", registry=registry).set_function(
+        lambda: cache.size_bytes)
+    events = Gauge("edge_history_events", "History events since start (hub answers, cache hits, no history, "
+                   "comparisons...)", ["event"], registry=registry)
+    for name in HISTORY_EVENTS:
+        events.labels(name).set_function(functools.partial(_count, history, name))
+
+
+def _count(history: VehicleHistory, name: str) -> float:
+    return history.counts[name] + history.cache.counts[name]
 
 
 async def _quietly(request: Awaitable[None]) -> None:
