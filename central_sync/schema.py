@@ -118,6 +118,36 @@ class Review(_Frozen):
     boxes: list[tuple[float, float, float, float]] = Field(default_factory=list)
     note: str = ""
     search: SearchResult | None = None
+    explained: list[int] = Field(default_factory=list)  # indexes of `history.regions` the officer marked explained
+
+
+class HistoryChange(_Frozen):
+    """A change against the vehicle's reference pass (models.history.compare.ChangeRegion): box [column0,
+    line0, column1, line1] of the current scan, added or removed, steel-equivalent mass, area, location."""
+
+    box: tuple[float, float, float, float]
+    kind: str
+    mass_kg_fe: float
+    area_cm2: float
+    location: str
+    score: float
+    ratio: float = 0.0
+
+
+class History(_Frozen):
+    """The vehicle's history on this pass (edge/history.py): `no_history` when the hub had no reference in
+    time (or was unreachable), `compared` with the change regions (heaviest first), `failed` / `over_budget`
+    with why. Informs the officer and the risk rules; it never changes the detector's verdict."""
+
+    status: Literal["compared", "no_history", "failed", "over_budget"]
+    identity: str = ""  # "kind:value" the references were found by
+    reference_ids: list[str] = Field(default_factory=list)
+    reference_scan: str | None = None  # sha256 of the reference's scan (the station's history cache holds it)
+    registration: dict[str, float] = Field(default_factory=dict)
+    regions: list[HistoryChange] = Field(default_factory=list)
+    suppressed: dict[str, int] = Field(default_factory=dict)
+    compare_ms: float | None = None
+    detail: str = ""
 
 
 class RouteTaken(_Frozen):
@@ -247,6 +277,7 @@ class InspectionRecord(_Frozen):
     seal_events: list[SealEventOut] = Field(default_factory=list)
     risk: RiskOut | None = None  # stations with [risk] configured (edge/risk.py)
     search_reports: list[SearchReport] = Field(default_factory=list)  # every version, oldest first
+    history: History | None = None  # vehicles: the comparison with the vehicle's reference pass (issue 19)
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

@@ -123,6 +123,19 @@ class SealsSection(_Section):
     item_kinds: tuple[ItemKind, ...] = (ItemKind.CONTAINER, ItemKind.VEHICLE)
 
 
+class HistorySection(_Section):
+    """A vehicle's history (edge/history.py): the hub's API to ask for references, and the local cache."""
+
+    hub_url: str = Field("", description="the hub's API, e.g. https://hub.example:8443 (empty: no history)")
+    token_file: Path | None = Field(None, description="file holding this station's hub API service token")
+    timeout_s: float = Field(3.0, gt=0, le=60, description="one request to the hub, at most")
+    max_age_days: float = Field(365.0, gt=0, le=3650, description="a reference is a pass at most this old")
+    references: int = Field(1, ge=1, le=5, description="references fetched per vehicle (newest first)")
+    cache_entries: int = Field(500, ge=1, description="vehicles the local cache holds, at most")
+    cache_bytes: int = Field(2 * 1024**3, ge=1024**2, description="bytes the local cache holds, at most")
+    compare_budget_s: float = Field(5.0, gt=0, le=120, description="the comparison after the scan, at most")
+
+
 class StationConfig(BaseSettings):
     """The whole station config tree."""
 
@@ -141,6 +154,7 @@ class StationConfig(BaseSettings):
     seals: SealsSection = SealsSection()
     commands: CommandsConfig = CommandsConfig()
     risk: RiskConfig | None = None  # risk assessment (edge/risk.py); without it items are judged by the detector alone
+    history: HistorySection = HistorySection()
     log_format: Literal["json", "console"] = "json"
 
     @classmethod

@@ -31,7 +31,8 @@ from edge import search_report
 from edge.seals import seal_expectation
 from edge.stations import FlowParts, InspectorParts
 from edge.stations.kinds import KINDS
-from edge.errors import EdgeError, StoreCorrupt
+from edge.errors import EdgeError, HistoryUnavailable, StoreCorrupt
+from edge.history import VehicleHistory, hub_client, open_history
 from edge.store import STORE_CORRUPT_EXIT, Store, StoreLimits, StoreWriter
 from appliance.watchdog import Progress, watchdog
 from models.pool import InferencePool
@@ -107,6 +108,19 @@ async def _supervise(config: StationConfig, pool: InferencePool, stop: asyncio.E
             continue
 
 
+async def _open_history(stack: AsyncExitStack, config: StationConfig) -> VehicleHistory | None:
+    """The vehicle history service when a hub URL is configured; a token that cannot be read leaves the
+    station without the hub (its cache still answers), logged: history is never a reason not to inspect."""
+    if not config.history.hub_url:
+        return None
+    try:
+        client = await stack.enter_async_context(hub_client(config.history))
+    except HistoryUnavailable as exc:
+        log.error("history.no_hub", error=str(exc))
+        client = None
+    return open_history(config.history, config.station.data_dir, client)
+
+
 async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.Event) -> None:
     """Run one station until `stop` is set."""
     st = config.station
@@ -128,7 +142,8 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
                                     after_commit=publisher.notify if publisher is not None else None, shadow=shadow,
                                     seals=seal_expectation(config),
                                     risk=RiskCheck(risk, st.id, st.kind) if risk is not None else None)
-        flow = kind.flow(FlowParts(config, devices, inspection, events, progress))
+        history = await _open_history(stack, config) if kind.name == "gantry" else None
+        flow = kind.flow(FlowParts(config, devices, inspection, events, progress, history))
         snapshot: dict[str, Any] = {}
         screen_stop = asyncio.Event()  # this station's screen only: a failed station must not stop the others
         ctx = StationContext(st.id, st.kind, st.lane, st.budget_ms, store, events,

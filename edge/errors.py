@@ -14,6 +14,7 @@
     ├── TwinError             the config names an endpoint the twin cannot serve (twin.py)
     ├── StateFileUnreadable   a state file that must outlive the daemon cannot be read (stations/statefile.py)
     ├── StationKeyError       the station key cannot be read, or others can read it (diag/signing.py)
+    ├── HistoryUnavailable    the hub's history of a vehicle could not be fetched (history.py)
     └── DiagError             the diagnostics' own branch (diag/context.py)
         ├── PromptTimedOut    nobody acted on a prompt in time: the phase is ABORTED, not failed
         ├── PhaseSkipped      the phase does not apply to this station (SKIPPED, with the reason)
@@ -60,6 +61,10 @@ class StoreCorrupt(StoreError):
 
 class DiskFull(StoreError):
     """The disk has no room left even for records."""
+
+
+class HistoryUnavailable(EdgeError):
+    """The hub's history of a vehicle could not be fetched (unreachable, refused, or a damaged answer)."""
 
 
 class StationFault(EdgeError):

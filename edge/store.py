@@ -33,7 +33,7 @@ from typing import Callable, TypeVar, TypeVarTuple, Unpack
 import structlog
 
 from central_sync.outbox import OUTBOX_DDL, Lane, enqueue
-from central_sync.schema import InspectionRecord, Review, RouteTaken, Verdict
+from central_sync.schema import History, InspectionRecord, Review, RouteTaken, Verdict
 from edge.errors import DiskFull, StoreCorrupt, StoreError
 
 T = TypeVar("T")
@@ -319,6 +319,10 @@ class Store:
     def put_photo(self, sha256: str, data: bytes) -> bool:
         """Write a search photo (JPEG/PNG) under the same disk bounds as scans."""
         return self._put_file(self.photo_path(sha256), sha256, data)
+
+    def add_history(self, record_id: str, history: History) -> InspectionRecord:
+        """Store the comparison with the vehicle's reference pass and queue the updated record, as a route is."""
+        return self._update(record_id, {"history": history}, reviewed=False, what="history")
 
     def _update(self, record_id: str, fields: dict | Callable[[InspectionRecord], dict], reviewed: bool,
                 what: str = "") -> InspectionRecord:

@@ -8,6 +8,7 @@
     ├── NotApplicable        a scan the model was not made for (manifest [applies], content)
     │   └── NoApplicableModel     no package in the zoo is made for a station's or file's scans
     ├── ThresholdError       a class threshold override names no class or is out of range (runtime.py)
+    ├── HistoryError         a scan and reference that cannot be compared (history/: shapes, lengths)
     └── pool refusals (pool.py): DeadlineUnreachable (expected finish after the deadline),
         PoolOverloaded (the station's queue is full), PoolBusy (background work while busy)
 """
@@ -39,3 +40,7 @@ class NotApplicable(ModelError):
 
 class NoApplicableModel(NotApplicable):
     """No model package in the zoo is made for these scans."""
+
+
+class HistoryError(ModelError):
+    """A scan that cannot be compared with a reference pass (models.history)."""

@@ -6,6 +6,7 @@ only /healthz (liveness, no data) is open."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, TypeVar, TypeVarTuple, Unpack
@@ -13,6 +14,7 @@ from typing import Callable, TypeVar, TypeVarTuple, Unpack
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response
 
 from central_sync.errors import HubStoreError
+from central_sync.hub import history as hist
 from central_sync.hub.api_auth import ServiceTokens, require_reader
 from central_sync.hub.search import MORE_HEADER, Match, search_clause
 from central_sync.hub.stations import station_view
@@ -113,6 +115,19 @@ def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, sta
                offset: int = Query(0, ge=0)) -> list[dict]:
         return listing(response, True, station, None, since, until, IdentityQuery(q, ident_kind, match), limit,
                        offset)
+
+    @api.get("/api/history/{kind}/{value}")
+    def history(kind: str, value: str, since: datetime | None = Query(None, description="references decided "
+                "at or after this time (default: max_age_days ago)"), max_age_days: float = Query(365.0, gt=0, le=3650),
+                count: int = Query(3, ge=0, le=20), limit: int = Query(50, ge=1, le=hist.MAX_PASSES)) -> dict:
+        """A vehicle's passes (newest first) and its references: clean recent passes whose scan the hub holds."""
+        if kind not in hist.HISTORY_KINDS:
+            raise HTTPException(422, f"history is kept by {', '.join(hist.HISTORY_KINDS)}, not by {kind!r}")
+        passes = _guard(hist.passes, store, kind, value, limit)
+        start = since.timestamp() if since else time.time() - max_age_days * 86400.0
+        refs = _guard(hist.references, passes, start, count, lambda sha: store.blob_state(sha)[0])
+        return {"kind": kind, "value": value, "passes": [p.to_json() for p in passes],
+                "references": [p.to_json() for p in refs]}
 
     @api.get("/api/images/{sha256}")
     def image(sha256: str) -> Response:

@@ -199,12 +199,14 @@ class Ingestor:
                 return
             steps, counter = [Step(INSERT_TIP, _tip_row(msg.body, now, self.hub_id) + (msg.record_id, station))], "tip_outcomes"
         elif (r := msg.review()) is None and isinstance(msg.body, InspectionRecord) and (
-                msg.body.route is not None or msg.body.search_reports):
+                msg.body.route is not None or msg.body.search_reports or msg.body.history is not None):
             steps = [Step(UPSERT_UPDATED_RECORD, _record_row(msg.body, False, now, self.hub_id)),
                      *_identity_steps(msg.body), *_search_steps(msg.body, now)]
-            counter = "search_reports" if msg.body.search_reports else "routes"
+            counter = ("search_reports" if msg.body.search_reports else
+                       "histories" if msg.body.history is not None else "routes")
         elif r is None:
-            self._reject(work, station, msg, f"review of record {msg.record_id} carries no review, route or search report")
+            self._reject(work, station, msg, f"review of record {msg.record_id} carries no review, route, search report "
+                         "or history")
             return
         else:
             steps, counter = [Step(INSERT_REVIEW, (msg.record_id, station, r.officer, r.decided_at.timestamp(), r.outcome,

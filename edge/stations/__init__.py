@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from edge.context import BeltControl, LaneControl
     from edge.devices import Devices
     from edge.events import EventBus
+    from edge.history import VehicleHistory
     from edge.metrics import StationMetrics
     from edge.risk import RiskCheck
     from edge.stations.cameras import CameraWindow
@@ -78,6 +79,7 @@ class FlowParts:
     inspector: InspectorParts
     events: EventBus
     progress: Progress
+    history: VehicleHistory | None = None  # a vehicle's references and comparison (edge/history.py)
 
     @property
     def item_kind(self) -> ItemKind:

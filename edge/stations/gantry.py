@@ -12,18 +12,21 @@ lane is held and health says why.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from prometheus_client import Gauge
+from prometheus_client import CollectorRegistry, Gauge
 
 from appliance.watchdog import Progress, follow_turns
-from central_sync.schema import ItemKind, Verdict
+from central_sync.schema import InspectionRecord, ItemKind, Verdict
 from drivers.errors import DriverError
 from drivers.plc.state import EyeEdge, Light, LinkChanged, Plc
 from edge.devices import Devices
+from edge.errors import StoreError
+from edge.history import HISTORY_EVENTS, VehicleHistory
 from edge.inspection import Inspector, Item
 from edge.stations import FlowParts, InspectorParts, lane
 from edge.stations.acquisition import LIVENESS_S, FailedAcquisition, current_link, plc_turns, start_line_scan
@@ -31,6 +34,8 @@ from edge.stations.cameras import CameraWindow
 from edge.stations.identify import TagWindow
 from edge.stations.lane import Lane, LaneDecision, Way
 from edge.verdict import Reason
+from models.errors import ModelError
+from models.scan import load_scan
 
 log = structlog.get_logger()
 
@@ -47,6 +52,7 @@ class GantryFlow:
     tags: TagWindow
     lane: Lane
     cameras: CameraWindow | None = None  # plates and container codes read while the vehicle is scanned
+    history: VehicleHistory | None = None  # references asked for as identities are read, compared after the record
     inspector: Inspector = field(init=False)
     belt: None = field(default=None, init=False)  # no belt for the screen to restart
     _scanning: bool = False
@@ -64,12 +70,14 @@ class GantryFlow:
                 ("edge_lane_held", "1 while the lane is full and held for an officer (nothing new is scanned)",
                  lambda: int(lane.status()["state"] == "held"))):
             Gauge(name, doc, registry=registry).set_function(value)
+        if self.history is not None:
+            _history_metrics(self.history, registry)
 
     @classmethod
     def build(cls, parts: FlowParts) -> GantryFlow:
         config = parts.config
         return cls(parts.devices, parts.inspector, parts.progress, parts.item_kind, parts.tags(),
-                   Lane(config.gantry.queue, config.station.data_dir / lane.FILE_NAME), parts.cameras())
+                   Lane(config.gantry.queue, config.station.data_dir / lane.FILE_NAME), parts.cameras(), parts.history)
 
     @property
     def lane_control(self) -> GantryFlow:
@@ -134,16 +142,47 @@ class GantryFlow:
         self.tags.start(item)
         if self.cameras is not None:
             self.cameras.start(item)
+        follow = asyncio.create_task(self.history.follow(item.identities), name="history-follow") \
+            if self.history is not None else None
         await _quietly(self.plc.request_xray_permit(True))
         try:
-            await self.inspector.inspect(item, await start_line_scan(self.devices, item.id))
+            record = await self.inspector.inspect(item, await start_line_scan(self.devices, item.id))
         finally:
             self._scanning = False
             self.tags.stop(item)
             if self.cameras is not None:
                 self.cameras.stop(item)
+            if follow is not None:
+                follow.cancel()
+        if self.history is not None:
+            self._spawn(self._compare_history(self.history, record), "history-compare")
         await _quietly(self.plc.request_xray_permit(False))
         await self._admit()
+
+    async def _compare_history(self, history: VehicleHistory, record: InspectionRecord) -> None:
+        """After the verdict: the scan against the vehicle's reference, added to the record and synced."""
+        store = self.parts.store
+        path = store.store.scan_path(record.scan.sha256) if record.scan is not None else None
+        if path is None or not await asyncio.to_thread(path.is_file):
+            history.forget(record.identities)
+            return
+        try:
+            scan = await asyncio.to_thread(load_scan, path)
+        except ModelError as exc:
+            log.warning("history.scan_unreadable", record=record.id, error=str(exc))
+            history.forget(record.identities)
+            return
+        result = await history.judge(record.identities, scan)
+        history.forget(record.identities)
+        try:
+            await store.call(store.store.add_history, record.id, result)
+        except StoreError as exc:
+            log.error("history.not_stored", record=record.id, error=str(exc))
+            return
+        if self.parts.after_commit is not None:
+            self.parts.after_commit()
+        self.parts.events.publish("history", {"record": record.id, "status": result.status,
+                                              "regions": len(result.regions)})
 
     async def _record_unscanned(self) -> None:
         """A vehicle that entered the scan zone while the scanner was busy (it ran the red entry light):
@@ -257,6 +296,23 @@ class GantryFlow:
         plc = self.plc
         for req in plc.safe_state:
             await _quietly(plc.request_safe(req))
+
+
+def _history_metrics(history: VehicleHistory, registry: CollectorRegistry) -> None:
+    """The history cache's size and every history event counted (edge/history.py), on /metrics."""
+    cache = history.cache
+    Gauge("edge_history_cache_entries", "Vehicles held by the history cache", registry=registry).set_function(
+        lambda: cache.entries)
+    Gauge("edge_history_cache_bytes", "Bytes held by the history cache", registry=registry).set_function(
+        lambda: cache.size_bytes)
+    events = Gauge("edge_history_events", "History events since start (hub answers, cache hits, no history, "
+                   "comparisons...)", ["event"], registry=registry)
+    for name in HISTORY_EVENTS:
+        events.labels(name).set_function(functools.partial(_count, history, name))
+
+
+def _count(history: VehicleHistory, name: str) -> float:
+    return history.counts[name] + history.cache.counts[name]
 
 
 async def _quietly(request: Awaitable[None]) -> None:

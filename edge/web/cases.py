@@ -35,6 +35,7 @@ class Decision(BaseModel):
     boxes: list[BoxT] = Field(default_factory=list, max_length=50)
     note: str = Field("", max_length=2000)
     lane: Literal["release", "search_bay"] | None = None
+    explained: list[int] = Field(default_factory=list, max_length=50)  # changes against the vehicle's history
 
 
 class Screening(BaseModel):
@@ -99,6 +100,22 @@ def image_source(store: Store, tip: TipEngine, user: User, record_id: str,
     return record, (store.scan_path(record.scan.sha256), pending)
 
 
+def reference_source(store: Store, user: User, record_id: str) -> tuple[InspectionRecord, Path]:
+    """Check, audit and find the reference pass's scan the record was compared with (the history cache)."""
+    record = get_case(store, record_id)
+    sha = record.history.reference_scan if record.history is not None else None
+    held = next((store.data_dir / "history").glob(f"*/{sha}.npz"), None) if sha else None
+    if held is None:
+        raise CaseError(404, "reference_not_held")
+    audit.append(store.conn, user.badge, "case.reference_view", record_id, {"reference": sha})
+    return record, held
+
+
+def draw_reference(record: InspectionRecord, path: Path, mode: str) -> bytes:
+    """The reference pass drawn as the current scan is (no boxes: the changes are the screen's overlay)."""
+    return render.render_png(load_scan(path), mode, [], key=(path.name, None), portal=record.kind in PORTAL_KINDS)
+
+
 PORTAL_KINDS = (ItemKind.VEHICLE, ItemKind.CONTAINER)  # drawn side-on, as an officer reads a portal scan
 
 
@@ -158,13 +175,16 @@ def decide(store: Store, user: User, record_id: str, body: Decision,
             raise CaseError(422, "override_needs_reason")
     elif record.review is not None and not again and not user.can("case.override"):
         raise CaseError(409, "already_decided")
+    changes = len(record.history.regions) if record.history is not None else 0
+    if any(not 0 <= i < changes for i in body.explained):
+        raise CaseError(422, "unknown_change")
     review = Review(officer=user.badge, decided_at=datetime.now(timezone.utc), outcome=body.outcome,
-                    label=body.label, boxes=body.boxes, note=body.note)
+                    label=body.label, boxes=body.boxes, note=body.note, explained=sorted(set(body.explained)))
     updated = store.add_review(record_id, review)
     audit.append(store.conn, user.badge, "case.decision", record_id,
                  {"outcome": body.outcome, "label": body.label, "boxes": [list(b) for b in body.boxes],
                   "note": body.note, "verdict": record.verdict.value, "replaces": bool(record.review),
-                  "lane": body.lane})
+                  "lane": body.lane, "explained": sorted(set(body.explained))})
     return updated, review
 
 

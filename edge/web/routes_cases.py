@@ -122,6 +122,21 @@ async def crop(record_id: str, sha256: str, st: WebState = Depends(state),
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
 
 
+@router.get("/api/cases/{record_id}/reference.png")
+async def reference(record_id: str, mode: str = Query("colour"), st: WebState = Depends(state),
+                    user: auth.User = Depends(VIEWER)) -> Response:
+    """The vehicle's reference pass the record was compared with (issue 19), drawn as its scan is; audited."""
+    if mode not in render.VIEW_MODES:
+        raise HTTPException(422, "unknown_view_mode")
+    record, path = await _call(st, cases.reference_source, user, record_id)
+    try:
+        png = await asyncio.to_thread(cases.draw_reference, record, path, mode)
+    except ScanFormatError as exc:
+        log.error("web.reference_unreadable", record=record_id, error=str(exc))
+        raise HTTPException(500, "scan_unreadable") from exc
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
 @router.post("/api/cases/{record_id}/decision")
 async def decision(record_id: str, body: cases.Decision, st: WebState = Depends(state),
                    user: auth.User = Depends(DECIDER)) -> dict:

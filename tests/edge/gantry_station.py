@@ -25,6 +25,7 @@ from edge.auth import add_user
 from edge.context import StationContext
 from edge.devices import Devices
 from edge.events import EventBus
+from edge.history import VehicleHistory
 from edge.metrics import StationMetrics
 from edge.stations import InspectorParts
 from edge.stations.gantry import GantryFlow
@@ -135,7 +136,7 @@ def plc_config(readback_timeout_ms: int = 3000) -> PlcConfig:
 
 async def gantry_flow(stack: AsyncExitStack, tmp_path: Path, scans: list[Scan], writer: StoreWriter,
                       events: EventBus, queue: int = 1, readback_timeout_ms: int = 3000, plc: object | None = None,
-                      model: bool = True, station: str = "g-1") -> GantryFlow:
+                      model: bool = True, station: str = "g-1", history: VehicleHistory | None = None) -> GantryFlow:
     """A gantry flow of `queue` places whose scanner streams `scans` in turn (on `plc` when given), not yet running."""
     folder = tmp_path / "scans"
     folder.mkdir(exist_ok=True)
@@ -148,12 +149,13 @@ async def gantry_flow(stack: AsyncExitStack, tmp_path: Path, scans: list[Scan], 
     devices = Devices(plc=plc, scanner=scanner)
     await until(plc.read_state, "the PLC link is up", check=lambda st: st.link_ok)
     return GantryFlow(devices, _parts(writer, events, model), Progress(), ItemKind.VEHICLE, TagWindow(devices, events),
-                      Lane(queue, writer.store.data_dir / FILE_NAME))
+                      Lane(queue, writer.store.data_dir / FILE_NAME), history=history)
 
 
 @asynccontextmanager
 async def gantry(tmp_path: Path, scans: list[Scan], queue: int = 1, readback_timeout_ms: int = 3000,
-                 plc: object | None = None, model: bool = True) -> AsyncIterator[Gantry]:
+                 plc: object | None = None, model: bool = True,
+                 history: VehicleHistory | None = None) -> AsyncIterator[Gantry]:
     """A running gantry lane and its screen (see gantry_flow)."""
     async with AsyncExitStack() as stack:
         store = Store(tmp_path / "data", station="g-1").open()
@@ -163,7 +165,8 @@ async def gantry(tmp_path: Path, scans: list[Scan], queue: int = 1, readback_tim
             add_user(store, badge, name, role, pin)
         writer = await stack.enter_async_context(StoreWriter(store))
         events = EventBus()
-        flow = await gantry_flow(stack, tmp_path, scans, writer, events, queue, readback_timeout_ms, plc, model)
+        flow = await gantry_flow(stack, tmp_path, scans, writer, events, queue, readback_timeout_ms, plc, model,
+                                 history=history)
         ctx = StationContext("g-1", "gantry", "1", 10_000.0, writer, events,
                              lambda: {"devices": flow.devices.states(), "budget_misses": 0}, lane_control=flow,
                              panels=("lane",))

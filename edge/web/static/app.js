@@ -181,6 +181,8 @@ function showRecord(rec, fresh) {
   $("deciding").hidden = !(can("case.decide") && (open || can("case.override")));
   for (const id of ["confirm", "false-alarm", "cleared"]) $(id).hidden = !open;
   $("screening").hidden = !(can("case.decide") && rec.verdict === "clear" && !rec.review && S.screened !== rec.id);
+  if (changed) stopHistoryViews();
+  showHistory(rec, changed);
   if (changed || fresh) loadImage();
   if (fresh && rec.verdict === "suspect") alarm();
   drawBoxes();
@@ -306,6 +308,8 @@ function setMode(m) { S.mode = m; for (const b of $("modes").children) b.classNa
 function applyFilters() {
   $("scan").style.filter = `contrast(${$("contrast").value}) brightness(${$("brightness").value})`;
   $("layer").style.transform = `translate(${S.panX}px, ${S.panY}px) scale(${S.zoom})`;
+  $("ref-layer").style.transform = $("layer").style.transform;  // side by side: one zoom and pan for both
+  $("ref-scan").style.filter = $("scan").style.filter;
 }
 $("contrast").oninput = applyFilters; $("brightness").oninput = applyFilters;
 function resetView() { S.zoom = 1; S.panX = 0; S.panY = 0; $("contrast").value = 1; $("brightness").value = 1; applyFilters(); }
@@ -313,10 +317,14 @@ function zoomBy(f) { S.zoom = Math.min(12, Math.max(0.5, S.zoom * f)); applyFilt
 $("zoom-in").onclick = () => zoomBy(1.25); $("zoom-out").onclick = () => zoomBy(0.8); $("zoom-reset").onclick = resetView;
 function fit() {
   const img = $("scan"), st = $("stage");
-  const k = Math.min(st.clientWidth / img.naturalWidth, st.clientHeight / img.naturalHeight);
-  img.style.width = img.naturalWidth * k + "px"; img.style.height = img.naturalHeight * k + "px";
-  const svg = $("overlay"); svg.setAttribute("viewBox", `0 0 ${img.naturalWidth} ${img.naturalHeight}`);
-  svg.style.width = img.style.width; svg.style.height = img.style.height;
+  const h = S.side ? (st.clientHeight - 8) / 2 : st.clientHeight;  // side by side: one above the other
+  for (const [im, sv] of [[img, $("overlay")], [$("ref-scan"), $("ref-overlay")]]) {
+    if (!im.naturalWidth) continue;
+    const k = Math.min(st.clientWidth / im.naturalWidth, h / im.naturalHeight);
+    im.style.width = im.naturalWidth * k + "px"; im.style.height = im.naturalHeight * k + "px";
+    sv.setAttribute("viewBox", `0 0 ${im.naturalWidth} ${im.naturalHeight}`);
+    sv.style.width = im.style.width; sv.style.height = im.style.height;
+  }
 }
 const pointers = new Map(); let pinch = null, drag = null;
 $("stage").addEventListener("wheel", (e) => { e.preventDefault(); zoomBy(e.deltaY < 0 ? 1.1 : 0.9); }, { passive: false });
@@ -362,6 +370,7 @@ function drawBoxes(extra) {
     r.setAttribute("width", Math.abs(b[2] - b[0])); r.setAttribute("height", Math.abs(b[3] - b[1]));
     r.setAttribute("class", "userbox"); svg.append(r);
   }
+  drawChanges();
 }
 $("draw").onclick = () => { S.drawing = !S.drawing; $("draw").classList.toggle("on", S.drawing); };
 $("clear-boxes").onclick = () => { S.boxes = []; drawBoxes(); };
@@ -370,7 +379,7 @@ $("copy-boxes").onclick = () => { S.boxes = (S.current?.detections || []).map((d
 // -- decisions and TIP -------------------------------------------------------------------------
 async function decide(outcome) {
   const rec = S.current; if (!rec) return;
-  const body = { outcome, note: $("note").value, boxes: S.boxes };
+  const body = { outcome, note: $("note").value, boxes: S.boxes, explained: explainedChanges() };
   if (outcome === "threat_confirmed") body.label = $("class").value;
   if (outcome === "override") { body.label = $("class").value; if (!body.note.trim()) { $("decide-msg").textContent = T("error.override_needs_reason"); return; } }
   try {
@@ -568,3 +577,76 @@ const fmtNum = (n) => Number(n).toLocaleString(locale(), { maximumFractionDigits
   try { await signedIn(await api("/api/me")); } catch { signedOut(); }
   document.body.dataset.ready = "1";
 })();
+
+// -- a vehicle's history (issue 19): current and reference side by side (one zoom and pan), flicker, changes -----
+// The comparison is the officer's aid only (edge/history.py): it never changes the verdict; a change the
+// officer marks explained is stored with the review.
+function showHistory(rec, changed) {
+  const h = rec.history, box = $("history");
+  box.hidden = !h;
+  if (!h) return;
+  $("history-state").textContent = h.status === "compared" ? T("history.compared", { n: h.regions.length })
+    : T("history." + h.status);
+  $("history-tools").hidden = !h.reference_scan || h.status !== "compared";
+  const list = $("changes"), keep = changed ? new Set((rec.review?.explained) || []) : new Set(explainedChanges());
+  list.replaceChildren();
+  (h.regions || []).forEach((r, i) => {
+    const li = document.createElement("li"), label = document.createElement("label"), cb = document.createElement("input");
+    cb.type = "checkbox"; cb.dataset.change = i; cb.checked = keep.has(i); cb.onchange = drawChanges;
+    cb.disabled = !can("case.decide");
+    label.append(cb, T("history.change", { kind: T("history." + r.kind), where: tr("location.", r.location),
+      kg: fmtNum(Math.abs(r.mass_kg_fe)) }));
+    li.append(label); list.append(li);
+  });
+}
+function explainedChanges() { return [...document.querySelectorAll("#changes input:checked")].map((c) => Number(c.dataset.change)); }
+function drawChanges() {
+  const h = S.current?.history; if (!h || !S.changes) return;
+  const done = new Set(explainedChanges());
+  for (const svg of [$("overlay"), $("ref-overlay")]) {
+    svg.querySelectorAll(".change").forEach((e) => e.remove());
+    h.regions.forEach((c, i) => {
+      const b = onScreen(c.box), r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+      r.setAttribute("x", Math.min(b[0], b[2])); r.setAttribute("y", Math.min(b[1], b[3]));
+      r.setAttribute("width", Math.abs(b[2] - b[0])); r.setAttribute("height", Math.abs(b[3] - b[1]));
+      r.setAttribute("class", "change " + c.kind + (done.has(i) ? " explained" : "")); svg.append(r);
+    });
+  }
+}
+function historyUrl(which) { return "/api/cases/" + S.current.id + "/" + which + ".png?mode=" + S.mode + "&lang=" + S.lang; }
+function loadReference() {
+  const img = $("ref-scan");
+  img.onload = () => { fit(); img.dataset.loadedId = S.current.id; };
+  img.onerror = () => { $("history-state").textContent = T("error.reference_not_held"); };
+  img.src = historyUrl("reference") + "&t=" + Date.now();
+}
+function stopHistoryViews() {
+  S.side = false; S.changes = false; clearInterval(S.flicker); S.flicker = null;
+  $("ref-pane").hidden = true; $("stage").classList.remove("side", "flicker"); $("ref-scan").dataset.loadedId = "";
+  for (const id of ["hist-side", "hist-flicker", "hist-overlay"]) $(id).classList.remove("on");
+  $("scan").dataset.showing = "current";
+}
+$("hist-side").onclick = () => {
+  const on = !S.side; stopFlicker(); S.side = on; $("hist-side").classList.toggle("on", on);
+  $("ref-pane").hidden = !on; $("stage").classList.toggle("side", on);
+  if (on) loadReference(); else fit();
+};
+function stopFlicker() {
+  if (!S.flicker) return;
+  clearInterval(S.flicker); S.flicker = null; $("hist-flicker").classList.remove("on");
+  $("stage").classList.remove("flicker"); $("ref-pane").hidden = true; $("scan").dataset.showing = "current";
+}
+$("hist-flicker").onclick = () => {
+  if (S.flicker) { stopFlicker(); return; }
+  if (S.side) $("hist-side").onclick();
+  if ($("ref-scan").dataset.loadedId !== S.current.id) loadReference();
+  $("stage").classList.add("flicker"); $("hist-flicker").classList.add("on");
+  S.flicker = setInterval(() => {  // the reference over the current scan, twice a second: what changed blinks
+    const ref = $("scan").dataset.showing !== "reference";
+    $("scan").dataset.showing = ref ? "reference" : "current"; $("ref-pane").hidden = !ref;
+  }, 500);
+};
+$("hist-overlay").onclick = () => {
+  S.changes = !S.changes; $("hist-overlay").classList.toggle("on", S.changes);
+  if (S.changes) drawChanges(); else for (const svg of [$("overlay"), $("ref-overlay")]) svg.querySelectorAll(".change").forEach((e) => e.remove());
+};

@@ -22,7 +22,7 @@ import numpy as np
 
 from models.scan import Scan
 from models.training.physics import Scanner, detect, ideal_transmission, weighted_transmission
-from models.training.portal.canvas import Canvas
+from models.training.portal.canvas import Canvas, Sketch
 from models.training.portal.contents import Truth
 from models.training.portal.linac import Linac, mv_channel_weights, mv_mu_matrix
 from models.training.portal.smuggling import load_vehicle
@@ -152,9 +152,23 @@ def scan_box(t: Truth, g: Geometry, pos: np.ndarray) -> list[float]:
     return [round(z0 / g.pixel_mm, 1), round(float(lines[0]), 1), round(z1 / g.pixel_mm, 1), round(float(lines[1]), 1)]
 
 
-def portal_scan(seed: int, spec: PortalSpec = PortalSpec()) -> Scan:
-    """One deterministic portal scan for a seed, truth under meta['truth']."""
-    rng = np.random.default_rng(seed)
+@dataclass
+class Scene:
+    """A drawn scene before the portal renders it: what was chosen, the vehicle and its contents."""
+
+    name: str
+    style: str
+    declared: bool
+    vehicle: Vehicle
+    light: bool
+    contents: Sketch
+    found: list[Truth]
+    geometry: Geometry
+    canvas: Canvas
+
+
+def scene(rng: np.random.Generator, spec: PortalSpec) -> Scene:
+    """Choose, build and load a vehicle and draw it on its canvas (the first draws of a seed's rng)."""
     name, style, declared, loaded, suspect = choose(rng, spec)
     vehicle = build_vehicle(rng, name)
     light = name in LIGHT
@@ -164,20 +178,34 @@ def portal_scan(seed: int, spec: PortalSpec = PortalSpec()) -> Scan:
     canvas = Canvas(g.lines, g.pixels, g.line_mm, g.pixel_mm)
     vehicle.sketch.draw(canvas, g.lead_mm)
     contents.draw(canvas, g.lead_mm)
-    high, low, source, noise = render(rng, canvas, light)
+    return Scene(name, style, declared, vehicle, light, contents, found, g, canvas)
+
+
+def avoid_cab(rng: np.random.Generator, s: Scene, pos: np.ndarray, high: np.ndarray, low: np.ndarray
+              ) -> list[int] | None:
+    """Linac portals switch the beam off until the cab has passed (in 80 % of scans): those lines read dark."""
+    if s.light or rng.random() >= 0.8:
+        return None
+    end = int(np.searchsorted(pos, (s.vehicle.cab[1] + s.geometry.lead_mm + 150) / s.geometry.line_mm))
+    high[:end], low[:end] = 0.0, 0.0
+    return [0, end]
+
+
+def portal_scan(seed: int, spec: PortalSpec = PortalSpec()) -> Scan:
+    """One deterministic portal scan for a seed, truth under meta['truth']."""
+    rng = np.random.default_rng(seed)
+    s = scene(rng, spec)
+    g, vehicle = s.geometry, s.vehicle
+    high, low, source, noise = render(rng, s.canvas, s.light)
     pos = speed_profile(rng, g.lines)
     high, low = stretch(high, pos), stretch(low, pos)
-    cab = None
-    if not light and rng.random() < 0.8:            # cab avoidance: beam off until the cab has passed
-        end = int(np.searchsorted(pos, (vehicle.cab[1] + g.lead_mm + 150) / g.line_mm))
-        high[:end], low[:end] = 0.0, 0.0
-        cab = [0, end]
+    cab = avoid_cab(rng, s, pos, high, low)
     h16, l16 = detect(high, low, rng, noise, gaussian=True)
-    truth = [{**t, "box": scan_box(t, g, pos)} for t in found]
+    truth = [{**t, "box": scan_box(t, g, pos)} for t in s.found]
     if cab is not None:                              # what the beam never lit is not in the image
         truth = [{**t, "box": [b[0], max(b[1], cab[1]), b[2], b[3]]} for t in truth for b in [t["box"]]]
     truth = [t for t in truth if t["box"][2] - t["box"][0] >= 2 and t["box"][3] - t["box"][1] >= 2]
     meta = {"pixel_mm": round(g.pixel_mm, 3), "line_mm": round(g.line_mm, 3), "kind": vehicle.kind,
-            **source, "source": SOURCE, "seed": seed, "vehicle": name, "declared_empty": declared,
-            "cargo": style, "novel": spec.novel, "cab_lines": cab, "lines_per_s": 250, "truth": truth}
+            **source, "source": SOURCE, "seed": seed, "vehicle": s.name, "declared_empty": s.declared,
+            "cargo": s.style, "novel": spec.novel, "cab_lines": cab, "lines_per_s": 250, "truth": truth}
     return Scan(high=h16, low=l16, meta=meta)

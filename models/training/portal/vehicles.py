@@ -27,10 +27,12 @@ LIGHT = ("saloon", "mpv", "van", "hatchback", "minibus")   # scanned by ≤ 450 
 
 @dataclass
 class Cavity:
-    """A hiding place: its side-view box (mm) and how deep it is across the vehicle (mm)."""
+    """A hiding place: its side-view box (mm) and how deep it is across the vehicle (mm); fill: the
+    share of its height filled (a fuel tank's level, which repeated passes change)."""
 
     box: Box
     depth: float
+    fill: float = 0.0
 
 
 @dataclass
@@ -115,7 +117,7 @@ def fuel_tank(sk: Sketch, rng: np.random.Generator, box: Box, depth: float, fuel
     sk.shell("steel", box, 3.0, depth * 0.3, 2 * 2.0)
     level = u(rng, 0.15, 0.95)
     sk.box(fuel, (x0 + 5, z0 + 5, x1 - 5, z0 + 5 + (z1 - z0 - 10) * level), depth * 0.95)
-    return Cavity((x0 + 5, z0 + 5, x1 - 5, z1 - 5), depth * 0.95)
+    return Cavity((x0 + 5, z0 + 5, x1 - 5, z1 - 5), depth * 0.95, fill=level)
 
 
 def spare_wheel(sk: Sketch, rng: np.random.Generator, x: float, z: float, radius: float, tread: float) -> Cavity:

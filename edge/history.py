@@ -1,0 +1,382 @@
+"""A vehicle's history at the station: references fetched from the hub while the vehicle is scanned, a bounded
+local cache, the comparison after the scan, and the facts the risk rules read.
+
+As soon as a vehicle identity (plate, container number, UHF tag TID) is on the item, its history is asked of
+the hub's API (`GET /api/history/{kind}/{value}`, then each reference's scan at `/api/images/{sha256}`) with
+this station's service token. HTTP and not MQTT: the hub API already answers reads with per-client tokens and
+serves the scans, while the broker's ACLs give a station no request/response topics and its packet limits
+(EMQX: 1 MB) are smaller than a container scan. What arrives is kept in a cache under `data_dir/history`,
+one directory per vehicle identity, least recently used evicted past `cache_entries` or `cache_bytes`.
+
+The hub is optional. A fetch that fails (unreachable, refused, damaged) falls back to the cache; with neither,
+or when the fetch has not finished when the scan ends, the pass has "no history": a note on the record, not a
+fault. Nothing here waits before the verdict: the comparison runs after the record is committed, off the event
+loop and within `compare_budget_s`, and its result is added to the record (synced like a review). It informs
+the officer and the risk rules; it never changes the detector's verdict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+
+from central_sync.hub.history import HISTORY_KINDS, Pass
+from central_sync.hub.search import normalise
+from central_sync.schema import History, HistoryChange, Identity
+from edge.config import HistorySection
+from edge.errors import HistoryUnavailable
+from models.errors import ModelError
+from models.scan import Scan, load_scan
+
+log = structlog.get_logger("edge.history")
+
+ANSWER = "answer.json"
+HISTORY_EVENTS = ("from_hub", "hub_failed", "from_cache", "cache_unreadable", "reference_unreadable", "no_history",
+                  "compared", "failed", "over_budget", "stored", "hits", "misses", "evicted", "refused")
+"""What VehicleHistory.counts and HistoryCache.counts count (exported as edge_history_events)."""
+MAX_FETCHES = 256
+"""Fetches remembered at once; past it the finished ones are dropped (a later read asks the hub again)."""
+PRIORITY = ("container", "plate", "rfid_tid")
+"""Which identity's references a comparison uses when several are known (a container is what is scanned)."""
+
+Prepare = Callable[[Scan], Any]
+"""A reference scan -> what the comparison needs of it (models.history.compare.prepare), made before the scan ends."""
+Compare = Callable[[Scan, Any], dict[str, Any]]
+"""(current scan, prepared reference) -> models.history.compare.Comparison.to_json()."""
+
+
+def prepare_reference(reference: Scan) -> Any:
+    """models.history.compare.prepare: the reference's log-attenuation, binned as its size asks."""
+    from models.history.compare import prepare
+
+    return prepare(reference)
+
+
+def compare_scans(current: Scan, reference: Any) -> dict[str, Any]:
+    """models.history.compare against a prepared reference, the cargo bay compared too: no declaration
+    reaches the station yet to say the vehicle is loaded (issue 18)."""
+    from models.history.compare import compare
+
+    return compare(current, reference).to_json()
+
+
+def history_facts(passes: Sequence[Pass] | None) -> dict[str, int | str | None]:
+    """The risk facts of a vehicle's history (risk.engine.Facts): None each when the history is unknown."""
+    if passes is None:
+        return {"history.passes": None, "history.seizures": None, "history.last_outcome": None}
+    newest = max(passes, key=lambda p: p.decided_ts, default=None)
+    return {"history.passes": len(passes), "history.seizures": sum(p.outcome == "seizure" for p in passes),
+            "history.last_outcome": newest.outcome if newest else None}
+
+
+def identity_key(kind: str, value: str) -> str:
+    """The cache's name for a vehicle identity (normalised as the hub indexes it)."""
+    return hashlib.sha256(f"{kind}:{normalise(value)}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Found:
+    """A vehicle's history as fetched or cached: its passes, references and the reference scans held."""
+
+    kind: str
+    value: str
+    passes: tuple[Pass, ...]
+    references: tuple[Pass, ...]
+    scans: dict[str, Path]
+    source: str  # "hub" or "cache"
+    prepared: Any = None  # the newest reference, prepared for the comparison while the vehicle was scanned
+
+
+class HistoryCache:
+    """Answers and reference scans on disk, one directory per identity, LRU bounded by count and bytes.
+
+    Blocking file work: call it off the event loop (from any thread: one lock guards it)."""
+
+    def __init__(self, root: Path, max_entries: int, max_bytes: int) -> None:
+        self.root, self.max_entries, self.max_bytes = root, max_entries, max_bytes
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        root.mkdir(parents=True, exist_ok=True)
+        self._sizes: OrderedDict[str, int] = OrderedDict()
+        for entry in sorted((d for d in root.iterdir() if d.is_dir() and (d / ANSWER).is_file()),
+                            key=lambda d: d.stat().st_mtime):
+            self._sizes[entry.name] = sum(f.stat().st_size for f in entry.iterdir())
+        for stale in (d for d in root.iterdir() if d.name.startswith(".tmp-")):
+            shutil.rmtree(stale, ignore_errors=True)
+
+    @property
+    def entries(self) -> int:
+        return len(self._sizes)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(self._sizes.values())
+
+    def put(self, key: str, answer: dict[str, Any], scans: dict[str, bytes]) -> bool:
+        """Keep a vehicle's answer and scans (replacing what was held); False when it alone exceeds the cache."""
+        with self._lock:
+            return self._put(key, answer, scans)
+
+    def _put(self, key: str, answer: dict[str, Any], scans: dict[str, bytes]) -> bool:
+        body = json.dumps(answer).encode()
+        size = len(body) + sum(len(b) for b in scans.values())
+        if size > self.max_bytes:
+            self.counts["refused"] += 1
+            log.warning("history.cache_refused", key=key, detail=f"a history of {size} bytes does not fit a cache "
+                        f"of {self.max_bytes} bytes")
+            return False
+        tmp = self.root / f".tmp-{key}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for sha, data in scans.items():
+            (tmp / f"{sha}.npz").write_bytes(data)
+        (tmp / ANSWER).write_bytes(body)
+        self._drop(key)
+        tmp.rename(self.root / key)
+        self._sizes[key] = size
+        self.counts["stored"] += 1
+        self._evict()
+        return True
+
+    def get(self, key: str) -> tuple[dict[str, Any], dict[str, Path]] | None:
+        """The answer and scan paths held for the identity (now the most recently used), or None."""
+        with self._lock:
+            return self._get(key)
+
+    def _get(self, key: str) -> tuple[dict[str, Any], dict[str, Path]] | None:
+        entry = self.root / key
+        if key not in self._sizes:
+            self.counts["misses"] += 1
+            return None
+        self.counts["hits"] += 1
+        self._sizes.move_to_end(key)
+        os.utime(entry)
+        answer = json.loads((entry / ANSWER).read_bytes())
+        return answer, {f.stem: f for f in entry.glob("*.npz")}
+
+    def scan(self, sha: str) -> bytes | None:
+        """A reference scan held under any identity (a plate's and a TID's references are often the same)."""
+        with self._lock:
+            keys = list(self._sizes)
+        for key in keys:
+            path = self.root / key / f"{sha}.npz"
+            try:
+                return path.read_bytes()
+            except FileNotFoundError:
+                continue
+        return None
+
+    def _drop(self, key: str) -> None:
+        shutil.rmtree(self.root / key, ignore_errors=True)
+        self._sizes.pop(key, None)
+
+    def _evict(self) -> None:
+        while self._sizes and (len(self._sizes) > self.max_entries or self.size_bytes > self.max_bytes):
+            oldest = next(iter(self._sizes))
+            self._drop(oldest)
+            self.counts["evicted"] += 1
+
+
+class HubHistory:
+    """The hub's history API with this station's token; every failure is a HistoryUnavailable with why."""
+
+    def __init__(self, client: httpx.AsyncClient, config: HistorySection) -> None:
+        self.client, self.config = client, config
+
+    async def answer(self, kind: str, value: str) -> dict[str, Any]:
+        params = {"max_age_days": self.config.max_age_days, "count": self.config.references}
+        return dict(json.loads(await self._get(f"/api/history/{kind}/{value}", params)))
+
+    async def scan(self, sha: str) -> bytes:
+        data = await self._get(f"/api/images/{sha}")
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise HistoryUnavailable(f"the hub sent {len(data)} bytes for scan {sha} that hash to something else")
+        return data
+
+    async def _get(self, path: str, params: dict[str, Any] | None = None) -> bytes:
+        url = f"{self.config.hub_url.rstrip('/')}{path}"
+        try:
+            resp = await self.client.get(url, params=params, timeout=self.config.timeout_s)
+        except httpx.HTTPError as exc:
+            raise HistoryUnavailable(f"the hub at {self.config.hub_url} did not answer {path}: {exc!r}") from exc
+        if resp.status_code != 200:
+            raise HistoryUnavailable(f"the hub at {self.config.hub_url} answered {path} with {resp.status_code}: "
+                                     f"{resp.text[:200]}")
+        return resp.content
+
+
+def as_passes(rows: Sequence[dict[str, Any]]) -> tuple[Pass, ...]:
+    """Passes from the hub's JSON answer."""
+    return tuple(Pass(**{**r, "scan_shape": tuple(r["scan_shape"]) if r.get("scan_shape") else None}) for r in rows)
+
+
+@dataclass
+class VehicleHistory:
+    """Fetches while the vehicle is scanned, answers from what arrived, compares after the record is written."""
+
+    config: HistorySection
+    cache: HistoryCache
+    hub: HubHistory | None
+    prepare: Prepare = prepare_reference
+    compare: Compare = compare_scans
+    counts: Counter[str] = field(default_factory=Counter)
+    _fetches: dict[str, asyncio.Task[Found | None]] = field(default_factory=dict)
+
+    def prefetch(self, identities: Sequence[Identity]) -> None:
+        """Start fetching the history of each vehicle identity not asked for yet (returns at once)."""
+        if len(self._fetches) > MAX_FETCHES:  # reads no record kept (a camera's vote changed): drop the finished
+            self._fetches = {k: t for k, t in self._fetches.items() if not t.done()}
+        for ident in identities:
+            if ident.kind in HISTORY_KINDS and ident.value.strip():
+                key = identity_key(ident.kind, ident.value)
+                if key not in self._fetches:
+                    self._fetches[key] = asyncio.create_task(self._fetch(ident.kind, ident.value, key),
+                                                             name=f"history:{ident.kind}")
+
+    async def follow(self, identities: list[Identity], poll_s: float = 0.05) -> None:
+        """Prefetch each identity as it joins the item (the readers and cameras add them); runs until cancelled."""
+        seen = 0
+        while True:
+            if len(identities) != seen:
+                seen = len(identities)
+                self.prefetch(identities)
+            await asyncio.sleep(poll_s)
+
+    def found(self, identities: Sequence[Identity]) -> Found | None:
+        """The best history fetched so far for these identities (never waits): container, then plate, then TID."""
+        done: list[Found] = []
+        for ident in identities:
+            task = self._fetches.get(identity_key(ident.kind, ident.value)) if ident.kind in HISTORY_KINDS else None
+            if task is not None and task.done() and not task.cancelled() and task.exception() is None \
+                    and (f := task.result()) is not None:
+                done.append(f)
+        return min(done, key=lambda f: (not f.references, PRIORITY.index(f.kind)), default=None)
+
+    def forget(self, identities: Sequence[Identity]) -> None:
+        """Drop the finished fetches of an item once its record is written (the next pass asks again)."""
+        for ident in identities:
+            key = identity_key(ident.kind, ident.value)
+            if (task := self._fetches.get(key)) is not None and task.done():
+                del self._fetches[key]
+
+    async def judge(self, identities: Sequence[Identity], scan: Scan) -> History:
+        """The comparison of the scan with the newest reference that arrived, or why there is none."""
+        found = self.found(identities)
+        if found is None or not found.references:
+            self.counts["no_history"] += 1
+            why = "no reference pass of this vehicle arrived before the scan ended" if found is None else \
+                f"the vehicle has {len(found.passes)} earlier pass(es) and none is a reference"
+            return History(status="no_history", detail=why)
+        ref = found.references[0]
+        label = f"{found.kind}:{found.value}"
+        if found.prepared is None:
+            self.counts["no_history"] += 1
+            return History(status="no_history", identity=label, detail=f"the scan of reference {ref.record_id} is "
+                           "not held by the station or could not be read")
+        return await self._compare(scan, found.prepared, ref, label)
+
+    async def _compare(self, scan: Scan, prepared: Any, ref: Pass, label: str) -> History:
+        start = time.perf_counter()
+        base = History(status="failed", identity=label, reference_ids=[ref.record_id], reference_scan=ref.scan_sha256)
+        try:
+            async with asyncio.timeout(self.config.compare_budget_s):  # the thread finishes unseen after it
+                result = await asyncio.to_thread(self.compare, scan, prepared)
+        except TimeoutError:
+            self.counts["over_budget"] += 1
+            return base.model_copy(update={"status": "over_budget", "detail": f"the comparison took longer than "
+                                           f"{self.config.compare_budget_s} s"})
+        except (ModelError, ValueError, OSError) as exc:
+            self.counts["failed"] += 1
+            log.warning("history.compare_failed", reference=ref.record_id, error=str(exc))
+            return base.model_copy(update={"detail": f"the comparison with {ref.record_id} failed: {exc}"})
+        self.counts["compared"] += 1
+        return History(status="compared", identity=label, reference_ids=[ref.record_id],
+                       reference_scan=ref.scan_sha256, registration=result["registration"],
+                       regions=[HistoryChange(**r) for r in result["regions"]], suppressed=result.get("suppressed", {}),
+                       compare_ms=round((time.perf_counter() - start) * 1000, 1))
+
+    async def _fetch(self, kind: str, value: str, key: str) -> Found | None:
+        """The hub's answer and the reference scans (kept in the cache); the cache's when the hub fails."""
+        if self.hub is not None:
+            try:
+                return await self._from_hub(self.hub, kind, value, key)
+            except HistoryUnavailable as exc:
+                self.counts["hub_failed"] += 1
+                log.warning("history.hub_unavailable", kind=kind, error=str(exc))
+        try:
+            held = await asyncio.to_thread(self.cache.get, key)
+            if held is None:
+                return None
+            answer, scans = held
+            found = Found(kind, value, as_passes(answer["passes"]), as_passes(answer["references"]), scans, "cache")
+        except (OSError, KeyError, TypeError, ValueError) as exc:  # a damaged cache entry is no history
+            self.counts["cache_unreadable"] += 1
+            log.warning("history.cache_unreadable", kind=kind, error=repr(exc))
+            return None
+        self.counts["from_cache"] += 1
+        return await self._prepared(found)
+
+    async def _from_hub(self, hub: HubHistory, kind: str, value: str, key: str) -> Found:
+        answer = await hub.answer(kind, value)
+        try:
+            refs, passes = as_passes(answer["references"]), as_passes(answer["passes"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HistoryUnavailable(f"the hub's history of {kind} {value!r} is malformed: {exc!r}") from exc
+        scans: dict[str, bytes] = {}
+        for ref in refs:
+            sha = ref.scan_sha256 or ""
+            held = await asyncio.to_thread(self.cache.scan, sha)
+            scans[sha] = held if held is not None else await hub.scan(sha)
+        await asyncio.to_thread(self.cache.put, key, answer, scans)
+        self.counts["from_hub"] += 1
+        paths = {sha: self.cache.root / key / f"{sha}.npz" for sha in scans}
+        return await self._prepared(Found(kind, value, passes, refs, paths, "hub"))
+
+    async def _prepared(self, found: Found) -> Found:
+        """The history with its newest reference prepared (off the event loop), so that the comparison after
+        the scan has only the current scan to work on; unprepared when that scan cannot be read (logged)."""
+        if not found.references:
+            return found
+        ref = found.references[0]
+        path = found.scans.get(ref.scan_sha256 or "")
+        if path is None:
+            return found
+        try:
+            prepared = await asyncio.to_thread(lambda: self.prepare(load_scan(path)))
+        except (ModelError, ValueError, OSError) as exc:
+            self.counts["reference_unreadable"] += 1
+            log.warning("history.reference_unreadable", reference=ref.record_id, error=str(exc))
+            return found
+        return replace(found, prepared=prepared)
+
+
+def open_history(config: HistorySection, data_dir: Path, client: httpx.AsyncClient | None) -> VehicleHistory:
+    """The station's history service; without a hub URL or client it answers from its cache only."""
+    cache = HistoryCache(data_dir / "history", config.cache_entries, config.cache_bytes)
+    hub = HubHistory(client, config) if client is not None and config.hub_url else None
+    return VehicleHistory(config, cache, hub)
+
+
+def hub_client(config: HistorySection) -> httpx.AsyncClient:
+    """An HTTP client presenting this station's token (read from `token_file`) to the hub."""
+    headers = {}
+    if config.token_file is not None:
+        try:
+            token = config.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise HistoryUnavailable(f"the hub token file {config.token_file} cannot be read: {exc.strerror}") from exc
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.AsyncClient(headers=headers)

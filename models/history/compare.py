@@ -1,0 +1,319 @@
+"""Comparison of a scan with an earlier pass of the same vehicle: change regions with their mass.
+
+After registration (models.history.register) the reference is resampled onto the current scan and
+the two are subtracted in log-attenuation, high and low channel. The difference is smoothed and
+divided by its own spread, measured on this pair of scans per level of attenuation and of edge
+strength (noise grows with attenuation, residual misregistration with the gradient), so the
+threshold is in units of the pair's noise. Parts that change legitimately are suppressed: the cargo
+bay when the declaration says loaded, a fuel level (a band level across the whole tank), and people
+in the cab (a change of the size and mass of a seated person there). Connected regions above the
+threshold are ranked by the steel-equivalent mass they add or remove:
+
+    mass (g Fe) = Σ Δ(−ln T_high) / (μ/ρ)_Fe · pixel area (cm²)
+
+with the effective μ/ρ of iron of the scanner's high channel (FE_MU_RHO, from the portal physics of
+models.training: 20 mm of steel behind 10–30 mm). On synthetic scans the parts of the vehicle (floor,
+roof, fuel tank, spare wheel, door, cargo, cab) come from the generator; on real scans from the
+geometry of the silhouette (`silhouette_parts`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from models.history.register import Registration, lit_lines, log_attenuation, register, warp
+from models.scan import Scan
+
+# Effective μ/ρ (cm²/g) of iron in the high channel, by the scanner's high energy (keV): the slope of
+# −ln T for 20 mm of steel behind 10–30 mm in models.training (physics.py for tubes, portal/linac.py).
+FE_MU_RHO = {300.0: 0.142, 450.0: 0.119, 6000.0: 0.040, 9000.0: 0.036}
+EDGE_QUANTILES = np.array([0.3, 0.6, 0.8, 0.9, 0.95, 0.98, 0.995])
+OPAQUE = 7.5                 # −ln T beyond which a pixel carries no information (T < 0.06 %)
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds (chosen on a validation block by models.history.evaluate)."""
+
+    z: float = 4.0             # smoothed difference over its spread: where a region's outline is drawn
+    min_score: float = 8.0     # a region's peak |z|
+    min_kg: float = 2.0        # steel-equivalent mass of a region, either sign
+    tank_kg: float = 20.0      # in the fuel tank: the fuel's level changes (not only as a flat band)
+    cab_kg: float = 8.0        # in the cab: people come and go
+    smooth_px: float = 2.0     # Gaussian smoothing of the difference
+
+    def keeps(self, r: ChangeRegion) -> bool:
+        """Whether a region is reported: its peak score and its mass over the threshold of its location."""
+        need = max(self.min_kg, {"fuel_tank": self.tank_kg, "cab": self.cab_kg}.get(r.location, 0.0))
+        return r.score >= self.min_score and r.mass_kg_fe >= need
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What the pass legitimately changes: cargo loaded (the bay is not compared), people in the cab."""
+
+    loaded: bool = False
+    occupants: bool = True
+
+
+@dataclass(frozen=True)
+class ChangeRegion:
+    """A change: box [column0, line0, column1, line1] of the current scan, added or removed, its
+    steel-equivalent mass (kg), area (cm²), location on the vehicle and score (peak |z|)."""
+
+    box: tuple[float, float, float, float]
+    kind: str
+    mass_kg_fe: float
+    area_cm2: float
+    location: str
+    score: float
+    ratio: float = 0.0         # Δ(−ln T_low) / Δ(−ln T_high) of the change: its material (≈ R of issue 16)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The change regions (heaviest first) and the registration's quality, for the record."""
+
+    regions: tuple[ChangeRegion, ...]
+    registration: dict[str, float]
+    suppressed: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"regions": [asdict(r) for r in self.regions], "registration": self.registration,
+                "suppressed": self.suppressed}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference pass prepared before the current scan ends: log-attenuation of both channels."""
+
+    high: np.ndarray
+    low: np.ndarray
+    meta: dict[str, Any]
+    binning: int = 1
+
+
+def binning(shape: tuple[int, int]) -> int:
+    """Work at half resolution on container-sized scans (over 1.2 M pixels): a 5 kg change spans far more."""
+    return 2 if shape[0] * shape[1] > 1.2e6 else 1
+
+
+def prepare(scan: Scan) -> Reference:
+    """Log-attenuation images of a reference pass, binned as its size asks."""
+    b = binning(scan.shape)
+    return Reference(_bin(log_attenuation(scan.high), b), _bin(log_attenuation(scan.low), b), dict(scan.meta), b)
+
+
+def _bin(a: np.ndarray, b: int) -> np.ndarray:
+    if b == 1:
+        return a
+    return cv2.resize(a, (a.shape[1] // b, a.shape[0] // b), interpolation=cv2.INTER_AREA)
+
+
+def fe_mu_rho(energy_kev: float) -> float:
+    """Effective μ/ρ of iron for a scanner's high energy (interpolated in log energy)."""
+    keys = np.array(sorted(FE_MU_RHO))
+    return float(np.interp(np.log(energy_kev), np.log(keys), [FE_MU_RHO[k] for k in keys]))
+
+
+def spread(d: np.ndarray, level: np.ndarray, edge: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Robust spread of d (1.4826 · MAD) per cell of 8 attenuation × 8 gradient quantile bins, per pixel
+    (measured on at most 150,000 valid pixels taken at an even stride)."""
+    idx = np.flatnonzero(valid.ravel())
+    if idx.size < 500:
+        return np.ones_like(d)
+    idx = idx[:: max(1, idx.size // 150_000)]
+    lv, ev, dv = level.ravel()[idx], edge.ravel()[idx], d.ravel()[idx]
+    qa, qe = np.quantile(lv, np.linspace(0, 1, 9)[1:-1]), np.quantile(ev, EDGE_QUANTILES)
+    cells = np.searchsorted(qa, lv) * 8 + np.searchsorted(qe, ev)
+    table = np.full(64, np.nan)
+    order = np.argsort(cells, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(cells, minlength=64))])
+    for c in range(64):
+        vals = dv[order[bounds[c]:bounds[c + 1]]]
+        if vals.size >= 50:
+            table[c] = 1.4826 * np.median(np.abs(vals - np.median(vals))) + 1e-4
+    table[np.isnan(table)] = np.nanmax(table) if np.isfinite(table).any() else 1.0
+    cell = np.searchsorted(qa, level) * 8 + np.searchsorted(qe, edge)
+    return table[cell].astype(np.float32)
+
+
+def tolerant_difference(cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """cur − ref, taking per pixel the reference shifted by up to one line or column that differs least:
+    an edge misregistered by less than a pixel leaves no difference, a changed area keeps its own."""
+    d = cur - ref
+    for axis in (0, 1):
+        for step in (-1, 1):
+            other = cur - np.roll(ref, step, axis=axis)
+            np.copyto(d, other, where=np.abs(other) < np.abs(d))
+    return d
+
+
+def lit(cur: np.ndarray, ref: np.ndarray, margin: int = 8) -> np.ndarray:
+    """Lines lit in both scans, less `margin` lines either side of any dark run (the beam switching on
+    is blurred over a few lines and the reference's edge is interpolated)."""
+    ok = (lit_lines(cur) & lit_lines(ref)).astype(np.uint8)
+    size = 2 * margin + 1
+    return cv2.erode(ok[:, None], np.ones((size, 1), np.uint8), borderType=cv2.BORDER_REPLICATE)[:, 0].astype(bool)
+
+
+def detector_gains(d: np.ndarray, valid: np.ndarray, *others: np.ndarray) -> np.ndarray:
+    """Take out the detector's column and line gains, which differ between passes (d and others changed
+    in place); returns the usable columns: a dead pixel in either scan shows as a column far off (> 0.5)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):   # all-NaN columns: nothing compared there
+        warnings.simplefilter("ignore", RuntimeWarning)
+        cols = np.nan_to_num(np.nanmedian(np.where(valid, d, np.nan)[::2], axis=0)).astype(np.float32)
+        rows = np.nan_to_num(np.nanmedian(np.where(valid, d - cols[None, :], np.nan)[:, ::2], axis=1))
+    for arr in (d, *others):
+        arr -= cols[None, :]
+        arr -= rows[:, None].astype(np.float32)
+    return np.abs(cols) < 0.5
+
+
+def _padded(box: Box, px: float) -> Box:
+    return (box[0] - px, box[1] - px, box[2] + px, box[3] + px)
+
+
+def level_band(d: np.ndarray, box: Box, valid: np.ndarray | None = None) -> None:
+    """Remove a fuel-level change in a tank: the median difference per height over the tank's (compared)
+    length. Something put into part of the tank's length stays; filling all of it looks like fuel."""
+    c0, l0, c1, l1 = (int(round(v)) for v in box)
+    c0, c1 = max(c0, 0), min(c1, d.shape[1])
+    l0, l1 = max(l0, 0), min(l1, d.shape[0])
+    if c1 - c0 < 2 or l1 - l0 < 4:
+        return
+    patch = d[l0:l1, c0:c1]
+    ok = np.ones(patch.shape, bool) if valid is None else valid[l0:l1, c0:c1]
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        band = np.nan_to_num(np.nanmedian(np.where(ok, patch, np.nan), axis=0))
+    patch -= band[None, :].astype(np.float32)
+
+
+def compare(current: Scan, reference: Reference, declaration: Declaration = Declaration(),
+            thresholds: Thresholds = Thresholds(), parts: dict[str, list[float]] | None = None) -> Comparison:
+    """Change regions of a current scan against a prepared reference pass (boxes in current pixels)."""
+    b = reference.binning                            # both scans at the reference's resolution
+    cur_h, cur_l = _bin(log_attenuation(current.high), b), _bin(log_attenuation(current.low), b)
+    reg = register(cur_h, reference.high)
+    ref_h = warp(reference.high, reg, cur_h.shape)
+    d = tolerant_difference(cur_h, ref_h)
+    raw = cur_h - ref_h
+    valid = (cur_h < OPAQUE) & (ref_h < OPAQUE) & lit(cur_h, ref_h)[:, None]
+    valid &= detector_gains(d, valid, raw)[None, :]
+    zones = _scaled(parts if parts is not None else current.meta.get("parts") or silhouette_parts(cur_h, b), b)
+    if "fuel_tank" in zones:
+        level_band(d, _padded(zones["fuel_tank"], 3.0), valid)
+    if declaration.loaded and "cargo" in zones:
+        _clear(valid, zones["cargo"])
+    d[~valid] = 0.0
+    raw[~valid] = 0.0
+    if "fuel_tank" in zones:
+        level_band(raw, _padded(zones["fuel_tank"], 3.0), valid)
+    sigma = thresholds.smooth_px
+    ds = cv2.GaussianBlur(d, (0, 0), sigma)
+    edge = cv2.GaussianBlur(np.abs(cv2.Sobel(ref_h, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(ref_h, cv2.CV_32F, 0, 1)),
+                            (0, 0), sigma)
+    z = ds / spread(ds, ref_h, edge, valid)
+    z[~valid] = 0.0
+    area_cm2 = float(current.meta.get("pixel_mm", 1.0)) * float(current.meta.get("line_mm", current.meta.get(
+        "pixel_mm", 1.0))) * b * b / 100.0
+    mu = fe_mu_rho(float(current.meta.get("energy_kev", 450.0)))
+    dl = cv2.GaussianBlur(cur_l - warp(reference.low, reg, cur_l.shape), (0, 0), sigma)
+    regions, suppressed = _regions(ds, raw, dl, z, thresholds, area_cm2, mu, zones, declaration, b)
+    quality = {"residual": round(reg.residual, 4), "scale": round(reg.scale, 4), "offset_px": round(reg.offset * b, 2),
+               "tilt_px": round(reg.tilt * b, 2), "stretch_min": round(_stretch(reg)[0], 3),
+               "stretch_max": round(_stretch(reg)[1], 3), "compared_share": round(float(valid.mean()), 3)}
+    return Comparison(tuple(regions), quality, suppressed)
+
+
+def _stretch(reg: Registration) -> tuple[float, float]:
+    """Smallest and largest local speed ratio of the along-scan mapping (over 32-line windows)."""
+    if len(reg.lines) < 64:
+        return 1.0, 1.0
+    rate = (reg.lines[32:] - reg.lines[:-32]) / 32.0
+    return float(np.percentile(rate, 2)), float(np.percentile(rate, 98))
+
+
+def _scaled(parts: dict[str, list[float]], b: int) -> dict[str, Box]:
+    return {k: (v[0] / b, v[1] / b, v[2] / b, v[3] / b) for k, v in parts.items()}
+
+
+def _clear(mask: np.ndarray, box: Box) -> None:
+    c0, l0, c1, l1 = (int(round(v)) for v in box)
+    mask[max(l0, 0):max(l1, 0), max(c0, 0):max(c1, 0)] = False
+
+
+def _regions(ds: np.ndarray, raw: np.ndarray, dl: np.ndarray, z: np.ndarray, t: Thresholds, area_cm2: float, mu: float, zones: dict[str, Box],
+             declaration: Declaration, b: int) -> tuple[list[ChangeRegion], dict[str, int]]:
+    out: list[ChangeRegion] = []
+    suppressed = {"small": 0, "occupant": 0}
+    kernel = np.ones((5, 5), np.uint8)
+    for kind, mask in (("added", z > t.z), ("removed", z < -t.z)):
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        for k in range(1, n):
+            x, y, w, h, _ = stats[k]
+            sub = labels[max(y - 3, 0):y + h + 3, max(x - 3, 0):x + w + 3] == k
+            near = cv2.dilate(sub.astype(np.uint8), kernel).astype(bool)
+            window = (slice(max(y - 3, 0), y + h + 3), slice(max(x - 3, 0), x + w + 3))
+            high = float(raw[window][near].sum())    # the plain difference: the tolerant one shaves edges
+            kg = high / mu * area_cm2 / 1000.0
+            peak = float(np.abs(z[y:y + h, x:x + w]).max())
+            box = (float(x), float(y), float(x + w), float(y + h))
+            place = locate(box, zones)
+            cm2 = float(sub.sum()) * area_cm2
+            ratio = float(dl[window][near].sum()) / high if abs(high) > 1e-6 else 0.0
+            region = ChangeRegion((float(x * b), float(y * b), float((x + w) * b), float((y + h) * b)), kind,
+                                  round(abs(kg), 2), round(cm2, 1), place, round(peak, 2), round(ratio, 3))
+            if not t.keeps(region):
+                suppressed["small"] += 1
+            elif declaration.occupants and occupant(box, zones.get("cab"), cm2, abs(kg)):
+                suppressed["occupant"] += 1
+            else:
+                out.append(region)
+    out.sort(key=lambda r: -r.mass_kg_fe)
+    return out, suppressed
+
+
+def occupant(box: Box, cab: Box | None, cm2: float, kg: float) -> bool:
+    """A change the size and softness of a seated person (≥ 600 cm², ≤ 20 g/cm² Fe-eq, ≤ 250 kg) lying
+    mostly in the cab: people come and go between passes. A steel plate is far denser, and the
+    cab's doors and floor overlap it in a side view, so only soft, large changes are let go."""
+    if cab is None or cm2 < 600 or kg > 250 or kg * 1000 / cm2 > 20:
+        return False
+    ov = max(0.0, min(box[2], cab[2]) - max(box[0], cab[0])) * max(0.0, min(box[3], cab[3]) - max(box[1], cab[1]))
+    return ov >= 0.6 * max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
+
+
+def locate(box: Box, zones: dict[str, Box]) -> str:
+    """The part of the vehicle that holds most of a box; the cab (around doors, floor and roof in a side
+    view) only when no other part holds a tenth of it; else body."""
+    area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
+    shares = {name: max(0.0, min(box[2], zb[2]) - max(box[0], zb[0])) * max(0.0, min(box[3], zb[3]) - max(box[1], zb[1]))
+              / area for name, zb in zones.items()}
+    named = {k: v for k, v in shares.items() if k != "cab" and v >= 0.1}
+    if named:
+        return max(named, key=lambda k: named[k])
+    return "cab" if shares.get("cab", 0.0) > 0 else "body"
+
+
+def silhouette_parts(a: np.ndarray, b: int = 1) -> dict[str, list[float]]:
+    """Parts of a real scan from its silhouette (no generator layout): the roof is the top tenth of the
+    vehicle's height, the floor the band from 15 to 30 % of it, the cab the first quarter of its length,
+    the cargo what lies between floor and roof behind the cab. Boxes in (unbinned) scan pixels."""
+    body = a > 0.15
+    lines = np.flatnonzero(body.any(axis=1) & lit_lines(a))
+    if lines.size < 8:
+        return {}
+    top = float(np.percentile([np.flatnonzero(body[i])[-1] for i in lines[:: max(1, lines.size // 200)]], 90))
+    l0, l1 = float(lines[0]), float(lines[-1] + 1)
+    cab = l0 + 0.25 * (l1 - l0)
+    parts = {"roof": [0.9 * top, l0, top, l1], "floor": [0.15 * top, l0, 0.3 * top, l1],
+             "cab": [0.0, l0, top, cab], "cargo": [0.3 * top, cab, 0.9 * top, l1]}
+    return {k: [v * b for v in box] for k, box in parts.items()}

@@ -1,0 +1,110 @@
+"""The officer's history view in headless Chromium at 1024×768 (issue 19): the current scan and the vehicle's
+reference side by side with one zoom and pan, flicker, the change overlay, and a change marked explained that
+is stored with the review. Screenshots go to test-artifacts/browser/."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from central_sync.schema import History, ItemKind, Verdict
+from edge.history import HistoryCache, compare_scans, identity_key, prepare_reference
+from edge.web.demo import StationHarness, record_for
+from models.training.portal import PortalSpec
+from models.training.portal.passes import Pass, portal_pass
+from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, launch, station  # noqa: F401
+from test_browser_station import sign_in
+
+expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
+
+pytestmark = BROWSER_ONLY
+VAN = PortalSpec(vehicle="van", suspect=False)
+
+
+def compared_vehicle(station: StationHarness) -> Any:
+    """A van's pass with added steel, compared with its earlier clean pass (held in the station's history cache)."""
+    reference, current = portal_pass(2, Pass(0), VAN), portal_pass(2, Pass(2, changes=("added_steel",)), VAN)
+    data = reference.to_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    HistoryCache(station.store.data_dir / "history", 10, 10**9).put(identity_key("plate", "AB 1234"), {}, {sha: data})
+    result = compare_scans(current, prepare_reference(reference))
+    history = History(status="compared", identity="plate:AB 1234", reference_ids=["earlier-pass"], reference_scan=sha,
+                      registration=result["registration"], regions=result["regions"])
+    rec = record_for(current, Verdict.SUSPECT, "detection", []).model_copy(
+        update={"kind": ItemKind.VEHICLE, "history": history})
+    return station.commit(current, rec)
+
+
+def transforms(page: Any) -> tuple[str, str]:
+    return page.evaluate("[document.getElementById('layer').style.transform,"
+                         " document.getElementById('ref-layer').style.transform]")
+
+
+def test_officer_compares_with_the_reference_and_marks_a_change_explained(station: StationHarness) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_page(viewport={"width": 1024, "height": 768})
+        page.set_default_timeout(15_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        sign_in(page, station, OFFICER)
+        page.wait_for_selector("body[data-live='1']")
+        rec = compared_vehicle(station)
+        assert rec.history is not None and rec.history.regions, "the comparison found the added steel"
+        station.publish_record(rec)
+        page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
+        expect(page.locator("#history-state")).to_have_text(
+            f"{len(rec.history.regions)} change(s) against an earlier clean pass")
+        first = rec.history.regions[0]
+        expect(page.locator("#changes li").first).to_contain_text(f"Added · {first.location.replace('_', ' ')}")
+
+        page.click("#hist-side")
+        page.wait_for_selector(f"#ref-scan[data-loaded-id='{rec.id}']")
+        assert page.is_visible("#ref-scan") and page.is_visible("#scan")
+        page.click("#zoom-in")
+        page.click("#zoom-in")
+        current, reference = transforms(page)
+        assert "scale(1.5625)" in current and current == reference  # one zoom for both
+        page.click("#hist-overlay")
+        assert page.locator("#overlay rect.change").count() == len(rec.history.regions)
+        assert page.locator("#ref-overlay rect.change").count() == len(rec.history.regions)
+        page.screenshot(path=str(ARTIFACTS / "history_side_by_side_1024.png"))
+
+        page.click("#hist-flicker")  # the reference shown over the current scan in turn
+        expect(page.locator("#scan")).to_have_attribute("data-showing", "reference")
+        assert page.is_visible("#ref-scan")
+        page.screenshot(path=str(ARTIFACTS / "history_flicker_1024.png"))
+        expect(page.locator("#scan")).to_have_attribute("data-showing", "current")
+        expect(page.locator("#ref-pane")).to_be_hidden()
+        page.click("#hist-flicker")
+
+        page.check("#changes input[data-change='0']")
+        assert page.locator("#overlay rect.change.explained").count() == 1
+        page.click("#false-alarm")
+        expect(page.locator("#decide-msg")).to_have_text("Decision saved")
+        browser.close()
+    stored = station.store.get(rec.id)
+    assert stored is not None and stored.review is not None and stored.review.explained == [0]
+    assert not errors
+
+
+def test_no_history_says_so_and_offers_no_comparison(station: StationHarness) -> None:
+    from playwright.sync_api import sync_playwright
+
+    current = portal_pass(2, Pass(1), VAN)
+    rec = station.commit(current, record_for(current, Verdict.SUSPECT, "detection", []).model_copy(update={
+        "kind": ItemKind.VEHICLE, "history": History(status="no_history", detail="no reference arrived")}))
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_page(viewport={"width": 1024, "height": 768})
+        sign_in(page, station, OFFICER)
+        page.wait_for_selector("body[data-live='1']")
+        station.publish_record(rec)
+        page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
+        expect(page.locator("#history-state")).to_have_text("No history")
+        assert page.is_hidden("#history-tools") and page.locator("#changes li").count() == 0
+        browser.close()

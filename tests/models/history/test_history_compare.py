@@ -1,0 +1,125 @@
+"""Comparison with an earlier pass (models.history.compare): changes found, legitimate changes let go."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from models.history.compare import (ChangeRegion, Comparison, Declaration, FE_MU_RHO, Reference, compare, fe_mu_rho,
+                                    level_band, locate, occupant, prepare, silhouette_parts)
+from models.history.evaluate import overlaps, score
+from models.scan import Scan
+from models.training.portal import PortalSpec
+from models.training.portal.passes import Pass, portal_pass
+
+VAN = PortalSpec(vehicle="van", suspect=False)
+TRACTOR = PortalSpec(vehicle="tractor_20ft", suspect=False)
+
+
+@pytest.fixture(scope="module")
+def reference() -> Reference:
+    return prepare(portal_pass(2, Pass(0), VAN))
+
+
+def test_added_steel_is_found_where_it_was_put_with_its_mass(reference: Reference) -> None:
+    scan = portal_pass(2, Pass(2, changes=("added_steel",)), VAN)
+    truth = scan.meta["changes"][0]
+    found = [r for r in compare(scan, reference).regions if overlaps(r, truth["box"])]
+    assert found and found[0].kind == "added" and found[0].location == truth["location"] == "floor"
+    assert 0.5 * truth["mass_kg_fe"] <= found[0].mass_kg_fe <= 2.0 * truth["mass_kg_fe"]
+
+
+def test_a_removed_part_is_found_as_removed() -> None:
+    spec = PortalSpec(vehicle="lorry", suspect=False)
+    scan = portal_pass(15, Pass(2, changes=("removed_part",)), spec)
+    truth = scan.meta["changes"][0]
+    found = [r for r in compare(scan, prepare(portal_pass(15, Pass(0), spec))).regions if overlaps(r, truth["box"])]
+    assert found and found[0].kind == "removed" and found[0].mass_kg_fe >= 0.3 * truth["mass_kg_fe"]
+
+
+def test_an_unchanged_pass_shows_no_change_and_its_result_is_json(reference: Reference) -> None:
+    scan = portal_pass(2, Pass(2), VAN)     # other speed, offset, fuel level, passengers and noise
+    result = compare(scan, reference)
+    assert result.regions == ()
+    assert result.registration["residual"] < 0.4 and result.registration["compared_share"] > 0.5
+    assert json.loads(json.dumps(result.to_json()))["regions"] == []
+
+
+def test_a_loaded_declaration_lets_cargo_changes_go() -> None:
+    scan = portal_pass(22, Pass(2, changes=("added_steel",)), TRACTOR)
+    ref = prepare(portal_pass(22, Pass(0), TRACTOR))
+    box = scan.meta["changes"][0]["box"]
+    assert scan.meta["changes"][0]["location"] == "cargo"
+    empty = [r for r in compare(scan, ref).regions if overlaps(r, box)]
+    loaded = [r for r in compare(scan, ref, Declaration(loaded=True)).regions if overlaps(r, box)]
+    assert empty and empty[0].location == "cargo" and not loaded
+    assert json.dumps(compare(scan, ref).to_json())
+
+
+def test_a_fuel_level_band_is_taken_out_and_a_box_in_the_tank_kept() -> None:
+    d = np.zeros((60, 40), np.float32)
+    d[10:50, 5:12] = 0.8                        # the level rose over the whole tank: columns 5–12
+    d[20:30, 15:25] = 1.5                       # something put into part of the tank
+    level_band(d, (0.0, 10.0, 30.0, 50.0))
+    assert np.abs(d[10:50, 5:12]).max() < 1e-6 and d[20:30, 15:25].min() > 1.4
+
+
+def test_occupants_are_large_and_soft_and_in_the_cab() -> None:
+    cab = (0.0, 0.0, 100.0, 300.0)
+    assert occupant((10, 50, 60, 120), cab, cm2=3000, kg=40)              # a person: 13 g/cm²
+    assert not occupant((10, 50, 20, 70), cab, cm2=150, kg=10)            # a steel plate: 67 g/cm², small
+    assert not occupant((10, 400, 60, 470), cab, cm2=3000, kg=40)         # outside the cab
+    assert not occupant((10, 50, 60, 120), None, cm2=3000, kg=40)
+
+
+def test_locations_prefer_the_named_part_over_the_cab_around_it() -> None:
+    zones = {"cab": (0.0, 0.0, 100.0, 300.0), "door": (20.0, 40.0, 80.0, 120.0), "roof": (90.0, 0.0, 100.0, 900.0)}
+    assert locate((30, 50, 40, 60), zones) == "door"
+    assert locate((10, 200, 20, 220), zones) == "cab"
+    assert locate((30, 500, 40, 560), zones) == "body"
+
+
+def test_iron_mass_attenuation_follows_the_portal_physics() -> None:
+    from models.training.physics import Scanner, ideal_transmission
+
+    tube = Scanner(kvp=450.0, tube_filter_al_mm=0.0, tube_filter_cu_mm=2.0, front_csi_mm=2.0, mid_filter_cu_mm=3.0,
+                   rear_csi_mm=15.0)
+    high, _ = ideal_transmission({"steel": np.array([[20.0, 40.0]], np.float32)}, tube)
+    assert -np.log(high[0, 1] / high[0, 0]) / (7.85 * 2.0) == pytest.approx(FE_MU_RHO[450.0], rel=0.05)
+    assert FE_MU_RHO[9000.0] < fe_mu_rho(7000.0) < FE_MU_RHO[6000.0] < fe_mu_rho(1000.0) < FE_MU_RHO[450.0]
+
+
+def test_parts_of_a_real_scan_come_from_its_silhouette() -> None:
+    a = np.zeros((400, 200), np.float32)
+    a[100:300, 10:150] = 2.0                   # a vehicle 140 px tall over lines 100–300
+    parts = silhouette_parts(a)
+    assert parts["roof"][2] == pytest.approx(150, abs=2) and parts["cab"][1] == 100   # [col0, line0, col1, line1]
+    assert parts["cab"][3] == pytest.approx(150, abs=1) and parts["cargo"][1] == parts["cab"][3]
+
+
+def test_scores_count_hits_of_the_right_kind_and_false_regions() -> None:
+    hit = ChangeRegion((10.0, 10.0, 20.0, 30.0), "added", 8.0, 100.0, "floor", 20.0)
+    stray = ChangeRegion((100.0, 100.0, 110.0, 130.0), "added", 3.0, 50.0, "roof", 9.0)
+    q = {"residual": 0.1}
+    cases = [{"change": {"kind": "added", "label": "steel", "box": [12, 12, 18, 25]}, "eligible": True,
+              "visible_kg": 7.0, "vehicle": "van", "changed": Comparison((hit,), q), "unchanged": Comparison((), q)},
+             {"change": {"kind": "removed", "label": "part", "box": [12, 12, 18, 25]}, "eligible": True,
+              "visible_kg": 7.0, "vehicle": "van", "changed": Comparison((hit,), q),
+              "unchanged": Comparison((stray,), q)}]
+    from models.history.compare import Thresholds
+
+    r = score(cases, Thresholds(min_score=5.0, min_kg=1.0))
+    assert r["found_in_view"]["k"] == 1 and r["found_in_view"]["n"] == 2
+    assert r["false_regions_per_unchanged_pass"] == 0.5
+    assert score(cases, Thresholds(min_score=10.0, min_kg=1.0))["false_regions"] == 0
+
+
+def test_a_scan_of_another_detector_is_refused() -> None:
+    ref = prepare(Scan(np.full((100, 64), 30000, np.uint16), np.full((100, 64), 30000, np.uint16), {"pixel_mm": 5.0}))
+    other = Scan(np.full((100, 80), 30000, np.uint16), np.full((100, 80), 30000, np.uint16), {"pixel_mm": 5.0})
+    from models.errors import HistoryError
+
+    with pytest.raises(HistoryError, match="detector columns differ"):
+        compare(other, ref)

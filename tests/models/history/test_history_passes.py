@@ -1,0 +1,67 @@
+"""Repeated passes of generator A (models.training.portal.passes): same vehicle, another pass, changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.history.register import log_attenuation
+from models.training.portal import PortalSpec, portal_scan
+from models.training.portal.passes import MIN_KG, MIN_LITRES, Pass, portal_pass
+
+VAN = PortalSpec(vehicle="van", suspect=False, pixel_mm=8.0)
+
+
+def test_existing_seeds_render_as_before() -> None:
+    """Fingerprints of two renders taken before passes existed (issue 16's generator, this machine)."""
+    van = portal_scan(11, PortalSpec(vehicle="van", pixel_mm=10.0))
+    box = portal_scan(4, PortalSpec(vehicle="tractor_20ft", pixel_mm=10.0))
+    assert van.shape == (814, 291) and box.shape == (2000, 600)
+    assert float(van.high.mean()) == pytest.approx(43796.37034879303, rel=1e-6)
+    assert float(van.low.mean()) == pytest.approx(41313.222244737706, rel=1e-6)
+    assert float(box.high.mean()) == pytest.approx(35356.81423166666, rel=1e-6)
+    assert van.meta["truth"][0] == {"label": "drugs", "box": [63.3, 397.2, 78.1, 514.5], "mass_kg": 42.4,
+                                    "place": "cargo"}
+    assert box.meta["cab_lines"] == [0, 587]
+
+
+def test_a_pass_is_the_same_vehicle_on_another_drive() -> None:
+    first, again = portal_pass(3, Pass(0), VAN), portal_pass(3, Pass(1), VAN)
+    for key in ("vehicle", "cargo", "declared_empty", "pixel_mm", "energy_kev"):
+        assert first.meta[key] == again.meta[key]
+    assert first.shape[1] == again.shape[1] and first.shape[0] != again.shape[0]   # another speed profile
+    assert first.meta["pass"]["fuel_level"] != again.meta["pass"]["fuel_level"]
+    assert first.meta["pass"]["offset_px"] != again.meta["pass"]["offset_px"]
+    assert all(abs(p["pass"]["offset_px"]) <= 4 and abs(p["pass"]["scale"] - 1) <= 0.02
+               for p in (first.meta, again.meta))
+    same = portal_pass(3, Pass(1), VAN)
+    assert np.array_equal(same.high, again.high) and same.meta == again.meta
+
+
+@pytest.mark.parametrize("what", ["added_steel", "concealment", "removed_part"])
+def test_a_change_is_the_only_difference_and_lies_in_its_box(what: str) -> None:
+    """The pass with a change and without it differ in the change's box (and its faint scatter) only."""
+    plain = portal_pass(7, Pass(2), VAN)
+    changed = portal_pass(7, Pass(2, changes=(what,)), VAN)
+    truth = changed.meta["changes"][0]
+    assert truth["mass_kg_fe"] >= MIN_KG
+    if what == "concealment":
+        assert truth["volume_l"] >= MIN_LITRES
+    d = log_attenuation(changed.high) - log_attenuation(plain.high)
+    c0, l0, c1, l1 = (int(round(v)) for v in truth["box"])
+    inside = np.zeros(d.shape, bool)
+    inside[max(l0 - 4, 0):l1 + 4, max(c0 - 4, 0):c1 + 4] = True
+    assert np.abs(d[~inside]).max() < 0.05 * np.abs(d[inside]).max()
+    sign = np.sign(d[inside].sum())
+    assert sign == (1 if truth["kind"] == "added" else -1)
+
+
+def test_changes_reach_every_location_and_stay_within_the_goals() -> None:
+    seen: set[str] = set()
+    for seed in range(12):
+        spec = PortalSpec(vehicle=("saloon", "van")[seed % 2], suspect=False, pixel_mm=10.0)
+        scan = portal_pass(seed, Pass(1, changes=("added_steel", "concealment")), spec)
+        steel, hidden = scan.meta["changes"]
+        assert steel["mass_kg_fe"] >= MIN_KG and hidden["volume_l"] >= MIN_LITRES
+        seen |= {steel["location"], hidden["location"]}
+    assert {"floor", "roof", "fuel_tank", "door", "cargo"} <= seen
