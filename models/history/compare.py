@@ -155,6 +155,14 @@ def tolerant_difference(cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return d
 
 
+def inside(reg: Registration, shape: tuple[int, int], margin: float = 3.0) -> np.ndarray:
+    """Pixels whose reference lies inside the reference's detector column, `margin` pixels and the
+    vertical offset clear of both ends (at the road and at the top the passes do not see the same)."""
+    map_x, _ = reg.columns(shape)
+    edge = margin + abs(reg.offset) + abs(reg.tilt) / 2
+    return (map_x >= edge) & (map_x <= shape[1] - 1 - edge)
+
+
 def lit(cur: np.ndarray, ref: np.ndarray, margin: int = 8) -> np.ndarray:
     """Lines lit in both scans, less `margin` lines either side of any dark run (the beam switching on
     is blurred over a few lines and the reference's edge is interpolated)."""
@@ -205,7 +213,7 @@ def compare(current: Scan, reference: Reference, declaration: Declaration = Decl
     ref_h = warp(reference.high, reg, cur_h.shape)
     d = tolerant_difference(cur_h, ref_h)
     raw = cur_h - ref_h
-    valid = (cur_h < OPAQUE) & (ref_h < OPAQUE) & lit(cur_h, ref_h)[:, None]
+    valid = (cur_h < OPAQUE) & (ref_h < OPAQUE) & lit(cur_h, ref_h)[:, None] & inside(reg, cur_h.shape)
     valid &= detector_gains(d, valid, raw)[None, :]
     zones = _scaled(parts if parts is not None else current.meta.get("parts") or silhouette_parts(cur_h, b), b)
     if "fuel_tank" in zones:
