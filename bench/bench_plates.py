@@ -1,10 +1,11 @@
 """Plate and container-code reading benchmark on the camera simulator's renders.
 
 Run:  .venv/bin/python bench/bench_plates.py [--tune 40] [--vehicles 220] [--containers 600] [--frames 6]
-                                             [--mainland 0.25]
+                                             [--mainland 0.25] [--jobs 1]
 
 Prints figures and writes bench/results/plates.json. Never asserts on time or rate. About 7,000 crops:
-several minutes on one core.
+several minutes on one core; `--jobs N` reads vehicles in N processes, each pinned to its own core
+(round robin over the cores this process may use) with one onnxruntime thread.
 
     thresholds  min_confidence per kind, chosen on the `tuning` renders (Hershey simplex/duplex and DejaVu
                 Sans Bold; angle, blur, dirt): the lowest at which no wrong value was accepted there
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
 import platform
 import statistics
@@ -58,26 +60,43 @@ def wilson(k: int, n: int) -> tuple[float, float]:
     return round(lo, 4), round(hi, 4)
 
 
-def read_set(reader: FrameReader, profile: str, seed: int, vehicles: int, frames: int, roles: tuple[str, ...],
-             mainland: float) -> dict[str, Any]:
-    """Every vehicle's per-frame reads per role, and the wall and CPU time of each crop."""
-    out: list[dict[str, Any]] = []
+_reader: FrameReader | None = None
+
+
+def _start_worker(cores: list[int]) -> None:
+    """Pin this worker to its own core (the pool numbers its workers from 1) and load its reader once."""
+    global _reader
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cores[(mp.current_process()._identity or (1,))[0] % len(cores)]})
+    _reader = FrameReader(TextReader(threads=1))
+    _reader.read("container", sim.frame(sim.vehicle(9, 0), "container_door", 0, 9))  # warm-up
+
+
+def read_vehicle(task: tuple[str, int, int, int, tuple[str, ...], float]) -> dict[str, Any]:
+    """One vehicle's per-frame reads per role, and the wall and CPU time of each crop."""
+    profile, seed, n, frames, roles, mainland = task
+    assert _reader is not None
+    v = sim.vehicle(seed, n, profile, mainland=mainland)
+    per_role: dict[str, list[Any]] = {}
     wall: list[float] = []
     cpu: list[float] = []
-    for n in range(vehicles):
-        v = sim.vehicle(seed, n, profile, mainland=mainland)
-        per_role = {}
-        for role in roles:
-            reads = []
-            for i in range(frames):
-                image = sim.frame(v, role, i, seed, profile)
-                t, c = time.perf_counter(), time.process_time()
-                reads.append(reader.read("plate" if "plate" in role else "container", image))
-                wall.append((time.perf_counter() - t) * 1000)
-                cpu.append((time.process_time() - c) * 1000)
-            per_role[role] = reads
-        out.append({"vehicle": v, "reads": per_role})
-    return {"vehicles": out, "ms": wall, "cpu_ms": cpu}
+    for role in roles:
+        per_role[role] = []
+        for i in range(frames):
+            image = sim.frame(v, role, i, seed, profile)
+            t, c = time.perf_counter(), time.process_time()
+            per_role[role].append(_reader.read("plate" if "plate" in role else "container", image))
+            wall.append((time.perf_counter() - t) * 1000)
+            cpu.append((time.process_time() - c) * 1000)
+    return {"vehicle": v, "reads": per_role, "ms": wall, "cpu_ms": cpu}
+
+
+def read_set(pool: Any, profile: str, seed: int, vehicles: int, frames: int, roles: tuple[str, ...],
+             mainland: float) -> dict[str, Any]:
+    """Every vehicle's reads per role, and the time of each crop (read by the pool's workers)."""
+    done = pool.map(read_vehicle, [(profile, seed, n, frames, roles, mainland) for n in range(vehicles)], chunksize=4)
+    return {"vehicles": [{"vehicle": d["vehicle"], "reads": d["reads"]} for d in done],
+            "ms": [m for d in done for m in d["ms"]], "cpu_ms": [m for d in done for m in d["cpu_ms"]]}
 
 
 def merged(*sets: dict[str, Any]) -> dict[str, Any]:
@@ -167,18 +186,17 @@ def main() -> None:
     ap.add_argument("--containers", type=int, default=600, help="held-out vehicles read by the door camera")
     ap.add_argument("--frames", type=int, default=6, help="frames per camera and vehicle (max_frames' default)")
     ap.add_argument("--mainland", type=float, default=0.25, help="share of mainland vehicles (only a mainland plate)")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes, each on its own core and one thread")
     args = ap.parse_args()
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    reader = FrameReader(TextReader(threads=1))
-    reader.read("container", sim.frame(sim.vehicle(9, 0), "container_door", 0, 9))  # warm-up
-    tuning = read_set(reader, "tuning", 1, args.tune, args.frames, ROLES, args.mainland)
-    held = merged(read_set(reader, "held_out", 2, args.vehicles, args.frames, PLATE_ROLES, args.mainland),
-                  read_set(reader, "held_out", 2, args.containers, args.frames, CONTAINER_ROLES, args.mainland))
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    with mp.get_context("fork").Pool(args.jobs, _start_worker, (cores,)) as pool:
+        tuning = read_set(pool, "tuning", 1, args.tune, args.frames, ROLES, args.mainland)
+        held = merged(read_set(pool, "held_out", 2, args.vehicles, args.frames, PLATE_ROLES, args.mainland),
+                      read_set(pool, "held_out", 2, args.containers, args.frames, CONTAINER_ROLES, args.mainland))
     tuned = samples(tuning, {"plate": 0.0, "container": 0.0}, args.frames)
     thresholds = {kind: choose_threshold(rows) for kind, rows in tuned.items()}
     result: dict[str, Any] = {"machine": platform.processor() or platform.machine(), "frames": args.frames,
-                              "mainland": args.mainland, "thresholds": thresholds,
+                              "mainland": args.mainland, "jobs": args.jobs, "thresholds": thresholds,
                               "tuning": {k: rates(v) for k, v in samples(tuning, thresholds, args.frames).items()}}
     voted = samples(held, thresholds, args.frames)
     result["held_out"] = {k: rates(v) for k, v in voted.items()}
