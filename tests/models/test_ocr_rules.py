@@ -57,7 +57,8 @@ def test_correction_examples() -> None:
     assert fixed is not None and (fixed.value, fixed.status) == ("CSQU3054383", "corrected")
     ambiguous = iso6346.read_code("CSQU3054883")  # 8 for 3: two single substitutions would both be valid
     assert ambiguous is not None and (ambiguous.value, ambiguous.status) == ("", "check_failed")
-    assert iso6346.read_code("CSQU3054385").status == "check_failed"  # 5 for 3 is no confusion we correct
+    unfixable = iso6346.read_code("CSQU3054385")
+    assert unfixable is not None and unfixable.status == "check_failed"  # 5 for 3 is no confusion we correct
     assert iso6346.read_code("HELLO") is None
 
 
