@@ -17,6 +17,8 @@ class CameraSim(BaseModel):
     profile: Literal["tuning", "held_out"] = "tuning"
     seed: int = 0
     cross_boundary: float = Field(default=0.5, ge=0, le=1, description="share of vehicles with a Guangdong plate")
+    mainland: float = Field(default=0.0, ge=0, le=1,
+                            description="share of vehicles registered on the mainland (only a mainland plate)")
     bad_every: int = Field(default=0, ge=0, description="every n-th frame is broken (0: none)")
     lane: str | None = Field(default=None, description="render the item last come inside this simulated lane "
                              "(drivers/simlane.py) instead of this camera's own n-th vehicle")

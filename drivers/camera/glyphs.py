@@ -63,10 +63,20 @@ def text_width(text: str, height: int, font: Font) -> int:
 
 def _render(text: str, height: int, font: Font) -> np.ndarray:
     """A float mask (0..1) of the text, `height` tall; CJK characters come from a CJK font or the bitmaps."""
-    parts = [_cjk(c, height) if c in BITMAPS else _latin(c, height, font) for c in text]
+    parts = [_cjk(c, height) if is_cjk(c) else _latin(c, height, font) for c in text]
     gap = np.zeros((height, max(1, height // 10)), np.float32)
     pieces = [p for part in parts for p in (part, gap)][:-1]
     return np.hstack(pieces) if pieces else np.zeros((height, 0), np.float32)
+
+
+def is_cjk(char: str) -> bool:
+    """A Chinese character (drawn from the CJK font or the bitmaps, never from the plate's Latin font)."""
+    return "\u4e00" <= char <= "\u9fff"
+
+
+def can_draw(char: str) -> bool:
+    """Whether this system can draw the character: any with a CJK font, else only the bitmaps' ones."""
+    return not is_cjk(char) or char in BITMAPS or bool(cjk_font())
 
 
 @lru_cache(maxsize=4096)
@@ -105,6 +115,8 @@ def _cjk(char: str, height: int) -> np.ndarray:
     path = cjk_font()
     if path:
         return _truetype(char, height, path)
+    if char not in BITMAPS:
+        raise ValueError(f"no CJK font is installed and there is no bitmap for {char!r}: see glyphs.CJK_FONTS")
     bits = np.array([[(row >> (15 - i)) & 1 for i in range(16)] for row in BITMAPS[char]], np.uint8) * 255
     return cv2.resize(bits, (height, height), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
 

@@ -1,7 +1,9 @@
 """What the cameras see, drawn: plates and container codes in their scenes, under the lane's conditions.
 
 Hong Kong plates are black on white (front) or yellow (rear); Guangdong cross-boundary plates
-(粤Z·A123港) are white on black and sit above the Hong Kong plate; container codes are painted on a
+(粤Z·A123港) are white on black and sit above the Hong Kong plate; a mainland vehicle's own plate is
+white on blue (粤B·12345) or, for a new-energy vehicle, black on a white-to-green gradient (粤B D12345,
+one character longer); container codes are painted on a
 corrugated door or side, owner code + serial, the check digit boxed, the size/type code below.
 Conditions: angle (perspective), motion blur, dirt, glare, night infrared and partial occlusion.
 Everything is drawn from one `numpy.random.Generator`: the same seed gives the same pixels.
@@ -17,6 +19,7 @@ import numpy as np
 from drivers.camera.glyphs import Font, draw_text, text_width
 
 BLACK, WHITE, YELLOW = (20, 20, 20), (245, 245, 245), (40, 200, 250)  # BGR
+BLUE, LIGHT_GREEN, GREEN = (160, 70, 15), (225, 245, 230), (90, 190, 60)  # BGR
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,22 @@ def gd_plate(text: str, font: Font) -> np.ndarray:
     plate = np.full((70, 222, 3), BLACK, np.uint8)
     cv2.rectangle(plate, (3, 3), (218, 66), WHITE, 1)
     _centred(plate, text, 44, font, WHITE)
+    return plate
+
+
+def mainland_plate(text: str, font: Font) -> np.ndarray:
+    """A mainland plate: blue (440 × 140 mm) with white `粤B·12345`, or a new-energy one (480 × 140 mm,
+    eight characters) with black `粤B D12345` on a gradient from white at the top to green at the bottom."""
+    if len(text.replace("·", "").replace(" ", "")) == 7:
+        plate = np.full((70, 222, 3), BLUE, np.uint8)
+        cv2.rectangle(plate, (3, 3), (218, 66), WHITE, 1)
+        _centred(plate, text, 44, font, WHITE)
+        return plate
+    share = np.linspace(0.0, 1.0, 70, dtype=np.float32)[:, None, None]
+    rows = np.array(LIGHT_GREEN, np.float32) * (1 - share) + np.array(GREEN, np.float32) * share
+    plate = np.repeat(rows, 242, axis=1).astype(np.uint8)
+    cv2.rectangle(plate, (2, 2), (239, 67), BLACK, 1)
+    _centred(plate, text, 44, font, BLACK)
     return plate
 
 

@@ -22,12 +22,18 @@ import numpy as np
 from drivers.camera import render
 from drivers.camera.config import CameraConfig
 from drivers.camera.frames import CameraBase
-from drivers.camera.glyphs import Font, find_font
+from drivers.camera.glyphs import Font, can_draw, find_font
 from drivers.simlane import Described, lane
 from models.ocr.iso6346 import check_digit
+from models.ocr.plates import PROVINCES
 
 HK_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
 GD_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
+CN_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+GUANGDONG_SHARE = 0.7
+"""Of the mainland vehicles, the share registered in Guangdong (the rest in other provinces)."""
+NEW_ENERGY_SHARE = 0.3
+"""Of the mainland vehicles, the share with a green new-energy plate."""
 ROLES = ("front_plate", "rear_plate", "container_side", "container_door")
 TEST_CONDITIONS = render.Conditions(angle_deg=2, blur_px=0, dirt=0, noise=2)
 """A test target is held square and still in good light: only sensor noise and a slight angle."""
@@ -69,7 +75,8 @@ PROFILES: dict[str, Profile] = {
 
 @dataclass(frozen=True)
 class Vehicle:
-    """What vehicle n carries: its Hong Kong plate, a Guangdong plate or "", its container and size/type."""
+    """What vehicle n carries: its Hong Kong plate and a Guangdong cross-boundary plate or "", or for a
+    mainland vehicle only its mainland plate (`cn_plate`, blue or new-energy green); its container and size/type."""
 
     number: int
     hk_plate: str
@@ -78,6 +85,7 @@ class Vehicle:
     size_type: str
     font: Font
     obscured: str = ""  # "dirt" or "glare" over the Hong Kong plate: it cannot be read
+    cn_plate: str = ""
 
 
 def described_vehicle(item: Described, profile: str = "tuning") -> Vehicle:
@@ -87,8 +95,10 @@ def described_vehicle(item: Described, profile: str = "tuning") -> Vehicle:
                    fonts[item.number % len(fonts)], item.obscured)
 
 
-def vehicle(seed: int, number: int, profile: str = "tuning", cross_boundary: float = 0.5) -> Vehicle:
-    """Vehicle `number` of `seed`: the same on every call and every camera."""
+def vehicle(seed: int, number: int, profile: str = "tuning", cross_boundary: float = 0.5,
+            mainland: float = 0.0) -> Vehicle:
+    """Vehicle `number` of `seed`: the same on every call and every camera. A share `mainland` of the
+    vehicles are mainland ones, drawn from a stream of their own so that the others stay as they were."""
     rng = np.random.default_rng([seed, number, 1])
     letters = "".join(rng.choice(list(HK_LETTERS), int(rng.integers(1, 3))))
     digits = str(int(rng.integers(1, 10))) + "".join(rng.choice(list(string.digits), int(rng.integers(0, 4))))
@@ -99,13 +109,40 @@ def vehicle(seed: int, number: int, profile: str = "tuning", cross_boundary: flo
     serial = "".join(rng.choice(list(string.digits), 6))
     code = owner + serial + str(check_digit(owner + serial))
     fonts = PROFILES[profile].fonts
-    return Vehicle(number, letters + digits, gd, code, str(rng.choice(SIZE_TYPES)),
-                   fonts[int(rng.integers(0, len(fonts)))])
+    v = Vehicle(number, letters + digits, gd, code, str(rng.choice(SIZE_TYPES)), fonts[int(rng.integers(0, len(fonts)))])
+    own = np.random.default_rng([seed, number, 4])
+    if own.random() < mainland:
+        return Vehicle(number, "", "", v.container, v.size_type, v.font, cn_plate=mainland_plate(own))
+    return v
+
+
+def mainland_plate(rng: np.random.Generator) -> str:
+    """A mainland plate (without separators): mostly Guangdong's; blue `粤B12345` (at most two letters among
+    the last five) or new-energy `粤BD12345` / `粤B12345D`."""
+    others = [p for p in PROVINCES if p != "粤" and can_draw(p)]
+    province = "粤" if rng.random() < GUANGDONG_SHARE or not others else str(rng.choice(others))
+    office = str(rng.choice(list(CN_LETTERS[:-1] if province == "粤" else CN_LETTERS)))  # 粤Z is the HK/Macao series
+    if rng.random() < NEW_ENERGY_SHARE:
+        if rng.random() < 0.8:  # a small vehicle's: D or F, a letter or digit, four digits
+            tail = str(rng.choice(["D", "F"])) + str(rng.choice(list(CN_LETTERS + string.digits))) + _digits(rng, 4)
+        else:  # a large vehicle's: five digits, D or F
+            tail = _digits(rng, 5) + str(rng.choice(["D", "F"]))
+        return province + office + tail
+    chars = [str(c) for c in rng.choice(list(string.digits), 5)]
+    for i in rng.choice(5, int(rng.choice([0, 1, 2], p=[0.5, 0.3, 0.2])), replace=False):
+        chars[int(i)] = str(rng.choice(list(CN_LETTERS)))
+    return province + office + "".join(chars)
+
+
+def _digits(rng: np.random.Generator, n: int) -> str:
+    return "".join(str(d) for d in rng.choice(list(string.digits), n))
 
 
 def scene(v: Vehicle, role: str, seed: int) -> np.ndarray:
     """The still scene a camera of `role` looks at (before motion and conditions)."""
     rng = np.random.default_rng([seed, v.number, 2, ROLES.index(role)])
+    if role in ("front_plate", "rear_plate") and v.cn_plate:
+        return render.vehicle_front([render.mainland_plate(issued(v.cn_plate), v.font)], rng)
     if role in ("front_plate", "rear_plate"):
         hk = render.hk_plate(_spaced(v.hk_plate), rear=role == "rear_plate", font=v.font)
         if v.obscured:
@@ -115,6 +152,11 @@ def scene(v: Vehicle, role: str, seed: int) -> np.ndarray:
     if not v.container:
         return render.bare_panel(rng)
     return render.container_panel(v.container, v.size_type, v.font, rng)
+
+
+def issued(cn: str) -> str:
+    """A mainland plate as issued: `粤B·12345` (blue), `粤B D12345` (new-energy, no dot)."""
+    return f"{cn[:2]}·{cn[2:]}" if len(cn) == 7 else f"{cn[:2]} {cn[2:]}"
 
 
 def _spaced(hk: str) -> str:
@@ -191,7 +233,8 @@ class SimCamera(CameraBase):
         """The vehicle in front of the camera now (the truth the tests and the benchmark compare with)."""
         if self._described is not None:
             return described_vehicle(self._described, self.sim.profile)
-        return vehicle(self.sim.seed, max(self.vehicle_number, 0), self.sim.profile, self.sim.cross_boundary)
+        return vehicle(self.sim.seed, max(self.vehicle_number, 0), self.sim.profile, self.sim.cross_boundary,
+                       self.sim.mainland)
 
     def _on_trigger(self) -> None:
         self.vehicle_number += 1

@@ -21,7 +21,7 @@ class Read:
     """A typed read of one frame: `slot` separates what one vehicle carries (hk plate, gd plate, container)."""
 
     kind: str  # "plate" or "container"
-    slot: str  # "hk", "gd_cross", "gd" or "container"
+    slot: str  # the plate's jurisdiction ("hk", "gd_cross", "gd", "cn") or "container"
     value: str  # valid value, or "" when the read failed its check
     raw: str
     confidence: float

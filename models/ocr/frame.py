@@ -18,6 +18,12 @@ from models.ocr.reader import TextLine, TextReader
 
 OWNER_SERIAL = re.compile(r"^[A-Z]{3}[UJZ]\d{6}$")
 BOX_EDGES = re.compile(r"[\[\]|()【】口囗{}<>]")
+BOX_PER_TEXT = 1.25
+"""A line's box height per text height, as the detector draws it at full resolution."""
+INK_ROW_SHARE = 0.3
+"""A row belongs to the text when it holds at least this share of the inkiest row's ink."""
+INK_CONTRAST = 8
+"""Grey levels by which ink differs from the mean around it."""
 
 
 class FrameReader:
@@ -37,7 +43,7 @@ class FrameReader:
         """The line read again with the painted box's edges removed, when the detector left out its check digit."""
         if not OWNER_SERIAL.match(iso6346.coerce(plates.normalise(line.text))[0]):
             return line
-        x0, y0, x1, y1 = line.box
+        x0, y0, x1, y1 = _tight(crop, line.box)
         h = y1 - y0
         top, bottom, right = max(0, y0 - h // 3), min(crop.shape[0], y1 + h // 3), min(crop.shape[1], x1 + 2 * h)
         again = self.reader.recognise(without_box(crop[top:bottom, max(0, x0 - h // 4):right], h))
@@ -48,13 +54,45 @@ class FrameReader:
         return TextLine(f"{line.text} {text[-1]}", min(line.confidence, again.confidence), (x0, y0, right, y1))
 
 
+def _tight(crop: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The line's box with its height fitted to the text's ink (on its left part, away from a painted box): the
+    detector's box is looser the smaller the image it ran on, and where the painted box is looked for and how
+    its edges are told from strokes both scale with that height."""
+    x0, y0, x1, y1 = box
+    top, bottom = ink_rows(crop[y0:y1, x0:x0 + (x1 - x0) * 3 // 5])  # the owner code's side, far from the box
+    if bottom - top < 4:
+        return box
+    h = round((bottom - top) * BOX_PER_TEXT)
+    centre = y0 + (top + bottom) // 2
+    return x0, max(0, centre - h // 2), x1, min(crop.shape[0], centre + h - h // 2)
+
+
+def ink_rows(region: np.ndarray) -> tuple[int, int]:
+    """The first and past-the-last row of the text in a line's region (light-on-dark or dark-on-light)."""
+    if region.size == 0:
+        return 0, region.shape[0]
+    rows = _ink(region, max(3, region.shape[0])).mean(axis=1)
+    if rows.max() <= 0:
+        return 0, region.shape[0]
+    on = np.nonzero(rows >= INK_ROW_SHARE * rows.max())[0]
+    return int(on[0]), int(on[-1]) + 1
+
+
+def _ink(region: np.ndarray, block: int) -> np.ndarray:
+    """The text's pixels as 255 on 0: its polarity from Otsu's split (the smaller side is ink), each pixel
+    against the mean around it (`block` wide), so that a glare spot or a shadow is not taken for ink."""
+    grey = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY) if region.ndim == 3 else region
+    _, split = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    light_text = split.mean() <= 127
+    kind = cv2.THRESH_BINARY if light_text else cv2.THRESH_BINARY_INV
+    return cv2.adaptiveThreshold(grey, 255, cv2.ADAPTIVE_THRESH_MEAN_C, kind, block | 1,
+                                 -INK_CONTRAST if light_text else INK_CONTRAST)
+
+
 def without_box(region: np.ndarray, line_h: int) -> np.ndarray:
     """The region with long straight strokes (a painted box's edges, longer than any character's) painted over."""
-    grey = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY) if region.ndim == 3 else region
-    _, ink = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    if ink.mean() > 127:
-        ink = 255 - ink
-    text_h = max(4, int(line_h / 1.25))
+    text_h = max(4, int(line_h / BOX_PER_TEXT))
+    ink = _ink(region, text_h)
     vertical = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, int(text_h * 1.2))))
     horizontal = cv2.morphologyEx(ink, cv2.MORPH_OPEN,
                                   cv2.getStructuringElement(cv2.MORPH_RECT, (int(text_h * 0.9), 1)))

@@ -15,8 +15,14 @@ import numpy as np
 
 from models.errors import InferenceError
 
-DET_SIDE = 480
-"""The detector's input is scaled so that its longer side is at most this (crops are small)."""
+DET_SIDE = 384
+"""The detector's input is scaled so that its longer side is at most this: its cost grows with the pixels,
+and at 384 px the text of a plate or door crop is still 20+ px tall (bench/bench_plates.py; 320 px lost
+plates)."""
+REC_HEIGHT = 48
+"""The recogniser's input height. Each line is recognised alone at its own width: rapidocr pads a batch to
+its widest line and to at least 320 px (6.7 : 1), and a plate line is about 4 : 1, so that padding was
+half the recogniser's work."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,8 @@ class TextReader:
 
         self.det_side = det_side
         self._ocr: Any = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1, text_score=0.0,
-                                  det_limit_type="max", use_cls=False)
+                                  det_limit_type="max", use_cls=False, rec_img_shape=[3, REC_HEIGHT, REC_HEIGHT],
+                                  rec_batch_num=1)
 
     def read_lines(self, crop: np.ndarray) -> list[TextLine]:
         """The lines of text on a BGR (or grey) crop, top to bottom."""

@@ -107,3 +107,17 @@ async def test_simulated_camera_shows_the_next_vehicle_per_trigger_and_counts_br
     camera.trigger(True)
     assert camera.vehicle == sim.vehicle(3, 1)
     assert all(f.image.shape == (320, 480, 3) for f in got)
+
+
+def test_mainland_vehicles_carry_only_their_mainland_plate_and_leave_the_others_as_they_were() -> None:
+    from models.ocr import plates
+
+    mixed = [sim.vehicle(5, n, "held_out", mainland=0.4) for n in range(60)]
+    mainland = [v for v in mixed if v.cn_plate]
+    assert 10 < len(mainland) < 40
+    assert all(not v.hk_plate and not v.gd_plate and plates.jurisdiction(v.cn_plate) in ("gd", "cn")
+               for v in mainland)
+    assert {len(v.cn_plate) for v in mainland} == {7, 8}  # blue and new-energy green
+    assert all(v == sim.vehicle(5, v.number, "held_out") for v in mixed if not v.cn_plate)
+    blue = next(v for v in mainland if len(v.cn_plate) == 7)
+    assert sim.issued(blue.cn_plate) == plates.display(blue.cn_plate, "gd")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drivers.camera import sim
+from models.ocr import plates
 from models.ocr.frame import FrameReader
 
 
@@ -46,3 +47,27 @@ def test_reading_needs_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     v = sim.vehicle(0, 3)
     reads = FrameReader().read("container", sim.frame(v, "container_door", 2, 0))
     assert [r.value for r in reads] == [v.container]
+
+
+def test_boxed_check_digit_is_found_under_glare_when_the_detector_ran_small() -> None:
+    """The painted box is looked for from the text's own height, and its edges told from a glare spot by
+    local contrast: at a detector side of 320 px the line's box is loose and a glare spot lies on the box."""
+    from models.ocr.reader import TextReader
+
+    v = sim.vehicle(2, 2, "held_out")
+    reads = FrameReader(TextReader(det_side=320)).read("container", sim.frame(v, "container_door", 0, 2, "held_out"))
+    assert [(r.value, r.status) for r in reads] == [(v.container, "read")]
+
+
+def _mainland(green: bool) -> sim.Vehicle:
+    """The first mainland vehicle of seed 0 with a blue (7 characters) or green new-energy (8) plate."""
+    return next(v for n in range(50) if len((v := sim.vehicle(0, n, mainland=1.0)).cn_plate) == (8 if green else 7))
+
+
+@pytest.mark.parametrize("green", [False, True], ids=["blue", "new_energy"])
+def test_mainland_plate_is_read_and_is_the_vehicles_only_plate(reader: FrameReader, green: bool) -> None:
+    """White on blue (light text on dark) and black on the new-energy green gradient, front and rear."""
+    v = _mainland(green)
+    for role in ("front_plate", "rear_plate"):
+        reads = {r.slot: r.value for r in reader.read("plate", sim.frame(v, role, 2, 0))}
+        assert reads == {plates.jurisdiction(v.cn_plate): v.cn_plate}

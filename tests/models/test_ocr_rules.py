@@ -57,7 +57,8 @@ def test_correction_examples() -> None:
     assert fixed is not None and (fixed.value, fixed.status) == ("CSQU3054383", "corrected")
     ambiguous = iso6346.read_code("CSQU3054883")  # 8 for 3: two single substitutions would both be valid
     assert ambiguous is not None and (ambiguous.value, ambiguous.status) == ("", "check_failed")
-    assert iso6346.read_code("CSQU3054385").status == "check_failed"  # 5 for 3 is no confusion we correct
+    unfixable = iso6346.read_code("CSQU3054385")
+    assert unfixable is not None and unfixable.status == "check_failed"  # 5 for 3 is no confusion we correct
     assert iso6346.read_code("HELLO") is None
 
 
@@ -75,11 +76,30 @@ def test_plate_rules_per_jurisdiction() -> None:
     assert plates.display("粤ZA123港", "gd_cross") == "粤Z·A123港"
 
 
+def test_mainland_plates_blue_and_new_energy() -> None:
+    """粤 + office letter + five (blue) or six (green new-energy) characters; other provinces are "cn"."""
+    assert plates.jurisdiction(plates.normalise("粤B·12345")) == "gd"
+    assert plates.jurisdiction(plates.normalise("粤B·AB123")) == "gd"
+    assert plates.jurisdiction(plates.normalise("粤B D12345")) == "gd"  # small new-energy: D or F first
+    assert plates.jurisdiction("粤BFA1234") == "gd"  # then a letter or digit, four digits
+    assert plates.jurisdiction("粤B12345F") == "gd"  # large new-energy: five digits, D or F last
+    assert plates.jurisdiction(plates.normalise("京A·12345")) == "cn"
+    assert plates.jurisdiction("沪AD12345") == "cn"
+    assert plates.jurisdiction("粤BA12345") is None  # eight characters must be a new-energy pattern
+    assert plates.jurisdiction("粤BD1234A") is None  # a small new-energy plate ends in four digits
+    assert plates.jurisdiction("粤BI2345") is None  # no I or O on mainland plates
+    assert plates.jurisdiction("粤Z12345") is None  # 粤Z is the Hong Kong / Macao series only
+    assert plates.jurisdiction("港A12345") is None  # not a province
+    assert plates.display("粤B12345", "gd") == "粤B·12345"
+
+
 def test_lines_become_reads_by_format() -> None:
     lines = [TextLine("HINO", 0.99, (0, 0, 50, 20)), TextLine("AB 12O4", 0.9, (0, 30, 90, 50)),
              TextLine("粤Z·A123港", 0.95, (0, 60, 90, 80))]
     reads = {r.slot: r for r in plate_reads(lines)}
     assert set(reads) == {"hk", "gd_cross"}
+    mainland = plate_reads([TextLine("粤B·D12345", 0.93, (0, 0, 90, 20)), TextLine("京A-12345", 0.9, (0, 30, 90, 50))])
+    assert [(r.slot, r.value) for r in mainland] == [("gd", "粤BD12345"), ("cn", "京A12345")]
     assert (reads["hk"].value, reads["hk"].status) == ("AB1204", "corrected")
     assert reads["gd_cross"].value == "粤ZA123港"
     code = container_reads([TextLine("CSQU 305438 3", 0.97, (0, 0, 100, 20)), TextLine("45G1", 1.0, (0, 30, 40, 50))])
