@@ -1,4 +1,4 @@
-"""`edge`: the station command line (run, check-config, detect, twin, demo, user, export-dicos, audit, diag)."""
+"""`edge`: the station command line (run, check-config, detect, twin, demo, user, export-dicos, case, audit, diag)."""
 
 from __future__ import annotations
 
@@ -83,6 +83,8 @@ def _add_admin_commands(sub: argparse._SubParsersAction) -> None:
     dicos.add_argument("--out", required=True, type=Path, help="folder for the .dcm files (created)")
     dicos.set_defaults(handler=_export_dicos)
 
+    _add_case_commands(sub)
+
     audit = sub.add_parser("audit", help="audit log").add_subparsers(required=True, metavar="ACTION")
     verify = audit.add_parser("verify", help="check the audit hash chain; names the first broken link")
     verify.add_argument("--config", required=True, type=Path)
@@ -94,6 +96,44 @@ def _add_admin_commands(sub: argparse._SubParsersAction) -> None:
     csr.add_argument("--key", required=True, type=Path, help="where the new private key goes; it never leaves here")
     csr.add_argument("--out", required=True, type=Path, help="the request to hand to `edge-hub pki issue --csr`")
     csr.set_defaults(handler=_pki_csr)
+
+
+def _add_case_commands(sub: argparse._SubParsersAction) -> None:
+    from central_sync.case_bundle import add_verify_parser
+
+    case = sub.add_parser("case", help="signed case bundles (docs/case-bundles.md)").add_subparsers(
+        required=True, metavar="ACTION")
+    export = case.add_parser("export", help="export a case's records and evidence as a signed bundle (audited)")
+    export.add_argument("--config", required=True, type=Path)
+    chosen = export.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--record", action="append", dest="records", help="a record id (repeat for more)")
+    chosen.add_argument("--identity", help="every record that read it: KIND=VALUE, e.g. plate=AB1234")
+    export.add_argument("--reason", required=True, help="why the evidence leaves the station (audited)")
+    export.add_argument("--by", required=True, help="who exports (badge or name; audited)")
+    export.add_argument("--out", required=True, type=Path, help="the bundle's .zip (must not exist)")
+    export.set_defaults(handler=_case_export)
+    add_verify_parser(case)
+
+
+def _case_export(args: argparse.Namespace) -> int:
+    from central_sync.case_bundle import zip_bytes
+    from edge.case_export import CaseExportRefused, Selection, export, parse_identity
+
+    if args.out.exists():
+        print(f"edge case export: {args.out} exists already; name a new file", file=sys.stderr)
+        return 2
+    with _open_store(args.config) as store:
+        try:
+            selection = parse_identity(args.identity) if args.identity else Selection(tuple(args.records))
+            bundle = export(store, selection, args.by, args.reason)
+        except CaseExportRefused as exc:
+            print(f"edge case export: {exc}", file=sys.stderr)
+            return 2
+    args.out.write_bytes(zip_bytes(bundle))
+    m = bundle.manifest
+    print(f"{args.out}: case {m.case_id}, {len(m.records)} records, {len(m.files)} files, manifest sha256 "
+          f"{bundle.manifest_sha256}, signed by station key id {m.key.key_id} (public key {m.key.public})")
+    return 0
 
 
 def _pki_csr(args: argparse.Namespace) -> int:

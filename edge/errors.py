@@ -10,6 +10,7 @@
     ├── CommandRefused        a hub command refused, with a stable reason code (commands.py)
     ├── CaseError             a case request the screen cannot serve: HTTP status and catalogue key (web/cases.py)
     ├── DicosExportError      a record that cannot be exported as DICOS: no scan, or its file is gone (dicos.py)
+    ├── CaseExportRefused     a case bundle not exported as asked: no reason, no such record (case_export.py)
     ├── SearchReportRefused   a search report not signed or countersigned as asked: status and key (search_report.py)
     ├── TwinError             the config names an endpoint the twin cannot serve (twin.py)
     ├── StateFileUnreadable   a state file that must outlive the daemon cannot be read (stations/statefile.py)

@@ -4,6 +4,7 @@
     edge-hub migrate [--db URL | --db-file FILE]
     edge-hub api-token NAME      print a new service token for /api and the line for --api-tokens
     edge-hub pki init|issue|revoke|list|crl     the hub's certificate authority (docs/pki.md)
+    edge-hub case verify BUNDLE [--key PUBKEY]  check a signed case bundle offline (docs/case-bundles.md)
 
 The database URL comes from `--db-file` (its first line: systemd's LoadCredential= hands it over
 without putting a password on the command line), else `--db`, else `$EDGE_HUB_DB`, else
@@ -26,6 +27,7 @@ from pydantic import ValidationError
 from appliance import sdnotify
 from appliance.serving import stop_on_signals, until_listening
 from appliance.watchdog import watchdog
+from central_sync import case_bundle
 from central_sync.config import BrokerConfig, TlsConfig
 from central_sync.control_room import ControlRoom, ControlRoomConfig
 from central_sync.errors import SyncError
@@ -90,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     token = sub.add_parser("api-token", help="print a new /api service token, then its line for --api-tokens")
     token.add_argument("name", help="who holds the token (letters, digits, _.@-)")
     pki_cli.add_parser(sub)
+    case_bundle.add_verify_parser(sub.add_parser("case", help="signed case bundles (docs/case-bundles.md)")
+                                  .add_subparsers(required=True, metavar="ACTION"))
     return ap
 
 
@@ -191,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_CONFIG
         print(f"{token}\n{line}")
         return 0
+    if args.cmd == "case":
+        return int(args.handler(args))
     if args.cmd == "pki":
         try:
             print(pki_cli.run(args))

@@ -8,7 +8,6 @@ rather than trusting the key a record names.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from central_sync import case_bundle
 from edge.errors import EdgeError
 
 KEY_FILE = "diag-signing.key"
@@ -51,7 +51,7 @@ def public_hex(key: Ed25519PublicKey) -> str:
 def key_id(public: str) -> str:
     """Short fingerprint of a public key for people to compare (first 16 hex digits of its sha256)."""
     try:
-        return hashlib.sha256(bytes.fromhex(public)).hexdigest()[:16]
+        return case_bundle.key_id(public)
     except ValueError:
         return f"(not a key: {public[:16]!r})"
 

@@ -41,7 +41,7 @@ from appliance.signin_guard import SignInGuard
 from edge import auth
 from edge.context import StationContext
 from edge.tip import TipEngine
-from edge.web import routes_auth, routes_cases, routes_search, routes_station
+from edge.web import routes_auth, routes_cases, routes_case_bundle, routes_search, routes_station
 from edge.web.config import WebConfig
 from edge.web.deps import WebState, ensure_schema, station_health
 
@@ -114,7 +114,7 @@ def create_app(ctx: StationContext, cfg: WebConfig | None = None, tip_engine: Ti
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
-    for module in (routes_auth, routes_cases, routes_search, routes_station):
+    for module in (routes_auth, routes_cases, routes_case_bundle, routes_search, routes_station):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -1,0 +1,179 @@
+"""A case bundle from the station store: the records a case concerns and all the evidence about them,
+signed with the station key (docs/case-bundles.md; the format is central_sync/case_bundle.py).
+
+A case is chosen by record ids or by a vehicle's identity (every record that read that plate, container
+number or tag). Evidence the station no longer holds (a scan pruned after the hub took it) is named in
+the manifest's notes rather than left out silently. Every export is audited: who, why, which records and
+the manifest's sha256, so the audit chain vouches for the bundle as well as its signature does.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import structlog
+
+from central_sync import case_bundle
+from central_sync.case_bundle import Bundle
+from central_sync.schema import Identity, InspectionRecord
+from edge import audit, dicos, tip
+from edge.diag import signing
+from edge.errors import EdgeError
+from edge.ids import new_id
+from edge.store import Store
+
+log = structlog.get_logger()
+
+VEHICLE_KINDS = ("plate", "container", "rfid_tid", "rfid_epc", "em4100", "rfid", "seal", "eseal")
+MAX_RECORDS = 500
+ACTION = "case.export"
+
+
+class CaseExportRefused(EdgeError):
+    """A case bundle that cannot be exported as asked; `code` is the stable reason the screen shows."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which records a case concerns: these ids, or every record that read this identity."""
+
+    record_ids: tuple[str, ...] = ()
+    identity_kind: str = ""
+    identity_value: str = ""
+
+    def describe(self) -> dict[str, str]:
+        if self.record_ids:
+            return {"by": "record_ids", "ids": " ".join(self.record_ids)}
+        return {"by": "identity", "kind": self.identity_kind, "value": self.identity_value}
+
+
+def parse_identity(text: str) -> Selection:
+    """`plate=粤Z·A123港` (kind=value) as a selection; CaseExportRefused names a kind it does not know."""
+    kind, sep, value = text.partition("=")
+    if not sep or kind not in VEHICLE_KINDS or not value.strip():
+        raise CaseExportRefused("bad_identity", f"identity {text!r} is not KIND=VALUE with KIND one of "
+                                                f"{', '.join(VEHICLE_KINDS)}")
+    return Selection(identity_kind=kind, identity_value=value.strip())
+
+
+def select(store: Store, selection: Selection) -> list[InspectionRecord]:
+    """The selected records, oldest first; CaseExportRefused when an id is unknown or nothing matches."""
+    if selection.record_ids:
+        records = [store.get(rid) for rid in selection.record_ids]
+        missing = [rid for rid, r in zip(selection.record_ids, records) if r is None]
+        if missing:
+            raise CaseExportRefused("unknown_record", f"record {missing[0]} is not in the station store at "
+                                                      f"{store.data_dir}")
+        found = [r for r in records if r is not None]
+    else:
+        found = _by_identity(store.conn, selection.identity_kind, selection.identity_value)
+    if not found:
+        raise CaseExportRefused("no_records", f"no record matches the case selection {selection.describe()}")
+    if len(found) > MAX_RECORDS:
+        raise CaseExportRefused("too_many", f"the case selects {len(found)} records, more than {MAX_RECORDS}")
+    return sorted({r.id: r for r in found}.values(), key=lambda r: r.seq)
+
+
+def _by_identity(conn: sqlite3.Connection, kind: str, value: str) -> list[InspectionRecord]:
+    rows = conn.execute(
+        "SELECT record FROM inspections WHERE EXISTS (SELECT 1 FROM json_each(record, '$.identities') AS i"
+        " WHERE json_extract(i.value, '$.kind') = ? AND json_extract(i.value, '$.value') = ?) ORDER BY seq",
+        (kind, value))
+    return [InspectionRecord.model_validate_json(row[0]) for row in rows]
+
+
+def _dump(value: Any) -> bytes:
+    return json.dumps(value, indent=1, ensure_ascii=False, sort_keys=True, default=str).encode()
+
+
+def evidence(store: Store, records: list[InspectionRecord]) -> tuple[dict[str, bytes], list[str]]:
+    """Every file of the case by its path in the bundle, and one note per piece of evidence no longer held."""
+    files: dict[str, bytes] = {}
+    notes: list[str] = []
+    for record in records:
+        files[f"records/{record.id}.json"] = record.model_dump_json(by_alias=True, indent=1).encode()
+        if record.review is not None:
+            files[f"reviews/{record.id}.json"] = record.review.model_dump_json(indent=1).encode()
+        _scan_files(store, record, files, notes)
+        _search_files(store, record, files, notes)
+        _crop_files(store, record.identities, files, notes)
+        files[f"audit/{record.id}.json"] = _dump([e.as_dict() for e in reversed(audit.entries(store.conn, record.id,
+                                                                                              limit=10_000))])
+        tips = _tip_rows(store.conn, record.id)
+        if tips:
+            files[f"tip/{record.id}.json"] = _dump(tips)
+    return files, notes
+
+
+def _scan_files(store: Store, record: InspectionRecord, files: dict[str, bytes], notes: list[str]) -> None:
+    if record.scan is None:
+        return
+    path = store.scan_path(record.scan.sha256)
+    if not path.exists():
+        notes.append(f"record {record.id}'s scan {record.scan.sha256} is no longer kept at the station")
+        return
+    files[f"scans/{record.scan.sha256}.npz"] = path.read_bytes()
+    try:
+        for name, data in dicos.scan_file_dicos(record, path).items():
+            files[f"dicos/{name}"] = data
+    except dicos.DicosExportError as exc:
+        notes.append(f"record {record.id} has no DICOS files: {exc}")
+
+
+def _search_files(store: Store, record: InspectionRecord, files: dict[str, bytes], notes: list[str]) -> None:
+    for report in record.search_reports:
+        files[f"search-reports/{record.id}-v{report.version}.json"] = report.model_dump_json(indent=1).encode()
+        for sha in report.photos:
+            _copy(store.photo_path(sha), f"photos/{sha}", f"search photo {sha} of record {record.id}", files, notes)
+
+
+def _crop_files(store: Store, identities: list[Identity], files: dict[str, bytes], notes: list[str]) -> None:
+    for ident in identities:
+        if ident.crop:
+            _copy(store.crop_path(ident.crop), f"crops/{ident.crop}.png",
+                  f"identity crop {ident.crop} ({ident.kind} {ident.value or ident.raw})", files, notes)
+
+
+def _copy(path: Any, name: str, what: str, files: dict[str, bytes], notes: list[str]) -> None:
+    if path.exists():
+        files[name] = path.read_bytes()
+    else:
+        notes.append(f"{what} is no longer kept at the station")
+
+
+def _tip_rows(conn: sqlite3.Connection, record_id: str) -> list[dict[str, Any]]:
+    tip.ensure_schema(conn)
+    cur = conn.execute("SELECT * FROM tip_events WHERE record_id = ? ORDER BY id", (record_id,))
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur]
+
+
+def export(store: Store, selection: Selection, actor: str, reason: str,
+           now: datetime | None = None) -> Bundle:
+    """Build, sign and audit the case bundle; CaseExportRefused when the reason is empty or nothing matches."""
+    if not reason.strip():
+        raise CaseExportRefused("reason_required", "a case export needs a reason (why the evidence leaves the station)")
+    records = select(store, selection)
+    files, notes = evidence(store, records)
+    key, created = signing.load_or_create(store.data_dir)
+    if created:
+        log.info("case.key_created", key_id=signing.key_id(key.public_hex), path=str(key.path))
+    bundle = case_bundle.build(
+        files, key.private, case_id=new_id(), side="station", origin=store.station or "station", exported_by=actor,
+        exported_at=now or datetime.now(timezone.utc), reason=reason.strip(), records=[r.id for r in records],
+        selection=selection.describe(), notes=notes)
+    audit.ensure_schema(store.conn)
+    audit.append(store.conn, actor, ACTION, f"case:{bundle.manifest.case_id}",
+                 {"reason": bundle.manifest.reason, "records": bundle.manifest.records,
+                  "manifest_sha256": bundle.manifest_sha256, "key_id": bundle.manifest.key.key_id,
+                  "files": len(bundle.manifest.files)})
+    log.info("case.exported", case=bundle.manifest.case_id, records=len(records), actor=actor)
+    return bundle
