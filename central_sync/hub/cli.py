@@ -4,6 +4,7 @@
     edge-hub migrate [--db URL | --db-file FILE]
     edge-hub api-token NAME      print a new service token for /api and the line for --api-tokens
     edge-hub pki init|issue|revoke|list|crl     the hub's certificate authority (docs/pki.md)
+    edge-hub case export --signing-key KEY --record ID|--identity K=V --reason WHY --by WHO --out case.zip
     edge-hub case verify BUNDLE [--key PUBKEY]  check a signed case bundle offline (docs/case-bundles.md)
 
 The database URL comes from `--db-file` (its first line: systemd's LoadCredential= hands it over
@@ -92,9 +93,50 @@ def _parser() -> argparse.ArgumentParser:
     token = sub.add_parser("api-token", help="print a new /api service token, then its line for --api-tokens")
     token.add_argument("name", help="who holds the token (letters, digits, _.@-)")
     pki_cli.add_parser(sub)
-    case_bundle.add_verify_parser(sub.add_parser("case", help="signed case bundles (docs/case-bundles.md)")
-                                  .add_subparsers(required=True, metavar="ACTION"))
+    _add_case_parser(sub)
     return ap
+
+
+def _add_case_parser(sub: argparse._SubParsersAction) -> None:
+    case = sub.add_parser("case", help="signed case bundles (docs/case-bundles.md)").add_subparsers(
+        required=True, metavar="ACTION")
+    export = case.add_parser("export", help="export a case from the hub database as a bundle signed by the hub key")
+    db = export.add_mutually_exclusive_group()
+    db.add_argument("--db", help="sqlite path or postgresql://... (default $EDGE_HUB_DB, else hub.sqlite3)")
+    db.add_argument("--db-file", type=Path, help="file whose first line is the database URL")
+    export.add_argument("--signing-key", required=True, type=Path, help="the hub's Ed25519 command key (PEM)")
+    chosen = export.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--record", action="append", dest="records", help="a record id (repeat for more)")
+    chosen.add_argument("--identity", help="every record that read it: KIND=VALUE, e.g. plate=AB1234")
+    export.add_argument("--reason", required=True, help="why the evidence leaves the hub (audited)")
+    export.add_argument("--by", required=True, help="who exports (audited)")
+    export.add_argument("--out", required=True, type=Path, help="the bundle's .zip (must not exist)")
+    export.set_defaults(handler=_case_export)
+    case_bundle.add_verify_parser(case)
+
+
+def _case_export(args: argparse.Namespace) -> int:
+    from central_sync.commands import load_private_key
+    from central_sync.control_room.db import migrate
+    from central_sync.hub.case_export import HubSelection, export
+
+    if args.out.exists():
+        raise case_bundle.CaseBundleError(f"{args.out} exists already; name a new file")
+    kind, _, value = (args.identity or "").partition("=")
+    if args.identity and not value.strip():
+        raise case_bundle.CaseBundleError(f"identity {args.identity!r} is not KIND=VALUE")
+    selection = HubSelection(tuple(args.records or ()), kind, value.strip())
+    store = open_store(_db_url(args))
+    try:
+        migrate(store)
+        bundle = export(store, selection, args.by, args.reason, load_private_key(args.signing_key))
+    finally:
+        store.close()
+    args.out.write_bytes(case_bundle.zip_bytes(bundle))
+    m = bundle.manifest
+    print(f"{args.out}: case {m.case_id}, {len(m.records)} records, {len(m.files)} files, manifest sha256 "
+          f"{bundle.manifest_sha256}, signed by hub key id {m.key.key_id} (public key {m.key.public})")
+    return 0
 
 
 class DbUrlError(SyncError):
@@ -196,7 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{token}\n{line}")
         return 0
     if args.cmd == "case":
-        return int(args.handler(args))
+        try:
+            return int(args.handler(args))
+        except SyncError as exc:
+            print(f"edge-hub case: {exc}", file=sys.stderr)
+            return 2
     if args.cmd == "pki":
         try:
             print(pki_cli.run(args))

@@ -1,0 +1,124 @@
+"""A case bundle from the hub's database, signed with the hub's command key (docs/case-bundles.md).
+
+The hub holds what stations synced: records (with their search reports), reviews, scans, TIP outcomes,
+and its own control-room audit. Evidence only a station keeps (identity crops, search photos, DICOS files
+made from the scan) is named in the manifest's notes: export the case at the station for those. Every
+export is appended to the control-room audit with the manifest's sha256.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from uuid import uuid4
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from central_sync import case_bundle
+from central_sync.case_bundle import Bundle, CaseBundleError
+from central_sync.control_room import audit
+from central_sync.control_room.db import execute
+from central_sync.hub.search import search_clause
+from central_sync.hub.store import HubStore
+
+MAX_RECORDS = 500
+ACTION = "case.export"
+
+
+@dataclass(frozen=True)
+class HubSelection:
+    """Record ids, or every record that read an identity (matched as the history matches it)."""
+
+    record_ids: tuple[str, ...] = ()
+    identity_kind: str = ""
+    identity_value: str = ""
+
+    def describe(self) -> dict[str, str]:
+        if self.record_ids:
+            return {"by": "record_ids", "ids": " ".join(self.record_ids)}
+        return {"by": "identity", "kind": self.identity_kind, "value": self.identity_value}
+
+
+def select(store: HubStore, selection: HubSelection) -> list[dict[str, Any]]:
+    """The selected record bodies, oldest first; CaseBundleError names an unknown id or an empty match."""
+    if selection.record_ids:
+        marks = ",".join("?" * len(selection.record_ids))
+        rows = store.records(f"WHERE id IN ({marks})", selection.record_ids, MAX_RECORDS + 1, 0)
+        found = {b["id"]: b for b in (json.loads(r[0]) for r in rows)}
+        missing = [rid for rid in selection.record_ids if rid not in found]
+        if missing:
+            raise CaseBundleError(f"record {missing[0]} is not in the hub database")
+    else:
+        clause, args = search_clause(store, selection.identity_value, selection.identity_kind, "exact")
+        found = {b["id"]: b for b in (json.loads(r[0]) for r in store.records(f"WHERE {clause}", args,
+                                                                                 MAX_RECORDS + 1, 0))}
+    if not found:
+        raise CaseBundleError(f"no record in the hub database matches the case selection {selection.describe()}")
+    if len(found) > MAX_RECORDS:
+        raise CaseBundleError(f"the case selects more than {MAX_RECORDS} records")
+    return sorted(found.values(), key=lambda b: (b["decided_at"], b["id"]))
+
+
+def _dump(value: Any) -> bytes:
+    return json.dumps(value, indent=1, ensure_ascii=False, sort_keys=True, default=str).encode()
+
+
+def evidence(store: HubStore, bodies: list[dict[str, Any]]) -> tuple[dict[str, bytes], list[str]]:
+    """Every file the hub holds about the records, and one note per piece it does not."""
+    files: dict[str, bytes] = {}
+    notes: list[str] = []
+    for body in bodies:
+        rid = body["id"]
+        files[f"records/{rid}.json"] = _dump(body)
+        reviews = [json.loads(r) for r in store.reviews(rid)]
+        if reviews:
+            files[f"reviews/{rid}.json"] = _dump(reviews)
+        _scan(store, body, files, notes)
+        for report in body.get("search_reports", []):
+            files[f"search-reports/{rid}-v{report['version']}.json"] = _dump(report)
+            notes += [f"search photo {sha} of record {rid} is kept at station {body['station']} only"
+                      for sha in report.get("photos", [])]
+        notes += [f"identity crop {i['crop']} of record {rid} is kept at station {body['station']} only"
+                  for i in body.get("identities", []) if i.get("crop")]
+        tips = execute(store, "SELECT body FROM tip_outcomes WHERE record_id = ? ORDER BY projection", (rid,))
+        if tips:
+            files[f"tip/{rid}.json"] = _dump([json.loads(t[0]) for t in tips])
+        files[f"audit/{rid}.json"] = _dump(_audit_rows(store, rid))
+    return files, notes
+
+
+def _scan(store: HubStore, body: dict[str, Any], files: dict[str, bytes], notes: list[str]) -> None:
+    scan = body.get("scan")
+    if not scan:
+        return
+    data = store.image(scan["sha256"])
+    if data is None:
+        notes.append(f"record {body['id']}'s scan {scan['sha256']} is not held by the hub")
+        return
+    files[f"scans/{scan['sha256']}.npz"] = data
+    notes.append(f"record {body['id']}'s DICOS files are made at station {body['station']} (edge case export)")
+
+
+def _audit_rows(store: HubStore, record_id: str) -> list[dict[str, Any]]:
+    rows = execute(store, f"{audit.SELECT} WHERE object = ? ORDER BY seq", (record_id,))
+    return [dict(zip((*audit.COLS, "hash"), r)) for r in rows]
+
+
+def export(store: HubStore, selection: HubSelection, actor: str, reason: str, key: Ed25519PrivateKey,
+           origin: str = "hub", now: datetime | None = None) -> Bundle:
+    """Build, sign with the hub's key and audit the case bundle; CaseBundleError says why it cannot."""
+    if not reason.strip():
+        raise CaseBundleError("a case export needs a reason (why the evidence leaves the hub)")
+    bodies = select(store, selection)
+    files, notes = evidence(store, bodies)
+    bundle = case_bundle.build(
+        files, key, case_id=str(uuid4()), side="hub", origin=origin, exported_by=actor,
+        exported_at=now or datetime.now(timezone.utc), reason=reason.strip(), records=[b["id"] for b in bodies],
+        selection=selection.describe(), notes=notes)
+    audit.append(store, actor, ACTION, f"case:{bundle.manifest.case_id}",
+                 {"reason": bundle.manifest.reason, "records": bundle.manifest.records,
+                  "manifest_sha256": bundle.manifest_sha256, "key_id": bundle.manifest.key.key_id,
+                  "files": len(bundle.manifest.files)})
+    return bundle
