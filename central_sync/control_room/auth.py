@@ -30,6 +30,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "command": frozenset({"supervisor", "admin"}),
     "switch_model": frozenset({"admin"}),
     "audit": frozenset({"supervisor", "admin"}),
+    "case_export": frozenset({"supervisor", "admin"}),  # signed case bundles (docs/case-bundles.md)
     "users": frozenset({"admin"}),
     # risk assessment (issue 18): supervisors draft, admins approve and publish (four eyes: never their own draft)
     "risk_view": frozenset({"supervisor", "admin"}),

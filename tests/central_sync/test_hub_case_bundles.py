@@ -5,17 +5,20 @@ audit, and an export without a reason or with an unknown record is refused in on
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from central_sync.case_bundle import MANIFEST, load_public_key, read_bundle, verify
 from central_sync.commands import generate_keypair
-from central_sync.control_room import audit
+from central_sync.control_room import ControlRoom, ControlRoomConfig, audit, auth
 from central_sync.control_room.db import migrate
+from central_sync.hub.api import create_app
 from central_sync.hub.cli import main
 from central_sync.hub.store import HubStore, open_store
 from central_sync.schema import Verdict
@@ -89,3 +92,36 @@ def test_hub_export_refuses_without_a_reason_or_with_an_unknown_record(hub: tupl
     assert capsys.readouterr().err.strip() == "edge-hub case: record nope is not in the hub database"
     assert not [e for e in audit.entries(store) if e["action"] == "case.export"]
     assert not (tmp_path / "a.zip").exists() and not (tmp_path / "b.zip").exists()
+
+
+PASSWORD = "correct horse"
+
+
+async def test_the_control_room_export_is_for_supervisors_needs_a_reason_and_verifies(tmp_path: Path) -> None:
+    generate_keypair(tmp_path / "hub.key", tmp_path / "hub.pub")
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(signing_key=tmp_path / "hub.key")) as room:
+        for name, role in (("op1", "operator"), ("sup1", "supervisor")):
+            auth.add_user(store, name, role, PASSWORD)
+        ids = _seed(store)
+        app = room.install(create_app(store))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://hub") as http:
+            body = {"record_ids": [ids["seized"]], "reason": "court order 55"}
+            assert (await http.post("/cr/api/login", json={"username": "op1", "password": PASSWORD})).status_code == 200
+            assert (await http.post("/cr/api/case-bundles", json=body)).status_code == 403
+            assert (await http.post("/cr/api/login", json={"username": "sup1", "password": PASSWORD})).status_code == 200
+            empty = await http.post("/cr/api/case-bundles", json={**body, "reason": ""})
+            assert (empty.status_code, empty.json()["detail"]) == (422, "A case export needs a reason.")
+            assert not [e for e in audit.entries(store) if e["action"] == "case.export"]
+            r = await http.post("/cr/api/case-bundles", json=body)
+            assert r.status_code == 200, r.text
+            files = read_bundle_bytes(r.content)
+    assert verify(files, load_public_key(str(tmp_path / "hub.pub"))).ok
+    [entry] = [e for e in audit.entries(store) if e["action"] == "case.export"]
+    assert entry["actor"] == "sup1" and json.loads(entry["detail"])["manifest_sha256"] == r.headers["x-manifest-sha256"]
+    store.close()
+
+
+def read_bundle_bytes(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return {n: zf.read(n) for n in zf.namelist()}
