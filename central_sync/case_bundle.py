@@ -145,9 +145,14 @@ def read_bundle(path: Path) -> dict[str, bytes]:
         return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
     try:
         with zipfile.ZipFile(path) as zf:
-            return {info.filename: zf.read(info) for info in zf.infolist() if not info.is_dir()}
+            infos = [info for info in zf.infolist() if not info.is_dir()]
+            files = {info.filename: zf.read(info) for info in infos}
     except (OSError, zipfile.BadZipFile) as exc:
         raise CaseBundleError(f"{path} is neither a case bundle folder nor a readable zip: {exc}") from exc
+    if len(files) != len(infos):  # tools differ on which copy they show: the bundle is ambiguous
+        twice = sorted({i.filename for i in infos if sum(j.filename == i.filename for j in infos) > 1})
+        raise CaseBundleError(f"{path} holds {twice[0]} more than once, so which copy is evidence is ambiguous")
+    return files
 
 
 def load_public_key(text_or_path: str) -> Ed25519PublicKey:

@@ -290,3 +290,13 @@ def test_the_screen_export_is_for_supervisors_needs_a_reason_and_verifies(
     assert entry.actor == SUPERVISOR[0]
     assert json.loads(entry.detail)["manifest_sha256"] == r.headers["x-manifest-sha256"]
     assert case_export.ACTION == "case.export"
+
+
+def test_a_zip_holding_one_name_twice_is_refused(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _bundle(case, tmp_path)
+    with zipfile.ZipFile(path, "a") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        zf.writestr(f"records/{case.suspect.id}.json", b"{}")
+    capsys.readouterr()
+    assert edge_main(["case", "verify", str(path)]) == 2
+    assert capsys.readouterr().out.strip() == (f"REFUSED: {path} holds records/{case.suspect.id}.json more than once, "
+                                               "so which copy is evidence is ambiguous")
