@@ -19,6 +19,7 @@ import structlog
 
 from central_sync import case_bundle
 from central_sync.case_bundle import Bundle
+from central_sync.hub.search import normalise
 from central_sync.schema import Identity, InspectionRecord
 from edge import audit, dicos, tip
 from edge.diag import signing
@@ -83,11 +84,13 @@ def select(store: Store, selection: Selection) -> list[InspectionRecord]:
 
 
 def _by_identity(conn: sqlite3.Connection, kind: str, value: str) -> list[InspectionRecord]:
+    """Records that read the identity, matched as the hub's history matches it (case, spaces and dots aside)."""
     rows = conn.execute(
         "SELECT record FROM inspections WHERE EXISTS (SELECT 1 FROM json_each(record, '$.identities') AS i"
-        " WHERE json_extract(i.value, '$.kind') = ? AND json_extract(i.value, '$.value') = ?) ORDER BY seq",
-        (kind, value))
-    return [InspectionRecord.model_validate_json(row[0]) for row in rows]
+        " WHERE json_extract(i.value, '$.kind') = ?) ORDER BY seq", (kind,))
+    wanted = normalise(value)
+    records = (InspectionRecord.model_validate_json(row[0]) for row in rows)
+    return [r for r in records if any(i.kind == kind and normalise(i.value) == wanted for i in r.identities)]
 
 
 def _dump(value: Any) -> bytes:
