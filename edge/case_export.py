@@ -13,6 +13,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -145,7 +146,7 @@ def _crop_files(store: Store, identities: list[Identity], files: dict[str, bytes
                   f"identity crop {ident.crop} ({ident.kind} {ident.value or ident.raw})", files, notes)
 
 
-def _copy(path: Any, name: str, what: str, files: dict[str, bytes], notes: list[str]) -> None:
+def _copy(path: Path, name: str, what: str, files: dict[str, bytes], notes: list[str]) -> None:
     if path.exists():
         files[name] = path.read_bytes()
     else:
