@@ -104,14 +104,12 @@ def content(store: HubStore, now: float, declarations_s: float) -> Content:
 
 
 def _entries(cur: Cursor, store: HubStore, lists: dict[str, tuple[str, str]], now: float) -> EntryColumns:
-    """One streaming query straight into the bundle's columns (rows of lists that are gone are skipped)."""
+    """One streaming query straight into the bundle's columns (rows of lists that are gone are skipped), in the
+    table's own order: no sort, and the order of a kind's values means nothing to a station."""
     out = EntryColumns()
-    cur.execute(store.sql(f"SELECT {authoring.ENTRY_COLS} FROM risk_entries WHERE valid_to IS NULL OR valid_to > ?"
-                          " ORDER BY list_id, value"), (now,))
-    for list_id, value, reason, owner, valid_from, valid_to, level in cur:
-        kind_lane = lists.get(list_id)
-        if kind_lane is not None:
-            out.add(kind_lane[0], value, (list_id, reason, owner, valid_from, valid_to, level, kind_lane[1], 100))
+    cur.execute(store.sql(f"SELECT {authoring.ENTRY_COLS} FROM risk_entries WHERE valid_to IS NULL OR valid_to > ?"),
+                (now,))
+    out.extend((lists[row[0]][0], row[1], (row[0], *row[2:], lists[row[0]][1], 100)) for row in cur if row[0] in lists)
     return out
 
 
