@@ -40,7 +40,7 @@ from central_sync.config import BrokerConfig
 from central_sync.errors import SyncError, WireFormatError
 from central_sync.risk_delivery import RiskAck, RiskChunk, ack_topic, decode_chunk, risk_topic
 from central_sync.schema import Identity
-from risk.bundle import Bundle, open_bundle
+from risk.bundle import Bundle, Declaration, open_bundle
 from risk.engine import Assessment, BundleState, Engine, Facts
 from risk.errors import BundleError, RiskError
 
@@ -227,6 +227,11 @@ class RiskCheck:
             load_present=load_present, history_passes=cast(int | None, past.get("history.passes")),
             history_seizures=cast(int | None, past.get("history.seizures")),
             history_last_outcome=cast(str | None, past.get("history.last_outcome"))))
+
+
+    def declaration(self, identities: Sequence[Identity]) -> Declaration | None:
+        """The declaration the running bundle carries for the item's container (first) or plate."""
+        return self.runtime.engine.state.declaration(tuple((i.kind, i.value) for i in identities))
 
 
 class Assembler:
