@@ -138,11 +138,12 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         shadow = await _open_shadow(stack, config, pool)
         if shadow is not None:
             metrics.follow_shadow(shadow.stats)
+        history = await _open_history(stack, config) if kind.name == "gantry" else None
         inspection = InspectorParts(st.id, st.lane, st.budget_ms, engine, store, events, metrics,
                                     after_commit=publisher.notify if publisher is not None else None, shadow=shadow,
                                     seals=seal_expectation(config),
-                                    risk=RiskCheck(risk, st.id, st.kind) if risk is not None else None)
-        history = await _open_history(stack, config) if kind.name == "gantry" else None
+                                    risk=RiskCheck(risk, st.id, st.kind, history.facts if history else None)
+                                    if risk is not None else None)
         flow = kind.flow(FlowParts(config, devices, inspection, events, progress, history))
         snapshot: dict[str, Any] = {}
         screen_stop = asyncio.Event()  # this station's screen only: a failed station must not stop the others

@@ -265,6 +265,11 @@ class VehicleHistory:
                 done.append(f)
         return min(done, key=lambda f: (not f.references, PRIORITY.index(f.kind)), default=None)
 
+    def facts(self, identities: Sequence[Identity]) -> dict[str, int | str | None]:
+        """The risk facts of the history fetched so far (never waits): None each while nothing has arrived."""
+        found = self.found(identities)
+        return history_facts(found.passes if found is not None else None)
+
     def forget(self, identities: Sequence[Identity]) -> None:
         """Drop the finished fetches of an item once its record is written (the next pass asks again)."""
         for ident in identities:

@@ -36,7 +36,7 @@ from edge.identity import conflicts, fuse
 from edge.ids import new_id
 from edge.metrics import StationMetrics
 from edge.risk import RiskCheck
-from edge.seals import SealExpectation
+from edge.seals import SealExpectation, for_item
 from edge.store import StoreWriter
 from edge.verdict import Outcome, Reason, decide, with_risk
 from models.detection import Detection
@@ -156,7 +156,8 @@ class Inspector:
         elif completed and self.shadow is not None:
             self.shadow.submit(self.station, scan, detections)
         identities = self._identities(item)
-        seal_problem = self.seals.problem(item.kind, identities, item.seal_events) if self.seals else None
+        seals = for_item(self.risk.declaration(identities) if self.risk is not None else None, self.seals)
+        seal_problem = seals.problem(item.kind, identities, item.seal_events) if seals else None
         if seal_problem is not None:
             log.warning("pipeline.seal_not_intact", station=self.station, item=item.ref, detail=seal_problem)
         verdict, reason = decide(Outcome(completed, within_budget, scan.complete if scan else False,

@@ -24,10 +24,11 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
@@ -39,7 +40,7 @@ from central_sync.config import BrokerConfig
 from central_sync.errors import SyncError, WireFormatError
 from central_sync.risk_delivery import RiskAck, RiskChunk, ack_topic, decode_chunk, risk_topic
 from central_sync.schema import Identity
-from risk.bundle import Bundle, open_bundle
+from risk.bundle import Bundle, Declaration, open_bundle
 from risk.engine import Assessment, BundleState, Engine, Facts
 from risk.errors import BundleError, RiskError
 
@@ -197,22 +198,40 @@ class RiskRuntime:
         return RiskAck(version=version, sha256=sha, outcome="refused", code=code)
 
 
+Known = Callable[[Sequence[Identity]], Mapping[str, int | str | None]]
+"""The history facts of what the station fetched so far for an item's identities, never waiting
+(VehicleHistory.facts)."""
+
+
 @dataclass(frozen=True)
 class RiskCheck:
-    """The inspection's view of risk: an item's facts, evaluated against the bundle the station runs."""
+    """The inspection's view of risk: an item's facts, evaluated against the bundle the station runs.
+
+    `history` (a station with history configured) gives the history facts from the fetch started when the
+    identity was read; an answer that has not arrived yet is unknown (None), as on a station without history.
+    """
 
     runtime: RiskRuntime
     station: str
     station_kind: str
+    history: Known | None = None
 
     def assess(self, item_id: str, identities: Sequence[Identity], verdict: str = "pending",
                labels: Sequence[str] = (), load_present: bool | None = None, at: float | None = None) -> Assessment:
         """`verdict` "pending" before the detector's outcome; the declaration is the bundle's, by container or plate."""
+        past = self.history(identities) if self.history is not None else {}
         return self.runtime.evaluate(Facts(
             item_id=item_id, at=time.time() if at is None else at,
             identities=tuple((i.kind, i.value) for i in identities), station_id=self.station,
             station_kind=self.station_kind, detector_verdict=verdict, detector_labels=tuple(labels),
-            load_present=load_present))
+            load_present=load_present, history_passes=cast(int | None, past.get("history.passes")),
+            history_seizures=cast(int | None, past.get("history.seizures")),
+            history_last_outcome=cast(str | None, past.get("history.last_outcome"))))
+
+
+    def declaration(self, identities: Sequence[Identity]) -> Declaration | None:
+        """The declaration the running bundle carries for the item's container (first) or plate."""
+        return self.runtime.engine.state.declaration(tuple((i.kind, i.value) for i in identities))
 
 
 class Assembler:

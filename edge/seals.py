@@ -1,8 +1,9 @@
 """Seal policy (pure): a container declared sealed whose seal is missing, opened or tampered goes to manual.
 
-Where "declared sealed" comes from: a declaration is issue 18's; until then the station config
-names it (`[seals]`: `declared_sealed`, and the seal numbers `expected` on this lane), a small
-explicit input to the decision. A seal counts as intact only when its reader reported it intact
+Where "declared sealed" comes from: the item's declaration when the station's risk bundle carries one
+for its container or plate (`sealed`, `seal_id`: `for_item`); without one, the station config's lane
+setting (`[seals]`: `declared_sealed`, and the seal numbers `expected` on this lane). Seal numbers are
+compared normalised (as identities are: risk.normal). A seal counts as intact only when its reader reported it intact
 and no event heard while the item was in the lane said otherwise: a seal read without a state, a
 seal tampered and then reported intact again, and a declared seal never read are all problems.
 """
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from central_sync.schema import Identity, ItemKind, SealEventOut
+from risk.bundle import Declaration
+from risk.normal import normalise
 
 if TYPE_CHECKING:
     from edge.config import StationConfig
@@ -23,25 +26,43 @@ SEAL_KINDS = ("seal", "eseal")
 
 @dataclass(frozen=True)
 class SealExpectation:
-    """What the lane expects of the items' seals: declared sealed, the numbers (none = any seal), for which kinds."""
+    """What the lane expects of the items' seals: declared sealed, the numbers (none = any seal), for which kinds;
+    `source` names where it comes from when that is not the lane (e.g. "declaration D-1")."""
 
     declared_sealed: bool
     seal_ids: tuple[str, ...] = ()
     item_kinds: tuple[ItemKind, ...] = (ItemKind.CONTAINER, ItemKind.VEHICLE)
+    source: str = ""
 
     def problem(self, kind: ItemKind, identities: Sequence[Identity],
                 events: Sequence[SealEventOut] = ()) -> str | None:
         """Why the item's declared seals are not intact (one sentence), or None when they are or none is declared."""
         if not self.declared_sealed or kind not in self.item_kinds:
             return None
-        seals = {i.value: i for i in identities if i.kind in SEAL_KINDS}
-        wanted = self.seal_ids or tuple(seals)
+        seals = {normalise("seal", i.value): i for i in identities if i.kind in SEAL_KINDS}
+        wanted = tuple(normalise("seal", s) for s in self.seal_ids) or tuple(seals)
+        by = f" by {self.source}" if self.source else ""
         if not wanted:
-            return "the item is declared sealed and no seal was read"
+            return f"the item is declared sealed{by} and no seal was read"
         missing = [s for s in wanted if s not in seals]
+        if missing and seals:
+            read = ", ".join(i.value for i in seals.values())
+            return f"seal {', '.join(missing)} declared{by} differs from the seal read ({read})"
         if missing:
-            return f"declared seal {', '.join(missing)} was not read"
+            return f"declared seal {', '.join(missing)}{by} was not read"
         return next((p for s in wanted if (p := _not_intact(seals[s], events)) is not None), None)
+
+
+def for_item(declaration: Declaration | None, lane: SealExpectation | None) -> SealExpectation | None:
+    """The item's seal expectation: its declaration's (sealed, seal id) where the bundle carries one, else the
+    lane's setting."""
+    if declaration is None:
+        return lane
+    if not declaration.sealed:
+        return None
+    return SealExpectation(True, (declaration.seal_id,) if declaration.seal_id else (),
+                           lane.item_kinds if lane is not None else SealExpectation(True).item_kinds,
+                           f"declaration {declaration.ref}")
 
 
 def _not_intact(seal: Identity, events: Sequence[SealEventOut]) -> str | None:

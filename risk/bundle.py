@@ -25,7 +25,9 @@ import hashlib
 import json
 import math
 import re
+import sys
 import zlib
+from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
@@ -36,11 +38,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from risk.errors import BundleError, RuleError
+from risk.normal import PLAIN as _PLAIN
 from risk.normal import normalise
 from risk.rules import LANES, LIST_KINDS, Lane, Rule, check_rules
 
 __all__ = ["Bundle", "Declaration", "DeclarationTable", "ListMeta", "RandomPolicy", "WatchEntry", "WatchTable",
-           "bundle_dict", "diff_entries", "encode_bundle", "normalise", "open_bundle"]
+           "EntryColumns", "bundle_dict", "diff_entries", "encode_bundle", "normalise", "open_bundle"]
 
 MAGIC = b"CPERB1\n"
 FORMAT = 1
@@ -220,37 +223,85 @@ class Bundle:
         return now >= self.expires_at
 
 
+class EntryColumns:
+    """Watchlist entries gathered straight into the bundle's columns: per list kind the normalised values and
+    the indexes of their shared attributes (a tuple as ListMeta.as_row gives) in one deduplicated table.
+
+    The hub reads a million approved entries into this without a Python object per entry.
+    """
+
+    def __init__(self) -> None:
+        self.metas: dict[tuple[Any, ...], int] = {}
+        self.columns: dict[str, tuple[list[str], array[int]]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(values) for values, _ in self.columns.values())
+
+    def add(self, list_kind: str, value: str, meta: tuple[Any, ...]) -> None:
+        """One entry; ValueError when its value is empty once normalised."""
+        self.extend(((list_kind, value, meta),))
+
+    def extend(self, rows: Iterable[tuple[str, str, tuple[Any, ...]]]) -> None:
+        """(list kind, value, meta) rows, one loop with its lookups held locally (a million rows at the hub)."""
+        metas, columns, plain = self.metas, self.columns, _PLAIN.fullmatch
+        for list_kind, value, meta in rows:
+            col = columns.get(list_kind) or columns.setdefault(list_kind, ([], array("i")))
+            norm = value if plain(value) else normalise(list_kind, value)
+            if not norm:
+                raise ValueError(f"watchlist entry {value!r} of list {meta[0]!r} is empty once normalised")
+            col[0].append(norm)
+            m = metas.get(meta)
+            col[1].append(m if m is not None else metas.setdefault(meta, len(metas)))
+
+    def select(self, keys: Mapping[str, set[str]]) -> "EntryColumns":
+        """The entries whose normalised value of their kind is in `keys[kind]`."""
+        rows = list(self.metas)
+        out = EntryColumns()
+        for kind, (values, idx) in self.columns.items():
+            wanted = keys.get(kind) or set()
+            for value, m in zip(values, idx) if wanted else ():
+                if value in wanted:
+                    out.add(kind, value, rows[m])
+        return out
+
+    def to_json(self) -> tuple[list[list[Any]], dict[str, dict[str, str]]]:
+        """The bundle's `metas` rows and `watchlists` columns."""
+        lists = {k: {"values": " ".join(v), "metas": base64.b64encode(_little_endian(i)).decode()}
+                 for k, (v, i) in sorted(self.columns.items())}
+        return [list(m) for m in self.metas], lists
+
+
+def _little_endian(values: array[int]) -> bytes:
+    if sys.byteorder == "big":
+        values = array("i", values)
+        values.byteswap()
+    return values.tobytes()
+
+
 def bundle_dict(*, version: int, issued_at: float, expires_at: float, entries: Iterable[WatchEntry] = (),
                 rules: Iterable[Rule] = (), random: RandomPolicy | None = None,
                 declarations: Iterable[Declaration] = (), kind: BundleKind = "snapshot",
                 base_version: int | None = None, removed: Iterable[tuple[str, str]] = (),
-                rules_changed: bool = True, removed_declarations: Iterable[str] = ()) -> dict[str, Any]:
-    """The bundle's JSON form from Python objects (values normalised here), ready for `encode_bundle`."""
-    metas: dict[ListMeta, int] = {}
-    columns: dict[str, tuple[list[str], list[int]]] = {}
-    for e in entries:
-        values, idx = columns.setdefault(e.list_kind, ([], []))
-        value = normalise(e.list_kind, e.value)
-        if not value:
-            raise ValueError(f"watchlist entry {e.value!r} of list {e.list_id!r} is empty once normalised")
-        values.append(value)
-        idx.append(metas.setdefault(e.meta, len(metas)))
+                rules_changed: bool = True, removed_declarations: Iterable[str] = (),
+                columns: EntryColumns | None = None) -> dict[str, Any]:
+    """The bundle's JSON form from Python objects (values normalised here), ready for `encode_bundle`;
+    `columns` (already gathered) stands for `entries`."""
+    if columns is None:
+        columns = EntryColumns()
+        for e in entries:
+            columns.add(e.list_kind, e.value, tuple(e.meta.as_row()))
     gone: dict[str, list[str]] = {}
     for list_kind, value in removed:
         gone.setdefault(list_kind, []).append(normalise(list_kind, value))
     rules_changed = rules_changed or kind == "snapshot"
     rule_list = list(rules) if rules_changed else []  # a delta without rule changes keeps the station's rules
+    metas, lists = columns.to_json()
     return {"format": FORMAT, "version": version, "kind": kind, "base_version": base_version,
             "issued_at": issued_at, "expires_at": expires_at, "random": (random or RandomPolicy()).to_dict(),
             "rules_changed": rules_changed, "rules": [r.to_dict() for r in rule_list],
-            "metas": [m.as_row() for m in metas],
-            "watchlists": {k: {"values": " ".join(v), "metas": _int32s(i)} for k, (v, i) in sorted(columns.items())},
+            "metas": metas, "watchlists": lists,
             "removed": {k: v for k, v in sorted(gone.items())},
             "declarations": DeclarationTable.to_json(declarations), "removed_declarations": list(removed_declarations)}
-
-
-def _int32s(values: list[int]) -> str:
-    return base64.b64encode(np.asarray(values, dtype="<i4").tobytes()).decode()
 
 
 def diff_entries(old: Iterable[WatchEntry],

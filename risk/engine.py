@@ -133,6 +133,10 @@ class BundleState:
         idx = self.lists.get(kind)
         return [self.metas[m] for m in idx.lookup(value)] if idx is not None else []
 
+    def declaration(self, identities: tuple[tuple[str, str], ...]) -> Declaration | None:
+        """The declaration of an item's container (first) or plate, identities as read; None if none is carried."""
+        return _declaration_for(self, _normalised(identities))
+
     def apply(self, bundle: Bundle) -> BundleState:
         """A new state with the bundle applied; this one is left as it was. BundleError if a delta does not fit."""
         if bundle.kind == "delta" and bundle.base_version != self.version:

@@ -1,8 +1,10 @@
 """Feedback KPIs: how often an inspection selected by a rule, a watchlist or the random draw found something.
 
-The feedback is the officer's review with a `search` result (schema.SearchResult: nothing_found or
-seized, with class and quantity), synced to the hub like every review (ReviewMsg) and stored in the
-hub's reviews table. The record it reviews carries the risk assessment the station made
+The feedback is first the signed vehicle search report (docs/search-report.md): the hub keeps its
+versions in `search_reports` and the pass's outcome in `records.search_outcome` (nothing_found, or
+seizure once countersigned; `pending` is not an outcome yet and counts nowhere). Only a record without
+a report falls back to the officer's review with a `search` result (schema.SearchResult: nothing_found
+or seized, with class and quantity), synced like every review (ReviewMsg) and stored in `reviews`. The record it reviews carries the risk assessment the station made
 (`risk`, schema.RiskOut: lane, score, `rules` [{id, kind, reason, ...}] where a watchlist hit's id
 is "<list kind>:<list id>", `random` {seed, draw, rate, selected}, `bundle`). Per selector: inspections it selected, seizures among them, the hit rate
 and its Wilson 95 % interval (models/stats.py). The random row is the baseline that tells whether
@@ -24,11 +26,12 @@ SEIZED = ("seized", "seizure")  # the review's SearchResult and the search repor
 
 def feedback_rows(store: HubStore, since: float, until: float) -> list[dict]:
     """One row per inspected record of the period: record id, station, officer, outcome, class, quantity,
-    and the selectors that chose it."""
+    and the selectors that chose it. The signed search report decides where the record has one; the
+    review's search result only where it has none."""
+    latest = _reported(store, since, until)
     rows = store.query("SELECT v.record_id, v.station, v.officer, v.decided_ts, v.body, r.body FROM reviews v"
                        " LEFT JOIN records r ON r.id = v.record_id WHERE v.decided_ts >= ? AND v.decided_ts < ?"
-                       " ORDER BY v.decided_ts", (since, until))
-    latest: dict[str, dict] = {}
+                       " AND r.search_outcome IS NULL ORDER BY v.decided_ts", (since, until))
     for record_id, station, officer, ts, review_body, record_body in rows:
         search = json.loads(review_body).get("search")
         if not search:
@@ -37,8 +40,28 @@ def feedback_rows(store: HubStore, since: float, until: float) -> list[dict]:
         latest[record_id] = {"record_id": record_id, "station": station, "officer": officer, "decided_ts": ts,
                              "outcome": search["outcome"], "goods_class": search.get("goods_class"),
                              "quantity": search.get("quantity"), "unit": search.get("unit"),
-                             "selectors": sorted(selectors(risk))}
-    return list(latest.values())
+                             "selectors": sorted(selectors(risk)), "source": "review"}
+    return sorted(latest.values(), key=lambda r: r["decided_ts"])
+
+
+def _reported(store: HubStore, since: float, until: float) -> dict[str, dict]:
+    """The records whose search report is final (records.search_outcome nothing_found or seizure), by the
+    latest version signed in the period: the officer who signed it, its first seized finding's class."""
+    rows = store.query("SELECT x.id, x.station, x.search_outcome, x.body, s.officer, s.signed_ts, s.body"
+                       " FROM records x JOIN search_reports s ON s.record_id = x.id"
+                       " WHERE x.search_outcome IN ('nothing_found', 'seizure') AND s.signed_ts >= ? AND s.signed_ts < ?"
+                       " AND s.version = (SELECT max(version) FROM search_reports t WHERE t.record_id = x.id)",
+                       (since, until))
+    out: dict[str, dict] = {}
+    for record_id, station, outcome, record_body, officer, ts, report_body in rows:
+        seized = [f for f in json.loads(report_body).get("findings") or [] if f.get("seized", True)]
+        first = seized[0] if seized and outcome == "seizure" else {}
+        out[record_id] = {"record_id": record_id, "station": station, "officer": officer, "decided_ts": ts,
+                          "outcome": outcome, "goods_class": first.get("hs_class") or first.get("goods"),
+                          "quantity": first.get("quantity"), "unit": first.get("unit"),
+                          "selectors": sorted(selectors(json.loads(record_body).get("risk") or {})),
+                          "source": "search_report"}
+    return out
 
 
 def selectors(risk: dict) -> set[Selector]:

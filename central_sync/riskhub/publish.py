@@ -3,8 +3,11 @@ stored in risk_bundles and handed to the delivery layer.
 
 Every version has a snapshot (any station can apply it: its version is above what it runs) and,
 from the second on, a delta whose base is the previous version (a station that runs exactly that
-one applies the smaller message; risk.bundle.diff_entries decides what it removes and adds). Each bundle is opened with the hub's own public key before it is stored, so what goes
-out is known to verify. `due()` tells when the newest bundle is close enough to expiry to publish
+one applies the smaller message). The delta is built from the hub's change log, the approved drafts
+since the last version (riskhub/changes.py), not by comparing the two versions' entries; the approved
+state is read with one streaming query straight into the bundle's columns, and the last snapshot stays
+opened in memory as the next delta's base. Each bundle is opened with the hub's own public key before it
+is stored, so what goes out is known to verify. `due()` tells when the newest bundle is close enough to expiry to publish
 the same state again under a new version (stations on an expired bundle go stale).
 """
 
@@ -25,9 +28,8 @@ from central_sync.control_room import audit
 from central_sync.errors import PublishError
 from central_sync.hub.store import Cursor, HubStore
 from central_sync.risk_delivery import Offer
-from central_sync.riskhub import authoring, declarations
-from risk.bundle import (Bundle, Declaration, RandomPolicy, WatchEntry, bundle_dict, diff_entries, encode_bundle,
-                         open_bundle)
+from central_sync.riskhub import authoring, changes, declarations
+from risk.bundle import Bundle, Declaration, EntryColumns, RandomPolicy, bundle_dict, encode_bundle, open_bundle
 from risk.errors import BundleError
 from risk.rules import Rule
 
@@ -75,70 +77,99 @@ class Published:
 
 
 # ---- the approved state as bundle content --------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Content:
-    """What a snapshot carries: entries in force, rules (enabled or not), the random policy, declarations."""
+    """What a snapshot carries: entries in force (columnar), rules (enabled or not), the random policy,
+    declarations; `kinds` is every list's kind."""
 
-    entries: tuple[WatchEntry, ...]
+    entries: EntryColumns
     rules: tuple[Rule, ...]
     random: RandomPolicy
     declarations: tuple[Declaration, ...]
+    kinds: dict[str, str]
 
 
 def content(store: HubStore, now: float, declarations_s: float) -> Content:
     """The approved state: entries not yet expired (with their list's lane), rules, policy, recent declarations."""
-    lanes = {w["id"]: (w["kind"], w["lane"]) for w in authoring.watchlists(store)}
-    rows = store.query(f"SELECT {authoring.ENTRY_COLS} FROM risk_entries WHERE valid_to IS NULL OR valid_to > ?"
-                       " ORDER BY list_id, value", (now,))
-    entries = tuple(WatchEntry(lanes[r[0]][0], r[1], r[0], r[2], r[3], r[4], r[5], r[6], lane=lanes[r[0]][1])
-                    for r in rows if r[0] in lanes)
+    lists = {r[0]: (r[1], r[2]) for r in store.query("SELECT id, kind, lane FROM risk_watchlists")}
     rnd = authoring.random_policy(store)
     decls = tuple(Declaration(ref=d["ref"], trader=d["trader"], container=d["container"], plate=d["plate"],
                               goods=tuple((hs, desc) for hs, desc in d["goods"]), declared_empty=d["declared_empty"],
                               weight_kg=d["weight_kg"], origin=d["origin"], sealed=d["sealed"], seal_id=d["seal_id"])
                   for d in sorted(declarations.recent(store, now - declarations_s), key=lambda d: d["ref"]))
-    return Content(entries, tuple(Rule.from_dict(r) for r in authoring.rules(store)),
-                   RandomPolicy(rnd["rate"], rnd["stale_rate"], dict(rnd.get("per_lane") or {})), decls)
+    return Content(store.run_in_transaction(_entries, store, lists, now),
+                   tuple(Rule.from_dict(r) for r in authoring.rules(store)),
+                   RandomPolicy(rnd["rate"], rnd["stale_rate"], dict(rnd.get("per_lane") or {})), decls,
+                   {list_id: kind for list_id, (kind, _) in lists.items()})
+
+
+def _entries(cur: Cursor, store: HubStore, lists: dict[str, tuple[str, str]], now: float) -> EntryColumns:
+    """One streaming query straight into the bundle's columns (rows of lists that are gone are skipped), in the
+    table's own order: no sort, and the order of a kind's values means nothing to a station."""
+    out = EntryColumns()
+    cur.execute(store.sql(f"SELECT {authoring.ENTRY_COLS} FROM risk_entries WHERE valid_to IS NULL OR valid_to > ?"),
+                (now,))
+    out.extend((lists[row[0]][0], row[1], (row[0], *row[2:], lists[row[0]][1], 100)) for row in cur if row[0] in lists)
+    return out
 
 
 def snapshot_dict(c: Content, head: dict[str, Any]) -> dict[str, Any]:
-    return bundle_dict(**head, entries=c.entries, rules=c.rules, random=c.random, declarations=c.declarations)
+    return bundle_dict(**head, columns=c.entries, rules=c.rules, random=c.random, declarations=c.declarations)
 
 
-def delta_dict(prev: Bundle, c: Content, head: dict[str, Any]) -> dict[str, Any]:
-    """What turns the previous snapshot into the current content (risk.bundle.diff_entries for the entries)."""
-    added, removed = diff_entries(prev.watchlists, c.entries)
+def delta_dict(prev: Bundle, c: Content, log: list[changes.Change], head: dict[str, Any]) -> dict[str, Any]:
+    """What turns the previous snapshot into the current content: the keys the change log touched are removed
+    (where the previous version holds them) and their current entries added (riskhub/changes.py)."""
+    keys = changes.touched(log, prev, c.entries, c.kinds, head["issued_at"])
     rules_changed = [r.to_dict() for r in prev.rules] != [r.to_dict() for r in c.rules]
     before = set(prev.declarations)
     refs = {d.ref for d in c.declarations}
-    return bundle_dict(**head, kind="delta", base_version=prev.version, entries=added, removed=removed,
-                       rules=c.rules if rules_changed else (), rules_changed=rules_changed, random=c.random,
+    return bundle_dict(**head, kind="delta", base_version=prev.version, columns=c.entries.select(keys),
+                       removed=changes.present(prev, keys), rules=c.rules if rules_changed else (),
+                       rules_changed=rules_changed, random=c.random,
                        declarations=[d for d in c.declarations if d not in before],
                        removed_declarations=sorted({d.ref for d in before} - refs))
 
 
 # ---- publishing ---------------------------------------------------------------------------------
+_LAST: dict[str, Bundle] = {}
+"""The last snapshot this process published, opened, by database: the base of the next delta without
+reading and opening it again (a restarted hub opens it once)."""
+
+
 def publish(store: HubStore, key: RiskKey, publisher: str, deliver: Deliver | None = None, *,
             expiry_s: float = 24 * 3600.0, declarations_s: float = 72 * 3600.0, now: float | None = None) -> Published:
     """Build, sign, check, store and hand over the next version; PublishError when it cannot."""
     now = time.time() if now is None else now
+    carried = changes.unpublished(store)  # approved before the content is read: this version carries them
     current = content(store, now, declarations_s)
-    prev = latest(store)
+    prev = latest(store, with_data=False)
     version = (prev["version"] if prev else 0) + 1
     head = {"version": version, "issued_at": now, "expires_at": now + expiry_s}
     snapshot = _sign(key, snapshot_dict(current, head), now, None)
     delta = None
     if prev is not None:
-        base = _open(key, prev["snapshot"], prev["issued_at"], None)
-        delta = _sign(key, delta_dict(base, current, head), now, prev["version"])
+        base = _base(store, key, prev)
+        delta = _sign(key, delta_dict(base, current, changes.unpublished(store), head), now, prev["version"])
     out = Published(version, snapshot[0], delta[0] if delta else None, snapshot[1].sha256, now, now + expiry_s,
                     len(current.entries), len(current.rules))
-    _store(store, out, publisher, prev["version"] if prev else None, delta[1].sha256 if delta else "")
+    _store(store, out, publisher, prev["version"] if prev else None, delta[1].sha256 if delta else "", carried)
+    _LAST[store.url] = snapshot[1]
     audit.append(store, publisher, "risk.publish", f"bundle:{version}",
                  {"sha256": out.sha256, "entries": out.entries, "rules": out.rules, "expires_at": out.expires_at})
     if deliver is not None:
         deliver(out.offer(prev["version"] if prev else None))  # the one call site of the delivery layer
     return out
+
+
+def _base(store: HubStore, key: RiskKey, prev: dict) -> Bundle:
+    """The previous snapshot, opened: this process's copy when it published it, else read and opened."""
+    cached = _LAST.get(store.url)
+    if cached is not None and (cached.version, cached.sha256) == (prev["version"], prev["sha256"]):
+        return cached
+    data = bundle_bytes(store, prev["version"], "snapshot")
+    assert data is not None  # `latest` found its row
+    return _open(key, data, prev["issued_at"], None)
 
 
 def _sign(key: RiskKey, body: dict, now: float, current: int | None) -> tuple[bytes, Bundle]:
@@ -156,7 +187,8 @@ def _open(key: RiskKey, data: bytes, now: float, current: int | None) -> Bundle:
         raise PublishError(f"a bundle the hub signed does not open with its own key {key.key_id}: {exc}") from exc
 
 
-def _store(store: HubStore, out: Published, publisher: str, base: int | None, delta_sha: str) -> None:
+def _store(store: HubStore, out: Published, publisher: str, base: int | None, delta_sha: str,
+           carried: list[changes.Change]) -> None:
     rows: list[tuple[int, str, int | None, str, bytes]] = [(out.version, "snapshot", None, out.sha256, out.snapshot)]
     if out.delta is not None:
         rows.append((out.version, "delta", base, delta_sha, out.delta))
@@ -167,17 +199,22 @@ def _store(store: HubStore, out: Published, publisher: str, base: int | None, de
                                   " publisher, entries, rules, data) VALUES (?,?,?,?,?,?,?,?,?,?)"),
                         (version, kind, base_version, sha, out.issued_at, out.expires_at, publisher, out.entries,
                          out.rules, data))
+        changes.mark(cur, store, carried, out.version)
     store.run_in_transaction(write)
 
 
 BUNDLE_KEYS = ("version", "kind", "base_version", "sha256", "issued_at", "expires_at", "publisher", "entries", "rules")
 
 
-def latest(store: HubStore) -> dict | None:
-    """The newest snapshot: its row and its bytes (`snapshot`)."""
-    rows = store.query(f"SELECT {', '.join(BUNDLE_KEYS)}, data FROM risk_bundles WHERE kind='snapshot'"
+def latest(store: HubStore, with_data: bool = True) -> dict | None:
+    """The newest snapshot: its row and (`with_data`) its bytes (`snapshot`)."""
+    data = ", data" if with_data else ""
+    rows = store.query(f"SELECT {', '.join(BUNDLE_KEYS)}{data} FROM risk_bundles WHERE kind='snapshot'"
                        " ORDER BY version DESC LIMIT 1")
-    return dict(zip(BUNDLE_KEYS, rows[0][:-1])) | {"snapshot": bytes(rows[0][-1])} if rows else None
+    if not rows:
+        return None
+    row = dict(zip(BUNDLE_KEYS, rows[0]))
+    return row | {"snapshot": bytes(rows[0][-1])} if with_data else row
 
 
 def bundles(store: HubStore, limit: int = 50) -> list[dict]:

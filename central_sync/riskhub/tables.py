@@ -4,7 +4,8 @@ Authoring: risk_watchlists, risk_entries, risk_rules and risk_settings hold the 
 a change is first a row of risk_drafts (pending) and reaches them only through an approval by another
 user (risk_approvals). Every change is also written to the control room's hash-chained audit log with
 its before/after (control_room/audit.py). risk_declarations holds the pre-arrival declarations,
-risk_bundles what was published (snapshot and delta per version); what the stations applied or
+risk_bundles what was published (snapshot and delta per version), risk_published_drafts which approved
+drafts a stored version carries (the change log a delta is built from, riskhub/changes.py); what the stations applied or
 refused is the hub's bundle_acks (central_sync/risk_delivery.py). The inspection feedback is the
 officer's review (reviews.body `search`).
 """
@@ -42,6 +43,8 @@ CREATE TABLE IF NOT EXISTS risk_bundles (
     issued_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL, publisher TEXT NOT NULL,
     entries BIGINT NOT NULL, rules BIGINT NOT NULL, data {blob} NOT NULL,
     PRIMARY KEY (version, kind));
+CREATE TABLE IF NOT EXISTS risk_published_drafts (
+    draft_id TEXT PRIMARY KEY, version BIGINT NOT NULL);
 """
 
 

@@ -128,3 +128,49 @@ async def test_the_hub_offers_the_newest_version_at_start_and_renews_it_before_e
     renewed = publish.latest(store)
     assert renewed is not None and renewed["publisher"] == "hub" and renewed["expires_at"] - renewed["issued_at"] == 3600
     assert offers[1].base_version == 1 and offers[1].delta is not None
+
+
+def same_at_station(key_pair: publish.RiskKey, old: publish.Published, new: publish.Published) -> None:
+    """The station that applied `old` and then `new`'s delta holds exactly what `new`'s snapshot gives."""
+    keys = {key_pair.key_id: key_pair.private.public_key()}
+    assert new.delta is not None
+    first = open_bundle(old.snapshot, keys, now=T0, current=None)
+    at_station = BundleState.empty().apply(first).apply(open_bundle(new.delta, keys, now=T0, current=old.version))
+    snap = open_bundle(new.snapshot, keys, now=T0, current=None)
+    fresh = BundleState.empty().apply(snap)
+    for kind, value in {(e.list_kind, e.value) for e in (*first.watchlists, *snap.watchlists)}:
+        assert sorted(map(repr, at_station.lookup(kind, value))) == sorted(map(repr, fresh.lookup(kind, value))), value
+
+
+def test_the_delta_follows_the_change_log_lists_expiry_and_shared_values(store: HubStore, tmp_path: Path) -> None:
+    key = risk_key(tmp_path)
+    authored(store)
+    approved(store, "watchlist.put", {"id": "more", "kind": "plate", "name": "More", "lane": "amber", "owner": "sam"})
+    approved(store, "entry.put", entry("more", "AB1234"))  # the same plate on two lists
+    approved(store, "entry.put", entry("plates", "GH777", valid_to=T0 + 30))  # ends before version 2
+    v1 = publish.publish(store, key, "ada", now=T0)
+    approved(store, "entry.delete", {"list_id": "more", "value": "AB1234"})  # the other list's entry stays
+    approved(store, "watchlist.put", {"id": "traders", "kind": "trader", "name": "Traders", "lane": "red",
+                                      "owner": "sam"})  # every trader entry changes lane
+    v2 = publish.publish(store, key, "ada", now=T0 + 60)
+    assert v2.delta is not None
+    delta = open_bundle(v2.delta, {key.key_id: key.private.public_key()}, now=T0, current=1)
+    assert sorted(delta.removed) == [("plate", "AB1234"), ("plate", "GH777"), ("trader", "GOLDENBAYIMPORTS")]
+    assert sorted((e.value, e.lane) for e in delta.watchlists) == [("AB1234", "red"), ("GOLDENBAYIMPORTS", "red")]
+    same_at_station(key, v1, v2)
+    approved(store, "watchlist.delete", {"id": "traders"})
+    v3 = publish.publish(store, key, "ada", now=T0 + 120)
+    same_at_station(key, v2, v3)
+    assert store.query("SELECT count(*) FROM risk_published_drafts")[0][0] == len(authoring.drafts(store, "approved"))
+
+
+def test_a_restarted_hub_builds_the_delta_on_the_stored_snapshot(store: HubStore, tmp_path: Path) -> None:
+    key = risk_key(tmp_path)
+    authored(store)
+    v1 = publish.publish(store, key, "ada", now=T0)
+    publish._LAST.clear()  # what a new process starts with
+    approved(store, "entry.put", entry("plates", "JK 42"))
+    v2 = publish.publish(store, key, "ada", now=T0 + 60)
+    delta = open_bundle(v2.delta or b"", {key.key_id: key.private.public_key()}, now=T0, current=1)
+    assert [e.value for e in delta.watchlists] == ["JK42"] and delta.removed == ()
+    same_at_station(key, v1, v2)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from risk_factories import DAY, DECLARATIONS, ENTRIES, KEY, KEYS, RULES, T0, opened, signed, snapshot_doc
 
+from central_sync.hub.search import normalise as identity_form
 from risk import bundle as bundle_mod
 from risk.bundle import MAGIC, WatchEntry, bundle_dict, canonical_json, diff_entries, normalise, open_bundle
 from risk.errors import BUNDLE_CODES, BundleError
@@ -181,3 +182,8 @@ def test_the_piecewise_parse_is_json_loads(text: str) -> None:
             bundle_mod._loads_in_pieces(text)
         return
     assert bundle_mod._loads_in_pieces(text) == expected
+
+
+@given(st.text(alphabet="ABCXYZ019az -.·\u00a0Ａ１", max_size=12))
+def test_the_quick_path_of_normalise_gives_the_same_form(value: str) -> None:
+    assert normalise("plate", value) == identity_form(value).replace("\x00", "")
