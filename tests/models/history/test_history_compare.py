@@ -60,6 +60,15 @@ def test_a_loaded_declaration_lets_cargo_changes_go() -> None:
     assert json.dumps(compare(scan, ref).to_json())
 
 
+def test_a_concealment_in_a_car_roof_is_not_let_go_as_a_passenger() -> None:
+    spec = PortalSpec(vehicle="mpv", suspect=False)
+    scan = portal_pass(7, Pass(2, changes=("concealment",)), spec)
+    truth = scan.meta["changes"][0]
+    result = compare(scan, prepare(portal_pass(7, Pass(0), spec)))
+    found = [r for r in result.regions if overlaps(r, truth["box"]) and r.kind == "added"]
+    assert truth["location"] == "roof" and found and found[0].location == "roof"
+
+
 def test_a_fuel_level_band_is_taken_out_and_a_box_in_the_tank_kept() -> None:
     d = np.zeros((60, 40), np.float32)
     d[10:50, 5:12] = 0.8                        # the level rose over the whole tank: columns 5–12
