@@ -6,7 +6,10 @@ divided by its own spread, measured on this pair of scans per level of attenuati
 strength (noise grows with attenuation, residual misregistration with the gradient), so the
 threshold is in units of the pair's noise. Parts that change legitimately are suppressed: the cargo
 bay when the declaration says loaded, a fuel level (a band level across the whole tank), and people
-in the cab (a change of the size and mass of a seated person there). Connected regions above the
+in the cab (a change of the size and mass of a seated person there, but not in a roof, floor, tank or
+spare wheel, where nobody sits). A region counts with the smaller of its own mass and the net mass of
+its padded box (a misregistered edge is a +/− pair that nets out) and only when the low channel
+changed along with the high one (Δlow/Δhigh in a window: a fuel-level residual is far off). Connected regions above the
 threshold are ranked by the steel-equivalent mass they add or remove:
 
     mass (g Fe) = Σ Δ(−ln T_high) / (μ/ρ)_Fe · pixel area (cm²)
@@ -33,6 +36,8 @@ from models.scan import Scan
 # −ln T for 20 mm of steel behind 10–30 mm in models.training (physics.py for tubes, portal/linac.py).
 FE_MU_RHO = {300.0: 0.142, 450.0: 0.119, 6000.0: 0.040, 9000.0: 0.036}
 EDGE_QUANTILES = np.array([0.3, 0.6, 0.8, 0.9, 0.95, 0.98, 0.995])
+NO_SEATS = ("roof", "floor", "fuel_tank", "spare_wheel")   # parts no passenger sits in: no occupant filter
+NET_PAD_PX = 4               # a region's net mass is summed over its box padded this much (both signs)
 OPAQUE = 7.5                 # −ln T beyond which a pixel carries no information (T < 0.06 %)
 Box = tuple[float, float, float, float]
 
@@ -42,16 +47,21 @@ class Thresholds:
     """Decision thresholds (chosen on a validation block by models.history.evaluate)."""
 
     z: float = 4.0             # smoothed difference over its spread: where a region's outline is drawn
-    min_score: float = 8.0     # a region's peak |z|
-    min_kg: float = 2.0        # steel-equivalent mass of a region, either sign
-    tank_kg: float = 20.0      # in the fuel tank: the fuel's level changes (not only as a flat band)
-    cab_kg: float = 8.0        # in the cab: people come and go
+    min_score: float = 6.0     # a region's peak |z|
+    min_kg: float = 5.0        # steel-equivalent mass of a region, either sign
+    tank_kg: float = 10.0      # in the fuel tank: the fuel's level changes (not only as a flat band)
+    cab_kg: float = 5.0        # in the cab: people come and go
     smooth_px: float = 2.0     # Gaussian smoothing of the difference
+    ratio_lo: float = 0.6      # the low channel must change along with the high one: Δlow / Δhigh in
+    ratio_hi: float = 2.0      # [ratio_lo, ratio_hi] (a solid change; a fuel-level residual is far off)
 
     def keeps(self, r: ChangeRegion) -> bool:
-        """Whether a region is reported: its peak score and its mass over the threshold of its location."""
+        """Whether a region is reported: its peak score, its mass (the smaller of the region's own and the
+        net mass around it: a misregistered edge is a +/− pair that nets out) over the threshold of its
+        location, and both channels changing alike."""
         need = max(self.min_kg, {"fuel_tank": self.tank_kg, "cab": self.cab_kg}.get(r.location, 0.0))
-        return r.score >= self.min_score and r.mass_kg_fe >= need
+        return (r.score >= self.min_score and min(r.mass_kg_fe, r.net_kg) >= need
+                and self.ratio_lo <= r.ratio <= self.ratio_hi)
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,7 @@ class ChangeRegion:
     location: str
     score: float
     ratio: float = 0.0         # Δ(−ln T_low) / Δ(−ln T_high) of the change: its material (≈ R of issue 16)
+    net_kg: float = 0.0        # net mass of everything in the box padded by NET_PAD_PX, in the region's direction
 
 
 @dataclass(frozen=True)
@@ -277,11 +288,14 @@ def _regions(ds: np.ndarray, raw: np.ndarray, dl: np.ndarray, z: np.ndarray, t: 
             place = locate(box, zones)
             cm2 = float(sub.sum()) * area_cm2
             ratio = float(dl[window][near].sum()) / high if abs(high) > 1e-6 else 0.0
+            pad = (slice(max(y - NET_PAD_PX, 0), y + h + NET_PAD_PX), slice(max(x - NET_PAD_PX, 0), x + w + NET_PAD_PX))
+            net = max(0.0, float(raw[pad].sum()) * (1.0 if kind == "added" else -1.0)) / mu * area_cm2 / 1000.0
             region = ChangeRegion((float(x * b), float(y * b), float((x + w) * b), float((y + h) * b)), kind,
-                                  round(abs(kg), 2), round(cm2, 1), place, round(peak, 2), round(ratio, 3))
+                                  round(abs(kg), 2), round(cm2, 1), place, round(peak, 2), round(ratio, 3),
+                                  round(net, 2))
             if not t.keeps(region):
                 suppressed["small"] += 1
-            elif declaration.occupants and occupant(box, zones.get("cab"), cm2, abs(kg)):
+            elif declaration.occupants and place not in NO_SEATS and occupant(box, zones.get("cab"), cm2, abs(kg)):
                 suppressed["occupant"] += 1
             else:
                 out.append(region)

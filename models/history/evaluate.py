@@ -12,7 +12,7 @@ dense cargo or in scatter-saturated parts a 5 kg plate may leave almost nothing 
 
 Found: a reported region of the right kind (added for added steel and concealments, removed for
 removed parts) overlapping the change's box (padded by 4 px). False regions: every region reported
-on an unchanged pass. Thresholds (peak score, mass) are chosen on the validation block (the best
+on an unchanged pass. Thresholds (peak score, mass by location, the Δlow/Δhigh window) are chosen on the validation block (the best
 found rate with at most 0.2 false regions per unchanged pass) and reported on the held-out block,
 with Wilson 95 % intervals (models.stats): the found rate, and the share of unchanged passes with
 any false region (an upper bound on the passes an officer is bothered on).
@@ -42,7 +42,8 @@ from models.stats import wilson
 log = structlog.get_logger()
 DESIGNS = ("saloon", "mpv", "van", "lorry", "tractor_20ft", "tractor_40ft")
 CHANGE_KINDS = ("added_steel", "concealment", "removed_part")
-BASE = Thresholds(min_score=0.0, min_kg=0.5, tank_kg=0.5, cab_kg=0.5)
+BASE = Thresholds(min_score=0.0, min_kg=0.5, tank_kg=0.5, cab_kg=0.5, ratio_lo=-100.0, ratio_hi=100.0)
+RATIOS = ((-100.0, 100.0), (0.5, 2.5), (0.6, 2.0))
 SCORES = (6.0, 8.0, 10.0, 14.0, 20.0, 30.0, 50.0)
 MASSES = (1.0, 2.0, 3.0, 4.0, 5.0)
 TANK_MASSES = (0.0, 10.0, 20.0, 40.0)
@@ -119,15 +120,16 @@ def _rate(k: int, n: int) -> dict[str, Any]:
 def choose(cases: list[dict[str, Any]]) -> Thresholds:
     """Thresholds with the best in-view found rate at ≤ 0.2 false regions per unchanged pass (validation)."""
     best: tuple[float, float, Thresholds] | None = None
-    for s, kg, tank, cab in itertools.product(SCORES, MASSES, TANK_MASSES, CAB_MASSES):
-        t = replace(BASE, min_score=s, min_kg=kg, tank_kg=max(tank, kg), cab_kg=max(cab, kg))
+    for s, kg, tank, cab, (lo, hi) in itertools.product(SCORES, MASSES, TANK_MASSES, CAB_MASSES, RATIOS):
+        t = replace(BASE, min_score=s, min_kg=kg, tank_kg=max(tank, kg), cab_kg=max(cab, kg), ratio_lo=lo, ratio_hi=hi)
         r = score(cases, t)
         if r["false_regions_per_unchanged_pass"] > 0.2:
             continue
         key = (r["found_in_view"]["rate"] or 0.0, -r["false_regions_per_unchanged_pass"])
         if best is None or key > best[:2]:
             best = (key[0], key[1], t)
-    return best[2] if best else replace(BASE, min_score=SCORES[-1], min_kg=MASSES[-1], tank_kg=TANK_MASSES[-1], cab_kg=CAB_MASSES[-1])
+    return best[2] if best else replace(BASE, min_score=SCORES[-1], min_kg=MASSES[-1], tank_kg=TANK_MASSES[-1],
+                                        cab_kg=CAB_MASSES[-1], ratio_lo=RATIOS[-1][0], ratio_hi=RATIOS[-1][1])
 
 
 def run(validation: int, held_out: int) -> dict[str, Any]:

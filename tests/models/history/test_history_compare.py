@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from models.history.compare import (ChangeRegion, Comparison, Declaration, FE_MU_RHO, Reference, compare, fe_mu_rho,
-                                    level_band, locate, occupant, prepare, silhouette_parts)
+from models.history.compare import (ChangeRegion, Comparison, Declaration, FE_MU_RHO, Reference, Thresholds, compare,
+                                    fe_mu_rho, level_band, locate, occupant, prepare, silhouette_parts)
 from models.history.evaluate import overlaps, score
 from models.scan import Scan
 from models.training.portal import PortalSpec
@@ -29,6 +30,7 @@ def test_added_steel_is_found_where_it_was_put_with_its_mass(reference: Referenc
     found = [r for r in compare(scan, reference).regions if overlaps(r, truth["box"])]
     assert found and found[0].kind == "added" and found[0].location == truth["location"] == "floor"
     assert 0.5 * truth["mass_kg_fe"] <= found[0].mass_kg_fe <= 2.0 * truth["mass_kg_fe"]
+    assert 0.5 * truth["mass_kg_fe"] <= found[0].net_kg <= 2.0 * truth["mass_kg_fe"] and 0.6 <= found[0].ratio <= 2.0
 
 
 def test_a_removed_part_is_found_as_removed() -> None:
@@ -56,6 +58,15 @@ def test_a_loaded_declaration_lets_cargo_changes_go() -> None:
     loaded = [r for r in compare(scan, ref, Declaration(loaded=True)).regions if overlaps(r, box)]
     assert empty and empty[0].location == "cargo" and not loaded
     assert json.dumps(compare(scan, ref).to_json())
+
+
+def test_a_concealment_in_a_car_roof_is_not_let_go_as_a_passenger() -> None:
+    spec = PortalSpec(vehicle="mpv", suspect=False)
+    scan = portal_pass(7, Pass(2, changes=("concealment",)), spec)
+    truth = scan.meta["changes"][0]
+    result = compare(scan, prepare(portal_pass(7, Pass(0), spec)))
+    found = [r for r in result.regions if overlaps(r, truth["box"]) and r.kind == "added"]
+    assert truth["location"] == "roof" and found and found[0].location == "roof"
 
 
 def test_a_fuel_level_band_is_taken_out_and_a_box_in_the_tank_kept() -> None:
@@ -100,20 +111,27 @@ def test_parts_of_a_real_scan_come_from_its_silhouette() -> None:
 
 
 def test_scores_count_hits_of_the_right_kind_and_false_regions() -> None:
-    hit = ChangeRegion((10.0, 10.0, 20.0, 30.0), "added", 8.0, 100.0, "floor", 20.0)
-    stray = ChangeRegion((100.0, 100.0, 110.0, 130.0), "added", 3.0, 50.0, "roof", 9.0)
+    hit = ChangeRegion((10.0, 10.0, 20.0, 30.0), "added", 8.0, 100.0, "floor", 20.0, ratio=1.0, net_kg=8.0)
+    stray = ChangeRegion((100.0, 100.0, 110.0, 130.0), "added", 3.0, 50.0, "roof", 9.0, ratio=1.0, net_kg=3.0)
     q = {"residual": 0.1}
     cases = [{"change": {"kind": "added", "label": "steel", "box": [12, 12, 18, 25]}, "eligible": True,
               "visible_kg": 7.0, "vehicle": "van", "changed": Comparison((hit,), q), "unchanged": Comparison((), q)},
              {"change": {"kind": "removed", "label": "part", "box": [12, 12, 18, 25]}, "eligible": True,
               "visible_kg": 7.0, "vehicle": "van", "changed": Comparison((hit,), q),
               "unchanged": Comparison((stray,), q)}]
-    from models.history.compare import Thresholds
-
     r = score(cases, Thresholds(min_score=5.0, min_kg=1.0))
     assert r["found_in_view"]["k"] == 1 and r["found_in_view"]["n"] == 2
     assert r["false_regions_per_unchanged_pass"] == 0.5
     assert score(cases, Thresholds(min_score=10.0, min_kg=1.0))["false_regions"] == 0
+
+
+def test_a_region_needs_its_mass_net_of_what_surrounds_it_and_both_channels_changing() -> None:
+    t = Thresholds(min_score=5.0, min_kg=5.0, tank_kg=10.0)
+    plate = ChangeRegion((10.0, 10.0, 20.0, 30.0), "added", 7.0, 100.0, "floor", 30.0, ratio=1.1, net_kg=6.8)
+    assert t.keeps(plate)
+    assert not t.keeps(replace(plate, net_kg=0.4))          # an edge moved: its − half nets the + half out
+    assert not t.keeps(replace(plate, ratio=-3.0))          # the low channel did not follow (a fuel residual)
+    assert not t.keeps(replace(plate, location="fuel_tank"))   # 7 kg is under the tank's threshold
 
 
 def test_a_scan_of_another_detector_is_refused() -> None:
