@@ -11,7 +11,7 @@ from hil_tests.conftest import TECH_BADGE, diag, phase
 
 # the phases that must run (PASS) on each station; every other phase must say why it was skipped
 RUNS = {
-    "conveyor": {"links", "io", "tracking", "imaging", "inference", "clock", "hub", "safety"},
+    "conveyor": {"links", "io", "tracking", "rfid", "llrp", "imaging", "inference", "clock", "hub", "safety"},  # bag tags over LLRP
     "gantry": {"links", "io", "tracking", "rfid", "llrp", "cameras", "inference", "clock", "hub", "safety"},  # a portal pitch: no test object yet
     "xray": {"links", "rfid", "inference", "clock", "hub"},
 }

@@ -384,7 +384,7 @@ def announce(cfg: LaneSim | None, at_entry: list[SimItem]) -> None:
     if cfg is None:
         return
     shared = lane(cfg.name)
-    covering = {i.id for i in at_entry}
+    covering = {i.id for i in at_entry if i.id > 0}  # not a technician's hand in the beam (edge diag: id -1)
     for number in [n for n in shared.inside if n not in covering]:
         shared.left(number)
     for number in sorted(covering - shared.inside.keys()):

@@ -33,7 +33,7 @@ async def test_job_that_cannot_meet_its_deadline_is_refused_at_once():
     ran = []
     async with InferencePool() as pool:
         now = asyncio.get_running_loop().time()
-        with pytest.raises(DeadlineUnreachable, match=r"would take 1000 ms .* only 500 ms remain") as err:
+        with pytest.raises(DeadlineUnreachable, match=r"would take 1000 ms .* only (500|49[0-9]) ms remain") as err:
             await pool.run("lane-1", lambda: ran.append(1), deadline=now + 0.5, cost=1.0)
         assert err.value.station == "lane-1"
         assert await pool.run("lane-1", lambda: "ok", deadline=now + 5, cost=0.01) == "ok"
