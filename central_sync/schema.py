@@ -132,6 +132,7 @@ class HistoryChange(_Frozen):
     location: str
     score: float
     ratio: float = 0.0
+    net_kg: float | None = None  # the net steel-equivalent mass of the padded box (models.history.compare)
 
 
 class History(_Frozen):
