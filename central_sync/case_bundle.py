@@ -258,3 +258,18 @@ def run_verify(args: argparse.Namespace) -> int:
         return 2
     print("\n".join(report(result)))
     return 0 if result.ok else 1
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which records a case concerns, at a station or the hub: these ids, or every record that read this
+    identity (matched as the hub's history matches it)."""
+
+    record_ids: tuple[str, ...] = ()
+    identity_kind: str = ""
+    identity_value: str = ""
+
+    def describe(self) -> dict[str, str]:
+        if self.record_ids:
+            return {"by": "record_ids", "ids": " ".join(self.record_ids)}
+        return {"by": "identity", "kind": self.identity_kind, "value": self.identity_value}

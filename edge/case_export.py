@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import structlog
 
 from central_sync import case_bundle
-from central_sync.case_bundle import Bundle
+from central_sync.case_bundle import Bundle, Selection
 from central_sync.hub.search import normalise
 from central_sync.schema import Identity, InspectionRecord
 from edge import audit, dicos, tip
@@ -41,20 +40,6 @@ class CaseExportRefused(EdgeError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which records a case concerns: these ids, or every record that read this identity."""
-
-    record_ids: tuple[str, ...] = ()
-    identity_kind: str = ""
-    identity_value: str = ""
-
-    def describe(self) -> dict[str, str]:
-        if self.record_ids:
-            return {"by": "record_ids", "ids": " ".join(self.record_ids)}
-        return {"by": "identity", "kind": self.identity_kind, "value": self.identity_value}
 
 
 def parse_identity(text: str) -> Selection:

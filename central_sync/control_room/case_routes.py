@@ -40,7 +40,7 @@ def build_case_router(room: ControlRoom, need: Callable[[str], Callable[..., aut
             raise HTTPException(503, t("error.no_signing_key", lang))
         if bool(body.record_ids) == bool(body.kind and body.value):
             raise HTTPException(422, t("error.case_selection", lang))
-        selection = case_export.HubSelection(tuple(body.record_ids), body.kind, body.value)
+        selection = case_export.Selection(tuple(body.record_ids), body.kind, body.value)
         try:
             bundle = case_export.export(room.store, selection, user.username, body.reason, room.key)
         except case_bundle.CaseBundleError as exc:

@@ -9,7 +9,6 @@ export is appended to the control-room audit with the manifest's sha256.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 from uuid import uuid4
@@ -17,7 +16,7 @@ from uuid import uuid4
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central_sync import case_bundle
-from central_sync.case_bundle import Bundle, CaseBundleError
+from central_sync.case_bundle import Bundle, CaseBundleError, Selection
 from central_sync.control_room import audit
 from central_sync.control_room.db import execute
 from central_sync.hub.search import search_clause
@@ -27,21 +26,7 @@ MAX_RECORDS = 500
 ACTION = "case.export"
 
 
-@dataclass(frozen=True)
-class HubSelection:
-    """Record ids, or every record that read an identity (matched as the history matches it)."""
-
-    record_ids: tuple[str, ...] = ()
-    identity_kind: str = ""
-    identity_value: str = ""
-
-    def describe(self) -> dict[str, str]:
-        if self.record_ids:
-            return {"by": "record_ids", "ids": " ".join(self.record_ids)}
-        return {"by": "identity", "kind": self.identity_kind, "value": self.identity_value}
-
-
-def select(store: HubStore, selection: HubSelection) -> list[dict[str, Any]]:
+def select(store: HubStore, selection: Selection) -> list[dict[str, Any]]:
     """The selected record bodies, oldest first; CaseBundleError names an unknown id or an empty match."""
     if selection.record_ids:
         marks = ",".join("?" * len(selection.record_ids))
@@ -106,7 +91,7 @@ def _audit_rows(store: HubStore, record_id: str) -> list[dict[str, Any]]:
     return [dict(zip((*audit.COLS, "hash"), r)) for r in rows]
 
 
-def export(store: HubStore, selection: HubSelection, actor: str, reason: str, key: Ed25519PrivateKey,
+def export(store: HubStore, selection: Selection, actor: str, reason: str, key: Ed25519PrivateKey,
            origin: str = "hub", now: datetime | None = None) -> Bundle:
     """Build, sign with the hub's key and audit the case bundle; CaseBundleError says why it cannot."""
     if not reason.strip():

@@ -118,14 +118,14 @@ def _add_case_parser(sub: argparse._SubParsersAction) -> None:
 def _case_export(args: argparse.Namespace) -> int:
     from central_sync.commands import load_private_key
     from central_sync.control_room.db import migrate
-    from central_sync.hub.case_export import HubSelection, export
+    from central_sync.hub.case_export import Selection, export
 
     if args.out.exists():
         raise case_bundle.CaseBundleError(f"{args.out} exists already; name a new file")
     kind, _, value = (args.identity or "").partition("=")
     if args.identity and not value.strip():
         raise case_bundle.CaseBundleError(f"identity {args.identity!r} is not KIND=VALUE")
-    selection = HubSelection(tuple(args.records or ()), kind, value.strip())
+    selection = Selection(tuple(args.records or ()), kind, value.strip())
     store = open_store(_db_url(args))
     try:
         migrate(store)
