@@ -4,10 +4,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from central_sync.schema import Verdict
 from edge.web.config import TipConfig, WebConfig
-from edge.web.demo import DEMO_USERS, StationHarness
+from edge.web.demo import DEMO_USERS, StationHarness, record_for, synthetic_scan
 
 CHROMIUM = Path("/usr/bin/chromium")
 NO_CHROMIUM = "Debian's chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)"
@@ -30,3 +32,36 @@ def launch(pw: Any) -> Any:
     """Debian's Chromium, headless, with the screenshots folder ready."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+
+
+@pytest.fixture
+def download_page() -> Iterator[Any]:
+    """A 1920×1080 page that accepts downloads (import it as `page`)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_page(viewport={"width": 1920, "height": 1080}, accept_downloads=True)
+        page.set_default_timeout(10_000)
+        yield page
+        browser.close()
+
+
+def sign_in(page: Any, station: StationHarness, who: tuple[str, str]) -> None:
+    """Badge and PIN on the keypad, then wait for the live screen."""
+    page.goto(station.url)
+    page.wait_for_selector("body[data-ready='1']")
+    page.fill("#badge", who[0])
+    for digit in who[1]:
+        page.click(f"#keypad button:text-is('{digit}')")
+    page.click("#signin-btn")
+    page.wait_for_selector("#nav:not([hidden])")
+    page.wait_for_selector("body[data-live='1']")
+
+
+def commit_suspect(station: StationHarness, seed: int) -> str:
+    """A suspect record with a synthetic threat scan, committed and shown live; its id."""
+    scan, truth = synthetic_scan(np.random.default_rng(seed), threat=True)
+    record = station.commit(scan, record_for(scan, Verdict.SUSPECT, "detection", truth))
+    station.publish_record(record)
+    return record.id
