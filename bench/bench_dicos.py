@@ -15,11 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -33,18 +30,9 @@ from central_sync.schema import (DetectionOut, InspectionRecord, ItemKind, Model
 from edge.dicos import dicos_files, write_files  # noqa: E402
 from models.dicos import read_dx_scan  # noqa: E402
 from models.scan import Scan  # noqa: E402
+from timing import timed  # noqa: E402
 
 SIZES = {"conveyor": (800, 640), "gantry": (4000, 2048)}
-
-
-def timed(fn: Callable[[], object], n: int) -> dict[str, float]:
-    samples = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    samples.sort()
-    return {"median": round(statistics.median(samples), 2), "p95": round(samples[int(0.95 * (n - 1))], 2), "n": n}
 
 
 def item(lines: int, pixels: int) -> tuple[InspectionRecord, Scan]:

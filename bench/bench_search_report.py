@@ -17,11 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,16 +34,7 @@ from edge.search_print import render_html, render_pdf  # noqa: E402
 from edge.search_report import Countersignature, countersign, sign  # noqa: E402
 from edge.web.i18n import LANGS  # noqa: E402
 from search_report_kit import SUPERVISOR, form, open_station, vehicle_record  # noqa: E402
-
-
-def timed(fn: Callable[[], object], n: int) -> dict[str, float]:
-    samples = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    samples.sort()
-    return {"median": round(statistics.median(samples), 2), "p95": round(samples[int(0.95 * (n - 1))], 2), "n": n}
+from timing import timed  # noqa: E402
 
 
 def main() -> None:
