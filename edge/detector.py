@@ -56,6 +56,11 @@ class Engine:
         info = self.detector.info
         return ModelRef(name=info.name, version=info.version, sha256=info.sha256)
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """What the model can find; none without a model."""
+        return self.detector.manifest.class_names if self.detector is not None else ()
+
     def open_stream(self, station: str, item_kind: str) -> "_Stream":
         return _Stream(self, station, self.facts.updated(ScanFacts(item_kind=item_kind)))
 

@@ -45,6 +45,7 @@ from models.scan import Scan
 from models.shadow import ShadowRunner
 
 log = structlog.get_logger()
+LOAD_PRESENT = "load_present"  # the detector class saying a container or a load bed carries goods
 
 
 class StreamingDetection(Protocol):
@@ -59,6 +60,8 @@ class DetectionEngine(Protocol):
 
     @property
     def model(self) -> ModelRef | None: ...
+    @property
+    def classes(self) -> tuple[str, ...]: ...
     def open_stream(self, station: str, item_kind: str) -> StreamingDetection: ...
 
 
@@ -164,10 +167,19 @@ class Inspector:
                                          tuple(detections), failure, seal_problem=seal_problem))
         risk = None
         if self.risk is not None:
-            assessment = self.risk.assess(item.id, identities, verdict.value, [d.label for d in detections])
+            labels = [d.label for d in detections]
+            assessment = self.risk.assess(item.id, identities, verdict.value, labels,
+                                          self._load_present(labels) if completed and failure is None else None)
             verdict, reason = with_risk(verdict, reason, assessment)
             risk = RiskOut.model_validate(assessment.to_record())
         return await self._conclude(item, scan, detections, verdict, reason, timer, identities, risk)
+
+    def _load_present(self, labels: list[str]) -> bool | None:
+        """Whether the model that judged the scan saw a load (risk fact detector.load_present); unknown (None)
+        when the model has no load_present class: only a model made to see a load can say a container is empty."""
+        if self.engine is None or LOAD_PRESENT not in self.engine.classes:
+            return None
+        return LOAD_PRESENT in labels
 
     def _early_risk(self, item: Item) -> None:
         """As soon as an identity is known (when the item opens, then at each read during its scan), before the

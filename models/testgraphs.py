@@ -151,8 +151,11 @@ def build_model(fmt: str = "cpe-fcos-v1", tile: int = 128, channels: tuple[str, 
 def write_package(root: Path, fmt: str = "cpe-fcos-v1", tile: int = 128, channels: tuple[str, ...] = ("high", "low"),
                   backbone: bool = False, name: str = "test-det", version: str = "1.0.0",
                   thresholds: tuple[float, float] = (0.5, 0.5), transposed: bool = False,
-                  pixel_mm: float = 1.0, applies: str = "", clears: bool = True) -> Path:
+                  pixel_mm: float = 1.0, applies: str = "", clears: bool = True,
+                  classes: tuple[str, str] = CLASSES) -> Path:
     """Write model.onnx + manifest.toml under `root`; returns `root`.
+
+    `classes` names the graph's two outputs (metal squares, organic squares), e.g. ("load_present", "organic").
 
     `applies` is the body of an `[applies]` section (TOML lines), e.g. 'item_kinds = ["baggage"]'.
     """
@@ -160,13 +163,13 @@ def write_package(root: Path, fmt: str = "cpe-fcos-v1", tile: int = 128, channel
     data = build_model(fmt, tile, channels, backbone, transposed)
     (root / "model.onnx").write_bytes(data)
     stride = f"stride = {STRIDE}\n" if fmt == "cpe-fcos-v1" else ""
-    classes = "".join(f'[[classes]]\nname = "{n}"\nthreshold = {t}\n\n' for n, t in zip(CLASSES, thresholds))
+    class_toml = "".join(f'[[classes]]\nname = "{n}"\nthreshold = {t}\n\n' for n, t in zip(classes, thresholds))
     (root / "manifest.toml").write_text(
         f'name = "{name}"\nversion = "{version}"\nsha256 = "{hashlib.sha256(data).hexdigest()}"\n'
         f'description = "test graph: squares of {SQUARE} px"\nclears = {str(clears).lower()}\n\n'
         f"[input]\nchannels = {list(channels)!r}\nsize = [{tile}, {tile}]\n"
         f'normalisation = "attenuation"\npixel_mm = {pixel_mm}\n\n'
-        f'[output]\nformat = "{fmt}"\n{stride}\n{classes}[evaluation]\nnote = "synthetic"\n'.replace("'", '"')
+        f'[output]\nformat = "{fmt}"\n{stride}\n{class_toml}[evaluation]\nnote = "synthetic"\n'.replace("'", '"')
         + (f"\n[applies]\n{applies}\n" if applies else "")
     )
     return root

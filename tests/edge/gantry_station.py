@@ -73,6 +73,7 @@ class DarkBlockEngine:
     """The test's detector: a scan with a block darker than DARK is a 'drugs' detection."""
 
     model = ModelRef(name="dark-block", version="1", sha256="0" * 64)
+    classes = ("drugs",)
 
     def open_stream(self, station: str, item_kind: str) -> _DarkBlocks:
         return _DarkBlocks()
