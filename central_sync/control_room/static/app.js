@@ -20,9 +20,10 @@ function t(key, vals = {}) {
   return s;
 }
 const tc = (prefix, code) => (S.msgs[prefix + "." + code] !== undefined ? t(prefix + "." + code) : code);
-const fmtTime = (sec) => (sec ? new Intl.DateTimeFormat(S.lang, { dateStyle: "short", timeStyle: "medium" }).format(new Date(sec * 1000)) : "-");
+const locale = () => (S.lang === "zh-Hant" ? "zh-HK" : S.lang === "zh-Hans" ? "zh-CN" : "en-GB");  // day before month, as the station
+const fmtTime = (sec) => (sec ? new Intl.DateTimeFormat(locale(), { dateStyle: "short", timeStyle: "medium" }).format(new Date(sec * 1000)) : "-");
 const fmtIso = (iso) => fmtTime(Date.parse(iso) / 1000);
-const fmtNum = (v, pct) => (v === null || v === undefined ? "-" : pct ? new Intl.NumberFormat(S.lang, { style: "percent", maximumFractionDigits: 1 }).format(v) : new Intl.NumberFormat(S.lang).format(v));
+const fmtNum = (v, pct) => (v === null || v === undefined ? "-" : pct ? new Intl.NumberFormat(locale(), { style: "percent", maximumFractionDigits: 1 }).format(v) : new Intl.NumberFormat(locale()).format(v));
 
 async function api(path, opts = {}) {
   const r = await fetch(path, { credentials: "same-origin", headers: { "content-type": "application/json", "x-lang": S.lang }, ...opts });
@@ -140,11 +141,18 @@ async function loadPki() {  // the broker refuses everyone once its CRL lapses; 
   $("#pki-warnings").hidden = items.length === 0;
 }
 
-function renderStations() {
-  const cards = [...S.stations.values()].sort((a, b) => a.station.localeCompare(b.station)).map((s) =>
-    el("div", { class: "station " + s.state, "data-station": s.station, "data-state": s.state },
-      el("h3", {}, s.station, el("span", { class: "state-badge" }, t("state." + s.state))),
+function renderStations() {  // coloured by the lane's state (central_sync/hub/stations.py condition), not only the link's
+  const cards = [...S.stations.values()].sort((a, b) => a.station.localeCompare(b.station)).map((s) => {
+    const cond = s.condition || s.state, lane = s.lane;
+    return el("div", { class: "station " + cond, "data-station": s.station, "data-state": s.state, "data-condition": cond },
+      el("h3", {}, s.station, el("span", { class: "state-badge" }, t("condition." + cond))),
       el("dl", {},
+        el("dt", {}, t("board.lane")), el("dd", { class: "lane-state" }, laneText(lane)),
+        el("dt", {}, t("board.items_per_hour")), el("dd", { class: "items-per-hour" }, lane ? fmtNum(lane.items_per_hour) : "-"),
+        el("dt", {}, t("board.queue")), el("dd", { class: "queue-depth" }, lane ? fmtNum(lane.queue_depth) : "-"),
+        el("dt", {}, t("board.last_item")), el("dd", { class: "last-item" }, lane ? fmtTime(lane.last_item_at) : "-"),
+        el("dt", {}, t("board.devices")), el("dd", { class: "device-faults" + ((s.device_faults || []).length ? " error" : "") },
+          ...deviceFaults(s.device_faults || [], !!lane)),
         el("dt", {}, t("board.backlog")), el("dd", {}, fmtNum(s.backlog_rows)),
         el("dt", {}, t("board.last_seen")), el("dd", {}, fmtTime(s.seen_at)),
         el("dt", {}, t("board.model")), el("dd", {}, s.model || "-"),
@@ -152,8 +160,24 @@ function renderStations() {
         el("dt", {}, t("board.device_fault")), el("dd", {}, fmtNum(s.device_fault_24h)),
         el("dt", {}, t("board.last_error")), el("dd", {}, s.last_error ? t("board.has_error") : "-"),
         el("dt", {}, t("board.risk")), el("dd", { class: "risk" + (s.risk_stale || s.risk_version == null ? " error" : "") },
-          s.risk_version == null ? t("board.risk_none") : t(s.risk_stale ? "board.risk_stale" : "board.risk_version", { version: s.risk_version })))));
+          s.risk_version == null ? t("board.risk_none") : t(s.risk_stale ? "board.risk_stale" : "board.risk_version", { version: s.risk_version }))));
+  });
   $("#stations").replaceChildren(...cards);
+}
+function laneText(lane) {  // "Latched: emergency stop, since …"; an older station reports no lane
+  if (!lane) return t("board.lane_unknown");
+  let text = t("lanestate." + lane.state);
+  if (lane.reason) text += ": " + tc("latch", lane.reason);
+  return lane.since ? text + " " + t("board.since", { when: fmtTime(lane.since) }) : text;
+}
+function deviceFaults(faults, reported) {  // a device's name and state translated, its own sentence on hover
+  if (!faults.length) return [reported ? t("board.devices_ok") : "-"];
+  return faults.flatMap((f, n) => [n ? ", " : "", el("span", { class: "fault", "data-device": f.device, title: f.detail },
+    `${deviceName(f.device)}: ${tc("devstate", f.state)}`)]);
+}
+function deviceName(name) {  // "camera:front" -> "Camera front"
+  const [kind, ...rest] = name.split(":");
+  return [tc("device", kind), ...rest].join(" ");
 }
 
 // ---- alerts --------------------------------------------------------------------------------
