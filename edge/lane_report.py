@@ -46,7 +46,7 @@ def lane_state(belt: dict[str, Any] | None, vehicle_lane: dict[str, Any] | None,
     the store's activity: latched and stopped come first, then held, then idle (no item for IDLE_S)."""
     figures = {"items_per_hour": act.items_last_hour, "queue_depth": act.queue_depth, "last_item_at": act.last_item_at}
     if belt is not None and belt.get("latched"):
-        return {"state": "latched", "reason": belt.get("reason"), "since": belt.get("since"), **figures}
+        return {"state": "latched", "reason": belt.get("reason"), "since": _seconds(belt.get("since")), **figures}
     if belt is not None and not belt.get("running"):
         return {"state": "stopped", "reason": None, "since": None, **figures}
     if vehicle_lane is not None and vehicle_lane.get("state") == "held":
@@ -56,6 +56,11 @@ def lane_state(belt: dict[str, Any] | None, vehicle_lane: dict[str, Any] | None,
     if now - last >= IDLE_S:
         return {"state": "idle", "reason": None, "since": last, **figures}
     return {"state": "running", "reason": None, "since": None, **figures}
+
+
+def _seconds(at: object) -> float | None:
+    """The belt's `since` (ISO 8601, edge/stations/beltlatch.py) in seconds since the epoch."""
+    return datetime.fromisoformat(at).timestamp() if isinstance(at, str) else None
 
 
 def device_faults(states: dict[str, dict[str, Any]]) -> list[dict[str, str]]:

@@ -30,7 +30,7 @@ from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, servi
 from test_control_room_tip_browser import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
-LATCHED_AT = datetime(2026, 3, 12, 9, 5, 7, tzinfo=UTC).timestamp()  # 12 March: "12/03/2026", never "3/12/26"
+LATCHED_AT = datetime(2026, 3, 12, 9, 5, 7, tzinfo=UTC).isoformat()  # 12 March: "12/03/2026", never "3/12/26"
 
 
 class LatchedBelt:

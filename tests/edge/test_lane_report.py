@@ -10,6 +10,7 @@ from central_sync.schema import Review, Verdict
 from edge.devices import Devices
 from edge.lane_report import IDLE_S, Activity, LaneReport, activity, device_faults, lane_state
 from edge.store import Store
+from test_belt_restart import conveyor  # noqa: F401 - the real conveyor flow on the PLC simulator (a fixture)
 
 NOW = 1_800_000_000.0
 BUSY = Activity(40, 3, NOW - 30)
@@ -34,7 +35,7 @@ def test_an_empty_store_has_no_last_item(tmp_path):
 
 
 def test_a_latched_belt_wins_over_everything_and_keeps_its_reason_and_time():
-    belt = {"latched": True, "reason": "interlock", "since": NOW - 100, "running": False}
+    belt = {"latched": True, "reason": "interlock", "since": datetime.fromtimestamp(NOW - 100, UTC).isoformat(), "running": False}
     got = lane_state(belt, None, BUSY, NOW - 9999, NOW)
     assert got == {"state": "latched", "reason": "interlock", "since": NOW - 100, "items_per_hour": 40, "queue_depth": 3,
                    "last_item_at": NOW - 30}
@@ -74,3 +75,19 @@ def test_an_older_stations_status_without_a_lane_is_accepted():
     old = b'{"v":1,"station":"c1","state":"online","session":3,"at":1800000000.0,"backlog":{},"counters":{}}'
     msg = p.decode_model(p.StatusMsg, old)
     assert msg.lane is None and msg.device_faults == []
+
+
+async def test_a_real_conveyor_flow_on_the_plc_simulator_reports_its_latch(conveyor):
+    """The belt's own belt_status() (edge/stations/conveyor.py) after an e-stop, as the hub receives it."""
+    from polling import until
+    from test_belt_restart import running
+
+    report = LaneReport()
+    report.follow(conveyor.flow, None, Devices())
+    await running(conveyor)
+    assert report.status()["lane"]["state"] in ("running", "idle")
+    conveyor.sim.press_estop()
+    await until(lambda: conveyor.flow.latch == "estop", "the e-stop latches the belt")
+    msg = p.StatusMsg(station="t-1", state="online", session=1, at=NOW, **report.status())
+    assert msg.lane is not None and (msg.lane.state, msg.lane.reason) == ("latched", "estop")
+    assert msg.lane.since == datetime.fromisoformat(conveyor.flow.latched_at).timestamp()
