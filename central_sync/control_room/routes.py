@@ -111,8 +111,8 @@ def build_router(room: ControlRoom) -> APIRouter:
         return pick_lang(user.lang, cfg.default_lang)
 
     @r.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/cr/")
+    def root(request: Request) -> RedirectResponse:  # the query (?wall=1) goes along
+        return RedirectResponse("/cr/" + (f"?{request.url.query}" if request.url.query else ""))
 
     @r.get("/cr/", include_in_schema=False)
     def page() -> FileResponse:
