@@ -1,7 +1,7 @@
 "use strict";
 // Control room page: sign-in, live board and alerts over SSE, KPIs, commands, audit.
 // Every visible string comes from the catalogue (/cr/api/i18n/<lang>); codes are translated here.
-const S = { me: null, msgs: {}, lang: "en", stations: new Map(), alerts: new Map(), source: null, view: "board" };
+const S = { me: null, msgs: {}, lang: "en", stations: new Map(), alerts: new Map(), source: null, view: "board", audit: [] };
 window.crLatency = [];
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -88,7 +88,7 @@ async function start() {
   $("#nav").hidden = $("#who").hidden = false;
   show("board");
   for (const s of await api("/cr/api/stations")) S.stations.set(s.station, s);
-  for (const a of (await api("/cr/api/alerts?limit=100")).reverse()) S.alerts.set(a.id, a);
+  showAlertPage(await apiPage("/cr/api/alerts?limit=100"));
   renderAll();
   connect();
 }
@@ -99,7 +99,7 @@ function show(view) {
   S.view = view;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== view;
   for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("active", b.dataset.view === view);
-  ({ board: loadPki, kpi: loadKpi, tip: loadTip, commands: loadCommands, audit: loadAudit, "search-reports": loadSearchReports, ...window.crViews }[view] || (() => {}))();
+  ({ board: loadPki, kpi: loadKpi, tip: loadTip, commands: loadCommands, audit: () => loadAudit(false), "search-reports": loadSearchReports, ...window.crViews }[view] || (() => {}))();
 }
 for (const b of document.querySelectorAll("#nav button")) b.addEventListener("click", () => show(b.dataset.view));
 
@@ -229,7 +229,12 @@ function addAction(a, act) {  // the POST answer and the live feed both bring it
   rerender(a);
 }
 function rerender(a) { const old = document.getElementById("alert-" + a.id); if (old) old.replaceWith(alertCard(a)); }
-function renderAlerts() { $("#alert-list").replaceChildren(...[...S.alerts.values()].reverse().map(alertCard)); }
+const newestFirst = (a, b) => Date.parse(b.record.decided_at) - Date.parse(a.record.decided_at) || (b.id > a.id ? 1 : -1);
+function renderAlerts() { $("#alert-list").replaceChildren(...[...S.alerts.values()].sort(newestFirst).map(alertCard)); }
+function showAlertPage(page) {  // one page of alerts added; "Show older" while the hub holds more
+  for (const a of page.items) S.alerts.set(a.id, a);
+  $("#alert-more").hidden = !page.more;
+}
 function renderAll() { renderStations(); renderAlerts(); }
 
 function filterParams(form) {
@@ -237,21 +242,36 @@ function filterParams(form) {
   for (const [k, v] of new FormData(form)) if (v) p.set(k, (k === "since" || k === "until") ? new Date(v).toISOString() : v);
   return p;
 }
-function matchesFilters(a) {
+function matchesFilters(a) {  // a live alert shown when the search would find it (as central_sync/control_room/queries.py)
   const f = new FormData($("#filters"));
-  const st = f.get("station"), q = normId(f.get("q") || ""), kind = f.get("ident_kind"), match = f.get("match");
-  if (st && a.record.station !== st) return false;
+  const st = (f.get("station") || "").toLowerCase(), q = normId(f.get("q") || ""), kind = f.get("ident_kind"), match = f.get("match");
+  if (st && !a.record.station.toLowerCase().includes(st)) return false;
   if (q && !a.record.identities.some((i) => identityMatches(i, q, kind, match))) return false;
-  return !f.get("state") && !f.get("since") && !f.get("until");
+  const at = Date.parse(a.record.decided_at);
+  if (f.get("since") && at < new Date(f.get("since")).getTime()) return false;
+  if (f.get("until") && at >= new Date(f.get("until")).getTime()) return false;
+  return !f.get("state") || alertStates(a).includes(f.get("state"));
+}
+function alertStates(a) {  // as queries.alert_states
+  const kinds = new Set(a.actions.map((x) => x.kind));
+  return [kinds.has("ack") ? "acknowledged" : "unacknowledged", a.reviews.length ? "reviewed" : "open",
+    ...(kinds.has("assign") ? ["assigned"] : []), ...(kinds.has("escalate") ? ["escalated"] : [])];
 }
 $("#filters").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   S.alerts.clear();
   const page = await apiPage("/cr/api/alerts?" + filterParams(ev.target));
-  for (const a of page.items.reverse()) S.alerts.set(a.id, a);
+  showAlertPage(page);
   $("#search-more").hidden = !page.more;  // a broad search shows its newest page and says there is more
   $("#search-more").textContent = t("filter.more_results", { n: page.items.length });
   renderAlerts();
+});
+$("#alert-more").addEventListener("click", async () => {  // the next older page of the same search
+  const p = filterParams($("#filters")), oldest = [...S.alerts.values()].sort(newestFirst).pop();
+  if (oldest) p.set("before", oldest.id);
+  const page = await apiPage("/cr/api/alerts?" + p);
+  showAlertPage(page);
+  $("#alert-list").append(...page.items.map(alertCard));
 });
 $("#filters").addEventListener("reset", () => setTimeout(() => $("#filters").requestSubmit(), 0));
 
@@ -260,6 +280,7 @@ async function loadKpi() {
   const p = filterParams($("#kpi-range"));
   const k = await api("/cr/api/kpi?" + p);
   $("#kpi-csv").href = "/cr/api/kpi.csv?" + p;
+  $("#kpi-none").hidden = k.summary.length > 0;
   charts($("#kpi-charts"), k.charts);
   const cols = [["station", 0], ["items", 0], ["suspect_rate", 1], ["manual_rate", 1], ["budget_missed", 0], ["device_fault", 0],
     ["verdict_ms_p50", 0], ["verdict_ms_p95", 0], ["decision_s_p50", 0], ["reviewed", 0], ["agreement", 1], ["tip_shown", 0], ["tip_hits", 0], ["tip_hit_rate", 1], ["tip_miss_rate", 1]];
@@ -268,6 +289,8 @@ async function loadKpi() {
     k.officers.map((o) => [o.officer, fmtNum(o.reviewed || 0), fmtNum(o.agree || 0), fmtNum(o.disagree || 0)]));
 }
 $("#kpi-range").addEventListener("submit", (ev) => { ev.preventDefault(); loadKpi(); });
+$("#kpi-refresh").addEventListener("click", () => loadKpi());
+setInterval(() => { if (S.me && S.view === "kpi" && $("#kpi-auto").checked && !document.hidden) loadKpi(); }, 60000);
 
 // ---- TIP: per station for every role, per officer for supervisors and admins ----------------
 const TIP_COLS = [["tip_shown", 0], ["tip_hits", 0], ["tip_misses", 0], ["tip_hit_rate", 1], ["tip_miss_rate", 1], ["tip_false_alarms", 0], ["tip_decision_s_p50", 0]];
@@ -325,11 +348,34 @@ $("#command-form").addEventListener("submit", async (ev) => {
     loadCommands();
   } catch (e) { $("#command-msg").textContent = t("commands.failed", { error: e.message }); }
 });
-async function loadAudit() {
-  const rows = await api("/cr/api/audit?limit=200");
-  table($("#audit-table"), ["seq", "at", "actor", "action", "object"].map((c) => t("audit.col." + c)),
-    rows.map((r) => [r.seq, fmtIso(r.at), r.actor, r.action, r.object]));
+const AUDIT_PAGE = 200, IMAGE_VIEW = /^\/cr\/api\/alerts\/[^/]+\/image\.png$/;
+async function loadAudit(older) {  // newest first; "Show older" pages back by seq
+  const before = older && S.audit.length ? "&before=" + S.audit[S.audit.length - 1].seq : "";
+  const rows = await api(`/cr/api/audit?limit=${AUDIT_PAGE}${before}`);
+  S.audit = older ? S.audit.concat(rows) : rows;
+  $("#audit-more").hidden = rows.length < AUDIT_PAGE;
+  renderAudit();
 }
+function renderAudit() {  // a run of one user's alert-image views is one row (unless the box is cleared)
+  const rows = [];
+  for (const r of S.audit) {
+    const image = r.action === "get:view" && IMAGE_VIEW.test(r.object), last = rows[rows.length - 1];
+    if (image && $("#audit-group").checked && last && last.images && last.actor === r.actor) last.images.push(r);
+    else rows.push(image ? { ...r, images: [r] } : r);
+  }
+  table($("#audit-table"), ["seq", "at", "actor", "action", "object"].map((c) => t("audit.col." + c)), rows.map((r) => {
+    if (!r.images || r.images.length < 2) return [r.seq, fmtIso(r.at), r.actor, auditAction(r.action), r.object];
+    const first = r.images[r.images.length - 1];
+    return [`${first.seq}–${r.seq}`, `${fmtIso(first.at)} – ${fmtIso(r.at)}`, r.actor, t("audit.image_views", { n: r.images.length }), ""];
+  }));
+}
+function auditAction(code) {  // "alert_ack" -> "acknowledged an alert"; "get:kpi" -> "viewed"; unknown codes as they are
+  if (S.msgs["audit.action." + code] !== undefined) return t("audit.action." + code);
+  const verb = code.split(":")[0];
+  return code.includes(":") && S.msgs["audit.verb." + verb] !== undefined ? `${t("audit.verb." + verb)} (${code.split(":")[1]})` : code;
+}
+$("#audit-more").addEventListener("click", () => loadAudit(true));
+$("#audit-group").addEventListener("change", renderAudit);
 $("#audit-verify").addEventListener("click", async () => {
   const v = await api("/cr/api/audit/verify");
   $("#audit-result").textContent = v.first_broken === null ? t("audit.intact", { n: v.checked }) : t("audit.broken", { seq: v.first_broken, why: v.why });
