@@ -139,3 +139,15 @@ def _report_view(report: dict, station: str, outcome: str | None, record: dict) 
               if i["kind"] in ("plate", "container") and i["value"]]
     return {"record_id": record["id"], "station": station, "kind": record["kind"], "decided_at": record["decided_at"],
             "identities": idents, "search_outcome": outcome, "report": report}
+
+
+def people(store: HubStore, limit: int = 5000) -> dict[str, str]:
+    """Officers' names by badge, as they signed vehicle search reports (the only place the hub learns names;
+    stations send badges only), the latest signature first; a badge never seen signing has no name."""
+    names: dict[str, str] = {}
+    for (body,) in execute(store, "SELECT body FROM search_reports ORDER BY signed_ts DESC LIMIT ?", (limit,)):
+        report = json.loads(body)
+        for signer in (report.get("officer"), report.get("countersigned")):
+            if signer and signer.get("name") and signer["badge"] not in names:
+                names[signer["badge"]] = signer["name"]
+    return names

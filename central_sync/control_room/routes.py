@@ -168,6 +168,11 @@ def build_router(room: ControlRoom) -> APIRouter:
     def stations(user: auth.User = Depends(need("view"))) -> list[dict]:
         return room.feed.stations()
 
+    @r.get("/cr/api/people")
+    def people(user: auth.User = Depends(need("view"))) -> dict[str, str]:
+        """Officers' names by badge, where the hub knows them (central_sync/control_room/queries.py people)."""
+        return queries.people(store)
+
     @r.get("/cr/api/pki")
     def pki_warnings(user: auth.User = Depends(need("view"))) -> dict:
         """The CRL's time left and the certificates expiring soon; `enabled` false without a CA."""

@@ -88,11 +88,13 @@ async function start() {
   $("#nav").hidden = $("#who").hidden = false;
   show("board");
   for (const s of await api("/cr/api/stations")) S.stations.set(s.station, s);
+  S.people = await api("/cr/api/people");
   showAlertPage(await apiPage("/cr/api/alerts?limit=100"));
   renderAll();
   connect();
 }
 
+const person = (badge) => (S.people && S.people[badge] ? `${S.people[badge]} (${badge})` : badge);  // a name where the hub knows it
 function renderMe() { $("#me").textContent = `${S.me.username} (${t("role." + S.me.role)})`; }
 
 function show(view) {
@@ -187,7 +189,7 @@ function alertCard(a) {
   const img = r.scan ? el("img", { src: `/cr/api/alerts/${encodeURIComponent(a.id)}/image.png`, alt: t("alert.image") }) : el("div", { class: "noimg" }, t("alert.no_image"));
   if (r.scan) { let tries = 0; img.onerror = () => { if (tries++ < 5) setTimeout(() => { img.src = img.src.split("?")[0] + "?t=" + Date.now(); }, 2000); else img.replaceWith(el("div", { class: "noimg" }, t("alert.no_image"))); }; }
   const history = el("ul", { class: "history" },
-    ...a.reviews.map((rv) => el("li", { class: "review" }, t("alert.review", { officer: rv.officer, outcome: tc("outcome", rv.outcome), at: fmtIso(rv.decided_at) }))),
+    ...a.reviews.map((rv) => el("li", { class: "review" }, t("alert.review", { officer: person(rv.officer), outcome: tc("outcome", rv.outcome), at: fmtIso(rv.decided_at) }))),
     ...a.actions.map((x) => el("li", { class: "action-" + x.kind }, t("action." + x.kind, { actor: x.actor, assignee: x.assignee || "", at: fmtTime(x.at) }) + (x.text ? ": " + x.text : ""))));
   const text = el("input", { class: "act-text", placeholder: t("alert.comment_hint") });
   const act = (kind) => async () => {
@@ -286,7 +288,7 @@ async function loadKpi() {
     ["verdict_ms_p50", 0], ["verdict_ms_p95", 0], ["decision_s_p50", 0], ["reviewed", 0], ["agreement", 1], ["tip_shown", 0], ["tip_hits", 0], ["tip_hit_rate", 1], ["tip_miss_rate", 1]];
   table($("#kpi-table"), cols.map(([c]) => t("kpi.col." + c)), k.summary.map((row) => cols.map(([c, pct]) => (c === "station" ? row[c] : fmtNum(row[c], pct)))));
   table($("#kpi-officers"), ["officer", "reviewed", "agree", "disagree"].map((c) => t("kpi.col." + c)),
-    k.officers.map((o) => [o.officer, fmtNum(o.reviewed || 0), fmtNum(o.agree || 0), fmtNum(o.disagree || 0)]));
+    k.officers.map((o) => [person(o.officer), fmtNum(o.reviewed || 0), fmtNum(o.agree || 0), fmtNum(o.disagree || 0)]));
 }
 $("#kpi-range").addEventListener("submit", (ev) => { ev.preventDefault(); loadKpi(); });
 $("#kpi-refresh").addEventListener("click", () => loadKpi());
@@ -296,7 +298,7 @@ setInterval(() => { if (S.me && S.view === "kpi" && $("#kpi-auto").checked && !d
 const TIP_COLS = [["tip_shown", 0], ["tip_hits", 0], ["tip_misses", 0], ["tip_hit_rate", 1], ["tip_miss_rate", 1], ["tip_false_alarms", 0], ["tip_decision_s_p50", 0]];
 function tipTable(node, keys, rows) {
   const cols = [...keys.map((k) => [k, null]), ...TIP_COLS];
-  table(node, cols.map(([c]) => t("kpi.col." + c)), rows.map((row) => cols.map(([c, pct]) => (pct === null ? row[c] : fmtNum(row[c], pct)))));
+  table(node, cols.map(([c]) => t("kpi.col." + c)), rows.map((row) => cols.map(([c, pct]) => (c === "officer" ? person(row[c]) : pct === null ? row[c] : fmtNum(row[c], pct)))));
 }
 function charts(node, svgs) { node.replaceChildren(...Object.values(svgs).map((s) => { const d = el("div"); d.innerHTML = s; return d; })); }
 async function loadTip() {
