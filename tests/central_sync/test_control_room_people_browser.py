@@ -16,6 +16,7 @@ from central_sync.schema import Review
 from edge.search_report import sign
 from search_report_kit import OFFICER, SUPERVISOR, form, open_station
 from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, serving
+from test_control_room_tip_browser import sign_in
 from test_search_report_browser import deliver
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
@@ -39,9 +40,7 @@ async def test_an_officer_known_from_a_signed_report_is_named(tmp_path: Path) ->
             browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
             page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-GB")
             await page.goto(f"http://127.0.0.1:{port}/cr/")
-            await page.fill("input[name=username]", "op1")
-            await page.fill("input[name=password]", PASSWORD)
-            await page.click("#signin-form button[type=submit]")
+            await sign_in(page, "op1")
             await page.click("#nav button[data-view=alerts]")
             await page.check("#filters input[name=scope]")  # the vans sent to search are manual, not alerts
             await page.click("#filters button[type=submit]")
