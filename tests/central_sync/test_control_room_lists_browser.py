@@ -6,7 +6,7 @@ ingest. Screenshots in test-artifacts/control_room/."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 

@@ -73,7 +73,7 @@ $("#lang").addEventListener("change", async (ev) => {
 function signedOut() {
   S.me = null;
   if (S.source) S.source.close();
-  S.source = null; S.alerts.clear(); S.stations.clear();
+  S.source = null; S.alerts.clear(); S.stations.clear(); S.audit = []; S.people = {};
   $("#nav").hidden = $("#who").hidden = true;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== "signin";
   $("#stations").replaceChildren(); $("#alert-list").replaceChildren();
