@@ -109,6 +109,10 @@ async def test_a_latched_or_idle_station_is_not_shown_as_fine(tmp_path):
                 await expect(old).to_have_attribute("data-condition", "online")
                 await expect(old.locator(".lane-state")).to_have_text("not reported by this station")
                 await page.screenshot(path=ARTIFACTS / "board_lane_states.png")
+                await page.click("#nav button[data-view=commands]")  # an operator sees no command form ([hidden] wins)
+                for n in range(await page.locator("[data-need=command]").count()):
+                    await expect(page.locator("[data-need=command]").nth(n)).to_be_hidden()
+                await page.click("#nav button[data-view=board]")
                 await page.select_option("#lang", "zh-Hant")
                 await expect(card.locator(".lane-state")).to_contain_text("緊急停止")
                 await expect(card.locator(".device-faults")).to_have_text("PLC: 中斷")
