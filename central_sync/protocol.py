@@ -188,6 +188,29 @@ class LaneBacklog(_Wire):
     oldest_at: float | None = None
 
 
+class LaneState(_Wire):
+    """What the station's lane is doing (added to the status in issue 21; an older station sends none):
+    `running`, `held` (waiting for officers, nothing moves), `latched` (the belt stopped and stays stopped
+    until a supervisor restarts it; `reason` is the latch's code), `stopped` (not running, not latched),
+    `idle` (running, but no item for a while; `since` the last item). `since`: when that state began,
+    when known."""
+
+    state: Literal["running", "held", "latched", "stopped", "idle"]
+    reason: str | None = None
+    since: float | None = None
+    items_per_hour: int = 0  # items decided in the last hour
+    queue_depth: int = 0  # suspect and manual items waiting for an officer's decision
+    last_item_at: float | None = None
+
+
+class DeviceFault(_Wire):
+    """A device not `ok` (edge/devices.py states): its name, state and the sentence saying why."""
+
+    device: str
+    state: str
+    detail: str = ""
+
+
 class StatusMsg(_Wire):
     """The station's retained status; the Last Will carries state=offline."""
 
@@ -204,6 +227,8 @@ class StatusMsg(_Wire):
     risk_version: int | None = None  # the risk bundle the station runs; None: none
     risk_stale: bool = False  # that bundle has expired: the station runs on it at the raised random rate
     risk_expires_at: float | None = None
+    lane: LaneState | None = None  # None: an older station, or one that has not looked yet
+    device_faults: list[DeviceFault] = Field(default_factory=list)
 
 
 class AckItem(_Wire):

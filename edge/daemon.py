@@ -27,6 +27,7 @@ from edge.devices import Devices, open_devices
 from edge.events import EventBus
 from edge.metrics import StationMetrics
 from edge.risk import RiskCheck, RiskReceiver, RiskRuntime
+from edge.lane_report import LaneReport, activity as lane_activity
 from edge import search_report
 from edge.seals import seal_expectation
 from edge.stations import FlowParts, InspectorParts
@@ -134,7 +135,8 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         devices = await open_devices(stack, config.devices, st.id)
         metrics.follow_devices(devices)
         risk = await _open_risk(config, metrics)
-        publisher = await _open_publisher(stack, config, store, risk)
+        lane_report = LaneReport()
+        publisher = await _open_publisher(stack, config, store, risk, lane_report)
         shadow = await _open_shadow(stack, config, pool)
         if shadow is not None:
             metrics.follow_shadow(shadow.stats)
@@ -145,6 +147,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
                                     risk=RiskCheck(risk, st.id, st.kind, history.facts if history else None)
                                     if risk is not None else None)
         flow = kind.flow(FlowParts(config, devices, inspection, events, progress, history))
+        lane_report.follow(flow.belt, flow.lane_control, devices)
         snapshot: dict[str, Any] = {}
         screen_stop = asyncio.Event()  # this station's screen only: a failed station must not stop the others
         ctx = StationContext(st.id, st.kind, st.lane, st.budget_ms, store, events,
@@ -158,7 +161,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         async with asyncio.TaskGroup() as tasks:
             endless = [tasks.create_task(flow.run(), name="flow"),
                        tasks.create_task(_housekeeping(store, publisher, metrics, devices, progress, snapshot, pool,
-                                                       risk), name="housekeeping")]
+                                                       risk, lane_report), name="housekeeping")]
             if (period := sdnotify.watchdog_period_s()) is not None:
                 endless.append(tasks.create_task(watchdog(progress, period), name="watchdog"))
             tasks.create_task(_serve(server, listener, screen_stop), name="web")
@@ -209,14 +212,16 @@ async def _open_shadow(stack: AsyncExitStack, config: StationConfig, pool: Infer
 
 
 async def _open_publisher(stack: AsyncExitStack, config: StationConfig, store: StoreWriter,
-                          risk: RiskRuntime | None) -> Publisher | None:
+                          risk: RiskRuntime | None, lane_report: LaneReport) -> Publisher | None:
     if config.sync is None:
         return None
     from central_sync.publisher import Publisher
 
+    def extra_status() -> dict:  # read on the publisher's thread at every status
+        return {**(risk.status() if risk is not None else {}), **lane_report.status()}
+
     return await stack.enter_async_context(
-        Publisher(config.sync, config.station.id, store.store.db_path, store.store.scans_dir,
-                  extra_status=risk.status if risk is not None else None))
+        Publisher(config.sync, config.station.id, store.store.db_path, store.store.scans_dir, extra_status=extra_status))
 
 
 async def _open_risk(config: StationConfig, metrics: StationMetrics) -> RiskRuntime | None:
@@ -350,8 +355,8 @@ async def _enter_command_receiver(stack: AsyncExitStack, config: StationConfig, 
 
 async def _housekeeping(store: StoreWriter, publisher: Any, metrics: StationMetrics, devices: Devices,
                         progress: Progress, snapshot: dict[str, Any], pool: InferencePool,
-                        risk: RiskRuntime | None = None) -> None:
-    """Retention, gauges, the health snapshot and liveness, every few seconds."""
+                        risk: RiskRuntime | None = None, lane_report: LaneReport | None = None) -> None:
+    """Retention, gauges, the health snapshot, the lane's activity for the hub and liveness, every few seconds."""
     progress.register("housekeeping")
     while True:
         await store.call(store.store.check_space)
@@ -360,6 +365,8 @@ async def _housekeeping(store: StoreWriter, publisher: Any, metrics: StationMetr
         await store.call(store.store.prune)
         backlog = await store.call(store.store.outbox_backlog)
         snapshot["alarms"] = [list(a) for a in await store.call(store.store.standing_alarms)]
+        if lane_report is not None:
+            lane_report.activity = await store.call(lane_activity, store.store)
         snapshot["store"] = {"records": store.store.counters.records, "backlog": backlog, "full": store.store.full,
                              "scans_dropped": dict(store.store.counters.scans_dropped)}
         for lane in ("alert", "record", "image"):

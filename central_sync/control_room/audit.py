@@ -50,8 +50,10 @@ def _append(store: HubStore, cur: Cursor, actor: str, action: str, obj: str, det
     return row["seq"]
 
 
-def entries(store: HubStore, limit: int = 200, after: int = 0) -> list[dict]:
-    rows = execute(store, f"{SELECT} WHERE seq > ? ORDER BY seq DESC LIMIT ?", (after, limit))
+def entries(store: HubStore, limit: int = 200, after: int = 0, before: int | None = None) -> list[dict]:
+    """Newest first: entries after seq `after` and, given `before`, older than it (the next page)."""
+    rows = execute(store, f"{SELECT} WHERE seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+                   (after, before if before is not None else 2**62, limit))
     return [dict(zip((*COLS, "hash"), r)) for r in rows]
 
 

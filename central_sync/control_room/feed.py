@@ -123,7 +123,7 @@ class LiveFeed:
                 events.extend(getattr(self, f"_on_{name}")(row))
         stations = self.stations()
         text = json.dumps([(s["station"], s["state"], s["backlog_rows"], s["model"], s["budget_missed_24h"],
-                            s["device_fault_24h"]) for s in stations])
+                            s["device_fault_24h"], s["lane"], s["device_faults"]) for s in stations])
         now = time.time()
         if text != self._stations_sent[1] or now - self._stations_sent[0] > STATION_REFRESH_S:
             self._stations_sent = (now, text)

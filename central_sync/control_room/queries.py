@@ -30,11 +30,16 @@ def search_alerts(store: HubStore, station: str | None = None, q: str | None = N
 def search_page(store: HubStore, station: str | None = None, q: str | None = None, ident_kind: str | None = None,
                 since: datetime | None = None, until: datetime | None = None, verdict: str | None = None,
                 state: str | None = None, limit: int = 100, match: Match = "prefix",
-                alerts_only: bool = True) -> tuple[list[dict], bool]:
-    """`search_alerts`' page, and whether more match than it holds (a broad search is never collected whole)."""
+                alerts_only: bool = True, before: str | None = None) -> tuple[list[dict], bool]:
+    """`search_alerts`' page, and whether more match than it holds (a broad search is never collected whole).
+    `station` matches any part of the name, in any case; `before` (a record id) asks for the next older page."""
     clauses: list[str] = ["is_alert = 1"] if alerts_only else ["1 = 1"]
     args: list[object] = []
-    for value, clause, arg in ((station, "station = ?", station), (verdict, "verdict = ?", verdict),
+    if before and (after := execute(store, "SELECT decided_ts FROM records WHERE id = ?", (before,))):
+        clauses.append("(decided_ts < ? OR (decided_ts = ? AND id < ?))")
+        args += [after[0][0], after[0][0], before]
+    for value, clause, arg in ((station, "lower(station) LIKE ? ESCAPE '\\'", station and like_pattern(station)),
+                               (verdict, "verdict = ?", verdict),
                                (since, "decided_ts >= ?", since and since.timestamp()),
                                (until, "decided_ts < ?", until and until.timestamp())):
         if value:
@@ -134,3 +139,15 @@ def _report_view(report: dict, station: str, outcome: str | None, record: dict) 
               if i["kind"] in ("plate", "container") and i["value"]]
     return {"record_id": record["id"], "station": station, "kind": record["kind"], "decided_at": record["decided_at"],
             "identities": idents, "search_outcome": outcome, "report": report}
+
+
+def people(store: HubStore, limit: int = 5000) -> dict[str, str]:
+    """Officers' names by badge, as they signed vehicle search reports (the only place the hub learns names;
+    stations send badges only), the latest signature first; a badge never seen signing has no name."""
+    names: dict[str, str] = {}
+    for (body,) in execute(store, "SELECT body FROM search_reports ORDER BY signed_ts DESC LIMIT ?", (limit,)):
+        report = json.loads(body)
+        for signer in (report.get("officer"), report.get("countersigned")):
+            if signer and signer.get("name") and signer["badge"] not in names:
+                names[signer["badge"]] = signer["name"]
+    return names

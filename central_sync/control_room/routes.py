@@ -111,8 +111,8 @@ def build_router(room: ControlRoom) -> APIRouter:
         return pick_lang(user.lang, cfg.default_lang)
 
     @r.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/cr/")
+    def root(request: Request) -> RedirectResponse:  # the query (?wall=1) goes along
+        return RedirectResponse("/cr/" + (f"?{request.url.query}" if request.url.query else ""))
 
     @r.get("/cr/", include_in_schema=False)
     def page() -> FileResponse:
@@ -168,6 +168,11 @@ def build_router(room: ControlRoom) -> APIRouter:
     def stations(user: auth.User = Depends(need("view"))) -> list[dict]:
         return room.feed.stations()
 
+    @r.get("/cr/api/people")
+    def people(user: auth.User = Depends(need("view"))) -> dict[str, str]:
+        """Officers' names by badge, where the hub knows them (central_sync/control_room/queries.py people)."""
+        return queries.people(store)
+
     @r.get("/cr/api/pki")
     def pki_warnings(user: auth.User = Depends(need("view"))) -> dict:
         """The CRL's time left and the certificates expiring soon; `enabled` false without a CA."""
@@ -179,9 +184,10 @@ def build_router(room: ControlRoom) -> APIRouter:
     def alerts(response: Response, station: str | None = None, q: str | None = None, ident_kind: str | None = None,
                since: datetime | None = None, until: datetime | None = None, verdict: str | None = None,
                state: str | None = None, limit: int = Query(100, ge=1, le=1000), match: Match = "prefix",
-               scope: Literal["alerts", "all"] = "alerts", user: auth.User = Depends(need("view"))) -> list[dict]:
+               scope: Literal["alerts", "all"] = "alerts", before: str | None = Query(None, max_length=200),
+               user: auth.User = Depends(need("view"))) -> list[dict]:
         page, more = queries.search_page(store, station, q, ident_kind, since, until, verdict, state, limit, match,
-                                         alerts_only=scope == "alerts")
+                                         alerts_only=scope == "alerts", before=before)
         response.headers[MORE_HEADER] = "true" if more else "false"
         return page
 
@@ -247,11 +253,12 @@ def build_router(room: ControlRoom) -> APIRouter:
     def kpis(since: datetime | None = None, until: datetime | None = None, user: auth.User = Depends(need("kpi"))) -> dict:
         figures = kpi_figures(since, until)
         lang = lang_of(user)
+        empty, station = t("kpi.no_data", lang), (t("kpi.axis_station", lang), "")
         figures["charts"] = {
-            "throughput": svg.lines(figures["hourly"], t("kpi.chart_throughput", lang)),
-            "suspect_rate": svg.bars({s["station"]: s["suspect_rate"] for s in figures["summary"]}, t("kpi.suspect_rate", lang)),
-            "manual_rate": svg.bars({s["station"]: s["manual_rate"] for s in figures["summary"]}, t("kpi.manual_rate", lang)),
-            "agreement": svg.bars({s["station"]: s["agreement"] for s in figures["summary"]}, t("kpi.agreement", lang)),
+            "throughput": svg.lines(figures["hourly"], t("kpi.chart_throughput", lang),
+                                    (t("kpi.axis_hour", lang), t("kpi.axis_items", lang)), empty),
+            **{c: svg.bars({s["station"]: s[c] for s in figures["summary"]}, t(f"kpi.{c}", lang), axes=station, empty=empty)
+               for c in ("suspect_rate", "manual_rate", "agreement")},
         }
         return figures
 
@@ -266,7 +273,8 @@ def build_router(room: ControlRoom) -> APIRouter:
         return kpi.tip_rows(queries.tip_inputs(store, *kpi_range(since, until)), per_officer)
 
     def tip_charts(rows: list[dict], name: Callable[[dict], str], lang: str) -> dict:
-        return {c: svg.bars({name(row): row[c] for row in rows}, t(f"kpi.col.{c}", lang)) for c in ("tip_hit_rate", "tip_miss_rate")}
+        return {c: svg.bars({name(row): row[c] for row in rows}, t(f"kpi.col.{c}", lang), axes=(t("kpi.axis_station", lang), ""),
+                            empty=t("kpi.no_data", lang)) for c in ("tip_hit_rate", "tip_miss_rate")}
 
     @r.get("/cr/api/kpi/tip")
     def tip_kpis(since: datetime | None = None, until: datetime | None = None,
@@ -313,8 +321,10 @@ def build_router(room: ControlRoom) -> APIRouter:
                  "outcome": row[6] or ("no_report" if row[9] < now else None)} for row in rows]
 
     @r.get("/cr/api/audit")
-    def audit_list(limit: int = Query(200, ge=1, le=5000), user: auth.User = Depends(need("audit"))) -> list[dict]:
-        return audit.entries(store, limit)
+    def audit_list(limit: int = Query(200, ge=1, le=5000), before: int | None = Query(None, ge=1),
+                   user: auth.User = Depends(need("audit"))) -> list[dict]:
+        """The newest entries, or with `before` (a seq) the next older page."""
+        return audit.entries(store, limit, before=before)
 
     @r.get("/cr/api/audit/verify")
     def audit_verify(user: auth.User = Depends(need("audit"))) -> dict:

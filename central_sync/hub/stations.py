@@ -27,7 +27,27 @@ def station_view(row: tuple, now: float | None = None, stale_s: float = 30.0) ->
             "status_at": status_at, "seen_at": seen_at, "backlog": backlog, "oldest_backlog_age_s": round(age, 1),
             "last_ack_at": status.get("last_ack_at"), "last_error": status.get("last_error"),
             "counters": status.get("counters", {}), "risk_version": status.get("risk_version"),
-            "risk_stale": bool(status.get("risk_stale"))}
+            "risk_stale": bool(status.get("risk_stale")), "lane": status.get("lane"),
+            "device_faults": status.get("device_faults", []), "condition": condition(derived, status)}
+
+
+CONDITIONS = ("offline", "latched", "stopped", "held", "fault", "degraded", "idle", "running", "online")
+"""The board's colour, worst first: a station connected but latched, stopped, held, with a device at fault or
+idle is not shown as fine; `online` is an older station that reports no lane."""
+
+
+def condition(state: str, status: dict) -> str:
+    """One word for the board: offline first, then the lane's state, then device faults, then the link's state."""
+    lane = (status.get("lane") or {}).get("state")
+    if state == "offline":
+        return "offline"
+    if lane in ("latched", "stopped", "held"):
+        return lane
+    if status.get("device_faults"):
+        return "fault"
+    if state == "degraded":
+        return "degraded"
+    return lane or "online"
 
 
 def _ack_stalled(status: dict, backlog: dict, now: float) -> bool:

@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from central_sync import commands, pki
+from central_sync import protocol as p
+from central_sync.hub import stations
 from central_sync.control_room import auth, kpi, queries
 from central_sync.control_room.i18n import LANGS, catalogue
 from central_sync.schema import ItemKind, Review, Verdict
+from edge.stations.conveyor import LATCH_REASONS
 
 PKG = Path(__file__).resolve().parents[2] / "central_sync" / "control_room"
 REASONS = ("clear", "detection", "budget_missed", "scan_incomplete", "device_fault", "model_unavailable",
@@ -31,7 +34,10 @@ def used_keys() -> set[str]:
         ("ident", queries.IDENTITY_KINDS), ("op", commands.OPS), ("cmdreason", commands.REASONS),
         ("outcome", (*Review.model_fields["outcome"].annotation.__args__, "applied", "rejected", "failed", "no_report")),
         ("lang", LANGS), ("seal", ("intact", "opened", "tampered")),
-        ("pki.kind", typing.get_args(pki.Kind))) for c in codes}
+        ("pki.kind", typing.get_args(pki.Kind)), ("condition", stations.CONDITIONS),
+        ("lanestate", typing.get_args(p.LaneState.model_fields["state"].annotation)),
+        ("latch", (*LATCH_REASONS, "waiting_for_officer")), ("device", ("plc", "scanner", "camera", "reader", "seals")),
+        ("devstate", ("ok", "degraded", "lost"))) for c in codes}
     keys |= {f"action.{k}" for k in ("ack", "assign", "escalate", "comment")}
     keys |= {f"kpi.col.{c}" for c in ("station", "items", "suspect_rate", "manual_rate", "budget_missed", "device_fault",
                                       "verdict_ms_p50", "verdict_ms_p95", "decision_s_p50", "reviewed", "agreement",

@@ -112,3 +112,38 @@ async def test_the_twin_serves_an_llrp_reader_where_the_config_expects_it(tmp_pa
             assert "LLRP reader 'uhf' is configured at 10.0.0.21" in str(exc)
         else:
             raise AssertionError("the twin served a reader configured on another host")
+
+
+async def test_edge_run_reports_its_lane_to_the_hub(tmp_path):
+    """The daemon's status to the hub carries the lane (edge/lane_report.py): the twin's items counted, its
+    belt running, its devices at fault named (the badge reader's pty is not served)."""
+    import json
+
+    from central_sync.config import BrokerConfig
+    from central_sync.devtools import Mosquitto
+    from central_sync.hub.service import Hub
+    from central_sync.hub.store import open_store
+
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    with Mosquitto(tmp_path / "broker") as broker:
+        path = _config(tmp_path, model)
+        path.write_text(path.read_text() + f"\n[sync]\nhost = \"127.0.0.1\"\nport = {broker.port}\nstatus_period_s = 0.5\n")
+        config = load_config(path)
+        stop = asyncio.Event()
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(Hub(BrokerConfig(port=broker.port), store, "hub-t"))
+            await serve_twin(config, stack, ROOT / "examples" / "scans")
+            station = asyncio.create_task(run_stations([config], stop=stop))
+
+            def lane() -> dict:
+                rows = store.stations()
+                return (json.loads(rows[0][3]).get("lane") or {}) if rows else {}
+            await until(lambda: lane().get("items_per_hour", 0) >= 2 and lane().get("last_item_at"),
+                        "the hub holds the station's lane with its items", timeout=120, interval=0.5, in_thread=True)
+            stop.set()
+            await station
+    got = lane()
+    assert got["state"] == "running" and got["queue_depth"] >= 0
+    status = json.loads(store.stations()[0][3])
+    assert {f["device"] for f in status["device_faults"]} <= {"reader:badge", "plc", "scanner"}

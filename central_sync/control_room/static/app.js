@@ -1,7 +1,7 @@
 "use strict";
 // Control room page: sign-in, live board and alerts over SSE, KPIs, commands, audit.
 // Every visible string comes from the catalogue (/cr/api/i18n/<lang>); codes are translated here.
-const S = { me: null, msgs: {}, lang: "en", stations: new Map(), alerts: new Map(), source: null, view: "board" };
+const S = { me: null, msgs: {}, lang: "en", stations: new Map(), alerts: new Map(), source: null, view: "board", audit: [] };
 window.crLatency = [];
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -20,9 +20,10 @@ function t(key, vals = {}) {
   return s;
 }
 const tc = (prefix, code) => (S.msgs[prefix + "." + code] !== undefined ? t(prefix + "." + code) : code);
-const fmtTime = (sec) => (sec ? new Intl.DateTimeFormat(S.lang, { dateStyle: "short", timeStyle: "medium" }).format(new Date(sec * 1000)) : "-");
+const locale = () => (S.lang === "zh-Hant" ? "zh-HK" : S.lang === "zh-Hans" ? "zh-CN" : "en-GB");  // day before month, as the station
+const fmtTime = (sec) => (sec ? new Intl.DateTimeFormat(locale(), { dateStyle: "short", timeStyle: "medium" }).format(new Date(sec * 1000)) : "-");
 const fmtIso = (iso) => fmtTime(Date.parse(iso) / 1000);
-const fmtNum = (v, pct) => (v === null || v === undefined ? "-" : pct ? new Intl.NumberFormat(S.lang, { style: "percent", maximumFractionDigits: 1 }).format(v) : new Intl.NumberFormat(S.lang).format(v));
+const fmtNum = (v, pct) => (v === null || v === undefined ? "-" : pct ? new Intl.NumberFormat(locale(), { style: "percent", maximumFractionDigits: 1 }).format(v) : new Intl.NumberFormat(locale()).format(v));
 
 async function api(path, opts = {}) {
   const r = await fetch(path, { credentials: "same-origin", headers: { "content-type": "application/json", "x-lang": S.lang }, ...opts });
@@ -72,7 +73,7 @@ $("#lang").addEventListener("change", async (ev) => {
 function signedOut() {
   S.me = null;
   if (S.source) S.source.close();
-  S.source = null; S.alerts.clear(); S.stations.clear();
+  S.source = null; S.alerts.clear(); S.stations.clear(); S.audit = []; S.people = {};
   $("#nav").hidden = $("#who").hidden = true;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== "signin";
   $("#stations").replaceChildren(); $("#alert-list").replaceChildren();
@@ -87,18 +88,20 @@ async function start() {
   $("#nav").hidden = $("#who").hidden = false;
   show("board");
   for (const s of await api("/cr/api/stations")) S.stations.set(s.station, s);
-  for (const a of (await api("/cr/api/alerts?limit=100")).reverse()) S.alerts.set(a.id, a);
+  S.people = await api("/cr/api/people");
+  showAlertPage(await apiPage("/cr/api/alerts?limit=100"));
   renderAll();
   connect();
 }
 
+const person = (badge) => (S.people && S.people[badge] ? `${S.people[badge]} (${badge})` : badge);  // a name where the hub knows it
 function renderMe() { $("#me").textContent = `${S.me.username} (${t("role." + S.me.role)})`; }
 
 function show(view) {
   S.view = view;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== view;
   for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("active", b.dataset.view === view);
-  ({ board: loadPki, kpi: loadKpi, tip: loadTip, commands: loadCommands, audit: loadAudit, "search-reports": loadSearchReports, ...window.crViews }[view] || (() => {}))();
+  ({ board: loadPki, kpi: loadKpi, tip: loadTip, commands: loadCommands, audit: () => loadAudit(false), "search-reports": loadSearchReports, ...window.crViews }[view] || (() => {}))();
 }
 for (const b of document.querySelectorAll("#nav button")) b.addEventListener("click", () => show(b.dataset.view));
 
@@ -140,11 +143,18 @@ async function loadPki() {  // the broker refuses everyone once its CRL lapses; 
   $("#pki-warnings").hidden = items.length === 0;
 }
 
-function renderStations() {
-  const cards = [...S.stations.values()].sort((a, b) => a.station.localeCompare(b.station)).map((s) =>
-    el("div", { class: "station " + s.state, "data-station": s.station, "data-state": s.state },
-      el("h3", {}, s.station, el("span", { class: "state-badge" }, t("state." + s.state))),
+function renderStations() {  // coloured by the lane's state (central_sync/hub/stations.py condition), not only the link's
+  const cards = [...S.stations.values()].sort((a, b) => a.station.localeCompare(b.station)).map((s) => {
+    const cond = s.condition || s.state, lane = s.lane;
+    return el("div", { class: "station " + cond, "data-station": s.station, "data-state": s.state, "data-condition": cond },
+      el("h3", {}, s.station, el("span", { class: "state-badge" }, t("condition." + cond))),
       el("dl", {},
+        el("dt", {}, t("board.lane")), el("dd", { class: "lane-state" }, laneText(lane)),
+        el("dt", {}, t("board.items_per_hour")), el("dd", { class: "items-per-hour" }, lane ? fmtNum(lane.items_per_hour) : "-"),
+        el("dt", {}, t("board.queue")), el("dd", { class: "queue-depth" }, lane ? fmtNum(lane.queue_depth) : "-"),
+        el("dt", {}, t("board.last_item")), el("dd", { class: "last-item" }, lane ? fmtTime(lane.last_item_at) : "-"),
+        el("dt", {}, t("board.devices")), el("dd", { class: "device-faults" + ((s.device_faults || []).length ? " error" : "") },
+          ...deviceFaults(s.device_faults || [], !!lane)),
         el("dt", {}, t("board.backlog")), el("dd", {}, fmtNum(s.backlog_rows)),
         el("dt", {}, t("board.last_seen")), el("dd", {}, fmtTime(s.seen_at)),
         el("dt", {}, t("board.model")), el("dd", {}, s.model || "-"),
@@ -152,8 +162,24 @@ function renderStations() {
         el("dt", {}, t("board.device_fault")), el("dd", {}, fmtNum(s.device_fault_24h)),
         el("dt", {}, t("board.last_error")), el("dd", {}, s.last_error ? t("board.has_error") : "-"),
         el("dt", {}, t("board.risk")), el("dd", { class: "risk" + (s.risk_stale || s.risk_version == null ? " error" : "") },
-          s.risk_version == null ? t("board.risk_none") : t(s.risk_stale ? "board.risk_stale" : "board.risk_version", { version: s.risk_version })))));
+          s.risk_version == null ? t("board.risk_none") : t(s.risk_stale ? "board.risk_stale" : "board.risk_version", { version: s.risk_version }))));
+  });
   $("#stations").replaceChildren(...cards);
+}
+function laneText(lane) {  // "Latched: emergency stop, since …"; an older station reports no lane
+  if (!lane) return t("board.lane_unknown");
+  let text = t("lanestate." + lane.state);
+  if (lane.reason) text += ": " + tc("latch", lane.reason);
+  return lane.since ? text + " " + t("board.since", { when: fmtTime(lane.since) }) : text;
+}
+function deviceFaults(faults, reported) {  // a device's name and state translated, its own sentence on hover
+  if (!faults.length) return [reported ? t("board.devices_ok") : "-"];
+  return faults.flatMap((f, n) => [n ? ", " : "", el("span", { class: "fault", "data-device": f.device, title: f.detail },
+    `${deviceName(f.device)}: ${tc("devstate", f.state)}`)]);
+}
+function deviceName(name) {  // "camera:front" -> "Camera front"
+  const [kind, ...rest] = name.split(":");
+  return [tc("device", kind), ...rest].join(" ");
 }
 
 // ---- alerts --------------------------------------------------------------------------------
@@ -163,7 +189,7 @@ function alertCard(a) {
   const img = r.scan ? el("img", { src: `/cr/api/alerts/${encodeURIComponent(a.id)}/image.png`, alt: t("alert.image") }) : el("div", { class: "noimg" }, t("alert.no_image"));
   if (r.scan) { let tries = 0; img.onerror = () => { if (tries++ < 5) setTimeout(() => { img.src = img.src.split("?")[0] + "?t=" + Date.now(); }, 2000); else img.replaceWith(el("div", { class: "noimg" }, t("alert.no_image"))); }; }
   const history = el("ul", { class: "history" },
-    ...a.reviews.map((rv) => el("li", { class: "review" }, t("alert.review", { officer: rv.officer, outcome: tc("outcome", rv.outcome), at: fmtIso(rv.decided_at) }))),
+    ...a.reviews.map((rv) => el("li", { class: "review" }, t("alert.review", { officer: person(rv.officer), outcome: tc("outcome", rv.outcome), at: fmtIso(rv.decided_at) }))),
     ...a.actions.map((x) => el("li", { class: "action-" + x.kind }, t("action." + x.kind, { actor: x.actor, assignee: x.assignee || "", at: fmtTime(x.at) }) + (x.text ? ": " + x.text : ""))));
   const text = el("input", { class: "act-text", placeholder: t("alert.comment_hint") });
   const act = (kind) => async () => {
@@ -205,7 +231,12 @@ function addAction(a, act) {  // the POST answer and the live feed both bring it
   rerender(a);
 }
 function rerender(a) { const old = document.getElementById("alert-" + a.id); if (old) old.replaceWith(alertCard(a)); }
-function renderAlerts() { $("#alert-list").replaceChildren(...[...S.alerts.values()].reverse().map(alertCard)); }
+const newestFirst = (a, b) => Date.parse(b.record.decided_at) - Date.parse(a.record.decided_at) || (b.id > a.id ? 1 : -1);
+function renderAlerts() { $("#alert-list").replaceChildren(...[...S.alerts.values()].sort(newestFirst).map(alertCard)); }
+function showAlertPage(page) {  // one page of alerts added; "Show older" while the hub holds more
+  for (const a of page.items) S.alerts.set(a.id, a);
+  $("#alert-more").hidden = !page.more;
+}
 function renderAll() { renderStations(); renderAlerts(); }
 
 function filterParams(form) {
@@ -213,21 +244,36 @@ function filterParams(form) {
   for (const [k, v] of new FormData(form)) if (v) p.set(k, (k === "since" || k === "until") ? new Date(v).toISOString() : v);
   return p;
 }
-function matchesFilters(a) {
+function matchesFilters(a) {  // a live alert shown when the search would find it (as central_sync/control_room/queries.py)
   const f = new FormData($("#filters"));
-  const st = f.get("station"), q = normId(f.get("q") || ""), kind = f.get("ident_kind"), match = f.get("match");
-  if (st && a.record.station !== st) return false;
+  const st = (f.get("station") || "").toLowerCase(), q = normId(f.get("q") || ""), kind = f.get("ident_kind"), match = f.get("match");
+  if (st && !a.record.station.toLowerCase().includes(st)) return false;
   if (q && !a.record.identities.some((i) => identityMatches(i, q, kind, match))) return false;
-  return !f.get("state") && !f.get("since") && !f.get("until");
+  const at = Date.parse(a.record.decided_at);
+  if (f.get("since") && at < new Date(f.get("since")).getTime()) return false;
+  if (f.get("until") && at >= new Date(f.get("until")).getTime()) return false;
+  return !f.get("state") || alertStates(a).includes(f.get("state"));
+}
+function alertStates(a) {  // as queries.alert_states
+  const kinds = new Set(a.actions.map((x) => x.kind));
+  return [kinds.has("ack") ? "acknowledged" : "unacknowledged", a.reviews.length ? "reviewed" : "open",
+    ...(kinds.has("assign") ? ["assigned"] : []), ...(kinds.has("escalate") ? ["escalated"] : [])];
 }
 $("#filters").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   S.alerts.clear();
   const page = await apiPage("/cr/api/alerts?" + filterParams(ev.target));
-  for (const a of page.items.reverse()) S.alerts.set(a.id, a);
+  showAlertPage(page);
   $("#search-more").hidden = !page.more;  // a broad search shows its newest page and says there is more
   $("#search-more").textContent = t("filter.more_results", { n: page.items.length });
   renderAlerts();
+});
+$("#alert-more").addEventListener("click", async () => {  // the next older page of the same search
+  const p = filterParams($("#filters")), oldest = [...S.alerts.values()].sort(newestFirst).pop();
+  if (oldest) p.set("before", oldest.id);
+  const page = await apiPage("/cr/api/alerts?" + p);
+  showAlertPage(page);
+  $("#alert-list").append(...page.items.map(alertCard));
 });
 $("#filters").addEventListener("reset", () => setTimeout(() => $("#filters").requestSubmit(), 0));
 
@@ -236,20 +282,23 @@ async function loadKpi() {
   const p = filterParams($("#kpi-range"));
   const k = await api("/cr/api/kpi?" + p);
   $("#kpi-csv").href = "/cr/api/kpi.csv?" + p;
+  $("#kpi-none").hidden = k.summary.length > 0;
   charts($("#kpi-charts"), k.charts);
   const cols = [["station", 0], ["items", 0], ["suspect_rate", 1], ["manual_rate", 1], ["budget_missed", 0], ["device_fault", 0],
     ["verdict_ms_p50", 0], ["verdict_ms_p95", 0], ["decision_s_p50", 0], ["reviewed", 0], ["agreement", 1], ["tip_shown", 0], ["tip_hits", 0], ["tip_hit_rate", 1], ["tip_miss_rate", 1]];
   table($("#kpi-table"), cols.map(([c]) => t("kpi.col." + c)), k.summary.map((row) => cols.map(([c, pct]) => (c === "station" ? row[c] : fmtNum(row[c], pct)))));
   table($("#kpi-officers"), ["officer", "reviewed", "agree", "disagree"].map((c) => t("kpi.col." + c)),
-    k.officers.map((o) => [o.officer, fmtNum(o.reviewed || 0), fmtNum(o.agree || 0), fmtNum(o.disagree || 0)]));
+    k.officers.map((o) => [person(o.officer), fmtNum(o.reviewed || 0), fmtNum(o.agree || 0), fmtNum(o.disagree || 0)]));
 }
 $("#kpi-range").addEventListener("submit", (ev) => { ev.preventDefault(); loadKpi(); });
+$("#kpi-refresh").addEventListener("click", () => loadKpi());
+setInterval(() => { if (S.me && S.view === "kpi" && $("#kpi-auto").checked && !document.hidden) loadKpi(); }, 60000);
 
 // ---- TIP: per station for every role, per officer for supervisors and admins ----------------
 const TIP_COLS = [["tip_shown", 0], ["tip_hits", 0], ["tip_misses", 0], ["tip_hit_rate", 1], ["tip_miss_rate", 1], ["tip_false_alarms", 0], ["tip_decision_s_p50", 0]];
 function tipTable(node, keys, rows) {
   const cols = [...keys.map((k) => [k, null]), ...TIP_COLS];
-  table(node, cols.map(([c]) => t("kpi.col." + c)), rows.map((row) => cols.map(([c, pct]) => (pct === null ? row[c] : fmtNum(row[c], pct)))));
+  table(node, cols.map(([c]) => t("kpi.col." + c)), rows.map((row) => cols.map(([c, pct]) => (c === "officer" ? person(row[c]) : pct === null ? row[c] : fmtNum(row[c], pct)))));
 }
 function charts(node, svgs) { node.replaceChildren(...Object.values(svgs).map((s) => { const d = el("div"); d.innerHTML = s; return d; })); }
 async function loadTip() {
@@ -301,11 +350,34 @@ $("#command-form").addEventListener("submit", async (ev) => {
     loadCommands();
   } catch (e) { $("#command-msg").textContent = t("commands.failed", { error: e.message }); }
 });
-async function loadAudit() {
-  const rows = await api("/cr/api/audit?limit=200");
-  table($("#audit-table"), ["seq", "at", "actor", "action", "object"].map((c) => t("audit.col." + c)),
-    rows.map((r) => [r.seq, fmtIso(r.at), r.actor, r.action, r.object]));
+const AUDIT_PAGE = 200, IMAGE_VIEW = /^\/cr\/api\/alerts\/[^/]+\/image\.png$/;
+async function loadAudit(older) {  // newest first; "Show older" pages back by seq
+  const before = older && S.audit.length ? "&before=" + S.audit[S.audit.length - 1].seq : "";
+  const rows = await api(`/cr/api/audit?limit=${AUDIT_PAGE}${before}`);
+  S.audit = older ? S.audit.concat(rows) : rows;
+  $("#audit-more").hidden = rows.length < AUDIT_PAGE;
+  renderAudit();
 }
+function renderAudit() {  // a run of one user's alert-image views is one row (unless the box is cleared)
+  const rows = [];
+  for (const r of S.audit) {
+    const image = r.action === "get:view" && IMAGE_VIEW.test(r.object), last = rows[rows.length - 1];
+    if (image && $("#audit-group").checked && last && last.images && last.actor === r.actor) last.images.push(r);
+    else rows.push(image ? { ...r, images: [r] } : r);
+  }
+  table($("#audit-table"), ["seq", "at", "actor", "action", "object"].map((c) => t("audit.col." + c)), rows.map((r) => {
+    if (!r.images || r.images.length < 2) return [r.seq, fmtIso(r.at), r.actor, auditAction(r.action), r.object];
+    const first = r.images[r.images.length - 1];
+    return [`${first.seq}–${r.seq}`, `${fmtIso(first.at)} – ${fmtIso(r.at)}`, r.actor, t("audit.image_views", { n: r.images.length }), ""];
+  }));
+}
+function auditAction(code) {  // "alert_ack" -> "acknowledged an alert"; "get:kpi" -> "viewed"; unknown codes as they are
+  if (S.msgs["audit.action." + code] !== undefined) return t("audit.action." + code);
+  const verb = code.split(":")[0];
+  return code.includes(":") && S.msgs["audit.verb." + verb] !== undefined ? `${t("audit.verb." + verb)} (${code.split(":")[1]})` : code;
+}
+$("#audit-more").addEventListener("click", () => loadAudit(true));
+$("#audit-group").addEventListener("change", renderAudit);
 $("#audit-verify").addEventListener("click", async () => {
   const v = await api("/cr/api/audit/verify");
   $("#audit-result").textContent = v.first_broken === null ? t("audit.intact", { n: v.checked }) : t("audit.broken", { seq: v.first_broken, why: v.why });

@@ -1,0 +1,133 @@
+"""The control room on a 2560×1440 wall, on desks at 1920 and 2560, and at 1024×768, in headless Chromium
+(issue 21): wall mode (toggle, ?wall=1, remembered) uses the whole width with a dozen alerts and more in
+view; no screen size scrolls sideways and the navigation and Sign out stay on screen; an alert image opens
+full size. Alerts reach the hub through its real ingest. Screenshots in test-artifacts/control_room/."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from central_sync import protocol as p
+from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
+from central_sync.control_room.db import execute
+from central_sync.devtools import make_record
+from central_sync.hub.api import create_app
+from central_sync.hub.ingest import Ingestor
+from central_sync.hub.store import HubStore, open_store
+from central_sync.schema import DetectionOut, Identity, Verdict
+from models.scan import Scan
+from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, serving
+from test_control_room_tip_browser import sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
+ALERTS = 30
+VIEWS = ("board", "alerts", "search-reports", "kpi", "tip", "commands", "audit", "risk", "approvals", "declarations",
+         "bundles", "riskkpi")
+
+
+def seed(store: HubStore, n: int = ALERTS) -> None:
+    """`n` alerts from three stations, each with a scan stored at the hub."""
+    import numpy as np
+    high = np.full((240, 320), 60000, np.uint16)
+    high[100:140, 120:200] = 4000
+    scan = Scan(high=high, low=high, meta={"pixel_mm": 2.0})
+    data, sha = scan.to_bytes(), scan.sha256()
+    execute(store, "INSERT INTO blobs (sha256, size, station, data, committed_at) VALUES (?,?,?,?,?)",
+            (sha, len(data), "gate-1", data, time.time()))
+    now = datetime.now(UTC)
+    recs = [make_record(f"gate-{k % 3 + 1}", k, Verdict.SUSPECT, scan_sha=sha).model_copy(update={
+        "decided_at": now - timedelta(minutes=k), "identities": [Identity(kind="container", value=f"MSCU{k:07d}")],
+        "detections": [DetectionOut(label="knife", score=0.9, box=(120, 100, 200, 140))]}) for k in range(1, n + 1)]
+    Ingestor(store, "hub-t", lambda *a: None).handle(
+        [(p.topic(r.station, "alert"), p.encode_envelope(r.station, "alert", k, r.seq, r.id, r.to_json().encode(), 0.0))
+         for k, r in enumerate(recs, 1)])
+
+
+FITS = """() => ({scroll: document.documentElement.scrollWidth, width: innerWidth,
+  list: document.querySelector('#alert-list').getBoundingClientRect().width,
+  font: parseFloat(getComputedStyle(document.body).fontSize),
+  visible: [...document.querySelectorAll('#alert-list .alert')].filter((a) => {
+    const r = a.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight && r.left >= 0 && r.right <= innerWidth; }).length,
+  columns: new Set([...document.querySelectorAll('#alert-list .alert')].map((a) => a.getBoundingClientRect().left)).size})"""
+ON_SCREEN = """(sel) => { const r = document.querySelector(sel).getBoundingClientRect();
+  return r.width > 0 && r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight; }"""
+
+
+async def alerts_view(page) -> None:
+    await page.click("#nav button[data-view=alerts]")
+    await page.locator("#alert-list .alert").nth(ALERTS - 1).wait_for()
+    await page.wait_for_function("() => [...document.querySelectorAll('#alert-list img')].slice(0, 12).every((i) => i.complete)")
+
+
+async def test_wall_mode_desk_widths_and_a_small_screen(tmp_path):
+    from playwright.async_api import async_playwright, expect
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(stale_s=7200)) as room:
+        seed(store)
+        auth.add_user(store, "sup1", "supervisor", PASSWORD)
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            ctx = await browser.new_context(viewport={"width": 2560, "height": 1440}, locale="en-GB")
+            page = await ctx.new_page()
+            await page.goto(f"http://127.0.0.1:{port}/?wall=1")
+            await sign_in(page, "sup1")
+            await alerts_view(page)
+            await expect(page.locator("html")).to_have_class("wall")
+            wall = await page.evaluate(FITS)
+            await page.screenshot(path=ARTIFACTS / "wall_2560x1440.png")
+            print(f"\nwall mode at 2560×1440: alert list {wall['list']:.0f} px wide, {wall['visible']} alerts in view,"
+                  f" {wall['columns']} columns, text {wall['font']:.0f} px")
+            assert wall["list"] >= 0.9 * 2560, wall
+            assert wall["visible"] >= 12, wall
+            assert wall["scroll"] <= wall["width"], wall
+            assert wall["font"] >= 20, wall
+
+            # remembered in this browser; ?wall=0 and the toggle turn it off
+            again = await ctx.new_page()
+            await again.goto(f"http://127.0.0.1:{port}/")
+            await expect(again.locator("html")).to_have_class("wall")
+            await again.goto(f"http://127.0.0.1:{port}/?wall=0")
+            await expect(again.locator("html")).not_to_have_class("wall")
+            await expect(again.locator("#wall-toggle")).to_have_text("Wall mode")
+            await again.click("#wall-toggle")
+            await expect(again.locator("html")).to_have_class("wall")
+            await again.click("#wall-toggle")
+            await again.close()
+
+            # desk mode at 2560 and 1920: the width is used, in columns, without sideways scrolling
+            for width, height in ((2560, 1440), (1920, 1080)):
+                await page.set_viewport_size({"width": width, "height": height})
+                await page.goto(f"http://127.0.0.1:{port}/?wall=0")
+                await alerts_view(page)
+                desk = await page.evaluate(FITS)
+                await page.screenshot(path=ARTIFACTS / f"desk_{width}x{height}.png")
+                assert desk["list"] >= 0.9 * width and desk["columns"] >= 2 and desk["scroll"] <= width, (width, desk)
+
+            # an alert image opens full size, and closes
+            thumb = page.locator("#alert-list .alert img").first
+            await thumb.click()
+            viewer = page.locator("#viewer")
+            await expect(viewer).to_be_visible()
+            await expect(viewer.locator("img")).to_have_js_property("naturalWidth", 320)
+            assert (await viewer.locator("img").bounding_box())["width"] > (await thumb.bounding_box())["width"]
+            await page.screenshot(path=ARTIFACTS / "viewer.png")
+            await page.keyboard.press("Escape")
+            await expect(viewer).to_be_hidden()
+
+            # 1024×768: no view scrolls sideways, the navigation and Sign out stay on screen
+            await page.set_viewport_size({"width": 1024, "height": 768})
+            for view in VIEWS:
+                await page.click(f"#nav button[data-view={view}]")
+                await expect(page.locator(f"#{view}")).to_be_visible()
+                await page.wait_for_timeout(150)  # the view's data is drawn
+                fits = await page.evaluate(FITS)
+                assert fits["scroll"] <= 1024, (view, fits)
+                for sel in ("#nav", "#signout", "#wall-toggle"):
+                    assert await page.evaluate(ON_SCREEN, sel), (view, sel)
+            await page.click("#nav button[data-view=alerts]")
+            await page.screenshot(path=ARTIFACTS / "small_1024x768.png")
+            await browser.close()
