@@ -25,7 +25,7 @@ import json
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Final, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -204,6 +204,7 @@ class StatusMsg(_Wire):
     risk_version: int | None = None  # the risk bundle the station runs; None: none
     risk_stale: bool = False  # that bundle has expired: the station runs on it at the raised random rate
     risk_expires_at: float | None = None
+    settings: dict[str, Any] | None = None  # the station's effective command settings (edge.commands), shown in the control room
 
 
 class AckItem(_Wire):
