@@ -102,11 +102,15 @@ class CommandProcessor:
         self.on_report: Callable[[c.CommandResult], None] | None = None  # the receiver publishes a run's report
         self.diag: asyncio.Task | None = None
         self._diag_id = ""
+        self._closed = False
+        self._last: dict[str, Any] = {"last_command": None, "changed_at": None}
 
     def close(self) -> None:
         if self.diag is not None:
             self.diag.cancel()
-        self._conn.close()
+        with self._lock:
+            self._closed = True
+            self._conn.close()
 
     def settings(self) -> dict[str, Any]:
         """The effective settings (the daemon's `settings` handler) and the last applied command.
@@ -118,11 +122,14 @@ class CommandProcessor:
             log.warning("commands.settings_failed", error=repr(exc))
             base = {"error": f"the station could not read its settings: {exc}"}
         with self._lock:
+            if self._closed:  # the receiver has stopped; a last status still reads what was in force
+                return {**base, **self._last}
             row = self._conn.execute("SELECT cmd_id, received_at, op, args, issuer FROM station_commands"
                                      " WHERE outcome='applied' AND reason='applied' ORDER BY row DESC LIMIT 1").fetchone()
         last = None if row is None else {"id": row[0], "at": row[1], "op": row[2], "args": json.loads(row[3]),
                                          "issuer": row[4]}
-        return {**base, "last_command": last, "changed_at": row[1] if row else None}
+        self._last = {"last_command": last, "changed_at": row[1] if row else None}
+        return {**base, **self._last}
 
     async def process(self, data: bytes, now: float | None = None) -> c.CommandResult:
         """Verify, apply and record one envelope; the result to report back."""

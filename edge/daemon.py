@@ -365,7 +365,7 @@ def command_settings(engine: Any, tip: TipEngine) -> dict[str, Any]:
     """What the hub's commands set, as in force now: per-class thresholds, TIP rate, the active model."""
     detector = engine.detector
     model = engine.model
-    return {"thresholds": dict(detector.thresholds) if detector is not None else {},
+    return {"thresholds": {k: round(float(v), 6) for k, v in detector.thresholds.items()} if detector is not None else {},
             "tip_rate": tip.cfg.rate,
             "model": {"name": model.name, "version": model.version, "sha256": model.sha256} if model else None}
 
