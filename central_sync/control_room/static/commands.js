@@ -75,7 +75,7 @@ function changeText(op, station, args, previous) {
     { cls: tc("class", c), station, old: thr(((previous || {}).thresholds || {})[c]), new: thr(v) })).join(" ");
   if (op === "set_tip_rate") return t("commands.confirm.set_tip_rate", { station, old: pct((previous || {}).rate), new: pct(args.rate) });
   if (op === "switch_model") return t("commands.confirm.switch_model", { station, old: shortSha((previous || {}).sha256), new: shortSha(args.sha256) });
-  return t("commands.confirm.request_diag", { station, plan: t("commands.plan." + args.plan) });
+  return t("commands.confirm.request_diag", { station, plan: t("commands.plan_name." + args.plan) });
 }
 
 function formRequest(op) {  // {args, previous} from a form; a one-sentence message when a value is wrong
@@ -180,14 +180,14 @@ async function showReport(id, got) {
   box.hidden = false;
   box.dataset.id = id;
   box.dataset.outcome = r.outcome;
-  box.replaceChildren(el("h3", {}, t("commands.report_title", { station: c.station, plan: t("commands.plan." + (r.plan || "quick")), outcome: tc("diag", r.outcome) })),
+  box.replaceChildren(...[el("h3", {}, t("commands.report_title", { station: c.station, plan: t("commands.plan_name." + (r.plan || "quick")), outcome: tc("diag", r.outcome) })),
     el("p", { class: "note" }, t("commands.report_when", { started: fmtIso(r.started), ended: fmtIso(r.ended) })),
     ...(r.phases || []).map((p) => el("div", { class: "cmd-phase", "data-phase": p.name, "data-outcome": p.outcome },
       el("h4", {}, `${p.title}: ${tc("diag", p.outcome)}`), p.reason ? el("p", {}, p.reason) : null,
       p.measurements && p.measurements.length ? measureTable(p.measurements) : null,
       ...(p.diagnoses || []).map((d) => el("p", { class: "note" }, d)))),
     el("p", { class: "note" }, t("commands.report_not_run", { phases: (r.not_run || []).join(", ") || "-" })),
-    r.detail ? el("p", { class: "error" }, r.detail) : null);
+    r.detail ? el("p", { class: "error" }, r.detail) : null].filter((n) => n !== null));
 }
 
 function measureTable(ms) {
