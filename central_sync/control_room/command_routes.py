@@ -56,6 +56,8 @@ def build_command_router(room: ControlRoom, need: Callable[[str], Callable[..., 
         return exc
 
     def send(user: auth.User, station: str, op: c.Op, args: dict[str, Any], undo_of: str | None = None) -> dict:
+        if room.key is None or room.link is None:
+            raise HTTPException(503, "the hub has no signing key or no broker link; commands are disabled")
         try:
             commanding.check_station(store, station)
             settings = commanding.settings_of(store, station)

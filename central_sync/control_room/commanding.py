@@ -109,6 +109,7 @@ def undo_args(cmd_id: str, op: str, outcome: str | None, previous: dict[str, Any
     prev = previous or {}
     unknown = [k for k, v in ((prev.get("thresholds") or {}) if op == "set_thresholds" else prev).items() if v is None]
     if not prev or unknown:
-        raise Refused(409, f"the value{'s' if len(unknown) > 1 else ''} that command {cmd_id} replaced"
-                           f" ({', '.join(unknown) or op}) were not reported by the station; set them by hand")
+        many = len(unknown) > 1
+        raise Refused(409, f"the value{'s' if many else ''} that command {cmd_id} replaced ({', '.join(unknown) or op})"
+                           f" {'were' if many else 'was'} not reported by the station; set {'them' if many else 'it'} by hand")
     return prev
