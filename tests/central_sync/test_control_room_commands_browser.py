@@ -94,9 +94,12 @@ async def test_commands_from_the_control_room(tmp_path):
                 browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
                 page = await browser.new_page(viewport={"width": 1400, "height": 1100})
 
-                # an operator sees the list but no form
+                # an operator sees what is in force and the list, but no form
                 await sign_in(page, port, "op1")
+                await page.select_option("#cmd-station", STATION)
+                await expect(page.locator("#cmd-in-force")).to_contain_text("metal 0.30, organic 0.50")
                 await expect(page.locator("#cmd-panel")).to_be_hidden()
+                await expect(page.locator("#form-set_thresholds")).to_be_hidden()
                 await page.click("#signout")
 
                 # the picker offers the stations the hub knows, nothing typed
