@@ -7,6 +7,7 @@ import time
 import pytest
 from fastapi import HTTPException
 
+from central_sync import commands as c
 from central_sync import protocol as p
 from central_sync.control_room import commanding, db
 from central_sync.hub.ingest import Ingestor
@@ -48,9 +49,17 @@ def test_previous_values_make_the_undo():
         409, "the value that command c5 replaced (rate) was not reported by the station; set it by hand")
 
 
-def test_unknown_station_is_refused_and_newest_settings_win(tmp_path):
-    store = open_store(str(tmp_path / "hub.sqlite3"))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """The hub's store with the control room's tables, on both backends (the same SQL)."""
+    url = str(tmp_path / "hub.sqlite3") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    store = open_store(url)
     db.migrate(store)
+    yield store
+    store.close()
+
+
+def test_unknown_station_is_refused_and_newest_settings_win(store):
     status = p.StatusMsg(station="gate-1", state="online", session=1, at=time.time(),
                          settings={**SETTINGS, "changed_at": 100.0})
     Ingestor(store, "hub-t", lambda *a: None).handle([(p.topic("gate-1", "status"), status.model_dump_json().encode())])
@@ -62,3 +71,21 @@ def test_unknown_station_is_refused_and_newest_settings_win(tmp_path):
     assert commanding.settings_of(store, "gate-1")["tip_rate"] == 0.05  # a result newer than the status
     commanding.remember_settings(store, "gate-1", {**SETTINGS, "tip_rate": 0.07, "changed_at": 50.0})
     assert commanding.settings_of(store, "gate-1")["tip_rate"] == 0.03  # an older one loses to the status
+
+
+def test_results_and_reports_are_stored(store):
+    from central_sync.control_room import ControlRoom
+
+    room = ControlRoom(store, None)
+    db.execute(store, "INSERT INTO cr_commands (id, station, op, args, issuer, issued_at, expires_at)"
+                      " VALUES ('d1', 'gate-1', 'request_diag', '{}', 'sup1', 1.0, 9e9)")
+    def result(**kw) -> bytes:
+        return c.CommandResult(id="d1", station="gate-1", op="request_diag", outcome="applied", at=2.0, **kw
+                               ).model_dump_json().encode()
+    room._result(c.result_topic("gate-1"), result(reason="applied", settings={**SETTINGS, "changed_at": 2.0}))
+    room._result(c.result_topic("gate-1"), result(reason="report", report={"outcome": "PASS", "phases": []}))
+    room._result(c.result_topic("gate-1"), result(reason="report", report={"outcome": "FAIL", "phases": []}))  # first kept
+    room._result(c.result_topic("gate-2"), result(reason="report", report={"outcome": "FAIL", "phases": []}))  # not its command
+    assert store.query("SELECT outcome, reason FROM cr_commands") == [("applied", "applied")]
+    assert store.query("SELECT id, station, outcome FROM cr_command_reports") == [("d1", "gate-1", "PASS")]
+    assert store.query("SELECT station, changed_at FROM cr_station_settings") == [("gate-1", 2.0)]
