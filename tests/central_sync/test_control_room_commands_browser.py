@@ -9,6 +9,7 @@ as a report shown on the page. Screenshots go to test-artifacts/control_room/.
 from __future__ import annotations
 
 import json
+import re
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -165,6 +166,17 @@ async def test_commands_from_the_control_room(tmp_path):
                 await page.click("#cmd-confirm-yes")
                 await expect(page.locator("#cmd-tip-now")).to_have_text("2%", timeout=15000)
                 assert tip.cfg.rate == 0.02
+
+                # in Chinese the view carries no English word, only data (ids, class names, the model's name)
+                await page.select_option("#lang", "zh-Hant")
+                await expect(page.locator("#commands h2")).to_have_text("向站點發出的指令")
+                await page.wait_for_selector("#commands[data-loaded]", state="attached")
+                text = await page.inner_text("#commands")
+                left = {w for w in re.findall(r"[A-Za-z]{2,}", re.sub(r"conveyor-01|test-det|metal|organic|sup1|SHA|TIP|edge diag", " ", text))}
+                assert left == set(), f"English left on the commands view: {sorted(left)}"
+                await page.screenshot(path=ARTIFACTS / "commands-zh-Hant.png")
+                await page.select_option("#lang", "en")
+                await expect(page.locator("#commands h2")).to_have_text("Commands to stations")
 
                 # the hub refuses a misspelt station and a class the model does not have, in one sentence
                 bad = await post(page, "/cr/api/commands", {"station": "conveyor-0l", "op": "set_tip_rate", "args": {"rate": 0.1}})

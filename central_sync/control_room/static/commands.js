@@ -4,13 +4,18 @@
 // effective settings, and the diagnostic report a station sends back. Uses app.js's helpers
 // ($, el, t, tc, api, table, fmtTime, fmtNum, S). The hub checks everything again (command_routes.py).
 
-const CMD = { stations: [], rows: [], pending: null, poll: null };
+const CMD = { stations: [], rows: [], pending: null, poll: null, msg: null };
 const cmdCan = (p) => S.me && S.me.can.includes(p);
 const thr = (v) => (v === null || v === undefined ? "-" : Number(v).toFixed(2));
 const pct = (v) => (v === null || v === undefined ? "-" : fmtNum(v, true));
 const shortSha = (s) => (s ? s.slice(0, 12) : "-");
 const cmdStation = () => CMD.stations.find((s) => s.station === $("#cmd-station").value) || null;
-const cmdMsg = (text, bad) => { $("#cmd-msg").textContent = text; $("#cmd-msg").classList.toggle("error", !!bad); };
+function cmdMsg(key, vals = {}, bad = false) {  // kept as a key: a change of language shows it anew
+  CMD.msg = key ? { key, vals, bad } : null;
+  $("#cmd-msg").textContent = key ? t(key, vals) : "";
+  $("#cmd-msg").classList.toggle("error", !!bad);
+}
+class FormError extends Error { constructor(key, vals = {}) { super(key); this.key = key; this.vals = vals; } }
 
 async function loadCommandsView() {  // #commands[data-loaded] once stations, settings and list show
   delete $("#commands").dataset.loaded;
@@ -20,6 +25,7 @@ async function loadCommandsView() {  // #commands[data-loaded] once stations, se
     ...CMD.stations.map((s) => el("option", { value: s.station }, `${s.station} (${tc("state", s.state || "offline")})`)));
   if (CMD.stations.some((s) => s.station === keep)) sel.value = keep;
   renderCommandForms();
+  if (CMD.msg) cmdMsg(CMD.msg.key, CMD.msg.vals, CMD.msg.bad);
   await loadCommandList();
   $("#commands").dataset.loaded = "1";
 }
@@ -82,18 +88,18 @@ function formRequest(op) {  // {args, previous} from a form; a one-sentence mess
   const st = cmdStation(), cur = st.settings || {};
   if (op === "set_thresholds") {
     const c = $("#cmd-thr-class").value, v = Number($("#cmd-thr-new").value);
-    if (!c) throw new Error(t("commands.bad.class"));
-    if (!$("#cmd-thr-new").value || !(v > 0 && v <= 1)) throw new Error(t("commands.bad.threshold", { value: $("#cmd-thr-new").value }));
+    if (!c) throw new FormError("commands.bad.class");
+    if (!$("#cmd-thr-new").value || !(v > 0 && v <= 1)) throw new FormError("commands.bad.threshold", { value: $("#cmd-thr-new").value });
     return { args: { thresholds: { [c]: v } }, previous: { thresholds: { [c]: (cur.thresholds || {})[c] } } };
   }
   if (op === "set_tip_rate") {
     const p = Number($("#cmd-tip-new").value);
-    if ($("#cmd-tip-new").value === "" || !(p >= 0 && p <= 100)) throw new Error(t("commands.bad.rate", { value: $("#cmd-tip-new").value }));
+    if ($("#cmd-tip-new").value === "" || !(p >= 0 && p <= 100)) throw new FormError("commands.bad.rate", { value: $("#cmd-tip-new").value });
     return { args: { rate: Math.round(p * 1000) / 100000 }, previous: { rate: cur.tip_rate } };
   }
   if (op === "switch_model") {
     const sha = $("#cmd-model-new").value.trim().toLowerCase();
-    if (!/^[0-9a-f]{64}$/.test(sha)) throw new Error(t("commands.bad.sha", { value: sha }));
+    if (!/^[0-9a-f]{64}$/.test(sha)) throw new FormError("commands.bad.sha", { value: sha });
     return { args: { sha256: sha }, previous: { sha256: cur.model ? cur.model.sha256 : null } };
   }
   return { args: { plan: $("#cmd-diag-plan").value }, previous: {} };
@@ -111,11 +117,11 @@ for (const op of ["set_thresholds", "set_tip_rate", "request_diag", "switch_mode
     const st = cmdStation();
     if (!st) return;
     let req;
-    try { req = formRequest(op); } catch (e) { cmdMsg(e.message, true); return; }
-    cmdMsg("");
+    try { req = formRequest(op); } catch (e) { cmdMsg(e.key, e.vals, true); return; }
+    cmdMsg(null);
     confirmThen(changeText(op, st.station, req.args, req.previous), async () => {
       const sent = await api("/cr/api/commands", { method: "POST", body: JSON.stringify({ station: st.station, op, args: req.args }) });
-      cmdMsg(t("commands.sent"));
+      cmdMsg("commands.sent");
       if (op === "request_diag") watchReport(sent.id);
     });
   });
@@ -125,11 +131,11 @@ $("#cmd-confirm-yes").addEventListener("click", async (ev) => {
   $("#cmd-confirm").close();
   const action = CMD.pending;
   CMD.pending = null;
-  try { if (action) await action(); } catch (e) { cmdMsg(t("commands.failed", { error: e.message }), true); }
+  try { if (action) await action(); } catch (e) { cmdMsg("commands.failed", { error: e.message }, true); }
   await loadCommandList();
 });
-$("#cmd-confirm-no").addEventListener("click", (ev) => { ev.preventDefault(); CMD.pending = null; $("#cmd-confirm").close(); cmdMsg(t("commands.cancelled")); });
-$("#cmd-station").addEventListener("change", () => { cmdMsg(""); renderCommandForms(); });
+$("#cmd-confirm-no").addEventListener("click", (ev) => { ev.preventDefault(); CMD.pending = null; $("#cmd-confirm").close(); cmdMsg("commands.cancelled"); });
+$("#cmd-station").addEventListener("change", () => { cmdMsg(null); renderCommandForms(); });
 $("#cmd-thr-class").addEventListener("change", showThresholdNow);
 
 function undo(c) {  // a new command restoring what `c` replaced; the hub refuses when that is not known
@@ -139,7 +145,7 @@ function undo(c) {  // a new command restoring what `c` replaced; the hub refuse
   current.rate = cur.tip_rate; current.sha256 = cur.model ? cur.model.sha256 : null;
   confirmThen(t("commands.confirm_undo", { change: changeText(c.op, c.station, c.previous || {}, current) }), async () => {
     await api(`/cr/api/commands/${encodeURIComponent(c.id)}/undo`, { method: "POST" });
-    cmdMsg(t("commands.sent"));
+    cmdMsg("commands.sent");
   });
 }
 
