@@ -22,25 +22,16 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT)]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from central_sync import commands as c  # noqa: E402
-from central_sync.config import BrokerConfig, SyncConfig  # noqa: E402
+from central_sync.config import BrokerConfig  # noqa: E402
 from central_sync.control_room import ControlRoom, ControlRoomConfig, commanding  # noqa: E402
 from central_sync.devtools import Mosquitto  # noqa: E402
 from central_sync.hub.service import Hub  # noqa: E402
 from central_sync.hub.store import open_store  # noqa: E402
-from edge import daemon  # noqa: E402
-from edge.commands import CommandsConfig  # noqa: E402
-from edge.config import load_config  # noqa: E402
-from edge.detector import Engine  # noqa: E402
-from edge.devices import open_devices  # noqa: E402
-from edge.store import Store, StoreWriter  # noqa: E402
-from edge.tip import TipEngine  # noqa: E402
-from edge.web.config import TipConfig  # noqa: E402
-from models.pool import InferencePool  # noqa: E402
-from models.runtime import load_detector  # noqa: E402
 from models.testgraphs import write_package  # noqa: E402
+from command_station import command_station  # noqa: E402
 
 
 async def wait_for(probe: Callable[[], object], timeout: float = 60.0) -> None:
@@ -56,26 +47,13 @@ async def run(n_commands: int, n_diag: int, work: Path) -> dict:
     store = open_store(str(work / "hub.sqlite3"))
     with Mosquitto(work / "broker") as broker:
         broker_cfg = BrokerConfig(port=broker.port)
-        example = load_config(ROOT / "examples" / "conveyor.toml")
-        config = example.model_copy(update={
-            "sync": SyncConfig(port=broker.port, status_period_s=1.0),
-            "commands": CommandsConfig(hub_public_key=work / "hub.pub"),
-            "station": example.station.model_copy(update={"data_dir": work / "station"})})
-        station = config.station.id
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(Hub(broker_cfg, store, "hub-bench"))
             room = await stack.enter_async_context(ControlRoom(store, broker_cfg, ControlRoomConfig(
                 signing_key=work / "hub.key", client_id="cr-bench")))
-            pool = await stack.enter_async_context(InferencePool(1, 4))
-            writer = await stack.enter_async_context(StoreWriter(Store(config.station.data_dir, station=station)))
-            engine = Engine(load_detector(write_package(work / "model", "cpe-fcos-v1", 128), overlap=32), pool)
-            devices = await open_devices(stack, config.devices, station)
-            parts: list = []
-            await daemon._open_publisher(stack, config, writer, parts)
-            rx = await daemon._open_command_receiver(stack, config, writer, engine, TipEngine(TipConfig(), threats={}),
-                                                     devices, pool)
-            assert rx is not None
-            parts.append(lambda: {"settings": rx.processor.settings()})
+            rig = await command_station(stack, work, broker.port, write_package(work / "model", "cpe-fcos-v1", 128),
+                                        status_period_s=1.0)
+            station = rig.config.station.id
             await wait_for(lambda: commanding.settings_of(store, station))
             applied = []
             for i in range(n_commands):

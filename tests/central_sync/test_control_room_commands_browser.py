@@ -16,27 +16,17 @@ from pathlib import Path
 import pytest
 
 from central_sync import commands as c
-from central_sync.config import BrokerConfig, SyncConfig
+from central_sync.config import BrokerConfig
 from central_sync.control_room import ControlRoom, ControlRoomConfig, auth, commanding
 from central_sync.devtools import Mosquitto
 from central_sync.hub.api import create_app
 from central_sync.hub.service import Hub
 from central_sync.hub.store import open_store
-from edge import daemon
-from edge.commands import CommandsConfig
-from edge.config import load_config
-from edge.detector import Engine
-from edge.devices import open_devices
-from edge.store import Store, StoreWriter
-from edge.tip import TipEngine
-from edge.web.config import TipConfig
-from models.pool import InferencePool
-from models.runtime import load_detector
 from models.testgraphs import write_package
+from command_station import command_station
 from polling import until
 from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, serving
 
-REPO = Path(__file__).resolve().parents[2]
 STATION = "conveyor-01"
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
 
@@ -66,25 +56,12 @@ async def test_commands_from_the_control_room(tmp_path):
     store = open_store(str(tmp_path / "hub.sqlite3"))
     with Mosquitto(tmp_path / "broker") as broker:
         broker_cfg = BrokerConfig(port=broker.port)
-        example = load_config(REPO / "examples" / "conveyor.toml")
-        config = example.model_copy(update={
-            "sync": SyncConfig(port=broker.port, status_period_s=0.5),
-            "commands": CommandsConfig(hub_public_key=tmp_path / "hub.pub"),
-            "station": example.station.model_copy(update={"data_dir": tmp_path / "station"})})
         async with AsyncExitStack() as stack:
             hub = await stack.enter_async_context(Hub(broker_cfg, store, "hub-t"))
             room = await stack.enter_async_context(ControlRoom(store, broker_cfg, ControlRoomConfig(
                 signing_key=tmp_path / "hub.key", stale_s=30.0, client_id="cr-cmd-test", secure_cookie=False)))
-            pool = await stack.enter_async_context(InferencePool(1, 4))
-            writer = await stack.enter_async_context(StoreWriter(Store(config.station.data_dir, station=STATION)))
-            engine = Engine(load_detector(package, overlap=32), pool)
-            tip = TipEngine(TipConfig(rate=0.03), threats={})
-            devices = await open_devices(stack, config.devices, STATION)
-            status_parts: list = []
-            await daemon._open_publisher(stack, config, writer, status_parts)
-            rx = await daemon._open_command_receiver(stack, config, writer, engine, tip, devices, pool)
-            assert rx is not None
-            status_parts.append(lambda: {"settings": rx.processor.settings()})
+            station = await command_station(stack, tmp_path, broker.port, package)
+            engine, tip, rx = station.engine, station.tip, station.rx
             for name, role in (("op1", "operator"), ("sup1", "supervisor")):
                 auth.add_user(store, name, role, PASSWORD)
             port = await stack.enter_async_context(serving(room.install(create_app(store, hub.stats))))
