@@ -26,7 +26,7 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Annotated, Callable, Literal, TypeVar
+from typing import Annotated, Any, Callable, Literal, TypeVar
 
 import paho.mqtt.client as mqtt
 import structlog
@@ -52,7 +52,8 @@ OPS = ("set_thresholds", "set_tip_rate", "request_diag", "switch_model")
 Op = Literal["set_thresholds", "set_tip_rate", "request_diag", "switch_model"]
 Outcome = Literal["applied", "rejected", "failed"]
 REASONS = ("applied", "bad_signature", "bad_format", "wrong_station", "expired", "not_yet_valid", "ttl_too_long",
-           "replayed", "unsupported", "no_key", "handler_failed", "handler_timeout")  # CommandResult.reason codes
+           "replayed", "unsupported", "no_key", "handler_failed", "handler_timeout",
+           "report")  # CommandResult.reason codes; `report`: a second result carrying a diagnostic run's report
 MAX_PAYLOAD = 16 * 1024
 
 
@@ -98,7 +99,11 @@ class Envelope(_Wire):
 
 
 class CommandResult(_Wire):
-    """What the station did with a command; `reason` is a stable code translated at display."""
+    """What the station did with a command; `reason` is a stable code translated at display.
+
+    `settings`: the station's effective settings after the command (thresholds, TIP rate, model,
+    last applied command; edge.commands.CommandProcessor.settings). A `request_diag` is answered
+    twice: at once (the run started), then with reason `report` and the run's `report`."""
 
     v: Literal[1] = 1
     id: str
@@ -108,6 +113,8 @@ class CommandResult(_Wire):
     reason: str
     detail: str = ""
     at: float
+    settings: dict[str, Any] | None = None
+    report: dict[str, Any] | None = None
 
 
 class _Thresholds(_Wire):

@@ -25,7 +25,7 @@ import json
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Final, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -229,6 +229,7 @@ class StatusMsg(_Wire):
     risk_expires_at: float | None = None
     lane: LaneState | None = None  # None: an older station, or one that has not looked yet
     device_faults: list[DeviceFault] = Field(default_factory=list)
+    settings: dict[str, Any] | None = None  # the station's effective command settings (edge.commands), shown in the control room
 
 
 class AckItem(_Wire):

@@ -9,6 +9,12 @@ Checks, in order, each a stable reason code on refusal: the signature against th
 before (`replayed`; nonces live in the station database until their command has expired), a
 handler for the operation (`unsupported`). Then the daemon's handler applies it (`applied`, or
 `failed` with the handler's message). Every command is recorded in `station_commands`.
+
+Every result carries the station's effective settings (`settings()`: the daemon's thresholds, TIP
+rate and model, and the last applied command), which the station also puts in its status and its
+/health, so the control room shows what is in force. A `request_diag` handler returns an
+awaitable: the run is started, reported `applied` at once, and its report is sent afterwards as a
+second result (reason `report`); one run at a time (edge/diag/remote.py runs the plan).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Callable
+from typing import Any, Awaitable, Callable
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -42,7 +48,10 @@ CREATE TABLE IF NOT EXISTS cmd_nonces (
 CREATE TABLE IF NOT EXISTS station_commands (
     row INTEGER PRIMARY KEY, cmd_id TEXT NOT NULL, received_at REAL NOT NULL, op TEXT NOT NULL,
     args TEXT NOT NULL, issuer TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cmd_reports (
+    cmd_id TEXT PRIMARY KEY, at REAL NOT NULL, outcome TEXT NOT NULL, report TEXT NOT NULL);
 """
+MAX_REPORT = 48 * 1024  # bytes of report JSON sent back; a longer one loses its measurement details, then its notes
 
 Handler = Callable[..., object]  # plain or async; what it returns (or its awaitable gives) is reported as text
 
@@ -57,6 +66,7 @@ class CommandsConfig(BaseModel):
     max_ttl_s: float = Field(3600.0, gt=0, le=7 * 86400, description="refuse commands valid for longer")
     queue_max: int = Field(32, ge=1, le=1000)
     handler_timeout_s: float = Field(30.0, gt=0, le=600, description="handlers start work, they do not wait for it")
+    diag_timeout_s: float = Field(600.0, gt=0, le=3600, description="a requested diagnostic run reports by then")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +76,9 @@ class CommandHandlers:
 
     set_thresholds: Handler | None = None   # (thresholds: dict[str, float])
     set_tip_rate: Handler | None = None     # (rate: float)
-    request_diag: Handler | None = None     # (plan: str)
+    request_diag: Handler | None = None     # (plan: str); may return an awaitable of the run's report (a dict)
     switch_model: Handler | None = None     # (sha256: str); raise if the station holds no such model
+    settings: Callable[[], dict[str, Any]] | None = None  # effective values: thresholds, tip_rate, model
 
 
 class CommandRefused(EdgeError):
@@ -88,9 +99,37 @@ class CommandProcessor:
         self._conn.execute("PRAGMA busy_timeout=10000")
         self._conn.executescript(DDL)
         self._lock = threading.Lock()
+        self.on_report: Callable[[c.CommandResult], None] | None = None  # the receiver publishes a run's report
+        self.diag: asyncio.Task | None = None
+        self._diag_id = ""
+        self._closed = False
+        self._last: dict[str, Any] = {"last_command": None, "changed_at": None}
 
     def close(self) -> None:
-        self._conn.close()
+        if self.diag is not None:
+            self.diag.cancel()
+        with self._lock:
+            self._closed = True
+            self._conn.close()
+
+    def settings(self) -> dict[str, Any]:
+        """The effective settings (the daemon's `settings` handler) and the last applied command.
+
+        Called from the sync thread for every status as well: a failing handler is logged, never raised."""
+        try:
+            base = dict(self.handlers.settings()) if self.handlers.settings is not None else {}
+        except Exception as exc:  # the daemon's callback: its failure must not stop a status or a result
+            log.warning("commands.settings_failed", error=repr(exc))
+            base = {"error": f"the station could not read its settings: {exc}"}
+        with self._lock:
+            if self._closed:  # the receiver has stopped; a last status still reads what was in force
+                return {**base, **self._last}
+            row = self._conn.execute("SELECT cmd_id, received_at, op, args, issuer FROM station_commands"
+                                     " WHERE outcome='applied' AND reason='applied' ORDER BY row DESC LIMIT 1").fetchone()
+        last = None if row is None else {"id": row[0], "at": row[1], "op": row[2], "args": json.loads(row[3]),
+                                         "issuer": row[4]}
+        self._last = {"last_command": last, "changed_at": row[1] if row else None}
+        return {**base, **self._last}
 
     async def process(self, data: bytes, now: float | None = None) -> c.CommandResult:
         """Verify, apply and record one envelope; the result to report back."""
@@ -107,6 +146,7 @@ class CommandProcessor:
         result = c.CommandResult(id=head["id"], station=self.station, op=head["op"], outcome=outcome,
                                  reason=reason, detail=detail[:500], at=time.time())
         await asyncio.to_thread(self._record, result, cmd, now)
+        result = result.model_copy(update={"settings": await asyncio.to_thread(self.settings)})
         log.info("commands.done", id=result.id, op=result.op, outcome=outcome, reason=reason)
         return result
 
@@ -147,6 +187,8 @@ class CommandProcessor:
         if handler is None:
             raise CommandRefused("unsupported", f"this station does not handle {cmd.op}")
         args = c.check_args(cmd.op, cmd.args)
+        if cmd.op == "request_diag":
+            return self._start_diag(cmd, handler, args["plan"])
         try:
             async with asyncio.timeout(self.cfg.handler_timeout_s):
                 out = handler(*args.values())
@@ -157,6 +199,60 @@ class CommandProcessor:
         except Exception as exc:  # the daemon's handler refused or failed: reported, never fatal
             return "failed", "handler_failed", f"{cmd.op} failed: {exc}"
         return "applied", "applied", "" if out is None else str(out)
+
+    def _start_diag(self, cmd: c.Command, handler: Handler, plan: str) -> tuple[c.Outcome, str, str]:
+        """Start the run (one at a time); its report follows as a second result."""
+        if self.diag is not None and not self.diag.done():
+            return "failed", "handler_failed", f"diagnostic run {self._diag_id} is still running; its report comes first"
+        try:
+            out = handler(plan)
+        except Exception as exc:  # the daemon refused to start the run: reported, never fatal
+            return "failed", "handler_failed", f"request_diag failed: {exc}"
+        if not inspect.isawaitable(out):
+            return "applied", "applied", "" if out is None else str(out)
+        self._diag_id = cmd.id
+        self.diag = asyncio.create_task(self._report(cmd, out), name=f"diag-{cmd.id}")
+        return "applied", "applied", f"diagnostic run ({plan}) started; its report follows"
+
+    async def _report(self, cmd: c.Command, run: Awaitable[object]) -> c.CommandResult:
+        """Await the run, record its report and hand it to `on_report`; a failed run is reported too."""
+        try:
+            async with asyncio.timeout(self.cfg.diag_timeout_s):
+                got = await run
+            report: dict[str, Any] = dict(got) if isinstance(got, dict) else {"outcome": "ERROR", "detail": repr(got)}
+        except TimeoutError:
+            report = {"outcome": "ERROR", "detail": f"the run did not finish within {self.cfg.diag_timeout_s:g} s"}
+        except Exception as exc:  # the run's supervisor: any failure is the report, the receiver goes on
+            log.exception("commands.diag_failed", id=cmd.id)
+            report = {"outcome": "ERROR", "detail": f"{type(exc).__name__}: {exc}"}
+        report = shrink_report(report)
+        outcome: c.Outcome = "failed" if report.get("outcome") in ("ERROR", None) else "applied"
+        detail = f"diagnostic run {report.get('outcome')}: " + ", ".join(
+            f"{p.get('name')} {p.get('outcome')}" for p in report.get("phases", []))
+        result = c.CommandResult(id=cmd.id, station=self.station, op=cmd.op, outcome=outcome, reason="report",
+                                 detail=(detail if report.get("phases") else f"{detail}{report.get('detail', '')}")[:500],
+                                 at=time.time(), report=report)
+        await asyncio.to_thread(self._record_report, result)
+        result = result.model_copy(update={"settings": await asyncio.to_thread(self.settings)})
+        log.info("commands.diag_report", id=cmd.id, outcome=report.get("outcome"))
+        if self.on_report is not None:
+            self.on_report(result)
+        return result
+
+    def _record_report(self, result: c.CommandResult) -> None:
+        with self._lock:
+            self._conn.execute("INSERT INTO cmd_reports (cmd_id, at, outcome, report) VALUES (?,?,?,?)"
+                               " ON CONFLICT DO NOTHING", (result.id, result.at, str((result.report or {}).get("outcome")),
+                                                           json.dumps(result.report)))
+            self._conn.execute("INSERT INTO station_commands (cmd_id, received_at, op, args, issuer, outcome, reason, detail)"
+                               " VALUES (?,?,?,?,?,?,?,?)", (result.id, result.at, result.op, "{}", "", result.outcome,
+                                                            result.reason, result.detail))
+
+    def report(self, cmd_id: str) -> dict[str, Any] | None:
+        """The stored report of a diagnostic run the hub requested."""
+        with self._lock:
+            row = self._conn.execute("SELECT report FROM cmd_reports WHERE cmd_id=?", (cmd_id,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def _record(self, result: c.CommandResult, cmd: c.Command | None, now: float) -> None:
         args = json.dumps(cmd.args, sort_keys=True) if cmd else "{}"
@@ -172,6 +268,21 @@ class CommandProcessor:
                                       " ORDER BY row DESC LIMIT ?", (limit,)).fetchall()
 
 
+def shrink_report(report: dict[str, Any], limit: int = MAX_REPORT) -> dict[str, Any]:
+    """The report within `limit` bytes of JSON: measurement details go first, then notes, then measurements."""
+    for drop in ("detail", "notes", "measurements"):
+        if len(json.dumps(report, default=str)) <= limit:
+            break
+        phases = [dict(p) for p in report.get("phases", [])]
+        for p in phases:
+            if drop == "detail":
+                p["measurements"] = [{k: v for k, v in m.items() if k != "detail"} for m in p.get("measurements", [])]
+            else:
+                p.pop(drop, None)
+        report = {**report, "phases": phases, "shortened": True}
+    return json.loads(json.dumps(report, default=str))
+
+
 class CommandReceiver:
     """Subscribes to the station's signed-command topic, processes one at a time, reports results."""
 
@@ -182,6 +293,7 @@ class CommandReceiver:
         db_path = store.db_path if isinstance(store, Store) else Path(store)
         self.processor = CommandProcessor(db_path, station, key, cfg, handlers)
         self.link = c.CommandLink(sync_cfg, f"{station}-cmd", [c.cmd_topic(station)], self._arrived, link="cmd")
+        self.processor.on_report = self._send_report
         self.counters: Counter[str] = Counter()
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=cfg.queue_max)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -197,11 +309,23 @@ class CommandReceiver:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
+        if self.processor.diag is not None:  # a run still going is abandoned; its devices are the daemon's
+            self.processor.diag.cancel()
+            await asyncio.gather(self.processor.diag, return_exceptions=True)
         await self.link.__aexit__(exc_type, exc, tb)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         self.processor.close()
+
+    def _send_report(self, result: c.CommandResult) -> None:
+        try:
+            self.link.publish(c.result_topic(self.station), result.model_dump_json().encode())
+        except c.CommandError as exc:  # the receiver is closing: the report stays in cmd_reports
+            log.warning("commands.report_not_sent", id=result.id, error=str(exc))
+            self.counters["reports_not_sent"] += 1
+            return
+        self.counters["reports"] += 1
 
     def _arrived(self, topic: str, payload: bytes) -> None:
         if self._loop is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sqlite3
 import tempfile
 import uuid
@@ -30,6 +31,7 @@ from central_sync.config import BrokerConfig, SyncConfig
 from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
 from central_sync.devtools import Mosquitto, open_station_db
 from edge.commands import CommandHandlers, CommandReceiver, CommandsConfig
+from edge.config import StationConfig, StationSection
 from central_sync.hub.api import create_app
 from central_sync.hub.service import Hub
 from central_sync.hub.store import open_store
@@ -121,12 +123,46 @@ def _review(conn: sqlite3.Connection, rec: InspectionRecord, rng: np.random.Gene
     pub.notify()
 
 
-def handlers(station: str) -> CommandHandlers:
-    def say(op: str) -> Callable[..., None]:
-        return lambda *args: log.info("demo.station_applied", station=station, op=op, args=args)
+def _status_settings(rx: CommandReceiver) -> dict:
+    return {"settings": rx.processor.settings()}
 
-    return CommandHandlers(set_thresholds=say("set_thresholds"), set_tip_rate=say("set_tip_rate"),
-                           request_diag=say("request_diag"), switch_model=say("switch_model"))
+
+class DemoSettings:
+    """What a demo station's commands change, kept and reported as a station does (edge.commands);
+    a requested diagnostic run is the real remote plan (edge/diag/remote.py) on a station without devices."""
+
+    def __init__(self, station: str, work: Path, sync: SyncConfig) -> None:
+        self.station = station
+        self.thresholds = {label: 0.5 for label in LABELS} | {"firearm": 0.3, "knife": 0.35}
+        self.tip_rate = 0.03
+        kind = {ItemKind.CONTAINER: "gantry", ItemKind.BAGGAGE: "conveyor"}.get(STATIONS[station], "xray")
+        # a demo station has no devices, which a real station's config refuses: built unchecked, for the diag run only
+        self.config = StationConfig.model_construct(station=StationSection(
+            id=station, kind=kind, item_kind=STATIONS[station], budget_ms=2000, data_dir=work / station), sync=sync)
+
+    def settings(self) -> dict:
+        return {"thresholds": dict(self.thresholds), "tip_rate": self.tip_rate,
+                "model": {"name": MODEL.name, "version": MODEL.version, "sha256": MODEL.sha256}}
+
+    def set_thresholds(self, thresholds: dict[str, float]) -> None:
+        unknown = sorted(set(thresholds) - set(self.thresholds))
+        if unknown:
+            raise ValueError(f"the demo model has no classes {unknown}; it has {sorted(self.thresholds)}")
+        self.thresholds.update(thresholds)
+
+    def set_tip_rate(self, rate: float) -> None:
+        self.tip_rate = rate
+
+    def switch_model(self, sha256: str) -> None:
+        raise ValueError(f"station {self.station} holds no model with sha256 {sha256[:12]}")
+
+    def handlers(self) -> CommandHandlers:
+        from edge.devices import Devices
+        from edge.diag.remote import run_remote
+
+        return CommandHandlers(set_thresholds=self.set_thresholds, set_tip_rate=self.set_tip_rate,
+                               switch_model=self.switch_model, settings=self.settings,
+                               request_diag=lambda plan: run_remote(self.config, Devices(), None, plan))
 
 
 async def demo(work: Path, port: int, seconds: float, lang: str, rate_s: float = 2.0) -> None:
@@ -146,9 +182,11 @@ async def demo(work: Path, port: int, seconds: float, lang: str, rate_s: float =
                 for station in STATIONS:
                     db, scans = work / f"{station}.db", work / f"{station}-scans"
                     open_station_db(db).close()
-                    pub = await stack.enter_async_context(Publisher(sync, station, db, scans))
-                    await stack.enter_async_context(CommandReceiver(sync, station, db, handlers(station),
-                                                                    CommandsConfig(hub_public_key=work / "hub.pub")))
+                    rx = await stack.enter_async_context(CommandReceiver(
+                        sync, station, db, DemoSettings(station, work, sync).handlers(),
+                        CommandsConfig(hub_public_key=work / "hub.pub")))
+                    pub = await stack.enter_async_context(Publisher(
+                        sync, station, db, scans, extra_status=functools.partial(_status_settings, rx)))
                     tasks.create_task(run_station(station, db, scans, pub, stop, rate_s), name=f"demo-{station}")
                 server = uvicorn.Server(uvicorn.Config(room.install(create_app(store, hub.stats)), host="127.0.0.1",
                                                        port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=1))

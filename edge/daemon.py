@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 import socket
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ from models.pool import InferencePool
 if TYPE_CHECKING:
     from central_sync.publisher import Publisher
     from central_sync.config import SyncConfig
+    from edge.commands import CommandReceiver
     from edge.tip import TipEngine
     from models.shadow import ShadowRunner
 
@@ -136,7 +138,9 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         metrics.follow_devices(devices)
         risk = await _open_risk(config, metrics)
         lane_report = LaneReport()
-        publisher = await _open_publisher(stack, config, store, risk, lane_report)
+        status_parts: list[Callable[[], dict]] = [risk.status] if risk is not None else []  # more StatusMsg fields
+        status_parts.append(lane_report.status)
+        publisher = await _open_publisher(stack, config, store, status_parts)
         shadow = await _open_shadow(stack, config, pool)
         if shadow is not None:
             metrics.follow_shadow(shadow.stats)
@@ -149,14 +153,19 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         flow = kind.flow(FlowParts(config, devices, inspection, events, progress, history))
         lane_report.follow(flow.belt, flow.lane_control, devices)
         snapshot: dict[str, Any] = {}
+        live_health: dict[str, Callable[[], Any]] = {}  # parts of /health read when asked (the commands' settings)
         screen_stop = asyncio.Event()  # this station's screen only: a failed station must not stop the others
         ctx = StationContext(st.id, st.kind, st.lane, st.budget_ms, store, events,
-                             health=lambda: _health(engine, devices, publisher, metrics, snapshot, shadow),
+                             health=lambda: {**_health(engine, devices, publisher, metrics, snapshot, shadow),
+                                             **{k: f() for k, f in live_health.items()}},
                              settings=config, belt=flow.belt, lane_control=flow.lane_control, panels=kind.panels,
                              stopping=screen_stop, cameras=search_report.camera_photos(devices.cameras))
         server, tip = _web_server(config, ctx, metrics)
         listener = stack.enter_context(_listen(config.http.host, config.http.port))
-        await _open_command_receiver(stack, config, store, engine, tip)
+        receiver = await _open_command_receiver(stack, config, store, engine, tip, devices, pool)
+        if receiver is not None:  # what the hub's commands put in force, in the status and on /health
+            status_parts.append(lambda: {"settings": receiver.processor.settings()})
+            live_health["commands"] = receiver.processor.settings
         await _open_risk_receiver(stack, config, store, risk)
         async with asyncio.TaskGroup() as tasks:
             endless = [tasks.create_task(flow.run(), name="flow"),
@@ -212,16 +221,16 @@ async def _open_shadow(stack: AsyncExitStack, config: StationConfig, pool: Infer
 
 
 async def _open_publisher(stack: AsyncExitStack, config: StationConfig, store: StoreWriter,
-                          risk: RiskRuntime | None, lane_report: LaneReport) -> Publisher | None:
+                          status_parts: list[Callable[[], dict]]) -> Publisher | None:
+    """status_parts: more StatusMsg fields (the risk run, the lane, the commands' settings), read on the
+    publisher's thread at every status."""
     if config.sync is None:
         return None
     from central_sync.publisher import Publisher
 
-    def extra_status() -> dict:  # read on the publisher's thread at every status
-        return {**(risk.status() if risk is not None else {}), **lane_report.status()}
-
     return await stack.enter_async_context(
-        Publisher(config.sync, config.station.id, store.store.db_path, store.store.scans_dir, extra_status=extra_status))
+        Publisher(config.sync, config.station.id, store.store.db_path, store.store.scans_dir,
+                  extra_status=lambda: {k: v for part in status_parts for k, v in part().items()}))
 
 
 async def _open_risk(config: StationConfig, metrics: StationMetrics) -> RiskRuntime | None:
@@ -317,40 +326,53 @@ async def _alarm_unreadable_files(config: StationConfig, store: StoreWriter) -> 
 
 
 async def _open_command_receiver(stack: AsyncExitStack, config: StationConfig, store: StoreWriter, engine: Any,
-                                 tip: TipEngine) -> None:
+                                 tip: TipEngine, devices: Devices, pool: InferencePool) -> CommandReceiver | None:
     """Signed commands from the hub, or a standing alarm when they cannot be received: inspection goes on."""
     if config.sync is None:
-        return
+        return None
     from central_sync.errors import SyncError
 
     try:
-        await _enter_command_receiver(stack, config, config.sync, store, engine, tip)
+        receiver = await _enter_command_receiver(stack, config, config.sync, store, engine, tip, devices, pool)
     except (SyncError, OSError, ValueError) as exc:
         log.error("commands.unavailable", station=config.station.id, error=str(exc))
         await store.call(store.store.raise_alarm, "commands_unavailable",
                          f"signed commands from the hub are off: {exc}")
-    else:
-        await store.call(store.store.clear_alarm, "commands_unavailable")
+        return None
+    await store.call(store.store.clear_alarm, "commands_unavailable")
+    return receiver
 
 
 async def _enter_command_receiver(stack: AsyncExitStack, config: StationConfig, sync: SyncConfig, store: StoreWriter,
-                                  engine: Any, tip: TipEngine) -> None:
-    """Thresholds, TIP rate, active model and a request for diagnostics, steered by the hub."""
+                                  engine: Any, tip: TipEngine, devices: Devices, pool: InferencePool) -> CommandReceiver:
+    """Thresholds, TIP rate, active model and a diagnostic run of the read-only phases, steered by the hub."""
     from edge.commands import CommandHandlers, CommandReceiver
+    from edge.diag.remote import run_remote
 
     def set_tip_rate(rate: float) -> None:
         tip.cfg = tip.cfg.model_copy(update={"rate": rate})
 
-    async def request_diag(plan: str) -> None:
-        """The plan drives the devices itself, so it waits for a technician: a standing alarm asks."""
-        await store.call(store.store.raise_alarm, "diag_requested",
-                         f"the control room asks for a '{plan}' diagnostic run: edge diag --config FILE")
+    def lane_busy() -> bool:  # the model is working or items wait for it: no CPU-heavy phase now
+        stats = pool.stats()
+        return stats["running"] > 0 or sum(stats["queued"].values()) > 0
+
+    def request_diag(plan: str) -> Awaitable[dict]:
+        return run_remote(config, devices, engine.detector, plan, lane_busy=lane_busy)
 
     handlers = CommandHandlers(set_thresholds=engine.set_thresholds, set_tip_rate=set_tip_rate,
                                switch_model=lambda sha: engine.switch_model(sha, config.model.threads),
-                               request_diag=request_diag)
-    await stack.enter_async_context(CommandReceiver(sync, config.station.id, store.store, handlers,
-                                                    config.commands))
+                               request_diag=request_diag, settings=lambda: command_settings(engine, tip))
+    return await stack.enter_async_context(CommandReceiver(sync, config.station.id, store.store, handlers,
+                                                           config.commands))
+
+
+def command_settings(engine: Any, tip: TipEngine) -> dict[str, Any]:
+    """What the hub's commands set, as in force now: per-class thresholds, TIP rate, the active model."""
+    detector = engine.detector
+    model = engine.model
+    return {"thresholds": {k: round(float(v), 6) for k, v in detector.thresholds.items()} if detector is not None else {},
+            "tip_rate": tip.cfg.rate,
+            "model": {"name": model.name, "version": model.version, "sha256": model.sha256} if model else None}
 
 
 async def _housekeeping(store: StoreWriter, publisher: Any, metrics: StationMetrics, devices: Devices,

@@ -28,6 +28,12 @@ CREATE TABLE IF NOT EXISTS cr_commands (
     id TEXT PRIMARY KEY, station TEXT NOT NULL, op TEXT NOT NULL, args TEXT NOT NULL, issuer TEXT NOT NULL,
     issued_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL, outcome TEXT, reason TEXT,
     detail TEXT, result_at DOUBLE PRECISION);
+CREATE TABLE IF NOT EXISTS cr_command_context (
+    id TEXT PRIMARY KEY, previous TEXT NOT NULL, undo_of TEXT);
+CREATE TABLE IF NOT EXISTS cr_command_reports (
+    id TEXT PRIMARY KEY, station TEXT NOT NULL, outcome TEXT NOT NULL, report TEXT NOT NULL, at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS cr_station_settings (
+    station TEXT PRIMARY KEY, settings TEXT NOT NULL, changed_at DOUBLE PRECISION, at DOUBLE PRECISION NOT NULL);
 """
 
 SQLITE_TRIGGERS = (

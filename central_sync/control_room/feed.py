@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from central_sync.control_room.config import ControlRoomConfig
+from central_sync.control_room import commanding
 from central_sync.control_room.db import execute
 from central_sync.errors import HubStoreError
 from central_sync.hub.stations import station_view
@@ -162,9 +163,11 @@ class LiveFeed:
         """The board: the hub's station view plus figures from the records."""
         now = time.time()
         out = []
+        settings = commanding.all_settings(self.store)  # what the hub's commands put in force, per station
         for row in self.store.stations():
             view = station_view(row, now=now, stale_s=self.cfg.stale_s)
             view["backlog_rows"] = sum(b.get("rows", 0) for b in view["backlog"].values())
+            view["settings"] = settings.get(view["station"])
             out.append({**view, **self.figures.view(view["station"], now)})
         return out
 

@@ -20,7 +20,6 @@ from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
-from central_sync import commands as c
 from central_sync import pki
 from central_sync.control_room import audit, auth, kpi, queries, svg
 from central_sync.control_room.db import execute
@@ -28,6 +27,7 @@ from central_sync.control_room.feed import LiveFeed
 from central_sync.control_room.i18n import LANGS, page_messages, pick_lang, t
 from central_sync.control_room.images import ImageUnreadable, cached_png
 from central_sync.control_room.case_routes import build_case_router
+from central_sync.control_room.command_routes import build_command_router
 from central_sync.control_room.risk_routes import build_risk_router
 from central_sync.hub.search import MORE_HEADER, Match
 from central_sync.riskhub.feed import feed_router
@@ -59,12 +59,6 @@ class Action(_Body):
     kind: Literal["ack", "assign", "escalate", "comment"]
     assignee: str | None = Field(None, max_length=64)
     text: str = Field("", max_length=2000)
-
-
-class CommandIn(_Body):
-    station: str
-    op: c.Op
-    args: dict = Field(default_factory=dict)
 
 
 class NewUser(_Body):
@@ -298,28 +292,6 @@ def build_router(room: ControlRoom) -> APIRouter:
                          user: auth.User = Depends(need("staff_kpi"))) -> Response:
         return csv_response(kpi.rows_csv(tip_figures(since, until, per_officer=True), kpi.TIP_OFFICER_COLS), "tip-officers.csv")
 
-    @r.post("/cr/api/commands")
-    def command(body: CommandIn, user: auth.User = Depends(need("command"))) -> dict:
-        if body.op == "switch_model" and not user.can("switch_model"):
-            raise HTTPException(403, t("error.forbidden", lang_of(user), role=t(f"role.{user.role}", lang_of(user))))
-        try:
-            cmd = room.send(body.station, body.op, body.args, user.username)
-        except c.CommandFormatError as exc:
-            raise HTTPException(422, str(exc)) from exc
-        except c.CommandError as exc:
-            raise HTTPException(503, str(exc)) from exc
-        audit.append(store, user.username, "command_sent", body.station, {"id": cmd.id, "op": cmd.op, "args": cmd.args})
-        return {"id": cmd.id, "expires_at": cmd.expires_at}
-
-    @r.get("/cr/api/commands")
-    def command_list(limit: int = Query(100, ge=1, le=1000), user: auth.User = Depends(need("view"))) -> list[dict]:
-        rows = execute(store, "SELECT id, station, op, args, issuer, issued_at, outcome, reason, detail, expires_at"
-                              " FROM cr_commands ORDER BY issued_at DESC LIMIT ?", (limit,))
-        keys = ("id", "station", "op", "args", "issuer", "issued_at", "outcome", "reason", "detail", "expires_at")
-        now = time.time()
-        return [{**dict(zip(keys, row)), "args": json.loads(row[3]),
-                 "outcome": row[6] or ("no_report" if row[9] < now else None)} for row in rows]
-
     @r.get("/cr/api/audit")
     def audit_list(limit: int = Query(200, ge=1, le=5000), before: int | None = Query(None, ge=1),
                    user: auth.User = Depends(need("audit"))) -> list[dict]:
@@ -336,6 +308,7 @@ def build_router(room: ControlRoom) -> APIRouter:
         made = auth.add_user(store, body.username, body.role, body.password, body.lang)
         return {"username": made.username, "role": made.role}
 
+    r.include_router(build_command_router(room, need))
     r.include_router(build_risk_router(room, need))
     r.include_router(build_case_router(room, need))
     r.include_router(feed_router(store))  # the customs declaration system's POST /api/declarations

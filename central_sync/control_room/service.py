@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
@@ -17,7 +18,7 @@ from fastapi import FastAPI, Request, Response
 
 from central_sync import commands as c
 from central_sync.config import BrokerConfig
-from central_sync.control_room import auth, db
+from central_sync.control_room import auth, commanding, db
 from central_sync.control_room.config import ControlRoomConfig
 from central_sync.control_room.feed import LiveFeed
 from central_sync.errors import HubStoreError, WireFormatError
@@ -48,6 +49,7 @@ class ControlRoom:
         self.risk_key = RiskKey.load(cfg.risk_key, cfg.risk_key_id) if cfg.risk_key else None
         self.risk_deliver = risk_deliver  # hands a published bundle to the stations (central_sync/risk_delivery.py)
         self.feed = LiveFeed(store, cfg)
+        self.counters: Counter[str] = Counter()  # commands refused before signing, by HTTP status
         self.guard = auth.sign_in_guard(cfg)
         self.key = c.load_private_key(cfg.signing_key) if cfg.signing_key else None
         self.link = (c.CommandLink(broker, cfg.client_id, [c.result_topic("+")], self._result, link="cr")
@@ -112,14 +114,19 @@ class ControlRoom:
             return response
         return app
 
-    def send(self, station: str, op: c.Op, args: dict, issuer: str) -> c.Command:
-        """Sign, record and publish one command; CommandError when it cannot be sent."""
+    def send(self, station: str, op: c.Op, args: dict, issuer: str, previous: dict | None = None,
+             undo_of: str | None = None) -> c.Command:
+        """Sign, record and publish one command; CommandError when it cannot be sent. `previous`: the
+        values it replaces (commanding.previous_values); `undo_of`: the command an undo reverses."""
         if self.key is None or self.link is None:
             raise c.CommandError("the hub has no signing key or no broker link; commands are disabled")
         cmd = c.new_command(station, op, args, issuer, ttl_s=self.cfg.command_ttl_s)
-        db.execute(self.store, "INSERT INTO cr_commands (id, station, op, args, issuer, issued_at, expires_at)"
-                               " VALUES (?,?,?,?,?,?,?)", (cmd.id, station, op, json.dumps(cmd.args), issuer,
-                                                           cmd.issued_at, cmd.expires_at))
+        db.transact(self.store, lambda cur: [
+            cur.execute(self.store.sql("INSERT INTO cr_commands (id, station, op, args, issuer, issued_at, expires_at)"
+                                       " VALUES (?,?,?,?,?,?,?)"), (cmd.id, station, op, json.dumps(cmd.args), issuer,
+                                                                    cmd.issued_at, cmd.expires_at)),
+            cur.execute(self.store.sql("INSERT INTO cr_command_context (id, previous, undo_of) VALUES (?,?,?)"),
+                        (cmd.id, json.dumps(previous or {}), undo_of))])
         self.link.publish(c.cmd_topic(station), c.sign(self.key, cmd))
         log.info("control_room.command_sent", id=cmd.id, station=station, op=op, issuer=issuer)
         return cmd
@@ -137,9 +144,18 @@ class ControlRoom:
             log.warning("control_room.bad_result", topic=topic, error=f"result names station {res.station}")
             return
         try:
-            db.execute(self.store, "UPDATE cr_commands SET outcome=?, reason=?, detail=?, result_at=?"
-                                   " WHERE id=? AND station=? AND outcome IS NULL",
-                       (res.outcome, res.reason, res.detail, time.time(), res.id, station))
+            if res.settings:
+                commanding.remember_settings(self.store, station, res.settings)
+            if res.reason == "report":  # a diagnostic run's report, after its command was applied
+                db.execute(self.store, "INSERT INTO cr_command_reports (id, station, outcome, report, at)"
+                                       " SELECT id, station, ?, ?, ? FROM cr_commands WHERE id=? AND station=?"
+                                       " ON CONFLICT (id) DO NOTHING",
+                           (str((res.report or {}).get("outcome")), json.dumps(res.report or {}), time.time(),
+                            res.id, station))
+            else:
+                db.execute(self.store, "UPDATE cr_commands SET outcome=?, reason=?, detail=?, result_at=?"
+                                       " WHERE id=? AND station=? AND outcome IS NULL",
+                           (res.outcome, res.reason, res.detail, time.time(), res.id, station))
         except HubStoreError as exc:
             log.error("control_room.result_not_stored", id=res.id, error=str(exc))
         log.info("control_room.command_result", id=res.id, station=station, outcome=res.outcome, reason=res.reason)

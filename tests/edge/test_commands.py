@@ -129,3 +129,96 @@ def test_every_reason_code_is_declared(tmp_path):
     src = Path(__file__).resolve().parents[2].joinpath("edge", "commands.py").read_text()
     used = set(re.findall(r'Refused\("([a-z_]+)"', src)) | set(re.findall(r'"failed", "([a-z_]+)"', src))
     assert used and used <= set(c.REASONS)
+
+
+def settings_handlers(station: Station, report=None) -> CommandHandlers:
+    """The Station's handlers plus its settings and, when given, a diagnostic run returning `report`."""
+    state = {"thresholds": {"knife": 0.5}, "tip_rate": 0.03}
+
+    def set_thresholds(t: dict) -> None:
+        state["thresholds"] = {**state["thresholds"], **t}
+
+    return CommandHandlers(set_thresholds=set_thresholds, set_tip_rate=station.handlers().set_tip_rate,
+                           request_diag=report, settings=lambda: dict(state))
+
+
+async def test_results_carry_the_settings_in_force_and_the_last_command(tmp_path, station):
+    proc = CommandProcessor(tmp_path / "station.db", "gate-1", HUB_KEY.public_key(), CommandsConfig(),
+                            settings_handlers(station))
+    assert proc.settings()["last_command"] is None
+    res = await proc.process(signed("set_thresholds", {"thresholds": {"knife": 0.35}}))
+    assert res.settings is not None and res.settings["thresholds"] == {"knife": 0.35}
+    assert res.settings["last_command"]["id"] == res.id and res.settings["last_command"]["issuer"] == "sup1"
+    refused = await proc.process(signed("set_thresholds", {"thresholds": {"knife": 0.9}}, station="gate-2"))
+    assert refused.settings is not None and refused.settings["last_command"]["id"] == res.id  # a refusal changes nothing
+    proc.close()
+    assert proc.settings()["changed_at"] == res.settings["changed_at"]  # a last status after closing still says it
+
+
+async def test_a_diagnostic_run_is_started_then_reported(tmp_path, station):
+    gate = asyncio.Event()
+
+    def run(plan: str):
+        async def go() -> dict:
+            await gate.wait()
+            return {"plan": plan, "outcome": "PASS", "phases": [{"name": "clock", "outcome": "PASS"}]}
+        return go()
+
+    proc = CommandProcessor(tmp_path / "station.db", "gate-1", HUB_KEY.public_key(), CommandsConfig(),
+                            settings_handlers(station, run))
+    reports: list = []
+    proc.on_report = reports.append
+    started = await proc.process(signed("request_diag", {"plan": "quick"}))
+    assert (started.outcome, started.reason) == ("applied", "applied") and "started" in started.detail
+    busy = await proc.process(signed("request_diag", {"plan": "full"}))
+    assert (busy.outcome, busy.reason) == ("failed", "handler_failed") and started.id in busy.detail
+    gate.set()
+    await proc.diag
+    [rep] = reports
+    assert (rep.id, rep.outcome, rep.reason) == (started.id, "applied", "report")
+    assert rep.report == {"plan": "quick", "outcome": "PASS", "phases": [{"name": "clock", "outcome": "PASS"}]}
+    assert proc.report(started.id) == rep.report and rep.detail == "diagnostic run PASS: clock PASS"
+
+
+async def test_a_failing_run_is_reported_as_failed(tmp_path, station):
+    async def broken(plan: str) -> dict:
+        raise OSError("the PLC port is gone")
+
+    proc = CommandProcessor(tmp_path / "station.db", "gate-1", HUB_KEY.public_key(), CommandsConfig(),
+                            settings_handlers(station, broken))
+    reports: list = []
+    proc.on_report = reports.append
+    assert (await proc.process(signed("request_diag", {"plan": "quick"}))).outcome == "applied"
+    await proc.diag
+    assert reports[0].outcome == "failed" and reports[0].report == {"outcome": "ERROR", "detail": "OSError: the PLC port is gone"}
+
+
+def test_a_long_report_is_shortened_within_the_limit():
+    from edge.commands import shrink_report
+    phase = {"name": "links", "notes": ["n" * 400], "measurements": [{"name": "m", "value": 1, "detail": "d" * 400}] * 50}
+    report = {"outcome": "PASS", "phases": [phase] * 10}
+    small = shrink_report(report, limit=4000)
+    assert len(json.dumps(small)) <= 4000 and small["shortened"] and small["outcome"] == "PASS"
+    assert [p["name"] for p in small["phases"]] == ["links"] * 10
+    assert shrink_report({"outcome": "PASS", "phases": []}) == {"outcome": "PASS", "phases": []}
+
+
+async def test_the_remote_plan_moves_nothing_and_skips_inference_while_the_lane_is_busy(tmp_path):
+    from pathlib import Path
+
+    from edge.config import load_config
+    from edge.devices import Devices
+    from edge.diag.context import DiagError
+    from edge.diag.remote import REMOTE_PLANS, run_remote
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "conveyor.toml")
+    cfg = cfg.model_copy(update={"devices": cfg.devices.model_validate({}), "sync": None,
+                                 "station": cfg.station.model_copy(update={"data_dir": tmp_path})})
+    report = await run_remote(cfg, Devices(), None, "full", lane_busy=lambda: True)
+    assert [(p["name"], p["outcome"]) for p in report["phases"]] == [
+        ("links", "PASS"), ("inference", "SKIPPED"), ("clock", "PASS"), ("hub", "SKIPPED")]
+    assert "lane is in use" in report["phases"][1]["reason"]
+    assert {"io", "tracking", "imaging", "safety"} <= set(report["not_run"])
+    assert not {"io", "tracking", "imaging", "safety", "rfid", "llrp", "cameras"} & {p for ps in REMOTE_PLANS.values() for p in ps}
+    with pytest.raises(DiagError, match="'all' is not one of quick, full"):
+        await run_remote(cfg, Devices(), None, "all")

@@ -1,5 +1,5 @@
 "use strict";
-// Control room page: sign-in, live board and alerts over SSE, KPIs, commands, audit.
+// Control room page: sign-in, live board and alerts over SSE, KPIs, audit (commands: commands.js).
 // Every visible string comes from the catalogue (/cr/api/i18n/<lang>); codes are translated here.
 const S = { me: null, msgs: {}, lang: "en", stations: new Map(), alerts: new Map(), source: null, view: "board", audit: [] };
 window.crLatency = [];
@@ -101,7 +101,7 @@ function show(view) {
   S.view = view;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== view;
   for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("active", b.dataset.view === view);
-  ({ board: loadPki, kpi: loadKpi, tip: loadTip, commands: loadCommands, audit: () => loadAudit(false), "search-reports": loadSearchReports, ...window.crViews }[view] || (() => {}))();
+  ({ board: loadPki, kpi: loadKpi, tip: loadTip, audit: () => loadAudit(false), "search-reports": loadSearchReports, ...window.crViews }[view] || (() => {}))();
 }
 for (const b of document.querySelectorAll("#nav button")) b.addEventListener("click", () => show(b.dataset.view));
 
@@ -123,7 +123,7 @@ function connect() {
     const act = JSON.parse(ev.data).action; const a = S.alerts.get(act.record_id);
     if (a) addAction(a, act);
   });
-  src.addEventListener("command", () => { if (S.view === "commands") loadCommands(); });
+  src.addEventListener("command", () => { if (window.crOnCommand) window.crOnCommand(); });
 }
 
 // ---- stations board ------------------------------------------------------------------------
@@ -333,23 +333,7 @@ async function loadSearchReports() {
 }
 $("#search-form").addEventListener("submit", (ev) => { ev.preventDefault(); loadSearchReports(); });
 
-// ---- commands and audit --------------------------------------------------------------------
-async function loadCommands() {
-  const rows = await api("/cr/api/commands");
-  table($("#command-table"), ["col.time", "col.station", "col.op", "col.args", "col.issuer", "col.outcome", "col.reason"].map((c) => t("commands." + c)),
-    rows.map((c) => [fmtTime(c.issued_at), c.station, tc("op", c.op), JSON.stringify(c.args), c.issuer,
-      c.outcome ? tc("outcome", c.outcome) : t("commands.pending"), c.reason ? tc("cmdreason", c.reason) : ""]));
-}
-$("#command-form").addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  const f = new FormData(ev.target);
-  try {
-    const args = f.get("args") ? JSON.parse(f.get("args")) : {};
-    await api("/cr/api/commands", { method: "POST", body: JSON.stringify({ station: f.get("station"), op: f.get("op"), args }) });
-    $("#command-msg").textContent = t("commands.sent");
-    loadCommands();
-  } catch (e) { $("#command-msg").textContent = t("commands.failed", { error: e.message }); }
-});
+// ---- audit (commands: commands.js) ---------------------------------------------------------
 const AUDIT_PAGE = 200, IMAGE_VIEW = /^\/cr\/api\/alerts\/[^/]+\/image\.png$/;
 async function loadAudit(older) {  // newest first; "Show older" pages back by seq
   const before = older && S.audit.length ? "&before=" + S.audit[S.audit.length - 1].seq : "";

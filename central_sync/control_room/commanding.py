@@ -1,0 +1,115 @@
+"""What the control room knows of a station's command settings, and the checks before a command is signed.
+
+A station reports its effective settings (edge.commands: per-class thresholds, TIP rate, model,
+last applied command, `changed_at`) in two places: in every status (the hub's `stations` table)
+and in every command result (kept here in `cr_station_settings`). The newer by `changed_at` wins,
+so a change shows as soon as its result arrives and a restarted hub still knows the values.
+
+Before a command is signed the hub checks, each refusal one sentence with the values:
+the station is known to this hub; the arguments are well formed (central_sync.commands); a
+threshold names a class the station's model has and lies in (0, 1]. It records the values the
+command replaces (`previous`), which is what an undo sends back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import HTTPException
+
+from central_sync import commands as c
+from central_sync.control_room.db import execute
+from central_sync.hub.store import HubStore
+
+UNDOABLE = ("set_thresholds", "set_tip_rate", "switch_model")
+
+
+def Refused(status: int, message: str) -> HTTPException:  # noqa: N802 - reads as the refusal it raises
+    """A command the control room will not sign: the HTTP status and one sentence with the values."""
+    return HTTPException(status, message)
+
+
+def known_stations(store: HubStore) -> list[str]:
+    return sorted(store.station_ids())
+
+
+def check_station(store: HubStore, station: str) -> None:
+    known = known_stations(store)
+    if station not in known:
+        raise Refused(404, f"station {station!r} is not known to this hub (known: {', '.join(known) or 'none'});"
+                           " nothing was sent")
+
+
+def all_settings(store: HubStore) -> dict[str, dict[str, Any]]:
+    """Per station, its newest reported settings (from its status or from a command result)."""
+    best: dict[str, tuple[tuple[float, float], dict[str, Any]]] = {}
+
+    def offer(station: str, settings: dict[str, Any] | None, at: float) -> None:
+        if not settings:
+            return
+        key = (settings.get("changed_at") or 0.0, at)
+        if station not in best or key > best[station][0]:
+            best[station] = (key, {**settings, "reported_at": at})
+
+    for station, _, _, status_json, status_at, _ in store.stations():
+        offer(station, json.loads(status_json).get("settings"), status_at)
+    for station, settings, at in execute(store, "SELECT station, settings, at FROM cr_station_settings"):
+        offer(station, json.loads(settings), at)
+    return {station: settings for station, (_, settings) in best.items()}
+
+
+def settings_of(store: HubStore, station: str) -> dict[str, Any] | None:
+    return all_settings(store).get(station)
+
+
+def remember_settings(store: HubStore, station: str, settings: dict[str, Any]) -> None:
+    """A command result's settings (paho's thread)."""
+    execute(store, "INSERT INTO cr_station_settings (station, settings, changed_at, at) VALUES (?,?,?,?)"
+                   " ON CONFLICT (station) DO UPDATE SET settings=excluded.settings, changed_at=excluded.changed_at,"
+                   " at=excluded.at", (station, json.dumps(settings), settings.get("changed_at"), time.time()))
+
+
+def check_args(station: str, op: str, args: dict[str, Any], settings: dict[str, Any] | None) -> dict[str, Any]:
+    """The validated arguments; Refused(422) names the value and what is allowed."""
+    try:
+        clean = c.check_args(op, args)
+    except c.CommandFormatError as exc:
+        raise Refused(422, f"{exc}; nothing was sent to {station}") from exc
+    if op == "set_thresholds":
+        classes = sorted((settings or {}).get("thresholds") or {})
+        for name, value in clean["thresholds"].items():
+            if classes and name not in classes:
+                raise Refused(422, f"the model on {station} has no class {name!r} (it has {', '.join(classes)});"
+                                   " nothing was sent")
+            if not 0 < value <= 1:
+                raise Refused(422, f"threshold {value} for {name} is outside (0, 1]; nothing was sent to {station}")
+    return clean
+
+
+def previous_values(op: str, args: dict[str, Any], settings: dict[str, Any] | None) -> dict[str, Any]:
+    """What the command replaces, as far as the station has reported it (None where unknown)."""
+    s = settings or {}
+    if op == "set_thresholds":
+        return {"thresholds": {k: (s.get("thresholds") or {}).get(k) for k in args["thresholds"]}}
+    if op == "set_tip_rate":
+        return {"rate": s.get("tip_rate")}
+    if op == "switch_model":
+        return {"sha256": (s.get("model") or {}).get("sha256")}
+    return {}
+
+
+def undo_args(cmd_id: str, op: str, outcome: str | None, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """The arguments that restore what command `cmd_id` replaced; Refused(409) when there is nothing to restore."""
+    if op not in UNDOABLE:
+        raise Refused(409, f"command {cmd_id} ({op}) changes no setting and cannot be undone")
+    if outcome != "applied":
+        raise Refused(409, f"command {cmd_id} was not applied (outcome {outcome or 'pending'}); there is nothing to undo")
+    prev = previous or {}
+    unknown = [k for k, v in ((prev.get("thresholds") or {}) if op == "set_thresholds" else prev).items() if v is None]
+    if not prev or unknown:
+        many = len(unknown) > 1
+        raise Refused(409, f"the value{'s' if many else ''} that command {cmd_id} replaced ({', '.join(unknown) or op})"
+                           f" {'were' if many else 'was'} not reported by the station; set {'them' if many else 'it'} by hand")
+    return prev

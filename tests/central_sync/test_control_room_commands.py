@@ -1,0 +1,91 @@
+"""The control room's checks before signing a command and what an undo may send (commanding.py)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi import HTTPException
+
+from central_sync import commands as c
+from central_sync import protocol as p
+from central_sync.control_room import commanding, db
+from central_sync.hub.ingest import Ingestor
+from central_sync.hub.store import open_store
+
+SETTINGS = {"thresholds": {"firearm": 0.3, "knife": 0.5}, "tip_rate": 0.03,
+            "model": {"name": "m", "version": "1", "sha256": "ab" * 32}}
+
+
+def refused(fn, *args) -> tuple[int, str]:
+    with pytest.raises(HTTPException) as got:
+        fn(*args)
+    return got.value.status_code, got.value.detail
+
+
+def test_arguments_are_checked_against_the_station():
+    assert commanding.check_args("gate-1", "set_thresholds", {"thresholds": {"knife": 0.25}}, SETTINGS) == {
+        "thresholds": {"knife": 0.25}}
+    assert refused(commanding.check_args, "gate-1", "set_thresholds", {"thresholds": {"gun": 0.25}}, SETTINGS) == (
+        422, "the model on gate-1 has no class 'gun' (it has firearm, knife); nothing was sent")
+    assert refused(commanding.check_args, "gate-1", "set_thresholds", {"thresholds": {"knife": 0}}, SETTINGS) == (
+        422, "threshold 0.0 for knife is outside (0, 1]; nothing was sent to gate-1")
+    status, why = refused(commanding.check_args, "gate-1", "set_tip_rate", {"rate": 1.5}, SETTINGS)
+    assert status == 422 and why.startswith("arguments of set_tip_rate are invalid: rate")
+
+
+def test_previous_values_make_the_undo():
+    prev = commanding.previous_values("set_thresholds", {"thresholds": {"knife": 0.2}}, SETTINGS)
+    assert prev == {"thresholds": {"knife": 0.5}}
+    assert commanding.undo_args("c1", "set_thresholds", "applied", prev) == prev
+    assert commanding.undo_args("c2", "set_tip_rate", "applied",
+                                commanding.previous_values("set_tip_rate", {"rate": 0.1}, SETTINGS)) == {"rate": 0.03}
+    assert refused(commanding.undo_args, "c3", "request_diag", "applied", {}) == (
+        409, "command c3 (request_diag) changes no setting and cannot be undone")
+    assert refused(commanding.undo_args, "c4", "set_tip_rate", "rejected", {"rate": 0.03}) == (
+        409, "command c4 was not applied (outcome rejected); there is nothing to undo")
+    unknown = commanding.previous_values("set_tip_rate", {"rate": 0.1}, None)
+    assert refused(commanding.undo_args, "c5", "set_tip_rate", "applied", unknown) == (
+        409, "the value that command c5 replaced (rate) was not reported by the station; set it by hand")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """The hub's store with the control room's tables, on both backends (the same SQL)."""
+    url = str(tmp_path / "hub.sqlite3") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    store = open_store(url)
+    db.migrate(store)
+    yield store
+    store.close()
+
+
+def test_unknown_station_is_refused_and_newest_settings_win(store):
+    status = p.StatusMsg(station="gate-1", state="online", session=1, at=time.time(),
+                         settings={**SETTINGS, "changed_at": 100.0})
+    Ingestor(store, "hub-t", lambda *a: None).handle([(p.topic("gate-1", "status"), status.model_dump_json().encode())])
+    commanding.check_station(store, "gate-1")
+    assert refused(commanding.check_station, store, "gate-l") == (
+        404, "station 'gate-l' is not known to this hub (known: gate-1); nothing was sent")
+    assert commanding.settings_of(store, "gate-1")["tip_rate"] == 0.03
+    commanding.remember_settings(store, "gate-1", {**SETTINGS, "tip_rate": 0.05, "changed_at": 200.0})
+    assert commanding.settings_of(store, "gate-1")["tip_rate"] == 0.05  # a result newer than the status
+    commanding.remember_settings(store, "gate-1", {**SETTINGS, "tip_rate": 0.07, "changed_at": 50.0})
+    assert commanding.settings_of(store, "gate-1")["tip_rate"] == 0.03  # an older one loses to the status
+
+
+def test_results_and_reports_are_stored(store):
+    from central_sync.control_room import ControlRoom
+
+    room = ControlRoom(store, None)
+    db.execute(store, "INSERT INTO cr_commands (id, station, op, args, issuer, issued_at, expires_at)"
+                      " VALUES ('d1', 'gate-1', 'request_diag', '{}', 'sup1', 1.0, 9e9)")
+    def result(**kw) -> bytes:
+        return c.CommandResult(id="d1", station="gate-1", op="request_diag", outcome="applied", at=2.0, **kw
+                               ).model_dump_json().encode()
+    room._result(c.result_topic("gate-1"), result(reason="applied", settings={**SETTINGS, "changed_at": 2.0}))
+    room._result(c.result_topic("gate-1"), result(reason="report", report={"outcome": "PASS", "phases": []}))
+    room._result(c.result_topic("gate-1"), result(reason="report", report={"outcome": "FAIL", "phases": []}))  # first kept
+    room._result(c.result_topic("gate-2"), result(reason="report", report={"outcome": "FAIL", "phases": []}))  # not its command
+    assert store.query("SELECT outcome, reason FROM cr_commands") == [("applied", "applied")]
+    assert store.query("SELECT id, station, outcome FROM cr_command_reports") == [("d1", "gate-1", "PASS")]
+    assert store.query("SELECT station, changed_at FROM cr_station_settings") == [("gate-1", 2.0)]
