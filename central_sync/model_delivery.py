@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from central_sync.config import BrokerConfig
 from central_sync.errors import SyncError
 from central_sync.protocol import StatusMsg
-from central_sync.risk_delivery import AckSink, Offer, RiskDelivery
+from central_sync.risk_delivery import AckSink, Offer, RiskAck, RiskDelivery
 from models.errors import ModelError
 from models.manifest import MANIFEST_FILE, MODEL_FILE, load_manifest, read_verified_model
 from models.signing import CARD_FILE, SIGNATURE_FILE, pack, sign_package
@@ -220,8 +220,9 @@ class ModelDelivery:
 
     def __init__(self, broker: BrokerConfig, hub_id: str, repo: ModelRepo, on_ack: AckSink | None = None,
                  resend_s: float = 60.0, poll_s: float = 2.0) -> None:
-        self.repo, self.poll_s = repo, poll_s
-        self.delivery = RiskDelivery(broker, hub_id, on_ack, resend_s, leaf=LEAF, reads=model_fields)
+        self.repo, self.poll_s, self.on_ack = repo, poll_s, on_ack
+        self.acks: dict[str, RiskAck] = {}  # each station's latest answer
+        self.delivery = RiskDelivery(broker, hub_id, self._acked, resend_s, leaf=LEAF, reads=model_fields)
         self._offered: int | None = None
         self._task: asyncio.Task | None = None
 
@@ -236,6 +237,11 @@ class ModelDelivery:
             with suppress(asyncio.CancelledError):
                 await self._task
         await self.delivery.__aexit__(None, None, None)
+
+    def _acked(self, station: str, ack: RiskAck, at: float) -> None:
+        self.acks[station] = ack
+        if self.on_ack is not None:
+            self.on_ack(station, ack, at)
 
     async def _watch(self) -> None:
         while True:
@@ -252,5 +258,5 @@ class ModelDelivery:
                 self._offered = offer.version
 
     def stats(self) -> dict:
-        return self.delivery.stats()
+        return {**self.delivery.stats(), "acks": {s: a.model_dump() for s, a in sorted(self.acks.items())}}
 
