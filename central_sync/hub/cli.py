@@ -199,7 +199,7 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
                                                                 secure_cookie=not args.plain_http_cookies,
                                                                 risk_key=args.risk_key, risk_key_id=args.risk_key_id,
                                                                 risk_expiry_s=args.risk_expiry,
-                                                                pki_dir=args.pki_dir),
+                                                                pki_dir=args.pki_dir, models_dir=args.models_dir),
                         risk_deliver=risk.offer) as room, \
             _declaration_feed(args, store, hub.hub_id), \
             _model_delivery(args, hub.hub_id), \
