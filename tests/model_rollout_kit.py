@@ -115,13 +115,13 @@ def slots(tmp: Path) -> list[str]:
 
 
 @asynccontextmanager
-async def open_rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def open_rig(tmp_path: Path, poll_s: float = 3600.0) -> AsyncIterator[Rig]:
     """A broker, the hub's package folder and sender, and an active model 2.0.0 for the station."""
     package(tmp_path / "active", "2.0.0")
     key = generate_keypair(tmp_path / "models.key", tmp_path / "models.pub")
     repo = ModelRepo(tmp_path / "hub-models")
     with Mosquitto(tmp_path / "broker") as broker:
         async with InferencePool() as pool, \
-                ModelDelivery(BrokerConfig(port=broker.port), "hub-t", repo, resend_s=30, poll_s=3600) as hub:
+                ModelDelivery(BrokerConfig(port=broker.port), "hub-t", repo, resend_s=30, poll_s=poll_s) as hub:
             await hub.delivery.link.ready()
             yield Rig(broker, hub, repo, key, tmp_path, pool)
