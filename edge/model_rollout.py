@@ -46,17 +46,17 @@ from edge.risk import RiskConfig, load_keys
 from models.applicability import metadata_problem
 from models.detection import Detection
 from models.errors import ModelError, PackageError
-from models.runtime import Detector, load_detector
 from models.scan import Scan
-from models.shadow import ShadowRunner
 from models.signing import Package, is_downgrade, open_package
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # onnxruntime is loaded with the first candidate, not with the station's config
     from contextlib import AsyncExitStack
 
     from edge.config import ModelSection, StationConfig
     from edge.detector import Engine
     from models.pool import InferencePool
+    from models.runtime import Detector
+    from models.shadow import ShadowRunner
 
 log = structlog.get_logger("edge.model_rollout")
 Phase = Literal["idle", "canary", "promoted", "rolled_back", "refused"]
@@ -252,6 +252,9 @@ class Rollout:
 
     def _run_candidate(self, slot: str) -> bool:
         """Load the candidate and put it on canary; a load failure rolls back at once."""
+        from models.runtime import load_detector
+        from models.shadow import ShadowRunner
+
         try:
             detector = load_detector(self.slot_dir(slot), intra_op_threads=self.threads)
         except ModelError as exc:
@@ -293,13 +296,20 @@ class Rollout:
             elif decision == "rollback":
                 self.counters["rolled_back_canary"] += 1
                 self._rollback(why)
-            if decision != "continue":
-                asyncio.get_running_loop().run_in_executor(None, self._save_locked)
+            if decision != "continue":  # written off the event loop; a failure is counted and logged
+                asyncio.get_running_loop().run_in_executor(None, self._save_locked).add_done_callback(self._saved)
         return compared
 
     def _save_locked(self) -> None:
         with self._lock:
             self._save()
+
+    def _saved(self, done: asyncio.Future[None]) -> None:
+        if not done.cancelled() and (exc := done.exception()) is not None:
+            self.counters["state_not_saved"] += 1
+            log.error("rollout.state_not_saved", station=self.station,
+                      error=f"model slot state {self.folder / 'state.json'} was not written ({exc}); the decision "
+                            f"holds until the station restarts")
 
     def _promote(self, detector: Detector, why: str) -> None:
         if self.engine is not None:
