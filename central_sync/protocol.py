@@ -192,7 +192,7 @@ class LaneBacklog(_Wire):
 class ModelRollStatus(_Wire):
     """A station's models: the active one, the candidate on canary and its figures (edge.model_rollout)."""
 
-    rollout: int | None = None  # the last roll-out the station answered (installed, refused, promoted, rolled back)
+    rollout: int | None = None  # the last roll-out the station installed (then promoted or rolled back) or runs already
     phase: Literal["idle", "canary", "promoted", "rolled_back", "refused"] = "idle"
     active: str | None = None  # "name version"
     active_sha256: str | None = None

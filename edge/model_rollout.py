@@ -271,8 +271,10 @@ class Rollout:
         return True
 
     def _refused(self, version: int, sha: str, code: str, why: str) -> RiskAck:
+        """Not installed. The roll-out is not marked answered: after a reconnect (say, once the key is pinned)
+        the hub sends it again; within the session it does not."""
         self.counters[f"refused_{code}"] += 1
-        self.state.rollout, self.state.reason = version, why
+        self.state.reason = why
         if self.state.phase != "canary":
             self.state.phase = "refused"
         self._save()

@@ -73,9 +73,9 @@ class Rig:
         return record.id
 
     @asynccontextmanager
-    async def station(self, crash_limit: int = 2) -> AsyncIterator[Rollout]:
+    async def station(self, crash_limit: int = 2, more_keys: dict[str, Path] | None = None) -> AsyncIterator[Rollout]:
         """The station as the daemon composes it: slots read first, the engine on the active slot, then the canary."""
-        cfg = RolloutConfig(keys={KEY_ID: self.tmp / "models.pub"}, crash_limit=crash_limit)
+        cfg = RolloutConfig(keys={KEY_ID: self.tmp / "models.pub", **(more_keys or {})}, crash_limit=crash_limit)
         rollout = await asyncio.to_thread(Rollout.start, STATION, cfg, self.tmp / "data")
         section = rollout.model_section(ModelSection(dir=self.tmp / "active"))
         assert section.dir is not None

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from central_sync.commands import generate_keypair
 from model_rollout_kit import STATION, Rig, live_items, open_rig, slots
 from polling import until
 
@@ -61,6 +62,18 @@ async def test_a_package_that_is_not_properly_signed_is_refused_and_nothing_load
         assert "\n" not in status["reason"] and status["reason"].endswith("it is not installed")  # one sentence
         assert rollout.counters[f"refused_{code}"] == 1 and rollout.runner is None
         assert slots(rig.tmp) == []  # not a byte written into a slot, so none reached onnxruntime
+
+
+async def test_a_package_signed_with_a_new_key_installs_once_the_station_pins_it(rig: Rig) -> None:
+    new = generate_keypair(rig.tmp / "models-2027.key", rig.tmp / "models-2027.pub")  # key rotation, docs step 1
+    async with rig.station() as rollout:
+        rid = rig.stage("2.6.0", key=new, key_id="models-2027")
+        await until(lambda: rig.answered(rid), "refused", check=lambda a: a == ("refused", "unknown_key"))
+        assert rollout.state.rollout is None  # not answered for good: it comes again after a reconnect
+    rig.hub.acks.clear()
+    async with rig.station(more_keys={"models-2027": rig.tmp / "models-2027.pub"}) as rollout:  # step 2: pinned
+        await until(lambda: rig.answered(rid), "installed after the reconnect", check=lambda a: a == ("applied", None))
+        assert rollout.status()["models"]["candidate"] == "test-det 2.6.0"
 
 
 async def test_a_signed_model_that_does_not_load_rolls_back_by_itself(rig: Rig) -> None:
