@@ -134,7 +134,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         rollout = await open_rollout(config)  # a promoted model's slot replaces [model] dir
         engine = await load_engine(rollout.model_section(config.model) if rollout else config.model, st.id, store,
                                    pool, station_facts(config))
-        await run_rollout(stack, config, rollout, engine, pool)
+        await run_rollout(stack, config, rollout, engine, pool, metrics)
         devices = await open_devices(stack, config.devices, st.id)
         metrics.follow_devices(devices)
         risk = await _open_risk(config, metrics)

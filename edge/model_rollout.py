@@ -31,11 +31,13 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import structlog
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -54,6 +56,7 @@ if TYPE_CHECKING:  # onnxruntime is loaded with the first candidate, not with th
 
     from edge.config import ModelSection, StationConfig
     from edge.detector import Engine
+    from edge.metrics import StationMetrics
     from models.pool import InferencePool
     from models.runtime import Detector
     from models.shadow import ShadowRunner
@@ -344,6 +347,27 @@ class Rollout:
 
 
 
+class RolloutCollector(Collector):
+    """/metrics: packages by outcome, and the canary's figures while one runs."""
+
+    def __init__(self, rollout: Rollout) -> None:
+        self.rollout = rollout
+
+    def collect(self) -> Iterator[Metric]:
+        outcomes = CounterMetricFamily("edge_model_rollouts", "Model packages by outcome (installed, duplicate, "
+                                       "refused_<code>, promoted, rolled_back_load|canary)", labels=["outcome"])
+        for outcome, n in sorted(self.rollout.counters.items()):
+            outcomes.add_metric([outcome], n)
+        yield outcomes
+        m = self.rollout.status()["models"]
+        for name, value, what in (("items", m["items"], "live items compared on canary"),
+                                  ("agreement", m["agreement"], "share of them where both models found the same classes"),
+                                  ("p95_ms", m["p95_ms"], "the candidate's p95 time per item, ms"),
+                                  ("misses", m["misses"], "items over the roll-out's latency budget")):
+            yield GaugeMetricFamily(f"edge_model_canary_{name}", f"The candidate on canary: {what}",
+                                    value=float(value or 0))
+
+
 # ---- the daemon's part -------------------------------------------------------------------------
 async def open_rollout(config: StationConfig) -> Rollout | None:
     """The station's model slots when `[rollout]` is configured (read before the engine loads its model)."""
@@ -353,12 +377,13 @@ async def open_rollout(config: StationConfig) -> Rollout | None:
 
 
 async def run_rollout(stack: AsyncExitStack, config: StationConfig, rollout: Rollout | None, engine: Engine,
-                      pool: InferencePool) -> None:
+                      pool: InferencePool, metrics: StationMetrics) -> None:
     """Resume a canary and take packages from the hub (`cpe/v1/{station}/model`); without a broker only the
     slots run. A link that cannot start is logged: the active model inspects on."""
     if rollout is None:
         return
     rollout.attach(engine, pool, config.model.threads)
+    metrics.registry.register(RolloutCollector(rollout))
     await rollout.resume()
     if config.sync is None:
         return

@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from central_sync.commands import generate_keypair, load_private_key
 from central_sync.config import BrokerConfig
 from central_sync.devtools import Mosquitto, free_port
@@ -55,17 +57,18 @@ def station(config: Path) -> Iterator[subprocess.Popen]:
 
 
 @asynccontextmanager
-async def fleet(tmp: Path, crash_limit: int = 2) -> AsyncIterator[tuple[Path, ModelRepo]]:
+async def fleet(tmp: Path, crash_limit: int = 2) -> AsyncIterator[tuple[Path, ModelRepo, int]]:
     """A broker, the hub's sender and a station config with `[rollout]` pinning the model-signing key."""
     generate_keypair(tmp / "models.key", tmp / "models.pub")
     with Mosquitto(tmp / "broker") as broker:
-        config = _write_config(tmp, free_port(), package(tmp / "active", "2.0.0"))
+        port = free_port()
+        config = _write_config(tmp, port, package(tmp / "active", "2.0.0"))
         with config.open("a") as fh:
             fh.write(f'\n[sync]\nport = {broker.port}\nstatus_period_s = 0.5\n\n'
                      f'[rollout]\nkeys = {{ "models-1" = "{tmp / "models.pub"}" }}\ncrash_limit = {crash_limit}\n')
         repo = ModelRepo(tmp / "hub-models")
         async with ModelDelivery(BrokerConfig(port=broker.port), "hub-t", repo, poll_s=0.2):
-            yield config, repo
+            yield config, repo, port
 
 
 def stage(tmp: Path, repo: ModelRepo, version: str, **criteria: Any) -> None:
@@ -76,7 +79,7 @@ def stage(tmp: Path, repo: ModelRepo, version: str, **criteria: Any) -> None:
 
 async def test_the_daemon_promotes_a_canary_on_live_items_and_keeps_it_after_a_restart(tmp_path: Path) -> None:
     db = tmp_path / "data" / "station.db"
-    async with fleet(tmp_path) as (config, repo):
+    async with fleet(tmp_path) as (config, repo, port):
         with station(config):
             await until(lambda: model_of_latest(db), "records of the active model", in_thread=True, timeout=90,
                         check=lambda v: v == "2.0.0")
@@ -86,6 +89,9 @@ async def test_the_daemon_promotes_a_canary_on_live_items_and_keeps_it_after_a_r
             assert "of 3 items" in slot_state(tmp_path)["reason"]
             await until(lambda: model_of_latest(db), "records of the promoted model", in_thread=True, timeout=60,
                         check=lambda v: v == "2.1.0")
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+            assert 'edge_model_rollouts_total{outcome="installed"} 1.0' in metrics
+            assert 'edge_model_rollouts_total{outcome="promoted"} 1.0' in metrics
         with station(config):  # the promoted slot is the station's model from now on
             count = _count(db)
             await until(lambda: _count(db), "records after the restart", in_thread=True, timeout=90, check=lambda n: n > count + 2)
@@ -93,7 +99,7 @@ async def test_the_daemon_promotes_a_canary_on_live_items_and_keeps_it_after_a_r
 
 
 async def test_restarts_of_the_daemon_during_a_canary_roll_it_back(tmp_path: Path) -> None:
-    async with fleet(tmp_path, crash_limit=1) as (config, repo):
+    async with fleet(tmp_path, crash_limit=1) as (config, repo, _):
         with station(config) as proc:
             stage(tmp_path, repo, "2.2.0", min_items=100_000, p95_ms=60_000)
             await until(lambda: slot_state(tmp_path).get("phase"), "the candidate on canary", in_thread=True,
