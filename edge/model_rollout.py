@@ -153,7 +153,7 @@ class Rollout:
             rollout.state.starts += 1
             if rollout.state.starts > cfg.crash_limit:
                 rollout._rollback(f"the station started {rollout.state.starts} times during the canary "
-                                         f"(limit {cfg.crash_limit}): a crash loop")
+                                  f"(limit {cfg.crash_limit}): a crash loop")
             rollout._save()
         return rollout
 
@@ -212,6 +212,7 @@ class Rollout:
                 return self._refused(version, sha, exc.code, str(exc))
             except RolloutError as exc:
                 return self._refused(version, sha, "bad_format", str(exc))
+            self.runner, self.canary = None, None  # a canary in progress ends: its slot is about to be overwritten
             slot: Slot = "B" if self.state.active == "A" else "A"
             try:
                 self._install(slot, package.write)
@@ -292,25 +293,31 @@ class Rollout:
 
     def _compared(self, detector: Detector) -> Callable[[bool, float], None]:
         def compared(agree: bool, seconds: float) -> None:
-            canary, runner = self.canary, self.runner
-            if canary is None or runner is None or runner.candidate is not detector:
-                return  # a comparison that finished after its candidate was replaced or ended
-            decision, why = canary.observe(agree, seconds)
-            if decision == "promote":
-                self._promote(detector, why)
-            elif decision == "rollback":
-                self.counters["rolled_back_canary"] += 1
-                self._rollback(why)
-            if decision != "continue":  # written off the event loop; a failure is counted and logged
-                asyncio.get_running_loop().run_in_executor(None, self._save_locked).add_done_callback(self._saved)
+            if not self._lock.acquire(blocking=False):  # a package is being installed: this canary is ending
+                self.counters["canary_item_skipped_busy"] += 1
+                return
+            try:
+                canary, runner = self.canary, self.runner
+                if canary is None or runner is None or runner.candidate is not detector:
+                    return  # a comparison that finished after its candidate was replaced or ended
+                decision, why = canary.observe(agree, seconds)
+                if decision == "promote":
+                    self._promote(detector, why)
+                elif decision == "rollback":
+                    self.counters["rolled_back_canary"] += 1
+                    self._rollback(why)
+                if decision != "continue":
+                    self._keep()
+            finally:
+                self._lock.release()
         return compared
 
-    def _save_locked(self) -> None:
-        with self._lock:
+    def _keep(self) -> None:
+        """Write the decision at once, on the event loop: a few hundred bytes once per roll-out, and a stop right
+        after a promotion must not bring the candidate back on canary. A failure is counted and logged."""
+        try:
             self._save()
-
-    def _saved(self, done: asyncio.Future[None]) -> None:
-        if not done.cancelled() and (exc := done.exception()) is not None:
+        except OSError as exc:
             self.counters["state_not_saved"] += 1
             log.error("rollout.state_not_saved", station=self.station,
                       error=f"model slot state {self.folder / 'state.json'} was not written ({exc}); the decision "

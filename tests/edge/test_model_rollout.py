@@ -76,6 +76,19 @@ async def test_a_package_signed_with_a_new_key_installs_once_the_station_pins_it
         assert rollout.status()["models"]["candidate"] == "test-det 2.6.0"
 
 
+async def test_a_newer_package_replaces_the_candidate_on_canary_which_is_never_promoted(rig: Rig) -> None:
+    async with rig.station() as rollout:
+        first = rig.stage("2.1.0", min_items=3, p95_ms=60_000)
+        await until(lambda: rig.answered(first), "the first on canary", check=lambda a: a == ("applied", None))
+        await live_items(rollout, 2)
+        second = rig.stage("2.7.0", min_items=3, p95_ms=60_000)
+        await until(lambda: rig.answered(second), "the second on canary", check=lambda a: a == ("applied", None))
+        status = rollout.status()["models"]
+        assert status["candidate"] == "test-det 2.7.0" and status["items"] == 0 and slots(rig.tmp) == ["A"]
+        await live_items(rollout, 3, seed=20)
+        assert rollout.status()["models"]["active"] == "test-det 2.7.0"  # counted afresh; 2.1.0 never became active
+
+
 async def test_a_signed_model_that_does_not_load_rolls_back_by_itself(rig: Rig) -> None:
     async with rig.station() as rollout:
         rid = rig.stage("2.3.0", corrupt=True)
