@@ -32,9 +32,10 @@ from central_sync.errors import SyncError
 from central_sync.mqtt import HUB_LINKS, STATION_LINKS, login
 
 ITERATIONS = 10_000
-STATION_SENDS = ("status", "inspection", "alert", "review", "tip", "batch", "blob/#", "cmd/result", "diag/#", "risk/ack")
-STATION_READS = ("ack", "cmd", "cmd/signed", "diag/#", "risk")
-HUB_SENDS = ("ack", "cmd", "cmd/signed", "risk")
+STATION_SENDS = ("status", "inspection", "alert", "review", "tip", "batch", "blob/#", "cmd/result", "diag/#", "risk/ack",
+                 "model/ack")
+STATION_READS = ("ack", "cmd", "cmd/signed", "diag/#", "risk", "model")
+HUB_SENDS = ("ack", "cmd", "cmd/signed", "risk", "model")
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -54,7 +55,7 @@ def _acl(kind: str, topic: str) -> dict:
 
 
 def hub_role(group: str = p.SHARE_GROUP) -> dict:
-    subs = [t for t in p.hub_subscriptions(group)] + [f"{p.ROOT}/+/cmd/result", f"{p.ROOT}/+/risk/ack"]
+    subs = [t for t in p.hub_subscriptions(group)] + [f"{p.ROOT}/+/cmd/result", f"{p.ROOT}/+/risk/ack", f"{p.ROOT}/+/model/ack"]
     return {"rolename": "hub", "acls": [_acl("subscribePattern", t) for t in subs]
             + [_acl("publishClientSend", f"{p.ROOT}/+/{leaf}") for leaf in HUB_SENDS]}
 

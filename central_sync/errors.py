@@ -15,6 +15,7 @@
     ├── AccountsError       a broker account that cannot be written (broker_accounts.py)
     ├── PkiError            a CA operation refused: no CA, a CSR whose subject is not the station (pki.py)
     ├── CaseBundleError     a case bundle that cannot be built or read, a verifying key that cannot be read (case_bundle.py)
+    ├── RolloutError        a model package or roll-out the hub cannot take: unknown, unsigned, bad target (model_delivery.py)
     └── RiskHubError        risk authoring and publishing at the hub (riskhub/)
         ├── DraftError          a change that cannot be drafted, approved or rejected (its payload, its state)
         │   └── FourEyesError   the author of a change tried to approve it

@@ -21,8 +21,8 @@ REASON_NAMES = {0x80: "unspecified", 0x83: "implementation specific", 0x86: "bad
                 0x97: "quota exceeded", 0x99: "payload format invalid"}
 
 # The connections a client opens, one broker account each (`{username}.{link}`, issue 22 item 7):
-STATION_LINKS = ("sync", "cmd", "diag", "risk")  # outbox sender, command link, diagnostics, risk bundles
-HUB_LINKS = ("priority", "bulk", "cr", "risk")  # the hub link's two lanes, the control room's command link, risk bundles
+STATION_LINKS = ("sync", "cmd", "diag", "risk", "model")  # outbox sender, command link, diagnostics, risk bundles, models
+HUB_LINKS = ("priority", "bulk", "cr", "risk", "model")  # two lanes, control room commands, risk bundles, models
 
 
 def login(username: str, link: str) -> str:

@@ -13,6 +13,7 @@ Topics (MQTT v5, QoS 1), `{s}` is the station id:
     cpe/v1/{s}/ack                    hub -> station, AckMsg: what is committed centrally
     cpe/v1/{s}/cmd                    hub -> station, CmdMsg: e.g. resend missing seqs
     cpe/v1/{s}/risk, .../risk/ack     hub -> station risk bundles and the station's ack (risk_delivery.py)
+    cpe/v1/{s}/model, .../model/ack   hub -> station signed model packages and the station's ack (model_delivery.py)
 
 `msg` in every station payload is the outbox row id; the hub echoes it (with the record id) in
 AckMsg so the station deletes exactly that row. Both sides import this module.
@@ -188,6 +189,22 @@ class LaneBacklog(_Wire):
     oldest_at: float | None = None
 
 
+class ModelRollStatus(_Wire):
+    """A station's models: the active one, the candidate on canary and its figures (edge.model_rollout)."""
+
+    rollout: int | None = None  # the last roll-out the station installed (then promoted or rolled back) or runs already
+    phase: Literal["idle", "canary", "promoted", "rolled_back", "refused"] = "idle"
+    active: str | None = None  # "name version"
+    active_sha256: str | None = None
+    candidate: str | None = None
+    candidate_sha256: str | None = None
+    items: int = 0  # live items compared on canary
+    agreement: float | None = None  # share of those on which the candidate's verdict agreed with the active's
+    p95_ms: float | None = None  # the candidate's 95th percentile latency per item
+    misses: int = 0  # canary items over the latency budget
+    reason: str | None = None  # why the last roll-out was refused or rolled back (one sentence)
+
+
 class LaneState(_Wire):
     """What the station's lane is doing (added to the status in issue 21; an older station sends none):
     `running`, `held` (waiting for officers, nothing moves), `latched` (the belt stopped and stays stopped
@@ -230,6 +247,7 @@ class StatusMsg(_Wire):
     lane: LaneState | None = None  # None: an older station, or one that has not looked yet
     device_faults: list[DeviceFault] = Field(default_factory=list)
     settings: dict[str, Any] | None = None  # the station's effective command settings (edge.commands), shown in the control room
+    models: ModelRollStatus | None = None  # the station takes signed model packages (central_sync.model_delivery)
 
 
 class AckItem(_Wire):

@@ -109,6 +109,7 @@ class Offer:
     snapshot: bytes
     delta: bytes | None = None
     base_version: int | None = None
+    stations: frozenset[str] | None = None  # only these stations (a model roll-out's choice); None: all
 
     def for_station(self, runs: int | None) -> bytes:
         """The delta for a station on its base, else the snapshot."""
@@ -137,11 +138,19 @@ class _Station:
     refused: set[str] = field(default_factory=set)  # envelopes refused in this session
 
 
+Reads = Callable[[StatusMsg], tuple[bool, int | None]]
+"""From a station's status: whether it takes these deliveries and the version it runs."""
+
+
+def risk_fields(msg: StatusMsg) -> tuple[bool, int | None]:
+    return msg.risk_enabled, msg.risk_version
+
+
 class Dispatch:
     """Sans-IO: feed statuses, acks and the clock; get the sends to make."""
 
-    def __init__(self, resend_s: float = 60.0) -> None:
-        self.resend_s = resend_s
+    def __init__(self, resend_s: float = 60.0, reads: Reads = risk_fields) -> None:
+        self.resend_s, self.reads = resend_s, reads
         self.offer: Offer | None = None
         self.stations: dict[str, _Station] = {}
         self.counters: Counter[str] = Counter()
@@ -159,8 +168,8 @@ class Dispatch:
             return []  # a late status of an older session
         if msg.session != st.session:
             st.sent_sha, st.attempt, st.refused = None, 0, set()
-        st.session, st.online, st.enabled = msg.session, msg.state == "online", msg.risk_enabled
-        st.runs = msg.risk_version
+        st.session, st.online = msg.session, msg.state == "online"
+        st.enabled, st.runs = self.reads(msg)
         if not st.online:
             st.sent_sha = None
             return []
@@ -195,6 +204,8 @@ class Dispatch:
         st, offer = self.stations[name], self.offer
         if offer is None or not (st.online and st.enabled) or st.sent_sha is not None or st.runs == offer.version:
             return None
+        if offer.stations is not None and name not in offer.stations:
+            return None
         envelope = offer.for_station(st.runs)
         sha = hashlib.sha256(envelope).hexdigest()
         if sha in st.refused:
@@ -207,7 +218,9 @@ class Dispatch:
         """Stations that take bundles and are known to run another version than the one offered."""
         if self.offer is None:
             return []
-        return sorted(n for n, st in self.stations.items() if st.enabled and st.runs != self.offer.version)
+        chosen = self.offer.stations
+        return sorted(n for n, st in self.stations.items()
+                      if st.enabled and st.runs != self.offer.version and (chosen is None or n in chosen))
 
 
 # ---- the driver --------------------------------------------------------------------------------
@@ -236,15 +249,17 @@ class RiskDelivery:
     """
 
     def __init__(self, broker: BrokerConfig, hub_id: str, on_ack: AckSink | None = None, resend_s: float = 60.0,
-                 chunk_bytes: int = CHUNK_BYTES) -> None:
-        self.hub_id, self.on_ack, self.chunk_bytes = hub_id, on_ack, chunk_bytes
-        self.core = Dispatch(resend_s)
+                 chunk_bytes: int = CHUNK_BYTES, *, leaf: str = RISK_LEAF, reads: Reads = risk_fields) -> None:
+        """`leaf`: the topic leaf (`risk`; `model` for model packages, central_sync.model_delivery), acks on
+        `{leaf}/ack`, over the broker connection `{username}.{leaf}`."""
+        self.hub_id, self.on_ack, self.chunk_bytes, self.leaf = hub_id, on_ack, chunk_bytes, leaf
+        self.core = Dispatch(resend_s, reads)
         self.counters = self.core.counters
-        self.link = CommandLink(broker, f"{hub_id}-risk", [f"{ROOT}/+/status", f"{ROOT}/+/{ACK_LEAF}"], self._arrived,
-                                link="risk")
+        self.link = CommandLink(broker, f"{hub_id}-{leaf}", [f"{ROOT}/+/status", f"{ROOT}/+/{leaf}/ack"], self._arrived,
+                                link=leaf)
         self._inbox: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=10_000)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"{hub_id}-risk", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"{hub_id}-{leaf}", daemon=True)
 
     async def __aenter__(self) -> "RiskDelivery":
         await self.link.__aenter__()
@@ -276,11 +291,11 @@ class RiskDelivery:
                 self._send(self._handle(kind, item, time.time()))
             except Exception:  # top of the worker thread: one bad event must not stop deliveries
                 self.counters["worker_errors"] += 1
-                log.exception("risk.delivery_failed", hub=self.hub_id, event=kind)
+                log.exception(f"{self.leaf}.delivery_failed", hub=self.hub_id, event=kind)
 
     def _handle(self, kind: str, item: object, now: float) -> list[Send]:
         if kind == "offer" and isinstance(item, Offer):
-            log.info("risk.offered", hub=self.hub_id, version=item.version, bytes=len(item.snapshot))
+            log.info(f"{self.leaf}.offered", hub=self.hub_id, version=item.version, bytes=len(item.snapshot))
             return self.core.offered(item, now)
         if kind == "mqtt" and isinstance(item, tuple):
             topic, payload = item
@@ -295,10 +310,10 @@ class RiskDelivery:
             ack = _decode(RiskAck, payload)
         except WireFormatError as exc:
             self.counters["bad_message"] += 1
-            log.warning("risk.bad_message", hub=self.hub_id, topic=topic, error=str(exc))
+            log.warning(f"{self.leaf}.bad_message", hub=self.hub_id, topic=topic, error=str(exc))
             return []
         current = self.core.acked(station, ack)
-        log.info("risk.acked", hub=self.hub_id, station=station, version=ack.version, outcome=ack.outcome,
+        log.info(f"{self.leaf}.acked", hub=self.hub_id, station=station, version=ack.version, outcome=ack.outcome,
                  code=ack.code, current=current)
         if self.on_ack is not None:
             self.on_ack(station, ack, now)
@@ -308,9 +323,9 @@ class RiskDelivery:
         for send in sends:
             parts = chunks(send.version, send.envelope, self.chunk_bytes)
             for part in parts:
-                self.link.publish(risk_topic(send.station), part)
+                self.link.publish(f"{ROOT}/{send.station}/{self.leaf}", part)
             self.counters["chunks_sent"] += len(parts)
-            log.info("risk.sent", hub=self.hub_id, station=send.station, version=send.version,
+            log.info(f"{self.leaf}.sent", hub=self.hub_id, station=send.station, version=send.version,
                      bytes=len(send.envelope), chunks=len(parts), attempt=send.attempt)
 
     def stats(self) -> dict:

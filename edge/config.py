@@ -24,6 +24,7 @@ from drivers.rfid.config import LlrpConfig, ReaderConfig
 from drivers.seal.config import SealReaderConfig, check_reads_seals
 from drivers.xray.config import ScannerConfig
 from edge.commands import CommandsConfig
+from edge.model_rollout import RolloutConfig
 from edge.risk import RiskConfig
 from edge.errors import ConfigError
 from edge.web.config import WebConfig
@@ -154,6 +155,7 @@ class StationConfig(BaseSettings):
     seals: SealsSection = SealsSection()
     commands: CommandsConfig = CommandsConfig()
     risk: RiskConfig | None = None  # risk assessment (edge/risk.py); without it items are judged by the detector alone
+    rollout: RolloutConfig | None = None  # signed model roll-out with canary (edge/model_rollout.py); without it: none
     history: HistorySection = HistorySection()
     log_format: Literal["json", "console"] = "json"
 
@@ -231,6 +233,8 @@ def _named_files(config: StationConfig) -> list[tuple[str, Path | None]]:
     named.append(("commands.hub_public_key", config.commands.hub_public_key))
     if config.risk is not None:
         named += [(f"risk.keys.{key_id}", path) for key_id, path in config.risk.keys.items()]
+    if config.rollout is not None:
+        named += [(f"rollout.keys.{key_id}", path) for key_id, path in config.rollout.keys.items()]
     return named
 
 

@@ -27,6 +27,7 @@ from edge.detector import load_engine, station_facts
 from edge.devices import Devices, open_devices
 from edge.events import EventBus
 from edge.metrics import StationMetrics
+from edge.model_rollout import Rollout, open_rollout, run_rollout
 from edge.risk import RiskCheck, RiskReceiver, RiskRuntime
 from edge.lane_report import LaneReport, activity as lane_activity
 from edge import search_report
@@ -133,20 +134,26 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         limits = StoreLimits(config.store.reserve_mb * MB, config.store.scan_cap_mb * MB, config.store.retention_days)
         store = await stack.enter_async_context(StoreWriter(Store(st.data_dir, limits, st.id)))
         await _alarm_unreadable_files(config, store)
-        engine = await load_engine(config.model, st.id, store, pool, station_facts(config))
+        rollout = await open_rollout(config)  # a promoted model's slot replaces [model] dir
+        engine = await load_engine(rollout.model_section(config.model) if rollout else config.model, st.id, store,
+                                   pool, station_facts(config))
+        await run_rollout(stack, config, rollout, engine, pool, metrics)
         devices = await open_devices(stack, config.devices, st.id)
         metrics.follow_devices(devices)
         risk = await _open_risk(config, metrics)
         lane_report = LaneReport()
         status_parts: list[Callable[[], dict]] = [risk.status] if risk is not None else []  # more StatusMsg fields
         status_parts.append(lane_report.status)
+        if rollout is not None:
+            status_parts.append(rollout.status)
         publisher = await _open_publisher(stack, config, store, status_parts)
         shadow = await _open_shadow(stack, config, pool)
         if shadow is not None:
             metrics.follow_shadow(shadow.stats)
         history = await _open_history(stack, config) if kind.name == "gantry" else None
         inspection = InspectorParts(st.id, st.lane, st.budget_ms, engine, store, events, metrics,
-                                    after_commit=publisher.notify if publisher is not None else None, shadow=shadow,
+                                    after_commit=publisher.notify if publisher is not None else None,
+                                    shadow=rollout or shadow,
                                     seals=seal_expectation(config),
                                     risk=RiskCheck(risk, st.id, st.kind, history.facts if history else None)
                                     if risk is not None else None)

@@ -73,10 +73,13 @@ class Engine:
     async def switch_model(self, sha256: str, threads: int = 1) -> None:
         """Make a model package the station already holds active; it is verified by its hash."""
         model_dir = held_model(sha256)
-        detector = await asyncio.to_thread(load_detector, model_dir, intra_op_threads=threads)
+        self.use(await asyncio.to_thread(load_detector, model_dir, intra_op_threads=threads))
+
+    def use(self, detector: Detector) -> None:
+        """Make a loaded detector active (one assignment: a scan in progress finishes on the old one)."""
         problem = metadata_problem(detector.manifest, self.facts)
         self.detector, self.problem = detector, _not_made_for(problem) if problem else ""
-        log.info("model.switched", name=detector.info.name, version=detector.info.version, sha256=sha256)
+        log.info("model.switched", name=detector.info.name, version=detector.info.version, sha256=detector.info.sha256)
 
 
 class _Stream:

@@ -42,7 +42,7 @@ from edge.verdict import Outcome, Reason, decide, with_risk
 from models.detection import Detection
 from models.errors import ModelError
 from models.scan import Scan
-from models.shadow import ShadowRunner
+from models.shadow import Shadow
 
 log = structlog.get_logger()
 LOAD_PRESENT = "load_present"  # the detector class saying a container or a load bed carries goods
@@ -117,7 +117,7 @@ class Inspector:
     metrics: StationMetrics
     actuate: Actuate
     after_commit: Callable[[], None] | None = None  # e.g. wake the sync publisher
-    shadow: "ShadowRunner | None" = None  # a candidate model compared on the same scans, verdicts untouched
+    shadow: "Shadow | None" = None  # a candidate model compared on the same scans, verdicts untouched
     seals: SealExpectation | None = None  # the lane's declared seals (edge.seals); None: no seal is declared
     risk: RiskCheck | None = None  # edge.risk: the verdict only gets stricter; None: the station has no [risk]
 

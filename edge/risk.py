@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import cast
+from typing import Protocol, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
@@ -38,7 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from central_sync.commands import CommandLink, load_public_key
 from central_sync.config import BrokerConfig
 from central_sync.errors import SyncError, WireFormatError
-from central_sync.risk_delivery import RiskAck, RiskChunk, ack_topic, decode_chunk, risk_topic
+from central_sync.protocol import ROOT
+from central_sync.risk_delivery import RISK_LEAF, RiskAck, RiskChunk, decode_chunk
 from central_sync.schema import Identity
 from risk.bundle import Bundle, Declaration, open_bundle
 from risk.engine import Assessment, BundleState, Engine, Facts
@@ -266,13 +267,27 @@ class Assembler:
         return envelope
 
 
-class RiskReceiver:
-    """Subscribes to the station's risk topic; applies off the event loop; acks each envelope."""
+class Receiving(Protocol):
+    """What a receiver hands whole envelopes to (RiskRuntime; edge.model_rollout.Rollout for model packages)."""
 
-    def __init__(self, broker: BrokerConfig, station: str, runtime: RiskRuntime, queue_max: int = 2) -> None:
-        self.station, self.runtime = station, runtime
+    max_bundle_bytes: int
+    counters: Counter[str]
+
+    def receive(self, version: int, envelope: bytes, now: float | None = None) -> RiskAck: ...
+
+
+class RiskReceiver:
+    """Subscribes to the station's risk topic; applies off the event loop; acks each envelope.
+
+    `leaf` names the topic (`cpe/v1/{station}/{leaf}`, acks on `{leaf}/ack`) and the broker connection
+    (`{username}.{leaf}`): `model` carries signed model packages the same way (edge.model_rollout).
+    """
+
+    def __init__(self, broker: BrokerConfig, station: str, runtime: Receiving, queue_max: int = 2,
+                 leaf: str = RISK_LEAF) -> None:
+        self.station, self.runtime, self.leaf = station, runtime, leaf
         self.assembler = Assembler(runtime.max_bundle_bytes)
-        self.link = CommandLink(broker, f"{station}-risk", [risk_topic(station)], self._arrived, link="risk")
+        self.link = CommandLink(broker, f"{station}-{leaf}", [f"{ROOT}/{station}/{leaf}"], self._arrived, link=leaf)
         self.counters = runtime.counters
         self._queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue(maxsize=queue_max)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -281,7 +296,7 @@ class RiskReceiver:
     async def __aenter__(self) -> "RiskReceiver":
         self._loop = asyncio.get_running_loop()
         await self.link.__aenter__()
-        self._task = asyncio.create_task(self._work(), name=f"risk-{self.station}")
+        self._task = asyncio.create_task(self._work(), name=f"{self.leaf}-{self.station}")
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -314,4 +329,4 @@ class RiskReceiver:
         while True:
             version, envelope = await self._queue.get()
             ack = await asyncio.to_thread(self.runtime.receive, version, envelope)
-            self.link.publish(ack_topic(self.station), ack.model_dump_json().encode())
+            self.link.publish(f"{ROOT}/{self.station}/{self.leaf}/ack", ack.model_dump_json().encode())

@@ -4,6 +4,8 @@
     ├── ScanFormatError      a scan file or array that breaks the scan contract
     ├── ManifestError        a model package whose manifest is missing, malformed or inconsistent
     │   └── ModelIntegrityError   the ONNX file does not match the manifest's sha256
+    ├── PackageError         a signed model package refused before any byte reaches onnxruntime
+    │                        (signing.py; `code`: unsigned, unknown_key, bad_signature, sha_mismatch, ...)
     ├── InferenceError       onnxruntime failed on a well-formed input
     ├── NotApplicable        a scan the model was not made for (manifest [applies], content)
     │   └── NoApplicableModel     no package in the zoo is made for a station's or file's scans
@@ -28,6 +30,14 @@ class ManifestError(ModelError):
 
 class ModelIntegrityError(ManifestError):
     """The model file's sha256 does not match its manifest."""
+
+
+class PackageError(ModelError):
+    """A signed model package that cannot be installed; `code` is the stable reason sent to the hub."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class InferenceError(ModelError):

@@ -165,10 +165,18 @@ def load_manifest(model_dir: str | Path) -> Manifest:
     """Read and validate `manifest.toml` in `model_dir`; any defect raises ManifestError naming it."""
     path = Path(model_dir) / MANIFEST_FILE
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return parse_manifest(path.read_bytes(), path)
     except FileNotFoundError as exc:
         raise ManifestError(f"model package {model_dir} has no {MANIFEST_FILE}") from exc
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except OSError as exc:
+        raise ManifestError(f"manifest {path} is not readable TOML: {exc}") from exc
+
+
+def parse_manifest(data: bytes, path: Path) -> Manifest:
+    """Validate manifest bytes (`path` names them in errors); ManifestError naming the defect."""
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ManifestError(f"manifest {path} is not readable TOML: {exc}") from exc
     try:
         return Manifest.model_validate(raw)

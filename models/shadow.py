@@ -8,8 +8,10 @@ figures (`stats()`) tell whether the candidate can be rolled out.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from pathlib import Path
 
@@ -25,6 +27,16 @@ from models.runtime import Detector
 from models.scan import Scan
 
 log = structlog.get_logger("models.shadow")
+
+
+Compared = Callable[[bool, float], None]
+"""Told after each comparison: whether both models found the same classes, the candidate's seconds."""
+
+
+class Shadow(Protocol):
+    """What the inspection hands a decided scan to (ShadowRunner; edge.model_rollout.Rollout on canary)."""
+
+    def submit(self, station: str, scan: Scan, active: Sequence[Detection]) -> bool: ...
 
 
 class ShadowConfig(BaseModel):
@@ -63,8 +75,10 @@ def _greedy_pairs(a: np.ndarray, c: np.ndarray, iou: float) -> int:
 class ShadowRunner:
     """Runs `candidate` on scans already decided by the active model; use as async context manager."""
 
-    def __init__(self, candidate: Detector, pool: InferencePool, *, iou: float = 0.5, max_pending: int = 2) -> None:
+    def __init__(self, candidate: Detector, pool: InferencePool, *, iou: float = 0.5, max_pending: int = 2,
+                 on_compared: Compared | None = None) -> None:
         self.candidate, self.pool, self.iou, self.max_pending = candidate, pool, iou, max_pending
+        self.on_compared = on_compared
         self._tasks: set[asyncio.Task] = set()
         self._scans: Counter = Counter()
         self._classes: dict[str, Counter] = {}
@@ -95,9 +109,13 @@ class ShadowRunner:
 
     async def compare(self, station: str, scan: Scan, active: Sequence[Detection]) -> dict[str, Counter] | None:
         """Run the candidate (background priority) and record agreement; None when skipped or failed."""
+        def timed() -> tuple[list[Detection], float]:
+            t0 = time.perf_counter()
+            return self.candidate.detect(scan), time.perf_counter() - t0
+
         try:
-            found = await self.pool.run(f"{station}/shadow", lambda: self.candidate.detect(scan), background=True,
-                                        cost=self.candidate.estimate_seconds(scan.shape))
+            found, seconds = await self.pool.run(f"{station}/shadow", timed, background=True,
+                                                 cost=self.candidate.estimate_seconds(scan.shape))
         except PoolBusy:
             self._scans["skipped_busy"] += 1
             return None
@@ -107,6 +125,8 @@ class ShadowRunner:
             return None
         result = match(active, found, self.iou)
         self._record(result, bool(active), bool(found))
+        if self.on_compared is not None:
+            self.on_compared({d.label for d in active} == {d.label for d in found}, seconds)
         return result
 
     def _record(self, result: dict[str, Counter], active_hit: bool, candidate_hit: bool) -> None:

@@ -38,6 +38,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "risk_import": frozenset({"supervisor", "admin"}),
     "risk_approve": frozenset({"admin"}),
     "risk_publish": frozenset({"admin"}),
+    # model roll-out (docs/model-rollout.md): supervisors watch the canaries, admins stage roll-outs
+    "models_view": frozenset({"supervisor", "admin"}),
+    "models_rollout": frozenset({"admin"}),
 }
 
 

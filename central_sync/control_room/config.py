@@ -32,6 +32,8 @@ class ControlRoomConfig(BaseModel):
     signin_lockout_s: float = Field(300.0, gt=0, description="how long such a lock lasts")
     risk_key: Path | None = Field(None, description="Ed25519 private key (PEM) that signs risk bundles; without it "
                                                     "nothing is published")
+    models_dir: Path | None = Field(None, description="the hub's model package folder (edge-hub model); without it "
+                                                     "the control room shows stations' models but stages no roll-out")
     risk_key_id: str | None = Field(None, description="the id stations pin the risk key under (default: from the key)")
     risk_expiry_s: float = Field(24 * 3600.0, gt=0, description="how long a published risk bundle is valid")
     risk_republish_s: float = Field(6 * 3600.0, gt=0, description="publish the approved state again this long "

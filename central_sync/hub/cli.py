@@ -34,13 +34,14 @@ from central_sync.control_room import ControlRoom, ControlRoomConfig
 from central_sync.errors import SyncError
 from central_sync.hub.api import create_app
 from central_sync.hub.api_auth import ServiceTokens, TokenFileError, new_token
-from central_sync.hub import pki_cli
+from central_sync.hub import model_cli, pki_cli
 from central_sync.hub.metrics import install_metrics
 from central_sync.hub.ingest import Limits
 from central_sync.hub.service import Hub
 from central_sync.hub.store import HubStore, open_store
 from central_sync.pki import Authority, CrlWatch
 from central_sync.pki import report as pki_report
+from central_sync.model_delivery import ModelDelivery, ModelRepo
 from central_sync.risk_delivery import RiskDelivery, store_acks
 from central_sync.riskhub.feed import DeclarationFeed
 
@@ -93,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     token = sub.add_parser("api-token", help="print a new /api service token, then its line for --api-tokens")
     token.add_argument("name", help="who holds the token (letters, digits, _.@-)")
     pki_cli.add_parser(sub)
+    model_cli.add_parser(sub)
+    run.add_argument("--models-dir", type=Path, help="deliver the model roll-outs staged in this folder "
+                                                     "(edge-hub model, docs/model-rollout.md)")
     _add_case_parser(sub)
     return ap
 
@@ -176,6 +180,13 @@ def _declaration_feed(args: argparse.Namespace, store: HubStore,
     return DeclarationFeed(_broker(args), store, f"{hub_id}-customs")
 
 
+def _model_delivery(args: argparse.Namespace, hub_id: str) -> contextlib.AbstractAsyncContextManager[object]:
+    """Model roll-outs (central_sync.model_delivery) when the hub has a package folder (--models-dir)."""
+    if args.models_dir is None:
+        return contextlib.nullcontext()
+    return ModelDelivery(_broker(args), hub_id, ModelRepo(args.models_dir))
+
+
 async def _run(args: argparse.Namespace, db_url: str) -> None:
     tokens = ServiceTokens.load(args.api_tokens) if args.api_tokens else None
     store = open_store(db_url)
@@ -188,9 +199,10 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
                                                                 secure_cookie=not args.plain_http_cookies,
                                                                 risk_key=args.risk_key, risk_key_id=args.risk_key_id,
                                                                 risk_expiry_s=args.risk_expiry,
-                                                                pki_dir=args.pki_dir),
+                                                                pki_dir=args.pki_dir, models_dir=args.models_dir),
                         risk_deliver=risk.offer) as room, \
             _declaration_feed(args, store, hub.hub_id), \
+            _model_delivery(args, hub.hub_id), \
             asyncio.TaskGroup() as tasks:
         hub.risk = risk  # publish() hands it the signed bundles: risk.offer(Offer(...))
         log.info("hub.started", hub=hub.hub_id, db=store.url, http_port=args.http_port)
@@ -243,9 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         except SyncError as exc:
             print(f"edge-hub case: {exc}", file=sys.stderr)
             return 2
-    if args.cmd == "pki":
+    if args.cmd in ("pki", "model"):
         try:
-            print(pki_cli.run(args))
+            print((pki_cli if args.cmd == "pki" else model_cli).run(args))
         except SyncError as exc:
             print(f"edge-hub: {exc}", file=sys.stderr)
             return 1

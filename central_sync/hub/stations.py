@@ -28,7 +28,8 @@ def station_view(row: tuple, now: float | None = None, stale_s: float = 30.0) ->
             "last_ack_at": status.get("last_ack_at"), "last_error": status.get("last_error"),
             "counters": status.get("counters", {}), "risk_version": status.get("risk_version"),
             "risk_stale": bool(status.get("risk_stale")), "lane": status.get("lane"),
-            "device_faults": status.get("device_faults", []), "condition": condition(derived, status)}
+            "device_faults": status.get("device_faults", []), "condition": condition(derived, status),
+            "models": status.get("models")}
 
 
 CONDITIONS = ("offline", "latched", "stopped", "held", "fault", "degraded", "idle", "running", "online")

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from edge.seals import SealExpectation
     from edge.stations.identify import TagWindow
     from edge.store import StoreWriter
-    from models.shadow import ShadowRunner
+    from models.shadow import Shadow
 
 
 class Flow(Protocol):
@@ -59,7 +59,7 @@ class InspectorParts:
     events: EventBus
     metrics: StationMetrics
     after_commit: Callable[[], None] | None = None  # e.g. wake the sync publisher
-    shadow: ShadowRunner | None = None
+    shadow: Shadow | None = None
     seals: SealExpectation | None = None  # the lane's declared seals (config [seals]), None when none is declared
     risk: RiskCheck | None = None  # edge.risk: evaluated on every item when the config has [risk]
 

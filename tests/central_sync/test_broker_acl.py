@@ -249,28 +249,31 @@ def test_account_file_tool_names_what_is_wrong(tmp_path, capsys):
     (tmp_path / "gate-1.pw").write_text("pw-1\n")
     assert main(["--station", f"gate-1={tmp_path / 'gate-1.pw'}"]) == 0
     written = json.loads(capsys.readouterr().out)
-    assert [c["username"] for c in written["clients"]] == ["gate-1.sync", "gate-1.cmd", "gate-1.diag", "gate-1.risk"]
+    assert [c["username"] for c in written["clients"]] == ["gate-1.sync", "gate-1.cmd", "gate-1.diag", "gate-1.risk",
+                                                              "gate-1.model"]
     assert "pw-1" not in json.dumps(written)
 
 
-def test_risk_bundles_reach_only_their_station_and_only_the_hub_sends_them(secure_broker: tuple[Mosquitto, Path]) -> None:
+@pytest.mark.parametrize("leaf", ["risk", "model"])  # risk bundles, signed model packages
+def test_risk_bundles_reach_only_their_station_and_only_the_hub_sends_them(secure_broker: tuple[Mosquitto, Path],
+                                                                         leaf: str) -> None:
     broker, _ = secure_broker
-    hub = Client(broker.port, "hub.risk", USERS["hub"])
-    hub.c.subscribe([("cpe/v1/+/risk/ack", 1), ("cpe/v1/+/status", 1)])
-    g1 = Client(broker.port, "gate-1.risk", USERS["gate-1"])
-    g1.c.subscribe([("cpe/v1/gate-1/risk", 1), ("cpe/v1/gate-2/risk", 1)])
+    hub = Client(broker.port, f"hub.{leaf}", USERS["hub"])
+    hub.c.subscribe([(f"cpe/v1/+/{leaf}/ack", 1), ("cpe/v1/+/status", 1)])
+    g1 = Client(broker.port, f"gate-1.{leaf}", USERS["gate-1"])
+    g1.c.subscribe([(f"cpe/v1/gate-1/{leaf}", 1), (f"cpe/v1/gate-2/{leaf}", 1)])
     assert hub.spin(lambda: len(hub.subacks) == 2) and all(code < 0x80 for code in hub.subacks)
     assert g1.spin(lambda: len(g1.subacks) == 2) and g1.subacks == [1, 0x87]
-    forged = g1.c.publish("cpe/v1/gate-1/risk", b"a bundle forged by a station", qos=1).mid
-    foreign_ack = g1.c.publish("cpe/v1/gate-2/risk/ack", b"forged ack", qos=1).mid
-    own_ack = g1.c.publish("cpe/v1/gate-1/risk/ack", b"ack", qos=1).mid
-    hub.c.publish("cpe/v1/gate-1/risk", b"bundle for gate-1", qos=1)
+    forged = g1.c.publish(f"cpe/v1/gate-1/{leaf}", b"a bundle forged by a station", qos=1).mid
+    foreign_ack = g1.c.publish(f"cpe/v1/gate-2/{leaf}/ack", b"forged ack", qos=1).mid
+    own_ack = g1.c.publish(f"cpe/v1/gate-1/{leaf}/ack", b"ack", qos=1).mid
+    hub.c.publish(f"cpe/v1/gate-1/{leaf}", b"bundle for gate-1", qos=1)
     assert g1.spin(lambda: len(g1.pubacks) == 3 and len(g1.got) >= 1)
     assert g1.pubacks[forged] == 0x87 and g1.pubacks[foreign_ack] == 0x87 and g1.pubacks[own_ack] == 0
     assert hub.spin(lambda: len(hub.got) >= 1)
     hub.spin(lambda: False, 0.3)
     g1.spin(lambda: False, 0.3)
-    assert g1.got == [("cpe/v1/gate-1/risk", b"bundle for gate-1")]
-    assert hub.got == [("cpe/v1/gate-1/risk/ack", b"ack")]
+    assert g1.got == [(f"cpe/v1/gate-1/{leaf}", b"bundle for gate-1")]
+    assert hub.got == [(f"cpe/v1/gate-1/{leaf}/ack", b"ack")]
     hub.close()
     g1.close()

@@ -1,0 +1,137 @@
+"""Signed model roll-out over a real Mosquitto: the hub delivers a signed package in chunks, the station
+verifies it before onnxruntime sees a byte, installs it into the inactive slot, runs it on canary beside
+the active model on live scans and promotes it, or rolls back by itself (load failure, budget misses, a
+crash loop); a downgrade needs the admin's signed flag."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from central_sync.commands import generate_keypair
+from model_rollout_kit import STATION, Rig, live_items, open_rig, slots
+from polling import until
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    async with open_rig(tmp_path) as rig:
+        yield rig
+
+
+async def test_a_candidate_is_promoted_after_n_agreeing_items_and_stays_active_after_a_restart(rig: Rig) -> None:
+    async with rig.station() as rollout:
+        rid = rig.stage("2.1.0", min_items=5, min_agreement=0.9, p95_ms=60_000)
+        await until(lambda: rig.answered(rid), "the station acknowledged the package", check=lambda a: a == ("applied", None))
+        status = rollout.status()["models"]
+        assert status["phase"] == "canary" and status["candidate"] == "test-det 2.1.0" and status["active"] == "test-det 2.0.0"
+        assert slots(rig.tmp) == ["A"]
+        assert await live_items(rollout, 4) == 4
+        assert rollout.engine is not None and rollout.engine.detector is not None
+        assert rollout.engine.detector.info.version == "2.0.0"  # on canary the active model still decides
+        assert rollout.status()["models"]["items"] == 4 and rollout.status()["models"]["agreement"] == 1.0
+        await live_items(rollout, 1, seed=10)
+        status = rollout.status()["models"]
+        assert status["phase"] == "promoted" and status["active"] == "test-det 2.1.0" and status["candidate"] is None
+        assert "agreed with the active model on 100.0% of 5 items" in status["reason"]
+        assert rollout.engine.detector.info.version == "2.1.0"
+        assert await live_items(rollout, 1) == 0  # nothing on canary any more
+        await until(lambda: rig.hub.delivery.core.stations[STATION].runs, "the hub sees the roll-out answered",
+                    check=lambda runs: runs == rid)
+    async with rig.station() as again:
+        assert again.state.active == "A" and again.state.phase == "promoted"
+        assert again.engine is not None and again.engine.detector is not None
+        assert again.engine.detector.info.version == "2.1.0"
+
+
+@pytest.mark.parametrize(("how", "code"), [
+    ({"after": "unsign"}, "unsigned"),
+    ({"key": Ed25519PrivateKey.generate()}, "bad_signature"),
+    ({"key_id": "models-2019"}, "unknown_key"),
+    ({"after": "tamper"}, "sha_mismatch"),
+])
+async def test_a_package_that_is_not_properly_signed_is_refused_and_nothing_loads(rig: Rig, how: dict, code: str) -> None:
+    async with rig.station() as rollout:
+        rid = rig.stage("2.2.0", **how)
+        await until(lambda: rig.answered(rid), "the refusal reached the hub", check=lambda a: a == ("refused", code))
+        status = rollout.status()["models"]
+        assert status["phase"] == "refused" and status["candidate"] is None and status["active"] == "test-det 2.0.0"
+        assert "\n" not in status["reason"] and status["reason"].endswith("it is not installed")  # one sentence
+        assert rollout.counters[f"refused_{code}"] == 1 and rollout.runner is None
+        assert slots(rig.tmp) == []  # not a byte written into a slot, so none reached onnxruntime
+
+
+async def test_a_package_signed_with_a_new_key_installs_once_the_station_pins_it(rig: Rig) -> None:
+    new = generate_keypair(rig.tmp / "models-2027.key", rig.tmp / "models-2027.pub")  # key rotation, docs step 1
+    async with rig.station() as rollout:
+        rid = rig.stage("2.6.0", key=new, key_id="models-2027")
+        await until(lambda: rig.answered(rid), "refused", check=lambda a: a == ("refused", "unknown_key"))
+        assert rollout.state.rollout is None  # not answered for good: it comes again after a reconnect
+    rig.hub.acks.clear()
+    async with rig.station(more_keys={"models-2027": rig.tmp / "models-2027.pub"}) as rollout:  # step 2: pinned
+        await until(lambda: rig.answered(rid), "installed after the reconnect", check=lambda a: a == ("applied", None))
+        assert rollout.status()["models"]["candidate"] == "test-det 2.6.0"
+
+
+async def test_a_newer_package_replaces_the_candidate_on_canary_which_is_never_promoted(rig: Rig) -> None:
+    async with rig.station() as rollout:
+        first = rig.stage("2.1.0", min_items=3, p95_ms=60_000)
+        await until(lambda: rig.answered(first), "the first on canary", check=lambda a: a == ("applied", None))
+        await live_items(rollout, 2)
+        second = rig.stage("2.7.0", min_items=3, p95_ms=60_000)
+        await until(lambda: rig.answered(second), "the second on canary", check=lambda a: a == ("applied", None))
+        status = rollout.status()["models"]
+        assert status["candidate"] == "test-det 2.7.0" and status["items"] == 0 and slots(rig.tmp) == ["A"]
+        await live_items(rollout, 3, seed=20)
+        assert rollout.status()["models"]["active"] == "test-det 2.7.0"  # counted afresh; 2.1.0 never became active
+
+
+async def test_a_signed_model_that_does_not_load_rolls_back_by_itself(rig: Rig) -> None:
+    async with rig.station() as rollout:
+        rid = rig.stage("2.3.0", corrupt=True)
+        await until(lambda: rig.answered(rid), "the station answered", check=lambda a: a == ("refused", "load_failed"))
+        status = rollout.status()["models"]
+        assert status["phase"] == "rolled_back" and status["active"] == "test-det 2.0.0" and status["candidate"] is None
+        assert "does not load" in status["reason"] and rollout.counters["rolled_back_load"] == 1
+    async with rig.station() as again:  # the rollback is kept: the old model starts, no canary
+        assert again.state.phase == "rolled_back" and again.runner is None
+        assert again.engine is not None and again.engine.detector is not None
+        assert again.engine.detector.info.version == "2.0.0"
+
+
+async def test_a_candidate_missing_its_latency_budget_rolls_back(rig: Rig) -> None:
+    async with rig.station() as rollout:
+        rid = rig.stage("2.4.0", min_items=50, p95_ms=0.001, max_misses=2)
+        await until(lambda: rig.answered(rid), "the station installed it", check=lambda a: a == ("applied", None))
+        await live_items(rollout, 3)
+        status = rollout.status()["models"]
+        assert status["phase"] == "rolled_back" and status["active"] == "test-det 2.0.0"
+        assert "latency budget of 0.001 ms on 3 items, more than the 2 allowed" in status["reason"]
+        assert rollout.counters["rolled_back_canary"] == 1 and await live_items(rollout, 1) == 0
+
+
+async def test_a_downgrade_is_refused_unless_the_admin_signed_it(rig: Rig) -> None:
+    async with rig.station() as rollout:
+        rid = rig.stage("1.9.0")
+        await until(lambda: rig.answered(rid), "the refusal reached the hub", check=lambda a: a == ("refused", "downgrade"))
+        assert "older than the active test-det 2.0.0" in rollout.status()["models"]["reason"] and slots(rig.tmp) == []
+        rid = rig.stage("1.9.0", allow_downgrade=True)
+        await until(lambda: rig.answered(rid), "the signed downgrade installed", check=lambda a: a == ("applied", None))
+        assert rollout.status()["models"]["candidate"] == "test-det 1.9.0"
+
+
+async def test_restarts_during_a_canary_count_as_a_crash_loop_and_roll_back(rig: Rig) -> None:
+    async with rig.station(crash_limit=1) as rollout:
+        rid = rig.stage("2.5.0", min_items=1000)
+        await until(lambda: rig.answered(rid), "installed", check=lambda a: a == ("applied", None))
+        assert rollout.state.phase == "canary"
+    async with rig.station(crash_limit=1) as first:  # one start during the canary: within the limit
+        assert first.state.phase == "canary" and first.state.starts == 1
+        assert first.status()["models"]["candidate"] == "test-det 2.5.0"
+    async with rig.station(crash_limit=1) as second:
+        status = second.status()["models"]
+        assert status["phase"] == "rolled_back" and status["candidate"] is None and status["active"] == "test-det 2.0.0"
+        assert "started 2 times during the canary (limit 1): a crash loop" in status["reason"]
