@@ -138,7 +138,8 @@ async def test_control_room_live(tmp_path):
                         add_record(other, more)
                     pubs[more.station].notify()
                     await asyncio.sleep(0.15)
-                await page.wait_for_function("window.crLatency.length >= 11", timeout=20000)
+                await until(lambda: page.evaluate("window.crLatency.length"), "11 alerts on screen",
+                            check=lambda n: n >= 11, timeout=60)
                 figures = sorted(x["seconds"] for x in await page.evaluate("window.crLatency"))
                 summary = {"alerts": len(figures), "min_s": figures[0], "median_s": figures[len(figures) // 2], "max_s": figures[-1]}
                 print(f"\ncontrol room: commit-to-screen latency over {len(figures)} alerts: min {figures[0] * 1000:.0f} ms,"
