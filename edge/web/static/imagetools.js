@@ -71,7 +71,10 @@ window.ImageTools = (() => {
     const px = h.width * h.height, at = 8 + n;
     const high = new Uint16Array(buf, at, px), low = new Uint16Array(buf, at + 2 * px, px), cls = new Uint8Array(buf, at + 4 * px, px);
     const att = (ch) => { const a = new Float32Array(px); for (let i = 0; i < px; i++) a[i] = -Math.log(Math.max(ch[i], 1) / h.air); return a; };
-    return { ...h, w: h.width, h: h.height, high, low, cls, aHigh: att(high), aLow: att(low) };
+    const aHigh = att(high), shade = new Float32Array(px);  // the colour views' density shade, as models/material.py
+    for (let i = 0; i < px; i++) shade[i] = 1 - 0.7 * Math.pow(Math.min(1, aHigh[i] / h.dense_from), 0.7);
+    const work = { b: new Float32Array(px), outside: new Uint8Array(px), image: new ImageData(h.width, h.height) };  // reused per render
+    return { ...h, w: h.width, h: h.height, high, low, cls, aHigh, aLow: att(low), shade, work };
   }
   async function load(rec, img, pngUrl) {
     IT.want = rec.id; remember(rec);
@@ -111,41 +114,58 @@ window.ImageTools = (() => {
     const grey = mode === "grey" || mode === "low" || mode === "negative";
     const slicing = IT.lo > 0 || IT.hi < 100, aLo = (IT.lo / 100) * d.dense_from;
     const aHi = IT.hi >= 100 ? Infinity : (IT.hi / 100) * d.dense_from, span = Math.max(Math.min(aHi, d.dense_from) - aLo, 1e-3);
-    const b = new Float32Array(px), outside = new Uint8Array(px), inv = 1 / IT.gamma;
+    const { b, outside, image } = d.work, gamma = gammaTable(IT.gamma), toAir = 1 / d.air;
+    outside.fill(0);
     for (let i = 0; i < px; i++) {
       let v;
       if (slicing) {
         if (a[i] < aLo || a[i] > aHi) { outside[i] = 1; b[i] = 1; continue; }
         v = 1 - 0.9 * Math.min(1, (a[i] - aLo) / span);  // the band stretched over the whole scale
-      } else v = grey ? ch[i] / d.air : 1 - 0.7 * Math.pow(Math.min(1, a[i] / d.dense_from), 0.7);
-      b[i] = inv === 1 ? v : Math.pow(v, inv);
+      } else v = grey ? ch[i] * toAir : d.shade[i];
+      b[i] = gamma ? gamma[(v * GAMMA_STEPS + 0.5) | 0] : v;
     }
     if (IT.edge) sharpen(b, outside, d.w, d.h);
-    const out = new ImageData(d.w, d.h), o = out.data;
-    const keep = mode === "organic" ? (c) => c === ORGANIC : mode === "inorganic" ? (c) => c > ORGANIC : null;
-    for (let i = 0, j = 0; i < px; i++, j += 4) {
-      o[j + 3] = 255;
-      if (outside[i]) { o[j] = o[j + 1] = o[j + 2] = 255; continue; }
-      if (grey) { const g = Math.round(255 * (mode === "negative" ? 1 - b[i] : b[i])); o[j] = o[j + 1] = o[j + 2] = g; continue; }
-      const c = d.cls[i], rgb = COLOURS[c];
-      for (let k = 0; k < 3; k++) {
-        let v = c === AIR && !slicing ? 255 : Math.round(rgb[k] * b[i]);
-        if (keep && !keep(c)) v = 255 - Math.floor((255 - v) / 5);  // faded towards white, as render._keep_only
-        o[j + k] = v;
-      }
+    const o = new Uint32Array(image.data.buffer), WHITE = 0xffffffff;  // ABGR, little-endian
+    const fade = mode === "organic" ? [0, 0, 1, 1, 1] : mode === "inorganic" ? [0, 1, 0, 0, 0] : null;  // by class
+    const neg = mode === "negative";
+    for (let i = 0; i < px; i++) {
+      if (outside[i]) { o[i] = WHITE; continue; }
+      if (grey) { const g = (255 * (neg ? 1 - b[i] : b[i]) + 0.5) | 0; o[i] = 0xff000000 | (g << 16) | (g << 8) | g; continue; }
+      const c = d.cls[i];
+      if (c === AIR && !slicing) { o[i] = WHITE; continue; }
+      const rgb = COLOURS[c];
+      let r = (rgb[0] * b[i] + 0.5) | 0, g = (rgb[1] * b[i] + 0.5) | 0, bl = (rgb[2] * b[i] + 0.5) | 0;
+      if (fade && fade[c]) { r = 255 - ((255 - r) / 5 | 0); g = 255 - ((255 - g) / 5 | 0); bl = 255 - ((255 - bl) / 5 | 0); }  // as render._keep_only
+      o[i] = 0xff000000 | (bl << 16) | (g << 8) | r;
     }
-    canvas.getContext("2d").putImageData(out, 0, 0);
+    canvas.getContext("2d").putImageData(image, 0, 0);
     moveLoupe();
   }
-  // Unsharp mask on b (3×3 box blur), leaving sliced-out pixels white.
+  const GAMMA_STEPS = 4096;
+  function gammaTable(gamma) {  // b -> b^(1/gamma) on 4,096 steps (under a tenth of a grey level off); null for 1
+    if (gamma === 1) return null;
+    if (IT.gammaLut?.gamma !== gamma) {
+      const lut = new Float32Array(GAMMA_STEPS + 1);
+      for (let i = 0; i <= GAMMA_STEPS; i++) lut[i] = Math.pow(i / GAMMA_STEPS, 1 / gamma);
+      IT.gammaLut = { gamma, lut };
+    }
+    return IT.gammaLut.lut;
+  }
+  // Unsharp mask on b (3×3 box mean over the neighbours inside the scan, separable), sliced-out pixels left white.
   function sharpen(b, outside, w, h) {
-    const src = Float32Array.from(b);
-    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-      const i = y * w + x; if (outside[i]) continue;
-      let s = 0, n = 0;
-      for (let dy = -1; dy <= 1; dy++) { const yy = y + dy; if (yy < 0 || yy >= h) continue;
-        for (let dx = -1; dx <= 1; dx++) { const xx = x + dx; if (xx < 0 || xx >= w) continue; s += src[yy * w + xx]; n++; } }
-      b[i] = Math.min(1, Math.max(0, src[i] + EDGE_GAIN * (src[i] - s / n)));
+    const src = Float32Array.from(b), rows = new Float32Array(w * h);
+    for (let y = 0; y < h; y++) {
+      const row = y * w;
+      for (let x = 0; x < w; x++) rows[row + x] = src[row + x] + (x > 0 ? src[row + x - 1] : 0) + (x < w - 1 ? src[row + x + 1] : 0);
+    }
+    for (let y = 0; y < h; y++) {
+      const ny = 1 + (y > 0) + (y < h - 1), row = y * w;
+      for (let x = 0; x < w; x++) {
+        const i = row + x; if (outside[i]) continue;
+        const sum = rows[i] + (y > 0 ? rows[i - w] : 0) + (y < h - 1 ? rows[i + w] : 0), n = ny * (1 + (x > 0) + (x < w - 1));
+        const v = src[i] + EDGE_GAIN * (src[i] - sum / n);
+        b[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+      }
     }
   }
 
