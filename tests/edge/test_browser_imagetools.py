@@ -16,7 +16,8 @@ from central_sync.schema import Verdict
 from edge.web import render, scandata
 from edge.web.demo import record_for, synthetic_scan
 from models import material
-from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, launch, sign_in, station  # noqa: F401
+from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, sign_in, station  # noqa: F401
+from station_browser import checked_page as page  # noqa: F401
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
 
@@ -26,21 +27,6 @@ READ = """() => { const c = document.getElementById('scan-canvas');
   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let s = '';
   for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode.apply(null, d.subarray(i, i + 0x8000));
   return [c.width, c.height, btoa(s)]; }"""
-
-
-@pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1920, "height": 1080})
-        page.set_default_timeout(10_000)
-        page.errors = []
-        page.on("pageerror", lambda e: page.errors.append(str(e)))
-        yield page
-        assert page.errors == []  # no script error in any tool
-        browser.close()
 
 
 def pixels(page) -> np.ndarray:

@@ -1,6 +1,5 @@
 """The scan data the station screen's image tools draw from (edge/web/scandata.py), and the dense-object finder."""
 
-import asyncio
 import gzip
 import json
 
@@ -13,7 +12,7 @@ from edge import audit
 from edge.web import render, scandata
 from edge.web.demo import record_for, synthetic_scan
 from models.scan import Scan, load_scan
-from test_web_api import OFFICER, Station
+from test_web_api import OFFICER, station  # noqa: F401
 
 
 def test_a_lead_block_is_a_dense_region_and_a_clean_bag_has_none():
@@ -55,15 +54,6 @@ def test_pixel_size_comes_from_the_scan_or_is_one_mm():
     assert scandata.pixel_mm(scan) == 1.0
     assert scandata.pixel_mm(Scan(scan.high, scan.low, {"pixel_mm": 2.5})) == 2.5
     assert scandata.pixel_mm(Scan(scan.high, scan.low, {"pixel_mm": "big"})) == 1.0
-
-
-@pytest.fixture
-def station(tmp_path):
-    st = Station(tmp_path)
-    yield st
-    for client in st.clients:
-        client.__exit__(None, None, None)
-    asyncio.run(st.writer.__aexit__(None, None, None))
 
 
 def test_the_route_serves_the_scan_as_data_audited_as_a_view(station):
