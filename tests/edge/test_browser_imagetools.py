@@ -160,6 +160,19 @@ def test_the_detection_overlay_toggles_without_changing_the_scan(station, page, 
     assert np.array_equal(pixels(page), before)
     x0, y0, x1, y1 = (int(v) for v in rec.detections[0].box)
     assert not ((before[y0, x0:x1] == (255, 59, 48)).all(axis=1)).any()  # no red line burned into the scan
+    if lang == "en":  # the captions follow a change of language on the item shown
+        page.select_option("#lang", "zh-Hant")
+        expect(boxes.first.locator("text")).to_have_text("1 槍械 91%")
+
+
+def test_without_the_scan_data_the_screen_shows_the_servers_image(station, page):
+    page.route("**/scan.bin", lambda route: route.fulfill(status=500, body="{}"))
+    sign_in(page, station, OFFICER)
+    rec, _ = show(page, station, 28)
+    assert "/image.png?mode=colour" in page.get_attribute("#scan", "src")
+    assert page.evaluate("document.getElementById('scan').naturalWidth") == 560
+    expect(page.locator("#scan-canvas")).to_be_hidden()
+    expect(page.locator("#layer")).not_to_have_class("layer data")
 
 
 def test_the_dense_object_alert_marks_a_lead_block_and_not_a_clean_bag(station, page):
