@@ -12,7 +12,7 @@ import base64
 import numpy as np
 import pytest
 
-from central_sync.schema import Verdict
+from central_sync.schema import ItemKind, Verdict
 from edge.web import render, scandata
 from edge.web.demo import record_for, synthetic_scan
 from models import material
@@ -37,11 +37,11 @@ def pixels(page) -> np.ndarray:
     return rgba[..., :3].astype(np.int16)
 
 
-def show(page, station, seed, *, threat=True, dense=False):
+def show(page, station, seed, *, threat=True, dense=False, kind=ItemKind.BAGGAGE):
     """A suspect (or clear) item live on the screen; (record, scan)."""
     scan, truth = synthetic_scan(np.random.default_rng(seed), threat=threat, dense=dense)
-    rec = station.commit(scan, record_for(scan, Verdict.SUSPECT if threat else Verdict.CLEAR,
-                                          "detection" if threat else "clear", truth))
+    rec = record_for(scan, Verdict.SUSPECT if threat else Verdict.CLEAR, "detection" if threat else "clear", truth)
+    rec = station.commit(scan, rec.model_copy(update={"kind": kind}))
     station.publish_record(rec)
     page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
     return rec, scan
@@ -163,6 +163,18 @@ def test_the_detection_overlay_toggles_without_changing_the_scan(station, page, 
     if lang == "en":  # the captions follow a change of language on the item shown
         page.select_option("#lang", "zh-Hant")
         expect(boxes.first.locator("text")).to_have_text("1 槍械 91%")
+
+
+def test_a_vehicle_is_drawn_side_on_with_its_boxes_turned_alike(station, page):
+    sign_in(page, station, OFFICER)
+    rec, scan = show(page, station, 29, dense=True, kind=ItemKind.VEHICLE)
+    want, _ = colour_view(scan)
+    close(pixels(page), np.rot90(want))  # front at the left, road at the bottom, as render.side_on
+    n = scan.shape[1]  # the shown image's height: the detector's pixels
+    for sel, box in (("g.det rect", rec.detections[0].box), ("g.dense rect", scandata.dense_regions(scan.high)[0].box)):
+        x0, y0, x1, y1 = box
+        got = [float(page.locator(f"#det-overlay {sel}").get_attribute(k)) for k in ("x", "y", "width", "height")]
+        assert got == [y0, n - x1, y1 - y0, x1 - x0], sel
 
 
 def test_without_the_scan_data_the_screen_shows_the_servers_image(station, page):
