@@ -257,3 +257,7 @@ def test_hotkeys_switch_modes_and_recall_the_last_items(station, page):
     page.wait_for_selector(f"#scan[data-loaded-id='{recs[2].id}']")
     page.locator("#note").press_sequentially("lh[]")  # typing a note is not a hotkey
     assert page.evaluate("S.mode") == "low" and page.get_attribute("#banner", "data-id") == recs[2].id
+    page.click("#signout")
+    page.wait_for_selector("#view-signin:not([hidden])")
+    expect(page.locator("#recall .recall-item")).to_have_count(0)  # the next officer does not inherit the list
+    assert page.evaluate("document.getElementById('scan-canvas').width") == 0

@@ -20,7 +20,8 @@ window.ImageTools = (() => {
   const MAX_ZOOM = 16, RECALL = 10, LOUPE_PX = 220, LOUPE_K = 3, EDGE_GAIN = 1.5;
   const MODE_KEYS = { c: "colour", h: "grey", l: "low", o: "organic", i: "inorganic", n: "negative" };
   const DEFAULTS = { edge: false, gamma: 1, lo: 0, hi: 100 };
-  const IT = { data: null, want: null, rec: null, ...DEFAULTS, overlay: true, loupe: false, recent: [], pointer: null };
+  const IT = { data: null, want: null, rec: null, ...DEFAULTS, overlay: true, loupe: false, recent: [], pointer: null,
+               announced: new Set() };
 
   // -- the DOM: a canvas and the detections' overlay in the image layer, a loupe, the alert, the tools
   const canvas = document.createElement("canvas"); canvas.id = "scan-canvas"; canvas.className = "scan-canvas";
@@ -102,6 +103,7 @@ window.ImageTools = (() => {
     el("layer").classList.toggle("data", mine);
     if (!mine) { IT.data = null; if (!src) IT.want = null; canvas.width = canvas.height = 0; det.replaceChildren();
                  alertBox.hidden = true; loupe.hidden = true; delete document.body.dataset.dense; }
+    if (!src && !S.me) { IT.recent = []; IT.announced.clear(); showRecent(); }  // signed out: the next officer starts afresh
   }).observe(el("scan"), { attributes: true, attributeFilter: ["src"] });
 
   // -- views, computed on the data ----------------------------------------------------------------
@@ -202,6 +204,15 @@ window.ImageTools = (() => {
     const n = IT.data.dense.length;
     alertBox.hidden = !n; alertBox.textContent = n ? T("tools.dense_alert", { n }) : "";
     if (n) document.body.dataset.dense = n; else delete document.body.dataset.dense;
+    if (n && !IT.announced.has(IT.rec.id)) { IT.announced.add(IT.rec.id); tone(); }
+  }
+  function tone() {  // two low notes, unlike the suspect alarm's three high ones (app.js alarm)
+    const ctx = S.audio; if (!ctx) return;
+    for (let i = 0; i < 2; i++) {
+      const osc = ctx.createOscillator(), gain = ctx.createGain(), at = ctx.currentTime + 1.0 + i * 0.4;
+      osc.frequency.value = 330; osc.connect(gain); gain.connect(ctx.destination);
+      gain.gain.setValueAtTime(0.3, at); gain.gain.setValueAtTime(0, at + 0.25); osc.start(at); osc.stop(at + 0.3);
+    }
   }
 
   // -- loupe and zoom at the cursor ---------------------------------------------------------------
