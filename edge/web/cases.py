@@ -135,7 +135,7 @@ def scan_data(record: InspectionRecord, source: ImageSource, tip: TipEngine) -> 
     scan: Scan = load_scan(path)
     if pending is not None:
         scan = composite(scan, tip.threats[pending.threat], pending)
-    return scandata.encode(scan, portal=record.kind in PORTAL_KINDS)
+    return scandata.encode(scan, portal=record.kind in PORTAL_KINDS, key=(path.name, pending))
 
 
 def _boxes(record: InspectionRecord, lang: str) -> list[render.Box]:

@@ -127,8 +127,12 @@ def _colour(scan: Scan, key: Hashable | None) -> np.ndarray:
     return _ANALYSES.get(key, "colour", lambda: colour_view(scan.high, scan.low))
 
 
-def _classes(scan: Scan, key: Hashable | None) -> np.ndarray:
+def classes_of(scan: Scan, key: Hashable | None = None) -> np.ndarray:
+    """The scan's material class map, kept with its views under `key` (see `view`)."""
     return _ANALYSES.get(key, "classes", lambda: material_classes(scan.high, scan.low))
+
+
+_classes = classes_of
 
 
 def _keep_only(img: np.ndarray, keep: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ import gzip
 import json
 import struct
 from dataclasses import asdict, dataclass
+from typing import Hashable
 
 import cv2
 import numpy as np
@@ -69,9 +70,10 @@ def pixel_mm(scan: Scan) -> float:
     return float(value) if isinstance(value, (int, float)) and value > 0 else 1.0
 
 
-def encode(scan: Scan, *, portal: bool = False) -> bytes:
-    """The payload (see the module docstring) of `scan`, gzip-compressed (sent as Content-Encoding: gzip)."""
-    classes = render.material_classes(scan.high, scan.low)
+def encode(scan: Scan, *, portal: bool = False, key: Hashable | None = None) -> bytes:
+    """The payload (see the module docstring) of `scan`, gzip-compressed (sent as Content-Encoding: gzip);
+    `key` names the scan as render.view's does, so that its material classes are computed once."""
+    classes = render.classes_of(scan, key)
     planes = [scan.high, scan.low, classes]
     if portal:
         planes = [np.rot90(p) for p in planes]
