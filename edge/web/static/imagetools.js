@@ -17,7 +17,7 @@ window.ImageTools = (() => {
     battery: "#64d2ff", cigarettes: "#c69c6d", drugs: "#bf5af2", currency: "#30d158", phone: "#0a84ff",
     concealment: "#ff6482", load_present: "#98989d", other: "#ffffff" };
   const REVIEW_RGB = "#28dc3c";
-  const MAX_ZOOM = 16, RECALL = 10, LOUPE_PX = 220, LOUPE_K = 3, EDGE_GAIN = 1.5;
+  const RECALL = 10, LOUPE_PX = 220, LOUPE_K = 3, EDGE_GAIN = 1.5;
   const MODE_KEYS = { c: "colour", h: "grey", l: "low", o: "organic", i: "inorganic", n: "negative" };
   const DEFAULTS = { edge: false, gamma: 1, lo: 0, hi: 100 };
   const IT = { data: null, want: null, rec: null, ...DEFAULTS, overlay: true, loupe: false, recent: [], pointer: null,
@@ -230,7 +230,7 @@ window.ImageTools = (() => {
   }
   el("stage").addEventListener("pointermove", moveLoupe);
   el("stage").addEventListener("pointerleave", () => { IT.pointer = null; loupe.hidden = true; });
-  // The layer scales about its centre (app.js applyFilters): keep the scan point under (x, y) where it is.
+  // The layer scales about its centre (app.js applyFilters, MAX_ZOOM): keep the scan point under (x, y) where it is.
   function zoomAt(f, x, y) {
     const r = el("layer").getBoundingClientRect(), z = S.zoom, z2 = Math.min(MAX_ZOOM, Math.max(0.5, z * f));
     S.panX += ((z - z2) * (x - (r.left + r.width / 2))) / z; S.panY += ((z - z2) * (y - (r.top + r.height / 2))) / z;
@@ -276,5 +276,5 @@ window.ImageTools = (() => {
   new MutationObserver(() => { if (IT.data) { drawOverlay(); denseAlert(); } showRecent(); })
     .observe(document.documentElement, { attributes: true, attributeFilter: ["lang"] });
 
-  return { MAX_ZOOM, load, render, zoomAt, state: IT };
+  return { load, render, zoomAt, state: IT };
 })();
