@@ -14,7 +14,7 @@ from edge.auth import User
 from edge.errors import EdgeError
 from edge.store import Store
 from edge.tip import Projection, TipEngine, composite
-from edge.web import queries, render
+from edge.web import queries, render, scandata
 from edge.web.i18n import catalogue, t
 from models.scan import Scan, load_scan
 
@@ -127,6 +127,15 @@ def draw(record: InspectionRecord, source: ImageSource, tip: TipEngine, mode: st
         scan = composite(scan, tip.threats[pending.threat], pending)
     return render.render_png(scan, mode, _boxes(record, lang), key=(path.name, pending),
                              portal=record.kind in PORTAL_KINDS)
+
+
+def scan_data(record: InspectionRecord, source: ImageSource, tip: TipEngine) -> bytes:
+    """The scan as data for the screen's image tools (TIP projection included, as `draw` shows it)."""
+    path, pending = source
+    scan: Scan = load_scan(path)
+    if pending is not None:
+        scan = composite(scan, tip.threats[pending.threat], pending)
+    return scandata.encode(scan, portal=record.kind in PORTAL_KINDS, key=(path.name, pending))
 
 
 def _boxes(record: InspectionRecord, lang: str) -> list[render.Box]:

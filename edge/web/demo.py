@@ -39,14 +39,19 @@ DEMO_USERS = (("0A1B2C3D", "Officer Chan", "officer", "1234"), ("5E6F7A8B", "Sup
               ("9C0D1E2F", "Technician Wong", "technician", "9012"))
 
 
-def synthetic_scan(rng: np.random.Generator, threat: bool, shape: tuple[int, int] = (360, 560)) -> tuple[Scan, list]:
-    """A bag of clothes, a bottle, a laptop-like slab; with `threat`, a steel pistol shape. Returns (scan, truth).
+def synthetic_scan(rng: np.random.Generator, threat: bool, shape: tuple[int, int] = (360, 560),
+                   dense: bool = False) -> tuple[Scan, list]:
+    """A bag of clothes, a bottle, a laptop-like slab; with `threat`, a steel pistol shape; with `dense`, a
+    6 mm lead block at (x 40-110, y 250-310) the beam cannot penetrate. Returns (scan, truth).
 
     Rendered through the simulator's physics (models.training) so the material colours are right."""
     from models.training.physics import ideal_transmission
 
     h, w = shape
     paths = {k: np.zeros(shape, np.float32) for k in ("textile", "water", "aluminium", "steel")}
+    if dense:
+        paths["lead"] = np.zeros(shape, np.float32)
+        cv2.rectangle(paths["lead"], (40, 250), (110, 310), 6.0, -1)
     cv2.rectangle(paths["textile"], (40, 30), (w - 40, h - 30), 120.0, -1)
     cv2.ellipse(paths["water"], (int(rng.integers(120, 200)), 120), (40, 70), 0, 0, 360, 60.0, -1)
     cv2.rectangle(paths["aluminium"], (260, int(rng.integers(60, 120))), (480, 180), 6.0, -1)

@@ -29,7 +29,7 @@ try:  # the material pseudo-colour of the models package
 except ImportError:  # pragma: no cover - a models package without it
     _colourise = _material_class = None
 
-VIEW_MODES: tuple[str, ...] = ("colour", "grey", "organic", "inorganic", "negative")
+VIEW_MODES: tuple[str, ...] = ("colour", "grey", "low", "organic", "inorganic", "negative")
 STRIP, OVERLAP = 384, 8  # lines per strip and lines of context on each side
 _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="render")
 
@@ -54,7 +54,7 @@ def has_material_colour() -> bool:
 
 
 def grey_view(high: np.ndarray) -> np.ndarray:
-    """High-energy transmission as grey, RGB uint8 (air is white, opaque is black)."""
+    """A channel's transmission (high energy for the grey view, low for the low view) as grey, RGB uint8 (air is white, opaque is black)."""
     g = (high >> 8).astype(np.uint8)
     return np.repeat(g[:, :, None], 3, axis=2)
 
@@ -127,8 +127,12 @@ def _colour(scan: Scan, key: Hashable | None) -> np.ndarray:
     return _ANALYSES.get(key, "colour", lambda: colour_view(scan.high, scan.low))
 
 
-def _classes(scan: Scan, key: Hashable | None) -> np.ndarray:
+def classes_of(scan: Scan, key: Hashable | None = None) -> np.ndarray:
+    """The scan's material class map, kept with its views under `key` (see `view`)."""
     return _ANALYSES.get(key, "classes", lambda: material_classes(scan.high, scan.low))
+
+
+_classes = classes_of
 
 
 def _keep_only(img: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -151,6 +155,7 @@ def _inorganic(scan: Scan, key: Hashable | None) -> np.ndarray:
 _MODES: dict[str, Callable[[Scan, Hashable | None], np.ndarray]] = {
     "colour": _colour,
     "grey": lambda s, _: grey_view(s.high),
+    "low": lambda s, _: grey_view(s.low),
     "organic": _organic,
     "inorganic": _inorganic,
     "negative": lambda s, _: 255 - grey_view(s.high),

@@ -114,6 +114,19 @@ async def image(record_id: str, request: Request, mode: str = Query("colour"), s
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
+@router.get("/api/cases/{record_id}/scan.bin")
+async def scan_data(record_id: str, st: WebState = Depends(state), user: auth.User = Depends(VIEWER)) -> Response:
+    """The scan as raw dual-energy data for the screen's image tools (edge/web/scandata.py); audited as a view."""
+    record, source = await _call(st, cases.image_source, st.tip, user, record_id, "data")
+    try:
+        body = await asyncio.to_thread(cases.scan_data, record, source, st.tip)
+    except ScanFormatError as exc:
+        log.error("web.scan_unreadable", record=record_id, error=str(exc))
+        raise HTTPException(500, "scan_unreadable") from exc
+    return Response(body, media_type="application/octet-stream",
+                    headers={"Cache-Control": "no-store", "Content-Encoding": "gzip"})
+
+
 @router.get("/api/cases/{record_id}/crops/{sha256}.png")
 async def crop(record_id: str, sha256: str, st: WebState = Depends(state),
                user: auth.User = Depends(VIEWER)) -> Response:

@@ -47,6 +47,22 @@ def download_page() -> Iterator[Any]:
         browser.close()
 
 
+@pytest.fixture
+def checked_page() -> Iterator[Any]:
+    """A 1920×1080 page that fails its test on any script error (import it as `page`)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.set_default_timeout(10_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        yield page
+        assert errors == []
+        browser.close()
+
+
 def sign_in(page: Any, station: StationHarness, who: tuple[str, str]) -> None:
     """Badge and PIN on the keypad, then wait for the live screen."""
     page.goto(station.url)

@@ -103,6 +103,21 @@ def station(tmp_path, library):
     asyncio.run(st.writer.__aexit__(None, None, None))  # closes the store and its thread
 
 
+def test_the_image_tools_data_carries_the_projection_while_it_awaits_an_answer(station):
+    """The screen draws from /scan.bin (static/imagetools.js): a TIP image must be there too, then go."""
+    from edge.web import scandata
+
+    rec = station.item()
+    plain = scandata.decode(station.client.get(f"/api/cases/{rec.id}/scan.bin").content)
+    station.engine.on_item(station.store, OFFICER[0], rec)
+    projected = scandata.decode(station.client.get(f"/api/cases/{rec.id}/scan.bin").content)
+    assert not np.array_equal(projected[1], plain[1])
+    assert "tip" not in projected[0]  # nothing in the data tells the officer it is a test
+    station.client.post(f"/api/cases/{rec.id}/screen", json={"flagged": False})
+    again = scandata.decode(station.client.get(f"/api/cases/{rec.id}/scan.bin").content)
+    assert np.array_equal(again[1], plain[1]) and np.array_equal(again[2], plain[2])
+
+
 def _outbox(store):
     """The item's own outbox rows (TIP outcomes travel as rows of their own, kind `tip`)."""
     return store.conn.execute("SELECT id, lane, kind, record_id, seq, payload FROM outbox WHERE kind != 'tip'").fetchall()

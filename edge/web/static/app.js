@@ -4,7 +4,7 @@ const $ = (id) => document.getElementById(id);
 const S = { me: null, lang: "en", msgs: {}, current: null, mode: "colour", zoom: 1, panX: 0, panY: 0,
             boxes: [], drawing: false, live: null, badges: null, audio: null, viewingLive: true };
 window.cpeTimings = {};  // per item: when its event arrived, its banner showed, its image loaded (ms epoch)
-const MODES = ["colour", "grey", "organic", "inorganic", "negative"];
+const MODES = ["colour", "grey", "low", "organic", "inorganic", "negative"];  // grey: high energy
 const CLASSES = ["firearm", "knife", "explosive", "ammunition", "battery", "cigarettes", "drugs", "currency", "phone", "other"];
 // what an officer finds in a vehicle or container (the gantry model's classes and the rest)
 const PORTAL_CLASSES = ["cigarettes", "drugs", "firearm", "ammunition", "explosive", "currency", "concealment", "load_present", "other"];
@@ -281,7 +281,8 @@ function loadImage() {
   img.dataset.loadedId = "";
   img.onerror = () => { $("no-image").hidden = false; };
   img.onload = () => { fit(); img.dataset.loadedId = rec.id; const tm = window.cpeTimings[rec.id]; if (tm && !tm.image) tm.image = Date.now(); };
-  img.src = "/api/cases/" + rec.id + "/image.png?mode=" + S.mode + "&lang=" + S.lang + "&t=" + Date.now();
+  const png = "/api/cases/" + rec.id + "/image.png?mode=" + S.mode + "&lang=" + S.lang + "&t=" + Date.now();
+  if (window.ImageTools) ImageTools.load(rec, img, png); else img.src = png;  // imagetools.js: views drawn on the data
 }
 
 // -- alarm ------------------------------------------------------------------------------------
@@ -303,17 +304,19 @@ function alarm() {
   }
 }
 
-// -- screening tools ---------------------------------------------------------------------------
-function setMode(m) { S.mode = m; for (const b of $("modes").children) b.className = b.dataset.mode === m ? "on" : ""; if (S.current) loadImage(); }
+// -- screening tools (views, gamma, density, edges, loupe, overlay, recall: imagetools.js) -------------
+const MAX_ZOOM = 16;
+function setMode(m) {
+  S.mode = m; for (const b of $("modes").children) b.className = b.dataset.mode === m ? "on" : "";
+  if (S.side || S.flicker) loadReference();  // the reference pass in the same view
+  if (window.ImageTools && ImageTools.state.data) ImageTools.render(); else if (S.current) loadImage();
+}
 function applyFilters() {
-  $("scan").style.filter = `contrast(${$("contrast").value}) brightness(${$("brightness").value})`;
   $("layer").style.transform = `translate(${S.panX}px, ${S.panY}px) scale(${S.zoom})`;
   $("ref-layer").style.transform = $("layer").style.transform;  // side by side: one zoom and pan for both
-  $("ref-scan").style.filter = $("scan").style.filter;
 }
-$("contrast").oninput = applyFilters; $("brightness").oninput = applyFilters;
-function resetView() { S.zoom = 1; S.panX = 0; S.panY = 0; $("contrast").value = 1; $("brightness").value = 1; applyFilters(); }
-function zoomBy(f) { S.zoom = Math.min(12, Math.max(0.5, S.zoom * f)); applyFilters(); }
+function resetView() { S.zoom = 1; S.panX = 0; S.panY = 0; applyFilters(); }
+function zoomBy(f) { S.zoom = Math.min(MAX_ZOOM, Math.max(0.5, S.zoom * f)); applyFilters(); }
 $("zoom-in").onclick = () => zoomBy(1.25); $("zoom-out").onclick = () => zoomBy(0.8); $("zoom-reset").onclick = resetView;
 function fit() {
   const img = $("scan"), st = $("stage");
@@ -327,7 +330,8 @@ function fit() {
   }
 }
 const pointers = new Map(); let pinch = null, drag = null;
-$("stage").addEventListener("wheel", (e) => { e.preventDefault(); zoomBy(e.deltaY < 0 ? 1.1 : 0.9); }, { passive: false });
+$("stage").addEventListener("wheel", (e) => { e.preventDefault(); const f = e.deltaY < 0 ? 1.1 : 0.9;
+  if (window.ImageTools) ImageTools.zoomAt(f, e.clientX, e.clientY); else zoomBy(f); }, { passive: false });
 $("stage").addEventListener("pointerdown", (e) => {
   if (e.target.closest("button")) return;  // the zoom buttons on the image
   $("stage").setPointerCapture(e.pointerId); pointers.set(e.pointerId, e);
@@ -337,7 +341,7 @@ $("stage").addEventListener("pointerdown", (e) => {
 });
 $("stage").addEventListener("pointermove", (e) => {
   if (!pointers.has(e.pointerId)) return; pointers.set(e.pointerId, e);
-  if (pinch && pointers.size === 2) { const [a, b] = [...pointers.values()]; S.zoom = Math.min(12, Math.max(0.5, pinch.zoom * dist(a, b) / pinch.d)); applyFilters(); }
+  if (pinch && pointers.size === 2) { const [a, b] = [...pointers.values()]; S.zoom = Math.min(MAX_ZOOM, Math.max(0.5, pinch.zoom * dist(a, b) / pinch.d)); applyFilters(); }
   else if (drag && drag.box) { const p = toImage(e); drag.box[2] = p.x; drag.box[3] = p.y; drawBoxes(drag.box); }
   else if (drag) { S.panX = e.clientX - drag.x; S.panY = e.clientY - drag.y; applyFilters(); }
 });

@@ -1,0 +1,103 @@
+"""The scan's data for the screen's image tools (static/imagetools.js), and the dense-object finder.
+
+The screen fetches a scan once as raw data and draws every view itself (high and low energy, material
+colour, edge enhancement, gamma, absorption slicing), so switching tools costs no round trip and no
+tool shifts material colours the way CSS filters did. The payload is
+
+    b"CPSD" | uint32 LE n | n bytes of JSON header (space-padded to a 4-byte boundary)
+    | high: H×W uint16 LE | low: H×W uint16 LE | classes: H×W uint8
+
+in display orientation (a portal scan turned side-on as render.side_on turns its PNG); the header's
+`dense` boxes are in scan pixels (x = column, y = line), as detection boxes are, for the screen to
+map the same way.
+
+A dense region is where the high-energy beam does not get through (−ln T_high ≥ DENSE_FROM, T ≤ 1 %):
+nothing behind it can be seen, so the screen marks it and says so; the officer inspects it by hand.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+from dataclasses import asdict, dataclass
+from typing import Hashable
+
+import cv2
+import numpy as np
+
+from edge.web import render
+from models.scan import AIR, Scan
+
+MAGIC = b"CPSD"
+try:  # the material module's "opaque" border, so the colour view's black and the alert agree
+    from models.material import OPAQUE_FROM as DENSE_FROM
+except ImportError:  # pragma: no cover - a models package without it
+    DENSE_FROM = 4.6
+MIN_DENSE_MM2 = 100.0  # a region smaller than 10 × 10 mm hides nothing worth an alert (a buckle, a coin)
+
+
+@dataclass(frozen=True)
+class DenseRegion:
+    """A region the beam cannot penetrate: its box (x0, y0, x1, y1) in scan pixels and its size."""
+
+    box: tuple[int, int, int, int]
+    pixels: int
+    area_mm2: float
+
+
+def attenuation(channel: np.ndarray) -> np.ndarray:
+    """−ln T of a uint16 transmission channel (0 for air; 0 transmission counts as one count)."""
+    return -np.log(np.clip(channel.astype(np.float32), 1.0, AIR) / AIR)
+
+
+def dense_regions(high: np.ndarray, pixel_mm: float = 1.0, min_mm2: float = MIN_DENSE_MM2) -> list[DenseRegion]:
+    """Regions of at least `min_mm2` where −ln T_high ≥ DENSE_FROM (3×3-smoothed against detector noise),
+    largest first. `high` is the scan's high-energy channel in scan orientation."""
+    if not pixel_mm > 0:
+        raise ValueError(f"pixel size must be positive, got pixel_mm={pixel_mm!r}")
+    dense = (cv2.blur(attenuation(high), (3, 3)) >= DENSE_FROM).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(dense, connectivity=8)
+    px_mm2 = pixel_mm * pixel_mm
+    out = [DenseRegion((int(x), int(y), int(x + w), int(y + h)), int(area), round(float(area) * px_mm2, 1))
+           for x, y, w, h, area in stats[1:n] if area * px_mm2 >= min_mm2]
+    return sorted(out, key=lambda r: -r.pixels)
+
+
+def pixel_mm(scan: Scan) -> float:
+    """The scan's pixel size from its meta (1 mm where the source does not say)."""
+    value = scan.meta.get("pixel_mm")
+    return float(value) if isinstance(value, (int, float)) and value > 0 else 1.0
+
+
+def encode(scan: Scan, *, portal: bool = False, key: Hashable | None = None) -> bytes:
+    """The payload (see the module docstring) of `scan`, gzip-compressed (sent as Content-Encoding: gzip);
+    `key` names the scan as render.view's does, so that its material classes are computed once."""
+    classes = render.classes_of(scan, key)
+    planes = [scan.high, scan.low, classes]
+    if portal:
+        planes = [np.rot90(p) for p in planes]
+    h, w = planes[0].shape
+    header = {"version": 1, "width": int(w), "height": int(h), "portal": portal, "air": AIR,
+              "dense_from": DENSE_FROM, "pixel_mm": pixel_mm(scan),
+              "dense": [asdict(r) for r in dense_regions(scan.high, pixel_mm(scan))]}
+    text = json.dumps(header).encode()
+    text += b" " * (-(len(MAGIC) + 4 + len(text)) % 4)
+    body = b"".join([MAGIC, struct.pack("<I", len(text)), text,
+                     np.ascontiguousarray(planes[0], "<u2").tobytes(), np.ascontiguousarray(planes[1], "<u2").tobytes(),
+                     np.ascontiguousarray(planes[2], np.uint8).tobytes()])
+    return gzip.compress(body, compresslevel=1)
+
+
+def decode(payload: bytes) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+    """(header, high, low, classes) of an uncompressed payload: what the screen reads, for tests and tools."""
+    if payload[:4] != MAGIC:
+        raise ValueError(f"not a scan data payload: starts with {payload[:4]!r}, expected {MAGIC!r}")
+    (n,) = struct.unpack_from("<I", payload, 4)
+    header = json.loads(payload[8:8 + n])
+    h, w = header["height"], header["width"]
+    at = 8 + n
+    high = np.frombuffer(payload, "<u2", h * w, at).reshape(h, w)
+    low = np.frombuffer(payload, "<u2", h * w, at + 2 * h * w).reshape(h, w)
+    classes = np.frombuffer(payload, np.uint8, h * w, at + 4 * h * w).reshape(h, w)
+    return header, high, low, classes
