@@ -188,6 +188,18 @@ class LaneBacklog(_Wire):
     oldest_at: float | None = None
 
 
+class StorageFigures(_Wire):
+    """A station's disk use and retention figures (edge.store.Store.figures; docs/retention-and-holds.md)."""
+
+    data_bytes: int = 0
+    free_bytes: int = 0
+    oldest: str | None = None  # the oldest record's decision time (RFC 3339)
+    records: dict[str, int] = Field(default_factory=dict)  # per verdict
+    next_prune: int = 0  # records the next retention round deletes
+    kept: dict[str, int] = Field(default_factory=dict)  # old enough by verdict, kept: held, not_released, young
+    holds: int = 0
+
+
 class StatusMsg(_Wire):
     """The station's retained status; the Last Will carries state=offline."""
 
@@ -204,6 +216,8 @@ class StatusMsg(_Wire):
     risk_version: int | None = None  # the risk bundle the station runs; None: none
     risk_stale: bool = False  # that bundle has expired: the station runs on it at the raised random rate
     risk_expires_at: float | None = None
+    retention_version: int | None = None  # the hub's retention state the station prunes by; None: keeps everything
+    storage: StorageFigures | None = None
 
 
 class AckItem(_Wire):

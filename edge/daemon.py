@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 HOUSEKEEPING_S = 5.0
+FIGURES_EVERY = 12  # housekeeping rounds between disk and retention figures (a minute)
 RESTART_DELAY_S = 5.0
 SHUTDOWN_S = 20.0
 MB = 1024 * 1024
@@ -134,7 +135,8 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         devices = await open_devices(stack, config.devices, st.id)
         metrics.follow_devices(devices)
         risk = await _open_risk(config, metrics)
-        publisher = await _open_publisher(stack, config, store, risk)
+        snapshot: dict[str, Any] = {}
+        publisher = await _open_publisher(stack, config, store, risk, snapshot)
         shadow = await _open_shadow(stack, config, pool)
         if shadow is not None:
             metrics.follow_shadow(shadow.stats)
@@ -145,7 +147,6 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
                                     risk=RiskCheck(risk, st.id, st.kind, history.facts if history else None)
                                     if risk is not None else None)
         flow = kind.flow(FlowParts(config, devices, inspection, events, progress, history))
-        snapshot: dict[str, Any] = {}
         screen_stop = asyncio.Event()  # this station's screen only: a failed station must not stop the others
         ctx = StationContext(st.id, st.kind, st.lane, st.budget_ms, store, events,
                              health=lambda: _health(engine, devices, publisher, metrics, snapshot, shadow),
@@ -209,14 +210,18 @@ async def _open_shadow(stack: AsyncExitStack, config: StationConfig, pool: Infer
 
 
 async def _open_publisher(stack: AsyncExitStack, config: StationConfig, store: StoreWriter,
-                          risk: RiskRuntime | None) -> Publisher | None:
+                          risk: RiskRuntime | None, snapshot: dict[str, Any]) -> Publisher | None:
     if config.sync is None:
         return None
     from central_sync.publisher import Publisher
 
+    def extra_status() -> dict:
+        """The risk bundle run, the retention state and the disk figures housekeeping last took."""
+        return {**(risk.status() if risk is not None else {}), **store.store.retention.status(),
+                "storage": snapshot.get("storage")}
+
     return await stack.enter_async_context(
-        Publisher(config.sync, config.station.id, store.store.db_path, store.store.scans_dir,
-                  extra_status=risk.status if risk is not None else None))
+        Publisher(config.sync, config.station.id, store.store.db_path, store.store.scans_dir, extra_status=extra_status))
 
 
 async def _open_risk(config: StationConfig, metrics: StationMetrics) -> RiskRuntime | None:
@@ -345,7 +350,7 @@ async def _enter_command_receiver(stack: AsyncExitStack, config: StationConfig, 
                                switch_model=lambda sha: engine.switch_model(sha, config.model.threads),
                                request_diag=request_diag)
     await stack.enter_async_context(CommandReceiver(sync, config.station.id, store.store, handlers,
-                                                    config.commands))
+                                                    config.commands, retention=store.store.retention))
 
 
 async def _housekeeping(store: StoreWriter, publisher: Any, metrics: StationMetrics, devices: Devices,
@@ -353,11 +358,15 @@ async def _housekeeping(store: StoreWriter, publisher: Any, metrics: StationMetr
                         risk: RiskRuntime | None = None) -> None:
     """Retention, gauges, the health snapshot and liveness, every few seconds."""
     progress.register("housekeeping")
+    rounds = 0
     while True:
         await store.call(store.store.check_space)
         if risk is not None:
             await _risk_alarms(store, risk)
         await store.call(store.store.prune)
+        if rounds % FIGURES_EVERY == 0:  # counting records per verdict reads an index: not every round
+            snapshot["storage"] = await store.call(store.store.figures)
+        rounds += 1
         backlog = await store.call(store.store.outbox_backlog)
         snapshot["alarms"] = [list(a) for a in await store.call(store.store.standing_alarms)]
         snapshot["store"] = {"records": store.store.counters.records, "backlog": backlog, "full": store.store.full,
