@@ -28,6 +28,7 @@ from central_sync.control_room.feed import LiveFeed
 from central_sync.control_room.i18n import LANGS, page_messages, pick_lang, t
 from central_sync.control_room.images import ImageUnreadable, cached_png
 from central_sync.control_room.case_routes import build_case_router
+from central_sync.control_room.retention_routes import build_retention_router
 from central_sync.control_room.risk_routes import build_risk_router
 from central_sync.hub.search import MORE_HEADER, Match
 from central_sync.riskhub.feed import feed_router
@@ -328,6 +329,7 @@ def build_router(room: ControlRoom) -> APIRouter:
 
     r.include_router(build_risk_router(room, need))
     r.include_router(build_case_router(room, need))
+    r.include_router(build_retention_router(room, need))
     r.include_router(feed_router(store))  # the customs declaration system's POST /api/declarations
     r.routes.append(_static())
     return r
