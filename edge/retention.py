@@ -39,7 +39,9 @@ class StationRetention:
         self.counters: Counter[str] = Counter()
 
     def load(self) -> "StationRetention":
-        """The state kept by the last run, if any."""
+        """The state kept by the last run, if any (once: a screen's store shares the daemon's)."""
+        if self.state is not None:
+            return self
         try:
             self._swap(r.RetentionState.model_validate_json(self.path.read_bytes()))
         except FileNotFoundError:
