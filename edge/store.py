@@ -411,27 +411,29 @@ class Store:
     def _prune(self, now: float | None) -> None:
         now = now or time.time()
         old = self.prunable(now)
-        for _, sha, crops in old:
+        for _, sha, crops, photos in old:
             self._delete_scan(sha)
             self._delete_crops(crops)
+            for photo in photos:  # search photos are not counted against the cap (see open)
+                self.photo_path(photo).unlink(missing_ok=True)
         with self._transaction():
-            self.conn.executemany("DELETE FROM inspections WHERE id = ?", [(rid,) for rid, _, _ in old])
+            self.conn.executemany("DELETE FROM inspections WHERE id = ?", [(rid,) for rid, _, _, _ in old])
         self.counters.pruned_records += len(old)
         if old:
             log.info("store.pruned", records=len(old), station=self.station)
         if self._scan_bytes > self.limits.scan_cap_bytes * 0.9:
             self._evict_synced_scans(int(self.limits.scan_cap_bytes * 0.8))
 
-    def prunable(self, now: float, kept: dict[str, int] | None = None) -> list[tuple[str, str | None, str]]:
-        """The synced records the retention state lets go now, (id, scan sha256, crops) each; `kept` counts why
-        the other candidates stay. Candidates are read by verdict and age, a page at a time."""
+    def prunable(self, now: float, kept: dict[str, int] | None = None) -> list[tuple[str, str | None, str, list[str]]]:
+        """The synced records the retention state lets go now, (id, scan sha256, crops, search photos) each; `kept`
+        counts why the other candidates stay. Candidates are read by verdict and age, a page at a time."""
         state = self.retention.effective()
         cuts = retention.verdict_cutoffs(state.policy, now) if state is not None and state.policy else {}
         if not cuts or state is None:
             return []
         age = " OR ".join("(verdict = ? AND decided_at < ?)" for _ in cuts)
         args = [a for verdict, cut in cuts.items() for a in (verdict, _iso(cut))]
-        go: list[tuple[str, str | None, str]] = []
+        go: list[tuple[str, str | None, str, list[str]]] = []
         after = 0
         for _ in range(PRUNE_PAGES):
             rows = self.conn.execute(
@@ -439,9 +441,11 @@ class Store:
                 " (SELECT 1 FROM outbox o WHERE o.record_id = inspections.id) ORDER BY seq LIMIT ?",
                 (*args, after, PRUNE_PAGE)).fetchall()
             for seq, rid, sha, crops, body in rows:
-                why = retention.keep_reason(json.loads(body), state, now, holds=self.retention.holds)
+                record = json.loads(body)
+                why = retention.keep_reason(record, state, now, holds=self.retention.holds)
                 if why is None:
-                    go.append((rid, sha, crops))
+                    photos = [ph for report in record.get("search_reports") or () for ph in report.get("photos") or ()]
+                    go.append((rid, sha, crops, photos))
                 elif kept is not None:
                     kept[why] = kept.get(why, 0) + 1
             if len(rows) < PRUNE_PAGE:

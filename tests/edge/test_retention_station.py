@@ -14,7 +14,8 @@ from central_sync import retention as r
 from central_sync.commands import CommandLink
 from central_sync.config import BrokerConfig
 from central_sync.devtools import Mosquitto
-from central_sync.schema import Identity, InspectionRecord, Review, SearchResult, Verdict
+from central_sync.schema import (Identity, InspectionRecord, Review, SearchReport, SearchResult, SearchSignature,
+                                 Verdict)
 from edge.commands import CommandHandlers, CommandReceiver, CommandsConfig
 from edge.store import Store, StoreLimits
 from edge_factories import make_record
@@ -30,11 +31,17 @@ def state(version: int, holds: list[r.Hold] = [], released: list[str] = [], poli
 
 
 def commit(s: Store, verdict: Verdict, days: float, synced: bool = True, plate: str | None = None,
-           review: Review | None = None, scan: str | None = None) -> InspectionRecord:
+           review: Review | None = None, scan: str | None = None, photo: str | None = None) -> InspectionRecord:
     at = datetime.fromtimestamp(NOW, timezone.utc) - timedelta(days=days)
     rec = make_record(verdict, "detection" if verdict is Verdict.SUSPECT else verdict.value, scan_sha=scan)
     idents = [Identity(kind="plate", value=plate, source="cam", status="read")] if plate else []
-    rec = rec.model_copy(update={"decided_at": at, "started_at": at, "identities": idents, "review": review})
+    reports = [SearchReport(version=1, vehicle_type="saloon", minutes=5, outcome="nothing_found", photos=[photo],
+                            officer=SearchSignature(badge="B-1", role="officer", signed_at=at, digest="0" * 64))
+               ] if photo else []
+    rec = rec.model_copy(update={"decided_at": at, "started_at": at, "identities": idents, "review": review,
+                                 "search_reports": reports})
+    if photo:
+        assert s.put_photo(photo, b"jpeg")
     if scan:
         assert s.put_scan(scan, b"s" * 100)
     rec = s.commit(rec, scan_stored=bool(scan))
@@ -56,7 +63,7 @@ def test_without_a_state_from_the_hub_the_station_keeps_everything(tmp_path):
 
 def test_the_hubs_state_prunes_exactly_what_it_should(tmp_path):
     with Store(tmp_path, StoreLimits(reserve_bytes=0)) as s:
-        clear_old = commit(s, Verdict.CLEAR, 40, scan="c1" * 32)
+        clear_old = commit(s, Verdict.CLEAR, 40, scan="c1" * 32, photo="f0" * 32)
         clear_young = commit(s, Verdict.CLEAR, 20)
         clear_unsynced = commit(s, Verdict.CLEAR, 400, synced=False)
         suspect_mid = commit(s, Verdict.SUSPECT, 40)
@@ -71,6 +78,7 @@ def test_the_hubs_state_prunes_exactly_what_it_should(tmp_path):
         every = (clear_old, clear_young, clear_unsynced, suspect_mid, suspect_old, seized)
         assert kept(s, *every) == {clear_young.id, clear_unsynced.id, suspect_mid.id, seized.id}
         assert not s.scan_path("c1" * 32).exists() and s.counters.pruned_records == 2
+        assert not s.photo_path("f0" * 32).exists()  # its search photo went with it
 
         assert s.retention.receive(HUB_KEY.public_key(), state(2, released=[seized.id])) == "applied"
         s.prune(now=NOW)
