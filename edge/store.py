@@ -48,6 +48,7 @@ log = structlog.get_logger()
 
 PRUNE_PAGE = 500  # records read per page of a retention round
 PRUNE_PAGES = 20  # pages read per round at most (the rest waits for the next round)
+STABLE_KEEPS = frozenset({"held", "not_released", "kept_class"})  # only a new retention state changes these
 RESERVE_ALARM_BYTES = 4096
 SPACE_PROBE_BYTES = 64 * 1024  # the room a probe must find before records are written again
 STORE_CORRUPT_EXIT = 65  # EX_DATAERR; the systemd unit lists it in RestartPreventExitStatus
@@ -128,6 +129,8 @@ class Store:
         self.reserve = ReserveAlarm(self.data_dir / "alarm.reserve")
         self.full: str | None = None  # the disk-full alarm while records cannot be written
         self.retention = StationRetention(self.data_dir, limits.retention_days)
+        self._kept_for: object = None  # the retention state `_kept` was found under
+        self._kept: dict[int, str] = {}  # seq -> why it stays, for reasons only a new state changes
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self) -> "Store":
@@ -424,34 +427,49 @@ class Store:
         if self._scan_bytes > self.limits.scan_cap_bytes * 0.9:
             self._evict_synced_scans(int(self.limits.scan_cap_bytes * 0.8))
 
-    def prunable(self, now: float, kept: dict[str, int] | None = None) -> list[tuple[str, str | None, str, list[str]]]:
-        """The synced records the retention state lets go now, (id, scan sha256, crops, search photos) each; `kept`
-        counts why the other candidates stay. Candidates are read by verdict and age, a page at a time."""
+    def prunable(self, now: float, kept: dict[str, int] | None = None,
+                 limit: int = PRUNE_PAGE) -> list[tuple[str, str | None, str, list[str]]]:
+        """At most `limit` synced records the retention state lets go now, (id, scan sha256, crops, search photos)
+        each; `kept` counts why the other candidates stay. Candidates are read by verdict and age, a page at a
+        time; one kept for a reason only a new state can change (held, not released) is not read again."""
         state = self.retention.effective()
         cuts = retention.verdict_cutoffs(state.policy, now) if state is not None and state.policy else {}
         if not cuts or state is None:
             return []
+        if self._kept_for is not state:
+            self._kept_for, self._kept = state, {}
         age = " OR ".join("(verdict = ? AND decided_at < ?)" for _ in cuts)
         args = [a for verdict, cut in cuts.items() for a in (verdict, _iso(cut))]
         go: list[tuple[str, str | None, str, list[str]]] = []
         after = 0
         for _ in range(PRUNE_PAGES):
             rows = self.conn.execute(
-                f"SELECT seq, id, scan_sha256, crops, record FROM inspections WHERE ({age}) AND seq > ? AND NOT EXISTS"
+                f"SELECT seq, id, scan_sha256, crops FROM inspections WHERE ({age}) AND seq > ? AND NOT EXISTS"
                 " (SELECT 1 FROM outbox o WHERE o.record_id = inspections.id) ORDER BY seq LIMIT ?",
                 (*args, after, PRUNE_PAGE)).fetchall()
-            for seq, rid, sha, crops, body in rows:
-                record = json.loads(body)
-                why = retention.keep_reason(record, state, now, holds=self.retention.holds)
-                if why is None:
-                    photos = [ph for report in record.get("search_reports") or () for ph in report.get("photos") or ()]
-                    go.append((rid, sha, crops, photos))
-                elif kept is not None:
+            for seq, rid, sha, crops in rows:
+                why = self._kept.get(seq) or self._keep_reason(seq, rid, sha, crops, state, now, go)
+                if why is not None and kept is not None:
                     kept[why] = kept.get(why, 0) + 1
+                if len(go) == limit:
+                    return go
             if len(rows) < PRUNE_PAGE:
                 break
             after = rows[-1][0]
         return go
+
+    def _keep_reason(self, seq: int, rid: str, sha: str | None, crops: str, state: retention.RetentionState,
+                     now: float, go: list[tuple[str, str | None, str, list[str]]]) -> str | None:
+        """Why the record stays (remembered while the state holds when only a new state can change it), or None
+        with the record added to `go`."""
+        record = json.loads(self.conn.execute("SELECT record FROM inspections WHERE seq = ?", (seq,)).fetchone()[0])
+        why = retention.keep_reason(record, state, now, holds=self.retention.holds)
+        if why in STABLE_KEEPS:
+            self._kept[seq] = why
+        elif why is None:
+            photos = [ph for report in record.get("search_reports") or () for ph in report.get("photos") or ()]
+            go.append((rid, sha, crops, photos))
+        return why
 
     def hold_of(self, record: InspectionRecord) -> str | None:
         """What legal hold keeps this record (`record`, `plate`, `container`), or None."""

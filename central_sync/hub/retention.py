@@ -36,12 +36,15 @@ CREATE TABLE IF NOT EXISTS legal_holds (
 CREATE INDEX IF NOT EXISTS legal_holds_norm ON legal_holds (kind, norm);
 CREATE TABLE IF NOT EXISTS seizure_releases (
     record_id TEXT PRIMARY KEY, released_by TEXT NOT NULL, released_at DOUBLE PRECISION NOT NULL, reason TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS records_scan ON records (scan_sha256);
+CREATE INDEX IF NOT EXISTS tip_outcomes_record ON tip_outcomes (record_id);
+CREATE INDEX IF NOT EXISTS records_verdict_decided ON records (verdict, decided_ts);
 CREATE TABLE IF NOT EXISTS retention_states (
     version BIGINT PRIMARY KEY, issued_at DOUBLE PRECISION NOT NULL, signed TEXT NOT NULL);
 """
 PAGE = 500
 # A record is under a hold (args: none): its id, or one of its plates or containers, normalised.
-HELD = ("(EXISTS (SELECT 1 FROM legal_holds h WHERE h.released_at IS NULL AND h.kind = 'record' AND h.value = records.id)"
+HELD = ("(EXISTS (SELECT 1 FROM legal_holds h WHERE h.released_at IS NULL AND h.kind = 'record' AND h.norm = records.id)"
         " OR EXISTS (SELECT 1 FROM record_identities i JOIN legal_holds h ON h.kind = i.kind AND h.norm = i.norm"
         " WHERE i.record_id = records.id AND h.released_at IS NULL))")
 # The hub may let it go: no alert, or one the control room acknowledged or an officer reviewed.
@@ -131,6 +134,10 @@ def holds(store: HubStore, standing_only: bool = True) -> list[dict[str, Any]]:
             store.query(f"SELECT {','.join(cols)} FROM legal_holds{where} ORDER BY placed_at DESC")]
 
 
+def _marks(values: list[str]) -> str:
+    return ",".join("?" * len(values))
+
+
 def _object(hold: r.Hold) -> str:
     """The audit object: the record's id (so the case bundle's audit names it), or `plate:VALUE`."""
     return hold.value if hold.kind == "record" else f"{hold.kind}:{hold.value}"
@@ -218,19 +225,21 @@ def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: s
     scans = 0
 
     def delete(cur: Cursor) -> int:
-        gone_scans = 0
-        for rid, sha in go:
-            cur.execute(store.sql(f"DELETE FROM records WHERE id = ? AND NOT {HELD} RETURNING id"), (rid,))
-            if not cur.fetchall():
-                continue
-            deleted.append(rid)
-            for table in DEPENDENTS:
-                cur.execute(store.sql(f"DELETE FROM {table} WHERE record_id = ?"), (rid,))
-            if sha:
-                cur.execute(store.sql("DELETE FROM blobs WHERE sha256 = ? AND NOT EXISTS"
-                                      " (SELECT 1 FROM records WHERE scan_sha256 = ?) RETURNING sha256"), (sha, sha))
-                gone_scans += len(cur.fetchall())
-        return gone_scans
+        ids = [rid for rid, _ in go]
+        cur.execute(store.sql(f"DELETE FROM records WHERE id IN ({_marks(ids)}) AND NOT {HELD}"
+                              " RETURNING id, scan_sha256"), ids)
+        gone = cur.fetchall()
+        deleted.extend(sorted(row[0] for row in gone))
+        if not gone:
+            return 0
+        for table in DEPENDENTS:
+            cur.execute(store.sql(f"DELETE FROM {table} WHERE record_id IN ({_marks(deleted)})"), deleted)
+        shas = sorted({row[1] for row in gone if row[1]})
+        if not shas:
+            return 0
+        cur.execute(store.sql(f"DELETE FROM blobs WHERE sha256 IN ({_marks(shas)}) AND NOT EXISTS"
+                              " (SELECT 1 FROM records WHERE scan_sha256 = blobs.sha256) RETURNING sha256"), shas)
+        return len(cur.fetchall())
     if go:
         scans = store.run_in_transaction(delete)
     out = {"records": len(deleted), "scans": scans, "kept": dict(kept)}
