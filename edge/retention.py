@@ -11,8 +11,6 @@ retention_days` to every verdict when a config sets it). A file that no longer p
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -72,8 +70,10 @@ class StationRetention:
             outcome = "same" if state.version == running else "older"
             self.counters[outcome] += 1
             return outcome
+        from edge.stations import statefile  # here: edge.stations imports the store, which imports this module
+
         try:
-            _write(self.path, state.model_dump_json().encode())
+            statefile.save(self.path, state.model_dump(mode="json"))
         except OSError as exc:
             return self._refuse("not_stored", f"retention state {state.version} could not be written to {self.path}: {exc}")
         self._swap(state)
@@ -97,21 +97,3 @@ class StationRetention:
         self.counters[f"refused_{code}"] += 1
         log.warning("retention.refused", code=code, error=message)
         return code
-
-
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".part")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def body_of(record_json: str) -> dict[str, Any]:
-    return dict(json.loads(record_json))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from fastapi import APIRouter, Depends, HTTPException
@@ -25,6 +25,7 @@ from central_sync.hub import retention as hub_retention
 if TYPE_CHECKING:
     from central_sync.control_room.service import ControlRoom
 
+T = TypeVar("T")
 log = structlog.get_logger("central_sync.control_room.retention")
 HOLD_STATUS = {"reason_required": 422, "unknown_record": 404, "unknown_hold": 409, "not_a_seizure": 409}
 
@@ -87,9 +88,13 @@ def stations(room: ControlRoom) -> list[dict[str, Any]]:
 def build_retention_router(room: ControlRoom, need: Callable[[str], Callable[..., auth.User]]) -> APIRouter:
     rt = APIRouter(prefix="/cr/api")
 
-    def refuse(exc: hub_retention.HoldError, user: auth.User) -> HTTPException:
-        lang = pick_lang(user.lang, room.cfg.default_lang)
-        return HTTPException(HOLD_STATUS.get(exc.code, 409), t(f"error.hold.{exc.code}", lang, why=str(exc)))
+    def attempt(user: auth.User, change: Callable[[], T]) -> T:
+        """Run an audited change; a HoldError becomes the HTTP refusal, in the user's language."""
+        try:
+            return change()
+        except hub_retention.HoldError as exc:
+            lang = pick_lang(user.lang, room.cfg.default_lang)
+            raise HTTPException(HOLD_STATUS.get(exc.code, 409), t(f"error.hold.{exc.code}", lang, why=str(exc))) from exc
 
     @rt.get("/retention")
     def overview(user: auth.User = Depends(need("retention_view"))) -> dict:
@@ -99,10 +104,7 @@ def build_retention_router(room: ControlRoom, need: Callable[[str], Callable[...
 
     @rt.put("/retention/policy")
     def set_policy(body: PolicyIn, user: auth.User = Depends(need("retention_policy"))) -> dict:
-        try:
-            version = hub_retention.set_policy(room.store, body.policy, user.username, body.reason)
-        except hub_retention.HoldError as exc:
-            raise refuse(exc, user) from exc
+        version = attempt(user, lambda: hub_retention.set_policy(room.store, body.policy, user.username, body.reason))
         return {"policy_version": version, "published_version": publish(room)}
 
     @rt.get("/holds")
@@ -111,26 +113,18 @@ def build_retention_router(room: ControlRoom, need: Callable[[str], Callable[...
 
     @rt.post("/holds")
     def place(body: HoldIn, user: auth.User = Depends(need("hold"))) -> dict:
-        try:
-            hold = hub_retention.place_hold(room.store, body.kind, body.value, user.username, body.reason)
-        except hub_retention.HoldError as exc:
-            raise refuse(exc, user) from exc
+        hold = attempt(user, lambda: hub_retention.place_hold(room.store, body.kind, body.value, user.username,
+                                                              body.reason))
         return {**hold, "published_version": publish(room)}
 
     @rt.post("/holds/{hold_id}/release")
     def release(hold_id: str, body: ReasonIn, user: auth.User = Depends(need("hold"))) -> dict:
-        try:
-            hold = hub_retention.release_hold(room.store, hold_id, user.username, body.reason)
-        except hub_retention.HoldError as exc:
-            raise refuse(exc, user) from exc
+        hold = attempt(user, lambda: hub_retention.release_hold(room.store, hold_id, user.username, body.reason))
         return {**hold, "published_version": publish(room)}
 
     @rt.post("/seizures/{record_id}/release")
     def release_seizure(record_id: str, body: ReasonIn, user: auth.User = Depends(need("hold"))) -> dict:
-        try:
-            hub_retention.release_seizure(room.store, record_id, user.username, body.reason)
-        except hub_retention.HoldError as exc:
-            raise refuse(exc, user) from exc
+        attempt(user, lambda: hub_retention.release_seizure(room.store, record_id, user.username, body.reason))
         return {"record_id": record_id, "published_version": publish(room)}
 
     return rt
