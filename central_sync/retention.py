@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -159,8 +160,6 @@ def verdict_cutoffs(policy: RetentionPolicy, now: float) -> dict[str, float]:
 
 
 def _ts(value: Any) -> float:
-    from datetime import datetime
-
     if isinstance(value, (int, float)):
         return float(value)
     return datetime.fromisoformat(str(value)).timestamp()

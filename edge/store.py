@@ -47,6 +47,7 @@ Ts = TypeVarTuple("Ts")
 log = structlog.get_logger()
 
 PRUNE_PAGE = 500  # records read per page of a retention round
+PRUNE_MAX = 200  # records deleted per round at most: the store thread (commits wait on it) is never held long
 PRUNE_PAGES = 20  # pages read per round at most (the rest waits for the next round)
 STABLE_KEEPS = frozenset({"held", "not_released", "kept_class"})  # only a new retention state changes these
 RESERVE_ALARM_BYTES = 4096
@@ -428,7 +429,7 @@ class Store:
             self._evict_synced_scans(int(self.limits.scan_cap_bytes * 0.8))
 
     def prunable(self, now: float, kept: dict[str, int] | None = None,
-                 limit: int = PRUNE_PAGE) -> list[tuple[str, str | None, str, list[str]]]:
+                 limit: int = PRUNE_MAX) -> list[tuple[str, str | None, str, list[str]]]:
         """At most `limit` synced records the retention state lets go now, (id, scan sha256, crops, search photos)
         each; `kept` counts why the other candidates stay. Candidates are read by verdict and age, a page at a
         time; one kept for a reason only a new state can change (held, not released) is not read again."""
