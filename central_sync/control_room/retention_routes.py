@@ -61,12 +61,14 @@ def publish(room: ControlRoom) -> int | None:
 
 
 async def keep(room: ControlRoom) -> None:
-    """Publish the newest state again (a broker that lost its retained message) and prune the hub, each period;
-    a failure is logged and tried again next period."""
+    """Publish the newest state again (a broker that lost its retained message), or a new one when a change was
+    not published (made without a key or a link), and prune the hub, each period; a failure is logged and tried
+    again next period."""
     while True:
         try:
-            latest = await asyncio.to_thread(hub_retention.latest_signed, room.store)
-            if latest is not None and room.link is not None:
+            if room.key is not None and await asyncio.to_thread(hub_retention.unpublished, room.store):
+                await asyncio.to_thread(publish, room)
+            elif (latest := await asyncio.to_thread(hub_retention.latest_signed, room.store)) and room.link:
                 room.link.publish(r.TOPIC, latest[1], retain=True)
             while (await asyncio.to_thread(hub_retention.prune, room.store))["records"] == hub_retention.PAGE:
                 pass  # a full page: there is more to delete

@@ -170,6 +170,17 @@ def publish(store: HubStore, key: Ed25519PrivateKey) -> tuple[r.RetentionState, 
     raise r.RetentionError("version_race", "the retention state's next version was taken ten times in a row")
 
 
+def unpublished(store: HubStore) -> bool:
+    """Whether the tables hold a policy, holds or releases the newest published state does not (a change made
+    while the hub had no signing key or no broker link, or by a hub process without them)."""
+    current = state(store, 1)
+    latest = latest_signed(store)
+    if latest is None:
+        return current.policy is not None or bool(current.holds or current.released)
+    was = r.RetentionState.model_validate_json(r.SignedState.model_validate_json(latest[1]).payload)
+    return (was.policy, was.holds, was.released) != (current.policy, current.holds, current.released)
+
+
 def latest_signed(store: HubStore) -> tuple[int, bytes] | None:
     rows = store.query("SELECT version, signed FROM retention_states ORDER BY version DESC LIMIT 1")
     return (int(rows[0][0]), rows[0][1].encode()) if rows else None

@@ -165,6 +165,7 @@ def test_a_hold_needs_a_reason_and_something_to_hold(store):
 
 def test_the_published_state_is_signed_versioned_and_carries_the_holds(store):
     key = Ed25519PrivateKey.generate()
+    assert not hub_retention.unpublished(store)  # nothing set: nothing to publish
     hub_retention.set_policy(store, POLICY, "admin", "default")
     first, _ = hub_retention.publish(store, key)
     hold = hub_retention.place_hold(store, "container", "CSQU 305438 3", "sup", "order 9")
@@ -176,6 +177,9 @@ def test_the_published_state_is_signed_versioned_and_carries_the_holds(store):
     with pytest.raises(retention.RetentionError, match="does not verify"):
         retention.verify(Ed25519PrivateKey.generate().public_key(), signed)
     assert hold["norm"] == "CSQU3054383"
+    assert not hub_retention.unpublished(store)
+    hub_retention.release_hold(store, hold["id"], "sup", "lifted")  # made without publishing (no key, no link)
+    assert hub_retention.unpublished(store)
 
 
 def test_figures_say_what_the_next_prune_deletes(store):
