@@ -9,7 +9,7 @@ signed by the hub's command key (the key stations pin in `[commands] hub_public_
 newest version it verified (a replayed older one can never lift a hold) and runs without a policy (keeps
 everything) until the first arrives. Both sides decide with `keep_reason`: a record goes only when it is
 older than its class's days, is no seizure still unreleased, is under no hold, and its own side says it may
-(the station: the hub holds it; the hub: an alert was acknowledged or reviewed).
+(the station: the hub holds it; the hub: an alert was acknowledged or reviewed; each side's SQL checks that).
 
 Classes, strictest first: `seizure` (a search report with a seizure, or a review whose search seized
 something), `suspect` (verdict suspect, or an officer confirmed a threat), `manual`, `clear`. A seizure is kept
@@ -129,10 +129,10 @@ def record_class(body: Mapping[str, Any]) -> Class:
     return "manual" if body.get("verdict") == "manual" else "clear"
 
 
-def keep_reason(body: Mapping[str, Any], state: RetentionState | None, now: float, *, may_go: bool = True,
+def keep_reason(body: Mapping[str, Any], state: RetentionState | None, now: float, *,
                 holds: Holds | None = None) -> str | None:
-    """Why the record must stay (`no_policy`, `not_released`, `held`, `kept_class`, `young`, `side`), or None:
-    it may be deleted. `may_go`: the side's own condition (station: the hub holds it; hub: acknowledged)."""
+    """Why the record must stay (`no_policy`, `held`, `not_released`, `kept_class`, `young`), or None: the policy
+    lets it go. Each side's own condition (station: the hub holds it; hub: acknowledged) is its SQL's."""
     if state is None or state.policy is None:
         return "no_policy"
     if (holds or Holds.of(state.holds)).match(body) is not None:
@@ -145,7 +145,7 @@ def keep_reason(body: Mapping[str, Any], state: RetentionState | None, now: floa
         return "kept_class"
     if _ts(body.get("decided_at")) > now - days * DAY_S:
         return "young"
-    return None if may_go else "side"
+    return None
 
 
 def verdict_cutoffs(policy: RetentionPolicy, now: float) -> dict[str, float]:
