@@ -30,6 +30,7 @@ from pathlib import Path
 from central_sync import protocol as p
 from central_sync.errors import SyncError
 from central_sync.mqtt import HUB_LINKS, STATION_LINKS, login
+from central_sync.retention import TOPIC as RETENTION_TOPIC
 
 ITERATIONS = 10_000
 STATION_SENDS = ("status", "inspection", "alert", "review", "tip", "batch", "blob/#", "cmd/result", "diag/#", "risk/ack",
@@ -57,14 +58,16 @@ def _acl(kind: str, topic: str) -> dict:
 def hub_role(group: str = p.SHARE_GROUP) -> dict:
     subs = [t for t in p.hub_subscriptions(group)] + [f"{p.ROOT}/+/cmd/result", f"{p.ROOT}/+/risk/ack", f"{p.ROOT}/+/model/ack"]
     return {"rolename": "hub", "acls": [_acl("subscribePattern", t) for t in subs]
-            + [_acl("publishClientSend", f"{p.ROOT}/+/{leaf}") for leaf in HUB_SENDS]}
+            + [_acl("publishClientSend", f"{p.ROOT}/+/{leaf}") for leaf in HUB_SENDS]
+            + [_acl("publishClientSend", RETENTION_TOPIC)]}
 
 
 def station_role(station: str) -> dict:
     own = f"{p.ROOT}/{station}"
     return {"rolename": f"station-{station}",
             "acls": [_acl("publishClientSend", f"{own}/{leaf}") for leaf in STATION_SENDS]
-            + [_acl("subscribePattern", f"{own}/{leaf}") for leaf in STATION_READS]}
+            + [_acl("subscribePattern", f"{own}/{leaf}") for leaf in STATION_READS]
+            + [_acl("subscribePattern", RETENTION_TOPIC)]}  # the hub's one retention state for every station
 
 
 def _client(username: str, rolename: str, pw: str | None) -> dict:

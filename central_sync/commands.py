@@ -273,11 +273,11 @@ class CommandLink:
             while not (self.connected.is_set() and (self.subscribed.is_set() or not self.topics)):
                 await asyncio.sleep(0.02)
 
-    def publish(self, topic: str, payload: bytes) -> None:
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         """Thread-safe QoS 1 publish; paho queues it while the link is down."""
         if self._client is None:
             raise CommandError(f"command link {self.client_id} is not running; cannot publish to {topic}")
-        self._client.publish(topic, payload, qos=1)
+        self._client.publish(topic, payload, qos=1, retain=retain)
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, code: ReasonCode,
                     props: Properties | None) -> None:

@@ -14,6 +14,8 @@
     ├── TokenFileError      the /api service token file cannot be read or has a bad line (hub/api_auth.py)
     ├── AccountsError       a broker account that cannot be written (broker_accounts.py)
     ├── PkiError            a CA operation refused: no CA, a CSR whose subject is not the station (pki.py)
+    ├── RetentionError      a signed retention state that cannot be accepted; `code` is its reason (retention.py)
+    │   └── HoldError       a legal hold that cannot be placed or released (hub/retention.py)
     ├── CaseBundleError     a case bundle that cannot be built or read, a verifying key that cannot be read (case_bundle.py)
     ├── RolloutError        a model package or roll-out the hub cannot take: unknown, unsigned, bad target (model_delivery.py)
     └── RiskHubError        risk authoring and publishing at the hub (riskhub/)

@@ -228,6 +228,18 @@ class DeviceFault(_Wire):
     detail: str = ""
 
 
+class StorageFigures(_Wire):
+    """A station's disk use and retention figures (edge.store.Store.figures; docs/retention-and-holds.md)."""
+
+    data_bytes: int = 0
+    free_bytes: int = 0
+    oldest: str | None = None  # the oldest record's decision time (RFC 3339)
+    records: dict[str, int] = Field(default_factory=dict)  # per verdict
+    next_prune: int = 0  # records the next retention round deletes
+    kept: dict[str, int] = Field(default_factory=dict)  # old enough by verdict, kept: held, not_released, young
+    holds: int = 0
+
+
 class StatusMsg(_Wire):
     """The station's retained status; the Last Will carries state=offline."""
 
@@ -248,6 +260,8 @@ class StatusMsg(_Wire):
     device_faults: list[DeviceFault] = Field(default_factory=list)
     settings: dict[str, Any] | None = None  # the station's effective command settings (edge.commands), shown in the control room
     models: ModelRollStatus | None = None  # the station takes signed model packages (central_sync.model_delivery)
+    retention_version: int | None = None  # the hub's retention state the station prunes by; None: keeps everything
+    storage: StorageFigures | None = None
 
 
 class AckItem(_Wire):

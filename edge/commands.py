@@ -38,6 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from central_sync import commands as c
 from central_sync.config import BrokerConfig
 from edge.errors import EdgeError
+from central_sync.retention import TOPIC as RETENTION_TOPIC
+from edge.retention import StationRetention
 from edge.store import Store
 
 log = structlog.get_logger("edge.commands")
@@ -287,12 +289,14 @@ class CommandReceiver:
     """Subscribes to the station's signed-command topic, processes one at a time, reports results."""
 
     def __init__(self, sync_cfg: BrokerConfig, station: str, store: Store | Path, handlers: CommandHandlers,
-                 cfg: CommandsConfig) -> None:
-        self.station, self.cfg = station, cfg
+                 cfg: CommandsConfig, retention: StationRetention | None = None) -> None:
+        """retention: the store's retention state, which takes the hub's retained, signed state on this link."""
+        self.station, self.cfg, self.retention = station, cfg, retention
         key = c.load_public_key(cfg.hub_public_key) if cfg.hub_public_key else None
         db_path = store.db_path if isinstance(store, Store) else Path(store)
         self.processor = CommandProcessor(db_path, station, key, cfg, handlers)
-        self.link = c.CommandLink(sync_cfg, f"{station}-cmd", [c.cmd_topic(station)], self._arrived, link="cmd")
+        topics = [c.cmd_topic(station)] + ([RETENTION_TOPIC] if retention is not None else [])
+        self.link = c.CommandLink(sync_cfg, f"{station}-cmd", topics, self._arrived, link="cmd")
         self.processor.on_report = self._send_report
         self.counters: Counter[str] = Counter()
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=cfg.queue_max)
@@ -328,6 +332,9 @@ class CommandReceiver:
         self.counters["reports"] += 1
 
     def _arrived(self, topic: str, payload: bytes) -> None:
+        if topic == RETENTION_TOPIC and self.retention is not None:
+            self.counters[f"retention_{self.retention.receive(self.processor.key, payload)}"] += 1
+            return
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._enqueue, payload)
 

@@ -58,7 +58,8 @@ class ModelSection(_Section):
 class StoreSection(_Section):
     reserve_mb: int = Field(256, ge=1)
     scan_cap_mb: int = Field(20_480, ge=1)
-    retention_days: float = Field(30, gt=0)
+    retention_days: float | None = Field(None, gt=0, description="days every synced record is kept until the hub's"
+                                         " retention state arrives (docs/retention-and-holds.md); none: keep all")
 
 
 class ConveyorSection(_Section):

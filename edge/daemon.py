@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 HOUSEKEEPING_S = 5.0
+FIGURES_EVERY = 12  # housekeeping rounds between disk and retention figures (a minute)
 RESTART_DELAY_S = 5.0
 SHUTDOWN_S = 20.0
 MB = 1024 * 1024
@@ -141,9 +142,10 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         devices = await open_devices(stack, config.devices, st.id)
         metrics.follow_devices(devices)
         risk = await _open_risk(config, metrics)
+        snapshot: dict[str, Any] = {}
         lane_report = LaneReport()
         status_parts: list[Callable[[], dict]] = [risk.status] if risk is not None else []  # more StatusMsg fields
-        status_parts.append(lane_report.status)
+        status_parts += [lane_report.status, store.store.retention.status, lambda: {"storage": snapshot.get("storage")}]
         if rollout is not None:
             status_parts.append(rollout.status)
         publisher = await _open_publisher(stack, config, store, status_parts)
@@ -159,7 +161,6 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
                                     if risk is not None else None)
         flow = kind.flow(FlowParts(config, devices, inspection, events, progress, history))
         lane_report.follow(flow.belt, flow.lane_control, devices)
-        snapshot: dict[str, Any] = {}
         live_health: dict[str, Callable[[], Any]] = {}  # parts of /health read when asked (the commands' settings)
         screen_stop = asyncio.Event()  # this station's screen only: a failed station must not stop the others
         ctx = StationContext(st.id, st.kind, st.lane, st.budget_ms, store, events,
@@ -229,7 +230,8 @@ async def _open_shadow(stack: AsyncExitStack, config: StationConfig, pool: Infer
 
 async def _open_publisher(stack: AsyncExitStack, config: StationConfig, store: StoreWriter,
                           status_parts: list[Callable[[], dict]]) -> Publisher | None:
-    """status_parts: more StatusMsg fields (the risk run, the lane, the commands' settings), read on the
+    """status_parts: more StatusMsg fields (the risk run, the lane, the retention state
+    and the disk figures housekeeping last took, the models, the commands' settings), read on the
     publisher's thread at every status."""
     if config.sync is None:
         return None
@@ -370,7 +372,7 @@ async def _enter_command_receiver(stack: AsyncExitStack, config: StationConfig, 
                                switch_model=lambda sha: engine.switch_model(sha, config.model.threads),
                                request_diag=request_diag, settings=lambda: command_settings(engine, tip))
     return await stack.enter_async_context(CommandReceiver(sync, config.station.id, store.store, handlers,
-                                                           config.commands))
+                                                           config.commands, retention=store.store.retention))
 
 
 def command_settings(engine: Any, tip: TipEngine) -> dict[str, Any]:
@@ -387,11 +389,15 @@ async def _housekeeping(store: StoreWriter, publisher: Any, metrics: StationMetr
                         risk: RiskRuntime | None = None, lane_report: LaneReport | None = None) -> None:
     """Retention, gauges, the health snapshot, the lane's activity for the hub and liveness, every few seconds."""
     progress.register("housekeeping")
+    rounds = 0
     while True:
         await store.call(store.store.check_space)
         if risk is not None:
             await _risk_alarms(store, risk)
         await store.call(store.store.prune)
+        if rounds % FIGURES_EVERY == 0:  # counting records per verdict reads an index: not every round
+            snapshot["storage"] = await store.call(store.store.figures)
+        rounds += 1
         backlog = await store.call(store.store.outbox_backlog)
         snapshot["alarms"] = [list(a) for a in await store.call(store.store.standing_alarms)]
         if lane_report is not None:

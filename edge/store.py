@@ -4,7 +4,9 @@ A record and its outbox rows are written in one transaction; the record's `seq` 
 inside that transaction, so a crash can never leave a gap in the station's sequence. Scan files
 are written (and fsynced) before the transaction that names them. When the disk runs low,
 scans are dropped first (counted); records keep being written into the reserved room.
-Retention prunes only data the hub has acknowledged (no outbox row left for the record).
+Retention prunes only data the hub has acknowledged (no outbox row left for the record), by the hub's
+retention state (edge/retention.py: age per verdict, seizures until released, legal holds); without one
+it keeps everything. A held record's files are never evicted either.
 Cameras' evidence crops (PNG files named by sha256, under `crops/`) are files of the record as its
 scan is: counted against the same cap and free-space reserve (at open as when written), listed on
 the record's row (`crops`) when it is committed, and deleted with the record's scan when the oldest
@@ -21,6 +23,7 @@ executor (`edge.store.StoreWriter`).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import sqlite3
@@ -34,13 +37,19 @@ import structlog
 
 from central_sync.outbox import OUTBOX_DDL, Lane, enqueue
 from central_sync.schema import History, InspectionRecord, Review, RouteTaken, Verdict
+from central_sync import retention
 from edge.errors import DiskFull, StoreCorrupt, StoreError
+from edge.retention import StationRetention
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 log = structlog.get_logger()
 
+PRUNE_PAGE = 500  # records read per page of a retention round
+PRUNE_MAX = 200  # records deleted per round at most: the store thread (commits wait on it) is never held long
+PRUNE_PAGES = 20  # pages read per round at most (the rest waits for the next round)
+STABLE_KEEPS = frozenset({"held", "not_released", "kept_class"})  # only a new retention state changes these
 RESERVE_ALARM_BYTES = 4096
 SPACE_PROBE_BYTES = 64 * 1024  # the room a probe must find before records are written again
 STORE_CORRUPT_EXIT = 65  # EX_DATAERR; the systemd unit lists it in RestartPreventExitStatus
@@ -89,7 +98,7 @@ class StoreLimits:
 
     reserve_bytes: int = 256 * 1024 * 1024
     scan_cap_bytes: int = 20 * 1024**3
-    retention_days: float = 30.0
+    retention_days: float | None = None  # every verdict, until the hub's retention state arrives; None: keep
 
 
 @dataclass
@@ -120,6 +129,9 @@ class Store:
         self._scan_alarms: set[str] = set()
         self.reserve = ReserveAlarm(self.data_dir / "alarm.reserve")
         self.full: str | None = None  # the disk-full alarm while records cannot be written
+        self.retention = StationRetention(self.data_dir, limits.retention_days)
+        self._kept_for: object = None  # the retention state `_kept` was found under
+        self._kept: dict[int, str] = {}  # seq -> why it stays, for reasons only a new state changes
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self) -> "Store":
@@ -137,6 +149,7 @@ class Store:
             raise StoreCorrupt(f"station database {self.db_path} cannot be opened: {exc}") from exc
         self._scan_bytes = _dir_size(self.scans_dir, "*.npz") + _dir_size(self.crops_dir, "*.png")
         self.full = self.reserve.open()
+        self.retention.load()
         return self
 
     def close(self) -> None:
@@ -400,28 +413,92 @@ class Store:
             log.warning("store.prune_deferred", db=str(self.db_path), error=str(exc))  # tried again next round
 
     def _prune(self, now: float | None) -> None:
-        cutoff = _iso(now or time.time(), -self.limits.retention_days * 86400)
-        synced = "NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = inspections.id)"
-        old = self.conn.execute(
-            f"SELECT id, scan_sha256, crops FROM inspections WHERE decided_at < ? AND {synced}", (cutoff,)).fetchall()
-        for _, sha, crops in old:
+        now = now or time.time()
+        old = self.prunable(now)
+        for _, sha, crops, photos in old:
             self._delete_scan(sha)
             self._delete_crops(crops)
+            for photo in photos:  # search photos are not counted against the cap (see open)
+                self.photo_path(photo).unlink(missing_ok=True)
         with self._transaction():
-            self.conn.executemany("DELETE FROM inspections WHERE id = ?", [(rid,) for rid, _, _ in old])
+            self.conn.executemany("DELETE FROM inspections WHERE id = ?", [(rid,) for rid, _, _, _ in old])
         self.counters.pruned_records += len(old)
+        if old:
+            log.info("store.pruned", records=len(old), station=self.station)
         if self._scan_bytes > self.limits.scan_cap_bytes * 0.9:
             self._evict_synced_scans(int(self.limits.scan_cap_bytes * 0.8))
 
+    def prunable(self, now: float, kept: dict[str, int] | None = None,
+                 limit: int = PRUNE_MAX) -> list[tuple[str, str | None, str, list[str]]]:
+        """At most `limit` synced records the retention state lets go now, (id, scan sha256, crops, search photos)
+        each; `kept` counts why the other candidates stay. Candidates are read by verdict and age, a page at a
+        time; one kept for a reason only a new state can change (held, not released) is not read again."""
+        state = self.retention.effective()
+        cuts = retention.verdict_cutoffs(state.policy, now) if state is not None and state.policy else {}
+        if not cuts or state is None:
+            return []
+        if self._kept_for is not state:
+            self._kept_for, self._kept = state, {}
+        age = " OR ".join("(verdict = ? AND decided_at < ?)" for _ in cuts)
+        args = [a for verdict, cut in cuts.items() for a in (verdict, _iso(cut))]
+        go: list[tuple[str, str | None, str, list[str]]] = []
+        after = 0
+        for _ in range(PRUNE_PAGES):
+            rows = self.conn.execute(
+                f"SELECT seq, id, scan_sha256, crops FROM inspections WHERE ({age}) AND seq > ? AND NOT EXISTS"
+                " (SELECT 1 FROM outbox o WHERE o.record_id = inspections.id) ORDER BY seq LIMIT ?",
+                (*args, after, PRUNE_PAGE)).fetchall()
+            for seq, rid, sha, crops in rows:
+                why = self._kept.get(seq) or self._keep_reason(seq, rid, sha, crops, state, now, go)
+                if why is not None and kept is not None:
+                    kept[why] = kept.get(why, 0) + 1
+                if len(go) == limit:
+                    return go
+            if len(rows) < PRUNE_PAGE:
+                break
+            after = rows[-1][0]
+        return go
+
+    def _keep_reason(self, seq: int, rid: str, sha: str | None, crops: str, state: retention.RetentionState,
+                     now: float, go: list[tuple[str, str | None, str, list[str]]]) -> str | None:
+        """Why the record stays (remembered while the state holds when only a new state can change it), or None
+        with the record added to `go`."""
+        record = json.loads(self.conn.execute("SELECT record FROM inspections WHERE seq = ?", (seq,)).fetchone()[0])
+        why = retention.keep_reason(record, state, now, holds=self.retention.holds)
+        if why in STABLE_KEEPS:
+            self._kept[seq] = why
+        elif why is None:
+            photos = [ph for report in record.get("search_reports") or () for ph in report.get("photos") or ()]
+            go.append((rid, sha, crops, photos))
+        return why
+
+    def hold_of(self, record: InspectionRecord) -> str | None:
+        """What legal hold keeps this record (`record`, `plate`, `container`), or None."""
+        return self.retention.hold_of(record.model_dump(mode="json"))
+
+    def figures(self, now: float | None = None) -> dict[str, object]:
+        """Disk use and retention figures for the station's health (the control room shows them)."""
+        now = now or time.time()
+        kept: dict[str, int] = {}
+        per = dict(self.conn.execute("SELECT verdict, count(*) FROM inspections GROUP BY verdict").fetchall())
+        oldest = self.conn.execute("SELECT min(decided_at) FROM inspections").fetchone()[0]
+        db_bytes = sum(p.stat().st_size for p in self.data_dir.glob("station.db*") if p.is_file())
+        return {"data_bytes": db_bytes + self._scan_bytes, "free_bytes": shutil.disk_usage(self.data_dir).free,
+                "oldest": oldest, "records": per, "next_prune": len(self.prunable(now, kept)), "kept": kept,
+                "holds": len(self.retention.state.holds) if self.retention.state else 0}
+
     def _evict_synced_scans(self, target_bytes: int) -> None:
-        """Delete the scans and crops of the oldest records the hub already holds until at most `target_bytes`
-        remain."""
+        """Delete the scans and crops of the oldest records the hub already holds, and no legal hold keeps,
+        until at most `target_bytes` remain."""
         rows = self.conn.execute(
-            "SELECT seq, scan_sha256, scan_stored, crops FROM inspections WHERE (scan_stored = 1 OR crops != '')"
+            "SELECT seq, scan_sha256, scan_stored, crops, record FROM inspections WHERE (scan_stored = 1 OR crops != '')"
             " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = inspections.id) ORDER BY seq").fetchall()
-        for seq, sha, scan_stored, crops in rows:
+        held = self.retention.holds
+        for seq, sha, scan_stored, crops, body in rows:
             if self._scan_bytes <= target_bytes:
                 break
+            if (held.records or held.vehicles) and held.match(json.loads(body)) is not None:
+                continue
             if scan_stored:
                 self._delete_scan(sha)
             self._delete_crops(crops)

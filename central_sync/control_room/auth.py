@@ -32,6 +32,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit": frozenset({"supervisor", "admin"}),
     "case_export": frozenset({"supervisor", "admin"}),  # signed case bundles (docs/case-bundles.md)
     "users": frozenset({"admin"}),
+    # retention and legal holds (docs/retention-and-holds.md): admins set the policy, supervisors hold and release
+    "retention_view": frozenset({"supervisor", "admin"}),
+    "retention_policy": frozenset({"admin"}),
+    "hold": frozenset({"supervisor", "admin"}),
     # risk assessment (issue 18): supervisors draft, admins approve and publish (four eyes: never their own draft)
     "risk_view": frozenset({"supervisor", "admin"}),
     "risk_draft": frozenset({"supervisor", "admin"}),

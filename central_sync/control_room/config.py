@@ -38,5 +38,7 @@ class ControlRoomConfig(BaseModel):
     risk_expiry_s: float = Field(24 * 3600.0, gt=0, description="how long a published risk bundle is valid")
     risk_republish_s: float = Field(6 * 3600.0, gt=0, description="publish the approved state again this long "
                                                                  "before the newest bundle expires")
+    retention_period_s: float = Field(300.0, gt=0, description="how often the hub prunes by the retention policy "
+                                                               "and publishes the stations' retention state again")
     signin_account_max: int = Field(50, ge=1, description="failed sign-ins of one account from all clients in the "
                                                           "window before only clients it signed in from may try it")

@@ -29,6 +29,7 @@ from central_sync.control_room.images import ImageUnreadable, cached_png
 from central_sync.control_room.case_routes import build_case_router
 from central_sync.control_room.command_routes import build_command_router
 from central_sync.control_room.model_routes import build_model_router
+from central_sync.control_room.retention_routes import build_retention_router
 from central_sync.control_room.risk_routes import build_risk_router
 from central_sync.hub.search import MORE_HEADER, Match
 from central_sync.riskhub.feed import feed_router
@@ -313,6 +314,7 @@ def build_router(room: ControlRoom) -> APIRouter:
     r.include_router(build_risk_router(room, need))
     r.include_router(build_model_router(room, need))
     r.include_router(build_case_router(room, need))
+    r.include_router(build_retention_router(room, need))
     r.include_router(feed_router(store))  # the customs declaration system's POST /api/declarations
     r.routes.append(_static())
     return r

@@ -18,10 +18,11 @@ from fastapi import FastAPI, Request, Response
 
 from central_sync import commands as c
 from central_sync.config import BrokerConfig
-from central_sync.control_room import auth, commanding, db
+from central_sync.control_room import auth, commanding, db, retention_routes
 from central_sync.control_room.config import ControlRoomConfig
 from central_sync.control_room.feed import LiveFeed
 from central_sync.errors import HubStoreError, WireFormatError
+from central_sync.hub import retention as hub_retention
 from central_sync.hub.store import HubStore
 from central_sync.protocol import parse_topic
 from central_sync.riskhub import publish
@@ -56,10 +57,12 @@ class ControlRoom:
                      if broker else None)
         self._task: asyncio.Task | None = None
         self._republisher: asyncio.Task | None = None
+        self._retention: asyncio.Task | None = None
 
     async def __aenter__(self) -> "ControlRoom":
         await asyncio.to_thread(db.migrate, self.store)
         await asyncio.to_thread(risk_tables.migrate, self.store)
+        await asyncio.to_thread(hub_retention.migrate, self.store)
         if self.risk_deliver is not None and (offer := await asyncio.to_thread(publish.latest_offer, self.store)):
             self.risk_deliver(offer)  # after a restart the stations still get the newest version
         self._task = asyncio.create_task(self._supervise_feed(), name="control-room-feed")
@@ -67,13 +70,14 @@ class ControlRoom:
             self._republisher = asyncio.create_task(self._republish(), name="risk-republish")
         if self.link is not None:
             await self.link.__aenter__()
+        self._retention = asyncio.create_task(retention_routes.keep(self), name="retention")
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         if self.link is not None:
             await self.link.__aexit__(exc_type, exc, tb)
-        for task in (self._task, self._republisher):
+        for task in (self._task, self._republisher, self._retention):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)

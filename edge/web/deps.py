@@ -42,7 +42,9 @@ class WebState:
             if self.writer is not None:
                 return self.writer
             daemon = self.ctx.store.store
-            writer = StoreWriter(Store(daemon.data_dir, daemon.limits, daemon.station))
+            store = Store(daemon.data_dir, daemon.limits, daemon.station)
+            store.retention = daemon.retention  # the hub's holds as the daemon received them
+            writer = StoreWriter(store)
             await writer.__aenter__()
             await writer.call(ensure_schema, writer.store)
             await asyncio.to_thread(self.tip.ensure_library)

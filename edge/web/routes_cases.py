@@ -60,7 +60,8 @@ def _item_mapper(st: WebState, user: auth.User, last_seq: int) -> sse.Mapper:
         newest = record.seq
         missed = await st.db(lambda s: st.tip.on_item(s, user.badge, record))
         stored = await st.db(queries.scan_stored, record.id)
-        return "inspection", {**cases.summary(record, stored), "tip_missed": missed}, record.seq
+        hold = await st.db(lambda s: s.hold_of(record))  # a held vehicle arriving shows its badge at once
+        return "inspection", {**cases.summary(record, stored), "tip_missed": missed, "hold": hold}, record.seq
 
     return mapper
 
@@ -94,7 +95,7 @@ async def case(record_id: str, st: WebState = Depends(state), user: auth.User = 
     def load(s: Store) -> dict[str, Any]:
         record = cases.get_case(s, record_id)
         trail = [e.as_dict() for e in audit.entries(s.conn, record_id)]
-        return {**cases.summary(record, queries.scan_stored(s, record_id)), "audit": trail}
+        return {**cases.summary(record, queries.scan_stored(s, record_id)), "audit": trail, "hold": s.hold_of(record)}
 
     return await _call(st, load)
 

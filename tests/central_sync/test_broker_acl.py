@@ -277,3 +277,18 @@ def test_risk_bundles_reach_only_their_station_and_only_the_hub_sends_them(secur
     assert hub.got == [(f"cpe/v1/gate-1/{leaf}/ack", b"ack")]
     hub.close()
     g1.close()
+
+
+def test_only_the_hub_publishes_the_retention_state_and_every_station_reads_it(secure_broker):
+    """The retained retention state (docs/retention-and-holds.md): a station cannot forge it, even retained."""
+    broker, _ = secure_broker
+    g1 = Client(broker.port, "gate-1.cmd", USERS["gate-1"])
+    forged = g1.c.publish("cpe/v1/retention", b"a state forged by a station", qos=1, retain=True).mid
+    assert g1.spin(lambda: forged in g1.pubacks) and g1.pubacks[forged] == 0x87
+    hub = Client(broker.port, "hub.cr", USERS["hub"])
+    sent = hub.c.publish("cpe/v1/retention", b"state 1", qos=1, retain=True).mid
+    assert hub.spin(lambda: sent in hub.pubacks) and hub.pubacks[sent] < 0x80  # 0x10: no subscriber yet
+    g2 = Client(broker.port, "gate-2.cmd", USERS["gate-2"])
+    g2.c.subscribe([("cpe/v1/retention", 1)])
+    assert g2.spin(lambda: g2.got) and g2.got == [("cpe/v1/retention", b"state 1")]
+    hub.close(), g1.close(), g2.close()

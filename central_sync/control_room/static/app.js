@@ -210,7 +210,8 @@ function alertCard(a) {
         el("dt", {}, t("alert.detections")), el("dd", {}, r.detections.map((d, n) => `${n + 1}. ${tc("class", d.label)} ${fmtNum(d.score, true)}`).join(", ") || "-"),
         el("dt", {}, t("alert.kind")), el("dd", {}, tc("kind", r.kind) + " · " + r.lane)),
       history,
-      el("div", { class: "actions" }, text, ...buttons.map(([k, label]) => el("button", { class: "act-" + k, onclick: act(k) }, t(label))))));
+      el("div", { class: "actions" }, text, ...buttons.map(([k, label]) => el("button", { class: "act-" + k, onclick: act(k) }, t(label))),
+        ...(window.crAlertExtras ? window.crAlertExtras(a) : []))));  // retention.js: export case, hold
 }
 function identityList(idents) {  // kind, value, a seal's state, a recogniser's confidence; a conflict marked, its sentence on hover
   if (!idents.length) return ["-"];

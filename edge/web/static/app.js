@@ -148,6 +148,7 @@ function fillClasses() {
   for (const c of sideOn() ? PORTAL_CLASSES : CLASSES) cls.add(new Option(T("class." + c), c));
   if (keep && [...cls.options].some((o) => o.value === keep)) cls.value = keep;
 }
+const HOLD_BADGES = { record: "hold.record", plate: "hold.plate", container: "hold.container" };
 function showRecord(rec, fresh) {
   const changed = !S.current || S.current.id !== rec.id;
   S.current = rec;
@@ -162,6 +163,8 @@ function showRecord(rec, fresh) {
   $("item-time").textContent = fmtTime(rec.decided_at);
   showIdentities(rec.identities || []);
   showRisk("risk", rec.risk);
+  $("hold-badge").hidden = !rec.hold;  // a legal hold from the hub (docs/retention-and-holds.md)
+  $("hold-badge").textContent = rec.hold ? T(HOLD_BADGES[rec.hold] || "hold.record") : "";
   if (S.earlyRisk === rec.id) { S.earlyRisk = null; $("early-risk").hidden = true; }
   const total = rec.latency_verdict_ms, budget = rec.budget_ms;
   $("latency").textContent = T("case.latency_of", { ms: fmtNum(total), budget: fmtNum(budget) });

@@ -1,0 +1,281 @@
+"""The hub's side of retention and legal holds (docs/retention-and-holds.md): the tables, the audited changes,
+the signed state the stations prune by, and the hub's own pruning, the same SQL on SQLite and PostgreSQL.
+
+Every change (a policy set, a hold placed or released, a seizure released) is appended to the control-room
+audit (who, when, why) and makes a new version of the retention state (central_sync/retention.py), stored
+signed in `retention_states` for the control room to publish. The hub prunes a record only when
+`keep_reason` finds nothing, and an alert only once the control room acknowledged it or an officer reviewed
+it; the DELETE itself checks the holds again, so a hold placed meanwhile still wins. With a record go its
+reviews, identity index rows, search reports, TIP outcomes, control-room actions and its scan (when no record
+left names it); the audit log stays whole.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from central_sync import retention as r
+from central_sync.control_room import audit, db
+from central_sync.hub.search import normalise
+from central_sync.hub.store import Cursor, HubStore, SqliteStore
+
+DDL = """
+CREATE TABLE IF NOT EXISTS retention_policies (
+    version BIGINT PRIMARY KEY, policy TEXT NOT NULL, set_by TEXT NOT NULL, set_at DOUBLE PRECISION NOT NULL,
+    reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS legal_holds (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL, norm TEXT NOT NULL, reason TEXT NOT NULL,
+    placed_by TEXT NOT NULL, placed_at DOUBLE PRECISION NOT NULL, released_by TEXT, released_at DOUBLE PRECISION,
+    release_reason TEXT);
+CREATE INDEX IF NOT EXISTS legal_holds_norm ON legal_holds (kind, norm);
+CREATE TABLE IF NOT EXISTS seizure_releases (
+    record_id TEXT PRIMARY KEY, released_by TEXT NOT NULL, released_at DOUBLE PRECISION NOT NULL, reason TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS records_scan ON records (scan_sha256);
+CREATE INDEX IF NOT EXISTS tip_outcomes_record ON tip_outcomes (record_id);
+CREATE INDEX IF NOT EXISTS records_verdict_decided ON records (verdict, decided_ts);
+CREATE TABLE IF NOT EXISTS retention_states (
+    version BIGINT PRIMARY KEY, issued_at DOUBLE PRECISION NOT NULL, signed TEXT NOT NULL);
+"""
+PAGE = 500
+# A record is under a hold (args: none): its id, or one of its plates or containers, normalised.
+HELD = ("(EXISTS (SELECT 1 FROM legal_holds h WHERE h.released_at IS NULL AND h.kind = 'record' AND h.norm = records.id)"
+        " OR EXISTS (SELECT 1 FROM record_identities i JOIN legal_holds h ON h.kind = i.kind AND h.norm = i.norm"
+        " WHERE i.record_id = records.id AND h.released_at IS NULL))")
+# The hub may let it go: no alert, or one the control room acknowledged or an officer reviewed.
+SETTLED = ("(records.is_alert = 0 OR EXISTS (SELECT 1 FROM cr_actions a WHERE a.record_id = records.id AND a.kind = 'ack')"
+           " OR EXISTS (SELECT 1 FROM reviews v WHERE v.record_id = records.id))")
+# No seizure the hub knows of by its search reports, or one a supervisor released.
+UNSEIZED = ("(records.search_outcome IS NULL OR records.search_outcome = 'nothing_found'"
+            " OR EXISTS (SELECT 1 FROM seizure_releases s WHERE s.record_id = records.id))")
+DEPENDENTS = ("reviews", "record_identities", "search_reports", "tip_outcomes", "cr_actions")
+
+
+class HoldError(r.RetentionError):
+    """A hold that cannot be placed or released (nothing to hold, no reason, unknown or released hold)."""
+
+
+def migrate(store: HubStore) -> None:
+    db.migrate(store)
+    db.transact(store, lambda cur: [cur.execute(s) for s in DDL.split(";") if s.strip()])
+
+
+# ---- audited changes --------------------------------------------------------------------------
+def set_policy(store: HubStore, policy: r.RetentionPolicy, actor: str, reason: str) -> int:
+    """Store a new policy (its version) and audit it; a reason is required."""
+    _need(reason, "a retention policy change")
+    now = time.time()
+
+    def put(cur: Cursor) -> int:
+        cur.execute("SELECT coalesce(max(version), 0) + 1 FROM retention_policies")
+        version = int(cur.fetchall()[0][0])
+        cur.execute(store.sql("INSERT INTO retention_policies (version, policy, set_by, set_at, reason)"
+                              " VALUES (?,?,?,?,?)"), (version, policy.model_dump_json(), actor, now, reason.strip()))
+        return version
+    version = store.run_in_transaction(put)
+    audit.append(store, actor, "retention.policy", f"retention-policy:{version}",
+                 {"policy": policy.model_dump(), "reason": reason.strip()})
+    return version
+
+
+def policy(store: HubStore) -> r.RetentionPolicy | None:
+    rows = store.query("SELECT policy FROM retention_policies ORDER BY version DESC LIMIT 1")
+    return r.RetentionPolicy.model_validate_json(rows[0][0]) if rows else None
+
+
+def place_hold(store: HubStore, kind: str, value: str, actor: str, reason: str) -> dict[str, Any]:
+    """Place a hold on a record (its id, which the hub must hold) or a vehicle (plate, container); audited."""
+    _need(reason, "a legal hold")
+    hold = r.Hold.model_validate({"kind": kind, "value": value.strip()})
+    if hold.kind == "record" and not store.query("SELECT 1 FROM records WHERE id = ?", (hold.value,)):
+        raise HoldError("unknown_record", f"record {hold.value} is not in the hub database: nothing to hold")
+    row = {"id": uuid.uuid4().hex, "kind": hold.kind, "value": hold.value,
+           "norm": hold.value if hold.kind == "record" else normalise(hold.value), "reason": reason.strip(),
+           "placed_by": actor, "placed_at": time.time()}
+    db.execute(store, f"INSERT INTO legal_holds ({','.join(row)}) VALUES ({','.join('?' * len(row))})",
+               tuple(row.values()))
+    audit.append(store, actor, "hold.place", _object(hold), {"hold": row["id"], "reason": row["reason"]})
+    return row
+
+
+def release_hold(store: HubStore, hold_id: str, actor: str, reason: str) -> dict[str, Any]:
+    """Release a standing hold; audited. HoldError when it is unknown or already released."""
+    _need(reason, "releasing a legal hold")
+    rows = db.execute(store, "UPDATE legal_holds SET released_by = ?, released_at = ?, release_reason = ?"
+                             " WHERE id = ? AND released_at IS NULL RETURNING kind, value",
+                      (actor, time.time(), reason.strip(), hold_id))
+    if not rows:
+        raise HoldError("unknown_hold", f"hold {hold_id} is not standing: unknown or already released")
+    hold = r.Hold(kind=rows[0][0], value=rows[0][1])
+    audit.append(store, actor, "hold.release", _object(hold), {"hold": hold_id, "reason": reason.strip()})
+    return {"id": hold_id, "kind": hold.kind, "value": hold.value}
+
+
+def release_seizure(store: HubStore, record_id: str, actor: str, reason: str) -> None:
+    """Let a seizure record follow the suspect rule from now on (the case is closed); audited."""
+    _need(reason, "releasing a seizure")
+    rows = store.query("SELECT body FROM records WHERE id = ?", (record_id,))
+    if not rows or r.record_class(json.loads(rows[0][0])) != "seizure":
+        raise HoldError("not_a_seizure", f"record {record_id} is no seizure the hub holds: nothing to release")
+    db.execute(store, "INSERT INTO seizure_releases (record_id, released_by, released_at, reason) VALUES (?,?,?,?)"
+                      " ON CONFLICT (record_id) DO NOTHING", (record_id, actor, time.time(), reason.strip()))
+    audit.append(store, actor, "seizure.release", record_id, {"reason": reason.strip()})
+
+
+def holds(store: HubStore, standing_only: bool = True) -> list[dict[str, Any]]:
+    cols = ("id", "kind", "value", "reason", "placed_by", "placed_at", "released_by", "released_at", "release_reason")
+    where = " WHERE released_at IS NULL" if standing_only else ""
+    return [dict(zip(cols, row)) for row in
+            store.query(f"SELECT {','.join(cols)} FROM legal_holds{where} ORDER BY placed_at DESC")]
+
+
+def _marks(values: list[str]) -> str:
+    return ",".join("?" * len(values))
+
+
+def _object(hold: r.Hold) -> str:
+    """The audit object: the record's id (so the case bundle's audit names it), or `plate:VALUE`."""
+    return hold.value if hold.kind == "record" else f"{hold.kind}:{hold.value}"
+
+
+def _need(reason: str, what: str) -> None:
+    if not reason.strip():
+        raise HoldError("reason_required", f"{what} needs a reason")
+
+
+# ---- the state the stations prune by ----------------------------------------------------------
+def state(store: HubStore, version: int, now: float | None = None) -> r.RetentionState:
+    """The current policy, standing holds and released seizures as state `version`."""
+    standing = [r.Hold(kind=h["kind"], value=h["value"]) for h in holds(store)]
+    released = [row[0] for row in store.query("SELECT record_id FROM seizure_releases ORDER BY record_id")]
+    return r.new_state(version, policy(store), standing, released, now)
+
+
+def publish(store: HubStore, key: Ed25519PrivateKey) -> tuple[r.RetentionState, bytes]:
+    """Make, sign and store the next version of the state; (state, the retained message's bytes)."""
+    for _ in range(10):
+        version = int(store.query("SELECT coalesce(max(version), 0) + 1 FROM retention_states")[0][0])
+        current = state(store, version)
+        signed = r.sign(key, current)
+        rows = db.execute(store, "INSERT INTO retention_states (version, issued_at, signed) VALUES (?,?,?)"
+                                 " ON CONFLICT (version) DO NOTHING RETURNING version",
+                          (version, current.issued_at, signed.decode()))
+        if rows:
+            return current, signed
+    raise r.RetentionError("version_race", "the retention state's next version was taken ten times in a row")
+
+
+def unpublished(store: HubStore) -> bool:
+    """Whether the tables hold a policy, holds or releases the newest published state does not (a change made
+    while the hub had no signing key or no broker link, or by a hub process without them)."""
+    current = state(store, 1)
+    latest = latest_signed(store)
+    if latest is None:
+        return current.policy is not None or bool(current.holds or current.released)
+    was = r.RetentionState.model_validate_json(r.SignedState.model_validate_json(latest[1]).payload)
+    return (was.policy, was.holds, was.released) != (current.policy, current.holds, current.released)
+
+
+def latest_signed(store: HubStore) -> tuple[int, bytes] | None:
+    rows = store.query("SELECT version, signed FROM retention_states ORDER BY version DESC LIMIT 1")
+    return (int(rows[0][0]), rows[0][1].encode()) if rows else None
+
+
+# ---- pruning ----------------------------------------------------------------------------------
+def candidates(store: HubStore, now: float, limit: int = PAGE,
+               after: tuple[float, str] = (float("-inf"), "")) -> list[tuple[float, str, str | None, dict[str, Any]]]:
+    """Records old enough for their verdict, settled, under no hold and no unreleased seizure by their search
+    column, oldest first after `after` (decided_ts, id): (decided_ts, id, scan sha256, body) each."""
+    current = policy(store)
+    cuts = r.verdict_cutoffs(current, now) if current is not None else {}
+    if not cuts:
+        return []
+    age = " OR ".join("(verdict = ? AND decided_ts < ?)" for _ in cuts)
+    rows = store.query(f"SELECT decided_ts, id, scan_sha256, body FROM records WHERE ({age}) AND NOT {HELD}"
+                       f" AND {SETTLED} AND {UNSEIZED} AND (decided_ts > ? OR (decided_ts = ? AND id > ?))"
+                       " ORDER BY decided_ts, id LIMIT ?",
+                       (*[a for kv in cuts.items() for a in kv], after[0], after[0], after[1], limit))
+    return [(ts, rid, sha, json.loads(body)) for ts, rid, sha, body in rows]
+
+
+def plan(store: HubStore, now: float | None = None, limit: int = PAGE,
+         max_pages: int = 20) -> tuple[list[tuple[str, str | None]], Counter[str]]:
+    """What the next prune deletes, at most `limit` records as (id, scan sha256), and why the candidates it
+    read past stay (a record an officer made stricter than its verdict, a seizure its review names)."""
+    now = time.time() if now is None else now
+    current = state(store, 1, now)
+    index = r.Holds.of(current.holds)
+    go: list[tuple[str, str | None]] = []
+    kept: Counter[str] = Counter()
+    after = (float("-inf"), "")
+    for _ in range(max_pages):
+        page = candidates(store, now, limit, after)
+        for ts, rid, sha, body in page:
+            why = r.keep_reason(body, current, now, holds=index)
+            if why is None:
+                go.append((rid, sha))
+            else:
+                kept[why] += 1
+            if len(go) == limit:
+                return go, kept
+        if len(page) < limit:
+            break
+        after = (page[-1][0], page[-1][1])
+    return go, kept
+
+
+def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: str = "retention") -> dict[str, Any]:
+    """Delete one page of what the policy lets go; the counts, audited when anything went."""
+    go, kept = plan(store, now, limit)
+    deleted: list[str] = []
+    scans = 0
+
+    def delete(cur: Cursor) -> int:
+        ids = [rid for rid, _ in go]
+        cur.execute(store.sql(f"DELETE FROM records WHERE id IN ({_marks(ids)}) AND NOT {HELD}"
+                              " RETURNING id, scan_sha256"), ids)
+        gone = cur.fetchall()
+        deleted.extend(sorted(row[0] for row in gone))
+        if not gone:
+            return 0
+        for table in DEPENDENTS:
+            cur.execute(store.sql(f"DELETE FROM {table} WHERE record_id IN ({_marks(deleted)})"), deleted)
+        shas = sorted({row[1] for row in gone if row[1]})
+        if not shas:
+            return 0
+        cur.execute(store.sql(f"DELETE FROM blobs WHERE sha256 IN ({_marks(shas)}) AND NOT EXISTS"
+                              " (SELECT 1 FROM records WHERE scan_sha256 = blobs.sha256) RETURNING sha256"), shas)
+        return len(cur.fetchall())
+    if go:
+        scans = store.run_in_transaction(delete)
+    out = {"records": len(deleted), "scans": scans, "kept": dict(kept)}
+    if deleted:
+        audit.append(store, actor, "retention.prune", "hub", {"records": len(deleted), "scans": scans,
+                                                               "first": deleted[0], "last": deleted[-1]})
+    return out
+
+
+# ---- figures ----------------------------------------------------------------------------------
+def figures(store: HubStore, now: float | None = None) -> dict[str, Any]:
+    """The hub's storage: records per verdict, the oldest, scans and their bytes, the database's size, and what
+    the next prune would delete."""
+    now = time.time() if now is None else now
+    per = {v: int(n) for v, n in store.query("SELECT verdict, count(*) FROM records GROUP BY verdict")}
+    oldest = store.query("SELECT min(decided_ts) FROM records")[0][0]
+    scans, scan_bytes = store.query("SELECT count(*), coalesce(sum(size), 0) FROM blobs")[0]
+    go, kept = plan(store, now, limit=10_000)
+    return {"records": per, "oldest": oldest, "scans": int(scans), "scan_bytes": int(scan_bytes),
+            "db_bytes": _db_bytes(store), "next_prune": {"records": len(go), "kept": dict(kept)},
+            "policy": (p.model_dump() if (p := policy(store)) else None), "holds": len(holds(store))}
+
+
+def _db_bytes(store: HubStore) -> int | None:
+    if isinstance(store, SqliteStore):
+        return sum(f.stat().st_size for f in store.path.parent.glob(store.path.name + "*") if f.is_file())
+    rows = store.query("SELECT pg_database_size(current_database())")
+    return int(rows[0][0]) if rows else None

@@ -1,0 +1,192 @@
+"""Retention and legal holds at the hub, on SQLite and PostgreSQL: the policy prunes exactly what it should,
+a hold blocks every deletion until a supervisor releases it, every change is audited, and the state the
+stations prune by is signed and versioned."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from central_sync import protocol as p
+from central_sync import retention
+from central_sync.control_room import audit
+from central_sync.control_room.db import execute
+from central_sync.devtools import make_record
+from central_sync.hub import retention as hub_retention
+from central_sync.hub.ingest import Ingestor
+from central_sync.hub.store import open_store
+from central_sync.schema import (Identity, InspectionRecord, Review, SearchFinding, SearchReport, SearchResult,
+                                 SearchSignature, Verdict)
+
+POLICY = retention.RetentionPolicy(clear_days=30, suspect_days=365, manual_days=365)
+DAY = 86400.0
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    url = str(tmp_path / "hub.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    s = open_store(url)
+    hub_retention.migrate(s)
+    yield s
+    s.close()
+
+
+class Hub:
+    """Records ingested as stations send them, `days` old at `NOW`."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.ingest = Ingestor(store, "hub-r", lambda topic, body: None)
+        self.seq = 0
+        self.now = make_record("g1", 1).decided_at.timestamp() + 1000 * DAY
+
+    def add(self, verdict: Verdict, days: float, *, plate: str | None = None, review: Review | None = None,
+            reports: list[SearchReport] | None = None, scan: str | None = None) -> InspectionRecord:
+        self.seq += 1
+        rec = make_record("g1", self.seq, verdict, scan_sha=scan)
+        at = rec.decided_at + timedelta(seconds=self.now - days * DAY - rec.decided_at.timestamp())
+        idents = rec.identities + ([Identity(kind="plate", value=plate, source="cam", status="read")] if plate else [])
+        rec = rec.model_copy(update={"decided_at": at, "started_at": at, "identities": idents, "review": review,
+                                     "search_reports": reports or []})
+        kind = "alert" if verdict is Verdict.SUSPECT else "inspection"
+        self.ingest.handle([(p.topic("g1", kind), p.encode_envelope("g1", kind, self.seq, rec.seq, rec.id,
+                                                                       rec.to_json().encode(), 0.0))])
+        if scan:
+            execute(self.store, "INSERT INTO blobs (sha256, size, station, data, committed_at) VALUES (?,?,?,?,?)",
+                    (scan, 3, "g1", b"npz", 0.0))
+        return rec
+
+    def ack(self, rec: InspectionRecord) -> None:
+        execute(self.store, "INSERT INTO cr_actions (id, record_id, kind, actor, at, assignee, text) VALUES"
+                            " (?,?,?,?,?,?,?)", (f"a-{rec.id}", rec.id, "ack", "op", 0.0, None, ""))
+
+    def ids(self) -> set[str]:
+        return {row[0] for row in self.store.query("SELECT id FROM records")}
+
+    def prune(self) -> dict:
+        return hub_retention.prune(self.store, now=self.now)
+
+
+def _signature(role: str) -> SearchSignature:
+    return SearchSignature(badge="B-" + role, role=role, signed_at=make_record("g1", 1).decided_at, digest="0" * 64)
+
+
+SEIZURE = SearchReport(version=1, vehicle_type="saloon", minutes=20, outcome="seizure",
+                       findings=[SearchFinding(goods="cigarettes", area="boot")], officer=_signature("officer"),
+                       countersigned=_signature("supervisor"))
+
+
+def test_nothing_is_pruned_without_a_policy(store):
+    hub = Hub(store)
+    old = hub.add(Verdict.CLEAR, 900)
+    assert hub.prune()["records"] == 0 and old.id in hub.ids()
+
+
+def test_the_policy_prunes_exactly_what_it_should(store):
+    """Clear past 30 days goes with its scan and its rows; clear younger, suspect younger than a year, an
+    unacknowledged alert and an unreleased seizure stay; a released seizure then goes."""
+    hub = Hub(store)
+    clear_old = hub.add(Verdict.CLEAR, 40, scan="aa" * 32)
+    clear_young = hub.add(Verdict.CLEAR, 20)
+    suspect_mid = hub.add(Verdict.SUSPECT, 40)
+    suspect_old = hub.add(Verdict.SUSPECT, 400)
+    suspect_unacked = hub.add(Verdict.SUSPECT, 400)
+    confirmed = hub.add(Verdict.CLEAR, 40, review=Review(officer="B-1", decided_at=clear_old.decided_at,
+                                                           outcome="threat_confirmed"))
+    manual_old = hub.add(Verdict.MANUAL, 400)
+    seized_report = hub.add(Verdict.MANUAL, 400, reports=[SEIZURE])
+    seized_review = hub.add(Verdict.CLEAR, 400, review=Review(
+        officer="B-1", decided_at=clear_old.decided_at, outcome="override", search=SearchResult(outcome="seized")))
+    for rec in (suspect_mid, suspect_old):
+        hub.ack(rec)
+    hub_retention.set_policy(store, POLICY, "admin", "court guidance 2026/4")
+
+    go, kept = hub_retention.plan(store, hub.now)
+    assert set(go) == {(clear_old.id, "aa" * 32), (suspect_old.id, None), (manual_old.id, None)}
+    assert kept == {"young": 1, "not_released": 1}  # confirmed by its review; seized by its review
+    out = hub.prune()
+    assert out["records"] == 3 and out["scans"] == 1
+    assert hub.ids() == {clear_young.id, suspect_mid.id, suspect_unacked.id, confirmed.id, seized_report.id,
+                         seized_review.id}
+    assert store.image("aa" * 32) is None
+    for table in ("record_identities", "cr_actions", "reviews"):
+        assert not store.query(f"SELECT 1 FROM {table} WHERE record_id IN (?,?)", (clear_old.id, suspect_old.id))
+
+    for rec in (seized_report, seized_review):
+        hub_retention.release_seizure(store, rec.id, "sup", "case 17 closed by the court")
+    assert hub.prune()["records"] == 2
+    assert seized_report.id not in hub.ids() and seized_review.id not in hub.ids()
+    assert hub.prune()["records"] == 0
+
+
+def test_a_seizure_is_released_only_as_a_seizure(store):
+    hub = Hub(store)
+    rec = hub.add(Verdict.CLEAR, 400)
+    with pytest.raises(hub_retention.HoldError, match=rec.id):
+        hub_retention.release_seizure(store, rec.id, "sup", "closed")
+
+
+def test_a_hold_blocks_deletion_until_a_supervisor_releases_it_and_both_are_audited(store):
+    hub = Hub(store)
+    by_plate = hub.add(Verdict.CLEAR, 400, plate="粤Z·A123港")
+    by_id = hub.add(Verdict.CLEAR, 400)
+    free = hub.add(Verdict.CLEAR, 400)
+    hub_retention.set_policy(store, POLICY, "admin", "default")
+    vehicle = hub_retention.place_hold(store, "plate", "粤ZA123港", "sup", "court order 88: the vehicle")
+    record = hub_retention.place_hold(store, "record", by_id.id, "sup", "court order 88: the pass")
+    out = hub.prune()
+    assert out["records"] == 1 and hub.ids() == {by_plate.id, by_id.id} and free.id not in hub.ids()
+    assert [h["id"] for h in hub_retention.holds(store)] == [record["id"], vehicle["id"]]
+
+    hub_retention.release_hold(store, vehicle["id"], "sup2", "order 88 lifted")
+    with pytest.raises(hub_retention.HoldError, match="not standing"):
+        hub_retention.release_hold(store, vehicle["id"], "sup2", "again")
+    assert hub.prune()["records"] == 1 and hub.ids() == {by_id.id}
+
+    entries = {(e["action"], e["object"]): (e["actor"], json.loads(e["detail"])) for e in audit.entries(store)}
+    assert entries[("hold.place", "plate:粤ZA123港")] == ("sup", {"hold": vehicle["id"],
+                                                                 "reason": "court order 88: the vehicle"})
+    assert entries[("hold.release", "plate:粤ZA123港")][0] == "sup2"
+    assert entries[("hold.place", by_id.id)][1]["reason"] == "court order 88: the pass"
+    assert entries[("retention.policy", "retention-policy:1")][0] == "admin"
+    assert entries[("retention.prune", "hub")][1]["records"] == 1
+    assert audit.verify(store)[1] is None
+
+
+def test_a_hold_needs_a_reason_and_something_to_hold(store):
+    with pytest.raises(hub_retention.HoldError, match="needs a reason"):
+        hub_retention.place_hold(store, "plate", "AB1234", "sup", "  ")
+    with pytest.raises(hub_retention.HoldError, match="not in the hub database"):
+        hub_retention.place_hold(store, "record", "no-such-record", "sup", "order")
+
+
+def test_the_published_state_is_signed_versioned_and_carries_the_holds(store):
+    key = Ed25519PrivateKey.generate()
+    assert not hub_retention.unpublished(store)  # nothing set: nothing to publish
+    hub_retention.set_policy(store, POLICY, "admin", "default")
+    first, _ = hub_retention.publish(store, key)
+    hold = hub_retention.place_hold(store, "container", "CSQU 305438 3", "sup", "order 9")
+    second, signed = hub_retention.publish(store, key)
+    got = retention.verify(key.public_key(), signed)
+    assert (first.version, got.version) == (1, 2) and got == second
+    assert got.policy == POLICY and got.holds == [retention.Hold(kind="container", value="CSQU 305438 3")]
+    assert hub_retention.latest_signed(store) == (2, signed)
+    with pytest.raises(retention.RetentionError, match="does not verify"):
+        retention.verify(Ed25519PrivateKey.generate().public_key(), signed)
+    assert hold["norm"] == "CSQU3054383"
+    assert not hub_retention.unpublished(store)
+    hub_retention.release_hold(store, hold["id"], "sup", "lifted")  # made without publishing (no key, no link)
+    assert hub_retention.unpublished(store)
+
+
+def test_figures_say_what_the_next_prune_deletes(store):
+    hub = Hub(store)
+    hub.add(Verdict.CLEAR, 40, scan="bb" * 32)
+    hub.add(Verdict.CLEAR, 10)
+    hub_retention.set_policy(store, POLICY, "admin", "default")
+    fig = hub_retention.figures(store, hub.now)
+    assert fig["records"] == {"clear": 2} and fig["scans"] == 1 and fig["scan_bytes"] == 3
+    assert fig["next_prune"] == {"records": 1, "kept": {}} and fig["db_bytes"] > 0
