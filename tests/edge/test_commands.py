@@ -215,8 +215,10 @@ async def test_the_remote_plan_moves_nothing_and_skips_inference_while_the_lane_
     cfg = cfg.model_copy(update={"devices": cfg.devices.model_validate({}), "sync": None,
                                  "station": cfg.station.model_copy(update={"data_dir": tmp_path})})
     report = await run_remote(cfg, Devices(), None, "full", lane_busy=lambda: True)
-    assert [(p["name"], p["outcome"]) for p in report["phases"]] == [
-        ("links", "PASS"), ("inference", "SKIPPED"), ("clock", "PASS"), ("hub", "SKIPPED")]
+    # the clock phase measures this machine's clock (a drifting virtual machine fails it): it runs, whatever it finds
+    outcomes = [(p["name"], p["outcome"] if p["name"] != "clock" else p["outcome"] in ("PASS", "FAIL"))
+                for p in report["phases"]]
+    assert outcomes == [("links", "PASS"), ("inference", "SKIPPED"), ("clock", True), ("hub", "SKIPPED")]
     assert "lane is in use" in report["phases"][1]["reason"]
     assert {"io", "tracking", "imaging", "safety"} <= set(report["not_run"])
     assert not {"io", "tracking", "imaging", "safety", "rfid", "llrp", "cameras"} & {p for ps in REMOTE_PLANS.values() for p in ps}
