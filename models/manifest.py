@@ -12,7 +12,7 @@ A package is `models/zoo/<name>/model.onnx` + `manifest.toml`:
              pixel_mm
     [output] format = "cpe-fcos-v1" | "yolov8" | "yolov5"; stride (cpe-fcos-v1 only)
     [[classes]] name, threshold
-    [applies] item_kinds, pixel_mm, energy_kev, lines, pixels (optional; see AppliesSpec)
+    [applies] item_kinds, pixel_mm, energy_kev, lines, pixels, opaque_share, channel_ratio (optional; see AppliesSpec)
     [evaluation] free-form figures
 
 Three-channel inputs (YOLO tool-chains trained on RGB) list their mapping explicitly, e.g.
@@ -92,6 +92,8 @@ class AppliesSpec(_Frozen):
         energy_kev = [200.0, 9500.0]   # the scan's peak energy (kVp of a tube, MeV x 1000 of a linac)
         lines = [64, 8000]
         pixels = [256, 1400]
+        opaque_share = 0.05            # at most this share of sampled pixels at the detector floor
+        channel_ratio = [1.05, 2.5]    # median ln T_low / ln T_high of sampled pixels holding matter
     """
 
     item_kinds: tuple[ItemKindName, ...] | None = Field(default=None, min_length=1)
@@ -99,8 +101,10 @@ class AppliesSpec(_Frozen):
     energy_kev: tuple[float, float] | None = None
     lines: tuple[int, int] | None = None
     pixels: tuple[int, int] | None = None
+    opaque_share: float | None = Field(default=None, gt=0, le=1)
+    channel_ratio: tuple[float, float] | None = None
 
-    @field_validator("pixel_mm", "energy_kev", "lines", "pixels")
+    @field_validator("pixel_mm", "energy_kev", "lines", "pixels", "channel_ratio")
     @classmethod
     def _ordered(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
         if v is not None and not 0 < v[0] <= v[1]:

@@ -131,9 +131,9 @@ def read_out(high: np.ndarray, low: np.ndarray, s: ScannerDraw, rng: np.random.G
             x = x.copy()
             for i in range(1, lines):
                 x[i] += s.afterglow * (x[i - 1] - x[i])
-        x = x + rng.standard_normal(x.shape).astype(np.float32) * np.sqrt(np.clip(x, 0, None) / quanta)
+        x = x + np.asarray(rng.standard_normal(x.shape), np.float32) * np.sqrt(np.clip(x, 0, None) / quanta)
         x = x + rng.normal(0, 2e-4, x.shape).astype(np.float32)
-        x = x * (gains * drift).astype(np.float32)
+        x = x * np.asarray(gains * drift, np.float32)
         x[:, dead] *= 0.01
         out.append(np.clip(x * FULL_SCALE + 0.5, 0, FULL_SCALE).astype(np.uint16))
     return out[0], out[1]

@@ -88,6 +88,7 @@ def knife(rng: np.random.Generator) -> Item:
     w = {"chef": _u(rng, 38, 50), "hunter": _u(rng, 25, 34), "dagger": _u(rng, 20, 30), "folder": _u(rng, 18, 26),
          "cleaver": _u(rng, 70, 95), "bayonet": _u(rng, 22, 30)}[kind]
     t = _u(rng, 1.6, 4.2) if kind != "cleaver" else _u(rng, 2.5, 5)
+    taper: tuple[tuple[float, float], tuple[float, float], float]
     if kind == "dagger":
         pts = [(0, -w / 2), (blade_l * 0.8, -w / 3), (blade_l, 0), (blade_l * 0.8, w / 3), (0, w / 2)]
         taper = ((0, 0), (0, w / 2), 0.35)
@@ -207,6 +208,8 @@ def phone(rng: np.random.Generator) -> Item:
     it.add(slab("display", 1.5, 1.5, L - 1.5, W - 1.5, _u(rng, 1.0, 1.6), corner=6))
     it.add(slab("soda_glass" if rng.random() < 0.5 else "pc", 1.5, 1.5, L - 1.5, W - 1.5, 0.6, corner=6))
     cell_t = _u(rng, 3.5, 5.5)
+    board: tuple[float, float, float, float]
+    cell: tuple[float, float, float, float]
     if layout == "low_cell":
         board = (L * 0.62, 4, L - 4, W - 4)
         cell = (6, 6, L * 0.6, W - 6)
@@ -221,9 +224,9 @@ def phone(rng: np.random.Generator) -> Item:
         board = (L * 0.6, 4, L - 4, W - 4)
         cell = (8, 6, L * 0.55, W * 0.66)
         it.add(slab("fr4", 4, W * 0.7, L * 0.6, W - 4, 0.9))
-    it.add(slab("li_cell", *cell, cell_t, corner=2))
+    it.add(slab("li_cell", cell[0], cell[1], cell[2], cell[3], cell_t, corner=2))
     it.add(slab("alu", cell[0], cell[1], cell[2], cell[3], 0.12))          # pouch foil
-    it.add(slab("fr4", *board, 1.0))
+    it.add(slab("fr4", board[0], board[1], board[2], board[3], 1.0))
     for k in range(int(rng.integers(2, 6))):                                  # shields and chips
         bu = _u(rng, board[0], board[2] - 12)
         bv = _u(rng, board[1], board[3] - 10)
