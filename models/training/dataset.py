@@ -73,7 +73,7 @@ def generate(out: Path, seeds: range, spec: SceneSpec, workers: int = 1) -> None
             images[i] = img
             truth.append(boxes)
     images.flush()
-    out.with_suffix(".json").write_text(json.dumps({"seeds": [seeds.start, seeds.stop], "novel": spec.novel,
+    out.with_suffix(".json").write_text(json.dumps({"seeds": [seeds.start, seeds.stop], "novel": spec.novel, "wide": spec.wide,
                                                     "classes": CLASSES, "truth": truth}))
 
 
