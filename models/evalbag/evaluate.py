@@ -56,11 +56,12 @@ def rate(k: int, n: int) -> dict[str, Any]:
 class Scorer:
     """Runs one package on scans and keeps (truth, detections at a low floor) per scan."""
 
-    def __init__(self, package: Path) -> None:
+    def __init__(self, package: Path, model: Path | None = None) -> None:
+        """model: another ONNX file to score with the package's classes and thresholds (e.g. an int8 copy)."""
         manifest = tomllib.loads((package / "manifest.toml").read_text())
         self.names = [c["name"] for c in manifest["classes"]]
         self.thresholds = {c["name"]: float(c["threshold"]) for c in manifest["classes"]}
-        self.sess = session(package / "model.onnx")
+        self.sess = session(model or package / "model.onnx")
         self.records: list[tuple[dict, list[Detection]]] = []
 
     def add(self, scan: Scan) -> None:
@@ -178,8 +179,9 @@ def bag_scans(seed: int, count: int) -> Iterable[Scan]:
         yield bag_scan(s)
 
 
-def score(package: Path, scans: Iterable[Scan], progress: Callable[[int], object] = lambda i: None) -> dict[str, Any]:
-    scorer = Scorer(package)
+def score(package: Path, scans: Iterable[Scan], progress: Callable[[int], object] = lambda i: None,
+          model: Path | None = None) -> dict[str, Any]:
+    scorer = Scorer(package, model)
     for i, scan in enumerate(scans):
         scorer.add(scan)
         progress(i)
