@@ -32,6 +32,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from models.errors import ManifestError, ModelIntegrityError
@@ -112,6 +113,29 @@ class AppliesSpec(_Frozen):
         return v
 
 
+class CalibrationSpec(_Frozen):
+    """Per-class Platt scaling of reported scores: p = sigmoid(a · logit(s) + b), a > 0 (order kept);
+    thresholds and decisions stay on the raw scores.
+
+        [calibration]
+        method = "platt"
+        fitted_on = "validation seeds 1500000..1500199"
+        platt = { firearm = [1.4, -0.3], knife = [0.9, 0.2] }
+    """
+
+    method: Literal["platt"] = "platt"
+    fitted_on: str = ""
+    platt: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+    @field_validator("platt")
+    @classmethod
+    def _increasing(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        bad = {k: list(ab) for k, ab in v.items() if not (0 < ab[0] < 100 and abs(ab[1]) < 100)}
+        if bad:
+            raise ValueError(f"each class needs [a, b] with 0 < a < 100 and |b| < 100, got {bad}")
+        return v
+
+
 class Manifest(_Frozen):
     """The whole manifest."""
 
@@ -124,6 +148,7 @@ class Manifest(_Frozen):
     output: OutputSpec
     classes: tuple[ClassSpec, ...] = Field(min_length=1)
     applies: AppliesSpec | None = None
+    calibration: CalibrationSpec | None = None
     evaluation: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("sha256", mode="before")
@@ -139,6 +164,21 @@ class Manifest(_Frozen):
         if dupes:
             raise ValueError(f"class names repeat: {dupes}")
         return v
+
+    @model_validator(mode="after")
+    def _calibrated_classes_exist(self) -> Manifest:
+        unknown = sorted(set(self.calibration.platt) - set(self.class_names)) if self.calibration else []
+        if unknown:
+            raise ValueError(f"calibration names unknown classes {unknown}")
+        return self
+
+    def calibrated(self, label: str, score: float) -> float:
+        """The reported score of a detection: Platt-scaled where [calibration] names the class."""
+        ab = self.calibration.platt.get(label) if self.calibration else None
+        if ab is None or not 0 < score < 1:
+            return score
+        logit = float(np.log(score / (1 - score)))
+        return float(1 / (1 + np.exp(-(ab[0] * logit + ab[1]))))
 
     @property
     def class_names(self) -> tuple[str, ...]:
