@@ -8,6 +8,10 @@ A model decides only on scans it was made for. Two checks, both pure and cheap:
 - **content** (`content_problem`): shapes no model can judge (1 x 1, a 64 x 100,000 strip) and
   images with nothing to judge (opaque, all air, pure noise), from statistics on a fixed sample of
   rows, so the cost does not grow with the scan; it runs when the scan has ended.
+- **input statistics** (`statistics_problem`): the manifest's `opaque_share` (the most detector-floor
+  pixels the model's training scans held) and `channel_ratio` (median ln T_low / ln T_high of matter:
+  a single-energy or channel-swapped scan, or another detector, falls outside). A model never saw
+  such scans, so it may not clear them; the station sends them to manual as model_not_applicable.
 
 Each returns None when the scan may be judged, else one sentence with the values. A fact the scan
 does not state (no `pixel_mm` in its meta) is not held against it.
@@ -152,6 +156,33 @@ def roughness(a: np.ndarray) -> float:
     return min(across, along) / (WHITE_NOISE_MAD * spread)
 
 
+MATTER_ATTENUATION = 0.02  # pixels between this and the floor carry the channel ratio
+
+
+def input_statistics(high: np.ndarray, low: np.ndarray) -> dict[str, float]:
+    """Share of sampled pixels at the detector floor, and the median channel ratio of those holding matter."""
+    a_high, a_low = _sample(high), _sample(low)
+    matter = (a_high >= MATTER_ATTENUATION) & (a_high < FLOOR_ATTENUATION)
+    ratio = float(np.median(a_low[matter] / a_high[matter])) if matter.any() else float("nan")
+    return {"opaque_share": float(np.mean(a_high >= FLOOR_ATTENUATION)), "channel_ratio": ratio}
+
+
+def statistics_problem(manifest: Manifest, high: np.ndarray, low: np.ndarray) -> str | None:
+    """Why the scan's statistics lie outside what the model was made for, or None (no limits: None)."""
+    spec, name = manifest.applicability, manifest.name
+    if spec.opaque_share is None and spec.channel_ratio is None:
+        return None
+    stats = input_statistics(high, low)
+    if spec.opaque_share is not None and stats["opaque_share"] > spec.opaque_share:
+        return (f"model {name} was made for scans with at most {spec.opaque_share:.0%} of pixels at the detector "
+                f"floor; this scan has {stats['opaque_share']:.0%}")
+    ratio, bounds = stats["channel_ratio"], spec.channel_ratio
+    if bounds is not None and np.isfinite(ratio) and not bounds[0] <= ratio <= bounds[1]:
+        return (f"model {name} was made for dual-energy scans whose low/high attenuation ratio is {bounds[0]:g} to "
+                f"{bounds[1]:g}; this scan's is {ratio:.2f}")
+    return None
+
+
 def scan_problem(manifest: Manifest, facts: ScanFacts, high: np.ndarray, low: np.ndarray) -> str | None:
-    """The first reason the model may not judge this scan (metadata, then content), or None."""
-    return metadata_problem(manifest, facts) or content_problem(high, low)
+    """The first reason the model may not judge this scan (metadata, content, then input statistics), or None."""
+    return metadata_problem(manifest, facts) or content_problem(high, low) or statistics_problem(manifest, high, low)

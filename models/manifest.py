@@ -12,7 +12,7 @@ A package is `models/zoo/<name>/model.onnx` + `manifest.toml`:
              pixel_mm
     [output] format = "cpe-fcos-v1" | "yolov8" | "yolov5"; stride (cpe-fcos-v1 only)
     [[classes]] name, threshold
-    [applies] item_kinds, pixel_mm, energy_kev, lines, pixels (optional; see AppliesSpec)
+    [applies] item_kinds, pixel_mm, energy_kev, lines, pixels, opaque_share, channel_ratio (optional; see AppliesSpec)
     [evaluation] free-form figures
 
 Three-channel inputs (YOLO tool-chains trained on RGB) list their mapping explicitly, e.g.
@@ -32,6 +32,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from models.errors import ManifestError, ModelIntegrityError
@@ -92,6 +93,8 @@ class AppliesSpec(_Frozen):
         energy_kev = [200.0, 9500.0]   # the scan's peak energy (kVp of a tube, MeV x 1000 of a linac)
         lines = [64, 8000]
         pixels = [256, 1400]
+        opaque_share = 0.05            # at most this share of sampled pixels at the detector floor
+        channel_ratio = [1.05, 2.5]    # median ln T_low / ln T_high of sampled pixels holding matter
     """
 
     item_kinds: tuple[ItemKindName, ...] | None = Field(default=None, min_length=1)
@@ -99,12 +102,37 @@ class AppliesSpec(_Frozen):
     energy_kev: tuple[float, float] | None = None
     lines: tuple[int, int] | None = None
     pixels: tuple[int, int] | None = None
+    opaque_share: float | None = Field(default=None, gt=0, le=1)
+    channel_ratio: tuple[float, float] | None = None
 
-    @field_validator("pixel_mm", "energy_kev", "lines", "pixels")
+    @field_validator("pixel_mm", "energy_kev", "lines", "pixels", "channel_ratio")
     @classmethod
     def _ordered(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
         if v is not None and not 0 < v[0] <= v[1]:
             raise ValueError(f"range {list(v)} must be [low, high] with 0 < low <= high")
+        return v
+
+
+class CalibrationSpec(_Frozen):
+    """Per-class Platt scaling of reported scores: p = sigmoid(a · logit(s) + b), a > 0 (order kept);
+    thresholds and decisions stay on the raw scores.
+
+        [calibration]
+        method = "platt"
+        fitted_on = "validation seeds 1500000..1500199"
+        platt = { firearm = [1.4, -0.3], knife = [0.9, 0.2] }
+    """
+
+    method: Literal["platt"] = "platt"
+    fitted_on: str = ""
+    platt: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+    @field_validator("platt")
+    @classmethod
+    def _increasing(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        bad = {k: list(ab) for k, ab in v.items() if not (0 < ab[0] < 100 and abs(ab[1]) < 100)}
+        if bad:
+            raise ValueError(f"each class needs [a, b] with 0 < a < 100 and |b| < 100, got {bad}")
         return v
 
 
@@ -120,6 +148,7 @@ class Manifest(_Frozen):
     output: OutputSpec
     classes: tuple[ClassSpec, ...] = Field(min_length=1)
     applies: AppliesSpec | None = None
+    calibration: CalibrationSpec | None = None
     evaluation: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("sha256", mode="before")
@@ -135,6 +164,21 @@ class Manifest(_Frozen):
         if dupes:
             raise ValueError(f"class names repeat: {dupes}")
         return v
+
+    @model_validator(mode="after")
+    def _calibrated_classes_exist(self) -> Manifest:
+        unknown = sorted(set(self.calibration.platt) - set(self.class_names)) if self.calibration else []
+        if unknown:
+            raise ValueError(f"calibration names unknown classes {unknown}")
+        return self
+
+    def calibrated(self, label: str, score: float) -> float:
+        """The reported score of a detection: Platt-scaled where [calibration] names the class."""
+        ab = self.calibration.platt.get(label) if self.calibration else None
+        if ab is None or not 0 < score < 1:
+            return score
+        logit = float(np.log(score / (1 - score)))
+        return float(1 / (1 + np.exp(-(ab[0] * logit + ab[1]))))
 
     @property
     def class_names(self) -> tuple[str, ...]:

@@ -203,7 +203,8 @@ class Detector:
     def to_detections(self, boxes: Boxes) -> list[Detection]:
         names = self._m.class_names
         return [
-            Detection(names[c], float(s), (float(b[0]), float(b[1]), float(b[2]), float(b[3])))
+            Detection(names[c], self._m.calibrated(names[c], float(s)),
+                      (float(b[0]), float(b[1]), float(b[2]), float(b[3])))
             for b, s, c in zip(boxes.xyxy, boxes.scores, boxes.classes)
         ]
 

@@ -44,7 +44,9 @@ def write_manifest(package: Path, f: dict) -> Path:
         lines += ["[[classes]]", f'name = "{name}"', f"threshold = {f['thresholds'][name]}", ""]
     lines += ["[applies]  # the scans this model is made for (models/applicability.py); trained on 1 mm, 160 kVp baggage",
               'item_kinds = ["baggage", "parcel"]', "pixel_mm = [0.8, 1.25]", "energy_kev = [100.0, 200.0]",
-              "lines = [64, 8000]", "pixels = [64, 4096]", ""]
+              "lines = [64, 8000]", "pixels = [64, 4096]",
+              "opaque_share = 0.05  # training scans: at most 0.3 % at the detector floor (40-scan sample)",
+              "channel_ratio = [1.05, 2.5]  # training 1.17-1.56, evaluation generator 1.16-1.87; 1 = single energy", ""]
     lines += ["[evaluation]", f'dataset = "{dataset_line(f)}"', f"map50 = {_fmt(f['map50'])}",
               f"map50_95 = {_fmt(f['map50_95'])}", f"alarm_rate_clean = {_fmt(f['alarm_rate_clean'])}",
               f"clean_images = {f['clean_images']}", f"ms_per_tile = {f['ms_per_tile']}",

@@ -19,6 +19,27 @@ from models.training.scene import SceneSpec, synth_scan
 from models.training.threats import CLASSES
 
 LOG_RANGE = np.log(1e4)
+# The fresh held-out block (issue 20): seeds base + 700,000 .. base + 701,999 of every recipe seed
+# (base = seed × 1,000,000) were never rendered for, nor scored by, cpe-tiny 1.0.0 to 2.0.0. They
+# belong to `python -m models.evalbag.evaluate` alone; training and validation sets refuse them.
+FRESH_OFFSET, FRESH_SIZE = 700_000, 2_000
+
+
+def fresh_heldout(seed: int) -> range:
+    """The fresh held-out seed block of a recipe seed (scored only by models.evalbag.evaluate)."""
+    base = seed * 1_000_000
+    return range(base + FRESH_OFFSET, base + FRESH_OFFSET + FRESH_SIZE)
+
+
+def refuse_fresh(seeds: range, what: str) -> None:
+    """Raise ValueError when a set of seeds to train or validate on reaches into a fresh held-out block."""
+    if len(seeds) == 0:
+        return
+    for block in range(seeds.start // 1_000_000, (seeds.stop - 1) // 1_000_000 + 1):
+        fresh = fresh_heldout(block)
+        if seeds.start < fresh.stop and fresh.start < seeds.stop:
+            raise ValueError(f"{what} seeds {seeds.start}..{seeds.stop - 1} reach into the fresh held-out block "
+                             f"{fresh.start}..{fresh.stop - 1}, which only models.evalbag.evaluate may render")
 
 
 def attenuation(t: np.ndarray) -> np.ndarray:
@@ -34,7 +55,10 @@ def _one(args: tuple[int, SceneSpec]) -> tuple[np.ndarray, list[dict]]:
 
 
 def generate(out: Path, seeds: range, spec: SceneSpec, workers: int = 1) -> None:
-    """Render scans for the seeds into out.npy (N×2×H×W float16) and out.json (truth per image)."""
+    """Render scans for the seeds into out.npy (N×2×H×W float16) and out.json (truth per image).
+
+    Every set rendered here may train or select a model, so fresh held-out seeds are refused."""
+    refuse_fresh(seeds, f"set {out.name}")
     images = np.lib.format.open_memmap(out.with_suffix(".npy"), mode="w+", dtype=np.float16,
                                        shape=(len(seeds), 2, spec.lines, spec.pixels))
     truth = []
@@ -49,7 +73,7 @@ def generate(out: Path, seeds: range, spec: SceneSpec, workers: int = 1) -> None
             images[i] = img
             truth.append(boxes)
     images.flush()
-    out.with_suffix(".json").write_text(json.dumps({"seeds": [seeds.start, seeds.stop], "novel": spec.novel,
+    out.with_suffix(".json").write_text(json.dumps({"seeds": [seeds.start, seeds.stop], "novel": spec.novel, "wide": spec.wide,
                                                     "classes": CLASSES, "truth": truth}))
 
 
@@ -64,6 +88,8 @@ def load(path: Path) -> tuple[np.ndarray, list[list[dict]]]:
     written with an upper bound of images says how many it holds)."""
     images = np.load(path.with_suffix(".npy"), mmap_mode="r")
     info = json.loads(path.with_suffix(".json").read_text())
+    if "seeds" in info and list(info.get("classes", CLASSES)) == list(CLASSES):  # baggage sets (portal: own blocks)
+        refuse_fresh(range(*info["seeds"]), f"set {path.name}")
     return images[:info.get("count", len(images))], info["truth"]
 
 

@@ -7,7 +7,8 @@
 #   models/training/gpu_job.sh watch N OUTDIR   # follow for N seconds, then copy results to OUTDIR
 #
 # Settings by environment: JOB (default /tmp/cpe-job), SEED (1), MINUTES (16), BATCH (64),
-# LR (0.003), ARCH (small), TRAIN_IMAGES (12000).
+# LR (0.003), ARCH (small), TRAIN_IMAGES (12000), DOMAIN (wide: hard negatives and drawn scanners,
+# issue 20; narrow: the scenes 2.0.0 was trained on).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 JOB=${JOB:-/tmp/cpe-job}
@@ -21,7 +22,7 @@ start)
   mkdir -p "$JOB"
   setsid nohup python3 -m models.training.recipe --seed "${SEED:-1}" --out "$JOB/out" --work "$JOB/work" \
     --stage train --workers "$(nproc)" --loaders "$(( $(nproc) - 2 ))" --batch "${BATCH:-64}" --lr "${LR:-0.003}" \
-    --arch "${ARCH:-small}" --max-minutes "${MINUTES:-16}" --train-images "${TRAIN_IMAGES:-12000}" \
+    --arch "${ARCH:-small}" --domain "${DOMAIN:-wide}" --max-minutes "${MINUTES:-16}" --train-images "${TRAIN_IMAGES:-12000}" \
     --steps 1000000 >"$JOB/log" 2>&1 < /dev/null &
   echo "started job $!"
   ;;

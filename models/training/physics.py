@@ -48,7 +48,7 @@ def tube_spectrum(kvp: float, al_mm: float, cu_mm: float) -> np.ndarray:
     return n
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=512)  # wide-domain scanners are drawn on coarse steps (models/training/domain.py)
 def channel_weights(scanner: Scanner = Scanner()) -> tuple[np.ndarray, np.ndarray]:
     """Normalised energy weights (low, high) per bin: spectrum × energy × absorption efficiency."""
     e = energy_grid(scanner.kvp)

@@ -31,11 +31,17 @@ def seed_ranges(seed: int, train_images: int = TRAIN_IMAGES) -> dict[str, range]
 
 
 def make_data(work: Path, seed: int, workers: int, only: tuple[str, ...] = ("train", "val", "heldout"),
-              train_images: int = TRAIN_IMAGES) -> None:
-    """Render the sets that are not on disk yet."""
+              train_images: int = TRAIN_IMAGES, domain: str = "wide") -> None:
+    """Render the sets that are not on disk yet.
+
+    domain "wide" (issue 20, from 2.1 on): training and validation scans carry hard negatives, extra
+    cues per class and drawn scanners (SceneSpec.wide); "narrow" renders them as 1.x and 2.0.0 were.
+    The held-out set stays the one every version was scored on (narrow, novel variants); the fresh
+    held-out block is never rendered here (models.evalbag.evaluate scores it)."""
     for name, seeds in seed_ranges(seed, train_images).items():
         if name in only and not (work / f"{name}.json").exists():
-            generate(work / name, seeds, SceneSpec(novel=name == "heldout"), workers=workers)
+            spec = SceneSpec(novel=name == "heldout", wide=domain == "wide" and name != "heldout")
+            generate(work / name, seeds, spec, workers=workers)
             print(f"generated {name}: {len(seeds)} scans", flush=True)
 
 
@@ -46,6 +52,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/cpe-work"))
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes rendering scans")
     parser.add_argument("--train-images", type=int, default=TRAIN_IMAGES)
+    parser.add_argument("--domain", choices=("wide", "narrow"), default="wide",
+                        help="training/validation scenes: wide (hard negatives, drawn scanners; issue 20) or narrow (2.0.0)")
     parser.add_argument("--arch", choices=sorted(ARCHS), default="small")
     parser.add_argument("--device", default="auto", help="auto: a CUDA GPU when there is one, else the CPU")
     parser.add_argument("--batch", type=int, default=64)
@@ -67,7 +75,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     if args.stage in ("all", "data", "train"):
-        make_data(args.work, args.seed, args.workers, ("train", "val"), args.train_images)
+        make_data(args.work, args.seed, args.workers, ("train", "val"), args.train_images, args.domain)
     if args.stage in ("all", "train"):
         cfg = TrainConfig(steps=args.steps, seed=args.seed, max_minutes=args.max_minutes, lr=args.lr,
                           threads=args.threads, init=str(args.init) if args.init else None, arch=args.arch,
@@ -80,7 +88,7 @@ def main() -> None:
     if args.stage == "validate":
         from models.training.evaluate import validate
 
-        make_data(args.work, args.seed, args.workers, ("val",))
+        make_data(args.work, args.seed, args.workers, ("val",), domain=args.domain)
         validate(args.candidate or args.out / "model.onnx", args.work)
     if args.stage in ("all", "evaluate"):
         from models.training.evaluate import evaluate_package

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from models.scan import Scan
+from models.training import domain
 from models.training.clutter import CLUTTER
+from models.training.negatives import EXTRA_CUES, HARD_NEGATIVES
 from models.training.physics import Scanner, detect, ideal_transmission
 from models.training.shapes import Obj, add_clipped, cylinder, ellipse, footprint, polyline, pose, rect
 from models.training.threats import CLASSES, GENERATORS
@@ -15,7 +18,12 @@ from models.training.threats import CLASSES, GENERATORS
 
 @dataclass(frozen=True)
 class SceneSpec:
-    """What to put in a scan; threats=None draws them at random (p_clean of bags have none)."""
+    """What to put in a scan; threats=None draws them at random (p_clean of bags have none).
+
+    wide: the wide training domain of issue 20 (models/training/negatives.py and domain.py): hard
+    negatives among the clutter, extra cues per class, and a drawn scanner (energy, filtration,
+    detector, noise, blur, crosstalk, drift, pixel pitch 0.8–1.5 mm, belt speed). Off, a seed's scan
+    is exactly what it was before (the held-out sets every version was scored on)."""
 
     lines: int = 640
     pixels: int = 640
@@ -23,6 +31,7 @@ class SceneSpec:
     threats: tuple[str, ...] | None = None
     p_clean: float = 0.3
     max_threats: int = 3
+    wide: bool = False
 
 
 class Scene:
@@ -119,13 +128,17 @@ def build_scene(rng: np.random.Generator, spec: SceneSpec) -> Scene:
     bx, by = int(rng.uniform(0, spec.pixels - w - 4)), int(rng.uniform(0, spec.lines - h - 4))
     bag = container(rng, w, h)
     area = (bx + 8, by + 8, int(bx + w - 8), int(by + h - 8))
-    names, weights = zip(*((n, f) for n, (_, f) in CLUTTER.items()))
+    goods = {**CLUTTER, **HARD_NEGATIVES} if spec.wide else CLUTTER
+    names, weights = zip(*((n, f) for n, (_, f) in goods.items()))
     p = np.array(weights) / sum(weights)
     for i in rng.choice(len(names), size=int(rng.integers(3, 4 + int(w * h / 22000))), p=p):
-        item = _random_pose(rng, CLUTTER[names[i]][0](rng), tilt=False)
+        item = _random_pose(rng, goods[names[i]][0](rng), tilt=False)
         scene.put(item, *_place(rng, item, area))
     for label in draw_threats(rng, spec):
-        item = _random_pose(rng, GENERATORS[label](rng, spec.novel), tilt=True)
+        maker: Callable[[np.random.Generator, bool], Obj] = GENERATORS[label]
+        if spec.wide and label in EXTRA_CUES and rng.random() < 0.5:
+            maker = EXTRA_CUES[label]
+        item = _random_pose(rng, maker(rng, spec.novel), tilt=True)
         box = scene.put(item, *_place(rng, item, area))
         if box is not None and (box[2] - box[0]) * (box[3] - box[1]) > 0.5 * _area(footprint(item)):
             scene.truth.append({"label": label, "box": [float(v) for v in box]})
@@ -140,10 +153,28 @@ def _area(fp: np.ndarray) -> float:
 
 
 def synth_scan(seed: int, spec: SceneSpec = SceneSpec(), scanner: Scanner = Scanner()) -> Scan:
-    """One deterministic synthetic scan for a seed, truth boxes under meta['truth']."""
+    """One deterministic synthetic scan for a seed, truth boxes under meta['truth'] (wide: `scanner` is drawn)."""
     rng = np.random.default_rng(seed)
+    if spec.wide:
+        return _wide_scan(seed, rng, spec)
     scene = build_scene(rng, spec)
     high, low = detect(*ideal_transmission(scene.lengths, scanner), rng, scanner)
     meta = {"pixel_mm": scanner.pixel_mm, "kvp": scanner.kvp, "source": "synthetic", "lines_per_s": 300,
             "kind": "baggage", "seed": seed, "novel": spec.novel, "truth": scene.truth}
+    return Scan(high=high, low=low, meta=meta)
+
+
+def _wide_scan(seed: int, rng: np.random.Generator, spec: SceneSpec) -> Scan:
+    """A scan of the wide domain: the drawn scanner's field of view, resampled to the spec's size."""
+    own = np.random.default_rng([seed, 7])
+    drawn = domain.draw(own)
+    lines, pixels = domain.field_of_view(spec.lines, spec.pixels, drawn)
+    scene = build_scene(rng, replace(spec, lines=lines, pixels=pixels))
+    high, low, truth = domain.resample(*ideal_transmission(scene.lengths, drawn.scanner), scene.truth,
+                                       spec.lines, spec.pixels, drawn)
+    gain = domain.drift(spec.lines, drawn, own)
+    high, low = detect(high * gain, low * gain, rng, drawn.scanner)
+    meta = {"pixel_mm": drawn.scanner.pixel_mm, "line_mm": drawn.line_mm, "kvp": drawn.scanner.kvp,
+            "source": "synthetic", "lines_per_s": 300, "kind": "baggage", "seed": seed, "novel": spec.novel,
+            "wide": True, "truth": truth}
     return Scan(high=high, low=low, meta=meta)
