@@ -89,7 +89,7 @@ async def tip_stats(st: WebState = Depends(state), user: auth.User = Depends(req
     """Per-officer TIP statistics: supervisors see everyone, officers themselves."""
     officer = None if user.can("tip.stats.all") else user.badge
     return {"officers": await st.db(lambda s: tip.stats(s.conn, officer)), "active": st.tip.active,
-            "rate": st.tip.cfg.rate}
+            "rate": st.tip.cfg.rate, "dwell_s": st.tip.cfg.min_dwell_s}
 
 
 @router.post("/api/cases/{record_id}/seen")
