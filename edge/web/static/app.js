@@ -410,15 +410,17 @@ async function decide(outcome) {
   if (outcome === "threat_confirmed" && !$("class").value) { $("decide-msg").textContent = T("decide.class_needed"); $("class").focus(); return; }
   if (outcome === "threat_confirmed") body.label = $("class").value;
   if (outcome === "override") { body.label = $("class").value || null; if (!body.note.trim()) { $("decide-msg").textContent = T("error.override_needs_reason"); return; } }
+  S.deciding = rec.id;
   try {
     const updated = await api("/api/cases/" + rec.id + "/decision", { json: body });
+    decided(rec.id);  // officer.js: the draft is done with
+    if (S.current?.id !== rec.id) return;  // the station's word of the decision moved this screen on already
     $("decide-msg").textContent = T("decide.saved");
     S.boxes = []; $("note").value = "";
     showRecord({ ...rec, ...updated, scan_stored: rec.scan_stored }, false); loadImage(); refreshQueue();
-    decided(rec.id);  // officer.js: the draft is done with, other tabs move on
     if ($("trail").childElementCount) openCase(rec.id);
     else if (S.viewingLive && S.waiting.length) showWaiting();
-  } catch (err) { $("decide-msg").textContent = T(err.message); }
+  } catch (err) { $("decide-msg").textContent = T(err.message); } finally { S.deciding = null; }
 }
 $("confirm").onclick = () => decide("threat_confirmed");
 $("false-alarm").onclick = () => decide("false_alarm");

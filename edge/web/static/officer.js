@@ -113,14 +113,14 @@ function reviewed(ev) {
   S.waiting = S.waiting.filter((r) => r.id !== ev.id); showQueued();
   if (!S.current || S.current.id !== ev.id || S.current.review) return;
   showRecord({ ...S.current, review: ev.review }, false);
-  $("decide-msg").textContent = T("decide.decided_elsewhere", { officer: ev.review.officer });
+  if (S.deciding !== ev.id) $("decide-msg").textContent = T("decide.decided_elsewhere", { officer: ev.review.officer });
   if (S.viewingLive && S.waiting.length && !busy()) showWaiting();
 }
 
 // -- paging: the queue beyond its first 100, the history beyond its first page --------------------------
-function pager(kind, items, total, params) {
+function pager(kind, items, total, params, later) {
   const more = $(kind + "-more"), shown = $(kind + "-rows").childElementCount;
-  if (kind === "history") S.historyPage = items.length;
+  if (kind === "history" && !later) S.historyPage = items.length;  // the station's page size
   const left = kind === "queue" ? (total || 0) - shown : null;
   more.hidden = kind === "queue" ? left <= 0 : !items.length || items.length < S.historyPage;
   if (kind === "queue") more.textContent = T("list.more_n", { n: fmtNum(Math.max(left, 0)) });
@@ -134,8 +134,7 @@ function pager(kind, items, total, params) {
       const p = new URLSearchParams(params); p.set("before_seq", last.seq);
       const page = await api("/api/history?" + p);
       for (const r of page.items) $("history-rows").append(historyRow(r));
-      if (page.items.length) pager("history", page.items, null, params); else more.hidden = true;
-      if (page.items.length < S.historyPage) more.hidden = true;
+      if (page.items.length) pager("history", page.items, null, params, true); else more.hidden = true;
     }
   };
 }
