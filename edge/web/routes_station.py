@@ -45,12 +45,12 @@ async def belt_state(st: WebState = Depends(state), user: auth.User = Depends(re
     """The belt as the officer's live view shows it: running, stopped or latched (with the reason), and
     the items that were on it when it latched."""
     belt = st.ctx.belt
-    if belt is None:
-        raise HTTPException(404, "no_belt")
+    if belt is None:  # not a conveyor: nothing to show (not an error: every screen asks)
+        return {"present": False}
     status = belt.belt_status()
     ids = status.get("stranded") or []
     items = await st.db(_stranded, [str(i) for i in ids]) if isinstance(ids, list) else []
-    return {**status, "stranded": items}
+    return {**status, "present": True, "stranded": items}
 
 
 @router.post("/api/belt/restart")

@@ -60,7 +60,8 @@ $("alarm-toast").onclick = () => { $("alarm-toast").hidden = true; show("live");
 // -- the belt on the Live view: stopped, held (latched, with its reason), and what was on it ------------
 async function refreshBelt() {
   if (!S.me || !can("case.view") || S.noBelt) return;
-  try { S.belt = await api("/api/belt"); } catch (err) { if (err.message === "error.no_belt") S.noBelt = true; return; }
+  try { S.belt = await api("/api/belt"); } catch { return; }
+  if (!S.belt.present) { S.noBelt = true; S.belt = null; return; }
   showBeltLive();
 }
 setInterval(refreshBelt, 3000);
