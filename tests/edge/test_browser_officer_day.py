@@ -6,10 +6,8 @@ and work survives a reload, a second tab and long lists.
 Screenshots go to test-artifacts/browser/.
 """
 
-import asyncio
 import time
 from collections.abc import Iterator
-from contextlib import AsyncExitStack
 from typing import Any
 
 import numpy as np
@@ -201,21 +199,12 @@ def test_tip_charges_nothing_for_images_never_shown_and_shows_where_a_missed_thr
 def test_the_live_view_says_the_belt_is_held_and_lists_what_was_on_it(station, page):
     """A conveyor flow on the PLC simulator, on the screen's own loop as in the daemon: an item enters
     the tunnel, the e-stop latches the belt; the Live view says so and names the item."""
-    from conveyor_station import TOLERANT, conveyor_flow
-    from drivers.plc import PlcConfig, open_plc
+    from conveyor_station import on_loop as run_on, running_flow
 
     def on_loop(coro_fn: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro_fn(), station.loop).result(30)
+        return run_on(station, coro_fn)
 
-    async def start() -> tuple[AsyncExitStack, Any, Any]:
-        stack = AsyncExitStack()
-        plc = await stack.enter_async_context(open_plc(PlcConfig(**TOLERANT), "demo-1/plc"))
-        flow = conveyor_flow(plc, station.writer, station.events, "demo-1")
-        task = asyncio.create_task(flow.run(), name="flow")
-        stack.callback(task.cancel)
-        return stack, plc.sim.model, flow
-
-    stack, sim, flow = on_loop(start)
+    stack, sim, flow = on_loop(lambda: running_flow(station))
     try:
         station.ctx.belt = flow
         on_loop(lambda: until(lambda: flow.belt_status()["run_confirmed"], "the belt runs", timeout=25))

@@ -217,24 +217,12 @@ def test_a_decision_in_progress_is_not_swept_away_by_the_next_item(station, page
 def test_supervisor_restarts_a_latched_belt_from_the_health_screen(station, page):
     """A conveyor flow on the PLC simulator, on the screen's own loop as in the daemon: the e-stop latches
     the belt; an officer sees why, a supervisor also sees the button, and the belt runs after the click."""
-    import asyncio
-    from contextlib import AsyncExitStack
-
-    from conveyor_station import TOLERANT, conveyor_flow
-    from drivers.plc import PlcConfig, open_plc
+    from conveyor_station import on_loop as run_on, running_flow
 
     def on_loop(coro_fn):
-        return asyncio.run_coroutine_threadsafe(coro_fn(), station.loop).result(30)
+        return run_on(station, coro_fn)
 
-    async def start():
-        stack = AsyncExitStack()
-        plc = await stack.enter_async_context(open_plc(PlcConfig(**TOLERANT), "demo-1/plc"))
-        flow = conveyor_flow(plc, station.writer, station.events, "demo-1")
-        task = asyncio.create_task(flow.run(), name="flow")
-        stack.callback(task.cancel)
-        return stack, plc.sim.model, flow
-
-    stack, sim, flow = on_loop(start)
+    stack, sim, flow = on_loop(lambda: running_flow(station))
     try:
         station.ctx.belt = flow
         on_loop(lambda: until(lambda: flow.belt_status()["run_confirmed"], "the belt runs", timeout=25))
