@@ -89,6 +89,21 @@ def test_the_item_being_examined_stays_and_newer_items_wait_with_their_count(sta
     assert page.is_hidden("#next-item")
 
 
+def test_after_a_decision_the_oldest_waiting_item_comes_and_the_others_still_wait(station, page):
+    rng = np.random.default_rng(11)
+    sign_in(page, station, OFFICER)
+    first = item(station, rng)
+    loaded(page, first)
+    second, third = item(station, rng), item(station, rng)
+    expect(page.locator("#next-item")).to_have_attribute("data-waiting", "2")
+    page.click("#false-alarm")
+    loaded(page, second)
+    expect(page.locator("#next-item")).to_have_attribute("data-waiting", "1")
+    page.click("#false-alarm")
+    loaded(page, third)
+    expect(page.locator("#next-item")).to_be_hidden()
+
+
 def test_a_clear_item_being_zoomed_is_not_replaced_either(station, page):
     rng = np.random.default_rng(2)
     sign_in(page, station, OFFICER)

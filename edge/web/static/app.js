@@ -102,7 +102,7 @@ function show(view) {
   $(caseView ? "view-case" : "view-" + view).hidden = false;
   for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("on", b.dataset.view === view);
   S.viewingLive = view === "live";
-  if (S.viewingLive && S.waiting.length && !busy()) showWaiting();  // what arrived meanwhile
+  if (S.viewingLive && S.waiting.length && !busy() && !S.advancing) showWaiting();  // what arrived meanwhile
   const loaders = { queue: refreshQueue, history: refreshHistory, tip: refreshTip, health: refreshHealth,
                     diagnostics: refreshDiag, audit: refreshAudit };
   if (loaders[view]) loaders[view]();
@@ -137,8 +137,11 @@ const needsDecision = () => !!S.current && S.current.verdict !== "clear" && !S.c
 const examining = () => !!S.current && (S.zoom !== 1 || S.panX !== 0 || S.panY !== 0 || S.drawing || S.boxes.length > 0
   || $("note").value.trim() !== "");
 const busy = () => needsDecision() || examining();
+const WAITING_MAX = 500;  // an officer away from Live for hours: the oldest clear items give way
 function holdBack(rec) {
-  S.waiting.push(rec); showQueued();
+  S.waiting.push(rec);
+  if (S.waiting.length > WAITING_MAX) { const i = S.waiting.findIndex((r) => r.verdict === "clear"); S.waiting.splice(i < 0 ? 0 : i, 1); }
+  showQueued();
   const tm = window.cpeTimings[rec.id]; if (tm) tm.held = Date.now();
 }
 function showQueued() {
@@ -156,7 +159,8 @@ function showWaiting() {
   if (i < 0) i = S.waiting.length - 1;
   const rec = S.waiting[i];
   S.waiting = i === S.waiting.length - 1 && rec.verdict === "clear" ? [] : S.waiting.filter((_, j) => j !== i);
-  showQueued(); show("live"); showRecord(rec, true);
+  S.advancing = true;
+  try { showQueued(); show("live"); showRecord(rec, true); } finally { S.advancing = false; }
 }
 $("next-item").onclick = showWaiting;
 
