@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -32,9 +32,9 @@ def conveyor_flow(plc, writer: StoreWriter, events: EventBus, station: str) -> C
                         ConveyorSection(), writer.store.data_dir / beltlatch.FILE_NAME)
 
 
-def on_loop(station: Any, coro_fn: Callable[[], Awaitable[Any]], timeout: float = 30) -> Any:
+def on_loop(station: Any, coro_fn: Callable[[], Coroutine[Any, Any, Any]], timeout: float = 30) -> Any:
     """Run `coro_fn()` on a StationHarness's own loop (as the daemon runs its flows) and wait for it."""
-    return asyncio.run_coroutine_threadsafe(coro_fn(), station.loop).result(timeout)  # type: ignore[arg-type]
+    return asyncio.run_coroutine_threadsafe(coro_fn(), station.loop).result(timeout)
 
 
 async def running_flow(station: Any) -> tuple[AsyncExitStack, Any, ConveyorFlow]:

@@ -246,6 +246,32 @@ def test_the_live_view_says_the_belt_is_held_and_lists_what_was_on_it(station, p
         station.ctx.belt = None
 
 
+def test_the_live_view_says_the_lane_is_held_while_a_vehicle_waits_for_the_officer(station, page, tmp_path):
+    """A gantry flow of one place on the PLC simulator and the firmware emulator: a suspect vehicle waits
+    at the barrier, so the lane lets nobody in; the Live view says so until the officer sends it on."""
+    from conveyor_station import on_loop
+    from gantry_station import running_gantry, vehicle_scan
+
+    stack, flow = on_loop(station, lambda: running_gantry(station, tmp_path, [vehicle_scan(True)]), 60)
+    sim = flow.devices.plc.sim.model
+    try:
+        station.ctx.lane_control, station.ctx.panels = flow, ("lane",)
+        sign_in(page, station, OFFICER)
+
+        async def arrive() -> Any:
+            return sim.add_vehicle(4.0, lead_m=-1.5)
+
+        on_loop(station, arrive)
+        page.wait_for_selector("#belt-live:not([hidden])", timeout=30_000)
+        expect(page.locator("#belt-live-state")).to_contain_text("HELD: 1 vehicle(s) waiting for an officer")
+        page.screenshot(path=str(ARTIFACTS / "officer_day_lane_held.png"))
+        page.click("#lane-search")
+        expect(page.locator("#belt-live")).to_be_hidden(timeout=30_000)
+    finally:
+        on_loop(station, stack.aclose)
+        station.ctx.lane_control, station.ctx.panels = None, ()
+
+
 @pytest.mark.parametrize("width,height", [(1024, 768), (2560, 1440)])
 def test_the_station_fits_the_screen(station, browser, width, height):
     rng = np.random.default_rng(7)

@@ -259,23 +259,13 @@ def test_officer_sends_the_vehicle_at_the_barrier_to_the_search_bay(station, pag
     """A gantry flow on the PLC simulator and the firmware emulator, on the screen's own loop as in the
     daemon: the suspect vehicle waits at the barrier, the officer's view shows it with Release / Search
     bay, and one click opens the search-bay gate (read back) and the vehicle leaves that way."""
-    import asyncio
-    from contextlib import AsyncExitStack
-
-    from gantry_station import gantry_flow, vehicle_scan
+    from conveyor_station import on_loop as run_on
+    from gantry_station import running_gantry, vehicle_scan
 
     def on_loop(coro_fn):
-        return asyncio.run_coroutine_threadsafe(coro_fn(), station.loop).result(60)
+        return run_on(station, coro_fn, 60)
 
-    async def start():
-        stack = AsyncExitStack()
-        flow = await gantry_flow(stack, tmp_path, [vehicle_scan(True)], station.writer, station.events,
-                                 station="demo-1")
-        task = asyncio.create_task(flow.run(), name="flow")
-        stack.callback(task.cancel)
-        return stack, flow
-
-    stack, flow = on_loop(start)
+    stack, flow = on_loop(lambda: running_gantry(station, tmp_path, [vehicle_scan(True)]))
     sim = flow.devices.plc.sim.model
     try:
         station.ctx.lane_control, station.ctx.panels = flow, ("lane",)

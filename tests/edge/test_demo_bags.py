@@ -3,7 +3,7 @@
 import tomllib
 
 from edge.demo import bag_pool, write_station_configs
-from models.scan import load_scan
+from models.scan import load_scan, load_scans
 
 
 def test_the_bag_pool_is_mostly_clean_and_every_bag_reads(tmp_path):
@@ -26,3 +26,10 @@ def test_the_conveyor_and_the_retrofit_xray_stream_the_pool(tmp_path):
         devices = data["devices"]
         dirs[path.stem] = (devices.get("scanner", {}).get("sim") or devices.get("source", {}).get("sim"))["scan_dir"]
     assert dirs == {"gantry": str(tmp_path / "vehicles"), "conveyor": str(pool), "xray": str(pool)}
+
+
+def test_the_simulators_read_each_bag_of_the_pool_once(tmp_path):
+    bags = sorted(bag_pool(tmp_path / "bags").glob("*.npz"))
+    scans = load_scans(bags)
+    assert len(scans) == 40 and len({id(s) for s in scans}) == len({b.resolve() for b in bags}) == 8
+    assert [s.sha256() for s in scans] == [load_scan(b).sha256() for b in bags]

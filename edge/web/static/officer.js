@@ -57,23 +57,29 @@ function alarmToast(rec) {
 }
 $("alarm-toast").onclick = () => { $("alarm-toast").hidden = true; show("live"); };
 
-// -- the belt on the Live view: stopped, held (latched, with its reason), and what was on it ------------
+// -- the belt and the lane on the Live view: stopped, held (latched, with its reason), what was on it ---
 async function refreshBelt() {
-  if (!S.me || !can("case.view") || S.noBelt) return;
-  try { S.belt = await api("/api/belt"); } catch { return; }
-  if (!S.belt.present) { S.noBelt = true; S.belt = null; return; }
-  showBeltLive();
+  if (!S.me || !can("case.view")) return;
+  if (!S.noBelt) {
+    try { S.belt = await api("/api/belt"); } catch { return; }
+    if (!S.belt.present) { S.noBelt = true; S.belt = null; }
+  }
+  showStopped();
 }
-setInterval(refreshBelt, 3000);
-function showBeltLive() {
-  const b = S.belt, box = $("belt-live"), stopped = !!b && (b.latched || !b.running);
-  box.hidden = !stopped;
-  if (!S.current) $("banner-verdict").textContent = T(stopped ? "live.belt_stopped" : "live.waiting");
-  if (!stopped) return;
-  $("belt-live-state").textContent = b.latched ? T("belt.latched", { reason: tr("belt.reason.", b.reason) }) : T("belt.stopped");
+setInterval(refreshBelt, 3000);  // a gantry's lane comes every 3 s too (app.js refreshLane) and by its events
+function showStopped() {
+  const b = S.belt, belt = !!b && (b.latched || !b.running);
+  const lane = hasLane() && S.lane && S.lane.state === "held" ? S.lane : null;
+  const box = $("belt-live");
+  box.hidden = !belt && !lane;
+  if (!S.current) $("banner-verdict").textContent = T(belt ? "live.belt_stopped" : lane ? "live.lane_held" : "live.waiting");
+  if (box.hidden) return;
+  $("belt-live-state").textContent = !belt ? laneWords(lane)
+    : b.latched ? T("belt.latched", { reason: tr("belt.reason.", b.reason) }) : T("belt.stopped");
   const list = $("belt-live-items"); list.replaceChildren();
-  $("belt-live-title").hidden = !(b.stranded || []).length;
-  for (const r of b.stranded || []) {
+  const stranded = belt ? b.stranded || [] : [];
+  $("belt-live-title").hidden = !stranded.length;
+  for (const r of stranded) {
     const li = document.createElement("li"), btn = document.createElement("button");
     btn.type = "button"; btn.dataset.id = r.id;
     btn.textContent = r.pending ? T("belt.item_pending", { id: r.id })
