@@ -5,8 +5,10 @@ retrofit X-ray) in one station process sharing one inference pool, all against s
 hardware. The configs actually run are written under the demo's data directory, so that what
 runs can be read and copied.
 
-The gantry's scanner streams a pool of generated vehicle and container scans (GANTRY_POOL of them,
-SUSPECT_SHARE suspects) rendered into its data dir at the first start: the first few before the
+The conveyor's scanner and the retrofit X-ray's simulated machine stream a pool of the example bags,
+mostly clean as at a real checkpoint (SUSPECT_SHARE of them with a threat; `bag_pool`). The gantry's
+scanner streams a pool of generated vehicle and container scans (GANTRY_POOL of them, SUSPECT_SHARE
+suspects) rendered into its data dir at the first start: the first few before the
 stations start, the rest in the background while it runs (the simulated scanner picks each up).
 Nobody sits at the gantry's screen, so the demo officer (edge.demo_officer) decides the vehicles
 waiting at its barrier, under its own name; `--no-demo-officer` leaves them to you.
@@ -72,10 +74,38 @@ def write_broker_config(root: Path, port: int) -> Path:
     return conf
 
 
+BAG_POOL = 40  # places in the bag pool the conveyor and the retrofit X-ray stream in turn
+POOL_THREATS = ("bag_firearm_01", "bag_drugs_01", "bag_knife_01", "bag_cigarettes_01")
+
+
+def bag_pool(folder: Path, count: int = BAG_POOL) -> Path:
+    """A folder of links to the example bags, in the order they are streamed: the clean bags in turn,
+    and in every 1/SUSPECT_SHARE places one bag with a threat (the threats in turn), so that about
+    SUSPECT_SHARE of the bags hold one, as at a real checkpoint (the examples alone hold two in three)."""
+    scans = EXAMPLES / "scans"
+    clean = sorted(scans.glob("bag_clean_*.npz"))
+    threats = [scans / f"{name}.npz" for name in POOL_THREATS if (scans / f"{name}.npz").exists()] or \
+        sorted(p for p in scans.glob("bag_*.npz") if p not in clean)
+    if not clean or not threats:
+        raise SystemExit(f"the example bags are missing from {scans}: the demo needs clean bags and bags with threats")
+    folder.mkdir(parents=True, exist_ok=True)
+    n_clean = n_threat = 0
+    for index in range(count):
+        if is_suspect_slot(index):
+            source, n_threat = threats[n_threat % len(threats)], n_threat + 1
+        else:
+            source, n_clean = clean[n_clean % len(clean)], n_clean + 1
+        link = folder / f"bag_{index:03d}_{source.stem.removeprefix('bag_')}.npz"
+        if not link.exists():
+            link.symlink_to(source.resolve())
+    return folder
+
+
 def write_station_configs(root: Path, base_port: int, broker_port: int,
-                          vehicle_scans: Path | None = None) -> list[Path]:
+                          vehicle_scans: Path | None = None, bag_scans: Path | None = None) -> list[Path]:
     """Copy the examples with the demo's data dirs and ports; returns the written paths. With
-    `vehicle_scans` (a folder) the gantry's scanner streams the scans in it, and those added later."""
+    `vehicle_scans` (a folder) the gantry's scanner streams the scans in it, and those added later; with
+    `bag_scans` the conveyor's scanner and the retrofit X-ray stream those bags instead of the examples."""
     import tomli_w
 
     paths = []
@@ -88,6 +118,10 @@ def write_station_configs(root: Path, base_port: int, broker_port: int,
             source["folder"] = str(root / station_id / "drop")
         if name == "gantry" and vehicle_scans is not None:
             data["devices"]["scanner"]["sim"].update(scan_dir=str(vehicle_scans), watch=True)
+        for device in ("scanner", "source"):  # the bag stations' simulated machines
+            sim = data.get("devices", {}).get(device, {}).get("sim")
+            if name != "gantry" and bag_scans is not None and sim and "scan_dir" in sim:
+                sim["scan_dir"] = str(bag_scans)
         data.setdefault("http", {})["port"] = base_port + i
         data.setdefault("sync", {})["port"] = broker_port
         data["log_format"] = "console"
@@ -208,7 +242,7 @@ async def run_demo(base_port: int, data_dir: Path, demo_officer: bool = True) ->
     broker_port = free_port()
     pool = root / "gantry-01" / "scans"
     await asyncio.to_thread(render_vehicle_pool, pool, GANTRY_POOL_FIRST)
-    configs = write_station_configs(root, base_port, broker_port, pool)
+    configs = write_station_configs(root, base_port, broker_port, pool, bag_pool(root / "bags"))
     _tip_library(root / "tip-library")
     _control_room(root)
     add_demo_users(configs)

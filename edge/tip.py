@@ -6,8 +6,11 @@ T = T_bag · T_threat, which is exact per pixel for the monochromatic approximat
 that approximation against a per-energy sum is in DOMAIN.md). Projection happens only on the way
 to the screen: the record, its verdict and the actuation never see it. Each projection is a row in
 `tip_events` holding everything needed to recompute the composite (threat, place, scale).
-Outcomes: hit (officer flagged it), miss (officer cleared it or moved on), false_alarm (officer
-flagged an image that held no projection). Each outcome is also queued for the hub, in the same
+Outcomes: hit (officer flagged it), miss (officer cleared it, or moved on after the image was on
+screen long enough to be judged), false_alarm (officer flagged an image that held no projection),
+not_shown (the image never reached the screen, or left it before `min_dwell_s` of watching: never
+counted, never sent to the hub). The screen reports each stage: the composite served (`served`), the
+image watched on the live view for the dwell (`seen`), the officer moving on (`left`). Each outcome is also queued for the hub, in the same
 transaction, as an outbox row of kind `tip` on the record lane (`central_sync.protocol.TipOutcome`);
 the item's own record and outbox rows are never touched.
 """
@@ -51,7 +54,9 @@ CREATE TABLE IF NOT EXISTS tip_events (
     label        TEXT,
     params       TEXT,
     outcome      TEXT NOT NULL,
-    responded_at REAL
+    responded_at REAL,
+    served_at    REAL,
+    seen_at      REAL
 );
 CREATE INDEX IF NOT EXISTS tip_events_officer ON tip_events (officer, outcome);
 """
@@ -88,6 +93,10 @@ class TipResponse:
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(TIP_DDL)
+    have = {r[1] for r in conn.execute("PRAGMA table_info(tip_events)")}
+    for column in ("served_at", "seen_at"):  # stores made before the dwell rule
+        if column not in have:
+            conn.execute(f"ALTER TABLE tip_events ADD COLUMN {column} REAL")
 
 
 def load_library(folder: Path) -> dict[str, Threat]:
@@ -171,16 +180,57 @@ class TipEngine:
     def active(self) -> bool:
         return self.cfg.enabled and self.cfg.rate > 0 and bool(self.threats)
 
-    def on_item(self, store: Store, officer: str, record: InspectionRecord,
-                now: float | None = None) -> dict[str, str] | None:
-        """A new item reaches an officer's screen: close earlier open projections as misses and
-        maybe project into this one. Returns the missed projection's summary, if any."""
+    def on_item(self, store: Store, officer: str, record: InspectionRecord, now: float | None = None) -> None:
+        """A new item reaches an officer's screen: earlier projections whose image was never drawn are
+        closed as not shown (the officer was elsewhere), and maybe one is projected into this item.
+        A projection whose image was drawn stays open: its item may still be on screen."""
         now = time.time() if now is None else now
-        missed = self._close_unanswered(store.conn, officer, record.id, now)
+        with transaction(store.conn):
+            store.conn.execute("UPDATE tip_events SET outcome = 'not_shown', responded_at = ? WHERE officer = ?"
+                               " AND outcome = 'pending' AND served_at IS NULL AND record_id != ?",
+                               (now, officer, record.id))
         ref = self._projectable_scan(store, record)
         if ref is not None and self.rng.random() < self.cfg.rate:
             self._project(store, officer, record, ref, now)
-        return missed
+
+    def served(self, conn: sqlite3.Connection, officer: str, record_id: str, now: float | None = None) -> None:
+        """The composite was drawn for this officer (the first time counts)."""
+        conn.execute("UPDATE tip_events SET served_at = ? WHERE officer = ? AND record_id = ? AND outcome ="
+                     " 'pending' AND served_at IS NULL", (time.time() if now is None else now, officer, record_id))
+
+    def seen(self, conn: sqlite3.Connection, officer: str, record_id: str, now: float | None = None) -> bool:
+        """The screen says the image was watched for the dwell (live view, page visible): from now on,
+        moving on without an answer is a miss. Refused (False) when the image was drawn less than
+        `min_dwell_s` ago or not at all, whatever the screen says."""
+        now = time.time() if now is None else now
+        cur = conn.execute("UPDATE tip_events SET seen_at = ? WHERE officer = ? AND record_id = ? AND outcome ="
+                           " 'pending' AND seen_at IS NULL AND served_at IS NOT NULL AND served_at <= ?",
+                           (now, officer, record_id, now - self.cfg.min_dwell_s))
+        return cur.rowcount > 0
+
+    def left(self, conn: sqlite3.Connection, officer: str, record_id: str,
+             now: float | None = None) -> TipResponse | None:
+        """The officer moved on from the item without answering: a miss when its image was seen for
+        the dwell (with the threat's class and box, to show where it was), else not shown (None)."""
+        now = time.time() if now is None else now
+        p = self.pending(conn, officer, record_id)
+        with transaction(conn):
+            rows = conn.execute("SELECT id, seen_at FROM tip_events WHERE officer = ? AND record_id = ? AND"
+                                " outcome = 'pending'", (officer, record_id)).fetchall()
+            _close(conn, [r[0] for r in rows if r[1] is not None], "miss", now)
+            conn.executemany("UPDATE tip_events SET outcome = 'not_shown', responded_at = ? WHERE id = ?",
+                             [(now, r[0]) for r in rows if r[1] is None])
+        if p is None or not any(r[1] is not None for r in rows):
+            return None
+        threat = self.threats[p.threat]
+        return TipResponse("miss", threat.label, p.box(threat))
+
+    def close_all(self, conn: sqlite3.Connection, officer: str, now: float | None = None) -> None:
+        """The officer signs in or out: what was open from before is closed (seen: miss, else not shown)."""
+        now = time.time() if now is None else now
+        for (record_id,) in conn.execute("SELECT DISTINCT record_id FROM tip_events WHERE officer = ? AND"
+                                         " outcome = 'pending'", (officer,)).fetchall():
+            self.left(conn, officer, record_id, now)
 
     def _projectable_scan(self, store: Store, record: InspectionRecord) -> ScanRef | None:
         """The record's stored scan when a threat may be projected into it."""
@@ -203,14 +253,6 @@ class TipEngine:
                            " VALUES (?,?,?,?,?,?,'pending')",
                            (now, officer, record.id, p.threat, self.threats[p.threat].label, params))
         log.info("tip.projected", officer=officer, record=record.id, threat=p.threat)
-
-    def _close_unanswered(self, conn: sqlite3.Connection, officer: str, record_id: str,
-                          now: float) -> dict[str, str] | None:
-        with transaction(conn):
-            rows = conn.execute("SELECT id, record_id, label FROM tip_events WHERE officer = ? AND outcome ="
-                                " 'pending' AND record_id != ?", (officer, record_id)).fetchall()
-            _close(conn, [r[0] for r in rows], "miss", now)
-        return {"record_id": rows[-1][1], "label": rows[-1][2]} if rows else None
 
     def pending(self, conn: sqlite3.Connection, officer: str, record_id: str) -> Projection | None:
         row = conn.execute("SELECT threat, params FROM tip_events WHERE officer = ? AND record_id = ? AND"
@@ -263,7 +305,7 @@ def _queue_for_hub(conn: sqlite3.Connection, event_id: int) -> None:
     the hub by (station, item, event). Written as stored, not judged here: a row the hub rejects
     is parked in the outbox and alarmed like any other, never dropped."""
     row = conn.execute(
-        "SELECT t.at, t.officer, t.record_id, t.threat, t.label, t.outcome, t.responded_at, i.station, i.seq"
+        "SELECT coalesce(t.served_at, t.at), t.officer, t.record_id, t.threat, t.label, t.outcome, t.responded_at, i.station, i.seq"
         " FROM tip_events t LEFT JOIN inspections i ON i.id = t.record_id WHERE t.id = ?", (event_id,)).fetchone()
     at, officer, record_id, threat, label, outcome, responded_at, station, seq = row
     if station is None:

@@ -90,6 +90,17 @@ def load_scan(source: str | Path | bytes) -> Scan:
     return Scan(high=high, low=low, meta=meta)
 
 
+
+def load_scans(paths: list[Path]) -> list[Scan]:
+    """Each file's scan, in order; paths that are links to one file read it once and share its Scan
+    (a simulator's pool of links repeats a few bags many times)."""
+    read: dict[Path, Scan] = {}
+    for path in paths:
+        key = Path(path).resolve()
+        if key not in read:
+            read[key] = load_scan(path)
+    return [read[Path(p).resolve()] for p in paths]
+
 def save_scan(scan: Scan, path: str | Path) -> Path:
     """Write atomically (temp file + rename) so that readers never see half a file."""
     path = Path(path)

@@ -22,7 +22,7 @@ from drivers.retrofit import sim
 from drivers.retrofit.config import RetrofitConfig, SimRetrofitConfig
 from drivers.retrofit.filedrop import FileDropSource, RejectedFile
 from drivers.retrofit.video import VideoSource
-from models.scan import Scan, load_scan
+from models.scan import Scan, load_scans
 
 __all__ = ["FileDropSource", "ImageSource", "RejectedFile", "RetrofitConfig", "SimRetrofitConfig", "VideoSource", "open_source"]
 
@@ -38,7 +38,7 @@ def _sim_scans(cfg: RetrofitConfig) -> list[Scan]:
     files = sorted(cfg.sim.scan_dir.glob("*.npz"))
     if not files:
         raise LinkLost(f"simulated retrofit source has no .npz scans in {cfg.sim.scan_dir}")
-    return [load_scan(p) for p in files]
+    return load_scans(files)
 
 
 @contextlib.asynccontextmanager

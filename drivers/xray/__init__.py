@@ -33,7 +33,7 @@ from firmware_bridge.endpoint import Reply
 from firmware_bridge.errors import AckTimeout, LinkDown, Nak, PayloadError
 from firmware_bridge.link import HostLink, LinkEvent, LinkFault, LinkSettings
 from models.errors import ScanFormatError
-from models.scan import Scan, load_scan
+from models.scan import Scan, load_scan, load_scans
 
 __all__ = ["LineBlock", "ScanStream", "ScanUnavailable", "Scanner", "ScannerConfig", "ScannerStatus",
            "SimFaultsConfig", "SimScannerConfig", "open_scanner"]
@@ -249,7 +249,7 @@ WATCH_S = 2.0  # how often a watched scan_dir is looked at for new scans
 def _load_scans(folder: Path) -> tuple[list[Path], list[Scan]]:
     """The folder's .npz files and their scans, in name order."""
     paths = sorted(folder.glob("*.npz"))
-    return paths, [load_scan(p) for p in paths]
+    return paths, load_scans(paths)
 
 
 async def _emulator(cfg: ScannerConfig) -> tuple[FirmwareEmulator, list[Path]]:

@@ -141,6 +141,7 @@ class ConveyorFlow:
     _belt_start_pending: bool = False
     latch: LatchReason | None = None  # why the belt is latched stopped; None while it is not
     latched_at: str | None = None  # UTC RFC 3339
+    stranded: list[str] = field(default_factory=list)  # record ids of the items on the belt when it latched
     _belt_on: bool = False  # the daemon ran the belt (confirmed) and has not seen it stop since
     _plc_state: PlcState | None = None
     _restarting: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -296,6 +297,7 @@ class ConveyorFlow:
         if self.latch is not None:
             log.info("conveyor.belt_unlatched", reason=self.latch, latched_at=self.latched_at)
         self.latch = self.latched_at = None
+        self.stranded = []
         self._show_latch()
         self._remember()
 
@@ -305,7 +307,8 @@ class ConveyorFlow:
         self._belt_on = False
         if self.latch is None:
             self.latch, self.latched_at = reason, datetime.now(timezone.utc).isoformat()
-            log.warning("conveyor.belt_latched", reason=reason)
+            self.stranded = self._routes.records_of([i.id for i in self.tracker.items if not i.done])
+            log.warning("conveyor.belt_latched", reason=reason, items_on_belt=self.stranded)
             self._show_latch()
             self._remember()
         if reason != "link_lost":  # a link loss reaches the tracker through its own event
@@ -354,7 +357,7 @@ class ConveyorFlow:
         refusal = restart_refusal(st) if st is not None and self.latch is not None else None
         return {"latched": self.latch is not None, "reason": self.latch, "since": self.latched_at,
                 "running": bool(st and st.link_ok and st.belt_running), "run_confirmed": self._belt_on,
-                "restart_blocked_by": refusal.code if refusal else None}
+                "restart_blocked_by": refusal.code if refusal else None, "stranded": list(self.stranded)}
 
     async def restart_belt(self, actor: str) -> BeltRestart:
         """A supervisor's request to run the latched belt again; refused unless the PLC link is up and

@@ -35,6 +35,10 @@ class RouteRecorder:
     def entered(self, item_id: int, record_id: str) -> None:
         self._records[item_id] = record_id
 
+    def records_of(self, item_ids: list[int]) -> list[str]:
+        """The record ids of these tracker items, in order (items the tracker made up have none)."""
+        return [self._records[i] for i in item_ids if i in self._records]
+
     def committed(self, item_id: int) -> Coroutine[Any, Any, None] | None:
         """The item's record is in the store: the write of a route that arrived before it, if any."""
         self._committed.add(item_id)

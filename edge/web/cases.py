@@ -96,6 +96,8 @@ def image_source(store: Store, tip: TipEngine, user: User, record_id: str,
     if record.scan is None or not queries.scan_stored(store, record_id):
         raise CaseError(404, "scan_not_stored")
     pending = tip.pending(store.conn, user.badge, record_id)
+    if pending is not None:
+        tip.served(store.conn, user.badge, record_id)
     audit.append(store.conn, user.badge, "case.image_view", record_id, {"mode": mode, "tip": pending is not None})
     return record, (store.scan_path(record.scan.sha256), pending)
 

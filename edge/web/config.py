@@ -21,6 +21,8 @@ class TipConfig(BaseModel):
     min_scale: float = Field(0.8, gt=0.0)  # threat size relative to its library cut-out
     max_scale: float = Field(1.2, gt=0.0)
     seed: int | None = None  # fixed seed for tests and demos; None draws from the OS
+    # how long a projected image must be watched (live view, page visible) before moving on is a miss
+    min_dwell_s: float = Field(3.0, ge=0.0)
 
 
 class WebConfig(BaseModel):

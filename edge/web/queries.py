@@ -38,11 +38,12 @@ def _records(rows: Iterable[tuple[str]]) -> list[InspectionRecord]:
     return [InspectionRecord.model_validate_json(r[0]) for r in rows]
 
 
-def queue(store: Store, limit: int = 100) -> list[InspectionRecord]:
-    """Suspect and manual items with no decision yet, oldest first (they are waiting longest)."""
+def queue(store: Store, limit: int = 100, after_seq: int = 0) -> list[InspectionRecord]:
+    """Suspect and manual items with no decision yet, oldest first (they are waiting longest); paging:
+    only those after `after_seq`."""
     rows = store.conn.execute(
         f"SELECT {_COLUMNS} FROM inspections WHERE verdict IN ('suspect', 'manual') AND reviewed = 0"
-        " ORDER BY seq LIMIT ?", (limit,))
+        " AND seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
     return _records(rows)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -44,6 +45,11 @@ def _signin(store: Store, body: SignIn, policy: auth.SessionPolicy) -> auth.User
     return user
 
 
+def _close_tip(st: WebState, badge: str) -> Callable[[Store], None]:
+    """TIP projections left open by an earlier session (a closed tab): seen ones are misses, others not shown."""
+    return lambda s: st.tip.close_all(s.conn, badge)
+
+
 def _refused(store: Store, badge: str, client: str, outcome: str, guard: SignInGuard) -> None:
     """Refusals are audited in aggregate: a pair's first in the window, and each lock or client limit."""
     if outcome == "first":
@@ -64,6 +70,7 @@ async def signin(body: SignIn, request: Request, response: Response, st: WebStat
         await st.db(_refused, badge, client, st.guard.failed(badge, client), st.guard)
         raise HTTPException(401, "signin_refused")
     st.guard.succeeded(badge, client)
+    await st.db(_close_tip(st, user.badge))
     token = await st.db(lambda s: auth.open_session(s.conn, user))
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=st.cfg.secure_cookie,
                         max_age=int(st.policy.max_s))
@@ -78,6 +85,7 @@ async def signout(request: Request, response: Response, st: WebState = Depends(s
     def close(s: Store) -> None:
         auth.close_session(s.conn, token)
         audit.append(s.conn, user.badge, "signout", "station")
+        _close_tip(st, user.badge)(s)
 
     await st.db(close)
     response.delete_cookie(COOKIE)

@@ -58,10 +58,10 @@ def _item_mapper(st: WebState, user: auth.User, last_seq: int) -> sse.Mapper:
         if record.seq <= newest:  # already sent by the replay
             return None
         newest = record.seq
-        missed = await st.db(lambda s: st.tip.on_item(s, user.badge, record))
+        await st.db(lambda s: st.tip.on_item(s, user.badge, record))
         stored = await st.db(queries.scan_stored, record.id)
         hold = await st.db(lambda s: s.hold_of(record))  # a held vehicle arriving shows its badge at once
-        return "inspection", {**cases.summary(record, stored), "tip_missed": missed, "hold": hold}, record.seq
+        return "inspection", {**cases.summary(record, stored), "hold": hold}, record.seq
 
     return mapper
 
@@ -221,9 +221,11 @@ async def screening(record_id: str, body: cases.Screening, st: WebState = Depend
 
 
 @router.get("/api/queue")
-async def queue(st: WebState = Depends(state), user: auth.User = Depends(VIEWER)) -> dict:
-    records = await st.db(queries.queue)
-    return {"items": [cases.summary(r) for r in records]}
+async def queue(after_seq: int = 0, limit: int = Query(100, ge=1, le=500), st: WebState = Depends(state),
+                user: auth.User = Depends(VIEWER)) -> dict:
+    """The undecided items, oldest first, a page at a time (`after_seq`: the last seq of the page before)."""
+    records, total = await st.db(lambda s: (queries.queue(s, limit, after_seq), queries.queue_size(s)))
+    return {"items": [cases.summary(r) for r in records], "total": total}
 
 
 @router.get("/api/history")

@@ -1,4 +1,4 @@
-"""Station routes: health panel, belt restart, technician diagnostics, TIP statistics, audit log."""
+"""Station routes: health panel, belt state and restart, technician diagnostics, TIP, audit log."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException
 
 from edge import audit, auth, tip
 from edge.store import Store
-from edge.web import queries, render
+from edge.web import cases, queries, render
 from edge.web.deps import WebState, require, state, station_health
 
 router = APIRouter()
@@ -28,6 +28,29 @@ async def health(st: WebState = Depends(state), user: auth.User = Depends(requir
             "budget_ms": st.ctx.budget_ms, "queue": web["queue"],
             "alarms": data.get("alarms") or [list(a) for a in web["alarms"]],
             "tip_active": st.tip.active, "material_colour": render.has_material_colour()}
+
+
+def _stranded(store: Store, ids: list[str]) -> list[dict[str, Any]]:
+    """The items that were on the belt when it stopped: each record's summary, or its id while it is
+    still being written."""
+    out: list[dict[str, Any]] = []
+    for record_id in ids:
+        record = store.get(record_id)
+        out.append(cases.summary(record) if record is not None else {"id": record_id, "pending": True})
+    return out
+
+
+@router.get("/api/belt")
+async def belt_state(st: WebState = Depends(state), user: auth.User = Depends(require("case.view"))) -> dict:
+    """The belt as the officer's live view shows it: running, stopped or latched (with the reason), and
+    the items that were on it when it latched."""
+    belt = st.ctx.belt
+    if belt is None:  # not a conveyor: nothing to show (not an error: every screen asks)
+        return {"present": False}
+    status = belt.belt_status()
+    ids = status.get("stranded") or []
+    items = await st.db(_stranded, [str(i) for i in ids]) if isinstance(ids, list) else []
+    return {**status, "present": True, "stranded": items}
 
 
 @router.post("/api/belt/restart")
@@ -66,7 +89,25 @@ async def tip_stats(st: WebState = Depends(state), user: auth.User = Depends(req
     """Per-officer TIP statistics: supervisors see everyone, officers themselves."""
     officer = None if user.can("tip.stats.all") else user.badge
     return {"officers": await st.db(lambda s: tip.stats(s.conn, officer)), "active": st.tip.active,
-            "rate": st.tip.cfg.rate}
+            "rate": st.tip.cfg.rate, "dwell_s": st.tip.cfg.min_dwell_s}
+
+
+@router.post("/api/cases/{record_id}/seen")
+async def tip_seen(record_id: str, st: WebState = Depends(state), user: auth.User = Depends(require("case.view"))) -> dict:
+    """The screen watched this item's image for the dwell (live view, page visible). Says nothing of TIP
+    to the screen: the officer must not learn from it which images hold a projection."""
+    await st.db(lambda s: st.tip.seen(s.conn, user.badge, record_id))
+    return {"ok": True}
+
+
+@router.post("/api/cases/{record_id}/left")
+async def tip_left(record_id: str, st: WebState = Depends(state), user: auth.User = Depends(require("case.view"))) -> dict:
+    """The officer moved on from this item: a projection seen and not answered is a miss, told with
+    where the threat was (its box in scan pixels); one not seen is not counted."""
+    result = await st.db(lambda s: st.tip.left(s.conn, user.badge, record_id))
+    if result is None:
+        return {"tip": False}
+    return {"tip": True, "outcome": result.outcome, "label": result.label, "box": result.box}
 
 
 @router.get("/api/audit")

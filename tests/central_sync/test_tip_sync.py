@@ -70,8 +70,11 @@ async def test_tip_outcomes_reach_the_hub_once_across_a_broker_restart_and_a_res
     a, b, c, d = st.item(), st.item(), st.item(), st.item()
     item_rows = st.store.conn.execute("SELECT id, kind, payload FROM outbox ORDER BY id").fetchall()
     st.hit(a)
-    st.engine.on_item(st.store, OFFICER, b)
-    st.engine.on_item(st.store, OFFICER, c)  # moved on from b without answering: a miss
+    st.engine.on_item(st.store, OFFICER, b, now=100.0)
+    st.engine.served(st.store.conn, OFFICER, b.id, now=100.0)
+    assert st.engine.seen(st.store.conn, OFFICER, b.id, now=104.0)
+    st.engine.on_item(st.store, OFFICER, c)
+    st.engine.left(st.store.conn, OFFICER, b.id)  # moved on from b without answering, having watched it: a miss
     assert st.engine.respond(st.store.conn, OFFICER, c.id, False).outcome == "miss"  # cleared the projection in c
     assert st.engine.respond(st.store.conn, OFFICER, d.id, True).outcome == "false_alarm"  # d held no projection
     tips = st.tip_rows()

@@ -12,7 +12,7 @@ import asyncio
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import httpx
 import numpy as np
@@ -151,6 +151,16 @@ async def gantry_flow(stack: AsyncExitStack, tmp_path: Path, scans: list[Scan], 
     await until(plc.read_state, "the PLC link is up", check=lambda st: st.link_ok)
     return GantryFlow(devices, _parts(writer, events, model), Progress(), ItemKind.VEHICLE, TagWindow(devices, events),
                       Lane(queue, writer.store.data_dir / FILE_NAME), history=history)
+
+
+async def running_gantry(station: Any, tmp_path: Path, scans: list[Scan]) -> tuple[AsyncExitStack, GantryFlow]:
+    """A gantry flow of one place running for a station screen (StationHarness; call it on the screen's
+    loop, as the daemon runs its flows): the exit stack that stops it, and the flow."""
+    stack = AsyncExitStack()
+    flow = await gantry_flow(stack, tmp_path, scans, station.writer, station.events, station=station.ctx.station_id)
+    task = asyncio.create_task(flow.run(), name="flow")
+    stack.callback(task.cancel)
+    return stack, flow
 
 
 @asynccontextmanager

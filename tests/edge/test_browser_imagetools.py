@@ -243,7 +243,7 @@ def test_hotkeys_switch_modes_and_recall_the_last_items(station, page):
     sign_in(page, station, OFFICER)
     recs = [show(page, station, 30 + i)[0] for i in range(3)]
     expect(page.locator("#recall .recall-item")).to_have_count(3)
-    page.keyboard.press("l")
+    page.keyboard.press("3")
     expect(page.locator("#modes button[data-mode='low']")).to_have_class("on")
     page.keyboard.press("[")
     page.wait_for_selector(f"#scan[data-loaded-id='{recs[1].id}']")

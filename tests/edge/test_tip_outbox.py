@@ -60,7 +60,10 @@ def test_moving_on_and_false_alarms_are_queued_too(station):
     store, engine, item = station
     a, b, c = item(), item(), item()
     engine.on_item(store, "B-7", a, now=10.0)
-    engine.on_item(store, "B-7", b, now=14.0)  # a was never answered: a miss after 4 s
+    engine.served(store.conn, "B-7", a.id, now=10.0)
+    assert engine.seen(store.conn, "B-7", a.id, now=13.0)  # on screen for the dwell (3 s)
+    engine.on_item(store, "B-7", b, now=13.5)  # b arrives while a is still on screen: a stays open
+    engine.left(store.conn, "B-7", a.id, now=14.0)  # a was never answered: a miss after 4 s
     engine.respond(store.conn, "B-8", c.id, True, now=20.0)  # another officer flags an image without projection
     bodies = [json.loads(r[3]) for r in tip_rows(store)]
     assert [(x["record_id"], x["officer"], x["outcome"], x["decision_ms"]) for x in bodies] == \
@@ -71,13 +74,15 @@ def test_moving_on_and_false_alarms_are_queued_too(station):
 def test_outcome_and_its_outbox_row_commit_together_or_not_at_all(station):
     store, engine, item = station
     a, b = item(), item()
-    engine.on_item(store, "B-7", a)
+    engine.on_item(store, "B-7", a, now=100.0)
+    engine.served(store.conn, "B-7", a.id, now=100.0)
+    assert engine.seen(store.conn, "B-7", a.id, now=104.0)
     store.conn.execute("CREATE TRIGGER no_tip BEFORE INSERT ON outbox WHEN new.kind = 'tip'"
                        " BEGIN SELECT RAISE(ABORT, 'outbox refuses tip rows'); END")
     with pytest.raises(sqlite3.DatabaseError, match="outbox refuses"):
         engine.respond(store.conn, "B-7", a.id, False)
     with pytest.raises(sqlite3.DatabaseError, match="outbox refuses"):
-        engine.on_item(store, "B-7", b)
+        engine.left(store.conn, "B-7", a.id)
     assert engine.pending(store.conn, "B-7", a.id) is not None  # the outcome rolled back with its outbox row
     assert tip.stats(store.conn, "B-7")[0]["misses"] == 0
     store.conn.execute("DROP TRIGGER no_tip")

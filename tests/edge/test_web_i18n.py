@@ -20,7 +20,7 @@ from risk.engine import DECLARED_EMPTY_NOT_EMPTY
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "edge" / "web"
-JS = "\n".join((WEB / "static" / f).read_text(encoding="utf-8") for f in ("app.js", "imagetools.js"))
+JS = "\n".join((WEB / "static" / f).read_text(encoding="utf-8") for f in ("app.js", "imagetools.js", "officer.js"))
 HTML = (WEB / "static" / "index.html").read_text(encoding="utf-8")
 PY = "\n".join(p.read_text(encoding="utf-8") for p in [*WEB.glob("*.py"), *(ROOT / "edge" / f for f in (
     "tip.py", "auth.py", "audit.py"))])

@@ -3,6 +3,8 @@
 import asyncio
 from pathlib import Path
 
+import time
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -147,12 +149,32 @@ def test_flag_in_the_wrong_place_or_clearing_is_a_miss(station):
     assert station.client.post(f"/api/cases/{b.id}/screen", json={"flagged": False}).json()["outcome"] == "miss"
 
 
-def test_moving_on_without_answer_is_a_miss(station):
+def test_moving_on_after_watching_the_image_is_a_miss_told_with_the_threats_box(station):
     a, b = station.item(), station.item()
     station.engine.on_item(station.store, OFFICER[0], a)
-    missed = station.engine.on_item(station.store, OFFICER[0], b)
-    assert missed["record_id"] == a.id
+    station.client.get(f"/api/cases/{a.id}/image.png")  # drawn on the screen
+    station.engine.on_item(station.store, OFFICER[0], b)  # b arrives while a is still on screen: a stays open
+    assert station.engine.pending(station.store.conn, OFFICER[0], a.id) is not None
+    assert station.engine.seen(station.store.conn, OFFICER[0], a.id, now=time.time() + 3.5)  # watched 3 s
+    p = station.engine.pending(station.store.conn, OFFICER[0], a.id)
+    r = station.client.post(f"/api/cases/{a.id}/left").json()
+    assert r == {"tip": True, "outcome": "miss", "label": station.engine.threats[p.threat].label,
+                 "box": list(p.box(station.engine.threats[p.threat]))}
     assert tip.stats(station.store.conn, OFFICER[0])[0]["misses"] == 1
+
+
+def test_images_never_shown_or_left_before_the_dwell_are_not_charged(station):
+    never, glimpsed = station.item(), station.item()
+    station.engine.on_item(station.store, OFFICER[0], never)  # the officer was on another view
+    station.engine.on_item(station.store, OFFICER[0], glimpsed)  # `never` was not drawn: not shown
+    station.client.get(f"/api/cases/{glimpsed.id}/image.png")
+    assert station.client.post(f"/api/cases/{glimpsed.id}/seen").json() == {"ok": True}  # too soon: refused
+    assert station.client.post(f"/api/cases/{glimpsed.id}/left").json() == {"tip": False}
+    outcomes = station.store.conn.execute("SELECT record_id, outcome FROM tip_events ORDER BY id").fetchall()
+    assert outcomes == [(never.id, "not_shown"), (glimpsed.id, "not_shown")]
+    assert tip.stats(station.store.conn, OFFICER[0])[0] | {"hit_rate": None} == {
+        "officer": OFFICER[0], "projected": 0, "hits": 0, "misses": 0, "false_alarms": 0, "pending": 0, "hit_rate": None}
+    assert station.store.conn.execute("SELECT count(*) FROM outbox WHERE kind = 'tip'").fetchone()[0] == 0
 
 
 def test_no_projection_into_suspect_items_and_flags_on_real_images_are_false_alarms(station):

@@ -2,7 +2,7 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const S = { me: null, lang: "en", msgs: {}, current: null, mode: "colour", zoom: 1, panX: 0, panY: 0,
-            boxes: [], drawing: false, live: null, badges: null, audio: null, viewingLive: true };
+            boxes: [], drawing: false, live: null, badges: null, audio: null, viewingLive: true, waiting: [] };
 window.cpeTimings = {};  // per item: when its event arrived, its banner showed, its image loaded (ms epoch)
 const MODES = ["colour", "grey", "low", "organic", "inorganic", "negative"];  // grey: high energy
 const CLASSES = ["firearm", "knife", "explosive", "ammunition", "battery", "cigarettes", "drugs", "currency", "phone", "other"];
@@ -49,7 +49,7 @@ function applyMessages() {
   if (S.current) showRecord(S.current, false);
   if (S.me) $("who").textContent = S.me.name + " · " + T("role." + S.me.role);
 }
-$("lang").onchange = async () => { await loadLang($("lang").value); if (S.me) api("/api/me/lang", { json: { lang: S.lang } }); };
+$("lang").onchange = async () => { await loadLang($("lang").value); if (S.me) api("/api/me/lang", { json: { lang: S.lang } }); else S.langChosen = true; };
 
 // -- sign-in ----------------------------------------------------------------------------------
 function keypad() {
@@ -76,20 +76,22 @@ $("signin-form").onsubmit = async (ev) => {
 $("signout").onclick = async () => { try { await api("/api/signout", { method: "POST" }); } finally { signedOut(); } };
 
 async function signedIn(me) {
-  S.me = me;
-  if (me.lang && me.lang !== S.lang) await loadLang(me.lang);
+  S.me = me;  // a language chosen on the sign-in screen is kept (and becomes the officer's); else the officer's own
+  if (S.langChosen && me.lang !== S.lang) { api("/api/me/lang", { json: { lang: S.lang } }).catch(() => {}); me.lang = S.lang; }
+  else if (me.lang && me.lang !== S.lang) await loadLang(me.lang);
+  S.langChosen = false;
   if (S.badges) { S.badges.close(); S.badges = null; }
   $("nav").hidden = false; $("signout").hidden = false;
   $("who").textContent = me.name + " · " + T("role." + me.role);
   for (const el of document.querySelectorAll("[data-perm]")) el.hidden = !me.permissions.includes(el.dataset.perm);
-  if (can("case.view")) { connectLive(); refreshQueue(); refreshLane().catch(() => {}); show("live"); } else show(can("diagnostics") ? "diagnostics" : "health");
+  if (can("case.view")) { connectLive(); refreshQueue(); refreshLane().catch(() => {}); show("live"); resumeWork(); } else show(can("diagnostics") ? "diagnostics" : "health");
 }
 function signedOut() {
-  S.me = null; S.current = null; S.boxes = []; S.waiting = null; $("next-item").hidden = true;
+  S.me = null; S.current = null; S.boxes = []; S.waiting = []; showQueued();
   if (S.live) { S.live.close(); S.live = null; }
   $("scan").removeAttribute("src"); $("scan").dataset.loadedId = ""; $("trail").innerHTML = "";
   $("nav").hidden = true; $("signout").hidden = true; $("who").textContent = "";
-  show("signin"); watchBadges();
+  show("signin"); watchBadges(); $("badge").focus();
 }
 const can = (p) => !!S.me && S.me.permissions.includes(p);
 
@@ -100,6 +102,7 @@ function show(view) {
   $(caseView ? "view-case" : "view-" + view).hidden = false;
   for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("on", b.dataset.view === view);
   S.viewingLive = view === "live";
+  if (S.viewingLive && S.waiting.length && !busy() && !S.advancing) showWaiting();  // what arrived meanwhile
   const loaders = { queue: refreshQueue, history: refreshHistory, tip: refreshTip, health: refreshHealth,
                     diagnostics: refreshDiag, audit: refreshAudit };
   if (loaders[view]) loaders[view]();
@@ -114,11 +117,11 @@ function connectLive() {
     const rec = JSON.parse(e.data);
     window.cpeTimings[rec.id] = { event: Date.now() };
     if (rec.verdict !== "clear") { refreshQueue(); refreshLane().catch(() => {}); }
-    if (S.viewingLive && busy()) holdBack(rec);
-    else if (S.viewingLive) { S.waiting = null; $("next-item").hidden = true; show("live"); showRecord(rec, true); }
-    if (rec.tip_missed) tipMessage(T("tip.missed_previous", { label: tr("class.", rec.tip_missed.label) }), "miss");
+    if (rec.verdict === "suspect") { alarm(); if (!S.viewingLive) alarmToast(rec); }  // on every view
+    if (!S.viewingLive || busy()) holdBack(rec);
+    else { S.waiting = []; showQueued(); showRecord(rec, true); }
   });
-  S.live.addEventListener("review", () => refreshQueue());
+  S.live.addEventListener("review", (e) => { refreshQueue(); reviewed(JSON.parse(e.data)); });
   S.live.addEventListener("lane", (e) => { S.lane = JSON.parse(e.data); showLane(); });
   S.live.addEventListener("risk", (e) => {  // an item's identity is known, its scan not yet judged
     const early = JSON.parse(e.data); S.earlyRisk = early.item;
@@ -127,33 +130,60 @@ function connectLive() {
   S.live.addEventListener("signed_out", () => signedOut());
 }
 
-// An officer part-way through a decision (note typed, boxes drawn) keeps the item on screen; the
-// newer item waits behind a button (its alarm still sounds) and is in the queue regardless.
-const busy = () => !!S.current && !$("deciding").hidden && ($("note").value.trim() !== "" || S.boxes.length > 0 || S.drawing);
+// An item on screen stays until the officer decides or moves on ("next"): one that asks for a decision,
+// and any the officer is examining (zoomed, panned, a note, a box). Newer items wait behind "next" with
+// their count (a suspect's alarm sounds on arrival) and are in the queue regardless.
+const needsDecision = () => !!S.current && S.current.verdict !== "clear" && !S.current.review && can("case.decide");
+const examining = () => !!S.current && (S.zoom !== 1 || S.panX !== 0 || S.panY !== 0 || S.drawing || S.boxes.length > 0
+  || $("note").value.trim() !== "");
+const busy = () => needsDecision() || examining();
+const WAITING_MAX = 500;  // an officer away from Live for hours: the oldest clear items give way
 function holdBack(rec) {
-  S.waiting = rec;
-  const b = $("next-item"); b.hidden = false; b.className = "next-item " + rec.verdict;
-  b.textContent = T("live.next_item", { verdict: T("verdict." + rec.verdict) });
+  S.waiting.push(rec);
+  if (S.waiting.length > WAITING_MAX) { const i = S.waiting.findIndex((r) => r.verdict === "clear"); S.waiting.splice(i < 0 ? 0 : i, 1); }
+  showQueued();
   const tm = window.cpeTimings[rec.id]; if (tm) tm.held = Date.now();
-  if (rec.verdict === "suspect") alarm();
 }
+function showQueued() {
+  const b = $("next-item"), n = S.waiting.length; b.hidden = n === 0;
+  if (!n) return;
+  const urgent = S.waiting.find((r) => r.verdict !== "clear");
+  b.className = "next-item " + (urgent ? urgent.verdict : "clear"); b.dataset.waiting = n;
+  b.textContent = T("live.next_waiting", { n: fmtNum(n), verdict: T("verdict." + (urgent || S.waiting[0]).verdict) });
+}
+// The next item: the oldest waiting suspect or manual item first, else the newest clear one (the older
+// clear ones need nobody: they are in the history).
 function showWaiting() {
-  const rec = S.waiting; S.waiting = null; $("next-item").hidden = true;
-  if (rec) { show("live"); showRecord(rec, true); }
+  if (!S.waiting.length) return;
+  let i = S.waiting.findIndex((r) => r.verdict !== "clear");
+  if (i < 0) i = S.waiting.length - 1;
+  const rec = S.waiting[i];
+  S.waiting = i === S.waiting.length - 1 && rec.verdict === "clear" ? [] : S.waiting.filter((_, j) => j !== i);
+  S.advancing = true;
+  try { showQueued(); show("live"); showRecord(rec, true); } finally { S.advancing = false; }
 }
 $("next-item").onclick = showWaiting;
 
 function fillClasses() {
   const cls = $("class"), keep = cls.value; cls.innerHTML = "";
+  cls.add(new Option(T("decide.choose_class"), ""));  // never a class by default: the officer's or the detector's
   for (const c of sideOn() ? PORTAL_CLASSES : CLASSES) cls.add(new Option(T("class." + c), c));
   if (keep && [...cls.options].some((o) => o.value === keep)) cls.value = keep;
 }
 const HOLD_BADGES = { record: "hold.record", plate: "hold.plate", container: "hold.container" };
+// The detector's class when it found one class; the officer chooses when it found several, or none.
+function detectorClass(rec) {
+  const cls = $("class"), labels = [...new Set((rec.detections || []).map((d) => d.label))];
+  cls.value = labels.length === 1 && [...cls.options].some((o) => o.value === labels[0]) ? labels[0] : "";
+  cls.classList.toggle("ask", labels.length > 1);
+}
 function showRecord(rec, fresh) {
   const changed = !S.current || S.current.id !== rec.id;
+  if (changed && S.current) leaving(S.current);  // TIP: moving on from an item (officer.js)
   S.current = rec;
-  if (changed) fillClasses();
-  if (changed) { S.boxes = []; resetView(); $("decide-msg").textContent = ""; $("note").value = ""; $("tip-msg").hidden = true; }
+  if (changed) { fillClasses(); detectorClass(rec); }
+  if (changed) { S.boxes = []; S.tipBox = null; resetView(); $("decide-msg").textContent = ""; $("note").value = ""; }
+  if (changed && rec.verdict === "clear") { clearTimeout(S.alarmTimer); $("alarm-frame").hidden = true; }
   const banner = $("banner");
   banner.className = "banner " + rec.verdict; banner.dataset.id = rec.id;
   const tm = window.cpeTimings[rec.id]; if (tm && !tm.banner) tm.banner = Date.now();
@@ -187,7 +217,6 @@ function showRecord(rec, fresh) {
   if (changed) stopHistoryViews();
   showHistory(rec, changed);
   if (changed || fresh) loadImage();
-  if (fresh && rec.verdict === "suspect") alarm();
   drawBoxes();
   showLane();
   showSearchState(rec);  // search.js
@@ -370,12 +399,14 @@ function onScreen(b) {
 }
 function drawBoxes(extra) {
   const svg = $("overlay"); svg.innerHTML = "";
-  for (const box of extra ? [...S.boxes, extra] : S.boxes) {
+  const boxes = (extra ? [...S.boxes, extra] : S.boxes).map((b) => [b, "userbox"]);
+  if (S.tipBox) boxes.push([S.tipBox, "tipbox"]);  // where a TIP threat was, after the answer
+  for (const [box, cls] of boxes) {
     const b = onScreen(box);
     const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
     r.setAttribute("x", Math.min(b[0], b[2])); r.setAttribute("y", Math.min(b[1], b[3]));
     r.setAttribute("width", Math.abs(b[2] - b[0])); r.setAttribute("height", Math.abs(b[3] - b[1]));
-    r.setAttribute("class", "userbox"); svg.append(r);
+    r.setAttribute("class", cls); svg.append(r);
   }
   drawChanges();
 }
@@ -387,15 +418,20 @@ $("copy-boxes").onclick = () => { S.boxes = (S.current?.detections || []).map((d
 async function decide(outcome) {
   const rec = S.current; if (!rec) return;
   const body = { outcome, note: $("note").value, boxes: S.boxes, explained: explainedChanges() };
+  if (outcome === "threat_confirmed" && !$("class").value) { $("decide-msg").textContent = T("decide.class_needed"); $("class").focus(); return; }
   if (outcome === "threat_confirmed") body.label = $("class").value;
-  if (outcome === "override") { body.label = $("class").value; if (!body.note.trim()) { $("decide-msg").textContent = T("error.override_needs_reason"); return; } }
+  if (outcome === "override") { body.label = $("class").value || null; if (!body.note.trim()) { $("decide-msg").textContent = T("error.override_needs_reason"); return; } }
+  S.deciding = rec.id;
   try {
     const updated = await api("/api/cases/" + rec.id + "/decision", { json: body });
+    decided(rec.id);  // officer.js: the draft is done with
+    if (S.current?.id !== rec.id) return;  // the station's word of the decision moved this screen on already
     $("decide-msg").textContent = T("decide.saved");
     S.boxes = []; $("note").value = "";
     showRecord({ ...rec, ...updated, scan_stored: rec.scan_stored }, false); loadImage(); refreshQueue();
     if ($("trail").childElementCount) openCase(rec.id);
-  } catch (err) { $("decide-msg").textContent = T(err.message); }
+    else if (S.viewingLive && S.waiting.length) showWaiting();
+  } catch (err) { $("decide-msg").textContent = T(err.message); } finally { S.deciding = null; }
 }
 $("confirm").onclick = () => decide("threat_confirmed");
 $("false-alarm").onclick = () => decide("false_alarm");
@@ -407,17 +443,18 @@ async function screenAnswer(flagged) {
   const box = S.boxes.length ? S.boxes[S.boxes.length - 1] : null;
   const res = await api("/api/cases/" + rec.id + "/screen", { json: { flagged, box } });
   S.screened = rec.id;
-  if (res.tip) {
+  if (res.tip) {  // the composite stays on screen with the threat's box, until the officer moves on
     tipMessage(T(res.outcome === "hit" ? "tip.hit" : "tip.miss", { label: tr("class.", res.label) }), res.outcome);
-    S.boxes = []; loadImage();
+    S.boxes = []; S.tipBox = res.box; S.tipAnswered = rec.id;
   } else if (flagged) S.flagged = rec.id;
   showRecord(rec, false);
 }
 $("flag").onclick = () => screenAnswer(true);
 $("noflag").onclick = () => screenAnswer(false);
-function tipMessage(text, outcome) {
-  const m = $("tip-msg"); m.textContent = text; m.className = "tip-msg " + outcome; m.hidden = false;
-  clearTimeout(S.tipTimer); S.tipTimer = setTimeout(() => { m.hidden = true; }, 8000);
+function tipMessage(text, outcome, picture) {  // in the side panel: never over the image
+  const m = $("tip-msg"); m.replaceChildren(text); m.className = "tip-msg " + outcome; m.hidden = false;
+  if (picture) m.append(picture);
+  clearTimeout(S.tipTimer); S.tipTimer = setTimeout(() => { m.hidden = true; }, picture ? 20000 : 8000);
 }
 
 // -- gantry lane: the vehicle waiting at the barrier, released or sent to the search bay by the officer
@@ -461,10 +498,11 @@ function row(cells, onclick, cls) {
 const idents = (r) => byKind(r.identities || []).map((i) => i.value).filter(Boolean).join(", ");
 async function refreshQueue() {
   if (!can("case.view")) return;
-  const { items } = await api("/api/queue");
-  $("queue-count").textContent = items.length;
+  const { items, total } = await api("/api/queue");
+  $("queue-count").textContent = total ?? items.length;
   const body = $("queue-rows"); body.innerHTML = "";
   for (const r of items) body.append(row([fmtTime(r.decided_at), T("verdict." + r.verdict), tr("reason.", r.reason), idents(r)], () => openCase(r.id), r.verdict));
+  pager("queue", items, total);  // officer.js: the next page
 }
 async function refreshHistory() {
   const p = new URLSearchParams({ q: $("h-text").value });
@@ -474,9 +512,11 @@ async function refreshHistory() {
   if ($("h-until").value) p.set("until", new Date($("h-until").value + "T23:59:59.999").toISOString());
   const { items } = await api("/api/history?" + p);
   const body = $("history-rows"); body.innerHTML = "";
-  for (const r of items) body.append(row([fmtTime(r.decided_at), T("verdict." + r.verdict), tr("reason.", r.reason), idents(r),
-    r.review ? T("review." + r.review.outcome) + " · " + r.review.officer : "—"], () => openCase(r.id), r.verdict));
+  for (const r of items) body.append(historyRow(r));
+  pager("history", items, null, p);  // officer.js: older pages
 }
+const historyRow = (r) => row([fmtTime(r.decided_at), T("verdict." + r.verdict), tr("reason.", r.reason), idents(r),
+  r.review ? T("review." + r.review.outcome) + " · " + r.review.officer : "—"], () => openCase(r.id), r.verdict);
 $("history-form").onsubmit = (e) => { e.preventDefault(); refreshHistory(); };
 async function openCase(id) {
   const rec = await api("/api/cases/" + id);
@@ -522,8 +562,11 @@ function showLaneHealth(lane) {
   $("lane-health").hidden = !lane;
   if (!lane) return;
   $("lane-health").dataset.state = lane.state;
+  $("lane-health").textContent = laneWords(lane);
+}
+function laneWords(lane) {  // "Vehicle lane: HELD: 1 vehicle(s) waiting for an officer (oldest 40 s); ..."
   const oldest = lane.oldest_s >= 90 ? T("lane.minutes", { n: fmtNum(Math.round(lane.oldest_s / 60)) }) : T("lane.seconds", { n: fmtNum(Math.round(lane.oldest_s)) });
-  $("lane-health").textContent = T("health.lane") + ": " + T("lane.state." + lane.state, { n: lane.waiting_for_officer, oldest, taken: lane.vehicles.length, capacity: lane.capacity });
+  return T("health.lane") + ": " + T("lane.state." + lane.state, { n: lane.waiting_for_officer, oldest, taken: lane.vehicles.length, capacity: lane.capacity });
 }
 // A conveyor belt latched stopped says why; a supervisor may ask for it to run again (the daemon checks).
 function showBelt(belt) {

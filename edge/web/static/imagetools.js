@@ -18,7 +18,14 @@ window.ImageTools = (() => {
     concealment: "#ff6482", load_present: "#98989d", other: "#ffffff" };
   const REVIEW_RGB = "#28dc3c";
   const RECALL = 10, LOUPE_PX = 220, LOUPE_K = 3, EDGE_GAIN = 1.5;
-  const MODE_KEYS = { c: "colour", h: "grey", l: "low", o: "organic", i: "inorganic", n: "negative" };
+  // views on the digits: the letters are the officer's decisions (officer.js: C confirm, A false alarm, N next ...)
+  const MODE_KEYS = { 1: "colour", 2: "grey", 3: "low", 4: "organic", 5: "inorganic", 6: "negative" };
+  window.cpeShortcuts = [...(window.cpeShortcuts || []),  // listed in the "?" help (officer.js)
+    ...Object.entries(MODE_KEYS).map(([key, mode]) => ({ key, label: "view." + mode, run: () => setMode(mode) })),
+    { key: "e", label: "tools.edge", run: () => set({ edge: !IT.edge }) },
+    { key: "m", label: "tools.loupe", run: () => setLoupe(!IT.loupe) },
+    { key: "b", label: "tools.overlay", run: () => setOverlay(!IT.overlay) },
+    { key: "[", label: "tools.recall", run: () => step(true) }];
   const DEFAULTS = { edge: false, gamma: 1, lo: 0, hi: 100 };
   const IT = { data: null, want: null, rec: null, ...DEFAULTS, overlay: true, loupe: false, recent: [], pointer: null,
                announced: new Set() };
@@ -258,7 +265,7 @@ window.ImageTools = (() => {
 
   // -- hotkeys: modes, tools, zoom, recall (never while typing) -------------------------------------
   document.addEventListener("keydown", (e) => {
-    if (e.ctrlKey || e.metaKey || e.altKey || e.target.closest?.("input, textarea, select, [contenteditable]")) return;
+    if (e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented || e.target.closest?.("input, textarea, select, [contenteditable]")) return;
     if (el("view-case").hidden || !S.me) return;
     const k = e.key, centre = () => { const r = el("stage").getBoundingClientRect(); return IT.pointer || { x: r.left + r.width / 2, y: r.top + r.height / 2 }; };
     const act = {
@@ -268,7 +275,7 @@ window.ImageTools = (() => {
       "+": () => zoomAt(1.25, centre().x, centre().y), "=": () => zoomAt(1.25, centre().x, centre().y),
       "-": () => zoomAt(0.8, centre().x, centre().y), 0: () => { resetView(); set(DEFAULTS); },
       "[": () => step(true), "]": () => step(false),
-    }[k] || (MODE_KEYS[k.toLowerCase()] && k === k.toLowerCase() ? () => setMode(MODE_KEYS[k]) : null);
+    }[k] || (MODE_KEYS[k] ? () => setMode(MODE_KEYS[k]) : null);
     if (act) { e.preventDefault(); act(); }
   });
 

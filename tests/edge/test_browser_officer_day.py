@@ -1,0 +1,381 @@
+"""An officer's day on the station screen in headless Chromium (issue 21): the item being examined stays,
+a threat is confirmed as the class the detector found, alarms sound on every view, TIP charges only
+images watched, the Live view says the belt is stopped and what was on it, the screen fits 1024x768,
+and work survives a reload, a second tab and long lists.
+
+Screenshots go to test-artifacts/browser/.
+"""
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from central_sync.schema import Verdict
+from edge.web.config import TipConfig, WebConfig
+from edge.web.demo import StationHarness, record_for, synthetic_scan
+from polling import until, wait_until
+from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, SUPERVISOR, launch, sign_in, station  # noqa: F401
+
+expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
+
+pytestmark = BROWSER_ONLY
+OSCILLATORS = """window.__beeps = 0;
+const make = AudioContext.prototype.createOscillator;
+AudioContext.prototype.createOscillator = function () { window.__beeps += 1; return make.call(this); };"""
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = launch(pw)
+        yield b
+        b.close()
+
+
+def new_page(browser: Any, width: int = 1920, height: int = 1080, context: Any = None) -> Any:
+    page = context.new_page() if context else browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(10_000)
+    page.add_init_script(OSCILLATORS)
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    return page
+
+
+@pytest.fixture
+def page(browser: Any) -> Any:
+    return new_page(browser)
+
+
+def item(station: StationHarness, rng: np.random.Generator, verdict: Verdict = Verdict.SUSPECT,
+         labels: tuple[str, ...] = ("firearm",), publish: bool = True) -> Any:
+    """A committed item (a synthetic bag; suspects carry one detection per label), published live."""
+    scan, truth = synthetic_scan(rng, threat=verdict is Verdict.SUSPECT)
+    boxes = [t["box"] for t in truth] or [[100, 100, 200, 160]]
+    truth = [{"label": label, "box": boxes[0]} for label in labels] if verdict is Verdict.SUSPECT else []
+    reason = {Verdict.SUSPECT: "detection", Verdict.CLEAR: "clear", Verdict.MANUAL: "budget_missed"}[verdict]
+    rec = station.commit(scan, record_for(scan, verdict, reason, truth))
+    if publish:
+        station.publish_record(rec)
+    return rec
+
+
+def loaded(page: Any, rec: Any) -> None:
+    page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
+
+
+def test_the_item_being_examined_stays_and_newer_items_wait_with_their_count(station, page):
+    rng = np.random.default_rng(1)
+    sign_in(page, station, OFFICER)
+    first = item(station, rng)
+    loaded(page, first)
+    page.click("#zoom-in")
+    page.click("#zoom-in")
+    zoomed = page.get_attribute("#layer", "style")
+    later = [item(station, rng), item(station, rng, Verdict.CLEAR), item(station, rng, Verdict.CLEAR)]
+    expect(page.locator("#next-item")).to_have_attribute("data-waiting", "3")
+    assert "3 waiting" in page.inner_text("#next-item")
+    assert page.get_attribute("#banner", "data-id") == first.id and page.get_attribute("#layer", "style") == zoomed
+    page.screenshot(path=str(ARTIFACTS / "officer_day_waiting.png"))
+    page.click("#false-alarm")  # decided: the oldest waiting suspect comes next, the clear ones need nobody
+    loaded(page, later[0])
+    assert "2 waiting" in page.inner_text("#next-item")
+    page.keyboard.press("n")  # moving on by hand: the newest clear item, the older one is in the history
+    loaded(page, later[2])
+    assert page.is_hidden("#next-item")
+
+
+def test_after_a_decision_the_oldest_waiting_item_comes_and_the_others_still_wait(station, page):
+    rng = np.random.default_rng(11)
+    sign_in(page, station, OFFICER)
+    first = item(station, rng)
+    loaded(page, first)
+    second, third = item(station, rng), item(station, rng)
+    expect(page.locator("#next-item")).to_have_attribute("data-waiting", "2")
+    page.click("#false-alarm")
+    loaded(page, second)
+    expect(page.locator("#next-item")).to_have_attribute("data-waiting", "1")
+    page.click("#false-alarm")
+    loaded(page, third)
+    expect(page.locator("#next-item")).to_be_hidden()
+
+
+def test_a_clear_item_being_zoomed_is_not_replaced_either(station, page):
+    rng = np.random.default_rng(2)
+    sign_in(page, station, OFFICER)
+    clear = item(station, rng, Verdict.CLEAR)
+    loaded(page, clear)
+    page.mouse.move(500, 500)
+    page.mouse.wheel(0, -200)
+    item(station, rng, Verdict.CLEAR)
+    page.wait_for_selector("#next-item:not([hidden])")
+    assert page.get_attribute("#banner", "data-id") == clear.id
+
+
+def test_confirm_records_the_detectors_class_and_asks_when_it_found_several(station, page):
+    rng = np.random.default_rng(3)
+    sign_in(page, station, OFFICER)
+    drugs = item(station, rng, labels=("drugs",))
+    loaded(page, drugs)
+    assert page.input_value("#class") == "drugs"
+    page.keyboard.press("c")  # the shortcut of "Confirm threat"
+    page.wait_for_selector("#decide-msg:text('Decision saved')")
+    assert station.call(lambda s: s.get(drugs.id)).review.label == "drugs"
+
+    two = item(station, rng, labels=("knife", "firearm"))
+    loaded(page, two)
+    assert page.input_value("#class") == ""
+    page.click("#confirm")
+    expect(page.locator("#decide-msg")).to_contain_text("Choose the threat class first")
+    assert station.call(lambda s: s.get(two.id)).review is None
+    page.select_option("#class", "knife")
+    page.click("#confirm")
+    page.wait_for_selector("#decide-msg:text('Decision saved')")
+    assert station.call(lambda s: s.get(two.id)).review.label == "knife"
+
+    manual = item(station, rng, Verdict.MANUAL, labels=())
+    loaded(page, manual)
+    assert page.input_value("#class") == ""  # no detection: never Firearm by default
+
+
+def test_alarms_sound_and_show_on_every_view(station, page):
+    rng = np.random.default_rng(4)
+    sign_in(page, station, OFFICER)  # the sign-in click unlocks sound
+    for view in ("queue", "history", "tip"):
+        page.click(f"#nav button[data-view='{view}']")
+        page.evaluate("window.__beeps = 0")
+        rec = item(station, rng)
+        page.wait_for_selector("#alarm-frame:not([hidden])")
+        expect(page.locator("#alarm-toast")).to_be_visible()
+        assert "SUSPECT" in page.inner_text("#alarm-toast")
+        wait_until(lambda: page.evaluate("window.__beeps") >= 3, f"three beeps on the {view} view")
+    page.screenshot(path=str(ARTIFACTS / "officer_day_alarm_off_live.png"))
+    page.click("#alarm-toast")
+    page.wait_for_selector("#view-case:not([hidden])")
+    assert page.get_attribute("#banner", "data-id") is not None
+    assert rec.id  # the last one waits in line behind the first suspect
+
+
+def test_the_alarm_frame_stops_when_the_next_clear_image_shows(station, page):
+    rng = np.random.default_rng(5)
+    sign_in(page, station, OFFICER)
+    suspect = item(station, rng)
+    page.wait_for_selector("#alarm-frame:not([hidden])")
+    loaded(page, suspect)
+    clear = item(station, rng, Verdict.CLEAR)
+    page.wait_for_selector("#next-item:not([hidden])")
+    page.click("#false-alarm")
+    loaded(page, clear)
+    assert page.is_hidden("#alarm-frame")
+
+
+def test_tip_charges_nothing_for_images_never_shown_and_shows_where_a_missed_threat_was(tmp_path, browser):
+    from edge.tip import SHIPPED_LIBRARY
+    from edge.tip import stats as tip_stats
+
+    cfg = WebConfig(tip=TipConfig(rate=1.0, library_dir=SHIPPED_LIBRARY, seed=3, min_dwell_s=1.0))
+    rng = np.random.default_rng(6)
+    with StationHarness(tmp_path / "data", cfg) as station:
+        station.add_demo_users()
+        page = new_page(browser)
+        sign_in(page, station, SUPERVISOR)
+        page.click("#nav button[data-view='history']")
+        unseen = [item(station, rng, Verdict.CLEAR) for _ in range(3)]
+        wait_until(lambda: station.call(lambda s: s.conn.execute("SELECT count(*) FROM tip_events").fetchone()[0]) == 3,
+              "three projections made while the supervisor reads the history")
+        watched = item(station, rng, Verdict.CLEAR)
+        wait_until(lambda: station.call(lambda s: s.conn.execute("SELECT count(*) FROM tip_events").fetchone()[0]) == 4,
+              "the fourth projection")
+        assert station.call(lambda s: tip_stats(s.conn, SUPERVISOR[0]))[0]["misses"] == 0
+        page.click("#nav button[data-view='live']")  # the newest clear item shows; the others were never on screen
+        loaded(page, watched)
+
+        def seen() -> bool:
+            return station.call(lambda s: s.conn.execute("SELECT seen_at FROM tip_events WHERE record_id = ?",
+                                                         (watched.id,)).fetchone()[0]) is not None
+
+        wait_until(seen, "the screen reports the image watched for the dwell")
+        item(station, rng, Verdict.CLEAR)  # moving on without answering, having watched it: a miss
+        page.wait_for_selector("#tip-msg:text('The previous image was a TIP test')")
+        expect(page.locator("#tip-where")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "officer_day_tip_missed.png"))
+        stage, message = page.locator("#stage").bounding_box(), page.locator("#tip-msg").bounding_box()
+        assert message["x"] >= stage["x"] + stage["width"] or message["x"] + message["width"] <= stage["x"]
+        stats = station.call(lambda s: tip_stats(s.conn, SUPERVISOR[0]))[0]
+        assert (stats["misses"], stats["hits"]) == (1, 0)
+        outcomes = station.call(lambda s: dict(s.conn.execute("SELECT record_id, outcome FROM tip_events")))
+        assert [outcomes[r.id] for r in unseen] == ["not_shown"] * 3
+
+
+def test_the_live_view_says_the_belt_is_held_and_lists_what_was_on_it(station, page):
+    """A conveyor flow on the PLC simulator, on the screen's own loop as in the daemon: an item enters
+    the tunnel, the e-stop latches the belt; the Live view says so and names the item."""
+    from conveyor_station import on_loop as run_on, running_flow
+
+    def on_loop(coro_fn: Any) -> Any:
+        return run_on(station, coro_fn)
+
+    stack, sim, flow = on_loop(lambda: running_flow(station))
+    try:
+        station.ctx.belt = flow
+        on_loop(lambda: until(lambda: flow.belt_status()["run_confirmed"], "the belt runs", timeout=25))
+        sign_in(page, station, OFFICER)
+        expect(page.locator("#banner-verdict")).to_have_text("Waiting for the next item")
+
+        async def enter() -> None:  # a bag breaks the tunnel entry eye
+            flow._handle(flow.tracker.on_edge("eye_tunnel_entry", True, flow.tracker.enc, time.monotonic()))
+
+        on_loop(enter)
+        on_loop(lambda: until(lambda: flow._routes.records_of([i.id for i in flow.tracker.items]), "the bag tracked"))
+        [on_belt] = flow._routes.records_of([i.id for i in flow.tracker.items])
+        station.loop.call_soon_threadsafe(sim.press_estop)
+        on_loop(lambda: until(lambda: flow.latch == "estop", "the e-stop latch", timeout=25))
+        page.wait_for_selector("#belt-live:not([hidden])", timeout=15_000)
+        assert "Stopped and held: emergency stop" in page.inner_text("#belt-live-state")
+        page.wait_for_selector(f"#belt-live-items button[data-id='{on_belt}']")
+        page.screenshot(path=str(ARTIFACTS / "officer_day_belt_held.png"))
+        page.click("#signout")
+        sign_in(page, station, SUPERVISOR)  # nothing on screen yet: the banner says why nothing comes
+        expect(page.locator("#banner-verdict")).to_have_text("The belt is stopped: no items are coming")
+    finally:
+        on_loop(stack.aclose)
+        station.ctx.belt = None
+
+
+def test_the_live_view_says_the_lane_is_held_while_a_vehicle_waits_for_the_officer(station, page, tmp_path):
+    """A gantry flow of one place on the PLC simulator and the firmware emulator: a suspect vehicle waits
+    at the barrier, so the lane lets nobody in; the Live view says so until the officer sends it on."""
+    from conveyor_station import on_loop
+    from gantry_station import running_gantry, vehicle_scan
+
+    stack, flow = on_loop(station, lambda: running_gantry(station, tmp_path, [vehicle_scan(True)]), 60)
+    sim = flow.devices.plc.sim.model
+    try:
+        station.ctx.lane_control, station.ctx.panels = flow, ("lane",)
+        sign_in(page, station, OFFICER)
+
+        async def arrive() -> Any:
+            return sim.add_vehicle(4.0, lead_m=-1.5)
+
+        on_loop(station, arrive)
+        page.wait_for_selector("#belt-live:not([hidden])", timeout=30_000)
+        expect(page.locator("#belt-live-state")).to_contain_text("HELD: 1 vehicle(s) waiting for an officer")
+        page.screenshot(path=str(ARTIFACTS / "officer_day_lane_held.png"))
+        page.click("#lane-search")
+        expect(page.locator("#belt-live")).to_be_hidden(timeout=30_000)
+    finally:
+        on_loop(station, stack.aclose)
+        station.ctx.lane_control, station.ctx.panels = None, ()
+
+
+@pytest.mark.parametrize("width,height", [(1024, 768), (2560, 1440)])
+def test_the_station_fits_the_screen(station, browser, width, height):
+    rng = np.random.default_rng(7)
+    page = new_page(browser, width, height)
+    sign_in(page, station, SUPERVISOR)
+    rec = item(station, rng)
+    loaded(page, rec)
+    page.click("#zoom-in")  # held: the next item waits behind its button
+    item(station, rng)
+    page.wait_for_selector("#next-item:not([hidden])")
+    page.screenshot(path=str(ARTIFACTS / f"officer_day_{width}x{height}.png"))
+    overflow = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert overflow[0] <= overflow[1], f"horizontal scroll at {width}x{height}: {overflow}"
+    for control in ("#signout", "#lang", "#nav button[data-view='live']", "#nav button[data-view='audit']",
+                    "#help-open", "#next-item", "#banner", "#class", "#confirm", "#false-alarm", "#cleared",
+                    "#override", "#zoom-in"):
+        box = page.locator(control).bounding_box()
+        assert box and box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= width \
+            and box["y"] + box["height"] <= height, f"{control} outside the {width}x{height} viewport: {box}"
+    stage = page.locator("#stage").bounding_box()
+    assert stage["width"] >= 0.6 * width and stage["height"] >= 0.8 * height - 80, stage
+
+
+def test_a_reload_keeps_the_item_its_note_boxes_and_class(station, page):
+    rng = np.random.default_rng(8)
+    sign_in(page, station, OFFICER)
+    rec = item(station, rng, labels=("knife", "firearm"))
+    loaded(page, rec)
+    page.fill("#note", "strap buckle under the laptop?")
+    page.click("#copy-boxes")
+    page.select_option("#class", "knife")
+    page.wait_for_timeout(700)  # the draft is written every 500 ms
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    loaded(page, rec)
+    assert page.input_value("#note") == "strap buckle under the laptop?" and page.input_value("#class") == "knife"
+    assert page.locator("#overlay rect.userbox").count() == 2
+
+
+def test_a_decision_in_one_tab_moves_the_other_on(station, browser):
+    rng = np.random.default_rng(9)
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    one = new_page(browser, context=context)
+    sign_in(one, station, OFFICER)
+    two = new_page(browser, context=context)
+    two.goto(station.url)
+    two.wait_for_selector("body[data-live='1']")
+    first = item(station, rng)
+    loaded(one, first)
+    loaded(two, first)
+    second = item(station, rng)
+    for p in (one, two):
+        p.wait_for_selector("#next-item:not([hidden])")
+    one.click("#false-alarm")
+    loaded(one, second)
+    loaded(two, second)  # the other tab saw the decision and moved on
+
+
+def test_queue_and_history_page_beyond_their_first_page(station, page):
+    scan, truth = synthetic_scan(np.random.default_rng(10), threat=True)
+    for _ in range(105):
+        station.commit(scan, record_for(scan, Verdict.SUSPECT, "detection", truth))
+    sign_in(page, station, OFFICER)
+    page.click("#nav button[data-view='queue']")
+    expect(page.locator("#queue-rows tr")).to_have_count(100)
+    expect(page.locator("#queue-more")).to_have_text("Show more (5 more)")
+    page.click("#queue-more")
+    expect(page.locator("#queue-rows tr")).to_have_count(105)
+    assert page.is_hidden("#queue-more")
+    page.click("#nav button[data-view='history']")
+    expect(page.locator("#history-rows tr")).to_have_count(50)
+    page.click("#history-more")
+    expect(page.locator("#history-rows tr")).to_have_count(100)
+    page.click("#history-more")
+    expect(page.locator("#history-rows tr")).to_have_count(105)
+    expect(page.locator("#history-more")).to_be_hidden()
+
+
+def test_sign_in_screen_focuses_the_badge_and_keeps_the_language_chosen_there(station, page):
+    station.call(lambda s: s.conn.execute("UPDATE web_users SET lang = 'zh-Hans' WHERE badge = ?", (OFFICER[0],)))
+    page.goto(station.url)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.evaluate("document.activeElement.id") == "badge"
+    page.select_option("#lang", "zh-Hant")
+    page.wait_for_selector("html[lang='zh-Hant']", state="attached")
+    page.fill("#badge", OFFICER[0])
+    page.fill("#pin", OFFICER[1])
+    page.click("#signin-btn")
+    page.wait_for_selector("#nav:not([hidden])")
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.documentElement.lang") == "zh-Hant"
+    wait_until(lambda: station.call(lambda s: s.conn.execute("SELECT lang FROM web_users WHERE badge = ?",
+                                                        (OFFICER[0],)).fetchone()[0]) == "zh-Hant",
+          "the choice becomes the officer's")
+
+
+def test_shortcuts_are_listed_on_the_screen(station, page):
+    sign_in(page, station, OFFICER)
+    page.keyboard.press("?")
+    page.wait_for_selector("#help:not([hidden])")
+    keys = page.inner_text("#help-keys")
+    assert "Confirm threat" in keys and "False alarm" in keys and "Next waiting item" in keys
+    page.keyboard.press("Escape")
+    expect(page.locator("#help")).to_be_hidden()
+    page.click("#help-open")
+    expect(page.locator("#help")).to_be_visible()
+    assert not page.errors
