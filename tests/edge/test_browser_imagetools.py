@@ -43,7 +43,11 @@ def show(page, station, seed, *, threat=True, dense=False, kind=ItemKind.BAGGAGE
     rec = record_for(scan, Verdict.SUSPECT if threat else Verdict.CLEAR, "detection" if threat else "clear", truth)
     rec = station.commit(scan, rec.model_copy(update={"kind": kind}))
     station.publish_record(rec)
-    page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
+    loaded = f"#scan[data-loaded-id='{rec.id}']"
+    page.locator(f"{loaded}, #next-item:visible").first.wait_for()
+    if not page.locator(loaded).count():  # the item on screen stays until the officer moves on (docs/station-screen.md)
+        page.click("#next-item")
+    page.wait_for_selector(loaded)
     return rec, scan
 
 
