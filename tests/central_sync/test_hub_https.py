@@ -1,0 +1,69 @@
+"""The control room over HTTPS: a real `edge-hub run` with a certificate of its own CA, Secure cookies,
+an untrusting client refused, and plain HTTP only on loopback unless allowed (with a warning)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from central_sync.control_room import auth
+from central_sync.control_room.db import migrate
+from central_sync.hub.store import open_store
+from https_kit import assert_no_plain_http, assert_session_cookie, assert_untrusted, server_certificate, trusting
+from polling import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+PASSWORD = "op-password-1"
+
+
+def _answers(url: str, ca: Path) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", verify=trusting(ca), timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_the_control_room_serves_https_and_a_secure_session_cookie(tmp_path, broker, hubs):
+    ca, cert, key = server_certificate(tmp_path, "hub-web")
+    db = str(tmp_path / "hub.sqlite3")
+    store = open_store(db)
+    migrate(store)
+    auth.add_user(store, "op1", "operator", PASSWORD)
+    store.close()
+    hub = hubs(db, broker.port, "hub-tls", http=True, extra=("--https-cert", str(cert), "--https-key", str(key)))
+    url = f"https://127.0.0.1:{hub.http_port}"
+    wait_until(lambda: _answers(url, ca) or hub.proc.poll() is not None, "the control room answers over HTTPS",
+               timeout=60, interval=0.2)
+    assert hub.proc.poll() is None, hub.log.read_text()
+    with httpx.Client(base_url=url, verify=trusting(ca), timeout=10) as client:
+        assert client.post("/cr/api/login", json={"username": "op1", "password": "wrong-password"}).status_code == 401
+        response = client.post("/cr/api/login", json={"username": "op1", "password": PASSWORD})
+        assert response.status_code == 200, response.text
+        assert_session_cookie(response.headers["set-cookie"])
+        assert client.get("/api/stations").status_code == 200  # the cookie signs the next request in
+    assert_untrusted(f"{url}/healthz")
+    assert_no_plain_http(hub.http_port)
+
+
+def _hub(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "central_sync.hub.cli", "run", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=60)
+
+
+def test_plain_http_on_a_lan_address_is_refused_and_allowed_only_with_a_warning(tmp_path, broker, hubs):
+    refused = _hub("--db", str(tmp_path / "h.sqlite3"), "--http-host", "0.0.0.0", "--http-port", "18080")
+    assert refused.returncode == 78
+    assert refused.stderr.strip() == ("edge-hub: plain HTTP on 0.0.0.0 is refused (only loopback may serve without "
+                                      "TLS): give a certificate and key, or allow plain HTTP explicitly for a lab "
+                                      "(--https-cert and --https-key, or --allow-plain-http)")
+    half = _hub("--db", str(tmp_path / "h.sqlite3"), "--https-cert", str(tmp_path / "a.crt"))
+    assert half.returncode == 78 and "--https-cert and --https-key go together" in half.stderr
+    lab = hubs(str(tmp_path / "hub.sqlite3"), broker.port, "hub-lab", http=True,
+               extra=("--http-host", "0.0.0.0", "--allow-plain-http"))
+    wait_until(lambda: "http.plain_http_exposed" in lab.log.read_text() or lab.proc.poll() is not None,
+               "the warning of plain HTTP on the network", timeout=60, interval=0.2)
+    assert lab.proc.poll() is None
+    assert httpx.get(f"http://127.0.0.1:{lab.http_port}/healthz", timeout=10).json() == {"ok": True}
