@@ -204,6 +204,7 @@ class StatusMsg(_Wire):
     risk_version: int | None = None  # the risk bundle the station runs; None: none
     risk_stale: bool = False  # that bundle has expired: the station runs on it at the raised random rate
     risk_expires_at: float | None = None
+    software_version: str | None = None  # the station's release (`edge --version`); None: an older station
 
 
 class AckItem(_Wire):

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from appliance.version import version
 from edge.config import CONFIG_ERROR_EXIT, StationConfig, load_config, unreadable_files
 from edge.errors import ConfigError, EdgeError, StoreCorrupt
 from edge.logging import configure_logging
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description="Checkpoint Edge station daemon")
+    parser.add_argument("--version", action="version", version=f"edge (checkpoint-edge) {version()}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the station daemon (several --config share one inference pool)")

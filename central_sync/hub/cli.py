@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from appliance import sdnotify
 from appliance.https import plain_http_problem, uvicorn_tls, warn_plain_http
+from appliance.version import version
 from appliance.serving import stop_on_signals, until_listening
 from appliance.watchdog import watchdog
 from central_sync import case_bundle
@@ -51,6 +52,7 @@ log = structlog.get_logger("central_sync.hub")
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="edge-hub", description="Checkpoint Edge central hub")
+    ap.add_argument("--version", action="version", version=f"edge-hub (checkpoint-edge) {version()}")
     sub = ap.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="ingest from the broker and serve the control-room API")
     for sp in (run, sub.add_parser("migrate", help="create the hub's tables")):

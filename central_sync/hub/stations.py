@@ -27,7 +27,7 @@ def station_view(row: tuple, now: float | None = None, stale_s: float = 30.0) ->
             "status_at": status_at, "seen_at": seen_at, "backlog": backlog, "oldest_backlog_age_s": round(age, 1),
             "last_ack_at": status.get("last_ack_at"), "last_error": status.get("last_error"),
             "counters": status.get("counters", {}), "risk_version": status.get("risk_version"),
-            "risk_stale": bool(status.get("risk_stale"))}
+            "risk_stale": bool(status.get("risk_stale")), "software_version": status.get("software_version")}
 
 
 def _ack_stalled(status: dict, backlog: dict, now: float) -> bool:
