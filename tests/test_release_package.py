@@ -32,6 +32,7 @@ from test_daemon import _write_config  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is not installed")]
 STATION = "xray-test"
+INSTALLED_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the installed release, not this checkout
 
 
 def _build(src: Path, out: Path, version: str) -> subprocess.Popen:
@@ -57,7 +58,7 @@ def _source_with_a_new_migration(dest: Path) -> Path:
     text = store.read_text()
     end = text.index("\n)\n", text.index("MIGRATIONS: tuple[str, ...] = ("))
     store.write_text(text[:end] + '\n    # the next release: a table the upgrade test finds\n'
-                     '    "CREATE TABLE upgrade_probe (x INTEGER)",' + text[end:])
+                     '    "CREATE TABLE upgrade_probe (x INTEGER);",' + text[end:])
     return dest
 
 
@@ -105,7 +106,7 @@ def _run_station(root: Path, config: Path, port: int, version: str, db: Path, mo
     """`edge run` from the installed venv until it serves `version` and has committed more than `more_than` records."""
     with log.open("ab") as out:
         proc = subprocess.Popen([str(root / "opt/checkpoint-edge/.venv/bin/edge"), "run", "--config", str(config)],
-                                cwd=root, stdout=out, stderr=subprocess.STDOUT)
+                                cwd=root, stdout=out, stderr=subprocess.STDOUT, env=INSTALLED_ENV)
         try:
             health = wait_until(lambda: _health(port) or proc.poll() is not None, "the installed station serves",
                                 timeout=120, interval=0.2)
@@ -133,10 +134,10 @@ def test_the_package_installs_runs_the_station_and_upgrades_it_keeping_every_ins
     said = _script(info1, "postinst", root, "configure")
     app = root / "opt" / "checkpoint-edge"
     edge = app / ".venv" / "bin" / "edge"
-    assert subprocess.run([str(edge), "--version"], capture_output=True, text=True).stdout.strip() == \
+    assert subprocess.run([str(edge), "--version"], capture_output=True, text=True, env=INSTALLED_ENV).stdout.strip() == \
         "edge (checkpoint-edge) 0.1.0"
     where = subprocess.run([str(app / ".venv/bin/python"), "-c", "import edge; print(edge.__file__)"], cwd=root,
-                           capture_output=True, text=True).stdout.strip()
+                           capture_output=True, text=True, env=INSTALLED_ENV).stdout.strip()
     assert where.startswith(str(app / ".venv" / "lib")), where  # the installed copy, not this checkout
     for unit in ("checkpoint-edge@.service", "checkpoint-hub.service"):
         assert (root / "lib/systemd/system" / unit).is_file()
