@@ -67,3 +67,28 @@ def test_plain_http_on_a_lan_address_is_refused_and_allowed_only_with_a_warning(
                "the warning of plain HTTP on the network", timeout=60, interval=0.2)
     assert lab.proc.poll() is None
     assert httpx.get(f"http://127.0.0.1:{lab.http_port}/healthz", timeout=10).json() == {"ok": True}
+
+
+def test_a_station_requests_its_screen_certificate_and_the_hub_signs_it_for_its_addresses(tmp_path):
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO, timeout=60)
+
+    pki = ("-m", "central_sync.hub.cli", "pki", "--dir", str(tmp_path / "ca"))
+    assert cli(*pki, "init").returncode == 0
+    made = cli("-m", "edge.cli", "pki", "csr", "gate-1-web", "--key", str(tmp_path / "web.key"), "--out", str(tmp_path / "web.csr"))
+    assert made.returncode == 0, made.stderr
+    nameless = cli(*pki, "issue", "gate-1-web", "--csr", str(tmp_path / "web.csr"), "--kind", "server")
+    assert nameless.returncode == 1
+    assert nameless.stderr.strip() == ("edge-hub: a server certificate for 'gate-1-web' needs its host names or "
+                                       "addresses (--host)")
+    issued = cli(*pki, "issue", "gate-1-web", "--csr", str(tmp_path / "web.csr"), "--kind", "server",
+                 "--host", "10.20.1.5", "--host", "gate-1.lan", "--out", str(tmp_path / "web.crt"))
+    assert issued.returncode == 0, issued.stderr
+    cert = x509.load_pem_x509_certificate((tmp_path / "web.crt").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["10.20.1.5"]
+    assert names.get_values_for_type(x509.DNSName) == ["gate-1.lan"]
+    assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [ExtendedKeyUsageOID.SERVER_AUTH]
