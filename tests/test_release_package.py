@@ -124,8 +124,8 @@ def test_the_package_installs_runs_the_station_and_upgrades_it_keeping_every_ins
     builds = [_build(REPO, tmp_path / "v1", "0.1.0"),
               _build(_source_with_a_new_migration(tmp_path / "src-next"), tmp_path / "v2", "0.1.1")]
     deb1, deb2 = (_built(b) for b in builds)
-    assert (deb1.name, deb2.name) == ("checkpoint-edge_0.1.0_amd64.deb", "checkpoint-edge_0.1.1_amd64.deb") or \
-        deb1.name.startswith("checkpoint-edge_0.1.0_")
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()
+    assert (deb1.name, deb2.name) == (f"checkpoint-edge_0.1.0_{arch}.deb", f"checkpoint-edge_0.1.1_{arch}.deb")
     assert (tmp_path / "v1" / "checkpoint_edge-0.1.0-py3-none-any.whl").is_file()
 
     root = tmp_path / "root"

@@ -21,8 +21,8 @@ from central_sync.hub.store import open_store
 from central_sync.publisher import Publisher
 from polling import until
 
-from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, serving
-from test_control_room_tip_browser import sign_in
+from test_control_room_browser import ARTIFACTS, CHROMIUM, PASSWORD
+from test_control_room_tip_browser import signed_in
 
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
@@ -38,7 +38,7 @@ def test_both_commands_print_the_version_of_pyproject(module, prog):
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")
 async def test_the_station_version_reaches_the_hub_and_the_stations_board(tmp_path, broker):
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     db = tmp_path / "station.db"
     conn = open_station_db(db)
@@ -52,13 +52,7 @@ async def test_the_station_version_reaches_the_hub_and_the_stations_board(tmp_pa
         rows = await until(store.stations, "the station's status at the hub", timeout=15, in_thread=True)
         assert [station_view(row)["software_version"] for row in rows] == [PYPROJECT]
         auth.add_user(store, "op1", "operator", PASSWORD)
-        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            page = await browser.new_page(viewport={"width": 1400, "height": 900})
-            await page.goto(f"http://127.0.0.1:{port}/")
-            await sign_in(page, "op1")
+        async with signed_in(room.install(create_app(store)), "op1") as page:
             await expect(page.locator('.station[data-station="gate-1"] dd.software')).to_have_text(PYPROJECT)
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=ARTIFACTS / "board_version.png")
-            await browser.close()
     conn.close()
