@@ -12,10 +12,13 @@ import httpx
 from central_sync.control_room import auth
 from central_sync.control_room.db import migrate
 from central_sync.hub.store import open_store
-from https_kit import assert_no_plain_http, assert_session_cookie, assert_untrusted, server_certificate, trusting
+from https_kit import assert_no_plain_http, assert_session_cookie, assert_untrusted, server_certificate, spki_pin, \
+    trusting
 from polling import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 PASSWORD = "op-password-1"
 
 
@@ -46,6 +49,24 @@ def test_the_control_room_serves_https_and_a_secure_session_cookie(tmp_path, bro
         assert client.get("/api/stations").status_code == 200  # the cookie signs the next request in
     assert_untrusted(f"{url}/healthz")
     assert_no_plain_http(hub.http_port)
+    if CHROMIUM.exists():  # the chain is verified above; Chromium is given the server's key
+        _browser_signs_in(url, cert)
+
+
+def _browser_signs_in(url: str, cert: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=[*ARGS, f"--ignore-certificate-errors-spki-list={spki_pin(cert)}"])
+        page = browser.new_page()
+        page.goto(f"{url}/")
+        page.fill("input[name=username]", "op1")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("#signin-form button[type=submit]")
+        expect(page.locator("#nav")).to_be_visible()  # signed in
+        cookie = next(c for c in page.context.cookies() if c["domain"] == "127.0.0.1")
+        assert (cookie["secure"], cookie["httpOnly"], cookie["sameSite"]) == (True, True, "Strict")
+        browser.close()
 
 
 def _hub(*args: str) -> subprocess.CompletedProcess:
