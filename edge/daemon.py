@@ -21,6 +21,7 @@ import uvicorn
 from appliance import sdnotify
 from appliance.serving import stop_on_signals, until_listening
 from appliance.https import uvicorn_tls, warn_plain_http
+from appliance.version import version
 from edge.config import StationConfig, unreadable_files
 from edge.context import StationContext
 from edge.detector import load_engine, station_facts
@@ -165,8 +166,9 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
             tasks.create_task(_serve(server, listener, screen_stop), name="web")
             await until_listening(server)
             sdnotify.notify(f"READY=1\nSTATUS={_ready_status(devices, engine)}")
-            log.info("station.ready", station=st.id, kind=st.kind, web=f"http://{config.http.host}:{config.http.port}/",
-                     devices=devices.states(), model=engine.model.name if engine.model else None)
+            scheme = "https" if config.http.cert_file else "http"
+            log.info("station.ready", station=st.id, kind=st.kind, web=f"{scheme}://{config.http.host}:{config.http.port}/",
+                     devices=devices.states(), model=engine.model.name if engine.model else None, version=version())
             await stop.wait()
             log.info("station.stopping", station=st.id)
             flow.stopped_on_request()

@@ -202,7 +202,8 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
             _declaration_feed(args, store, hub.hub_id), \
             asyncio.TaskGroup() as tasks:
         hub.risk = risk  # publish() hands it the signed bundles: risk.offer(Offer(...))
-        log.info("hub.started", hub=hub.hub_id, db=store.url, http_port=args.http_port)
+        log.info("hub.started", hub=hub.hub_id, db=store.url, http_port=args.http_port, version=version(),
+                 https=args.https_cert is not None)
         background = []
         if (period := sdnotify.watchdog_period_s()) is not None:
             background.append(tasks.create_task(watchdog(hub.progress, period), name="watchdog"))
