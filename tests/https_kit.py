@@ -40,6 +40,14 @@ def trusting(ca: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca))
 
 
+def answers(url: str, ca: Path | None = None) -> bool:
+    """`url`/healthz answers 200 (over HTTPS trusting `ca` only, when given); False while it cannot be reached."""
+    try:
+        return httpx.get(f"{url}/healthz", verify=trusting(ca) if ca else True, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def assert_session_cookie(set_cookie: str) -> None:
     """The session cookie is sent over HTTPS only, hidden from scripts and never sent cross-site."""
     attrs = {part.strip().split("=")[0].lower(): part.strip() for part in set_cookie.split(";")}

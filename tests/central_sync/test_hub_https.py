@@ -12,7 +12,7 @@ import httpx
 from central_sync.control_room import auth
 from central_sync.control_room.db import migrate
 from central_sync.hub.store import open_store
-from https_kit import assert_no_plain_http, assert_session_cookie, assert_untrusted, server_certificate, spki_pin, \
+from https_kit import answers, assert_no_plain_http, assert_session_cookie, assert_untrusted, server_certificate, spki_pin, \
     trusting
 from polling import wait_until
 
@@ -20,13 +20,6 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 PASSWORD = "op-password-1"
-
-
-def _answers(url: str, ca: Path) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", verify=trusting(ca), timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_the_control_room_serves_https_and_a_secure_session_cookie(tmp_path, broker, hubs):
@@ -38,7 +31,7 @@ def test_the_control_room_serves_https_and_a_secure_session_cookie(tmp_path, bro
     store.close()
     hub = hubs(db, broker.port, "hub-tls", http=True, extra=("--https-cert", str(cert), "--https-key", str(key)))
     url = f"https://127.0.0.1:{hub.http_port}"
-    wait_until(lambda: _answers(url, ca) or hub.proc.poll() is not None, "the control room answers over HTTPS",
+    wait_until(lambda: answers(url, ca) or hub.proc.poll() is not None, "the control room answers over HTTPS",
                timeout=60, interval=0.2)
     assert hub.proc.poll() is None, hub.log.read_text()
     with httpx.Client(base_url=url, verify=trusting(ca), timeout=10) as client:
@@ -84,17 +77,11 @@ def test_plain_http_on_a_lan_address_is_refused_and_allowed_only_with_a_warning(
     assert half.returncode == 78 and "--https-cert and --https-key go together" in half.stderr
     lab = hubs(str(tmp_path / "hub.sqlite3"), broker.port, "hub-lab", http=True,
                extra=("--http-host", "0.0.0.0", "--allow-plain-http"))
-    wait_until(lambda: _answers_plain(lab.http_port) or lab.proc.poll() is not None, "the lab hub serves plain HTTP",
+    wait_until(lambda: answers(f"http://127.0.0.1:{lab.http_port}") or lab.proc.poll() is not None, "the lab hub serves plain HTTP",
                timeout=60, interval=0.2)
     assert lab.proc.poll() is None, lab.log.read_text()
     assert "http.plain_http_exposed" in lab.log.read_text()
 
-
-def _answers_plain(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json() == {"ok": True}
-    except httpx.HTTPError:
-        return False
 
 
 def test_a_station_requests_its_screen_certificate_and_the_hub_signs_it_for_its_addresses(tmp_path):

@@ -19,7 +19,7 @@ import pytest
 
 from appliance.https import is_loopback
 from central_sync.devtools import free_port
-from https_kit import assert_no_plain_http, assert_session_cookie, assert_untrusted, server_certificate, spki_pin, \
+from https_kit import answers, assert_no_plain_http, assert_session_cookie, assert_untrusted, server_certificate, spki_pin, \
     trusting, verified_chain
 from models.testgraphs import write_package
 from polling import wait_until
@@ -39,13 +39,6 @@ def _with_http(config: Path, lines: str) -> Path:
     return config
 
 
-def _healthy(url: str, ca: Path) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", verify=trusting(ca), timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.fixture
 def tls_station(tmp_path):
     """`edge run` serving its screen over HTTPS on 127.0.0.1 with a certificate of the project's CA."""
@@ -61,7 +54,7 @@ def tls_station(tmp_path):
                             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"https://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _healthy(url, ca) or proc.poll() is not None, "the screen answers over HTTPS", timeout=90,
+        wait_until(lambda: answers(url, ca) or proc.poll() is not None, "the screen answers over HTTPS", timeout=90,
                    interval=0.2)
         assert proc.poll() is None, (tmp_path / "edge.log").read_text()
         yield SimpleNamespace(url=url, port=port, ca=ca, cert=cert)
@@ -116,7 +109,9 @@ def test_chromium_loads_the_screen_over_https_trusting_the_servers_key(tls_stati
 
 
 def test_plain_http_on_a_lan_address_is_refused_unless_allowed(tmp_path):
-    config = _with_http(_write_config(tmp_path, free_port(), tmp_path / "model"), 'host = "0.0.0.0"')
+    port = free_port()
+    config = _with_http(_write_config(tmp_path, port, write_package(tmp_path / "model", "cpe-fcos-v1", 128)),
+                        'host = "0.0.0.0"')
     checked = _edge("check-config", "--skip-files", str(config))
     assert checked.returncode == 1
     assert "http: Value error, plain HTTP on 0.0.0.0 is refused (only loopback may serve without TLS)" in checked.stderr
@@ -125,6 +120,18 @@ def test_plain_http_on_a_lan_address_is_refused_unless_allowed(tmp_path):
     assert "plain HTTP on 0.0.0.0 is refused" in run.stderr
     allowed = _with_http(config, "allow_plain_http = true")
     assert _edge("check-config", "--skip-files", str(allowed)).returncode == 0
+    log = tmp_path / "lab.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(allowed)], cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: answers(f"http://127.0.0.1:{port}") or proc.poll() is not None, "the lab station serves plain HTTP",
+                       timeout=90, interval=0.2)
+            assert proc.poll() is None, log.read_text()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+    assert "http.plain_http_exposed" in log.read_text()
 
 
 def test_a_certificate_without_its_key_is_a_config_error_and_check_config_reads_both(tmp_path):
