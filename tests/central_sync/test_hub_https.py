@@ -12,8 +12,8 @@ import httpx
 from central_sync.control_room import auth
 from central_sync.control_room.db import migrate
 from central_sync.hub.store import open_store
-from https_kit import answers, assert_no_plain_http, assert_session_cookie, assert_untrusted, server_certificate, spki_pin, \
-    trusting
+from https_kit import (answers, assert_no_plain_http, assert_session_cookie, assert_untrusted, server_certificate,
+                       spki_pin, trusting)
 from polling import wait_until
 
 REPO = Path(__file__).resolve().parents[2]

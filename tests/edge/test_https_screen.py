@@ -19,8 +19,8 @@ import pytest
 
 from appliance.https import is_loopback
 from central_sync.devtools import free_port
-from https_kit import answers, assert_no_plain_http, assert_session_cookie, assert_untrusted, server_certificate, spki_pin, \
-    trusting, verified_chain
+from https_kit import (answers, assert_no_plain_http, assert_session_cookie, assert_untrusted, server_certificate,
+                       spki_pin, trusting, verified_chain)
 from models.testgraphs import write_package
 from polling import wait_until
 from station_browser import ARGS, ARTIFACTS, CHROMIUM, NO_CHROMIUM, launch, sign_in
