@@ -170,9 +170,10 @@ class Authority:
         tmp.replace(self.index_path)
 
     # -- issuing ----------------------------------------------------------------------------------
-    def sign_csr(self, station: str, csr_pem: bytes, days: int = STATION_DAYS,
-                 now: datetime | None = None) -> x509.Certificate:
-        """Sign a station's request; refused unless it verifies and its subject is exactly CN=station."""
+    def sign_csr(self, station: str, csr_pem: bytes, days: int = STATION_DAYS, now: datetime | None = None,
+                 kind: Kind = "station", hosts: Sequence[str] = ()) -> x509.Certificate:
+        """Sign a station's request; refused unless it verifies and its subject is exactly CN=station.
+        A `server` certificate (a station screen's HTTPS) names its `hosts`, which a browser checks."""
         csr = x509.load_pem_x509_csr(csr_pem)
         if not csr.is_signature_valid:
             raise PkiError(f"the request for station {station!r} is not signed by its own key")
@@ -180,7 +181,9 @@ class Authority:
         if cns != [station] or len(csr.subject) != 1:
             raise PkiError(f"the request's subject is {csr.subject.rfc4514_string()!r}, not CN={station}; "
                            f"refused (a station signs its own id)")
-        return self._issue(_check_name(station), "station", csr.public_key(), days, now)  # type: ignore[arg-type]
+        if kind == "server" and not hosts:
+            raise PkiError(f"a server certificate for {station!r} needs its host names or addresses (--host)")
+        return self._issue(_check_name(station), kind, csr.public_key(), days, now, hosts)  # type: ignore[arg-type]
 
     def issue_with_key(self, subject: str, kind: Kind = "station", days: int = STATION_DAYS,
                        now: datetime | None = None, hosts: Sequence[str] = ()) -> tuple[bytes, x509.Certificate]:

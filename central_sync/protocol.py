@@ -262,6 +262,7 @@ class StatusMsg(_Wire):
     models: ModelRollStatus | None = None  # the station takes signed model packages (central_sync.model_delivery)
     retention_version: int | None = None  # the hub's retention state the station prunes by; None: keeps everything
     storage: StorageFigures | None = None
+    software_version: str | None = None  # the station's release (`edge --version`); None: an older station
 
 
 class AckItem(_Wire):

@@ -22,6 +22,7 @@ import structlog
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from appliance.version import version
 from central_sync import protocol as p
 from central_sync import delivery_events as ev
 from central_sync.blobs import BlobJob
@@ -267,6 +268,7 @@ class SyncEngine:
         backlog = {k: p.LaneBacklog(**{f: v for f, v in b.items() if f != "parked"}) for k, b in self.backlog.items()}
         return p.StatusMsg(station=self.station, state=state, session=self.session, at=time.time(), backlog=backlog,
                            last_ack_at=self.last_ack_at, last_error=self.last_error, counters=dict(self.counters),
+                           software_version=version(),
                            **(self.extra_status() if self.extra_status else {})).model_dump_json().encode()
 
     def _error(self, event: str, text: str, count: bool = True) -> None:

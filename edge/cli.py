@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from appliance.version import version
 from edge.config import CONFIG_ERROR_EXIT, StationConfig, load_config, unreadable_files
 from edge.errors import ConfigError, EdgeError, StoreCorrupt
 from edge.logging import configure_logging
@@ -27,11 +28,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description="Checkpoint Edge station daemon")
+    parser.add_argument("--version", action="version", version=f"edge (checkpoint-edge) {version()}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the station daemon (several --config share one inference pool)")
     run.add_argument("--config", required=True, type=Path, action="append")
     run.set_defaults(handler=_run)
+
+    migrate = sub.add_parser("migrate", help="bring each config's station database to this release's schema")
+    migrate.add_argument("--config", required=True, type=Path, action="append")
+    migrate.set_defaults(handler=_migrate)
 
     check = sub.add_parser("check-config", help="validate station configs without starting")
     check.add_argument("files", nargs="+", type=Path)
@@ -173,6 +179,29 @@ def _check_config(args: argparse.Namespace) -> int:
             print(f"{path}: ok")
             _warn_model(path, config)
     return status
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """The package's upgrade step (also done by the daemon at start): numbered migrations, in transactions."""
+    from edge.store import STORE_CORRUPT_EXIT, Store
+
+    for path in args.config:
+        try:
+            config = load_config(path)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return CONFIG_ERROR_EXIT
+        store = Store(config.station.data_dir, station=config.station.id)
+        if not store.db_path.exists():
+            print(f"{config.station.id}: no database yet at {store.db_path}; it is made at the first start")
+            continue
+        try:
+            with store:
+                print(f"{config.station.id}: {store.db_path} at schema version {store.schema_version()}")
+        except StoreCorrupt as exc:
+            print(f"edge migrate: {exc}; it is left as it is for a technician", file=sys.stderr)
+            return STORE_CORRUPT_EXIT
+    return 0
 
 
 def _warn_model(path: Path, config: StationConfig) -> None:

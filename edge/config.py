@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from appliance.https import plain_http_problem
 from central_sync.config import SyncConfig
 from central_sync.schema import ItemKind
 from drivers.camera.config import CameraConfig
@@ -90,8 +91,22 @@ class GantrySection(_Section):
 
 
 class HttpSection(_Section):
+    """The station screen's server: HTTPS with `cert_file` and `key_file`; plain HTTP on loopback only."""
+
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    cert_file: Path | None = Field(None, description="PEM certificate (and chain) the screen serves over HTTPS")
+    key_file: Path | None = Field(None, description="its private key (PEM)")
+    allow_plain_http: bool = Field(False, description="serve plain HTTP on a non-loopback address (a lab only; "
+                                   "logged as a warning at every start)")
+
+    @model_validator(mode="after")
+    def _tls_or_loopback(self) -> "HttpSection":
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: give both or neither")
+        if (problem := plain_http_problem(self.host, self.cert_file is not None, self.allow_plain_http)) is not None:
+            raise ValueError(f"{problem} (http.cert_file and http.key_file, or http.allow_plain_http = true)")
+        return self
 
 
 class DevicesSection(_Section):
@@ -225,7 +240,8 @@ def _named_dirs(config: StationConfig) -> list[tuple[str, Path | None]]:
 
 
 def _named_files(config: StationConfig) -> list[tuple[str, Path | None]]:
-    named: list[tuple[str, Path | None]] = []
+    named: list[tuple[str, Path | None]] = [("http.cert_file", config.http.cert_file),
+                                            ("http.key_file", config.http.key_file)]
     if (sync := config.sync) is not None:
         if sync.tls is not None:
             named += [("sync.tls.ca_file", sync.tls.ca_file), ("sync.tls.cert_file", sync.tls.cert_file),

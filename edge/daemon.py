@@ -21,6 +21,8 @@ import uvicorn
 
 from appliance import sdnotify
 from appliance.serving import stop_on_signals, until_listening
+from appliance.https import uvicorn_tls, warn_plain_http
+from appliance.version import version
 from edge.config import StationConfig, unreadable_files
 from edge.context import StationContext
 from edge.detector import load_engine, station_facts
@@ -184,8 +186,9 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
             tasks.create_task(_serve(server, listener, screen_stop), name="web")
             await until_listening(server)
             sdnotify.notify(f"READY=1\nSTATUS={_ready_status(devices, engine)}")
-            log.info("station.ready", station=st.id, kind=st.kind, web=f"http://{config.http.host}:{config.http.port}/",
-                     devices=devices.states(), model=engine.model.name if engine.model else None)
+            scheme = "https" if config.http.cert_file else "http"
+            log.info("station.ready", station=st.id, kind=st.kind, web=f"{scheme}://{config.http.host}:{config.http.port}/",
+                     devices=devices.states(), model=engine.model.name if engine.model else None, version=version())
             await stop.wait()
             log.info("station.stopping", station=st.id)
             flow.stopped_on_request()
@@ -291,15 +294,21 @@ def _web_server(config: StationConfig, ctx: StationContext,
 
     from edge.web.app import create_app, make_tip_engine, web_config
 
-    tip = make_tip_engine(ctx, web_config(ctx))
-    app = create_app(ctx, tip_engine=tip)
+    http = config.http
+    tls = http.cert_file is not None
+    cfg = web_config(ctx)
+    if tls and not cfg.secure_cookie:  # served over TLS: the session cookie never goes out in clear
+        cfg = cfg.model_copy(update={"secure_cookie": True})
+    tip = make_tip_engine(ctx, cfg)
+    app = create_app(ctx, cfg, tip_engine=tip)
 
     @app.get("/metrics", include_in_schema=False)
     def _metrics() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    server_config = uvicorn.Config(app, host=config.http.host, port=config.http.port, log_level="warning",
-                                   access_log=False, lifespan="on", timeout_graceful_shutdown=2)
+    warn_plain_http(http.host, http.port, f"station screen {config.station.id}", tls)
+    server_config = uvicorn.Config(app, host=http.host, port=http.port, log_level="warning", access_log=False,
+                                   lifespan="on", timeout_graceful_shutdown=2, **uvicorn_tls(http.cert_file, http.key_file))
     return uvicorn.Server(server_config), tip  # its signal hand-over: appliance.serving
 
 
@@ -318,6 +327,11 @@ async def _serve(server: uvicorn.Server, listener: socket.socket, screen_stop: a
             screen_stop.set()
             await server.shutdown(sockets=[listener])
         raise
+    except OSError as exc:  # the certificate or key cannot be read or do not match (uvicorn loads them first)
+        if server.started or server.config.ssl_certfile is None:
+            raise
+        raise EdgeError(f"the station screen cannot serve HTTPS with http.cert_file {server.config.ssl_certfile} and "
+                        f"http.key_file {server.config.ssl_keyfile}: {exc}") from exc
     except SystemExit as exc:  # uvicorn's way of saying the app's start-up failed: a station fault, not the process's
         where = listener.getsockname()
         raise EdgeError(f"the station screen on {where} failed to start (uvicorn status {exc.code})") from exc

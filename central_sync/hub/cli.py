@@ -26,6 +26,8 @@ import uvicorn
 from pydantic import ValidationError
 
 from appliance import sdnotify
+from appliance.https import plain_http_problem, uvicorn_tls, warn_plain_http
+from appliance.version import version
 from appliance.serving import stop_on_signals, until_listening
 from appliance.watchdog import watchdog
 from central_sync import case_bundle
@@ -51,6 +53,7 @@ log = structlog.get_logger("central_sync.hub")
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="edge-hub", description="Checkpoint Edge central hub")
+    ap.add_argument("--version", action="version", version=f"edge-hub (checkpoint-edge) {version()}")
     sub = ap.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="ingest from the broker and serve the control-room API")
     for sp in (run, sub.add_parser("migrate", help="create the hub's tables")):
@@ -89,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
                      "(see `edge-hub api-token`); without it only signed-in control-room users read /api")
     run.add_argument("--pki-dir", type=Path, help="the CA's directory (edge-hub pki): /metrics and the control room "
                      "warn of a CRL about to lapse and of certificates expiring within 30 days")
+    run.add_argument("--https-cert", type=Path, default=os.environ.get("HUB_HTTPS_CERT") or None,
+                     help="PEM certificate the control room serves over HTTPS (default $HUB_HTTPS_CERT)")
+    run.add_argument("--https-key", type=Path, default=os.environ.get("HUB_HTTPS_KEY") or None,
+                     help="its private key (default $HUB_HTTPS_KEY)")
+    run.add_argument("--allow-plain-http", action="store_true", help="serve plain HTTP on a non-loopback "
+                     "--http-host (a lab only; logged as a warning); without it only loopback serves without TLS")
     run.add_argument("--plain-http-cookies", action="store_true", help="send the control-room session cookie "
                      "without the Secure flag (plain-HTTP labs only; behind TLS leave it off)")
     token = sub.add_parser("api-token", help="print a new /api service token, then its line for --api-tokens")
@@ -205,7 +214,8 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
             _model_delivery(args, hub.hub_id), \
             asyncio.TaskGroup() as tasks:
         hub.risk = risk  # publish() hands it the signed bundles: risk.offer(Offer(...))
-        log.info("hub.started", hub=hub.hub_id, db=store.url, http_port=args.http_port)
+        log.info("hub.started", hub=hub.hub_id, db=store.url, http_port=args.http_port, version=version(),
+                 https=args.https_cert is not None)
         background = []
         if (period := sdnotify.watchdog_period_s()) is not None:
             background.append(tasks.create_task(watchdog(hub.progress, period), name="watchdog"))
@@ -217,8 +227,10 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
             ca = Authority(args.pki_dir) if args.pki_dir else None
             app = install_metrics(room.install(create_app(store, hub.stats, service_tokens=tokens)), hub.stats,
                                   (lambda: pki_report(ca)) if ca else None)
+            warn_plain_http(args.http_host, args.http_port, "control room", args.https_cert is not None)
             server = uvicorn.Server(uvicorn.Config(app, host=args.http_host, port=args.http_port, log_level="warning",
-                                                   lifespan="off", timeout_graceful_shutdown=2))
+                                                   lifespan="off", timeout_graceful_shutdown=2,
+                                                   **uvicorn_tls(args.https_cert, args.https_key)))
             tasks.create_task(server.serve(), name="web").add_done_callback(lambda _: stop.set())
             await until_listening(server)
         http = f", HTTP on port {args.http_port}" if args.http_port else ""
@@ -230,6 +242,16 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
             server.should_exit = True
         for task in background:
             task.cancel()
+
+
+def _https_problem(args: argparse.Namespace) -> str | None:
+    """A refused HTTP setting of `edge-hub run` (one sentence), or None."""
+    if (args.https_cert is None) != (args.https_key is None):
+        return "--https-cert and --https-key go together: give both or neither"
+    if not args.http_port:
+        return None
+    problem = plain_http_problem(args.http_host, args.https_cert is not None, args.allow_plain_http)
+    return f"{problem} (--https-cert and --https-key, or --allow-plain-http)" if problem else None
 
 
 async def _watch_crl(watch: CrlWatch, period_s: float = 600.0) -> None:
@@ -262,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"edge-hub: {exc}", file=sys.stderr)
             return 1
         return 0
+    if args.cmd == "run" and (problem := _https_problem(args)):
+        print(f"edge-hub: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         db_url = _db_url(args)
         if args.cmd == "migrate":

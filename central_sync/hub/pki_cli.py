@@ -3,6 +3,7 @@
     edge-hub pki init [--dir D] [--name CN]
     edge-hub pki issue STATION --csr FILE [--out CRT]     sign a station's request (`edge pki csr`)
     edge-hub pki issue NAME --make-key [--kind station|hub|server] [--host H ...] --out CRT --key-out KEY
+    edge-hub pki issue NAME --csr FILE --kind server --host H [--host H ...]   an HTTPS certificate (screen, control room)
     edge-hub pki revoke STATION                           revoke and re-issue the CRL
     edge-hub pki list                                     every certificate, its expiry and state
     edge-hub pki crl [--days N]                           re-issue the CRL (before its nextUpdate!)
@@ -35,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     how.add_argument("--csr", type=Path, help="the station's request (its subject must be CN=STATION)")
     how.add_argument("--make-key", action="store_true", help="make the key here (demo, the hub's and broker's own)")
     issue.add_argument("--kind", choices=("station", "hub", "server"), default="station")
-    issue.add_argument("--host", action="append", default=[], help="DNS name or IP of the broker (server kind)")
+    issue.add_argument("--host", action="append", default=[], help="DNS name or IP address of the broker or web server (server kind; repeat for more)")
     issue.add_argument("--days", type=int, default=STATION_DAYS)
     issue.add_argument("--out", type=Path, help="certificate file (default: print it)")
     issue.add_argument("--key-out", type=Path, help="where --make-key writes the key (0600)")
@@ -54,7 +55,7 @@ def _issue(ca: Authority, args: argparse.Namespace) -> str:
         except OSError as exc:
             raise PkiError(f"the request file {args.csr} cannot be read: {exc.strerror}") from exc
         try:
-            cert = ca.sign_csr(args.subject, request, days=args.days)
+            cert = ca.sign_csr(args.subject, request, days=args.days, kind=args.kind, hosts=args.host)
         except ValueError as exc:
             raise PkiError(f"the request file {args.csr} is not a PEM certificate request") from exc
     else:

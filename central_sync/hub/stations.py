@@ -29,7 +29,8 @@ def station_view(row: tuple, now: float | None = None, stale_s: float = 30.0) ->
             "counters": status.get("counters", {}), "risk_version": status.get("risk_version"),
             "risk_stale": bool(status.get("risk_stale")), "lane": status.get("lane"),
             "device_faults": status.get("device_faults", []), "condition": condition(derived, status),
-            "models": status.get("models")}
+            "models": status.get("models"),
+            "software_version": status.get("software_version")}
 
 
 CONDITIONS = ("offline", "latched", "stopped", "held", "fault", "degraded", "idle", "running", "online")

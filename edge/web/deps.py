@@ -8,6 +8,7 @@ from typing import Any, Awaitable, Callable, TypeVar, TypeVarTuple, Unpack
 
 from fastapi import Depends, HTTPException, Request
 
+from appliance.version import version
 from appliance.signin_guard import SignInGuard
 from edge import audit, auth, tip
 from edge.context import StationContext
@@ -74,7 +75,7 @@ def ensure_schema(store: Store) -> None:
 def station_health(ctx: StationContext) -> dict[str, Any]:
     """ctx.health(), with the conveyor belt's latch (ctx.belt) or the gantry's lane (ctx.lane_control)
     when the station has one."""
-    health = ctx.health()
+    health = {**ctx.health(), "version": version()}  # the station's release, as `edge --version` says
     if ctx.belt is not None:
         health = {**health, "belt": ctx.belt.belt_status()}
     if ctx.lane_control is not None:

@@ -3,6 +3,7 @@ no per-officer figures; a supervisor also sees them per officer. Screenshots in 
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -30,6 +31,21 @@ async def sign_in(page, user: str) -> None:
     await page.fill("input[name=username]", user)
     await page.fill("input[name=password]", PASSWORD)
     await page.click("#signin-form button[type=submit]")
+
+
+@asynccontextmanager
+async def signed_in(app, user: str):
+    """The control-room `app` served locally and a 1400×900 Chromium page signed in as `user` (yielded)."""
+    from playwright.async_api import async_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with serving(app) as port, async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = await browser.new_page(viewport={"width": 1400, "height": 900})
+        await page.goto(f"http://127.0.0.1:{port}/")
+        await sign_in(page, user)
+        yield page
+        await browser.close()
 
 
 async def test_tip_view_per_station_for_operators_per_officer_for_supervisors(tmp_path):

@@ -13,15 +13,14 @@ from central_sync.hub.api import create_app
 from central_sync.hub.store import open_store
 from central_sync.pki import Authority
 
-from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, serving
-from test_control_room_tip_browser import sign_in
+from test_control_room_browser import ARTIFACTS, CHROMIUM, PASSWORD
+from test_control_room_tip_browser import signed_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
 
 
 async def test_board_warns_of_the_crl_and_expiring_certificates_in_three_languages(tmp_path: Path) -> None:
-    from playwright.async_api import async_playwright, expect
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    from playwright.async_api import expect
     ca = Authority(tmp_path / "ca")
     ca.init()
     now = datetime.now(UTC)
@@ -31,11 +30,7 @@ async def test_board_warns_of_the_crl_and_expiring_certificates_in_three_languag
     store = open_store(str(tmp_path / "hub.sqlite3"))
     async with ControlRoom(store, None, ControlRoomConfig(pki_dir=ca.root)) as room:
         auth.add_user(store, "op1", "operator", PASSWORD)
-        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            page = await browser.new_page(viewport={"width": 1400, "height": 900})
-            await page.goto(f"http://127.0.0.1:{port}/")
-            await sign_in(page, "op1")
+        async with signed_in(room.install(create_app(store)), "op1") as page:
             warnings = page.locator("#pki-warnings")
             await expect(warnings).to_be_visible()
             await expect(warnings.locator("li[data-warning=crl]")).to_contain_text("edge-hub pki crl")
@@ -49,4 +44,3 @@ async def test_board_warns_of_the_crl_and_expiring_certificates_in_three_languag
             ca.write_crl()  # `edge-hub pki crl`
             await page.click("#nav button[data-view=board]")
             await expect(warnings.locator("li[data-warning=crl]")).to_have_count(0)
-            await browser.close()

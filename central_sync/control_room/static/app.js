@@ -158,6 +158,7 @@ function renderStations() {  // coloured by the lane's state (central_sync/hub/s
         el("dt", {}, t("board.backlog")), el("dd", {}, fmtNum(s.backlog_rows)),
         el("dt", {}, t("board.last_seen")), el("dd", {}, fmtTime(s.seen_at)),
         el("dt", {}, t("board.model")), el("dd", {}, s.model || "-"),
+        el("dt", {}, t("board.software")), el("dd", { class: "software" }, s.software_version || "-"),
         el("dt", {}, t("board.budget_missed")), el("dd", {}, fmtNum(s.budget_missed_24h)),
         el("dt", {}, t("board.device_fault")), el("dd", {}, fmtNum(s.device_fault_24h)),
         el("dt", {}, t("board.last_error")), el("dd", {}, s.last_error ? t("board.has_error") : "-"),

@@ -545,7 +545,8 @@ async function refreshHealth() {
     [T("health.sync_backlog"), syncWords(h.sync)],
     [T("health.budget_misses"), fmtNum(h.budget_misses || 0)],
     [T("health.queue"), fmtNum(h.queue)], [T("health.tip"), T(h.tip_active ? "health.on" : "health.off")],
-    [T("health.material_colour"), T(h.material_colour ? "health.on" : "health.off")]]));
+    [T("health.material_colour"), T(h.material_colour ? "health.on" : "health.off")],
+    [T("health.software"), h.version || "—"]]));
   const h3 = document.createElement("h3"); h3.textContent = T("health.last_errors"); box.append(h3);
   const ul = document.createElement("ul");
   for (const [code, msg] of h.alarms || []) {  // a known code in the reader's language; the daemon's sentence otherwise
