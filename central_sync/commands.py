@@ -99,11 +99,14 @@ class Envelope(_Wire):
 
 
 class CommandResult(_Wire):
-    """What the station did with a command; `reason` is a stable code translated at display.
+    """What the station did with a command; `reason` is a stable code translated at display. A field a newer
+    station adds is ignored, not refused (the command was carried out; its result must not read as lost).
 
     `settings`: the station's effective settings after the command (thresholds, TIP rate, model,
     last applied command; edge.commands.CommandProcessor.settings). A `request_diag` is answered
     twice: at once (the run started), then with reason `report` and the run's `report`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     v: Literal[1] = 1
     id: str

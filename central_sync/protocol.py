@@ -89,6 +89,13 @@ class _Wire(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class _Report(_Wire):
+    """What a station reports of itself (its status and the parts in it): a newer station adds fields, which a
+    hub not yet upgraded ignores rather than refusing the whole status (stations and hub upgrade apart)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
 W = TypeVar("W", bound=_Wire)
 
 
@@ -181,7 +188,7 @@ class BlobChunkHeader(_Wire):
     chunk_sha256: str = Field(pattern=SHA256_HEX.pattern)
 
 
-class LaneBacklog(_Wire):
+class LaneBacklog(_Report):
     rows: int = 0
     bytes: int = 0
     oldest_seq: int | None = None
@@ -189,7 +196,7 @@ class LaneBacklog(_Wire):
     oldest_at: float | None = None
 
 
-class ModelRollStatus(_Wire):
+class ModelRollStatus(_Report):
     """A station's models: the active one, the candidate on canary and its figures (edge.model_rollout)."""
 
     rollout: int | None = None  # the last roll-out the station installed (then promoted or rolled back) or runs already
@@ -205,7 +212,7 @@ class ModelRollStatus(_Wire):
     reason: str | None = None  # why the last roll-out was refused or rolled back (one sentence)
 
 
-class LaneState(_Wire):
+class LaneState(_Report):
     """What the station's lane is doing (added to the status in issue 21; an older station sends none):
     `running`, `held` (waiting for officers, nothing moves), `latched` (the belt stopped and stays stopped
     until a supervisor restarts it; `reason` is the latch's code), `stopped` (not running, not latched),
@@ -220,7 +227,7 @@ class LaneState(_Wire):
     last_item_at: float | None = None
 
 
-class DeviceFault(_Wire):
+class DeviceFault(_Report):
     """A device not `ok` (edge/devices.py states): its name, state and the sentence saying why."""
 
     device: str
@@ -228,7 +235,7 @@ class DeviceFault(_Wire):
     detail: str = ""
 
 
-class StorageFigures(_Wire):
+class StorageFigures(_Report):
     """A station's disk use and retention figures (edge.store.Store.figures; docs/retention-and-holds.md)."""
 
     data_bytes: int = 0
@@ -240,7 +247,7 @@ class StorageFigures(_Wire):
     holds: int = 0
 
 
-class StatusMsg(_Wire):
+class StatusMsg(_Report):
     """The station's retained status; the Last Will carries state=offline."""
 
     v: Literal[1] = PROTOCOL_VERSION

@@ -91,3 +91,23 @@ def test_acks_split_under_limit_and_complete(n, limit):
     got = [a for x in payloads for a in p.decode_model(p.AckMsg, x).acks]
     assert got == items
     assert all(json.loads(x)["hub"] == "hub-1" for x in payloads)
+
+
+def test_a_newer_stations_status_and_command_result_are_read_not_refused():
+    """Stations and hub upgrade apart: fields a newer station adds are ignored; what is wrong is still refused."""
+    from central_sync import commands as c
+
+    status = {"station": "gate-1", "state": "online", "session": 3, "at": 1.0, "lane": {"state": "running",
+              "belt_speed_mps": 0.2}, "thermal": {"cpu_c": 61}, "device_faults": [{"device": "plc", "state": "down",
+              "since": 2.0}]}
+    got = p.decode_model(p.StatusMsg, json.dumps(status).encode())
+    assert got.lane is not None and got.lane.state == "running" and got.device_faults[0].device == "plc"
+    with pytest.raises(WireFormatError, match="state"):
+        p.decode_model(p.StatusMsg, json.dumps({**status, "state": "sleeping"}).encode())
+    result = c.CommandResult.model_validate({"id": "d1", "station": "gate-1", "op": "set_threshold", "outcome": "applied",
+                                             "reason": "applied", "at": 2.0, "undo_of": "c0"})
+    assert result.outcome == "applied"
+    with pytest.raises(WireFormatError):  # a record is evidence: a field this hub cannot keep is refused, not dropped
+        rec = make_record("gate-1", 1)
+        body = rec.to_json().encode()[:-1] + b',"extra":1}'
+        p.decode_message("inspection", p.encode_envelope("gate-1", "inspection", 1, rec.seq, rec.id, body, 0.0))
