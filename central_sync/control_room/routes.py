@@ -219,10 +219,20 @@ def build_router(room: ControlRoom) -> APIRouter:
             raise HTTPException(422, str(exc)) from exc
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
+    def assignees() -> list[str]:
+        return [u for (u,) in execute(store, "SELECT username FROM cr_users WHERE active=1 ORDER BY username")]
+
+    @r.get("/cr/api/assignees")
+    def list_assignees(user: auth.User = Depends(need("assign"))) -> list[str]:
+        """Who an alert can be assigned to: the control room's active users (a picker, not free text)."""
+        return assignees()
+
     @r.post("/cr/api/alerts/{record_id}/actions")
     def act(record_id: str, body: Action, request: Request, user: auth.User = Depends(need("act"))) -> dict:
         if body.kind == "assign" and not user.can("assign"):
             raise HTTPException(403, t("error.forbidden", lang_of(user), role=t(f"role.{user.role}", lang_of(user))))
+        if body.kind == "assign" and body.assignee not in assignees():
+            raise HTTPException(422, t("error.unknown_assignee", lang_of(user), name=body.assignee or ""))
         alert_or_404(record_id)
         row = (uuid.uuid4().hex, record_id, body.kind, user.username, time.time(), body.assignee, body.text)
         execute(store, "INSERT INTO cr_actions (id, record_id, kind, actor, at, assignee, text) VALUES (?,?,?,?,?,?,?)", row)

@@ -114,12 +114,16 @@ async def test_actions_are_stamped_and_roles_enforced(client, room):
     done = (await client.post(f"/cr/api/alerts/{rid}/actions", json={"kind": "ack"})).json()
     assert done["actor"] == "op1" and done["at"] > 0
     assert (await client.post(f"/cr/api/alerts/{rid}/actions", json={"kind": "assign", "assignee": "op2"})).status_code == 403
+    assert (await client.get("/cr/api/assignees")).status_code == 403
     assert (await client.get("/cr/api/kpi")).status_code == 403
     assert (await client.post("/cr/api/commands", json={"station": "gate-1", "op": "request_diag"})).status_code == 403
     one = (await client.get(f"/cr/api/alerts/{rid}")).json()
     assert [(a["kind"], a["actor"]) for a in one["actions"]] == [("ack", "op1")] and one["reviews"][0]["officer"] == "B-17"
     await sign_in(client, "sup1")
-    assert (await client.post(f"/cr/api/alerts/{rid}/actions", json={"kind": "assign", "assignee": "op2"})).status_code == 200
+    assert (await client.get("/cr/api/assignees")).json() == ["adm1", "op1", "sup1"]
+    assert (await client.post(f"/cr/api/alerts/{rid}/actions", json={"kind": "assign", "assignee": "op1"})).status_code == 200
+    typo = await client.post(f"/cr/api/alerts/{rid}/actions", json={"kind": "assign", "assignee": "op2"})
+    assert typo.status_code == 422 and "“op2” is not a user of this control room" in typo.json()["detail"]
     assert (await client.post("/cr/api/commands", json={"station": "gate-1", "op": "request_diag"})).status_code == 503
 
 

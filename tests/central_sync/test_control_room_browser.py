@@ -198,6 +198,17 @@ async def test_control_room_live(tmp_path):
                 reasons = [r[0] for r in sqlite3.connect(dbs["gate-1"]).execute("SELECT reason FROM station_commands ORDER BY row")]
                 assert reasons == ["applied", "replayed", "bad_signature", "expired"]
                 assert store.query("SELECT outcome, reason FROM cr_commands") == [("applied", "applied")]
+
+                # a supervisor assigns the alert to a person picked from the control room's users, not typed
+                await page.click("#nav button[data-view=alerts]")
+                card = page.locator(f'article[data-id="{rec.id}"]')
+                picker = card.locator("select.act-assignee")
+                assert await picker.locator("option").all_inner_texts() == ["Assign to…", "op1", "sup1"]
+                await card.locator("button.act-assign").click()  # nobody picked: nothing is sent
+                await picker.select_option("op1")
+                await card.locator("button.act-assign").click()
+                await expect(card.locator(".action-assign")).to_contain_text("op1")
+                assert store.query("SELECT kind, actor, assignee FROM cr_actions WHERE kind='assign'") == [("assign", "sup1", "op1")]
                 await browser.close()
             conn.close()
 

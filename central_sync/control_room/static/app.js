@@ -89,6 +89,7 @@ async function start() {
   show("board");
   for (const s of await api("/cr/api/stations")) S.stations.set(s.station, s);
   S.people = await api("/cr/api/people");
+  S.assignees = S.me.can.includes("assign") ? await api("/cr/api/assignees") : null;
   showAlertPage(await apiPage("/cr/api/alerts?limit=100"));
   renderAll();
   connect();
@@ -193,9 +194,14 @@ function alertCard(a) {
     ...a.reviews.map((rv) => el("li", { class: "review" }, t("alert.review", { officer: person(rv.officer), outcome: tc("outcome", rv.outcome), at: fmtIso(rv.decided_at) }))),
     ...a.actions.map((x) => el("li", { class: "action-" + x.kind }, t("action." + x.kind, { actor: x.actor, assignee: x.assignee || "", at: fmtTime(x.at) }) + (x.text ? ": " + x.text : ""))));
   const text = el("input", { class: "act-text", placeholder: t("alert.comment_hint") });
+  const who = S.assignees ? el("select", { class: "act-assignee", "aria-label": t("alert.assignee") },
+    el("option", { value: "" }, t("alert.assignee")), ...S.assignees.map((u) => el("option", { value: u }, u))) : null;
   const act = (kind) => async () => {
     const body = { kind, text: text.value };
-    if (kind === "assign") body.assignee = text.value;
+    if (kind === "assign") {
+      if (!who.value) { who.focus(); return; }  // a person from the list, never free text
+      body.assignee = who.value;
+    }
     try { addAction(a, await api(`/cr/api/alerts/${encodeURIComponent(a.id)}/actions`, { method: "POST", body: JSON.stringify(body) })); }
     catch (e) { alert(e.message); }
   };
@@ -211,7 +217,7 @@ function alertCard(a) {
         el("dt", {}, t("alert.detections")), el("dd", {}, r.detections.map((d, n) => `${n + 1}. ${tc("class", d.label)} ${fmtNum(d.score, true)}`).join(", ") || "-"),
         el("dt", {}, t("alert.kind")), el("dd", {}, tc("kind", r.kind) + " · " + r.lane)),
       history,
-      el("div", { class: "actions" }, text, ...buttons.map(([k, label]) => el("button", { class: "act-" + k, onclick: act(k) }, t(label))),
+      el("div", { class: "actions" }, text, ...(who ? [who] : []), ...buttons.map(([k, label]) => el("button", { class: "act-" + k, onclick: act(k) }, t(label))),
         ...(window.crAlertExtras ? window.crAlertExtras(a) : []))));  // retention.js: export case, hold
 }
 function identityList(idents) {  // kind, value, a seal's state, a recogniser's confidence; a conflict marked, its sentence on hover
