@@ -130,6 +130,7 @@ class _TipRate(_Wire):
 
 class _Diag(_Wire):
     plan: Literal["quick", "full"] = "quick"
+    lang: Literal["en", "zh-Hans", "zh-Hant"] = "en"  # the report's language: the requester's
 
 
 class _Model(_Wire):

@@ -78,7 +78,7 @@ class CommandHandlers:
 
     set_thresholds: Handler | None = None   # (thresholds: dict[str, float])
     set_tip_rate: Handler | None = None     # (rate: float)
-    request_diag: Handler | None = None     # (plan: str); may return an awaitable of the run's report (a dict)
+    request_diag: Handler | None = None     # (plan: str, lang: str); may return an awaitable of the run's report (a dict)
     switch_model: Handler | None = None     # (sha256: str); raise if the station holds no such model
     settings: Callable[[], dict[str, Any]] | None = None  # effective values: thresholds, tip_rate, model
 
@@ -190,7 +190,7 @@ class CommandProcessor:
             raise CommandRefused("unsupported", f"this station does not handle {cmd.op}")
         args = c.check_args(cmd.op, cmd.args)
         if cmd.op == "request_diag":
-            return self._start_diag(cmd, handler, args["plan"])
+            return self._start_diag(cmd, handler, args["plan"], args["lang"])
         try:
             async with asyncio.timeout(self.cfg.handler_timeout_s):
                 out = handler(*args.values())
@@ -202,12 +202,12 @@ class CommandProcessor:
             return "failed", "handler_failed", f"{cmd.op} failed: {exc}"
         return "applied", "applied", "" if out is None else str(out)
 
-    def _start_diag(self, cmd: c.Command, handler: Handler, plan: str) -> tuple[c.Outcome, str, str]:
+    def _start_diag(self, cmd: c.Command, handler: Handler, plan: str, lang: str) -> tuple[c.Outcome, str, str]:
         """Start the run (one at a time); its report follows as a second result."""
         if self.diag is not None and not self.diag.done():
             return "failed", "handler_failed", f"diagnostic run {self._diag_id} is still running; its report comes first"
         try:
-            out = handler(plan)
+            out = handler(plan, lang)
         except Exception as exc:  # the daemon refused to start the run: reported, never fatal
             return "failed", "handler_failed", f"request_diag failed: {exc}"
         if not inspect.isawaitable(out):

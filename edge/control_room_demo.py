@@ -162,7 +162,8 @@ class DemoSettings:
 
         return CommandHandlers(set_thresholds=self.set_thresholds, set_tip_rate=self.set_tip_rate,
                                switch_model=self.switch_model, settings=self.settings,
-                               request_diag=lambda plan: run_remote(self.config, Devices(), None, plan))
+                               request_diag=lambda plan, lang: run_remote(self.config, Devices(), None, plan,
+                                                                                 lang=lang))
 
 
 async def demo(work: Path, port: int, seconds: float, lang: str, rate_s: float = 2.0) -> None:

@@ -379,8 +379,8 @@ async def _enter_command_receiver(stack: AsyncExitStack, config: StationConfig, 
         stats = pool.stats()
         return stats["running"] > 0 or sum(stats["queued"].values()) > 0
 
-    def request_diag(plan: str) -> Awaitable[dict]:
-        return run_remote(config, devices, engine.detector, plan, lane_busy=lane_busy)
+    def request_diag(plan: str, lang: str) -> Awaitable[dict]:
+        return run_remote(config, devices, engine.detector, plan, lane_busy=lane_busy, lang=lang)
 
     handlers = CommandHandlers(set_thresholds=engine.set_thresholds, set_tip_rate=set_tip_rate,
                                switch_model=lambda sha: engine.switch_model(sha, config.model.threads),

@@ -158,7 +158,11 @@ async def test_results_carry_the_settings_in_force_and_the_last_command(tmp_path
 async def test_a_diagnostic_run_is_started_then_reported(tmp_path, station):
     gate = asyncio.Event()
 
-    def run(plan: str):
+    asked: list[tuple[str, str]] = []
+
+    def run(plan: str, lang: str):
+        asked.append((plan, lang))
+
         async def go() -> dict:
             await gate.wait()
             return {"plan": plan, "outcome": "PASS", "phases": [{"name": "clock", "outcome": "PASS"}]}
@@ -178,10 +182,28 @@ async def test_a_diagnostic_run_is_started_then_reported(tmp_path, station):
     assert (rep.id, rep.outcome, rep.reason) == (started.id, "applied", "report")
     assert rep.report == {"plan": "quick", "outcome": "PASS", "phases": [{"name": "clock", "outcome": "PASS"}]}
     assert proc.report(started.id) == rep.report and rep.detail == "diagnostic run PASS: clock PASS"
+    assert asked == [("quick", "en")]  # the report in the requester's language; English when none is asked
+
+
+async def test_a_diagnostic_report_speaks_the_requesters_language(tmp_path):
+    from pathlib import Path
+
+    from edge.config import load_config
+    from edge.devices import Devices
+    from edge.diag.remote import run_remote
+
+    assert c.check_args("request_diag", {"plan": "quick", "lang": "zh-Hant"}) == {"plan": "quick", "lang": "zh-Hant"}
+    with pytest.raises(c.CommandError):
+        c.check_args("request_diag", {"plan": "quick", "lang": "fr"})
+    cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "conveyor.toml")
+    cfg = cfg.model_copy(update={"devices": cfg.devices.model_validate({}), "sync": None,
+                                 "station": cfg.station.model_copy(update={"data_dir": tmp_path})})
+    report = await run_remote(cfg, Devices(), None, "quick", lang="zh-Hant")
+    assert [p["title"] for p in report["phases"]][1] == "時鐘"
 
 
 async def test_a_failing_run_is_reported_as_failed(tmp_path, station):
-    async def broken(plan: str) -> dict:
+    async def broken(plan: str, lang: str) -> dict:
         raise OSError("the PLC port is gone")
 
     proc = CommandProcessor(tmp_path / "station.db", "gate-1", HUB_KEY.public_key(), CommandsConfig(),

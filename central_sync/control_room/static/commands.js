@@ -102,7 +102,7 @@ function formRequest(op) {  // {args, previous} from a form; a one-sentence mess
     if (!/^[0-9a-f]{64}$/.test(sha)) throw new FormError("commands.bad.sha", { value: sha });
     return { args: { sha256: sha }, previous: { sha256: cur.model ? cur.model.sha256 : null } };
   }
-  return { args: { plan: $("#cmd-diag-plan").value }, previous: {} };
+  return { args: { plan: $("#cmd-diag-plan").value, lang: S.lang }, previous: {} };  // the report in the reader's language
 }
 
 function confirmThen(text, action) {
