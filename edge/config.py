@@ -54,6 +54,9 @@ class ModelSection(_Section):
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     shadow_dir: Path | None = None
     thresholds: dict[str, float] = Field(default_factory=dict, description="per-class overrides")
+    dense_alert_mm2: float = Field(
+        100.0, ge=0, description="a bag or parcel with a region the beam cannot penetrate at least this large is not"
+        " cleared (manual, dense_object); 0 turns the rule off")
 
 
 class StoreSection(_Section):

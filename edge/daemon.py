@@ -160,7 +160,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
                                     shadow=rollout or shadow,
                                     seals=seal_expectation(config),
                                     risk=RiskCheck(risk, st.id, st.kind, history.facts if history else None)
-                                    if risk is not None else None)
+                                    if risk is not None else None, dense_alert_mm2=config.model.dense_alert_mm2)
         flow = kind.flow(FlowParts(config, devices, inspection, events, progress, history))
         lane_report.follow(flow.belt, flow.lane_control, devices)
         live_health: dict[str, Callable[[], Any]] = {}  # parts of /health read when asked (the commands' settings)

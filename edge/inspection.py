@@ -39,6 +39,7 @@ from edge.risk import RiskCheck
 from edge.seals import SealExpectation, for_item
 from edge.store import StoreWriter
 from edge.verdict import Outcome, Reason, decide, with_risk
+from models.dense import dense_problem
 from models.detection import Detection
 from models.errors import ModelError
 from models.scan import Scan
@@ -120,6 +121,7 @@ class Inspector:
     shadow: "Shadow | None" = None  # a candidate model compared on the same scans, verdicts untouched
     seals: SealExpectation | None = None  # the lane's declared seals (edge.seals); None: no seal is declared
     risk: RiskCheck | None = None  # edge.risk: the verdict only gets stricter; None: the station has no [risk]
+    dense_alert_mm2: float | None = None  # a bag with a region the beam cannot penetrate this large is not cleared
 
     async def inspect(self, item: Item, acquisition: Acquisition) -> InspectionRecord:
         """Run one item to a committed record; never raises for a device or model fault."""
@@ -163,8 +165,9 @@ class Inspector:
         seal_problem = seals.problem(item.kind, identities, item.seal_events) if seals else None
         if seal_problem is not None:
             log.warning("pipeline.seal_not_intact", station=self.station, item=item.ref, detail=seal_problem)
+        dense = self._dense_problem(item, scan) if completed and failure is None and not detections else None
         verdict, reason = decide(Outcome(completed, within_budget, scan.complete if scan else False,
-                                         tuple(detections), failure, seal_problem=seal_problem))
+                                         tuple(detections), failure, seal_problem=seal_problem, dense_problem=dense))
         risk = None
         if self.risk is not None:
             labels = [d.label for d in detections]
@@ -173,6 +176,17 @@ class Inspector:
             verdict, reason = with_risk(verdict, reason, assessment)
             risk = RiskOut.model_validate(assessment.to_record())
         return await self._conclude(item, scan, detections, verdict, reason, timer, identities, risk)
+
+    def _dense_problem(self, item: Item, scan: Scan | None) -> str | None:
+        """A bag or parcel the detector would clear but whose beam did not get through part of it: nothing
+        behind that part was judged. Not for vehicles and containers (an engine block is always dense; their
+        officers read every image)."""
+        if not self.dense_alert_mm2 or scan is None or item.kind not in (ItemKind.BAGGAGE, ItemKind.PARCEL):
+            return None
+        problem = dense_problem(scan, self.dense_alert_mm2)
+        if problem is not None:
+            log.warning("pipeline.dense_object", station=self.station, item=item.ref, detail=problem)
+        return problem
 
     def _load_present(self, labels: list[str]) -> bool | None:
         """Whether the model that judged the scan saw a load (risk fact detector.load_present); unknown (None)

@@ -36,6 +36,7 @@ class Reason(StrEnum):
     SEAL_NOT_INTACT = "seal_not_intact"  # a container declared sealed whose seal is missing, opened or tampered
     RISK_RED = "risk_red"  # the risk assessment selected the item for physical inspection (risk.verdict)
     RISK_AMBER = "risk_amber"  # the risk assessment wants the officer to decide on a detector clear (risk.verdict)
+    DENSE_OBJECT = "dense_object"  # part of a bag the beam cannot penetrate: nothing behind it was judged (models.dense)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Outcome:
     failure: Reason | None = None  # set when something prevented a decision
     rules_fired: tuple[str, ...] = ()
     seal_problem: str | None = None  # edge.seals: why a declared seal is not intact (missing, opened, tampered)
+    dense_problem: str | None = None  # models.dense: what the beam did not get through (only ever stops a clear)
 
 
 def decide(outcome: Outcome) -> tuple[Verdict, Reason]:
@@ -67,6 +69,8 @@ def decide(outcome: Outcome) -> tuple[Verdict, Reason]:
         return Verdict.SUSPECT, Reason.DETECTION
     if outcome.rules_fired:
         return Verdict.SUSPECT, Reason.RULE
+    if outcome.dense_problem is not None:
+        return Verdict.MANUAL, Reason.DENSE_OBJECT
     return Verdict.CLEAR, Reason.CLEAR
 
 

@@ -62,12 +62,13 @@ class InspectorParts:
     shadow: Shadow | None = None
     seals: SealExpectation | None = None  # the lane's declared seals (config [seals]), None when none is declared
     risk: RiskCheck | None = None  # edge.risk: evaluated on every item when the config has [risk]
+    dense_alert_mm2: float | None = None  # config [model] dense_alert_mm2
 
     def build(self, actuate: Actuate, budget_ms: float | None = None) -> Inspector:
         """The Inspector that carries out verdicts with `actuate`, within `budget_ms` (default: configured)."""
         return Inspector(self.station, self.lane, self.budget_ms if budget_ms is None else budget_ms, self.engine,
                          self.store, self.events, self.metrics, actuate, self.after_commit, self.shadow, self.seals,
-                         self.risk)
+                         self.risk, self.dense_alert_mm2)
 
 
 @dataclass(frozen=True)

@@ -20,54 +20,17 @@ from __future__ import annotations
 import gzip
 import json
 import struct
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Hashable
 
-import cv2
 import numpy as np
 
 from edge.web import render
+from models.dense import (DENSE_FROM, MIN_DENSE_MM2, DenseRegion, attenuation, dense_regions,  # noqa: F401
+                          pixel_mm)
 from models.scan import AIR, Scan
 
 MAGIC = b"CPSD"
-try:  # the material module's "opaque" border, so the colour view's black and the alert agree
-    from models.material import OPAQUE_FROM as DENSE_FROM
-except ImportError:  # pragma: no cover - a models package without it
-    DENSE_FROM = 4.6
-MIN_DENSE_MM2 = 100.0  # a region smaller than 10 × 10 mm hides nothing worth an alert (a buckle, a coin)
-
-
-@dataclass(frozen=True)
-class DenseRegion:
-    """A region the beam cannot penetrate: its box (x0, y0, x1, y1) in scan pixels and its size."""
-
-    box: tuple[int, int, int, int]
-    pixels: int
-    area_mm2: float
-
-
-def attenuation(channel: np.ndarray) -> np.ndarray:
-    """−ln T of a uint16 transmission channel (0 for air; 0 transmission counts as one count)."""
-    return -np.log(np.clip(channel.astype(np.float32), 1.0, AIR) / AIR)
-
-
-def dense_regions(high: np.ndarray, pixel_mm: float = 1.0, min_mm2: float = MIN_DENSE_MM2) -> list[DenseRegion]:
-    """Regions of at least `min_mm2` where −ln T_high ≥ DENSE_FROM (3×3-smoothed against detector noise),
-    largest first. `high` is the scan's high-energy channel in scan orientation."""
-    if not pixel_mm > 0:
-        raise ValueError(f"pixel size must be positive, got pixel_mm={pixel_mm!r}")
-    dense = (cv2.blur(attenuation(high), (3, 3)) >= DENSE_FROM).astype(np.uint8)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(dense, connectivity=8)
-    px_mm2 = pixel_mm * pixel_mm
-    out = [DenseRegion((int(x), int(y), int(x + w), int(y + h)), int(area), round(float(area) * px_mm2, 1))
-           for x, y, w, h, area in stats[1:n] if area * px_mm2 >= min_mm2]
-    return sorted(out, key=lambda r: -r.pixels)
-
-
-def pixel_mm(scan: Scan) -> float:
-    """The scan's pixel size from its meta (1 mm where the source does not say)."""
-    value = scan.meta.get("pixel_mm")
-    return float(value) if isinstance(value, (int, float)) and value > 0 else 1.0
 
 
 def encode(scan: Scan, *, portal: bool = False, key: Hashable | None = None) -> bytes:
