@@ -168,8 +168,14 @@ class Dispatch:
             return []  # a late status of an older session
         if msg.session != st.session:
             st.sent_sha, st.attempt, st.refused = None, 0, set()
+        same_session = msg.session == st.session
         st.session, st.online = msg.session, msg.state == "online"
-        st.enabled, st.runs = self.reads(msg)
+        st.enabled, runs = self.reads(msg)
+        # a status sent before the station applied what it acknowledged (in flight, or published on its period)
+        # must not take the station back: within a session versions only grow (an older one is refused)
+        if same_session and st.runs is not None and (runs is None or runs < st.runs):
+            runs = st.runs
+        st.runs = runs
         if not st.online:
             st.sent_sha = None
             return []

@@ -43,6 +43,22 @@ def test_a_station_on_the_deltas_base_gets_the_delta_others_the_snapshot() -> No
     assert sends == {"gate-1": DELTA, "gate-2": SNAP}
 
 
+def test_a_status_sent_before_the_apply_does_not_take_the_station_back() -> None:
+    """The station applies 6 and acks; its periodic status, sent just before, still says 5 (or none): the next
+    version goes as the delta on 6. After a restart (a new session) the status is believed."""
+    d = Dispatch()
+    d.status(status(runs=5), now=0)
+    d.offered(Offer(6, SNAP), now=1)
+    assert d.acked("gate-1", RiskAck(version=6, sha256=sha(SNAP), outcome="applied"))
+    d.status(status(runs=5), now=2)
+    d.status(status(runs=None), now=2)
+    assert [s.envelope for s in d.offered(Offer(7, SNAP, DELTA, base_version=6), now=3)] == [DELTA]
+    d2 = Dispatch()
+    d2.status(status(runs=6), now=0)
+    d2.status(status(runs=None, session=2), now=1)  # restarted without its bundle files
+    assert [s.envelope for s in d2.offered(Offer(7, SNAP, DELTA, base_version=6), now=2)] == [SNAP]
+
+
 def test_no_ack_within_resend_s_sends_again() -> None:
     d = Dispatch(resend_s=10)
     d.status(status(), now=0)

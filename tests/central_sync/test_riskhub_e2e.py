@@ -71,6 +71,9 @@ async def test_published_watchlist_reaches_the_station_signed_and_acknowledged(t
         hit = runtime.evaluate(facts("ab-123-cd"))
         assert hit.lane == "red" and [f.kind for f in hit.fired if f.kind == "watchlist"] == ["watchlist"]
 
+        # the hub sends a delta only to a station it knows runs the delta's base: wait for the ack to reach it
+        await until(lambda: store.applied_bundle_versions(), "the hub has the ack of version 1", in_thread=True,
+                    check=lambda v: v.get("gate-1") == 1, timeout=30)
         approved(store, "entry.delete", {"list_id": "stolen", "value": "AB123CD"})
         approved(store, "entry.put", {"list_id": "stolen", "value": "ZX 999", "reason": "reported stolen", "owner": "sam"})
         await client.post("/cr/api/risk/publish")
