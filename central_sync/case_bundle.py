@@ -239,6 +239,17 @@ def _first(exc: ValidationError) -> str:
     return f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
 
 
+def add_export_arguments(export: argparse.ArgumentParser, side: str) -> None:
+    """What `case export` takes in `edge` and `edge-hub`: the case (records or an identity), why and by whom
+    (audited), and the bundle's path; `side` ("station", "hub") names where the evidence leaves."""
+    chosen = export.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--record", action="append", dest="records", help="a record id (repeat for more)")
+    chosen.add_argument("--identity", help="every record that read it: KIND=VALUE, e.g. plate=AB1234")
+    export.add_argument("--reason", required=True, help=f"why the evidence leaves the {side} (audited)")
+    export.add_argument("--by", required=True, help="who exports (badge or name; audited)")
+    export.add_argument("--out", required=True, type=Path, help="the bundle's .zip (must not exist)")
+
+
 def add_verify_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """`case verify BUNDLE [--key PUBKEY]`, the same in `edge` and `edge-hub`."""
     v = sub.add_parser("verify", help="check a case bundle offline: its signature and every file's hash")

@@ -105,18 +105,13 @@ def _add_admin_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_case_commands(sub: argparse._SubParsersAction) -> None:
-    from central_sync.case_bundle import add_verify_parser
+    from central_sync.case_bundle import add_export_arguments, add_verify_parser
 
     case = sub.add_parser("case", help="signed case bundles (docs/case-bundles.md)").add_subparsers(
         required=True, metavar="ACTION")
     export = case.add_parser("export", help="export a case's records and evidence as a signed bundle (audited)")
     export.add_argument("--config", required=True, type=Path)
-    chosen = export.add_mutually_exclusive_group(required=True)
-    chosen.add_argument("--record", action="append", dest="records", help="a record id (repeat for more)")
-    chosen.add_argument("--identity", help="every record that read it: KIND=VALUE, e.g. plate=AB1234")
-    export.add_argument("--reason", required=True, help="why the evidence leaves the station (audited)")
-    export.add_argument("--by", required=True, help="who exports (badge or name; audited)")
-    export.add_argument("--out", required=True, type=Path, help="the bundle's .zip (must not exist)")
+    add_export_arguments(export, "station")
     export.set_defaults(handler=_case_export)
     add_verify_parser(case)
 

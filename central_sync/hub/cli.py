@@ -118,12 +118,7 @@ def _add_case_parser(sub: argparse._SubParsersAction) -> None:
     db.add_argument("--db", help="sqlite path or postgresql://... (default $EDGE_HUB_DB, else hub.sqlite3)")
     db.add_argument("--db-file", type=Path, help="file whose first line is the database URL")
     export.add_argument("--signing-key", required=True, type=Path, help="the hub's Ed25519 command key (PEM)")
-    chosen = export.add_mutually_exclusive_group(required=True)
-    chosen.add_argument("--record", action="append", dest="records", help="a record id (repeat for more)")
-    chosen.add_argument("--identity", help="every record that read it: KIND=VALUE, e.g. plate=AB1234")
-    export.add_argument("--reason", required=True, help="why the evidence leaves the hub (audited)")
-    export.add_argument("--by", required=True, help="who exports (audited)")
-    export.add_argument("--out", required=True, type=Path, help="the bundle's .zip (must not exist)")
+    case_bundle.add_export_arguments(export, "hub")
     export.set_defaults(handler=_case_export)
     case_bundle.add_verify_parser(case)
 

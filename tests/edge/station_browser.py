@@ -47,20 +47,25 @@ def download_page() -> Iterator[Any]:
         browser.close()
 
 
-@pytest.fixture
-def checked_page() -> Iterator[Any]:
-    """A 1920×1080 page that fails its test on any script error (import it as `page`)."""
+def error_checked_page(width: int, height: int) -> Iterator[Any]:
+    """A page of width × height that fails its test on any script error (the body of a `page` fixture)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page = browser.new_page(viewport={"width": width, "height": height})
         page.set_default_timeout(10_000)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         yield page
         assert errors == []
         browser.close()
+
+
+@pytest.fixture
+def checked_page() -> Iterator[Any]:
+    """A 1920×1080 page that fails its test on any script error (import it as `page`)."""
+    yield from error_checked_page(1920, 1080)
 
 
 def sign_in(page: Any, station: StationHarness, who: tuple[str, str]) -> None:

@@ -19,7 +19,7 @@ from drivers.camera import CameraConfig
 from drivers.camera.sim import SimCamera
 from edge.search_report import camera_photos
 from edge.web.demo import StationHarness
-from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, SUPERVISOR, launch, station  # noqa: F401
+from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, SUPERVISOR, error_checked_page, station  # noqa: F401
 from search_report_kit import HK_PLATE, PLATE, vehicle_record
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
@@ -29,17 +29,8 @@ pytestmark = BROWSER_ONLY
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1024, "height": 768})
-        page.set_default_timeout(10_000)
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        yield page
-        assert errors == []
-        browser.close()
+    """A station monitor's 1024×768 that fails the test on any script error."""
+    yield from error_checked_page(1024, 768)
 
 
 def sign_in(page: Any, station: StationHarness, who: tuple[str, str]) -> None:
