@@ -243,11 +243,14 @@ class CommandLink:
     """
 
     def __init__(self, cfg: BrokerConfig, client_id: str, topics: list[str],
-                 on_message: Callable[[str, bytes], None], link: str = "cmd") -> None:
+                 on_message: Callable[[str, bytes], None], link: str = "cmd",
+                 on_ready: Callable[[], None] | None = None) -> None:
         """link: the connection's name in the broker account `{username}.{link}` ("cmd" on a
-        station, "cr" for a hub's control room); `client_id` is used only without a user name."""
+        station, "cr" for a hub's control room); `client_id` is used only without a user name.
+        `on_ready`: called on paho's thread each time the subscriptions are in place (at start and after
+        every reconnect): what was published to them before could not arrive."""
         self.cfg, self.client_id, self.topics, self.on_message = cfg, client_id, topics, on_message
-        self.link = link
+        self.link, self.on_ready = link, on_ready
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self._client: mqtt.Client | None = None
@@ -256,7 +259,7 @@ class CommandLink:
         client = self._client = new_client(self.cfg, self.client_id, 20, self.link)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_subscribe = lambda c, u, mid, codes, props: self.subscribed.set()
+        client.on_subscribe = lambda c, u, mid, codes, props: self._subscribed()
         client.on_message = lambda c, u, msg: self._deliver(msg.topic, bytes(msg.payload))
         client.reconnect_delay_set(int(max(1, self.cfg.reconnect_min_s)), int(max(1, self.cfg.reconnect_max_s)))
         await asyncio.to_thread(client.connect_async, self.cfg.host, self.cfg.port, self.cfg.keepalive_s,
@@ -292,6 +295,11 @@ class CommandLink:
         if self.topics:
             client.subscribe([(t, 1) for t in self.topics])
         log.info("commands.link_up", client=self.client_id, broker=f"{self.cfg.host}:{self.cfg.port}")
+
+    def _subscribed(self) -> None:
+        self.subscribed.set()
+        if self.on_ready is not None:
+            self.on_ready()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags, code: ReasonCode,
                        props: Properties | None) -> None:

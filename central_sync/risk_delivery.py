@@ -49,7 +49,7 @@ log = structlog.get_logger("central_sync.risk_delivery")
 RISK_LEAF = "risk"
 ACK_LEAF = "risk/ack"
 CHUNK_BYTES = 1024 * 1024  # under the shipped broker's max_packet_size (2 MiB) with room for the header
-Outcome = Literal["applied", "refused"]
+Outcome = Literal["applied", "refused", "ready"]  # ready: the station's link has just subscribed (no bundle named)
 
 
 class _Wire(BaseModel):
@@ -180,6 +180,15 @@ class Dispatch:
             st.sent_sha = None
             return []
         send = self._maybe_send(msg.station, now)
+        return [send] if send else []
+
+    def ready(self, station: str, now: float) -> list[Send]:
+        """The station's link has just subscribed: what was sent before could not arrive; send now rather than
+        after resend_s (a station starting, or back after a broker restart)."""
+        st = self.stations.setdefault(station, _Station())
+        self.counters["ready"] += 1
+        st.sent_sha, st.attempt = None, 0
+        send = self._maybe_send(station, now)
         return [send] if send else []
 
     def acked(self, station: str, ack: RiskAck) -> bool:
@@ -318,6 +327,9 @@ class RiskDelivery:
             self.counters["bad_message"] += 1
             log.warning(f"{self.leaf}.bad_message", hub=self.hub_id, topic=topic, error=str(exc))
             return []
+        if ack.outcome == "ready":
+            log.info(f"{self.leaf}.station_ready", hub=self.hub_id, station=station)
+            return self.core.ready(station, now)
         current = self.core.acked(station, ack)
         log.info(f"{self.leaf}.acked", hub=self.hub_id, station=station, version=ack.version, outcome=ack.outcome,
                  code=ack.code, current=current)

@@ -287,7 +287,8 @@ class RiskReceiver:
                  leaf: str = RISK_LEAF) -> None:
         self.station, self.runtime, self.leaf = station, runtime, leaf
         self.assembler = Assembler(runtime.max_bundle_bytes)
-        self.link = CommandLink(broker, f"{station}-{leaf}", [f"{ROOT}/{station}/{leaf}"], self._arrived, link=leaf)
+        self.link = CommandLink(broker, f"{station}-{leaf}", [f"{ROOT}/{station}/{leaf}"], self._arrived, link=leaf,
+                                on_ready=self._ready)
         self.counters = runtime.counters
         self._queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue(maxsize=queue_max)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -305,6 +306,12 @@ class RiskReceiver:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    def _ready(self) -> None:
+        """On paho's thread, subscribed (at start, after a reconnect): tell the hub, which sends at once what
+        it sent before the subscription (it would otherwise wait for its resend period)."""
+        ready = RiskAck(version=0, sha256="0" * 64, outcome="ready")
+        self.link.publish(f"{ROOT}/{self.station}/{self.leaf}/ack", ready.model_dump_json().encode())
 
     def _arrived(self, topic: str, payload: bytes) -> None:
         """On paho's thread: join chunks; a whole envelope goes to the event loop's queue."""

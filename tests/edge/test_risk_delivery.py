@@ -161,3 +161,17 @@ async def test_a_station_offline_at_the_publish_gets_the_bundle_when_it_comes_on
     async with rig.station() as runtime:
         await until(lambda: runtime.version == 1, "bundle 1 applied once the station is online")
         await until(rig.acks, "the ack at the hub", in_thread=True, check=lambda a: a == [(1, "applied", None)])
+
+
+async def test_a_bundle_sent_before_the_stations_link_subscribed_is_sent_again_when_it_has(rig: Rig) -> None:
+    """The station's status (one connection) reaches the hub before its risk link (another) has subscribed: the
+    first send is lost. The link says it is ready, and the hub sends again at once, not after resend_s."""
+    runtime = RiskRuntime.start(STATION, pinned(rig.tmp), rig.tmp / "data")
+    open_station_db(rig.tmp / "station.db").close()
+    rig.hub.offer(Offer(1, envelope(1)))
+    sync = SyncConfig(port=rig.broker.port, status_period_s=0.2)
+    async with Publisher(sync, STATION, rig.tmp / "station.db", rig.tmp / "scans", extra_status=runtime.status):
+        await until(lambda: rig.hub.counters["chunks_sent"], "the hub sent to a station not yet subscribed")
+        async with RiskReceiver(BrokerConfig(port=rig.broker.port), STATION, runtime):
+            await until(lambda: runtime.version == 1, "bundle 1 applied", timeout=60)
+    assert rig.hub.counters["ready"] >= 1 and rig.hub.counters["resent"] == 0  # sent on ready, not on the resend
