@@ -203,7 +203,7 @@ def read_export(path: Path, classes: tuple[str, ...], label_map: dict[str, str] 
             if shape != item.shape:
                 raise ExportFormatError(f"{path}: {item.file} holds a {shape[0]}×{shape[1]} scan but {ANNOTATIONS} "
                                         f"says {item.shape[0]}×{item.shape[1]}")
-    info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
+    info = doc["info"] if isinstance(doc.get("info"), dict) else {}
     return Reading(path, hashlib.sha256(raw).hexdigest(), str(info.get("date_created", "")), items, dropped)
 
 

@@ -242,20 +242,26 @@ def test_the_recipe_takes_finetune_and_refuses_a_bad_export_in_one_line(tmp_path
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is installed in the training environment only")
-def test_a_few_cpu_steps_fine_tune_a_candidate_from_a_checkpoint(export, tmp_path):
+def test_a_few_cpu_steps_fine_tune_a_candidate_the_station_loads(export, tmp_path):
     import torch
 
+    from models.runtime import load_detector
     from models.training.model import ARCHS, TinyDet
-    from models.training.train import _save, TrainConfig
+    from models.training.train import TrainConfig, _save
 
-    net = TinyDet(len(CLASSES), arch=ARCHS["tiny"])
-    _save(net, 0, TrainConfig(), [], "float16", tmp_path / "base.pt")
+    torch.manual_seed(0)
+    _save(TinyDet(len(CLASSES), arch=ARCHS["tiny"]), 0, TrainConfig(), [], "float16", tmp_path / "base.pt")
     args = cl.parser().parse_args(["--coco", str(export), "--base", str(ZOO), "--checkpoint", str(tmp_path / "base.pt"),
-                                   "--out", str(tmp_path / "cand"), "--work", str(tmp_path / "work"),
-                                   "--sim-share", "0", "--steps", "3", "--batch", "2", "--crop", "64", "--ema", "0"])
+                                   "--out", str(tmp_path / "cand"), "--work", str(tmp_path / "work"), "--sim-share", "0.2",
+                                   "--steps", "3", "--batch", "2", "--crop", "64", "--ema", "0", "--lr", "0.01"])
     out = cl.finetune(args, log=lambda m: None)
-    m = load_manifest(out)
-    assert m.version == "2.0.1" and (out / "model.onnx").stat().st_size > 0
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["checkpoint_sha256"] == hashlib.sha256((tmp_path / "base.pt").read_bytes()).hexdigest()
-    assert torch.load(tmp_path / "work" / "checkpoint.pt", map_location="cpu")["history"][-1]["steps"] == 3
+    assert prov["mix"]["simulated"] == 1 and load(tmp_path / "work" / "train")[0].shape[0] == prov["split"]["train"] + 1
+    tuned = torch.load(tmp_path / "work" / "checkpoint.pt", map_location="cpu")
+    base = torch.load(tmp_path / "base.pt", map_location="cpu")
+    assert tuned["history"][-1]["steps"] == 3 and len(tuned["history"]) == 2  # continued from the base
+    assert not torch.equal(tuned["model"]["cls.weight"], base["model"]["cls.weight"])
+    detector = load_detector(out)  # the station's loader: manifest, sha256, ONNX
+    assert detector.manifest.version == "2.0.1"
+    detector.detect(scan(99, (200, 300)))
