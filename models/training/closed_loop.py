@@ -213,8 +213,8 @@ def split(items: list[Confirmed], val_share: float = VAL_SHARE) -> tuple[list[Co
     if not 0.0 <= val_share < 1.0:
         raise ValueError(f"validation share {val_share} must be at least 0 and below 1")
     cut = val_share * 16**8
-    val = [c for c in items if int(hashlib.sha256(c.scan.encode()).hexdigest()[:8], 16) < cut]
-    return [c for c in items if c not in val], val
+    to_val = [int(hashlib.sha256(c.scan.encode()).hexdigest()[:8], 16) < cut for c in items]
+    return [c for c, v in zip(items, to_val) if not v], [c for c, v in zip(items, to_val) if v]
 
 
 @dataclass(frozen=True)
