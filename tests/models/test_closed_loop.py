@@ -15,7 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from central_sync.schema import InspectionRecord
+from models import signing
 from edge.web.export import write_zip
 from models.errors import ExportFormatError
 from models.manifest import load_manifest
@@ -225,16 +228,17 @@ def test_provenance_and_candidate_package(export, tmp_path):
     assert reading.annotations_sha256 in card and "## The base model's card" in card
     saved = json.loads((out / "provenance.json").read_text())
     assert saved["base"]["version"] == "2.0.0" and saved["candidate"]["version"] == "2.0.1"
+    # ready for roll-out: an admin signs it, a station opens the envelope, and it is no downgrade of 2.0.0
+    key = Ed25519PrivateKey.generate()
+    signing.sign_package(out, key, "models-test")
+    package = signing.open_package(signing.pack(out), {"models-test": key.public_key()})
+    assert package.statement["version"] == "2.0.1" and not signing.is_downgrade("2.0.1", "2.0.0")
+    assert package.statement["card_sha256"] == hashlib.sha256(card.encode()).hexdigest()
 
 
-def test_the_recipe_takes_finetune_and_refuses_a_bad_export_in_one_line(tmp_path, capsys, monkeypatch):
-    import sys
-
-    from models.training import closed_loop
-
-    monkeypatch.setattr(sys, "argv", ["recipe", "finetune"])
-    with pytest.raises(SystemExit, match="finetune refused: .*no such export"):
-        closed_loop.main(["--coco", str(tmp_path / "none.zip"), "--checkpoint", "x.pt", "--out", str(tmp_path / "c"),
+def test_the_stage_refuses_a_missing_export_in_one_line(tmp_path):
+    with pytest.raises(SystemExit, match="finetune refused: .*none.zip: no such export"):
+        cl.main(["--coco", str(tmp_path / "none.zip"), "--checkpoint", "x.pt", "--out", str(tmp_path / "c"),
                           "--base", str(ZOO)])
     with pytest.raises(ValueError, match="--map 'knife'"):
         cl.parse_map(["knife"])
@@ -242,19 +246,25 @@ def test_the_recipe_takes_finetune_and_refuses_a_bad_export_in_one_line(tmp_path
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is installed in the training environment only")
-def test_a_few_cpu_steps_fine_tune_a_candidate_the_station_loads(export, tmp_path):
+def test_a_few_cpu_steps_fine_tune_a_candidate_the_station_loads(export, tmp_path, monkeypatch, capsys):
+    import sys
+
     import torch
 
     from models.runtime import load_detector
+    from models.training import recipe
     from models.training.model import ARCHS, TinyDet
     from models.training.train import TrainConfig, _save
 
     torch.manual_seed(0)
     _save(TinyDet(len(CLASSES), arch=ARCHS["tiny"]), 0, TrainConfig(), [], "float16", tmp_path / "base.pt")
-    args = cl.parser().parse_args(["--coco", str(export), "--base", str(ZOO), "--checkpoint", str(tmp_path / "base.pt"),
-                                   "--out", str(tmp_path / "cand"), "--work", str(tmp_path / "work"), "--sim-share", "0.2",
-                                   "--steps", "3", "--batch", "2", "--crop", "64", "--ema", "0", "--lr", "0.01"])
-    out = cl.finetune(args, log=lambda m: None)
+    argv = ["recipe", "finetune", "--coco", str(export), "--base", str(ZOO), "--checkpoint", str(tmp_path / "base.pt"),
+            "--out", str(tmp_path / "cand"), "--work", str(tmp_path / "work"), "--sim-share", "0.2",
+            "--steps", "3", "--batch", "2", "--crop", "64", "--ema", "0", "--lr", "0.01"]
+    monkeypatch.setattr(sys, "argv", argv)
+    recipe.main()  # python -m models.training.recipe finetune ...
+    assert capsys.readouterr().out.splitlines()[-1] == f"candidate written to {tmp_path / 'cand'}"
+    out = tmp_path / "cand"
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["checkpoint_sha256"] == hashlib.sha256((tmp_path / "base.pt").read_bytes()).hexdigest()
     assert prov["mix"]["simulated"] == 1 and load(tmp_path / "work" / "train")[0].shape[0] == prov["split"]["train"] + 1
