@@ -257,9 +257,14 @@ def test_a_few_cpu_steps_fine_tune_a_candidate_the_station_loads(export, tmp_pat
     from models.training.train import TrainConfig, _save
 
     torch.manual_seed(0)
+    # scan files carry their write time (zip entries), so their sha256 differ per run: pick the share that
+    # sends exactly one scan to validation
+    cuts = sorted(int(hashlib.sha256(i.scan.encode()).hexdigest()[:8], 16) / 16**8
+                  for i in cl.read_export(export, CLASSES).items)
+    share = str((cuts[0] + cuts[1]) / 2)
     _save(TinyDet(len(CLASSES), arch=ARCHS["tiny"]), 0, TrainConfig(), [], "float16", tmp_path / "base.pt")
     argv = ["recipe", "finetune", "--coco", str(export), "--base", str(ZOO), "--checkpoint", str(tmp_path / "base.pt"),
-            "--out", str(tmp_path / "cand"), "--work", str(tmp_path / "work"), "--sim-share", "0.2",
+            "--out", str(tmp_path / "cand"), "--work", str(tmp_path / "work"), "--sim-share", "0.2", "--val-share", share,
             "--steps", "3", "--batch", "2", "--crop", "64", "--ema", "0", "--lr", "0.01"]
     monkeypatch.setattr(sys, "argv", argv)
     recipe.main()  # python -m models.training.recipe finetune ...
@@ -272,6 +277,30 @@ def test_a_few_cpu_steps_fine_tune_a_candidate_the_station_loads(export, tmp_pat
     base = torch.load(tmp_path / "base.pt", map_location="cpu")
     assert tuned["history"][-1]["steps"] == 3 and len(tuned["history"]) == 2  # continued from the base
     assert not torch.equal(tuned["model"]["cls.weight"], base["model"]["cls.weight"])
+    val = cl.split(cl.read_export(export, CLASSES).items, float(share))[1]
+    assert [*prov["validation"]] == ["base", "candidate"] and len(val) == prov["split"]["validation"] == 1
+    assert "## On the confirmed validation split" in (out / "MODEL.md").read_text()
     detector = load_detector(out)  # the station's loader: manifest, sha256, ONNX
     assert detector.manifest.version == "2.0.1"
     detector.detect(scan(99, (200, 300)))
+
+
+def test_validation_runs_each_package_as_the_station_does(tmp_path):
+    from models.scan import load_scan
+
+    bags = {n: load_scan(ZOO.parents[2] / "examples" / "scans" / f"bag_{n}.npz") for n in
+            ("firearm_01", "knife_01", "battery_01", "clean_01")}
+    for b in bags.values():
+        b.meta.pop("truth")
+    export = station_export(tmp_path, [
+        (record(1, bags["firearm_01"], "threat_confirmed", "firearm", boxes=[(186, 179, 338, 369)]), bags["firearm_01"]),
+        (record(2, bags["knife_01"], "threat_confirmed", "knife", boxes=[(0, 0, 40, 40)]), bags["knife_01"]),  # not where it is
+        (record(3, bags["battery_01"], "false_alarm"), bags["battery_01"]),  # the shipped model finds a battery there
+        (record(4, bags["clean_01"], "false_alarm"), bags["clean_01"]),
+    ])
+    items = cl.read_export(export, CLASSES).items
+    v = cl.compare(items, export, {"base": ZOO})
+    assert {c: (r["k"], r["n"]) for c, r in v["base"]["boxes_found"].items()} == {"firearm": (1, 1), "knife": (0, 1)}
+    assert (v["base"]["negatives_alarmed"]["k"], v["base"]["negatives_alarmed"]["n"]) == (1, 2)
+    section = cl._validation(v)
+    assert "| firearm boxes found | 1/1 (0.21–1.00) |" in section and "| negatives that alarm | 1/2 (0.09–0.91) |" in section
