@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from models.errors import ExportFormatError, ScanFormatError
-from models.manifest import load_manifest, parse_manifest
+from models.applicability import ScanFacts, scan_problem
+from models.manifest import Manifest, load_manifest, parse_manifest
 from models.scan import Scan, load_scan
 from models.training.dataset import attenuation, load, seed_ranges
 
@@ -59,6 +60,7 @@ class Reading:
     created: str
     items: list[Confirmed]
     dropped: Counter[str] = field(default_factory=Counter)
+    not_applicable: list[str] = field(default_factory=list)  # the first 20 "file: reason" of scans left out
 
 
 class Export:
@@ -130,14 +132,17 @@ def _box(a: dict, img: dict, export: Path) -> tuple[float, float, float, float]:
 
 
 def read_export(path: Path, classes: tuple[str, ...], label_map: dict[str, str] | None = None,
-                negatives: tuple[str, ...] = NEGATIVE_OUTCOMES, check_scans: bool = True) -> Reading:
+                negatives: tuple[str, ...] = NEGATIVE_OUTCOMES, check_scans: bool = True,
+                manifest: Manifest | None = None) -> Reading:
     """The officer-confirmed scans of a station export, with the model's class names.
 
     threat_confirmed images with boxes are positives under the confirmed class (`label_map` renames an
     officer's class to a model class); images whose review outcome is in `negatives` are negatives
     without boxes. Left out, counted by reason: unreviewed images, other outcomes (cleared, override),
     confirmed threats without boxes or of a class the model lacks, and earlier reviews of a scan decided
-    again. A malformed export raises ExportFormatError naming the file and the problem.
+    again; with `manifest`, scans the base model is not made for (its `[applies]`: item kind, pitch,
+    energy, content, input statistics; models/applicability.py), whose first reasons are kept in
+    Reading.not_applicable. A malformed export raises ExportFormatError naming the file and the problem.
     """
     export = Export(path)
     raw = export.read(ANNOTATIONS)
@@ -197,14 +202,25 @@ def read_export(path: Path, classes: tuple[str, ...], label_map: dict[str, str] 
                 continue
         latest[item.scan] = item
     items = sorted(latest.values(), key=lambda c: c.scan)
+    reasons: list[str] = []
     if check_scans:
+        applicable = []
         for item in items:
-            shape = export.scan(item.file).shape
-            if shape != item.shape:
-                raise ExportFormatError(f"{path}: {item.file} holds a {shape[0]}×{shape[1]} scan but {ANNOTATIONS} "
-                                        f"says {item.shape[0]}×{item.shape[1]}")
+            scan = export.scan(item.file)
+            if scan.shape != item.shape:
+                raise ExportFormatError(f"{path}: {item.file} holds a {scan.shape[0]}×{scan.shape[1]} scan but "
+                                        f"{ANNOTATIONS} says {item.shape[0]}×{item.shape[1]}")
+            problem = None if manifest is None else scan_problem(
+                manifest, ScanFacts.of_meta(scan.meta, scan.shape), scan.high, scan.low)
+            if problem:
+                dropped["not_applicable"] += 1
+                reasons.append(f"{item.file}: {problem}")
+            else:
+                applicable.append(item)
+        items = applicable
     info = doc["info"] if isinstance(doc.get("info"), dict) else {}
-    return Reading(path, hashlib.sha256(raw).hexdigest(), str(info.get("date_created", "")), items, dropped)
+    return Reading(path, hashlib.sha256(raw).hexdigest(), str(info.get("date_created", "")), items, dropped,
+                   reasons[:20])
 
 
 def split(items: list[Confirmed], val_share: float = VAL_SHARE) -> tuple[list[Confirmed], list[Confirmed]]:
@@ -255,7 +271,7 @@ def provenance(reading: Reading, train: list[Confirmed], val: list[Confirmed], p
             "confirmed_scans": len(reading.items), "scans_per_class": dict(sorted(per_class.items())),
             "boxes_per_class": dict(sorted(box_class.items())),
             "negatives": sum(1 for i in reading.items if not i.boxes),
-            "left_out": dict(sorted(reading.dropped.items())),
+            "left_out": dict(sorted(reading.dropped.items())), "not_applicable": reading.not_applicable,
             "split": {"train": len(train), "validation": len(val), "rule": "sha256 of the scan"},
             "mix": plan.to_dict()}
 
@@ -447,7 +463,7 @@ def finetune(args: argparse.Namespace, log: Any = print) -> Path:
 
     manifest = load_manifest(args.base)
     classes = manifest.class_names
-    reading = read_export(args.coco, classes, parse_map(args.map), tuple(args.negatives))
+    reading = read_export(args.coco, classes, parse_map(args.map), tuple(args.negatives), manifest=manifest)
     train_items, val_items = split(reading.items, args.val_share)
     plan = plan_mix(len(train_items), args.sim_share, args.seed)
     prov = provenance(reading, train_items, val_items, plan)

@@ -246,7 +246,8 @@ def test_the_stage_refuses_a_missing_export_in_one_line(tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is installed in the training environment only")
-def test_a_few_cpu_steps_fine_tune_a_candidate_the_station_loads(export, tmp_path, monkeypatch, capsys):
+def test_a_few_cpu_steps_fine_tune_a_candidate_the_station_loads(bag_export, tmp_path, monkeypatch, capsys):
+    export = bag_export
     import sys
 
     import torch
@@ -260,7 +261,7 @@ def test_a_few_cpu_steps_fine_tune_a_candidate_the_station_loads(export, tmp_pat
     # scan files carry their write time (zip entries), so their sha256 differ per run: pick the share that
     # sends exactly one scan to validation
     cuts = sorted(int(hashlib.sha256(i.scan.encode()).hexdigest()[:8], 16) / 16**8
-                  for i in cl.read_export(export, CLASSES).items)
+                  for i in cl.read_export(export, CLASSES, manifest=load_manifest(ZOO)).items)
     share = str((cuts[0] + cuts[1]) / 2)
     _save(TinyDet(len(CLASSES), arch=ARCHS["tiny"]), 0, TrainConfig(), [], "float16", tmp_path / "base.pt")
     argv = ["recipe", "finetune", "--coco", str(export), "--base", str(ZOO), "--checkpoint", str(tmp_path / "base.pt"),
@@ -277,7 +278,7 @@ def test_a_few_cpu_steps_fine_tune_a_candidate_the_station_loads(export, tmp_pat
     base = torch.load(tmp_path / "base.pt", map_location="cpu")
     assert tuned["history"][-1]["steps"] == 3 and len(tuned["history"]) == 2  # continued from the base
     assert not torch.equal(tuned["model"]["cls.weight"], base["model"]["cls.weight"])
-    val = cl.split(cl.read_export(export, CLASSES).items, float(share))[1]
+    val = cl.split(cl.read_export(export, CLASSES, manifest=load_manifest(ZOO)).items, float(share))[1]
     assert [*prov["validation"]] == ["base", "candidate"] and len(val) == prov["split"]["validation"] == 1
     assert "## On the confirmed validation split" in (out / "MODEL.md").read_text()
     detector = load_detector(out)  # the station's loader: manifest, sha256, ONNX
@@ -285,21 +286,42 @@ def test_a_few_cpu_steps_fine_tune_a_candidate_the_station_loads(export, tmp_pat
     detector.detect(scan(99, (200, 300)))
 
 
-def test_validation_runs_each_package_as_the_station_does(tmp_path):
+EXAMPLES = ZOO.parents[2] / "examples" / "scans"
+
+
+def example(name: str) -> Scan:
     from models.scan import load_scan
 
-    bags = {n: load_scan(ZOO.parents[2] / "examples" / "scans" / f"bag_{n}.npz") for n in
-            ("firearm_01", "knife_01", "battery_01", "clean_01")}
-    for b in bags.values():
-        b.meta.pop("truth")
-    export = station_export(tmp_path, [
-        (record(1, bags["firearm_01"], "threat_confirmed", "firearm", boxes=[(186, 179, 338, 369)]), bags["firearm_01"]),
-        (record(2, bags["knife_01"], "threat_confirmed", "knife", boxes=[(0, 0, 40, 40)]), bags["knife_01"]),  # not where it is
-        (record(3, bags["battery_01"], "false_alarm"), bags["battery_01"]),  # the shipped model finds a battery there
-        (record(4, bags["clean_01"], "false_alarm"), bags["clean_01"]),
+    sc = load_scan(EXAMPLES / f"{name}.npz")
+    sc.meta.pop("truth")
+    return sc
+
+
+@pytest.fixture
+def bag_export(tmp_path: Path) -> Path:
+    """An export of the shipped example bags (and one vehicle scan) as officers reviewed them."""
+    bags = {n: example(n) for n in ("bag_firearm_01", "bag_knife_01", "bag_battery_01", "bag_clean_01",
+                                      "vehicles/car_drugs_spare_wheel_01")}
+    return station_export(tmp_path, [
+        (record(1, bags["bag_firearm_01"], "threat_confirmed", "firearm", boxes=[(186, 179, 338, 369)]), bags["bag_firearm_01"]),
+        (record(2, bags["bag_knife_01"], "threat_confirmed", "knife", boxes=[(0, 0, 40, 40)]), bags["bag_knife_01"]),  # not where it is
+        (record(3, bags["bag_battery_01"], "false_alarm"), bags["bag_battery_01"]),  # the shipped model finds a battery there
+        (record(4, bags["bag_clean_01"], "false_alarm"), bags["bag_clean_01"]),
+        (record(5, bags["vehicles/car_drugs_spare_wheel_01"], "threat_confirmed", "drugs", boxes=[(10, 10, 50, 50)]),
+         bags["vehicles/car_drugs_spare_wheel_01"]),
     ])
-    items = cl.read_export(export, CLASSES).items
-    v = cl.compare(items, export, {"base": ZOO})
+
+
+def test_scans_the_base_model_is_not_made_for_are_left_out(bag_export):
+    reading = cl.read_export(bag_export, CLASSES, manifest=load_manifest(ZOO))
+    assert len(reading.items) == 4 and dict(reading.dropped) == {"not_applicable": 1}
+    assert len(reading.not_applicable) == 1 and "vehicle" in reading.not_applicable[0]
+    assert len(cl.read_export(bag_export, CLASSES).items) == 5  # without the manifest, nothing is checked
+
+
+def test_validation_runs_each_package_as_the_station_does(bag_export):
+    items = cl.read_export(bag_export, CLASSES, manifest=load_manifest(ZOO)).items
+    v = cl.compare(items, bag_export, {"base": ZOO})
     assert {c: (r["k"], r["n"]) for c, r in v["base"]["boxes_found"].items()} == {"firearm": (1, 1), "knife": (0, 1)}
     assert (v["base"]["negatives_alarmed"]["k"], v["base"]["negatives_alarmed"]["n"]) == (1, 2)
     section = cl._validation(v)
