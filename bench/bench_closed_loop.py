@@ -4,7 +4,7 @@ written as a fine-tuning set; with torch installed, a few CPU fine-tuning steps 
 Run:  PYTHONPATH=. nice -n 19 .venv/bin/python bench/bench_closed_loop.py [--scans 40] [--steps 10]
       (the torch part: a Python with torch 2.13, e.g. a separate venv with PYTHONPATH=.:.venv's site-packages)
 
-Bags come from the training simulator (wide scenes) at recipe seed 9's training block, which no
+Bags come from the training simulator (narrow scenes: 1 mm, 160 kV, within the model's [applies]) at recipe seed 9's training block, which no
 recipe trains on; the evaluation bag generator is never used here (it stays for evaluation). Each
 bag with threats becomes a threat_confirmed record of its first threat's class with the boxes of that
 class, each clean bag a false_alarm, then edge.web.export.write_zip writes the zip the station's
@@ -42,7 +42,7 @@ def station_export(n: int, tmp: Path) -> tuple[Path, float]:
     records, start = [], time.perf_counter()
     (tmp / "scans").mkdir()
     for i, seed in enumerate(seed_ranges(9, n)["train"]):
-        scan = synth_scan(seed, SceneSpec(wide=True))
+        scan = synth_scan(seed, SceneSpec())
         truth = scan.meta.pop("truth")
         (tmp / "scans" / f"{scan.sha256()}.npz").write_bytes(scan.to_bytes())
         label = truth[0]["label"] if truth else None
@@ -69,7 +69,7 @@ def main() -> None:
         out["render_s"] = round(rendered, 2)
         out["export_mb"] = round(export.stat().st_size / 1e6, 1)
         t = time.perf_counter()
-        reading = cl.read_export(export, classes)
+        reading = cl.read_export(export, classes, manifest=load_manifest(PACKAGE))
         out["read_and_validate_ms_per_scan"] = round((time.perf_counter() - t) * 1000 / args.scans, 1)
         train, val = cl.split(reading.items)
         plan = cl.plan_mix(len(train), 0.0)
