@@ -2,6 +2,7 @@
 
     ModelError
     ├── ScanFormatError      a scan file or array that breaks the scan contract
+    ├── ExportFormatError    a station's COCO export the closed loop cannot train on (training/closed_loop.py)
     ├── ManifestError        a model package whose manifest is missing, malformed or inconsistent
     │   └── ModelIntegrityError   the ONNX file does not match the manifest's sha256
     ├── PackageError         a signed model package refused before any byte reaches onnxruntime
@@ -22,6 +23,10 @@ class ModelError(Exception):
 
 class ScanFormatError(ModelError):
     """A scan that breaks the scan-file contract."""
+
+
+class ExportFormatError(ModelError):
+    """A station's COCO export of reviewed scans that is malformed (names the file and the problem)."""
 
 
 class ManifestError(ModelError):

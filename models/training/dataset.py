@@ -23,6 +23,17 @@ LOG_RANGE = np.log(1e4)
 # (base = seed × 1,000,000) were never rendered for, nor scored by, cpe-tiny 1.0.0 to 2.0.0. They
 # belong to `python -m models.evalbag.evaluate` alone; training and validation sets refuse them.
 FRESH_OFFSET, FRESH_SIZE = 700_000, 2_000
+TRAIN_IMAGES, VAL_IMAGES, HELDOUT_IMAGES = 12000, 400, 800
+
+
+def seed_ranges(seed: int, train_images: int = TRAIN_IMAGES) -> dict[str, range]:
+    """Disjoint seed blocks of a recipe seed: training and validation draw known variants, held-out
+    draws novel ones (models.training.recipe; the closed loop's simulated share draws from "train")."""
+    base = seed * 1_000_000
+    if not 0 < train_images <= 500_000:
+        raise ValueError(f"--train-images {train_images} must be 1 to 500000 (the validation seeds start 500000 on)")
+    return {"train": range(base, base + train_images), "val": range(base + 500_000, base + 500_000 + VAL_IMAGES),
+            "heldout": range(base + 800_000, base + 800_000 + HELDOUT_IMAGES)}
 
 
 def fresh_heldout(seed: int) -> range:

@@ -4,30 +4,26 @@
 
 Training takes a CUDA GPU when there is one (see gpu_job.sh for a lent machine without network);
 the defaults are those of cpe-tiny 2.0.0's first run. On a CPU, lower --batch and expect days.
+
+    .venv/bin/python -m models.training.recipe finetune --coco EXPORT --checkpoint CKPT --out DIR
+
+fine-tunes a candidate from officer-confirmed scans (models/training/closed_loop.py, docs/closed-loop.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
-from models.training.dataset import generate
+from models.training.dataset import TRAIN_IMAGES, generate, seed_ranges
 from models.training.scene import SceneSpec
 from models.training.model import ARCHS
 from models.training.train import TrainConfig, export_onnx, load_checkpoint, train
 
-TRAIN_IMAGES, VAL_IMAGES, HELDOUT_IMAGES = 12000, 400, 800
-
-
-def seed_ranges(seed: int, train_images: int = TRAIN_IMAGES) -> dict[str, range]:
-    """Disjoint seed blocks: training and validation draw known variants, held-out draws novel ones."""
-    base = seed * 1_000_000
-    if not 0 < train_images <= 500_000:
-        raise ValueError(f"--train-images {train_images} must be 1 to 500000 (the validation seeds start 500000 on)")
-    return {"train": range(base, base + train_images), "val": range(base + 500_000, base + 500_000 + VAL_IMAGES),
-            "heldout": range(base + 800_000, base + 800_000 + HELDOUT_IMAGES)}
+__all__ = ["make_data", "seed_ranges", "TRAIN_IMAGES"]
 
 
 def make_data(work: Path, seed: int, workers: int, only: tuple[str, ...] = ("train", "val", "heldout"),
@@ -46,6 +42,11 @@ def make_data(work: Path, seed: int, workers: int, only: tuple[str, ...] = ("tra
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["finetune"]:  # the closed loop (issue 20): fine-tune from officer-confirmed scans
+        from models.training.closed_loop import main as finetune
+
+        finetune(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("models/zoo/cpe-tiny"))
