@@ -49,13 +49,13 @@ class Thresholds:
     z: float = 4.0             # smoothed difference over its spread: a region holds a pixel beyond this
     grow_z: float = 3.3        # and is drawn out to where |z| falls below this (hysteresis: a weak, wide
                                # change is one region with all its mass, not fragments each under min_kg)
-    min_score: float = 6.0     # a region's peak |z|
+    min_score: float = 30.0    # a region's peak |z|
     min_kg: float = 5.0        # steel-equivalent mass of a region, either sign
-    tank_kg: float = 10.0      # in the fuel tank: the fuel's level changes (not only as a flat band)
-    cab_kg: float = 5.0        # in the cab: people come and go
+    tank_kg: float = 40.0      # in the fuel tank: the fuel's level changes (not only as a flat band)
+    cab_kg: float = 6.0        # in the cab: people come and go
     smooth_px: float = 2.0     # Gaussian smoothing of the difference
-    ratio_lo: float = 0.6      # the low channel must change along with the high one: Δlow / Δhigh in
-    ratio_hi: float = 2.0      # [ratio_lo, ratio_hi] (a solid change; a fuel-level residual is far off)
+    ratio_lo: float = 0.5      # the low channel must change along with the high one: Δlow / Δhigh in
+    ratio_hi: float = 2.5      # [ratio_lo, ratio_hi] (a solid change; a fuel-level residual is far off)
     report_occupants: bool = False   # report person-like changes in the cab too (evaluation only)
 
     def keeps(self, r: ChangeRegion) -> bool:
