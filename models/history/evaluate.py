@@ -1,6 +1,6 @@
 """Evaluation of the comparison on repeated simulated passes (issue 19).
 
-    python -m models.history.evaluate --validation 36 --held-out 72 --out bench/results/history_compare.json
+    python -m models.history.evaluate --validation 108 --held-out 72 --out bench/results/history_compare.json
 
 For every seed of a block (the vehicle design cycles through generator A's known designs; cargo,
 loads and portal as the seed draws them) three passes are rendered: the reference (pass 0), pass 2
@@ -172,7 +172,7 @@ def run(validation: int, held_out: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--validation", type=int, default=36, help="seeds of the validation block (0 …)")
+    ap.add_argument("--validation", type=int, default=108, help="seeds of the validation block (0 …)")
     ap.add_argument("--held-out", type=int, default=72, help="seeds of the held-out block (100000 …)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/history_compare.json"))
     a = ap.parse_args(argv)
