@@ -46,19 +46,26 @@ Box = tuple[float, float, float, float]
 class Thresholds:
     """Decision thresholds (chosen on a validation block by models.history.evaluate)."""
 
-    z: float = 4.0             # smoothed difference over its spread: where a region's outline is drawn
-    min_score: float = 6.0     # a region's peak |z|
+    z: float = 4.0             # smoothed difference over its spread: a region holds a pixel beyond this
+    grow_z: float = 3.3        # and is drawn out to where |z| falls below this (hysteresis: a weak, wide
+                               # change is one region with all its mass, not fragments each under min_kg)
+    min_score: float = 30.0    # a region's peak |z|
     min_kg: float = 5.0        # steel-equivalent mass of a region, either sign
-    tank_kg: float = 10.0      # in the fuel tank: the fuel's level changes (not only as a flat band)
-    cab_kg: float = 5.0        # in the cab: people come and go
+    tank_kg: float = 40.0      # in the fuel tank: the fuel's level changes (not only as a flat band)
+    cab_kg: float = 6.0        # in the cab: people come and go
     smooth_px: float = 2.0     # Gaussian smoothing of the difference
-    ratio_lo: float = 0.6      # the low channel must change along with the high one: Δlow / Δhigh in
-    ratio_hi: float = 2.0      # [ratio_lo, ratio_hi] (a solid change; a fuel-level residual is far off)
+    ratio_lo: float = 0.5      # the low channel must change along with the high one: Δlow / Δhigh in
+    ratio_hi: float = 2.5      # [ratio_lo, ratio_hi] (a solid change; a fuel-level residual is far off)
+    report_occupants: bool = False   # report person-like changes in the cab too (evaluation only)
 
     def keeps(self, r: ChangeRegion) -> bool:
         """Whether a region is reported: its peak score, its mass (the smaller of the region's own and the
         net mass around it: a misregistered edge is a +/− pair that nets out) over the threshold of its
-        location, and both channels changing alike."""
+        location, both channels changing alike, and not a person in the cab."""
+        return self.large(r) and (self.report_occupants or not r.occupant)
+
+    def large(self, r: ChangeRegion) -> bool:
+        """keeps, but for the occupant filter."""
         need = max(self.min_kg, {"fuel_tank": self.tank_kg, "cab": self.cab_kg}.get(r.location, 0.0))
         return (r.score >= self.min_score and min(r.mass_kg_fe, r.net_kg) >= need
                 and self.ratio_lo <= r.ratio <= self.ratio_hi)
@@ -85,6 +92,7 @@ class ChangeRegion:
     score: float
     ratio: float = 0.0         # Δ(−ln T_low) / Δ(−ln T_high) of the change: its material (≈ R of issue 16)
     net_kg: float = 0.0        # net mass of everything in the box padded by NET_PAD_PX, in the region's direction
+    occupant: bool = False     # the size and softness of a seated person, in the cab (see `occupant`)
 
 
 @dataclass(frozen=True)
@@ -159,10 +167,9 @@ def tolerant_difference(cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """cur − ref, taking per pixel the reference shifted by up to one line or column that differs least:
     an edge misregistered by less than a pixel leaves no difference, a changed area keeps its own."""
     d = cur - ref
-    for axis in (0, 1):
-        for step in (-1, 1):
-            other = cur - np.roll(ref, step, axis=axis)
-            np.copyto(d, other, where=np.abs(other) < np.abs(d))
+    for axis, step in ((0, -1), (0, 1), (1, -1), (1, 1)):
+        other = cur - np.roll(ref, step, axis=axis)
+        np.copyto(d, other, where=np.abs(other) < np.abs(d))
     return d
 
 
@@ -274,28 +281,30 @@ def _regions(ds: np.ndarray, raw: np.ndarray, dl: np.ndarray, z: np.ndarray, t: 
     out: list[ChangeRegion] = []
     suppressed = {"small": 0, "occupant": 0}
     kernel = np.ones((5, 5), np.uint8)
-    for kind, mask in (("added", z > t.z), ("removed", z < -t.z)):
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-        for k in range(1, n):
+    for kind, signed in (("added", z), ("removed", -z)):
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((signed > min(t.grow_z, t.z)).astype(np.uint8),
+                                                               connectivity=8)
+        for k in np.unique(labels[signed > t.z]):
             x, y, w, h, _ = stats[k]
             sub = labels[max(y - 3, 0):y + h + 3, max(x - 3, 0):x + w + 3] == k
             near = cv2.dilate(sub.astype(np.uint8), kernel).astype(bool)
             window = (slice(max(y - 3, 0), y + h + 3), slice(max(x - 3, 0), x + w + 3))
             high = float(raw[window][near].sum())    # the plain difference: the tolerant one shaves edges
             kg = high / mu * area_cm2 / 1000.0
-            peak = float(np.abs(z[y:y + h, x:x + w]).max())
+            peak = float(signed[y:y + h, x:x + w][labels[y:y + h, x:x + w] == k].max())
             box = (float(x), float(y), float(x + w), float(y + h))
             place = locate(box, zones)
             cm2 = float(sub.sum()) * area_cm2
             ratio = float(dl[window][near].sum()) / high if abs(high) > 1e-6 else 0.0
             pad = (slice(max(y - NET_PAD_PX, 0), y + h + NET_PAD_PX), slice(max(x - NET_PAD_PX, 0), x + w + NET_PAD_PX))
             net = max(0.0, float(raw[pad].sum()) * (1.0 if kind == "added" else -1.0)) / mu * area_cm2 / 1000.0
+            person = declaration.occupants and place not in NO_SEATS and occupant(box, zones.get("cab"), cm2, abs(kg))
             region = ChangeRegion((float(x * b), float(y * b), float((x + w) * b), float((y + h) * b)), kind,
                                   round(abs(kg), 2), round(cm2, 1), place, round(peak, 2), round(ratio, 3),
-                                  round(net, 2))
-            if not t.keeps(region):
+                                  round(net, 2), person)
+            if not t.large(region):
                 suppressed["small"] += 1
-            elif declaration.occupants and place not in NO_SEATS and occupant(box, zones.get("cab"), cm2, abs(kg)):
+            elif not t.keeps(region):
                 suppressed["occupant"] += 1
             else:
                 out.append(region)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from models.history.compare import (ChangeRegion, Comparison, Declaration, FE_MU_RHO, Reference, Thresholds, compare,
-                                    fe_mu_rho, level_band, locate, occupant, prepare, silhouette_parts)
+                                    _regions, fe_mu_rho, level_band, locate, occupant, prepare,
+                                    silhouette_parts)
 from models.history.evaluate import overlaps, score
 from models.scan import Scan
 from models.training.portal import PortalSpec
@@ -141,3 +142,27 @@ def test_a_scan_of_another_detector_is_refused() -> None:
 
     with pytest.raises(HistoryError, match="detector columns differ"):
         compare(other, ref)
+
+
+def test_a_weak_wide_change_is_one_region_with_all_its_mass() -> None:
+    z = np.zeros((60, 60), np.float32)
+    z[20:30, 10:50] = 3.5                      # a wide change just under the outline threshold …
+    z[25, 15] = z[25, 45] = 6.0                # … with two peaks over it, 30 columns apart
+    raw = np.where(z > 0, 0.1, 0.0).astype(np.float32)
+    zones = {"floor": (0.0, 0.0, 60.0, 60.0)}
+    one, _ = _regions(z, raw, raw, z, Thresholds(min_score=5.0, min_kg=0.0, grow_z=3.0), 1.0, 0.1, zones,
+                      Declaration(occupants=False), 1)
+    bits, _ = _regions(z, raw, raw, z, Thresholds(min_score=5.0, min_kg=0.0, grow_z=4.0), 1.0, 0.1, zones,
+                       Declaration(occupants=False), 1)
+    assert len(one) == 1 and one[0].box == (10.0, 20.0, 50.0, 30.0)
+    assert one[0].mass_kg_fe == pytest.approx(400 * 0.1 / 0.1 / 1000, rel=0.01)   # all 400 pixels
+    assert len(bits) == 2 and sum(r.mass_kg_fe for r in bits) < 0.5 * one[0].mass_kg_fe
+
+
+def test_a_person_in_the_cab_is_suppressed_unless_asked_for() -> None:
+    person = ChangeRegion((10.0, 10.0, 20.0, 30.0), "added", 50.0, 4000.0, "cab", 300.0, ratio=1.0, net_kg=50.0,
+                          occupant=True)
+    t = Thresholds(min_score=5.0, min_kg=5.0)
+    assert t.large(person) and not t.keeps(person)
+    assert replace(t, report_occupants=True).keeps(person)
+    assert t.keeps(replace(person, occupant=False))
