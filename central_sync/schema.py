@@ -133,6 +133,7 @@ class HistoryChange(_Frozen):
     score: float
     ratio: float = 0.0
     net_kg: float | None = None  # the net steel-equivalent mass of the padded box (models.history.compare)
+    occupant: bool = False  # the size and softness of a seated person in the cab (reported only when asked for)
 
 
 class History(_Frozen):
