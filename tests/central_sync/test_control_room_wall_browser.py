@@ -19,6 +19,7 @@ from central_sync.hub.ingest import Ingestor
 from central_sync.hub.store import HubStore, open_store
 from central_sync.schema import DetectionOut, Identity, Verdict
 from models.scan import Scan
+from polling import until
 from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, serving
 from test_control_room_tip_browser import sign_in
 
@@ -59,7 +60,9 @@ ON_SCREEN = """(sel) => { const r = document.querySelector(sel).getBoundingClien
 async def alerts_view(page) -> None:
     await page.click("#nav button[data-view=alerts]")
     await page.locator("#alert-list .alert").nth(ALERTS - 1).wait_for()
-    await page.wait_for_function("() => [...document.querySelectorAll('#alert-list img')].slice(0, 12).every((i) => i.complete)")
+    # polled from here: the page's CSP (script-src 'self') can refuse wait_for_function's string evaluation
+    await until(lambda: page.evaluate("() => [...document.querySelectorAll('#alert-list img')].slice(0, 12)"
+                                      ".every((i) => i.complete)"), "the first 12 alert images loaded")
 
 
 async def test_wall_mode_desk_widths_and_a_small_screen(tmp_path):

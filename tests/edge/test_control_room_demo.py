@@ -11,6 +11,7 @@ import pytest
 
 from edge import control_room_demo as demo
 from central_sync.devtools import free_port
+from polling import until
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -44,8 +45,10 @@ async def test_demo_shows_three_live_stations(tmp_path):
         await page.screenshot(path=ARTIFACTS / "demo-board.png")
         await page.click("#nav button[data-view=alerts]")
         await expect(page.locator("article.alert img").first).to_have_js_property("complete", True, timeout=15000)
-        await page.wait_for_function("[...document.querySelectorAll('article.alert')].map(a => a.textContent)"
-                                     ".join(' ').match(/gate-1|conveyor-1|xray-1/g)?.length >= 2", timeout=15000)
+        # polled from here: the page's CSP (script-src 'self') refuses wait_for_function's string evaluation
+        await until(lambda: page.evaluate("() => [...document.querySelectorAll('article.alert')].map(a => a.textContent)"
+                                          ".join(' ').match(/gate-1|conveyor-1|xray-1/g)?.length || 0"),
+                    "alerts of two stations", check=lambda n: n >= 2, timeout=30)
         await page.screenshot(path=ARTIFACTS / "demo-alerts.png")
         await page.click("#nav button[data-view=kpi]")
         await expect(page.locator("#kpi-table td").first).to_be_visible()

@@ -116,7 +116,9 @@ def _scanner(tmp_path: Path, pixel_mm: float) -> ScannerConfig:
     """The firmware emulator playing one bag with a threat, stating `pixel_mm` as the real driver does."""
     (tmp_path / "scans").mkdir(exist_ok=True)
     save_scan(bag(True, {}), tmp_path / "scans" / "bag.npz")
-    return ScannerConfig(kind="sim", sim={"scan_dir": tmp_path / "scans", "line_rate": 4000, "boot_ms": 100},
+    # a FIFO that holds the whole bag: the test is about the pitch, not about keeping up on a loaded machine
+    return ScannerConfig(kind="sim", sim={"scan_dir": tmp_path / "scans", "line_rate": 1000, "fifo_lines": 4096,
+                                          "boot_ms": 100},
                          pixel_mm=pixel_mm, kvp=160, **FAST)
 
 
