@@ -15,6 +15,7 @@ import numpy as np
 from models.evalgen.sketch import Sketch
 
 Space = tuple[float, float, float, float, float, float]  # x0, x1, y0, y1, z0, z1
+Seat = tuple[float, float, float, float]  # cushion front x, cushion top y, lateral z, cab floor y
 
 
 @dataclass
@@ -31,6 +32,8 @@ class Vehicle:
     cab_end: float | None = None
     cargo: str = "none"
     width: float = 2000.0
+    parts: dict[str, Space] = field(default_factory=dict)
+    seats: list[Seat] = field(default_factory=list)
 
 
 # (length, height, width, wheel radius, clearance, wheelbase share, profile as (x, y) shares)
@@ -65,7 +68,7 @@ def car(name: str, rng: np.random.Generator) -> Vehicle:
     rear_axle = front_axle + wb_share * L
     _engine(s, 0.04 * L, clear, W, scale=H0 / 1500)
     _axle_pair(s, front_axle, rear_axle, rw, W)
-    _seats(s, 0.42 * L, clear, W, rows=2 if name != "suv" else 3, pitch=0.17 * L)
+    seats = _seats(s, 0.42 * L, clear, W, rows=2 if name != "suv" else 3, pitch=0.17 * L)
     tank = (rear_axle - 0.2 * L, rear_axle - 0.06 * L, clear + 50, clear + 260, -W / 5, W / 5)
     _tank(s, tank, rng.uniform(0.1, 0.95), "plastic")
     boot_x0 = rear_axle + 0.02 * L if name != "suv" else 0.7 * L
@@ -81,7 +84,13 @@ def car(name: str, rng: np.random.Generator) -> Vehicle:
              "door": (0.35 * L, 0.5 * L, clear + 250, belt - 40, W / 2 - 75, W / 2 - 15),
              "under_seat": (0.43 * L, 0.52 * L, clear + 60, clear + 240, -W / 3, W / 3),
              "dashboard": (0.3 * L, 0.35 * L, belt - 140, belt + 40, -W / 4, W / 4)}
-    return Vehicle(name, "vehicle", L, H, s, bays=[boot], hides=hides, width=W)
+    top = [x for x, y in pts if y >= H - 0.08 * (H - clear)]  # the roof's flat run
+    parts: dict[str, Space] = {
+        "floor": (0.2 * L, 0.95 * L, clear + 10, clear + 120, -W / 2 + 120, W / 2 - 120),
+        "roof": (min(top) + 60, max(top) - 60, H - 95, H - 17, -W / 2 * 0.8, W / 2 * 0.8),
+        "door": hides["door"], "fuel_tank": tank, "spare_wheel": well, "cargo": boot,
+        "cab": (0.3 * L, boot_x0, clear, H, -W / 2, W / 2)}
+    return Vehicle(name, "vehicle", L, H, s, bays=[boot], hides=hides, width=W, parts=parts, seats=seats)
 
 
 def _engine(s: Sketch, x0: float, clear: float, W: float, scale: float) -> None:
@@ -115,9 +124,11 @@ def _axle_pair(s: Sketch, front: float, rear: float, rw: float, W: float) -> Non
     s.disc(rear, rw, 42, -W / 2 + 210, W / 2 - 210, "steel", inner=35)
 
 
-def _seats(s: Sketch, x0: float, clear: float, W: float, rows: int, pitch: float) -> None:
-    """Foam cushions and backrests on steel frames, one row every `pitch`."""
+def _seats(s: Sketch, x0: float, clear: float, W: float, rows: int, pitch: float) -> list[Seat]:
+    """Foam cushions and backrests on steel frames, one row every `pitch`; where people may sit."""
+    seats: list[Seat] = []
     for i in range(rows):
+        seats += [(x0 + i * pitch, clear + 380, z, clear) for z in (-W / 4, W / 4)]
         x = x0 + i * pitch
         for zc in ((-W / 4, W / 4) if i == 0 else (0.0,)):
             half = W / 5 if i == 0 else W / 2.4
@@ -125,6 +136,7 @@ def _seats(s: Sketch, x0: float, clear: float, W: float, rows: int, pitch: float
             s.block(x + 420, x + 520, clear + 380, clear + 980, zc - half, zc + half, "foam", density=0.06)
             s.rod(x, x + 480, clear + 250, 12, zc - half + 20, "steel", inner=10)
             s.rod(x, x + 480, clear + 250, 12, zc + half - 20, "steel", inner=10)
+    return seats
 
 
 def _tank(s: Sketch, space: Space, fill: float, shell: str) -> None:
@@ -162,7 +174,7 @@ def van(rng: np.random.Generator) -> Vehicle:
     s.block(L - 60, L - 45, 560, H - 40, -W / 2, W / 2, "steel", density=0.3)
     _engine(s, 40, clear, W, scale=1.15)
     _axle_pair(s, 900, 900 + 0.62 * L, rw, W)
-    _seats(s, 1050, clear + 150, W, rows=1, pitch=0)
+    seats = _seats(s, 1050, clear + 150, W, rows=1, pitch=0)
     tank = (cab + 300, cab + 1100, clear + 60, clear + 300, -W / 2 + 200, 0)
     _tank(s, tank, rng.uniform(0.1, 0.95), "plastic")
     well = (L - 1000, L - 300, clear + 20, clear + 200, -300, 300)
@@ -173,11 +185,13 @@ def van(rng: np.random.Generator) -> Vehicle:
              "roof": (cab + 200, L - 200, H - 130, H - 25, -W / 3, W / 3),
              "wall": (cab + 3, cab + 200, 600, H - 60, -W / 2 + 60, W / 2 - 60),
              "door": (400, 1200, 500, 1100, W / 2 - 70, W / 2 - 10)}
-    return Vehicle("van", "vehicle", L, H, s, bays=[bay], hides=hides, width=W)
+    parts = {**{k: hides[k] for k in ("floor", "roof", "door", "fuel_tank", "spare_wheel")}, "cargo": bay,
+             "cab": (0.0, cab, clear, H, -W / 2, W / 2)}
+    return Vehicle("van", "vehicle", L, H, s, bays=[bay], hides=hides, width=W, parts=parts, seats=seats)
 
 
-def _cab_over(s: Sketch, H: float, W: float, rng: np.random.Generator) -> float:
-    """A cab-over-engine lorry cab with a big diesel under it; returns where the cab ends."""
+def _cab_over(s: Sketch, H: float, W: float, rng: np.random.Generator) -> tuple[float, list[Seat]]:
+    """A cab-over-engine lorry cab with a big diesel under it; where the cab ends and its seats."""
     cab = rng.uniform(2100, 2450)
     prof = [(0, 450), (0, 2300), (120, H), (cab, H), (cab, 1000), (0, 450)]
     for z in (-W / 2, W / 2 - 1.2):
@@ -188,13 +202,13 @@ def _cab_over(s: Sketch, H: float, W: float, rng: np.random.Generator) -> float:
     s.block(500, 1700, 550, 1350, -380, 380, "cast_iron", density=4.0)
     s.block(520, 1650, 1350, 1550, -330, 330, "steel", density=2.0)
     s.block(20, 90, 500, 1400, -W / 2 + 200, W / 2 - 200, "aluminium", density=0.7)
-    _seats(s, 700, 1300, W, rows=1, pitch=0)
+    seats = _seats(s, 700, 1300, W, rows=1, pitch=0)
     s.block(150, 520, 1750, 2050, -W / 2 + 80, W / 2 - 80, "plastic", density=0.2)  # dashboard
     s.disc(480, 2050, 230, -600, -560, "steel", inner=205, density=2.0)  # steering wheel rim
     s.block(cab - 700, cab - 60, 1750, 1900, -W / 2 + 60, W / 2 - 60, "foam", density=0.08)  # bunk
     s.block(cab - 60, cab - 58, 1250, H - 50, -W / 2, W / 2, "steel")  # cab rear wall
     s.block(cab - 600, cab - 200, 1900, 2300, -W / 2 + 200, -W / 2 + 600, "fabric", density=0.15)
-    return cab
+    return cab, seats
 
 
 def _chassis(s: Sketch, x0: float, x1: float, y0: float, depth: float, half: float) -> None:
@@ -211,7 +225,7 @@ def box_lorry(rng: np.random.Generator) -> Vehicle:
     """A rigid box lorry: cab-over, chassis, sandwich-panel box body, twin rear wheels."""
     L, W = rng.uniform(7200, 9600), 2480
     s = Sketch()
-    cab = _cab_over(s, 3100, W, rng)
+    cab, seats = _cab_over(s, 3100, W, rng)
     _chassis(s, 250, L - 350, 780, 260, 430)
     box0, top = cab + 150, rng.uniform(3600, 3950)
     for z in (-W / 2, W / 2 - 42):
@@ -240,14 +254,17 @@ def box_lorry(rng: np.random.Generator) -> Vehicle:
              "wall": (box0 + 50, box0 + 300, 1230, top - 70, -W / 2 + 60, W / 2 - 60),
              "floor": (box0 + 300, L - 300, 1040, 1175, -W / 2 + 100, W / 2 - 100),
              "chassis": (cab + 1600, rear - 700, 800, 1030, -420, 420)}
-    return Vehicle("box_lorry", "vehicle", L, top, s, bays=[bay], hides=hides, width=W)
+    parts = {"floor": hides["floor"], "roof": (box0 + 300, L - 300, top - 130, top - 25, -W / 2 + 100, W / 2 - 100),
+             "door": _cab_door(cab, W), "fuel_tank": tank, "spare_wheel": well, "cargo": bay,
+             "cab": (0.0, cab, 450, 3100, -W / 2, W / 2)}
+    return Vehicle("box_lorry", "vehicle", L, top, s, bays=[bay], hides=hides, width=W, parts=parts, seats=seats)
 
 
 def tractor_container(feet: int, rng: np.random.Generator) -> Vehicle:
     """A 6×4 tractor pulling a skeletal trailer with a 20 ft or 40 ft ISO container."""
     W = 2480
     s = Sketch()
-    cab = _cab_over(s, 3500, W, rng)
+    cab, seats = _cab_over(s, 3500, W, rng)
     for z in (-W / 2 + 150, W / 2 - 150):
         _wheel(s, 1400, 520, z, width=310)
         for x in (3600, 4950):
@@ -280,8 +297,15 @@ def tractor_container(feet: int, rng: np.random.Generator) -> Vehicle:
              "floor": (box[0] + 300, box[1] - 300, floor + 40, floor + 170, -1100, 1100),
              "fuel_tank": tanks,
              "roof": (box[0] + 300, box[1] - 300, top - 90, top - 10, -1000, 1000)}
+    parts = {**{k: hides[k] for k in ("floor", "roof", "fuel_tank")}, "door": _cab_door(cab, W), "cargo": bay,
+             "cab": (0.0, cab, 450, 3500, -W / 2, W / 2)}
     return Vehicle(f"tractor_{feet}ft", "container", end + 200, top, s, bays=[bay], hides=hides, cab_end=cab + 50,
-                   width=W)
+                   width=W, parts=parts, seats=seats)
+
+
+def _cab_door(cab: float, W: float) -> Space:
+    """The cavity of a lorry cab's near-side door (between its skin and its trim), behind the front wheel."""
+    return (cab - 1500, cab - 250, 1150, 2100, W / 2 - 70, W / 2 - 6)
 
 
 def _container(s: Sketch, x0: float, x1: float, floor: float, top: float, rng: np.random.Generator) -> None:
