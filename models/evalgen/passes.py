@@ -71,6 +71,7 @@ ALIASES = {"car": "", "mpv": "suv", "lorry": "box_lorry", "tractor": "tractor_40
 MIN_KG, MIN_LITRES = 5.0, 20.0
 MAX_OFFSET_PX, MAX_SCALE, MAX_TILT_PX = 4.0, 0.02, 3.0
 CHANGE_TAG = 1000
+MAX_PART_MM = 3000.0
 Op = tuple[int | None, str, tuple[Any, ...], dict[str, Any]]
 
 
@@ -316,7 +317,8 @@ def _added_steel(v: Vehicle, s: Sketch, rng: np.random.Generator) -> tuple[str, 
         thick = rng.uniform(3, 10)
         depth = min(z1 - z0, rng.uniform(300, 900))
         length = min(litres * 1e6 / thick / depth, x1 - x0)
-        xa, za = rng.uniform(x0, x1 - length), rng.uniform(z0, z1 - depth)
+        thick = min(max(thick, litres * 1e6 / length / depth), y1 - y0 - 10)   # a short part: a thicker plate
+        xa, za = rng.uniform(x0, max(x1 - length, x0)), rng.uniform(z0, z1 - depth)
         y = y0 + 5 if loc == "floor" else y1 - thick - 5
         s.plate(xa, xa + length, y, thick, za, za + depth, "steel")
         return loc, 7.85 * length * thick * depth / 1e6
@@ -324,14 +326,16 @@ def _added_steel(v: Vehicle, s: Sketch, rng: np.random.Generator) -> tuple[str, 
         thick = min(rng.uniform(3, 10), z1 - z0 - 2)
         height = min(y1 - y0 - 10, rng.uniform(150, 400))
         length = min(litres * 1e6 / thick / height, x1 - x0 - 10)
-        xa, ya = rng.uniform(x0 + 5, x1 - 5 - length), rng.uniform(y0 + 5, y1 - 5 - height)
+        thick = min(max(thick, litres * 1e6 / length / height), z1 - z0 - 12)
+        xa, ya = rng.uniform(x0 + 5, max(x1 - 5 - length, x0 + 5)), rng.uniform(y0 + 5, y1 - 5 - height)
         za = z1 - 2 - thick if loc == "door" else z0 + 6
         s.block(xa, xa + length, ya, ya + height, za, za + thick, "steel")
         return loc, 7.85 * length * height * thick / 1e6
     side = (litres * 1e6) ** (1 / 3) * np.array([rng.uniform(1, 2), rng.uniform(0.3, 0.8), 1])
     side = np.minimum(side, [x1 - x0 - 10, y1 - y0 - 10, z1 - z0 - 10])
     side[2] = min(litres * 1e6 / (side[0] * side[1]), z1 - z0 - 10)
-    xa, za = rng.uniform(x0 + 5, x1 - 5 - side[0]), rng.uniform(z0 + 5, z1 - 5 - side[2])
+    xa = rng.uniform(x0 + 5, max(x1 - 5 - side[0], x0 + 5))
+    za = rng.uniform(z0 + 5, max(z1 - 5 - side[2], z0 + 5))
     s.block(xa, xa + side[0], y0 + 2, y0 + 2 + side[1], za, za + side[2], "steel")
     return loc, 7.85 * float(np.prod(side)) / 1e6
 
@@ -346,8 +350,10 @@ def _concealment(v: Vehicle, s: Sketch, rng: np.random.Generator, fuel: float) -
     h = y1 - y0 - 10 if loc in ("floor", "roof", "door", "fuel_tank", "spare_wheel") else \
         min(y1 - y0 - 10, rng.uniform(250, 600))
     d = z1 - z0 - 10 if loc in ("floor", "door", "fuel_tank") else min(z1 - z0 - 10, rng.uniform(400, 900))
+    if want / (h * d) > x1 - x0 - 10:                        # too long for the part: as tall and deep as it is
+        h, d = y1 - y0 - 10, z1 - z0 - 10
     length = min(want / (h * d), x1 - x0 - 10)
-    xa = rng.uniform(x0 + 5, x1 - 5 - length)
+    xa = rng.uniform(x0 + 5, max(x1 - 5 - length, x0 + 5))
     za = (z0 + z1) / 2 - d / 2
     box = (xa, xa + length, y0 + 5, y0 + 5 + h, za, za + d)
     if loc == "fuel_tank":                                  # the diesel the box displaces
@@ -371,7 +377,7 @@ def _room(space: Space) -> float:
 
 def removable(v: Vehicle, ops: list[Op]) -> list[int]:
     """Indices of the build's steel primitives of 5–150 kg a workshop could take away: not the body's
-    side shells, not a wheel nor an axle inside its hubs, nothing longer than half the vehicle."""
+    side shells, not a wheel nor an axle inside its hubs, nothing longer than 3 m (no chassis rails)."""
     out = []
     bound = [_bound(name, args, kwargs) for _, name, args, kwargs in ops]
     hubs = {(round(a["xc"]), round(a["yc"])) for (_, name, _, _), a in zip(ops, bound)
@@ -381,7 +387,7 @@ def removable(v: Vehicle, ops: list[Op]) -> list[int]:
             continue
         x0, x1, y0, y1, _, _ = _extent(name, a)
         wheel = name == "disc" and (round(a["xc"]), round(a["yc"])) in hubs
-        if not wheel and x1 - x0 < 0.5 * v.length and MIN_KG + 0.5 <= _kg(name, a) <= 150:
+        if not wheel and x1 - x0 <= MAX_PART_MM and MIN_KG + 0.5 <= _kg(name, a) <= 150:
             out.append(i)
     return out
 
@@ -436,6 +442,18 @@ def _box(box: Box, shift: np.ndarray, pos: np.ndarray) -> list[float]:
     rows = rows if len(rows) else shift[-1:]
     c0m, r0m, c1m, r1m = _map_box((c0 + float(rows.min()), r0, c1 + float(rows.max()), r1), pos)
     return [round(max(c0m, 0.0), 1), round(r0m, 1), round(c1m, 1), round(r1m, 1)]
+
+
+def _part_box(space: Space, pose: Pose, ruler: Canvas, shift: np.ndarray, pos: np.ndarray) -> list[float] | None:
+    """A part's space in this pass's scan pixels: its corners through the fan (a roof spans the band
+    between its far and near edges), rows through the pitch and the drive."""
+    x0, x1, y0, y1, z0, z1 = space
+    heights = [ruler.magnify(y + pose.lift_mm, z + pose.lateral_mm) / ruler.pixel_mm for y in (y0, y1) for z in (z0, z1)]
+    r0, r1 = ruler._row(x0), ruler._row(x1)
+    c0, c1 = max(min(heights), 0.0), min(max(heights), float(ruler.cols))
+    if r1 <= 0 or r0 >= ruler.rows or c1 <= c0:
+        return None
+    return _box((c0, max(r0, 0.0), c1, min(r1, float(ruler.rows))), shift, pos)
 
 
 def canvas_rows(seed: int, k: int, vehicle: str | None = None, *, scale: float = 1.0) -> np.ndarray:
@@ -508,10 +526,8 @@ def evalgen_pass(seed: int, k: int, changes: tuple[str, ...] = (), vehicle: str 
     h16, l16 = (np.clip(p * AIR + 0.5, 0, AIR).astype(np.uint16) for p in planes)
 
     meta = _meta(seed, v, portal, sd.declared_empty, sd.cargo, [], {}, h16.shape)
-    ruled = {name: Sketch(ops=[_posed(_op(i, "block", dict(zip(("x0", "x1", "y0", "y1", "z0", "z1"), space),
-                                                          mat="air", density=None)), pose)]).replay(ruler)
-             for i, (name, space) in enumerate((n, v.parts[n]) for n in PARTS if n in v.parts)}
-    meta["parts"] = {name: _box(next(iter(b.values())), shift, pos) for name, b in ruled.items() if b}
+    meta["parts"] = {n: b for n in PARTS if n in v.parts
+                     for b in [_part_box(v.parts[n], pose, ruler, shift, pos)] if b is not None}
     meta["changes"] = []
     for i, c in enumerate(drawn):
         if CHANGE_TAG + i in boxes:
