@@ -435,13 +435,13 @@ def _pitch(a: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return (lo * (1 - f) + hi * f).astype(np.float32)
 
 
-def _box(box: Box, shift: np.ndarray, pos: np.ndarray) -> list[float]:
+def _box(box: Box, shift: np.ndarray, pos: np.ndarray, cols: int) -> list[float]:
     """A canvas pixel box in this pass's scan pixels [column0, line0, column1, line1]."""
     c0, r0, c1, r1 = box
     rows = shift[int(max(r0, 0)):int(max(np.ceil(r1), r0 + 1))]
     rows = rows if len(rows) else shift[-1:]
     c0m, r0m, c1m, r1m = _map_box((c0 + float(rows.min()), r0, c1 + float(rows.max()), r1), pos)
-    return [round(max(c0m, 0.0), 1), round(r0m, 1), round(c1m, 1), round(r1m, 1)]
+    return [round(max(c0m, 0.0), 1), round(r0m, 1), round(min(c1m, float(cols)), 1), round(r1m, 1)]
 
 
 def _part_box(space: Space, pose: Pose, ruler: Canvas, shift: np.ndarray, pos: np.ndarray) -> list[float] | None:
@@ -453,7 +453,7 @@ def _part_box(space: Space, pose: Pose, ruler: Canvas, shift: np.ndarray, pos: n
     c0, c1 = max(min(heights), 0.0), min(max(heights), float(ruler.cols))
     if r1 <= 0 or r0 >= ruler.rows or c1 <= c0:
         return None
-    return _box((c0, max(r0, 0.0), c1, min(r1, float(ruler.rows))), shift, pos)
+    return _box((c0, max(r0, 0.0), c1, min(r1, float(ruler.rows))), shift, pos, ruler.cols)
 
 
 def canvas_rows(seed: int, k: int, vehicle: str | None = None, *, scale: float = 1.0) -> np.ndarray:
@@ -533,9 +533,9 @@ def evalgen_pass(seed: int, k: int, changes: tuple[str, ...] = (), vehicle: str 
         if CHANGE_TAG + i in boxes:
             gross, net = _kg_fe(c.ops, portal.source)
             meta["changes"].append({"kind": c.kind, "label": c.label, "location": c.location,
-                                    "box": _box(boxes[CHANGE_TAG + i], shift, pos), "mass_kg_fe": round(gross, 3),
-                                    "net_kg_fe": round(net if c.kind == "added" else -net, 3),
-                                    "volume_l": round(c.volume_l, 2)})
+                                    "box": _box(boxes[CHANGE_TAG + i], shift, pos, sd.cols), "mass_kg_fe": round(float(gross), 3),
+                                    "net_kg_fe": round(float(net if c.kind == "added" else -net), 3),
+                                    "volume_l": round(float(c.volume_l), 2)})
     meta.update(extra, line_mm=round(sd.line * float(pos[-1] - pos[0]) / max(len(pos) - 1, 1), 3),
                 dead_channels=[int(c) for c in dead])
     meta["pass"] = {"seed": k, "offset_px": round(col_offset, 2), "scale": round(col_scale, 4),

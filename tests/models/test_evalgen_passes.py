@@ -90,6 +90,9 @@ def test_a_change_is_the_only_difference_and_lies_in_its_box(what: str, vehicle:
         t = (getattr(changed, plane).astype(np.float64) - getattr(plain, plane)) / 65535
         assert np.abs(t[~inside]).max() < 0.02 * np.abs(t[inside]).max()
     d = log_attenuation(changed.high) - log_attenuation(plain.high)
+    other = evalgen_pass(seed, 1, (what,), vehicle=vehicle, scale=SMALL).meta["changes"][0]   # the same modification
+    assert {k: other[k] for k in ("label", "location", "mass_kg_fe")} == {k: truth[k] for k in ("label", "location",
+                                                                                              "mass_kg_fe")}
     assert np.sign(d[inside].sum()) == np.sign(truth["net_kg_fe"])
     if truth["location"] != "fuel_tank":   # a box in a tank displaces fuel: its net may be either sign
         assert np.sign(truth["net_kg_fe"]) == (1 if truth["kind"] == "added" else -1)
