@@ -26,8 +26,10 @@ modification is (and in the faint broad scatter around it).
 Changes (`CHANGES`): `added_steel` (a 5–30 kg steel plate or block in the floor, roof, fuel tank,
 spare wheel well, a door or the cargo bay), `concealment` (≥ 20 litres: a welded steel box, a false
 floor, or a box in the fuel tank where fuel was, holding cartons of cigarettes or drug bricks) and
-`removed_part` (one 5–150 kg steel primitive of the build taken away: seat frames, cross-members,
-bulkheads, door beams, axle tubes, the spare rim...). Their truth mass is steel-equivalent: each
+`removed_part` (one 5–150 kg steel primitive of the build, at most 3 m long, taken away: a bonnet or
+roof skin, the cross-car beam, a van's bulkhead or rear door, a spare rim, a lorry cab's roof or rear
+wall, chassis and container cross-members, a container's corner post, end wall or door bar, a landing
+leg; never a wheel, an axle inside its hubs or a body side). Their truth mass is steel-equivalent: each
 material's mass times its attenuation over steel's, weighted by the portal's high channel;
 `mass_kg_fe` counts what was put in (or taken away), `net_kg_fe` (B's own key) the net change of
 the image's mass, signed as `kind`: a box welded into a tank displaces fuel, so its net may be small
@@ -37,7 +39,9 @@ meta follows the history evaluation's contract: `pixel_mm`, `line_mm` (this pass
 `energy_kev`, `kind`, `vehicle`, `seed`, `parts` (floor, roof, fuel_tank, spare_wheel, door, cargo,
 cab as [column0, line0, column1, line1] in this pass's pixels), `changes` (kind added|removed, label
 steel|concealment|part, location, box, mass_kg_fe, net_kg_fe, volume_l), `pass` (seed k, offset_px, scale,
-tilt_px, lines, fuel_level, passengers, and B's own lateral_mm, lift_mm) and `cab_lines` when a
+tilt_px, lines, fuel_level, passengers, and B's own lateral_mm, lift_mm: a point at column c when
+the vehicle sits at the lane's centre lies at scale·c + offset_px, give or take the pitch's
+±tilt_px/2 along the vehicle) and `cab_lines` when a
 linac portal kept its beam off the cab; plus B's `source`, `portal`, `cargo`, `declared_empty`,
 `dead_channels` and an empty `truth`.
 """
@@ -448,7 +452,8 @@ def _part_box(space: Space, pose: Pose, ruler: Canvas, shift: np.ndarray, pos: n
     """A part's space in this pass's scan pixels: its corners through the fan (a roof spans the band
     between its far and near edges), rows through the pitch and the drive."""
     x0, x1, y0, y1, z0, z1 = space
-    heights = [ruler.magnify(y + pose.lift_mm, z + pose.lateral_mm) / ruler.pixel_mm for y in (y0, y1) for z in (z0, z1)]
+    heights = [ruler.magnify(y + pose.lift_mm, z + pose.lateral_mm) / ruler.pixel_mm
+               for y in (y0, y1) for z in (z0, z1)]
     r0, r1 = ruler._row(x0), ruler._row(x1)
     c0, c1 = max(min(heights), 0.0), min(max(heights), float(ruler.cols))
     if r1 <= 0 or r0 >= ruler.rows or c1 <= c0:
@@ -533,7 +538,8 @@ def evalgen_pass(seed: int, k: int, changes: tuple[str, ...] = (), vehicle: str 
         if CHANGE_TAG + i in boxes:
             gross, net = _kg_fe(c.ops, portal.source)
             meta["changes"].append({"kind": c.kind, "label": c.label, "location": c.location,
-                                    "box": _box(boxes[CHANGE_TAG + i], shift, pos, sd.cols), "mass_kg_fe": round(float(gross), 3),
+                                    "box": _box(boxes[CHANGE_TAG + i], shift, pos, sd.cols),
+                                    "mass_kg_fe": round(float(gross), 3),
                                     "net_kg_fe": round(float(net if c.kind == "added" else -net), 3),
                                     "volume_l": round(float(c.volume_l), 2)})
     meta.update(extra, line_mm=round(sd.line * float(pos[-1] - pos[0]) / max(len(pos) - 1, 1), 3),

@@ -89,7 +89,7 @@ def car(name: str, rng: np.random.Generator) -> Vehicle:
         "floor": (0.2 * L, 0.95 * L, clear + 10, clear + 120, -W / 2 + 120, W / 2 - 120),
         "roof": (min(top) + 60, max(top) - 60, H - 95, H - 17, -W / 2 * 0.8, W / 2 * 0.8),
         "door": hides["door"], "fuel_tank": tank, "spare_wheel": well, "cargo": boot,
-        "cab": (0.3 * L, boot_x0, clear, H, -W / 2, W / 2)}
+        "cab": (0.3 * L, max(boot_x0, max(x for x, _, _, _ in seats) + 520), clear, H, -W / 2, W / 2)}
     return Vehicle(name, "vehicle", L, H, s, bays=[boot], hides=hides, width=W, parts=parts, seats=seats)
 
 
