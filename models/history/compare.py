@@ -97,11 +97,13 @@ class ChangeRegion:
 
 @dataclass(frozen=True)
 class Comparison:
-    """The change regions (heaviest first) and the registration's quality, for the record."""
+    """The change regions (heaviest first) and the registration's quality, for the record; `features`
+    holds each region's description for the region judge (models.history.judge), not for the record."""
 
     regions: tuple[ChangeRegion, ...]
     registration: dict[str, float]
     suppressed: dict[str, int] = field(default_factory=dict)
+    features: tuple[dict[str, float], ...] = field(default=(), repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"regions": [asdict(r) for r in self.regions], "registration": self.registration,
@@ -246,17 +248,80 @@ def compare(current: Scan, reference: Reference, declaration: Declaration = Decl
     ds = cv2.GaussianBlur(d, (0, 0), sigma)
     edge = cv2.GaussianBlur(np.abs(cv2.Sobel(ref_h, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(ref_h, cv2.CV_32F, 0, 1)),
                             (0, 0), sigma)
-    z = ds / spread(ds, ref_h, edge, valid)
+    noise = spread(ds, ref_h, edge, valid)
+    z = ds / noise
     z[~valid] = 0.0
     area_cm2 = float(current.meta.get("pixel_mm", 1.0)) * float(current.meta.get("line_mm", current.meta.get(
         "pixel_mm", 1.0))) * b * b / 100.0
     mu = fe_mu_rho(float(current.meta.get("energy_kev", 450.0)))
     dl = cv2.GaussianBlur(cur_l - warp(reference.low, reg, cur_l.shape), (0, 0), sigma)
-    regions, suppressed = _regions(ds, raw, dl, z, thresholds, area_cm2, mu, zones, declaration, b)
+    scene = Scene(top=_top(cur_h), pixel_mm=float(current.meta.get("pixel_mm", 1.0)) * b,
+                  line_mm=float(current.meta.get("line_mm", current.meta.get("pixel_mm", 1.0))) * b,
+                  level=ref_h, spread=noise)
+    regions, features, suppressed = _regions(ds, raw, dl, z, thresholds, area_cm2, mu, zones, declaration, b, scene)
     quality = {"residual": round(reg.residual, 4), "scale": round(reg.scale, 4), "offset_px": round(reg.offset * b, 2),
                "tilt_px": round(reg.tilt * b, 2), "stretch_min": round(_stretch(reg)[0], 3),
                "stretch_max": round(_stretch(reg)[1], 3), "compared_share": round(float(valid.mean()), 3)}
-    return Comparison(tuple(regions), quality, suppressed)
+    return Comparison(tuple(regions), quality, suppressed, tuple(features))
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What the regions' descriptions need of the pair: the vehicle's top (column), the pixel pitch (mm,
+    binned), the reference's attenuation and the difference's spread per pixel."""
+
+    top: float
+    pixel_mm: float
+    line_mm: float
+    level: np.ndarray
+    spread: np.ndarray
+
+
+def _top(a: np.ndarray) -> float:
+    """The column of the vehicle's top: the 90th percentile over lit lines of the last column holding
+    anything (−ln T > 0.15); the detector's length when nothing is there."""
+    body = a > 0.15
+    rows = np.flatnonzero(body.any(axis=1) & lit_lines(a))
+    if rows.size < 8:
+        return float(a.shape[1])
+    last = a.shape[1] - 1 - np.argmax(body[rows[:: max(1, rows.size // 200)], ::-1], axis=1)
+    return float(max(np.percentile(last, 90), 1.0))
+
+
+def describe(sub: np.ndarray, window: tuple[slice, slice], raw: np.ndarray, dl: np.ndarray, signed: np.ndarray,
+             scene: Scene, box: Box, zones: dict[str, Box]) -> dict[str, float]:
+    """A candidate region's description beyond mass and score, for the region judge: its size in mm
+    and where it lies in the vehicle's height, how uniform the change is inside it and how sharp its
+    outline (a plate or a welded box has sharp edges and an even inside; a person is rounded), how far
+    the region's low channel follows the high one pixel by pixel, how much the beam had already lost
+    there, the noise, and how much of the fuel tank's length it spans (a level change spans all of it)."""
+    d = raw[window]
+    inner = d[sub]
+    mean = float(np.mean(inner)) if inner.size else 0.0
+    ring = cv2.dilate(sub.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~sub
+    outside = float(np.mean(np.abs(d[ring]))) if ring.any() else 0.0
+    gy, gx = np.gradient(d)
+    grad = np.hypot(gx, gy)
+    edge_band = cv2.dilate(sub.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & \
+        ~cv2.erode(sub.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    low = dl[window][sub]
+    corr = float(np.corrcoef(inner, low)[0, 1]) if inner.size > 3 and np.std(inner) > 0 and np.std(low) > 0 else 0.0
+    c0, l0, c1, l1 = box
+    tank = zones.get("fuel_tank")
+    span = 0.0
+    if tank is not None and tank[3] > tank[1]:
+        span = max(0.0, min(l1, tank[3]) - max(l0, tank[1])) / (tank[3] - tank[1])
+    return {"height_mm": (c1 - c0) * scene.pixel_mm, "length_mm": (l1 - l0) * scene.line_mm,
+            "centre_of_height": ((c0 + c1) / 2) / scene.top, "bottom_of_height": c0 / scene.top,
+            "uniformity": float(np.std(inner) / (abs(mean) + 1e-6)) if inner.size else 0.0,
+            "contrast": abs(mean) / (outside + 1e-6),
+            "sharpness": float(np.mean(grad[edge_band])) / (abs(mean) + 1e-6) if edge_band.any() else 0.0,
+            "channels_corr": corr if np.isfinite(corr) else 0.0,
+            "level": float(np.mean(scene.level[window][sub])) if inner.size else 0.0,
+            "noise": float(np.median(scene.spread[window][sub])) if inner.size else 0.0,
+            "fill": float(sub.mean()), "tank_span": span,
+            "peak_over_mean": float(np.max(np.abs(signed[window][sub]))) / (abs(mean) / (float(np.median(
+                scene.spread[window][sub])) + 1e-6) + 1e-6) if inner.size else 0.0}
 
 
 def _stretch(reg: Registration) -> tuple[float, float]:
@@ -277,8 +342,8 @@ def _clear(mask: np.ndarray, box: Box) -> None:
 
 
 def _regions(ds: np.ndarray, raw: np.ndarray, dl: np.ndarray, z: np.ndarray, t: Thresholds, area_cm2: float, mu: float, zones: dict[str, Box],
-             declaration: Declaration, b: int) -> tuple[list[ChangeRegion], dict[str, int]]:
-    out: list[ChangeRegion] = []
+             declaration: Declaration, b: int, scene: Scene) -> tuple[list[ChangeRegion], list[dict[str, float]], dict[str, int]]:
+    out: list[tuple[ChangeRegion, dict[str, float]]] = []
     suppressed = {"small": 0, "occupant": 0}
     kernel = np.ones((5, 5), np.uint8)
     for kind, signed in (("added", z), ("removed", -z)):
@@ -307,9 +372,9 @@ def _regions(ds: np.ndarray, raw: np.ndarray, dl: np.ndarray, z: np.ndarray, t: 
             elif not t.keeps(region):
                 suppressed["occupant"] += 1
             else:
-                out.append(region)
-    out.sort(key=lambda r: -r.mass_kg_fe)
-    return out, suppressed
+                out.append((region, describe(sub, window, raw, dl, signed, scene, box, zones)))
+    out.sort(key=lambda rf: -rf[0].mass_kg_fe)
+    return [r for r, _ in out], [f for _, f in out], suppressed
 
 
 def occupant(box: Box, cab: Box | None, cm2: float, kg: float) -> bool:

@@ -1,0 +1,118 @@
+"""The region judge: how likely a candidate change region is a real change of the vehicle.
+
+The comparison (models.history.compare) outlines every region where the current pass differs from
+the reference by more than the pair's noise; most of them on an unchanged pass are things that
+legitimately differ (people in the cab, the fuel level where the wheels overlap the tank, a stretch
+of cargo the registration left a line off). Hand thresholds on mass and score cannot tell them
+from a 5 kg plate. The judge weighs a region's whole description — mass and net mass, score,
+Δlow/Δhigh, size in mm, where it lies in the vehicle's height and parts, how even its inside and
+how sharp its outline, how far the low channel follows the high one pixel by pixel, how much the
+beam had already lost there, the noise, the share of the fuel tank's length it spans, and the
+registration's residual — with gradient-boosted trees (depth ≤ 4) trained on a block of generator
+A's repeated passes that neither the validation nor the held-out block overlaps
+(`python -m models.history.train_judge`, the training extra: scikit-learn). The trees ship as
+JSON (`judge.json`, a few hundred kB) and are evaluated here with numpy: the runtime needs no
+scikit-learn.
+
+Its probability is a ranking, not a calibrated rate: the threshold that keeps ≤ 0.2 false regions
+per unchanged pass is chosen on the validation block (models.history.evaluate) and kept in
+`Thresholds.min_judge`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LOCATIONS = ("floor", "roof", "fuel_tank", "spare_wheel", "door", "cargo", "cab", "body")
+DESCRIBED = ("height_mm", "length_mm", "centre_of_height", "bottom_of_height", "uniformity", "contrast", "sharpness",
+             "channels_corr", "level", "noise", "fill", "tank_span", "peak_over_mean")
+FEATURES = ("log_mass", "log_net", "log_smaller", "log_score", "ratio", "log_area", "density", "occupant", "added",
+            "residual", "compared_share", *(f"at_{p}" for p in LOCATIONS), *DESCRIBED)
+MODEL = Path(__file__).with_name("judge.json")
+
+
+class JudgeError(ValueError):
+    """A judge file that cannot be used (missing, malformed, made for other features)."""
+
+
+def vector(region: Any, described: dict[str, float], registration: dict[str, float]) -> list[float]:
+    """A region's features in FEATURES order (region: a models.history.compare.ChangeRegion)."""
+    m, n = max(region.mass_kg_fe, 1e-3), max(region.net_kg, 1e-3)
+    x = [float(np.log(m)), float(np.log(n)), float(np.log(min(m, n))), float(np.log(max(region.score, 1e-3))),
+         float(np.clip(region.ratio, -5.0, 5.0)), float(np.log(max(region.area_cm2, 1.0))),
+         min(m, n) * 1000.0 / max(region.area_cm2, 1.0), float(region.occupant), float(region.kind == "added"),
+         float(registration.get("residual", 0.0)), float(registration.get("compared_share", 1.0))]
+    x += [float(region.location == p) for p in LOCATIONS]
+    x += [float(described.get(k, 0.0)) for k in DESCRIBED]
+    return x
+
+
+@dataclass(frozen=True)
+class Judge:
+    """Gradient-boosted trees as flat arrays: per node the feature, threshold, children and leaf value."""
+
+    baseline: float
+    feature: np.ndarray      # (trees, nodes) int
+    threshold: np.ndarray    # (trees, nodes) float
+    left: np.ndarray         # (trees, nodes) int
+    right: np.ndarray        # (trees, nodes) int
+    leaf: np.ndarray         # (trees, nodes) bool
+    value: np.ndarray        # (trees, nodes) float
+    depth: int
+    meta: dict[str, Any]
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        """P(real change) for rows of features (n, len(FEATURES))."""
+        x = np.asarray(x, dtype=np.float64).reshape(-1, len(FEATURES))
+        n, trees = x.shape[0], self.feature.shape[0]
+        if n == 0:
+            return np.zeros(0)
+        node = np.zeros((trees, n), dtype=np.int64)
+        t = np.arange(trees)[:, None]
+        for _ in range(self.depth):
+            f = self.feature[t, node]
+            go_left = x[np.arange(n)[None, :], f] <= self.threshold[t, node]
+            step = np.where(go_left, self.left[t, node], self.right[t, node])
+            node = np.where(self.leaf[t, node], node, step)
+        raw = self.baseline + self.value[t, node].sum(axis=0)
+        return 1.0 / (1.0 + np.exp(-raw))
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Judge:
+        if tuple(doc.get("features", ())) != FEATURES:
+            raise JudgeError(f"the judge was trained on features {doc.get('features')!r}, this code describes "
+                             f"regions by {list(FEATURES)!r}")
+        trees = doc.get("trees") or []
+        if not trees:
+            raise JudgeError("the judge file holds no trees")
+        width = max(len(tr["feature"]) for tr in trees)
+
+        def table(key: str, fill: float, dtype: Any) -> np.ndarray:
+            out = np.full((len(trees), width), fill, dtype=dtype)
+            for i, tr in enumerate(trees):
+                out[i, :len(tr[key])] = tr[key]
+            return out
+
+        return cls(float(doc["baseline"]), table("feature", 0, np.int64), table("threshold", 0.0, np.float64),
+                   table("left", 0, np.int64), table("right", 0, np.int64), table("leaf", True, bool),
+                   table("value", 0.0, np.float64), int(doc.get("depth", 8)) + 1,
+                   {k: v for k, v in doc.items() if k not in ("trees",)})
+
+
+@lru_cache(maxsize=4)
+def load(path: Path = MODEL) -> Judge:
+    """The judge in a JSON file (the shipped one by default); JudgeError with the reason in one sentence."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise JudgeError(f"the region judge {path} cannot be read: {exc}") from exc
+    try:
+        return Judge.from_json(doc)
+    except (KeyError, TypeError, IndexError) as exc:
+        raise JudgeError(f"the region judge {path} is malformed: {exc!r}") from exc
