@@ -172,7 +172,8 @@ class GantryFlow:
             log.warning("history.scan_unreadable", record=record.id, error=str(exc))
             history.forget(record.identities)
             return
-        result = await history.judge(record.identities, scan)
+        result = await history.judge(record.identities, scan,
+                                     record.container.declared_empty if record.container is not None else None)
         history.forget(record.identities)
         try:
             await store.call(store.store.add_history, record.id, result)
