@@ -26,7 +26,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -248,9 +248,13 @@ class HubHistory:
         return resp.content
 
 
+PASS_FIELDS = frozenset(f.name for f in fields(Pass))
+
+
 def as_passes(rows: Sequence[dict[str, Any]]) -> tuple[Pass, ...]:
-    """Passes from the hub's JSON answer."""
-    return tuple(Pass(**{**r, "scan_shape": tuple(r["scan_shape"]) if r.get("scan_shape") else None}) for r in rows)
+    """Passes from the hub's JSON answer (fields a newer hub adds are ignored)."""
+    return tuple(Pass(**{**{k: v for k, v in r.items() if k in PASS_FIELDS},
+                         "scan_shape": tuple(r["scan_shape"]) if r.get("scan_shape") else None}) for r in rows)
 
 
 @dataclass
