@@ -226,8 +226,10 @@ class HubHistory:
     def __init__(self, client: httpx.AsyncClient, config: HistorySection) -> None:
         self.client, self.config = client, config
 
-    async def answer(self, kind: str, value: str) -> dict[str, Any]:
-        params = {"max_age_days": self.config.max_age_days, "count": self.config.references}
+    async def answer(self, kind: str, value: str, size_type: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"max_age_days": self.config.max_age_days, "count": self.config.references}
+        if kind == "container" and size_type:
+            params["size_type"] = size_type  # references of its type too, even for a container never seen before
         return dict(json.loads(await self._get(f"/api/history/{kind}/{value}", params)))
 
     async def scan(self, sha: str) -> bytes:
@@ -269,24 +271,27 @@ class VehicleHistory:
     counts: Counter[str] = field(default_factory=Counter)
     _fetches: dict[str, asyncio.Task[Found | None]] = field(default_factory=dict)
 
-    def prefetch(self, identities: Sequence[Identity]) -> None:
-        """Start fetching the history of each vehicle identity not asked for yet (returns at once)."""
+    def prefetch(self, identities: Sequence[Identity], size_type: str | None = None) -> None:
+        """Start fetching the history of each vehicle identity not asked for yet (returns at once); a container's
+        with its size/type code when the camera read it."""
         if len(self._fetches) > MAX_FETCHES:  # reads no record kept (a camera's vote changed): drop the finished
             self._fetches = {k: t for k, t in self._fetches.items() if not t.done()}
         for ident in identities:
             if ident.kind in HISTORY_KINDS and ident.value.strip():
                 key = identity_key(ident.kind, ident.value)
                 if key not in self._fetches:
-                    self._fetches[key] = asyncio.create_task(self._fetch(ident.kind, ident.value, key),
+                    self._fetches[key] = asyncio.create_task(self._fetch(ident.kind, ident.value, key, size_type),
                                                              name=f"history:{ident.kind}")
 
-    async def follow(self, identities: list[Identity], poll_s: float = 0.05) -> None:
-        """Prefetch each identity as it joins the item (the readers and cameras add them); runs until cancelled."""
+    async def follow(self, identities: list[Identity], poll_s: float = 0.05,
+                     size_type: Callable[[], str | None] = lambda: None) -> None:
+        """Prefetch each identity as it joins the item (the readers and cameras add them); runs until cancelled.
+        `size_type` gives the container's size/type code as read so far (the camera sets it with the number)."""
         seen = 0
         while True:
             if len(identities) != seen:
                 seen = len(identities)
-                self.prefetch(identities)
+                self.prefetch(identities, size_type())
             await asyncio.sleep(poll_s)
 
     def found(self, identities: Sequence[Identity]) -> Found | None:
@@ -367,11 +372,11 @@ class VehicleHistory:
                        regions=[HistoryChange(**r) for r in regions], suppressed=suppressed,
                        compare_ms=round((time.perf_counter() - start) * 1000, 1), detail=detail)
 
-    async def _fetch(self, kind: str, value: str, key: str) -> Found | None:
+    async def _fetch(self, kind: str, value: str, key: str, size_type: str | None = None) -> Found | None:
         """The hub's answer and the reference scans (kept in the cache); the cache's when the hub fails."""
         if self.hub is not None:
             try:
-                return await self._from_hub(self.hub, kind, value, key)
+                return await self._from_hub(self.hub, kind, value, key, size_type)
             except HistoryUnavailable as exc:
                 self.counts["hub_failed"] += 1
                 log.warning("history.hub_unavailable", kind=kind, error=str(exc))
@@ -388,8 +393,8 @@ class VehicleHistory:
         self.counts["from_cache"] += 1
         return await self._prepared(found)
 
-    async def _from_hub(self, hub: HubHistory, kind: str, value: str, key: str) -> Found:
-        answer = await hub.answer(kind, value)
+    async def _from_hub(self, hub: HubHistory, kind: str, value: str, key: str, size_type: str | None) -> Found:
+        answer = await hub.answer(kind, value, size_type)
         try:
             refs, passes = as_passes(answer["references"]), as_passes(answer["passes"])
         except (KeyError, TypeError, ValueError) as exc:

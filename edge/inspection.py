@@ -85,6 +85,7 @@ class Item:
     identities: list[Identity] = field(default_factory=list)
     id: str = field(default_factory=new_id)
     seal_events: list[SealEventOut] = field(default_factory=list)
+    size_type: str | None = None  # a container's ISO 6346 size/type code as its camera read it (45G1)
     on_identity: Callable[[], None] | None = field(default=None, repr=False, compare=False)  # set while inspected
 
     def identified(self) -> None:
@@ -179,7 +180,7 @@ class Inspector:
             verdict, reason = with_risk(verdict, reason, assessment)
             risk = RiskOut.model_validate(assessment.to_record())
         return await self._conclude(item, scan, detections, verdict, reason, timer, identities, risk,
-                                    container_pass(item.kind, identities, declaration))
+                                    container_pass(item.kind, identities, declaration, item.size_type))
 
     def _dense_problem(self, item: Item, scan: Scan | None) -> str | None:
         """A bag or parcel the detector would clear but whose beam did not get through part of it: nothing

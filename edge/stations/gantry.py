@@ -142,7 +142,8 @@ class GantryFlow:
         self.tags.start(item)
         if self.cameras is not None:
             self.cameras.start(item)
-        follow = asyncio.create_task(self.history.follow(item.identities), name="history-follow") \
+        follow = asyncio.create_task(self.history.follow(item.identities, size_type=lambda: item.size_type),
+                                     name="history-follow") \
             if self.history is not None else None
         await _quietly(self.plc.request_xray_permit(True))
         try:
