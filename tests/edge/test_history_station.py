@@ -281,3 +281,18 @@ def test_a_container_pass_carries_its_declaration() -> None:
     assert container_pass(ItemKind.CONTAINER, BOX_READ, decl) == ContainerPass(declared_empty=True, declaration="D-9")
     assert container_pass(ItemKind.VEHICLE, BOX_READ, None, "45G1") == ContainerPass(size_type="45G1")
     assert container_pass(ItemKind.VEHICLE, PLATE_READ, decl) is None
+
+
+async def test_a_container_never_seen_asks_with_the_size_type_its_camera_read(tmp_path: Path) -> None:
+    hub, empty_id = box_hub(tmp_path)
+    new = [Identity(kind="container", value="FCIU9999990", source="cam-top")]
+    async with hub_serving(hub, tmp_path) as config, hub_client(config) as client:
+        history = open_history(config, tmp_path / "station", client)
+        history.prefetch(new, "22G1")
+        await asyncio.gather(*history._fetches.values())
+        found = history.found(new)
+        blind = open_history(config, tmp_path / "station-2", client)
+        await fetched(blind, new)  # without the code: nothing of its own, nothing of its type
+        unknown = blind.found(new)
+    assert found is not None and [(r.record_id, r.basis) for r in found.references] == [(empty_id, "same_type_empty")]
+    assert unknown is not None and unknown.references == ()
