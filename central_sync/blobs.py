@@ -1,4 +1,10 @@
-"""Station side of an image upload: one scan file sent as hashed chunks, resumable."""
+"""Station side of an image upload: one scan file or search photo sent as hashed chunks, resumable.
+
+An image row's payload names the file: a scan's sha256 (`data_dir/scans/ab/<sha>.npz`), or `photo:<sha256>`
+for a search report's photo (`data_dir/photos/ab/<sha>`, JPEG or PNG, at most MAX_PHOTO_BYTES). Both travel
+and land alike (the hub's `blobs`, by sha256). A row whose file is missing, damaged, not an image or too
+large is refused when it is opened: the row is parked with the reason and counted (`parked`), never sent.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +19,33 @@ from central_sync.protocol import SHA256_HEX, BlobChunkHeader, blob_topic, encod
 from central_sync.station_db import Row
 
 
+PHOTO_PREFIX = "photo:"
+MAX_PHOTO_BYTES = 8 * 1024 * 1024
+"""The largest search photo a station keeps and sends, and the control room shows."""
+PHOTO_MAGIC = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n"}
+
+
 def scan_path(scans_dir: Path, sha256: str) -> Path:
     return scans_dir / sha256[:2] / f"{sha256}.npz"
+
+
+def photo_path(data_dir: Path, sha256: str) -> Path:
+    """Where a station keeps a search photo (edge.store.Store.photo_path)."""
+    return data_dir / "photos" / sha256[:2] / sha256
+
+
+def photo_type(data: bytes) -> str | None:
+    """The photo's media type by its first bytes (JPEG or PNG), None for anything else."""
+    return next((kind for kind, magic in PHOTO_MAGIC.items() if data.startswith(magic)), None)
+
+
+def photo_problem(size: int, head: bytes) -> str | None:
+    """Why a file of `size` bytes starting with `head` is not a photo to keep or send, or None."""
+    if size > MAX_PHOTO_BYTES:
+        return f"{size} bytes, over the limit of {MAX_PHOTO_BYTES} for a search photo"
+    if photo_type(head) is None:
+        return f"not a JPEG or PNG (it starts with {head[:8].hex()})"
+    return None
 
 
 def file_sha256(path: Path) -> str:
@@ -47,15 +78,22 @@ class BlobJob:
     @classmethod
     def open(cls, row: Row, scans_dir: Path, chunk_bytes: int, done: set[int]) -> "BlobJob":
         """Check the row and its file; WireFormatError names what is wrong (the row is then parked)."""
-        sha = row.payload.decode(errors="replace").strip().lower()
+        text = row.payload.decode(errors="replace").strip()
+        photo = text.startswith(PHOTO_PREFIX)
+        sha = text.removeprefix(PHOTO_PREFIX).lower()
         if not SHA256_HEX.match(sha):
             raise WireFormatError(f"blob row {row.id} names {sha[:80]!r}, not a sha256")
-        path = scan_path(scans_dir, sha)
+        what, path = ("search photo", photo_path(scans_dir.parent, sha)) if photo else ("scan", scan_path(scans_dir, sha))
         if not path.is_file():
-            raise WireFormatError(f"scan file {path} of blob row {row.id} is missing")
+            raise WireFormatError(f"{what} file {path} of blob row {row.id} is missing")
+        if photo:
+            with path.open("rb") as f:
+                problem = photo_problem(path.stat().st_size, f.read(16))
+            if problem is not None:
+                raise WireFormatError(f"search photo {path} of record {row.record_id} is refused: {problem}")
         actual = file_sha256(path)
         if actual != sha:
-            raise WireFormatError(f"scan file {path} hashes to {actual}, not its name")
+            raise WireFormatError(f"{what} file {path} hashes to {actual}, not its name")
         job = cls(row, sha, path, path.stat().st_size, chunk_bytes, done)
         job.plan()
         return job

@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     kind        TEXT    NOT NULL,          -- 'inspection', 'alert', 'review', 'blob'
     record_id   TEXT    NOT NULL,
     seq         INTEGER NOT NULL,          -- the record's per-station seq
-    payload     BLOB    NOT NULL,          -- JSON for messages; sha256 hex for blobs
+    payload     BLOB    NOT NULL,          -- JSON for messages; sha256 hex for blobs (photo:<sha256> for search photos)
     size        INTEGER NOT NULL,
     created_at  REAL    NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0,

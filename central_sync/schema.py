@@ -136,6 +136,17 @@ class HistoryChange(_Frozen):
     occupant: bool = False  # the size and softness of a seated person in the cab (reported only when asked for)
 
 
+class ContainerPass(_Frozen):
+    """What this pass of a container was (issue 19, schema 1, additive): its ISO 6346 size/type code (e.g. 45G1,
+    22G1) when the station knows it, and whether the declaration the risk check found says it travels empty
+    (`declaration`: that declaration's ref; None each: not known). The hub offers a container's clean passes
+    declared empty as references for other containers of the same size/type (central_sync/hub/history.py)."""
+
+    size_type: str | None = Field(None, pattern=r"^[0-9LM][0-9][A-Z][0-9A-Z]$")
+    declared_empty: bool | None = None
+    declaration: str = Field("", max_length=64)
+
+
 class History(_Frozen):
     """The vehicle's history on this pass (edge/history.py): `no_history` when the hub had no reference in
     time (or was unreachable), `compared` with the change regions (heaviest first), `failed` / `over_budget`
@@ -143,6 +154,8 @@ class History(_Frozen):
 
     status: Literal["compared", "no_history", "failed", "over_budget"]
     identity: str = ""  # "kind:value" the references were found by
+    basis: Literal["same_vehicle", "same_type_empty"] = "same_vehicle"  # same_type_empty: another container of the
+    # same size/type declared empty; only the container's part of the vehicle is compared (edge/history.py)
     reference_ids: list[str] = Field(default_factory=list)
     reference_scan: str | None = None  # sha256 of the reference's scan (the station's history cache holds it)
     registration: dict[str, float] = Field(default_factory=dict)
@@ -280,6 +293,7 @@ class InspectionRecord(_Frozen):
     risk: RiskOut | None = None  # stations with [risk] configured (edge/risk.py)
     search_reports: list[SearchReport] = Field(default_factory=list)  # every version, oldest first
     history: History | None = None  # vehicles: the comparison with the vehicle's reference pass (issue 19)
+    container: ContainerPass | None = None  # containers: size/type code and declared empty (issue 19)
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

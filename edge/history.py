@@ -26,16 +26,16 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import structlog
 
 from central_sync.hub.history import HISTORY_KINDS, Pass
 from central_sync.hub.search import normalise
-from central_sync.schema import History, HistoryChange, Identity
+from central_sync.schema import ContainerPass, History, HistoryChange, Identity, ItemKind
 from edge.config import HistorySection
 from edge.errors import HistoryUnavailable
 from models.errors import ModelError
@@ -49,6 +49,9 @@ HISTORY_EVENTS = ("from_hub", "hub_failed", "from_cache", "cache_unreadable", "r
 """What VehicleHistory.counts and HistoryCache.counts count (exported as edge_history_events)."""
 MAX_FETCHES = 256
 """Fetches remembered at once; past it the finished ones are dropped (a later read asks the hub again)."""
+CONTAINER_PARTS = ("cargo", "roof", "floor", "door")
+"""Where a change lies on the container itself (models.history.compare locations): the only changes kept against a
+reference of another container of the same size/type (the tractor, its tanks and its cab are another vehicle's)."""
 PRIORITY = ("container", "plate", "rfid_tid")
 """Which identity's references a comparison uses when several are known (a container is what is scanned)."""
 
@@ -80,6 +83,33 @@ def history_facts(passes: Sequence[Pass] | None) -> dict[str, int | str | None]:
     newest = max(passes, key=lambda p: p.decided_ts, default=None)
     return {"history.passes": len(passes), "history.seizures": sum(p.outcome == "seizure" for p in passes),
             "history.last_outcome": newest.outcome if newest else None}
+
+
+class DeclarationFacts(Protocol):
+    """What a declaration (risk.bundle.Declaration) says of a container's pass."""
+
+    @property
+    def ref(self) -> str: ...
+    @property
+    def declared_empty(self) -> bool: ...
+
+
+def container_pass(kind: ItemKind, identities: Sequence[Identity], declaration: DeclarationFacts | None,
+                   size_type: str | None = None) -> ContainerPass | None:
+    """The record's container facts: the size/type code when known, declared empty as the declaration the risk
+    check found says; None for an item that is no container and carries no container number."""
+    if kind is not ItemKind.CONTAINER and not any(i.kind == "container" and i.value for i in identities):
+        return None
+    if declaration is None:
+        return ContainerPass(size_type=size_type)
+    return ContainerPass(size_type=size_type, declared_empty=declaration.declared_empty,
+                         declaration=declaration.ref[:64])
+
+
+def container_only(regions: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The change regions that lie on the container (CONTAINER_PARTS) and how many were dropped."""
+    kept = [r for r in regions if r.get("location") in CONTAINER_PARTS]
+    return kept, len(regions) - len(kept)
 
 
 def identity_key(kind: str, value: str) -> str:
@@ -196,8 +226,10 @@ class HubHistory:
     def __init__(self, client: httpx.AsyncClient, config: HistorySection) -> None:
         self.client, self.config = client, config
 
-    async def answer(self, kind: str, value: str) -> dict[str, Any]:
-        params = {"max_age_days": self.config.max_age_days, "count": self.config.references}
+    async def answer(self, kind: str, value: str, size_type: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"max_age_days": self.config.max_age_days, "count": self.config.references}
+        if kind == "container" and size_type:
+            params["size_type"] = size_type  # references of its type too, even for a container never seen before
         return dict(json.loads(await self._get(f"/api/history/{kind}/{value}", params)))
 
     async def scan(self, sha: str) -> bytes:
@@ -218,9 +250,13 @@ class HubHistory:
         return resp.content
 
 
+PASS_FIELDS = frozenset(f.name for f in fields(Pass))
+
+
 def as_passes(rows: Sequence[dict[str, Any]]) -> tuple[Pass, ...]:
-    """Passes from the hub's JSON answer."""
-    return tuple(Pass(**{**r, "scan_shape": tuple(r["scan_shape"]) if r.get("scan_shape") else None}) for r in rows)
+    """Passes from the hub's JSON answer (fields a newer hub adds are ignored)."""
+    return tuple(Pass(**{**{k: v for k, v in r.items() if k in PASS_FIELDS},
+                         "scan_shape": tuple(r["scan_shape"]) if r.get("scan_shape") else None}) for r in rows)
 
 
 @dataclass
@@ -235,24 +271,27 @@ class VehicleHistory:
     counts: Counter[str] = field(default_factory=Counter)
     _fetches: dict[str, asyncio.Task[Found | None]] = field(default_factory=dict)
 
-    def prefetch(self, identities: Sequence[Identity]) -> None:
-        """Start fetching the history of each vehicle identity not asked for yet (returns at once)."""
+    def prefetch(self, identities: Sequence[Identity], size_type: str | None = None) -> None:
+        """Start fetching the history of each vehicle identity not asked for yet (returns at once); a container's
+        with its size/type code when the camera read it."""
         if len(self._fetches) > MAX_FETCHES:  # reads no record kept (a camera's vote changed): drop the finished
             self._fetches = {k: t for k, t in self._fetches.items() if not t.done()}
         for ident in identities:
             if ident.kind in HISTORY_KINDS and ident.value.strip():
                 key = identity_key(ident.kind, ident.value)
                 if key not in self._fetches:
-                    self._fetches[key] = asyncio.create_task(self._fetch(ident.kind, ident.value, key),
+                    self._fetches[key] = asyncio.create_task(self._fetch(ident.kind, ident.value, key, size_type),
                                                              name=f"history:{ident.kind}")
 
-    async def follow(self, identities: list[Identity], poll_s: float = 0.05) -> None:
-        """Prefetch each identity as it joins the item (the readers and cameras add them); runs until cancelled."""
+    async def follow(self, identities: list[Identity], poll_s: float = 0.05,
+                     size_type: Callable[[], str | None] = lambda: None) -> None:
+        """Prefetch each identity as it joins the item (the readers and cameras add them); runs until cancelled.
+        `size_type` gives the container's size/type code as read so far (the camera sets it with the number)."""
         seen = 0
         while True:
             if len(identities) != seen:
                 seen = len(identities)
-                self.prefetch(identities)
+                self.prefetch(identities, size_type())
             await asyncio.sleep(poll_s)
 
     def found(self, identities: Sequence[Identity]) -> Found | None:
@@ -277,8 +316,11 @@ class VehicleHistory:
             if (task := self._fetches.get(key)) is not None and task.done():
                 del self._fetches[key]
 
-    async def judge(self, identities: Sequence[Identity], scan: Scan) -> History:
-        """The comparison of the scan with the newest reference that arrived, or why there is none."""
+    async def judge(self, identities: Sequence[Identity], scan: Scan, declared_empty: bool | None = None) -> History:
+        """The comparison of the scan with the newest reference that arrived, or why there is none. A reference of
+        another container of the same size/type (basis same_type_empty: the hub offers those after the container's
+        own) is used only for a pass declared empty and scanned at the same detector width, and only the changes
+        on the container are kept."""
         found = self.found(identities)
         if found is None or not found.references:
             self.counts["no_history"] += 1
@@ -287,15 +329,26 @@ class VehicleHistory:
             return History(status="no_history", detail=why)
         ref = found.references[0]
         label = f"{found.kind}:{found.value}"
+        basis = History(status="no_history", identity=label, basis=ref.basis)
+        if ref.basis == "same_type_empty":
+            why = "" if declared_empty is True else "the only references are other containers of its size/type " \
+                "travelling empty, and this pass is not declared empty"
+            if not why and ref.scan_shape is not None and ref.scan_shape[1] != scan.shape[1]:
+                why = (f"the reference of its size/type ({ref.record_id}) was scanned {ref.scan_shape[1]} detector "
+                       f"pixels wide and this scan {scan.shape[1]}: another kind of gantry")
+            if why:
+                self.counts["no_history"] += 1
+                return basis.model_copy(update={"detail": why})
         if found.prepared is None:
             self.counts["no_history"] += 1
-            return History(status="no_history", identity=label, detail=f"the scan of reference {ref.record_id} is "
-                           "not held by the station or could not be read")
+            return basis.model_copy(update={"detail": f"the scan of reference {ref.record_id} is not held by the "
+                                            "station or could not be read"})
         return await self._compare(scan, found.prepared, ref, label)
 
     async def _compare(self, scan: Scan, prepared: Any, ref: Pass, label: str) -> History:
         start = time.perf_counter()
-        base = History(status="failed", identity=label, reference_ids=[ref.record_id], reference_scan=ref.scan_sha256)
+        base = History(status="failed", identity=label, basis=ref.basis, reference_ids=[ref.record_id],
+                       reference_scan=ref.scan_sha256)
         try:
             async with asyncio.timeout(self.config.compare_budget_s):  # the thread finishes unseen after it
                 result = await asyncio.to_thread(self.compare, scan, prepared)
@@ -308,16 +361,22 @@ class VehicleHistory:
             log.warning("history.compare_failed", reference=ref.record_id, error=str(exc))
             return base.model_copy(update={"detail": f"the comparison with {ref.record_id} failed: {exc}"})
         self.counts["compared"] += 1
-        return History(status="compared", identity=label, reference_ids=[ref.record_id],
+        regions, suppressed, detail = result["regions"], dict(result.get("suppressed", {})), ""
+        if ref.basis == "same_type_empty":
+            regions, dropped = container_only(regions)
+            suppressed["not_the_container"] = dropped
+            detail = (f"compared with {ref.record_id}, another container of size/type {ref.size_type} declared "
+                      "empty: only changes on the container are kept")
+        return History(status="compared", identity=label, basis=ref.basis, reference_ids=[ref.record_id],
                        reference_scan=ref.scan_sha256, registration=result["registration"],
-                       regions=[HistoryChange(**r) for r in result["regions"]], suppressed=result.get("suppressed", {}),
-                       compare_ms=round((time.perf_counter() - start) * 1000, 1))
+                       regions=[HistoryChange(**r) for r in regions], suppressed=suppressed,
+                       compare_ms=round((time.perf_counter() - start) * 1000, 1), detail=detail)
 
-    async def _fetch(self, kind: str, value: str, key: str) -> Found | None:
+    async def _fetch(self, kind: str, value: str, key: str, size_type: str | None = None) -> Found | None:
         """The hub's answer and the reference scans (kept in the cache); the cache's when the hub fails."""
         if self.hub is not None:
             try:
-                return await self._from_hub(self.hub, kind, value, key)
+                return await self._from_hub(self.hub, kind, value, key, size_type)
             except HistoryUnavailable as exc:
                 self.counts["hub_failed"] += 1
                 log.warning("history.hub_unavailable", kind=kind, error=str(exc))
@@ -334,8 +393,8 @@ class VehicleHistory:
         self.counts["from_cache"] += 1
         return await self._prepared(found)
 
-    async def _from_hub(self, hub: HubHistory, kind: str, value: str, key: str) -> Found:
-        answer = await hub.answer(kind, value)
+    async def _from_hub(self, hub: HubHistory, kind: str, value: str, key: str, size_type: str | None) -> Found:
+        answer = await hub.answer(kind, value, size_type)
         try:
             refs, passes = as_passes(answer["references"]), as_passes(answer["passes"])
         except (KeyError, TypeError, ValueError) as exc:

@@ -19,6 +19,7 @@ import numpy as np
 import structlog
 
 from central_sync.schema import (
+    ContainerPass,
     DetectionOut,
     Identity,
     InspectionRecord,
@@ -32,6 +33,7 @@ from central_sync.schema import (
 from drivers.errors import DriverError
 from edge.errors import DiskFull, StationFault
 from edge.events import EventBus
+from edge.history import container_pass
 from edge.identity import conflicts, fuse
 from edge.ids import new_id
 from edge.metrics import StationMetrics
@@ -83,6 +85,7 @@ class Item:
     identities: list[Identity] = field(default_factory=list)
     id: str = field(default_factory=new_id)
     seal_events: list[SealEventOut] = field(default_factory=list)
+    size_type: str | None = None  # a container's ISO 6346 size/type code as its camera read it (45G1)
     on_identity: Callable[[], None] | None = field(default=None, repr=False, compare=False)  # set while inspected
 
     def identified(self) -> None:
@@ -161,7 +164,8 @@ class Inspector:
         elif completed and self.shadow is not None:
             self.shadow.submit(self.station, scan, detections)
         identities = self._identities(item)
-        seals = for_item(self.risk.declaration(identities) if self.risk is not None else None, self.seals)
+        declaration = self.risk.declaration(identities) if self.risk is not None else None
+        seals = for_item(declaration, self.seals)
         seal_problem = seals.problem(item.kind, identities, item.seal_events) if seals else None
         if seal_problem is not None:
             log.warning("pipeline.seal_not_intact", station=self.station, item=item.ref, detail=seal_problem)
@@ -175,7 +179,8 @@ class Inspector:
                                           self._load_present(labels) if completed and failure is None else None)
             verdict, reason = with_risk(verdict, reason, assessment)
             risk = RiskOut.model_validate(assessment.to_record())
-        return await self._conclude(item, scan, detections, verdict, reason, timer, identities, risk)
+        return await self._conclude(item, scan, detections, verdict, reason, timer, identities, risk,
+                                    container_pass(item.kind, identities, declaration, item.size_type))
 
     def _dense_problem(self, item: Item, scan: Scan | None) -> str | None:
         """A bag or parcel the detector would clear but whose beam did not get through part of it: nothing
@@ -225,7 +230,7 @@ class Inspector:
 
     async def _conclude(self, item: Item, scan: Scan | None, detections: list[Detection], verdict: Verdict,
                         reason: Reason, timer: Timer, identities: list[Identity],
-                        risk: RiskOut | None = None) -> InspectionRecord:
+                        risk: RiskOut | None = None, container: ContainerPass | None = None) -> InspectionRecord:
         timer.lap("decide")
         if self.store.store.full is not None:  # no record can be written: nothing is cleared that is not recorded
             verdict, reason = Verdict.MANUAL, Reason.STORE_FULL
@@ -240,7 +245,8 @@ class Inspector:
             scan=scan_ref,
             detections=[DetectionOut(label=d.label, score=d.score, box=d.box) for d in detections],
             model=self.engine.model if self.engine else None, verdict=verdict, reason=reason.value,
-            latencies_ms={k: round(v, 3) for k, v in timer.stages.items()}, budget_ms=self.budget_ms, risk=risk)
+            latencies_ms={k: round(v, 3) for k, v in timer.stages.items()}, budget_ms=self.budget_ms, risk=risk,
+            container=container)
         try:
             record = await self.store.call(self.store.store.commit, record, stored)
         except DiskFull as exc:

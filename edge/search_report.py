@@ -25,6 +25,7 @@ from typing import Literal
 import cv2
 from pydantic import BaseModel, ConfigDict, Field
 
+from central_sync import blobs
 from central_sync.schema import (InspectionRecord, ItemKind, SearchFinding, SearchReport, SearchSignature,
                                  search_outcome)
 from drivers.camera import CameraBase
@@ -195,9 +196,7 @@ def countersign(store: Store, record_id: str, version: int, body: Countersignatu
 
 def add_photo(store: Store, data: bytes, content_type: str) -> str:
     """Keep a photo (JPEG or PNG, checked by its magic bytes) under the store's bounds; its sha256."""
-    kinds = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n"}
-    magic = kinds.get(content_type)
-    if magic is None or not data.startswith(magic):
+    if content_type not in blobs.PHOTO_MAGIC or blobs.photo_type(data) != content_type:
         raise SearchReportRefused(415, "photo_not_image", f"a photo must be JPEG or PNG, got {content_type!r}")
     sha = hashlib.sha256(data).hexdigest()
     if not store.put_photo(sha, data):

@@ -35,6 +35,7 @@ from typing import Callable, TypeVar, TypeVarTuple, Unpack
 
 import structlog
 
+from central_sync.blobs import PHOTO_PREFIX, photo_path
 from central_sync.outbox import OUTBOX_DDL, Lane, enqueue
 from central_sync.schema import History, InspectionRecord, Review, RouteTaken, Verdict
 from central_sync import retention
@@ -327,7 +328,14 @@ class Store:
         return self._update(record_id, change, reviewed=False, what="search report")
 
     def photo_path(self, sha256: str) -> Path:
-        return self.data_dir / "photos" / sha256[:2] / sha256
+        return photo_path(self.data_dir, sha256)
+
+    def _new_photos(self, before: InspectionRecord, after: InspectionRecord) -> list[str]:
+        """The search photos a report version names for the first time on this record and this store holds: each
+        is queued for the hub once, on the image lane (central_sync/blobs.py)."""
+        sent = {ph for r in before.search_reports for ph in r.photos}
+        named = dict.fromkeys(ph for r in after.search_reports for ph in r.photos if ph not in sent)
+        return [sha for sha in named if self.photo_path(sha).is_file()]
 
     def put_photo(self, sha256: str, data: bytes) -> bool:
         """Write a search photo (JPEG/PNG) under the same disk bounds as scans."""
@@ -349,11 +357,13 @@ class Store:
                 row = conn.execute("SELECT record FROM inspections WHERE id = ?", (record_id,)).fetchone()
                 if row is None:
                     raise StoreError(f"no inspection with id {record_id} in {self.db_path}")
-                record = InspectionRecord.model_validate_json(row[0])
-                record = record.model_copy(update=fields(record) if callable(fields) else fields)
+                before = InspectionRecord.model_validate_json(row[0])
+                record = before.model_copy(update=fields(before) if callable(fields) else fields)
                 conn.execute("UPDATE inspections SET record = ?, reviewed = max(reviewed, ?) WHERE id = ?",
                              (record.to_json(), int(reviewed), record_id))
                 enqueue(conn, Lane.RECORD, "review", record_id, record.seq, record.to_json())
+                for sha in self._new_photos(before, record):  # after the record: the hub holds the report first
+                    enqueue(conn, Lane.IMAGE, "blob", record_id, record.seq, PHOTO_PREFIX + sha)
         except sqlite3.OperationalError as exc:
             if not _is_full(exc):
                 raise

@@ -130,15 +130,37 @@ def search_reports(store: HubStore, q: str | None = None, outcome: str | None = 
     rows = execute(store, "SELECT r.body, r.station, x.search_outcome, x.body FROM search_reports r JOIN records x"
                           f" ON x.id = r.record_id WHERE {' AND '.join(clauses)}"
                           " ORDER BY r.signed_ts DESC, r.record_id DESC LIMIT ?", (*args, limit))
-    return [_report_view(json.loads(report), station_, outcome_, json.loads(record))
-            for report, station_, outcome_, record in rows]
+    found = [(json.loads(report), station_, outcome_, json.loads(record)) for report, station_, outcome_, record in rows]
+    held = held_blobs(store, [ph for report, *_ in found for ph in report.get("photos") or ()])
+    return [_report_view(report, station_, outcome_, record, held) for report, station_, outcome_, record in found]
 
 
-def _report_view(report: dict, station: str, outcome: str | None, record: dict) -> dict:
+def held_blobs(store: HubStore, shas: list[str]) -> set[str]:
+    """Which of these images (scans, search photos) the hub holds."""
+    wanted = sorted(set(shas))
+    held: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        part = wanted[start:start + 500]
+        held.update(r[0] for r in execute(store, f"SELECT sha256 FROM blobs WHERE sha256 IN ({','.join('?' * len(part))})",
+                                          tuple(part)))
+    return held
+
+
+def _report_view(report: dict, station: str, outcome: str | None, record: dict, held: set[str]) -> dict:
     idents = [{"kind": i["kind"], "value": i["value"]} for i in record.get("identities", [])
               if i["kind"] in ("plate", "container") and i["value"]]
+    photos = [{"sha256": ph, "held": ph in held} for ph in report.get("photos") or ()]
     return {"record_id": record["id"], "station": station, "kind": record["kind"], "decided_at": record["decided_at"],
-            "identities": idents, "search_outcome": outcome, "report": report}
+            "identities": idents, "search_outcome": outcome, "report": report, "photos": photos}
+
+
+def report_photo(store: HubStore, record_id: str, sha256: str) -> bytes | None:
+    """A search photo a report version of the record names, as the hub holds it; None when no version names it
+    or the hub does not hold it (yet)."""
+    rows = execute(store, "SELECT body FROM search_reports WHERE record_id = ?", (record_id,))
+    if not any(sha256 in (json.loads(body).get("photos") or ()) for (body,) in rows):
+        return None
+    return store.image(sha256)
 
 
 def people(store: HubStore, limit: int = 5000) -> dict[str, str]:

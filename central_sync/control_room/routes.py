@@ -19,8 +19,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+import structlog
 
-from central_sync import pki
+from central_sync import blobs, pki
 from central_sync.control_room import audit, auth, kpi, queries, svg
 from central_sync.control_room.db import execute
 from central_sync.control_room.feed import LiveFeed
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from starlette.routing import Mount
 
     from central_sync.control_room.service import ControlRoom
+
+log = structlog.get_logger("control_room")
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "cr_session"
@@ -195,6 +198,21 @@ def build_router(room: ControlRoom) -> APIRouter:
         if outcome is not None and outcome not in queries.SEARCH_OUTCOMES:
             raise HTTPException(422, f"outcome {outcome!r} is not one of {', '.join(queries.SEARCH_OUTCOMES)}")
         return queries.search_reports(store, q, outcome, station, limit)
+
+    @r.get("/cr/api/search-reports/{record_id}/photos/{sha256}")
+    def search_photo(record_id: str, sha256: str, user: auth.User = Depends(need("view"))) -> Response:
+        """A photo of the record's search report, synced by its station (central_sync/blobs.py); one the hub
+        holds that is not a JPEG or PNG within the photo limit is refused and counted (`photo_refused`)."""
+        data = queries.report_photo(store, record_id, sha256)
+        if data is None:
+            raise HTTPException(404, f"no search photo {sha256[:64]!r} of record {record_id[:128]!r} at the hub")
+        problem = blobs.photo_problem(len(data), data[:16])
+        if problem is not None:
+            room.counters["photo_refused"] += 1
+            log.warning("control_room.photo_refused", record=record_id, photo=sha256, detail=problem)
+            raise HTTPException(415, f"search photo {sha256[:12]} is refused: {problem}")
+        return Response(data, media_type=blobs.photo_type(data) or "image/jpeg",
+                        headers={"Cache-Control": "private, max-age=3600"})
 
     def alert_or_404(record_id: str) -> dict:
         view = queries.one_alert(store, record_id)

@@ -50,7 +50,7 @@ class ControlRoom:
         self.risk_key = RiskKey.load(cfg.risk_key, cfg.risk_key_id) if cfg.risk_key else None
         self.risk_deliver = risk_deliver  # hands a published bundle to the stations (central_sync/risk_delivery.py)
         self.feed = LiveFeed(store, cfg)
-        self.counters: Counter[str] = Counter()  # commands refused before signing, by HTTP status
+        self.counters: Counter[str] = Counter()  # commands refused before signing, by HTTP status; photo_refused
         self.guard = auth.sign_in_guard(cfg)
         self.key = c.load_private_key(cfg.signing_key) if cfg.signing_key else None
         self.link = (c.CommandLink(broker, cfg.client_id, [c.result_topic("+")], self._result, link="cr")

@@ -119,13 +119,23 @@ def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, sta
     @api.get("/api/history/{kind}/{value}")
     def history(kind: str, value: str, since: datetime | None = Query(None, description="references decided "
                 "at or after this time (default: max_age_days ago)"), max_age_days: float = Query(365.0, gt=0, le=3650),
-                count: int = Query(3, ge=0, le=20), limit: int = Query(50, ge=1, le=hist.MAX_PASSES)) -> dict:
-        """A vehicle's passes (newest first) and its references: clean recent passes whose scan the hub holds."""
+                count: int = Query(3, ge=0, le=20), limit: int = Query(50, ge=1, le=hist.MAX_PASSES),
+                type_count: int = Query(2, ge=0, le=hist.MAX_TYPE_REFERENCES, description="containers: references "
+                                        "of other containers of the same size/type declared empty, at most"),
+                size_type: str | None = Query(None, pattern=r"^[0-9LM][0-9][A-Z][0-9A-Z]$", description="containers: "
+                                              "the ISO 6346 size/type code (default: the container's own newest)"),
+                detector_px: int | None = Query(None, ge=1, le=100_000, description="the asking gantry's detector "
+                                                "width (default: that of the container's own newest scan)")) -> dict:
+        """A vehicle's passes (newest first) and its references: clean recent passes whose scan the hub holds;
+        for a container, then clean passes of other containers of its size/type declared empty."""
         if kind not in hist.HISTORY_KINDS:
             raise HTTPException(422, f"history is kept by {', '.join(hist.HISTORY_KINDS)}, not by {kind!r}")
         passes = _guard(hist.passes, store, kind, value, limit)
         start = since.timestamp() if since else time.time() - max_age_days * 86400.0
-        refs = _guard(hist.references, passes, start, count, lambda sha: store.blob_state(sha)[0])
+        held = lambda sha: store.blob_state(sha)[0]  # noqa: E731
+        refs = _guard(hist.references, passes, start, count, held)
+        if kind == "container":
+            refs += _guard(hist.same_type_empty, store, passes, start, type_count, held, size_type, detector_px, value)
         return {"kind": kind, "value": value, "passes": [p.to_json() for p in passes],
                 "references": [p.to_json() for p in refs]}
 

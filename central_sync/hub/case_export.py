@@ -1,8 +1,9 @@
 """A case bundle from the hub's database, signed with the hub's command key (docs/case-bundles.md).
 
-The hub holds what stations synced: records (with their search reports), reviews, scans, TIP outcomes,
-and its own control-room audit. Evidence only a station keeps (identity crops, search photos, DICOS files
-made from the scan) is named in the manifest's notes: export the case at the station for those. Every
+The hub holds what stations synced: records (with their search reports), reviews, scans, search photos, TIP
+outcomes, and its own control-room audit. Evidence only a station keeps (identity crops, DICOS files made from
+the scan, a search photo not synced yet) is named in the manifest's notes: export the case at the station for
+those. Every
 export is appended to the control-room audit with the manifest's sha256.
 """
 
@@ -15,7 +16,7 @@ from uuid import uuid4
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from central_sync import case_bundle
+from central_sync import blobs, case_bundle
 from central_sync.case_bundle import Bundle, CaseBundleError, Selection
 from central_sync.control_room import audit
 from central_sync.control_room.db import execute
@@ -63,8 +64,7 @@ def evidence(store: HubStore, bodies: list[dict[str, Any]]) -> tuple[dict[str, b
         _scan(store, body, files, notes)
         for report in body.get("search_reports", []):
             files[f"search-reports/{rid}-v{report['version']}.json"] = _dump(report)
-            notes += [f"search photo {sha} of record {rid} is kept at station {body['station']} only"
-                      for sha in report.get("photos", [])]
+        _photos(store, body, files, notes)
         notes += [f"identity crop {i['crop']} of record {rid} is kept at station {body['station']} only"
                   for i in body.get("identities", []) if i.get("crop")]
         tips = execute(store, "SELECT body FROM tip_outcomes WHERE record_id = ? ORDER BY projection", (rid,))
@@ -72,6 +72,24 @@ def evidence(store: HubStore, bodies: list[dict[str, Any]]) -> tuple[dict[str, b
             files[f"tip/{rid}.json"] = _dump([json.loads(t[0]) for t in tips])
         files[f"audit/{rid}.json"] = _dump(_audit_rows(store, rid))
     return files, notes
+
+
+def _photos(store: HubStore, body: dict[str, Any], files: dict[str, bytes], notes: list[str]) -> None:
+    """The search photos the record's report versions name, each once, as the station synced them
+    (`search-photos/<sha256>.jpg|.png`); a note for each the hub does not hold (yet) or refuses."""
+    rid = body["id"]
+    named = dict.fromkeys(sha for report in body.get("search_reports", []) for sha in report.get("photos", []))
+    for sha in named:
+        data = store.image(sha)
+        if data is None:
+            notes.append(f"search photo {sha} of record {rid} is not held by the hub (still at station "
+                         f"{body['station']}, or not synced yet)")
+            continue
+        problem = blobs.photo_problem(len(data), data[:16])
+        if problem is not None:
+            notes.append(f"search photo {sha} of record {rid} is left out: {problem}")
+            continue
+        files[f"search-photos/{sha}.{'png' if blobs.photo_type(data) == 'image/png' else 'jpg'}"] = data
 
 
 def _scan(store: HubStore, body: dict[str, Any], files: dict[str, bytes], notes: list[str]) -> None:

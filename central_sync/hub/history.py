@@ -13,18 +13,28 @@ A reference is a recent pass whose outcome is `cleared` or `nothing_found` and w
 hub holds, newest first: the clean pass a new scan of the same vehicle is compared with. `open`
 passes and seizures never are. Both hub backends run the same SQL (search.py's index and
 HubStore.records); the outcome is derived here so that it is the same wherever it is read.
+
+For a container number, the references go on (after the container's own, `basis` "same_vehicle") with
+clean passes of *other* containers of the same ISO 6346 size/type code that were declared empty
+(`basis` "same_type_empty", at most `type_count`): what an empty box of that type looks like, for a
+container with no clean pass of its own or a declared-empty one whose own references are old. The type
+code is the one the station asks with, else the one the container's own newest pass recorded
+(`InspectionRecord.container`). Only scans of the same detector width (the scan's second dimension: a gantry
+of a compatible kind) are offered when the width is known (asked with, else the container's own newest
+scan). Those passes are read from the newest `TYPE_SCAN_ROWS` container records in the window: bounded
+work, no index of its own (HubStore.json_text reads the body's field on either backend).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from itertools import islice
 from typing import Any, Literal, Protocol
 
-from central_sync.hub.search import Queryable, search_clause
+from central_sync.hub.search import Queryable, normalise, search_clause
 
 Outcome = Literal["cleared", "nothing_found", "seizure", "open"]
 OUTCOMES: tuple[Outcome, ...] = ("cleared", "nothing_found", "seizure", "open")
@@ -33,6 +43,10 @@ HISTORY_KINDS = ("plate", "container", "rfid_tid")
 """The identities a vehicle's history is kept by (a TID is the tag's factory id; an EPC is rewritable)."""
 MAX_PASSES = 200
 """The most passes one history answer reads (newest first)."""
+Basis = Literal["same_vehicle", "same_type_empty"]
+TYPE_SCAN_ROWS = 2000
+"""The newest container records a same-type-empty search reads at most (see the module's note)."""
+MAX_TYPE_REFERENCES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +62,9 @@ class Pass:
     scan_sha256: str | None
     scan_size: int | None
     scan_shape: tuple[int, int] | None
+    basis: Basis = "same_vehicle"  # same_type_empty: another container of the same size/type, declared empty
+    size_type: str | None = None  # a container's ISO 6346 size/type code as its record gives it
+    declared_empty: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,17 +95,21 @@ def as_pass(body: dict[str, Any]) -> Pass:
     """The pass a stored record body describes."""
     scan = body.get("scan") or {}
     shape = scan.get("shape")
+    container = body.get("container") or {}
     return Pass(record_id=str(body["id"]), station=str(body["station"]),
                 decided_ts=_epoch(str(body["decided_at"])), item_kind=str(body.get("kind", "")),
                 verdict=str(body.get("verdict", "")), outcome=pass_outcome(body),
                 scan_sha256=scan.get("sha256"), scan_size=scan.get("size"),
-                scan_shape=(int(shape[0]), int(shape[1])) if shape else None)
+                scan_shape=(int(shape[0]), int(shape[1])) if shape else None,
+                size_type=container.get("size_type"), declared_empty=container.get("declared_empty"))
 
 
 class RecordSource(Queryable, Protocol):
     """A hub store as the history needs it (central_sync.hub.store.HubStore)."""
 
     def records(self, where: str, args: tuple, limit: int, offset: int) -> list[tuple]: ...
+
+    def json_text(self, column: str, *path: str) -> str: ...
 
 
 def passes(store: RecordSource, kind: str, value: str, limit: int = MAX_PASSES) -> list[Pass]:
@@ -103,6 +124,35 @@ def references(history: list[Pass], since_ts: float, count: int, held: Callable[
     clean = [p for p in history if p.outcome in REFERENCE_OUTCOMES and p.decided_ts >= since_ts]
     newest = sorted(clean, key=lambda p: (p.decided_ts, p.record_id), reverse=True)
     return list(islice((p for p in newest if p.scan_sha256 and held(p.scan_sha256)), count))
+
+
+def same_type_empty(store: RecordSource, own: list[Pass], since_ts: float, count: int, held: Callable[[str], bool],
+                    size_type: str | None = None, detector_px: int | None = None, container: str = "") -> list[Pass]:
+    """The newest `count` clean passes of other containers of the container's size/type declared empty, decided
+    at or after `since_ts`, whose scan the hub holds (and of the same detector width when it is known)."""
+    size_type = size_type or next((p.size_type for p in own if p.size_type), None)
+    width = detector_px or next((p.scan_shape[1] for p in own if p.scan_shape), None)
+    if not size_type or count <= 0:
+        return []
+    rows = store.query(
+        f"SELECT body FROM (SELECT body, decided_ts, id FROM records WHERE kind = 'container' AND decided_ts >= ?"
+        f" ORDER BY decided_ts DESC, id DESC LIMIT ?) recent WHERE {store.json_text('body', 'container', 'size_type')}"
+        f" = ? ORDER BY decided_ts DESC, id DESC", (since_ts, TYPE_SCAN_ROWS, size_type))
+    mine, number = {p.record_id for p in own}, normalise(container)
+    found: list[Pass] = []
+    for (text,) in rows:
+        body = json.loads(text)
+        p = as_pass(body)
+        if p.record_id in mine or any(i.get("kind") == "container" and normalise(str(i.get("value", ""))) == number
+                                      for i in body.get("identities") or ()) or p.declared_empty is not True or p.outcome not in REFERENCE_OUTCOMES:
+            continue
+        if width is not None and (p.scan_shape is None or p.scan_shape[1] != width):
+            continue
+        if p.scan_sha256 and held(p.scan_sha256):
+            found.append(replace(p, basis="same_type_empty"))
+            if len(found) >= count:
+                break
+    return found
 
 
 def _epoch(rfc3339: str) -> float:

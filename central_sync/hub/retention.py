@@ -233,18 +233,26 @@ def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: s
     """Delete one page of what the policy lets go; the counts, audited when anything went."""
     go, kept = plan(store, now, limit)
     deleted: list[str] = []
+    photos: list[str] = []
     scans = 0
 
     def delete(cur: Cursor) -> int:
         ids = [rid for rid, _ in go]
         cur.execute(store.sql(f"DELETE FROM records WHERE id IN ({_marks(ids)}) AND NOT {HELD}"
-                              " RETURNING id, scan_sha256"), ids)
+                              " RETURNING id, scan_sha256, body"), ids)
         gone = cur.fetchall()
         deleted.extend(sorted(row[0] for row in gone))
         if not gone:
             return 0
         for table in DEPENDENTS:
             cur.execute(store.sql(f"DELETE FROM {table} WHERE record_id IN ({_marks(deleted)})"), deleted)
+        # the search photos the records' reports named (central_sync/blobs.py), unless a report kept names one too
+        named = sorted({ph for row in gone for rep in json.loads(row[2]).get("search_reports") or ()
+                        for ph in rep.get("photos") or ()})
+        for sha in named:
+            cur.execute(store.sql("DELETE FROM blobs WHERE sha256 = ? AND NOT EXISTS (SELECT 1 FROM search_reports"
+                                  " WHERE body LIKE ?) RETURNING sha256"), (sha, f"%{sha}%"))
+            photos.extend(row[0] for row in cur.fetchall())
         shas = sorted({row[1] for row in gone if row[1]})
         if not shas:
             return 0
@@ -253,10 +261,11 @@ def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: s
         return len(cur.fetchall())
     if go:
         scans = store.run_in_transaction(delete)
-    out = {"records": len(deleted), "scans": scans, "kept": dict(kept)}
+    out = {"records": len(deleted), "scans": scans, "photos": len(photos), "kept": dict(kept)}
     if deleted:
         audit.append(store, actor, "retention.prune", "hub", {"records": len(deleted), "scans": scans,
-                                                               "first": deleted[0], "last": deleted[-1]})
+                                                               "photos": len(photos), "first": deleted[0],
+                                                               "last": deleted[-1]})
     return out
 
 

@@ -379,6 +379,10 @@ class HubStore:
     def reviews(self, record_id: str) -> list[str]:
         return [r[0] for r in self.query("SELECT body FROM reviews WHERE record_id=? ORDER BY decided_ts", (record_id,))]
 
+    def json_text(self, column: str, *path: str) -> str:
+        """SQL for the text at `path` inside a JSON column (NULL where absent): SQLite's json_extract."""
+        return f"json_extract({column}, '$.{'.'.join(path)}')"
+
     def image(self, sha256: str) -> bytes | None:
         rows = self.query("SELECT data FROM blobs WHERE sha256=?", (sha256,))
         return bytes(rows[0][0]) if rows else None
@@ -417,6 +421,10 @@ class PgStore(HubStore):
 
     def sql(self, sql: str) -> str:
         return sql.replace("?", "%s")
+
+    def json_text(self, column: str, *path: str) -> str:
+        """SQL for the text at `path` inside a JSON column (NULL where absent): PostgreSQL's #>> on jsonb."""
+        return f"({column}::jsonb #>> '{{{','.join(path)}}}')"
 
     def _transaction(self, conn: psycopg.Connection) -> Any:
         return conn.transaction()

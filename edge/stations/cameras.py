@@ -26,7 +26,7 @@ from drivers.errors import DriverError
 from edge.devices import Devices
 from edge.inspection import Item
 from models.errors import InferenceError
-from models.ocr.classify import Read
+from models.ocr.classify import SIZE_TYPE, Read
 from models.ocr.vote import Voted, vote
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ class CameraWindow:
         """The evidence crop of each voted slot, stored as a PNG; slot -> sha256 ("" when not kept)."""
         crops: dict[str, str] = {}
         for v in voted:
-            if v.frame < 0:
+            if v.frame < 0 or v.slot == SIZE_TYPE:  # the size/type code is no identity: no evidence crop
                 continue
             png = _png(_roi(passed.frames[v.frame].image, camera.cfg.roi), v.box)
             sha = hashlib.sha256(png).hexdigest()
@@ -144,6 +144,8 @@ class CameraWindow:
             voted = vote(camera.cfg.reads, [], camera.cfg.min_confidence)
         if camera.cfg.reads == "plate":
             voted = with_hk_plate(voted)
+        else:
+            voted = self._size_type(item, voted)
         item.identities[:] = [i for i in item.identities
                               if not (i.source == name and i.kind in ("plate", "container"))]
         for v in voted:
@@ -155,6 +157,18 @@ class CameraWindow:
         if passed is not None:
             log.info("camera.voted", camera=name, item=item.id, frames=len(passed.frames),
                      reads=[(v.slot, v.value or v.raw, v.status, v.confidence) for v in voted])
+
+
+    @staticmethod
+    def _size_type(item: Item, voted: list[Voted]) -> list[Voted]:
+        """A container camera's size/type code goes on the item (not an identity: the record's container facts);
+        the code read or corrected sets it. The other slots stay, with the number recorded `unread` when the camera
+        read only the size/type code."""
+        for v in voted:
+            if v.slot == SIZE_TYPE and v.status in ("read", "corrected"):
+                item.size_type = v.value
+        rest = [v for v in voted if v.slot != SIZE_TYPE]
+        return rest or [Voted("container", "container", "", "", 0.0, "unread", 0)]
 
 
 def with_hk_plate(voted: list[Voted]) -> list[Voted]:

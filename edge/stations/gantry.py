@@ -142,7 +142,8 @@ class GantryFlow:
         self.tags.start(item)
         if self.cameras is not None:
             self.cameras.start(item)
-        follow = asyncio.create_task(self.history.follow(item.identities), name="history-follow") \
+        follow = asyncio.create_task(self.history.follow(item.identities, size_type=lambda: item.size_type),
+                                     name="history-follow") \
             if self.history is not None else None
         await _quietly(self.plc.request_xray_permit(True))
         try:
@@ -172,7 +173,8 @@ class GantryFlow:
             log.warning("history.scan_unreadable", record=record.id, error=str(exc))
             history.forget(record.identities)
             return
-        result = await history.judge(record.identities, scan)
+        result = await history.judge(record.identities, scan,
+                                     record.container.declared_empty if record.container is not None else None)
         history.forget(record.identities)
         try:
             await store.call(store.store.add_history, record.id, result)

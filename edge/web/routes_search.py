@@ -18,6 +18,7 @@ import structlog
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
+from central_sync import blobs
 from central_sync.schema import InspectionRecord, SearchReport
 from drivers.errors import LinkLost
 from edge import audit, auth, search_print, search_report
@@ -31,9 +32,16 @@ router = APIRouter()
 VIEWER = require("case.view")
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
-MAX_PHOTO_BYTES = 8 * 1024 * 1024
+MAX_PHOTO_BYTES = blobs.MAX_PHOTO_BYTES  # what the station keeps is what it may send to the hub
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 refusals: Counter[str] = Counter()  # refused signatures, countersignatures, photos and prints, by code
+
+
+def _too_large(size: int) -> HTTPException:
+    refusals["photo_too_large"] += 1
+    log.warning("search_report.refused", code="photo_too_large", detail=f"a photo of {size} bytes is over the "
+                f"limit of {MAX_PHOTO_BYTES}", count=refusals["photo_too_large"])
+    return HTTPException(413, "photo_too_large")
 
 
 def _refused(exc: SearchReportRefused | cases.CaseError) -> HTTPException:
@@ -102,10 +110,10 @@ async def add_photo(request: Request, st: WebState = Depends(state),
     """Keep an uploaded photo (the request body, image/jpeg or image/png); its sha256 goes into the report."""
     announced = request.headers.get("content-length", "")
     if announced.isdigit() and int(announced) > MAX_PHOTO_BYTES:  # refused before it is read into memory
-        raise HTTPException(413, "photo_too_large")
+        raise _too_large(int(announced))
     data = await request.body()
     if len(data) > MAX_PHOTO_BYTES:
-        raise HTTPException(413, "photo_too_large")
+        raise _too_large(len(data))
     kind = request.headers.get("content-type", "").split(";")[0].strip()
 
     def keep(s: Store) -> str:

@@ -14,6 +14,9 @@ from models.ocr import iso6346, plates
 from models.ocr.reader import TextLine
 
 CONTAINER, PLATE = "container", "plate"
+SIZE_TYPE = "size_type"
+"""The slot of a container's ISO 6346 size/type code (45G1), painted under its number: a fact about the container
+(edge/history.py: references of the same type), not an identity."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,24 @@ def _hk_split(text: str, letters: int) -> str:
     return value if plates.jurisdiction(value) == "hk" else ""
 
 
+def size_type_reads(lines: list[TextLine]) -> list[Read]:
+    """ISO 6346 size/type codes on the lines: a line of exactly four characters that is one (`read`), or becomes
+    one by a single confusable substitution where a digit or a letter must stand (`corrected`: 4561 -> 45G1)."""
+    found = []
+    for line in lines:
+        text = plates.normalise(line.text)
+        if len(text) != 4:
+            continue
+        if iso6346.SIZE_TYPE.match(text):
+            found.append(Read(CONTAINER, SIZE_TYPE, text, line.text, line.confidence, "read", line.box))
+            continue
+        fixed = text[0] + iso6346.TO_DIGIT.get(text[1], text[1]) + iso6346.TO_LETTER.get(text[2], text[2]) + text[3]
+        if iso6346.SIZE_TYPE.match(fixed) and sum(a != b for a, b in zip(text, fixed)) == 1:
+            found.append(Read(CONTAINER, SIZE_TYPE, fixed, line.text, line.confidence, "corrected", line.box))
+    return found
+
+
 def reads_for(kind: str, lines: list[TextLine]) -> list[Read]:
-    """The reads a camera of `kind` ("plate" or "container") looks for."""
-    return plate_reads(lines) if kind == PLATE else container_reads(lines)
+    """The reads a camera of `kind` ("plate" or "container") looks for: a container camera also reads the size/type
+    code (slot SIZE_TYPE)."""
+    return plate_reads(lines) if kind == PLATE else container_reads(lines) + size_type_reads(lines)

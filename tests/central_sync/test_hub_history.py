@@ -16,7 +16,7 @@ from central_sync.hub import api_auth
 from central_sync.hub.api import create_app
 from central_sync.hub.history import pass_outcome, report_outcome
 from central_sync.hub.store import HubStore, open_store
-from central_sync.schema import Verdict
+from central_sync.schema import ContainerPass, InspectionRecord, ItemKind, Verdict
 from history_kit import NOW, PLATE, ingest, vehicle_pass
 
 
@@ -111,3 +111,67 @@ def test_a_search_report_decides_the_outcome() -> None:
     assert pass_outcome({"verdict": "suspect", "search_reports": [{**seizure, "countersigned": None}]}) == "open"
     assert pass_outcome({"verdict": "suspect", "review": {"outcome": "override"}}) == "open"
     assert pass_outcome({"verdict": "manual", "review": {"outcome": "cleared"}}) == "cleared"
+
+
+BOX = "CSQU3054383"
+
+
+def box_pass(seq: int, number: str, days_ago: float, n: int, size_type: str | None = "45G1", empty: bool | None = True,
+             verdict: Verdict = Verdict.CLEAR, review: str | None = None, width: int = 64) -> InspectionRecord:
+    """A container's pass read by its number, with its size/type code and declared-empty flag."""
+    rec = vehicle_pass(seq, verdict, days_ago, scan(n), review=review, plate=number, kind="container")
+    return rec.model_copy(update={"kind": ItemKind.CONTAINER, "container": ContainerPass(
+        size_type=size_type, declared_empty=empty, declaration=f"D{seq}"),
+        "scan": rec.scan.model_copy(update={"shape": (900, width)}) if rec.scan else None})
+
+
+def seed_boxes(store: HubStore) -> dict[str, str]:
+    """BOX's own passes (one clean, one seized) and other containers: 45G1 empty, loaded, seized, other type,
+    another gantry's width, too old, and a 45G1 empty one whose scan the hub does not hold."""
+    recs = {"own": box_pass(1, BOX, 20, 1, empty=False),
+            "own_seized": box_pass(2, BOX, 5, 2, verdict=Verdict.SUSPECT, review="threat_confirmed"),
+            "empty_new": box_pass(3, "MSCU1234565", 1, 3),
+            "empty_old": box_pass(4, "TGHU9876540", 30, 4),
+            "empty_searched": box_pass(5, "OOLU1111110", 2, 5, verdict=Verdict.SUSPECT, review="threat_confirmed"),
+            "loaded": box_pass(6, "MAEU2222220", 1, 6, empty=False),
+            "other_type": box_pass(7, "CMAU3333330", 1, 7, size_type="22G1"),
+            "other_width": box_pass(8, "HLXU4444440", 1, 8, width=128),
+            "too_old": box_pass(9, "EGHU5555550", 400, 9),
+            "not_held": box_pass(10, "YMLU6666660", 1, 10),
+            "undeclared": box_pass(11, "ZIMU7777770", 1, 11, empty=None)}
+    ingest(store, list(recs.values()), {hashlib.sha256(scan(n)).hexdigest(): scan(n) for n in range(1, 12) if n != 10})
+    return {name: r.id for name, r in recs.items()}
+
+
+async def test_a_container_also_gets_clean_empty_passes_of_its_size_type(store: HubStore,
+                                                                        http: httpx.AsyncClient) -> None:
+    ids = seed_boxes(store)
+    got = await history(http, "container", "CSQU 305438 3")
+    assert [(p["record_id"], p["basis"]) for p in got["references"]] == [
+        (ids["own"], "same_vehicle"), (ids["empty_new"], "same_type_empty"), (ids["empty_old"], "same_type_empty")]
+    assert got["references"][1]["size_type"] == "45G1" and got["references"][1]["declared_empty"] is True
+    assert ids["empty_new"] not in {p["record_id"] for p in got["passes"]}  # not this container's pass
+    bounded = await history(http, "container", BOX, count=1, type_count=1)
+    assert [p["basis"] for p in bounded["references"]] == ["same_vehicle", "same_type_empty"]
+    assert (await history(http, "container", BOX, type_count=0))["references"] == got["references"][:1]
+    # the type asked for wins over the container's own; another gantry's width gets that gantry's references
+    asked = await history(http, "container", BOX, size_type="22G1")
+    assert [p["record_id"] for p in asked["references"]][1:] == [ids["other_type"]]
+    wide = await history(http, "container", BOX, detector_px=128)
+    assert [p["record_id"] for p in wide["references"]][1:] == [ids["other_width"]]
+    assert (await http.get(f"/api/history/container/{BOX}", params={"size_type": "45g1"})).status_code == 422
+    # a plate's history never borrows another vehicle's passes
+    assert all(p["basis"] == "same_vehicle" for p in (await history(http, "plate", PLATE))["references"])
+
+
+async def test_a_container_without_a_known_type_gets_its_own_references_only(store: HubStore,
+                                                                           http: httpx.AsyncClient) -> None:
+    ids = seed_boxes(store)
+    ingest(store, [box_pass(20, "TCNU8888880", 3, 20, size_type=None)], {hashlib.sha256(scan(20)).hexdigest(): scan(20)})
+    got = await history(http, "container", "TCNU8888880")
+    assert [p["basis"] for p in got["references"]] == ["same_vehicle"]
+    # a container never seen before, its type asked for by the station: references of its type only
+    new = await history(http, "container", "FCIU9999990", size_type="45G1", detector_px=64)
+    assert new["passes"] == [] and [p["record_id"] for p in new["references"]] == [ids["empty_new"], ids["empty_old"]]
+    unknown_width = await history(http, "container", "FCIU9999990", size_type="45G1", type_count=3)  # the station checks the width
+    assert {ids["empty_new"], ids["empty_old"], ids["other_width"]} == {p["record_id"] for p in unknown_width["references"]}

@@ -190,3 +190,21 @@ def test_figures_say_what_the_next_prune_deletes(store):
     fig = hub_retention.figures(store, hub.now)
     assert fig["records"] == {"clear": 2} and fig["scans"] == 1 and fig["scan_bytes"] == 3
     assert fig["next_prune"] == {"records": 1, "kept": {}} and fig["db_bytes"] > 0
+
+
+def test_search_photos_go_with_their_record_unless_a_kept_report_names_them(store):
+    """A record pruned takes the search photos its reports named (synced as blobs), but not one that a report
+    of a record kept also names."""
+    hub = Hub(store)
+    mine, shared = "bb" * 32, "cc" * 32
+    searched = SearchReport(version=1, vehicle_type="van", minutes=10, outcome="nothing_found",
+                            officer=_signature("officer"))
+    old = hub.add(Verdict.CLEAR, 40, reports=[searched.model_copy(update={"photos": [mine, shared]})])
+    young = hub.add(Verdict.CLEAR, 5, reports=[searched.model_copy(update={"photos": [shared]})])
+    for sha in (mine, shared):
+        execute(store, "INSERT INTO blobs (sha256, size, station, data, committed_at) VALUES (?,?,?,?,?)",
+                (sha, 4, "g1", b"\xff\xd8\xff\xe0", 0.0))
+    hub_retention.set_policy(store, POLICY, "admin", "court guidance 2026/4")
+    out = hub.prune()
+    assert out["records"] == 1 and out["photos"] == 1 and hub.ids() == {young.id}
+    assert store.image(mine) is None and store.image(shared) is not None and old.id not in hub.ids()

@@ -4,10 +4,13 @@ in English and in Traditional Chinese."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from central_sync import protocol as p
@@ -15,9 +18,12 @@ from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
 from central_sync.hub.api import create_app
 from central_sync.hub.ingest import Ingestor
 from central_sync.hub.store import HubStore, open_store
-from edge.search_report import sign
+from edge.search_report import add_photo, sign
+from polling import until
 from search_report_kit import PLATE, form, open_station
 from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, serving
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(24)  # named by the report, never synced here
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
 
@@ -25,11 +31,20 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), rea
 def deliver(db: Path, store: HubStore) -> int:
     """Hand the station's outbox rows to the hub's ingest, as the publisher would; the number delivered."""
     with closing(sqlite3.connect(db)) as conn:
-        rows = conn.execute("SELECT id, kind, record_id, seq, payload FROM outbox ORDER BY id").fetchall()
+        rows = conn.execute("SELECT id, kind, record_id, seq, payload FROM outbox WHERE kind <> 'blob'"
+                            " ORDER BY id").fetchall()
     Ingestor(store, "hub-t", lambda *a: None).handle(
         [(p.topic("gantry-1", kind), p.encode_envelope("gantry-1", kind, msg, seq, rid, bytes(body), 0.0))
          for msg, kind, rid, seq, body in rows])
     return len(rows)
+
+
+def deliver_photo(store: HubStore, data: bytes) -> None:
+    """One search photo as the station's sender sends it: a chunk on the blob topic (central_sync/blobs.py)."""
+    sha = hashlib.sha256(data).hexdigest()
+    header = p.BlobChunkHeader(station="gantry-1", msg=9000, seq=1, record_id="r", sha256=sha, index=0, count=1,
+                               size=len(data), chunk_sha256=sha)
+    Ingestor(store, "hub-t", lambda *a: None).handle([(p.blob_topic("gantry-1", sha, 0), p.encode_chunk(header, data))])
 
 
 async def test_the_operator_finds_reports_by_plate_goods_and_outcome(tmp_path: Path) -> None:
@@ -37,12 +52,15 @@ async def test_the_operator_finds_reports_by_plate_goods_and_outcome(tmp_path: P
 
     st = open_station(tmp_path / "data")
     clean, seized = st.vehicle("KT 4411"), st.vehicle("LM 8080")
-    sign(st.store, clean.id, form())
+    ok, jpeg = cv2.imencode(".jpg", np.full((60, 80, 3), (40, 90, 200), np.uint8))
+    synced, pending = add_photo(st.store, jpeg.tobytes(), "image/jpeg"), add_photo(st.store, PNG, "image/png")
+    sign(st.store, clean.id, form(photos=[synced, pending]))
     sign(st.store, seized.id, form(seizure=True))
     store = open_store(str(tmp_path / "hub.sqlite3"))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     async with ControlRoom(store, None, ControlRoomConfig(stale_s=7200)) as room:
         assert deliver(st.store.db_path, store) == 4
+        deliver_photo(store, jpeg.tobytes())  # the other photo has not reached the hub yet
         auth.add_user(store, "op1", "operator", PASSWORD)
         async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
@@ -70,6 +88,12 @@ async def test_the_operator_finds_reports_by_plate_goods_and_outcome(tmp_path: P
             await find(outcome="nothing_found")
             await expect(rows.nth(1)).to_contain_text("KT 4411")
             await expect(rows.nth(1)).to_contain_text("Nothing found")
+            photo = rows.nth(1).locator("img.search-photo")
+            await expect(photo).to_have_count(1)  # the synced photo, shown through the control room's own origin
+            await until(lambda: photo.evaluate("(img) => img.complete && img.naturalWidth"), "the photo loaded",
+                        check=lambda width: width == 80)
+            assert await photo.get_attribute("alt") == synced[:12]
+            await expect(rows.nth(1)).to_contain_text("not synced yet")
             await find("no such goods")
             await expect(page.locator("#search-none")).to_be_visible()
             await page.select_option("#lang", "zh-Hant")

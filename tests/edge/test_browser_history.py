@@ -108,3 +108,23 @@ def test_no_history_says_so_and_offers_no_comparison(station: StationHarness) ->
         expect(page.locator("#history-state")).to_have_text("No history")
         assert page.is_hidden("#history-tools") and page.locator("#changes li").count() == 0
         browser.close()
+
+
+def test_a_comparison_with_another_container_of_its_type_says_it_is_not_this_vehicle(station: StationHarness) -> None:
+    from playwright.sync_api import sync_playwright
+
+    current = portal_pass(2, Pass(1), VAN)
+    rec = station.commit(current, record_for(current, Verdict.SUSPECT, "detection", []).model_copy(update={
+        "kind": ItemKind.CONTAINER, "history": History(status="compared", basis="same_type_empty", regions=[],
+                                                        identity="container:CSQU3054383",
+                                                        reference_ids=["another-box"])}))
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_page(viewport={"width": 1024, "height": 768})
+        sign_in(page, station, OFFICER)
+        page.wait_for_selector("body[data-live='1']")
+        station.publish_record(rec)
+        page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
+        expect(page.locator("#history-state")).to_have_text(
+            "0 change(s) on the container against an empty container of the same type (not this vehicle)")
+        browser.close()

@@ -40,8 +40,9 @@ async def test_vehicle_gets_its_plates_and_container_code_with_crops(tmp_path: P
             truth = front.vehicle if isinstance(front, SimCamera) else None
             assert truth is not None
             await until(lambda: {truth.hk_plate, truth.gd_plate} <= set(_by(item, "front"))
-                        and truth.container in _by(item, "door") and sum(door.bad_frames.values()) >= 1,
-                        "both plates and the container code voted, past a broken frame",
+                        and truth.container in _by(item, "door") and sum(door.bad_frames.values()) >= 1
+                        and item.size_type == truth.size_type,
+                        "both plates, the container code and its size/type voted, past a broken frame",
                         timeout=60)
             window.stop(item)
             task.cancel()
@@ -49,6 +50,7 @@ async def test_vehicle_gets_its_plates_and_container_code_with_crops(tmp_path: P
     assert code.kind == "container" and code.status == "read" and code.confidence is not None
     assert (tmp_path / "data" / "crops" / code.crop[:2] / f"{code.crop}.png").is_file()
     assert _by(item, "front")[truth.hk_plate].kind == "plate"
+    assert truth.size_type not in _by(item, "door") and len(_by(item, "door")) == 1  # a fact, not an identity
 
 
 def test_cameras_are_an_optional_device_role() -> None:

@@ -98,7 +98,7 @@ def _check_vehicles(records: list[InspectionRecord], lane: LaneSim | None) -> No
     assert lane is not None
     truths = [_described(r, lane) for r in records]
     all_camera_values = {v for d in truths for v in (*d.plates, d.container) if v}
-    own_reads = 0
+    own_reads = size_types = 0
     for record, truth in zip(records, truths, strict=True):
         kinds = {i.kind: [x.value for x in record.identities if x.kind == i.kind] for i in record.identities}
         assert kinds["rfid_epc"] == [truth.epc]
@@ -119,6 +119,9 @@ def _check_vehicles(records: list[InspectionRecord], lane: LaneSim | None) -> No
             assert truth.hk_plate not in reads, f"the dirty plate {truth.hk_plate} was read: {truth}"
         assert {"plate", "container"} <= kinds.keys(), f"vehicle {truth.number}: a camera left no record"
         own_reads += len(set(reads) & {*truth.plates, truth.container})
+        size_type = record.container.size_type if record.container is not None else None
+        assert size_type in (None, truth.size_type or None), f"vehicle {truth.number}: {size_type} read off another"
+        size_types += size_type is not None
     # how many the cameras read depends on the CPU the recogniser gets during the scan (bench/ measures
     # the read rates); that those read are the vehicle's own is what this test is about
     assert own_reads >= 1, f"no plate or code read on {len(records)} vehicles"

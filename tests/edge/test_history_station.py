@@ -21,9 +21,10 @@ from central_sync.hub.api import create_app
 from central_sync.hub.history import Pass
 from central_sync.hub.ingest import Ingestor
 from central_sync.hub.store import HubStore, open_store
-from central_sync.schema import History, Identity, Verdict
+from central_sync.schema import ContainerPass, History, Identity, InspectionRecord, ItemKind, Verdict
 from edge.config import HistorySection
-from edge.history import HistoryCache, VehicleHistory, history_facts, hub_client, open_history
+from edge.history import (CONTAINER_PARTS, HistoryCache, VehicleHistory, container_pass, history_facts, hub_client,
+                          open_history)
 from edge.store import Store
 from gantry_station import gantry, vehicle_scan
 from history_kit import PLATE, ingest, vehicle_pass
@@ -227,3 +228,71 @@ async def test_a_damaged_cache_entry_is_no_history_counted(tmp_path: Path) -> No
     await fetched(history, PLATE_READ)
     result = await history.judge(PLATE_READ, portal_pass(2, PortalPass(1), VAN))
     assert result.status == "no_history" and history.counts["cache_unreadable"] == 1
+
+
+BOX = PortalSpec(vehicle="tractor_20ft", suspect=False, declared_empty=True, cargo="empty", pixel_mm=10.0)
+BOX_READ = [Identity(kind="container", value="CSQU3054383", source="cam-top")]
+
+
+def box_hub(tmp_path: Path) -> tuple[HubStore, str]:
+    """A hub holding the container's own earlier pass (seized: no reference, its size/type 22G1 recorded) and a
+    cleared pass of another 22G1 container declared empty (its scan held)."""
+    store = open_store(str(tmp_path / "hub.db"))
+    store.migrate()
+    other = portal_pass(5, PortalPass(0), BOX)
+    data = other.to_bytes()
+
+    def box(seq: int, number: str, verdict: Verdict, scan: bytes, review: str | None = None) -> InspectionRecord:
+        rec = vehicle_pass(seq, verdict, 10 + seq, scan, review=review, plate=number, kind="container")
+        return rec.model_copy(update={"kind": ItemKind.CONTAINER, "scan": rec.scan.model_copy(
+            update={"shape": other.shape}) if rec.scan else None, "container": ContainerPass(
+                size_type="22G1", declared_empty=True)})
+    empty = box(1, "MSCU1234565", Verdict.CLEAR, data)
+    ingest(store, [empty, box(2, "CSQU3054383", Verdict.SUSPECT, b"seized scan", "threat_confirmed")],
+           {hashlib.sha256(data).hexdigest(): data})
+    return store, empty.id
+
+
+async def test_a_container_is_compared_with_an_empty_one_of_its_type_on_the_container_only(tmp_path: Path) -> None:
+    hub, empty_id = box_hub(tmp_path)
+    async with hub_serving(hub, tmp_path) as config, hub_client(config) as client:
+        history = open_history(config, tmp_path / "station", client)
+        await fetched(history, BOX_READ)
+        found = history.found(BOX_READ)
+        assert found is not None and [(r.record_id, r.basis) for r in found.references] == [(empty_id, "same_type_empty")]
+        current = portal_pass(8, PortalPass(1), BOX)
+        if current.shape[1] != found.references[0].scan_shape[1]:  # type: ignore[index]
+            pytest.skip("the generator drew another detector height for this seed")
+        loaded = await history.judge(BOX_READ, current, declared_empty=False)
+        unknown = await history.judge(BOX_READ, current)
+        result = await history.judge(BOX_READ, current, declared_empty=True)
+        other_gantry = await history.judge(BOX_READ, Scan(current.high[:, :-8], current.low[:, :-8]), declared_empty=True)
+    assert loaded.status == unknown.status == "no_history" and "not declared empty" in loaded.detail
+    assert loaded.basis == "same_type_empty"
+    assert other_gantry.status == "no_history" and "another kind of gantry" in other_gantry.detail
+    assert result.status == "compared" and result.basis == "same_type_empty" and result.reference_ids == [empty_id]
+    assert all(r.location in CONTAINER_PARTS for r in result.regions)
+    assert "not_the_container" in result.suppressed and "22G1" in result.detail
+
+
+def test_a_container_pass_carries_its_declaration() -> None:
+    from risk.bundle import Declaration
+    decl = Declaration(ref="D-9", trader="Golden Bay", container="CSQU3054383", declared_empty=True)
+    assert container_pass(ItemKind.CONTAINER, BOX_READ, decl) == ContainerPass(declared_empty=True, declaration="D-9")
+    assert container_pass(ItemKind.VEHICLE, BOX_READ, None, "45G1") == ContainerPass(size_type="45G1")
+    assert container_pass(ItemKind.VEHICLE, PLATE_READ, decl) is None
+
+
+async def test_a_container_never_seen_asks_with_the_size_type_its_camera_read(tmp_path: Path) -> None:
+    hub, empty_id = box_hub(tmp_path)
+    new = [Identity(kind="container", value="FCIU9999990", source="cam-top")]
+    async with hub_serving(hub, tmp_path) as config, hub_client(config) as client:
+        history = open_history(config, tmp_path / "station", client)
+        history.prefetch(new, "22G1")
+        await asyncio.gather(*history._fetches.values())
+        found = history.found(new)
+        blind = open_history(config, tmp_path / "station-2", client)
+        await fetched(blind, new)  # without the code: nothing of its own, nothing of its type
+        unknown = blind.found(new)
+    assert found is not None and [(r.record_id, r.basis) for r in found.references] == [(empty_id, "same_type_empty")]
+    assert unknown is not None and unknown.references == ()

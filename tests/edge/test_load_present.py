@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from central_sync.schema import Identity, InspectionRecord, ItemKind, Verdict
+from central_sync.schema import ContainerPass, Identity, InspectionRecord, ItemKind, Verdict
 from edge.detector import Engine
 from edge.events import EventBus
 from edge.inspection import Inspector, Item
@@ -76,6 +76,8 @@ async def test_a_load_in_a_container_declared_empty_is_a_red_lane(load_model: In
     assert DECLARED_EMPTY_NOT_EMPTY in fired(loaded)
     empty = await inspect(load_model, False)
     assert DECLARED_EMPTY_NOT_EMPTY not in fired(empty)
+    # the record keeps what the declaration said (the hub's same-type-empty references read it)
+    assert loaded.container == empty.container == ContainerPass(declared_empty=True, declaration="D-9")
 
 
 async def test_a_model_without_a_load_class_says_nothing_of_the_load(threat_model: Inspector) -> None:

@@ -56,9 +56,11 @@ def test_wrong_signature_pins_lock_the_badge_like_sign_ins_and_a_technician_sign
         bad = dict(body(SUPERVISOR[0], SUPERVISOR[1]), areas=["fifth_wheel"])
         assert http.post(url, json=bad).json()["detail"] == "search_area_unknown"
         assert http.get(f"{url}/1.html").status_code == 200 and http.get(f"{url}/9.pdf").status_code == 404
+        counted = refusals["photo_not_image"], refusals["photo_too_large"]
         assert http.post("/api/search-photos", content=b"GIF89a", headers={"content-type": "image/gif"}).status_code == 415
         big = b"\x89PNG\r\n\x1a\n" + bytes(8 * 1024 * 1024)
         assert http.post("/api/search-photos", content=big, headers={"content-type": "image/png"}).status_code == 413
+        assert (refusals["photo_not_image"], refusals["photo_too_large"]) == (counted[0] + 1, counted[1] + 1)
         assert http.post("/api/search-photos/camera/none").json()["detail"] == "camera_unknown"
         assert http.get("/api/search-photos/" + "0" * 64).status_code == 404
     with client(station, TECHNICIAN) as http:

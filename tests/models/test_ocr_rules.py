@@ -7,7 +7,7 @@ import string
 from hypothesis import given, strategies as st
 
 from models.ocr import iso6346, plates
-from models.ocr.classify import Read, container_reads, plate_reads
+from models.ocr.classify import Read, container_reads, plate_reads, reads_for, size_type_reads
 from models.ocr.reader import TextLine, join_lines
 from models.ocr.vote import vote
 
@@ -142,3 +142,13 @@ def test_failed_checks_in_several_frames_are_voted_character_by_character() -> N
     assert (v.value, v.status) == ("CSQU3054383", "corrected")
     (alone,) = vote("container", frames[:1], min_confidence=0.5)
     assert (alone.value, alone.status) == ("", "check_failed")
+
+
+def test_a_container_cameras_size_type_code_is_read_beside_its_number() -> None:
+    lines = [TextLine("CSQU 305438 3", 0.97, (0, 0, 100, 20)), TextLine("45G1", 1.0, (0, 30, 40, 50))]
+    assert [(r.slot, r.value) for r in reads_for("container", lines)] == [("container", "CSQU3054383"),
+                                                                         ("size_type", "45G1")]
+    read = [(r.value, r.status) for r in size_type_reads([TextLine(t, 0.9, (0, 0, 40, 20)) for t in (
+        "45G1", "4561", "L5G1", "22 R1", "TARE", "MAX GROSS", "45G", "AB12", "4S61")])]
+    # 4561: one digit where the type letter stands, corrected; TARE would need two; 4S61 two as well
+    assert read == [("45G1", "read"), ("45G1", "corrected"), ("L5G1", "read"), ("22R1", "read")]

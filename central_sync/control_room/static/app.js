@@ -333,11 +333,23 @@ async function loadSearchReports() {
   const rows = await api("/cr/api/search-reports?" + p);
   $("#search-none").hidden = rows.length > 0;
   table($("#search-table"), ["search.time", "search.station", "search.identities", "search.outcome", "search.version",
-                             "search.officer", "search.supervisor", "search.minutes", "search.findings"].map((k) => t(k)),
+                             "search.officer", "search.supervisor", "search.minutes", "search.findings",
+                             "search.photos"].map((k) => t(k)),
     rows.map((v) => { const r = v.report; return [fmtIso(r.officer.signed_at), v.station,
       v.identities.map((i) => i.value).join(" / "), tc("search_outcome", v.search_outcome), r.version,
       r.officer.name + " (" + r.officer.badge + ")", r.countersigned ? r.countersigned.name + " (" + r.countersigned.badge + ")" : "",
-      r.minutes, r.findings.map((x) => `${x.goods} ${x.hs_class} ${x.quantity} ${x.unit} ${x.weight_kg} kg`).join("; ")]; }));
+      r.minutes, r.findings.map((x) => `${x.goods} ${x.hs_class} ${x.quantity} ${x.unit} ${x.weight_kg} kg`).join("; "),
+      searchPhotos(v)]; }));
+}
+function searchPhotos(v) {  // the report's photos the hub holds (synced by the station), each a thumbnail link
+  const cell = el("span", { class: "search-photos" });
+  for (const ph of v.photos || []) {
+    if (!ph.held) { cell.append(el("span", { class: "muted", title: ph.sha256 }, t("search.photo_pending"))); continue; }
+    const url = `/cr/api/search-reports/${encodeURIComponent(v.record_id)}/photos/${ph.sha256}`;
+    cell.append(el("a", { href: url, target: "_blank", rel: "noopener" },
+                   el("img", { src: url, alt: ph.sha256.slice(0, 12), class: "search-photo", loading: "lazy" })));
+  }
+  return cell;
 }
 $("#search-form").addEventListener("submit", (ev) => { ev.preventDefault(); loadSearchReports(); });
 

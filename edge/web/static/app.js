@@ -636,7 +636,9 @@ function showHistory(rec, changed) {
   const h = rec.history, box = $("history");
   box.hidden = !h;
   if (!h) return;
-  $("history-state").textContent = h.status === "compared" ? T("history.compared", { n: h.regions.length })
+  // same_type_empty: another container of its size/type travelling empty; only the container part is compared
+  $("history-state").textContent = h.status === "compared"
+    ? T(h.basis === "same_type_empty" ? "history.compared_type" : "history.compared", { n: h.regions.length })
     : T("history." + h.status);
   $("history-tools").hidden = !h.reference_scan || h.status !== "compared";
   const list = $("changes"), keep = changed ? new Set((rec.review?.explained) || []) : new Set(explainedChanges());
