@@ -51,8 +51,9 @@ async def test_hub_killed_mid_commit(tmp_path, pg_url, hubs):
             hub_a.assert_running()
             hub_a.stop()                       # one of two dies: the other carries on
             hub_b.assert_running()
-            await until(lambda: hub_b.assert_running() or count() > 1500, "1500 records at the hub", timeout=180,
-                        in_thread=True)
+            # on a time-out the last value shows the hub's count beside what the station still holds
+            seen = lambda: hub_b.assert_running() or (count(), {"outbox": outbox_rows(db), **pub.stats()})
+            await until(seen, "1500 records at the hub", check=lambda v: v[0] > 1500, timeout=180, in_thread=True)
             hub_b.stop()                       # both down for a moment
             await asyncio.sleep(0.5)
             hub_a.start()
