@@ -45,12 +45,13 @@ SQLITE_TRIGGERS = (
 
 
 def migrate(store: HubStore) -> None:
-    """The hub's tables and the control room's."""
-    store.migrate()
+    """The hub's tables and the control room's (under the store's schema lock)."""
     stmts = [s for s in TABLES.split(";") if s.strip()]
     if isinstance(store, SqliteStore):
         stmts += list(SQLITE_TRIGGERS)
-    transact(store, lambda cur: [cur.execute(s) for s in stmts])
+    with store.schema_lock():
+        store.migrate()
+        transact(store, lambda cur: [cur.execute(s) for s in stmts])
 
 
 def transact(store: HubStore, fn: Callable[[Cursor], T]) -> T:

@@ -61,8 +61,9 @@ class HoldError(r.RetentionError):
 
 
 def migrate(store: HubStore) -> None:
-    db.migrate(store)
-    db.transact(store, lambda cur: [cur.execute(s) for s in DDL.split(";") if s.strip()])
+    with store.schema_lock():
+        db.migrate(store)
+        db.transact(store, lambda cur: [cur.execute(s) for s in DDL.split(";") if s.strip()])
 
 
 # ---- audited changes --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ handlers run on different threads).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import sqlite3
@@ -128,6 +129,11 @@ STATEMENT_ORDER = (UPSERT_RECORD, UPSERT_UPDATED_RECORD, INSERT_IDENTITY, INSERT
                    search_reports.UPSERT_SEARCH_REPORT, search_reports.SET_OUTCOME, INSERT_TIP, UPSERT_UPLOAD, INSERT_CHUNK,
                    UPSERT_STATION)
 INT64 = range(-(2**63), 2**63)
+# The PostgreSQL advisory lock (class, then the schema's hash) that hub processes take in turn to create or
+# alter tables: PostgreSQL refuses the second of two CREATE TABLE IF NOT EXISTS of one table that overlap
+# ("duplicate key value violates unique constraint pg_type_typname_nsp_index"), so two hub processes that
+# started together could see one of them exit at start-up.
+SCHEMA_LOCK_CLASS = 0x43504548  # "CPEH"
 RACES = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)  # the transaction is tried again
 # What a database refuses because of the data in one message (not because it is down): that message is rejected.
 DATA_REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError, psycopg.DataError, psycopg.IntegrityError,
@@ -208,16 +214,41 @@ class HubStore:
         return self.run_in_transaction(lambda cur: cur.execute(self.sql(sql), args).fetchall())
 
     # ---- writes ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        """Held while tables are created or altered (every `migrate` of the hub's database): processes that
+        start together take turns, so a check and the DDL it leads to are never interleaved with another
+        process's. Re-entrant within a thread (the control room's migration runs the hub's)."""
+        depth = getattr(self._local, "schema_depth", 0)
+        if depth:
+            self._local.schema_depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.schema_depth = depth
+            return
+        with self._schema_lock():
+            self._local.schema_depth = 1
+            try:
+                yield
+            finally:
+                self._local.schema_depth = 0
+
+    def _schema_lock(self) -> contextlib.AbstractContextManager[object]:
+        """This backend's lock against other processes' DDL; none by default."""
+        return contextlib.nullcontext()
+
     def migrate(self) -> None:
         def ddl(cur: Cursor) -> None:
             for stmt in TABLES.format(blob=self.blob_type, bytewise=self.bytewise).split(";"):
                 if stmt.strip():
                     cur.execute(stmt)
-        indexed = self._has_table("record_identities")
-        self.run_in_transaction(ddl)
-        if not indexed:
-            self._index_identities()
-        self._migrate_search_reports()
+        with self.schema_lock():
+            indexed = self._has_table("record_identities")
+            self.run_in_transaction(ddl)
+            if not indexed:
+                self._index_identities()
+            self._migrate_search_reports()
 
     def _migrate_search_reports(self) -> None:
         """The search reports' table and `records.search_outcome` (added to a hub that predates them)."""
@@ -425,6 +456,26 @@ class PgStore(HubStore):
     def json_text(self, column: str, *path: str) -> str:
         """SQL for the text at `path` inside a JSON column (NULL where absent): PostgreSQL's #>> on jsonb."""
         return f"({column}::jsonb #>> '{{{','.join(path)}}}')"
+
+    @contextlib.contextmanager
+    def _schema_lock(self) -> Iterator[object]:
+        """A session advisory lock per schema on a connection of its own, unlocked at the end (the server also
+        drops it with the connection, when the process holding it dies)."""
+        key = (SCHEMA_LOCK_CLASS,)
+        try:
+            conn = psycopg.connect(self.dsn, autocommit=True)
+        except psycopg.Error as exc:
+            raise HubStoreError(f"hub database {self.url} is unreachable: {exc}") from exc
+        with conn:
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s, hashtext(coalesce(current_schema(), '')))", key)
+            except psycopg.Error as exc:
+                raise HubStoreError(f"hub database {self.url} failed: {exc}") from exc
+            try:
+                yield conn
+            finally:  # at once, not when the server gets round to the closed connection
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("SELECT pg_advisory_unlock(%s, hashtext(coalesce(current_schema(), '')))", key)
 
     def _transaction(self, conn: psycopg.Connection) -> Any:
         return conn.transaction()

@@ -55,4 +55,5 @@ def migrate(store: HubStore) -> None:
     def ddl(cur: Cursor) -> None:
         for stmt in stmts:
             cur.execute(stmt)
-    store.run_in_transaction(ddl)
+    with store.schema_lock():
+        store.run_in_transaction(ddl)

@@ -63,6 +63,19 @@ class HubProc:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
+    def started(self) -> bool:
+        """It logged `hub.started` (its tables are there, its links are up) and still runs."""
+        self.assert_running()
+        return self.log.exists() and b"hub.started" in self.log.read_bytes()
+
+    def assert_running(self) -> None:
+        """AssertionError naming the exit status and the log's end if the process has exited: a test
+        waiting on this hub's work says why it cannot come, instead of running into its time-out."""
+        if self.proc is None or self.proc.poll() is not None:
+            code = None if self.proc is None else self.proc.returncode
+            tail = self.log.read_text(errors="replace")[-1500:] if self.log.exists() else ""
+            raise AssertionError(f"hub process {self.log.stem} is not running (exit status {code}); its log ends:\n{tail}")
+
 
 @pytest.fixture
 def hubs(tmp_path):
