@@ -134,6 +134,7 @@ class HistoryChange(_Frozen):
     ratio: float = 0.0
     net_kg: float | None = None  # the net steel-equivalent mass of the padded box (models.history.compare)
     occupant: bool = False  # the size and softness of a seated person in the cab (reported only when asked for)
+    confidence: float | None = None  # the region judge's probability that it is a real change (a ranking, 0–1)
 
 
 class ContainerPass(_Frozen):

@@ -23,12 +23,15 @@ geometry of the silhouette (`silhouette_parts`).
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import cv2
 import numpy as np
 
+from models.errors import HistoryError
+from models.history.judge import JudgeError, vector
+from models.history.judge import load as load_judge
 from models.history.register import Registration, lit_lines, log_attenuation, register, warp
 from models.scan import Scan
 
@@ -57,18 +60,30 @@ class Thresholds:
     ratio_lo: float = 0.5      # the low channel must change along with the high one: Δlow / Δhigh in
     ratio_hi: float = 2.5      # [ratio_lo, ratio_hi] (a solid change; a fuel-level residual is far off)
     report_occupants: bool = False   # report person-like changes in the cab too (evaluation only)
+    min_judge: float = 0.0     # the region judge's probability (models.history.judge); 0: hand thresholds only
 
     def keeps(self, r: ChangeRegion) -> bool:
         """Whether a region is reported: its peak score, its mass (the smaller of the region's own and the
         net mass around it: a misregistered edge is a +/− pair that nets out) over the threshold of its
-        location, both channels changing alike, and not a person in the cab."""
-        return self.large(r) and (self.report_occupants or not r.occupant)
+        location, both channels changing alike; then, with the judge, its probability over min_judge (the
+        judge knows the person-like shape), without it, not a person in the cab."""
+        if not self.large(r):
+            return False
+        if self.min_judge > 0:
+            return r.confidence >= self.min_judge
+        return self.report_occupants or not r.occupant
 
     def large(self, r: ChangeRegion) -> bool:
         """keeps, but for the occupant filter."""
         need = max(self.min_kg, {"fuel_tank": self.tank_kg, "cab": self.cab_kg}.get(r.location, 0.0))
         return (r.score >= self.min_score and min(r.mass_kg_fe, r.net_kg) >= need
                 and self.ratio_lo <= r.ratio <= self.ratio_hi)
+
+
+CHOSEN = Thresholds(min_score=6.0, min_kg=2.0, tank_kg=2.0, cab_kg=2.0, ratio_lo=-100.0, ratio_hi=100.0,
+                    min_judge=0.74)
+"""The thresholds a station compares with: chosen on the validation block (models.history.evaluate,
+bench/results/history_compare.json): the region judge at 0.74 over a floor of score 6 and 2 kg."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +108,7 @@ class ChangeRegion:
     ratio: float = 0.0         # Δ(−ln T_low) / Δ(−ln T_high) of the change: its material (≈ R of issue 16)
     net_kg: float = 0.0        # net mass of everything in the box padded by NET_PAD_PX, in the region's direction
     occupant: bool = False     # the size and softness of a seated person, in the cab (see `occupant`)
+    confidence: float = 0.0    # the region judge's probability that this is a real change (a ranking)
 
 
 @dataclass(frozen=True)
@@ -225,7 +241,7 @@ def level_band(d: np.ndarray, box: Box, valid: np.ndarray | None = None) -> None
 
 
 def compare(current: Scan, reference: Reference, declaration: Declaration = Declaration(),
-            thresholds: Thresholds = Thresholds(), parts: dict[str, list[float]] | None = None) -> Comparison:
+            thresholds: Thresholds = CHOSEN, parts: dict[str, list[float]] | None = None) -> Comparison:
     """Change regions of a current scan against a prepared reference pass (boxes in current pixels)."""
     b = reference.binning                            # both scans at the reference's resolution
     cur_h, cur_l = _bin(log_attenuation(current.high), b), _bin(log_attenuation(current.low), b)
@@ -262,7 +278,28 @@ def compare(current: Scan, reference: Reference, declaration: Declaration = Decl
     quality = {"residual": round(reg.residual, 4), "scale": round(reg.scale, 4), "offset_px": round(reg.offset * b, 2),
                "tilt_px": round(reg.tilt * b, 2), "stretch_min": round(_stretch(reg)[0], 3),
                "stretch_max": round(_stretch(reg)[1], 3), "compared_share": round(float(valid.mean()), 3)}
+    regions, features = _judged(regions, features, quality, thresholds, suppressed)
     return Comparison(tuple(regions), quality, suppressed, tuple(features))
+
+
+def _judged(regions: list[ChangeRegion], features: list[dict[str, float]], quality: dict[str, float],
+            t: Thresholds, suppressed: dict[str, int]) -> tuple[list[ChangeRegion], list[dict[str, float]]]:
+    """The regions with the judge's probability; those under t.min_judge are counted as `judged`, not kept.
+    When the thresholds ask for the judge and it cannot be loaded the comparison fails (HistoryError, with
+    why): never a silent pass. Hand thresholds alone (min_judge 0) need no judge (training it, for one)."""
+    if not regions:
+        return regions, features
+    try:
+        judge = load_judge()
+    except JudgeError as exc:
+        if t.min_judge > 0:
+            raise HistoryError(str(exc)) from exc
+        return regions, features
+    p = judge.probability(np.array([vector(r, f, quality) for r, f in zip(regions, features)]))
+    scored = [(replace(r, confidence=round(float(q), 3)), f) for r, f, q in zip(regions, features, p)]
+    kept = [(r, f) for r, f in scored if t.keeps(r)]
+    suppressed["judged"] = len(scored) - len(kept)
+    return [r for r, _ in kept], [f for _, f in kept]
 
 
 @dataclass(frozen=True)
@@ -305,7 +342,11 @@ def describe(sub: np.ndarray, window: tuple[slice, slice], raw: np.ndarray, dl: 
     edge_band = cv2.dilate(sub.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & \
         ~cv2.erode(sub.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     low = dl[window][sub]
-    corr = float(np.corrcoef(inner, low)[0, 1]) if inner.size > 3 and np.std(inner) > 0 and np.std(low) > 0 else 0.0
+    corr = 0.0
+    if inner.size > 3:
+        a, c = inner.astype(np.float64) - inner.mean(), low.astype(np.float64) - low.mean()
+        norm = float(np.sqrt((a * a).sum() * (c * c).sum()))
+        corr = float((a * c).sum()) / norm if norm > 1e-12 else 0.0
     c0, l0, c1, l1 = box
     tank = zones.get("fuel_tank")
     span = 0.0
@@ -369,8 +410,8 @@ def _regions(ds: np.ndarray, raw: np.ndarray, dl: np.ndarray, z: np.ndarray, t: 
                                   round(net, 2), person)
             if not t.large(region):
                 suppressed["small"] += 1
-            elif not t.keeps(region):
-                suppressed["occupant"] += 1
+            elif t.min_judge <= 0 and region.occupant and not t.report_occupants:
+                suppressed["occupant"] += 1     # with the judge, it weighs the person-like shape itself
             else:
                 out.append((region, describe(sub, window, raw, dl, signed, scene, box, zones)))
     out.sort(key=lambda rf: -rf[0].mass_kg_fe)

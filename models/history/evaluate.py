@@ -37,11 +37,13 @@ import numpy as np
 import structlog
 
 from models.history.compare import ChangeRegion, Comparison, Thresholds, compare, fe_mu_rho, prepare
+from models.history.judge import load as load_judge
 from models.history.register import log_attenuation
 from models.stats import wilson
 
 log = structlog.get_logger()
 DESIGNS = ("saloon", "mpv", "van", "lorry", "tractor_20ft", "tractor_40ft")
+B_DESIGNS = ("car", "suv", "van", "box_lorry", "tractor_20ft", "tractor_40ft")   # generator B's names
 CHANGE_KINDS = ("added_steel", "concealment", "removed_part")
 BASE = Thresholds(min_score=0.0, min_kg=0.5, tank_kg=0.5, cab_kg=0.5, ratio_lo=-100.0, ratio_hi=100.0,
                   report_occupants=True)
@@ -50,8 +52,13 @@ SCORES = (6.0, 8.0, 10.0, 14.0, 20.0, 30.0, 50.0)
 MASSES = (1.0, 2.0, 3.0, 4.0, 5.0)
 TANK_MASSES = (0.0, 10.0, 20.0, 40.0)
 CAB_MASSES = (0.0, 6.0, 10.0, 15.0)
+JUDGE_SCORES = (6.0, 10.0, 20.0)
+JUDGE_MASSES = (1.0, 2.0, 3.0, 4.0, 5.0)
+JUDGE_LEVELS = tuple(round(v, 2) for v in np.arange(0.30, 0.98, 0.04))
 IN_VIEW_KG = 2.5
+MIN_LITRES = 20.0             # a concealment the goal counts (issue 19: ≥ 20 litres)
 HELD_OUT_START = 100_000
+B_START = 300_000            # generator B's block: seeds no version was tuned on
 
 
 def visible_kg(changed: Any, plain: Any, box: list[float]) -> float:
@@ -68,23 +75,32 @@ def overlaps(r: ChangeRegion, box: list[float], pad: float = 4.0) -> bool:
     return x0 < box[2] + pad and box[0] - pad < x1 and y0 < box[3] + pad and box[1] - pad < y1
 
 
-def case(seed: int) -> dict[str, Any]:
-    """Render one seed's three passes and compare both later passes with the reference (candidates kept)."""
-    from models.training.portal import PortalSpec
-    from models.training.portal.passes import MIN_LITRES, Pass, portal_pass
-
-    spec = PortalSpec(vehicle=DESIGNS[seed % len(DESIGNS)], suspect=False)
-    what = CHANGE_KINDS[(seed // len(DESIGNS)) % len(CHANGE_KINDS)]
-    reference = prepare(portal_pass(seed, Pass(0), spec))
-    plain = portal_pass(seed, Pass(2), spec)
-    changed = portal_pass(seed, Pass(2, changes=(what,)), spec)
+def case(seed: int, generator: str = "a") -> dict[str, Any]:
+    """Render one seed's three passes and compare both later passes with the reference (candidates kept);
+    generator "a" (models.training.portal.passes) or "b" (models.evalgen.passes, written apart)."""
+    if generator == "b":
+        from models.evalgen.passes import evalgen_pass
+        vehicle = B_DESIGNS[seed % len(B_DESIGNS)]
+        what = CHANGE_KINDS[(seed // len(B_DESIGNS)) % len(CHANGE_KINDS)]
+        reference = prepare(evalgen_pass(seed, 0, vehicle=vehicle))
+        plain = evalgen_pass(seed, 2, vehicle=vehicle)
+        changed = evalgen_pass(seed, 2, (what,), vehicle=vehicle)
+    else:
+        from models.training.portal import PortalSpec
+        from models.training.portal.passes import Pass, portal_pass
+        vehicle = DESIGNS[seed % len(DESIGNS)]
+        spec = PortalSpec(vehicle=vehicle, suspect=False)
+        what = CHANGE_KINDS[(seed // len(DESIGNS)) % len(CHANGE_KINDS)]
+        reference = prepare(portal_pass(seed, Pass(0), spec))
+        plain = portal_pass(seed, Pass(2), spec)
+        changed = portal_pass(seed, Pass(2, changes=(what,)), spec)
     truth = changed.meta["changes"][0]
     t0 = time.perf_counter()
     same = compare(plain, reference, thresholds=BASE)
     seconds = time.perf_counter() - t0
     diff = compare(changed, reference, thresholds=BASE)
     eligible = truth["label"] != "concealment" or truth["volume_l"] >= MIN_LITRES
-    return {"seed": seed, "vehicle": spec.vehicle, "change": truth, "eligible": eligible,
+    return {"seed": seed, "vehicle": vehicle, "change": truth, "eligible": eligible,
             "visible_kg": round(visible_kg(changed, plain, truth["box"]), 2),
             "unchanged": same, "changed": diff, "seconds": seconds}
 
@@ -111,7 +127,8 @@ def score(cases: list[dict[str, Any]], t: Thresholds) -> dict[str, Any]:
             "by_change": {k: _rate(sum(h for h, v, c in zip(hits, in_view, cases) if v and c["change"]["label"] == k),
                                    sum(1 for v, c in zip(in_view, cases) if v and c["change"]["label"] == k))
                           for k in ("steel", "concealment", "part")},
-            "by_vehicle_false": {d: sum(f for f, c in zip(false, cases) if c["vehicle"] == d) for d in DESIGNS}}
+            "by_vehicle_false": {d: sum(f for f, c in zip(false, cases) if c["vehicle"] == d)
+                                 for d in dict.fromkeys(c["vehicle"] for c in cases)}}
 
 
 def hit(c: dict[str, Any], t: Thresholds) -> bool:
@@ -120,11 +137,14 @@ def hit(c: dict[str, Any], t: Thresholds) -> bool:
 
 def why_missed(c: dict[str, Any], t: Thresholds) -> str:
     """Why a change was not found: no candidate region of its kind over it at all, only candidates taken
-    for a person in the cab, or candidates under the thresholds (mass, score or Δlow/Δhigh)."""
+    for a person in the cab (hand thresholds), candidates the judge weighed under its level, or candidates
+    under the score/mass floor."""
     near = [r for r in c["changed"].regions if r.kind == c["change"]["kind"] and overlaps(r, c["change"]["box"])]
     if not near:
         return "no_region"
-    if any(r.occupant and replace(t, report_occupants=True).keeps(r) for r in near):
+    if t.min_judge > 0 and any(t.large(r) for r in near):
+        return "judged"
+    if t.min_judge <= 0 and any(r.occupant and replace(t, report_occupants=True).keeps(r) for r in near):
         return "occupant_filter"
     return "under_threshold"
 
@@ -134,53 +154,85 @@ def _rate(k: int, n: int) -> dict[str, Any]:
     return {"k": k, "n": n, "rate": round(k / n, 4) if n else None, "ci95": [round(lo, 4), round(hi, 4)]}
 
 
-def choose(cases: list[dict[str, Any]]) -> Thresholds:
+def grid(judge: bool) -> list[Thresholds]:
+    """The thresholds tried: with the region judge (its level and a floor of score and mass under it), or
+    hand thresholds alone (score, mass by location, the Δlow/Δhigh window, the occupant filter)."""
+    if judge:
+        return [replace(BASE, report_occupants=False, min_score=s, min_kg=kg, tank_kg=kg, cab_kg=kg, min_judge=p)
+                for s, kg, p in itertools.product(JUDGE_SCORES, JUDGE_MASSES, JUDGE_LEVELS)]
+    return [replace(BASE, report_occupants=False, min_score=s, min_kg=kg, tank_kg=max(tank, kg), cab_kg=max(cab, kg),
+                    ratio_lo=lo, ratio_hi=hi)
+            for s, kg, tank, cab, (lo, hi) in itertools.product(SCORES, MASSES, TANK_MASSES, CAB_MASSES, RATIOS)]
+
+
+def choose(cases: list[dict[str, Any]], judge: bool = True) -> Thresholds:
     """Thresholds with the best in-view found rate at ≤ 0.2 false regions per unchanged pass (validation)."""
     best: tuple[float, float, Thresholds] | None = None
-    for s, kg, tank, cab, (lo, hi) in itertools.product(SCORES, MASSES, TANK_MASSES, CAB_MASSES, RATIOS):
-        t = replace(BASE, report_occupants=False, min_score=s, min_kg=kg, tank_kg=max(tank, kg), cab_kg=max(cab, kg), ratio_lo=lo, ratio_hi=hi)
+    for t in grid(judge):
         r = score(cases, t)
         if r["false_regions_per_unchanged_pass"] > 0.2:
             continue
         key = (r["found_in_view"]["rate"] or 0.0, -r["false_regions_per_unchanged_pass"])
         if best is None or key > best[:2]:
             best = (key[0], key[1], t)
-    return best[2] if best else replace(BASE, report_occupants=False, min_score=SCORES[-1], min_kg=MASSES[-1], tank_kg=TANK_MASSES[-1],
-                                        cab_kg=CAB_MASSES[-1], ratio_lo=RATIOS[-1][0], ratio_hi=RATIOS[-1][1])
+    return best[2] if best else grid(judge)[-1]
 
 
-def run(validation: int, held_out: int) -> dict[str, Any]:
+def run(validation: int, held_out: int, b_block: int = 0) -> dict[str, Any]:
     cv2.setNumThreads(1)
     val = [case(s) for s in range(validation)]
     log.info("history.validation_done", cases=len(val))
-    t = choose(val)
+    t, hand = choose(val), choose(val, judge=False)
     test = [case(s) for s in range(HELD_OUT_START, HELD_OUT_START + held_out)]
-    missed = [{"seed": c["seed"], "vehicle": c["vehicle"], **c["change"], "visible_kg": c["visible_kg"],
-               "why": why_missed(c, t)}
-              for c in test if c["eligible"] and not any(overlaps(r, c["change"]["box"]) for r in keep(c["changed"], t))]
-    false = [{"seed": c["seed"], "vehicle": c["vehicle"], **asdict(r)} for c in test for r in keep(c["unchanged"], t)]
-    return {"generator": "A (models.training.portal, repeated passes: models.training.portal.passes)",
-            "generator_b": "not evaluated: models.evalgen cannot render repeated passes of one vehicle yet",
-            "thresholds": asdict(t), "validation": {"seeds": [0, validation], **score(val, t)},
-            "validation_missed_why": dict(Counter(why_missed(c, t) for c in val if c["eligible"]
-                                            and c["visible_kg"] >= IN_VIEW_KG and not hit(c, t))),
-            "held_out": {"seeds": [HELD_OUT_START, HELD_OUT_START + held_out], **score(test, t)},
-            "goals": {"found_in_view": ">= 0.95", "false_regions_per_unchanged_pass": "<= 0.2"},
-            "in_view_kg": IN_VIEW_KG, "missed_held_out": missed, "false_held_out": false,
-            "compare_seconds_median": round(float(np.median([c["seconds"] for c in val + test])), 3)}
+    log.info("history.held_out_done", cases=len(test))
+    b = [case(s, "b") for s in range(B_START, B_START + b_block)]
+    out = {"generator": "A (models.training.portal, repeated passes: models.training.portal.passes)",
+           "judge": {k: v for k, v in load_judge().meta.items() if k in ("trained_on", "sklearn", "depth")},
+           "thresholds": asdict(t), "validation": {"seeds": [0, validation], **score(val, t)},
+           "validation_missed_why": missed_why(val, t),
+           "held_out": {"seeds": [HELD_OUT_START, HELD_OUT_START + held_out], **score(test, t)},
+           "hand_thresholds": {"thresholds": asdict(hand), "validation": score(val, hand), "held_out": score(test, hand)},
+           "goals": {"found_in_view": ">= 0.95", "false_regions_per_unchanged_pass": "<= 0.2"},
+           "in_view_kg": IN_VIEW_KG, "missed_held_out": missed(test, t), "false_held_out": false(test, t),
+           "compare_seconds_median": round(float(np.median([c["seconds"] for c in val + test])), 3)}
+    if b:
+        out["generator_b"] = {"generator": "B (models.evalgen.passes), thresholds and judge from generator A",
+                              "seeds": [B_START, B_START + b_block], **score(b, t), "missed_why": missed_why(b, t),
+                              "hand_thresholds": score(b, hand), "missed": missed(b, t), "false": false(b, t)}
+    else:
+        out["generator_b"] = "not evaluated (--generator-b 0)"
+    return out
+
+
+def missed_why(cases: list[dict[str, Any]], t: Thresholds) -> dict[str, int]:
+    return dict(Counter(why_missed(c, t) for c in cases if c["eligible"] and c["visible_kg"] >= IN_VIEW_KG
+                        and not hit(c, t)))
+
+
+def missed(cases: list[dict[str, Any]], t: Thresholds) -> list[dict[str, Any]]:
+    return [{"seed": c["seed"], "vehicle": c["vehicle"], **c["change"], "visible_kg": c["visible_kg"], "why": why_missed(c, t)}
+            for c in cases if c["eligible"] and not hit(c, t)]
+
+
+def false(cases: list[dict[str, Any]], t: Thresholds) -> list[dict[str, Any]]:
+    return [{"seed": c["seed"], "vehicle": c["vehicle"], **asdict(r)} for c in cases for r in keep(c["unchanged"], t)]
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--validation", type=int, default=108, help="seeds of the validation block (0 …)")
     ap.add_argument("--held-out", type=int, default=72, help="seeds of the held-out block (100000 …)")
+    ap.add_argument("--generator-b", type=int, default=72, help=f"seeds of generator B's block ({B_START} …)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/history_compare.json"))
     a = ap.parse_args(argv)
-    result = run(a.validation, a.held_out)
+    result = run(a.validation, a.held_out, a.generator_b)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(a.out.read_text()) if a.out.exists() else {}
     a.out.write_text(json.dumps({**old, "evaluation": result}, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("thresholds", "validation", "held_out")}, indent=2))
+    print(json.dumps({k: result[k] for k in ("thresholds", "validation", "held_out", "generator_b")
+                      if not isinstance(result[k], dict) or "missed" not in result[k]} | (
+        {"generator_b": {k: v for k, v in result["generator_b"].items() if k not in ("missed", "false")}}
+        if isinstance(result["generator_b"], dict) else {}), indent=2))
 
 
 if __name__ == "__main__":

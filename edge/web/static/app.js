@@ -648,7 +648,7 @@ function showHistory(rec, changed) {
     cb.type = "checkbox"; cb.dataset.change = i; cb.checked = keep.has(i); cb.onchange = drawChanges;
     cb.disabled = !can("case.decide");
     label.append(cb, T("history.change", { kind: T("history." + r.kind), where: tr("location.", r.location),
-      kg: fmtNum(Math.abs(r.mass_kg_fe)) }));
+      kg: fmtNum(Math.abs(r.mass_kg_fe)) }) + (r.confidence ? " · " + T("history.change_likely", { p: Math.round(r.confidence * 100) }) : ""));
     li.append(label); list.append(li);
   });
 }

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from models.history.compare import (ChangeRegion, Comparison, Declaration, FE_MU_RHO, Reference, Thresholds, compare,
+from models.history.compare import (ChangeRegion, Comparison, Declaration, FE_MU_RHO, Reference, Scene, Thresholds, compare,
                                     _regions, fe_mu_rho, level_band, locate, occupant, prepare,
                                     silhouette_parts)
 from models.history.evaluate import overlaps, score
@@ -38,7 +38,9 @@ def test_a_removed_part_is_found_as_removed() -> None:
     spec = PortalSpec(vehicle="lorry", suspect=False)
     scan = portal_pass(15, Pass(2, changes=("removed_part",)), spec)
     truth = scan.meta["changes"][0]
-    found = [r for r in compare(scan, prepare(portal_pass(15, Pass(0), spec))).regions if overlaps(r, truth["box"])]
+    hand = Thresholds()                  # the outline and mass core; the judge weighs this one under its level
+    found = [r for r in compare(scan, prepare(portal_pass(15, Pass(0), spec)), thresholds=hand).regions
+             if overlaps(r, truth["box"])]
     assert found and found[0].kind == "removed" and found[0].mass_kg_fe >= 0.3 * truth["mass_kg_fe"]
 
 
@@ -150,10 +152,11 @@ def test_a_weak_wide_change_is_one_region_with_all_its_mass() -> None:
     z[25, 15] = z[25, 45] = 6.0                # … with two peaks over it, 30 columns apart
     raw = np.where(z > 0, 0.1, 0.0).astype(np.float32)
     zones = {"floor": (0.0, 0.0, 60.0, 60.0)}
-    one, _ = _regions(z, raw, raw, z, Thresholds(min_score=5.0, min_kg=0.0, grow_z=3.0), 1.0, 0.1, zones,
-                      Declaration(occupants=False), 1)
-    bits, _ = _regions(z, raw, raw, z, Thresholds(min_score=5.0, min_kg=0.0, grow_z=4.0), 1.0, 0.1, zones,
-                       Declaration(occupants=False), 1)
+    scene = Scene(top=60.0, pixel_mm=5.0, line_mm=5.0, level=np.ones_like(z), spread=np.full_like(z, 0.02))
+    one, _, _ = _regions(z, raw, raw, z, Thresholds(min_score=5.0, min_kg=0.0, grow_z=3.0), 1.0, 0.1, zones,
+                         Declaration(occupants=False), 1, scene)
+    bits, _, _ = _regions(z, raw, raw, z, Thresholds(min_score=5.0, min_kg=0.0, grow_z=4.0), 1.0, 0.1, zones,
+                          Declaration(occupants=False), 1, scene)
     assert len(one) == 1 and one[0].box == (10.0, 20.0, 50.0, 30.0)
     assert one[0].mass_kg_fe == pytest.approx(400 * 0.1 / 0.1 / 1000, rel=0.01)   # all 400 pixels
     assert len(bits) == 2 and sum(r.mass_kg_fe for r in bits) < 0.5 * one[0].mass_kg_fe

@@ -1,0 +1,91 @@
+"""The region judge (models.history.judge): its trees as shipped, its inference, its refusals."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.errors import HistoryError
+from models.history import compare as compare_module
+from models.history.compare import Thresholds, compare, prepare
+from models.history.evaluate import overlaps
+from models.history.judge import FEATURES, MODEL, Judge, JudgeError, load
+from models.training.portal import PortalSpec
+from models.training.portal.passes import Pass, portal_pass
+
+
+def _tree_doc(**over: object) -> dict:
+    """Two stumps on feature 0 (log_mass) and one two-level tree, with known outputs."""
+    stump = {"feature": [0, 0, 0], "threshold": [1.0, 0, 0], "left": [1, 0, 0], "right": [2, 0, 0],
+             "leaf": [False, True, True], "value": [0.0, -1.0, 2.0]}
+    deep = {"feature": [3, 4, 0, 0, 0], "threshold": [0.5, 1.5, 0, 0, 0], "left": [1, 3, 0, 0, 0],
+            "right": [2, 4, 0, 0, 0], "leaf": [False, False, True, True, True], "value": [0.0, 0.0, 0.5, -0.25, 0.75]}
+    doc = {"features": list(FEATURES), "baseline": -0.5, "depth": 2, "trees": [stump, stump, deep]}
+    doc.update(over)
+    return doc
+
+
+def test_the_trees_are_walked_as_written() -> None:
+    judge = Judge.from_json(_tree_doc())
+    x = np.zeros((3, len(FEATURES)))
+    x[0, 0], x[0, 3] = 0.5, 0.0                 # stumps left (−1, −1); deep: left, then ratio 0 → left (−0.25)
+    x[1, 0], x[1, 3], x[1, 4] = 2.0, 0.0, 2.0   # stumps right (2, 2); deep: left, ratio 2 → right (0.75)
+    x[2, 0], x[2, 3] = 2.0, 1.0                 # stumps right; deep: right (0.5)
+    raw = np.array([-0.5 - 2 - 0.25, -0.5 + 4 + 0.75, -0.5 + 4 + 0.5])
+    assert judge.probability(x) == pytest.approx(1 / (1 + np.exp(-raw)))
+    assert judge.probability(np.zeros((0, len(FEATURES)))).shape == (0,)
+
+
+def test_a_judge_for_other_features_or_a_broken_file_is_refused_in_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(JudgeError, match="trained on features"):
+        Judge.from_json(_tree_doc(features=["log_mass"]))
+    with pytest.raises(JudgeError, match="no trees"):
+        Judge.from_json(_tree_doc(trees=[]))
+    bad = tmp_path / "judge.json"
+    bad.write_text('{"features": [')
+    with pytest.raises(JudgeError, match="cannot be read"):
+        load(bad)
+    bad.write_text(json.dumps(_tree_doc(trees=[{"feature": [0]}])))
+    with pytest.raises(JudgeError, match="malformed"):
+        load(bad)
+
+
+def test_the_shipped_judge_says_what_it_was_trained_on_and_never_on_the_evaluated_seeds() -> None:
+    judge = load(MODEL)
+    first, end = judge.meta["trained_on"]["seeds"]
+    assert first >= 200_000 and end > first        # validation 0 …, held-out 100000 …, generator B 300000 …
+    assert end <= 300_000
+    assert judge.meta["trained_on"]["positives"] > 100
+    assert MODEL.stat().st_size < 2_000_000
+
+
+def test_a_plate_in_a_van_floor_is_judged_likelier_than_the_unchanged_pass_regions() -> None:
+    spec = PortalSpec(vehicle="van", suspect=False)
+    reference = prepare(portal_pass(2, Pass(0), spec))
+    changed = portal_pass(2, Pass(2, changes=("added_steel",)), spec)
+    loose = Thresholds(min_score=0.0, min_kg=0.5, tank_kg=0.5, cab_kg=0.5, ratio_lo=-100, ratio_hi=100,
+                       report_occupants=True)
+    truth = changed.meta["changes"][0]
+    found = [r for r in compare(changed, reference, thresholds=loose).regions if overlaps(r, truth["box"])]
+    others = compare(portal_pass(2, Pass(2), spec), reference, thresholds=loose).regions
+    assert found and others
+    assert max(r.confidence for r in found) > np.median([r.confidence for r in others])
+    assert all(0.0 <= r.confidence <= 1.0 for r in (*found, *others))
+
+
+def test_a_comparison_that_needs_the_judge_fails_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(path: Path = MODEL) -> Judge:
+        raise JudgeError(f"the region judge {path} cannot be read: truncated")
+
+    monkeypatch.setattr(compare_module, "load_judge", broken)
+    spec = PortalSpec(vehicle="van", suspect=False)
+    reference = prepare(portal_pass(2, Pass(0), spec))
+    changed = portal_pass(2, Pass(2, changes=("added_steel",)), spec)
+    with pytest.raises(HistoryError, match="region judge .* cannot be read"):
+        compare(changed, reference, thresholds=replace(Thresholds(), min_judge=0.5))
+    hand = compare(changed, reference, thresholds=replace(Thresholds(), min_judge=0.0))
+    assert all(r.confidence == 0.0 for r in hand.regions)   # hand thresholds alone need no judge
