@@ -17,8 +17,8 @@ found rate with at most 0.2 false regions per unchanged pass) and reported on th
 with Wilson 95 % intervals (models.stats): the found rate, and the share of unchanged passes with
 any false region (an upper bound on the passes an officer is bothered on).
 
-Generator B (models.evalgen) cannot render repeated passes of one vehicle yet: its scene, portal and
-detector draws share streams per scan, so it is not evaluated here (issue 19 note).
+Generator B (models.evalgen.passes, written apart from generator A) is scored with the judge and
+thresholds chosen on generator A (`--generator-b N`, seeds 300000 …): nothing is trained or chosen on it.
 """
 
 from __future__ import annotations
