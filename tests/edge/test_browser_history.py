@@ -93,38 +93,38 @@ def test_officer_compares_with_the_reference_and_marks_a_change_explained(statio
 
 
 def test_no_history_says_so_and_offers_no_comparison(station: StationHarness) -> None:
-    from playwright.sync_api import sync_playwright
-
-    current = portal_pass(2, Pass(1), VAN)
-    rec = station.commit(current, record_for(current, Verdict.SUSPECT, "detection", []).model_copy(update={
-        "kind": ItemKind.VEHICLE, "history": History(status="no_history", detail="no reference arrived")}))
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1024, "height": 768})
-        sign_in(page, station, OFFICER)
-        page.wait_for_selector("body[data-live='1']")
-        station.publish_record(rec)
-        page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
-        expect(page.locator("#history-state")).to_have_text("No history")
-        assert page.is_hidden("#history-tools") and page.locator("#changes li").count() == 0
-        browser.close()
+    page, held = _shown(station, ItemKind.VEHICLE, History(status="no_history", detail="no reference arrived"))
+    expect(page.locator("#history-state")).to_have_text("No history")
+    assert page.is_hidden("#history-tools") and page.locator("#changes li").count() == 0
+    _close(held)
 
 
 def test_a_comparison_with_another_container_of_its_type_says_it_is_not_this_vehicle(station: StationHarness) -> None:
+    page, held = _shown(station, ItemKind.CONTAINER, History(
+        status="compared", basis="same_type_empty", regions=[], identity="container:CSQU3054383",
+        reference_ids=["another-box"]))
+    expect(page.locator("#history-state")).to_have_text(
+        "0 change(s) on the container against an empty container of the same type (not this vehicle)")
+    _close(held)
+
+def _shown(station: StationHarness, kind: ItemKind, history: History) -> tuple[Any, Any]:
+    """A committed pass of the van with this history, shown on the officer's Live view (page, browser)."""
     from playwright.sync_api import sync_playwright
 
     current = portal_pass(2, Pass(1), VAN)
     rec = station.commit(current, record_for(current, Verdict.SUSPECT, "detection", []).model_copy(update={
-        "kind": ItemKind.CONTAINER, "history": History(status="compared", basis="same_type_empty", regions=[],
-                                                        identity="container:CSQU3054383",
-                                                        reference_ids=["another-box"])}))
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1024, "height": 768})
-        sign_in(page, station, OFFICER)
-        page.wait_for_selector("body[data-live='1']")
-        station.publish_record(rec)
-        page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
-        expect(page.locator("#history-state")).to_have_text(
-            "0 change(s) on the container against an empty container of the same type (not this vehicle)")
-        browser.close()
+        "kind": kind, "history": history}))
+    pw = sync_playwright().start()
+    browser = launch(pw)
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    sign_in(page, station, OFFICER)
+    page.wait_for_selector("body[data-live='1']")
+    station.publish_record(rec)
+    page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
+    return page, (browser, pw)
+
+
+def _close(held: Any) -> None:
+    browser, pw = held
+    browser.close()
+    pw.stop()
