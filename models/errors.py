@@ -12,6 +12,7 @@
     │   └── NoApplicableModel     no package in the zoo is made for a station's or file's scans
     ├── ThresholdError       a class threshold override names no class or is out of range (runtime.py)
     ├── HistoryError         a scan and reference that cannot be compared (history/: shapes, lengths)
+    │   └── JudgeError       the region judge file is missing, malformed or made for other features
     └── pool refusals (pool.py): DeadlineUnreachable (expected finish after the deadline),
         PoolOverloaded (the station's queue is full), PoolBusy (background work while busy)
 """
@@ -59,3 +60,7 @@ class NoApplicableModel(NotApplicable):
 
 class HistoryError(ModelError):
     """A scan that cannot be compared with a reference pass (models.history)."""
+
+
+class JudgeError(HistoryError):
+    """The region judge (history/judge.json) cannot be used: missing, malformed, or made for other features."""

@@ -29,16 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from models.errors import JudgeError
+
 LOCATIONS = ("floor", "roof", "fuel_tank", "spare_wheel", "door", "cargo", "cab", "body")
 DESCRIBED = ("height_mm", "length_mm", "centre_of_height", "bottom_of_height", "uniformity", "contrast", "sharpness",
              "channels_corr", "level", "noise", "fill", "tank_span", "peak_over_mean")
 FEATURES = ("log_mass", "log_net", "log_smaller", "log_score", "ratio", "log_area", "density", "occupant", "added",
             "residual", "compared_share", *(f"at_{p}" for p in LOCATIONS), *DESCRIBED)
 MODEL = Path(__file__).with_name("judge.json")
-
-
-class JudgeError(ValueError):
-    """A judge file that cannot be used (missing, malformed, made for other features)."""
 
 
 def vector(region: Any, described: dict[str, float], registration: dict[str, float]) -> list[float]:
