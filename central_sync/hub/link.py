@@ -38,13 +38,30 @@ class HubLink:
         self.sessions = 0
         self.received = 0
         self.max_packet = 256 * 1024
+        self.learned_max: int | None = None   # a size limit the broker enforces without announcing it
         self.last_error: str | None = None
         self._ended: str | None = None
         self._connack = None
+        self._largest = 0                      # the largest payload published in this session
 
     def payload_limit(self) -> int:
-        """Largest payload to publish: the broker's Maximum Packet Size less room for headers."""
+        """Largest payload to publish: the broker's Maximum Packet Size (or the limit learnt from the
+        sessions it ended) less room for headers."""
         return max(512, self.max_packet - 512)
+
+    def _learn_limit(self) -> None:
+        """A broker that limits messages without announcing it (Mosquitto's message_size_limit) ends the
+        session of whoever publishes over it; acks grow with the window a station resends, so the same
+        oversized ack would end every session. When a session that published more than 2 KB ends,
+        publish at most half of that from then on (acks and commands split to fit), down to 1 KB."""
+        if self._largest <= 2048:
+            return
+        limit = max(1024, self._largest // 2)
+        if self.learned_max is None or limit < self.learned_max:
+            self.learned_max = limit
+            self.max_packet = min(self.max_packet, limit + 512)
+            log.warning("hub.payload_shrunk", hub=self.hub_id, payload_bytes=limit,
+                        reason=f"the broker ended the session after a {self._largest}-byte publish")
 
     def send(self, name: str, payload: bytes) -> None:
         """Thread-safe: queue one QoS 1 publish (acks, commands)."""
@@ -60,6 +77,8 @@ class HubLink:
             except (OSError, SyncError, ValueError) as exc:
                 self.last_error = str(exc) or type(exc).__name__
                 log.error("hub.link_lost", hub=self.hub_id, error=self.last_error)
+                if self._ended is not None:
+                    self._learn_limit()
                 attempt = 0 if self.connected else attempt + 1
             except Exception as exc:  # supervisor of the link thread: log, rebuild the client
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -71,7 +90,7 @@ class HubLink:
 
     def _session(self, stop: threading.Event) -> None:
         client = new_client(self.cfg, self.hub_id, ACK_INFLIGHT, self.lane)
-        self._ended, self._connack = None, None
+        self._ended, self._connack, self._largest = None, None, 0
         client.on_connect = lambda c, u, f, code, props: setattr(self, "_connack", (code, props))
         client.on_disconnect = lambda c, u, f, code, props: setattr(self, "_ended", reason_text(getattr(code, "value", 0)))
         client.on_message = self._on_message
@@ -89,7 +108,8 @@ class HubLink:
             if time.monotonic() > deadline:
                 raise SessionLost(f"broker {self.cfg.host}:{self.cfg.port} sent no CONNACK within 10 s")
         broker_max = connack_limits(self._connack[1])[1]
-        self.max_packet = min(256 * 1024, broker_max or 256 * 1024)
+        self.max_packet = min(256 * 1024, broker_max or 256 * 1024,
+                              self.learned_max + 512 if self.learned_max else 256 * 1024)
         client.subscribe([(t, 1) for t in p.hub_subscriptions(self.group, self.lane)])
         self.connected, self.sessions = True, self.sessions + 1
         log.info("hub.link_up", hub=self.hub_id, broker=f"{self.cfg.host}:{self.cfg.port}")
@@ -115,6 +135,7 @@ class HubLink:
                 name, payload = self.outbox.get_nowait()
             except queue.Empty:
                 return
+            self._largest = max(self._largest, len(payload))
             client.publish(name, payload, qos=1)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
