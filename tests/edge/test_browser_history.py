@@ -73,6 +73,9 @@ def test_officer_compares_with_the_reference_and_marks_a_change_explained(statio
         assert page.locator("#overlay rect.change").count() == len(rec.history.regions)
         assert page.locator("#ref-overlay rect.change").count() == len(rec.history.regions)
         page.screenshot(path=str(ARTIFACTS / "history_side_by_side_1024.png"))
+        panel, picker = page.locator("#deciding").bounding_box(), page.locator("#class").bounding_box()
+        assert picker and panel and picker["x"] + picker["width"] <= panel["x"] + panel["width"] <= 1024, \
+            f"the threat-class picker is clipped at 1024x768: {picker}, panel {panel}"
 
         page.click("#hist-flicker")  # the reference shown over the current scan in turn
         expect(page.locator("#scan")).to_have_attribute("data-showing", "reference")

@@ -291,6 +291,8 @@ def test_the_station_fits_the_screen(station, browser, width, height):
         box = page.locator(control).bounding_box()
         assert box and box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= width \
             and box["y"] + box["height"] <= height, f"{control} outside the {width}x{height} viewport: {box}"
+    panel, picker = page.locator("#deciding").bounding_box(), page.locator("#class").bounding_box()
+    assert picker["x"] + picker["width"] <= panel["x"] + panel["width"], f"the class picker is clipped: {picker}, {panel}"
     stage = page.locator("#stage").bounding_box()
     assert stage["width"] >= 0.6 * width and stage["height"] >= 0.8 * height - 80, stage
 
