@@ -29,7 +29,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from models.errors import HistoryError
 from models.history.judge import JudgeError, vector
 from models.history.judge import load as load_judge
 from models.history.register import Registration, lit_lines, log_attenuation, register, warp
@@ -267,13 +266,12 @@ def compare(current: Scan, reference: Reference, declaration: Declaration = Decl
     noise = spread(ds, ref_h, edge, valid)
     z = ds / noise
     z[~valid] = 0.0
-    area_cm2 = float(current.meta.get("pixel_mm", 1.0)) * float(current.meta.get("line_mm", current.meta.get(
-        "pixel_mm", 1.0))) * b * b / 100.0
+    pixel_mm = float(current.meta.get("pixel_mm", 1.0))
+    line_mm = float(current.meta.get("line_mm", pixel_mm))
+    area_cm2 = pixel_mm * line_mm * b * b / 100.0
     mu = fe_mu_rho(float(current.meta.get("energy_kev", 450.0)))
     dl = cv2.GaussianBlur(cur_l - warp(reference.low, reg, cur_l.shape), (0, 0), sigma)
-    scene = Scene(top=_top(cur_h), pixel_mm=float(current.meta.get("pixel_mm", 1.0)) * b,
-                  line_mm=float(current.meta.get("line_mm", current.meta.get("pixel_mm", 1.0))) * b,
-                  level=ref_h, spread=noise)
+    scene = Scene(top=_top(cur_h), pixel_mm=pixel_mm * b, line_mm=line_mm * b, level=ref_h, spread=noise)
     regions, features, suppressed = _regions(ds, raw, dl, z, thresholds, area_cm2, mu, zones, declaration, b, scene)
     quality = {"residual": round(reg.residual, 4), "scale": round(reg.scale, 4), "offset_px": round(reg.offset * b, 2),
                "tilt_px": round(reg.tilt * b, 2), "stretch_min": round(_stretch(reg)[0], 3),
@@ -291,9 +289,9 @@ def _judged(regions: list[ChangeRegion], features: list[dict[str, float]], quali
         return regions, features
     try:
         judge = load_judge()
-    except JudgeError as exc:
+    except JudgeError:               # a HistoryError: the record says `failed` and why
         if t.min_judge > 0:
-            raise HistoryError(str(exc)) from exc
+            raise
         return regions, features
     p = judge.probability(np.array([vector(r, f, quality) for r, f in zip(regions, features)]))
     scored = [(replace(r, confidence=round(float(q), 3)), f) for r, f, q in zip(regions, features, p)]
@@ -333,8 +331,9 @@ def describe(sub: np.ndarray, window: tuple[slice, slice], raw: np.ndarray, dl: 
     the region's low channel follows the high one pixel by pixel, how much the beam had already lost
     there, the noise, and how much of the fuel tank's length it spans (a level change spans all of it)."""
     d = raw[window]
-    inner = d[sub]
-    mean = float(np.mean(inner)) if inner.size else 0.0
+    inner = d[sub]                   # a connected component: never empty
+    mean = float(np.mean(inner))
+    noise = float(np.median(scene.spread[window][sub]))
     ring = cv2.dilate(sub.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~sub
     outside = float(np.mean(np.abs(d[ring]))) if ring.any() else 0.0
     gy, gx = np.gradient(d)
@@ -342,7 +341,7 @@ def describe(sub: np.ndarray, window: tuple[slice, slice], raw: np.ndarray, dl: 
     edge_band = cv2.dilate(sub.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & \
         ~cv2.erode(sub.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     low = dl[window][sub]
-    corr = 0.0
+    corr = 0.0                       # Pearson's r of the two channels' change over the region
     if inner.size > 3:
         a, c = inner.astype(np.float64) - inner.mean(), low.astype(np.float64) - low.mean()
         norm = float(np.sqrt((a * a).sum() * (c * c).sum()))
@@ -354,15 +353,12 @@ def describe(sub: np.ndarray, window: tuple[slice, slice], raw: np.ndarray, dl: 
         span = max(0.0, min(l1, tank[3]) - max(l0, tank[1])) / (tank[3] - tank[1])
     return {"height_mm": (c1 - c0) * scene.pixel_mm, "length_mm": (l1 - l0) * scene.line_mm,
             "centre_of_height": ((c0 + c1) / 2) / scene.top, "bottom_of_height": c0 / scene.top,
-            "uniformity": float(np.std(inner) / (abs(mean) + 1e-6)) if inner.size else 0.0,
+            "uniformity": float(np.std(inner) / (abs(mean) + 1e-6)),
             "contrast": abs(mean) / (outside + 1e-6),
             "sharpness": float(np.mean(grad[edge_band])) / (abs(mean) + 1e-6) if edge_band.any() else 0.0,
-            "channels_corr": corr if np.isfinite(corr) else 0.0,
-            "level": float(np.mean(scene.level[window][sub])) if inner.size else 0.0,
-            "noise": float(np.median(scene.spread[window][sub])) if inner.size else 0.0,
+            "channels_corr": corr, "level": float(np.mean(scene.level[window][sub])), "noise": noise,
             "fill": float(sub.mean()), "tank_span": span,
-            "peak_over_mean": float(np.max(np.abs(signed[window][sub]))) / (abs(mean) / (float(np.median(
-                scene.spread[window][sub])) + 1e-6) + 1e-6) if inner.size else 0.0}
+            "peak_over_mean": float(np.max(np.abs(signed[window][sub]))) / (abs(mean) / (noise + 1e-6) + 1e-6)}
 
 
 def _stretch(reg: Registration) -> tuple[float, float]:
@@ -410,7 +406,7 @@ def _regions(ds: np.ndarray, raw: np.ndarray, dl: np.ndarray, z: np.ndarray, t: 
                                   round(net, 2), person)
             if not t.large(region):
                 suppressed["small"] += 1
-            elif t.min_judge <= 0 and region.occupant and not t.report_occupants:
+            elif t.min_judge <= 0 and not t.keeps(region):
                 suppressed["occupant"] += 1     # with the judge, it weighs the person-like shape itself
             else:
                 out.append((region, describe(sub, window, raw, dl, signed, scene, box, zones)))
