@@ -23,6 +23,7 @@ from central_sync.mqtt import backoff_delay, connack_limits, connect_properties,
 log = structlog.get_logger("central_sync.hub")
 ACK_INFLIGHT = 20  # the MQTT default Receive Maximum of brokers; acks beyond it wait in paho (few, small)
 BURST = 256
+PACKET_MAX = 256 * 1024   # the most a hub publishes in one packet, whatever the broker allows
 
 
 class HubLink:
@@ -37,7 +38,7 @@ class HubLink:
         self.connected = False
         self.sessions = 0
         self.received = 0
-        self.max_packet = 256 * 1024
+        self.max_packet = PACKET_MAX
         self.learned_max: int | None = None   # a size limit the broker enforces without announcing it
         self.last_error: str | None = None
         self._ended: str | None = None
@@ -59,7 +60,7 @@ class HubLink:
         limit = max(1024, self._largest // 2)
         if self.learned_max is None or limit < self.learned_max:
             self.learned_max = limit
-            self.max_packet = min(self.max_packet, limit + 512)
+            self.max_packet = min(self.max_packet, limit + 512)   # acks encoded before the next CONNACK fit too
             log.warning("hub.payload_shrunk", hub=self.hub_id, payload_bytes=limit,
                         reason=f"the broker ended the session after a {self._largest}-byte publish")
 
@@ -108,8 +109,8 @@ class HubLink:
             if time.monotonic() > deadline:
                 raise SessionLost(f"broker {self.cfg.host}:{self.cfg.port} sent no CONNACK within 10 s")
         broker_max = connack_limits(self._connack[1])[1]
-        self.max_packet = min(256 * 1024, broker_max or 256 * 1024,
-                              self.learned_max + 512 if self.learned_max else 256 * 1024)
+        self.max_packet = min(PACKET_MAX, broker_max or PACKET_MAX,
+                              self.learned_max + 512 if self.learned_max else PACKET_MAX)
         client.subscribe([(t, 1) for t in p.hub_subscriptions(self.group, self.lane)])
         self.connected, self.sessions = True, self.sessions + 1
         log.info("hub.link_up", hub=self.hub_id, broker=f"{self.cfg.host}:{self.cfg.port}")
