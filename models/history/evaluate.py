@@ -12,13 +12,17 @@ dense cargo or in scatter-saturated parts a 5 kg plate may leave almost nothing 
 
 Found: a reported region of the right kind (added for added steel and concealments, removed for
 removed parts) overlapping the change's box (padded by 4 px). False regions: every region reported
-on an unchanged pass. Thresholds (peak score, mass by location, the Δlow/Δhigh window) are chosen on the validation block (the best
-found rate with at most 0.2 false regions per unchanged pass) and reported on the held-out block,
-with Wilson 95 % intervals (models.stats): the found rate, and the share of unchanged passes with
-any false region (an upper bound on the passes an officer is bothered on).
+on an unchanged pass. Thresholds (the judge's level and a score and mass floor under it; or, by hand,
+peak score, mass by location, the Δlow/Δhigh window) are chosen on the validation block: the best
+found rate whose false regions per unchanged pass are at most 0.2 at their exact 95 % Poisson upper
+bound. They are reported on the held-out block with Wilson 95 % intervals (models.stats): the found
+rate, and the share of unchanged passes with any false region (an upper bound on the passes an
+officer is bothered on).
 
 Generator B (models.evalgen.passes, written apart from generator A) is scored with the judge and
-thresholds chosen on generator A (`--generator-b N`, seeds 300000 …): nothing is trained or chosen on it.
+thresholds chosen on generator A (`--generator-b N`, seeds 300000 … in blocks of B_BLOCKS): nothing is
+trained or chosen on it. Every version is scored on a held-out block and a generator B block no earlier
+version was scored on (HELD_OUT_BLOCKS, B_BLOCKS: the newest is the default).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import structlog
 from models.history.compare import ChangeRegion, Comparison, Thresholds, compare, fe_mu_rho, prepare
 from models.history.judge import load as load_judge
 from models.history.register import log_attenuation
-from models.stats import wilson
+from models.stats import poisson_upper, wilson
 
 log = structlog.get_logger()
 DESIGNS = ("saloon", "mpv", "van", "lorry", "tractor_20ft", "tractor_40ft")
@@ -56,9 +60,16 @@ JUDGE_SCORES = (6.0, 10.0, 20.0)
 JUDGE_MASSES = (1.0, 2.0, 3.0, 4.0, 5.0)
 JUDGE_LEVELS = tuple(round(v, 2) for v in np.arange(0.30, 0.98, 0.04))
 IN_VIEW_KG = 2.5
+FALSE_GOAL = 0.2              # false change regions per unchanged pass (issue 19), met with 95 % confidence
 MIN_LITRES = 20.0             # a concealment the goal counts (issue 19: ≥ 20 litres)
-HELD_OUT_START = 100_000
-B_START = 300_000            # generator B's block: seeds no version was tuned on
+HELD_OUT_START = 100_000     # held-out seeds start here; each version is scored on blocks no earlier
+                             # version was (--held-out-start, --generator-b-start); the blocks used so far:
+HELD_OUT_BLOCKS = {100_000: "the first judge", 110_000: "trials of the scatter correction (not shipped)",
+                   120_000: "bagged judge at the point-estimate level (not shipped)",
+                   130_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence"}
+B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correction (not shipped)",
+            330_000: "bagged judge at the point-estimate level (not shipped)",
+            340_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence"}
 
 
 def visible_kg(changed: Any, plain: Any, box: list[float]) -> float:
@@ -166,11 +177,14 @@ def grid(judge: bool) -> list[Thresholds]:
 
 
 def choose(cases: list[dict[str, Any]], judge: bool = True) -> Thresholds:
-    """Thresholds with the best in-view found rate at ≤ 0.2 false regions per unchanged pass (validation)."""
+    """Thresholds with the best in-view found rate whose false regions per unchanged pass are ≤ 0.2 with
+    95 % confidence on the validation block: the exact Poisson upper bound of the false-region count,
+    over the passes, is ≤ FALSE_GOAL (12 false regions on 108 passes, not 21: a point estimate at the
+    goal is over it on new passes as often as under)."""
     best: tuple[float, float, Thresholds] | None = None
     for t in grid(judge):
         r = score(cases, t)
-        if r["false_regions_per_unchanged_pass"] > 0.2:
+        if poisson_upper(r["false_regions"]) / max(r["unchanged_passes"], 1) > FALSE_GOAL:
             continue
         key = (r["found_in_view"]["rate"] or 0.0, -r["false_regions_per_unchanged_pass"])
         if best is None or key > best[:2]:
@@ -178,26 +192,29 @@ def choose(cases: list[dict[str, Any]], judge: bool = True) -> Thresholds:
     return best[2] if best else grid(judge)[-1]
 
 
-def run(validation: int, held_out: int, b_block: int = 0) -> dict[str, Any]:
+def run(validation: int, held_out: int, b_block: int = 0, held_out_start: int = max(HELD_OUT_BLOCKS),
+        b_start: int = max(B_BLOCKS)) -> dict[str, Any]:
     cv2.setNumThreads(1)
     val = [case(s) for s in range(validation)]
     log.info("history.validation_done", cases=len(val))
     t, hand = choose(val), choose(val, judge=False)
-    test = [case(s) for s in range(HELD_OUT_START, HELD_OUT_START + held_out)]
+    test = [case(s) for s in range(held_out_start, held_out_start + held_out)]
     log.info("history.held_out_done", cases=len(test))
-    b = [case(s, "b") for s in range(B_START, B_START + b_block)]
+    b = [case(s, "b") for s in range(b_start, b_start + b_block)]
     out = {"generator": "A (models.training.portal, repeated passes: models.training.portal.passes)",
            "judge": {k: v for k, v in load_judge().meta.items() if k in ("trained_on", "sklearn", "depth")},
            "thresholds": asdict(t), "validation": {"seeds": [0, validation], **score(val, t)},
            "validation_missed_why": missed_why(val, t),
-           "held_out": {"seeds": [HELD_OUT_START, HELD_OUT_START + held_out], **score(test, t)},
+           "held_out": {"seeds": [held_out_start, held_out_start + held_out], **score(test, t)},
            "hand_thresholds": {"thresholds": asdict(hand), "validation": score(val, hand), "held_out": score(test, hand)},
-           "goals": {"found_in_view": ">= 0.95", "false_regions_per_unchanged_pass": "<= 0.2"},
+           "goals": {"found_in_view": ">= 0.95", "false_regions_per_unchanged_pass": f"<= {FALSE_GOAL}"},
+           "chosen_by": "best in-view found rate on validation whose false regions per unchanged pass are "
+                        f"<= {FALSE_GOAL} at the exact 95 % Poisson upper bound",
            "in_view_kg": IN_VIEW_KG, "missed_held_out": missed(test, t), "false_held_out": false(test, t),
            "compare_seconds_median": round(float(np.median([c["seconds"] for c in val + test])), 3)}
     if b:
         out["generator_b"] = {"generator": "B (models.evalgen.passes), thresholds and judge from generator A",
-                              "seeds": [B_START, B_START + b_block], **score(b, t), "missed_why": missed_why(b, t),
+                              "seeds": [b_start, b_start + b_block], **score(b, t), "missed_why": missed_why(b, t),
                               "hand_thresholds": score(b, hand), "missed": missed(b, t), "false": false(b, t)}
     else:
         out["generator_b"] = "not evaluated (--generator-b 0)"
@@ -221,11 +238,14 @@ def false(cases: list[dict[str, Any]], t: Thresholds) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--validation", type=int, default=108, help="seeds of the validation block (0 …)")
-    ap.add_argument("--held-out", type=int, default=72, help="seeds of the held-out block (100000 …)")
-    ap.add_argument("--generator-b", type=int, default=72, help=f"seeds of generator B's block ({B_START} …)")
+    ap.add_argument("--held-out", type=int, default=72, help="seeds of the held-out block")
+    ap.add_argument("--held-out-start", type=int, default=max(HELD_OUT_BLOCKS),
+                    help="first seed of the held-out block (a block no earlier version was scored on)")
+    ap.add_argument("--generator-b", type=int, default=72, help="seeds of generator B's block")
+    ap.add_argument("--generator-b-start", type=int, default=max(B_BLOCKS), help="first seed of generator B's block")
     ap.add_argument("--out", type=Path, default=Path("bench/results/history_compare.json"))
     a = ap.parse_args(argv)
-    result = run(a.validation, a.held_out, a.generator_b)
+    result = run(a.validation, a.held_out, a.generator_b, a.held_out_start, a.generator_b_start)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(a.out.read_text()) if a.out.exists() else {}
     a.out.write_text(json.dumps({**old, "evaluation": result}, indent=2) + "\n")

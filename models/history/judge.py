@@ -10,9 +10,11 @@ how sharp its outline, how far the low channel follows the high one pixel by pix
 beam had already lost there, the noise, the share of the fuel tank's length it spans, and the
 registration's residual — with gradient-boosted trees (depth ≤ 4) trained on a block of generator
 A's repeated passes that neither the validation nor the held-out block overlaps
-(`python -m models.history.train_judge`, the training extra: scikit-learn). The trees ship as
-JSON (`judge.json`, a few hundred kB) and are evaluated here with numpy: the runtime needs no
-scikit-learn.
+(`python -m models.history.train_judge`, the training extra: scikit-learn). It is a bag of such
+models, each fitted on a bootstrap sample of the regions, whose probabilities are averaged: one
+model's answer on a region unlike its training regions swings with small changes of the training
+data; the average swings less. The trees ship as JSON (`judge.json`, about 1 MB) and are evaluated
+here with numpy: the runtime needs no scikit-learn.
 
 Its probability is a ranking, not a calibrated rate: the threshold that keeps ≤ 0.2 false regions
 per unchanged pass is chosen on the validation block (models.history.evaluate) and kept in
@@ -53,9 +55,11 @@ def vector(region: Any, described: dict[str, float], registration: dict[str, flo
 
 @dataclass(frozen=True)
 class Judge:
-    """Gradient-boosted trees as flat arrays: per node the feature, threshold, children and leaf value."""
+    """Bagged gradient-boosted models as flat arrays: per tree its model (`member`), per node the
+    feature, threshold, children and leaf value; per model its baseline."""
 
-    baseline: float
+    baseline: np.ndarray     # (members,) float
+    member: np.ndarray       # (trees,) int
     feature: np.ndarray      # (trees, nodes) int
     threshold: np.ndarray    # (trees, nodes) float
     left: np.ndarray         # (trees, nodes) int
@@ -78,17 +82,21 @@ class Judge:
             go_left = x[np.arange(n)[None, :], f] <= self.threshold[t, node]
             step = np.where(go_left, self.left[t, node], self.right[t, node])
             node = np.where(self.leaf[t, node], node, step)
-        raw = self.baseline + self.value[t, node].sum(axis=0)
-        return 1.0 / (1.0 + np.exp(-raw))
+        votes = np.zeros((len(self.baseline), n))
+        np.add.at(votes, self.member, self.value[t, node])
+        raw = self.baseline[:, None] + votes
+        return (1.0 / (1.0 + np.exp(-raw))).mean(axis=0)
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Judge:
         if tuple(doc.get("features", ())) != FEATURES:
             raise JudgeError(f"the judge was trained on features {doc.get('features')!r}, this code describes "
                              f"regions by {list(FEATURES)!r}")
-        trees = doc.get("trees") or []
-        if not trees:
+        members = doc["members"] if "members" in doc else [doc]
+        trees = [tr for m in members for tr in m.get("trees") or []]
+        if not members or not all(m.get("trees") for m in members):
             raise JudgeError("the judge file holds no trees")
+        member = np.concatenate([np.full(len(m["trees"]), i) for i, m in enumerate(members)])
         width = max(len(tr["feature"]) for tr in trees)
 
         def table(key: str, fill: float, dtype: Any) -> np.ndarray:
@@ -97,10 +105,11 @@ class Judge:
                 out[i, :len(tr[key])] = tr[key]
             return out
 
-        return cls(float(doc["baseline"]), table("feature", 0, np.int64), table("threshold", 0.0, np.float64),
+        return cls(np.array([float(m["baseline"]) for m in members]), member,
+                   table("feature", 0, np.int64), table("threshold", 0.0, np.float64),
                    table("left", 0, np.int64), table("right", 0, np.int64), table("leaf", True, bool),
                    table("value", 0.0, np.float64), int(doc.get("depth", 8)) + 1,
-                   {k: v for k, v in doc.items() if k not in ("trees",)})
+                   {k: v for k, v in doc.items() if k not in ("trees", "members")})
 
 
 @lru_cache(maxsize=4)

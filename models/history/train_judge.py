@@ -6,8 +6,9 @@ Needs the training extra (scikit-learn). The training block's seeds must not ove
 (0 …) or held-out (100000 …) blocks of models.history.evaluate. Each seed gives an unchanged and a
 changed pass against its reference (the same renders the evaluation makes); every candidate region
 of an unchanged pass is a negative, a candidate of the right kind overlapping the change is a
-positive. Gradient-boosted trees (HistGradientBoostingClassifier, depth ≤ 4, class weights
-balanced) are exported to JSON with the training block, the sklearn version and the counts.
+positive. A bag of `--members` gradient-boosted models (HistGradientBoostingClassifier, depth ≤ 4,
+class weights balanced), each fitted on its own bootstrap sample of the regions, is exported to JSON
+with the training block, the sklearn version and the counts; the judge averages their probabilities.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def examples(cases: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(x, dtype=np.float64).reshape(-1, len(FEATURES)), np.array(y, dtype=np.int64)
 
 
-def export(model: Any, meta: dict[str, Any]) -> dict[str, Any]:
-    """The fitted HistGradientBoostingClassifier's trees as plain lists (models.history.judge reads them)."""
+def export(model: Any) -> dict[str, Any]:
+    """A fitted HistGradientBoostingClassifier's baseline and trees as plain lists (models.history.judge)."""
     trees = []
     for (predictor,) in model._predictors:
         nodes = predictor.nodes
@@ -53,8 +54,20 @@ def export(model: Any, meta: dict[str, Any]) -> dict[str, Any]:
                       "left": nodes["left"].astype(int).tolist(), "right": nodes["right"].astype(int).tolist(),
                       "leaf": nodes["is_leaf"].astype(bool).tolist(),
                       "value": [round(float(v), 6) for v in nodes["value"]]})
-    return {"features": list(FEATURES), "baseline": float(np.ravel(model._baseline_prediction)[0]),
-            "depth": int(max(max(p.nodes["depth"]) for (p,) in model._predictors)), **meta, "trees": trees}
+    return {"baseline": float(np.ravel(model._baseline_prediction)[0]),
+            "depth": int(max(max(p.nodes["depth"]) for (p,) in model._predictors)), "trees": trees}
+
+
+def bag(x: np.ndarray, y: np.ndarray, members: int, trees: int, depth: int) -> list[Any]:
+    """`members` models, the i-th fitted on a bootstrap sample of the rows drawn with seed i."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    out = []
+    for i in range(members):
+        rows = np.random.default_rng(i).integers(0, len(y), len(y)) if members > 1 else np.arange(len(y))
+        model = HistGradientBoostingClassifier(max_depth=depth, max_iter=trees, learning_rate=0.05,
+                                               l2_regularization=1.0, class_weight="balanced", random_state=i)
+        out.append(model.fit(x[rows], y[rows]))
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,24 +76,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=MODEL)
     ap.add_argument("--trees", type=int, default=300)
     ap.add_argument("--depth", type=int, default=4)
+    ap.add_argument("--members", type=int, default=5, help="models in the bag (bootstrap samples)")
     a = ap.parse_args(argv)
     first, end = (int(v) for v in a.seeds.split(":"))
     if first < TRAIN_START:
         raise SystemExit(f"the training block {first}:{end} may overlap the validation (0 …) or held-out "
                          f"({HELD_OUT_START} …) seeds: train from {TRAIN_START}")
     from sklearn import __version__ as sklearn_version
-    from sklearn.ensemble import HistGradientBoostingClassifier
     cv2.setNumThreads(1)
     t0 = time.perf_counter()
     x, y = examples([case(s) for s in range(first, end)])
-    model = HistGradientBoostingClassifier(max_depth=a.depth, max_iter=a.trees, learning_rate=0.05,
-                                           l2_regularization=1.0, class_weight="balanced", random_state=0)
-    model.fit(x, y)
-    doc = export(model, {"trained_on": {"generator": "A (models.training.portal.passes)", "seeds": [first, end],
-                                        "regions": int(len(y)), "positives": int(y.sum())},
-                         "sklearn": sklearn_version, "seconds": round(time.perf_counter() - t0, 1)})
+    members = [export(m) for m in bag(x, y, a.members, a.trees, a.depth)]
+    doc = {"features": list(FEATURES), "depth": max(m["depth"] for m in members),
+           "trained_on": {"generator": "A (models.training.portal.passes)", "seeds": [first, end],
+                          "regions": int(len(y)), "positives": int(y.sum()), "members": len(members),
+                          "bootstrap": len(members) > 1},
+           "sklearn": sklearn_version, "seconds": round(time.perf_counter() - t0, 1), "members": members}
     a.out.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
-    print(json.dumps({k: v for k, v in doc.items() if k != "trees"}, indent=2))
+    print(json.dumps({k: v for k, v in doc.items() if k != "members"}, indent=2))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from models.training.portal.vehicles import CONTAINER_TYPES, KNOWN, LIGHT, NOVEL
 
 CLASSES = ("cigarettes", "drugs", "firearm", "concealment", "load_present")
 SOURCE = "cpe-portal-sim-a"
+LIGHT_SCATTER = 0.05           # scatter fraction of the X-ray tube portal's high channel (the low: 1.2 ×)
 STYLES = ("empty", "mixed", "dense")
 
 
@@ -133,7 +134,7 @@ def render(rng: np.random.Generator, canvas: Canvas, light: bool) -> tuple[np.nd
                           mid_filter_cu_mm=3.0, rear_csi_mm=15.0, photons_low=3e4, photons_high=2e4,
                           blur_sigma_px=0.7, pixel_mm=canvas.pitch_z)
         high, low = ideal_transmission(maps, scanner)
-        high, low = add_scatter(high, 0.05, sigma), add_scatter(low, 0.06, sigma)
+        high, low = add_scatter(high, LIGHT_SCATTER, sigma), add_scatter(low, LIGHT_SCATTER * 1.2, sigma)
         return high, low, {"energy_kev": kvp}, scanner
     linac = Linac(9.0, 6.0, target_w_mm=6.0) if rng.random() < 0.6 else Linac(6.0, 4.0, target_w_mm=6.0)
     w_low, w_high = mv_channel_weights(linac)

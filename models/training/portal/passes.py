@@ -4,7 +4,8 @@
 rng draws the scene and the portal exactly as `portal_scan` does, and a pass rng (seeded by
 [seed, k]) draws everything that differs between passes: the speed profile (another non-rigid
 along-scan stretch and another line count), a vertical offset of a few pixels, a small vertical
-scale and tilt, the fuel level, passengers in the cab, cab avoidance and the detector noise. A pass
+scale and tilt, the fuel level, passengers in the cab (seated bodies), the scatter behind dense loads
+(±25 %, drifting along the vehicle), cab avoidance and the detector noise. A pass
 may also carry modifications (`changes`, drawn from a third stream, so that the same pass without
 them is the same scan less the modifications): steel added in a floor, roof, fuel tank, spare wheel,
 door or the cargo bay (≥ 5 kg), a concealment of ≥ 20 litres (a welded compartment, a false floor,
@@ -27,8 +28,9 @@ from models.training.materials import MATERIALS
 from models.training.physics import detect
 from models.training.portal.canvas import Box, Sketch
 from models.training.portal.contents import cartons, drugs_in_cavity, fill, inside
-from models.training.portal.generator import (SOURCE, Geometry, PortalSpec, Scene, avoid_cab, render, scan_box,
-                                              scene, speed_profile, stretch)
+from models.training.portal.generator import (LIGHT_SCATTER, SOURCE, Geometry, PortalSpec, Scene, add_scatter, avoid_cab,
+                                              render, scan_box, scene, speed_profile, stretch)
+from models.training.portal.linac import Linac
 from models.training.portal.vehicles import Cavity, Vehicle, u
 
 CHANGES = ("added_steel", "concealment", "removed_part")
@@ -186,15 +188,34 @@ def fuel(sk: Sketch, rng: np.random.Generator, v: Vehicle) -> float:
 
 
 def passengers(sk: Sketch, rng: np.random.Generator, v: Vehicle) -> int:
-    """0–2 people (water, 55–95 kg, rounded) seated in the cab."""
+    """0–2 people (water-like tissue, 55–95 kg) seated in the cab, facing forward: a torso with the arms
+    (58 % of the mass, 300 × 600 mm from the seat up), the head (8 %, 190 × 220 mm above it), the thighs
+    (22 %, 420 × 160 mm forward along the seat) and the shins (12 %, 120 × 450 mm down to the floor),
+    each rounded across its length (anthropometric proportions of a seated adult)."""
     n = int(rng.integers(0, 3))
     seat = v.cavities["under_seats"].box[3] if "under_seats" in v.cavities else \
         (v.cavities["door_0"].box[1] + 100 if "door_0" in v.cavities else v.height * 0.4)
     c0, c1 = v.cab
     for _ in range(n):
         x = u(rng, max(c0, c1 * 0.35), max(c1 - 500, c1 * 0.35 + 1))
-        fill(sk, "water", (x, seat, x + 450, seat + 850), u(rng, 55, 95), profile_x="round")
+        back, kg = x + 450, u(rng, 55, 95)
+        knee = back - 300 - 420
+        for box, share in (((back - 300, seat, back, seat + 600), 0.58),
+                           ((back - 250, seat + 620, back - 60, seat + 840), 0.08),
+                           ((knee, seat, back - 300, seat + 160), 0.22),
+                           ((knee, max(seat - 450, 50.0), knee + 120, seat), 0.12)):
+            fill(sk, "water", box, kg * share, profile_x="round")
     return n
+
+
+def scatter_drift(t: np.ndarray, rng: np.random.Generator, fraction: float, sigma_px: float) -> np.ndarray:
+    """Another pass's scatter: the build-up of add_scatter (already in t) changes with the vehicle's
+    line in the lane and what surrounds each part, by ±25 % drawn per pass and drifting along the
+    vehicle (a linear ramp between two draws). Behind dense loads, where scatter makes up much of
+    what reaches the detector, −ln T moves by tenths; light parts hardly move."""
+    a, b = u(rng, -0.25, 0.25), u(rng, -0.25, 0.25)
+    ramp = np.linspace(a, b, t.shape[0], dtype=np.float32)[:, None]
+    return np.maximum(t + ramp * (add_scatter(t, fraction, sigma_px) - t), 1e-6)
 
 
 @dataclass(frozen=True)
@@ -239,6 +260,9 @@ def portal_pass(seed: int, p: Pass, spec: PortalSpec = PortalSpec()) -> Scan:
     people = passengers(extra, prng, v) if p.passengers else 0
     extra.draw(s.canvas, g.lead_mm)
     high, low, source, noise = render(rng, s.canvas, s.light)
+    share = LIGHT_SCATTER if s.light else Linac.scatter  # the scatter fraction render gave the high channel
+    high = scatter_drift(high, prng, share, 250.0 / s.canvas.pitch_z)
+    low = scatter_drift(low, prng, share * 1.2, 250.0 / s.canvas.pitch_z)
     lines = int(round(g.lines * u(prng, 0.92, 1.08)))
     pos = speed_profile(prng, lines) * (g.lines - 1) / (lines - 1)
     high, low = stretch(high, pos), stretch(low, pos)

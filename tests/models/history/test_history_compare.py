@@ -10,7 +10,7 @@ import pytest
 
 from models.history.compare import (ChangeRegion, Comparison, Declaration, FE_MU_RHO, Reference, Scene, Thresholds, compare,
                                     _regions, fe_mu_rho, level_band, locate, occupant, prepare,
-                                    silhouette_parts)
+                                    scatter_level, silhouette_parts)
 from models.history.evaluate import overlaps, score
 from models.scan import Scan
 from models.training.portal import PortalSpec
@@ -169,3 +169,29 @@ def test_a_person_in_the_cab_is_suppressed_unless_asked_for() -> None:
     assert t.large(person) and not t.keeps(person)
     assert replace(t, report_occupants=True).keeps(person)
     assert t.keeps(replace(person, occupant=False))
+
+
+def test_another_pass_s_scatter_behind_a_dense_load_is_taken_out_and_a_plate_there_kept() -> None:
+    rng = np.random.default_rng(3)
+    ref = np.full((300, 200), 0.8, np.float32)
+    ref[60:260, 40:170] = 6.0                               # a dense load: T = 0.25 %
+    lines = np.linspace(0, 1, 300, dtype=np.float32)[:, None]
+    more = 0.0015 * (0.5 + lines) * np.ones((1, 200), np.float32)   # this pass's extra scatter, varying along
+    cur = -np.log(np.exp(-ref) + more)
+    cur[140:160, 90:110] += 0.8                             # a plate behind the load: 20 × 20 pixels
+    ref += 0.01 * rng.standard_normal(ref.shape).astype(np.float32)
+    cur += 0.01 * rng.standard_normal(ref.shape).astype(np.float32)
+    level = scatter_level(cur, ref)
+    away = np.zeros(ref.shape, bool)
+    away[70:250, 50:160] = True
+    away[130:170, 80:120] = False
+    assert np.abs(np.median((cur - ref)[away])) > 0.3                 # before: the load looks lighter
+    assert np.abs(np.median((cur - level)[away])) < 0.03
+    plate = float((cur - level)[140:160, 90:110].sum())
+    assert plate == pytest.approx(float((cur - (-np.log(np.exp(-ref) + more)))[140:160, 90:110].sum()), rel=0.1)
+    assert np.abs(level[:50] - ref[:50]).max() < 0.01                # light parts are left alone
+
+
+def test_a_scan_without_dense_parts_keeps_its_reference_as_it_is() -> None:
+    ref = np.full((100, 80), 1.0, np.float32)
+    assert scatter_level(ref + 0.1, ref) is ref

@@ -40,6 +40,19 @@ def test_the_trees_are_walked_as_written() -> None:
     assert judge.probability(np.zeros((0, len(FEATURES)))).shape == (0,)
 
 
+def test_a_bag_averages_its_models_probabilities() -> None:
+    single = _tree_doc()
+    bag = {"features": list(FEATURES), "depth": 2,
+           "members": [{"baseline": -0.5, "trees": single["trees"]}, {"baseline": 1.0, "trees": single["trees"][:1]}]}
+    x = np.zeros((2, len(FEATURES)))
+    x[0, 0], x[1, 0], x[1, 4] = 0.5, 2.0, 2.0
+    first = Judge.from_json(single).probability(x)
+    second = 1 / (1 + np.exp(-(1.0 + np.array([-1.0, 2.0]))))     # one stump: left −1, right 2
+    assert Judge.from_json(bag).probability(x) == pytest.approx((first + second) / 2)
+    with pytest.raises(JudgeError, match="no trees"):
+        Judge.from_json({**bag, "members": [bag["members"][0], {"baseline": 0.0, "trees": []}]})
+
+
 def test_a_judge_for_other_features_or_a_broken_file_is_refused_in_one_sentence(tmp_path: Path) -> None:
     with pytest.raises(JudgeError, match="trained on features"):
         Judge.from_json(_tree_doc(features=["log_mass"]))

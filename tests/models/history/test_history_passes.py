@@ -7,7 +7,9 @@ import pytest
 
 from models.history.register import log_attenuation
 from models.training.portal import PortalSpec, portal_scan
-from models.training.portal.passes import MIN_KG, MIN_LITRES, Pass, portal_pass
+from models.training.portal.canvas import Sketch
+from models.training.portal.generator import add_scatter, scene
+from models.training.portal.passes import MIN_KG, MIN_LITRES, Pass, passengers, portal_pass, scatter_drift
 
 VAN = PortalSpec(vehicle="van", suspect=False, pixel_mm=8.0)
 
@@ -65,3 +67,38 @@ def test_changes_reach_every_location_and_stay_within_the_goals() -> None:
         assert steel["mass_kg_fe"] >= MIN_KG and hidden["volume_l"] >= MIN_LITRES
         seen |= {steel["location"], hidden["location"]}
     assert {"floor", "roof", "fuel_tank", "door", "cargo"} <= seen
+
+
+def test_passengers_sit_as_people_do_head_over_torso_and_thighs_forward() -> None:
+    """Each passenger is a seated body of water-like tissue in the cab: torso on the seat, the head above
+    it, the thighs forward along the seat (x grows to the rear), the shins down from the knees; the
+    parts' masses add up to one person's (55–95 kg)."""
+    v = scene(np.random.default_rng(4), PortalSpec(vehicle="mpv", suspect=False)).vehicle
+    people = 0
+    for seed in range(10):
+        sk = Sketch()
+        n = passengers(sk, np.random.default_rng(seed), v)
+        assert len(sk.ops) == 4 * n
+        for k in range(n):
+            (torso, head, thighs, shins) = [args[1] for _, args, _ in sk.ops[4 * k:4 * k + 4]]
+            assert all(args[0] == "water" for _, args, _ in sk.ops[4 * k:4 * k + 4])
+            assert head[1] >= torso[3] and torso[0] <= head[0] < head[2] <= torso[2]
+            assert thighs[2] <= torso[0] and thighs[1] == torso[1]            # forward, on the seat
+            assert shins[3] == thighs[1] and shins[0] == thighs[0]          # down from the knee
+            assert v.cab[0] <= thighs[0] and torso[2] <= v.cab[1] + 500
+            kg = sum(a[2] * (a[1][2] - a[1][0]) * (a[1][3] - a[1][1]) * 1e-6 * np.pi / 4
+                     for _, a, _ in sk.ops[4 * k:4 * k + 4]) * 1.0               # water: 1 g/cm³
+            assert 55 <= kg <= 95
+        people += n
+    assert people > 0
+
+
+def test_another_pass_s_scatter_moves_dense_parts_by_tenths_and_light_ones_hardly() -> None:
+    t = np.full((400, 300), 0.6, np.float32)                    # light: −ln T ≈ 0.5
+    t[100:300, 100:200] = 0.002                                 # a dense load: −ln T ≈ 6.2
+    t = add_scatter(t, 0.03, 25.0)
+    moved = [scatter_drift(t, np.random.default_rng(s), 0.03, 25.0) for s in range(8)]
+    dense = [float(np.median(np.abs(np.log(t[150:250, 130:170]) - np.log(m[150:250, 130:170])))) for m in moved]
+    light = [float(np.median(np.abs(np.log(t[:60, :]) - np.log(m[:60, :])))) for m in moved]
+    assert max(dense) > 0.1 and max(light) < 0.02
+    assert all(m.min() > 0 for m in moved)
