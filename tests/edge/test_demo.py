@@ -47,7 +47,10 @@ def test_demo_brings_records_from_every_station_to_the_hub(tmp_path):
     conveyor: list[dict] = []
     try:
         deadline = time.monotonic() + 150
-        while time.monotonic() < deadline and len(stations) < 3:
+        judged = {"clear", "detection", "model_cannot_clear", "seal_not_intact"}
+        # until every station has sent and the model has judged a vehicle: under load (the suite's other
+        # worker) the first vehicles may lose lines (scan_incomplete, manual), which is right, not the end
+        while time.monotonic() < deadline and (len(stations) < 3 or not {g["reason"] for g in gantry} & judged):
             time.sleep(2)
             try:
                 token = (tmp_path / "demo" / "hub-api.token").read_text().strip()
@@ -73,6 +76,6 @@ def test_demo_brings_records_from_every_station_to_the_hub(tmp_path):
     # a loaded machine may lose lines or miss the budget (manual, fail-safe): the model must judge some and
     # refuse none as not made for them
     reasons = {g["reason"] for g in gantry}
-    assert reasons & {"clear", "detection", "model_cannot_clear", "seal_not_intact"}, gantry
+    assert reasons & judged, gantry
     assert "model_not_applicable" not in reasons, gantry
     assert "Checkpoint Edge demo is running" in output
