@@ -141,6 +141,10 @@ class Rollout:
         self.pool: InferencePool | None = None
         self.threads = 1
         self._lock = threading.Lock()  # one package installed at a time; state writes
+        # the same envelope refused again (the hub offers a roll-out when staged and again when the station
+        # says it is ready): the same answer, counted as `repeat_refused`, not as another refusal; keyed by
+        # what the answer depends on (the envelope, the active and candidate models; the keys are the session's)
+        self._refusals: dict[tuple[str, str | None, str | None], RiskAck] = {}
 
     @classmethod
     def start(cls, station: str, cfg: RolloutConfig, data_dir: Path) -> "Rollout":
@@ -200,6 +204,12 @@ class Rollout:
         """Verify, install into the inactive slot and start the canary (blocking); the ack to send."""
         sha = hashlib.sha256(envelope).hexdigest()
         with self._lock:
+            active = self.engine.detector.manifest.sha256 if self.engine is not None and self.engine.detector is not None \
+                else None
+            seen = (sha, active, self._candidate_sha())
+            if seen in self._refusals:
+                self.counters["repeat_refused"] += 1
+                return self._refusals[seen].model_copy(update={"version": version})
             try:
                 header, data = open_envelope(envelope)
                 package = open_package(data, self.keys)
@@ -209,9 +219,11 @@ class Rollout:
                     self._save()
                     return RiskAck(version=version, sha256=sha, outcome="applied")
             except PackageError as exc:
-                return self._refused(version, sha, exc.code, str(exc))
+                self._refusals[seen] = self._refused(version, sha, exc.code, str(exc))
+                return self._refusals[seen]
             except RolloutError as exc:
-                return self._refused(version, sha, "bad_format", str(exc))
+                self._refusals[seen] = self._refused(version, sha, "bad_format", str(exc))
+                return self._refusals[seen]
             self.runner, self.canary = None, None  # a canary in progress ends: its slot is about to be overwritten
             slot: Slot = "B" if self.state.active == "A" else "A"
             try:
@@ -362,7 +374,7 @@ class RolloutCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         outcomes = CounterMetricFamily("edge_model_rollouts", "Model packages by outcome (installed, duplicate, "
-                                       "refused_<code>, promoted, rolled_back_load|canary)", labels=["outcome"])
+                                       "refused_<code>, repeat_refused, promoted, rolled_back_load|canary)", labels=["outcome"])
         for outcome, n in sorted(self.rollout.counters.items()):
             outcomes.add_metric([outcome], n)
         yield outcomes

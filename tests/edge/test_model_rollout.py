@@ -5,6 +5,7 @@ crash loop); a downgrade needs the admin's signed flag."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -62,6 +63,19 @@ async def test_a_package_that_is_not_properly_signed_is_refused_and_nothing_load
         assert "\n" not in status["reason"] and status["reason"].endswith("it is not installed")  # one sentence
         assert rollout.counters[f"refused_{code}"] == 1 and rollout.runner is None
         assert slots(rig.tmp) == []  # not a byte written into a slot, so none reached onnxruntime
+
+
+async def test_the_same_refused_package_again_gets_the_same_answer_and_counts_once(rig: Rig) -> None:
+    """The hub offers a roll-out when it is staged and again when the station says it is ready: a package
+    refused once is answered alike without counting another refusal."""
+    async with rig.station() as rollout:
+        rid = rig.stage("2.2.0", key_id="models-2019")
+        await until(lambda: rig.answered(rid), "refused", check=lambda a: a == ("refused", "unknown_key"))
+        offer = rig.repo.offer()
+        assert offer is not None
+        again = await asyncio.to_thread(rollout.receive, rid, offer.snapshot)
+        assert (again.outcome, again.code, again.version) == ("refused", "unknown_key", rid)
+        assert rollout.counters["refused_unknown_key"] == 1 and rollout.counters["repeat_refused"] >= 1
 
 
 async def test_a_package_signed_with_a_new_key_installs_once_the_station_pins_it(rig: Rig) -> None:
