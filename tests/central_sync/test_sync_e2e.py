@@ -130,7 +130,11 @@ async def test_image_upload_resumes_where_it_stopped(tmp_path, broker):
                 return 0
         return len(row[0].split(",")) if row else 0
 
-    async with Publisher(cfg, "gate-1", db, scans) as pub:
+    # the publisher starts before the hub (so that it publishes into the gap once the hub is gone): chunks it
+    # sends before the hub has subscribed are lost at the broker and resent after ack_timeout_s (20 s by
+    # default, which with the suite's load ran past the wait once); this first session resends after 2 s
+    first = cfg.model_copy(update={"ack_timeout_s": 2.0})
+    async with Publisher(first, "gate-1", db, scans) as pub:
         async with Hub(BrokerConfig(port=broker.port), store, "hub-t"):
             await until(lambda: done() >= 10, "10 chunks stored at the hub", timeout=30, in_thread=True)
         await asyncio.sleep(0.3)  # the hub is gone: what is published now is lost at the broker
