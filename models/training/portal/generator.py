@@ -31,6 +31,7 @@ from models.training.portal.vehicles import CONTAINER_TYPES, KNOWN, LIGHT, NOVEL
 CLASSES = ("cigarettes", "drugs", "firearm", "concealment", "load_present")
 SOURCE = "cpe-portal-sim-a"
 LIGHT_SCATTER = 0.05           # scatter fraction of the X-ray tube portal's high channel (the low: 1.2 ×)
+SCATTER_SPREAD_MM = 250.0      # the scatter build-up's spread (Gaussian σ) in the vehicle
 STYLES = ("empty", "mixed", "dense")
 
 
@@ -127,7 +128,7 @@ def choose(rng: np.random.Generator, spec: PortalSpec) -> tuple[str, str, bool, 
 def render(rng: np.random.Generator, canvas: Canvas, light: bool) -> tuple[np.ndarray, np.ndarray, dict, Scanner]:
     """Noise-free (high, low) transmission, lines × pixels, with scatter; meta of the source; noise model."""
     maps = {k: np.ascontiguousarray(np.maximum(v, 0).T) for k, v in canvas.maps.items()}
-    sigma = 250.0 / canvas.pitch_z
+    sigma = SCATTER_SPREAD_MM / canvas.pitch_z
     if light:
         kvp = float(rng.choice([300.0, 450.0]))
         scanner = Scanner(kvp=kvp, tube_filter_al_mm=0.0, tube_filter_cu_mm=2.0, front_csi_mm=2.0,

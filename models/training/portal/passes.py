@@ -28,8 +28,8 @@ from models.training.materials import MATERIALS
 from models.training.physics import detect
 from models.training.portal.canvas import Box, Sketch
 from models.training.portal.contents import cartons, drugs_in_cavity, fill, inside
-from models.training.portal.generator import (LIGHT_SCATTER, SOURCE, Geometry, PortalSpec, Scene, add_scatter, avoid_cab,
-                                              render, scan_box, scene, speed_profile, stretch)
+from models.training.portal.generator import (LIGHT_SCATTER, SCATTER_SPREAD_MM, SOURCE, Geometry, PortalSpec, Scene,
+                                              add_scatter, avoid_cab, render, scan_box, scene, speed_profile, stretch)
 from models.training.portal.linac import Linac
 from models.training.portal.vehicles import Cavity, Vehicle, u
 
@@ -261,8 +261,8 @@ def portal_pass(seed: int, p: Pass, spec: PortalSpec = PortalSpec()) -> Scan:
     extra.draw(s.canvas, g.lead_mm)
     high, low, source, noise = render(rng, s.canvas, s.light)
     share = LIGHT_SCATTER if s.light else Linac.scatter  # the scatter fraction render gave the high channel
-    high = scatter_drift(high, prng, share, 250.0 / s.canvas.pitch_z)
-    low = scatter_drift(low, prng, share * 1.2, 250.0 / s.canvas.pitch_z)
+    spread = SCATTER_SPREAD_MM / s.canvas.pitch_z
+    high, low = scatter_drift(high, prng, share, spread), scatter_drift(low, prng, share * 1.2, spread)
     lines = int(round(g.lines * u(prng, 0.92, 1.08)))
     pos = speed_profile(prng, lines) * (g.lines - 1) / (lines - 1)
     high, low = stretch(high, pos), stretch(low, pos)
