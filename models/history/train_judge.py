@@ -1,6 +1,6 @@
 """Train the region judge (models.history.judge) on a block of generator A's repeated passes.
 
-    python -m models.history.train_judge --seeds 200000:200600 --out models/history/judge.json
+    python -m models.history.train_judge --seeds 200000:200600 --jobs 2 --out models/history/judge.json
 
 Needs the training extra (scikit-learn). The training block's seeds must not overlap the validation
 (0 …) or held-out (100000 …) blocks of models.history.evaluate. Each seed gives an unchanged and a
@@ -70,6 +70,17 @@ def bag(x: np.ndarray, y: np.ndarray, members: int, trees: int, depth: int) -> l
     return out
 
 
+def cases(seeds: range, jobs: int = 1) -> list[dict[str, Any]]:
+    """The evaluation's renders and comparisons of `seeds` (models.history.evaluate.case), in `jobs`
+    processes (each render is independent: the same result in any order)."""
+    if jobs <= 1:
+        return [case(s) for s in seeds]
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(jobs, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+        return pool.map(case, seeds, chunksize=4)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default=f"{TRAIN_START}:{TRAIN_START + 600}", help="first:end of the training block")
@@ -77,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--trees", type=int, default=300)
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--members", type=int, default=5, help="models in the bag (bootstrap samples)")
+    ap.add_argument("--jobs", type=int, default=1, help="processes rendering the passes")
     a = ap.parse_args(argv)
     first, end = (int(v) for v in a.seeds.split(":"))
     if first < TRAIN_START:
@@ -85,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     from sklearn import __version__ as sklearn_version
     cv2.setNumThreads(1)
     t0 = time.perf_counter()
-    x, y = examples([case(s) for s in range(first, end)])
+    x, y = examples(cases(range(first, end), a.jobs))
     members = [export(m) for m in bag(x, y, a.members, a.trees, a.depth)]
     doc = {"features": list(FEATURES), "depth": max(m["depth"] for m in members),
            "trained_on": {"generator": "A (models.training.portal.passes)", "seeds": [first, end],

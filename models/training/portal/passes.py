@@ -4,7 +4,8 @@
 rng draws the scene and the portal exactly as `portal_scan` does, and a pass rng (seeded by
 [seed, k]) draws everything that differs between passes: the speed profile (another non-rigid
 along-scan stretch and another line count), a vertical offset of a few pixels, a small vertical
-scale and tilt, the fuel level, passengers in the cab (seated bodies), the scatter behind dense loads
+scale and tilt, the fuel level, the people in the cab (seated bodies on the seats: the regular driver
+or someone else, passengers), the scatter behind dense loads
 (±25 %, drifting along the vehicle), cab avoidance and the detector noise. A pass
 may also carry modifications (`changes`, drawn from a third stream, so that the same pass without
 them is the same scan less the modifications): steel added in a floor, roof, fuel tank, spare wheel,
@@ -18,7 +19,7 @@ vehicle's zones in scan coordinates: floor, roof, fuel_tank, spare_wheel, door, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -187,25 +188,71 @@ def fuel(sk: Sketch, rng: np.random.Generator, v: Vehicle) -> float:
     return level
 
 
-def passengers(sk: Sketch, rng: np.random.Generator, v: Vehicle) -> int:
-    """0–2 people (water-like tissue, 55–95 kg) seated in the cab, facing forward: a torso with the arms
-    (58 % of the mass, 300 × 600 mm from the seat up), the head (8 %, 190 × 220 mm above it), the thighs
-    (22 %, 420 × 160 mm forward along the seat) and the shins (12 %, 120 × 450 mm down to the floor),
-    each rounded across its length (anthropometric proportions of a seated adult)."""
-    n = int(rng.integers(0, 3))
-    seat = v.cavities["under_seats"].box[3] if "under_seats" in v.cavities else \
+@dataclass(frozen=True)
+class Body:
+    """A seated adult: mass (kg) and stature (m)."""
+
+    kg: float
+    stature: float
+
+
+def body(rng: np.random.Generator) -> Body:
+    """An adult of 1.55–1.95 m and a body-mass index of 19–33 kg/m² (45–125 kg)."""
+    stature = u(rng, 1.55, 1.95)
+    return Body(round(u(rng, 19.0, 33.0) * stature ** 2, 1), round(stature, 3))
+
+
+def passengers(sk: Sketch, rng: np.random.Generator, v: Vehicle, regular: Body | None = None) -> int:
+    """The people in the cab on this pass, seated as people sit; returns how many.
+
+    The driver (front row; present on 85 % of passes) is the vehicle's regular driver on 70 % of them
+    (`regular`, the same body, ±2 kg of clothes), else someone else; every other seat (both sides of
+    every row: a side view superimposes them) is taken on 20 % of passes, four people at most. Each
+    person sits in their own posture: slid 0–120 mm along the seat, the upper body leaning back 0–60 mm
+    (further when the head would not clear the roof).
+    The body (water-like tissue) is a torso with the arms (58 % of the mass), the head (8 %), the
+    thighs (22 %, forward along the seat) and the shins (12 %, down to the floor), each rounded across
+    its length; lengths follow the stature, widths the mass for the stature (anthropometric
+    proportions of a seated adult: torso 300 × 600 mm, head 190 × 220 mm, thighs 420 × 160 mm, shins
+    120 × 450 mm at 1.75 m and 70 kg). Without seat rows (v.seats empty) one row is placed in the cab."""
+    rows = list(v.seats) or [_cab_row(v)]
+    people = []
+    if rng.random() < 0.85:
+        same = regular is not None and rng.random() < 0.7
+        people.append((rows[0], replace(regular, kg=regular.kg + u(rng, -2, 2)) if same and regular else body(rng)))
+    for row in [r for r in rows for _ in range(2)][1:]:
+        if len(people) < 4 and rng.random() < 0.2:
+            people.append((row, body(rng)))
+    for (front, top), who in people:
+        seated(sk, rng, front, top, who, v.height - 70)
+    return len(people)
+
+
+def _cab_row(v: Vehicle) -> tuple[float, float]:
+    top = v.cavities["under_seats"].box[3] if "under_seats" in v.cavities else \
         (v.cavities["door_0"].box[1] + 100 if "door_0" in v.cavities else v.height * 0.4)
-    c0, c1 = v.cab
-    for _ in range(n):
-        x = u(rng, max(c0, c1 * 0.35), max(c1 - 500, c1 * 0.35 + 1))
-        back, kg = x + 450, u(rng, 55, 95)
-        knee = back - 300 - 420
-        for box, share in (((back - 300, seat, back, seat + 600), 0.58),
-                           ((back - 250, seat + 620, back - 60, seat + 840), 0.08),
-                           ((knee, seat, back - 300, seat + 160), 0.22),
-                           ((knee, max(seat - 450, 50.0), knee + 120, seat), 0.12)):
-            fill(sk, "water", box, kg * share, profile_x="round")
-    return n
+    return max(v.cab[0], v.cab[1] * 0.35), top
+
+
+def seated(sk: Sketch, rng: np.random.Generator, front: float, top: float, who: Body, roof: float) -> None:
+    """One person on a seat whose cushion starts at `front` (x grows to the rear) and is `top` high; a
+    person too tall for the room under the roof (`roof`, mm) reclines until the head clears it."""
+    tall = who.stature / 1.75
+    wide = float(np.sqrt(who.kg / 70.0 / tall))
+    back = front + 380 + u(rng, 0, 120)          # against the backrest, slid along the seat
+    sitting = 620 * tall + 220 * np.sqrt(tall)   # seat to the top of the head, upright
+    squash = min(1.0, max(roof - top, 300.0) / sitting)
+    lean = u(rng, 0, 60) + (1 - squash) * 400   # reclining: shorter in a side view, further back
+    head_w = min(190 * np.sqrt(tall), 240 * wide)
+    knee = back - 300 * wide - 420 * tall
+    neck = top + 620 * tall * squash
+    for box, share in (((back - 300 * wide + lean, top, back + lean, top + 600 * tall * squash), 0.58),
+                       ((back + lean - 60 * wide - head_w, neck, back + lean - 60 * wide,
+                         neck + 220 * np.sqrt(tall) * squash), 0.08),
+                       ((knee, top, back - 300 * wide, top + 160 * wide), 0.22),
+                       ((knee, max(top - 450 * tall, 50.0), knee + 120 * wide, top), 0.12)):
+        x0, z0, x1, z1 = (float(c) for c in box)
+        fill(sk, "water", (x0, z0, x1, z1), who.kg * share, profile_x="round")
 
 
 def scatter_drift(t: np.ndarray, rng: np.random.Generator, fraction: float, sigma_px: float) -> np.ndarray:
@@ -257,7 +304,7 @@ def portal_pass(seed: int, p: Pass, spec: PortalSpec = PortalSpec()) -> Scan:
     extra = Sketch()
     changed = [modify(extra, mrng, v, what) for what in p.changes]
     level = fuel(extra, prng, v) if p.fuel and v.tank is not None else (v.tank.fill if v.tank else 0.0)
-    people = passengers(extra, prng, v) if p.passengers else 0
+    people = passengers(extra, prng, v, body(np.random.default_rng([seed, 88]))) if p.passengers else 0
     extra.draw(s.canvas, g.lead_mm)
     high, low, source, noise = render(rng, s.canvas, s.light)
     share = LIGHT_SCATTER if s.light else Linac.scatter  # the scatter fraction render gave the high channel

@@ -49,6 +49,7 @@ class Vehicle:
     bay_depth: float = 0.0
     cavities: dict[str, Cavity] = field(default_factory=dict)
     tank: Cavity | None = None
+    seats: tuple[tuple[float, float], ...] = ()   # per seat row: front edge and top of the cushion (mm)
 
     @property
     def kind(self) -> str:
@@ -90,14 +91,18 @@ def engine(sk: Sketch, rng: np.random.Generator, box: Box, across: float) -> Non
 
 
 def seats(sk: Sketch, rng: np.random.Generator, x: float, floor: float, across: float, rows: int,
-          pitch: float) -> None:
-    """Rows of seats: foam and cover (textile), steel frames and runners."""
+          pitch: float) -> list[tuple[float, float]]:
+    """Rows of seats: foam and cover (textile), steel frames and runners; returns each row's (front edge
+    of the cushion, top of the cushion) in mm, where people sit (models.training.portal.passes)."""
+    out = []
     for r in range(rows):
         sx = x + r * pitch
+        out.append((sx, floor + 400))
         sk.box("textile", (sx, floor + 250, sx + 520, floor + 400), across * u(rng, 0.12, 0.2))   # foam
         sk.box("textile", (sx + 380, floor + 350, sx + 520, floor + 1000), across * u(rng, 0.12, 0.2))
         sk.box("steel", (sx + 20, floor + 200, sx + 500, floor + 240), 24.0)
         sk.box("steel", (sx + 420, floor + 380, sx + 450, floor + 950), 12.0)
+    return out
 
 
 def doors(sk: Sketch, rng: np.random.Generator, xs: list[tuple[float, float]], sill: float, belt: float, top: float,
@@ -149,7 +154,7 @@ def car(rng: np.random.Generator, name: str) -> Vehicle:
     engine(sk, rng, (120, sill + 60, bonnet - 350, belt - 40), W * 0.45)
     sk.box("steel", (bonnet, sill, tail, sill + 60), 25.0)                     # floor pan, tunnel
     sk.box("steel", (bonnet, sill + 60, tail - 400, sill + 200), 12.0)             # tunnel, exhaust
-    seats(sk, rng, bonnet + 300, sill, W, rows if name != "saloon" else 2, u(rng, 850, 950))
+    rows_at = seats(sk, rng, bonnet + 300, sill, W, rows if name != "saloon" else 2, u(rng, 850, 950))
     cavities: dict[str, Cavity] = {}
     cuts = np.linspace(bonnet, tail, doors_per_side + 1)
     doors(sk, rng, list(zip(cuts[:-1], cuts[1:])), sill, belt, H - 80, cavities)
@@ -161,7 +166,7 @@ def car(rng: np.random.Generator, name: str) -> Vehicle:
     cavities["roof"] = Cavity((bonnet + 200, H - 70, tail - 200, H - 15), W * 0.9)
     cavities["under_seats"] = Cavity((bonnet + 350, sill + 60, bonnet + 800, sill + 240), W * 0.7)
     cavities["boot"] = Cavity((tail + 100, sill + 260, L - 150, belt + 50), W * 0.8)
-    return Vehicle(name, sk, L, H, W, cab=(0.0, tail), cavities=cavities, tank=tank)
+    return Vehicle(name, sk, L, H, W, cab=(0.0, tail), cavities=cavities, tank=tank, seats=tuple(rows_at))
 
 
 def van(rng: np.random.Generator, name: str) -> Vehicle:
@@ -176,9 +181,9 @@ def van(rng: np.random.Generator, name: str) -> Vehicle:
     sk.box("steel", (cab_end - 30, floor, cab_end, H - 50), W * 0.06)              # bulkhead edge-on
     sk.box("wood", (cab_end, floor, L - 60, floor + 18), W * 0.9)                  # ply floor edge-on
     sk.box("steel", (cab_end, floor - 200, L - 300, floor - 120), 2 * 60.0)        # chassis rails
-    seats(sk, rng, cab_end - 700, floor - 150, W * 0.9, 1, 0)
+    rows_at = seats(sk, rng, cab_end - 700, floor - 150, W * 0.9, 1, 0)
     if name == "minibus":
-        seats(sk, rng, cab_end + 200, floor, W * 0.9, int((L - cab_end - 800) // 900), 900)
+        rows_at += seats(sk, rng, cab_end + 200, floor, W * 0.9, int((L - cab_end - 800) // 900), 900)
         sk.box("glass", (cab_end, H * 0.55, L - 300, H - 150), 2 * 4.0)
     cavities: dict[str, Cavity] = {}
     doors(sk, rng, [(400, cab_end - 100)], floor - 150, H * 0.55, H - 150, cavities)
@@ -188,20 +193,23 @@ def van(rng: np.random.Generator, name: str) -> Vehicle:
     cavities["roof"] = Cavity((cab_end, H - 90, L - 200, H - 20), W * 0.9)
     cavities["bulkhead"] = Cavity((cab_end - 140, floor + 100, cab_end - 40, H - 200), W * 0.85)
     bay = (cab_end + 40, floor + 20, L - 80, H - 40)
-    return Vehicle(name, sk, L, H, W, cab=(0.0, cab_end), bay=bay, bay_depth=W * 0.92, cavities=cavities, tank=tank)
+    return Vehicle(name, sk, L, H, W, cab=(0.0, cab_end), bay=bay, bay_depth=W * 0.92, cavities=cavities, tank=tank,
+                   seats=tuple(rows_at))
 
 
-def truck_cab(sk: Sketch, rng: np.random.Generator, length: float, W: float, cavities: dict[str, Cavity]) -> Cavity:
-    """A cab-over tractor or lorry front: cab, big diesel engine under it, front axle, side fuel tank."""
+def truck_cab(sk: Sketch, rng: np.random.Generator, length: float, W: float,
+              cavities: dict[str, Cavity]) -> tuple[Cavity, list[tuple[float, float]]]:
+    """A cab-over tractor or lorry front: cab, big diesel engine under it, front axle, side fuel tank;
+    returns the tank and the seat row."""
     top = u(rng, 3300, 3900)
     sk.shell("steel", (0, 1050, length, top), 1.5, 250.0, 2 * 1.2)
     sk.box("glass", (60, 2100, 400, top - 250), 2 * 6.0 + W * 0.02)
     engine(sk, rng, (500, 650, 1700, 1500), W * 0.55)
-    seats(sk, rng, 700, 1300, W * 0.7, 1, 0)
+    rows_at = seats(sk, rng, 700, 1300, W * 0.7, 1, 0)
     sk.box("textile", (length - 700, 1400, length - 100, 1900), W * 0.5)            # bunk
     doors(sk, rng, [(300, 1300)], 1150, 2100, top - 300, cavities)
     wheels(sk, rng, [u(rng, 1300, 1500)], u(rng, 500, 540), W * 0.85, u(rng, 295, 385))
-    return fuel_tank(sk, rng, (length + 100, 450, length + u(rng, 900, 1400), 1050), u(rng, 600, 750), "diesel")
+    return fuel_tank(sk, rng, (length + 100, 450, length + u(rng, 900, 1400), 1050), u(rng, 600, 750), "diesel"), rows_at
 
 
 def chassis(sk: Sketch, x0: float, x1: float, top: float) -> None:
@@ -240,7 +248,7 @@ def tractor(rng: np.random.Generator, name: str) -> Vehicle:
     cab_len, W = u(rng, 2200, 2450), 2500.0
     sk = Sketch()
     cavities: dict[str, Cavity] = {}
-    tank = truck_cab(sk, rng, cab_len, W, cavities)
+    tank, rows_at = truck_cab(sk, rng, cab_len, W, cavities)
     box_len = {"tractor_20ft": 6058.0, "tractor_40ft": 12192.0, "tractor_45ft": 13716.0}[name]
     box_h = 2896.0 if name == "tractor_45ft" else (2591.0 if rng.random() < 0.7 else 2896.0)
     x0 = cab_len + u(rng, 500, 900)
@@ -255,7 +263,7 @@ def tractor(rng: np.random.Generator, name: str) -> Vehicle:
     wheels(sk, rng, axles, u(rng, 460, 520), W * 0.85, u(rng, 370, 400))
     inner, depth = iso_container(sk, rng, x0, box_len, deck, box_h, cavities)
     return Vehicle(name, sk, L, deck + box_h, W, cab=(0.0, cab_len), bay=inner, bay_depth=depth,
-                   cavities=cavities, tank=tank)
+                   cavities=cavities, tank=tank, seats=tuple(rows_at))
 
 
 def lorry(rng: np.random.Generator, name: str) -> Vehicle:
@@ -264,7 +272,7 @@ def lorry(rng: np.random.Generator, name: str) -> Vehicle:
     sk = Sketch()
     cavities: dict[str, Cavity] = {}
     cab_len = u(rng, 2100, 2400)
-    tank = truck_cab(sk, rng, cab_len, W, cavities)
+    tank, rows_at = truck_cab(sk, rng, cab_len, W, cavities)
     deck = u(rng, 1100, 1300)
     x0 = cab_len + u(rng, 200, 700) if name == "lorry" else cab_len + u(rng, 700, 1000)
     body = u(rng, 5000, 7200) if name == "lorry" else u(rng, 12000, 13600)
@@ -286,7 +294,7 @@ def lorry(rng: np.random.Generator, name: str) -> Vehicle:
         sk.box("steel", (xc, deck - 120, xc + 50, deck), W * 0.1)
     cavities["floor"] = Cavity((x0 + 300, deck - 110, L - 300, deck - 10), W * 0.8)
     return Vehicle(name, sk, L, top, W, cab=(0.0, cab_len), bay=(x0 + 50, deck + 35, L - 60, top - 70),
-                   bay_depth=W * 0.94, cavities=cavities, tank=tank)
+                   bay_depth=W * 0.94, cavities=cavities, tank=tank, seats=tuple(rows_at))
 
 
 DESIGNS: dict[str, Callable[[np.random.Generator, str], Vehicle]] = {

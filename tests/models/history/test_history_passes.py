@@ -9,7 +9,7 @@ from models.history.register import log_attenuation
 from models.training.portal import PortalSpec, portal_scan
 from models.training.portal.canvas import Sketch
 from models.training.portal.generator import add_scatter, scene
-from models.training.portal.passes import MIN_KG, MIN_LITRES, Pass, passengers, portal_pass, scatter_drift
+from models.training.portal.passes import MIN_KG, MIN_LITRES, Pass, body, passengers, portal_pass, scatter_drift
 
 VAN = PortalSpec(vehicle="van", suspect=False, pixel_mm=8.0)
 
@@ -72,7 +72,7 @@ def test_changes_reach_every_location_and_stay_within_the_goals() -> None:
 def test_passengers_sit_as_people_do_head_over_torso_and_thighs_forward() -> None:
     """Each passenger is a seated body of water-like tissue in the cab: torso on the seat, the head above
     it, the thighs forward along the seat (x grows to the rear), the shins down from the knees; the
-    parts' masses add up to one person's (55–95 kg)."""
+    parts' masses add up to one person's (45–125 kg); everyone sits on one of the vehicle's seat rows."""
     v = scene(np.random.default_rng(4), PortalSpec(vehicle="mpv", suspect=False)).vehicle
     people = 0
     for seed in range(10):
@@ -86,11 +86,32 @@ def test_passengers_sit_as_people_do_head_over_torso_and_thighs_forward() -> Non
             assert thighs[2] <= torso[0] and thighs[1] == torso[1]            # forward, on the seat
             assert shins[3] == thighs[1] and shins[0] == thighs[0]          # down from the knee
             assert v.cab[0] <= thighs[0] and torso[2] <= v.cab[1] + 500
+            assert any(thighs[1] == top and front <= torso[2] <= front + 620 for front, top in v.seats)
             kg = sum(a[2] * (a[1][2] - a[1][0]) * (a[1][3] - a[1][1]) * 1e-6 * np.pi / 4
                      for _, a, _ in sk.ops[4 * k:4 * k + 4]) * 1.0               # water: 1 g/cm³
-            assert 55 <= kg <= 95
+            assert 45 <= kg <= 127                                          # 45–125 kg, ±2 kg of clothes
         people += n
     assert people > 0
+
+
+def test_the_regular_driver_recurs_and_others_come_and_go() -> None:
+    """The driver's seat holds the vehicle's regular driver on most passes (the same stature, so the same
+    thigh length), someone else on some, nobody on a few."""
+    v = scene(np.random.default_rng(4), PortalSpec(vehicle="saloon", suspect=False)).vehicle
+    regular = body(np.random.default_rng(88))
+    front, top = v.seats[0]
+    seen = {"regular": 0, "other": 0, "empty": 0}
+    for seed in range(60):
+        sk = Sketch()
+        passengers(sk, np.random.default_rng(seed), v, regular)
+        thighs = [args[1] for _, args, _ in sk.ops[2::4]]
+        first = [t for t in thighs if front - 600 <= t[0] <= front and t[1] == top]
+        if not first:
+            seen["empty"] += 1
+            continue
+        tall = (first[0][2] - first[0][0]) / 420 * 1.75
+        seen["regular" if abs(tall - regular.stature) < 1e-6 else "other"] += 1
+    assert seen["regular"] > seen["other"] > 0 and seen["empty"] > 0
 
 
 def test_another_pass_s_scatter_moves_dense_parts_by_tenths_and_light_ones_hardly() -> None:
