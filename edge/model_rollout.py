@@ -62,6 +62,7 @@ if TYPE_CHECKING:  # onnxruntime is loaded with the first candidate, not with th
     from models.shadow import ShadowRunner
 
 log = structlog.get_logger("edge.model_rollout")
+REMEMBERED_REFUSALS = 64   # refused envelopes whose answer is kept for their repeats (the latest)
 Phase = Literal["idle", "canary", "promoted", "rolled_back", "refused"]
 Slot = Literal["A", "B"]
 
@@ -143,7 +144,8 @@ class Rollout:
         self._lock = threading.Lock()  # one package installed at a time; state writes
         # the same envelope refused again (the hub offers a roll-out when staged and again when the station
         # says it is ready): the same answer, counted as `repeat_refused`, not as another refusal; keyed by
-        # what the answer depends on (the envelope, the active and candidate models; the keys are the session's)
+        # what the answer depends on (the envelope, the active and candidate models; the keys are the session's);
+        # the REMEMBERED_REFUSALS latest only (a hub sending garbage for days must not grow the daemon)
         self._refusals: dict[tuple[str, str | None, str | None], RiskAck] = {}
 
     @classmethod
@@ -219,11 +221,9 @@ class Rollout:
                     self._save()
                     return RiskAck(version=version, sha256=sha, outcome="applied")
             except PackageError as exc:
-                self._refusals[seen] = self._refused(version, sha, exc.code, str(exc))
-                return self._refusals[seen]
+                return self._remember(seen, self._refused(version, sha, exc.code, str(exc)))
             except RolloutError as exc:
-                self._refusals[seen] = self._refused(version, sha, "bad_format", str(exc))
-                return self._refusals[seen]
+                return self._remember(seen, self._refused(version, sha, "bad_format", str(exc)))
             self.runner, self.canary = None, None  # a canary in progress ends: its slot is about to be overwritten
             slot: Slot = "B" if self.state.active == "A" else "A"
             try:
@@ -285,6 +285,13 @@ class Rollout:
         log.info("rollout.canary", station=self.station, rollout=self.state.rollout, slot=slot,
                  model=f"{detector.info.name} {detector.info.version}", starts=self.state.starts)
         return True
+
+    def _remember(self, seen: tuple[str, str | None, str | None], ack: RiskAck) -> RiskAck:
+        """Keep a refusal's answer for its repeats; the oldest goes beyond REMEMBERED_REFUSALS."""
+        self._refusals[seen] = ack
+        while len(self._refusals) > REMEMBERED_REFUSALS:
+            del self._refusals[next(iter(self._refusals))]
+        return ack
 
     def _refused(self, version: int, sha: str, code: str, why: str) -> RiskAck:
         """Not installed. The roll-out is not marked answered: after a reconnect (say, once the key is pinned)

@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central_sync.commands import generate_keypair
+from edge.model_rollout import REMEMBERED_REFUSALS
 from model_rollout_kit import STATION, Rig, live_items, open_rig, slots
 from polling import until
 
@@ -76,6 +77,23 @@ async def test_the_same_refused_package_again_gets_the_same_answer_and_counts_on
         again = await asyncio.to_thread(rollout.receive, rid, offer.snapshot)
         assert (again.outcome, again.code, again.version) == ("refused", "unknown_key", rid)
         assert rollout.counters["refused_unknown_key"] == 1 and rollout.counters["repeat_refused"] >= 1
+
+
+async def test_garbage_envelopes_are_refused_in_one_sentence_and_only_the_latest_are_remembered(rig: Rig) -> None:
+    """A hub that sends garbage for days: every envelope is refused as bad_format and counted, the daemon
+    keeps the answers of the latest REMEMBERED_REFUSALS only, and the latest is still answered as a repeat."""
+    async with rig.station() as rollout:
+        n = REMEMBERED_REFUSALS + 10
+        for i in range(n):
+            ack = await asyncio.to_thread(rollout.receive, 900 + i, b"not an envelope %d" % i)
+            assert (ack.outcome, ack.code) == ("refused", "bad_format")
+        reason = rollout.status()["models"]["reason"]
+        assert "\n" not in reason and "envelope of 18 bytes does not start with" in reason   # one sentence, the values
+        assert len(rollout._refusals) == REMEMBERED_REFUSALS
+        again = await asyncio.to_thread(rollout.receive, 999, b"not an envelope %d" % (n - 1))
+        assert (again.outcome, again.code, again.version) == ("refused", "bad_format", 999)
+        assert rollout.counters["refused_bad_format"] == n and rollout.counters["repeat_refused"] == 1
+        assert slots(rig.tmp) == []
 
 
 async def test_a_package_signed_with_a_new_key_installs_once_the_station_pins_it(rig: Rig) -> None:
