@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from appliance.version import version
 from edge.config import CONFIG_ERROR_EXIT, StationConfig, load_config, unreadable_files
-from edge.errors import ConfigError, EdgeError, StoreCorrupt
+from edge.errors import ConfigError, EdgeError, StoreCorrupt, StoreError
 from edge.logging import configure_logging
 
 if TYPE_CHECKING:
@@ -196,6 +196,9 @@ def _migrate(args: argparse.Namespace) -> int:
         except StoreCorrupt as exc:
             print(f"edge migrate: {exc}; it is left as it is for a technician", file=sys.stderr)
             return STORE_CORRUPT_EXIT
+        except StoreError as exc:    # held by the running daemon past the wait: try again
+            print(f"edge migrate: {exc}", file=sys.stderr)
+            return 1
     return 0
 
 

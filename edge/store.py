@@ -54,6 +54,7 @@ STABLE_KEEPS = frozenset({"held", "not_released", "kept_class"})  # only a new r
 RESERVE_ALARM_BYTES = 4096
 SPACE_PROBE_BYTES = 64 * 1024  # the room a probe must find before records are written again
 STORE_CORRUPT_EXIT = 65  # EX_DATAERR; the systemd unit lists it in RestartPreventExitStatus
+BUSY_S = 5.0  # how long opening waits for another process holding the database (the daemon, `edge migrate`)
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: records, outbox, alarms
@@ -137,16 +138,23 @@ class Store:
     # -- lifecycle -------------------------------------------------------------------------
     def open(self) -> "Store":
         self.scans_dir.mkdir(parents=True, exist_ok=True)
+        conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_S * 1000)}")   # first: another process opening it waits
+            _wal(conn)
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=5000")
             self._conn = conn
             self._check_integrity()
             self._migrate()
         except sqlite3.DatabaseError as exc:
+            self._conn = None
+            if conn is not None:
+                conn.close()
+            if _busy(exc):      # another process holds it (the daemon, `edge migrate`): not corrupt, try again
+                raise StoreError(f"station database {self.db_path} is held by another process for over "
+                                 f"{BUSY_S:g} s ({exc}): not opened") from exc
             raise StoreCorrupt(f"station database {self.db_path} cannot be opened: {exc}") from exc
         self._scan_bytes = _dir_size(self.scans_dir, "*.npz") + _dir_size(self.crops_dir, "*.png")
         self.full = self.reserve.open()
@@ -182,7 +190,9 @@ class Store:
         for version, sql in enumerate(MIGRATIONS, start=1):
             if version in done:
                 continue
-            with self._transaction():
+            with self._transaction():     # asked again under the write lock: another process opening the
+                if conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)).fetchone():
+                    continue              # same database (the daemon, `cpe migrate`) may have applied it
                 for statement in _statements(sql):
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
@@ -533,6 +543,26 @@ class Store:
             return False
         self._scan_bytes -= size
         return True
+
+
+def _busy(exc: sqlite3.DatabaseError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED: another connection holds the database (a state, not damage)."""
+    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or \
+        "database is locked" in str(exc)
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """Write-ahead logging. Switching a new database to it needs the database to itself and does not wait
+    on the busy timeout, so two processes creating it at once retry for up to BUSY_S."""
+    deadline = time.monotonic() + BUSY_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class _Tx:

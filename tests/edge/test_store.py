@@ -6,13 +6,16 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
 
 from central_sync.schema import Identity, InspectionRecord, Review, Verdict
-from edge.errors import DiskFull, StoreCorrupt
-from edge.store import Store, StoreLimits
+import edge.store as store_module
+from edge.cli import main as edge_main
+from edge.errors import DiskFull, StoreCorrupt, StoreError
+from edge.store import MIGRATIONS, Store, StoreLimits
 
 from edge_factories import make_record
 
@@ -48,6 +51,56 @@ def test_migrations_are_recorded_once(tmp_path):
         assert s.schema_version() >= 1
     with Store(tmp_path) as s:
         assert s.conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == s.schema_version()
+
+
+def test_processes_opening_one_new_database_at_once_all_open_it_and_migrate_it_once(tmp_path):
+    """The daemon and `edge migrate` (or two daemons on one data directory by mistake) may open a new
+    station database at the same moment: each waits for the other, none calls it corrupt."""
+    for trial in range(5):
+        where = tmp_path / str(trial)
+        start, errors = threading.Barrier(6), []
+
+        def open_once():
+            start.wait()
+            try:
+                Store(where).open().close()
+            except Exception as exc:  # collected: the assertion below names it
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=open_once) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        with Store(where) as s:
+            versions = [v for (v,) in s.conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+            assert versions == list(range(1, len(MIGRATIONS) + 1))
+
+
+def test_a_database_another_process_holds_is_busy_not_corrupt(tmp_path, monkeypatch, capsys):
+    """Held past the wait, opening fails as a StoreError that says so (the station is restarted later),
+    never as StoreCorrupt (which stops the station for good and sends a technician to move the file)."""
+    with Store(tmp_path) as s:
+        s.commit(make_record(), scan_stored=False)
+    monkeypatch.setattr(store_module, "BUSY_S", 0.2)
+    holder = sqlite3.connect(tmp_path / "station.db", isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    config = tmp_path / "station.toml"
+    config.write_text(f'[station]\nid = "lane-1"\nkind = "xray"\nitem_kind = "baggage"\nbudget_ms = 500\n'
+                      f'data_dir = "{tmp_path}"\n\n[devices.source]\nkind = "filedrop"\nfolder = "{tmp_path / "drop"}"\n')
+    try:
+        with pytest.raises(StoreError, match=r"held by another process for over 0.2 s") as caught:
+            Store(tmp_path).open()
+        assert not isinstance(caught.value, StoreCorrupt)
+        assert edge_main(["migrate", "--config", str(config)]) == 1      # say so and fail; not "corrupt" (65)
+        assert "held by another process" in capsys.readouterr().err
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with Store(tmp_path) as s:
+        assert s.count() == 1
 
 
 def test_wal_and_full_sync(store):
