@@ -4,6 +4,12 @@ A dense region is where the high-energy beam does not get through (−ln T_high 
 the material module's opaque border, so the colour view's black and the alert agree). Nothing behind it
 can be judged, by the officer or by a model: the station screen marks it (edge/web/scandata.py) and the
 inspection does not clear a baggage item holding one (edge.verdict Reason.DENSE_OBJECT).
+
+A vehicle or container portal (`screen_dense`) is judged by its own scanner: a MV linac's image still
+carries information far below 1 % (down to T ≈ 0.06 %, −ln T = LINAC_DENSE_FROM, where the vehicle
+comparison stops trusting a pixel too), a region must be large enough to hide a package
+(PORTAL_MIN_DENSE_MM2), and lines the beam never lit (cab avoidance: the linac is off while the driver
+passes) are not dense but not scanned: they are reported apart, as line ranges.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ from models.material import OPAQUE_FROM as DENSE_FROM
 from models.scan import AIR, Scan
 
 MIN_DENSE_MM2 = 100.0  # a region smaller than 10 × 10 mm hides nothing worth an alert (a buckle, a coin)
+LINAC_DENSE_FROM = 7.5  # −ln T_high from which a MV portal's pixel carries no information (T < 0.06 %)
+LINAC_KEV = 1000.0  # a scanner's high energy from which it is a linac (MV), not a tube
+PORTAL_MIN_DENSE_MM2 = 2500.0  # in a vehicle, a region under 50 × 50 mm hides no package worth an alert
 
 
 @dataclass(frozen=True)
@@ -33,17 +42,48 @@ def attenuation(channel: np.ndarray) -> np.ndarray:
     return -np.log(np.clip(channel.astype(np.float32), 1.0, AIR) / AIR)
 
 
-def dense_regions(high: np.ndarray, pixel_mm: float = 1.0, min_mm2: float = MIN_DENSE_MM2) -> list[DenseRegion]:
-    """Regions of at least `min_mm2` where −ln T_high ≥ DENSE_FROM (3×3-smoothed against detector noise),
-    largest first. `high` is the scan's high-energy channel in scan orientation."""
+def dense_regions(high: np.ndarray, pixel_mm: float = 1.0, min_mm2: float = MIN_DENSE_MM2, *,
+                  threshold: float = DENSE_FROM, lines: np.ndarray | None = None) -> list[DenseRegion]:
+    """Regions of at least `min_mm2` where −ln T_high ≥ `threshold` (3×3-smoothed against detector noise),
+    largest first; only on `lines` (a boolean per line) when given. `high` is the scan's high-energy
+    channel in scan orientation."""
     if not pixel_mm > 0:
         raise ValueError(f"pixel size must be positive, got pixel_mm={pixel_mm!r}")
-    dense = (cv2.blur(attenuation(high), (3, 3)) >= DENSE_FROM).astype(np.uint8)
+    dense = (cv2.blur(attenuation(high), (3, 3)) >= threshold).astype(np.uint8)
+    if lines is not None:
+        dense[~lines] = 0
     n, _, stats, _ = cv2.connectedComponentsWithStats(dense, connectivity=8)
     px_mm2 = pixel_mm * pixel_mm
     out = [DenseRegion((int(x), int(y), int(x + w), int(y + h)), int(area), round(float(area) * px_mm2, 1))
            for x, y, w, h, area in stats[1:n] if area * px_mm2 >= min_mm2]
     return sorted(out, key=lambda r: -r.pixels)
+
+
+@dataclass(frozen=True)
+class ScreenDense:
+    """What the station screen marks: the threshold (−ln T_high) it used, the dense regions and the line
+    ranges [line0, line1) the beam never lit."""
+
+    threshold: float
+    regions: list[DenseRegion]
+    unlit: list[tuple[int, int]]
+
+
+def screen_dense(scan: Scan, portal: bool) -> ScreenDense:
+    """Dense regions as the screen shows them: a baggage scan's (dense_regions); a portal scan's at its
+    scanner's threshold (LINAC_DENSE_FROM from LINAC_KEV up), of PORTAL_MIN_DENSE_MM2, over lit lines only."""
+    if not portal:
+        return ScreenDense(DENSE_FROM, dense_regions(scan.high, pixel_mm(scan)), [])
+    from models.history.register import lit_lines
+
+    energy = scan.meta.get("energy_kev")
+    linac = isinstance(energy, (int, float)) and energy >= LINAC_KEV
+    threshold = LINAC_DENSE_FROM if linac else DENSE_FROM
+    lit = lit_lines(attenuation(scan.high))
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], (~lit).astype(np.int8), [0]])))
+    unlit = [(int(a), int(b)) for a, b in zip(edges[0::2], edges[1::2])]
+    regions = dense_regions(scan.high, pixel_mm(scan), PORTAL_MIN_DENSE_MM2, threshold=threshold, lines=lit)
+    return ScreenDense(threshold, regions, unlit)
 
 
 def pixel_mm(scan: Scan) -> float:

@@ -8,8 +8,11 @@ tool shifts material colours the way CSS filters did. The payload is
     | high: H×W uint16 LE | low: H×W uint16 LE | classes: H×W uint8
 
 in display orientation (a portal scan turned side-on as render.side_on turns its PNG); the header's
-`dense` boxes are in scan pixels (x = column, y = line), as detection boxes are, for the screen to
-map the same way.
+`dense` boxes and `unlit` boxes (lines the beam never lit, across the whole detector: a portal's cab
+avoidance) are in scan pixels (x = column, y = line), as detection boxes are, for the screen to map
+the same way; `dense_from` scales the colour views' density shade and the absorption slicing,
+`dense_threshold` is the −ln T_high the dense regions start at (models.dense.screen_dense: a MV
+portal's is higher than a tube's).
 
 A dense region is where the high-energy beam does not get through (−ln T_high ≥ DENSE_FROM, T ≤ 1 %):
 nothing behind it can be seen, so the screen marks it and says so; the officer inspects it by hand.
@@ -27,7 +30,7 @@ import numpy as np
 
 from edge.web import render
 from models.dense import (DENSE_FROM, MIN_DENSE_MM2, DenseRegion, attenuation, dense_regions,  # noqa: F401
-                          pixel_mm)
+                          pixel_mm, screen_dense)
 from models.scan import AIR, Scan
 
 MAGIC = b"CPSD"
@@ -41,9 +44,11 @@ def encode(scan: Scan, *, portal: bool = False, key: Hashable | None = None) -> 
     if portal:
         planes = [np.rot90(p) for p in planes]
     h, w = planes[0].shape
+    dense = screen_dense(scan, portal)
     header = {"version": 1, "width": int(w), "height": int(h), "portal": portal, "air": AIR,
-              "dense_from": DENSE_FROM, "pixel_mm": pixel_mm(scan),
-              "dense": [asdict(r) for r in dense_regions(scan.high, pixel_mm(scan))]}
+              "dense_from": DENSE_FROM, "dense_threshold": dense.threshold, "pixel_mm": pixel_mm(scan),
+              "dense": [asdict(r) for r in dense.regions],
+              "unlit": [[0, a, scan.high.shape[1], b] for a, b in dense.unlit]}
     text = json.dumps(header).encode()
     text += b" " * (-(len(MAGIC) + 4 + len(text)) % 4)
     body = b"".join([MAGIC, struct.pack("<I", len(text)), text,

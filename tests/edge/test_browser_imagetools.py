@@ -16,6 +16,7 @@ from central_sync.schema import ItemKind, Verdict
 from edge.web import render, scandata
 from edge.web.demo import record_for, synthetic_scan
 from models import material
+from models.training.portal import PortalSpec, portal_scan
 from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, sign_in, station  # noqa: F401
 from station_browser import checked_page as page  # noqa: F401
 
@@ -40,7 +41,12 @@ def pixels(page) -> np.ndarray:
 def show(page, station, seed, *, threat=True, dense=False, kind=ItemKind.BAGGAGE):
     """A suspect (or clear) item live on the screen; (record, scan)."""
     scan, truth = synthetic_scan(np.random.default_rng(seed), threat=threat, dense=dense)
-    rec = record_for(scan, Verdict.SUSPECT if threat else Verdict.CLEAR, "detection" if threat else "clear", truth)
+    return live(page, station, scan, Verdict.SUSPECT if threat else Verdict.CLEAR, truth, kind)
+
+
+def live(page, station, scan, verdict, truth, kind):
+    """`scan` decided as `verdict` with detections `truth`, live on the screen; (record, scan)."""
+    rec = record_for(scan, verdict, "detection" if verdict is Verdict.SUSPECT else "clear", truth)
     rec = station.commit(scan, rec.model_copy(update={"kind": kind}))
     station.publish_record(rec)
     loaded = f"#scan[data-loaded-id='{rec.id}']"
@@ -175,10 +181,34 @@ def test_a_vehicle_is_drawn_side_on_with_its_boxes_turned_alike(station, page):
     want, _ = colour_view(scan)
     close(pixels(page), np.rot90(want))  # front at the left, road at the bottom, as render.side_on
     n = scan.shape[1]  # the shown image's height: the detector's pixels
-    for sel, box in (("g.det rect", rec.detections[0].box), ("g.dense rect", scandata.dense_regions(scan.high)[0].box)):
+    dense = scandata.screen_dense(scan, portal=True)
+    assert dense.unlit == [] and page.locator("#det-overlay g.unlit").count() == 0   # every line lit
+    for sel, box in (("g.det rect", rec.detections[0].box), ("g.dense rect", dense.regions[0].box)):
         x0, y0, x1, y1 = box
         got = [float(page.locator(f"#det-overlay {sel}").get_attribute(k)) for k in ("x", "y", "width", "height")]
         assert got == [y0, n - x1, y1 - y0, x1 - x0], sel
+
+
+def test_a_portals_cab_avoidance_is_marked_not_scanned_and_a_truck_is_not_called_too_dense(station, page):
+    """A linac portal keeps its beam off while the driver's cab passes: those lines read dark but hide
+    nothing the beam saw; the screen marks them "not scanned" across the detector, never "cannot
+    penetrate", and a linac image is dense only where it carries no information (models.dense)."""
+    sign_in(page, station, OFFICER)
+    scan = portal_scan(2, PortalSpec(vehicle="lorry", suspect=False))
+    tube = scandata.dense_regions(scan.high, scandata.pixel_mm(scan))   # at a tube's 1 %: the dark cab and more
+    assert len(tube) > 30 and tube[0].box[1] == 0
+    dense = scandata.screen_dense(scan, portal=True)
+    [(line0, line1)] = dense.unlit
+    assert dense.regions == [] and line0 == 0 and abs(line1 - scan.meta["cab_lines"][1]) <= 2
+    live(page, station, scan, Verdict.CLEAR, [], ItemKind.VEHICLE)
+    band = page.locator("#det-overlay g.unlit")
+    expect(band).to_have_count(1)
+    got = [float(band.locator("rect").get_attribute(k)) for k in ("x", "y", "width", "height")]
+    assert got == [line0, 0.0, line1 - line0, scan.shape[1]]    # side-on: lines across, the whole detector
+    assert band.locator("text").text_content() == "Not scanned (beam off over the cab)"
+    expect(page.locator("#dense-alert")).to_be_hidden()
+    expect(page.locator("#det-overlay g.dense")).to_have_count(0)
+    page.screenshot(path=str(ARTIFACTS / "tools_portal_not_scanned.png"))
 
 
 def test_without_the_scan_data_the_screen_shows_the_servers_image(station, page):

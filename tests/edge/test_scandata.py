@@ -11,7 +11,9 @@ from central_sync.schema import ItemKind, Verdict
 from edge import audit
 from edge.web import render, scandata
 from edge.web.demo import record_for, synthetic_scan
+from models.dense import LINAC_DENSE_FROM, LINAC_KEV, PORTAL_MIN_DENSE_MM2, dense_regions, pixel_mm, screen_dense
 from models.scan import Scan, load_scan
+from models.training.portal import PortalSpec, portal_scan
 from test_web_api import OFFICER, station  # noqa: F401
 
 
@@ -47,6 +49,25 @@ def test_the_payload_round_trips_and_a_portal_scan_is_turned_as_its_png():
     assert np.array_equal(high, np.rot90(scan.high)) and np.array_equal(low, np.rot90(scan.low))
     with pytest.raises(ValueError, match="not a scan data payload"):
         scandata.decode(b"\x89PNG....")
+
+
+def test_a_linac_portal_scan_is_dense_only_where_it_carries_nothing_and_its_cab_lines_are_not_scanned():
+    """A 9 MV lorry scan (generator A) with the beam off over the cab: the tube's 1 % finds dozens of
+    regions and calls the cab dense; a portal's own measure finds none, reports the cab lines apart, and
+    still finds a block the linac does not get through (−ln T ≈ 11, 40 × 80 pixels of 10 mm)."""
+    scan = portal_scan(2, PortalSpec(vehicle="lorry", suspect=False))
+    assert scan.meta["energy_kev"] >= LINAC_KEV and len(dense_regions(scan.high, pixel_mm(scan))) > 30
+    plain = screen_dense(scan, portal=True)
+    assert plain.threshold == LINAC_DENSE_FROM and plain.regions == [] and plain.unlit == [(0, 606)]
+    high = scan.high.copy()
+    high[1200:1280, 300:340] = 1
+    blocked = screen_dense(Scan(high, scan.low, scan.meta), portal=True)
+    [region] = blocked.regions
+    assert abs(region.box[0] - 300) <= 2 and abs(region.box[1] - 1200) <= 2 and region.area_mm2 >= PORTAL_MIN_DENSE_MM2
+    header = scandata.decode(gzip.decompress(scandata.encode(scan, portal=True)))[0]
+    assert header["unlit"] == [[0, 0, scan.shape[1], 606]] and header["dense"] == []
+    assert header["dense_threshold"] == LINAC_DENSE_FROM and header["dense_from"] == scandata.DENSE_FROM
+    assert screen_dense(scan, portal=False).threshold == scandata.DENSE_FROM   # a bag's measure is the tube's
 
 
 def test_pixel_size_comes_from_the_scan_or_is_one_mm():

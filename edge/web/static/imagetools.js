@@ -2,7 +2,8 @@
 // (/api/cases/{id}/scan.bin, edge/web/scandata.py) and every view is computed here on that data:
 // high and low energy, material colour, organic/inorganic only, negative, edge enhancement, gamma and
 // variable density (absorption slicing), a loupe, zoom at the cursor up to 16×, the detector's boxes
-// drawn over the image (never burned in) in per-class colours, the dense-object ("cannot penetrate")
+// drawn over the image (never burned in) in per-class colours, the lines a portal's beam never lit
+// (cab avoidance: "not scanned", hatched, never called dense), the dense-object ("cannot penetrate")
 // alert, and recall of the last items by hotkey. Loaded before app.js; uses app.js's S, T, tr, setMode,
 // applyFilters and openCase at call time. The <img id="scan"> keeps the layout (app.js fit, zoom, pan,
 // boxes): it holds a transparent placeholder of the scan's size and the canvas over it shows the pixels.
@@ -191,7 +192,8 @@ window.ImageTools = (() => {
     g.append(r);
     if (caption) {
       const t = document.createElementNS(SVG, "text"), fs = Math.max(12, Math.max(IT.data.w, IT.data.h) / 45);
-      t.setAttribute("x", x); t.setAttribute("y", y - fs * 0.3 < fs ? y + h + fs : y - fs * 0.3);
+      const above = y - fs * 0.3, below = y + h + fs;  // above the box, else below it, else inside its top
+      t.setAttribute("x", x); t.setAttribute("y", above >= fs ? above : below <= IT.data.h ? below : y + fs * 1.2);
       t.style.fontSize = fs + "px"; if (colour) t.style.fill = colour; t.textContent = caption; g.append(t);
     }
     return g;
@@ -206,6 +208,7 @@ window.ImageTools = (() => {
     for (const box of rec.review?.boxes || [])
       det.append(rect(box, "det review", REVIEW_RGB, T("tools.review_box") + (rec.review.label ? " " + tr("class.", rec.review.label) : "")));
     for (const r of d.dense) det.append(rect(r.box, "dense", null, T("tools.dense_box")));
+    for (const box of d.unlit || []) det.append(rect(box, "unlit", null, T("tools.unlit_box")));  // cab avoidance
   }
   function denseAlert() {
     const n = IT.data.dense.length;
