@@ -56,7 +56,8 @@ class SyncConfig(BrokerConfig):
     chunk_bytes: int = Field(128 * 1024, ge=512)
     batch_max_rows: int = Field(100, ge=1, description="record-lane rows per publish (1: no batches); alerts go alone")
     status_period_s: float = Field(5.0, gt=0)
-    ack_timeout_s: float = Field(20.0, gt=0, description="resend a row the hub has not acknowledged by then")
+    ack_timeout_s: float = Field(20.0, gt=0, description="resend a row the hub has not acknowledged by then "
+                                 "(then twice as long each time, up to 32 times this)")
     progress_timeout_s: float = Field(15.0, gt=0, description="rebuild a client whose PUBACKs stopped")
     poll_s: float = Field(0.02, gt=0, description="how often an idle publisher looks for new outbox rows")
 

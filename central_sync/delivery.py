@@ -42,6 +42,9 @@ PARK_CODES = {0x95}  # retrying a packet the broker finds too large can never su
 BLAME_CODES = {0x81, 0x82, 0x95}
 BLAME_STRIKES = 2
 RESEND_KINDS = ("inspection", "alert")  # what the hub's gap check asks for by seq
+RESEND_DOUBLINGS = 5  # a row the hub does not acknowledge is resent after ack_timeout_s, then twice as long
+                      # each time, up to 2**5 × ack_timeout_s (640 s at 20 s): a hub that is down while the
+                      # broker queues for it does not get its queue filled with copies every 20 s
 
 
 class _Blocked(enum.Enum):
@@ -73,6 +76,7 @@ class Track:
     row: Row
     state: RowState
     acked_at: float = 0.0
+    resent: int = 0  # resends for want of the hub's acknowledgement (RESEND_DOUBLINGS)
 
 
 @dataclass(slots=True)
@@ -91,6 +95,7 @@ class Upload:
     chunks: list[ChunkState]
     last_sent: float = 0.0
     dirty: bool = False
+    resent: int = 0  # resends of its unacknowledged chunks (RESEND_DOUBLINGS)
 
     def next_pending(self) -> int | None:
         return next((i for i, s in enumerate(self.chunks) if s is ChunkState.PENDING), None)
@@ -502,6 +507,7 @@ class Delivery:
             return
         upload.chunks[index] = ChunkState.STORED
         upload.dirty = True
+        upload.resent = 0  # the hub is storing it: its next silence is waited for afresh
 
     def _resolve(self, row_id: int, state: RowState) -> None:
         """The row is committed, rejected or parked: it is never sent again this session."""
@@ -550,12 +556,14 @@ class Delivery:
             self.counters["watchdog_restarts"] += 1
             self.out.append(Restart(f"{len(s.pubs)} publishes have had no PUBACK for {ev.now - s.last_progress:.1f} s"))
             return
-        late = [t for t in s.tracks.values() if t.state is RowState.BROKER_ACKED and ev.now - t.acked_at > lim.ack_timeout_s]
+        late = [t for t in s.tracks.values() if t.state is RowState.BROKER_ACKED and ev.now - t.acked_at > self._patience(t.resent)]
         for track in late:
+            track.resent += 1
             self._requeue(track, "resend_timeout")
         for upload in s.uploads.values():
-            if upload.idle() and ev.now - upload.last_sent > lim.ack_timeout_s:
+            if upload.idle() and ev.now - upload.last_sent > self._patience(upload.resent):
                 self.counters["resend_timeout"] += 1
+                upload.resent += 1
                 upload.replan()
                 upload.last_sent = ev.now
         if s.sent_ids:
@@ -564,6 +572,11 @@ class Delivery:
         if ev.now - s.last_status >= lim.status_period_s:
             s.last_status = ev.now
             s.status_due = True
+
+    def _patience(self, resent: int) -> float:
+        """How long a row (or an upload's chunks) waits for the hub after the broker took it, having been
+        resent `resent` times for want of an acknowledgement."""
+        return self.limits.ack_timeout_s * 2 ** min(resent, RESEND_DOUBLINGS)
 
     # ---- state changes ---------------------------------------------------------------------
     def _move(self, track: Track, state: RowState) -> None:

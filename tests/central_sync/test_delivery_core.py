@@ -117,6 +117,33 @@ def test_ack_timeout_and_resend_request_send_again():
     assert [p.rows for p in st.fill(6.05)] == [(2,)] and st.core.counters["resend_timeout"] == 1
 
 
+def test_a_row_the_hub_never_acknowledges_is_resent_ever_more_slowly_up_to_a_cap():
+    """The broker takes it, the hub stays silent (down, its session queued at the broker): resent after
+    5 s, then after 10, 20, 40, 80 and 160 s (2**5 × the ack timeout), and every 160 s after that."""
+    st = Station([row(1)])
+    (pub,) = st.fill()
+    now = 0.0
+    st.send(ev.PubAck(pub.ref, 0, now))
+    gaps = []
+    for _ in range(8):
+        t = now
+        while True:
+            t += 0.5
+            st.send(ev.Tick(t))
+            again = st.fill(t)
+            if again:
+                break
+        assert [p.rows for p in again] == [(1,)]
+        gaps.append(t - now)
+        now = t
+        st.send(ev.PubAck(again[0].ref, 0, now))
+    assert gaps == [5.5, 10.5, 20.5, 40.5, 80.5, 160.5, 160.5, 160.5]
+    assert st.core.counters["resend_timeout"] == 8
+    st.send(committed(1))
+    st.send(ev.Tick(now + 1000))
+    assert st.fill(now + 1000) == []
+
+
 def test_too_large_single_row_is_parked_and_a_refused_batch_shrinks():
     st = Station([row(1), row(2), row(3)])
     (pub,) = st.fill()
@@ -158,8 +185,17 @@ def test_image_chunks_never_exceed_half_the_window_and_resume_after_a_lost_chunk
                                AckItem(msg=1, record_id="rec-1", status="chunk", index=2))))
     assert ev.SaveProgress(1, 1024, (0, 2)) in saved
     st.send(ev.Tick(6.0))  # chunk 1 was lost at the broker: the hub never stored it
-    assert [(c.row_id, c.index) for c in st.fill(6.0)] == [(1, 1)]
+    (again,) = st.fill(6.0)
+    assert (again.row_id, again.index) == (1, 1)
     assert st.core.s.uploads[1].chunks == [ChunkState.STORED, ChunkState.IN_FLIGHT, ChunkState.STORED]
+    st.send(ev.PubAck(again.ref, 0, 6.0))   # lost again: the next resend waits twice as long (10 s)
+    st.send(ev.Tick(15.0))
+    assert st.fill(15.0) == []
+    st.send(ev.Tick(16.5))
+    (third,) = st.fill(16.5)
+    st.send(ev.PubAck(third.ref, 0, 16.5))
+    st.send(ev.HubAck((AckItem(msg=1, record_id="rec-1", status="chunk", index=1),)))
+    assert st.core.s.uploads[1].resent == 0   # the hub stores again: its next silence is waited for afresh
 
 
 def test_a_full_page_of_alerts_is_read_before_the_gate_opens():
