@@ -45,6 +45,7 @@ NET_PAD_PX = 4               # a region's net mass is summed over its box padded
 OPAQUE = 7.5                 # −ln T beyond which a pixel carries no information (T < 0.06 %)
 SCATTER_DENSE = 4.0          # −ln T over which a pixel counts as dense (T < 1.8 %) for scatter_level
 SCATTER_BLOCK = 16           # pixels per side of scatter_level's blocks
+LIT_MARGIN = 8               # lines left out either side of a dark run (cab avoidance), in each scan's lines
 Box = tuple[float, float, float, float]
 
 
@@ -203,12 +204,18 @@ def inside(reg: Registration, shape: tuple[int, int], margin: float = 3.0) -> np
     return (map_x >= edge) & (map_x <= shape[1] - 1 - edge)
 
 
-def lit(cur: np.ndarray, ref: np.ndarray, margin: int = 8) -> np.ndarray:
-    """Lines lit in both scans, less `margin` lines either side of any dark run (the beam switching on
-    is blurred over a few lines and the reference's edge is interpolated)."""
-    ok = (lit_lines(cur) & lit_lines(ref)).astype(np.uint8)
+def lit(cur: np.ndarray, ref: np.ndarray, reg: Registration, margin: int = LIT_MARGIN) -> np.ndarray:
+    """Current lines lit in both scans, less `margin` lines either side of any dark run, counted in each
+    scan's own lines (the beam switching on is blurred over a few lines). The reference's margin is
+    taken where the registration maps each current line: with the beam off over the cab in the
+    reference only, the alignment has no evidence there and parks the rest of the current pass's cab
+    on the reference's last dark and first lit lines, many current lines on a few reference ones."""
     size = 2 * margin + 1
-    return cv2.erode(ok[:, None], np.ones((size, 1), np.uint8), borderType=cv2.BORDER_REPLICATE)[:, 0].astype(bool)
+    kernel = np.ones((size, 1), np.uint8)
+    own = cv2.erode(lit_lines(cur).astype(np.uint8)[:, None], kernel, borderType=cv2.BORDER_REPLICATE)[:, 0]
+    theirs = cv2.erode(lit_lines(ref).astype(np.uint8)[:, None], kernel, borderType=cv2.BORDER_REPLICATE)[:, 0]
+    at = np.clip(reg.lines, 0, len(ref) - 1)
+    return own.astype(bool) & theirs[np.floor(at).astype(int)].astype(bool) & theirs[np.ceil(at).astype(int)].astype(bool)
 
 
 def detector_gains(d: np.ndarray, valid: np.ndarray, *others: np.ndarray) -> np.ndarray:
@@ -255,7 +262,7 @@ def compare(current: Scan, reference: Reference, declaration: Declaration = Decl
     ref_h, ref_l = scatter_level(cur_h, ref_h), scatter_level(cur_l, ref_l)
     d = tolerant_difference(cur_h, ref_h)
     raw = cur_h - ref_h
-    valid = (cur_h < OPAQUE) & (ref_h < OPAQUE) & lit(cur_h, ref_h)[:, None] & inside(reg, cur_h.shape)
+    valid = (cur_h < OPAQUE) & (ref_h < OPAQUE) & lit(cur_h, reference.high, reg)[:, None] & inside(reg, cur_h.shape)
     valid &= detector_gains(d, valid, raw)[None, :]
     zones = _scaled(parts if parts is not None else current.meta.get("parts") or silhouette_parts(cur_h, b), b)
     if "fuel_tank" in zones:

@@ -67,11 +67,13 @@ HELD_OUT_START = 100_000     # held-out seeds start here; each version is scored
 HELD_OUT_BLOCKS = {100_000: "the first judge", 110_000: "trials of the scatter correction (not shipped)",
                    120_000: "bagged judge at the point-estimate level (not shipped)",
                    130_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence",
-                   140_000: "people on the seats (the regular driver or another, posture, stature), judge retrained"}
+                   140_000: "people on the seats (the regular driver or another, posture, stature), judge retrained",
+                   150_000: "the reference's cab-avoidance margin counted in its own lines"}
 B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correction (not shipped)",
             330_000: "bagged judge at the point-estimate level (not shipped)",
             340_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence",
-            350_000: "people on the seats (the regular driver or another, posture, stature), judge retrained"}
+            350_000: "people on the seats (the regular driver or another, posture, stature), judge retrained",
+            360_000: "the reference's cab-avoidance margin counted in its own lines"}
 
 
 def visible_kg(changed: Any, plain: Any, box: list[float]) -> float:
