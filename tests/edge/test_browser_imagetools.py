@@ -209,6 +209,16 @@ def test_a_portals_cab_avoidance_is_marked_not_scanned_and_a_truck_is_not_called
     expect(page.locator("#dense-alert")).to_be_hidden()
     expect(page.locator("#det-overlay g.dense")).to_have_count(0)
     page.screenshot(path=str(ARTIFACTS / "tools_portal_not_scanned.png"))
+    car = portal_scan(0, PortalSpec(vehicle="saloon", suspect=False))   # 300 kV: the engine block is opaque
+    n = len(scandata.screen_dense(car, portal=True).regions)
+    assert n >= 1
+    live(page, station, car, Verdict.CLEAR, [], ItemKind.VEHICLE)
+    note = page.locator("#dense-alert")                    # framed and said, quietly: a vehicle is not held for it
+    expect(note).to_be_visible()
+    expect(note).to_have_text(f"{n} region(s) too dense to see through, framed: check them when the vehicle is searched.")
+    assert note.get_attribute("role") == "status" and "note" in note.get_attribute("class")
+    expect(page.locator("#det-overlay g.dense")).to_have_count(n)
+    page.screenshot(path=str(ARTIFACTS / "tools_portal_dense_note.png"))
 
 
 def test_without_the_scan_data_the_screen_shows_the_servers_image(station, page):

@@ -210,11 +210,12 @@ window.ImageTools = (() => {
     for (const r of d.dense) det.append(rect(r.box, "dense", null, T("tools.dense_box")));
     for (const box of d.unlit || []) det.append(rect(box, "unlit", null, T("tools.unlit_box")));  // cab avoidance
   }
-  function denseAlert() {
-    const n = IT.data.dense.length;
-    alertBox.hidden = !n; alertBox.textContent = n ? T("tools.dense_alert", { n }) : "";
+  function denseAlert() {  // a bag is not cleared with one (an alert, two low notes); a vehicle is not held for
+    const n = IT.data.dense.length, portal = !!IT.data.portal;  // its engine block: a note, silent
+    alertBox.hidden = !n; alertBox.textContent = n ? T(portal ? "tools.dense_note" : "tools.dense_alert", { n }) : "";
+    alertBox.setAttribute("role", portal ? "status" : "alert"); alertBox.classList.toggle("note", portal);
     if (n) document.body.dataset.dense = n; else delete document.body.dataset.dense;
-    if (n && !IT.announced.has(IT.rec.id)) { IT.announced.add(IT.rec.id); tone(); }
+    if (n && !portal && !IT.announced.has(IT.rec.id)) { IT.announced.add(IT.rec.id); tone(); }
   }
   function tone() {  // two low notes, unlike the suspect alarm's three high ones (app.js alarm)
     const ctx = S.audio; if (!ctx) return;
