@@ -79,6 +79,9 @@ async def test_photos_travel_with_the_report_and_bad_ones_are_refused(
                     in_thread=True)
         await until(lambda: pub.stats()["counters"].get("parked", 0) == 2, "the bad photos parked", timeout=30,
                     in_thread=True)
+        await until(lambda: st.store.conn.execute("SELECT count(*) FROM outbox WHERE lane = 2").fetchone()[0] == 2,
+                    "the good photos retired (the hub holding them is not yet its acknowledgement)", timeout=30,
+                    in_thread=True)
         assert hub.stats()["counters"]["images"] >= 2 and pub.stats()["counters"].get("rejected", 0) == 0
     reasons = [r[0] for r in st.store.conn.execute("SELECT last_error FROM outbox WHERE lane = 2 ORDER BY id")]
     assert len(reasons) == 2 and "not a JPEG or PNG (it starts with 6e6f7420616e2069)" in reasons[0]
