@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from models.history.register import lit_lines
 from models.material import OPAQUE_FROM as DENSE_FROM
 from models.scan import AIR, Scan
 
@@ -74,8 +75,6 @@ def screen_dense(scan: Scan, portal: bool) -> ScreenDense:
     scanner's threshold (LINAC_DENSE_FROM from LINAC_KEV up), of PORTAL_MIN_DENSE_MM2, over lit lines only."""
     if not portal:
         return ScreenDense(DENSE_FROM, dense_regions(scan.high, pixel_mm(scan)), [])
-    from models.history.register import lit_lines
-
     energy = scan.meta.get("energy_kev")
     linac = isinstance(energy, (int, float)) and energy >= LINAC_KEV
     threshold = LINAC_DENSE_FROM if linac else DENSE_FROM

@@ -210,12 +210,12 @@ def lit(cur: np.ndarray, ref: np.ndarray, reg: Registration, margin: int = LIT_M
     taken where the registration maps each current line: with the beam off over the cab in the
     reference only, the alignment has no evidence there and parks the rest of the current pass's cab
     on the reference's last dark and first lit lines, many current lines on a few reference ones."""
-    size = 2 * margin + 1
-    kernel = np.ones((size, 1), np.uint8)
-    own = cv2.erode(lit_lines(cur).astype(np.uint8)[:, None], kernel, borderType=cv2.BORDER_REPLICATE)[:, 0]
-    theirs = cv2.erode(lit_lines(ref).astype(np.uint8)[:, None], kernel, borderType=cv2.BORDER_REPLICATE)[:, 0]
-    at = np.clip(reg.lines, 0, len(ref) - 1)
-    return own.astype(bool) & theirs[np.floor(at).astype(int)].astype(bool) & theirs[np.ceil(at).astype(int)].astype(bool)
+    def clear(a: np.ndarray) -> np.ndarray:     # lit lines at least `margin` lines from a dark one
+        kernel = np.ones((2 * margin + 1, 1), np.uint8)
+        return cv2.erode(lit_lines(a).astype(np.uint8)[:, None], kernel, borderType=cv2.BORDER_REPLICATE)[:, 0] > 0
+
+    theirs, at = clear(ref), np.clip(reg.lines, 0, len(ref) - 1)
+    return clear(cur) & theirs[np.floor(at).astype(int)] & theirs[np.ceil(at).astype(int)]
 
 
 def detector_gains(d: np.ndarray, valid: np.ndarray, *others: np.ndarray) -> np.ndarray:

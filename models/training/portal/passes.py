@@ -214,24 +214,21 @@ def passengers(sk: Sketch, rng: np.random.Generator, v: Vehicle, regular: Body |
     thighs (22 %, forward along the seat) and the shins (12 %, down to the floor), each rounded across
     its length; lengths follow the stature, widths the mass for the stature (anthropometric
     proportions of a seated adult: torso 300 × 600 mm, head 190 × 220 mm, thighs 420 × 160 mm, shins
-    120 × 450 mm at 1.75 m and 70 kg). Without seat rows (v.seats empty) one row is placed in the cab."""
-    rows = list(v.seats) or [_cab_row(v)]
+    120 × 450 mm at 1.75 m and 70 kg)."""
+    rows = v.seats
     people = []
     if rng.random() < 0.85:
-        same = regular is not None and rng.random() < 0.7
-        people.append((rows[0], replace(regular, kg=regular.kg + u(rng, -2, 2)) if same and regular else body(rng)))
+        if regular is not None and rng.random() < 0.7:
+            driver = replace(regular, kg=regular.kg + u(rng, -2, 2))
+        else:
+            driver = body(rng)
+        people.append((rows[0], driver))
     for row in [r for r in rows for _ in range(2)][1:]:
         if len(people) < 4 and rng.random() < 0.2:
             people.append((row, body(rng)))
     for (front, top), who in people:
         seated(sk, rng, front, top, who, v.height - 70)
     return len(people)
-
-
-def _cab_row(v: Vehicle) -> tuple[float, float]:
-    top = v.cavities["under_seats"].box[3] if "under_seats" in v.cavities else \
-        (v.cavities["door_0"].box[1] + 100 if "door_0" in v.cavities else v.height * 0.4)
-    return max(v.cab[0], v.cab[1] * 0.35), top
 
 
 def seated(sk: Sketch, rng: np.random.Generator, front: float, top: float, who: Body, roof: float) -> None:
