@@ -6,7 +6,9 @@ For every seed of a block (the vehicle design cycles through generator A's known
 loads and portal as the seed draws them) three passes are rendered: the reference (pass 0), pass 2
 as it is (an unchanged pass: other speed profile, offset, scale, tilt, fuel level, passengers,
 noise) and pass 2 with one modification (steel added or removed, ≥ 5 kg, or a concealment ≥ 20 L).
-The pass without and with the modification differ in nothing else, so their difference shows what
+Every pair is compared as a station compares (models.history.compare without `parts`): the vehicle's
+parts come from the image's silhouette, never from the generator's layout in the metadata, which no
+real scan carries. The pass without and with the modification differ in nothing else, so their difference shows what
 the scanner can see of it: a change is *in view* when that difference holds ≥ 2.5 kg Fe-eq (behind
 dense cargo or in scatter-saturated parts a 5 kg plate may leave almost nothing in the image).
 
@@ -68,12 +70,14 @@ HELD_OUT_BLOCKS = {100_000: "the first judge", 110_000: "trials of the scatter c
                    120_000: "bagged judge at the point-estimate level (not shipped)",
                    130_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence",
                    140_000: "people on the seats (the regular driver or another, posture, stature), judge retrained",
-                   150_000: "the reference's cab-avoidance margin counted in its own lines"}
+                   150_000: "the reference's cab-avoidance margin counted in its own lines",
+                   160_000: "compared as a station compares: parts from the silhouette, the judge on the image alone"}
 B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correction (not shipped)",
             330_000: "bagged judge at the point-estimate level (not shipped)",
             340_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence",
             350_000: "people on the seats (the regular driver or another, posture, stature), judge retrained",
-            360_000: "the reference's cab-avoidance margin counted in its own lines"}
+            360_000: "the reference's cab-avoidance margin counted in its own lines",
+            370_000: "compared as a station compares: parts from the silhouette, the judge on the image alone"}
 
 
 def visible_kg(changed: Any, plain: Any, box: list[float]) -> float:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from models.history.compare import (ChangeRegion, Comparison, Declaration, FE_MU_RHO, Reference, Scene, Thresholds, compare,
-                                    _regions, fe_mu_rho, level_band, locate, occupant, prepare,
+                                    _level_step, _regions, fe_mu_rho, level_band, locate, occupant, prepare,
                                     scatter_level, silhouette_parts)
 from models.history.evaluate import overlaps, score
 from models.scan import Scan
@@ -28,7 +28,7 @@ def reference() -> Reference:
 def test_added_steel_is_found_where_it_was_put_with_its_mass(reference: Reference) -> None:
     scan = portal_pass(2, Pass(2, changes=("added_steel",)), VAN)
     truth = scan.meta["changes"][0]
-    found = [r for r in compare(scan, reference).regions if overlaps(r, truth["box"])]
+    found = [r for r in compare(scan, reference, parts=scan.meta["parts"]).regions if overlaps(r, truth["box"])]
     assert found and found[0].kind == "added" and found[0].location == truth["location"] == "floor"
     assert 0.5 * truth["mass_kg_fe"] <= found[0].mass_kg_fe <= 2.0 * truth["mass_kg_fe"]
     assert 0.5 * truth["mass_kg_fe"] <= found[0].net_kg <= 2.0 * truth["mass_kg_fe"] and 0.6 <= found[0].ratio <= 2.0
@@ -67,7 +67,7 @@ def test_a_concealment_in_a_car_roof_is_not_let_go_as_a_passenger() -> None:
     spec = PortalSpec(vehicle="mpv", suspect=False)
     scan = portal_pass(7, Pass(2, changes=("concealment",)), spec)
     truth = scan.meta["changes"][0]
-    result = compare(scan, prepare(portal_pass(7, Pass(0), spec)))
+    result = compare(scan, prepare(portal_pass(7, Pass(0), spec)), parts=scan.meta["parts"])
     found = [r for r in result.regions if overlaps(r, truth["box"]) and r.kind == "added"]
     assert truth["location"] == "roof" and found and found[0].location == "roof"
 
@@ -78,6 +78,26 @@ def test_a_fuel_level_band_is_taken_out_and_a_box_in_the_tank_kept() -> None:
     d[20:30, 15:25] = 1.5                       # something put into part of the tank
     level_band(d, (0.0, 10.0, 30.0, 50.0))
     assert np.abs(d[10:50, 5:12]).max() < 1e-6 and d[20:30, 15:25].min() > 1.4
+
+
+def test_a_liquid_level_moving_is_told_from_a_plate_put_in_its_place() -> None:
+    empty = np.full((100, 60), 0.3, np.float32)               # a tank seen from the side, empty: −ln T 0.3
+    ref, cur, plate = empty.copy(), empty.copy(), empty.copy()
+    ref[20:80, :20] = cur[20:80, :26] = 2.0                   # fuel up to column 20, then up to 26
+    plate[20:80, 20:26] = 2.0                                 # or, in the empty tank, a plate where the fuel rose
+    scene = Scene(top=60, pixel_mm=5, line_mm=5, level=ref, spread=np.ones_like(ref), current=cur, extent=(0, 100))
+    box = (20.0, 20.0, 26.0, 80.0)
+    assert _level_step(box, 1.7, scene) == pytest.approx(0.0, abs=1e-6)
+    assert _level_step(box, 1.7, replace(scene, level=empty, current=plate)) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_the_comparison_reads_nothing_of_a_generator_s_layout(reference: Reference) -> None:
+    """A station has the image only: the parts (and the judge's view of every region) come from the
+    silhouette, so a scan whose metadata carries the generator's layout is compared as one without."""
+    scan = portal_pass(2, Pass(2, changes=("concealment",)), VAN)
+    bare = Scan(scan.high, scan.low, {k: v for k, v in scan.meta.items() if k != "parts"})
+    assert compare(scan, reference, thresholds=Thresholds()) == compare(bare, reference, thresholds=Thresholds())
+    assert compare(scan, reference).features == compare(bare, reference).features
 
 
 def test_occupants_are_large_and_soft_and_in_the_cab() -> None:
@@ -208,5 +228,5 @@ def test_with_the_beam_off_over_the_cab_in_the_reference_only_the_rest_of_the_ca
     current = evalgen_pass(350062, 2, vehicle="tractor_20ft")
     assert reference.meta["cab_lines"] == [0, 600] and "cab_lines" not in current.meta
     everything = replace(Thresholds(), min_score=6.0, min_kg=1.0, cab_kg=1.0, report_occupants=True)
-    result = compare(current, reference, thresholds=everything)
-    assert not [r for r in result.regions if r.box[1] < 800 and r.box[3] > 600], result.regions
+    result = compare(current, reference, thresholds=everything, parts=current.meta["parts"])   # the tank's level
+    assert not [r for r in result.regions if r.box[1] < 800 and r.box[3] > 600], result.regions     # band taken out
