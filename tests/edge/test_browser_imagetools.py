@@ -206,6 +206,10 @@ def test_a_portals_cab_avoidance_is_marked_not_scanned_and_a_truck_is_not_called
     got = [float(band.locator("rect").get_attribute(k)) for k in ("x", "y", "width", "height")]
     assert got == [line0, 0.0, line1 - line0, scan.shape[1]]    # side-on: lines across, the whole detector
     assert band.locator("text").text_content() == "Not scanned (beam off over the cab)"
+    inside = page.evaluate("""() => { const g = document.querySelector('#det-overlay g.unlit'),
+        t = g.querySelector('text').getBBox(), r = g.querySelector('rect').getBBox();
+        return [t.x, t.x + t.width, t.y + t.height, r.x, r.x + r.width, r.y + r.height]; }""")
+    assert inside[3] <= inside[0] and inside[1] <= inside[4] and inside[2] <= inside[5]   # the caption stays on the band
     expect(page.locator("#dense-alert")).to_be_hidden()
     expect(page.locator("#det-overlay g.dense")).to_have_count(0)
     page.screenshot(path=str(ARTIFACTS / "tools_portal_not_scanned.png"))

@@ -194,9 +194,34 @@ window.ImageTools = (() => {
       const t = document.createElementNS(SVG, "text"), fs = Math.max(12, Math.max(IT.data.w, IT.data.h) / 45);
       const above = y - fs * 0.3, below = y + h + fs;  // above the box, else below it, else inside its top
       t.setAttribute("x", x); t.setAttribute("y", above >= fs ? above : below <= IT.data.h ? below : y + fs * 1.2);
+      t.dataset.inside = above < fs && below > IT.data.h ? "1" : "";
       t.style.fontSize = fs + "px"; if (colour) t.style.fill = colour; t.textContent = caption; g.append(t);
     }
     return g;
+  }
+  // A caption inside its box stays inside it: wider than the box, it is cut in two lines at the space that
+  // makes them most even, then made smaller until it fits (its width estimated at 0.6 em a character, above
+  // what sans-serif letters take: the overlay may be laid out later, when it is shown).
+  const EM_PER_CHAR = 0.6;
+  function fitInside(g) {
+    const t = g.querySelector("text"), w = +g.querySelector("rect").getAttribute("width");
+    const fs = t && parseFloat(t.style.fontSize), wide = (text) => text.length * EM_PER_CHAR * fs;
+    if (!t || !t.dataset.inside || wide(t.textContent) <= w) return;
+    const words = t.textContent.split(" ");
+    let lines = [t.textContent];
+    if (words.length > 1) {
+      const gap = (k) => Math.abs(words.slice(0, k).join(" ").length - words.slice(k).join(" ").length);
+      let cut = 1;
+      for (let i = 2; i < words.length; i++) if (gap(i) < gap(cut)) cut = i;
+      lines = [words.slice(0, cut).join(" ") + " ", words.slice(cut).join(" ")];
+      const x = t.getAttribute("x");
+      t.replaceChildren(...lines.map((line, k) => {
+        const s = document.createElementNS(SVG, "tspan");
+        s.setAttribute("x", x); if (k) s.setAttribute("dy", "1.2em"); s.textContent = line; return s;
+      }));
+    }
+    const widest = Math.max(...lines.map((line) => wide(line.trim())));
+    if (widest > w) t.style.fontSize = fs * w / widest + "px";
   }
   function drawOverlay() {
     const d = IT.data, rec = IT.rec; if (!d || !rec) return;
@@ -209,6 +234,7 @@ window.ImageTools = (() => {
       det.append(rect(box, "det review", REVIEW_RGB, T("tools.review_box") + (rec.review.label ? " " + tr("class.", rec.review.label) : "")));
     for (const r of d.dense) det.append(rect(r.box, "dense", null, T("tools.dense_box")));
     for (const box of d.unlit || []) det.append(rect(box, "unlit", null, T("tools.unlit_box")));  // cab avoidance
+    det.querySelectorAll("g").forEach(fitInside);
   }
   function denseAlert() {  // a bag is not cleared with one (an alert, two low notes); a vehicle is not held for
     const n = IT.data.dense.length, portal = !!IT.data.portal;  // its engine block: a note, silent
