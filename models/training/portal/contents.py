@@ -48,10 +48,12 @@ def truth(label: str, box: Box, mass_kg: float) -> Truth:
 
 
 def inside(rng: np.random.Generator, room: Box, w: float, h: float, floor: bool = True) -> Box:
-    """A w × h box at a random place in room (standing on its floor when floor), shrunk to fit."""
+    """A w × h box at a random place in room (standing on its floor when floor), shrunk to fit. A box as
+    wide as the room starts at its wall: room[2] − (room[2] − room[0]) may round under room[0], and
+    numpy refuses a range that ends before it starts (generator A's seed 201121 failed so)."""
     w, h = min(w, room[2] - room[0]), min(h, room[3] - room[1])
-    x0 = u(rng, room[0], room[2] - w)
-    z0 = room[1] if floor else u(rng, room[1], room[3] - h)
+    x0 = u(rng, room[0], max(room[2] - w, room[0]))
+    z0 = room[1] if floor else u(rng, room[1], max(room[3] - h, room[1]))
     return (x0, z0, x0 + w, z0 + h)
 
 
