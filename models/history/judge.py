@@ -8,8 +8,9 @@ from a 5 kg plate. The judge weighs a region's whole description — mass and ne
 Δlow/Δhigh, size in mm, where it lies in the vehicle's height and length, how even its inside and
 how sharp its outline, how far the low channel follows the high one pixel by pixel, how much the
 beam had already lost there, the noise, how far it is from a liquid's level moving, the vehicle's
-length and height, and the registration's residual — with gradient-boosted trees (depth ≤ 4) trained on a block of generator
-A's repeated passes that neither the validation nor the held-out block overlaps
+length and height, and the registration's residual — with gradient-boosted trees (depth ≤ 4)
+trained on a block of generator A's repeated passes that neither the validation nor the held-out
+block overlaps
 (`python -m models.history.train_judge`, the training extra: scikit-learn). It is a bag of such
 models, each fitted on a bootstrap sample of the regions, whose probabilities are averaged: one
 model's answer on a region unlike its training regions swings with small changes of the training
