@@ -377,7 +377,7 @@ def _top(a: np.ndarray) -> float:
     """The column of the vehicle's top: the 90th percentile over lit lines of the last column holding
     anything (−ln T > 0.15); the detector's length when nothing is there."""
     body = a > 0.15
-    rows = np.flatnonzero(body.any(axis=1) & lit_lines(a))
+    rows = _body_lines(a)
     if rows.size < 8:
         return float(a.shape[1])
     last = a.shape[1] - 1 - np.argmax(body[rows[:: max(1, rows.size // 200)], ::-1], axis=1)
