@@ -50,8 +50,11 @@ async def test_an_admin_stages_a_roll_out_and_watches_the_canary_promote(tmp_pat
             await form.locator("input[name=p95_ms]").fill("60000")
             await form.locator("button[type=submit]").click()
             await expect(page.locator("#models-msg")).to_contain_text(f"Roll-out 1 staged: {name} to {STATION}")
-            await until(lambda: rollout.state.phase, "the station put the candidate on canary", check=lambda p: p == "canary")
-            await live_items(rollout, 2)
+            # on canary once the candidate is loaded: the phase is written before it loads, and an item the
+            # inspection hands over before that is not compared (a slow load under load made this test flaky)
+            await until(lambda: (rollout.state.phase, rollout.runner), "the station put the candidate on canary",
+                        check=lambda pr: pr[0] == "canary" and pr[1] is not None)
+            assert await live_items(rollout, 2) == 2
             await until(lambda: store.stations()[0][3], "the station reported its canary", in_thread=True,
                         check=lambda status: '"items":2' in status)
             await page.click("#nav button[data-view=models]")
