@@ -8,9 +8,10 @@ as it is (an unchanged pass: other speed profile, offset, scale, tilt, fuel leve
 noise) and pass 2 with one modification (steel added or removed, ≥ 5 kg, or a concealment ≥ 20 L).
 Every pair is compared as a station compares (models.history.compare without `parts`): the vehicle's
 parts come from the image's silhouette, never from the generator's layout in the metadata, which no
-real scan carries. The pass without and with the modification differ in nothing else, so their difference shows what
-the scanner can see of it: a change is *in view* when that difference holds ≥ 2.5 kg Fe-eq (behind
-dense cargo or in scatter-saturated parts a 5 kg plate may leave almost nothing in the image).
+real scan carries. The pass without and with the modification differ in nothing else, so their
+difference shows what the scanner can see of it: a change is *in view* when that difference holds
+≥ 2.5 kg Fe-eq (behind dense cargo or in scatter-saturated parts a 5 kg plate may leave almost nothing
+in the image).
 
 Found: a reported region of the right kind (added for added steel and concealments, removed for
 removed parts) overlapping the change's box (padded by 4 px). False regions: every region reported
