@@ -13,8 +13,9 @@ difference shows what the scanner can see of it: a change is *in view* when that
 ≥ 2.5 kg Fe-eq (behind dense cargo or in scatter-saturated parts a 5 kg plate may leave almost nothing
 in the image).
 
-Found: a reported region of the right kind (added for added steel and concealments, removed for
-removed parts) overlapping the change's box (padded by 4 px). False regions: every region reported
+Found: a reported region of the right kind (added for added steel, removed for removed parts, either
+for a concealment: goods lighter than the diesel they displaced leave a tank lighter) overlapping the
+change's box (padded by 4 px). False regions: every region reported
 on an unchanged pass. Thresholds (the judge's level and a score and mass floor under it; or, by hand,
 peak score, mass by location, the Δlow/Δhigh window) are chosen on the validation block: the best
 found rate whose false regions per unchanged pass are at most 0.2 at their exact 95 % Poisson upper
@@ -31,6 +32,7 @@ version was scored on (HELD_OUT_BLOCKS, B_BLOCKS: the newest is the default).
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import time
@@ -72,13 +74,15 @@ HELD_OUT_BLOCKS = {100_000: "the first judge", 110_000: "trials of the scatter c
                    130_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence",
                    140_000: "people on the seats (the regular driver or another, posture, stature), judge retrained",
                    150_000: "the reference's cab-avoidance margin counted in its own lines",
-                   160_000: "compared as a station compares: parts from the silhouette, the judge on the image alone"}
+                   160_000: "compared as a station compares: parts from the silhouette, the judge on the image alone",
+                   170_000: "the fuel level found in the image (level_changes), concealments found by either kind"}
 B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correction (not shipped)",
             330_000: "bagged judge at the point-estimate level (not shipped)",
             340_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence",
             350_000: "people on the seats (the regular driver or another, posture, stature), judge retrained",
             360_000: "the reference's cab-avoidance margin counted in its own lines",
-            370_000: "compared as a station compares: parts from the silhouette, the judge on the image alone"}
+            370_000: "compared as a station compares: parts from the silhouette, the judge on the image alone",
+            380_000: "the fuel level found in the image (level_changes), concealments found by either kind"}
 
 
 def visible_kg(changed: Any, plain: Any, box: list[float]) -> float:
@@ -93,6 +97,13 @@ def visible_kg(changed: Any, plain: Any, box: list[float]) -> float:
 def overlaps(r: ChangeRegion, box: list[float], pad: float = 4.0) -> bool:
     x0, y0, x1, y1 = r.box
     return x0 < box[2] + pad and box[0] - pad < x1 and y0 < box[3] + pad and box[1] - pad < y1
+
+
+def shows(r: ChangeRegion, change: dict[str, Any]) -> bool:
+    """Whether a region shows a change: over its box, and of its kind (added for added steel, removed for a
+    removed part); a concealment of either kind, since what it holds may weigh less than what it displaced
+    (a box of goods welded into a tank where diesel was leaves the tank lighter)."""
+    return (r.kind == change["kind"] or change["label"] == "concealment") and overlaps(r, change["box"])
 
 
 def case(seed: int, generator: str = "a") -> dict[str, Any]:
@@ -125,15 +136,24 @@ def case(seed: int, generator: str = "a") -> dict[str, Any]:
             "unchanged": same, "changed": diff, "seconds": seconds}
 
 
+def cases(seeds: range, generator: str = "a", jobs: int = 1) -> list[dict[str, Any]]:
+    """`case` for every seed of a block, in `jobs` processes (each render is independent: the same result
+    in any order)."""
+    if jobs <= 1:
+        return [case(s, generator) for s in seeds]
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(jobs, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+        return pool.map(functools.partial(case, generator=generator), seeds, chunksize=4)
+
+
 def keep(c: Comparison, t: Thresholds) -> list[ChangeRegion]:
     return [r for r in c.regions if t.keeps(r)]
 
 
 def score(cases: list[dict[str, Any]], t: Thresholds) -> dict[str, Any]:
     """Found rates and false regions of a block at thresholds t."""
-    want = {"added": "added", "removed": "removed"}
-    hits = [any(r.kind == want[c["change"]["kind"]] and overlaps(r, c["change"]["box"]) for r in keep(c["changed"], t))
-            for c in cases]
+    hits = [hit(c, t) for c in cases]
     eligible = [c["eligible"] for c in cases]
     in_view = [e and c["visible_kg"] >= IN_VIEW_KG for e, c in zip(eligible, cases)]
     false = [len(keep(c["unchanged"], t)) for c in cases]
@@ -152,14 +172,14 @@ def score(cases: list[dict[str, Any]], t: Thresholds) -> dict[str, Any]:
 
 
 def hit(c: dict[str, Any], t: Thresholds) -> bool:
-    return any(r.kind == c["change"]["kind"] and overlaps(r, c["change"]["box"]) for r in keep(c["changed"], t))
+    return any(shows(r, c["change"]) for r in keep(c["changed"], t))
 
 
 def why_missed(c: dict[str, Any], t: Thresholds) -> str:
     """Why a change was not found: no candidate region of its kind over it at all, only candidates taken
     for a person in the cab (hand thresholds), candidates the judge weighed under its level, or candidates
     under the score/mass floor."""
-    near = [r for r in c["changed"].regions if r.kind == c["change"]["kind"] and overlaps(r, c["change"]["box"])]
+    near = [r for r in c["changed"].regions if shows(r, c["change"])]
     if not near:
         return "no_region"
     if t.min_judge > 0 and any(t.large(r) for r in near):
@@ -202,14 +222,14 @@ def choose(cases: list[dict[str, Any]], judge: bool = True) -> Thresholds:
 
 
 def run(validation: int, held_out: int, b_block: int = 0, held_out_start: int = max(HELD_OUT_BLOCKS),
-        b_start: int = max(B_BLOCKS)) -> dict[str, Any]:
+        b_start: int = max(B_BLOCKS), jobs: int = 1) -> dict[str, Any]:
     cv2.setNumThreads(1)
-    val = [case(s) for s in range(validation)]
+    val = cases(range(validation), jobs=jobs)
     log.info("history.validation_done", cases=len(val))
     t, hand = choose(val), choose(val, judge=False)
-    test = [case(s) for s in range(held_out_start, held_out_start + held_out)]
+    test = cases(range(held_out_start, held_out_start + held_out), jobs=jobs)
     log.info("history.held_out_done", cases=len(test))
-    b = [case(s, "b") for s in range(b_start, b_start + b_block)]
+    b = cases(range(b_start, b_start + b_block), "b", jobs)
     out = {"generator": "A (models.training.portal, repeated passes: models.training.portal.passes)",
            "judge": {k: v for k, v in load_judge().meta.items() if k in ("trained_on", "sklearn", "depth")},
            "thresholds": asdict(t), "validation": {"seeds": [0, validation], **score(val, t)},
@@ -253,8 +273,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--generator-b", type=int, default=72, help="seeds of generator B's block")
     ap.add_argument("--generator-b-start", type=int, default=max(B_BLOCKS), help="first seed of generator B's block")
     ap.add_argument("--out", type=Path, default=Path("bench/results/history_compare.json"))
+    ap.add_argument("--jobs", type=int, default=1, help="processes rendering the passes")
     a = ap.parse_args(argv)
-    result = run(a.validation, a.held_out, a.generator_b, a.held_out_start, a.generator_b_start)
+    result = run(a.validation, a.held_out, a.generator_b, a.held_out_start, a.generator_b_start, a.jobs)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(a.out.read_text()) if a.out.exists() else {}
     a.out.write_text(json.dumps({**old, "evaluation": result}, indent=2) + "\n")

@@ -7,7 +7,7 @@ of cargo the registration left a line off). Hand thresholds on mass and score ca
 from a 5 kg plate. The judge weighs a region's whole description — mass and net mass, score,
 Δlow/Δhigh, size in mm, where it lies in the vehicle's height and length, how even its inside and
 how sharp its outline, how far the low channel follows the high one pixel by pixel, how much the
-beam had already lost there, the noise, how far it is from a liquid's level moving, the vehicle's
+beam had already lost there, the noise, how far its edges are from a liquid's level moving, the vehicle's
 length and height, and the registration's residual — with gradient-boosted trees (depth ≤ 4)
 trained on a block of generator A's repeated passes that neither the validation nor the held-out
 block overlaps
@@ -41,7 +41,7 @@ from models.errors import JudgeError
 
 DESCRIBED = ("height_mm", "length_mm", "centre_of_height", "bottom_of_height", "uniformity", "contrast", "sharpness",
              "channels_corr", "level", "noise", "fill", "peak_over_mean", "along", "vehicle_length_mm",
-             "vehicle_height_mm", "level_step")
+             "vehicle_height_mm", "level_lower", "level_upper")
 FEATURES = ("log_mass", "log_net", "log_smaller", "log_score", "ratio", "log_area", "density", "added",
             "residual", "compared_share", *DESCRIBED)
 MODEL = Path(__file__).with_name("judge.json")

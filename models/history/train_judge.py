@@ -5,8 +5,8 @@
 Needs the training extra (scikit-learn). The training block's seeds must not overlap the validation
 (0 …) or held-out (100000 …) blocks of models.history.evaluate. Each seed gives an unchanged and a
 changed pass against its reference (the same renders the evaluation makes); every candidate region
-of an unchanged pass is a negative, a candidate of the right kind overlapping the change is a
-positive. A bag of `--members` gradient-boosted models (HistGradientBoostingClassifier, depth ≤ 4,
+of an unchanged pass is a negative, a candidate that shows the change (models.history.evaluate.shows)
+is a positive. A bag of `--members` gradient-boosted models (HistGradientBoostingClassifier, depth ≤ 4,
 class weights balanced), each fitted on its own bootstrap sample of the regions, is exported to JSON
 with the training block, the sklearn version and the counts; the judge averages their probabilities.
 """
@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from models.history.evaluate import HELD_OUT_START, case, overlaps
+from models.history.evaluate import HELD_OUT_START, cases, shows
 from models.history.judge import FEATURES, MODEL, vector
 
 TRAIN_START = 200_000
@@ -38,7 +38,7 @@ def examples(cases: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
                 if positive is None:
                     x.append(vector(r, f, comp.registration))
                     y.append(0)
-                elif r.kind == positive["kind"] and overlaps(r, positive["box"]):
+                elif shows(r, positive):
                     x.append(vector(r, f, comp.registration))
                     y.append(1)
     return np.array(x, dtype=np.float64).reshape(-1, len(FEATURES)), np.array(y, dtype=np.int64)
@@ -70,17 +70,6 @@ def bag(x: np.ndarray, y: np.ndarray, members: int, trees: int, depth: int) -> l
     return out
 
 
-def cases(seeds: range, jobs: int = 1) -> list[dict[str, Any]]:
-    """The evaluation's renders and comparisons of `seeds` (models.history.evaluate.case), in `jobs`
-    processes (each render is independent: the same result in any order)."""
-    if jobs <= 1:
-        return [case(s) for s in seeds]
-    import multiprocessing
-
-    with multiprocessing.get_context("spawn").Pool(jobs, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
-        return pool.map(case, seeds, chunksize=4)
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default=f"{TRAIN_START}:{TRAIN_START + 600}", help="first:end of the training block")
@@ -97,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     from sklearn import __version__ as sklearn_version
     cv2.setNumThreads(1)
     t0 = time.perf_counter()
-    x, y = examples(cases(range(first, end), a.jobs))
+    x, y = examples(cases(range(first, end), jobs=a.jobs))
     members = [export(m) for m in bag(x, y, a.members, a.trees, a.depth)]
     doc = {"features": list(FEATURES), "depth": max(m["depth"] for m in members),
            "trained_on": {"generator": "A (models.training.portal.passes)", "seeds": [first, end],

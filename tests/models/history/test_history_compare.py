@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 
 from models.history.compare import (ChangeRegion, Comparison, Declaration, FE_MU_RHO, Reference, Scene, Thresholds, compare,
-                                    _level_step, _regions, fe_mu_rho, level_band, locate, occupant, prepare,
-                                    scatter_level, silhouette_parts)
+                                    _regions, band_step, fe_mu_rho, level_band, level_changes, locate,
+                                    occupant, prepare, scatter_level, silhouette_parts)
 from models.history.evaluate import overlaps, score
 from models.scan import Scan
 from models.training.portal import PortalSpec
 from models.training.portal.passes import Pass, portal_pass
 
 VAN = PortalSpec(vehicle="van", suspect=False)
+LEVEL_SEED = 5              # generator A lorry: diesel at 0.79 of the tank in the reference, 0.34 in pass 2
 TRACTOR = PortalSpec(vehicle="tractor_20ft", suspect=False)
 
 
@@ -80,15 +81,57 @@ def test_a_fuel_level_band_is_taken_out_and_a_box_in_the_tank_kept() -> None:
     assert np.abs(d[10:50, 5:12]).max() < 1e-6 and d[20:30, 15:25].min() > 1.4
 
 
-def test_a_liquid_level_moving_is_told_from_a_plate_put_in_its_place() -> None:
-    empty = np.full((100, 60), 0.3, np.float32)               # a tank seen from the side, empty: −ln T 0.3
-    ref, cur, plate = empty.copy(), empty.copy(), empty.copy()
-    ref[20:80, :20] = cur[20:80, :26] = 2.0                   # fuel up to column 20, then up to 26
-    plate[20:80, 20:26] = 2.0                                 # or, in the empty tank, a plate where the fuel rose
-    scene = Scene(top=60, pixel_mm=5, line_mm=5, level=ref, spread=np.ones_like(ref), current=cur, extent=(0, 100))
-    box = (20.0, 20.0, 26.0, 80.0)
-    assert _level_step(box, 1.7, scene) == pytest.approx(0.0, abs=1e-6)
-    assert _level_step(box, 1.7, replace(scene, level=empty, current=plate)) == pytest.approx(1.0, abs=1e-6)
+def _tank(fuel_to: int) -> np.ndarray:
+    """A tank seen from the side (lines 20–80, columns 5–40) low in a vehicle as high as the detector,
+    fuel up to a column."""
+    a = np.full((100, 60), 0.2, np.float32)
+    a[20:80, 5:40] = 0.3
+    a[20:80, 5:fuel_to] = 2.0
+    return a
+
+
+def _levels(cur: np.ndarray, ref: np.ndarray) -> list:
+    raw = cur - ref
+    return level_changes(raw / 0.01, raw, cur, ref, np.ones(raw.shape, bool), Thresholds(), kg_per_unit=1.0)
+
+
+def test_a_liquid_level_is_found_in_the_image_and_taken_out() -> None:
+    ref, cur = _tank(20), _tank(26)                              # the level rose from column 20 to 26
+    cur[40:50, 14:24] += 1.5                                     # and a box was put in, touching the band
+    (level,) = _levels(cur, ref)
+    assert level.box[0] <= 20 and level.box[2] >= 26 and level.box[1] <= 21 and level.box[3] >= 79
+    raw = cur - ref
+    level.take_out(raw, np.ones(raw.shape, bool))
+    band = np.r_[20:40, 50:80]
+    assert np.abs(raw[band, 18:28]).max() < 1e-6               # the band is gone over the whole tank
+    assert raw[40:50, 14:24].min() > 1.4                       # the box put in stays, where it overlaps it too
+    assert band_step(cur, ref, (20, 20, 26, 80), 1.7) == pytest.approx((0.0, 0.0), abs=1e-6)
+
+
+def test_a_plate_where_a_level_would_be_is_not_taken_for_one() -> None:
+    ref = _tank(5)                                               # an empty tank
+    cur = ref.copy()
+    cur[20:80, 20:26] = 2.0                                      # a plate standing in it, as high as a level band
+    assert _levels(cur, ref) == []
+    assert band_step(cur, ref, (20, 20, 26, 80), 1.7)[0] == pytest.approx(1.0, abs=1e-6)
+    removed = _levels(ref, cur)                                  # taken out again: the same answer
+    assert removed == []
+    high_ref, high_cur = np.full((100, 60), 0.2, np.float32), np.full((100, 60), 0.2, np.float32)
+    high_ref[20:80, 30:38], high_cur[20:80, 30:44] = 2.0, 2.0     # a level-like band high in the vehicle (a
+    assert _levels(high_cur, high_ref) == []                     # passenger's soft outline): not a fuel tank
+
+
+def test_a_fuel_level_moving_on_a_real_pass_leaves_no_region_on_the_tank() -> None:
+    """Generator A's lorry (LEVEL_SEED): the second pass's diesel stands lower; compared as a station compares
+    (no layout), the tank's level is found in the image and nothing is reported on it."""
+    spec = PortalSpec(vehicle="lorry", suspect=False)
+    scan = portal_pass(LEVEL_SEED, Pass(2), spec)
+    ref_scan = portal_pass(LEVEL_SEED, Pass(0), spec)
+    assert abs(scan.meta["pass"]["fuel_level"] - ref_scan.meta["pass"]["fuel_level"]) > 0.3
+    tank = scan.meta["parts"]["fuel_tank"]
+    result = compare(scan, prepare(ref_scan), thresholds=Thresholds(min_score=6.0, min_kg=2.0, tank_kg=2.0))
+    assert result.suppressed["level"] >= 1
+    assert not [r for r in result.regions if overlaps(r, tank, pad=-8.0)]
 
 
 def test_the_comparison_reads_nothing_of_a_generator_s_layout(reference: Reference) -> None:
@@ -146,6 +189,12 @@ def test_scores_count_hits_of_the_right_kind_and_false_regions() -> None:
     assert r["found_in_view"]["k"] == 1 and r["found_in_view"]["n"] == 2
     assert r["false_regions_per_unchanged_pass"] == 0.5
     assert score(cases, Thresholds(min_score=10.0, min_kg=1.0))["false_regions"] == 0
+    lighter = replace(hit, kind="removed")      # goods in a tank, lighter than the diesel they displaced
+    concealed = {**cases[0], "change": {"kind": "added", "label": "concealment", "box": [12, 12, 18, 25]},
+                 "changed": Comparison((lighter,), q)}
+    assert score([concealed], Thresholds(min_score=5.0, min_kg=1.0))["found_in_view"]["k"] == 1
+    plate = {**concealed, "change": {**concealed["change"], "label": "steel"}}   # a plate is added mass
+    assert score([plate], Thresholds(min_score=5.0, min_kg=1.0))["found_in_view"]["k"] == 0
 
 
 def test_a_region_needs_its_mass_net_of_what_surrounds_it_and_both_channels_changing() -> None:
@@ -173,9 +222,9 @@ def test_a_weak_wide_change_is_one_region_with_all_its_mass() -> None:
     raw = np.where(z > 0, 0.1, 0.0).astype(np.float32)
     zones = {"floor": (0.0, 0.0, 60.0, 60.0)}
     scene = Scene(top=60.0, pixel_mm=5.0, line_mm=5.0, level=np.ones_like(z), spread=np.full_like(z, 0.02))
-    one, _, _ = _regions(z, raw, raw, z, Thresholds(min_score=5.0, min_kg=0.0, grow_z=3.0), 1.0, 0.1, zones,
+    one, _, _ = _regions(raw, raw, z, Thresholds(min_score=5.0, min_kg=0.0, grow_z=3.0), 1.0, 0.1, zones,
                          Declaration(occupants=False), 1, scene)
-    bits, _, _ = _regions(z, raw, raw, z, Thresholds(min_score=5.0, min_kg=0.0, grow_z=4.0), 1.0, 0.1, zones,
+    bits, _, _ = _regions(raw, raw, z, Thresholds(min_score=5.0, min_kg=0.0, grow_z=4.0), 1.0, 0.1, zones,
                           Declaration(occupants=False), 1, scene)
     assert len(one) == 1 and one[0].box == (10.0, 20.0, 50.0, 30.0)
     assert one[0].mass_kg_fe == pytest.approx(400 * 0.1 / 0.1 / 1000, rel=0.01)   # all 400 pixels
