@@ -15,13 +15,13 @@ in the image).
 
 Found: a reported region of the right kind (added for added steel, removed for removed parts, either
 for a concealment: goods lighter than the diesel they displaced leave a tank lighter) overlapping the
-change's box (padded by 4 px). False regions: every region reported
-on an unchanged pass. Thresholds (the judge's level and a score and mass floor under it; or, by hand,
-peak score, mass by location, the Δlow/Δhigh window) are chosen on the validation block: the best
-found rate whose false regions per unchanged pass are at most 0.2 at their exact 95 % Poisson upper
-bound. They are reported on the held-out block with Wilson 95 % intervals (models.stats): the found
-rate, and the share of unchanged passes with any false region (an upper bound on the passes an
-officer is bothered on).
+change's box (padded by 4 px). False regions: every region reported on an unchanged pass.
+Thresholds (the judge's level and a score and mass floor under it; or, by hand, peak score, mass by
+location, the Δlow/Δhigh window) are chosen on the validation block: the best found rate whose false
+regions per unchanged pass are at most 0.2 at their exact 95 % Poisson upper bound. They are
+reported on the held-out block with Wilson 95 % intervals (models.stats): the found rate, and the
+share of unchanged passes with any false region (an upper bound on the passes an officer is bothered
+on).
 
 Generator B (models.evalgen.passes, written apart from generator A) is scored with the judge and
 thresholds chosen on generator A (`--generator-b N`, seeds 300000 … in blocks of B_BLOCKS): nothing is
@@ -75,14 +75,16 @@ HELD_OUT_BLOCKS = {100_000: "the first judge", 110_000: "trials of the scatter c
                    140_000: "people on the seats (the regular driver or another, posture, stature), judge retrained",
                    150_000: "the reference's cab-avoidance margin counted in its own lines",
                    160_000: "compared as a station compares: parts from the silhouette, the judge on the image alone",
-                   170_000: "the fuel level found in the image (level_changes), concealments found by either kind"}
+                   170_000: "the fuel level found in the image (level_changes), concealments found by either kind",
+                   180_000: "the same version on 720 seeds (--held-out 720), for narrower intervals"}
 B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correction (not shipped)",
             330_000: "bagged judge at the point-estimate level (not shipped)",
             340_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence",
             350_000: "people on the seats (the regular driver or another, posture, stature), judge retrained",
             360_000: "the reference's cab-avoidance margin counted in its own lines",
             370_000: "compared as a station compares: parts from the silhouette, the judge on the image alone",
-            380_000: "the fuel level found in the image (level_changes), concealments found by either kind"}
+            380_000: "the fuel level found in the image (level_changes), concealments found by either kind",
+            390_000: "the same version on 720 seeds (--generator-b 720), for narrower intervals"}
 
 
 def visible_kg(changed: Any, plain: Any, box: list[float]) -> float:
@@ -136,7 +138,7 @@ def case(seed: int, generator: str = "a") -> dict[str, Any]:
             "unchanged": same, "changed": diff, "seconds": seconds}
 
 
-def cases(seeds: range, generator: str = "a", jobs: int = 1) -> list[dict[str, Any]]:
+def block(seeds: range, generator: str = "a", jobs: int = 1) -> list[dict[str, Any]]:
     """`case` for every seed of a block, in `jobs` processes (each render is independent: the same result
     in any order)."""
     if jobs <= 1:
@@ -224,12 +226,12 @@ def choose(cases: list[dict[str, Any]], judge: bool = True) -> Thresholds:
 def run(validation: int, held_out: int, b_block: int = 0, held_out_start: int = max(HELD_OUT_BLOCKS),
         b_start: int = max(B_BLOCKS), jobs: int = 1) -> dict[str, Any]:
     cv2.setNumThreads(1)
-    val = cases(range(validation), jobs=jobs)
+    val = block(range(validation), jobs=jobs)
     log.info("history.validation_done", cases=len(val))
     t, hand = choose(val), choose(val, judge=False)
-    test = cases(range(held_out_start, held_out_start + held_out), jobs=jobs)
+    test = block(range(held_out_start, held_out_start + held_out), jobs=jobs)
     log.info("history.held_out_done", cases=len(test))
-    b = cases(range(b_start, b_start + b_block), "b", jobs)
+    b = block(range(b_start, b_start + b_block), "b", jobs)
     out = {"generator": "A (models.training.portal, repeated passes: models.training.portal.passes)",
            "judge": {k: v for k, v in load_judge().meta.items() if k in ("trained_on", "sklearn", "depth")},
            "thresholds": asdict(t), "validation": {"seeds": [0, validation], **score(val, t)},

@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from models.history.evaluate import HELD_OUT_START, cases, shows
+from models.history.evaluate import HELD_OUT_START, block, shows
 from models.history.judge import FEATURES, MODEL, vector
 
 TRAIN_START = 200_000
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     from sklearn import __version__ as sklearn_version
     cv2.setNumThreads(1)
     t0 = time.perf_counter()
-    x, y = examples(cases(range(first, end), jobs=a.jobs))
+    x, y = examples(block(range(first, end), jobs=a.jobs))
     members = [export(m) for m in bag(x, y, a.members, a.trees, a.depth)]
     doc = {"features": list(FEATURES), "depth": max(m["depth"] for m in members),
            "trained_on": {"generator": "A (models.training.portal.passes)", "seeds": [first, end],
