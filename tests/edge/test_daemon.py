@@ -182,8 +182,10 @@ def test_one_failed_station_restarts_on_its_port_and_the_other_runs_on(tmp_path)
     drop = tmp_path / "xray-a" / "drop"
     try:
         wait_until(lambda: all(_count(d) >= 3 for d in db.values()), "both stations commit", timeout=90, interval=0.2)
-        shutil.rmtree(drop)
-        drop.write_text("not a folder")  # the drop folder is gone: station a's flow fails
+        gone = drop.with_name("drop.gone")
+        drop.rename(gone)                  # at once (removed file by file, the tree raced the simulator and the
+        drop.write_text("not a folder")    # source still writing into it): the drop folder is gone, station a's
+        shutil.rmtree(gone, ignore_errors=True)   # flow fails
         wait_until(lambda: _events(out, "station.failed", "xray-a"), "station a failed", timeout=60, interval=0.2)
         a_at_failure, b_at_failure = _count(db["xray-a"]), _count(db["xray-b"])
         drop.unlink()
