@@ -285,7 +285,7 @@ class Level:
 
 
 def level_changes(z: np.ndarray, raw: np.ndarray, cur: np.ndarray, ref: np.ndarray, valid: np.ndarray,
-                  t: Thresholds, kg_per_unit: float) -> list[Level]:
+                  t: Thresholds, kg_per_unit: float, top: float) -> list[Level]:
     """The bands where a liquid's level moved between the passes: a candidate region whose change is a
     band of heights even along its lines, with the fuller scan continuous across the band's lower edge
     (liquid on both sides of the old level) and the emptier scan continuous across its upper edge
@@ -294,9 +294,8 @@ def level_changes(z: np.ndarray, raw: np.ndarray, cur: np.ndarray, ref: np.ndarr
     that carry it (level_band) leaves anything put into part of the tank's length. Only bands low in the
     vehicle (LEVEL_LOW: fuel tanks) are taken for levels, soft and even changes higher up (a passenger)
     are not, and bands under LEVEL_MIN_KG are left to the judge (kg_per_unit: the steel-equivalent kg of
-    a pixel whose −ln T changed by 1)."""
+    a pixel whose −ln T changed by 1; top: the column of the vehicle's top, `_top`)."""
     out: list[Level] = []
-    top = _top(cur)
     for signed, sign in ((z, 1.0), (-z, -1.0)):
         n, labels, stats, _ = cv2.connectedComponentsWithStats((signed > t.grow_z).astype(np.uint8), connectivity=8)
         held = sign * np.bincount(labels.ravel(), weights=raw.ravel(), minlength=n) * kg_per_unit
@@ -411,9 +410,9 @@ def compare(current: Scan, reference: Reference, declaration: Declaration = Decl
     line_mm = float(current.meta.get("line_mm", pixel_mm))
     area_cm2 = pixel_mm * line_mm * b * b / 100.0
     mu = fe_mu_rho(float(current.meta.get("energy_kev", 450.0)))
-    suppressed_levels = 0
+    suppressed_levels, top = 0, _top(cur_h)
     if parts is None:                      # from the image alone: bands where a liquid's level moved
-        levels = level_changes(z, raw, cur_h, ref_h, valid, thresholds, area_cm2 / mu / 1000.0)
+        levels = level_changes(z, raw, cur_h, ref_h, valid, thresholds, area_cm2 / mu / 1000.0, top)
         for level in levels:
             for a in (d, raw, dl_raw):
                 level.take_out(a, valid)
@@ -426,7 +425,7 @@ def compare(current: Scan, reference: Reference, declaration: Declaration = Decl
             suppressed_levels = len(levels)
             zones["fuel_tank"] = max((v.box for v in levels), key=lambda bx: (bx[2] - bx[0]) * (bx[3] - bx[1]))
     dl = cv2.GaussianBlur(dl_raw, (0, 0), sigma)
-    scene = Scene(top=_top(cur_h), pixel_mm=pixel_mm * b, line_mm=line_mm * b, level=ref_h, spread=noise,
+    scene = Scene(top=top, pixel_mm=pixel_mm * b, line_mm=line_mm * b, level=ref_h, spread=noise,
                   current=cur_h, extent=_extent(cur_h))
     regions, features, suppressed = _regions(raw, dl, z, thresholds, area_cm2, mu, zones, declaration, b, scene)
     suppressed["level"] = suppressed_levels

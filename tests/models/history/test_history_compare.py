@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from models.history.compare import (ChangeRegion, Comparison, Declaration, FE_MU_RHO, Reference, Scene, Thresholds, compare,
-                                    _regions, band_step, fe_mu_rho, level_band, level_changes, locate,
+                                    _regions, _top, band_step, fe_mu_rho, level_band, level_changes, locate,
                                     occupant, prepare, scatter_level, silhouette_parts)
 from models.history.evaluate import overlaps, score
 from models.scan import Scan
@@ -92,7 +92,8 @@ def _tank(fuel_to: int) -> np.ndarray:
 
 def _levels(cur: np.ndarray, ref: np.ndarray) -> list:
     raw = cur - ref
-    return level_changes(raw / 0.01, raw, cur, ref, np.ones(raw.shape, bool), Thresholds(), kg_per_unit=1.0)
+    return level_changes(raw / 0.01, raw, cur, ref, np.ones(raw.shape, bool), Thresholds(), kg_per_unit=1.0,
+                         top=_top(cur))
 
 
 def test_a_liquid_level_is_found_in_the_image_and_taken_out() -> None:
