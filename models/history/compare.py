@@ -513,14 +513,18 @@ class Scene:
 
 
 def _top(a: np.ndarray) -> float:
-    """The column of the vehicle's top: the 90th percentile over lit lines of the last column holding
-    anything (−ln T > 0.15); the detector's length when nothing is there."""
-    body = a > 0.15
+    """The column of the vehicle's top (`_top_column`, at least 1); the detector's length when nothing is
+    there."""
     rows = _body_lines(a)
-    if rows.size < 8:
-        return float(a.shape[1])
-    last = a.shape[1] - 1 - np.argmax(body[rows[:: max(1, rows.size // 200)], ::-1], axis=1)
-    return float(max(np.percentile(last, 90), 1.0))
+    return float(a.shape[1]) if rows.size < 8 else max(_top_column(a, rows), 1.0)
+
+
+def _top_column(a: np.ndarray, rows: np.ndarray) -> float:
+    """The 90th percentile, over the vehicle's lines (`_body_lines`; at most about 200 of them, evenly
+    taken), of the last column holding anything (−ln T > 0.15)."""
+    picked = rows[:: max(1, rows.size // 200)]
+    last = a.shape[1] - 1 - np.argmax(a[picked, ::-1] > 0.15, axis=1)
+    return float(np.percentile(last, 90))
 
 
 def describe(sub: np.ndarray, window: tuple[slice, slice], raw: np.ndarray, dl: np.ndarray, signed: np.ndarray,
@@ -666,11 +670,10 @@ def silhouette_parts(a: np.ndarray, b: int = 1) -> dict[str, list[float]]:
     """Parts of a real scan from its silhouette (no generator layout): the roof is the top tenth of the
     vehicle's height, the floor the band from 15 to 30 % of it, the cab the first quarter of its length,
     the cargo what lies between floor and roof behind the cab. Boxes in (unbinned) scan pixels."""
-    body = a > 0.15
     lines = _body_lines(a)
     if lines.size < 8:
         return {}
-    top = float(np.percentile([np.flatnonzero(body[i])[-1] for i in lines[:: max(1, lines.size // 200)]], 90))
+    top = _top_column(a, lines)
     l0, l1 = float(lines[0]), float(lines[-1] + 1)
     cab = l0 + 0.25 * (l1 - l0)
     parts = {"roof": [0.9 * top, l0, top, l1], "floor": [0.15 * top, l0, 0.3 * top, l1],
