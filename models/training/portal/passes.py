@@ -6,7 +6,8 @@ rng draws the scene and the portal exactly as `portal_scan` does, and a pass rng
 along-scan stretch and another line count), a vertical offset of a few pixels, a small vertical
 scale and tilt, the fuel level, the people in the cab (seated bodies on the seats: the regular driver
 or someone else, passengers), the scatter behind dense loads
-(±25 %, drifting along the vehicle), cab avoidance and the detector noise. A pass
+(±25 %, drifting along the vehicle), cab avoidance and the detector noise. An X-ray tube portal's
+scatter fraction is drawn per seed (`portal_scatter`: 1.5–6 %), the same on every pass. A pass
 may also carry modifications (`changes`, drawn from a third stream, so that the same pass without
 them is the same scan less the modifications): steel added in a floor, roof, fuel tank, spare wheel,
 door or the cargo bay (≥ 5 kg), a concealment of ≥ 20 litres (a welded compartment, a false floor,
@@ -252,14 +253,29 @@ def seated(sk: Sketch, rng: np.random.Generator, front: float, top: float, who: 
         fill(sk, "water", (x0, z0, x1, z1), who.kg * share, profile_x="round")
 
 
-def scatter_drift(t: np.ndarray, rng: np.random.Generator, fraction: float, sigma_px: float) -> np.ndarray:
-    """Another pass's scatter: the build-up of add_scatter (already in t) changes with the vehicle's
+def scatter_drift(t: np.ndarray, rng: np.random.Generator, rendered: float, sigma_px: float,
+                  drawn: float | None = None) -> np.ndarray:
+    """Another pass's scatter. render added the build-up of add_scatter(·, rendered) to t; this pass's
+    portal scatters `drawn` of it (default: as rendered) and the build-up changes with the vehicle's
     line in the lane and what surrounds each part, by ±25 % drawn per pass and drifting along the
     vehicle (a linear ramp between two draws). Behind dense loads, where scatter makes up much of
     what reaches the detector, −ln T moves by tenths; light parts hardly move."""
     a, b = u(rng, -0.25, 0.25), u(rng, -0.25, 0.25)
     ramp = np.linspace(a, b, t.shape[0], dtype=np.float32)[:, None]
-    return np.maximum(t + ramp * (add_scatter(t, fraction, sigma_px) - t), 1e-6)
+    gain = ramp + ((drawn if drawn is not None else rendered) / rendered - 1) * (1 + ramp)
+    return np.maximum(t + gain * (add_scatter(t, rendered, sigma_px) - t), 1e-6)
+
+
+def portal_scatter(seed: int, light: bool) -> tuple[float, float]:
+    """The scatter fractions (high, low channel) of a seed's portal. A linac portal keeps render's; how
+    much an X-ray tube portal scatters depends on its collimation, shielding and detectors, so each
+    seed's tube portal draws its own: the high channel 0.3–1.2 × LIGHT_SCATTER (1.5–6 %), the low
+    channel 1.0–1.2 × that. Every pass of a seed goes through the same portal (its own stream)."""
+    if not light:
+        return Linac.scatter, Linac.scatter * 1.2
+    rng = np.random.default_rng([seed, 77])
+    high = u(rng, 0.3, 1.2) * LIGHT_SCATTER
+    return high, high * u(rng, 1.0, 1.2)
 
 
 @dataclass(frozen=True)
@@ -306,7 +322,9 @@ def portal_pass(seed: int, p: Pass, spec: PortalSpec = PortalSpec()) -> Scan:
     high, low, source, noise = render(rng, s.canvas, s.light)
     share = LIGHT_SCATTER if s.light else Linac.scatter  # the scatter fraction render gave the high channel
     spread = SCATTER_SPREAD_MM / s.canvas.pitch_z
-    high, low = scatter_drift(high, prng, share, spread), scatter_drift(low, prng, share * 1.2, spread)
+    drawn = portal_scatter(seed, s.light)
+    high = scatter_drift(high, prng, share, spread, drawn[0])
+    low = scatter_drift(low, prng, share * 1.2, spread, drawn[1])
     lines = int(round(g.lines * u(prng, 0.92, 1.08)))
     pos = speed_profile(prng, lines) * (g.lines - 1) / (lines - 1)
     high, low = stretch(high, pos), stretch(low, pos)
@@ -316,7 +334,7 @@ def portal_pass(seed: int, p: Pass, spec: PortalSpec = PortalSpec()) -> Scan:
     h16, l16 = detect(high, low, prng, noise, gaussian=True)
     meta = pass_meta(seed, p, s, source, pos, warp, cab)
     meta["changes"] = [{**c, "box": warped_box(tuple(c["box"]), g, pos, warp)} for c in changed]
-    meta["pass"].update(fuel_level=round(level, 3), passengers=people)
+    meta["pass"].update(fuel_level=round(level, 3), passengers=people, scatter=[round(f, 4) for f in drawn])
     return Scan(high=h16, low=l16, meta=meta)
 
 
