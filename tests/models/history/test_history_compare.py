@@ -45,12 +45,18 @@ def test_a_removed_part_is_found_as_removed() -> None:
     assert found and found[0].kind == "removed" and found[0].mass_kg_fe >= 0.3 * truth["mass_kg_fe"]
 
 
-def test_an_unchanged_pass_shows_no_change_and_its_result_is_json(reference: Reference) -> None:
-    scan = portal_pass(2, Pass(2), VAN)     # other speed, offset, fuel level, passengers and noise
-    result = compare(scan, reference)
-    assert result.regions == ()
-    assert result.registration["residual"] < 0.4 and result.registration["compared_share"] > 0.5
-    assert json.loads(json.dumps(result.to_json()))["regions"] == []
+def test_unchanged_passes_mostly_show_no_change_and_their_results_are_json() -> None:
+    """Eight vans' unchanged passes (other speed, offset, fuel level, passengers and noise) against
+    their references: registered well, and at most two show a region (the evaluation measures about
+    0.15 false regions per unchanged pass on generator A; this block of vans holds 3 on 2 passes)."""
+    shown = 0
+    for seed in range(2, 10):
+        result = compare(portal_pass(seed, Pass(2), VAN), prepare(portal_pass(seed, Pass(0), VAN)))
+        shown += bool(result.regions)
+        assert result.registration["residual"] < 0.4 and result.registration["compared_share"] > 0.5
+        stored = json.loads(json.dumps(result.to_json()))
+        assert [r["mass_kg_fe"] for r in stored["regions"]] == [r.mass_kg_fe for r in result.regions]
+    assert shown <= 2
 
 
 def test_a_loaded_declaration_lets_cargo_changes_go() -> None:
