@@ -115,6 +115,24 @@ def test_a_liquid_level_is_found_in_the_image_and_taken_out() -> None:
     assert band_step(cur, ref, (20, 20, 26, 80), 1.7) == pytest.approx((0.0, 0.0), abs=1e-6)
 
 
+def test_a_level_near_a_small_tank_s_bottom_is_still_a_level() -> None:
+    """A car's tank: the diesel fell from column 20 to 9, three columns over the tank's steel bottom
+    (columns 5–6). The fuller scan's strip reaching three columns below the band's lower edge takes in
+    the bottom; the nearest column does not, so the band is a level. A plate standing on the same
+    bottom keeps its own lower edge at every strip width."""
+    ref, cur = _tank(20), _tank(9)
+    for a in (ref, cur):
+        a[20:80, 5:7] = 4.0
+    (level,) = _levels(cur, ref)
+    assert level.box[0] <= 9 and level.box[2] >= 20
+    assert band_step(cur, ref, (9, 20, 20, 80), -1.7)[0] == pytest.approx(0.0, abs=1e-6)
+    plate = _tank(7)
+    plate[20:80, 5:7] = 4.0
+    with_plate = plate.copy()
+    with_plate[20:80, 9:20] = 2.0
+    assert _levels(with_plate, plate) == [] and band_step(with_plate, plate, (9, 20, 20, 80), 1.7)[0] > 0.9
+
+
 def test_a_plate_where_a_level_would_be_is_not_taken_for_one() -> None:
     ref = _tank(5)                                               # an empty tank
     cur = ref.copy()
