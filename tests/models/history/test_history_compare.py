@@ -48,7 +48,7 @@ def test_a_removed_part_is_found_as_removed() -> None:
 def test_unchanged_passes_mostly_show_no_change_and_their_results_are_json() -> None:
     """Eight vans' unchanged passes (other speed, offset, fuel level, passengers and noise) against
     their references: registered well, and at most two show a region (the evaluation measures about
-    0.15 false regions per unchanged pass on generator A; this block of vans holds 3 on 2 passes)."""
+    0.15 false regions per unchanged pass on generator A; this block of vans holds 2, on one pass)."""
     shown = 0
     for seed in range(2, 10):
         result = compare(portal_pass(seed, Pass(2), VAN), prepare(portal_pass(seed, Pass(0), VAN)))
@@ -117,9 +117,9 @@ def test_a_liquid_level_is_found_in_the_image_and_taken_out() -> None:
 
 def test_a_level_near_a_small_tank_s_bottom_is_still_a_level() -> None:
     """A car's tank: the diesel fell from column 20 to 9, three columns over the tank's steel bottom
-    (columns 5–6). The fuller scan's strip reaching three columns below the band's lower edge takes in
-    the bottom; the nearest column does not, so the band is a level. A plate standing on the same
-    bottom keeps its own lower edge at every strip width."""
+    (columns 5–6). A 3-column strip below the band's lower edge in the fuller scan took in the bottom;
+    the next column does not, so the band is a level. A plate standing just over the same bottom keeps
+    its own lower edge in the next column."""
     ref, cur = _tank(20), _tank(9)
     for a in (ref, cur):
         a[20:80, 5:7] = 4.0
