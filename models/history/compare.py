@@ -359,22 +359,21 @@ def band_step(cur: np.ndarray, ref: np.ndarray, box: tuple[int, int, int, int],
     level that rose leaves the fuller scan continuous across the band's lower edge (liquid on both sides
     of the old level) and the emptier scan continuous across its upper edge (air on both sides of the new
     level, unless the level came near the tank's top). A plate or a box put in or taken out has its own
-    lower edge in the scan that holds it. The column next to each edge on either side, one column clear
-    of it (of a band 4 columns high or more), median over the lines: a small tank's level moves near
-    its bottom or top, and a wider strip would reach the tank's wall. A band too near the scan's ends
-    is not a level."""
+    lower edge in the scan that holds it. Strips of up to 3 columns either side of each edge, one column
+    clear of it (of a band 4 columns high or more), median over the lines; a band too near the scan's
+    ends is not a level."""
     b0, y0, b1, y1 = box
     full, empty = (cur, ref) if mean > 0 else (ref, cur)
-    g = int(b1 - b0 >= 4)
-    if b0 - g - 1 < 0 or b1 + g + 1 > cur.shape[1] or abs(mean) < 1e-6 or y1 <= y0:
+    k, g = int(np.clip((b1 - b0) // 3, 1, 3)), int(b1 - b0 >= 4)
+    if b0 - g - k < 0 or b1 + g + k > cur.shape[1] or abs(mean) < 1e-6:
         return 5.0, 5.0
     lines = slice(y0, y1)
-
-    def step(scan: np.ndarray, edge: int) -> float:
-        across = float(np.median(scan[lines, edge + g]) - np.median(scan[lines, edge - g - 1]))
-        return min(abs(across) / abs(mean), 5.0)
-
-    return step(full, b0), step(empty, b1)
+    strips = [full[lines, b0 + g:b0 + g + k], full[lines, b0 - g - k:b0 - g],
+              empty[lines, b1 - g - k:b1 - g], empty[lines, b1 + g:b1 + g + k]]
+    if min(s.size for s in strips) == 0:
+        return 5.0, 5.0
+    med = [float(np.median(s)) for s in strips]
+    return min(abs(med[0] - med[1]) / abs(mean), 5.0), min(abs(med[2] - med[3]) / abs(mean), 5.0)
 
 
 def compare(current: Scan, reference: Reference, declaration: Declaration = Declaration(),

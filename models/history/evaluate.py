@@ -78,7 +78,7 @@ HELD_OUT_BLOCKS = {100_000: "the first judge", 110_000: "trials of the scatter c
                    170_000: "the fuel level found in the image (level_changes), concealments found by either kind",
                    180_000: "the same version on 720 seeds (--held-out 720), for narrower intervals",
                    190_000: "each tube portal's scatter drawn per seed (portal_scatter), judge retrained; 720 seeds",
-                   195_000: "band_step on the columns next to a band's edges (levels in small tanks), judge retrained; "
+                   195_000: "trial, not shipped: band_step on the columns next to a band's edges, judge retrained; "
                             "720 seeds (training starts at 200000)"}
 B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correction (not shipped)",
             330_000: "bagged judge at the point-estimate level (not shipped)",
@@ -89,7 +89,7 @@ B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correcti
             380_000: "the fuel level found in the image (level_changes), concealments found by either kind",
             390_000: "the same version on 720 seeds (--generator-b 720), for narrower intervals",
             400_000: "each tube portal's scatter drawn per seed (portal_scatter), judge retrained; 720 seeds",
-            410_000: "band_step on the columns next to a band's edges (levels in small tanks), judge retrained; 720 seeds"}
+            410_000: "trial, not shipped: band_step on the columns next to a band's edges, judge retrained; 720 seeds"}
 
 
 def visible_kg(changed: Any, plain: Any, box: list[float]) -> float:
