@@ -253,16 +253,16 @@ def seated(sk: Sketch, rng: np.random.Generator, front: float, top: float, who: 
         fill(sk, "water", (x0, z0, x1, z1), who.kg * share, profile_x="round")
 
 
-def scatter_drift(t: np.ndarray, rng: np.random.Generator, rendered: float, sigma_px: float,
-                  drawn: float | None = None) -> np.ndarray:
+def scatter_drift(t: np.ndarray, rng: np.random.Generator, rendered: float, drawn: float,
+                  sigma_px: float) -> np.ndarray:
     """Another pass's scatter. render added the build-up of add_scatter(·, rendered) to t; this pass's
-    portal scatters `drawn` of it (default: as rendered) and the build-up changes with the vehicle's
+    portal scatters the fraction `drawn` instead, and the build-up changes with the vehicle's
     line in the lane and what surrounds each part, by ±25 % drawn per pass and drifting along the
     vehicle (a linear ramp between two draws). Behind dense loads, where scatter makes up much of
     what reaches the detector, −ln T moves by tenths; light parts hardly move."""
     a, b = u(rng, -0.25, 0.25), u(rng, -0.25, 0.25)
     ramp = np.linspace(a, b, t.shape[0], dtype=np.float32)[:, None]
-    gain = ramp + ((drawn if drawn is not None else rendered) / rendered - 1) * (1 + ramp)
+    gain = ramp + (drawn / rendered - 1) * (1 + ramp)
     return np.maximum(t + gain * (add_scatter(t, rendered, sigma_px) - t), 1e-6)
 
 
@@ -323,8 +323,8 @@ def portal_pass(seed: int, p: Pass, spec: PortalSpec = PortalSpec()) -> Scan:
     share = LIGHT_SCATTER if s.light else Linac.scatter  # the scatter fraction render gave the high channel
     spread = SCATTER_SPREAD_MM / s.canvas.pitch_z
     drawn = portal_scatter(seed, s.light)
-    high = scatter_drift(high, prng, share, spread, drawn[0])
-    low = scatter_drift(low, prng, share * 1.2, spread, drawn[1])
+    high = scatter_drift(high, prng, share, drawn[0], spread)
+    low = scatter_drift(low, prng, share * 1.2, drawn[1], spread)
     lines = int(round(g.lines * u(prng, 0.92, 1.08)))
     pos = speed_profile(prng, lines) * (g.lines - 1) / (lines - 1)
     high, low = stretch(high, pos), stretch(low, pos)

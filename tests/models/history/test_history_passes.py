@@ -121,7 +121,7 @@ def test_another_pass_s_scatter_moves_dense_parts_by_tenths_and_light_ones_hardl
     t = np.full((400, 300), 0.6, np.float32)                    # light: −ln T ≈ 0.5
     t[100:300, 100:200] = 0.002                                 # a dense load: −ln T ≈ 6.2
     t = add_scatter(t, 0.03, 25.0)
-    moved = [scatter_drift(t, np.random.default_rng(s), 0.03, 25.0) for s in range(8)]
+    moved = [scatter_drift(t, np.random.default_rng(s), 0.03, 0.03, 25.0) for s in range(8)]
     dense = [float(np.median(np.abs(np.log(t[150:250, 130:170]) - np.log(m[150:250, 130:170])))) for m in moved]
     light = [float(np.median(np.abs(np.log(t[:60, :]) - np.log(m[:60, :])))) for m in moved]
     assert max(dense) > 0.1 and max(light) < 0.02
@@ -143,7 +143,7 @@ def test_a_tube_portal_scatters_its_own_share_on_every_pass() -> None:
     t = np.full((400, 300), 0.6, np.float32)
     t[100:300, 100:200] = 0.002
     t = add_scatter(t, 0.05, 25.0)
-    clean, hazy = (scatter_drift(t, np.random.default_rng(1), 0.05, 25.0, drawn) for drawn in (0.015, 0.06))
+    clean, hazy = (scatter_drift(t, np.random.default_rng(1), 0.05, drawn, 25.0) for drawn in (0.015, 0.06))
     dense = np.s_[150:250, 130:170]
     assert float(np.median(-np.log(clean[dense]))) > float(np.median(-np.log(t[dense]))) + 0.3
     assert float(np.median(-np.log(hazy[dense]))) < float(np.median(-np.log(t[dense])))
