@@ -86,11 +86,16 @@ class ConveyorSection(_Section):
 
 
 class GantrySection(_Section):
-    """The gantry lane: how many vehicles may stand between the scanner and the barrier."""
+    """The gantry lane: how many vehicles may stand between the scanner and the barrier, and how long a vehicle
+    whose scan failed is read at the entry."""
 
     queue: int = Field(1, ge=1, le=10, description="vehicles between scanner and barrier; when that many are in"
                        " the lane (the first waiting for an officer), the entry light stays red and nothing is"
                        " scanned; 1 scans the next vehicle only once the last has left")
+    identify_s: float = Field(2.0, ge=0, le=30, description="a vehicle whose scan fails at once (scanner lost,"
+                              " interlocks open) is still at the entry: its tags and cameras are read this long"
+                              " after it entered before its `manual` record is written; a scanned vehicle is read"
+                              " during its scan")
 
 
 class HttpSection(_Section):

@@ -1,7 +1,8 @@
 """Camera reads during an inspection: plates and container codes voted over the vehicle's frames.
 
 `CameraWindow.start(item)` triggers the cameras (those triggered by the eyes; continuous ones
-always take frames) and `stop(item)` stops them, as `TagWindow` does for tags. Each camera's
+always take frames) and `stop(item)` stops them, as `TagWindow` does for tags; the cameras read the
+vehicle that came in last. Each camera's
 frames are read off the event loop, one at a time on one thread (`max_frames` per vehicle), and
 after every frame the item's identities from that camera are replaced by the new vote: whatever
 has been voted when the record is written is in it, with its status, confidence and the sha256 of
@@ -58,7 +59,11 @@ class CameraWindow:
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="ocr"))
 
     def start(self, item: Item) -> None:
-        """The vehicle is at the eyes: trigger the cameras and record each one's (so far unread) state."""
+        """The vehicle is at the eyes: trigger the cameras and record each one's (so far unread) state. The cameras
+        see the vehicle that came in last: the pass of one still open (a vehicle that ran the red light behind it)
+        ends here, with what was voted so far."""
+        for earlier in list(self._open.values()):
+            self.stop(earlier)
         self._open[item.id] = item
         for name, camera in self.devices.cameras.items():
             self._passes[(name, item.id)] = _Pass(item)

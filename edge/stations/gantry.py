@@ -12,8 +12,9 @@ lane is held and health says why.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,7 @@ class GantryFlow:
     lane: Lane
     cameras: CameraWindow | None = None  # plates and container codes read while the vehicle is scanned
     history: VehicleHistory | None = None  # references asked for as identities are read, compared after the record
+    identify_s: float = 2.0  # [gantry] identify_s: how long a vehicle whose scan failed is read at the entry
     inspector: Inspector = field(init=False)
     belt: None = field(default=None, init=False)  # no belt for the screen to restart
     _scanning: bool = False
@@ -77,7 +79,8 @@ class GantryFlow:
     def build(cls, parts: FlowParts) -> GantryFlow:
         config = parts.config
         return cls(parts.devices, parts.inspector, parts.progress, parts.item_kind, parts.tags(),
-                   Lane(config.gantry.queue, config.station.data_dir / lane.FILE_NAME), parts.cameras(), parts.history)
+                   Lane(config.gantry.queue, config.station.data_dir / lane.FILE_NAME), parts.cameras(), parts.history,
+                   config.gantry.identify_s)
 
     @property
     def lane_control(self) -> GantryFlow:
@@ -137,28 +140,47 @@ class GantryFlow:
 
     async def _inspect_vehicle(self) -> None:
         item = Item(ref="vehicle", kind=self.item_kind)
+        entered = asyncio.get_running_loop().time()
         self.lane.arrived(item.id)
         self._spawn(self._admit(), "entry-light")  # red: the scanner is busy
-        self.tags.start(item)
-        if self.cameras is not None:
-            self.cameras.start(item)
         follow = asyncio.create_task(self.history.follow(item.identities, size_type=lambda: item.size_type),
                                      name="history-follow") \
             if self.history is not None else None
-        await _quietly(self.plc.request_xray_permit(True))
         try:
-            record = await self.inspector.inspect(item, await start_line_scan(self.devices, item.id))
+            with self._reading(item):
+                await _quietly(self.plc.request_xray_permit(True))
+                acquisition = await start_line_scan(self.devices, item.id)
+                if isinstance(acquisition, FailedAcquisition):
+                    await self._read_at_entry(entered)
+                record = await self.inspector.inspect(item, acquisition)
         finally:
             self._scanning = False
-            self.tags.stop(item)
-            if self.cameras is not None:
-                self.cameras.stop(item)
             if follow is not None:
                 follow.cancel()
         if self.history is not None:
             self._spawn(self._compare_history(self.history, record), "history-compare")
         await _quietly(self.plc.request_xray_permit(False))
         await self._admit()
+
+    @contextlib.contextmanager
+    def _reading(self, item: Item) -> Iterator[None]:
+        """The readers' tags and the cameras' reads join the item meanwhile (those at the entry: the vehicle that
+        came in last)."""
+        self.tags.start(item)
+        if self.cameras is not None:
+            self.cameras.start(item)
+        try:
+            yield
+        finally:
+            self.tags.stop(item)
+            if self.cameras is not None:
+                self.cameras.stop(item)
+
+    async def _read_at_entry(self, entered: float) -> None:
+        """A scan that failed at once would end the item within milliseconds, while the vehicle is still at the
+        entry and its windscreen tag and plates are being read: they join its record if they come within
+        `identify_s` of its entering (the officer who decides a `manual` vehicle needs to know which it is)."""
+        await asyncio.sleep(max(0.0, entered + self.identify_s - asyncio.get_running_loop().time()))
 
     async def _compare_history(self, history: VehicleHistory, record: InspectionRecord) -> None:
         """After the verdict: the scan against the vehicle's reference, added to the record and synced."""
@@ -191,9 +213,13 @@ class GantryFlow:
         it joins the lane unscanned and `manual`, so that the lane stays in arrival order and an officer
         decides it, never the decision meant for the vehicle behind it."""
         item = Item(ref="vehicle", kind=self.item_kind)
+        entered = asyncio.get_running_loop().time()
         self.lane.arrived(item.id)
-        await self.inspector.inspect(item, FailedAcquisition(
-            "the vehicle entered the scan zone while the scanner was busy with the one ahead, so it was not scanned"))
+        with self._reading(item):  # its tag and plates are its own, not the scanned vehicle's
+            await self._read_at_entry(entered)
+            await self.inspector.inspect(item, FailedAcquisition(
+                "the vehicle entered the scan zone while the scanner was busy with the one ahead, so it was not "
+                "scanned"))
 
     async def _actuate(self, item: Item, verdict: Verdict, reason: Reason) -> Reason | None:
         """A clear vehicle first in the lane leaves now (read back); one behind others leaves in its turn;

@@ -23,7 +23,8 @@ from drivers.xray import ScannerConfig, open_scanner
 from edge import audit
 from edge.auth import add_user
 from edge.context import StationContext
-from edge.devices import Devices
+from edge.config import DevicesSection
+from edge.devices import Devices, open_devices
 from edge.events import EventBus
 from edge.history import VehicleHistory
 from edge.metrics import StationMetrics
@@ -137,8 +138,10 @@ def plc_config(readback_timeout_ms: int = 3000) -> PlcConfig:
 
 async def gantry_flow(stack: AsyncExitStack, tmp_path: Path, scans: list[Scan], writer: StoreWriter,
                       events: EventBus, queue: int = 1, readback_timeout_ms: int = 3000, plc: object | None = None,
-                      model: bool = True, station: str = "g-1", history: VehicleHistory | None = None) -> GantryFlow:
-    """A gantry flow of `queue` places whose scanner streams `scans` in turn (on `plc` when given), not yet running."""
+                      model: bool = True, station: str = "g-1", history: VehicleHistory | None = None,
+                      readers: dict[str, Any] | None = None) -> GantryFlow:
+    """A gantry flow of `queue` places whose scanner streams `scans` in turn (on `plc` when given) and whose tag
+    readers are `readers` ([devices.readers] tables), not yet running."""
     folder = tmp_path / "scans"
     folder.mkdir(exist_ok=True)
     save_scan(scans[0], folder / "first.npz")
@@ -148,6 +151,8 @@ async def gantry_flow(stack: AsyncExitStack, tmp_path: Path, scans: list[Scan], 
     scanner = await stack.enter_async_context(open_scanner(scanner_cfg, f"{station}/scanner"))
     scanner.emulator.scans = list(scans)
     devices = Devices(plc=plc, scanner=scanner)
+    if readers:
+        devices.readers = (await open_devices(stack, DevicesSection.model_validate({"readers": readers}), station)).readers
     await until(plc.read_state, "the PLC link is up", check=lambda st: st.link_ok)
     return GantryFlow(devices, _parts(writer, events, model), Progress(), ItemKind.VEHICLE, TagWindow(devices, events),
                       Lane(queue, writer.store.data_dir / FILE_NAME), history=history)
@@ -166,7 +171,7 @@ async def running_gantry(station: Any, tmp_path: Path, scans: list[Scan]) -> tup
 @asynccontextmanager
 async def gantry(tmp_path: Path, scans: list[Scan], queue: int = 1, readback_timeout_ms: int = 3000,
                  plc: object | None = None, model: bool = True,
-                 history: VehicleHistory | None = None) -> AsyncIterator[Gantry]:
+                 history: VehicleHistory | None = None, readers: dict[str, Any] | None = None) -> AsyncIterator[Gantry]:
     """A running gantry lane and its screen (see gantry_flow)."""
     async with AsyncExitStack() as stack:
         store = Store(tmp_path / "data", station="g-1").open()
@@ -177,7 +182,7 @@ async def gantry(tmp_path: Path, scans: list[Scan], queue: int = 1, readback_tim
         writer = await stack.enter_async_context(StoreWriter(store))
         events = EventBus()
         flow = await gantry_flow(stack, tmp_path, scans, writer, events, queue, readback_timeout_ms, plc, model,
-                                 history=history)
+                                 history=history, readers=readers)
         ctx = StationContext("g-1", "gantry", "1", 10_000.0, writer, events,
                              lambda: {"devices": flow.devices.states(), "budget_misses": 0}, lane_control=flow,
                              panels=("lane",))

@@ -53,6 +53,24 @@ async def test_vehicle_gets_its_plates_and_container_code_with_crops(tmp_path: P
     assert truth.size_type not in _by(item, "door") and len(_by(item, "door")) == 1  # a fact, not an identity
 
 
+async def test_the_cameras_read_the_vehicle_that_came_in_last(tmp_path: Path) -> None:
+    """A vehicle that comes in while another is still open (one that ran the red light behind the scanned one)
+    is what the cameras at the entry see: the earlier vehicle's pass ends with what it had, and the frames that
+    follow are read for the newcomer only."""
+    async with open_camera(_cam("front_plate"), "front") as front:
+        window = CameraWindow(Devices(cameras={"front": front}))
+        scanned, newcomer = Item(ref="vehicle", kind=ItemKind.VEHICLE), Item(ref="vehicle", kind=ItemKind.VEHICLE)
+        window.start(scanned)
+        window.start(newcomer)
+        task = asyncio.create_task(window.run())
+        await until(lambda: any(i.status == "read" for i in newcomer.identities), "the newcomer's plate read",
+                    timeout=60)
+        window.stop(newcomer)
+        window.stop(scanned)
+        task.cancel()
+    assert {(i.source, i.status) for i in scanned.identities} == {("front", "unread")}
+
+
 def test_cameras_are_an_optional_device_role() -> None:
     section = DevicesSection.model_validate({"cameras": {"front": {"kind": "sim", "role": "front_plate"}}})
     assert section.cameras["front"].reads == "plate"

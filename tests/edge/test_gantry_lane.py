@@ -8,6 +8,8 @@ way out not yet taken, so nothing opens afterwards without a new decision.
 
 from __future__ import annotations
 
+import asyncio
+
 from central_sync.schema import Verdict
 from drivers.plc import open_plc
 from gantry_station import OFFICER, SUPERVISOR, gantry, plc_config, vehicle_scan
@@ -15,6 +17,9 @@ from polling import until
 
 SUSPECT, CLEAR = vehicle_scan(True), vehicle_scan(False)
 RELEASE = {"outcome": "false_alarm", "lane": "release"}
+UHF = {"lane": {"kind": "llrp", "keepalive_s": 0.5, "sim": {"read_ms": 20}}}
+TID, EPC = "E2801160200073F1A2B3C4D5", "300833B2DDD9014000000001"
+RUNNER_TID, RUNNER_EPC = "E2801160200073F1A2B3C4D6", "300833B2DDD9014000000002"
 
 
 def _queue_up(sim, n: int) -> list[int]:
@@ -67,6 +72,43 @@ async def test_a_vehicle_that_enters_while_the_scanner_is_busy_joins_the_lane_un
         r = await officer.post(f"/api/cases/{records[0].id}/decision", json={"outcome": "cleared", "lane": "release"})
         assert r.status_code == 200, r.text
         await until(lambda: g.sim.passed == [first, second], "the unscanned car left after its own decision")
+
+
+async def test_a_vehicle_whose_scan_fails_at_once_is_recorded_with_the_tag_read_after_it_entered(tmp_path) -> None:
+    """The scan cannot start (the interlocks are open), yet the record waits for the identity window: the
+    windscreen tag, read a moment after the vehicle entered, is on its `manual` record, so the officer who
+    decides it knows which vehicle it is."""
+    async with gantry(tmp_path, [CLEAR], readers=UHF) as g:
+        g.flow.devices.scanner.emulator.interlocks_closed = False
+        reader = g.flow.devices.readers["lane"]
+        await until(lambda: reader.link_ok, "the UHF reader is up")
+        _queue_up(g.sim, 1)
+        await until(lambda: g.sim.loop(g.sim.g.eye_entry_m), "the car is on the entry loop", interval=0.005)
+        await asyncio.sleep(0.3)  # the antenna looks just past the entry loop
+        reader.sim.present(EPC, TID, seconds=5)
+        record, = await g.vehicles_decided(1)
+    assert (record.verdict, record.reason, record.scan) == (Verdict.MANUAL, "device_fault", None)
+    assert [(i.kind, i.value) for i in record.identities if i.kind.startswith("rfid")] == \
+        [("rfid_tid", TID), ("rfid_epc", EPC)]
+
+
+async def test_a_red_light_runners_tag_is_on_its_own_record_never_on_the_scanned_vehicles(tmp_path) -> None:
+    """The antenna at the entry reads the car that ran the red light while the one ahead is scanned: that tag
+    joins the runner's own (unscanned, manual) record, and the scanned car keeps only its own."""
+    uhf = {"lane": {**UHF["lane"], "removal_after_ms": 100}}
+    async with gantry(tmp_path, [CLEAR, CLEAR], queue=3, readers=uhf) as g:
+        g.sim.g = g.sim.g.model_copy(update={"entry_stop_m": -100.0})  # nobody stops at the entry light
+        g.flow.devices.scanner.emulator.line_rate = 40  # 3 s a scan: the second car enters meanwhile
+        reader = g.flow.devices.readers["lane"]
+        await until(lambda: reader.link_ok, "the UHF reader is up")
+        for car, (tid, epc) in zip(_queue_up(g.sim, 2), ((TID, EPC), (RUNNER_TID, RUNNER_EPC)), strict=True):
+            await until(lambda car=car: any(v.id == car and v.covers(g.sim.g.eye_entry_m) for v in g.sim.vehicles),
+                        f"car {car} on the entry loop", interval=0.005)
+            await asyncio.sleep(0.3)  # the antenna looks just past the entry loop
+            reader.sim.present(epc, tid, seconds=0.2)
+        records = await g.vehicles_decided(2)
+    tids = {r.scan is None: [i.value for i in r.identities if i.kind == "rfid_tid"] for r in records}
+    assert tids == {False: [TID], True: [RUNNER_TID]}
 
 
 async def test_a_release_the_barrier_does_not_confirm_leaves_it_closed_and_says_so(tmp_path) -> None:
