@@ -42,6 +42,7 @@ def sign_in(page, station, who, via_reader=False):
     page.goto(station.url)
     page.wait_for_selector("body[data-ready='1']")
     if via_reader:
+        page.wait_for_selector("body[data-badges='1']")  # the page listens to the reader (a read before is gone)
         station.publish("badge", {"badge": who[0]})
         expect(page.locator("#badge")).to_have_value(who[0])
     else:

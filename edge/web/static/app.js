@@ -63,6 +63,7 @@ function keypad() {
 function watchBadges() {
   if (S.badges) return;
   S.badges = new EventSource("/api/badge-stream");
+  S.badges.addEventListener("hello", () => { document.body.dataset.badges = "1"; });  // the reader's feed is live
   S.badges.addEventListener("badge", (e) => { if (!S.me) { $("badge").value = JSON.parse(e.data).badge; $("pin").focus(); } });
 }
 $("signin-form").onsubmit = async (ev) => {
