@@ -110,7 +110,7 @@ async def station_fetches(store: HubStore, token_file: Path, work: Path, rounds:
                 await asyncio.gather(*history._fetches.values())
                 times.append((time.perf_counter() - t0) * 1000)
                 found = history.found(ident)
-                assert found is not None and found.prepared is not None
+                assert found is not None and found.prepared
     finally:
         server.should_exit = True
         await task

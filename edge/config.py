@@ -155,7 +155,8 @@ class HistorySection(_Section):
     token_file: Path | None = Field(None, description="file holding this station's hub API service token")
     timeout_s: float = Field(3.0, gt=0, le=60, description="one request to the hub, at most")
     max_age_days: float = Field(365.0, gt=0, le=3650, description="a reference is a pass at most this old")
-    references: int = Field(1, ge=1, le=5, description="references fetched per vehicle (newest first)")
+    references: int = Field(2, ge=1, le=5, description="references fetched per vehicle (newest first); the comparison"
+                            " uses the newest, its regions corroborated by the second when there are two")
     cache_entries: int = Field(500, ge=1, description="vehicles the local cache holds, at most")
     cache_bytes: int = Field(2 * 1024**3, ge=1024**2, description="bytes the local cache holds, at most")
     compare_budget_s: float = Field(5.0, gt=0, le=120, description="the comparison after the scan, at most")

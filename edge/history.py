@@ -57,8 +57,11 @@ PRIORITY = ("container", "plate", "rfid_tid")
 
 Prepare = Callable[[Scan], Any]
 """A reference scan -> what the comparison needs of it (models.history.compare.prepare), made before the scan ends."""
-Compare = Callable[[Scan, Any], dict[str, Any]]
-"""(current scan, prepared reference) -> models.history.compare.Comparison.to_json()."""
+Compare = Callable[[Scan, list[Any]], dict[str, Any]]
+"""(current scan, prepared references, newest first) -> models.history.compare.Comparison.to_json()."""
+CORROBORATING = 2
+"""References a comparison uses: the newest, and a second that corroborates its regions
+(models.history.compare.compare_references)."""
 
 
 def prepare_reference(reference: Scan) -> Any:
@@ -68,12 +71,12 @@ def prepare_reference(reference: Scan) -> Any:
     return prepare(reference)
 
 
-def compare_scans(current: Scan, reference: Any) -> dict[str, Any]:
-    """models.history.compare against a prepared reference, the cargo bay compared too: no declaration
-    reaches the station yet to say the vehicle is loaded (issue 18)."""
-    from models.history.compare import compare
+def compare_scans(current: Scan, references: list[Any]) -> dict[str, Any]:
+    """models.history.compare against the prepared references (the newest, corroborated by the second when there are
+    two), the cargo bay compared too: no declaration reaches the station yet to say the vehicle is loaded (issue 18)."""
+    from models.history.compare import compare_references
 
-    return compare(current, reference).to_json()
+    return compare_references(current, references).to_json()
 
 
 def history_facts(passes: Sequence[Pass] | None) -> dict[str, int | str | None]:
@@ -127,7 +130,8 @@ class Found:
     references: tuple[Pass, ...]
     scans: dict[str, Path]
     source: str  # "hub" or "cache"
-    prepared: Any = None  # the newest reference, prepared for the comparison while the vehicle was scanned
+    prepared: tuple[tuple[Pass, Any], ...] = ()  # the newest references (CORROBORATING, of one basis) and what the
+    # comparison needs of each, prepared while the vehicle was scanned; the first is references[0]
 
 
 class HistoryCache:
@@ -317,10 +321,11 @@ class VehicleHistory:
                 del self._fetches[key]
 
     async def judge(self, identities: Sequence[Identity], scan: Scan, declared_empty: bool | None = None) -> History:
-        """The comparison of the scan with the newest reference that arrived, or why there is none. A reference of
-        another container of the same size/type (basis same_type_empty: the hub offers those after the container's
-        own) is used only for a pass declared empty and scanned at the same detector width, and only the changes
-        on the container are kept."""
+        """The comparison of the scan with the newest reference that arrived (its regions corroborated by the next
+        reference of the same basis when one is held), or why there is none. A reference of another container of
+        the same size/type (basis same_type_empty: the hub offers those after the container's own) is used only for
+        a pass declared empty and scanned at the same detector width, and only the changes on the container are
+        kept."""
         found = self.found(identities)
         if found is None or not found.references:
             self.counts["no_history"] += 1
@@ -339,19 +344,21 @@ class VehicleHistory:
             if why:
                 self.counts["no_history"] += 1
                 return basis.model_copy(update={"detail": why})
-        if found.prepared is None:
+        if not found.prepared:
             self.counts["no_history"] += 1
             return basis.model_copy(update={"detail": f"the scan of reference {ref.record_id} is not held by the "
                                             "station or could not be read"})
-        return await self._compare(scan, found.prepared, ref, label)
+        second = [(r, p) for r, p in found.prepared[1:] if r.scan_shape is None or r.scan_shape[1] == scan.shape[1]]
+        return await self._compare(scan, [found.prepared[0], *second], label)  # a second of another width: not used
 
-    async def _compare(self, scan: Scan, prepared: Any, ref: Pass, label: str) -> History:
+    async def _compare(self, scan: Scan, prepared: list[tuple[Pass, Any]], label: str) -> History:
         start = time.perf_counter()
-        base = History(status="failed", identity=label, basis=ref.basis, reference_ids=[ref.record_id],
+        ref = prepared[0][0]
+        base = History(status="failed", identity=label, basis=ref.basis, reference_ids=[r.record_id for r, _ in prepared],
                        reference_scan=ref.scan_sha256)
         try:
             async with asyncio.timeout(self.config.compare_budget_s):  # the thread finishes unseen after it
-                result = await asyncio.to_thread(self.compare, scan, prepared)
+                result = await asyncio.to_thread(self.compare, scan, [p for _, p in prepared])
         except TimeoutError:
             self.counts["over_budget"] += 1
             return base.model_copy(update={"status": "over_budget", "detail": f"the comparison took longer than "
@@ -367,7 +374,10 @@ class VehicleHistory:
             suppressed["not_the_container"] = dropped
             detail = (f"compared with {ref.record_id}, another container of size/type {ref.size_type} declared "
                       "empty: only changes on the container are kept")
-        return History(status="compared", identity=label, basis=ref.basis, reference_ids=[ref.record_id],
+        if len(prepared) > 1:
+            detail = " ".join(filter(None, [detail, f"A change is reported when the second reference "
+                                            f"({prepared[1][0].record_id}) shows it too."]))
+        return History(status="compared", identity=label, basis=ref.basis, reference_ids=base.reference_ids,
                        reference_scan=ref.scan_sha256, registration=result["registration"],
                        regions=[HistoryChange(**r) for r in regions], suppressed=suppressed,
                        compare_ms=round((time.perf_counter() - start) * 1000, 1), detail=detail)
@@ -410,21 +420,24 @@ class VehicleHistory:
         return await self._prepared(Found(kind, value, passes, refs, paths, "hub"))
 
     async def _prepared(self, found: Found) -> Found:
-        """The history with its newest reference prepared (off the event loop), so that the comparison after
-        the scan has only the current scan to work on; unprepared when that scan cannot be read (logged)."""
-        if not found.references:
-            return found
-        ref = found.references[0]
-        path = found.scans.get(ref.scan_sha256 or "")
-        if path is None:
-            return found
-        try:
-            prepared = await asyncio.to_thread(lambda: self.prepare(load_scan(path)))
-        except (ModelError, ValueError, OSError) as exc:
-            self.counts["reference_unreadable"] += 1
-            log.warning("history.reference_unreadable", reference=ref.record_id, error=str(exc))
-            return found
-        return replace(found, prepared=prepared)
+        """The history with its newest references prepared (off the event loop: the newest, and the next of the
+        same basis to corroborate it), so that the comparison after the scan has only the current scan to work on;
+        unprepared when the newest one's scan cannot be read, and without the second when its scan cannot (logged)."""
+        prepared: list[tuple[Pass, Any]] = []
+        for ref in [r for r in found.references if found.references[0].basis == r.basis][:CORROBORATING]:
+            path = found.scans.get(ref.scan_sha256 or "")
+            if path is None:
+                break
+            try:
+                prepared.append((ref, await asyncio.to_thread(self._prepare_file, path)))
+            except (ModelError, ValueError, OSError) as exc:
+                self.counts["reference_unreadable"] += 1
+                log.warning("history.reference_unreadable", reference=ref.record_id, error=str(exc))
+                break
+        return replace(found, prepared=tuple(prepared))
+
+    def _prepare_file(self, path: Path) -> Any:
+        return self.prepare(load_scan(path))
 
 
 def open_history(config: HistorySection, data_dir: Path, client: httpx.AsyncClient | None) -> VehicleHistory:

@@ -16,14 +16,15 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 def vehicle_pass(seq: int, verdict: Verdict, days_ago: float, scan: bytes | None, review: str | None = None,
-                 plate: str = PLATE, station: str = "gate-1", kind: str = "plate") -> InspectionRecord:
+                 plate: str = PLATE, station: str = "gate-1", kind: str = "plate",
+                 shape: tuple[int, int] = (64, 64)) -> InspectionRecord:
     """A vehicle's pass `days_ago` before NOW, read by its plate (or a `kind` identity), its scan file's bytes
-    and a review."""
+    (of `shape`) and a review."""
     at = NOW - timedelta(days=days_ago)
     rec = make_record(station, seq, verdict).model_copy(update={
         "kind": ItemKind.VEHICLE, "started_at": at, "decided_at": at + timedelta(seconds=2),
         "identities": [Identity(kind=kind, value=plate, source="cam-front")],  # type: ignore[arg-type]
-        "scan": ScanRef(sha256=hashlib.sha256(scan).hexdigest(), size=len(scan), shape=(64, 64)) if scan else None})
+        "scan": ScanRef(sha256=hashlib.sha256(scan).hexdigest(), size=len(scan), shape=shape) if scan else None})
     if review is not None:
         rec = rec.model_copy(update={"review": Review(officer="op1", decided_at=at + timedelta(minutes=5),
                                                       outcome=review)})  # type: ignore[arg-type]

@@ -33,6 +33,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from models.errors import HistoryError
 from models.history.judge import JudgeError, vector
 from models.history.judge import load as load_judge
 from models.history.register import Registration, lit_lines, log_attenuation, register, warp
@@ -94,11 +95,30 @@ class Thresholds:
                 and self.ratio_lo <= r.ratio <= self.ratio_hi)
 
 
-CHOSEN = Thresholds(min_score=6.0, min_kg=1.0, tank_kg=1.0, cab_kg=1.0, ratio_lo=-100.0, ratio_hi=100.0,
+CHOSEN = Thresholds(min_score=6.0, min_kg=2.0, tank_kg=2.0, cab_kg=2.0, ratio_lo=-100.0, ratio_hi=100.0,
                     min_judge=0.74)
-"""The thresholds a station compares with: chosen on the validation block (models.history.evaluate,
-bench/results/history_compare.json): the region judge at 0.74 over a floor of score 6 and 1 kg, the
-best found rate whose false regions per unchanged pass are ≤ 0.2 at their 95 % upper bound."""
+"""The thresholds a station compares with against one reference: chosen on the validation block (seeds 0–431;
+models.history.evaluate, bench/results/history_compare.json): the region judge at 0.74 over a floor of score 6
+and 2 kg, the best found rate whose false regions per unchanged pass are ≤ 0.2 at their 95 % upper bound."""
+
+
+@dataclass(frozen=True)
+class Corroboration:
+    """With two references: a region against the newest is reported when `first` keeps it and the comparison with
+    the second reference holds a region of the same kind overlapping it (within OVERLAP_PX) that `first`'s score
+    and mass floor keep and the judge weighs at `second` or more. What only one reference differs in (its own fuel
+    level, its passengers, its scatter, its registration) does not come back against the other; a real change is
+    in the current scan and shows against both."""
+
+    first: Thresholds
+    second: float
+
+
+CORROBORATED = Corroboration(replace(CHOSEN, min_judge=0.54), 0.4)
+"""What a station compares with when it holds two references: the judge at 0.54 against the newest over the same
+floor, 0.4 against the second; chosen on the validation block as CHOSEN is (models.history.evaluate,
+`two_references`)."""
+OVERLAP_PX = 4.0             # boxes this close overlap (a region and its corroboration; the evaluation's truth)
 
 
 @dataclass(frozen=True)
@@ -434,6 +454,41 @@ def compare(current: Scan, reference: Reference, declaration: Declaration = Decl
                "stretch_max": round(_stretch(reg)[1], 3), "compared_share": round(float(valid.mean()), 3)}
     regions, features = _judged(regions, features, quality, thresholds, suppressed)
     return Comparison(tuple(regions), quality, suppressed, tuple(features))
+
+
+def compare_references(current: Scan, references: list[Reference], declaration: Declaration = Declaration(),
+                       thresholds: Thresholds = CHOSEN, corroboration: Corroboration = CORROBORATED) -> Comparison:
+    """Change regions of a current scan against the newest reference (first), corroborated by the second when there
+    are two (`corroborate`; the second comparison runs only when the first has a region to corroborate); with one,
+    `compare` at `thresholds`. Further references are not used."""
+    if not references:
+        raise HistoryError("no reference to compare the scan with")
+    if len(references) == 1:
+        return compare(current, references[0], declaration, thresholds)
+    loose = replace(corroboration.first, min_judge=min(corroboration.first.min_judge, corroboration.second))
+    first = compare(current, references[0], declaration, loose)
+    if not any(corroboration.first.keeps(r) for r in first.regions):   # nothing to corroborate: one comparison
+        return corroborate(first, Comparison((), first.registration), corroboration)
+    return corroborate(first, compare(current, references[1], declaration, loose), corroboration)
+
+
+def corroborate(first: Comparison, second: Comparison, c: Corroboration) -> Comparison:
+    """The regions of `first` that `c.first` keeps and `second` shows too (Corroboration); the others are counted
+    as `uncorroborated`. Registration and the other counts are the first comparison's."""
+    also = replace(c.first, min_judge=c.second)
+    seen = [s for s in second.regions if also.keeps(s)]
+    kept = [(r, f) for r, f in zip(first.regions, first.features or [{}] * len(first.regions))
+            if c.first.keeps(r) and any(s.kind == r.kind and overlap(r.box, s.box) for s in seen)]
+    judged = sum(not c.first.keeps(r) for r in first.regions)
+    suppressed = {**first.suppressed, "judged": first.suppressed.get("judged", 0) + judged,
+                  "uncorroborated": len(first.regions) - judged - len(kept)}
+    return Comparison(tuple(r for r, _ in kept), first.registration, suppressed,
+                      tuple(f for _, f in kept) if first.features else ())
+
+
+def overlap(a: Box, b: Box, pad: float = OVERLAP_PX) -> bool:
+    """Whether two boxes [column0, line0, column1, line1] overlap once padded by `pad` pixels."""
+    return a[0] < b[2] + pad and b[0] - pad < a[2] and a[1] < b[3] + pad and b[1] - pad < a[3]
 
 
 def scatter_level(cur: np.ndarray, ref: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ def compared_vehicle(station: StationHarness) -> Any:
     data = reference.to_bytes()
     sha = hashlib.sha256(data).hexdigest()
     HistoryCache(station.store.data_dir / "history", 10, 10**9).put(identity_key("plate", "AB 1234"), {}, {sha: data})
-    result = compare_scans(current, prepare_reference(reference))
+    result = compare_scans(current, [prepare_reference(reference)])
     history = History(status="compared", identity="plate:AB 1234", reference_ids=["earlier-pass"], reference_scan=sha,
                       registration=result["registration"], regions=result["regions"])
     rec = record_for(current, Verdict.SUSPECT, "detection", []).model_copy(

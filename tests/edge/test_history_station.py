@@ -28,6 +28,7 @@ from edge.history import (CONTAINER_PARTS, HistoryCache, VehicleHistory, contain
 from edge.store import Store
 from gantry_station import gantry, vehicle_scan
 from history_kit import PLATE, ingest, vehicle_pass
+from models.history.compare import overlap
 from models.scan import Scan
 from models.training.portal import PortalSpec
 from models.training.portal.passes import Pass as PortalPass, portal_pass
@@ -103,6 +104,31 @@ async def test_references_arrive_before_the_scan_ends_and_the_record_carries_the
         [(p.topic("gate-1", kind), p.encode_envelope("gate-1", kind, 77, rec.seq, rec.id, bytes(payload), 0.0))])
     body = json.loads(hub.records("WHERE id = ?", (rec.id,), 1, 0)[0][0])
     assert History.model_validate(body["history"]) == result
+
+
+async def test_with_two_references_the_second_corroborates_the_changes_of_the_newest(tmp_path: Path) -> None:
+    """The hub holds two cleared passes of the van: both arrive prepared, the record names both, and a change
+    in the current pass is reported because both references show it."""
+    store = open_store(str(tmp_path / "hub.db"))
+    store.migrate()
+    passes = [portal_pass(2, PortalPass(k), VAN) for k in (0, 1)]
+    scans = [p.to_bytes() for p in passes]
+    older, newer = (vehicle_pass(n + 1, Verdict.CLEAR, days, scans[n], shape=passes[n].shape)
+                    for n, days in ((0, 30), (1, 10)))
+    ingest(store, [older, newer], {hashlib.sha256(d).hexdigest(): d for d in scans})
+    async with hub_serving(store, tmp_path) as config, hub_client(config) as client:
+        assert config.references == 2
+        history = open_history(config, tmp_path / "station", client)
+        await fetched(history, PLATE_READ)
+        found = history.found(PLATE_READ)
+        assert found is not None and [r.record_id for r, _ in found.prepared] == [newer.id, older.id]
+        current = portal_pass(2, PortalPass(2, changes=("added_steel",)), VAN)
+        result = await history.judge(PLATE_READ, current)
+    assert result.status == "compared" and result.reference_ids == [newer.id, older.id]
+    assert result.reference_scan == newer.scan.sha256  # type: ignore[union-attr]  (the one shown beside the scan)
+    truth = current.meta["changes"][0]
+    assert [r.kind for r in result.regions if overlap(tuple(r.box), tuple(truth["box"]))] == [truth["kind"]]
+    assert "uncorroborated" in result.suppressed and older.id in result.detail
 
 
 async def test_without_the_hub_a_pass_has_no_history_and_is_not_an_error(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from models.history.compare import (ChangeRegion, Comparison, Declaration, FE_MU_RHO, Reference, Scene, Thresholds, compare,
-                                    _regions, _top, band_step, fe_mu_rho, level_band, level_changes, locate,
+from models.history.compare import (ChangeRegion, Comparison, Corroboration, Declaration, FE_MU_RHO, Reference, Scene,
+                                    Thresholds, compare, corroborate, overlap, _regions, _top, band_step, fe_mu_rho, level_band, level_changes, locate,
                                     occupant, prepare, scatter_level, silhouette_parts)
-from models.history.evaluate import overlaps, score
+from models.history.evaluate import score
 from models.scan import Scan
 from models.training.portal import PortalSpec
 from models.training.portal.passes import Pass, portal_pass
@@ -29,7 +29,7 @@ def reference() -> Reference:
 def test_added_steel_is_found_where_it_was_put_with_its_mass(reference: Reference) -> None:
     scan = portal_pass(2, Pass(2, changes=("added_steel",)), VAN)
     truth = scan.meta["changes"][0]
-    found = [r for r in compare(scan, reference, parts=scan.meta["parts"]).regions if overlaps(r, truth["box"])]
+    found = [r for r in compare(scan, reference, parts=scan.meta["parts"]).regions if overlap(r.box, truth["box"])]
     assert found and found[0].kind == "added" and found[0].location == truth["location"] == "floor"
     assert 0.5 * truth["mass_kg_fe"] <= found[0].mass_kg_fe <= 2.0 * truth["mass_kg_fe"]
     assert 0.5 * truth["mass_kg_fe"] <= found[0].net_kg <= 2.0 * truth["mass_kg_fe"] and 0.6 <= found[0].ratio <= 2.0
@@ -41,7 +41,7 @@ def test_a_removed_part_is_found_as_removed() -> None:
     truth = scan.meta["changes"][0]
     hand = Thresholds()                  # the outline and mass core; the judge weighs this one under its level
     found = [r for r in compare(scan, prepare(portal_pass(15, Pass(0), spec)), thresholds=hand).regions
-             if overlaps(r, truth["box"])]
+             if overlap(r.box, truth["box"])]
     assert found and found[0].kind == "removed" and found[0].mass_kg_fe >= 0.3 * truth["mass_kg_fe"]
 
 
@@ -64,8 +64,8 @@ def test_a_loaded_declaration_lets_cargo_changes_go() -> None:
     ref = prepare(portal_pass(22, Pass(0), TRACTOR))
     box = scan.meta["changes"][0]["box"]
     assert scan.meta["changes"][0]["location"] == "cargo"
-    empty = [r for r in compare(scan, ref).regions if overlaps(r, box)]
-    loaded = [r for r in compare(scan, ref, Declaration(loaded=True)).regions if overlaps(r, box)]
+    empty = [r for r in compare(scan, ref).regions if overlap(r.box, box)]
+    loaded = [r for r in compare(scan, ref, Declaration(loaded=True)).regions if overlap(r.box, box)]
     assert empty and empty[0].location == "cargo" and not loaded
     assert json.dumps(compare(scan, ref).to_json())
 
@@ -75,7 +75,7 @@ def test_a_concealment_in_a_car_roof_is_not_let_go_as_a_passenger() -> None:
     scan = portal_pass(7, Pass(2, changes=("concealment",)), spec)
     truth = scan.meta["changes"][0]
     result = compare(scan, prepare(portal_pass(7, Pass(0), spec)), parts=scan.meta["parts"])
-    found = [r for r in result.regions if overlaps(r, truth["box"]) and r.kind == "added"]
+    found = [r for r in result.regions if overlap(r.box, truth["box"]) and r.kind == "added"]
     assert truth["location"] == "roof" and found and found[0].location == "roof"
 
 
@@ -138,7 +138,7 @@ def test_a_fuel_level_moving_on_a_real_pass_leaves_no_region_on_the_tank() -> No
     tank = scan.meta["parts"]["fuel_tank"]
     result = compare(scan, prepare(ref_scan), thresholds=Thresholds(min_score=6.0, min_kg=2.0, tank_kg=2.0))
     assert result.suppressed["level"] >= 1
-    assert not [r for r in result.regions if overlaps(r, tank, pad=-8.0)]
+    assert not [r for r in result.regions if overlap(r.box, tank, pad=-8.0)]
 
 
 def test_the_comparison_reads_nothing_of_a_generator_s_layout(reference: Reference) -> None:
@@ -202,6 +202,34 @@ def test_scores_count_hits_of_the_right_kind_and_false_regions() -> None:
     assert score([concealed], Thresholds(min_score=5.0, min_kg=1.0))["found_in_view"]["k"] == 1
     plate = {**concealed, "change": {**concealed["change"], "label": "steel"}}   # a plate is added mass
     assert score([plate], Thresholds(min_score=5.0, min_kg=1.0))["found_in_view"]["k"] == 0
+
+
+def test_a_second_reference_corroborates_only_regions_of_the_same_kind_over_the_same_place() -> None:
+    """Against two references a region is reported when the second comparison shows a region of its kind
+    overlapping it that the judge weighs at the second level; the others are counted, and a case's score uses
+    the rule as a station would."""
+    q = {"residual": 0.1}
+    plate = ChangeRegion((10.0, 10.0, 20.0, 30.0), "added", 8.0, 100.0, "floor", 20.0, ratio=1.0, net_kg=8.0,
+                         confidence=0.9)
+    fuel = replace(plate, box=(100.0, 100.0, 110.0, 130.0), kind="removed", confidence=0.7)  # the first reference's own
+    faint = replace(plate, box=(60.0, 10.0, 70.0, 30.0), confidence=0.62)
+    first = Comparison((plate, fuel, faint), q, {"judged": 2})
+    second = Comparison((replace(plate, box=(12.0, 8.0, 22.0, 29.0), confidence=0.35),     # the plate again
+                         replace(fuel, kind="added"),                                      # another kind there
+                         replace(faint, confidence=0.2)), {"residual": 0.2})               # under the second level
+    rule = Corroboration(Thresholds(min_score=5.0, min_kg=1.0, min_judge=0.6), 0.3)
+    result = corroborate(first, second, rule)
+    assert result.regions == (plate,) and result.registration == q
+    assert result.suppressed == {"judged": 2, "uncorroborated": 2}
+    stricter = corroborate(first, second, Corroboration(rule.first, 0.4))
+    assert stricter.regions == () and stricter.suppressed["uncorroborated"] == 3
+    assert overlap(plate.box, (23.0, 31.0, 40.0, 40.0)) and not overlap(plate.box, (25.0, 31.0, 40.0, 40.0))
+    case = {"change": {"kind": "added", "label": "steel", "box": [12, 12, 18, 25]}, "eligible": True,
+            "visible_kg": 7.0, "vehicle": "van", "changed": first, "changed_1": second,
+            "unchanged": Comparison((fuel,), q), "unchanged_1": Comparison((), q)}
+    r = score([case], rule)
+    assert r["found_in_view"]["k"] == 1 and r["false_regions"] == 0
+    assert score([case], rule.first)["false_regions"] == 1
 
 
 def test_a_region_needs_its_mass_net_of_what_surrounds_it_and_both_channels_changing() -> None:

@@ -11,8 +11,7 @@ import pytest
 
 from models.errors import HistoryError
 from models.history import compare as compare_module
-from models.history.compare import Thresholds, compare, prepare
-from models.history.evaluate import overlaps
+from models.history.compare import Thresholds, compare, overlap, prepare
 from models.history.judge import FEATURES, MODEL, Judge, JudgeError, load
 from models.training.portal import PortalSpec
 from models.training.portal.passes import Pass, portal_pass
@@ -83,7 +82,7 @@ def test_a_plate_in_a_van_floor_is_judged_likelier_than_the_unchanged_pass_regio
     loose = Thresholds(min_score=0.0, min_kg=0.5, tank_kg=0.5, cab_kg=0.5, ratio_lo=-100, ratio_hi=100,
                        report_occupants=True)
     truth = changed.meta["changes"][0]
-    found = [r for r in compare(changed, reference, thresholds=loose).regions if overlaps(r, truth["box"])]
+    found = [r for r in compare(changed, reference, thresholds=loose).regions if overlap(r.box, truth["box"])]
     others = compare(portal_pass(2, Pass(2), spec), reference, thresholds=loose).regions
     assert found and others
     assert max(r.confidence for r in found) > np.median([r.confidence for r in others])
