@@ -110,8 +110,29 @@ def test_a_comparison_with_another_container_of_its_type_says_it_is_not_this_veh
         "0 change(s) on the container against an empty container of the same type (not this vehicle)")
     _close(held)
 
-def _shown(station: StationHarness, kind: ItemKind, history: History) -> tuple[Any, Any]:
-    """A committed pass of the van with this history, shown on the officer's Live view (page, browser)."""
+def test_a_comparison_corroborated_by_a_second_reference_says_so_on_both_screens(station: StationHarness) -> None:
+    """With two references the state line says each change was seen against both; the newest is the one shown.
+    Screenshots at the station monitor's and the wall's sizes."""
+    reference, older, current = (portal_pass(2, Pass(k, changes=changes), VAN)
+                                 for k, changes in ((0, ()), (1, ()), (2, ("added_steel",))))
+    result = compare_scans(current, [prepare_reference(reference), prepare_reference(older)])
+    history = History(status="compared", identity="plate:AB 1234", reference_ids=["earlier-pass", "pass-before"],
+                      registration=result["registration"], regions=result["regions"],
+                      suppressed=result["suppressed"])
+    assert history.regions, "both references show the added steel"
+    for width, height in ((1024, 768), (2560, 1440)):
+        page, held = _shown(station, ItemKind.VEHICLE, history, (width, height))
+        expect(page.locator("#history-state")).to_have_text(
+            f"{len(history.regions)} change(s) against an earlier clean pass, each seen against the pass before it too")
+        box = page.locator("#history-state").bounding_box()
+        assert box is not None and box["x"] + box["width"] <= width, f"the state line leaves the screen: {box}"
+        page.screenshot(path=str(ARTIFACTS / f"history_two_references_{width}.png"))
+        _close(held)
+
+
+def _shown(station: StationHarness, kind: ItemKind, history: History,
+           size: tuple[int, int] = (1024, 768)) -> tuple[Any, Any]:
+    """A committed pass of the van with this history, shown on the officer's Live view at `size` (page, browser)."""
     from playwright.sync_api import sync_playwright
 
     current = portal_pass(2, Pass(1), VAN)
@@ -119,7 +140,7 @@ def _shown(station: StationHarness, kind: ItemKind, history: History) -> tuple[A
         "kind": kind, "history": history}))
     pw = sync_playwright().start()
     browser = launch(pw)
-    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
     sign_in(page, station, OFFICER)
     page.wait_for_selector("body[data-live='1']")
     station.publish_record(rec)

@@ -637,10 +637,11 @@ function showHistory(rec, changed) {
   const h = rec.history, box = $("history");
   box.hidden = !h;
   if (!h) return;
-  // same_type_empty: another container of its size/type travelling empty; only the container part is compared
-  $("history-state").textContent = h.status === "compared"
-    ? T(h.basis === "same_type_empty" ? "history.compared_type" : "history.compared", { n: h.regions.length })
-    : T("history." + h.status);
+  // same_type_empty: another container of its size/type travelling empty; only the container part is compared.
+  // Two references: each change was seen against both (models.history.compare.Corroboration); the newest is shown.
+  const compared = h.basis === "same_type_empty" ? "history.compared_type"
+    : (h.reference_ids || []).length > 1 ? "history.compared_two" : "history.compared";
+  $("history-state").textContent = h.status === "compared" ? T(compared, { n: h.regions.length }) : T("history." + h.status);
   $("history-tools").hidden = !h.reference_scan || h.status !== "compared";
   const list = $("changes"), keep = changed ? new Set((rec.review?.explained) || []) : new Set(explainedChanges());
   list.replaceChildren();
