@@ -203,26 +203,38 @@ def spread(d: np.ndarray, level: np.ndarray, edge: np.ndarray, valid: np.ndarray
     idx = idx[:: max(1, idx.size // 150_000)]
     lv, ev, dv = level.ravel()[idx], edge.ravel()[idx], d.ravel()[idx]
     qa, qe = np.quantile(lv, np.linspace(0, 1, 9)[1:-1]), np.quantile(ev, EDGE_QUANTILES)
-    cells = np.searchsorted(qa, lv) * 8 + np.searchsorted(qe, ev)
+    cells = _bins(lv, qa) * 8 + _bins(ev, qe)
     table = np.full(64, np.nan)
-    order = np.argsort(cells, kind="stable")
+    order = np.argsort(cells, kind="stable")         # uint8 keys: a radix sort
     bounds = np.concatenate([[0], np.cumsum(np.bincount(cells, minlength=64))])
     for c in range(64):
         vals = dv[order[bounds[c]:bounds[c + 1]]]
         if vals.size >= 50:
             table[c] = 1.4826 * np.median(np.abs(vals - np.median(vals))) + 1e-4
     table[np.isnan(table)] = np.nanmax(table) if np.isfinite(table).any() else 1.0
-    cell = np.searchsorted(qa, level) * 8 + np.searchsorted(qe, edge)
+    cell = _bins(level, qa) * 8 + _bins(edge, qe)
     return table[cell].astype(np.float32)
+
+
+def _bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """np.searchsorted(edges, values) for up to 31 sorted edges, as uint8: how many edges lie below each value
+    (NaN above all); a few comparisons over the image cost a fraction of a binary search per pixel."""
+    out = np.zeros(values.shape, np.uint8)
+    for e in edges:
+        out += ~(values <= e)
+    return out
 
 
 def tolerant_difference(cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """cur − ref, taking per pixel the reference shifted by up to one line or column that differs least:
     an edge misregistered by less than a pixel leaves no difference, a changed area keeps its own."""
     d = cur - ref
+    least = np.abs(d)
     for axis, step in ((0, -1), (0, 1), (1, -1), (1, 1)):
         other = cur - np.roll(ref, step, axis=axis)
-        np.copyto(d, other, where=np.abs(other) < np.abs(d))
+        size = np.abs(other)
+        d = np.where(size < least, other, d)
+        least = np.minimum(size, least)
     return d
 
 
@@ -251,10 +263,11 @@ def lit(cur: np.ndarray, ref: np.ndarray, reg: Registration, margin: int = LIT_M
 def detector_gains(d: np.ndarray, valid: np.ndarray, *others: np.ndarray) -> np.ndarray:
     """Take out the detector's column and line gains, which differ between passes (d and others changed
     in place); returns the usable columns: a dead pixel in either scan shows as a column far off (> 0.5)."""
-    with warnings.catch_warnings(), np.errstate(all="ignore"):   # all-NaN columns: nothing compared there
-        warnings.simplefilter("ignore", RuntimeWarning)
-        cols = np.nan_to_num(np.nanmedian(np.where(valid, d, np.nan)[::2], axis=0)).astype(np.float32)
-        rows = np.nan_to_num(np.nanmedian(np.where(valid, d - cols[None, :], np.nan)[:, ::2], axis=1))
+    def median(a: np.ndarray) -> np.ndarray:          # over the last axis; no valid pixel: nothing to take out
+        return np.nan_to_num(_finite_median(a, np.isfinite(a).sum(axis=-1)))
+
+    cols = median(np.where(valid, d, np.nan)[::2].T).astype(np.float32)
+    rows = median(np.where(valid, d - cols[None, :], np.nan)[:, ::2])
     for arr in (d, *others):
         arr -= cols[None, :]
         arr -= rows[:, None].astype(np.float32)
@@ -660,7 +673,12 @@ def _regions(raw: np.ndarray, dl: np.ndarray, z: np.ndarray, t: Thresholds, area
     for kind, signed in (("added", z), ("removed", -z)):
         n, labels, stats, _ = cv2.connectedComponentsWithStats((signed > min(t.grow_z, t.z)).astype(np.uint8),
                                                                connectivity=8)
+        peaks, inside_any = np.zeros(n), labels > 0     # each component's peak: most are noise under min_score
+        np.maximum.at(peaks, labels[inside_any], signed[inside_any])
         for k in np.unique(labels[signed > t.z]):
+            if round(float(peaks[k]), 2) < t.min_score:
+                suppressed["small"] += 1
+                continue
             x, y, w, h, _ = stats[k]
             sub = labels[max(y - 3, 0):y + h + 3, max(x - 3, 0):x + w + 3] == k
             near = cv2.dilate(sub.astype(np.uint8), kernel).astype(bool)
