@@ -26,6 +26,7 @@ metadata, so a generator's pass is compared as a station compares a real scan.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -36,7 +37,7 @@ import numpy as np
 from models.errors import HistoryError
 from models.history.judge import JudgeError, vector
 from models.history.judge import load as load_judge
-from models.history.register import Registration, lit_lines, log_attenuation, register, warp
+from models.history.register import Registration, lit_lines, log_attenuation, register
 from models.scan import Scan
 
 # Effective μ/ρ (cm²/g) of iron in the high channel, by the scanner's high energy (keV): the slope of
@@ -225,25 +226,31 @@ def _bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return out
 
 
-def tolerant_difference(cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
+def tolerant_difference(cur: np.ndarray, ref: np.ndarray, rows: int = 32) -> np.ndarray:
     """cur − ref, taking per pixel the reference shifted by up to one line or column that differs least:
-    an edge misregistered by less than a pixel leaves no difference, a changed area keeps its own."""
-    d = cur - ref
-    least = np.abs(d)
-    for axis, step in ((0, -1), (0, 1), (1, -1), (1, 1)):
-        other = cur - np.roll(ref, step, axis=axis)
-        size = np.abs(other)
-        d = np.where(size < least, other, d)
-        least = np.minimum(size, least)
-    return d
+    an edge misregistered by less than a pixel leaves no difference, a changed area keeps its own. Worked
+    `rows` lines at a time (they stay in the processor's cache); the scan's ends wrap round as np.roll's."""
+    out = np.empty_like(cur)
+    padded = np.concatenate([ref[-1:], ref, ref[:1]])
+    for a in range(0, len(cur), rows):
+        b = min(a + rows, len(cur))
+        c, r = cur[a:b], padded[a + 1:b + 1]
+        d = c - r
+        least = np.abs(d)
+        for other in (c - padded[a + 2:b + 2], c - padded[a:b], c - np.roll(r, -1, axis=1), c - np.roll(r, 1, axis=1)):
+            size = np.abs(other)
+            d = np.where(size < least, other, d)
+            least = np.minimum(size, least)
+        out[a:b] = d
+    return out
 
 
-def inside(reg: Registration, shape: tuple[int, int], margin: float = 3.0) -> np.ndarray:
+def inside(reg: Registration, map_x: np.ndarray, margin: float = 3.0) -> np.ndarray:
     """Pixels whose reference lies inside the reference's detector column, `margin` pixels and the
-    vertical offset clear of both ends (at the road and at the top the passes do not see the same)."""
-    map_x, _ = reg.columns(shape)
+    vertical offset clear of both ends (at the road and at the top the passes do not see the same);
+    map_x: the reference column of each current pixel (reg.columns)."""
     edge = margin + abs(reg.offset) + abs(reg.tilt) / 2
-    return (map_x >= edge) & (map_x <= shape[1] - 1 - edge)
+    return (map_x >= edge) & (map_x <= map_x.shape[1] - 1 - edge)
 
 
 def lit(cur: np.ndarray, ref: np.ndarray, reg: Registration, margin: int = LIT_MARGIN) -> np.ndarray:
@@ -317,8 +324,17 @@ class Level:
             valid[max(end - LEVEL_END_LINES, 0):end + LEVEL_END_LINES + 1, max(c0 - pad, 0):c1 + pad] = False
 
 
+Components = tuple[tuple[int, np.ndarray, np.ndarray], ...]
+"""Connected components (count, labels, stats: cv2.connectedComponentsWithStats) of z and of −z over a level."""
+
+
+def components(z: np.ndarray, over: float) -> Components:
+    return tuple(cv2.connectedComponentsWithStats((signed > over).astype(np.uint8), connectivity=8)[:3]
+                 for signed in (z, -z))
+
+
 def level_changes(z: np.ndarray, raw: np.ndarray, cur: np.ndarray, ref: np.ndarray, valid: np.ndarray,
-                  t: Thresholds, kg_per_unit: float, top: float) -> list[Level]:
+                  t: Thresholds, kg_per_unit: float, top: float, found: Components | None = None) -> list[Level]:
     """The bands where a liquid's level moved between the passes: a candidate region whose change is a
     band of heights even along its lines, with the fuller scan continuous across the band's lower edge
     (liquid on both sides of the old level) and the emptier scan continuous across its upper edge
@@ -327,15 +343,15 @@ def level_changes(z: np.ndarray, raw: np.ndarray, cur: np.ndarray, ref: np.ndarr
     that carry it (level_band) leaves anything put into part of the tank's length. Only bands low in the
     vehicle (LEVEL_LOW: fuel tanks) are taken for levels, soft and even changes higher up (a passenger)
     are not, and bands under LEVEL_MIN_KG are left to the judge (kg_per_unit: the steel-equivalent kg of
-    a pixel whose −ln T changed by 1; top: the column of the vehicle's top, `_top`)."""
+    a pixel whose −ln T changed by 1; top: the column of the vehicle's top, `_top`; found: z's components over
+    t.grow_z, when the caller has them)."""
     out: list[Level] = []
-    for signed, sign in ((z, 1.0), (-z, -1.0)):
-        n, labels, stats, _ = cv2.connectedComponentsWithStats((signed > t.grow_z).astype(np.uint8), connectivity=8)
+    for (signed, sign), (n, labels, stats) in zip(((z, 1.0), (-z, -1.0)), found or components(z, t.grow_z)):
         held = sign * np.bincount(labels.ravel(), weights=raw.ravel(), minlength=n) * kg_per_unit
-        for k in range(1, n):
+        big = ((stats[:, cv2.CC_STAT_HEIGHT] >= LEVEL_MIN_LINES) & (stats[:, cv2.CC_STAT_WIDTH] >= 3)
+               & (stats[:, cv2.CC_STAT_AREA] >= 3 * LEVEL_MIN_LINES) & (held >= 0.5 * LEVEL_MIN_KG))
+        for k in np.flatnonzero(big[1:]) + 1:
             x, y, w, h, area = (int(v) for v in stats[k])
-            if h < LEVEL_MIN_LINES or w < 3 or area < 3 * LEVEL_MIN_LINES or held[k] < 0.5 * LEVEL_MIN_KG:
-                continue
             if float(signed[y:y + h, x:x + w][labels[y:y + h, x:x + w] == k].max()) <= t.z:
                 continue
             band = _band(raw, valid, (x, y, x + w, y + h), sign)
@@ -409,20 +425,58 @@ def band_step(cur: np.ndarray, ref: np.ndarray, box: tuple[int, int, int, int],
     return min(abs(med[0] - med[1]) / abs(mean), 5.0), min(abs(med[2] - med[3]) / abs(mean), 5.0)
 
 
-def compare(current: Scan, reference: Reference, declaration: Declaration = Declaration(),
-            thresholds: Thresholds = CHOSEN, parts: dict[str, list[float]] | None = None) -> Comparison:
-    """Change regions of a current scan against a prepared reference pass (boxes in current pixels)."""
-    b = reference.binning                            # both scans at the reference's resolution
-    cur_h, cur_l = _bin(log_attenuation(current.high), b), _bin(log_attenuation(current.low), b)
+@dataclass(frozen=True)
+class Current:
+    """The current scan at a reference's binning, and what the comparison reads of it alone (its parts from the
+    silhouette, its top and extent): worked out once however many references it is compared with."""
+
+    scan: Scan
+    binning: int
+    high: np.ndarray
+    low: np.ndarray
+
+    @classmethod
+    def of(cls, scan: Scan | Current, b: int) -> Current:
+        """The scan at binning b (a Current already at b is itself)."""
+        if isinstance(scan, Current):
+            if scan.binning == b:
+                return scan
+            scan = scan.scan
+        return cls(scan, b, _bin(log_attenuation(scan.high), b), _bin(log_attenuation(scan.low), b))
+
+    @functools.cached_property
+    def parts(self) -> dict[str, list[float]]:
+        return silhouette_parts(self.high, self.binning)
+
+    @functools.cached_property
+    def top(self) -> float:
+        return _top(self.high)
+
+    @functools.cached_property
+    def extent(self) -> tuple[float, float]:
+        return _extent(self.high)
+
+
+def compare(current: Scan | Current, reference: Reference, declaration: Declaration = Declaration(),
+            thresholds: Thresholds = CHOSEN, parts: dict[str, list[float]] | None = None,
+            near: list[Box] | None = None) -> Comparison:
+    """Change regions of a current scan against a prepared reference pass (boxes in current pixels). `near`: only
+    the regions overlapping one of these boxes (OVERLAP_PX) are described and judged, the others counted as
+    `elsewhere` (what a second reference is asked about the first one's regions; the same regions there as
+    without `near`)."""
+    cur = Current.of(current, reference.binning)
+    cur_h, cur_l = cur.high, cur.low                 # both scans at the reference's resolution
+    b = reference.binning
     reg = register(cur_h, reference.high)
-    ref_h = warp(reference.high, reg, cur_h.shape)
-    ref_l = warp(reference.low, reg, cur_l.shape)
+    map_x, map_y = reg.columns(cur_h.shape)
+    ref_h = cv2.remap(reference.high, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    ref_l = cv2.remap(reference.low, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     ref_h, ref_l = scatter_level(cur_h, ref_h), scatter_level(cur_l, ref_l)
     d = tolerant_difference(cur_h, ref_h)
     raw, dl_raw = cur_h - ref_h, cur_l - ref_l
-    valid = (cur_h < OPAQUE) & (ref_h < OPAQUE) & lit(cur_h, reference.high, reg)[:, None] & inside(reg, cur_h.shape)
+    valid = (cur_h < OPAQUE) & (ref_h < OPAQUE) & lit(cur_h, reference.high, reg)[:, None] & inside(reg, map_x)
     valid &= detector_gains(d, valid, raw)[None, :]
-    zones = _scaled(parts if parts is not None else silhouette_parts(cur_h, b), b)
+    zones = _scaled(parts if parts is not None else cur.parts, b)
     if "fuel_tank" in zones:
         level_band(d, _padded(zones["fuel_tank"], 3.0), valid)
     if declaration.loaded and "cargo" in zones:
@@ -439,13 +493,16 @@ def compare(current: Scan, reference: Reference, declaration: Declaration = Decl
     noise = spread(ds, ref_h, edge, valid)
     z = ds / noise
     z[~valid] = 0.0
-    pixel_mm = float(current.meta.get("pixel_mm", 1.0))
-    line_mm = float(current.meta.get("line_mm", pixel_mm))
+    meta = cur.scan.meta
+    pixel_mm = float(meta.get("pixel_mm", 1.0))
+    line_mm = float(meta.get("line_mm", pixel_mm))
     area_cm2 = pixel_mm * line_mm * b * b / 100.0
-    mu = fe_mu_rho(float(current.meta.get("energy_kev", 450.0)))
-    suppressed_levels, top = 0, _top(cur_h)
+    mu = fe_mu_rho(float(meta.get("energy_kev", 450.0)))
+    suppressed_levels, top = 0, cur.top
+    found = components(z, min(thresholds.grow_z, thresholds.z))
     if parts is None:                      # from the image alone: bands where a liquid's level moved
-        levels = level_changes(z, raw, cur_h, ref_h, valid, thresholds, area_cm2 / mu / 1000.0, top)
+        levels = level_changes(z, raw, cur_h, ref_h, valid, thresholds, area_cm2 / mu / 1000.0, top,
+                               found if thresholds.grow_z <= thresholds.z else None)
         for level in levels:
             for a in (d, raw, dl_raw):
                 level.take_out(a, valid)
@@ -455,12 +512,14 @@ def compare(current: Scan, reference: Reference, declaration: Declaration = Decl
             raw[~valid] = 0.0
             z = cv2.GaussianBlur(d, (0, 0), sigma) / noise
             z[~valid] = 0.0
+            found = components(z, min(thresholds.grow_z, thresholds.z))
             suppressed_levels = len(levels)
             zones["fuel_tank"] = max((v.box for v in levels), key=lambda bx: (bx[2] - bx[0]) * (bx[3] - bx[1]))
     dl = cv2.GaussianBlur(dl_raw, (0, 0), sigma)
     scene = Scene(top=top, pixel_mm=pixel_mm * b, line_mm=line_mm * b, level=ref_h, spread=noise,
-                  current=cur_h, extent=_extent(cur_h))
-    regions, features, suppressed = _regions(raw, dl, z, thresholds, area_cm2, mu, zones, declaration, b, scene)
+                  current=cur_h, extent=cur.extent)
+    regions, features, suppressed = _regions(raw, dl, z, thresholds, area_cm2, mu, zones, declaration, b, scene, near,
+                                             found)
     suppressed["level"] = suppressed_levels
     quality = {"residual": round(reg.residual, 4), "scale": round(reg.scale, 4), "offset_px": round(reg.offset * b, 2),
                "tilt_px": round(reg.tilt * b, 2), "stretch_min": round(_stretch(reg)[0], 3),
@@ -472,17 +531,20 @@ def compare(current: Scan, reference: Reference, declaration: Declaration = Decl
 def compare_references(current: Scan, references: list[Reference], declaration: Declaration = Declaration(),
                        thresholds: Thresholds = CHOSEN, corroboration: Corroboration = CORROBORATED) -> Comparison:
     """Change regions of a current scan against the newest reference (first), corroborated by the second when there
-    are two (`corroborate`; the second comparison runs only when the first has a region to corroborate); with one,
+    are two (`corroborate`; the second comparison runs only when the first has a region to corroborate, and describes
+    only what lies over those, `near`); with one,
     `compare` at `thresholds`. Further references are not used."""
     if not references:
         raise HistoryError("no reference to compare the scan with")
     if len(references) == 1:
         return compare(current, references[0], declaration, thresholds)
     loose = replace(corroboration.first, min_judge=min(corroboration.first.min_judge, corroboration.second))
-    first = compare(current, references[0], declaration, loose)
-    if not any(corroboration.first.keeps(r) for r in first.regions):   # nothing to corroborate: one comparison
+    cur = Current.of(current, references[0].binning)
+    first = compare(cur, references[0], declaration, loose)
+    asked = [r.box for r in first.regions if corroboration.first.keeps(r)]
+    if not asked:                          # nothing to corroborate: one comparison
         return corroborate(first, Comparison((), first.registration), corroboration)
-    return corroborate(first, compare(current, references[1], declaration, loose), corroboration)
+    return corroborate(first, compare(cur, references[1], declaration, loose, near=asked), corroboration)
 
 
 def corroborate(first: Comparison, second: Comparison, c: Corroboration) -> Comparison:
@@ -666,13 +728,15 @@ def _clear(mask: np.ndarray, box: Box) -> None:
 
 
 def _regions(raw: np.ndarray, dl: np.ndarray, z: np.ndarray, t: Thresholds, area_cm2: float, mu: float, zones: dict[str, Box],
-             declaration: Declaration, b: int, scene: Scene) -> tuple[list[ChangeRegion], list[dict[str, float]], dict[str, int]]:
+             declaration: Declaration, b: int, scene: Scene, asked: list[Box] | None = None,
+             found: Components | None = None) -> tuple[list[ChangeRegion], list[dict[str, float]], dict[str, int]]:
+    """Change regions: z's components over min(t.grow_z, t.z) (`found`, when the caller has them) that hold a pixel
+    over t.z, described; with `asked`, only those overlapping one of its boxes."""
     out: list[tuple[ChangeRegion, dict[str, float]]] = []
-    suppressed = {"small": 0, "occupant": 0}
+    suppressed = {"small": 0, "occupant": 0} | ({"elsewhere": 0} if asked is not None else {})
     kernel = np.ones((5, 5), np.uint8)
-    for kind, signed in (("added", z), ("removed", -z)):
-        n, labels, stats, _ = cv2.connectedComponentsWithStats((signed > min(t.grow_z, t.z)).astype(np.uint8),
-                                                               connectivity=8)
+    for (kind, signed), (n, labels, stats) in zip((("added", z), ("removed", -z)),
+                                                   found or components(z, min(t.grow_z, t.z))):
         peaks, inside_any = np.zeros(n), labels > 0     # each component's peak: most are noise under min_score
         np.maximum.at(peaks, labels[inside_any], signed[inside_any])
         for k in np.unique(labels[signed > t.z]):
@@ -680,6 +744,9 @@ def _regions(raw: np.ndarray, dl: np.ndarray, z: np.ndarray, t: Thresholds, area
                 suppressed["small"] += 1
                 continue
             x, y, w, h, _ = stats[k]
+            if asked is not None and not any(overlap((x * b, y * b, (x + w) * b, (y + h) * b), a) for a in asked):
+                suppressed["elsewhere"] += 1
+                continue
             sub = labels[max(y - 3, 0):y + h + 3, max(x - 3, 0):x + w + 3] == k
             near = cv2.dilate(sub.astype(np.uint8), kernel).astype(bool)
             window = (slice(max(y - 3, 0), y + h + 3), slice(max(x - 3, 0), x + w + 3))

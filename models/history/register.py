@@ -106,8 +106,7 @@ def coarse_lines(cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Reference line of every current line from DTW of coarse height profiles."""
     nc, nr = min(len(cur), COARSE_LINES), min(len(ref), COARSE_LINES)
     fc, fr = profiles(cur, nc, COARSE_BINS), profiles(ref, nr, COARSE_BINS)
-    cost = np.abs(fc[:, None, :] - fr[None, :, :]).mean(axis=2) if nc * nr * COARSE_BINS < 8e6 else \
-        _l2(fc, fr)
+    cost = _l1(fc, fr) if nc * nr * COARSE_BINS < 8e6 else _l2(fc, fr)
     dark_c, dark_r = ~lit_lines(fc), ~lit_lines(fr)
     if dark_c.any() or dark_r.any():     # beam off in one scan only: no evidence, pass through at the
         free = 1.5 * float(np.median(cost.min(axis=1)))   # cost of a good match, so the dark run takes
@@ -121,6 +120,14 @@ def coarse_lines(cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
     centres_c = (np.arange(nc) + 0.5) * len(cur) / nc - 0.5
     mapped = (j_of_i + 0.5) * len(ref) / nr - 0.5
     return np.maximum.accumulate(np.interp(np.arange(len(cur)), centres_c, mapped))
+
+
+def _l1(a: np.ndarray, b: np.ndarray, rows: int = 25) -> np.ndarray:
+    """Mean absolute difference of every row of a with every row of b, `rows` of a at a time (in cache)."""
+    out = np.empty((len(a), len(b)), np.result_type(a, b))
+    for i in range(0, len(a), rows):
+        out[i:i + rows] = np.abs(a[i:i + rows, None, :] - b[None, :, :]).mean(axis=2)
+    return out
 
 
 def _l2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
