@@ -10,7 +10,8 @@ usual case once a vehicle has passed twice), `compare_references`: both comparis
 repeated passes
 of generator A (models.training.portal.passes), vans and 40 ft containers at the generator's own
 pitches. One thread for numpy and OpenCV. Prints the median and worst wall-clock seconds and the
-process CPU seconds (the fairer one-core figure on a shared machine; the load average is recorded) and writes
+process CPU seconds (the fairer one-core figure on a shared machine; the load average is recorded), each pair's
+figure the median of --repeat runs (the slowest single run is printed too), and writes
 bench/results/history_compare.json (beside the evaluation's figures). Never asserts on a time.
 """
 
@@ -39,54 +40,67 @@ from models.training.portal import PortalSpec  # noqa: E402
 from models.training.portal.passes import Pass, portal_pass  # noqa: E402
 
 
-def timed(vehicle: str, seeds: range) -> dict[str, Any]:
-    after, cpu, before, shapes, two, two_cpu = [], [], [], [], [], []
+def clocked(work: Any, repeat: int) -> tuple[float, float, float]:
+    """The median wall-clock and CPU seconds of `repeat` runs of work(), and the slowest run's wall-clock."""
+    wall, cpu = [], []
+    for _ in range(repeat):
+        t, c = time.perf_counter(), time.process_time()
+        work()
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return statistics.median(wall), statistics.median(cpu), max(wall)
+
+
+def timed(vehicle: str, seeds: range, repeat: int = 1) -> dict[str, Any]:
+    one: list[tuple[float, float, float]] = []
+    two: list[tuple[float, float, float]] = []
+    before, shapes = [], []
     for seed in seeds:
         spec = PortalSpec(vehicle=vehicle, suspect=False)
         ref_scan, cur = portal_pass(seed, Pass(0), spec), portal_pass(seed, Pass(1, changes=("added_steel",)), spec)
         t0 = time.perf_counter()
         ref = prepare(ref_scan)
-        t1, c1 = time.perf_counter(), time.process_time()
-        compare(cur, ref)
-        t2, c2 = time.perf_counter(), time.process_time()
-        before.append(t1 - t0)
-        after.append(t2 - t1)
-        cpu.append(c2 - c1)
+        before.append(time.perf_counter() - t0)
         shapes.append(list(cur.shape))
         second = prepare(portal_pass(seed, Pass(2), spec))
-        t3, c3 = time.perf_counter(), time.process_time()
-        compare_references(cur, [ref, second])
-        two.append(time.perf_counter() - t3)
-        two_cpu.append(time.process_time() - c3)
-    return {"after_last_line_median_s": round(statistics.median(after), 3), "after_last_line_max_s": round(max(after), 3),
-            "cpu_median_s": round(statistics.median(cpu), 3), "cpu_max_s": round(max(cpu), 3),
-            "two_references_median_s": round(statistics.median(two), 3), "two_references_max_s": round(max(two), 3),
-            "two_references_cpu_median_s": round(statistics.median(two_cpu), 3),
-            "two_references_cpu_max_s": round(max(two_cpu), 3),
+        one.append(clocked(lambda: compare(cur, ref), repeat))
+        two.append(clocked(lambda: compare_references(cur, [ref, second]), repeat))
+
+    def figures(runs: list[tuple[float, float, float]], name: str) -> dict[str, float]:
+        return {f"{name}median_s": round(statistics.median(r[0] for r in runs), 3),
+                f"{name}max_s": round(max(r[0] for r in runs), 3),
+                f"{name}cpu_median_s": round(statistics.median(r[1] for r in runs), 3),
+                f"{name}cpu_max_s": round(max(r[1] for r in runs), 3),
+                f"{name}slowest_run_s": round(max(r[2] for r in runs), 3)}
+
+    return {**figures(one, "after_last_line_"), **figures(two, "two_references_"), "repeat": repeat,
             "prepare_reference_median_s": round(statistics.median(before), 3), "shapes": shapes}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=6)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each pair (its median is its figure)")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     seeds = range(2000, 2000 + args.pairs)
     timed("van", range(1))                                  # caches and tables warm
     out: dict[str, Any] = {"machine": platform.processor() or platform.machine(), "threads": 1,
                            "load_average": os.getloadavg()[0], "cpus": os.cpu_count(),
-                           "van": timed("van", seeds), "container_40ft": timed("tractor_40ft", seeds),
+                           "van": timed("van", seeds, args.repeat),
+                           "container_40ft": timed("tractor_40ft", seeds, args.repeat),
                            "goals_s": {"van": 0.3, "container_40ft": 1.0}}
     for name in ("van", "container_40ft"):
         r = out[name]
-        print(f"{name}: after the last line median {r['after_last_line_median_s']} s, worst {r['after_last_line_max_s']} s"
-              f" (goal {out['goals_s'][name]} s), CPU time median {r['cpu_median_s']} s, worst {r['cpu_max_s']} s;"
-              f" reference prepared in {r['prepare_reference_median_s']} s; with two references median"
-              f" {r['two_references_median_s']} s, worst {r['two_references_max_s']} s (CPU {r['two_references_cpu_median_s']}"
-              f" s, worst {r['two_references_cpu_max_s']} s)")
+        print(f"{name}: after the last line median {r['after_last_line_median_s']} s, worst pair"
+              f" {r['after_last_line_max_s']} s (goal {out['goals_s'][name]} s; CPU {r['after_last_line_cpu_median_s']} s,"
+              f" worst {r['after_last_line_cpu_max_s']} s; slowest single run {r['after_last_line_slowest_run_s']} s);"
+              f" with two references median {r['two_references_median_s']} s, worst pair {r['two_references_max_s']} s"
+              f" (CPU {r['two_references_cpu_median_s']} s, worst {r['two_references_cpu_max_s']} s; slowest single run"
+              f" {r['two_references_slowest_run_s']} s); reference prepared in {r['prepare_reference_median_s']} s")
     path = ROOT / "bench" / "results" / "history_compare.json"
     old = json.loads(path.read_text()) if path.exists() else {}
-    path.write_text(json.dumps({**old, "latency": out}, indent=1) + "\n")
+    path.write_text(json.dumps({**old, "latency": out}, indent=2) + "\n")
     print(f"wrote {path}")
 
 

@@ -211,19 +211,29 @@ def spread(d: np.ndarray, level: np.ndarray, edge: np.ndarray, valid: np.ndarray
     for c in range(64):
         vals = dv[order[bounds[c]:bounds[c + 1]]]
         if vals.size >= 50:
-            table[c] = 1.4826 * np.median(np.abs(vals - np.median(vals))) + 1e-4
+            table[c] = 1.4826 * _median(np.abs(vals - _median(vals))) + 1e-4
     table[np.isnan(table)] = np.nanmax(table) if np.isfinite(table).any() else 1.0
-    cell = _bins(level, qa) * 8 + _bins(edge, qe)
-    return table[cell].astype(np.float32)
+    return table.astype(np.float32)[_bins(level, qa) * 8 + _bins(edge, qe)]
 
 
 def _bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """np.searchsorted(edges, values) for up to 31 sorted edges, as uint8: how many edges lie below each value
-    (NaN above all); a few comparisons over the image cost a fraction of a binary search per pixel."""
+    """np.searchsorted(edges, values) for fewer than 256 sorted edges, as uint8: how many edges lie below each
+    value (NaN above all); a few comparisons over the image cost a fraction of a binary search per pixel. Float32
+    values are compared with each edge rounded down to float32, which decides every comparison as the edge itself."""
     out = np.zeros(values.shape, np.uint8)
     for e in edges:
+        if values.dtype == np.float32:
+            e32 = np.float32(e)
+            e = np.nextafter(e32, np.float32(-np.inf)) if e32 > e else e32
         out += ~(values <= e)
     return out
+
+
+def _median(a: np.ndarray) -> np.floating[Any]:
+    """np.median of a non-empty 1-D array, without its dispatch (the two middle values' mean as np.median takes it)."""
+    n = a.size
+    part = np.partition(a, [(n - 1) // 2, n // 2])
+    return np.mean(part[(n - 1) // 2:n // 2 + 1])
 
 
 def tolerant_difference(cur: np.ndarray, ref: np.ndarray, rows: int = 32) -> np.ndarray:
@@ -347,7 +357,8 @@ def level_changes(z: np.ndarray, raw: np.ndarray, cur: np.ndarray, ref: np.ndarr
     t.grow_z, when the caller has them)."""
     out: list[Level] = []
     for (signed, sign), (n, labels, stats) in zip(((z, 1.0), (-z, -1.0)), found or components(z, t.grow_z)):
-        held = sign * np.bincount(labels.ravel(), weights=raw.ravel(), minlength=n) * kg_per_unit
+        labelled = labels > 0                # the sums in pixel order, as over the whole image
+        held = sign * np.bincount(labels[labelled], weights=raw[labelled], minlength=n) * kg_per_unit
         big = ((stats[:, cv2.CC_STAT_HEIGHT] >= LEVEL_MIN_LINES) & (stats[:, cv2.CC_STAT_WIDTH] >= 3)
                & (stats[:, cv2.CC_STAT_AREA] >= 3 * LEVEL_MIN_LINES) & (held >= 0.5 * LEVEL_MIN_KG))
         for k in np.flatnonzero(big[1:]) + 1:
