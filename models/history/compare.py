@@ -96,11 +96,11 @@ class Thresholds:
                 and self.ratio_lo <= r.ratio <= self.ratio_hi)
 
 
-CHOSEN = Thresholds(min_score=6.0, min_kg=2.0, tank_kg=2.0, cab_kg=2.0, ratio_lo=-100.0, ratio_hi=100.0,
-                    min_judge=0.74)
-"""The thresholds a station compares with against one reference: chosen on the validation block (seeds 0–431;
-models.history.evaluate, bench/results/history_compare.json): the region judge at 0.74 over a floor of score 6
-and 2 kg, the best found rate whose false regions per unchanged pass are ≤ 0.2 at their 95 % upper bound."""
+CHOSEN = Thresholds(min_score=6.0, min_kg=1.0, tank_kg=1.0, cab_kg=1.0, ratio_lo=-100.0, ratio_hi=100.0,
+                    min_judge=0.82)
+"""The thresholds a station compares with against one reference: chosen on the validation block (seeds 0–719;
+models.history.evaluate, bench/results/history_compare.json): the region judge at 0.82 over a floor of score 6
+and 1 kg, the best found rate whose false regions per unchanged pass are ≤ 0.2 at their 95 % upper bound."""
 
 
 @dataclass(frozen=True)
@@ -115,8 +115,8 @@ class Corroboration:
     second: float
 
 
-CORROBORATED = Corroboration(replace(CHOSEN, min_judge=0.54), 0.4)
-"""What a station compares with when it holds two references: the judge at 0.54 against the newest over the same
+CORROBORATED = Corroboration(replace(CHOSEN, min_judge=0.7), 0.4)
+"""What a station compares with when it holds two references: the judge at 0.7 against the newest over the same
 floor, 0.4 against the second; chosen on the validation block as CHOSEN is (models.history.evaluate,
 `two_references`)."""
 OVERLAP_PX = 4.0             # boxes this close overlap (a region and its corroboration; the evaluation's truth)

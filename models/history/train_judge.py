@@ -1,12 +1,12 @@
 """Train the region judge (models.history.judge) on a block of generator A's repeated passes.
 
-    python -m models.history.train_judge --seeds 200000:200600 --jobs 2 --out models/history/judge.json
+    python -m models.history.train_judge --seeds 200000:202000 --jobs 2 --out models/history/judge.json
 
 Needs the training extra (scikit-learn). The training block's seeds must not overlap the validation
 (0 …) or held-out (100000 …) blocks of models.history.evaluate. Each seed gives an unchanged and a
-changed pass against its reference (the same renders the evaluation makes); every candidate region
-of an unchanged pass is a negative, a candidate that shows the change (models.history.evaluate.shows)
-is a positive. A bag of `--members` gradient-boosted models (HistGradientBoostingClassifier, depth ≤ 4,
+changed pass against each of its two references (the same renders the evaluation makes: the judge weighs
+the regions against the newest and against the second); every candidate region of an unchanged pass is a
+negative, a candidate that shows the change (models.history.evaluate.shows) is a positive. A bag of `--members` gradient-boosted models (HistGradientBoostingClassifier, depth ≤ 4,
 class weights balanced), each fitted on its own bootstrap sample of the regions, is exported to JSON
 with the training block, the sklearn version and the counts; the judge averages their probabilities.
 """
@@ -29,11 +29,12 @@ TRAIN_START = 200_000
 
 
 def examples(cases: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels of every candidate region of a block (see the module)."""
+    """Features and labels of every candidate region of a block (see the module), against both references."""
     x: list[list[float]] = []
     y: list[int] = []
     for c in cases:
-        for comp, positive in ((c["unchanged"], None), (c["changed"], c["change"])):
+        for comp, positive in ((c["unchanged"], None), (c["changed"], c["change"]),
+                               (c["unchanged_1"], None), (c["changed_1"], c["change"])):
             for r, f in zip(comp.regions, comp.features):
                 if positive is None:
                     x.append(vector(r, f, comp.registration))
@@ -72,7 +73,7 @@ def bag(x: np.ndarray, y: np.ndarray, members: int, trees: int, depth: int) -> l
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", default=f"{TRAIN_START}:{TRAIN_START + 600}", help="first:end of the training block")
+    ap.add_argument("--seeds", default=f"{TRAIN_START}:{TRAIN_START + 2000}", help="first:end of the training block")
     ap.add_argument("--out", type=Path, default=MODEL)
     ap.add_argument("--trees", type=int, default=300)
     ap.add_argument("--depth", type=int, default=4)

@@ -59,6 +59,21 @@ def test_unchanged_passes_mostly_show_no_change_and_their_results_are_json() -> 
     assert shown <= 2
 
 
+def test_asked_about_some_boxes_a_comparison_answers_as_the_whole_one_there(reference: Reference) -> None:
+    """What a second reference is asked (`near`): the regions of the whole comparison that overlap the boxes, the
+    same to the last digit, and the others counted as elsewhere, not described."""
+    scan = portal_pass(2, Pass(2, changes=("added_steel",)), VAN)
+    floor = Thresholds(min_score=0.0, min_kg=0.5, tank_kg=0.5, cab_kg=0.5, ratio_lo=-100.0, ratio_hi=100.0)
+    whole = compare(scan, reference, thresholds=floor)
+    box = whole.regions[0].box
+    there = [r for r in whole.regions if overlap(r.box, box)]
+    assert 0 < len(there) < len(whole.regions)
+    asked = compare(scan, reference, thresholds=floor, near=[box])
+    assert asked.regions == tuple(there) and asked.registration == whole.registration
+    assert asked.suppressed["elsewhere"] >= len(whole.regions) - len(there)
+    assert compare(scan, reference, thresholds=floor, near=[]).regions == ()
+
+
 def test_a_loaded_declaration_lets_cargo_changes_go() -> None:
     scan = portal_pass(22, Pass(2, changes=("added_steel",)), TRACTOR)
     ref = prepare(portal_pass(22, Pass(0), TRACTOR))
