@@ -37,7 +37,7 @@ import numpy as np
 from models.errors import HistoryError
 from models.history.judge import JudgeError, vector
 from models.history.judge import load as load_judge
-from models.history.register import Registration, lit_lines, log_attenuation, register
+from models.history.register import Registration, lit_lines, log_attenuation, register, remap
 from models.scan import Scan
 
 # Effective μ/ρ (cm²/g) of iron in the high channel, by the scanner's high energy (keV): the slope of
@@ -179,8 +179,8 @@ def binning(shape: tuple[int, int]) -> int:
 
 def prepare(scan: Scan) -> Reference:
     """Log-attenuation images of a reference pass, binned as its size asks."""
-    b = binning(scan.shape)
-    return Reference(_bin(log_attenuation(scan.high), b), _bin(log_attenuation(scan.low), b), dict(scan.meta), b)
+    cur = Current.of(scan, binning(scan.shape))
+    return Reference(cur.high, cur.low, dict(scan.meta), cur.binning)
 
 
 def _bin(a: np.ndarray, b: int) -> np.ndarray:
@@ -479,13 +479,12 @@ def compare(current: Scan | Current, reference: Reference, declaration: Declarat
     cur_h, cur_l = cur.high, cur.low                 # both scans at the reference's resolution
     b = reference.binning
     reg = register(cur_h, reference.high)
-    map_x, map_y = reg.columns(cur_h.shape)
-    ref_h = cv2.remap(reference.high, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    ref_l = cv2.remap(reference.low, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    maps = reg.columns(cur_h.shape)
+    ref_h, ref_l = remap(reference.high, maps), remap(reference.low, maps)
     ref_h, ref_l = scatter_level(cur_h, ref_h), scatter_level(cur_l, ref_l)
     d = tolerant_difference(cur_h, ref_h)
     raw, dl_raw = cur_h - ref_h, cur_l - ref_l
-    valid = (cur_h < OPAQUE) & (ref_h < OPAQUE) & lit(cur_h, reference.high, reg)[:, None] & inside(reg, map_x)
+    valid = (cur_h < OPAQUE) & (ref_h < OPAQUE) & lit(cur_h, reference.high, reg)[:, None] & inside(reg, maps[0])
     valid &= detector_gains(d, valid, raw)[None, :]
     zones = _scaled(parts if parts is not None else cur.parts, b)
     if "fuel_tank" in zones:
@@ -563,9 +562,10 @@ def corroborate(first: Comparison, second: Comparison, c: Corroboration) -> Comp
     as `uncorroborated`. Registration and the other counts are the first comparison's."""
     also = replace(c.first, min_judge=c.second)
     seen = [s for s in second.regions if also.keeps(s)]
-    kept = [(r, f) for r, f in zip(first.regions, first.features or [{}] * len(first.regions))
-            if c.first.keeps(r) and any(s.kind == r.kind and overlap(r.box, s.box) for s in seen)]
-    judged = sum(not c.first.keeps(r) for r in first.regions)
+    asked = [c.first.keeps(r) for r in first.regions]
+    kept = [(r, f) for r, f, a in zip(first.regions, first.features or [{}] * len(first.regions), asked)
+            if a and any(s.kind == r.kind and overlap(r.box, s.box) for s in seen)]
+    judged = asked.count(False)
     suppressed = {**first.suppressed, "judged": first.suppressed.get("judged", 0) + judged,
                   "uncorroborated": len(first.regions) - judged - len(kept)}
     return Comparison(tuple(r for r, _ in kept), first.registration, suppressed,

@@ -230,8 +230,12 @@ def _remap(ref: np.ndarray, lines: np.ndarray, scale: float, offset: float, tilt
 
 def warp(ref: np.ndarray, reg: Registration, shape: tuple[int, int]) -> np.ndarray:
     """The reference image resampled onto the current scan's pixels."""
-    map_x, map_y = reg.columns(shape)
-    return cv2.remap(ref, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return remap(ref, reg.columns(shape))
+
+
+def remap(ref: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The reference image resampled at the maps of Registration.columns (one pair of maps for several images)."""
+    return cv2.remap(ref, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def residual(cur: np.ndarray, ref: np.ndarray, reg: Registration, lit: np.ndarray) -> float:
