@@ -4,7 +4,9 @@ A reader configured under the name `badge` is the officer's sign-in reader: its 
 station screen (event "badge"), never into inspection records. A tag read while items are open joins
 the one that entered last (the readers' antennas are at the entry: on a belt with several bags in
 the tunnel, the tag that appears is the bag's just come in), and a tag still in a reader's field when
-an item opens joins that item. A seal's tag (its user memory says so) is the seal reader's to report,
+an item opens joins that item unless an item still open holds it: a tag is one item's, so the vehicle
+ahead, still under the antenna, keeps its tag when a car enters behind it (queued close, or running the
+red light). A seal's tag (its user memory says so) is the seal reader's to report,
 with its state, and never becomes a vehicle tag. A 125 kHz tag
 becomes an `rfid` identity; a UHF tag read over LLRP becomes `rfid_tid` (its factory TID) and
 `rfid_epc`. UHF tags are bound by TID (drivers.rfid.llrp.binding): a TID whose EPC changed or
@@ -54,10 +56,22 @@ class TagWindow:
     """TIDs of the e-seal tags heard so far: their reads are the seal's identity, not the vehicle's."""
 
     def start(self, item: Item) -> None:
-        self._open[item.id] = item
-        for identities in self._present.values():
+        for (reader, tag), identities in self._present.items():
+            holder = None if reader.startswith("seal:") else self._holder(identities)
+            if holder is not None:
+                log.info("reader.tag_kept", tag=tag, reader=reader, item=holder.id, entering=item.id,
+                         detail=f"tag {tag} still in the field of {reader} stays with item {holder.id}, which "
+                                f"it joined; item {item.id} entering now does not take it")
+                continue
             _add(item, identities)
             item.seal_events += [_seal_event(i, i.seal) for i in identities if i.seal is not None]
+        self._open[item.id] = item
+
+    def _holder(self, identities: list[Identity]) -> Item | None:
+        """The open item that has these identities (a reader's tag joins one item at a time), or None."""
+        values = {(i.kind, i.value) for i in identities}
+        return next((item for item in self._open.values()
+                     if any((i.kind, i.value) in values for i in item.identities)), None)
 
     def stop(self, item: Item) -> None:
         self._open.pop(item.id, None)

@@ -157,3 +157,41 @@ async def test_a_tag_read_while_two_bags_are_in_the_tunnel_joins_the_one_that_en
         task.cancel()
     assert [i.value for i in entering.identities if i.kind == "rfid_epc"] == ["35000005BA60000000000002"]
     assert ahead.identities == []
+
+
+
+async def test_a_tag_the_vehicle_ahead_holds_stays_with_it_when_the_next_one_enters() -> None:
+    """The scanned vehicle's tag, still in the entry antenna's field when a car enters behind it (queued close,
+    or running the red light), is not the newcomer's: each tag is on one record."""
+    import asyncio
+    from contextlib import AsyncExitStack
+
+    from central_sync.schema import ItemKind
+    from drivers.rfid import LlrpConfig
+    from drivers.rfid.llrp.sim import LlrpSim
+    from edge.config import DevicesSection
+    from edge.devices import open_devices
+    from edge.events import EventBus
+    from edge.inspection import Item
+    from edge.stations.identify import TagWindow
+    from polling import until
+
+    cfg = DevicesSection(readers={"lane": LlrpConfig.model_validate(
+        {"kind": "llrp", "keepalive_s": 0.5, "removal_after_ms": 100, "sim": {"read_ms": 20}})})
+    tag = ("300833B2DDD9014000000001", "E2801160200073F1A2B30001")
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, cfg, "st-1")
+        window = TagWindow(devices, EventBus())
+        task = asyncio.create_task(window.run())
+        sim = devices.readers["lane"].sim
+        assert isinstance(sim, LlrpSim)
+        await until(lambda: devices.readers["lane"].link_ok, "the UHF reader is up")
+        ahead, entering = Item("car-1", ItemKind.VEHICLE), Item("car-2", ItemKind.VEHICLE)
+        window.start(ahead)
+        sim.present(*tag, seconds=30)
+        await until(lambda: len(ahead.identities) == 2, "the tag of the vehicle ahead is read")
+        window.start(entering)  # the tag is still in the field
+        await asyncio.sleep(0.2)  # more report rounds of the tag: it is not read again into either
+        task.cancel()
+    assert sorted(i.value for i in ahead.identities) == sorted(tag)
+    assert entering.identities == []
