@@ -107,12 +107,18 @@ and 1 kg, the best found rate whose false regions per unchanged pass are ≤ 0.2
 class Corroboration:
     """With two references: a region against the newest is reported when `first` keeps it and the comparison with
     the second reference holds a region of the same kind overlapping it (within OVERLAP_PX) that `first`'s score
-    and mass floor keep and the judge weighs at `second` or more. What only one reference differs in (its own fuel
-    level, its passengers, its scatter, its registration) does not come back against the other; a real change is
-    in the current scan and shows against both."""
+    and mass floor keep and the judge weighs at `second` or more, the mean of the two weights being `mean` or more
+    (a region the judge is sure of against one reference needs less from the other). What only one reference
+    differs in (its own fuel level, its passengers, its scatter, its registration) does not come back against the
+    other; a real change is in the current scan and shows against both."""
 
     first: Thresholds
     second: float
+    mean: float = 0.0
+
+    def agrees(self, r: ChangeRegion, s: ChangeRegion) -> bool:
+        """Whether `s` (against the second reference, kept at `second`) corroborates `r` (kept by `first`)."""
+        return s.kind == r.kind and overlap(r.box, s.box) and r.confidence + s.confidence >= 2 * self.mean
 
 
 CORROBORATED = Corroboration(replace(CHOSEN, min_judge=0.7), 0.4)
@@ -564,7 +570,7 @@ def corroborate(first: Comparison, second: Comparison, c: Corroboration) -> Comp
     seen = [s for s in second.regions if also.keeps(s)]
     asked = [c.first.keeps(r) for r in first.regions]
     kept = [(r, f) for r, f, a in zip(first.regions, first.features or [{}] * len(first.regions), asked)
-            if a and any(s.kind == r.kind and overlap(r.box, s.box) for s in seen)]
+            if a and any(c.agrees(r, s) for s in seen)]
     judged = asked.count(False)
     suppressed = {**first.suppressed, "judged": first.suppressed.get("judged", 0) + judged,
                   "uncorroborated": len(first.regions) - judged - len(kept)}

@@ -238,6 +238,8 @@ def test_a_second_reference_corroborates_only_regions_of_the_same_kind_over_the_
     assert result.suppressed == {"judged": 2, "uncorroborated": 2}
     stricter = corroborate(first, second, Corroboration(rule.first, 0.4))
     assert stricter.regions == () and stricter.suppressed["uncorroborated"] == 3
+    assert corroborate(first, second, replace(rule, mean=0.62)).regions == (plate,)   # (0.9 + 0.35) / 2 = 0.625
+    assert corroborate(first, second, replace(rule, mean=0.63)).regions == ()
     assert overlap(plate.box, (23.0, 31.0, 40.0, 40.0)) and not overlap(plate.box, (25.0, 31.0, 40.0, 40.0))
     case = {"change": {"kind": "added", "label": "steel", "box": [12, 12, 18, 25]}, "eligible": True,
             "visible_kg": 7.0, "vehicle": "van", "changed": first, "changed_1": second,
@@ -329,3 +331,38 @@ def test_with_the_beam_off_over_the_cab_in_the_reference_only_the_rest_of_the_ca
     everything = replace(Thresholds(), min_score=6.0, min_kg=1.0, cab_kg=1.0, report_occupants=True)
     result = compare(current, reference, thresholds=everything, parts=current.meta["parts"])   # the tank's level
     assert not [r for r in result.regions if r.box[1] < 800 and r.box[3] > 600], result.regions     # band taken out
+
+
+def test_the_corroboration_chooser_counts_what_scoring_each_rule_counts() -> None:
+    """corroboration_counts works each rule out from arrays; on cases drawn at random (regions of both kinds and
+    all weights, some over the change, some corroborated) its figures are `score`'s through `corroborate`, for
+    rules with and without a mean level, and the choice from them is `choose`'s."""
+    from models.history.evaluate import (_best, _counts, choose, choose_corroboration, corroboration_counts,
+                                         corroborations)
+
+    rng = np.random.default_rng(5)
+    q = {"residual": 0.1}
+
+    def regions(n: int, near: tuple[float, float]) -> tuple[ChangeRegion, ...]:
+        out = []
+        for _ in range(n):
+            x, y = near[0] + rng.uniform(-12, 12), near[1] + rng.uniform(-12, 12)
+            out.append(ChangeRegion((x, y, x + 10, y + 10), str(rng.choice(["added", "removed"])),
+                                    float(rng.uniform(0.5, 6)), 100.0, "floor", float(rng.uniform(4, 25)),
+                                    ratio=1.0, net_kg=float(rng.uniform(0.5, 6)), confidence=float(rng.uniform(0, 1))))
+        return tuple(out)
+
+    cases = []
+    for i in range(40):
+        at = (float(rng.uniform(50, 500)), float(rng.uniform(50, 300)))
+        cases.append({"seed": i, "vehicle": "van", "eligible": True, "visible_kg": float(rng.uniform(1, 9)),
+                      "change": {"kind": "added", "label": "steel", "box": [at[0], at[1], at[0] + 10, at[1] + 10]},
+                      "changed": Comparison(regions(4, at), q), "changed_1": Comparison(regions(4, at), q),
+                      "unchanged": Comparison(regions(2, at), q), "unchanged_1": Comparison(regions(2, at), q)})
+    rules = corroborations()
+    sample = [rules[int(i)] for i in rng.choice(len(rules), 80, replace=False)]
+    assert any(r.mean > 0 for r in sample) and any(r.mean == 0 for r in sample)
+    assert corroboration_counts(cases, sample) == [_counts(score(cases, r)) for r in sample]
+    assert len({c for c in corroboration_counts(cases, sample)}) > 12   # the rules differ on these cases
+    assert _best(list(sample), corroboration_counts(cases, sample)) == choose(cases, rules=list(sample))
+    assert isinstance(choose_corroboration(cases), Corroboration)
