@@ -121,10 +121,10 @@ class Corroboration:
         return s.kind == r.kind and overlap(r.box, s.box) and r.confidence + s.confidence >= 2 * self.mean
 
 
-CORROBORATED = Corroboration(replace(CHOSEN, min_judge=0.7), 0.4)
+CORROBORATED = Corroboration(replace(CHOSEN, min_judge=0.7), 0.1, 0.6)
 """What a station compares with when it holds two references: the judge at 0.7 against the newest over the same
-floor, 0.4 against the second; chosen on the validation block as CHOSEN is (models.history.evaluate,
-`two_references`)."""
+floor, 0.1 against the second and 0.6 for the mean of both (a region at 0.7 needs 0.5 from the second, one at 0.9
+needs 0.3); chosen on the validation block as CHOSEN is (models.history.evaluate, `two_references`)."""
 OVERLAP_PX = 4.0             # boxes this close overlap (a region and its corroboration; the evaluation's truth)
 
 
