@@ -102,8 +102,8 @@ async def test_a_red_light_runners_tag_is_on_its_own_record_never_on_the_scanned
         g.flow.devices.scanner.emulator.line_rate = 40  # 3 s a scan: the second car enters meanwhile
         reader = g.flow.devices.readers["lane"]
         await until(lambda: reader.link_ok, "the UHF reader is up")
-        cars = [g.sim.add_vehicle(4.0, lead_m=-1.5), g.sim.add_vehicle(4.0, lead_m=-7.5)]  # 2 m apart
-        for car, (tid, epc), held in zip(cars, ((TID, EPC), (RUNNER_TID, RUNNER_EPC)), (10.0, 0.2), strict=True):
+        for car, (tid, epc), held in zip(_queue_up(g.sim, 2), ((TID, EPC), (RUNNER_TID, RUNNER_EPC)), (10.0, 0.2),
+                                         strict=True):
             await until(lambda car=car: any(v.id == car and v.covers(g.sim.g.eye_entry_m) for v in g.sim.vehicles),
                         f"car {car} on the entry loop", interval=0.005)
             await asyncio.sleep(0.3)  # the antenna looks just past the entry loop
