@@ -57,6 +57,8 @@ LEVEL_END_LINES = 4          # lines left uncompared either side of a level's en
 LEVEL_LOW = 0.4              # a level band's bottom lies under this share of the vehicle's height (a fuel
                              # tank; a tanker's cargo is declared loaded and not compared)
 LEVEL_GAP = 2                # columns of a gap bridged in a level band (a rail across the tank)
+AIR_LEVEL = 0.05             # −ln T under this in both scans: air (a line's dose is measured there)
+AIR_PIXELS = 16              # air pixels (at every other column) a line needs for its gain to be measured there
 LIT_MARGIN = 8               # lines left out either side of a dark run (cab avoidance), in each scan's lines
 Box = tuple[float, float, float, float]
 
@@ -121,10 +123,11 @@ class Corroboration:
         return s.kind == r.kind and overlap(r.box, s.box) and r.confidence + s.confidence >= 2 * self.mean
 
 
-CORROBORATED = Corroboration(replace(CHOSEN, min_judge=0.7), 0.1, 0.6)
-"""What a station compares with when it holds two references: the judge at 0.7 against the newest over the same
-floor, 0.1 against the second and 0.6 for the mean of both (a region at 0.7 needs 0.5 from the second, one at 0.9
-needs 0.3); chosen on the validation block as CHOSEN is (models.history.evaluate, `two_references`)."""
+CORROBORATED = Corroboration(replace(CHOSEN, min_judge=0.3), 0.5, 0.7)
+"""What a station compares with when it holds two references: the judge at 0.3 against the newest over the same
+floor, 0.5 against the second and 0.7 for the mean of both (a region at 0.7 needs 0.7 from the second, one at 0.9
+needs 0.5; under 0.4 the mean cannot reach 0.7); chosen on the validation block as CHOSEN is
+(models.history.evaluate, `two_references`)."""
 OVERLAP_PX = 4.0             # boxes this close overlap (a region and its corroboration; the evaluation's truth)
 
 
@@ -283,14 +286,23 @@ def lit(cur: np.ndarray, ref: np.ndarray, reg: Registration, margin: int = LIT_M
     return clear(cur) & theirs[np.floor(at).astype(int)] & theirs[np.ceil(at).astype(int)]
 
 
-def detector_gains(d: np.ndarray, valid: np.ndarray, *others: np.ndarray) -> np.ndarray:
+def detector_gains(d: np.ndarray, valid: np.ndarray, *others: np.ndarray,
+                   air: np.ndarray | None = None) -> np.ndarray:
     """Take out the detector's column and line gains, which differ between passes (d and others changed
-    in place); returns the usable columns: a dead pixel in either scan shows as a column far off (> 0.5)."""
+    in place); returns the usable columns: a dead pixel in either scan shows as a column far off (> 0.5).
+    A line's gain (its pulse's dose) is measured over `air` (pixels that are air in both scans) where the
+    line has AIR_PIXELS of them: the median of the whole line would take a change over most of the
+    vehicle's height on a few lines (a van's cab bulkhead, a container's cross member) for dose."""
     def median(a: np.ndarray) -> np.ndarray:          # over the last axis; no valid pixel: nothing to take out
         return np.nan_to_num(_finite_median(a, np.isfinite(a).sum(axis=-1)))
 
     cols = median(np.where(valid, d, np.nan)[::2].T).astype(np.float32)
     rows = median(np.where(valid, d - cols[None, :], np.nan)[:, ::2])
+    if air is not None:
+        clear = (valid & air)[:, ::2]
+        enough = clear.sum(axis=1) >= AIR_PIXELS
+        if enough.any():
+            rows = np.where(enough, median(np.where(clear, (d - cols[None, :])[:, ::2], np.nan)), rows)
     for arr in (d, *others):
         arr -= cols[None, :]
         arr -= rows[:, None].astype(np.float32)
@@ -491,7 +503,7 @@ def compare(current: Scan | Current, reference: Reference, declaration: Declarat
     d = tolerant_difference(cur_h, ref_h)
     raw, dl_raw = cur_h - ref_h, cur_l - ref_l
     valid = (cur_h < OPAQUE) & (ref_h < OPAQUE) & lit(cur_h, reference.high, reg)[:, None] & inside(reg, maps[0])
-    valid &= detector_gains(d, valid, raw)[None, :]
+    valid &= detector_gains(d, valid, raw, air=(cur_h < AIR_LEVEL) & (ref_h < AIR_LEVEL))[None, :]
     zones = _scaled(parts if parts is not None else cur.parts, b)
     if "fuel_tank" in zones:
         level_band(d, _padded(zones["fuel_tank"], 3.0), valid)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from models.history.compare import (ChangeRegion, Comparison, Corroboration, Declaration, FE_MU_RHO, Reference, Scene,
-                                    Thresholds, compare, corroborate, overlap, _regions, _top, band_step, fe_mu_rho, level_band, level_changes, locate,
+                                    Thresholds, compare, corroborate, detector_gains, overlap, _regions, _top, band_step, fe_mu_rho, level_band, level_changes, locate,
                                     occupant, prepare, scatter_level, silhouette_parts)
 from models.history.evaluate import score
 from models.scan import Scan
@@ -43,6 +43,35 @@ def test_a_removed_part_is_found_as_removed() -> None:
     found = [r for r in compare(scan, prepare(portal_pass(15, Pass(0), spec)), thresholds=hand).regions
              if overlap(r.box, truth["box"])]
     assert found and found[0].kind == "removed" and found[0].mass_kg_fe >= 0.3 * truth["mass_kg_fe"]
+
+
+def test_a_van_s_cab_bulkhead_taken_out_is_found_as_removed() -> None:
+    """The bulkhead spans most of the van's height on a few lines: a line's dose measured over the whole
+    line took it for dose; measured over the air above and under the van, it stays a removed region."""
+    scan = portal_pass(14, Pass(2, changes=("removed_part",)), VAN)
+    truth = scan.meta["changes"][0]
+    assert truth["location"] == "cab"
+    found = [r for r in compare(scan, prepare(portal_pass(14, Pass(0), VAN)), thresholds=Thresholds()).regions
+             if overlap(r.box, truth["box"])]
+    assert found and found[0].kind == "removed" and found[0].mass_kg_fe >= 5.0
+
+
+def test_a_line_s_gain_is_measured_over_air_so_a_full_height_change_stays() -> None:
+    rng = np.random.default_rng(0)
+    dose = rng.normal(0.0, 0.05, 200).astype(np.float32)         # per line (rows), columns across
+    change = np.zeros((200, 120), np.float32)
+    change[90:96, 10:80] = -0.4                                    # a bulkhead over the vehicle's height
+    air = np.zeros((200, 120), bool)
+    air[:, 80:] = True                                              # columns 80+ are over the roof
+    valid = np.ones((200, 120), bool)
+
+    def kept(air_mask: np.ndarray | None) -> float:
+        d = change + dose[:, None]
+        detector_gains(d, valid, air=air_mask)
+        return float(d[90:96, 10:80].mean())
+
+    assert kept(air) == pytest.approx(-0.4, abs=0.01)
+    assert abs(kept(None)) < 0.05                                  # the whole line's median swallows it
 
 
 def test_unchanged_passes_mostly_show_no_change_and_their_results_are_json() -> None:
