@@ -297,12 +297,13 @@ def detector_gains(d: np.ndarray, valid: np.ndarray, *others: np.ndarray,
         return np.nan_to_num(_finite_median(a, np.isfinite(a).sum(axis=-1)))
 
     cols = median(np.where(valid, d, np.nan)[::2].T).astype(np.float32)
-    rows = median(np.where(valid, d - cols[None, :], np.nan)[:, ::2])
+    centred = (d - cols[None, :])[:, ::2]               # every other column
+    rows = median(np.where(valid[:, ::2], centred, np.nan))
     if air is not None:
         clear = (valid & air)[:, ::2]
         enough = clear.sum(axis=1) >= AIR_PIXELS
         if enough.any():
-            rows = np.where(enough, median(np.where(clear, (d - cols[None, :])[:, ::2], np.nan)), rows)
+            rows = np.where(enough, median(np.where(clear, centred, np.nan)), rows)
     for arr in (d, *others):
         arr -= cols[None, :]
         arr -= rows[:, None].astype(np.float32)
