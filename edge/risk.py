@@ -119,6 +119,7 @@ class RiskRuntime:
         self.sha256: str | None = None  # of the last envelope applied (the hub's delivery id)
         self.timing: dict[str, float] = {}  # of the last bundle received: open_s (verify, inflate, parse), apply_s
         self.counters: Counter[str] = Counter()
+        self._last_refusal: tuple[str, str] | None = None  # (sha256, code): a resend of it is counted once
         self._apply = threading.Lock()  # one bundle applied at a time; evaluations never take it
 
     @classmethod
@@ -192,7 +193,11 @@ class RiskRuntime:
         self.sha256 = hashlib.sha256(envelope).hexdigest()
 
     def _refused(self, version: int, sha: str, code: str, why: str) -> RiskAck:
-        self.counters[f"refused_{code}"] += 1
+        """Refused, checked again each time it comes (a key may have been added meanwhile); the same envelope
+        refused for the same reason again (the hub resends what is not acknowledged) counts as `repeat_refused`."""
+        again = self._last_refusal == (sha, code)
+        self.counters["repeat_refused" if again else f"refused_{code}"] += 1
+        self._last_refusal = (sha, code)
         log.warning("risk.refused", station=self.station, version=version, code=code,
                     detail=f"risk bundle {version} ({sha[:12]}) refused ({code}); version "
                            f"{self.version} runs on: {why}")

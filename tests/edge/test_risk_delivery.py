@@ -18,7 +18,7 @@ from central_sync.devtools import Mosquitto, open_station_db
 from central_sync.hub.store import HubStore, open_store
 from central_sync.publisher import Publisher
 from central_sync.risk_delivery import Offer, RiskAck, RiskDelivery
-from edge.risk import RiskReceiver, RiskRuntime
+from edge.risk import BundleFiles, RiskReceiver, RiskRuntime, load_keys
 from polling import until
 from risk_bundles import envelope, pinned
 from risk.bundle import RandomPolicy
@@ -108,6 +108,18 @@ async def test_a_bad_bundle_is_refused_reported_in_the_ack_and_counted(rig: Rig,
         await until(rig.acks, "the refusal reached the hub", in_thread=True, check=lambda a: a == [(1, "refused", code)])
         assert runtime.version is None and runtime.counters[f"refused_{code}"] == 1
         assert rig.hub.stats()["stale"] == [STATION]
+
+
+def test_a_refused_bundle_sent_again_is_refused_again_and_counted_once(tmp_path: Path) -> None:
+    """The hub offers a bundle as the station comes up and again when it says it is ready: each copy is
+    checked and refused, the bundle counted once as refused (the copies as `repeat_refused`, as the model
+    roll-out counts them); another bad bundle counts again."""
+    runtime = RiskRuntime("gate-1", load_keys(pinned(tmp_path)), BundleFiles(tmp_path / "risk"), "seed")
+    forged, other = envelope(1, key=Ed25519PrivateKey.generate()), envelope(1, key=Ed25519PrivateKey.generate())
+    acks = [runtime.receive(1, forged), runtime.receive(1, forged), runtime.receive(1, other)]
+    assert [(a.outcome, a.code) for a in acks] == [("refused", "bad_signature")] * 3
+    assert runtime.counters["refused_bad_signature"] == 2 and runtime.counters["repeat_refused"] == 1
+    assert runtime.version is None
 
 
 async def test_a_replayed_older_bundle_is_refused_and_the_newer_one_runs_on(rig: Rig) -> None:
