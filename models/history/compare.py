@@ -37,7 +37,8 @@ import numpy as np
 from models.errors import HistoryError
 from models.history.judge import JudgeError, vector
 from models.history.judge import load as load_judge
-from models.history.register import Registration, lit_lines, log_attenuation, register, remap
+from models.history.register import (Registration, dead_columns, lit_lines, log_attenuation, register, remap,
+                                     repair_columns)
 from models.scan import Scan
 
 # Effective μ/ρ (cm²/g) of iron in the high channel, by the scanner's high energy (keV): the slope of
@@ -179,6 +180,7 @@ class Reference:
     low: np.ndarray
     meta: dict[str, Any]
     binning: int = 1
+    dead: np.ndarray | None = None     # its detector channels that read nothing (binned columns; repaired)
 
 
 def binning(shape: tuple[int, int]) -> int:
@@ -189,7 +191,7 @@ def binning(shape: tuple[int, int]) -> int:
 def prepare(scan: Scan) -> Reference:
     """Log-attenuation images of a reference pass, binned as its size asks."""
     cur = Current.of(scan, binning(scan.shape))
-    return Reference(cur.high, cur.low, dict(scan.meta), cur.binning)
+    return Reference(cur.high, cur.low, dict(scan.meta), cur.binning, cur.dead)
 
 
 def _bin(a: np.ndarray, b: int) -> np.ndarray:
@@ -308,6 +310,14 @@ def detector_gains(d: np.ndarray, valid: np.ndarray, *others: np.ndarray,
         arr -= cols[None, :]
         arr -= rows[:, None].astype(np.float32)
     return np.abs(cols) < 0.5
+
+
+def dead_there(dead: np.ndarray | None, reg: Registration, width: int) -> np.ndarray:
+    """The current columns that map (on any line, within a column) onto one of the reference's dead channels."""
+    if dead is None or not dead.any():
+        return np.zeros(width, bool)
+    at = np.arange(width) * reg.scale + reg.offset
+    return (np.abs(at[:, None] - np.flatnonzero(dead)[None, :]) <= abs(reg.tilt) / 2 + 1.0).any(axis=1)
 
 
 def _padded(box: Box, px: float) -> Box:
@@ -464,15 +474,20 @@ class Current:
     binning: int
     high: np.ndarray
     low: np.ndarray
+    dead: np.ndarray             # the detector channels that read nothing, in binned columns (repaired in high, low)
 
     @classmethod
     def of(cls, scan: Scan | Current, b: int) -> Current:
-        """The scan at binning b (a Current already at b is itself)."""
+        """The scan at binning b (a Current already at b is itself), its dead channels (either channel's
+        `dead_columns`) repaired before binning."""
         if isinstance(scan, Current):
             if scan.binning == b:
                 return scan
             scan = scan.scan
-        return cls(scan, b, _bin(log_attenuation(scan.high), b), _bin(log_attenuation(scan.low), b))
+        high, low = log_attenuation(scan.high), log_attenuation(scan.low)
+        dead = dead_columns(high) | dead_columns(low)
+        binned = dead[:high.shape[1] // b * b].reshape(-1, b).any(axis=1)
+        return cls(scan, b, _bin(repair_columns(high, dead), b), _bin(repair_columns(low, dead), b), binned)
 
     @functools.cached_property
     def parts(self) -> dict[str, list[float]]:
@@ -505,6 +520,7 @@ def compare(current: Scan | Current, reference: Reference, declaration: Declarat
     raw, dl_raw = cur_h - ref_h, cur_l - ref_l
     valid = (cur_h < OPAQUE) & (ref_h < OPAQUE) & lit(cur_h, reference.high, reg)[:, None] & inside(reg, maps[0])
     valid &= detector_gains(d, valid, raw, air=(cur_h < AIR_LEVEL) & (ref_h < AIR_LEVEL))[None, :]
+    valid &= ~(cur.dead | dead_there(reference.dead, reg, cur_h.shape[1]))[None, :]
     zones = _scaled(parts if parts is not None else cur.parts, b)
     if "fuel_tank" in zones:
         level_band(d, _padded(zones["fuel_tank"], 3.0), valid)

@@ -91,7 +91,9 @@ HELD_OUT_BLOCKS = {100_000: "the first judge", 110_000: "trials of the scatter c
                             "seeds (0-719); 720 seeds",
                    155_000: "two references: a level for the mean of both regions' weights too (Corroboration.mean); "
                             "720 seeds",
-                   145_000: "a line's dose measured over air in both scans (detector_gains), judge retrained; 720 seeds"}
+                   145_000: "a line's dose measured over air in both scans (detector_gains), judge retrained; 720 seeds",
+                   135_000: "a detector channel reading nothing found and repaired before the outline (dead_columns); "
+                            "720 seeds"}
 B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correction (not shipped)",
             330_000: "bagged judge at the point-estimate level (not shipped)",
             340_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence",
@@ -107,7 +109,8 @@ B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correcti
             440_000: "judge retrained on 2,000 seeds against both references, rules chosen on 720 validation seeds "
                      "(0-719); 720 seeds",
             450_000: "two references: a level for the mean of both regions' weights too (Corroboration.mean); 720 seeds",
-            460_000: "a line's dose measured over air in both scans (detector_gains), judge retrained; 720 seeds"}
+            460_000: "a line's dose measured over air in both scans (detector_gains), judge retrained; 720 seeds",
+            470_000: "a detector channel reading nothing found and repaired before the outline (dead_columns); 720 seeds"}
 
 NEWEST_HELD_OUT, NEWEST_B = list(HELD_OUT_BLOCKS)[-1], list(B_BLOCKS)[-1]   # the defaults: the last registered
 

@@ -26,6 +26,8 @@ AIR = 65535.0
 COARSE_BINS, FINE_BINS = 32, 96
 COARSE_LINES = 400          # DTW on at most this many lines per scan
 SEGMENT = 48                # lines per block of the fine along-scan correction
+DEAD_LEVEL = 9.0            # −ln T of a detector channel that reads nothing (T < 0.012 %; the uint16 floor is 11.09)
+DEAD_SHARE = 0.98           # of the lit lines, the air before and after the vehicle among them
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,37 @@ def lit_lines(a: np.ndarray) -> np.ndarray:
     """Lines the beam lit (cab avoidance leaves lines dark: attenuation high even over the air above)."""
     top = a[:, -max(4, a.shape[1] // 20):]
     return np.median(top, axis=1) < 3.0
+
+
+def dead_columns(a: np.ndarray) -> np.ndarray:
+    """The detector channels (columns) that read nothing: dark (−ln T ≥ DEAD_LEVEL) on DEAD_SHARE of the lit lines
+    (every fourth), over the air before and after the vehicle too, where nothing a vehicle carries is. None when
+    more than a twentieth of the columns are (a load opaque over the whole scan, not failed channels) or fewer
+    than 16 lines are lit."""
+    lit = np.flatnonzero(lit_lines(a))
+    none = np.zeros(a.shape[1], bool)
+    if lit.size < 16:
+        return none
+    dead = (a[lit[::4]] >= DEAD_LEVEL).mean(axis=0) >= DEAD_SHARE
+    return dead if dead.sum() <= a.shape[1] // 20 else none
+
+
+def repair_columns(a: np.ndarray, dead: np.ndarray) -> np.ndarray:
+    """`a` with each dead column interpolated along the detector between the nearest live columns either side
+    (the nearest one's copied at the detector's ends): what a scanner's dead-channel correction does, so that
+    the vehicle's outline, the profiles the registration matches and the line gains do not see a channel
+    reading nothing. The comparison still leaves those columns out (they hold no measurement)."""
+    if not dead.any():
+        return a
+    good, bad = np.flatnonzero(~dead), np.flatnonzero(dead)
+    if good.size == 0:
+        return a
+    after = np.searchsorted(good, bad)
+    left, right = good[np.maximum(after - 1, 0)], good[np.minimum(after, good.size - 1)]
+    w = np.where(right != left, (bad - left) / np.maximum(right - left, 1), 0.0).astype(a.dtype)
+    out = a.copy()
+    out[:, bad] = a[:, left] * (1 - w) + a[:, right] * w
+    return out
 
 
 def register(cur: np.ndarray, ref: np.ndarray) -> Registration:

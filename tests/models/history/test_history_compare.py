@@ -8,10 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from models.history.compare import (ChangeRegion, Comparison, Corroboration, Declaration, FE_MU_RHO, Reference, Scene,
+from models.history.compare import (ChangeRegion, Comparison, Corroboration, Current, Declaration, FE_MU_RHO, Reference, Scene,
                                     Thresholds, compare, corroborate, detector_gains, overlap, _regions, _top, band_step, fe_mu_rho, level_band, level_changes, locate,
                                     occupant, prepare, scatter_level, silhouette_parts)
 from models.history.evaluate import score
+from models.history.register import dead_columns, repair_columns
 from models.scan import Scan
 from models.training.portal import PortalSpec
 from models.training.portal.passes import Pass, portal_pass
@@ -72,6 +73,52 @@ def test_a_line_s_gain_is_measured_over_air_so_a_full_height_change_stays() -> N
 
     assert kept(air) == pytest.approx(-0.4, abs=0.01)
     assert abs(kept(None)) < 0.05                                  # the whole line's median swallows it
+
+
+def _dead(scan: Scan, columns: list[int]) -> Scan:
+    """The scan with these detector channels reading nothing in both energies, as a failed channel reads."""
+    high, low = scan.high.copy(), scan.low.copy()
+    high[:, columns] = 0
+    low[:, columns] = 0
+    return Scan(high=high, low=low, meta=dict(scan.meta))
+
+
+def test_a_channel_reading_nothing_is_found_and_repaired_from_its_neighbours() -> None:
+    a = np.zeros((400, 200), np.float32)
+    a[100:300, 10:150] = 2.0                   # a vehicle over lines 100–300
+    a[100:300, 60] = 11.0                      # opaque along the whole vehicle: not a dead channel
+    a[:, 180] = 11.09                          # dark over the air before and after the vehicle too
+    a[:, 120] = 11.09                          # and one inside the vehicle's height
+    dead = dead_columns(a)
+    assert np.flatnonzero(dead).tolist() == [120, 180]
+    fixed = repair_columns(a, dead)
+    assert np.array_equal(fixed[:, 180], a[:, 179]) and np.array_equal(fixed[:, 120], a[:, 119])
+    assert np.array_equal(np.delete(fixed, [120, 180], axis=1), np.delete(a, [120, 180], axis=1))
+    assert not dead_columns(np.full((400, 200), 11.09, np.float32)).any()   # a scan opaque all over: no channel
+
+
+def test_a_dead_channel_leaves_the_vehicle_s_outline_and_its_comparison_alone() -> None:
+    """A channel reading nothing above a car (the detector is half as tall again) was taken for the car's top and
+    made every line part of the car: the roof band, the floor band and the cab came out where the car is not, and
+    the judge read every region's height against the wrong top; in the current pass it added a region of 2.7 kg.
+    Found and repaired, the outline is the one without it (a channel inside the car too) and the regions are those
+    of the scan without it, whichever pass has it. A dead channel is not compared: a region across it is cut."""
+    spec = PortalSpec(vehicle="saloon", suspect=False)
+    scan, ref_scan = portal_pass(6, Pass(2), spec), portal_pass(6, Pass(0), spec)
+    top, width = int(Current.of(scan, 1).top), scan.high.shape[1]
+    above = (top + width) // 2                 # over the car's roof
+    whole, failed = Current.of(scan, 1), Current.of(_dead(scan, [above, top // 2]), 1)
+    assert failed.top == pytest.approx(whole.top, abs=1) and failed.extent == whole.extent
+    assert failed.parts.keys() == whole.parts.keys()
+    assert all(np.allclose(failed.parts[k], whole.parts[k], atol=2) for k in whole.parts)
+    assert np.flatnonzero(failed.dead).tolist() == [top // 2, above]
+    floor = Thresholds(min_score=6.0, min_kg=1.0, tank_kg=1.0, cab_kg=1.0, ratio_lo=-100.0, ratio_hi=100.0)
+    plain = compare(scan, prepare(ref_scan), thresholds=floor)
+    assert plain.regions
+    for cur, ref in ((_dead(scan, [above]), ref_scan), (scan, _dead(ref_scan, [above + 10]))):
+        result = compare(cur, prepare(ref), thresholds=floor)
+        assert [(r.kind, r.location) for r in result.regions] == [(r.kind, r.location) for r in plain.regions]
+        assert [r.mass_kg_fe for r in result.regions] == pytest.approx([r.mass_kg_fe for r in plain.regions], rel=0.05)
 
 
 def test_unchanged_passes_mostly_show_no_change_and_their_results_are_json() -> None:
