@@ -162,6 +162,9 @@ class History(_Frozen):
     registration: dict[str, float] = Field(default_factory=dict)
     regions: list[HistoryChange] = Field(default_factory=list)
     suppressed: dict[str, int] = Field(default_factory=dict)
+    uncompared: list[tuple[float, float, float, float]] = Field(default_factory=list, max_length=64)  # boxes
+    # [column0, line0, column1, line1] of the current scan where nothing was compared (the beam was off there in this
+    # pass or the reference: models.history.compare.not_compared); no change shown there means nothing
     compare_ms: float | None = None
     detail: str = ""
 

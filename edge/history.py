@@ -380,6 +380,7 @@ class VehicleHistory:
         return History(status="compared", identity=label, basis=ref.basis, reference_ids=base.reference_ids,
                        reference_scan=ref.scan_sha256, registration=result["registration"],
                        regions=[HistoryChange(**r) for r in regions], suppressed=suppressed,
+                       uncompared=[tuple(u) for u in result.get("uncompared", [])],
                        compare_ms=round((time.perf_counter() - start) * 1000, 1), detail=detail)
 
     async def _fetch(self, kind: str, value: str, key: str, size_type: str | None = None) -> Found | None:

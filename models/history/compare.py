@@ -61,6 +61,7 @@ LEVEL_GAP = 2                # columns of a gap bridged in a level band (a rail 
 AIR_LEVEL = 0.05             # −ln T under this in both scans: air (a line's dose is measured there)
 AIR_PIXELS = 16              # air pixels (at every other column) a line needs for its gain to be measured there
 LIT_MARGIN = 8               # lines left out either side of a dark run (cab avoidance), in each scan's lines
+UNCOMPARED_LINES = 8         # scan lines a run of lines compared with nothing spans at least to be shown (`not_compared`)
 Box = tuple[float, float, float, float]
 
 
@@ -166,10 +167,12 @@ class Comparison:
     registration: dict[str, float]
     suppressed: dict[str, int] = field(default_factory=dict)
     features: tuple[dict[str, float], ...] = field(default=(), repr=False, compare=False)
+    uncompared: tuple[Box, ...] = ()   # where on the vehicle nothing was compared (`not_compared`): no region there
+                                       # says nothing
 
     def to_json(self) -> dict[str, Any]:
         return {"regions": [asdict(r) for r in self.regions], "registration": self.registration,
-                "suppressed": self.suppressed}
+                "suppressed": self.suppressed, "uncompared": [list(b) for b in self.uncompared]}
 
 
 @dataclass(frozen=True)
@@ -518,7 +521,8 @@ def compare(current: Scan | Current, reference: Reference, declaration: Declarat
     ref_h, ref_l = scatter_level(cur_h, ref_h), scatter_level(cur_l, ref_l)
     d = tolerant_difference(cur_h, ref_h)
     raw, dl_raw = cur_h - ref_h, cur_l - ref_l
-    valid = (cur_h < OPAQUE) & (ref_h < OPAQUE) & lit(cur_h, reference.high, reg)[:, None] & inside(reg, maps[0])
+    seen = lit(cur_h, reference.high, reg)
+    valid = (cur_h < OPAQUE) & (ref_h < OPAQUE) & seen[:, None] & inside(reg, maps[0])
     valid &= detector_gains(d, valid, raw, air=(cur_h < AIR_LEVEL) & (ref_h < AIR_LEVEL))[None, :]
     valid &= ~(cur.dead | dead_there(reference.dead, reg, cur_h.shape[1]))[None, :]
     zones = _scaled(parts if parts is not None else cur.parts, b)
@@ -570,7 +574,15 @@ def compare(current: Scan | Current, reference: Reference, declaration: Declarat
                "tilt_px": round(reg.tilt * b, 2), "stretch_min": round(_stretch(reg)[0], 3),
                "stretch_max": round(_stretch(reg)[1], 3), "compared_share": round(float(valid.mean()), 3)}
     regions, features = _judged(regions, features, quality, thresholds, suppressed)
-    return Comparison(tuple(regions), quality, suppressed, tuple(features))
+    return Comparison(tuple(regions), quality, suppressed, tuple(features), not_compared(seen, top, b))
+
+
+def not_compared(seen: np.ndarray, top: float, b: int) -> tuple[Box, ...]:
+    """The runs of at least UNCOMPARED_LINES current lines compared with nothing (`lit`: the beam was off there in this
+    pass or in the reference, with the margins around) as boxes over the vehicle's height, in current (unbinned)
+    pixels: where the officer must not read "no change" (a cab the portal kept its beam off in one of the passes)."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], (~seen).astype(np.int8), [0]]))).reshape(-1, 2)
+    return tuple((0.0, float(a * b), float(top * b), float(e * b)) for a, e in edges if (e - a) * b >= UNCOMPARED_LINES)
 
 
 def compare_references(current: Scan, references: list[Reference], declaration: Declaration = Declaration(),
@@ -604,7 +616,7 @@ def corroborate(first: Comparison, second: Comparison, c: Corroboration) -> Comp
     suppressed = {**first.suppressed, "judged": first.suppressed.get("judged", 0) + judged,
                   "uncorroborated": len(first.regions) - judged - len(kept)}
     return Comparison(tuple(r for r, _ in kept), first.registration, suppressed,
-                      tuple(f for _, f in kept) if first.features else ())
+                      tuple(f for _, f in kept) if first.features else (), first.uncompared)
 
 
 def overlap(a: Box, b: Box, pad: float = OVERLAP_PX) -> bool:

@@ -59,6 +59,7 @@ def test_officer_compares_with_the_reference_and_marks_a_change_explained(statio
         page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
         expect(page.locator("#history-state")).to_have_text(
             f"{len(rec.history.regions)} change(s) against an earlier clean pass")
+        expect(page.locator("#history-uncompared")).to_be_hidden()     # both passes scanned the whole van
         first = rec.history.regions[0]
         expect(page.locator("#changes li").first).to_contain_text(f"Added · {first.location.replace('_', ' ')}")
 
@@ -130,12 +131,48 @@ def test_a_comparison_corroborated_by_a_second_reference_says_so_on_both_screens
         _close(held)
 
 
+def test_where_nothing_was_compared_is_shaded_and_said_on_both_screens(station: StationHarness) -> None:
+    """A lorry whose reference pass kept the beam off over the cab (generator A seed 3): under the state line the
+    officer reads that the shaded part was not compared, and the Changes overlay shades it on the current scan and
+    on the reference; off again, the shading goes. At the station monitor's and the wall's sizes."""
+    lorry = PortalSpec(vehicle="lorry", suspect=False)
+    reference, current = portal_pass(3, Pass(0), lorry), portal_pass(3, Pass(2), lorry)
+    data = reference.to_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    HistoryCache(station.store.data_dir / "history", 10, 10**9).put(identity_key("plate", "LK 3003"), {}, {sha: data})
+    result = compare_scans(current, [prepare_reference(reference)])
+    history = History(status="compared", identity="plate:LK 3003", reference_ids=["earlier-pass"], reference_scan=sha,
+                      registration=result["registration"], regions=result["regions"], uncompared=result["uncompared"])
+    assert len(history.uncompared) == 1, "the reference's dark cab was compared with nothing"
+    for width, height in ((1024, 768), (2560, 1440)):
+        page, held = _shown(station, ItemKind.VEHICLE, history, (width, height), current)
+        note = page.locator("#history-uncompared")
+        expect(note).to_have_text("Not compared where shaded: the beam was off there in this pass or the reference, "
+                                  "so no change shown there means nothing")
+        box = note.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= width, f"the note leaves the screen: {box}"
+        page.click("#hist-side")
+        page.wait_for_selector(f"#ref-scan[data-loaded-id='{page.get_attribute('#scan', 'data-loaded-id')}']")
+        page.click("#hist-overlay")
+        for overlay, image in (("#overlay", "#scan"), ("#ref-overlay", "#ref-scan")):
+            shade = page.locator(f"{overlay} rect.uncompared")
+            assert shade.count() == 1
+            band, scan = shade.bounding_box(), page.locator(image).bounding_box()
+            assert band and scan and band["width"] > 20 and band["height"] > 20, band
+            assert band["x"] >= scan["x"] - 1 and band["x"] + band["width"] <= scan["x"] + scan["width"] + 1
+        page.screenshot(path=str(ARTIFACTS / f"history_not_compared_{width}.png"))
+        page.click("#hist-overlay")
+        assert page.locator("#overlay rect.uncompared").count() == 0
+        _close(held)
+
+
 def _shown(station: StationHarness, kind: ItemKind, history: History,
-           size: tuple[int, int] = (1024, 768)) -> tuple[Any, Any]:
-    """A committed pass of the van with this history, shown on the officer's Live view at `size` (page, browser)."""
+           size: tuple[int, int] = (1024, 768), current: Any = None) -> tuple[Any, Any]:
+    """A committed pass (the van's, unless `current`) with this history, shown on the officer's Live view at `size`
+    (page, browser)."""
     from playwright.sync_api import sync_playwright
 
-    current = portal_pass(2, Pass(1), VAN)
+    current = current if current is not None else portal_pass(2, Pass(1), VAN)
     rec = station.commit(current, record_for(current, Verdict.SUSPECT, "detection", []).model_copy(update={
         "kind": kind, "history": history}))
     pw = sync_playwright().start()

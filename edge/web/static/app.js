@@ -402,14 +402,14 @@ function drawBoxes(extra) {
   const svg = $("overlay"); svg.innerHTML = "";
   const boxes = (extra ? [...S.boxes, extra] : S.boxes).map((b) => [b, "userbox"]);
   if (S.tipBox) boxes.push([S.tipBox, "tipbox"]);  // where a TIP threat was, after the answer
-  for (const [box, cls] of boxes) {
-    const b = onScreen(box);
-    const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
-    r.setAttribute("x", Math.min(b[0], b[2])); r.setAttribute("y", Math.min(b[1], b[3]));
-    r.setAttribute("width", Math.abs(b[2] - b[0])); r.setAttribute("height", Math.abs(b[3] - b[1]));
-    r.setAttribute("class", cls); svg.append(r);
-  }
+  for (const [box, cls] of boxes) svg.append(scanRect(box, cls));
   drawChanges();
+}
+function scanRect(box, cls) {  // an SVG rect over the image for a box in scan pixels [column0, line0, column1, line1]
+  const b = onScreen(box), r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+  r.setAttribute("x", Math.min(b[0], b[2])); r.setAttribute("y", Math.min(b[1], b[3]));
+  r.setAttribute("width", Math.abs(b[2] - b[0])); r.setAttribute("height", Math.abs(b[3] - b[1]));
+  r.setAttribute("class", cls); return r;
 }
 $("draw").onclick = () => { S.drawing = !S.drawing; $("draw").classList.toggle("on", S.drawing); };
 $("clear-boxes").onclick = () => { S.boxes = []; drawBoxes(); };
@@ -643,6 +643,9 @@ function showHistory(rec, changed) {
     : (h.reference_ids || []).length > 1 ? "history.compared_two" : "history.compared";
   $("history-state").textContent = h.status === "compared" ? T(compared, { n: h.regions.length }) : T("history." + h.status);
   $("history-tools").hidden = !h.reference_scan || h.status !== "compared";
+  // a cab the portal kept its beam off in one of the passes was compared with nothing: never read as "no change"
+  $("history-uncompared").hidden = h.status !== "compared" || !(h.uncompared || []).length;
+  $("history-uncompared").textContent = T("history.not_compared");
   const list = $("changes"), keep = changed ? new Set((rec.review?.explained) || []) : new Set(explainedChanges());
   list.replaceChildren();
   (h.regions || []).forEach((r, i) => {
@@ -659,13 +662,10 @@ function drawChanges() {
   const h = S.current?.history; if (!h || !S.changes) return;
   const done = new Set(explainedChanges());
   for (const svg of [$("overlay"), $("ref-overlay")]) {
-    svg.querySelectorAll(".change").forEach((e) => e.remove());
-    h.regions.forEach((c, i) => {
-      const b = onScreen(c.box), r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
-      r.setAttribute("x", Math.min(b[0], b[2])); r.setAttribute("y", Math.min(b[1], b[3]));
-      r.setAttribute("width", Math.abs(b[2] - b[0])); r.setAttribute("height", Math.abs(b[3] - b[1]));
-      r.setAttribute("class", "change " + c.kind + (done.has(i) ? " explained" : "")); svg.append(r);
-    });
+    svg.querySelectorAll(".change, .uncompared").forEach((e) => e.remove());
+    // shaded where nothing was compared (the beam off there in one of the passes), under the changes
+    (h.uncompared || []).forEach((u) => svg.append(scanRect(u, "uncompared")));
+    h.regions.forEach((c, i) => svg.append(scanRect(c.box, "change " + c.kind + (done.has(i) ? " explained" : ""))));
   }
 }
 function historyUrl(which) { return "/api/cases/" + S.current.id + "/" + which + ".png?mode=" + S.mode + "&lang=" + S.lang; }
@@ -703,5 +703,5 @@ $("hist-flicker").onclick = () => {
 };
 $("hist-overlay").onclick = () => {
   S.changes = !S.changes; $("hist-overlay").classList.toggle("on", S.changes);
-  if (S.changes) drawChanges(); else for (const svg of [$("overlay"), $("ref-overlay")]) svg.querySelectorAll(".change").forEach((e) => e.remove());
+  if (S.changes) drawChanges(); else for (const svg of [$("overlay"), $("ref-overlay")]) svg.querySelectorAll(".change, .uncompared").forEach((e) => e.remove());
 };

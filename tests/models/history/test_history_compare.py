@@ -442,3 +442,22 @@ def test_the_corroboration_chooser_counts_what_scoring_each_rule_counts() -> Non
     assert len({c for c in corroboration_counts(cases, sample)}) > 12   # the rules differ on these cases
     assert _best(list(sample), corroboration_counts(cases, sample)) == choose(cases, rules=list(sample))
     assert isinstance(choose_corroboration(cases), Corroboration)
+
+
+def test_where_the_beam_was_off_in_either_pass_the_comparison_says_it_compared_nothing() -> None:
+    """Generator A lorries: seed 3's reference kept the beam off over the cab (its lines 0–480), seed 1's current
+    pass did (0–774). Those lines of the current scan, over the vehicle's height, are reported as not compared, so
+    the officer does not read "no change" over a cab nobody compared; a van scanned whole in both has none."""
+    lorry = PortalSpec(vehicle="lorry", suspect=False)
+    for seed, dark_in_current in ((3, False), (1, True)):
+        current = portal_pass(seed, Pass(2), lorry)
+        result = compare(current, prepare(portal_pass(seed, Pass(0), lorry)))
+        assert len(result.uncompared) == 1, result.uncompared
+        c0, l0, c1, l1 = result.uncompared[0]
+        assert l0 == 0 and c0 == 0 and c1 == pytest.approx(Current.of(current, 1).top, abs=1)
+        if dark_in_current:
+            assert 774 <= l1 <= 774 + 2 * 8              # the current's dark lines and the margin after them
+        else:
+            assert 480 <= l1 <= 680                     # the reference's 480 dark lines, where the current maps them
+        assert json.loads(json.dumps(result.to_json()))["uncompared"] == [list(result.uncompared[0])]
+    assert compare(portal_pass(2, Pass(2), VAN), prepare(portal_pass(2, Pass(0), VAN))).uncompared == ()
