@@ -119,17 +119,21 @@ class Corroboration:
     first: Thresholds
     second: float
     mean: float = 0.0
+    alone: Thresholds | None = None   # where the newest reference compared nothing (its `uncompared`: the beam off
+    # there in it), a region against the second is reported when these keep it: one reference saw the place, and it
+    # is judged as with one reference (its score and mass floor no lower than `first`'s)
 
     def agrees(self, r: ChangeRegion, s: ChangeRegion) -> bool:
         """Whether `s` (against the second reference, kept at `second`) corroborates `r` (kept by `first`)."""
         return s.kind == r.kind and overlap(r.box, s.box) and r.confidence + s.confidence >= 2 * self.mean
 
 
-CORROBORATED = Corroboration(replace(CHOSEN, min_judge=0.3), 0.5, 0.7)
+CORROBORATED = Corroboration(replace(CHOSEN, min_judge=0.3), 0.5, 0.7, alone=CHOSEN)
 """What a station compares with when it holds two references: the judge at 0.3 against the newest over the same
 floor, 0.5 against the second and 0.7 for the mean of both (a region at 0.7 needs 0.7 from the second, one at 0.9
 needs 0.5; under 0.4 the mean cannot reach 0.7); chosen on the validation block as CHOSEN is
-(models.history.evaluate, `two_references`)."""
+(models.history.evaluate, `two_references`). Where the newest reference compared nothing, the second's regions are
+judged by CHOSEN."""
 OVERLAP_PX = 4.0             # boxes this close overlap (a region and its corroboration; the evaluation's truth)
 
 
@@ -599,14 +603,18 @@ def compare_references(current: Scan, references: list[Reference], declaration: 
     cur = Current.of(current, references[0].binning)
     first = compare(cur, references[0], declaration, loose)
     asked = [r.box for r in first.regions if corroboration.first.keeps(r)]
+    if corroboration.alone is not None:    # and whatever the second shows where the newest compared nothing
+        asked += list(first.uncompared)
     if not asked:                          # nothing to corroborate: one comparison
-        return corroborate(first, Comparison((), first.registration), corroboration)
+        return corroborate(first, Comparison((), first.registration, uncompared=first.uncompared), corroboration)
     return corroborate(first, compare(cur, references[1], declaration, loose, near=asked), corroboration)
 
 
 def corroborate(first: Comparison, second: Comparison, c: Corroboration) -> Comparison:
     """The regions of `first` that `c.first` keeps and `second` shows too (Corroboration); the others are counted
-    as `uncorroborated`. Registration and the other counts are the first comparison's."""
+    as `uncorroborated`. With `c.alone`, also the regions of `second` where `first` compared nothing that `c.alone`
+    keeps (`seen_once`, counted as `seen_once`), and what is left uncompared is what neither compared; without it,
+    what `first` did not. Registration and the other counts are the first comparison's."""
     also = replace(c.first, min_judge=c.second)
     seen = [s for s in second.regions if also.keeps(s)]
     asked = [c.first.keeps(r) for r in first.regions]
@@ -615,8 +623,24 @@ def corroborate(first: Comparison, second: Comparison, c: Corroboration) -> Comp
     judged = asked.count(False)
     suppressed = {**first.suppressed, "judged": first.suppressed.get("judged", 0) + judged,
                   "uncorroborated": len(first.regions) - judged - len(kept)}
+    uncompared = first.uncompared
+    if c.alone is not None:
+        alone = seen_once(first, second, c.alone)
+        once = [(s, f) for s, f in zip(second.regions, second.features or [{}] * len(second.regions)) if s in alone]
+        kept = sorted(kept + once, key=lambda rf: -rf[0].mass_kg_fe)
+        suppressed["seen_once"] = len(once)
+        uncompared = tuple(both for u in first.uncompared for v in second.uncompared
+                           for both in [(u[0], max(u[1], v[1]), u[2], min(u[3], v[3]))]
+                           if both[3] - both[1] >= UNCOMPARED_LINES)
     return Comparison(tuple(r for r, _ in kept), first.registration, suppressed,
-                      tuple(f for _, f in kept) if first.features else (), first.uncompared)
+                      tuple(f for _, f in kept) if first.features or second.features else (), uncompared)
+
+
+def seen_once(first: Comparison, second: Comparison, alone: Thresholds) -> list[ChangeRegion]:
+    """The regions against the second reference that `alone` keeps and that lie (their middle line) where the first
+    comparison compared nothing (`first.uncompared`): only the second reference saw that place."""
+    return [s for s in second.regions if alone.keeps(s)
+            and any(u[1] <= (s.box[1] + s.box[3]) / 2 < u[3] for u in first.uncompared)]
 
 
 def overlap(a: Box, b: Box, pad: float = OVERLAP_PX) -> bool:

@@ -47,8 +47,8 @@ import cv2
 import numpy as np
 import structlog
 
-from models.history.compare import (ChangeRegion, Comparison, Corroboration, Thresholds, compare, corroborate,
-                                    fe_mu_rho, overlap, prepare)
+from models.history.compare import (CHOSEN, ChangeRegion, Comparison, Corroboration, Thresholds, compare,
+                                    corroborate, fe_mu_rho, overlap, prepare, seen_once)
 from models.history.judge import load as load_judge
 from models.history.register import log_attenuation
 from models.stats import poisson_upper, wilson
@@ -93,7 +93,9 @@ HELD_OUT_BLOCKS = {100_000: "the first judge", 110_000: "trials of the scatter c
                             "720 seeds",
                    145_000: "a line's dose measured over air in both scans (detector_gains), judge retrained; 720 seeds",
                    135_000: "a detector channel reading nothing found and repaired before the outline (dead_columns); "
-                            "720 seeds"}
+                            "720 seeds",
+                   125_000: "two references: where the newest compared nothing, the second read alone "
+                            "(Corroboration.alone); 720 seeds"}
 B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correction (not shipped)",
             330_000: "bagged judge at the point-estimate level (not shipped)",
             340_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence",
@@ -110,7 +112,9 @@ B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correcti
                      "(0-719); 720 seeds",
             450_000: "two references: a level for the mean of both regions' weights too (Corroboration.mean); 720 seeds",
             460_000: "a line's dose measured over air in both scans (detector_gains), judge retrained; 720 seeds",
-            470_000: "a detector channel reading nothing found and repaired before the outline (dead_columns); 720 seeds"}
+            470_000: "a detector channel reading nothing found and repaired before the outline (dead_columns); 720 seeds",
+            480_000: "two references: where the newest compared nothing, the second read alone (Corroboration.alone); "
+                     "720 seeds"}
 
 NEWEST_HELD_OUT, NEWEST_B = list(HELD_OUT_BLOCKS)[-1], list(B_BLOCKS)[-1]   # the defaults: the last registered
 
@@ -213,12 +217,15 @@ def hit(c: dict[str, Any], t: Rule) -> bool:
 
 
 def why_missed(c: dict[str, Any], t: Rule) -> str:
-    """Why a change was not found: no candidate region of its kind over it at all, only candidates taken
+    """Why a change was not found: no candidate region of its kind over it at all (`not_compared` where the newest
+    reference compared nothing there: the beam was off there in one of the passes), only candidates taken
     for a person in the cab (hand thresholds), candidates the judge weighed under its level, candidates the
     second reference did not corroborate, or candidates under the score/mass floor."""
     near = [r for r in c["changed"].regions if shows(r, c["change"])]
     if not near:
-        return "no_region"
+        box = c["change"]["box"]
+        mid = (box[1] + box[3]) / 2
+        return "not_compared" if any(u[1] <= mid < u[3] for u in c["changed"].uncompared) else "no_region"
     if isinstance(t, Corroboration):
         return "uncorroborated" if any(t.first.keeps(r) for r in near) else why_missed(c, t.first)
     if t.min_judge > 0 and any(t.large(r) for r in near):
@@ -246,9 +253,10 @@ def grid(judge: bool) -> list[Thresholds]:
 
 def corroborations() -> list[Corroboration]:
     """The two-reference rules tried: each of the judge's thresholds, with each level for the second reference and
-    each level for the mean of both (a mean at or under the two levels' own mean adds nothing: left out)."""
-    return [Corroboration(t, second, mean) for t in grid(True) for second in SECOND_LEVELS for mean in MEAN_LEVELS
-            if mean == 0.0 or mean > (t.min_judge + second) / 2]
+    each level for the mean of both (a mean at or under the two levels' own mean adds nothing: left out); where the
+    newest reference compared nothing, the second's regions judged by the shipped one-reference rule (CHOSEN)."""
+    return [Corroboration(t, second, mean, alone=CHOSEN) for t in grid(True) for second in SECOND_LEVELS
+            for mean in MEAN_LEVELS if mean == 0.0 or mean > (t.min_judge + second) / 2]
 
 
 def choose(cases: list[dict[str, Any]], judge: bool = True, rules: list[Rule] | None = None) -> Rule:
@@ -288,9 +296,16 @@ def corroboration_counts(cases: list[dict[str, Any]], rules: list[Corroboration]
     """Each rule's (in-view found rate, false regions, unchanged passes), as `score` counts them, worked out once
     per score and mass floor: each region the floor keeps, with its weight, the best weight of a region of its kind
     over it against the second reference (which the floor keeps too), and whether it shows the change; a rule is
-    then a comparison of arrays instead of a pass over every case (9,045 rules)."""
+    then a comparison of arrays instead of a pass over every case (9,045 rules). The regions only the second reference
+    saw (`seen_once`, with the rules' common `alone`) are the same for every rule: worked out once and added."""
     in_view = [c["eligible"] and c["visible_kg"] >= IN_VIEW_KG for c in cases]
     n_view, passes = sum(in_view), len(cases)
+    alone = rules[0].alone if rules else None          # the same for every rule: its regions are counted once
+    if any(r.alone != alone for r in rules):
+        raise ValueError("corroboration_counts needs one `alone` rule for all the rules it counts")
+    once_false = sum(len(seen_once(c["unchanged"], c["unchanged_1"], alone)) for c in cases) if alone else 0
+    once_found = [i for i, (c, v) in enumerate(zip(cases, in_view)) if v and alone is not None
+                  and any(shows(s, c["change"]) for s in seen_once(c["changed"], c["changed_1"], alone))]
     per_floor: dict[tuple[float, float], tuple[np.ndarray, ...]] = {}
     counts: list[tuple[float, int, int]] = []
     for rule in rules:
@@ -299,9 +314,10 @@ def corroboration_counts(cases: list[dict[str, Any]], rules: list[Corroboration]
             per_floor[floor] = _pairs(cases, in_view, rule.first)
         u_conf, u_second, c_conf, c_second, c_case = per_floor[floor]
         p, q, m = rule.first.min_judge, rule.second, 2 * rule.mean
-        false_regions = int(((u_conf >= p) & (u_second >= q) & (u_conf + u_second >= m)).sum())
+        false_regions = int(((u_conf >= p) & (u_second >= q) & (u_conf + u_second >= m)).sum()) + once_false
         shown = (c_conf >= p) & (c_second >= q) & (c_conf + c_second >= m)
-        counts.append((round(len(np.unique(c_case[shown])) / n_view, 4) if n_view else 0.0, false_regions, passes))
+        found = len(set(c_case[shown].tolist()) | set(once_found))
+        counts.append((round(found / n_view, 4) if n_view else 0.0, false_regions, passes))
     return counts
 
 

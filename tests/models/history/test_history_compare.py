@@ -8,8 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from models.history.compare import (ChangeRegion, Comparison, Corroboration, Current, Declaration, FE_MU_RHO, Reference, Scene,
-                                    Thresholds, compare, corroborate, detector_gains, overlap, _regions, _top, band_step, fe_mu_rho, level_band, level_changes, locate,
+from models.history.compare import (CHOSEN, CORROBORATED, ChangeRegion, Comparison, Corroboration, Current, Declaration,
+                                    FE_MU_RHO, Reference, Scene, Thresholds, compare, compare_references, corroborate,
+                                    seen_once, detector_gains, overlap, _regions, _top, band_step, fe_mu_rho, level_band, level_changes, locate,
                                     occupant, prepare, scatter_level, silhouette_parts)
 from models.history.evaluate import score
 from models.history.register import dead_columns, repair_columns
@@ -431,11 +432,16 @@ def test_the_corroboration_chooser_counts_what_scoring_each_rule_counts() -> Non
     cases = []
     for i in range(40):
         at = (float(rng.uniform(50, 500)), float(rng.uniform(50, 300)))
+        dark = ((0.0, at[1] - 8, 600.0, at[1] + 14),) if i % 3 == 0 else ()   # the newest compared nothing there
         cases.append({"seed": i, "vehicle": "van", "eligible": True, "visible_kg": float(rng.uniform(1, 9)),
                       "change": {"kind": "added", "label": "steel", "box": [at[0], at[1], at[0] + 10, at[1] + 10]},
-                      "changed": Comparison(regions(4, at), q), "changed_1": Comparison(regions(4, at), q),
-                      "unchanged": Comparison(regions(2, at), q), "unchanged_1": Comparison(regions(2, at), q)})
+                      "changed": Comparison(regions(4, at), q, uncompared=dark),
+                      "changed_1": Comparison(regions(4, at), q),
+                      "unchanged": Comparison(regions(2, at), q, uncompared=dark),
+                      "unchanged_1": Comparison(regions(2, at), q)})
     rules = corroborations()
+    assert all(r.alone == CHOSEN for r in rules)
+    assert any(seen_once(c["changed"], c["changed_1"], CHOSEN) for c in cases)         # regions only the second saw
     sample = [rules[int(i)] for i in rng.choice(len(rules), 80, replace=False)]
     assert any(r.mean > 0 for r in sample) and any(r.mean == 0 for r in sample)
     assert corroboration_counts(cases, sample) == [_counts(score(cases, r)) for r in sample]
@@ -461,3 +467,38 @@ def test_where_the_beam_was_off_in_either_pass_the_comparison_says_it_compared_n
             assert 480 <= l1 <= 680                     # the reference's 480 dark lines, where the current maps them
         assert json.loads(json.dumps(result.to_json()))["uncompared"] == [list(result.uncompared[0])]
     assert compare(portal_pass(2, Pass(2), VAN), prepare(portal_pass(2, Pass(0), VAN))).uncompared == ()
+
+
+def test_where_the_newest_reference_compared_nothing_the_second_is_read_alone() -> None:
+    """With two references, a place the newest did not compare (its beam off over the cab) cannot be corroborated:
+    a region against the second reference there is reported when the one-reference rule keeps it, counted as
+    seen_once; what is left uncompared is what neither compared. Without `alone`, nothing changes."""
+    q = {"residual": 0.1}
+    door = ChangeRegion((150.0, 120.0, 240.0, 230.0), "removed", 44.0, 900.0, "cab", 260.0, ratio=1.0, net_kg=40.0,
+                        confidence=0.9)
+    plate = replace(door, box=(40.0, 700.0, 60.0, 760.0), kind="added", mass_kg_fe=8.0, net_kg=8.0, location="floor")
+    first = Comparison((plate,), q, uncompared=((0.0, 0.0, 460.0, 300.0),))
+    second = Comparison((replace(plate, box=(41.0, 702.0, 61.0, 758.0)), door, replace(door, box=(10.0, 400.0, 30.0, 450.0))),
+                        {"residual": 0.2}, uncompared=((0.0, 0.0, 460.0, 120.0),))
+    rule = Corroboration(replace(CHOSEN, min_judge=0.3), 0.5, 0.7, alone=CHOSEN)
+    result = corroborate(first, second, rule)
+    assert result.regions == (door, plate)                   # heaviest first; the door at 400 is not in the band
+    assert result.suppressed["seen_once"] == 1 and result.uncompared == ((0.0, 0.0, 460.0, 120.0),)
+    assert corroborate(first, replace(second, regions=(replace(door, confidence=0.8),)), rule).regions == ()
+    plain = corroborate(first, second, replace(rule, alone=None))
+    assert plain.regions == (plate,) and plain.uncompared == first.uncompared and "seen_once" not in plain.suppressed
+    case = {"change": {"kind": "removed", "label": "part", "box": [160, 130, 230, 220]}, "eligible": True,
+            "visible_kg": 40.0, "vehicle": "lorry", "changed": first, "changed_1": second,
+            "unchanged": Comparison((), q), "unchanged_1": Comparison((), q)}
+    assert score([case], rule)["found_in_view"]["k"] == 1 and score([case], replace(rule, alone=None))["found_in_view"]["k"] == 0
+
+
+def test_a_cab_the_newest_reference_did_not_scan_is_compared_against_the_second() -> None:
+    """Generator A tractor, validation seed 346: the newest reference kept the beam off over the cab, the one
+    before did not. Against both, the cab is compared (with the second alone): nothing is left uncompared."""
+    spec = PortalSpec(vehicle="tractor_20ft", suspect=False)
+    refs = [prepare(portal_pass(346, Pass(k), spec)) for k in (0, 1)]
+    current = portal_pass(346, Pass(2), spec)
+    assert compare(current, refs[0]).uncompared and not compare(current, refs[1]).uncompared
+    assert compare_references(current, refs).uncompared == ()
+    assert compare_references(current, refs, corroboration=replace(CORROBORATED, alone=None)).uncompared
