@@ -639,8 +639,13 @@ def corroborate(first: Comparison, second: Comparison, c: Corroboration) -> Comp
 def seen_once(first: Comparison, second: Comparison, alone: Thresholds) -> list[ChangeRegion]:
     """The regions against the second reference that `alone` keeps and that lie (their middle line) where the first
     comparison compared nothing (`first.uncompared`): only the second reference saw that place."""
-    return [s for s in second.regions if alone.keeps(s)
-            and any(u[1] <= (s.box[1] + s.box[3]) / 2 < u[3] for u in first.uncompared)]
+    return [s for s in second.regions if alone.keeps(s) and lies_uncompared(s.box, first.uncompared)]
+
+
+def lies_uncompared(box: Box | list[float], uncompared: tuple[Box, ...]) -> bool:
+    """Whether a box's middle line lies in one of a comparison's `uncompared` boxes (runs of lines)."""
+    mid = (box[1] + box[3]) / 2
+    return any(u[1] <= mid < u[3] for u in uncompared)
 
 
 def overlap(a: Box, b: Box, pad: float = OVERLAP_PX) -> bool:

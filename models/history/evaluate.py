@@ -48,7 +48,7 @@ import numpy as np
 import structlog
 
 from models.history.compare import (CHOSEN, ChangeRegion, Comparison, Corroboration, Thresholds, compare,
-                                    corroborate, fe_mu_rho, overlap, prepare, seen_once)
+                                    corroborate, fe_mu_rho, lies_uncompared, overlap, prepare, seen_once)
 from models.history.judge import load as load_judge
 from models.history.register import log_attenuation
 from models.stats import poisson_upper, wilson
@@ -223,9 +223,7 @@ def why_missed(c: dict[str, Any], t: Rule) -> str:
     second reference did not corroborate, or candidates under the score/mass floor."""
     near = [r for r in c["changed"].regions if shows(r, c["change"])]
     if not near:
-        box = c["change"]["box"]
-        mid = (box[1] + box[3]) / 2
-        return "not_compared" if any(u[1] <= mid < u[3] for u in c["changed"].uncompared) else "no_region"
+        return "not_compared" if lies_uncompared(c["change"]["box"], c["changed"].uncompared) else "no_region"
     if isinstance(t, Corroboration):
         return "uncorroborated" if any(t.first.keeps(r) for r in near) else why_missed(c, t.first)
     if t.min_judge > 0 and any(t.large(r) for r in near):
