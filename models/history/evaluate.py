@@ -135,10 +135,11 @@ def shows(r: ChangeRegion, change: dict[str, Any]) -> bool:
     return (r.kind == change["kind"] or change["label"] == "concealment") and overlap(r.box, tuple(change["box"]))
 
 
-def case(seed: int, generator: str = "a") -> dict[str, Any]:
+def case(seed: int, generator: str = "a", crowd: bool = False) -> dict[str, Any]:
     """Render one seed's four passes and compare both later passes with each reference, pass 0 (`unchanged`,
     `changed`) and pass 1 (`unchanged_1`, `changed_1`: the second reference), candidates kept; generator "a"
-    (models.training.portal.passes) or "b" (models.evalgen.passes, written apart)."""
+    (models.training.portal.passes; `crowd`: with more people in every pass, for the judge's training) or "b"
+    (models.evalgen.passes, written apart)."""
     if generator == "b":
         from models.evalgen.passes import evalgen_pass
         vehicle = B_DESIGNS[seed % len(B_DESIGNS)]
@@ -153,10 +154,10 @@ def case(seed: int, generator: str = "a") -> dict[str, Any]:
         vehicle = DESIGNS[seed % len(DESIGNS)]
         spec = PortalSpec(vehicle=vehicle, suspect=False)
         what = CHANGE_KINDS[(seed // len(DESIGNS)) % len(CHANGE_KINDS)]
-        reference = prepare(portal_pass(seed, Pass(0), spec))
-        second = prepare(portal_pass(seed, Pass(1), spec))
-        plain = portal_pass(seed, Pass(2), spec)
-        changed = portal_pass(seed, Pass(2, changes=(what,)), spec)
+        reference = prepare(portal_pass(seed, Pass(0, crowd=crowd), spec))
+        second = prepare(portal_pass(seed, Pass(1, crowd=crowd), spec))
+        plain = portal_pass(seed, Pass(2, crowd=crowd), spec)
+        changed = portal_pass(seed, Pass(2, changes=(what,), crowd=crowd), spec)
     truth = changed.meta["changes"][0]
     t0 = time.perf_counter()
     same = compare(plain, reference, thresholds=BASE)
@@ -169,15 +170,15 @@ def case(seed: int, generator: str = "a") -> dict[str, Any]:
             "unchanged_1": compare(plain, second, thresholds=BASE), "changed_1": compare(changed, second, thresholds=BASE)}
 
 
-def block(seeds: range, generator: str = "a", jobs: int = 1) -> list[dict[str, Any]]:
+def block(seeds: range, generator: str = "a", jobs: int = 1, crowd: bool = False) -> list[dict[str, Any]]:
     """`case` for every seed of a block, in `jobs` processes (each render is independent: the same result
     in any order)."""
     if jobs <= 1:
-        return [case(s, generator) for s in seeds]
+        return [case(s, generator, crowd) for s in seeds]
     import multiprocessing
 
     with multiprocessing.get_context("spawn").Pool(jobs, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
-        return pool.map(functools.partial(case, generator=generator), seeds, chunksize=4)
+        return pool.map(functools.partial(case, generator=generator, crowd=crowd), seeds, chunksize=4)
 
 
 Rule = Thresholds | Corroboration

@@ -53,6 +53,7 @@ class Pass:
     offset_px: float = 4.0
     scale: float = 0.02
     tilt_px: float = 3.0
+    crowd: bool = False     # training: more people on top of `passengers`, of any build (`crowd`)
 
 
 def zones(v: Vehicle) -> dict[str, Box]:
@@ -232,15 +233,39 @@ def passengers(sk: Sketch, rng: np.random.Generator, v: Vehicle, regular: Body |
     return len(people)
 
 
-def seated(sk: Sketch, rng: np.random.Generator, front: float, top: float, who: Body, roof: float) -> None:
+def crowd(sk: Sketch, rng: np.random.Generator, v: Vehicle) -> int:
+    """Training only (`Pass.crowd`, its own stream): people on top of `passengers`, so that the region judge
+    sees every way the people in a cab differ between passes, not only generator A's usual ones. Each seat
+    (both sides of every row) is taken with a chance drawn per pass (0–60 %); a third of them are children
+    (1.0–1.5 m, a body-mass index of 14–20: 14–45 kg), the rest adults of 1.5–2.0 m and 17–38 kg/m²;
+    each sits upright, leaning forward or reclined, its parts rounded or flat across their length."""
+    share = u(rng, 0.0, 0.6)
+    n = 0
+    for front, top in [r for r in v.seats for _ in range(2)]:
+        if rng.random() >= share:
+            continue
+        child = rng.random() < 1 / 3
+        stature = u(rng, 1.0, 1.5) if child else u(rng, 1.5, 2.0)
+        bmi = u(rng, 14.0, 20.0) if child else u(rng, 17.0, 38.0)
+        who = Body(round(bmi * stature ** 2, 1), stature)
+        seated(sk, rng, front, top, who, v.height - 70, lean=u(rng, -120, 200),
+               profile="round" if rng.random() < 0.6 else None)
+        n += 1
+    return n
+
+
+def seated(sk: Sketch, rng: np.random.Generator, front: float, top: float, who: Body, roof: float,
+           lean: float | None = None, profile: str | None = "round") -> None:
     """One person on a seat whose cushion starts at `front` (x grows to the rear) and is `top` high; a
-    person too tall for the room under the roof (`roof`, mm) reclines until the head clears it."""
+    person too tall for the room under the roof (`roof`, mm) reclines until the head clears it; `lean`
+    (mm, the upper body's back: 0–60 drawn when None) and `profile` (the parts' shape across their
+    length: rounded or flat) for `crowd`."""
     tall = who.stature / 1.75
     wide = float(np.sqrt(who.kg / 70.0 / tall))
     back = front + 380 + u(rng, 0, 120)          # against the backrest, slid along the seat
     sitting = 620 * tall + 220 * np.sqrt(tall)   # seat to the top of the head, upright
     squash = min(1.0, max(roof - top, 300.0) / sitting)
-    lean = u(rng, 0, 60) + (1 - squash) * 400   # reclining: shorter in a side view, further back
+    lean = (u(rng, 0, 60) if lean is None else lean) + (1 - squash) * 400   # reclining: further back
     head_w = min(190 * np.sqrt(tall), 240 * wide)
     knee = back - 300 * wide - 420 * tall
     neck = top + 620 * tall * squash
@@ -250,7 +275,7 @@ def seated(sk: Sketch, rng: np.random.Generator, front: float, top: float, who: 
                        ((knee, top, back - 300 * wide, top + 160 * wide), 0.22),
                        ((knee, max(top - 450 * tall, 50.0), knee + 120 * wide, top), 0.12)):
         x0, z0, x1, z1 = (float(c) for c in box)
-        fill(sk, "water", (x0, z0, x1, z1), who.kg * share, profile_x="round")
+        fill(sk, "water", (x0, z0, x1, z1), who.kg * share, profile_x=profile)
 
 
 def scatter_drift(t: np.ndarray, rng: np.random.Generator, rendered: float, drawn: float,
@@ -318,6 +343,7 @@ def portal_pass(seed: int, p: Pass, spec: PortalSpec = PortalSpec()) -> Scan:
     changed = [modify(extra, mrng, v, what) for what in p.changes]
     level = fuel(extra, prng, v) if p.fuel and v.tank is not None else (v.tank.fill if v.tank else 0.0)
     people = passengers(extra, prng, v, body(np.random.default_rng([seed, 88]))) if p.passengers else 0
+    people += crowd(extra, np.random.default_rng([seed, p.seed, 3]), v) if p.crowd else 0
     extra.draw(s.canvas, g.lead_mm)
     high, low, source, noise = render(rng, s.canvas, s.light)
     share = LIGHT_SCATTER if s.light else Linac.scatter  # the scatter fraction render gave the high channel
