@@ -9,8 +9,8 @@ from models.history.register import log_attenuation
 from models.training.portal import PortalSpec, portal_scan
 from models.training.portal.canvas import Sketch
 from models.training.portal.generator import add_scatter, scene
-from models.training.portal.passes import (MIN_KG, MIN_LITRES, Pass, body, passengers, portal_pass, portal_scatter,
-                                          scatter_drift)
+from models.training.portal.passes import (MIN_KG, MIN_LITRES, Pass, body, crowd, passengers, portal_pass,
+                                          portal_scatter, scatter_drift)
 
 VAN = PortalSpec(vehicle="van", suspect=False, pixel_mm=8.0)
 
@@ -115,6 +115,40 @@ def test_the_regular_driver_recurs_and_others_come_and_go() -> None:
         tall = (first[0][2] - first[0][0]) / 420 * 1.75
         seen["regular" if abs(tall - regular.stature) < 1e-6 else "other"] += 1
     assert seen["regular"] > seen["other"] > 0 and seen["empty"] > 0
+
+
+def test_a_crowd_seats_children_and_adults_upright_forward_or_reclined_rounded_or_flat() -> None:
+    """Pass.crowd (the judge's training): people on any seat, a chance drawn per pass; children (14–45 kg)
+    and adults (38–152 kg); their parts rounded or flat across their length."""
+    v = scene(np.random.default_rng(4), PortalSpec(vehicle="mpv", suspect=False)).vehicle
+    kgs, profiles, counts = [], set(), set()
+    for seed in range(40):
+        sk = Sketch()
+        n = crowd(sk, np.random.default_rng(seed), v)
+        assert len(sk.ops) == 4 * n and n <= 2 * len(v.seats)
+        counts.add(n)
+        for k in range(n):
+            parts = sk.ops[4 * k:4 * k + 4]
+            profiles.add(parts[0][2].get("profile_x"))
+            mean = np.pi / 4 if parts[0][2].get("profile_x") == "round" else 1.0
+            kgs.append(sum(a[2] * (a[1][2] - a[1][0]) * (a[1][3] - a[1][1]) * 1e-6 * mean for _, a, _ in parts))
+    assert 0 in counts and max(counts) >= 4
+    assert profiles == {"round", None}
+    assert min(kgs) < 45 and max(kgs) > 100 and 13.9 <= min(kgs) and max(kgs) <= 152.1
+
+
+def test_a_crowded_pass_is_the_same_pass_with_more_people() -> None:
+    """The crowd is drawn from its own stream: the same speed profile, warp, fuel and noise; the scan
+    differs only around the seats (van seed 5, pass 3: one more person; lines 38–486 of 1024, the rear
+    of the van to the last bit the same)."""
+    plain, crowded = portal_pass(5, Pass(3), VAN), portal_pass(5, Pass(3, crowd=True), VAN)
+    assert plain.shape == crowded.shape == (1024, 359)
+    assert crowded.meta["pass"]["passengers"] == plain.meta["pass"]["passengers"] + 1
+    assert {k: v for k, v in crowded.meta["pass"].items() if k != "passengers"} == \
+        {k: v for k, v in plain.meta["pass"].items() if k != "passengers"}
+    d = np.abs(log_attenuation(crowded.high) - log_attenuation(plain.high)).max(axis=1)
+    assert d.max() > 1.0                                      # a person
+    assert d[:30].max() == 0 and d[520:].max() == 0
 
 
 def test_another_pass_s_scatter_moves_dense_parts_by_tenths_and_light_ones_hardly() -> None:
