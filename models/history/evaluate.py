@@ -95,7 +95,9 @@ HELD_OUT_BLOCKS = {100_000: "the first judge", 110_000: "trials of the scatter c
                    135_000: "a detector channel reading nothing found and repaired before the outline (dead_columns); "
                             "720 seeds",
                    125_000: "two references: where the newest compared nothing, the second read alone "
-                            "(Corroboration.alone); 720 seeds"}
+                            "(Corroboration.alone); 720 seeds",
+                   115_000: "the judge trained on crowded cabs (Pass.crowd: people of any build on any seat); "
+                            "720 seeds"}
 B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correction (not shipped)",
             330_000: "bagged judge at the point-estimate level (not shipped)",
             340_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence",
@@ -114,7 +116,8 @@ B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correcti
             460_000: "a line's dose measured over air in both scans (detector_gains), judge retrained; 720 seeds",
             470_000: "a detector channel reading nothing found and repaired before the outline (dead_columns); 720 seeds",
             480_000: "two references: where the newest compared nothing, the second read alone (Corroboration.alone); "
-                     "720 seeds"}
+                     "720 seeds",
+            490_000: "the judge trained on crowded cabs (Pass.crowd: people of any build on any seat); 720 seeds"}
 
 NEWEST_HELD_OUT, NEWEST_B = list(HELD_OUT_BLOCKS)[-1], list(B_BLOCKS)[-1]   # the defaults: the last registered
 
@@ -250,11 +253,12 @@ def grid(judge: bool) -> list[Thresholds]:
             for s, kg, tank, cab, (lo, hi) in itertools.product(SCORES, MASSES, TANK_MASSES, CAB_MASSES, RATIOS)]
 
 
-def corroborations() -> list[Corroboration]:
+def corroborations(alone: Thresholds = CHOSEN) -> list[Corroboration]:
     """The two-reference rules tried: each of the judge's thresholds, with each level for the second reference and
     each level for the mean of both (a mean at or under the two levels' own mean adds nothing: left out); where the
-    newest reference compared nothing, the second's regions judged by the shipped one-reference rule (CHOSEN)."""
-    return [Corroboration(t, second, mean, alone=CHOSEN) for t in grid(True) for second in SECOND_LEVELS
+    newest reference compared nothing, the second's regions judged by the one-reference rule `alone` (the one
+    chosen on the same block; by default the shipped CHOSEN)."""
+    return [Corroboration(t, second, mean, alone=alone) for t in grid(True) for second in SECOND_LEVELS
             for mean in MEAN_LEVELS if mean == 0.0 or mean > (t.min_judge + second) / 2]
 
 
@@ -283,9 +287,9 @@ def _best(tried: list[Rule], counts: Iterable[tuple[float, int, int]]) -> Rule:
     return best[2] if best else tried[-1]
 
 
-def choose_corroboration(cases: list[dict[str, Any]]) -> Corroboration:
-    """`choose` over `corroborations()`: the same choice, from `corroboration_counts`."""
-    tried = corroborations()
+def choose_corroboration(cases: list[dict[str, Any]], alone: Thresholds = CHOSEN) -> Corroboration:
+    """`choose` over `corroborations(alone)`: the same choice, from `corroboration_counts`."""
+    tried = corroborations(alone)
     chosen = _best(list(tried), corroboration_counts(cases, tried))
     assert isinstance(chosen, Corroboration)
     return chosen
@@ -343,7 +347,8 @@ def run(validation: int, held_out: int, b_block: int = 0, held_out_start: int = 
     cv2.setNumThreads(1)
     val = block(range(validation), jobs=jobs)
     log.info("history.validation_done", cases=len(val))
-    t, hand, two = choose(val), choose(val, judge=False), choose_corroboration(val)
+    t, hand = choose(val), choose(val, judge=False)
+    two = choose_corroboration(val, alone=t)
     test = block(range(held_out_start, held_out_start + held_out), jobs=jobs)
     log.info("history.held_out_done", cases=len(test))
     b = block(range(b_start, b_start + b_block), "b", jobs)
