@@ -347,13 +347,39 @@ def run(validation: int, held_out: int, b_block: int = 0, held_out_start: int = 
     cv2.setNumThreads(1)
     val = block(range(validation), jobs=jobs)
     log.info("history.validation_done", cases=len(val))
-    t, hand = choose(val), choose(val, judge=False)
-    two = choose_corroboration(val, alone=t)
     test = block(range(held_out_start, held_out_start + held_out), jobs=jobs)
     log.info("history.held_out_done", cases=len(test))
-    b = block(range(b_start, b_start + b_block), "b", jobs)
+    return report(val, test, block(range(b_start, b_start + b_block), "b", jobs))
+
+
+def rejudge(cases: list[dict[str, Any]], judge: Any) -> list[dict[str, Any]]:
+    """The cases with every region's `confidence` given by another judge (models.history.judge.Judge): the same
+    as rendering and comparing them again with that judge shipped (the candidates do not depend on it), for
+    comparing judges on the same passes."""
+    from models.history.judge import vector
+
+    def again(comp: Comparison) -> Comparison:
+        if not comp.regions:
+            return comp
+        p = judge.probability(np.array([vector(r, f, comp.registration) for r, f in zip(comp.regions, comp.features)]))
+        return replace(comp, regions=tuple(replace(r, confidence=round(float(q), 3)) for r, q in zip(comp.regions, p)))
+
+    keys = ("unchanged", "changed", "unchanged_1", "changed_1")
+    return [{**c, **{k: again(c[k]) for k in keys}} for c in cases]
+
+
+def report(val: list[dict[str, Any]], test: list[dict[str, Any]], b: list[dict[str, Any]],
+           judge: Any = None) -> dict[str, Any]:
+    """Rules chosen on the validation cases, scored on the held-out and generator B cases (`run`); `judge`: the
+    one that weighed them (`rejudge`), the shipped one by default."""
+    t, hand = choose(val), choose(val, judge=False)
+    assert isinstance(t, Thresholds)
+    two = choose_corroboration(val, alone=t)
+    held_out_start = test[0]["seed"] if test else NEWEST_HELD_OUT
+    b_start = b[0]["seed"] if b else NEWEST_B
+    validation, held_out, b_block = len(val), len(test), len(b)
     out = {"generator": "A (models.training.portal, repeated passes: models.training.portal.passes)",
-           "judge": {k: v for k, v in load_judge().meta.items() if k in ("trained_on", "sklearn", "depth")},
+           "judge": {k: v for k, v in (judge or load_judge()).meta.items() if k in ("trained_on", "sklearn", "depth")},
            "thresholds": asdict(t), "validation": {"seeds": [0, validation], **score(val, t)},
            "validation_missed_why": missed_why(val, t),
            "held_out": {"seeds": [held_out_start, held_out_start + held_out], **score(test, t)},

@@ -450,6 +450,28 @@ def test_the_corroboration_chooser_counts_what_scoring_each_rule_counts() -> Non
     assert isinstance(choose_corroboration(cases), Corroboration)
 
 
+def test_another_judge_weighs_the_same_candidates_as_comparing_again_with_it_would() -> None:
+    """evaluate.rejudge (comparing judges on the same passes): the shipped judge gives every region back the
+    confidence the comparison gave it; a judge answering the opposite (its trees' values negated) gives 1 − that,
+    over the same regions; report() then chooses and scores with it and names it."""
+    from models.history.evaluate import case, rejudge, report
+    from models.history.judge import load as load_judge
+
+    cases = [case(2)]                                   # generator A's van: 4 passes, 4 comparisons
+    keys = ("unchanged", "changed", "unchanged_1", "changed_1")
+    assert sum(len(cases[0][k].regions) for k in keys) > 0
+    shipped = load_judge()
+    same = rejudge(cases, shipped)
+    assert all(same[0][k].regions == cases[0][k].regions for k in keys)
+    opposite = replace(shipped, baseline=-shipped.baseline, value=-shipped.value, meta={"trained_on": "opposite"})
+    other = rejudge(cases, opposite)
+    for k in keys:
+        for r, s in zip(cases[0][k].regions, other[0][k].regions, strict=True):
+            assert s.box == r.box and s.confidence == pytest.approx(1 - r.confidence, abs=2e-3)
+    out = report(other, other, [], judge=opposite)
+    assert out["judge"] == {"trained_on": "opposite"} and out["held_out"]["seeds"] == [2, 3]
+
+
 def test_where_the_beam_was_off_in_either_pass_the_comparison_says_it_compared_nothing() -> None:
     """Generator A lorries: seed 3's reference kept the beam off over the cab (its lines 0–480), seed 1's current
     pass did (0–774). Those lines of the current scan, over the vehicle's height, are reported as not compared, so
