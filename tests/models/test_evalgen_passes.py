@@ -140,3 +140,11 @@ def test_registration_recovers_the_stretch_between_two_passes(vehicle: str, seed
     cols = np.arange(int(cur_scan.meta["parts"]["cab"][2]))
     want = p["scale"] / q["scale"] * (cols - q["offset_px"]) + p["offset_px"]
     assert np.abs(reg.scale * cols + reg.offset - want).max() <= 2.0
+
+
+def test_a_pallet_space_narrower_than_a_crate_is_still_loaded() -> None:
+    """Generator B's seed 490364 (a van with mixed cargo) drew a pallet space under 200 mm long at the bay's end:
+    placing a crate on it asked numpy for a range that ends before it starts, and the evaluation's whole block
+    failed with it. The crate now starts at the space's front."""
+    scan = evalgen_pass(490364, 0, vehicle="van", scale=SMALL)
+    assert scan.meta["vehicle"] == "van" and scan.meta["cargo"] == "mixed"
