@@ -96,8 +96,8 @@ HELD_OUT_BLOCKS = {100_000: "the first judge", 110_000: "trials of the scatter c
                             "720 seeds",
                    125_000: "two references: where the newest compared nothing, the second read alone "
                             "(Corroboration.alone); 720 seeds",
-                   115_000: "the judge trained on crowded cabs (Pass.crowd: people of any build on any seat); "
-                            "720 seeds"}
+                   115_000: "the shipped version (judge and rules of 145000) and a trial, not shipped: the judge "
+                            "trained on crowded cabs (Pass.crowd), both on the same passes (rejudge); 720 seeds"}
 B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correction (not shipped)",
             330_000: "bagged judge at the point-estimate level (not shipped)",
             340_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence",
@@ -117,7 +117,8 @@ B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correcti
             470_000: "a detector channel reading nothing found and repaired before the outline (dead_columns); 720 seeds",
             480_000: "two references: where the newest compared nothing, the second read alone (Corroboration.alone); "
                      "720 seeds",
-            490_000: "the judge trained on crowded cabs (Pass.crowd: people of any build on any seat); 720 seeds"}
+            490_000: "the shipped version (judge and rules of 460000) and a trial, not shipped: the judge trained on "
+                     "crowded cabs (Pass.crowd), both on the same passes (rejudge); 720 seeds"}
 
 NEWEST_HELD_OUT, NEWEST_B = list(HELD_OUT_BLOCKS)[-1], list(B_BLOCKS)[-1]   # the defaults: the last registered
 

@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--members", type=int, default=5, help="models in the bag (bootstrap samples)")
     ap.add_argument("--jobs", type=int, default=1, help="processes rendering the passes")
-    ap.add_argument("--usual-people", action="store_true",
-                    help="only generator A's usual people in the cab (no Pass.crowd: the judges before this option)")
+    ap.add_argument("--crowd", action="store_true",
+                    help="a crowd in every pass (Pass.crowd; a trial, not shipped: see docs/vehicle-history.md)")
     a = ap.parse_args(argv)
     first, end = (int(v) for v in a.seeds.split(":"))
     if first < TRAIN_START:
@@ -89,11 +89,11 @@ def main(argv: list[str] | None = None) -> None:
     from sklearn import __version__ as sklearn_version
     cv2.setNumThreads(1)
     t0 = time.perf_counter()
-    x, y = examples(block(range(first, end), jobs=a.jobs, crowd=not a.usual_people))
+    x, y = examples(block(range(first, end), jobs=a.jobs, crowd=a.crowd))
     members = [export(m) for m in bag(x, y, a.members, a.trees, a.depth)]
     doc = {"features": list(FEATURES), "depth": max(m["depth"] for m in members),
            "trained_on": {"generator": "A (models.training.portal.passes)", "seeds": [first, end],
-                          "crowd": not a.usual_people,
+                          "crowd": a.crowd,
                           "regions": int(len(y)), "positives": int(y.sum()), "members": len(members),
                           "bootstrap": len(members) > 1},
            "sklearn": sklearn_version, "seconds": round(time.perf_counter() - t0, 1), "members": members}

@@ -53,7 +53,7 @@ class Pass:
     offset_px: float = 4.0
     scale: float = 0.02
     tilt_px: float = 3.0
-    crowd: bool = False     # training: more people on top of `passengers`, of any build (`crowd`)
+    crowd: bool = False     # more people on top of `passengers`, of any build (`crowd`; a training trial)
 
 
 def zones(v: Vehicle) -> dict[str, Box]:
@@ -234,8 +234,9 @@ def passengers(sk: Sketch, rng: np.random.Generator, v: Vehicle, regular: Body |
 
 
 def crowd(sk: Sketch, rng: np.random.Generator, v: Vehicle) -> int:
-    """Training only (`Pass.crowd`, its own stream): people on top of `passengers`, so that the region judge
-    sees every way the people in a cab differ between passes, not only generator A's usual ones. Each seat
+    """A trial for the region judge's training (`Pass.crowd`, its own stream; not shipped: a judge trained on it
+    did no better on generator B's cars, docs/vehicle-history.md): people on top of `passengers`, so that the
+    judge sees more ways the people in a cab differ between passes than generator A's usual ones. Each seat
     (both sides of every row) is taken with a chance drawn per pass (0–60 %); a third of them are children
     (1.0–1.5 m, a body-mass index of 14–20: 14–45 kg), the rest adults of 1.5–2.0 m and 17–38 kg/m²;
     each sits upright, leaning forward or reclined, its parts rounded or flat across their length."""
