@@ -196,7 +196,7 @@ def _pallet(s: Sketch, space: Space, kind: str, rng: np.random.Generator) -> Non
     else:
         by = y0 + 144
         for _ in range(int(rng.integers(2, 6))):  # parts stacked on the pallet, in a crate
-            bx, h = rng.uniform(x0, max(x1 - 200, x0)), rng.uniform(80, 400)   # a pallet under 200 mm left
+            bx, h = rng.uniform(x0, max(x1 - 200, x0)), rng.uniform(80, 400)   # a space under 200 mm: at its front
             s.block(bx, bx + rng.uniform(100, 500), by, by + h, z0 + 50, z1 - 50, "machinery",
                     density=rng.uniform(0.3, 1.8))
             by += h

@@ -142,7 +142,7 @@ def shows(r: ChangeRegion, change: dict[str, Any]) -> bool:
 def case(seed: int, generator: str = "a", crowd: bool = False) -> dict[str, Any]:
     """Render one seed's four passes and compare both later passes with each reference, pass 0 (`unchanged`,
     `changed`) and pass 1 (`unchanged_1`, `changed_1`: the second reference), candidates kept; generator "a"
-    (models.training.portal.passes; `crowd`: with more people in every pass, for the judge's training) or "b"
+    (models.training.portal.passes; `crowd`: a crowd in every pass, the judge's training trial) or "b"
     (models.evalgen.passes, written apart)."""
     if generator == "b":
         from models.evalgen.passes import evalgen_pass

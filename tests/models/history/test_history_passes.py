@@ -118,7 +118,7 @@ def test_the_regular_driver_recurs_and_others_come_and_go() -> None:
 
 
 def test_a_crowd_seats_children_and_adults_upright_forward_or_reclined_rounded_or_flat() -> None:
-    """Pass.crowd (the judge's training): people on any seat, a chance drawn per pass; children (14–45 kg)
+    """Pass.crowd (a trial of the judge's training): people on any seat, a chance drawn per pass; children (14–45 kg)
     and adults (38–152 kg); their parts rounded or flat across their length."""
     v = scene(np.random.default_rng(4), PortalSpec(vehicle="mpv", suspect=False)).vehicle
     kgs, profiles, counts = [], set(), set()
