@@ -174,15 +174,24 @@ def case(seed: int, generator: str = "a", crowd: bool = False) -> dict[str, Any]
             "unchanged_1": compare(plain, second, thresholds=BASE), "changed_1": compare(changed, second, thresholds=BASE)}
 
 
+def named_case(seed: int, generator: str = "a", crowd: bool = False) -> dict[str, Any]:
+    """`case`, and when a seed cannot be rendered or compared, an error that names it (a pool's worker would
+    give back only the exception, and the whole block is lost with it)."""
+    try:
+        return case(seed, generator, crowd)
+    except Exception as exc:
+        raise RuntimeError(f"generator {generator.upper()} seed {seed} failed: {type(exc).__name__}: {exc}") from exc
+
+
 def block(seeds: range, generator: str = "a", jobs: int = 1, crowd: bool = False) -> list[dict[str, Any]]:
     """`case` for every seed of a block, in `jobs` processes (each render is independent: the same result
-    in any order)."""
+    in any order); a seed that fails fails the block with its number (`named_case`)."""
     if jobs <= 1:
-        return [case(s, generator, crowd) for s in seeds]
+        return [named_case(s, generator, crowd) for s in seeds]
     import multiprocessing
 
     with multiprocessing.get_context("spawn").Pool(jobs, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
-        return pool.map(functools.partial(case, generator=generator, crowd=crowd), seeds, chunksize=4)
+        return pool.map(functools.partial(named_case, generator=generator, crowd=crowd), seeds, chunksize=4)
 
 
 Rule = Thresholds | Corroboration

@@ -472,6 +472,22 @@ def test_another_judge_weighs_the_same_candidates_as_comparing_again_with_it_wou
     assert out["judge"] == {"trained_on": "opposite"} and out["held_out"]["seeds"] == [2, 3]
 
 
+def test_a_seed_that_cannot_be_rendered_fails_its_block_with_its_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Generator B's seed 490364 once failed inside a pool's worker, and the block's error said only
+    "high - low < 0": the error now names the generator and the seed."""
+    from models.history import evaluate
+
+    def case(seed: int, generator: str = "a", crowd: bool = False) -> dict:
+        if seed == 7:
+            raise ValueError("high - low < 0")
+        return {"seed": seed}
+
+    monkeypatch.setattr(evaluate, "case", case)
+    assert evaluate.block(range(3), "b") == [{"seed": 0}, {"seed": 1}, {"seed": 2}]
+    with pytest.raises(RuntimeError, match=r"^generator B seed 7 failed: ValueError: high - low < 0$"):
+        evaluate.block(range(5, 9), "b")
+
+
 def test_where_the_beam_was_off_in_either_pass_the_comparison_says_it_compared_nothing() -> None:
     """Generator A lorries: seed 3's reference kept the beam off over the cab (its lines 0–480), seed 1's current
     pass did (0–774). Those lines of the current scan, over the vehicle's height, are reported as not compared, so
