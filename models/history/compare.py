@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from models.errors import HistoryError
-from models.history.judge import JudgeError, vector
+from models.history.judge import Judge, JudgeError, vector
 from models.history.judge import load as load_judge
 from models.history.register import (Registration, dead_columns, lit_lines, log_attenuation, register, remap,
                                      repair_columns)
@@ -695,6 +695,14 @@ def _finite_median(a: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.where(counts > 0, (lo + hi) / 2, np.nan)
 
 
+def weighed(judge: Judge, regions: list[ChangeRegion] | tuple[ChangeRegion, ...],
+            features: list[dict[str, float]] | tuple[dict[str, float], ...],
+            registration: dict[str, float]) -> list[ChangeRegion]:
+    """The regions with the judge's probability as their `confidence` (3 decimals, as the record keeps it)."""
+    p = judge.probability(np.array([vector(r, f, registration) for r, f in zip(regions, features)]))
+    return [replace(r, confidence=round(float(q), 3)) for r, q in zip(regions, p)]
+
+
 def _judged(regions: list[ChangeRegion], features: list[dict[str, float]], quality: dict[str, float],
             t: Thresholds, suppressed: dict[str, int]) -> tuple[list[ChangeRegion], list[dict[str, float]]]:
     """The regions with the judge's probability; those under t.min_judge are counted as `judged`, not kept.
@@ -708,8 +716,7 @@ def _judged(regions: list[ChangeRegion], features: list[dict[str, float]], quali
         if t.min_judge > 0:
             raise
         return regions, features
-    p = judge.probability(np.array([vector(r, f, quality) for r, f in zip(regions, features)]))
-    scored = [(replace(r, confidence=round(float(q), 3)), f) for r, f, q in zip(regions, features, p)]
+    scored = list(zip(weighed(judge, regions, features, quality), features))
     kept = [(r, f) for r, f in scored if t.keeps(r)]
     suppressed["judged"] = len(scored) - len(kept)
     return [r for r, _ in kept], [f for _, f in kept]

@@ -48,7 +48,8 @@ import numpy as np
 import structlog
 
 from models.history.compare import (CHOSEN, ChangeRegion, Comparison, Corroboration, Thresholds, compare,
-                                    corroborate, fe_mu_rho, lies_uncompared, overlap, prepare, seen_once)
+                                    corroborate, fe_mu_rho, lies_uncompared, overlap, prepare, seen_once, weighed)
+from models.history.judge import Judge
 from models.history.judge import load as load_judge
 from models.history.register import log_attenuation
 from models.stats import poisson_upper, wilson
@@ -362,24 +363,19 @@ def run(validation: int, held_out: int, b_block: int = 0, held_out_start: int = 
     return report(val, test, block(range(b_start, b_start + b_block), "b", jobs))
 
 
-def rejudge(cases: list[dict[str, Any]], judge: Any) -> list[dict[str, Any]]:
-    """The cases with every region's `confidence` given by another judge (models.history.judge.Judge): the same
-    as rendering and comparing them again with that judge shipped (the candidates do not depend on it), for
-    comparing judges on the same passes."""
-    from models.history.judge import vector
-
+def rejudge(cases: list[dict[str, Any]], judge: Judge) -> list[dict[str, Any]]:
+    """The cases with every region's `confidence` given by another judge (`weighed`, as the comparison weighs
+    them): the same as rendering and comparing them again with that judge shipped (the candidates do not depend
+    on it), for comparing judges on the same passes."""
     def again(comp: Comparison) -> Comparison:
-        if not comp.regions:
-            return comp
-        p = judge.probability(np.array([vector(r, f, comp.registration) for r, f in zip(comp.regions, comp.features)]))
-        return replace(comp, regions=tuple(replace(r, confidence=round(float(q), 3)) for r, q in zip(comp.regions, p)))
+        return replace(comp, regions=tuple(weighed(judge, comp.regions, comp.features, comp.registration)))
 
     keys = ("unchanged", "changed", "unchanged_1", "changed_1")
     return [{**c, **{k: again(c[k]) for k in keys}} for c in cases]
 
 
 def report(val: list[dict[str, Any]], test: list[dict[str, Any]], b: list[dict[str, Any]],
-           judge: Any = None) -> dict[str, Any]:
+           judge: Judge | None = None) -> dict[str, Any]:
     """Rules chosen on the validation cases, scored on the held-out and generator B cases (`run`); `judge`: the
     one that weighed them (`rejudge`), the shipped one by default."""
     t, hand = choose(val), choose(val, judge=False)
