@@ -570,7 +570,7 @@ def compare(current: Scan | Current, reference: Reference, declaration: Declarat
             zones["fuel_tank"] = max((v.box for v in levels), key=lambda bx: (bx[2] - bx[0]) * (bx[3] - bx[1]))
     dl = cv2.GaussianBlur(dl_raw, (0, 0), sigma)
     scene = Scene(top=top, pixel_mm=pixel_mm * b, line_mm=line_mm * b, level=ref_h, spread=noise,
-                  current=cur_h, extent=cur.extent)
+                  current=cur_h, extent=cur.extent, level_low=ref_l)
     regions, features, suppressed = _regions(raw, dl, z, thresholds, area_cm2, mu, zones, declaration, b, scene, near,
                                              found)
     suppressed["level"] = suppressed_levels
@@ -725,7 +725,7 @@ def _judged(regions: list[ChangeRegion], features: list[dict[str, float]], quali
 @dataclass(frozen=True)
 class Scene:
     """What the regions' descriptions need of the pair: the vehicle's top (column), the pixel pitch (mm,
-    binned), the reference's attenuation and the difference's spread per pixel."""
+    binned), the reference's attenuation (both channels) and the difference's spread per pixel."""
 
     top: float
     pixel_mm: float
@@ -734,6 +734,7 @@ class Scene:
     spread: np.ndarray
     current: np.ndarray | None = None    # the current pass's attenuation
     extent: tuple[float, float] = (0.0, 1.0)   # the vehicle's first and last line
+    level_low: np.ndarray | None = None  # the reference's low-channel attenuation
 
 
 def _top(a: np.ndarray) -> float:
@@ -757,8 +758,9 @@ def describe(sub: np.ndarray, window: tuple[slice, slice], raw: np.ndarray, dl: 
     and where it lies in the vehicle's height and length, how uniform the change is inside it and how
     sharp its outline (a plate or a welded box has sharp edges and an even inside; a person is rounded),
     how far the region's low channel follows the high one pixel by pixel, how much the beam had already
-    lost there, the noise, how far its edges are from a liquid's level moving (`band_step`) and the vehicle's
-    size. Nothing in it comes from a generator's layout of the vehicle: the judge sees a real scan's
+    lost there and the low/high ratio of what the reference has there (`background_ratio`: the judge reads
+    the region's Δlow/Δhigh over it, the same on a scanner whose low channel has another gain), the noise,
+    how far its edges are from a liquid's level moving (`band_step`) and the vehicle's size. Nothing in it comes from a generator's layout of the vehicle: the judge sees a real scan's
     regions as it saw its training regions."""
     d = raw[window]
     inner = d[sub]                   # a connected component: never empty
@@ -784,7 +786,16 @@ def describe(sub: np.ndarray, window: tuple[slice, slice], raw: np.ndarray, dl: 
             "sharpness": float(np.mean(grad[edge_band])) / (abs(mean) + 1e-6) if edge_band.any() else 0.0,
             "channels_corr": corr, "level": float(np.mean(scene.level[window][sub])), "noise": noise,
             "fill": float(sub.mean()), **_along(box, scene), **_level_edges(box, mean, scene),
-            "peak_over_mean": float(np.max(np.abs(signed[window][sub]))) / (abs(mean) / (noise + 1e-6) + 1e-6)}
+            "peak_over_mean": float(np.max(np.abs(signed[window][sub]))) / (abs(mean) / (noise + 1e-6) + 1e-6),
+            "background_ratio": _ratio(scene.level[window], scene.level_low[window], sub)
+            if scene.level_low is not None else 1.0}
+
+
+def _ratio(high: np.ndarray, low: np.ndarray, where: np.ndarray) -> float:
+    """Σ low / Σ high attenuation over the pixels `where` whose high attenuation is over 0.05 (1.0 when none)."""
+    m = where & (high > 0.05)
+    total = float(high[m].sum())
+    return float(low[m].sum()) / total if total > 1e-6 else 1.0
 
 
 def _level_edges(box: Box, mean: float, scene: Scene) -> dict[str, float]:

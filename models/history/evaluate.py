@@ -98,7 +98,9 @@ HELD_OUT_BLOCKS = {100_000: "the first judge", 110_000: "trials of the scatter c
                    125_000: "two references: where the newest compared nothing, the second read alone "
                             "(Corroboration.alone); 720 seeds",
                    115_000: "the shipped version (judge and rules of 145000) and a trial, not shipped: the judge "
-                            "trained on crowded cabs (Pass.crowd), both on the same passes (rejudge); 720 seeds"}
+                            "trained on crowded cabs (Pass.crowd), both on the same passes (rejudge); 720 seeds",
+                   105_000: "the judge reads Δlow/Δhigh over the reference's own low/high there (ratio_to_background), "
+                            "retrained; the version before on the same passes (rejudge); 720 seeds"}
 B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correction (not shipped)",
             330_000: "bagged judge at the point-estimate level (not shipped)",
             340_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence",
@@ -119,7 +121,9 @@ B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correcti
             480_000: "two references: where the newest compared nothing, the second read alone (Corroboration.alone); "
                      "720 seeds",
             490_000: "the shipped version (judge and rules of 460000) and a trial, not shipped: the judge trained on "
-                     "crowded cabs (Pass.crowd), both on the same passes (rejudge); 720 seeds"}
+                     "crowded cabs (Pass.crowd), both on the same passes (rejudge); 720 seeds",
+            500_000: "the judge reads Δlow/Δhigh over the reference's own low/high there (ratio_to_background), "
+                     "retrained; the version before on the same passes (rejudge); 720 seeds"}
 
 NEWEST_HELD_OUT, NEWEST_B = list(HELD_OUT_BLOCKS)[-1], list(B_BLOCKS)[-1]   # the defaults: the last registered
 

@@ -5,10 +5,11 @@ the reference by more than the pair's noise; most of them on an unchanged pass a
 legitimately differ (people in the cab, the fuel level where the wheels overlap the tank, a stretch
 of cargo the registration left a line off). Hand thresholds on mass and score cannot tell them
 from a 5 kg plate. The judge weighs a region's whole description — mass and net mass, score,
-Δlow/Δhigh, size in mm, where it lies in the vehicle's height and length, how even its inside and
-how sharp its outline, how far the low channel follows the high one pixel by pixel, how much the
-beam had already lost there, the noise, how far its edges are from a liquid's level moving, the vehicle's
-length and height, and the registration's residual — with gradient-boosted trees (depth ≤ 4)
+Δlow/Δhigh over the reference's own low/high attenuation there (`ratio_to_background`), size in mm,
+where it lies in the vehicle's height and length, how even its inside and how sharp its outline,
+how far the low channel follows the high one pixel by pixel, how much the beam had already lost
+there, the noise, how far its edges are from a liquid's level moving, the vehicle's length and
+height, and the registration's residual — with gradient-boosted trees (depth ≤ 4)
 trained on a block of generator A's repeated passes that neither the validation nor the held-out
 block overlaps
 (`python -m models.history.train_judge`, the training extra: scikit-learn). It is a bag of such
@@ -21,6 +22,12 @@ Nothing it weighs comes from a generator's layout of the vehicle (its floor, tan
 station has only the image, and a judge that learnt where generator A puts a fuel tank judged real
 scans by something they do not carry (it reported 1.2 false regions per unchanged pass when the same
 passes were compared as a station compares them, against 0.1 with the layout).
+
+Δlow/Δhigh enters only relative to the material already there: a scanner's low channel has its own
+gain against the high one (its spectrum, filtration and detector), which scales a region's ratio and
+its background's alike, so the quotient is the same on every scanner. On the absolute ratio the judge
+learnt generator A's people at 0.94 and took generator B's at 1.11 — the low end of B's own steel —
+for changes; relative to their background both measure 0.73 to 0.75 (median; docs/vehicle-history.md).
 
 Its probability is a ranking, not a calibrated rate: the threshold that keeps ≤ 0.2 false regions
 per unchanged pass is chosen on the validation block (models.history.evaluate) and kept in
@@ -42,7 +49,7 @@ from models.errors import JudgeError
 DESCRIBED = ("height_mm", "length_mm", "centre_of_height", "bottom_of_height", "uniformity", "contrast", "sharpness",
              "channels_corr", "level", "noise", "fill", "peak_over_mean", "along", "vehicle_length_mm",
              "vehicle_height_mm", "level_lower", "level_upper")
-FEATURES = ("log_mass", "log_net", "log_smaller", "log_score", "ratio", "log_area", "density", "added",
+FEATURES = ("log_mass", "log_net", "log_smaller", "log_score", "ratio_to_background", "log_area", "density", "added",
             "residual", "compared_share", *DESCRIBED)
 MODEL = Path(__file__).with_name("judge.json")
 
@@ -51,7 +58,8 @@ def vector(region: Any, described: dict[str, float], registration: dict[str, flo
     """A region's features in FEATURES order (region: a models.history.compare.ChangeRegion)."""
     m, n = max(region.mass_kg_fe, 1e-3), max(region.net_kg, 1e-3)
     x = [float(np.log(m)), float(np.log(n)), float(np.log(min(m, n))), float(np.log(max(region.score, 1e-3))),
-         float(np.clip(region.ratio, -5.0, 5.0)), float(np.log(max(region.area_cm2, 1.0))),
+         float(np.clip(region.ratio / max(described["background_ratio"], 0.05), -5.0, 5.0)),
+         float(np.log(max(region.area_cm2, 1.0))),
          min(m, n) * 1000.0 / max(region.area_cm2, 1.0), float(region.kind == "added"),
          float(registration.get("residual", 0.0)), float(registration.get("compared_share", 1.0))]
     x += [float(described.get(k, 0.0)) for k in DESCRIBED]

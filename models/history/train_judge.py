@@ -71,6 +71,19 @@ def bag(x: np.ndarray, y: np.ndarray, members: int, trees: int, depth: int) -> l
     return out
 
 
+def train(cases: list[dict[str, Any]], seeds: tuple[int, int], members: int = 5, trees: int = 300, depth: int = 4,
+          crowd: bool = False) -> dict[str, Any]:
+    """The judge's file (models.history.judge) fitted on a rendered training block (`block` of `seeds`)."""
+    from sklearn import __version__ as sklearn_version
+    x, y = examples(cases)
+    fitted = [export(m) for m in bag(x, y, members, trees, depth)]
+    return {"features": list(FEATURES), "depth": max(m["depth"] for m in fitted),
+            "trained_on": {"generator": "A (models.training.portal.passes)", "seeds": list(seeds), "crowd": crowd,
+                           "regions": int(len(y)), "positives": int(y.sum()), "members": len(fitted),
+                           "bootstrap": len(fitted) > 1},
+            "sklearn": sklearn_version, "members": fitted}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default=f"{TRAIN_START}:{TRAIN_START + 2000}", help="first:end of the training block")
@@ -86,17 +99,11 @@ def main(argv: list[str] | None = None) -> None:
     if first < TRAIN_START:
         raise SystemExit(f"the training block {first}:{end} may overlap the validation (0 …) or held-out "
                          f"({HELD_OUT_START} …) seeds: train from {TRAIN_START}")
-    from sklearn import __version__ as sklearn_version
     cv2.setNumThreads(1)
     t0 = time.perf_counter()
-    x, y = examples(block(range(first, end), jobs=a.jobs, crowd=a.crowd))
-    members = [export(m) for m in bag(x, y, a.members, a.trees, a.depth)]
-    doc = {"features": list(FEATURES), "depth": max(m["depth"] for m in members),
-           "trained_on": {"generator": "A (models.training.portal.passes)", "seeds": [first, end],
-                          "crowd": a.crowd,
-                          "regions": int(len(y)), "positives": int(y.sum()), "members": len(members),
-                          "bootstrap": len(members) > 1},
-           "sklearn": sklearn_version, "seconds": round(time.perf_counter() - t0, 1), "members": members}
+    doc = train(block(range(first, end), jobs=a.jobs, crowd=a.crowd), (first, end), a.members, a.trees, a.depth,
+                a.crowd)
+    doc["seconds"] = round(time.perf_counter() - t0, 1)
     a.out.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
     print(json.dumps({k: v for k, v in doc.items() if k != "members"}, indent=2))
 

@@ -472,6 +472,32 @@ def test_another_judge_weighs_the_same_candidates_as_comparing_again_with_it_wou
     assert out["judge"] == {"trained_on": "opposite"} and out["held_out"]["seeds"] == [2, 3]
 
 
+def _low_gain(scan: Scan, gain: float) -> Scan:
+    """The same scan read by a scanner whose low channel attenuates `gain` times as much (its spectrum,
+    filtration, detector): −ln T_low scaled, the high channel as it was."""
+    t = np.clip(scan.low.astype(np.float64), 1.0, 65535.0) / 65535.0
+    return replace(scan, low=np.clip(np.round(65535.0 * t ** gain), 0, 65535).astype(np.uint16))
+
+
+def test_the_judge_reads_a_change_s_material_the_same_on_a_scanner_with_another_low_channel_gain() -> None:
+    """A region's Δlow/Δhigh scales with the scanner's low-channel gain (generator A's people measure 0.94,
+    generator B's 1.11); the judge reads it over the reference's own low/high there, which scales alike."""
+    from models.history.judge import FEATURES, vector
+
+    scan = portal_pass(2, Pass(2, changes=("added_steel",)), VAN)
+    truth = scan.meta["changes"][0]
+    reference = portal_pass(2, Pass(0), VAN)
+    read = {}
+    for gain in (1.0, 1.2):
+        comp = compare(_low_gain(scan, gain), prepare(_low_gain(reference, gain)), thresholds=Thresholds())
+        read[gain] = [(r, vector(r, f, comp.registration)) for r, f in zip(comp.regions, comp.features)
+                      if overlap(r.box, truth["box"])][0]
+    (plain, x), (gained, y) = read[1.0], read[1.2]
+    assert plain.box == gained.box and gained.ratio == pytest.approx(1.2 * plain.ratio, rel=0.02)
+    i = FEATURES.index("ratio_to_background")
+    assert y[i] == pytest.approx(x[i], rel=0.02) and 0.6 <= x[i] <= 1.2
+
+
 def test_a_seed_that_cannot_be_rendered_fails_its_block_with_its_number(monkeypatch: pytest.MonkeyPatch) -> None:
     """Generator B's seed 490364 once failed inside a pool's worker, and the block's error said only
     "high - low < 0": the error now names the generator and the seed."""
