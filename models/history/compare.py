@@ -135,7 +135,6 @@ score 6 and 1 kg, 0.1 against the second and 0.65 for the mean of both (a region
 one at 0.9 needs 0.4; one at 0.62 needs 0.68); chosen on the validation block as CHOSEN is
 (models.history.evaluate, `two_references`). Where the newest reference compared nothing, the second's regions are
 judged by CHOSEN."""
-
 OVERLAP_PX = 4.0             # boxes this close overlap (a region and its corroboration; the evaluation's truth)
 
 
@@ -762,8 +761,9 @@ def describe(sub: np.ndarray, window: tuple[slice, slice], raw: np.ndarray, dl: 
     how far the region's low channel follows the high one pixel by pixel, how much the beam had already
     lost there and the low/high ratio of what the reference has there (`background_ratio`: the judge reads
     the region's Δlow/Δhigh over it, the same on a scanner whose low channel has another gain), the noise,
-    how far its edges are from a liquid's level moving (`band_step`) and the vehicle's size. Nothing in it comes from a generator's layout of the vehicle: the judge sees a real scan's
-    regions as it saw its training regions."""
+    how far its edges are from a liquid's level moving (`band_step`) and the vehicle's size. Nothing in it
+    comes from a generator's layout of the vehicle: the judge sees a real scan's regions as it saw its
+    training regions."""
     d = raw[window]
     inner = d[sub]                   # a connected component: never empty
     mean = float(np.mean(inner))

@@ -487,7 +487,7 @@ def test_the_judge_reads_a_change_s_material_the_same_on_a_scanner_with_another_
     scan = portal_pass(2, Pass(2, changes=("added_steel",)), VAN)
     truth = scan.meta["changes"][0]
     reference = portal_pass(2, Pass(0), VAN)
-    read = {}
+    read: dict[float, tuple[ChangeRegion, list[float]]] = {}
     for gain in (1.0, 1.2):
         comp = compare(_low_gain(scan, gain), prepare(_low_gain(reference, gain)), thresholds=Thresholds())
         read[gain] = [(r, vector(r, f, comp.registration)) for r, f in zip(comp.regions, comp.features)
