@@ -733,9 +733,9 @@ class Scene:
     line_mm: float
     level: np.ndarray
     spread: np.ndarray
+    level_low: np.ndarray                # the reference's low-channel attenuation
     current: np.ndarray | None = None    # the current pass's attenuation
     extent: tuple[float, float] = (0.0, 1.0)   # the vehicle's first and last line
-    level_low: np.ndarray | None = None  # the reference's low-channel attenuation
 
 
 def _top(a: np.ndarray) -> float:
@@ -789,8 +789,7 @@ def describe(sub: np.ndarray, window: tuple[slice, slice], raw: np.ndarray, dl: 
             "channels_corr": corr, "level": float(np.mean(scene.level[window][sub])), "noise": noise,
             "fill": float(sub.mean()), **_along(box, scene), **_level_edges(box, mean, scene),
             "peak_over_mean": float(np.max(np.abs(signed[window][sub]))) / (abs(mean) / (noise + 1e-6) + 1e-6),
-            "background_ratio": _ratio(scene.level[window], scene.level_low[window], sub)
-            if scene.level_low is not None else 1.0}
+            "background_ratio": _ratio(scene.level[window], scene.level_low[window], sub)}
 
 
 def _ratio(high: np.ndarray, low: np.ndarray, where: np.ndarray) -> float:

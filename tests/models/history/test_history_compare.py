@@ -350,7 +350,8 @@ def test_a_weak_wide_change_is_one_region_with_all_its_mass() -> None:
     z[25, 15] = z[25, 45] = 6.0                # … with two peaks over it, 30 columns apart
     raw = np.where(z > 0, 0.1, 0.0).astype(np.float32)
     zones = {"floor": (0.0, 0.0, 60.0, 60.0)}
-    scene = Scene(top=60.0, pixel_mm=5.0, line_mm=5.0, level=np.ones_like(z), spread=np.full_like(z, 0.02))
+    scene = Scene(top=60.0, pixel_mm=5.0, line_mm=5.0, level=np.ones_like(z), spread=np.full_like(z, 0.02),
+                  level_low=np.ones_like(z))
     one, _, _ = _regions(raw, raw, z, Thresholds(min_score=5.0, min_kg=0.0, grow_z=3.0), 1.0, 0.1, zones,
                          Declaration(occupants=False), 1, scene)
     bits, _, _ = _regions(raw, raw, z, Thresholds(min_score=5.0, min_kg=0.0, grow_z=4.0), 1.0, 0.1, zones,
