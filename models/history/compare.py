@@ -793,8 +793,9 @@ def describe(sub: np.ndarray, window: tuple[slice, slice], raw: np.ndarray, dl: 
 
 
 def _ratio(high: np.ndarray, low: np.ndarray, where: np.ndarray) -> float:
-    """Σ low / Σ high attenuation over the pixels `where` whose high attenuation is over 0.05 (1.0 when none)."""
-    m = where & (high > 0.05)
+    """Σ low / Σ high attenuation over the pixels `where` that are not air (high attenuation over AIR_LEVEL; 1.0
+    when none)."""
+    m = where & (high > AIR_LEVEL)
     total = float(high[m].sum())
     return float(low[m].sum()) / total if total > 1e-6 else 1.0
 

@@ -79,7 +79,8 @@ async def test_paging_filters_audit_and_kpi(tmp_path):
             assert "get:view" not in text and "signed in" in text and "commented on an alert" in text
             # a run of one user's image views is one row: no two image rows of the same user follow each other
             # (how many views the page holds depends on how many images had loaded when the audit was read)
-            cells = await table.locator("tr").evaluate_all("trs => trs.map((tr) => [...tr.cells].map((c) => c.textContent))")
+            cells = await table.locator("tr").evaluate_all(
+                "trs => trs.map((tr) => [...tr.cells].map((c) => c.textContent))")
             images = [(c[2], "alert images" in c[3] or c[4].endswith("/image.png")) for c in cells if len(c) == 5]
             runs = [i for i in range(1, len(images)) if images[i][1] and images[i - 1] == images[i]]
             assert not runs, f"rows {runs} of {grouped}: a user's run of image views is not grouped"
