@@ -451,6 +451,20 @@ def test_the_corroboration_chooser_counts_what_scoring_each_rule_counts() -> Non
     assert isinstance(choose_corroboration(cases), Corroboration)
 
 
+def test_the_choice_takes_the_fewest_false_regions_among_rules_finding_about_the_most() -> None:
+    """_best: rules over the false-region goal at 95 % are never chosen; among the others, a rule finding within
+    FOUND_TIE of the most is as good as the most, and the one with the fewest false regions is chosen (validation's
+    curve flattens at its end: a few more changes found for many more false regions)."""
+    from models.history.evaluate import FOUND_TIE, _best
+
+    rules = ["most", "about as many, fewer false", "fewer found", "over the goal"]
+    counts = [(0.85, 119, 720), (0.85 - FOUND_TIE / 2, 85, 720), (0.85 - 2 * FOUND_TIE, 60, 720), (0.95, 150, 720)]
+    assert _best(rules, counts) == "about as many, fewer false"
+    assert _best(rules[:1] + rules[2:], counts[:1] + counts[2:]) == "most"          # the fewer found is not a tie
+    assert _best(["a", "b"], [(0.8, 90, 720), (0.8, 90, 720)]) == "a"                   # the first of equals
+    assert _best(["over"], [(0.9, 200, 720)]) == "over"                                  # none within: the last tried
+
+
 def test_another_judge_weighs_the_same_candidates_as_comparing_again_with_it_would() -> None:
     """evaluate.rejudge (comparing judges on the same passes): the shipped judge gives every region back the
     confidence the comparison gave it; a judge answering the opposite (its trees' values negated) gives 1 − that,
