@@ -76,8 +76,9 @@ FALSE_GOAL = 0.2              # false change regions per unchanged pass (issue 1
 MIN_LITRES = 20.0             # a concealment the goal counts (issue 19: ≥ 20 litres)
 FOUND_TIE = 0.005             # found rates this close to the best count as equal: the fewest false regions among them
                               # is chosen (validation's curve is flat at its end: 2 more of 553 found for 34 more false)
-HELD_OUT_START = 100_000     # held-out seeds start here; each version is scored on blocks no earlier
-                             # version was (--held-out-start, --generator-b-start); the blocks used so far:
+# Each version is scored on held-out and generator B blocks no earlier version was (--held-out-start,
+# --generator-b-start); the blocks used so far (held-out from 100000 up to under the training block, 200000, then
+# down from 95000, above validation 0-719):
 HELD_OUT_BLOCKS = {100_000: "the first judge", 110_000: "trials of the scatter correction (not shipped)",
                    120_000: "bagged judge at the point-estimate level (not shipped)",
                    130_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence",
@@ -103,7 +104,10 @@ HELD_OUT_BLOCKS = {100_000: "the first judge", 110_000: "trials of the scatter c
                    115_000: "the shipped version (judge and rules of 145000) and a trial, not shipped: the judge "
                             "trained on crowded cabs (Pass.crowd), both on the same passes (rejudge); 720 seeds",
                    105_000: "the judge reads Δlow/Δhigh over the reference's own low/high there (ratio_to_background), "
-                            "retrained; the version before on the same passes (rejudge); 720 seeds"}
+                            "retrained; the version before on the same passes (rejudge); 720 seeds",
+                   95_000: "the rules chosen as the fewest false regions among those finding within FOUND_TIE of the "
+                           "best; the version before's rules on the same passes; 720 seeds (held-out blocks go on "
+                           "down from here: 90000 …, above validation 0-719)"}
 B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correction (not shipped)",
             330_000: "bagged judge at the point-estimate level (not shipped)",
             340_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence",
@@ -126,8 +130,11 @@ B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correcti
             490_000: "the shipped version (judge and rules of 460000) and a trial, not shipped: the judge trained on "
                      "crowded cabs (Pass.crowd), both on the same passes (rejudge); 720 seeds",
             500_000: "the judge reads Δlow/Δhigh over the reference's own low/high there (ratio_to_background), "
-                     "retrained; the version before on the same passes (rejudge); 720 seeds"}
+                     "retrained; the version before on the same passes (rejudge); 720 seeds",
+            510_000: "the rules chosen as the fewest false regions among those finding within FOUND_TIE of the best; "
+                     "the version before's rules on the same passes; 720 seeds"}
 
+HELD_OUT_START = min(HELD_OUT_BLOCKS)       # the lowest held-out seed used so far
 NEWEST_HELD_OUT, NEWEST_B = list(HELD_OUT_BLOCKS)[-1], list(B_BLOCKS)[-1]   # the defaults: the last registered
 
 
