@@ -100,11 +100,11 @@ class Thresholds:
                 and self.ratio_lo <= r.ratio <= self.ratio_hi)
 
 
-CHOSEN = Thresholds(min_score=6.0, min_kg=3.0, tank_kg=3.0, cab_kg=3.0, ratio_lo=-100.0, ratio_hi=100.0,
+CHOSEN = Thresholds(min_score=10.0, min_kg=1.0, tank_kg=1.0, cab_kg=1.0, ratio_lo=-100.0, ratio_hi=100.0,
                     min_judge=0.78)
 """The thresholds a station compares with against one reference: chosen on the validation block (seeds 0–719;
-models.history.evaluate, bench/results/history_compare.json): the region judge at 0.78 over a floor of score 6
-and 3 kg, the best found rate whose false regions per unchanged pass are ≤ 0.2 at their 95 % upper bound (of the rules
+models.history.evaluate, bench/results/history_compare.json): the region judge at 0.78 over a floor of score 10
+and 1 kg, the best found rate whose false regions per unchanged pass are ≤ 0.2 at their 95 % upper bound (of the rules
 finding within half a percentage point of it, the one with the fewest false regions: `evaluate.FOUND_TIE`)."""
 
 
@@ -129,11 +129,10 @@ class Corroboration:
         return s.kind == r.kind and overlap(r.box, s.box) and r.confidence + s.confidence >= 2 * self.mean
 
 
-CORROBORATED = Corroboration(replace(CHOSEN, min_kg=1.0, tank_kg=1.0, cab_kg=1.0, min_judge=0.5), 0.1, 0.7,
-                             alone=CHOSEN)
-"""What a station compares with when it holds two references: the judge at 0.5 against the newest over a floor of
-score 6 and 1 kg, 0.1 against the second and 0.7 for the mean of both (a region at 0.8 needs 0.6 from the second,
-one at 0.9 needs 0.5; one at 0.5 needs 0.9); chosen on the validation block as CHOSEN is
+CORROBORATED = Corroboration(replace(CHOSEN, min_judge=0.3), 0.1, 0.7, alone=CHOSEN)
+"""What a station compares with when it holds two references: the judge at 0.3 against the newest over a floor of
+score 10 and 1 kg, 0.1 against the second and 0.7 for the mean of both (a region at 0.8 needs 0.6 from the second,
+one at 0.9 needs 0.5; one at 0.5 needs 0.9, so under 0.4 none is reported); chosen on the validation block as CHOSEN is
 (models.history.evaluate, `two_references`: of the rules finding within FOUND_TIE of the most, the one with the
 fewest false regions). Where the newest reference compared nothing, the second's regions are judged by CHOSEN."""
 OVERLAP_PX = 4.0             # boxes this close overlap (a region and its corroboration; the evaluation's truth)
@@ -257,22 +256,34 @@ def _median(a: np.ndarray) -> np.floating[Any]:
 
 
 def tolerant_difference(cur: np.ndarray, ref: np.ndarray, rows: int = 32) -> np.ndarray:
-    """cur − ref, taking per pixel the reference shifted by up to one line or column that differs least:
-    an edge misregistered by less than a pixel leaves no difference, a changed area keeps its own. Worked
-    `rows` lines at a time (they stay in the processor's cache); the scan's ends wrap round as np.roll's."""
+    """cur − ref, tolerant of a misregistration under a pixel both ways: per pixel, the reference shifted by up to
+    one line or column that differs least from the current (`_nearest`), and the current shifted so that differs
+    least from the reference; of the two the larger. An edge misregistered by less than a pixel leaves nothing
+    either way; a changed area keeps its own; a part one or two pixels thin that one scan has and the other has not
+    keeps its difference one way (taken out of the current, its neighbours in the current still match the
+    reference beside it, not the reference over it). Worked `rows` lines at a time (they stay in the processor's
+    cache); the scan's ends wrap round as np.roll's."""
     out = np.empty_like(cur)
-    padded = np.concatenate([ref[-1:], ref, ref[:1]])
+    ref_padded, cur_padded = np.concatenate([ref[-1:], ref, ref[:1]]), np.concatenate([cur[-1:], cur, cur[:1]])
     for a in range(0, len(cur), rows):
         b = min(a + rows, len(cur))
-        c, r = cur[a:b], padded[a + 1:b + 1]
-        d = c - r
-        least = np.abs(d)
-        for other in (c - padded[a + 2:b + 2], c - padded[a:b], c - np.roll(r, -1, axis=1), c - np.roll(r, 1, axis=1)):
-            size = np.abs(other)
-            d = np.where(size < least, other, d)
-            least = np.minimum(size, least)
-        out[a:b] = d
+        forward = _nearest(cur[a:b], ref_padded, a, b)
+        backward = -_nearest(ref[a:b], cur_padded, a, b)
+        out[a:b] = np.where(np.abs(backward) > np.abs(forward), backward, forward)
     return out
+
+
+def _nearest(c: np.ndarray, padded: np.ndarray, a: int, b: int) -> np.ndarray:
+    """c − the other scan shifted by up to one line or column (`padded`: it with one line wrapped round either
+    end), per pixel the shift that differs least; c is lines a to b of its scan."""
+    r = padded[a + 1:b + 1]
+    d = c - r
+    least = np.abs(d)
+    for other in (c - padded[a + 2:b + 2], c - padded[a:b], c - np.roll(r, -1, axis=1), c - np.roll(r, 1, axis=1)):
+        size = np.abs(other)
+        d = np.where(size < least, other, d)
+        least = np.minimum(size, least)
+    return d
 
 
 def inside(reg: Registration, map_x: np.ndarray, margin: float = 3.0) -> np.ndarray:

@@ -107,7 +107,10 @@ HELD_OUT_BLOCKS = {100_000: "the first judge", 110_000: "trials of the scatter c
                             "retrained; the version before on the same passes (rejudge); 720 seeds",
                    95_000: "the rules chosen as the fewest false regions among those finding within FOUND_TIE of the "
                            "best; the version before's rules on the same passes; 720 seeds (held-out blocks go on "
-                           "down from here: 90000 …, above validation 0-719)"}
+                           "down from here: 90000 …, above validation 0-719)",
+                   90_000: "the difference tolerant of misregistration both ways (a part one or two pixels thin taken "
+                           "out keeps its difference), rules chosen again; the version before's rules on the same "
+                           "passes; 720 seeds"}
 B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correction (not shipped)",
             330_000: "bagged judge at the point-estimate level (not shipped)",
             340_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence",
@@ -132,7 +135,10 @@ B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correcti
             500_000: "the judge reads Δlow/Δhigh over the reference's own low/high there (ratio_to_background), "
                      "retrained; the version before on the same passes (rejudge); 720 seeds",
             510_000: "the rules chosen as the fewest false regions among those finding within FOUND_TIE of the best; "
-                     "the version before's rules on the same passes; 720 seeds"}
+                     "the version before's rules on the same passes; 720 seeds",
+            520_000: "the difference tolerant of misregistration both ways (a part one or two pixels thin taken out "
+                     "keeps its difference), rules chosen again; the version before's rules on the same passes; "
+                     "720 seeds"}
 
 HELD_OUT_START = min(HELD_OUT_BLOCKS)       # the lowest held-out seed used so far
 NEWEST_HELD_OUT, NEWEST_B = list(HELD_OUT_BLOCKS)[-1], list(B_BLOCKS)[-1]   # the defaults: the last registered

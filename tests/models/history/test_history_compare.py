@@ -10,7 +10,7 @@ import pytest
 
 from models.history.compare import (CHOSEN, CORROBORATED, ChangeRegion, Comparison, Corroboration, Current, Declaration,
                                     FE_MU_RHO, Reference, Scene, Thresholds, compare, compare_references, corroborate,
-                                    seen_once, detector_gains, overlap, _regions, _top, band_step, fe_mu_rho, level_band, level_changes, locate,
+                                    seen_once, detector_gains, overlap, tolerant_difference, _regions, _top, band_step, fe_mu_rho, level_band, level_changes, locate,
                                     occupant, prepare, scatter_level, silhouette_parts)
 from models.history.evaluate import score
 from models.history.register import dead_columns, repair_columns
@@ -74,6 +74,21 @@ def test_a_line_s_gain_is_measured_over_air_so_a_full_height_change_stays() -> N
 
     assert kept(air) == pytest.approx(-0.4, abs=0.01)
     assert abs(kept(None)) < 0.05                                  # the whole line's median swallows it
+
+
+def test_a_part_one_line_thin_taken_out_keeps_its_difference_and_a_misregistered_edge_leaves_none() -> None:
+    body = np.full((60, 40), 1.0, np.float32)
+    body[:, 30:] = 0.0                              # air over the vehicle
+    ref = body.copy()
+    ref[20, 5:25] += 0.5                            # a cross member one line thick, in the reference only
+    ref[40:, 5:25] += 0.8                           # a panel whose front edge is on line 40
+    cur = body.copy()
+    cur[41:, 5:25] += 0.8                           # the same panel, one line later: misregistered
+    cur[10, 5:25] += 0.5                            # a member one line thick, in the current only
+    d = tolerant_difference(cur, ref)
+    assert d[20, 5:25] == pytest.approx(-0.5, abs=1e-6)        # taken out: removed
+    assert d[10, 5:25] == pytest.approx(0.5, abs=1e-6)         # put in: added
+    assert np.abs(d[30:, :]).max() == pytest.approx(0.0, abs=1e-6)   # the edge a line off: nothing
 
 
 def _dead(scan: Scan, columns: list[int]) -> Scan:
