@@ -29,13 +29,14 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
 from models.errors import HistoryError
-from models.history.judge import Judge, JudgeError, vector
+from models.history.judge import CORROBORATED_MODEL, Judge, JudgeError, vector
 from models.history.judge import load as load_judge
 from models.history.register import (Registration, dead_columns, lit_lines, log_attenuation, register, remap,
                                      repair_columns)
@@ -80,7 +81,8 @@ class Thresholds:
     ratio_lo: float = 0.5      # the low channel must change along with the high one: Δlow / Δhigh in
     ratio_hi: float = 2.5      # [ratio_lo, ratio_hi] (a solid change; a fuel-level residual is far off)
     report_occupants: bool = False   # report person-like changes in the cab too (evaluation only)
-    min_judge: float = 0.0     # the region judge's probability (models.history.judge); 0: hand thresholds only
+    min_judge: float = 0.0     # the region judge's probability (models.history.judge); 0: hand thresholds only;
+                               # under 0: every region weighed and kept whatever its weight (a second judge decides)
 
     def keeps(self, r: ChangeRegion) -> bool:
         """Whether a region is reported: its peak score, its mass (the smaller of the region's own and the
@@ -89,7 +91,7 @@ class Thresholds:
         judge knows the person-like shape), without it, not a person in the cab."""
         if not self.large(r):
             return False
-        if self.min_judge > 0:
+        if self.min_judge != 0:
             return r.confidence >= self.min_judge
         return self.report_occupants or not r.occupant
 
@@ -123,18 +125,23 @@ class Corroboration:
     alone: Thresholds | None = None   # where the newest reference compared nothing (its `uncompared`: the beam off
     # there in it), a region against the second is reported when these keep it: one reference saw the place, and it
     # is judged as with one reference (its score and mass floor no lower than `first`'s)
+    judge: Path | None = None  # the judge that weighs both comparisons' regions for the corroboration (`corroborate`:
+    # trained on the regions a second reference corroborates, models.history.train_judge --corroborated); None: the
+    # regions' own weights (the one-reference judge's). `alone` reads the one-reference judge's weights either way
 
     def agrees(self, r: ChangeRegion, s: ChangeRegion) -> bool:
         """Whether `s` (against the second reference, kept at `second`) corroborates `r` (kept by `first`)."""
         return s.kind == r.kind and overlap(r.box, s.box) and r.confidence + s.confidence >= 2 * self.mean
 
 
-CORROBORATED = Corroboration(replace(CHOSEN, min_judge=0.3), 0.1, 0.7, alone=CHOSEN)
-"""What a station compares with when it holds two references: the judge at 0.3 against the newest over a floor of
-score 10 and 1 kg, 0.1 against the second and 0.7 for the mean of both (a region at 0.8 needs 0.6 from the second,
-one at 0.9 needs 0.5; one at 0.5 needs 0.9, so under 0.4 none is reported); chosen on the validation block as CHOSEN is
-(models.history.evaluate, `two_references`: of the rules finding within FOUND_TIE of the most, the one with the
-fewest false regions). Where the newest reference compared nothing, the second's regions are judged by CHOSEN."""
+CORROBORATED = Corroboration(replace(CHOSEN, min_judge=0.38, min_score=6.0), 0.3, 0.5, alone=CHOSEN,
+                             judge=CORROBORATED_MODEL)
+"""What a station compares with when it holds two references: both comparisons' regions weighed by the judge trained
+on the regions a second reference corroborates (`judge_corroborated.json`), at 0.38 against the newest over a floor
+of score 6 and 1 kg, 0.3 against the second and 0.5 for the mean of both (so a region at 0.38 needs 0.62 from the
+second, one at 0.7 needs 0.3); chosen on the validation block as CHOSEN is (models.history.evaluate,
+`two_references`: of the rules finding within FOUND_TIE of the most, the one with the fewest false regions). Where the
+newest reference compared nothing, the second's regions are judged by CHOSEN with the one-reference judge."""
 OVERLAP_PX = 4.0             # boxes this close overlap (a region and its corroboration; the evaluation's truth)
 
 
@@ -612,10 +619,11 @@ def compare_references(current: Scan, references: list[Reference], declaration: 
         raise HistoryError("no reference to compare the scan with")
     if len(references) == 1:
         return compare(current, references[0], declaration, thresholds)
-    loose = replace(corroboration.first, min_judge=min(corroboration.first.min_judge, corroboration.second))
+    loose = replace(corroboration.first, min_judge=min(corroboration.first.min_judge, corroboration.second)
+                    if corroboration.judge is None else -1.0)   # with its own judge, the one-reference weights keep all
     cur = Current.of(current, references[0].binning)
     first = compare(cur, references[0], declaration, loose)
-    asked = [r.box for r in first.regions if corroboration.first.keeps(r)]
+    asked = [r.box for r in corroboration_weighed(first, corroboration).regions if corroboration.first.keeps(r)]
     if corroboration.alone is not None:    # and whatever the second shows where the newest compared nothing
         asked += list(first.uncompared)
     if not asked:                          # nothing to corroborate: one comparison
@@ -627,7 +635,11 @@ def corroborate(first: Comparison, second: Comparison, c: Corroboration) -> Comp
     """The regions of `first` that `c.first` keeps and `second` shows too (Corroboration); the others are counted
     as `uncorroborated`. With `c.alone`, also the regions of `second` where `first` compared nothing that `c.alone`
     keeps (`seen_once`, counted as `seen_once`), and what is left uncompared is what neither compared; without it,
-    what `first` did not. Registration and the other counts are the first comparison's."""
+    what `first` did not. Registration and the other counts are the first comparison's. With `c.judge`, the
+    corroboration reads that judge's weights of both comparisons' regions (`corroboration_weighed`), `c.alone` the
+    regions' own."""
+    alone_from = second
+    first, second = corroboration_weighed(first, c), corroboration_weighed(second, c)
     also = replace(c.first, min_judge=c.second)
     seen = [s for s in second.regions if also.keeps(s)]
     asked = [c.first.keeps(r) for r in first.regions]
@@ -638,8 +650,9 @@ def corroborate(first: Comparison, second: Comparison, c: Corroboration) -> Comp
                   "uncorroborated": len(first.regions) - judged - len(kept)}
     uncompared = first.uncompared
     if c.alone is not None:
-        alone = seen_once(first, second, c.alone)
-        once = [(s, f) for s, f in zip(second.regions, second.features or [{}] * len(second.regions)) if s in alone]
+        alone = seen_once(first, alone_from, c.alone)
+        once = [(s, f) for s, f in zip(alone_from.regions, alone_from.features or [{}] * len(alone_from.regions))
+                if s in alone]
         kept = sorted(kept + once, key=lambda rf: -rf[0].mass_kg_fe)
         suppressed["seen_once"] = len(once)
         uncompared = tuple(both for u in first.uncompared for v in second.uncompared
@@ -647,6 +660,16 @@ def corroborate(first: Comparison, second: Comparison, c: Corroboration) -> Comp
                            if both[3] - both[1] >= UNCOMPARED_LINES)
     return Comparison(tuple(r for r, _ in kept), first.registration, suppressed,
                       tuple(f for _, f in kept) if first.features or second.features else (), uncompared)
+
+
+def corroboration_weighed(comp: Comparison, c: Corroboration) -> Comparison:
+    """A comparison's regions with the weights of the corroboration's own judge (`c.judge`; itself without one)."""
+    if c.judge is None or not comp.regions:
+        return comp
+    if len(comp.features) != len(comp.regions):
+        raise HistoryError(f"{len(comp.regions)} change regions came with {len(comp.features)} descriptions: the "
+                           f"two-reference judge weighs a region by its description")
+    return replace(comp, regions=tuple(weighed(load_judge(c.judge), comp.regions, comp.features, comp.registration)))
 
 
 def seen_once(first: Comparison, second: Comparison, alone: Thresholds) -> list[ChangeRegion]:
@@ -726,7 +749,7 @@ def _judged(regions: list[ChangeRegion], features: list[dict[str, float]], quali
     try:
         judge = load_judge()
     except JudgeError:               # a HistoryError: the record says `failed` and why
-        if t.min_judge > 0:
+        if t.min_judge != 0:
             raise
         return regions, features
     scored = list(zip(weighed(judge, regions, features, quality), features))

@@ -48,8 +48,9 @@ import cv2
 import numpy as np
 import structlog
 
-from models.history.compare import (CHOSEN, ChangeRegion, Comparison, Corroboration, Thresholds, compare,
-                                    corroborate, fe_mu_rho, lies_uncompared, overlap, prepare, seen_once, weighed)
+from models.history.compare import (CHOSEN, CORROBORATED, ChangeRegion, Comparison, Corroboration, Thresholds, compare,
+                                    corroborate, corroboration_weighed, fe_mu_rho, lies_uncompared, overlap, prepare,
+                                    seen_once, weighed)
 from models.history.judge import Judge
 from models.history.judge import load as load_judge
 from models.history.register import log_attenuation
@@ -110,6 +111,9 @@ HELD_OUT_BLOCKS = {100_000: "the first judge", 110_000: "trials of the scatter c
                            "down from here: 90000 …, above validation 0-719)",
                    90_000: "the difference tolerant of misregistration both ways (a part one or two pixels thin taken "
                            "out keeps its difference), rules chosen again; the version before's rules on the same "
+                           "passes; 720 seeds",
+                   85_000: "two references weighed by a judge trained on the regions a second reference corroborates "
+                           "(judge_corroborated.json), its rules chosen on validation; the version before on the same "
                            "passes; 720 seeds"}
 B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correction (not shipped)",
             330_000: "bagged judge at the point-estimate level (not shipped)",
@@ -138,6 +142,9 @@ B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correcti
                      "the version before's rules on the same passes; 720 seeds",
             520_000: "the difference tolerant of misregistration both ways (a part one or two pixels thin taken out "
                      "keeps its difference), rules chosen again; the version before's rules on the same passes; "
+                     "720 seeds",
+            530_000: "two references weighed by a judge trained on the regions a second reference corroborates "
+                     "(judge_corroborated.json), its rules chosen on validation; the version before on the same passes; "
                      "720 seeds"}
 
 HELD_OUT_START = min(HELD_OUT_BLOCKS)       # the lowest held-out seed used so far
@@ -260,8 +267,9 @@ def why_missed(c: dict[str, Any], t: Rule) -> str:
     if not near:
         return "not_compared" if lies_uncompared(c["change"]["box"], c["changed"].uncompared) else "no_region"
     if isinstance(t, Corroboration):
-        return "uncorroborated" if any(t.first.keeps(r) for r in near) else why_missed(c, t.first)
-    if t.min_judge > 0 and any(t.large(r) for r in near):
+        weighed_near = [r for r in corroboration_weighed(c["changed"], t).regions if shows(r, c["change"])]
+        return "uncorroborated" if any(t.first.keeps(r) for r in weighed_near) else why_missed(c, t.first)
+    if t.min_judge != 0 and any(t.large(r) for r in near):
         return "judged"
     if t.min_judge <= 0 and any(r.occupant and replace(t, report_occupants=True).keeps(r) for r in near):
         return "occupant_filter"
@@ -284,12 +292,13 @@ def grid(judge: bool) -> list[Thresholds]:
             for s, kg, tank, cab, (lo, hi) in itertools.product(SCORES, MASSES, TANK_MASSES, CAB_MASSES, RATIOS)]
 
 
-def corroborations(alone: Thresholds = CHOSEN) -> list[Corroboration]:
+def corroborations(alone: Thresholds = CHOSEN, judge: Path | None = CORROBORATED.judge) -> list[Corroboration]:
     """The two-reference rules tried: each of the judge's thresholds, with each level for the second reference and
-    each level for the mean of both (a mean at or under the two levels' own mean adds nothing: left out); where the
-    newest reference compared nothing, the second's regions judged by the one-reference rule `alone` (the one
+    each level for the mean of both (a mean at or under the two levels' own mean adds nothing: left out), the regions
+    weighed by `judge` (the shipped two-reference judge by default; None: the one-reference judge's weights); where
+    the newest reference compared nothing, the second's regions judged by the one-reference rule `alone` (the one
     chosen on the same block; by default the shipped CHOSEN)."""
-    return [Corroboration(t, second, mean, alone=alone) for t in grid(True) for second in SECOND_LEVELS
+    return [Corroboration(t, second, mean, alone=alone, judge=judge) for t in grid(True) for second in SECOND_LEVELS
             for mean in MEAN_LEVELS if mean == 0.0 or mean > (t.min_judge + second) / 2]
 
 
@@ -318,9 +327,10 @@ def _best(tried: list[Rule], counts: Iterable[tuple[float, int, int]]) -> Rule:
     return tried[min((r for r in within if r[0] >= top - FOUND_TIE - 1e-9), key=lambda r: (r[1], -r[0], r[2]))[2]]
 
 
-def choose_corroboration(cases: list[dict[str, Any]], alone: Thresholds = CHOSEN) -> Corroboration:
-    """`choose` over `corroborations(alone)`: the same choice, from `corroboration_counts`."""
-    tried = corroborations(alone)
+def choose_corroboration(cases: list[dict[str, Any]], alone: Thresholds = CHOSEN,
+                         judge: Path | None = CORROBORATED.judge) -> Corroboration:
+    """`choose` over `corroborations(alone, judge)`: the same choice, from `corroboration_counts`."""
+    tried = corroborations(alone, judge)
     chosen = _best(list(tried), corroboration_counts(cases, tried))
     assert isinstance(chosen, Corroboration)
     return chosen
@@ -335,17 +345,19 @@ def corroboration_counts(cases: list[dict[str, Any]], rules: list[Corroboration]
     in_view = [c["eligible"] and c["visible_kg"] >= IN_VIEW_KG for c in cases]
     n_view, passes = sum(in_view), len(cases)
     alone = rules[0].alone if rules else None          # the same for every rule: its regions are counted once
-    if any(r.alone != alone for r in rules):
-        raise ValueError("corroboration_counts needs one `alone` rule for all the rules it counts")
+    judge = rules[0].judge if rules else None          # and the judge weighing the corroboration: weighed once
+    if any(r.alone != alone or r.judge != judge for r in rules):
+        raise ValueError("corroboration_counts needs one `alone` rule and one judge for all the rules it counts")
     once_false = sum(len(seen_once(c["unchanged"], c["unchanged_1"], alone)) for c in cases) if alone else 0
     once_found = [i for i, (c, v) in enumerate(zip(cases, in_view)) if v and alone is not None
                   and any(shows(s, c["change"]) for s in seen_once(c["changed"], c["changed_1"], alone))]
+    weighed_cases = rejudge(cases, load_judge(judge)) if judge is not None else cases
     per_floor: dict[tuple[float, float], tuple[np.ndarray, ...]] = {}
     counts: list[tuple[float, int, int]] = []
     for rule in rules:
         floor = (rule.first.min_score, rule.first.min_kg)
         if floor not in per_floor:
-            per_floor[floor] = _pairs(cases, in_view, rule.first)
+            per_floor[floor] = _pairs(weighed_cases, in_view, rule.first)
         u_conf, u_second, c_conf, c_second, c_case = per_floor[floor]
         p, q, m = rule.first.min_judge, rule.second, 2 * rule.mean
         false_regions = int(((u_conf >= p) & (u_second >= q) & (u_conf + u_second >= m)).sum()) + once_false
@@ -419,7 +431,9 @@ def report(val: list[dict[str, Any]], test: list[dict[str, Any]], b: list[dict[s
     corroborated: dict[str, Any] = {
         "rule": "a region against the newest reference (pass 0) is reported when the second reference (pass 1) "
                 "shows an overlapping region of the same kind (models.history.compare.Corroboration)",
-        "corroboration": asdict(two), "validation": score(val, two), "validation_missed_why": missed_why(val, two),
+        "corroboration": {**asdict(two), "judge": two.judge.name if two.judge else None},
+        "judge": load_judge(two.judge).meta.get("trained_on") if two.judge else "the one-reference judge",
+        "validation": score(val, two), "validation_missed_why": missed_why(val, two),
         "held_out": score(test, two), "missed_why_held_out": missed_why(test, two), "false_held_out": false(test, two)}
     if b:
         corroborated["generator_b"] = {**score(b, two), "missed_why": missed_why(b, two),

@@ -29,6 +29,12 @@ its background's alike, so the quotient is the same on every scanner. On the abs
 learnt generator A's people at 0.94 and took generator B's at 1.11 — the low end of B's own steel —
 for changes; relative to their background both measure 0.73 to 0.75 (median; docs/vehicle-history.md).
 
+With two references a second judge of the same kind weighs the regions (`CORROBORATED_MODEL`,
+compare.CORROBORATED): trained on the same block, but only on the regions a second reference corroborates
+(`train_judge --corroborated`). Once the second reference has taken out what only one reference differs in
+(its own fuel, passengers, scatter), what is left to tell from a change is what the current pass alone has; a
+judge trained on every region spends its trees on the first kind too.
+
 Its probability is a ranking, not a calibrated rate: the threshold that keeps ≤ 0.2 false regions
 per unchanged pass is chosen on the validation block (models.history.evaluate) and kept in
 `Thresholds.min_judge`.
@@ -52,6 +58,7 @@ DESCRIBED = ("height_mm", "length_mm", "centre_of_height", "bottom_of_height", "
 FEATURES = ("log_mass", "log_net", "log_smaller", "log_score", "ratio_to_background", "log_area", "density", "added",
             "residual", "compared_share", *DESCRIBED)
 MODEL = Path(__file__).with_name("judge.json")
+CORROBORATED_MODEL = Path(__file__).with_name("judge_corroborated.json")   # two references (compare.CORROBORATED)
 
 
 def vector(region: Any, described: dict[str, float], registration: dict[str, float]) -> list[float]:

@@ -22,26 +22,36 @@ from typing import Any
 import cv2
 import numpy as np
 
+from models.history.compare import CHOSEN, overlap
 from models.history.evaluate import HELD_OUT_START, block, shows
 from models.history.judge import FEATURES, MODEL, vector
 
 TRAIN_START = 200_000
 
 
-def examples(cases: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels of every candidate region of a block (see the module), against both references."""
+def examples(cases: list[dict[str, Any]], corroborated: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of every candidate region of a block (see the module), against both references; with
+    `corroborated`, only the regions a second reference corroborates: over the one-reference rule's score and mass
+    floor (`CHOSEN`: score 10, 1 kg), with a region of the same kind over them that the floor keeps in the same pass's
+    comparison with the other reference (`Corroboration.agrees` without the weights). What only one reference
+    differs in is left out; what is left is what the current pass has, a change or its own passengers and fuel: the
+    regions the two-reference judge (`judge_corroborated.json`, compare.CORROBORATED) has to tell apart."""
+    floor = CHOSEN
     x: list[list[float]] = []
     y: list[int] = []
     for c in cases:
-        for comp, positive in ((c["unchanged"], None), (c["changed"], c["change"]),
-                               (c["unchanged_1"], None), (c["changed_1"], c["change"])):
+        for key, other, positive in (("unchanged", "unchanged_1", None), ("changed", "changed_1", c["change"]),
+                                     ("unchanged_1", "unchanged", None), ("changed_1", "changed", c["change"])):
+            comp = c[key]
+            seen = [s for s in c[other].regions if floor.large(s)] if corroborated else []
             for r, f in zip(comp.regions, comp.features):
-                if positive is None:
-                    x.append(vector(r, f, comp.registration))
-                    y.append(0)
-                elif shows(r, positive):
-                    x.append(vector(r, f, comp.registration))
-                    y.append(1)
+                if positive is not None and not shows(r, positive):
+                    continue
+                if corroborated and not (floor.large(r) and any(s.kind == r.kind and overlap(r.box, s.box)
+                                                                for s in seen)):
+                    continue
+                x.append(vector(r, f, comp.registration))
+                y.append(0 if positive is None else 1)
     return np.array(x, dtype=np.float64).reshape(-1, len(FEATURES)), np.array(y, dtype=np.int64)
 
 
@@ -72,13 +82,14 @@ def bag(x: np.ndarray, y: np.ndarray, members: int, trees: int, depth: int) -> l
 
 
 def train(cases: list[dict[str, Any]], seeds: tuple[int, int], members: int = 5, trees: int = 300, depth: int = 4,
-          crowd: bool = False) -> dict[str, Any]:
+          crowd: bool = False, corroborated: bool = False) -> dict[str, Any]:
     """The judge's file (models.history.judge) fitted on a rendered training block (`block` of `seeds`)."""
     from sklearn import __version__ as sklearn_version
-    x, y = examples(cases)
+    x, y = examples(cases, corroborated)
     fitted = [export(m) for m in bag(x, y, members, trees, depth)]
     return {"features": list(FEATURES), "depth": max(m["depth"] for m in fitted),
             "trained_on": {"generator": "A (models.training.portal.passes)", "seeds": list(seeds), "crowd": crowd,
+                           "corroborated": corroborated,
                            "regions": int(len(y)), "positives": int(y.sum()), "members": len(fitted),
                            "bootstrap": len(fitted) > 1},
             "sklearn": sklearn_version, "members": fitted}
@@ -94,6 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=1, help="processes rendering the passes")
     ap.add_argument("--crowd", action="store_true",
                     help="a crowd in every pass (Pass.crowd; a trial, not shipped: see docs/vehicle-history.md)")
+    ap.add_argument("--corroborated", action="store_true",
+                    help="only the regions a second reference corroborates (`examples`; a trial, not shipped)")
     a = ap.parse_args(argv)
     first, end = (int(v) for v in a.seeds.split(":"))
     if first < TRAIN_START:
@@ -102,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     cv2.setNumThreads(1)
     t0 = time.perf_counter()
     doc = train(block(range(first, end), jobs=a.jobs, crowd=a.crowd), (first, end), a.members, a.trees, a.depth,
-                a.crowd)
+                a.crowd, a.corroborated)
     doc["seconds"] = round(time.perf_counter() - t0, 1)
     a.out.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
     print(json.dumps({k: v for k, v in doc.items() if k != "members"}, indent=2))

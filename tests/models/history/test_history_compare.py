@@ -455,15 +455,31 @@ def test_the_corroboration_chooser_counts_what_scoring_each_rule_counts() -> Non
                       "changed_1": Comparison(regions(4, at), q),
                       "unchanged": Comparison(regions(2, at), q, uncompared=dark),
                       "unchanged_1": Comparison(regions(2, at), q)})
-    rules = corroborations()
+    rules = corroborations(judge=None)                  # the regions' own weights
     assert all(r.alone == CHOSEN for r in rules)
     assert any(seen_once(c["changed"], c["changed_1"], CHOSEN) for c in cases)         # regions only the second saw
-    sample = [rules[int(i)] for i in rng.choice(len(rules), 80, replace=False)]
+    picked = rng.choice(len(rules), 80, replace=False)
+    sample = [rules[int(i)] for i in picked]
     assert any(r.mean > 0 for r in sample) and any(r.mean == 0 for r in sample)
     assert corroboration_counts(cases, sample) == [_counts(score(cases, r)) for r in sample]
     assert len({c for c in corroboration_counts(cases, sample)}) > 12   # the rules differ on these cases
     assert _best(list(sample), corroboration_counts(cases, sample)) == choose(cases, rules=list(sample))
-    assert isinstance(choose_corroboration(cases), Corroboration)
+    assert isinstance(choose_corroboration(cases, judge=None), Corroboration)
+
+    # with the two-reference judge (the shipped rules'), which weighs the regions from their descriptions
+    for c in cases:
+        for key in ("changed", "changed_1", "unchanged", "unchanged_1"):
+            c[key] = replace(c[key], features=tuple({"background_ratio": 1.0, "height_mm": float(rng.uniform(20, 400)),
+                                                     "length_mm": float(rng.uniform(20, 400)),
+                                                     "uniformity": float(rng.uniform(0, 1)),
+                                                     "bottom_of_height": float(rng.uniform(0, 1))}
+                                                    for _ in c[key].regions))
+    judged = [rules_j for rules_j in corroborations()]
+    assert all(r.judge == CORROBORATED.judge for r in judged)
+    sample_j = [judged[int(i)] for i in picked]
+    counts = corroboration_counts(cases, sample_j)
+    assert counts == [_counts(score(cases, r)) for r in sample_j]
+    assert len(set(counts)) > 12 and counts != corroboration_counts(cases, sample)   # its own weights, not theirs
 
 
 def test_the_choice_takes_the_fewest_false_regions_among_rules_finding_about_the_most() -> None:

@@ -12,7 +12,7 @@ import pytest
 from models.errors import HistoryError
 from models.history import compare as compare_module
 from models.history.compare import Thresholds, compare, overlap, prepare
-from models.history.judge import FEATURES, MODEL, Judge, JudgeError, load
+from models.history.judge import CORROBORATED_MODEL, FEATURES, MODEL, Judge, JudgeError, load
 from models.training.portal import PortalSpec
 from models.training.portal.passes import Pass, portal_pass
 
@@ -66,13 +66,16 @@ def test_a_judge_for_other_features_or_a_broken_file_is_refused_in_one_sentence(
         load(bad)
 
 
-def test_the_shipped_judge_says_what_it_was_trained_on_and_never_on_the_evaluated_seeds() -> None:
-    judge = load(MODEL)
+@pytest.mark.parametrize("model, corroborated", [(MODEL, False), (CORROBORATED_MODEL, True)])
+def test_the_shipped_judges_say_what_they_were_trained_on_and_never_on_the_evaluated_seeds(
+        model: Path, corroborated: bool) -> None:
+    judge = load(model)
     first, end = judge.meta["trained_on"]["seeds"]
     assert first >= 200_000 and end > first        # validation 0 …, held-out 100000 …, generator B 300000 …
     assert end <= 300_000
     assert judge.meta["trained_on"]["positives"] > 100
-    assert MODEL.stat().st_size < 2_000_000
+    assert judge.meta["trained_on"].get("corroborated", False) is corroborated
+    assert model.stat().st_size < 2_000_000
 
 
 def test_a_plate_in_a_van_floor_is_judged_likelier_than_the_unchanged_pass_regions() -> None:
@@ -101,3 +104,56 @@ def test_a_comparison_that_needs_the_judge_fails_without_it(monkeypatch: pytest.
         compare(changed, reference, thresholds=replace(Thresholds(), min_judge=0.5))
     hand = compare(changed, reference, thresholds=replace(Thresholds(), min_judge=0.0))
     assert all(r.confidence == 0.0 for r in hand.regions)   # hand thresholds alone need no judge
+
+
+def test_with_two_references_the_corroboration_reads_its_own_judge_and_the_second_alone_the_regions_own(
+        tmp_path: Path) -> None:
+    """Corroboration.judge weighs both comparisons' regions from their descriptions (here a stump: over 5 kg 0.95,
+    under 0.05), whatever weights the one-reference judge gave them; where the newest compared nothing, the second's
+    region is read alone by CHOSEN on the one-reference judge's weight."""
+    from models.history.compare import CHOSEN, ChangeRegion, Comparison, Corroboration, corroborate
+
+    stump = {"feature": [0, 0, 0], "threshold": [float(np.log(5.0)), 0, 0], "left": [1, 0, 0], "right": [2, 0, 0],
+             "leaf": [False, True, True], "value": [0.0, -3.0, 3.0]}
+    path = tmp_path / "judge_corroborated.json"
+    path.write_text(json.dumps({"features": list(FEATURES), "baseline": 0.0, "depth": 1, "trees": [stump]}))
+    q, f = {"residual": 0.1}, {"background_ratio": 1.0}
+    heavy = ChangeRegion((40.0, 700.0, 60.0, 760.0), "added", 9.0, 400.0, "floor", 80.0, ratio=1.0, net_kg=9.0,
+                         confidence=0.1)
+    light = replace(heavy, box=(40.0, 200.0, 60.0, 260.0), mass_kg_fe=2.0, net_kg=2.0, confidence=0.9)
+    dark = replace(light, box=(150.0, 20.0, 200.0, 60.0), confidence=0.85)        # where the newest compared nothing
+    first = Comparison((heavy, light), q, features=(f, f), uncompared=((0.0, 0.0, 460.0, 100.0),))
+    second = Comparison((replace(heavy, box=(41.0, 702.0, 61.0, 758.0)), replace(light, box=(41.0, 202.0, 61.0, 258.0)),
+                         dark), q, features=(f, f, f))
+    own = Corroboration(replace(CHOSEN, min_judge=0.5), 0.5, alone=CHOSEN)
+    assert [r.box for r in corroborate(first, second, own).regions] == [light.box, dark.box]
+    result = corroborate(first, second, replace(own, judge=path))
+    assert [(r.box, r.confidence) for r in result.regions] == [(heavy.box, 0.953), (dark.box, 0.85)]
+    with pytest.raises(HistoryError, match="descriptions"):
+        corroborate(replace(first, features=()), second, replace(own, judge=path))
+
+
+def test_the_two_reference_judge_learns_from_the_regions_a_second_reference_corroborates() -> None:
+    """train_judge.examples(corroborated=True) keeps a region over CHOSEN's score and mass floor when the same pass's
+    comparison with the other reference holds a region of its kind over it that the floor keeps: of the unchanged
+    pass, what the current pass has (not what one reference differs in); of the changed pass, the change."""
+    from models.history.compare import ChangeRegion, Comparison
+    from models.history.train_judge import examples
+
+    q, f = {"residual": 0.1}, {"background_ratio": 1.0}
+
+    def region(x: float, kind: str = "added", score: float = 20.0) -> ChangeRegion:
+        return ChangeRegion((x, 10.0, x + 10, 20.0), kind, 3.0, 100.0, "floor", score, ratio=1.0, net_kg=3.0)
+
+    def comparison(*regions: ChangeRegion) -> Comparison:
+        return Comparison(regions, q, features=(f,) * len(regions))
+
+    case = {"change": {"kind": "added", "label": "steel", "box": [100.0, 10.0, 110.0, 20.0]},
+            "changed": comparison(region(100), region(300)), "changed_1": comparison(region(102), region(700)),
+            "unchanged": comparison(region(300), region(400), region(600, score=8.0)),
+            "unchanged_1": comparison(region(402, "removed"), region(301), region(601))}
+    x, y = examples([case])
+    assert len(y) == 8 and y.sum() == 2          # every region of the unchanged passes, the change's of the changed
+    x, y = examples([case], corroborated=True)
+    assert y.tolist() == [0, 1, 0, 1]            # 300 both ways, the change both ways; not 400 (another kind), not
+    assert x.shape == (4, len(FEATURES))         # 600 (under the floor against the newest), not 700 (alone)
