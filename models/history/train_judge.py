@@ -1,6 +1,8 @@
 """Train the region judge (models.history.judge) on a block of generator A's repeated passes.
 
     python -m models.history.train_judge --seeds 200000:202000 --jobs 2 --out models/history/judge.json
+    python -m models.history.train_judge --seeds 200000:202000 --jobs 2 --corroborated \
+        --out models/history/judge_corroborated.json        # the judge for two references
 
 Needs the training extra (scikit-learn). The training block's seeds must not overlap the validation
 (0 …) or held-out (100000 …) blocks of models.history.evaluate. Each seed gives an unchanged and a
@@ -9,6 +11,7 @@ the regions against the newest and against the second); every candidate region o
 negative, a candidate that shows the change (models.history.evaluate.shows) is a positive. A bag of `--members` gradient-boosted models (HistGradientBoostingClassifier, depth ≤ 4,
 class weights balanced), each fitted on its own bootstrap sample of the regions, is exported to JSON
 with the training block, the sklearn version and the counts; the judge averages their probabilities.
+With `--corroborated` only the regions a second reference corroborates are examples (`examples`).
 """
 
 from __future__ import annotations
@@ -106,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--crowd", action="store_true",
                     help="a crowd in every pass (Pass.crowd; a trial, not shipped: see docs/vehicle-history.md)")
     ap.add_argument("--corroborated", action="store_true",
-                    help="only the regions a second reference corroborates (`examples`; a trial, not shipped)")
+                    help="only the regions a second reference corroborates (`examples`): the two-reference judge, "
+                         "judge_corroborated.json")
     a = ap.parse_args(argv)
     first, end = (int(v) for v in a.seeds.split(":"))
     if first < TRAIN_START:

@@ -474,7 +474,7 @@ def test_the_corroboration_chooser_counts_what_scoring_each_rule_counts() -> Non
                                                      "uniformity": float(rng.uniform(0, 1)),
                                                      "bottom_of_height": float(rng.uniform(0, 1))}
                                                     for _ in c[key].regions))
-    judged = [rules_j for rules_j in corroborations()]
+    judged = corroborations()
     assert all(r.judge == CORROBORATED.judge for r in judged)
     sample_j = [judged[int(i)] for i in picked]
     counts = corroboration_counts(cases, sample_j)
