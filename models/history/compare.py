@@ -622,13 +622,13 @@ def compare_references(current: Scan, references: list[Reference], declaration: 
     loose = replace(corroboration.first, min_judge=min(corroboration.first.min_judge, corroboration.second)
                     if corroboration.judge is None else -1.0)   # with its own judge, the one-reference weights keep all
     cur = Current.of(current, references[0].binning)
-    first = compare(cur, references[0], declaration, loose)
-    asked = [r.box for r in corroboration_weighed(first, corroboration).regions if corroboration.first.keeps(r)]
+    first = corroboration_weighed(compare(cur, references[0], declaration, loose), corroboration)
+    asked = [r.box for r in first.regions if corroboration.first.keeps(r)]
     if corroboration.alone is not None:    # and whatever the second shows where the newest compared nothing
         asked += list(first.uncompared)
-    if not asked:                          # nothing to corroborate: one comparison
-        return corroborate(first, Comparison((), first.registration, uncompared=first.uncompared), corroboration)
-    return corroborate(first, compare(cur, references[1], declaration, loose, near=asked), corroboration)
+    second = (compare(cur, references[1], declaration, loose, near=asked) if asked   # else nothing to corroborate
+              else Comparison((), first.registration, uncompared=first.uncompared))
+    return _corroborated(first, corroboration_weighed(second, corroboration), second, corroboration)
 
 
 def corroborate(first: Comparison, second: Comparison, c: Corroboration) -> Comparison:
@@ -638,8 +638,12 @@ def corroborate(first: Comparison, second: Comparison, c: Corroboration) -> Comp
     what `first` did not. Registration and the other counts are the first comparison's. With `c.judge`, the
     corroboration reads that judge's weights of both comparisons' regions (`corroboration_weighed`), `c.alone` the
     regions' own."""
-    alone_from = second
-    first, second = corroboration_weighed(first, c), corroboration_weighed(second, c)
+    return _corroborated(corroboration_weighed(first, c), corroboration_weighed(second, c), second, c)
+
+
+def _corroborated(first: Comparison, second: Comparison, alone_from: Comparison, c: Corroboration) -> Comparison:
+    """corroborate, both comparisons already weighed for it (`corroboration_weighed`); `alone_from`: the second
+    comparison with its own weights, which `c.alone` reads."""
     also = replace(c.first, min_judge=c.second)
     seen = [s for s in second.regions if also.keeps(s)]
     asked = [c.first.keeps(r) for r in first.regions]
@@ -669,7 +673,12 @@ def corroboration_weighed(comp: Comparison, c: Corroboration) -> Comparison:
     if len(comp.features) != len(comp.regions):
         raise HistoryError(f"{len(comp.regions)} change regions came with {len(comp.features)} descriptions: the "
                            f"two-reference judge weighs a region by its description")
-    return replace(comp, regions=tuple(weighed(load_judge(c.judge), comp.regions, comp.features, comp.registration)))
+    return reweighed(comp, load_judge(c.judge))
+
+
+def reweighed(comp: Comparison, judge: Judge) -> Comparison:
+    """A comparison with every region's `confidence` given by `judge` (`weighed`)."""
+    return replace(comp, regions=tuple(weighed(judge, comp.regions, comp.features, comp.registration)))
 
 
 def seen_once(first: Comparison, second: Comparison, alone: Thresholds) -> list[ChangeRegion]:

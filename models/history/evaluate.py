@@ -50,7 +50,7 @@ import structlog
 
 from models.history.compare import (CHOSEN, CORROBORATED, ChangeRegion, Comparison, Corroboration, Thresholds, compare,
                                     corroborate, corroboration_weighed, fe_mu_rho, lies_uncompared, overlap, prepare,
-                                    seen_once, weighed)
+                                    reweighed, seen_once)
 from models.history.judge import Judge
 from models.history.judge import load as load_judge
 from models.history.register import log_attenuation
@@ -399,11 +399,8 @@ def rejudge(cases: list[dict[str, Any]], judge: Judge) -> list[dict[str, Any]]:
     """The cases with every region's `confidence` given by another judge (`weighed`, as the comparison weighs
     them): the same as rendering and comparing them again with that judge shipped (the candidates do not depend
     on it), for comparing judges on the same passes."""
-    def again(comp: Comparison) -> Comparison:
-        return replace(comp, regions=tuple(weighed(judge, comp.regions, comp.features, comp.registration)))
-
     keys = ("unchanged", "changed", "unchanged_1", "changed_1")
-    return [{**c, **{k: again(c[k]) for k in keys}} for c in cases]
+    return [{**c, **{k: reweighed(c[k], judge) for k in keys}} for c in cases]
 
 
 def report(val: list[dict[str, Any]], test: list[dict[str, Any]], b: list[dict[str, Any]],
