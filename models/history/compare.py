@@ -81,8 +81,9 @@ class Thresholds:
     ratio_lo: float = 0.5      # the low channel must change along with the high one: Δlow / Δhigh in
     ratio_hi: float = 2.5      # [ratio_lo, ratio_hi] (a solid change; a fuel-level residual is far off)
     report_occupants: bool = False   # report person-like changes in the cab too (evaluation only)
-    min_judge: float = 0.0     # the region judge's probability (models.history.judge); 0: hand thresholds only;
-                               # under 0: every region weighed and kept whatever its weight (a second judge decides)
+    min_judge: float | None = None   # the region judge's probability a region needs (models.history.judge); None:
+                                     # hand thresholds only, no judge; 0: every region weighed and kept (with two
+                                     # references the second judge decides)
 
     def keeps(self, r: ChangeRegion) -> bool:
         """Whether a region is reported: its peak score, its mass (the smaller of the region's own and the
@@ -91,7 +92,7 @@ class Thresholds:
         judge knows the person-like shape), without it, not a person in the cab."""
         if not self.large(r):
             return False
-        if self.min_judge != 0:
+        if self.min_judge is not None:
             return r.confidence >= self.min_judge
         return self.report_occupants or not r.occupant
 
@@ -619,8 +620,9 @@ def compare_references(current: Scan, references: list[Reference], declaration: 
         raise HistoryError("no reference to compare the scan with")
     if len(references) == 1:
         return compare(current, references[0], declaration, thresholds)
-    loose = replace(corroboration.first, min_judge=min(corroboration.first.min_judge, corroboration.second)
-                    if corroboration.judge is None else -1.0)   # with its own judge, the one-reference weights keep all
+    first_level = corroboration.first.min_judge
+    loose = replace(corroboration.first, min_judge=0.0 if corroboration.judge is not None or first_level is None
+                    else min(first_level, corroboration.second))  # with its own judge, the one-reference weights keep all
     cur = Current.of(current, references[0].binning)
     first = corroboration_weighed(compare(cur, references[0], declaration, loose), corroboration)
     asked = [r.box for r in first.regions if corroboration.first.keeps(r)]
@@ -752,13 +754,13 @@ def _judged(regions: list[ChangeRegion], features: list[dict[str, float]], quali
             t: Thresholds, suppressed: dict[str, int]) -> tuple[list[ChangeRegion], list[dict[str, float]]]:
     """The regions with the judge's probability; those under t.min_judge are counted as `judged`, not kept.
     When the thresholds ask for the judge and it cannot be loaded the comparison fails (HistoryError, with
-    why): never a silent pass. Hand thresholds alone (min_judge 0) need no judge (training it, for one)."""
+    why): never a silent pass. Hand thresholds alone (min_judge None) need no judge (training it, for one)."""
     if not regions:
         return regions, features
     try:
         judge = load_judge()
     except JudgeError:               # a HistoryError: the record says `failed` and why
-        if t.min_judge != 0:
+        if t.min_judge is not None:
             raise
         return regions, features
     scored = list(zip(weighed(judge, regions, features, quality), features))
@@ -916,7 +918,7 @@ def _regions(raw: np.ndarray, dl: np.ndarray, z: np.ndarray, t: Thresholds, area
                                   round(net, 2), person)
             if not t.large(region):
                 suppressed["small"] += 1
-            elif t.min_judge <= 0 and not t.keeps(region):
+            elif t.min_judge is None and not t.keeps(region):
                 suppressed["occupant"] += 1     # with the judge, it weighs the person-like shape itself
             else:
                 out.append((region, describe(sub, window, raw, dl, signed, scene, box)))

@@ -269,9 +269,9 @@ def why_missed(c: dict[str, Any], t: Rule) -> str:
     if isinstance(t, Corroboration):
         weighed_near = [r for r in corroboration_weighed(c["changed"], t).regions if shows(r, c["change"])]
         return "uncorroborated" if any(t.first.keeps(r) for r in weighed_near) else why_missed(c, t.first)
-    if t.min_judge != 0 and any(t.large(r) for r in near):
+    if t.min_judge is not None and any(t.large(r) for r in near):
         return "judged"
-    if t.min_judge <= 0 and any(r.occupant and replace(t, report_occupants=True).keeps(r) for r in near):
+    if t.min_judge is None and any(r.occupant and replace(t, report_occupants=True).keeps(r) for r in near):
         return "occupant_filter"
     return "under_threshold"
 
@@ -299,7 +299,14 @@ def corroborations(alone: Thresholds = CHOSEN, judge: Path | None = CORROBORATED
     the newest reference compared nothing, the second's regions judged by the one-reference rule `alone` (the one
     chosen on the same block; by default the shipped CHOSEN)."""
     return [Corroboration(t, second, mean, alone=alone, judge=judge) for t in grid(True) for second in SECOND_LEVELS
-            for mean in MEAN_LEVELS if mean == 0.0 or mean > (t.min_judge + second) / 2]
+            for mean in MEAN_LEVELS if mean == 0.0 or mean > (level(t) + second) / 2]
+
+
+def level(t: Thresholds) -> float:
+    """The judge's level of a rule with the judge (refused in one sentence for hand thresholds)."""
+    if t.min_judge is None:
+        raise ValueError(f"hand thresholds (score {t.min_score}, {t.min_kg} kg) have no judge's level")
+    return t.min_judge
 
 
 def choose(cases: list[dict[str, Any]], judge: bool = True, rules: list[Rule] | None = None) -> Rule:
@@ -359,7 +366,7 @@ def corroboration_counts(cases: list[dict[str, Any]], rules: list[Corroboration]
         if floor not in per_floor:
             per_floor[floor] = _pairs(weighed_cases, in_view, rule.first)
         u_conf, u_second, c_conf, c_second, c_case = per_floor[floor]
-        p, q, m = rule.first.min_judge, rule.second, 2 * rule.mean
+        p, q, m = level(rule.first), rule.second, 2 * rule.mean
         false_regions = int(((u_conf >= p) & (u_second >= q) & (u_conf + u_second >= m)).sum()) + once_false
         shown = (c_conf >= p) & (c_second >= q) & (c_conf + c_second >= m)
         found = len(set(c_case[shown].tolist()) | set(once_found))

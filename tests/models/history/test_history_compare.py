@@ -12,7 +12,7 @@ from models.history.compare import (CHOSEN, CORROBORATED, ChangeRegion, Comparis
                                     FE_MU_RHO, Reference, Scene, Thresholds, compare, compare_references, corroborate,
                                     seen_once, detector_gains, overlap, tolerant_difference, _regions, _top, band_step, fe_mu_rho, level_band, level_changes, locate,
                                     occupant, prepare, scatter_level, silhouette_parts)
-from models.history.evaluate import score
+from models.history.evaluate import level, score
 from models.history.register import dead_columns, repair_columns
 from models.scan import Scan
 from models.training.portal import PortalSpec
@@ -309,6 +309,17 @@ def test_scores_count_hits_of_the_right_kind_and_false_regions() -> None:
     assert score([concealed], Thresholds(min_score=5.0, min_kg=1.0))["found_in_view"]["k"] == 1
     plate = {**concealed, "change": {**concealed["change"], "label": "steel"}}   # a plate is added mass
     assert score([plate], Thresholds(min_score=5.0, min_kg=1.0))["found_in_view"]["k"] == 0
+
+
+def test_hand_thresholds_need_no_judge_and_a_judge_s_level_of_0_keeps_every_large_region() -> None:
+    person = ChangeRegion((10.0, 10.0, 20.0, 30.0), "added", 50.0, 4000.0, "cab", 300.0, ratio=1.0, net_kg=50.0,
+                          occupant=True)
+    hand, weigh_all = replace(CHOSEN, min_judge=None), replace(CHOSEN, min_judge=0.0)
+    assert not hand.keeps(person) and hand.keeps(replace(person, occupant=False))   # the occupant filter, no judge
+    assert weigh_all.keeps(person) and not weigh_all.keeps(replace(person, mass_kg_fe=0.5))   # the floor still holds
+    assert level(CHOSEN) == CHOSEN.min_judge
+    with pytest.raises(ValueError, match="hand thresholds .* have no judge's level"):
+        level(hand)
 
 
 def test_a_second_reference_corroborates_only_regions_of_the_same_kind_over_the_same_place() -> None:

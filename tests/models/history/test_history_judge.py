@@ -102,7 +102,7 @@ def test_a_comparison_that_needs_the_judge_fails_without_it(monkeypatch: pytest.
     changed = portal_pass(2, Pass(2, changes=("added_steel",)), spec)
     with pytest.raises(HistoryError, match="region judge .* cannot be read"):
         compare(changed, reference, thresholds=replace(Thresholds(), min_judge=0.5))
-    hand = compare(changed, reference, thresholds=replace(Thresholds(), min_judge=0.0))
+    hand = compare(changed, reference, thresholds=Thresholds())        # min_judge None
     assert all(r.confidence == 0.0 for r in hand.regions)   # hand thresholds alone need no judge
 
 
