@@ -620,9 +620,9 @@ def compare_references(current: Scan, references: list[Reference], declaration: 
         raise HistoryError("no reference to compare the scan with")
     if len(references) == 1:
         return compare(current, references[0], declaration, thresholds)
-    first_level = corroboration.first.min_judge
-    loose = replace(corroboration.first, min_judge=0.0 if corroboration.judge is not None or first_level is None
-                    else min(first_level, corroboration.second))  # with its own judge, the one-reference weights keep all
+    level = corroboration.first.min_judge      # with its own judge, the one-reference weights keep every region
+    loose = replace(corroboration.first, min_judge=0.0 if corroboration.judge is not None
+                    else None if level is None else min(level, corroboration.second))
     cur = Current.of(current, references[0].binning)
     first = corroboration_weighed(compare(cur, references[0], declaration, loose), corroboration)
     asked = [r.box for r in first.regions if corroboration.first.keeps(r)]
