@@ -98,13 +98,13 @@ async def test_a_latched_or_idle_station_is_not_shown_as_fine(tmp_path):
                 await expect(card.locator(".items-per-hour")).to_have_text("3")
                 await expect(card.locator(".device-faults")).to_have_text("PLC: lost")
                 await expect(card.locator('.fault[data-device="plc"]')).to_have_attribute("title", "PLC at 10.0.0.5:502 did not answer within 300 ms")
-                colour = await card.evaluate("n => getComputedStyle(n).borderLeftColor")
-                assert colour == "rgb(139, 0, 0)", f"a latched belt's card is {colour}, not dark red"
+                # the board rebuilds its cards on every status: a retrying assertion, never a node read once (detached: "")
+                await expect(card).to_have_css("border-left-color", "rgb(139, 0, 0)")  # dark red, not "Online" green
                 idle = page.locator('.station[data-station="gantry-01"]')
                 await expect(idle).to_have_attribute("data-condition", "idle")
                 await expect(idle.locator(".lane-state")).to_contain_text("Idle since")
                 await expect(idle.locator(".device-faults")).to_have_text("all working")
-                assert await idle.evaluate("n => getComputedStyle(n).borderLeftColor") != "rgb(44, 160, 44)"
+                await expect(idle).to_have_css("border-left-color", "rgb(107, 123, 140)")  # slate grey, not green
                 old = page.locator('.station[data-station="old-1"]')
                 await expect(old).to_have_attribute("data-condition", "online")
                 await expect(old.locator(".lane-state")).to_have_text("not reported by this station")

@@ -167,7 +167,7 @@ async def test_control_room_live(tmp_path):
                 await pubs["gate-2"].__aexit__(None, None, None)
                 gate2 = page.locator('.station[data-station="gate-2"]')
                 await expect(gate2).to_have_attribute("data-state", "offline", timeout=15000)
-                assert await gate2.evaluate("n => getComputedStyle(n).borderLeftColor") == "rgb(214, 39, 40)"
+                await expect(gate2).to_have_css("border-left-color", "rgb(214, 39, 40)")  # retried: cards are rebuilt
                 await page.screenshot(path=ARTIFACTS / "offline.png")
 
                 # a supervisor's signed command is applied; forged, expired and replayed ones are refused
