@@ -129,6 +129,9 @@ class Corroboration:
     judge: Path | None = None  # the judge that weighs both comparisons' regions for the corroboration (`corroborate`:
     # trained on the regions a second reference corroborates, models.history.train_judge --corroborated); None: the
     # regions' own weights (the one-reference judge's). `alone` reads the one-reference judge's weights either way
+    common: float | None = None  # a region of what both references show pixel by pixel (`common`) is reported too
+    # when `first`'s score and mass floor keep it and the judge weighs it at this level or more, unless it overlaps a
+    # region already reported; None: not looked at
 
     def agrees(self, r: ChangeRegion, s: ChangeRegion) -> bool:
         """Whether `s` (against the second reference, kept at `second`) corroborates `r` (kept by `first`)."""
@@ -136,13 +139,15 @@ class Corroboration:
 
 
 CORROBORATED = Corroboration(replace(CHOSEN, min_judge=0.38, min_score=6.0), 0.3, 0.5, alone=CHOSEN,
-                             judge=CORROBORATED_MODEL)
+                             judge=CORROBORATED_MODEL, common=0.7)
 """What a station compares with when it holds two references: both comparisons' regions weighed by the judge trained
 on the regions a second reference corroborates (`judge_corroborated.json`), at 0.38 against the newest over a floor
 of score 6 and 1 kg, 0.3 against the second and 0.5 for the mean of both (so a region at 0.38 needs 0.62 from the
 second, one at 0.7 needs 0.3); chosen on the validation block as CHOSEN is (models.history.evaluate,
 `two_references`: of the rules finding within FOUND_TIE of the most, the one with the fewest false regions). Where the
-newest reference compared nothing, the second's regions are judged by CHOSEN with the one-reference judge."""
+newest reference compared nothing, the second's regions are judged by CHOSEN with the one-reference judge. A region of
+what both references show pixel by pixel (`common`) weighed at 0.7 or more over the same floor is reported too (the
+level chosen after the rest on the same block, `evaluate.choose_common`)."""
 OVERLAP_PX = 4.0             # boxes this close overlap (a region and its corroboration; the evaluation's truth)
 
 
@@ -530,16 +535,36 @@ class Current:
         return _extent(self.high)
 
 
-def compare(current: Scan | Current, reference: Reference, declaration: Declaration = Declaration(),
-            thresholds: Thresholds = CHOSEN, parts: dict[str, list[float]] | None = None,
-            near: list[Box] | None = None) -> Comparison:
-    """Change regions of a current scan against a prepared reference pass (boxes in current pixels). `near`: only
-    the regions overlapping one of these boxes (OVERLAP_PX) are described and judged, the others counted as
-    `elsewhere` (what a second reference is asked about the first one's regions; the same regions there as
-    without `near`)."""
+@dataclass(frozen=True)
+class Difference:
+    """One reference's difference with the current pass, registered and with its legitimate changes taken out, in
+    the reference's binned pixels over the current pass's lines: what `drawn` outlines regions in, and what `common`
+    combines two of."""
+
+    current: Current
+    registration: Registration
+    seen: np.ndarray            # the current lines compared with a lit reference line (`lit`)
+    valid: np.ndarray           # the pixels compared
+    raw: np.ndarray             # Δ(−ln T) high, unsmoothed (masses)
+    dl: np.ndarray              # Δ(−ln T) low, smoothed (Δlow/Δhigh)
+    z: np.ndarray               # the smoothed (tolerant) difference over its spread
+    spread: np.ndarray
+    level: np.ndarray           # the reference's attenuation resampled onto the current pass, high and low
+    level_low: np.ndarray
+    zones: dict[str, Box]
+    levels: int                 # fuel-level bands taken out (`level_changes`)
+
+    @property
+    def binning(self) -> int:
+        return self.current.binning
+
+
+def difference(current: Scan | Current, reference: Reference, declaration: Declaration = Declaration(),
+               thresholds: Thresholds = CHOSEN, parts: dict[str, list[float]] | None = None) -> Difference:
+    """The current scan's difference with a prepared reference pass (Difference; the module's steps up to the
+    outline)."""
     cur = Current.of(current, reference.binning)
     cur_h, cur_l = cur.high, cur.low                 # both scans at the reference's resolution
-    b = reference.binning
     reg = register(cur_h, reference.high)
     maps = reg.columns(cur_h.shape)
     ref_h, ref_l = remap(reference.high, maps), remap(reference.low, maps)
@@ -550,7 +575,7 @@ def compare(current: Scan | Current, reference: Reference, declaration: Declarat
     valid = (cur_h < OPAQUE) & (ref_h < OPAQUE) & seen[:, None] & inside(reg, maps[0])
     valid &= detector_gains(d, valid, raw, air=(cur_h < AIR_LEVEL) & (ref_h < AIR_LEVEL))[None, :]
     valid &= ~(cur.dead | dead_there(reference.dead, reg, cur_h.shape[1]))[None, :]
-    zones = _scaled(parts if parts is not None else cur.parts, b)
+    zones = _scaled(parts if parts is not None else cur.parts, cur.binning)
     if "fuel_tank" in zones:
         level_band(d, _padded(zones["fuel_tank"], 3.0), valid)
     if declaration.loaded and "cargo" in zones:
@@ -567,16 +592,11 @@ def compare(current: Scan | Current, reference: Reference, declaration: Declarat
     noise = spread(ds, ref_h, edge, valid)
     z = ds / noise
     z[~valid] = 0.0
-    meta = cur.scan.meta
-    pixel_mm = float(meta.get("pixel_mm", 1.0))
-    line_mm = float(meta.get("line_mm", pixel_mm))
-    area_cm2 = pixel_mm * line_mm * b * b / 100.0
-    mu = fe_mu_rho(float(meta.get("energy_kev", 450.0)))
-    suppressed_levels, top = 0, cur.top
-    found = components(z, min(thresholds.grow_z, thresholds.z))
+    levels: list[Level] = []
     if parts is None:                      # from the image alone: bands where a liquid's level moved
-        levels = level_changes(z, raw, cur_h, ref_h, valid, thresholds, area_cm2 / mu / 1000.0, top,
-                               found if thresholds.grow_z <= thresholds.z else None)
+        levels = level_changes(z, raw, cur_h, ref_h, valid, thresholds, _pixel(cur)[0] / fe_mu_rho_of(cur) / 1000.0,
+                               cur.top, components(z, min(thresholds.grow_z, thresholds.z))
+                               if thresholds.grow_z <= thresholds.z else None)
         for level in levels:
             for a in (d, raw, dl_raw):
                 level.take_out(a, valid)
@@ -586,20 +606,76 @@ def compare(current: Scan | Current, reference: Reference, declaration: Declarat
             raw[~valid] = 0.0
             z = cv2.GaussianBlur(d, (0, 0), sigma) / noise
             z[~valid] = 0.0
-            found = components(z, min(thresholds.grow_z, thresholds.z))
-            suppressed_levels = len(levels)
             zones["fuel_tank"] = max((v.box for v in levels), key=lambda bx: (bx[2] - bx[0]) * (bx[3] - bx[1]))
-    dl = cv2.GaussianBlur(dl_raw, (0, 0), sigma)
-    scene = Scene(top=top, pixel_mm=pixel_mm * b, line_mm=line_mm * b, level=ref_h, spread=noise,
-                  current=cur_h, extent=cur.extent, level_low=ref_l)
-    regions, features, suppressed = _regions(raw, dl, z, thresholds, area_cm2, mu, zones, declaration, b, scene, near,
-                                             found)
-    suppressed["level"] = suppressed_levels
-    quality = {"residual": round(reg.residual, 4), "scale": round(reg.scale, 4), "offset_px": round(reg.offset * b, 2),
-               "tilt_px": round(reg.tilt * b, 2), "stretch_min": round(_stretch(reg)[0], 3),
-               "stretch_max": round(_stretch(reg)[1], 3), "compared_share": round(float(valid.mean()), 3)}
+    return Difference(cur, reg, seen, valid, raw, cv2.GaussianBlur(dl_raw, (0, 0), sigma), z, noise, ref_h, ref_l,
+                      zones, len(levels))
+
+
+def _pixel(cur: Current) -> tuple[float, float, float]:
+    """A binned pixel's area (cm²) and pitch across and along (mm)."""
+    meta, b = cur.scan.meta, cur.binning
+    pixel_mm = float(meta.get("pixel_mm", 1.0))
+    line_mm = float(meta.get("line_mm", pixel_mm))
+    return pixel_mm * line_mm * b * b / 100.0, pixel_mm * b, line_mm * b
+
+
+def fe_mu_rho_of(cur: Current) -> float:
+    """The effective μ/ρ of iron at the current scan's high energy (`fe_mu_rho`)."""
+    return fe_mu_rho(float(cur.scan.meta.get("energy_kev", 450.0)))
+
+
+def compare(current: Scan | Current, reference: Reference, declaration: Declaration = Declaration(),
+            thresholds: Thresholds = CHOSEN, parts: dict[str, list[float]] | None = None,
+            near: list[Box] | None = None) -> Comparison:
+    """Change regions of a current scan against a prepared reference pass (boxes in current pixels). `near`: only
+    the regions overlapping one of these boxes (OVERLAP_PX) are described and judged, the others counted as
+    `elsewhere` (what a second reference is asked about the first one's regions; the same regions there as
+    without `near`)."""
+    return drawn(difference(current, reference, declaration, thresholds, parts), declaration, thresholds, near)
+
+
+def drawn(f: Difference, declaration: Declaration = Declaration(), thresholds: Thresholds = CHOSEN,
+          near: list[Box] | None = None) -> Comparison:
+    """The change regions of a difference (`compare`, worked out from `difference`)."""
+    cur = f.current
+    area_cm2, pixel_mm, line_mm = _pixel(cur)
+    scene = Scene(top=cur.top, pixel_mm=pixel_mm, line_mm=line_mm, level=f.level, spread=f.spread,
+                  current=cur.high, extent=cur.extent, level_low=f.level_low)
+    regions, features, suppressed = _regions(f.raw, f.dl, f.z, thresholds, area_cm2, fe_mu_rho_of(cur), dict(f.zones),
+                                             declaration, cur.binning, scene, near,
+                                             components(f.z, min(thresholds.grow_z, thresholds.z)))
+    suppressed["level"] = f.levels
+    reg = f.registration
+    quality = {"residual": round(reg.residual, 4), "scale": round(reg.scale, 4),
+               "offset_px": round(reg.offset * cur.binning, 2), "tilt_px": round(reg.tilt * cur.binning, 2),
+               "stretch_min": round(_stretch(reg)[0], 3), "stretch_max": round(_stretch(reg)[1], 3),
+               "compared_share": round(float(f.valid.mean()), 3)}
     regions, features = _judged(regions, features, quality, thresholds, suppressed)
-    return Comparison(tuple(regions), quality, suppressed, tuple(features), not_compared(seen, top, b))
+    return Comparison(tuple(regions), quality, suppressed, tuple(features), not_compared(f.seen, cur.top, cur.binning))
+
+
+def common(first: Difference, second: Difference) -> Difference:
+    """What both references' differences show (at one binning): per pixel compared with both, the smaller of the two
+    differences (z) where both have the same sign, nothing where they differ in sign; where only one reference
+    compared a pixel, its difference. Every other layer (masses, Δlow, spread, the reference's attenuation) is taken
+    from the difference whose z was taken. What only one reference differs in (its own fuel, passengers, scatter)
+    falls out pixel by pixel, before the outline: a change joined to one of those against either reference stands
+    alone here. The registration, zones and current pass are the first's."""
+    if first.binning != second.binning:
+        raise HistoryError(f"two differences at binnings {first.binning} and {second.binning} cannot be combined "
+                           f"pixel by pixel")
+    both = first.valid & second.valid
+    take_first = np.where(both, np.abs(first.z) <= np.abs(second.z), first.valid)
+    shown = ~both | (np.sign(first.z) == np.sign(second.z))
+
+    def pick(a: np.ndarray, b: np.ndarray, clear: bool = True) -> np.ndarray:
+        out = np.where(take_first, a, b).astype(a.dtype)
+        return np.where(shown, out, 0).astype(a.dtype) if clear else out
+
+    return replace(first, seen=first.seen | second.seen, valid=first.valid | second.valid,
+                   raw=pick(first.raw, second.raw), dl=pick(first.dl, second.dl), z=pick(first.z, second.z),
+                   spread=pick(first.spread, second.spread, False), level=pick(first.level, second.level, False),
+                   level_low=pick(first.level_low, second.level_low, False), levels=first.levels + second.levels)
 
 
 def not_compared(seen: np.ndarray, top: float, b: int) -> tuple[Box, ...]:
@@ -613,9 +689,9 @@ def not_compared(seen: np.ndarray, top: float, b: int) -> tuple[Box, ...]:
 def compare_references(current: Scan, references: list[Reference], declaration: Declaration = Declaration(),
                        thresholds: Thresholds = CHOSEN, corroboration: Corroboration = CORROBORATED) -> Comparison:
     """Change regions of a current scan against the newest reference (first), corroborated by the second when there
-    are two (`corroborate`; the second comparison runs only when the first has a region to corroborate, and describes
-    only what lies over those, `near`); with one,
-    `compare` at `thresholds`. Further references are not used."""
+    are two (`corroborate`; the second comparison outlines only what lies over the first's regions, `near`), and
+    with `corroboration.common`, what both references show pixel by pixel (`common`) weighed at that level; with
+    one, `compare` at `thresholds`. Further references are not used."""
     if not references:
         raise HistoryError("no reference to compare the scan with")
     if len(references) == 1:
@@ -624,27 +700,63 @@ def compare_references(current: Scan, references: list[Reference], declaration: 
     loose = replace(corroboration.first, min_judge=0.0 if corroboration.judge is not None
                     else None if level is None else min(level, corroboration.second))
     cur = Current.of(current, references[0].binning)
-    first = corroboration_weighed(compare(cur, references[0], declaration, loose), corroboration)
+    newest = difference(cur, references[0], declaration, loose)
+    first = corroboration_weighed(drawn(newest, declaration, loose), corroboration)
     asked = [r.box for r in first.regions if corroboration.first.keeps(r)]
     if corroboration.alone is not None:    # and whatever the second shows where the newest compared nothing
         asked += list(first.uncompared)
-    second = (compare(cur, references[1], declaration, loose, near=asked) if asked   # else nothing to corroborate
-              else Comparison((), first.registration, uncompared=first.uncompared))
-    return _corroborated(first, corroboration_weighed(second, corroboration), second, corroboration)
+    shared: Comparison | None = None
+    if corroboration.common is not None:
+        other = difference(cur, references[1], declaration, loose)
+        second = drawn(other, declaration, loose, near=asked)
+        shared = corroboration_weighed(drawn(common(*at_one_binning(cur, (newest, other), references, declaration,
+                                                                    loose)), declaration, loose), corroboration)
+    elif asked:
+        second = compare(cur, references[1], declaration, loose, near=asked)
+    else:                                   # nothing to corroborate
+        second = Comparison((), first.registration, uncompared=first.uncompared)
+    return _corroborated(first, corroboration_weighed(second, corroboration), second, corroboration, shared)
 
 
-def corroborate(first: Comparison, second: Comparison, c: Corroboration) -> Comparison:
+def at_one_binning(current: Current, differences: tuple[Difference, Difference], references: list[Reference],
+                   declaration: Declaration, thresholds: Thresholds) -> tuple[Difference, Difference]:
+    """Two references' differences at one binning, for `common`: as they are when both references were prepared at
+    the same; else (a 40 ft pass on either side of the binning's size) the finer one worked out again at the
+    coarser binning (`coarser`)."""
+    b = max(f.binning for f in differences)
+    first, second = (f if f.binning == b else difference(Current.of(current, b), coarser(r, b), declaration, thresholds)
+                     for f, r in zip(differences, references))
+    return first, second
+
+
+def coarser(reference: Reference, b: int) -> Reference:
+    """A reference prepared at a finer binning, binned further to `b` (a multiple of its own): the same as
+    preparing it at `b`."""
+    if b % reference.binning:
+        raise HistoryError(f"a reference at binning {reference.binning} cannot be binned to {b}")
+    k = b // reference.binning
+    dead: np.ndarray | None = None
+    if reference.dead is not None:
+        dead = np.asarray(reference.dead[:reference.dead.size // k * k].reshape(-1, k).any(axis=1))
+    return replace(reference, high=_bin(reference.high, k), low=_bin(reference.low, k), binning=b, dead=dead)
+
+
+def corroborate(first: Comparison, second: Comparison, c: Corroboration,
+                shared: Comparison | None = None) -> Comparison:
     """The regions of `first` that `c.first` keeps and `second` shows too (Corroboration); the others are counted
     as `uncorroborated`. With `c.alone`, also the regions of `second` where `first` compared nothing that `c.alone`
     keeps (`seen_once`, counted as `seen_once`), and what is left uncompared is what neither compared; without it,
-    what `first` did not. Registration and the other counts are the first comparison's. With `c.judge`, the
-    corroboration reads that judge's weights of both comparisons' regions (`corroboration_weighed`), `c.alone` the
-    regions' own."""
-    return _corroborated(corroboration_weighed(first, c), corroboration_weighed(second, c), second, c)
+    what `first` did not. With `c.common`, also the regions of `shared` (what both references show, `common`) that
+    `c.first`'s floor keeps at that weight and that overlap no region reported (counted as `common`). Registration
+    and the other counts are the first comparison's. With `c.judge`, the corroboration reads that judge's weights of
+    the comparisons' regions (`corroboration_weighed`), `c.alone` the regions' own."""
+    return _corroborated(corroboration_weighed(first, c), corroboration_weighed(second, c), second, c,
+                         None if shared is None else corroboration_weighed(shared, c))
 
 
-def _corroborated(first: Comparison, second: Comparison, alone_from: Comparison, c: Corroboration) -> Comparison:
-    """corroborate, both comparisons already weighed for it (`corroboration_weighed`); `alone_from`: the second
+def _corroborated(first: Comparison, second: Comparison, alone_from: Comparison, c: Corroboration,
+                  shared: Comparison | None = None) -> Comparison:
+    """corroborate, the comparisons already weighed for it (`corroboration_weighed`); `alone_from`: the second
     comparison with its own weights, which `c.alone` reads."""
     also = replace(c.first, min_judge=c.second)
     seen = [s for s in second.regions if also.keeps(s)]
@@ -659,11 +771,18 @@ def _corroborated(first: Comparison, second: Comparison, alone_from: Comparison,
         alone = seen_once(first, alone_from, c.alone)
         once = [(s, f) for s, f in zip(alone_from.regions, alone_from.features or [{}] * len(alone_from.regions))
                 if s in alone]
-        kept = sorted(kept + once, key=lambda rf: -rf[0].mass_kg_fe)
+        kept += once
         suppressed["seen_once"] = len(once)
         uncompared = tuple(both for u in first.uncompared for v in second.uncompared
                            for both in [(u[0], max(u[1], v[1]), u[2], min(u[3], v[3]))]
                            if both[3] - both[1] >= UNCOMPARED_LINES)
+    if c.common is not None and shared is not None:
+        floor = replace(c.first, min_judge=c.common)
+        shown = [(r, f) for r, f in zip(shared.regions, shared.features or [{}] * len(shared.regions))
+                 if floor.keeps(r) and not any(overlap(r.box, k.box) for k, _ in kept)]
+        kept += shown
+        suppressed["common"] = len(shown)
+    kept.sort(key=lambda rf: -rf[0].mass_kg_fe)
     return Comparison(tuple(r for r, _ in kept), first.registration, suppressed,
                       tuple(f for _, f in kept) if first.features or second.features else (), uncompared)
 

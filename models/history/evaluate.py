@@ -48,9 +48,10 @@ import cv2
 import numpy as np
 import structlog
 
-from models.history.compare import (CHOSEN, CORROBORATED, ChangeRegion, Comparison, Corroboration, Thresholds, compare,
-                                    corroborate, corroboration_weighed, fe_mu_rho, lies_uncompared, overlap, prepare,
-                                    reweighed, seen_once)
+from models.history.compare import (CHOSEN, CORROBORATED, ChangeRegion, Comparison, Corroboration, Current, Declaration,
+                                    Thresholds, at_one_binning, common, compare, corroborate, corroboration_weighed,
+                                    difference, drawn, fe_mu_rho, lies_uncompared, overlap, prepare, reweighed,
+                                    seen_once)
 from models.history.judge import Judge
 from models.history.judge import load as load_judge
 from models.history.register import log_attenuation
@@ -114,7 +115,9 @@ HELD_OUT_BLOCKS = {100_000: "the first judge", 110_000: "trials of the scatter c
                            "passes; 720 seeds",
                    85_000: "two references weighed by a judge trained on the regions a second reference corroborates "
                            "(judge_corroborated.json), its rules chosen on validation; the version before on the same "
-                           "passes; 720 seeds"}
+                           "passes; 720 seeds",
+                   80_000: "two references: what both show pixel by pixel (common) reported too at its own level "
+                           "(Corroboration.common); the version before on the same passes; 720 seeds"}
 B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correction (not shipped)",
             330_000: "bagged judge at the point-estimate level (not shipped)",
             340_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence",
@@ -145,7 +148,9 @@ B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correcti
                      "720 seeds",
             530_000: "two references weighed by a judge trained on the regions a second reference corroborates "
                      "(judge_corroborated.json), its rules chosen on validation; the version before on the same passes; "
-                     "720 seeds"}
+                     "720 seeds",
+            540_000: "two references: what both show pixel by pixel (common) reported too at its own level "
+                     "(Corroboration.common); the version before on the same passes; 720 seeds"}
 
 HELD_OUT_START = min(HELD_OUT_BLOCKS)       # the lowest held-out seed used so far
 NEWEST_HELD_OUT, NEWEST_B = list(HELD_OUT_BLOCKS)[-1], list(B_BLOCKS)[-1]   # the defaults: the last registered
@@ -169,7 +174,8 @@ def shows(r: ChangeRegion, change: dict[str, Any]) -> bool:
 
 def case(seed: int, generator: str = "a", crowd: bool = False) -> dict[str, Any]:
     """Render one seed's four passes and compare both later passes with each reference, pass 0 (`unchanged`,
-    `changed`) and pass 1 (`unchanged_1`, `changed_1`: the second reference), candidates kept; generator "a"
+    `changed`) and pass 1 (`unchanged_1`, `changed_1`: the second reference), and what both show (`unchanged_both`,
+    `changed_both`: `common`), candidates kept; generator "a"
     (models.training.portal.passes; `crowd`: a crowd in every pass, the judge's training trial) or "b"
     (models.evalgen.passes, written apart)."""
     if generator == "b":
@@ -194,12 +200,17 @@ def case(seed: int, generator: str = "a", crowd: bool = False) -> dict[str, Any]
     t0 = time.perf_counter()
     same = compare(plain, reference, thresholds=BASE)
     seconds = time.perf_counter() - t0
-    diff = compare(changed, reference, thresholds=BASE)
     eligible = truth["label"] != "concealment" or truth["volume_l"] >= MIN_LITRES
-    return {"seed": seed, "vehicle": vehicle, "change": truth, "eligible": eligible,
-            "visible_kg": round(visible_kg(changed, plain, truth["box"]), 2),
-            "unchanged": same, "changed": diff, "seconds": seconds,
-            "unchanged_1": compare(plain, second, thresholds=BASE), "changed_1": compare(changed, second, thresholds=BASE)}
+    out = {"seed": seed, "vehicle": vehicle, "change": truth, "eligible": eligible,
+           "visible_kg": round(visible_kg(changed, plain, truth["box"]), 2), "seconds": seconds}
+    for key, scan in (("unchanged", plain), ("changed", changed)):
+        cur = Current.of(scan, reference.binning)
+        newest, other = difference(cur, reference, thresholds=BASE), difference(cur, second, thresholds=BASE)
+        out[key] = same if key == "unchanged" else drawn(newest, thresholds=BASE)
+        out[key + "_1"] = drawn(other, thresholds=BASE)
+        out[key + "_both"] = drawn(common(*at_one_binning(cur, (newest, other), [reference, second], Declaration(),
+                                                          BASE)), thresholds=BASE)
+    return out
 
 
 def named_case(seed: int, generator: str = "a", crowd: bool = False) -> dict[str, Any]:
@@ -230,7 +241,7 @@ second reference."""
 def keep(c: dict[str, Any], key: str, t: Rule) -> list[ChangeRegion]:
     """The regions reported on a case's `unchanged` or `changed` pass."""
     if isinstance(t, Corroboration):
-        return list(corroborate(c[key], c[key + "_1"], t).regions)
+        return list(corroborate(c[key], c[key + "_1"], t, c.get(key + "_both")).regions)
     return [r for r in c[key].regions if t.keeps(r)]
 
 
@@ -343,6 +354,15 @@ def choose_corroboration(cases: list[dict[str, Any]], alone: Thresholds = CHOSEN
     return chosen
 
 
+def choose_common(cases: list[dict[str, Any]], corroboration: Corroboration) -> Corroboration:
+    """The level at which a region of what both references show is reported too (`Corroboration.common`), the
+    corroboration's own rule fixed: the same choice (`_best`) over none and each of JUDGE_LEVELS."""
+    tried: list[Rule] = [replace(corroboration, common=p) for p in (None, *JUDGE_LEVELS)]
+    chosen = _best(tried, (_counts(score(cases, t)) for t in tried))
+    assert isinstance(chosen, Corroboration)
+    return chosen
+
+
 def corroboration_counts(cases: list[dict[str, Any]], rules: list[Corroboration]) -> list[tuple[float, int, int]]:
     """Each rule's (in-view found rate, false regions, unchanged passes), as `score` counts them, worked out once
     per score and mass floor: each region the floor keeps, with its weight, the best weight of a region of its kind
@@ -406,8 +426,8 @@ def rejudge(cases: list[dict[str, Any]], judge: Judge) -> list[dict[str, Any]]:
     """The cases with every region's `confidence` given by another judge (`weighed`, as the comparison weighs
     them): the same as rendering and comparing them again with that judge shipped (the candidates do not depend
     on it), for comparing judges on the same passes."""
-    keys = ("unchanged", "changed", "unchanged_1", "changed_1")
-    return [{**c, **{k: reweighed(c[k], judge) for k in keys}} for c in cases]
+    keys = ("unchanged", "changed", "unchanged_1", "changed_1", "unchanged_both", "changed_both")
+    return [{**c, **{k: reweighed(c[k], judge) for k in keys if k in c}} for c in cases]
 
 
 def report(val: list[dict[str, Any]], test: list[dict[str, Any]], b: list[dict[str, Any]],
@@ -416,7 +436,8 @@ def report(val: list[dict[str, Any]], test: list[dict[str, Any]], b: list[dict[s
     one that weighed them (`rejudge`), the shipped one by default."""
     t, hand = choose(val), choose(val, judge=False)
     assert isinstance(t, Thresholds)
-    two = choose_corroboration(val, alone=t)
+    two = choose_common(val, replace(choose_corroboration(val, alone=t), common=None))
+    alone = replace(two, common=None)
     held_out_start = test[0]["seed"] if test else NEWEST_HELD_OUT
     b_start = b[0]["seed"] if b else NEWEST_B
     validation, held_out, b_block = len(val), len(test), len(b)
@@ -434,14 +455,17 @@ def report(val: list[dict[str, Any]], test: list[dict[str, Any]], b: list[dict[s
            "compare_seconds_median": round(float(np.median([c["seconds"] for c in val + test])), 3)}
     corroborated: dict[str, Any] = {
         "rule": "a region against the newest reference (pass 0) is reported when the second reference (pass 1) "
-                "shows an overlapping region of the same kind (models.history.compare.Corroboration)",
+                "shows an overlapping region of the same kind, and a region of what both show pixel by pixel "
+                "(models.history.compare.common) at its own level (models.history.compare.Corroboration)",
         "corroboration": {**asdict(two), "judge": two.judge.name if two.judge else None},
         "judge": load_judge(two.judge).meta.get("trained_on") if two.judge else "the one-reference judge",
         "validation": score(val, two), "validation_missed_why": missed_why(val, two),
-        "held_out": score(test, two), "missed_why_held_out": missed_why(test, two), "false_held_out": false(test, two)}
+        "held_out": score(test, two), "missed_why_held_out": missed_why(test, two), "false_held_out": false(test, two),
+        "without_common": {"validation": score(val, alone), "held_out": score(test, alone)}}
     if b:
         corroborated["generator_b"] = {**score(b, two), "missed_why": missed_why(b, two),
                                        "false": false(b, two)}
+        corroborated["without_common"]["generator_b"] = score(b, alone)
         out["generator_b"] = {"generator": "B (models.evalgen.passes), thresholds and judge from generator A",
                               "seeds": [b_start, b_start + b_block], **score(b, t), "missed_why": missed_why(b, t),
                               "hand_thresholds": score(b, hand), "missed": missed(b, t), "false": false(b, t)}
