@@ -553,6 +553,7 @@ class Difference:
     level_low: np.ndarray
     zones: dict[str, Box]
     levels: int                 # fuel-level bands taken out (`level_changes`)
+    found: Components | None = None   # z's components over the thresholds' outline level, when worked out already
 
     @property
     def binning(self) -> int:
@@ -593,10 +594,10 @@ def difference(current: Scan | Current, reference: Reference, declaration: Decla
     z = ds / noise
     z[~valid] = 0.0
     levels: list[Level] = []
+    found = components(z, min(thresholds.grow_z, thresholds.z))
     if parts is None:                      # from the image alone: bands where a liquid's level moved
         levels = level_changes(z, raw, cur_h, ref_h, valid, thresholds, _pixel(cur)[0] / fe_mu_rho_of(cur) / 1000.0,
-                               cur.top, components(z, min(thresholds.grow_z, thresholds.z))
-                               if thresholds.grow_z <= thresholds.z else None)
+                               cur.top, found if thresholds.grow_z <= thresholds.z else None)
         for level in levels:
             for a in (d, raw, dl_raw):
                 level.take_out(a, valid)
@@ -606,9 +607,10 @@ def difference(current: Scan | Current, reference: Reference, declaration: Decla
             raw[~valid] = 0.0
             z = cv2.GaussianBlur(d, (0, 0), sigma) / noise
             z[~valid] = 0.0
+            found = components(z, min(thresholds.grow_z, thresholds.z))
             zones["fuel_tank"] = max((v.box for v in levels), key=lambda bx: (bx[2] - bx[0]) * (bx[3] - bx[1]))
     return Difference(cur, reg, seen, valid, raw, cv2.GaussianBlur(dl_raw, (0, 0), sigma), z, noise, ref_h, ref_l,
-                      zones, len(levels))
+                      zones, len(levels), found)
 
 
 def _pixel(cur: Current) -> tuple[float, float, float]:
@@ -636,14 +638,14 @@ def compare(current: Scan | Current, reference: Reference, declaration: Declarat
 
 def drawn(f: Difference, declaration: Declaration = Declaration(), thresholds: Thresholds = CHOSEN,
           near: list[Box] | None = None) -> Comparison:
-    """The change regions of a difference (`compare`, worked out from `difference`)."""
+    """The change regions of a difference (`compare`, worked out from `difference` at the same thresholds)."""
     cur = f.current
     area_cm2, pixel_mm, line_mm = _pixel(cur)
     scene = Scene(top=cur.top, pixel_mm=pixel_mm, line_mm=line_mm, level=f.level, spread=f.spread,
                   current=cur.high, extent=cur.extent, level_low=f.level_low)
     regions, features, suppressed = _regions(f.raw, f.dl, f.z, thresholds, area_cm2, fe_mu_rho_of(cur), dict(f.zones),
                                              declaration, cur.binning, scene, near,
-                                             components(f.z, min(thresholds.grow_z, thresholds.z)))
+                                             f.found or components(f.z, min(thresholds.grow_z, thresholds.z)))
     suppressed["level"] = f.levels
     reg = f.registration
     quality = {"residual": round(reg.residual, 4), "scale": round(reg.scale, 4),
@@ -675,7 +677,8 @@ def common(first: Difference, second: Difference) -> Difference:
     return replace(first, seen=first.seen | second.seen, valid=first.valid | second.valid,
                    raw=pick(first.raw, second.raw), dl=pick(first.dl, second.dl), z=pick(first.z, second.z),
                    spread=pick(first.spread, second.spread, False), level=pick(first.level, second.level, False),
-                   level_low=pick(first.level_low, second.level_low, False), levels=first.levels + second.levels)
+                   level_low=pick(first.level_low, second.level_low, False), levels=first.levels + second.levels,
+                   found=None)
 
 
 def not_compared(seen: np.ndarray, top: float, b: int) -> tuple[Box, ...]:

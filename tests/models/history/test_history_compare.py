@@ -8,8 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from models.history.compare import (CHOSEN, CORROBORATED, ChangeRegion, Comparison, Corroboration, Current, Declaration,
-                                    FE_MU_RHO, Reference, Scene, Thresholds, coarser, common, compare, compare_references,
+from models.history.compare import (CHOSEN, CORROBORATED, ChangeRegion, Comparison, Corroboration,
+                                    Current, Declaration, FE_MU_RHO, Reference, Scene, Thresholds, coarser, common, compare, compare_references,
                                     corroborate, difference, drawn,
                                     seen_once, detector_gains, overlap, tolerant_difference, _regions, _top, band_step, fe_mu_rho, level_band, level_changes, locate,
                                     occupant, prepare, scatter_level, silhouette_parts)
