@@ -712,13 +712,20 @@ def compare_references(current: Scan, references: list[Reference], declaration: 
     if corroboration.common is not None:
         other = difference(cur, references[1], declaration, loose)
         second = drawn(other, declaration, loose, near=asked)
-        shared = corroboration_weighed(drawn(common(*at_one_binning(cur, (newest, other), references, declaration,
-                                                                    loose)), declaration, loose), corroboration)
+        shared = corroboration_weighed(shown_by_both(cur, (newest, other), references, declaration, loose),
+                                       corroboration)
     elif asked:
         second = compare(cur, references[1], declaration, loose, near=asked)
     else:                                   # nothing to corroborate
         second = Comparison((), first.registration, uncompared=first.uncompared)
     return _corroborated(first, corroboration_weighed(second, corroboration), second, corroboration, shared)
+
+
+def shown_by_both(current: Current, differences: tuple[Difference, Difference], references: list[Reference],
+                  declaration: Declaration, thresholds: Thresholds) -> Comparison:
+    """The change regions of what both references' differences show (`common`, at one binning: `at_one_binning`)."""
+    return drawn(common(*at_one_binning(current, differences, references, declaration, thresholds)), declaration,
+                 thresholds)
 
 
 def at_one_binning(current: Current, differences: tuple[Difference, Difference], references: list[Reference],

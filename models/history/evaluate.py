@@ -49,9 +49,8 @@ import numpy as np
 import structlog
 
 from models.history.compare import (CHOSEN, CORROBORATED, ChangeRegion, Comparison, Corroboration, Current, Declaration,
-                                    Thresholds, at_one_binning, common, corroborate, corroboration_weighed,
-                                    difference, drawn, fe_mu_rho, lies_uncompared, overlap, prepare, reweighed,
-                                    seen_once)
+                                    Thresholds, corroborate, corroboration_weighed, difference, drawn, fe_mu_rho,
+                                    lies_uncompared, overlap, prepare, reweighed, seen_once, shown_by_both)
 from models.history.judge import Judge
 from models.history.judge import load as load_judge
 from models.history.register import log_attenuation
@@ -209,8 +208,7 @@ def case(seed: int, generator: str = "a", crowd: bool = False) -> dict[str, Any]
             out["seconds"] = time.perf_counter() - t0       # one comparison with one reference
         other = difference(cur, second, thresholds=BASE)
         out[key + "_1"] = drawn(other, thresholds=BASE)
-        out[key + "_both"] = drawn(common(*at_one_binning(cur, (newest, other), [reference, second], Declaration(),
-                                                          BASE)), thresholds=BASE)
+        out[key + "_both"] = shown_by_both(cur, (newest, other), [reference, second], Declaration(), BASE)
     return out
 
 
