@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from models.errors import HistoryError
-from models.history.judge import CORROBORATED_MODEL, Judge, JudgeError, vector
+from models.history.judge import COMMON_MODEL, CORROBORATED_MODEL, Judge, JudgeError, vector
 from models.history.judge import load as load_judge
 from models.history.register import (Registration, dead_columns, lit_lines, log_attenuation, register, remap,
                                      repair_columns)
@@ -130,8 +130,10 @@ class Corroboration:
     # trained on the regions a second reference corroborates, models.history.train_judge --corroborated); None: the
     # regions' own weights (the one-reference judge's). `alone` reads the one-reference judge's weights either way
     common: float | None = None  # a region of what both references show pixel by pixel (`common`) is reported too
-    # when `first`'s score and mass floor keep it and the judge weighs it at this level or more, unless it overlaps a
-    # region already reported; None: not looked at
+    # when `first`'s score and mass floor keep it and `common_judge` weighs it at this level or more, unless it
+    # overlaps a region already reported; None: not looked at
+    common_judge: Path | None = None  # the judge that weighs those regions (trained on them: models.history.train_judge
+    # --common); None: `judge`
 
     def agrees(self, r: ChangeRegion, s: ChangeRegion) -> bool:
         """Whether `s` (against the second reference, kept at `second`) corroborates `r` (kept by `first`)."""
@@ -139,15 +141,16 @@ class Corroboration:
 
 
 CORROBORATED = Corroboration(replace(CHOSEN, min_judge=0.38, min_score=6.0), 0.3, 0.5, alone=CHOSEN,
-                             judge=CORROBORATED_MODEL, common=0.7)
+                             judge=CORROBORATED_MODEL, common=0.66, common_judge=COMMON_MODEL)
 """What a station compares with when it holds two references: both comparisons' regions weighed by the judge trained
 on the regions a second reference corroborates (`judge_corroborated.json`), at 0.38 against the newest over a floor
 of score 6 and 1 kg, 0.3 against the second and 0.5 for the mean of both (so a region at 0.38 needs 0.62 from the
 second, one at 0.7 needs 0.3); chosen on the validation block as CHOSEN is (models.history.evaluate,
 `two_references`: of the rules finding within FOUND_TIE of the most, the one with the fewest false regions). Where the
 newest reference compared nothing, the second's regions are judged by CHOSEN with the one-reference judge. A region of
-what both references show pixel by pixel (`common`) weighed at 0.7 or more over the same floor is reported too (the
-level chosen after the rest on the same block, `evaluate.choose_common`)."""
+what both references show pixel by pixel (`common`) over the same floor, weighed at 0.66 or more by a judge trained on
+such regions (`judge_common.json`), is reported too (the judge and level chosen after the rest on the same block,
+`evaluate.choose_common`)."""
 OVERLAP_PX = 4.0             # boxes this close overlap (a region and its corroboration; the evaluation's truth)
 
 
@@ -712,8 +715,7 @@ def compare_references(current: Scan, references: list[Reference], declaration: 
     if corroboration.common is not None:
         other = difference(cur, references[1], declaration, loose)
         second = drawn(other, declaration, loose, near=asked)
-        shared = corroboration_weighed(shown_by_both(cur, (newest, other), references, declaration, loose),
-                                       corroboration)
+        shared = common_weighed(shown_by_both(cur, (newest, other), references, declaration, loose), corroboration)
     elif asked:
         second = compare(cur, references[1], declaration, loose, near=asked)
     else:                                   # nothing to corroborate
@@ -759,9 +761,10 @@ def corroborate(first: Comparison, second: Comparison, c: Corroboration,
     what `first` did not. With `c.common`, also the regions of `shared` (what both references show, `common`) that
     `c.first`'s floor keeps at that weight and that overlap no region reported (counted as `common`). Registration
     and the other counts are the first comparison's. With `c.judge`, the corroboration reads that judge's weights of
-    the comparisons' regions (`corroboration_weighed`), `c.alone` the regions' own."""
+    the comparisons' regions (`corroboration_weighed`), `c.alone` the regions' own, `c.common` those of `c.common_judge`
+    (`common_weighed`)."""
     return _corroborated(corroboration_weighed(first, c), corroboration_weighed(second, c), second, c,
-                         None if shared is None else corroboration_weighed(shared, c))
+                         None if shared is None else common_weighed(shared, c))
 
 
 def _corroborated(first: Comparison, second: Comparison, alone_from: Comparison, c: Corroboration,
@@ -799,12 +802,21 @@ def _corroborated(first: Comparison, second: Comparison, alone_from: Comparison,
 
 def corroboration_weighed(comp: Comparison, c: Corroboration) -> Comparison:
     """A comparison's regions with the weights of the corroboration's own judge (`c.judge`; itself without one)."""
-    if c.judge is None or not comp.regions:
+    return _weighed_by(comp, c.judge)
+
+
+def common_weighed(comp: Comparison, c: Corroboration) -> Comparison:
+    """The regions of what both references show with the weights of `c.common_judge` (`c.judge` without one)."""
+    return _weighed_by(comp, c.common_judge or c.judge)
+
+
+def _weighed_by(comp: Comparison, judge: Path | None) -> Comparison:
+    if judge is None or not comp.regions:
         return comp
     if len(comp.features) != len(comp.regions):
         raise HistoryError(f"{len(comp.regions)} change regions came with {len(comp.features)} descriptions: the "
                            f"two-reference judge weighs a region by its description")
-    return reweighed(comp, load_judge(c.judge))
+    return reweighed(comp, load_judge(judge))
 
 
 def reweighed(comp: Comparison, judge: Judge) -> Comparison:

@@ -49,9 +49,10 @@ import numpy as np
 import structlog
 
 from models.history.compare import (CHOSEN, CORROBORATED, ChangeRegion, Comparison, Corroboration, Current, Declaration,
-                                    Thresholds, corroborate, corroboration_weighed, difference, drawn, fe_mu_rho,
+                                    Thresholds, common_weighed, corroborate, corroboration_weighed, difference, drawn,
+                                    fe_mu_rho,
                                     lies_uncompared, overlap, prepare, reweighed, seen_once, shown_by_both)
-from models.history.judge import Judge
+from models.history.judge import COMMON_MODEL, Judge
 from models.history.judge import load as load_judge
 from models.history.register import log_attenuation
 from models.stats import poisson_upper, wilson
@@ -116,7 +117,10 @@ HELD_OUT_BLOCKS = {100_000: "the first judge", 110_000: "trials of the scatter c
                            "(judge_corroborated.json), its rules chosen on validation; the version before on the same "
                            "passes; 720 seeds",
                    80_000: "two references: what both show pixel by pixel (common) reported too at its own level "
-                           "(Corroboration.common); the version before on the same passes; 720 seeds"}
+                           "(Corroboration.common); the version before on the same passes; 720 seeds",
+                   75_000: "two references: what both show weighed by a judge trained on its regions "
+                           "(judge_common.json, Corroboration.common_judge), its level chosen on validation; the "
+                           "version before on the same passes; 720 seeds"}
 B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correction (not shipped)",
             330_000: "bagged judge at the point-estimate level (not shipped)",
             340_000: "scatter correction, seated passengers, bagged judge, level at 95 % confidence",
@@ -149,7 +153,10 @@ B_BLOCKS = {300_000: "the first judge", 320_000: "trials of the scatter correcti
                      "(judge_corroborated.json), its rules chosen on validation; the version before on the same passes; "
                      "720 seeds",
             540_000: "two references: what both show pixel by pixel (common) reported too at its own level "
-                     "(Corroboration.common); the version before on the same passes; 720 seeds"}
+                     "(Corroboration.common); the version before on the same passes; 720 seeds",
+            550_000: "two references: what both show weighed by a judge trained on its regions (judge_common.json, "
+                     "Corroboration.common_judge), its level chosen on validation; the version before on the same "
+                     "passes; 720 seeds"}
 
 HELD_OUT_START = min(HELD_OUT_BLOCKS)       # the lowest held-out seed used so far
 NEWEST_HELD_OUT, NEWEST_B = list(HELD_OUT_BLOCKS)[-1], list(B_BLOCKS)[-1]   # the defaults: the last registered
@@ -353,13 +360,52 @@ def choose_corroboration(cases: list[dict[str, Any]], alone: Thresholds = CHOSEN
     return chosen
 
 
-def choose_common(cases: list[dict[str, Any]], corroboration: Corroboration) -> Corroboration:
-    """The level at which a region of what both references show is reported too (`Corroboration.common`), the
-    corroboration's own rule fixed: the same choice (`_best`) over none and each of JUDGE_LEVELS."""
-    tried: list[Rule] = [replace(corroboration, common=p) for p in (None, *JUDGE_LEVELS)]
-    chosen = _best(tried, (_counts(score(cases, t)) for t in tried))
+def choose_common(cases: list[dict[str, Any]], corroboration: Corroboration,
+                  judges: tuple[Path | None, ...] = (None,)) -> Corroboration:
+    """The level at which a region of what both references show is reported too (`Corroboration.common`), and the
+    judge weighing those regions (`Corroboration.common_judge`, of `judges`; None: the corroboration's), the
+    corroboration's own rule fixed: the same choice (`_best`) over none and each of JUDGE_LEVELS with each judge
+    (`common_counts`)."""
+    tried: list[Rule] = [replace(corroboration, common=None, common_judge=None)]
+    counts = [_counts(score(cases, tried[0]))]
+    for judge in judges:
+        rule = replace(corroboration, common_judge=judge)
+        tried += [replace(rule, common=p) for p in JUDGE_LEVELS]
+        counts += common_counts(cases, rule, JUDGE_LEVELS)
+    chosen = _best(tried, counts)
     assert isinstance(chosen, Corroboration)
     return chosen
+
+
+def common_counts(cases: list[dict[str, Any]], corroboration: Corroboration,
+                  levels: Iterable[float]) -> list[tuple[float, int, int]]:
+    """(in-view found rate, false regions, unchanged passes) of `corroboration` with `common` at each of `levels`,
+    as `score` counts them, worked out once per pass: what the corroboration reports without `common`, and the
+    weights of the regions of what both references show that its floor keeps and that overlap none of them (on
+    the changed passes in view, the best of those showing the change); a level is then a comparison of numbers."""
+    base = replace(corroboration, common=None)
+    floor = corroboration.first
+    in_view = [c["eligible"] and c["visible_kg"] >= IN_VIEW_KG for c in cases]
+    false_base, extra, found_base, best = 0, [], set(), {}
+
+    def added(c: dict[str, Any], key: str) -> tuple[list[ChangeRegion], list[ChangeRegion]]:
+        kept = keep(c, key, base)
+        shared = common_weighed(c[key + "_both"], corroboration)
+        return kept, [r for r in shared.regions if floor.large(r) and not any(overlap(r.box, k.box) for k in kept)]
+
+    for i, (c, v) in enumerate(zip(cases, in_view)):
+        kept, more = added(c, "unchanged")
+        false_base += len(kept)
+        extra += [r.confidence for r in more]
+        if v:
+            kept, more = added(c, "changed")
+            if any(shows(r, c["change"]) for r in kept):
+                found_base.add(i)
+            best[i] = max((r.confidence for r in more if shows(r, c["change"])), default=-1.0)
+    weights = np.array(extra, dtype=float)
+    n_view = sum(in_view)
+    return [(round(len(found_base | {i for i, w in best.items() if w >= p}) / n_view, 4) if n_view else 0.0,
+             false_base + int((weights >= p).sum()), len(cases)) for p in levels]
 
 
 def corroboration_counts(cases: list[dict[str, Any]], rules: list[Corroboration]) -> list[tuple[float, int, int]]:
@@ -435,8 +481,9 @@ def report(val: list[dict[str, Any]], test: list[dict[str, Any]], b: list[dict[s
     one that weighed them (`rejudge`), the shipped one by default."""
     t, hand = choose(val), choose(val, judge=False)
     assert isinstance(t, Thresholds)
-    two = choose_common(val, replace(choose_corroboration(val, alone=t), common=None))
-    alone = replace(two, common=None)
+    two = choose_common(val, replace(choose_corroboration(val, alone=t), common=None),
+                        (None, COMMON_MODEL) if COMMON_MODEL.exists() else (None,))
+    alone = replace(two, common=None, common_judge=None)
     held_out_start = test[0]["seed"] if test else NEWEST_HELD_OUT
     b_start = b[0]["seed"] if b else NEWEST_B
     validation, held_out, b_block = len(val), len(test), len(b)
@@ -456,7 +503,8 @@ def report(val: list[dict[str, Any]], test: list[dict[str, Any]], b: list[dict[s
         "rule": "a region against the newest reference (pass 0) is reported when the second reference (pass 1) "
                 "shows an overlapping region of the same kind, and a region of what both show pixel by pixel "
                 "(models.history.compare.common) at its own level (models.history.compare.Corroboration)",
-        "corroboration": {**asdict(two), "judge": two.judge.name if two.judge else None},
+        "corroboration": {**asdict(two), "judge": two.judge.name if two.judge else None,
+                          "common_judge": two.common_judge.name if two.common_judge else None},
         "judge": load_judge(two.judge).meta.get("trained_on") if two.judge else "the one-reference judge",
         "validation": score(val, two), "validation_missed_why": missed_why(val, two),
         "held_out": score(test, two), "missed_why_held_out": missed_why(test, two), "false_held_out": false(test, two),

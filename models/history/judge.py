@@ -59,6 +59,7 @@ FEATURES = ("log_mass", "log_net", "log_smaller", "log_score", "ratio_to_backgro
             "residual", "compared_share", *DESCRIBED)
 MODEL = Path(__file__).with_name("judge.json")
 CORROBORATED_MODEL = Path(__file__).with_name("judge_corroborated.json")   # two references (compare.CORROBORATED)
+COMMON_MODEL = Path(__file__).with_name("judge_common.json")   # what both references show (Corroboration.common)
 
 
 def vector(region: Any, described: dict[str, float], registration: dict[str, float]) -> list[float]:

@@ -3,6 +3,8 @@
     python -m models.history.train_judge --seeds 200000:202000 --jobs 2 --out models/history/judge.json
     python -m models.history.train_judge --seeds 200000:202000 --jobs 2 --corroborated \
         --out models/history/judge_corroborated.json        # the judge for two references
+    python -m models.history.train_judge --seeds 200000:202000 --jobs 2 --common \
+        --out models/history/judge_common.json              # the judge for what both references show
 
 Needs the training extra (scikit-learn). The training block's seeds must not overlap the validation
 (0 …) or held-out (100000 …) blocks of models.history.evaluate. Each seed gives an unchanged and a
@@ -11,7 +13,8 @@ the regions against the newest and against the second); every candidate region o
 negative, a candidate that shows the change (models.history.evaluate.shows) is a positive. A bag of `--members` gradient-boosted models (HistGradientBoostingClassifier, depth ≤ 4,
 class weights balanced), each fitted on its own bootstrap sample of the regions, is exported to JSON
 with the training block, the sklearn version and the counts; the judge averages their probabilities.
-With `--corroborated` only the regions a second reference corroborates are examples (`examples`).
+With `--corroborated` only the regions a second reference corroborates are examples (`examples`); with `--common`
+the regions of what both references show pixel by pixel (`common_examples`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from models.history.compare import CHOSEN, overlap
+from models.history.compare import CHOSEN, CORROBORATED, overlap
 from models.history.evaluate import HELD_OUT_START, block, shows
 from models.history.judge import FEATURES, MODEL, vector
 
@@ -58,6 +61,24 @@ def examples(cases: list[dict[str, Any]], corroborated: bool = False) -> tuple[n
     return np.array(x, dtype=np.float64).reshape(-1, len(FEATURES)), np.array(y, dtype=np.int64)
 
 
+def common_examples(cases: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of the regions of what both references show pixel by pixel (`unchanged_both`,
+    `changed_both`: models.history.compare.common) over the two-reference rule's score and mass floor
+    (CORROBORATED.first: score 6, 1 kg): of the unchanged pass negatives, of the changed pass those showing the change
+    positives. The regions the judge for `Corroboration.common` (`judge_common.json`) has to tell apart."""
+    floor = CORROBORATED.first
+    x: list[list[float]] = []
+    y: list[int] = []
+    for c in cases:
+        for key, positive in (("unchanged_both", None), ("changed_both", c["change"])):
+            comp = c[key]
+            for r, f in zip(comp.regions, comp.features):
+                if floor.large(r) and (positive is None or shows(r, positive)):
+                    x.append(vector(r, f, comp.registration))
+                    y.append(0 if positive is None else 1)
+    return np.array(x, dtype=np.float64).reshape(-1, len(FEATURES)), np.array(y, dtype=np.int64)
+
+
 def export(model: Any) -> dict[str, Any]:
     """A fitted HistGradientBoostingClassifier's baseline and trees as plain lists (models.history.judge)."""
     trees = []
@@ -85,14 +106,16 @@ def bag(x: np.ndarray, y: np.ndarray, members: int, trees: int, depth: int) -> l
 
 
 def train(cases: list[dict[str, Any]], seeds: tuple[int, int], members: int = 5, trees: int = 300, depth: int = 4,
-          crowd: bool = False, corroborated: bool = False) -> dict[str, Any]:
-    """The judge's file (models.history.judge) fitted on a rendered training block (`block` of `seeds`)."""
+          crowd: bool = False, corroborated: bool = False, common: bool = False) -> dict[str, Any]:
+    """The judge's file (models.history.judge) fitted on a rendered training block (`block` of `seeds`): on every
+    candidate region (`examples`), the corroborated ones, or with `common` those of what both references show
+    (`common_examples`)."""
     from sklearn import __version__ as sklearn_version
-    x, y = examples(cases, corroborated)
+    x, y = common_examples(cases) if common else examples(cases, corroborated)
     fitted = [export(m) for m in bag(x, y, members, trees, depth)]
     return {"features": list(FEATURES), "depth": max(m["depth"] for m in fitted),
             "trained_on": {"generator": "A (models.training.portal.passes)", "seeds": list(seeds), "crowd": crowd,
-                           "corroborated": corroborated,
+                           "corroborated": corroborated, "common": common,
                            "regions": int(len(y)), "positives": int(y.sum()), "members": len(fitted),
                            "bootstrap": len(fitted) > 1},
             "sklearn": sklearn_version, "members": fitted}
@@ -111,7 +134,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--corroborated", action="store_true",
                     help="only the regions a second reference corroborates (`examples`): the two-reference judge, "
                          "judge_corroborated.json")
+    ap.add_argument("--common", action="store_true",
+                    help="the regions of what both references show (`common_examples`): the judge for "
+                         "Corroboration.common, judge_common.json")
     a = ap.parse_args(argv)
+    if a.common and a.corroborated:
+        raise SystemExit("--common and --corroborated train different judges: give one")
     first, end = (int(v) for v in a.seeds.split(":"))
     if first < TRAIN_START:
         raise SystemExit(f"the training block {first}:{end} may overlap the validation (0 …) or held-out "
@@ -119,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     cv2.setNumThreads(1)
     t0 = time.perf_counter()
     doc = train(block(range(first, end), jobs=a.jobs, crowd=a.crowd), (first, end), a.members, a.trees, a.depth,
-                a.crowd, a.corroborated)
+                a.crowd, a.corroborated, a.common)
     doc["seconds"] = round(time.perf_counter() - t0, 1)
     a.out.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
     print(json.dumps({k: v for k, v in doc.items() if k != "members"}, indent=2))

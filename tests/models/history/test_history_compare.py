@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from models.history.compare import (CHOSEN, CORROBORATED, ChangeRegion, Comparis
                                     occupant, prepare, scatter_level, silhouette_parts)
 from models.errors import HistoryError
 from models.history.evaluate import level, score
+from models.history.judge import FEATURES, MODEL
 from models.history.register import dead_columns, repair_columns
 from models.scan import Scan
 from models.training.portal import PortalSpec
@@ -702,3 +704,36 @@ def test_what_both_references_show_is_reported_at_its_own_level_and_never_twice(
     corroborated = corroborate(first, replace(second, regions=(replace(joined, confidence=0.5),)), rule, shared)
     assert corroborated.regions == (alone, plate) and corroborated.suppressed["common"] == 1   # the plate once
     assert score([case], replace(rule, common=None))["found_in_view"]["k"] == 0
+
+
+def test_the_levels_of_what_both_references_show_are_counted_as_score_counts_them() -> None:
+    """`common_counts` (each level's found rate and false regions from weights worked out once per pass) gives what
+    `score` gives for the rule at that level, on validation seeds 612 and 702 (found only from what both show), a
+    40 ft (seed 5) and a van (seed 2), with the two-reference judge and with another judge for `common`."""
+    from models.history.evaluate import JUDGE_LEVELS, _counts, case, common_counts
+
+    cases = [case(s) for s in (612, 702, 5, 2)]
+    for rule in (CORROBORATED, replace(CORROBORATED, common_judge=MODEL)):
+        counts = common_counts(cases, rule, JUDGE_LEVELS)
+        assert counts == [_counts(score(cases, replace(rule, common=p))) for p in JUDGE_LEVELS]
+        assert counts[0] != counts[-1]                   # the levels differ on these passes
+
+
+def test_what_both_references_show_is_weighed_by_its_own_judge_when_it_has_one(tmp_path: Path) -> None:
+    """Corroboration.common_judge weighs the regions of what both show (here a stump: over 5 kg 0.95, under 0.05),
+    the corroboration's judge the two comparisons' regions; without one, the corroboration's judge weighs all."""
+    stump = {"feature": [0, 0, 0], "threshold": [float(np.log(5.0)), 0, 0], "left": [1, 0, 0], "right": [2, 0, 0],
+             "leaf": [False, True, True], "value": [0.0, -3.0, 3.0]}
+    path = tmp_path / "judge_common.json"
+    path.write_text(json.dumps({"features": list(FEATURES), "baseline": 0.0, "depth": 1, "trees": [stump]}))
+    q, f = {"residual": 0.1}, {"background_ratio": 1.0}
+    heavy = ChangeRegion((40.0, 700.0, 60.0, 760.0), "added", 9.0, 400.0, "floor", 80.0, ratio=1.0, net_kg=9.0)
+    light = replace(heavy, box=(40.0, 200.0, 60.0, 260.0), mass_kg_fe=2.0, net_kg=2.0)
+    empty = Comparison((), q)
+    shared = Comparison((heavy, light), q, features=(f, f))
+    rule = Corroboration(replace(CHOSEN, min_judge=0.38, min_score=6.0), 0.3, common=0.7, judge=path)
+    everything = corroborate(empty, empty, replace(rule, judge=None, common_judge=path), shared)
+    assert [(r.box, r.confidence) for r in everything.regions] == [(heavy.box, 0.953)]
+    assert corroborate(empty, empty, rule, shared).regions == everything.regions     # the corroboration's judge
+    own = corroborate(empty, empty, replace(rule, judge=MODEL, common_judge=path), shared)
+    assert own.regions == everything.regions and own.suppressed["common"] == 1

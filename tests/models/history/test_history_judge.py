@@ -12,7 +12,7 @@ import pytest
 from models.errors import HistoryError
 from models.history import compare as compare_module
 from models.history.compare import Thresholds, compare, overlap, prepare
-from models.history.judge import CORROBORATED_MODEL, FEATURES, MODEL, Judge, JudgeError, load
+from models.history.judge import COMMON_MODEL, CORROBORATED_MODEL, FEATURES, MODEL, Judge, JudgeError, load
 from models.training.portal import PortalSpec
 from models.training.portal.passes import Pass, portal_pass
 
@@ -66,15 +66,17 @@ def test_a_judge_for_other_features_or_a_broken_file_is_refused_in_one_sentence(
         load(bad)
 
 
-@pytest.mark.parametrize("model, corroborated", [(MODEL, False), (CORROBORATED_MODEL, True)])
+@pytest.mark.parametrize("model, corroborated, common", [(MODEL, False, False), (CORROBORATED_MODEL, True, False),
+                                                          (COMMON_MODEL, False, True)])
 def test_the_shipped_judges_say_what_they_were_trained_on_and_never_on_the_evaluated_seeds(
-        model: Path, corroborated: bool) -> None:
+        model: Path, corroborated: bool, common: bool) -> None:
     judge = load(model)
     first, end = judge.meta["trained_on"]["seeds"]
     assert first >= 200_000 and end > first        # validation 0 …, held-out 100000 …, generator B 300000 …
     assert end <= 300_000
     assert judge.meta["trained_on"]["positives"] > 100
     assert judge.meta["trained_on"].get("corroborated", False) is corroborated
+    assert judge.meta["trained_on"].get("common", False) is common
     assert model.stat().st_size < 2_000_000
 
 
@@ -157,3 +159,25 @@ def test_the_two_reference_judge_learns_from_the_regions_a_second_reference_corr
     x, y = examples([case], corroborated=True)
     assert y.tolist() == [0, 1, 0, 1]            # 300 both ways, the change both ways; not 400 (another kind), not
     assert x.shape == (4, len(FEATURES))         # 600 (under the floor against the newest), not 700 (alone)
+
+
+def test_the_judge_of_what_both_references_show_learns_from_its_regions_over_the_floor() -> None:
+    """train_judge.common_examples: the regions of what both references show over the two-reference floor (score 6,
+    1 kg): of the unchanged pass negatives, of the changed pass the change's positives; the others left out."""
+    from models.history.compare import ChangeRegion, Comparison
+    from models.history.train_judge import common_examples
+
+    q, f = {"residual": 0.1}, {"background_ratio": 1.0}
+
+    def region(x: float, score: float = 20.0, kg: float = 3.0) -> ChangeRegion:
+        return ChangeRegion((x, 10.0, x + 10, 20.0), "added", kg, 100.0, "floor", score, ratio=1.0, net_kg=kg)
+
+    def comparison(*regions: ChangeRegion) -> Comparison:
+        return Comparison(regions, q, features=(f,) * len(regions))
+
+    case = {"change": {"kind": "added", "label": "steel", "box": [100.0, 10.0, 110.0, 20.0]},
+            "changed_both": comparison(region(100), region(300), region(101, score=5.0)),
+            "unchanged_both": comparison(region(300), region(400, kg=0.8), region(600, score=7.0))}
+    x, y = common_examples([case])
+    assert y.tolist() == [0, 0, 1]         # 300 and 600 (score 7 over 6) unchanged; the change; not 400 (0.8 kg),
+    assert x.shape == (3, len(FEATURES))   # not the change's score 5, not 300 on the changed pass
