@@ -33,7 +33,10 @@ With two references a second judge of the same kind weighs the regions (`CORROBO
 compare.CORROBORATED): trained on the same block, but only on the regions a second reference corroborates
 (`train_judge --corroborated`). Once the second reference has taken out what only one reference differs in
 (its own fuel, passengers, scatter), what is left to tell from a change is what the current pass alone has; a
-judge trained on every region spends its trees on the first kind too.
+judge trained on every region spends its trees on the first kind too. A third (`COMMON_MODEL`,
+`Corroboration.common_judge`) weighs the regions of what both references show pixel by pixel (compare.common),
+trained on those regions (`train_judge --common`): outlined where both differences agree, their sizes and masses are
+not those of either comparison's regions.
 
 Its probability is a ranking, not a calibrated rate: the threshold that keeps ≤ 0.2 false regions
 per unchanged pass is chosen on the validation block (models.history.evaluate) and kept in
