@@ -815,7 +815,7 @@ def _weighed_by(comp: Comparison, judge: Path | None) -> Comparison:
         return comp
     if len(comp.features) != len(comp.regions):
         raise HistoryError(f"{len(comp.regions)} change regions came with {len(comp.features)} descriptions: the "
-                           f"two-reference judge weighs a region by its description")
+                           f"judge {judge.name} weighs a region by its description")
     return reweighed(comp, load_judge(judge))
 
 

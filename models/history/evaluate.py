@@ -50,8 +50,7 @@ import structlog
 
 from models.history.compare import (CHOSEN, CORROBORATED, ChangeRegion, Comparison, Corroboration, Current, Declaration,
                                     Thresholds, common_weighed, corroborate, corroboration_weighed, difference, drawn,
-                                    fe_mu_rho,
-                                    lies_uncompared, overlap, prepare, reweighed, seen_once, shown_by_both)
+                                    fe_mu_rho, lies_uncompared, overlap, prepare, reweighed, seen_once, shown_by_both)
 from models.history.judge import COMMON_MODEL, Judge
 from models.history.judge import load as load_judge
 from models.history.register import log_attenuation
@@ -481,8 +480,7 @@ def report(val: list[dict[str, Any]], test: list[dict[str, Any]], b: list[dict[s
     one that weighed them (`rejudge`), the shipped one by default."""
     t, hand = choose(val), choose(val, judge=False)
     assert isinstance(t, Thresholds)
-    two = choose_common(val, replace(choose_corroboration(val, alone=t), common=None),
-                        (None, COMMON_MODEL) if COMMON_MODEL.exists() else (None,))
+    two = choose_common(val, replace(choose_corroboration(val, alone=t), common=None), (None, COMMON_MODEL))
     alone = replace(two, common=None, common_judge=None)
     held_out_start = test[0]["seed"] if test else NEWEST_HELD_OUT
     b_start = b[0]["seed"] if b else NEWEST_B
