@@ -790,14 +790,21 @@ def _corroborated(first: Comparison, second: Comparison, alone_from: Comparison,
                            for both in [(u[0], max(u[1], v[1]), u[2], min(u[3], v[3]))]
                            if both[3] - both[1] >= UNCOMPARED_LINES)
     if c.common is not None and shared is not None:
-        floor = replace(c.first, min_judge=c.common)
-        shown = [(r, f) for r, f in zip(shared.regions, shared.features or [{}] * len(shared.regions))
-                 if floor.keeps(r) and not any(overlap(r.box, k.box) for k, _ in kept)]
+        features = shared.features or ({},) * len(shared.regions)
+        shown = [(shared.regions[i], features[i]) for i in besides(shared, [k for k, _ in kept], c.first)
+                 if shared.regions[i].confidence >= c.common]
         kept += shown
         suppressed["common"] = len(shown)
     kept.sort(key=lambda rf: -rf[0].mass_kg_fe)
     return Comparison(tuple(r for r, _ in kept), first.registration, suppressed,
                       tuple(f for _, f in kept) if first.features or second.features else (), uncompared)
+
+
+def besides(shared: Comparison, reported: list[ChangeRegion], floor: Thresholds) -> list[int]:
+    """The regions of what both references show (their indices) that `floor`'s score and mass keep (`large`) and that
+    overlap no region `reported`: those `Corroboration.common` reports too when weighed at its level or more."""
+    return [i for i, r in enumerate(shared.regions)
+            if floor.large(r) and not any(overlap(r.box, k.box) for k in reported)]
 
 
 def corroboration_weighed(comp: Comparison, c: Corroboration) -> Comparison:

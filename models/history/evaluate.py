@@ -49,8 +49,9 @@ import numpy as np
 import structlog
 
 from models.history.compare import (CHOSEN, CORROBORATED, ChangeRegion, Comparison, Corroboration, Current, Declaration,
-                                    Thresholds, common_weighed, corroborate, corroboration_weighed, difference, drawn,
-                                    fe_mu_rho, lies_uncompared, overlap, prepare, reweighed, seen_once, shown_by_both)
+                                    Thresholds, besides, common_weighed, corroborate, corroboration_weighed, difference,
+                                    drawn, fe_mu_rho, lies_uncompared, overlap, prepare, reweighed, seen_once,
+                                    shown_by_both)
 from models.history.judge import COMMON_MODEL, Judge
 from models.history.judge import load as load_judge
 from models.history.register import log_attenuation
@@ -383,14 +384,13 @@ def common_counts(cases: list[dict[str, Any]], corroboration: Corroboration,
     weights of the regions of what both references show that its floor keeps and that overlap none of them (on
     the changed passes in view, the best of those showing the change); a level is then a comparison of numbers."""
     base = replace(corroboration, common=None)
-    floor = corroboration.first
     in_view = [c["eligible"] and c["visible_kg"] >= IN_VIEW_KG for c in cases]
     false_base, extra, found_base, best = 0, [], set(), {}
 
     def added(c: dict[str, Any], key: str) -> tuple[list[ChangeRegion], list[ChangeRegion]]:
         kept = keep(c, key, base)
         shared = common_weighed(c[key + "_both"], corroboration)
-        return kept, [r for r in shared.regions if floor.large(r) and not any(overlap(r.box, k.box) for k in kept)]
+        return kept, [shared.regions[i] for i in besides(shared, kept, corroboration.first)]
 
     for i, (c, v) in enumerate(zip(cases, in_view)):
         kept, more = added(c, "unchanged")
