@@ -15,6 +15,7 @@ finer profiles at full line resolution.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -64,28 +65,57 @@ def profiles(a: np.ndarray, lines: int, bins: int) -> np.ndarray:
     return cv2.resize(a, (bins, lines), interpolation=cv2.INTER_AREA)
 
 
+@dataclass(frozen=True, eq=False)
+class Profiled:
+    """A log-attenuation image with what the registration reads of it alone, each worked out on first use and kept:
+    its coarse height profiles (`coarse_lines`), its fine ones (`fine_lines`) and its lit lines. A current scan's
+    serve every reference it is registered with; a reference's coarse profiles are worked out when it is prepared,
+    before the scan ends."""
+
+    image: np.ndarray
+
+    @functools.cached_property
+    def coarse(self) -> np.ndarray:
+        return profiles(self.image, min(len(self.image), COARSE_LINES), COARSE_BINS)
+
+    @functools.cached_property
+    def fine(self) -> np.ndarray:
+        return profiles(self.image, len(self.image), FINE_BINS)
+
+    @functools.cached_property
+    def lit(self) -> np.ndarray:
+        return lit_lines(self.image)
+
+
 def dtw_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Minimal-cost monotone path through a cost matrix from (0, 0) to (n−1, m−1) with steps
-    (1, 0), (0, 1), (1, 1); each row is solved at once (the horizontal run is a running minimum)."""
+    (1, 0), (0, 1), (1, 1); each row is solved at once (the horizontal run is a running minimum), into buffers
+    kept across the rows."""
     n, m = cost.shape
     d = np.empty((n, m), np.float64)
     back = np.empty((n, m), np.int32)        # column the row's horizontal run started from
     came = np.zeros((n, m), np.int8)         # 0: diagonal into the run's start, 1: from above
-    d[0] = np.cumsum(cost[0])
+    sums = np.cumsum(cost, axis=1)           # each row's running sum
+    d[0] = sums[0]
     back[0] = 0
-    cols = np.arange(m)
+    cols = np.arange(m, dtype=np.int32)
+    diag = np.empty(m)
+    diag[0] = np.inf
+    e, key, best = np.empty(m), np.empty(m), np.empty(m)
+    start, starts = np.empty(m, np.int32), np.empty(m, bool)
     for i in range(1, n):
-        prev = d[i - 1]
-        diag = np.concatenate([[np.inf], prev[:-1]])
-        up = prev
-        came[i] = up <= diag
-        e = cost[i] + np.minimum(diag, up)
-        s = np.cumsum(cost[i])
-        key = e - s
-        best = np.minimum.accumulate(key)
-        d[i] = s + best
-        start = np.where(key <= best, cols, -1)
-        back[i] = np.maximum.accumulate(start)
+        up, s = d[i - 1], sums[i]
+        diag[1:] = up[:-1]
+        np.less_equal(up, diag, out=came[i])
+        np.minimum(diag, up, out=e)
+        e += cost[i]
+        np.subtract(e, s, out=key)
+        np.minimum.accumulate(key, out=best)
+        np.add(s, best, out=d[i])
+        np.less_equal(key, best, out=starts)
+        start.fill(-1)
+        np.copyto(start, cols, where=starts)
+        np.maximum.accumulate(start, out=back[i])
     return _trace(back, came, n, m)
 
 
@@ -104,10 +134,10 @@ def _trace(back: np.ndarray, came: np.ndarray, n: int, m: int) -> tuple[np.ndarr
     return np.array(ii[::-1]), np.array(jj[::-1])
 
 
-def coarse_lines(cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
+def coarse_lines(current: Profiled, reference: Profiled) -> np.ndarray:
     """Reference line of every current line from DTW of coarse height profiles."""
-    nc, nr = min(len(cur), COARSE_LINES), min(len(ref), COARSE_LINES)
-    fc, fr = profiles(cur, nc, COARSE_BINS), profiles(ref, nr, COARSE_BINS)
+    cur, ref, fc, fr = current.image, reference.image, current.coarse, reference.coarse
+    nc, nr = len(fc), len(fr)
     cost = _l1(fc, fr) if nc * nr * COARSE_BINS < 8e6 else _l2(fc, fr)
     dark_c, dark_r = ~lit_lines(fc), ~lit_lines(fr)
     if dark_c.any() or dark_r.any():     # beam off in one scan only: no evidence, pass through at the
@@ -171,9 +201,9 @@ def _grid(pc: np.ndarray, pr: np.ndarray, cols: np.ndarray, ss: np.ndarray, bs: 
     return float(ss[k[0]]), float(bs[k[1]])
 
 
-def fine_lines(cur: np.ndarray, ref_cols: np.ndarray, lines: np.ndarray, reach: int) -> np.ndarray:
+def fine_lines(cur: Profiled, ref_cols: np.ndarray, lines: np.ndarray, reach: int) -> np.ndarray:
     """Correct the along-scan mapping by block matching finer profiles within ±reach lines."""
-    fc = profiles(cur, len(cur), FINE_BINS)
+    fc = cur.fine
     fr = profiles(ref_cols, len(ref_cols), FINE_BINS)
     grid = np.arange(len(fr), dtype=np.float64)
     shifts = np.arange(-reach, reach + 1, dtype=np.float64)
@@ -235,25 +265,33 @@ def repair_columns(a: np.ndarray, dead: np.ndarray) -> np.ndarray:
     return out
 
 
-def register(cur: np.ndarray, ref: np.ndarray) -> Registration:
+def register(cur: np.ndarray | Profiled, ref: np.ndarray | Profiled) -> Registration:
     """Registration of a current log-attenuation image to a reference one (lines × columns each)."""
+    return registered(cur, ref)[0]
+
+
+def registered(current: np.ndarray | Profiled, reference: np.ndarray | Profiled) -> tuple[Registration, np.ndarray]:
+    """`register`, and the reference warped onto the current scan's pixels with it (which its residual measures and
+    a comparison reads next)."""
+    c = current if isinstance(current, Profiled) else Profiled(current)
+    r = reference if isinstance(reference, Profiled) else Profiled(reference)
+    cur, ref = c.image, r.image
     if cur.ndim != 2 or ref.ndim != 2 or cur.shape[1] != ref.shape[1]:
         raise HistoryError(f"scan of shape {cur.shape} cannot be registered to a reference of shape {ref.shape}: "
                            "the detector columns differ")
     if min(len(cur), len(ref)) < 16:
         raise HistoryError(f"scans of {len(cur)} and {len(ref)} lines are too short to register")
-    lines = coarse_lines(cur, ref)
+    lines = coarse_lines(c, r)
     along = _remap(ref, lines, 1.0, 0.0, 0.0, cur.shape)
-    lit = lit_lines(cur) & lit_lines(along)
+    lit = c.lit & lit_lines(along)
     if lit.sum() < 16:
         lit = np.ones(len(cur), bool)
     scale, offset, tilt = vertical(cur, along, lit)
-    reg = Registration(lines, scale, offset, tilt, 1.0)
     ref_cols = _remap(ref, np.arange(len(ref), dtype=np.float64), scale, offset, 0.0, ref.shape)
     reach = int(np.ceil(max(len(ref), len(cur)) / COARSE_LINES)) + 2
-    lines = fine_lines(cur, ref_cols, lines, reach)
-    reg = Registration(lines, scale, offset, tilt, 1.0)
-    return Registration(lines, scale, offset, tilt, residual(cur, ref, reg, lit))
+    lines = fine_lines(c, ref_cols, lines, reach)
+    warped = warp(ref, Registration(lines, scale, offset, tilt, 1.0), cur.shape)
+    return Registration(lines, scale, offset, tilt, residual(cur, ref, warped, lit)), warped
 
 
 def _remap(ref: np.ndarray, lines: np.ndarray, scale: float, offset: float, tilt: float,
@@ -271,9 +309,10 @@ def remap(ref: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     return cv2.remap(ref, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def residual(cur: np.ndarray, ref: np.ndarray, reg: Registration, lit: np.ndarray) -> float:
-    """Registration quality: mean |cur − warped ref| over mean |cur − ref stretched to the same length|."""
-    after = np.abs(cur - warp(ref, reg, cur.shape))[lit].mean()
+def residual(cur: np.ndarray, ref: np.ndarray, warped: np.ndarray, lit: np.ndarray) -> float:
+    """Registration quality: mean |cur − warped ref| over mean |cur − ref stretched to the same length| (warped: the
+    reference warped onto the current scan's pixels)."""
+    after = np.abs(cur - warped)[lit].mean()
     plain = cv2.resize(ref, (cur.shape[1], cur.shape[0]), interpolation=cv2.INTER_LINEAR)
     before = np.abs(cur - plain)[lit].mean()
     return float(after / max(before, 1e-9))
