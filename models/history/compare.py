@@ -693,9 +693,13 @@ def common(first: Difference, second: Difference) -> Difference:
     take_first = np.where(both, np.abs(first.z) <= np.abs(second.z), first.valid)
     shown = ~both | (np.sign(first.z) == np.sign(second.z))
 
+    hidden = ~shown
+
     def pick(a: np.ndarray, b: np.ndarray, clear: bool = True) -> np.ndarray:
-        out = np.where(take_first, a, b).astype(a.dtype)
-        return np.where(shown, out, 0).astype(a.dtype) if clear else out
+        out = np.where(take_first, a, b).astype(a.dtype, copy=False)
+        if clear:
+            out[hidden] = 0
+        return out
 
     return replace(first, seen=first.seen | second.seen, valid=first.valid | second.valid,
                    raw=pick(first.raw, second.raw), dl=pick(first.dl, second.dl), z=pick(first.z, second.z),
@@ -883,7 +887,8 @@ def scatter_level(cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
     tc, tr = np.exp(-cur), np.exp(-ref)
     k = SCATTER_BLOCK
     nb, wb = -(-n // k), -(-w // k)
-    delta = np.pad(np.where(dense, tc - tr, np.nan), ((0, nb * k - n), (0, wb * k - w)), constant_values=np.nan)
+    delta = np.full((nb * k, wb * k), np.nan, np.result_type(tc, tr))
+    np.subtract(tc, tr, out=delta[:n, :w], where=dense)
     blocks = delta.reshape(nb, k, wb, k).transpose(0, 2, 1, 3).reshape(nb, wb, k * k)
     counts = np.isfinite(blocks).sum(axis=2)
     own = _finite_median(blocks, counts)                       # per block, then the median of the 3×3
@@ -899,7 +904,9 @@ def scatter_level(cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
     den = cv2.GaussianBlur(weight, (0, 0), 1.5)
     field = np.where(den > 0.05, num / np.maximum(den, 1e-6), 0.0).astype(np.float32)
     up = cv2.resize(field, (wb * k, nb * k), interpolation=cv2.INTER_LINEAR)[:n, :w]
-    return -np.log(np.maximum(tr + up, np.exp(-OPAQUE - 3))).astype(np.float32)
+    t = np.maximum(tr + up, np.exp(-OPAQUE - 3))
+    out = np.log(t, out=t).astype(np.float32)
+    return np.negative(out, out=out)
 
 
 def _finite_median(a: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -1061,9 +1068,11 @@ def _regions(raw: np.ndarray, dl: np.ndarray, z: np.ndarray, t: Thresholds, area
     kernel = np.ones((5, 5), np.uint8)
     for (kind, signed), (n, labels, stats) in zip((("added", z), ("removed", -z)),
                                                    found or components(z, min(t.grow_z, t.z))):
-        peaks, inside_any = np.zeros(n), labels > 0     # each component's peak: most are noise under min_score
-        np.maximum.at(peaks, labels[inside_any], signed[inside_any])
-        for k in np.unique(labels[signed > t.z]):
+        strong = signed > t.z                           # each component's peak, of those that hold a pixel over
+        peaks = np.zeros(n)                             # t.z (the others are not outlined): most are noise under
+        np.maximum.at(peaks, labels[strong], signed[strong])   # min_score
+        peaks[0] = 0.0                                  # the background has none
+        for k in np.unique(labels[strong]):
             if round(float(peaks[k]), 2) < t.min_score:
                 suppressed["small"] += 1
                 continue
