@@ -154,11 +154,16 @@ def coarse_lines(current: Profiled, reference: Profiled) -> np.ndarray:
     return np.maximum.accumulate(np.interp(np.arange(len(cur)), centres_c, mapped))
 
 
-def _l1(a: np.ndarray, b: np.ndarray, rows: int = 25) -> np.ndarray:
-    """Mean absolute difference of every row of a with every row of b, `rows` of a at a time (in cache)."""
+def _l1(a: np.ndarray, b: np.ndarray, rows: int = 8) -> np.ndarray:
+    """Mean absolute difference of every row of a with every row of b, `rows` of a at a time (in cache, in one
+    buffer)."""
     out = np.empty((len(a), len(b)), np.result_type(a, b))
+    buffer = np.empty((rows, len(b), a.shape[1]), out.dtype)
     for i in range(0, len(a), rows):
-        out[i:i + rows] = np.abs(a[i:i + rows, None, :] - b[None, :, :]).mean(axis=2)
+        t = buffer[:len(a[i:i + rows])]
+        np.subtract(a[i:i + rows, None, :], b[None, :, :], out=t)
+        np.abs(t, out=t)
+        t.mean(axis=2, out=out[i:i + rows])
     return out
 
 
