@@ -255,20 +255,22 @@ def spread(d: np.ndarray, level: np.ndarray, edge: np.ndarray, valid: np.ndarray
         if vals.size >= 50:
             table[c] = 1.4826 * _median(np.abs(vals - _median(vals))) + 1e-4
     table[np.isnan(table)] = np.nanmax(table) if np.isfinite(table).any() else 1.0
-    return table.astype(np.float32)[_bins(level, qa) * 8 + _bins(edge, qe)]
+    lut = np.zeros(256, np.float32)                  # cv2.LUT reads 256 entries
+    lut[:64] = table
+    return cv2.LUT(_bins(level, qa) * 8 + _bins(edge, qe), lut)
 
 
 def _bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """np.searchsorted(edges, values) for fewer than 256 sorted edges, as uint8: how many edges lie below each
     value (NaN above all); a few comparisons over the image cost a fraction of a binary search per pixel. Float32
     values are compared with each edge rounded down to float32, which decides every comparison as the edge itself."""
-    out = np.zeros(values.shape, np.uint8)
+    at_or_over = np.zeros(values.shape, np.uint8)      # the edges at or over each value (none for NaN)
     for e in edges:
         if values.dtype == np.float32:
             e32 = np.float32(e)
             e = np.nextafter(e32, np.float32(-np.inf)) if e32 > e else e32
-        out += ~(values <= e)
-    return out
+        at_or_over += values <= e
+    return len(edges) - at_or_over
 
 
 def _median(a: np.ndarray) -> np.floating[Any]:
