@@ -198,7 +198,8 @@ class Comparison:
 
 @dataclass(frozen=True)
 class Reference:
-    """A reference pass prepared before the current scan ends: log-attenuation of both channels."""
+    """A reference pass prepared before the current scan ends: log-attenuation of both channels, and what the
+    registration reads of it alone (`profiled`)."""
 
     high: np.ndarray
     low: np.ndarray
@@ -218,7 +219,8 @@ def binning(shape: tuple[int, int]) -> int:
 
 
 def prepare(scan: Scan) -> Reference:
-    """Log-attenuation images of a reference pass, binned as its size asks."""
+    """Log-attenuation images of a reference pass, binned as its size asks, and its coarse height profiles (the
+    registration's DTW reads them: worked out here, before the scan ends, not after its last line)."""
     cur = Current.of(scan, binning(scan.shape))
     reference = Reference(cur.high, cur.low, dict(scan.meta), cur.binning, cur.dead)
     reference.profiled.coarse            # what the registration reads of it alone, now
