@@ -223,7 +223,7 @@ def prepare(scan: Scan) -> Reference:
     registration's DTW reads them: worked out here, before the scan ends, not after its last line)."""
     cur = Current.of(scan, binning(scan.shape))
     reference = Reference(cur.high, cur.low, dict(scan.meta), cur.binning, cur.dead)
-    reference.profiled.coarse            # what the registration reads of it alone, now
+    _ = reference.profiled.coarse        # what the registration reads of it alone: now, before the scan ends
     return reference
 
 
@@ -420,10 +420,11 @@ def components(z: np.ndarray, over: float) -> Components:
 
 def _labelled(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     """cv2.connectedComponentsWithStats of a mask, 8-connected: the labels as uint16 whenever they fit (fewer set
-    pixels than uint16 holds), which OpenCV labels and measures in well under half the time of int32 (the same
-    labels and statistics)."""
-    fits = cv2.countNonZero(mask) < np.iinfo(np.uint16).max
-    n, labels, stats = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_16U if fits else cv2.CV_32S)[:3]
+    pixels than uint16 holds, so at most 65,534 components), else int32. On one thread OpenCV labels and measures
+    with uint16 in well under half the time (1.5 against 4 ms on the largest van); both number the components in
+    scan order: the same labels and statistics."""
+    ltype = cv2.CV_16U if cv2.countNonZero(mask) < np.iinfo(np.uint16).max else cv2.CV_32S
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=ltype)
     return n, labels, stats
 
 
@@ -1072,10 +1073,13 @@ def _regions(raw: np.ndarray, dl: np.ndarray, z: np.ndarray, t: Thresholds, area
     kernel = np.ones((5, 5), np.uint8)
     for (kind, signed), (n, labels, stats) in zip((("added", z), ("removed", -z)),
                                                    found or components(z, min(t.grow_z, t.z))):
-        strong = signed > t.z                           # each component's peak, of those that hold a pixel over
-        peaks = np.zeros(n)                             # t.z (the others are not outlined): most are noise under
-        np.maximum.at(peaks, labels[strong], signed[strong])   # min_score
-        peaks[0] = 0.0                                  # the background has none
+        # each component's peak, looked for only among the pixels over t.z: only components that hold one are
+        # outlined, and most of those are noise under min_score. The background's stays 0 (components `found` at
+        # another level than t.z can leave a pixel over it unlabelled: counted as small, as before)
+        strong = signed > t.z
+        peaks = np.zeros(n)
+        np.maximum.at(peaks, labels[strong], signed[strong])
+        peaks[0] = 0.0
         for k in np.unique(labels[strong]):
             if round(float(peaks[k]), 2) < t.min_score:
                 suppressed["small"] += 1

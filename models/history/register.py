@@ -69,10 +69,13 @@ def profiles(a: np.ndarray, lines: int, bins: int) -> np.ndarray:
 class Profiled:
     """A log-attenuation image with what the registration reads of it alone, each worked out on first use and kept:
     its coarse height profiles (`coarse_lines`), its fine ones (`fine_lines`) and its lit lines. A current scan's
-    serve every reference it is registered with; a reference's coarse profiles are worked out when it is prepared,
-    before the scan ends."""
+    profiles serve every reference it is registered with; a reference's coarse profiles are worked out when it is
+    prepared, before the scan ends. The image is made read-only: what was worked out of it cannot go stale."""
 
     image: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.image.setflags(write=False)
 
     @functools.cached_property
     def coarse(self) -> np.ndarray:
