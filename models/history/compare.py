@@ -219,11 +219,11 @@ def binning(shape: tuple[int, int]) -> int:
 
 
 def prepare(scan: Scan) -> Reference:
-    """Log-attenuation images of a reference pass, binned as its size asks, and its coarse height profiles (the
-    registration's DTW reads them: worked out here, before the scan ends, not after its last line)."""
+    """Log-attenuation images of a reference pass, binned as its size asks, its coarse height profiles and its lit
+    lines (the registration reads them: worked out here, before the scan ends, not after its last line)."""
     cur = Current.of(scan, binning(scan.shape))
     reference = Reference(cur.high, cur.low, dict(scan.meta), cur.binning, cur.dead)
-    _ = reference.profiled.coarse        # what the registration reads of it alone: now, before the scan ends
+    _ = reference.profiled.coarse, reference.profiled.lit    # what the registration reads of it alone, now
     return reference
 
 
@@ -321,17 +321,18 @@ def inside(reg: Registration, map_x: np.ndarray, margin: float = 3.0) -> np.ndar
     return (map_x >= edge) & (map_x <= map_x.shape[1] - 1 - edge)
 
 
-def lit(cur: np.ndarray, ref: np.ndarray, reg: Registration, margin: int = LIT_MARGIN) -> np.ndarray:
+def lit(cur: Profiled, ref: Profiled, reg: Registration, margin: int = LIT_MARGIN) -> np.ndarray:
     """Current lines lit in both scans, less `margin` lines either side of any dark run, counted in each
     scan's own lines (the beam switching on is blurred over a few lines). The reference's margin is
     taken where the registration maps each current line: with the beam off over the cab in the
     reference only, the alignment has no evidence there and parks the rest of the current pass's cab
-    on the reference's last dark and first lit lines, many current lines on a few reference ones."""
-    def clear(a: np.ndarray) -> np.ndarray:     # lit lines at least `margin` lines from a dark one
+    on the reference's last dark and first lit lines, many current lines on a few reference ones.
+    Each scan's lit lines are those the registration read (`Profiled.lit`)."""
+    def clear(a: Profiled) -> np.ndarray:       # lit lines at least `margin` lines from a dark one
         kernel = np.ones((2 * margin + 1, 1), np.uint8)
-        return cv2.erode(lit_lines(a).astype(np.uint8)[:, None], kernel, borderType=cv2.BORDER_REPLICATE)[:, 0] > 0
+        return cv2.erode(a.lit.astype(np.uint8)[:, None], kernel, borderType=cv2.BORDER_REPLICATE)[:, 0] > 0
 
-    theirs, at = clear(ref), np.clip(reg.lines, 0, len(ref) - 1)
+    theirs, at = clear(ref), np.clip(reg.lines, 0, len(ref.image) - 1)
     return clear(cur) & theirs[np.floor(at).astype(int)] & theirs[np.ceil(at).astype(int)]
 
 
@@ -600,7 +601,7 @@ def difference(current: Scan | Current, reference: Reference, declaration: Decla
     ref_h, ref_l = scatter_level(cur_h, ref_h), scatter_level(cur_l, ref_l)
     d = tolerant_difference(cur_h, ref_h)
     raw, dl_raw = cur_h - ref_h, cur_l - ref_l
-    seen = lit(cur_h, reference.high, reg)
+    seen = lit(cur.profiled, reference.profiled, reg)
     valid = (cur_h < OPAQUE) & (ref_h < OPAQUE) & seen[:, None] & inside(reg, maps[0])
     valid &= detector_gains(d, valid, raw, air=(cur_h < AIR_LEVEL) & (ref_h < AIR_LEVEL))[None, :]
     valid &= ~(cur.dead | dead_there(reference.dead, reg, cur_h.shape[1]))[None, :]
