@@ -281,8 +281,8 @@ def register(cur: np.ndarray | Profiled, ref: np.ndarray | Profiled) -> Registra
 def registered(current: np.ndarray | Profiled, reference: np.ndarray | Profiled) -> tuple[Registration, np.ndarray]:
     """`register`, and the reference warped onto the current scan's pixels with it (which its residual measures and
     a comparison reads next)."""
-    c = current if isinstance(current, Profiled) else Profiled(current)
-    r = reference if isinstance(reference, Profiled) else Profiled(reference)
+    c = current if isinstance(current, Profiled) else Profiled(current.view())    # a view: the caller's array
+    r = reference if isinstance(reference, Profiled) else Profiled(reference.view())   # stays writable
     cur, ref = c.image, r.image
     if cur.ndim != 2 or ref.ndim != 2 or cur.shape[1] != ref.shape[1]:
         raise HistoryError(f"scan of shape {cur.shape} cannot be registered to a reference of shape {ref.shape}: "

@@ -12,15 +12,15 @@ import pytest
 
 from models.history.compare import (EDGE_QUANTILES, Current, Declaration, Scene, Thresholds, _bins, _finite_median,
                                     _labelled, _regions, components, prepare, spread)
-from models.history.register import (COARSE_BINS, COARSE_LINES, FINE_BINS, Profiled, _l1, dtw_path, lit_lines,
-                                     profiles, register, registered, warp)
+from models.history.register import (COARSE_BINS, COARSE_LINES, FINE_BINS, Profiled, _l1, _trace, dtw_path,
+                                     lit_lines, profiles, register, registered, warp)
 from models.training.portal import PortalSpec
 from models.training.portal.passes import Pass, portal_pass
 
 
 def row_by_row_dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The version before's dtw_path (each row's arrays allocated anew), which the kept buffers must follow to the
-    same path, ties included."""
+    """The version before's dtw_path (each row's arrays allocated anew; the path traced back as dtw_path traces it),
+    which the kept buffers must follow to the same path, ties included."""
     n, m = cost.shape
     d = np.empty((n, m), np.float64)
     back = np.empty((n, m), np.int32)
@@ -38,18 +38,7 @@ def row_by_row_dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         best = np.minimum.accumulate(key)
         d[i] = s + best
         back[i] = np.maximum.accumulate(np.where(key <= best, cols, -1))
-    ii: list[int] = []
-    jj: list[int] = []
-    i, j = n - 1, m - 1
-    while i >= 0:
-        k = int(back[i, j])
-        ii.extend([i] * (j - k + 1))
-        jj.extend(range(j, k - 1, -1))
-        if i == 0:
-            break
-        j = k if came[i, k] else max(k - 1, 0)
-        i -= 1
-    return np.array(ii[::-1]), np.array(jj[::-1])
+    return _trace(back, came, n, m)
 
 
 def plain_dtw_cost(cost: np.ndarray) -> float:
@@ -130,7 +119,9 @@ def test_registered_warps_the_reference_once_as_warp_does_and_registers_as_the_v
     assert current.profiled is current.profiled          # one for every reference it is compared with
     reg, warped = registered(current.profiled, reference.profiled)
     assert np.array_equal(warped, warp(reference.high, reg, current.high.shape))
-    plain = register(current.high, reference.high)       # plain arrays register alike
+    high = current.high.copy()
+    plain = register(high, reference.high.copy())        # plain arrays register alike …
+    assert high.flags.writeable                          # … and stay the caller's to write
     assert np.array_equal(plain.lines, reg.lines)
     assert (plain.scale, plain.offset, plain.tilt, plain.residual) == (reg.scale, reg.offset, reg.tilt, reg.residual)
     assert isinstance(reference.profiled, Profiled) and "fine" in vars(current.profiled)
