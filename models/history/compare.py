@@ -595,8 +595,7 @@ def difference(current: Scan | Current, reference: Reference, declaration: Decla
     outline)."""
     cur = Current.of(current, reference.binning)
     cur_h, cur_l = cur.high, cur.low                 # both scans at the reference's resolution
-    reg, ref_h = registered(cur.profiled, reference.profiled)
-    maps = reg.columns(cur_h.shape)
+    reg, maps, ref_h = registered(cur.profiled, reference.profiled)
     ref_l = remap(reference.low, maps)
     ref_h, ref_l = scatter_level(cur_h, ref_h), scatter_level(cur_l, ref_l)
     d = tolerant_difference(cur_h, ref_h)

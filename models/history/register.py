@@ -31,6 +31,10 @@ DEAD_LEVEL = 9.0            # −ln T of a detector channel that reads nothing (
 DEAD_SHARE = 0.98           # of the lit lines, the air before and after the vehicle among them
 
 
+Maps = tuple[np.ndarray, np.ndarray]
+"""cv2.remap's maps of a registration over a current scan (`Registration.columns`)."""
+
+
 @dataclass(frozen=True)
 class Registration:
     """Current pixel → reference pixel (see the module); residual: mean |difference| after registration
@@ -42,7 +46,7 @@ class Registration:
     tilt: float
     residual: float
 
-    def columns(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    def columns(self, shape: tuple[int, int]) -> Maps:
         """cv2.remap maps (x: reference column, y: reference line) for a current image of shape."""
         n, w = shape
         rows = np.arange(n, dtype=np.float32)[:, None]
@@ -278,9 +282,10 @@ def register(cur: np.ndarray | Profiled, ref: np.ndarray | Profiled) -> Registra
     return registered(cur, ref)[0]
 
 
-def registered(current: np.ndarray | Profiled, reference: np.ndarray | Profiled) -> tuple[Registration, np.ndarray]:
-    """`register`, and the reference warped onto the current scan's pixels with it (which its residual measures and
-    a comparison reads next)."""
+def registered(current: np.ndarray | Profiled, reference: np.ndarray | Profiled
+               ) -> tuple[Registration, Maps, np.ndarray]:
+    """`register`, its maps over the current scan and the reference warped onto the current scan's pixels with them
+    (which its residual measures and a comparison reads next, with the other channel warped at the same maps)."""
     c = current if isinstance(current, Profiled) else Profiled(current.view())    # a view: the caller's array
     r = reference if isinstance(reference, Profiled) else Profiled(reference.view())   # stays writable
     cur, ref = c.image, r.image
@@ -298,8 +303,9 @@ def registered(current: np.ndarray | Profiled, reference: np.ndarray | Profiled)
     ref_cols = _remap(ref, np.arange(len(ref), dtype=np.float64), scale, offset, 0.0, ref.shape)
     reach = int(np.ceil(max(len(ref), len(cur)) / COARSE_LINES)) + 2
     lines = fine_lines(c, ref_cols, lines, reach)
-    warped = warp(ref, Registration(lines, scale, offset, tilt, 1.0), cur.shape)
-    return Registration(lines, scale, offset, tilt, residual(cur, ref, warped, lit)), warped
+    maps = Registration(lines, scale, offset, tilt, 1.0).columns(cur.shape)
+    warped = remap(ref, maps)
+    return Registration(lines, scale, offset, tilt, residual(cur, ref, warped, lit)), maps, warped
 
 
 def _remap(ref: np.ndarray, lines: np.ndarray, scale: float, offset: float, tilt: float,
@@ -312,7 +318,7 @@ def warp(ref: np.ndarray, reg: Registration, shape: tuple[int, int]) -> np.ndarr
     return remap(ref, reg.columns(shape))
 
 
-def remap(ref: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def remap(ref: np.ndarray, maps: Maps) -> np.ndarray:
     """The reference image resampled at the maps of Registration.columns (one pair of maps for several images)."""
     return cv2.remap(ref, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 

@@ -117,7 +117,8 @@ def test_registered_warps_the_reference_once_as_warp_does_and_registers_as_the_v
     assert {"coarse", "lit"} <= set(vars(reference.profiled))   # worked out when prepared, before the scan ends
     current = Current.of(portal_pass(5, Pass(1), spec), reference.binning)
     assert current.profiled is current.profiled          # one for every reference it is compared with
-    reg, warped = registered(current.profiled, reference.profiled)
+    reg, maps, warped = registered(current.profiled, reference.profiled)
+    assert all(np.array_equal(m, c) for m, c in zip(maps, reg.columns(current.high.shape)))
     assert np.array_equal(warped, warp(reference.high, reg, current.high.shape))
     high = current.high.copy()
     plain = register(high, reference.high.copy())        # plain arrays register alike …
