@@ -146,11 +146,13 @@ class TagWindow:
             return
         identities = self._identities(reader_name, event)
         self._present[(reader_name, tag)] = identities
-        newest = next(reversed(self._open.values()), None)
-        if newest is not None:
-            _add(newest, identities)
+        # a tag read again while the item it joined is open (it fell silent for the reader's removal time and came
+        # back) stays with that item, as a tag still in the field does when the next one enters (`start`)
+        item = self._holder(identities) or next(reversed(self._open.values()), None)
+        if item is not None:
+            _add(item, identities)
         log.info("reader.tag_seen", reader=reader_name, tag=tag, open_items=len(self._open),
-                 item=newest.id if newest else None)
+                 item=item.id if item else None)
 
     def _removed(self, reader_name: str, event: Any) -> None:
         self._present.pop((reader_name, event.tag.hex), None)

@@ -195,3 +195,42 @@ async def test_a_tag_the_vehicle_ahead_holds_stays_with_it_when_the_next_one_ent
         task.cancel()
     assert sorted(i.value for i in ahead.identities) == sorted(tag)
     assert entering.identities == []
+
+
+async def test_a_tag_the_vehicle_ahead_holds_read_again_after_falling_silent_stays_with_it() -> None:
+    """A tag drops out of the reader's reports for longer than its removal time (removed) and is read again while
+    the next vehicle's item is open: it is still the vehicle ahead's tag, never the newcomer's."""
+    import asyncio
+    from contextlib import AsyncExitStack
+
+    from central_sync.schema import ItemKind
+    from drivers.rfid import LlrpConfig
+    from drivers.rfid.llrp.sim import LlrpSim
+    from edge.config import DevicesSection
+    from edge.devices import open_devices
+    from edge.events import EventBus
+    from edge.inspection import Item
+    from edge.stations.identify import TagWindow
+    from polling import until
+
+    cfg = DevicesSection(readers={"lane": LlrpConfig.model_validate(
+        {"kind": "llrp", "keepalive_s": 0.5, "removal_after_ms": 100, "sim": {"read_ms": 20}})})
+    tag = ("300833B2DDD9014000000001", "E2801160200073F1A2B30001")
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, cfg, "st-1")
+        window = TagWindow(devices, EventBus())
+        task = asyncio.create_task(window.run())
+        sim = devices.readers["lane"].sim
+        assert isinstance(sim, LlrpSim)
+        await until(lambda: devices.readers["lane"].link_ok, "the UHF reader is up")
+        ahead, entering = Item("car-1", ItemKind.VEHICLE), Item("car-2", ItemKind.VEHICLE)
+        window.start(ahead)
+        await sim.present(*tag, seconds=0.2)
+        await until(lambda: len(ahead.identities) == 2 and not window.binder.lanes_of, "the tag read, then removed")
+        window.start(entering)
+        sim.present(*tag, seconds=0.2)                      # the same tag read again
+        await until(lambda: (("lane", tag[1]) in window._present), "the tag read again")
+        await asyncio.sleep(0.1)
+        task.cancel()
+    assert sorted(i.value for i in ahead.identities) == sorted(tag)
+    assert entering.identities == []
