@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -140,18 +141,23 @@ class PlcModel:
             elif not value:
                 self.enabled.discard(name)
 
-    def step(self, dt: float) -> None:
-        """Advance simulated time by dt seconds."""
+    def step(self, dt: float, elapsed: float | None = None) -> None:
+        """Advance simulated time by dt seconds, the PLC's heartbeat by `elapsed` (default dt; `beat`)."""
         self.t += dt
-        self._hb_acc += dt
+        self.beat(dt if elapsed is None else elapsed)
+        if not self.healthy:
+            self._trip()
+        self.step_physics(dt)
+
+    def beat(self, elapsed: float) -> None:
+        """Run the PLC's heartbeat counter for `elapsed` seconds: a PLC's own cycle keeps counting while a
+        stalled host loop holds the simulated physics back."""
+        self._hb_acc += elapsed
         period = self.p.plc_heartbeat_period_ms / 1000
         while self._hb_acc >= period:
             self._hb_acc -= period
             if not self.heartbeat_frozen:
                 self.plc_heartbeat = (self.plc_heartbeat + 1) & 0xFFFF
-        if not self.healthy:
-            self._trip()
-        self.step_physics(dt)
 
     def step_physics(self, dt: float) -> None:
         """Move the station's objects (overridden)."""
@@ -401,8 +407,9 @@ def make_model(cfg: PlcConfig) -> PlcModel:
 class RegisterImage(ModbusBaseDeviceContext):
     """Serves a model's points at the addresses of the register map; writes go through the model."""
 
-    def __init__(self, model: PlcModel, registers: dict[str, Point], *, sparse: bool = False) -> None:
-        self.model, self.sparse = model, sparse
+    def __init__(self, model: PlcModel, registers: dict[str, Point], *, sparse: bool = False,
+                 before_read: Callable[[], None] | None = None) -> None:
+        self.model, self.sparse, self.before_read = model, sparse, before_read
         self.by_addr: dict[tuple[str, int], tuple[str, int]] = {}
         for name, pt in registers.items():
             for w in range(pt.words):
@@ -417,6 +424,8 @@ class RegisterImage(ModbusBaseDeviceContext):
             return ExcCodes.ILLEGAL_FUNCTION
         if self.sparse and any((table, a) not in self.by_addr for a in range(address, address + count)):
             return ExcCodes.ILLEGAL_ADDRESS
+        if self.before_read is not None:
+            self.before_read()
         vals = self.model.values()
         out = [self._word(vals, table, a) for a in range(address, address + count)]
         return [bool(v) for v in out] if table in ("coil", "discrete") else out
@@ -462,12 +471,17 @@ def _bound_port(server: ModbusTcpServer | ModbusSerialServer) -> int:
 
 class SimServer:
     """The simulated PLC served over TCP on a free 127.0.0.1 port or, with `rtu=True`, over RTU on
-    a pty (the client opens `serial_port`); `realtime` steps it against the loop clock."""
+    a pty (the client opens `serial_port`); `realtime` steps it against the loop clock: its physics in steps of
+    at most MAX_STEP_S (a stalled loop slows them down instead of letting items jump past eyes), its heartbeat
+    counter on the clock itself, brought up to date before every read (a PLC's own cycle never waits for its
+    host, so a host that stalled reads a heartbeat that moved on)."""
 
     def __init__(self, cfg: PlcConfig, *, realtime: bool = True, port: int = 0, rtu: bool = False) -> None:
         self.cfg = cfg
         self.model = make_model(cfg)
-        self.context = MutableServerContext(RegisterImage(self.model, cfg.registers, sparse=cfg.sim.sparse))
+        self.context = MutableServerContext(RegisterImage(self.model, cfg.registers, sparse=cfg.sim.sparse,
+                                                          before_read=self._beat if realtime else None))
+        self._beaten: float | None = None  # the loop time the heartbeat has run to (realtime, once stepping)
         self.realtime, self.rtu = realtime, rtu
         self._port = port
         self.port = 0
@@ -511,10 +525,16 @@ class SimServer:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        last = loop.time()
+        last = self._beaten = loop.time()
         while True:
             await asyncio.sleep(self.cfg.sim.step_ms / 1000)
             now = loop.time()
-            # A stalled loop slows simulated time down instead of letting items jump past eyes.
-            self.model.step(min(now - last, MAX_STEP_S))
-            last = now
+            self.model.step(min(now - last, MAX_STEP_S), now - self._beaten)
+            last = self._beaten = now
+
+    def _beat(self) -> None:
+        """Run the heartbeat up to the loop's clock (before a read is answered)."""
+        if self._beaten is not None:
+            now = asyncio.get_running_loop().time()
+            self.model.beat(now - self._beaten)
+            self._beaten = now

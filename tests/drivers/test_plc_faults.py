@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from drivers.plc import LinkChanged, PlcConfig, open_plc
 from polling import until
 
-# Link loss must be seen within this many PLC heartbeat periods (100 ms each): one read times
-# out twice (2 x 300 ms) plus one poll period, i.e. about 6-7 periods.
-MAX_HEARTBEATS_TO_SAFE = 12
+# Link loss must be seen within this many PLC heartbeat periods (100 ms each) of simulated time: one
+# read times out twice (2 x 300 ms) plus one poll period, i.e. about 6-7 periods. Simulated time, not the
+# heartbeat counter: the counter runs on the clock, simulated time slows down with a stalled loop.
+MAX_S_TO_SAFE = 1.2
 
 
 async def test_plc_silent_goes_to_safe_state_and_recovers() -> None:
@@ -28,10 +30,10 @@ async def test_plc_silent_goes_to_safe_state_and_recovers() -> None:
 
         task = asyncio.create_task(collect())
         await asyncio.sleep(0)
-        hb0 = m.plc_heartbeat
+        t0 = m.t
         plc.sim.mute()
         await until(lambda: not plc._state.link_ok)
-        assert m.plc_heartbeat - hb0 <= MAX_HEARTBEATS_TO_SAFE
+        assert m.t - t0 <= MAX_S_TO_SAFE
         st = await plc.read_state()
         assert st.items_to_manual and not st.estop_ok and "did not answer" in st.link_reason
         assert st.link_fault == "no_answer"
@@ -65,6 +67,33 @@ async def test_stale_plc_heartbeat_is_link_lost() -> None:
         m.heartbeat_frozen = False
         await until(lambda: plc._state.link_ok)
         assert m.requests["belt_run_request"] == 0 and not m.belt_running and plc._state.link_fault == ""
+
+
+async def test_a_host_loop_that_stalled_reads_a_heartbeat_that_moved_on() -> None:
+    """The simulated PLC's heartbeat counts on the clock, as a real PLC's own cycle does: a host whose loop
+    stalled longer than heartbeat_stale_ms (a loaded machine) reads a heartbeat that moved on, and the link
+    stays up, while the physics' steps are held back (items never jump past eyes). The counter used to step
+    with the physics: CI saw a daemon's link lost for a 669 ms stall ("heartbeat stale")."""
+    async with open_plc(PlcConfig(kind="sim", heartbeat_stale_ms=300, readback_timeout_ms=3000), "conv") as plc:
+        m, loop = plc.sim.model, asyncio.get_running_loop()
+        await until(lambda: plc._state is not None and plc._state.link_ok)
+        changes: list[LinkChanged] = []
+
+        async def collect() -> None:
+            async for ev in plc.events():
+                if isinstance(ev, LinkChanged) and not ev.ok:
+                    changes.append(ev)
+
+        task = asyncio.create_task(collect())
+        for _ in range(3):
+            hb, t, wall = m.plc_heartbeat, m.t, loop.time()
+            time.sleep(0.5)                 # the loop stalls: nothing runs, the PLC's cycle goes on
+            await asyncio.sleep(0.3)        # polls after the stall
+            wall = loop.time() - wall
+            assert (m.plc_heartbeat - hb) & 0xFFFF >= int(wall / 0.1) - 1, (m.plc_heartbeat - hb, wall)
+            assert m.t - t < wall - 0.4, (m.t - t, wall)
+        task.cancel()
+        assert changes == [] and plc._state.link_ok
 
 
 async def test_plc_absent_at_start_then_appears() -> None:
