@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from central_sync.schema import Identity, SealStatus
 from edge.identity import container_check, fuse
 from models.ocr.iso6346 import check_digit
+
+if TYPE_CHECKING:
+    from drivers.rfid.llrp.sim import LlrpSim
+    from edge.inspection import Item
+    from edge.stations.identify import TagWindow
 
 KINDS = ("plate", "container", "rfid_tid", "rfid_epc", "em4100", "seal")
 VALID_CONTAINERS = ("CSQU3054383", "MSCU1234566", "TGHU9876542")
@@ -160,9 +169,13 @@ async def test_a_tag_read_while_two_bags_are_in_the_tunnel_joins_the_one_that_en
 
 
 
-async def test_a_tag_the_vehicle_ahead_holds_stays_with_it_when_the_next_one_enters() -> None:
-    """The scanned vehicle's tag, still in the entry antenna's field when a car enters behind it (queued close,
-    or running the red light), is not the newcomer's: each tag is on one record."""
+TAG = ("300833B2DDD9014000000001", "E2801160200073F1A2B30001")  # a windscreen tag's EPC and TID
+
+
+@asynccontextmanager
+async def lane_window() -> AsyncIterator[tuple[TagWindow, LlrpSim, Item, Item]]:
+    """A TagWindow over a simulated UHF reader that removes a tag unread for 100 ms, running and up, and two
+    vehicles' items (ahead, entering), the one ahead open: (window, the reader's simulator, ahead, entering)."""
     import asyncio
     from contextlib import AsyncExitStack
 
@@ -178,7 +191,6 @@ async def test_a_tag_the_vehicle_ahead_holds_stays_with_it_when_the_next_one_ent
 
     cfg = DevicesSection(readers={"lane": LlrpConfig.model_validate(
         {"kind": "llrp", "keepalive_s": 0.5, "removal_after_ms": 100, "sim": {"read_ms": 20}})})
-    tag = ("300833B2DDD9014000000001", "E2801160200073F1A2B30001")
     async with AsyncExitStack() as stack:
         devices = await open_devices(stack, cfg, "st-1")
         window = TagWindow(devices, EventBus())
@@ -188,12 +200,25 @@ async def test_a_tag_the_vehicle_ahead_holds_stays_with_it_when_the_next_one_ent
         await until(lambda: devices.readers["lane"].link_ok, "the UHF reader is up")
         ahead, entering = Item("car-1", ItemKind.VEHICLE), Item("car-2", ItemKind.VEHICLE)
         window.start(ahead)
-        sim.present(*tag, seconds=30)
+        try:
+            yield window, sim, ahead, entering
+        finally:
+            task.cancel()
+
+
+async def test_a_tag_the_vehicle_ahead_holds_stays_with_it_when_the_next_one_enters() -> None:
+    """The scanned vehicle's tag, still in the entry antenna's field when a car enters behind it (queued close,
+    or running the red light), is not the newcomer's: each tag is on one record."""
+    import asyncio
+
+    from polling import until
+
+    async with lane_window() as (window, sim, ahead, entering):
+        sim.present(*TAG, seconds=30)
         await until(lambda: len(ahead.identities) == 2, "the tag of the vehicle ahead is read")
         window.start(entering)  # the tag is still in the field
         await asyncio.sleep(0.2)  # more report rounds of the tag: it is not read again into either
-        task.cancel()
-    assert sorted(i.value for i in ahead.identities) == sorted(tag)
+    assert sorted(i.value for i in ahead.identities) == sorted(TAG)
     assert entering.identities == []
 
 
@@ -201,36 +226,15 @@ async def test_a_tag_the_vehicle_ahead_holds_read_again_after_falling_silent_sta
     """A tag drops out of the reader's reports for longer than its removal time (removed) and is read again while
     the next vehicle's item is open: it is still the vehicle ahead's tag, never the newcomer's."""
     import asyncio
-    from contextlib import AsyncExitStack
 
-    from central_sync.schema import ItemKind
-    from drivers.rfid import LlrpConfig
-    from drivers.rfid.llrp.sim import LlrpSim
-    from edge.config import DevicesSection
-    from edge.devices import open_devices
-    from edge.events import EventBus
-    from edge.inspection import Item
-    from edge.stations.identify import TagWindow
     from polling import until
 
-    cfg = DevicesSection(readers={"lane": LlrpConfig.model_validate(
-        {"kind": "llrp", "keepalive_s": 0.5, "removal_after_ms": 100, "sim": {"read_ms": 20}})})
-    tag = ("300833B2DDD9014000000001", "E2801160200073F1A2B30001")
-    async with AsyncExitStack() as stack:
-        devices = await open_devices(stack, cfg, "st-1")
-        window = TagWindow(devices, EventBus())
-        task = asyncio.create_task(window.run())
-        sim = devices.readers["lane"].sim
-        assert isinstance(sim, LlrpSim)
-        await until(lambda: devices.readers["lane"].link_ok, "the UHF reader is up")
-        ahead, entering = Item("car-1", ItemKind.VEHICLE), Item("car-2", ItemKind.VEHICLE)
-        window.start(ahead)
-        await sim.present(*tag, seconds=0.2)
+    async with lane_window() as (window, sim, ahead, entering):
+        await sim.present(*TAG, seconds=0.2)
         await until(lambda: len(ahead.identities) == 2 and not window.binder.lanes_of, "the tag read, then removed")
         window.start(entering)
-        sim.present(*tag, seconds=0.2)                      # the same tag read again
-        await until(lambda: (("lane", tag[1]) in window._present), "the tag read again")
+        sim.present(*TAG, seconds=0.2)                      # the same tag read again
+        await until(lambda: (("lane", TAG[1]) in window._present), "the tag read again")
         await asyncio.sleep(0.1)
-        task.cancel()
-    assert sorted(i.value for i in ahead.identities) == sorted(tag)
+    assert sorted(i.value for i in ahead.identities) == sorted(TAG)
     assert entering.identities == []
