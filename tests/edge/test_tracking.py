@@ -210,7 +210,8 @@ async def test_tracker_wired_to_the_plc_over_modbus() -> None:
         await asyncio.gather(*gate_tasks)
     assert m.outcomes == routed
     assert (routed[2], reasons[2]) == ("manual", "suspect")
-    serve_by_m = g.gate_m - 0.2 - (g.actuation_s + tracker.latency_s) * 0.5  # the gate can still reach pass
+    t = tracker  # the front edge's last position from which the gate can still reach pass before it:
+    serve_by_m = t.g.gate_m - t.g.margin_m - (t.g.actuation_s + t.latency_s) * t.speed
     for item in (1, 3):
         assert (routed[item], reasons[item]) in {("pass", "clear"), ("manual", "gate_latency")}
         assert (reasons[item] == "gate_latency") == (frozen_at[item] > serve_by_m + 1e-9), (item, frozen_at)
