@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from models.history.compare import (EDGE_QUANTILES, Current, Declaration, Scene, Thresholds, _bins, _finite_median,
-                                    _labelled, _regions, components, prepare, spread)
+                                    _labelled, _regions, components, prepare, spread,
+                                    tolerant_difference)
 from models.history.register import (COARSE_BINS, COARSE_LINES, FINE_BINS, Profiled, _l1, _trace, dtw_path,
                                      lit_lines, profiles, register, registered, warp)
 from models.training.portal import PortalSpec
@@ -64,7 +65,7 @@ def test_dtw_path_is_a_least_cost_monotone_path(seed: int) -> None:
     steps = np.stack([np.diff(ii), np.diff(jj)], axis=1)
     assert (ii[0], jj[0], ii[-1], jj[-1]) == (0, 0, cost.shape[0] - 1, cost.shape[1] - 1)
     assert {tuple(s) for s in steps} <= {(1, 0), (0, 1), (1, 1)}
-    assert float(cost[ii, jj].astype(np.float64).sum()) == pytest.approx(plain_dtw_cost(cost), rel=1e-9)
+    assert float(cost[ii, jj].astype(np.float64).sum()) == pytest.approx(plain_dtw_cost(cost), rel=1e-6)
 
 
 def test_labels_are_uint16_where_they_fit_and_the_same_components_either_way() -> None:
@@ -126,12 +127,15 @@ def test_registered_warps_the_reference_once_as_warp_does_and_registers_as_the_v
     assert np.array_equal(plain.lines, reg.lines)
     assert (plain.scale, plain.offset, plain.tilt, plain.residual) == (reg.scale, reg.offset, reg.tilt, reg.residual)
     assert isinstance(reference.profiled, Profiled) and "fine" in vars(current.profiled)
-    # what the version before the shortcuts (5c31d7f) registered this pass with, to the bit
-    assert float(reg.lines.sum()) == 319716.7772197748
-    assert [float(x) for x in reg.lines[::150]] == [0.33467131137847894, 123.55666437816467, 255.5621919633508,
-                                                    387.7717866439839, 534.7198404952849, 703.9150788423411]
-    assert (reg.scale, reg.offset, reg.tilt, reg.residual) == (0.997, 2.791012809062429, 3.0839017896611534,
-                                                               0.10348855704069138)
+    # what the version before the shortcuts (5c31d7f) registered this pass with: the same to the bit on the machine
+    # it was measured on; numpy's sums and means take other SIMD paths on another processor (an AMD EPYC without
+    # AVX-512 gives the lines' sum 319716.77729452925, the residual 0.1034885496), so to six digits
+    assert float(reg.lines.sum()) == pytest.approx(319716.7772197748, rel=1e-6)
+    assert [float(x) for x in reg.lines[::150]] == pytest.approx([0.33467131137847894, 123.55666437816467,
+                                                                  255.5621919633508, 387.7717866439839,
+                                                                  534.7198404952849, 703.9150788423411], rel=1e-6)
+    assert (reg.scale, reg.offset, reg.tilt, reg.residual) == pytest.approx(
+        (0.997, 2.791012809062429, 3.0839017896611534, 0.10348855704069138), rel=1e-6)
 
 
 def plain_spread(d: np.ndarray, level: np.ndarray, edge: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -191,3 +195,32 @@ def test_what_the_registration_reads_of_a_scan_alone_is_the_plain_ways() -> None
         image[0, 0] = 1.0                    # read-only: what was worked out of it cannot go stale
     a, b = p.coarse[:57], p.coarse[100:181]
     assert np.array_equal(_l1(a, b), np.abs(a[:, None, :] - b[None, :, :]).mean(axis=2))
+
+
+def plain_tolerant_difference(cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """The tolerant difference over the whole scan with np.roll and np.where (the version before's, unblocked)."""
+    def nearest(c: np.ndarray, other: np.ndarray) -> np.ndarray:
+        d = c - other
+        least = np.abs(d)
+        for shifted in (np.roll(other, -1, 0), np.roll(other, 1, 0), np.roll(other, -1, 1), np.roll(other, 1, 1)):
+            size = np.abs(c - shifted)
+            d = np.where(size < least, c - shifted, d)
+            least = np.minimum(size, least)
+        return d
+
+    forward, backward = nearest(cur, ref), -nearest(ref, cur)
+    return np.where(np.abs(backward) > np.abs(forward), backward, forward)
+
+
+@pytest.mark.parametrize("rows", [1, 5, 32, 500])
+def test_the_tolerant_difference_into_kept_buffers_is_the_plain_ways(rows: int) -> None:
+    rng = np.random.default_rng(7)
+    cur = rng.normal(size=(97, 61)).astype(np.float32)
+    ref = (cur + rng.normal(scale=0.1, size=cur.shape)).astype(np.float32)
+    ref[::7] = np.round(ref[::7], 1)                  # ties between shifts: the first of equals is taken
+    cur[::5] = np.round(cur[::5], 1)
+    cur[3, 4], ref[8, 9], ref[0, 60] = np.nan, np.nan, np.inf
+    out = tolerant_difference(cur, ref, rows)
+    assert out.dtype == np.float32
+    assert np.array_equal(out, plain_tolerant_difference(cur, ref), equal_nan=True)
+    assert np.array_equal(out.view(np.uint32), plain_tolerant_difference(cur, ref).view(np.uint32))
