@@ -238,21 +238,28 @@ class ModbusPlc:
             await self._write("host_heartbeat", self._host_hb)
             self._next_hb = now + self.cfg.heartbeat_period_ms / 1000
 
-    async def _poll_once(self) -> dict[str, int]:
+    async def _poll_once(self) -> tuple[dict[str, int], tuple[float, float]]:
+        """One poll's values, and when the read that holds the PLC heartbeat was asked for and answered: the
+        PLC gave its value between the two (`_on_sample` judges the heartbeat's age on them)."""
+        loop = asyncio.get_running_loop()
         values: dict[str, int] = {}
+        heard = (loop.time(), loop.time())
         for run in self._runs:
             await self._beat_if_due()
+            asked = loop.time()
             values.update(await self._read_run(run))
-        return values
+            if any(name == "plc_heartbeat" for name, _ in run.points):
+                heard = (asked, loop.time())
+        return values, heard
 
     async def _poll_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._closing:
             start = loop.time()
             try:
-                values = await self._poll_once()
+                values, heard = await self._poll_once()
                 self._cycle_s = loop.time() - start
-                await self._on_sample(values, loop.time(), start)
+                await self._on_sample(values, loop.time(), start, heard)
             except POLL_ERRORS as e:
                 self._refusal_code = getattr(e, "code", None)
                 await self._link_down(str(e), loop.time(), next(f for c, f in FAULTS.items() if isinstance(e, c)))
@@ -263,11 +270,17 @@ class ModbusPlc:
                 continue
             await asyncio.sleep(max(0.0, self.cfg.poll_period_ms / 1000 - (loop.time() - start)))
 
-    async def _on_sample(self, values: dict[str, int], t: float, start: float) -> None:
+    async def _on_sample(self, values: dict[str, int], t: float, start: float, heard: tuple[float, float]) -> None:
+        """A poll's values, read from `start` to t; its heartbeat read was asked for and answered at `heard`.
+        The heartbeat's age is what the PLC provably held its value for: from the answer that first showed it
+        (the latest the PLC can have changed to it) to the asking of this read (the earliest it can have given
+        it again). Timed by the poll's end instead, a host whose own loop stalls while a read is under way (a
+        loaded machine) counts the stall as the PLC's and finds a lively heartbeat stale."""
+        asked, answered = heard
         hb_val, hb_t = self._hb
         if values["plc_heartbeat"] != hb_val:
-            self._hb = hb_val, hb_t = values["plc_heartbeat"], t
-        age = t - hb_t
+            self._hb = hb_val, hb_t = values["plc_heartbeat"], answered
+        age = max(0.0, asked - hb_t)
         if age > self.cfg.heartbeat_stale_ms / 1000:
             was_up = self._link_ok
             await self._link_down(f"PLC {self.name} heartbeat stale for {age * 1000:.0f} ms", t, "stale_heartbeat")

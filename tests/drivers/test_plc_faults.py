@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from drivers.plc import LinkChanged, PlcConfig, open_plc
+from drivers.plc.runs import Run
 from polling import until
 
 # Link loss must be seen within this many PLC heartbeat periods (100 ms each) of simulated time: one
@@ -94,6 +95,43 @@ async def test_a_host_loop_that_stalled_reads_a_heartbeat_that_moved_on() -> Non
             assert m.t - t < wall - 0.4, (m.t - t, wall)
         task.cancel()
         assert changes == [] and plc._state.link_ok
+
+
+async def test_a_stall_while_a_poll_is_under_way_does_not_age_the_heartbeat_it_read() -> None:
+    """A host loop that stalls after the read holding the PLC heartbeat and before the poll's later reads are
+    answered judges the heartbeat when it asked for that read: the PLC gave the value before the stall, and the
+    link stays up. The driver used to judge it at the poll's end: a value equal to the poll before's read as
+    stale for the stall's length (seen under load: "PLC conv heartbeat stale for 519 ms"). A PLC that stops
+    counting is still found stale."""
+    async with open_plc(PlcConfig(kind="sim", heartbeat_stale_ms=300, readback_timeout_ms=3000), "conv") as plc:
+        await until(lambda: plc._state is not None and plc._state.link_ok)
+        read_run, beats, stalls = plc._read_run, [-1, -1], []
+
+        async def stalling(run: Run) -> dict[str, int]:
+            values = await read_run(run)
+            if "plc_heartbeat" in values:
+                beats[:] = [beats[1], values["plc_heartbeat"]]
+            elif run.table == "holding" and beats[0] == beats[1] and len(stalls) < 3:
+                stalls.append(beats[1])     # this poll read the same heartbeat as the one before: stall now
+                time.sleep(0.5)
+            return values
+
+        changes: list[LinkChanged] = []
+
+        async def collect() -> None:
+            async for ev in plc.events():
+                if isinstance(ev, LinkChanged) and not ev.ok:
+                    changes.append(ev)
+
+        task = asyncio.create_task(collect())
+        plc._read_run = stalling  # type: ignore[method-assign]
+        await until(lambda: len(stalls) == 3)
+        await asyncio.sleep(0.3)
+        assert changes == [] and plc._state.link_ok
+        plc.sim.model.heartbeat_frozen = True
+        await until(lambda: not plc._state.link_ok)
+        task.cancel()
+        assert plc._state.link_fault == "stale_heartbeat" and "heartbeat stale" in plc._state.link_reason
 
 
 async def test_plc_absent_at_start_then_appears() -> None:
