@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
-from drivers.plc import LinkChanged, PlcConfig, open_plc
+from drivers.plc import LinkChanged, ModbusPlc, PlcConfig, open_plc
 from drivers.plc.runs import Run
 from polling import until
 
@@ -13,6 +15,23 @@ from polling import until
 # read times out twice (2 x 300 ms) plus one poll period, i.e. about 6-7 periods. Simulated time, not the
 # heartbeat counter: the counter runs on the clock, simulated time slows down with a stalled loop.
 MAX_S_TO_SAFE = 1.2
+
+
+@contextlib.asynccontextmanager
+async def link_losses(plc: ModbusPlc) -> AsyncIterator[list[LinkChanged]]:
+    """The link losses the driver reports while the block runs (from its events)."""
+    lost: list[LinkChanged] = []
+
+    async def collect() -> None:
+        async for ev in plc.events():
+            if isinstance(ev, LinkChanged) and not ev.ok:
+                lost.append(ev)
+
+    task = asyncio.create_task(collect())
+    try:
+        yield lost
+    finally:
+        task.cancel()
 
 
 async def test_plc_silent_goes_to_safe_state_and_recovers() -> None:
@@ -78,22 +97,14 @@ async def test_a_host_loop_that_stalled_reads_a_heartbeat_that_moved_on() -> Non
     async with open_plc(PlcConfig(kind="sim", heartbeat_stale_ms=300, readback_timeout_ms=3000), "conv") as plc:
         m, loop = plc.sim.model, asyncio.get_running_loop()
         await until(lambda: plc._state is not None and plc._state.link_ok)
-        changes: list[LinkChanged] = []
-
-        async def collect() -> None:
-            async for ev in plc.events():
-                if isinstance(ev, LinkChanged) and not ev.ok:
-                    changes.append(ev)
-
-        task = asyncio.create_task(collect())
-        for _ in range(3):
-            hb, t, wall = m.plc_heartbeat, m.t, loop.time()
-            time.sleep(0.5)                 # the loop stalls: nothing runs, the PLC's cycle goes on
-            await asyncio.sleep(0.3)        # polls after the stall
-            wall = loop.time() - wall
-            assert (m.plc_heartbeat - hb) & 0xFFFF >= int(wall / 0.1) - 1, (m.plc_heartbeat - hb, wall)
-            assert m.t - t < wall - 0.4, (m.t - t, wall)
-        task.cancel()
+        async with link_losses(plc) as changes:
+            for _ in range(3):
+                hb, t, wall = m.plc_heartbeat, m.t, loop.time()
+                time.sleep(0.5)                 # the loop stalls: nothing runs, the PLC's cycle goes on
+                await asyncio.sleep(0.3)        # polls after the stall
+                wall = loop.time() - wall
+                assert (m.plc_heartbeat - hb) & 0xFFFF >= int(wall / 0.1) - 1, (m.plc_heartbeat - hb, wall)
+                assert m.t - t < wall - 0.4, (m.t - t, wall)
         assert changes == [] and plc._state.link_ok
 
 
@@ -116,21 +127,13 @@ async def test_a_stall_while_a_poll_is_under_way_does_not_age_the_heartbeat_it_r
                 time.sleep(0.5)
             return values
 
-        changes: list[LinkChanged] = []
-
-        async def collect() -> None:
-            async for ev in plc.events():
-                if isinstance(ev, LinkChanged) and not ev.ok:
-                    changes.append(ev)
-
-        task = asyncio.create_task(collect())
-        plc._read_run = stalling  # type: ignore[method-assign]
-        await until(lambda: len(stalls) == 3)
-        await asyncio.sleep(0.3)
+        async with link_losses(plc) as changes:
+            plc._read_run = stalling  # type: ignore[method-assign]
+            await until(lambda: len(stalls) == 3)
+            await asyncio.sleep(0.3)
         assert changes == [] and plc._state.link_ok
         plc.sim.model.heartbeat_frozen = True
         await until(lambda: not plc._state.link_ok)
-        task.cancel()
         assert plc._state.link_fault == "stale_heartbeat" and "heartbeat stale" in plc._state.link_reason
 
 
