@@ -65,7 +65,7 @@ def test_dtw_path_is_a_least_cost_monotone_path(seed: int) -> None:
     steps = np.stack([np.diff(ii), np.diff(jj)], axis=1)
     assert (ii[0], jj[0], ii[-1], jj[-1]) == (0, 0, cost.shape[0] - 1, cost.shape[1] - 1)
     assert {tuple(s) for s in steps} <= {(1, 0), (0, 1), (1, 1)}
-    assert float(cost[ii, jj].astype(np.float64).sum()) == pytest.approx(plain_dtw_cost(cost), rel=1e-6)
+    assert float(cost[ii, jj].astype(np.float64).sum()) == pytest.approx(plain_dtw_cost(cost), rel=1e-9)
 
 
 def test_labels_are_uint16_where_they_fit_and_the_same_components_either_way() -> None:
