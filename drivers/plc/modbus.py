@@ -113,6 +113,7 @@ class ModbusPlc:
         self._host_hb = 0
         self._next_hb = 0.0
         self._runs = poll_runs(cfg)
+        self._hb_run = next(r for r in self._runs if any(name == "plc_heartbeat" for name, _ in r.points))
         self._cycle_s = 0.0
         self._good_polls = 0  # polls that read every point
         self._sample_start = 0.0  # when the poll behind `_values` started
@@ -248,7 +249,7 @@ class ModbusPlc:
             await self._beat_if_due()
             asked = loop.time()
             values.update(await self._read_run(run))
-            if any(name == "plc_heartbeat" for name, _ in run.points):
+            if run is self._hb_run:
                 heard = (asked, loop.time())
         return values, heard
 
