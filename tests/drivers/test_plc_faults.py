@@ -177,6 +177,7 @@ async def test_gantry_safe_requests_close_the_barrier_and_show_red() -> None:
         await plc.request_barrier(True)
         m.heartbeat_frozen = True
         await until(lambda: not plc._state.link_ok)
-        await until(lambda: m.requests.get("barrier_open_request") == 0)
-        assert m.requests["light_request"] == 1
+        # The safe requests are written one after another (the barrier's before the light's): wait for all.
+        await until(lambda: all(m.requests.get(r.point) == r.value for r in plc.safe_state))
+        assert (m.requests["barrier_open_request"], m.requests["light_request"]) == (0, 1)
         await until(lambda: m.barrier_pos == 0.0)
