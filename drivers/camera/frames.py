@@ -111,6 +111,8 @@ class CameraBase:
             backoff = self.cfg.reconnect_min_ms / 1000
             frame = self._checked(image)
             if frame is not None:
+                if self.health.state != "ok":
+                    self._set_health("ok")  # back when a reopened source gives a good frame, not when it opens
                 yield frame
             await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
 
@@ -141,7 +143,10 @@ class CameraBase:
         return Frame(image, time.time(), self.frames_taken, self.name)
 
     async def _reconnect(self, exc: LinkLost, backoff: float) -> float:
-        """Close, wait `backoff`, reopen; the next wait doubles up to the configured maximum."""
+        """Close, wait `backoff`, reopen; the next wait doubles up to the configured maximum. The camera stays
+        degraded, and the wait goes on doubling, until the reopened source gives a good frame (`frames`): a source
+        that opens and gives none (an empty folder, a stream that accepts and sends nothing) would otherwise read
+        ok between every two tries and be reopened at the shortest wait for ever."""
         self._set_health("degraded", f"{exc}; reconnecting in {backoff * 1000:.0f} ms")
         await asyncio.to_thread(self._close)
         await asyncio.sleep(backoff)
@@ -150,9 +155,9 @@ class CameraBase:
             await asyncio.to_thread(self._open)
         except LinkLost as again:
             self._set_health("degraded", str(again))
-            return min(backoff * 2, self.cfg.reconnect_max_ms / 1000)
-        self._set_health("ok")
-        return self.cfg.reconnect_min_ms / 1000
+        else:
+            self._set_health("degraded", f"{exc}; reopened, ok again with its first good frame")
+        return min(backoff * 2, self.cfg.reconnect_max_ms / 1000)
 
     def _set_health(self, state: Literal["ok", "degraded", "lost"], detail: str = "") -> None:
         self.health = CameraHealth(state, detail)

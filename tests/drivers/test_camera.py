@@ -48,18 +48,22 @@ def test_truncated_jpeg_is_not_decoded() -> None:
 async def test_a_lost_source_degrades_the_camera_and_it_reconnects_with_back_off(tmp_path: Path) -> None:
     folder = tmp_path / "later"
     folder.mkdir()  # the images arrive later: an empty folder is a source without frames
-    states: list[str] = []
+    states: list[tuple[str, str]] = []
     async with open_camera(_cfg(str(folder), loop=True), "cam") as camera:
-        camera.on_health = lambda state, detail: states.append(state)
+        camera.on_health = lambda state, detail: states.append((state, detail))
         frames = camera.frames()
         first = asyncio_task(frames.__anext__())
-        await until(lambda: camera.reconnects >= 2, "two reconnect attempts")
+        await until(lambda: camera.reconnects >= 4, "four reconnect attempts")
         assert camera.health.state == "degraded" and str(folder) in camera.health.detail
+        # The folder opens every time but gives no frame: never ok meanwhile, and the wait still doubles.
+        assert {state for state, _ in states} == {"degraded"}
+        waits = [int(d.rsplit("reconnecting in ", 1)[1].split()[0]) for _, d in states if "reconnecting in" in d]
+        assert waits[:4] == [10, 20, 40, 40]
         _png(folder / "a.png", value=77)
         frame = await first
         await frames.aclose()
     assert int(frame.image[0, 0, 0]) == 77
-    assert states[-1] == "ok" and "degraded" in states
+    assert states[-1] == ("ok", "")
 
 
 def asyncio_task(coro: object) -> "asyncio.Task[object]":
