@@ -305,8 +305,7 @@ def test_a_reload_keeps_the_item_its_note_boxes_and_class(station, page):
     page.fill("#note", "strap buckle under the laptop?")
     page.click("#copy-boxes")
     page.select_option("#class", "knife")
-    page.wait_for_timeout(700)  # the draft is written every 500 ms
-    page.reload()
+    page.reload()  # at once: the draft is written every 500 ms and when the page goes
     page.wait_for_selector("body[data-ready='1']")
     loaded(page, rec)
     assert page.input_value("#note") == "strap buckle under the laptop?" and page.input_value("#class") == "knife"

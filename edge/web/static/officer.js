@@ -92,12 +92,14 @@ function showStopped() {
 // -- work kept across a reload; decisions made in another tab ------------------------------------------
 const ITEM_KEY = "cpe-item", draftKey = (id) => "cpe-draft-" + id;
 function draft() { return { note: $("note").value, boxes: S.boxes, cls: $("class").value }; }
-setInterval(() => {  // the item on screen and the officer's unfinished decision, for this tab only
+function keepWork() {  // the item on screen and the officer's unfinished decision, for this tab only
   if (!S.me || !S.current) return;
   sessionStorage.setItem(ITEM_KEY, JSON.stringify({ badge: S.me.badge, id: S.current.id, live: S.viewingLive }));
   const d = draft();
   if (!S.current.review && (d.note || d.boxes.length || d.cls)) sessionStorage.setItem(draftKey(S.current.id), JSON.stringify(d));
-}, 500);
+}
+setInterval(keepWork, 500);
+addEventListener("pagehide", keepWork);  // a reload or a closed tab keeps what was typed since the last half second
 async function resumeWork() {
   tipSettings(); refreshBelt();
   const saved = JSON.parse(sessionStorage.getItem(ITEM_KEY) || "null");
