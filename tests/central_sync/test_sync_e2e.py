@@ -50,9 +50,10 @@ async def test_records_alerts_reviews_and_images_arrive_once(tmp_path, broker):
     cfg = SyncConfig(port=broker.port, chunk_bytes=16 * 1024, status_period_s=0.5)
     async with Hub(BrokerConfig(port=broker.port), store, "hub-t") as hub, Publisher(cfg, "gate-1", db, scans) as pub:
         await until(lambda: outbox_rows(db) == 0, "outbox drained", timeout=30, in_thread=True)
-        await until(lambda: pub.stats()["backlog"].get("record", {}).get("rows") == 0, "backlog figure at 0",
-                    timeout=5, in_thread=True)
-        stats = pub.stats()
+        # The publisher's figures are a snapshot taken every tick: wait for one taken after the last ack.
+        stats = await until(pub.stats, "backlog figure at 0, every row acked", timeout=5, in_thread=True,
+                            check=lambda s: s["backlog"].get("record", {}).get("rows") == 0
+                            and s["counters"].get("acked", 0) >= 49)
         assert stats["connected"] and stats["counters"]["acked"] == 49 and stats["counters"].get("errors", 0) == 0
         assert store.query("SELECT count(*), count(DISTINCT seq), sum(is_alert) FROM records") == [(41, 41, 6)]
         assert store.image(sha) == (scans / sha[:2] / f"{sha}.npz").read_bytes()

@@ -155,7 +155,7 @@ async def test_a_second_client_is_refused_and_the_first_keeps_reading() -> None:
         assert sim is not None
         second_cfg = LlrpConfig(kind="llrp", host=sim.host, port=sim.port, reconnect_min_ms=5000)
         async with LlrpReader(second_cfg, "intruder") as second:
-            await until(lambda: second.refusals, "the second client is refused")
+            await until(lambda: second.refusals and second.link_reason, "the second client is refused, and says why")
             assert "refused the connection: ConnectionAttemptEvent status 2 (a client-initiated connection " \
                    "already exists)" in second.link_reason
             assert not second.link_ok and second.health.state == "lost"

@@ -162,7 +162,8 @@ async def test_gantry_barrier_light_and_vehicle_loops() -> None:
         assert plc.sim.model.vehicles[0].lead_m == pytest.approx(21.5)  # waits at the closed barrier
         await plc.request_barrier(True)
         await until(plc.read_state, check=lambda s: vid in plc.sim.model.passed)
-        await asyncio.sleep(0.05)
+        await until(lambda: len(edges) >= 4, "the exit loop's release read")  # read on a poll after it passed
+        await asyncio.sleep(0.05)  # nothing more comes
         task.cancel()
         assert edges == [("eye_entry", True), ("eye_entry", False), ("eye_exit", True), ("eye_exit", False)]
         await plc.request_barrier(False)

@@ -21,9 +21,9 @@ from drivers.rfid.serial import SerialTransport
 from polling import until
 
 
-async def collect(reader, until, limit_s: float = 10.0) -> list:
-    """Events until `until(events)` holds (bounded)."""
-    events: list = []
+async def collect(reader, until, limit_s: float = 10.0, events: list | None = None) -> list:
+    """Events until `until(events)` holds (bounded); into `events` where given, for a test to watch them come."""
+    events = [] if events is None else events
     async with asyncio.timeout(limit_s):
         async for ev in reader.events():
             events.append(ev)
@@ -68,12 +68,13 @@ async def test_missing_port_is_link_lost() -> None:
 async def test_repeats_are_deduplicated_and_removal_follows_silence(crlf: bool) -> None:
     cfg = RfidConfig(kind="sim", removal_after_ms=200, sim={"repeat_ms": 20, "crlf": crlf})
     async with open_reader(cfg, "badge") as reader:
-        task = asyncio.create_task(collect(reader, lambda evs: len(tag_events(evs)) >= 4))
+        events: list = []
+        task = asyncio.create_task(collect(reader, lambda evs: len(tag_events(evs)) >= 4, events=events))
         await asyncio.sleep(0.05)
         reader.sim.present("1A2B3C4D5E", 0.4)
-        await asyncio.sleep(0.7)
+        await until(lambda: ("TagRemoved", "1A2B3C4D5E") in tag_events(events), "the first tag removed")
         reader.sim.present("0102030405", 0.2)
-        events = await task
+        await task
     assert tag_events(events) == [("TagSeen", "1A2B3C4D5E"), ("TagRemoved", "1A2B3C4D5E"),
                                   ("TagSeen", "0102030405"), ("TagRemoved", "0102030405")]
     seen = next(e for e in events if isinstance(e, TagSeen))
@@ -100,17 +101,18 @@ async def test_garbage_and_split_frames_on_the_wire() -> None:
 async def test_unplug_reports_removal_and_replug_recovers() -> None:
     cfg = RfidConfig(kind="sim", removal_after_ms=2000, reconnect_delay_ms=50, sim={"repeat_ms": 20})
     async with open_reader(cfg, "badge") as reader:
+        events: list = []
         task = asyncio.create_task(collect(
-            reader, lambda evs: sum(isinstance(e, TagSeen) for e in evs) >= 2))
+            reader, lambda evs: sum(isinstance(e, TagSeen) for e in evs) >= 2, events=events))
         await asyncio.sleep(0.05)
         reader.sim.present("1A2B3C4D5E", 0.2)
-        await asyncio.sleep(0.1)
+        await until(lambda: any(isinstance(e, TagSeen) for e in events), "the tag seen")
         reader.sim.unplug()
-        await asyncio.sleep(0.2)
+        await until(lambda: any(isinstance(e, ReaderLink) and not e.ok for e in events), "the unplug noticed")
         reader.sim.replug()
-        await asyncio.sleep(0.2)
+        await until(lambda: [e.ok for e in events if isinstance(e, ReaderLink)][-1], "the reader back")
         reader.sim.present("1A2B3C4D5E", 0.1)
-        events = await task
+        await task
     lost = next(i for i, e in enumerate(events) if isinstance(e, TagRemoved))
     assert events[lost].reason == "link_lost"
     assert isinstance(events[lost + 1], ReaderLink) and not events[lost + 1].ok
@@ -163,10 +165,10 @@ async def test_a_reader_in_another_format_is_degraded_and_says_so() -> None:
         for _ in range(4):
             reader.sim.send_raw(b"\x021A2B3C4D5E\r\n\x03")  # ten hex digits without checksum
             await asyncio.sleep(0.02)
-        await until(lambda: reader.health.state == "degraded")
+        await until(lambda: reader.health.state == "degraded")  # from the third such frame on
         assert "frames in a format we do not decode" in reader.health.detail
         assert "1A2B3C4D5E" in reader.health.detail
-        assert reader.decoder.stats.rejects["bad_body"] == 4
+        await until(lambda: reader.decoder.stats.rejects["bad_body"] == 4, "the fourth frame rejected too")
         frame = encode_frame(bytes.fromhex("1A2B3C4D5E"))
         reader.sim.send_raw(frame + frame)
         await until(lambda: reader.health.state == "ok")

@@ -28,6 +28,7 @@ async def test_the_demo_officer_decides_each_waiting_vehicle_after_its_delay(tmp
         task = asyncio.create_task(officer.run())
         try:
             await until(lambda: g.sim.outcomes.get(car) == way, f"the car left by the {way}")
+            await until(lambda: officer.decided + officer.failed, "the officer's decision counted")
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

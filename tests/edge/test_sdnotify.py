@@ -6,6 +6,7 @@ import pytest
 
 from appliance import sdnotify
 from appliance.watchdog import Progress
+from polling import until
 
 
 @pytest.fixture
@@ -49,20 +50,23 @@ async def test_watchdog_stays_silent_while_a_task_is_stalled(notify_socket):
     from appliance.watchdog import watchdog
     path, sock = notify_socket
     sock.setblocking(False)
-    progress = Progress(stall_after_s=0.05)
+    progress = Progress(stall_after_s=0.3)
     progress.register("plc")
     task = asyncio.create_task(watchdog(progress, 0.02, socket_path=path))
-    await asyncio.sleep(0.03)
-    got_fresh = _drain(sock)
-    await asyncio.sleep(0.2)  # plc made no progress: stalled
-    _drain(sock)
-    await asyncio.sleep(0.1)
+
+    def beating() -> int:
+        progress.beat("plc")  # plc makes progress
+        return _drain(sock)
+
+    await until(beating, "a WATCHDOG=1 while plc makes progress", timeout=10)
+    await until(progress.stalled, "plc stalled (no beat for 0.3 s)", timeout=10)
+    _drain(sock)  # what was sent before the stall (the watchdog looks and sends with no await between)
+    await asyncio.sleep(0.2)
     silent = _drain(sock)
     progress.beat("plc")
-    await asyncio.sleep(0.05)
-    resumed = _drain(sock)
+    await until(lambda: _drain(sock), "a WATCHDOG=1 once plc beat again", timeout=10)
     task.cancel()
-    assert got_fresh and not silent and resumed
+    assert silent == 0
 
 
 def _drain(sock):
