@@ -83,7 +83,8 @@ async def test_stale_plc_heartbeat_is_link_lost() -> None:
         st = await plc.read_state()
         assert "heartbeat stale" in st.link_reason and st.items_to_manual and st.link_fault == "stale_heartbeat"
         # The PLC still answers, so the safe requests are written at once.
-        await until(lambda: m.requests["belt_run_request"] == 0 or not plc._link_ok)
+        await until(lambda: m.requests["belt_run_request"] == 0, "the belt's stop requested while the link is down")
+        assert not plc._state.link_ok  # the heartbeat is still frozen
         m.heartbeat_frozen = False
         await until(lambda: plc._state.link_ok)
         assert m.requests["belt_run_request"] == 0 and not m.belt_running and plc._state.link_fault == ""
