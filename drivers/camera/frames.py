@@ -108,9 +108,9 @@ class CameraBase:
             except LinkLost as exc:
                 backoff = await self._reconnect(exc, backoff)
                 continue
-            backoff = self.cfg.reconnect_min_ms / 1000
             frame = self._checked(image)
             if frame is not None:
+                backoff = self.cfg.reconnect_min_ms / 1000  # a good frame, not a bad one, proves the stream
                 if self.health.state != "ok":
                     self._set_health("ok")  # back when a reopened source gives a good frame, not when it opens
                 yield frame
