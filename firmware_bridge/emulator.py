@@ -160,6 +160,11 @@ class FirmwareEmulator:
         self._silent_until = max(self._silent_until, self._loop.time() + seconds)
         log.info("emulator.stall", seconds=seconds)
 
+    def resume(self) -> None:
+        """End a stall now: answer again (a controller switched on behind its cable)."""
+        self._silent_until = self._loop.time()
+        log.info("emulator.resume")
+
     async def reboot(self, boot_s: float | None = None) -> None:
         """Watchdog reset: scan and arming lost, new boot id, silent while booting."""
         self.counters["reboots"] += 1

@@ -84,6 +84,9 @@ class HostLink:
         self.peer_version: int | None = None
         """The firmware's protocol version when it speaks another than ours (from its intact frames)."""
         self.sessions = 0
+        self.failed_tries = 0
+        """Sessions that ended without coming up (a port that opens, a firmware that does not answer HELLO)."""
+        self._down_reason: str | None = None  # the fault last reported while the link is down
         self.events: list[LinkEvent] = []
 
     async def __aenter__(self) -> HostLink:
@@ -193,13 +196,18 @@ class HostLink:
         finally:
             reason = self._version_checked(ep, reason)
             beats.cancel()
+            was_up = self._up.is_set()
             self._up.clear()
             port.close()
             os.close(port.fd)
             ep.close(LinkDown(f"link {self.name} on {self.settings.port} went down: {reason}",
                               last_frames=ep.last_frames))
-        self._emit(LinkFault(reason, ep.last_frames, loop.time()))
-        log.warning("xray_link.lost", link=self.name, reason=reason, stats=ep.stats)
+        if not was_up:
+            self.failed_tries += 1
+        if was_up or reason != self._down_reason:  # a try failing as the one before is not news: once
+            self._emit(LinkFault(reason, ep.last_frames, loop.time()))
+            log.warning("xray_link.lost", link=self.name, reason=reason, stats=ep.stats)
+        self._down_reason = reason
 
     def _version_checked(self, ep: Endpoint, reason: str) -> str:
         """A firmware of another protocol version: warn once per version and say so first in the reason."""
@@ -218,11 +226,12 @@ class HostLink:
         self.hello = hello
         self.peer_version = None
         self.sessions += 1
+        self._down_reason = None
         ep.decoder.max_frame = min(self.settings.max_frame, hello.max_frame)
         ep.last_rx = asyncio.get_running_loop().time()
         self._up.set()
         self._emit(LinkUp(hello, asyncio.get_running_loop().time()))
-        log.info("xray_link.up", link=self.name, firmware=hello.firmware_version,
+        log.info("xray_link.up", link=self.name, failed_tries=self.failed_tries, firmware=hello.firmware_version,
                  firmware_hash=hello.firmware_hash.hex()[:16], boot_id=hello.boot_id,
                  capabilities=hello.capabilities, max_frame=hello.max_frame)
 

@@ -189,3 +189,23 @@ async def test_protocol_version_mismatch_is_a_warning_with_both_versions_and_the
     warnings = [e for e in logs if e["event"] == "xray_link.version_mismatch"]
     assert len(warnings) == 1 and warnings[0]["log_level"] == "warning"
     assert (warnings[0]["firmware_protocol"], warnings[0]["host_protocol"]) == (2, 1)
+
+
+async def test_a_firmware_that_does_not_answer_is_reported_once_however_often_it_is_tried(emu: FirmwareEmulator) -> None:
+    """A port that opens and a firmware that does not answer HELLO (a controller powered off behind its cable):
+    each try fails the same way, one warning and one fault for all of them; a loss after the link came up is
+    reported again."""
+    emu.stall(60)
+    with structlog.testing.capture_logs() as logs:
+        async with HostLink(LinkSettings(port=emu.port, **FAST), _ignore) as link:
+            await until(lambda: link.failed_tries >= 3, "three tries that did not come up")
+            assert [e["event"] for e in logs if e["event"] == "xray_link.lost"] == ["xray_link.lost"]
+            assert [type(e) for e in link.events] == [LinkFault] and "HELLO failed" in link.events[0].reason
+            emu.resume()  # the controller is switched on
+            await link.wait_up(5)
+            emu.unplug()
+            await until(lambda: len(link.events) == 3, "the loss after the link was up")
+    assert [type(e) for e in link.events] == [LinkFault, LinkUp, LinkFault]
+    assert [e["event"] for e in logs if e["event"] == "xray_link.lost"] == ["xray_link.lost"] * 2
+    up = next(e for e in logs if e["event"] == "xray_link.up")
+    assert up["failed_tries"] >= 3
