@@ -107,6 +107,28 @@ async def test_keepalives_are_acknowledged_and_their_loss_reconnects() -> None:
     assert reader.reconnects >= 1 and sim.connections >= 2
 
 
+async def test_a_reader_that_sets_up_and_never_keeps_alive_is_tried_again_at_growing_waits() -> None:
+    """Set up, then no KEEPALIVE (a reader that drops its sessions, or two clients knocking each other off one):
+    only a session the reader kept alive starts the back-off again, so the waits double up to the maximum."""
+    async with recording(cfg()) as (reader, rec):
+        sim = reader.sim
+        assert sim is not None
+        details: list[str] = []
+        reader.on_health = lambda state, detail: details.append(detail)
+        sim.keepalives = False
+
+        def waits() -> list[int]:
+            return [int(d.rsplit("reconnecting in ", 1)[1].split()[0]) for d in details if "reconnecting in" in d]
+        await until(lambda: len(waits()) >= 4, "four sessions lost")
+        assert waits()[:4] == [20, 40, 80, 100]
+        assert "sent no KEEPALIVE" in details[0]
+        acks, sim.keepalives = sim.acks, True
+        await until(lambda: reader.link_ok and sim.acks > acks, "a session kept alive")
+        sim.drop_connections()
+        await until(lambda: len(waits()) >= 5, "that session lost")
+        assert waits()[4] == 20  # it starts the back-off again
+
+
 async def test_a_malformed_report_is_counted_and_the_session_goes_on() -> None:
     async with recording(cfg()) as (reader, rec):
         sim = reader.sim

@@ -214,6 +214,8 @@ class LlrpReader(EventDevice[ReaderEvent]):
         """Counts malformed messages by reason over every connection (`decoder.stats.rejects`)."""
         self.reconnects = 0
         self.refusals = 0
+        self.next_wait_s = 0.0  # the wait before the next connection, while the link is lost
+        self._kept_alive = False  # the session under way got a KEEPALIVE
         self.capabilities: DeviceCapabilities | None = None
         self.antennas_connected: dict[int, bool] = {}
         self.present: dict[TagId, float] = {}
@@ -240,10 +242,14 @@ class LlrpReader(EventDevice[ReaderEvent]):
             try:
                 await self._session()
             except DriverError as exc:
-                if self.link_ok:  # a session that ran starts the back-off again
+                # Only a session the reader kept alive starts the back-off again: one that was set up and then
+                # lost (a reader that drops the session or sends no KEEPALIVE, two clients knocking each other off
+                # a reader that lets a new connection take over) would otherwise be retried at the shortest wait.
+                if self._kept_alive:
                     delays = backoff(self.cfg)
+                self.next_wait_s = next(delays)
                 self._lost(str(exc), loop.time())
-            await asyncio.sleep(next(delays))
+            await asyncio.sleep(self.next_wait_s)
             self.reconnects += 1
 
     async def _session(self) -> None:
@@ -255,6 +261,7 @@ class LlrpReader(EventDevice[ReaderEvent]):
             raise LinkLost(f"{who} could not be connected to within {self.cfg.connect_timeout_ms} ms: "
                            f"{exc or 'no answer'}") from exc
         self.decoder.restart()
+        self._kept_alive = False
         conn = _Connection(streams, self.decoder, who)
         try:
             await self._greeting(conn)
@@ -338,6 +345,7 @@ class LlrpReader(EventDevice[ReaderEvent]):
             now = loop.time()
             if message is not None and self._dispatch(message, conn):
                 deadline = now + KEEPALIVES_MISSED * period
+                self._kept_alive = True
             if now >= deadline:
                 raise LinkLost(f"{conn.who} sent no KEEPALIVE for {KEEPALIVES_MISSED * period:g} s "
                                f"(period {period:g} s)")
@@ -412,7 +420,7 @@ class LlrpReader(EventDevice[ReaderEvent]):
         off = [a for a in self.cfg.antennas if self.antennas_connected.get(a) is False]
         self.format_problem = f"antennas {off} are reported disconnected" if off else None
         if not self.link_ok:
-            health = ReaderHealth("lost", f"{self.link_reason}; reconnecting with back-off")
+            health = ReaderHealth("lost", f"{self.link_reason}; reconnecting in {self.next_wait_s * 1000:.0f} ms")
         elif self.format_problem is not None:
             health = ReaderHealth("degraded", f"reader {self.name} at {self.where}: {self.format_problem}")
         else:
