@@ -109,7 +109,9 @@ class ModbusPlc:
         self._fault: LinkFault = "no_answer"
         self._refusal_code: int | None = None  # the exception code of the refusal that put the link down
         self._encoder: tuple[int | None, float] = (None, 0.0)  # (last raw counts, unwrapped metres)
-        self._hb = (-1, 0.0)  # (last PLC heartbeat value, time it changed)
+        # (last PLC heartbeat value, the answer that first showed it); None: none read since the link was lost
+        self._hb: tuple[int | None, float] = (None, 0.0)
+        self._hb_moved = False  # the heartbeat changed since the link went down: the PLC's program runs
         self._host_hb = 0
         self._next_hb = 0.0
         self._runs = poll_runs(cfg)
@@ -263,6 +265,7 @@ class ModbusPlc:
                 await self._on_sample(values, loop.time(), start, heard)
             except POLL_ERRORS as e:
                 self._refusal_code = getattr(e, "code", None)
+                self._hb = (None, loop.time())  # a PLC that answers again may have restarted: a new baseline
                 await self._link_down(str(e), loop.time(), next(f for c, f in FAULTS.items() if isinstance(e, c)))
                 await asyncio.sleep(self.cfg.reconnect_delay_ms / 1000)
                 if not self.client.connected:
@@ -276,10 +279,13 @@ class ModbusPlc:
         The heartbeat's age is what the PLC provably held its value for: from the answer that first showed it
         (the latest the PLC can have changed to it) to the asking of this read (the earliest it can have given
         it again). Timed by the poll's end instead, a host whose own loop stalls while a read is under way (a
-        loaded machine) counts the stall as the PLC's and finds a lively heartbeat stale."""
+        loaded machine) counts the stall as the PLC's and finds a lively heartbeat stale.
+        The link comes up only once the heartbeat has changed since it went down: the first value read is a
+        baseline, since a PLC can answer Modbus with its program stopped (a CPU in STOP, a comms module up first)."""
         asked, answered = heard
         hb_val, hb_t = self._hb
         if values["plc_heartbeat"] != hb_val:
+            self._hb_moved = self._hb_moved or hb_val is not None
             self._hb = hb_val, hb_t = values["plc_heartbeat"], answered
         age = max(0.0, asked - hb_t)
         if age > self.cfg.heartbeat_stale_ms / 1000:
@@ -289,6 +295,10 @@ class ModbusPlc:
                 await self._write_safe()  # it still answers: make the requests safe at once
             return
         if not self._link_ok:
+            if not self._hb_moved:
+                await self._link_down(f"PLC {self.name} answers but its heartbeat has not changed yet (reads {hb_val})",
+                                      t, "stale_heartbeat")
+                return
             await self._write_safe()
             self._link_ok, self._reason, self._fault = True, "", ""
             log.info("plc.link_restored", plc=self.name, where=self.where)
@@ -309,6 +319,7 @@ class ModbusPlc:
             log.warning("plc.link_lost", plc=self.name, reason=reason)
             self._emit(LinkChanged(False, reason, t))
         self._link_ok, self._reason, self._fault = False, reason, fault
+        self._hb_moved = False
         await self._publish(self._values, t, t - self._hb[1])
 
     async def _publish(self, values: dict[str, int], t: float, age: float) -> None:

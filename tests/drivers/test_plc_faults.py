@@ -18,18 +18,18 @@ MAX_S_TO_SAFE = 1.2
 
 
 @contextlib.asynccontextmanager
-async def link_losses(plc: ModbusPlc) -> AsyncIterator[list[LinkChanged]]:
-    """The link losses the driver reports while the block runs (from its events)."""
-    lost: list[LinkChanged] = []
+async def link_changes(plc: ModbusPlc, ok: bool) -> AsyncIterator[list[LinkChanged]]:
+    """The link's changes to `ok` (up or lost) the driver reports while the block runs (from its events)."""
+    changes: list[LinkChanged] = []
 
     async def collect() -> None:
         async for ev in plc.events():
-            if isinstance(ev, LinkChanged) and not ev.ok:
-                lost.append(ev)
+            if isinstance(ev, LinkChanged) and ev.ok == ok:
+                changes.append(ev)
 
     task = asyncio.create_task(collect())
     try:
-        yield lost
+        yield changes
     finally:
         task.cancel()
 
@@ -98,7 +98,7 @@ async def test_a_host_loop_that_stalled_reads_a_heartbeat_that_moved_on() -> Non
     async with open_plc(PlcConfig(kind="sim", heartbeat_stale_ms=300, readback_timeout_ms=3000), "conv") as plc:
         m, loop = plc.sim.model, asyncio.get_running_loop()
         await until(lambda: plc._state is not None and plc._state.link_ok)
-        async with link_losses(plc) as changes:
+        async with link_changes(plc, ok=False) as changes:
             for _ in range(3):
                 hb, t, wall = m.plc_heartbeat, m.t, loop.time()
                 time.sleep(0.5)                 # the loop stalls: nothing runs, the PLC's cycle goes on
@@ -128,7 +128,7 @@ async def test_a_stall_while_a_poll_is_under_way_does_not_age_the_heartbeat_it_r
                 time.sleep(0.5)
             return values
 
-        async with link_losses(plc) as changes:
+        async with link_changes(plc, ok=False) as changes:
             plc._read_run = stalling  # type: ignore[method-assign]
             await until(lambda: len(stalls) == 3)
             await asyncio.sleep(0.3)
@@ -182,3 +182,40 @@ async def test_gantry_safe_requests_close_the_barrier_and_show_red() -> None:
         await until(lambda: all(m.requests.get(r.point) == r.value for r in plc.safe_state))
         assert (m.requests["barrier_open_request"], m.requests["light_request"]) == (0, 1)
         await until(lambda: m.barrier_pos == 0.0)
+
+
+async def test_a_plc_whose_heartbeat_has_not_moved_is_not_up_at_start_nor_after_a_restart() -> None:
+    """A PLC can answer Modbus with its program stopped (a CPU in STOP, its comms module up first): the first
+    heartbeat read is only a baseline, and the link comes up when the heartbeat changes; so again after the PLC
+    restarted, whatever value its heartbeat then starts from."""
+    import socket
+
+    from drivers.plc import ModbusPlc, SimServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = PlcConfig(kind="modbus-tcp", port=port, heartbeat_stale_ms=300, readback_timeout_ms=3000)
+    async with ModbusPlc(cfg, "conv") as plc, link_changes(plc, ok=True) as ups:  # the PLC starts, runs, restarts
+        stopped = SimServer(cfg, port=port)
+        stopped.model.heartbeat_frozen = True
+        async with stopped:
+            st = await until(plc.read_state, check=lambda s: "has not changed yet" in s.link_reason)
+            assert not st.link_ok and st.link_fault == "stale_heartbeat"
+            await until(plc.read_state, check=lambda s: "heartbeat stale" in s.link_reason)  # and stays down
+            assert ups == []
+            stopped.model.heartbeat_frozen = False  # the program runs
+            await until(lambda: plc._state.link_ok, "the link up once the heartbeat moved")
+            await plc.request_belt(True)
+            ran = stopped.model.plc_heartbeat
+        await until(lambda: not plc._state.link_ok, "the link lost with the PLC")
+
+        restarted = SimServer(cfg, port=port)
+        restarted.model.heartbeat_frozen = True
+        restarted.model.plc_heartbeat = ran + 7  # another value than the last one read before the restart
+        async with restarted:
+            await until(plc.read_state, check=lambda s: "has not changed yet" in s.link_reason)
+            await asyncio.sleep(0.2)
+            assert not plc._state.link_ok and not restarted.model.belt_running and len(ups) == 1
+            restarted.model.heartbeat_frozen = False
+            await until(lambda: plc._state.link_ok, "the link up once the restarted PLC's heartbeat moved")
