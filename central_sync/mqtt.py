@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -72,6 +73,17 @@ def backoff_delay(attempt: int, low: float, high: float, rng: random.Random | No
     """Full-jitter exponential back-off: uniform in [low, min(high, low * 2**attempt)]."""
     cap = min(high, low * (2 ** min(attempt, 20)))
     return (rng or random).uniform(low, max(low, cap))
+
+
+def attempt_after(attempt: int, up_since: float | None, cfg: BrokerConfig) -> int:
+    """The back-off's attempt after a session ended: 0 (the shortest wait again) for a session the broker kept
+    as long as the longest wait (`reconnect_max_s`), else one more. A broker that refuses or never answers, and one
+    that accepts and soon ends the session (another client of the same name taking it over, an account it drops),
+    is then tried at growing waits, not at the shortest for ever. up_since: time.monotonic() when the session was
+    accepted (None: it never was)."""
+    if up_since is not None and time.monotonic() - up_since >= cfg.reconnect_max_s:
+        return 0
+    return attempt + 1
 
 
 def loop_step(client: mqtt.Client, cfg: BrokerConfig, timeout: float, who: str,

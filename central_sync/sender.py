@@ -29,7 +29,7 @@ from central_sync.blobs import BlobJob
 from central_sync.config import SyncConfig
 from central_sync.delivery import Delivery, limits_for
 from central_sync.errors import SessionLost, SyncError, WireFormatError
-from central_sync.mqtt import backoff_delay, connack_limits, connect_properties, loop_step, new_client, reason_text
+from central_sync.mqtt import attempt_after, backoff_delay, connack_limits, connect_properties, loop_step, new_client, reason_text
 from central_sync.station_db import StationDb
 
 log = structlog.get_logger("central_sync.publisher")
@@ -52,6 +52,7 @@ class SyncEngine:
         self.last_ack_at: float | None = None
         self.session = 0
         self.backlog: dict[str, dict] = {}
+        self._up_since: float | None = None  # time.monotonic() when the session under way was accepted
         self._reset()
         self._publish_snapshot(connected=False)
 
@@ -62,7 +63,6 @@ class SyncEngine:
         self.connack: tuple[ReasonCode, Properties | None] | None = None
         self.subscribed = False
         self.disconnect_reason: str | None = None
-        self.connected_once = False
 
     # ---- lifecycle -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -85,6 +85,7 @@ class SyncEngine:
                 self.db.close()
 
     def _one_session(self, stop: threading.Event, attempt: int) -> int:
+        self._up_since = None  # set once the broker accepts it (`_connect`)
         try:
             self._session(stop)
             return 0
@@ -95,7 +96,7 @@ class SyncEngine:
             self._error("sync.session_crashed", f"{type(exc).__name__}: {exc}")
         finally:
             self._publish_snapshot(connected=False)
-        return 0 if self.connected_once else attempt + 1
+        return attempt_after(attempt, self._up_since, self.cfg)
 
     def _session(self, stop: threading.Event) -> None:
         self.session = self.db.next_session()
@@ -116,7 +117,7 @@ class SyncEngine:
         if self.connack is None:  # _wait returns only once it is set; this narrows it
             raise SessionLost(f"broker {self.cfg.host}:{self.cfg.port} ended the wait without a CONNACK")
         limits = limits_for(self.cfg, *connack_limits(self.connack[1]))
-        self.connected_once = True
+        self._up_since = time.monotonic()  # accepted: the back-off starts again once the broker keeps it
         client.subscribe([(p.topic(self.station, "ack"), 1), (p.topic(self.station, "cmd"), 1)])
         self._wait(client, lambda: self.subscribed, "SUBACK")
         self.client = client

@@ -18,7 +18,7 @@ import structlog
 from central_sync import protocol as p
 from central_sync.config import BrokerConfig
 from central_sync.errors import SessionLost, SyncError
-from central_sync.mqtt import backoff_delay, connack_limits, connect_properties, loop_step, new_client, reason_text
+from central_sync.mqtt import attempt_after, backoff_delay, connack_limits, connect_properties, loop_step, new_client, reason_text
 
 log = structlog.get_logger("central_sync.hub")
 ACK_INFLIGHT = 20  # the MQTT default Receive Maximum of brokers; acks beyond it wait in paho (few, small)
@@ -42,6 +42,7 @@ class HubLink:
         self.learned_max: int | None = None   # a size limit the broker enforces without announcing it
         self.last_error: str | None = None
         self._ended: str | None = None
+        self._up_since: float | None = None  # time.monotonic() when the session under way was accepted
         self._connack = None
         self._largest = 0                      # the largest payload published in this session
 
@@ -80,7 +81,7 @@ class HubLink:
                 log.error("hub.link_lost", hub=self.hub_id, error=self.last_error)
                 if self._ended is not None:
                     self._learn_limit()
-                attempt = 0 if self.connected else attempt + 1
+                attempt = attempt_after(attempt, self._up_since, self.cfg)
             except Exception as exc:  # supervisor of the link thread: log, rebuild the client
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("hub.link_crashed", hub=self.hub_id)
@@ -91,7 +92,7 @@ class HubLink:
 
     def _session(self, stop: threading.Event) -> None:
         client = new_client(self.cfg, self.hub_id, ACK_INFLIGHT, self.lane)
-        self._ended, self._connack, self._largest = None, None, 0
+        self._ended, self._connack, self._largest, self._up_since = None, None, 0, None
         client.on_connect = lambda c, u, f, code, props: setattr(self, "_connack", (code, props))
         client.on_disconnect = lambda c, u, f, code, props: setattr(self, "_ended", reason_text(getattr(code, "value", 0)))
         client.on_message = self._on_message
@@ -112,7 +113,7 @@ class HubLink:
         self.max_packet = min(PACKET_MAX, broker_max or PACKET_MAX,
                               self.learned_max + 512 if self.learned_max else PACKET_MAX)
         client.subscribe([(t, 1) for t in p.hub_subscriptions(self.group, self.lane)])
-        self.connected, self.sessions = True, self.sessions + 1
+        self.connected, self.sessions, self._up_since = True, self.sessions + 1, time.monotonic()
         log.info("hub.link_up", hub=self.hub_id, broker=f"{self.cfg.host}:{self.cfg.port}")
         while not stop.is_set():
             self.beat()
