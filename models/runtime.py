@@ -98,7 +98,14 @@ class _Engine:
                 f"with input {list(tensor.shape)}: {exc}"
             ) from exc
         self.run_seconds += time.perf_counter() - t0
-        return {o.name: v for o, v in zip(self.session.get_outputs(), outs)}
+        named = {o.name: v for o, v in zip(self.session.get_outputs(), outs)}
+        broken = {name: int(np.size(v) - np.count_nonzero(np.isfinite(v))) for name, v in named.items()}
+        if any(broken.values()):  # a NaN score passes no threshold: read as nothing found, it would clear
+            raise InferenceError(
+                f"model {self.manifest.name} {self.manifest.version} gave NaN or infinite values "
+                f"({', '.join(f'{n} in {k}' for k, n in broken.items() if n)}) for input {list(tensor.shape)}: "
+                f"its result is not used")
+        return named
 
     def observe(self, seconds: float) -> None:
         self.tile_seconds += EWMA * (seconds - self.tile_seconds)

@@ -113,6 +113,7 @@ class ShadowRunner:
             t0 = time.perf_counter()
             return self.candidate.detect(scan), time.perf_counter() - t0
 
+        started = time.perf_counter()
         try:
             found, seconds = await self.pool.run(f"{station}/shadow", timed, background=True,
                                                  cost=self.candidate.estimate_seconds(scan.shape))
@@ -122,6 +123,8 @@ class ShadowRunner:
         except ModelError as exc:
             self._scans["failed"] += 1
             log.warning("shadow.failed", station=station, error=str(exc))
+            if self.on_compared is not None:  # no usable answer is no agreement: a canary never promotes it
+                self.on_compared(False, time.perf_counter() - started)
             return None
         result = match(active, found, self.iou)
         self._record(result, bool(active), bool(found))

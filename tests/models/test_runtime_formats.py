@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from models.errors import InferenceError
 from models.runtime import ThresholdError, load_detector
 from models.scan import Scan
 from models.testgraphs import air, paint_square
@@ -120,3 +121,14 @@ def test_onnxruntime_failure_is_translated_to_inference_error(detector):
 
     with pytest.raises(InferenceError, match=r"onnxruntime failed on model test-det 1.0.0 with input \[1, 2, 10, 10\]"):
         detector._engine.run(np.zeros((1, 2, 10, 10), np.float32))
+
+
+@pytest.mark.parametrize("fmt", ["cpe-fcos-v1", "yolov8"])
+def test_a_model_giving_nan_is_an_inference_error_never_an_empty_result(make_package, fmt):
+    """NaN passes no threshold: read as it comes, a broken model (overflow, corrupt weights) finds nothing and
+    a model that may clear clears. It loads (blank tiles give finite values) and fails on what it would find."""
+    det = load_detector(make_package(fmt, nan_on_objects=True), overlap=32)
+    assert det.detect(Scan(*air(200, 300))) == []
+    scan, _ = _scene()
+    with pytest.raises(InferenceError, match=r"gave NaN or infinite values \(\d+ in (scores|output0)\)"):
+        det.detect(scan)

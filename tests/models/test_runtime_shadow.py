@@ -55,3 +55,16 @@ async def test_shadow_is_skipped_while_the_pool_is_busy(detector):
         await active_job
     stats = shadow.stats()["scans"]
     assert stats["skipped_busy"] >= 1 and stats["skipped_pending"] == 1
+
+
+async def test_a_candidate_that_fails_counts_as_no_agreement(make_package, detector):
+    """A candidate giving NaN (an inference error) has no usable answer: its canary sees a disagreement, not nothing
+    (counted so, it is rolled back after give_up_after items instead of staying a candidate for ever)."""
+    candidate = load_detector(make_package(nan_on_objects=True), overlap=32)
+    high, low, _ = scatter(200, 200, 3, seed=1)
+    scan = Scan(high, low)
+    seen: list[bool] = []
+    async with InferencePool() as pool, ShadowRunner(candidate, pool, on_compared=lambda agree, s: seen.append(agree)) \
+            as shadow:
+        assert await shadow.compare("lane-1", scan, detector.detect(scan)) is None
+    assert seen == [False] and shadow.stats()["scans"]["failed"] == 1
