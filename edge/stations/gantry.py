@@ -39,6 +39,7 @@ from models.errors import ModelError
 from models.scan import load_scan
 
 log = structlog.get_logger()
+CLOSE_AGAIN_S = 2.0  # how often a gate that did not close is asked to close again
 
 GATE: dict[Way, str] = {"release": "barrier", "search_bay": "search-bay gate"}
 EXIT_LOOPS: dict[str, Way] = {"eye_exit": "release", "eye_search_bay": "search_bay"}
@@ -61,6 +62,7 @@ class GantryFlow:
     _gates: asyncio.Lock = field(default_factory=asyncio.Lock)  # one gate operation at a time
     _entry: asyncio.Lock = field(default_factory=asyncio.Lock)
     _tasks: asyncio.TaskGroup | None = None
+    _not_closed: dict[Way, str] = field(default_factory=dict)  # a way out whose gate did not close, and why
 
     def __post_init__(self) -> None:
         self.inspector = self.parts.build(self._actuate)
@@ -280,6 +282,7 @@ class GantryFlow:
                 await self._close(way)
                 return problem
             self.lane.opened(head)
+            self._not_closed.pop(way, None)  # it moved: closed again behind this vehicle, not before it is out
             log.info("gantry.vehicle_released", vehicle=head.id, way=way, by=head.by)
             return None
 
@@ -292,12 +295,34 @@ class GantryFlow:
             await plc.request_search_bay(True)
 
     async def _close(self, way: Way) -> None:
+        """Close a way out behind a vehicle, read back. A gate that does not close (jammed, its drive failed) lets
+        the next vehicle leave undecided: the entry light stays red (`_admit`), the PLC shows degraded, and the
+        close is asked for again every CLOSE_AGAIN_S until it is read back closed."""
         plc = self.plc
-        if way == "release":
-            await _quietly(plc.request_barrier(False))
-            await _quietly(plc.request_light("red"))
+        try:
+            await (plc.request_barrier(False) if way == "release" else plc.request_search_bay(False))
+        except DriverError as exc:
+            if way not in self._not_closed:
+                self._spawn(self._close_again(way), f"close-{way}")
+            self._not_closed[way] = str(exc)
+            log.error("gantry.gate_not_closed", way=way, error=str(exc))
+            self.devices.mark("plc", "degraded", f"the {GATE[way]} did not close ({exc}): vehicles can leave "
+                                                 f"undecided; the entry light stays red")
         else:
-            await _quietly(plc.request_search_bay(False))
+            if self._not_closed.pop(way, None) is not None:
+                log.info("gantry.gate_closed", way=way)
+                if (await plc.read_state()).link_ok:  # else the link's own state stands
+                    self.devices.mark("plc", "ok")
+        if way == "release":
+            await _quietly(plc.request_light("red"))
+
+    async def _close_again(self, way: Way) -> None:
+        while way in self._not_closed:
+            await asyncio.sleep(CLOSE_AGAIN_S)
+            async with self._gates:
+                if way in self._not_closed:
+                    await self._close(way)
+        await self._admit()
 
     async def _left(self, way: Way) -> None:
         """A vehicle left over an exit loop: close its gate behind it, then serve the next one."""
@@ -313,7 +338,7 @@ class GantryFlow:
     async def _admit(self) -> None:
         """The entry light: green (one more vehicle) while the scanner is free and the lane has room, else red."""
         async with self._entry:
-            want: Light = "red" if self._scanning or self.lane.full else "green"
+            want: Light = "red" if self._scanning or self.lane.full or self._not_closed else "green"
             try:
                 await self.plc.request_entry_light(want)
             except DriverError as exc:

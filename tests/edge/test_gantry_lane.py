@@ -135,6 +135,27 @@ async def test_a_release_the_barrier_does_not_confirm_leaves_it_closed_and_says_
         await until(lambda: g.sim.passed == [car], "the car left over the exit loop")
 
 
+async def test_a_barrier_that_does_not_close_behind_a_vehicle_keeps_the_entry_red_until_it_closes(tmp_path) -> None:
+    """Jammed open after a car left: the next vehicle could leave undecided, so none is let in (entry light red),
+    the PLC shows degraded and the close is asked for again until it is read back; then the lane goes on."""
+    async with gantry(tmp_path, [CLEAR, CLEAR], queue=1, readback_timeout_ms=800) as g:
+        first, second = _queue_up(g.sim, 2)
+        await until(lambda: g.sim.barrier_pos == 1.0, "the barrier opened for the first car")
+        working = g.sim.g
+        g.sim.g = working.model_copy(update={"barrier_actuation_s": 1000.0})  # it jams open
+        await until(lambda: g.sim.passed == [first], "the first car left")
+        plc = await until(lambda: g.flow.devices.states()["plc"], "the PLC degraded",
+                          check=lambda st: st["state"] == "degraded")
+        assert "barrier did not close" in plc["detail"] and "entry light stays red" in plc["detail"]
+        await g.polls(30)
+        assert g.sim.values()["entry_light"] == 1 and len(g.records()) == 1, "nobody is let in meanwhile"
+        assert g.sim.vehicles[0].id == second and g.sim.vehicles[0].lead_m <= g.sim.g.entry_stop_m
+
+        g.sim.g = working  # freed: the next try reads it closed
+        await until(lambda: g.flow.devices.states()["plc"]["state"] == "ok", "the PLC ok again", timeout=20)
+        await until(lambda: g.sim.passed == [first, second], "the second car scanned and released", timeout=60)
+
+
 async def test_after_a_link_loss_nothing_opens_without_a_new_decision(tmp_path) -> None:
     async with gantry(tmp_path, [SUSPECT, CLEAR], queue=2) as g:
         first, second = _queue_up(g.sim, 2)
