@@ -55,7 +55,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 
-LatchReason = Literal["link_lost", "estop", "interlock", "plc_stopped", "start_failed", "restarted"]
+LatchReason = Literal["link_lost", "estop", "interlock", "plc_stopped", "start_failed", "restarted",
+                      "gate_unconfirmed"]
 LATCH_REASONS: tuple[LatchReason, ...] = get_args(LatchReason)
 WATCH_S = 0.1  # how often the flow looks at the PLC's belt feedback
 
@@ -259,10 +260,23 @@ class ConveyorFlow:
         return None
 
     def _gate_unconfirmed(self, command: GateCommand, error: str) -> None:
-        """The PLC refused or did not confirm a gate command: degraded, and the gate counts as at manual."""
+        """The PLC refused or did not confirm a gate command: degraded. After a command to pass the gate counts as
+        at manual. After a command to manual it may stand at pass, where items meant for manual would leave
+        uninspected: the belt is stopped and latched (`gate_unconfirmed`), and a supervisor's restart first reads
+        the divert back at manual (`_run_belt`)."""
         if self.devices.states().get("plc", {}).get("state") != "lost":  # a lost link says more already
             self.devices.mark("plc", "degraded", error)
+        if command.to_manual and self.latch is None:
+            log.error("conveyor.divert_unconfirmed", error=error, items=list(command.item_ids))
+            self._latch("gate_unconfirmed")
+            self._now_running().tasks.create_task(self._stop_belt(), name="belt-stop")
         self._handle(self.tracker.gate_unconfirmed(command.to_manual, time.monotonic()))
+
+    async def _stop_belt(self) -> None:
+        try:
+            await self.plc.request_belt(False)
+        except DriverError as exc:  # the link's state says more; the PLC's watchdog stops it without the host
+            log.error("conveyor.belt_stop_unconfirmed", error=str(exc))
 
     def _routed(self, out: ItemRouted) -> None:
         self.metrics.routed.labels(out.route, out.reason).inc()
@@ -287,6 +301,7 @@ class ConveyorFlow:
         not confirmed, ask the belt to stop again and raise (the belt stays latched)."""
         plc = self.plc
         try:
+            await plc.request_divert(True)  # read back at manual first: an unconfirmed divert latched the belt
             await plc.request_belt(True)
             await plc.request_xray_permit(True)
         except DriverError:

@@ -194,6 +194,34 @@ async def test_unconfirmed_restart_is_reported_failed_and_the_belt_stays_latched
     assert st.restarts("failed", "belt_unconfirmed") == 1 and st.latched_gauge(reason) == 1
 
 
+@pytest.mark.parametrize("conveyor", [{"kind": "sim", "readback_timeout_ms": 800}], indirect=True)
+async def test_a_divert_that_does_not_confirm_manual_stops_and_latches_the_belt(conveyor):
+    """The divert may stand at pass: items meant for manual would leave uninspected. The belt stops, latched
+    `gate_unconfirmed`; a supervisor's restart reads the divert back at manual first, and fails while it does not."""
+    from edge.tracking import GateCommand
+
+    st, flow = conveyor, conveyor.flow
+    await running(st)
+    sup = await st.client(st.stack, SUPERVISOR)
+    working = st.sim.c
+    st.sim.c = working.model_copy(update={"divert_actuation_s": 1000.0})
+    st.sim.gate_pos = 0.0  # jammed at pass
+    flow._now_running().gate.command(GateCommand(True, (7,), 0.0))  # as the tracker asks for manual
+    await until(lambda: flow.latch == "gate_unconfirmed", "the belt latched")
+    await until(lambda: not st.sim.belt_running and st.sim.requests["belt_run_request"] == 0, "the belt stopped")
+    assert st.latched_gauge("gate_unconfirmed") == 1 and flow.tracker.gate_to_manual
+
+    r = await sup.post("/api/belt/restart")
+    assert r.status_code == 502 and r.json()["detail"] == "belt_unconfirmed"
+    assert "divert_manual" in st.restart_audit()[-1]["detail"]["message"] and not st.sim.belt_running
+
+    st.sim.c = working  # freed: it turns to manual as asked
+    await until(lambda: st.sim.gate_pos == 1.0, "the divert at manual")
+    r = await sup.post("/api/belt/restart")
+    assert r.status_code == 200, r.text
+    assert st.sim.belt_running and flow.latch is None
+
+
 def test_items_on_a_belt_that_stopped_go_to_manual():
     """A clear verdict in hand does not pass an item that stood on a stopped belt (anyone could reach it)."""
 
