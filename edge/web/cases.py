@@ -186,6 +186,8 @@ def decide(store: Store, user: User, record_id: str, body: Decision,
             raise CaseError(422, "override_needs_reason")
     elif record.review is not None and not again and not user.can("case.override"):
         raise CaseError(409, "already_decided")
+    elif again and body.lane == "release" and record.review is not None and record.review.outcome == "threat_confirmed":
+        raise CaseError(403, "release_needs_supervisor")  # decided again while it waits: still a confirmed threat
     changes = len(record.history.regions) if record.history is not None else 0
     if any(not 0 <= i < changes for i in body.explained):
         raise CaseError(422, "unknown_change")

@@ -198,6 +198,23 @@ async def test_only_a_supervisor_releases_a_confirmed_threat_and_only_with_a_rea
         assert g.barrier_seen_open == [] and g.lane_audit() == []
 
 
+async def test_a_confirmed_threat_waiting_in_the_lane_is_not_released_by_deciding_it_again(tmp_path) -> None:
+    """Sent to the search bay behind a vehicle still waiting, a confirmed threat waits in the lane: deciding it
+    again as cleared with a release would let it out without the supervisor's override."""
+    async with gantry(tmp_path, [SUSPECT, SUSPECT], queue=2) as g:
+        _queue_up(g.sim, 2)
+        records = await g.vehicles_decided(2)
+        officer = await g.client(OFFICER)
+        r = await officer.post(f"/api/cases/{records[1].id}/decision",
+                               json={"outcome": "threat_confirmed", "label": "drugs", "lane": "search_bay"})
+        assert r.status_code == 200 and r.json()["lane"]["outcome"] == "queued", r.text
+        r = await officer.post(f"/api/cases/{records[1].id}/decision", json={"outcome": "cleared", "lane": "release"})
+        assert (r.status_code, r.json()["detail"]) == (403, "release_needs_supervisor")
+        assert next(r for r in g.records() if r.id == records[1].id).review.outcome == "threat_confirmed"
+        await g.polls(10)
+        assert g.barrier_seen_open == [] and g.sim.passed == []
+
+
 async def test_a_daemon_restart_never_opens_the_barrier(tmp_path) -> None:
     """Vehicles the last daemon left in the lane wait for an officer again, even one it had released."""
     async with open_plc(plc_config(), "g-1/plc") as plc:
