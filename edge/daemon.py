@@ -34,7 +34,7 @@ from edge.risk import RiskCheck, RiskReceiver, RiskRuntime
 from edge.lane_report import LaneReport, activity as lane_activity
 from edge import search_report
 from edge.seals import seal_expectation
-from edge.stations import FlowParts, InspectorParts
+from edge.stations import FlowParts, InspectorParts, beltlatch
 from edge.stations.kinds import KINDS
 from edge.errors import EdgeError, HistoryUnavailable, StoreCorrupt
 from edge.history import VehicleHistory, hub_client, open_history
@@ -68,7 +68,7 @@ async def run_stations(configs: list[StationConfig], *, stop: asyncio.Event | No
     if stop is None:  # the real daemon: signals stop it, and a stuck stop ends the process
         stop = stop_on_signals()
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
-        guard = asyncio.create_task(_bound_shutdown(stop), name="shutdown-guard")
+        guard = asyncio.create_task(_bound_shutdown(stop, configs), name="shutdown-guard")
     try:
         corrupt = await _run_all(configs, stop)
     finally:
@@ -207,16 +207,23 @@ def dump_tasks() -> None:
         log.warning("daemon.task", task=task.get_name(), waiting_at=where)
 
 
-async def _bound_shutdown(stop: asyncio.Event) -> None:
+async def _bound_shutdown(stop: asyncio.Event, configs: list[StationConfig]) -> None:
     """A stop that has not finished within SHUTDOWN_S names what holds it up and ends the process.
 
     Everything committed is already durable; systemd would kill the process at TimeoutStopSec
-    anyway, without saying why.
+    anyway, without saying why. The stop did not finish, so it was not clean: a conveyor's belt file
+    says so again, and the start systemd makes after exit 70 keeps the belt latched (`restarted`) for a
+    supervisor instead of running it as after a clean stop.
     """
     await stop.wait()
     await asyncio.sleep(SHUTDOWN_S)
     log.error("daemon.shutdown_stuck", after_s=SHUTDOWN_S)
     dump_tasks()
+    for config in configs:
+        try:
+            beltlatch.not_clean(config.station.data_dir / beltlatch.FILE_NAME)
+        except OSError as exc:
+            log.error("conveyor.belt_file_write_failed", station=config.station.id, error=str(exc))
     os._exit(70)
 
 

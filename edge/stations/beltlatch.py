@@ -39,3 +39,11 @@ def load(path: Path) -> SavedBelt | None:
 def save(path: Path, belt: SavedBelt) -> None:
     """Replace the file atomically and durably."""
     statefile.save(path, asdict(belt))
+
+
+def not_clean(path: Path) -> None:
+    """A stop on request that did not finish (the daemon forced itself out, edge.daemon): the next start must
+    not run the belt as after a clean stop, so `clean` goes back to false (the latch is kept as it was)."""
+    saved = load(path)
+    if saved is not None and saved.clean:
+        save(path, SavedBelt(saved.latch, saved.since, clean=False))

@@ -360,6 +360,34 @@ class Session:
         await until(lambda: self.plc._state.seq >= start + 30, "thirty more polls")
 
 
+async def test_a_stop_that_did_not_finish_leaves_the_belt_latched_at_the_next_start(tmp_path, monkeypatch):
+    """Stopped on request, but the stop hung and the daemon forced itself out (exit 70, which systemd restarts):
+    the next start does not run the belt as after a clean stop, it latches `restarted` for a supervisor."""
+    from types import SimpleNamespace
+
+    from edge import daemon
+
+    exits: list[int] = []
+    monkeypatch.setattr(daemon, "SHUTDOWN_S", 0.0)
+    monkeypatch.setattr(daemon.os, "_exit", exits.append)
+    async with SimServer(PlcConfig(**TOLERANT)) as sim:
+        model = sim.model
+        async with Session(sim, tmp_path / "data") as first:
+            await until(lambda: first.flow.belt_status()["run_confirmed"], "start_belt runs the belt at first start")
+            first.flow.stopped_on_request()
+        stop = asyncio.Event()
+        stop.set()
+        await daemon._bound_shutdown(stop, [SimpleNamespace(station=SimpleNamespace(data_dir=tmp_path / "data",
+                                                                                    id="t-1"))])
+        assert exits == [70]
+        await until(lambda: not model.belt_running, "the PLC stopped the belt (its watchdog, no host)")
+        async with Session(sim, tmp_path / "data") as second:
+            await second.settled()
+            belt = second.flow.belt_status()
+            assert belt["latched"] and belt["reason"] == "restarted"
+            assert model.requests["belt_run_request"] == 0 and not model.belt_running
+
+
 async def test_a_latched_belt_stays_latched_after_a_restart_with_start_belt(tmp_path):
     """Latched by the e-stop, the daemon stopped, the e-stop reset: the next start does not run the belt."""
     async with SimServer(PlcConfig(**TOLERANT)) as sim:
