@@ -34,6 +34,8 @@ class RetrofitConfig(BaseModel):
     poll_ms: int = Field(200, gt=0)
     max_file_mb: int = Field(256, gt=0)
     dicos_pair_ms: int = Field(10_000, ge=0, description="a DX image's other energy must arrive within this")
+    keep_days: float = Field(7.0, ge=0, description="files in processed/ and rejected/ are deleted this long after "
+                             "they were written (the station's scan store keeps each scan); 0 keeps them for ever")
     ignore_suffixes: tuple[str, ...] = TEMP_SUFFIXES
     change_threshold: float = Field(2.0, gt=0,
                                     description="mean absolute grey difference (0..255) that counts as change")

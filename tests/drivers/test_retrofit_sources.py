@@ -61,7 +61,7 @@ async def test_filedrop_ingests_only_complete_files_each_once(tmp_path: Path) ->
     await it.aclose()
     assert sorted(p.name for p in (tmp_path / "processed").iterdir()) == ["a.npz", "b.png"]
     assert (tmp_path / "c.npz.part").exists()
-    assert src.counters == {"ingested": 2, "rejected": 0}
+    assert src.counters == {"ingested": 2, "rejected": 0, "pruned": 0}
 
 
 async def test_filedrop_restart_ingests_nothing_twice(tmp_path: Path) -> None:
@@ -78,6 +78,36 @@ async def test_filedrop_restart_ingests_nothing_twice(tmp_path: Path) -> None:
     files = [s.meta["file"] for s in taken + rest]
     assert files == ["s0.npz", "s1.npz", "s1.npz", "s2.npz"]  # s1 was never confirmed by the consumer
     assert sorted(p.name for p in (tmp_path / "processed").iterdir()) == ["s0.npz", "s1.npz", "s2.npz"]
+
+
+@pytest.mark.parametrize("keep_days", [7.0, 0.0])
+async def test_filedrop_deletes_processed_and_rejected_files_older_than_keep_days(tmp_path: Path,
+                                                                                keep_days: float) -> None:
+    """The scan store keeps each scan: a week of vendor files stays beside it, not every file for ever (0: kept)."""
+    import os
+    import time
+
+    old_day = time.time() - 8 * 86400
+    for folder, names in (("processed", ["old.npz", "new.npz"]), ("rejected", ["old.png", "old.png.reason.txt"])):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            (tmp_path / folder / name).write_bytes(b"x")
+            if name.startswith("old"):
+                os.utime(tmp_path / folder / name, (old_day, old_day))
+    src = FileDropSource(_cfg(tmp_path, keep_days=keep_days), "cabinet")
+    it = src.scans()
+    save_scan(_scan(), tmp_path / "now.npz")
+    await _take(it, 1)
+    with pytest.raises(TimeoutError):
+        await _take(it, 1, timeout=0.5)  # the loop goes on past the file: moved, then the folders pruned
+    await it.aclose()
+    left = sorted(p.name for p in (tmp_path / "processed").iterdir()) + \
+        sorted(p.name for p in (tmp_path / "rejected").iterdir())
+    if keep_days:
+        assert left == ["new.npz", "now.npz"] and src.counters["pruned"] == 3
+    else:
+        assert left == ["new.npz", "now.npz", "old.npz", "old.png", "old.png.reason.txt"]
+        assert src.counters["pruned"] == 0
 
 
 async def test_filedrop_rejects_bad_files_with_a_reason_and_keeps_going(tmp_path: Path) -> None:
