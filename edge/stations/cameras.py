@@ -47,6 +47,7 @@ class _Pass:
     item: Item
     frames: list[Frame] = field(default_factory=list)
     reads: list[list[Read]] = field(default_factory=list)
+    crops: dict[str, str] = field(default_factory=dict)  # slot -> the sha256 of the evidence crop it names now
 
 
 @dataclass
@@ -139,7 +140,15 @@ class CameraWindow:
             sha = hashlib.sha256(png).hexdigest()
             kept = self.store is not None and await self.store.call(self.store.store.put_crop, sha, png)
             crops[v.slot] = sha if kept else ""
+        for slot, sha in passed.crops.items():  # a better frame took the slot: its crop was never evidence
+            if sha and sha not in crops.values() and self.store is not None and not self._named(sha, passed):
+                await self.store.call(self.store.store.drop_crop, sha)
+        passed.crops = crops
         return crops
+
+    def _named(self, sha: str, besides: _Pass) -> bool:
+        """Whether another open pass names this crop now (the same pixels twice: a simulator's looped images)."""
+        return any(sha in p.crops.values() for p in self._passes.values() if p is not besides)
 
     def _publish(self, name: str, item: Item, voted: list[Voted], passed: _Pass | None,
                  crops: dict[str, str] | None = None) -> None:

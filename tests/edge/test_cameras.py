@@ -51,6 +51,9 @@ async def test_vehicle_gets_its_plates_and_container_code_with_crops(tmp_path: P
     assert (tmp_path / "data" / "crops" / code.crop[:2] / f"{code.crop}.png").is_file()
     assert _by(item, "front")[truth.hk_plate].kind == "plate"
     assert truth.size_type not in _by(item, "door") and len(_by(item, "door")) == 1  # a fact, not an identity
+    # a better frame taking a slot drops the crop it replaced: the crops kept are those the identities name
+    on_disk = {p.stem for p in (tmp_path / "data" / "crops").rglob("*.png")}
+    assert on_disk == {i.crop for i in item.identities if i.crop}, on_disk
 
 
 async def test_the_cameras_read_the_vehicle_that_came_in_last(tmp_path: Path) -> None:
@@ -133,3 +136,33 @@ async def test_a_cross_boundary_vehicle_whose_hong_kong_plate_is_dirty_records_i
         task.cancel()
     plates = {(i.value, i.status) for i in item.identities if i.kind == "plate"}
     assert plates == {(truth.gd_plate, "read"), ("", "unread")}, plates
+
+
+async def test_a_crop_a_better_frame_replaced_is_dropped_unless_a_record_names_it(tmp_path: Path) -> None:
+    """While a pass is open the vote may move a slot to a better frame: the crop it named before is no evidence and
+    would count towards the scan cap for ever. One a record already names is kept."""
+    import numpy as np
+
+    from drivers.camera.frames import Frame
+    from edge.stations.cameras import _Pass
+    from models.ocr.vote import Voted
+
+    rng = np.random.default_rng(3)
+    frames = [Frame(rng.integers(0, 255, (120, 160, 3), np.uint8), 0.0, n, "front") for n in range(3)]
+
+    def voted(frame: int) -> list[Voted]:
+        return [Voted("plate", "hk", "AB1234", "AB1234", 0.9, "read", 1, frame, (10, 10, 90, 40))]
+
+    with Store(tmp_path / "data", station="st-1") as store:
+        async with StoreWriter(store) as writer, open_camera(_cam("front_plate"), "front") as front:
+            window = CameraWindow(Devices(cameras={"front": front}), writer)
+            passed = _Pass(Item(ref="vehicle", kind=ItemKind.VEHICLE), frames=frames)
+            first = (await window._crops(voted(0), passed, front))["hk"]
+            second = (await window._crops(voted(1), passed, front))["hk"]
+            assert first != second and not store.crop_path(first).exists() and store.crop_path(second).is_file()
+            store.conn.execute("INSERT INTO inspections (seq, id, station, kind, decided_at, verdict, reason,"
+                               " scan_sha256, scan_stored, record, crops) VALUES (1, 'r1', 'st-1', 'vehicle', '',"
+                               " 'clear', 'clear', NULL, 0, '{}', ?)", (second,))  # a record names it
+            third = (await window._crops(voted(2), passed, front))["hk"]
+            assert store.crop_path(second).is_file() and store.crop_path(third).is_file()
+    assert store.counters.pruned_crops == 1
