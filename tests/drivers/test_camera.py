@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import structlog.testing
 
 from drivers.camera import CameraConfig, CameraSim, open_camera
 from drivers.camera import glyphs, sim
@@ -33,10 +34,13 @@ async def test_folder_gives_good_frames_and_counts_truncated_and_wrong_size_ones
     _png(tmp_path / "d.png", value=200)
     (tmp_path / "e.png").write_bytes(b"not an image at all")
     async with open_camera(_cfg(str(tmp_path), width=64, height=48), "cam") as camera:
-        frames = [f async for f in camera.frames()]  # a folder ends when its images do
+        with structlog.testing.capture_logs() as logs:
+            frames = [f async for f in camera.frames()]  # a folder ends when its images do
     assert [int(f.image[0, 0, 0]) for f in frames] == [10, 200]
     assert [f.seq for f in frames] == [1, 2] and all(f.ts > 0 for f in frames)
     assert dict(camera.bad_frames) == {"decode": 2, "size": 1}
+    said = [e["detail"] for e in logs if e["event"] == "camera.bad_frame"]  # the 1st and 2nd, not the 3rd
+    assert len(said) == 2 and said[1].endswith("2 so far")
 
 
 def test_truncated_jpeg_is_not_decoded() -> None:
