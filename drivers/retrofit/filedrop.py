@@ -34,9 +34,9 @@ from models.scan import Scan, load_scan
 log = structlog.get_logger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
-PRUNE_EVERY_S = 3600.0  # how often processed/ and rejected/ are pruned to `keep_days`
 DICOM_SUFFIXES = (".dcm", ".dcs")
 SUFFIXES = (".npz", *IMAGE_SUFFIXES, *DICOM_SUFFIXES)
+PRUNE_EVERY_S = 3600.0  # how often processed/ and rejected/ are pruned to `keep_days`
 Parsed = tuple["Scan | RejectedFile", list[Path]]  # what was read, and the files it came from
 
 

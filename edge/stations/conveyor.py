@@ -266,13 +266,17 @@ class ConveyorFlow:
         the divert back at manual (`_run_belt`)."""
         if self.devices.states().get("plc", {}).get("state") != "lost":  # a lost link says more already
             self.devices.mark("plc", "degraded", error)
-        if command.to_manual and self.latch is None:
-            log.error("conveyor.divert_unconfirmed", error=error, items=list(command.item_ids))
-            self._latch("gate_unconfirmed")
-            self._now_running().tasks.create_task(self._stop_belt(), name="belt-stop")
+        if command.to_manual:
+            self._now_running().tasks.create_task(self._divert_unconfirmed(command, error), name="divert-unconfirmed")
         self._handle(self.tracker.gate_unconfirmed(command.to_manual, time.monotonic()))
 
-    async def _stop_belt(self) -> None:
+    async def _divert_unconfirmed(self, command: GateCommand, error: str) -> None:
+        """Stop and latch the belt, unless it is latched already (nothing moves past the divert) or the link is
+        lost (then the PLC's watchdog diverts to manual and stops the belt, and the latch says `link_lost`)."""
+        if self.latch is not None or not (await self.plc.read_state()).link_ok:
+            return
+        log.error("conveyor.divert_unconfirmed", error=error, items=list(command.item_ids))
+        self._latch("gate_unconfirmed")
         try:
             await self.plc.request_belt(False)
         except DriverError as exc:  # the link's state says more; the PLC's watchdog stops it without the host
