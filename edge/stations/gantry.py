@@ -306,8 +306,9 @@ class GantryFlow:
                 self._spawn(self._close_again(way), f"close-{way}")
             self._not_closed[way] = str(exc)
             log.error("gantry.gate_not_closed", way=way, error=str(exc))
-            self.devices.mark("plc", "degraded", f"the {GATE[way]} did not close ({exc}): vehicles can leave "
-                                                 f"undecided; the entry light stays red")
+            if self.devices.states().get("plc", {}).get("state") != "lost":  # a lost link says more already
+                self.devices.mark("plc", "degraded", f"the {GATE[way]} did not close ({exc}): vehicles can leave "
+                                                     f"undecided; the entry light stays red")
         else:
             if self._not_closed.pop(way, None) is not None:
                 log.info("gantry.gate_closed", way=way)
