@@ -11,6 +11,7 @@ from central_sync.hub.store import HubStore
 
 log = structlog.get_logger("central_sync.hub")
 MAX_ASK = 1000
+GIVE_UP_ASKS = 12  # a seq asked for this many times (a minute at the hub's 5 s period) is counted lost
 
 
 class GapChecker:
@@ -21,7 +22,9 @@ class GapChecker:
         self.store, self.hub_id, self.send, self.max_bytes = store, hub_id, send, max_bytes
         self.through: dict[str, int] = {}
         self.suspects: dict[str, set[int]] = {}
-        self.asked = 0
+        self.asks: dict[str, dict[int, int]] = {}  # station -> seq -> times asked for
+        self.lost: dict[str, set[int]] = {}  # station -> seqs given up on, above its contiguous prefix
+        self.asked = self.given_up = 0
 
     def check(self, seen: set[str] | None = None) -> None:
         """Check every station that reported a status, plus `seen` (stations this process ingested)."""
@@ -34,11 +37,25 @@ class GapChecker:
         if not seqs:
             return
         start = seqs[0] - 1 if low is None else low
-        missing = _missing(start, seqs, MAX_ASK * 10)
+        lost = self.lost.setdefault(station, set())
+        missing = [s for s in _missing(start, seqs, MAX_ASK * 10) if s not in lost]
         self.through[station] = (missing[0] - 1) if missing else seqs[-1]
+        lost.difference_update([s for s in lost if s <= self.through[station]])  # behind the prefix now
         room = max(1, min(MAX_ASK, (self.max_bytes() - 200) // 21))  # a seq is at most 20 digits and a comma
         persistent = [s for s in missing if s in self.suspects.get(station, set())][:room]
         self.suspects[station] = set(missing[: MAX_ASK * 10])
+        asks = self.asks.setdefault(station, {})
+        for seq in list(asks):
+            if seq not in self.suspects[station]:
+                del asks[seq]  # it came, or it is counted lost
+        for seq in persistent:
+            asks[seq] = asks.get(seq, 0) + 1
+            if asks[seq] >= GIVE_UP_ASKS:  # a record the station parked (the hub refused it) never comes
+                lost.add(seq)
+                self.given_up += 1
+                log.warning("hub.gap_given_up", station=station, seq=seq, asks=asks[seq],
+                            detail=f"station {station} did not send seq {seq} again after {asks[seq]} requests; "
+                                   f"it is counted lost and no longer asked for")
         if persistent:
             self.asked += len(persistent)
             log.info("hub.gap_resend", station=station, first=persistent[0], count=len(persistent))

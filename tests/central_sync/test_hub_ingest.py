@@ -181,3 +181,23 @@ def test_a_chunk_whose_data_does_not_match_its_hash_is_rejected_with_the_reason(
     reasons = [a.get("reason", "") for t, m in sent if t == p.topic("g1", "ack") for a in m["acks"]]
     assert len(reasons) == 1 and f"blob {sha[:12]} chunk 0 hashes to" in reasons[0]
     assert store.image(sha) is None
+
+
+def test_a_seq_that_never_comes_is_given_up_and_the_prefix_moves_past_it(hub):
+    """A record the station parked (the hub refused it) leaves a gap no resend fills: asked for GIVE_UP_ASKS times,
+    it is counted lost, asked for no more, and the station's prefix moves past it (the check no longer reads every
+    seq above it each period)."""
+    from central_sync.hub.gaps import GIVE_UP_ASKS
+
+    ing, store, sent = hub
+    ing.handle([msg("inspection", make_record("g1", s), s) for s in (1, 2, 4, 5)])
+    cmds = []
+    gaps = GapChecker(store, "hub-u", lambda t, b: cmds.append(json.loads(b)["seqs"]))
+    for _ in range(GIVE_UP_ASKS + 5):
+        gaps.check({"g1"})
+    assert cmds == [[3]] * GIVE_UP_ASKS and gaps.given_up == 1
+    assert gaps.through["g1"] == 5 and gaps.lost["g1"] == set()
+    ing.handle([msg("inspection", make_record("g1", 7), 7)])  # a new gap is asked for as before
+    gaps.check({"g1"})
+    gaps.check({"g1"})
+    assert cmds[-1] == [6]
