@@ -11,7 +11,7 @@ from central_sync.hub.store import HubStore
 
 log = structlog.get_logger("central_sync.hub")
 MAX_ASK = 1000
-GIVE_UP_ASKS = 12  # a seq asked for this many times (a minute at the hub's 5 s period) is counted lost
+GIVE_UP_ASKS = 60  # a seq asked for this many times (5 minutes at the hub's 5 s period) is no longer asked for
 
 
 class GapChecker:
@@ -23,7 +23,7 @@ class GapChecker:
         self.through: dict[str, int] = {}
         self.suspects: dict[str, set[int]] = {}
         self.asks: dict[str, dict[int, int]] = {}  # station -> seq -> times asked for
-        self.lost: dict[str, set[int]] = {}  # station -> seqs given up on, above its contiguous prefix
+        self.lost: dict[str, set[int]] = {}  # station -> seqs no longer asked for, above its contiguous prefix
         self.asked = self.given_up = 0
 
     def check(self, seen: set[str] | None = None) -> None:
@@ -54,8 +54,8 @@ class GapChecker:
                 lost.add(seq)
                 self.given_up += 1
                 log.warning("hub.gap_given_up", station=station, seq=seq, asks=asks[seq],
-                            detail=f"station {station} did not send seq {seq} again after {asks[seq]} requests; "
-                                   f"it is counted lost and no longer asked for")
+                            detail=f"station {station} did not send seq {seq} after {asks[seq]} requests; it is no "
+                                   f"longer asked for (a record the station parked; taken if it still comes)")
         if persistent:
             self.asked += len(persistent)
             log.info("hub.gap_resend", station=station, first=persistent[0], count=len(persistent))

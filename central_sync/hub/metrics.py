@@ -32,7 +32,7 @@ class HubCollector(Collector):
         yield CounterMetricFamily("hub_gap_seqs_asked", "Sequence numbers asked again from stations",
                                   value=s["gap_seqs_asked"])
         yield CounterMetricFamily("hub_gap_seqs_given_up", "Sequence numbers asked for so often without coming "
-                                  "that they are counted lost (a record the station parked)",
+                                  "that they are no longer asked for (a record the station parked)",
                                   value=s.get("gap_seqs_given_up", 0))
         yield GaugeMetricFamily("hub_stalled_threads", "Link or ingest threads silent past the stall limit",
                                 value=len(s["stalled"]))

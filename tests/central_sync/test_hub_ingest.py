@@ -185,8 +185,8 @@ def test_a_chunk_whose_data_does_not_match_its_hash_is_rejected_with_the_reason(
 
 def test_a_seq_that_never_comes_is_given_up_and_the_prefix_moves_past_it(hub):
     """A record the station parked (the hub refused it) leaves a gap no resend fills: asked for GIVE_UP_ASKS times,
-    it is counted lost, asked for no more, and the station's prefix moves past it (the check no longer reads every
-    seq above it each period)."""
+    it is asked for no more, and the station's prefix moves past it (the check no longer reads every seq above it
+    each period)."""
     from central_sync.hub.gaps import GIVE_UP_ASKS
 
     ing, store, sent = hub
