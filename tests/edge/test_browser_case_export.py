@@ -22,6 +22,7 @@ pytestmark = BROWSER_ONLY
 def test_supervisor_exports_a_signed_case_with_a_reason(station: StationHarness, page: Any,  # noqa: F811
                                                         tmp_path: Path) -> None:
     sign_in(page, station, SUPERVISOR)
+    assert page.is_hidden("#case-export") and page.is_hidden("#dicos")  # no item on screen: nothing to export
     rid = commit_suspect(station, 31)
     page.wait_for_selector(f"#scan[data-loaded-id='{rid}']")
     assert page.is_visible("#case-export-btn")

@@ -85,6 +85,7 @@ async function signedIn(me) {
   $("nav").hidden = false; $("signout").hidden = false;
   $("who").textContent = me.name + " · " + T("role." + me.role);
   for (const el of document.querySelectorAll("[data-perm]")) el.hidden = !me.permissions.includes(el.dataset.perm);
+  if (!S.current) $("dicos").hidden = $("case-export").hidden = true;  // they act on the item shown: none yet
   if (can("case.view")) { connectLive(); refreshQueue(); refreshLane().catch(() => {}); show("live"); resumeWork(); } else show(can("diagnostics") ? "diagnostics" : "health");
 }
 function signedOut() {
@@ -209,6 +210,7 @@ function showRecord(rec, fresh) {
   $("review-state").textContent = rec.review ? T("review." + rec.review.outcome) + " — " + rec.review.officer +
     (rec.review.label ? " · " + tr("class.", rec.review.label) : "") + (rec.review.note ? " · " + rec.review.note : "") : "";
   $("dicos").hidden = !(can("case.export") && (rec.scan_stored ?? !!rec.scan));
+  $("case-export").hidden = !can("case.export");
   $("dicos").href = "/api/cases/" + encodeURIComponent(rec.id) + "/dicos.zip";
   const undecided = rec.verdict !== "clear";
   const open = (undecided || S.flagged === rec.id) && !rec.review;  // supervisors may override any verdict
