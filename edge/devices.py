@@ -66,6 +66,11 @@ class Devices:
             logger = log.info if state == "ok" else log.warning
             logger("device.state", device=name, state=state, detail=detail)
 
+    def degrade(self, name: str, detail: str) -> None:
+        """Mark a device degraded, unless it is lost already (a lost link says more than its consequences)."""
+        if self._states.get(name, {}).get("state") != "lost":
+            self.mark(name, "degraded", detail)
+
     def states(self) -> dict[str, dict[str, Any]]:
         """Each device's state and detail; a reader's also carries its decoder rejects by reason (an LLRP
         reader's malformed messages, and its reconnects)."""

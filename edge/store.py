@@ -528,15 +528,11 @@ class Store:
         if sha and self._delete_file(self.scan_path(sha)):
             self.counters.pruned_scans += 1
 
-    def drop_crop(self, sha256: str) -> bool:
+    def drop_crop(self, sha256: str) -> None:
         """Delete an evidence crop no record names (cameras: a better frame took its slot while the pass was open;
-        kept, it would count towards the scan cap for ever); False when a record names it or it is gone."""
-        if self.conn.execute("SELECT 1 FROM inspections WHERE instr(crops, ?) > 0 LIMIT 1", (sha256,)).fetchone():
-            return False
-        gone = self._delete_file(self.crop_path(sha256))
-        if gone:
-            self.counters.pruned_crops += 1
-        return gone
+        kept, it would count towards the scan cap for ever)."""
+        if not self.conn.execute("SELECT 1 FROM inspections WHERE instr(crops, ?) > 0 LIMIT 1", (sha256,)).fetchone():
+            self._delete_crops(sha256)
 
     def _delete_crops(self, crops: str) -> None:
         """Delete a record's evidence crops (its row's space-separated sha256s)."""

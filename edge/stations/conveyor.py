@@ -264,8 +264,7 @@ class ConveyorFlow:
         at manual. After a command to manual it may stand at pass, where items meant for manual would leave
         uninspected: the belt is stopped and latched (`gate_unconfirmed`), and a supervisor's restart first reads
         the divert back at manual (`_run_belt`)."""
-        if self.devices.states().get("plc", {}).get("state") != "lost":  # a lost link says more already
-            self.devices.mark("plc", "degraded", error)
+        self.devices.degrade("plc", error)
         if command.to_manual:
             self._now_running().tasks.create_task(self._divert_unconfirmed(command, error), name="divert-unconfirmed")
         self._handle(self.tracker.gate_unconfirmed(command.to_manual, time.monotonic()))

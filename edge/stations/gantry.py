@@ -306,9 +306,8 @@ class GantryFlow:
                 self._spawn(self._close_again(way), f"close-{way}")
             self._not_closed[way] = str(exc)
             log.error("gantry.gate_not_closed", way=way, error=str(exc))
-            if self.devices.states().get("plc", {}).get("state") != "lost":  # a lost link says more already
-                self.devices.mark("plc", "degraded", f"the {GATE[way]} did not close ({exc}): vehicles can leave "
-                                                     f"undecided; the entry light stays red")
+            self.devices.degrade("plc", f"the {GATE[way]} did not close ({exc}): vehicles can leave undecided; the "
+                                        f"entry light stays red")
         else:
             if self._not_closed.pop(way, None) is not None:
                 log.info("gantry.gate_closed", way=way)

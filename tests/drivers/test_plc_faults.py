@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
+from central_sync.devtools import free_port
 from drivers.plc import LinkChanged, ModbusPlc, PlcConfig, open_plc
 from drivers.plc.runs import Run
 from polling import until
@@ -149,13 +150,9 @@ async def test_plc_absent_at_start_then_appears() -> None:
 
 async def test_plc_not_listening_at_start_then_restarting() -> None:
     """Connection refused at start, PLC boots, PLC reboots (socket closed): the driver reconnects."""
-    import socket
-
     from drivers.plc import ModbusPlc, SimServer
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cfg = PlcConfig(kind="modbus-tcp", port=port, readback_timeout_ms=3000)
     async with ModbusPlc(cfg, "late") as plc:
         await until(lambda: plc._state is not None and "not connected" in plc._state.link_reason)
@@ -188,13 +185,9 @@ async def test_a_plc_whose_heartbeat_has_not_moved_is_not_up_at_start_nor_after_
     """A PLC can answer Modbus with its program stopped (a CPU in STOP, its comms module up first): the first
     heartbeat read is only a baseline, and the link comes up when the heartbeat changes; so again after the PLC
     restarted, whatever value its heartbeat then starts from."""
-    import socket
-
     from drivers.plc import ModbusPlc, SimServer
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cfg = PlcConfig(kind="modbus-tcp", port=port, heartbeat_stale_ms=300, readback_timeout_ms=3000)
     async with ModbusPlc(cfg, "conv") as plc, link_changes(plc, ok=True) as ups:  # the PLC starts, runs, restarts
         stopped = SimServer(cfg, port=port)
