@@ -96,13 +96,16 @@ class _Stream:
         self.facts = facts
         self._strips: StripDetector | None = None
         self._lines = 0
-        detector = engine.detector
+        # the model the scan started on judges all of it, its manifest included: a model switched or its
+        # thresholds changed mid-scan take the next scan (a model that may not clear must not have its
+        # empty result read under a successor's `clears = true`)
+        self.detector = detector = engine.detector
         self.refused = metadata_problem(detector.manifest, facts) if detector is not None else None
 
     async def feed(self, high: np.ndarray, low: np.ndarray) -> None:
         if self.refused is not None:
             return
-        detector = self.engine.detector
+        detector = self.detector
         if detector is None:  # the inspector opens no stream without a model; a model error if it did
             raise ModelError(f"station {self.station} has no usable model to detect with")
         self._lines += len(high)
@@ -122,7 +125,7 @@ class _Stream:
             self._judge(scan)
             if self._strips is None:
                 raise StationFault(Reason.SCAN_INCOMPLETE, "the scan delivered no lines")
-            return _unless_it_cannot_clear(self.engine.detector, await self._strips.finish_async(deadline=deadline))
+            return _unless_it_cannot_clear(self.detector, await self._strips.finish_async(deadline=deadline))
         except DeadlineUnreachable as exc:
             raise StationFault(Reason.DEADLINE_UNREACHABLE, str(exc)) from exc
         except PoolOverloaded as exc:
@@ -136,7 +139,7 @@ class _Stream:
         The scan's meta states its pitch and energy over the station's config; the item kind stays the
         item's (the record's), since a scanner's meta has none and a file's is only its generator's label.
         """
-        detector = self.engine.detector
+        detector = self.detector
         if self.refused is None and detector is not None:
             facts = self.facts.updated(ScanFacts.of_meta(scan.meta, scan.shape)).updated(
                 ScanFacts(item_kind=self.facts.item_kind))

@@ -135,6 +135,8 @@ class Inspector:
         detections: list[Detection] = []
         failure: Reason | None = None
         within_budget = completed = False
+        # the model the scan starts on judges it to the end (edge.detector) and is the one the record names
+        judge = _Judge(self.engine.model, self.engine.classes) if self.engine is not None else _Judge(None, ())
         try:
             stream = self._open_stream(item)
             async with contextlib.aclosing(acquisition.blocks()) as blocks:  # an abandoned scan is stopped now
@@ -176,11 +178,11 @@ class Inspector:
         if self.risk is not None:
             labels = [d.label for d in detections]
             assessment = self.risk.assess(item.id, identities, verdict.value, labels,
-                                          self._load_present(labels) if completed and failure is None else None)
+                                          judge.load_present(labels) if completed and failure is None else None)
             verdict, reason = with_risk(verdict, reason, assessment)
             risk = RiskOut.model_validate(assessment.to_record())
         return await self._conclude(item, scan, detections, verdict, reason, timer, identities, risk,
-                                    container_pass(item.kind, identities, declaration, item.size_type))
+                                    container_pass(item.kind, identities, declaration, item.size_type), judge.model)
 
     def _dense_problem(self, item: Item, scan: Scan | None) -> str | None:
         """A bag or parcel the detector would clear but whose beam did not get through part of it: nothing
@@ -192,13 +194,6 @@ class Inspector:
         if problem is not None:
             log.warning("pipeline.dense_object", station=self.station, item=item.ref, detail=problem)
         return problem
-
-    def _load_present(self, labels: list[str]) -> bool | None:
-        """Whether the model that judged the scan saw a load (risk fact detector.load_present); unknown (None)
-        when the model has no load_present class: only a model made to see a load can say a container is empty."""
-        if self.engine is None or LOAD_PRESENT not in self.engine.classes:
-            return None
-        return LOAD_PRESENT in labels
 
     def _early_risk(self, item: Item) -> None:
         """As soon as an identity is known (when the item opens, then at each read during its scan), before the
@@ -230,7 +225,8 @@ class Inspector:
 
     async def _conclude(self, item: Item, scan: Scan | None, detections: list[Detection], verdict: Verdict,
                         reason: Reason, timer: Timer, identities: list[Identity],
-                        risk: RiskOut | None = None, container: ContainerPass | None = None) -> InspectionRecord:
+                        risk: RiskOut | None = None, container: ContainerPass | None = None,
+                        model: ModelRef | None = None) -> InspectionRecord:
         timer.lap("decide")
         if self.store.store.full is not None:  # no record can be written: nothing is cleared that is not recorded
             verdict, reason = Verdict.MANUAL, Reason.STORE_FULL
@@ -244,7 +240,7 @@ class Inspector:
             decided_at=datetime.now(timezone.utc), identities=identities, seal_events=list(item.seal_events),
             scan=scan_ref,
             detections=[DetectionOut(label=d.label, score=d.score, box=d.box) for d in detections],
-            model=self.engine.model if self.engine else None, verdict=verdict, reason=reason.value,
+            model=model, verdict=verdict, reason=reason.value,
             latencies_ms={k: round(v, 3) for k, v in timer.stages.items()}, budget_ms=self.budget_ms, risk=risk,
             container=container)
         try:
@@ -286,6 +282,19 @@ class Inspector:
         log.info("pipeline.decided", station=self.station, item=record.id, seq=record.seq,
                  verdict=record.verdict.value, reason=record.reason, detections=len(record.detections),
                  **{f"{k}_ms": round(v, 1) for k, v in timer.stages.items()})
+
+
+@dataclass(frozen=True)
+class _Judge:
+    """The model a scan started on (None: none): named on the record, and what its classes can say."""
+
+    model: ModelRef | None
+    classes: tuple[str, ...]
+
+    def load_present(self, labels: list[str]) -> bool | None:
+        """Whether the model that judged the scan saw a load (risk fact detector.load_present); unknown (None)
+        when the model has no load_present class: only a model made to see a load can say a container is empty."""
+        return LOAD_PRESENT in labels if LOAD_PRESENT in self.classes else None
 
 
 class _NoModel:

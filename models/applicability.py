@@ -3,7 +3,8 @@
 A model decides only on scans it was made for. Two checks, both pure and cheap:
 
 - **metadata** (`metadata_problem`): item kind, pixel pitch, peak energy, lines and pixels against
-  the manifest's ranges. A station knows its item kind, pitch and energy before the first line
+  the manifest's ranges, and a single-energy scan (meta `single_energy`: a retrofit source's image,
+  its low channel a copy of the high) against a model not made for one. A station knows its item kind, pitch and energy before the first line
   arrives, so a streamed scan the model may not judge costs no inference.
 - **content** (`content_problem`): shapes no model can judge (1 x 1, a 64 x 100,000 strip) and
   images with nothing to judge (opaque, all air, pure noise), from statistics on a fixed sample of
@@ -49,14 +50,16 @@ class ScanFacts:
     energy_kev: float | None = None
     lines: int | None = None
     pixels: int | None = None
+    single_energy: bool | None = None  # True: one channel, the low a copy of the high (retrofit sources)
 
     @classmethod
     def of_meta(cls, meta: Mapping[str, Any], shape: tuple[int, int] | None = None) -> ScanFacts:
-        """Facts stated by a scan's meta (`kind`, `pixel_mm`, `energy_kev` or else `kvp`) and shape."""
+        """Facts stated by a scan's meta (`kind`, `pixel_mm`, `energy_kev` or else `kvp`, `single_energy`) and
+        shape."""
         energy = meta.get("energy_kev", meta.get("kvp"))
         return cls(item_kind=_text(meta.get("kind")), pixel_mm=_number(meta.get("pixel_mm")),
                    energy_kev=_number(energy), lines=shape[0] if shape else None,
-                   pixels=shape[1] if shape else None)
+                   pixels=shape[1] if shape else None, single_energy=meta.get("single_energy") is True or None)
 
     def updated(self, other: ScanFacts) -> ScanFacts:
         """These facts with every value `other` states replacing ours."""
@@ -87,6 +90,9 @@ def metadata_problem(manifest: Manifest, facts: ScanFacts, *, growing: bool = Fa
     spec, name = manifest.applicability, manifest.name
     if facts.item_kind is not None and spec.item_kinds is not None and facts.item_kind not in spec.item_kinds:
         return f"model {name} is made for {', '.join(spec.item_kinds)} scans, not {facts.item_kind}"
+    if facts.single_energy and not spec.single_energy:
+        return (f"model {name} is made for dual-energy scans; this scan is single-energy (one channel, its low a "
+                f"copy of the high)")
     for key, what, unit, value, bounds in _ranges(spec, facts):
         if value is None or bounds is None or (growing and key == "lines" and value < bounds[0]):
             continue

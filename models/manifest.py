@@ -12,7 +12,8 @@ A package is `models/zoo/<name>/model.onnx` + `manifest.toml`:
              pixel_mm
     [output] format = "cpe-fcos-v1" | "yolov8" | "yolov5"; stride (cpe-fcos-v1 only)
     [[classes]] name, threshold
-    [applies] item_kinds, pixel_mm, energy_kev, lines, pixels, opaque_share, channel_ratio (optional; see AppliesSpec)
+    [applies] item_kinds, pixel_mm, energy_kev, lines, pixels, opaque_share, channel_ratio, single_energy
+              (optional; see AppliesSpec)
     [evaluation] free-form figures
 
 Three-channel inputs (YOLO tool-chains trained on RGB) list their mapping explicitly, e.g.
@@ -95,6 +96,7 @@ class AppliesSpec(_Frozen):
         pixels = [256, 1400]
         opaque_share = 0.05            # at most this share of sampled pixels at the detector floor
         channel_ratio = [1.05, 2.5]    # median ln T_low / ln T_high of sampled pixels holding matter
+        single_energy = false          # true: also made for single-energy scans (the default refuses them)
     """
 
     item_kinds: tuple[ItemKindName, ...] | None = Field(default=None, min_length=1)
@@ -104,6 +106,7 @@ class AppliesSpec(_Frozen):
     pixels: tuple[int, int] | None = None
     opaque_share: float | None = Field(default=None, gt=0, le=1)
     channel_ratio: tuple[float, float] | None = None
+    single_energy: bool = False
 
     @field_validator("pixel_mm", "energy_kev", "lines", "pixels", "channel_ratio")
     @classmethod

@@ -214,7 +214,7 @@ async def test_an_inspection_that_stops_reading_closes_the_scan_before_it_return
         async def finish(self, scan, deadline):
             return []
 
-    engine = SimpleNamespace(model=rig.engine.model, open_stream=lambda station, item_kind: FailingStream())
+    engine = SimpleNamespace(model=rig.engine.model, classes=(), open_stream=lambda station, item_kind: FailingStream())
     acquisition = WatchedBlocks(bag(False))
     closed_when_decided: list[bool] = []
 

@@ -215,3 +215,55 @@ def test_the_shipped_gantry_model_may_not_clear() -> None:
 
     assert load_manifest(ZOO / "cpe-gantry").clears is False
     assert load_manifest(ZOO / "cpe-tiny").clears is True
+
+
+async def test_a_single_energy_scan_is_not_judged_by_a_dual_energy_model(rig: Rig, tmp_path: Path) -> None:
+    """A retrofit source's image (its low channel a copy of the high) says so in its meta: a model made for
+    dual-energy scans may not clear it, even one whose manifest states no channel ratio to catch it."""
+    high, _ = case(256, 200)
+    single = {"pixel_mm": 1.0, "kvp": 160.0, "single_energy": True}
+    assert await rig.verdict(Scan(high, high.copy(), single)) == ("manual", "model_not_applicable")
+    record = await rig.inspector().inspect(Item("mono", ItemKind.BAGGAGE), WholeScan(Scan(high, high.copy(), single)))
+    assert record.model is not None and record.model.name == "bags"
+    # the same image without the flag is judged (nothing else tells the two apart for this manifest)
+    assert await rig.verdict(Scan(high, high.copy(), {"pixel_mm": 1.0, "kvp": 160.0})) == ("clear", "clear")
+    # a model whose manifest says it is made for single-energy scans judges them
+    mono = write_package(tmp_path / "mono", "cpe-fcos-v1", 128, name="mono", applies=APPLIES + "\nsingle_energy = true")
+    engine = Engine(load_detector(mono, overlap=32), rig.pool, facts=BAGGAGE)
+    record = await rig.inspector(engine=engine).inspect(Item("mono", ItemKind.BAGGAGE),
+                                                        WholeScan(Scan(high, high.copy(), single)))
+    assert (record.verdict.value, record.reason) == ("clear", "clear")
+
+
+class SwitchMidScan(Blocks):
+    """Blocks of a scan; after the first, the station is switched to another model (a rollout's switch)."""
+
+    def __init__(self, scan: Scan, engine: Engine, other: Path) -> None:
+        super().__init__(scan)
+        self.engine, self.other = engine, other
+
+    async def blocks(self):
+        first = True
+        async for block in super().blocks():
+            yield block
+            if first:
+                self.engine.use(load_detector(self.other, overlap=32))
+                first = False
+
+
+async def test_a_model_switched_mid_scan_leaves_the_scan_to_the_model_it_started_on(rig: Rig, tmp_path: Path) -> None:
+    """A model that may not clear finds nothing in a scan; a switch to one that may clear arrives while the
+    lines come: the empty result is still the first model's, read under its own manifest (manual), and the
+    record names it. Before, the new model's `clears = true` cleared the item the old one was not trusted to."""
+    strict = write_package(tmp_path / "strict", "cpe-fcos-v1", 128, name="strict", applies=APPLIES, clears=False)
+    trusted = write_package(tmp_path / "trusted", "cpe-fcos-v1", 128, name="trusted", applies=APPLIES)
+    engine = Engine(load_detector(strict, overlap=32), rig.pool, facts=BAGGAGE)
+    high, low = case(256, 200)
+    record = await rig.inspector(engine=engine).inspect(Item("bag", ItemKind.BAGGAGE),
+                                                        SwitchMidScan(Scan(high, low, {"pixel_mm": 1.0}), engine, trusted))
+    assert engine.model is not None and engine.model.name == "trusted"  # the switch took place mid-scan
+    assert (record.verdict.value, record.reason) == ("manual", "model_cannot_clear")
+    assert record.model is not None and record.model.name == "strict"
+    # the next scan is the new model's
+    record = await rig.inspector(engine=engine).inspect(Item("bag2", ItemKind.BAGGAGE), Blocks(Scan(high, low, {"pixel_mm": 1.0})))
+    assert (record.verdict.value, record.reason, record.model.name) == ("clear", "clear", "trusted")
