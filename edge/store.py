@@ -54,6 +54,7 @@ STABLE_KEEPS = frozenset({"held", "not_released", "kept_class"})  # only a new r
 RESERVE_ALARM_BYTES = 4096
 SPACE_PROBE_BYTES = 64 * 1024  # the room a probe must find before records are written again
 STORE_CORRUPT_EXIT = 65  # EX_DATAERR; the systemd unit lists it in RestartPreventExitStatus
+ALARM_KEEP_S = 30 * 86400  # a cleared alarm's row is deleted this long after it cleared
 BUSY_S = 5.0  # how long opening waits for another process holding the database (the daemon, `edge migrate`)
 
 MIGRATIONS: tuple[str, ...] = (
@@ -85,6 +86,8 @@ MIGRATIONS: tuple[str, ...] = (
     + OUTBOX_DDL,
     # 2: the evidence crops each record names and the store still holds (space-separated sha256s)
     "ALTER TABLE inspections ADD COLUMN crops TEXT NOT NULL DEFAULT '';",
+    # 3: alarms looked up by standing code and pruned by age once cleared, without reading the whole table
+    "CREATE INDEX alarms_cleared ON alarms (cleared_at, code);",
 )
 
 
@@ -113,6 +116,7 @@ class StoreCounters:
     pruned_records: int = 0
     crops_stored: int = 0
     pruned_crops: int = 0
+    pruned_alarms: int = 0
 
 
 class Store:
@@ -447,6 +451,16 @@ class Store:
             log.info("store.pruned", records=len(old), station=self.station)
         if self._scan_bytes > self.limits.scan_cap_bytes * 0.9:
             self._evict_synced_scans(int(self.limits.scan_cap_bytes * 0.8))
+        self._prune_alarms(now)
+
+    def _prune_alarms(self, now: float) -> None:
+        """Delete alarms cleared more than ALARM_KEEP_S ago (nothing reads them: a standing alarm is never
+        deleted; the journal keeps each raise). A flapping alarm or a rejected file a minute adds a row each."""
+        with self._transaction():
+            gone = self.conn.execute("DELETE FROM alarms WHERE cleared_at < ?", (now - ALARM_KEEP_S,)).rowcount
+        self.counters.pruned_alarms += gone
+        if gone:
+            log.info("store.alarms_pruned", alarms=gone, station=self.station)
 
     def prunable(self, now: float, kept: dict[str, int] | None = None,
                  limit: int = PRUNE_MAX) -> list[tuple[str, str | None, str, list[str]]]:

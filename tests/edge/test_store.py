@@ -263,3 +263,29 @@ def test_a_review_on_a_full_database_is_refused_as_disk_full(tmp_path):
         with pytest.raises(DiskFull, match=f"review of {rec.id} could not be written"):
             s.add_review(rec.id, big)
         assert s.full is not None and s.get(rec.id).review is None
+
+
+def test_cleared_alarms_are_pruned_after_a_month_and_standing_ones_never(store, monkeypatch):
+    """A flapping alarm or a rejected retrofit file adds a row each time; nothing reads a cleared one, so it
+    goes ALARM_KEEP_S after it cleared. A standing alarm stays however old; the lookups use the index."""
+    t0 = time.time()
+    now = [t0]
+    monkeypatch.setattr(store_module.time, "time", lambda: now[0])
+    for _ in range(2):
+        store.raise_alarm("plc_link", "PLC at 10.0.0.5:502 did not answer")
+        store.clear_alarm("plc_link")
+    store.raise_alarm("disk_low", "disk nearly full")      # stands
+    now[0] = t0 + 101
+    store.raise_alarm("plc_link", "PLC at 10.0.0.5:502 did not answer")
+    store.clear_alarm("plc_link")                           # cleared at t0 + 101
+    monkeypatch.undo()
+    store.prune(now=t0 + store_module.ALARM_KEEP_S + 50)
+    left = store.conn.execute("SELECT code, cleared_at FROM alarms ORDER BY id").fetchall()
+    assert left == [("disk_low", None), ("plc_link", t0 + 101)]
+    assert store.counters.pruned_alarms == 2
+    store.prune(now=t0 + store_module.ALARM_KEEP_S * 100)
+    assert store.standing_alarms() == [("disk_low", "disk nearly full")] and store.counters.pruned_alarms == 3
+    for sql, args in (("SELECT 1 FROM alarms WHERE code = ? AND cleared_at IS NULL", ("x",)),
+                      ("DELETE FROM alarms WHERE cleared_at < ?", (0.0,))):
+        plan = " ".join(row[-1] for row in store.conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+        assert "alarms_cleared" in plan, plan
