@@ -3,7 +3,9 @@ stored in risk_bundles and handed to the delivery layer.
 
 Every version has a snapshot (any station can apply it: its version is above what it runs) and,
 from the second on, a delta whose base is the previous version (a station that runs exactly that
-one applies the smaller message). The delta is built from the hub's change log, the approved drafts
+one applies the smaller message) — but for every `FULL_EVERY`-th version, which every station takes
+whole: a station keeps each delta on top of its last snapshot and replays them all at each start
+(edge/risk.py), so without it the files and the start time grew with every version for ever. The delta is built from the hub's change log, the approved drafts
 since the last version (riskhub/changes.py), not by comparing the two versions' entries; the approved
 state is read with one streaming query straight into the bundle's columns, and the last snapshot stays
 opened in memory as the next delta's base. Each bundle is opened with the hub's own public key before it
@@ -34,6 +36,7 @@ from risk.errors import BundleError
 from risk.rules import Rule
 
 Deliver = Callable[[Offer], None]  # the MQTT delivery: RiskDelivery.offer (central_sync/risk_delivery.py)
+FULL_EVERY = 30  # every 30th version is offered as a snapshot only: a station holds at most 29 deltas
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +141,10 @@ reading and opening it again (a restarted hub opens it once)."""
 
 
 def publish(store: HubStore, key: RiskKey, publisher: str, deliver: Deliver | None = None, *,
-            expiry_s: float = 24 * 3600.0, declarations_s: float = 72 * 3600.0, now: float | None = None) -> Published:
-    """Build, sign, check, store and hand over the next version; PublishError when it cannot."""
+            expiry_s: float = 24 * 3600.0, declarations_s: float = 72 * 3600.0, now: float | None = None,
+            full_every: int = FULL_EVERY) -> Published:
+    """Build, sign, check, store and hand over the next version; PublishError when it cannot. Every
+    `full_every`-th version has no delta (every station takes the snapshot and drops its deltas)."""
     now = time.time() if now is None else now
     carried = changes.unpublished(store)  # approved before the content is read: this version carries them
     current = content(store, now, declarations_s)
@@ -148,7 +153,7 @@ def publish(store: HubStore, key: RiskKey, publisher: str, deliver: Deliver | No
     head = {"version": version, "issued_at": now, "expires_at": now + expiry_s}
     snapshot = _sign(key, snapshot_dict(current, head), now, None)
     delta = None
-    if prev is not None:
+    if prev is not None and version % full_every != 0:
         base = _base(store, key, prev)
         delta = _sign(key, delta_dict(base, current, changes.unpublished(store), head), now, prev["version"])
     out = Published(version, snapshot[0], delta[0] if delta else None, snapshot[1].sha256, now, now + expiry_s,

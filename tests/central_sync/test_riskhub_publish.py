@@ -174,3 +174,32 @@ def test_a_restarted_hub_builds_the_delta_on_the_stored_snapshot(store: HubStore
     delta = open_bundle(v2.delta or b"", {key.key_id: key.private.public_key()}, now=T0, current=1)
     assert [e.value for e in delta.watchlists] == ["JK42"] and delta.removed == ()
     same_at_station(key, v1, v2)
+
+
+def test_every_full_every_th_version_is_a_snapshot_only_so_a_station_holds_few_deltas(store: HubStore,
+                                                                                      tmp_path: Path) -> None:
+    """A station keeps each delta on top of its last snapshot and replays them all at each start: without a
+    whole version now and then its files and its start time grow with every version (the hub republishes
+    before expiry, so versions come daily even with nothing approved)."""
+    from edge.risk import BundleFiles, RiskRuntime
+
+    key = risk_key(tmp_path)
+    authored(store)
+    station = RiskRuntime("st-1", {key.key_id: key.private.public_key()}, BundleFiles(tmp_path / "risk"), "seed")
+    offers: list[Offer] = []
+    kinds, held_counts = [], []
+    for n in range(1, 8):
+        approved(store, "entry.put", entry("plates", f"XY{n:04d}"))
+        out = publish.publish(store, key, "ada", offers.append, now=T0 + 60 * n, full_every=3)
+        kinds.append("snapshot" if out.delta is None else "delta")
+        envelope = offers[-1].for_station(station.version)
+        assert station.receive(n, envelope, now=T0 + 60 * n + 1).outcome == "applied"
+        held = [p.name for p in station.files.stored()]
+        assert held[0].endswith("-snapshot.cperb"), held
+        held_counts.append(len(held))
+    assert kinds == ["snapshot", "delta", "snapshot", "delta", "delta", "snapshot", "delta"]
+    assert held_counts == [1, 2, 1, 2, 3, 1, 2]  # the snapshot and the deltas on it; a whole version drops them
+    assert publish.FULL_EVERY == 30
+    restarted = RiskRuntime("st-1", {key.key_id: key.private.public_key()}, BundleFiles(tmp_path / "risk"), "seed")
+    restarted.reload(now=T0 + 1000)
+    assert restarted.version == 7 and restarted.engine.state.lookup("plate", "XY0007")
