@@ -33,6 +33,8 @@ log = structlog.get_logger()
 State = Literal["ok", "degraded", "lost"]
 READER_OPEN_S = 2.0
 """How long start-up waits for a reader's port (or LLRP session) to open before showing it lost (it keeps trying)."""
+PLC_LINK_S = 2.0
+"""How long start-up waits for the PLC's link (its heartbeat seen to move) before showing it lost (it keeps trying)."""
 OPEN_S = 10.0
 """How long opening one device may take before it counts as not opened."""
 
@@ -104,6 +106,8 @@ async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str,
     devices = Devices()
     if cfg.plc is not None:
         devices.plc = await _open(stack, devices, "plc", open_plc(cfg.plc, f"{station}/plc"), open_timeout_s)
+        if devices.plc is not None:
+            await _mark_plc_link(devices, devices.plc)
     if cfg.scanner is not None:
         devices.scanner = await _open(stack, devices, "scanner", open_scanner(cfg.scanner, f"{station}/scanner"),
                                       open_timeout_s)
@@ -131,6 +135,24 @@ async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str,
         if seals is not None:
             devices.seals[name] = seals
     return devices
+
+
+async def _mark_plc_link(devices: Devices, plc: ModbusPlc) -> None:
+    """The PLC's link once it is up, or as it stands after PLC_LINK_S. A Modbus client opens with no PLC behind it
+    (or one whose program is stopped: its heartbeat must be seen to move), so the open alone said ok until the
+    flow read its first state; the flow marks the link from then on (its LinkChanged events)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PLC_LINK_S
+    try:
+        async with asyncio.timeout(PLC_LINK_S):
+            state = await plc.read_state()
+            while not state.link_ok and loop.time() < deadline - 0.05:
+                await asyncio.sleep(0.05)
+                state = await plc.read_state()
+    except TimeoutError:
+        devices.mark("plc", "lost", f"the PLC driver finished no poll within {PLC_LINK_S:g} s of opening")
+        return
+    devices.mark("plc", "ok" if state.link_ok else "lost", state.link_reason)
 
 
 def _follow_camera(devices: Devices, key: str, camera: CameraBase) -> None:

@@ -160,3 +160,21 @@ async def test_a_tid_read_with_another_epc_is_flagged_on_the_screen() -> None:
     assert event.topic == "rfid_flag" and event.data["flag"] == "epc_changed"
     assert event.data["detail"] == ("tag TID E2801160200073F1A2B3C4D5 was bound to EPC 300833B2DDD9014000000001 "
                                     "and now reads EPC 300833B2DDD90140000000FF at lane lane")
+
+
+async def test_a_plc_is_ok_only_once_its_link_is_up() -> None:
+    """A Modbus client opens whether or not a PLC answers: the open alone said ok until a flow read the first
+    state. Now a PLC that does not answer is lost from the start; the simulator's is ok once its heartbeat moves."""
+    from central_sync.devtools import free_port
+    from drivers.plc import PlcConfig
+
+    absent = DevicesSection(plc=PlcConfig(kind="modbus-tcp", port=free_port(), timeout_ms=50, reconnect_delay_ms=50))
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, absent, "st-1")
+        assert devices.plc is not None
+        plc = devices.states()["plc"]
+        assert plc["state"] == "lost" and plc["detail"], plc
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, DevicesSection(plc=PlcConfig(kind="sim")), "st-1")
+        assert devices.states()["plc"] == {"state": "ok", "detail": ""}
+        assert (await devices.plc.read_state()).link_ok
