@@ -296,7 +296,7 @@ class ConveyorFlow:
         try:
             await self._run_belt()
         except DriverError as exc:
-            self.devices.mark("plc", "degraded", f"belt did not start: {exc}")
+            self.devices.degrade("plc", f"belt did not start: {exc}")
             self._latch("start_failed")
 
     async def _run_belt(self) -> None:

@@ -238,7 +238,7 @@ class GantryFlow:
         try:
             await self.plc.request_light("red")
         except DriverError as exc:
-            self.devices.mark("plc", "degraded", str(exc))
+            self.devices.degrade("plc", str(exc))
             return Reason.DEVICE_FAULT
         return None
 
@@ -277,7 +277,7 @@ class GantryFlow:
             except DriverError as exc:
                 problem = f"the {GATE[way]} did not open for vehicle {head.id}, so it stays closed: {exc}"
                 log.error("gantry.gate_unconfirmed", vehicle=head.id, way=way, error=str(exc))
-                self.devices.mark("plc", "degraded", str(exc))
+                self.devices.degrade("plc", str(exc))
                 self.lane.not_opened(head, problem)
                 await self._close(way)
                 return problem
