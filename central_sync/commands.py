@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from central_sync.config import BrokerConfig
 from central_sync.errors import SyncError
-from central_sync.mqtt import connect_properties, new_client
+from central_sync.mqtt import attempt_after, backoff_delay, connect_properties, new_client
 from central_sync.protocol import ROOT, SHA256_HEX, STATION_ID
 
 T = TypeVar("T")
@@ -254,6 +254,8 @@ class CommandLink:
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self._client: mqtt.Client | None = None
+        self._attempt = 0                     # the back-off's attempt (central_sync.mqtt.attempt_after)
+        self._up_since: float | None = None   # time.monotonic() when the session under way was accepted
 
     async def __aenter__(self) -> "CommandLink":
         client = self._client = new_client(self.cfg, self.client_id, 20, self.link)
@@ -292,6 +294,7 @@ class CommandLink:
             log.error("commands.link_refused", client=self.client_id, code=str(code))
             return
         self.connected.set()
+        self._up_since = time.monotonic()
         if self.topics:
             client.subscribe([(t, 1) for t in self.topics])
         log.info("commands.link_up", client=self.client_id, broker=f"{self.cfg.host}:{self.cfg.port}")
@@ -305,7 +308,14 @@ class CommandLink:
                        props: Properties | None) -> None:
         self.connected.clear()
         self.subscribed.clear()
-        log.warning("commands.link_lost", client=self.client_id, code=str(code))
+        # paho waits its min delay again after any accepted session: a session the broker soon ends (another
+        # client of the same name taking it over) would be retried every second for ever. The next wait is
+        # the back-off's, reset only by a session kept as long as the longest wait (as the hub's links)
+        self._attempt = attempt_after(self._attempt, self._up_since, self.cfg)
+        self._up_since = None
+        wait = backoff_delay(self._attempt, max(1.0, self.cfg.reconnect_min_s), max(1.0, self.cfg.reconnect_max_s))
+        client.reconnect_delay_set(wait, max(wait, self.cfg.reconnect_max_s))  # type: ignore[arg-type]
+        log.warning("commands.link_lost", client=self.client_id, code=str(code), reconnect_in_s=round(wait, 1))
 
     def _deliver(self, topic: str, payload: bytes) -> None:
         try:

@@ -73,3 +73,19 @@ def test_two_hub_processes_on_one_name_knock_each_other_off_at_growing_waits(tmp
                 r.join(10)
     assert all("ended the session" in (lk.last_error or "") for lk in links), [lk.last_error for lk in links]
     assert max(attempts) >= 4, attempts  # the version before: every wait the shortest (attempt 0)
+
+
+async def test_two_command_links_on_one_name_knock_each_other_off_at_growing_waits(tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The station's command link reconnects through paho, which waited its shortest delay (1 s) again after any
+    session the broker accepted: two processes on one name took it from each other every second for ever."""
+    from central_sync import commands
+    from central_sync.commands import CommandLink
+
+    attempts = recorded(monkeypatch, commands)
+    with Mosquitto(tmp_path / "broker") as broker:
+        cfg = BrokerConfig(port=broker.port, reconnect_min_s=0.1, reconnect_max_s=5.0)
+        links = [CommandLink(cfg, "gate-1-cmd", ["cpe/v1/gate-1/cmd"], lambda topic, payload: None) for _ in range(2)]
+        async with links[0], links[1]:
+            await until(lambda: len(attempts) >= 8, "eight sessions taken over", timeout=30)
+    assert max(attempts) >= 4, attempts  # the version before: paho's shortest wait after every session
