@@ -412,6 +412,33 @@ def chunk_hash_problem(header: BlobChunkHeader, data: bytes) -> str | None:
     return f"blob {header.sha256[:12]} chunk {header.index} hashes to {digest[:12]}, header says {header.chunk_sha256[:12]}"
 
 
+def time_problem(value: object, where: str = "") -> str | None:
+    """The first time in a decoded message (its fields, nested) that names no time zone or lies beyond what a
+    timestamp holds, in one phrase with its field and value; None when every time can be read as UTC.
+    The station writes aware UTC times; a naive one is ambiguous, and one out of range failed the hub's
+    batch (`datetime.timestamp()` raised) after it passed the schema."""
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            return f"{where or 'a time'} {value.isoformat()} names no time zone"
+        try:
+            value.timestamp()
+        except (ValueError, OverflowError, OSError):
+            return f"{where or 'a time'} {value.isoformat()} is out of range"
+        return None
+    if isinstance(value, BaseModel):
+        items: Any = ((name, getattr(value, name)) for name in type(value).model_fields)
+    elif isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if (problem := time_problem(item, f"{where}.{key}" if where else str(key))) is not None:
+            return problem
+    return None
+
+
 def decode_model(model: type[W], payload: bytes) -> W:
     try:
         return model.model_validate_json(payload)

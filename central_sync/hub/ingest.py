@@ -182,6 +182,9 @@ class Ingestor:
             self._reject(work, station, msg, f"{kind} from topic station {station!r} claims station "
                          f"{msg.station!r} (body {body_station!r})")
             return
+        if (when := p.time_problem(msg.body)) is not None:
+            self._reject(work, station, msg, f"{kind} {msg.record_id[:MAX_ID_CHARS]!r}: {when}")
+            return
         body_id = msg.body.id if isinstance(msg.body, InspectionRecord) else msg.record_id
         if len(msg.record_id) > MAX_ID_CHARS or body_id != msg.record_id:
             self._reject(work, station, msg, f"{kind} names record {msg.record_id[:MAX_ID_CHARS]!r} of "

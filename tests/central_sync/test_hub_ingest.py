@@ -201,3 +201,21 @@ def test_a_seq_that_never_comes_is_given_up_and_the_prefix_moves_past_it(hub):
     gaps.check({"g1"})
     gaps.check({"g1"})
     assert cmds[-1] == [6]
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00", "2026-12-07T10:00:00"])
+def test_a_time_without_a_zone_is_rejected_and_the_rest_of_the_batch_stored(hub, when):
+    """It passed the schema and made `datetime.timestamp()` raise while the rows were built: the whole batch of up
+    to 500 messages from every station was dropped unacknowledged, and the station sent it again for ever."""
+    ing, store, sent = hub
+    bad, good, other = make_record("g1", 1), make_record("g1", 2), make_record("g2", 1)
+    body = json.loads(bad.to_json())
+    body["decided_at"] = when
+    poison = (p.topic("g1", "inspection"),
+              p.encode_envelope("g1", "inspection", 1, 1, bad.id, json.dumps(body).encode(), 0.0))
+    ing.handle([poison, msg("inspection", good, 2), msg("inspection", other, 3)])
+    assert sorted(r[0] for r in store.query("SELECT id FROM records")) == sorted([good.id, other.id])
+    assert acks(sent) == [(1, "rejected"), (2, "committed")] and acks(sent, "g2") == [(3, "committed")]
+    [reason] = [a["reason"] for t, m in sent for a in m["acks"] if a["status"] == "rejected"]
+    assert f"decided_at {when} names no time zone" in reason and bad.id in reason
+    assert ing.counters["rejected"] == 1
