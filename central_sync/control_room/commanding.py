@@ -14,6 +14,7 @@ command replaces (`previous`), which is what an undo sends back.
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
@@ -49,7 +50,7 @@ def all_settings(store: HubStore) -> dict[str, dict[str, Any]]:
     def offer(station: str, settings: dict[str, Any] | None, at: float) -> None:
         if not settings:
             return
-        key = (settings.get("changed_at") or 0.0, at)
+        key = (_seconds(settings.get("changed_at")), at)
         if station not in best or key > best[station][0]:
             best[station] = (key, {**settings, "reported_at": at})
 
@@ -60,6 +61,13 @@ def all_settings(store: HubStore) -> dict[str, dict[str, Any]]:
     return {station: settings for station, (_, settings) in best.items()}
 
 
+def _seconds(value: object) -> float:
+    """A settings time as the station writes it (epoch seconds); 0 for anything else (a station's status is its
+    own: a string there compared with a command result's number failed the live feed and every command)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else 0.0  # type: ignore[arg-type]
+
+
 def settings_of(store: HubStore, station: str) -> dict[str, Any] | None:
     return all_settings(store).get(station)
 
@@ -68,7 +76,8 @@ def remember_settings(store: HubStore, station: str, settings: dict[str, Any]) -
     """A command result's settings (paho's thread)."""
     execute(store, "INSERT INTO cr_station_settings (station, settings, changed_at, at) VALUES (?,?,?,?)"
                    " ON CONFLICT (station) DO UPDATE SET settings=excluded.settings, changed_at=excluded.changed_at,"
-                   " at=excluded.at", (station, json.dumps(settings), settings.get("changed_at"), time.time()))
+                   " at=excluded.at", (station, json.dumps(settings), _seconds(settings.get("changed_at")) or None,
+                                       time.time()))
 
 
 def check_args(station: str, op: str, args: dict[str, Any], settings: dict[str, Any] | None) -> dict[str, Any]:

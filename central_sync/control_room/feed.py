@@ -106,6 +106,10 @@ class LiveFeed:
                 self.counters["poll_errors"] += 1
                 log.warning("control_room.poll_failed", error=str(exc))
                 events = []
+            except Exception:  # a defect reading what a station sent: the feed must live on for every other one
+                self.counters["poll_errors"] += 1
+                log.exception("control_room.poll_crashed")
+                events = []
             for event in events:
                 self.publish(event)
             await asyncio.sleep(self.cfg.poll_s)
@@ -122,7 +126,13 @@ class LiveFeed:
         for name in SOURCES:
             for row in self._new_rows(name):
                 events.extend(getattr(self, f"_on_{name}")(row))
-        stations = self.stations()
+        try:
+            stations = self.stations()
+        except Exception as exc:  # the rows above are read (their marks moved on): their events still go out
+            self.counters["poll_errors"] += 1
+            log.warning("control_room.stations_failed", error=f"{type(exc).__name__}: {exc}",
+                        exc_info=not isinstance(exc, HubStoreError))
+            return events
         text = json.dumps([(s["station"], s["state"], s["backlog_rows"], s["model"], s["budget_missed_24h"],
                             s["device_fault_24h"], s["lane"], s["device_faults"]) for s in stations])
         now = time.time()

@@ -89,3 +89,50 @@ def test_results_and_reports_are_stored(store):
     assert store.query("SELECT outcome, reason FROM cr_commands") == [("applied", "applied")]
     assert store.query("SELECT id, station, outcome FROM cr_command_reports") == [("d1", "gate-1", "PASS")]
     assert store.query("SELECT station, changed_at FROM cr_station_settings") == [("gate-1", 2.0)]
+
+
+def test_a_status_whose_settings_time_is_not_a_number_breaks_neither_the_feed_nor_commands(store):
+    """One station's status with `settings.changed_at` a string, and a command result's number for the same
+    station: the comparison raised, the live feed's task died (alerts read in that poll never went out, none
+    after), /cr/api/stations answered 500 and settings_of failed for every station."""
+    from central_sync.control_room.config import ControlRoomConfig
+    from central_sync.control_room.feed import LiveFeed
+    from central_sync.devtools import make_record
+    from central_sync.schema import Verdict
+
+    ingest = Ingestor(store, "hub-t", lambda *a: None)
+    now = time.time()
+    sane = p.StatusMsg(station="gate-1", state="online", session=1, at=now, settings={**SETTINGS, "changed_at": now})
+    odd = p.StatusMsg(station="gate-2", state="online", session=1, at=now, settings={"changed_at": "yesterday"})
+    ingest.handle([(p.topic(s.station, "status"), s.model_dump_json().encode()) for s in (sane, odd)])
+    commanding.remember_settings(store, "gate-2", {**SETTINGS, "changed_at": now})
+    assert commanding.settings_of(store, "gate-1")["tip_rate"] == 0.03
+    assert commanding.settings_of(store, "gate-2")["tip_rate"] == 0.03  # the result's number wins over the string
+    feed = LiveFeed(store, ControlRoomConfig())
+    feed.poll()
+    rec = make_record("gate-1", 1, Verdict.SUSPECT)
+    ingest.handle([(p.topic("gate-1", "alert"),
+                    p.encode_envelope("gate-1", "alert", 1, 1, rec.id, rec.to_json().encode(), 0.0))])
+    events = feed.poll()
+    assert [e["alert"]["id"] for e in events if e["type"] == "alert"] == [rec.id]
+    assert {s["station"] for s in feed.stations()} == {"gate-1", "gate-2"}
+
+
+def test_the_feeds_events_go_out_when_the_station_board_fails(store, monkeypatch):
+    """The rows a poll reads move its marks on: a failure building the station board after them must not
+    take their events with it (they would never be read again)."""
+    from central_sync.control_room.config import ControlRoomConfig
+    from central_sync.control_room.feed import LiveFeed
+    from central_sync.devtools import make_record
+    from central_sync.schema import Verdict
+
+    feed = LiveFeed(store, ControlRoomConfig())
+    rec = make_record("gate-1", 1, Verdict.SUSPECT)
+    Ingestor(store, "hub-t", lambda *a: None).handle(
+        [(p.topic("gate-1", "alert"), p.encode_envelope("gate-1", "alert", 1, 1, rec.id, rec.to_json().encode(), 0.0))])
+
+    def broken() -> list:
+        raise RuntimeError("a defect in the board")
+    monkeypatch.setattr(feed, "stations", broken)
+    assert [e["alert"]["id"] for e in feed.poll() if e["type"] == "alert"] == [rec.id]
+    assert feed.counters["poll_errors"] == 1
