@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS cr_commands (
     id TEXT PRIMARY KEY, station TEXT NOT NULL, op TEXT NOT NULL, args TEXT NOT NULL, issuer TEXT NOT NULL,
     issued_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL, outcome TEXT, reason TEXT,
     detail TEXT, result_at DOUBLE PRECISION);
+CREATE INDEX IF NOT EXISTS cr_commands_changed ON cr_commands ((coalesce(result_at, issued_at)));
 CREATE TABLE IF NOT EXISTS cr_command_context (
     id TEXT PRIMARY KEY, previous TEXT NOT NULL, undo_of TEXT);
 CREATE TABLE IF NOT EXISTS cr_command_reports (

@@ -50,10 +50,12 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE INDEX IF NOT EXISTS records_station_seq ON records (station, seq);
 CREATE INDEX IF NOT EXISTS records_decided ON records (decided_ts);
 CREATE INDEX IF NOT EXISTS records_alert ON records (is_alert, decided_ts);
+CREATE INDEX IF NOT EXISTS records_committed ON records (committed_at);
 CREATE TABLE IF NOT EXISTS reviews (
     record_id TEXT NOT NULL, station TEXT NOT NULL, officer TEXT NOT NULL, decided_ts DOUBLE PRECISION NOT NULL,
     outcome TEXT NOT NULL, body TEXT NOT NULL, committed_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (record_id, officer, decided_ts));
+CREATE INDEX IF NOT EXISTS reviews_committed ON reviews (committed_at);
 CREATE TABLE IF NOT EXISTS blob_chunks (
     sha256 TEXT NOT NULL, idx INTEGER NOT NULL, count INTEGER NOT NULL, size BIGINT NOT NULL, data {blob} NOT NULL,
     PRIMARY KEY (sha256, idx));

@@ -136,3 +136,16 @@ def test_the_feeds_events_go_out_when_the_station_board_fails(store, monkeypatch
     monkeypatch.setattr(feed, "stations", broken)
     assert [e["alert"]["id"] for e in feed.poll() if e["type"] == "alert"] == [rec.id]
     assert feed.counters["poll_errors"] == 1
+
+
+def test_the_live_feeds_queries_read_an_index_not_the_whole_table(tmp_path):
+    """The feed polls every 0.1 s for rows committed since its mark: without an index on the commit time each
+    poll read the whole records and reviews tables (51 ms at 300,000 records on SQLite, growing)."""
+    from central_sync.control_room.feed import SOURCES
+
+    hub = open_store(str(tmp_path / "hub.db"))
+    db.migrate(hub)
+    for name, sql in SOURCES.items():
+        plan = " ".join(str(row[-1]) for row in hub.query("EXPLAIN QUERY PLAN " + sql, (0.0,)))
+        assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, (name, plan)
+    hub.close()
