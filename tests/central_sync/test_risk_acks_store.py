@@ -43,3 +43,20 @@ def test_migrate_twice_keeps_the_answers(store: HubStore) -> None:
     store.record_bundle_ack("gate-1", 6, SHA6, "applied", None, 10.0)
     store.migrate()
     assert store.applied_bundle_versions() == {"gate-1": 6}
+
+
+def test_the_latest_answer_is_the_newest_then_the_highest_version_among_many(store: HubStore) -> None:
+    """One answer per station, its newest (then its highest version) over answers recorded in any order: what the
+    correlated query the control room's bundles page ran before gave (quadratic in a station's answers)."""
+    import random
+
+    rng = random.Random(7)
+    for _ in range(300):
+        store.record_bundle_ack(f"gate-{rng.randrange(6)}", rng.randrange(1, 40), rng.choice((SHA6, SHA7, SHA7B)),
+                                rng.choice(("applied", "refused")), None, float(rng.randrange(0, 60)))
+    newest: dict[str, tuple[float, int]] = {}
+    for station, version, at in store.query("SELECT station, version, at FROM bundle_acks"):
+        newest[station] = max(newest.get(station, (-1.0, -1)), (at, version))
+    got = store.bundle_acks()
+    assert [row[0] for row in got] == sorted(newest)
+    assert all((row[5], row[1]) == newest[row[0]] for row in got)
