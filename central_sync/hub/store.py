@@ -355,13 +355,17 @@ class HubStore:
         return rows[0][0] > 0, rows[0][1]
 
     def assemble(self, sha256: str, station: str) -> bool:
-        """Join the chunks, check the whole-file hash, store the image; False (chunks dropped) on mismatch."""
+        """Join the chunks, check the whole-file hash, store the image; False (chunks dropped) on mismatch. True
+        when the image is stored already: another hub process may have finished it since this one looked."""
         def join(cur: Cursor) -> bool:
-            cur.execute(self.sql("SELECT data, size FROM blob_chunks WHERE sha256=? ORDER BY idx"), (sha256,))
-            parts = cur.fetchall()
+            cur.execute(self.sql("SELECT count(*) FROM blobs WHERE sha256=?"), (sha256,))
+            done = cur.fetchall()[0][0] > 0
+            if not done:
+                cur.execute(self.sql("SELECT data, size FROM blob_chunks WHERE sha256=? ORDER BY idx"), (sha256,))
+            parts = [] if done else cur.fetchall()
             data = b"".join(bytes(p[0]) for p in parts)
-            ok = hashlib.sha256(data).hexdigest() == sha256 and len(data) == parts[0][1]
-            if ok:
+            ok = done or (bool(parts) and hashlib.sha256(data).hexdigest() == sha256 and len(data) == parts[0][1])
+            if ok and not done:
                 cur.execute(self.sql("INSERT INTO blobs (sha256, size, station, data, committed_at) VALUES (?,?,?,?,?)"
                                       " ON CONFLICT DO NOTHING"), (sha256, len(data), station, data, time.time()))
             cur.execute(self.sql("DELETE FROM blob_chunks WHERE sha256=?"), (sha256,))

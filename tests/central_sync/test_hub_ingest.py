@@ -219,3 +219,31 @@ def test_a_time_without_a_zone_is_rejected_and_the_rest_of_the_batch_stored(hub,
     [reason] = [a["reason"] for t, m in sent for a in m["acks"] if a["status"] == "rejected"]
     assert f"decided_at {when} names no time zone" in reason and bad.id in reason
     assert ing.counters["rejected"] == 1
+
+
+def test_an_image_another_hub_process_finished_meanwhile_is_committed_not_rejected(tmp_path):
+    """Two hub processes share the database: hub A finishes the image between hub B's look at it and B's
+    assembly. B found no chunks left and answered `rejected` (the station parked a stored image and alarmed)."""
+    url = str(tmp_path / "hub.db")
+    store_a, store_b = open_store(url), open_store(url)
+    store_a.migrate()
+    sent: list[tuple[str, dict]] = []
+    hub_a = Ingestor(store_a, "hub-a", lambda t, b: sent.append(("a", json.loads(b))))
+    hub_b = Ingestor(store_b, "hub-b", lambda t, b: sent.append(("b", json.loads(b))))
+    data = bytes(range(256)) * 8
+    sha, chunks = chunk_msgs(data, 1024)
+    hub_a.handle(chunks[:1])
+    looked = store_b.blob_state
+
+    def a_finishes_meanwhile(sha256: str) -> tuple[bool, int]:
+        seen = looked(sha256)
+        hub_a.handle(chunks[1:])  # a resent copy of the last chunk reached hub A at the same time
+        return seen
+    store_b.blob_state = a_finishes_meanwhile
+    hub_b.handle(chunks[1:])
+    assert store_a.image(sha) == data
+    answers = [(who, a["status"]) for who, m in sent for a in m["acks"] if a["status"] != "chunk"]
+    assert answers == [("a", "committed"), ("b", "committed")]
+    assert hub_b.counters["image_hash_mismatch"] == 0 and hub_b.counters["rejected"] == 0
+    store_a.close()
+    store_b.close()
