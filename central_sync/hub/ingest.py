@@ -58,6 +58,9 @@ class _Work:
     blobs: dict[str, tuple[str, p.BlobChunkHeader]] = field(default_factory=dict)
 
 
+CLOCK_AHEAD_S = 300.0  # a status dated further ahead of the hub's clock is kept as received now
+
+
 class Ingestor:
     """Decode, commit, then acknowledge; `send(topic, payload)` hands acks to the MQTT thread."""
 
@@ -66,6 +69,7 @@ class Ingestor:
         self.store, self.hub_id, self.send, self.max_bytes, self.limits = store, hub_id, send, max_bytes, limits
         self.counters: Counter[str] = Counter()
         self.stations: set[str] = set()  # stations this worker has seen (for the gap check)
+        self._ahead: Counter[str] = Counter()  # statuses dated ahead of the hub's clock, per station
 
     def handle(self, messages: list[tuple[str, bytes]]) -> None:
         work = _Work()
@@ -261,7 +265,16 @@ class Ingestor:
         status = p.decode_model(p.StatusMsg, payload)
         if status.station != station:
             raise WireFormatError(f"status on topic of station {station!r} claims station {status.station!r}")
-        row = (station, status.state, status.session, payload.decode(), status.at, now)
+        at = status.at
+        if at > now + CLOCK_AHEAD_S:  # the board would keep it online and ignore its later statuses of the session
+            self.counters["status_clock_ahead"] += 1
+            self._ahead[station] += 1
+            if self._ahead[station] in (1, 2, 4) or self._ahead[station] % 100 == 0:
+                log.warning("hub.status_clock_ahead", station=station, times=self._ahead[station],
+                            error=f"station {station} dates its status {at - now:.0f} s ahead of the hub's clock "
+                                  f"({at:.0f} against {now:.0f}): kept as received now; its records' times are suspect")
+            at = now
+        row = (station, status.state, status.session, payload.decode(), at, now)
         self._add(work, station, [Step(UPSERT_STATION, row, owned=False)], None, "", "statuses")
 
     def _finish_blob(self, work: _Work, station: str, header: p.BlobChunkHeader) -> None:

@@ -247,3 +247,24 @@ def test_an_image_another_hub_process_finished_meanwhile_is_committed_not_reject
     assert hub_b.counters["image_hash_mismatch"] == 0 and hub_b.counters["rejected"] == 0
     store_a.close()
     store_b.close()
+
+
+def test_a_status_dated_ahead_of_the_hubs_clock_is_kept_as_received_now(hub):
+    """A station booting with its clock a year ahead: its status won within the session, so every later one
+    (its clock mended) was ignored, and the board showed the station online long after it fell silent."""
+    import time
+
+    from central_sync.hub.stations import station_view
+
+    ing, store, _ = hub
+    now = time.time()
+
+    def status(at: float, rows: int) -> tuple[str, bytes]:
+        return p.topic("g1", "status"), json.dumps({"v": 1, "station": "g1", "state": "online", "session": 3, "at": at,
+                                                    "backlog": {"record": {"rows": rows}}}).encode()
+    ing.handle([status(now + 365 * 86400, 0)])
+    ing.handle([status(time.time(), 5000)])  # its clock mended
+    [row] = store.stations()
+    later = station_view(row, now=time.time() + 3600)
+    assert later["backlog"] == {"record": {"rows": 5000}} and later["state"] == "offline"
+    assert ing.counters["status_clock_ahead"] == 1 and ing.counters["statuses"] == 2
