@@ -196,7 +196,7 @@ class Ingestor:
             return
         ack = p.AckItem(msg=msg.msg, record_id=msg.record_id, status="committed")
         refusal = (f"{kind} message {msg.msg} from station {station!r} names record {msg.record_id!r}, "
-                   "which the hub holds for another station")
+                   "which the hub holds for another station, or as another record (another seq or decision time)")
         if isinstance(msg, p.RecordMsg):
             steps, counter = [Step(UPSERT_RECORD, _record_row(msg.body, kind == p.Kind.ALERT, now, self.hub_id)),
                               *_identity_steps(msg.body), *_search_steps(msg.body, now)], "records"

@@ -44,9 +44,10 @@ class Queryable(Protocol):
     def query(self, sql: str, args: tuple = ()) -> list[tuple]: ...
 
 INSERT_IDENTITY = ("INSERT INTO record_identities (record_id, station, kind, value, norm, decided_ts)"
-                   " SELECT ?,?,?,?,?,? WHERE EXISTS (SELECT 1 FROM records WHERE id = ? AND station = ?)"
-                   " ON CONFLICT DO NOTHING")
-"""Only under the station's own record (args: the row's six values, record id, station)."""
+                   " SELECT ?,?,?,?,?,? WHERE EXISTS (SELECT 1 FROM records WHERE id = ? AND station = ? AND seq = ?"
+                   " AND decided_ts = ?) ON CONFLICT DO NOTHING")
+"""Only under the station's own record, that very one (args: the row's six values, record id, station, seq,
+decision time: a record refused as another under the same id adds nothing)."""
 
 
 INDEX_IDENTITY = ("INSERT INTO record_identities (record_id, station, kind, value, norm, decided_ts)"
@@ -62,8 +63,9 @@ def normalise(value: str) -> str:
 def identity_rows(record: InspectionRecord) -> list[tuple]:
     """The INSERT_IDENTITY arguments for each identity of the record, each (kind, value) once."""
     seen = dict.fromkeys((i.kind, i.value) for i in record.identities)
-    return [(record.id, record.station, kind, value, normalise(value), record.decided_at.timestamp(), record.id,
-             record.station) for kind, value in seen]
+    decided = record.decided_at.timestamp()
+    return [(record.id, record.station, kind, value, normalise(value), decided, record.id, record.station,
+             record.seq, decided) for kind, value in seen]
 
 
 def stored_identity_rows(record_id: str, station: str, decided_ts: float, body: str) -> list[tuple]:

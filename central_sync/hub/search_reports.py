@@ -30,12 +30,13 @@ INDEX_OUTCOME = "CREATE INDEX IF NOT EXISTS records_search_outcome ON records (s
 COLS = ("record_id", "station", "version", "outcome", "final", "officer", "supervisor", "signed_ts", "minutes", "text",
         "body", "committed_at")
 UPSERT_SEARCH_REPORT = (f"INSERT INTO search_reports ({','.join(COLS)}) SELECT {','.join('?' * len(COLS))}"
-                        " WHERE EXISTS (SELECT 1 FROM records WHERE id = ? AND station = ?)"
+                        " WHERE EXISTS (SELECT 1 FROM records WHERE id = ? AND station = ? AND seq = ? AND decided_ts = ?)"
                         " ON CONFLICT (record_id, version) DO UPDATE SET final = excluded.final,"
                         " supervisor = excluded.supervisor, text = excluded.text, body = excluded.body, committed_at = excluded.committed_at"
                         " WHERE search_reports.station = excluded.station AND excluded.final >= search_reports.final"
                         " AND search_reports.officer = excluded.officer")
-"""Args: the version's row, then record id and station (only under the station's own record)."""
+"""Args: the version's row, then record id, station, seq and decision time (only under the station's own record,
+that very one)."""
 
 SET_OUTCOME = ("UPDATE records SET search_outcome = (SELECT CASE WHEN s.final = 1 THEN s.outcome ELSE 'pending' END"
                " FROM search_reports s WHERE s.record_id = records.id ORDER BY s.version DESC LIMIT 1)"
@@ -57,7 +58,8 @@ def report_rows(record: InspectionRecord, now: float) -> list[tuple]:
     """UPSERT_SEARCH_REPORT arguments, one per version of the record's report."""
     return [(record.id, record.station, r.version, r.outcome, int(r.final), r.officer.badge,
              r.countersigned.badge if r.countersigned else None, r.officer.signed_at.timestamp(), r.minutes,
-             search_text(r), r.model_dump_json(), now, record.id, record.station) for r in record.search_reports]
+             search_text(r), r.model_dump_json(), now, record.id, record.station, record.seq, record.decided_at.timestamp())
+            for r in record.search_reports]
 
 
 def outcome_row(record: InspectionRecord) -> tuple:

@@ -90,12 +90,15 @@ CREATE TABLE IF NOT EXISTS bundle_acks (
 RECORD_COLS = ("id", "station", "seq", "verdict", "is_alert", "kind", "lane", "decided_ts", "identities",
                "scan_sha256", "body", "committed_at", "hub")
 _RECORD_VALUES = f"INSERT INTO records ({','.join(RECORD_COLS)}) VALUES ({','.join('?' * len(RECORD_COLS))})"
+# Both refuse (no row returned: "foreign") a record whose id the hub holds under another seq or decision time:
+# another record, which a `committed` would have dropped unseen.
+_SAME_RECORD = (" WHERE records.station = excluded.station AND records.seq = excluded.seq"
+                " AND records.decided_ts = excluded.decided_ts RETURNING id")
 UPSERT_RECORD = (_RECORD_VALUES + " ON CONFLICT (id) DO UPDATE SET is_alert = CASE WHEN excluded.is_alert > records.is_alert"
-                 " THEN excluded.is_alert ELSE records.is_alert END WHERE records.station = excluded.station RETURNING id")
+                 " THEN excluded.is_alert ELSE records.is_alert END" + _SAME_RECORD)
 # An update (review, route) carries the whole record: inserted when it overtook the record itself, else it
 # replaces the body; the record arriving later keeps the updated body (UPSERT_RECORD leaves it alone).
-UPSERT_UPDATED_RECORD = (_RECORD_VALUES + " ON CONFLICT (id) DO UPDATE SET body = excluded.body"
-                         " WHERE records.station = excluded.station RETURNING id")
+UPSERT_UPDATED_RECORD = _RECORD_VALUES + " ON CONFLICT (id) DO UPDATE SET body = excluded.body" + _SAME_RECORD
 _NOT_FOREIGN = " WHERE NOT EXISTS (SELECT 1 FROM records WHERE id = ? AND station <> ?)"  # args: record id, station
 REVIEW_COLS = ("record_id", "station", "officer", "decided_ts", "outcome", "body", "committed_at")
 INSERT_REVIEW = (f"INSERT INTO reviews ({','.join(REVIEW_COLS)}) SELECT {','.join('?' * len(REVIEW_COLS))}"

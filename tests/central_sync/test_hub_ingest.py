@@ -268,3 +268,27 @@ def test_a_status_dated_ahead_of_the_hubs_clock_is_kept_as_received_now(hub):
     later = station_view(row, now=time.time() + 3600)
     assert later["backlog"] == {"record": {"rows": 5000}} and later["state"] == "offline"
     assert ing.counters["status_clock_ahead"] == 1 and ing.counters["statuses"] == 2
+
+
+def test_another_record_under_a_stored_id_is_rejected_not_dropped_as_committed(hub):
+    """A record whose id the hub holds under another seq or decision time is another record: it was acked
+    `committed` and dropped unseen (the stored body kept). Now it is rejected, the station parks it and alarms;
+    its identities are not indexed under the stored record. The same record again still commits."""
+    from datetime import timedelta
+
+    from central_sync.schema import Identity
+
+    ing, store, sent = hub
+    rec = make_record("g1", 5)
+    other = rec.model_copy(update={"seq": 6, "verdict": Verdict.MANUAL, "reason": "manual", "lane": "L9",
+                                   "identities": [Identity(kind="plate", value="ZZ999", source="anpr")]})
+    later = rec.model_copy(update={"decided_at": rec.decided_at + timedelta(seconds=30)})
+    ing.handle([msg("inspection", rec, 1)])
+    ing.handle([msg("inspection", other, 2)])
+    ing.handle([msg("inspection", later, 3)])
+    ing.handle([msg("alert", rec, 4)])
+    assert store.query("SELECT seq, verdict FROM records") == [(5, "clear")]
+    assert store.query("SELECT count(*) FROM record_identities WHERE value = 'ZZ999'") == [(0,)]
+    assert acks(sent) == [(1, "committed"), (2, "rejected"), (3, "rejected"), (4, "committed")]
+    [reason, _] = [a["reason"] for t, m in sent for a in m["acks"] if a["status"] == "rejected"]
+    assert rec.id in reason and "another seq or decision time" in reason
