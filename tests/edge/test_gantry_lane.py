@@ -210,6 +210,9 @@ async def test_a_confirmed_threat_waiting_in_the_lane_is_not_released_by_decidin
         assert r.status_code == 200 and r.json()["lane"]["outcome"] == "queued", r.text
         r = await officer.post(f"/api/cases/{records[1].id}/decision", json={"outcome": "cleared", "lane": "release"})
         assert (r.status_code, r.json()["detail"]) == (403, "release_needs_supervisor")
+        # nor by first turning it into a false alarm still bound for the search bay, then releasing it as cleared
+        r = await officer.post(f"/api/cases/{records[1].id}/decision", json={"outcome": "false_alarm", "lane": "search_bay"})
+        assert (r.status_code, r.json()["detail"]) == (403, "decision_needs_supervisor")
         assert next(r for r in g.records() if r.id == records[1].id).review.outcome == "threat_confirmed"
         await g.polls(10)
         assert g.barrier_seen_open == [] and g.sim.passed == []
