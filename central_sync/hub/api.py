@@ -13,6 +13,7 @@ from typing import Callable, TypeVar, TypeVarTuple, Unpack
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response
 
+from appliance.validation import answer_invalid_requests
 from central_sync.errors import HubStoreError
 from central_sync.hub import history as hist
 from central_sync.hub.api_auth import ServiceTokens, require_reader
@@ -63,6 +64,7 @@ def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, sta
     Readers: holders of `service_tokens`, and signed-in users once the control room is installed
     (it sets `app.state.session_check`)."""
     app = FastAPI(title="Checkpoint Edge hub", version="1")
+    answer_invalid_requests(app)
     app.state.store = store
     app.state.service_tokens = service_tokens or ServiceTokens()
     app.state.session_check = None

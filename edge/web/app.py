@@ -38,6 +38,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from appliance.signin_guard import SignInGuard
+from appliance.validation import answer_invalid_requests
 from edge import auth
 from edge.context import StationContext
 from edge.tip import TipEngine
@@ -99,6 +100,7 @@ def create_app(ctx: StationContext, cfg: WebConfig | None = None, tip_engine: Ti
     app = FastAPI(title=f"Checkpoint Edge station {ctx.station_id}", lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url=None)
     app.state.web = web
+    answer_invalid_requests(app)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from central_sync.schema import InspectionRecord, ItemKind, Review
 from edge import audit
@@ -18,7 +18,19 @@ from edge.web import queries, render, scandata
 from edge.web.i18n import catalogue, t
 from models.scan import Scan, load_scan
 
-BoxT = tuple[float, float, float, float]
+MAX_PIXEL = 100_000  # larger than any scan's side (a 40 ft container at 5 mm: ~2,500 lines)
+Pixel = Annotated[float, Field(ge=-MAX_PIXEL, le=MAX_PIXEL, allow_inf_nan=False)]
+
+
+def _ordered(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    if box[0] > box[2] or box[1] > box[3]:
+        raise ValueError(f"a box is [x0, y0, x1, y1] with x0 <= x1 and y0 <= y1, got {list(box)}")
+    return box
+
+
+# A box an officer drew, in scan pixels: a non-finite coordinate (JSON 1e999) was stored as null and left the
+# record unreadable (every view of it, the history, the export and the hub's copy answered 500 or refused it)
+BoxT = Annotated[tuple[Pixel, Pixel, Pixel, Pixel], AfterValidator(_ordered)]
 ImageSource = tuple[Path, Projection | None]  # the scan file and the TIP projection awaiting an answer
 
 

@@ -303,3 +303,19 @@ def test_the_daemons_stop_event_is_the_apps(station):
     ctx = StationContext("t-1", "conveyor", "1", 400.0, station.writer, station.events, dict,
                          stopping=stop)
     assert create_app(ctx, WebConfig()).state.web.stopping is stop
+
+
+@pytest.mark.parametrize("boxes", [b"[[1e999,1,2,3]]", b"[[0,0,1,-1e999]]", b"[[1e300,1,2e300,3]]", b"[[50,20,10,80]]"])
+def test_a_box_that_is_not_a_finite_ordered_box_is_refused_and_the_record_stays_readable(station, boxes):
+    """1e999 is valid JSON and parsed as infinity: stored as null, it left the record unreadable (its case, the
+    history, the export and a supervisor's override answered 500; the hub refused the synced review)."""
+    rec = station.item()
+    c = station.client(OFFICER)
+    body = b'{"outcome":"threat_confirmed","label":"firearm","boxes":' + boxes + b"}"
+    r = c.post(f"/api/cases/{rec.id}/decision", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert station.store.get(rec.id).review is None
+    assert c.get(f"/api/cases/{rec.id}").status_code == 200 and c.get("/api/history").status_code == 200
+    r = c.post(f"/api/cases/{rec.id}/screen", content=b'{"flagged":true,"box":' + boxes[1:-1] + b"}",
+               headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text

@@ -393,7 +393,8 @@ const dist = (a, b) => Math.hypot(a.clientX - b.clientX, a.clientY - b.clientY);
 const sideOn = () => ["vehicle", "container"].includes(S.current?.kind);
 function toImage(e) {
   const img = $("scan"), r = img.getBoundingClientRect();
-  const u = ((e.clientX - r.left) / r.width) * img.naturalWidth, v = ((e.clientY - r.top) / r.height) * img.naturalHeight;
+  const within = (f, n) => Math.min(n, Math.max(0, f * n));  // a box dragged past the image's edge stops at it
+  const u = within((e.clientX - r.left) / r.width, img.naturalWidth), v = within((e.clientY - r.top) / r.height, img.naturalHeight);
   return sideOn() ? { x: img.naturalHeight - v, y: u } : { x: u, y: v };
 }
 function onScreen(b) {

@@ -1,0 +1,34 @@
+"""Invalid requests answer 422 with the validation errors, whatever the client sent.
+
+FastAPI's own answer to a request that fails validation echoes each offending value; JSON that is valid but
+holds a number too large for a float (1e999) arrives as infinity, which JSON cannot carry, and the answer
+itself failed with 500. Values JSON cannot carry are echoed as their text instead.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every non-finite float (at any depth) replaced by its text ('inf', '-inf', 'nan')."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def answer_invalid_requests(app: FastAPI) -> None:
+    """Register the 422 handler on `app`."""
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": json_safe(jsonable_encoder(exc.errors()))})
