@@ -20,7 +20,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Annotated, Literal
 
 import cv2
 from pydantic import BaseModel, ConfigDict, Field
@@ -86,7 +86,9 @@ class ReportForm(BaseModel):
     methods: list[Literal["manual", "probe", "dog", "opened_panels"]] = Field(default_factory=list, max_length=4)
     minutes: int = Field(ge=0, le=24 * 60)
     findings: list[SearchFinding] = Field(default_factory=list, max_length=50)
-    photos: list[str] = Field(default_factory=list, max_length=20)
+    # each a photo's sha256 (its name under data_dir/photos): a path here was read as a file of the station's,
+    # its existence told to the signer and its picture printed into the signed report
+    photos: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(default_factory=list, max_length=20)
     notes: str = Field("", max_length=4000)
     badge: str = Field(max_length=64)
     pin: str = Field(max_length=32)

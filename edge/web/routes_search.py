@@ -99,7 +99,8 @@ async def sign(record_id: str, body: ReportForm, request: Request, st: WebState 
 async def countersign(record_id: str, version: int, body: Countersignature, request: Request,
                       st: WebState = Depends(state), user: auth.User = Depends(VIEWER)) -> dict:
     """A supervisor's countersignature (badge + PIN in the body) on the latest version of a seizure report."""
-    await _signed(st, request, body.badge, lambda s: search_report.countersign(s, record_id, version, body))
+    await _signed(st, request, body.badge,
+                  lambda s: search_report.countersign(s, cases.get_case(s, record_id).id, version, body))
     st.ctx.events.publish("search_report", {"id": record_id, "version": version})
     return search_report.view(await _call(st, cases.get_case, record_id))
 

@@ -68,3 +68,18 @@ def test_wrong_signature_pins_lock_the_badge_like_sign_ins_and_a_technician_sign
         assert http.get(url).status_code == 403
     record = station.call(lambda s: s.get(rec.id))
     assert record is not None and [r.officer.badge for r in record.search_reports] == [SUPERVISOR[0]]
+
+
+def test_photo_names_are_hashes_not_paths_and_an_unknown_record_is_not_found(station: StationHarness) -> None:
+    """A photo name is its sha256 under data_dir/photos: a path there was read as any file of the station's (the
+    signer learnt whether it exists, and its picture was printed into the signed report)."""
+    rec = station.call(lambda s: s.commit(vehicle_record(s.station), scan_stored=False))
+    url = f"/api/cases/{rec.id}/search-reports"
+    database = str(station.call(lambda s: s.db_path))
+    with client(station, OFFICER) as http:
+        for name in ("/etc/passwd", database, "../station.db", "AB" * 32):
+            r = http.post(url, json=dict(body(OFFICER[0], OFFICER[1]), photos=[name]))
+            assert r.status_code == 422 and r.json()["detail"][0]["loc"][-2:] == ["photos", 0], r.text
+        r = http.post("/api/cases/nope/search-reports/1/countersign", json={"badge": SUPERVISOR[0], "pin": SUPERVISOR[1]})
+        assert (r.status_code, r.json()["detail"]) == (404, "case_not_found"), r.text
+    assert station.call(lambda s: s.get(rec.id)).search_reports == []
