@@ -25,6 +25,7 @@ from edge.web.deps import COOKIE, WebState, lang_of, require, state
 from models.errors import ScanFormatError
 
 log = structlog.get_logger()
+MAX_SEQ = 2**63 - 1  # SQLite's largest integer: a larger one in a query failed the request with 500
 router = APIRouter()
 VIEWER = require("case.view")
 DECIDER = require("case.decide")
@@ -68,7 +69,8 @@ def _item_mapper(st: WebState, user: auth.User, last_seq: int) -> sse.Mapper:
 
 def _last_event_id(request: Request) -> int | None:
     value = request.headers.get("last-event-id", "")
-    return int(value) if value.isdigit() else None
+    # ASCII digits only ('²' is a digit to str.isdigit, not to int), within what a seq can be
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
 
 
 @router.get("/api/stream")
@@ -221,7 +223,8 @@ async def screening(record_id: str, body: cases.Screening, st: WebState = Depend
 
 
 @router.get("/api/queue")
-async def queue(after_seq: int = 0, limit: int = Query(100, ge=1, le=500), st: WebState = Depends(state),
+async def queue(after_seq: int = Query(0, ge=0, le=MAX_SEQ), limit: int = Query(100, ge=1, le=500),
+                st: WebState = Depends(state),
                 user: auth.User = Depends(VIEWER)) -> dict:
     """The undecided items, oldest first, a page at a time (`after_seq`: the last seq of the page before)."""
     records, total = await st.db(lambda s: (queries.queue(s, limit, after_seq), queries.queue_size(s)))
@@ -231,11 +234,11 @@ async def queue(after_seq: int = 0, limit: int = Query(100, ge=1, le=500), st: W
 @router.get("/api/history")
 async def history(q: str = "", verdict: str | None = None, reviewed: bool | None = None,
                   since: str | None = None, until: str | None = None, officer: str | None = None,
-                  before_seq: int | None = None, st: WebState = Depends(state),
+                  before_seq: int | None = Query(None, ge=0, le=MAX_SEQ), st: WebState = Depends(state),
                   user: auth.User = Depends(VIEWER)) -> dict:
     try:
         since, until = (queries.utc_iso(v) if v else None for v in (since, until))
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # 9999-12-31T23:59:59-23:00 overflows in UTC
         raise HTTPException(422, "bad_time") from exc
     f = queries.HistoryFilter(q[:200], verdict, reviewed, since, until, officer, st.cfg.history_page_size,
                               before_seq)

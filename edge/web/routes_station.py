@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from edge import audit, auth, tip
 from edge.store import Store
@@ -111,9 +111,9 @@ async def tip_left(record_id: str, st: WebState = Depends(state), user: auth.Use
 
 
 @router.get("/api/audit")
-async def audit_log(object: str | None = None, limit: int = 200, st: WebState = Depends(state),
+async def audit_log(object: str | None = None, limit: int = Query(200, ge=1, le=1000), st: WebState = Depends(state),
                     user: auth.User = Depends(require("audit.view"))) -> dict:
-    rows = await st.db(lambda s: audit.entries(s.conn, object, min(limit, 1000)))
+    rows = await st.db(lambda s: audit.entries(s.conn, object, limit))
     return {"entries": [e.as_dict() for e in rows]}
 
 

@@ -319,3 +319,29 @@ def test_a_box_that_is_not_a_finite_ordered_box_is_refused_and_the_record_stays_
     r = c.post(f"/api/cases/{rec.id}/screen", content=b'{"flagged":true,"box":' + boxes[1:-1] + b"}",
                headers={"content-type": "application/json"})
     assert r.status_code == 422, r.text
+
+
+def test_out_of_range_query_values_answer_4xx_not_500(station):
+    """Each answered 500 before: a seq beyond SQLite's integers, a time that overflows in UTC, a negative
+    audit limit (SQLite's 'no limit': the whole log)."""
+    c = station.client(OFFICER)
+    for url in (f"/api/queue?after_seq={2**70}", f"/api/history?before_seq={2**70}", "/api/queue?after_seq=-1"):
+        assert c.get(url).status_code == 422, url
+    r = c.get("/api/history", params={"since": "9999-12-31T23:59:59-23:00"})
+    assert (r.status_code, r.json()["detail"]) == (422, "bad_time")
+    s = station.client(SUPERVISOR)
+    for limit in (-1, 0, 1001):
+        assert s.get(f"/api/audit?limit={limit}").status_code == 422, limit
+    assert s.get("/api/audit?limit=5").status_code == 200
+
+
+def test_a_last_event_id_that_is_not_ascii_digits_is_ignored():
+    from types import SimpleNamespace
+
+    from edge.web.routes_cases import _last_event_id
+
+    def header(value: str) -> object:
+        return SimpleNamespace(headers={"last-event-id": value})
+    assert _last_event_id(header("42")) == 42  # type: ignore[arg-type]
+    for value in ("²", "١٢", "9" * 40, "-3", ""):
+        assert _last_event_id(header(value)) is None, value  # type: ignore[arg-type]
