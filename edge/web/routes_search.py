@@ -112,9 +112,12 @@ async def add_photo(request: Request, st: WebState = Depends(state),
     announced = request.headers.get("content-length", "")
     if announced.isdigit() and int(announced) > MAX_PHOTO_BYTES:  # refused before it is read into memory
         raise _too_large(int(announced))
-    data = await request.body()
-    if len(data) > MAX_PHOTO_BYTES:
-        raise _too_large(len(data))
+    received = bytearray()
+    async for part in request.stream():  # a body without a length (chunked) stops here too, not in memory
+        received += part
+        if len(received) > MAX_PHOTO_BYTES:
+            raise _too_large(len(received))
+    data = bytes(received)
     kind = request.headers.get("content-type", "").split(";")[0].strip()
 
     def keep(s: Store) -> str:

@@ -83,3 +83,19 @@ def test_photo_names_are_hashes_not_paths_and_an_unknown_record_is_not_found(sta
         r = http.post("/api/cases/nope/search-reports/1/countersign", json={"badge": SUPERVISOR[0], "pin": SUPERVISOR[1]})
         assert (r.status_code, r.json()["detail"]) == (404, "case_not_found"), r.text
     assert station.call(lambda s: s.get(rec.id)).search_reports == []
+
+
+def test_a_photo_sent_without_a_length_is_refused_once_it_passes_the_limit(station: StationHarness) -> None:
+    """A chunked upload announces no length: it is counted as it comes (the route stops reading past the limit
+    instead of holding the whole body first), refused past the limit; a small one is kept."""
+    from edge.web.routes_search import MAX_PHOTO_BYTES
+
+    def chunks():
+        yield b"\x89PNG\r\n\x1a\n"
+        for _ in range(MAX_PHOTO_BYTES // (1 << 20) + 4):
+            yield bytes(1 << 20)
+    with client(station, OFFICER) as http:
+        r = http.post("/api/search-photos", content=chunks(), headers={"content-type": "image/png"})
+        assert r.status_code == 413, r.text
+        assert http.post("/api/search-photos", content=iter([b"\x89PNG\r\n\x1a\n" + bytes(64)]),
+                         headers={"content-type": "image/png"}).status_code == 200
