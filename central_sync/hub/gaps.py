@@ -15,7 +15,9 @@ GIVE_UP_ASKS = 60  # a seq asked for this many times (5 minutes at the hub's 5 s
 
 
 class GapChecker:
-    """Remembers each station's contiguous prefix; asks for seqs that stay missing."""
+    """Remembers each station's contiguous prefix (kept in the hub store: a restarted hub starts where it was,
+    not at each station's oldest record, above which retention has deleted most seqs); asks for seqs that stay
+    missing."""
 
     def __init__(self, store: HubStore, hub_id: str, send: Callable[[str, bytes], None],
                  max_bytes: Callable[[], int] = lambda: 256 * 1024) -> None:
@@ -25,9 +27,14 @@ class GapChecker:
         self.asks: dict[str, dict[int, int]] = {}  # station -> seq -> times asked for
         self.lost: dict[str, set[int]] = {}  # station -> seqs no longer asked for, above its contiguous prefix
         self.asked = self.given_up = 0
+        self._loaded = False
 
     def check(self, seen: set[str] | None = None) -> None:
         """Check every station that reported a status, plus `seen` (stations this process ingested)."""
+        if not self._loaded:
+            for station, through in self.store.gap_prefixes().items():
+                self.through[station] = max(through, self.through.get(station, through))
+            self._loaded = True
         for station in sorted(set(self.store.station_ids()) | (seen or set())):
             self._check_station(station)
 
@@ -40,6 +47,8 @@ class GapChecker:
         lost = self.lost.setdefault(station, set())
         missing = [s for s in _missing(start, seqs, MAX_ASK * 10) if s not in lost]
         self.through[station] = (missing[0] - 1) if missing else seqs[-1]
+        if self.through[station] != low:
+            self.store.save_gap_prefix(station, self.through[station])
         lost.difference_update([s for s in lost if s <= self.through[station]])  # behind the prefix now
         room = max(1, min(MAX_ASK, (self.max_bytes() - 200) // 21))  # a seq is at most 20 digits and a comma
         persistent = [s for s in missing if s in self.suspects.get(station, set())][:room]

@@ -79,6 +79,7 @@ CREATE INDEX IF NOT EXISTS record_identities_norm ON record_identities (norm);
 CREATE TABLE IF NOT EXISTS blob_uploads (
     sha256 TEXT PRIMARY KEY, station TEXT NOT NULL, count BIGINT NOT NULL, size BIGINT NOT NULL,
     started_at DOUBLE PRECISION NOT NULL, pruned INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS gap_prefix (station TEXT PRIMARY KEY, through BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS bundle_acks (
     station TEXT NOT NULL, version BIGINT NOT NULL, sha256 TEXT NOT NULL, outcome TEXT NOT NULL, code TEXT,
     at DOUBLE PRECISION NOT NULL, PRIMARY KEY (station, version, sha256));
@@ -410,6 +411,16 @@ class HubStore:
 
     def stations(self) -> list[tuple]:
         return self.query("SELECT station, state, session, status, status_at, seen_at FROM stations ORDER BY station")
+
+    def gap_prefixes(self) -> dict[str, int]:
+        """Per station the seq through which the gap check found nothing missing (central_sync.hub.gaps)."""
+        return {station: through for station, through in self.query("SELECT station, through FROM gap_prefix")}
+
+    def save_gap_prefix(self, station: str, through: int) -> None:
+        """Keep the station's gap-free prefix; it only grows (several hub processes check at once)."""
+        self.query("INSERT INTO gap_prefix (station, through) VALUES (?,?) ON CONFLICT (station) DO UPDATE"
+                   " SET through = excluded.through WHERE excluded.through > gap_prefix.through RETURNING station",
+                   (station, through))
 
     def station_ids(self) -> list[str]:
         return [r[0] for r in self.query("SELECT station FROM stations")]

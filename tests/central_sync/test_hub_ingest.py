@@ -292,3 +292,35 @@ def test_another_record_under_a_stored_id_is_rejected_not_dropped_as_committed(h
     assert acks(sent) == [(1, "committed"), (2, "rejected"), (3, "rejected"), (4, "committed")]
     [reason, _] = [a["reason"] for t, m in sent for a in m["acks"] if a["status"] == "rejected"]
     assert rec.id in reason and "another seq or decision time" in reason
+
+
+def test_a_restarted_hub_checks_gaps_from_where_it_was_not_from_the_oldest_record(hub):
+    """The prefix lived only in memory: a restarted hub started at each station's oldest kept record, above which
+    retention had deleted most seqs (clear records go after 30 days, suspects stay a year), and asked for each of
+    them GIVE_UP_ASKS times, a thousand at a time, before it reached a seq really missing (122 checks, ~10 minutes,
+    for 3,000 records; days for a year's)."""
+    ing, store, _ = hub
+    ing.handle([msg("inspection", make_record("g1", s), s) for s in range(1, 501)])
+    before = GapChecker(store, "hub-u", lambda t, b: None)
+    before.check({"g1"})
+    assert before.through["g1"] == 500
+    store.query("DELETE FROM records WHERE seq % 10 <> 0 AND seq < 480 RETURNING id")  # what retention deletes
+    ing.handle([msg("inspection", make_record("g1", s), s) for s in range(501, 511) if s != 505])
+    cmds: list[list[int]] = []
+    restarted = GapChecker(store, "hub-v", lambda t, b: cmds.append(json.loads(b)["seqs"]))
+    restarted.check({"g1"})
+    restarted.check({"g1"})
+    assert cmds == [[505]] and restarted.through["g1"] == 504
+    assert store.gap_prefixes() == {"g1": 504}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_gap_prefix_kept_only_grows(request, tmp_path, backend):
+    url = str(tmp_path / "hub.db") if backend == "sqlite" else request.getfixturevalue("pg_url")
+    store = open_store(url)
+    store.migrate()
+    store.save_gap_prefix("g1", 40)
+    store.save_gap_prefix("g1", 30)  # another hub process, behind this one
+    store.save_gap_prefix("g2", 7)
+    assert store.gap_prefixes() == {"g1": 40, "g2": 7}
+    store.close()
