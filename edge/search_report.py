@@ -147,6 +147,13 @@ def sign(store: Store, record_id: str, form: ReportForm, now: datetime | None = 
 
     def change(record: InspectionRecord) -> dict[str, object]:
         _check(form, record, photos)
+        if (not form.findings and any(r.outcome == "seizure" for r in record.search_reports)
+                and not user.can("search.countersign")):
+            # a version with nothing found is final when signed and makes the pass a clean one (a reference for
+            # the vehicle's history, feedback to the risk engine): over a seizure, only a supervisor signs it
+            raise SearchReportRefused(403, "seizure_withdrawn_by_supervisor",
+                                      f"{user.role} {user.badge} may not sign 'nothing found' over the seizure "
+                                      f"reported on {record.id}; a supervisor signs that version")
         latest = record.search_reports[-1].version if record.search_reports else None
         unsigned = SearchSignature(badge=user.badge, role=user.role, signed_at=now, digest="0" * 64)
         draft = SearchReport.model_validate({**form.model_dump(exclude={"badge", "pin"}), "version": (latest or 0) + 1,

@@ -106,6 +106,21 @@ def test_an_edit_after_signature_is_a_new_version_and_both_stay(station: SearchS
     assert audit.verify_conn(station.store.conn) == (True, None)
 
 
+def test_only_a_supervisor_signs_nothing_found_over_a_seizure(station: SearchStation) -> None:
+    """'Nothing found' is final when signed and makes the pass a clean one (a reference for the vehicle's history,
+    the risk engine's feedback): an officer signing it over a countersigned seizure withdrew the seizure alone."""
+    rec = station.vehicle()
+    sign(station.store, rec.id, form(seizure=True))
+    countersign(station.store, rec.id, 1, Countersignature(badge=SUPERVISOR[0], pin=SUPERVISOR[3]))
+    e = refused("seizure_withdrawn_by_supervisor", sign, station.store, rec.id, form(signer=OFFICER_2))
+    assert OFFICER_2[0] in str(e) and rec.id in str(e)
+    assert view(stored(station, rec.id))["search_outcome"] == "seizure"
+    again = sign(station.store, rec.id, form(signer=OFFICER_2, seizure=True, minutes=50))  # a seizure amended: fine
+    assert again.version == 2
+    withdrawn = sign(station.store, rec.id, form(signer=SUPERVISOR))
+    assert withdrawn.version == 3 and view(stored(station, rec.id))["search_outcome"] == "nothing_found"
+
+
 def test_areas_must_be_on_the_vehicle_diagram_and_only_vehicles_are_searched(station: SearchStation) -> None:
     rec = station.vehicle()
     assert "container_doors" in {a["name"] for a in diagrams()["tractor_container"]}
