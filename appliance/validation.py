@@ -27,6 +27,17 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def first_non_finite(value: Any, where: str = "") -> str | None:
+    """Where the first non-finite number in a decoded JSON value lies (e.g. 'when.all.0.value'), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where or "the value"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        if (found := first_non_finite(item, f"{where}.{key}" if where else str(key))) is not None:
+            return found
+    return None
+
+
 def answer_invalid_requests(app: FastAPI) -> None:
     """Register the 422 handler on `app`."""
     @app.exception_handler(RequestValidationError)

@@ -56,11 +56,11 @@ class RolloutError(SyncError):
 class Criteria(BaseModel):
     """When a candidate on canary is promoted or rolled back (set with the roll-out)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # 1e999 turned the latency gate off
 
     min_items: int = Field(50, ge=1, le=1_000_000, description="live items compared before a promotion")
     min_agreement: float = Field(0.95, ge=0, le=1, description="share of items where both models found the same classes")
-    p95_ms: float = Field(500.0, gt=0, description="the candidate's 95th percentile latency per item, at most")
+    p95_ms: float = Field(500.0, gt=0, le=600_000, description="the candidate's 95th percentile latency per item, at most")
     max_misses: int = Field(5, ge=0, description="items over p95_ms tolerated; one more rolls back")
     max_items: int | None = Field(None, ge=1, description="items after which a candidate not yet promoted rolls "
                                                           "back (default 4 x min_items)")

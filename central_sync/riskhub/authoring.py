@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,6 +22,7 @@ from central_sync.control_room.db import execute
 from central_sync.errors import DraftError, FourEyesError
 from central_sync.hub.store import Cursor, HubStore
 from risk.bundle import normalise
+from appliance.validation import first_non_finite
 from risk.errors import RuleError
 from risk.rules import Rule, compile_rules
 
@@ -33,7 +34,7 @@ CLEARANCE = {"operator": 0, "supervisor": 2, "admin": 3}
 
 
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class WatchlistIn(_Payload):
@@ -66,7 +67,8 @@ class Ref(_Payload):
 class RandomIn(_Payload):
     rate: float = Field(ge=0, le=1)
     stale_rate: float = Field(ge=0, le=1)
-    per_lane: dict[str, float] = Field(default_factory=dict)
+    per_lane: dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict, max_length=64)
 
 
 Op = Literal["watchlist.put", "watchlist.delete", "entry.put", "entry.delete", "rule.put", "rule.delete", "random.set"]
@@ -104,6 +106,8 @@ def check_payload(store: HubStore, op: str, payload: dict) -> tuple[str, dict]:
     """(target, the payload as it will be applied) or DraftError in one sentence."""
     if op not in OPS:
         raise DraftError(f"operation {op!r} is not one of {', '.join(OPS)}")
+    if (where := first_non_finite(payload)) is not None:  # JSON 1e999 is infinity: shown as null, stored as inf
+        raise DraftError(f"{op} draft refused: {where} is not a finite number")
     if op == "rule.put":
         return _check_rule(payload)
     model = OPS[op]

@@ -92,6 +92,14 @@ def test_an_entry_change_is_audited_with_before_and_after(store: HubStore) -> No
     ("rule.put", RULE | {"when": {"fact": "declaration.weight_kg", "op": "around", "value": 1}}, "rule heavy-empty"),
     ("random.set", {"rate": 1.5, "stale_rate": 0.1}, "rate"),
     ("launch.missiles", {}, "not one of"),
+    # approved, these failed every publish (a rate of 5; infinity, which JSON 1e999 parses as, shown as null
+    # to the approver and stored as inf) until someone drafted and approved a fix: the stations went stale
+    ("random.set", {"rate": 0.1, "stale_rate": 0.1, "per_lane": {"red": 5}}, "per_lane.red"),
+    ("random.set", {"rate": 0.1, "stale_rate": 0.1, "per_lane": {"red": float("inf")}}, "per_lane.red is not a finite"),
+    ("entry.put", {"list_id": "plates-hot", "value": "X1", "reason": "r", "owner": "o", "valid_from": float("inf")},
+     "valid_from is not a finite number"),
+    ("rule.put", RULE | {"when": {"fact": "declaration.weight_kg", "op": "gte", "value": float("inf")}},
+     "when.value is not a finite number"),
 ])
 def test_a_bad_draft_is_refused_in_one_sentence(store: HubStore, op: str, payload: dict, says: str) -> None:
     approved_list(store)
@@ -119,3 +127,4 @@ def test_two_approvers_at_once_one_wins(store: HubStore) -> None:
     with pytest.raises(DraftError, match="already approved"):
         authoring.approve(store, d.id, "bob")
     assert store.query("SELECT count(*) FROM risk_approvals")[0][0] == 1
+

@@ -167,3 +167,15 @@ async def test_restarts_during_a_canary_count_as_a_crash_loop_and_roll_back(rig:
         status = second.status()["models"]
         assert status["phase"] == "rolled_back" and status["candidate"] is None and status["active"] == "test-det 2.0.0"
         assert "started 2 times during the canary (limit 1): a crash loop" in status["reason"]
+
+
+@pytest.mark.parametrize("criteria", [{"p95_ms": float("inf")}, {"p95_ms": 1e9}, {"min_agreement": float("nan")}])
+def test_a_rollouts_criteria_are_finite_and_bounded(criteria: dict) -> None:
+    """JSON 1e999 (infinity) for p95_ms staged a roll-out with its latency gate off, shown as null."""
+    from pydantic import ValidationError
+
+    from central_sync.model_delivery import Criteria
+
+    with pytest.raises(ValidationError):
+        Criteria(**criteria)
+    assert Criteria(p95_ms=800).p95_ms == 800
