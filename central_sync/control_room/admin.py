@@ -51,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "add-user":
             password = (args.password_file.read_text().splitlines()[0] if args.password_file
                         else getpass.getpass(f"password for {args.name}: "))
-            auth.add_user(store, args.name, args.role, password, args.lang)
-            print(f"user {args.name} ({args.role}) saved")
+            _, existed = auth.put_user(store, args.name, args.role, password, args.lang)
+            audit.append(store, f"cli:{getpass.getuser()}", "user.replace" if existed else "user.create", args.name,
+                         {"role": args.role, "lang": args.lang, "existed": existed, "sessions_ended": existed})
+            print(f"user {args.name} ({args.role}) {'replaced; its sessions ended' if existed else 'saved'}")
             return 0
         checked, broken, why = audit.verify(store)
         print(f"{checked} entries, chain intact" if broken is None else f"chain broken at entry {broken}: {why}")

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from appliance.passwords import check_secret, hash_secret
 from appliance.signin_guard import SignInGuard
 from central_sync.control_room.config import ControlRoomConfig
-from central_sync.control_room.db import execute
+from central_sync.control_room.db import execute, transact
 from central_sync.errors import SyncError
-from central_sync.hub.store import HubStore
+from central_sync.hub.store import Cursor, HubStore
 
 ROLES: tuple[str, ...] = ("operator", "supervisor", "admin")
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -64,14 +64,33 @@ class User:
 
 def add_user(store: HubStore, username: str, role: str, password: str, lang: str | None = None) -> User:
     """Create or replace a user (administrators do this through the CLI or the users API)."""
+    return put_user(store, username, role, password, lang)[0]
+
+
+def put_user(store: HubStore, username: str, role: str, password: str, lang: str | None = None,
+             replace: bool = True) -> tuple[User, bool]:
+    """Create a user, or with `replace` replace one (its role, password and language; active again): the user and
+    whether it existed. Replacing ends the account's sessions (a password reset must shut out whoever held the old
+    one). AccountError for a bad role or password, or an existing user without `replace`."""
     if role not in ROLES:
         raise AccountError(f"role {role!r} is not one of {', '.join(ROLES)}")
     if len(password) < 8:
         raise AccountError(f"password for {username!r} has {len(password)} characters, at least 8 are needed")
-    execute(store, "INSERT INTO cr_users (username, role, pw_hash, lang, active, created_at) VALUES (?,?,?,?,1,?)"
-                   " ON CONFLICT (username) DO UPDATE SET role=excluded.role, pw_hash=excluded.pw_hash,"
-                   " lang=excluded.lang, active=1", (username, role, hash_secret(password), lang, time.time()))
-    return User(username, role, lang)
+    pw_hash = hash_secret(password)
+
+    def put(cur: Cursor) -> bool:
+        cur.execute(store.sql("SELECT 1 FROM cr_users WHERE username=?"), (username,))
+        existed = bool(cur.fetchall())
+        if existed and not replace:
+            raise AccountError(f"user {username!r} exists; replacing it (role, password) must be asked for")
+        cur.execute(store.sql("INSERT INTO cr_users (username, role, pw_hash, lang, active, created_at)"
+                              " VALUES (?,?,?,?,1,?) ON CONFLICT (username) DO UPDATE SET role=excluded.role,"
+                              " pw_hash=excluded.pw_hash, lang=excluded.lang, active=1"),
+                    (username, role, pw_hash, lang, time.time()))
+        if existed:
+            cur.execute(store.sql("DELETE FROM cr_sessions WHERE username=?"), (username,))
+        return existed
+    return User(username, role, lang), transact(store, put)
 
 
 def authenticate(store: HubStore, username: str, password: str) -> User:

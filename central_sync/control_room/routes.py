@@ -71,6 +71,7 @@ class NewUser(_Body):
     role: Literal["operator", "supervisor", "admin"]
     password: str = Field(min_length=8, max_length=256)
     lang: Literal["en", "zh-Hant", "zh-Hans"] | None = None
+    replace: bool = False  # an existing user is replaced (role, password; its sessions end) only when asked
 
 
 def api_reader(room: ControlRoom) -> Callable[[Request], str | None]:
@@ -335,8 +336,13 @@ def build_router(room: ControlRoom) -> APIRouter:
 
     @r.post("/cr/api/users")
     def new_user(body: NewUser, user: auth.User = Depends(need("users"))) -> dict:
-        made = auth.add_user(store, body.username, body.role, body.password, body.lang)
-        return {"username": made.username, "role": made.role}
+        try:
+            made, existed = auth.put_user(store, body.username, body.role, body.password, body.lang, body.replace)
+        except auth.AccountError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        audit.append(store, user.username, "user.replace" if existed else "user.create", body.username,
+                     {"role": body.role, "lang": body.lang, "existed": existed, "sessions_ended": existed})
+        return {"username": made.username, "role": made.role, "replaced": existed}
 
     r.include_router(build_command_router(room, need))
     r.include_router(build_risk_router(room, need))

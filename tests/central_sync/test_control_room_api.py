@@ -227,3 +227,28 @@ def test_concurrent_appends_keep_one_unbroken_chain(tmp_path):
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda n: audit.append(store, f"u{n % 4}", "get:view", f"/x/{n}"), range(60)))
     assert audit.verify(store) == (60, None, "")
+
+
+async def test_an_existing_user_is_replaced_only_when_asked_audited_and_its_sessions_end(room):
+    """Posting an existing username silently replaced the account (role, password, active again) with only a
+    generic audit line, and its sessions lived on: one admin could take over another's account and approve their
+    own risk draft as them."""
+    app = room.install(create_app(room.store))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://hub") as adm, \
+            httpx.AsyncClient(transport=transport, base_url="https://hub") as victim:
+        auth.add_user(room.store, "adm2", "admin", PASSWORD)
+        await sign_in(adm, "adm1")
+        await sign_in(victim, "adm2")
+        body = {"username": "adm2", "role": "admin", "password": "taken-over-1"}
+        r = await adm.post("/cr/api/users", json=body)
+        assert r.status_code == 409 and "adm2" in r.json()["detail"]
+        assert (await victim.get("/cr/api/me")).status_code == 200  # nothing changed
+        r = await adm.post("/cr/api/users", json=body | {"replace": True})
+        assert r.status_code == 200 and r.json()["replaced"] is True
+        assert (await victim.get("/cr/api/me")).status_code == 401  # the old session ended with the old password
+        r = await adm.post("/cr/api/users", json={"username": "new1", "role": "operator", "password": "long-enough"})
+        assert r.status_code == 200 and r.json()["replaced"] is False
+    done = [(e["actor"], e["action"], e["object"], json.loads(e["detail"])["existed"])
+            for e in audit.entries(room.store, 50) if e["action"].startswith("user.")]
+    assert sorted(done) == [("adm1", "user.create", "new1", False), ("adm1", "user.replace", "adm2", True)]
