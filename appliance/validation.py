@@ -8,12 +8,14 @@ itself failed with 500. Values JSON cannot carry are echoed as their text instea
 from __future__ import annotations
 
 import math
-from typing import Any
+from datetime import datetime, timezone
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import AfterValidator
 
 
 def json_safe(value: Any) -> Any:
@@ -43,3 +45,18 @@ def answer_invalid_requests(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": json_safe(jsonable_encoder(exc.errors()))})
+
+
+def utc_time(value: datetime) -> datetime:
+    """A time from a query as UTC: one without a zone is taken as UTC; one beyond what a timestamp holds is
+    refused (a naive 0001-01-01 made `timestamp()` raise: 500 instead of 422)."""
+    when = value if value.utcoffset() is not None else value.replace(tzinfo=timezone.utc)
+    try:
+        when.timestamp()
+    except (ValueError, OverflowError, OSError) as exc:
+        raise ValueError(f"time {value.isoformat()} is out of range") from exc
+    return when
+
+
+QueryTime = Annotated[datetime, AfterValidator(utc_time)]
+"""A route's time parameter (since, until): UTC, or 422."""

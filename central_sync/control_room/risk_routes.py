@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from appliance.validation import QueryTime
 from central_sync.control_room import audit, auth
 from central_sync.errors import DraftError, FourEyesError, PublishError
 from central_sync.riskhub import acks, authoring, declarations, feedback
@@ -140,7 +141,7 @@ def build_risk_router(room: ControlRoom, need: Callable[[str], Callable[..., aut
                 "key_id": room.risk_key.key_id if room.risk_key else None}
 
     @r.get("/kpi")
-    def kpi(since: datetime | None = None, until: datetime | None = None,
+    def kpi(since: QueryTime | None = None, until: QueryTime | None = None,
             user: auth.User = Depends(need("kpi"))) -> dict:
         end = until.timestamp() if until else time.time()
         rows = feedback.feedback_rows(store, since.timestamp() if since else end - 30 * 86400, end)

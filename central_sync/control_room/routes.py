@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 import structlog
 
+from appliance.validation import QueryTime
 from central_sync import blobs, pki
 from central_sync.control_room import audit, auth, kpi, queries, svg
 from central_sync.control_room.db import execute
@@ -182,7 +183,7 @@ def build_router(room: ControlRoom) -> APIRouter:
 
     @r.get("/cr/api/alerts")
     def alerts(response: Response, station: str | None = None, q: str | None = None, ident_kind: str | None = None,
-               since: datetime | None = None, until: datetime | None = None, verdict: str | None = None,
+               since: QueryTime | None = None, until: QueryTime | None = None, verdict: str | None = None,
                state: str | None = None, limit: int = Query(100, ge=1, le=1000), match: Match = "prefix",
                scope: Literal["alerts", "all"] = "alerts", before: str | None = Query(None, max_length=200),
                user: auth.User = Depends(need("view"))) -> list[dict]:
@@ -275,7 +276,7 @@ def build_router(room: ControlRoom) -> APIRouter:
         return kpi.compute(*queries.kpi_inputs(store, *period), queries.tip_inputs(store, *period))
 
     @r.get("/cr/api/kpi")
-    def kpis(since: datetime | None = None, until: datetime | None = None, user: auth.User = Depends(need("kpi"))) -> dict:
+    def kpis(since: QueryTime | None = None, until: QueryTime | None = None, user: auth.User = Depends(need("kpi"))) -> dict:
         figures = kpi_figures(since, until)
         lang = lang_of(user)
         empty, station = t("kpi.no_data", lang), (t("kpi.axis_station", lang), "")
@@ -288,7 +289,7 @@ def build_router(room: ControlRoom) -> APIRouter:
         return figures
 
     @r.get("/cr/api/kpi.csv")
-    def kpis_csv(since: datetime | None = None, until: datetime | None = None, user: auth.User = Depends(need("kpi"))) -> Response:
+    def kpis_csv(since: QueryTime | None = None, until: QueryTime | None = None, user: auth.User = Depends(need("kpi"))) -> Response:
         return csv_response(kpi.to_csv(kpi_figures(since, until)), "kpi.csv")
 
     def csv_response(text: str, name: str) -> Response:
@@ -302,29 +303,29 @@ def build_router(room: ControlRoom) -> APIRouter:
                             empty=t("kpi.no_data", lang)) for c in ("tip_hit_rate", "tip_miss_rate")}
 
     @r.get("/cr/api/kpi/tip")
-    def tip_kpis(since: datetime | None = None, until: datetime | None = None,
+    def tip_kpis(since: QueryTime | None = None, until: QueryTime | None = None,
                  user: auth.User = Depends(need("tip_kpi"))) -> dict:
         rows = tip_figures(since, until, per_officer=False)
         return {"stations": rows, "charts": tip_charts(rows, lambda row: row["station"], lang_of(user))}
 
     @r.get("/cr/api/kpi/tip.csv")
-    def tip_kpis_csv(since: datetime | None = None, until: datetime | None = None,
+    def tip_kpis_csv(since: QueryTime | None = None, until: QueryTime | None = None,
                      user: auth.User = Depends(need("tip_kpi"))) -> Response:
         return csv_response(kpi.rows_csv(tip_figures(since, until, per_officer=False), kpi.TIP_STATION_COLS), "tip.csv")
 
     @r.get("/cr/api/kpi/tip/officers")
-    def tip_officers(since: datetime | None = None, until: datetime | None = None,
+    def tip_officers(since: QueryTime | None = None, until: QueryTime | None = None,
                      user: auth.User = Depends(need("staff_kpi"))) -> dict:
         rows = tip_figures(since, until, per_officer=True)
         return {"officers": rows, "charts": tip_charts(rows, lambda row: f"{row['station']} {row['officer']}", lang_of(user))}
 
     @r.get("/cr/api/kpi/tip/officers.csv")
-    def tip_officers_csv(since: datetime | None = None, until: datetime | None = None,
+    def tip_officers_csv(since: QueryTime | None = None, until: QueryTime | None = None,
                          user: auth.User = Depends(need("staff_kpi"))) -> Response:
         return csv_response(kpi.rows_csv(tip_figures(since, until, per_officer=True), kpi.TIP_OFFICER_COLS), "tip-officers.csv")
 
     @r.get("/cr/api/audit")
-    def audit_list(limit: int = Query(200, ge=1, le=5000), before: int | None = Query(None, ge=1),
+    def audit_list(limit: int = Query(200, ge=1, le=5000), before: int | None = Query(None, ge=1, le=2**63 - 1),
                    user: auth.User = Depends(need("audit"))) -> list[dict]:
         """The newest entries, or with `before` (a seq) the next older page."""
         return audit.entries(store, limit, before=before)

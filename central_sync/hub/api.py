@@ -13,7 +13,7 @@ from typing import Callable, TypeVar, TypeVarTuple, Unpack
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response
 
-from appliance.validation import answer_invalid_requests
+from appliance.validation import QueryTime, answer_invalid_requests
 from central_sync.errors import HubStoreError
 from central_sync.hub import history as hist
 from central_sync.hub.api_auth import ServiceTokens, require_reader
@@ -94,10 +94,10 @@ def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, sta
 
     @api.get("/api/inspections")
     def inspections(response: Response, station: str | None = None, verdict: str | None = None,
-                    since: datetime | None = None, until: datetime | None = None,
+                    since: QueryTime | None = None, until: QueryTime | None = None,
                     q: str | None = Query(None, description="identity search"),
                     ident_kind: str | None = None, match: Match = "prefix",
-                    limit: int = Query(100, ge=1, le=MAX_LIMIT), offset: int = Query(0, ge=0)) -> list[dict]:
+                    limit: int = Query(100, ge=1, le=MAX_LIMIT), offset: int = Query(0, ge=0, le=2**62)) -> list[dict]:
         return listing(response, False, station, verdict, since, until, IdentityQuery(q, ident_kind, match), limit,
                        offset)
 
@@ -111,15 +111,15 @@ def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, sta
         return {"record": json.loads(body), "alert": bool(alert), "committed_at": at, "hub": hub, "reviews": reviews}
 
     @api.get("/api/alerts")
-    def alerts(response: Response, station: str | None = None, since: datetime | None = None,
-               until: datetime | None = None, q: str | None = None, ident_kind: str | None = None,
+    def alerts(response: Response, station: str | None = None, since: QueryTime | None = None,
+               until: QueryTime | None = None, q: str | None = None, ident_kind: str | None = None,
                match: Match = "prefix", limit: int = Query(100, ge=1, le=MAX_LIMIT),
-               offset: int = Query(0, ge=0)) -> list[dict]:
+               offset: int = Query(0, ge=0, le=2**62)) -> list[dict]:
         return listing(response, True, station, None, since, until, IdentityQuery(q, ident_kind, match), limit,
                        offset)
 
     @api.get("/api/history/{kind}/{value}")
-    def history(kind: str, value: str, since: datetime | None = Query(None, description="references decided "
+    def history(kind: str, value: str, since: QueryTime | None = Query(None, description="references decided "
                 "at or after this time (default: max_age_days ago)"), max_age_days: float = Query(365.0, gt=0, le=3650),
                 count: int = Query(3, ge=0, le=20), limit: int = Query(50, ge=1, le=hist.MAX_PASSES),
                 type_count: int = Query(2, ge=0, le=hist.MAX_TYPE_REFERENCES, description="containers: references "

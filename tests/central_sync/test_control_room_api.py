@@ -252,3 +252,21 @@ async def test_an_existing_user_is_replaced_only_when_asked_audited_and_its_sess
     done = [(e["actor"], e["action"], e["object"], json.loads(e["detail"])["existed"])
             for e in audit.entries(room.store, 50) if e["action"].startswith("user.")]
     assert sorted(done) == [("adm1", "user.create", "new1", False), ("adm1", "user.replace", "adm2", True)]
+
+
+@pytest.mark.parametrize("path, query", [
+    ("/cr/api/alerts", {"since": "0001-01-01T00:00:00"}), ("/cr/api/kpi", {"until": "0001-01-01T00:00:00"}),
+    ("/cr/api/kpi/tip", {"since": "0001-01-01T00:00:00"}), ("/api/inspections", {"since": "0001-01-01T00:00:00"}),
+    ("/api/alerts", {"until": "0001-01-01T00:00:00"}), ("/cr/api/audit", {"before": 2**63}),
+    ("/api/inspections", {"offset": 2**63}), ("/api/alerts", {"offset": 2**63})])
+async def test_out_of_range_times_and_numbers_answer_422_and_naive_times_are_utc(client, path, query):
+    """A naive year-one time made timestamp() raise (500); an offset past 2**63 answered 503 as if the database
+    were down; an audit page `before` 2**63 answered 500."""
+    await sign_in(client, "adm1")
+    r = await client.get(path, params=query)
+    if "offset" in query or "before" in query:
+        assert r.status_code == 422, r.text
+    else:
+        assert r.status_code == 200, r.text  # a time without a zone is read as UTC: nothing before year 1
+    later = await client.get("/cr/api/alerts", params={"since": "2000-01-01T00:00:00"})
+    assert later.status_code == 200 and later.json(), later.text
