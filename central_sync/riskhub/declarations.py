@@ -106,6 +106,9 @@ def parse_json(text: str) -> ImportResult:
     except json.JSONDecodeError as exc:
         result.errors.append(f"the upload is not JSON: {exc}")
         return result
+    except RecursionError:  # '[' * 100000: nested deeper than any declaration (it failed the request with 500)
+        result.errors.append(f"the upload of {len(text)} characters is nested too deep to be a list of declarations")
+        return result
     items = data.get("declarations") if isinstance(data, dict) else data
     if not isinstance(items, list):
         result.errors.append(f"the upload holds a {type(items).__name__}, not a list of declarations")

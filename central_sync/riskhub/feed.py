@@ -98,6 +98,11 @@ class DeclarationFeed:
             except HubStoreError as exc:
                 self.counters["store_failed"] += 1
                 result = {"accepted": 0, "refused": 0, "errors": [f"the hub could not store the delivery: {exc}"]}
+            except Exception as exc:  # a defect on one delivery must not end the worker: later ones go unanswered
+                self.counters["failed"] += 1
+                log.exception("declarations.delivery_failed")
+                result = {"accepted": 0, "refused": 0,
+                          "errors": [f"the hub could not read the delivery: {type(exc).__name__}: {exc}"]}
             self.counters["accepted"] += result["accepted"]
             self.counters["refused"] += result["refused"]
             self._answer(result)

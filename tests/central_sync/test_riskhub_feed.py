@@ -37,11 +37,16 @@ async def test_declarations_over_mqtt_are_stored_and_answered(tmp_path: Path, br
         answer = json.loads(await asyncio.wait_for(answers.get(), 15))
         system.publish(TOPIC, b"\xff not json")
         garbage = json.loads(await asyncio.wait_for(answers.get(), 15))
+        system.publish(TOPIC, b"[" * 100_000)  # raised RecursionError: the worker died, later deliveries went unanswered
+        deep = json.loads(await asyncio.wait_for(answers.get(), 15))
+        system.publish(TOPIC, json.dumps(items[:1]).encode())
+        after = json.loads(await asyncio.wait_for(answers.get(), 15))
     assert (answer["accepted"], answer["refused"]) == (4, 1)
+    assert deep["accepted"] == 0 and "nested too deep" in deep["errors"][0] and after["accepted"] == 1
     assert answer["errors"][0].startswith("row 5: origin")
     assert garbage["accepted"] == 0 and garbage["errors"][0].startswith("the upload is not JSON")
     assert sorted(d["ref"] for d in declarations.recent(store, 0)) == sorted(i["ref"] for i in items[:4])
-    assert feed.counters["accepted"] == 4 and feed.counters["refused"] == 2
+    assert feed.counters["accepted"] == 5 and feed.counters["refused"] == 3
 
 
 async def test_declarations_over_http_need_a_feeders_token(tmp_path: Path) -> None:
