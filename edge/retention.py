@@ -11,6 +11,7 @@ retention_days` to every verdict when a config sets it). A file that no longer p
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,10 @@ class StationRetention:
         self.state: r.RetentionState | None = None
         self.holds = r.Holds.of([])
         self.counters: Counter[str] = Counter()
+        self.refused_file = False  # the kept state did not parse: keep everything until the hub's next state
+        # held while a new state is swapped in, and by the store while it deletes what the state let go: a hold
+        # arriving (on the sync thread) between the choice and the deletion is seen before anything goes
+        self.lock = threading.Lock()
 
     def load(self) -> "StationRetention":
         """The state kept by the last run, if any (once: a screen's store shares the daemon's)."""
@@ -46,13 +51,15 @@ class StationRetention:
             pass
         except (ValidationError, ValueError, OSError) as exc:
             self.counters["refused_stored"] += 1
+            self.refused_file = True
             log.error("retention.stored_refused", path=str(self.path), error=str(exc).splitlines()[0])
             self.path.rename(self.path.with_suffix(".refused"))
         return self
 
     def effective(self) -> r.RetentionState | None:
-        """The hub's state, else the config's fallback for every verdict, else None (keep everything)."""
-        if self.state is not None or self.fallback_days is None:
+        """The hub's state, else the config's fallback for every verdict, else None (keep everything). Not the
+        fallback after the kept state failed to parse: it held the legal holds, which the fallback has none of."""
+        if self.state is not None or self.fallback_days is None or self.refused_file:
             return self.state
         days = self.fallback_days
         return r.new_state(1, r.RetentionPolicy(clear_days=days, suspect_days=days, manual_days=days), [], [], 0.0)
@@ -72,11 +79,13 @@ class StationRetention:
             return outcome
         from edge.stations import statefile  # here: edge.stations imports the store, which imports this module
 
-        try:
-            statefile.save(self.path, state.model_dump(mode="json"))
-        except OSError as exc:
-            return self._refuse("not_stored", f"retention state {state.version} could not be written to {self.path}: {exc}")
-        self._swap(state)
+        with self.lock:
+            try:
+                statefile.save(self.path, state.model_dump(mode="json"))
+            except OSError as exc:
+                return self._refuse("not_stored",
+                                    f"retention state {state.version} could not be written to {self.path}: {exc}")
+            self._swap(state)
         self.counters["applied"] += 1
         log.info("retention.applied", version=state.version, holds=len(state.holds),
                  policy=state.policy.model_dump() if state.policy else None)
@@ -92,6 +101,7 @@ class StationRetention:
     def _swap(self, state: r.RetentionState) -> None:
         self.holds = r.Holds.of(state.holds)
         self.state = state
+        self.refused_file = False
 
     def _refuse(self, code: str, message: str) -> str:
         self.counters[f"refused_{code}"] += 1

@@ -86,8 +86,10 @@ MIGRATIONS: tuple[str, ...] = (
     + OUTBOX_DDL,
     # 2: the evidence crops each record names and the store still holds (space-separated sha256s)
     "ALTER TABLE inspections ADD COLUMN crops TEXT NOT NULL DEFAULT '';",
-    # 3: alarms looked up by standing code and pruned by age once cleared, without reading the whole table
-    "CREATE INDEX alarms_cleared ON alarms (cleared_at, code);",
+    # 3: alarms looked up by standing code and pruned by age once cleared, without reading the whole table;
+    # records by scan (a pruned record's scan is deleted only when no other record names it)
+    "CREATE INDEX alarms_cleared ON alarms (cleared_at, code);\n"
+    "CREATE INDEX inspections_scan ON inspections (scan_sha256);",
 )
 
 
@@ -438,20 +440,42 @@ class Store:
 
     def _prune(self, now: float | None) -> None:
         now = now or time.time()
-        old = self.prunable(now)
+        chosen = self.prunable(now)
+        with self.retention.lock:  # a state that arrived since the choice (a new hold) is seen before anything goes
+            state = self.retention.effective()
+            old = [c for c in chosen if self._lets_go(c[0], state, now)]
+            with self._transaction():
+                self.conn.executemany("DELETE FROM inspections WHERE id = ?", [(rid,) for rid, _, _, _ in old])
+        # the files after the rows, each only when no remaining record names it (files are kept by content: two
+        # records may name one scan, crop or search photo, and the other may be held)
         for _, sha, crops, photos in old:
-            self._delete_scan(sha)
-            self._delete_crops(crops)
+            if sha and not self._names("scan_sha256 = ?", sha):
+                self._delete_scan(sha)
+            self._delete_crops(" ".join(c for c in crops.split() if not self._names("instr(crops, ?) > 0", c)))
             for photo in photos:  # search photos are not counted against the cap (see open)
-                self.photo_path(photo).unlink(missing_ok=True)
-        with self._transaction():
-            self.conn.executemany("DELETE FROM inspections WHERE id = ?", [(rid,) for rid, _, _, _ in old])
+                if not self._names("instr(record, ?) > 0", photo):
+                    self.photo_path(photo).unlink(missing_ok=True)
         self.counters.pruned_records += len(old)
         if old:
             log.info("store.pruned", records=len(old), station=self.station)
         if self._scan_bytes > self.limits.scan_cap_bytes * 0.9:
             self._evict_synced_scans(int(self.limits.scan_cap_bytes * 0.8))
         self._prune_alarms(now)
+
+    def _lets_go(self, record_id: str, state: retention.RetentionState | None, now: float) -> bool:
+        """Whether the record may still go under `state` (read again under the retention lock)."""
+        row = self.conn.execute("SELECT record FROM inspections WHERE id = ?", (record_id,)).fetchone()
+        return row is not None and retention.keep_reason(json.loads(row[0]), state, now,
+                                                         holds=self.retention.holds) is None
+
+    def _names(self, condition: str, sha: str) -> bool:
+        """Whether a record still names the file `sha` (`condition` on an inspections row, one argument)."""
+        return self.conn.execute(f"SELECT 1 FROM inspections WHERE {condition} LIMIT 1", (sha,)).fetchone() is not None
+
+    def _names_elsewhere(self, condition: str, sha: str, seq: int) -> bool:
+        """Whether a record other than `seq` names the file `sha`."""
+        return self.conn.execute(f"SELECT 1 FROM inspections WHERE {condition} AND seq <> ? LIMIT 1",
+                                 (sha, seq)).fetchone() is not None
 
     def _prune_alarms(self, now: float) -> None:
         """Delete alarms cleared more than ALARM_KEEP_S ago (nothing reads them: a standing alarm is never
@@ -527,15 +551,19 @@ class Store:
         rows = self.conn.execute(
             "SELECT seq, scan_sha256, scan_stored, crops, record FROM inspections WHERE (scan_stored = 1 OR crops != '')"
             " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = inspections.id) ORDER BY seq").fetchall()
-        held = self.retention.holds
+        held, state = self.retention.holds, self.retention.state
+        released = set(state.released) if state is not None else set()
         for seq, sha, scan_stored, crops, body in rows:
             if self._scan_bytes <= target_bytes:
                 break
-            if (held.records or held.vehicles) and held.match(json.loads(body)) is not None:
+            record = json.loads(body)
+            if (held.records or held.vehicles) and held.match(record) is not None:
                 continue
-            if scan_stored:
+            if retention.record_class(record) == "seizure" and record.get("id") not in released:
+                continue  # an unreleased seizure's evidence: its crops exist nowhere else (they are not synced)
+            if scan_stored and not self._names_elsewhere("scan_sha256 = ? AND scan_stored = 1", sha, seq):
                 self._delete_scan(sha)
-            self._delete_crops(crops)
+            self._delete_crops(" ".join(c for c in crops.split() if not self._names_elsewhere("instr(crops, ?) > 0", c, seq)))
             self.conn.execute("UPDATE inspections SET scan_stored = 0, crops = '' WHERE seq = ?", (seq,))
 
     def _delete_scan(self, sha: str | None) -> None:

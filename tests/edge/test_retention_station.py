@@ -138,3 +138,75 @@ async def test_the_retained_state_reaches_a_station_that_connects_later(tmp_path
             await until(lambda: rx.counters["retention_applied"] == 1, "the retained state applied", timeout=10)
         s.prune(now=NOW)
         assert s.get(old.id) is None
+
+
+def test_a_hold_arriving_between_the_choice_and_the_deletion_keeps_the_record(tmp_path):
+    """A new state arrives on the sync thread: a plate hold landing after the prune chose the record, before it
+    deleted it, let the record and its scan go."""
+    with Store(tmp_path, StoreLimits(reserve_bytes=0)) as s:
+        rec = commit(s, Verdict.CLEAR, 400, plate="AB 1234", scan="a1" * 32)
+        assert s.retention.receive(HUB_KEY.public_key(), state(1)) == "applied"
+        chose = s.prunable
+
+        def hold_meanwhile(now, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+            chosen = chose(now, *args, **kwargs)
+            assert [c[0] for c in chosen] == [rec.id]
+            assert s.retention.receive(HUB_KEY.public_key(), state(2, [r.Hold(kind="plate", value="ab-1234")])) == "applied"
+            return chosen
+        s.prunable = hold_meanwhile  # type: ignore[method-assign]
+        s.prune(now=NOW)
+        assert kept(s, rec) == {rec.id} and s.scan_path("a1" * 32).exists()
+
+
+def test_a_file_another_record_still_names_is_not_deleted_with_a_pruned_record(tmp_path):
+    """Scans, crops and search photos are kept by content: two records may name one. Pruning the old one
+    deleted the file a held record still needed."""
+    with Store(tmp_path, StoreLimits(reserve_bytes=0)) as s:
+        photo, scan = "f0" * 32, "a2" * 32
+        old = commit(s, Verdict.CLEAR, 400, photo=photo, scan=scan)
+        held = commit(s, Verdict.CLEAR, 400, plate="HELD1", photo=photo, scan=scan)
+        assert s.retention.receive(HUB_KEY.public_key(), state(1, [r.Hold(kind="plate", value="HELD1")])) == "applied"
+        s.prune(now=NOW)
+        assert kept(s, old, held) == {held.id}
+        assert s.photo_path(photo).exists() and s.scan_path(scan).exists()
+        assert s.retention.receive(HUB_KEY.public_key(), state(2)) == "applied"  # the hold is lifted
+        s.prune(now=NOW)
+        assert kept(s, held) == set() and not s.photo_path(photo).exists() and not s.scan_path(scan).exists()
+
+
+def test_a_damaged_state_file_keeps_everything_even_with_retention_days(tmp_path):
+    """The file held the legal holds; the config's retention_days fallback has none: after a restart with a
+    damaged file the held record was pruned with its scan."""
+    limits = StoreLimits(reserve_bytes=0, retention_days=30)
+    with Store(tmp_path, limits) as s:
+        rec = commit(s, Verdict.CLEAR, 400, plate="AB 1234", scan="a1" * 32)
+        assert s.retention.receive(HUB_KEY.public_key(), state(1, [r.Hold(kind="plate", value="AB1234")])) == "applied"
+    raw = (tmp_path / "retention.json").read_bytes()
+    (tmp_path / "retention.json").write_bytes(raw[:-5])  # a torn write, a disk error
+    with Store(tmp_path, limits) as s:
+        s.prune(now=NOW)
+        assert kept(s, rec) == {rec.id} and s.retention.counters["refused_stored"] == 1
+        assert s.retention.receive(HUB_KEY.public_key(), state(2)) == "applied"  # the hub's next state: holds none
+        s.prune(now=NOW)
+        assert kept(s, rec) == set()
+
+
+def test_the_scan_cap_keeps_an_unreleased_seizures_crops(tmp_path):
+    """Crops are not synced: the station holds the only copy. The cap evicted those of a seizure the hub had
+    not released (it skipped only held records)."""
+    import hashlib
+
+    with Store(tmp_path, StoreLimits(reserve_bytes=0, scan_cap_bytes=300)) as s:
+        png = b"\x89PNG\r\n\x1a\n" + b"x" * 200
+        crop = hashlib.sha256(png).hexdigest()
+        assert s.put_crop(crop, png)
+        rec = commit(s, Verdict.CLEAR, 1)
+        seized = rec.model_copy(update={
+            "identities": [Identity(kind="plate", value="AB1", source="cam", status="read", crop=crop)],
+            "review": Review(officer="B", decided_at=rec.decided_at, outcome="override",
+                             search=SearchResult(outcome="seized"))})
+        s.conn.execute("UPDATE inspections SET record = ?, crops = ? WHERE id = ?", (seized.to_json(), crop, rec.id))
+        assert s.retention.receive(HUB_KEY.public_key(), state(1)) == "applied"
+        s.put_scan("c3" * 32, b"s" * 90)  # more data arrives: over 0.9 of the cap
+        s.prune(now=NOW)
+        assert kept(s, rec) == {rec.id} and s.crop_path(crop).exists()
