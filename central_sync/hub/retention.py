@@ -18,6 +18,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
+import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central_sync import retention as r
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS retention_states (
 """
 PAGE = 500
 # A record is under a hold (args: none): its id, or one of its plates or containers, normalised.
+log = structlog.get_logger("central_sync.hub.retention")
 HELD = ("(EXISTS (SELECT 1 FROM legal_holds h WHERE h.released_at IS NULL AND h.kind = 'record' AND h.norm = records.id)"
         " OR EXISTS (SELECT 1 FROM record_identities i JOIN legal_holds h ON h.kind = i.kind AND h.norm = i.norm"
         " WHERE i.record_id = records.id AND h.released_at IS NULL))")
@@ -54,6 +56,10 @@ SETTLED = ("(records.is_alert = 0 OR EXISTS (SELECT 1 FROM cr_actions a WHERE a.
 UNSEIZED = ("(records.search_outcome IS NULL OR records.search_outcome = 'nothing_found'"
             " OR EXISTS (SELECT 1 FROM seizure_releases s WHERE s.record_id = records.id))")
 DEPENDENTS = ("reviews", "record_identities", "search_reports", "tip_outcomes", "cr_actions")
+
+
+class _Replan(Exception):
+    """A record a prune planned became one that must stay before the deletion: roll the page back."""
 
 
 class HoldError(r.RetentionError):
@@ -239,9 +245,16 @@ def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: s
 
     def delete(cur: Cursor) -> int:
         ids = [rid for rid, _ in go]
-        cur.execute(store.sql(f"DELETE FROM records WHERE id IN ({_marks(ids)}) AND NOT {HELD}"
+        # held or seized since the plan (a hold placed, a station's seizure report ingested meanwhile): stays
+        cur.execute(store.sql(f"DELETE FROM records WHERE id IN ({_marks(ids)}) AND NOT {HELD} AND {UNSEIZED}"
                               " RETURNING id, scan_sha256, body"), ids)
         gone = cur.fetchall()
+        seized = sorted(row[0] for row in gone if r.record_class(json.loads(row[2])) == "seizure")
+        if seized:  # an officer's review says seized (not a search column): released ones were planned as such
+            cur.execute(store.sql(f"SELECT record_id FROM seizure_releases WHERE record_id IN ({_marks(seized)})"),
+                        seized)
+            if set(seized) - {row[0] for row in cur.fetchall()}:
+                raise _Replan(f"records {', '.join(seized)} became seizures after the prune planned them")
         deleted.extend(sorted(row[0] for row in gone))
         if not gone:
             return 0
@@ -261,7 +274,12 @@ def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: s
                               " (SELECT 1 FROM records WHERE scan_sha256 = blobs.sha256) RETURNING sha256"), shas)
         return len(cur.fetchall())
     if go:
-        scans = store.run_in_transaction(delete)
+        try:
+            scans = store.run_in_transaction(delete)
+        except _Replan as exc:  # rolled back: the next round plans again
+            log.warning("retention.replanned", detail=str(exc))
+            deleted.clear()
+            photos.clear()
     out = {"records": len(deleted), "scans": scans, "photos": len(photos), "kept": dict(kept)}
     if deleted:
         audit.append(store, actor, "retention.prune", "hub", {"records": len(deleted), "scans": scans,

@@ -208,3 +208,27 @@ def test_search_photos_go_with_their_record_unless_a_kept_report_names_them(stor
     out = hub.prune()
     assert out["records"] == 1 and out["photos"] == 1 and hub.ids() == {young.id}
     assert store.image(mine) is None and store.image(shared) is not None and old.id not in hub.ids()
+
+
+@pytest.mark.parametrize("how", ["report", "review"])
+def test_a_record_that_becomes_a_seizure_between_the_plan_and_the_deletion_stays(store, monkeypatch, how):
+    """The station's seizure (a search report, or an officer's review saying seized) ingested after the prune
+    planned the record: the deletion re-checked holds only, and the record went with its reports and scan."""
+    hub = Hub(store)
+    hub_retention.set_policy(store, POLICY, "admin", "policy")
+    rec = hub.add(Verdict.CLEAR, 400, scan="ab" * 32)
+    planned = hub_retention.plan
+
+    def seized_meanwhile(*args, **kwargs):  # noqa: ANN002, ANN003
+        chosen = planned(*args, **kwargs)
+        assert [rid for rid, _ in chosen[0]] == [rec.id]
+        update = ({"search_reports": [SEIZURE]} if how == "report" else
+                  {"review": Review(officer="B-1", decided_at=rec.decided_at, outcome="threat_confirmed", label="drugs",
+                                    search=SearchResult(outcome="seized"))})
+        seized = rec.model_copy(update=update)
+        hub.ingest.handle([(p.topic("g1", "review"), p.encode_envelope("g1", "review", 99, seized.seq, seized.id,
+                                                                        seized.to_json().encode(), 0.0))])
+        return chosen
+    monkeypatch.setattr(hub_retention, "plan", seized_meanwhile)
+    assert hub.prune()["records"] == 0
+    assert rec.id in hub.ids() and store.query("SELECT count(*) FROM blobs WHERE sha256 = ?", ("ab" * 32,)) == [(1,)]
