@@ -4,7 +4,8 @@ Each row: seq (1, 2, 3, ... without gaps), at (UTC RFC 3339), actor, action, obj
 (canonical JSON text), prev_hash and hash, chained by `appliance.hashchain` over those fields
 (rows written before issue 15 are in its form v1, new ones in v2). Triggers refuse UPDATE and
 DELETE, so changing a row needs deliberate tampering with the schema, which `verify` then detects
-and names. Removing the newest rows is not detectable from the chain alone (see the hub copy).
+and names. Removing the newest rows is not detectable from the chain alone: the log is not synced and no
+copy of its head is kept elsewhere (docs/case-bundles.md).
 """
 
 from __future__ import annotations

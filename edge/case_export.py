@@ -9,6 +9,7 @@ the manifest's sha256, so the audit chain vouches for the bundle as well as its 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from datetime import datetime, timezone
@@ -105,14 +106,14 @@ def evidence(store: Store, records: list[InspectionRecord]) -> tuple[dict[str, b
 def _scan_files(store: Store, record: InspectionRecord, files: dict[str, bytes], notes: list[str]) -> None:
     if record.scan is None:
         return
-    path = store.scan_path(record.scan.sha256)
-    if not path.exists():
-        notes.append(f"record {record.id}'s scan {record.scan.sha256} is no longer kept at the station")
+    sha = record.scan.sha256
+    data = _checked(store.scan_path(sha), sha, f"record {record.id}'s scan {sha}", notes)
+    if data is None:
         return
-    files[f"scans/{record.scan.sha256}.npz"] = path.read_bytes()
+    files[f"scans/{sha}.npz"] = data
     try:
-        for name, data in dicos.scan_file_dicos(record, path).items():
-            files[f"dicos/{name}"] = data
+        for name, dx in dicos.scan_bytes_dicos(record, data).items():
+            files[f"dicos/{name}"] = dx
     except dicos.DicosExportError as exc:
         notes.append(f"record {record.id} has no DICOS files: {exc}")
 
@@ -121,21 +122,34 @@ def _search_files(store: Store, record: InspectionRecord, files: dict[str, bytes
     for report in record.search_reports:
         files[f"search-reports/{record.id}-v{report.version}.json"] = report.model_dump_json(indent=1).encode()
         for sha in report.photos:
-            _copy(store.photo_path(sha), f"photos/{sha}", f"search photo {sha} of record {record.id}", files, notes)
+            _copy(store.photo_path(sha), sha, f"photos/{sha}", f"search photo {sha} of record {record.id}", files, notes)
 
 
 def _crop_files(store: Store, identities: list[Identity], files: dict[str, bytes], notes: list[str]) -> None:
     for ident in identities:
         if ident.crop:
-            _copy(store.crop_path(ident.crop), f"crops/{ident.crop}.png",
+            _copy(store.crop_path(ident.crop), ident.crop, f"crops/{ident.crop}.png",
                   f"identity crop {ident.crop} ({ident.kind} {ident.value or ident.raw})", files, notes)
 
 
-def _copy(path: Path, name: str, what: str, files: dict[str, bytes], notes: list[str]) -> None:
-    if path.exists():
-        files[name] = path.read_bytes()
-    else:
+def _copy(path: Path, sha: str, name: str, what: str, files: dict[str, bytes], notes: list[str]) -> None:
+    data = _checked(path, sha, what, notes)
+    if data is not None:
+        files[name] = data
+
+
+def _checked(path: Path, sha: str, what: str, notes: list[str]) -> bytes | None:
+    """The file's bytes when they are what its name (their sha256) says; else None with a note: the bundle
+    signs what it holds, and a file damaged or replaced on disk must not be signed as the record's."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
         notes.append(f"{what} is no longer kept at the station")
+        return None
+    if (actual := hashlib.sha256(data).hexdigest()) != sha:
+        notes.append(f"{what} on disk is not that file (it hashes to {actual}): left out of the bundle")
+        return None
+    return data
 
 
 def _tip_rows(conn: sqlite3.Connection, record_id: str) -> list[dict[str, Any]]:

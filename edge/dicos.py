@@ -15,6 +15,7 @@ in docs/dicos.md.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zipfile
 from collections.abc import Sequence
@@ -246,7 +247,21 @@ def stored_dicos_files(store: Store, record_id: str, equipment: Equipment | None
 def scan_file_dicos(record: InspectionRecord, path: Path, equipment: Equipment | None = None) -> dict[str, bytes]:
     """dicos_files of a record whose scan is the file at `path`."""
     try:
-        scan = load_scan(path)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DicosExportError(f"record {record.id}'s scan file cannot be read: {exc}") from exc
+    return scan_bytes_dicos(record, data, equipment)
+
+
+def scan_bytes_dicos(record: InspectionRecord, data: bytes, equipment: Equipment | None = None) -> dict[str, bytes]:
+    """dicos_files of a record whose scan file holds `data`: only when it is the scan the record names (its sha256;
+    a file damaged or replaced on disk would be exported as the record's images)."""
+    named = record.scan.sha256 if record.scan is not None else None
+    if named is not None and (actual := hashlib.sha256(data).hexdigest()) != named:
+        raise DicosExportError(f"record {record.id}'s scan file is not the scan the record names: it hashes to "
+                               f"{actual[:12]}, the record names {named[:12]}")
+    try:
+        scan = load_scan(data)
     except ScanFormatError as exc:
         raise DicosExportError(f"record {record.id}'s scan file cannot be read: {exc}") from exc
     return dicos_files(record, scan, equipment)

@@ -136,6 +136,27 @@ def test_a_pruned_scan_is_named_in_the_notes(case: Case, tmp_path: Path) -> None
                                      "at the station"]
 
 
+def test_a_file_on_disk_that_is_not_what_the_record_names_is_left_out_with_a_note(case: Case, tmp_path: Path) -> None:
+    """Files are named by their sha256: one damaged or replaced on disk (another valid scan, bit rot) was signed
+    as the record's scan, and its DICOS images made from it; a replaced photo likewise."""
+    s, other = case.suspect, case.other
+    assert s.scan is not None and other.scan is not None
+    shutil.copyfile(case.store.scan_path(other.scan.sha256), case.store.scan_path(s.scan.sha256))
+    photo = s.search_reports[0].photos[0]
+    case.store.photo_path(photo).write_bytes(JPEG + b" retouched")
+    files = read_bundle(_bundle(case, tmp_path))
+    result = verify(files, case_bundle.load_public_key(_station_key(case)))
+    assert result.ok and result.manifest is not None
+    assert f"scans/{s.scan.sha256}.npz" not in files and f"photos/{photo}" not in files
+    assert not [n for n in files if n.startswith("dicos/")]
+    notes = result.manifest.notes
+    assert any(f"scan {s.scan.sha256} on disk is not that file (it hashes to {other.scan.sha256})" in n for n in notes)
+    assert any(f"search photo {photo}" in n and "on disk is not that file" in n for n in notes)
+    from edge import dicos
+    with pytest.raises(dicos.DicosExportError, match="is not the scan the record names"):
+        dicos.stored_dicos_files(case.store, s.id)
+
+
 def _rewrite(path: Path, change: Callable[[dict[str, bytes]], object]) -> Path:
     files = read_bundle(path)
     change(files)
