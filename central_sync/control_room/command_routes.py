@@ -48,6 +48,7 @@ def build_command_router(room: ControlRoom, need: Callable[[str], Callable[..., 
     def forbid_model_switch(user: auth.User, op: str) -> None:
         if op == "switch_model" and not user.can("switch_model"):
             lang = pick_lang(user.lang, room.cfg.default_lang)
+            audit.append(store, user.username, "refused", "/cr/api/commands", {"need": "switch_model"})
             raise HTTPException(403, t("error.forbidden", lang, role=t(f"role.{user.role}", lang)))
 
     def refused(user: auth.User, station: str, op: str, exc: HTTPException) -> HTTPException:

@@ -114,6 +114,8 @@ async def test_actions_are_stamped_and_roles_enforced(client, room):
     done = (await client.post(f"/cr/api/alerts/{rid}/actions", json={"kind": "ack"})).json()
     assert done["actor"] == "op1" and done["at"] > 0
     assert (await client.post(f"/cr/api/alerts/{rid}/actions", json={"kind": "assign", "assignee": "op2"})).status_code == 403
+    refused = [e for e in audit.entries(room.store, 5) if e["actor"] == "op1" and e["action"] == "refused"]
+    assert refused and json.loads(refused[0]["detail"]) == {"need": "assign"}  # not only need("act")'s line
     assert (await client.get("/cr/api/assignees")).status_code == 403
     assert (await client.get("/cr/api/kpi")).status_code == 403
     assert (await client.post("/cr/api/commands", json={"station": "gate-1", "op": "request_diag"})).status_code == 403
