@@ -468,14 +468,11 @@ class Store:
         return row is not None and retention.keep_reason(json.loads(row[0]), state, now,
                                                          holds=self.retention.holds) is None
 
-    def _names(self, condition: str, sha: str) -> bool:
-        """Whether a record still names the file `sha` (`condition` on an inspections row, one argument)."""
-        return self.conn.execute(f"SELECT 1 FROM inspections WHERE {condition} LIMIT 1", (sha,)).fetchone() is not None
-
-    def _names_elsewhere(self, condition: str, sha: str, seq: int) -> bool:
-        """Whether a record other than `seq` names the file `sha`."""
+    def _names(self, condition: str, sha: str, besides: int = 0) -> bool:
+        """Whether a record (other than seq `besides`) names the file `sha` (`condition` on an inspections row,
+        one argument)."""
         return self.conn.execute(f"SELECT 1 FROM inspections WHERE {condition} AND seq <> ? LIMIT 1",
-                                 (sha, seq)).fetchone() is not None
+                                 (sha, besides)).fetchone() is not None
 
     def _prune_alarms(self, now: float) -> None:
         """Delete alarms cleared more than ALARM_KEEP_S ago (nothing reads them: a standing alarm is never
@@ -561,9 +558,9 @@ class Store:
                 continue
             if retention.record_class(record) == "seizure" and record.get("id") not in released:
                 continue  # an unreleased seizure's evidence: its crops exist nowhere else (they are not synced)
-            if scan_stored and not self._names_elsewhere("scan_sha256 = ? AND scan_stored = 1", sha, seq):
+            if scan_stored and not self._names("scan_sha256 = ? AND scan_stored = 1", sha, besides=seq):
                 self._delete_scan(sha)
-            self._delete_crops(" ".join(c for c in crops.split() if not self._names_elsewhere("instr(crops, ?) > 0", c, seq)))
+            self._delete_crops(" ".join(c for c in crops.split() if not self._names("instr(crops, ?) > 0", c, besides=seq)))
             self.conn.execute("UPDATE inspections SET scan_stored = 0, crops = '' WHERE seq = ?", (seq,))
 
     def _delete_scan(self, sha: str | None) -> None:

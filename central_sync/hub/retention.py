@@ -43,9 +43,9 @@ CREATE INDEX IF NOT EXISTS records_verdict_decided ON records (verdict, decided_
 CREATE TABLE IF NOT EXISTS retention_states (
     version BIGINT PRIMARY KEY, issued_at DOUBLE PRECISION NOT NULL, signed TEXT NOT NULL);
 """
+log = structlog.get_logger("central_sync.hub.retention")
 PAGE = 500
 # A record is under a hold (args: none): its id, or one of its plates or containers, normalised.
-log = structlog.get_logger("central_sync.hub.retention")
 HELD = ("(EXISTS (SELECT 1 FROM legal_holds h WHERE h.released_at IS NULL AND h.kind = 'record' AND h.norm = records.id)"
         " OR EXISTS (SELECT 1 FROM record_identities i JOIN legal_holds h ON h.kind = i.kind AND h.norm = i.norm"
         " WHERE i.record_id = records.id AND h.released_at IS NULL))")
