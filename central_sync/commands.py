@@ -196,7 +196,7 @@ def peek(data: bytes) -> dict:
     try:
         inner = json.loads(json.loads(data)["payload"])
         return {k: str(inner.get(k, "")) for k in ("id", "station", "op")}
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return {"id": "", "station": "", "op": ""}
 
 

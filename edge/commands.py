@@ -348,6 +348,11 @@ class CommandReceiver:
     async def _work(self) -> None:
         while True:
             payload = await self._queue.get()
-            result = await self.processor.process(payload)
+            try:
+                result = await self.processor.process(payload)
+            except Exception:  # a defect on one message must not end the worker: later commands go unanswered
+                self.counters["failed"] += 1
+                log.exception("commands.failed", station=self.station, bytes=len(payload))
+                continue
             self.counters[result.outcome] += 1
             self.link.publish(c.result_topic(self.station), result.model_dump_json().encode())

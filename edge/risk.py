@@ -340,5 +340,10 @@ class RiskReceiver:
     async def _work(self) -> None:
         while True:
             version, envelope = await self._queue.get()
-            ack = await asyncio.to_thread(self.runtime.receive, version, envelope)
+            try:
+                ack = await asyncio.to_thread(self.runtime.receive, version, envelope)
+            except Exception:  # a defect on one envelope must not end the worker: later ones go unanswered
+                self.counters["failed"] += 1
+                log.exception("risk.receive_failed", station=self.station, version=version, bytes=len(envelope))
+                continue
             self.link.publish(f"{ROOT}/{self.station}/{self.leaf}/ack", ack.model_dump_json().encode())

@@ -118,7 +118,7 @@ def open_package(data: bytes, keys: Mapping[str, Ed25519PublicKey]) -> Package:
     """Verify an envelope against the pinned `keys`; PackageError (with `code`) otherwise. Never loads the model."""
     header, body = _header(data)
     key_id, sig, statement = header.get("key_id"), header.get("sig"), header.get("statement")
-    if not sig or not key_id or not isinstance(statement, dict):
+    if not sig or not isinstance(key_id, str) or not key_id or not isinstance(statement, dict):
         raise PackageError("unsigned", f"model package of {len(data)} bytes carries no signature; it is not installed")
     if key_id not in keys:
         raise PackageError("unknown_key", f"model package signed with key {key_id!r}, which this station does not pin "
@@ -142,8 +142,8 @@ def _header(data: bytes) -> tuple[dict[str, Any], bytes]:
         raise PackageError("bad_format", f"model package header is missing or longer than {MAX_HEADER} bytes")
     try:
         header = json.loads(head)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PackageError("bad_format", f"model package header is not JSON: {exc}") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise PackageError("bad_format", f"model package header is not JSON: {exc!r:.200}") from exc
     if not isinstance(header, dict):
         raise PackageError("bad_format", "model package header is not a JSON object")
     return header, body

@@ -110,6 +110,27 @@ async def test_over_mqtt_results_come_back(tmp_path, station):
     assert [r[0] for r in rows] == ["applied", "rejected", "rejected", "rejected"]
 
 
+async def test_a_payload_nested_too_deep_is_rejected_and_later_commands_still_applied(tmp_path, station):
+    """A 5 kB unsigned message nested too deep raised RecursionError while its rejection was reported: the
+    command worker ended silently and no later signed command was applied or answered."""
+    (tmp_path / "hub.pub").write_bytes(_pem(HUB_KEY))
+    results: asyncio.Queue = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    hostile = json.dumps({"payload": "[" * 5000, "sig": "AA=="}).encode()
+    with Mosquitto(tmp_path / "broker") as broker:
+        cfg = BrokerConfig(port=broker.port)
+        rx_cfg = CommandsConfig(hub_public_key=tmp_path / "hub.pub")
+        async with CommandReceiver(cfg, "gate-1", tmp_path / "station.db", station.handlers(), rx_cfg) as rx, \
+                c.CommandLink(cfg, "hub-test", [c.result_topic("+")],
+                              lambda t, p: loop.call_soon_threadsafe(results.put_nowait, json.loads(p))) as hub:
+            await rx.link.ready()
+            await hub.ready()
+            hub.publish(c.cmd_topic("gate-1"), hostile)
+            hub.publish(c.cmd_topic("gate-1"), signed())
+            got = [await asyncio.wait_for(results.get(), 10) for _ in range(2)]
+    assert [r["outcome"] for r in got] == ["rejected", "applied"] and station.calls == [("tip", 0.02)]
+
+
 def _pem(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(c.serialization.Encoding.PEM, c.serialization.PublicFormat.SubjectPublicKeyInfo)
 

@@ -96,6 +96,23 @@ async def test_garbage_envelopes_are_refused_in_one_sentence_and_only_the_latest
         assert slots(rig.tmp) == []
 
 
+async def test_a_header_with_a_list_for_key_or_nested_too_deep_is_refused_not_raised(rig: Rig) -> None:
+    """Both raised (TypeError, RecursionError) out of the receiver: its worker ended, and no later package was
+    installed or answered."""
+    import json
+
+    from central_sync.model_delivery import MAGIC
+
+    bad = [MAGIC + b'{"rollout":1,"criteria":{}}\nCPEMP1\n'
+           + json.dumps({"key_id": ["x"], "sig": "AA==", "statement": {}}).encode() + b"\n",
+           MAGIC + b'{"rollout":1,"criteria":{}}\nCPEMP1\n' + b"[" * 5000 + b"\n"]
+    async with rig.station() as rollout:
+        for i, envelope in enumerate(bad):
+            ack = await asyncio.to_thread(rollout.receive, 70 + i, envelope)
+            assert ack.outcome == "refused" and ack.code in ("unsigned", "bad_format"), ack
+        assert slots(rig.tmp) == []
+
+
 async def test_a_package_signed_with_a_new_key_installs_once_the_station_pins_it(rig: Rig) -> None:
     new = generate_keypair(rig.tmp / "models-2027.key", rig.tmp / "models-2027.pub")  # key rotation, docs step 1
     async with rig.station() as rollout:
