@@ -165,9 +165,9 @@ class RiskRuntime:
         now = time.time() if now is None else now
         sha = hashlib.sha256(envelope).hexdigest()
         with self._apply:
-            if sha == self.sha256:
+            if sha == self.sha256:  # the version acked is the one the station runs (signed), not the chunk header's
                 self.counters["duplicate"] += 1
-                return RiskAck(version=version, sha256=sha, outcome="applied")
+                return RiskAck(version=self.version or version, sha256=sha, outcome="applied")
             t0 = time.perf_counter()
             try:
                 bundle = open_bundle(envelope, self.keys, now=now, current=self.version)
@@ -181,9 +181,10 @@ class RiskRuntime:
                 return self._refused(version, sha, "not_stored", f"risk bundle {version} cannot be written: {exc}")
         self.counters["applied"] += 1
         self.timing = {"open_s": round(t1 - t0, 3), "apply_s": round(time.perf_counter() - t1, 3)}
-        log.info("risk.applied", station=self.station, version=version, sha256=sha[:12], bytes=len(envelope),
+        applied = self.version if self.version is not None else version  # signed: a header cannot claim another
+        log.info("risk.applied", station=self.station, version=applied, sha256=sha[:12], bytes=len(envelope),
                  expires_at=self.engine.state.expires_at, **self.timing)
-        return RiskAck(version=version, sha256=sha, outcome="applied")
+        return RiskAck(version=applied, sha256=sha, outcome="applied")
 
     def _swap(self, bundle: Bundle, envelope: bytes, keep: bool = False) -> None:
         state = self.engine.state.apply(bundle)  # a new index; the running one is untouched

@@ -187,3 +187,15 @@ async def test_a_bundle_sent_before_the_stations_link_subscribed_is_sent_again_w
         async with RiskReceiver(BrokerConfig(port=rig.broker.port), STATION, runtime):
             await until(lambda: runtime.version == 1, "bundle 1 applied", timeout=60)
     assert rig.hub.counters["ready"] >= 1 and rig.hub.counters["resent"] == 0  # sent on ready, not on the resend
+
+
+def test_the_ack_names_the_signed_version_the_station_runs_not_the_chunk_headers(tmp_path: Path) -> None:
+    """The chunk header's version is not signed: the v7 envelope re-sent under header version 8 was acked
+    'applied, version 8' while the station ran 7, and the hub, taking it for running 8, never sent it v8."""
+    runtime = RiskRuntime.start("gate-1", pinned(tmp_path), tmp_path / "data")
+    v7 = envelope(7)
+    assert (runtime.receive(7, v7).version, runtime.version) == (7, 7)
+    replayed = runtime.receive(8, v7)
+    assert (replayed.outcome, replayed.version, runtime.version) == ("applied", 7, 7)
+    fresh = RiskRuntime.start("gate-2", pinned(tmp_path), tmp_path / "data2")
+    assert fresh.receive(9, v7).version == 7  # applied under another header version: the signed one is acked
