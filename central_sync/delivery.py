@@ -34,6 +34,7 @@ from central_sync.outbox import Lane
 from central_sync.station_db import Row
 
 PAGE = 256
+EARLY_MAX = 10_000  # rows acknowledged before they were read, kept for when they are
 HEADER_ROOM = 1024
 PARK_CODES = {0x95}  # retrying a packet the broker finds too large can never succeed
 # Session ends that point at the oldest unacknowledged publish: paho cannot parse a PUBACK with
@@ -121,7 +122,7 @@ class Session:
     gate: int  # newest alert of the backlog at session start; 0 once no record waits for alerts
     last_progress: float
     tracks: dict[int, Track] = field(default_factory=dict)
-    early: dict[int, RowState] = field(default_factory=dict)  # resolved by the hub before they were read
+    early: dict[int, tuple[RowState, str]] = field(default_factory=dict)  # resolved before read: (state, record id)
     pubs: dict[int, Pub] = field(default_factory=dict)  # in publish order
     uploads: dict[int, Upload] = field(default_factory=dict)
     queue: dict[Lane, deque[int]] = field(default_factory=lambda: {lane: deque() for lane in Lane})
@@ -168,7 +169,8 @@ class Delivery:
 
     def state(self, row_id: int) -> RowState | None:
         track = self.s.tracks.get(row_id)
-        return self.s.early.get(row_id) if track is None else track.state
+        early = self.s.early.get(row_id)
+        return (early[0] if early else None) if track is None else track.state
 
     # ---- session -------------------------------------------------------------------------
     def _on_SessionUp(self, ev: SessionUp) -> None:
@@ -208,7 +210,8 @@ class Delivery:
             s.next_poll[ev.lane] = self.now + s.limits.poll_s
         for row in ev.rows:
             s.cursor[ev.lane] = max(s.cursor[ev.lane], row.id)
-            if s.early.pop(row.id, None) is not None or s.tracks.pop(row.id, None) is not None:
+            early = s.early.pop(row.id, None)
+            if (early is not None and early[1] == row.record_id) or s.tracks.pop(row.id, None) is not None:
                 continue  # acknowledged before it was read
             s.tracks[row.id] = Track(row, RowState.PENDING)
             s.queue[ev.lane].append(row.id)
@@ -480,12 +483,12 @@ class Delivery:
                 self._chunk_stored(item.msg, item.index or 0)
             elif item.status == "committed" and self._matches(item):
                 commits.append((item.msg, item.record_id))
-                self._resolve(item.msg, RowState.COMMITTED)
+                self._resolve(item.msg, RowState.COMMITTED, item.record_id)
             elif item.status == "rejected" and self._matches(item):
                 self.counters["rejected"] += 1
                 self._report("sync.hub_rejected", f"hub rejected row {item.msg} (record {item.record_id}): {item.reason}")
-                self.out.append(Park(item.msg, f"hub rejected it: {item.reason}"))
-                self._resolve(item.msg, RowState.REJECTED)
+                self.out.append(Park(item.msg, item.record_id, f"hub rejected it: {item.reason}"))
+                self._resolve(item.msg, RowState.REJECTED, item.record_id)
         if commits:
             self.out.append(Retire(tuple(commits)))
         for upload in self.s.uploads.values():
@@ -509,12 +512,17 @@ class Delivery:
         upload.dirty = True
         upload.resent = 0  # the hub is storing it: its next silence is waited for afresh
 
-    def _resolve(self, row_id: int, state: RowState) -> None:
+    def _resolve(self, row_id: int, state: RowState, record_id: str = "") -> None:
         """The row is committed, rejected or parked: it is never sent again this session."""
         s = self.s
         track = s.tracks.get(row_id)
         if track is None:
-            s.early.setdefault(row_id, state)  # acknowledged before it was read
+            # acknowledged before it was read: skipped when read only if it is that record's row, and only so many
+            # kept (an ack naming rows the station never wrote must not hold back the rows it writes later)
+            if len(s.early) < EARLY_MAX:
+                s.early.setdefault(row_id, (state, record_id))
+            else:
+                self.counters["early_dropped"] += 1
             return
         if track.state in RESOLVED:
             return
@@ -544,7 +552,7 @@ class Delivery:
     def _park(self, track: Track, reason: str) -> None:
         row = track.row
         self.counters["parked"] += 1
-        self.out.append(Park(row.id, reason))
+        self.out.append(Park(row.id, row.record_id, reason))
         self._report("sync.row_parked", f"{row.kind} row {row.id} (seq {row.seq}) parked: {reason}")
         self._resolve(row.id, RowState.PARKED)
 

@@ -217,9 +217,10 @@ class Retire:
 
 @dataclass(frozen=True, slots=True)
 class Park:
-    """Keep the row but never send it again (an officer must look at it)."""
+    """Keep the row but never send it again (an officer must look at it); only the row of that record."""
 
     row_id: int
+    record_id: str
     reason: str
 
 

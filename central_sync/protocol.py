@@ -276,7 +276,7 @@ class AckItem(_Wire):
     """`committed`: the row is in the central database. `chunk`: one image chunk is stored.
     `rejected`: the hub will never accept this row (the station parks it and raises an alarm)."""
 
-    msg: int
+    msg: int = Field(ge=0, le=2**63 - 1)  # an outbox row id (SQLite's integers): a larger one crashed the session
     record_id: str
     status: Literal["committed", "chunk", "rejected"]
     index: int | None = None

@@ -227,8 +227,8 @@ class SyncEngine:
                 self.last_ack_at = time.time()
                 for row_id, _ in pairs:
                     self.blobs.pop(row_id, None)
-            case ev.Park(row_id, reason):
-                self.db.park(row_id, reason)
+            case ev.Park(row_id, record_id, reason):
+                self.db.park(row_id, record_id, reason)
                 self.blobs.pop(row_id, None)
             case ev.SaveProgress(row_id, chunk_bytes, stored):
                 self.db.save_blob_progress(row_id, chunk_bytes, set(stored))

@@ -88,8 +88,9 @@ class StationDb:
     def note_error(self, row_id: int, text: str) -> None:
         self._many("UPDATE outbox SET last_error=? WHERE id=?", [(text[:500], row_id)])
 
-    def park(self, row_id: int, reason: str) -> None:
-        self.note_error(row_id, PARKED + reason)
+    def park(self, row_id: int, record_id: str, reason: str) -> None:
+        """Park the row (never sent again) when it is that record's: an ack naming a row by id alone parks nothing."""
+        self._many("UPDATE outbox SET last_error=? WHERE id=? AND record_id=?", [((PARKED + reason)[:500], row_id, record_id)])
 
     def next_session(self) -> int:
         with self._tx():

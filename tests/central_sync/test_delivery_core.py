@@ -151,7 +151,7 @@ def test_too_large_single_row_is_parked_and_a_refused_batch_shrinks():
     assert st.core.counters["batch_shrunk"] == 1 and st.core.batch_bytes == 4096
     single = Station([row(1)])
     (pub,) = single.fill()
-    assert ev.Park(1, "broker refused it: 0x95 packet too large") in single.send(ev.PubAck(pub.ref, 0x95, 0.1))
+    assert ev.Park(1, "rec-1", "broker refused it: 0x95 packet too large") in single.send(ev.PubAck(pub.ref, 0x95, 0.1))
     assert single.core.state(1) is None and single.fill() == []
 
 
@@ -203,3 +203,43 @@ def test_a_full_page_of_alerts_is_read_before_the_gate_opens():
     st = Station(alerts + [row(PAGE + 10)], replace(LIMITS, window=PAGE + 10), newest_alert=PAGE + 2)
     sent = st.fill()
     assert len(sent) == PAGE + 2 and all(p.topic.endswith("/alert") for p in sent)
+
+
+def test_an_ack_naming_rows_not_yet_read_by_another_record_holds_nothing_back():
+    """Acks for rows the station had not read (or not yet written) were kept by id alone: when the rows came, they
+    were skipped for the rest of the session (alerts among them), and a rejection parked them for good."""
+    st = Station([row(1, Lane.ALERT), row(2)], newest_alert=1)
+    forged = ev.HubAck((AckItem(msg=1, record_id="other", status="rejected", reason="forged"),
+                        AckItem(msg=2, record_id="other", status="committed")))
+    out = st.send(forged)
+    assert ev.Park(1, "other", "hub rejected it: forged") in out  # the row store parks only rec-1's row 1: nothing
+    (alert,) = st.fill()
+    assert alert.rows == (1,)  # published, not skipped
+    st.send(ev.PubAck(alert.ref, 0, 0.1))
+    st.send(committed(1))
+    assert [p.rows for p in st.fill()] == [(2,)]  # the record too, once the alert went
+    for i in range(3, 3 + 10_005):  # ids the station never wrote: kept up to a bound
+        st.send(committed(i))
+    assert len(st.core.s.early) == 10_000 and st.core.counters["early_dropped"] == 5
+
+
+def test_an_ack_for_a_row_id_beyond_the_stations_integers_is_malformed_not_a_crash():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        AckItem(msg=2**63, record_id="rec-1", status="committed")
+
+
+def test_the_row_store_parks_a_row_only_for_its_own_record(tmp_path):
+    """A rejected ack parked the row by its id alone: a row of another record under that id was parked for good."""
+    from central_sync.outbox import enqueue
+    from central_sync.station_db import StationDb
+
+    db = StationDb(tmp_path / "station.db")
+    row_id = enqueue(db.conn, Lane.ALERT, "alert", "rec-1", 1, b"{}")
+    db.park(row_id, "rec-2", "hub rejected it: forged")
+    assert [r.id for r in db.fetch(Lane.ALERT, 0, 10)] == [row_id]
+    db.park(row_id, "rec-1", "hub rejected it: too large")
+    assert db.fetch(Lane.ALERT, 0, 10) == []
+    db.close()

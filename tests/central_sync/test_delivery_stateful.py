@@ -103,7 +103,7 @@ class DeliveryMachine(RuleBasedStateMachine):
                     assert row_id in self.hub.committed
                     if row_id in self.outbox and self.outbox[row_id].record_id == record_id:
                         del self.outbox[row_id]
-            case ev.Park(row_id, _):
+            case ev.Park(row_id, _, _):
                 self.parked.add(row_id)
             case ev.SaveProgress(row_id, _, stored):
                 self.progress[row_id] = set(stored)
