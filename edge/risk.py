@@ -242,30 +242,37 @@ class RiskCheck:
 
 
 class Assembler:
-    """Joins the chunks of one envelope (a newer one abandons it); pure, counts what it drops."""
+    """Joins the chunks of envelopes, at most KEEP_PARTIALS at a time (a stray chunk of another envelope no longer
+    abandons the one under way), each holding at most its stated size; pure, counts what it drops."""
+
+    KEEP_PARTIALS = 2
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self.head: RiskChunk | None = None
-        self.parts: dict[int, bytes] = {}
+        self.partials: dict[tuple[str, int, int], dict[int, bytes]] = {}  # (sha256, count, size) -> index -> bytes
         self.counters: Counter[str] = Counter()
 
     def add(self, head: RiskChunk, data: bytes) -> bytes | None:
         """The whole envelope once its last chunk arrived and its hash matches, else None."""
-        if head.size > self.max_bytes or head.index >= head.count:
+        key = (head.sha256, head.count, head.size)
+        parts = self.partials.get(key, {})
+        held = sum(len(part) for index, part in parts.items() if index != head.index)
+        if head.size > self.max_bytes or head.index >= head.count or held + len(data) > head.size:
+            # beyond the station's limit, or more bytes than the envelope says it has: memory held stays bounded
             self.counters["chunk_refused"] += 1
             log.warning("risk.chunk_refused", version=head.version, size=head.size, index=head.index, count=head.count,
-                        max_bytes=self.max_bytes)
+                        held=held, chunk=len(data), max_bytes=self.max_bytes)
             return None
-        if self.head is None or (head.sha256, head.count, head.size) != (self.head.sha256, self.head.count, self.head.size):
-            if self.parts:
+        if key not in self.partials:
+            while len(self.partials) >= self.KEEP_PARTIALS:
+                self.partials.pop(next(iter(self.partials)))
                 self.counters["abandoned"] += 1
-            self.head, self.parts = head, {}
-        self.parts[head.index] = data
-        if len(self.parts) < head.count:
+            self.partials[key] = parts
+        parts[head.index] = data
+        if len(parts) < head.count:
             return None
-        envelope = b"".join(self.parts[i] for i in range(head.count))
-        self.head, self.parts = None, {}
+        del self.partials[key]
+        envelope = b"".join(parts[i] for i in range(head.count))
         if len(envelope) != head.size or hashlib.sha256(envelope).hexdigest() != head.sha256:
             self.counters["bad_hash"] += 1  # not acknowledged: the hub sends it again
             log.warning("risk.bad_hash", version=head.version, size=len(envelope), expected=head.size)

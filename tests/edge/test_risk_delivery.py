@@ -199,3 +199,24 @@ def test_the_ack_names_the_signed_version_the_station_runs_not_the_chunk_headers
     assert (replayed.outcome, replayed.version, runtime.version) == ("applied", 7, 7)
     fresh = RiskRuntime.start("gate-2", pinned(tmp_path), tmp_path / "data2")
     assert fresh.receive(9, v7).version == 7  # applied under another header version: the signed one is acked
+
+
+def test_the_assembler_holds_no_more_than_an_envelope_says_and_survives_a_stray_chunk() -> None:
+    """It checked only the size a chunk's header states: 200 chunks of 1 MiB under a 1 MiB limit were all held.
+    And one chunk of another envelope abandoned the one under way (complete only after the hub's resend, 60 s)."""
+    import hashlib
+
+    from central_sync.risk_delivery import RiskChunk, chunks, decode_chunk
+    from edge.risk import Assembler
+
+    asm = Assembler(1 << 20)
+    sha = hashlib.sha256(b"x").hexdigest()
+    for i in range(200):
+        assert asm.add(RiskChunk(version=3, sha256=sha, index=i, count=200, size=1 << 20), bytes(1 << 20)) is None
+    assert sum(len(b) for parts in asm.partials.values() for b in parts.values()) <= 1 << 20
+    assert asm.counters["chunk_refused"] == 199
+    wanted, stray = bytes(range(256)) * 20, b"another envelope" * 100
+    parts = [decode_chunk(c) for c in chunks(4, wanted, chunk_bytes=1024)]
+    other = decode_chunk(chunks(5, stray, chunk_bytes=1024)[0])
+    got = [asm.add(*parts[0]), asm.add(*other), *[asm.add(*part) for part in parts[1:]]]
+    assert got[-1] == wanted and got[:-1] == [None] * (len(got) - 1)
