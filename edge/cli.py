@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from appliance.version import version
 from edge.config import CONFIG_ERROR_EXIT, StationConfig, load_config, unreadable_files
-from edge.errors import ConfigError, EdgeError, StoreCorrupt, StoreError
+from edge.errors import ConfigError, EdgeError, StationUnusable, StoreCorrupt, StoreError
 from edge.logging import configure_logging
 
 if TYPE_CHECKING:
@@ -229,6 +229,9 @@ def _run(args: argparse.Namespace) -> int:
 
         print(f"edge: {exc}; it is left as it is for a technician", file=sys.stderr)
         return STORE_CORRUPT_EXIT
+    except StationUnusable as exc:
+        print(f"edge: {exc}", file=sys.stderr)
+        return CONFIG_ERROR_EXIT
     except EdgeError as exc:
         print(f"edge: {exc}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -23,7 +24,7 @@ from appliance import sdnotify
 from appliance.serving import stop_on_signals, until_listening
 from appliance.https import uvicorn_tls, warn_plain_http
 from appliance.version import version
-from edge.config import StationConfig, unreadable_files
+from edge.config import CONFIG_ERROR_EXIT, StationConfig, unreadable_files
 from edge.context import StationContext
 from edge.detector import load_engine, station_facts
 from edge.devices import Devices, open_devices
@@ -36,7 +37,7 @@ from edge import search_report
 from edge.seals import seal_expectation
 from edge.stations import FlowParts, InspectorParts, beltlatch
 from edge.stations.kinds import KINDS
-from edge.errors import EdgeError, HistoryUnavailable, StoreCorrupt
+from edge.errors import EdgeError, HistoryUnavailable, StationUnusable, StoreCorrupt
 from edge.history import VehicleHistory, hub_client, open_history
 from edge.store import STORE_CORRUPT_EXIT, Store, StoreLimits, StoreWriter
 from appliance.watchdog import Progress, watchdog
@@ -61,8 +62,9 @@ MB = 1024 * 1024
 async def run_stations(configs: list[StationConfig], *, stop: asyncio.Event | None = None) -> None:
     """Run stations in one process, sharing one fair inference pool, until stopped.
 
-    A station whose database is corrupt is not restarted (the file is kept as evidence); the others
-    run on, and StoreCorrupt is raised once every station has ended (exit STORE_CORRUPT_EXIT).
+    A station whose database is corrupt is not restarted (the file is kept as evidence), nor one that cannot
+    start until its config or host is mended (StationUnusable: its port, data_dir or certificate); the others
+    run on, and the first such error is raised once every station has ended (exit STORE_CORRUPT_EXIT, 78).
     """
     guard = None
     if stop is None:  # the real daemon: signals stop it, and a stuck stop ends the process
@@ -78,9 +80,9 @@ async def run_stations(configs: list[StationConfig], *, stop: asyncio.Event | No
         raise corrupt[0]
 
 
-async def _run_all(configs: list[StationConfig], stop: asyncio.Event) -> list[StoreCorrupt]:
+async def _run_all(configs: list[StationConfig], stop: asyncio.Event) -> list[StoreCorrupt | StationUnusable]:
     workers = max(c.model.pool_workers for c in configs)
-    corrupt: list[StoreCorrupt] = []
+    corrupt: list[StoreCorrupt | StationUnusable] = []
     async with InferencePool(workers, max(c.station.queue_size for c in configs)) as pool:
         async with asyncio.TaskGroup() as tasks:
             for config in configs:
@@ -89,7 +91,7 @@ async def _run_all(configs: list[StationConfig], stop: asyncio.Event) -> list[St
 
 
 async def _supervise(config: StationConfig, pool: InferencePool, stop: asyncio.Event,
-                     corrupt: list[StoreCorrupt]) -> None:
+                     corrupt: list[StoreCorrupt | StationUnusable]) -> None:
     """Restart a failed station after a pause, so that one station's fault never stops the others.
 
     Its devices are closed on the way out (safe state); items meanwhile are not inspected, and the
@@ -104,6 +106,11 @@ async def _supervise(config: StationConfig, pool: InferencePool, stop: asyncio.E
             log.error("station.store_corrupt", station=config.station.id, error=str(exc),
                       exit_status=STORE_CORRUPT_EXIT,
                       action="move the database aside or restore it from backup, then start the station")
+            sdnotify.notify(f"STATUS=station {config.station.id} stopped: {exc}")
+            corrupt.append(exc)
+            return
+        except StationUnusable as exc:  # restarting cannot mend it: said once, in one sentence, not every 5 s
+            log.error("station.unusable", station=config.station.id, error=str(exc), exit_status=CONFIG_ERROR_EXIT)
             sdnotify.notify(f"STATUS=station {config.station.id} stopped: {exc}")
             corrupt.append(exc)
             return
@@ -134,6 +141,9 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
     kind = KINDS[st.kind]
     metrics, events, progress = StationMetrics(), EventBus(), Progress()
     async with AsyncExitStack() as stack:
+        # first what only an operator can mend, before the store, the model and the devices are opened
+        listener = stack.enter_context(_station_listener(config))
+        _check_data_dir(st.id, st.data_dir)
         limits = StoreLimits(config.store.reserve_mb * MB, config.store.scan_cap_mb * MB, config.store.retention_days)
         store = await stack.enter_async_context(StoreWriter(Store(st.data_dir, limits, st.id)))
         await _alarm_unreadable_files(config, store)
@@ -171,7 +181,6 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
                              settings=config, belt=flow.belt, lane_control=flow.lane_control, panels=kind.panels,
                              stopping=screen_stop, cameras=search_report.camera_photos(devices.cameras))
         server, tip = _web_server(config, ctx, metrics)
-        listener = stack.enter_context(_listen(config.http.host, config.http.port))
         receiver = await _open_command_receiver(stack, config, store, engine, tip, devices, pool)
         if receiver is not None:  # what the hub's commands put in force, in the status and on /health
             status_parts.append(lambda: {"settings": receiver.processor.settings()})
@@ -319,6 +328,31 @@ def _web_server(config: StationConfig, ctx: StationContext,
     return uvicorn.Server(server_config), tip  # its signal hand-over: appliance.serving
 
 
+def _station_listener(config: StationConfig) -> socket.socket:
+    """The screen's socket, or StationUnusable naming http.host and http.port (taken, refused, no such address)."""
+    http = config.http
+    try:
+        return _listen(http.host, http.port)
+    except OSError as exc:
+        raise StationUnusable(f"station {config.station.id}'s screen cannot listen on http.host {http.host} "
+                              f"http.port {http.port}: {exc.strerror or exc}") from exc
+
+
+def _check_data_dir(station: str, data_dir: Path) -> None:
+    """StationUnusable unless the station can make and write files in `data_dir` (and its database, if any)."""
+    probe = data_dir / f".write-probe-{os.getpid()}"
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+        for name in ("station.db", "station.db-wal", "station.db-shm"):
+            if (data_dir / name).exists() and not os.access(data_dir / name, os.R_OK | os.W_OK):
+                raise PermissionError(13, "not readable and writable by this user", str(data_dir / name))
+    except OSError as exc:
+        raise StationUnusable(f"station {station}'s data_dir {data_dir} cannot be written: "
+                              f"{exc.strerror or exc} ({exc.filename or data_dir})") from exc
+
+
 def _listen(host: str, port: int) -> socket.socket:
     """The screen's listening socket, bound here (SO_REUSEADDR) so that a restarted station binds it again."""
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
@@ -337,8 +371,8 @@ async def _serve(server: uvicorn.Server, listener: socket.socket, screen_stop: a
     except OSError as exc:  # the certificate or key cannot be read or do not match (uvicorn loads them first)
         if server.started or server.config.ssl_certfile is None:
             raise
-        raise EdgeError(f"the station screen cannot serve HTTPS with http.cert_file {server.config.ssl_certfile} and "
-                        f"http.key_file {server.config.ssl_keyfile}: {exc}") from exc
+        raise StationUnusable(f"the station screen cannot serve HTTPS with http.cert_file {server.config.ssl_certfile} "
+                              f"and http.key_file {server.config.ssl_keyfile}: {exc}") from exc
     except SystemExit as exc:  # uvicorn's way of saying the app's start-up failed: a station fault, not the process's
         where = listener.getsockname()
         raise EdgeError(f"the station screen on {where} failed to start (uvicorn status {exc.code})") from exc

@@ -2,6 +2,7 @@
 
     EdgeError                 (edge)        station daemon
     ├── ConfigError           a station config that does not validate (exit status 78)
+    ├── StationUnusable       a station that cannot start until its config or host is mended (exit status 78)
     ├── StoreError            the SQLite store cannot be opened, migrated or written
     │   ├── StoreCorrupt      integrity check failed at start
     │   └── DiskFull          not even a record fits any more
@@ -62,6 +63,11 @@ class StoreCorrupt(StoreError):
 
 class DiskFull(StoreError):
     """The disk has no room left even for records."""
+
+
+class StationUnusable(EdgeError):
+    """A station that cannot start until its config or its host is mended (its screen's port taken or refused,
+    its data_dir not writable, its TLS certificate unusable): not restarted; exit status 78."""
 
 
 class HistoryUnavailable(EdgeError):

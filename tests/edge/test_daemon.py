@@ -157,6 +157,36 @@ def test_corrupt_database_exits_65_names_it_and_leaves_it(tmp_path):
     assert db.read_bytes() == garbage  # never overwritten: the evidence stays for a technician
 
 
+def test_a_taken_port_or_an_unwritable_data_dir_exits_78_in_one_sentence(tmp_path):
+    """Both were retried every 5 s with a traceback, the store, model and devices opened again each time, READY
+    never sent: systemd killed and restarted the daemon for ever. Restarting cannot mend them."""
+    import socket
+
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    port = free_port()
+    config = _write_config(tmp_path, port, model)
+    with socket.create_server(("127.0.0.1", port)):
+        result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], capture_output=True,
+                                text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 78, result.stderr[-2000:]
+    assert f"http.port {port}" in result.stderr and "Traceback" not in result.stdout + result.stderr
+    assert not (tmp_path / "data" / "station.db").exists()  # nothing was opened before the port was had
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data").chmod(0o500)
+    try:
+        if os.access(tmp_path / "data", os.W_OK):  # root writes anywhere: make the data_dir a file instead
+            (tmp_path / "data").chmod(0o700)
+            (tmp_path / "data").rmdir()
+            (tmp_path / "data").write_text("not a folder")
+        result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], capture_output=True,
+                                text=True, cwd=ROOT, timeout=60)
+    finally:
+        if (tmp_path / "data").is_dir():
+            (tmp_path / "data").chmod(0o700)
+    assert result.returncode == 78, result.stderr[-2000:]
+    assert f"data_dir {tmp_path / 'data'} cannot be written" in result.stderr and "Traceback" not in result.stderr
+
+
 def _events(log: Path, event: str, station: str) -> int:
     text = log.read_text(errors="replace")
     return sum(1 for line in text.splitlines() if f'"event": "{event}"' in line and f'"station": "{station}"' in line)
