@@ -211,11 +211,23 @@ def _warn_model(path: Path, config: StationConfig) -> None:
         print(f"{path}: warning: model: {problem}; every item will go to manual", file=sys.stderr)
 
 
+def _distinct(paths: list[Path], configs: list[StationConfig]) -> None:
+    """ConfigError when two stations run by one process share an id, a data_dir or a screen's address."""
+    seen: dict[tuple[str, str], Path] = {}
+    for path, config in zip(paths, configs):
+        for key, value in (("station.id", config.station.id), ("station.data_dir", str(config.station.data_dir)),
+                           ("http.port", f"{config.http.host}:{config.http.port}")):
+            if (key, value) in seen:
+                raise ConfigError(path, [(key, f"{value} is also {seen[key, value]}'s; two stations cannot share it")])
+            seen[key, value] = path
+
+
 def _run(args: argparse.Namespace) -> int:
     from edge.daemon import run_stations
 
     try:
         configs = [load_config(path) for path in args.config]
+        _distinct(args.config, configs)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return CONFIG_ERROR_EXIT

@@ -187,6 +187,37 @@ def test_a_taken_port_or_an_unwritable_data_dir_exits_78_in_one_sentence(tmp_pat
     assert f"data_dir {tmp_path / 'data'} cannot be written" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_second_daemon_on_the_same_data_dir_exits_78_naming_the_first(tmp_path):
+    """Nothing stopped it: a second daemon (another port) reached READY and wrote into the same database."""
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    first_port, second_port = free_port(), free_port()
+    config = _write_config(tmp_path, first_port, model)
+    first = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: _healthy(first_port), "the first daemon serves", timeout=60)
+        second = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], capture_output=True,
+                                text=True, cwd=ROOT, timeout=60, env={**os.environ, "EDGE_HTTP__PORT": str(second_port)})
+        assert second.returncode == 78, second.stderr[-2000:]
+        assert f"in use by another daemon (pid {first.pid})" in second.stderr
+        assert first.poll() is None and _healthy(first_port)
+    finally:
+        first.terminate()
+        first.wait(30)
+
+
+def test_two_stations_of_one_process_sharing_a_data_dir_are_refused_at_start(tmp_path):
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    one = _write_config(tmp_path / "one", free_port(), model, station="one")
+    two = _write_config(tmp_path / "two", free_port(), model, station="two")
+    two.write_text(two.read_text().replace(str(tmp_path / "two" / "data"), str(tmp_path / "one" / "data")))
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(one), "--config", str(two)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 78, result.stderr[-2000:]
+    assert result.stderr.strip() == (f"{two}: station.data_dir: {tmp_path / 'one' / 'data'} is also {one}'s; "
+                                     "two stations cannot share it")
+
+
 def _events(log: Path, event: str, station: str) -> int:
     text = log.read_text(errors="replace")
     return sum(1 for line in text.splitlines() if f'"event": "{event}"' in line and f'"station": "{station}"' in line)
