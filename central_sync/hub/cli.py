@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import ssl
 import sys
 from pathlib import Path
 
@@ -239,10 +240,27 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
             task.cancel()
 
 
+FILE_OPTIONS = ("password_file", "tls_ca", "tls_cert", "tls_key", "signing_key", "risk_key", "api_tokens", "https_cert",
+                "https_key")
+
+
 def _https_problem(args: argparse.Namespace) -> str | None:
-    """A refused HTTP setting of `edge-hub run` (one sentence), or None."""
+    """A refused file or HTTP setting of `edge-hub run` (one sentence), or None: a file an option names that
+    cannot be read, or a certificate and key that do not load, failed with a traceback (exit 1, restarted for ever)."""
     if (args.https_cert is None) != (args.https_key is None):
         return "--https-cert and --https-key go together: give both or neither"
+    for name in FILE_OPTIONS:
+        path = getattr(args, name, None)
+        if path is not None:
+            try:
+                path.read_bytes()
+            except OSError as exc:
+                return f"--{name.replace('_', '-')} {path} cannot be read: {exc.strerror or exc}"
+    if args.https_cert is not None and args.https_key is not None:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(args.https_cert, args.https_key)
+        except (ssl.SSLError, OSError) as exc:
+            return f"--https-cert {args.https_cert} and --https-key {args.https_key} do not load together: {exc}"
     if not args.http_port:
         return None
     problem = plain_http_problem(args.http_host, args.https_cert is not None, args.allow_plain_http)

@@ -75,6 +75,16 @@ def test_plain_http_on_a_lan_address_is_refused_and_allowed_only_with_a_warning(
                                       "(--https-cert and --https-key, or --allow-plain-http)")
     half = _hub("--db", str(tmp_path / "h.sqlite3"), "--https-cert", str(tmp_path / "a.crt"))
     assert half.returncode == 78 and "--https-cert and --https-key go together" in half.stderr
+    # a file an option names that cannot be read, or a pair that does not load: one line, 78 (a traceback, exit 1,
+    # restarted every 5 s before)
+    missing = _hub("--db", str(tmp_path / "h.sqlite3"), "--tls-ca", str(tmp_path / "nope" / "ca.crt"))
+    assert (missing.returncode, missing.stderr.strip()) == (
+        78, f"edge-hub: --tls-ca {tmp_path / 'nope' / 'ca.crt'} cannot be read: No such file or directory")
+    (tmp_path / "bad.crt").write_text("not a certificate")
+    (tmp_path / "bad.key").write_text("not a key")
+    garbage = _hub("--db", str(tmp_path / "h.sqlite3"), "--https-cert", str(tmp_path / "bad.crt"),
+                   "--https-key", str(tmp_path / "bad.key"))
+    assert garbage.returncode == 78 and "do not load together" in garbage.stderr and "Traceback" not in garbage.stderr
     lab = hubs(str(tmp_path / "hub.sqlite3"), broker.port, "hub-lab", http=True,
                extra=("--http-host", "0.0.0.0", "--allow-plain-http"))
     wait_until(lambda: answers(f"http://127.0.0.1:{lab.http_port}") or lab.proc.poll() is not None, "the lab hub serves plain HTTP",
