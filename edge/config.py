@@ -7,7 +7,9 @@ units and the demo launcher adjust ports without editing the file.
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -215,11 +217,31 @@ def load_config(path: str | Path) -> StationConfig:
         raise ConfigError(path, [("<file>", f"is not UTF-8 text (byte {exc.start}): not a TOML config")]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, [("<toml>", str(exc))]) from exc
+    if problems := _env_problems(os.environ):
+        raise ConfigError(path, problems)
     try:
         config = StationConfig(**data)
     except ValidationError as exc:
         raise ConfigError(path, [_describe(err) for err in exc.errors()]) from exc
     return config
+
+
+def _env_problems(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Overrides that set nothing: EDGE_<SECTION>__<KEY> naming no section, or a section and key joined by one
+    underscore (EDGE_HTTP_PORT, silently ignored before). Other programs' names (EDGE_HUB_DB) are left alone."""
+    fields = set(StationConfig.model_fields)
+    problems = []
+    for name in sorted(environ):
+        rest = name[len("EDGE_"):].lower() if name.startswith("EDGE_") else None
+        if rest is None or rest in fields:
+            continue
+        head, nested, _ = rest.partition("__")
+        if nested and head not in fields:
+            problems.append((f"${name}", f"names no section of the config (they are {', '.join(sorted(fields))})"))
+        elif not nested and (section := next((f for f in fields if rest.startswith(f + "_")), None)):
+            key = rest[len(section) + 1:].upper()
+            problems.append((f"${name}", f"sets nothing: a key of [{section}] is EDGE_{section.upper()}__{key}"))
+    return problems
 
 
 def unreadable_files(config: StationConfig) -> list[tuple[str, str]]:

@@ -441,3 +441,22 @@ def test_an_empty_password_file_is_named_by_check_config_and_never_stops_inspect
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
+
+
+def test_an_environment_override_that_sets_nothing_is_a_config_error(tmp_path, monkeypatch):
+    """docs/deployment.md says an unknown name is a config error: EDGE_HTTP_PORT (one underscore) and a section
+    that does not exist were silently ignored, and the station ran on the file's values."""
+    from edge.config import load_config
+    from edge.errors import ConfigError
+
+    config = _write_config(tmp_path, 18180, tmp_path / "model")
+    monkeypatch.setenv("EDGE_HUB_DB", "hub.sqlite3")  # another program's name: left alone
+    monkeypatch.setenv("EDGE_LOG_FORMAT", "console")  # a top-level key
+    assert load_config(config).log_format == "console"
+    for name, says in (("EDGE_HTTP_PORT", "sets nothing: a key of [http] is EDGE_HTTP__PORT"),
+                       ("EDGE_SCREEN__PORT", "names no section of the config")):
+        monkeypatch.setenv(name, "9999")
+        with pytest.raises(ConfigError) as err:
+            load_config(config)
+        assert f"{config}: ${name}: {says}" in str(err.value)
+        monkeypatch.delenv(name)
