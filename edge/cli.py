@@ -23,7 +23,19 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["diag"]:  # the diagnostics CLI parses its own options
         return _diag(argparse.Namespace(args=argv[1:]))
     args = _parser().parse_args(argv)
-    return int(args.handler(args) or 0)
+    try:
+        return int(args.handler(args) or 0)
+    except ConfigError as exc:  # the admin commands' config (user add, audit verify, exports): one line, not a traceback
+        print(exc, file=sys.stderr)
+        return CONFIG_ERROR_EXIT
+    except StoreCorrupt as exc:
+        from edge.store import STORE_CORRUPT_EXIT
+
+        print(f"edge: {exc}; it is left as it is for a technician", file=sys.stderr)
+        return STORE_CORRUPT_EXIT
+    except StoreError as exc:
+        print(f"edge: {exc}", file=sys.stderr)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -460,3 +460,17 @@ def test_an_environment_override_that_sets_nothing_is_a_config_error(tmp_path, m
             load_config(config)
         assert f"{config}: ${name}: {says}" in str(err.value)
         monkeypatch.delenv(name)
+
+
+def test_the_admin_commands_say_what_is_wrong_with_the_config_in_one_line(tmp_path, capsys):
+    from edge.cli import main
+
+    missing = tmp_path / "nowhere.toml"
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[station\n")
+    for argv in (["audit", "verify", "--config", str(missing)],
+                 ["user", "add", "--config", str(broken), "--badge", "B-1", "--name", "Ann", "--role", "officer",
+                  "--pin", "1234"]):
+        assert main(argv) == 78, argv
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
