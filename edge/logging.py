@@ -24,3 +24,6 @@ def configure_logging(fmt: str = "json", *, quiet: bool = False) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # the Modbus client says "Failed to connect" on each of its own tries (3 a second with an RTU port missing);
+    # the PLC driver reports the link's state and reason once per change (plc.link_lost)
+    logging.getLogger("pymodbus").setLevel(logging.ERROR)
