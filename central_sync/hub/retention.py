@@ -58,8 +58,11 @@ UNSEIZED = ("(records.search_outcome IS NULL OR records.search_outcome = 'nothin
 DEPENDENTS = ("reviews", "record_identities", "search_reports", "tip_outcomes", "cr_actions")
 
 
-class _Replan(Exception):
+class Replan(r.RetentionError):
     """A record a prune planned became one that must stay before the deletion: roll the page back."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("replan", message)
 
 
 class HoldError(r.RetentionError):
@@ -254,7 +257,7 @@ def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: s
             cur.execute(store.sql(f"SELECT record_id FROM seizure_releases WHERE record_id IN ({_marks(seized)})"),
                         seized)
             if set(seized) - {row[0] for row in cur.fetchall()}:
-                raise _Replan(f"records {', '.join(seized)} became seizures after the prune planned them")
+                raise Replan(f"records {', '.join(seized)} became seizures after the prune planned them")
         deleted.extend(sorted(row[0] for row in gone))
         if not gone:
             return 0
@@ -276,7 +279,7 @@ def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: s
     if go:
         try:
             scans = store.run_in_transaction(delete)
-        except _Replan as exc:  # rolled back: the next round plans again
+        except Replan as exc:  # rolled back: the next round plans again
             log.warning("retention.replanned", detail=str(exc))
             deleted.clear()
             photos.clear()
