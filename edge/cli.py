@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except ConfigError as exc:  # the admin commands' config (user add, audit verify, exports): one line, not a traceback
+    except ConfigError as exc:  # a config that does not load (run, and the admin commands): one line, not a traceback
         print(exc, file=sys.stderr)
         return CONFIG_ERROR_EXIT
     except StoreCorrupt as exc:
@@ -33,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"edge: {exc}; it is left as it is for a technician", file=sys.stderr)
         return STORE_CORRUPT_EXIT
-    except StoreError as exc:
+    except StationUnusable as exc:
+        print(f"edge: {exc}", file=sys.stderr)
+        return CONFIG_ERROR_EXIT
+    except EdgeError as exc:
         print(f"edge: {exc}", file=sys.stderr)
         return 1
 
@@ -237,28 +240,13 @@ def _distinct(paths: list[Path], configs: list[StationConfig]) -> None:
 def _run(args: argparse.Namespace) -> int:
     from edge.daemon import run_stations
 
-    try:
-        configs = [load_config(path) for path in args.config]
-        _distinct(args.config, configs)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return CONFIG_ERROR_EXIT
+    configs = [load_config(path) for path in args.config]  # ConfigError, StoreCorrupt, ...: answered by main
+    _distinct(args.config, configs)
     configure_logging(configs[0].log_format)
     try:
         asyncio.run(run_stations(configs))
     except KeyboardInterrupt:
         return 0
-    except StoreCorrupt as exc:
-        from edge.store import STORE_CORRUPT_EXIT
-
-        print(f"edge: {exc}; it is left as it is for a technician", file=sys.stderr)
-        return STORE_CORRUPT_EXIT
-    except StationUnusable as exc:
-        print(f"edge: {exc}", file=sys.stderr)
-        return CONFIG_ERROR_EXIT
-    except EdgeError as exc:
-        print(f"edge: {exc}", file=sys.stderr)
-        return 1
     return 0
 
 

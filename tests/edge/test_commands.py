@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 
@@ -87,11 +88,12 @@ async def test_no_pinned_key_accepts_nothing(tmp_path, station):
     assert (res.outcome, res.reason) == ("rejected", "no_key")
 
 
-async def test_over_mqtt_results_come_back(tmp_path, station):
+@contextlib.asynccontextmanager
+async def over_mqtt(tmp_path, station):
+    """A station's command receiver and a hub's command link on a real broker: (receiver, hub link, results)."""
     (tmp_path / "hub.pub").write_bytes(_pem(HUB_KEY))
     results: asyncio.Queue = asyncio.Queue()
     loop = asyncio.get_running_loop()
-    good = signed()
     with Mosquitto(tmp_path / "broker") as broker:
         cfg = BrokerConfig(port=broker.port)
         rx_cfg = CommandsConfig(hub_public_key=tmp_path / "hub.pub")
@@ -100,9 +102,15 @@ async def test_over_mqtt_results_come_back(tmp_path, station):
                               lambda t, p: loop.call_soon_threadsafe(results.put_nowait, json.loads(p))) as hub:
             await rx.link.ready()
             await hub.ready()
-            for data in (good, good, signed(key=Ed25519PrivateKey.generate()), signed(ttl_s=1, now=1_000_000.0)):
-                hub.publish(c.cmd_topic("gate-1"), data)
-            got = [await asyncio.wait_for(results.get(), 10) for _ in range(4)]
+            yield rx, hub, results
+
+
+async def test_over_mqtt_results_come_back(tmp_path, station):
+    good = signed()
+    async with over_mqtt(tmp_path, station) as (rx, hub, results):
+        for data in (good, good, signed(key=Ed25519PrivateKey.generate()), signed(ttl_s=1, now=1_000_000.0)):
+            hub.publish(c.cmd_topic("gate-1"), data)
+        got = [await asyncio.wait_for(results.get(), 10) for _ in range(4)]
     assert [(r["outcome"], r["reason"]) for r in got] == [
         ("applied", "applied"), ("rejected", "replayed"), ("rejected", "bad_signature"), ("rejected", "expired")]
     assert station.calls == [("tip", 0.02)] and rx.counters == {"applied": 1, "rejected": 3}
@@ -113,21 +121,11 @@ async def test_over_mqtt_results_come_back(tmp_path, station):
 async def test_a_payload_nested_too_deep_is_rejected_and_later_commands_still_applied(tmp_path, station):
     """A 5 kB unsigned message nested too deep raised RecursionError while its rejection was reported: the
     command worker ended silently and no later signed command was applied or answered."""
-    (tmp_path / "hub.pub").write_bytes(_pem(HUB_KEY))
-    results: asyncio.Queue = asyncio.Queue()
-    loop = asyncio.get_running_loop()
     hostile = json.dumps({"payload": "[" * 5000, "sig": "AA=="}).encode()
-    with Mosquitto(tmp_path / "broker") as broker:
-        cfg = BrokerConfig(port=broker.port)
-        rx_cfg = CommandsConfig(hub_public_key=tmp_path / "hub.pub")
-        async with CommandReceiver(cfg, "gate-1", tmp_path / "station.db", station.handlers(), rx_cfg) as rx, \
-                c.CommandLink(cfg, "hub-test", [c.result_topic("+")],
-                              lambda t, p: loop.call_soon_threadsafe(results.put_nowait, json.loads(p))) as hub:
-            await rx.link.ready()
-            await hub.ready()
-            hub.publish(c.cmd_topic("gate-1"), hostile)
-            hub.publish(c.cmd_topic("gate-1"), signed())
-            got = [await asyncio.wait_for(results.get(), 10) for _ in range(2)]
+    async with over_mqtt(tmp_path, station) as (_, hub, results):
+        hub.publish(c.cmd_topic("gate-1"), hostile)
+        hub.publish(c.cmd_topic("gate-1"), signed())
+        got = [await asyncio.wait_for(results.get(), 10) for _ in range(2)]
     assert [r["outcome"] for r in got] == ["rejected", "applied"] and station.calls == [("tip", 0.02)]
 
 
