@@ -77,6 +77,9 @@ class RolloutConfig(BaseModel):
     crash_limit: int = Field(2, ge=0, le=100, description="starts of the process during one canary before it rolls back")
 
 
+ROLLED_BACK_KEPT = 50  # signed packages a station remembers it rolled back
+
+
 class SlotState(BaseModel):
     """data_dir/models/state.json: which slot is active, which is on canary, and why the last one ended."""
 
@@ -89,6 +92,8 @@ class SlotState(BaseModel):
     criteria: Criteria = Criteria()
     starts: int = 0  # starts of the process during this canary
     reason: str | None = None
+    candidate_signed: str | None = None  # sha256 of the candidate's signed package (the envelope less its header)
+    rolled_back: list[str] = Field(default_factory=list)  # signed packages this station rolled back, newest last
 
 
 class Canary:
@@ -215,6 +220,11 @@ class Rollout:
             try:
                 header, data = open_envelope(envelope)
                 package = open_package(data, self.keys)
+                signed = hashlib.sha256(data).hexdigest()
+                if signed in self.state.rolled_back:  # the header (criteria, id) is not signed: a replay may not
+                    raise PackageError("rolled_back", f"model {package.manifest.name} {package.manifest.version} "
+                                                      f"(signed package {signed[:12]}) was rolled back on this station; "
+                                                      f"trying it again takes a new signature")
                 if self._admissible(package):
                     self.counters["duplicate"] += 1
                     self.state.rollout = version
@@ -231,7 +241,8 @@ class Rollout:
             except OSError as exc:
                 return self._refused(version, sha, "not_stored", f"model package cannot be written to slot {slot}: {exc}")
             self.state = SlotState(active=self.state.active, candidate=slot, rollout=version, phase="canary",
-                                   criteria=header.criteria)
+                                   criteria=header.criteria, candidate_signed=signed,
+                                   rolled_back=self.state.rolled_back)
             self._save()
             log.info("rollout.installed", station=self.station, rollout=version, slot=slot,
                      model=f"{package.manifest.name} {package.manifest.version}", sha256=package.manifest.sha256[:12])
@@ -347,7 +358,7 @@ class Rollout:
             self.engine.use(detector)
         self.counters["promoted"] += 1
         self.state.active, self.state.candidate, self.state.phase = self.state.candidate, None, "promoted"
-        self.state.reason, self.runner = why, None
+        self.state.reason, self.runner, self.state.candidate_signed = why, None, None
         log.info("rollout.promoted", station=self.station, rollout=self.state.rollout, slot=self.state.active,
                  model=f"{detector.info.name} {detector.info.version}", why=why)
 
@@ -355,6 +366,9 @@ class Rollout:
         log.warning("rollout.rolled_back", station=self.station, rollout=self.state.rollout,
                     slot=self.state.candidate, reason=why)
         self.state.candidate, self.state.phase, self.state.reason, self.runner = None, "rolled_back", why, None
+        if self.state.candidate_signed is not None:  # refused if it comes again (ROLLED_BACK_KEPT remembered)
+            self.state.rolled_back = [*self.state.rolled_back, self.state.candidate_signed][-ROLLED_BACK_KEPT:]
+            self.state.candidate_signed = None
 
     # ---- status ----------------------------------------------------------------------------
     def status(self) -> dict:

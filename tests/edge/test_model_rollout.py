@@ -162,6 +162,33 @@ async def test_a_candidate_missing_its_latency_budget_rolls_back(rig: Rig) -> No
         assert rollout.counters["rolled_back_canary"] == 1 and await live_items(rollout, 1) == 0
 
 
+async def test_a_rolled_back_package_sent_again_under_other_criteria_is_refused(rig: Rig) -> None:
+    """The roll-out header (criteria, id) is not signed: the rolled-back package re-sent with criteria that promote
+    after one item was installed and promoted. Now the station remembers what it rolled back, across a restart;
+    the same model signed anew may be tried again."""
+    from central_sync.model_delivery import MAGIC, Criteria, RolloutHeader, open_envelope
+
+    async with rig.station() as rollout:
+        sent: list[bytes] = []
+        receive = rollout.receive
+        rollout.receive = lambda version, data, now=None: (sent.append(data), receive(version, data, now))[1]  # type: ignore[method-assign]
+        rid = rig.stage("2.4.0", min_items=50, p95_ms=0.001, max_misses=2)
+        await until(lambda: rig.answered(rid), "the station installed it", check=lambda a: a == ("applied", None))
+        await live_items(rollout, 3)
+        assert rollout.status()["models"]["phase"] == "rolled_back"
+        _, package = open_envelope(sent[-1])
+        header = RolloutHeader(rollout=rid + 1, criteria=Criteria(min_items=1, min_agreement=0))
+        lenient = MAGIC + header.model_dump_json().encode() + b"\n" + package  # as the hub frames it, another header
+        ack = await asyncio.to_thread(receive, rid + 1, lenient)
+        assert (ack.outcome, ack.code) == ("refused", "rolled_back")
+        assert rollout.status()["models"]["active"] == "test-det 2.0.0"
+    async with rig.station() as again:  # remembered across a restart
+        ack = await asyncio.to_thread(again.receive, rid + 2, lenient)
+        assert (ack.outcome, ack.code) == ("refused", "rolled_back")
+        rid = rig.stage("2.4.0", min_items=5, p95_ms=60_000)  # signed anew: tried again
+        await until(lambda: rig.answered(rid), "the re-signed package installed", check=lambda a: a == ("applied", None))
+
+
 async def test_a_downgrade_is_refused_unless_the_admin_signed_it(rig: Rig) -> None:
     async with rig.station() as rollout:
         rid = rig.stage("1.9.0")
