@@ -18,7 +18,7 @@ from drivers.errors import DriverError
 from edge.auth import User
 from edge.config import StationConfig
 from edge.diag.context import DiagError, PhaseContext, PhaseSkipped, PromptTimedOut, advice_key
-from edge.diag.core import Outcome, PhaseResult, run_outcome
+from edge.diag.core import Outcome, PhaseResult, run_outcome, worst
 from edge.diag.drills import DRILLS, Drill, judge_drill
 from edge.diag.hand import Technician, TerminalTechnician, TwinHand
 from edge.diag.messages import Catalogue
@@ -49,6 +49,7 @@ class DiagOptions:
     hand: Technician | None = None
     make_hand: Callable[[DiagStation], Technician] | None = None  # a hand that needs the opened station
 
+DEVICE_LOST = "skip.device_lost"  # a configured device or model that did not open: the phase fails
 
 @dataclass
 class RunResult:
@@ -63,7 +64,8 @@ class RunResult:
 
     @property
     def outcome(self) -> Outcome:
-        return run_outcome(self.phases)
+        """The phases' worst; at least ERROR when the station's return to its safe state was not confirmed."""
+        return worst([run_outcome(self.phases), Outcome.ERROR]) if self.teardown else run_outcome(self.phases)
 
 
 def _utc() -> str:
@@ -88,8 +90,9 @@ async def run_diag(cfg: StationConfig, opts: DiagOptions) -> RunResult:
         try:
             for phase in _phases(opts, drill):
                 results.append(await run_phase(phase, station, hand, cat, opts))
-                if phase.name in SAFE_AFTER:
-                    results[-1].notes += [f"safe state not confirmed: {p}" for p in await station.make_safe()]
+                if phase.name in SAFE_AFTER and (unsafe := await station.make_safe()):
+                    results[-1].notes += [f"safe state not confirmed: {p}" for p in unsafe]
+                    results[-1].outcome = worst([results[-1].outcome, Outcome.ERROR])  # a station left unsafe
         finally:
             teardown = await station.make_safe()
         if drill is not None:
@@ -127,7 +130,7 @@ def _unmet(phase: Phase, station: DiagStation) -> tuple[str, dict[str, str]] | N
         if not configured(station.cfg):
             return key, {}
         if attr and not getattr(station, attr):
-            return "skip.device_lost", {"target": need}
+            return DEVICE_LOST, {"target": need}
     return None
 
 
@@ -145,8 +148,9 @@ async def run_phase(phase: Phase, station: DiagStation, hand: Technician, cat: C
         async with asyncio.timeout(phase.timeout_s):
             await phase.run(ctx)
         res.outcome = res.judge()
-    except PhaseSkipped as s:
-        res.outcome, res.reason = Outcome.SKIPPED, cat.text(s.key, **s.fields)
+    except PhaseSkipped as s:  # a part the config names that did not open fails the phase: not tested is not passed
+        res.outcome = Outcome.FAIL if s.key == DEVICE_LOST else Outcome.SKIPPED
+        res.reason = cat.text(s.key, **s.fields)
     except PromptTimedOut as e:
         res.outcome = Outcome.ABORTED
         res.reason = cat.text("phase.aborted", target=phase.name, detail=e.text, limit=e.timeout_s)

@@ -108,3 +108,26 @@ def test_a_drill_where_the_station_was_not_safe_fails():
     phases[0] = _failed("drill-inject", "drill.unsafe")
     phases.append(judge_drill(drill, phases, Catalogue("en")))
     assert run_outcome(phases) == Outcome.FAIL
+
+
+async def test_a_configured_part_that_did_not_open_fails_its_phase_and_the_run():
+    """Its phase was SKIPPED, which ranks below PASS: a run whose model (or PLC) never opened said PASS, exit 0."""
+    from edge.diag.runner import RunResult
+
+    async def body(ctx: PhaseContext) -> None:
+        raise AssertionError("a phase whose part did not open does not run")
+
+    station = SimpleNamespace(name="st-1", cfg=SimpleNamespace(), detector=None)
+    opts = DiagOptions(out_dir=Path("."), prompt_timeout_s=0.2)
+    res = await run_phase(Phase("inference", "Inference", body, ("model",), 5), station, Absent(), Catalogue("en"), opts)
+    assert res.outcome == Outcome.FAIL and res.reason
+    run = RunResult(station, [PhaseResult("clock", "clock"), res], "", "")  # type: ignore[arg-type]
+    assert run.outcome == Outcome.FAIL
+
+
+def test_a_station_whose_safe_state_was_not_confirmed_is_no_pass():
+    from edge.diag.runner import RunResult
+
+    run = RunResult(STATION, [PhaseResult("clock", "clock")], "", "", teardown=["belt_running read back 1"])  # type: ignore[arg-type]
+    assert run.outcome == Outcome.ERROR
+    assert RunResult(STATION, [PhaseResult("clock", "clock")], "", "").outcome == Outcome.PASS  # type: ignore[arg-type]
