@@ -40,6 +40,7 @@ CRL_WARN = timedelta(days=7)
 EXPIRY_WARN = timedelta(days=30)
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 Kind = Literal["station", "hub", "server"]
+STATION_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # a station id (edge.config StationSection.id)
 log = structlog.get_logger("central_sync.pki")
 
 
@@ -90,17 +91,23 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a key readable by its owner only (created 0600, never world-readable for an instant)."""
+def write_private(path: Path, data: bytes) -> None:
+    """Write a key readable by its owner only (0600, never readable by others for an instant, also when the file
+    was there before with wider permissions: O_CREAT's mode applies to a new file only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
 
 
-def _check_name(name: str) -> str:
-    if not NAME.match(name):
+def _check_name(name: str, kind: str = "") -> str:
+    """The subject, or PkiError: a station's must be a station id (the broker takes it as the account name)."""
+    if not NAME.fullmatch(name):  # fullmatch: `$` let a trailing newline through
         raise PkiError(f"certificate subject {name!r} must be 1 to 64 letters, digits or _.-")
+    if kind == "station" and not STATION_NAME.fullmatch(name):
+        raise PkiError(f"a station certificate's subject {name!r} must be a station id: 1 to 63 lower-case letters, "
+                       f"digits or '-', not starting with '-'")
     return name
 
 
@@ -117,7 +124,7 @@ def make_csr(subject: str, key: ec.EllipticCurvePrivateKey) -> x509.CertificateS
 def write_key_and_csr(subject: str, key_path: Path, csr_path: Path) -> None:
     """The station side: a fresh key (0600) and its request; only the request leaves the station."""
     key = new_key()
-    _write_private(key_path, _pem_key(key))
+    write_private(key_path, _pem_key(key))
     csr_path.write_bytes(make_csr(subject, key).public_bytes(serialization.Encoding.PEM))
 
 
@@ -143,7 +150,7 @@ class Authority:
                 .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
                 .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
                 .sign(key, hashes.SHA256()))
-        _write_private(self.key_path, _pem_key(key))
+        write_private(self.key_path, _pem_key(key))
         self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         self._save([])
         self.write_crl(now=at)
@@ -183,18 +190,23 @@ class Authority:
                            f"refused (a station signs its own id)")
         if kind == "server" and not hosts:
             raise PkiError(f"a server certificate for {station!r} needs its host names or addresses (--host)")
-        return self._issue(_check_name(station), kind, csr.public_key(), days, now, hosts)  # type: ignore[arg-type]
+        return self._issue(_check_name(station, kind), kind, csr.public_key(), days, now, hosts)  # type: ignore[arg-type]
 
     def issue_with_key(self, subject: str, kind: Kind = "station", days: int = STATION_DAYS,
                        now: datetime | None = None, hosts: Sequence[str] = ()) -> tuple[bytes, x509.Certificate]:
         """Make the key here and sign it (the demo, tests, the hub's and the broker's own)."""
         key = new_key()
-        return _pem_key(key), self._issue(_check_name(subject), kind, key.public_key(), days, now, hosts)
+        return _pem_key(key), self._issue(_check_name(subject, kind), kind, key.public_key(), days, now, hosts)
 
     def _issue(self, subject: str, kind: Kind, public_key: ec.EllipticCurvePublicKey, days: int,
                now: datetime | None, hosts: Sequence[str] = ()) -> x509.Certificate:
         ca_key, ca_cert = self._ca()
         at = _now(now)
+        logins = ("station", "hub")  # the broker takes a client certificate's name as its account, its role from config
+        if kind in logins and (held := [r for r in self.index() if r.subject == subject and r.kind in logins
+                                        and r.kind != kind and r.revoked_at is None]):
+            raise PkiError(f"{subject!r} is the name of a {held[0].kind} certificate (serial {held[0].serial:x}) this CA "
+                           f"issued and has not revoked: a {kind} certificate of that name would log in as it")
         usage = ExtendedKeyUsageOID.SERVER_AUTH if kind == "server" else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (x509.CertificateBuilder()
                    .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from central_sync.pki import CA_DAYS, CRL_DAYS, STATION_DAYS, Authority, PkiError, crl_status
+from central_sync.pki import CA_DAYS, CRL_DAYS, STATION_DAYS, Authority, PkiError, crl_status, write_private
 
 DEFAULT_DIR = Path(os.environ.get("EDGE_HUB_PKI", "/var/lib/checkpoint-hub/pki"))
 
@@ -62,9 +62,7 @@ def _issue(ca: Authority, args: argparse.Namespace) -> str:
         if args.key_out is None:
             raise PkiError("--make-key needs --key-out FILE for the new key")
         key, cert = ca.issue_with_key(args.subject, args.kind, days=args.days, hosts=args.host)
-        fd = os.open(args.key_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(key)
+        write_private(args.key_out, key)
     pem = cert.public_bytes(serialization.Encoding.PEM)
     if args.out is None:
         return pem.decode()

@@ -231,6 +231,39 @@ def test_a_request_whose_subject_is_not_the_station_is_refused(tmp_path):
     assert [r.subject for r in ca.index()] == ["gate-2"]
 
 
+def test_a_station_certificate_names_a_station_id_and_no_other_accounts_name(tmp_path):
+    """The broker takes a certificate's name as its account: certificates were issued for CN=ST_01, CN=.. and
+    'st-01\\n' (not station ids), and a station certificate for the name of the hub's own certificate."""
+    ca = Authority(tmp_path)
+    ca.init()
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    for name in ("ST_01", "..", "st-01\n"):  # a request made by hand, not by `edge pki csr`
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(new_key(), hashes.SHA256())
+        with pytest.raises(PkiError):
+            ca.sign_csr(name, request.public_bytes(serialization.Encoding.PEM))
+    ca.issue_with_key("hub-01", "hub")
+    request = make_csr("hub-01", new_key()).public_bytes(serialization.Encoding.PEM)
+    with pytest.raises(PkiError, match="name of a hub certificate"):
+        ca.sign_csr("hub-01", request)
+    assert [r.subject for r in ca.index()] == ["hub-01"]
+    ca.sign_csr("gate-7", make_csr("gate-7", new_key()).public_bytes(serialization.Encoding.PEM))
+    ca.issue_with_key("gate-7", "server", hosts=("gate-7.local",))  # its screen's HTTPS may share the name
+
+
+def test_a_key_written_over_a_wider_file_is_made_owner_only(tmp_path):
+    from central_sync.pki import write_private
+
+    path = tmp_path / "st.key"
+    path.write_text("old")
+    path.chmod(0o644)
+    write_private(path, b"-----BEGIN PRIVATE KEY-----")
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
 def test_a_certificate_account_has_no_password_to_guess(tmp_path):
     """The plugin's account `gate-1` made for a certificate refuses every password log-in."""
     accounts = tmp_path / "dynamic-security.json"
