@@ -295,4 +295,3 @@ def _describe(err: ErrorDetails) -> tuple[str, str]:
     value = err.get("input")
     shown = f" (got {value!r})" if value is not None and not isinstance(value, dict) else ""
     return key, f"{err['msg']}{shown}"
-

@@ -8,12 +8,11 @@ that fails ends the TaskGroup and the process (systemd restarts it); nothing is 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from appliance.serving import stop_on_signals, until_listening
 from appliance.https import uvicorn_tls, warn_plain_http
 from appliance.version import version
 from edge.config import CONFIG_ERROR_EXIT, StationConfig, unreadable_files
+from edge.datadir import data_dir_lock
 from edge.context import StationContext
 from edge.detector import load_engine, station_facts
 from edge.devices import Devices, open_devices
@@ -145,7 +145,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         # first what only an operator can mend, before the store, the model and the devices are opened
         listener = stack.enter_context(_station_listener(config))
         _check_data_dir(st.id, st.data_dir)
-        stack.enter_context(_data_dir_lock(st.id, st.data_dir))
+        stack.enter_context(data_dir_lock(st.id, st.data_dir))
         limits = StoreLimits(config.store.reserve_mb * MB, config.store.scan_cap_mb * MB, config.store.retention_days)
         store = await stack.enter_async_context(StoreWriter(Store(st.data_dir, limits, st.id)))
         await _alarm_unreadable_files(config, store)
@@ -353,27 +353,6 @@ def _check_data_dir(station: str, data_dir: Path) -> None:
     except OSError as exc:
         raise StationUnusable(f"station {station}'s data_dir {data_dir} cannot be written: "
                               f"{exc.strerror or exc} ({exc.filename or data_dir})") from exc
-
-
-@contextmanager
-def _data_dir_lock(station: str, data_dir: Path) -> Iterator[None]:
-    """Hold `data_dir/daemon.lock` while the station runs: a second daemon (or a second station of this one) on the
-    same data_dir is StationUnusable, naming the holder's pid. Two daemons wrote one database and drove one lane."""
-    path = data_dir / "daemon.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise StationUnusable(f"station {station}'s data_dir {data_dir} is in use by another daemon (pid {holder}); "
-                              f"two would write one database and drive one lane") from None
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -11,7 +11,8 @@ Records are signed with the station's key (`<data_dir>/diag-signing.key`, create
 `--verify` pins the station's public key from its key file (--config) or as given (--public-key).
 
 Exit status: 0 PASS or MARGINAL, 1 FAIL or ERROR, 2 ABORTED, 64 usage, 65 broken record chain,
-66 chain intact but some records unsigned, 74 station key unusable, 77 sign-in refused, 78 bad config.
+66 chain intact but some records unsigned, 74 station key unusable, 75 the station daemon (or another
+edge diag) holds the data_dir, 77 sign-in refused, 78 bad config.
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ from edge.diag.runner import DiagOptions, DrillRefused, check_drill, run_diag
 from edge.diag.signin import SignInRefused, read_pin, sign_in
 from edge.diag.station import is_twin
 from edge.diag.signing import StationKey, StationKeyError, key_id, load_or_create, pinned_public
-from edge.errors import ConfigError
+from edge.datadir import data_dir_lock
+from edge.errors import ConfigError, StationUnusable
 
 EXIT = {Outcome.PASS: 0, Outcome.MARGINAL: 0, Outcome.SKIPPED: 0, Outcome.FAIL: 1, Outcome.ERROR: 1,
         Outcome.ABORTED: 2}
-USAGE_EXIT, CHAIN_EXIT, UNSIGNED_EXIT, KEY_EXIT, AUTH_EXIT = 64, 65, 66, 74, 77
+USAGE_EXIT, CHAIN_EXIT, UNSIGNED_EXIT, KEY_EXIT, BUSY_EXIT, AUTH_EXIT = 64, 65, 66, 74, 75, 77
 
 
 def parser() -> argparse.ArgumentParser:
@@ -91,7 +93,15 @@ def main_diag(argv: list[str] | None = None, stdin: IO[str] | None = None) -> in
         return KEY_EXIT
     opts = DiagOptions(out_dir=out, technician=user, phases=phases, prompt_timeout_s=args.prompt_timeout,
                        lang=args.lang, drill=args.drill, reference_tag=args.reference_tag, config_path=args.config)
-    result = asyncio.run(run_diag(cfg, opts))
+    data_dir = Path(cfg.station.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with data_dir_lock(cfg.station.id, data_dir):  # not while the station's daemon drives the same devices
+            result = asyncio.run(run_diag(cfg, opts))
+    except StationUnusable as exc:
+        print(f"edge diag: {exc}; stop the station first (systemctl stop), or run the diagnostics from the control "
+              f"room, which runs them inside the daemon", file=sys.stderr)
+        return BUSY_EXIT
     written = write_run(result, out, args.lang, key)
     _summary(written.record, written)
     return EXIT[result.outcome]

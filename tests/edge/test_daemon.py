@@ -199,7 +199,7 @@ def test_a_second_daemon_on_the_same_data_dir_exits_78_naming_the_first(tmp_path
         second = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], capture_output=True,
                                 text=True, cwd=ROOT, timeout=60, env={**os.environ, "EDGE_HTTP__PORT": str(second_port)})
         assert second.returncode == 78, second.stderr[-2000:]
-        assert f"in use by another daemon (pid {first.pid})" in second.stderr
+        assert f"in use by another process (pid {first.pid}" in second.stderr
         assert first.poll() is None and _healthy(first_port)
     finally:
         first.terminate()

@@ -191,3 +191,22 @@ def test_a_changed_old_record_is_named(tmp_path):
     rep = verify_chain(folder, public)
     assert not rep.ok and rep.broken_at == path.name
     assert rep.reason == "diagnostic records entry 2 was changed after it was written (its content does not match its hash)"
+
+
+def test_diagnostics_refuse_a_data_dir_the_station_daemon_holds(tmp_path, capsys):
+    """Nothing stopped `edge diag` from driving the devices a running daemon drives (belt, barrier, X-ray permit)."""
+    import os
+
+    from edge.datadir import data_dir_lock
+
+    root = Path(__file__).resolve().parents[2]
+    config = tmp_path / "xray.toml"
+    config.write_text((root / "examples" / "xray.toml").read_text()
+                      .replace('data_dir = "var/xray-01"', f'data_dir = "{tmp_path / "data"}"'))
+    (tmp_path / "data").mkdir()
+    with data_dir_lock("xray-01", tmp_path / "data"):  # what the running daemon holds
+        rc = main_diag(["--config", str(config), "--phases", "clock", "--out", str(tmp_path / "out")])
+    assert rc == 75
+    err = capsys.readouterr().err
+    assert f"in use by another process (pid {os.getpid()}" in err and "stop the station first" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
