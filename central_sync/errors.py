@@ -19,6 +19,7 @@
     │   └── Replan          a record a prune planned must stay: the page is rolled back, planned again (hub/retention.py)
     ├── CaseBundleError     a case bundle that cannot be built or read, a verifying key that cannot be read (case_bundle.py)
     ├── RolloutError        a model package or roll-out the hub cannot take: unknown, unsigned, bad target (model_delivery.py)
+    │   └── HeaderSignatureError  a roll-out header unsigned or not signed by the hub's key a station pins
     └── RiskHubError        risk authoring and publishing at the hub (riskhub/)
         ├── DraftError          a change that cannot be drafted, approved or rejected (its payload, its state)
         │   └── FourEyesError   the author of a change tried to approve it

@@ -6,8 +6,13 @@ the broker's packet limit, an end-to-end ack, re-sent until acknowledged):
     cpe/v1/{s}/model        hub -> station, one chunk of a roll-out envelope
     cpe/v1/{s}/model/ack    station -> hub, RiskAck {"version": roll-out id, "sha256", "outcome", "code"}
 
-Roll-out envelope: b"CPEMR1\\n" + JSON {"rollout": id, "criteria": Criteria} + b"\\n" + the signed package
-(models.signing: the admin's Ed25519 signature over the package statement; the station checks it).
+Roll-out envelope: b"CPEMR1\\n" + header + b"\\n" + the signed package (models.signing: the admin's Ed25519
+signature over the package statement; the station checks it). The header is the roll-out's
+{"rollout": id, "criteria": Criteria, "package_sha256": sha256 of the package that follows}; a hub with a command
+key (`edge-hub run --signing-key`) sends it as {"header": "<that JSON>", "sig": "<base64>"}, the signature over
+HEADER_CONTEXT + the header's bytes, so the criteria cannot be changed in transit and belong to that package. A
+station that pins the hub's key (`[commands] hub_public_key`) takes signed headers only; one that does not takes
+criteria no laxer than the defaults (docs/model-rollout.md).
 
 The hub keeps packages and roll-outs in a folder (`edge-hub run --models-dir`, written by
 `edge-hub model upload|sign|rollout` and the control room):
@@ -23,6 +28,8 @@ which roll-out it last answered.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import json
 import math
@@ -31,10 +38,12 @@ import shutil
 import time
 from collections.abc import Iterable
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from central_sync.config import BrokerConfig
@@ -46,11 +55,16 @@ from models.manifest import MANIFEST_FILE, MODEL_FILE, load_manifest, read_verif
 from models.signing import CARD_FILE, SIGNATURE_FILE, pack, sign_package
 
 MAGIC = b"CPEMR1\n"
+HEADER_CONTEXT = b"cpe-model-rollout-header/1\n"  # what the hub's command key signs is never a command
 LEAF = "model"
 
 
 class RolloutError(SyncError):
     """A package or roll-out the hub cannot take (no such package, unsigned, bad target, bad folder)."""
+
+
+class HeaderSignatureError(RolloutError):
+    """A roll-out header that is unsigned, or whose signature does not verify, where the hub's key is pinned."""
 
 
 class Criteria(BaseModel):
@@ -68,6 +82,13 @@ class Criteria(BaseModel):
     @property
     def give_up_after(self) -> int:
         return self.max_items or 4 * self.min_items
+
+    def no_laxer_than(self, floor: "Criteria") -> "Criteria":
+        """These criteria, each made at least as strict as `floor`'s (more items, more agreement, less latency)."""
+        return self.model_copy(update={"min_items": max(self.min_items, floor.min_items),
+                                       "min_agreement": max(self.min_agreement, floor.min_agreement),
+                                       "p95_ms": min(self.p95_ms, floor.p95_ms),
+                                       "max_misses": min(self.max_misses, floor.max_misses)})
 
 
 class Target(BaseModel):
@@ -96,21 +117,69 @@ class RolloutHeader(BaseModel):
 
     rollout: int = Field(ge=1)
     criteria: Criteria
+    package_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # of the package that follows
 
 
-def envelope(record: RolloutRecord, package: bytes) -> bytes:
-    return MAGIC + RolloutHeader(rollout=record.id, criteria=record.criteria).model_dump_json().encode() + b"\n" + package
+class SignedHeader(BaseModel):
+    """A header as a hub with a command key sends it: the header's JSON exactly as signed, and the signature."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    header: str = Field(max_length=4096)
+    sig: str = Field(max_length=128)
 
 
-def open_envelope(data: bytes) -> tuple[RolloutHeader, bytes]:
-    """The roll-out header and the signed package; RolloutError when the wrapping is not one."""
+@dataclass(frozen=True)
+class Opened:
+    """An envelope taken apart: the header, the package, and the header's signature if it came signed."""
+
+    header: RolloutHeader
+    package: bytes
+    signed: SignedHeader | None
+
+    def verify(self, key: Ed25519PublicKey) -> None:
+        """HeaderSignatureError unless the header is signed by `key` (the hub's command key)."""
+        if self.signed is None:
+            raise HeaderSignatureError(f"model roll-out {self.header.rollout}'s header is not signed, and this station "
+                                       f"pins the hub's key: its criteria could have been changed on the way")
+        try:
+            key.verify(base64.b64decode(self.signed.sig, validate=True), HEADER_CONTEXT + self.signed.header.encode())
+        except (InvalidSignature, binascii.Error, ValueError) as exc:
+            raise HeaderSignatureError(f"model roll-out {self.header.rollout}'s header signature does not verify "
+                                       f"against the hub's pinned key") from exc
+
+
+def envelope(record: RolloutRecord, package: bytes, key: Ed25519PrivateKey | None = None) -> bytes:
+    """The wire form of a roll-out of `package`; its header signed with the hub's command key when given."""
+    header = RolloutHeader(rollout=record.id, criteria=record.criteria,
+                           package_sha256=hashlib.sha256(package).hexdigest()).model_dump_json()
+    if key is not None:
+        sig = base64.b64encode(key.sign(HEADER_CONTEXT + header.encode())).decode()
+        header = SignedHeader(header=header, sig=sig).model_dump_json()
+    return MAGIC + header.encode() + b"\n" + package
+
+
+def open_envelope(data: bytes) -> Opened:
+    """The roll-out header (checked against the package it names) and the signed package; RolloutError when the
+    wrapping is not one. The header's own signature is checked by Opened.verify."""
     head, sep, package = data[len(MAGIC):].partition(b"\n")
     if not data.startswith(MAGIC) or not sep:
         raise RolloutError(f"model roll-out envelope of {len(data)} bytes does not start with {MAGIC!r} and a header")
+    signed: SignedHeader | None = None
     try:
-        return RolloutHeader.model_validate_json(head), package
+        if head.startswith(b'{"header"'):
+            signed = SignedHeader.model_validate_json(head)
+            head = signed.header.encode()
+        header = RolloutHeader.model_validate_json(head)
     except ValidationError as exc:
         raise RolloutError(f"model roll-out header is invalid: {exc.errors()[0]['msg']}") from exc
+    carried = hashlib.sha256(package).hexdigest()
+    if header.package_sha256 is not None and header.package_sha256 != carried:
+        raise RolloutError(f"model roll-out {header.rollout}'s header names package {header.package_sha256[:12]}, "
+                           f"the envelope carries {carried[:12]}")
+    if signed is not None and header.package_sha256 is None:
+        raise RolloutError(f"model roll-out {header.rollout}'s signed header names no package")
+    return Opened(header, package, signed)
 
 
 def choose(target: Target, known: Iterable[str], rollout_id: int) -> tuple[str, ...] | None:
@@ -196,13 +265,13 @@ class ModelRepo:
         os.replace(tmp, self.folder / "rollouts.json")
         return record
 
-    def offer(self) -> Offer | None:
-        """The newest roll-out as a delivery offer, or None."""
+    def offer(self, key: Ed25519PrivateKey | None = None) -> Offer | None:
+        """The newest roll-out as a delivery offer (its header signed with `key`, the hub's command key), or None."""
         done = self.rollouts()
         if not done:
             return None
         record = done[-1]
-        data = envelope(record, pack(self.package_dir(record.package)))
+        data = envelope(record, pack(self.package_dir(record.package)), key)
         return Offer(record.id, data, stations=frozenset(record.stations) if record.stations is not None else None)
 
 
@@ -214,13 +283,13 @@ def model_fields(msg: StatusMsg) -> tuple[bool, int | None]:
 class ModelDelivery:
     """The hub's package sender: RiskDelivery on the `model` topics, fed from the repo's newest roll-out.
 
-        async with ModelDelivery(broker, "hub-a", ModelRepo(path), store_acks(store)):
-            ...  # `edge-hub model rollout` (or the control room) stages; this delivers
+        async with ModelDelivery(broker, "hub-a", ModelRepo(path), store_acks(store), key=command_key):
+            ...  # `edge-hub model rollout` (or the control room) stages; this delivers, headers signed with `key`
     """
 
     def __init__(self, broker: BrokerConfig, hub_id: str, repo: ModelRepo, on_ack: AckSink | None = None,
-                 resend_s: float = 60.0, poll_s: float = 2.0) -> None:
-        self.repo, self.poll_s, self.on_ack = repo, poll_s, on_ack
+                 resend_s: float = 60.0, poll_s: float = 2.0, key: Ed25519PrivateKey | None = None) -> None:
+        self.repo, self.poll_s, self.on_ack, self.key = repo, poll_s, on_ack, key
         self.acks: dict[str, RiskAck] = {}  # each station's latest answer
         self.delivery = RiskDelivery(broker, hub_id, self._acked, resend_s, leaf=LEAF, reads=model_fields)
         self._offered: int | None = None
@@ -252,7 +321,7 @@ class ModelDelivery:
         """Offer the newest roll-out once it appears (a station answers a duplicate `applied`)."""
         done = self.repo.rollouts()
         if done and done[-1].id != self._offered:
-            offer = self.repo.offer()
+            offer = self.repo.offer(self.key)
             if offer is not None:
                 self.delivery.offer(offer)
                 self._offered = offer.version

@@ -1,16 +1,17 @@
 """The station side of a model roll-out: verify, install into the inactive slot, canary, promote or roll back.
 
-    rollout = Rollout.start(station, cfg, data_dir)      # reads data_dir/models/state.json; a start on canary counts
+    rollout = Rollout.start(station, cfg, data_dir, hub_key)   # reads data_dir/models/state.json; a start on canary counts
     engine = await load_engine(rollout.model_section(config.model), ...)   # the active slot, if any
     rollout.attach(engine, pool)
     await rollout.resume()                               # a candidate on canary is loaded again (or rolled back)
     async with RiskReceiver(sync_cfg, station, rollout, leaf="model"):   # cpe/v1/{s}/model -> .../model/ack
 
-A package arrives in chunks with its roll-out header (central_sync.model_delivery). In a worker thread
-it is verified with the pinned model-signing keys (`[rollout] keys`): unsigned, unknown key, bad
-signature, a file whose sha256 is not the signed one, a downgrade the admin did not allow, a model not
-made for this station's scans: each is refused before any byte reaches onnxruntime, counted, logged in
-one sentence and reported in the ack and the status. Accepted, it is written into the inactive of two
+A package arrives in chunks with its roll-out header (central_sync.model_delivery: the criteria, signed by
+the hub's command key, which a station pinning that key requires; without it, criteria laxer than the
+defaults are raised to them). In a worker thread it is verified with the pinned model-signing keys
+(`[rollout] keys`): unsigned, unknown key, bad signature, a file whose sha256 is not the signed one, a
+downgrade the admin did not allow, a model not made for this station's scans: each is refused before any
+byte reaches onnxruntime, counted, logged in one sentence and reported in the ack and the status. Accepted, it is written into the inactive of two
 slots (`data_dir/models/A`, `B`), loaded (the runtime checks its hash again) and run as the shadow model
 on live items: verdicts stay the active model's. Each compared item counts towards the roll-out's
 criteria: promoted when at least `min_items` agree at `min_agreement` with a p95 latency within
@@ -41,7 +42,7 @@ from prometheus_client.registry import Collector
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from central_sync.model_delivery import Criteria, RolloutError, open_envelope
+from central_sync.model_delivery import Criteria, HeaderSignatureError, Opened, RolloutError, open_envelope
 from central_sync.protocol import ModelRollStatus
 from central_sync.risk_delivery import RiskAck
 from edge.risk import RiskConfig, load_keys
@@ -136,8 +137,10 @@ class Canary:
 class Rollout:
     """The station's two model slots and the candidate on canary; a Shadow for the inspection."""
 
-    def __init__(self, station: str, keys: dict[str, Ed25519PublicKey], folder: Path, cfg: RolloutConfig) -> None:
+    def __init__(self, station: str, keys: dict[str, Ed25519PublicKey], folder: Path, cfg: RolloutConfig,
+                 hub_key: Ed25519PublicKey | None = None) -> None:
         self.station, self.keys, self.folder, self.cfg = station, keys, folder, cfg
+        self.hub_key = hub_key  # the hub's command key: roll-out headers must be signed with it
         self.max_bundle_bytes = cfg.max_package_bytes  # RiskReceiver's limit on a joined envelope
         self.counters: Counter[str] = Counter()
         self.state = SlotState()
@@ -154,11 +157,11 @@ class Rollout:
         self._refusals: dict[tuple[str, str | None, str | None], RiskAck] = {}
 
     @classmethod
-    def start(cls, station: str, cfg: RolloutConfig, data_dir: Path) -> "Rollout":
+    def start(cls, station: str, cfg: RolloutConfig, data_dir: Path, hub_key: Ed25519PublicKey | None = None) -> "Rollout":
         """Read the slots' state (blocking); a start during a canary counts, and too many roll it back."""
         folder = Path(data_dir) / "models"
         folder.mkdir(parents=True, exist_ok=True)
-        rollout = cls(station, load_keys(RiskConfig(keys=cfg.keys)), folder, cfg)
+        rollout = cls(station, load_keys(RiskConfig(keys=cfg.keys)), folder, cfg, hub_key)
         rollout.state = rollout._read()
         if rollout.state.phase == "canary":
             rollout.state.starts += 1
@@ -218,10 +221,11 @@ class Rollout:
                 self.counters["repeat_refused"] += 1
                 return self._refusals[seen].model_copy(update={"version": version})
             try:
-                header, data = open_envelope(envelope)
-                package = open_package(data, self.keys)
-                signed = hashlib.sha256(data).hexdigest()
-                if signed in self.state.rolled_back:  # the header (criteria, id) is not signed: a replay may not
+                opened = open_envelope(envelope)
+                criteria = self._criteria(opened)
+                package = open_package(opened.package, self.keys)
+                signed = hashlib.sha256(opened.package).hexdigest()
+                if signed in self.state.rolled_back:  # a replay under other criteria may not bring it back
                     raise PackageError("rolled_back", f"model {package.manifest.name} {package.manifest.version} "
                                                       f"(signed package {signed[:12]}) was rolled back on this station; "
                                                       f"trying it again takes a new signature")
@@ -232,6 +236,8 @@ class Rollout:
                     return RiskAck(version=version, sha256=sha, outcome="applied")
             except PackageError as exc:
                 return self._remember(seen, self._refused(version, sha, exc.code, str(exc)))
+            except HeaderSignatureError as exc:
+                return self._remember(seen, self._refused(version, sha, "header_signature", str(exc)))
             except RolloutError as exc:
                 return self._remember(seen, self._refused(version, sha, "bad_format", str(exc)))
             self.runner, self.canary = None, None  # a canary in progress ends: its slot is about to be overwritten
@@ -241,7 +247,7 @@ class Rollout:
             except OSError as exc:
                 return self._refused(version, sha, "not_stored", f"model package cannot be written to slot {slot}: {exc}")
             self.state = SlotState(active=self.state.active, candidate=slot, rollout=version, phase="canary",
-                                   criteria=header.criteria, candidate_signed=signed,
+                                   criteria=criteria, candidate_signed=signed,
                                    rolled_back=self.state.rolled_back)
             self._save()
             log.info("rollout.installed", station=self.station, rollout=version, slot=slot,
@@ -250,6 +256,21 @@ class Rollout:
                 return RiskAck(version=version, sha256=sha, outcome="refused", code="load_failed")
         self.counters["installed"] += 1
         return RiskAck(version=version, sha256=sha, outcome="applied")
+
+    def _criteria(self, opened: Opened) -> Criteria:
+        """The roll-out's criteria: as the hub signed them where its key is pinned (unsigned: refused); without
+        the key, no laxer than the defaults (anyone on the way could have eased them)."""
+        if self.hub_key is not None:
+            opened.verify(self.hub_key)
+            return opened.header.criteria
+        criteria = opened.header.criteria.no_laxer_than(Criteria())
+        if criteria != opened.header.criteria:
+            self.counters["criteria_raised"] += 1
+            log.warning("rollout.criteria_raised", station=self.station, rollout=opened.header.rollout,
+                        asked=opened.header.criteria.model_dump(), applied=criteria.model_dump(),
+                        why="criteria laxer than the defaults need a header signed by the hub's pinned key "
+                            "([commands] hub_public_key)")
+        return criteria
 
     def _admissible(self, package: Package) -> bool:
         """True when the package runs already (active or on canary); PackageError when it may not run here."""
@@ -395,7 +416,7 @@ class RolloutCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         outcomes = CounterMetricFamily("edge_model_rollouts", "Model packages by outcome (installed, duplicate, "
-                                       "refused_<code>, repeat_refused, promoted, rolled_back_load|canary)", labels=["outcome"])
+                                       "refused_<code>, repeat_refused, criteria_raised, promoted, rolled_back_load|canary)", labels=["outcome"])
         for outcome, n in sorted(self.rollout.counters.items()):
             outcomes.add_metric([outcome], n)
         yield outcomes
@@ -413,7 +434,15 @@ async def open_rollout(config: StationConfig) -> Rollout | None:
     """The station's model slots when `[rollout]` is configured (read before the engine loads its model)."""
     if config.rollout is None:
         return None
-    return await asyncio.to_thread(Rollout.start, config.station.id, config.rollout, config.station.data_dir)
+    from central_sync.commands import CommandError, load_public_key
+
+    hub_key, path = None, config.commands.hub_public_key
+    if path is not None:
+        try:
+            hub_key = await asyncio.to_thread(load_public_key, path)
+        except CommandError as exc:  # as without the key: criteria no laxer than the defaults
+            log.error("rollout.hub_key_unusable", station=config.station.id, error=str(exc))
+    return await asyncio.to_thread(Rollout.start, config.station.id, config.rollout, config.station.data_dir, hub_key)
 
 
 async def run_rollout(stack: AsyncExitStack, config: StationConfig, rollout: Rollout | None, engine: Engine,

@@ -16,7 +16,7 @@ from typing import Any
 import onnx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from central_sync.commands import generate_keypair
+from central_sync.commands import generate_keypair, load_public_key
 from central_sync.config import BrokerConfig, SyncConfig
 from central_sync.devtools import Mosquitto, open_station_db
 from central_sync.model_delivery import Criteria, ModelDelivery, ModelRepo, Target
@@ -59,11 +59,15 @@ class Rig:
     pool: InferencePool
 
     def stage(self, version: str, *, key: Ed25519PrivateKey | None = None, key_id: str = KEY_ID,
-              allow_downgrade: bool = False, corrupt: bool = False, after: str | None = None, **criteria: Any) -> int:
-        """Upload, sign and stage a package for the station; `after` spoils it once staged: "unsign", "tamper"."""
+              allow_downgrade: bool = False, corrupt: bool = False, after: str | None = None, send: bool = True,
+              **criteria: Any) -> int:
+        """Upload, sign and stage a package for the station; `after` spoils it once staged: "unsign", "tamper";
+        the hub sends it unless `send` is False (the test takes `self.repo.offer(...)` in hand)."""
         name = self.repo.upload(package(self.tmp / f"src-{version}", version, corrupt=corrupt))
         self.repo.sign(name, key or self.key, key_id, allow_downgrade=allow_downgrade)
         record = self.repo.stage(name, Target(stations=(STATION,)), Criteria(**criteria), known=[STATION])
+        if not send:
+            return record.id
         folder = self.repo.package_dir(name)
         if after == "unsign":
             (folder / "signature.json").unlink()
@@ -73,10 +77,13 @@ class Rig:
         return record.id
 
     @asynccontextmanager
-    async def station(self, crash_limit: int = 2, more_keys: dict[str, Path] | None = None) -> AsyncIterator[Rollout]:
-        """The station as the daemon composes it: slots read first, the engine on the active slot, then the canary."""
+    async def station(self, crash_limit: int = 2, more_keys: dict[str, Path] | None = None,
+                      pins_hub_key: bool = True) -> AsyncIterator[Rollout]:
+        """The station as the daemon composes it: slots read first, the engine on the active slot, then the canary;
+        it pins the hub's command key (which signs the roll-out headers) unless told not to."""
         cfg = RolloutConfig(keys={KEY_ID: self.tmp / "models.pub", **(more_keys or {})}, crash_limit=crash_limit)
-        rollout = await asyncio.to_thread(Rollout.start, STATION, cfg, self.tmp / "data")
+        hub_key = load_public_key(self.tmp / "hub.pub") if pins_hub_key else None
+        rollout = await asyncio.to_thread(Rollout.start, STATION, cfg, self.tmp / "data", hub_key)
         section = rollout.model_section(ModelSection(dir=self.tmp / "active"))
         assert section.dir is not None
         engine = Engine(await asyncio.to_thread(load_detector, section.dir, overlap=OVERLAP), self.pool)
@@ -116,12 +123,15 @@ def slots(tmp: Path) -> list[str]:
 
 @asynccontextmanager
 async def open_rig(tmp_path: Path, poll_s: float = 3600.0) -> AsyncIterator[Rig]:
-    """A broker, the hub's package folder and sender, and an active model 2.0.0 for the station."""
+    """A broker, the hub's package folder and sender (headers signed with its command key, hub.key), and an active
+    model 2.0.0 for the station."""
     package(tmp_path / "active", "2.0.0")
     key = generate_keypair(tmp_path / "models.key", tmp_path / "models.pub")
+    hub_key = generate_keypair(tmp_path / "hub.key", tmp_path / "hub.pub")
     repo = ModelRepo(tmp_path / "hub-models")
     with Mosquitto(tmp_path / "broker") as broker:
         async with InferencePool() as pool, \
-                ModelDelivery(BrokerConfig(port=broker.port), "hub-t", repo, resend_s=30, poll_s=poll_s) as hub:
+                ModelDelivery(BrokerConfig(port=broker.port), "hub-t", repo, resend_s=30, poll_s=poll_s,
+                              key=hub_key) as hub:
             await hub.delivery.link.ready()
             yield Rig(broker, hub, repo, key, tmp_path, pool)

@@ -32,6 +32,7 @@ from appliance.version import version
 from appliance.serving import stop_on_signals, until_listening
 from appliance.watchdog import watchdog
 from central_sync import case_bundle
+from central_sync.commands import load_private_key
 from central_sync.config import BrokerConfig, TlsConfig
 from central_sync.control_room import ControlRoom, ControlRoomConfig
 from central_sync.errors import SyncError
@@ -125,7 +126,6 @@ def _add_case_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _case_export(args: argparse.Namespace) -> int:
-    from central_sync.commands import load_private_key
     from central_sync.control_room.db import migrate
     from central_sync.hub.case_export import Selection, export
 
@@ -186,10 +186,12 @@ def _declaration_feed(args: argparse.Namespace, store: HubStore,
 
 
 def _model_delivery(args: argparse.Namespace, hub_id: str) -> contextlib.AbstractAsyncContextManager[object]:
-    """Model roll-outs (central_sync.model_delivery) when the hub has a package folder (--models-dir)."""
+    """Model roll-outs (central_sync.model_delivery) when the hub has a package folder (--models-dir); their headers
+    signed with the command key (--signing-key) when the hub has one."""
     if args.models_dir is None:
         return contextlib.nullcontext()
-    return ModelDelivery(_broker(args), hub_id, ModelRepo(args.models_dir))
+    key = load_private_key(args.signing_key) if args.signing_key is not None else None
+    return ModelDelivery(_broker(args), hub_id, ModelRepo(args.models_dir), key=key)
 
 
 async def _run(args: argparse.Namespace, db_url: str) -> None:

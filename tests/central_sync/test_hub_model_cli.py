@@ -69,3 +69,20 @@ async def test_only_an_admin_stages_a_roll_out_and_only_of_a_signed_package(tmp_
             assert "is not signed" in answer.json()["detail"] and repo.rollouts() == []
             view = (await client.get("/cr/api/models")).json()
             assert view["enabled"] and view["packages"][0]["signed"] is False
+
+
+def test_the_hub_signs_roll_out_headers_with_its_command_key(tmp_path: Path) -> None:
+    """`edge-hub run --signing-key K --models-dir D`: the roll-outs it sends carry headers signed with K (stations
+    that pin the hub's key take no other); without a key they go unsigned."""
+    from central_sync.commands import generate_keypair
+    from central_sync.hub.cli import _model_delivery, _parser
+    from central_sync.model_delivery import ModelDelivery
+
+    key = generate_keypair(tmp_path / "hub.key", tmp_path / "hub.pub")
+    for extra, signs in ((["--signing-key", str(tmp_path / "hub.key")], True), ([], False)):
+        args = _parser().parse_args(["run", "--models-dir", str(tmp_path / "models"), *extra])
+        delivery = _model_delivery(args, "hub-a")
+        assert isinstance(delivery, ModelDelivery)
+        assert (delivery.key is not None) == signs
+        if signs:
+            assert delivery.key.public_key().public_bytes_raw() == key.public_key().public_bytes_raw()  # type: ignore[union-attr]

@@ -72,7 +72,7 @@ async def test_the_same_refused_package_again_gets_the_same_answer_and_counts_on
     async with rig.station() as rollout:
         rid = rig.stage("2.2.0", key_id="models-2019")
         await until(lambda: rig.answered(rid), "refused", check=lambda a: a == ("refused", "unknown_key"))
-        offer = rig.repo.offer()
+        offer = rig.repo.offer(rig.hub.key)  # as the hub sends it
         assert offer is not None
         again = await asyncio.to_thread(rollout.receive, rid, offer.snapshot)
         assert (again.outcome, again.code, again.version) == ("refused", "unknown_key", rid)
@@ -106,7 +106,7 @@ async def test_a_header_with_a_list_for_key_or_nested_too_deep_is_refused_not_ra
     bad = [MAGIC + b'{"rollout":1,"criteria":{}}\nCPEMP1\n'
            + json.dumps({"key_id": ["x"], "sig": "AA==", "statement": {}}).encode() + b"\n",
            MAGIC + b'{"rollout":1,"criteria":{}}\nCPEMP1\n' + b"[" * 5000 + b"\n"]
-    async with rig.station() as rollout:
+    async with rig.station(pins_hub_key=False) as rollout:  # the package is read (the header is not signed)
         for i, envelope in enumerate(bad):
             ack = await asyncio.to_thread(rollout.receive, 70 + i, envelope)
             assert ack.outcome == "refused" and ack.code in ("unsigned", "bad_format"), ack
@@ -168,7 +168,7 @@ async def test_a_rolled_back_package_sent_again_under_other_criteria_is_refused(
     the same model signed anew may be tried again."""
     from central_sync.model_delivery import MAGIC, Criteria, RolloutHeader, open_envelope
 
-    async with rig.station() as rollout:
+    async with rig.station(pins_hub_key=False) as rollout:  # a station that pins the hub's key refuses it unsigned
         sent: list[bytes] = []
         receive = rollout.receive
         rollout.receive = lambda version, data, now=None: (sent.append(data), receive(version, data, now))[1]  # type: ignore[method-assign]
@@ -176,17 +176,59 @@ async def test_a_rolled_back_package_sent_again_under_other_criteria_is_refused(
         await until(lambda: rig.answered(rid), "the station installed it", check=lambda a: a == ("applied", None))
         await live_items(rollout, 3)
         assert rollout.status()["models"]["phase"] == "rolled_back"
-        _, package = open_envelope(sent[-1])
+        package = open_envelope(sent[-1]).package
         header = RolloutHeader(rollout=rid + 1, criteria=Criteria(min_items=1, min_agreement=0))
         lenient = MAGIC + header.model_dump_json().encode() + b"\n" + package  # as the hub frames it, another header
         ack = await asyncio.to_thread(receive, rid + 1, lenient)
         assert (ack.outcome, ack.code) == ("refused", "rolled_back")
         assert rollout.status()["models"]["active"] == "test-det 2.0.0"
-    async with rig.station() as again:  # remembered across a restart
+    async with rig.station(pins_hub_key=False) as again:  # remembered across a restart
         ack = await asyncio.to_thread(again.receive, rid + 2, lenient)
         assert (ack.outcome, ack.code) == ("refused", "rolled_back")
         rid = rig.stage("2.4.0", min_items=5, p95_ms=60_000)  # signed anew: tried again
         await until(lambda: rig.answered(rid), "the re-signed package installed", check=lambda a: a == ("applied", None))
+
+
+async def test_a_roll_out_header_eased_or_spliced_on_the_way_is_refused_where_the_hubs_key_is_pinned(rig: Rig) -> None:
+    """The criteria travelled unsigned beside the signed package: whoever could publish on the station's model topic
+    turned a new package's min_items 100000 into 1 (promoted after one item). Now the hub signs the header (its
+    command key) and names the package in it; a station that pins the hub's key takes signed headers only."""
+    from central_sync.model_delivery import MAGIC, Criteria, SignedHeader, open_envelope
+
+    async with rig.station() as rollout:
+        rid = rig.stage("2.5.0", min_items=100_000, p95_ms=60_000, send=False)
+        offer = rig.repo.offer(rig.hub.key)
+        assert offer is not None
+        opened = open_envelope(offer.snapshot)
+        assert opened.signed is not None and opened.header.criteria.min_items == 100_000
+        eased = opened.header.model_copy(update={"criteria": Criteria(min_items=1, min_agreement=0)}).model_dump_json()
+        forged = MAGIC + SignedHeader(header=eased, sig=opened.signed.sig).model_dump_json().encode() + b"\n"
+        for data in (forged + opened.package, MAGIC + eased.encode() + b"\n" + opened.package):
+            ack = await asyncio.to_thread(rollout.receive, rid, data)
+            assert (ack.outcome, ack.code) == ("refused", "header_signature")
+        assert "header" in rollout.status()["models"]["reason"] and slots(rig.tmp) == []
+        other = rig.stage("2.6.0", send=False)  # the signed header of 2.5.0's roll-out before 2.6.0's package
+        spliced = offer.snapshot.partition(b"\n" + opened.package)[0] + b"\n" + open_envelope(
+            rig.repo.offer(rig.hub.key).snapshot).package  # type: ignore[union-attr]
+        ack = await asyncio.to_thread(rollout.receive, other, spliced)
+        assert (ack.outcome, ack.code) == ("refused", "bad_format") and "names package" in rollout.status()["models"]["reason"]
+        ack = await asyncio.to_thread(rollout.receive, rid, offer.snapshot)  # as the hub signed it
+        assert ack.outcome == "applied" and rollout.state.criteria.min_items == 100_000
+
+
+async def test_a_station_without_the_hubs_key_takes_criteria_no_laxer_than_the_defaults(rig: Rig) -> None:
+    from central_sync.model_delivery import Criteria
+
+    async with rig.station(pins_hub_key=False) as rollout:
+        rid = rig.stage("2.5.0", min_items=1, min_agreement=0.5, p95_ms=60_000, max_misses=9)
+        await until(lambda: rig.answered(rid), "the station installed it", check=lambda a: a == ("applied", None))
+        assert rollout.state.criteria == Criteria(min_items=50, min_agreement=0.95, p95_ms=500, max_misses=5)
+        assert rollout.counters["criteria_raised"] == 1 and await live_items(rollout, 2) == 2
+        assert rollout.status()["models"]["phase"] == "canary"  # one agreeing item promoted it before
+        rid = rig.stage("2.6.0", min_items=80, min_agreement=0.99, p95_ms=100, max_misses=0)  # stricter: as sent
+        await until(lambda: rig.answered(rid), "the station installed it", check=lambda a: a == ("applied", None))
+        assert rollout.state.criteria == Criteria(min_items=80, min_agreement=0.99, p95_ms=100, max_misses=0)
+        assert rollout.counters["criteria_raised"] == 1
 
 
 async def test_a_downgrade_is_refused_unless_the_admin_signed_it(rig: Rig) -> None:

@@ -58,16 +58,19 @@ def station(config: Path) -> Iterator[subprocess.Popen]:
 
 @asynccontextmanager
 async def fleet(tmp: Path, crash_limit: int = 2) -> AsyncIterator[tuple[Path, ModelRepo, int]]:
-    """A broker, the hub's sender and a station config with `[rollout]` pinning the model-signing key."""
+    """A broker, the hub's sender (headers signed with its command key) and a station config with `[rollout]`
+    pinning the model-signing key and `[commands]` the hub's key."""
     generate_keypair(tmp / "models.key", tmp / "models.pub")
+    hub_key = generate_keypair(tmp / "hub.key", tmp / "hub.pub")
     with Mosquitto(tmp / "broker") as broker:
         port = free_port()
         config = _write_config(tmp, port, package(tmp / "active", "2.0.0"))
         with config.open("a") as fh:
             fh.write(f'\n[sync]\nport = {broker.port}\nstatus_period_s = 0.5\n\n'
-                     f'[rollout]\nkeys = {{ "models-1" = "{tmp / "models.pub"}" }}\ncrash_limit = {crash_limit}\n')
+                     f'[rollout]\nkeys = {{ "models-1" = "{tmp / "models.pub"}" }}\ncrash_limit = {crash_limit}\n\n'
+                     f'[commands]\nhub_public_key = "{tmp / "hub.pub"}"\n')
         repo = ModelRepo(tmp / "hub-models")
-        async with ModelDelivery(BrokerConfig(port=broker.port), "hub-t", repo, poll_s=0.2):
+        async with ModelDelivery(BrokerConfig(port=broker.port), "hub-t", repo, poll_s=0.2, key=hub_key):
             yield config, repo, port
 
 
