@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 
@@ -48,7 +49,13 @@ async def follow_turns(progress: Progress, name: str, turns: Callable[[], Awaita
         await asyncio.sleep(period_s)
 
 
-async def watchdog(progress: Progress, period_s: float, socket_path: str | None = None) -> None:
+class Stalls(Protocol):
+    """What a watchdog asks: the tasks silent for too long (a Progress, or a process's stations together)."""
+
+    def stalled(self) -> list[str]: ...
+
+
+async def watchdog(progress: Stalls, period_s: float, socket_path: str | None = None) -> None:
     """Send WATCHDOG=1 each period while the loop runs and no task is stalled."""
     reported: list[str] = []
     while True:

@@ -81,18 +81,52 @@ async def run_stations(configs: list[StationConfig], *, stop: asyncio.Event | No
         raise corrupt[0]
 
 
+class Stations:
+    """What the process tells systemd for all its stations: READY=1 once every station is ready or has ended for
+    good (one station's READY said nothing of the others), WATCHDOG=1 only while no running station's task is
+    stalled (one station's watchdog kept the process alive while another hung), STATUS naming each station."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.waiting, self.status = set(ids), dict.fromkeys(ids, "starting")
+        self.progress: dict[str, Progress] = {}  # the running stations'
+        self.told_ready = False
+
+    def ready(self, station: str, status: str) -> None:
+        self._set(station, status)
+
+    def ended(self, station: str, why: str) -> None:
+        self._set(station, f"station {station} stopped: {why}")
+
+    def _set(self, station: str, status: str) -> None:
+        self.status[station] = status
+        self.waiting.discard(station)
+        ready = not self.waiting and not self.told_ready
+        self.told_ready = self.told_ready or ready
+        shown = next(iter(self.status.values())) if len(self.status) == 1 else \
+            "; ".join(f"{s}: {t}" for s, t in self.status.items())
+        sdnotify.notify(("READY=1\n" if ready else "") + f"STATUS={shown}")
+
+    def stalled(self) -> list[str]:
+        return sorted(f"{s}:{name}" for s, progress in self.progress.items() for name in progress.stalled())
+
+
 async def _run_all(configs: list[StationConfig], stop: asyncio.Event) -> list[StoreCorrupt | StationUnusable]:
     workers = max(c.model.pool_workers for c in configs)
     corrupt: list[StoreCorrupt | StationUnusable] = []
+    stations = Stations([c.station.id for c in configs])
     async with InferencePool(workers, max(c.station.queue_size for c in configs)) as pool:
         async with asyncio.TaskGroup() as tasks:
-            for config in configs:
-                tasks.create_task(_supervise(config, pool, stop, corrupt), name=f"station:{config.station.id}")
+            runs = [tasks.create_task(_supervise(config, pool, stop, corrupt, stations), name=f"station:{config.station.id}")
+                    for config in configs]
+            if (period := sdnotify.watchdog_period_s()) is not None:
+                dog = tasks.create_task(watchdog(stations, period), name="watchdog")
+                await asyncio.wait(runs)
+                dog.cancel()
     return corrupt
 
 
 async def _supervise(config: StationConfig, pool: InferencePool, stop: asyncio.Event,
-                     corrupt: list[StoreCorrupt | StationUnusable]) -> None:
+                     corrupt: list[StoreCorrupt | StationUnusable], stations: Stations) -> None:
     """Restart a failed station after a pause, so that one station's fault never stops the others.
 
     Its devices are closed on the way out (safe state); items meanwhile are not inspected, and the
@@ -101,18 +135,18 @@ async def _supervise(config: StationConfig, pool: InferencePool, stop: asyncio.E
     """
     while not stop.is_set():
         try:
-            await run_station(config, pool, stop)
+            await run_station(config, pool, stop, stations)
             return
         except StoreCorrupt as exc:
             log.error("station.store_corrupt", station=config.station.id, error=str(exc),
                       exit_status=STORE_CORRUPT_EXIT,
                       action="move the database aside or restore it from backup, then start the station")
-            sdnotify.notify(f"STATUS=station {config.station.id} stopped: {exc}")
+            stations.ended(config.station.id, str(exc))
             corrupt.append(exc)
             return
         except StationUnusable as exc:  # restarting cannot mend it: said once, in one sentence, not every 5 s
             log.error("station.unusable", station=config.station.id, error=str(exc), exit_status=CONFIG_ERROR_EXIT)
-            sdnotify.notify(f"STATUS=station {config.station.id} stopped: {exc}")
+            stations.ended(config.station.id, str(exc))
             corrupt.append(exc)
             return
         except Exception:  # the station's top-level supervisor: log, pause, start the station afresh
@@ -136,8 +170,8 @@ async def _open_history(stack: AsyncExitStack, config: StationConfig) -> Vehicle
     return open_history(config.history, config.station.data_dir, client)
 
 
-async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.Event) -> None:
-    """Run one station until `stop` is set."""
+async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.Event, stations: Stations) -> None:
+    """Run one station until `stop` is set; it tells `stations` when it is ready, and is watched while it runs."""
     st = config.station
     kind = KINDS[st.kind]
     metrics, events, progress = StationMetrics(), EventBus(), Progress()
@@ -192,11 +226,11 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
             endless = [tasks.create_task(flow.run(), name="flow"),
                        tasks.create_task(_housekeeping(store, publisher, metrics, devices, progress, snapshot, pool,
                                                        risk, lane_report), name="housekeeping")]
-            if (period := sdnotify.watchdog_period_s()) is not None:
-                endless.append(tasks.create_task(watchdog(progress, period), name="watchdog"))
             tasks.create_task(_serve(server, listener, screen_stop), name="web")
             await until_listening(server)
-            sdnotify.notify(f"READY=1\nSTATUS={_ready_status(devices, engine)}")
+            stations.progress[st.id] = progress
+            stack.callback(stations.progress.pop, st.id, None)
+            stations.ready(st.id, _ready_status(devices, engine))
             scheme = "https" if config.http.cert_file else "http"
             log.info("station.ready", station=st.id, kind=st.kind, web=f"{scheme}://{config.http.host}:{config.http.port}/",
                      devices=devices.states(), model=engine.model.name if engine.model else None, version=version())

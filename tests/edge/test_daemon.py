@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -260,6 +261,66 @@ def test_one_failed_station_restarts_on_its_port_and_the_other_runs_on(tmp_path)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
+
+
+def _notified(sock: socket.socket, timeout: float, until: str | None = None) -> list[str]:
+    """The datagrams the daemon sent to the notify socket within `timeout` seconds (up to one starting `until`)."""
+    got: list[str] = []
+    end = time.monotonic() + timeout
+    while (left := end - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            got.append(sock.recv(4096).decode())
+        except TimeoutError:
+            break
+        if until is not None and got[-1].startswith(until):
+            break
+    return got
+
+
+def test_a_process_of_two_stations_is_ready_only_once_both_are(tmp_path, notify_socket):
+    """READY=1 went out when the first station was ready, while the other failed and restarted: systemd took the
+    process as started. Now it waits for every station (ready, or ended for good), and STATUS names each."""
+    path, sock = notify_socket
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    ports = {"xray-a": free_port(), "xray-b": free_port()}
+    configs = [_write_config(tmp_path / s, p, model, s) for s, p in ports.items()]
+    drop = tmp_path / "xray-b" / "drop"
+    drop.parent.mkdir(parents=True, exist_ok=True)
+    drop.write_text("not a folder")  # station b fails at every start until it is mended
+    out = tmp_path / "daemon.log"
+    with open(out, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", *[a for c in configs for a in ("--config", str(c))]],
+                                stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", "NOTIFY_SOCKET": path})
+    try:
+        wait_until(lambda: _count(tmp_path / "xray-a" / "data" / "station.db"), "station a commits", timeout=90,
+                   interval=0.2, check=lambda n: n >= 3)
+        wait_until(lambda: _events(out, "station.failed", "xray-b"), "station b failed", timeout=60, interval=0.2)
+        early = _notified(sock, 1.0)
+        assert not any(m.startswith("READY=1") for m in early), early
+        drop.unlink()
+        later = _notified(sock, 90.0, until="READY=1")
+        ready = [m for m in later if m.startswith("READY=1")]
+        assert len(ready) == 1 and "xray-a: " in ready[0] and "xray-b: " in ready[0], later
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+
+
+def test_the_process_watchdog_sees_a_stalled_task_of_any_station():
+    """Each station sent WATCHDOG=1 for its own tasks: one station's kept the process alive while another hung."""
+    from appliance.watchdog import Progress
+    from edge.daemon import Stations
+
+    stations = Stations(["a", "b"])
+    for station in ("a", "b"):
+        stations.progress[station] = Progress(stall_after_s=10)
+        stations.progress[station].register("flow")
+    assert stations.stalled() == []
+    stations.progress["b"]._last["flow"] -= 60
+    assert stations.stalled() == ["b:flow"]
 
 
 SYNC_WITH_MISSING_FILES = """
