@@ -131,3 +131,16 @@ def test_a_station_whose_safe_state_was_not_confirmed_is_no_pass():
     run = RunResult(STATION, [PhaseResult("clock", "clock")], "", "", teardown=["belt_running read back 1"])  # type: ignore[arg-type]
     assert run.outcome == Outcome.ERROR
     assert RunResult(STATION, [PhaseResult("clock", "clock")], "", "").outcome == Outcome.PASS  # type: ignore[arg-type]
+
+
+async def test_a_safety_phase_with_no_safety_device_to_prove_is_skipped_not_passed():
+    """A retrofit (xray) station with a PLC: its kind declares no e-stop or door, so the phase measured nothing and
+    said PASS. Now it is SKIPPED with the reason: the machine's own interlocks are proved by its maker's procedure."""
+    from edge.diag.phases import safety
+
+    station = SimpleNamespace(name="st-1", cfg=SimpleNamespace(station=SimpleNamespace(kind="xray")), plc=object())
+    opts = DiagOptions(out_dir=Path("."), prompt_timeout_s=0.2)
+    res = await run_phase(Phase("safety", "Safety", safety.run, (), 5), station, Absent(), Catalogue("en"), opts)
+    assert res.outcome == Outcome.SKIPPED and res.measurements == []
+    assert res.reason == ("A Retrofit X-ray auto-detector station declares no safety devices to prove: prove the "
+                          "machine's own e-stops and interlocks by its maker's procedure.")
