@@ -198,7 +198,7 @@ class Ingestor:
         refusal = (f"{kind} message {msg.msg} from station {station!r} names record {msg.record_id!r}, "
                    "which the hub holds for another station, or as another record (another seq or decision time)")
         if isinstance(msg, p.RecordMsg):
-            steps, counter = [Step(UPSERT_RECORD, _record_row(msg.body, kind == p.Kind.ALERT, now, self.hub_id)),
+            steps, counter = [Step(UPSERT_RECORD, _record_row(msg.body, kind == p.Kind.ALERT, now, self.hub_id, msg.msg)),
                               *_identity_steps(msg.body), *_search_steps(msg.body, now)], "records"
         elif isinstance(msg, p.TipMsg):
             if msg.body.record_id != msg.record_id:
@@ -207,7 +207,7 @@ class Ingestor:
             steps, counter = [Step(INSERT_TIP, _tip_row(msg.body, now, self.hub_id) + (msg.record_id, station))], "tip_outcomes"
         elif (r := msg.review()) is None and isinstance(msg.body, InspectionRecord) and (
                 msg.body.route is not None or msg.body.search_reports or msg.body.history is not None):
-            steps = [Step(UPSERT_UPDATED_RECORD, _record_row(msg.body, False, now, self.hub_id)),
+            steps = [Step(UPSERT_UPDATED_RECORD, _record_row(msg.body, False, now, self.hub_id, msg.msg)),
                      *_identity_steps(msg.body), *_search_steps(msg.body, now)]
             counter = ("search_reports" if msg.body.search_reports else
                        "histories" if msg.body.history is not None else "routes")
@@ -219,7 +219,7 @@ class Ingestor:
             steps, counter = [Step(INSERT_REVIEW, (msg.record_id, station, r.officer, r.decided_at.timestamp(), r.outcome,
                                                    r.model_dump_json(), now, msg.record_id, station))], "reviews"
             if isinstance(msg.body, InspectionRecord):
-                steps[:0] = [Step(UPSERT_UPDATED_RECORD, _record_row(msg.body, False, now, self.hub_id)),
+                steps[:0] = [Step(UPSERT_UPDATED_RECORD, _record_row(msg.body, False, now, self.hub_id, msg.msg)),
                              *_identity_steps(msg.body), *_search_steps(msg.body, now)]
         self._add(work, station, steps, ack, refusal, counter)
 
@@ -305,11 +305,12 @@ def _search_steps(r: InspectionRecord, now: float) -> list[Step]:
     return [*rows, Step(search_reports.SET_OUTCOME, search_reports.outcome_row(r), owned=False)]
 
 
-def _record_row(r: InspectionRecord, on_alert_topic: bool, now: float, hub: str) -> tuple:
+def _record_row(r: InspectionRecord, on_alert_topic: bool, now: float, hub: str, msg: int) -> tuple:
+    """RECORD_COLS of `r` as message `msg` (its station's outbox row) carried it."""
     alert = int(on_alert_topic or r.verdict == Verdict.SUSPECT)
     idents = " ".join(i.value for i in r.identities)
     return (r.id, r.station, r.seq, r.verdict.value, alert, r.kind.value, r.lane, r.decided_at.timestamp(), idents,
-            r.scan.sha256 if r.scan else None, r.to_json(), now, hub)
+            r.scan.sha256 if r.scan else None, r.to_json(), now, hub, msg)
 
 
 def _tip_row(t: p.TipOutcome, now: float, hub: str) -> tuple:

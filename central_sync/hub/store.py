@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS records (
     id TEXT PRIMARY KEY, station TEXT NOT NULL, seq BIGINT NOT NULL, verdict TEXT NOT NULL,
     is_alert INTEGER NOT NULL, kind TEXT NOT NULL, lane TEXT NOT NULL, decided_ts DOUBLE PRECISION NOT NULL,
     identities TEXT NOT NULL, scan_sha256 TEXT, body TEXT NOT NULL, committed_at DOUBLE PRECISION NOT NULL,
-    hub TEXT NOT NULL);
+    hub TEXT NOT NULL, body_msg BIGINT NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS records_station_seq ON records (station, seq);
 CREATE INDEX IF NOT EXISTS records_decided ON records (decided_ts);
 CREATE INDEX IF NOT EXISTS records_alert ON records (is_alert, decided_ts);
@@ -89,7 +89,7 @@ CREATE TABLE IF NOT EXISTS bundle_acks (
 # station's row matches nothing in its conflict or NOT EXISTS clause, so RETURNING yields no row. The check
 # and the write are one statement, which holds when several hub processes write at once.
 RECORD_COLS = ("id", "station", "seq", "verdict", "is_alert", "kind", "lane", "decided_ts", "identities",
-               "scan_sha256", "body", "committed_at", "hub")
+               "scan_sha256", "body", "committed_at", "hub", "body_msg")
 _RECORD_VALUES = f"INSERT INTO records ({','.join(RECORD_COLS)}) VALUES ({','.join('?' * len(RECORD_COLS))})"
 # Both refuse (no row returned: "foreign") a record whose id the hub holds under another seq or decision time:
 # another record, which a `committed` would have dropped unseen.
@@ -97,9 +97,15 @@ _SAME_RECORD = (" WHERE records.station = excluded.station AND records.seq = exc
                 " AND records.decided_ts = excluded.decided_ts RETURNING id")
 UPSERT_RECORD = (_RECORD_VALUES + " ON CONFLICT (id) DO UPDATE SET is_alert = CASE WHEN excluded.is_alert > records.is_alert"
                  " THEN excluded.is_alert ELSE records.is_alert END" + _SAME_RECORD)
-# An update (review, route) carries the whole record: inserted when it overtook the record itself, else it
-# replaces the body; the record arriving later keeps the updated body (UPSERT_RECORD leaves it alone).
-UPSERT_UPDATED_RECORD = _RECORD_VALUES + " ON CONFLICT (id) DO UPDATE SET body = excluded.body" + _SAME_RECORD
+# An update (review, route) carries the whole record as it stood: inserted when it overtook the record itself,
+# else it replaces the body when it comes from a later message of the station (body_msg, its outbox row id): an
+# older update sent again after a newer one was committed (its ack lost) does not take the body back. The record
+# arriving later keeps the updated body (UPSERT_RECORD leaves it alone).
+_NEWER = "excluded.body_msg >= records.body_msg"
+UPSERT_UPDATED_RECORD = (_RECORD_VALUES + f" ON CONFLICT (id) DO UPDATE SET body = CASE WHEN {_NEWER} THEN excluded.body"
+                         f" ELSE records.body END, body_msg = CASE WHEN {_NEWER} THEN excluded.body_msg"
+                         " ELSE records.body_msg END" + _SAME_RECORD)
+ADD_BODY_MSG = "ALTER TABLE records ADD COLUMN body_msg BIGINT NOT NULL DEFAULT 0"
 _NOT_FOREIGN = " WHERE NOT EXISTS (SELECT 1 FROM records WHERE id = ? AND station <> ?)"  # args: record id, station
 REVIEW_COLS = ("record_id", "station", "officer", "decided_ts", "outcome", "body", "committed_at")
 INSERT_REVIEW = (f"INSERT INTO reviews ({','.join(REVIEW_COLS)}) SELECT {','.join('?' * len(REVIEW_COLS))}"
@@ -255,6 +261,8 @@ class HubStore:
             if not indexed:
                 self._index_identities()
             self._migrate_search_reports()
+            if not self._has_column("records", "body_msg"):  # a hub that predates it: every body counts as oldest
+                self.run_in_transaction(lambda cur: cur.execute(ADD_BODY_MSG))
 
     def _migrate_search_reports(self) -> None:
         """The search reports' table and `records.search_outcome` (added to a hub that predates them)."""
@@ -266,6 +274,13 @@ class HubStore:
         except HubStoreError:
             self.run_in_transaction(lambda cur: cur.execute(search_reports.ADD_OUTCOME_COLUMN))
         self.run_in_transaction(lambda cur: cur.execute(search_reports.INDEX_OUTCOME))
+
+    def _has_column(self, table: str, column: str) -> bool:
+        try:
+            self.query(f"SELECT {column} FROM {table} LIMIT 1")
+        except HubStoreError:
+            return False
+        return True
 
     def _has_table(self, name: str) -> bool:
         try:

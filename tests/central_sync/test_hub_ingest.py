@@ -169,6 +169,57 @@ def test_an_update_that_overtakes_its_record_is_kept(hub, separate_batches):
     assert json.loads(rows[0][0])["route"]["to"] == "manual"
 
 
+def test_an_older_update_arriving_after_a_newer_one_does_not_take_the_body_back(hub):
+    """Each update carries the whole record as it stood: the route (msg 2), then the officer's review (msg 3). The
+    ack of msg 2 lost, it was sent again after msg 3 was committed and replaced the body: the hub's record lost
+    its review. Now a body is replaced only by one from a later message of its station."""
+    from datetime import UTC, datetime
+
+    from central_sync.schema import Review, RouteTaken
+
+    ing, store, sent = hub
+    rec = make_record("g1", 7).model_copy(update={"verdict": Verdict.CLEAR, "reason": "clear"})
+    routed = rec.model_copy(update={"route": RouteTaken(to="manual", reason="link_lost",
+                                                        at=datetime(2026, 1, 3, tzinfo=UTC))})
+    reviewed = routed.model_copy(update={"review": Review(officer="1001", outcome="cleared",
+                                                          decided_at=datetime(2026, 1, 3, 0, 5, tzinfo=UTC))})
+    ing.handle([msg("inspection", rec, 1), msg("review", reviewed, 3)])
+    ing.handle([msg("review", routed, 2)])  # the resend of the older update
+    assert acks(sent) == [(1, "committed"), (3, "committed"), (2, "committed")]
+    body = json.loads(store.query("SELECT body FROM records")[0][0])
+    assert body["review"] is not None and body["review"]["officer"] == "1001" and body["route"]["to"] == "manual"
+    ing.handle([msg("inspection", rec, 1)])  # the record itself again: the body stays the newest
+    assert json.loads(store.query("SELECT body FROM records")[0][0])["review"]["officer"] == "1001"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_hub_that_predates_body_msg_gains_it_and_keeps_the_newest_body(backend, tmp_path, request):
+    """The column is added to a hub database made before it (its bodies count as the oldest), on both backends."""
+    from datetime import UTC, datetime
+
+    from central_sync.schema import RouteTaken
+
+    store = open_store(request.getfixturevalue("pg_url") if backend == "postgresql" else str(tmp_path / "hub.db"))
+    try:
+        store.migrate()
+        store.run_in_transaction(lambda cur: cur.execute("ALTER TABLE records DROP COLUMN body_msg"))
+        store.migrate()
+        sent: list[tuple[str, dict]] = []
+        ing = Ingestor(store, "hub-u", lambda t, b: sent.append((t, json.loads(b))))
+        rec = make_record("g1", 8)
+        routed = rec.model_copy(update={"route": RouteTaken(to="manual", reason="link_lost",
+                                                            at=datetime(2026, 1, 3, tzinfo=UTC))})
+        older = routed.model_copy(update={"route": RouteTaken(to="manual", reason="link_lost",
+                                                              at=datetime(2026, 1, 2, tzinfo=UTC))})
+        ing.handle([msg("inspection", rec, 1), msg("review", routed, 3), msg("review", older, 2)])
+        assert [(a["msg"], a["status"]) for _, m in sent for a in m["acks"]] == [(1, "committed"), (3, "committed"),
+                                                                                (2, "committed")]
+        assert store.query("SELECT body_msg FROM records") == [(3,)]
+        assert json.loads(store.query("SELECT body FROM records")[0][0])["route"]["at"].startswith("2026-01-03")
+    finally:
+        store.close()
+
+
 def test_a_chunk_whose_data_does_not_match_its_hash_is_rejected_with_the_reason(hub):
     """A chunk that parses but whose data hashes otherwise names its row: the station gets `rejected` with
     the reason (and parks the image) instead of no answer and resending the same bytes forever."""
