@@ -52,10 +52,12 @@ LOAD_PRESENT = "load_present"  # the detector class saying a container or a load
 
 
 class StreamingDetection(Protocol):
-    """One scan's detection: blocks as they arrive, then the whole scan (judged for applicability) and a deadline."""
+    """One scan's detection: blocks as they arrive, then the whole scan (judged for applicability) and a deadline;
+    closed on every way out (`aclose` cancels the strips still queued)."""
 
     async def feed(self, high: np.ndarray, low: np.ndarray) -> None: ...
     async def finish(self, scan: Scan, deadline: float) -> list[Detection]: ...
+    async def aclose(self) -> None: ...
 
 
 class DetectionEngine(Protocol):
@@ -138,18 +140,20 @@ class Inspector:
         # the model the scan starts on judges it to the end (edge.detector) and is the one the record names
         judge = _Judge(self.engine.model, self.engine.classes) if self.engine is not None else _Judge(None, ())
         try:
-            stream = self._open_stream(item)
-            async with contextlib.aclosing(acquisition.blocks()) as blocks:  # an abandoned scan is stopped now
-                async for high, low in blocks:
-                    await stream.feed(high, low)
-            scan = acquisition.result()
-            end_of_scan = timer.lap("acquire")
-            deadline = asyncio.get_running_loop().time() + self.budget_ms / 1000
-            if scan.complete:
-                async with asyncio.timeout_at(deadline):
-                    detections = await stream.finish(scan, deadline)
-                completed = True
-                within_budget = (time.perf_counter() - end_of_scan) * 1000 <= self.budget_ms
+            # every exit (incomplete scan, fault, cancellation) cancels the scan's strips still queued in the
+            # shared pool: an abandoned scan's strips would otherwise run on and crowd out the next item's
+            async with contextlib.aclosing(self._open_stream(item)) as stream:
+                async with contextlib.aclosing(acquisition.blocks()) as blocks:  # an abandoned scan is stopped now
+                    async for high, low in blocks:
+                        await stream.feed(high, low)
+                scan = acquisition.result()
+                end_of_scan = timer.lap("acquire")
+                deadline = asyncio.get_running_loop().time() + self.budget_ms / 1000
+                if scan.complete:
+                    async with asyncio.timeout_at(deadline):
+                        detections = await stream.finish(scan, deadline)
+                    completed = True
+                    within_budget = (time.perf_counter() - end_of_scan) * 1000 <= self.budget_ms
             timer.lap("detect")
         except StationFault as exc:
             failure = self._fail(item, exc.reason, str(exc), timer, "detect")
@@ -160,6 +164,9 @@ class Inspector:
             failure = self._fail(item, Reason.DEVICE_FAULT, str(exc), timer, "acquire")
         except ModelError as exc:
             failure = self._fail(item, Reason.INFERENCE_FAILED, str(exc), timer, "detect")
+        except MemoryError as exc:  # a scan too large to hold (a scanner that never ends its scan): this item's fault
+            failure = self._fail(item, Reason.DEVICE_FAULT, f"the scan could not be held in memory ({exc!r})",
+                                 timer, "acquire")
         item.on_identity = None
         if scan is None:
             scan = _partial(acquisition)
@@ -309,11 +316,14 @@ class _NoModel:
     async def finish(self, scan: Scan, deadline: float) -> list[Detection]:
         raise StationFault(Reason.MODEL_UNAVAILABLE, f"station {self.station} has no usable model")
 
+    async def aclose(self) -> None:
+        return None
+
 
 def _partial(acquisition: Acquisition) -> Scan | None:
     """Whatever part of the scan arrived before a fault, kept as evidence (marked incomplete)."""
     try:
         scan = acquisition.result()
-    except (DriverError, ModelError, RuntimeError):
+    except (DriverError, ModelError, RuntimeError, MemoryError):
         return None
     return Scan(scan.high, scan.low, scan.meta, complete=False)

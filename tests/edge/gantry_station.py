@@ -72,6 +72,9 @@ class _DarkBlocks:
     async def finish(self, scan: Scan, deadline: float) -> list[Detection]:
         return [Detection("drugs", 0.9, (20.0, 40.0, 30.0, 60.0))] if self.darkest < DARK else []
 
+    async def aclose(self) -> None:
+        return None
+
 
 class DarkBlockEngine:
     """The test's detector: a scan with a block darker than DARK is a 'drugs' detection."""

@@ -214,6 +214,9 @@ async def test_an_inspection_that_stops_reading_closes_the_scan_before_it_return
         async def finish(self, scan, deadline):
             return []
 
+        async def aclose(self):
+            return None
+
     engine = SimpleNamespace(model=rig.engine.model, classes=(), open_stream=lambda station, item_kind: FailingStream())
     acquisition = WatchedBlocks(bag(False))
     closed_when_decided: list[bool] = []
@@ -225,3 +228,45 @@ async def test_an_inspection_that_stops_reading_closes_the_scan_before_it_return
     record = await inspector.inspect(Item("bag-9", ItemKind.BAGGAGE), acquisition)
     assert (record.verdict, record.reason) == (Verdict.MANUAL, "inference_failed")
     assert closed_when_decided == [True] and acquisition.sent < bag(False).shape[0]
+
+
+class OutOfMemoryBlocks(Blocks):
+    """A scan source that cannot hold the scan any more after two blocks (a scanner that never ends its scan)."""
+
+    async def blocks(self):
+        async for i, block in _enumerate(super().blocks()):
+            if i == 2:
+                raise MemoryError("Unable to allocate 2.1 GiB for an array with shape (1100000, 1024)")
+            yield block
+
+
+async def _enumerate(blocks):
+    i = 0
+    async for block in blocks:
+        yield i, block
+        i += 1
+
+
+@pytest.mark.parametrize("acquisition, reason", [
+    (lambda: Blocks(bag(False), complete=False), "scan_incomplete"),
+    (lambda: Blocks(bag(False), fail_after=3), "device_fault"),
+    (lambda: OutOfMemoryBlocks(bag(False)), "device_fault"),
+], ids=["incomplete", "device_fault", "out_of_memory"])
+async def test_an_abandoned_scan_leaves_none_of_its_strips_queued_for_the_next_item(rig, acquisition, reason):
+    """The pool's one worker is busy elsewhere, so the scan's strips are still queued when it is abandoned:
+    they are cancelled before the record is returned, not left to run ahead of the next item's."""
+    import threading
+
+    release = threading.Event()
+    busy = asyncio.create_task(rig.pool.run("st-2", lambda: release.wait(30)))
+    await until(lambda: rig.pool.stats()["running"] == 1, "the other station's job holds the worker")
+    try:
+        record = await rig.inspector().inspect(Item("bag-10", ItemKind.BAGGAGE), acquisition())
+        queued = rig.pool.stats()["queued"].get("st-1", 0)
+    finally:
+        release.set()
+        await busy
+    assert (record.verdict, record.reason) == (Verdict.MANUAL, reason)
+    assert queued == 0 and rig.pool.stats()["stations"]["st-1"]["cancelled"] >= 1
+    record = await rig.inspector().inspect(Item("bag-11", ItemKind.BAGGAGE), WholeScan(bag(False)))
+    assert (record.verdict, record.reason) == (Verdict.CLEAR, "clear")
