@@ -67,6 +67,25 @@ def conflicts(identities: Sequence[Identity]) -> list[str]:
     return sorted({i.conflict for i in identities if i.conflict})
 
 
+def unidentified_container(identities: Sequence[Identity], container_item: bool) -> str | None:
+    """Why a container on the item is not identified (one sentence per code), or None: a code that fails its
+    ISO 6346 check, a camera that saw a code it could not read (check_failed, low_confidence) and, on a
+    container item (`container_item`) where no code was read, a camera that saw none. A vehicle's camera that
+    saw no code does not count: a vehicle may carry no container."""
+    codes = [i for i in identities if i.kind == "container"]
+    read = any(i.value and container_check(i.value) == "ok" for i in codes)
+    found = []
+    for ident in codes:
+        seen = ident.raw or "?"
+        if ident.value and container_check(ident.value) != "ok":
+            found.append(f"container code {ident.value} fails its ISO 6346 check")
+        elif not ident.value and ident.status in ("check_failed", "low_confidence"):
+            found.append(f"camera {ident.source} saw container code {seen} but could not read it ({ident.status})")
+        elif not ident.value and container_item and not read:
+            found.append(f"camera {ident.source} read no container code")
+    return "; ".join(found) or None
+
+
 def _merge(identities: Iterable[Identity]) -> list[Identity]:
     """One identity per (kind, value): highest confidence, union of checks, the latest read's seal state."""
     out: dict[tuple[str, str], Identity] = {}

@@ -34,11 +34,11 @@ from drivers.errors import DriverError
 from edge.errors import DiskFull, StationFault
 from edge.events import EventBus
 from edge.history import container_pass
-from edge.identity import conflicts, fuse
+from edge.identity import conflicts, fuse, unidentified_container
 from edge.ids import new_id
 from edge.metrics import StationMetrics
 from edge.risk import RiskCheck
-from edge.seals import SealExpectation, for_item
+from edge.seals import SealExpectation, for_item, strictest
 from edge.store import StoreWriter
 from edge.verdict import Outcome, Reason, decide, with_risk
 from models.dense import dense_problem
@@ -174,13 +174,12 @@ class Inspector:
             self.shadow.submit(self.station, scan, detections)
         identities = self._identities(item)
         declaration = self.risk.declaration(identities) if self.risk is not None else None
-        seals = for_item(declaration, self.seals)
-        seal_problem = seals.problem(item.kind, identities, item.seal_events) if seals else None
-        if seal_problem is not None:
-            log.warning("pipeline.seal_not_intact", station=self.station, item=item.ref, detail=seal_problem)
+        seal_problem = self._seal_problem(item, identities)
+        unidentified = self._unidentified(item, identities)
         dense = self._dense_problem(item, scan) if completed and failure is None and not detections else None
         verdict, reason = decide(Outcome(completed, within_budget, scan.complete if scan else False,
-                                         tuple(detections), failure, seal_problem=seal_problem, dense_problem=dense))
+                                         tuple(detections), failure, seal_problem=seal_problem,
+                                         container_problem=unidentified, dense_problem=dense))
         risk = None
         if self.risk is not None:
             labels = [d.label for d in detections]
@@ -190,6 +189,25 @@ class Inspector:
             risk = RiskOut.model_validate(assessment.to_record())
         return await self._conclude(item, scan, detections, verdict, reason, timer, identities, risk,
                                     container_pass(item.kind, identities, declaration, item.size_type), judge.model)
+
+    def _seal_problem(self, item: Item, identities: list[Identity]) -> str | None:
+        """Why the item's declared seals are not intact, or None: every container's declaration counts (edge.seals)."""
+        declarations = self.risk.declarations(identities) if self.risk is not None else [None]
+        seals = strictest([for_item(d, self.seals) for d in declarations])
+        problem = seals.problem(item.kind, identities, item.seal_events) if seals else None
+        if problem is not None:
+            log.warning("pipeline.seal_not_intact", station=self.station, item=item.ref, detail=problem)
+        return problem
+
+    def _unidentified(self, item: Item, identities: list[Identity]) -> str | None:
+        """Where the station looks up declarations, why a container's cannot be found (a code not read, or failing
+        its check): its seal and its goods would go unchecked."""
+        if self.risk is None or not self.risk.declares:
+            return None
+        problem = unidentified_container(identities, item.kind is ItemKind.CONTAINER)
+        if problem is not None:
+            log.warning("pipeline.container_unidentified", station=self.station, item=item.ref, detail=problem)
+        return problem
 
     def _dense_problem(self, item: Item, scan: Scan | None) -> str | None:
         """A bag or parcel the detector would clear but whose beam did not get through part of it: nothing

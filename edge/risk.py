@@ -240,6 +240,18 @@ class RiskCheck:
         """The declaration the running bundle carries for the item's container (first) or plate."""
         return self.runtime.engine.state.declaration(tuple((i.kind, i.value) for i in identities))
 
+    def declarations(self, identities: Sequence[Identity]) -> list[Declaration | None]:
+        """The declaration the running bundle carries for each container code read (None for one it carries none
+        for); when it carries one for none of them, the plate's (or None) alone."""
+        state = self.runtime.engine.state
+        found = [state.declaration((("container", i.value),)) for i in identities if i.kind == "container" and i.value]
+        return found if any(found) else [self.declaration(identities)]
+
+    @property
+    def declares(self) -> bool:
+        """Whether the running bundle carries declarations: the station then looks each item's up."""
+        return bool(self.runtime.engine.state.declarations)
+
 
 class Assembler:
     """Joins the chunks of envelopes, at most KEEP_PARTIALS at a time (a stray chunk of another envelope no longer

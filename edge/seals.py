@@ -1,8 +1,9 @@
 """Seal policy (pure): a container declared sealed whose seal is missing, opened or tampered goes to manual.
 
-Where "declared sealed" comes from: the item's declaration when the station's risk bundle carries one
-for its container or plate (`sealed`, `seal_id`: `for_item`); without one, the station config's lane
-setting (`[seals]`: `declared_sealed`, and the seal numbers `expected` on this lane). Seal numbers are
+Where "declared sealed" comes from: each container's declaration when the station's risk bundle carries
+one for it, else the plate's (`sealed`, `seal_id`: `for_item`); without one, the station config's lane
+setting (`[seals]`: `declared_sealed`, and the seal numbers `expected` on this lane). An item with several
+containers takes the strictest of their expectations (`strictest`). Seal numbers are
 compared normalised (as identities are: risk.normal). A seal counts as intact only when its reader reported it intact
 and no event heard while the item was in the lane said otherwise: a seal read without a state, a
 seal tampered and then reported intact again, and a declared seal never read are all problems.
@@ -63,6 +64,17 @@ def for_item(declaration: Declaration | None, lane: SealExpectation | None) -> S
     return SealExpectation(True, (declaration.seal_id,) if declaration.seal_id else (),
                            lane.item_kinds if lane is not None else SealExpectation(True).item_kinds,
                            f"declaration {declaration.ref}")
+
+
+def strictest(expectations: Sequence[SealExpectation | None]) -> SealExpectation | None:
+    """One expectation for an item's containers: sealed when any is, every seal number any of them names, for
+    every kind any of them covers; None when none is sealed."""
+    sealed = list(dict.fromkeys(e for e in expectations if e is not None and e.declared_sealed))
+    if len(sealed) <= 1:
+        return sealed[0] if sealed else None
+    return SealExpectation(True, tuple(dict.fromkeys(s for e in sealed for s in e.seal_ids)),
+                           tuple(dict.fromkeys(k for e in sealed for k in e.item_kinds)),
+                           " and ".join(dict.fromkeys(e.source for e in sealed if e.source)))
 
 
 def _not_intact(seal: Identity, events: Sequence[SealEventOut]) -> str | None:

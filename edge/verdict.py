@@ -34,6 +34,8 @@ class Reason(StrEnum):
     SAFETY_STOP = "safety_stop"
     STORE_FULL = "store_full"  # the station database is full: the record cannot be written
     SEAL_NOT_INTACT = "seal_not_intact"  # a container declared sealed whose seal is missing, opened or tampered
+    CONTAINER_UNIDENTIFIED = "container_unidentified"  # a container code not read, or failing its check, while
+    # the station checks declarations (edge.identity.unidentified_container): its declaration cannot be found
     RISK_RED = "risk_red"  # the risk assessment selected the item for physical inspection (risk.verdict)
     RISK_AMBER = "risk_amber"  # the risk assessment wants the officer to decide on a detector clear (risk.verdict)
     DENSE_OBJECT = "dense_object"  # part of a bag the beam cannot penetrate: nothing behind it was judged (models.dense)
@@ -50,6 +52,7 @@ class Outcome:
     failure: Reason | None = None  # set when something prevented a decision
     rules_fired: tuple[str, ...] = ()
     seal_problem: str | None = None  # edge.seals: why a declared seal is not intact (missing, opened, tampered)
+    container_problem: str | None = None  # edge.identity: a container whose declaration cannot be looked up
     dense_problem: str | None = None  # models.dense: what the beam did not get through (only ever stops a clear)
 
 
@@ -59,6 +62,8 @@ def decide(outcome: Outcome) -> tuple[Verdict, Reason]:
         return Verdict.MANUAL, outcome.failure
     if outcome.seal_problem is not None:
         return Verdict.MANUAL, Reason.SEAL_NOT_INTACT
+    if outcome.container_problem is not None:
+        return Verdict.MANUAL, Reason.CONTAINER_UNIDENTIFIED
     if not outcome.scan_complete:
         return Verdict.MANUAL, Reason.SCAN_INCOMPLETE
     if not outcome.inference_completed:

@@ -19,7 +19,7 @@ from edge.stations.conveyor import LATCH_REASONS
 
 PKG = Path(__file__).resolve().parents[2] / "central_sync" / "control_room"
 REASONS = ("clear", "detection", "budget_missed", "scan_incomplete", "device_fault", "model_unavailable",
-           "model_not_applicable", "overload", "seal_not_intact", "risk_red", "risk_amber")
+           "model_not_applicable", "overload", "seal_not_intact", "container_unidentified", "risk_red", "risk_amber")
 
 
 def used_keys() -> set[str]:

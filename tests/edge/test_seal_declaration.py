@@ -17,7 +17,7 @@ from edge.events import EventBus
 from edge.inspection import Inspector, Item
 from edge.metrics import StationMetrics
 from edge.risk import BundleFiles, RiskCheck, RiskRuntime, load_keys
-from edge.seals import SealExpectation, for_item
+from edge.seals import SealExpectation, for_item, strictest
 from edge.stations.acquisition import WholeScan
 from edge.store import Store, StoreWriter
 from edge.verdict import Reason
@@ -62,9 +62,9 @@ async def inspector(tmp_path: Path, package: Path) -> AsyncIterator[Inspector]:
                         StationMetrics(), actuate, seals=LANE_SEALED, risk=RiskCheck(runtime, "gate-1", "gantry"))
 
 
-async def inspect(inspector: Inspector, *identities: Identity) -> InspectionRecord:
+async def inspect(inspector: Inspector, *identities: Identity, kind: ItemKind = ItemKind.CONTAINER) -> InspectionRecord:
     high, low = case(256, 200)  # nothing in it: the detector alone would clear it
-    item = Item(ref="c1", kind=ItemKind.CONTAINER, identities=list(identities))
+    item = Item(ref="c1", kind=kind, identities=list(identities))
     return await inspector.inspect(item, WholeScan(Scan(high, low, {"pixel_mm": 1.0})))
 
 
@@ -90,3 +90,52 @@ def test_the_reason_in_words() -> None:
     assert expect.problem(ItemKind.CONTAINER, []) == "declared seal HKEL0001234 by declaration D-1 was not read"
     assert expect.problem(ItemKind.CONTAINER, [seal("hkel-0001234")]) is None  # the same number written otherwise
     assert for_item(UNSEALED, LANE_SEALED) is None and for_item(None, LANE_SEALED) is LANE_SEALED
+
+
+async def test_every_containers_declaration_counts_and_the_strictest_wins(inspector: Inspector) -> None:
+    """A vehicle carrying a container declared unsealed and one declared sealed: the sealed one's seal is checked,
+    whichever code was read first (only the first one's declaration counted: MSKU first and no seal was clear)."""
+    for first, second in ((box("MSKU1234565"), box("CSQU3054383")), (box("CSQU3054383"), box("MSKU1234565"))):
+        unsealed = await inspect(inspector, first, second, kind=ItemKind.VEHICLE)
+        assert (unsealed.verdict, unsealed.reason) == (Verdict.MANUAL, Reason.SEAL_NOT_INTACT.value)
+        sealed = await inspect(inspector, first, second, seal("HKEL0001234"), kind=ItemKind.VEHICLE)
+        assert (sealed.verdict, sealed.reason) == (Verdict.CLEAR, Reason.CLEAR.value)
+
+
+def camera(status: str, raw: str = "") -> Identity:
+    return Identity(kind="container", value="", source="cam-left", status=status, raw=raw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("read, kind", [
+    ((box("CSQU3054384"),), ItemKind.CONTAINER),  # the last digit misread: it fails its check, no declaration found
+    ((box("CSQU3054384"),), ItemKind.VEHICLE),
+    ((camera("check_failed", "CSQU3054384"),), ItemKind.VEHICLE),
+    ((camera("low_confidence", "CSQU3054383"),), ItemKind.VEHICLE),
+    ((camera("unread"),), ItemKind.CONTAINER),  # a container item whose code no camera saw
+    ((box("MSKU1234565"), camera("check_failed", "CSQU3054384")), ItemKind.VEHICLE),  # a second box misread
+], ids=["bad_check_digit", "vehicle_bad_check_digit", "check_failed", "low_confidence", "unread", "second_box"])
+async def test_a_container_whose_declaration_cannot_be_found_is_manual(inspector: Inspector, read: tuple[Identity, ...],
+                                                                      kind: ItemKind) -> None:
+    """Where declarations are in use, a container code not read or failing its check may hide a declaration
+    saying sealed: the item is manual with its own reason (a seal is read, so the lane's setting is met)."""
+    record = await inspect(inspector, *read, seal("HKEL0001234"), kind=kind)
+    assert (record.verdict, record.reason) == (Verdict.MANUAL, Reason.CONTAINER_UNIDENTIFIED.value)
+
+
+async def test_a_vehicle_whose_camera_saw_no_container_code_is_not_held_for_it(inspector: Inspector) -> None:
+    """A vehicle may carry no container: its container camera's `unread` alone is no reason; nor is an unread
+    camera on a container item whose code another camera read."""
+    van = await inspect(inspector, camera("unread"), seal("HKEL0001234"), kind=ItemKind.VEHICLE)
+    assert (van.verdict, van.reason) == (Verdict.CLEAR, Reason.CLEAR.value)
+    box_read = await inspect(inspector, camera("unread"), box("CSQU3054383"), seal("HKEL0001234"))
+    assert (box_read.verdict, box_read.reason) == (Verdict.CLEAR, Reason.CLEAR.value)
+
+
+def test_the_strictest_expectation_names_every_declared_seal() -> None:
+    other = Declaration(ref="D-3", trader="Golden Bay", container="TGHU0000001", sealed=True, seal_id="CNSL0009999")
+    expect = strictest([for_item(d, LANE_SEALED) for d in (UNSEALED, SEALED, other)])
+    assert expect is not None
+    assert expect.problem(ItemKind.VEHICLE, [seal("HKEL0001234")]) == \
+        "seal CNSL0009999 declared by declaration D-1 and declaration D-3 differs from the seal read (HKEL0001234)"
+    assert expect.problem(ItemKind.VEHICLE, [seal("HKEL0001234"), seal("CNSL0009999")]) is None
+    assert strictest([for_item(UNSEALED, LANE_SEALED), None]) is None
