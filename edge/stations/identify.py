@@ -11,10 +11,13 @@ with its state, and never becomes a vehicle tag. A 125 kHz tag
 becomes an `rfid` identity; a UHF tag read over LLRP becomes `rfid_tid` (its factory TID) and
 `rfid_epc`. UHF tags are bound by TID (drivers.rfid.llrp.binding): a TID whose EPC changed or
 that is present at two readers at once is logged, published on the screen (event "rfid_flag") and
-flagged on the identity (`conflict`). An e-seal in range of a seal reader (drivers.seal) while an
-item is open becomes a `seal` identity with its state; every seal report heard meanwhile (in range,
-opened, tampered) is one of the item's `seal_events`, so a seal tampered in the lane stays on record
-even if it reads intact again. A seal read over LLRP tag memory is a UHF tag too: once its TID is
+flagged on the identity (`conflict`). An e-seal in range of a seal reader (drivers.seal) becomes a
+`seal` identity, with its state, of one item: the one that entered last when it is first heard, or
+else the next to open; every seal report heard meanwhile (in range, opened, tampered) is one of that
+item's `seal_events`, so a seal tampered in the lane stays on record even if it reads intact again.
+A seal is its item's while it stays in range, also after that item's record is written: a seal
+reader reaches the vehicle waiting at the barrier, and the vehicle behind it, arriving without a
+seal, must not show its seal. A seal read over LLRP tag memory is a UHF tag too: once its TID is
 known as a seal's (the seal reader names it), that tag's reads are the seal's identity (`seal`, with
 `checks["tid"]`), never also the vehicle's `rfid_tid`/`rfid_epc`, whichever of the two was heard
 first. edge.identity fuses the reads when the record is written.
@@ -54,18 +57,34 @@ class TagWindow:
     meanwhile."""
     _seal_tids: set[str] = field(default_factory=set)
     """TIDs of the e-seal tags heard so far: their reads are the seal's identity, not the vehicle's."""
+    _seal_holders: dict[tuple[str, str], str] = field(default_factory=dict)
+    """The item (id) each seal in range joined, by (reader, seal): no other item takes it while it stays in range."""
 
     def start(self, item: Item) -> None:
         for (reader, tag), identities in self._present.items():
-            holder = None if reader.startswith("seal:") else self._holder(identities)
+            if reader.startswith("seal:"):
+                if self._takes_seal((reader, tag), item):
+                    _add(item, identities)
+                    item.seal_events += [_seal_event(i, i.seal) for i in identities if i.seal is not None]
+                continue
+            holder = self._holder(identities)
             if holder is not None:
                 log.info("reader.tag_kept", tag=tag, reader=reader, item=holder.id, entering=item.id,
                          detail=f"tag {tag} still in the field of {reader} stays with item {holder.id}, which "
                                 f"it joined; item {item.id} entering now does not take it")
                 continue
             _add(item, identities)
-            item.seal_events += [_seal_event(i, i.seal) for i in identities if i.seal is not None]
         self._open[item.id] = item
+
+    def _takes_seal(self, key: tuple[str, str], item: Item) -> bool:
+        """Whether the item takes the seal in range: it does unless another item, open or recorded, took it."""
+        holder = self._seal_holders.setdefault(key, item.id)
+        if holder != item.id:
+            reader = key[0].removeprefix("seal:")
+            log.info("reader.seal_kept", seal=key[1], reader=reader, item=holder, entering=item.id,
+                     detail=f"seal {key[1]} still in range of seal reader {reader} stays with item {holder}, which "
+                            f"it joined; item {item.id} does not take it")
+        return holder == item.id
 
     def _holder(self, identities: list[Identity]) -> Item | None:
         """The open item that has these identities (a reader's tag joins one item at a time), or None."""
@@ -91,20 +110,25 @@ class TagWindow:
                 self._seal_seen(name, event.report, getattr(seals, "tid_of", {}).get(event.report.seal_id))
             elif isinstance(event, SealGone):
                 self._present.pop((f"seal:{name}", event.seal_id), None)
+                self._seal_holders.pop((f"seal:{name}", event.seal_id), None)
 
     def _seal_seen(self, reader_name: str, report: SealReport, tid: str | None = None) -> None:
-        """A seal in range, or its new state: an identity of every open item, and one of its seal events."""
+        """A seal in range, or its new state: an identity and a seal event of the item it joined (first heard: the
+        open item that entered last), none of any other."""
         if tid is not None:
             self._seal_tag(tid)
         status = SealStatus(state=report.state, battery_low=report.battery_low, battery_pct=report.battery_pct,
                             last_event_at=report.last_event_at, events=report.events)
         identity = Identity(kind="seal", value=report.seal_id, source=reader_name, read_at=datetime.now(UTC),
                             checks={"tid": tid} if tid else {}, seal=status)
-        self._present[(f"seal:{reader_name}", report.seal_id)] = [identity]
-        event = _seal_event(identity, status)
-        for item in self._open.values():
+        key = (f"seal:{reader_name}", report.seal_id)
+        self._present[key] = [identity]
+        last = next(reversed(self._open.values()), None)
+        item = self._open.get(self._seal_holders.get(key, "")) or \
+            (last if last is not None and self._takes_seal(key, last) else None)
+        if item is not None:
             item.identities.append(identity)
-            item.seal_events.append(event)
+            item.seal_events.append(_seal_event(identity, status))
             item.identified()
         self.events.publish("seal", {"seal": report.seal_id, "state": report.state, "reader": reader_name,
                                      "battery_low": report.battery_low})
