@@ -1,7 +1,9 @@
 """The station's durable store: SQLite (WAL, synchronous=FULL) plus scan files named by sha256.
 
 A record and its outbox rows are written in one transaction; the record's `seq` is allocated
-inside that transaction, so a crash can never leave a gap in the station's sequence. Scan files
+inside that transaction, so a crash can never leave a gap in the station's sequence. The newest seq
+given is kept in `store_meta` (`last_seq`), not read from the records: retention deletes records,
+the newest too, and a seq the hub holds for one record is never given to another. Scan files
 are written (and fsynced) before the transaction that names them. When the disk runs low,
 scans are dropped first (counted); records keep being written into the reserved room.
 Retention prunes only data the hub has acknowledged (no outbox row left for the record), by the hub's
@@ -90,6 +92,11 @@ MIGRATIONS: tuple[str, ...] = (
     # records by scan (a pruned record's scan is deleted only when no other record names it)
     "CREATE INDEX alarms_cleared ON alarms (cleared_at, code);\n"
     "CREATE INDEX inspections_scan ON inspections (scan_sha256);",
+    # 4: the newest seq ever given, kept apart from the records (retention deletes them, the newest too): a seq
+    # is never given twice. An existing store starts from the newest its records and outbox rows still name.
+    "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);\n"
+    "INSERT INTO store_meta (key, value) SELECT 'last_seq', max(coalesce((SELECT max(seq) FROM inspections), 0),"
+    " coalesce((SELECT max(seq) FROM outbox), 0));",
 )
 
 
@@ -274,7 +281,8 @@ class Store:
             raise DiskFull(f"record {record.id} could not be written: {self.full}")
         try:
             with self._transaction():
-                seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM inspections").fetchone()[0]
+                seq = conn.execute("UPDATE store_meta SET value = value + 1 WHERE key = 'last_seq'"
+                                   " RETURNING value").fetchone()[0]
                 record = record.model_copy(update={"seq": seq})
                 payload = record.to_json()
                 conn.execute(

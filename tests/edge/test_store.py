@@ -289,3 +289,34 @@ def test_cleared_alarms_are_pruned_after_a_month_and_standing_ones_never(store, 
                       ("DELETE FROM alarms WHERE cleared_at < ?", (0.0,))):
         plan = " ".join(row[-1] for row in store.conn.execute("EXPLAIN QUERY PLAN " + sql, args))
         assert "alarms_cleared" in plan, plan
+
+
+def test_a_seq_is_never_given_again_after_retention_deleted_the_newest_records(tmp_path):
+    """The hub holds seqs 1..3 for three records; once retention deleted all three, the next record is seq 4
+    (it was given seq 1 again: the hub held two records under one station seq), after a restart too."""
+    limits = StoreLimits(reserve_bytes=0, retention_days=1)
+    with Store(tmp_path, limits) as s:
+        first = [s.commit(make_record(), scan_stored=False) for _ in range(3)]
+        s.conn.execute("DELETE FROM outbox")  # the hub acknowledged them
+        s.prune(now=time.time() + 3 * 86400)
+        assert s.count() == 0 and [r.seq for r in first] == [1, 2, 3]
+        assert s.commit(make_record(), scan_stored=False).seq == 4
+        s.conn.execute("DELETE FROM outbox")
+        s.prune(now=time.time() + 3 * 86400)
+    with Store(tmp_path, limits) as s:
+        assert s.count() == 0
+        assert s.commit(make_record(), scan_stored=False).seq == 5
+
+
+def test_an_older_store_counts_on_from_the_newest_seq_its_records_name(tmp_path, monkeypatch):
+    """A store made before the seq was kept apart (migration 4) goes on after the newest seq it holds."""
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:3])
+    with Store(tmp_path) as s:
+        for seq in (1, 2, 7):
+            rec = make_record().model_copy(update={"seq": seq})
+            s.conn.execute("INSERT INTO inspections (seq, id, station, kind, decided_at, verdict, reason, record)"
+                           " VALUES (?,?,?,?,?,?,?,?)", (seq, rec.id, rec.station, rec.kind.value,
+                                                         rec.decided_at.isoformat(), "clear", "clear", rec.to_json()))
+    monkeypatch.undo()
+    with Store(tmp_path) as s:
+        assert s.commit(make_record(), scan_stored=False).seq == 8
