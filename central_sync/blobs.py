@@ -2,8 +2,8 @@
 
 An image row's payload names the file: a scan's sha256 (`data_dir/scans/ab/<sha>.npz`), or `photo:<sha256>`
 for a search report's photo (`data_dir/photos/ab/<sha>`, JPEG or PNG, at most MAX_PHOTO_BYTES). Both travel
-and land alike (the hub's `blobs`, by sha256). A row whose file is missing, damaged, not an image or too
-large is refused when it is opened: the row is parked with the reason and counted (`parked`), never sent.
+and land alike (the hub's `blobs`, by sha256). A row whose file is missing, unreadable, damaged, not an image
+or too large is refused when it is opened: the row is parked with the reason and counted (`parked`), never sent.
 """
 
 from __future__ import annotations
@@ -86,15 +86,18 @@ class BlobJob:
         what, path = ("search photo", photo_path(scans_dir.parent, sha)) if photo else ("scan", scan_path(scans_dir, sha))
         if not path.is_file():
             raise WireFormatError(f"{what} file {path} of blob row {row.id} is missing")
-        if photo:
-            with path.open("rb") as f:
-                problem = photo_problem(path.stat().st_size, f.read(16))
-            if problem is not None:
-                raise WireFormatError(f"search photo {path} of record {row.record_id} is refused: {problem}")
-        actual = file_sha256(path)
+        try:  # a bad block (EIO) ended every session that opened the row, and held back the hub's acks
+            if photo:
+                with path.open("rb") as f:
+                    problem = photo_problem(path.stat().st_size, f.read(16))
+                if problem is not None:
+                    raise WireFormatError(f"search photo {path} of record {row.record_id} is refused: {problem}")
+            actual, size = file_sha256(path), path.stat().st_size
+        except OSError as exc:
+            raise WireFormatError(f"{what} file {path} of blob row {row.id} cannot be read: {exc}") from exc
         if actual != sha:
             raise WireFormatError(f"{what} file {path} hashes to {actual}, not its name")
-        job = cls(row, sha, path, path.stat().st_size, chunk_bytes, done)
+        job = cls(row, sha, path, size, chunk_bytes, done)
         job.plan()
         return job
 

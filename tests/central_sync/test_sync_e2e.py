@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import httpx
+import pytest
 
 from central_sync.config import SyncConfig
 from central_sync.errors import HubStoreError
@@ -91,6 +92,36 @@ async def test_hub_rejection_parks_the_row_and_alarms(tmp_path, broker):
     row = conn.execute("SELECT record_id, last_error FROM outbox").fetchall()
     assert row[0][0] == forged.id and "gate-9" in row[0][1]
     assert store.query("SELECT count(*) FROM records") == [(5,)]
+    conn.close()
+
+
+async def test_an_unreadable_scan_file_parks_its_row_and_every_record_is_acknowledged(tmp_path, broker):
+    """A scan file that is there but cannot be read (EIO from a bad block; here a link to /proc/self/mem, whose
+    first page reads so) parks its row. The OSError ended every session that opened it: the records sent in it
+    were never acknowledged, and every reconnect read the same row again."""
+    db, scans = tmp_path / "station.db", tmp_path / "scans"
+    conn = open_station_db(db)
+    first = fill(conn, "gate-1", 1, 5)
+    sha = hashlib.sha256(b"on a bad block").hexdigest()
+    bad = scans / sha[:2] / f"{sha}.npz"
+    bad.parent.mkdir(parents=True)
+    bad.symlink_to("/proc/self/mem")
+    with pytest.raises(OSError):
+        bad.read_bytes()
+    conn.execute("BEGIN")
+    enqueue(conn, Lane.IMAGE, "blob", first[0].id, 1, sha)
+    conn.execute("COMMIT")
+    fill(conn, "gate-1", 6, 40)
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with Hub(BrokerConfig(port=broker.port), store, "hub-t"), \
+            Publisher(SyncConfig(port=broker.port), "gate-1", db, scans) as pub:
+        await until(lambda: outbox_rows(db) == 0, "every record acknowledged", timeout=20, in_thread=True)
+        stats = await until(pub.stats, "the acks and the park counted", timeout=5, in_thread=True,
+                            check=lambda s: s["counters"].get("acked") == 45 and s["counters"].get("parked") == 1)
+    assert stats["session"] == 1
+    parked = conn.execute("SELECT last_error FROM outbox").fetchall()
+    assert parked == [(f"parked: scan file {bad} of blob row 6 cannot be read: [Errno 5] Input/output error",)]
+    assert store.query("SELECT count(*) FROM records") == [(45,)]
     conn.close()
 
 
