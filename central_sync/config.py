@@ -54,6 +54,8 @@ class SyncConfig(BrokerConfig):
     max_unacked: int = Field(1000, ge=1, description="records/images published and awaiting the hub's ack")
     max_payload_bytes: int = Field(512 * 1024, ge=1024, description="client-side limit, keep below the broker's")
     chunk_bytes: int = Field(128 * 1024, ge=512)
+    max_uploads: int = Field(32, ge=1, description="images under way at once; keep below the hub's limit of "
+                             "incomplete uploads per station (--max-uploads-per-station, 64)")
     batch_max_rows: int = Field(100, ge=1, description="record-lane rows per publish (1: no batches); alerts go alone")
     status_period_s: float = Field(5.0, gt=0)
     ack_timeout_s: float = Field(20.0, gt=0, description="resend a row the hub has not acknowledged by then "

@@ -4,7 +4,8 @@ Rules (the driver in `sender.py` owns paho and SQLite and applies the actions):
 - every outbox row known this session has one explicit RowState; every image chunk a ChunkState;
 - at most `window` QoS 1 publishes lack a PUBACK (status messages included);
 - at most `max_unacked` rows are in flight or broker-acked; the record lane and new images wait
-  at that figure, alerts never do;
+  at that figure, alerts never do; at most `max_uploads` images are under way (the hub refuses to
+  start more than its limit of incomplete uploads per station);
 - lanes in priority order: alerts (one per publish), records (batched), images (chunks, at most
   half the window, so they never hold alerts back);
 - a row is retired only on the hub's `committed` ack; a PUBACK only starts its ack timeout;
@@ -63,6 +64,7 @@ def limits_for(cfg: SyncConfig, receive_max: int = 65535, max_packet: int | None
     """Our limits lowered by the Receive Maximum and Maximum Packet Size from CONNACK."""
     payload = cfg.max_payload_bytes if max_packet is None else min(cfg.max_payload_bytes, max_packet - HEADER_ROOM)
     return Limits(window=max(1, min(cfg.max_inflight, receive_max)), max_unacked=cfg.max_unacked,
+                  max_uploads=cfg.max_uploads,
                   batch_max_rows=cfg.batch_max_rows, max_payload=payload,
                   chunk_bytes=max(512, min(cfg.chunk_bytes, payload - HEADER_ROOM)),
                   ack_timeout_s=cfg.ack_timeout_s, progress_timeout_s=cfg.progress_timeout_s, poll_s=cfg.poll_s,
@@ -346,7 +348,7 @@ class Delivery:
         return True
 
     def _start_upload(self) -> bool | Blocked:
-        if self._unacked() >= self.limits.max_unacked:
+        if self._unacked() >= self.limits.max_unacked or len(self.s.uploads) >= self.limits.max_uploads:
             return False
         track = self._take(Lane.IMAGE)
         if track is None:

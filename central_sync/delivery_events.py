@@ -49,6 +49,7 @@ class Limits:
 
     window: int
     max_unacked: int
+    max_uploads: int  # images under way at once (the hub holds only so many incomplete ones per station)
     batch_max_rows: int
     max_payload: int
     chunk_bytes: int

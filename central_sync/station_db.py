@@ -2,12 +2,15 @@
 
 The publisher owns its own connection (WAL; the station store writes concurrently) and two small
 tables of its own, created here: `sync_meta` (session counter) and `sync_blob_progress` (image
-chunks the hub has stored, so an interrupted upload resumes).
+chunks the hub has stored, so an interrupted upload resumes). A parked row raises the standing
+`sync_parked` alarm in the station store's `alarms` table (where the store made one), renewed at
+each park so it names the latest row and reason and how many are parked.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -47,6 +50,8 @@ class StationDb:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")  # a lost retire only means a resend
         self.conn.executescript(OUTBOX_DDL + SYNC_DDL)  # IF NOT EXISTS: the station store's migration normally made outbox
+        self.alarms = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alarms'").fetchone() \
+            is not None  # the store's table (edge/store.py); a bare outbox database (devtools) has none
 
     def close(self) -> None:
         self.conn.close()
@@ -89,8 +94,21 @@ class StationDb:
         self._many("UPDATE outbox SET last_error=? WHERE id=?", [(text[:500], row_id)])
 
     def park(self, row_id: int, record_id: str, reason: str) -> None:
-        """Park the row (never sent again) when it is that record's: an ack naming a row by id alone parks nothing."""
-        self._many("UPDATE outbox SET last_error=? WHERE id=? AND record_id=?", [((PARKED + reason)[:500], row_id, record_id)])
+        """Park the row (never sent again) when it is that record's: an ack naming a row by id alone parks nothing.
+        The standing `sync_parked` alarm names it (the officer's screen shows it; the row needs a technician)."""
+        with self._tx():
+            cur = self.conn.execute("UPDATE outbox SET last_error=? WHERE id=? AND record_id=?",
+                                    ((PARKED + reason)[:500], row_id, record_id))
+            if cur.rowcount and self.alarms:
+                self._alarm_parked(row_id, record_id, reason)
+
+    def _alarm_parked(self, row_id: int, record_id: str, reason: str) -> None:
+        at = time.time()
+        parked = self.conn.execute("SELECT count(*) FROM outbox WHERE substr(last_error,1,8)=?", (PARKED,)).fetchone()[0]
+        message = (f"outbox row {row_id} of record {record_id} is parked and will not be sent to the hub: {reason}"
+                   f" ({parked} parked in all)")
+        self.conn.execute("UPDATE alarms SET cleared_at=? WHERE code='sync_parked' AND cleared_at IS NULL", (at,))
+        self.conn.execute("INSERT INTO alarms (at, code, message) VALUES (?, 'sync_parked', ?)", (at, message[:1000]))
 
     def next_session(self) -> int:
         with self._tx():

@@ -4,6 +4,8 @@ Every malformed or mismatched message is counted and logged in one sentence; non
 A message whose envelope can be identified but is unacceptable (bad body, station differing from
 its topic, a row of another station, data the database cannot store, beyond the hub's limits) is
 answered `rejected` so the station parks it and raises an alarm; the rest of the batch is committed.
+A chunk that would start an upload past the station's limit of incomplete ones is not answered (counted
+`uploads_deferred`): the station sends it again after its ack timeout, once an upload has finished.
 """
 
 from __future__ import annotations
@@ -127,6 +129,9 @@ class Ingestor:
             if pending.blob is not None:
                 work.blobs[pending.blob.sha256] = (pending.station, pending.blob)
             return
+        if result == "foreign" and pending.blob is not None and self._deferred(pending.station, pending.blob):
+            pending.ack = None
+            return
         reason = pending.refusal if result == "foreign" else result
         self.counters["refused_foreign" if result == "foreign" else "refused_by_database"] += 1
         log.warning("hub.refused", station=pending.station, msg=pending.ack and pending.ack.msg, reason=reason)
@@ -241,10 +246,22 @@ class Ingestor:
                  Step(INSERT_CHUNK, (header.sha256, header.index, header.count, header.size, data, header.sha256, station),
                       owned=False)]
         refusal = (f"image {header.sha256[:12]} chunk {header.index} of {header.count} from station {station!r} belongs to "
-                   "an upload of another station, of another count or size, or one pruned incomplete, or would start"
-                   f" an upload past the station's limit of {self.limits.uploads_per_station} incomplete ones")
+                   "an upload of another station, of another count or size, or one pruned incomplete")
         ack = p.AckItem(msg=header.msg, record_id=header.record_id, status="chunk", index=header.index)
         self._add(work, station, steps, ack, refusal, "chunks", blob=header)
+
+    def _deferred(self, station: str, header: p.BlobChunkHeader) -> bool:
+        """Whether a refused chunk was refused only because its upload would pass the station's limit of incomplete
+        ones (no upload of it that another station holds, of another shape, or pruned): counted, not answered."""
+        if self.store.query("SELECT count(*) FROM blob_uploads WHERE sha256 = ? AND (station <> ? OR count <> ?"
+                            " OR size <> ? OR pruned <> 0)", (header.sha256, station, header.count, header.size))[0][0]:
+            return False
+        self.counters["uploads_deferred"] += 1
+        log.warning("hub.upload_deferred", station=station, msg=header.msg,
+                    reason=f"image {header.sha256[:12]} chunk {header.index} from station {station!r} would start an"
+                           f" upload past its limit of {self.limits.uploads_per_station} incomplete ones: not answered,"
+                           " the station sends it again later")
+        return True
 
     def _over_limits(self, header: p.BlobChunkHeader, length: int) -> str | None:
         """Why an announced image or chunk is beyond what the hub keeps, or None."""

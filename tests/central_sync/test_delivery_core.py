@@ -12,7 +12,7 @@ from central_sync.outbox import Lane
 from central_sync.protocol import AckItem
 from central_sync.station_db import Row
 
-LIMITS = ev.Limits(window=4, max_unacked=10, batch_max_rows=3, max_payload=8192, chunk_bytes=1024,
+LIMITS = ev.Limits(window=4, max_unacked=10, max_uploads=10, batch_max_rows=3, max_payload=8192, chunk_bytes=1024,
                    ack_timeout_s=5.0, progress_timeout_s=10.0, poll_s=0.02, status_period_s=1000.0,
                    backoff_min_s=0.1, backoff_max_s=1.0)
 
@@ -171,6 +171,19 @@ def test_watchdog_restarts_a_session_whose_pubacks_stopped():
     st.fill()
     assert not [a for a in st.send(ev.Tick(9.0)) if isinstance(a, ev.Restart)]
     assert [a for a in st.send(ev.Tick(10.5)) if isinstance(a, ev.Restart)]
+
+
+def test_at_most_max_uploads_images_are_under_way_and_a_finished_one_frees_its_place():
+    """The hub holds only so many incomplete uploads per station and refused the rest: without a cap the station
+    started an upload for every image row up to max_unacked (1000)."""
+    st = Station([row(i, Lane.IMAGE) for i in range(1, 6)], limits=replace(LIMITS, max_uploads=2))
+    for now in (0.0, 0.1, 0.2):
+        for chunk in st.fill(now):
+            st.send(ev.PubAck(chunk.ref, 0, now))
+    assert sorted(st.core.s.uploads) == [1, 2]
+    st.send(committed(1))
+    (chunk,) = st.fill(0.3)
+    assert chunk.row_id == 3 and sorted(st.core.s.uploads) == [2, 3]
 
 
 def test_image_chunks_never_exceed_half_the_window_and_resume_after_a_lost_chunk():

@@ -50,12 +50,12 @@ class Hub:
 
 
 class DeliveryMachine(RuleBasedStateMachine):
-    @initialize(window=st.integers(1, 5), max_unacked=st.integers(1, 8), batch=st.integers(1, 4),
-                seed=st.integers(0, 2**16))
-    def start(self, window, max_unacked, batch, seed):
-        self.limits = ev.Limits(window=window, max_unacked=max_unacked, batch_max_rows=batch, max_payload=8192,
-                                chunk_bytes=1024, ack_timeout_s=5.0, progress_timeout_s=10.0, poll_s=0.02,
-                                status_period_s=3.0, backoff_min_s=0.1, backoff_max_s=1.0)
+    @initialize(window=st.integers(1, 5), max_unacked=st.integers(1, 8), uploads=st.integers(1, 3),
+                batch=st.integers(1, 4), seed=st.integers(0, 2**16))
+    def start(self, window, max_unacked, uploads, batch, seed):
+        self.limits = ev.Limits(window=window, max_unacked=max_unacked, max_uploads=uploads, batch_max_rows=batch,
+                                max_payload=8192, chunk_bytes=1024, ack_timeout_s=5.0, progress_timeout_s=10.0,
+                                poll_s=0.02, status_period_s=3.0, backoff_min_s=0.1, backoff_max_s=1.0)
         self.core = Delivery(STATION, self.limits, random.Random(seed))
         self.now = 100.0
         self.outbox: dict[int, Row] = {}
@@ -250,6 +250,11 @@ class DeliveryMachine(RuleBasedStateMachine):
     def window_holds(self):
         if hasattr(self, "core"):
             assert self.core.figures()["inflight"] <= self.limits.window
+
+    @invariant()
+    def uploads_capped(self):
+        if hasattr(self, "core"):
+            assert len(self.core.s.uploads) <= self.limits.max_uploads
 
     @invariant()
     def nothing_forged_committed(self):

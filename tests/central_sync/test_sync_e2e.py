@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from contextlib import closing
 import hashlib
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from central_sync.outbox import Lane, enqueue
 from central_sync.publisher import Publisher
 from central_sync.schema import Review, Verdict
 from central_sync.config import BrokerConfig
+from edge.store import Store
 from polling import until
 
 
@@ -76,7 +78,10 @@ async def test_records_alerts_reviews_and_images_arrive_once(tmp_path, broker):
 
 
 async def test_hub_rejection_parks_the_row_and_alarms(tmp_path, broker):
+    """The row the hub rejects is parked and a standing alarm on the station's screen names it and why (the
+    docs said so; nothing raised one)."""
     db = tmp_path / "station.db"
+    Store(tmp_path).open().close()  # the station store's tables, its alarms among them
     conn = open_station_db(db)
     fill(conn, "gate-1", 1, 5)
     forged = make_record("gate-9", 6)
@@ -92,6 +97,46 @@ async def test_hub_rejection_parks_the_row_and_alarms(tmp_path, broker):
     row = conn.execute("SELECT record_id, last_error FROM outbox").fetchall()
     assert row[0][0] == forged.id and "gate-9" in row[0][1]
     assert store.query("SELECT count(*) FROM records") == [(5,)]
+    with Store(tmp_path) as station:
+        ((code, message),) = station.standing_alarms()
+    assert code == "sync_parked" and message.startswith(
+        f"outbox row 6 of record {forged.id} is parked and will not be sent to the hub: hub rejected it: ")
+    assert "gate-9" in message and message.endswith(" (1 parked in all)")
+    conn.close()
+
+
+async def test_a_backlog_of_images_reaches_a_hub_that_was_held_up(tmp_path, broker):
+    """While the hub is held up (a database stall), the station keeps at most max_uploads (32) images under way,
+    below the hub's limit of 64 incomplete ones: it started one for each of 80 images and the hub rejected 16,
+    parked for good."""
+    db, scans = tmp_path / "station.db", tmp_path / "scans"
+    conn = open_station_db(db)
+    rng = np.random.default_rng(5)
+    conn.execute("BEGIN")
+    for rec in [make_record("gate-1", seq) for seq in range(1, 81)]:
+        data = rng.bytes(3000)
+        sha = hashlib.sha256(data).hexdigest()
+        (scans / sha[:2]).mkdir(parents=True, exist_ok=True)
+        (scans / sha[:2] / f"{sha}.npz").write_bytes(data)
+        enqueue(conn, Lane.IMAGE, "blob", rec.id, rec.seq, sha)
+    conn.execute("COMMIT")
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    going, commit = threading.Event(), store.commit
+
+    def held_up(writes):
+        going.wait(30)
+        return commit(writes)
+
+    store.commit = held_up
+    async with Hub(BrokerConfig(port=broker.port), store, "hub-t"), \
+            Publisher(SyncConfig(port=broker.port, status_period_s=0.5), "gate-1", db, scans) as pub:
+        await until(pub.stats, "every image the station will start sent to the broker", timeout=20, in_thread=True,
+                    check=lambda s: s["counters"].get("chunks_sent", 0) >= 32 and s["inflight"] == 0)
+        going.set()
+        await until(lambda: outbox_rows(db) == 0, "every image acknowledged", timeout=30, in_thread=True)
+        counters = pub.stats()["counters"]
+    assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0, counters
+    assert store.query("SELECT count(*) FROM blobs") == [(80,)]
     conn.close()
 
 
