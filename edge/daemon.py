@@ -182,6 +182,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         stack.enter_context(data_dir_lock(st.id, st.data_dir))
         limits = StoreLimits(config.store.reserve_mb * MB, config.store.scan_cap_mb * MB, config.store.retention_days)
         store = await stack.enter_async_context(StoreWriter(Store(st.data_dir, limits, st.id)))
+        await store.call(store.store.sweep_orphans)  # under data_dir's lock, before anything is written
         await _alarm_unreadable_files(config, store)
         rollout = await open_rollout(config)  # a promoted model's slot replaces [model] dir
         engine = await load_engine(rollout.model_section(config.model) if rollout else config.model, st.id, store,

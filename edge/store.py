@@ -13,6 +13,9 @@ Cameras' evidence crops (PNG files named by sha256, under `crops/`) are files of
 scan is: counted against the same cap and free-space reserve (at open as when written), listed on
 the record's row (`crops`) when it is committed, and deleted with the record's scan when the oldest
 synced records are evicted over the cap or pruned by retention.
+A scan or crop file no record names (the process ended between writing it and committing its record) is
+moved to `orphans/` when the daemon starts (`sweep_orphans`), and an unfinished `*.part` file deleted: such a
+file counted against the cap for ever, since eviction and retention walk records.
 When not even a record fits (SQLITE_FULL), the store is `full`: commits are refused at once with
 DiskFull (the inspector sends every item to manual), the alarm goes to a small pre-allocated file
 beside the database (`alarm.reserve`, overwritten in place, so it needs no free block), and
@@ -57,6 +60,7 @@ RESERVE_ALARM_BYTES = 4096
 SPACE_PROBE_BYTES = 64 * 1024  # the room a probe must find before records are written again
 STORE_CORRUPT_EXIT = 65  # EX_DATAERR; the systemd unit lists it in RestartPreventExitStatus
 ALARM_KEEP_S = 30 * 86400  # a cleared alarm's row is deleted this long after it cleared
+ORPHANS_DIR = "orphans"  # data_dir's folder for scan and crop files no record names (sweep_orphans)
 BUSY_S = 5.0  # how long opening waits for another process holding the database (the daemon, `edge migrate`)
 
 MIGRATIONS: tuple[str, ...] = (
@@ -173,6 +177,35 @@ class Store:
         self.full = self.reserve.open()
         self.retention.load()
         return self
+
+    def sweep_orphans(self) -> None:
+        """Move the scan and crop files no record names into `orphans/` (kept for a technician, not counted against
+        the cap) and delete unfinished `*.part` files. Only for the data_dir's owner before it writes anything (the
+        daemon at start, holding data_dir's lock): a file written for a record not committed yet is named by none."""
+        scans = {sha for (sha,) in self.conn.execute("SELECT DISTINCT scan_sha256 FROM inspections")}
+        crops = {sha for (names,) in self.conn.execute("SELECT crops FROM inspections WHERE crops != ''")
+                 for sha in names.split()}
+        for folder, pattern, named in ((self.scans_dir, "*.npz", scans), (self.crops_dir, "*.png", crops)):
+            for path in folder.rglob(pattern):
+                if path.name.split(".")[0] not in named:
+                    self._orphan(path)
+        for folder in (self.scans_dir, self.crops_dir, self.data_dir / "photos"):
+            for part in folder.rglob("*.part"):
+                part.unlink(missing_ok=True)
+                log.warning("store.part_deleted", file=str(part), reason="a write the process did not finish")
+
+    def _orphan(self, path: Path) -> None:
+        dest = self.data_dir / ORPHANS_DIR / path.parent.parent.name / path.name
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            size = path.stat().st_size
+            path.replace(dest)
+        except OSError as exc:  # left where it is (and counted): the station starts all the same
+            log.error("store.orphan_not_moved", file=str(path), error=f"{path} could not be moved to {dest}: {exc}")
+            return
+        self._scan_bytes -= size
+        log.warning("store.orphan_moved", file=str(path), to=str(dest), bytes=size,
+                    reason=f"no record names {path.name} (the process ended before its record was committed)")
 
     def close(self) -> None:
         if self._conn is not None:

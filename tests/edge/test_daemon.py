@@ -107,6 +107,27 @@ def test_daemon_ready_health_metrics_and_kill_9(tmp_path, notify_socket):
     assert outbox == len(seqs)  # every record still waits for the hub: none lost, none half-written
 
 
+def test_a_scan_file_left_by_a_crash_before_its_record_leaves_the_scan_cap_at_start(tmp_path):
+    """kill -9 between writing a scan and committing its record leaves a file no record names; the daemon moves
+    it to data_dir/orphans/ when it starts (it counted against the scan cap for ever)."""
+    port = free_port()
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    config = _write_config(tmp_path, port, model)
+    with Store(tmp_path / "data") as store:
+        assert store.put_scan("0f" * 32, b"left by a crash")
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: _count(tmp_path / "data" / "station.db"), "the station inspects",
+                   check=lambda n: n >= 1 or proc.poll(), timeout=90, interval=0.2)
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    assert not (tmp_path / "data" / "scans" / "0f" / f"{'0f' * 32}.npz").exists()
+    assert (tmp_path / "data" / "orphans" / "scans" / f"{'0f' * 32}.npz").read_bytes() == b"left by a crash"
+
+
 def test_config_error_exits_78_with_the_key(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[station]\nid = "x"\nkind = "xray"\nitem_kind = "parcel"\nbudget_ms = 100\n'

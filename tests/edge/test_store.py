@@ -320,3 +320,26 @@ def test_an_older_store_counts_on_from_the_newest_seq_its_records_name(tmp_path,
     monkeypatch.undo()
     with Store(tmp_path) as s:
         assert s.commit(make_record(), scan_stored=False).seq == 8
+
+
+def test_files_no_record_names_leave_the_cap_at_start_and_named_ones_stay(tmp_path):
+    """The process ended between writing a scan (or a crop) and committing its record: the file counted against
+    the scan cap for ever (eviction and retention walk records). At the daemon's start it goes to orphans/, an
+    unfinished .part file is deleted, and every file a record names stays, an evicted record's twin included."""
+    limits = StoreLimits(reserve_bytes=0, scan_cap_bytes=3500)
+    with Store(tmp_path, limits) as s:
+        assert s.put_scan("a1" * 32, b"a" * 1000) and s.put_crop("c3" * 32, b"c" * 300)
+        s.commit(_with_crop("c3" * 32).model_copy(update={"scan": make_record(scan_sha="a1" * 32).scan}), True)
+        s.commit(make_record(scan_sha="b2" * 32), scan_stored=False)  # named, though not stored by this record
+        assert s.put_scan("b2" * 32, b"b" * 600)
+        assert s.put_scan("0f" * 32, b"o" * 1000) and s.put_crop("d4" * 32, b"d" * 300)  # then the process ended
+        s.scan_path("ee" * 32).parent.mkdir(parents=True)
+        s.scan_path("ee" * 32).with_suffix(".part").write_bytes(b"half")
+    with Store(tmp_path, limits) as s:
+        s.sweep_orphans()
+        assert s._scan_bytes == 1000 + 300 + 600
+        assert (tmp_path / "orphans" / "scans" / f"{'0f' * 32}.npz").read_bytes() == b"o" * 1000
+        assert (tmp_path / "orphans" / "crops" / f"{'d4' * 32}.png").read_bytes() == b"d" * 300
+        assert not s.scan_path("0f" * 32).exists() and not s.scan_path("ee" * 32).with_suffix(".part").exists()
+        assert all(p.is_file() for p in (s.scan_path("a1" * 32), s.scan_path("b2" * 32), s.crop_path("c3" * 32)))
+        assert s.put_scan("f0" * 32, b"n" * 500)  # refused while the orphans counted (3200 of 3500 bytes)
