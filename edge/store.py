@@ -36,7 +36,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TypeVar, TypeVarTuple, Unpack
+from typing import Callable, Iterable, TypeVar, TypeVarTuple, Unpack
 
 import structlog
 
@@ -174,6 +174,7 @@ class Store:
                                  f"{BUSY_S:g} s ({exc}): not opened") from exc
             raise StoreCorrupt(f"station database {self.db_path} cannot be opened: {exc}") from exc
         self._scan_bytes = _dir_size(self.scans_dir, "*.npz") + _dir_size(self.crops_dir, "*.png")
+        self._scan_alarms = self._standing(SCAN_REFUSALS)  # cleared by the next scan stored, after a restart too
         self.full = self.reserve.open()
         self.retention.load()
         return self
@@ -445,6 +446,10 @@ class Store:
         with self._transaction():
             self.clear_alarm(code)
             self.raise_alarm(code, message)
+
+    def _standing(self, codes: Iterable[str]) -> set[str]:
+        """Which of `codes` stand."""
+        return {code for (code,) in self.conn.execute("SELECT code FROM alarms WHERE cleared_at IS NULL")} & set(codes)
 
     def clear_alarm(self, code: str) -> None:
         self.conn.execute("UPDATE alarms SET cleared_at = ? WHERE code = ? AND cleared_at IS NULL", (time.time(), code))

@@ -343,3 +343,14 @@ def test_files_no_record_names_leave_the_cap_at_start_and_named_ones_stay(tmp_pa
         assert not s.scan_path("0f" * 32).exists() and not s.scan_path("ee" * 32).with_suffix(".part").exists()
         assert all(p.is_file() for p in (s.scan_path("a1" * 32), s.scan_path("b2" * 32), s.crop_path("c3" * 32)))
         assert s.put_scan("f0" * 32, b"n" * 500)  # refused while the orphans counted (3200 of 3500 bytes)
+
+
+def test_a_scan_alarm_standing_at_a_restart_clears_once_a_scan_is_stored_again(tmp_path):
+    """The scan_cap alarm raised before a restart stood for ever: only the run that raised it cleared it."""
+    with Store(tmp_path, StoreLimits(reserve_bytes=0, scan_cap_bytes=100)) as s:
+        assert not s.put_scan("a1" * 32, b"a" * 150)
+        assert [code for code, _ in s.standing_alarms()] == ["scan_cap"]
+    with Store(tmp_path, StoreLimits(reserve_bytes=0, scan_cap_bytes=10_000)) as s:  # restarted, cap raised
+        assert [code for code, _ in s.standing_alarms()] == ["scan_cap"]
+        assert s.put_scan("b2" * 32, b"b" * 150)
+        assert s.standing_alarms() == []
