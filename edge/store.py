@@ -12,7 +12,8 @@ it keeps everything. A held record's files are never evicted either.
 Cameras' evidence crops (PNG files named by sha256, under `crops/`) are files of the record as its
 scan is: counted against the same cap and free-space reserve (at open as when written), listed on
 the record's row (`crops`) when it is committed, and deleted with the record's scan when the oldest
-synced records are evicted over the cap or pruned by retention.
+synced records are evicted over the cap or pruned by retention. From 80 % of the cap while images wait
+for the hub, `scan_cap_near` warns before a scan is dropped (cleared under 70 %); `scan_cap` counts the drops.
 A scan or crop file no record names (the process ended between writing it and committing its record) is
 moved to `orphans/` when the daemon starts (`sweep_orphans`), and an unfinished `*.part` file deleted: such a
 file counted against the cap for ever, since eviction and retention walk records.
@@ -104,6 +105,9 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+NEAR_CAP, NEAR_CAP_CLEAR = 0.8, 0.7  # scan_cap_near stands from 80 % of the cap until under 70 %
+NEAR_CAP_MESSAGE = ("scan storage under {dir} is {pct:.0%} full ({used} of {cap} bytes) with {n} images the hub does"
+                    " not hold yet: new scans are dropped at the cap")
 SCAN_REFUSALS = {
     "disk_low": "disk under {dir} is nearly full: scans are no longer kept ({n} dropped), records still are",
     "scan_cap": "scan storage under {dir} reached its cap with scans the hub does not hold yet ({n} dropped)",
@@ -146,6 +150,7 @@ class Store:
         self._conn: sqlite3.Connection | None = None
         self._scan_bytes = 0  # scans and crops on disk: what the cap bounds
         self._scan_alarms: set[str] = set()
+        self._near_cap = False  # scan_cap_near stands
         self.reserve = ReserveAlarm(self.data_dir / "alarm.reserve")
         self.full: str | None = None  # the disk-full alarm while records cannot be written
         self.retention = StationRetention(self.data_dir, limits.retention_days)
@@ -175,6 +180,7 @@ class Store:
             raise StoreCorrupt(f"station database {self.db_path} cannot be opened: {exc}") from exc
         self._scan_bytes = _dir_size(self.scans_dir, "*.npz") + _dir_size(self.crops_dir, "*.png")
         self._scan_alarms = self._standing(SCAN_REFUSALS)  # cleared by the next scan stored, after a restart too
+        self._near_cap = bool(self._standing(["scan_cap_near"]))
         self.full = self.reserve.open()
         self.retention.load()
         return self
@@ -271,8 +277,10 @@ class Store:
         if refusal:
             self.counters.scans_dropped[refusal] = self.counters.scans_dropped.get(refusal, 0) + 1
             log.warning(f"store.{kind}_dropped", reason=refusal, sha256=sha256, size=len(data))
-            self.raise_alarm(refusal, SCAN_REFUSALS[refusal].format(dir=self.data_dir, n=self.counters.scans_dropped[refusal]))
+            self._restate_alarm(refusal, SCAN_REFUSALS[refusal].format(dir=self.data_dir,
+                                                                       n=self.counters.scans_dropped[refusal]))
             self._scan_alarms.add(refusal)
+            self._watch_cap()
             return False
         while self._scan_alarms:
             self.clear_alarm(self._scan_alarms.pop())
@@ -297,7 +305,22 @@ class Store:
             self.counters.crops_stored += 1
         else:
             self.counters.scans_stored += 1
+        self._watch_cap()
         return True
+
+    def _watch_cap(self) -> None:
+        """Warn before scans are dropped: `scan_cap_near` stands from NEAR_CAP of the cap while images wait for the
+        hub (synced ones are evicted to make room), until under NEAR_CAP_CLEAR or none waits."""
+        cap = self.limits.scan_cap_bytes
+        near = self._scan_bytes >= cap * (NEAR_CAP_CLEAR if self._near_cap else NEAR_CAP)
+        waiting = self.conn.execute("SELECT count(*) FROM outbox WHERE lane = ?", (int(Lane.IMAGE),)).fetchone()[0] \
+            if near else 0
+        if waiting and not self._near_cap:
+            self.raise_alarm("scan_cap_near", NEAR_CAP_MESSAGE.format(dir=self.data_dir, pct=self._scan_bytes / cap,
+                                                                      used=self._scan_bytes, cap=cap, n=waiting))
+        elif self._near_cap and not waiting:
+            self.clear_alarm("scan_cap_near")
+        self._near_cap = bool(waiting)
 
     def _scan_refusal(self, size: int) -> str | None:
         if self._scan_bytes + size > self.limits.scan_cap_bytes:
@@ -441,6 +464,19 @@ class Store:
                     raise
                 self._went_full(exc)
 
+    def _restate_alarm(self, code: str, message: str) -> None:
+        """Raise an alarm, or give the one standing under `code` this message (a count that grows) in place."""
+        try:
+            changed = self.conn.execute("UPDATE alarms SET message = ? WHERE code = ? AND cleared_at IS NULL",
+                                        (message, code)).rowcount
+        except sqlite3.OperationalError as exc:
+            if not _is_full(exc):
+                raise
+            self._went_full(exc)
+            return
+        if not changed:
+            self.raise_alarm(code, message)
+
     def renew_alarm(self, code: str, message: str) -> None:
         """Raise an alarm with this latest message, replacing the one standing under the same code."""
         with self._transaction():
@@ -506,6 +542,7 @@ class Store:
             log.info("store.pruned", records=len(old), station=self.station)
         if self._scan_bytes > self.limits.scan_cap_bytes * 0.9:
             self._evict_synced_scans(int(self.limits.scan_cap_bytes * 0.8))
+        self._watch_cap()  # images the hub acknowledged since are no longer waiting
         self._prune_alarms(now)
 
     def _lets_go(self, record_id: str, state: retention.RetentionState | None, now: float) -> bool:

@@ -354,3 +354,28 @@ def test_a_scan_alarm_standing_at_a_restart_clears_once_a_scan_is_stored_again(t
         assert [code for code, _ in s.standing_alarms()] == ["scan_cap"]
         assert s.put_scan("b2" * 32, b"b" * 150)
         assert s.standing_alarms() == []
+
+
+def test_scan_storage_warns_before_the_cap_and_the_dropped_count_stays_current(tmp_path):
+    """With the hub away, the first alarm came with the first scan lost, and its count stayed at 1. Now
+    scan_cap_near stands from 80 % of the cap while images wait for the hub, scan_cap counts every scan dropped,
+    and the warning clears once the hub holds them."""
+    def scan(i: int) -> str:
+        sha = f"{i:02x}" * 32
+        stored = s.put_scan(sha, bytes([i]) * 1000)
+        s.commit(make_record(scan_sha=sha), scan_stored=stored)
+        return stored
+
+    with Store(tmp_path, StoreLimits(reserve_bytes=0, scan_cap_bytes=10_000)) as s:
+        assert all(scan(i) for i in range(1, 8)) and s.standing_alarms() == []  # 7000 bytes: 70 %
+        assert scan(8)
+        ((code, message),) = s.standing_alarms()
+        assert code == "scan_cap_near" and message == (f"scan storage under {tmp_path} is 80% full (8000 of 10000"
+                                                       " bytes) with 7 images the hub does not hold yet: new scans are"
+                                                       " dropped at the cap")
+        assert scan(9) and scan(10) and not scan(11) and not scan(12)
+        alarms = dict(s.standing_alarms())
+        assert alarms["scan_cap"] == f"scan storage under {tmp_path} reached its cap with scans the hub does not hold yet (2 dropped)"
+        s.conn.execute("DELETE FROM outbox")  # the hub acknowledged everything
+        s.prune()
+        assert "scan_cap_near" not in dict(s.standing_alarms())
