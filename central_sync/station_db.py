@@ -111,10 +111,17 @@ class StationDb:
         self.conn.execute("INSERT INTO alarms (at, code, message) VALUES (?, 'sync_parked', ?)", (at, message[:1000]))
 
     def next_session(self) -> int:
-        with self._tx():
-            cur = self.conn.execute("SELECT value FROM sync_meta WHERE key='session'").fetchone()
-            value = int(cur[0]) + 1 if cur else 1
-            self.conn.execute("INSERT OR REPLACE INTO sync_meta (key, value) VALUES ('session', ?)", (str(value),))
+        """The next session number, on disk before it is used (synchronous=FULL for this commit): under NORMAL a
+        power cut could roll it back, and the station reused a number whose Last Will the hub held (the hub
+        keeps the newest session's statuses, the Last Will winning within one: it showed the station offline)."""
+        self.conn.execute("PRAGMA synchronous=FULL")
+        try:
+            with self._tx():
+                cur = self.conn.execute("SELECT value FROM sync_meta WHERE key='session'").fetchone()
+                value = int(cur[0]) + 1 if cur else 1
+                self.conn.execute("INSERT OR REPLACE INTO sync_meta (key, value) VALUES ('session', ?)", (str(value),))
+        finally:
+            self.conn.execute("PRAGMA synchronous=NORMAL")
         return value
 
     def blob_progress(self, row_id: int, chunk_bytes: int) -> set[int]:

@@ -256,3 +256,19 @@ def test_the_row_store_parks_a_row_only_for_its_own_record(tmp_path):
     db.park(row_id, "rec-1", "hub rejected it: too large")
     assert db.fetch(Lane.ALERT, 0, 10) == []
     db.close()
+
+
+def test_a_session_number_is_committed_with_full_sync(tmp_path):
+    """Under synchronous=NORMAL (the publisher's connection: a lost retire only means a resend) a power cut may
+    roll the session counter back: the station then reused a number whose Last Will the hub held, and the hub
+    showed it offline while its records synced. Its commit runs under FULL; the rest stays NORMAL."""
+    from central_sync.station_db import StationDb
+
+    db = StationDb(tmp_path / "station.db")
+    said: list[str] = []
+    db.conn.set_trace_callback(said.append)
+    assert (db.next_session(), db.next_session()) == (1, 2)
+    pragmas = [s for s in said if s.startswith("PRAGMA") or s in ("BEGIN IMMEDIATE", "COMMIT")]
+    assert pragmas == ["PRAGMA synchronous=FULL", "BEGIN IMMEDIATE", "COMMIT", "PRAGMA synchronous=NORMAL"] * 2
+    assert db.conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+    db.close()
