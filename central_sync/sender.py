@@ -223,12 +223,16 @@ class SyncEngine:
             case ev.MarkSent(ids):
                 self.db.mark_sent(list(ids), time.time())
             case ev.Retire(pairs):
-                self.counters["acked"] += self.db.retire(list(pairs))
-                self.last_ack_at = time.time()
+                unknown = self.db.retire(list(pairs))
+                self.counters["acked"] += len(pairs) - len(unknown)
+                if len(unknown) < len(pairs):  # only a row retired is progress (the board's "acks stalled")
+                    self.last_ack_at = time.time()
+                self._unknown_acks(unknown)
                 for row_id, _ in pairs:
                     self.blobs.pop(row_id, None)
             case ev.Park(row_id, record_id, reason):
-                self.db.park(row_id, record_id, reason)
+                if not self.db.park(row_id, record_id, reason):
+                    self._unknown_acks([(row_id, record_id)])
                 self.blobs.pop(row_id, None)
             case ev.SaveProgress(row_id, chunk_bytes, stored):
                 self.db.save_blob_progress(row_id, chunk_bytes, set(stored))
@@ -239,6 +243,15 @@ class SyncEngine:
             case ev.Note(event, fields, warning):
                 (log.warning if warning else log.info)(event, station=self.station, **dict(fields))
         return None
+
+    def _unknown_acks(self, pairs: list[tuple[int, str]]) -> None:
+        """Count the hub's acks naming rows this station does not hold (unknown, or retired already: a row sent
+        twice is acknowledged twice)."""
+        if pairs:
+            self.counters["ack_unknown"] += len(pairs)
+            log.info("sync.ack_unknown", station=self.station, acks=len(pairs),
+                     error=f"the hub acknowledged {len(pairs)} rows this station does not hold (unknown, or retired"
+                           f" already): {', '.join(f'row {i} of record {r[:64]}' for i, r in pairs[:5])}")
 
     def _publish(self, name: str, payload: bytes, ref: int) -> None:
         info = self.client.publish(name, payload, qos=1)

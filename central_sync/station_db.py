@@ -81,26 +81,30 @@ class StationDb:
     def mark_sent(self, ids: list[int], at: float) -> None:
         self._many("UPDATE outbox SET attempts=attempts+1, last_sent_at=? WHERE id=?", [(at, i) for i in ids])
 
-    def retire(self, pairs: list[tuple[int, str]]) -> int:
-        """Delete rows the hub committed (id and record id must both match); returns rows deleted."""
+    def retire(self, pairs: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        """Delete rows the hub committed (id and record id must both match); the pairs that named no row (unknown
+        to this station, or retired already)."""
+        unknown = []
         with self._tx():
-            before = self.conn.total_changes
-            self.conn.executemany("DELETE FROM outbox WHERE id=? AND record_id=?", pairs)
-            deleted = self.conn.total_changes - before
+            for pair in pairs:
+                if not self.conn.execute("DELETE FROM outbox WHERE id=? AND record_id=?", pair).rowcount:
+                    unknown.append(pair)
             self.conn.executemany("DELETE FROM sync_blob_progress WHERE outbox_id=?", [(i,) for i, _ in pairs])
-        return deleted
+        return unknown
 
     def note_error(self, row_id: int, text: str) -> None:
         self._many("UPDATE outbox SET last_error=? WHERE id=?", [(text[:500], row_id)])
 
-    def park(self, row_id: int, record_id: str, reason: str) -> None:
+    def park(self, row_id: int, record_id: str, reason: str) -> bool:
         """Park the row (never sent again) when it is that record's: an ack naming a row by id alone parks nothing.
-        The standing `sync_parked` alarm names it (the officer's screen shows it; the row needs a technician)."""
+        The standing `sync_parked` alarm names it (the officer's screen shows it; the row needs a technician).
+        False when no such row is here."""
         with self._tx():
             cur = self.conn.execute("UPDATE outbox SET last_error=? WHERE id=? AND record_id=?",
                                     ((PARKED + reason)[:500], row_id, record_id))
             if cur.rowcount and self.alarms:
                 self._alarm_parked(row_id, record_id, reason)
+        return cur.rowcount > 0
 
     def _alarm_parked(self, row_id: int, record_id: str, reason: str) -> None:
         at = time.time()

@@ -170,6 +170,37 @@ async def test_an_unreadable_scan_file_parks_its_row_and_every_record_is_acknowl
     conn.close()
 
 
+async def test_acks_for_rows_the_station_does_not_hold_are_counted_and_are_no_progress(tmp_path, broker):
+    """Acks naming rows the station never wrote or retired already (a replay) were neither counted nor logged,
+    and moved last_ack_at, which the board's "acks stalled" check reads, as if the hub were acknowledging."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from central_sync import protocol as p
+
+    db = tmp_path / "station.db"
+    conn = open_station_db(db)
+    fill(conn, "gate-1", 1, 3)  # no hub: never acknowledged
+    async with Publisher(SyncConfig(port=broker.port, status_period_s=0.5), "gate-1", db, tmp_path) as pub:
+        await until(pub.stats, "the rows published", timeout=10, in_thread=True,
+                    check=lambda s: s["counters"].get("published") == 3)
+        hub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        hub.connect("127.0.0.1", broker.port)
+        hub.loop_start()
+        try:
+            bogus = p.AckMsg(hub="x", acks=[p.AckItem(msg=999_999, record_id="no-such-record", status="committed"),
+                                             p.AckItem(msg=888_888, record_id="other", status="rejected", reason="r")])
+            hub.publish(p.topic("gate-1", "ack"), bogus.model_dump_json(), qos=1).wait_for_publish(5)
+            stats = await until(pub.stats, "the unknown acks counted", timeout=10, in_thread=True,
+                                check=lambda s: s["counters"].get("ack_unknown") == 2)
+        finally:
+            hub.loop_stop()
+            hub.disconnect()
+    assert stats["last_ack_at"] is None and stats["counters"].get("acked", 0) == 0
+    assert outbox_rows(db) == 3
+    conn.close()
+
+
 async def test_image_upload_resumes_where_it_stopped(tmp_path, broker):
     db, scans = tmp_path / "station.db", tmp_path / "scans"
     conn = open_station_db(db)
