@@ -2,10 +2,14 @@
 
 Positions are belt distances from the encoder. An item is created when its front edge blocks the
 tunnel entry eye, re-anchored when it blocks the X-ray exit eye, and scanned (end of acquisition)
-when its tail clears the exit eye. Its route is frozen when its front edge reaches the decision
-point `gate - (actuation + command latency) x speed - margin`: `pass` only with a `clear` verdict in
-hand, otherwise `manual` (suspect, manual, or no verdict yet = late). The gate rests at manual and
-goes to pass only while every item between the decision point and the gate is routed to pass.
+when its tail clears the exit eye. A bag that blocks the exit eye while the next tracked item's front
+is still short of it (by more than the eye tolerance) is not that item: it goes to manual unscanned,
+so that a bag the tracker does not know (left on the belt by a daemon that restarted) or a beam that
+flaps within one bag never takes over the next item's scan and route. An item's route is frozen when
+its front edge reaches the decision point `gate - (actuation + command latency) x speed - margin`:
+`pass` only with a `clear` verdict in hand, otherwise `manual` (suspect, manual, or no verdict yet =
+late). The gate rests at manual and goes to pass only while every item between the decision point
+and the gate is routed to pass.
 
 The command latency is measured (the slowest of the last LATENCY_WINDOW gate writes, never less
 than the configured floor); the decision point also moves up by the longest recent belt travel
@@ -146,6 +150,11 @@ class ConveyorTracker:
         command_m = (self.g.actuation_s + self.latency_s) * self.speed
         return self.g.gate_m - command_m - max(self._steps, default=0.0) - self.g.margin_m
 
+    @property
+    def eye_tolerance_m(self) -> float:
+        """How far an item's front may be from where the tracker expects it and still be the item an eye sees."""
+        return 0.05 + self.g.margin_m
+
     def note_command_latency(self, seconds: float) -> None:
         """Feed the measured round trip of one gate command write."""
         self._latencies.append(seconds)
@@ -226,11 +235,16 @@ class ConveyorTracker:
         return [ItemEntered(self._new(enc, self.g.entry_m).id, enc, t)]
 
     def _exit_blocked(self, enc: float, t: float) -> list[Output]:
+        """The first item not yet at the exit eye is re-anchored there, unless its front is still short of the
+        eye: then the bag at the eye is none the tracker follows (one a restarted daemon found on the belt, or
+        the same bag's beam flapping) and goes to manual unscanned; the item keeps its place for its own edge."""
         it = next((i for i in self.items if i.exit_enc is None), None)
-        if it is None:
-            it = self._new(enc, self.g.exit_m)
-            it.route, it.reason, it.exit_enc = "manual", "unscanned", enc
-            return [TrackingFault(f"item at the X-ray exit at {enc:.3f} m never passed the entry eye", t)]
+        if it is None or it.lead(enc) < self.g.exit_m - self.eye_tolerance_m:
+            why = ("no tracked item is in the tunnel" if it is None else
+                   f"the next tracked item is still {self.g.exit_m - it.lead(enc):.3f} m short of the eye")
+            made_up = self._new(enc, self.g.exit_m)
+            made_up.route, made_up.reason, made_up.exit_enc = "manual", "unscanned", enc
+            return [TrackingFault(f"untracked item at the X-ray exit at {enc:.3f} m ({why}): manual, unscanned", t)]
         it.anchor_enc, it.anchor_pos, it.exit_enc = enc, self.g.exit_m, enc
         return []
 
@@ -242,8 +256,7 @@ class ConveyorTracker:
         return [ItemScanned(it.id, it.length_m, latency_budget_s(self.g, self.speed), t)]
 
     def _gate_blocked(self, enc: float, t: float) -> list[Output]:
-        tol = 0.05 + self.g.margin_m
-        if any(abs(i.lead(enc) - self.g.gate_m) <= tol for i in self.items):
+        if any(abs(i.lead(enc) - self.g.gate_m) <= self.eye_tolerance_m for i in self.items):
             return []
         log.error("tracking.untracked_item_at_gate", encoder_m=enc)
         return [TrackingFault(f"untracked item reached the gate at encoder {enc:.3f} m", t)]

@@ -15,6 +15,12 @@ software never runs the belt. At start, a latch the last daemon left stays latch
 that did not stop on request (crash, watchdog kill, power cut) leaves the belt's state unknown, so
 it latches `restarted`; `start_belt` runs the belt only when neither holds (a first start on an
 empty data_dir counts as clean). Either way only a supervisor's restart runs it again.
+
+The bags on the belt outlive the daemon too: the belt file lists each bag whose route the daemon has
+not seen (its record id), rewritten as bags enter and leave. The next daemon lists them as stranded
+(they go to manual search) and writes a `manual` record for each whose record was never written (its
+scan was cut off), as for a scan that failed; the tracker does not follow them, so one that reaches
+the exit eye is taken as untracked (manual, unscanned), never as the next bag (edge.tracking).
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ from edge.devices import Devices
 from edge.inspection import Inspector, Item
 from edge.metrics import StationMetrics
 from edge.stations import FlowParts, InspectorParts, beltlatch
-from edge.stations.acquisition import LIVENESS_S, LineScan, current_link, plc_turns, start_line_scan
+from edge.stations.acquisition import LIVENESS_S, FailedAcquisition, LineScan, current_link, plc_turns, \
+    start_line_scan
 from edge.stations.gate import Gate
 from edge.stations.identify import TagWindow
 from edge.stations.routes import RouteRecorder
@@ -143,6 +150,9 @@ class ConveyorFlow:
     latch: LatchReason | None = None  # why the belt is latched stopped; None while it is not
     latched_at: str | None = None  # UTC RFC 3339
     stranded: list[str] = field(default_factory=list)  # record ids of the items on the belt when it latched
+    _recovered: list[beltlatch.SavedItem] = field(default_factory=list)  # left by the last daemon, not run on since
+    _entered_at: dict[str, str] = field(default_factory=dict)  # record id -> when its bag entered (UTC RFC 3339)
+    _saved_items: tuple[beltlatch.SavedItem, ...] = ()  # the bags the belt file lists
     _belt_on: bool = False  # the daemon ran the belt (confirmed) and has not seen it stop since
     _plc_state: PlcState | None = None
     _restarting: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -190,6 +200,8 @@ class ConveyorFlow:
             tasks.create_task(self.tags.run(), name="readers")
             tasks.create_task(gate.run(), name="gate")
             tasks.create_task(self._watch_belt(), name="belt-watch")
+            if self._recovered:
+                tasks.create_task(self._record_recovered(list(self._recovered)), name="recovered-records")
             self._handle(self._feed(await current_link(plc)))
             async for event in plc.events():
                 self._handle(self._feed(event))
@@ -222,6 +234,7 @@ class ConveyorFlow:
             if isinstance(out, ItemEntered):
                 item = Item(ref=f"item-{out.item_id}", kind=self.item_kind)
                 self._tracker_ids[item.id] = out.item_id
+                self._entered_at[item.id] = item.started_at.isoformat()
                 self._routes.entered(out.item_id, item.id)
                 self._now_running().tasks.create_task(self._inspect(out.item_id, item), name=f"item-{out.item_id}")
             elif isinstance(out, ItemScanned):
@@ -233,6 +246,8 @@ class ConveyorFlow:
             elif isinstance(out, TrackingFault):
                 self.metrics.dropped.labels("item", "tracking_fault").inc()
                 log.error("conveyor.tracking_fault", detail=out.message)
+        if outputs and self._on_belt() != self._saved_items:
+            self._remember()
 
     async def _inspect(self, item_id: int, item: Item) -> None:
         self.tags.start(item)
@@ -255,7 +270,9 @@ class ConveyorFlow:
 
     async def _actuate(self, item: Item, verdict: Verdict, reason: Reason) -> Reason | None:
         """Hand the verdict to the tracker; the gate acts when the item reaches it."""
-        item_id = self._tracker_ids.pop(item.id)
+        item_id = self._tracker_ids.pop(item.id, None)
+        if item_id is None:  # a bag the last daemon left on the belt: nothing follows it, the gate rests at manual
+            return None
         self._handle(self.tracker.set_verdict(item_id, verdict.value, time.monotonic()))
         return None
 
@@ -315,7 +332,7 @@ class ConveyorFlow:
         if self.latch is not None:
             log.info("conveyor.belt_unlatched", reason=self.latch, latched_at=self.latched_at)
         self.latch = self.latched_at = None
-        self.stranded = []
+        self.stranded, self._recovered = [], []
         self._show_latch()
         self._remember()
 
@@ -325,7 +342,8 @@ class ConveyorFlow:
         self._belt_on = False
         if self.latch is None:
             self.latch, self.latched_at = reason, datetime.now(timezone.utc).isoformat()
-            self.stranded = self._routes.records_of([i.id for i in self.tracker.items if not i.done])
+            self.stranded = [*(i.record for i in self._recovered),
+                             *self._routes.records_of([i.id for i in self.tracker.items if not i.done])]
             log.warning("conveyor.belt_latched", reason=reason, items_on_belt=self.stranded)
             self._show_latch()
             self._remember()
@@ -335,6 +353,11 @@ class ConveyorFlow:
     def _recall_latch(self) -> None:
         """Take over the latch the last daemon left; latch `restarted` when it did not stop cleanly."""
         saved = beltlatch.load(self.latch_file)
+        if saved is not None and saved.items:
+            self._recovered = list(saved.items)
+            self.stranded = [i.record for i in saved.items]
+            log.warning("conveyor.items_recalled", items_on_belt=self.stranded,
+                        message="the last daemon left these bags on the belt: they go to manual search")
         if saved is not None and saved.latch in LATCH_REASONS:
             self.latch, self.latched_at = saved.latch, saved.since
             log.warning("conveyor.belt_latch_kept", reason=self.latch, latched_at=self.latched_at)
@@ -346,11 +369,37 @@ class ConveyorFlow:
         self._show_latch()
 
     def _remember(self) -> None:
-        """Write the latch and whether this daemon stopped on request to the belt file."""
+        """Write the latch, whether this daemon stopped on request and the bags on the belt to the belt file."""
+        items = self._on_belt()
         try:
-            beltlatch.save(self.latch_file, beltlatch.SavedBelt(self.latch, self.latched_at, self._clean))
+            beltlatch.save(self.latch_file, beltlatch.SavedBelt(self.latch, self.latched_at, self._clean, items))
         except OSError as exc:
             log.error("conveyor.belt_file_write_failed", path=str(self.latch_file), error=str(exc))
+            return
+        self._saved_items = items
+
+    def _on_belt(self) -> tuple[beltlatch.SavedItem, ...]:
+        """The bags whose route this daemon has not seen: those the last daemon left (until the belt runs
+        again), then those the tracker follows that have a record id."""
+        records = self._routes.records_of([i.id for i in self.tracker.items if not i.done])
+        self._entered_at = {r: self._entered_at[r] for r in records if r in self._entered_at}
+        return (*self._recovered, *(beltlatch.SavedItem(r, self._entered_at.get(r)) for r in records))
+
+    async def _record_recovered(self, items: list[beltlatch.SavedItem]) -> None:
+        """A bag the last daemon left on the belt before its record was written (its scan was cut off) gets a
+        `manual` record under the id the belt file and the screen name, as a bag whose scan failed does."""
+        store = self.parts.store
+        for saved in items:
+            if await store.call(store.store.get, saved.record) is not None:
+                continue
+            item = Item(ref="recovered", kind=self.item_kind, id=saved.record)
+            if saved.since is not None:
+                with contextlib.suppress(ValueError):
+                    item.started_at = datetime.fromisoformat(saved.since)
+            log.warning("conveyor.recovered_without_record", record=saved.record)
+            await self.inspector.inspect(item, FailedAcquisition(
+                f"the station software restarted while bag {saved.record} was on the belt, before its record was"
+                f" written, so it was not judged"))
 
     def stopped_on_request(self) -> None:
         """The daemon stops on request (not a crash): the next start may run the belt if nothing is latched."""

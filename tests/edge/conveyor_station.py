@@ -23,13 +23,14 @@ from drivers.plc import PlcConfig, open_plc
 TOLERANT = {"kind": "sim", "readback_timeout_ms": 3000}
 
 
-def conveyor_flow(plc, writer: StoreWriter, events: EventBus, station: str) -> ConveyorFlow:
-    """The conveyor flow of a station without scanner or model (no item may enter), on `plc`."""
+def conveyor_flow(plc, writer: StoreWriter, events: EventBus, station: str,
+                  section: ConveyorSection | None = None) -> ConveyorFlow:
+    """The conveyor flow of a station without scanner or model (an item that enters goes to manual), on `plc`."""
     metrics, devices = StationMetrics(), Devices(plc=plc)
     devices.mark("plc", "ok")
     inspection = InspectorParts(station, "1", 400.0, None, writer, events, metrics)
     return ConveyorFlow(devices, inspection, Progress(), ItemKind.BAGGAGE, TagWindow(devices, events),
-                        ConveyorSection(), writer.store.data_dir / beltlatch.FILE_NAME)
+                        section or ConveyorSection(), writer.store.data_dir / beltlatch.FILE_NAME)
 
 
 def on_loop(station: Any, coro_fn: Callable[[], Coroutine[Any, Any, Any]], timeout: float = 30) -> Any:

@@ -326,15 +326,16 @@ scan_dir = "{Path(__file__).resolve().parents[2] / 'examples' / 'scans'}"
         stop.set()
         await station
     # stopped on request: the next start knows the belt's state (no latch, a clean stop)
-    assert json.loads((tmp_path / "data" / "belt.json").read_text()) == {"latch": None, "since": None, "clean": True}
+    assert json.loads((tmp_path / "data" / "belt.json").read_text()) == {"latch": None, "since": None, "clean": True,
+                                                                         "items": []}
 
 
 # ---- a restart of the software never restarts the belt ----------------------------------------
 class Session:
     """One life of the daemon's conveyor flow: its own driver connection and store on `data`."""
 
-    def __init__(self, sim, data: Path) -> None:
-        self.sim, self.data = sim, data
+    def __init__(self, sim, data: Path, scanner=None, section: ConveyorSection | None = None) -> None:
+        self.sim, self.data, self.scanner, self.section = sim, data, scanner, section
 
     async def __aenter__(self) -> "Session":
         self.stack = AsyncExitStack()
@@ -342,8 +343,9 @@ class Session:
         real = cfg.model_copy(update={"kind": "modbus-tcp", "host": "127.0.0.1", "port": self.sim.port})
         self.plc = await self.stack.enter_async_context(ModbusPlc(real, "t-1/plc"))
         self.plc.sim = self.sim
-        writer = await self.stack.enter_async_context(StoreWriter(Store(self.data, station="t-1")))
-        self.flow = conveyor_flow(self.plc, writer, EventBus(), "t-1")
+        self.writer = await self.stack.enter_async_context(StoreWriter(Store(self.data, station="t-1")))
+        self.flow = conveyor_flow(self.plc, self.writer, EventBus(), "t-1", self.section)
+        self.flow.devices.scanner = self.scanner
         self.task = asyncio.create_task(self.flow.run(), name="flow")
         return self
 
@@ -426,3 +428,85 @@ async def test_a_belt_whose_daemon_did_not_stop_cleanly_stays_stopped(tmp_path):
         async with Session(sim, tmp_path / "data") as third:
             await until(lambda: third.flow.belt_status()["run_confirmed"], "a clean stop lets start_belt run the belt")
             assert third.flow.latch is None
+
+
+def test_a_belt_file_without_items_or_with_an_unreadable_one_still_loads(tmp_path):
+    """An older daemon's file lists no bags; an entry that cannot be read is left out, the others are kept."""
+    from edge.stations.beltlatch import SavedBelt, SavedItem, load
+
+    path = tmp_path / "belt.json"
+    path.write_text('{"latch": "estop", "since": "2026-01-01T00:00:00+00:00", "clean": false}')
+    assert load(path) == SavedBelt("estop", "2026-01-01T00:00:00+00:00", False, ())
+    path.write_text('{"latch": null, "since": null, "clean": true, "items": [{"record": "r-1", "since": null},'
+                    ' {"id": 3}, "r-2", {"record": "r-3", "since": "2026-01-01T00:00:00+00:00"}]}')
+    assert load(path) == SavedBelt(None, None, True, (SavedItem("r-1"), SavedItem("r-3", "2026-01-01T00:00:00+00:00")))
+
+
+class UnansweringScanner:
+    """A scanner controller that never answers: a bag's scan never starts, so its record is not written yet."""
+
+    async def status(self) -> None:
+        await asyncio.Event().wait()
+
+
+def bag(model, length_m: float, lead_m: float):
+    """Put a bag on the simulated belt; the simulator's item, whose `lead_m` follows the belt."""
+    item_id = model.add_item(length_m, lead_m=lead_m)
+    return next(i for i in model.items if i.id == item_id)
+
+
+async def test_bags_on_the_belt_outlive_a_crash_as_stranded_manual_items(tmp_path):
+    """The daemon dies with two bags in the tunnel whose records were not written yet (their scans had not
+    started). The next daemon lists them as stranded and writes a `manual` record for each under the id the
+    belt file names, without running the belt. After a supervisor's restart, the stranded bags reaching the
+    exit eye are untracked (manual, unscanned), never taken for the new bag behind them (it was anchored to
+    the second stranded bag: its scan ended and its route taken with that bag's)."""
+    fast = ConveyorSection(belt_speed_m_s=0.6)
+    async with SimServer(PlcConfig(**TOLERANT, sim={"conveyor": {"belt_speed_m_s": 0.6}})) as sim:
+        model = sim.model
+        async with Session(sim, tmp_path / "data", UnansweringScanner(), fast) as first:
+            await until(lambda: first.flow.belt_status()["run_confirmed"], "start_belt runs the belt at first start")
+            bag(model, 0.2, lead_m=0.45)
+            sim_b = bag(model, 0.2, lead_m=0.1)
+            await until(lambda: sim_b.lead_m - sim_b.length_m > model.c.eye_tunnel_entry_m + 0.02,
+                        "both bags are inside the tunnel")
+            model.press_estop()
+            await until(lambda: first.flow.latch == "estop", "the e-stop latches the belt")
+            stranded = first.flow.stranded
+            assert len(stranded) == 2
+        # a crash: no stop on request
+        saved = json.loads((tmp_path / "data" / "belt.json").read_text())
+        assert [i["record"] for i in saved["items"]] == stranded and all(i["since"] for i in saved["items"])
+        model.release_estop()
+        model.reset()
+        sim_n = bag(model, 0.3, lead_m=0.05)  # a new bag behind the stranded ones, before the entry eye
+
+        async with Session(sim, tmp_path / "data", section=fast) as second:
+            await second.settled()
+            flow, writer = second.flow, second.writer
+            assert flow.latch == "estop" and flow.belt_status()["stranded"] == stranded
+            assert model.requests["belt_run_request"] == 0 and not model.belt_running
+
+            async def records() -> list:
+                return [await writer.call(writer.store.get, r) for r in stranded]
+
+            recovered = await until(records, "a record for each stranded bag", check=all)
+            assert [(r.verdict.value, r.reason) for r in recovered] == [("manual", "device_fault")] * 2
+            saved = json.loads((tmp_path / "data" / "belt.json").read_text())
+            assert [i["record"] for i in saved["items"]] == stranded  # a second restart would know them too
+
+            assert (await flow.restart_belt("sup")).outcome == "running"
+            await until(lambda: sim_b.lead_m - sim_b.length_m > model.c.eye_tunnel_exit_m + 0.05,
+                        "the second stranded bag has left the tunnel")
+            start = (await second.plc.read_state()).seq
+            await until(lambda: second.plc._state.seq >= start + 3, "the flow has seen it leave")
+            faults = flow.metrics.registry.get_sample_value("edge_dropped_total",
+                                                            {"what": "item", "reason": "tracking_fault"})
+            [tracked] = [i for i in flow.tracker.items if flow._routes.records_of([i.id])]
+            assert tracked.exit_enc is None and faults == 2  # both stranded bags untracked, the new bag not there
+            [new_record] = flow._routes.records_of([tracked.id])
+            assert [i["record"] for i in json.loads((tmp_path / "data" / "belt.json").read_text())["items"]] == [
+                new_record]
+
+            await until(lambda: tracked.exit_enc is not None, "the new bag's own front anchors it at the exit eye")
+            assert sim_n.lead_m == pytest.approx(model.c.eye_tunnel_exit_m, abs=0.1)

@@ -294,3 +294,52 @@ def test_unconfirmed_gate_to_pass_counts_as_manual() -> None:
     routed = [o for o in walk(tracker, 2.5) if isinstance(o, ItemRouted)]
     assert [(o.route, o.reason) for o in routed] == [("manual", "gate_unconfirmed")]
     assert tracker.gate_unconfirmed(True, 7.0) == []  # an unconfirmed move to manual: nothing more to do
+
+
+# ---- a bag at the exit eye that the next tracked item cannot be ---------------------------------
+def test_a_bag_left_in_the_tunnel_by_a_restarted_daemon_is_not_taken_for_the_next_bag() -> None:
+    """After a restart the tracker knows nothing of the bag the last daemon left in the tunnel (front at
+    1.0 m). A new bag enters behind it; the stranded bag reaching the exit eye first is untracked (manual,
+    unscanned), and the new bag keeps its own scan, length and route (they were ended, and routed, with the
+    stranded bag's: the new bag's clear verdict passed the stranded bag through the gate)."""
+    tracker = ConveyorTracker(Geometry(0.5, 1.3, 2.8, 0.15), 0.3)
+    out = tracker.on_edge("eye_tunnel_entry", True, 0.0, 0.0)  # the new bag: front 0.5 m, 0.5 m behind
+    out += walk(tracker, 0.3)
+    out += tracker.on_edge("eye_tunnel_exit", True, 0.3, 1.0)  # the stranded bag's front at the exit eye
+    out += walk(tracker, 0.6)
+    out += tracker.on_edge("eye_tunnel_exit", False, 0.6, 2.0)  # its tail leaves the tunnel
+    out += walk(tracker, 0.8)
+    fault = next(o for o in out if isinstance(o, TrackingFault))
+    assert "untracked item at the X-ray exit" in fault.message and "0.500 m short of the eye" in fault.message
+    out += tracker.on_edge("eye_tunnel_exit", True, 0.8, 3.0)  # the new bag's own front
+    out += walk(tracker, 1.1)
+    out += tracker.on_edge("eye_tunnel_exit", False, 1.1, 4.0)
+    assert [(o.item_id, round(o.length_m, 3)) for o in out if isinstance(o, ItemScanned) and o.item_id == 1] == [
+        (1, 0.3)]
+    tracker.set_verdict(1, "clear", 4.1)
+    routed = [(round(tracker.enc, 2), o.item_id, o.route, o.reason) for enc in range(111, 251)
+              for o in tracker.advance(enc / 100, 5.0) if isinstance(o, ItemRouted)]
+    assert routed == [(1.8, 2, "manual", "unscanned"), (2.3, 1, "pass", "clear")]
+
+
+def test_a_flapping_exit_eye_does_not_anchor_the_next_bag() -> None:
+    """The exit beam clears and blocks again within one bag (a strap, a gap between two parts): the bag
+    behind, still 0.38 m short of the eye, keeps its place; its scan ends when its own tail leaves."""
+    tracker = ConveyorTracker(Geometry(0.5, 1.3, 2.8, 0.15), 0.3)
+    tracker.on_edge("eye_tunnel_entry", True, 0.0, 0.0)
+    walk(tracker, 0.6)
+    tracker.on_edge("eye_tunnel_entry", True, 0.6, 1.0)  # the next bag, 0.6 m behind
+    walk(tracker, 0.8)
+    out = tracker.on_edge("eye_tunnel_exit", True, 0.8, 2.0)
+    walk(tracker, 0.9)
+    out += tracker.on_edge("eye_tunnel_exit", False, 0.9, 2.3)  # the flap
+    out += tracker.on_edge("eye_tunnel_exit", True, 0.92, 2.4)
+    walk(tracker, 1.1)
+    out += tracker.on_edge("eye_tunnel_exit", False, 1.1, 3.0)
+    walk(tracker, 1.4)
+    out += tracker.on_edge("eye_tunnel_exit", True, 1.4, 4.0)  # the next bag's own front
+    walk(tracker, 1.7)
+    out += tracker.on_edge("eye_tunnel_exit", False, 1.7, 5.0)
+    scans = [(o.item_id, round(o.length_m, 3)) for o in out if isinstance(o, ItemScanned)]
+    assert scans == [(1, 0.1), (3, 0.18), (2, 0.3)]  # the first bag's scan was cut short: it goes to manual
+    assert [o for o in out if isinstance(o, TrackingFault)]
