@@ -120,7 +120,7 @@ def check_payload(store: HubStore, op: str, payload: dict) -> tuple[str, dict]:
         raise DraftError(f"{op} draft refused: {where} {first['msg'].lower()} (got {first.get('input')!r})") from exc
     if op in ("entry.put", "entry.delete"):
         kind = _list_kind(store, checked["list_id"])
-        checked["value"] = normalise(kind, checked["value"])
+        checked["value"] = _entry_value(store, op, kind, checked["list_id"], checked["value"])
         if op == "entry.put" and checked["valid_to"] is not None and checked["valid_from"] is not None \
                 and checked["valid_to"] <= checked["valid_from"]:
             raise DraftError(f"entry {checked['value']} of list {checked['list_id']}: valid_to {checked['valid_to']}"
@@ -129,6 +129,19 @@ def check_payload(store: HubStore, op: str, payload: dict) -> tuple[str, dict]:
     if op == "random.set":
         return "random", checked
     return f"{op.split('.')[0]}:{checked['id']}", checked
+
+
+def _entry_value(store: HubStore, op: str, kind: str, list_id: str, value: str) -> str:
+    """The value as stored and published (normalised); DraftError for a new entry that normalises to nothing.
+
+    A deletion naming a value exactly as stored deletes that row, even one stored under an older form."""
+    if op == "entry.delete" and store.query("SELECT 1 FROM risk_entries WHERE list_id=? AND value=?", (list_id, value)):
+        return value
+    norm = normalise(kind, value)
+    if op == "entry.put" and not norm:
+        raise DraftError(f"entry.put draft refused: value {value!r} of list {list_id} is empty once normalised "
+                         "(the separators stations ignore dropped), so it could never match")
+    return norm
 
 
 def _check_rule(payload: dict) -> tuple[str, dict]:

@@ -32,7 +32,7 @@ from central_sync.hub.store import Cursor, HubStore
 from central_sync.risk_delivery import Offer
 from central_sync.riskhub import authoring, changes, declarations
 from risk.bundle import Bundle, Declaration, EntryColumns, RandomPolicy, bundle_dict, encode_bundle, open_bundle
-from risk.errors import BundleError
+from risk.errors import BundleError, RiskError
 from risk.rules import Rule
 
 Deliver = Callable[[Offer], None]  # the MQTT delivery: RiskDelivery.offer (central_sync/risk_delivery.py)
@@ -147,9 +147,12 @@ def publish(store: HubStore, key: RiskKey, publisher: str, deliver: Deliver | No
     `full_every`-th version has no delta (every station takes the snapshot and drops its deltas)."""
     now = time.time() if now is None else now
     carried = changes.unpublished(store)  # approved before the content is read: this version carries them
-    current = content(store, now, declarations_s)
     prev = latest(store, with_data=False)
     version = (prev["version"] if prev else 0) + 1
+    try:
+        current = content(store, now, declarations_s)
+    except (ValueError, TypeError, KeyError, RiskError) as exc:  # an approved row the bundle cannot carry
+        raise PublishError(f"bundle version {version} cannot be built from the approved state: {exc}") from exc
     head = {"version": version, "issued_at": now, "expires_at": now + expiry_s}
     snapshot = _sign(key, snapshot_dict(current, head), now, None)
     delta = None

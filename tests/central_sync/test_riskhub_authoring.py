@@ -100,6 +100,9 @@ def test_an_entry_change_is_audited_with_before_and_after(store: HubStore) -> No
      "valid_from is not a finite number"),
     ("rule.put", RULE | {"when": {"fact": "declaration.weight_kg", "op": "gte", "value": float("inf")}},
      "when.value is not a finite number"),
+    # approved, a value that normalises to nothing failed every publish (ValueError, HTTP 500) for good
+    ("entry.put", {"list_id": "plates-hot", "value": " - ", "reason": "r", "owner": "o"},
+     "value ' - ' of list plates-hot is empty once normalised"),
 ])
 def test_a_bad_draft_is_refused_in_one_sentence(store: HubStore, op: str, payload: dict, says: str) -> None:
     approved_list(store)

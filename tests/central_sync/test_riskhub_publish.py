@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from central_sync.control_room import ControlRoom, ControlRoomConfig, audit
+from central_sync.control_room import ControlRoom, ControlRoomConfig, audit, db
+from central_sync.errors import PublishError
 from central_sync.hub.store import HubStore
 from central_sync.risk_delivery import Offer
 from central_sync.riskhub import authoring, declarations, declgen, publish
@@ -162,6 +163,20 @@ def test_the_delta_follows_the_change_log_lists_expiry_and_shared_values(store: 
     v3 = publish.publish(store, key, "ada", now=T0 + 120)
     same_at_station(key, v2, v3)
     assert store.query("SELECT count(*) FROM risk_published_drafts")[0][0] == len(authoring.drafts(store, "approved"))
+
+
+def test_an_approved_entry_the_bundle_cannot_carry_is_a_publish_error_naming_it(store: HubStore, tmp_path: Path) -> None:
+    """A value stored empty (drafting refuses one now; an older hub stored '-' so) failed every publish with a
+    ValueError (HTTP 500 without a sentence, the republisher's traceback every minute)."""
+    key = risk_key(tmp_path)
+    authored(store)
+    db.execute(store, "INSERT INTO risk_entries (list_id, value, reason, owner, valid_from, valid_to, level,"
+                      " updated_at) VALUES ('plates', '', 'typo', 'sam', NULL, NULL, 0, 0)")
+    with pytest.raises(PublishError, match="bundle version 1 cannot be built from the approved state: watchlist "
+                                           "entry '' of list 'plates' is empty once normalised"):
+        publish.publish(store, key, "ada", now=T0)
+    approved(store, "entry.delete", {"list_id": "plates", "value": "-"})  # the way out: delete it
+    assert publish.publish(store, key, "ada", now=T0).version == 1
 
 
 def test_a_restarted_hub_builds_the_delta_on_the_stored_snapshot(store: HubStore, tmp_path: Path) -> None:
