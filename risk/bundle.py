@@ -292,7 +292,10 @@ def bundle_dict(*, version: int, issued_at: float, expires_at: float, entries: I
             columns.add(e.list_kind, e.value, tuple(e.meta.as_row()))
     gone: dict[str, list[str]] = {}
     for list_kind, value in removed:
-        gone.setdefault(list_kind, []).append(normalise(list_kind, value))
+        norm = normalise(list_kind, value)
+        # and the value as given, when a station may hold it so (published before normalisation was stricter)
+        forms = (norm, value) if value != norm and value and not any(c.isspace() for c in value) else (norm,)
+        gone.setdefault(list_kind, []).extend(forms)
     rules_changed = rules_changed or kind == "snapshot"
     rule_list = list(rules) if rules_changed else []  # a delta without rule changes keeps the station's rules
     metas, lists = columns.to_json()

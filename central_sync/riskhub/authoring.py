@@ -10,6 +10,7 @@ The approved state is what `publish` turns into a bundle.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from central_sync.control_room import audit
 from central_sync.control_room.db import execute
 from central_sync.errors import DraftError, FourEyesError
 from central_sync.hub.store import Cursor, HubStore
+from models.ocr import iso6346
 from risk.bundle import normalise
 from appliance.validation import first_non_finite
 from risk.errors import RuleError
@@ -29,6 +31,8 @@ from risk.rules import Rule, compile_rules
 LIST_KINDS = ("plate", "container", "rfid_tid", "seal", "trader", "route")
 LANES = ("red", "amber", "green")
 ID = r"^[A-Za-z0-9_.:-]{1,64}$"
+OWNER_SERIAL = re.compile(r"[A-Z]{3}[UJZ][0-9]{6}")
+"""A container code without its check digit (the form a drafted entry may take; the digit is added)."""
 # How far a role may see into need-to-know levels (0 = everyone with risk rights, 3 = admins only).
 CLEARANCE = {"operator": 0, "supervisor": 2, "admin": 3}
 
@@ -141,7 +145,21 @@ def _entry_value(store: HubStore, op: str, kind: str, list_id: str, value: str) 
     if op == "entry.put" and not norm:
         raise DraftError(f"entry.put draft refused: value {value!r} of list {list_id} is empty once normalised "
                          "(the separators stations ignore dropped), so it could never match")
-    return norm
+    return _container_code(op, list_id, value, norm) if kind == "container" else norm
+
+
+def _container_code(op: str, list_id: str, value: str, norm: str) -> str:
+    """A container code with its ISO 6346 check digit (added to an owner code and serial of 10 characters, as
+    stations read whole codes); DraftError for a new entry that no station could read (bad digit, no code)."""
+    if OWNER_SERIAL.fullmatch(norm):
+        return norm + str(iso6346.check_digit(norm))
+    if op == "entry.delete" or iso6346.is_valid(norm):
+        return norm
+    if iso6346.CODE.fullmatch(norm):
+        raise DraftError(f"entry.put draft refused: container {value!r} of list {list_id} fails its ISO 6346 check "
+                         f"digit (it should be {iso6346.check_digit(norm[:10])}); stations only read codes that pass it")
+    raise DraftError(f"entry.put draft refused: container {value!r} of list {list_id} is not an ISO 6346 code "
+                     "(3 letters, U, J or Z, 6 digits and the check digit, or without the check digit)")
 
 
 def _check_rule(payload: dict) -> tuple[str, dict]:

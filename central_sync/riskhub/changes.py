@@ -9,7 +9,9 @@ previous snapshot's million entries compared with the current ones:
 - `watchlist.put` / `watchlist.delete` touch every value the list held before (the previous snapshot's
   columns) or holds now (a lane changes every entry of its list);
 - entries whose validity ended between the two versions (their shared attributes in the previous
-  snapshot say so).
+  snapshot say so);
+- values of the previous snapshot that are not in today's normal form (a hub upgraded to a stricter
+  `risk.normal.normalise` published them), with their normal form.
 
 A draft counts as published once a version whose content was read after its approval is stored
 (risk_published_drafts, written in the transaction that stores the bundle): the drafts read before the
@@ -19,6 +21,7 @@ content are marked, those read after it are touched again by the next version.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +30,8 @@ from central_sync.hub.store import Cursor, HubStore
 from risk.bundle import Bundle, EntryColumns, normalise
 
 LIST_OPS = ("watchlist.put", "watchlist.delete")
+PLAIN_COLUMN = re.compile(r"[A-Z0-9 ]*")
+"""A bundle column of values all in normal form at a glance (one regular expression over the whole column)."""
 ENTRY_OPS = ("entry.put", "entry.delete")
 
 
@@ -73,7 +78,20 @@ def touched(changes: list[Change], prev: Bundle, current: EntryColumns, kinds: d
             values = prev.table.values(kind)
             out.setdefault(kind, set()).update(values[i] for i in hit.tolist())
     _current_of_lists(current, lists, out)
+    _renormalised(prev, out)
     return out
+
+
+def _renormalised(prev: Bundle, out: dict[str, set[str]]) -> None:
+    """Add the previous version's values that are no longer in normal form (published by a hub whose
+    normalisation was laxer) and their normal form: the delta replaces them as the snapshot does."""
+    for kind, (joined, _) in prev.table.columns.items():
+        if PLAIN_COLUMN.fullmatch(joined):
+            continue
+        for value in prev.table.values(kind):
+            norm = normalise(kind, value)
+            if norm != value:
+                out.setdefault(kind, set()).update((value, norm))
 
 
 def _current_of_lists(current: EntryColumns, lists: set[str], out: dict[str, set[str]]) -> None:

@@ -15,6 +15,7 @@ from riskhub_fixtures import store  # noqa: F401 - the fixture
 
 
 PLATES = {"id": "plates-hot", "kind": "plate", "name": "Plates of interest", "lane": "red", "owner": "sam"}
+BOXES = {"id": "boxes", "kind": "container", "name": "Containers of interest", "lane": "amber", "owner": "sam"}
 RULE = {"id": "heavy-empty", "name": "Declared empty but heavy", "reason": "declared_empty_heavy", "score": 60,
         "lane": "red", "enabled": True, "when": {"all": [{"fact": "declaration.declared_empty", "op": "eq", "value": True},
                                                           {"fact": "declaration.weight_kg", "op": "gte", "value": 4500}]}}
@@ -103,13 +104,34 @@ def test_an_entry_change_is_audited_with_before_and_after(store: HubStore) -> No
     # approved, a value that normalises to nothing failed every publish (ValueError, HTTP 500) for good
     ("entry.put", {"list_id": "plates-hot", "value": " - ", "reason": "r", "owner": "o"},
      "value ' - ' of list plates-hot is empty once normalised"),
+    # a container code no station reads (a camera's read passes the check digit): never a hit
+    ("entry.put", {"list_id": "boxes", "value": "CSQU 305438 4", "reason": "r", "owner": "o"},
+     "container 'CSQU 305438 4' of list boxes fails its ISO 6346 check digit \\(it should be 3\\)"),
+    ("entry.put", {"list_id": "boxes", "value": "CSQU30543", "reason": "r", "owner": "o"},
+     "container 'CSQU30543' of list boxes is not an ISO 6346 code"),
 ])
 def test_a_bad_draft_is_refused_in_one_sentence(store: HubStore, op: str, payload: dict, says: str) -> None:
     approved_list(store)
+    authoring.approve(store, authoring.propose(store, "sam", "watchlist.put", BOXES).id, "ada")
     with pytest.raises(DraftError, match=says) as err:
         authoring.propose(store, "sam", op, payload)
     assert "\n" not in str(err.value)
     assert authoring.drafts(store) == []
+
+
+def test_entries_are_stored_in_the_form_stations_read(store: HubStore) -> None:
+    """A Cyrillic plate, a pasted en dash and a container code without its check digit were stored as typed:
+    the stations' reads (Latin letters, whole ISO 6346 codes) never matched them."""
+    approved_list(store)
+    authoring.approve(store, authoring.propose(store, "sam", "watchlist.put", BOXES).id, "ada")
+    for list_id, value in (("plates-hot", "\u0410123\u0412\u0421"), ("plates-hot", "XY\u20139"),
+                           ("boxes", "csqu 305438"), ("boxes", "MSKU 907032-3")):
+        d = authoring.propose(store, "sam", "entry.put", {"list_id": list_id, "value": value, "reason": "r", "owner": "o"})
+        authoring.approve(store, d.id, "ada")
+    assert [(e["list_id"], e["value"]) for e in authoring.entries(store)] == [
+        ("boxes", "CSQU3054383"), ("boxes", "MSKU9070323"), ("plates-hot", "A123BC"), ("plates-hot", "XY9")]
+    gone = authoring.propose(store, "sam", "entry.delete", {"list_id": "boxes", "value": "CSQU305438"})
+    assert gone.payload["value"] == "CSQU3054383"
 
 
 def test_need_to_know_hides_higher_levels(store: HubStore) -> None:

@@ -17,6 +17,8 @@ from central_sync.risk_delivery import Offer
 from central_sync.riskhub import authoring, declarations, declgen, publish
 from polling import until
 from riskhub_fixtures import open_risk_store, risk_key, store  # noqa: F401 - the fixture
+from central_sync.hub.search import normalise as identity_form
+from risk import bundle as bundle_mod
 from risk.bundle import open_bundle
 from risk.engine import BundleState
 from risk.errors import BundleError
@@ -177,6 +179,26 @@ def test_an_approved_entry_the_bundle_cannot_carry_is_a_publish_error_naming_it(
         publish.publish(store, key, "ada", now=T0)
     approved(store, "entry.delete", {"list_id": "plates", "value": "-"})  # the way out: delete it
     assert publish.publish(store, key, "ada", now=T0).version == 1
+
+
+def test_a_delta_after_the_normalisation_became_stricter_replaces_the_values_it_changed(
+        store: HubStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Version 1 by a hub that normalised as the identity search does (an en dash and a Cyrillic С kept), the
+    next by one that folds them: the station on the delta holds what the snapshot gives."""
+    key = risk_key(tmp_path)
+    authored(store)
+    for value in ("AB\u20135", "\u0421D77"):  # as the older hub stored them
+        db.execute(store, "INSERT INTO risk_entries (list_id, value, reason, owner, valid_from, valid_to, level,"
+                          " updated_at) VALUES ('plates', ?, 'r', 'sam', NULL, NULL, 0, 0)", (value,))
+    with monkeypatch.context() as older:
+        older.setattr(bundle_mod, "normalise", lambda kind, value: identity_form(value).replace("\x00", ""))
+        v1 = publish.publish(store, key, "ada", now=T0)
+    v2 = publish.publish(store, key, "ada", now=T0 + 60)
+    same_at_station(key, v1, v2)
+    keys = {key.key_id: key.private.public_key()}
+    at_station = BundleState.empty().apply(open_bundle(v1.snapshot, keys, now=T0, current=None))
+    at_station = at_station.apply(open_bundle(v2.delta or b"", keys, now=T0, current=1))
+    assert [len(at_station.lookup("plate", v)) for v in ("AB5", "CD77", "AB\u20135")] == [1, 1, 0]
 
 
 def test_a_restarted_hub_builds_the_delta_on_the_stored_snapshot(store: HubStore, tmp_path: Path) -> None:
