@@ -112,6 +112,7 @@ class Declaration:
     origin: str = ""
     sealed: bool = False
     seal_id: str | None = None
+    received_at: float | None = None  # when the hub received it: of two for one container or plate, the newest counts
 
     def to_dict(self) -> dict[str, Any]:
         return {"ref": self.ref, "trader": self.trader, "container": self.container, "plate": self.plate,
@@ -140,6 +141,9 @@ class RandomPolicy:
 DECLARATION_COLUMNS = ("ref", "trader", "container", "plate", "hs", "goods", "declared_empty", "weight_kg", "origin",
                        "sealed", "seal_id")
 """The columns of the bundle's `declarations` object, one list each, a declaration per index."""
+RECEIVED_KEY = "declarations_received_at"
+"""The bundle's list of when the hub received each declaration (parallel to the columns; outside the object so
+that a station that predates it, which takes exactly DECLARATION_COLUMNS, still opens the bundle)."""
 
 
 @dataclass(frozen=True)
@@ -147,17 +151,19 @@ class DeclarationTable:
     """The bundle's declarations, columnar as on the wire; `rows()` builds Declaration objects."""
 
     columns: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    received_at: Sequence[float | None] = ()  # empty: a bundle of a hub that did not say
 
     def __len__(self) -> int:
         return len(self.columns.get("ref", ()))
 
     def rows(self) -> Iterator[Declaration]:
-        c = self.columns
+        c, received = self.columns, self.received_at or [None] * len(self)
         for i in range(len(self)):
             yield Declaration(ref=c["ref"][i], trader=c["trader"][i], container=c["container"][i],
                               plate=c["plate"][i], goods=tuple(zip(c["hs"][i], c["goods"][i])),
                               declared_empty=c["declared_empty"][i], weight_kg=c["weight_kg"][i],
-                              origin=c["origin"][i], sealed=c["sealed"][i], seal_id=c["seal_id"][i])
+                              origin=c["origin"][i], sealed=c["sealed"][i], seal_id=c["seal_id"][i],
+                              received_at=received[i])
 
     @staticmethod
     def to_json(declarations: Iterable[Declaration]) -> dict[str, list[Any]]:
@@ -296,6 +302,7 @@ def bundle_dict(*, version: int, issued_at: float, expires_at: float, entries: I
         # and the value as given, when a station may hold it so (published before normalisation was stricter)
         forms = (norm, value) if value != norm and value and not any(c.isspace() for c in value) else (norm,)
         gone.setdefault(list_kind, []).extend(forms)
+    decls = list(declarations)
     rules_changed = rules_changed or kind == "snapshot"
     rule_list = list(rules) if rules_changed else []  # a delta without rule changes keeps the station's rules
     metas, lists = columns.to_json()
@@ -304,7 +311,8 @@ def bundle_dict(*, version: int, issued_at: float, expires_at: float, entries: I
             "rules_changed": rules_changed, "rules": [r.to_dict() for r in rule_list],
             "metas": metas, "watchlists": lists,
             "removed": {k: v for k, v in sorted(gone.items())},
-            "declarations": DeclarationTable.to_json(declarations), "removed_declarations": list(removed_declarations)}
+            "declarations": DeclarationTable.to_json(decls), RECEIVED_KEY: [d.received_at for d in decls],
+            "removed_declarations": list(removed_declarations)}
 
 
 def diff_entries(old: Iterable[WatchEntry],
@@ -488,7 +496,7 @@ def _build(doc: dict[str, Any], key_id: str, sha256: str) -> Bundle:
     return Bundle(version=version, kind=kind, base_version=base, issued_at=issued, expires_at=expires,
                   key_id=key_id, table=_table(doc), removed=_removed(doc["removed"]), rules=rules,
                   rules_changed=rules_changed, random=_random(doc["random"]),
-                  declaration_table=_declarations(doc["declarations"]),
+                  declaration_table=_declarations(doc["declarations"], doc.get(RECEIVED_KEY)),
                   sha256=sha256, removed_declarations=tuple(_strings(doc["removed_declarations"],
                                                                      "removed_declarations")))
 
@@ -552,10 +560,14 @@ def _random(doc: object) -> RandomPolicy:
     return RandomPolicy(float(rate), float(stale), {str(k): float(v) for k, v in per_lane.items()}, lane)
 
 
-def _declarations(doc: object) -> DeclarationTable:
-    """The declaration columns, each checked in one pass (tens of thousands of declarations parse quickly)."""
+def _declarations(doc: object, received: object) -> DeclarationTable:
+    """The declaration columns, each checked in one pass (tens of thousands of declarations parse quickly), and
+    when each was received (absent from a bundle of an older hub)."""
     _need(isinstance(doc, dict), "declarations", doc)
     cols = cast(dict[str, Any], doc)
+    times = [] if received is None else _list(received, RECEIVED_KEY)
+    _need(all(v is None or _is_finite(v) for v in times), RECEIVED_KEY, "a value not a number")
+    _need(not times or len(times) == len(cols.get("ref") or ()), f"{RECEIVED_KEY} length", len(times))
     if not cols:
         return DeclarationTable({})
     _need(set(cols) == set(DECLARATION_COLUMNS), "declarations columns", sorted(cols))
@@ -573,7 +585,7 @@ def _declarations(doc: object) -> DeclarationTable:
         _need(all(type(v) is list and all(type(x) is str for x in v) for v in cols[name]), f"declarations.{name}",
               "a value not a list of text")
     _need(all(len(h) == len(g) for h, g in zip(cols["hs"], cols["goods"])), "declarations.goods", "lengths differ")
-    return DeclarationTable(cols)
+    return DeclarationTable(cols, times)
 
 
 def _is_finite(v: object) -> bool:

@@ -13,6 +13,7 @@ random rate); the random draw. The lane is the strictest lane of everything that
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -171,14 +172,19 @@ def _merged_metas(old: tuple[ListMeta, ...],
 
 
 def _by_identity(decls: Iterable[Declaration]) -> dict[tuple[str, str], Declaration]:
-    """The declarations by normalised container number and plate (a later one wins)."""
+    """The declarations by normalised container number and plate: of several, the one the hub received last
+    (then the greatest ref), whatever order they came in, so a station on deltas and one on the snapshot agree."""
     out: dict[tuple[str, str], Declaration] = {}
     for d in decls:
-        if d.container:
-            out[("container", normalise("container", d.container))] = d
-        if d.plate:
-            out[("plate", normalise("plate", d.plate))] = d
+        for kind, value in (("container", d.container), ("plate", d.plate)):
+            key = (kind, normalise(kind, value)) if value else None
+            if key is not None and ((held := out.get(key)) is None or _newness(d) > _newness(held)):
+                out[key] = d
     return out
+
+
+def _newness(d: Declaration) -> tuple[float, str]:
+    return (-math.inf if d.received_at is None else d.received_at, d.ref)
 
 
 class Engine:

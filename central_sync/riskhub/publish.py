@@ -98,7 +98,8 @@ def content(store: HubStore, now: float, declarations_s: float) -> Content:
     rnd = authoring.random_policy(store)
     decls = tuple(Declaration(ref=d["ref"], trader=d["trader"], container=d["container"], plate=d["plate"],
                               goods=tuple((hs, desc) for hs, desc in d["goods"]), declared_empty=d["declared_empty"],
-                              weight_kg=d["weight_kg"], origin=d["origin"], sealed=d["sealed"], seal_id=d["seal_id"])
+                              weight_kg=d["weight_kg"], origin=d["origin"], sealed=d["sealed"], seal_id=d["seal_id"],
+                              received_at=d["received_at"])
                   for d in sorted(declarations.recent(store, now - declarations_s), key=lambda d: d["ref"]))
     return Content(store.run_in_transaction(_entries, store, lists, now),
                    tuple(Rule.from_dict(r) for r in authoring.rules(store)),

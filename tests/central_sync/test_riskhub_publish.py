@@ -201,6 +201,28 @@ def test_a_delta_after_the_normalisation_became_stricter_replaces_the_values_it_
     assert [len(at_station.lookup("plate", v)) for v in ("AB5", "CD77", "AB\u20135")] == [1, 1, 0]
 
 
+def test_stations_on_the_delta_and_on_the_snapshot_take_the_same_declaration(store: HubStore, tmp_path: Path) -> None:
+    """A container declared loaded (DEC-9000, version 1), then declared empty (DEC-1000, version 2): the station
+    on version 1 and the delta took DEC-1000 (red with a load), the one on the snapshot DEC-9000 (green)."""
+    key = risk_key(tmp_path)
+    keys = {key.key_id: key.private.public_key()}
+    box = "MSKU9070323"
+    declarations.store_declarations(store, [declarations.DeclarationIn(
+        ref="DEC-9000", container=box, trader="ACME", origin="CN", weight_kg=9000,
+        goods=({"hs": "8471.30", "description": "laptops"},)).normalised()], "test", now=T0)
+    v1 = publish.publish(store, key, "ada", now=T0 + 10)
+    declarations.store_declarations(store, [declarations.DeclarationIn(
+        ref="DEC-1000", container=box, trader="ACME", origin="CN", declared_empty=True).normalised()], "test",
+        now=T0 + 100)
+    v2 = publish.publish(store, key, "ada", now=T0 + 200)
+    on_delta = BundleState.empty().apply(open_bundle(v1.snapshot, keys, now=T0 + 300, current=None))
+    on_delta = on_delta.apply(open_bundle(v2.delta or b"", keys, now=T0 + 300, current=1))
+    on_snapshot = BundleState.empty().apply(open_bundle(v2.snapshot, keys, now=T0 + 300, current=None))
+    for state in (on_delta, on_snapshot):
+        found = state.declaration((("container", box),))
+        assert found is not None and (found.ref, found.declared_empty) == ("DEC-1000", True)
+
+
 def test_a_restarted_hub_builds_the_delta_on_the_stored_snapshot(store: HubStore, tmp_path: Path) -> None:
     key = risk_key(tmp_path)
     authored(store)

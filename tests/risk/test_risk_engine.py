@@ -182,3 +182,28 @@ def test_a_delta_replaces_rules_and_declarations_only_when_it_carries_them() -> 
     unchanged = bundle_dict(version=3, kind="delta", base_version=2, issued_at=T0, expires_at=T0 + DAY,
                             rules=[], rules_changed=False)
     assert v2.apply(opened(unchanged, current=2)).rules is v2.rules
+
+
+def test_of_two_declarations_for_one_container_the_newest_received_counts_however_they_came() -> None:
+    """DEC-9000 (loaded) then DEC-1000 (declared empty): the later one in the state's order won, so a station
+    on the delta (DEC-1000 added last: red) and one on the snapshot (sorted by ref: DEC-9000 last, green)
+    disagreed on the same version."""
+    loaded = Declaration("DEC-9000", "ACME", container="MSKU9070323", weight_kg=9000.0, received_at=T0 - 600)
+    empty = Declaration("DEC-1000", "ACME", container="MSKU 907032-3", declared_empty=True, received_at=T0 - 60)
+    for order in ([loaded, empty], [empty, loaded]):
+        state = state_of(snapshot_doc(entries=[], rules=[], declarations=order))
+        assert state.declaration((("container", "MSKU9070323"),)) == empty
+        assert lanes_of(quiet(state), ("container", "MSKU9070323"), load_present=True) == (
+            "red", {"declared_empty_not_empty"})
+    v1 = state_of(snapshot_doc(entries=[], rules=[], declarations=[empty]))
+    late = bundle_dict(version=2, kind="delta", base_version=1, issued_at=T0, expires_at=T0 + DAY,
+                       rules_changed=False, declarations=[loaded])  # an older one arriving in a later delta
+    assert v1.apply(opened(late, current=1)).declaration((("container", "MSKU9070323"),)) == empty
+
+
+def test_a_bundle_that_does_not_say_when_declarations_were_received_opens_and_picks_one_the_same_way() -> None:
+    doc = snapshot_doc(entries=[], rules=[], declarations=[
+        Declaration("D-7", "ACME", plate="XY1"), Declaration("D-5", "ACME", plate="XY 1", declared_empty=True)])
+    del doc["declarations_received_at"]  # a hub that predates it
+    for decls in (doc["declarations"], {k: v[::-1] for k, v in doc["declarations"].items()}):
+        assert state_of(doc | {"declarations": decls}).declaration((("plate", "XY1"),)).ref == "D-7"  # type: ignore[union-attr]
