@@ -205,6 +205,9 @@ class RiskRuntime:
         return RiskAck(version=version, sha256=sha, outcome="refused", code=code)
 
 
+IDENTIFIED_STATIONS = ("gantry",)
+"""Station kinds whose items (vehicles, containers) each carry a plate or container code: one with no identity
+read at all is amber (risk.engine.IDENTITY_UNREAD); a conveyor's bags need none."""
 Known = Callable[[Sequence[Identity]], Mapping[str, int | str | None]]
 """The history facts of what the station fetched so far for an item's identities, never waiting
 (VehicleHistory.facts)."""
@@ -231,7 +234,8 @@ class RiskCheck:
             item_id=item_id, at=time.time() if at is None else at,
             identities=tuple((i.kind, i.value) for i in identities), station_id=self.station,
             station_kind=self.station_kind, detector_verdict=verdict, detector_labels=tuple(labels),
-            load_present=load_present, history_passes=cast(int | None, past.get("history.passes")),
+            load_present=load_present, identity_expected=self.station_kind in IDENTIFIED_STATIONS,
+            history_passes=cast(int | None, past.get("history.passes")),
             history_seizures=cast(int | None, past.get("history.seizures")),
             history_last_outcome=cast(str | None, past.get("history.last_outcome"))))
 

@@ -5,8 +5,8 @@ on top of the current one), so the station builds it in a worker thread and swap
 (`Engine.swap`); an evaluation running meanwhile finishes on the state it started with.
 
 Evaluation order (docs/risk.md): watchlist hits on the item's identities (and the declaration's trader
-and the route), valid at the item's time; the rules; the built-in check that a container declared empty
-shows no load; the fail-safe entries (no bundle: at least amber; expired bundle: stale, with the stale
+and the route), valid at the item's time; the rules; the built-in checks that a container declared empty
+shows no load and that no plate or container read failed (`identity_unread`); the fail-safe entries (no bundle: at least amber; expired bundle: stale, with the stale
 random rate); the random draw. The lane is the strictest lane of everything that fired, the score the sum.
 """
 
@@ -27,12 +27,17 @@ from risk import index
 from risk.bundle import Bundle, Declaration, ListMeta, RandomPolicy
 from risk.errors import BundleError
 from risk.normal import normalise
-from risk.rules import LANES, LIST_KINDS, SEP, CompiledRules, Lane, compile_rules
+from risk.rules import IDENTITY_KINDS, LANES, LIST_KINDS, SEP, CompiledRules, Lane, compile_rules
 
 FiredKind = Literal["rule", "watchlist", "random", "no_bundle", "stale"]
 KIND_ALIASES = {"eseal": "seal", "rfid": "em4100"}
 """Identity kinds of older records and the kind they are looked up as."""
 DECLARED_EMPTY_NOT_EMPTY = "declared_empty_not_empty"
+IDENTITY_UNREAD = "identity_unread"
+"""Fired (amber) when a camera's plate or container read failed, or an item expected to carry one has no identity
+read at all: its watchlists could not be checked, so it is no clearer than an item on a station without a bundle."""
+CAMERA_KINDS = ("plate", "container")
+"""Identity kinds read by cameras: a read that failed or saw nothing is recorded with an empty value."""
 NO_BUNDLE_POLICY = RandomPolicy()
 """The random policy while no bundle has ever been applied (stale rate applies)."""
 
@@ -54,6 +59,7 @@ class Facts:
     detector_labels: tuple[str, ...] = ()
     load_present: bool | None = None
     route: str | None = None  # origin-destination, e.g. "CN-HK"
+    identity_expected: bool = False  # a vehicle or container: an item without any identity read is amber
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +219,8 @@ class Engine:
         fired += [Fired(r.id, "rule", r.reason, r.score, r.lane) for r in st.rules.fired(view)]
         if decl is not None and decl.declared_empty and facts.load_present is True:
             fired.append(Fired(DECLARED_EMPTY_NOT_EMPTY, "rule", DECLARED_EMPTY_NOT_EMPTY, 100, "red"))
+        if _unread(facts, idents):
+            fired.append(Fired(IDENTITY_UNREAD, "rule", IDENTITY_UNREAD, 0, "amber"))
         stale = st.stale(facts.at)
         if st.version is None:
             fired.append(Fired("no_bundle", "no_bundle", "no_bundle", 0, "amber"))
@@ -246,6 +254,13 @@ class Engine:
                      "declaration.declared_empty": decl.declared_empty, "declaration.weight_kg": decl.weight_kg,
                      "declaration.origin": normalise("origin", decl.origin) or None, "declaration.sealed": decl.sealed}
         return view
+
+
+def _unread(facts: Facts, idents: list[tuple[str, str]]) -> bool:
+    """A camera's plate or container read came back empty (low confidence, a failed check digit, nothing seen),
+    or the item is expected to carry an identity and none of its own was read (an officer's badge is none)."""
+    failed = any(kind in CAMERA_KINDS and not normalise(kind, value) for kind, value in facts.identities)
+    return failed or (facts.identity_expected and not any(kind in IDENTITY_KINDS for kind, _ in idents))
 
 
 def _normalised(identities: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:

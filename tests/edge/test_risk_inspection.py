@@ -135,6 +135,32 @@ async def test_a_green_assessment_leaves_the_detectors_verdict(lane: Lane) -> No
     assert lane.metrics.registry.get_sample_value("edge_risk_bundle_version") == 1
 
 
+@pytest.mark.parametrize("reads", [
+    [Identity(kind="plate", value="", source="anpr", status="low_confidence", raw="AB-1Z3-CD")],  # the listed plate
+    [Identity(kind="plate", value="", source="anpr", status="unread")],
+    [Identity(kind="plate", value="XY 1", source="anpr"), Identity(kind="container", value="", source="box",
+                                                                   status="check_failed", raw="CSQU3054384")],
+    [],
+    [Identity(kind="badge", value="officer-7", source="desk")],  # the officer's badge is not the vehicle's
+])
+async def test_a_vehicle_whose_identity_was_not_read_goes_to_the_officer(lane: Lane, reads: list[Identity]) -> None:
+    """An obscured listed plate (read low_confidence: value empty) was green under a working bundle, less strict
+    than no bundle at all (amber): its watchlists were never checked."""
+    lane.runtime.receive(1, envelope(1))
+    record = await lane.inspect(False, *reads)
+    assert (record.verdict, record.reason) == (Verdict.MANUAL, Reason.RISK_AMBER)
+    assert record.risk is not None and ("rule", "identity_unread", "amber") in [
+        (f.kind, f.reason, f.lane) for f in record.risk.rules]
+
+
+def test_a_bag_needs_no_identity(tmp_path: Path) -> None:
+    runtime = RiskRuntime("belt-1", load_keys(pinned(tmp_path)), BundleFiles(tmp_path / "risk"), "seed-belt-1")
+    runtime.receive(1, envelope(1))
+    conveyor, gantry = RiskCheck(runtime, "belt-1", "conveyor"), RiskCheck(runtime, "belt-1", "gantry")
+    assert [f.id for f in conveyor.assess("bag-1", [], "clear").fired if f.kind != "random"] == []
+    assert [f.id for f in gantry.assess("bag-1", [], "clear").fired if f.kind != "random"] == ["identity_unread"]
+
+
 async def test_a_stale_bundle_runs_on_at_the_stale_rate_and_says_so(lane: Lane) -> None:
     t = time.time()
     stale = envelope(1, expires_in=25, now=t - 30, random=RandomPolicy(rate=0.0, stale_rate=1.0))

@@ -207,3 +207,15 @@ def test_a_bundle_that_does_not_say_when_declarations_were_received_opens_and_pi
     del doc["declarations_received_at"]  # a hub that predates it
     for decls in (doc["declarations"], {k: v[::-1] for k, v in doc["declarations"].items()}):
         assert state_of(doc | {"declarations": decls}).declaration((("plate", "XY1"),)).ref == "D-7"  # type: ignore[union-attr]
+
+
+def test_an_item_whose_plate_or_container_read_failed_is_amber_not_clear() -> None:
+    """A camera gives a failed read an empty value: it was dropped, and a listed plate read with low confidence
+    was green (less strict than no bundle, amber)."""
+    engine = quiet(state_of())
+    assert lanes_of(engine, ("plate", "")) == ("amber", {"identity_unread"})
+    assert lanes_of(engine, ("plate", "XY 1"), ("container", "")) == ("amber", {"identity_unread"})
+    assert lanes_of(engine, ("plate", "XY 1")) == ("green", set())
+    assert lanes_of(engine) == ("green", set())  # a bag: nothing expected
+    assert lanes_of(engine, identity_expected=True) == ("amber", {"identity_unread"})  # a vehicle without any
+    assert lanes_of(engine, ("rfid_tid", "E2801160"), identity_expected=True) == ("green", set())
