@@ -11,9 +11,10 @@ BundleError code, counted, logged in one sentence and reported in the ack; the l
 runs on. An accepted one is applied in a worker thread (BundleState.apply builds a new index),
 written to data_dir/risk/ and then swapped in by one reference assignment, so an evaluation in
 progress finishes on the old index and the next one uses the new. At start the files are opened
-again (expired ones too: the station runs on its last good bundle, stale) in version order: the
-snapshot, then its deltas; a file that no longer opens is refused, counted, renamed `.refused`,
-and what loaded before it runs.
+again (expired ones too: the station runs on its last good bundle, stale; one issued after the
+clock's time too: the clock may be behind until it is set) in version order: the snapshot, then its
+deltas; a file that no longer opens is refused, counted, renamed `.refused` (kept as it is when it
+may open later: its key not pinned now, a read error), and what loaded before it runs.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ from risk.errors import BundleError, RiskError
 
 log = structlog.get_logger("edge.risk")
 SUFFIX = ".cperb"
+MAY_OPEN_LATER = ("unknown_key",)
+"""Refusals of a stored file that a later start may not repeat (its key pinned again): the file is kept."""
 
 
 class RiskConfig(BaseModel):
@@ -146,17 +149,23 @@ class RiskRuntime:
 
     # ---- bundles ---------------------------------------------------------------------------
     def reload(self, now: float | None = None) -> None:
-        """Apply the stored files in order (blocking; at start)."""
+        """Apply the stored files in order (blocking; at start). Their times are not held against them (they were
+        checked when they arrived; the clock may be behind at start). A file that can never apply is set aside
+        (`.refused`); one that may later (its key not pinned now, unreadable now) stays for the next start."""
         now = time.time() if now is None else now
         for path in self.files.stored():
             try:
                 data = path.read_bytes()
-                self._swap(open_bundle(data, self.keys, now=now, current=self.version, allow_expired=True), data)
+                self._swap(open_bundle(data, self.keys, now=now, current=self.version, allow_expired=True,
+                                       allow_future=True), data)
             except (OSError, RiskError) as exc:
+                kept = isinstance(exc, OSError) or isinstance(exc, BundleError) and exc.code in MAY_OPEN_LATER
                 self.counters["refused_stored"] += 1
                 log.error("risk.stored_bundle_refused", station=self.station, file=str(path),
-                          error=f"stored risk bundle {path.name} cannot be applied and is set aside: {exc}")
-                self.files.refuse(path)
+                          error=f"stored risk bundle {path.name} cannot be applied and is "
+                                f"{'kept for the next start' if kept else 'set aside'}: {exc}")
+                if not kept:
+                    self.files.refuse(path)
                 break
         log.info("risk.loaded", station=self.station, version=self.version, expires_at=self.engine.state.expires_at)
 

@@ -349,8 +349,11 @@ def encode_bundle(bundle_json: Mapping[str, Any], private_key: Ed25519PrivateKey
 
 
 def open_bundle(data: bytes, keys: Mapping[str, Ed25519PublicKey], *, now: float, current: int | None,
-                allow_expired: bool = False) -> Bundle:
-    """Verify, decompress and parse an envelope against the pinned keys and the version the station runs."""
+                allow_expired: bool = False, allow_future: bool = False) -> Bundle:
+    """Verify, decompress and parse an envelope against the pinned keys and the version the station runs.
+
+    `allow_future`: a bundle the station accepted and kept, opened again at start, is not refused as
+    not_yet_valid (the clock may be behind until it is set; it was checked when it arrived)."""
     key_id, sig, payload = _envelope(data)
     key = keys.get(key_id)
     if key is None:
@@ -362,7 +365,7 @@ def open_bundle(data: bytes, keys: Mapping[str, Ed25519PublicKey], *, now: float
         raise BundleError("bad_signature", f"bundle signature does not verify with key {key_id!r}") from None
     bundle = _parse(_decoded(payload), key_id, hashlib.sha256(payload).hexdigest())
     _check_version(bundle, current)
-    if bundle.issued_at > now + CLOCK_SKEW_S:
+    if bundle.issued_at > now + CLOCK_SKEW_S and not allow_future:
         raise BundleError("not_yet_valid", f"bundle {bundle.version} is issued at {bundle.issued_at:.0f}, "
                                            f"after now ({now:.0f})")
     if bundle.expired(now) and not allow_expired:

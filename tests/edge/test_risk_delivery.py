@@ -18,7 +18,7 @@ from central_sync.devtools import Mosquitto, open_station_db
 from central_sync.hub.store import HubStore, open_store
 from central_sync.publisher import Publisher
 from central_sync.risk_delivery import Offer, RiskAck, RiskDelivery
-from edge.risk import BundleFiles, RiskReceiver, RiskRuntime, load_keys
+from edge.risk import BundleFiles, RiskConfig, RiskReceiver, RiskRuntime, load_keys
 from polling import until
 from risk_bundles import envelope, pinned
 from risk.bundle import RandomPolicy
@@ -152,6 +152,22 @@ async def test_a_corrupt_stored_file_is_set_aside_and_the_last_good_bundle_runs(
     again = RiskRuntime.start(STATION, pinned(rig.tmp), rig.tmp / "data")
     assert again.version == 1 and again.evaluate(facts("AB123CD")).lane == "red"
     assert again.counters["refused_stored"] == 1 and (folder / "000000000002-delta.cperb.refused").exists()
+
+
+def test_a_start_with_the_clock_behind_or_the_key_not_pinned_keeps_the_last_good_bundle(tmp_path: Path) -> None:
+    """A station booting before its clock was set renamed its good bundle `.refused` (not_yet_valid, as if
+    corrupt): it ran with none (every item amber) and, at the next start with the right time, still none."""
+    data = tmp_path / "data"
+    first = RiskRuntime.start(STATION, pinned(tmp_path), data)
+    assert first.receive(1, envelope(1)).outcome == "applied"
+    stored = sorted(p.name for p in (data / "risk").iterdir())
+    behind = RiskRuntime(STATION, load_keys(pinned(tmp_path)), BundleFiles(data / "risk"), "seed")
+    behind.reload(now=time.time() - 3600)  # the clock an hour behind: the bundle is issued "in the future"
+    assert behind.version == 1 and behind.counters["refused_stored"] == 0
+    no_key = RiskRuntime.start(STATION, RiskConfig(), data)  # the key file not readable at this start
+    assert no_key.version is None and no_key.counters["refused_stored"] == 1
+    assert sorted(p.name for p in (data / "risk").iterdir()) == stored  # nothing set aside
+    assert RiskRuntime.start(STATION, pinned(tmp_path), data).version == 1
 
 
 async def test_an_expired_bundle_runs_on_stale_at_the_stale_rate(rig: Rig) -> None:

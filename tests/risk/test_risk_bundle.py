@@ -87,7 +87,9 @@ def test_an_expired_bundle_is_refused_unless_the_station_keeps_it_as_stale() -> 
 
 
 def test_a_bundle_issued_in_the_future_is_not_yet_valid() -> None:
-    assert refused(signed(snapshot_doc(issued_at=T0 + 3600, expires_at=T0 + DAY)), now=T0) == "not_yet_valid"
+    ahead = signed(snapshot_doc(issued_at=T0 + 3600, expires_at=T0 + DAY))
+    assert refused(ahead, now=T0) == "not_yet_valid"
+    assert open_bundle(ahead, KEYS, now=T0, current=None, allow_future=True).version == 1  # kept, opened at start
 
 
 @pytest.mark.parametrize("mutate", [
