@@ -15,6 +15,7 @@ Every mistake is a RuleError naming the rule: one sentence with the offending va
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -252,19 +253,28 @@ def _checked_value(ftype: FactType, op: str, value: object, name: str, rule_id: 
     if op == "between":
         if not (isinstance(value, list) and len(value) == 2 and all(_is_num(v) for v in value)
                 and value[0] <= value[1]):
-            raise bad("a list [low, high] of two numbers with low <= high")
+            raise bad(f"a list [low, high] of two numbers with low <= high ({FINITE})")
         return (float(value[0]), float(value[1]))
     if op == "in":
         if not isinstance(value, list) or not value or not all(_fits(v, scalar) for v in value):
             raise bad(f"a non-empty list of {scalar.__name__} values")
         return tuple(value)
     if not _fits(value, float if op in ("gte", "lte") else str if op == "prefix" else scalar):
-        raise bad(f"a {scalar.__name__} value" if op not in ("gte", "lte") else "a number")
+        raise bad(f"a {scalar.__name__} value" if op not in ("gte", "lte") else f"a number ({FINITE})")
     return value
 
 
+FINITE = "finite, within a float's range"
+
+
 def _is_num(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A number a rule may hold: not a bool, finite, and one a float holds (10**400 is none: OverflowError)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 def _fits(v: object, scalar: type) -> bool:

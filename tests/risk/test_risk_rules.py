@@ -102,6 +102,11 @@ def test_a_value_is_never_code() -> None:
     ({"id": "R1", "lane": "red", "when": fact("station.id", "gte", 3)}, "compares numbers"),
     ({"id": "R1", "lane": "red", "when": fact("history.passes", "gte", "3")}, "needs a number"),
     ({"id": "R1", "lane": "red", "when": fact("history.passes", "between", [5, 1])}, "low <= high"),
+    # OverflowError (HTTP 500) when the rule was checked; infinity (JSON 1e999) passed the check, not the draft
+    ({"id": "R1", "lane": "red", "when": fact("declaration.weight_kg", "between", [0, 10**400])}, "finite"),
+    ({"id": "R1", "lane": "red", "when": fact("declaration.weight_kg", "between", [0, float("inf")])}, "finite"),
+    ({"id": "R1", "lane": "red", "when": fact("history.passes", "gte", float("nan"))}, "finite"),
+    ({"id": "R1", "lane": "red", "when": fact("history.passes", "in", [1, 10**400])}, "list of float values"),
     ({"id": "R1", "lane": "red", "when": fact("history.passes", "prefix", "1")}, "is not text"),
     ({"id": "R1", "lane": "red", "when": fact("station.id", "in", [])}, "non-empty list"),
     ({"id": "R1", "lane": "red", "when": fact("detector.load_present", "eq", "yes")}, "a bool value"),
