@@ -62,6 +62,9 @@ class RiskConfig(BaseModel):
                              description="random selection seed, recorded with every draw; default: the station id")
     max_bundle_bytes: int = Field(256 * 1024 * 1024, ge=1024, description="larger bundles are refused")
     timezone: str = Field("UTC", description="the station's local time zone, for rules on the hour and weekday")
+    country: str | None = Field(None, pattern=r"^[A-Z]{2}$",
+                                description="ISO 3166 alpha-2 country of the station: an item's route is its "
+                                            "declaration's origin and this (CN-HK); without it no item has a route")
 
     @field_validator("timezone")
     @classmethod
@@ -116,9 +119,9 @@ class RiskRuntime:
     """The bundle the station runs and the engine that evaluates against it; counters for metrics."""
 
     def __init__(self, station: str, keys: dict[str, Ed25519PublicKey], files: BundleFiles, seed: str,
-                 timezone: str = "UTC", max_bundle_bytes: int = 256 * 1024 * 1024) -> None:
+                 timezone: str = "UTC", max_bundle_bytes: int = 256 * 1024 * 1024, country: str = "") -> None:
         self.station, self.keys, self.files, self.max_bundle_bytes = station, keys, files, max_bundle_bytes
-        self.engine = Engine(BundleState.empty(), seed=seed, tz=timezone)
+        self.engine = Engine(BundleState.empty(), seed=seed, tz=timezone, country=country)
         self.sha256: str | None = None  # of the last envelope applied (the hub's delivery id)
         self.timing: dict[str, float] = {}  # of the last bundle received: open_s (verify, inflate, parse), apply_s
         self.counters: Counter[str] = Counter()
@@ -128,7 +131,7 @@ class RiskRuntime:
     @classmethod
     def start(cls, station: str, cfg: RiskConfig, data_dir: Path) -> "RiskRuntime":
         runtime = cls(station, load_keys(cfg), BundleFiles(Path(data_dir) / "risk"), cfg.seed or station, cfg.timezone,
-                      cfg.max_bundle_bytes)
+                      cfg.max_bundle_bytes, cfg.country or "")
         runtime.reload()
         return runtime
 

@@ -58,7 +58,7 @@ class Facts:
     detector_verdict: str = "pending"  # clear | suspect | manual | pending (before the scan's verdict)
     detector_labels: tuple[str, ...] = ()
     load_present: bool | None = None
-    route: str | None = None  # origin-destination, e.g. "CN-HK"
+    route: str | None = None  # origin-destination, e.g. "CN-HK"; None: the declaration's origin and Engine.country
     identity_expected: bool = False  # a vehicle or container: an item without any identity read is amber
 
 
@@ -194,12 +194,15 @@ def _newness(d: Declaration) -> tuple[float, str]:
 
 
 class Engine:
-    """Evaluates items against the current state; `swap` replaces the state with one assignment."""
+    """Evaluates items against the current state; `swap` replaces the state with one assignment. `country` (ISO
+    3166 alpha-2, the station's) is the destination of an item's route, its declaration's origin the start."""
 
-    def __init__(self, state: BundleState | None = None, *, seed: str = "", tz: str | tzinfo = "UTC") -> None:
+    def __init__(self, state: BundleState | None = None, *, seed: str = "", tz: str | tzinfo = "UTC",
+                 country: str = "") -> None:
         self._state = state if state is not None else BundleState.empty()
         self.seed = seed
         self.tz = ZoneInfo(tz) if isinstance(tz, str) else tz
+        self.country = country
 
     @property
     def state(self) -> BundleState:
@@ -214,8 +217,9 @@ class Engine:
         st = self._state
         idents = _normalised(facts.identities)
         decl = facts.declaration or _declaration_for(st, idents)
-        fired = _watch_hits(st, idents, decl, facts)
-        view = self._view(facts, idents, decl, {f.id.split(":", 1)[0] for f in fired})
+        route = facts.route if facts.route is not None else self._route(decl)
+        fired = _watch_hits(st, idents, decl, facts.at, route)
+        view = self._view(facts, idents, decl, route, {f.id.split(":", 1)[0] for f in fired})
         fired += [Fired(r.id, "rule", r.reason, r.score, r.lane) for r in st.rules.fired(view)]
         if decl is not None and decl.declared_empty and facts.load_present is True:
             fired.append(Fired(DECLARED_EMPTY_NOT_EMPTY, "rule", DECLARED_EMPTY_NOT_EMPTY, 100, "red"))
@@ -233,7 +237,11 @@ class Engine:
         lane: Lane = max((f.lane for f in fired), key=LANES.index, default="green")
         return Assessment(lane, sum(f.score for f in fired), tuple(fired), rnd, st.version, stale)
 
-    def _view(self, facts: Facts, idents: list[tuple[str, str]], decl: Declaration | None,
+    def _route(self, decl: Declaration | None) -> str | None:
+        """The item's route as the declaration's origin and this station's country; None unless both are known."""
+        return f"{decl.origin}-{self.country}" if decl is not None and decl.origin and self.country else None
+
+    def _view(self, facts: Facts, idents: list[tuple[str, str]], decl: Declaration | None, route: str | None,
               listed: set[str]) -> dict[str, Any]:
         """The facts by the names the rule language uses (rules.FACTS), normalised like the rules' values."""
         local = datetime.fromtimestamp(facts.at, self.tz)
@@ -244,7 +252,7 @@ class Engine:
                                 "detector.load_present": facts.load_present,
                                 "history.passes": facts.history_passes, "history.seizures": facts.history_seizures,
                                 "history.last_outcome": facts.history_last_outcome,
-                                "route": None if facts.route is None else normalise("route", facts.route),
+                                "route": None if route is None else normalise("route", route),
                                 "declaration.present": decl is not None}
         for kind, value in idents:
             view.setdefault(f"identity.{kind}", []).append(value)
@@ -282,18 +290,18 @@ def _declaration_for(st: BundleState, idents: list[tuple[str, str]]) -> Declarat
     return None
 
 
-def _watch_hits(st: BundleState, idents: list[tuple[str, str]], decl: Declaration | None,
-                facts: Facts) -> list[Fired]:
+def _watch_hits(st: BundleState, idents: list[tuple[str, str]], decl: Declaration | None, at: float,
+                route: str | None) -> list[Fired]:
     """Watchlist entries, valid at the item's time, on its identities, its declaration's trader and its route."""
     keys = [(k, v) for k, v in idents if k in LIST_KINDS]
     if decl is not None and decl.trader:
         keys.append(("trader", normalise("trader", decl.trader)))
-    if facts.route:
-        keys.append(("route", normalise("route", facts.route)))
+    if route:
+        keys.append(("route", normalise("route", route)))
     fired: list[Fired] = []
     for kind, value in keys:
         for meta in st.lookup(kind, value):
-            if meta.valid_at(facts.at):
+            if meta.valid_at(at):
                 fired.append(Fired(f"{kind}:{meta.list_id}", "watchlist", meta.reason, meta.score, meta.lane,
                                    meta.level))
     return fired

@@ -23,8 +23,9 @@ from models.pool import InferencePool
 from models.runtime import load_detector
 from models.scan import Scan
 from models.testgraphs import case, paint_square, write_package
-from risk.bundle import RandomPolicy
-from risk_bundles import envelope, pinned
+from risk.bundle import Declaration, RandomPolicy, WatchEntry, bundle_dict, encode_bundle
+from risk.rules import Rule
+from risk_bundles import HUB_KEY, NO_RANDOM, envelope, pinned
 
 PLATE = Identity(kind="plate", value="AB-123-CD", source="anpr")
 
@@ -161,6 +162,22 @@ def test_a_bag_needs_no_identity(tmp_path: Path) -> None:
     assert [f.id for f in gantry.assess("bag-1", [], "clear").fired if f.kind != "random"] == ["identity_unread"]
 
 
+def test_a_route_is_the_declarations_origin_and_the_stations_country(tmp_path: Path) -> None:
+    """Route watchlists and rules were authored and published but never fired: the station gave no route."""
+    doc = bundle_dict(version=1, issued_at=time.time() - 60, expires_at=time.time() + 3600, random=NO_RANDOM,
+                      entries=[WatchEntry("route", "CN-HK", "routes", "watch.route", "intel", lane="amber")],
+                      rules=[Rule("R-route", "route", "rule.route", {"fact": "route", "op": "eq", "value": "CN-HK"},
+                                  10, "amber")],
+                      declarations=[Declaration("D-9", "ACME", container="MSKU9070323", origin="CN")])
+    box = [Identity(kind="container", value="MSKU9070323", source="ocr")]
+    for country, fired in (("HK", ["route:routes", "R-route"]), (None, [])):
+        cfg = pinned(tmp_path).model_copy(update={"country": country})
+        runtime = RiskRuntime.start("gate-1", cfg, tmp_path / f"data-{country}")
+        assert runtime.receive(1, encode_bundle(doc, HUB_KEY, "risk-1")).outcome == "applied"
+        assessment = RiskCheck(runtime, "gate-1", "gantry").assess("item-1", box, "clear")
+        assert [f.id for f in assessment.fired if f.kind != "random"] == fired, country
+
+
 async def test_a_stale_bundle_runs_on_at_the_stale_rate_and_says_so(lane: Lane) -> None:
     t = time.time()
     stale = envelope(1, expires_in=25, now=t - 30, random=RandomPolicy(rate=0.0, stale_rate=1.0))
@@ -178,12 +195,14 @@ def test_the_risk_section_is_checked_like_the_rest_of_the_config(tmp_path: Path)
 
     base = (Path(__file__).resolve().parents[2] / "examples" / "xray.toml").read_text()
     good = tmp_path / "good.toml"
-    good.write_text(base + '[risk]\nkeys = { "risk-1" = "/etc/k.pub" }\nseed = "s1"\ntimezone = "Asia/Hong_Kong"\n')
+    good.write_text(base + '[risk]\nkeys = { "risk-1" = "/etc/k.pub" }\nseed = "s1"\ntimezone = "Asia/Hong_Kong"\n'
+                    'country = "HK"\n')
     risk = load_config(good).risk
     assert risk is not None and risk.seed == "s1" and risk.keys == {"risk-1": Path("/etc/k.pub")}
+    assert risk.country == "HK"
     bad = tmp_path / "bad.toml"
-    bad.write_text(base + '[risk]\ntimezone = "Mars/Olympus"\nrate = 0.5\n')
+    bad.write_text(base + '[risk]\ntimezone = "Mars/Olympus"\nrate = 0.5\ncountry = "Hong Kong"\n')
     with pytest.raises(ConfigError) as err:
         load_config(bad)
     text = str(err.value)
-    assert "risk.timezone" in text and "Mars/Olympus" in text and "risk.rate" in text
+    assert "risk.timezone" in text and "Mars/Olympus" in text and "risk.rate" in text and "risk.country" in text
