@@ -461,7 +461,7 @@ async def _enter_command_receiver(stack: AsyncExitStack, config: StationConfig, 
         return run_remote(config, devices, engine.detector, plan, lane_busy=lane_busy, lang=lang)
 
     handlers = CommandHandlers(set_thresholds=engine.set_thresholds, set_tip_rate=set_tip_rate,
-                               switch_model=lambda sha: engine.switch_model(sha, config.model.threads),
+                               switch_model=engine.switch_model,
                                request_diag=request_diag, settings=lambda: command_settings(engine, tip))
     return await stack.enter_async_context(CommandReceiver(sync, config.station.id, store.store, handlers,
                                                            config.commands, retention=store.store.retention))

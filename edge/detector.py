@@ -13,7 +13,7 @@ and content when it ends; either refusal ends in `manual` / model_not_applicable
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,9 +28,9 @@ from models.applicability import ScanFacts, metadata_problem, scan_problem
 from models.cli import ZOO, select_model
 from models.detection import Detection
 from models.errors import ManifestError, ModelError
-from models.manifest import MANIFEST_FILE, load_manifest
+from models.manifest import MANIFEST_FILE, Manifest, load_manifest
 from models.pool import DeadlineUnreachable, InferencePool, PoolOverloaded
-from models.runtime import Detector, load_detector
+from models.runtime import CPU, Detector, load_detector
 from models.scan import Scan
 from models.streaming import StripDetector
 
@@ -42,12 +42,20 @@ log = structlog.get_logger()
 
 @dataclass
 class Engine:
-    """The loaded detector (or the reason there is none) and the shared inference pool."""
+    """The loaded detector (or the reason there is none) and the shared inference pool.
+
+    Every model the station runs (its own, one the hub switches to, a candidate on canary and once promoted)
+    is loaded with `[model] threads` and `providers` and judged under the station's thresholds in force
+    (`[model] thresholds`, then the hub's set_thresholds) over its manifest's.
+    """
 
     detector: Detector | None
     pool: InferencePool
     problem: str = ""
     facts: ScanFacts = ScanFacts()  # what the station knows of its scans: item kind, scanner pitch and energy
+    threads: int = 1
+    providers: tuple[str, ...] = (CPU,)
+    thresholds: dict[str, float] = field(default_factory=dict)  # the station's overrides in force
 
     @property
     def model(self) -> ModelRef | None:
@@ -68,15 +76,29 @@ class Engine:
         if self.detector is None:
             raise ModelError("the station has no model whose thresholds could change")
         self.detector = self.detector.with_thresholds(overrides)
+        self.thresholds = {**self.thresholds, **overrides}
         log.info("model.thresholds_changed", thresholds=overrides)
 
-    async def switch_model(self, sha256: str, threads: int = 1) -> None:
+    async def switch_model(self, sha256: str) -> None:
         """Make a model package the station already holds active; it is verified by its hash."""
         model_dir = held_model(sha256)
-        self.use(await asyncio.to_thread(load_detector, model_dir, intra_op_threads=threads))
+        self.use(await asyncio.to_thread(self.load, model_dir))
+
+    def load(self, model_dir: Path) -> Detector:
+        """Load another package as the station's own was loaded (threads, providers; blocking); `use` and
+        `under_station_thresholds` put the station's thresholds over its manifest's."""
+        return load_detector(model_dir, intra_op_threads=self.threads, providers=list(self.providers))
+
+    def under_station_thresholds(self, detector: Detector) -> Detector:
+        """`detector` with the station's threshold overrides for the classes it has; those naming classes it
+        lacks are logged, never applied to another class."""
+        carried = carried_thresholds(detector.manifest, self.thresholds)
+        return detector.with_thresholds(carried) if carried else detector
 
     def use(self, detector: Detector) -> None:
-        """Make a loaded detector active (one assignment: a scan in progress finishes on the old one)."""
+        """Make a loaded detector active under the station's thresholds in force (one assignment: a scan in
+        progress finishes on the old one)."""
+        detector = self.under_station_thresholds(detector)
         problem = metadata_problem(detector.manifest, self.facts)
         self.detector, self.problem = detector, _not_made_for(problem) if problem else ""
         log.info("model.switched", name=detector.info.name, version=detector.info.version, sha256=detector.info.sha256)
@@ -162,6 +184,17 @@ def _unless_it_cannot_clear(detector: Detector | None, detections: list[Detectio
     return detections
 
 
+def carried_thresholds(manifest: Manifest, thresholds: dict[str, float]) -> dict[str, float]:
+    """The station's thresholds for the classes the model has; those naming classes it lacks are logged."""
+    lacking = {k: v for k, v in thresholds.items() if k not in manifest.class_names}
+    if lacking:
+        m = manifest
+        log.warning("model.thresholds_not_carried", model=f"{m.name} {m.version}", classes=sorted(lacking),
+                    error=f"model {m.name} {m.version} has no classes {sorted(lacking)}, so the station's "
+                          f"thresholds for them ({lacking}) do not apply to it; it has {list(m.class_names)}")
+    return {k: v for k, v in thresholds.items() if k in manifest.class_names}
+
+
 def held_model(sha256: str, zoo: Path = ZOO) -> Path:
     """The package under `zoo` whose manifest names `sha256`; ManifestError when none does."""
     for manifest in sorted(zoo.glob(f"*/{MANIFEST_FILE}")):
@@ -211,16 +244,19 @@ async def load_engine(cfg: ModelSection, station: str, store: StoreWriter, pool:
     A configured model made for other scans is loaded (each scan then says why it is not judged)
     and the alarm stands all the same: every item will go to manual.
     """
+    def engine(detector: Detector | None, problem: str = "") -> Engine:
+        return Engine(detector, pool, problem, facts, cfg.threads, tuple(cfg.providers), dict(cfg.thresholds))
+
     try:
         detector = await open_detector(cfg, facts)
     except ModelError as exc:
         log.error("model.unavailable", station=station, error=str(exc))
         await store.call(store.store.raise_alarm, "model_unavailable", f"{exc}; every item goes to manual")
-        return Engine(None, pool, str(exc), facts)
+        return engine(None, str(exc))
     problem = metadata_problem(detector.manifest, facts)
     if problem is not None:
         log.error("model.not_applicable", station=station, error=problem)
         await store.call(store.store.raise_alarm, "model_unavailable", f"{_not_made_for(problem)}; every item goes to manual")
-        return Engine(detector, pool, _not_made_for(problem), facts)
+        return engine(detector, _not_made_for(problem))
     await store.call(store.store.clear_alarm, "model_unavailable")
-    return Engine(detector, pool, facts=facts)
+    return engine(detector)

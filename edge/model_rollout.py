@@ -2,7 +2,7 @@
 
     rollout = Rollout.start(station, cfg, data_dir, hub_key)   # reads data_dir/models/state.json; a start on canary counts
     engine = await load_engine(rollout.model_section(config.model), ...)   # the active slot, if any
-    rollout.attach(engine, pool)
+    rollout.attach(engine, pool)                         # candidates load as the engine's models do (threads, thresholds)
     await rollout.resume()                               # a candidate on canary is loaded again (or rolled back)
     async with RiskReceiver(sync_cfg, station, rollout, leaf="model"):   # cpe/v1/{s}/model -> .../model/ack
 
@@ -12,8 +12,9 @@ defaults are raised to them). In a worker thread it is verified with the pinned 
 (`[rollout] keys`): unsigned, unknown key, bad signature, a file whose sha256 is not the signed one, a
 downgrade the admin did not allow, a model not made for this station's scans: each is refused before any
 byte reaches onnxruntime, counted, logged in one sentence and reported in the ack and the status. Accepted, it is written into the inactive of two
-slots (`data_dir/models/A`, `B`), loaded (the runtime checks its hash again) and run as the shadow model
-on live items: verdicts stay the active model's. Each compared item counts towards the roll-out's
+slots (`data_dir/models/A`, `B`), loaded (the runtime checks its hash again) with the station's model
+settings (`[model] threads`, `providers`, the thresholds in force) and run as the shadow model on live
+items under the same thresholds as the active model: verdicts stay the active model's. Each compared item counts towards the roll-out's
 criteria: promoted when at least `min_items` agree at `min_agreement` with a p95 latency within
 `p95_ms`; rolled back on a load failure, on more than `max_misses` items over `p95_ms`, when
 `max_items` pass without promotion, or on a crash loop: the state is persisted, so each start of the
@@ -49,6 +50,7 @@ from edge.risk import RiskConfig, load_keys
 from models.applicability import metadata_problem
 from models.detection import Detection
 from models.errors import ModelError, PackageError
+from models.manifest import load_manifest
 from models.scan import Scan
 from models.signing import Package, is_downgrade, open_package
 
@@ -148,7 +150,7 @@ class Rollout:
         self.runner: ShadowRunner | None = None
         self.engine: Engine | None = None
         self.pool: InferencePool | None = None
-        self.threads = 1
+        self._carried: dict[str, float] = {}  # the station's thresholds the candidate on canary runs under
         self._lock = threading.Lock()  # one package installed at a time; state writes
         # the same envelope refused again (the hub offers a roll-out when staged and again when the station
         # says it is ready): the same answer, counted as `repeat_refused`, not as another refusal; keyed by
@@ -176,10 +178,18 @@ class Rollout:
         return self.folder / slot
 
     def model_section(self, section: ModelSection) -> ModelSection:
-        """The station's model settings with the active slot as its package, when one was promoted."""
+        """The station's model settings with the active slot as its package, when one was promoted; thresholds
+        naming classes the promoted model lacks are logged and left out (it would not load under them)."""
         if self.state.active is None:
             return section
-        return section.model_copy(update={"dir": self.slot_dir(self.state.active)})
+        from edge.detector import carried_thresholds
+
+        folder = self.slot_dir(self.state.active)
+        try:
+            thresholds = carried_thresholds(load_manifest(folder), section.thresholds)
+        except ModelError:  # the engine's load says why it does not load
+            thresholds = section.thresholds
+        return section.model_copy(update={"dir": folder, "thresholds": thresholds})
 
     def _read(self) -> SlotState:
         path = self.folder / "state.json"
@@ -201,8 +211,8 @@ class Rollout:
         os.replace(tmp, path)
 
     # ---- wiring -----------------------------------------------------------------------------
-    def attach(self, engine: Engine, pool: InferencePool, threads: int = 1) -> None:
-        self.engine, self.pool, self.threads = engine, pool, threads
+    def attach(self, engine: Engine, pool: InferencePool) -> None:
+        self.engine, self.pool = engine, pool
 
     async def resume(self) -> None:
         """After a restart during a canary: load the candidate again (a failure rolls back)."""
@@ -300,20 +310,21 @@ class Rollout:
 
     def _run_candidate(self, slot: str) -> bool:
         """Load the candidate and put it on canary; a load failure rolls back at once."""
-        from models.runtime import load_detector
         from models.shadow import ShadowRunner
 
+        if self.engine is None or self.pool is None:
+            raise RuntimeError("Rollout.attach() must come before a candidate runs")
         try:
-            detector = load_detector(self.slot_dir(slot), intra_op_threads=self.threads)
+            detector = self.engine.under_station_thresholds(self.engine.load(self.slot_dir(slot)))
         except ModelError as exc:
             self.counters["rolled_back_load"] += 1
             self._rollback(f"the candidate in slot {slot} does not load: {exc}")
             self._save()
             return False
-        if self.pool is None:
-            raise RuntimeError("Rollout.attach() must come before a candidate runs")
-        self.canary = Canary(self.state.criteria)
-        self.runner = ShadowRunner(detector, self.pool, on_compared=self._compared(detector))
+        self.canary, self._carried = Canary(self.state.criteria), dict(self.engine.thresholds)
+        runner = ShadowRunner(detector, self.pool)
+        runner.on_compared = self._compared(runner)
+        self.runner = runner
         log.info("rollout.canary", station=self.station, rollout=self.state.rollout, slot=slot,
                  model=f"{detector.info.name} {detector.info.version}", starts=self.state.starts)
         return True
@@ -339,21 +350,25 @@ class Rollout:
     # ---- canary (event loop) ---------------------------------------------------------------
     def submit(self, station: str, scan: Scan, active: Sequence[Detection]) -> bool:
         """The inspection's decided scan: compared by the candidate on canary, if there is one."""
-        runner = self.runner
-        return runner.submit(station, scan, active) if runner is not None else False
+        runner, engine = self.runner, self.engine
+        if runner is None:
+            return False
+        if engine is not None and engine.thresholds != self._carried:  # the hub's set_thresholds: both models
+            runner.candidate, self._carried = engine.under_station_thresholds(runner.candidate), dict(engine.thresholds)
+        return runner.submit(station, scan, active)
 
-    def _compared(self, detector: Detector) -> Callable[[bool, float], None]:
+    def _compared(self, runner: ShadowRunner) -> Callable[[bool, float], None]:
         def compared(agree: bool, seconds: float) -> None:
             if not self._lock.acquire(blocking=False):  # a package is being installed: this canary is ending
                 self.counters["canary_item_skipped_busy"] += 1
                 return
             try:
-                canary, runner = self.canary, self.runner
-                if canary is None or runner is None or runner.candidate is not detector:
+                canary = self.canary
+                if canary is None or self.runner is not runner:
                     return  # a comparison that finished after its candidate was replaced or ended
                 decision, why = canary.observe(agree, seconds)
                 if decision == "promote":
-                    self._promote(detector, why)
+                    self._promote(runner.candidate, why)
                 elif decision == "rollback":
                     self.counters["rolled_back_canary"] += 1
                     self._rollback(why)
@@ -376,7 +391,7 @@ class Rollout:
 
     def _promote(self, detector: Detector, why: str) -> None:
         if self.engine is not None:
-            self.engine.use(detector)
+            self.engine.use(detector)  # under the station's thresholds in force now
         self.counters["promoted"] += 1
         self.state.active, self.state.candidate, self.state.phase = self.state.candidate, None, "promoted"
         self.state.reason, self.runner, self.state.candidate_signed = why, None, None
@@ -451,7 +466,7 @@ async def run_rollout(stack: AsyncExitStack, config: StationConfig, rollout: Rol
     slots run. A link that cannot start is logged: the active model inspects on."""
     if rollout is None:
         return
-    rollout.attach(engine, pool, config.model.threads)
+    rollout.attach(engine, pool)
     metrics.registry.register(RolloutCollector(rollout))
     await rollout.resume()
     if config.sync is None:

@@ -78,15 +78,17 @@ class Rig:
 
     @asynccontextmanager
     async def station(self, crash_limit: int = 2, more_keys: dict[str, Path] | None = None,
-                      pins_hub_key: bool = True) -> AsyncIterator[Rollout]:
-        """The station as the daemon composes it: slots read first, the engine on the active slot, then the canary;
-        it pins the hub's command key (which signs the roll-out headers) unless told not to."""
+                      pins_hub_key: bool = True, thresholds: dict[str, float] | None = None) -> AsyncIterator[Rollout]:
+        """The station as the daemon composes it: slots read first, the engine on the active slot (under
+        `[model] thresholds`), then the canary; it pins the hub's command key (which signs the roll-out headers)
+        unless told not to."""
         cfg = RolloutConfig(keys={KEY_ID: self.tmp / "models.pub", **(more_keys or {})}, crash_limit=crash_limit)
         hub_key = load_public_key(self.tmp / "hub.pub") if pins_hub_key else None
         rollout = await asyncio.to_thread(Rollout.start, STATION, cfg, self.tmp / "data", hub_key)
         section = rollout.model_section(ModelSection(dir=self.tmp / "active"))
         assert section.dir is not None
-        engine = Engine(await asyncio.to_thread(load_detector, section.dir, overlap=OVERLAP), self.pool)
+        detector = await asyncio.to_thread(load_detector, section.dir, overlap=OVERLAP, thresholds=thresholds)
+        engine = Engine(detector, self.pool, thresholds=dict(thresholds or {}))
         rollout.attach(engine, self.pool)
         await rollout.resume()
         open_station_db(self.tmp / "station.db").close()

@@ -49,6 +49,82 @@ async def test_a_candidate_is_promoted_after_n_agreeing_items_and_stays_active_a
         assert again.engine.detector.info.version == "2.1.0"
 
 
+async def test_a_candidate_runs_and_is_promoted_under_the_stations_thresholds(rig: Rig) -> None:
+    """The candidate was loaded with its manifest's thresholds only: `[model] thresholds` and the hub's
+    set_thresholds were compared against other thresholds and lost once it was promoted (0.1 became 0.25 at a
+    station). Now both models compare under the thresholds in force, and the promoted one keeps them."""
+    async with rig.station(thresholds={"metal": 0.25}) as rollout:
+        rid = rig.stage("2.1.0", min_items=3, min_agreement=0.9, p95_ms=60_000)
+        await until(lambda: rig.answered(rid), "on canary", check=lambda a: a == ("applied", None))
+        engine, runner = rollout.engine, rollout.runner
+        assert engine is not None and engine.detector is not None and runner is not None
+        assert runner.candidate.thresholds == {"metal": 0.25, "organic": 0.5}  # the manifest's: 0.5 both
+        engine.set_thresholds({"organic": 0.125})  # the hub's set_thresholds during the canary
+        await live_items(rollout, 1)
+        assert runner.candidate.thresholds == engine.detector.thresholds == {"metal": 0.25, "organic": 0.125}
+        await live_items(rollout, 2, seed=5)
+        assert rollout.status()["models"]["phase"] == "promoted" and engine.detector.info.version == "2.1.0"
+        assert engine.detector.thresholds == {"metal": 0.25, "organic": 0.125}
+
+
+async def test_a_model_the_hub_switches_to_keeps_the_stations_thresholds_and_names_those_it_cannot(
+        tmp_path: Path) -> None:
+    """switch_model loaded the package with its manifest's thresholds (and one thread, the CPU): an organic item
+    the station's 0.5 found was missed under the manifest's 0.9. An override for a class the new model lacks is
+    logged in one sentence, never applied elsewhere."""
+    import structlog
+
+    from edge.detector import Engine
+    from models.pool import InferencePool
+    from models.runtime import load_detector
+    from models.scan import Scan
+    from models.testgraphs import case, paint_square, write_package
+
+    old = write_package(tmp_path / "old", thresholds=(0.5, 0.5), classes=("metal", "organic"))
+    new = write_package(tmp_path / "new", version="2.0.0", thresholds=(0.9, 0.9), classes=("metal", "organic"))
+    other = write_package(tmp_path / "other", version="3.0.0", classes=("metal", "liquid"))
+    high, low = case(256, 200)
+    paint_square(high, low, 30, 30, "organic")  # scores about 0.8
+    async with InferencePool() as pool:
+        station = {"metal": 0.5, "organic": 0.5}
+        engine = Engine(load_detector(old, thresholds=station), pool, thresholds=station)
+        engine.use(await asyncio.to_thread(engine.load, new))  # as switch_model does
+        assert engine.detector is not None and engine.detector.thresholds == station
+        assert [d.label for d in engine.detector.detect(Scan(high, low))] == ["organic"]
+        with structlog.testing.capture_logs() as logs:
+            engine.use(await asyncio.to_thread(engine.load, other))
+        assert engine.detector.thresholds == {"metal": 0.5, "liquid": 0.5}
+        said = [e["error"] for e in logs if e["event"] == "model.thresholds_not_carried"]
+        assert len(said) == 1 and "has no classes ['organic']" in said[0] and "\n" not in said[0]
+
+
+async def test_a_promoted_model_lacking_a_class_of_the_stations_thresholds_still_starts(tmp_path: Path) -> None:
+    """After a restart the promoted slot was loaded under `[model] thresholds` whole: one naming a class it lacks
+    made it unloadable (every item manual). That override is now logged and left out."""
+    import structlog
+
+    from edge.config import ModelSection
+    from edge.model_rollout import Rollout, RolloutConfig, SlotState
+    from models.runtime import load_detector
+    from models.signing import open_package, pack, sign_package
+    from models.testgraphs import write_package
+
+    key = generate_keypair(tmp_path / "models.key", tmp_path / "models.pub")
+    src = write_package(tmp_path / "src", version="3.0.0", classes=("metal", "liquid"))
+    sign_package(src, key, "k")
+    cfg = RolloutConfig(keys={"k": tmp_path / "models.pub"})
+    first = Rollout.start(STATION, cfg, tmp_path / "data")
+    first._install("A", open_package(pack(src), {"k": key.public_key()}).write)
+    first.state = SlotState(active="A", phase="promoted")
+    first._save()
+    with structlog.testing.capture_logs() as logs:
+        section = Rollout.start(STATION, cfg, tmp_path / "data").model_section(
+            ModelSection(thresholds={"metal": 0.25, "organic": 0.125}))
+    assert section.dir == tmp_path / "data" / "models" / "A" and section.thresholds == {"metal": 0.25}
+    assert load_detector(section.dir, thresholds=section.thresholds).thresholds == {"metal": 0.25, "liquid": 0.5}
+    assert [e["classes"] for e in logs if e["event"] == "model.thresholds_not_carried"] == [["organic"]]
+
+
 @pytest.mark.parametrize(("how", "code"), [
     ({"after": "unsign"}, "unsigned"),
     ({"key": Ed25519PrivateKey.generate()}, "bad_signature"),
