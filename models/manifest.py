@@ -13,7 +13,7 @@ A package is `models/zoo/<name>/model.onnx` + `manifest.toml`:
     [output] format = "cpe-fcos-v1" | "yolov8" | "yolov5"; stride (cpe-fcos-v1 only)
     [[classes]] name, threshold
     [applies] item_kinds, pixel_mm, energy_kev, lines, pixels, opaque_share, channel_ratio, single_energy
-              (optional; see AppliesSpec)
+              (optional; see AppliesSpec; pixel_mm defaults to [input] pixel_mm ± 10 %)
     [evaluation] free-form figures
 
 Three-channel inputs (YOLO tool-chains trained on RGB) list their mapping explicitly, e.g.
@@ -42,7 +42,7 @@ MANIFEST_FILE = "manifest.toml"
 MODEL_FILE = "model.onnx"
 OUTPUT_FORMATS = ("cpe-fcos-v1", "yolov8", "yolov5")
 ItemKindName = Literal["baggage", "parcel", "vehicle", "container"]  # central_sync.schema.ItemKind values
-PIXEL_TOLERANCE = 0.1  # a package without [applies] judges scans within 10 % of its pixel_mm
+PIXEL_TOLERANCE = 0.1  # a package whose [applies] states no pixel_mm judges scans within 10 % of its [input] one
 
 
 class _Frozen(BaseModel):
@@ -86,7 +86,8 @@ class ClassSpec(_Frozen):
 
 
 class AppliesSpec(_Frozen):
-    """The scans a model is made for; each range is inclusive, a missing one does not restrict.
+    """The scans a model is made for; each range is inclusive, a missing one does not restrict (but a missing
+    `pixel_mm` is the `[input]` one within 10 %, Manifest.applicability).
 
         [applies]
         item_kinds = ["vehicle", "container"]
@@ -193,11 +194,13 @@ class Manifest(_Frozen):
 
     @property
     def applicability(self) -> AppliesSpec:
-        """`[applies]`, or for a package without one: its pixel_mm within 10 %, anything else."""
-        if self.applies is not None:
-            return self.applies
+        """`[applies]` (none: anything), its pixel pitch where it states none the `[input] pixel_mm` the model was
+        trained at within 10 %: a table naming only item kinds must not turn the pitch check off."""
+        spec = self.applies or AppliesSpec()
+        if spec.pixel_mm is not None:
+            return spec
         p = self.input.pixel_mm
-        return AppliesSpec(pixel_mm=(p * (1 - PIXEL_TOLERANCE), p * (1 + PIXEL_TOLERANCE)))
+        return spec.model_copy(update={"pixel_mm": (p * (1 - PIXEL_TOLERANCE), p * (1 + PIXEL_TOLERANCE))})
 
 
 def _describe(err: ValidationError, path: Path) -> str:

@@ -51,6 +51,16 @@ def test_without_applies_only_the_pitch_counts_within_ten_percent(fcos_dir):
         f"model {m.name} is made for pixel pitch 0.9 to 1.1 mm; this scan's is 1.12 mm"
 
 
+def test_an_applies_table_without_a_pitch_still_judges_the_pitch_within_ten_percent(tmp_path):
+    """The [input] pixel_mm fallback held only without [applies]: a table naming item kinds alone let a model
+    trained at 1 mm judge 7.5 mm scans."""
+    m = load_manifest(write_package(tmp_path / "b", name="bags", applies='item_kinds = ["baggage"]'))
+    assert metadata_problem(m, ScanFacts("baggage", 1.05, 6000.0)) is None
+    assert metadata_problem(m, ScanFacts("baggage", 7.5, 160.0)) == \
+        "model bags is made for pixel pitch 0.9 to 1.1 mm; this scan's is 7.5 mm"
+    assert metadata_problem(m, ScanFacts("parcel", 1.0)) == "model bags is made for baggage scans, not parcel"
+
+
 def test_each_fact_outside_the_manifest_is_named_with_its_values(tmp_path):
     m = load_manifest(write_package(tmp_path / "v", name="portal", pixel_mm=8.0, applies=VEHICLES))
     ok = ScanFacts("container", 8.0, 6000.0, 3000, 1024)
