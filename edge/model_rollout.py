@@ -95,8 +95,10 @@ class SlotState(BaseModel):
     criteria: Criteria = Criteria()
     starts: int = 0  # starts of the process during this canary
     reason: str | None = None
-    candidate_signed: str | None = None  # sha256 of the candidate's signed package (the envelope less its header)
-    rolled_back: list[str] = Field(default_factory=list)  # signed packages this station rolled back, newest last
+    candidate_signed: str | None = None  # the candidate's Package.identity (sha256 of its signed statement)
+    # signed packages this station rolled back, newest last: Package.identity; entries written before it, the
+    # sha256 of the package's bytes, are still read and matched
+    rolled_back: list[str] = Field(default_factory=list)
 
 
 class Canary:
@@ -234,8 +236,9 @@ class Rollout:
                 opened = open_envelope(envelope)
                 criteria = self._criteria(opened)
                 package = open_package(opened.package, self.keys)
-                signed = hashlib.sha256(opened.package).hexdigest()
-                if signed in self.state.rolled_back:  # a replay under other criteria may not bring it back
+                signed = package.identity  # the signed statement, however the package's own header is spaced
+                earlier = hashlib.sha256(opened.package).hexdigest()  # how state.json named them before
+                if signed in self.state.rolled_back or earlier in self.state.rolled_back:  # no replay brings it back
                     raise PackageError("rolled_back", f"model {package.manifest.name} {package.manifest.version} "
                                                       f"(signed package {signed[:12]}) was rolled back on this station; "
                                                       f"trying it again takes a new signature")

@@ -64,6 +64,12 @@ class Package:
     def allow_downgrade(self) -> bool:
         return bool(self.statement["allow_downgrade"])
 
+    @property
+    def identity(self) -> str:
+        """sha256 of the canonical signed statement: the same however the envelope's unsigned header is spaced
+        or ordered; a new signature of the same files (another `signed_at`) is another."""
+        return _sha(canonical(self.statement))
+
     def write(self, folder: Path) -> None:
         """The package's files in `folder` (which must exist and be empty), each fsynced."""
         for name, data in self.files.items():

@@ -242,7 +242,10 @@ async def test_a_rolled_back_package_sent_again_under_other_criteria_is_refused(
     """The roll-out header (criteria, id) is not signed: the rolled-back package re-sent with criteria that promote
     after one item was installed and promoted. Now the station remembers what it rolled back, across a restart;
     the same model signed anew may be tried again."""
+    import json
+
     from central_sync.model_delivery import MAGIC, Criteria, RolloutHeader, open_envelope
+    from models.signing import MAGIC as PKG_MAGIC
 
     async with rig.station(pins_hub_key=False) as rollout:  # a station that pins the hub's key refuses it unsigned
         sent: list[bytes] = []
@@ -261,8 +264,32 @@ async def test_a_rolled_back_package_sent_again_under_other_criteria_is_refused(
     async with rig.station(pins_hub_key=False) as again:  # remembered across a restart
         ack = await asyncio.to_thread(again.receive, rid + 2, lenient)
         assert (ack.outcome, ack.code) == ("refused", "rolled_back")
+        # the package's own header (key id, signature, statement, file lengths) is JSON outside the signature:
+        # spaced anew it was another package by its bytes, and the rolled-back model was back on canary
+        head, body = package[len(PKG_MAGIC):].split(b"\n", 1)
+        respaced = PKG_MAGIC + json.dumps(json.loads(head), indent=1).replace("\n", " ").encode() + b"\n" + body
+        ack = await asyncio.to_thread(again.receive, rid + 3, MAGIC + header.model_dump_json().encode() + b"\n" + respaced)
+        assert (ack.outcome, ack.code) == ("refused", "rolled_back") and again.runner is None
         rid = rig.stage("2.4.0", min_items=5, p95_ms=60_000)  # signed anew: tried again
         await until(lambda: rig.answered(rid), "the re-signed package installed", check=lambda a: a == ("applied", None))
+
+
+async def test_a_package_rolled_back_before_its_signed_statement_was_remembered_is_still_refused(rig: Rig) -> None:
+    """state.json of before names rolled-back packages by their bytes' sha256: still read and matched."""
+    import hashlib
+    import json
+
+    from central_sync.model_delivery import open_envelope
+
+    rid = rig.stage("2.4.0", send=False)
+    offer = rig.repo.offer(rig.hub.key)
+    assert offer is not None
+    (rig.tmp / "data" / "models").mkdir(parents=True)
+    older = {"phase": "rolled_back", "rolled_back": [hashlib.sha256(open_envelope(offer.snapshot).package).hexdigest()]}
+    (rig.tmp / "data" / "models" / "state.json").write_text(json.dumps(older))
+    async with rig.station() as rollout:
+        ack = await asyncio.to_thread(rollout.receive, rid, offer.snapshot)
+        assert (ack.outcome, ack.code) == ("refused", "rolled_back") and slots(rig.tmp) == []
 
 
 async def test_a_roll_out_header_eased_or_spliced_on_the_way_is_refused_where_the_hubs_key_is_pinned(rig: Rig) -> None:
