@@ -19,7 +19,8 @@ criteria: promoted when at least `min_items` agree at `min_agreement` with a p95
 `p95_ms`; rolled back on a load failure, on more than `max_misses` items over `p95_ms`, when
 `max_items` pass without promotion, or on a crash loop: the state is persisted, so each start of the
 process during a canary counts, and more than `crash_limit` starts roll back (only the process restarts,
-never the machine).
+never the machine). Each slot keeps the package's signature.json and is verified again at every start: one
+edited or unsigned since is not run.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from models.detection import Detection
 from models.errors import ModelError, PackageError
 from models.manifest import load_manifest
 from models.scan import Scan
-from models.signing import Package, is_downgrade, open_package
+from models.signing import Package, is_downgrade, open_folder, open_package
 
 if TYPE_CHECKING:  # onnxruntime is loaded with the first candidate, not with the station's config
     from contextlib import AsyncExitStack
@@ -167,6 +168,7 @@ class Rollout:
         folder.mkdir(parents=True, exist_ok=True)
         rollout = cls(station, load_keys(RiskConfig(keys=cfg.keys)), folder, cfg, hub_key)
         rollout.state = rollout._read()
+        rollout._verify_slots()
         if rollout.state.phase == "canary":
             rollout.state.starts += 1
             if rollout.state.starts > cfg.crash_limit:
@@ -192,6 +194,30 @@ class Rollout:
         except ModelError:  # the engine's load says why it does not load
             thresholds = section.thresholds
         return section.model_copy(update={"dir": folder, "thresholds": thresholds})
+
+    def _verify_slots(self) -> None:
+        """Each slot in use is verified again as when it arrived (its signature.json against the pinned keys, the
+        files' hashes against the signed statement): one edited or unsigned since is not run; the active one
+        gives way to the configured model, a candidate is rolled back (not remembered as a rolled-back package:
+        the package the hub signed may be sound)."""
+        for slot in (self.state.active, self.state.candidate if self.state.phase == "canary" else None):
+            if slot is None:
+                continue
+            try:
+                open_folder(self.slot_dir(slot), self.keys)
+            except PackageError as exc:
+                self._unverified(slot, f"model slot {slot} does not verify against its signature ({exc.code}: {exc})")
+
+    def _unverified(self, slot: Slot, why: str) -> None:
+        self.counters["slot_unverified"] += 1
+        if slot == self.state.candidate:
+            self.state.candidate_signed = None
+            self._rollback(why)
+        else:
+            self.state.active, self.state.reason = None, f"{why}; the configured model runs instead"
+            self.state.phase = "canary" if self.state.phase == "canary" else "rolled_back"
+        log.error("rollout.slot_unverified", station=self.station, slot=slot, error=self.state.reason)
+        self._save()
 
     def _read(self) -> SlotState:
         path = self.folder / "state.json"
@@ -434,7 +460,7 @@ class RolloutCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         outcomes = CounterMetricFamily("edge_model_rollouts", "Model packages by outcome (installed, duplicate, "
-                                       "refused_<code>, repeat_refused, criteria_raised, promoted, rolled_back_load|canary)", labels=["outcome"])
+                                       "refused_<code>, repeat_refused, criteria_raised, promoted, rolled_back_load|canary, slot_unverified)", labels=["outcome"])
         for outcome, n in sorted(self.rollout.counters.items()):
             outcomes.add_metric([outcome], n)
         yield outcomes

@@ -19,7 +19,9 @@ On the wire (`pack` / `open_package`):
 (`bad_format`), that it is signed (`unsigned`), that the key is pinned (`unknown_key`), the
 signature (`bad_signature`), the manifest's hash against the statement and the model's hash against
 both the statement and the manifest (`sha_mismatch`), the manifest itself (`bad_manifest`). Any
-bytes give a Package or a PackageError whose message is one sentence with the values.
+bytes give a Package or a PackageError whose message is one sentence with the values. A station writes
+a package into its slot with its `signature.json` (`Package.write`); `open_folder` verifies such a folder
+in the same way before it runs again.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class Package:
     statement: dict[str, Any]
     manifest: Manifest
     files: dict[str, bytes]
+    sig: str
 
     @property
     def allow_downgrade(self) -> bool:
@@ -71,8 +74,10 @@ class Package:
         return _sha(canonical(self.statement))
 
     def write(self, folder: Path) -> None:
-        """The package's files in `folder` (which must exist and be empty), each fsynced."""
-        for name, data in self.files.items():
+        """The package's files and its `signature.json` in `folder` (which must exist and be empty), each fsynced:
+        `open_folder` verifies it again whenever it is to run."""
+        doc = {"key_id": self.key_id, "sig": self.sig, "statement": self.statement}
+        for name, data in {**self.files, SIGNATURE_FILE: (json.dumps(doc, indent=2) + "\n").encode()}.items():
             with (folder / name).open("wb") as fh:
                 fh.write(data)
                 fh.flush()
@@ -123,9 +128,31 @@ def pack(folder: Path) -> bytes:
 def open_package(data: bytes, keys: Mapping[str, Ed25519PublicKey]) -> Package:
     """Verify an envelope against the pinned `keys`; PackageError (with `code`) otherwise. Never loads the model."""
     header, body = _header(data)
+    return _verified(header, body, keys, f"model package of {len(data)} bytes")
+
+
+def open_folder(folder: Path, keys: Mapping[str, Ed25519PublicKey]) -> Package:
+    """Verify a package folder holding its `signature.json` (an installed slot) as `open_package` verifies an
+    envelope, with the same codes; never loads the model."""
+    try:
+        doc = json.loads((folder / SIGNATURE_FILE).read_bytes())
+        files = {n: (folder / n).read_bytes() for n in FILES if (folder / n).exists()}
+    except FileNotFoundError as exc:
+        raise PackageError("unsigned", f"model package {folder} holds no {SIGNATURE_FILE}; it is not run") from exc
+    except (OSError, ValueError, RecursionError) as exc:
+        raise PackageError("bad_format", f"model package {folder} cannot be read: {exc!r:.200}") from exc
+    if not isinstance(doc, dict):
+        raise PackageError("bad_format", f"{folder / SIGNATURE_FILE} is not a JSON object")
+    header = {"key_id": doc.get("key_id"), "sig": doc.get("sig"), "statement": doc.get("statement"),
+              "files": [[n, len(d)] for n, d in files.items()]}
+    return _verified(header, b"".join(files.values()), keys, f"model package {folder}")
+
+
+def _verified(header: dict[str, Any], body: bytes, keys: Mapping[str, Ed25519PublicKey], what: str) -> Package:
     key_id, sig, statement = header.get("key_id"), header.get("sig"), header.get("statement")
-    if not sig or not isinstance(key_id, str) or not key_id or not isinstance(statement, dict):
-        raise PackageError("unsigned", f"model package of {len(data)} bytes carries no signature; it is not installed")
+    if not sig or not isinstance(sig, str) or not isinstance(key_id, str) or not key_id \
+            or not isinstance(statement, dict):
+        raise PackageError("unsigned", f"{what} carries no signature; it is not installed")
     if key_id not in keys:
         raise PackageError("unknown_key", f"model package signed with key {key_id!r}, which this station does not pin "
                                           f"(it pins {sorted(keys)}); it is not installed")
@@ -137,7 +164,7 @@ def open_package(data: bytes, keys: Mapping[str, Ed25519PublicKey]) -> Package:
     if set(statement) != STATEMENT_KEYS:
         raise PackageError("bad_format", f"signed statement has keys {sorted(statement)}, expected {sorted(STATEMENT_KEYS)}")
     files = _files(header, body)
-    return Package(key_id, statement, _check(statement, files), files)
+    return Package(key_id, statement, _check(statement, files), files, sig)
 
 
 def _header(data: bytes) -> tuple[dict[str, Any], bytes]:

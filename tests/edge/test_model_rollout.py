@@ -125,6 +125,37 @@ async def test_a_promoted_model_lacking_a_class_of_the_stations_thresholds_still
     assert [e["classes"] for e in logs if e["event"] == "model.thresholds_not_carried"] == [["organic"]]
 
 
+async def test_a_slot_edited_or_unsigned_since_it_was_verified_is_not_run(rig: Rig) -> None:
+    """The slot kept no signature and a start loaded it when its model matched its own manifest: a manifest
+    edited since (every threshold 1.0) ran silently. Now the slot holds its signature.json and each start
+    verifies it: the active slot gives way to the configured model, a candidate is rolled back."""
+    import re
+
+    async with rig.station() as rollout:
+        rid = rig.stage("2.1.0", min_items=1, min_agreement=0.9, p95_ms=60_000)
+        await until(lambda: rig.answered(rid), "on canary", check=lambda a: a == ("applied", None))
+        await live_items(rollout, 1)
+        assert rollout.state.active == "A" and (rig.tmp / "data" / "models" / "A" / "signature.json").exists()
+    manifest = rig.tmp / "data" / "models" / "A" / "manifest.toml"
+    manifest.write_text(re.sub(r"threshold = [0-9.]+", "threshold = 1.0", manifest.read_text()))
+    async with rig.station() as again:
+        status = again.status()["models"]
+        assert status["active"] == "test-det 2.0.0" and status["phase"] == "rolled_back"
+        assert status["reason"].startswith("model slot A does not verify against its signature (sha_mismatch: ")
+        assert status["reason"].endswith("; the configured model runs instead") and "\n" not in status["reason"]
+        assert again.counters["slot_unverified"] == 1 and again.state.active is None
+        rid = rig.stage("2.5.0", min_items=1000)
+        await until(lambda: rig.answered(rid), "on canary", check=lambda a: a == ("applied", None))
+        assert again.state.candidate == "A" and again.engine is not None and again.engine.detector is not None
+        assert again.engine.detector.thresholds == {"metal": 0.5, "organic": 0.5}
+    (rig.tmp / "data" / "models" / "A" / "signature.json").unlink()  # as slots were written before
+    async with rig.station() as third:
+        status = third.status()["models"]
+        assert status["phase"] == "rolled_back" and status["candidate"] is None and third.runner is None
+        assert status["reason"].startswith("model slot A does not verify against its signature (unsigned: ")
+        assert third.state.rolled_back == []  # the package the hub signed is not the one at fault
+
+
 @pytest.mark.parametrize(("how", "code"), [
     ({"after": "unsign"}, "unsigned"),
     ({"key": Ed25519PrivateKey.generate()}, "bad_signature"),

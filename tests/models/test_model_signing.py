@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from models.errors import PackageError
-from models.signing import SIGNATURE_FILE, is_downgrade, open_package, pack, sign_package
+from models.signing import SIGNATURE_FILE, is_downgrade, open_folder, open_package, pack, sign_package
 from models.testgraphs import write_package
 
 KEY = Ed25519PrivateKey.generate()
@@ -101,3 +101,28 @@ def test_signing_leaves_the_package_files_untouched(package: Path, tmp_path: Pat
     sign_package(package, KEY, "models-2026")
     for file in ("model.onnx", "manifest.toml", "MODEL.md"):
         assert (package / file).read_bytes() == (before / file).read_bytes()
+
+
+def test_an_installed_package_is_verified_again_from_its_folder(package: Path, tmp_path: Path) -> None:
+    """What a station writes into a slot carries its signature.json; read back, the folder is verified as the
+    envelope was, and any file changed since, or the signature gone or spoilt, is refused with the same codes."""
+    sign_package(package, KEY, "models-2026")
+    opened = open_package(pack(package), PINNED)
+    slot = tmp_path / "slot"
+    slot.mkdir()
+    opened.write(slot)
+    assert open_folder(slot, PINNED).identity == opened.identity
+    manifest = (slot / "manifest.toml").read_bytes()
+    (slot / "manifest.toml").write_bytes(manifest.replace(b"threshold = 0.5", b"threshold = 1.0"))
+    with pytest.raises(PackageError) as info:
+        open_folder(slot, PINNED)
+    assert info.value.code == "sha_mismatch" and "\n" not in str(info.value)
+    (slot / "manifest.toml").write_bytes(manifest)
+    for spoilt, code in ((b"[1, 2]", "bad_format"), (b"{not json", "bad_format"), (None, "unsigned")):
+        if spoilt is None:
+            (slot / SIGNATURE_FILE).unlink()
+        else:
+            (slot / SIGNATURE_FILE).write_bytes(spoilt)
+        with pytest.raises(PackageError) as info:
+            open_folder(slot, PINNED)
+        assert info.value.code == code and "\n" not in str(info.value)
