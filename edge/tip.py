@@ -183,13 +183,15 @@ class TipEngine:
     def on_item(self, store: Store, officer: str, record: InspectionRecord, now: float | None = None) -> None:
         """A new item reaches an officer's screen: earlier projections whose image was never drawn are
         closed as not shown (the officer was elsewhere), and maybe one is projected into this item.
-        A projection whose image was drawn stays open: its item may still be on screen."""
+        A projection whose image was drawn stays open: its item may still be on screen. An item this officer
+        has a projection for, open or answered, gets no other (one officer may watch on two screens)."""
         now = time.time() if now is None else now
         with transaction(store.conn):
             store.conn.execute("UPDATE tip_events SET outcome = 'not_shown', responded_at = ? WHERE officer = ?"
                                " AND outcome = 'pending' AND served_at IS NULL AND record_id != ?",
                                (now, officer, record.id))
-        ref = self._projectable_scan(store, record)
+            taken = store.conn.execute(f"SELECT 1 FROM tip_events WHERE {_TAKEN} LIMIT 1", (officer, record.id)).fetchone()
+        ref = self._projectable_scan(store, record) if taken is None else None
         if ref is not None and self.rng.random() < self.cfg.rate:
             self._project(store, officer, record, ref, now)
 
@@ -213,14 +215,14 @@ class TipEngine:
         """The officer moved on from the item without answering: a miss when its image was seen for
         the dwell (with the threat's class and box, to show where it was), else not shown (None)."""
         now = time.time() if now is None else now
-        p = self.pending(conn, officer, record_id)
         with transaction(conn):
-            rows = conn.execute("SELECT id, seen_at FROM tip_events WHERE officer = ? AND record_id = ? AND"
-                                " outcome = 'pending'", (officer, record_id)).fetchall()
-            _close(conn, [r[0] for r in rows if r[1] is not None], "miss", now)
-            conn.executemany("UPDATE tip_events SET outcome = 'not_shown', responded_at = ? WHERE id = ?",
-                             [(now, r[0]) for r in rows if r[1] is None])
-        if p is None or not any(r[1] is not None for r in rows):
+            row = self._displayed(conn, officer, record_id)
+            seen = row[0] if row is not None and row[3] is not None else None  # watched for the dwell
+            if seen is not None:
+                _close(conn, [seen], "miss", now)
+            _not_shown(conn, officer, record_id, now)
+        p = self._projection(row)
+        if p is None or seen is None:
             return None
         threat = self.threats[p.threat]
         return TipResponse("miss", threat.label, p.box(threat))
@@ -249,18 +251,26 @@ class TipEngine:
         if p is None:
             return
         params = json.dumps({"x": p.x, "y": p.y, "scale": p.scale})
-        store.conn.execute("INSERT INTO tip_events (at, officer, record_id, threat, label, params, outcome)"
-                           " VALUES (?,?,?,?,?,?,'pending')",
-                           (now, officer, record.id, p.threat, self.threats[p.threat].label, params))
-        log.info("tip.projected", officer=officer, record=record.id, threat=p.threat)
+        cur = store.conn.execute("INSERT INTO tip_events (at, officer, record_id, threat, label, params, outcome)"
+                                 f" SELECT ?,?,?,?,?,?,'pending' WHERE NOT EXISTS (SELECT 1 FROM tip_events WHERE {_TAKEN})",
+                                 (now, officer, record.id, p.threat, self.threats[p.threat].label, params,
+                                  officer, record.id))
+        if cur.rowcount:
+            log.info("tip.projected", officer=officer, record=record.id, threat=p.threat)
+
+    def _displayed(self, conn: sqlite3.Connection, officer: str, record_id: str) -> tuple[int, str, str, Any] | None:
+        """The projection this officer is shown in the item (id, threat, params, seen_at): the newest open one."""
+        return conn.execute("SELECT id, threat, params, seen_at FROM tip_events WHERE officer = ? AND record_id = ?"
+                            " AND outcome = 'pending' ORDER BY id DESC LIMIT 1", (officer, record_id)).fetchone()
+
+    def _projection(self, row: tuple[int, str, str, Any] | None) -> Projection | None:
+        if row is None or row[1] not in self.threats:
+            return None
+        params = json.loads(row[2])
+        return Projection(row[1], params["x"], params["y"], params["scale"])
 
     def pending(self, conn: sqlite3.Connection, officer: str, record_id: str) -> Projection | None:
-        row = conn.execute("SELECT threat, params FROM tip_events WHERE officer = ? AND record_id = ? AND"
-                           " outcome = 'pending' ORDER BY id DESC LIMIT 1", (officer, record_id)).fetchone()
-        if row is None or row[0] not in self.threats:
-            return None
-        params = json.loads(row[1])
-        return Projection(row[0], params["x"], params["y"], params["scale"])
+        return self._projection(self._displayed(conn, officer, record_id))
 
     def displayed_scan(self, store: Store, officer: str, record: InspectionRecord, scan: Scan) -> Scan:
         """What this officer is shown: the composite while a projection awaits an answer, else the scan."""
@@ -271,8 +281,9 @@ class TipEngine:
                 box: tuple[float, float, float, float] | None = None, now: float | None = None) -> TipResponse | None:
         """Score the officer's answer on a screened item; None when it was not a TIP matter."""
         now = time.time() if now is None else now
-        p = self.pending(conn, officer, record_id)
-        if p is None:
+        row = self._displayed(conn, officer, record_id)
+        p = self._projection(row)
+        if row is None or p is None:
             if not flagged:
                 return None
             with transaction(conn):
@@ -286,11 +297,20 @@ class TipEngine:
         threat = self.threats[p.threat]
         hit = flagged and (box is None or _overlaps(box, p.box(threat)))
         outcome = "hit" if hit else "miss"
-        with transaction(conn):
-            ids = [r[0] for r in conn.execute("SELECT id FROM tip_events WHERE officer = ? AND record_id = ?"
-                                              " AND outcome = 'pending'", (officer, record_id))]
-            _close(conn, ids, outcome, now)
+        with transaction(conn):  # the projection shown is answered; any other never was on screen
+            _close(conn, [row[0]], outcome, now)
+            _not_shown(conn, officer, record_id, now)
         return TipResponse(outcome, threat.label, p.box(threat))
+
+
+# an item this officer has a projection for, open or answered (a false alarm too): it gets no other
+_TAKEN = "officer = ? AND record_id = ? AND outcome != 'not_shown'"
+
+
+def _not_shown(conn: sqlite3.Connection, officer: str, record_id: str, now: float) -> None:
+    """Close the item's open projections left for this officer as never shown (not charged, not sent)."""
+    conn.execute("UPDATE tip_events SET outcome = 'not_shown', responded_at = ? WHERE officer = ? AND record_id = ?"
+                 " AND outcome = 'pending'", (now, officer, record_id))
 
 
 def _close(conn: sqlite3.Connection, ids: list[int], outcome: str, now: float) -> None:

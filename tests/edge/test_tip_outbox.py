@@ -88,3 +88,36 @@ def test_outcome_and_its_outbox_row_commit_together_or_not_at_all(station):
     store.conn.execute("DROP TRIGGER no_tip")
     assert engine.respond(store.conn, "B-7", a.id, False).outcome == "miss"
     assert [json.loads(r[3])["outcome"] for r in tip_rows(store)] == ["miss"]
+
+
+def test_one_officer_on_two_screens_gets_one_projection_per_item_and_one_answer_scores_it_once(station):
+    """Two live streams of one officer (two screens or tabs) each projected into the same item, and the one
+    answer scored both: projected 2, hits 2, a threat never shown counted as found. Now an item holds at most one
+    projection per officer, open or answered, and an answer scores only the one on screen."""
+    store, engine, item = station
+    a = item()
+    engine.on_item(store, "B-7", a, now=10.0)
+    engine.on_item(store, "B-7", a, now=10.5)  # the second screen's stream
+    assert store.conn.execute("SELECT count(*) FROM tip_events").fetchone()[0] == 1
+    p = engine.pending(store.conn, "B-7", a.id)
+    engine.served(store.conn, "B-7", a.id, now=11.0)
+    assert engine.respond(store.conn, "B-7", a.id, True, p.box(engine.threats[p.threat]), now=13.0).outcome == "hit"
+    engine.on_item(store, "B-7", a, now=14.0)  # a stream opened after the answer replays the item
+    assert engine.pending(store.conn, "B-7", a.id) is None
+    assert [(s["projected"], s["hits"]) for s in tip.stats(store.conn, "B-7")] == [(1, 1)] and len(tip_rows(store)) == 1
+
+
+def test_an_answer_scores_only_the_projection_on_screen_where_a_store_holds_two(station):
+    """Stores written before hold two open projections for one officer and item: the newest is the one drawn."""
+    store, engine, item = station
+    b = item()
+    engine.on_item(store, "B-7", b, now=20.0)
+    store.conn.execute("INSERT INTO tip_events (at, officer, record_id, threat, label, params, outcome) SELECT"
+                       " at, officer, record_id, threat, label, params, outcome FROM tip_events WHERE record_id = ?",
+                       (b.id,))
+    p = engine.pending(store.conn, "B-7", b.id)
+    engine.served(store.conn, "B-7", b.id, now=21.0)
+    engine.respond(store.conn, "B-7", b.id, True, p.box(engine.threats[p.threat]), now=23.0)
+    assert store.conn.execute("SELECT outcome FROM tip_events WHERE record_id = ? ORDER BY id", (b.id,)).fetchall() \
+        == [("not_shown",), ("hit",)]
+    assert [(s["projected"], s["hits"]) for s in tip.stats(store.conn, "B-7")] == [(1, 1)] and len(tip_rows(store)) == 1
