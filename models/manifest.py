@@ -82,7 +82,7 @@ class ClassSpec(_Frozen):
     """One class and its score threshold."""
 
     name: str = Field(min_length=1)
-    threshold: float = Field(gt=0, le=1)
+    threshold: float = Field(gt=0, le=1, strict=True)  # strict: `true` is not 1.0 (an integer is a number)
 
 
 class AppliesSpec(_Frozen):

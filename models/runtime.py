@@ -168,7 +168,8 @@ class Detector:
         unknown = sorted(set(overrides) - set(self._m.class_names))
         if unknown:
             raise ThresholdError(f"model {self._m.name} has no classes {unknown}; it has {list(self._m.class_names)}")
-        bad = {k: v for k, v in overrides.items() if not (isinstance(v, (int, float)) and 0 < v <= 1)}
+        bad = {k: v for k, v in overrides.items()
+               if isinstance(v, bool) or not (isinstance(v, (int, float)) and 0 < v <= 1)}
         if bad:
             raise ThresholdError(f"thresholds must lie in (0, 1], got {bad}")
         return Detector(self._engine, {**self.thresholds, **overrides}, self.overlap)

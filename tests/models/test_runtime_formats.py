@@ -59,7 +59,7 @@ def test_threshold_override_applies_per_class(detector):
     assert len(detector.detect(scan)) == 3
 
 
-@pytest.mark.parametrize("override", [{"knife": 0.5}, {"metal": 0.0}, {"metal": 1.5}])
+@pytest.mark.parametrize("override", [{"knife": 0.5}, {"metal": 0.0}, {"metal": 1.5}, {"metal": True}])
 def test_bad_threshold_override_is_refused(detector, override):
     with pytest.raises(ThresholdError):
         detector.with_thresholds(override)

@@ -70,6 +70,7 @@ def test_missing_manifest(pkg):
         ("stride = 8\n", "", "output"),
         ('format = "cpe-fcos-v1"', 'format = "detr"', "output.format"),
         ("threshold = 0.5", "threshold = 2", "classes.0.threshold"),
+        ("threshold = 0.5", "threshold = true", "classes.0.threshold"),  # was read as 1.0
         ('version = "1.0.0"\n', "", "version"),
         ('name = "organic"', 'name = "metal"', "classes"),
     ],
