@@ -6,7 +6,10 @@ would finish: the in-flight remainder, plus what round-robin puts ahead of it (t
 queue and, from every other station, at most as many jobs as this one has ahead of it plus one),
 spread over the workers, plus the job's own cost. If that is past the deadline the job is refused
 at once with DeadlineUnreachable, so the item goes to `manual` now instead of after queueing.
-Background jobs (shadow models) run only on an idle pool and are refused (PoolBusy) otherwise.
+Background jobs (shadow models) run only while no live job runs or waits: one submitted to a busy
+pool is refused (PoolBusy), unless it `waits` (the later parts of a background task begun, e.g. the
+next row of a shadow scan); then it queues behind every live job. A live job waits for at most the
+background job in progress, so background work comes in small parts.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ class _Job:
     deadline: float | None
     future: asyncio.Future
     started: float = 0.0
+    background: bool = False
 
 
 @dataclass
@@ -92,6 +96,7 @@ class InferencePool:
         self._queues: dict[str, deque[_Job]] = {}
         self._rotation: deque[str] = deque()
         self._running: set[_Job] = set()
+        self._background: deque[_Job] = deque()  # run only while no live job runs or waits
         self._counts = _Counts()
 
     @classmethod
@@ -103,7 +108,7 @@ class InferencePool:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for q in self._queues.values():
+        for q in (*self._queues.values(), self._background):
             for job in q:
                 job.future.cancel()
             q.clear()
@@ -126,15 +131,21 @@ class InferencePool:
         return now + wait + cost
 
     async def run(self, station: str, fn: Callable[[], Any], *, deadline: float | None = None,
-                  cost: float = 0.0, background: bool = False) -> Any:
-        """Run `fn()` in a worker thread and return its result; raises DeadlineUnreachable/PoolOverloaded/PoolBusy."""
+                  cost: float = 0.0, background: bool = False, waits: bool = False) -> Any:
+        """Run `fn()` in a worker thread and return its result; raises DeadlineUnreachable/PoolOverloaded/PoolBusy.
+
+        `background`: only while no live job runs or waits; refused (PoolBusy) on a busy pool unless it `waits`.
+        """
         if self._executor is None:
             raise RuntimeError("InferencePool used outside 'async with'")
         loop = asyncio.get_running_loop()
         self._counts.add(station, "submitted")
-        if background and (self._running or any(self._queues.values())):
+        if background and not waits and (self._running or any(self._queues.values())):
             self._counts.add(station, "skipped_busy")
             raise PoolBusy(station)
+        if background:
+            return await self._queued(_Job(station, fn, cost, None, loop.create_future(), background=True),
+                                      self._background)
         queue = self._queues.setdefault(station, deque())
         if len(queue) >= self.queue_per_station:
             self._counts.add(station, "refused_overload")
@@ -148,17 +159,19 @@ class InferencePool:
                 log.info("pool.deadline_unreachable", station=station, expected_ms=round((finish - now) * 1e3),
                          left_ms=round((deadline - now) * 1e3))
                 raise DeadlineUnreachable(station, finish - now, deadline - now)
-        job = _Job(station, fn, cost, deadline, loop.create_future())
-        queue.append(job)
         if station not in self._rotation:
             self._rotation.append(station)
+        return await self._queued(_Job(station, fn, cost, deadline, loop.create_future()), queue)
+
+    async def _queued(self, job: _Job, queue: deque[_Job]) -> Any:
+        queue.append(job)
         self._dispatch()
         try:
             return await job.future
         except asyncio.CancelledError:
             if job in queue:
                 queue.remove(job)
-                self._counts.add(station, "cancelled")
+                self._counts.add(job.station, "cancelled")
             raise
 
     async def detect(self, station: str, detector: Any, scan: Any, *, deadline: float | None = None) -> Any:
@@ -167,7 +180,7 @@ class InferencePool:
                               cost=detector.estimate_seconds(scan.shape))
 
     def _next_job(self) -> _Job | None:
-        """Next job round-robin over stations with work."""
+        """Next job round-robin over stations with work; a background job only while no live job runs."""
         for _ in range(len(self._rotation)):
             station = self._rotation[0]
             self._rotation.rotate(-1)
@@ -176,6 +189,10 @@ class InferencePool:
                 job = q.popleft()
                 if not job.future.done():
                     return job
+        while self._background and not any(not j.background for j in self._running):
+            job = self._background.popleft()
+            if not job.future.done():
+                return job
         return None
 
     def _dispatch(self) -> None:
@@ -218,5 +235,6 @@ class InferencePool:
             "workers": self.workers,
             "running": len(self._running),
             "queued": {s: len(q) for s, q in self._queues.items()},
+            "background_queued": len(self._background),
             "stations": {s: dict(c) for s, c in self._counts.by_station.items()},
         }

@@ -1,13 +1,15 @@
 """Shadow model: a candidate detector runs beside the active one and never touches a verdict.
 
-The candidate runs as a background job of the shared pool (only when the pool is idle) and its
-detections are compared with the active model's, class by class, matched at IoU >= 0.5. The
-figures (`stats()`) tell whether the candidate can be rolled out.
+The candidate runs in the background of the shared pool (it starts only when the pool is idle), one
+row of tiles per pool job, so a live item arriving meanwhile waits for one row at most, never for the
+whole scan; its detections are compared with the active model's, class by class, matched at
+IoU >= 0.5. The figures (`stats()`) tell whether the candidate can be rolled out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -25,6 +27,7 @@ from models.errors import ModelError
 from models.pool import InferencePool, PoolBusy
 from models.runtime import Detector
 from models.scan import Scan
+from models.tiling import TileBoxes
 
 log = structlog.get_logger("models.shadow")
 
@@ -109,14 +112,9 @@ class ShadowRunner:
 
     async def compare(self, station: str, scan: Scan, active: Sequence[Detection]) -> dict[str, Counter] | None:
         """Run the candidate (background priority) and record agreement; None when skipped or failed."""
-        def timed() -> tuple[list[Detection], float]:
-            t0 = time.perf_counter()
-            return self.candidate.detect(scan), time.perf_counter() - t0
-
         started = time.perf_counter()
         try:
-            found, seconds = await self.pool.run(f"{station}/shadow", timed, background=True,
-                                                 cost=self.candidate.estimate_seconds(scan.shape))
+            found, seconds = await self._detect(station, scan)
         except PoolBusy:
             self._scans["skipped_busy"] += 1
             return None
@@ -131,6 +129,26 @@ class ShadowRunner:
         if self.on_compared is not None:
             self.on_compared({d.label for d in active} == {d.label for d in found}, seconds)
         return result
+
+    async def _detect(self, station: str, scan: Scan) -> tuple[list[Detection], float]:
+        """The candidate's detections, one background job per row of tiles (live jobs go first between rows),
+        and its own time: the rows' time in the workers, not the waits behind live work."""
+        candidate = self.candidate
+        ys, xs = candidate.tile_grid(scan.shape)
+        tiles: list[TileBoxes] = []
+
+        def row(y: int, last: bool) -> tuple[list[Detection], float]:
+            t0 = time.perf_counter()
+            tiles.extend(candidate.run_tiles(scan.high, scan.low, [y], xs))
+            return (candidate.finalise(tiles, scan.shape) if last else []), time.perf_counter() - t0
+
+        found: list[Detection] = []
+        seconds = 0.0
+        for i, y in enumerate(ys):
+            found, took = await self.pool.run(f"{station}/shadow", functools.partial(row, y, i == len(ys) - 1),
+                                              background=True, waits=i > 0, cost=len(xs) * candidate.tile_seconds)
+            seconds += took
+        return found, seconds
 
     def _record(self, result: dict[str, Counter], active_hit: bool, candidate_hit: bool) -> None:
         self._scans["compared"] += 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from typing import Any
 
 from models.detection import Detection
 from models.pool import InferencePool
@@ -68,3 +70,44 @@ async def test_a_candidate_that_fails_counts_as_no_agreement(make_package, detec
             as shadow:
         assert await shadow.compare("lane-1", scan, detector.detect(scan)) is None
     assert seen == [False] and shadow.stats()["scans"]["failed"] == 1
+
+
+class Held:
+    """A real detector whose tiles wait for `gate` (the test opens it): its shadow scan is surely under way when
+    the live item comes."""
+
+    def __init__(self, detector: Any, gate: threading.Event) -> None:
+        self.detector, self.gate = detector, gate
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.detector, name)
+
+    def run_tiles(self, *args: Any, **kw: Any) -> Any:
+        self.gate.wait(30)
+        return self.detector.run_tiles(*args, **kw)
+
+    def detect(self, scan: Scan) -> Any:
+        self.gate.wait(30)
+        return self.detector.detect(scan)
+
+
+async def test_a_live_item_waits_for_one_row_of_a_shadow_scan_not_for_the_whole_scan(detector):
+    """A shadow comparison held the pool's worker for its whole scan: a live item arriving meanwhile waited for all
+    of it (and missed its deadline: manual). Now the candidate runs one row of tiles per background job, and live
+    jobs go first between rows."""
+    gate = threading.Event()
+    high, low, _ = scatter(1200, 300, 8, seed=3)
+    big, (small_high, small_low, _) = Scan(high, low), scatter(200, 200, 3, seed=1)
+    assert len(detector.tile_grid(big.shape)[0]) > 10
+    async with InferencePool(workers=1) as pool, ShadowRunner(Held(detector, gate), pool) as shadow:
+        comparison = asyncio.create_task(shadow.compare("lane-1", big, detector.detect(big)))
+        await until(lambda: pool.stats()["running"] == 1, "the shadow scan under way", interval=0.005)
+        live = asyncio.create_task(pool.detect("lane-1", detector, Scan(small_high, small_low)))
+        await until(lambda: pool.stats()["queued"].get("lane-1") == 1, "the live item waits", interval=0.005)
+        gate.set()
+        await live
+        assert not comparison.done()  # the live item went before the rest of the shadow scan
+        result = await comparison
+    assert result is not None and shadow.stats()["scans"]["compared"] == 1
+    classes = shadow.stats()["classes"]  # the rows make the same detections as one detect
+    assert classes and all(c["only_active"] == 0 == c["only_candidate"] and c["both"] for c in classes.values())
