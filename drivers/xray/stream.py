@@ -75,9 +75,24 @@ class ScanStream:
         self._changed.set()
 
     def finish(self, end: codec.ScanEnd) -> None:
-        if not self.ended:
-            self.end = end
-            self._changed.set()
+        """The controller's SCAN_END; a line count that cannot be true ends the scan incomplete."""
+        if self.ended:
+            return
+        self.end = end
+        problem = self._count_problem(end.line_count)
+        if problem is not None:
+            self.abort_reason = problem
+            log.warning("xray.scan_aborted", device=self.device, ref=self.ref, reason=problem)
+        self._changed.set()
+
+    def _count_problem(self, sent: int) -> str | None:
+        """Why SCAN_END's lines_sent cannot be this scan's length (more than max_lines, or fewer than arrived)."""
+        if sent > self._max_lines:
+            return (f"the controller's SCAN_END says {sent} lines were sent, more than the {self._max_lines} "
+                    f"a scan may have")
+        if self._lines and sent <= max(self._lines):
+            return f"the controller's SCAN_END says {sent} lines were sent, but line {max(self._lines)} arrived"
+        return None
 
     def abort(self, reason: str) -> None:
         """End the stream here, without the controller's SCAN_END; `on_abort` has the controller stop."""
@@ -127,19 +142,20 @@ class ScanStream:
             await self._stop_cb(self)
 
     def result(self) -> Scan:
-        """The assembled scan; complete only if SCAN_END said so and every line arrived."""
+        """The assembled scan, up to the last line that arrived; complete only if SCAN_END said so and every
+        line arrived. SCAN_END's count only says how many are missing (the arrays never take its size)."""
         if not self.ended:
             raise ScanUnavailable(f"scan {self.ref!r} on {self.device} has not ended yet", device=self.device)
         if not self._lines or self._width is None:
             raise ScanUnavailable(f"scan {self.ref!r} on {self.device} ended without a single line "
                                   f"({self.abort_reason or 'controller sent none'})", device=self.device)
-        count = self.end.line_count if self.end is not None else max(self._lines) + 1
-        count = max(count, max(self._lines) + 1)
+        count = max(self._lines) + 1
         high = np.zeros((count, self._width), np.uint16)
         low = np.zeros((count, self._width), np.uint16)
         for i, (h, lo) in self._lines.items():
             high[i], low[i] = h, lo
-        missing = count - len(self._lines)
+        sent = self.end.line_count if self.end is not None and self.abort_reason is None else count
+        missing = sent - len(self._lines)
         complete = self.end is not None and self.end.complete and missing == 0 and self.abort_reason is None
         return Scan(high=high, low=low, meta=self._result_meta(count, missing), complete=complete)
 

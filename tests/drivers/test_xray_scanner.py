@@ -362,3 +362,23 @@ async def test_a_watched_scan_dir_streams_scans_added_while_running(tmp_path: Pa
             await _collect(stream)
             shapes.append(stream.result().shape)
         assert shapes == [(120, 48), (77, 48)]
+
+
+@pytest.mark.parametrize("lines_sent", [0xFFFFFFFF, 20001, 0])
+async def test_scan_end_with_an_impossible_line_count_ends_the_scan_incomplete(tmp_path: Path,
+                                                                               lines_sent: int) -> None:
+    """SCAN_END's lines_sent above max_lines (0xFFFFFFFF allocated 384 GiB: MemoryError) or below a line that
+    arrived ends the scan incomplete, naming the count; the arrays hold only the lines that came."""
+    async with open_scanner(_config(tmp_path, [_scan(lines=400)], line_rate=100), "xray") as scanner:
+        assert scanner.emulator is not None and scanner.emulator._ep is not None
+        await scanner.arm()
+        stream = await scanner.start_scan("bad-count")
+        await anext(stream)
+        end = codec.ScanEnd(stream.scan_id, lines_sent, True)
+        await scanner.emulator._ep.request(MsgType.SCAN_END, end.encode())
+        await _collect(stream)
+        scan = stream.result()
+        assert scanner.link_up
+    assert not scan.complete
+    assert f"says {lines_sent} lines were sent" in scan.meta["incomplete_reason"]
+    assert 0 < scan.shape[0] < 400 and scan.meta["lines"] == scan.shape[0]
