@@ -144,6 +144,54 @@ async def test_a_malformed_report_is_counted_and_the_session_goes_on() -> None:
     assert [e.tag.hex for e in rec.kinds(TagSeen)][0] == EPC  # the good report after it, keyed by EPC (no TID)
 
 
+async def test_a_timestamp_beyond_any_date_is_left_out_counted_and_the_session_goes_on() -> None:
+    """FirstSeenTimestampUTC in nanoseconds (2**63 us: year 294247) raised ValueError out of the session task,
+    which died while the reader still said ok: no reconnection, no tag seen or removed again."""
+    async with recording(cfg()) as (reader, rec):
+        sim = reader.sim
+        assert sim is not None
+        bad = TagReport(bytes.fromhex(EPC2), True, first_seen_us=2**63, last_seen_us=1_700_000_000_000_000)
+        sim.send_raw(encode(RoAccessReport((bad,), 79)))
+        await until(lambda: [r for r in rec.reads if r.epc == EPC2], "the read comes, without its first time")
+        sim.present(EPC, TID, antenna=1, seconds=0.2)
+        await until(lambda: [e for e in rec.kinds(TagSeen) if e.tag.hex == TID], "a later tag is read")
+        assert reader._task is not None and not reader._task.done()
+    (read,) = [r for r in rec.reads if r.epc == EPC2]
+    assert read.first_seen is None and read.last_seen is not None and read.last_seen.year == 2023
+    assert reader.decoder.stats.rejects == {"bad_field": 1} and reader.reconnects == 0
+    assert reader.decoder.last_error == (f"RO_ACCESS_REPORT id 79: field FirstSeenTimestampUTC of tag {EPC2} is "
+                                         f"{2**63} µs, beyond the dates a timestamp can hold")
+
+
+async def test_an_unexpected_error_in_the_session_is_a_lost_link_and_the_client_reconnects(monkeypatch) -> None:
+    """Any exception out of a session (here a fault injected into the report handling) removes the tags, reports
+    the link lost naming the error and reconnects; before, only DriverError did and anything else ended the task."""
+    import drivers.rfid.llrp.client as client
+
+    real, failed = client.read_from, []
+
+    def failing_once(report: TagReport, reader: str, t: float) -> UhfRead:
+        if report.epc.hex().upper() == EPC2 and not failed:
+            failed.append(True)
+            raise KeyError("injected")
+        return real(report, reader, t)
+
+    monkeypatch.setattr(client, "read_from", failing_once)
+    async with recording(cfg(removal_after_ms=5000)) as (reader, rec):
+        sim = reader.sim
+        assert sim is not None
+        sim.present(EPC, TID, antenna=1, seconds=30)
+        await until(lambda: rec.kinds(TagSeen), "the tag is seen")
+        sim.present(EPC2, TID2, antenna=1, seconds=30)
+        lost = await until(lambda: [e for e in rec.kinds(ReaderLink) if not e.ok], "the link is lost")
+        assert lost[0].reason == "reader lane at 127.0.0.1:%d session failed on an unexpected KeyError: 'injected'" \
+            % reader.port
+        assert [e.reason for e in rec.kinds(TagRemoved)] == ["link_lost"]
+        await until(lambda: len([e for e in rec.kinds(TagSeen) if e.tag.hex == TID2]) == 1, "read after reconnecting")
+        assert reader._task is not None and not reader._task.done()
+    assert reader.session_failures == 1 and reader.reconnects >= 1
+
+
 async def test_a_broken_header_drops_the_connection_and_the_client_reconnects() -> None:
     async with recording(cfg()) as (reader, rec):
         sim = reader.sim

@@ -56,6 +56,7 @@ from drivers.rfid.llrp.codec import (
     encode,
     message_name,
 )
+from drivers.rfid.llrp.errors import LlrpError
 from drivers.rfid.llrp.params import (
     ANTENNA_EVENT_TYPE,
     CONNECTION_STATUS,
@@ -116,8 +117,14 @@ def backoff(cfg: LlrpConfig) -> Iterator[float]:
 
 
 def utc(us: int | None) -> datetime | None:
-    """An LLRP UTC timestamp (microseconds since 1970) as a datetime."""
-    return None if us is None else datetime.fromtimestamp(us / 1e6, UTC)
+    """An LLRP UTC timestamp (microseconds since 1970) as a datetime; None when absent or beyond the dates a
+    datetime holds (a reader sending nanoseconds)."""
+    if us is None:
+        return None
+    try:
+        return datetime.fromtimestamp(us / 1e6, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def access_spec(cfg: LlrpConfig) -> AccessSpec | None:
@@ -214,6 +221,8 @@ class LlrpReader(EventDevice[ReaderEvent]):
         """Counts malformed messages by reason over every connection (`decoder.stats.rejects`)."""
         self.reconnects = 0
         self.refusals = 0
+        self.session_failures = 0
+        """Sessions ended by an unexpected error (not a DriverError): each is a lost link, then a reconnection."""
         self.next_wait_s = 0.0  # the wait before the next connection, while the link is lost
         self._kept_alive = False  # the session under way got a KEEPALIVE
         self.capabilities: DeviceCapabilities | None = None
@@ -242,13 +251,20 @@ class LlrpReader(EventDevice[ReaderEvent]):
             try:
                 await self._session()
             except DriverError as exc:
-                # Only a session the reader kept alive starts the back-off again: one that was set up and then
-                # lost (a reader that drops the session or sends no KEEPALIVE, two clients knocking each other off
-                # a reader that lets a new connection take over) would otherwise be retried at the shortest wait.
-                if self._kept_alive:
-                    delays = backoff(self.cfg)
-                self.next_wait_s = next(delays)
-                self._lost(str(exc), loop.time())
+                reason = str(exc)
+            except Exception as exc:  # a bug or input nothing foresaw must not end the reader's only task
+                self.session_failures += 1
+                reason = (f"reader {self.name} at {self.where} session failed on an unexpected "
+                          f"{type(exc).__name__}: {exc}")
+                log.error("llrp.session_failed", reader=self.name, error=reason, failures=self.session_failures,
+                          exc_info=exc)
+            # Only a session the reader kept alive starts the back-off again: one that was set up and then
+            # lost (a reader that drops the session or sends no KEEPALIVE, two clients knocking each other off
+            # a reader that lets a new connection take over) would otherwise be retried at the shortest wait.
+            if self._kept_alive:
+                delays = backoff(self.cfg)
+            self.next_wait_s = next(delays)
+            self._lost(reason, loop.time())
             await asyncio.sleep(self.next_wait_s)
             self.reconnects += 1
 
@@ -380,8 +396,18 @@ class LlrpReader(EventDevice[ReaderEvent]):
         now = asyncio.get_running_loop().time()
         for tag in report.tags:
             read = read_from(tag, self.name, now)
+            self._check_times(report.msg_id, tag, read)
             self._reads.emit(read)
             self._seen(read, now)
+
+    def _check_times(self, msg_id: int, tag: TagReport, read: UhfRead) -> None:
+        """A timestamp no date can hold is left out of the read (None) and counted as a bad_field reject."""
+        for name, us, when in (("FirstSeenTimestampUTC", tag.first_seen_us, read.first_seen),
+                               ("LastSeenTimestampUTC", tag.last_seen_us, read.last_seen)):
+            if us is not None and when is None:
+                self.decoder.reject(LlrpError(f"RO_ACCESS_REPORT id {msg_id}: field {name} of tag {read.epc} is "
+                                              f"{us} µs, beyond the dates a timestamp can hold", reason="bad_field"),
+                                    tag.epc)
 
     def _seen(self, read: UhfRead, now: float) -> None:
         tid = read.tag_id()

@@ -348,18 +348,19 @@ class LlrpDecoder:
                 frame = self._framer.next_frame()
             except FramingError as exc:
                 self.stats.framing_errors += 1
-                self._reject(exc, data[:16])
+                self.reject(exc, data[:16])
                 return out
             if frame is None:
                 return out
             try:
                 out.append(decode_message(frame))
             except LlrpError as exc:
-                self._reject(exc, frame.body[:16])
+                self.reject(exc, frame.body[:16])
                 continue
             self.stats.frames += 1
 
-    def _reject(self, exc: LlrpError, sample: bytes) -> None:
+    def reject(self, exc: LlrpError, sample: bytes) -> None:
+        """Count a reject by its reason (also one found after decoding, in a field only the client reads)."""
         self.stats.rejects[exc.reason] = self.stats.rejects.get(exc.reason, 0) + 1
         self.last_error = str(exc)
         self.last_reject = (exc.reason, sample)
