@@ -11,23 +11,33 @@ DICOS/DICOM DX images (`.dcm`, `.dcs`, models/dicos.py) hold one energy each: a 
 HIGH ENERGY or LOW ENERGY waits up to `dicos_pair_ms` for the other half of its series and the
 two become one scan; a half whose partner does not come is rejected (the item goes to manual).
 A DX image that names no energy is a single-energy scan, as a PNG is.
+
+An .npz whose members declare more than the largest scan channel (models/dicos.py's MAX_PIXELS
+uint16 pixels) is rejected before anything is allocated, and any other failure to parse a file
+rejects that file: one file never stops the source. A drop folder that cannot be listed (a share
+remounted) makes the source degraded with the reason; it looks again with a doubling wait and is ok
+again when the folder is back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import os
 import time
-from collections.abc import AsyncGenerator
+import zipfile
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Literal
 
 import cv2
 import numpy as np
 import structlog
 
 from drivers.retrofit.config import RetrofitConfig
-from models.dicos import HIGH, LOW, DxHeader, read_dx_header, read_dx_scan
+from models.dicos import HIGH, LOW, MAX_PIXELS, DxHeader, read_dx_header, read_dx_scan
 from models.errors import ScanFormatError
 from models.scan import Scan, load_scan
 
@@ -37,6 +47,9 @@ IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 DICOM_SUFFIXES = (".dcm", ".dcs")
 SUFFIXES = (".npz", *IMAGE_SUFFIXES, *DICOM_SUFFIXES)
 PRUNE_EVERY_S = 3600.0  # how often processed/ and rejected/ are pruned to `keep_days`
+MAX_MEMBER_BYTES = MAX_PIXELS * 2  # the largest uint16 channel a scan may have
+NPY_HEADER_BYTES = 65536  # room for an .npy member's header beyond its array
+RETRY_MAX_S = 30.0  # the longest wait between two looks at a drop folder that cannot be listed
 Parsed = tuple["Scan | RejectedFile", list[Path]]  # what was read, and the files it came from
 
 
@@ -47,6 +60,14 @@ class RejectedFile:
     file: str
     source: str
     reason: str
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    """What the screen shows for the source: ok, or degraded with one sentence."""
+
+    state: Literal["ok", "degraded", "lost"]
+    detail: str = ""
 
 
 @dataclass
@@ -79,10 +100,41 @@ def read_image_scan(path: Path, source: str) -> Scan:
     return Scan(high=img, low=img.copy(), meta=meta)
 
 
+def check_npz_sizes(path: Path) -> None:
+    """ScanFormatError when an .npz member declares more than MAX_MEMBER_BYTES, read from the zip directory and
+    each .npy header before anything is allocated (np.load allocates whatever a header declares)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if info.file_size > MAX_MEMBER_BYTES + NPY_HEADER_BYTES:
+                    raise ScanFormatError(f"{path.name} holds member {info.filename} of {info.file_size} bytes; "
+                                          f"at most {MAX_MEMBER_BYTES + NPY_HEADER_BYTES} are accepted")
+                if info.filename.endswith(".npy"):
+                    with zf.open(info) as fh:
+                        _check_npy_header(path, info.filename, fh)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ScanFormatError(f"scan {path} is not a readable .npz scan file: {exc}") from exc
+
+
+def _check_npy_header(path: Path, member: str, fh: IO[bytes]) -> None:
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:
+        raise ScanFormatError(f"{path.name} member {member} is .npy format version {version}; 1.0 and 2.0 are read")
+    size = math.prod(shape) * dtype.itemsize
+    if size > MAX_MEMBER_BYTES:
+        raise ScanFormatError(f"{path.name} declares array {member} of shape {shape} and type {dtype} ({size} bytes); "
+                              f"at most {MAX_MEMBER_BYTES} bytes ({MAX_PIXELS} uint16 pixels) are accepted")
+
+
 def read_scan_file(path: Path, source: str) -> Scan:
     """Parse one dropped file by its suffix; ScanFormatError says why it is unusable."""
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return read_image_scan(path, source)
+    check_npz_sizes(path)
     scan = load_scan(path)
     return Scan(high=scan.high, low=scan.low, meta={**scan.meta, "source": source, "file": path.name},
                 complete=scan.complete)
@@ -100,32 +152,66 @@ class FileDropSource:
         self.rejected = self.folder / "rejected"
         self._seen: dict[str, _Seen] = {}
         self._halves: dict[tuple[str, str], _Half] = {}  # (series UID, energy) -> the half that waits
-        self.counters = {"ingested": 0, "rejected": 0, "pruned": 0}
+        self.counters = {"ingested": 0, "rejected": 0, "pruned": 0, "folder_lost": 0}
         self._next_prune = 0.0
+        self.health = SourceHealth("ok")
+        self.on_health: Callable[[Literal["ok", "degraded", "lost"], str], None] | None = None
 
     async def scans(self) -> AsyncGenerator[Scan | RejectedFile, None]:
         """Yield scans as files settle, and the files rejected; a scan's file moves to processed/ when
-        the next one is asked for."""
+        the next one is asked for. A folder that cannot be used is waited for (degraded meanwhile)."""
         await asyncio.to_thread(self._prepare)
+        wait = self.cfg.poll_ms / 1000
         while True:
-            for path in await asyncio.to_thread(self._settled):
-                parsed = await asyncio.to_thread(self._parse, path)
-                if parsed is None:
-                    continue
-                scan, files = parsed
-                yield scan
-                if isinstance(scan, RejectedFile):
-                    continue
-                for file in files:
-                    await asyncio.to_thread(_move, file, self.processed)
-                self.counters["ingested"] += 1
-                log.info("retrofit.file_ingested", source=self.name, file=path.name, shape=scan.shape)
-            for orphan in await asyncio.to_thread(self._orphans):
-                yield orphan
-            if self.cfg.keep_days and time.monotonic() >= self._next_prune:
-                self._next_prune = time.monotonic() + PRUNE_EVERY_S
-                await asyncio.to_thread(self._prune)
-            await asyncio.sleep(self.cfg.poll_ms / 1000)
+            try:
+                async with contextlib.aclosing(self._round()) as round_:
+                    async for item in round_:
+                        yield item
+            except OSError as exc:
+                await self._folder_unavailable(exc, wait)
+                wait = min(wait * 2, RETRY_MAX_S)
+                continue
+            if self.health.state != "ok":
+                self._set_health("ok")
+                log.info("retrofit.folder_back", source=self.name, folder=str(self.folder))
+            wait = self.cfg.poll_ms / 1000
+            await asyncio.sleep(wait)
+
+    async def _folder_unavailable(self, exc: OSError, wait: float) -> None:
+        """Degraded, naming the folder and the error; then wait before the next look."""
+        detail = (f"drop folder {self.folder} of source {self.name} cannot be used: {exc}; "
+                  f"looking again in {wait * 1000:.0f} ms")
+        if self.health.state == "ok":
+            self.counters["folder_lost"] += 1
+            log.warning("retrofit.folder_unavailable", source=self.name, detail=detail)
+        self._set_health("degraded", detail)
+        await asyncio.sleep(wait)
+
+    def _set_health(self, state: Literal["ok", "degraded", "lost"], detail: str = "") -> None:
+        self.health = SourceHealth(state, detail)
+        if self.on_health is not None:
+            self.on_health(state, detail)
+
+    async def _round(self) -> AsyncGenerator[Scan | RejectedFile, None]:
+        """One look at the folder: the files settled, the DX halves orphaned, pruning when due."""
+        await asyncio.to_thread(self._subfolders)
+        for path in await asyncio.to_thread(self._settled):
+            parsed = await asyncio.to_thread(self._parse, path)
+            if parsed is None:
+                continue
+            scan, files = parsed
+            yield scan
+            if isinstance(scan, RejectedFile):
+                continue
+            for file in files:
+                await asyncio.to_thread(_move, file, self.processed)
+            self.counters["ingested"] += 1
+            log.info("retrofit.file_ingested", source=self.name, file=path.name, shape=scan.shape)
+        for orphan in await asyncio.to_thread(self._orphans):
+            yield orphan
+        if self.cfg.keep_days and time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_EVERY_S
+            await asyncio.to_thread(self._prune)
 
     def _prune(self) -> None:
         """Delete what processed/ and rejected/ hold from before `keep_days` (by the files' own times): a
@@ -147,6 +233,12 @@ class FileDropSource:
     def _prepare(self) -> None:
         for d in (self.folder, self.processed, self.rejected):
             d.mkdir(parents=True, exist_ok=True)
+
+    def _subfolders(self) -> None:
+        """processed/ and rejected/ in the folder (again, after a share came back without them); never the
+        folder itself: one that is gone is waited for."""
+        for d in (self.processed, self.rejected):
+            d.mkdir(exist_ok=True)
 
     def _candidates(self) -> list[Path]:
         out = []
@@ -194,6 +286,8 @@ class FileDropSource:
             if seen is not None and (seen.size, seen.mtime_ns) != (st.st_size, st.st_mtime_ns):
                 return None  # still being written after all: look again later
             return self._reject(path, str(exc)), [path]
+        except Exception as exc:  # MemoryError or a reader's own fault: this file is rejected, the source goes on
+            return self._reject(path, f"{path.name} could not be read: {type(exc).__name__}: {exc}"), [path]
 
     def _parse_dicom(self, path: Path) -> Parsed | None:
         """A single-energy DX image, or a pair once both halves of its series are here."""
@@ -209,8 +303,8 @@ class FileDropSource:
         pair = [path, other.header.path]
         try:
             return read_dx_scan(sorted(pair), f"filedrop:{self.name}"), pair
-        except ScanFormatError as exc:
-            self._reject(other.header.path, str(exc))
+        except Exception as exc:
+            self._reject(other.header.path, str(exc) or type(exc).__name__)
             raise
 
     def _orphans(self) -> list[RejectedFile]:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import shutil
+import struct
+import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +20,7 @@ from drivers.retrofit.filedrop import FileDropSource
 from drivers.retrofit.sim import drop_file, encode_scan_file, make_video, to_display
 from drivers.retrofit.video import VideoSource
 from models.scan import Scan, save_scan
+from polling import until
 
 
 def _scan(lines: int = 60, width: int = 80, seed: int = 0) -> Scan:
@@ -61,7 +66,7 @@ async def test_filedrop_ingests_only_complete_files_each_once(tmp_path: Path) ->
     await it.aclose()
     assert sorted(p.name for p in (tmp_path / "processed").iterdir()) == ["a.npz", "b.png"]
     assert (tmp_path / "c.npz.part").exists()
-    assert src.counters == {"ingested": 2, "rejected": 0, "pruned": 0}
+    assert src.counters == {"ingested": 2, "rejected": 0, "pruned": 0, "folder_lost": 0}
 
 
 async def test_filedrop_restart_ingests_nothing_twice(tmp_path: Path) -> None:
@@ -126,6 +131,78 @@ async def test_filedrop_rejects_bad_files_with_a_reason_and_keeps_going(tmp_path
     assert "channels" in (rejected / "colour.png.reason.txt").read_text()
     assert "not a readable" in (rejected / "broken.npz.reason.txt").read_text()
     assert src.counters["rejected"] == 2
+
+
+def _npz_declaring(shape: tuple[int, ...]) -> bytes:
+    """A few hundred bytes of .npz whose high and low members declare `shape` (uint16) and hold 64 bytes."""
+    header = f"{{'descr': '<u2', 'fortran_order': False, 'shape': {shape}, }}".encode()
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + b"\x00" * 64
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("high.npy", npy)
+        zf.writestr("low.npy", npy)
+    return buf.getvalue()
+
+
+async def test_filedrop_rejects_an_npz_declaring_a_huge_shape_before_loading_it(tmp_path: Path) -> None:
+    """588 bytes declaring 2**20 x 2**20 pixels: np.load allocated 2 TiB, MemoryError ended the source and the
+    file stayed, so every restart ended the same way."""
+    (tmp_path / "a-poison.npz").write_bytes(_npz_declaring((2**20, 2**20)))
+    save_scan(_scan(), tmp_path / "b-good.npz")
+    src = FileDropSource(_cfg(tmp_path), "cabinet")
+    it = src.scans()
+    rejected, good = await _take(it, 2)
+    await it.aclose()
+    assert rejected.file == "a-poison.npz" and rejected.reason == (
+        "a-poison.npz declares array high.npy of shape (1048576, 1048576) and type uint16 (2199023255552 bytes); "
+        "at most 200000000 bytes (100000000 uint16 pixels) are accepted")
+    assert good.meta["file"] == "b-good.npz"
+    assert (tmp_path / "rejected" / "a-poison.npz.reason.txt").read_text() == rejected.reason + "\n"
+    assert src.counters["rejected"] == 1
+
+
+async def test_filedrop_rejects_a_file_whose_parsing_fails_in_any_way_and_goes_on(tmp_path: Path, monkeypatch) -> None:
+    """Any failure to parse one file (here a MemoryError injected into the scan reader) rejects that file."""
+    import drivers.retrofit.filedrop as filedrop
+
+    real = filedrop.load_scan
+
+    def load(path: Path) -> Scan:
+        if Path(path).name == "a-bad.npz":
+            raise MemoryError("Unable to allocate 2.00 TiB")
+        return real(path)
+
+    monkeypatch.setattr(filedrop, "load_scan", load)
+    save_scan(_scan(), tmp_path / "a-bad.npz")
+    save_scan(_scan(seed=1), tmp_path / "b-good.npz")
+    src = FileDropSource(_cfg(tmp_path), "cabinet")
+    it = src.scans()
+    rejected, good = await _take(it, 2)
+    await it.aclose()
+    assert rejected.reason == "a-bad.npz could not be read: MemoryError: Unable to allocate 2.00 TiB"
+    assert good.meta["file"] == "b-good.npz" and (tmp_path / "rejected" / "a-bad.npz").exists()
+
+
+async def test_filedrop_waits_for_a_drop_folder_that_went_away_degraded_and_goes_on(tmp_path: Path) -> None:
+    """A share remounted (the folder gone for a moment) ended the source with FileNotFoundError."""
+    folder = tmp_path / "drop"
+    src = FileDropSource(_cfg(folder), "cabinet")
+    changes: list[tuple[str, str]] = []
+    src.on_health = lambda state, detail: changes.append((state, detail))
+    it = src.scans()
+    first = asyncio.create_task(_take(it, 1, timeout=10))
+    await until(lambda: folder.exists())
+    shutil.rmtree(folder)
+    await until(lambda: changes, "the source shows degraded")
+    assert changes[0][0] == "degraded" and changes[0][1].startswith(f"drop folder {folder} of source cabinet "
+                                                                      f"cannot be used: [Errno 2]")
+    folder.mkdir()
+    save_scan(_scan(), folder / "back.npz")
+    (scan,) = await first
+    await it.aclose()
+    assert scan.meta["file"] == "back.npz"
+    assert changes[-1] == ("ok", "") and src.health.state == "ok" and src.counters["folder_lost"] == 1
 
 
 async def test_video_cuts_one_scan_per_belt_stop(tmp_path: Path) -> None:
