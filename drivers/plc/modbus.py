@@ -320,6 +320,7 @@ class ModbusPlc:
             self._emit(LinkChanged(False, reason, t))
         self._link_ok, self._reason, self._fault = False, reason, fault
         self._hb_moved = False
+        self._encoder = None, self._encoder[1]  # a PLC back after a restart counts from anew: a new baseline
         await self._publish(self._values, t, t - self._hb[1])
 
     async def _publish(self, values: dict[str, int], t: float, age: float) -> None:

@@ -212,3 +212,35 @@ async def test_a_plc_whose_heartbeat_has_not_moved_is_not_up_at_start_nor_after_
             assert not plc._state.link_ok and not restarted.model.belt_running and len(ups) == 1
             restarted.model.heartbeat_frozen = False
             await until(lambda: plc._state.link_ok, "the link up once the restarted PLC's heartbeat moved")
+
+
+async def test_a_plc_restart_that_restarts_its_encoder_is_no_belt_travel() -> None:
+    """A PLC power cycle restarts its encoder count from 0: the count after the link came back is a new baseline
+    (the modulo-2**32 difference from the count before it was read as 4,295 km of belt travel)."""
+    from drivers.plc import BeltMoved, ModbusPlc, SimServer
+
+    port = free_port()
+    cfg = PlcConfig(kind="modbus-tcp", port=port, readback_timeout_ms=3000)
+    async with ModbusPlc(cfg, "conv") as plc:
+        moved: list[BeltMoved] = []
+
+        async def collect() -> None:
+            async for ev in plc.events():
+                if isinstance(ev, BeltMoved):
+                    moved.append(ev)
+
+        task = asyncio.create_task(collect())
+        async with SimServer(cfg, port=port) as before:
+            await until(lambda: plc._state is not None and plc._state.link_ok)
+            await plc.request_belt(True)
+            await until(lambda: plc._state.encoder_m > 0.05, "the belt has moved")
+        await until(lambda: not plc._state.link_ok, "the link lost with the PLC")
+        travelled = plc._state.encoder_m
+        async with SimServer(cfg, port=port) as after:  # booted again: encoder from 0, belt stopped
+            await until(lambda: plc._state.link_ok, "the link back")
+            await plc.request_belt(True)
+            await until(lambda: plc._state.encoder_m > travelled + 0.05, "the belt moves on from where it was")
+            assert after.model.belt_running and before is not after
+        task.cancel()
+    steps = [b.encoder_m - a.encoder_m for a, b in zip(moved, moved[1:])]
+    assert 0 < max(steps) < 1.0 and plc._state.encoder_m < travelled + 1.0
