@@ -76,7 +76,7 @@ def _report(fields: list[str], line: bytes) -> SealReport:
     except (ValueError, KeyError) as exc:
         raise SealFormatError(f"line {line[:60]!r} does not have the 8 fields of version {VERSION} in their "
                               f"formats: {exc}", reason="bad_field") from exc
-    if not SEAL_ID.match(seal_id) or not 0 <= pct <= 100 or bits & ~FLAG_BATTERY_LOW or not 0 <= seconds < 2**32 \
+    if not SEAL_ID.fullmatch(seal_id) or not 0 <= pct <= 100 or bits & ~FLAG_BATTERY_LOW or not 0 <= seconds < 2**32 \
             or not 0 <= events <= 0xFFFF or len(flags) != 2:
         raise SealFormatError(f"line {line[:60]!r} has a field out of its range (seal id {seal_id!r}, battery {pct}, "
                               f"flags {flags!r}, event time {seconds}, count {events})", reason="bad_field")

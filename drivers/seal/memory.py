@@ -64,7 +64,7 @@ def decode_memory(data: bytes) -> SealReport | None:
     if layout != LAYOUT:
         raise SealFormatError(f"seal memory is layout version {layout}, this reader knows {LAYOUT}", reason="version")
     seal_id = raw_id.rstrip(b"\0").decode("ascii", "replace")
-    if state >= len(STATES) or pct > 100 or flags & ~FLAG_BATTERY_LOW or not SEAL_ID.match(seal_id):
+    if state >= len(STATES) or pct > 100 or flags & ~FLAG_BATTERY_LOW or not SEAL_ID.fullmatch(seal_id):
         raise SealFormatError(f"seal memory has a field out of its range (state {state}, battery {pct}, flags "
                               f"{flags:#04x}, seal number {seal_id!r})", reason="bad_field")
     return SealReport(seal_id, STATES[state], pct, bool(flags & FLAG_BATTERY_LOW), event_time(when), events)

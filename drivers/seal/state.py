@@ -23,8 +23,9 @@ EVENT_QUEUE = 256  # events a slow subscriber may fall behind before the oldest 
 
 SealState = Literal["intact", "opened", "tampered"]
 STATES: tuple[SealState, ...] = ("intact", "opened", "tampered")
-SEAL_ID = re.compile(r"^[A-Z0-9]{4,18}$")
-"""A seal number as printed on the seal and declared: 4 to 18 capital letters and digits."""
+SEAL_ID = re.compile(r"[A-Z0-9]{4,18}")
+"""A seal number as printed on the seal and declared: 4 to 18 capital letters and digits (use fullmatch: `$`
+lets a trailing newline through)."""
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,18 @@ def test_a_broken_seal_memory_raises_with_its_reason(memory: bytes, reason: str)
     assert err.value.reason == reason
 
 
+def test_a_seal_number_with_a_trailing_newline_is_refused_in_memory_and_on_the_line() -> None:
+    """SEAL_ID was matched with `$`, which lets "HKEL0001234\\n" through: such a seal was seen as intact."""
+    odd = SealReport("HKEL0001234\n", "intact", 87, False, None, 12)
+    with pytest.raises(SealFormatError, match=r"seal number 'HKEL0001234\\n'") as err:
+        decode_memory(encode_memory(odd))
+    assert err.value.reason == "bad_field"
+    body = b"ES,1,HKEL0001234\n,I,87,00,0,12"
+    with pytest.raises(SealFormatError, match=r"seal id 'HKEL0001234\\n'") as err:
+        parse_line(b"$" + body + b"*" + f"{crc16(body):04X}".encode())
+    assert err.value.reason == "bad_field"
+
+
 def test_an_access_spec_reading_tid_and_user_memory_round_trips() -> None:
     """The LLRP client asks for both reads in one AccessCommand (a reader runs one AccessSpec per tag)."""
     from drivers.rfid.config import LlrpConfig
