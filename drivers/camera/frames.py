@@ -3,7 +3,8 @@
 A source implements `_open`, `_grab` and `_close` (blocking; run in a thread). `_grab` returns an
 image, None for a frame that could not be decoded, raises `LinkLost` for a lost stream and
 `EOFError` when a file or folder has ended. A bad frame is one sentence in the log and a count by
-reason; it never ends the stream. A lost stream is reopened with back-off, the camera degraded meanwhile.
+reason; it never ends the stream, but BAD_IN_A_ROW of them with no good frame make the camera degraded
+until the next good one. A lost stream is reopened with back-off, the camera degraded meanwhile.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from drivers.camera.config import CameraConfig
 from drivers.errors import LinkLost
 
 log = structlog.get_logger()
+BAD_IN_A_ROW = 10
+"""Bad frames in a row, with no good frame between them, that make a camera degraded."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class CameraBase:
         self.bad_frames: Counter[str] = Counter()
         self.reconnects = 0
         self.frames_taken = 0
+        self._bad_in_a_row = 0
         self.health = CameraHealth("lost", "not opened yet")
         self.on_health: Callable[[Literal["ok", "degraded", "lost"], str], None] | None = None
         self._triggered = asyncio.Event()
@@ -111,8 +115,6 @@ class CameraBase:
             frame = self._checked(image)
             if frame is not None:
                 backoff = self.cfg.reconnect_min_ms / 1000  # a good frame, not a bad one, proves the stream
-                if self.health.state != "ok":
-                    self._set_health("ok")  # back when a reopened source gives a good frame, not when it opens
                 yield frame
             await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
 
@@ -130,19 +132,32 @@ class CameraBase:
         return frame
 
     def _checked(self, image: np.ndarray | None) -> Frame | None:
+        """The frame if it is good (the camera ok again: back when a reopened source or one that gave only bad
+        frames gives a good frame, not when it opens); None, counted, if it is bad."""
         reason = bad_frame(image, self.cfg)
         if reason is not None:
-            self.bad_frames[reason] += 1
-            total = sum(self.bad_frames.values())
-            if total & (total - 1) == 0:  # the 1st, 2nd, 4th, 8th ...: a camera giving only those cannot flood
-                shape = None if image is None else image.shape
-                log.warning("camera.bad_frame", camera=self.name, reason=reason, shape=shape,
-                            detail=f"camera {self.name} gave a bad frame ({reason}, shape {shape}); "
-                                   f"{total} so far")
+            self._bad(reason, None if image is None else image.shape)
             return None
         assert image is not None
+        self._bad_in_a_row = 0
+        if self.health.state != "ok":
+            self._set_health("ok")
         self.frames_taken += 1
         return Frame(image, time.time(), self.frames_taken, self.name)
+
+    def _bad(self, reason: str, shape: tuple[int, ...] | None) -> None:
+        """Count a bad frame; degraded at BAD_IN_A_ROW of them with no good frame between them."""
+        self.bad_frames[reason] += 1
+        self._bad_in_a_row += 1
+        total = sum(self.bad_frames.values())
+        if total & (total - 1) == 0:  # the 1st, 2nd, 4th, 8th ...: a camera giving only those cannot flood
+            log.warning("camera.bad_frame", camera=self.name, reason=reason, shape=shape,
+                        detail=f"camera {self.name} gave a bad frame ({reason}, shape {shape}); {total} so far")
+        if self._bad_in_a_row == BAD_IN_A_ROW:
+            detail = (f"camera {self.name} gave {BAD_IN_A_ROW} bad frames in a row with no good one, the last "
+                      f"{reason} (shape {shape})")
+            log.warning("camera.only_bad_frames", camera=self.name, detail=detail)
+            self._set_health("degraded", detail)
 
     async def _reconnect(self, exc: LinkLost, backoff: float) -> float:
         """Close, wait `backoff`, reopen; the next wait doubles up to the configured maximum. The camera stays

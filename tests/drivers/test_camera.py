@@ -43,6 +43,24 @@ async def test_folder_gives_good_frames_and_counts_truncated_and_wrong_size_ones
     assert len(said) == 2 and said[1].endswith("2 so far")
 
 
+async def test_a_camera_giving_only_bad_frames_is_degraded_until_a_good_one(tmp_path: Path) -> None:
+    """BAD_IN_A_ROW bad frames with no good one make the camera degraded naming the last reason (it said ok for
+    ever while it gave nothing usable); the next good frame makes it ok again."""
+    from drivers.camera.frames import BAD_IN_A_ROW
+
+    whole = _png(tmp_path / "a.png")
+    for i in range(BAD_IN_A_ROW):
+        (tmp_path / f"b{i:02d}.png").write_bytes(whole[: len(whole) // 2])  # cut short: no IEND
+    _png(tmp_path / "c.png", value=200)
+    states: list[tuple[str, str]] = []
+    async with open_camera(_cfg(str(tmp_path)), "cam") as camera:
+        camera.on_health = lambda state, detail: states.append((state, detail))
+        frames = [f async for f in camera.frames()]
+    assert [int(f.image[0, 0, 0]) for f in frames] == [128, 200]
+    assert states == [("degraded", f"camera cam gave {BAD_IN_A_ROW} bad frames in a row with no good one, the last "
+                                   f"decode (shape None)"), ("ok", "")]
+
+
 def test_truncated_jpeg_is_not_decoded() -> None:
     ok, data = cv2.imencode(".jpg", np.full((40, 40, 3), 90, np.uint8))
     assert decode_image(data.tobytes(), ".jpg") is not None
