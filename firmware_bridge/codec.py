@@ -197,12 +197,21 @@ class FrameDecoder:
         self.version = version
         self.peer_version: int | None = None
         """The protocol version of the latest intact frame of another version, if one arrived."""
-        self._limit = cobs_max(max_frame)
         self._buf = bytearray()
         self._discarding = False
         self._on_error = on_error
         self.frames = 0
         self.errors = 0
+
+    @property
+    def max_frame(self) -> int:
+        """The largest decoded frame taken; setting it (HELLO's negotiation) sets the buffer's limit too."""
+        return self._max_frame
+
+    @max_frame.setter
+    def max_frame(self, value: int) -> None:
+        self._max_frame = value
+        self._limit = cobs_max(value)
 
     def feed(self, data: bytes) -> list[Frame]:
         """Consume bytes; return the frames completed by them."""
@@ -257,6 +266,9 @@ _STATUS = struct.Struct("<BHHI")
 _SCAN_ID = struct.Struct("<I")
 _LINE = struct.Struct("<IIH")
 _SCAN_END = struct.Struct("<IIB")
+MIN_SESSION_FRAME = OVERHEAD + _ACK.size + _STATUS.size
+"""The largest fixed-size frame a session needs (the ACK carrying a STATUS, 21 bytes): a HELLO reply announcing a
+smaller max_frame is refused."""
 
 
 def _unpack(st: struct.Struct, payload: bytes, what: str, exact: bool = True) -> tuple:

@@ -23,7 +23,7 @@ import structlog
 from firmware_bridge import codec
 from firmware_bridge.codec import MsgType, NakReason
 from firmware_bridge.endpoint import Endpoint, EndpointSettings, FdPort, Handler
-from firmware_bridge.errors import AckTimeout, BridgeError, LinkDown, Nak
+from firmware_bridge.errors import AckTimeout, BridgeError, LinkDown, Nak, PayloadError
 
 log = structlog.get_logger(__name__)
 
@@ -223,6 +223,10 @@ class HostLink:
     async def _hello(self, ep: Endpoint) -> None:
         body = await ep.request(MsgType.HELLO, codec.HelloRequest(max_frame=self.settings.max_frame).encode())
         hello = codec.HelloInfo.decode(body)
+        if hello.max_frame < codec.MIN_SESSION_FRAME:
+            raise PayloadError(f"the controller on {self.settings.port} announced max_frame {hello.max_frame} in its "
+                               f"HELLO reply, below the {codec.MIN_SESSION_FRAME} bytes of a STATUS acknowledgement "
+                               f"a session needs", last_frames=ep.last_frames)
         self.hello = hello
         self.peer_version = None
         self.sessions += 1

@@ -75,6 +75,17 @@ def test_oversize_run_is_discarded_without_buffering() -> None:
     assert dec.errors == 1
 
 
+def test_a_max_frame_negotiated_down_bounds_the_buffer_too() -> None:
+    """HELLO sets the decoder's max_frame: the buffer's limit follows it (it stayed at the 16384-byte frame's)."""
+    dec = FrameDecoder()
+    dec.max_frame = 64
+    dec.feed(b"\x55" * 1000)
+    assert len(dec._buf) <= codec.cobs_max(64)
+    assert dec.feed(b"\x00" + codec.encode_frame(Frame(type=MsgType.STATUS, seq=9))) == \
+        [Frame(type=MsgType.STATUS, seq=9)]
+    assert dec.errors == 1
+
+
 def test_length_field_checked_against_limit_before_payload() -> None:
     body = codec.HEADER.pack(codec.VERSION, MsgType.LINE, 0, 60000) + b"\x01" * 8
     raw = codec.cobs_encode(body + codec.CRC.pack(zlib.crc32(body)))

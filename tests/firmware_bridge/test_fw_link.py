@@ -209,3 +209,16 @@ async def test_a_firmware_that_does_not_answer_is_reported_once_however_often_it
     assert [e["event"] for e in logs if e["event"] == "xray_link.lost"] == ["xray_link.lost"] * 2
     up = next(e for e in logs if e["event"] == "xray_link.up")
     assert up["failed_tries"] >= 3
+
+
+async def test_a_hello_reply_with_a_max_frame_too_small_for_a_session_is_refused_naming_it() -> None:
+    """A controller announcing max_frame 16 (0 in the audit): every later frame was rejected, the session went stale
+    after 1 s and came up again, for ever, the reason never naming max_frame. Now no session comes up, and the one
+    fault says why."""
+    async with FirmwareEmulator([_scan()], heartbeat_s=0.05, host_stale_s=0.4, boot_s=0.2, max_frame=16) as emu:
+        async with HostLink(LinkSettings(port=emu.port, **FAST), _ignore) as link:
+            await until(lambda: link.failed_tries >= 3, "three sessions refused")
+            assert not link.up and link.sessions == 0
+    assert [type(e) for e in link.events] == [LinkFault]
+    assert link.events[0].reason == (f"HELLO failed: the controller on {emu.port} announced max_frame 16 in its "
+                                     f"HELLO reply, below the 21 bytes of a STATUS acknowledgement a session needs")
