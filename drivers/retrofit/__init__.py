@@ -55,7 +55,7 @@ async def open_source(cfg: RetrofitConfig, name: str) -> AsyncIterator[ImageSour
         writer = asyncio.create_task(sim.drop_scans(cfg.folder, scans, s.file_format, s.interval_ms / 1000,
                                                     repeat=True), name=f"retrofit-sim:{name}")
         try:
-            yield FileDropSource(cfg, name)
+            yield FileDropSource(cfg, name, feeder=writer)
         finally:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 import structlog
 
+from drivers.errors import LinkLost
 from drivers.retrofit.config import RetrofitConfig
 from models.dicos import HIGH, LOW, MAX_PIXELS, DxHeader, read_dx_header, read_dx_scan
 from models.errors import ScanFormatError
@@ -143,8 +144,9 @@ def read_scan_file(path: Path, source: str) -> Scan:
 class FileDropSource:
     """Watches `cfg.folder` and yields each complete dropped scan once."""
 
-    def __init__(self, cfg: RetrofitConfig, name: str) -> None:
+    def __init__(self, cfg: RetrofitConfig, name: str, feeder: asyncio.Task[None] | None = None) -> None:
         assert cfg.folder is not None
+        self._feeder = feeder  # the simulator writing into the folder (sim-filedrop): its failure ends the source
         self.cfg = cfg
         self.name = name
         self.folder = cfg.folder
@@ -163,6 +165,7 @@ class FileDropSource:
         await asyncio.to_thread(self._prepare)
         wait = self.cfg.poll_ms / 1000
         while True:
+            self._check_feeder()
             try:
                 async with contextlib.aclosing(self._round()) as round_:
                     async for item in round_:
@@ -176,6 +179,15 @@ class FileDropSource:
                 log.info("retrofit.folder_back", source=self.name, folder=str(self.folder))
             wait = self.cfg.poll_ms / 1000
             await asyncio.sleep(wait)
+
+    def _check_feeder(self) -> None:
+        """LinkLost when the simulator writing the files failed: nothing would come, the source fails with it."""
+        task = self._feeder
+        if task is None or not task.done() or task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        raise LinkLost(f"the simulated machine writing into {self.folder} for source {self.name} failed: {exc}",
+                       device=self.name) from exc
 
     async def _folder_unavailable(self, exc: OSError, wait: float) -> None:
         """Degraded, naming the folder and the error; then wait before the next look."""

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from drivers.errors import LinkLost
 from drivers.retrofit import RetrofitConfig, open_source
 from drivers.retrofit.filedrop import FileDropSource
 from drivers.retrofit.sim import drop_file, encode_scan_file, make_video, to_display
@@ -237,6 +238,24 @@ async def test_open_source_simulators_run_the_real_drivers(tmp_path: Path, kind:
     async with open_source(cfg, "sim") as source:
         got = await _take(source.scans(), 2, timeout=10)
     assert all(s.shape[1] > 0 and s.meta["single_energy"] for s in got)
+
+
+async def test_the_simulated_file_drop_fails_when_its_simulator_does(tmp_path: Path) -> None:
+    """The simulator writing the files dies with its folder; the source, which waits for a folder that went away,
+    fails with it instead (nothing would ever come, and the simulator's failure was swallowed)."""
+    scan_dir = tmp_path / "scans"
+    scan_dir.mkdir()
+    save_scan(_scan(), scan_dir / "0.npz")
+    drop = tmp_path / "drop"
+    cfg = RetrofitConfig(kind="sim-filedrop", folder=drop, settle_ms=50, poll_ms=20,
+                         sim={"scan_dir": scan_dir, "interval_ms": 10, "file_format": "npz"})
+    async with open_source(cfg, "sim") as source:
+        it = source.scans()
+        await _take(it, 1)
+        shutil.rmtree(drop)
+        drop.write_text("not a folder")
+        with pytest.raises(LinkLost, match=f"the simulated machine writing into {drop} for source sim failed"):
+            await _take(it, 100, timeout=10)
 
 
 def test_config_requires_what_its_kind_needs() -> None:
