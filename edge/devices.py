@@ -116,6 +116,8 @@ async def open_devices(stack: AsyncExitStack, cfg: DevicesSection, station: str,
     if cfg.source is not None:
         devices.source = await _open(stack, devices, "source", open_source(cfg.source, f"{station}/source"),
                                      open_timeout_s)
+        if devices.source is not None and hasattr(devices.source, "on_health"):  # a drop folder that went away
+            devices.source.on_health = lambda state, detail: devices.mark("source", state, detail)
     for name, reader_cfg in cfg.readers.items():
         reader = await _open(stack, devices, f"reader:{name}", open_reader(reader_cfg, f"{station}/{name}"),
                              open_timeout_s)

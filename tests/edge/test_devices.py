@@ -178,3 +178,36 @@ async def test_a_plc_is_ok_only_once_its_link_is_up() -> None:
         devices = await open_devices(stack, DevicesSection(plc=PlcConfig(kind="sim")), "st-1")
         assert devices.states()["plc"] == {"state": "ok", "detail": ""}
         assert (await devices.plc.read_state()).link_ok
+
+
+async def test_a_drop_folder_that_went_away_shows_the_source_degraded_and_ok_again(tmp_path) -> None:  # noqa: ANN001
+    """The file drop waits for a folder it cannot list (a share remounted), degraded: the screen said ok meanwhile."""
+    import contextlib
+    import shutil
+
+    from drivers.retrofit import RetrofitConfig
+
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    cfg = DevicesSection(source=RetrofitConfig(kind="filedrop", folder=folder, poll_ms=20))
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, cfg, "st-1")
+        assert devices.source is not None
+
+        async def drain() -> None:
+            async with contextlib.aclosing(devices.source.scans()) as scans:  # type: ignore[union-attr]
+                async for _ in scans:
+                    pass
+
+        task = asyncio.create_task(drain())
+        try:
+            await until(lambda: (folder / "processed").exists(), "the source looked at its folder")
+            shutil.rmtree(folder)
+            await until(lambda: devices.states()["source"]["state"], "the source degraded", check=lambda s: s == "degraded")
+            assert str(folder) in devices.states()["source"]["detail"]
+            folder.mkdir()
+            await until(lambda: devices.states()["source"]["state"], "the source ok again", check=lambda s: s == "ok")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
