@@ -75,7 +75,7 @@ class _Wire(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-Score = Annotated[float, Field(ge=0.0, le=1.0)]
+Score = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]  # a number: true was read as 1.0
 
 
 class Command(_Wire):

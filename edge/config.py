@@ -11,7 +11,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
@@ -55,7 +55,8 @@ class ModelSection(_Section):
     pool_workers: int = Field(1, ge=1, le=16, description="inferences at once, shared by the process's stations")
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     shadow_dir: Path | None = None
-    thresholds: dict[str, float] = Field(default_factory=dict, description="per-class overrides")
+    thresholds: dict[str, Annotated[float, Field(strict=True)]] = Field(
+        default_factory=dict, description="per-class overrides (a number; true was read as 1.0)")
     dense_alert_mm2: float = Field(
         100.0, ge=0, description="a bag or parcel with a region the beam cannot penetrate at least this large is not"
         " cleared (manual, dense_object); 0 turns the rule off")

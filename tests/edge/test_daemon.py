@@ -556,3 +556,18 @@ def test_the_admin_commands_say_what_is_wrong_with_the_config_in_one_line(tmp_pa
         assert main(argv) == 78, argv
         err = capsys.readouterr().err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_threshold_override_must_be_a_number(tmp_path):
+    """`knife = true` under [model] thresholds was read as 1.0 (the class never reported): now a config error."""
+    from edge.config import load_config
+    from edge.errors import ConfigError
+
+    config = _write_config(tmp_path, 18181, tmp_path / "model")
+    text = config.read_text()
+    config.write_text(text.replace("[model]\n", "[model]\nthresholds = { knife = true, gun = 1 }\n", 1))
+    with pytest.raises(ConfigError) as err:
+        load_config(config)
+    assert "model.thresholds.knife" in str(err.value) and "gun" not in str(err.value)
+    config.write_text(text.replace("[model]\n", "[model]\nthresholds = { knife = 0.3, gun = 1 }\n", 1))
+    assert load_config(config).model.thresholds == {"knife": 0.3, "gun": 1.0}
