@@ -242,9 +242,12 @@ class RiskCheck:
                labels: Sequence[str] = (), load_present: bool | None = None, at: float | None = None) -> Assessment:
         """`verdict` "pending" before the detector's outcome; the declaration is the bundle's, by container or plate."""
         past = self.history(identities) if self.history is not None else {}
+        # a container camera that saw no code at all is no failed read: most vehicles carry no container (a code
+        # seen and not read is one; a container item without its code is edge.inspection's container_unidentified)
+        read = tuple((i.kind, i.value) for i in identities if not (i.kind == "container" and i.status == "unread"))
         return self.runtime.evaluate(Facts(
             item_id=item_id, at=time.time() if at is None else at,
-            identities=tuple((i.kind, i.value) for i in identities), station_id=self.station,
+            identities=read, station_id=self.station,
             station_kind=self.station_kind, detector_verdict=verdict, detector_labels=tuple(labels),
             load_present=load_present, identity_expected=self.station_kind in IDENTIFIED_STATIONS,
             history_passes=cast(int | None, past.get("history.passes")),
