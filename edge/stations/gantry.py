@@ -43,6 +43,7 @@ CLOSE_AGAIN_S = 2.0  # how often a gate that did not close is asked to close aga
 
 GATE: dict[Way, str] = {"release": "barrier", "search_bay": "search-bay gate"}
 EXIT_LOOPS: dict[str, Way] = {"eye_exit": "release", "eye_search_bay": "search_bay"}
+LANE_UNKNOWN = "lane_unknown"  # the alarm (and decision refusal) while the lane may hold vehicles it does not know
 
 
 @dataclass
@@ -101,6 +102,7 @@ class GantryFlow:
         plc = self.plc
         self.progress.register("plc")
         await self._safe_state()
+        await self._lane_alarm()
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
             tasks.create_task(follow_turns(self.progress, "plc", lambda: plc_turns(plc), LIVENESS_S),
@@ -114,6 +116,15 @@ class GantryFlow:
                     self._on_link(event)
                 elif isinstance(event, EyeEdge):
                     self._on_eye(event)
+
+    async def _lane_alarm(self) -> None:
+        """A lane that may hold vehicles the station does not know (edge.stations.lane) stands as an alarm until
+        the station starts with a lane it knows."""
+        store = self.parts.store
+        if self.lane.unknown:
+            await store.call(store.store.raise_alarm, LANE_UNKNOWN, self.lane.unknown)
+        else:
+            await store.call(store.store.clear_alarm, LANE_UNKNOWN)
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         assert self._tasks is not None, "the flow is not running"
@@ -249,6 +260,8 @@ class GantryFlow:
             return LaneDecision("refused", "vehicle_not_in_lane", f"vehicle {record_id} is not in the lane")
         if vehicle.leaving:
             return LaneDecision("refused", "vehicle_leaving", f"vehicle {record_id} is already leaving the lane")
+        if self.lane.unknown:
+            return LaneDecision("refused", LANE_UNKNOWN, self.lane.unknown)
         self.lane.decided(vehicle, way, actor)
         log.info("gantry.vehicle_decided", vehicle=record_id, way=way, actor=actor)
         ahead = self.lane.position(vehicle)
@@ -272,6 +285,9 @@ class GantryFlow:
             if head is None or head.way is None or head.leaving:
                 return None
             way = head.way
+            if self.lane.unknown:  # vehicles it does not know may stand before it
+                self.lane.not_opened(head, self.lane.unknown)
+                return self.lane.unknown
             try:
                 await self._open(way)
             except DriverError as exc:

@@ -10,6 +10,9 @@ new vehicle is scanned) until the first one leaves.
 
 The lane outlives the daemon (`lane.json` in data_dir, edge.stations.statefile): vehicles left in it
 by the last daemon are waiting for an officer again after a restart, whatever was decided before.
+A file that cannot be read (or holds a vehicle that cannot be read) leaves the lane `unknown`: it may
+hold vehicles the station does not know, so it is held (entry light red, no gate opened) and the file
+is left as it is until a technician, the lane checked empty, removes it and restarts the station.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ class Lane:
     file: Path | None = None
     vehicles: list[Vehicle] = field(default_factory=list)
     unexpected_exits: int = 0  # a loop saw a vehicle leave that the lane did not let go
+    unknown: str = ""  # why the lane may hold vehicles it does not know (its file could not be read), in one sentence
 
     def __post_init__(self) -> None:
         if self.file is not None:
@@ -86,7 +90,8 @@ class Lane:
     # ---- what the flow asks -----------------------------------------------------------------
     @property
     def full(self) -> bool:
-        return len(self.vehicles) >= self.capacity
+        """No room for one more vehicle (nor while the lane may hold vehicles it does not know)."""
+        return bool(self.unknown) or len(self.vehicles) >= self.capacity
 
     @property
     def head(self) -> Vehicle | None:
@@ -156,10 +161,11 @@ class Lane:
         now = time.monotonic()
         waiting = list(self.waiting())
         oldest = max((now - v.mono for v in waiting), default=0.0)
-        state = "held" if self.full and waiting else "waiting" if waiting else "flowing"
+        state = "held" if self.full and (waiting or self.unknown) else "waiting" if waiting else "flowing"
+        detail = f"lane held: {self.unknown}" if self.unknown else self.describe(state, len(waiting), oldest)
         return {"state": state, "capacity": self.capacity, "vehicles": [v.public(now) for v in self.vehicles],
-                "waiting_for_officer": len(waiting), "oldest_s": round(oldest, 1),
-                "detail": self.describe(state, len(waiting), oldest), "unexpected_exits": self.unexpected_exits}
+                "waiting_for_officer": len(waiting), "oldest_s": round(oldest, 1), "detail": detail,
+                "unexpected_exits": self.unexpected_exits, "unknown": self.unknown}
 
     def describe(self, state: str, waiting: int, oldest_s: float) -> str:
         """One sentence, e.g. 'lane held: 2 vehicles waiting for an officer (oldest 3 min)'."""
@@ -171,7 +177,7 @@ class Lane:
 
     # ---- persistence ----------------------------------------------------------------------------
     def _save(self) -> None:
-        if self.file is None:
+        if self.file is None or self.unknown:  # the unreadable file stays as it is: a restart is held again
             return
         body = [{"id": v.id, "since": v.since, "verdict": v.verdict} for v in self.vehicles]
         try:
@@ -180,18 +186,44 @@ class Lane:
             log.error("gantry.lane_file_write_failed", path=str(self.file), error=str(exc))
 
     def _recall(self, path: Path) -> None:
-        """Vehicles the last daemon left in the lane wait for an officer: nothing it decided is carried out."""
+        """Vehicles the last daemon left in the lane wait for an officer: nothing it decided is carried out.
+        A file or a vehicle in it that cannot be read leaves the lane `unknown` (held)."""
         try:
             data = statefile.load(path, "gantry.lane_file_unreadable")
-        except statefile.StateFileUnreadable:  # logged; the barrier stays closed, the officer sees the vehicles
+        except statefile.StateFileUnreadable as exc:
+            self._unknowable(str(exc))
             return
-        for entry in data.get("vehicles", []) if isinstance(data, dict) else []:
-            try:
-                vehicle = Vehicle(str(entry["id"]), str(entry["since"]), entry.get("verdict") or "manual")
-            except (KeyError, TypeError) as exc:
-                log.error("gantry.lane_entry_unreadable", path=str(path), entry=repr(entry)[:200], error=str(exc))
+        if data is None and not path.exists():  # a new lane
+            return
+        entries = data.get("vehicles") if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            self._unknowable(f"{path} holds no list of vehicles (found {repr(data)[:80]})")
+            return
+        for entry in entries:
+            vehicle = _recalled(entry)
+            if vehicle is None:
+                log.error("gantry.lane_entry_unreadable", path=str(path), entry=repr(entry)[:200])
+                self._unknowable(f"{path} holds a vehicle that cannot be read ({repr(entry)[:80]})")
                 continue
             vehicle.problem = "the station software restarted while it was in the lane: decide again"
             self.vehicles.append(vehicle)
         if self.vehicles:
             log.warning("gantry.lane_recalled", vehicles=[v.id for v in self.vehicles])
+
+    def _unknowable(self, problem: str) -> None:
+        """The lane may hold vehicles it does not know: held until the file is removed and the station restarted."""
+        if self.unknown:  # the first problem found is the one told
+            return
+        self.unknown = (f"{problem}; the lane may hold vehicles the station does not know, so no vehicle is let in or "
+                        f"out until a technician checks it empty, removes the file and restarts the station")
+        log.error("gantry.lane_unknown", detail=self.unknown)
+
+
+def _recalled(entry: object) -> Vehicle | None:
+    """A vehicle as the lane file holds it; None when it cannot be read."""
+    if not isinstance(entry, dict):
+        return None
+    record_id, since, verdict = entry.get("id"), entry.get("since"), entry.get("verdict")
+    if not (isinstance(record_id, str) and record_id and isinstance(since, str) and isinstance(verdict, str | None)):
+        return None
+    return Vehicle(record_id, since, verdict or "manual")

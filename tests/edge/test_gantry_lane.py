@@ -12,6 +12,7 @@ import asyncio
 
 from central_sync.schema import Verdict
 from drivers.plc import open_plc
+from edge.stations.lane import FILE_NAME
 from gantry_station import OFFICER, SUPERVISOR, gantry, plc_config, vehicle_scan
 from polling import until
 
@@ -237,3 +238,31 @@ async def test_a_daemon_restart_never_opens_the_barrier(tmp_path) -> None:
             await until(lambda: again.sim.passed == [first], "the first car left")
             await again.polls(20)
             assert again.sim.passed == [first]
+
+
+async def test_a_lane_file_that_cannot_be_read_holds_the_lane_until_it_is_removed(tmp_path) -> None:
+    """The vehicles the file held may still stand at the barrier: no vehicle is let in, none is let out (a clear
+    one that ran the red light included), and the alarm names the file; once a technician removed it, a restart
+    runs the lane again."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / FILE_NAME).write_text('{"vehicles": [{"id": "0193a1b2-0000-7000-8000-00000000000')  # torn
+    async with gantry(tmp_path, [CLEAR]) as g:
+        await g.polls(20)
+        assert g.sim.values()["entry_light"] == 1
+        alarms = dict(g.store.standing_alarms())
+        assert str(data / FILE_NAME) in alarms["lane_unknown"] and "does not know" in alarms["lane_unknown"]
+        assert g.flow.lane_status()["state"] == "held"
+        g.sim.g = g.sim.g.model_copy(update={"entry_stop_m": -100.0})  # it runs the red light
+        _queue_up(g.sim, 1)
+        record, = await g.vehicles_decided(1)
+        assert (record.verdict, record.reason) == (Verdict.MANUAL, "device_fault")
+        officer = await g.client(OFFICER)
+        r = await officer.post(f"/api/cases/{record.id}/decision", json={"outcome": "cleared", "lane": "release"})
+        assert (r.status_code, r.json()["detail"]) == (409, "lane_unknown")
+        await g.polls(20)
+        assert g.barrier_seen_open == [] and g.sim.passed == []
+    (data / FILE_NAME).unlink()
+    async with gantry(tmp_path, [CLEAR]) as g:
+        await until(lambda: g.sim.values()["entry_light"] == 3, "the entry light green")
+        assert "lane_unknown" not in dict(g.store.standing_alarms())

@@ -49,11 +49,23 @@ def test_the_lane_outlives_the_daemon_and_every_vehicle_in_it_waits_for_an_offic
     assert again.status()["state"] == "held"
 
 
-def test_an_unreadable_lane_file_is_logged_and_opens_nothing(tmp_path) -> None:
-    (tmp_path / FILE_NAME).write_text("{not json")
-    assert _lane(tmp_path).vehicles == []
-    (tmp_path / FILE_NAME).write_text(json.dumps({"vehicles": [{"since": "x"}, {"id": "a", "since": "t"}]}))
-    assert [(v.id, v.way) for v in _lane(tmp_path).vehicles] == [("a", None)]
+def test_an_unreadable_lane_file_holds_the_lane_and_is_kept_as_it_is(tmp_path) -> None:
+    """Vehicles the file held may still be in the lane: it is held (full, nothing opened) and says why, naming the
+    file; the file is not overwritten, so a restart before a technician removed it is held again."""
+    file = tmp_path / FILE_NAME
+    for text in ("{not json", "null", "5", json.dumps({"vehicles": None}), json.dumps({"vehicles": 5}), "{}",
+                 json.dumps({"vehicles": [{"since": "x"}, {"id": "a", "since": "t"}]}),
+                 json.dumps({"vehicles": [7, {"id": "a", "since": "t"}]}),
+                 json.dumps({"vehicles": [{"id": "a", "since": "t", "verdict": 3}]})):
+        file.write_text(text)
+        lane = _lane(tmp_path)
+        status = lane.status()
+        assert lane.full and status["state"] == "held", text
+        assert status["detail"].startswith(f"lane held: {file} ") and "does not know" in status["detail"], text
+        lane.judged(lane.arrived("b"), "clear")
+        assert file.read_text() == text
+    file.unlink()
+    assert not _lane(tmp_path).full and _lane(tmp_path).unknown == ""
 
 
 def test_health_says_why_the_lane_is_held(tmp_path) -> None:
