@@ -254,24 +254,28 @@ class GantryFlow:
         return None
 
     async def decide_vehicle(self, record_id: str, way: Way, actor: str) -> LaneDecision:
-        """An officer's decision: the vehicle leaves by `way` when it is first in the lane, its gate read back."""
-        vehicle = self.lane.find(record_id)
-        if vehicle is None:
-            return LaneDecision("refused", "vehicle_not_in_lane", f"vehicle {record_id} is not in the lane")
-        if vehicle.leaving:
-            return LaneDecision("refused", "vehicle_leaving", f"vehicle {record_id} is already leaving the lane")
-        if self.lane.unknown:
-            return LaneDecision("refused", LANE_UNKNOWN, self.lane.unknown)
-        self.lane.decided(vehicle, way, actor)
+        """An officer's decision: the vehicle leaves by `way` when it is first in the lane, its gate read back.
+        It waits for a gate being opened meanwhile: a vehicle whose gate opened is leaving by that gate."""
+        async with self._gates:
+            vehicle = self.lane.find(record_id)
+            if vehicle is None:
+                return LaneDecision("refused", "vehicle_not_in_lane", f"vehicle {record_id} is not in the lane")
+            if vehicle.leaving:
+                return LaneDecision("refused", "vehicle_leaving", f"vehicle {record_id} is already leaving the lane "
+                                    f"by the {GATE[vehicle.opened or way]}")
+            if self.lane.unknown:
+                return LaneDecision("refused", LANE_UNKNOWN, self.lane.unknown)
+            self.lane.decided(vehicle, way, actor)
         log.info("gantry.vehicle_decided", vehicle=record_id, way=way, actor=actor)
         ahead = self.lane.position(vehicle)
         if ahead:
             return LaneDecision("queued", "vehicle_queued", f"vehicle {record_id} leaves by the {GATE[way]} once the "
                                 f"{ahead} vehicle(s) ahead of it have left")
         problem = await self._serve_head()
-        if problem is not None:
-            return LaneDecision("failed", f"{way}_unconfirmed", problem)
-        return LaneDecision("open", f"{way}_open", f"the {GATE[way]} is confirmed open for vehicle {record_id}")
+        if vehicle.leaving and vehicle.opened == way:
+            return LaneDecision("open", f"{way}_open", f"the {GATE[way]} is confirmed open for vehicle {record_id}")
+        return LaneDecision("failed", f"{way}_unconfirmed", problem or vehicle.problem
+                            or f"the {GATE[way]} was not opened for vehicle {record_id}: decide again")
 
     def lane_status(self) -> dict[str, object]:
         """The lane as /healthz and the screen show it (edge.stations.lane.Lane.status)."""
@@ -297,7 +301,12 @@ class GantryFlow:
                 self.lane.not_opened(head, problem)
                 await self._close(way)
                 return problem
-            self.lane.opened(head)
+            if not self.lane.opened(head, way):  # its way out was withdrawn meanwhile (a link loss)
+                problem = (f"the {GATE[way]} opened for vehicle {head.id} after its way out was withdrawn "
+                           f"({head.problem or 'decided again'}), so it is asked to close again")
+                log.error("gantry.gate_opened_undecided", vehicle=head.id, way=way, now=head.way)
+                await self._close(way)
+                return problem
             self._not_closed.pop(way, None)  # it moved: closed again behind this vehicle, not before it is out
             log.info("gantry.vehicle_released", vehicle=head.id, way=way, by=head.by)
             return None

@@ -127,9 +127,13 @@ class Lane:
         vehicle.way, vehicle.by, vehicle.problem, vehicle.opened = way, actor, "", None
         self._save()
 
-    def opened(self, vehicle: Vehicle) -> None:
-        """Its gate is confirmed open: it is on its way out."""
-        vehicle.leaving, vehicle.opened = True, vehicle.way
+    def opened(self, vehicle: Vehicle, way: Way) -> bool:
+        """The gate `way` is confirmed open for it: it is on its way out, when that is still its way. When its way
+        was withdrawn meanwhile (a link loss during the read-back) it waits for a new decision (False), yet may
+        still pass the gate standing open over it."""
+        vehicle.opened = way
+        vehicle.leaving = vehicle.way == way
+        return vehicle.leaving
 
     def not_opened(self, vehicle: Vehicle, problem: str) -> None:
         """Its gate did not open (as read back): it waits for a new decision."""

@@ -12,6 +12,7 @@ import asyncio
 
 from central_sync.schema import Verdict
 from drivers.plc import open_plc
+from drivers.plc.state import LinkChanged
 from edge.stations.lane import FILE_NAME
 from gantry_station import OFFICER, SUPERVISOR, gantry, plc_config, vehicle_scan
 from polling import until
@@ -266,3 +267,57 @@ async def test_a_lane_file_that_cannot_be_read_holds_the_lane_until_it_is_remove
     async with gantry(tmp_path, [CLEAR]) as g:
         await until(lambda: g.sim.values()["entry_light"] == 3, "the entry light green")
         assert "lane_unknown" not in dict(g.store.standing_alarms())
+
+
+async def test_a_decision_while_the_barrier_opens_for_that_vehicle_waits_and_is_refused(tmp_path) -> None:
+    """The clear car behind is served as the first leaves; an officer sending it to the search bay while its
+    barrier opens is told it is leaving by the barrier (it does), never that the search-bay gate is open: the
+    lane then knows it left, closes the barrier behind it and goes on."""
+    async with gantry(tmp_path, [SUSPECT, CLEAR], queue=2) as g:
+        first, second = _queue_up(g.sim, 2)
+        records = await g.vehicles_decided(2)
+        g.sim.g = g.sim.g.model_copy(update={"barrier_actuation_s": 1.0})  # the read-back takes a moment
+        officer = await g.client(OFFICER)
+        r = await officer.post(f"/api/cases/{records[0].id}/decision", json=RELEASE)
+        assert r.status_code == 200, r.text
+
+        await until(lambda: g.sim.passed == [first] and g.sim.requests["barrier_open_request"] == 0,
+                    "the barrier closing behind the first car", interval=0.005)
+        await until(lambda: g.sim.requests["barrier_open_request"] == 1, "the barrier opening for the second car",
+                    interval=0.005)
+        assert not g.flow.lane.find(records[1].id).leaving  # its read-back is under way
+        r = await officer.post(f"/api/cases/{records[1].id}/decision", json={"lane": "search_bay"})
+        assert (r.status_code, r.json()["detail"]) == (409, "vehicle_leaving")
+        await until(lambda: g.sim.passed == [first, second], "both cars left", timeout=60)
+        assert g.sim.outcomes[second] == "exit"
+        lane = await until(g.flow.lane_status, "the lane empty", check=lambda s: not s["vehicles"])
+        assert lane["unexpected_exits"] == 0
+        await until(lambda: g.sim.requests["barrier_open_request"] == 0, "the barrier closed behind it")
+        assert g.lane_audit()[-1]["detail"]["code"] == "vehicle_leaving"
+
+
+async def test_a_link_loss_while_the_barrier_opens_leaves_no_vehicle_stuck_in_the_lane(tmp_path) -> None:
+    """The link-loss event is handled between the barrier's read-back and the flow's next step (a race hook: the
+    real driver rarely opens that window). The way out is withdrawn, the barrier is asked to close again and the
+    officer told so; the car already let through leaves the lane over the exit loop."""
+    async with gantry(tmp_path, [SUSPECT]) as g:
+        car, = _queue_up(g.sim, 1)
+        record, = await g.vehicles_decided(1)
+        await until(lambda: g.sim.vehicles[0].lead_m >= g.sim.g.barrier_m - 0.5, "the car waits at the barrier")
+        plc, flow = g.flow.devices.plc, g.flow
+        request_barrier = plc.request_barrier
+
+        async def opened_then_link_lost(open: bool) -> None:
+            await request_barrier(open)
+            if open:
+                plc.request_barrier = request_barrier
+                flow._on_link(LinkChanged(False, "PLC g-1/plc heartbeat stale for 700 ms", 0.0))
+        plc.request_barrier = opened_then_link_lost
+        officer = await g.client(OFFICER)
+        r = await officer.post(f"/api/cases/{record.id}/decision", json=RELEASE)
+        assert (r.status_code, r.json()["detail"]) == (502, "release_unconfirmed")
+        assert "asked to close again" in g.lane_audit()[-1]["detail"]["message"]
+        await until(lambda: g.sim.passed == [car], "the car left")
+        lane = await until(g.flow.lane_status, "the lane empty", check=lambda s: not s["vehicles"])
+        assert lane["unexpected_exits"] == 0
+        await until(lambda: g.sim.requests["barrier_open_request"] == 0, "the barrier closed behind it")

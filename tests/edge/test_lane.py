@@ -20,7 +20,7 @@ def test_only_the_first_vehicle_leaves_and_only_by_the_gate_opened_for_it(tmp_pa
     assert lane.full and (a.way, b.way, b.by) == (None, "release", "verdict")
     assert lane.left("release") is None and lane.unexpected_exits == 1  # nobody was let go
     lane.decided(a, "search_bay", "0A1B2C3D")
-    lane.opened(a)
+    assert lane.opened(a, "search_bay")
     assert lane.left("release") is None and [v.id for v in lane.vehicles] == ["a", "b"]
     assert lane.left("search_bay") is a and lane.head is b and not lane.full
 
@@ -29,13 +29,22 @@ def test_a_link_loss_withdraws_every_way_out_but_a_vehicle_already_through_its_g
     lane = _lane(tmp_path)
     a, b = lane.arrived("a"), lane.arrived("b")
     lane.judged(a, "clear")
-    lane.opened(a)
+    lane.opened(a, "release")
     lane.judged(b, "clear")
     lane.link_lost("no answer")
     assert [(v.way, v.leaving, v.waiting_for_officer) for v in lane.vehicles] == [(None, False, True)] * 2
     assert "link was lost" in b.problem
     assert lane.left("release") is a  # it was under the open barrier, which the PLC keeps open over it
     assert lane.left("release") is None  # b was never let go
+
+
+def test_a_gate_opened_after_its_way_was_withdrawn_does_not_mark_the_vehicle_leaving(tmp_path) -> None:
+    lane = _lane(tmp_path)
+    a = lane.arrived("a")
+    lane.judged(a, "clear")
+    lane.link_lost("no answer")  # while the barrier's read-back was under way
+    assert not lane.opened(a, "release") and (a.way, a.leaving, a.waiting_for_officer) == (None, False, True)
+    assert lane.left("release") is a  # it drove through the barrier standing open over it
 
 
 def test_the_lane_outlives_the_daemon_and_every_vehicle_in_it_waits_for_an_officer_again(tmp_path) -> None:
