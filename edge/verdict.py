@@ -33,6 +33,7 @@ class Reason(StrEnum):
     INFERENCE_FAILED = "inference_failed"
     SAFETY_STOP = "safety_stop"
     STORE_FULL = "store_full"  # the station database is full: the record cannot be written
+    RESTARTED = "restarted"  # the station software stopped while the item was scanned (a gantry vehicle left in the lane)
     SEAL_NOT_INTACT = "seal_not_intact"  # a container declared sealed whose seal is missing, opened or tampered
     CONTAINER_UNIDENTIFIED = "container_unidentified"  # a container code not read, or failing its check, while
     # the station checks declarations (edge.identity.unidentified_container): its declaration cannot be found

@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Coroutine, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+import numpy as np
 import structlog
 from prometheus_client import CollectorRegistry, Gauge
 
@@ -26,7 +28,7 @@ from central_sync.schema import InspectionRecord, ItemKind, Verdict
 from drivers.errors import DriverError
 from drivers.plc.state import EyeEdge, Light, LinkChanged, Plc
 from edge.devices import Devices
-from edge.errors import StoreError
+from edge.errors import StationFault, StoreError
 from edge.history import HISTORY_EVENTS, VehicleHistory
 from edge.inspection import Inspector, Item
 from edge.stations import FlowParts, InspectorParts, lane
@@ -103,6 +105,7 @@ class GantryFlow:
         self.progress.register("plc")
         await self._safe_state()
         await self._lane_alarm()
+        await self._record_recalled()
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
             tasks.create_task(follow_turns(self.progress, "plc", lambda: plc_turns(plc), LIVENESS_S),
@@ -125,6 +128,19 @@ class GantryFlow:
             await store.call(store.store.raise_alarm, LANE_UNKNOWN, self.lane.unknown)
         else:
             await store.call(store.store.clear_alarm, LANE_UNKNOWN)
+
+    async def _record_recalled(self) -> None:
+        """A vehicle the last daemon left in the lane before its record was written (it stopped during the scan)
+        is recorded now, `manual` / `restarted`, so that an officer can decide it: a decision needs its record."""
+        store = self.parts.store
+        for vehicle in list(self.lane.vehicles):
+            if await store.call(store.store.get, vehicle.id) is not None:
+                continue
+            log.warning("gantry.recalled_without_record", vehicle=vehicle.id, since=vehicle.since)
+            item = Item(ref="vehicle", kind=self.item_kind, started_at=datetime.fromisoformat(vehicle.since),
+                        id=vehicle.id)
+            await self.inspector.inspect(item, _Interrupted(
+                f"the station software stopped while vehicle {vehicle.id} was being scanned, so it has no scan"))
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         assert self._tasks is not None, "the flow is not running"
@@ -374,6 +390,14 @@ class GantryFlow:
         plc = self.plc
         for req in plc.safe_state:
             await _quietly(plc.request_safe(req))
+
+
+class _Interrupted(FailedAcquisition):
+    """The scan the last daemon stopped during: nothing to acquire; the vehicle is `manual` / `restarted`."""
+
+    async def blocks(self) -> AsyncGenerator[tuple[np.ndarray, np.ndarray], None]:
+        raise StationFault(Reason.RESTARTED, self.message)
+        yield  # pragma: no cover - makes this an async generator
 
 
 def _history_metrics(history: VehicleHistory, registry: CollectorRegistry) -> None:

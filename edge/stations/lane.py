@@ -230,4 +230,9 @@ def _recalled(entry: object) -> Vehicle | None:
     record_id, since, verdict = entry.get("id"), entry.get("since"), entry.get("verdict")
     if not (isinstance(record_id, str) and record_id and isinstance(since, str) and isinstance(verdict, str | None)):
         return None
+    try:
+        if datetime.fromisoformat(since).tzinfo is None:
+            return None
+    except ValueError:
+        return None
     return Vehicle(record_id, since, verdict or "manual")

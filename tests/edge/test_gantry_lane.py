@@ -321,3 +321,25 @@ async def test_a_link_loss_while_the_barrier_opens_leaves_no_vehicle_stuck_in_th
         lane = await until(g.flow.lane_status, "the lane empty", check=lambda s: not s["vehicles"])
         assert lane["unexpected_exits"] == 0
         await until(lambda: g.sim.requests["barrier_open_request"] == 0, "the barrier closed behind it")
+
+
+async def test_a_vehicle_whose_scan_a_restart_cut_short_is_recorded_manual_and_can_be_decided(tmp_path) -> None:
+    """The daemon stops while a car is scanned: its record was never written, yet the lane file holds it. The next
+    daemon records it `manual` / `restarted`, so that an officer can decide it and the lane goes on."""
+    async with open_plc(plc_config(), "g-1/plc") as plc:
+        async with gantry(tmp_path, [CLEAR], plc=plc) as g:
+            g.flow.devices.scanner.emulator.line_rate = 40  # 3 s a scan: the daemon stops meanwhile
+            car, = _queue_up(g.sim, 1)
+            await until(lambda: g.flow.lane.vehicles, "the car's scan started", interval=0.005)
+            assert g.records() == []
+        async with gantry(tmp_path, [CLEAR], plc=plc) as again:
+            record, = await again.vehicles_decided(1)
+            assert (record.verdict, record.reason, record.scan) == (Verdict.MANUAL, "restarted", None)
+            vehicle, = again.flow.lane_status()["vehicles"]
+            assert vehicle["id"] == record.id and vehicle["waiting_for_officer"]
+            await again.polls(20)
+            assert again.barrier_seen_open == [] and again.sim.passed == []
+            officer = await again.client(OFFICER)
+            r = await officer.post(f"/api/cases/{record.id}/decision", json={"outcome": "cleared", "lane": "release"})
+            assert r.status_code == 200, r.text
+            await until(lambda: again.sim.passed == [car], "the car left")
