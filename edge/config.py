@@ -89,8 +89,8 @@ class ConveyorSection(_Section):
 
 
 class GantrySection(_Section):
-    """The gantry lane: how many vehicles may stand between the scanner and the barrier, and how long a vehicle
-    whose scan failed is read at the entry."""
+    """The gantry lane: how many vehicles may stand between the scanner and the barrier, how long a vehicle
+    whose scan failed is read at the entry, and how the vehicle loops' edges are debounced."""
 
     queue: int = Field(1, ge=1, le=10, description="vehicles between scanner and barrier; when that many are in"
                        " the lane (the first waiting for an officer), the entry light stays red and nothing is"
@@ -99,6 +99,12 @@ class GantrySection(_Section):
                               " interlocks open) is still at the entry: its tags and cameras are read this long"
                               " after it entered before its `manual` record is written; a scanned vehicle is read"
                               " during its scan")
+    loop_gap_s: float = Field(0.5, ge=0, le=10, description="how long a vehicle loop stays free between two"
+                              " vehicles: the entry loop blocked again sooner (a trailer behind its cab, a loop that"
+                              " chatters) is the same vehicle, counted as a flap; a vehicle has left over an exit"
+                              " loop once it stayed free this long")
+    loop_occupied_s: float = Field(0.2, ge=0, le=10, description="how long a vehicle passing an exit loop occupies"
+                                   " it at least: a shorter blip is a flap, not a vehicle leaving")
 
 
 class HttpSection(_Section):

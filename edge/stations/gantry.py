@@ -35,7 +35,7 @@ from edge.stations import FlowParts, InspectorParts, lane
 from edge.stations.acquisition import LIVENESS_S, FailedAcquisition, current_link, plc_turns, start_line_scan
 from edge.stations.cameras import CameraWindow
 from edge.stations.identify import TagWindow
-from edge.stations.lane import Lane, LaneDecision, Way
+from edge.stations.lane import Lane, LaneDecision, Loop, Way
 from edge.verdict import Reason
 from models.errors import ModelError
 from models.scan import load_scan
@@ -59,6 +59,8 @@ class GantryFlow:
     cameras: CameraWindow | None = None  # plates and container codes read while the vehicle is scanned
     history: VehicleHistory | None = None  # references asked for as identities are read, compared after the record
     identify_s: float = 2.0  # [gantry] identify_s: how long a vehicle whose scan failed is read at the entry
+    loop_gap_s: float = 0.5  # [gantry] loop_gap_s: how long a loop stays free between two vehicles
+    loop_occupied_s: float = 0.2  # [gantry] loop_occupied_s: how long a vehicle passing an exit loop occupies it
     inspector: Inspector = field(init=False)
     belt: None = field(default=None, init=False)  # no belt for the screen to restart
     _scanning: bool = False
@@ -66,9 +68,11 @@ class GantryFlow:
     _entry: asyncio.Lock = field(default_factory=asyncio.Lock)
     _tasks: asyncio.TaskGroup | None = None
     _not_closed: dict[Way, str] = field(default_factory=dict)  # a way out whose gate did not close, and why
+    _loops: dict[str, Loop] = field(init=False)
 
     def __post_init__(self) -> None:
         self.inspector = self.parts.build(self._actuate)
+        self._loops = {eye: Loop(self.loop_gap_s, self.loop_occupied_s) for eye in ("eye_entry", *EXIT_LOOPS)}
         registry, lane = self.parts.metrics.registry, self.lane
         for name, doc, value in (
                 ("edge_lane_vehicles", "Vehicles between the scanner and the barrier", lambda: len(lane.vehicles)),
@@ -77,6 +81,10 @@ class GantryFlow:
                 ("edge_lane_held", "1 while the lane is full and held for an officer (nothing new is scanned)",
                  lambda: int(lane.status()["state"] == "held"))):
             Gauge(name, doc, registry=registry).set_function(value)
+        flaps = Gauge("edge_lane_loop_flaps", "Loop edges since start that were no vehicle (a trailer behind its cab, "
+                      "a loop that chatters)", ["loop"], registry=registry)
+        for eye, loop in self._loops.items():
+            flaps.labels(eye).set_function(functools.partial(_flaps, loop))
         if self.history is not None:
             _history_metrics(self.history, registry)
 
@@ -85,7 +93,7 @@ class GantryFlow:
         config = parts.config
         return cls(parts.devices, parts.inspector, parts.progress, parts.item_kind, parts.tags(),
                    Lane(config.gantry.queue, config.station.data_dir / lane.FILE_NAME), parts.cameras(), parts.history,
-                   config.gantry.identify_s)
+                   config.gantry.identify_s, config.gantry.loop_gap_s, config.gantry.loop_occupied_s)
 
     @property
     def lane_control(self) -> GantryFlow:
@@ -154,18 +162,37 @@ class GantryFlow:
             self._spawn(self._admit(), "entry-light")
 
     def _on_eye(self, event: EyeEdge) -> None:
+        loop = self._loops.get(event.eye)
+        if loop is None:
+            return
+        flaps = loop.flaps
+        vehicle = loop.entered(event.t) if event.blocked else loop.cleared(event.t)
+        if loop.flaps != flaps:
+            log.warning("gantry.loop_flap", loop=event.eye, blocked=event.blocked, flaps=loop.flaps,
+                        detail="a loop edge that is no vehicle (a trailer behind its cab, or the loop chatters)")
+        if not vehicle:
+            return
         if event.eye == "eye_entry" and event.blocked:
-            if self._scanning:
-                log.warning("gantry.vehicle_while_scanning", detail="a vehicle entered while the scanner was busy")
-                self._spawn(self._record_unscanned(), "vehicle-unscanned")
-                return
-            if self.lane.full:
-                log.warning("gantry.entry_light_ignored", detail="a vehicle entered a full lane; it is scanned "
-                            "and joins the queue", vehicles=len(self.lane.vehicles), capacity=self.lane.capacity)
-            self._scanning = True
-            self._spawn(self._inspect_vehicle(), "vehicle")
+            self._entered()
         elif event.eye in EXIT_LOOPS and not event.blocked:
-            self._spawn(self._left(EXIT_LOOPS[event.eye]), "vehicle-left")
+            self._spawn(self._left_when_free(event.eye, event.t), "vehicle-left")
+
+    def _entered(self) -> None:
+        if self._scanning:
+            log.warning("gantry.vehicle_while_scanning", detail="a vehicle entered while the scanner was busy")
+            self._spawn(self._record_unscanned(), "vehicle-unscanned")
+            return
+        if self.lane.full:
+            log.warning("gantry.entry_light_ignored", detail="a vehicle entered a full lane; it is scanned "
+                        "and joins the queue", vehicles=len(self.lane.vehicles), capacity=self.lane.capacity)
+        self._scanning = True
+        self._spawn(self._inspect_vehicle(), "vehicle")
+
+    async def _left_when_free(self, eye: str, freed: float) -> None:
+        """A vehicle has left over an exit loop once the loop stayed free loop_gap_s (a trailer follows its cab)."""
+        await asyncio.sleep(max(0.0, freed + self.loop_gap_s - asyncio.get_running_loop().time()))
+        if self._loops[eye].still_free(freed):
+            await self._left(EXIT_LOOPS[eye])
 
     async def _inspect_vehicle(self) -> None:
         item = Item(ref="vehicle", kind=self.item_kind)
@@ -294,8 +321,8 @@ class GantryFlow:
                             or f"the {GATE[way]} was not opened for vehicle {record_id}: decide again")
 
     def lane_status(self) -> dict[str, object]:
-        """The lane as /healthz and the screen show it (edge.stations.lane.Lane.status)."""
-        return self.lane.status()
+        """The lane as /healthz and the screen show it (edge.stations.lane.Lane.status), with each loop's flaps."""
+        return {**self.lane.status(), "loop_flaps": {eye: loop.flaps for eye, loop in self._loops.items()}}
 
     async def _serve_head(self) -> str | None:
         """Open the first vehicle's way out when it has one; why not, in one sentence, when the PLC did
@@ -411,6 +438,10 @@ def _history_metrics(history: VehicleHistory, registry: CollectorRegistry) -> No
                    "comparisons...)", ["event"], registry=registry)
     for name in HISTORY_EVENTS:
         events.labels(name).set_function(functools.partial(_count, history, name))
+
+
+def _flaps(loop: Loop) -> float:
+    return loop.flaps
 
 
 def _count(history: VehicleHistory, name: str) -> float:

@@ -17,6 +17,7 @@ is left as it is until a technician, the lane checked empty, removes it and rest
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -71,6 +72,41 @@ class Vehicle:
         """The vehicle as the screen and /healthz show it."""
         body = {k: v for k, v in asdict(self).items() if k != "mono"}
         return {**body, "waiting_s": round(now - self.mono, 1), "waiting_for_officer": self.waiting_for_officer}
+
+
+@dataclass
+class Loop:
+    """A vehicle loop's edges as vehicles. A loop blocked again less than `gap_s` after it went free is still the
+    same vehicle (a trailer behind its cab, a loop that chatters), and a vehicle has passed only once the loop was
+    occupied `occupied_s` and then stayed free `gap_s` (`still_free`). Each edge that is no vehicle is a flap."""
+
+    gap_s: float
+    occupied_s: float
+    blocked: bool = False
+    since: float = -math.inf  # when the vehicle on it now (or last) first blocked it
+    freed: float = -math.inf  # its last unblocked edge
+    flaps: int = 0
+
+    def entered(self, t: float) -> bool:
+        """A blocked edge at t: True when it is a new vehicle."""
+        self.blocked = True
+        if t - self.freed < self.gap_s:
+            self.flaps += 1
+            return False
+        self.since = t
+        return True
+
+    def cleared(self, t: float) -> bool:
+        """An unblocked edge at t: True when a vehicle may have passed (it has once `still_free(t)` after gap_s)."""
+        self.blocked, self.freed = False, t
+        if t - self.since < self.occupied_s:
+            self.flaps += 1
+            return False
+        return True
+
+    def still_free(self, t: float) -> bool:
+        """Nothing has blocked the loop since it went free at t."""
+        return not self.blocked and self.freed == t
 
 
 @dataclass

@@ -46,6 +46,8 @@ DARK = 3000  # transmission under this is "contraband" to DarkBlockEngine
 # A short lane driven fast: entry loop 5 m, barrier 30 m (room for two 4 m cars queueing), exits 33 m.
 LANE = {"vehicle_speed_m_s": 10.0, "vehicle_length_m": (4.0, 4.0), "barrier_m": 30.0, "eye_exit_m": 33.0,
         "eye_search_bay_m": 33.0, "barrier_actuation_s": 0.1}
+# Its loops' debounce: cars 2 m apart at 10 m/s leave a loop free 0.2 s; a 4 m car occupies a loop 0.4 s.
+LOOP_GAP_S, LOOP_OCCUPIED_S = 0.1, 0.1
 # The scanner link goes stale after the driver's default second without a frame: on a loaded 2-core CI machine the
 # test process's loop was once held 0.44 s (over the 0.4 s this rig had), the scan aborted and a clear car went to
 # `manual`. No gantry test waits for the scanner link to go stale (the link-loss tests mute the PLC).
@@ -145,7 +147,7 @@ def plc_config(readback_timeout_ms: int = 3000) -> PlcConfig:
 async def gantry_flow(stack: AsyncExitStack, tmp_path: Path, scans: list[Scan], writer: StoreWriter,
                       events: EventBus, queue: int = 1, readback_timeout_ms: int = 3000, plc: object | None = None,
                       model: bool = True, station: str = "g-1", history: VehicleHistory | None = None,
-                      readers: dict[str, Any] | None = None) -> GantryFlow:
+                      readers: dict[str, Any] | None = None, loop_gap_s: float = LOOP_GAP_S) -> GantryFlow:
     """A gantry flow of `queue` places whose scanner streams `scans` in turn (on `plc` when given) and whose tag
     readers are `readers` ([devices.readers] tables), not yet running."""
     folder = tmp_path / "scans"
@@ -161,7 +163,8 @@ async def gantry_flow(stack: AsyncExitStack, tmp_path: Path, scans: list[Scan], 
         devices.readers = (await open_devices(stack, DevicesSection.model_validate({"readers": readers}), station)).readers
     await until(plc.read_state, "the PLC link is up", check=lambda st: st.link_ok)
     return GantryFlow(devices, _parts(writer, events, model), Progress(), ItemKind.VEHICLE, TagWindow(devices, events),
-                      Lane(queue, writer.store.data_dir / FILE_NAME), history=history)
+                      Lane(queue, writer.store.data_dir / FILE_NAME), history=history, loop_gap_s=loop_gap_s,
+                      loop_occupied_s=LOOP_OCCUPIED_S)
 
 
 async def running_gantry(station: Any, tmp_path: Path, scans: list[Scan]) -> tuple[AsyncExitStack, GantryFlow]:
@@ -177,7 +180,8 @@ async def running_gantry(station: Any, tmp_path: Path, scans: list[Scan]) -> tup
 @asynccontextmanager
 async def gantry(tmp_path: Path, scans: list[Scan], queue: int = 1, readback_timeout_ms: int = 3000,
                  plc: object | None = None, model: bool = True,
-                 history: VehicleHistory | None = None, readers: dict[str, Any] | None = None) -> AsyncIterator[Gantry]:
+                 history: VehicleHistory | None = None, readers: dict[str, Any] | None = None,
+                 loop_gap_s: float = LOOP_GAP_S) -> AsyncIterator[Gantry]:
     """A running gantry lane and its screen (see gantry_flow)."""
     async with AsyncExitStack() as stack:
         store = Store(tmp_path / "data", station="g-1").open()
@@ -188,7 +192,7 @@ async def gantry(tmp_path: Path, scans: list[Scan], queue: int = 1, readback_tim
         writer = await stack.enter_async_context(StoreWriter(store))
         events = EventBus()
         flow = await gantry_flow(stack, tmp_path, scans, writer, events, queue, readback_timeout_ms, plc, model,
-                                 history=history, readers=readers)
+                                 history=history, readers=readers, loop_gap_s=loop_gap_s)
         ctx = StationContext("g-1", "gantry", "1", 10_000.0, writer, events,
                              lambda: {"devices": flow.devices.states(), "budget_misses": 0}, lane_control=flow,
                              panels=("lane",))

@@ -12,6 +12,7 @@ import asyncio
 
 from central_sync.schema import Verdict
 from drivers.plc import open_plc
+from drivers.plc.sim import SimItem
 from drivers.plc.state import LinkChanged
 from edge.stations.lane import FILE_NAME
 from gantry_station import OFFICER, SUPERVISOR, gantry, plc_config, vehicle_scan
@@ -343,3 +344,49 @@ async def test_a_vehicle_whose_scan_a_restart_cut_short_is_recorded_manual_and_c
             r = await officer.post(f"/api/cases/{record.id}/decision", json={"outcome": "cleared", "lane": "release"})
             assert r.status_code == 200, r.text
             await until(lambda: again.sim.passed == [car], "the car left")
+
+
+async def _blip(g, x_m: float, polls: int) -> None:
+    """Something on the loop at x_m for `polls` polls, once the PLC has read it free: a truck's trailer behind its
+    cab, or a loop that chatters."""
+    await g.polls(2)
+    trailer = SimItem(-1, x_m + 0.5, 1.0, fixed=True)
+    g.sim.vehicles.append(trailer)
+    await g.polls(polls)
+    g.sim.vehicles.remove(trailer)
+
+
+async def test_a_trailer_behind_its_cab_on_the_entry_loop_is_no_second_vehicle(tmp_path) -> None:
+    """The entry loop goes free between the cab and the trailer while the truck is scanned: that is a flap,
+    counted, not an unscanned vehicle joining the lane (on which an officer's decision would move the one behind)."""
+    async with gantry(tmp_path, [CLEAR], queue=3, loop_gap_s=1.0) as g:
+        g.flow.devices.scanner.emulator.line_rate = 40  # 3 s a scan
+        truck, = _queue_up(g.sim, 1)
+        await until(lambda: g.sim.loop(g.sim.g.eye_entry_m), "the cab on the entry loop", interval=0.005)
+        await until(lambda: not g.sim.loop(g.sim.g.eye_entry_m), "the gap behind the cab", interval=0.005)
+        await _blip(g, g.sim.g.eye_entry_m, 5)
+        await until(lambda: g.sim.passed == [truck], "the truck left", timeout=60)
+        record, = g.records()
+        assert record.verdict is Verdict.CLEAR
+        lane = await until(g.flow.lane_status, "the lane empty", check=lambda s: not s["vehicles"])
+        assert lane["loop_flaps"]["eye_entry"] == 1
+        assert g.flow.parts.metrics.registry.get_sample_value("edge_lane_loop_flaps", {"loop": "eye_entry"}) == 1
+
+
+async def test_a_trailer_on_the_exit_loop_does_not_let_the_next_vehicle_out_of_the_lane(tmp_path) -> None:
+    """The exit loop goes free between the cab and the trailer: the truck has left only once the trailer has, so
+    the barrier opens for the clear car behind after that, and the car is the one that leaves the lane by it."""
+    async with gantry(tmp_path, [SUSPECT, CLEAR], queue=2, loop_gap_s=1.0) as g:
+        g.flow.devices.scanner.emulator.line_rate = 40  # 3 s a scan: the car behind comes well after the truck
+        truck, car = _queue_up(g.sim, 2)
+        records = await g.vehicles_decided(2)
+        officer = await g.client(OFFICER)
+        r = await officer.post(f"/api/cases/{records[0].id}/decision", json=RELEASE)
+        assert r.status_code == 200, r.text
+        await until(lambda: g.sim._under(g.sim.g.eye_exit_m, "lane"), "the cab on the exit loop", interval=0.005)
+        await until(lambda: not g.sim._under(g.sim.g.eye_exit_m, "lane"), "the gap behind the cab", interval=0.005)
+        await _blip(g, g.sim.g.eye_exit_m, 50)
+        await until(lambda: g.sim.passed == [truck, car], "both left", timeout=60)
+        lane = await until(g.flow.lane_status, "the lane empty", check=lambda s: not s["vehicles"])
+        assert lane["unexpected_exits"] == 0, "the trailer took the car out of the lane before it left"
+        assert [g.sim.outcomes[v] for v in (truck, car)] == ["exit", "exit"] and lane["loop_flaps"]["eye_exit"] == 1

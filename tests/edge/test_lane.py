@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from edge.stations.lane import FILE_NAME, Lane
+from edge.stations.lane import FILE_NAME, Lane, Loop
 
 
 def _lane(tmp_path, capacity: int = 2) -> Lane:
@@ -88,3 +88,16 @@ def test_health_says_why_the_lane_is_held(tmp_path) -> None:
     status = lane.status()
     assert status["state"] == "held"
     assert status["detail"] == "lane held: 2 vehicles waiting for an officer (oldest 3 min)"
+
+
+def test_a_loop_blocked_again_within_the_gap_is_the_same_vehicle_and_a_blip_is_none() -> None:
+    loop = Loop(gap_s=0.5, occupied_s=0.2)
+    assert loop.entered(10.0)  # a truck's cab
+    assert loop.cleared(11.0) and loop.still_free(11.0)
+    assert not loop.entered(11.3)  # its trailer: a flap
+    assert not loop.still_free(11.0)
+    assert loop.cleared(13.0) and loop.flaps == 1
+    assert loop.entered(14.0)  # the next vehicle, 1 s behind
+    assert loop.cleared(16.0)
+    assert loop.entered(20.0) and not loop.cleared(20.05)  # a blip: no vehicle passed
+    assert loop.flaps == 2
