@@ -16,10 +16,10 @@ from central_sync.control_room import auth, kpi, queries
 from central_sync.control_room.i18n import LANGS, catalogue
 from central_sync.schema import ItemKind, Review, Verdict
 from edge.stations.conveyor import LATCH_REASONS
+from edge.verdict import Reason
 
 PKG = Path(__file__).resolve().parents[2] / "central_sync" / "control_room"
-REASONS = ("clear", "detection", "budget_missed", "scan_incomplete", "device_fault", "model_unavailable",
-           "model_not_applicable", "overload", "seal_not_intact", "container_unidentified", "risk_red", "risk_amber")
+REASONS = tuple(r.value for r in Reason)  # every reason a record can carry (store_full and restarted were missing)
 
 
 def used_keys() -> set[str]:
