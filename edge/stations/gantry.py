@@ -28,7 +28,7 @@ from central_sync.schema import InspectionRecord, ItemKind, Verdict
 from drivers.errors import DriverError
 from drivers.plc.state import EyeEdge, Light, LinkChanged, Plc
 from edge.devices import Devices
-from edge.errors import StationFault, StoreError
+from edge.errors import DiskFull, StationFault, StoreError
 from edge.history import HISTORY_EVENTS, VehicleHistory
 from edge.inspection import Inspector, Item
 from edge.stations import FlowParts, InspectorParts, lane
@@ -42,6 +42,7 @@ from models.scan import load_scan
 
 log = structlog.get_logger()
 CLOSE_AGAIN_S = 2.0  # how often a gate that did not close is asked to close again
+ROOM_CHECK_S = 2.0  # how often records the full store refused are tried again
 
 GATE: dict[Way, str] = {"release": "barrier", "search_bay": "search-bay gate"}
 EXIT_LOOPS: dict[str, Way] = {"eye_exit": "release", "eye_search_bay": "search_bay"}
@@ -68,6 +69,7 @@ class GantryFlow:
     _entry: asyncio.Lock = field(default_factory=asyncio.Lock)
     _tasks: asyncio.TaskGroup | None = None
     _not_closed: dict[Way, str] = field(default_factory=dict)  # a way out whose gate did not close, and why
+    _unrecorded: dict[str, InspectionRecord] = field(default_factory=dict)  # records the full store refused
     _loops: dict[str, Loop] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -119,6 +121,7 @@ class GantryFlow:
             tasks.create_task(follow_turns(self.progress, "plc", lambda: plc_turns(plc), LIVENESS_S),
                               name="plc-liveness")
             tasks.create_task(self.tags.run(), name="readers")
+            tasks.create_task(self._record_when_room(), name="record-when-room")
             if self.cameras is not None:
                 tasks.create_task(self.cameras.run(), name="cameras")
             self._on_link(await current_link(plc))
@@ -147,8 +150,45 @@ class GantryFlow:
             log.warning("gantry.recalled_without_record", vehicle=vehicle.id, since=vehicle.since)
             item = Item(ref="vehicle", kind=self.item_kind, started_at=datetime.fromisoformat(vehicle.since),
                         id=vehicle.id)
-            await self.inspector.inspect(item, _Interrupted(
-                f"the station software stopped while vehicle {vehicle.id} was being scanned, so it has no scan"))
+            await self._keep_unrecorded(await self.inspector.inspect(item, _Interrupted(
+                f"the station software stopped while vehicle {vehicle.id} was being scanned, so it has no scan")))
+
+    async def _keep_unrecorded(self, record: InspectionRecord) -> None:
+        """A record the full store refused (edge.inspection: the vehicle waits `manual` / `store_full`) is kept
+        until there is room: without it no officer can decide the vehicle and the lane stays held."""
+        store = self.parts.store
+        if record.reason == Reason.STORE_FULL and await store.call(store.store.get, record.id) is None:
+            self._unrecorded[record.id] = record
+
+    async def _record_when_room(self) -> None:
+        """Every ROOM_CHECK_S, once the store has room again (edge.store.Store.check_space), the kept records of
+        vehicles still in the lane are written as they were and published, so that an officer can decide them;
+        nothing is actuated again (each already waits under a red light)."""
+        while True:
+            await asyncio.sleep(ROOM_CHECK_S)
+            for record in list(self._unrecorded.values()):
+                if self.parts.store.store.full is not None or not await self._record_late(record):
+                    break
+
+    async def _record_late(self, record: InspectionRecord) -> bool:
+        """Write a kept record (its scan stored if its file is there); False when the store is full again."""
+        store = self.parts.store
+        del self._unrecorded[record.id]
+        if self.lane.find(record.id) is None:  # it left the lane meanwhile: nothing to decide
+            return True
+        scan = store.store.scan_path(record.scan.sha256) if record.scan is not None else None
+        stored = scan is not None and await asyncio.to_thread(scan.is_file)
+        try:
+            record = await store.call(store.store.commit, record, stored)
+        except DiskFull:
+            self._unrecorded[record.id] = record  # tried again at the next round
+            return False
+        log.info("gantry.recorded_late", vehicle=record.id, seq=record.seq,
+                 detail="the record the full store refused is written now, so that an officer can decide the vehicle")
+        if self.parts.after_commit is not None:
+            self.parts.after_commit()
+        self.parts.events.publish("inspection", record.model_dump(mode="json", by_alias=True))
+        return True
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         assert self._tasks is not None, "the flow is not running"
@@ -213,6 +253,7 @@ class GantryFlow:
             self._scanning = False
             if follow is not None:
                 follow.cancel()
+        await self._keep_unrecorded(record)
         if self.history is not None:
             self._spawn(self._compare_history(self.history, record), "history-compare")
         await _quietly(self.plc.request_xray_permit(False))
@@ -273,9 +314,9 @@ class GantryFlow:
         self.lane.arrived(item.id)
         with self._reading(item):  # its tag and plates are its own, not the scanned vehicle's
             await self._read_at_entry(entered)
-            await self.inspector.inspect(item, FailedAcquisition(
+            await self._keep_unrecorded(await self.inspector.inspect(item, FailedAcquisition(
                 "the vehicle entered the scan zone while the scanner was busy with the one ahead, so it was not "
-                "scanned"))
+                "scanned")))
 
     async def _actuate(self, item: Item, verdict: Verdict, reason: Reason) -> Reason | None:
         """A clear vehicle first in the lane leaves now (read back); one behind others leaves in its turn;

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from central_sync.schema import Verdict
 from drivers.plc import open_plc
 from drivers.plc.sim import SimItem
 from drivers.plc.state import LinkChanged
+from edge.errors import DiskFull
 from edge.stations.lane import FILE_NAME
+from edge_factories import make_record
 from gantry_station import OFFICER, SUPERVISOR, gantry, plc_config, vehicle_scan
 from polling import until
 
@@ -344,6 +348,40 @@ async def test_a_vehicle_whose_scan_a_restart_cut_short_is_recorded_manual_and_c
             r = await officer.post(f"/api/cases/{record.id}/decision", json={"outcome": "cleared", "lane": "release"})
             assert r.status_code == 200, r.text
             await until(lambda: again.sim.passed == [car], "the car left")
+
+
+async def test_a_vehicle_the_full_store_could_not_record_is_recorded_once_there_is_room_and_can_be_decided(
+        tmp_path) -> None:
+    """The station database is full as a car is scanned: it waits `manual` / `store_full` without a record, and no
+    officer can decide it. Once the database has room again its record is written as it was, so that an officer
+    decides it and the lane goes on."""
+    async with gantry(tmp_path, [CLEAR]) as g:
+        officer = await g.client(OFFICER)  # the screen's store opened before (as the daemon opens it at its start)
+        writer = g.flow.parts.store
+        await writer.call(_fill, g.store)
+        car, = _queue_up(g.sim, 1)
+        vehicle, = (await until(g.flow.lane_status, "the car waits for an officer",
+                                check=lambda s: s["vehicles"] and s["vehicles"][0]["waiting_for_officer"]))["vehicles"]
+        assert vehicle["verdict"] == "manual" and g.store.get(vehicle["id"]) is None
+        r = await officer.post(f"/api/cases/{vehicle['id']}/decision", json={"outcome": "cleared", "lane": "release"})
+        assert (r.status_code, r.json()["detail"]) == (404, "case_not_found")
+
+        await writer.call(g.store.conn.execute, "PRAGMA max_page_count = 1073741823")
+        await writer.call(g.store.check_space)
+        record = await until(lambda: g.store.get(vehicle["id"]), "the car recorded once there is room")
+        assert (record.verdict, record.reason, record.scan is not None) == (Verdict.MANUAL, "store_full", True)
+        assert g.barrier_seen_open == [] and g.sim.passed == []
+        r = await officer.post(f"/api/cases/{record.id}/decision", json={"outcome": "cleared", "lane": "release"})
+        assert r.status_code == 200 and r.json()["lane"]["outcome"] == "open", r.text
+        await until(lambda: g.sim.passed == [car], "the car left")
+
+
+def _fill(store) -> None:
+    """The station database full (tests/edge/test_disk_full.py): records go in until one does not fit."""
+    store.conn.execute(f"PRAGMA max_page_count = {store.conn.execute('PRAGMA page_count').fetchone()[0] + 2}")
+    with pytest.raises(DiskFull):
+        for _ in range(10_000):
+            store.commit(make_record(), scan_stored=False)
 
 
 async def _blip(g, x_m: float, polls: int) -> None:
