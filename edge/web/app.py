@@ -33,6 +33,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable
 
+import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -41,10 +42,13 @@ from appliance.signin_guard import SignInGuard
 from appliance.validation import answer_invalid_requests
 from edge import auth
 from edge.context import StationContext
+from edge.errors import DiskFull
 from edge.tip import TipEngine
 from edge.web import routes_auth, routes_cases, routes_case_bundle, routes_search, routes_station
 from edge.web.config import WebConfig
 from edge.web.deps import WebState, ensure_schema, station_health
+
+log = structlog.get_logger("edge.web")
 
 __all__ = ["create_app", "ensure_schema"]
 
@@ -101,6 +105,12 @@ def create_app(ctx: StationContext, cfg: WebConfig | None = None, tip_engine: Ti
                   redoc_url=None, openapi_url=None)
     app.state.web = web
     answer_invalid_requests(app)
+
+    @app.exception_handler(DiskFull)
+    async def disk_full(request: Request, exc: DiskFull) -> Response:
+        """Nothing the screen would write can be written (the decision, the report): said so, not a 500."""
+        log.error("web.disk_full", path=request.url.path, error=str(exc))
+        return JSONResponse({"detail": "disk_full"}, status_code=507)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -60,6 +60,8 @@ class WebState:
     async def db(self, fn: Callable[[Store, Unpack[Ts]], T], *args: Unpack[Ts]) -> T:
         """Run `fn(store, *args)` on the screen's store thread (SQLite never blocks the event loop)."""
         writer = self.writer or await self.open()  # served without lifespan events: open on first use
+        if writer.store.full is not None:  # a write of the screen's found the database full: look for room again
+            await writer.call(Store.check_space, writer.store)
         return await writer.call(fn, writer.store, *args)
 
     async def audit(self, actor: str, action: str, obj: str, detail: dict[str, Any] | None = None) -> None:

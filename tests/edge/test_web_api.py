@@ -345,3 +345,31 @@ def test_a_last_event_id_that_is_not_ascii_digits_is_ignored():
     assert _last_event_id(header("42")) == 42  # type: ignore[arg-type]
     for value in ("²", "١٢", "9" * 40, "-3", ""):
         assert _last_event_id(header(value)) is None, value  # type: ignore[arg-type]
+
+
+def test_a_full_database_refuses_a_decision_in_one_code_and_takes_it_once_there_is_room(station):
+    """The screen's own store, once a write of its found the database full, stayed `full` for good: every decision
+    raised DiskFull (HTTP 500) until the daemon restarted. Now the screen answers 507 disk_full and takes decisions
+    again once there is room."""
+    from edge.errors import DiskFull
+    from edge_factories import make_record
+
+    rec = station.item()
+    c = station.client(OFFICER)
+    web = station.app.state.web
+
+    def fill(s: Store) -> None:
+        s.conn.execute(f"PRAGMA max_page_count = {s.conn.execute('PRAGMA page_count').fetchone()[0] + 2}")
+        with pytest.raises(DiskFull):
+            for _ in range(10_000):
+                s.commit(make_record(), scan_stored=False)
+
+    c.portal.call(web.db, fill)
+    assert web.writer.store.full is not None
+    r = c.post(f"/api/cases/{rec.id}/decision", json={"outcome": "false_alarm"})
+    assert (r.status_code, r.json()["detail"]) == (507, "disk_full")
+    assert station.store.get(rec.id).review is None
+    c.portal.call(web.db, lambda s: s.conn.execute("PRAGMA max_page_count = 1073741823"))
+    r = c.post(f"/api/cases/{rec.id}/decision", json={"outcome": "false_alarm"})
+    assert r.status_code == 200, r.text
+    assert station.store.get(rec.id).review.outcome == "false_alarm" and web.writer.store.full is None
