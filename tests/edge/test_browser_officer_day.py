@@ -272,6 +272,30 @@ def test_the_live_view_says_the_lane_is_held_while_a_vehicle_waits_for_the_offic
         station.ctx.lane_control, station.ctx.panels = None, ()
 
 
+def test_the_live_view_says_why_a_lane_whose_file_cannot_be_read_is_held(station, browser, tmp_path):
+    """The lane's file unreadable: the lane is held (no vehicle in or out). The Live view said "HELD: 0 vehicle(s)
+    waiting for an officer ... until one leaves", which no vehicle would; now it says what holds it, at 1024x768."""
+    from conveyor_station import on_loop
+    from edge.stations.lane import FILE_NAME
+    from gantry_station import running_gantry, vehicle_scan
+
+    (station.writer.store.data_dir / FILE_NAME).write_text('{"vehicles": null}')
+    stack, flow = on_loop(station, lambda: running_gantry(station, tmp_path, [vehicle_scan(True)]), 60)
+    page = new_page(browser, 1024, 768)
+    try:
+        station.ctx.lane_control, station.ctx.panels = flow, ("lane",)
+        sign_in(page, station, OFFICER)
+        page.wait_for_selector("#belt-live:not([hidden])", timeout=30_000)
+        expect(page.locator("#belt-live-state")).to_contain_text("the station cannot read which vehicles are in the lane")
+        expect(page.locator("#banner-verdict")).to_have_text("The lane is held: the station does not know which "
+                                                              "vehicles are in it")
+        page.screenshot(path=str(ARTIFACTS / "officer_day_lane_unknown_1024.png"))
+        assert page.errors == []
+    finally:
+        on_loop(station, stack.aclose)
+        station.ctx.lane_control, station.ctx.panels = None, ()
+
+
 @pytest.mark.parametrize("width,height", [(1024, 768), (2560, 1440)])
 def test_the_station_fits_the_screen(station, browser, width, height):
     rng = np.random.default_rng(7)

@@ -571,6 +571,7 @@ function showLaneHealth(lane) {
 }
 function laneWords(lane) {  // "Vehicle lane: HELD: 1 vehicle(s) waiting for an officer (oldest 40 s); ..."
   const oldest = lane.oldest_s >= 90 ? T("lane.minutes", { n: fmtNum(Math.round(lane.oldest_s / 60)) }) : T("lane.seconds", { n: fmtNum(Math.round(lane.oldest_s)) });
+  if (lane.unknown) return T("health.lane") + ": " + T("lane.state.unknown");  // its file unreadable: held, whatever it counts
   return T("health.lane") + ": " + T("lane.state." + lane.state, { n: lane.waiting_for_officer, oldest, taken: lane.vehicles.length, capacity: lane.capacity });
 }
 // A conveyor belt latched stopped says why; a supervisor may ask for it to run again (the daemon checks).

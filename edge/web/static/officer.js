@@ -72,7 +72,8 @@ function showStopped() {
   const lane = hasLane() && S.lane && S.lane.state === "held" ? S.lane : null;
   const box = $("belt-live");
   box.hidden = !belt && !lane;
-  if (!S.current) $("banner-verdict").textContent = T(belt ? "live.belt_stopped" : lane ? "live.lane_held" : "live.waiting");
+  if (!S.current) $("banner-verdict").textContent = T(belt ? "live.belt_stopped"
+    : lane ? (lane.unknown ? "live.lane_unknown" : "live.lane_held") : "live.waiting");
   if (box.hidden) return;
   $("belt-live-state").textContent = !belt ? laneWords(lane)
     : b.latched ? T("belt.latched", { reason: tr("belt.reason.", b.reason) }) : T("belt.stopped");
