@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
 import threading
 import time
@@ -28,12 +30,12 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 import httpx
 import structlog
 
-from central_sync.hub.history import HISTORY_KINDS, Pass
+from central_sync.hub.history import HISTORY_KINDS, OUTCOMES, Basis, Pass
 from central_sync.hub.search import normalise
 from central_sync.schema import ContainerPass, History, HistoryChange, Identity, ItemKind
 from edge.config import HistorySection
@@ -62,6 +64,8 @@ Compare = Callable[[Scan, list[Any]], dict[str, Any]]
 CORROBORATING = 2
 """References a comparison uses: the newest, and a second that corroborates its regions
 (models.history.compare.compare_references)."""
+MAX_UNCOMPARED = 64
+"""Not-compared boxes a record carries at most (central_sync.schema.History.uncompared); more are merged."""
 
 
 def prepare_reference(reference: Scan) -> Any:
@@ -113,6 +117,18 @@ def container_only(regions: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
     """The change regions that lie on the container (CONTAINER_PARTS) and how many were dropped."""
     kept = [r for r in regions if r.get("location") in CONTAINER_PARTS]
     return kept, len(regions) - len(kept)
+
+
+def merged(boxes: list[tuple[float, ...]], most: int = MAX_UNCOMPARED) -> list[tuple[float, ...]]:
+    """At most `most` not-compared boxes [column0, line0, column1, line1]: the two nearest along the scan merged into
+    the box over both until they fit. Shading lines that were compared is the safe side (the officer reads no
+    "no change" there); leaving a box out is not."""
+    out = sorted(boxes, key=lambda b: b[1])
+    while len(out) > most:
+        n = min(range(len(out) - 1), key=lambda k: out[k + 1][1] - out[k][3])
+        a, b = out[n], out[n + 1]
+        out[n:n + 2] = [(min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))]
+    return out
 
 
 def identity_key(kind: str, value: str) -> str:
@@ -254,13 +270,59 @@ class HubHistory:
         return resp.content
 
 
-PASS_FIELDS = frozenset(f.name for f in fields(Pass))
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def as_passes(rows: Sequence[dict[str, Any]]) -> tuple[Pass, ...]:
-    """Passes from the hub's JSON answer (fields a newer hub adds are ignored)."""
-    return tuple(Pass(**{**{k: v for k, v in r.items() if k in PASS_FIELDS},
-                         "scan_shape": tuple(r["scan_shape"]) if r.get("scan_shape") else None}) for r in rows)
+def _whole(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+PASS_FIELDS: dict[str, tuple[bool, Callable[[Any], bool], str]] = {
+    # field: (required, check, what it must be)
+    "record_id": (True, lambda v: isinstance(v, str) and v != "", "a record id"),
+    "station": (True, lambda v: isinstance(v, str), "a string"),
+    "decided_ts": (True, lambda v: isinstance(v, float) and math.isfinite(v) or _whole(v) and abs(v) < 2**53,
+                   "a finite number"),
+    "item_kind": (True, lambda v: isinstance(v, str), "a string"),
+    "verdict": (True, lambda v: isinstance(v, str), "a string"),
+    "outcome": (True, lambda v: isinstance(v, str) and v in OUTCOMES, f"one of {', '.join(OUTCOMES)}"),
+    "scan_sha256": (True, lambda v: v is None or isinstance(v, str) and SHA256.fullmatch(v) is not None,
+                    "null or a lower-case sha256"),
+    "scan_size": (True, lambda v: v is None or _whole(v) and v >= 0, "null or a byte count"),
+    "scan_shape": (True, lambda v: v is None or isinstance(v, list) and len(v) == 2 and all(_whole(n) and n > 0
+                                                                                          for n in v),
+                   "null or two positive whole numbers"),
+    "basis": (False, lambda v: isinstance(v, str) and v in get_args(Basis), f"one of {', '.join(get_args(Basis))}"),
+    "size_type": (False, lambda v: v is None or isinstance(v, str), "null or a string"),
+    "declared_empty": (False, lambda v: v is None or isinstance(v, bool), "null, true or false"),
+}
+"""Each field of a pass the station reads, checked as it arrives: a pass it cannot use safely is refused, never
+half-read (a one-number scan_shape, a decided_ts of text: the comparison or the risk facts would fail later)."""
+
+
+def as_passes(rows: Any, what: str, reference: bool = False) -> tuple[Pass, ...]:
+    """Passes from the hub's JSON answer (or the cache's copy of it), every field checked (fields a newer hub adds
+    are ignored); a ValueError naming the first bad value. A reference must name its scan."""
+    if not isinstance(rows, list):
+        raise ValueError(f"{what} is {rows!r:.80}, not a list of passes")
+    return tuple(as_pass(row, f"{what}[{n}]", reference) for n, row in enumerate(rows))
+
+
+def as_pass(row: Any, what: str, reference: bool = False) -> Pass:
+    """One pass of the hub's answer, checked (as_passes)."""
+    if not isinstance(row, dict):
+        raise ValueError(f"{what} is {row!r:.80}, not a pass")
+    for name, (required, check, must) in PASS_FIELDS.items():
+        if name not in row:
+            if required:
+                raise ValueError(f"{what} has no {name}")
+        elif not check(row[name]):
+            raise ValueError(f"{what} {name} is {row[name]!r:.80}, not {must}")
+    if reference and row["scan_sha256"] is None:
+        raise ValueError(f"{what} is a reference without a scan_sha256")
+    known = {k: v for k, v in row.items() if k in PASS_FIELDS}
+    known["scan_shape"] = tuple(known["scan_shape"]) if known["scan_shape"] else None
+    return Pass(**known)
 
 
 @dataclass
@@ -321,6 +383,18 @@ class VehicleHistory:
                 del self._fetches[key]
 
     async def judge(self, identities: Sequence[Identity], scan: Scan, declared_empty: bool | None = None) -> History:
+        """The comparison of the scan with the vehicle's reference, or why there is none (_judge); never raises (but
+        cancellation): it runs in the lane's flow after the record is written, and anything it could not handle is
+        a failed comparison, counted and logged in one sentence, never the end of the lane."""
+        try:
+            return await self._judge(identities, scan, declared_empty)
+        except Exception as exc:  # the top of the comparison: nothing in it may end the gantry's flow
+            self.counts["failed"] += 1
+            why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else '-'}"
+            log.error("history.judge_failed", error=why)
+            return History(status="failed", detail=f"the comparison could not be made ({why})")
+
+    async def _judge(self, identities: Sequence[Identity], scan: Scan, declared_empty: bool | None) -> History:
         """The comparison of the scan with the newest reference that arrived (its regions corroborated by the next
         reference of the same basis when one is held), or why there is none. A reference of another container of
         the same size/type (basis same_type_empty: the hub offers those after the container's own) is used only for
@@ -377,10 +451,14 @@ class VehicleHistory:
         if len(prepared) > 1:
             detail = " ".join(filter(None, [detail, f"A change is reported when the second reference "
                                             f"({prepared[1][0].record_id}) shows it too."]))
+        uncompared = [tuple(u) for u in result.get("uncompared", [])]
+        if len(uncompared) > MAX_UNCOMPARED:
+            detail = " ".join(filter(None, [detail, f"The {len(uncompared)} stretches not compared are shown as "
+                                            f"{MAX_UNCOMPARED}, the nearest merged with the lines between them."]))
+            uncompared = merged(uncompared)
         return History(status="compared", identity=label, basis=ref.basis, reference_ids=base.reference_ids,
                        reference_scan=ref.scan_sha256, registration=result["registration"],
-                       regions=[HistoryChange(**r) for r in regions], suppressed=suppressed,
-                       uncompared=[tuple(u) for u in result.get("uncompared", [])],
+                       regions=[HistoryChange(**r) for r in regions], suppressed=suppressed, uncompared=uncompared,
                        compare_ms=round((time.perf_counter() - start) * 1000, 1), detail=detail)
 
     async def _fetch(self, kind: str, value: str, key: str, size_type: str | None = None) -> Found | None:
@@ -396,7 +474,8 @@ class VehicleHistory:
             if held is None:
                 return None
             answer, scans = held
-            found = Found(kind, value, as_passes(answer["passes"]), as_passes(answer["references"]), scans, "cache")
+            found = Found(kind, value, as_passes(answer["passes"], "passes"),
+                          as_passes(answer["references"], "references", reference=True), scans, "cache")
         except (OSError, KeyError, TypeError, ValueError) as exc:  # a damaged cache entry is no history
             self.counts["cache_unreadable"] += 1
             log.warning("history.cache_unreadable", kind=kind, error=repr(exc))
@@ -407,9 +486,12 @@ class VehicleHistory:
     async def _from_hub(self, hub: HubHistory, kind: str, value: str, key: str, size_type: str | None) -> Found:
         answer = await hub.answer(kind, value, size_type)
         try:
-            refs, passes = as_passes(answer["references"]), as_passes(answer["passes"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise HistoryUnavailable(f"the hub's history of {kind} {value!r} is malformed: {exc!r}") from exc
+            refs = as_passes(answer["references"], "references", reference=True)
+            passes = as_passes(answer["passes"], "passes")
+        except KeyError as exc:
+            raise HistoryUnavailable(f"the hub's history of {kind} {value!r} has no {exc.args[0]}") from exc
+        except (TypeError, ValueError) as exc:
+            raise HistoryUnavailable(f"the hub's history of {kind} {value!r} is malformed: {exc}") from exc
         scans: dict[str, bytes] = {}
         for ref in refs:
             sha = ref.scan_sha256 or ""
