@@ -51,6 +51,9 @@ HISTORY_EVENTS = ("from_hub", "hub_failed", "from_cache", "cache_unreadable", "r
 """What VehicleHistory.counts and HistoryCache.counts count (exported as edge_history_events)."""
 MAX_FETCHES = 256
 """Fetches remembered at once; past it the finished ones are dropped (a later read asks the hub again)."""
+FETCH_KEPT_S = 120.0
+"""A fetch started longer ago is asked again when its identity is read: a vehicle is scanned in seconds, and a fetch
+left behind (a read no record kept) must not answer a later pass with what the hub said then."""
 CONTAINER_PARTS = ("cargo", "roof", "floor", "door")
 """Where a change lies on the container itself (models.history.compare locations): the only changes kept against a
 reference of another container of the same size/type (the tractor, its tanks and its cab are another vehicle's)."""
@@ -336,18 +339,24 @@ class VehicleHistory:
     compare: Compare = compare_scans
     counts: Counter[str] = field(default_factory=Counter)
     _fetches: dict[str, asyncio.Task[Found | None]] = field(default_factory=dict)
+    _started: dict[str, float] = field(default_factory=dict)  # when each fetch started (the loop's clock)
 
     def prefetch(self, identities: Sequence[Identity], size_type: str | None = None) -> None:
-        """Start fetching the history of each vehicle identity not asked for yet (returns at once); a container's
-        with its size/type code when the camera read it."""
+        """Start fetching the history of each vehicle identity not asked for recently (returns at once); a
+        container's with its size/type code when the camera read it."""
+        now = asyncio.get_running_loop().time()
         if len(self._fetches) > MAX_FETCHES:  # reads no record kept (a camera's vote changed): drop the finished
-            self._fetches = {k: t for k, t in self._fetches.items() if not t.done()}
+            for key in [k for k, t in self._fetches.items() if t.done()]:
+                self._drop(key)
         for ident in identities:
             if ident.kind in HISTORY_KINDS and ident.value.strip():
                 key = identity_key(ident.kind, ident.value)
+                if key in self._fetches and now - self._started[key] > FETCH_KEPT_S:
+                    self._drop(key)
                 if key not in self._fetches:
                     self._fetches[key] = asyncio.create_task(self._fetch(ident.kind, ident.value, key, size_type),
                                                              name=f"history:{ident.kind}")
+                    self._started[key] = now
 
     async def follow(self, identities: list[Identity], poll_s: float = 0.05,
                      size_type: Callable[[], str | None] = lambda: None) -> None:
@@ -376,11 +385,15 @@ class VehicleHistory:
         return history_facts(found.passes if found is not None else None)
 
     def forget(self, identities: Sequence[Identity]) -> None:
-        """Drop the finished fetches of an item once its record is written (the next pass asks again)."""
+        """Drop the fetches of an item once its record is written, cancelling those still running: the next pass
+        asks again (a fetch left behind would answer it, days later, with what the hub said then)."""
         for ident in identities:
-            key = identity_key(ident.kind, ident.value)
-            if (task := self._fetches.get(key)) is not None and task.done():
-                del self._fetches[key]
+            self._drop(identity_key(ident.kind, ident.value))
+
+    def _drop(self, key: str) -> None:
+        if (task := self._fetches.pop(key, None)) is not None:
+            task.cancel()
+        self._started.pop(key, None)
 
     async def judge(self, identities: Sequence[Identity], scan: Scan, declared_empty: bool | None = None) -> History:
         """The comparison of the scan with the vehicle's reference, or why there is none (_judge); never raises (but

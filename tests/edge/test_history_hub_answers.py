@@ -18,7 +18,7 @@ import pytest
 from central_sync.hub.search import normalise
 from central_sync.schema import Identity
 from edge.config import HistorySection
-from edge.history import HistoryCache, HubHistory, VehicleHistory, identity_key
+from edge.history import FETCH_KEPT_S, HistoryCache, HubHistory, VehicleHistory, identity_key
 from gantry_station import gantry, vehicle_scan
 from models.scan import Scan
 from polling import until
@@ -55,6 +55,7 @@ class Hub:
         self.answers: dict[str, dict[str, Any] | bytes] = {}
         self.images: dict[str, bytes | int] = {}
         self.asked: list[str] = []
+        self.gate: asyncio.Event | None = None  # answers wait for it when set (a slow hub)
 
     def offer(self, passes: list[dict[str, Any]], references: list[dict[str, Any]], *scans: bytes) -> None:
         self.answers[PLATE] = {"kind": "plate", "value": PLATE, "passes": passes, "references": references}
@@ -64,6 +65,8 @@ class Hub:
         path = request.url.path
         self.asked.append(path)
         if path.startswith("/api/history/"):
+            if self.gate is not None:
+                await self.gate.wait()
             answer = self.answers.get(normalise(path.rsplit("/", 1)[1]), {"passes": [], "references": []})
             return httpx.Response(200, content=answer if isinstance(answer, bytes) else json.dumps(answer).encode())
         image = self.images.get(path.rsplit("/", 1)[1], 404)
@@ -174,3 +177,41 @@ async def test_a_damaged_reference_never_ends_the_lane(tmp_path: Path) -> None:
                              check=lambda r: r[0].history is not None or r[1], timeout=60)
         assert not flow.done()
     assert rec.history is not None and rec.history.status == "no_history" and history.counts["hub_failed"] == 1
+
+
+async def test_a_fetch_still_running_when_the_record_is_written_never_answers_a_later_pass(tmp_path: Path) -> None:
+    """Pass 1 ends before the slow hub answers (no history); meanwhile the officer's search of the reference found a
+    seizure. Pass 2 of the vehicle asks again: it was compared with the seized pass, seizures 0, by the fetch of
+    pass 1 that forget() had left running."""
+    data = scan_bytes(1)
+    hub = Hub()
+    hub.gate = asyncio.Event()
+    ref = a_pass("r-x", 10, scan=data)
+    hub.offer([ref], [ref], data)
+    history = station(tmp_path, hub)
+    history.prefetch(READ)
+    [first] = history._fetches.values()
+    assert (await history.judge(READ, current())).status == "no_history"
+    history.forget(READ)
+    hub.gate.set()
+    await asyncio.wait([first])  # answered, or cancelled
+    hub.offer([{**ref, "outcome": "seizure"}], [])
+    await fetched(history)
+    assert history.facts(READ)["history.seizures"] == 1
+    result = await history.judge(READ, current())
+    assert result.status == "no_history" and result.reference_ids == []
+
+
+async def test_a_fetch_of_long_ago_is_asked_again(tmp_path: Path) -> None:
+    """A read no record kept (a camera's vote replaced it) leaves its fetch behind; when the identity is read again
+    later, the hub is asked again."""
+    hub = Hub()
+    hub.offer([a_pass("r-1", 10)], [])
+    history = station(tmp_path, hub)
+    await fetched(history)
+    hub.offer([a_pass("r-1", 10, "seizure")], [])
+    await fetched(history)  # within the same vehicle's scan: the fetch is reused
+    assert history.facts(READ)["history.seizures"] == 0 and len(hub.asked) == 1
+    history._started[identity_key("plate", PLATE)] -= FETCH_KEPT_S + 1  # the vehicle comes back later
+    await fetched(history)
+    assert history.facts(READ)["history.seizures"] == 1 and len(hub.asked) == 2
