@@ -47,7 +47,7 @@ log = structlog.get_logger("edge.history")
 
 ANSWER = "answer.json"
 HISTORY_EVENTS = ("from_hub", "hub_failed", "from_cache", "cache_unreadable", "reference_unreadable", "no_history",
-                  "compared", "failed", "over_budget", "stored", "hits", "misses", "evicted", "refused")
+                  "compared", "failed", "over_budget", "stored", "hits", "misses", "evicted", "refused", "scan_unavailable")
 """What VehicleHistory.counts and HistoryCache.counts count (exported as edge_history_events)."""
 MAX_FETCHES = 256
 """Fetches remembered at once; past it the finished ones are dropped (a later read asks the hub again)."""
@@ -64,6 +64,7 @@ Prepare = Callable[[Scan], Any]
 """A reference scan -> what the comparison needs of it (models.history.compare.prepare), made before the scan ends."""
 Compare = Callable[[Scan, list[Any]], dict[str, Any]]
 """(current scan, prepared references, newest first) -> models.history.compare.Comparison.to_json()."""
+DAY = 86400.0
 CORROBORATING = 2
 """References a comparison uses: the newest, and a second that corroborates its regions
 (models.history.compare.compare_references)."""
@@ -149,8 +150,8 @@ class Found:
     references: tuple[Pass, ...]
     scans: dict[str, Path]
     source: str  # "hub" or "cache"
-    prepared: tuple[tuple[Pass, Any], ...] = ()  # the newest references (CORROBORATING, of one basis) and what the
-    # comparison needs of each, prepared while the vehicle was scanned; the first is references[0]
+    prepared: tuple[tuple[Pass, Any], ...] = ()  # the newest references whose scan is held (CORROBORATING, of one
+    # basis) and what the comparison needs of each, prepared while the vehicle was scanned
 
 
 class HistoryCache:
@@ -419,7 +420,7 @@ class VehicleHistory:
             why = "no reference pass of this vehicle arrived before the scan ended" if found is None else \
                 f"the vehicle has {len(found.passes)} earlier pass(es) and none is a reference"
             return History(status="no_history", detail=why)
-        ref = found.references[0]
+        ref = found.prepared[0][0] if found.prepared else found.references[0]
         label = f"{found.kind}:{found.value}"
         basis = History(status="no_history", identity=label, basis=ref.basis)
         if ref.basis == "same_type_empty":
@@ -487,8 +488,10 @@ class VehicleHistory:
             if held is None:
                 return None
             answer, scans = held
+            since = time.time() - self.config.max_age_days * DAY  # the hub applies it to what it sends
+            refs = as_passes(answer["references"], "references", reference=True)
             found = Found(kind, value, as_passes(answer["passes"], "passes"),
-                          as_passes(answer["references"], "references", reference=True), scans, "cache")
+                          tuple(r for r in refs if r.decided_ts >= since), scans, "cache")
         except (OSError, KeyError, TypeError, ValueError) as exc:  # a damaged cache entry is no history
             self.counts["cache_unreadable"] += 1
             log.warning("history.cache_unreadable", kind=kind, error=repr(exc))
@@ -509,21 +512,25 @@ class VehicleHistory:
         for ref in refs:
             sha = ref.scan_sha256 or ""
             held = await asyncio.to_thread(self.cache.scan, sha)
-            scans[sha] = held if held is not None else await hub.scan(sha)
+            try:
+                scans[sha] = held if held is not None else await hub.scan(sha)
+            except HistoryUnavailable as exc:  # the answer stands (its outcomes are news); this reference is not held
+                self.counts["scan_unavailable"] += 1
+                log.warning("history.scan_unavailable", reference=ref.record_id, error=str(exc))
         await asyncio.to_thread(self.cache.put, key, answer, scans)
         self.counts["from_hub"] += 1
         paths = {sha: self.cache.root / key / f"{sha}.npz" for sha in scans}
         return await self._prepared(Found(kind, value, passes, refs, paths, "hub"))
 
     async def _prepared(self, found: Found) -> Found:
-        """The history with its newest references prepared (off the event loop: the newest, and the next of the
-        same basis to corroborate it), so that the comparison after the scan has only the current scan to work on;
-        unprepared when the newest one's scan cannot be read, and without the second when its scan cannot (logged)."""
+        """The history with its newest references whose scan is held prepared (off the event loop: the newest, and
+        the next of the same basis to corroborate it), so that the comparison after the scan has only the current
+        scan to work on; unprepared when the newest one's scan cannot be read, and without the second when its scan
+        cannot (logged). A reference whose scan did not arrive is passed over."""
+        held = [r for r in found.references if (r.scan_sha256 or "") in found.scans]
         prepared: list[tuple[Pass, Any]] = []
-        for ref in [r for r in found.references if found.references[0].basis == r.basis][:CORROBORATING]:
-            path = found.scans.get(ref.scan_sha256 or "")
-            if path is None:
-                break
+        for ref in [r for r in held if r.basis == held[0].basis][:CORROBORATING]:
+            path = found.scans[ref.scan_sha256 or ""]
             try:
                 prepared.append((ref, await asyncio.to_thread(self._prepare_file, path)))
             except (ModelError, ValueError, OSError) as exc:

@@ -215,3 +215,32 @@ async def test_a_fetch_of_long_ago_is_asked_again(tmp_path: Path) -> None:
     history._started[identity_key("plate", PLATE)] -= FETCH_KEPT_S + 1  # the vehicle comes back later
     await fetched(history)
     assert history.facts(READ)["history.seizures"] == 1 and len(hub.asked) == 2
+
+
+async def test_a_fresh_answer_stands_when_a_reference_scan_fails_to_arrive(tmp_path: Path) -> None:
+    """The cache holds r-x as the reference; the hub now says r-x was a seizure and offers r-y and r-z, r-y's scan
+    answering 503: the fresh answer is used (seizures 1, r-x never compared) and the scan is compared with r-z, whose
+    scan arrived. The whole answer was thrown away for the cache's (r-x compared, seizures 0)."""
+    x, y, z = scan_bytes(1), scan_bytes(2), scan_bytes(3)
+    hub = Hub()
+    old = a_pass("r-x", 10, scan=x)
+    history = station(tmp_path, hub)
+    cached(history, [old], [old], x)
+    refs = [a_pass("r-y", 20, scan=y), a_pass("r-z", 30, scan=z)]
+    hub.offer([{**old, "outcome": "seizure"}, *refs], refs, z)
+    hub.images[hashlib.sha256(y).hexdigest()] = 503
+    await fetched(history)
+    assert history.counts["from_hub"] == 1 and history.counts["scan_unavailable"] == 1
+    assert history.facts(READ)["history.seizures"] == 1
+    result = await history.judge(READ, current())
+    assert result.status == "compared" and result.reference_ids == ["r-z"]
+
+
+async def test_without_the_hub_a_cached_reference_older_than_max_age_days_is_not_used(tmp_path: Path) -> None:
+    data = scan_bytes(1)
+    history = station(tmp_path, None, max_age_days=30)
+    old = a_pass("r-old", 400, scan=data)
+    cached(history, [old], [old], data)
+    await fetched(history)
+    result = await history.judge(READ, current())
+    assert history.counts["from_cache"] == 1 and result.status == "no_history" and result.reference_ids == []
