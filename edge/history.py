@@ -150,6 +150,7 @@ class Found:
     references: tuple[Pass, ...]
     scans: dict[str, Path]
     source: str  # "hub" or "cache"
+    conflict: str | None = None  # set by VehicleHistory.found: the identity was read in conflict with another read
     prepared: tuple[tuple[Pass, Any], ...] = ()  # the newest references whose scan is held (CORROBORATING, of one
     # basis) and what the comparison needs of each, prepared while the vehicle was scanned
 
@@ -299,6 +300,7 @@ PASS_FIELDS: dict[str, tuple[bool, Callable[[Any], bool], str]] = {
     "basis": (False, lambda v: isinstance(v, str) and v in get_args(Basis), f"one of {', '.join(get_args(Basis))}"),
     "size_type": (False, lambda v: v is None or isinstance(v, str), "null or a string"),
     "declared_empty": (False, lambda v: v is None or isinstance(v, bool), "null, true or false"),
+    "conflict": (False, lambda v: isinstance(v, bool), "true or false"),
 }
 """Each field of a pass the station reads, checked as it arrives: a pass it cannot use safely is refused, never
 half-read (a one-number scan_shape, a decided_ts of text: the comparison or the risk facts would fail later)."""
@@ -371,14 +373,16 @@ class VehicleHistory:
             await asyncio.sleep(poll_s)
 
     def found(self, identities: Sequence[Identity]) -> Found | None:
-        """The best history fetched so far for these identities (never waits): container, then plate, then TID."""
+        """The best history fetched so far for these identities (never waits): of an identity read without a
+        conflict first (edge.identity flags two reads that cannot both be right: one is another vehicle's misread),
+        then with references, then container, plate, TID."""
         done: list[Found] = []
         for ident in identities:
             task = self._fetches.get(identity_key(ident.kind, ident.value)) if ident.kind in HISTORY_KINDS else None
             if task is not None and task.done() and not task.cancelled() and task.exception() is None \
                     and (f := task.result()) is not None:
-                done.append(f)
-        return min(done, key=lambda f: (not f.references, PRIORITY.index(f.kind)), default=None)
+                done.append(replace(f, conflict=ident.conflict))
+        return min(done, key=lambda f: (bool(f.conflict), not f.references, PRIORITY.index(f.kind)), default=None)
 
     def facts(self, identities: Sequence[Identity]) -> dict[str, int | str | None]:
         """The risk facts of the history fetched so far (never waits): None each while nothing has arrived."""
@@ -420,6 +424,11 @@ class VehicleHistory:
             why = "no reference pass of this vehicle arrived before the scan ended" if found is None else \
                 f"the vehicle has {len(found.passes)} earlier pass(es) and none is a reference"
             return History(status="no_history", detail=why)
+        if found.conflict:
+            self.counts["no_history"] += 1
+            return History(status="no_history", detail=f"the {found.kind} {found.value} was read in conflict with "
+                           f"another read ({found.conflict}), and no other identity of the vehicle has a history: "
+                           "its references may be another vehicle's")
         ref = found.prepared[0][0] if found.prepared else found.references[0]
         label = f"{found.kind}:{found.value}"
         basis = History(status="no_history", identity=label, basis=ref.basis)

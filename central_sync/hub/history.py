@@ -11,7 +11,9 @@ identity index of search.py, exactly and after normalisation). Its outcome, stro
 
 A reference is a recent pass whose outcome is `cleared` or `nothing_found` and whose scan image the
 hub holds, newest first: the clean pass a new scan of the same vehicle is compared with. `open`
-passes and seizures never are. Both hub backends run the same SQL (search.py's index and
+passes and seizures never are, nor a pass whose read of the identity was flagged as conflicting with
+another read (edge.identity: one of them is misread, maybe this one, so the record may be another
+vehicle's); that pass is still one of the identity's passes (`conflict`), so that its outcome counts. Both hub backends run the same SQL (search.py's index and
 HubStore.records); the outcome is derived here so that it is the same wherever it is read.
 
 For a container number, the references go on (after the container's own, `basis` "same_vehicle") with
@@ -65,6 +67,7 @@ class Pass:
     basis: Basis = "same_vehicle"  # same_type_empty: another container of the same size/type, declared empty
     size_type: str | None = None  # a container's ISO 6346 size/type code as its record gives it
     declared_empty: bool | None = None
+    conflict: bool = False  # the record's read of the identity asked by conflicts with another read: never a reference
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,12 +119,21 @@ def passes(store: RecordSource, kind: str, value: str, limit: int = MAX_PASSES) 
     """The passes holding this identity, newest first, at most `limit`."""
     clause, args = search_clause(store, value, kind, "exact")
     rows = store.records(f"WHERE {clause}", args, min(limit, MAX_PASSES), 0)
-    return [as_pass(json.loads(body)) for body, *_ in rows]
+    norm = normalise(value)
+    return [replace(as_pass(body), conflict=read_in_conflict(body, kind, norm))
+            for body in (json.loads(text) for text, *_ in rows)]
+
+
+def read_in_conflict(body: dict[str, Any], kind: str, norm: str) -> bool:
+    """Whether the record's read of this identity (kind, normalised value) is flagged as conflicting."""
+    return any(i.get("kind") == kind and normalise(str(i.get("value", ""))) == norm and i.get("conflict")
+               for i in body.get("identities") or ())
 
 
 def references(history: list[Pass], since_ts: float, count: int, held: Callable[[str], bool]) -> list[Pass]:
-    """The newest `count` clean passes decided at or after `since_ts` whose scan image is `held` by the hub."""
-    clean = [p for p in history if p.outcome in REFERENCE_OUTCOMES and p.decided_ts >= since_ts]
+    """The newest `count` clean passes decided at or after `since_ts` whose scan image is `held` by the hub (none
+    whose read of the identity was in conflict)."""
+    clean = [p for p in history if p.outcome in REFERENCE_OUTCOMES and p.decided_ts >= since_ts and not p.conflict]
     newest = sorted(clean, key=lambda p: (p.decided_ts, p.record_id), reverse=True)
     return list(islice((p for p in newest if p.scan_sha256 and held(p.scan_sha256)), count))
 

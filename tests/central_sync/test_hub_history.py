@@ -16,7 +16,8 @@ from central_sync.hub import api_auth
 from central_sync.hub.api import create_app
 from central_sync.hub.history import pass_outcome, report_outcome
 from central_sync.hub.store import HubStore, open_store
-from central_sync.schema import ContainerPass, InspectionRecord, ItemKind, Verdict
+from central_sync.schema import ContainerPass, Identity, InspectionRecord, ItemKind, Verdict
+from edge.identity import fuse
 from history_kit import NOW, PLATE, ingest, vehicle_pass
 
 
@@ -93,6 +94,22 @@ async def test_a_reference_needs_the_scan_on_the_hub(store: HubStore, http: http
     got = await history(http, "plate", PLATE)
     assert [p["record_id"] for p in got["passes"]] == [rec.id] and got["references"] == []
 
+
+
+async def test_a_pass_whose_read_of_the_identity_is_in_conflict_is_no_reference(store: HubStore,
+                                                                               http: httpx.AsyncClient) -> None:
+    """Another vehicle's record carries the plate as a second plate of one jurisdiction (edge.identity flagged both:
+    one is misread): its pass was this plate's newest reference. It stays one of the plate's passes (its outcome
+    counts), marked `conflict`, and is never a reference."""
+    own = vehicle_pass(1, Verdict.CLEAR, 10, scan(1))
+    other = vehicle_pass(2, Verdict.CLEAR, 1, scan(2), plate="粤Z·B123港")
+    other = other.model_copy(update={"identities": fuse([*other.identities,
+                                                         Identity(kind="plate", value=PLATE, source="cam-rear")])})
+    assert all(i.conflict for i in other.identities)
+    ingest(store, [own, other], {hashlib.sha256(scan(n)).hexdigest(): scan(n) for n in (1, 2)})
+    got = await history(http, "plate", PLATE)
+    assert [p["record_id"] for p in got["references"]] == [own.id]
+    assert [(p["record_id"], p["conflict"]) for p in got["passes"]] == [(other.id, True), (own.id, False)]
 
 async def test_history_is_kept_by_vehicle_identities_only(store: HubStore, http: httpx.AsyncClient) -> None:
     resp = await http.get("/api/history/badge/1234")

@@ -19,6 +19,7 @@ from central_sync.hub.search import normalise
 from central_sync.schema import Identity
 from edge.config import HistorySection
 from edge.history import FETCH_KEPT_S, HistoryCache, HubHistory, VehicleHistory, identity_key
+from edge.identity import fuse
 from gantry_station import gantry, vehicle_scan
 from models.scan import Scan
 from polling import until
@@ -244,3 +245,30 @@ async def test_without_the_hub_a_cached_reference_older_than_max_age_days_is_not
     await fetched(history)
     result = await history.judge(READ, current())
     assert history.counts["from_cache"] == 1 and result.status == "no_history" and result.reference_ids == []
+
+
+async def test_an_identity_read_in_conflict_is_never_compared_by(tmp_path: Path) -> None:
+    """Two plates of one jurisdiction on one vehicle (edge.identity flags both: one is misread): the station compared
+    by the first that had references, another vehicle's. It compares by the vehicle's identity read without a
+    conflict (its tag), and with only the conflicting plates it has no history, saying why."""
+    other, own = scan_bytes(1), scan_bytes(2)
+    hub = Hub()
+    hub.answers[normalise("粤Z·B123港")] = {"passes": [a_pass("r-other-vehicle", 1, scan=other)],
+                                          "references": [a_pass("r-other-vehicle", 1, scan=other)]}
+    hub.answers[normalise("粤Z·A123港")] = {"passes": [a_pass("r-own", 5, scan=own)],
+                                          "references": [a_pass("r-own", 5, scan=own)]}
+    hub.answers["E280116020007300"] = {"passes": [a_pass("r-own", 5, scan=own)],
+                                       "references": [a_pass("r-own", 5, scan=own)]}
+    hub.images.update({hashlib.sha256(d).hexdigest(): d for d in (other, own)})
+    plates = fuse([Identity(kind="plate", value="粤Z·B123港", source="cam-front"),  # the misread, voted first
+                   Identity(kind="plate", value="粤Z·A123港", source="cam-rear")])
+    assert all(p.conflict for p in plates)
+    history = station(tmp_path, hub)
+    await fetched(history, plates)
+    alone = await history.judge(plates, current())
+    assert alone.status == "no_history" and alone.reference_ids == [] and "conflict" in alone.detail
+    tagged = [*plates, Identity(kind="rfid_tid", value="E280116020007300", source="uhf")]
+    await fetched(history, tagged)
+    result = await history.judge(tagged, current())
+    assert result.status == "compared" and result.reference_ids == ["r-own"]
+    assert result.identity == "rfid_tid:E280116020007300"
