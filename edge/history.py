@@ -255,7 +255,15 @@ class HubHistory:
         params: dict[str, Any] = {"max_age_days": self.config.max_age_days, "count": self.config.references}
         if kind == "container" and size_type:
             params["size_type"] = size_type  # references of its type too, even for a container never seen before
-        return dict(json.loads(await self._get(f"/api/history/{kind}/{value}", params)))
+        body = await self._get(f"/api/history/{kind}/{value}", params)
+        try:
+            answer = json.loads(body)
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise HistoryUnavailable(f"the hub's history of {kind} {value!r} is not JSON ({len(body)} bytes): "
+                                     f"{exc}") from exc
+        if not isinstance(answer, dict):
+            raise HistoryUnavailable(f"the hub's history of {kind} {value!r} is {answer!r:.80}, not an object")
+        return answer
 
     async def scan(self, sha: str) -> bytes:
         data = await self._get(f"/api/images/{sha}")

@@ -272,3 +272,17 @@ async def test_an_identity_read_in_conflict_is_never_compared_by(tmp_path: Path)
     result = await history.judge(tagged, current())
     assert result.status == "compared" and result.reference_ids == ["r-own"]
     assert result.identity == "rfid_tid:E280116020007300"
+
+
+@pytest.mark.parametrize("body", [b'{"passes": [', b"\xff\xfe", b"[1, 2]",
+                                  json.dumps({"passes": ["x"], "references": []}).encode()])
+async def test_a_damaged_answer_is_counted_and_the_cache_answers(tmp_path: Path, body: bytes) -> None:
+    """Truncated JSON, bytes that are no UTF-8, a list, passes that are no objects: the fetch raised out of its task
+    (JSONDecodeError, TypeError, AttributeError), uncounted, and the cache was never asked."""
+    hub = Hub()
+    hub.answers[PLATE] = body
+    history = station(tmp_path, hub)
+    cached(history, [a_pass("r-old", 30, "seizure")], [])
+    await fetched(history)
+    assert history.counts["hub_failed"] == 1 and history.counts["from_cache"] == 1
+    assert history.facts(READ)["history.seizures"] == 1
