@@ -372,11 +372,13 @@ class VehicleHistory:
     async def follow(self, identities: list[Identity], poll_s: float = 0.05,
                      size_type: Callable[[], str | None] = lambda: None) -> None:
         """Prefetch each identity as it joins the item (the readers and cameras add them); runs until cancelled.
-        `size_type` gives the container's size/type code as read so far (the camera sets it with the number)."""
-        seen = 0
+        `size_type` gives the container's size/type code as read so far (the camera sets it with the number). A
+        camera replaces its read in place when its vote changes: what is read is compared, not how many."""
+        seen: set[tuple[str, str]] = set()
+        now: set[tuple[str, str]]
         while True:
-            if len(identities) != seen:
-                seen = len(identities)
+            if (now := {(i.kind, i.value) for i in identities}) != seen:
+                seen = now
                 self.prefetch(identities, size_type())
             await asyncio.sleep(poll_s)
 

@@ -286,3 +286,20 @@ async def test_a_damaged_answer_is_counted_and_the_cache_answers(tmp_path: Path,
     await fetched(history)
     assert history.counts["hub_failed"] == 1 and history.counts["from_cache"] == 1
     assert history.facts(READ)["history.seizures"] == 1
+
+
+async def test_a_camera_read_corrected_in_place_is_fetched(tmp_path: Path) -> None:
+    """A camera whose vote changes replaces its read in place (edge/stations/cameras.py): the list keeps its length,
+    and the corrected plate was never asked for (no history though the hub had one)."""
+    hub = Hub()
+    hub.offer([a_pass("r-1", 3)], [])
+    history = station(tmp_path, hub)
+    identities: list[Identity] = [Identity(kind="plate", value="AB1238", source="cam-front")]
+    follow = asyncio.create_task(history.follow(identities, poll_s=0.01))
+    try:
+        await until(lambda: len(hub.asked), "the first read asked for", timeout=10)
+        identities[:] = READ
+        await until(lambda: history.found(READ), "the corrected read's history", timeout=10)
+    finally:
+        follow.cancel()
+    assert [p.rsplit("/", 1)[1] for p in hub.asked] == ["AB1238", PLATE]
