@@ -47,7 +47,7 @@ log = structlog.get_logger("edge.history")
 
 ANSWER = "answer.json"
 HISTORY_EVENTS = ("from_hub", "hub_failed", "from_cache", "cache_unreadable", "reference_unreadable", "no_history",
-                  "compared", "failed", "over_budget", "stored", "hits", "misses", "evicted", "refused", "scan_unavailable")
+                  "compared", "failed", "over_budget", "stored", "hits", "misses", "evicted", "refused", "scan_unavailable", "other_scanner")
 """What VehicleHistory.counts and HistoryCache.counts count (exported as edge_history_events)."""
 MAX_FETCHES = 256
 """Fetches remembered at once; past it the finished ones are dropped (a later read asks the hub again)."""
@@ -68,6 +68,10 @@ DAY = 86400.0
 CORROBORATING = 2
 """References a comparison uses: the newest, and a second that corroborates its regions
 (models.history.compare.compare_references)."""
+SCANNER = {"pixel_mm": 0.05, "line_mm": 0.30, "energy_kev": 0.05}
+"""What a scan's meta states of the scanner that made it, and how far apart (a share of the larger) the scan's and its
+reference's may be: the registration fits a vertical scale within ±4 % and a vehicle's speed, the line pitch,
+within ±30 % (models/history/register.py); another energy attenuates otherwise."""
 MAX_UNCOMPARED = 64
 """Not-compared boxes a record carries at most (central_sync.schema.History.uncompared); more are merged."""
 
@@ -123,6 +127,25 @@ def container_only(regions: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
     return kept, len(regions) - len(kept)
 
 
+def other_scanner(reference: dict[str, Any], current: dict[str, Any]) -> str:
+    """What differs beyond its tolerance (SCANNER) between what two scans' meta state of their scanner ("" when
+    nothing does, or one does not state it): a reference of another pixel size, line pitch or energy is no
+    reference (its attenuation and geometry are not this scan's)."""
+    for key, share in SCANNER.items():
+        a, b = _stated(reference.get(key)), _stated(current.get(key))
+        if a is not None and b is not None and abs(a - b) > share * max(a, b):
+            return f"{key} {a:g} against {b:g}, more than {share:.0%} apart"
+    return ""
+
+
+def _stated(value: Any) -> float | None:
+    """A positive finite number a scan's meta states, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value) if isinstance(value, float) or abs(value) < 2**53 else math.inf
+    return number if math.isfinite(number) and number > 0 else None
+
+
 def merged(boxes: list[tuple[float, ...]], most: int = MAX_UNCOMPARED) -> list[tuple[float, ...]]:
     """At most `most` not-compared boxes [column0, line0, column1, line1]: the two nearest along the scan merged into
     the box over both until they fit. Shading lines that were compared is the safe side (the officer reads no
@@ -153,6 +176,8 @@ class Found:
     conflict: str | None = None  # set by VehicleHistory.found: the identity was read in conflict with another read
     prepared: tuple[tuple[Pass, Any], ...] = ()  # the newest references whose scan is held (CORROBORATING, of one
     # basis) and what the comparison needs of each, prepared while the vehicle was scanned
+    scanner: dict[str, dict[str, Any]] = field(default_factory=dict)  # by record id: what each prepared reference's
+    # meta states of its scanner (SCANNER)
 
 
 class HistoryCache:
@@ -455,8 +480,14 @@ class VehicleHistory:
             self.counts["no_history"] += 1
             return basis.model_copy(update={"detail": f"the scan of reference {ref.record_id} is not held by the "
                                             "station or could not be read"})
-        second = [(r, p) for r, p in found.prepared[1:] if r.scan_shape is None or r.scan_shape[1] == scan.shape[1]]
-        return await self._compare(scan, [found.prepared[0], *second], label)  # a second of another width: not used
+        if differs := other_scanner(found.scanner.get(ref.record_id, {}), scan.meta):
+            self.counts["no_history"] += 1
+            self.counts["other_scanner"] += 1
+            return basis.model_copy(update={"detail": f"the reference {ref.record_id} was made by another kind of "
+                                            f"scanner ({differs})"})
+        second = [(r, p) for r, p in found.prepared[1:] if (r.scan_shape is None or r.scan_shape[1] == scan.shape[1])
+                  and not other_scanner(found.scanner.get(r.record_id, {}), scan.meta)]
+        return await self._compare(scan, [found.prepared[0], *second], label)  # a second of another width or scanner: not used
 
     async def _compare(self, scan: Scan, prepared: list[tuple[Pass, Any]], label: str) -> History:
         start = time.perf_counter()
@@ -548,18 +579,21 @@ class VehicleHistory:
         cannot (logged). A reference whose scan did not arrive is passed over."""
         held = [r for r in found.references if (r.scan_sha256 or "") in found.scans]
         prepared: list[tuple[Pass, Any]] = []
+        scanner: dict[str, dict[str, Any]] = {}
         for ref in [r for r in held if r.basis == held[0].basis][:CORROBORATING]:
             path = found.scans[ref.scan_sha256 or ""]
             try:
-                prepared.append((ref, await asyncio.to_thread(self._prepare_file, path)))
+                made, scanner[ref.record_id] = await asyncio.to_thread(self._prepare_file, path)
+                prepared.append((ref, made))
             except (ModelError, ValueError, OSError) as exc:
                 self.counts["reference_unreadable"] += 1
                 log.warning("history.reference_unreadable", reference=ref.record_id, error=str(exc))
                 break
-        return replace(found, prepared=tuple(prepared))
+        return replace(found, prepared=tuple(prepared), scanner=scanner)
 
-    def _prepare_file(self, path: Path) -> Any:
-        return self.prepare(load_scan(path))
+    def _prepare_file(self, path: Path) -> tuple[Any, dict[str, Any]]:
+        reference = load_scan(path)
+        return self.prepare(reference), {k: reference.meta[k] for k in SCANNER if k in reference.meta}
 
 
 def open_history(config: HistorySection, data_dir: Path, client: httpx.AsyncClient | None) -> VehicleHistory:

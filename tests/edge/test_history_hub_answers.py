@@ -303,3 +303,24 @@ async def test_a_camera_read_corrected_in_place_is_fetched(tmp_path: Path) -> No
     finally:
         follow.cancel()
     assert [p.rsplit("/", 1)[1] for p in hub.asked] == ["AB1238", PLATE]
+
+
+async def test_a_reference_from_a_scanner_of_another_pixel_size_is_no_reference(tmp_path: Path) -> None:
+    """The newest reference was scanned at 2 mm a pixel and this scan at 5 mm (the same detector count): it was
+    compared. It is no usable reference (no history, saying why, counted); within 5 % it is compared."""
+    near, far = scan_bytes(1, pixel_mm=5.1), scan_bytes(2, pixel_mm=2.0)
+    hub = Hub()
+    newest, older = a_pass("r-2mm", 1, scan=far), a_pass("r-5mm", 5, scan=near)
+    hub.offer([newest, older], [newest, older], near, far)
+    compared = Compared()
+    history = station(tmp_path, hub, compare=compared)
+    await fetched(history)
+    refused = await history.judge(READ, current(pixel_mm=5.0))
+    assert refused.status == "no_history" and "pixel_mm 2 against 5" in refused.detail
+    assert history.counts["other_scanner"] == 1 and compared.calls == []
+    hub.offer([older, newest], [older, newest])  # the other way round: the 2 mm one only corroborates, and is left out
+    history.forget(READ)
+    await fetched(history)
+    result = await history.judge(READ, current(pixel_mm=5.0))
+    assert result.status == "compared" and result.reference_ids == ["r-5mm"]
+    assert [ref["pixel_mm"] for ref in compared.calls[0]] == [5.1]

@@ -286,7 +286,7 @@ async def test_a_container_is_compared_with_an_empty_one_of_its_type_on_the_cont
         await fetched(history, BOX_READ)
         found = history.found(BOX_READ)
         assert found is not None and [(r.record_id, r.basis) for r in found.references] == [(empty_id, "same_type_empty")]
-        current = portal_pass(8, PortalPass(1), BOX)
+        current = portal_pass(9, PortalPass(1), BOX)  # its portal's linac at 6 MV, as the reference's
         if current.shape[1] != found.references[0].scan_shape[1]:  # type: ignore[index]
             pytest.skip("the generator drew another detector height for this seed")
         loaded = await history.judge(BOX_READ, current, declared_empty=False)
