@@ -290,22 +290,42 @@ class HubHistory:
             raise HistoryUnavailable(f"the hub's history of {kind} {value!r} is {answer!r:.80}, not an object")
         return answer
 
-    async def scan(self, sha: str) -> bytes:
-        data = await self._get(f"/api/images/{sha}")
+    async def scan(self, sha: str, size: int | None = None) -> bytes:
+        """A reference's scan, read as it streams in and stopped past the size its pass gives (`size`, when it gives
+        one) or past the whole cache: a scan larger than that is refused without being read whole."""
+        most, limit = self.config.cache_bytes, "the history cache's size"
+        if size and size < most:
+            most, limit = size, "the size its pass gives"
+        data = await self._get(f"/api/images/{sha}", most=most)
+        if len(data) > most:
+            raise HistoryUnavailable(f"the hub's scan {sha} is larger than {most} bytes ({limit}): its download was "
+                                     "stopped there")
         if hashlib.sha256(data).hexdigest() != sha:
             raise HistoryUnavailable(f"the hub sent {len(data)} bytes for scan {sha} that hash to something else")
         return data
 
-    async def _get(self, path: str, params: dict[str, Any] | None = None) -> bytes:
+    async def _get(self, path: str, params: dict[str, Any] | None = None, most: int | None = None) -> bytes:
+        """The body of a 200 answer; with `most`, at most one byte more (the rest is never read)."""
         url = f"{self.config.hub_url.rstrip('/')}{path}"
         try:
-            resp = await self.client.get(url, params=params, timeout=self.config.timeout_s)
+            async with self.client.stream("GET", url, params=params, timeout=self.config.timeout_s) as resp:
+                if resp.status_code != 200:
+                    text = (await _head(resp, 200)).decode(errors="replace")
+                    raise HistoryUnavailable(f"the hub at {self.config.hub_url} answered {path} with "
+                                             f"{resp.status_code}: {text}")
+                return await (_head(resp, most + 1) if most is not None else resp.aread())
         except httpx.HTTPError as exc:
             raise HistoryUnavailable(f"the hub at {self.config.hub_url} did not answer {path}: {exc!r}") from exc
-        if resp.status_code != 200:
-            raise HistoryUnavailable(f"the hub at {self.config.hub_url} answered {path} with {resp.status_code}: "
-                                     f"{resp.text[:200]}")
-        return resp.content
+
+
+async def _head(resp: httpx.Response, most: int) -> bytes:
+    """At most `most` bytes of a streamed answer's body."""
+    data = bytearray()
+    async for chunk in resp.aiter_bytes():
+        data += chunk
+        if len(data) >= most:
+            break
+    return bytes(data[:most])
 
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -563,7 +583,7 @@ class VehicleHistory:
             sha = ref.scan_sha256 or ""
             held = await asyncio.to_thread(self.cache.scan, sha)
             try:
-                scans[sha] = held if held is not None else await hub.scan(sha)
+                scans[sha] = held if held is not None else await hub.scan(sha, ref.scan_size)
             except HistoryUnavailable as exc:  # the answer stands (its outcomes are news); this reference is not held
                 self.counts["scan_unavailable"] += 1
                 log.warning("history.scan_unavailable", reference=ref.record_id, error=str(exc))

@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import json
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ class Hub:
         self.images: dict[str, bytes | int] = {}
         self.asked: list[str] = []
         self.gate: asyncio.Event | None = None  # answers wait for it when set (a slow hub)
+        self.served = 0  # bytes of scans the station read
 
     def offer(self, passes: list[dict[str, Any]], references: list[dict[str, Any]], *scans: bytes) -> None:
         self.answers[PLATE] = {"kind": "plate", "value": PLATE, "passes": passes, "references": references}
@@ -71,7 +73,13 @@ class Hub:
             answer = self.answers.get(normalise(path.rsplit("/", 1)[1]), {"passes": [], "references": []})
             return httpx.Response(200, content=answer if isinstance(answer, bytes) else json.dumps(answer).encode())
         image = self.images.get(path.rsplit("/", 1)[1], 404)
-        return httpx.Response(image, text="not now") if isinstance(image, int) else httpx.Response(200, content=image)
+        return httpx.Response(image, text="not now") if isinstance(image, int) else \
+            httpx.Response(200, content=self._streamed(image))
+
+    async def _streamed(self, data: bytes, chunk: int = 65536) -> AsyncIterator[bytes]:
+        for at in range(0, len(data), chunk):
+            self.served += len(data[at:at + chunk])
+            yield data[at:at + chunk]
 
 
 class Compared:
@@ -324,3 +332,33 @@ async def test_a_reference_from_a_scanner_of_another_pixel_size_is_no_reference(
     result = await history.judge(READ, current(pixel_mm=5.0))
     assert result.status == "compared" and result.reference_ids == ["r-5mm"]
     assert [ref["pixel_mm"] for ref in compared.calls[0]] == [5.1]
+
+
+
+@pytest.mark.parametrize("advertised,most", [(1000, 1000), (None, 1024**2)])
+async def test_a_scan_larger_than_its_pass_says_is_refused_without_reading_it_whole(tmp_path: Path,
+                                                                                   advertised: int | None,
+                                                                                   most: int) -> None:
+    """A reference whose scan is 8 MiB where its pass says 1000 bytes (or says nothing) and the cache holds 1 MiB:
+    it was read whole into memory before the cache refused it. The download stops past the smaller of the two, in
+    one sentence naming the size; the answer stands."""
+    huge = np.random.default_rng(0).bytes(8 * 1024**2)
+    hub = Hub()
+    ref = {**a_pass("r-1", 1, scan=huge), "scan_size": advertised}
+    hub.offer([ref], [ref], huge)
+    history = station(tmp_path, hub, cache_bytes=1024**2)
+    await fetched(history)
+    assert history.counts["scan_unavailable"] == 1 and history.counts["from_hub"] == 1
+    assert hub.served <= most + 65536
+    result = await history.judge(READ, current())
+    assert result.status == "no_history" and "not held" in result.detail
+
+
+async def test_a_scan_of_the_size_its_pass_says_arrives(tmp_path: Path) -> None:
+    data = scan_bytes(1)
+    hub = Hub()
+    ref = a_pass("r-1", 1, scan=data)
+    hub.offer([ref], [ref], data)
+    history = station(tmp_path, hub)
+    await fetched(history)
+    assert (await history.judge(READ, current())).status == "compared" and hub.served == len(data)
