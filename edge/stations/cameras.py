@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 CROP_MARGIN = 8
 HK_SLOT = "hk"  # models.ocr.classify's slot for a Hong Kong plate
+CROSS_SLOT = "gd_cross"  # the Guangdong cross-boundary plate (粤Z·A123港) of a Hong Kong vehicle
 
 
 @dataclass
@@ -186,9 +187,10 @@ class CameraWindow:
 
 
 def with_hk_plate(voted: list[Voted]) -> list[Voted]:
-    """Every vehicle at this boundary carries a Hong Kong plate: when a plate camera read only the mainland
-    plate of a cross-boundary vehicle, the Hong Kong one is recorded as not read (dirt, glare), not left out."""
-    if any(v.slot == HK_SLOT for v in voted) or all(v.status == "unread" for v in voted):
+    """A cross-boundary vehicle carries a Hong Kong plate beside its Guangdong one (粤Z·A123港): when a plate camera
+    read only the Guangdong plate, the Hong Kong one is recorded as not read (dirt, glare), not left out. A mainland
+    vehicle (粤B·12345, 京A·12345) carries only its mainland plate: nothing is added for it."""
+    if any(v.slot == HK_SLOT for v in voted) or not any(v.slot == CROSS_SLOT for v in voted):
         return voted
     return [*voted, Voted("plate", HK_SLOT, "", "", 0.0, "unread", 0)]
 

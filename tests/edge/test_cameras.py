@@ -166,3 +166,19 @@ async def test_a_crop_a_better_frame_replaced_is_dropped_unless_a_record_names_i
             third = (await window._crops(voted(2), passed, front))["hk"]
             assert store.crop_path(second).is_file() and store.crop_path(third).is_file()
     assert store.counters.pruned_crops == 1
+
+
+async def test_a_mainland_vehicle_records_only_its_mainland_plate() -> None:
+    """A mainland vehicle carries no Hong Kong plate: reading its 粤B·12345 plate adds no `unread` Hong Kong plate
+    (which would fire identity_unread and send every mainland vehicle amber)."""
+    async with open_camera(_cam("front_plate", mainland=1.0), "front") as front:
+        window = CameraWindow(Devices(cameras={"front": front}))
+        item = Item(ref="vehicle", kind=ItemKind.VEHICLE)
+        window.start(item)
+        truth = front.vehicle if isinstance(front, SimCamera) else None
+        assert truth is not None and truth.cn_plate
+        task = asyncio.create_task(window.run())
+        await until(lambda: truth.cn_plate in _by(item, "front"), "the mainland plate voted", timeout=60)
+        window.stop(item)
+        task.cancel()
+    assert [(i.value, i.status) for i in item.identities] == [(truth.cn_plate, "read")]
