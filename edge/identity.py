@@ -12,7 +12,9 @@ dropping one:
     rfid_epc   two EPCs for one TID (checks["tid"]): the tag was rewritten, or its TID cloned
 
 A camera that read nothing (`value` empty, status unread) conflicts with no read: it is recorded as
-unread. A seal's state is not a conflict between reads: it stays on the identity (`seal`) and edge.seals
+unread. Reads without a value are kept per camera and failure, so that a camera that saw a code it
+could not read (check_failed, low_confidence) is never hidden behind another camera's unread. A
+seal's state is not a conflict between reads: it stays on the identity (`seal`) and edge.seals
 decides what it means for the verdict.
 
 The jurisdiction of a plate is its `checks["jurisdiction"]` when the recogniser set it; else a plate
@@ -49,7 +51,8 @@ def jurisdiction(plate: Identity) -> str:
 
 
 def fuse(identities: Iterable[Identity]) -> list[Identity]:
-    """The item's identities, one per (kind, value) in first-read order, with conflicts flagged."""
+    """The item's identities, one per (kind, value) in first-read order (one per camera and failure for the reads
+    without a value), with conflicts flagged."""
     merged = _merge(identities)
     flags: dict[tuple[str, str], list[str]] = defaultdict(list)
     for ident in merged:
@@ -87,10 +90,14 @@ def unidentified_container(identities: Sequence[Identity], container_item: bool)
 
 
 def _merge(identities: Iterable[Identity]) -> list[Identity]:
-    """One identity per (kind, value): highest confidence, union of checks, the latest read's seal state."""
-    out: dict[tuple[str, str], Identity] = {}
+    """One identity per (kind, value): highest confidence, union of checks, the latest read's seal state. Reads
+    without a value merge only with the same camera's same failure (source, status and raw): one camera's failed
+    read (check_failed MSKU1234560) is never hidden behind another's `unread`."""
+    out: dict[tuple[str, ...], Identity] = {}
     for ident in identities:
-        key = (ident.kind, ident.value)
+        key: tuple[str, ...] = (ident.kind, ident.value)
+        if not ident.value:
+            key += (ident.source, ident.status or "", ident.raw)
         seen = out.get(key)
         out[key] = ident if seen is None else _combine(seen, ident)
     return list(out.values())

@@ -42,6 +42,35 @@ def test_no_read_value_is_lost_and_each_appears_once(reads: list[Identity]) -> N
     assert [(i.kind, i.value) for i in fused] == list(dict.fromkeys((i.kind, i.value) for i in reads))
 
 
+failures = st.builds(Identity, kind=st.sampled_from(("plate", "container")), value=st.just(""),
+                     source=st.sampled_from(("front", "rear", "side", "door")),
+                     status=st.sampled_from(("unread", "check_failed", "low_confidence")),
+                     raw=st.sampled_from(("", "MSKU1234560", "AB1Z34")))
+
+
+@given(st.lists(identities | failures, max_size=12))
+def test_no_failed_read_is_lost(reads: list[Identity]) -> None:
+    """Every camera's read without a value survives fusion (its camera, failure and what it saw)."""
+    failed = lambda ids: {(i.kind, i.source, i.status, i.raw) for i in ids if not i.value}  # noqa: E731
+    assert failed(fuse(reads)) == failed(reads)
+    assert fuse(fuse(reads)) == fuse(reads)
+
+
+def test_a_cameras_failed_container_read_is_not_hidden_by_another_cameras_unread() -> None:
+    """The side camera saw no code, the door camera saw one it could not read: the record keeps the door's
+    check_failed read (MSKU1234560), and the container is not identified, whatever the order of the reads."""
+    from edge.identity import unidentified_container
+
+    side = Identity(kind="container", value="", source="side", status="unread")
+    door = Identity(kind="container", value="", source="door", status="check_failed", raw="MSKU1234560")
+    for reads in ([side, door], [door, side]):
+        fused = fuse(reads)
+        assert {(i.source, i.status, i.raw) for i in fused} == {("side", "unread", ""),
+                                                                ("door", "check_failed", "MSKU1234560")}
+        assert unidentified_container(fused, False) == ("camera door saw container code MSKU1234560 but could not "
+                                                        "read it (check_failed)")
+
+
 @given(st.lists(identities, max_size=12))
 def test_fusion_is_idempotent(reads: list[Identity]) -> None:
     assert fuse(fuse(reads)) == fuse(reads)
