@@ -2,8 +2,7 @@
 
 A line that matches no format is ignored (it is a brand name, a company name, a warning sign). A
 read below its confidence threshold is `low_confidence`; a container code whose check digit fails
-and cannot be corrected by exactly one confusable substitution is `check_failed`, with an empty
-value: nothing is guessed.
+is `check_failed`, with an empty value and what was read in `raw`: nothing is guessed.
 """
 
 from __future__ import annotations
@@ -44,10 +43,11 @@ def container_reads(lines: list[TextLine]) -> list[Read]:
 
 
 def _best_code(text: str) -> iso6346.CodeRead | None:
-    """The first valid window of the line, else the first that has a code's shape (check_failed)."""
+    """The code's own 11-character window of the line: of those with a code's shape, the one that needs the fewest
+    letters or digits forced by position (the first of equals). Its check decides; a window shifted onto a
+    neighbouring mark (45G1, a digit) is never tried instead of it, as forcing it would make up a code."""
     reads = [r for i in range(max(0, len(text) - 10)) if (r := iso6346.read_code(text[i:i + 11])) is not None]
-    valid = [r for r in reads if r.value]
-    return (valid or reads)[0] if reads else None
+    return min(reads, key=lambda r: len(r.corrected)) if reads else None
 
 
 def plate_reads(lines: list[TextLine]) -> list[Read]:

@@ -1,8 +1,12 @@
-"""ISO 6346 container codes: the check digit, and single-error correction among confusable characters.
+"""ISO 6346 container codes: the check digit, and letters and digits forced by position.
 
 A code is an owner code (3 letters), a category (U, J or Z), a 6-digit serial and a check digit.
 Letters count 10..38 skipping multiples of 11; each of the first 10 characters is weighted by
 2**position; the check digit is the sum mod 11, then mod 10. CSQU3054383 is valid.
+
+A code whose check digit fails is never corrected: which character is wrong is unknown, and one
+confusable substitution tried at every position made misread codes into other valid ones (KEMU0181590
+read KEMU6781590 was recorded KEMU6787590).
 """
 
 from __future__ import annotations
@@ -28,17 +32,11 @@ for _letter in string.ascii_uppercase:
 TO_LETTER = {"0": "O", "1": "I", "2": "Z", "4": "A", "5": "S", "6": "G", "8": "B"}
 TO_DIGIT = {"O": "0", "Q": "0", "D": "0", "I": "1", "L": "1", "Z": "2", "A": "4", "S": "5", "G": "6", "B": "8",
             "T": "7"}
-CONFUSABLE: dict[str, str] = {
-    "0": "8O6D", "1": "7I", "2": "Z7", "3": "8", "4": "A", "5": "6S", "6": "58G0", "7": "1", "8": "3B60",
-    "9": "0", "O": "0DQ", "Q": "O0", "D": "O0", "I": "1L", "L": "I", "B": "8", "S": "5", "Z": "2",
-    "G": "6C", "C": "G", "U": "JV", "J": "U", "V": "U", "M": "N", "N": "M", "E": "F", "F": "E",
-}
-"""Characters OCR mistakes for one another on painted codes; a correction only ever uses these."""
 
 
 @dataclass(frozen=True)
 class CodeRead:
-    """A container code read: `value` is valid or empty; `corrected` names the substitutions made."""
+    """A container code read: `value` is valid or empty; `corrected` names the characters forced by position."""
 
     value: str
     raw: str
@@ -70,7 +68,8 @@ def coerce(text: str) -> tuple[str, tuple[str, ...]]:
 
 
 def read_code(text: str) -> CodeRead | None:
-    """Validate an 11-character candidate; correct it when exactly one confusable substitution makes it valid.
+    """Validate an 11-character candidate after forcing letters and digits by position; a check digit that fails
+    is `check_failed` (what was read stays in `raw`, the value empty).
 
     None when the text does not have a container code's shape at all (not a container code)."""
     raw = text
@@ -81,19 +80,4 @@ def read_code(text: str) -> CodeRead | None:
         return None
     if is_valid(text):
         return CodeRead(text, raw, "corrected" if changes else "read", changes)
-    fixes = _single_fixes(text)
-    if len(fixes) == 1:
-        fixed, change = fixes[0]
-        return CodeRead(fixed, raw, "corrected", changes + (change,))
-    return CodeRead("", raw, "check_failed")
-
-
-def _single_fixes(text: str) -> list[tuple[str, str]]:
-    """Every valid code one confusable substitution away from `text`."""
-    found = []
-    for i, c in enumerate(text):
-        for alt in CONFUSABLE.get(c, ""):
-            candidate = text[:i] + alt + text[i + 1:]
-            if is_valid(candidate):
-                found.append((candidate, f"{i}:{c}>{alt}"))
-    return found
+    return CodeRead("", raw, "check_failed", changes)
