@@ -29,7 +29,7 @@ BAD_IN_A_ROW = 10
 
 @dataclass(frozen=True)
 class Frame:
-    """One good frame: BGR pixels, when it was taken (epoch s) and its number on this camera."""
+    """One good frame: BGR pixels, when it was taken (epoch s, as its grab began) and its number on this camera."""
 
     image: np.ndarray
     ts: float
@@ -106,13 +106,14 @@ class CameraBase:
             started = time.monotonic()
             try:
                 async with self._grabbing:
+                    taken = time.time()
                     image = await asyncio.to_thread(self._grab)
             except EOFError:
                 return
             except LinkLost as exc:
                 backoff = await self._reconnect(exc, backoff)
                 continue
-            frame = self._checked(image)
+            frame = self._checked(image, taken)
             if frame is not None:
                 backoff = self.cfg.reconnect_min_ms / 1000  # a good frame, not a bad one, proves the stream
                 yield frame
@@ -123,17 +124,19 @@ class CameraBase:
         camera gives none (the frame stream reconnects on its own)."""
         try:
             async with self._grabbing:
+                taken = time.time()
                 image = await asyncio.to_thread(self._grab)
         except EOFError as exc:
             raise LinkLost(f"camera {self.name} has no more frames to take a photo from") from exc
-        frame = self._checked(image)
+        frame = self._checked(image, taken)
         if frame is None:
             raise LinkLost(f"camera {self.name} gave no usable frame for a photo")
         return frame
 
-    def _checked(self, image: np.ndarray | None) -> Frame | None:
+    def _checked(self, image: np.ndarray | None, taken: float) -> Frame | None:
         """The frame if it is good (the camera ok again: back when a reopened source or one that gave only bad
-        frames gives a good frame, not when it opens); None, counted, if it is bad."""
+        frames gives a good frame, not when it opens); None, counted, if it is bad. `taken` is when its grab began:
+        a grab under way when the next vehicle came in holds the one before (edge.stations.cameras)."""
         reason = bad_frame(image, self.cfg)
         if reason is not None:
             self._bad(reason, None if image is None else image.shape)
@@ -143,7 +146,7 @@ class CameraBase:
         if self.health.state != "ok":
             self._set_health("ok")
         self.frames_taken += 1
-        return Frame(image, time.time(), self.frames_taken, self.name)
+        return Frame(image, taken, self.frames_taken, self.name)
 
     def _bad(self, reason: str, shape: tuple[int, ...] | None) -> None:
         """Count a bad frame; degraded at BAD_IN_A_ROW of them with no good frame between them."""

@@ -2,7 +2,7 @@
 
 `CameraWindow.start(item)` triggers the cameras (those triggered by the eyes; continuous ones
 always take frames) and `stop(item)` stops them, as `TagWindow` does for tags; the cameras read the
-vehicle that came in last. Each camera's
+vehicle that came in last, in frames whose grab began after it came in (FRAME_MARGIN_S). Each camera's
 frames are read off the event loop, one at a time on one thread (`max_frames` per vehicle), and
 after every frame the item's identities from that camera are replaced by the new vote: whatever
 has been voted when the record is written is in it, with its status, confidence and the sha256 of
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 CROP_MARGIN = 8
+FRAME_MARGIN_S = 0.05
+"""A frame is read for a vehicle only when its grab began this long after the vehicle came in: one begun before
+(under way when the next vehicle reached the eyes) shows the vehicle before."""
 HK_SLOT = "hk"  # models.ocr.classify's slot for a Hong Kong plate
 CROSS_SLOT = "gd_cross"  # the Guangdong cross-boundary plate (粤Z·A123港) of a Hong Kong vehicle
 
@@ -46,6 +50,7 @@ class _Pass:
     """One vehicle's pass before one camera: the frames read and their reads."""
 
     item: Item
+    since: float = field(default_factory=time.time)  # when the vehicle came in (epoch s, as Frame.ts)
     frames: list[Frame] = field(default_factory=list)
     reads: list[list[Read]] = field(default_factory=list)
     crops: dict[str, str] = field(default_factory=dict)  # slot -> the sha256 of the evidence crop it names now
@@ -115,7 +120,7 @@ class CameraWindow:
     async def _read(self, name: str, camera: CameraBase, item: Item, frame: Frame) -> None:
         """Read one frame for an open item (up to max_frames), then vote again."""
         passed = self._passes.get((name, item.id))
-        if passed is None or len(passed.frames) >= camera.cfg.max_frames:
+        if passed is None or len(passed.frames) >= camera.cfg.max_frames or frame.ts < passed.since + FRAME_MARGIN_S:
             return
         assert self.reader is not None
         crop = _roi(frame.image, camera.cfg.roi)

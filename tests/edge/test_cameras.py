@@ -182,3 +182,56 @@ async def test_a_mainland_vehicle_records_only_its_mainland_plate() -> None:
         window.stop(item)
         task.cancel()
     assert [(i.value, i.status) for i in item.identities] == [(truth.cn_plate, "read")]
+
+
+async def test_a_frame_whose_grab_began_before_the_next_vehicle_came_in_is_not_read_for_it() -> None:
+    """A grab under way when the next vehicle reaches the eyes holds the vehicle before: it is read for neither,
+    and the next vehicle's plate is voted from its own frames only (CD5678, never AB1234)."""
+    import threading
+
+    import numpy as np
+
+    from drivers.camera.frames import CameraBase
+    from models.ocr.classify import Read
+
+    plates = {1: "AB1234", 2: "CD5678"}
+
+    class HeldCamera(CameraBase):
+        """A source whose grab can be held while the scene in front of it changes."""
+
+        def __init__(self) -> None:
+            super().__init__(CameraConfig(kind="sim", role="front_plate", fps=50), "front")
+            self.scene, self.release, self.grabbing = 1, threading.Event(), threading.Event()
+            self.release.set()
+
+        def _open(self) -> None:
+            pass
+
+        def _grab(self) -> np.ndarray:
+            exposed = self.scene
+            self.grabbing.set()
+            self.release.wait()
+            self.grabbing.clear()
+            return np.full((48, 64, 3), exposed, np.uint8)
+
+    class PixelReader:
+        def read(self, kind: str, crop: np.ndarray) -> list[Read]:
+            plate = plates[int(crop[0, 0, 0])]
+            return [Read("plate", "hk", plate, plate, 0.97, "read")]
+
+    async with HeldCamera() as camera:
+        window = CameraWindow(Devices(cameras={"front": camera}), reader=PixelReader())  # type: ignore[arg-type]
+        first, second = Item(ref="vehicle", kind=ItemKind.VEHICLE), Item(ref="vehicle", kind=ItemKind.VEHICLE)
+        window.start(first)
+        task = asyncio.create_task(window.run())
+        await until(lambda: any(i.value == "AB1234" for i in first.identities), "the first vehicle's plate read")
+        camera.release.clear()
+        await until(camera.grabbing.is_set, "a grab of the first vehicle under way")
+        window.start(second)
+        camera.scene = 2
+        camera.release.set()
+        passed = window._passes[("front", second.id)]
+        await until(lambda: len(passed.frames) == camera.cfg.max_frames, "the second vehicle's frames read")
+        window.stop(second)
+        task.cancel()
+    assert [(i.value, i.status, i.confidence) for i in second.identities] == [("CD5678", "read", 0.97)]
