@@ -7,12 +7,14 @@ is `check_failed`, with an empty value and what was read in `raw`: nothing is gu
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 
 from models.ocr import iso6346, plates
 from models.ocr.reader import TextLine
 
 CONTAINER, PLATE = "container", "plate"
+HK = "hk"
 SIZE_TYPE = "size_type"
 """The slot of a container's ISO 6346 size/type code (45G1), painted under its number: a fact about the container
 (edge/history.py: references of the same type), not an identity."""
@@ -27,7 +29,7 @@ class Read:
     value: str  # valid value, or "" when the read failed its check
     raw: str
     confidence: float
-    status: str  # read, corrected, check_failed
+    status: str  # read, corrected, check_failed (a container code), low_confidence (a plate without its letters)
     box: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
@@ -51,25 +53,35 @@ def _best_code(text: str) -> iso6346.CodeRead | None:
 
 
 def plate_reads(lines: list[TextLine]) -> list[Read]:
-    """Plates on the lines, by jurisdiction (a cross-boundary vehicle shows two)."""
-    found = []
+    """Plates on the lines, by jurisdiction (a cross-boundary vehicle shows two). A Hong Kong plate read without
+    its letters (8123: mud over the B of B 8123) is `low_confidence` with its text in `raw`, unless the frame
+    also gave a Hong Kong plate (then it is another number on the vehicle)."""
+    found, partial = [], []
     for line in lines:
         text = plates.normalise(line.text)
         value, status = _plate_value(text)
         where = plates.jurisdiction(value) if value else None
         if where is not None:
             found.append(Read(PLATE, where, value, line.text, line.confidence, status, line.box))
-    return found
+        elif status == "low_confidence":
+            partial.append(Read(PLATE, HK, "", line.text, line.confidence, status, line.box))
+    return found + ([] if any(r.slot == HK for r in found) else partial)
 
 
 def _plate_value(text: str) -> tuple[str, str]:
-    """The plate as read, or forced by position (letters first, digits after) when exactly one split fits."""
+    """The plate as read, or forced by position (letters first, digits after) when exactly one split fits and the
+    read has its letter group (a letter where the letters stand): digits alone (8123) are never made into a plate
+    (B123), as the letter may be hidden (`low_confidence`)."""
     if plates.jurisdiction(text) is not None:
         return text, "read"
     if not text.isascii():
         return "", "unread"
     fits = {_hk_split(text, k) for k in (1, 2)} - {""}
-    return (fits.pop(), "corrected") if len(fits) == 1 else ("", "unread")
+    if len(fits) != 1:
+        return "", "unread"
+    value = fits.pop()
+    letters = len(value) - len(value.lstrip(string.ascii_uppercase))
+    return (value, "corrected") if any(c.isalpha() for c in text[:letters]) else ("", "low_confidence")
 
 
 def _hk_split(text: str, letters: int) -> str:

@@ -4,7 +4,8 @@ Each valid value scores the sum of its reads' confidences; the winner's confiden
 confidence times its share of all the slot's scores, so that disagreeing frames lower it. Below
 `min_confidence` the result is `low_confidence` and its value stays empty (the candidate is kept in
 `raw`); a slot with only failed checks is voted character by character, and is `corrected` when
-that consensus passes the check, else `check_failed`; a camera that read nothing is `unread`.
+that consensus passes the check, else `check_failed`; a Hong Kong plate read only without its letters
+stays `low_confidence` (its text in `raw`); a camera that read nothing is `unread`.
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def _slot(kind: str, slot: str, reads: list[tuple[int, Read]], min_confidence: f
         agreed = _consensus(slot, reads, min_confidence)
         if agreed is not None:
             return agreed
-        raw = Counter(r.raw for _, r in reads).most_common(1)[0][0]
-        return Voted(kind, slot, "", raw, 0.0, "check_failed", 0)
+        raw, status = Counter((r.raw, r.status) for _, r in reads).most_common(1)[0][0]
+        return Voted(kind, slot, "", raw, 0.0, status, 0)
     value, score = valid[0]
     support = [(i, r) for i, r in reads if r.value == value]
     share = score / max(sum(scores.values()), 1e-9)

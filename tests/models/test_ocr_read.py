@@ -72,3 +72,23 @@ def test_mainland_plate_is_read_and_is_the_vehicles_only_plate(reader: FrameRead
     for role in ("front_plate", "rear_plate"):
         reads = {r.slot: r.value for r in reader.read("plate", sim.frame(v, role, 2, 0))}
         assert reads == {plates.jurisdiction(v.cn_plate): v.cn_plate}
+
+
+def test_a_hong_kong_plate_whose_letter_is_hidden_is_not_made_into_another_plate(reader: FrameReader) -> None:
+    """B 8123 with mud over the B reads 8123: recorded low_confidence with 8123 in raw, never as the plate B123."""
+    import cv2
+    import numpy as np
+
+    from drivers.camera import render
+    from models.ocr.vote import vote
+
+    plate = render.hk_plate("B 8123", rear=False, font=sim.PROFILES["tuning"].fonts[0])
+    ink = np.nonzero(plate[8:48, 8:-8].min(axis=(0, 2)) < 80)[0] + 8
+    gap = next(x for x in range(ink[0], ink[-1]) if x not in set(ink))  # the space after the letter
+    cv2.rectangle(plate, (6, 4), (gap + 2, 51), (55, 65, 80), -1)
+    frames = [reader.read("plate", render.apply(render.vehicle_front([plate], np.random.default_rng(i)),
+                                                render.Conditions(angle_deg=3, blur_px=0, dirt=0, noise=2),
+                                                np.random.default_rng(10 + i))) for i in range(2)]
+    (voted,) = vote("plate", frames, 0.8)
+    assert (voted.slot, voted.value, voted.status) == ("hk", "", "low_confidence")
+    assert plates.normalise(voted.raw) == "8123"

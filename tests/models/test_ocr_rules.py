@@ -116,6 +116,21 @@ def test_boxes_on_one_line_join_left_to_right() -> None:
     assert [(line.text, line.confidence) for line in join_lines(boxes)] == [("CSQU 305438 3", 0.9), ("45G1", 1.0)]
 
 
+def test_digits_alone_are_never_made_into_a_hong_kong_plate() -> None:
+    """A plate read without its letter group (8123: the B of B 8123 hidden, or a fleet number) is low_confidence
+    with its text in raw; letters and digits are forced by position only where a letter was read (A81234)."""
+    def read(*texts: str) -> list[tuple[str, str, str, str]]:
+        lines = [TextLine(t, 0.99, (0, 0, 9, 9)) for t in texts]
+        return [(r.slot, r.value, r.raw, r.status) for r in plate_reads(lines)]
+
+    assert read("8123") == [("hk", "", "8123", "low_confidence")]
+    assert read("5 123") == [("hk", "", "5 123", "low_confidence")]
+    assert read("A81234") == [("hk", "AB1234", "A81234", "corrected")]
+    assert read("AB 1234", "4156") == [("hk", "AB1234", "AB 1234", "read")]  # a fleet number beside the plate
+    (voted,) = vote("plate", [[Read("plate", "hk", "", "8123", 0.99, "low_confidence")]] * 3, min_confidence=0.5)
+    assert (voted.value, voted.raw, voted.status) == ("", "8123", "low_confidence")
+
+
 def _read(value: str, confidence: float, status: str = "read", slot: str = "container") -> Read:
     return Read("container", slot, value, value or "CSQU3054385", confidence, status)
 
