@@ -53,6 +53,19 @@ class CameraConfig(BaseModel):
             object.__setattr__(self, "sim", CameraSim())
         return self
 
+    @model_validator(mode="after")
+    def _roi_inside(self) -> CameraConfig:
+        """The roi must be a part of the frame: one outside it leaves nothing to read, on every frame."""
+        if self.roi is None:
+            return self
+        x, y, w, h = self.roi
+        if x < 0 or y < 0 or w <= 0 or h <= 0:
+            raise ValueError(f"roi {list(self.roi)} must be [x, y, w, h] with x and y at least 0 and w and h above 0")
+        if (self.width is not None and x + w > self.width) or (self.height is not None and y + h > self.height):
+            raise ValueError(f"roi {list(self.roi)} reaches x {x + w} and y {y + h}, outside the "
+                             f"{self.width or '?'}×{self.height or '?'} frame (width, height)")
+        return self
+
     @property
     def reads(self) -> str:
         """What the camera reads: "plate" or "container"."""

@@ -7,7 +7,8 @@ frames are read off the event loop, one at a time on one thread (`max_frames` pe
 after every frame the item's identities from that camera are replaced by the new vote: whatever
 has been voted when the record is written is in it, with its status, confidence and the sha256 of
 its evidence crop (a PNG in the store's crops directory). A camera that read nothing gives an
-`unread` identity, so the record says the camera looked and saw nothing.
+`unread` identity, so the record says the camera looked and saw nothing; one whose frames the text reader
+failed on gives a failed read (`low_confidence`), and is degraded after BAD_IN_A_ROW of them in a row.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncio
 import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import cv2
@@ -24,6 +25,7 @@ import numpy as np
 import structlog
 
 from central_sync.schema import Identity
+from drivers.camera.frames import BAD_IN_A_ROW
 from drivers.errors import DriverError
 from edge.devices import Devices
 from edge.inspection import Item
@@ -54,6 +56,7 @@ class _Pass:
     frames: list[Frame] = field(default_factory=list)
     reads: list[list[Read]] = field(default_factory=list)
     crops: dict[str, str] = field(default_factory=dict)  # slot -> the sha256 of the evidence crop it names now
+    unreadable: int = 0  # frames the text reader failed on
 
 
 @dataclass
@@ -63,6 +66,7 @@ class CameraWindow:
     reader: FrameReader | None = None
     _open: dict[str, Item] = field(default_factory=dict)
     _passes: dict[tuple[str, str], _Pass] = field(default_factory=dict)  # (camera, item id) -> pass
+    _unreadable: dict[str, int] = field(default_factory=dict)  # camera -> frames in a row the reader failed on
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="ocr"))
 
     def start(self, item: Item) -> None:
@@ -128,13 +132,35 @@ class CameraWindow:
             reads = await asyncio.get_running_loop().run_in_executor(self._pool, self.reader.read,
                                                                      camera.cfg.reads, crop)
         except InferenceError as exc:
-            log.warning("camera.read_failed", camera=name, error=str(exc))
-            camera.bad_frames["unreadable"] += 1
+            self._unreadable_frame(name, camera, passed, exc)
             return
+        self._readable_frame(name, camera)
         passed.frames.append(frame)
         passed.reads.append(reads)
         voted = vote(camera.cfg.reads, passed.reads, camera.cfg.min_confidence)
         self._publish(name, item, voted, passed, await self._crops(voted, passed, camera))
+
+    def _unreadable_frame(self, name: str, camera: CameraBase, passed: _Pass, exc: InferenceError) -> None:
+        """A frame the text reader failed on: counted (`unreadable`), the pass's read recorded failed rather than
+        `unread` (the camera did not see nothing, it could not look), and the camera degraded after BAD_IN_A_ROW
+        of them in a row (an roi outside the frame, a frame the reader cannot take)."""
+        camera.bad_frames["unreadable"] += 1
+        passed.unreadable += 1
+        row = self._unreadable[name] = self._unreadable.get(name, 0) + 1
+        if row & (row - 1) == 0:  # the 1st, 2nd, 4th ...: a camera that can never read cannot flood the journal
+            log.warning("camera.read_failed", camera=name, error=str(exc), in_a_row=row)
+        if row >= BAD_IN_A_ROW:
+            size = f"{camera.cfg.width or '?'}×{camera.cfg.height or '?'}"
+            self.devices.mark(f"camera:{name}", "degraded",
+                              f"camera {name} gave {row} frames in a row that the text reader could not read "
+                              f"(roi {camera.cfg.roi} of a {size} frame), the last: {exc}")
+        self._publish(name, passed.item, vote(camera.cfg.reads, passed.reads, camera.cfg.min_confidence), passed,
+                      passed.crops)
+
+    def _readable_frame(self, name: str, camera: CameraBase) -> None:
+        """A frame the reader took: a camera degraded for unreadable frames is ok again."""
+        if self._unreadable.pop(name, 0) >= BAD_IN_A_ROW and camera.health.state == "ok":
+            self.devices.mark(f"camera:{name}", "ok")
 
     async def _crops(self, voted: list[Voted], passed: _Pass, camera: CameraBase) -> dict[str, str]:
         """The evidence crop of each voted slot, stored as a PNG; slot -> sha256 ("" when not kept)."""
@@ -162,6 +188,8 @@ class CameraWindow:
         camera = self.devices.cameras[name]
         if not voted:
             voted = vote(camera.cfg.reads, [], camera.cfg.min_confidence)
+        if passed is not None and passed.unreadable and all(v.status == "unread" for v in voted):
+            voted = [replace(v, status="low_confidence") for v in voted]  # it could not look: a failed read
         if camera.cfg.reads == "plate":
             voted = with_hk_plate(voted)
         else:

@@ -147,3 +147,14 @@ def test_mainland_vehicles_carry_only_their_mainland_plate_and_leave_the_others_
     assert all(v == sim.vehicle(5, v.number, "held_out") for v in mixed if not v.cn_plate)
     blue = next(v for v in mainland if len(v.cn_plate) == 7)
     assert sim.issued(blue.cn_plate) == plates.display(blue.cn_plate, "gd")
+
+
+def test_an_roi_outside_the_frame_is_refused_when_the_config_is_loaded() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"roi \[600, 500, 720, 400\] reaches x 1320 and y 900, outside the "
+                                              r"480×320 frame \(width, height\)"):
+        CameraConfig(kind="sim", role="front_plate", width=480, height=320, roi=(600, 500, 720, 400))
+    with pytest.raises(ValidationError, match=r"roi \[10, 10, 0, 40\] must be"):
+        CameraConfig(kind="sim", role="front_plate", roi=(10, 10, 0, 40))
+    assert CameraConfig(kind="sim", role="front_plate", width=1920, height=1080, roi=(600, 500, 720, 400)).roi

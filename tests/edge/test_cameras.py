@@ -235,3 +235,30 @@ async def test_a_frame_whose_grab_began_before_the_next_vehicle_came_in_is_not_r
         window.stop(second)
         task.cancel()
     assert [(i.value, i.status, i.confidence) for i in second.identities] == [("CD5678", "read", 0.97)]
+
+
+async def test_a_camera_whose_frames_cannot_be_read_is_degraded_and_records_a_failed_read() -> None:
+    """An roi past the frame (a camera without width and height set) leaves the text reader nothing: after
+    BAD_IN_A_ROW such frames the camera is degraded naming the roi, the vehicle's read is recorded failed
+    (low_confidence, so identity_unread fires) instead of `unread`, and the camera is ok with its next readable
+    frame."""
+    from drivers.camera.frames import BAD_IN_A_ROW
+
+    cfg = _cam("front_plate").model_copy(update={"roi": (5000, 5000, 100, 100)})
+    async with open_camera(cfg, "front") as front:
+        devices = Devices(cameras={"front": front})
+        devices.mark("camera:front", "ok")
+        window = CameraWindow(devices)
+        item = Item(ref="vehicle", kind=ItemKind.VEHICLE)
+        window.start(item)
+        task = asyncio.create_task(window.run())
+        await until(lambda: devices.states()["camera:front"]["state"] == "degraded", "the camera degraded",
+                    timeout=60)
+        assert front.bad_frames["unreadable"] >= BAD_IN_A_ROW
+        assert "(roi (5000, 5000, 100, 100) of a ?×? frame)" in devices.states()["camera:front"]["detail"]
+        assert [(i.kind, i.status, i.value) for i in item.identities] == [("plate", "low_confidence", "")]
+        front.cfg = cfg.model_copy(update={"roi": None})  # the technician's fix, as a restart would load it
+        await until(lambda: devices.states()["camera:front"]["state"] == "ok", "ok with a readable frame",
+                    timeout=60)
+        window.stop(item)
+        task.cancel()
