@@ -215,8 +215,6 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
         log.info("hub.started", hub=hub.hub_id, db=store.url, http_port=args.http_port, version=version(),
                  https=args.https_cert is not None)
         background = []
-        if (period := sdnotify.watchdog_period_s()) is not None:
-            background.append(tasks.create_task(watchdog(hub.progress, period), name="watchdog"))
         if args.pki_dir is not None:
             background.append(tasks.create_task(_watch_crl(CrlWatch(Authority(args.pki_dir).crl_path)), name="crl-watch"))
         server = None
@@ -233,6 +231,8 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
             await until_listening(server)
         http = f", HTTP on port {args.http_port}" if args.http_port else ""
         sdnotify.notify(f"READY=1\nSTATUS=hub {hub.hub_id} ingesting{http}")
+        if (period := sdnotify.watchdog_period_s()) is not None:  # after READY: its pings follow the start
+            background.append(tasks.create_task(watchdog(hub.progress, period), name="watchdog"))
         await stop.wait()
         log.info("hub.stopping", hub=hub.hub_id)
         sdnotify.notify("STOPPING=1")
