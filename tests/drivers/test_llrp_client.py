@@ -317,3 +317,39 @@ async def test_garbage_from_the_reader_never_stops_the_client() -> None:
         await until(lambda: rec.kinds(TagSeen), "a tag is read after the garbage")
         assert reader._task is not None and not reader._task.done()
     assert sum(reader.decoder.stats.rejects.values()) >= 1
+
+
+async def test_a_reader_gone_after_a_kept_alive_session_is_tried_at_growing_waits() -> None:
+    """The flag saying a session was kept alive was cleared only once a connection succeeded: with the reader gone
+    after such a session, every refused connection started the back-off again (59 tries in 3 s at 50 ms)."""
+    import contextlib
+    import socket
+
+    from drivers.errors import LinkLost
+
+    with socket.socket() as s:  # a port nothing listens on: the reader is gone
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    reader = LlrpReader(LlrpConfig(kind="llrp", host="127.0.0.1", port=port, reconnect_min_ms=20,
+                                   reconnect_max_ms=160), "r1")
+    real, calls = reader._session, []
+
+    async def session() -> None:
+        calls.append(1)
+        if len(calls) == 1:  # a session the reader kept alive, then lost
+            reader._kept_alive = True
+            raise LinkLost("the reader dropped the session")
+        await real()
+
+    reader._session = session  # type: ignore[method-assign]
+    waits: list[float] = []
+    lost = reader._lost
+    reader._lost = lambda reason, now: (waits.append(reader.next_wait_s), lost(reason, now))  # type: ignore[method-assign]
+    task = asyncio.create_task(reader._run())
+    try:
+        await until(lambda: len(waits) >= 5, "five sessions lost")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert waits[:5] == [0.02, 0.04, 0.08, 0.16, 0.16], waits

@@ -270,6 +270,7 @@ class LlrpReader(EventDevice[ReaderEvent]):
 
     async def _session(self) -> None:
         who = f"reader {self.name} at {self.where}"
+        self._kept_alive = False  # only this try reaching KEEPALIVE starts the back-off again, not an earlier one
         try:
             async with asyncio.timeout(self.cfg.connect_timeout_ms / 1000):
                 streams = await asyncio.open_connection(self.host, self.port)
@@ -277,7 +278,6 @@ class LlrpReader(EventDevice[ReaderEvent]):
             raise LinkLost(f"{who} could not be connected to within {self.cfg.connect_timeout_ms} ms: "
                            f"{exc or 'no answer'}") from exc
         self.decoder.restart()
-        self._kept_alive = False
         conn = _Connection(streams, self.decoder, who)
         try:
             await self._greeting(conn)
