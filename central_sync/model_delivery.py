@@ -11,8 +11,8 @@ signature over the package statement; the station checks it). The header is the 
 {"rollout": id, "criteria": Criteria, "package_sha256": sha256 of the package that follows}; a hub with a command
 key (`edge-hub run --signing-key`) sends it as {"header": "<that JSON>", "sig": "<base64>"}, the signature over
 HEADER_CONTEXT + the header's bytes, so the criteria cannot be changed in transit and belong to that package. A
-station that pins the hub's key (`[commands] hub_public_key`) takes signed headers only; one that does not takes
-criteria no laxer than the defaults (docs/model-rollout.md).
+station that pins the hub's key (`[commands] hub_public_key`) takes signed headers only; one that does not runs
+every roll-out under the default criteria (docs/model-rollout.md).
 
 The hub keeps packages and roll-outs in a folder (`edge-hub run --models-dir`, written by
 `edge-hub model upload|sign|rollout` and the control room):
@@ -83,12 +83,6 @@ class Criteria(BaseModel):
     def give_up_after(self) -> int:
         return self.max_items or 4 * self.min_items
 
-    def no_laxer_than(self, floor: "Criteria") -> "Criteria":
-        """These criteria, each made at least as strict as `floor`'s (more items, more agreement, less latency)."""
-        return self.model_copy(update={"min_items": max(self.min_items, floor.min_items),
-                                       "min_agreement": max(self.min_agreement, floor.min_agreement),
-                                       "p95_ms": min(self.p95_ms, floor.p95_ms),
-                                       "max_misses": min(self.max_misses, floor.max_misses)})
 
 
 class Target(BaseModel):

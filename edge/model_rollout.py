@@ -7,8 +7,7 @@
     async with RiskReceiver(sync_cfg, station, rollout, leaf="model"):   # cpe/v1/{s}/model -> .../model/ack
 
 A package arrives in chunks with its roll-out header (central_sync.model_delivery: the criteria, signed by
-the hub's command key, which a station pinning that key requires; without it, criteria laxer than the
-defaults are raised to them). In a worker thread it is verified with the pinned model-signing keys
+the hub's command key, which a station pinning that key requires; without it, the default criteria apply). In a worker thread it is verified with the pinned model-signing keys
 (`[rollout] keys`): unsigned, unknown key, bad signature, a file whose sha256 is not the signed one, a
 downgrade the admin did not allow, a model not made for this station's scans: each is refused before any
 byte reaches onnxruntime, counted, logged in one sentence and reported in the ack and the status. Accepted, it is written into the inactive of two
@@ -298,18 +297,18 @@ class Rollout:
 
     def _criteria(self, opened: Opened) -> Criteria:
         """The roll-out's criteria: as the hub signed them where its key is pinned (unsigned: refused); without
-        the key, no laxer than the defaults (anyone on the way could have eased them)."""
+        the key, the defaults whatever the header says: anyone on the way could have eased them (one item to a
+        promotion) or tightened them (a rollback after one item, and the signed package remembered as rolled back)."""
         if self.hub_key is not None:
             opened.verify(self.hub_key)
             return opened.header.criteria
-        criteria = opened.header.criteria.no_laxer_than(Criteria())
-        if criteria != opened.header.criteria:
-            self.counters["criteria_raised"] += 1
-            log.warning("rollout.criteria_raised", station=self.station, rollout=opened.header.rollout,
-                        asked=opened.header.criteria.model_dump(), applied=criteria.model_dump(),
-                        why="criteria laxer than the defaults need a header signed by the hub's pinned key "
-                            "([commands] hub_public_key)")
-        return criteria
+        if opened.header.criteria != Criteria():
+            self.counters["criteria_unsigned"] += 1
+            log.warning("rollout.criteria_unsigned", station=self.station, rollout=opened.header.rollout,
+                        asked=opened.header.criteria.model_dump(), applied=Criteria().model_dump(),
+                        why="a roll-out's own criteria need a header signed by the hub's pinned key "
+                            "([commands] hub_public_key); the defaults apply")
+        return Criteria()
 
     def _admissible(self, package: Package) -> bool:
         """True when the package runs already (active or on canary); PackageError when it may not run here."""
@@ -460,7 +459,7 @@ class RolloutCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         outcomes = CounterMetricFamily("edge_model_rollouts", "Model packages by outcome (installed, duplicate, "
-                                       "refused_<code>, repeat_refused, criteria_raised, promoted, rolled_back_load|canary, slot_unverified)", labels=["outcome"])
+                                       "refused_<code>, repeat_refused, criteria_unsigned, promoted, rolled_back_load|canary, slot_unverified)", labels=["outcome"])
         for outcome, n in sorted(self.rollout.counters.items()):
             outcomes.add_metric([outcome], n)
         yield outcomes
