@@ -184,7 +184,8 @@ class Inspector:
         if self.risk is not None:
             labels = [d.label for d in detections]
             assessment = self.risk.assess(item.id, identities, verdict.value, labels,
-                                          judge.load_present(labels) if completed and failure is None else None)
+                                          judge.load_present(labels) if completed and failure is None else None,
+                                          container_item=item.kind is ItemKind.CONTAINER)
             verdict, reason = with_risk(verdict, reason, assessment)
             risk = RiskOut.model_validate(assessment.to_record())
         return await self._conclude(item, scan, detections, verdict, reason, timer, identities, risk,
@@ -225,7 +226,7 @@ class Inspector:
         detector's outcome: shown to the officer at once (event "risk"); the record keeps the final assessment."""
         if self.risk is None or not item.identities:
             return
-        assessment = self.risk.assess(item.id, fuse(item.identities))
+        assessment = self.risk.assess(item.id, fuse(item.identities), container_item=item.kind is ItemKind.CONTAINER)
         self.events.publish("risk", {"item": item.id, "ref": item.ref, "station": self.station,
                                      **assessment.to_record()})
 

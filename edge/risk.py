@@ -239,12 +239,17 @@ class RiskCheck:
     history: Known | None = None
 
     def assess(self, item_id: str, identities: Sequence[Identity], verdict: str = "pending",
-               labels: Sequence[str] = (), load_present: bool | None = None, at: float | None = None) -> Assessment:
-        """`verdict` "pending" before the detector's outcome; the declaration is the bundle's, by container or plate."""
+               labels: Sequence[str] = (), load_present: bool | None = None, at: float | None = None,
+               container_item: bool = False) -> Assessment:
+        """`verdict` "pending" before the detector's outcome; the declaration is the bundle's, by container or plate.
+        `container_item`: the item is a container, so a container camera that saw no code, where none read one, is a
+        failed read."""
         past = self.history(identities) if self.history is not None else {}
-        # a container camera that saw no code at all is no failed read: most vehicles carry no container (a code
-        # seen and not read is one; a container item without its code is edge.inspection's container_unidentified)
-        read = tuple((i.kind, i.value) for i in identities if not (i.kind == "container" and i.status == "unread"))
+        # a container camera that saw no code at all is no failed read on a vehicle (most carry no container); on a
+        # container item whose code no camera read it is: the code was covered, its watchlists could not be checked
+        covered = container_item and not any(i.kind == "container" and i.value for i in identities)
+        read = tuple((i.kind, i.value) for i in identities
+                     if covered or not (i.kind == "container" and i.status == "unread"))
         return self.runtime.evaluate(Facts(
             item_id=item_id, at=time.time() if at is None else at,
             identities=read, station_id=self.station,

@@ -139,3 +139,16 @@ def test_the_strictest_expectation_names_every_declared_seal() -> None:
         "seal CNSL0009999 declared by declaration D-1 and declaration D-3 differs from the seal read (HKEL0001234)"
     assert expect.problem(ItemKind.VEHICLE, [seal("HKEL0001234"), seal("CNSL0009999")]) is None
     assert strictest([for_item(UNSEALED, LANE_SEALED), None]) is None
+
+
+async def test_a_container_item_whose_code_no_camera_read_is_not_green_for_risk(inspector: Inspector) -> None:
+    """A container's code covered (every camera `unread`): the container's watchlists cannot be checked, so the risk
+    check is amber (identity_unread) as for a code seen and not read; on a vehicle it is nothing (no container)."""
+    item = Item(ref="c1", kind=ItemKind.CONTAINER, identities=[camera("unread")])
+    assert inspector.risk is not None
+    covered = inspector.risk.assess(item.id, item.identities, container_item=True)
+    assert covered.lane == "amber" and "identity_unread" in {f.id for f in covered.fired}
+    van = inspector.risk.assess(item.id, [camera("unread"), Identity(kind="plate", value="AB1234", source="cam")])
+    assert "identity_unread" not in {f.id for f in van.fired}
+    read = inspector.risk.assess(item.id, [camera("unread"), box("CSQU3054383")], container_item=True)
+    assert "identity_unread" not in {f.id for f in read.fired}
