@@ -82,9 +82,11 @@ async def run_stations(configs: list[StationConfig], *, stop: asyncio.Event | No
 
 
 class Stations:
-    """What the process tells systemd for all its stations: READY=1 once every station is ready or has ended for
-    good (one station's READY said nothing of the others), WATCHDOG=1 only while no running station's task is
-    stalled (one station's watchdog kept the process alive while another hung), STATUS naming each station."""
+    """What the process tells systemd for all its stations: READY=1 once every station has come to its first
+    outcome, ready, failed (restarted by its supervisor) or ended for good (one station's READY said nothing of the
+    others; a station failing at every start must not hold READY back, or systemd would stop the healthy ones with
+    it), WATCHDOG=1 only while no running station's task is stalled (one station's watchdog kept the process alive
+    while another hung), STATUS naming each station."""
 
     def __init__(self, ids: list[str]) -> None:
         self.waiting, self.status = set(ids), dict.fromkeys(ids, "starting")
@@ -96,6 +98,9 @@ class Stations:
 
     def ended(self, station: str, why: str) -> None:
         self._set(station, f"station {station} stopped: {why}")
+
+    def failed(self, station: str, why: str) -> None:
+        self._set(station, f"station {station} failed, restarting in {RESTART_DELAY_S:g} s: {why}")
 
     def _set(self, station: str, status: str) -> None:
         self.status[station] = status
@@ -149,8 +154,9 @@ async def _supervise(config: StationConfig, pool: InferencePool, stop: asyncio.E
             stations.ended(config.station.id, str(exc))
             corrupt.append(exc)
             return
-        except Exception:  # the station's top-level supervisor: log, pause, start the station afresh
+        except Exception as exc:  # the station's top-level supervisor: log, pause, start the station afresh
             log.exception("station.failed", station=config.station.id, restart_in_s=RESTART_DELAY_S)
+            stations.failed(config.station.id, f"{type(exc).__name__}: {exc}"[:300])
         try:
             await asyncio.wait_for(stop.wait(), RESTART_DELAY_S)
         except TimeoutError:
