@@ -156,6 +156,31 @@ async def test_a_slot_edited_or_unsigned_since_it_was_verified_is_not_run(rig: R
         assert third.state.rolled_back == []  # the package the hub signed is not the one at fault
 
 
+async def test_a_slot_promoted_before_slots_kept_their_signature_runs_on_after_the_upgrade(rig: Rig) -> None:
+    """A release before slots kept signature.json wrote none: at the upgrade every station's promoted model was
+    found unsigned, the configured model ran instead, for good, and the hub (answered `applied` long ago) never
+    sent it again. Now the slots in use then are adopted once; a signature removed afterwards is still refused."""
+    import json
+
+    async with rig.station() as rollout:
+        rid = rig.stage("2.1.0", min_items=1, min_agreement=0.9, p95_ms=60_000)
+        await until(lambda: rig.answered(rid), "on canary", check=lambda a: a == ("applied", None))
+        await live_items(rollout, 1)
+        assert rollout.state.active == "A"
+    slot, state = rig.tmp / "data" / "models" / "A", rig.tmp / "data" / "models" / "state.json"
+    (slot / "signature.json").unlink()  # as the release before wrote its slots and its state
+    old = {k: v for k, v in json.loads(state.read_text()).items() if k not in ("slots_signed", "unsigned_ok")}
+    state.write_text(json.dumps(old))
+    for _ in range(2):  # adopted, and still at the next start
+        async with rig.station() as again:
+            assert again.status()["models"]["active"] == "test-det 2.1.0" and again.state.active == "A"
+            assert again.counters["slot_unsigned_adopted"] == 1 and again.counters["slot_unverified"] == 0
+    async with rig.station() as again:
+        rid = rig.stage("2.5.0", min_items=1000)  # a new install into slot B is signed; A stays adopted
+        await until(lambda: rig.answered(rid), "on canary", check=lambda a: a == ("applied", None))
+        assert again.state.unsigned_ok == ["A"] and (rig.tmp / "data" / "models" / "B" / "signature.json").exists()
+
+
 @pytest.mark.parametrize(("how", "code"), [
     ({"after": "unsign"}, "unsigned"),
     ({"key": Ed25519PrivateKey.generate()}, "bad_signature"),
