@@ -46,7 +46,11 @@ __all__ = ["Bundle", "Declaration", "DeclarationTable", "ListMeta", "RandomPolic
            "EntryColumns", "bundle_dict", "diff_entries", "encode_bundle", "normalise", "open_bundle"]
 
 MAGIC = b"CPERB1\n"
-FORMAT = 1
+# 2: values normalised as risk.normal does since look-alikes were folded; a station still opens a format 1 bundle
+# (an older hub's) and normalises its values again, and an older station refuses a format 2 one (bad_format: it
+# keeps the bundle it runs) instead of comparing values normalised one way with reads normalised the other
+FORMAT = 2
+FORMATS = (1, 2)
 MAX_HEADER = 4096
 MAX_PAYLOAD = 512 * 1024 * 1024
 """Largest decompressed payload accepted (a million entries are about 30 MB)."""
@@ -406,8 +410,9 @@ def _decoded(payload: bytes) -> dict[str, Any]:
         doc = _loads_in_pieces(raw.decode())
     except (zlib.error, ValueError, RecursionError) as exc:
         raise BundleError("bad_format", f"bundle payload is not compressed JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise BundleError("bad_format", f"bundle payload is not a format {FORMAT} bundle object")
+    if not isinstance(doc, dict) or doc.get("format") not in FORMATS:
+        raise BundleError("bad_format", f"bundle payload is not a format {' or '.join(map(str, FORMATS))} bundle "
+                                        f"object")
     return doc
 
 
@@ -497,7 +502,7 @@ def _build(doc: dict[str, Any], key_id: str, sha256: str) -> Bundle:
     rules = tuple(Rule.from_dict(r) for r in _list(doc["rules"], "rules"))
     check_rules(rules)
     return Bundle(version=version, kind=kind, base_version=base, issued_at=issued, expires_at=expires,
-                  key_id=key_id, table=_table(doc), removed=_removed(doc["removed"]), rules=rules,
+                  key_id=key_id, table=_table(doc), removed=_removed(doc["removed"], doc["format"]), rules=rules,
                   rules_changed=rules_changed, random=_random(doc["random"]),
                   declaration_table=_declarations(doc["declarations"], doc.get(RECEIVED_KEY)),
                   sha256=sha256, removed_declarations=tuple(_strings(doc["removed_declarations"],
@@ -517,6 +522,8 @@ def _table(doc: dict[str, Any]) -> WatchTable:
               f"watchlists.{kind}.values", "not one value per meta index, separated by single spaces")
         _need(not idx.size or 0 <= int(idx.min()) and int(idx.max()) < len(metas),
               f"watchlists.{kind}.metas", "an index outside the metas table")
+        if doc["format"] == 1 and values:  # an older hub's normalisation: the reads are normalised as now
+            values = " ".join(_renormalised(kind, values.split(" ")))
         columns[kind] = (values, idx)
     return WatchTable(metas, columns)
 
@@ -544,12 +551,23 @@ def _meta(row: object) -> ListMeta:
                     None if vto is None else _number(vto, "valid_to"), level, lane, score)
 
 
-def _removed(doc: object) -> tuple[tuple[str, str], ...]:
+def _renormalised(kind: str, values: Iterable[str]) -> Iterator[str]:
+    """Values a format 1 bundle holds, normalised as now (one that would be empty stays as it was: it matches
+    nothing either way, and the column keeps one value per index)."""
+    plain = _PLAIN.fullmatch
+    for v in values:
+        yield v if plain(v) else normalise(kind, v) or v
+
+
+def _removed(doc: object, fmt: int) -> tuple[tuple[str, str], ...]:
     _need(isinstance(doc, dict), "removed", doc)
     out: list[tuple[str, str]] = []
     for kind, values in cast(dict[str, Any], doc).items():
         _need(kind in LIST_KINDS, "removed kind", kind)
-        out += [(kind, v) for v in _strings(values, f"removed.{kind}")]
+        given = _strings(values, f"removed.{kind}")
+        out += [(kind, v) for v in given]
+        if fmt == 1:  # an older hub's form, and the form this station holds it in
+            out += [(kind, v) for v in dict.fromkeys(_renormalised(kind, given)) if v not in given]
     return tuple(out)
 
 

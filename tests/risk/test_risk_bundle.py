@@ -95,7 +95,7 @@ def test_a_bundle_issued_in_the_future_is_not_yet_valid() -> None:
 @pytest.mark.parametrize("mutate", [
     lambda d: d.pop("version"), lambda d: d.update(version=0), lambda d: d.update(version="7"),
     lambda d: d.update(kind="full"), lambda d: d.update(expires_at=d["issued_at"]),
-    lambda d: d.update(format=2), lambda d: d["watchlists"].update(passport={"values": [], "metas": []}),
+    lambda d: d.update(format=3), lambda d: d["watchlists"].update(passport={"values": [], "metas": []}),
     lambda d: d["watchlists"]["plate"].update(metas=[99]), lambda d: d["watchlists"]["plate"].update(values=[1]),
     lambda d: d["metas"][0].__setitem__(5, 4), lambda d: d.update(random={"rate": 2}),
     lambda d: d["declarations"].update(ref=[]), lambda d: d["declarations"]["weight_kg"].__setitem__(0, "heavy"),
@@ -232,3 +232,28 @@ def test_normalise_again_changes_nothing_for_any_text(value: str, kind: str) -> 
     """Dropping a character may bring two together that NFKC composes: the form holds still all the same."""
     once = normalise(kind, value)
     assert normalise(kind, once) == once
+
+
+def test_a_format_1_bundle_of_an_older_hub_is_read_with_its_values_normalised_as_now() -> None:
+    """Look-alike folding changed what a normalised value is: an older hub's bundle held the Cyrillic plate А123ВС
+    and ACME/ASIA as they were, a station of this release normalises reads to A123BC and ACMEASIA and matched
+    neither (green). Bundles now say format 2; a format 1 one is opened with its values normalised again, also those
+    a delta removes."""
+    from risk.bundle import FORMAT
+
+    assert FORMAT == 2  # an older station refuses this release's bundles (bad_format) and keeps the one it runs
+    old = snapshot_doc(entries=[WatchEntry("plate", "AB 1234", "hot", "watch.r", "o")])
+    old["format"] = 1
+    old["watchlists"]["plate"]["values"] = "\u0410123\u0412\u0421"  # as an older hub normalised it: Cyrillic kept
+    old["watchlists"]["trader"] = {"values": "ACME/ASIA", "metas": old["watchlists"]["plate"]["metas"]}
+    state = state_of(old)
+    engine = Engine(state, seed="s")
+    for read in ("A123BC", "\u0410123\u0412\u0421"):
+        assert engine.evaluate(Facts("item-1", T0, (("plate", read),), "gantry-1", "gantry")).lane == "red", read
+    delta = bundle_dict(version=2, issued_at=T0 - 30, expires_at=T0 + DAY, kind="delta", base_version=1,
+                        removed=[("plate", "\u0410123\u0412\u0421")], rules_changed=False)
+    delta["format"] = 1
+    delta["removed"] = {"plate": ["\u0410123\u0412\u0421"]}
+    after = state.apply(opened(delta, current=1))
+    assert Engine(after, seed="s").evaluate(Facts("item-1", T0, (("plate", "A123BC"),), "gantry-1", "gantry")).lane \
+        != "red"
