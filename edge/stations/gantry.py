@@ -158,12 +158,17 @@ class GantryFlow:
         until there is room: without it no officer can decide the vehicle and the lane stays held."""
         store = self.parts.store
         if record.reason == Reason.STORE_FULL and await store.call(store.store.get, record.id) is None:
+            vehicle = self.lane.find(record.id)
+            if vehicle is not None and vehicle.verdict == Verdict.CLEAR.value:  # the first item to find the store
+                # full is acted on with its own verdict (edge.inspection): it leaves on its clear verdict, and its
+                # record says so, not `manual` for a vehicle no officer could decide any more
+                record = record.model_copy(update={"verdict": Verdict.CLEAR, "reason": Reason.CLEAR.value})
             self._unrecorded[record.id] = record
 
     async def _record_when_room(self) -> None:
-        """Every ROOM_CHECK_S, once the store has room again (edge.store.Store.check_space), the kept records of
-        vehicles still in the lane are written as they were and published, so that an officer can decide them;
-        nothing is actuated again (each already waits under a red light)."""
+        """Every ROOM_CHECK_S, once the store has room again (edge.store.Store.check_space), the kept records are
+        written as they were and published, so that an officer can decide the vehicles waiting (a red light holds
+        each) and the one that left on its clear verdict is recorded so; nothing is actuated again."""
         while True:
             await asyncio.sleep(ROOM_CHECK_S)
             for record in list(self._unrecorded.values()):
@@ -173,9 +178,7 @@ class GantryFlow:
     async def _record_late(self, record: InspectionRecord) -> bool:
         """Write a kept record (its scan stored if its file is there); False when the store is full again."""
         store = self.parts.store
-        del self._unrecorded[record.id]
-        if self.lane.find(record.id) is None:  # it left the lane meanwhile: nothing to decide
-            return True
+        del self._unrecorded[record.id]  # written also when the vehicle has left meanwhile: its record is evidence
         scan = store.store.scan_path(record.scan.sha256) if record.scan is not None else None
         stored = scan is not None and await asyncio.to_thread(scan.is_file)
         try:

@@ -376,6 +376,32 @@ async def test_a_vehicle_the_full_store_could_not_record_is_recorded_once_there_
         await until(lambda: g.sim.passed == [car], "the car left")
 
 
+async def test_a_car_that_left_on_its_clear_verdict_as_the_store_filled_is_recorded_clear(tmp_path) -> None:
+    """The first record to find the database full is acted on with its own verdict: the car left on its clear
+    verdict. Its late record said manual / store_full (an undecided case no officer could decide, the car gone)."""
+    async with gantry(tmp_path, [vehicle_scan(True), vehicle_scan(False)], queue=2) as g:
+        orig, calls = g.store.commit, []
+
+        def commit(record, *args, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append(record.id)
+            if len(calls) == 2:  # another writer (the screen's store) filled the database as car 2 is recorded
+                _fill(g.store)
+                g.store.full = None
+                g.store.reserve.write(None)  # ...so the flow's commit is the first to find it full
+            return orig(record, *args, **kwargs)
+
+        g.store.commit = commit  # type: ignore[method-assign]
+        _queue_up(g.sim, 2)
+        status = await until(g.flow.lane_status, "two cars judged", timeout=60,
+                             check=lambda s: len(s["vehicles"]) == 2 and all(v["verdict"] for v in s["vehicles"]))
+        second = status["vehicles"][1]["id"]
+        await until(lambda: list(g.flow._unrecorded), "car 2's record kept")
+        await g.flow.parts.store.call(g.store.conn.execute, "PRAGMA max_page_count = 1073741823")
+        await g.flow.parts.store.call(g.store.check_space)
+        record = await until(lambda: g.store.get(second), "car 2 recorded late", timeout=30)
+        assert (record.verdict, record.reason) == (Verdict.CLEAR, "clear")
+
+
 def _fill(store) -> None:
     """The station database full (tests/edge/test_disk_full.py): records go in until one does not fit."""
     store.conn.execute(f"PRAGMA max_page_count = {store.conn.execute('PRAGMA page_count').fetchone()[0] + 2}")
