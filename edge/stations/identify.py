@@ -17,7 +17,9 @@ else the next to open; every seal report heard meanwhile (in range, opened, tamp
 item's `seal_events`, so a seal tampered in the lane stays on record even if it reads intact again.
 A seal is its item's while it stays in range, also after that item's record is written: a seal
 reader reaches the vehicle waiting at the barrier, and the vehicle behind it, arriving without a
-seal, must not show its seal. A seal read over LLRP tag memory is a UHF tag too: once its TID is
+seal, must not show its seal. A seal that left the range (silence, or the reader's link lost) stays its item's
+for `seal_hold_s` (SEAL_HOLD_S) after: the vehicle may still be at the barrier when it is heard again, and it
+then joins that item if still open, else none, never a newer one. A seal read over LLRP tag memory is a UHF tag too: once its TID is
 known as a seal's (the seal reader names it), that tag's reads are the seal's identity (`seal`, with
 `checks["tid"]`), never also the vehicle's `rfid_tid`/`rfid_epc`, whichever of the two was heard
 first. edge.identity fuses the reads when the record is written.
@@ -44,6 +46,9 @@ from edge.inspection import Item
 log = structlog.get_logger()
 
 BADGE_READER = "badge"
+SEAL_HOLD_S = 300.0
+"""Seconds a seal that left the range stays the item's it joined (reader link drops and silences are short; a
+vehicle waits at the barrier for minutes at most)."""
 
 
 @dataclass
@@ -58,7 +63,11 @@ class TagWindow:
     _seal_tids: set[str] = field(default_factory=set)
     """TIDs of the e-seal tags heard so far: their reads are the seal's identity, not the vehicle's."""
     _seal_holders: dict[tuple[str, str], str] = field(default_factory=dict)
-    """The item (id) each seal in range joined, by (reader, seal): no other item takes it while it stays in range."""
+    """The item (id) each seal in range joined, by (reader, seal): no other item takes it while it stays in range, nor
+    for `seal_hold_s` after it left."""
+    _seal_left: dict[tuple[str, str], float] = field(default_factory=dict)
+    """When each seal holding an item left the range (its reader's loop time), by (reader, seal)."""
+    seal_hold_s: float = SEAL_HOLD_S
 
     def start(self, item: Item) -> None:
         for (reader, tag), identities in self._present.items():
@@ -109,8 +118,25 @@ class TagWindow:
             if isinstance(event, SealSeen):
                 self._seal_seen(name, event.report, getattr(seals, "tid_of", {}).get(event.report.seal_id))
             elif isinstance(event, SealGone):
-                self._present.pop((f"seal:{name}", event.seal_id), None)
-                self._seal_holders.pop((f"seal:{name}", event.seal_id), None)
+                self._seal_gone(name, event)
+
+    def _seal_gone(self, reader_name: str, event: SealGone) -> None:
+        """A seal left the range: it is no longer present, but stays its item's for `seal_hold_s`."""
+        key = (f"seal:{reader_name}", event.seal_id)
+        self._present.pop(key, None)
+        holder = self._seal_holders.get(key)
+        if holder is not None:
+            self._seal_left[key] = event.t
+            log.info("reader.seal_held", seal=event.seal_id, reader=reader_name, item=holder, reason=event.reason,
+                     detail=f"seal {event.seal_id} left the range of seal reader {reader_name} ({event.reason}) and "
+                            f"stays item {holder}'s for {self.seal_hold_s:g} s: heard again meanwhile, it joins no "
+                            f"other item")
+
+    def _release_seals(self, now: float) -> None:
+        """Seals that left the range `seal_hold_s` ago or more are no item's any more (heard again, they join anew)."""
+        for key in [k for k, left in self._seal_left.items() if now - left >= self.seal_hold_s]:
+            del self._seal_left[key]
+            self._seal_holders.pop(key, None)
 
     def _seal_seen(self, reader_name: str, report: SealReport, tid: str | None = None) -> None:
         """A seal in range, or its new state: an identity and a seal event of the item it joined (first heard: the
@@ -122,6 +148,8 @@ class TagWindow:
         identity = Identity(kind="seal", value=report.seal_id, source=reader_name, read_at=datetime.now(UTC),
                             checks={"tid": tid} if tid else {}, seal=status)
         key = (f"seal:{reader_name}", report.seal_id)
+        self._release_seals(report.t)
+        self._seal_left.pop(key, None)  # in range again: its item's while it stays
         self._present[key] = [identity]
         last = next(reversed(self._open.values()), None)
         item = self._open.get(self._seal_holders.get(key, "")) or \

@@ -263,10 +263,34 @@ async def test_a_seal_still_in_range_stays_with_its_vehicle_and_never_joins_the_
     assert not [i for i in behind.identities if i.kind == "seal"] and behind.seal_events == []
 
 
-async def test_a_seal_joins_one_item_while_the_one_ahead_is_open_and_is_free_again_once_out_of_range() -> None:
+async def test_a_seal_that_left_the_range_while_its_vehicle_waits_at_the_barrier_never_joins_the_next_one(
+        tmp_path: Any, package: Any) -> None:
+    """The seal reader's link drops (unplugged) while the next container is in the lane, the first one, recorded,
+    still at the barrier with its seal; when the link is back and the seal heard again, the next one does not take
+    it (it took it and met the declared seal)."""
+    async def seal_stays(sim: Any, item: Item) -> None:
+        sim.present(SimSeal(SEAL), 30)
+        await until(lambda: any(i.kind == "seal" for i in item.identities), "the seal joins the item")
+
+    async def link_drops_and_comes_back(sim: Any, item: Item) -> None:
+        sim.pty.unplug()
+        await until(lambda: not rig.window._present, "the seal left with the reader's link")
+        sim.pty.replug()
+        await until(lambda: rig.window._present, "the seal is heard again")
+
+    async with AsyncExitStack() as stack:
+        rig = await lane(stack, tmp_path, package, SERIAL)
+        ahead = await rig.container("c-40", seal_stays)
+        behind = await rig.container("c-41", link_drops_and_comes_back)
+    assert (ahead.verdict, ahead.reason) == (Verdict.CLEAR, "clear")
+    assert (behind.verdict, behind.reason) == (Verdict.MANUAL, Reason.SEAL_NOT_INTACT.value)
+    assert not [i for i in behind.identities if i.kind == "seal"] and behind.seal_events == []
+
+
+async def test_a_seal_joins_one_item_while_the_one_ahead_is_open_and_is_free_again_after_the_hold() -> None:
     async with AsyncExitStack() as stack:
         devices = await open_devices(stack, DevicesSection.model_validate({"seals": {"seals": SERIAL}}), "st-1")
-        window = TagWindow(devices, EventBus())
+        window = TagWindow(devices, EventBus(), seal_hold_s=0.0)  # held no longer than it was out of range
         task = asyncio.create_task(window.run())
         stack.callback(task.cancel)
         sim = devices.seals["seals"].sim
@@ -283,7 +307,7 @@ async def test_a_seal_joins_one_item_while_the_one_ahead_is_open_and_is_free_aga
         window.stop(ahead)
         window.stop(behind)
         await until(lambda: not window._present, "the seal left the reader's range")
-        sim.present(SimSeal(SEAL), 5)  # in range again: it is heard anew, with the next container
+        sim.present(SimSeal(SEAL), 5)  # in range again after the hold: it is heard anew, with the next container
         await until(lambda: window._present, "the seal is in range again")
         again = Item("c-32", ItemKind.CONTAINER)
         window.start(again)
