@@ -6,7 +6,7 @@ scan decide."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -240,27 +240,35 @@ async def test_the_twin_serves_a_serial_seal_reader_where_the_config_expects_it(
             await until(lambda: SEAL in reader.board.present, "the station reads the twin's seal")  # type: ignore[union-attr]
 
 
+async def _next_container_without_the_first_ones_seal(tmp_path: Any, package: Any, ids: tuple[str, str],
+                                                      behind: Callable[[Any, Any, Item], Awaitable[None]]) -> None:
+    """The first container recorded with its seal in range (waiting at the barrier); `behind(rig, sim, item)` while
+    the next one, without a seal, is in the lane: the next one is seal_not_intact, with no seal and none of the
+    first one's seal events."""
+    async def seal_stays(sim: Any, item: Item) -> None:
+        sim.present(SimSeal(SEAL), 30)
+        await until(lambda: any(i.kind == "seal" for i in item.identities), "the seal joins the item")
+
+    async with AsyncExitStack() as stack:
+        rig = await lane(stack, tmp_path, package, SERIAL)
+        ahead = await rig.container(ids[0], seal_stays)
+        second = await rig.container(ids[1], lambda sim, item: behind(rig, sim, item))
+    assert (ahead.verdict, ahead.reason) == (Verdict.CLEAR, "clear")
+    assert (second.verdict, second.reason) == (Verdict.MANUAL, Reason.SEAL_NOT_INTACT.value)
+    assert not [i for i in second.identities if i.kind == "seal"] and second.seal_events == []
+
+
 async def test_a_seal_still_in_range_stays_with_its_vehicle_and_never_joins_the_next_one(
         tmp_path: Any, package: Any) -> None:
     """The reader still reaches the first container, recorded and waiting at the barrier, when the next one
     enters without a seal: the next one is seal_not_intact, its record shows no seal and none of the first
     one's seal events (it took the first one's seal, tamper event included, and was clear)."""
-    async def seal_stays(sim: Any, item: Item) -> None:
-        sim.present(SimSeal(SEAL), 5)
-        await until(lambda: any(i.kind == "seal" for i in item.identities), "the seal joins the item")
-
-    async def seal_ahead_tampered(sim: Any, item: Item) -> None:
+    async def seal_ahead_tampered(rig: Any, sim: Any, item: Item) -> None:
         sim.event(SEAL, "tampered")
         await until(lambda: rig.window._present[("seal:seals", SEAL)][0].seal.state == "tampered",
                     "the reader heard the tamper event")
 
-    async with AsyncExitStack() as stack:
-        rig = await lane(stack, tmp_path, package, SERIAL)
-        ahead = await rig.container("c-20", seal_stays)
-        behind = await rig.container("c-21", seal_ahead_tampered)
-    assert (ahead.verdict, ahead.reason) == (Verdict.CLEAR, "clear")
-    assert (behind.verdict, behind.reason) == (Verdict.MANUAL, Reason.SEAL_NOT_INTACT.value)
-    assert not [i for i in behind.identities if i.kind == "seal"] and behind.seal_events == []
+    await _next_container_without_the_first_ones_seal(tmp_path, package, ("c-20", "c-21"), seal_ahead_tampered)
 
 
 async def test_a_seal_that_left_the_range_while_its_vehicle_waits_at_the_barrier_never_joins_the_next_one(
@@ -268,23 +276,13 @@ async def test_a_seal_that_left_the_range_while_its_vehicle_waits_at_the_barrier
     """The seal reader's link drops (unplugged) while the next container is in the lane, the first one, recorded,
     still at the barrier with its seal; when the link is back and the seal heard again, the next one does not take
     it (it took it and met the declared seal)."""
-    async def seal_stays(sim: Any, item: Item) -> None:
-        sim.present(SimSeal(SEAL), 30)
-        await until(lambda: any(i.kind == "seal" for i in item.identities), "the seal joins the item")
-
-    async def link_drops_and_comes_back(sim: Any, item: Item) -> None:
+    async def link_drops_and_comes_back(rig: Any, sim: Any, item: Item) -> None:
         sim.pty.unplug()
         await until(lambda: not rig.window._present, "the seal left with the reader's link")
         sim.pty.replug()
         await until(lambda: rig.window._present, "the seal is heard again")
 
-    async with AsyncExitStack() as stack:
-        rig = await lane(stack, tmp_path, package, SERIAL)
-        ahead = await rig.container("c-40", seal_stays)
-        behind = await rig.container("c-41", link_drops_and_comes_back)
-    assert (ahead.verdict, ahead.reason) == (Verdict.CLEAR, "clear")
-    assert (behind.verdict, behind.reason) == (Verdict.MANUAL, Reason.SEAL_NOT_INTACT.value)
-    assert not [i for i in behind.identities if i.kind == "seal"] and behind.seal_events == []
+    await _next_container_without_the_first_ones_seal(tmp_path, package, ("c-40", "c-41"), link_drops_and_comes_back)
 
 
 async def test_a_seal_joins_one_item_while_the_one_ahead_is_open_and_is_free_again_after_the_hold() -> None:
