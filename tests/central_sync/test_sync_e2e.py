@@ -160,7 +160,9 @@ async def test_an_unreadable_scan_file_parks_its_row_and_every_record_is_acknowl
     store = open_store(str(tmp_path / "hub.sqlite3"))
     async with Hub(BrokerConfig(port=broker.port), store, "hub-t"), \
             Publisher(SyncConfig(port=broker.port), "gate-1", db, scans) as pub:
-        await until(lambda: outbox_rows(db) == 0, "every record acknowledged", timeout=20, in_thread=True)
+        # records sent before the hub's bulk link subscribed are lost at the broker and sent again after the
+        # ack timeout (20 s): a wait longer than that
+        await until(lambda: outbox_rows(db) == 0, "every record acknowledged", timeout=60, in_thread=True)
         stats = await until(pub.stats, "the acks and the park counted", timeout=5, in_thread=True,
                             check=lambda s: s["counters"].get("acked") == 45 and s["counters"].get("parked") == 1)
     assert stats["session"] == 1
