@@ -179,7 +179,8 @@ async def test_shipped_acl_lets_a_station_send_its_tip_outcomes(secure_broker):
     hub_cfg = BrokerConfig(port=broker.port, username="hub", password_file=tmp / "hub.pw")
     station = SyncConfig(port=broker.port, username="gate-1", password_file=tmp / "gate-1.pw")
     async with Hub(hub_cfg, store, "hub-acl3"), Publisher(station, "gate-1", db, tmp) as pub:
-        await until(lambda: outbox_rows(db) == 0, "TIP outcome delivered", timeout=20, in_thread=True)
+        # past the ack timeout (20 s): a row sent before the hub's links subscribed is sent again after it
+        await until(lambda: outbox_rows(db) == 0, "TIP outcome delivered", timeout=60, in_thread=True)
         assert pub.stats()["counters"].get("puback_0x87", 0) == 0
     assert store.query("SELECT officer, outcome FROM tip_outcomes") == [("B-1", "hit")]
 

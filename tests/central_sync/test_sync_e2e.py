@@ -92,7 +92,7 @@ async def test_hub_rejection_parks_the_row_and_alarms(tmp_path, broker):
     async with Hub(BrokerConfig(port=broker.port), store, "hub-t"), \
             Publisher(SyncConfig(port=broker.port), "gate-1", db, tmp_path) as pub:
         await until(lambda: pub.stats()["counters"].get("rejected"), "rejection counted", timeout=120, in_thread=True)
-        await until(lambda: outbox_rows(db) == 0, "outbox drained of deliverable rows", timeout=20, in_thread=True)
+        await until(lambda: outbox_rows(db) == 0, "outbox drained of deliverable rows", timeout=60, in_thread=True)
         assert "hub rejected" in pub.stats()["last_error"]
     row = conn.execute("SELECT record_id, last_error FROM outbox").fetchall()
     assert row[0][0] == forged.id and "gate-9" in row[0][1]
