@@ -36,6 +36,7 @@ class HubLink:
         self.beat = beat
         self.outbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self.connected = False
+        self.subscribed = threading.Event()  # set once the broker granted this session's subscriptions
         self.sessions = 0
         self.received = 0
         self.max_packet = PACKET_MAX
@@ -96,10 +97,12 @@ class HubLink:
         client.on_connect = lambda c, u, f, code, props: setattr(self, "_connack", (code, props))
         client.on_disconnect = lambda c, u, f, code, props: setattr(self, "_ended", reason_text(getattr(code, "value", 0)))
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.connect(self.cfg.host, self.cfg.port, self.cfg.keepalive_s, clean_start=True, properties=connect_properties(1000))
         try:
             self._serve(client, stop)
         finally:
+            self.subscribed.clear()
             client.disconnect()
             client.loop(0.01)
 
@@ -120,6 +123,15 @@ class HubLink:
             self._drain_outbox(client)
             self._loop(client)
             self._read_burst(client)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, codes: list, props: object) -> None:
+        """The broker's SUBACK: messages published from now on reach this hub (before it, a shared subscription
+        with no member drops them, and stations send them again only after their ack timeout)."""
+        refused = [c for c in codes if c.is_failure]
+        if refused:
+            log.error("hub.subscribe_refused", hub=self.hub_id, reason=reason_text(refused[0].value),
+                      refused=len(refused), asked=len(codes))
+        self.subscribed.set()
 
     def _loop(self, client: mqtt.Client) -> None:
         loop_step(client, self.cfg, 0.02, f"hub {self.hub_id}", lambda: (self._connack, self._ended))

@@ -32,6 +32,9 @@ from central_sync.risk_delivery import RiskDelivery
 
 log = structlog.get_logger("central_sync.hub")
 LANES = ("priority", "bulk")
+# How long starting a hub waits for the broker to grant its subscriptions (a station's message sent before that is
+# lost at the broker and sent again after the station's ack timeout); past it the hub starts anyway, broker or not.
+SUBSCRIBE_WAIT_S = 10.0
 
 
 def default_hub_id() -> str:
@@ -76,7 +79,17 @@ class Hub:
         for name, lane in self.lanes.items():
             self._spawn(f"hub-{name}-link", lane.link.run)
             self._spawn(f"hub-{name}-ingest", functools.partial(self._supervise, lane=lane, name=name))
+        if not await asyncio.to_thread(self._wait_subscribed, SUBSCRIBE_WAIT_S):
+            log.warning("hub.not_subscribed", hub=self.hub_id, waited_s=SUBSCRIBE_WAIT_S,
+                        lanes=[name for name, lane in self.lanes.items() if not lane.link.subscribed.is_set()],
+                        message="the broker has not granted every subscription yet: the hub runs on and keeps"
+                                " trying, and stations send again what it missed")
         return self
+
+    def _wait_subscribed(self, timeout_s: float) -> bool:
+        """True once every lane's link is subscribed, within `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        return all(lane.link.subscribed.wait(max(0.0, deadline - time.monotonic())) for lane in self.lanes.values())
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:

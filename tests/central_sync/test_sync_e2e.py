@@ -26,6 +26,7 @@ from central_sync.schema import Review, Verdict
 from central_sync.config import BrokerConfig
 from edge.store import Store
 from polling import until
+from slow_proxy import SlowProxy
 
 
 def write_scan(scans, rng) -> str:
@@ -269,3 +270,29 @@ async def test_image_upload_resumes_where_it_stopped(tmp_path, broker):
     again = sorted(stored & set(received))
     assert not again, f"stored in the first session, sent again: {again} ({counters})"
     assert set(received) | stored == set(range(128))
+
+
+async def test_a_message_sent_as_soon_as_the_hub_has_started_reaches_it(tmp_path, broker):
+    """Starting a hub returned before the broker had granted its shared subscriptions: what a station sent in that
+    moment was dropped at the broker (a shared subscription without a member) and sent again only after the
+    station's ack timeout (20 s). Now the hub has started once the broker takes messages for it."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from central_sync import protocol as p
+
+    store = open_store(f"sqlite:///{tmp_path / 'hub.db'}")
+    station = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)  # connected before the hub starts
+    station.connect("127.0.0.1", broker.port)
+    station.loop_start()
+    try:  # the broker answers the hub after 0.3 s (a loaded machine, a distant broker)
+        async with SlowProxy(broker.port, delay_s=(0.3, 0.3)) as slow, \
+                Hub(BrokerConfig(port=slow.port), store, "hub-t") as hub:
+            for leaf in ("alert", "inspection"):  # one message for each lane; not a record: counted malformed
+                station.publish(p.topic("gate-1", leaf), b"{not json", qos=1).wait_for_publish(5)
+            stats = await until(hub.stats, "both messages received", timeout=10, in_thread=True,
+                                check=lambda s: s["counters"].get("malformed") == 2)
+    finally:
+        station.loop_stop()
+        station.disconnect()
+    assert stats["connected"]

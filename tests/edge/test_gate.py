@@ -12,7 +12,7 @@ from edge.stations.gate import Gate
 from edge.tracking import ConveyorTracker, GateCommand, Geometry, ItemRouted, ItemScanned
 
 from polling import until
-from slow_plc import SlowProxy
+from slow_proxy import SlowProxy
 
 SPEED = 0.3
 PATTERN = ["clear", "clear", "suspect", "clear", "clear", "suspect", "clear", "suspect"]

@@ -1,4 +1,4 @@
-"""A slow PLC: a TCP proxy in front of the simulator's Modbus server that delays every answer."""
+"""A slow peer: a TCP proxy in front of a server (the simulator's Modbus server, a broker) that delays every answer."""
 
 from __future__ import annotations
 
