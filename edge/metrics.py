@@ -125,6 +125,13 @@ class DeviceCollector(Collector):
             if hasattr(reader, "reconnects"):
                 reconnects.add_metric([name], reader.reconnects)
         yield reconnects
+        failures = CounterMetricFamily("edge_reader_session_failures", "Network tag reader (LLRP) sessions ended by "
+                                       "an error nothing foresaw (a driver fault: logged llrp.session_failed with "
+                                       "its traceback); the reader connects again", labels=["reader"])
+        for name, reader in self.devices.readers.items():
+            if hasattr(reader, "session_failures"):
+                failures.add_metric([name], reader.session_failures)
+        yield failures
         seal_rejects = CounterMetricFamily("edge_seal_rejects", "E-seal messages rejected, by reason (serial ES1: "
                                            "checksum, version, bad_field, too_long, unframed; tag memory: checksum, "
                                            "version, bad_field, truncated)", labels=["reader", "reason"])

@@ -134,6 +134,8 @@ async def test_llrp_malformed_messages_and_reconnects_are_exported() -> None:
             "edge_reader_rejects_total", {"reader": "uhf", "reason": reason})
         assert (sample("missing_parameter"), sample("bad_version")) == (1, 1)
         assert metrics.registry.get_sample_value("edge_reader_reconnects_total", {"reader": "uhf"}) >= 1
+        # a malformed message is a reject, not a driver fault (tests/drivers/test_llrp_client.py injects one)
+        assert metrics.registry.get_sample_value("edge_reader_session_failures_total", {"reader": "uhf"}) == 0
         assert devices.states()["reader:uhf"]["rejects"] == {"missing_parameter": 1, "bad_version": 1}
 
 
