@@ -240,7 +240,7 @@ async def run_demo(base_port: int, data_dir: Path, demo_officer: bool = True) ->
     root = data_dir.resolve()
     root.mkdir(parents=True, exist_ok=True)
     broker_port = free_port()
-    pool = root / "gantry-01" / "scans"
+    pool = root / "vehicles"  # not in the gantry's data_dir: its store takes scans there that no record names for orphans
     await asyncio.to_thread(render_vehicle_pool, pool, GANTRY_POOL_FIRST)
     configs = write_station_configs(root, base_port, broker_port, pool, bag_pool(root / "bags"))
     _tip_library(root / "tip-library")

@@ -82,7 +82,7 @@ def test_daemon_ready_health_metrics_and_kill_9(tmp_path, notify_socket):
     config = _write_config(tmp_path, port, model)
     env = {**os.environ, "NOTIFY_SOCKET": path, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)  # a pipe unread would fill
     try:
         message = sock.recv(4096).decode()
         assert message.startswith("READY=1"), message
