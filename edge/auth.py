@@ -33,6 +33,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "tip.stats.all": frozenset({"supervisor"}),
     "audit.view": frozenset({"supervisor"}),
     "belt.restart": frozenset({"supervisor"}),                # run a conveyor belt latched stopped
+    "lane.confirm": frozenset({"supervisor", "technician"}),  # end a gantry lane's hold for an unreadable lane file
     "search.report": frozenset({"officer", "supervisor"}),    # sign a vehicle search report (badge + PIN again)
     "search.countersign": frozenset({"supervisor"}),          # countersign a seizure report
     "diagnostics": frozenset({"technician"}),

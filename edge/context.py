@@ -31,6 +31,8 @@ class LaneControl(Protocol):
 
     async def decide_vehicle(self, record_id: str, way: Way, actor: str) -> LaneDecision: ...
 
+    async def confirm_lane(self, actor: str) -> LaneDecision: ...
+
 
 @dataclass
 class StationContext:

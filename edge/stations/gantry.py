@@ -133,7 +133,7 @@ class GantryFlow:
 
     async def _lane_alarm(self) -> None:
         """A lane that may hold vehicles the station does not know (edge.stations.lane) stands as an alarm until
-        the station starts with a lane it knows."""
+        a supervisor confirms the lane or the station starts with a lane it knows."""
         store = self.parts.store
         if self.lane.unknown:
             await store.call(store.store.raise_alarm, LANE_UNKNOWN, self.lane.unknown)
@@ -363,6 +363,24 @@ class GantryFlow:
             return LaneDecision("open", f"{way}_open", f"the {GATE[way]} is confirmed open for vehicle {record_id}")
         return LaneDecision("failed", f"{way}_unconfirmed", problem or vehicle.problem
                             or f"the {GATE[way]} was not opened for vehicle {record_id}: decide again")
+
+    async def confirm_lane(self, actor: str) -> LaneDecision:
+        """A supervisor checked the lane held for an unreadable lane file: it holds no vehicle but those the screen
+        lists. The hold ends (edge.stations.lane.Lane.confirm_known), the alarm clears and the lane flows again."""
+        async with self._gates:
+            held = self.lane.unknown
+            if not held:
+                return LaneDecision("refused", "lane_known", "the lane is not held for an unreadable lane file, so "
+                                    "there is nothing to confirm")
+            problem = self.lane.confirm_known()
+        if problem:
+            return LaneDecision("failed", "lane_file_not_replaced", problem)
+        log.warning("gantry.lane_confirmed", actor=actor, held=held, vehicles=[v.id for v in self.lane.vehicles])
+        await self._lane_alarm()
+        await self._serve_head()
+        await self._admit()
+        return LaneDecision("confirmed", "lane_confirmed", f"the lane holds {len(self.lane.vehicles)} vehicle(s) the "
+                            f"station knows; it flows again")
 
     def lane_status(self) -> dict[str, object]:
         """The lane as /healthz and the screen show it (edge.stations.lane.Lane.status), with each loop's flaps."""

@@ -11,8 +11,10 @@ new vehicle is scanned) until the first one leaves.
 The lane outlives the daemon (`lane.json` in data_dir, edge.stations.statefile): vehicles left in it
 by the last daemon are waiting for an officer again after a restart, whatever was decided before.
 A file that cannot be read (or holds a vehicle that cannot be read) leaves the lane `unknown`: it may
-hold vehicles the station does not know, so it is held (entry light red, no gate opened) and the file
-is left as it is until a technician, the lane checked empty, removes it and restarts the station.
+hold vehicles the station does not know, so it is held (entry light red, no gate opened) until a
+supervisor, having checked the lane, confirms on the screen that it holds no vehicle but those the
+screen lists (`confirm_known`: the unreadable file is kept beside it for a technician), or a
+technician removes the file and restarts the station.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class LaneDecision:
     queued (it leaves when the vehicles ahead have), refused or failed; `code` names it for the screen
     and `message` says it in one sentence."""
 
-    outcome: Literal["open", "queued", "refused", "failed"]
+    outcome: Literal["open", "queued", "confirmed", "refused", "failed"]
     code: str
     message: str
 
@@ -219,11 +221,33 @@ class Lane:
     def _save(self) -> None:
         if self.file is None or self.unknown:  # the unreadable file stays as it is: a restart is held again
             return
-        body = [{"id": v.id, "since": v.since, "verdict": v.verdict} for v in self.vehicles]
         try:
-            statefile.save(self.file, {"vehicles": body})
+            statefile.save(self.file, {"vehicles": self._body()})
         except OSError as exc:
             log.error("gantry.lane_file_write_failed", path=str(self.file), error=str(exc))
+
+    def confirm_known(self) -> str | None:
+        """A supervisor checked the lane: it holds no vehicle but those listed, so the hold for an unreadable file
+        ends. The file is kept beside (`lane.unreadable-<UTC time>.json`, for a technician) and the vehicles
+        listed are written anew. Why not, in one sentence, when the file could not be moved or written (held)."""
+        if not self.unknown:
+            return None
+        if self.file is not None:
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            kept = self.file.with_name(f"{self.file.stem}.unreadable-{stamp}{self.file.suffix}")
+            try:
+                if self.file.exists():
+                    self.file.replace(kept)
+                statefile.save(self.file, {"vehicles": self._body()})
+            except OSError as exc:
+                log.error("gantry.lane_file_write_failed", path=str(self.file), error=str(exc))
+                return f"the lane file {self.file} could not be replaced, so the lane stays held: {exc}"
+            log.warning("gantry.lane_file_kept", path=str(kept), detail="the unreadable lane file, for a technician")
+        self.unknown = ""
+        return None
+
+    def _body(self) -> list[dict[str, object]]:
+        return [{"id": v.id, "since": v.since, "verdict": v.verdict} for v in self.vehicles]
 
     def _recall(self, path: Path) -> None:
         """Vehicles the last daemon left in the lane wait for an officer: nothing it decided is carried out.
@@ -255,7 +279,7 @@ class Lane:
         if self.unknown:  # the first problem found is the one told
             return
         self.unknown = (f"{problem}; the lane may hold vehicles the station does not know, so no vehicle is let in or "
-                        f"out until a technician checks it empty, removes the file and restarts the station")
+                        f"out until a supervisor, having checked the lane, confirms it on the screen")
         log.error("gantry.lane_unknown", detail=self.unknown)
 
 

@@ -17,6 +17,8 @@ session cookie, and each names the permission it needs, see edge/auth.py PERMISS
     GET  /api/health, /api/diagnostics   health panel; technician diagnostics
     GET  /api/tip/stats, /api/audit, /api/audit/verify
     POST /api/belt/restart               run a conveyor belt latched stopped (supervisor; audited)
+    POST /api/lane/confirm               end a gantry lane's hold for an unreadable lane file, the lane checked
+                                         (supervisor or technician; audited)
     GET  /api/search/diagrams            vehicle diagrams (areas per vehicle type) for the search report
     GET|POST /api/cases/{id}/search-reports   a vehicle's search report versions; sign a new one (badge + PIN)
     POST /api/cases/{id}/search-reports/{v}/countersign   a supervisor's countersignature (badge + PIN)

@@ -66,6 +66,25 @@ async def belt_restart(st: WebState = Depends(state), user: auth.User = Depends(
     return {**result.as_dict(), "belt": belt.belt_status()}
 
 
+@router.post("/api/lane/confirm")
+async def lane_confirm(st: WebState = Depends(state), user: auth.User = Depends(require("lane.confirm"))) -> dict:
+    """The lane held because its file could not be read was checked: it holds no vehicle but those the screen lists.
+    The hold ends; every request is audited, whatever its outcome."""
+    lane = st.ctx.lane_control
+    if lane is None:
+        raise HTTPException(404, "no_lane")
+    before = lane.lane_status()
+    vehicles = before.get("vehicles")
+    result = await lane.confirm_lane(user.badge)
+    await st.audit(user.badge, "lane.confirm", "lane", {
+        **result.as_dict(), "held": before.get("unknown") or "",
+        "vehicles": [v["id"] for v in vehicles] if isinstance(vehicles, list) else []})
+    st.ctx.events.publish("lane", lane.lane_status())
+    if result.outcome != "confirmed":
+        raise HTTPException(409 if result.outcome == "refused" else 502, result.code)
+    return {**result.as_dict(), "lane": lane.lane_status()}
+
+
 def _diagnostics(store: Store) -> dict[str, Any]:
     ok, broken = audit.verify_conn(store.conn)
     return {"schema_version": store.schema_version(), "records": store.count(),

@@ -290,7 +290,20 @@ def test_the_live_view_says_why_a_lane_whose_file_cannot_be_read_is_held(station
         expect(page.locator("#banner-verdict")).to_have_text("The lane is held: the station does not know which "
                                                               "vehicles are in it")
         page.screenshot(path=str(ARTIFACTS / "officer_day_lane_unknown_1024.png"))
+        expect(page.locator("#lane-confirm-live")).to_be_hidden()  # an officer cannot end the hold
         assert page.errors == []
+        # the supervisor, having walked the lane, ends the hold from the same view; it flows again
+        page.click("#signout")
+        sign_in(page, station, SUPERVISOR)
+        button = page.locator("#lane-confirm-live")
+        expect(button).to_have_text("I have checked the lane: it is empty. End the hold")
+        box = button.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 1024  # it fits the station monitor
+        page.screenshot(path=str(ARTIFACTS / "officer_day_lane_unknown_supervisor_1024.png"))
+        button.click()
+        expect(page.locator("#belt-live")).to_be_hidden(timeout=30_000)
+        expect(page.locator("#banner-verdict")).to_have_text("Waiting for the next item")
+        assert flow.lane_status()["unknown"] == "" and page.errors == []
     finally:
         on_loop(station, stack.aclose)
         station.ctx.lane_control, station.ctx.panels = None, ()

@@ -274,6 +274,38 @@ async def test_a_lane_file_that_cannot_be_read_holds_the_lane_until_it_is_remove
         assert "lane_unknown" not in dict(g.store.standing_alarms())
 
 
+async def test_a_supervisor_who_checked_the_lane_ends_the_hold_for_an_unreadable_lane_file(tmp_path) -> None:
+    """No technician, no restart: a supervisor confirms on the screen that the lane holds no vehicle but those the
+    station lists (audited); the unreadable file is kept beside for a technician, the alarm clears, the vehicle
+    that ran the red light is decided and leaves, and the entry light turns green again."""
+    data = tmp_path / "data"
+    data.mkdir()
+    torn = '{"vehicles": [{"id": "0193a1b2-0000-7000-8000-00000000000'
+    (data / FILE_NAME).write_text(torn)
+    async with gantry(tmp_path, [CLEAR]) as g:
+        g.sim.g = g.sim.g.model_copy(update={"entry_stop_m": -100.0})  # it runs the red light
+        _queue_up(g.sim, 1)
+        record, = await g.vehicles_decided(1)
+        officer, supervisor = await g.client(OFFICER), await g.client(SUPERVISOR)
+        assert (await officer.post("/api/lane/confirm")).status_code == 403
+        r = await supervisor.post("/api/lane/confirm")
+        assert r.status_code == 200, r.text
+        assert r.json()["outcome"] == "confirmed" and r.json()["lane"]["unknown"] == ""
+        assert [v["id"] for v in r.json()["lane"]["vehicles"]] == [record.id]
+        assert [p.read_text() for p in data.glob("lane.unreadable-*.json")] == [torn]
+        assert "lane_unknown" not in dict(g.store.standing_alarms())
+        assert (await supervisor.post("/api/lane/confirm")).json()["detail"] == "lane_known"  # nothing to confirm
+        audit = (await supervisor.get("/api/audit")).json()["entries"]
+        assert [a["action"] for a in audit].count("lane.confirm") == 2
+        r = await officer.post(f"/api/cases/{record.id}/decision", json={"outcome": "cleared", "lane": "release"})
+        assert r.status_code == 200, r.text
+        await until(lambda: len(g.sim.passed) == 1, "the vehicle left")
+        await until(lambda: g.sim.values()["entry_light"] == 3, "the entry light green")
+    async with gantry(tmp_path, [CLEAR]) as g:  # a restart reads the lane the supervisor confirmed
+        await until(lambda: g.sim.values()["entry_light"] == 3, "the entry light green")
+        assert "lane_unknown" not in dict(g.store.standing_alarms())
+
+
 async def test_a_decision_while_the_barrier_opens_for_that_vehicle_waits_and_is_refused(tmp_path) -> None:
     """The clear car behind is served as the first leaves; an officer sending it to the search bay while its
     barrier opens is told it is leaving by the barrier (it does), never that the search-bay gate is open: the

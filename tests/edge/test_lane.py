@@ -77,6 +77,29 @@ def test_an_unreadable_lane_file_holds_the_lane_and_is_kept_as_it_is(tmp_path) -
     assert not _lane(tmp_path).full and _lane(tmp_path).unknown == ""
 
 
+def test_a_confirmed_lane_keeps_the_unreadable_file_beside_and_writes_the_vehicles_it_knows(tmp_path, monkeypatch) -> None:
+    file = tmp_path / FILE_NAME
+    file.write_text("{not json")
+    lane = _lane(tmp_path)
+    lane.judged(lane.arrived("b"), "suspect")  # came in while held (it ran the red light)
+    assert lane.confirm_known() is None and lane.unknown == ""
+    assert [p.read_text() for p in tmp_path.glob("lane.unreadable-*.json")] == ["{not json"]
+    again = _lane(tmp_path)
+    assert [(v.id, v.verdict) for v in again.vehicles] == [("b", "suspect")] and again.unknown == ""
+    assert again.confirm_known() is None and len(list(tmp_path.glob("lane.unreadable-*.json"))) == 1  # nothing held
+
+    file.write_text("null")
+    held = _lane(tmp_path)
+
+    def refused(self, target):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(type(file), "replace", refused)
+    problem = held.confirm_known()
+    assert problem is not None and problem.startswith(f"the lane file {file} could not be replaced")
+    assert held.unknown and held.full and file.read_text() == "null"
+
+
 def test_health_says_why_the_lane_is_held(tmp_path) -> None:
     lane = _lane(tmp_path, capacity=2)
     assert lane.status()["detail"] == "lane flowing: 0 of 2 places taken"

@@ -565,10 +565,31 @@ async function refreshHealth() {
 // A gantry lane held (full, the first vehicle waiting for an officer) is not "Working": it says so.
 function showLaneHealth(lane) {
   $("lane-health").hidden = !lane;
+  showLaneConfirm("lane-confirm", lane);
   if (!lane) return;
   $("lane-health").dataset.state = lane.state;
   $("lane-health").textContent = laneWords(lane);
 }
+// A lane held because its file could not be read: a supervisor (or technician) who checked it says it holds no
+// vehicle but those the station lists, and it flows again (the daemon audits it).
+function showLaneConfirm(id, lane) {
+  const b = $(id);
+  b.hidden = !(lane && lane.unknown && can("lane.confirm"));
+  if (!b.hidden) b.textContent = lane.vehicles.length ? T("lane.confirm_button", { n: lane.vehicles.length })
+    : T("lane.confirm_button_empty");
+}
+async function confirmLane(id) {
+  const b = $(id), msg = $(id + "-msg"); b.disabled = true; msg.textContent = "";
+  try {
+    const r = await api("/api/lane/confirm", { method: "POST" });
+    S.lane = r.lane; msg.className = "msg"; msg.textContent = T("lane.confirmed");
+  } catch (err) { msg.className = "error"; msg.textContent = T(err.message); }
+  finally { b.disabled = false; }
+  await Promise.all([refreshLane().catch(() => {}), $("view-health").hidden ? null : refreshHealth().catch(() => {})]);
+  showStopped();
+}
+$("lane-confirm").onclick = () => confirmLane("lane-confirm");
+$("lane-confirm-live").onclick = () => confirmLane("lane-confirm-live");
 function laneWords(lane) {  // "Vehicle lane: HELD: 1 vehicle(s) waiting for an officer (oldest 40 s); ..."
   const oldest = lane.oldest_s >= 90 ? T("lane.minutes", { n: fmtNum(Math.round(lane.oldest_s / 60)) }) : T("lane.seconds", { n: fmtNum(Math.round(lane.oldest_s)) });
   if (lane.unknown) return T("health.lane") + ": " + T("lane.state.unknown");  // its file unreadable: held, whatever it counts

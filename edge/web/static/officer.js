@@ -74,6 +74,7 @@ function showStopped() {
   box.hidden = !belt && !lane;
   if (!S.current) $("banner-verdict").textContent = T(belt ? "live.belt_stopped"
     : lane ? (lane.unknown ? "live.lane_unknown" : "live.lane_held") : "live.waiting");
+  showLaneConfirm("lane-confirm-live", belt ? null : lane);
   if (box.hidden) return;
   $("belt-live-state").textContent = !belt ? laneWords(lane)
     : b.latched ? T("belt.latched", { reason: tr("belt.reason.", b.reason) }) : T("belt.stopped");
