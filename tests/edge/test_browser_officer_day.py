@@ -295,6 +295,10 @@ def test_the_live_view_says_why_a_lane_whose_file_cannot_be_read_is_held(station
         # the supervisor, having walked the lane, ends the hold from the same view; it flows again
         page.click("#signout")
         sign_in(page, station, SUPERVISOR)
+        page.click("#nav button[data-view='health']")  # the Health view offers it too (a technician's view)
+        expect(page.locator("#lane-confirm")).to_have_text("I have checked the lane: it is empty. End the hold")
+        page.screenshot(path=str(ARTIFACTS / "officer_day_lane_unknown_health_1024.png"))
+        page.click("#nav button[data-view='live']")
         button = page.locator("#lane-confirm-live")
         expect(button).to_have_text("I have checked the lane: it is empty. End the hold")
         box = button.bounding_box()
