@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 
 from central_sync.devtools import free_port
 from drivers.plc import LinkChanged, ModbusPlc, PlcConfig, open_plc
 from drivers.plc.runs import Run
+from plc_events import plc_events
 from polling import until
 
 # Link loss must be seen within this many PLC heartbeat periods (100 ms each) of simulated time: one
 # read times out twice (2 x 300 ms) plus one poll period, i.e. about 6-7 periods. Simulated time, not the
 # heartbeat counter: the counter runs on the clock, simulated time slows down with a stalled loop.
 MAX_S_TO_SAFE = 1.2
-
-
-@contextlib.asynccontextmanager
-async def link_changes(plc: ModbusPlc, ok: bool) -> AsyncIterator[list[LinkChanged]]:
-    """The link's changes to `ok` (up or lost) the driver reports while the block runs (from its events)."""
-    changes: list[LinkChanged] = []
-
-    async def collect() -> None:
-        async for ev in plc.events():
-            if isinstance(ev, LinkChanged) and ev.ok == ok:
-                changes.append(ev)
-
-    task = asyncio.create_task(collect())
-    try:
-        yield changes
-    finally:
-        task.cancel()
 
 
 async def test_plc_silent_goes_to_safe_state_and_recovers() -> None:
@@ -42,35 +24,26 @@ async def test_plc_silent_goes_to_safe_state_and_recovers() -> None:
         await plc.request_belt(True)
         await plc.request_xray_permit(True)
         await plc.request_divert(False)
-        changes: list[LinkChanged] = []
-
-        async def collect() -> None:
-            async for ev in plc.events():
-                if isinstance(ev, LinkChanged):
-                    changes.append(ev)
-
-        task = asyncio.create_task(collect())
-        await asyncio.sleep(0)
-        t0 = m.t
-        plc.sim.mute()
-        await until(lambda: not plc._state.link_ok)
-        assert m.t - t0 <= MAX_S_TO_SAFE
-        st = await plc.read_state()
-        assert st.items_to_manual and not st.estop_ok and "did not answer" in st.link_reason
-        assert st.link_fault == "no_answer"
-        # The PLC's own host watchdog stops the belt and the X-ray permit and diverts to manual.
-        await until(lambda: not m.belt_running and not m.active("xray_permit_request")
-                    and m.gate_pos == 1.0)
-        plc.sim.unmute()
-        await until(lambda: plc._state.link_ok)
-        # Safe requests were written before the link was reported up; nothing restarted.
-        assert m.requests["belt_run_request"] == 0 and m.requests["xray_permit_request"] == 0
-        assert m.requests["divert_manual_request"] == 1
-        await asyncio.sleep(0.1)
-        assert not m.belt_running and not (await plc.read_state()).items_to_manual
-        await plc.request_belt(True)
-        assert m.belt_running
-        task.cancel()
+        async with plc_events(plc, LinkChanged) as changes:
+            t0 = m.t
+            plc.sim.mute()
+            await until(lambda: not plc._state.link_ok)
+            assert m.t - t0 <= MAX_S_TO_SAFE
+            st = await plc.read_state()
+            assert st.items_to_manual and not st.estop_ok and "did not answer" in st.link_reason
+            assert st.link_fault == "no_answer"
+            # The PLC's own host watchdog stops the belt and the X-ray permit and diverts to manual.
+            await until(lambda: not m.belt_running and not m.active("xray_permit_request")
+                        and m.gate_pos == 1.0)
+            plc.sim.unmute()
+            await until(lambda: plc._state.link_ok)
+            # Safe requests were written before the link was reported up; nothing restarted.
+            assert m.requests["belt_run_request"] == 0 and m.requests["xray_permit_request"] == 0
+            assert m.requests["divert_manual_request"] == 1
+            await asyncio.sleep(0.1)
+            assert not m.belt_running and not (await plc.read_state()).items_to_manual
+            await plc.request_belt(True)
+            assert m.belt_running
         assert [c.ok for c in changes] == [False, True]
 
 
@@ -99,7 +72,7 @@ async def test_a_host_loop_that_stalled_reads_a_heartbeat_that_moved_on() -> Non
     async with open_plc(PlcConfig(kind="sim", heartbeat_stale_ms=300, readback_timeout_ms=3000), "conv") as plc:
         m, loop = plc.sim.model, asyncio.get_running_loop()
         await until(lambda: plc._state is not None and plc._state.link_ok)
-        async with link_changes(plc, ok=False) as changes:
+        async with plc_events(plc, LinkChanged, lambda ev: not ev.ok) as changes:
             for _ in range(3):
                 hb, t, wall = m.plc_heartbeat, m.t, loop.time()
                 time.sleep(0.5)                 # the loop stalls: nothing runs, the PLC's cycle goes on
@@ -129,7 +102,7 @@ async def test_a_stall_while_a_poll_is_under_way_does_not_age_the_heartbeat_it_r
                 time.sleep(0.5)
             return values
 
-        async with link_changes(plc, ok=False) as changes:
+        async with plc_events(plc, LinkChanged, lambda ev: not ev.ok) as changes:
             plc._read_run = stalling  # type: ignore[method-assign]
             await until(lambda: len(stalls) == 3)
             await asyncio.sleep(0.3)
@@ -189,7 +162,7 @@ async def test_a_plc_whose_heartbeat_has_not_moved_is_not_up_at_start_nor_after_
 
     port = free_port()
     cfg = PlcConfig(kind="modbus-tcp", port=port, heartbeat_stale_ms=300, readback_timeout_ms=3000)
-    async with ModbusPlc(cfg, "conv") as plc, link_changes(plc, ok=True) as ups:  # the PLC starts, runs, restarts
+    async with ModbusPlc(cfg, "conv") as plc, plc_events(plc, LinkChanged, lambda ev: ev.ok) as ups:  # the PLC starts, runs, restarts
         stopped = SimServer(cfg, port=port)
         stopped.model.heartbeat_frozen = True
         async with stopped:
@@ -222,25 +195,17 @@ async def test_a_plc_restart_that_restarts_its_encoder_is_no_belt_travel() -> No
     port = free_port()
     cfg = PlcConfig(kind="modbus-tcp", port=port, readback_timeout_ms=3000)
     async with ModbusPlc(cfg, "conv") as plc:
-        moved: list[BeltMoved] = []
-
-        async def collect() -> None:
-            async for ev in plc.events():
-                if isinstance(ev, BeltMoved):
-                    moved.append(ev)
-
-        task = asyncio.create_task(collect())
-        async with SimServer(cfg, port=port) as before:
-            await until(lambda: plc._state is not None and plc._state.link_ok)
-            await plc.request_belt(True)
-            await until(lambda: plc._state.encoder_m > 0.05, "the belt has moved")
-        await until(lambda: not plc._state.link_ok, "the link lost with the PLC")
-        travelled = plc._state.encoder_m
-        async with SimServer(cfg, port=port) as after:  # booted again: encoder from 0, belt stopped
-            await until(lambda: plc._state.link_ok, "the link back")
-            await plc.request_belt(True)
-            await until(lambda: plc._state.encoder_m > travelled + 0.05, "the belt moves on from where it was")
-            assert after.model.belt_running and before is not after
-        task.cancel()
+        async with plc_events(plc, BeltMoved) as moved:
+            async with SimServer(cfg, port=port) as before:
+                await until(lambda: plc._state is not None and plc._state.link_ok)
+                await plc.request_belt(True)
+                await until(lambda: plc._state.encoder_m > 0.05, "the belt has moved")
+            await until(lambda: not plc._state.link_ok, "the link lost with the PLC")
+            travelled = plc._state.encoder_m
+            async with SimServer(cfg, port=port) as after:  # booted again: encoder from 0, belt stopped
+                await until(lambda: plc._state.link_ok, "the link back")
+                await plc.request_belt(True)
+                await until(lambda: plc._state.encoder_m > travelled + 0.05, "the belt moves on from where it was")
+                assert after.model.belt_running and before is not after
     steps = [b.encoder_m - a.encoder_m for a, b in zip(moved, moved[1:])]
     assert 0 < max(steps) < 1.0 and plc._state.encoder_m < travelled + 1.0

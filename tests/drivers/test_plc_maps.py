@@ -18,6 +18,7 @@ from drivers.plc import LinkChanged, ModbusPlc, PlcConfig, SafetyStatus, open_pl
 from drivers.plc.config import Point
 from drivers.plc.modbus import exception_name
 from drivers.plc.runs import plan_runs
+from plc_events import plc_events
 from polling import until
 
 FC_TABLE = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "holding", 16: "holding",
@@ -129,31 +130,21 @@ async def test_poll_task_failure_is_a_lost_link() -> None:
     """An unexpected error in the poll task puts the link down with the reason; nothing hangs."""
     async with asyncio.timeout(60), open_plc(PlcConfig(kind="sim", readback_timeout_ms=3000), "conv") as plc:
         await until(lambda: link_ok(plc))
-        changes: list[LinkChanged] = []
+        async with plc_events(plc, LinkChanged) as changes:
+            async def broken(*sample: object) -> None:
+                raise RuntimeError("decoder bug")
 
-        async def collect() -> None:
-            async for ev in plc.events():
-                if isinstance(ev, LinkChanged):
-                    changes.append(ev)
-
-        task = asyncio.create_task(collect())
-        await asyncio.sleep(0)
-
-        async def broken(*sample: object) -> None:
-            raise RuntimeError("decoder bug")
-
-        with capture_logs() as logs:
-            plc._on_sample = broken  # a defect in the driver itself, standing in for any bug
-            await until(lambda: not plc._state.link_ok)
-        st = await plc.read_state()
-        assert st.items_to_manual and not st.estop_ok and "decoder bug" in st.link_reason
-        assert "poll" in st.link_reason and st.link_fault == "driver_failed"
-        await until(lambda: changes)
-        assert not changes[0].ok and "decoder bug" in changes[0].reason
-        assert any(e["event"] == "plc.poll_failed" for e in logs)
-        with pytest.raises(LinkLost, match="decoder bug"):
-            await plc.request_belt(True)
-        task.cancel()
+            with capture_logs() as logs:
+                plc._on_sample = broken  # a defect in the driver itself, standing in for any bug
+                await until(lambda: not plc._state.link_ok)
+            st = await plc.read_state()
+            assert st.items_to_manual and not st.estop_ok and "decoder bug" in st.link_reason
+            assert "poll" in st.link_reason and st.link_fault == "driver_failed"
+            await until(lambda: changes)
+            assert not changes[0].ok and "decoder bug" in changes[0].reason
+            assert any(e["event"] == "plc.poll_failed" for e in logs)
+            with pytest.raises(LinkLost, match="decoder bug"):
+                await plc.request_belt(True)
 
 
 async def test_safety_status_is_read_every_poll_and_decoded() -> None:

@@ -8,7 +8,8 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from drivers.errors import DeviceRefused, LinkLost, ReadbackMismatch
-from drivers.plc import PlcConfig, SimServer, open_plc
+from drivers.plc import EyeEdge, PlcConfig, SimServer, open_plc
+from plc_events import plc_events
 from polling import until
 
 # Generous read-back time where a test does not expect a mismatch: the CI machine is shared.
@@ -146,26 +147,19 @@ async def test_gantry_barrier_light_and_vehicle_loops() -> None:
                     sim={"gantry": {"barrier_actuation_s": 0.1, "vehicle_speed_m_s": 20.0}})
     async with asyncio.timeout(30), open_plc(cfg, "gantry") as plc:  # a stuck await fails with its place
         await until(plc.read_state, check=lambda s: s.link_ok)
-        edges = []
-
-        async def collect() -> None:
-            async for ev in plc.events():
-                if type(ev).__name__ == "EyeEdge":
-                    edges.append((ev.eye, ev.blocked))
-
-        task = asyncio.create_task(collect())
-        await plc.request_light("green")
-        assert (await plc.read_state()).light == "green"
-        vid = plc.sim.model.add_vehicle(4.0)
-        await until(plc.read_state, check=lambda s: plc.sim.model.vehicles[0].lead_m >= 21.5)
-        await asyncio.sleep(0.1)
-        assert plc.sim.model.vehicles[0].lead_m == pytest.approx(21.5)  # waits at the closed barrier
-        await plc.request_barrier(True)
-        await until(plc.read_state, check=lambda s: vid in plc.sim.model.passed)
-        await until(lambda: len(edges) >= 4, "the exit loop's release read")  # read on a poll after it passed
-        await asyncio.sleep(0.05)  # nothing more comes
-        task.cancel()
-        assert edges == [("eye_entry", True), ("eye_entry", False), ("eye_exit", True), ("eye_exit", False)]
+        async with plc_events(plc, EyeEdge) as edges:
+            await plc.request_light("green")
+            assert (await plc.read_state()).light == "green"
+            vid = plc.sim.model.add_vehicle(4.0)
+            await until(plc.read_state, check=lambda s: plc.sim.model.vehicles[0].lead_m >= 21.5)
+            await asyncio.sleep(0.1)
+            assert plc.sim.model.vehicles[0].lead_m == pytest.approx(21.5)  # waits at the closed barrier
+            await plc.request_barrier(True)
+            await until(plc.read_state, check=lambda s: vid in plc.sim.model.passed)
+            await until(lambda: len(edges) >= 4, "the exit loop's release read")  # read on a poll after it passed
+            await asyncio.sleep(0.05)  # nothing more comes
+        assert [(e.eye, e.blocked) for e in edges] == [("eye_entry", True), ("eye_entry", False), ("eye_exit", True),
+                                                       ("eye_exit", False)]
         await plc.request_barrier(False)
         plc.sim.model.press_estop()
         st = await until(plc.read_state, check=lambda s: s.light == "red")
