@@ -34,6 +34,7 @@ from edge.metrics import StationMetrics
 from edge.model_rollout import Rollout, open_rollout, run_rollout
 from edge.risk import RiskCheck, RiskReceiver, RiskRuntime
 from edge.lane_report import LaneReport, activity as lane_activity
+from edge.logging import drain_logs
 from edge import search_report
 from edge.seals import seal_expectation
 from edge.stations import FlowParts, InspectorParts, beltlatch
@@ -276,6 +277,7 @@ async def _bound_shutdown(stop: asyncio.Event, configs: list[StationConfig]) -> 
             beltlatch.not_clean(config.station.data_dir / beltlatch.FILE_NAME)
         except OSError as exc:
             log.error("conveyor.belt_file_write_failed", station=config.station.id, error=str(exc))
+    drain_logs()  # os._exit runs no atexit: the lines naming what held the stop up are written first
     os._exit(70)
 
 
