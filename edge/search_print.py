@@ -20,12 +20,14 @@ from typing import Any
 
 from xml.sax.saxutils import escape
 
+import structlog
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from reportlab.graphics.shapes import Drawing, Rect, String
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Table, TableStyle
@@ -39,6 +41,7 @@ CJK_FONTS = (Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),
              Path("/usr/share/fonts/truetype/droid/DroidSansFallback.ttf"))
 LATIN_FONTS = (Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),)  # Bitstream Vera licence (permissive)
 FONT_NAME, LATIN_NAME = "CpeCJK", "CpeLatin"
+log = structlog.get_logger()
 
 
 def find_version(record: InspectionRecord, version: int) -> SearchReport:
@@ -217,9 +220,30 @@ class _Pdf:
         return drawing
 
     def _photos(self, r: SearchReport, photo_path: Callable[[str], Path]) -> list[Any]:
-        images = [Image(str(photo_path(sha)), width=55 * mm, height=40 * mm, kind="proportional")
-                  for sha in r.photos if photo_path(sha).is_file()]
-        if not images:
+        """The photos the version names, three a row; one that is not on this station or does not decode is
+        named in a line instead (it stopped the whole PDF with a 500 before: reportlab reads it in doc.build)."""
+        images: list[Any] = []
+        left_out: list[str] = []
+        for sha in r.photos:
+            path = photo_path(sha)
+            if path.is_file() and _drawable(path):
+                images.append(Image(str(path), width=55 * mm, height=40 * mm, kind="proportional"))
+            else:
+                left_out.append(sha)
+        if not r.photos:
             return []
         rows = [images[i:i + 3] + [""] * (3 - len(images[i:i + 3])) for i in range(0, len(images), 3)]
-        return [self.p(self.t("search.photos"), self.h2), Table(rows, colWidths=(60 * mm,) * 3, hAlign="LEFT")]
+        return [self.p(self.t("search.photos"), self.h2),
+                *([Table(rows, colWidths=(60 * mm,) * 3, hAlign="LEFT")] if rows else []),
+                *(self.p(self.t("search.photo_left_out", photo=sha)) for sha in left_out)]
+
+
+def _drawable(path: Path) -> bool:
+    """Whether reportlab can draw the photo: a file cut short or damaged on disk (its first bytes still those of a
+    JPEG or PNG) is logged and left out, so that the rest of the signed report still prints."""
+    try:
+        ImageReader(str(path)).getRGBData()
+    except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
+        log.warning("search_print.photo_unreadable", path=str(path), error=type(exc).__name__)
+        return False
+    return True

@@ -8,12 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 from pypdf import PdfReader
 
 from central_sync.schema import InspectionRecord
 from edge.search_print import CJK_FONTS, cjk_font, find_version, render_html, render_pdf
-from edge.search_report import Countersignature, SearchReportRefused, countersign, sign
+from edge.search_report import Countersignature, SearchReportRefused, add_photo, countersign, sign
 from edge.web.i18n import LANGS, t
 
 from search_report_kit import HK_PLATE, PLATE, SUPERVISOR, SearchStation, form, open_station
@@ -80,3 +82,23 @@ def test_without_an_embeddable_font_the_pdf_is_refused_in_one_sentence(
     assert info.value.code == "pdf_unavailable" and "print the HTML report" in str(info.value)
     with pytest.raises(SearchReportRefused):
         find_version(record, 2)
+
+
+@NEEDS_FONT
+def test_a_damaged_photo_is_named_in_the_pdf_and_the_rest_still_prints(tmp_path: Path) -> None:
+    """A photo whose first bytes are a PNG's but whose data is not an image (cut short, damaged on disk) passed the
+    upload's check; reportlab failed on it inside doc.build and the signed report had no PDF at all (a 500)."""
+    st = open_station(tmp_path / "data")
+    ok, jpeg = cv2.imencode(".jpg", np.full((40, 60, 3), 128, np.uint8))
+    good = add_photo(st.store, jpeg.tobytes(), "image/jpeg")
+    damaged = add_photo(st.store, b"\x89PNG\r\n\x1a\n" + bytes(64), "image/png")
+    rec = st.vehicle()
+    sign(st.store, rec.id, form(photos=[good, damaged]))
+    record = st.store.get(rec.id)
+    assert record is not None
+    for lang in LANGS:
+        text, _ = pdf_text(render_pdf(record, find_version(record, 1), lang, st.store.photo_path))
+        assert HK_PLATE in text and "Officer Chan" in text, lang
+        named = "".join(text.split())  # the hash wraps over lines
+        assert damaged in named and good not in named, lang  # the damaged one named, the drawn one not
+    st.store.close()
