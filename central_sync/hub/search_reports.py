@@ -14,7 +14,17 @@ the signers' badges.
 
 from __future__ import annotations
 
+from collections import Counter
+
+import structlog
+
 from central_sync.schema import InspectionRecord, SearchReport
+
+log = structlog.get_logger()
+COUNTERSIGNING_ROLES = ("supervisor",)
+"""Who may countersign a seizure (edge/auth.py PERMISSIONS["search.countersign"])."""
+refused_countersignatures: Counter[str] = Counter()
+"""Countersignatures the hub did not take as making a seizure final, by reason (`final`)."""
 
 DDL = """
 CREATE TABLE IF NOT EXISTS search_reports (
@@ -54,9 +64,29 @@ def search_text(report: SearchReport) -> str:
     return " ".join(w for w in words if w).lower()
 
 
+def final(record: InspectionRecord, report: SearchReport) -> bool:
+    """Whether the version is final at the hub: `nothing_found`, or a seizure countersigned by a supervisor other
+    than its signer, the rule the station checks (edge/search_report.py `countersign`). A countersignature by the
+    signer's own badge or by another role (an altered or faulty station) is kept with the version but leaves the
+    seizure `pending`: before, any countersignature made it final and the pass a seizure in the history and the
+    risk feedback. Each such version is counted and logged as `hub.search_countersign_refused`."""
+    signer = report.countersigned
+    if report.outcome == "nothing_found" or signer is None:
+        return report.final
+    reason = ("by_signer" if signer.badge == report.officer.badge else
+              "not_supervisor" if signer.role not in COUNTERSIGNING_ROLES else None)
+    if reason is None:
+        return True
+    refused_countersignatures[reason] += 1
+    log.warning("hub.search_countersign_refused", reason=reason, record=record.id, station=record.station,
+                version=report.version, detail=f"version {report.version} of the search report on {record.id} "
+                f"signed by {report.officer.badge} is countersigned by {signer.role} {signer.badge}: it stays pending")
+    return False
+
+
 def report_rows(record: InspectionRecord, now: float) -> list[tuple]:
     """UPSERT_SEARCH_REPORT arguments, one per version of the record's report."""
-    return [(record.id, record.station, r.version, r.outcome, int(r.final), r.officer.badge,
+    return [(record.id, record.station, r.version, r.outcome, int(final(record, r)), r.officer.badge,
              r.countersigned.badge if r.countersigned else None, r.officer.signed_at.timestamp(), r.minutes,
              search_text(r), r.model_dump_json(), now, record.id, record.station, record.seq, record.decided_at.timestamp())
             for r in record.search_reports]

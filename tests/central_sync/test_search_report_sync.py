@@ -108,3 +108,43 @@ async def test_reports_reach_the_hub_with_their_record_and_are_found_in_the_cont
             assert view["search_outcome"] == "seizure" and {"kind": "plate", "value": "CD 987"} in view["identities"]
     st.store.close()
     store.close()
+
+
+def test_a_countersignature_by_the_signer_or_by_an_officer_leaves_the_seizure_pending_at_the_hub(tmp_path: Path) -> None:
+    """The station refuses both (edge/search_report.py `countersign`); a record from an altered or faulty station that
+    carries one anyway made the seizure final at the hub, the pass a seizure for the history and the risk feedback."""
+    from central_sync import protocol as p
+    from central_sync.hub import search_reports
+    from central_sync.hub.ingest import Ingestor
+    from search_report_kit import OFFICER
+
+    st = open_station(tmp_path / "data")
+    store = open_store(str(tmp_path / "hub.db"))
+    store.migrate()
+    records = [st.vehicle(plate) for plate in ("AB 1", "AB 2", "AB 3")]
+    for rec in records:
+        sign(st.store, rec.id, form(seizure=True))
+    countersign(st.store, records[2].id, 1, Countersignature(badge=SUPERVISOR[0], pin=SUPERVISOR[3]))
+    stored = [st.store.get(r.id) for r in records]
+    assert None not in stored
+    bodies = [r for r in stored if r is not None]
+    by_supervisor = bodies[2].search_reports[0].countersigned
+    assert by_supervisor is not None
+    forged = {records[0].id: by_supervisor.model_copy(update={"badge": OFFICER[0]}),  # the signer's own badge
+              records[1].id: by_supervisor.model_copy(update={"badge": OFFICER_2[0], "role": "officer"})}
+    bodies[:2] = [b.model_copy(update={"search_reports": [b.search_reports[0].model_copy(
+        update={"countersigned": forged[b.id]})]}) for b in bodies[:2]]
+    ing = Ingestor(store, "hub-s", lambda topic, payload: None)
+    messages = [(p.topic(b.station, "inspection"), p.encode_envelope(b.station, "inspection", n + 1, b.seq, b.id,
+                                                                      b.to_json().encode(), 0.0))
+                for n, b in enumerate(bodies)]
+    ing.handle(messages)
+    assert outcomes(store) == {records[0].id: "pending", records[1].id: "pending", records[2].id: "seizure"}
+    assert [row[3] for row in hub_reports(store)] == [0 if r.id in forged else 1 for r in sorted(records, key=lambda r: r.id)]
+    refused = search_reports.refused_countersignatures
+    before = refused["by_signer"], refused["not_supervisor"]
+    ing.handle(messages)  # sent again (an ack lost): counted again, and still pending
+    assert (refused["by_signer"] - before[0], refused["not_supervisor"] - before[1]) == (1, 1)
+    assert outcomes(store)[records[0].id] == "pending" and ing.counters["rejected"] == 0
+    st.store.close()
+    store.close()
