@@ -43,10 +43,12 @@ UPSERT_SEARCH_REPORT = (f"INSERT INTO search_reports ({','.join(COLS)}) SELECT {
                         " WHERE EXISTS (SELECT 1 FROM records WHERE id = ? AND station = ? AND seq = ? AND decided_ts = ?)"
                         " ON CONFLICT (record_id, version) DO UPDATE SET final = excluded.final,"
                         " supervisor = excluded.supervisor, text = excluded.text, body = excluded.body, committed_at = excluded.committed_at"
-                        " WHERE search_reports.station = excluded.station AND excluded.final >= search_reports.final"
-                        " AND search_reports.officer = excluded.officer")
+                        " WHERE search_reports.station = excluded.station AND excluded.final > search_reports.final"
+                        " AND search_reports.officer = excluded.officer AND search_reports.signed_ts = excluded.signed_ts")
 """Args: the version's row, then record id, station, seq and decision time (only under the station's own record,
-that very one)."""
+that very one). A stored version changes once, to its countersigned form (same signer, same signing time): another
+copy of a version (notes, findings, a countersignature changed after it was stored; a station restored from a backup
+signing its version 1 again) left the signed version rewritten in place before; the record's body holds the copy."""
 
 SET_OUTCOME = ("UPDATE records SET search_outcome = (SELECT CASE WHEN s.final = 1 THEN s.outcome ELSE 'pending' END"
                " FROM search_reports s WHERE s.record_id = records.id ORDER BY s.version DESC LIMIT 1)"

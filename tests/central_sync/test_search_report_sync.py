@@ -148,3 +148,36 @@ def test_a_countersignature_by_the_signer_or_by_an_officer_leaves_the_seizure_pe
     assert outcomes(store)[records[0].id] == "pending" and ing.counters["rejected"] == 0
     st.store.close()
     store.close()
+
+
+def test_a_stored_version_changes_only_to_its_countersigned_form_at_the_hub(tmp_path: Path) -> None:
+    """Another copy of a version the hub holds (its notes or findings changed, or another countersignature) rewrote the
+    signed version in place; only its countersignature may be added, once."""
+    from central_sync import protocol as p
+    from central_sync.hub.ingest import Ingestor
+
+    st = open_station(tmp_path / "data")
+    store = open_store(str(tmp_path / "hub.db"))
+    store.migrate()
+    rec = st.vehicle()
+    sign(st.store, rec.id, form(seizure=True))
+    signed = st.store.get(rec.id)
+    countersign(st.store, rec.id, 1, Countersignature(badge=SUPERVISOR[0], pin=SUPERVISOR[3]))
+    done = st.store.get(rec.id)
+    assert signed is not None and done is not None and done.search_reports[0].countersigned is not None
+    first = signed.search_reports[0]
+    rewritten = first.model_copy(update={"notes": "nothing behind the spare wheel"})
+    other = done.search_reports[0].countersigned.model_copy(update={"badge": "5A5A5A5B", "name": "Supervisor Ho"})
+    copies = [signed, signed.model_copy(update={"search_reports": [rewritten]}), done,
+              done.model_copy(update={"search_reports": [done.search_reports[0].model_copy(update={"countersigned": other})]})]
+    ing = Ingestor(store, "hub-s", lambda topic, payload: None)
+    kept = []
+    for n, body in enumerate(copies):
+        ing.handle([(p.topic(body.station, "review"), p.encode_envelope(body.station, "review", n + 1, body.seq, body.id,
+                                                                         body.to_json().encode(), 0.0))])
+        row = json.loads(store.query("SELECT body FROM search_reports WHERE record_id = ?", (rec.id,))[0][0])
+        kept.append((row["notes"], (row.get("countersigned") or {}).get("badge")))
+    assert kept == [(first.notes, None), (first.notes, None), (first.notes, SUPERVISOR[0]), (first.notes, SUPERVISOR[0])]
+    assert outcomes(store) == {rec.id: "seizure"} and ing.counters["rejected"] == 0
+    st.store.close()
+    store.close()
