@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, TypeVar, TypeVarTuple, Unpack
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 
 from appliance.validation import QueryTime, answer_invalid_requests
 from central_sync.errors import HubStoreError
@@ -57,13 +57,25 @@ def _filters(store: HubStore, station: str | None, verdict: str | None, since: d
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", tuple(args)
 
 
+def refuse_nul_bytes(request: Request) -> None:
+    """FastAPI dependency of every route on the hub's app (its /api and the control room's): 422 for a query or
+    path parameter holding a NUL character. No value the hub stores holds one, and PostgreSQL refuses it in a
+    statement's text arguments: the search answered 503 ("hub database ... failed") as if the database were down,
+    the control room's 500, while SQLite answered an empty page."""
+    for where, params in (("path", list(request.path_params.items())), ("query", request.query_params.multi_items())):
+        for name, value in params:
+            if isinstance(value, str) and "\x00" in value:
+                raise HTTPException(422, f"{where} parameter {name!r} holds a NUL character ({value[:40]!r}); "
+                                         "no value at the hub does")
+
+
 def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, stale_s: float = 30.0,
                service_tokens: ServiceTokens | None = None) -> FastAPI:
     """The API over one hub store; `hub_stats` adds this process's ingest figures to /api/hub.
 
     Readers: holders of `service_tokens`, and signed-in users once the control room is installed
     (it sets `app.state.session_check`)."""
-    app = FastAPI(title="Checkpoint Edge hub", version="1")
+    app = FastAPI(title="Checkpoint Edge hub", version="1", dependencies=[Depends(refuse_nul_bytes)])
     answer_invalid_requests(app)
     app.state.store = store
     app.state.service_tokens = service_tokens or ServiceTokens()

@@ -29,13 +29,17 @@ ACTION = "case.export"
 
 def select(store: HubStore, selection: Selection) -> list[dict[str, Any]]:
     """The selected record bodies, oldest first; CaseBundleError names an unknown id or an empty match."""
+    # no stored id or identity holds a NUL character, and PostgreSQL refuses one in a text argument (500)
     if selection.record_ids:
-        marks = ",".join("?" * len(selection.record_ids))
-        rows = store.records(f"WHERE id IN ({marks})", selection.record_ids, MAX_RECORDS + 1, 0)
+        ids = tuple(rid for rid in selection.record_ids if "\x00" not in rid)
+        marks = ",".join("?" * len(ids))
+        rows = store.records(f"WHERE id IN ({marks})", ids, MAX_RECORDS + 1, 0) if ids else []
         found = {b["id"]: b for b in (json.loads(r[0]) for r in rows)}
         missing = [rid for rid in selection.record_ids if rid not in found]
         if missing:
             raise CaseBundleError(f"record {missing[0]} is not in the hub database")
+    elif "\x00" in selection.identity_value + selection.identity_kind:
+        found = {}
     else:
         clause, args = search_clause(store, selection.identity_value, selection.identity_kind, "exact")
         found = {b["id"]: b for b in (json.loads(r[0]) for r in store.records(f"WHERE {clause}", args,
