@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, TypeVar, TypeVarTuple, Unpack
 
+import structlog
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from appliance.validation import QueryTime, answer_invalid_requests
 from central_sync.errors import HubStoreError
@@ -26,6 +28,11 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 MAX_LIMIT = 1000
+STORE_FAILED = "the hub database failed to answer; the hub's log says why (hub.api_store_error)"
+"""The 503 body of any route whose store read failed: the database's own message names its host, schema or file
+and its SQL, which are for the hub's log, not for every API client."""
+
+log = structlog.get_logger("central_sync.hub.api")
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,7 @@ def create_app(store: HubStore, hub_stats: Callable[[], dict] | None = None, sta
     (it sets `app.state.session_check`)."""
     app = FastAPI(title="Checkpoint Edge hub", version="1", dependencies=[Depends(refuse_nul_bytes)])
     answer_invalid_requests(app)
+    app.add_exception_handler(HubStoreError, _store_failed)  # the control room's routes too: was 500
     app.state.store = store
     app.state.service_tokens = service_tokens or ServiceTokens()
     app.state.session_check = None
@@ -171,4 +179,11 @@ def _guard(fn: Callable[[Unpack[Ts]], T], *args: Unpack[Ts]) -> T:
     try:
         return fn(*args)
     except HubStoreError as exc:
-        raise HTTPException(503, str(exc)) from exc
+        log.error("hub.api_store_error", error=str(exc))
+        raise HTTPException(503, STORE_FAILED) from exc
+
+
+async def _store_failed(request: Request, exc: Exception) -> JSONResponse:
+    """A route's store read failed (HubStoreError): 503 STORE_FAILED, the database's message to the log."""
+    log.error("hub.api_store_error", path=request.url.path, error=str(exc))
+    return JSONResponse(status_code=503, content={"detail": STORE_FAILED})

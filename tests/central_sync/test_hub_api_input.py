@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
 from central_sync.hub import api_auth
-from central_sync.hub.api import create_app
+from central_sync.hub.api import STORE_FAILED, create_app
 from central_sync.hub.store import HubStore, open_store
 from central_sync.schema import InspectionRecord, Verdict
 from history_kit import PLATE, ingest, vehicle_pass
@@ -73,3 +73,17 @@ async def test_a_case_selection_with_a_nul_character_matches_nothing(hub, select
     assert "a\\u0000b is not in the hub database" in r.text or "no record in the hub database matches" in r.text
     ok = await client.post("/cr/api/case-bundles", json={"kind": "plate", "value": PLATE, "reason": "inquiry 7"})
     assert ok.status_code == 200 and ok.headers["content-type"] == "application/zip", ok.text
+
+
+async def test_a_failed_store_read_answers_503_without_the_databases_message(hub, store, capsys):
+    """The /api's 503 carried the database's message (its URL: host and schema, or the file's path; the SQL's
+    complaint) to every client, and the control room's routes answered 500; now both say 503 in one sentence and
+    the hub's log keeps the cause."""
+    client, token, _ = hub
+    store.run_in_transaction(lambda cur: cur.execute("ALTER TABLE records RENAME TO records_away"))
+    for path in ("/api/inspections", f"/api/history/plate/{PLATE}", "/cr/api/alerts", "/cr/api/alerts/x"):
+        r = await client.get(path, headers={"Authorization": f"Bearer {token}"} if path.startswith("/api/") else {})
+        assert r.status_code == 503, (path, r.text)
+        assert r.json() == {"detail": STORE_FAILED}, (path, r.text)
+    logged = capsys.readouterr().out
+    assert logged.count("hub.api_store_error") == 4 and "records" in logged and "path=/cr/api/alerts/x" in logged, logged
