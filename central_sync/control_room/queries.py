@@ -30,9 +30,11 @@ def search_alerts(store: HubStore, station: str | None = None, q: str | None = N
 def search_page(store: HubStore, station: str | None = None, q: str | None = None, ident_kind: str | None = None,
                 since: datetime | None = None, until: datetime | None = None, verdict: str | None = None,
                 state: str | None = None, limit: int = 100, match: Match = "prefix",
-                alerts_only: bool = True, before: str | None = None) -> tuple[list[dict], bool]:
-    """`search_alerts`' page, and whether more match than it holds (a broad search is never collected whole).
-    `station` matches any part of the name, in any case; `before` (a record id) asks for the next older page."""
+                alerts_only: bool = True, before: str | None = None) -> tuple[list[dict], bool, str | None]:
+    """`search_alerts`' page, whether more may match than it holds (a broad search is never collected whole), and
+    the `before` that asks for the next older page (None when there is none). `station` matches any part of the
+    name, in any case. With `state` the page is what matches among the next `4 x limit` records read: it may hold
+    none while older ones match, so the next page starts after the last record read, not the last one shown."""
     clauses: list[str] = ["is_alert = 1"] if alerts_only else ["1 = 1"]
     args: list[object] = []
     if before and (after := execute(store, "SELECT decided_ts FROM records WHERE id = ?", (before,))):
@@ -56,7 +58,11 @@ def search_page(store: HubStore, station: str | None = None, q: str | None = Non
     views = _with_history(store, records)
     if state:
         views = [v for v in views if state in alert_states(v)]
-    return views[:limit], len(rows) > fetch or len(views) > limit
+    if len(views) > limit:
+        return views[:limit], True, views[limit - 1]["id"]
+    if len(rows) > fetch:
+        return views, True, rows[fetch - 1][0]
+    return views, False, None
 
 
 def one_alert(store: HubStore, record_id: str) -> dict | None:

@@ -34,6 +34,9 @@ from central_sync.control_room.model_routes import build_model_router
 from central_sync.control_room.retention_routes import build_retention_router
 from central_sync.control_room.risk_routes import build_risk_router
 from central_sync.hub.search import MORE_HEADER, Match
+
+NEXT_HEADER = "X-Next-Before"
+"""The `before` of the next older page of a control-room alert search (a record id)."""
 from central_sync.riskhub.feed import feed_router
 
 if TYPE_CHECKING:
@@ -187,9 +190,11 @@ def build_router(room: ControlRoom) -> APIRouter:
                state: str | None = None, limit: int = Query(100, ge=1, le=1000), match: Match = "prefix",
                scope: Literal["alerts", "all"] = "alerts", before: str | None = Query(None, max_length=200),
                user: auth.User = Depends(need("view"))) -> list[dict]:
-        page, more = queries.search_page(store, station, q, ident_kind, since, until, verdict, state, limit, match,
-                                         alerts_only=scope == "alerts", before=before)
+        page, more, after = queries.search_page(store, station, q, ident_kind, since, until, verdict, state, limit,
+                                                match, alerts_only=scope == "alerts", before=before)
         response.headers[MORE_HEADER] = "true" if more else "false"
+        if after is not None:
+            response.headers[NEXT_HEADER] = after  # the `before` of the next older page
         return page
 
     @r.get("/cr/api/search-reports")

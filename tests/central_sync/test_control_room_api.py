@@ -108,6 +108,28 @@ async def test_search_by_identity_kind_station_and_state(client, room):
     assert ids(await client.get("/cr/api/alerts", params={"since": later})) == []
 
 
+async def test_an_alert_in_a_state_older_than_the_pages_read_is_reached_by_show_older(client, room):
+    """A search by state reads 4 x limit records a page and shows those in the state: the page of an escalated alert
+    older than them was empty, and "Show older" (from the oldest alert shown: none) asked the same page again."""
+    now = datetime.now(UTC)
+    older = [make_record("gate-3", 10 + i, Verdict.SUSPECT).model_copy(update={"decided_at": now - timedelta(hours=2, minutes=i)})
+             for i in range(12)]
+    ingest(room.store, [(r.station, "alert", r.seq, r.id, r.to_json().encode()) for r in older])
+    await sign_in(client, "op1")
+    assert (await client.post(f"/cr/api/alerts/{older[-1].id}/actions", json={"kind": "escalate"})).status_code == 200
+    shown, pages, before = [], 0, None
+    while pages < 20:
+        r = await client.get("/cr/api/alerts", params={"state": "escalated", "limit": 2, **({"before": before} if before else {})})
+        shown += [a["id"] for a in r.json()]
+        pages += 1
+        if r.headers["x-more-results"] != "true":
+            assert "x-next-before" not in r.headers
+            break
+        assert r.headers["x-next-before"] != before  # every page starts further back
+        before = r.headers["x-next-before"]
+    assert shown == [older[-1].id] and pages == 2  # 14 alerts, 8 read a page: the second page holds it
+
+
 async def test_actions_are_stamped_and_roles_enforced(client, room):
     rid = room.recs[0].id
     await sign_in(client, "op1")

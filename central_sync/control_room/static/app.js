@@ -35,7 +35,7 @@ async function apiPage(path) {  // a search page and whether more results match 
   const r = await fetch(path, { credentials: "same-origin", headers: { "x-lang": S.lang } });
   if (r.status === 401 && S.me) { signedOut(); throw new Error(t("error.signin_required")); }
   if (!r.ok) { let d = r.statusText; try { d = (await r.json()).detail; } catch (e) { /* not JSON */ } throw new Error(typeof d === "string" ? d : JSON.stringify(d)); }
-  return { items: await r.json(), more: r.headers.get("x-more-results") === "true" };
+  return { items: await r.json(), more: r.headers.get("x-more-results") === "true", next: r.headers.get("x-next-before") };
 }
 
 async function loadLang(lang) {  // the hub resolves the tag (or preference list) by its one rule and names the result
@@ -244,6 +244,7 @@ function renderAlerts() { $("#alert-list").replaceChildren(...[...S.alerts.value
 function showAlertPage(page) {  // one page of alerts added; "Show older" while the hub holds more
   for (const a of page.items) S.alerts.set(a.id, a);
   $("#alert-more").hidden = !page.more;
+  S.alertsNext = page.next;  // where the next older page starts: a page filtered by state may show none
 }
 function renderAll() { renderStations(); renderAlerts(); }
 
@@ -278,7 +279,8 @@ $("#filters").addEventListener("submit", async (ev) => {
 });
 $("#alert-more").addEventListener("click", async () => {  // the next older page of the same search
   const p = filterParams($("#filters")), oldest = [...S.alerts.values()].sort(newestFirst).pop();
-  if (oldest) p.set("before", oldest.id);
+  const before = S.alertsNext || (oldest && oldest.id);
+  if (before) p.set("before", before);
   const page = await apiPage("/cr/api/alerts?" + p);
   showAlertPage(page);
   $("#alert-list").append(...page.items.map(alertCard));
