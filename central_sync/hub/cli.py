@@ -27,6 +27,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from appliance import sdnotify
+from appliance.logs import queued_logger_factory
 from appliance.https import plain_http_problem, uvicorn_tls, warn_plain_http
 from appliance.version import version
 from appliance.serving import stop_on_signals, until_listening
@@ -307,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "migrate":
             open_store(db_url).migrate()
             return 0
+        # its lines written by a thread of their own: a journal that stops taking them never stops the hub
+        structlog.configure(logger_factory=queued_logger_factory(sys.stdout))
         asyncio.run(_run(args, db_url))
     except (DbUrlError, TokenFileError) as exc:
         print(f"edge-hub: {exc}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""Log lines are written by a thread of their own: a stream that stops taking them never stops the daemon."""
+"""Log lines are written by a thread of their own (appliance.logs): a stream that stops taking them never stops
+the station daemon or the hub."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import sys
 import threading
 from pathlib import Path
 
-from edge.logging import LineWriter
+from appliance.logs import LineWriter
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class Stalled(io.StringIO):
