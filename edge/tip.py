@@ -344,17 +344,18 @@ def _iso(ts: float) -> str:
 
 
 def stats(conn: sqlite3.Connection, officer: str | None = None) -> list[dict[str, Any]]:
-    """Per-officer counts and rates: projections, hits, misses, false alarms, pending."""
-    where, args = ("WHERE officer = ?", (officer,)) if officer else ("", ())
+    """Per-officer counts and rates of answered projections: hits, misses, false alarms. Open (pending)
+    projections are never counted here: an officer reading their own line the moment an item arrives
+    would learn that it holds one (a pending count of 1, or the line appearing at all)."""
+    where, args = ("AND officer = ?", (officer,)) if officer else ("", ())
     rows = conn.execute(
-        "SELECT officer, sum(outcome='hit'), sum(outcome='miss'), sum(outcome='false_alarm'),"
-        f" sum(outcome='pending') FROM tip_events {where} GROUP BY officer ORDER BY officer", args)
+        "SELECT officer, sum(outcome='hit'), sum(outcome='miss'), sum(outcome='false_alarm') FROM tip_events"
+        f" WHERE outcome IN ('hit', 'miss', 'false_alarm') {where} GROUP BY officer ORDER BY officer", args)
     out = []
-    for badge, hits, misses, fa, pending in rows:
+    for badge, hits, misses, fa in rows:
         answered = hits + misses
-        out.append({"officer": badge, "projected": answered + pending, "hits": hits, "misses": misses,
-                    "false_alarms": fa, "pending": pending,
-                    "hit_rate": round(hits / answered, 3) if answered else None})
+        out.append({"officer": badge, "projected": answered, "hits": hits, "misses": misses,
+                    "false_alarms": fa, "hit_rate": round(hits / answered, 3) if answered else None})
     return out
 
 
