@@ -96,10 +96,20 @@ async def live(request: Request, st: WebState = Depends(state), user: auth.User 
 async def case(record_id: str, st: WebState = Depends(state), user: auth.User = Depends(VIEWER)) -> dict:
     def load(s: Store) -> dict[str, Any]:
         record = cases.get_case(s, record_id)
-        trail = [e.as_dict() for e in audit.entries(s.conn, record_id)]
+        trail = [_trail_entry(e, user) for e in audit.entries(s.conn, record_id)]
         return {**cases.summary(record, queries.scan_stored(s, record_id)), "audit": trail, "hold": s.hold_of(record)}
 
     return await _call(st, load)
+
+
+def _trail_entry(entry: audit.AuditEntry, user: auth.User) -> dict[str, Any]:
+    """An audit entry of the case as this user may read it: without `audit.view` (an officer), without
+    the TIP part of its detail, which says whether an image view held a projection (the officer would
+    learn which images are the test by loading one and reading the case's trail)."""
+    shown = entry.as_dict()
+    if not user.can("audit.view"):
+        shown["detail"] = {k: v for k, v in shown["detail"].items() if k != "tip"}
+    return shown
 
 
 @router.get("/api/cases/{record_id}/image.png")

@@ -1,6 +1,7 @@
 """Threat Image Projection: physics of the composite, scoring, statistics, and that the record never changes."""
 
 import asyncio
+import json
 from pathlib import Path
 
 import time
@@ -10,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from central_sync.schema import Verdict
-from edge import tip
+from edge import audit, tip
 from edge.auth import add_user
 from edge.context import StationContext
 from edge.events import EventBus
@@ -215,6 +216,22 @@ def test_an_officers_statistics_do_not_tell_that_the_item_just_arrived_holds_a_p
     fresh = station.item()  # a supervisor's first projection does not make a line appear either
     station.engine.on_item(station.store, SUPERVISOR[0], fresh)
     assert [o["officer"] for o in tip.stats(station.store.conn)] == [OFFICER[0]]
+
+
+def test_the_cases_audit_trail_does_not_tell_the_officer_that_the_image_held_a_projection(station):
+    """Before: the trail of GET /api/cases/{id} read `case.image_view {"tip": true}` after loading the image."""
+    plain, projected = station.item(), station.item()
+    station.engine.on_item(station.store, OFFICER[0], projected)
+    for rec in (plain, projected):
+        station.client.get(f"/api/cases/{rec.id}/image.png")
+    trails = [station.client.get(f"/api/cases/{rec.id}").json()["audit"] for rec in (plain, projected)]
+    assert [[(e["action"], e["detail"]) for e in trail] for trail in trails] == [
+        [("case.image_view", {"mode": "colour"})]] * 2
+    views = audit.entries(station.store.conn, projected.id)  # the evidence keeps it, for the supervisor
+    assert [json.loads(e.detail)["tip"] for e in views] == [True]
+    station.client.post("/api/signout")
+    station.client.post("/api/signin", json={"badge": SUPERVISOR[0], "pin": SUPERVISOR[1]})
+    assert station.client.get(f"/api/cases/{projected.id}").json()["audit"][0]["detail"]["tip"] is True
 
 
 def test_default_library_is_seeded_in_the_data_dir_on_first_start(tmp_path):
