@@ -279,32 +279,47 @@ class TipEngine:
 
     def respond(self, conn: sqlite3.Connection, officer: str, record_id: str, flagged: bool,
                 box: tuple[float, float, float, float] | None = None, now: float | None = None) -> TipResponse | None:
-        """Score the officer's answer on a screened item; None when it was not a TIP matter."""
+        """Score the officer's answer on a screened item; None when it was not a TIP matter.
+
+        An item is scored once per officer: a second answer (another screen, a retry) counts for
+        nothing. A projection whose composite was never drawn for the officer (`served`) is not
+        answered by it (closed as not shown): the answer was given on an image the officer never saw."""
         now = time.time() if now is None else now
-        row = self._displayed(conn, officer, record_id)
-        p = self._projection(row)
-        if row is None or p is None:
-            if not flagged:
+        with transaction(conn):
+            if conn.execute("SELECT 1 FROM tip_events WHERE officer = ? AND record_id = ? AND outcome IN"
+                            " ('hit', 'miss', 'false_alarm') LIMIT 1", (officer, record_id)).fetchone():
                 return None
-            with transaction(conn):
+            row = self._displayed(conn, officer, record_id)
+            p = self._projection(row)
+            if row is not None and p is not None and not _drawn(conn, row[0]):
+                _not_shown(conn, officer, record_id, now)
+                p = None
+            if p is None:
+                if not flagged:
+                    return None
                 cur = conn.execute("INSERT INTO tip_events (at, officer, record_id, outcome, responded_at)"
                                    " VALUES (?,?,?,'false_alarm',?)", (now, officer, record_id, now))
                 if cur.lastrowid is None:
                     raise sqlite3.DatabaseError(f"TIP false alarm of {officer} on {record_id} was stored "
                                                 "without a row id")
                 _queue_for_hub(conn, cur.lastrowid)
-            return TipResponse("false_alarm")
-        threat = self.threats[p.threat]
-        hit = flagged and (box is None or _overlaps(box, p.box(threat)))
-        outcome = "hit" if hit else "miss"
-        with transaction(conn):  # the projection shown is answered; any other never was on screen
-            _close(conn, [row[0]], outcome, now)
+                return TipResponse("false_alarm")
+            assert row is not None
+            threat = self.threats[p.threat]
+            hit = flagged and (box is None or _overlaps(box, p.box(threat)))
+            outcome = "hit" if hit else "miss"
+            _close(conn, [row[0]], outcome, now)  # the projection shown is answered; any other never was on screen
             _not_shown(conn, officer, record_id, now)
         return TipResponse(outcome, threat.label, p.box(threat))
 
 
 # an item this officer has a projection for, open or answered (a false alarm too): it gets no other
 _TAKEN = "officer = ? AND record_id = ? AND outcome != 'not_shown'"
+
+
+def _drawn(conn: sqlite3.Connection, event_id: int) -> bool:
+    """The projection's composite was served to the officer's screen (image or image-tool data)."""
+    return conn.execute("SELECT served_at IS NOT NULL FROM tip_events WHERE id = ?", (event_id,)).fetchone()[0] == 1
 
 
 def _not_shown(conn: sqlite3.Connection, officer: str, record_id: str, now: float) -> None:

@@ -55,6 +55,7 @@ class TipStation:
     def hit(self, record) -> None:
         self.engine.on_item(self.store, OFFICER, record)
         p_ = self.engine.pending(self.store.conn, OFFICER, record.id)
+        self.engine.served(self.store.conn, OFFICER, record.id)  # drawn on the officer's screen
         assert self.engine.respond(self.store.conn, OFFICER, record.id, True, p_.box(self.engine.threats[p_.threat])).outcome == "hit"
 
     def tip_rows(self) -> list[tuple]:
@@ -75,6 +76,7 @@ async def test_tip_outcomes_reach_the_hub_once_across_a_broker_restart_and_a_res
     assert st.engine.seen(st.store.conn, OFFICER, b.id, now=104.0)
     st.engine.on_item(st.store, OFFICER, c)
     st.engine.left(st.store.conn, OFFICER, b.id)  # moved on from b without answering, having watched it: a miss
+    st.engine.served(st.store.conn, OFFICER, c.id)
     assert st.engine.respond(st.store.conn, OFFICER, c.id, False).outcome == "miss"  # cleared the projection in c
     assert st.engine.respond(st.store.conn, OFFICER, d.id, True).outcome == "false_alarm"  # d held no projection
     tips = st.tip_rows()

@@ -44,6 +44,7 @@ def test_each_answered_projection_is_queued_for_the_hub_with_officer_item_class_
     engine.on_item(store, "B-7", a, now=1000.0)
     assert tip_rows(store) == []  # a pending projection is not an outcome yet
     p = engine.pending(store.conn, "B-7", a.id)
+    engine.served(store.conn, "B-7", a.id, now=1000.0)  # drawn on the officer's screen
     engine.respond(store.conn, "B-7", a.id, True, p.box(engine.threats[p.threat]), now=1002.5)
     [(lane, record_id, seq, payload)] = tip_rows(store)
     event = store.conn.execute("SELECT id FROM tip_events WHERE record_id = ?", (a.id,)).fetchone()[0]

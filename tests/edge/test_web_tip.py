@@ -144,9 +144,11 @@ def test_hit_is_scored_then_told_and_the_record_is_untouched(station):
 def test_flag_in_the_wrong_place_or_clearing_is_a_miss(station):
     a, b = station.item(), station.item()
     station.engine.on_item(station.store, OFFICER[0], a)
+    station.client.get(f"/api/cases/{a.id}/image.png")
     r = station.client.post(f"/api/cases/{a.id}/screen", json={"flagged": True, "box": [0, 0, 2, 2]}).json()
     assert r["outcome"] == "miss"
     station.engine.on_item(station.store, OFFICER[0], b)
+    station.client.get(f"/api/cases/{b.id}/image.png")
     assert station.client.post(f"/api/cases/{b.id}/screen", json={"flagged": False}).json()["outcome"] == "miss"
 
 
@@ -191,6 +193,7 @@ def test_statistics_per_officer(station):
     for flagged in (True, True, False):
         rec = station.item()
         station.engine.on_item(station.store, OFFICER[0], rec)
+        station.client.get(f"/api/cases/{rec.id}/image.png")
         station.client.post(f"/api/cases/{rec.id}/screen", json={"flagged": flagged})
     mine = station.client.get("/api/tip/stats").json()["officers"]
     assert mine == [{"officer": OFFICER[0], "projected": 3, "hits": 2, "misses": 1, "false_alarms": 0,
@@ -232,6 +235,24 @@ def test_the_cases_audit_trail_does_not_tell_the_officer_that_the_image_held_a_p
     station.client.post("/api/signout")
     station.client.post("/api/signin", json={"badge": SUPERVISOR[0], "pin": SUPERVISOR[1]})
     assert station.client.get(f"/api/cases/{projected.id}").json()["audit"][0]["detail"]["tip"] is True
+
+
+def test_an_answer_is_scored_once_and_only_on_an_image_the_officer_was_shown(station):
+    """Before: flagging an item whose composite was never drawn scored a hit (answering blind); a second
+    answer on an answered projection added a false alarm, and each flag on a clean item added another."""
+    blind, answered, clean = station.item(), station.item(), station.item()
+    station.engine.on_item(station.store, OFFICER[0], blind)
+    assert station.client.post(f"/api/cases/{blind.id}/screen", json={"flagged": True}).json() == {"tip": False}
+    station.engine.on_item(station.store, OFFICER[0], answered)
+    station.client.get(f"/api/cases/{answered.id}/image.png")
+    assert station.client.post(f"/api/cases/{answered.id}/screen", json={"flagged": True}).json()["outcome"] == "hit"
+    for rec in (answered, clean, clean, clean, blind):  # another screen, a retry
+        assert station.client.post(f"/api/cases/{rec.id}/screen", json={"flagged": True}).json() == {"tip": False}
+    outcomes = station.store.conn.execute("SELECT record_id, outcome FROM tip_events ORDER BY id").fetchall()
+    assert outcomes == [(blind.id, "not_shown"), (blind.id, "false_alarm"), (answered.id, "hit"),
+                        (clean.id, "false_alarm")]
+    assert tip.stats(station.store.conn, OFFICER[0]) == [
+        {"officer": OFFICER[0], "projected": 1, "hits": 1, "misses": 0, "false_alarms": 2, "hit_rate": 1.0}]
 
 
 def test_default_library_is_seeded_in_the_data_dir_on_first_start(tmp_path):
