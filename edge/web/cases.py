@@ -196,7 +196,9 @@ def decide(store: Store, user: User, record_id: str, body: Decision,
             raise CaseError(403, "forbidden")
         if not body.note.strip():
             raise CaseError(422, "override_needs_reason")
-    elif record.review is not None and not again and not user.can("case.override"):
+    elif record.review is not None and not again:
+        # for a supervisor too: one whose screen still showed the item undecided turned an officer's confirmed
+        # threat into `cleared`, without a reason; a decision is changed only by an override, with its reason
         raise CaseError(409, "already_decided")
     elif again and body.lane == "release" and record.review is not None and record.review.outcome == "threat_confirmed":
         raise CaseError(403, "release_needs_supervisor")  # decided again while it waits: still a confirmed threat

@@ -188,6 +188,23 @@ def test_supervisor_overrides_with_a_reason_only(station):
     assert c.get("/api/audit/verify").json() == {"ok": True, "first_broken_seq": None, "reason": None}
 
 
+def test_a_decided_item_is_changed_only_by_an_override_with_its_reason_even_by_a_supervisor(station):
+    """Two screens: the supervisor's still shows the item undecided when the officer confirms a threat. Before,
+    the supervisor's `cleared` replaced the confirmed threat without a reason, unnoticed."""
+    rec = station.item()
+    officer, supervisor = station.client(OFFICER), station.client(SUPERVISOR)
+    assert supervisor.get(f"/api/cases/{rec.id}").json()["review"] is None
+    assert officer.post(f"/api/cases/{rec.id}/decision",
+                        json={"outcome": "threat_confirmed", "label": "firearm"}).status_code == 200
+    r = supervisor.post(f"/api/cases/{rec.id}/decision", json={"outcome": "cleared"})
+    assert (r.status_code, r.json()["detail"]) == (409, "already_decided")
+    assert station.store.get(rec.id).review.outcome == "threat_confirmed"
+    r = supervisor.post(f"/api/cases/{rec.id}/decision", json={"outcome": "override", "note": "toy, checked by hand"})
+    assert r.status_code == 200
+    review = station.store.get(rec.id).review
+    assert (review.officer, review.outcome, review.note) == (SUPERVISOR[0], "override", "toy, checked by hand")
+
+
 def test_history_search_and_filters(station):
     a = station.item()
     b = station.item(Verdict.CLEAR, "clear")
