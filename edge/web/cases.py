@@ -210,6 +210,9 @@ def decide(store: Store, user: User, record_id: str, body: Decision,
     changes = len(record.history.regions) if record.history is not None else 0
     if any(not 0 <= i < changes for i in body.explained):
         raise CaseError(422, "unknown_change")
+    if body.label is not None and not _known(body.label) and body.label not in {d.label for d in record.detections}:
+        raise CaseError(422, "unknown_class")  # a class no screen offers nor the detector named ("banana_split")
+    check_boxes(record, body.boxes)
     review = Review(officer=user.badge, decided_at=datetime.now(timezone.utc), outcome=body.outcome,
                     label=body.label, boxes=body.boxes, note=body.note, explained=sorted(set(body.explained)))
     updated = store.add_review(record_id, review)
@@ -220,9 +223,19 @@ def decide(store: Store, user: User, record_id: str, body: Decision,
     return updated, review
 
 
+def check_boxes(record: InspectionRecord, boxes: list[tuple[float, float, float, float]]) -> None:
+    """Refuse a box that is not inside the record's scan (x along its width, y along its lines, in scan
+    pixels): [-90000, -90000, 90000, 90000] on a 560 x 360 scan was stored, and exported as training data."""
+    if record.scan is None:
+        return
+    lines, width = record.scan.shape
+    if any(b[0] < 0 or b[1] < 0 or b[2] > width or b[3] > lines for b in boxes):
+        raise CaseError(422, "box_outside_scan")
+
+
 def screen(store: Store, tip: TipEngine, user: User, record_id: str, body: Screening) -> dict[str, Any]:
     """Score a screening answer against TIP; the record itself is left as it is."""
-    get_case(store, record_id)
+    check_boxes(get_case(store, record_id), [body.box] if body.box is not None else [])
     result = tip.respond(store.conn, user.badge, record_id, body.flagged, body.box)
     audit.append(store.conn, user.badge, "case.screened", record_id,
                  {"flagged": body.flagged, "tip": result.outcome if result else None})

@@ -205,6 +205,33 @@ def test_a_decided_item_is_changed_only_by_an_override_with_its_reason_even_by_a
     assert (review.officer, review.outcome, review.note) == (SUPERVISOR[0], "override", "toy, checked by hand")
 
 
+@pytest.mark.parametrize("body, code", [
+    ({"outcome": "threat_confirmed", "label": "banana_split"}, "unknown_class"),
+    ({"outcome": "threat_confirmed", "label": "firearm", "boxes": [[-90000, -90000, 90000, 90000]]}, "box_outside_scan"),
+    ({"outcome": "false_alarm", "boxes": [[10, 20, 561, 80]]}, "box_outside_scan"),  # the scan is 560 wide
+    ({"outcome": "false_alarm", "boxes": [[10, 20, 110, 361]]}, "box_outside_scan"),  # and 360 lines
+])
+def test_a_decision_naming_an_unknown_class_or_a_box_outside_the_scan_is_refused(station, body, code):
+    """Before: both were stored in the review (and exported as training data)."""
+    rec = station.item()
+    assert rec.scan.shape == (360, 560)
+    c = station.client(OFFICER)
+    r = c.post(f"/api/cases/{rec.id}/decision", json=body)
+    assert (r.status_code, r.json()["detail"]) == (422, code)
+    assert station.store.get(rec.id).review is None
+    ok = {"outcome": "threat_confirmed", "label": "pistol", "boxes": [[0, 0, 560, 360]]}  # a class the catalogue names
+    assert c.post(f"/api/cases/{rec.id}/decision", json=ok).status_code == 200
+
+
+def test_the_detectors_own_class_is_accepted_though_the_catalogue_does_not_name_it(station):
+    rec = station.item()
+    station.store.conn.execute("UPDATE inspections SET record = json_set(record, '$.detections[0].label', 'taser')"
+                               " WHERE id = ?", (rec.id,))
+    c = station.client(OFFICER)
+    r = c.post(f"/api/cases/{rec.id}/decision", json={"outcome": "threat_confirmed", "label": "taser"})
+    assert r.status_code == 200, r.text
+
+
 def test_history_search_and_filters(station):
     a = station.item()
     b = station.item(Verdict.CLEAR, "clear")
