@@ -525,8 +525,8 @@ class Store:
         chosen = self.prunable(now)
         with self.retention.lock:  # a state that arrived since the choice (a new hold) is seen before anything goes
             state = self.retention.effective()
-            old = [c for c in chosen if self._lets_go(c[0], state, now)]
-            with self._transaction():
+            with self._transaction():  # BEGIN IMMEDIATE: no other connection writes between the check and the delete
+                old = [c for c in chosen if self._lets_go(c[0], state, now)]
                 self.conn.executemany("DELETE FROM inspections WHERE id = ?", [(rid,) for rid, _, _, _ in old])
         # the files after the rows, each only when no remaining record names it (files are kept by content: two
         # records may name one scan, crop or search photo, and the other may be held)
@@ -546,8 +546,11 @@ class Store:
         self._prune_alarms(now)
 
     def _lets_go(self, record_id: str, state: retention.RetentionState | None, now: float) -> bool:
-        """Whether the record may still go under `state` (read again under the retention lock)."""
-        row = self.conn.execute("SELECT record FROM inspections WHERE id = ?", (record_id,)).fetchone()
+        """Whether the record may still go under `state` (read again under the retention lock and inside the
+        deleting transaction): the screen's own connection may have queued a review or a search report for the
+        hub since the round chose it, and data the hub has not acknowledged never goes."""
+        row = self.conn.execute("SELECT record FROM inspections WHERE id = ? AND NOT EXISTS"
+                                " (SELECT 1 FROM outbox o WHERE o.record_id = inspections.id)", (record_id,)).fetchone()
         return row is not None and retention.keep_reason(json.loads(row[0]), state, now,
                                                          holds=self.retention.holds) is None
 

@@ -158,6 +158,29 @@ def test_a_hold_arriving_between_the_choice_and_the_deletion_keeps_the_record(tm
         assert kept(s, rec) == {rec.id} and s.scan_path("a1" * 32).exists()
 
 
+def test_a_review_queued_by_the_screen_after_the_choice_keeps_the_record(tmp_path):
+    """The screen writes on its own connection: an officer's review queued for the hub after the prune chose the
+    record, before it deleted it, was deleted with the record (its outbox row left naming nothing) unsent."""
+    with Store(tmp_path, StoreLimits(reserve_bytes=0)) as s, Store(tmp_path, StoreLimits(reserve_bytes=0)) as screen:
+        rec = commit(s, Verdict.CLEAR, 400, scan="a1" * 32)
+        assert s.retention.receive(HUB_KEY.public_key(), state(1)) == "applied"
+        chose = s.prunable
+
+        def review_meanwhile(now, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+            chosen = chose(now, *args, **kwargs)
+            assert [c[0] for c in chosen] == [rec.id]
+            screen.add_review(rec.id, Review(officer="B-7", decided_at=datetime.now(timezone.utc), outcome="false_alarm"))
+            return chosen
+        s.prunable = review_meanwhile  # type: ignore[method-assign]
+        s.prune(now=NOW)
+        assert kept(s, rec) == {rec.id} and s.scan_path("a1" * 32).exists()
+        assert s.get(rec.id).review is not None  # type: ignore[union-attr]
+        s.conn.execute("DELETE FROM outbox WHERE record_id = ?", (rec.id,))  # the hub acknowledged the review
+        s.prunable = chose  # type: ignore[method-assign]
+        s.prune(now=NOW)
+        assert kept(s, rec) == set()
+
+
 def test_a_file_another_record_still_names_is_not_deleted_with_a_pruned_record(tmp_path):
     """Scans, crops and search photos are kept by content: two records may name one. Pruning the old one
     deleted the file a held record still needed."""
