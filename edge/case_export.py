@@ -44,11 +44,16 @@ class CaseExportRefused(EdgeError):
 
 
 def parse_identity(text: str) -> Selection:
-    """`plate=粤Z·A123港` (kind=value) as a selection; CaseExportRefused names a kind it does not know."""
+    """`plate=粤Z·A123港` (kind=value) as a selection; CaseExportRefused names a kind it does not know, or a value
+    of separators only (`-`, `.`): compared as the history compares it, that is empty, the value of every pass
+    whose plate or container was not read, and the case would take other vehicles' records."""
     kind, sep, value = text.partition("=")
     if not sep or kind not in VEHICLE_KINDS or not value.strip():
         raise CaseExportRefused("bad_identity", f"identity {text!r} is not KIND=VALUE with KIND one of "
                                                 f"{', '.join(VEHICLE_KINDS)}")
+    if not normalise(value):
+        raise CaseExportRefused("bad_identity", f"identity {text!r} has no letter or digit in its value, so it "
+                                                "names no vehicle")
     return Selection(identity_kind=kind, identity_value=value.strip())
 
 
@@ -76,6 +81,8 @@ def _by_identity(conn: sqlite3.Connection, kind: str, value: str) -> list[Inspec
         "SELECT record FROM inspections WHERE EXISTS (SELECT 1 FROM json_each(record, '$.identities') AS i"
         " WHERE json_extract(i.value, '$.kind') = ?) ORDER BY seq", (kind,))
     wanted = normalise(value)
+    if not wanted:  # an unread plate's value is empty too: an empty value names no vehicle (see parse_identity)
+        return []
     records = (InspectionRecord.model_validate_json(row[0]) for row in rows)
     return [r for r in records if any(i.kind == kind and normalise(i.value) == wanted for i in r.identities)]
 

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from central_sync import case_bundle
 from central_sync.case_bundle import MANIFEST, read_bundle, verify, zip_bytes
 from central_sync.hub.cli import main as hub_main
-from central_sync.schema import InspectionRecord, Review, ScanRef
+from central_sync.schema import Identity, InspectionRecord, Review, ScanRef
 from edge import audit, case_export, tip
 from edge.case_export import CaseExportRefused, Selection, export, parse_identity
 from edge.cli import main as edge_main
@@ -242,6 +242,21 @@ def test_parse_identity_refuses_an_unknown_kind() -> None:
     with pytest.raises(CaseExportRefused, match="is not KIND=VALUE"):
         parse_identity("colour=red")
     assert parse_identity("container=CSQU3054383") == Selection(identity_kind="container", identity_value="CSQU3054383")
+
+
+@pytest.mark.parametrize("value", ["-", ".", "·", " - "])
+def test_a_value_of_separators_only_selects_no_other_vehicle(case: Case, value: str) -> None:
+    """Compared as the history compares it, `-` is empty, as is the value of every pass whose plate the camera
+    could not read: the export for `plate=-` took those unrelated vehicles' records."""
+    unread = vehicle_record(case.store.station).model_copy(update={"identities": [
+        Identity(kind="plate", value="", raw="?B 12?4", source="cam-front", status="unread")]})
+    case.store.commit(unread, False)
+    with pytest.raises(CaseExportRefused, match="has no letter or digit") as refused:
+        parse_identity(f"plate={value}")
+    assert refused.value.code == "bad_identity"
+    with pytest.raises(CaseExportRefused) as none:  # a selection made without parse_identity matches nothing either
+        export(case.store, Selection(identity_kind="plate", identity_value=value), SUPERVISOR[0], "court order 9")
+    assert none.value.code == "no_records"
 
 
 def test_the_command_lines_export_and_verify_offline(case: Case, tmp_path: Path,
