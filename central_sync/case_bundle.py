@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import io
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -146,13 +147,24 @@ def read_bundle(path: Path) -> dict[str, bytes]:
     try:
         with zipfile.ZipFile(path) as zf:
             infos = [info for info in zf.infolist() if not info.is_dir()]
-            files = {info.filename: zf.read(info) for info in infos}
+            files = {info.filename: _entry(path, zf, info) for info in infos}
     except (OSError, zipfile.BadZipFile) as exc:
         raise CaseBundleError(f"{path} is neither a case bundle folder nor a readable zip: {exc}") from exc
     if len(files) != len(infos):  # tools differ on which copy they show: the bundle is ambiguous
         twice = sorted({i.filename for i in infos if sum(j.filename == i.filename for j in infos) > 1})
         raise CaseBundleError(f"{path} holds {twice[0]} more than once, so which copy is evidence is ambiguous")
     return files
+
+
+def _entry(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """One file's bytes; CaseBundleError naming it when the zip cannot give them: its bytes fail the zip's own
+    CRC (changed in place), or it is encrypted or compressed by a method Python cannot read (RuntimeError,
+    NotImplementedError: before, a traceback instead of the one sentence the expert reads)."""
+    try:
+        return zf.read(info)
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, ValueError, zlib.error) as exc:
+        raise CaseBundleError(f"file {info.filename} in {path} cannot be read from the zip ({exc}), so it cannot be "
+                              "checked: it was changed or damaged after export, or packed by another tool") from exc
 
 
 def load_public_key(text_or_path: str) -> Ed25519PublicKey:
