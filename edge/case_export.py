@@ -153,6 +153,9 @@ def _checked(path: Path, sha: str, what: str, notes: list[str]) -> bytes | None:
     except FileNotFoundError:
         notes.append(f"{what} is no longer kept at the station")
         return None
+    except OSError as exc:  # a failing disk (EIO), a directory in its place: noted, not an export ended in a traceback
+        notes.append(f"{what} could not be read at the station ({exc.strerror or exc}): left out of the bundle")
+        return None
     if (actual := hashlib.sha256(data).hexdigest()) != sha:
         notes.append(f"{what} on disk is not that file (it hashes to {actual}): left out of the bundle")
         return None

@@ -136,6 +136,20 @@ def test_a_pruned_scan_is_named_in_the_notes(case: Case, tmp_path: Path) -> None
                                      "at the station"]
 
 
+def test_a_file_the_station_cannot_read_is_named_in_the_notes(case: Case, tmp_path: Path) -> None:
+    """A crop the disk cannot give back (EIO; here a directory stands in its place) ended the whole export in an
+    OSError: the screen answered 500 and nothing said which piece of evidence was at fault."""
+    crop = next(i.crop for i in case.other.identities if i.crop)
+    path = case.store.crop_path(crop)
+    path.unlink()
+    path.mkdir()
+    result = verify(read_bundle(_bundle(case, tmp_path, Selection((case.other.id,)))))
+    assert result.ok and result.manifest is not None
+    [note] = result.manifest.notes
+    assert note.startswith(f"identity crop {crop} (plate XY 9876) could not be read at the station (")
+    assert note.endswith("): left out of the bundle")
+
+
 def test_a_file_on_disk_that_is_not_what_the_record_names_is_left_out_with_a_note(case: Case, tmp_path: Path) -> None:
     """Files are named by their sha256: one damaged or replaced on disk (another valid scan, bit rot) was signed
     as the record's scan, and its DICOS images made from it; a replaced photo likewise."""
