@@ -636,6 +636,9 @@ class Store:
             " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = inspections.id) ORDER BY seq").fetchall()
         held, state = self.retention.holds, self.retention.state
         released = set(state.released) if state is not None else set()
+        # the kept state did not parse: its legal holds are unknown until the hub's next state, so no crop goes (the
+        # station holds their only copy); the scans go, the hub holds each of them
+        keep_crops = self.retention.refused_file
         for seq, sha, scan_stored, crops, body in rows:
             if self._scan_bytes <= target_bytes:
                 break
@@ -646,6 +649,9 @@ class Store:
                 continue  # an unreleased seizure's evidence: its crops exist nowhere else (they are not synced)
             if scan_stored and not self._names("scan_sha256 = ? AND scan_stored = 1", sha, besides=seq):
                 self._delete_scan(sha)
+            if keep_crops:
+                self.conn.execute("UPDATE inspections SET scan_stored = 0 WHERE seq = ?", (seq,))
+                continue
             self._delete_crops(" ".join(c for c in crops.split() if not self._names("instr(crops, ?) > 0", c, besides=seq)))
             self.conn.execute("UPDATE inspections SET scan_stored = 0, crops = '' WHERE seq = ?", (seq,))
 

@@ -233,3 +233,29 @@ def test_the_scan_cap_keeps_an_unreleased_seizures_crops(tmp_path):
         s.put_scan("c3" * 32, b"s" * 90)  # more data arrives: over 0.9 of the cap
         s.prune(now=NOW)
         assert kept(s, rec) == {rec.id} and s.crop_path(crop).exists()
+
+
+def test_the_scan_cap_keeps_every_crop_while_the_kept_state_is_damaged(tmp_path):
+    """A kept state that no longer parses held the legal holds: until the hub's next state the station does not know
+    them, and the cap evicted a held record's crop (its only copy) to make room; the scans, which the hub holds,
+    may still go."""
+    import hashlib
+
+    limits = StoreLimits(reserve_bytes=0, scan_cap_bytes=400)
+    png = b"\x89PNG\r\n\x1a\n" + b"x" * 200
+    crop = hashlib.sha256(png).hexdigest()
+    with Store(tmp_path, limits) as s:
+        assert s.put_crop(crop, png)
+        held = commit(s, Verdict.CLEAR, 2, plate="AB 1234", scan="a4" * 32)  # its 100-byte scan: 308 bytes in all
+        s.conn.execute("UPDATE inspections SET crops = ? WHERE id = ?", (crop, held.id))
+        assert s.retention.receive(HUB_KEY.public_key(), state(1, [r.Hold(kind="plate", value="AB1234")])) == "applied"
+    raw = (tmp_path / "retention.json").read_bytes()
+    (tmp_path / "retention.json").write_bytes(raw[:-5])  # a torn write, a disk error
+    with Store(tmp_path, limits) as s:
+        assert s.retention.refused_file
+        assert s.put_scan("c4" * 32, b"t" * 150)  # room made by the held record's scan alone
+        assert not s.scan_path("a4" * 32).exists() and s.crop_path(crop).exists()
+        assert not s.put_scan("c5" * 32, b"u" * 150)  # no room left but the crop's: dropped, counted
+        assert s.crop_path(crop).exists() and kept(s, held) == {held.id}
+        assert s.retention.receive(HUB_KEY.public_key(), state(2)) == "applied"  # the hub's next state: no hold
+        assert s.put_scan("c5" * 32, b"u" * 150) and not s.crop_path(crop).exists()
