@@ -102,12 +102,20 @@ def evidence(store: Store, records: list[InspectionRecord]) -> tuple[dict[str, b
         _scan_files(store, record, files, notes)
         _search_files(store, record, files, notes)
         _crop_files(store, record.identities, files, notes)
-        files[f"audit/{record.id}.json"] = _dump([e.as_dict() for e in reversed(audit.entries(store.conn, record.id,
-                                                                                              limit=10_000))])
+        files[f"audit/{record.id}.json"] = _dump([e.as_dict() for e in _audit_entries(store, record)])
         tips = _tip_rows(store.conn, record.id)
         if tips:
             files[f"tip/{record.id}.json"] = _dump(tips)
     return files, notes
+
+
+def _audit_entries(store: Store, record: InspectionRecord) -> list[audit.AuditEntry]:
+    """The audit entries about the record and about each search photo its reports name, oldest first: a photo is
+    audited when it is taken or uploaded (`search.photo_added`, object its sha256), before a report names it, and
+    who added it, when and from which camera is the photo's chain of custody."""
+    objects = dict.fromkeys([record.id, *(sha for report in record.search_reports for sha in report.photos)])
+    entries = {e.seq: e for obj in objects for e in audit.entries(store.conn, obj, limit=10_000)}
+    return [entries[seq] for seq in sorted(entries)]
 
 
 def _scan_files(store: Store, record: InspectionRecord, files: dict[str, bytes], notes: list[str]) -> None:

@@ -117,6 +117,23 @@ def test_the_bundle_holds_every_piece_of_evidence_and_verifies(case: Case, tmp_p
     assert {e.path for e in m.files} == set(files) - {MANIFEST, case_bundle.SIGNATURE}
 
 
+def test_the_audit_file_holds_who_added_each_search_photo(case: Case, tmp_path: Path) -> None:
+    """The screen audits a search photo when it is taken or uploaded (`search.photo_added`, object the photo's
+    sha256), before any report names it: the bundle's audit file, chosen by the record id alone, left out who
+    added the case's photos; another record's photo stays out."""
+    photo = case.suspect.search_reports[0].photos[0]
+    audit.append(case.store.conn, OFFICER[0], "search.photo_added", photo, {"bytes": len(JPEG), "camera": "bay-1"})
+    elsewhere = add_photo(case.store, JPEG + b" other car", "image/jpeg")
+    audit.append(case.store.conn, OFFICER[0], "search.photo_added", elsewhere, {"bytes": 10, "type": "image/jpeg"})
+    audit.append(case.store.conn, OFFICER[0], "case.image_view", case.suspect.id, {"mode": "grey"})
+    files = read_bundle(_bundle(case, tmp_path))
+    entries = json.loads(files[f"audit/{case.suspect.id}.json"])
+    assert [(e["action"], e["object"]) for e in entries][-3:] == [
+        ("case.image_view", case.suspect.id), ("search.photo_added", photo), ("case.image_view", case.suspect.id)]
+    assert [e["seq"] for e in entries] == sorted(e["seq"] for e in entries)
+    assert elsewhere not in files[f"audit/{case.suspect.id}.json"].decode()
+
+
 def test_a_vehicle_identity_selects_every_record_of_that_plate_and_notes_what_is_gone(case: Case, tmp_path: Path) -> None:
     files = read_bundle(_bundle(case, tmp_path, parse_identity(f"plate={HK_PLATE.lower().replace(' ', '')}")))
     result = verify(files)
