@@ -20,7 +20,7 @@ from central_sync import blobs, case_bundle
 from central_sync.case_bundle import Bundle, CaseBundleError, Selection
 from central_sync.control_room import audit
 from central_sync.control_room.db import execute
-from central_sync.hub.search import search_clause
+from central_sync.hub.search import normalise, search_clause
 from central_sync.hub.store import HubStore
 
 MAX_RECORDS = 500
@@ -41,6 +41,9 @@ def select(store: HubStore, selection: Selection) -> list[dict[str, Any]]:
     elif "\x00" in selection.identity_value + selection.identity_kind:
         found = {}
     else:
+        if not normalise(selection.identity_value):  # `-`: compared normalised it is the value of every unread plate
+            raise CaseBundleError(f"identity {selection.identity_kind}={selection.identity_value!r} has no letter or "
+                                  "digit in its value, so it names no vehicle")
         clause, args = search_clause(store, selection.identity_value, selection.identity_kind, "exact")
         found = {b["id"]: b for b in (json.loads(r[0]) for r in store.records(f"WHERE {clause}", args,
                                                                                  MAX_RECORDS + 1, 0))}

@@ -125,3 +125,16 @@ async def test_the_control_room_export_is_for_supervisors_needs_a_reason_and_ver
 def read_bundle_bytes(data: bytes) -> dict[str, bytes]:
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         return {n: zf.read(n) for n in zf.namelist()}
+
+
+@pytest.mark.parametrize("value", ["-", ".", "·"])
+def test_a_value_of_separators_only_selects_no_other_vehicle(hub: tuple[str, HubStore], value: str) -> None:
+    """Normalised, `-` is empty, as is the value of every pass whose plate was not read: the hub's bundle for
+    `plate=-` took those unrelated vehicles' records."""
+    from central_sync.case_bundle import CaseBundleError, Selection
+    from central_sync.hub import case_export
+
+    _, store = hub
+    ingest(store, [vehicle_pass(7, Verdict.CLEAR, 1, None, plate="")])
+    with pytest.raises(CaseBundleError, match="has no letter or digit in its value, so it names no vehicle"):
+        case_export.select(store, Selection(identity_kind="plate", identity_value=value))
