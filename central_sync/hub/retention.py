@@ -55,6 +55,7 @@ SETTLED = ("(records.is_alert = 0 OR EXISTS (SELECT 1 FROM cr_actions a WHERE a.
 # No seizure the hub knows of by its search reports, or one a supervisor released.
 UNSEIZED = ("(records.search_outcome IS NULL OR records.search_outcome = 'nothing_found'"
             " OR EXISTS (SELECT 1 FROM seizure_releases s WHERE s.record_id = records.id))")
+NO_HOLDS = r.Holds.of([])  # the DELETE's own SQL checks the holds
 DEPENDENTS = ("reviews", "record_identities", "search_reports", "tip_outcomes", "cr_actions")
 
 
@@ -241,7 +242,9 @@ def plan(store: HubStore, now: float | None = None, limit: int = PAGE,
 
 def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: str = "retention") -> dict[str, Any]:
     """Delete one page of what the policy lets go; the counts, audited when anything went."""
+    now = time.time() if now is None else now
     go, kept = plan(store, now, limit)
+    rules = state(store, 1, now)  # what the rows deleted are judged by again, with the bodies they have then
     deleted: list[str] = []
     photos: list[str] = []
     scans = 0
@@ -252,12 +255,11 @@ def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: s
         cur.execute(store.sql(f"DELETE FROM records WHERE id IN ({_marks(ids)}) AND NOT {HELD} AND {UNSEIZED}"
                               " RETURNING id, scan_sha256, body"), ids)
         gone = cur.fetchall()
-        seized = sorted(row[0] for row in gone if r.record_class(json.loads(row[2])) == "seizure")
-        if seized:  # an officer's review says seized (not a search column): released ones were planned as such
-            cur.execute(store.sql(f"SELECT record_id FROM seizure_releases WHERE record_id IN ({_marks(seized)})"),
-                        seized)
-            if set(seized) - {row[0] for row in cur.fetchall()}:
-                raise Replan(f"records {', '.join(seized)} became seizures after the prune planned them")
+        # a station's review or report ingested since the plan may make a record stricter: a seizure by its review
+        # (not a search column), or a suspect record kept longer (an officer confirmed a threat); holds are the SQL's
+        stricter = sorted(row[0] for row in gone if r.keep_reason(json.loads(row[2]), rules, now, holds=NO_HOLDS))
+        if stricter:
+            raise Replan(f"records {', '.join(stricter)} must stay by their class since the prune planned them")
         deleted.extend(sorted(row[0] for row in gone))
         if not gone:
             return 0

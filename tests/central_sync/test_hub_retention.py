@@ -232,3 +232,26 @@ def test_a_record_that_becomes_a_seizure_between_the_plan_and_the_deletion_stays
     monkeypatch.setattr(hub_retention, "plan", seized_meanwhile)
     assert hub.prune()["records"] == 0
     assert rec.id in hub.ids() and store.query("SELECT count(*) FROM blobs WHERE sha256 = ?", ("ab" * 32,)) == [(1,)]
+
+
+def test_a_record_an_officer_makes_stricter_between_the_plan_and_the_deletion_stays(store, monkeypatch):
+    """A clear record 40 days old (past clear_days 30) whose review confirming a threat arrives after the prune
+    planned it is a suspect record kept 365 days: the deletion re-checked holds and seizures only, and it went."""
+    hub = Hub(store)
+    hub_retention.set_policy(store, POLICY, "admin", "policy")
+    rec = hub.add(Verdict.CLEAR, 40, scan="ac" * 32)
+    planned = hub_retention.plan
+
+    def confirmed_meanwhile(*args, **kwargs):  # noqa: ANN002, ANN003
+        chosen = planned(*args, **kwargs)
+        assert [rid for rid, _ in chosen[0]] == [rec.id]
+        stricter = rec.model_copy(update={"review": Review(officer="B-1", decided_at=rec.decided_at,
+                                                           outcome="threat_confirmed", label="drugs")})
+        hub.ingest.handle([(p.topic("g1", "review"), p.encode_envelope("g1", "review", 99, stricter.seq, stricter.id,
+                                                                        stricter.to_json().encode(), 0.0))])
+        return chosen
+    monkeypatch.setattr(hub_retention, "plan", confirmed_meanwhile)
+    assert hub.prune()["records"] == 0
+    assert rec.id in hub.ids() and store.query("SELECT count(*) FROM blobs WHERE sha256 = ?", ("ac" * 32,)) == [(1,)]
+    monkeypatch.setattr(hub_retention, "plan", planned)
+    assert hub.prune()["records"] == 0 and rec.id in hub.ids()  # planned again: a suspect record, 40 days young
