@@ -33,8 +33,9 @@ def _reviewed_scan(r: InspectionRecord) -> tuple[ScanRef, Review]:
     return r.scan, r.review
 
 
-def coco(records: list[InspectionRecord]) -> dict:
-    """The COCO dictionary for `records`; file names point at scans/<sha256>.npz in the zip."""
+def coco(records: list[InspectionRecord], left_out: list[dict[str, str]] | None = None) -> dict:
+    """The COCO dictionary for `records`; file names point at scans/<sha256>.npz in the zip. `left_out` (record id
+    and why, one sentence) goes in its `info`: the reviewed items whose scan file could not be read."""
     labels = sorted({label for r in records for label, _ in reviewed_boxes(r)})
     cat_id = {label: i for i, label in enumerate(labels, start=1)}
     images: list[dict[str, object]] = []
@@ -51,15 +52,24 @@ def coco(records: list[InspectionRecord]) -> dict:
                                 "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0),
                                 "iscrowd": 0})
     return {"info": {"description": "Checkpoint Edge officer-reviewed items",
-                     "date_created": datetime.now(timezone.utc).isoformat()},
+                     "date_created": datetime.now(timezone.utc).isoformat(), "left_out": left_out or []},
             "images": images, "annotations": annotations,
             "categories": [{"id": i, "name": label} for label, i in cat_id.items()]}
 
 
 def write_zip(records: list[InspectionRecord], scan_path: Callable[[str], Path], out: Path) -> Path:
-    """Write the dataset zip to `out`; `scan_path(sha256)` locates each scan file."""
+    """Write the dataset zip to `out`; `scan_path(sha256)` locates each scan file. A scan that cannot be read (gone
+    from the disk since the query, a failing disk) leaves its items out, each named in the annotations' `info`:
+    before, the whole export ended in an OSError (the screen answered 500)."""
+    unreadable: dict[str, str] = {}
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
-        zf.writestr("annotations.json", json.dumps(coco(records), indent=1))
         for sha in sorted({_reviewed_scan(r)[0].sha256 for r in records}):
-            zf.write(scan_path(sha), f"scans/{sha}.npz")
+            try:
+                zf.write(scan_path(sha), f"scans/{sha}.npz")  # opens the file before it writes anything
+            except OSError as exc:
+                unreadable[sha] = exc.strerror or str(exc)
+        kept = [r for r in records if _reviewed_scan(r)[0].sha256 not in unreadable]
+        left_out = [{"record_id": r.id, "why": f"scan {sha} could not be read at the station ({unreadable[sha]})"}
+                    for r in records if (sha := _reviewed_scan(r)[0].sha256) in unreadable]
+        zf.writestr("annotations.json", json.dumps(coco(kept, left_out), indent=1))
     return out

@@ -417,3 +417,22 @@ def test_a_full_database_refuses_a_decision_in_one_code_and_takes_it_once_there_
     r = c.post(f"/api/cases/{rec.id}/decision", json={"outcome": "false_alarm"})
     assert r.status_code == 200, r.text
     assert station.store.get(rec.id).review.outcome == "false_alarm" and web.writer.store.full is None
+
+
+def test_a_reviewed_item_whose_scan_is_gone_is_left_out_of_the_dataset_and_named(station):
+    """A scan file gone from the disk (or unreadable) ended the whole dataset export in an OSError: a 500 and no
+    zip; now the other items export and the annotations' info names the one left out."""
+    a = station.item()
+    b = station.item()
+    sup = station.client(SUPERVISOR)
+    for rec in (a, b):
+        sup.post(f"/api/cases/{rec.id}/decision", json={"outcome": "false_alarm"})
+    station.store.scan_path(b.scan.sha256).unlink()
+    r = sup.get("/api/export.zip")
+    assert r.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        coco = json.loads(zf.read("annotations.json"))
+        assert [i["record_id"] for i in coco["images"]] == [a.id]
+        assert zf.namelist() == [f"scans/{a.scan.sha256}.npz", "annotations.json"]
+    [gone] = coco["info"]["left_out"]
+    assert gone["record_id"] == b.id and gone["why"].startswith(f"scan {b.scan.sha256} could not be read at the station")
