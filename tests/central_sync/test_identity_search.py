@@ -119,11 +119,11 @@ def test_a_broad_prefix_is_answered_newest_first_without_collecting_every_match(
     assert search.matching_rows(store, "A") == 6  # 12 match; 6 index rows were read
     assert search.matching_rows(store, "A1") == 4  # A1, A10, A11, A12: selective
     assert search.search_clause(store, "A")[0].startswith("EXISTS") and search.search_clause(store, "A1")[0].startswith("id IN")
-    page, more = queries.search_page(store, q="A", limit=4)
+    page, more, _ = queries.search_page(store, q="A", limit=4)
     assert [a["record"]["seq"] for a in page] == [12, 11, 10, 9] and more
-    page, more = queries.search_page(store, q="A1", limit=4)
+    page, more, _ = queries.search_page(store, q="A1", limit=4)
     assert [a["record"]["seq"] for a in page] == [12, 11, 10, 1] and not more
-    page, more = queries.search_page(store, q="a", ident_kind="plate", limit=20)
+    page, more, _ = queries.search_page(store, q="a", ident_kind="plate", limit=20)
     assert [a["record"]["seq"] for a in page] == list(range(12, 0, -1)) and not more  # broad, yet exact and whole
 
 
