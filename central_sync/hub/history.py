@@ -4,7 +4,8 @@ A pass is a record holding the identity (plate, container number or UHF tag TID,
 identity index of search.py, exactly and after normalisation). Its outcome, strongest evidence first:
 
 - the latest version of its search report (`search_reports` on the record): `nothing_found` once the
-  officer signed it, `seizure` once a supervisor countersigned it, `open` while it waits for that;
+  officer signed it, `seizure` once a supervisor other than the signer countersigned it, `open` while it waits
+  for that (a countersignature by the signer or by another role leaves it open);
 - else the officer's review: `cleared` for cleared or false_alarm, `open` for threat_confirmed (a
   search should follow) and for an override (its sense depends on the verdict it overrode);
 - else the verdict: `cleared` for clear, `open` for suspect and manual (nobody has decided yet).
@@ -37,6 +38,7 @@ from itertools import islice
 from typing import Any, Literal, Protocol
 
 from central_sync.hub.search import Queryable, normalise, search_clause
+from central_sync.hub.search_reports import COUNTERSIGNING_ROLES
 
 Outcome = Literal["cleared", "nothing_found", "seizure", "open"]
 OUTCOMES: tuple[Outcome, ...] = ("cleared", "nothing_found", "seizure", "open")
@@ -80,7 +82,14 @@ def report_outcome(reports: list[dict[str, Any]]) -> Outcome | None:
     latest = max(reports, key=lambda r: int(r.get("version", 0)))
     if latest.get("outcome") == "nothing_found":
         return "nothing_found"
-    return "seizure" if latest.get("countersigned") else "open"
+    return "seizure" if countersigned(latest) else "open"
+
+
+def countersigned(report: dict[str, Any]) -> bool:
+    """Whether a seizure's countersignature makes it final: a supervisor's other than the signer's, the rule the
+    station checks and the hub's `records.search_outcome` follows (search_reports.final)."""
+    by, signer = report.get("countersigned") or {}, report.get("officer") or {}
+    return bool(by) and by.get("role") in COUNTERSIGNING_ROLES and by.get("badge") != signer.get("badge")
 
 
 def pass_outcome(body: dict[str, Any]) -> Outcome:
