@@ -50,12 +50,14 @@ def _close_tip(st: WebState, badge: str) -> Callable[[Store], None]:
     return lambda s: st.tip.close_all(s.conn, badge)
 
 
-def _refused(store: Store, badge: str, client: str, outcome: str, guard: SignInGuard) -> None:
-    """Refusals are audited in aggregate: a pair's first in the window, and each lock or client limit."""
+def audit_refusal(store: Store, badge: str, client: str, outcome: str, guard: SignInGuard,
+                  obj: str = "station") -> None:
+    """A wrong badge + PIN (a sign-in, or a signature on a search report: `obj` its record) is audited in
+    aggregate: a pair's first in the window, and each lock or client limit."""
     if outcome == "first":
-        audit.append(store.conn, badge, "signin.refused", "station", {"client": client})
+        audit.append(store.conn, badge, "signin.refused", obj, {"client": client})
     elif outcome in ("locked", "client_limit"):
-        audit.append(store.conn, badge, f"signin.{outcome}", "station",
+        audit.append(store.conn, badge, f"signin.{outcome}", obj,
                      {"client": client, "refused_so_far": guard.counters["failed"]})
 
 
@@ -67,7 +69,7 @@ async def signin(body: SignIn, request: Request, response: Response, st: WebStat
         raise HTTPException(429, "signin_locked", headers={"Retry-After": str(max(1, round(wait)))})
     user = await st.db(_signin, body, st.policy)
     if user is None:
-        await st.db(_refused, badge, client, st.guard.failed(badge, client), st.guard)
+        await st.db(audit_refusal, badge, client, st.guard.failed(badge, client), st.guard)
         raise HTTPException(401, "signin_refused")
     st.guard.succeeded(badge, client)
     await st.db(_close_tip(st, user.badge))

@@ -26,6 +26,7 @@ from edge.search_report import Countersignature, ReportForm, SearchReportRefused
 from edge.store import Store
 from edge.web import cases
 from edge.web.deps import WebState, lang_of, require, state
+from edge.web.routes_auth import audit_refusal
 
 log = structlog.get_logger()
 router = APIRouter()
@@ -58,8 +59,9 @@ async def _call(st: WebState, fn: Callable[[Store, Unpack[Ts]], T], *args: Unpac
         raise _refused(exc) from exc
 
 
-async def _signed(st: WebState, request: Request, badge: str, fn: Callable[[Store], T]) -> T:
-    """Run a signing call under the sign-in guard: refused unseen while the badge is locked for this client."""
+async def _signed(st: WebState, request: Request, badge: str, record_id: str, fn: Callable[[Store], T]) -> T:
+    """Run a signing call under the sign-in guard: refused unseen while the badge is locked for this client; a
+    wrong badge + PIN is audited as a sign-in's is (its object the record)."""
     client = request.client.host if request.client else "unknown"
     key = badge.strip().upper()[:32]
     if wait := st.guard.wait_s(key, client):
@@ -68,7 +70,7 @@ async def _signed(st: WebState, request: Request, badge: str, fn: Callable[[Stor
         result = await st.db(fn)
     except (SearchReportRefused, cases.CaseError) as exc:
         if exc.code == "signature_refused":
-            st.guard.failed(key, client)
+            await st.db(audit_refusal, key, client, st.guard.failed(key, client), st.guard, record_id)
         raise _refused(exc) from exc
     st.guard.succeeded(key, client)
     return result
@@ -90,7 +92,7 @@ async def reports(record_id: str, st: WebState = Depends(state), user: auth.User
 async def sign(record_id: str, body: ReportForm, request: Request, st: WebState = Depends(state),
                user: auth.User = Depends(require("case.decide"))) -> dict:
     """Sign a new version of the vehicle's report (badge + PIN of the signer in the body)."""
-    report = await _signed(st, request, body.badge, lambda s: search_report.sign(s, cases.get_case(s, record_id).id, body))
+    report = await _signed(st, request, body.badge, record_id, lambda s: search_report.sign(s, cases.get_case(s, record_id).id, body))
     st.ctx.events.publish("search_report", {"id": record_id, "version": report.version})
     return search_report.view(await _call(st, cases.get_case, record_id))
 
@@ -99,7 +101,7 @@ async def sign(record_id: str, body: ReportForm, request: Request, st: WebState 
 async def countersign(record_id: str, version: int, body: Countersignature, request: Request,
                       st: WebState = Depends(state), user: auth.User = Depends(VIEWER)) -> dict:
     """A supervisor's countersignature (badge + PIN in the body) on the latest version of a seizure report."""
-    await _signed(st, request, body.badge,
+    await _signed(st, request, body.badge, record_id,
                   lambda s: search_report.countersign(s, cases.get_case(s, record_id).id, version, body))
     st.ctx.events.publish("search_report", {"id": record_id, "version": version})
     return search_report.view(await _call(st, cases.get_case, record_id))

@@ -12,6 +12,7 @@ import pytest
 
 from edge.web.config import TipConfig, WebConfig
 from edge.web.demo import DEMO_USERS, StationHarness
+from edge import audit
 from edge.web.routes_search import refusals
 from search_report_kit import vehicle_record
 
@@ -47,6 +48,10 @@ def test_wrong_signature_pins_lock_the_badge_like_sign_ins_and_a_technician_sign
             r = http.post(url, json=body(OFFICER[0], "0000"))
             assert (r.status_code, r.json()["detail"]) == (403, "signature_refused")
         assert refusals["signature_refused"] - before == 3  # counted (and logged) by code
+        # audited as a sign-in's wrong PIN is: the first in the window and the lock, the record their object
+        trail = station.call(lambda s: [(a.actor, a.action, a.object) for a in audit.entries(s.conn)
+                                        if a.action.startswith("signin.")])
+        assert trail[::-1] == [(OFFICER[0], "signin.refused", rec.id), (OFFICER[0], "signin.locked", rec.id)]
         locked = http.post(url, json=body(OFFICER[0], OFFICER[1]))  # even the right PIN waits out the lock
         assert (locked.status_code, locked.json()["detail"]) == (429, "signin_locked") and "retry-after" in locked.headers
         signed = http.post(url, json=body(SUPERVISOR[0], SUPERVISOR[1]))  # another badge is not locked
