@@ -85,7 +85,10 @@ async def live(request: Request, st: WebState = Depends(state), user: auth.User 
         return [Event("inspection", r.model_dump(mode="json", by_alias=True)) for r in records]
 
     async def still_signed_in() -> bool:
-        return await st.db(lambda s: auth.session_user(s.conn, token, st.policy, touch=False)) is not None
+        """The session still open and its user still one who may view cases (a role changed meanwhile, to a
+        technician say, ends the stream as a sign-out does: it checked only that the session existed)."""
+        now = await st.db(lambda s: auth.session_user(s.conn, token, st.policy, touch=False))
+        return now is not None and now.can("case.view")
 
     mapper = _item_mapper(st, user, resume or 0)
     return StreamingResponse(sse.stream(st.ctx.events, mapper, st.stopping, still_signed_in, replay),

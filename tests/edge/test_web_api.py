@@ -284,6 +284,27 @@ def test_session_expires_after_its_maximum_even_when_busy(station):
     assert c.get("/api/queue").status_code == 401
 
 
+def test_the_live_stream_ends_once_its_user_may_no_longer_view_cases(station, monkeypatch):
+    """An officer made a technician (`edge user add` again) kept an open live stream, with every item's image and
+    identities, for up to the session's 12 h: it checked only that the session existed."""
+    from edge.web import sse
+
+    monkeypatch.setattr(sse, "KEEPALIVE_S", 0.05)
+    monkeypatch.setattr(sse, "POLL_S", 0.02)
+    c = station.client(OFFICER)
+    badge, name = next((b, n) for b, n, _, p in DEMO_USERS if b == OFFICER[0])
+    events = []
+    with c.stream("GET", "/api/stream") as r:
+        for count, line in enumerate(r.iter_lines()):
+            if line.startswith("event: "):
+                events.append(line[7:])
+                if events == ["hello"]:
+                    add_user(station.store, badge, name, "technician", OFFICER[1])
+            if "signed_out" in events or count > 400:  # a stream that goes on sends keepalives for ever
+                break
+    assert events == ["hello", "signed_out"]
+
+
 def test_signout_ends_the_session(station):
     c = station.client(OFFICER)
     assert c.post("/api/signout").status_code == 200
