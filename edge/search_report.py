@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 import cv2
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from central_sync import blobs
 from central_sync.schema import (InspectionRecord, ItemKind, SearchFinding, SearchReport, SearchSignature,
@@ -92,6 +92,22 @@ class ReportForm(BaseModel):
     notes: str = Field("", max_length=4000)
     badge: str = Field(max_length=64)
     pin: str = Field(max_length=32)
+
+    @field_validator("areas")
+    @classmethod
+    def _each_area_once(cls, areas: list[str]) -> list[str]:
+        """An area searched is named once (the same area 40 times was signed and printed 40 times)."""
+        return list(dict.fromkeys(areas))
+
+    @field_validator("findings")
+    @classmethod
+    def _goods_named(cls, findings: list[SearchFinding]) -> list[SearchFinding]:
+        """A finding names its goods: one of blank space (accepted through the API; the screen drops them) was
+        signed as a seizure of nothing anyone could read."""
+        blank = [i + 1 for i, f in enumerate(findings) if not f.goods.strip()]
+        if blank:
+            raise ValueError(f"findings {blank} name no goods (only blank space)")
+        return findings
 
 
 class Countersignature(BaseModel):

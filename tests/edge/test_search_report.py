@@ -131,6 +131,14 @@ def test_areas_must_be_on_the_vehicle_diagram_and_only_vehicles_are_searched(sta
     assert stored(station, rec.id).search_reports == []
 
 
+def test_an_area_is_named_once_and_a_finding_names_its_goods() -> None:
+    """Through the API (the screen filters them) the same area 40 times was signed and printed 40 times, and a
+    finding of blank space was signed as a seizure of nothing anyone could read."""
+    assert form(areas=["floor", "cargo_area", "floor"] * 13).areas == ["floor", "cargo_area"]
+    with pytest.raises(ValueError, match=r"findings \[1\] name no goods"):
+        form(findings=[{"goods": " ", "area": "floor"}])
+
+
 def test_photos_are_kept_by_hash_and_a_report_names_only_stored_ones(station: SearchStation) -> None:
     rec = station.vehicle()
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
