@@ -55,6 +55,10 @@ REASONS = ("applied", "bad_signature", "bad_format", "wrong_station", "expired",
            "replayed", "unsupported", "no_key", "handler_failed", "handler_timeout",
            "report")  # CommandResult.reason codes; `report`: a second result carrying a diagnostic run's report
 MAX_PAYLOAD = 16 * 1024
+# The highest class threshold a command may set. A threshold of 1.0 (or just under it) lets no detection of
+# the class through, so a command could turn detection off at a station: refused at the hub and at the station.
+# A class is set that high only on site, in the station's `[model] thresholds`.
+MAX_THRESHOLD = 0.99
 
 
 class CommandError(SyncError):
@@ -76,6 +80,7 @@ class _Wire(BaseModel):
 
 
 Score = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]  # a number: true was read as 1.0
+Threshold = Annotated[float, Field(gt=0.0, le=MAX_THRESHOLD, strict=True)]
 
 
 class Command(_Wire):
@@ -121,7 +126,7 @@ class CommandResult(_Wire):
 
 
 class _Thresholds(_Wire):
-    thresholds: dict[Annotated[str, Field(min_length=1, max_length=64)], Score] = Field(min_length=1, max_length=100)
+    thresholds: dict[Annotated[str, Field(min_length=1, max_length=64)], Threshold] = Field(min_length=1, max_length=100)
 
 
 class _TipRate(_Wire):
@@ -325,6 +330,9 @@ class CommandLink:
 
 
 def _first(exc: ValidationError) -> str:
+    """The first problem in one line, with the value refused when it is a number or a short text."""
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err.get("loc", ())) or "payload"
-    return f"{where}: {err.get('msg', 'invalid')}"
+    value = err.get("input")
+    shown = isinstance(value, (int, float, type(None))) or (isinstance(value, str) and len(value) <= 64)
+    return f"{where}: {err.get('msg', 'invalid')}" + (f" (got {value!r})" if shown and "input" in err else "")

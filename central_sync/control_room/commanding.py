@@ -7,7 +7,8 @@ so a change shows as soon as its result arrives and a restarted hub still knows 
 
 Before a command is signed the hub checks, each refusal one sentence with the values:
 the station is known to this hub; the arguments are well formed (central_sync.commands); a
-threshold names a class the station's model has and lies in (0, 1]. It records the values the
+threshold names a class the station's model has and lies in (0, MAX_THRESHOLD] (0.99: a threshold of 1
+turns the class's detection off, which no command may do). It records the values the
 command replaces (`previous`), which is what an undo sends back.
 """
 
@@ -82,18 +83,22 @@ def remember_settings(store: HubStore, station: str, settings: dict[str, Any]) -
 
 def check_args(station: str, op: str, args: dict[str, Any], settings: dict[str, Any] | None) -> dict[str, Any]:
     """The validated arguments; Refused(422) names the value and what is allowed."""
+    asked = args.get("thresholds") if op == "set_thresholds" else None
+    for name, value in asked.items() if isinstance(asked, dict) else ():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if number and not 0 < value <= c.MAX_THRESHOLD:  # 1.0 lets nothing through: detection of the class off
+            raise Refused(422, f"threshold {value} for {name} is outside (0, {c.MAX_THRESHOLD}]: a command may not"
+                               f" turn the detection of a class off; nothing was sent to {station}")
     try:
         clean = c.check_args(op, args)
     except c.CommandFormatError as exc:
         raise Refused(422, f"{exc}; nothing was sent to {station}") from exc
     if op == "set_thresholds":
         classes = sorted((settings or {}).get("thresholds") or {})
-        for name, value in clean["thresholds"].items():
+        for name in clean["thresholds"]:
             if classes and name not in classes:
                 raise Refused(422, f"the model on {station} has no class {name!r} (it has {', '.join(classes)});"
                                    " nothing was sent")
-            if not 0 < value <= 1:
-                raise Refused(422, f"threshold {value} for {name} is outside (0, 1]; nothing was sent to {station}")
     return clean
 
 

@@ -38,7 +38,9 @@ def test_other_key_is_refused(key):
 @pytest.mark.parametrize("op,args", [("set_tip_rate", {"rate": 1.5}), ("switch_model", {"sha256": "abc"}),
                                      ("set_thresholds", {"thresholds": {}}), ("request_diag", {"plan": "all"}),
                                      ("set_thresholds", {"thresholds": {"knife": True}}),  # was read as 1.0
-                                     ("set_tip_rate", {"rate": True})])
+                                     ("set_tip_rate", {"rate": True}),
+                                     ("set_thresholds", {"thresholds": {"knife": 1.0}}),  # detection off
+                                     ("set_thresholds", {"thresholds": {"knife": 0.0}})])
 def test_bad_arguments_are_refused_when_built(op, args):
     with pytest.raises(c.CommandFormatError, match=op):
         c.new_command("gate-1", op, args, issuer="x")

@@ -29,9 +29,22 @@ def test_arguments_are_checked_against_the_station():
     assert refused(commanding.check_args, "gate-1", "set_thresholds", {"thresholds": {"gun": 0.25}}, SETTINGS) == (
         422, "the model on gate-1 has no class 'gun' (it has firearm, knife); nothing was sent")
     assert refused(commanding.check_args, "gate-1", "set_thresholds", {"thresholds": {"knife": 0}}, SETTINGS) == (
-        422, "threshold 0.0 for knife is outside (0, 1]; nothing was sent to gate-1")
+        422, "threshold 0 for knife is outside (0, 0.99]: a command may not turn the detection of a class off;"
+             " nothing was sent to gate-1")
     status, why = refused(commanding.check_args, "gate-1", "set_tip_rate", {"rate": 1.5}, SETTINGS)
     assert status == 422 and why.startswith("arguments of set_tip_rate are invalid: rate")
+
+
+@pytest.mark.parametrize("value", [1.0, 1, 0.995])
+def test_no_command_turns_the_detection_of_a_class_off(value):
+    """A threshold of 1.0 lets no detection of the class through: the hub signed and sent it (knife 1.0 was
+    accepted as inside (0, 1]), so a supervisor could turn knife detection off at a station from the control room."""
+    assert refused(commanding.check_args, "gate-1", "set_thresholds", {"thresholds": {"knife": value}}, SETTINGS) == (
+        422, f"threshold {value} for knife is outside (0, 0.99]: a command may not turn the detection of a class off;"
+             " nothing was sent to gate-1")
+    prev = commanding.previous_values("set_thresholds", {"thresholds": {"knife": 0.5}}, {"thresholds": {"knife": 1.0}})
+    undo = commanding.undo_args("c1", "set_thresholds", "applied", prev)  # back to a value set on site
+    assert refused(commanding.check_args, "gate-1", "set_thresholds", undo, SETTINGS)[0] == 422
 
 
 def test_previous_values_make_the_undo():

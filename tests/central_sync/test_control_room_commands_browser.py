@@ -92,7 +92,7 @@ async def test_commands_from_the_control_room(tmp_path):
                 # a value out of range is refused on the page; Cancel sends nothing
                 await page.fill("#cmd-thr-new", "1.5")
                 await page.click("#form-set_thresholds button[type=submit]")
-                await expect(page.locator("#cmd-msg")).to_have_text("Threshold 1.5 is not between 0.01 and 1.")
+                await expect(page.locator("#cmd-msg")).to_have_text("Threshold 1.5 is not between 0.01 and 0.99: a command may not turn the detection of a class off.")
                 await expect(page.locator("#cmd-confirm")).not_to_be_visible()
                 await page.fill("#cmd-thr-new", "0.25")
                 await page.click("#form-set_thresholds button[type=submit]")

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import sqlite3
+import time
+import uuid
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -67,6 +70,29 @@ async def test_valid_command_is_applied_and_recorded(tmp_path, station):
 async def test_refused_commands_change_nothing(tmp_path, station, make, reason):
     res = await processor(tmp_path, station).process(make())
     assert (res.outcome, res.reason) == ("rejected", reason) and station.calls == []
+
+
+def signed_as_is(op: str, args: dict, station: str = "gate-1", key=HUB_KEY, issued_at: float | None = None,
+                 expires_at: float | None = None) -> bytes:
+    """Signed by the hub's key without the hub's argument checks: what an older hub or a faulty one could send."""
+    now = time.time()
+    cmd = c.Command.model_construct(v=1, id=uuid.uuid4().hex, station=station, op=op, args=args, issuer="sup1",
+                                    issued_at=now if issued_at is None else issued_at,
+                                    expires_at=now + 60 if expires_at is None else expires_at,
+                                    nonce=secrets.token_hex(16))
+    return c.sign(key, cmd)
+
+
+@pytest.mark.parametrize("value", [1.0, 0.995, 1])
+async def test_a_signed_threshold_that_turns_detection_off_is_refused(tmp_path, station, value):
+    """A threshold of 1.0 for a class lets none of its detections through: a signed command from the hub setting it
+    was applied (applied, knife 1.0), turning the station's knife detection off from the control room."""
+    res = await processor(tmp_path, station).process(signed_as_is("set_thresholds", {"thresholds": {"knife": value}}))
+    assert (res.outcome, res.reason) == ("rejected", "bad_format") and station.calls == []
+    assert res.detail == ("arguments of set_thresholds are invalid: thresholds.knife: Input should be less than or"
+                          f" equal to {c.MAX_THRESHOLD} (got {value!r})")
+    ok = await processor(tmp_path, station).process(signed_as_is("set_thresholds", {"thresholds": {"knife": 0.99}}))
+    assert ok.outcome == "applied" and station.calls == [("thresholds", {"knife": 0.99})]
 
 
 async def test_replay_is_refused_even_after_a_restart(tmp_path, station):

@@ -89,7 +89,7 @@ function formRequest(op) {  // {args, previous} from a form; a one-sentence mess
   if (op === "set_thresholds") {
     const c = $("#cmd-thr-class").value, v = Number($("#cmd-thr-new").value);
     if (!c) throw new FormError("commands.bad.class");
-    if (!$("#cmd-thr-new").value || !(v > 0 && v <= 1)) throw new FormError("commands.bad.threshold", { value: $("#cmd-thr-new").value });
+    if (!$("#cmd-thr-new").value || !(v > 0 && v <= 0.99)) throw new FormError("commands.bad.threshold", { value: $("#cmd-thr-new").value });
     return { args: { thresholds: { [c]: v } }, previous: { thresholds: { [c]: (cur.thresholds || {})[c] } } };
   }
   if (op === "set_tip_rate") {
