@@ -55,6 +55,7 @@ REASONS = ("applied", "bad_signature", "bad_format", "wrong_station", "expired",
            "replayed", "unsupported", "no_key", "handler_failed", "handler_timeout",
            "report")  # CommandResult.reason codes; `report`: a second result carrying a diagnostic run's report
 MAX_PAYLOAD = 16 * 1024
+MAX_ENVELOPE = 2 * MAX_PAYLOAD + 1024  # the payload JSON-escaped (a quote doubles) with the signature: larger is not read
 # The highest class threshold a command may set. A threshold of 1.0 (or just under it) lets no detection of
 # the class through, so a command could turn detection off at a station: refused at the hub and at the station.
 # A class is set that high only on site, in the station's `[model] thresholds`.
@@ -178,12 +179,20 @@ def sign(key: Ed25519PrivateKey, cmd: Command) -> bytes:
 
 
 def verify(key: Ed25519PublicKey, data: bytes) -> Command:
-    """The command inside `data` if its signature verifies; CommandError otherwise."""
+    """The command inside `data` if its signature verifies; CommandError otherwise, in one sentence (it is the
+    detail of the station's result and of its record: pydantic's report ran over several lines with the input)."""
+    if len(data) > MAX_ENVELOPE:
+        raise CommandFormatError(f"command envelope of {len(data)} bytes is larger than the {MAX_ENVELOPE} bytes"
+                                 f" a command may take; it was not read")
     try:
         env = Envelope.model_validate_json(data)
+    except ValidationError as exc:
+        raise CommandFormatError(f"command envelope of {len(data)} bytes is invalid: {_first(exc, 'envelope')}") from exc
+    try:
         sig = base64.b64decode(env.sig, validate=True)
-    except (ValidationError, ValueError) as exc:
-        raise CommandFormatError(f"command envelope of {len(data)} bytes is invalid: {exc}") from exc
+    except ValueError as exc:
+        raise CommandFormatError(f"command envelope of {len(data)} bytes has a signature that is not base64"
+                                 f" ({len(env.sig)} characters)") from exc
     try:
         key.verify(sig, env.payload.encode())
     except InvalidSignature as exc:
@@ -329,10 +338,11 @@ class CommandLink:
             log.error("commands.handler_failed", client=self.client_id, topic=topic, error=repr(exc))
 
 
-def _first(exc: ValidationError) -> str:
-    """The first problem in one line, with the value refused when it is a number or a short text."""
+def _first(exc: ValidationError, whole: str = "payload") -> str:
+    """The first problem in one line, with the value refused when it is a number or a short text; `whole`
+    names what was read when the problem is not in one field (JSON that does not parse)."""
     err = exc.errors()[0]
-    where = ".".join(str(p) for p in err.get("loc", ())) or "payload"
+    where = ".".join(str(p) for p in err.get("loc", ())) or whole
     value = err.get("input")
     shown = isinstance(value, (int, float, type(None))) or (isinstance(value, str) and len(value) <= 64)
     return f"{where}: {err.get('msg', 'invalid')}" + (f" (got {value!r})" if shown and "input" in err else "")

@@ -155,6 +155,26 @@ async def test_a_payload_nested_too_deep_is_rejected_and_later_commands_still_ap
     assert [r["outcome"] for r in got] == ["rejected", "applied"] and station.calls == [("tip", 0.02)]
 
 
+async def test_a_malformed_or_oversized_command_is_refused_in_one_sentence_and_counted(tmp_path, station):
+    """The refusal's detail was pydantic's report: several lines, a link to its documentation and the start of the
+    input ("... 1 validation error for Envelope\\npayload\\n  String should have at most 16384 characters [type=...")."""
+    oversized = json.dumps({"v": 1, "payload": "x" * 100_000, "sig": "AA=="}).encode()
+    too_long = json.dumps({"v": 1, "payload": "x" * 20_000, "sig": "AA=="}).encode()
+    not_json, bad_signature = b"\xff\xfe not json", b'{"v":1,"payload":"{}","sig":"!!"}'
+    async with over_mqtt(tmp_path, station) as (rx, hub, results):
+        for data in (oversized, too_long, not_json, bad_signature, signed()):
+            hub.publish(c.cmd_topic("gate-1"), data)
+        got = [await asyncio.wait_for(results.get(), 10) for _ in range(5)]
+    assert [(r["outcome"], r["reason"]) for r in got] == [("rejected", "bad_format")] * 4 + [("applied", "applied")]
+    assert [r["detail"] for r in got[:4]] == [
+        f"command envelope of {len(oversized)} bytes is larger than the {c.MAX_ENVELOPE} bytes a command may take;"
+        " it was not read",
+        f"command envelope of {len(too_long)} bytes is invalid: payload: String should have at most 16384 characters",
+        f"command envelope of {len(not_json)} bytes is invalid: envelope: Invalid JSON: expected value at line 1 column 1",
+        f"command envelope of {len(bad_signature)} bytes has a signature that is not base64 (2 characters)"]
+    assert rx.counters == {"rejected": 4, "applied": 1} and station.calls == [("tip", 0.02)]
+
+
 def _pem(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(c.serialization.Encoding.PEM, c.serialization.PublicFormat.SubjectPublicKeyInfo)
 
