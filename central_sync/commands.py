@@ -82,6 +82,9 @@ class _Wire(BaseModel):
 
 Score = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]  # a number: true was read as 1.0
 Threshold = Annotated[float, Field(gt=0.0, le=MAX_THRESHOLD, strict=True)]
+# Epoch seconds. NaN compares false with everything: a command expiring at NaN passed every freshness check
+# and then failed the station's nonce record (NOT NULL), ending with no result at all
+Time = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class Command(_Wire):
@@ -92,8 +95,8 @@ class Command(_Wire):
     station: str = Field(pattern=STATION_ID.pattern)
     op: Op
     args: dict[str, object] = Field(default_factory=dict)
-    issued_at: float
-    expires_at: float
+    issued_at: Time
+    expires_at: Time
     nonce: str = Field(pattern=r"^[0-9a-f]{32}$")
     issuer: str = Field(min_length=1, max_length=64)
 

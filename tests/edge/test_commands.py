@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import secrets
@@ -93,6 +94,23 @@ async def test_a_signed_threshold_that_turns_detection_off_is_refused(tmp_path, 
                           f" equal to {c.MAX_THRESHOLD} (got {value!r})")
     ok = await processor(tmp_path, station).process(signed_as_is("set_thresholds", {"thresholds": {"knife": 0.99}}))
     assert ok.outcome == "applied" and station.calls == [("thresholds", {"knife": 0.99})]
+
+
+@pytest.mark.parametrize("issued,expires", [("now", "NaN"), ("NaN", "now"), ("-Infinity", "Infinity")])
+async def test_a_signed_command_whose_times_are_not_numbers_is_refused(tmp_path, station, issued, expires):
+    """JSON's NaN is read as a float: a signed command expiring at NaN passed every freshness check (NaN compares
+    false) and process() raised sqlite3.IntegrityError recording its nonce: no result, no record, the worker's
+    `failed` counter only."""
+    now = repr(time.time())
+    payload = (f'{{"v":1,"id":"{uuid.uuid4().hex}","station":"gate-1","op":"set_tip_rate","args":{{"rate":0.1}},'
+               f'"issued_at":{now if issued == "now" else issued},"expires_at":{now if expires == "now" else expires},'
+               f'"nonce":"{secrets.token_hex(16)}","issuer":"sup1"}}')
+    data = json.dumps({"v": 1, "payload": payload, "sig": base64.b64encode(HUB_KEY.sign(payload.encode())).decode()})
+    proc = processor(tmp_path, station)
+    res = await proc.process(data.encode())
+    assert (res.outcome, res.reason) == ("rejected", "bad_format") and station.calls == []
+    assert res.detail.startswith("signed command is invalid: ") and "finite number" in res.detail
+    assert proc.history()[0][4:6] == ("rejected", "bad_format")
 
 
 async def test_replay_is_refused_even_after_a_restart(tmp_path, station):
