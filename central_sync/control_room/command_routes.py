@@ -45,11 +45,12 @@ def build_command_router(room: ControlRoom, need: Callable[[str], Callable[..., 
     store = room.store
     r = APIRouter()
 
-    def forbid_model_switch(user: auth.User, op: str) -> None:
+    def forbid_model_switch(user: auth.User, station: str, op: str) -> None:
+        """A supervisor's model switch: refused, audited with the station and counted as any refusal (it was audited
+        as a generic `refused` naming neither the station nor the operation, and not counted)."""
         if op == "switch_model" and not user.can("switch_model"):
             lang = pick_lang(user.lang, room.cfg.default_lang)
-            audit.append(store, user.username, "refused", "/cr/api/commands", {"need": "switch_model"})
-            raise HTTPException(403, t("error.forbidden", lang, role=t(f"role.{user.role}", lang)))
+            raise refused(user, station, op, HTTPException(403, t("error.forbidden", lang, role=t(f"role.{user.role}", lang))))
 
     def refused(user: auth.User, station: str, op: str, exc: HTTPException) -> HTTPException:
         room.counters[f"command_refused_{exc.status_code}"] += 1
@@ -58,7 +59,8 @@ def build_command_router(room: ControlRoom, need: Callable[[str], Callable[..., 
 
     def send(user: auth.User, station: str, op: c.Op, args: dict[str, Any], undo_of: str | None = None) -> dict:
         if room.key is None or room.link is None:
-            raise HTTPException(503, "the hub has no signing key or no broker link; commands are disabled")
+            raise refused(user, station, op, HTTPException(
+                503, f"the hub has no signing key or no broker link; commands are disabled; nothing was sent to {station}"))
         try:
             commanding.check_station(store, station)
             settings = commanding.settings_of(store, station)
@@ -83,13 +85,13 @@ def build_command_router(room: ControlRoom, need: Callable[[str], Callable[..., 
 
     @r.post("/cr/api/commands")
     def command(body: CommandIn, user: auth.User = Depends(need("command"))) -> dict:
-        forbid_model_switch(user, body.op)
+        forbid_model_switch(user, body.station, body.op)
         return send(user, body.station, body.op, body.args)
 
     @r.post("/cr/api/commands/{cmd_id}/undo")
     def undo(cmd_id: str, user: auth.User = Depends(need("command"))) -> dict:
         row = one(cmd_id)
-        forbid_model_switch(user, row["op"])
+        forbid_model_switch(user, row["station"], row["op"])
         try:
             args = commanding.undo_args(cmd_id, row["op"], row["outcome"], row["previous"])
         except HTTPException as exc:

@@ -151,6 +151,23 @@ async def test_actions_are_stamped_and_roles_enforced(client, room):
     assert (await client.post("/cr/api/commands", json={"station": "gate-1", "op": "request_diag"})).status_code == 503
 
 
+async def test_a_command_refused_for_the_role_or_with_commands_off_is_audited_with_its_station_and_counted(client, room):
+    """docs/remote-commands.md: every refusal is audited as `command_refused` and counted by status. A supervisor's
+    model switch was audited as a generic `refused` of /cr/api/commands (no station, no operation) and not counted;
+    a command while the hub has no key or broker link (503) was neither audited nor counted."""
+    await sign_in(client, "sup1")
+    switch = await client.post("/cr/api/commands", json={"station": "gate-1", "op": "switch_model", "args": {"sha256": "ab" * 32}})
+    assert switch.status_code == 403
+    off = await client.post("/cr/api/commands", json={"station": "gate-1", "op": "request_diag"})
+    assert off.status_code == 503 and off.json()["detail"] == ("the hub has no signing key or no broker link; commands"
+                                                               " are disabled; nothing was sent to gate-1")
+    got = [(e["actor"], e["action"], e["object"], json.loads(e["detail"])) for e in audit.entries(room.store, 10)
+           if e["action"] == "command_refused"]
+    assert got == [("sup1", "command_refused", "gate-1", {"op": "request_diag", "why": off.json()["detail"]}),
+                   ("sup1", "command_refused", "gate-1", {"op": "switch_model", "why": switch.json()["detail"]})]
+    assert room.counters == {"command_refused_403": 1, "command_refused_503": 1}
+
+
 async def test_image_is_a_png_in_material_colours(client, room):
     await sign_in(client, "op1")
     r = await client.get(f"/cr/api/alerts/{room.recs[0].id}/image.png")
