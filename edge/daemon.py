@@ -229,6 +229,8 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         if receiver is not None:  # what the hub's commands put in force, in the status and on /health
             status_parts.append(lambda: {"settings": receiver.processor.settings()})
             live_health["commands"] = receiver.processor.settings
+            live_health["command_counts"] = lambda: dict(receiver.counters)  # a technician sees forged or bad ones
+            metrics.follow_commands(lambda: dict(receiver.counters))
         await _open_risk_receiver(stack, config, store, risk)
         async with asyncio.TaskGroup() as tasks:
             endless = [tasks.create_task(flow.run(), name="flow"),

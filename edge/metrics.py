@@ -52,6 +52,10 @@ class StationMetrics:
         """Export the risk bundle counters and the bundle run (edge.risk.RiskRuntime) at every scrape."""
         self.registry.register(RiskCollector(counters, status))
 
+    def follow_commands(self, counters: Callable[[], dict[str, int]]) -> None:
+        """Export the hub's signed commands received, by outcome (edge.commands.CommandReceiver.counters)."""
+        self.registry.register(CommandCollector(counters))
+
     def follow_shadow(self, stats: Callable[[], dict]) -> None:
         """Export a shadow model's agreement figures (models.shadow.ShadowRunner.stats) at every scrape."""
         self.registry.register(ShadowCollector(stats))
@@ -79,6 +83,21 @@ class ShadowCollector(Collector):
                 found.add_metric([*candidate, label, found_by], n)
         yield found
 
+
+
+class CommandCollector(Collector):
+    """Signed commands from the hub by outcome: applied, rejected (a forged, stale, replayed or malformed one),
+    failed, dropped_queue_full, and the results reported or not sent."""
+
+    def __init__(self, counters: Callable[[], dict[str, int]]) -> None:
+        self.counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        commands = CounterMetricFamily("edge_commands", "Signed commands from the hub received, by outcome",
+                                       labels=["outcome"])
+        for outcome, n in sorted(self.counters().items()):
+            commands.add_metric([outcome], n)
+        yield commands
 
 
 class RiskCollector(Collector):

@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 
+import httpx
+
 from central_sync import commands as c
 from central_sync.config import BrokerConfig
 from central_sync.devtools import Mosquitto, free_port
@@ -50,6 +52,15 @@ hub_public_key = "{tmp_path / 'hub.pub'}"
                                      check=lambda h: h and h["commands"]["last_command"], timeout=10, in_thread=True)
                 assert health["commands"]["thresholds"]["metal"] == 0.25
                 assert (health["commands"]["last_command"]["id"], health["commands"]["last_command"]["issuer"]) == (cmd.id, "sup1")
+                hub.publish(c.cmd_topic("xray-test"), b"{not a command")  # garbage: refused, counted, shown
+                bad = await asyncio.wait_for(results.get(), 30)
+                assert bad["outcome"] == "rejected"
+                health = await until(lambda: _health(port), "the refusal counted on /healthz",
+                                     check=lambda h: h and h["command_counts"].get("rejected") == 1, timeout=10,
+                                     in_thread=True)
+                assert health["command_counts"]["applied"] == 1
+                metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+                assert 'edge_commands_total{outcome="rejected"} 1.0' in metrics
 
                 diag = c.new_command("xray-test", "request_diag", {"plan": "quick"}, issuer="sup1")
                 hub.publish(c.cmd_topic("xray-test"), c.sign(key, diag))
