@@ -364,14 +364,20 @@ class GantryFlow:
         return LaneDecision("failed", f"{way}_unconfirmed", problem or vehicle.problem
                             or f"the {GATE[way]} was not opened for vehicle {record_id}: decide again")
 
-    async def confirm_lane(self, actor: str) -> LaneDecision:
-        """A supervisor checked the lane held for an unreadable lane file: it holds no vehicle but those the screen
-        lists. The hold ends (edge.stations.lane.Lane.confirm_known), the alarm clears and the lane flows again."""
+    async def confirm_lane(self, actor: str, seen: list[str]) -> LaneDecision:
+        """A supervisor checked the lane held for an unreadable lane file: it holds no vehicle but `seen`, those the
+        screen listed. The hold ends (edge.stations.lane.Lane.confirm_known), the alarm clears and the lane flows
+        again; refused when the station's list changed since the screen showed it (a vehicle that ran the red light
+        meanwhile was not among those checked)."""
         async with self._gates:
             held = self.lane.unknown
             if not held:
                 return LaneDecision("refused", "lane_known", "the lane is not held for an unreadable lane file, so "
                                     "there is nothing to confirm")
+            known = [v.id for v in self.lane.vehicles]
+            if sorted(seen) != sorted(known):
+                return LaneDecision("refused", "lane_changed", f"the lane holds {len(known)} vehicle(s) the station "
+                                    f"knows, not the {len(seen)} confirmed: look again and confirm what it holds now")
             problem = self.lane.confirm_known()
         if problem:
             return LaneDecision("failed", "lane_file_not_replaced", problem)

@@ -20,6 +20,7 @@ technician removes the file and restarts the station.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -228,8 +229,10 @@ class Lane:
 
     def confirm_known(self) -> str | None:
         """A supervisor checked the lane: it holds no vehicle but those listed, so the hold for an unreadable file
-        ends. The file is kept beside (`lane.unreadable-<UTC time>.json`, for a technician) and the vehicles
-        listed are written anew. Why not, in one sentence, when the file could not be moved or written (held)."""
+        ends. The file is copied beside (`lane.unreadable-<UTC time>.json`, for a technician), then replaced
+        atomically by the vehicles listed: until that replace the unreadable file stays in place, so a failed write
+        or a power cut leaves the lane held at the next start (a file moved away first read as a new, empty lane,
+        forgetting the vehicles that stand in it). Why not, in one sentence, when it could not be done (held)."""
         if not self.unknown:
             return None
         if self.file is not None:
@@ -237,7 +240,7 @@ class Lane:
             kept = self.file.with_name(f"{self.file.stem}.unreadable-{stamp}{self.file.suffix}")
             try:
                 if self.file.exists():
-                    self.file.replace(kept)
+                    shutil.copy2(self.file, kept)
                 statefile.save(self.file, {"vehicles": self._body()})
             except OSError as exc:
                 log.error("gantry.lane_file_write_failed", path=str(self.file), error=str(exc))

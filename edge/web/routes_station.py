@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from edge import audit, auth, tip
 from edge.store import Store
@@ -66,18 +67,27 @@ async def belt_restart(st: WebState = Depends(state), user: auth.User = Depends(
     return {**result.as_dict(), "belt": belt.belt_status()}
 
 
+class LaneConfirm(BaseModel):
+    """The vehicles (record ids) the screen listed when the lane was checked: the lane must still hold those."""
+
+    model_config = ConfigDict(extra="forbid")
+    vehicles: list[Annotated[str, Field(max_length=64)]] = Field(max_length=64)
+
+
 @router.post("/api/lane/confirm")
-async def lane_confirm(st: WebState = Depends(state), user: auth.User = Depends(require("lane.confirm"))) -> dict:
-    """The lane held because its file could not be read was checked: it holds no vehicle but those the screen lists.
-    The hold ends; every request is audited, whatever its outcome."""
+async def lane_confirm(body: LaneConfirm, st: WebState = Depends(state),
+                       user: auth.User = Depends(require("lane.confirm"))) -> dict:
+    """The lane held because its file could not be read was checked: it holds no vehicle but those the screen listed
+    (`vehicles`; 409 `lane_changed` when the station's list differs now). The hold ends; every request is audited,
+    whatever its outcome."""
     lane = st.ctx.lane_control
     if lane is None:
         raise HTTPException(404, "no_lane")
     before = lane.lane_status()
     vehicles = before.get("vehicles")
-    result = await lane.confirm_lane(user.badge)
+    result = await lane.confirm_lane(user.badge, body.vehicles)
     await st.audit(user.badge, "lane.confirm", "lane", {
-        **result.as_dict(), "held": before.get("unknown") or "",
+        **result.as_dict(), "held": before.get("unknown") or "", "confirmed": body.vehicles,
         "vehicles": [v["id"] for v in vehicles] if isinstance(vehicles, list) else []})
     st.ctx.events.publish("lane", lane.lane_status())
     if result.outcome != "confirmed":

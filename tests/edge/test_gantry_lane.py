@@ -287,16 +287,20 @@ async def test_a_supervisor_who_checked_the_lane_ends_the_hold_for_an_unreadable
         _queue_up(g.sim, 1)
         record, = await g.vehicles_decided(1)
         officer, supervisor = await g.client(OFFICER), await g.client(SUPERVISOR)
-        assert (await officer.post("/api/lane/confirm")).status_code == 403
-        r = await supervisor.post("/api/lane/confirm")
+        assert (await officer.post("/api/lane/confirm", json={"vehicles": []})).status_code == 403
+        r = await supervisor.post("/api/lane/confirm", json={"vehicles": []})  # checked before the car ran the light
+        assert (r.status_code, r.json()["detail"]) == (409, "lane_changed")
+        assert g.flow.lane_status()["unknown"]
+        r = await supervisor.post("/api/lane/confirm", json={"vehicles": [record.id]})
         assert r.status_code == 200, r.text
         assert r.json()["outcome"] == "confirmed" and r.json()["lane"]["unknown"] == ""
         assert [v["id"] for v in r.json()["lane"]["vehicles"]] == [record.id]
         assert [p.read_text() for p in data.glob("lane.unreadable-*.json")] == [torn]
         assert "lane_unknown" not in dict(g.store.standing_alarms())
-        assert (await supervisor.post("/api/lane/confirm")).json()["detail"] == "lane_known"  # nothing to confirm
+        again = await supervisor.post("/api/lane/confirm", json={"vehicles": [record.id]})
+        assert again.json()["detail"] == "lane_known"  # nothing to confirm
         audit = (await supervisor.get("/api/audit")).json()["entries"]
-        assert [a["action"] for a in audit].count("lane.confirm") == 2
+        assert [a["action"] for a in audit].count("lane.confirm") == 3
         r = await officer.post(f"/api/cases/{record.id}/decision", json={"outcome": "cleared", "lane": "release"})
         assert r.status_code == 200, r.text
         await until(lambda: len(g.sim.passed) == 1, "the vehicle left")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from edge.stations import statefile
 from edge.stations.lane import FILE_NAME, Lane, Loop
 
 
@@ -90,14 +91,17 @@ def test_a_confirmed_lane_keeps_the_unreadable_file_beside_and_writes_the_vehicl
 
     file.write_text("null")
     held = _lane(tmp_path)
+    held.judged(held.arrived("c"), "suspect")
 
-    def refused(self, target):
-        raise OSError(30, "Read-only file system")
+    def refused(path, data):
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(type(file), "replace", refused)
+    monkeypatch.setattr(statefile, "save", refused)  # writing the new file fails (disk full)
     problem = held.confirm_known()
     assert problem is not None and problem.startswith(f"the lane file {file} could not be replaced")
     assert held.unknown and held.full and file.read_text() == "null"
+    monkeypatch.undo()
+    assert _lane(tmp_path).unknown  # a restart is held again: the vehicles the file may hide are not forgotten
 
 
 def test_health_says_why_the_lane_is_held(tmp_path) -> None:

@@ -575,13 +575,15 @@ function showLaneHealth(lane) {
 function showLaneConfirm(id, lane) {
   const b = $(id);
   b.hidden = !(lane && lane.unknown && can("lane.confirm"));
-  if (!b.hidden) b.textContent = lane.vehicles.length ? T("lane.confirm_button", { n: lane.vehicles.length })
+  if (b.hidden) return;
+  b.textContent = lane.vehicles.length ? T("lane.confirm_button", { n: lane.vehicles.length })
     : T("lane.confirm_button_empty");
+  b.dataset.vehicles = JSON.stringify(lane.vehicles.map((v) => v.id));  // what the supervisor confirms
 }
 async function confirmLane(id) {
   const b = $(id), msg = $(id + "-msg"); b.disabled = true; msg.textContent = "";
   try {
-    const r = await api("/api/lane/confirm", { method: "POST" });
+    const r = await api("/api/lane/confirm", { json: { vehicles: JSON.parse(b.dataset.vehicles || "[]") } });
     S.lane = r.lane; msg.className = "msg"; msg.textContent = T("lane.confirmed");
   } catch (err) { msg.className = "error"; msg.textContent = T(err.message); }
   finally { b.disabled = false; }
