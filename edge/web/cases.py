@@ -203,9 +203,12 @@ def decide(store: Store, user: User, record_id: str, body: Decision,
     elif again and body.lane == "release" and record.review is not None and record.review.outcome == "threat_confirmed":
         raise CaseError(403, "release_needs_supervisor")  # decided again while it waits: still a confirmed threat
     elif (again and record.review is not None and record.review.outcome in ("threat_confirmed", "override")
-          and body.outcome != record.review.outcome and not user.can("case.override")):
+          and body.outcome != record.review.outcome):
         # decided again while it waits: a confirmed threat or a supervisor's override is not turned into something
-        # else by an officer (a false alarm sent to the search bay, then released as cleared, left by the exit)
+        # else by an officer (a false alarm sent to the search bay, then released as cleared, left by the exit), nor
+        # by a supervisor but by an override with its reason (`cleared` with a way out changed it silently)
+        if user.can("case.override"):
+            raise CaseError(409, "already_decided")
         raise CaseError(403, "decision_needs_supervisor")
     changes = len(record.history.regions) if record.history is not None else 0
     if any(not 0 <= i < changes for i in body.explained):

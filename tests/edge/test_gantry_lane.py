@@ -274,6 +274,25 @@ async def test_a_lane_file_that_cannot_be_read_holds_the_lane_until_it_is_remove
         assert "lane_unknown" not in dict(g.store.standing_alarms())
 
 
+async def test_a_supervisor_changes_a_confirmed_threat_in_the_lane_only_by_an_override(tmp_path) -> None:
+    """A decision naming a way out is a decision again while the vehicle waits: a supervisor's plain `cleared` with
+    `lane: search_bay` turned an officer's confirmed threat into `cleared`, without an override or a reason."""
+    async with gantry(tmp_path, [vehicle_scan(True)]) as g:
+        _queue_up(g.sim, 1)
+        record, = await g.vehicles_decided(1)
+        officer, supervisor = await g.client(OFFICER), await g.client(SUPERVISOR)
+        r = await officer.post(f"/api/cases/{record.id}/decision", json={"outcome": "threat_confirmed", "label": "firearm"})
+        assert r.status_code == 200, r.text
+        for body in ({"outcome": "cleared"}, {"outcome": "cleared", "lane": "search_bay"}):
+            r = await supervisor.post(f"/api/cases/{record.id}/decision", json=body)
+            assert (r.status_code, r.json()["detail"]) == (409, "already_decided"), body
+        assert g.store.get(record.id).review.outcome == "threat_confirmed"
+        r = await supervisor.post(f"/api/cases/{record.id}/decision",
+                                  json={"outcome": "override", "note": "searched: the firearm is a toy", "lane": "search_bay"})
+        assert r.status_code == 200, r.text
+        assert g.store.get(record.id).review.outcome == "override"
+
+
 async def test_a_supervisor_who_checked_the_lane_ends_the_hold_for_an_unreadable_lane_file(tmp_path) -> None:
     """No technician, no restart: a supervisor confirms on the screen that the lane holds no vehicle but those the
     station lists (audited); the unreadable file is kept beside for a technician, the alarm clears, the vehicle
