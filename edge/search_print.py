@@ -243,7 +243,8 @@ def _drawable(path: Path) -> bool:
     JPEG or PNG) is logged and left out, so that the rest of the signed report still prints."""
     try:
         ImageReader(str(path)).getRGBData()
-    except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
+    except Exception as exc:  # any failure to draw it: PIL's UnidentifiedImageError (an OSError), its
+        # DecompressionBombError (a 311-byte PNG announcing 20000 x 20000 pixels), a ValueError
         log.warning("search_print.photo_unreadable", path=str(path), error=type(exc).__name__)
         return False
     return True

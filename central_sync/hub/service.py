@@ -79,7 +79,12 @@ class Hub:
         for name, lane in self.lanes.items():
             self._spawn(f"hub-{name}-link", lane.link.run)
             self._spawn(f"hub-{name}-ingest", functools.partial(self._supervise, lane=lane, name=name))
-        if not await asyncio.to_thread(self._wait_subscribed, SUBSCRIBE_WAIT_S):
+        try:
+            subscribed = await asyncio.to_thread(self._wait_subscribed, SUBSCRIBE_WAIT_S)
+        except BaseException:  # a start cancelled in the wait never reaches __aexit__: the threads are stopped here
+            await self.__aexit__(None, None, None)
+            raise
+        if not subscribed:
             log.warning("hub.not_subscribed", hub=self.hub_id, waited_s=SUBSCRIBE_WAIT_S,
                         lanes=[name for name, lane in self.lanes.items() if not lane.link.subscribed.is_set()],
                         message="the broker has not granted every subscription yet: the hub runs on and keeps"
@@ -87,9 +92,14 @@ class Hub:
         return self
 
     def _wait_subscribed(self, timeout_s: float) -> bool:
-        """True once every lane's link is subscribed, within `timeout_s`."""
+        """True once every lane's link is subscribed, within `timeout_s`; False at once when the hub is stopped
+        meanwhile (a cancelled start: the thread this runs on cannot be cancelled)."""
         deadline = time.monotonic() + timeout_s
-        return all(lane.link.subscribed.wait(max(0.0, deadline - time.monotonic())) for lane in self.lanes.values())
+        for lane in self.lanes.values():
+            while not lane.link.subscribed.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
+                if self._stop.is_set() or time.monotonic() >= deadline:
+                    return False
+        return True
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:

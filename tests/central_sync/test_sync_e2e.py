@@ -296,3 +296,18 @@ async def test_a_message_sent_as_soon_as_the_hub_has_started_reaches_it(tmp_path
         station.loop_stop()
         station.disconnect()
     assert stats["connected"]
+
+
+async def test_a_hub_start_cancelled_while_it_waits_for_the_broker_stops_its_threads(tmp_path) -> None:
+    """Starting waits for the broker's SUBACK after the link and ingest threads started: a start cancelled in that
+    wait (a timeout, Ctrl-C) never reached __aexit__, and the threads ran on as a hub nobody stops."""
+    import threading
+
+    from central_sync.devtools import free_port
+
+    store = open_store(f"sqlite:///{tmp_path / 'hub.db'}")
+    hub = Hub(BrokerConfig(port=free_port(), reconnect_min_s=0.1, reconnect_max_s=0.5), store, "hub-z")  # no broker
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(hub.__aenter__(), 1.0)
+    assert hub._stop.is_set()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("hub-") and t in hub._threads and t.is_alive()]

@@ -4,6 +4,8 @@ back), with its CJK font embedded; the HTML prints with its own style sheet; no 
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,13 +94,20 @@ def test_a_damaged_photo_is_named_in_the_pdf_and_the_rest_still_prints(tmp_path:
     ok, jpeg = cv2.imencode(".jpg", np.full((40, 60, 3), 128, np.uint8))
     good = add_photo(st.store, jpeg.tobytes(), "image/jpeg")
     damaged = add_photo(st.store, b"\x89PNG\r\n\x1a\n" + bytes(64), "image/png")
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    # a few hundred bytes announcing 20000 x 20000 pixels: PIL refuses it as a decompression bomb (not an OSError)
+    bomb = add_photo(st.store, b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""), "image/png")
     rec = st.vehicle()
-    sign(st.store, rec.id, form(photos=[good, damaged]))
+    sign(st.store, rec.id, form(photos=[good, damaged, bomb]))
     record = st.store.get(rec.id)
     assert record is not None
     for lang in LANGS:
         text, _ = pdf_text(render_pdf(record, find_version(record, 1), lang, st.store.photo_path))
         assert HK_PLATE in text and "Officer Chan" in text, lang
         named = "".join(text.split())  # the hash wraps over lines
-        assert damaged in named and good not in named, lang  # the damaged one named, the drawn one not
+        assert damaged in named and bomb in named and good not in named, lang  # the drawn one not named
     st.store.close()
