@@ -69,6 +69,11 @@ class LineWriter:
         self.dropped += 1
         self.dropped_total += 1
 
+    def waiting(self) -> int:
+        """Lines queued and not written yet."""
+        with self._done:
+            return self._put - self._taken
+
     def drain(self, timeout_s: float = DRAIN_S) -> bool:
         """Wait until every line queued so far is written (the process's exit, a forced one too): True if so."""
         with self._done:
@@ -111,9 +116,26 @@ def writer_for(stream: TextIO) -> LineWriter:
 
 
 def drain_logs(timeout_s: float = DRAIN_S) -> None:
-    """Write the lines still waiting (before the process ends, also by os._exit)."""
+    """Write the lines still waiting (before the process ends, also by os._exit). Lines the stream did not take
+    in time, or dropped with no line after them to say so, are counted in one line on stderr, tried once for half
+    a second (that stream may be the stalled one)."""
     for writer in list(_writers.values()):
-        writer.drain(timeout_s)
+        if writer.drain(timeout_s) and not writer.dropped:
+            continue
+        lost = writer.waiting() + writer.dropped
+        line = json.dumps({"event": "log.lines_unwritten", "level": "error", "lines": lost,
+                           "detail": f"{lost} log lines were not written: the log stream took none for {timeout_s:g} s "
+                                     "as the process ended"}) + "\n"
+        say = threading.Thread(target=_write_stderr, args=(line.encode(),), name="log-unwritten", daemon=True)
+        say.start()
+        say.join(0.5)
+
+
+def _write_stderr(data: bytes) -> None:
+    try:
+        os.write(2, data)
+    except OSError:
+        pass
 
 
 atexit.register(drain_logs)

@@ -90,3 +90,16 @@ def test_a_forked_child_writes_its_own_lines() -> None:
     with os.fdopen(read) as out:
         assert sorted(out.read().splitlines()) == ["from the child", "from the parent"]
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_lines_a_stalled_stream_never_took_by_the_exit_are_counted_on_stderr() -> None:
+    """A stream stalled past the exit's drain lost the lines waiting, without a word."""
+    script = ("import sys, threading, structlog\nfrom appliance import logs\n"
+              "class Stalled:\n    def write(self, text): threading.Event().wait()\n    def flush(self): pass\n"
+              "structlog.configure(logger_factory=logs.queued_logger_factory(Stalled()))\n"
+              "log = structlog.get_logger()\n"
+              "for i in range(50): log.info('demo.line', i=i)\n"
+              "logs.drain_logs(0.2)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    unwritten = [json.loads(line) for line in done.stderr.splitlines() if "log.lines_unwritten" in line]
+    assert unwritten and unwritten[0]["lines"] == 50  # the thread holds one, 49 wait: none was written
