@@ -6,6 +6,8 @@ hub import this module; it imports nothing from either.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -257,6 +259,12 @@ class SearchReport(_Frozen):
     officer: SearchSignature
     countersigned: SearchSignature | None = None
     supersedes: int | None = None  # the version this one edits
+
+    def content_digest(self) -> str:
+        """sha256 of what a signature covers: the report without its signatures (canonical JSON); the station signs
+        it (`officer.digest`), the hub checks it."""
+        body = self.model_dump(mode="json", exclude={"officer", "countersigned"})
+        return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
     @property
     def final(self) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -123,8 +122,7 @@ def diagrams() -> dict[str, list[dict[str, object]]]:
 
 def content_digest(report: SearchReport) -> str:
     """sha256 of what a signature covers: the report without its signatures (canonical JSON)."""
-    body = report.model_dump(mode="json", exclude={"officer", "countersigned"})
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return report.content_digest()
 
 
 def _signer(store: Store, badge: str, pin: str) -> auth.User:

@@ -69,8 +69,7 @@ def evidence(store: HubStore, bodies: list[dict[str, Any]]) -> tuple[dict[str, b
         if reviews:
             files[f"reviews/{rid}.json"] = _dump(reviews)
         _scan(store, body, files, notes)
-        for report in body.get("search_reports", []):
-            files[f"search-reports/{rid}-v{report['version']}.json"] = _dump(report)
+        _search_reports(store, body, files, notes)
         _photos(store, body, files, notes)
         notes += [f"identity crop {i['crop']} of record {rid} is kept at station {body['station']} only"
                   for i in body.get("identities", []) if i.get("crop")]
@@ -79,6 +78,22 @@ def evidence(store: HubStore, bodies: list[dict[str, Any]]) -> tuple[dict[str, b
             files[f"tip/{rid}.json"] = _dump([json.loads(t[0]) for t in tips])
         files[f"audit/{rid}.json"] = _dump(_audit_rows(store, rid))
     return files, notes
+
+
+def _search_reports(store: HubStore, body: dict[str, Any], files: dict[str, bytes], notes: list[str]) -> None:
+    """Each version as the hub keeps it (its `search_reports` row: a version changes there only to its
+    countersigned form), not as the record's latest body carries it; a body whose copy differs is named."""
+    rid = body["id"]
+    kept = {int(v): json.loads(b) for v, b in execute(store, "SELECT version, body FROM search_reports"
+                                                            " WHERE record_id = ? ORDER BY version", (rid,))}
+    for report in body.get("search_reports", []):
+        version = int(report["version"])
+        if version in kept and kept[version] != report:
+            notes.append(f"search report version {version} of record {rid}: the record's body carries another copy "
+                         "than the one the hub kept when it was signed; the bundle holds the kept one")
+        kept.setdefault(version, report)
+    for version, report in sorted(kept.items()):
+        files[f"search-reports/{rid}-v{version}.json"] = _dump(report)
 
 
 def _photos(store: HubStore, body: dict[str, Any], files: dict[str, bytes], notes: list[str]) -> None:

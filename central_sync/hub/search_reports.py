@@ -31,22 +31,27 @@ CREATE TABLE IF NOT EXISTS search_reports (
     record_id TEXT NOT NULL, station TEXT NOT NULL, version INTEGER NOT NULL, outcome TEXT NOT NULL,
     final INTEGER NOT NULL, officer TEXT NOT NULL, supervisor TEXT, signed_ts DOUBLE PRECISION NOT NULL,
     minutes INTEGER NOT NULL, text TEXT NOT NULL, body TEXT NOT NULL, committed_at DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (record_id, version));
+    digest TEXT, PRIMARY KEY (record_id, version));
 CREATE INDEX IF NOT EXISTS search_reports_signed ON search_reports (signed_ts);
 """
 ADD_OUTCOME_COLUMN = "ALTER TABLE records ADD COLUMN search_outcome TEXT"
+ADD_DIGEST_COLUMN = "ALTER TABLE search_reports ADD COLUMN digest TEXT"
+"""The officer's signed digest of each version (NULL in rows a hub stored before it kept it)."""
 INDEX_OUTCOME = "CREATE INDEX IF NOT EXISTS records_search_outcome ON records (search_outcome)"
 
 COLS = ("record_id", "station", "version", "outcome", "final", "officer", "supervisor", "signed_ts", "minutes", "text",
-        "body", "committed_at")
+        "body", "committed_at", "digest")
 UPSERT_SEARCH_REPORT = (f"INSERT INTO search_reports ({','.join(COLS)}) SELECT {','.join('?' * len(COLS))}"
                         " WHERE EXISTS (SELECT 1 FROM records WHERE id = ? AND station = ? AND seq = ? AND decided_ts = ?)"
                         " ON CONFLICT (record_id, version) DO UPDATE SET final = excluded.final,"
                         " supervisor = excluded.supervisor, text = excluded.text, body = excluded.body, committed_at = excluded.committed_at"
+                        ", digest = excluded.digest"
                         " WHERE search_reports.station = excluded.station AND excluded.final > search_reports.final"
-                        " AND search_reports.officer = excluded.officer AND search_reports.signed_ts = excluded.signed_ts")
+                        " AND search_reports.officer = excluded.officer AND search_reports.signed_ts = excluded.signed_ts"
+                        " AND (search_reports.digest IS NULL OR search_reports.digest = excluded.digest)")
 """Args: the version's row, then record id, station, seq and decision time (only under the station's own record,
-that very one). A stored version changes once, to its countersigned form (same signer, same signing time): another
+that very one). A stored version changes once, to its countersigned form (same signer, same signing time, same
+signed digest: a countersigned copy whose content was changed is not taken either): another
 copy of a version (notes, findings, a countersignature changed after it was stored; a station restored from a backup
 signing its version 1 again) left the signed version rewritten in place before; the record's body holds the copy."""
 
@@ -87,11 +92,27 @@ def final(record: InspectionRecord, report: SearchReport) -> bool:
 
 
 def report_rows(record: InspectionRecord, now: float) -> list[tuple]:
-    """UPSERT_SEARCH_REPORT arguments, one per version of the record's report."""
-    return [(record.id, record.station, r.version, r.outcome, int(final(record, r)), r.officer.badge,
-             r.countersigned.badge if r.countersigned else None, r.officer.signed_at.timestamp(), r.minutes,
-             search_text(r), r.model_dump_json(), now, record.id, record.station, record.seq, record.decided_at.timestamp())
+    """UPSERT_SEARCH_REPORT arguments, one per version of the record's report. The digest column is the hub's own
+    digest of the version's content, so that a copy whose content changed (its claimed digest kept) never replaces
+    the stored one; a version whose content is not what its officer signed is never final here."""
+    return [(record.id, record.station, r.version, r.outcome, int(final(record, r) and _as_signed(record, r)),
+             r.officer.badge, r.countersigned.badge if r.countersigned else None, r.officer.signed_at.timestamp(),
+             r.minutes, search_text(r), r.model_dump_json(), now, r.content_digest(), record.id, record.station,
+             record.seq, record.decided_at.timestamp())
             for r in record.search_reports]
+
+
+def _as_signed(record: InspectionRecord, report: SearchReport) -> bool:
+    """Whether the version's content is what its officer signed (and its countersigner, when there is one)."""
+    digest = report.content_digest()
+    signed = [report.officer.digest, *([report.countersigned.digest] if report.countersigned else [])]
+    if all(d == digest for d in signed):
+        return True
+    refused_countersignatures["content_changed"] += 1
+    log.warning("hub.search_report_altered", record=record.id, station=record.station, version=report.version,
+                detail=f"version {report.version} of the search report on {record.id} is not what was signed "
+                       f"(content digest {digest[:12]}, signed {', '.join(d[:12] for d in signed)}): never final here")
+    return False
 
 
 def outcome_row(record: InspectionRecord) -> tuple:

@@ -274,6 +274,8 @@ class HubStore:
         except HubStoreError:
             self.run_in_transaction(lambda cur: cur.execute(search_reports.ADD_OUTCOME_COLUMN))
         self.run_in_transaction(lambda cur: cur.execute(search_reports.INDEX_OUTCOME))
+        if not self._has_column("search_reports", "digest"):
+            self.run_in_transaction(lambda cur: cur.execute(search_reports.ADD_DIGEST_COLUMN))
 
     def _has_column(self, table: str, column: str) -> bool:
         try:

@@ -74,9 +74,17 @@ def _signature(role: str) -> SearchSignature:
     return SearchSignature(badge="B-" + role, role=role, signed_at=make_record("g1", 1).decided_at, digest="0" * 64)
 
 
-SEIZURE = SearchReport(version=1, vehicle_type="saloon", minutes=20, outcome="seizure",
-                       findings=[SearchFinding(goods="cigarettes", area="boot")], officer=_signature("officer"),
-                       countersigned=_signature("supervisor"))
+def _signed(report: SearchReport) -> SearchReport:
+    """The report with its signatures over its content, as a station signs (the hub checks the digest)."""
+    digest = report.content_digest()
+    return report.model_copy(update={"officer": report.officer.model_copy(update={"digest": digest}),
+                                     "countersigned": report.countersigned and report.countersigned.model_copy(
+                                         update={"digest": digest})})
+
+
+SEIZURE = _signed(SearchReport(version=1, vehicle_type="saloon", minutes=20, outcome="seizure",
+                               findings=[SearchFinding(goods="cigarettes", area="boot")], officer=_signature("officer"),
+                               countersigned=_signature("supervisor")))
 
 
 def test_nothing_is_pruned_without_a_policy(store):
@@ -199,8 +207,8 @@ def test_search_photos_go_with_their_record_unless_a_kept_report_names_them(stor
     mine, shared = "bb" * 32, "cc" * 32
     searched = SearchReport(version=1, vehicle_type="van", minutes=10, outcome="nothing_found",
                             officer=_signature("officer"))
-    old = hub.add(Verdict.CLEAR, 40, reports=[searched.model_copy(update={"photos": [mine, shared]})])
-    young = hub.add(Verdict.CLEAR, 5, reports=[searched.model_copy(update={"photos": [shared]})])
+    old = hub.add(Verdict.CLEAR, 40, reports=[_signed(searched.model_copy(update={"photos": [mine, shared]}))])
+    young = hub.add(Verdict.CLEAR, 5, reports=[_signed(searched.model_copy(update={"photos": [shared]}))])
     for sha in (mine, shared):
         execute(store, "INSERT INTO blobs (sha256, size, station, data, committed_at) VALUES (?,?,?,?,?)",
                 (sha, 4, "g1", b"\xff\xd8\xff\xe0", 0.0))

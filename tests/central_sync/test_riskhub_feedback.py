@@ -61,9 +61,11 @@ def report(version: int, outcome: str, countersigned: bool, at: datetime) -> Sea
     """One signed version of a record's search report (a seizure with one finding)."""
     sig = SearchSignature(badge="B-7", role="officer", signed_at=at, digest="a" * 64)
     found = [SearchFinding(goods="cigarettes", hs_class="2402", quantity=40, unit="cartons", area="cab")]
-    return SearchReport(version=version, vehicle_type="van", minutes=30, outcome=outcome,  # type: ignore[arg-type]
-                        findings=found if outcome == "seizure" else [], officer=sig,
-                        countersigned=sig.model_copy(update={"badge": "S-1", "role": "supervisor"}) if countersigned else None)
+    unsigned = SearchReport(version=version, vehicle_type="van", minutes=30, outcome=outcome,  # type: ignore[arg-type]
+                            findings=found if outcome == "seizure" else [], officer=sig)
+    sig = sig.model_copy(update={"digest": unsigned.content_digest()})  # signed over its content, as a station signs
+    return unsigned.model_copy(update={"officer": sig, "countersigned": sig.model_copy(
+        update={"badge": "S-1", "role": "supervisor"}) if countersigned else None})
 
 
 def test_the_search_report_is_the_outcome_and_the_review_only_without_one(store: HubStore) -> None:

@@ -181,3 +181,39 @@ def test_a_stored_version_changes_only_to_its_countersigned_form_at_the_hub(tmp_
     assert outcomes(store) == {rec.id: "seizure"} and ing.counters["rejected"] == 0
     st.store.close()
     store.close()
+
+
+def test_a_countersigned_copy_whose_content_changed_is_not_taken_nor_exported_at_the_hub(tmp_path: Path) -> None:
+    """A copy of a pending version carrying a countersignature but other content (no findings, other notes; its
+    signed digest kept) replaced the stored version and made it a final seizure; the hub's case bundle exported
+    the record body's copy, not the version the hub kept."""
+    from central_sync import protocol as p
+    from central_sync.case_bundle import Selection
+    from central_sync.control_room.db import migrate
+    from central_sync.hub.case_export import evidence, select
+    from central_sync.hub.ingest import Ingestor
+
+    st = open_station(tmp_path / "data")
+    store = open_store(str(tmp_path / "hub.db"))
+    store.migrate()
+    migrate(store)  # the control room's tables (its audit goes into the bundle)
+    rec = st.vehicle()
+    sign(st.store, rec.id, form(seizure=True))
+    signed = st.store.get(rec.id)
+    countersign(st.store, rec.id, 1, Countersignature(badge=SUPERVISOR[0], pin=SUPERVISOR[3]))
+    done = st.store.get(rec.id)
+    assert signed is not None and done is not None
+    genuine = signed.search_reports[0]
+    altered = done.search_reports[0].model_copy(update={"notes": "nothing behind the spare wheel", "findings": []})
+    ing = Ingestor(store, "hub-s", lambda topic, payload: None)
+    for n, body in enumerate([signed, done.model_copy(update={"search_reports": [altered]})]):
+        ing.handle([(p.topic(body.station, "review"), p.encode_envelope(body.station, "review", n + 1, body.seq, body.id,
+                                                                         body.to_json().encode(), 0.0))])
+    row, final = store.query("SELECT body, final FROM search_reports WHERE record_id = ?", (rec.id,))[0]
+    assert (json.loads(row)["notes"], len(json.loads(row)["findings"]), final) == (genuine.notes, 1, 0)
+    assert outcomes(store) == {rec.id: "pending"}
+    files, notes = evidence(store, select(store, Selection(record_ids=[rec.id])))
+    assert json.loads(files[f"search-reports/{rec.id}-v1.json"])["notes"] == genuine.notes
+    assert any("another copy" in note for note in notes)
+    st.store.close()
+    store.close()
