@@ -22,6 +22,7 @@
         ├── PhaseSkipped      the phase does not apply to this station (SKIPPED, with the reason)
         ├── SignInRefused     the technician may not run diagnostics (diag/signin.py)
         ├── DrillRefused      a fault drill asked for on hardware or without its device (diag/runner.py)
+        ├── RunInterrupted    Ctrl-C stopped a run: it carries the run, recorded ABORTED (diag/runner.py)
         └── HubUnreachable    the hub's broker did not connect or echo in time (diag/phases/hub.py)
     DriverError               (drivers)            see drivers/errors.py
     └── LinkLost

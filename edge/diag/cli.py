@@ -10,7 +10,10 @@ supervisor. A run on hardware needs it; a run against the twin without it record
 Records are signed with the station's key (`<data_dir>/diag-signing.key`, created on first use);
 `--verify` pins the station's public key from its key file (--config) or as given (--public-key).
 
-Exit status: 0 PASS or MARGINAL, 1 FAIL or ERROR, 2 ABORTED, 64 usage, 65 broken record chain,
+Ctrl-C ends the run: the station's safe state is requested, the phase it stopped is ABORTED and the run is
+recorded like any other (a safe-state step not confirmed is printed and recorded).
+
+Exit status: 0 PASS or MARGINAL, 1 FAIL or ERROR, 2 ABORTED (Ctrl-C included), 64 usage, 65 broken record chain,
 66 chain intact but some records unsigned, 74 station key unusable, 75 the station daemon (or another
 edge diag) holds the data_dir, 77 sign-in refused, 78 bad config.
 """
@@ -31,7 +34,7 @@ from edge.diag.messages import languages
 from edge.diag.plan import PHASE_NAMES
 from edge.diag.records import verify_chain
 from edge.diag.report import Written, write_run
-from edge.diag.runner import DiagOptions, DrillRefused, check_drill, run_diag
+from edge.diag.runner import DiagOptions, DrillRefused, RunInterrupted, check_drill, run_diag
 from edge.diag.signin import SignInRefused, read_pin, sign_in
 from edge.diag.station import is_twin
 from edge.diag.signing import StationKey, StationKeyError, key_id, load_or_create, pinned_public
@@ -102,6 +105,12 @@ def main_diag(argv: list[str] | None = None, stdin: IO[str] | None = None) -> in
         print(f"edge diag: {exc}; stop the station first (systemctl stop), or run the diagnostics from the control "
               f"room, which runs them inside the daemon", file=sys.stderr)
         return BUSY_EXIT
+    except RunInterrupted as exc:  # Ctrl-C in a phase: recorded like any run, the phase ABORTED
+        result = exc.result
+    except KeyboardInterrupt:  # Ctrl-C while the devices opened or closed: no phase ran to record
+        print("edge diag: interrupted while the devices were being opened or closed; no record written",
+              file=sys.stderr)
+        return EXIT[Outcome.ABORTED]
     written = write_run(result, out, args.lang, key)
     _summary(written.record, written)
     return EXIT[result.outcome]
@@ -117,6 +126,8 @@ def _summary(record: dict, written: Written) -> None:
         for d in p["diagnoses"]:
             if d != p["reason"]:
                 print(f"            - {d}")
+    for step in record.get("teardown_unconfirmed") or ():
+        print(f"  safe state not confirmed: {step}")
     print(f"report: {written.latest_report}  (this run: {written.report})")
     print(f"record: {written.record_path}  junit: {written.junit}")
 

@@ -34,6 +34,17 @@ class DrillRefused(DiagError):
     """A fault drill asked for on hardware, or on a station without the device it needs."""
 
 
+class RunInterrupted(DiagError):
+    """The run was cancelled (Ctrl-C) in a phase: `result` holds what ran, that phase ABORTED, and the teardown.
+
+    Raised instead of the cancellation so that the interrupted run is still recorded and the technician is
+    told whether the safe state was confirmed (a bare KeyboardInterrupt lost both)."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__(f"diagnostic run of station {result.station.name} interrupted")
+        self.result = result
+
+
 @dataclass
 class DiagOptions:
     """How to run: who, which phases, where the records go, prompt timeout, language, drill."""
@@ -87,19 +98,43 @@ async def run_diag(cfg: StationConfig, opts: DiagOptions) -> RunResult:
             (TwinHand(station) if twin else TerminalTechnician())
         if isinstance(hand, TwinHand):
             stack.push_async_callback(hand.aclose)
+        interrupted = False
         try:
             for phase in _phases(opts, drill):
+                current = phase
                 results.append(await run_phase(phase, station, hand, cat, opts))
                 if phase.name in SAFE_AFTER and (unsafe := await station.make_safe()):
                     results[-1].notes += [f"safe state not confirmed: {p}" for p in unsafe]
                     if drill is None:  # a station left unsafe; under a drill the injected fault is why (it measures it)
                         results[-1].outcome = worst([results[-1].outcome, Outcome.ERROR])
+        except asyncio.CancelledError:  # Ctrl-C: the run ends here, recorded, once the safe state is requested
+            interrupted = True
+            task = asyncio.current_task()
+            if task is not None:  # taken: the devices' own teardown must not read it as a cancellation of theirs
+                task.uncancel()
+            _interrupted(current, results, cat, opts)
         finally:
             teardown = await station.make_safe()
         if drill is not None:
             results.append(judge_drill(drill, results, cat))
         facts = _facts(station, opts)
-    return RunResult(station, results, started, _utc(), facts, teardown)
+    result = RunResult(station, results, started, _utc(), facts, teardown)
+    if interrupted:
+        raise RunInterrupted(result)
+    return result
+
+
+def _interrupted(phase: Phase, results: list[PhaseResult], cat: Catalogue, opts: DiagOptions) -> None:
+    """The phase a cancellation stopped, ABORTED with the reason, so that the run is ABORTED, not a PASS of a plan
+    cut short. A phase already recorded was stopped in the safe state after it: its reason says so."""
+    if results and results[-1].name == phase.name:
+        res, key = results[-1], "phase.interrupted_after"
+    else:
+        res, key = PhaseResult(phase.name, cat.text(f"title.{phase.name}", target=opts.drill or ""), started=_utc()), \
+            "phase.interrupted"
+        results.append(res)
+    res.outcome = worst([res.outcome, Outcome.ABORTED])
+    res.reason = cat.text(key, target=phase.name)
 
 
 def check_drill(name: str | None, cfg: StationConfig, twin: bool) -> Drill | None:
