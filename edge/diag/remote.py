@@ -69,7 +69,7 @@ async def run_remote(cfg: StationConfig, devices: Devices, detector: Detector | 
     for phase in (p for p in PLAN if p.name in REMOTE_PLANS[plan]):
         if phase.name in NEEDS_IDLE_LANE and lane_busy():
             results.append(PhaseResult(phase.name, cat.text(f"title.{phase.name}", target=""), Outcome.SKIPPED,
-                                       started=_utc(), reason="skipped: the lane is in use (items wait for the model)"))
+                                       started=_utc(), reason=cat.text("skip.lane_busy")))
             continue
         results.append(await run_phase(phase, station, hand, cat, opts))
     log.info("diag.remote_done", station=cfg.station.id, plan=plan, outcome=str(run_outcome(results)))

@@ -283,6 +283,9 @@ async def test_a_diagnostic_report_speaks_the_requesters_language(tmp_path):
                                  "station": cfg.station.model_copy(update={"data_dir": tmp_path})})
     report = await run_remote(cfg, Devices(), None, "quick", lang="zh-Hant")
     assert [p["title"] for p in report["phases"]][1] == "時鐘"
+    busy = await run_remote(cfg, Devices(), None, "full", lane_busy=lambda: True, lang="zh-Hant")
+    inference = next(p for p in busy["phases"] if p["name"] == "inference")
+    assert inference["outcome"] == "SKIPPED" and inference["reason"].startswith("未執行：車道正在使用中")
 
 
 async def test_a_failing_run_is_reported_as_failed(tmp_path, station):
