@@ -183,6 +183,8 @@ async def run_phase(phase: Phase, station: DiagStation, hand: Technician, cat: C
             raise PhaseSkipped(unmet[0], **unmet[1])
         async with asyncio.timeout(phase.timeout_s):
             await phase.run(ctx)
+        if not res.measurements:  # a phase that measured nothing proved nothing: never a PASS
+            raise PhaseSkipped("skip.nothing_checked", target=phase.name)
         res.outcome = res.judge()
     except PhaseSkipped as s:  # a part the config names that did not open fails the phase: not tested is not passed
         res.outcome = Outcome.FAIL if s.key == DEVICE_LOST else Outcome.SKIPPED

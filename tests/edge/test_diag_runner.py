@@ -41,6 +41,15 @@ async def test_a_bug_in_a_phase_is_an_error_and_the_plan_goes_on():
     assert res.outcome == Outcome.ERROR and "KeyError" in res.reason and res.measurements
 
 
+async def test_a_phase_that_measured_nothing_is_skipped_with_the_reason_not_passed():
+    async def body(ctx: PhaseContext) -> None:
+        ctx.note("no device of this kind is configured")  # ran to its end, checked nothing
+
+    res = await _run(body)
+    assert res.outcome == Outcome.SKIPPED and not res.measurements
+    assert res.reason == "Nothing was checked: this station has none of what phase t tests (no such device is configured)."
+
+
 async def test_a_phase_over_its_time_limit_is_an_error():
     async def body(ctx: PhaseContext) -> None:
         await asyncio.sleep(10)
