@@ -27,3 +27,16 @@ def test_station_without_sync_skips_the_hub_with_the_reason(twin, tmp_path, monk
     rc, rec = diag(tmp_path / "out", "--config", str(cfg), "--phases", "hub,clock")
     assert rc == 0
     assert phase(rec, "hub")["outcome"] == "SKIPPED" and "No hub (sync)" in phase(rec, "hub")["reason"]
+
+
+def test_a_broker_that_refuses_the_login_is_named_as_refusing_not_as_unreachable(twin, tmp_path, monkeypatch):
+    from central_sync.devtools import Mosquitto
+
+    with Mosquitto(tmp_path / "broker", anonymous=False) as strict:  # answers CONNACK "Not authorized"
+        monkeypatch.setenv("EDGE_SYNC__PORT", str(strict.port))
+        rc, rec = diag(tmp_path / "out", "--config", "examples/xray.toml", "--phases", "hub")
+    hub = phase(rec, "hub")
+    assert rc == 1 and hub["outcome"] == "FAIL"
+    assert [m["message"] for m in hub["measurements"]] == ["hub.refused"]
+    assert f"127.0.0.1:{strict.port} refused the login of an anonymous client: Not authorized" in hub["diagnoses"][0]
+    assert "broker account" in hub["diagnoses"][0] and "did not accept a connection within" not in hub["diagnoses"][0]
