@@ -70,6 +70,15 @@ def test_report_is_static_and_shows_trends_and_guidance(tmp_path):
     assert json.loads(json.dumps(recs[-1])) == recs[-1]
 
 
+def test_a_safe_state_left_unconfirmed_is_headed_in_the_technicians_language(tmp_path):
+    body = {**_body(150.0), "teardown_unconfirmed": ["belt stop: no answer within 2.3 s"]}
+    seq, name = next_name(tmp_path, "s1")
+    rec = write_record(tmp_path, body, seq, name)
+    html = render_html(rec, [rec], Catalogue("zh-Hant"))
+    assert "執行結束時未能確認安全狀態" in html and "belt stop: no answer within 2.3 s" in html
+    assert "Teardown" not in html and "unsigned" not in html and "prev " not in html
+
+
 def _sign_write(folder, key, *values):
     for v in values:
         seq, name = next_name(folder, f"s{v}")
