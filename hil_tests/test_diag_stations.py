@@ -66,7 +66,8 @@ def test_safety_proof_measures_each_device_response(twin, tmp_path):
     for target, ms in by_target.items():
         assert ms["safety.trip_seen"] and ms["safety.permit_refused"] and ms["safety.no_restart"], target
         assert ms["safety.belt_stop_ms"] >= 0 and ms["safety.permit_drop_ms"] >= 0
-    assert [p["by"] for p in safety["prompts"]] == ["twin"] * 6
+    assert [p["key"] for p in safety["prompts"]][0] == "prompt.energise"  # the way confirmed clear first
+    assert [p["by"] for p in safety["prompts"]] == ["twin"] * 7
 
 
 def test_tracking_sends_the_item_the_verdicts_way(twin, tmp_path):

@@ -172,6 +172,12 @@ class PhaseContext(Measurements):
         entry.update(answered=True, after_s=round(time.monotonic() - t0, 3), by=self.hand.kind)
         return acted, seen
 
+    async def confirm_clear(self) -> None:
+        """Before the phase's first step that moves the machine or switches the X-ray permit on: the technician
+        confirms that nobody is on the belt, in the tunnel, the lane or the barrier's path (a line on the terminal;
+        the twin's hand answers at once). Unanswered within the prompt timeout: the phase is ABORTED, nothing moved."""
+        await self.prompt("prompt.energise", Action("confirm_clear", self.result.name), confirm=True)
+
     # ---- devices ---------------------------------------------------------------------------
 
     async def io(self, what: str, call: Awaitable[T], timeout_s: float = 2.0) -> T:

@@ -133,6 +133,9 @@ class TwinHand:
 
     # ---- the verbs -------------------------------------------------------------------------
 
+    def _confirm_clear(self, phase: str) -> None:
+        """The twin's lane and belt hold nobody: the technician's confirmation before a phase that moves the machine."""
+
     def _block_eye(self, eye: str, hold_s: float = 0.3) -> None:
         """Hold an object (a hand) in the beam for hold_s."""
         from drivers.plc.sim import ConveyorModel, SimItem

@@ -28,6 +28,9 @@ from edge.diag.station import DiagStation, is_twin, quiet_twin
 log = structlog.get_logger()
 
 SAFE_AFTER = frozenset({"io", "tracking", "imaging", "safety", "drill-inject"})
+"""The phases that move the machine or switch the X-ray permit on: each energises only once the technician confirmed
+that nobody is in its way (PhaseContext.confirm_clear; unanswered within the prompt timeout: ABORTED, nothing
+moved), and the safe state is requested after each."""
 
 
 class DrillRefused(DiagError):

@@ -30,6 +30,7 @@ async def run(ctx: PhaseContext) -> None:
     obj = await asyncio.to_thread(testobject.make_test_object, pixel_mm)
     await ctx.prompt("prompt.place_test_object", Action("place_test_object", args={"scan": obj}), confirm=True)
     try:
+        await ctx.confirm_clear()  # the scan switches the X-ray on
         scan = await _scan(ctx, scanner)
     finally:
         await ctx.prompt("prompt.remove_test_object", Action("remove_test_object"), confirm=True)

@@ -16,6 +16,9 @@ SPEED_WINDOW_S = 1.0
 EDGE_TIMEOUT_S = 2.0
 
 
+MOVES = frozenset({"divert_manual_request", "belt_run_request", "barrier_open_request", "light_request"})
+
+
 async def run(ctx: PhaseContext) -> None:
     plc = ctx.station.plc
     if plc is None:
@@ -23,6 +26,8 @@ async def run(ctx: PhaseContext) -> None:
     for i, eye in enumerate(plc.cfg.eyes):
         await _eye(ctx, plc, i, eye)
     regs = plc.cfg.registers
+    if MOVES & set(regs):  # the divert, the belt, the barrier or the lights are about to move
+        await ctx.confirm_clear()
     if "divert_manual_request" in regs:
         for to_manual, label in ((False, "to pass"), (True, "to manual")):
             await _divert(ctx, plc, to_manual, label)

@@ -60,6 +60,7 @@ async def run(ctx: PhaseContext) -> None:
     devices = SAFETY_INPUTS.get(kind, ())
     if not devices:  # nothing proved is no PASS: a retrofit station's PLC guards a machine this kind does not know
         ctx.skip("skip.no_safety_devices", target=KINDS[kind].title)
+    await ctx.confirm_clear()  # each proof runs the belt and switches the X-ray permit on before the trip
     for device in devices:
         await _proof(ctx, plc, device)
 

@@ -33,6 +33,7 @@ async def run(ctx: PhaseContext) -> None:
     if detector is None:
         ctx.skip("skip.no_model")
     conveyor = "belt_run_request" in plc.cfg.registers
+    await ctx.confirm_clear()  # the X-ray permit, the controller armed, the belt run
     async with EventTap(plc) as tap:
         await _prepare(ctx, plc, scanner, conveyor)
         await ctx.prompt("prompt.place_item", Action("place_item", kind, ITEM.get(kind, ITEM["conveyor"])),
