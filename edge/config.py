@@ -55,8 +55,9 @@ class ModelSection(_Section):
     pool_workers: int = Field(1, ge=1, le=16, description="inferences at once, shared by the process's stations")
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     shadow_dir: Path | None = None
-    thresholds: dict[str, Annotated[float, Field(strict=True)]] = Field(
-        default_factory=dict, description="per-class overrides (a number; true was read as 1.0)")
+    thresholds: dict[str, Annotated[float, Field(strict=True, gt=0, le=1)]] = Field(
+        default_factory=dict, description="per-class overrides, each in (0, 1] (a number; true was read as 1.0; one"
+        " outside left the station without its model, every item manual, after `check-config` said ok)")
     dense_alert_mm2: float = Field(
         100.0, ge=0, description="a bag or parcel with a region the beam cannot penetrate at least this large is not"
         " cleared (manual, dense_object); 0 turns the rule off")

@@ -572,3 +572,22 @@ def test_a_threshold_override_must_be_a_number(tmp_path):
     assert "model.thresholds.knife" in str(err.value) and "gun" not in str(err.value)
     config.write_text(text.replace("[model]\n", "[model]\nthresholds = { knife = 0.3, gun = 1 }\n", 1))
     assert load_config(config).model.thresholds == {"knife": 0.3, "gun": 1.0}
+
+
+def test_a_threshold_override_out_of_range_is_a_config_error_naming_it(tmp_path):
+    """`knife = 5.0` (or -0.5, or nan) passed `edge check-config` and `edge run` started: the model then refused it
+    at load, the station ran without its model and every item went to manual. Now the config names the key."""
+    from edge.cli import main
+
+    config = _write_config(tmp_path, 18182, tmp_path / "model")
+    text = config.read_text()
+    for value in ("5.0", "-0.5", "0", "nan", "inf"):
+        config.write_text(text.replace("[model]\n", f"[model]\nthresholds = {{ knife = {value} }}\n", 1))
+        result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
+                                capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert result.returncode == 78, (value, result.stderr[-2000:])
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"{config}: model.thresholds.knife: "), (value, lines)
+        assert f"(got {value})" in lines[0], lines
+    config.write_text(text.replace("[model]\n", "[model]\nthresholds = { knife = 1.0 }\n", 1))
+    assert main(["check-config", "--skip-files", str(config)]) == 0
