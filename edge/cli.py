@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import sys
 from pathlib import Path
@@ -90,12 +91,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_admin_commands(sub: argparse._SubParsersAction) -> None:
     user = sub.add_parser("user", help="manage station screen users").add_subparsers(required=True, metavar="ACTION")
-    add = user.add_parser("add", help="add a user (the PIN is read from stdin when not given)")
+    add = user.add_parser("add", help="add a user; the PIN is asked for without echo (or read from stdin's first line)")
     add.add_argument("--config", required=True, type=Path)
     add.add_argument("--badge", required=True)
     add.add_argument("--name", required=True)
     add.add_argument("--role", required=True, choices=("officer", "supervisor", "technician"))
-    add.add_argument("--pin")
+    add.add_argument("--pin", help=argparse.SUPPRESS)  # refused: see _user_add
     add.set_defaults(handler=_user_add)
 
     dicos = sub.add_parser("export-dicos", help="write a record as DICOS files (DX images, threat detection reports)")
@@ -304,14 +305,19 @@ def _open_store(config_path: Path) -> Store:
 def _user_add(args: argparse.Namespace) -> int:
     from edge.auth import AuthError, add_user
 
-    pin = args.pin or sys.stdin.readline().strip()
-    with _open_store(args.config) as store:
+    if args.pin is not None:
+        print("edge user add: a PIN on the command line is seen by every user of this machine (ps, /proc) and kept in"
+              " the shell's history; leave --pin out and type it when asked, or give it on stdin", file=sys.stderr)
+        return 2
+    store = _open_store(args.config)  # a config that does not load is said before the PIN is asked for
+    pin = getpass.getpass("PIN: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
+    with store:
         try:
-            add_user(store, args.badge, args.name, args.role, pin)
+            user = add_user(store, args.badge, args.name, args.role, pin)
         except AuthError as exc:
             print(f"edge user add: {exc}", file=sys.stderr)
             return 2
-    print(f"user {args.name} ({args.role}) added for badge {args.badge}")
+    print(f"user {user.name} ({user.role}) added for badge {user.badge}")
     return 0
 
 

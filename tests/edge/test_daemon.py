@@ -552,8 +552,7 @@ def test_the_admin_commands_say_what_is_wrong_with_the_config_in_one_line(tmp_pa
     broken = tmp_path / "broken.toml"
     broken.write_text("[station\n")
     for argv in (["audit", "verify", "--config", str(missing)],
-                 ["user", "add", "--config", str(broken), "--badge", "B-1", "--name", "Ann", "--role", "officer",
-                  "--pin", "1234"]):
+                 ["user", "add", "--config", str(broken), "--badge", "B-1", "--name", "Ann", "--role", "officer"]):
         assert main(argv) == 78, argv
         err = capsys.readouterr().err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
@@ -591,3 +590,31 @@ def test_a_threshold_override_out_of_range_is_a_config_error_naming_it(tmp_path)
         assert f"(got {value})" in lines[0], lines
     config.write_text(text.replace("[model]\n", "[model]\nthresholds = { knife = 1.0 }\n", 1))
     assert main(["check-config", "--skip-files", str(config)]) == 0
+
+
+def _user_add(config: Path, *argv: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge.cli", "user", "add", "--config", str(config), *argv],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60, input=stdin)
+
+
+def _web_users(data_dir: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(data_dir / "station.db") as conn:
+        return conn.execute("SELECT badge, name, role FROM web_users ORDER BY badge").fetchall()
+
+
+def test_user_add_never_takes_the_pin_on_the_command_line(tmp_path):
+    """`edge user add --pin 1234` put the PIN where every user of the machine reads it (ps, /proc/PID/cmdline) and
+    in the shell's history; now refused in one sentence, nothing added. The PIN comes on stdin (without echo on a
+    terminal), asked for only once the config loaded."""
+    config = _write_config(tmp_path, 18183, tmp_path / "model")
+    refused = _user_add(config, "--badge", "1A2B3C", "--name", "Ann", "--role", "officer", "--pin", "4711")
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        "edge user add: a PIN on the command line is seen by every user of this machine (ps, /proc) and kept in the"
+        " shell's history; leave --pin out and type it when asked, or give it on stdin"]
+    assert "4711" not in refused.stdout + refused.stderr
+    assert not (tmp_path / "data" / "station.db").exists()
+    added = _user_add(config, "--badge", "1a2b3c", "--name", "Ann", "--role", "officer", stdin="4711\n")
+    assert added.returncode == 0, added.stderr
+    assert "user Ann (officer) added for badge 1A2B3C" in added.stdout and "4711" not in added.stdout + added.stderr
+    assert _web_users(tmp_path / "data") == [("1A2B3C", "Ann", "officer")]

@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BADGE, PIN = "1A2B3C4D", "1234"
 
 
-def _edge(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+def _edge(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          input=stdin)
 
 
 def _with_http(config: Path, lines: str) -> Path:
@@ -47,7 +48,7 @@ def tls_station(tmp_path):
     config = _with_http(_write_config(tmp_path, port, write_package(tmp_path / "model", "cpe-fcos-v1", 128)),
                         f'cert_file = "{cert}"\nkey_file = "{key}"')
     added = _edge("user", "add", "--config", str(config), "--badge", BADGE, "--name", "Chan", "--role", "officer",
-                  "--pin", PIN)
+                  stdin=f"{PIN}\n")
     assert added.returncode == 0, added.stderr
     log = (tmp_path / "edge.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], cwd=ROOT,
