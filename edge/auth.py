@@ -24,6 +24,7 @@ from edge.errors import EdgeError
 from edge.store import Store
 
 ROLES: tuple[str, ...] = ("officer", "supervisor", "technician")
+NAME_MAX = 100  # characters of a user's name (`edge user add`)
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "case.view": frozenset({"officer", "supervisor"}),        # case images, queue, history, records
@@ -105,6 +106,11 @@ def add_user(store: Store, badge: str, name: str, role: str, pin: str, lang: str
         raise AuthError("a PIN must be 4 to 12 digits")
     if not name.strip():
         raise AuthError("a user needs a name")
+    if not name.isprintable() or len(name.strip()) > NAME_MAX:
+        # shown on every screen the user signs in to and written in console logs: a newline or an escape sequence
+        # forged lines and colours there, and a name of a megabyte was taken
+        raise AuthError(f"a user's name is at most {NAME_MAX} printable characters (no newlines, tabs or control"
+                        f" characters), got {name[:NAME_MAX + 1]!r}{'...' if len(name) > NAME_MAX + 1 else ''}")
     user = User(normalise_badge(badge), name.strip(), role, lang)
     conn = store.conn
     ensure_schema(conn)

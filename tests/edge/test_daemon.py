@@ -599,6 +599,8 @@ def _user_add(config: Path, *argv: str, stdin: str = "") -> subprocess.Completed
 
 def _web_users(data_dir: Path) -> list[tuple[str, str, str]]:
     with sqlite3.connect(data_dir / "station.db") as conn:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'web_users'").fetchone() is None:
+            return []
         return conn.execute("SELECT badge, name, role FROM web_users ORDER BY badge").fetchall()
 
 
@@ -618,3 +620,19 @@ def test_user_add_never_takes_the_pin_on_the_command_line(tmp_path):
     assert added.returncode == 0, added.stderr
     assert "user Ann (officer) added for badge 1A2B3C" in added.stdout and "4711" not in added.stdout + added.stderr
     assert _web_users(tmp_path / "data") == [("1A2B3C", "Ann", "officer")]
+
+
+def test_user_add_refuses_a_name_with_control_characters_or_too_long(tmp_path):
+    """A name with a newline and an escape sequence (`Eve\\n\\x1b[31mX`), or one of a megabyte, was stored and shown
+    on every screen and console log line naming the user; now refused in one sentence naming it, nothing added."""
+    config = _write_config(tmp_path, 18184, tmp_path / "model")
+    for name, shown in (("Eve\n\x1b[31mX", repr("Eve\n\x1b[31mX")), ("A" * 100_000, repr("A" * 101) + "...")):
+        refused = _user_add(config, "--badge", "1A2B3C", "--name", name, "--role", "officer", stdin="4711\n")
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.strip().splitlines() == [
+            "edge user add: a user's name is at most 100 printable characters (no newlines, tabs or control"
+            f" characters), got {shown}"]
+    assert _web_users(tmp_path / "data") == []
+    added = _user_add(config, "--badge", "1A2B3C", "--name", "陳大文 Chan Tai-man", "--role", "officer", stdin="4711\n")
+    assert added.returncode == 0, added.stderr
+    assert _web_users(tmp_path / "data") == [("1A2B3C", "陳大文 Chan Tai-man", "officer")]
