@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import ssl
 import sys
@@ -243,6 +244,30 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
             task.cancel()
 
 
+# (option, smallest, largest) of `edge-hub run`'s numbers; a float must also be finite
+NUMBER_OPTIONS: tuple[tuple[str, float, float], ...] = (
+    ("broker_port", 1, 65535), ("http_port", 0, 65535), ("keepalive", 5, 3600), ("batch_max", 1, 1_000_000),
+    ("gap_period", 0.01, 86400.0), ("stall_after", 1.0, 86400.0), ("max_record_bytes", 1024, 2**31),
+    ("max_image_bytes", 1024, 2**40), ("max_image_chunks", 1, 2**31), ("upload_age", 1.0, 10 * 365 * 86400.0),
+    ("max_uploads_per_station", 1, 1_000_000), ("risk_expiry", 60.0, 365 * 86400.0))
+
+
+def _number_problem(args: argparse.Namespace) -> str | None:
+    """A number of `edge-hub run` out of its range (one sentence naming the option and the value), or None: a port of
+    70000 or -1 ended in a traceback (exit 1, restarted for ever), a --max-record-bytes 0 or --max-uploads-per-station 0
+    started a hub that refused every record or image, a --stall-after nan one whose watchdog never saw a stall, a
+    --keepalive 1 said only `Input should be greater than or equal to 5`."""
+    for name, low, high in NUMBER_OPTIONS:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if not (math.isfinite(value) and low <= value <= high):
+            return f"--{name.replace('_', '-')} {value} is out of range: give a number from {low} to {high}"
+    if not args.broker_host.strip():
+        return "--broker-host is empty: give the broker's host name or address"
+    return None
+
+
 FILE_OPTIONS = ("password_file", "tls_ca", "tls_cert", "tls_key", "signing_key", "risk_key", "api_tokens", "https_cert",
                 "https_key")
 
@@ -300,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"edge-hub: {exc}", file=sys.stderr)
             return 1
         return 0
-    if args.cmd == "run" and (problem := _https_problem(args)):
+    if args.cmd == "run" and (problem := _number_problem(args) or _https_problem(args)):
         print(f"edge-hub: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     try:

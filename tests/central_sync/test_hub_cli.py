@@ -63,3 +63,27 @@ def test_the_password_in_the_url_never_reaches_the_error_message(tmp_path):
 def test_a_password_in_the_query_string_is_hidden_too():
     store = open_store("postgresql://db.internal/checkpoint?sslmode=require&password=s3cret-pw&user=hub")
     assert store.url == "postgresql://db.internal/checkpoint?sslmode=require&password=***&user=hub"
+
+
+def test_a_number_out_of_range_is_a_config_error_naming_the_option(tmp_path):
+    """--http-port 70000 ended in an OverflowError traceback (exit 1, restarted for ever), --max-record-bytes 0 started
+    a hub that refused every record, --stall-after nan one whose watchdog never saw a stall, --keepalive 1 said only
+    `Input should be greater than or equal to 5`: each is now one sentence naming the option and its value, exit 78,
+    before the database is touched."""
+    db = tmp_path / "hub.sqlite3"
+    for option, value, says in (("--http-port", "70000", "from 0 to 65535"), ("--http-port", "-1", "from 0 to 65535"),
+                                ("--broker-port", "0", "from 1 to 65535"), ("--keepalive", "1", "from 5 to 3600"),
+                                ("--max-record-bytes", "0", "from 1024 to 2147483648"),
+                                ("--max-uploads-per-station", "0", "from 1 to 1000000"),
+                                ("--stall-after", "nan", "from 1.0 to 86400.0"),
+                                ("--gap-period", "-1", "from 0.01 to 86400.0"),
+                                ("--risk-expiry", "inf", "from 60.0 to 31536000.0")):
+        result = hub("run", "--db", str(db), "--broker-port", "1", "--http-port", "0", option, value)
+        assert result.returncode == 78, (option, value, result.stderr[-2000:])
+        shown = str(float(value)) if "." in says.split()[1] else value
+        assert result.stderr.strip().splitlines() == [
+            f"edge-hub: {option} {shown} is out of range: give a number {says}"], (option, value)
+        assert not db.exists()
+    result = hub("run", "--db", str(db), "--broker-host", " ")
+    assert result.returncode == 78
+    assert result.stderr.strip() == "edge-hub: --broker-host is empty: give the broker's host name or address"
