@@ -7,6 +7,7 @@ units and the demo launcher adjust ports without editing the file.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -231,7 +232,26 @@ def load_config(path: str | Path) -> StationConfig:
         config = StationConfig(**data)
     except ValidationError as exc:
         raise ConfigError(path, [_describe(err) for err in exc.errors()]) from exc
+    if problems := _non_finite(config, ""):
+        raise ConfigError(path, problems)
     return config
+
+
+def _non_finite(value: object, key: str) -> list[tuple[str, str]]:
+    """Every float of the validated config that is inf or nan (TOML and the EDGE_ overrides both spell them), as
+    (key path, message). Keys bounded only from below took inf: `conveyor.gate_m = inf` put the gate out of reach (a
+    bag never diverted), `web.session_max_h = inf` sessions that never end, `model.dense_alert_mm2 = inf` the dense
+    object rule off without saying so (0 is its documented off), `sync.ack_timeout_s = inf` records never resent."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [(key, f"Input should be a finite number (got {value!r})")]
+    if isinstance(value, BaseModel):
+        return [p for name in type(value).model_fields
+                for p in _non_finite(getattr(value, name), f"{key}.{name}" if key else name)]
+    if isinstance(value, Mapping):
+        return [p for name, item in value.items() for p in _non_finite(item, f"{key}.{name}")]
+    if isinstance(value, (tuple, list)):
+        return [p for index, item in enumerate(value) for p in _non_finite(item, f"{key}.{index}")]
+    return []
 
 
 def _env_problems(environ: Mapping[str, str]) -> list[tuple[str, str]]:

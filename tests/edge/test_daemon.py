@@ -636,3 +636,26 @@ def test_user_add_refuses_a_name_with_control_characters_or_too_long(tmp_path):
     added = _user_add(config, "--badge", "1A2B3C", "--name", "陳大文 Chan Tai-man", "--role", "officer", stdin="4711\n")
     assert added.returncode == 0, added.stderr
     assert _web_users(tmp_path / "data") == [("1A2B3C", "陳大文 Chan Tai-man", "officer")]
+
+
+def test_inf_in_any_float_of_the_config_is_a_config_error_naming_the_key(tmp_path):
+    """Keys bounded only from below took inf and the station ran: `web.session_max_h = inf` sessions that never end,
+    `model.dense_alert_mm2 = inf` the dense object rule off unsaid, `sync.ack_timeout_s = inf` records never resent;
+    from the file or from an EDGE_ override, each is now one line naming the key, exit 78."""
+    config = _write_config(tmp_path, 18185, tmp_path / "model")
+    text = config.read_text()
+    for section, key, value in (("web", "session_max_h", "inf"), ("model", "dense_alert_mm2", "inf"),
+                                ("web.tip", "max_scale", "inf")):
+        config.write_text(text.replace("[web.tip]\n", f"[web]\n\n[web.tip]\n", 1).replace(
+            f"[{section}]\n", f"[{section}]\n{key} = {value}\n", 1))
+        result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
+                                capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert result.returncode == 78, (key, result.stderr[-2000:])
+        assert result.stderr.strip().splitlines() == [
+            f"{config}: {section}.{key}: Input should be a finite number (got {value})"], key
+    config.write_text(text)
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60, env={**os.environ, "EDGE_WEB__SESSION_IDLE_MIN": "inf"})
+    assert result.returncode == 78, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [f"{config}: web.session_idle_min: Input should be a finite number"
+                                                  " (got inf)"]
