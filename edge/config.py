@@ -321,5 +321,18 @@ def _describe(err: ErrorDetails) -> tuple[str, str]:
     if err["type"] == "missing":
         return key, "required key is missing"
     value = err.get("input")
-    shown = f" (got {value!r})" if value is not None and not isinstance(value, dict) else ""
+    shown = f" (got {_shown(value)})" if value is not None and not isinstance(value, dict) else ""
     return key, f"{err['msg']}{shown}"
+
+
+SHOWN_MAX = 80  # characters of a refused value an error line repeats
+
+
+def _shown(value: object) -> str:
+    """The value's repr, its head only when long: a station id of 100000 characters made a config error of 100 kB
+    (one line in the journal that nobody reads to its end)."""
+    text = repr(value)
+    if len(text) <= SHOWN_MAX:
+        return text
+    size = f", {len(value)} characters" if isinstance(value, (str, bytes, list, tuple)) else ""
+    return f"{text[:SHOWN_MAX]}...{size}"

@@ -659,3 +659,15 @@ def test_inf_in_any_float_of_the_config_is_a_config_error_naming_the_key(tmp_pat
     assert result.returncode == 78, result.stderr[-2000:]
     assert result.stderr.strip().splitlines() == [f"{config}: web.session_idle_min: Input should be a finite number"
                                                   " (got inf)"]
+
+
+def test_a_huge_refused_value_is_shown_by_its_head_in_the_one_line(tmp_path):
+    """A station id of 100000 characters made a config error line of 100 kB: now its head and its length."""
+    config = _write_config(tmp_path, 18186, tmp_path / "model")
+    config.write_text(config.read_text().replace('id = "xray-test"', f'id = "{"x" * 100_000}"', 1))
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 78, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [
+        f"{config}: station.id: String should match pattern '^[a-z0-9][a-z0-9-]{{0,62}}$' (got '{'x' * 79}...,"
+        " 100000 characters)"]
