@@ -43,7 +43,9 @@ class _Section(BaseModel):
 class StationSection(_Section):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     kind: str = Field(description="a station kind declared in edge.stations.kinds: conveyor, gantry, xray")
-    lane: str = "1"
+    lane: str = Field("1", min_length=1, max_length=32, pattern=r"^[^\x00-\x1f\x7f]+$", description="the lane's"
+                      " name on every record, screen, printed report and DICOS file: 1 to 32 characters, no control"
+                      " characters (100 kB or a newline was taken)")
     item_kind: ItemKind
     budget_ms: float = Field(gt=0, le=600_000, description="end of acquisition to verdict")
     data_dir: Path

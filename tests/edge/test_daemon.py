@@ -671,3 +671,26 @@ def test_a_huge_refused_value_is_shown_by_its_head_in_the_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"{config}: station.id: String should match pattern '^[a-z0-9][a-z0-9-]{{0,62}}$' (got '{'x' * 79}...,"
         " 100000 characters)"]
+
+
+def test_the_lane_is_a_short_printable_name(tmp_path):
+    """`station.lane` took any string: empty, a newline (a forged line on the printed search report and the
+    screens), 100 kB written into every record; now 1 to 32 characters without control characters."""
+    config = _write_config(tmp_path, 18187, tmp_path / "model")
+    text = config.read_text().replace('kind = "xray"\n', 'kind = "xray"\nlane = "A-2"\n', 1)
+    config.write_text(text)
+    assert main_check(config) == 0
+    for lane, says in (('""', "String should have at least 1 character (got '')"),
+                       ('"1\\n2"', "String should match pattern '^[^\\x00-\\x1f\\x7f]+$' (got '1\\n2')"),
+                       (f'"{"L" * 33}"', f"String should have at most 32 characters (got '{'L' * 33}')")):
+        config.write_text(text.replace('lane = "A-2"', f"lane = {lane}"))
+        result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
+                                capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert result.returncode == 78, (lane, result.stderr[-2000:])
+        assert result.stderr.strip().splitlines() == [f"{config}: station.lane: {says}"], lane
+
+
+def main_check(config: Path) -> int:
+    from edge.cli import main
+
+    return main(["check-config", "--skip-files", str(config)])
