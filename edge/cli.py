@@ -228,10 +228,13 @@ def _warn_model(path: Path, config: StationConfig) -> None:
 
 
 def _distinct(paths: list[Path], configs: list[StationConfig]) -> None:
-    """ConfigError when two stations run by one process share an id, a data_dir or a screen's address."""
+    """ConfigError when two stations run by one process share an id, a data_dir or a screen's address. A data_dir is
+    compared as the folder it is (`data` and `/srv/edge/data`, or a link to it, were two: the second station was
+    refused by the first's lock later, as if another process held it, and the process ran on with one station)."""
     seen: dict[tuple[str, str], Path] = {}
     for path, config in zip(paths, configs):
-        for key, value in (("station.id", config.station.id), ("station.data_dir", str(config.station.data_dir)),
+        for key, value in (("station.id", config.station.id),
+                           ("station.data_dir", str(config.station.data_dir.resolve())),
                            ("http.port", f"{config.http.host}:{config.http.port}")):
             if (key, value) in seen:
                 raise ConfigError(path, [(key, f"{value} is also {seen[key, value]}'s; two stations cannot share it")])

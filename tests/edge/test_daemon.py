@@ -694,3 +694,18 @@ def main_check(config: Path) -> int:
     from edge.cli import main
 
     return main(["check-config", "--skip-files", str(config)])
+
+
+def test_two_stations_sharing_a_data_dir_by_another_path_are_refused_at_start(tmp_path):
+    """`data_dir` spelled through a link (or relative and absolute) passed the start check: the second station met
+    the first's lock as if another process held it (naming this process's own pid) and the process ran on."""
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    one = _write_config(tmp_path / "one", free_port(), model, station="one")
+    two = _write_config(tmp_path / "two", free_port(), model, station="two")
+    (tmp_path / "link").symlink_to(tmp_path / "one")
+    two.write_text(two.read_text().replace(str(tmp_path / "two" / "data"), str(tmp_path / "link" / "data")))
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(one), "--config", str(two)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 78, result.stderr[-2000:]
+    assert result.stderr.strip() == (f"{two}: station.data_dir: {(tmp_path / 'one' / 'data').resolve()} is also {one}'s;"
+                                     " two stations cannot share it")
