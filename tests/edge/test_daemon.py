@@ -152,7 +152,8 @@ def test_check_config_accepts_examples_and_names_the_broken_key(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(broken)], capture_output=True,
                          text=True, cwd=ROOT, timeout=60)
     assert bad.returncode == 1
-    assert bad.stderr.strip().splitlines() == [f"{broken}: station.budget_ms: Input should be greater than 0 (got -5)"]
+    assert bad.stderr.strip().splitlines() == [
+        f"{broken}: station.budget_ms: Input should be greater than or equal to 100 (got -5)"]
 
 
 def test_binary_config_exits_78_with_the_file(tmp_path):
@@ -709,3 +710,20 @@ def test_two_stations_sharing_a_data_dir_by_another_path_are_refused_at_start(tm
     assert result.returncode == 78, result.stderr[-2000:]
     assert result.stderr.strip() == (f"{two}: station.data_dir: {(tmp_path / 'one' / 'data').resolve()} is also {one}'s;"
                                      " two stations cannot share it")
+
+
+def test_a_budget_no_inference_fits_in_is_a_config_error(tmp_path):
+    """`budget_ms = 5` (or 0.001) started a station whose every item went to manual, `budget missed`: one tile of the
+    smallest model takes about 30 ms. Now at least 100 ms, else one line naming station.budget_ms, exit 78."""
+    config = _write_config(tmp_path, 18188, tmp_path / "model")
+    text = config.read_text()
+    assert "budget_ms = 5000\n" in text
+    for value in ("5", "0.001", "0"):
+        config.write_text(text.replace("budget_ms = 5000\n", f"budget_ms = {value}\n"))
+        result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
+                                capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert result.returncode == 78, (value, result.stderr[-2000:])
+        assert result.stderr.strip().splitlines() == [
+            f"{config}: station.budget_ms: Input should be greater than or equal to 100 (got {value})"], value
+    config.write_text(text.replace("budget_ms = 5000\n", "budget_ms = 100\n"))
+    assert main_check(config) == 0
