@@ -7,16 +7,18 @@ units and the demo launcher adjust ports without editing the file.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from appliance.https import plain_http_problem
 from central_sync.config import SyncConfig
@@ -236,6 +238,11 @@ def load_config(path: str | Path) -> StationConfig:
         config = StationConfig(**data)
     except ValidationError as exc:
         raise ConfigError(path, [_describe(err) for err in exc.errors()]) from exc
+    except SettingsError as exc:  # a key deeper down that takes JSON (EDGE_MODEL__THRESHOLDS=knife): was a traceback
+        section = found.group(1) if (found := re.search(r'field "(\w+)"', str(exc))) else ""
+        names = [f"${name}" for name in sorted(os.environ) if name.lower().startswith(f"edge_{section}__")]
+        raise ConfigError(path, [(", ".join(names) or "<environment>", f"is not the JSON its key takes"
+                                  f" ({exc.__cause__ or exc}), e.g. EDGE_MODEL__THRESHOLDS='{{\"knife\": 0.4}}'")]) from exc
     if problems := _non_finite(config, ""):
         raise ConfigError(path, problems)
     return config
@@ -265,6 +272,11 @@ def _env_problems(environ: Mapping[str, str]) -> list[tuple[str, str]]:
     problems = []
     for name in sorted(environ):
         rest = name[len("EDGE_"):].lower() if name.startswith("EDGE_") else None
+        if rest in (sections := _sections()) and not _json_object(environ[name], optional=sections[rest]):
+            # pydantic-settings raised SettingsError with a traceback: exit 1, restarted by systemd for ever
+            problems.append((f"${name}", f"is not a JSON object (got {_shown(environ[name])}): it replaces the whole"
+                             f" [{rest}] section; one key is EDGE_{rest.upper()}__<KEY>"))
+            continue
         if rest is None or rest in fields:
             continue
         head, nested, _ = rest.partition("__")
@@ -274,6 +286,21 @@ def _env_problems(environ: Mapping[str, str]) -> list[tuple[str, str]]:
             key = rest[len(section) + 1:].upper()
             problems.append((f"${name}", f"sets nothing: a key of [{section}] is EDGE_{section.upper()}__{key}"))
     return problems
+
+
+def _sections() -> dict[str, bool]:
+    """The top-level keys that are tables (EDGE_HTTP='{"port": 8081}' sets one whole), not values (EDGE_LOG_FORMAT),
+    each with whether it may be left out (EDGE_SYNC=null: no sync)."""
+    return {name: type(None) in get_args(field.annotation) for name, field in StationConfig.model_fields.items()
+            if any(isinstance(t, type) and issubclass(t, BaseModel) for t in (field.annotation, *get_args(field.annotation)))}
+
+
+def _json_object(text: str, optional: bool) -> bool:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(value, dict) or (optional and value is None)
 
 
 def unreadable_files(config: StationConfig) -> list[tuple[str, str]]:

@@ -727,3 +727,22 @@ def test_a_budget_no_inference_fits_in_is_a_config_error(tmp_path):
             f"{config}: station.budget_ms: Input should be greater than or equal to 100 (got {value})"], value
     config.write_text(text.replace("budget_ms = 5000\n", "budget_ms = 100\n"))
     assert main_check(config) == 0
+
+
+def test_an_environment_override_that_is_not_json_where_json_is_taken_is_a_config_error(tmp_path, monkeypatch):
+    """EDGE_HTTP=8081 (a whole section) or EDGE_MODEL__THRESHOLDS=knife ended in pydantic-settings' SettingsError
+    traceback, exit 1: systemd restarted the station for ever. Now one line naming the variable, exit 78."""
+    config = _write_config(tmp_path, 18189, tmp_path / "model")
+    for name, value, says in (
+            ("EDGE_HTTP", "8081", "is not a JSON object (got '8081'): it replaces the whole [http] section; one key"
+                                  " is EDGE_HTTP__<KEY>"),
+            ("EDGE_MODEL__THRESHOLDS", "knife", "is not the JSON its key takes (Expecting value: line 1 column 1"
+                                                " (char 0)), e.g. EDGE_MODEL__THRESHOLDS='{\"knife\": 0.4}'")):
+        result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], capture_output=True,
+                                text=True, cwd=ROOT, timeout=60, env={**os.environ, name: value})
+        assert result.returncode == 78, (name, result.stderr[-2000:])
+        assert result.stderr.strip().splitlines() == [f"{config}: ${name}: {says}"], name
+    from edge.config import load_config
+
+    monkeypatch.setenv("EDGE_SYNC", "null")  # an optional section left out
+    assert load_config(config).sync is None
