@@ -298,11 +298,18 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(config_path: Path) -> Store:
+def _open_store(config_path: Path, create: bool = False) -> Store:
+    """The station's store for an admin command; StoreError when it has no database yet, unless `create` (`edge user
+    add` before the first start). `edge audit verify` made an empty database where there was none (a data_dir
+    relative to another folder than the daemon's, a typo) and answered `audit chain intact`."""
     from edge.store import Store
 
     config = load_config(config_path)
-    return Store(config.station.data_dir, station=config.station.id)
+    store = Store(config.station.data_dir, station=config.station.id)
+    if not create and not store.db_path.exists():
+        raise StoreError(f"station {config.station.id} has no database at {store.db_path.absolute()} (station.data_dir"
+                         f" {config.station.data_dir} of {config_path}); nothing was read or made")
+    return store
 
 
 def _user_add(args: argparse.Namespace) -> int:
@@ -312,7 +319,7 @@ def _user_add(args: argparse.Namespace) -> int:
         print("edge user add: a PIN on the command line is seen by every user of this machine (ps, /proc) and kept in"
               " the shell's history; leave --pin out and type it when asked, or give it on stdin", file=sys.stderr)
         return 2
-    store = _open_store(args.config)  # a config that does not load is said before the PIN is asked for
+    store = _open_store(args.config, create=True)  # a config that does not load is said before the PIN is asked for
     pin = getpass.getpass("PIN: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
     with store:
         try:

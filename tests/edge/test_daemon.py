@@ -746,3 +746,16 @@ def test_an_environment_override_that_is_not_json_where_json_is_taken_is_a_confi
 
     monkeypatch.setenv("EDGE_SYNC", "null")  # an optional section left out
     assert load_config(config).sync is None
+
+
+def test_audit_verify_where_there_is_no_database_says_so_and_makes_none(tmp_path):
+    """`edge audit verify` on a config whose data_dir holds no database (relative to another folder than the
+    daemon's, a typo) made an empty one and answered `audit chain intact`, exit 0: now exit 1 naming the path."""
+    config = _write_config(tmp_path, 18190, tmp_path / "model")
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "audit", "verify", "--config", str(config)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"edge: station xray-test has no database at {tmp_path / 'data' / 'station.db'} (station.data_dir"
+        f" {tmp_path / 'data'} of {config}); nothing was read or made"]
+    assert "intact" not in result.stdout and not (tmp_path / "data").exists()
