@@ -97,6 +97,7 @@ def _add_admin_commands(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--name", required=True)
     add.add_argument("--role", required=True, choices=("officer", "supervisor", "technician"))
     add.add_argument("--pin", help=argparse.SUPPRESS)  # refused: see _user_add
+    add.add_argument("--replace", action="store_true", help="replace the user this badge has already (name, role, PIN)")
     add.set_defaults(handler=_user_add)
 
     dicos = sub.add_parser("export-dicos", help="write a record as DICOS files (DX images, threat detection reports)")
@@ -323,12 +324,27 @@ def _user_add(args: argparse.Namespace) -> int:
     pin = getpass.getpass("PIN: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
     with store:
         try:
+            if (held := _badge_holder(store, args.badge)) is not None and not args.replace:
+                print(f"edge user add: badge {held[0]} is {held[1]}'s ({held[2]}); give --replace to replace that user's"
+                      " name, role and PIN", file=sys.stderr)
+                return 2
             user = add_user(store, args.badge, args.name, args.role, pin)
         except AuthError as exc:
             print(f"edge user add: {exc}", file=sys.stderr)
             return 2
     print(f"user {user.name} ({user.role}) added for badge {user.badge}")
     return 0
+
+
+def _badge_holder(store: Store, badge: str) -> tuple[str, str, str] | None:
+    """(badge, name, role) of the user a badge has already, or None: `edge user add` replaced a supervisor's account
+    with a new officer's, name, role and PIN, and said `added`."""
+    from edge.auth import ensure_schema, normalise_badge
+
+    ensure_schema(store.conn)
+    value = normalise_badge(badge)
+    row = store.conn.execute("SELECT name, role FROM web_users WHERE badge = ?", (value,)).fetchone()
+    return None if row is None else (value, row[0], row[1])
 
 
 def _export_dicos(args: argparse.Namespace) -> int:

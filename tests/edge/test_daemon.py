@@ -759,3 +759,18 @@ def test_audit_verify_where_there_is_no_database_says_so_and_makes_none(tmp_path
         f"edge: station xray-test has no database at {tmp_path / 'data' / 'station.db'} (station.data_dir"
         f" {tmp_path / 'data'} of {config}); nothing was read or made"]
     assert "intact" not in result.stdout and not (tmp_path / "data").exists()
+
+
+def test_user_add_replaces_a_badges_user_only_when_told(tmp_path):
+    """`edge user add` with a badge that a supervisor has replaced that account (name, role, PIN) with the new
+    officer's and said `added`: now refused in one sentence naming the holder, unless --replace."""
+    config = _write_config(tmp_path, 18191, tmp_path / "model")
+    assert _user_add(config, "--badge", "1A2B3C", "--name", "Lee", "--role", "supervisor", stdin="4711\n").returncode == 0
+    refused = _user_add(config, "--badge", "1a2b3c", "--name", "Ann", "--role", "officer", stdin="1234\n")
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        "edge user add: badge 1A2B3C is Lee's (supervisor); give --replace to replace that user's name, role and PIN"]
+    assert _web_users(tmp_path / "data") == [("1A2B3C", "Lee", "supervisor")]
+    replaced = _user_add(config, "--badge", "1a2b3c", "--name", "Ann", "--role", "officer", "--replace", stdin="1234\n")
+    assert replaced.returncode == 0, replaced.stderr
+    assert _web_users(tmp_path / "data") == [("1A2B3C", "Ann", "officer")]
