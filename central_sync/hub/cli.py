@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import math
 import os
+import socket
 import ssl
 import sys
 from pathlib import Path
@@ -196,7 +197,13 @@ def _model_delivery(args: argparse.Namespace, hub_id: str) -> contextlib.Abstrac
     return ModelDelivery(_broker(args), hub_id, ModelRepo(args.models_dir), key=key)
 
 
-async def _run(args: argparse.Namespace, db_url: str) -> None:
+def _listen(host: str, port: int) -> socket.socket:
+    """The control room's listening socket, bound before anything else is opened (as the station's screen)."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    return socket.create_server((host, port), family=family, backlog=2048)
+
+
+async def _run(args: argparse.Namespace, db_url: str, listener: socket.socket | None = None) -> None:
     tokens = ServiceTokens.load(args.api_tokens) if args.api_tokens else None
     store = open_store(db_url)
     stop = stop_on_signals()
@@ -229,7 +236,8 @@ async def _run(args: argparse.Namespace, db_url: str) -> None:
             server = uvicorn.Server(uvicorn.Config(app, host=args.http_host, port=args.http_port, log_level="warning",
                                                    lifespan="off", timeout_graceful_shutdown=2,
                                                    **uvicorn_tls(args.https_cert, args.https_key)))
-            tasks.create_task(server.serve(), name="web").add_done_callback(lambda _: stop.set())
+            tasks.create_task(server.serve(sockets=[listener] if listener is not None else None),
+                              name="web").add_done_callback(lambda _: stop.set())
             await until_listening(server)
         http = f", HTTP on port {args.http_port}" if args.http_port else ""
         sdnotify.notify(f"READY=1\nSTATUS=hub {hub.hub_id} ingesting{http}")
@@ -328,6 +336,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "run" and (problem := _number_problem(args) or _https_problem(args)):
         print(f"edge-hub: {problem}", file=sys.stderr)
         return EXIT_CONFIG
+    listener = None
+    if args.cmd == "run" and args.http_port:
+        # taken, refused or no such address: uvicorn said so after the database and the broker links were opened and
+        # exited 3, and systemd restarted the hub every 5 s for ever
+        try:
+            listener = _listen(args.http_host, args.http_port)
+        except OSError as exc:
+            print(f"edge-hub: the control room cannot listen on --http-host {args.http_host} --http-port "
+                  f"{args.http_port}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_CONFIG
     try:
         db_url = _db_url(args)
         if args.cmd == "migrate":
@@ -335,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         # its lines written by a thread of their own: a journal that stops taking them never stops the hub
         structlog.configure(logger_factory=queued_logger_factory(sys.stdout))
-        asyncio.run(_run(args, db_url))
+        asyncio.run(_run(args, db_url, listener))
     except (DbUrlError, TokenFileError) as exc:
         print(f"edge-hub: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -87,3 +87,21 @@ def test_a_number_out_of_range_is_a_config_error_naming_the_option(tmp_path):
     result = hub("run", "--db", str(db), "--broker-host", " ")
     assert result.returncode == 78
     assert result.stderr.strip() == "edge-hub: --broker-host is empty: give the broker's host name or address"
+
+
+def test_a_taken_http_port_is_a_config_error_before_the_database_is_opened(tmp_path):
+    """uvicorn said `address already in use` after the database and the broker links were opened and the hub exited 3:
+    systemd restarted it every 5 s for ever. Now one sentence naming the options, exit 78, nothing opened."""
+    import socket
+
+    from central_sync.devtools import free_port
+
+    db = tmp_path / "hub.sqlite3"
+    port = free_port()
+    with socket.create_server(("127.0.0.1", port)):
+        result = hub("run", "--db", str(db), "--broker-port", "1", "--http-port", str(port))
+    assert result.returncode == 78, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"edge-hub: the control room cannot listen on --http-host 127.0.0.1 --http-port {port}: Address already in use")
+    assert not db.exists()
