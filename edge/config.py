@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
@@ -68,6 +68,23 @@ class ModelSection(_Section):
     dense_alert_mm2: float = Field(
         100.0, ge=0, description="a bag or parcel with a region the beam cannot penetrate at least this large is not"
         " cleared (manual, dense_object); 0 turns the rule off")
+
+    @field_validator("providers")
+    @classmethod
+    def _known_providers(cls, providers: tuple[str, ...]) -> tuple[str, ...]:
+        """Names onnxruntime knows (one this host lacks falls back to the CPU at load, on purpose): a misspelt
+        `CUDAExecutonProvider` ran every scan on the CPU without a word, budgets missed, items manual."""
+        if not providers:
+            raise ValueError("name at least one onnxruntime execution provider, e.g. CPUExecutionProvider")
+        if set(providers) <= {"CPUExecutionProvider"}:
+            return providers
+        import onnxruntime
+
+        known = onnxruntime.get_all_providers()
+        if unknown := [p for p in providers if p not in known]:
+            raise ValueError(f"{', '.join(map(repr, unknown))} is no onnxruntime execution provider (they are"
+                             f" {', '.join(known)})")
+        return providers
 
 
 class StoreSection(_Section):

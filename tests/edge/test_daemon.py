@@ -774,3 +774,21 @@ def test_user_add_replaces_a_badges_user_only_when_told(tmp_path):
     replaced = _user_add(config, "--badge", "1a2b3c", "--name", "Ann", "--role", "officer", "--replace", stdin="1234\n")
     assert replaced.returncode == 0, replaced.stderr
     assert _web_users(tmp_path / "data") == [("1A2B3C", "Ann", "officer")]
+
+
+def test_an_execution_provider_onnxruntime_does_not_know_is_a_config_error(tmp_path):
+    """`providers = ["CUDAExecutonProvider"]` (misspelt) loaded the model on the CPU without a word; `[]` too. A name
+    onnxruntime knows but this host lacks still falls back to the CPU at load (models/runtime.py)."""
+    config = _write_config(tmp_path, 18192, tmp_path / "model")
+    text = config.read_text()
+    for providers, says in (('["CUDAExecutonProvider"]', "'CUDAExecutonProvider' is no onnxruntime execution provider"),
+                            ("[]", "name at least one onnxruntime execution provider")):
+        config.write_text(text.replace("[model]\n", f"[model]\nproviders = {providers}\n", 1))
+        result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
+                                capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert result.returncode == 78, (providers, result.stderr[-2000:])
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"{config}: model.providers: Value error, {says}"), lines
+    config.write_text(text.replace("[model]\n", '[model]\nproviders = ["CUDAExecutionProvider", "CPUExecutionProvider"]\n',
+                                   1))
+    assert main_check(config) == 0
