@@ -37,6 +37,14 @@ class BrokerConfig(BaseModel):
     reconnect_min_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
 
+    @model_validator(mode="after")
+    def _backoff_ordered(self) -> "BrokerConfig":
+        """The shortest wait between tries is not above the longest (60 and 1 made every wait 60 s, while the
+        session and stall checks went by the 1)."""
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError(f"reconnect_min_s {self.reconnect_min_s} is above reconnect_max_s {self.reconnect_max_s}")
+        return self
+
     def password(self) -> str | None:
         """The password read from `password_file` (first line), or None."""
         if self.password_file is None:

@@ -792,3 +792,19 @@ def test_an_execution_provider_onnxruntime_does_not_know_is_a_config_error(tmp_p
     config.write_text(text.replace("[model]\n", '[model]\nproviders = ["CUDAExecutionProvider", "CPUExecutionProvider"]\n',
                                    1))
     assert main_check(config) == 0
+
+
+def test_a_sync_backoff_whose_shortest_wait_is_above_its_longest_is_a_config_error(tmp_path):
+    """reconnect_min_s = 60 with reconnect_max_s = 1 was taken: every wait 60 s, while the checks of a session kept
+    long enough went by the 1."""
+    from edge.config import load_config
+    from edge.errors import ConfigError
+
+    config = _write_config(tmp_path, 18193, tmp_path / "model")
+    text = config.read_text() + '\n[sync]\nhost = "127.0.0.1"\n'
+    config.write_text(text + "reconnect_min_s = 60\nreconnect_max_s = 1\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(config)
+    assert err.value.problems == [("sync", "Value error, reconnect_min_s 60.0 is above reconnect_max_s 1.0")]
+    config.write_text(text + "reconnect_min_s = 1\nreconnect_max_s = 1\n")
+    assert load_config(config).sync is not None
