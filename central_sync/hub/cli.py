@@ -45,7 +45,7 @@ from central_sync.hub import model_cli, pki_cli
 from central_sync.hub.metrics import install_metrics
 from central_sync.hub.ingest import Limits
 from central_sync.hub.service import Hub
-from central_sync.hub.store import HubStore, open_store
+from central_sync.hub.store import HubStore, _without_password, open_store
 from central_sync.pki import Authority, CrlWatch
 from central_sync.pki import report as pki_report
 from central_sync.model_delivery import ModelDelivery, ModelRepo
@@ -158,6 +158,9 @@ class DbUrlError(SyncError):
 def _db_url(args: argparse.Namespace) -> str:
     """The database URL: first line of --db-file, else --db, else $EDGE_HUB_DB, else hub.sqlite3."""
     if args.db_file is None:
+        if args.db and _without_password(args.db) != args.db:
+            print("edge-hub: warning: the password in --db is seen by every user of this machine (ps, /proc) and kept"
+                  " in the shell's history; put the URL in a file and give --db-file (or $EDGE_HUB_DB)", file=sys.stderr)
         return args.db or os.environ.get("EDGE_HUB_DB") or "hub.sqlite3"
     try:
         lines = args.db_file.read_text(encoding="utf-8").splitlines()

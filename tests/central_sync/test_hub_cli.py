@@ -105,3 +105,16 @@ def test_a_taken_http_port_is_a_config_error_before_the_database_is_opened(tmp_p
     assert len(lines) == 1 and lines[0].startswith(
         f"edge-hub: the control room cannot listen on --http-host 127.0.0.1 --http-port {port}: Address already in use")
     assert not db.exists()
+
+
+def test_a_password_given_with_db_on_the_command_line_is_warned_of_never_repeated():
+    """`--db postgresql://hub:PW@...` put the password in ps and the shell's history without a word (the unit and the
+    docs use --db-file): it still works (tests, labs), with one warning line that names --db-file."""
+    result = hub("migrate", "--db", "postgresql://hub:s3cret-pw@127.0.0.1:1/checkpoint?connect_timeout=5")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == ("edge-hub: warning: the password in --db is seen by every user of this machine (ps, /proc) and"
+                        " kept in the shell's history; put the URL in a file and give --db-file (or $EDGE_HUB_DB)")
+    assert "s3cret-pw" not in result.stderr + result.stdout
+    quiet = hub("migrate", "--db", "postgresql://hub@127.0.0.1:1/checkpoint?connect_timeout=5")
+    assert "warning" not in quiet.stderr
