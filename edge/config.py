@@ -55,6 +55,15 @@ class StationSection(_Section):
     data_dir: Path
     queue_size: int = Field(4, ge=1, le=64, description="items waiting for inference before overload")
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_named(cls, value: object) -> object:
+        """`data_dir = ""` was the current folder: the database, scans and lock of the station landed wherever the
+        command ran (the unit's WorkingDirectory, shared by every station)."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("data_dir is empty: name the station's own folder, e.g. /var/lib/checkpoint-edge/gantry-01")
+        return value
+
 
 class ModelSection(_Section):
     dir: Path | None = Field(None, description="model package; None = the default shipped model")

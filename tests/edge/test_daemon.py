@@ -808,3 +808,16 @@ def test_a_sync_backoff_whose_shortest_wait_is_above_its_longest_is_a_config_err
     assert err.value.problems == [("sync", "Value error, reconnect_min_s 60.0 is above reconnect_max_s 1.0")]
     config.write_text(text + "reconnect_min_s = 1\nreconnect_max_s = 1\n")
     assert load_config(config).sync is not None
+
+
+def test_an_empty_data_dir_is_a_config_error(tmp_path):
+    """`data_dir = ""` was the current folder: the station's database, scans and lock landed where the command ran."""
+    from edge.config import load_config
+    from edge.errors import ConfigError
+
+    config = _write_config(tmp_path, 18194, tmp_path / "model")
+    config.write_text(config.read_text().replace(f'data_dir = "{tmp_path / "data"}"', 'data_dir = " "', 1))
+    with pytest.raises(ConfigError) as err:
+        load_config(config)
+    assert err.value.problems == [("station.data_dir", "Value error, data_dir is empty: name the station's own folder,"
+                                   " e.g. /var/lib/checkpoint-edge/gantry-01 (got ' ')")]
