@@ -5,8 +5,11 @@ tunnel entry eye, re-anchored when it blocks the X-ray exit eye, and scanned (en
 when its tail clears the exit eye. A bag that blocks the exit eye while the next tracked item's front
 is still short of it (by more than the eye tolerance) is not that item: it goes to manual unscanned,
 so that a bag the tracker does not know (left on the belt by a daemon that restarted) or a beam that
-flaps within one bag never takes over the next item's scan and route. An item's route is frozen when
-its front edge reaches the decision point `gate - (actuation + command latency) x speed - margin`:
+flaps within one bag never takes over the next item's scan and route; an item then expected past the
+exit eye while the item behind it is expected at it missed its own edge (its bag came early and was the
+untracked one): it goes to manual (`exit_missed`) and the item behind takes the edge, so the tracker
+is in step again instead of giving each later item the next bag's scan and route. An item's route is
+frozen when its front edge reaches the decision point `gate - (actuation + command latency) x speed - margin`:
 `pass` only with a `clear` verdict in hand, otherwise `manual` (suspect, manual, or no verdict yet =
 late). The gate rests at manual and goes to pass only while every item between the decision point
 and the gate is routed to pass.
@@ -117,6 +120,7 @@ class _Item:
     route: Route | None = None
     reason: str = ""
     done: bool = False
+    missed: bool = False  # its front was never seen at the exit eye: it takes no later bag's edge
 
     def lead(self, enc: float) -> float:
         return self.anchor_pos + enc - self.anchor_enc
@@ -236,17 +240,34 @@ class ConveyorTracker:
 
     def _exit_blocked(self, enc: float, t: float) -> list[Output]:
         """The first item not yet at the exit eye is re-anchored there, unless its front is still short of the
-        eye: then the bag at the eye is none the tracker follows (one a restarted daemon found on the belt, or
-        the same bag's beam flapping) and goes to manual unscanned; the item keeps its place for its own edge."""
-        it = next((i for i in self.items if i.exit_enc is None), None)
-        if it is None or it.lead(enc) < self.g.exit_m - self.eye_tolerance_m:
+        eye: then the bag at the eye is none the tracker follows (one a restarted daemon found on the belt, the
+        same bag's beam flapping, or that item's own bag come early) and goes to manual unscanned; the item keeps
+        its place for its own edge. An item expected past the eye while the item behind it is expected at the
+        eye missed its own edge (its bag came early and was taken as untracked, or left the belt, or the beam
+        missed it): it goes to manual (`exit_missed`) and the item behind takes this edge, so that no item takes
+        the next bag's scan and route and the tracker is in step again with the bags behind."""
+        short_m, past_m = self.g.exit_m - self.eye_tolerance_m, self.g.exit_m + self.eye_tolerance_m
+        waiting = [i for i in self.items if i.exit_enc is None and not i.missed]
+        out: list[Output] = []
+        while len(waiting) > 1 and waiting[0].lead(enc) > past_m and waiting[1].lead(enc) >= short_m:
+            missed = waiting.pop(0)
+            missed.missed = True
+            if missed.route is None:
+                missed.route, missed.reason = "manual", "exit_missed"
+            out.append(TrackingFault(f"item {missed.id} was expected {missed.lead(enc) - self.g.exit_m:.3f} m past"
+                                     f" the X-ray exit at {enc:.3f} m, its front never seen there, and item"
+                                     f" {waiting[0].id} is expected at the eye: item {missed.id} goes to manual", t))
+        it = waiting[0] if waiting else None
+        if it is None or it.lead(enc) < short_m:
             why = ("no tracked item is in the tunnel" if it is None else
                    f"the next tracked item is still {self.g.exit_m - it.lead(enc):.3f} m short of the eye")
             made_up = self._new(enc, self.g.exit_m)
             made_up.route, made_up.reason, made_up.exit_enc = "manual", "unscanned", enc
-            return [TrackingFault(f"untracked item at the X-ray exit at {enc:.3f} m ({why}): manual, unscanned", t)]
-        it.anchor_enc, it.anchor_pos, it.exit_enc = enc, self.g.exit_m, enc
-        return []
+            out.append(TrackingFault(f"untracked item at the X-ray exit at {enc:.3f} m ({why}): manual, unscanned",
+                                     t))
+        else:
+            it.anchor_enc, it.anchor_pos, it.exit_enc = enc, self.g.exit_m, enc
+        return out + self._update_gate(t)
 
     def _exit_cleared(self, enc: float, t: float) -> list[Output]:
         it = next((i for i in self.items if i.exit_enc is not None and i.length_m is None), None)

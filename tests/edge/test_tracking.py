@@ -8,6 +8,7 @@ item physically went: `pass`, `manual`, or `jam` (gate in motion).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -20,6 +21,7 @@ from edge.tracking import (
     ConveyorTracker,
     GateCommand,
     Geometry,
+    ItemEntered,
     ItemRouted,
     ItemScanned,
     TrackingFault,
@@ -44,8 +46,12 @@ def geometry(c: ConveyorSim) -> Geometry:
     return Geometry(c.eye_tunnel_entry_m, c.eye_tunnel_exit_m, c.eye_divert_gate_m, c.divert_actuation_s)
 
 
-def run(speed: float, specs: list[Spec], *, link_lost_at_s: float | None = None):
-    """Run the belt until every item is past the gate; returns (sim outcomes, tracker routes, outputs)."""
+def run(speed: float, specs: list[Spec], *, link_lost_at_s: float | None = None,
+        disturb: Callable[[ConveyorModel], None] | None = None):
+    """Run the belt until every item is past the gate; returns (sim outcomes, tracker routes, outputs).
+
+    Each tracker item gets the verdict of the bag that blocked the entry eye when it entered (the bag its
+    scan starts on); `disturb` is called after every simulator step (a bag that rolls or slips)."""
     cfg = PlcConfig(kind="sim", sim={"conveyor": {"belt_speed_m_s": speed}})
     m = ConveyorModel(p=cfg.sim, c=cfg.sim.conveyor)
     lead = 0.0
@@ -59,6 +65,7 @@ def run(speed: float, specs: list[Spec], *, link_lost_at_s: float | None = None)
     due: list[tuple[float, int, str]] = []
     outputs: list = []
     prev = {e: False for e in EYES}
+    entered: dict[int, int] = {}  # tracker item -> the simulator's bag at the entry eye when it entered
     step = 0
     end_m = m.c.eye_divert_gate_m + 0.6 - lead
     while m.belt_m < end_m:
@@ -66,6 +73,8 @@ def run(speed: float, specs: list[Spec], *, link_lost_at_s: float | None = None)
         hb += 1
         m.write("host_heartbeat", hb & 0xFFFF)
         m.step(DT)
+        if disturb is not None:
+            disturb(m)
         if step % POLL_STEPS:
             continue
         out = []
@@ -82,8 +91,10 @@ def run(speed: float, specs: list[Spec], *, link_lost_at_s: float | None = None)
             out += tracker.link_lost(m.t)
             link_lost_at_s = None
         for o in out:
-            if isinstance(o, ItemScanned):
-                s = specs[o.item_id - 1]
+            if isinstance(o, ItemEntered):
+                entered[o.item_id] = next(i.id for i in m.items if i.covers(m.c.eye_tunnel_entry_m))
+            elif isinstance(o, ItemScanned) and o.item_id in entered:
+                s = specs[entered[o.item_id] - 1]
                 if s.verdict is not None:
                     due.append((m.t + s.delay_s, o.item_id, s.verdict))
             elif isinstance(o, GateCommand):
@@ -343,3 +354,59 @@ def test_a_flapping_exit_eye_does_not_anchor_the_next_bag() -> None:
     scans = [(o.item_id, round(o.length_m, 3)) for o in out if isinstance(o, ItemScanned)]
     assert scans == [(1, 0.1), (3, 0.18), (2, 0.3)]  # the first bag's scan was cut short: it goes to manual
     assert [o for o in out if isinstance(o, TrackingFault)]
+
+
+def test_a_bag_that_reaches_the_exit_eye_early_does_not_put_the_bags_behind_it_out_of_step() -> None:
+    """Bag 1 rolls 0.2 m forward inside the tunnel: its front blocks the exit eye while its item is expected
+    0.2 m short, so it is taken as untracked (manual, unscanned). Its item then waited for the next edge, took
+    bag 2's, and every item behind took the next bag's scan and route: bag 3, suspect, passed on bag 2's clear
+    verdict. Now item 1 (expected past the eye while item 2 is expected at it) goes to manual, and each bag
+    behind keeps its own route."""
+    verdicts = ["clear", "clear", "suspect", "clear", "clear"]
+    rolled: list[float] = []
+
+    def roll(m: ConveyorModel) -> None:
+        bag = next((i for i in m.items if i.id == 1), None)
+        if bag is not None and not rolled and bag.lead_m >= m.c.eye_tunnel_exit_m - 0.35:
+            bag.lead_m += 0.2
+            rolled.append(bag.lead_m)
+
+    outcomes, routes, outputs = run(0.3, [Spec(0.3, 0.25, v, 0.2) for v in verdicts], disturb=roll)
+    assert rolled and outcomes == {1: "manual", 2: "pass", 3: "manual", 4: "pass", 5: "pass"}
+    faults = [o.message for o in outputs if isinstance(o, TrackingFault)]
+    assert "still 0.200 m short of the eye" in faults[0] and "item 1 was expected 0.550 m past" in faults[1]
+    assert routes[1] == ("manual", "exit_missed")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    speed=st.floats(0.2, 0.5),
+    items=st.lists(st.tuples(st.floats(0.15, 0.5), st.floats(0.03, 0.4),
+                             st.sampled_from(["clear", "suspect", "manual", None])), min_size=3, max_size=6),
+    moved=st.integers(0, 5),
+    shift_m=st.floats(-0.3, 0.6),
+)
+def test_a_bag_that_rolls_or_slips_in_the_tunnel_never_lets_an_uncleared_bag_through(speed, items, moved,
+                                                                                     shift_m) -> None:
+    """One bag moves on the belt inside the tunnel (forward or back, never into another bag or over an eye):
+    only bags with a `clear` verdict of their own pass."""
+    done: list[float] = []
+
+    def shift(m: ConveyorModel) -> None:
+        bag = next((i for i in m.items if i.id == 1 + moved % len(items)), None)
+        if bag is None or done or bag.lead_m - bag.length_m < m.c.eye_tunnel_entry_m + 0.31:
+            return
+        ahead = [i.lead_m - i.length_m for i in m.items if i.lead_m > bag.lead_m]
+        behind = [i.lead_m for i in m.items if i.lead_m < bag.lead_m]
+        by = shift_m
+        if bag.lead_m < m.c.eye_tunnel_exit_m:
+            by = min(by, m.c.eye_tunnel_exit_m + 0.005 - bag.lead_m)
+        by = min(by, min(ahead, default=float("inf")) - bag.lead_m - 0.01)
+        by = max(by, max(behind, default=-float("inf")) - (bag.lead_m - bag.length_m) + 0.01)
+        bag.lead_m += by
+        done.append(by)
+
+    specs = [Spec(ln, gap, v, 0.2) for ln, gap, v in items]
+    outcomes, _, _ = run(speed, specs, disturb=shift)
+    for bag, outcome in outcomes.items():
+        assert outcome != "pass" or specs[bag - 1].verdict == "clear", (bag, done)
