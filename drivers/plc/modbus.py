@@ -324,13 +324,13 @@ class ModbusPlc:
         await self._publish(self._values, t, t - self._hb[1])
 
     async def _publish(self, values: dict[str, int], t: float, age: float) -> None:
-        prev = self._state
+        prev, first = self._state, not self._values
         self._values = values
         self._update_encoder(values.get("encoder"))
         st = self._make_state(values, t, age, prev.seq + 1 if prev else 1)
         self._state = st
         if prev is not None and st.link_ok:
-            self._emit_changes(prev, st)
+            self._emit_changes(prev, st, first)
         async with self._cond:
             self._cond.notify_all()
 
@@ -357,10 +357,11 @@ class ModbusPlc:
             link_fault=self._fault, search_bay_open=bool(v.get("search_bay_open")),
             entry_light=LIGHT_NAMES.get(v.get("entry_light", 0), "red"))
 
-    def _emit_changes(self, prev: PlcState, st: PlcState) -> None:
+    def _emit_changes(self, prev: PlcState, st: PlcState, first: bool) -> None:
+        """Events for what changed; `first`: `prev` read nothing yet (its eyes read clear only by default)."""
         for i, (a, b) in enumerate(zip(prev.photo_eyes, st.photo_eyes)):
             if a != b:
-                self._emit(EyeEdge(i, self.cfg.eyes[i], b, st.t, st.encoder_m))
+                self._emit(EyeEdge(i, self.cfg.eyes[i], b, st.t, st.encoder_m, first))
         if st.encoder_m != prev.encoder_m:
             self._emit(BeltMoved(st.encoder_m, st.t))
 

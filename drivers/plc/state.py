@@ -65,13 +65,16 @@ class PlcState:
 
 @dataclass(frozen=True)
 class EyeEdge:
-    """A photo-eye (or vehicle loop) changed: `blocked` true when the beam is interrupted."""
+    """A photo-eye (or vehicle loop) changed: `blocked` true when the beam is interrupted. `first`: the change is
+    from nothing read to the driver's first reading of the PLC (the link's first coming up after it opened), so
+    the beam may have been blocked long before (a bag or vehicle that stood in it while the software was down)."""
 
     eye_index: int
     eye: str
     blocked: bool
     t: float
     encoder_m: float
+    first: bool = False
 
 
 @dataclass(frozen=True)

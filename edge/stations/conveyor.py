@@ -20,7 +20,9 @@ The bags on the belt outlive the daemon too: the belt file lists each bag whose 
 not seen (its record id), rewritten as bags enter and leave. The next daemon lists them as stranded
 (they go to manual search) and writes a `manual` record for each whose record was never written (its
 scan was cut off), as for a scan that failed; the tracker does not follow them, so one that reaches
-the exit eye is taken as untracked (manual, unscanned), never as the next bag (edge.tracking).
+the exit eye is taken as untracked (manual, unscanned), never as the next bag (edge.tracking). One that
+stands in the tunnel entry's beam at start is no bag entering (the PLC driver's first reading marks its edge
+`first`): it gets no second record and is not followed either.
 """
 
 from __future__ import annotations
@@ -214,6 +216,12 @@ class ConveyorFlow:
 
     def _feed(self, event: object) -> list:
         if isinstance(event, EyeEdge):
+            if event.first and event.blocked and self.tracker.roles.get(event.eye, event.eye) == "entry":
+                log.warning("conveyor.bag_in_entry_beam_at_start", eye=event.eye,
+                            message="a bag stood in the tunnel entry's beam when the station software started: it"
+                                    " is no bag entering (the last run left it on the belt), it goes to manual at"
+                                    " the X-ray exit")
+                return []
             return self.tracker.on_edge(event.eye, event.blocked, event.encoder_m, event.t)
         if isinstance(event, BeltMoved):
             return self.tracker.advance(event.encoder_m, event.t)
