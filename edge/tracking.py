@@ -16,7 +16,9 @@ and the gate is routed to pass.
 
 The command latency is measured (the slowest of the last LATENCY_WINDOW gate writes, never less
 than the configured floor); the decision point also moves up by the longest recent belt travel
-between two encoder samples, so that the last sample before it still leaves the command its time.
+between two encoder samples, so that the last sample before it still leaves the command its time,
+and the belt speed is measured by the encoder too: a belt run faster than configured (more than
+SPEED_SLACK times) has the command's time counted at the measured speed.
 A `clear` item goes to manual with reason `gate_latency` when the gate cannot be at pass in time
 for it (it was seen past the decision point too late), or when the item behind it is so close that
 its route would be frozen before this one is through the gate. An item already too near the gate
@@ -37,6 +39,9 @@ Verdict = Literal["clear", "suspect", "manual"]
 Route = Literal["pass", "manual"]
 Role = Literal["entry", "exit", "gate"]
 LATENCY_WINDOW = 16  # gate writes the latency estimate looks back on
+SPEED_WINDOW = 16  # encoder samples the belt speed is measured over
+SPEED_MIN_SPAN_S = 0.1  # the shortest time those samples must span for a measurement
+SPEED_SLACK = 1.1  # a measured speed up to 10 % above the configured one is the configured one (poll jitter)
 DEFAULT_ROLES: dict[str, Role] = {"eye_tunnel_entry": "entry", "eye_tunnel_exit": "exit",
                                   "eye_divert_gate": "gate"}
 
@@ -136,6 +141,7 @@ class ConveyorTracker:
         self.latency_floor_s = latency_floor_s
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._steps: deque[float] = deque(maxlen=LATENCY_WINDOW)  # belt travel between encoder samples (m)
+        self._samples: deque[tuple[float, float]] = deque(maxlen=SPEED_WINDOW)  # (t, encoder) of recent moves
         self.items: list[_Item] = []
         self.gate_to_manual = True
         self.enc = 0.0
@@ -149,9 +155,21 @@ class ConveyorTracker:
         return max(self.latency_floor_s, *self._latencies) if self._latencies else self.latency_floor_s
 
     @property
+    def belt_speed_m_s(self) -> float:
+        """The belt speed gate timing allows for: the configured one, or the speed the encoder measured over the
+        last samples when that is more than SPEED_SLACK times it (the belt was set faster than configured)."""
+        if len(self._samples) < 2:
+            return self.speed
+        (t0, e0), (t1, e1) = self._samples[0], self._samples[-1]
+        if t1 - t0 < SPEED_MIN_SPAN_S:
+            return self.speed
+        measured = (e1 - e0) / (t1 - t0)
+        return measured if measured > self.speed * SPEED_SLACK else self.speed
+
+    @property
     def decide_m(self) -> float:
         """Front-edge position where an item's route is frozen."""
-        command_m = (self.g.actuation_s + self.latency_s) * self.speed
+        command_m = (self.g.actuation_s + self.latency_s) * self.belt_speed_m_s
         return self.g.gate_m - command_m - max(self._steps, default=0.0) - self.g.margin_m
 
     @property
@@ -178,6 +196,9 @@ class ConveyorTracker:
         """Feed the encoder; freezes routes at the decision point and routes items at the gate."""
         if encoder_m > self.enc:
             self._steps.append(encoder_m - self.enc)
+            if self._samples and t <= self._samples[-1][0]:
+                self._samples.clear()  # a clock that did not move on measures nothing
+            self._samples.append((t, encoder_m))
         self.enc = encoder_m
         out: list[Output] = []
         for it in self.items:
@@ -274,7 +295,7 @@ class ConveyorTracker:
         if it is None:
             return []
         it.length_m = enc - (it.exit_enc or enc)
-        return [ItemScanned(it.id, it.length_m, latency_budget_s(self.g, self.speed), t)]
+        return [ItemScanned(it.id, it.length_m, latency_budget_s(self.g, self.belt_speed_m_s), t)]
 
     def _gate_blocked(self, enc: float, t: float) -> list[Output]:
         if any(abs(i.lead(enc) - self.g.gate_m) <= self.eye_tolerance_m for i in self.items):
@@ -294,7 +315,8 @@ class ConveyorTracker:
 
     def _divertable(self, it: _Item) -> bool:
         """A gate command sent now still takes effect before the item's front reaches the gate."""
-        return (self.g.gate_m - it.lead(self.enc) - self.g.margin_m) / self.speed >= self.g.actuation_s + self.latency_s
+        return ((self.g.gate_m - it.lead(self.enc) - self.g.margin_m) / self.belt_speed_m_s
+                >= self.g.actuation_s + self.latency_s)
 
     def _gate_in_time(self, it: _Item, enc: float) -> bool:
         """The gate can reach pass before the item's front does, and the item is through the gate before the

@@ -47,18 +47,19 @@ def geometry(c: ConveyorSim) -> Geometry:
 
 
 def run(speed: float, specs: list[Spec], *, link_lost_at_s: float | None = None,
-        disturb: Callable[[ConveyorModel], None] | None = None):
+        disturb: Callable[[ConveyorModel], None] | None = None, configured_speed: float | None = None):
     """Run the belt until every item is past the gate; returns (sim outcomes, tracker routes, outputs).
 
     Each tracker item gets the verdict of the bag that blocked the entry eye when it entered (the bag its
-    scan starts on); `disturb` is called after every simulator step (a bag that rolls or slips)."""
+    scan starts on); `disturb` is called after every simulator step (a bag that rolls or slips);
+    `configured_speed` is the speed the tracker is told (default: the belt's)."""
     cfg = PlcConfig(kind="sim", sim={"conveyor": {"belt_speed_m_s": speed}})
     m = ConveyorModel(p=cfg.sim, c=cfg.sim.conveyor)
     lead = 0.0
     for s in specs:
         m.add_item(s.length_m, lead_m=lead)
         lead -= s.length_m + s.gap_m
-    tracker = ConveyorTracker(geometry(m.c), speed)
+    tracker = ConveyorTracker(geometry(m.c), configured_speed or speed)
     hb = 1
     m.write("host_heartbeat", hb)
     m.write("belt_run_request", 1)
@@ -410,3 +411,14 @@ def test_a_bag_that_rolls_or_slips_in_the_tunnel_never_lets_an_uncleared_bag_thr
     outcomes, _, _ = run(speed, specs, disturb=shift)
     for bag, outcome in outcomes.items():
         assert outcome != "pass" or specs[bag - 1].verdict == "clear", (bag, done)
+
+
+@pytest.mark.parametrize("speed", [0.8, 1.0])
+def test_a_belt_run_faster_than_configured_never_meets_a_moving_gate(speed: float) -> None:
+    """The station is configured for 0.3 m/s; the belt runs at `speed` (its drive was set faster). The gate's
+    time was counted at 0.3 m/s: bags met the gate in motion, a suspect one among them (its outcome `jam`, not
+    `manual`). The encoder measures the speed: each bag meets the gate at rest, only the clear ones at pass."""
+    verdicts = ["clear", "suspect", "clear", "suspect", "clear", "manual", "clear", None]
+    outcomes, _, _ = run(speed, [Spec(0.1, 0.02, v, 0.05) for v in verdicts], configured_speed=0.3)
+    assert "jam" not in outcomes.values()
+    assert all(outcomes[i] == "manual" for i, v in enumerate(verdicts, start=1) if v != "clear")
