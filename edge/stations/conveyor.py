@@ -11,9 +11,9 @@ link is up and the safety chain and interlocks read closed; the run request is c
 read-back, or the belt stays latched.
 
 The latch survives the daemon (edge.stations.beltlatch keeps it in data_dir): a restart of the
-software never runs the belt. At start, a latch the last daemon left stays latched; a last daemon
-that did not stop on request (crash, watchdog kill, power cut) leaves the belt's state unknown, so
-it latches `restarted`; `start_belt` runs the belt only when neither holds (a first start on an
+software never runs the belt. At start, a latch the last daemon left stays latched (one whose reason
+this version does not know latches `restarted`); a last daemon that did not stop on request (crash,
+watchdog kill, power cut) leaves the belt's state unknown, so it latches `restarted`; `start_belt` runs the belt only when neither holds (a first start on an
 empty data_dir counts as clean). Either way only a supervisor's restart runs it again.
 
 The bags on the belt outlive the daemon too: the belt file lists each bag whose route the daemon has
@@ -369,6 +369,11 @@ class ConveyorFlow:
         if saved is not None and saved.latch in LATCH_REASONS:
             self.latch, self.latched_at = saved.latch, saved.since
             log.warning("conveyor.belt_latch_kept", reason=self.latch, latched_at=self.latched_at)
+        elif saved is not None and saved.latch is not None:  # a reason this version does not know: still latched
+            self.latch, self.latched_at = "restarted", datetime.now(timezone.utc).isoformat()
+            log.warning("conveyor.belt_latched", reason="restarted", saved_latch=repr(saved.latch)[:100],
+                        message=f"the belt file says the belt was latched for {saved.latch!r:.100}, a reason this"
+                                f" version does not know: it stays stopped until a supervisor restarts it")
         elif saved is not None and not saved.clean:
             self.latch, self.latched_at = "restarted", datetime.now(timezone.utc).isoformat()
             log.warning("conveyor.belt_latched", reason="restarted",

@@ -542,3 +542,21 @@ async def test_a_bag_stranded_on_the_entry_eye_at_a_restart_is_not_a_new_bag(tmp
             await until(lambda: stuck.id in model.outcomes, "the bag has reached the divert gate")
             assert model.outcomes[stuck.id] == "manual"  # untracked at the X-ray exit: manual, unscanned
             assert await writer.call(writer.store.count) == 1
+
+
+@pytest.mark.parametrize("latch", ["overheat", 7, ["estop"]])
+async def test_a_belt_file_with_a_latch_this_version_does_not_know_keeps_the_belt_latched(tmp_path, latch):
+    """The belt file names a latch this daemon does not know (a newer version's reason, a damaged file) after a
+    clean stop: the belt was latched, so it stays latched (`restarted`) for a supervisor, never run by
+    start_belt."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "belt.json").write_text(json.dumps(
+        {"latch": latch, "since": "2026-01-01T00:00:00+00:00", "clean": True, "items": []}))
+    async with SimServer(PlcConfig(**TOLERANT)) as sim:
+        model = sim.model
+        async with Session(sim, tmp_path / "data") as session:
+            assert ConveyorSection().start_belt
+            await session.settled()
+            belt = session.flow.belt_status()
+            assert belt["latched"] and belt["reason"] == "restarted"
+            assert model.requests["belt_run_request"] == 0 and not model.belt_running
