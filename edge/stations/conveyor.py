@@ -65,9 +65,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 LatchReason = Literal["link_lost", "estop", "interlock", "plc_stopped", "start_failed", "restarted",
-                      "gate_unconfirmed"]
+                      "gate_unconfirmed", "encoder_stalled"]
 LATCH_REASONS: tuple[LatchReason, ...] = get_args(LatchReason)
 WATCH_S = 0.1  # how often the flow looks at the PLC's belt feedback
+ENCODER_STALL_S = 1.0  # how long the encoder may read the same while the PLC says the belt runs
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,7 @@ class ConveyorFlow:
     _plc_state: PlcState | None = None
     _restarting: asyncio.Lock = field(default_factory=asyncio.Lock)
     _clean: bool = False  # the daemon stops on request: the belt's state is known at the next start
+    _encoder_since: tuple[float, float] | None = None  # (encoder reading, when it was first read) while running
 
     def __post_init__(self) -> None:
         self.inspector = self.parts.build(self._actuate, belt_budget_ms(self.parts.budget_ms, self.section))
@@ -429,7 +431,32 @@ class ConveyorFlow:
             st = self._plc_state = await self.plc.read_state()
             if self._belt_on and st.link_ok and not st.belt_running:
                 self._latch(stop_cause(st))
+            elif self._encoder_stalled(st):
+                await self._stop_stalled(st)
             await asyncio.sleep(WATCH_S)
+
+    def _encoder_stalled(self, st: PlcState) -> bool:
+        """The encoder has read the same for ENCODER_STALL_S while the PLC says the belt runs: the tracker's
+        positions stand still while the bags move (a gate left at pass for a clear bag would stay there)."""
+        if not (self._belt_on and st.link_ok and st.belt_running):
+            self._encoder_since = None
+            return False
+        if self._encoder_since is None or self._encoder_since[0] != st.encoder_m:
+            self._encoder_since = (st.encoder_m, st.t)
+            return False
+        return st.t - self._encoder_since[1] >= ENCODER_STALL_S
+
+    async def _stop_stalled(self, st: PlcState) -> None:
+        """Latch (every item to manual, the gate to manual) and ask the belt to stop."""
+        log.error("conveyor.encoder_stalled", encoder_m=st.encoder_m, stalled_s=round(st.t - (self._encoder_since or
+                  (0.0, st.t))[1], 2), message="the belt encoder stopped counting while the PLC says the belt runs:"
+                  " the belt is stopped and every item on it goes to manual")
+        self._encoder_since = None
+        self._latch("encoder_stalled")
+        try:
+            await self.plc.request_belt(False)
+        except DriverError as exc:
+            log.error("conveyor.belt_stop_unconfirmed", error=str(exc))
 
     def belt_status(self) -> dict[str, object]:
         """The belt as /healthz, /metrics and the screen show it."""

@@ -222,6 +222,31 @@ async def test_a_divert_that_does_not_confirm_manual_stops_and_latches_the_belt(
     assert st.sim.belt_running and flow.latch is None
 
 
+async def test_an_encoder_that_stops_counting_while_the_belt_runs_stops_and_latches_the_belt(conveyor):
+    """The encoder stops counting (a slipping wheel, a cut cable) while the belt runs: the tracker's bags stand
+    still where the real ones move on, and a gate at pass for a clear bag would stay at pass for the bags behind
+    it. The belt stops, latched `encoder_stalled`, and the bags on it go to manual; a supervisor runs it again."""
+    st, flow = conveyor, conveyor.flow
+    await running(st)
+    sup = await st.client(st.stack, SUPERVISOR)
+    model = st.sim
+    start = model.belt_m
+    item = model.add_item(0.3, lead_m=model.c.eye_tunnel_entry_m - 0.05)
+    await until(lambda: model.belt_m > start + 0.5, "the belt ran 0.5 m, its encoder counting")
+    assert flow.latch is None
+    model.encoder_stuck = True
+    await until(lambda: flow.latch == "encoder_stalled", "the belt latched")
+    await until(lambda: not model.belt_running and model.requests["belt_run_request"] == 0, "the belt stopped")
+    assert st.latched_gauge("encoder_stalled") == 1 and flow.tracker.gate_to_manual
+    assert [(i.route, i.reason) for i in flow.tracker.items] == [("manual", "encoder_stalled")]
+    assert any(i.id == item for i in model.items)
+
+    model.encoder_stuck = False
+    r = await sup.post("/api/belt/restart")
+    assert r.status_code == 200, r.text
+    assert model.belt_running and flow.latch is None
+
+
 def test_items_on_a_belt_that_stopped_go_to_manual():
     """A clear verdict in hand does not pass an item that stood on a stopped belt (anyone could reach it)."""
 
