@@ -81,3 +81,31 @@ async def test_a_suspect_item_never_passes_the_gate_of_a_slow_plc():
     for i, where in outcomes.items():
         if where == "pass":  # only a clear item the tracker routed to pass may reach the pass side
             assert PATTERN[i - 1] == "clear" and routed.get(i) == ("pass", "clear"), (i, outcomes, routed)
+
+
+async def test_a_manual_command_not_confirmed_is_reported_even_when_a_pass_command_follows() -> None:
+    """The gate is jammed at pass. The tracker asks for manual (a suspect bag is on its way), then, the bag past
+    the gate, for pass again within the read-back time: the newer command ended the manual one's read-back, so
+    the gate that never turned to manual (the suspect bag passed) was never reported, and the pass command was
+    confirmed by the jammed gate. Now a pass command first waits for the manual one's read-back: the PLC's
+    failure to confirm manual is reported, and the gate is not asked for pass on an unconfirmed manual."""
+    from drivers.plc import open_plc
+
+    cfg = PlcConfig(kind="sim", readback_timeout_ms=3000)
+    unconfirmed: list[tuple[bool, str]] = []
+    written: list[float] = []
+    async with open_plc(cfg, "gate/plc") as plc:
+        m = plc.sim.model
+        await until(plc.read_state, "the PLC link is up", check=lambda st: st.link_ok)
+        m.c = m.c.model_copy(update={"divert_actuation_s": 1000.0})
+        m.gate_pos = 0.0  # jammed at pass
+        gate = Gate(plc, written.append, lambda command, error: unconfirmed.append((command.to_manual, error)))
+        async with asyncio.TaskGroup() as tasks:
+            runner = tasks.create_task(gate.run())
+            gate.command(GateCommand(True, (1,), 0.0))
+            await until(lambda: len(written) == 1, "the manual command is written")
+            gate.command(GateCommand(False, (2,), 0.1))
+            await until(lambda: unconfirmed, "the manual command is reported unconfirmed")
+            runner.cancel()
+    assert [to_manual for to_manual, _ in unconfirmed] == [True]
+    assert m.requests["divert_manual_request"] == 1  # the pass command was not sent after the failed manual one
