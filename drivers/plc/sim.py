@@ -189,7 +189,7 @@ class ConveyorModel(PlcModel):
     items: list[SimItem] = field(default_factory=list)
     outcomes: dict[int, str] = field(default_factory=dict)
     belt_m: float = 0.0
-    encoder_m: float = 0.0  # what the encoder counted: the belt's travel, unless it slips or its cable is cut
+    encoder_lost_m: float = 0.0  # belt travel the encoder did not count (it slipped, its cable was cut)
     encoder_stuck: bool = False  # fault injection: the encoder stops counting while the belt runs
     gate_pos: float = 1.0
     _next_id: int = 1
@@ -217,8 +217,8 @@ class ConveyorModel(PlcModel):
             return
         dx = self.c.belt_speed_m_s * dt
         self.belt_m += dx
-        if not self.encoder_stuck:
-            self.encoder_m += dx
+        if self.encoder_stuck:
+            self.encoder_lost_m += dx
         self._spawn()
         gate = self.c.eye_divert_gate_m
         for item in self.items:
@@ -247,7 +247,7 @@ class ConveyorModel(PlcModel):
         return any(i.covers(x) for i in self.items)
 
     def values(self) -> dict[str, int]:
-        counts = int(self.encoder_m * self.c.encoder_counts_per_m) & 0xFFFFFFFF
+        counts = int((self.belt_m - self.encoder_lost_m) * self.c.encoder_counts_per_m) & 0xFFFFFFFF
         return {
             **super().values(),
             "belt_running": int(self.belt_running),
