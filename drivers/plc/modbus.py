@@ -338,7 +338,9 @@ class ModbusPlc:
         last, metres = self._encoder
         if raw is None or not self._link_ok:
             return
-        delta = 0 if last is None else (raw - last) % (1 << 32)
+        # The difference modulo 2^32, taken as signed: a count back (an encoder dithering at standstill, a belt
+        # jogged backwards) is a few millimetres back, not 4,295 km forward; a wrap forward stays a wrap forward.
+        delta = 0 if last is None else (raw - last + (1 << 31)) % (1 << 32) - (1 << 31)
         self._encoder = raw, metres + delta / self.cfg.encoder_counts_per_m
 
     def _make_state(self, v: dict[str, int], t: float, age: float, seq: int) -> PlcState:

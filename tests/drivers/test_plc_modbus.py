@@ -63,6 +63,24 @@ async def test_encoder_is_two_words_high_first() -> None:
             client.close()
 
 
+async def test_an_encoder_count_back_is_travel_back_not_a_wrap() -> None:
+    """An encoder dithering one count back at standstill read as 2^32 - 1 counts forward: 4,295 km of belt travel
+    that threw every tracked bag past the divert gate. It is 1 mm back; a count wrapping forward stays forward."""
+    from drivers.plc import open_plc
+
+    async with open_plc(TOLERANT, "enc/plc") as plc:
+        m = plc.sim.model
+        m.belt_m = ((1 << 32) - 3 + 0.5) / 1000  # three counts short of the wrap (half a count on: no rounding)
+        st = await until(plc.read_state, "the link is up", check=lambda s: s.link_ok)
+        await until(plc.read_state, "a poll after the baseline", check=lambda s, seq=st.seq: s.seq > seq + 2)
+        m.encoder_lost_m = 0.001  # the encoder reads one count (1 mm) less: it dithered back
+        back = await until(plc.read_state, "the count back read", check=lambda s: s.encoder_m != 0.0)
+        assert back.encoder_m == pytest.approx(-0.001, abs=1e-6)
+        m.belt_m += 0.005  # five counts on, wrapping past 2^32 - 1
+        forward = await until(plc.read_state, "the wrap read", check=lambda s: s.encoder_m > 0.0)
+        assert forward.encoder_m == pytest.approx(0.004, abs=1e-6)
+
+
 async def test_writes_to_safety_points_get_a_modbus_exception() -> None:
     cfg = PlcConfig(kind="sim")
     async with SimServer(cfg, realtime=False) as sim:
