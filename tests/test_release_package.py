@@ -173,3 +173,22 @@ def test_the_package_installs_runs_the_station_and_upgrades_it_keeping_every_ins
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'upgrade_probe'").fetchone()[0] == 1
     after = _run_station(root, config, port, "0.1.1", db, len(before), log)
     assert after[:len(before)] == before  # every inspection of the old release kept, in order
+
+
+def test_a_package_built_from_another_source_tree_takes_its_maintainer_scripts(tmp_path):
+    """`scripts/package --src TAG_CHECKOUT` took the wheel from that tree but control, postinst, prerm and postrm
+    from the tree the script ran in: a release's package migrated and restarted as another release's scripts say."""
+    src = tmp_path / "src"
+    src.mkdir()
+    files = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, src / name)
+    postinst = src / "deploy" / "debian" / "postinst"
+    postinst.write_text(postinst.read_text().replace("set -e\n", "set -e\n# the release under test's own postinst\n", 1))
+    deb = _built(_build(src, tmp_path / "out", "9.8.7"))
+    control = tmp_path / "control"
+    subprocess.run(["dpkg-deb", "-e", str(deb), str(control)], check=True)
+    assert "# the release under test's own postinst" in (control / "postinst").read_text()
