@@ -7,12 +7,14 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from central_sync.devtools import Mosquitto, free_port
+from central_sync.hub.store import HubStore, open_store
 
 PG_ADMIN = os.environ.get("TEST_PG", "postgresql://127.0.0.1:5432/test")
 REPO = Path(__file__).resolve().parents[2]
@@ -22,6 +24,16 @@ REPO = Path(__file__).resolve().parents[2]
 def broker(tmp_path):
     with Mosquitto(tmp_path / "broker") as b:
         yield b
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HubStore]:
+    """A migrated hub store on each backend (a test file may define its own `store`)."""
+    url = str(tmp_path / "hub.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    hub = open_store(url)
+    hub.migrate()
+    yield hub
+    hub.close()
 
 
 @pytest.fixture

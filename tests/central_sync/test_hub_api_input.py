@@ -4,7 +4,7 @@ a clear 4xx naming the parameter, never a 500 or a 503 that reads as if the data
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -14,20 +14,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
 from central_sync.hub import api_auth
 from central_sync.hub.api import STORE_FAILED, create_app
-from central_sync.hub.store import HubStore, open_store
+from central_sync.hub.store import HubStore
 from central_sync.schema import InspectionRecord, Verdict
 from history_kit import PLATE, ingest, vehicle_pass
 
 PASSWORD = "correct horse"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HubStore]:
-    url = str(tmp_path / "hub.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    hub = open_store(url)
-    hub.migrate()
-    yield hub
-    hub.close()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ its references (clean or searched-nothing-found passes whose scan the hub holds,
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,19 +15,10 @@ import pytest
 from central_sync.hub import api_auth
 from central_sync.hub.api import create_app
 from central_sync.hub.history import pass_outcome, report_outcome
-from central_sync.hub.store import HubStore, open_store
+from central_sync.hub.store import HubStore
 from central_sync.schema import ContainerPass, Identity, InspectionRecord, ItemKind, Verdict
 from edge.identity import fuse
 from history_kit import NOW, PLATE, ingest, vehicle_pass
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HubStore]:
-    url = str(tmp_path / "hub.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    hub = open_store(url)
-    hub.migrate()
-    yield hub
-    hub.close()
 
 
 @pytest.fixture
@@ -93,7 +84,6 @@ async def test_a_reference_needs_the_scan_on_the_hub(store: HubStore, http: http
     ingest(store, [rec])  # the record arrived, its image not yet
     got = await history(http, "plate", PLATE)
     assert [p["record_id"] for p in got["passes"]] == [rec.id] and got["references"] == []
-
 
 
 async def test_a_pass_whose_read_of_the_identity_is_in_conflict_is_no_reference(store: HubStore,

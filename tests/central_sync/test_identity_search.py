@@ -4,7 +4,6 @@ written by the real ingest path with the record, confined to the station's own r
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,15 +26,6 @@ IDENTS = [
      Identity(kind="rfid_epc", value="300833B2DDD9014000000001")],
     [Identity(kind="eseal", value="HKEL0001299"), Identity(kind="rfid", value="0102030405")],
 ]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HubStore]:
-    url = str(tmp_path / "hub.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    hub = open_store(url)
-    hub.migrate()
-    yield hub
-    hub.close()
 
 
 def ingest(store: HubStore, records: list[InspectionRecord], station: str | None = None) -> None:

@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from central_sync.hub.store import HubStore, open_store
+from central_sync.hub.store import HubStore
 
 SHA6, SHA7, SHA7B = "6" * 64, "7" * 64, "b" * 64
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HubStore]:
-    url = str(tmp_path / "hub.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    hub = open_store(url)
-    hub.migrate()
-    yield hub
-    hub.close()
 
 
 def test_the_latest_answer_per_station_and_the_version_applied(store: HubStore) -> None:
