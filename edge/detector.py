@@ -223,7 +223,13 @@ def model_problem(cfg: ModelSection, facts: ScanFacts) -> str | None:
     except ModelError as exc:
         return str(exc)
     problem = metadata_problem(manifest, facts)
-    return _not_made_for(problem) if problem else None
+    if problem:
+        return _not_made_for(problem)
+    unknown = sorted(set(cfg.thresholds) - set(manifest.class_names))
+    if unknown:  # the detector refuses them at start: the station would run without its model
+        return (f"[model] thresholds name classes the model {manifest.name} does not have: {unknown}; "
+                f"it has {list(manifest.class_names)}")
+    return None
 
 
 def _not_made_for(problem: str) -> str:

@@ -171,6 +171,20 @@ def test_check_config_warns_when_no_shipped_model_is_made_for_the_station(tmp_pa
     assert warning.endswith("; every item will go to manual")
 
 
+def test_check_config_warns_when_a_threshold_names_a_class_the_model_lacks(tmp_path: Path, capsys) -> None:
+    """`[model] thresholds = {kniffe = 0.5}` passed check-config; at start the detector refused it and the station
+    ran without its model, every item to manual."""
+    from edge.cli import main
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    typo = tmp_path / "typo.toml"
+    typo.write_text((examples / "conveyor.toml").read_text().replace("[model]\n", "[model]\nthresholds = { kniffe = 0.5 }\n", 1))
+    assert main(["check-config", "--skip-files", str(typo)]) == 0
+    [warning] = capsys.readouterr()[1].splitlines()
+    assert "[model] thresholds name classes the model cpe-tiny does not have: ['kniffe']" in warning, warning
+    assert warning.endswith("; every item will go to manual")
+
+
 class Blocks:
     """A line scan delivered in blocks of 64 lines, as the scanner driver delivers them."""
 
