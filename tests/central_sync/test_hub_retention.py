@@ -218,6 +218,21 @@ def test_search_photos_go_with_their_record_unless_a_kept_report_names_them(stor
     assert store.image(mine) is None and store.image(shared) is not None and old.id not in hub.ids()
 
 
+def _changed_after_the_plan(monkeypatch, hub, changed):  # noqa: ANN001, ANN202
+    """The next prune plans `changed`'s record alone, then the station's update `changed` is ingested before the
+    deletion; the real plan is returned."""
+    planned = hub_retention.plan
+
+    def changed_meanwhile(*args, **kwargs):  # noqa: ANN002, ANN003
+        chosen = planned(*args, **kwargs)
+        assert [rid for rid, _ in chosen[0]] == [changed.id]
+        hub.ingest.handle([(p.topic("g1", "review"), p.encode_envelope("g1", "review", 99, changed.seq, changed.id,
+                                                                        changed.to_json().encode(), 0.0))])
+        return chosen
+    monkeypatch.setattr(hub_retention, "plan", changed_meanwhile)
+    return planned
+
+
 @pytest.mark.parametrize("how", ["report", "review"])
 def test_a_record_that_becomes_a_seizure_between_the_plan_and_the_deletion_stays(store, monkeypatch, how):
     """The station's seizure (a search report, or an officer's review saying seized) ingested after the prune
@@ -225,19 +240,10 @@ def test_a_record_that_becomes_a_seizure_between_the_plan_and_the_deletion_stays
     hub = Hub(store)
     hub_retention.set_policy(store, POLICY, "admin", "policy")
     rec = hub.add(Verdict.CLEAR, 400, scan="ab" * 32)
-    planned = hub_retention.plan
-
-    def seized_meanwhile(*args, **kwargs):  # noqa: ANN002, ANN003
-        chosen = planned(*args, **kwargs)
-        assert [rid for rid, _ in chosen[0]] == [rec.id]
-        update = ({"search_reports": [SEIZURE]} if how == "report" else
-                  {"review": Review(officer="B-1", decided_at=rec.decided_at, outcome="threat_confirmed", label="drugs",
-                                    search=SearchResult(outcome="seized"))})
-        seized = rec.model_copy(update=update)
-        hub.ingest.handle([(p.topic("g1", "review"), p.encode_envelope("g1", "review", 99, seized.seq, seized.id,
-                                                                        seized.to_json().encode(), 0.0))])
-        return chosen
-    monkeypatch.setattr(hub_retention, "plan", seized_meanwhile)
+    _changed_after_the_plan(monkeypatch, hub, rec.model_copy(update=(
+        {"search_reports": [SEIZURE]} if how == "report" else
+        {"review": Review(officer="B-1", decided_at=rec.decided_at, outcome="threat_confirmed", label="drugs",
+                          search=SearchResult(outcome="seized"))})))
     assert hub.prune()["records"] == 0
     assert rec.id in hub.ids() and store.query("SELECT count(*) FROM blobs WHERE sha256 = ?", ("ab" * 32,)) == [(1,)]
 
@@ -248,17 +254,8 @@ def test_a_record_an_officer_makes_stricter_between_the_plan_and_the_deletion_st
     hub = Hub(store)
     hub_retention.set_policy(store, POLICY, "admin", "policy")
     rec = hub.add(Verdict.CLEAR, 40, scan="ac" * 32)
-    planned = hub_retention.plan
-
-    def confirmed_meanwhile(*args, **kwargs):  # noqa: ANN002, ANN003
-        chosen = planned(*args, **kwargs)
-        assert [rid for rid, _ in chosen[0]] == [rec.id]
-        stricter = rec.model_copy(update={"review": Review(officer="B-1", decided_at=rec.decided_at,
-                                                           outcome="threat_confirmed", label="drugs")})
-        hub.ingest.handle([(p.topic("g1", "review"), p.encode_envelope("g1", "review", 99, stricter.seq, stricter.id,
-                                                                        stricter.to_json().encode(), 0.0))])
-        return chosen
-    monkeypatch.setattr(hub_retention, "plan", confirmed_meanwhile)
+    planned = _changed_after_the_plan(monkeypatch, hub, rec.model_copy(update={"review": Review(
+        officer="B-1", decided_at=rec.decided_at, outcome="threat_confirmed", label="drugs")}))
     assert hub.prune()["records"] == 0
     assert rec.id in hub.ids() and store.query("SELECT count(*) FROM blobs WHERE sha256 = ?", ("ac" * 32,)) == [(1,)]
     monkeypatch.setattr(hub_retention, "plan", planned)
