@@ -46,14 +46,19 @@ def _built(proc: subprocess.Popen) -> Path:
     return Path(out.split()[-1])
 
 
-def _source_with_a_new_migration(dest: Path) -> Path:
-    """This repository's files, with one more station schema migration (what the next release brings)."""
+def _copy_of_the_repository(dest: Path) -> None:
+    """This repository's tracked and untracked (not ignored) files, copied under `dest` (a release's source tree)."""
     files = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            check=True).stdout.decode().split("\0")
     for name in filter(None, files):
         if (REPO / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, dest / name)
+
+
+def _source_with_a_new_migration(dest: Path) -> Path:
+    """This repository's files, with one more station schema migration (what the next release brings)."""
+    _copy_of_the_repository(dest)
     store = dest / "edge" / "store.py"
     text = store.read_text()
     end = text.index("\n)\n", text.index("MIGRATIONS: tuple[str, ...] = ("))
@@ -180,12 +185,7 @@ def test_a_package_built_from_another_source_tree_takes_its_maintainer_scripts(t
     from the tree the script ran in: a release's package migrated and restarted as another release's scripts say."""
     src = tmp_path / "src"
     src.mkdir()
-    files = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                           check=True).stdout.decode().split("\0")
-    for name in filter(None, files):
-        if (REPO / name).is_file():
-            (src / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, src / name)
+    _copy_of_the_repository(src)
     postinst = src / "deploy" / "debian" / "postinst"
     postinst.write_text(postinst.read_text().replace("set -e\n", "set -e\n# the release under test's own postinst\n", 1))
     deb = _built(_build(src, tmp_path / "out", "9.8.7"))
