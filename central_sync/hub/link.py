@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
@@ -24,17 +25,20 @@ log = structlog.get_logger("central_sync.hub")
 ACK_INFLIGHT = 20  # the MQTT default Receive Maximum of brokers; acks beyond it wait in paho (few, small)
 BURST = 256
 PACKET_MAX = 256 * 1024   # the most a hub publishes in one packet, whatever the broker allows
+OUTBOX_MAX = 10_000       # acks and commands waiting while this link is down; past it the oldest go (stations
+                          # re-send what was never acknowledged, the gap checker asks again): memory stays bounded
 
 
 class HubLink:
     """Consumes the shared subscriptions into `inbox`; publishes what is put in `outbox`."""
 
     def __init__(self, cfg: BrokerConfig, hub_id: str, inbox: queue.Queue[tuple[str, bytes]], lane: str,
-                 group: str = p.SHARE_GROUP, beat: Callable[[], None] = lambda: None) -> None:
+                 group: str = p.SHARE_GROUP, beat: Callable[[], None] = lambda: None, outbox_max: int = OUTBOX_MAX) -> None:
         """beat: called on every turn of the link's loops (liveness for the watchdog)."""
         self.cfg, self.hub_id, self.inbox, self.group, self.lane = cfg, f"{hub_id}-{lane}", inbox, group, lane
         self.beat = beat
-        self.outbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+        self.outbox: deque[tuple[str, bytes]] = deque(maxlen=outbox_max)
+        self.outbox_dropped = 0               # acks and commands dropped, oldest first, from a full outbox
         self.connected = False
         self.subscribed = threading.Event()  # set once the broker granted this session's subscriptions
         self.sessions = 0
@@ -67,8 +71,16 @@ class HubLink:
                         reason=f"the broker ended the session after a {self._largest}-byte publish")
 
     def send(self, name: str, payload: bytes) -> None:
-        """Thread-safe: queue one QoS 1 publish (acks, commands)."""
-        self.outbox.put((name, payload))
+        """Thread-safe: queue one QoS 1 publish (acks, commands). While the link is down they wait, at most
+        `outbox_max` of them: a full outbox drops its oldest (an ack or a resend request whose station sends
+        again what was not acknowledged), counted in `outbox_dropped` and logged at the first and every
+        1,000th drop."""
+        if len(self.outbox) == self.outbox.maxlen:
+            self.outbox_dropped += 1
+            if self.outbox_dropped % 1000 == 1:
+                log.warning("hub.outbox_dropped", hub=self.hub_id, dropped=self.outbox_dropped,
+                            reason=f"{self.outbox.maxlen} acks and commands wait for a link that is down: the oldest go")
+        self.outbox.append((name, payload))
 
     def run(self, stop: threading.Event) -> None:
         attempt = 0
@@ -146,8 +158,8 @@ class HubLink:
     def _drain_outbox(self, client: mqtt.Client) -> None:
         while True:
             try:
-                name, payload = self.outbox.get_nowait()
-            except queue.Empty:
+                name, payload = self.outbox.popleft()
+            except IndexError:
                 return
             self._largest = max(self._largest, len(payload))
             client.publish(name, payload, qos=1)

@@ -29,6 +29,9 @@ class HubCollector(Collector):
         for kind, n in sorted(s["counters"].items()):
             ingested.add_metric([kind], n)
         yield ingested
+        yield CounterMetricFamily("hub_outbox_dropped", "Acks and commands dropped, oldest first, while the priority "
+                                  "link was down and OUTBOX_MAX waited (stations send again what was not acknowledged)",
+                                  value=s.get("outbox_dropped", 0))
         yield CounterMetricFamily("hub_gap_seqs_asked", "Sequence numbers asked again from stations",
                                   value=s["gap_seqs_asked"])
         yield CounterMetricFamily("hub_gap_seqs_given_up", "Sequence numbers asked for so often without coming "

@@ -164,6 +164,7 @@ class Hub:
                 "sessions": sum(link.sessions for link in links),
                 "last_error": next((link.last_error for link in links if link.last_error), None),
                 "queued": {name: lane.inbox.qsize() for name, lane in self.lanes.items()},
+                "outbox_dropped": sum(link.outbox_dropped for link in links),
                 "gap_seqs_asked": self.gaps.asked, "gap_seqs_given_up": self.gaps.given_up,
                 "stalled": self.progress.stalled(), "counters": dict(counters),
                 **({"risk": self.risk.stats()} if self.risk is not None else {})}
