@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import io
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 import cv2
+import PIL.Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from central_sync import blobs
@@ -218,9 +220,28 @@ def countersign(store: Store, record_id: str, version: int, body: Countersignatu
 
 
 def add_photo(store: Store, data: bytes, content_type: str) -> str:
-    """Keep a photo (JPEG or PNG, checked by its magic bytes) under the store's bounds; its sha256."""
+    """Keep a photo (JPEG or PNG that decodes, `check_photo`) under the store's bounds; its sha256."""
+    check_photo(data, content_type)
+    return keep_photo(store, data)
+
+
+def check_photo(data: bytes, content_type: str) -> None:
+    """Refuse a photo that is not a JPEG or PNG by its magic bytes, or whose image does not decode whole: a PNG or
+    JPEG header followed by no image, a file cut short, a decompression bomb (PIL's guard, as the printed report
+    draws it). Such a photo was kept and signed into the report, and only the printed PDF named it unreadable."""
     if content_type not in blobs.PHOTO_MAGIC or blobs.photo_type(data) != content_type:
         raise SearchReportRefused(415, "photo_not_image", f"a photo must be JPEG or PNG, got {content_type!r}")
+    try:
+        with PIL.Image.open(io.BytesIO(data)) as image:
+            image.load()
+    except Exception as exc:  # any failure to decode: UnidentifiedImageError or a truncated file (OSError),
+        # DecompressionBombError, SyntaxError (a broken PNG chunk), ValueError
+        raise SearchReportRefused(422, "photo_unreadable", f"the {content_type} photo of {len(data)} bytes does not "
+                                  f"decode as an image ({type(exc).__name__})") from exc
+
+
+def keep_photo(store: Store, data: bytes) -> str:
+    """Store a photo already checked (`check_photo`); its sha256."""
     sha = hashlib.sha256(data).hexdigest()
     if not store.put_photo(sha, data):
         raise SearchReportRefused(507, "photo_not_stored", f"photo {sha[:12]} could not be stored (disk bounds)")

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 from central_sync.devtools import make_record
 from central_sync.schema import Identity, InspectionRecord, ItemKind, SearchFinding, Verdict
 from edge import audit
+from central_sync import blobs
 from edge.auth import add_user
 from edge.search_report import ReportForm
 from edge.store import Store
@@ -54,3 +61,31 @@ def form(signer: tuple[str, str, str, str] = OFFICER, seizure: bool = False, **c
                                "methods": ["manual", "dog"], "minutes": 35, "findings": findings,
                                "notes": "panel behind the spare wheel re-welded", "badge": signer[0], "pin": signer[3]}
     return ReportForm.model_validate({**body, **changes})
+
+
+def photo(fmt: str = ".png", seed: int = 0) -> bytes:
+    """A small real photo (noise, so that each seed gives another), encoded as ".png" or ".jpg": the station keeps
+    only photos that decode."""
+    image = np.random.default_rng(seed).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    ok, data = cv2.imencode(fmt, image)
+    assert ok
+    return data.tobytes()
+
+
+def decompression_bomb() -> bytes:
+    """A PNG of a few dozen bytes announcing 20000 x 20000 pixels: PIL refuses it as a decompression bomb."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
+
+
+def on_disk(store: Store, data: bytes) -> str:
+    """A file put in the station's photo directory without the screen's checks (damaged on disk, or copied there by
+    hand); its sha256."""
+    sha = hashlib.sha256(data).hexdigest()
+    path = blobs.photo_path(store.data_dir, sha)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return sha

@@ -59,6 +59,14 @@ async def _call(st: WebState, fn: Callable[[Store, Unpack[Ts]], T], *args: Unpac
         raise _refused(exc) from exc
 
 
+async def _checked_photo(data: bytes, content_type: str) -> None:
+    """`search_report.check_photo` off the store's thread (decoding an 8 MB photo would hold the screen's queries)."""
+    try:
+        await asyncio.to_thread(search_report.check_photo, data, content_type)
+    except SearchReportRefused as exc:
+        raise _refused(exc) from exc
+
+
 async def _signed(st: WebState, request: Request, badge: str, record_id: str, fn: Callable[[Store], T]) -> T:
     """Run a signing call under the sign-in guard: refused unseen while the badge is locked for this client; a
     wrong badge + PIN is audited as a sign-in's is (its object the record)."""
@@ -121,9 +129,10 @@ async def add_photo(request: Request, st: WebState = Depends(state),
             raise _too_large(len(received))
     data = bytes(received)
     kind = request.headers.get("content-type", "").split(";")[0].strip()
+    await _checked_photo(data, kind)
 
     def keep(s: Store) -> str:
-        sha = search_report.add_photo(s, data, kind)
+        sha = search_report.keep_photo(s, data)
         audit.append(s.conn, user.badge, "search.photo_added", sha, {"bytes": len(data), "type": kind})
         return sha
 
@@ -142,9 +151,10 @@ async def camera_photo(name: str, st: WebState = Depends(state),
     except LinkLost as exc:
         log.warning("camera.photo_failed", camera=name, error=str(exc))
         raise HTTPException(502, "camera_no_frame") from exc
+    await _checked_photo(data, "image/jpeg")
 
     def keep(s: Store) -> str:
-        sha = search_report.add_photo(s, data, "image/jpeg")
+        sha = search_report.keep_photo(s, data)
         audit.append(s.conn, user.badge, "search.photo_added", sha, {"bytes": len(data), "camera": name})
         return sha
 

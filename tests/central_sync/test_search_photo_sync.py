@@ -5,13 +5,10 @@ with its reason and counted, at the station's screen, at the station's sender an
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
-import cv2
 import httpx
-import numpy as np
 import pytest
 
 from central_sync import blobs
@@ -27,27 +24,9 @@ from central_sync.publisher import Publisher
 from edge.search_report import SearchReportRefused, add_photo, sign
 
 from polling import until
-from search_report_kit import open_station, form
+from search_report_kit import form, on_disk, open_station, photo
 
 PASSWORD = "correct horse"
-
-
-def photo(fmt: str, seed: int) -> bytes:
-    """A small real photo (noise, so that each is different), encoded as JPEG or PNG."""
-    image = np.random.default_rng(seed).integers(0, 255, (48, 64, 3), dtype=np.uint8)
-    ok, data = cv2.imencode(fmt, image)
-    assert ok
-    return data.tobytes()
-
-
-def on_disk(st: object, data: bytes) -> str:
-    """A file put in the station's photo directory without the screen's checks (damaged, or copied there by
-    hand); its sha256."""
-    sha = hashlib.sha256(data).hexdigest()
-    path = blobs.photo_path(st.store.data_dir, sha)  # type: ignore[attr-defined]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return sha
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -62,7 +41,7 @@ async def test_photos_travel_with_the_report_and_bad_ones_are_refused(
     # a file in the photo directory that is no photo (damaged on disk, or put there by hand): named by the report,
     # it is refused by the sender with its reason and parked, never sent
     junk = b"not an image at all" * 10
-    junk_sha, big_sha = on_disk(st, junk), on_disk(st, b"\xff\xd8\xff" + bytes(blobs.MAX_PHOTO_BYTES))
+    junk_sha, big_sha = on_disk(st.store, junk), on_disk(st.store, b"\xff\xd8\xff" + bytes(blobs.MAX_PHOTO_BYTES))
     van = st.vehicle()
     sign(st.store, van.id, form(photos=[*good, junk_sha, big_sha]))
     sign(st.store, van.id, form(photos=good, notes="second version, the same photos"))  # queued once, not again

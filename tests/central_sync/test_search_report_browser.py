@@ -20,10 +20,10 @@ from central_sync.hub.ingest import Ingestor
 from central_sync.hub.store import HubStore, open_store
 from edge.search_report import add_photo, sign
 from polling import until
-from search_report_kit import PLATE, form, open_station
+from search_report_kit import PLATE, form, open_station, photo
 from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, serving
 
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(24)  # named by the report, never synced here
+PNG = photo(".png")  # named by the report, never synced here
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
 

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from PIL import Image
 from pypdf import PdfReader
 
 from central_sync.schema import InspectionRecord, search_outcome
@@ -20,7 +19,7 @@ from drivers.camera.sim import SimCamera
 from edge.search_report import camera_photos
 from edge.web.demo import StationHarness
 from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, SUPERVISOR, error_checked_page, station  # noqa: F401
-from search_report_kit import HK_PLATE, PLATE, vehicle_record
+from search_report_kit import HK_PLATE, PLATE, photo, vehicle_record
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
 
@@ -40,12 +39,6 @@ def sign_in(page: Any, station: StationHarness, who: tuple[str, str]) -> None:
     page.fill("#pin", who[1])
     page.click("#signin-btn")
     page.wait_for_selector("#nav:not([hidden])")
-
-
-def png_photo() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (64, 48), (200, 40, 40)).save(out, format="PNG")
-    return out.getvalue()
 
 
 def stored(station: StationHarness, record_id: str) -> InspectionRecord:
@@ -84,7 +77,7 @@ def test_an_officer_fills_and_signs_and_a_supervisor_countersigns_at_1024x768(st
     row.locator("[data-field='unit']").fill("cartons")
     row.locator("[data-field='weight_kg']").fill("12.5")
     row.locator("select[data-field='area']").select_option("spare_wheel")
-    page.set_input_files("#sr-photo", files=[{"name": "wheel.png", "mimeType": "image/png", "buffer": png_photo()}])
+    page.set_input_files("#sr-photo", files=[{"name": "wheel.png", "mimeType": "image/png", "buffer": photo(".png")}])
     page.wait_for_selector("#sr-photos img")
     page.click("#sr-cameras button[data-camera='rear']")  # and one taken by the station's camera now
     expect(page.locator("#sr-photos img")).to_have_count(2)

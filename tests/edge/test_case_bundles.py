@@ -35,10 +35,10 @@ from edge.store import Store, StoreWriter
 from edge.web.app import create_app
 from edge.web.config import TipConfig, WebConfig
 from edge.web.demo import synthetic_scan
-from search_report_kit import HK_PLATE, OFFICER, SUPERVISOR, form, open_station, vehicle_record
+from search_report_kit import HK_PLATE, OFFICER, SUPERVISOR, form, open_station, photo, vehicle_record
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"crop-of-the-rear-plate"
-JPEG = b"\xff\xd8\xff" + b"photo-of-the-spare-wheel"
+JPEG, OTHER_JPEG = photo(".jpg"), photo(".jpg", seed=1)  # of the spare wheel, of another car
 
 
 @dataclass
@@ -123,7 +123,7 @@ def test_the_audit_file_holds_who_added_each_search_photo(case: Case, tmp_path: 
     added the case's photos; another record's photo stays out."""
     photo = case.suspect.search_reports[0].photos[0]
     audit.append(case.store.conn, OFFICER[0], "search.photo_added", photo, {"bytes": len(JPEG), "camera": "bay-1"})
-    elsewhere = add_photo(case.store, JPEG + b" other car", "image/jpeg")
+    elsewhere = add_photo(case.store, OTHER_JPEG, "image/jpeg")
     audit.append(case.store.conn, OFFICER[0], "search.photo_added", elsewhere, {"bytes": 10, "type": "image/jpeg"})
     audit.append(case.store.conn, OFFICER[0], "case.image_view", case.suspect.id, {"mode": "grey"})
     files = read_bundle(_bundle(case, tmp_path))

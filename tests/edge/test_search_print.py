@@ -4,8 +4,6 @@ back), with its CJK font embedded; the HTML prints with its own style sheet; no 
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from edge.search_print import CJK_FONTS, cjk_font, find_version, render_html, re
 from edge.search_report import Countersignature, SearchReportRefused, add_photo, countersign, sign
 from edge.web.i18n import LANGS, t
 
-from search_report_kit import HK_PLATE, PLATE, SUPERVISOR, SearchStation, form, open_station
+from search_report_kit import HK_PLATE, PLATE, SUPERVISOR, SearchStation, decompression_bomb, form, on_disk, open_station
 
 NEEDS_FONT = pytest.mark.skipif(cjk_font() is None, reason=f"no CJK font at {CJK_FONTS[0]} (scripts/bootstrap installs it)")
 
@@ -88,19 +86,14 @@ def test_without_an_embeddable_font_the_pdf_is_refused_in_one_sentence(
 
 @NEEDS_FONT
 def test_a_damaged_photo_is_named_in_the_pdf_and_the_rest_still_prints(tmp_path: Path) -> None:
-    """A photo whose first bytes are a PNG's but whose data is not an image (cut short, damaged on disk) passed the
-    upload's check; reportlab failed on it inside doc.build and the signed report had no PDF at all (a 500)."""
+    """A photo whose first bytes are a PNG's but whose data is not an image (damaged on disk since its upload, or kept
+    by a station older than the upload's decoding): reportlab failed on it inside doc.build and the signed report had
+    no PDF at all (a 500)."""
     st = open_station(tmp_path / "data")
     ok, jpeg = cv2.imencode(".jpg", np.full((40, 60, 3), 128, np.uint8))
     good = add_photo(st.store, jpeg.tobytes(), "image/jpeg")
-    damaged = add_photo(st.store, b"\x89PNG\r\n\x1a\n" + bytes(64), "image/png")
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    # a few hundred bytes announcing 20000 x 20000 pixels: PIL refuses it as a decompression bomb (not an OSError)
-    bomb = add_photo(st.store, b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""), "image/png")
+    damaged = on_disk(st.store, b"\x89PNG\r\n\x1a\n" + bytes(64))
+    bomb = on_disk(st.store, decompression_bomb())  # PIL refuses it as a decompression bomb (not an OSError)
     rec = st.vehicle()
     sign(st.store, rec.id, form(photos=[good, damaged, bomb]))
     record = st.store.get(rec.id)

@@ -18,7 +18,7 @@ from drivers.errors import LinkLost
 from edge.search_report import (Countersignature, SearchReportRefused, add_photo, camera_jpeg, camera_photos,
                                 content_digest, countersign, diagrams, sign, view)
 
-from search_report_kit import OFFICER, OFFICER_2, SUPERVISOR, SearchStation, form, open_station
+from search_report_kit import OFFICER, OFFICER_2, SUPERVISOR, SearchStation, decompression_bomb, form, open_station, photo
 
 
 @pytest.fixture
@@ -141,13 +141,24 @@ def test_an_area_is_named_once_and_a_finding_names_its_goods() -> None:
 
 def test_photos_are_kept_by_hash_and_a_report_names_only_stored_ones(station: SearchStation) -> None:
     rec = station.vehicle()
-    png = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
+    png = photo(".png")
     sha = add_photo(station.store, png, "image/png")
     assert station.store.photo_path(sha).read_bytes() == png
     refused("photo_not_image", add_photo, station.store, b"GIF89a....", "image/gif")
     refused("photo_not_image", add_photo, station.store, b"not a png", "image/png")
     refused("search_photo_missing", sign, station.store, rec.id, form(photos=["ab" * 32]))
     assert sign(station.store, rec.id, form(photos=[sha])).photos == [sha]
+
+
+def test_a_photo_that_does_not_decode_is_refused_and_not_kept(station: SearchStation) -> None:
+    """A PNG or JPEG header followed by no image, a photo cut short or a decompression bomb passed the check of its
+    first bytes: it was kept and signed into the report, and only the printed PDF named it unreadable."""
+    jpeg = photo(".jpg")
+    for data, kind in ((b"\x89PNG\r\n\x1a\n" + bytes(range(64)), "image/png"), (jpeg[:len(jpeg) // 2], "image/jpeg"),
+                       (photo(".png")[:-200], "image/png"), (decompression_bomb(), "image/png")):
+        why = refused("photo_unreadable", add_photo, station.store, data, kind)
+        assert f"the {kind} photo of {len(data)} bytes does not decode as an image" in str(why)
+    assert not list(station.store.data_dir.glob("photos/*/*"))
 
 
 async def test_a_station_camera_takes_a_photo_now_even_untriggered(station: SearchStation) -> None:

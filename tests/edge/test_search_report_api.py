@@ -14,7 +14,7 @@ from edge.web.config import TipConfig, WebConfig
 from edge.web.demo import DEMO_USERS, StationHarness
 from edge import audit
 from edge.web.routes_search import refusals
-from search_report_kit import vehicle_record
+from search_report_kit import photo, vehicle_record
 
 OFFICER, SUPERVISOR, TECHNICIAN = ((b, p) for b, _, _, p in DEMO_USERS)
 
@@ -102,5 +102,27 @@ def test_a_photo_sent_without_a_length_is_refused_once_it_passes_the_limit(stati
     with client(station, OFFICER) as http:
         r = http.post("/api/search-photos", content=chunks(), headers={"content-type": "image/png"})
         assert r.status_code == 413, r.text
-        assert http.post("/api/search-photos", content=iter([b"\x89PNG\r\n\x1a\n" + bytes(64)]),
+        assert http.post("/api/search-photos", content=iter([photo(".png")]),
                          headers={"content-type": "image/png"}).status_code == 200
+
+
+def test_a_photo_that_does_not_decode_is_refused_at_upload_and_from_a_camera(station: StationHarness) -> None:
+    """A PNG header followed by no image (or a JPEG cut short) was kept at upload, and a camera's bytes were kept
+    unchecked: only the printed PDF later named the photo unreadable. Both are refused, counted and not kept."""
+    jpeg = photo(".jpg")
+
+    async def cut_short() -> bytes:  # a camera whose frame came through cut short
+        return jpeg[:len(jpeg) // 2]
+
+    station.ctx.cameras["bay"] = cut_short
+    with client(station, OFFICER) as http:
+        counted = refusals["photo_unreadable"]
+        for content in (b"\x89PNG\r\n\x1a\n" + bytes(64), photo(".png")[:-200]):
+            r = http.post("/api/search-photos", content=content, headers={"content-type": "image/png"})
+            assert (r.status_code, r.json()["detail"]) == (422, "photo_unreadable"), r.text
+        r = http.post("/api/search-photos/camera/bay")
+        assert (r.status_code, r.json()["detail"]) == (422, "photo_unreadable"), r.text
+        assert refusals["photo_unreadable"] == counted + 3
+        kept = http.post("/api/search-photos", content=jpeg, headers={"content-type": "image/jpeg"})
+        assert kept.status_code == 200 and http.get(f"/api/search-photos/{kept.json()['sha256']}").content == jpeg
+    assert [p.name for p in station.call(lambda s: s.data_dir).glob("photos/*/*")] == [kept.json()["sha256"]]
