@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 from pathlib import Path
 from collections.abc import Callable
@@ -261,13 +262,30 @@ async def history(q: str = "", verdict: str | None = None, reviewed: bool | None
 
 @router.get("/api/export.zip")
 async def export_zip(st: WebState = Depends(state), user: auth.User = Depends(require("case.export"))) -> FileResponse:
-    """Reviewed items with their scans as a COCO dataset."""
+    """Reviewed items with their scans as a COCO dataset, audited once the zip is written (as the other exports are:
+    an export that failed was audited as done before its zip was begun)."""
     records = await st.db(queries.reviewed_with_scans)
-    await st.audit(user.badge, "export.dataset", "station", {"items": len(records)})
-    tmp = Path(tempfile.mkstemp(prefix="cpe-export-", suffix=".zip")[1])
-    await asyncio.to_thread(export.write_zip, records, (await st.open()).store.scan_path, tmp)
+    try:
+        tmp = await asyncio.to_thread(_dataset_zip, records, (await st.open()).store.scan_path)
+    except OSError as exc:  # the temporary folder gone, full or not writable
+        log.warning("web.export_failed", actor=user.badge, items=len(records),
+                    error=f"the dataset of {len(records)} reviewed items could not be written: {exc}")
+        raise HTTPException(507, "export_not_written") from exc
+    await st.audit(user.badge, "export.dataset", "station", {"items": len(records), "bytes": tmp.stat().st_size})
     return FileResponse(tmp, media_type="application/zip", filename=f"{st.ctx.station_id}-reviewed.zip",
                         background=BackgroundTask(tmp.unlink, missing_ok=True))
+
+
+def _dataset_zip(records: list[InspectionRecord], scan_path: Callable[[str], Path]) -> Path:
+    """The dataset zip in a temporary file (removed again when it cannot be written whole)."""
+    fd, name = tempfile.mkstemp(prefix="cpe-export-", suffix=".zip")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        return export.write_zip(records, scan_path, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @router.get("/api/cases/{record_id}/dicos.zip")

@@ -3,6 +3,7 @@
 import asyncio
 import io
 import json
+import tempfile
 import zipfile
 from datetime import timedelta, timezone
 
@@ -269,6 +270,22 @@ def test_supervisor_exports_reviewed_items_as_coco(station):
         for image in coco["images"]:
             assert zf.read(image["file_name"])[:2] == b"PK"
     assert any(e.action == "export.dataset" for e in audit.entries(station.store.conn))
+
+
+def test_an_export_that_could_not_be_written_is_not_audited_as_done(station, tmp_path, monkeypatch):
+    """`export.dataset` was audited before the zip was begun: an export whose zip could not be written (the temporary
+    folder gone, full or read-only) stood in the audit log as done, and the screen got a 500 traceback."""
+    a = station.item()
+    sup = station.client(SUPERVISOR)
+    sup.post(f"/api/cases/{a.id}/decision", json={"outcome": "false_alarm"})
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))  # the export's temporary folder is missing
+    r = sup.get("/api/export.zip")
+    assert (r.status_code, r.json()["detail"]) == (507, "export_not_written")
+    assert not [e for e in audit.entries(station.store.conn) if e.action == "export.dataset"]
+    monkeypatch.undo()
+    assert sup.get("/api/export.zip").status_code == 200
+    done = [e for e in audit.entries(station.store.conn) if e.action == "export.dataset"]
+    assert len(done) == 1 and json.loads(done[0].detail)["items"] == 1 and json.loads(done[0].detail)["bytes"] > 0
 
 
 def test_idle_session_expires(station):
