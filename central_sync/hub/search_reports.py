@@ -24,7 +24,11 @@ log = structlog.get_logger()
 COUNTERSIGNING_ROLES = ("supervisor",)
 """Who may countersign a seizure (edge/auth.py PERMISSIONS["search.countersign"])."""
 refused_countersignatures: Counter[str] = Counter()
-"""Countersignatures the hub did not take as making a seizure final, by reason (`final`)."""
+"""Versions the hub did not take as final, by reason (`final`, `_as_signed`): each (record, version) once per reason,
+however often its record arrives (sent again after a lost ack, or carrying a later version or a review)."""
+REFUSED_REMEMBERED = 100_000
+"""How many refused (station, record, version, reason) the hub remembers as counted; past it the oldest is forgotten."""
+_counted: dict[tuple[str, str, int, str], None] = {}
 
 DDL = """
 CREATE TABLE IF NOT EXISTS search_reports (
@@ -84,11 +88,25 @@ def final(record: InspectionRecord, report: SearchReport) -> bool:
               "not_supervisor" if signer.role not in COUNTERSIGNING_ROLES else None)
     if reason is None:
         return True
-    refused_countersignatures[reason] += 1
-    log.warning("hub.search_countersign_refused", reason=reason, record=record.id, station=record.station,
-                version=report.version, detail=f"version {report.version} of the search report on {record.id} "
-                f"signed by {report.officer.badge} is countersigned by {signer.role} {signer.badge}: it stays pending")
+    if _first_refusal(record, report, reason):
+        log.warning("hub.search_countersign_refused", reason=reason, record=record.id, station=record.station,
+                    version=report.version, detail=f"version {report.version} of the search report on {record.id} "
+                    f"signed by {report.officer.badge} is countersigned by {signer.role} {signer.badge}: it stays pending")
     return False
+
+
+def _first_refusal(record: InspectionRecord, report: SearchReport, reason: str) -> bool:
+    """Count the version's refusal for `reason` unless it was counted already (its record arrived before); whether
+    it was counted now (and is to be logged). The same refused version, sent again after a lost ack or inside each
+    later update of its record, was counted (and logged) every time."""
+    key = (record.station, record.id, report.version, reason)
+    if key in _counted:
+        return False
+    _counted[key] = None
+    if len(_counted) > REFUSED_REMEMBERED:
+        del _counted[next(iter(_counted))]
+    refused_countersignatures[reason] += 1
+    return True
 
 
 def report_rows(record: InspectionRecord, now: float) -> list[tuple]:
@@ -108,10 +126,10 @@ def _as_signed(record: InspectionRecord, report: SearchReport) -> bool:
     signed = [report.officer.digest, *([report.countersigned.digest] if report.countersigned else [])]
     if all(d == digest for d in signed):
         return True
-    refused_countersignatures["content_changed"] += 1
-    log.warning("hub.search_report_altered", record=record.id, station=record.station, version=report.version,
-                detail=f"version {report.version} of the search report on {record.id} is not what was signed "
-                       f"(content digest {digest[:12]}, signed {', '.join(d[:12] for d in signed)}): never final here")
+    if _first_refusal(record, report, "content_changed"):
+        log.warning("hub.search_report_altered", record=record.id, station=record.station, version=report.version,
+                    detail=f"version {report.version} of the search report on {record.id} is not what was signed "
+                           f"(content digest {digest[:12]}, signed {', '.join(d[:12] for d in signed)}): never final here")
     return False
 
 
