@@ -7,7 +7,8 @@ session cookie, and each names the permission it needs, see edge/auth.py PERMISS
     POST /api/signin, /api/signout       badge + PIN; GET /api/me; POST /api/me/lang
     GET  /api/i18n/{lang}                message catalogue
     GET  /api/badge-stream               SSE: badge reads, to the kiosk's own browser only
-    GET  /api/stream                     SSE: inspections (id = seq, Last-Event-ID resumes), reviews
+    GET  /api/stream                     SSE: inspections (id = seq, Last-Event-ID resumes: the newest 100 missed,
+                                         `not_replayed` counts older ones), reviews
     GET  /api/cases/{id}                 record + its audit trail;  .../image.png?mode=  (audited)
     POST /api/cases/{id}/decision        review -> Store.add_review; on a gantry `lane` releases the vehicle or
                                          sends it to the search bay (read back, audited);  .../screen  TIP answer

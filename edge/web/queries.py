@@ -91,6 +91,12 @@ def after_seq(store: Store, seq: int, limit: int = 100) -> list[InspectionRecord
     return _records(rows)
 
 
+def count_between(store: Store, after: int, before: int) -> int:
+    """How many records were committed after seq `after` and before seq `before`."""
+    return int(store.conn.execute("SELECT count(*) FROM inspections WHERE seq > ? AND seq < ?",
+                                  (after, before)).fetchone()[0])
+
+
 def reviewed_with_scans(store: Store, limit: int = 10_000) -> list[InspectionRecord]:
     """Reviewed records whose scan file is still on disk: the labelled dataset for export."""
     rows = store.conn.execute(

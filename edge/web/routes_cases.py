@@ -26,6 +26,7 @@ from edge.web.deps import COOKIE, WebState, lang_of, require, state
 from models.errors import ScanFormatError
 
 log = structlog.get_logger()
+REPLAY_MAX = 100  # items a reconnecting screen is sent again, at most (the newest it missed)
 MAX_SEQ = 2**63 - 1  # SQLite's largest integer: a larger one in a query failed the request with 500
 router = APIRouter()
 VIEWER = require("case.view")
@@ -47,7 +48,7 @@ def _item_mapper(st: WebState, user: auth.User, last_seq: int) -> sse.Mapper:
 
     async def mapper(event: Event) -> sse.Mapped:
         nonlocal newest
-        if event.topic in ("review", "lane", "risk"):
+        if event.topic in ("review", "lane", "risk", "not_replayed"):
             return event.topic, event.data, None
         if event.topic != "inspection":
             return None
@@ -77,13 +78,18 @@ def _last_event_id(request: Request) -> int | None:
 @router.get("/api/stream")
 async def live(request: Request, st: WebState = Depends(state), user: auth.User = Depends(VIEWER)) -> StreamingResponse:
     """Every decided inspection as it happens (server-sent events); a reconnecting browser gets
-    what it missed (Last-Event-ID = the last seq it saw), up to the last 100 items."""
+    what it missed (Last-Event-ID = the last seq it saw), up to the last REPLAY_MAX items, after one
+    `not_replayed` event with the count of the older ones it missed when there are more."""
     token = request.cookies[COOKIE]
     resume = _last_event_id(request)
 
     async def replay() -> list[Event]:
-        records = await st.db(queries.after_seq, resume, 100) if resume is not None else []
-        return [Event("inspection", r.model_dump(mode="json", by_alias=True)) for r in records]
+        if resume is None:
+            return []
+        records = await st.db(queries.after_seq, resume, REPLAY_MAX)
+        older = await st.db(queries.count_between, resume, records[0].seq) if len(records) == REPLAY_MAX else 0
+        note = [Event("not_replayed", {"count": older})] if older else []
+        return note + [Event("inspection", r.model_dump(mode="json", by_alias=True)) for r in records]
 
     async def still_signed_in() -> bool:
         """The session still open and its user still one who may view cases (a role changed meanwhile, to a

@@ -303,3 +303,26 @@ def test_officer_sends_the_vehicle_at_the_barrier_to_the_search_bay(station, pag
     finally:
         on_loop(stack.aclose)
         station.ctx.lane_control, station.ctx.panels = None, ()
+
+
+def test_a_screen_back_after_missing_more_than_the_replay_says_how_many_older_items_it_did_not_get(station, page):
+    import asyncio
+
+    from edge.web.routes_cases import REPLAY_MAX
+
+    sign_in(page, station, OFFICER)
+    page.wait_for_selector("body[data-live='1']")
+    scan, _ = synthetic_scan(np.random.default_rng(9), threat=False)
+    seen = station.commit(scan, record_for(scan, Verdict.CLEAR, "clear", []))
+    station.publish_record(seen)
+    page.wait_for_selector(f"#scan[data-loaded-id='{seen.id}']")
+    for _ in range(REPLAY_MAX + 2):  # committed while the screen's link is down
+        station.commit(None, record_for(scan, Verdict.CLEAR, "clear", []))
+    web = station.app.state.web
+    dropped, web.stopping = web.stopping, asyncio.Event()  # the open stream ends; the browser comes back
+    station.loop.call_soon_threadsafe(dropped.set)
+    expect(page.locator("#not-replayed")).to_have_text("2 older items not shown — undecided ones are in the Queue")
+    page.click("#not-replayed")
+    page.wait_for_selector("#view-queue:not([hidden])")
+    assert page.is_hidden("#not-replayed")
+    assert [e for e in page.errors if "status of 401" not in e] == []  # 401: /api/me before sign-in

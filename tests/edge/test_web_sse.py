@@ -123,6 +123,29 @@ def test_reconnecting_screen_gets_what_it_missed_once(tmp_path):
                 assert [(f[0], f[2]["id"]) for f in _frames(lines, 1)] == [(fresh.seq, fresh.id)]
 
 
+def test_a_screen_that_missed_more_than_the_replay_is_told_how_many_older_items_it_did_not_get(tmp_path):
+    """A screen back after missing 103 items got the newest 100 and no word of the 3 before them: now one
+    `not_replayed` event with their count comes first."""
+    from edge.web.routes_cases import REPLAY_MAX
+
+    rng = np.random.default_rng(2)
+    scan, truth = synthetic_scan(rng, threat=False)
+    with StationHarness(tmp_path / "data") as h:
+        h.add_demo_users()
+        recs = [h.commit(None, record_for(scan, Verdict.CLEAR, "clear", truth)) for _ in range(REPLAY_MAX + 4)]
+        with httpx.Client(base_url=h.url, timeout=10) as client:
+            assert client.post("/api/signin", json={"badge": DEMO_USERS[0][0], "pin": DEMO_USERS[0][3]}).is_success
+            with client.stream("GET", "/api/stream", headers={"Last-Event-ID": str(recs[0].seq)}) as r:
+                frames = _frames(r.iter_lines(), REPLAY_MAX + 1)
+        assert frames[0] == (None, "not_replayed", {"count": 3})
+        assert [f[2]["id"] for f in frames[1:]] == [r.id for r in recs[4:]]
+        with httpx.Client(base_url=h.url, timeout=10) as client:  # missed no more than the replay sends: no note
+            assert client.post("/api/signin", json={"badge": DEMO_USERS[0][0], "pin": DEMO_USERS[0][3]}).is_success
+            with client.stream("GET", "/api/stream", headers={"Last-Event-ID": str(recs[3].seq)}) as r:
+                frames = _frames(r.iter_lines(), REPLAY_MAX)
+        assert [f[1] for f in frames] == ["inspection"] * REPLAY_MAX
+
+
 def test_the_daemons_stop_event_ends_open_streams_so_the_server_can_stop(tmp_path):
     import threading
 

@@ -89,7 +89,7 @@ async function signedIn(me) {
   if (can("case.view")) { connectLive(); refreshQueue(); refreshLane().catch(() => {}); show("live"); resumeWork(); } else show(can("diagnostics") ? "diagnostics" : "health");
 }
 function signedOut() {
-  S.me = null; S.current = null; S.boxes = []; S.waiting = []; showQueued();
+  S.me = null; S.current = null; S.boxes = []; S.waiting = []; showQueued(); S.notReplayed = 0; showNotReplayed();
   if (S.live) { S.live.close(); S.live = null; }
   $("scan").removeAttribute("src"); $("scan").dataset.loadedId = ""; $("trail").innerHTML = "";
   $("nav").hidden = true; $("signout").hidden = true; $("who").textContent = "";
@@ -130,7 +130,15 @@ function connectLive() {
     showRisk("early-risk", early);
   });
   S.live.addEventListener("signed_out", () => signedOut());
+  S.live.addEventListener("not_replayed", (e) => {  // back after a long break: older items than those sent again
+    S.notReplayed = (S.notReplayed || 0) + JSON.parse(e.data).count; showNotReplayed(); refreshQueue();
+  });
 }
+function showNotReplayed() {
+  const b = $("not-replayed"); b.hidden = !S.notReplayed;
+  if (S.notReplayed) b.textContent = T("live.not_replayed", { n: fmtNum(S.notReplayed) });
+}
+$("not-replayed").onclick = () => { S.notReplayed = 0; showNotReplayed(); show("queue"); };
 
 // An item on screen stays until the officer decides or moves on ("next"): one that asks for a decision,
 // and any the officer is examining (zoomed, panned, a note, a box). Newer items wait behind "next" with
