@@ -191,7 +191,7 @@ def decide(store: Store, user: User, record_id: str, body: Decision,
         raise CaseError(422, "decision_needs_outcome")
     if body.outcome == "threat_confirmed" and not body.label:
         raise CaseError(422, "threat_needs_class")
-    if body.outcome == "override":
+    if body.outcome == "override" or (_confirms_over(record, again, body) and user.can("case.override")):
         if not user.can("case.override"):
             raise CaseError(403, "forbidden")
         if not body.note.strip():
@@ -219,11 +219,19 @@ def decide(store: Store, user: User, record_id: str, body: Decision,
     review = Review(officer=user.badge, decided_at=datetime.now(timezone.utc), outcome=body.outcome,
                     label=body.label, boxes=body.boxes, note=body.note, explained=sorted(set(body.explained)))
     updated = store.add_review(record_id, review)
+    replaced = record.review
     audit.append(store.conn, user.badge, "case.decision", record_id,
                  {"outcome": body.outcome, "label": body.label, "boxes": [list(b) for b in body.boxes],
-                  "note": body.note, "verdict": record.verdict.value, "replaces": bool(record.review),
+                  "note": body.note, "verdict": record.verdict.value, "replaces": bool(replaced),
+                  "replaced": {"officer": replaced.officer, "outcome": replaced.outcome} if replaced else None,
                   "lane": body.lane, "explained": sorted(set(body.explained))})
     return updated, review
+
+
+def _confirms_over(record: InspectionRecord, again: bool, body: Decision) -> bool:
+    """A threat confirmed over a decision already made (a supervisor's override to `threat_confirmed`, with its
+    reason: the record then counts as a confirmed threat for retention, DICOS and export, as an officer's would)."""
+    return body.outcome == "threat_confirmed" and record.review is not None and not again
 
 
 def check_boxes(record: InspectionRecord, boxes: list[tuple[float, float, float, float]]) -> None:

@@ -196,6 +196,30 @@ def test_supervisor_overrides_a_clear_verdict_with_a_reason(station, page):
     assert page.get_attribute("#scan", "src") is None  # nothing of the case is left on the screen
 
 
+def test_supervisor_confirms_a_threat_over_an_officers_cleared_with_a_reason(station, page):
+    from edge.web.cases import Decision, decide
+    from edge.auth import User
+
+    scan, _ = synthetic_scan(np.random.default_rng(10), threat=False)
+    rec = station.commit(scan, record_for(scan, Verdict.MANUAL, "budget_missed", []))
+    officer = User(OFFICER[0], "Officer", "officer")
+    rec, _ = station.call(lambda s: decide(s, officer, rec.id, Decision(outcome="cleared")))
+    sign_in(page, station, SUPERVISOR)
+    page.wait_for_selector("body[data-live='1']")
+    station.publish_record(rec)
+    page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
+    assert page.is_visible("#confirm") and page.is_hidden("#cleared")
+    page.select_option("#class", "drugs")
+    page.click("#confirm")
+    expect(page.locator("#decide-msg")).to_have_text("An override needs a reason in the note.")
+    page.fill("#note", "dog indicated; powder found")
+    page.click("#confirm")
+    page.wait_for_selector("#decide-msg:text('Decision saved')")
+    review = station.call(lambda s: s.get(rec.id)).review
+    assert (review.outcome, review.label, review.officer) == ("threat_confirmed", "drugs", SUPERVISOR[0])
+    assert page.is_hidden("#confirm")  # a confirmed threat is not confirmed again
+
+
 def test_a_decision_in_progress_is_not_swept_away_by_the_next_item(station, page):
     sign_in(page, station, OFFICER)
     page.wait_for_selector("body[data-live='1']")

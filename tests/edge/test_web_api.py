@@ -206,6 +206,34 @@ def test_a_decided_item_is_changed_only_by_an_override_with_its_reason_even_by_a
     assert (review.officer, review.outcome, review.note) == (SUPERVISOR[0], "override", "toy, checked by hand")
 
 
+def test_a_supervisor_confirms_a_threat_over_an_officers_cleared_and_the_record_counts_as_a_threat(station):
+    """A supervisor could turn an officer's `cleared` into a threat only as `override`: the record's retention class
+    stayed the verdict's (`manual`, kept shorter), DICOS said UNKNOWN. Now `threat_confirmed` with a reason replaces
+    it as an officer's own would count, and the trail shows both decisions."""
+    from central_sync.retention import record_class
+    from edge.dicos import OPERATOR_DECISIONS
+
+    rec = station.item(Verdict.MANUAL, "budget_missed")
+    officer, supervisor = station.client(OFFICER), station.client(SUPERVISOR)
+    assert officer.post(f"/api/cases/{rec.id}/decision", json={"outcome": "cleared"}).status_code == 200
+    threat = {"outcome": "threat_confirmed", "label": "drugs", "boxes": [[10, 20, 110, 80]]}
+    r = officer.post(f"/api/cases/{rec.id}/decision", json={**threat, "note": "looked again"})
+    assert (r.status_code, r.json()["detail"]) == (409, "already_decided")  # an officer's decision stands for officers
+    r = supervisor.post(f"/api/cases/{rec.id}/decision", json=threat)
+    assert (r.status_code, r.json()["detail"]) == (422, "override_needs_reason")
+    r = supervisor.post(f"/api/cases/{rec.id}/decision", json={**threat, "note": "dog indicated; powder found"})
+    assert r.status_code == 200, r.text
+    stored = station.store.get(rec.id)
+    assert (stored.review.officer, stored.review.outcome, stored.review.label) == (SUPERVISOR[0], "threat_confirmed",
+                                                                                   "drugs")
+    assert record_class(stored.model_dump(mode="json")) == "suspect"  # kept as long as any confirmed threat
+    assert OPERATOR_DECISIONS[stored.review.outcome] == "ALARM"
+    trail = [e["detail"] for e in supervisor.get(f"/api/cases/{rec.id}").json()["audit"]
+             if e["action"] == "case.decision"]
+    assert sorted((d["outcome"], d["replaced"]) for d in trail) == [
+        ("cleared", None), ("threat_confirmed", {"officer": OFFICER[0], "outcome": "cleared"})]
+
+
 @pytest.mark.parametrize("body, code", [
     ({"outcome": "threat_confirmed", "label": "banana_split"}, "unknown_class"),
     ({"outcome": "threat_confirmed", "label": "firearm", "boxes": [[-90000, -90000, 90000, 90000]]}, "box_outside_scan"),

@@ -223,7 +223,9 @@ function showRecord(rec, fresh) {
   const undecided = rec.verdict !== "clear";
   const open = (undecided || S.flagged === rec.id) && !rec.review;  // supervisors may override any verdict
   $("deciding").hidden = !(can("case.decide") && (open || can("case.override")));
-  for (const id of ["confirm", "false-alarm", "cleared"]) $(id).hidden = !open;
+  for (const id of ["false-alarm", "cleared"]) $(id).hidden = !open;
+  // a supervisor confirms a threat over a decision made (its reason in the note): it counts as any confirmed threat
+  $("confirm").hidden = !(open || (can("case.override") && rec.review && rec.review.outcome !== "threat_confirmed"));
   $("screening").hidden = !(can("case.decide") && rec.verdict === "clear" && !rec.review && S.screened !== rec.id);
   if (changed) stopHistoryViews();
   showHistory(rec, changed);
