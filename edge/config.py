@@ -32,6 +32,7 @@ from drivers.xray.config import ScannerConfig
 from edge.commands import CommandsConfig
 from edge.model_rollout import RolloutConfig
 from edge.risk import RiskConfig
+from edge.seals import HOLD_S, HOLD_S_RANGE
 from edge.errors import ConfigError
 from edge.web.config import WebConfig
 
@@ -189,6 +190,9 @@ class SealsSection(_Section):
     declared_sealed: bool = False
     expected: tuple[str, ...] = Field(default=(), description="seal numbers expected on this lane's items")
     item_kinds: tuple[ItemKind, ...] = (ItemKind.CONTAINER, ItemKind.VEHICLE)
+    hold_s: float = Field(HOLD_S, ge=HOLD_S_RANGE[0], le=HOLD_S_RANGE[1], allow_inf_nan=False,
+                          description="seconds a seal that left the range stays its item's (no other item takes it); "
+                                      "a gantry ends it when the vehicle has left the lane")
 
 
 class HistorySection(_Section):

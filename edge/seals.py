@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     from edge.config import StationConfig
 
 SEAL_KINDS = ("seal", "eseal")
+HOLD_S = 300.0
+"""Seconds a seal that left the range stays the item's it joined, by default (`[seals] hold_s`): reader link drops
+and silences are short; a vehicle waits at the barrier for minutes at most. A gantry ends it when the vehicle left
+the lane."""
+HOLD_S_RANGE = (30.0, 3600.0)  # shorter: a silence at the barrier hands the seal to the vehicle behind
 
 
 @dataclass(frozen=True)

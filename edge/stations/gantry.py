@@ -466,6 +466,7 @@ class GantryFlow:
         if vehicle is None:
             return
         log.info("gantry.vehicle_left", vehicle=vehicle.id, way=way, by=vehicle.by)
+        self.tags.left(vehicle.id)  # its seal, heard again, is no longer held for it
         async with self._gates:
             await self._close(way)
         await self._serve_head()

@@ -18,8 +18,10 @@ item's `seal_events`, so a seal tampered in the lane stays on record even if it 
 A seal is its item's while it stays in range, also after that item's record is written: a seal
 reader reaches the vehicle waiting at the barrier, and the vehicle behind it, arriving without a
 seal, must not show its seal. A seal that left the range (silence, or the reader's link lost) stays its item's
-for `seal_hold_s` (SEAL_HOLD_S) after: the vehicle may still be at the barrier when it is heard again, and it
-then joins that item if still open, else none, never a newer one. A seal read over LLRP tag memory is a UHF tag too: once its TID is
+for `seal_hold_s` (`[seals] hold_s`) after: the vehicle may still be at the barrier when it is heard again, and it
+then joins that item if still open, else none, never a newer one. Once the item's vehicle has left the lane
+(`left`, a gantry's exit or search-bay loop), its seals are its own no longer as soon as they are out of range: a
+vehicle brought back through the lane is read anew. A seal read over LLRP tag memory is a UHF tag too: once its TID is
 known as a seal's (the seal reader names it), that tag's reads are the seal's identity (`seal`, with
 `checks["tid"]`), never also the vehicle's `rfid_tid`/`rfid_epc`, whichever of the two was heard
 first. edge.identity fuses the reads when the record is written.
@@ -42,13 +44,11 @@ from drivers.seal.memory import is_seal_memory
 from edge.devices import Devices
 from edge.events import EventBus
 from edge.inspection import Item
+from edge.seals import HOLD_S
 
 log = structlog.get_logger()
 
 BADGE_READER = "badge"
-SEAL_HOLD_S = 300.0
-"""Seconds a seal that left the range stays the item's it joined (reader link drops and silences are short; a
-vehicle waits at the barrier for minutes at most)."""
 
 
 @dataclass
@@ -67,7 +67,9 @@ class TagWindow:
     for `seal_hold_s` after it left."""
     _seal_left: dict[tuple[str, str], float] = field(default_factory=dict)
     """When each seal holding an item left the range (its reader's loop time), by (reader, seal)."""
-    seal_hold_s: float = SEAL_HOLD_S
+    _seal_item_left: set[tuple[str, str]] = field(default_factory=set)
+    """Seals still in range whose item's vehicle has left the lane: theirs no longer once they leave the range."""
+    seal_hold_s: float = HOLD_S
 
     def start(self, item: Item) -> None:
         for (reader, tag), identities in self._present.items():
@@ -125,7 +127,10 @@ class TagWindow:
         key = (f"seal:{reader_name}", event.seal_id)
         self._present.pop(key, None)
         holder = self._seal_holders.get(key)
-        if holder is not None:
+        if key in self._seal_item_left:
+            self._release_seal(key, f"seal {event.seal_id} left the range of seal reader {reader_name} "
+                                    f"({event.reason}) after its item {holder}'s vehicle left the lane")
+        elif holder is not None:
             self._seal_left[key] = event.t
             log.info("reader.seal_held", seal=event.seal_id, reader=reader_name, item=holder, reason=event.reason,
                      detail=f"seal {event.seal_id} left the range of seal reader {reader_name} ({event.reason}) and "
@@ -137,6 +142,24 @@ class TagWindow:
         for key in [k for k, left in self._seal_left.items() if now - left >= self.seal_hold_s]:
             del self._seal_left[key]
             self._seal_holders.pop(key, None)
+
+    def left(self, item_id: str) -> None:
+        """The item's vehicle has left the lane: its seals out of range are no item's any more (heard again, they join
+        anew); one still in range stays its until it leaves the range."""
+        for key in [k for k, holder in self._seal_holders.items() if holder == item_id]:
+            if key in self._seal_left:
+                self._release_seal(key, f"seal {key[1]} out of range of seal reader {key[0].removeprefix('seal:')}: "
+                                        f"its item {item_id}'s vehicle left the lane")
+            else:
+                self._seal_item_left.add(key)
+
+    def _release_seal(self, key: tuple[str, str], detail: str) -> None:
+        """The seal is no item's any more before its hold ran out: heard again, it joins anew."""
+        holder = self._seal_holders.pop(key, None)
+        self._seal_left.pop(key, None)
+        self._seal_item_left.discard(key)
+        log.info("reader.seal_released", seal=key[1], reader=key[0].removeprefix("seal:"), item=holder,
+                 detail=detail + "; heard again, it joins the item then in the lane")
 
     def _seal_seen(self, reader_name: str, report: SealReport, tid: str | None = None) -> None:
         """A seal in range, or its new state: an identity and a seal event of the item it joined (first heard: the

@@ -147,9 +147,11 @@ def plc_config(readback_timeout_ms: int = 3000) -> PlcConfig:
 async def gantry_flow(stack: AsyncExitStack, tmp_path: Path, scans: list[Scan], writer: StoreWriter,
                       events: EventBus, queue: int = 1, readback_timeout_ms: int = 3000, plc: object | None = None,
                       model: bool = True, station: str = "g-1", history: VehicleHistory | None = None,
-                      readers: dict[str, Any] | None = None, loop_gap_s: float = LOOP_GAP_S) -> GantryFlow:
-    """A gantry flow of `queue` places whose scanner streams `scans` in turn (on `plc` when given) and whose tag
-    readers are `readers` ([devices.readers] tables), not yet running."""
+                      readers: dict[str, Any] | None = None, loop_gap_s: float = LOOP_GAP_S,
+                      seals: dict[str, Any] | None = None) -> GantryFlow:
+    """A gantry flow of `queue` places whose scanner streams `scans` in turn (on `plc` when given), whose tag
+    readers are `readers` and whose seal readers `seals` ([devices.readers], [devices.seals] tables), not yet
+    running."""
     folder = tmp_path / "scans"
     folder.mkdir(exist_ok=True)
     save_scan(scans[0], folder / "first.npz")
@@ -159,8 +161,10 @@ async def gantry_flow(stack: AsyncExitStack, tmp_path: Path, scans: list[Scan], 
     scanner = await stack.enter_async_context(open_scanner(scanner_cfg, f"{station}/scanner"))
     scanner.emulator.scans = list(scans)
     devices = Devices(plc=plc, scanner=scanner)
-    if readers:
-        devices.readers = (await open_devices(stack, DevicesSection.model_validate({"readers": readers}), station)).readers
+    if readers or seals:
+        opened = await open_devices(stack, DevicesSection.model_validate({"readers": readers or {}, "seals": seals or {}}),
+                                    station)
+        devices.readers, devices.seals = opened.readers, opened.seals
     await until(plc.read_state, "the PLC link is up", check=lambda st: st.link_ok)
     return GantryFlow(devices, _parts(writer, events, model), Progress(), ItemKind.VEHICLE, TagWindow(devices, events),
                       Lane(queue, writer.store.data_dir / FILE_NAME), history=history, loop_gap_s=loop_gap_s,
@@ -181,7 +185,7 @@ async def running_gantry(station: Any, tmp_path: Path, scans: list[Scan]) -> tup
 async def gantry(tmp_path: Path, scans: list[Scan], queue: int = 1, readback_timeout_ms: int = 3000,
                  plc: object | None = None, model: bool = True,
                  history: VehicleHistory | None = None, readers: dict[str, Any] | None = None,
-                 loop_gap_s: float = LOOP_GAP_S) -> AsyncIterator[Gantry]:
+                 loop_gap_s: float = LOOP_GAP_S, seals: dict[str, Any] | None = None) -> AsyncIterator[Gantry]:
     """A running gantry lane and its screen (see gantry_flow)."""
     async with AsyncExitStack() as stack:
         store = Store(tmp_path / "data", station="g-1").open()
@@ -192,7 +196,7 @@ async def gantry(tmp_path: Path, scans: list[Scan], queue: int = 1, readback_tim
         writer = await stack.enter_async_context(StoreWriter(store))
         events = EventBus()
         flow = await gantry_flow(stack, tmp_path, scans, writer, events, queue, readback_timeout_ms, plc, model,
-                                 history=history, readers=readers, loop_gap_s=loop_gap_s)
+                                 history=history, readers=readers, loop_gap_s=loop_gap_s, seals=seals)
         ctx = StationContext("g-1", "gantry", "1", 10_000.0, writer, events,
                              lambda: {"devices": flow.devices.states(), "budget_misses": 0}, lane_control=flow,
                              panels=("lane",))

@@ -811,3 +811,25 @@ def test_an_empty_data_dir_is_a_config_error(tmp_path):
         load_config(config)
     assert err.value.problems == [("station.data_dir", "Value error, data_dir is empty: name the station's own folder,"
                                    " e.g. /var/lib/checkpoint-edge/gantry-01 (got ' ')")]
+
+
+def test_the_seal_hold_is_a_config_key_in_its_range(tmp_path, capsys):
+    """A seal that left the range stayed its item's for a constant 5 minutes: now `[seals] hold_s`, 30 s to an hour
+    (shorter, a silence at the barrier hands the seal to the vehicle behind), refused outside in one line naming it."""
+    from edge.config import load_config
+    from edge.devices import Devices
+    from edge.events import EventBus
+    from edge.stations import FlowParts
+
+    config = _write_config(tmp_path, 18189, tmp_path / "model")
+    text = config.read_text()
+    for value, says in (("5", "greater than or equal to 30"), ("7200", "less than or equal to 3600"),
+                        ("nan", "a finite number"), ("inf", "a finite number")):
+        config.write_text(text + f"\n[seals]\nhold_s = {value}\n")
+        assert main_check(config) == 1, value
+        assert capsys.readouterr().err.strip().splitlines() == [
+            f"{config}: seals.hold_s: Input should be {says} (got {value})"], value
+    config.write_text(text + "\n[seals]\nhold_s = 120\n")
+    assert main_check(config) == 0
+    parts = FlowParts(load_config(config), Devices(), None, EventBus(), None)  # type: ignore[arg-type]
+    assert parts.tags().seal_hold_s == 120.0

@@ -16,6 +16,7 @@ from central_sync.schema import Verdict
 from drivers.plc import open_plc
 from drivers.plc.sim import SimItem
 from drivers.plc.state import LinkChanged
+from drivers.seal.state import SimSeal
 from edge.errors import DiskFull
 from edge.stations.lane import FILE_NAME
 from edge_factories import make_record
@@ -27,6 +28,10 @@ RELEASE = {"outcome": "false_alarm", "lane": "release"}
 UHF = {"lane": {"kind": "llrp", "keepalive_s": 0.5, "sim": {"read_ms": 20}}}
 TID, EPC = "E2801160200073F1A2B3C4D5", "300833B2DDD9014000000001"
 RUNNER_TID, RUNNER_EPC = "E2801160200073F1A2B3C4D6", "300833B2DDD9014000000002"
+
+
+SEAL = "HKEL0001234"
+SEAL_READER = {"seals": {"kind": "seal-serial-sim", "removal_after_ms": 400, "sim": {"repeat_ms": 30}}}
 
 
 def _queue_up(sim, n: int) -> list[int]:
@@ -509,3 +514,23 @@ async def test_a_trailer_on_the_exit_loop_does_not_let_the_next_vehicle_out_of_t
         lane = await until(g.flow.lane_status, "the lane empty", check=lambda s: not s["vehicles"])
         assert lane["unexpected_exits"] == 0, "the trailer took the car out of the lane before it left"
         assert [g.sim.outcomes[v] for v in (truck, car)] == ["exit", "exit"] and lane["loop_flaps"]["eye_exit"] == 1
+
+
+async def test_a_sealed_vehicle_brought_back_after_it_left_the_lane_shows_its_seal_again(tmp_path) -> None:
+    """A seal that left the range stayed its vehicle's for 5 minutes, also once the vehicle had left the lane: the
+    same vehicle brought back through the lane meanwhile showed no seal (manual, seal_not_intact where declared).
+    Now the hold ends when the vehicle has left the lane (here its seal went out of range after it left)."""
+    async with gantry(tmp_path, [CLEAR, CLEAR], seals=SEAL_READER) as g:
+        seals = g.flow.devices.seals["seals"]
+        await until(lambda: seals.link_ok, "the seal reader is up")
+        for n in (1, 2):  # the vehicle, then the same vehicle brought back
+            car, = _queue_up(g.sim, 1)
+            await until(lambda car=car: any(v.id == car and v.covers(g.sim.g.eye_entry_m) for v in g.sim.vehicles),
+                        f"car {car} on the entry loop", interval=0.005)
+            in_range = seals.sim.present(SimSeal(SEAL), 60)
+            await g.vehicles_decided(n)
+            await until(g.flow.lane_status, f"car {car} left the lane", check=lambda s: not s["vehicles"], timeout=60)
+            in_range.cancel()
+            await until(lambda: not g.flow.tags._present, "the seal is out of range")
+        records = g.records()
+    assert [[i.value for i in r.identities if i.kind == "seal"] for r in records] == [[SEAL], [SEAL]]

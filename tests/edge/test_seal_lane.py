@@ -311,3 +311,41 @@ async def test_a_seal_joins_one_item_while_the_one_ahead_is_open_and_is_free_aga
         window.start(again)
     assert [e.state for e in ahead.seal_events] == ["intact", "opened"]
     assert [(i.kind, i.value) for i in again.identities] == [("seal", SEAL)]
+
+
+@pytest.mark.parametrize("leaves_range_first", [True, False])
+async def test_a_seal_is_held_for_its_vehicle_until_the_vehicle_has_left_the_lane_and_the_seal_the_range(
+        leaves_range_first: bool) -> None:
+    """The hold (minutes, `[seals] hold_s`) ended only by time: a vehicle brought back through the lane within it
+    showed no seal. Now it ends once the vehicle has left the lane (`left`) and the seal is out of range, in either
+    order; while the seal stays in range the item behind never takes it."""
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, DevicesSection.model_validate({"seals": {"seals": SERIAL}}), "st-1")
+        window = TagWindow(devices, EventBus())
+        task = asyncio.create_task(window.run())
+        stack.callback(task.cancel)
+        sim = devices.seals["seals"].sim
+        assert sim is not None
+        ahead = Item("c-50", ItemKind.CONTAINER)
+        window.start(ahead)
+        in_range = sim.present(SimSeal(SEAL), 60)
+        await until(lambda: ahead.seal_events, "the seal joins the container ahead")
+        window.stop(ahead)
+        if not leaves_range_first:
+            window.left(ahead.id)
+            behind = Item("c-51", ItemKind.CONTAINER)
+            window.start(behind)  # its seal still in range: the container behind does not take it
+            sim.event(SEAL, "opened")
+            await until(lambda: len(ahead.seal_events) == 1 and window._present[("seal:seals", SEAL)][0].seal.state
+                        == "opened", "the reader heard the seal opened")
+            window.stop(behind)
+            assert behind.identities == [] and behind.seal_events == []
+        in_range.cancel()
+        await until(lambda: not window._present, "the seal left the reader's range")
+        if leaves_range_first:
+            window.left(ahead.id)
+        sim.present(SimSeal(SEAL), 5)  # the same container brought back through the lane
+        await until(lambda: window._present, "the seal is in range again")
+        again = Item("c-52", ItemKind.CONTAINER)
+        window.start(again)
+    assert [(i.kind, i.value) for i in again.identities] == [("seal", SEAL)]
