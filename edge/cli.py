@@ -186,7 +186,7 @@ def _check_config(args: argparse.Namespace) -> int:
                 raise ConfigError(path, problems)
         except ConfigError as exc:
             print(exc, file=sys.stderr)
-            status = 1
+            status = CONFIG_ERROR_EXIT
         else:
             print(f"{path}: ok")
             _warn_model(path, config)

@@ -151,7 +151,7 @@ def test_check_config_accepts_examples_and_names_the_broken_key(tmp_path):
     broken.write_text((ROOT / "examples" / "conveyor.toml").read_text().replace("budget_ms = 2000", "budget_ms = -5"))
     bad = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(broken)], capture_output=True,
                          text=True, cwd=ROOT, timeout=60)
-    assert bad.returncode == 1
+    assert bad.returncode == 78  # the config error's exit status, as `edge run` says it
     assert bad.stderr.strip().splitlines() == [
         f"{broken}: station.budget_ms: Input should be greater than or equal to 100 (got -5)"]
 
@@ -352,7 +352,7 @@ def test_check_config_names_every_missing_file(tmp_path):
     config.write_text(config.read_text() + SYNC_WITH_MISSING_FILES.format(port=free_port(), tmp=tmp_path))
     result = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(config)], capture_output=True,
                             text=True, cwd=ROOT, timeout=60)
-    assert result.returncode == 1, result.stdout
+    assert result.returncode == 78, result.stdout
     assert result.stderr.strip().splitlines() == [
         f"{config}: model.dir: {tmp_path / 'model'} is not a directory",
         f"{config}: sync.tls.ca_file: {tmp_path / 'ca.crt'} cannot be read: No such file or directory",

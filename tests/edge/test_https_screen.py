@@ -114,7 +114,7 @@ def test_plain_http_on_a_lan_address_is_refused_unless_allowed(tmp_path):
     config = _with_http(_write_config(tmp_path, port, write_package(tmp_path / "model", "cpe-fcos-v1", 128)),
                         'host = "0.0.0.0"')
     checked = _edge("check-config", "--skip-files", str(config))
-    assert checked.returncode == 1
+    assert checked.returncode == 78
     assert "http: Value error, plain HTTP on 0.0.0.0 is refused (only loopback may serve without TLS)" in checked.stderr
     run = _edge("run", "--config", str(config))
     assert run.returncode == 78, run.stderr
