@@ -289,8 +289,11 @@ def _twin(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from edge.demo import run_demo
+    from edge.demo import base_port_problem, run_demo
 
+    if (problem := base_port_problem(args.base_port)) is not None:
+        print(f"edge demo: {problem}", file=sys.stderr)
+        return CONFIG_ERROR_EXIT
     configure_logging("console")
     try:
         asyncio.run(run_demo(args.base_port, args.data_dir, args.demo_officer))

@@ -50,6 +50,16 @@ RISK_KEY_ID = "demo-risk"  # the hub's risk bundle key, pinned by every station 
 POOL_SEED = 160_000
 
 
+def base_port_problem(base_port: int) -> str | None:
+    """`--base-port` out of range (one sentence naming the option and the value), or None: the control room listens on
+    the base port and the stations on the next ones, and 70000 was found as the generated config's http.port."""
+    high = 65535 - len(STATIONS)
+    if 1 <= base_port <= high:
+        return None
+    return (f"--base-port {base_port} is out of range: the demo listens on ports {base_port} to "
+            f"{base_port + len(STATIONS)}, so give a number from 1 to {high}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -104,3 +104,16 @@ def test_demo_brings_records_from_every_station_to_the_hub(tmp_path):
     assert "store.orphan_moved" not in output
     assert "model_not_applicable" not in reasons, gantry
     assert "Checkpoint Edge demo is running" in output
+
+
+@pytest.mark.parametrize(("base", "ports"), [(70000, "70000 to 70003"), (65533, "65533 to 65536"), (0, "0 to 3")])
+def test_a_base_port_putting_a_port_past_65535_names_the_option_and_makes_nothing(tmp_path, capsys, base, ports):
+    """`edge demo --base-port 70000` wrote its configs and keys and then said `configs/gantry.toml: http.port: Input
+    should be less than or equal to 65535 (got 70001)`, a key the user never typed."""
+    from edge.cli import main
+
+    assert main(["demo", "--base-port", str(base), "--data-dir", str(tmp_path / "demo")]) == 78
+    assert capsys.readouterr().err.splitlines() == [
+        f"edge demo: --base-port {base} is out of range: the demo listens on ports {ports}, so give a number from 1"
+        " to 65532"]
+    assert not (tmp_path / "demo").exists()
