@@ -56,6 +56,15 @@ EXIT_CONFIG = 78  # EX_CONFIG: systemd should not restart on a bad configuration
 log = structlog.get_logger("central_sync.hub")
 
 
+EMPTY_FILE = Path("")  # an empty file option: `--tls-ca ${HUB_TLS_CA}` with HUB_TLS_CA= in hub.env
+
+
+def _file(value: str) -> Path:
+    """A file option's path; an empty value is EMPTY_FILE, refused at start, where Path("") read as the current folder
+    (`--tls-ca . cannot be read: Is a directory`)."""
+    return Path(value) if value else EMPTY_FILE
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="edge-hub", description="Checkpoint Edge central hub")
     ap.add_argument("--version", action="version", version=f"edge-hub (checkpoint-edge) {version()}")
@@ -69,10 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--broker-port", type=int, default=1883)
     run.add_argument("--username", help="this hub process's broker name (one per process); its connections "
                                         "log in as NAME.priority, NAME.bulk and NAME.cr")
-    run.add_argument("--password-file", type=Path)
-    run.add_argument("--tls-ca", type=Path)
-    run.add_argument("--tls-cert", type=Path)
-    run.add_argument("--tls-key", type=Path)
+    run.add_argument("--password-file", type=_file)
+    run.add_argument("--tls-ca", type=_file)
+    run.add_argument("--tls-cert", type=_file)
+    run.add_argument("--tls-key", type=_file)
     run.add_argument("--keepalive", type=int, default=30)
     run.add_argument("--hub-id", help="MQTT client id (default hub-<host>-<pid>); unique per hub process")
     run.add_argument("--http-host", default="127.0.0.1")
@@ -88,18 +97,18 @@ def _parser() -> argparse.ArgumentParser:
                      help="seconds an incomplete image upload is kept before its chunks are dropped")
     run.add_argument("--max-uploads-per-station", type=int, default=Limits.uploads_per_station,
                      help="incomplete image uploads one station may hold at once")
-    run.add_argument("--signing-key", type=Path, help="Ed25519 private key (PEM) that signs commands to stations")
-    run.add_argument("--risk-key", type=Path, help="Ed25519 private key (PEM) that signs risk bundles; with it the hub "
+    run.add_argument("--signing-key", type=_file, help="Ed25519 private key (PEM) that signs commands to stations")
+    run.add_argument("--risk-key", type=_file, help="Ed25519 private key (PEM) that signs risk bundles; with it the hub "
                                                    "publishes and delivers them (docs/risk-authoring.md)")
     run.add_argument("--risk-key-id", help="the id stations pin the risk key under (default: from the key)")
     run.add_argument("--risk-expiry", type=float, default=24 * 3600.0, help="seconds a published risk bundle is valid")
-    run.add_argument("--api-tokens", type=Path, help="service tokens allowed to read /api: `NAME SHA256` lines "
+    run.add_argument("--api-tokens", type=_file, help="service tokens allowed to read /api: `NAME SHA256` lines "
                      "(see `edge-hub api-token`); without it only signed-in control-room users read /api")
     run.add_argument("--pki-dir", type=Path, help="the CA's directory (edge-hub pki): /metrics and the control room "
                      "warn of a CRL about to lapse and of certificates expiring within 30 days")
-    run.add_argument("--https-cert", type=Path, default=os.environ.get("HUB_HTTPS_CERT") or None,
+    run.add_argument("--https-cert", type=_file, default=os.environ.get("HUB_HTTPS_CERT") or None,
                      help="PEM certificate the control room serves over HTTPS (default $HUB_HTTPS_CERT)")
-    run.add_argument("--https-key", type=Path, default=os.environ.get("HUB_HTTPS_KEY") or None,
+    run.add_argument("--https-key", type=_file, default=os.environ.get("HUB_HTTPS_KEY") or None,
                      help="its private key (default $HUB_HTTPS_KEY)")
     run.add_argument("--allow-plain-http", action="store_true", help="serve plain HTTP on a non-loopback "
                      "--http-host (a lab only; logged as a warning); without it only loopback serves without TLS")
@@ -290,6 +299,8 @@ def _https_problem(args: argparse.Namespace) -> str | None:
         return "--https-cert and --https-key go together: give both or neither"
     for name in FILE_OPTIONS:
         path = getattr(args, name, None)
+        if path is EMPTY_FILE:
+            return f"--{name.replace('_', '-')} is empty (as from an empty variable in hub.env): name the file"
         if path is not None:
             try:
                 path.read_bytes()

@@ -89,6 +89,17 @@ def test_a_number_out_of_range_is_a_config_error_naming_the_option(tmp_path):
     assert result.stderr.strip() == "edge-hub: --broker-host is empty: give the broker's host name or address"
 
 
+def test_an_empty_file_option_is_refused_by_name(tmp_path):
+    """HUB_TLS_CA= in hub.env made the unit's `--tls-ca ${HUB_TLS_CA}` an empty argument, read as the current folder:
+    `--tls-ca . cannot be read: Is a directory`. Refused as --broker-host '' is, exit 78, nothing opened."""
+    db = tmp_path / "hub.sqlite3"
+    for option in ("--tls-ca", "--password-file", "--signing-key"):
+        result = hub("run", "--db", str(db), "--broker-port", "1", "--http-port", "0", option, "")
+        assert (result.returncode, result.stderr.strip()) == (
+            78, f"edge-hub: {option} is empty (as from an empty variable in hub.env): name the file")
+    assert not db.exists()
+
+
 def test_a_taken_http_port_is_a_config_error_before_the_database_is_opened(tmp_path):
     """uvicorn said `address already in use` after the database and the broker links were opened and the hub exited 3:
     systemd restarted it every 5 s for ever. Now one sentence naming the options, exit 78, nothing opened."""
