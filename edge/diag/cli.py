@@ -80,14 +80,30 @@ def main_diag(argv: list[str] | None = None, stdin: IO[str] | None = None) -> in
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return CONFIG_ERROR_EXIT
-    out = args.out or Path(cfg.station.data_dir) / "diag"
     try:
         check_drill(args.drill, cfg, is_twin(cfg))
-        user = _technician(cfg, args, stdin)
-        key = _station_key(Path(cfg.station.data_dir))
     except DrillRefused as exc:
         print(f"edge diag: {exc}", file=sys.stderr)
         return USAGE_EXIT
+    data_dir = Path(cfg.station.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # first: a run refused while the daemon drives the devices leaves no sign-in, key or record behind
+        with data_dir_lock(cfg.station.id, data_dir):
+            return _signed_in_run(cfg, args, phases, stdin)
+    except StationUnusable as exc:
+        print(f"edge diag: {exc}; stop the station first (systemctl stop), or run the diagnostics from the control "
+              f"room, which runs them inside the daemon", file=sys.stderr)
+        return BUSY_EXIT
+
+
+def _signed_in_run(cfg: StationConfig, args: argparse.Namespace, phases: tuple[str, ...] | None,
+                   stdin: IO[str] | None) -> int:
+    """Sign the technician in, run the plan and write its record (under the data_dir's lock); the exit status."""
+    out = args.out or Path(cfg.station.data_dir) / "diag"
+    try:
+        user = _technician(cfg, args, stdin)
+        key = _station_key(Path(cfg.station.data_dir))
     except SignInRefused as exc:
         print(f"edge diag: {exc}", file=sys.stderr)
         return USAGE_EXIT if not args.technician else AUTH_EXIT
@@ -96,15 +112,8 @@ def main_diag(argv: list[str] | None = None, stdin: IO[str] | None = None) -> in
         return KEY_EXIT
     opts = DiagOptions(out_dir=out, technician=user, phases=phases, prompt_timeout_s=args.prompt_timeout,
                        lang=args.lang, drill=args.drill, reference_tag=args.reference_tag, config_path=args.config)
-    data_dir = Path(cfg.station.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        with data_dir_lock(cfg.station.id, data_dir):  # not while the station's daemon drives the same devices
-            result = asyncio.run(run_diag(cfg, opts))
-    except StationUnusable as exc:
-        print(f"edge diag: {exc}; stop the station first (systemctl stop), or run the diagnostics from the control "
-              f"room, which runs them inside the daemon", file=sys.stderr)
-        return BUSY_EXIT
+        result = asyncio.run(run_diag(cfg, opts))
     except RunInterrupted as exc:  # Ctrl-C in a phase: recorded like any run, the phase ABORTED
         result = exc.result
     except KeyboardInterrupt:  # Ctrl-C while the devices opened or closed: no phase ran to record

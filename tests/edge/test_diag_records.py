@@ -219,3 +219,32 @@ def test_diagnostics_refuse_a_data_dir_the_station_daemon_holds(tmp_path, capsys
     err = capsys.readouterr().err
     assert f"in use by another process (pid {os.getpid()}" in err and "stop the station first" in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_diagnostics_run_refused_by_the_daemons_lock_leaves_no_sign_in_and_no_key(tmp_path, capsys):
+    """`edge diag --technician` signed in (an audit row `diag.signin` in the station's database) and made the record
+    signing key before it met the running daemon's lock and was refused (exit 75)."""
+    import io
+    import sqlite3
+
+    from edge.auth import add_user
+    from edge.datadir import data_dir_lock
+    from edge.diag.signing import KEY_FILE
+    from edge.store import Store
+
+    root = Path(__file__).resolve().parents[2]
+    config = tmp_path / "xray.toml"
+    config.write_text((root / "examples" / "xray.toml").read_text()
+                      .replace('data_dir = "var/xray-01"', f'data_dir = "{tmp_path / "data"}"'))
+    with Store(tmp_path / "data", station="xray-01") as store:
+        add_user(store, "5A5B5C5D5E", "Technician Lee", "technician", "5678")
+    with data_dir_lock("xray-01", tmp_path / "data"):  # what the running daemon holds
+        rc = main_diag(["--config", str(config), "--technician", "5A5B5C5D5E", "--pin-stdin", "--phases", "clock",
+                        "--out", str(tmp_path / "out")], stdin=io.StringIO("5678\n"))
+    assert rc == 75, capsys.readouterr().err
+    assert "stop the station first" in capsys.readouterr().err
+    conn = sqlite3.connect(tmp_path / "data" / "station.db")
+    actions = [action for (action,) in conn.execute("SELECT action FROM audit_log")]
+    conn.close()
+    assert actions == ["user.add"]  # no diag.signin
+    assert not (tmp_path / "data" / KEY_FILE).exists()
