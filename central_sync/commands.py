@@ -52,7 +52,7 @@ OPS = ("set_thresholds", "set_tip_rate", "request_diag", "switch_model")
 Op = Literal["set_thresholds", "set_tip_rate", "request_diag", "switch_model"]
 Outcome = Literal["applied", "rejected", "failed"]
 REASONS = ("applied", "bad_signature", "bad_format", "wrong_station", "expired", "not_yet_valid", "ttl_too_long",
-           "replayed", "unsupported", "no_key", "handler_failed", "handler_timeout",
+           "replayed", "unsupported", "no_key", "handler_failed", "handler_timeout", "queue_full",
            "report")  # CommandResult.reason codes; `report`: a second result carrying a diagnostic run's report
 MAX_PAYLOAD = 16 * 1024
 MAX_ENVELOPE = 2 * MAX_PAYLOAD + 1024  # the payload JSON-escaped (a quote doubles) with the signature: larger is not read

@@ -7,7 +7,8 @@ Checks, in order, each a stable reason code on refusal: the signature against th
 (`bad_signature`, `bad_format`), the station named (`wrong_station`), the validity window with
 `max_clock_skew_s` of slack (`not_yet_valid`, `expired`, `ttl_too_long`), the nonce never seen
 before (`replayed`; nonces live in the station database until their command has expired), a
-handler for the operation (`unsupported`). Then the daemon's handler applies it (`applied`, or
+handler for the operation (`unsupported`); a command the full queue cannot take is refused before them
+(`queue_full`). Then the daemon's handler applies it (`applied`, or
 `failed` with the handler's message). Every command is recorded in `station_commands`.
 
 Every result carries the station's effective settings (`settings()`: the daemon's thresholds, TIP
@@ -144,6 +145,15 @@ class CommandProcessor:
             outcome, reason, detail = await self._apply(cmd)
         except CommandRefused as why:
             outcome, reason, detail = "rejected", why.reason, why.detail
+        return await self._answer(data, cmd, outcome, reason, detail, now)
+
+    async def refuse(self, data: bytes, why: CommandRefused) -> c.CommandResult:
+        """The answer to an envelope refused before its checks (the receiver's queue full), recorded as any refusal."""
+        return await self._answer(data, None, "rejected", why.reason, why.detail, time.time())
+
+    async def _answer(self, data: bytes, cmd: c.Command | None, outcome: c.Outcome, reason: str, detail: str,
+                      now: float) -> c.CommandResult:
+        """Record one envelope's result and return it with the settings in force (`cmd` None: not verified)."""
         head = {"id": cmd.id, "station": cmd.station, "op": cmd.op} if cmd else c.peek(data)
         result = c.CommandResult(id=head["id"], station=self.station, op=head["op"], outcome=outcome,
                                  reason=reason, detail=detail[:500], at=time.time())
@@ -302,6 +312,7 @@ class CommandReceiver:
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=cfg.queue_max)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
+        self._refusals: set[asyncio.Task] = set()  # answers to commands the full queue could not take
 
     async def __aenter__(self) -> "CommandReceiver":
         self._loop = asyncio.get_running_loop()
@@ -317,9 +328,9 @@ class CommandReceiver:
             self.processor.diag.cancel()
             await asyncio.gather(self.processor.diag, return_exceptions=True)
         await self.link.__aexit__(exc_type, exc, tb)
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in [t for t in (self._task, *self._refusals) if t is not None]:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         self.processor.close()
 
     def _send_report(self, result: c.CommandResult) -> None:
@@ -344,15 +355,33 @@ class CommandReceiver:
         except asyncio.QueueFull:
             self.counters["dropped_queue_full"] += 1
             log.warning("commands.dropped", station=self.station, reason="queue_full", queue_max=self.cfg.queue_max)
+            self._refuse_queue_full(payload)
+
+    def _refuse_queue_full(self, payload: bytes) -> None:
+        """Answer a command the full queue cannot take `rejected`, `queue_full` (the hub showed "expired without a
+        report"); at most queue_max such answers under way, past that the command is only counted and logged."""
+        if len(self._refusals) >= self.cfg.queue_max:
+            return
+        why = CommandRefused("queue_full", f"the station's command queue is full ({self.cfg.queue_max} waiting,"
+                                           " [commands] queue_max); the command was not applied: send it again")
+        task = asyncio.create_task(self._answered(self.processor.refuse(payload, why), len(payload)),
+                                   name=f"commands-{self.station}-refusal")
+        self._refusals.add(task)
+        task.add_done_callback(self._refusals.discard)
 
     async def _work(self) -> None:
         while True:
             payload = await self._queue.get()
-            try:
-                result = await self.processor.process(payload)
-            except Exception:  # a defect on one message must not end the worker: later commands go unanswered
-                self.counters["failed"] += 1
-                log.exception("commands.failed", station=self.station, bytes=len(payload))
-                continue
-            self.counters[result.outcome] += 1
-            self.link.publish(c.result_topic(self.station), result.model_dump_json().encode())
+            await self._answered(self.processor.process(payload), len(payload))
+
+    async def _answered(self, answer: Awaitable[c.CommandResult], size: int) -> None:
+        """Publish and count one envelope's result; a defect on one message is counted and logged, and the worker
+        goes on (it ended, and later commands went unanswered)."""
+        try:
+            result = await answer
+        except Exception:  # the supervisor of one message's answer
+            self.counters["failed"] += 1
+            log.exception("commands.failed", station=self.station, bytes=size)
+            return
+        self.counters[result.outcome] += 1
+        self.link.publish(c.result_topic(self.station), result.model_dump_json().encode())

@@ -133,15 +133,16 @@ async def test_no_pinned_key_accepts_nothing(tmp_path, station):
 
 
 @contextlib.asynccontextmanager
-async def over_mqtt(tmp_path, station):
+async def over_mqtt(tmp_path, station, handlers=None, queue_max=32):
     """A station's command receiver and a hub's command link on a real broker: (receiver, hub link, results)."""
     (tmp_path / "hub.pub").write_bytes(_pem(HUB_KEY))
     results: asyncio.Queue = asyncio.Queue()
     loop = asyncio.get_running_loop()
     with Mosquitto(tmp_path / "broker") as broker:
         cfg = BrokerConfig(port=broker.port)
-        rx_cfg = CommandsConfig(hub_public_key=tmp_path / "hub.pub")
-        async with CommandReceiver(cfg, "gate-1", tmp_path / "station.db", station.handlers(), rx_cfg) as rx, \
+        rx_cfg = CommandsConfig(hub_public_key=tmp_path / "hub.pub", queue_max=queue_max)
+        async with CommandReceiver(cfg, "gate-1", tmp_path / "station.db", handlers or station.handlers(),
+                                   rx_cfg) as rx, \
                 c.CommandLink(cfg, "hub-test", [c.result_topic("+")],
                               lambda t, p: loop.call_soon_threadsafe(results.put_nowait, json.loads(p))) as hub:
             await rx.link.ready()
@@ -191,6 +192,37 @@ async def test_a_malformed_or_oversized_command_is_refused_in_one_sentence_and_c
         f"command envelope of {len(not_json)} bytes is invalid: envelope: Invalid JSON: expected value at line 1 column 1",
         f"command envelope of {len(bad_signature)} bytes has a signature that is not base64 (2 characters)"]
     assert rx.counters == {"rejected": 4, "applied": 1} and station.calls == [("tip", 0.02)]
+
+
+async def test_a_command_the_full_queue_cannot_take_is_answered_rejected_queue_full(tmp_path, station):
+    """A command dropped because the station's queue was full got no result: the hub showed "expired without a
+    report". Now it is answered and recorded as any refusal, and counted."""
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(rate: float) -> None:
+        started.set()
+        await release.wait()
+        station.calls.append(("tip", rate))
+
+    first, queued, refused = signed(), signed(), signed()
+    async with over_mqtt(tmp_path, station, CommandHandlers(set_tip_rate=slow), queue_max=1) as (rx, hub, results):
+        hub.publish(c.cmd_topic("gate-1"), first)  # taken by the worker, whose handler waits
+        await asyncio.wait_for(started.wait(), 10)
+        hub.publish(c.cmd_topic("gate-1"), queued)  # waits in the queue (queue_max 1)
+        hub.publish(c.cmd_topic("gate-1"), refused)  # finds it full
+        answer = await asyncio.wait_for(results.get(), 10)
+        release.set()
+        rest = [await asyncio.wait_for(results.get(), 10) for _ in range(2)]
+    refused_id = c.peek(refused)["id"]
+    assert (answer["id"], answer["outcome"], answer["reason"]) == (refused_id, "rejected", "queue_full")
+    assert answer["detail"] == ("the station's command queue is full (1 waiting, [commands] queue_max); the command"
+                                " was not applied: send it again")
+    assert sorted((r["id"], r["outcome"]) for r in rest) == sorted(
+        [(c.peek(first)["id"], "applied"), (c.peek(queued)["id"], "applied")])
+    assert rx.counters == {"applied": 2, "rejected": 1, "dropped_queue_full": 1}
+    rows = sqlite3.connect(tmp_path / "station.db").execute(
+        "SELECT outcome, reason FROM station_commands WHERE cmd_id = ?", (refused_id,)).fetchall()
+    assert rows == [("rejected", "queue_full")]
 
 
 def _pem(key: Ed25519PrivateKey) -> bytes:
