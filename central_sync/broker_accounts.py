@@ -89,6 +89,7 @@ def build(hubs: dict[str, str], stations: dict[str, str], group: str = p.SHARE_G
             raise AccountsError(f"broker account name {name!r} must be 1 to 64 letters, digits or _.-")
     if both := sorted((set(hubs) | set(cert_hubs)) & (set(stations) | set(cert_stations))):
         raise AccountsError(f"broker account name {both[0]!r} is given both as a hub and as a station")
+    _refuse_clashes(_password_logins(hubs, stations), (*cert_hubs, *cert_stations))
     clients = [_client(login(u, link), "hub", pw) for u, pw in hubs.items() for link in HUB_LINKS]
     clients += [_client(login(s, link), f"station-{s}", pw) for s, pw in stations.items() for link in STATION_LINKS]
     clients += [_client(u, "hub", None) for u in cert_hubs]
@@ -98,6 +99,23 @@ def build(hubs: dict[str, str], stations: dict[str, str], group: str = p.SHARE_G
                                  "subscribe": False, "unsubscribe": True},
             "clients": clients, "groups": [],
             "roles": [hub_role(group)] + [station_role(s) for s in everyone]}
+
+
+def _password_logins(hubs: dict[str, str], stations: dict[str, str]) -> dict[str, list[str]]:
+    """Each password client's name to the accounts (and client ids) its connections log in as."""
+    return {**{u: [login(u, link) for link in HUB_LINKS] for u in hubs},
+            **{s: [login(s, link) for link in STATION_LINKS] for s in stations}}
+
+
+def _refuse_clashes(logins: dict[str, list[str]], certs: tuple[str, ...]) -> None:
+    """AccountsError when a certificate account has a password client's name or one of its connections' names: the
+    plugin got two accounts of one name, or one client two ways in whose connections share client ids."""
+    for cert in certs:
+        for name, accounts in logins.items():
+            if cert == name or cert in accounts:
+                raise AccountsError(f"certificate account {cert!r} clashes with password account {name!r} (its "
+                                    f"connections log in as {', '.join(accounts)}): a client logs in by password or "
+                                    "by certificate, each under a name of its own")
 
 
 def _pairs(items: list[str]) -> dict[str, str]:

@@ -255,6 +255,26 @@ def test_account_file_tool_names_what_is_wrong(tmp_path, capsys):
     assert "pw-1" not in json.dumps(written)
 
 
+@pytest.mark.parametrize(("hubs", "stations", "certs", "clash"), [
+    ({}, {"gate-1": "pw"}, {"cert_stations": ("gate-1",)}, ("gate-1", "gate-1")),
+    ({}, {"gate-1": "pw"}, {"cert_stations": ("gate-1.sync",)}, ("gate-1.sync", "gate-1")),
+    ({"hub": "pw"}, {}, {"cert_hubs": ("hub",)}, ("hub", "hub")),
+    ({"hub": "pw"}, {}, {"cert_stations": ("hub.cr",)}, ("hub.cr", "hub"))])
+def test_a_certificate_account_named_as_a_password_account_is_refused(hubs, stations, certs, clash):
+    """--station gate-1=PW with --cert-station gate-1 (or gate-1.sync) was written: one station two ways in whose
+    connections share client ids, or two plugin accounts of one name."""
+    from central_sync.broker_accounts import AccountsError
+
+    cert, name = clash
+    links = ("priority", "bulk", "cr", "risk", "model") if hubs else ("sync", "cmd", "diag", "risk", "model")
+    with pytest.raises(AccountsError) as refused:
+        build(hubs, stations, **certs)
+    assert str(refused.value) == (
+        f"certificate account {cert!r} clashes with password account {name!r} (its connections log in as "
+        f"{', '.join(f'{name}.{link}' for link in links)}): a client logs in by password or by certificate, each "
+        "under a name of its own")
+
+
 @pytest.mark.parametrize("leaf", ["risk", "model"])  # risk bundles, signed model packages
 def test_risk_bundles_reach_only_their_station_and_only_the_hub_sends_them(secure_broker: tuple[Mosquitto, Path],
                                                                          leaf: str) -> None:
