@@ -72,6 +72,10 @@ GANTRY_MAP: dict[str, Point] = {
     "entry_light": _p("input", 4),
 }
 GANTRY_EYES: tuple[str, ...] = ("eye_entry", "eye_exit", "eye_search_bay")
+# The vehicle separator (a light curtain at drawbar height over the entry loop: broken along a vehicle and the
+# coupling to its trailer, clear in a gap between two vehicles) is in no default map: older PLCs lack it. Mapped
+# (`vehicle_separator = { table = "discrete", address = 11 }`), it is read as the gantry's last eye.
+SEPARATOR = "vehicle_separator"
 
 DEFAULT_MAPS: dict[str, dict[str, Point]] = {"conveyor": CONVEYOR_MAP, "gantry": GANTRY_MAP}
 DEFAULT_EYES: dict[str, tuple[str, ...]] = {"conveyor": CONVEYOR_EYES, "gantry": GANTRY_EYES}
@@ -149,6 +153,7 @@ class GantrySim(BaseModel):
     barrier_m: float = 22.0  # vehicles wait here for the verdict (and queue behind the one waiting)
     eye_exit_m: float = 25.0
     eye_search_bay_m: float = 25.0  # loop on the search-bay lane, which leaves the lane at the barrier
+    vehicle_separator_m: float = 5.0  # the vehicle separator's beam (at drawbar height over the entry loop)
     approach_max: int = Field(default=20, ge=1)  # vehicles queueing before the entry light; more turn away
     barrier_actuation_s: float = Field(default=2.0, ge=0)
     auto_vehicles: bool = False
@@ -202,7 +207,8 @@ class PlcConfig(BaseModel):
         merged = {**DEFAULT_MAPS[self.model], **self.registers}
         object.__setattr__(self, "registers", merged)
         if not self.eyes:
-            object.__setattr__(self, "eyes", DEFAULT_EYES[self.model])
+            separator = (SEPARATOR,) if self.model == "gantry" and SEPARATOR in merged else ()
+            object.__setattr__(self, "eyes", DEFAULT_EYES[self.model] + separator)
         missing = [n for n in (*REQUIRED_POINTS, *self.eyes) if n not in merged]
         if missing:
             raise ValueError(f"register map lacks points {missing}")

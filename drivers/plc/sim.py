@@ -56,9 +56,18 @@ class SimItem:
     length_m: float
     fixed: bool = False  # a hand or test object held in a beam: does not move
     route: str = "lane"  # a vehicle's way out: "lane" (over the barrier) or "search_bay" once it turned
+    coupling: tuple[float, float] | None = None  # a truck's drawbar to its trailer, metres behind its front:
+    # a loop reads nothing over it, a beam at drawbar height (the vehicle separator) is broken by it
 
     def covers(self, x: float) -> bool:
-        """True when the item blocks a beam at position x."""
+        """True when the item blocks a beam (or a vehicle loop) at position x."""
+        behind = self.lead_m - x
+        if self.coupling is not None and self.coupling[0] < behind < self.coupling[1]:
+            return False
+        return self.spans(x)
+
+    def spans(self, x: float) -> bool:
+        """True when the item, its coupling included, is at position x."""
         return self.lead_m - self.length_m <= x <= self.lead_m
 
 
@@ -271,7 +280,8 @@ class GantryModel(PlcModel):
     into the search bay (its own lane, its own loop) when the search-bay gate opens; one vehicle per
     opening request, and one vehicle past the entry light per change to green (the next one waits for
     the next green, as drivers do at a metering light). `outcomes` says which way each vehicle left and
-    `passed` in what order."""
+    `passed` in what order. The vehicle separator's beam is broken along a vehicle and its coupling, clear
+    between two vehicles (`separator_stuck` holds it broken, True, or clear, False, whatever passes)."""
 
     requests: dict[str, int] = field(default_factory=lambda: safe_requests("gantry"))
     g: GantrySim = field(default_factory=GantrySim)
@@ -281,6 +291,7 @@ class GantryModel(PlcModel):
     turned_away: int = 0  # vehicles that found the approach full (auto vehicles only)
     barrier_pos: float = 0.0
     search_pos: float = 0.0
+    separator_stuck: bool | None = None  # fault injection: the separator reads broken (True) or clear (False)
     _next_id: int = 1
     _grants: dict[str, bool] = field(default_factory=dict)  # gate request -> one vehicle may still pass
     _was_on: dict[str, bool] = field(default_factory=dict)
@@ -288,9 +299,10 @@ class GantryModel(PlcModel):
     def __post_init__(self) -> None:
         self._rng = random.Random(self.g.seed)
 
-    def add_vehicle(self, length_m: float, lead_m: float = 0.0) -> int:
-        """Put a vehicle on the approach with its front at lead_m; returns its id."""
-        self.vehicles.append(SimItem(self._next_id, lead_m, length_m))
+    def add_vehicle(self, length_m: float, lead_m: float = 0.0, coupling: tuple[float, float] | None = None) -> int:
+        """Put a vehicle on the approach with its front at lead_m (a truck and trailer: `coupling` from and to, in
+        metres behind its front); returns its id."""
+        self.vehicles.append(SimItem(self._next_id, lead_m, length_m, coupling=coupling))
         self._next_id += 1
         return self._next_id - 1
 
@@ -372,6 +384,11 @@ class GantryModel(PlcModel):
     def loop(self, x: float) -> bool:
         return any(v.covers(x) for v in self.vehicles)
 
+    def separator_broken(self) -> bool:
+        if self.separator_stuck is not None:
+            return self.separator_stuck
+        return any(v.spans(self.g.vehicle_separator_m) for v in self.vehicles)
+
     def values(self) -> dict[str, int]:
         light = self.requests.get("light_request", 0) if self.healthy else RED
         entry = self.requests.get("entry_light_request", 0) if self.healthy else RED
@@ -384,6 +401,7 @@ class GantryModel(PlcModel):
             "eye_entry": int(self.loop(self.g.eye_entry_m)),
             "eye_exit": int(self._under(self.g.eye_exit_m, "lane")),
             "eye_search_bay": int(self._under(self.g.eye_search_bay_m, "search_bay")),
+            "vehicle_separator": int(self.separator_broken()),
             "light": light,
             "entry_light": entry,
         }

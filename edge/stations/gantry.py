@@ -7,6 +7,10 @@ its gate is confirmed open by read-back, and only for a `clear` verdict or an of
 decision. The entry light lets one vehicle into the scan zone per green, only while the scanner is
 free and the lane (`[gantry] queue` vehicles between scanner and barrier) has room; otherwise the
 lane is held and health says why.
+
+A vehicle following the one ahead closer than `loop_gap_s` on the entry loop is that one's trailer, unless the
+PLC maps the vehicle separator (`vehicle_separator`, docs/plc-register-map.md): a gap it saw then makes the
+follower a vehicle of its own. A separator that contradicts the loop sends the vehicles concerned to `manual`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from appliance.watchdog import Progress, follow_turns
 from central_sync.schema import InspectionRecord, ItemKind, Verdict
 from drivers.errors import DriverError
+from drivers.plc.config import SEPARATOR
 from drivers.plc.state import EyeEdge, Light, LinkChanged, Plc
 from edge.devices import Devices
 from edge.errors import DiskFull, StationFault, StoreError
@@ -35,7 +40,7 @@ from edge.stations import FlowParts, InspectorParts, lane
 from edge.stations.acquisition import LIVENESS_S, FailedAcquisition, current_link, plc_turns, start_line_scan
 from edge.stations.cameras import CameraWindow
 from edge.stations.identify import TagWindow
-from edge.stations.lane import Lane, LaneDecision, Loop, Way
+from edge.stations.lane import Lane, LaneDecision, Loop, Separator, Way
 from edge.verdict import Reason
 from models.errors import ModelError
 from models.scan import load_scan
@@ -62,6 +67,7 @@ class GantryFlow:
     identify_s: float = 2.0  # [gantry] identify_s: how long a vehicle whose scan failed is read at the entry
     loop_gap_s: float = 0.5  # [gantry] loop_gap_s: how long a loop stays free between two vehicles
     loop_occupied_s: float = 0.2  # [gantry] loop_occupied_s: how long a vehicle passing an exit loop occupies it
+    separator: int | None = None  # the vehicle separator's place among the PLC's eyes (None: the PLC has none)
     inspector: Inspector = field(init=False)
     belt: None = field(default=None, init=False)  # no belt for the screen to restart
     _scanning: bool = False
@@ -71,10 +77,14 @@ class GantryFlow:
     _not_closed: dict[Way, str] = field(default_factory=dict)  # a way out whose gate did not close, and why
     _unrecorded: dict[str, InspectionRecord] = field(default_factory=dict)  # records the full store refused
     _loops: dict[str, Loop] = field(init=False)
+    _separator: Separator | None = field(init=False)
+    _entered_at: dict[str, float] = field(default_factory=dict)  # vehicle -> when it blocked the entry loop
+    _doubted: dict[str, str] = field(default_factory=dict)  # vehicle -> how the separator contradicted the loop
 
     def __post_init__(self) -> None:
         self.inspector = self.parts.build(self._actuate)
         self._loops = {eye: Loop(self.loop_gap_s, self.loop_occupied_s) for eye in ("eye_entry", *EXIT_LOOPS)}
+        self._separator = Separator() if self.separator is not None else None
         registry, lane = self.parts.metrics.registry, self.lane
         for name, doc, value in (
                 ("edge_lane_vehicles", "Vehicles between the scanner and the barrier", lambda: len(lane.vehicles)),
@@ -87,6 +97,10 @@ class GantryFlow:
                       "a loop that chatters)", ["loop"], registry=registry)
         for eye, loop in self._loops.items():
             flaps.labels(eye).set_function(functools.partial(_flaps, loop))
+        if self._separator is not None:
+            Gauge("edge_lane_separator_faults", "Vehicles since start whose vehicle separator reading contradicted "
+                  "the entry loop (sent to manual)", registry=registry).set_function(
+                functools.partial(_separator_faults, self._separator))
         if self.history is not None:
             _history_metrics(self.history, registry)
 
@@ -95,7 +109,8 @@ class GantryFlow:
         config = parts.config
         return cls(parts.devices, parts.inspector, parts.progress, parts.item_kind, parts.tags(),
                    Lane(config.gantry.queue, config.station.data_dir / lane.FILE_NAME), parts.cameras(), parts.history,
-                   config.gantry.identify_s, config.gantry.loop_gap_s, config.gantry.loop_occupied_s)
+                   config.gantry.identify_s, config.gantry.loop_gap_s, config.gantry.loop_occupied_s,
+                   separator_eye(config.devices.plc.eyes if config.devices.plc is not None else ()))
 
     @property
     def lane_control(self) -> GantryFlow:
@@ -113,6 +128,10 @@ class GantryFlow:
     async def run(self) -> None:
         plc = self.plc
         self.progress.register("plc")
+        if self._separator is None:
+            log.warning("gantry.no_vehicle_separator", loop_gap_s=self.loop_gap_s,
+                        detail=f"the PLC maps no {SEPARATOR}, so a vehicle following the one ahead within "
+                               f"{self.loop_gap_s} s on the entry loop is taken for its trailer (no record of its own)")
         await self._safe_state()
         await self._lane_alarm()
         await self._record_recalled()
@@ -125,11 +144,19 @@ class GantryFlow:
             if self.cameras is not None:
                 tasks.create_task(self.cameras.run(), name="cameras")
             self._on_link(await current_link(plc))
+            await self._separator_now()
             async for event in plc.events():
                 if isinstance(event, LinkChanged):
                     self._on_link(event)
                 elif isinstance(event, EyeEdge):
                     self._on_eye(event)
+
+    async def _separator_now(self) -> None:
+        """The separator as the PLC reads it now (events() has no replay: one stuck since before the start has no
+        edge)."""
+        if self._separator is not None and self.separator is not None:
+            state = await self.plc.read_state()
+            self._separator.edge(state.photo_eyes[self.separator], state.t, first=True)
 
     async def _lane_alarm(self) -> None:
         """A lane that may hold vehicles the station does not know (edge.stations.lane) stands as an alarm until
@@ -205,31 +232,59 @@ class GantryFlow:
             self._spawn(self._admit(), "entry-light")
 
     def _on_eye(self, event: EyeEdge) -> None:
+        if event.eye == SEPARATOR and self._separator is not None:
+            self._separator.edge(event.blocked, event.t, event.first)
         loop = self._loops.get(event.eye)
         if loop is None:
             return
-        flaps = loop.flaps
-        vehicle = loop.entered(event.t) if event.blocked else loop.cleared(event.t)
+        flaps, freed = loop.flaps, loop.freed
+        if event.blocked:
+            parted = event.eye == "eye_entry" and self._separator is not None and self._separator.clear_since(freed)
+            vehicle = loop.entered(event.t, parted)
+        else:
+            vehicle = loop.cleared(event.t)
         if loop.flaps != flaps:
             log.warning("gantry.loop_flap", loop=event.eye, blocked=event.blocked, flaps=loop.flaps,
                         detail="a loop edge that is no vehicle (a trailer behind its cab, or the loop chatters)")
         if not vehicle:
             return
         if event.eye == "eye_entry" and event.blocked:
-            self._entered()
+            self._entered(event, freed)
         elif event.eye in EXIT_LOOPS and not event.blocked:
             self._spawn(self._left_when_free(event.eye, event.t), "vehicle-left")
 
-    def _entered(self) -> None:
+    def _entered(self, event: EyeEdge, freed: float) -> None:
+        item = Item(ref="vehicle", kind=self.item_kind)
+        self._entered_at[item.id] = event.t
+        if self._separator is not None and not event.first and event.t - freed >= self.loop_gap_s:
+            self._doubt(item.id, self._separator.broken_before(freed, event.t, self.loop_gap_s))
         if self._scanning:
             log.warning("gantry.vehicle_while_scanning", detail="a vehicle entered while the scanner was busy")
-            self._spawn(self._record_unscanned(), "vehicle-unscanned")
+            self._spawn(self._record_unscanned(item), "vehicle-unscanned")
             return
         if self.lane.full:
             log.warning("gantry.entry_light_ignored", detail="a vehicle entered a full lane; it is scanned "
                         "and joins the queue", vehicles=len(self.lane.vehicles), capacity=self.lane.capacity)
         self._scanning = True
-        self._spawn(self._inspect_vehicle(), "vehicle")
+        self._spawn(self._inspect_vehicle(item), "vehicle")
+
+    def _doubt(self, vehicle: str, problem: str) -> None:
+        """The separator contradicted the loop about a vehicle (problem, one sentence; '' when it did not): it may
+        be two vehicles or part of one, so it is not cleared; counted."""
+        if not problem or self._separator is None or vehicle in self._doubted:
+            return
+        self._doubted[vehicle] = problem
+        self._separator.faults += 1
+        log.warning("gantry.separator_contradicts", vehicle=vehicle, faults=self._separator.faults,
+                    detail=f"{problem}, so the vehicle is not cleared: it waits for an officer (is the separator "
+                           f"stuck or misaligned?)")
+
+    def _separation_doubted(self, vehicle: str) -> bool:
+        """At its verdict: whether the separator contradicted the loop about the vehicle (then it is not cleared)."""
+        entered = self._entered_at.pop(vehicle, None)
+        if self._separator is not None and entered is not None:
+            self._doubt(vehicle, self._separator.not_broken_by(entered, asyncio.get_running_loop().time()))
+        return self._doubted.pop(vehicle, None) is not None
 
     async def _left_when_free(self, eye: str, freed: float) -> None:
         """A vehicle has left over an exit loop once the loop stayed free loop_gap_s (a trailer follows its cab)."""
@@ -237,8 +292,7 @@ class GantryFlow:
         if self._loops[eye].still_free(freed):
             await self._left(EXIT_LOOPS[eye])
 
-    async def _inspect_vehicle(self) -> None:
-        item = Item(ref="vehicle", kind=self.item_kind)
+    async def _inspect_vehicle(self, item: Item) -> None:
         entered = asyncio.get_running_loop().time()
         self.lane.arrived(item.id)
         self._spawn(self._admit(), "entry-light")  # red: the scanner is busy
@@ -308,11 +362,10 @@ class GantryFlow:
         self.parts.events.publish("history", {"record": record.id, "status": result.status,
                                               "regions": len(result.regions)})
 
-    async def _record_unscanned(self) -> None:
+    async def _record_unscanned(self, item: Item) -> None:
         """A vehicle that entered the scan zone while the scanner was busy (it ran the red entry light):
         it joins the lane unscanned and `manual`, so that the lane stays in arrival order and an officer
         decides it, never the decision meant for the vehicle behind it."""
-        item = Item(ref="vehicle", kind=self.item_kind)
         entered = asyncio.get_running_loop().time()
         self.lane.arrived(item.id)
         with self._reading(item):  # its tag and plates are its own, not the scanned vehicle's
@@ -323,14 +376,18 @@ class GantryFlow:
 
     async def _actuate(self, item: Item, verdict: Verdict, reason: Reason) -> Reason | None:
         """A clear vehicle first in the lane leaves now (read back); one behind others leaves in its turn;
-        a suspect or manual one waits under a red light for an officer."""
+        a suspect or manual one waits under a red light for an officer, and so does a clear one the vehicle
+        separator contradicted the loop about (`manual`: it may be two vehicles, or part of one)."""
+        doubted = self._separation_doubted(item.id) and verdict is Verdict.CLEAR
         vehicle = self.lane.find(item.id)
         if vehicle is None:  # the lane lost it (it cannot: it joined when its scan started)
             log.error("gantry.vehicle_not_in_lane", item=item.id)
             return Reason.DEVICE_FAULT
+        problem = Reason.DEVICE_FAULT if doubted else None
+        verdict = Verdict.MANUAL if doubted else verdict
         self.lane.judged(vehicle, verdict.value)
         if self.lane.head is not vehicle:
-            return None
+            return problem
         if verdict is Verdict.CLEAR:
             return Reason.DEVICE_FAULT if await self._serve_head() else None
         try:
@@ -338,7 +395,7 @@ class GantryFlow:
         except DriverError as exc:
             self.devices.degrade("plc", str(exc))
             return Reason.DEVICE_FAULT
-        return None
+        return problem
 
     async def decide_vehicle(self, record_id: str, way: Way, actor: str) -> LaneDecision:
         """An officer's decision: the vehicle leaves by `way` when it is first in the lane, its gate read back.
@@ -390,7 +447,10 @@ class GantryFlow:
 
     def lane_status(self) -> dict[str, object]:
         """The lane as /healthz and the screen show it (edge.stations.lane.Lane.status), with each loop's flaps."""
-        return {**self.lane.status(), "loop_flaps": {eye: loop.flaps for eye, loop in self._loops.items()}}
+        status = {**self.lane.status(), "loop_flaps": {eye: loop.flaps for eye, loop in self._loops.items()}}
+        if self._separator is not None:
+            status["separator_faults"] = self._separator.faults
+        return status
 
     async def _serve_head(self) -> str | None:
         """Open the first vehicle's way out when it has one; why not, in one sentence, when the PLC did
@@ -511,6 +571,15 @@ def _history_metrics(history: VehicleHistory, registry: CollectorRegistry) -> No
 
 def _flaps(loop: Loop) -> float:
     return loop.flaps
+
+
+def _separator_faults(separator: Separator) -> float:
+    return separator.faults
+
+
+def separator_eye(eyes: tuple[str, ...]) -> int | None:
+    """Where the vehicle separator is among the PLC's eyes (docs/plc-register-map.md), None when it has none."""
+    return eyes.index(SEPARATOR) if SEPARATOR in eyes else None
 
 
 def _count(history: VehicleHistory, name: str) -> float:

@@ -90,10 +90,11 @@ class Loop:
     freed: float = -math.inf  # its last unblocked edge
     flaps: int = 0
 
-    def entered(self, t: float) -> bool:
-        """A blocked edge at t: True when it is a new vehicle."""
+    def entered(self, t: float, parted: bool = False) -> bool:
+        """A blocked edge at t: True when it is a new vehicle (`parted`: the vehicle separator saw a gap between two
+        vehicles since the loop went free, so a short gap is a vehicle following, not a trailer)."""
         self.blocked = True
-        if t - self.freed < self.gap_s:
+        if t - self.freed < self.gap_s and not parted:
             self.flaps += 1
             return False
         self.since = t
@@ -110,6 +111,48 @@ class Loop:
     def still_free(self, t: float) -> bool:
         """Nothing has blocked the loop since it went free at t."""
         return not self.blocked and self.freed == t
+
+
+@dataclass
+class Separator:
+    """The vehicle separator over the entry loop (a light curtain at drawbar height) as its edges: broken along a
+    vehicle and the coupling to its trailer, clear in a gap between two vehicles. Checked against the loop: a
+    vehicle that never broke it (`not_broken_by`), or a vehicle that found it broken for the `gap_s` before it
+    reached the free loop (`broken_before`), is a separator stuck, misplaced or seeing something the loop does
+    not."""
+
+    broken: bool = False
+    last_clear: float = -math.inf  # until when it was last seen clear (its last broken edge)
+    last_broken: float = -math.inf  # until when it was last seen broken (its last clear edge)
+    faults: int = 0  # contradictions with the loop since start
+
+    def edge(self, broken: bool, t: float, first: bool = False) -> None:
+        """An edge at t (`first`: from nothing read, so it was not seen the other way until t)."""
+        if not first:
+            if broken:
+                self.last_clear = t
+            else:
+                self.last_broken = t
+        self.broken = broken
+
+    def clear_since(self, t: float) -> bool:
+        """Seen clear at some moment after t: a gap between two vehicles."""
+        return not self.broken or self.last_clear > t
+
+    def broken_before(self, freed: float, t: float, gap_s: float) -> str:
+        """Why a vehicle entering the loop at t, free since `freed` (at least gap_s before), contradicts the
+        separator (it was not clear at any moment of those last gap_s); '' when it does not."""
+        if self.clear_since(t - gap_s):
+            return ""
+        free = "time since the station started" if freed == -math.inf else f"{t - freed:.1f} s"
+        return f"the vehicle separator read broken throughout the last {gap_s:g} s of the {free} the entry loop " \
+               f"was free before a vehicle entered it"
+
+    def not_broken_by(self, entered: float, now: float) -> str:
+        """Why a vehicle that entered the loop at `entered` contradicts the separator by `now`; '' when it does not."""
+        if self.broken or self.last_broken > entered:
+            return ""
+        return f"the vehicle separator was not broken by the vehicle that entered the loop {now - entered:.1f} s ago"
 
 
 @dataclass

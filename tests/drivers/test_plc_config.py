@@ -19,6 +19,14 @@ def test_default_maps_and_override() -> None:
     assert PlcConfig(kind="sim", model="gantry").eyes == ("eye_entry", "eye_exit", "eye_search_bay")
 
 
+def test_the_vehicle_separator_is_read_as_the_gantrys_last_eye_only_where_the_map_has_it() -> None:
+    """Older PLCs have no separator (no default address): mapped, it is an input like the loops, never writable."""
+    separator = {"vehicle_separator": {"table": "discrete", "address": 11}}
+    assert PlcConfig(kind="sim", model="gantry", registers=separator).eyes[-1] == "vehicle_separator"
+    with pytest.raises(ValidationError, match="vehicle_separator is read from the PLC"):
+        PlcConfig(kind="sim", model="gantry", registers={"vehicle_separator": {"table": "coil", "address": 11}})
+
+
 @pytest.mark.parametrize("registers,match", [
     ({"estop_ok": {"table": "coil", "address": 9}}, "estop_ok is read from the PLC"),
     ({"belt_run_request": {"table": "discrete", "address": 20}}, "must be a coil or holding"),

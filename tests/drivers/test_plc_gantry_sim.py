@@ -3,8 +3,10 @@ one per opening, by the exit or the search bay, in the order they came."""
 
 from __future__ import annotations
 
+import pytest
+
 from drivers.plc.config import LIGHT_CODES, PlcConfig
-from drivers.plc.sim import GantryModel
+from drivers.plc.sim import GantryModel, ReadOnlyPoint
 
 STEP_S = 0.02
 
@@ -68,3 +70,24 @@ def test_a_lost_host_watchdog_shows_red_entry_and_exit_lights() -> None:
     m.write("entry_light_request", LIGHT_CODES["green"])
     m.step(m.p.host_watchdog_ms / 1000 + 0.1)
     assert (m.values()["entry_light"], m.values()["light"]) == (LIGHT_CODES["red"], LIGHT_CODES["red"])
+
+
+def test_the_vehicle_separator_is_broken_along_a_truck_and_its_coupling_and_clear_between_vehicles() -> None:
+    """Over the entry loop: the loop reads free over a truck's drawbar, the separator broken; between the truck
+    and the car following it both read free. The separator is read only (a write is refused like any sensor's)."""
+    m = _model(entry_stop_m=-100.0, vehicle_speed_m_s=10.0)
+    m.add_vehicle(10.0, lead_m=0.0, coupling=(4.0, 6.0))  # 4 m cab, 2 m drawbar, 4 m trailer
+    m.add_vehicle(4.0, lead_m=-13.0)  # 3 m behind the trailer
+    seen: list[tuple[int, int]] = []
+    for _ in range(int(2.5 / STEP_S)):
+        m.step(STEP_S)
+        m.write("host_heartbeat", len(seen) + 2)
+        reading = (m.values()["eye_entry"], m.values()["vehicle_separator"])
+        if not seen or seen[-1] != reading:
+            seen.append(reading)
+    # cab, drawbar, trailer, gap, car
+    assert seen[:6] == [(0, 0), (1, 1), (0, 1), (1, 1), (0, 0), (1, 1)]
+    m.separator_stuck = False
+    assert m.values()["vehicle_separator"] == 0
+    with pytest.raises(ReadOnlyPoint):
+        m.write("vehicle_separator", 0)

@@ -19,6 +19,7 @@ import numpy as np
 
 from central_sync.schema import ItemKind, ModelRef
 from drivers.plc import PlcConfig, open_plc
+from drivers.plc.config import SEPARATOR
 from drivers.xray import ScannerConfig, open_scanner
 from edge import audit
 from edge.auth import add_user
@@ -29,7 +30,7 @@ from edge.events import EventBus
 from edge.history import VehicleHistory
 from edge.metrics import StationMetrics
 from edge.stations import InspectorParts
-from edge.stations.gantry import GantryFlow
+from edge.stations.gantry import GantryFlow, separator_eye
 from edge.stations.identify import TagWindow
 from edge.stations.lane import FILE_NAME, Lane
 from edge.store import Store, StoreWriter
@@ -140,24 +141,27 @@ def _parts(writer: StoreWriter, events: EventBus, model: bool) -> InspectorParts
     return InspectorParts("g-1", "1", 10_000.0, engine, writer, events, StationMetrics())
 
 
-def plc_config(readback_timeout_ms: int = 3000) -> PlcConfig:
-    return PlcConfig(kind="sim", model="gantry", readback_timeout_ms=readback_timeout_ms, sim={"gantry": LANE})
+def plc_config(readback_timeout_ms: int = 3000, separator: bool = False) -> PlcConfig:
+    """The simulated gantry PLC (with `separator`, its map has the vehicle separator at discrete input 11)."""
+    registers = {SEPARATOR: {"table": "discrete", "address": 11}} if separator else {}
+    return PlcConfig(kind="sim", model="gantry", readback_timeout_ms=readback_timeout_ms, sim={"gantry": LANE},
+                     registers=registers)
 
 
 async def gantry_flow(stack: AsyncExitStack, tmp_path: Path, scans: list[Scan], writer: StoreWriter,
                       events: EventBus, queue: int = 1, readback_timeout_ms: int = 3000, plc: object | None = None,
                       model: bool = True, station: str = "g-1", history: VehicleHistory | None = None,
                       readers: dict[str, Any] | None = None, loop_gap_s: float = LOOP_GAP_S,
-                      seals: dict[str, Any] | None = None) -> GantryFlow:
-    """A gantry flow of `queue` places whose scanner streams `scans` in turn (on `plc` when given), whose tag
-    readers are `readers` and whose seal readers `seals` ([devices.readers], [devices.seals] tables), not yet
-    running."""
+                      seals: dict[str, Any] | None = None, separator: bool = False) -> GantryFlow:
+    """A gantry flow of `queue` places whose scanner streams `scans` in turn (on `plc` when given, else on one
+    with the vehicle separator when `separator`), whose tag readers are `readers` and whose seal readers `seals`
+    ([devices.readers], [devices.seals] tables), not yet running."""
     folder = tmp_path / "scans"
     folder.mkdir(exist_ok=True)
     save_scan(scans[0], folder / "first.npz")
     scanner_cfg = ScannerConfig(kind="sim", sim={"scan_dir": folder, "line_rate": 2000, "boot_ms": 50}, **SCANNER)
     if plc is None:
-        plc = await stack.enter_async_context(open_plc(plc_config(readback_timeout_ms), f"{station}/plc"))
+        plc = await stack.enter_async_context(open_plc(plc_config(readback_timeout_ms, separator), f"{station}/plc"))
     scanner = await stack.enter_async_context(open_scanner(scanner_cfg, f"{station}/scanner"))
     scanner.emulator.scans = list(scans)
     devices = Devices(plc=plc, scanner=scanner)
@@ -168,7 +172,7 @@ async def gantry_flow(stack: AsyncExitStack, tmp_path: Path, scans: list[Scan], 
     await until(plc.read_state, "the PLC link is up", check=lambda st: st.link_ok)
     return GantryFlow(devices, _parts(writer, events, model), Progress(), ItemKind.VEHICLE, TagWindow(devices, events),
                       Lane(queue, writer.store.data_dir / FILE_NAME), history=history, loop_gap_s=loop_gap_s,
-                      loop_occupied_s=LOOP_OCCUPIED_S)
+                      loop_occupied_s=LOOP_OCCUPIED_S, separator=separator_eye(plc.cfg.eyes))
 
 
 async def running_gantry(station: Any, tmp_path: Path, scans: list[Scan]) -> tuple[AsyncExitStack, GantryFlow]:
@@ -185,7 +189,8 @@ async def running_gantry(station: Any, tmp_path: Path, scans: list[Scan]) -> tup
 async def gantry(tmp_path: Path, scans: list[Scan], queue: int = 1, readback_timeout_ms: int = 3000,
                  plc: object | None = None, model: bool = True,
                  history: VehicleHistory | None = None, readers: dict[str, Any] | None = None,
-                 loop_gap_s: float = LOOP_GAP_S, seals: dict[str, Any] | None = None) -> AsyncIterator[Gantry]:
+                 loop_gap_s: float = LOOP_GAP_S, seals: dict[str, Any] | None = None,
+                 separator: bool = False) -> AsyncIterator[Gantry]:
     """A running gantry lane and its screen (see gantry_flow)."""
     async with AsyncExitStack() as stack:
         store = Store(tmp_path / "data", station="g-1").open()
@@ -196,7 +201,8 @@ async def gantry(tmp_path: Path, scans: list[Scan], queue: int = 1, readback_tim
         writer = await stack.enter_async_context(StoreWriter(store))
         events = EventBus()
         flow = await gantry_flow(stack, tmp_path, scans, writer, events, queue, readback_timeout_ms, plc, model,
-                                 history=history, readers=readers, loop_gap_s=loop_gap_s, seals=seals)
+                                 history=history, readers=readers, loop_gap_s=loop_gap_s, seals=seals,
+                                 separator=separator)
         ctx = StationContext("g-1", "gantry", "1", 10_000.0, writer, events,
                              lambda: {"devices": flow.devices.states(), "budget_misses": 0}, lane_control=flow,
                              panels=("lane",))

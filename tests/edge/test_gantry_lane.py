@@ -534,3 +534,60 @@ async def test_a_sealed_vehicle_brought_back_after_it_left_the_lane_shows_its_se
             await until(lambda: not g.flow.tags._present, "the seal is out of range")
         records = g.records()
     assert [[i.value for i in r.identities if i.kind == "seal"] for r in records] == [[SEAL], [SEAL]]
+
+
+@pytest.mark.parametrize("separator", [True, False], ids=["separator", "no-separator"])
+async def test_a_car_following_closer_than_loop_gap_s_is_its_own_vehicle_where_the_separator_saw_the_gap(
+        tmp_path, separator: bool) -> None:
+    """Two cars 4 m apart (0.4 s on the entry loop at 10 m/s, under loop_gap_s = 1 s): the vehicle separator,
+    clear between them, makes the follower a vehicle of its own (unscanned, `manual`, its own tag on its own
+    record). Without it the follower is taken for the first car's trailer: one record, which gets both tags."""
+    uhf = {"lane": {**UHF["lane"], "removal_after_ms": 100}}
+    async with gantry(tmp_path, [CLEAR, CLEAR], queue=3, readers=uhf, loop_gap_s=1.0, separator=separator) as g:
+        g.sim.g = g.sim.g.model_copy(update={"entry_stop_m": -100.0})  # nobody stops at the entry light
+        g.flow.devices.scanner.emulator.line_rate = 40  # 3 s a scan: the follower enters meanwhile
+        reader = g.flow.devices.readers["lane"]
+        await until(lambda: reader.link_ok, "the UHF reader is up")
+        cars = [g.sim.add_vehicle(4.0, lead_m=-1.5), g.sim.add_vehicle(4.0, lead_m=-9.5)]
+        for car, (tid, epc), held in zip(cars, ((TID, EPC), (RUNNER_TID, RUNNER_EPC)), (10.0, 0.2), strict=True):
+            await until(lambda car=car: any(v.id == car and v.covers(g.sim.g.eye_entry_m) for v in g.sim.vehicles),
+                        f"car {car} on the entry loop", interval=0.005)
+            await asyncio.sleep(0.3)  # the antenna looks just past the entry loop
+            reader.sim.present(epc, tid, seconds=held)
+        if not separator:
+            record, = await g.vehicles_decided(1)
+            await g.polls(50)
+            assert len(g.records()) == 1, "the follower was taken for a trailer"
+            assert sorted(i.value for i in record.identities if i.kind == "rfid_tid") == [TID, RUNNER_TID]
+            return
+        records = await g.vehicles_decided(2)
+        assert g.flow.lane_status()["separator_faults"] == 0
+    tids = {r.scan is None: ([i.value for i in r.identities if i.kind == "rfid_tid"], r.verdict) for r in records}
+    assert tids == {False: ([TID], Verdict.CLEAR), True: ([RUNNER_TID], Verdict.MANUAL)}
+
+
+async def test_a_truck_and_the_trailer_coupled_to_it_stay_one_vehicle_where_the_separator_saw_no_gap(tmp_path) -> None:
+    """The entry loop goes free for 0.2 s between the cab and its trailer; the separator, broken by the drawbar,
+    says they are one vehicle: one record, one flap, no separator fault."""
+    async with gantry(tmp_path, [CLEAR], queue=3, loop_gap_s=1.0, separator=True) as g:
+        truck = g.sim.add_vehicle(10.0, lead_m=-1.5, coupling=(4.0, 6.0))  # 4 m cab, 2 m drawbar, 4 m trailer
+        await until(lambda: g.sim.passed == [truck], "the truck left", timeout=60)
+        record, = g.records()
+        assert record.verdict is Verdict.CLEAR
+        lane = await until(g.flow.lane_status, "the lane empty", check=lambda s: not s["vehicles"])
+        assert (lane["loop_flaps"]["eye_entry"], lane["separator_faults"]) == (1, 0)
+
+
+@pytest.mark.parametrize("stuck", [True, False], ids=["stuck-broken", "stuck-clear"])
+async def test_a_separator_that_contradicts_the_entry_loop_sends_the_vehicles_to_manual(tmp_path, stuck: bool) -> None:
+    """Broken through the long gap between two cars, or clear while a car passes: the separator cannot be
+    trusted to tell a car following from a trailer, so neither car is cleared; each fault is counted."""
+    async with gantry(tmp_path, [CLEAR, CLEAR], queue=3, separator=True) as g:
+        await g.polls(5)
+        g.sim.separator_stuck = stuck
+        _queue_up(g.sim, 2)
+        records = await g.vehicles_decided(2)
+        assert [(r.verdict, r.reason) for r in records] == [(Verdict.MANUAL, "device_fault")] * 2
+        assert g.barrier_seen_open == []
+        assert g.flow.lane_status()["separator_faults"] == 2
+        assert g.flow.parts.metrics.registry.get_sample_value("edge_lane_separator_faults") == 2
