@@ -23,6 +23,7 @@ import socket
 import ssl
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import structlog
 import uvicorn
@@ -65,8 +66,18 @@ def _file(value: str) -> Path:
     return Path(value) if value else EMPTY_FILE
 
 
+class _Parser(argparse.ArgumentParser):
+    """Options that do not parse are a configuration error (exit 78, which the unit does not restart): an empty
+    `--broker-port ${HUB_BROKER_PORT}` (HUB_BROKER_PORT= in hub.env) exited 2, and systemd restarted the hub every
+    5 s for ever with the same message."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="edge-hub", description="Checkpoint Edge central hub")
+    ap = _Parser(prog="edge-hub", description="Checkpoint Edge central hub")
     ap.add_argument("--version", action="version", version=f"edge-hub (checkpoint-edge) {version()}")
     sub = ap.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="ingest from the broker and serve the control-room API")

@@ -100,6 +100,18 @@ def test_an_empty_file_option_is_refused_by_name(tmp_path):
     assert not db.exists()
 
 
+def test_an_option_that_does_not_parse_is_a_config_error_so_the_unit_is_not_restarted(tmp_path):
+    """HUB_BROKER_PORT= in hub.env made the unit's `--broker-port ${HUB_BROKER_PORT}` an empty argument: argparse
+    exited 2, which the unit restarts every 5 s for ever. Exit 78 (RestartPreventExitStatus), nothing opened."""
+    db = tmp_path / "hub.sqlite3"
+    for option in ("--broker-port", "--http-port"):
+        result = hub("run", "--db", str(db), option, "")
+        assert result.returncode == 78, result.stderr[-2000:]
+        assert f"argument {option}: invalid int value: ''" in result.stderr
+    assert hub("run", "--no-such-option").returncode == 78
+    assert not db.exists()
+
+
 def test_a_taken_http_port_is_a_config_error_before_the_database_is_opened(tmp_path):
     """uvicorn said `address already in use` after the database and the broker links were opened and the hub exited 3:
     systemd restarted it every 5 s for ever. Now one sentence naming the options, exit 78, nothing opened."""
