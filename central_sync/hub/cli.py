@@ -296,6 +296,10 @@ def _number_problem(args: argparse.Namespace) -> str | None:
             return f"--{name.replace('_', '-')} {value} is out of range: give a number from {low} to {high}"
     if not args.broker_host.strip():
         return "--broker-host is empty: give the broker's host name or address"
+    if not args.http_host.strip():   # HUB_HTTP_HOST= in hub.env: '' listens on every interface
+        return "--http-host is empty (as from an empty variable in hub.env): give the address to listen on"
+    if args.username is not None and not args.username.strip():
+        return "--username is empty (as from an empty variable in hub.env): give this hub's broker name"
     return None
 
 

@@ -109,6 +109,11 @@ def test_an_option_that_does_not_parse_is_a_config_error_so_the_unit_is_not_rest
         assert result.returncode == 78, result.stderr[-2000:]
         assert f"argument {option}: invalid int value: ''" in result.stderr
     assert hub("run", "--no-such-option").returncode == 78
+    for option, what in (("--http-host", "give the address to listen on"),  # '' listened on every interface
+                         ("--username", "give this hub's broker name")):
+        result = hub("run", "--db", str(db), "--broker-port", "1", option, "")
+        assert (result.returncode, result.stderr.strip()) == (
+            78, f"edge-hub: {option} is empty (as from an empty variable in hub.env): {what}")
     assert not db.exists()
 
 
