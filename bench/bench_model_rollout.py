@@ -107,10 +107,10 @@ async def run(items: int) -> dict:
                 assert runner is not None
                 hook = runner.on_compared
 
-                def timed(agree: bool, s: float) -> None:
+                def timed(agree: bool, s: float, caught: bool | None) -> None:
                     seconds.append(s)
                     if hook is not None:
-                        hook(agree, s)
+                        hook(agree, s, caught)
                 runner.on_compared = timed
                 engine = rollout.engine
                 assert engine is not None and engine.detector is not None

@@ -14,8 +14,8 @@ byte reaches onnxruntime, counted, logged in one sentence and reported in the ac
 slots (`data_dir/models/A`, `B`), loaded (the runtime checks its hash again) with the station's model
 settings (`[model] threads`, `providers`, the thresholds in force) and run as the shadow model on live
 items under the same thresholds as the active model: verdicts stay the active model's. Each compared item counts towards the roll-out's
-criteria: promoted when at least `min_items` agree at `min_agreement` with a p95 latency within
-`p95_ms`; rolled back on a load failure, on more than `max_misses` items over `p95_ms`, when
+criteria: promoted when at least `min_items` agree at `min_agreement`, the candidate flagged `min_agreement` of the
+items the active model flagged (of at least one), with a p95 latency within `p95_ms`; rolled back on a load failure, on more than `max_misses` items over `p95_ms`, when
 `max_items` pass without promotion, or on a crash loop: the state is persisted, so each start of the
 process during a canary counts, and more than `crash_limit` starts roll back (only the process restarts,
 never the machine). Each slot keeps the package's signature.json and is verified again at every start: one
@@ -62,7 +62,7 @@ if TYPE_CHECKING:  # onnxruntime is loaded with the first candidate, not with th
     from edge.metrics import StationMetrics
     from models.pool import InferencePool
     from models.runtime import Detector
-    from models.shadow import ShadowRunner
+    from models.shadow import Compared, ShadowRunner
 
 log = structlog.get_logger("edge.model_rollout")
 REMEMBERED_REFUSALS = 64   # refused envelopes whose answer is kept for their repeats (the latest)
@@ -106,34 +106,53 @@ class SlotState(BaseModel):
 
 
 class Canary:
-    """The figures of one candidate on live items, and the decision they lead to (pure)."""
+    """The figures of one candidate on live items, and the decision they lead to (pure).
+
+    Agreement over all items alone promoted a candidate that finds nothing: on a station where the active model
+    flags 2 items in 50, it agrees on the 48 clean ones (96 %). So a promotion also needs the candidate to have
+    flagged at least `min_agreement` of the items the active model flagged, and at least one such item seen.
+    """
 
     def __init__(self, criteria: Criteria) -> None:
         self.criteria = criteria
         self.items = self.agree = self.misses = 0
+        self.flagged = self.caught = 0  # items the active model flagged; of those, the ones the candidate flagged too
         self.seconds: list[float] = []
 
-    def observe(self, agree: bool, seconds: float) -> tuple[Literal["continue", "promote", "rollback"], str]:
+    def observe(self, agree: bool, seconds: float, caught: bool | None
+                ) -> tuple[Literal["continue", "promote", "rollback"], str]:
+        """One compared item: whether both found the same classes, the candidate's seconds, and, where the active
+        model flagged the item, whether the candidate flagged it too (None: the active model found nothing)."""
         c = self.criteria
         self.items += 1
         self.agree += agree
+        self.flagged += caught is not None
+        self.caught += caught is True
         self.seconds.append(seconds)
         if seconds * 1000 > c.p95_ms:
             self.misses += 1
             if self.misses > c.max_misses:
                 return "rollback", (f"the candidate missed its latency budget of {c.p95_ms:g} ms on {self.misses} "
                                     f"items, more than the {c.max_misses} allowed")
-        if self.items >= c.min_items and self.agreement >= c.min_agreement and self.p95_ms <= c.p95_ms:
+        if self.items >= c.min_items and self.agreement >= c.min_agreement and self.p95_ms <= c.p95_ms \
+                and self.flagged and self.caught_share >= c.min_agreement:
             return "promote", (f"the candidate agreed with the active model on {self.agreement:.1%} of {self.items} items "
-                               f"with p95 {self.p95_ms:.1f} ms")
+                               f"and flagged {self.caught} of the {self.flagged} items it flagged, with p95 {self.p95_ms:.1f} ms")
         if self.items >= c.give_up_after:
             return "rollback", (f"after {self.items} items the candidate agreed on {self.agreement:.1%} (needed "
-                                f"{c.min_agreement:.1%}) with p95 {self.p95_ms:.1f} ms (budget {c.p95_ms:g} ms)")
+                                f"{c.min_agreement:.1%}) and flagged {self.caught} of the {self.flagged} items the active "
+                                f"model flagged (needed {c.min_agreement:.1%}, of at least one) with p95 "
+                                f"{self.p95_ms:.1f} ms (budget {c.p95_ms:g} ms)")
         return "continue", ""
 
     @property
     def agreement(self) -> float:
         return self.agree / self.items if self.items else 0.0
+
+    @property
+    def caught_share(self) -> float:
+        """Share of the items the active model flagged that the candidate flagged too."""
+        return self.caught / self.flagged if self.flagged else 0.0
 
     @property
     def p95_ms(self) -> float:
@@ -408,8 +427,8 @@ class Rollout:
             runner.candidate, self._carried = engine.under_station_thresholds(runner.candidate), dict(engine.thresholds)
         return runner.submit(station, scan, active)
 
-    def _compared(self, runner: ShadowRunner) -> Callable[[bool, float], None]:
-        def compared(agree: bool, seconds: float) -> None:
+    def _compared(self, runner: ShadowRunner) -> Compared:
+        def compared(agree: bool, seconds: float, caught: bool | None) -> None:
             if not self._lock.acquire(blocking=False):  # a package is being installed: this canary is ending
                 self.counters["canary_item_skipped_busy"] += 1
                 return
@@ -417,7 +436,7 @@ class Rollout:
                 canary = self.canary
                 if canary is None or self.runner is not runner:
                     return  # a comparison that finished after its candidate was replaced or ended
-                decision, why = canary.observe(agree, seconds)
+                decision, why = canary.observe(agree, seconds, caught)
                 if decision == "promote":
                     self._promote(runner.candidate, why)
                 elif decision == "rollback":

@@ -32,8 +32,9 @@ from models.tiling import TileBoxes
 log = structlog.get_logger("models.shadow")
 
 
-Compared = Callable[[bool, float], None]
-"""Told after each comparison: whether both models found the same classes, the candidate's seconds."""
+Compared = Callable[[bool, float, bool | None], None]
+"""Told after each comparison: whether both models found the same classes, the candidate's seconds, and whether
+the candidate flagged an item the active model flagged (None: the active model found nothing on it)."""
 
 
 class Shadow(Protocol):
@@ -122,12 +123,13 @@ class ShadowRunner:
             self._scans["failed"] += 1
             log.warning("shadow.failed", station=station, error=str(exc))
             if self.on_compared is not None:  # no usable answer is no agreement: a canary never promotes it
-                self.on_compared(False, time.perf_counter() - started)
+                self.on_compared(False, time.perf_counter() - started, False if active else None)
             return None
         result = match(active, found, self.iou)
         self._record(result, bool(active), bool(found))
         if self.on_compared is not None:
-            self.on_compared({d.label for d in active} == {d.label for d in found}, seconds)
+            self.on_compared({d.label for d in active} == {d.label for d in found}, seconds,
+                             bool(found) if active else None)
         return result
 
     async def _detect(self, station: str, scan: Scan) -> tuple[list[Detection], float]:

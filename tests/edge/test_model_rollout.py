@@ -13,7 +13,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central_sync.commands import generate_keypair
-from edge.model_rollout import REMEMBERED_REFUSALS
+from central_sync.model_delivery import Criteria
+from edge.model_rollout import REMEMBERED_REFUSALS, Canary
 from model_rollout_kit import STATION, Rig, live_items, open_rig, slots
 from polling import until
 
@@ -426,3 +427,19 @@ def test_a_rollouts_criteria_are_finite_and_bounded(criteria: dict) -> None:
     with pytest.raises(ValidationError):
         Criteria(**criteria)
     assert Criteria(p95_ms=800).p95_ms == 800
+
+
+def test_a_candidate_that_finds_nothing_is_not_promoted_on_the_clean_items_it_agrees_on() -> None:
+    """Agreement over all items promoted a candidate that finds nothing: the active model flagged 2 of 50 items, the
+    candidate none, 96 % agreement, promoted (every bag cleared from then on). Now it must also have flagged
+    min_agreement of the items the active model flagged, of at least one; otherwise it rolls back after max_items."""
+    blind = Canary(Criteria())  # 50 items, 0.95 agreement, 200 items at most
+    decisions = [blind.observe(i % 25 != 0, 0.01, False if i % 25 == 0 else None)[0] for i in range(199)]
+    assert set(decisions) == {"continue"} and blind.agreement > 0.95
+    decision, why = blind.observe(True, 0.01, None)
+    assert decision == "rollback" and "flagged 0 of the 8 items the active model flagged" in why
+    quiet = Canary(Criteria())  # the active model flagged nothing: nothing shows the candidate can find anything
+    assert {quiet.observe(True, 0.01, None)[0] for _ in range(199)} == {"continue"}
+    sighted = Canary(Criteria())
+    decisions = [sighted.observe(True, 0.01, True if i % 25 == 0 else None)[0] for i in range(50)]
+    assert decisions[-1] == "promote" and set(decisions[:-1]) == {"continue"}

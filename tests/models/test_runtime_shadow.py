@@ -11,7 +11,7 @@ from models.pool import InferencePool
 from models.runtime import load_detector
 from models.scan import Scan
 from models.shadow import ShadowRunner, match
-from models.testgraphs import scatter
+from models.testgraphs import case, scatter
 from polling import until
 
 
@@ -66,7 +66,7 @@ async def test_a_candidate_that_fails_counts_as_no_agreement(make_package, detec
     high, low, _ = scatter(200, 200, 3, seed=1)
     scan = Scan(high, low)
     seen: list[bool] = []
-    async with InferencePool() as pool, ShadowRunner(candidate, pool, on_compared=lambda agree, s: seen.append(agree)) \
+    async with InferencePool() as pool, ShadowRunner(candidate, pool, on_compared=lambda agree, s, caught: seen.append(agree)) \
             as shadow:
         assert await shadow.compare("lane-1", scan, detector.detect(scan)) is None
     assert seen == [False] and shadow.stats()["scans"]["failed"] == 1
@@ -111,3 +111,21 @@ async def test_a_live_item_waits_for_one_row_of_a_shadow_scan_not_for_the_whole_
     assert result is not None and shadow.stats()["scans"]["compared"] == 1
     classes = shadow.stats()["classes"]  # the rows make the same detections as one detect
     assert classes and all(c["only_active"] == 0 == c["only_candidate"] and c["both"] for c in classes.values())
+
+
+async def test_the_canary_is_told_whether_the_candidate_flagged_what_the_active_model_flagged(make_package, detector):
+    """A candidate that finds nothing agrees on every clean item; its canary learns on each flagged item that it
+    missed it (False), and on a clean one that there was nothing to catch (None)."""
+    blind = load_detector(make_package(thresholds=(1.0, 1.0)), overlap=32)  # no score reaches 1.0
+    flagged = Scan(*scatter(200, 200, 3, seed=1)[:2])
+    clean = Scan(*case(200, 200))
+    seen: list[tuple[bool, bool | None]] = []
+    async with InferencePool() as pool, ShadowRunner(
+            blind, pool, on_compared=lambda agree, s, caught: seen.append((agree, caught))) as shadow:
+        for scan in (flagged, clean):
+            assert detector.detect(scan) or scan is clean
+            await shadow.compare("lane-1", scan, detector.detect(scan))
+        async with ShadowRunner(detector, pool, on_compared=lambda agree, s, caught: seen.append((agree, caught))) \
+                as sighted:
+            await sighted.compare("lane-1", flagged, detector.detect(flagged))
+    assert seen == [(False, False), (True, None), (True, True)]
