@@ -109,11 +109,21 @@ def _is_local_max(scores: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarra
     return keep
 
 
+def probabilities(scores: np.ndarray, what: str) -> np.ndarray:
+    """`scores` once every one lies in [0, 1], else InferenceError: a model giving logits (its sigmoid left out of the
+    export) is read against thresholds in (0, 1], and a faint object (logit 0.2, probability 0.55) stays below a 0.5
+    threshold: the item is cleared."""
+    if scores.size and not (scores.min() >= 0 and scores.max() <= 1):
+        raise InferenceError(f"the model's {what} range from {float(scores.min()):g} to {float(scores.max()):g}, but "
+                             f"its output format gives probabilities in [0, 1] (logits: a sigmoid left out?)")
+    return scores
+
+
 def decode_fcos(outputs: dict[str, np.ndarray], thresholds: np.ndarray, stride: int | None) -> Boxes:
     """cpe-fcos-v1: `scores` [1,K,h,w] probabilities, `ltrb` [1,4,h,w] distances from cell centres."""
     if stride is None:
         raise InferenceError("cpe-fcos-v1 outputs cannot be decoded without the manifest's stride")
-    scores, ltrb = _named(outputs, "scores")[0], _named(outputs, "ltrb")[0]
+    scores, ltrb = probabilities(_named(outputs, "scores")[0], "scores"), _named(outputs, "ltrb")[0]
     k, r, c = np.nonzero(scores >= thresholds[:, None, None])
     if not k.size:
         return Boxes.empty()
@@ -141,13 +151,14 @@ def _from_cxcywh(rows: np.ndarray, cls_scores: np.ndarray, thresholds: np.ndarra
 def decode_yolov8(outputs: dict[str, np.ndarray], thresholds: np.ndarray, stride: int | None) -> Boxes:
     """yolov8 (Ultralytics export): [1, 4+K, N] rows cx, cy, w, h, K class probabilities ([1, N, 4+K] too)."""
     out = _rows(outputs, 4 + len(thresholds), prefer_axis=1)
-    return _from_cxcywh(out[:, :4], out[:, 4:], thresholds)
+    return _from_cxcywh(out[:, :4], probabilities(out[:, 4:], "class scores"), thresholds)
 
 
 def decode_yolov5(outputs: dict[str, np.ndarray], thresholds: np.ndarray, stride: int | None) -> Boxes:
     """yolov5: [1, N, 5+K]: cx, cy, w, h, objectness, K class probabilities (score = obj * cls)."""
     out = _rows(outputs, 5 + len(thresholds), prefer_axis=2)
-    return _from_cxcywh(out[:, :4], out[:, 5:] * out[:, 4:5], thresholds)
+    scores = probabilities(out[:, 4:], "objectness and class scores")
+    return _from_cxcywh(out[:, :4], scores[:, 1:] * scores[:, :1], thresholds)
 
 
 def _named(outputs: dict[str, np.ndarray], name: str) -> np.ndarray:

@@ -310,6 +310,10 @@ def _check_outputs(outs: dict[str, np.ndarray], m: Manifest, model_dir: Path) ->
     if not ok:
         got = {name: list(v.shape) for name, v in outs.items()}
         raise ManifestError(f"model in {model_dir} outputs {got}, but its manifest ({fmt}, {k} classes) needs {want}")
+    try:
+        DECODERS[fmt](outs, np.ones(k, np.float32), m.output.stride)
+    except InferenceError as exc:
+        raise ManifestError(f"model in {model_dir} is refused: on a blank tile {exc}") from exc
 
 
 def _warm_up(engine: _Engine, runs: int) -> dict[str, np.ndarray]:

@@ -119,12 +119,15 @@ HEADS = {"cpe-fcos-v1": _fcos, "yolov8": _yolov8, "yolov5": _yolov5}
 
 
 def build_model(fmt: str = "cpe-fcos-v1", tile: int = 128, channels: tuple[str, ...] = ("high", "low"),
-                backbone: bool = False, transposed: bool = False, nan_on_objects: bool = False) -> bytes:
+                backbone: bool = False, transposed: bool = False, nan_on_objects: bool = False,
+                score_op: str = "Sigmoid") -> bytes:
     """Serialised ONNX model of output layout `fmt` for square tiles of `tile` pixels.
 
     `transposed` swaps the last two axes of a YOLO output (some tool-chains export it that way).
     `nan_on_objects`: the logits are NaN wherever a class would fire (a broken model: blank tiles, as in the
     warm-up, still give finite values).
+    `score_op` makes the scores of the logits: "Identity" gives the logits themselves (an export without its sigmoid,
+    -64 on a blank tile), "Relu" gives 0 on a blank tile and up to 16 on an object.
     """
     c = len(channels)
     nodes, inits = _logit_nodes(channels, backbone)
@@ -135,6 +138,9 @@ def build_model(fmt: str = "cpe-fcos-v1", tile: int = 128, channels: tuple[str, 
                   helper.make_node("Add", ["logits_raw", "zeroed"], ["logits"])]
         inits.append(_init("zero", np.zeros(1)))
     head_nodes, head_inits, outputs = HEADS[fmt](tile)
+    for node in head_nodes:
+        if node.op_type == "Sigmoid":
+            node.op_type = score_op
     if transposed:
         head_nodes[-1].output[0] = "pre_t"
         head_nodes.append(helper.make_node("Transpose", ["pre_t"], ["output0"], perm=[0, 2, 1]))
@@ -160,7 +166,7 @@ def write_package(root: Path, fmt: str = "cpe-fcos-v1", tile: int = 128, channel
                   backbone: bool = False, name: str = "test-det", version: str = "1.0.0",
                   thresholds: tuple[float, float] = (0.5, 0.5), transposed: bool = False,
                   pixel_mm: float = 1.0, applies: str = "", clears: bool = True,
-                  classes: tuple[str, str] = CLASSES, nan_on_objects: bool = False) -> Path:
+                  classes: tuple[str, str] = CLASSES, nan_on_objects: bool = False, score_op: str = "Sigmoid") -> Path:
     """Write model.onnx + manifest.toml under `root`; returns `root`.
 
     `classes` names the graph's two outputs (metal squares, organic squares), e.g. ("load_present", "organic").
@@ -168,7 +174,7 @@ def write_package(root: Path, fmt: str = "cpe-fcos-v1", tile: int = 128, channel
     `applies` is the body of an `[applies]` section (TOML lines), e.g. 'item_kinds = ["baggage"]'.
     """
     root.mkdir(parents=True, exist_ok=True)
-    data = build_model(fmt, tile, channels, backbone, transposed, nan_on_objects)
+    data = build_model(fmt, tile, channels, backbone, transposed, nan_on_objects, score_op)
     (root / "model.onnx").write_bytes(data)
     stride = f"stride = {STRIDE}\n" if fmt == "cpe-fcos-v1" else ""
     class_toml = "".join(f'[[classes]]\nname = "{n}"\nthreshold = {t}\n\n' for n, t in zip(classes, thresholds))

@@ -132,3 +132,19 @@ def test_a_model_giving_nan_is_an_inference_error_never_an_empty_result(make_pac
     scan, _ = _scene()
     with pytest.raises(InferenceError, match=r"gave NaN or infinite values \(\d+ in (scores|output0)\)"):
         det.detect(scan)
+
+
+@pytest.mark.parametrize("fmt", ["cpe-fcos-v1", "yolov8", "yolov5"])
+def test_a_model_whose_scores_are_not_probabilities_is_refused_at_load_and_its_result_never_used(make_package, fmt):
+    """Scores are read against thresholds in (0, 1]: a model exporting logits (its sigmoid left out) loaded and ran,
+    a faint object's logit 0.2 (probability 0.55) below a 0.5 threshold, the item cleared. Now it is refused at load
+    in one sentence with the range, and scores outside [0, 1] on a scan are an inference error (manual)."""
+    from models.errors import ManifestError
+
+    with pytest.raises(ManifestError, match=r"is refused: on a blank tile the model's .*scores range from -\d+ to "):
+        load_detector(make_package(fmt, score_op="Identity"), overlap=32)
+    det = load_detector(make_package(fmt, score_op="Relu"), overlap=32)  # 0 on blank tiles, about 15 on objects
+    assert det.detect(Scan(*air(200, 300))) == []
+    scan, _ = _scene()
+    with pytest.raises(InferenceError, match=r"scores range from 0 to 1[56][.0-9]*, but its output format gives probabilities"):
+        det.detect(scan)
