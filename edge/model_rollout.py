@@ -52,7 +52,7 @@ from models.detection import Detection
 from models.errors import ModelError, PackageError
 from models.manifest import load_manifest
 from models.scan import Scan
-from models.signing import SIGNATURE_FILE, Package, is_downgrade, open_folder, open_package
+from models.signing import Package, is_downgrade, open_folder, open_package
 
 if TYPE_CHECKING:  # onnxruntime is loaded with the first candidate, not with the station's config
     from contextlib import AsyncExitStack
@@ -99,8 +99,8 @@ class SlotState(BaseModel):
     # signed packages this station rolled back, newest last: Package.identity; entries written before it, the
     # sha256 of the package's bytes, are still read and matched
     rolled_back: list[str] = Field(default_factory=list)
-    # slots kept their signature.json from this release on; a state.json written before it (False) lists, at the
-    # first start, the slots in use then without one: those run as before (logged, counted), until replaced
+    # written by the release that adopted slots without signature.json (a state.json of its own, slots_signed false,
+    # made any unsigned slot run); still read, never used: an unsigned slot is never run
     slots_signed: bool = False
     unsigned_ok: list[Slot] = Field(default_factory=list)
 
@@ -190,7 +190,6 @@ class Rollout:
         folder.mkdir(parents=True, exist_ok=True)
         rollout = cls(station, load_keys(RiskConfig(keys=cfg.keys)), folder, cfg, hub_key)
         rollout.state = rollout._read()
-        rollout._adopt_unsigned_slots()
         rollout._verify_slots()
         if rollout.state.phase == "canary":
             rollout.state.starts += 1
@@ -218,17 +217,6 @@ class Rollout:
             thresholds = section.thresholds
         return section.model_copy(update={"dir": folder, "thresholds": thresholds})
 
-    def _adopt_unsigned_slots(self) -> None:
-        """A station upgraded from a release whose slots kept no signature.json: the slots it had in use then are
-        adopted once as they are (a promoted model must not vanish at the upgrade); every later install is signed."""
-        if self.state.slots_signed:
-            return
-        in_use = (self.state.active, self.state.candidate if self.state.phase == "canary" else None)
-        self.state.unsigned_ok = [slot for slot in in_use
-                                  if slot is not None and not (self.slot_dir(slot) / SIGNATURE_FILE).exists()]
-        self.state.slots_signed = True
-        self._save()
-
     def _verify_slots(self) -> None:
         """Each slot in use is verified again as when it arrived (its signature.json against the pinned keys, the
         files' hashes against the signed statement): one edited or unsigned since is not run; the active one
@@ -237,16 +225,15 @@ class Rollout:
         for slot in (self.state.active, self.state.candidate if self.state.phase == "canary" else None):
             if slot is None:
                 continue
-            if slot in self.state.unsigned_ok and not (self.slot_dir(slot) / SIGNATURE_FILE).exists():
-                self.counters["slot_unsigned_adopted"] += 1
-                log.warning("rollout.slot_unsigned_adopted", station=self.station, slot=slot,
-                            detail=f"model slot {slot} was installed before slots kept their signature; it runs as "
-                                   f"before (its model checked against its manifest) until a roll-out replaces it")
-                continue
             try:
                 open_folder(self.slot_dir(slot), self.keys)
             except PackageError as exc:
-                self._unverified(slot, f"model slot {slot} does not verify against its signature ({exc.code}: {exc})")
+                # a slot installed by a release before slots kept their signature is unsigned too: nothing tells it
+                # from one written by anyone who can write the data directory (a state.json saying so included)
+                again = "; one installed before slots kept their signature is rolled out again" \
+                    if exc.code == "unsigned" else ""
+                self._unverified(slot, f"model slot {slot} does not verify against its signature ({exc.code}: {exc})"
+                                       f"{again}")
 
     def _unverified(self, slot: Slot, why: str) -> None:
         self.counters["slot_unverified"] += 1
@@ -327,8 +314,7 @@ class Rollout:
                 return self._refused(version, sha, "not_stored", f"model package cannot be written to slot {slot}: {exc}")
             self.state = SlotState(active=self.state.active, candidate=slot, rollout=version, phase="canary",
                                    criteria=criteria, candidate_signed=signed,
-                                   rolled_back=self.state.rolled_back, slots_signed=True,
-                                   unsigned_ok=[s for s in self.state.unsigned_ok if s != slot])
+                                   rolled_back=self.state.rolled_back)
             self._save()
             log.info("rollout.installed", station=self.station, rollout=version, slot=slot,
                      model=f"{package.manifest.name} {package.manifest.version}", sha256=package.manifest.sha256[:12])

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central_sync.commands import generate_keypair
-from central_sync.model_delivery import Criteria
+from central_sync.model_delivery import Criteria, Target
 from edge.model_rollout import REMEMBERED_REFUSALS, Canary
 from model_rollout_kit import STATION, Rig, live_items, open_rig, slots
 from polling import until
@@ -157,10 +157,11 @@ async def test_a_slot_edited_or_unsigned_since_it_was_verified_is_not_run(rig: R
         assert third.state.rolled_back == []  # the package the hub signed is not the one at fault
 
 
-async def test_a_slot_promoted_before_slots_kept_their_signature_runs_on_after_the_upgrade(rig: Rig) -> None:
-    """A release before slots kept signature.json wrote none: at the upgrade every station's promoted model was
-    found unsigned, the configured model ran instead, for good, and the hub (answered `applied` long ago) never
-    sent it again. Now the slots in use then are adopted once; a signature removed afterwards is still refused."""
+async def test_an_unsigned_slot_is_not_run_whatever_state_json_says(rig: Rig) -> None:
+    """Slots a release before signed slots had in use were adopted unsigned when state.json lacked slots_signed: anyone
+    who could write the data directory put an unsigned model (one that finds nothing) in slot A with such a
+    state.json, and it ran, every item cleared. Now an unsigned slot never runs: the configured model does, the
+    status says why, and the package rolled out again is installed signed."""
     import json
 
     async with rig.station() as rollout:
@@ -170,16 +171,17 @@ async def test_a_slot_promoted_before_slots_kept_their_signature_runs_on_after_t
         assert rollout.state.active == "A"
     slot, state = rig.tmp / "data" / "models" / "A", rig.tmp / "data" / "models" / "state.json"
     (slot / "signature.json").unlink()  # as the release before wrote its slots and its state
-    old = {k: v for k, v in json.loads(state.read_text()).items() if k not in ("slots_signed", "unsigned_ok")}
-    state.write_text(json.dumps(old))
-    for _ in range(2):  # adopted, and still at the next start
-        async with rig.station() as again:
-            assert again.status()["models"]["active"] == "test-det 2.1.0" and again.state.active == "A"
-            assert again.counters["slot_unsigned_adopted"] == 1 and again.counters["slot_unverified"] == 0
+    state.write_text(json.dumps({"active": "A", "phase": "promoted", "rollout": rid}))
     async with rig.station() as again:
-        rid = rig.stage("2.5.0", min_items=1000)  # a new install into slot B is signed; A stays adopted
-        await until(lambda: rig.answered(rid), "on canary", check=lambda a: a == ("applied", None))
-        assert again.state.unsigned_ok == ["A"] and (rig.tmp / "data" / "models" / "B" / "signature.json").exists()
+        status = again.status()["models"]
+        assert status["active"] == "test-det 2.0.0" and again.state.active is None and status["phase"] == "rolled_back"
+        assert status["reason"].startswith("model slot A does not verify against its signature (unsigned: ")
+        assert "one installed before slots kept their signature is rolled out again" in status["reason"]
+        assert again.counters["slot_unverified"] == 1
+        record = rig.repo.stage("test-det-2.1.0", Target(stations=(STATION,)), Criteria(min_items=1000), known=[STATION])
+        rig.hub.check()
+        await until(lambda: rig.answered(record.id), "on canary", check=lambda a: a == ("applied", None))
+        assert again.state.candidate == "A" and (slot / "signature.json").exists()
 
 
 @pytest.mark.parametrize(("how", "code"), [
@@ -380,7 +382,7 @@ async def test_a_station_without_the_hubs_key_runs_every_roll_out_under_the_defa
     """Unsigned criteria could be eased on the way (a promotion after one item) or tightened (max_items 1: rolled back
     after one item, and the signed package then refused for good as rolled back): a station that cannot check the
     header uses the defaults."""
-    from central_sync.model_delivery import Criteria
+    from central_sync.model_delivery import Criteria, Target
 
     async with rig.station(pins_hub_key=False) as rollout:
         rid = rig.stage("2.5.0", min_items=1, min_agreement=0.5, p95_ms=60_000, max_misses=9)
@@ -422,7 +424,7 @@ def test_a_rollouts_criteria_are_finite_and_bounded(criteria: dict) -> None:
     """JSON 1e999 (infinity) for p95_ms staged a roll-out with its latency gate off, shown as null."""
     from pydantic import ValidationError
 
-    from central_sync.model_delivery import Criteria
+    from central_sync.model_delivery import Criteria, Target
 
     with pytest.raises(ValidationError):
         Criteria(**criteria)
