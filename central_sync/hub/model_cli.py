@@ -18,10 +18,12 @@ import json
 import os
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from central_sync.commands import generate_keypair, load_private_key
 from central_sync.hub.stations import station_view
 from central_sync.hub.store import open_store
-from central_sync.model_delivery import Criteria, ModelRepo, Target
+from central_sync.model_delivery import Criteria, ModelRepo, RolloutError, Target
 
 DEFAULT_DIR = Path(os.environ.get("EDGE_HUB_MODELS", "/var/lib/checkpoint-hub/models"))
 
@@ -71,14 +73,28 @@ def run(args: argparse.Namespace) -> str:
                         signer=args.by)
         return f"signed {args.package} with key {doc['key_id']} (allow_downgrade={doc['statement']['allow_downgrade']})"
     if args.model_cmd == "rollout":
-        target = Target(stations=tuple(args.station) if args.station else None, percent=args.percent)
-        criteria = Criteria(min_items=args.min_items, min_agreement=args.agreement, p95_ms=args.p95_ms,
-                            max_misses=args.max_misses, max_items=args.max_items)
+        try:
+            target = Target(stations=tuple(args.station) if args.station else None, percent=args.percent)
+            criteria = Criteria(min_items=args.min_items, min_agreement=args.agreement, p95_ms=args.p95_ms,
+                                max_misses=args.max_misses, max_items=args.max_items)
+        except ValidationError as exc:  # was a pydantic traceback
+            raise RolloutError(_option_problem(exc)) from exc
         record = repo.stage(args.package, target, criteria, _known(args) if args.percent else (), staged_by=args.by)
         chosen = ", ".join(record.stations) if record.stations is not None else "all stations"
         return f"roll-out {record.id}: {record.package} to {chosen}"
     return json.dumps({"packages": repo.packages(), "rollouts": [r.model_dump(mode="json") for r in repo.rollouts()],
                        "stations": fleet(args)}, indent=2)
+
+
+OPTIONS = {"min_items": "--min-items", "min_agreement": "--agreement", "p95_ms": "--p95-ms",
+           "max_misses": "--max-misses", "max_items": "--max-items", "percent": "--percent"}
+
+
+def _option_problem(exc: ValidationError) -> str:
+    """One sentence naming the option of the first value refused, e.g. '--agreement 2.0: ... less than or equal to 1'."""
+    first = exc.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else ""
+    return (f"{OPTIONS.get(field, field)} {first.get('input')!r}: {first['msg'].lower()}; nothing staged")
 
 
 def _db(args: argparse.Namespace) -> str:

@@ -86,3 +86,12 @@ def test_the_hub_signs_roll_out_headers_with_its_command_key(tmp_path: Path) -> 
         assert (delivery.key is not None) == signs
         if signs:
             assert delivery.key.public_key().public_bytes_raw() == key.public_key().public_bytes_raw()  # type: ignore[union-attr]
+
+
+def test_a_roll_out_option_out_of_range_is_refused_in_one_sentence(tmp_path: Path) -> None:
+    """`--agreement 2` or `--percent 150` printed a pydantic traceback; now one sentence naming the option, exit 1."""
+    folder, db = tmp_path / "models", tmp_path / "hub.sqlite3"
+    assert model(folder, db, "rollout", "test-det-3.0.0", "--station", "gate-1", "--agreement", "2") == (
+        1, "edge-hub: --agreement 2.0: input should be less than or equal to 1; nothing staged")
+    assert model(folder, db, "rollout", "test-det-3.0.0", "--percent", "150") == (
+        1, "edge-hub: --percent 150.0: input should be less than or equal to 100; nothing staged")
