@@ -137,6 +137,7 @@ class Inspector:
         detections: list[Detection] = []
         failure: Reason | None = None
         within_budget = completed = False
+        stage = "acquire"
         # the model the scan starts on judges it to the end (edge.detector) and is the one the record names
         judge = _Judge(self.engine.model, self.engine.classes) if self.engine is not None else _Judge(None, ())
         try:
@@ -148,6 +149,7 @@ class Inspector:
                         await stream.feed(high, low)
                 scan = acquisition.result()
                 end_of_scan = timer.lap("acquire")
+                stage = "detect"
                 deadline = asyncio.get_running_loop().time() + self.budget_ms / 1000
                 if scan.complete:
                     async with asyncio.timeout_at(deadline):
@@ -167,6 +169,12 @@ class Inspector:
         except MemoryError as exc:  # a scan too large to hold (a scanner that never ends its scan): this item's fault
             failure = self._fail(item, Reason.DEVICE_FAULT, f"the scan could not be held in memory ({exc!r})",
                                  timer, "acquire")
+        except Exception as exc:  # the supervisor of one item: a defect in a driver's blocks or a model's decoder
+            # (an IndexError from an output shape the decoder did not expect) left the item with no record at all
+            log.exception("pipeline.defect", station=self.station, item=item.ref, stage=stage)
+            failure = self._fail(item, Reason.INFERENCE_FAILED if stage == "detect" else Reason.DEVICE_FAULT,
+                                 f"the {'detection' if stage == 'detect' else 'scan'} failed unexpectedly "
+                                 f"({type(exc).__name__}: {exc})", timer, stage)
         item.on_identity = None
         if scan is None:
             scan = _partial(acquisition)

@@ -270,3 +270,26 @@ async def test_an_abandoned_scan_leaves_none_of_its_strips_queued_for_the_next_i
     assert queued == 0 and rig.pool.stats()["stations"]["st-1"]["cancelled"] >= 1
     record = await rig.inspector().inspect(Item("bag-11", ItemKind.BAGGAGE), WholeScan(bag(False)))
     assert (record.verdict, record.reason) == (Verdict.CLEAR, "clear")
+
+
+class _DefectiveBlocks(Blocks):
+    """A driver with a defect: its blocks raise what no driver error is (a ValueError from a frame it misparsed)."""
+
+    async def blocks(self):
+        yield self.scan.high[:64], self.scan.low[:64]
+        raise ValueError("cannot reshape array of size 100 into shape (64,200)")
+
+
+async def test_a_defect_in_the_scan_or_the_model_gives_a_manual_record_never_none(rig, monkeypatch):
+    """An exception that is no driver or model error (a driver's defect, a model output shape its decoder did not
+    expect: IndexError) left Inspector.inspect: the item had no record at all (a gantry vehicle waited in the lane
+    with nothing on the screen). Now the item is recorded `manual`, the defect logged with its traceback."""
+    record = await rig.inspector().inspect(Item("bag-d1", ItemKind.BAGGAGE), _DefectiveBlocks(bag(False)))
+    assert (record.verdict, record.reason) == (Verdict.MANUAL, "device_fault")
+
+    def broken(*args, **kwargs):
+        raise IndexError("index 5 is out of bounds for axis 1 with size 5")
+    monkeypatch.setattr(rig.engine.detector, "run_tiles", broken)
+    record = await rig.inspector().inspect(Item("bag-d2", ItemKind.BAGGAGE), WholeScan(bag(False)))
+    assert (record.verdict, record.reason) == (Verdict.MANUAL, "inference_failed")
+    assert await rig.store.call(rig.store.store.get, record.id) == record
