@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -145,7 +146,17 @@ def _entry_value(store: HubStore, op: str, kind: str, list_id: str, value: str) 
     if op == "entry.put" and not norm:
         raise DraftError(f"entry.put draft refused: value {value!r} of list {list_id} is empty once normalised "
                          "(the separators stations ignore dropped), so it could never match")
-    return _container_code(op, list_id, value, norm) if kind == "container" else norm
+    if kind == "container":
+        return _container_code(op, list_id, value, norm)
+    if kind == "plate" and op == "entry.put" and (marks := _not_on_plates(norm)):
+        raise DraftError(f"entry.put draft refused: plate {value!r} of list {list_id} holds {marks}, which no plate "
+                         "read carries (stations read a plate's letters and digits only), so it could never match")
+    return norm
+
+
+def _not_on_plates(norm: str) -> str:
+    """The characters of a normalised plate that are neither letters nor digits ('•', ',', '(') quoted, or ''."""
+    return ", ".join(repr(c) for c in dict.fromkeys(norm) if unicodedata.category(c)[0] not in "LN")
 
 
 def _container_code(op: str, list_id: str, value: str, norm: str) -> str:

@@ -111,6 +111,12 @@ def test_an_entry_change_is_audited_with_before_and_after(store: HubStore) -> No
      "container 'CSQU 305438 4' of list boxes fails its ISO 6346 check digit \\(it should be 3\\)"),
     ("entry.put", {"list_id": "boxes", "value": "CSQU30543", "reason": "r", "owner": "o"},
      "container 'CSQU30543' of list boxes is not an ISO 6346 code"),
+    # a plate holding a mark no plate read carries (a bullet for the middle dot, a comma): stored as typed, the
+    # listed vehicle's read ('粤Z1234港', 'AB1234') never matched it and the vehicle was green
+    ("entry.put", {"list_id": "plates-hot", "value": "\u7ca4Z\u20221234\u6e2f", "reason": "r", "owner": "o"},
+     "plate '\u7ca4Z\u20221234\u6e2f' of list plates-hot holds '\u2022', which no plate read carries"),
+    ("entry.put", {"list_id": "plates-hot", "value": "AB,12(34)", "reason": "r", "owner": "o"},
+     "plate 'AB,12\\(34\\)' of list plates-hot holds ',', '\\(', '\\)', which no plate read carries"),
 ])
 def test_a_bad_draft_is_refused_in_one_sentence(store: HubStore, op: str, payload: dict, says: str) -> None:
     approved_list(store)
@@ -127,11 +133,13 @@ def test_entries_are_stored_in_the_form_stations_read(store: HubStore) -> None:
     approved_list(store)
     authoring.approve(store, authoring.propose(store, "sam", "watchlist.put", BOXES).id, "ada")
     for list_id, value in (("plates-hot", "\u0410123\u0412\u0421"), ("plates-hot", "XY\u20139"),
-                           ("boxes", "csqu 305438"), ("boxes", "MSKU 907032-3")):
+                           ("boxes", "csqu 305438"), ("boxes", "MSKU 907032-3"),
+                           ("plates-hot", "\u7ca4Z\u00b71234\u6e2f")):
         d = authoring.propose(store, "sam", "entry.put", {"list_id": list_id, "value": value, "reason": "r", "owner": "o"})
         authoring.approve(store, d.id, "ada")
     assert [(e["list_id"], e["value"]) for e in authoring.entries(store)] == [
-        ("boxes", "CSQU3054383"), ("boxes", "MSKU9070323"), ("plates-hot", "A123BC"), ("plates-hot", "XY9")]
+        ("boxes", "CSQU3054383"), ("boxes", "MSKU9070323"), ("plates-hot", "A123BC"), ("plates-hot", "XY9"),
+        ("plates-hot", "\u7ca4Z1234\u6e2f")]
     gone = authoring.propose(store, "sam", "entry.delete", {"list_id": "boxes", "value": "CSQU305438"})
     assert gone.payload["value"] == "CSQU3054383"
 
