@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from risk import index
-from risk.bundle import Bundle, Declaration, ListMeta, RandomPolicy
+from risk.bundle import CLOCK_SKEW_S, Bundle, Declaration, ListMeta, RandomPolicy
 from risk.errors import BundleError
 from risk.normal import normalise
 from risk.rules import IDENTITY_KINDS, LANES, LIST_KINDS, SEP, CompiledRules, Lane, compile_rules
@@ -133,7 +133,11 @@ class BundleState:
         return sum(len(i) for i in self.lists.values())
 
     def stale(self, at: float) -> bool:
-        return self.expires_at is not None and at >= self.expires_at
+        """Expired at `at`, or issued more than CLOCK_SKEW_S after it: the station's clock is behind (not yet set, a
+        flat clock battery), so the bundle's age is unknown and every newer one is refused as not yet valid."""
+        if self.expires_at is not None and at >= self.expires_at:
+            return True
+        return self.issued_at is not None and at < self.issued_at - CLOCK_SKEW_S
 
     def lookup(self, kind: str, value: str) -> list[ListMeta]:
         """Every list entry of this kind with exactly this normalised value (validity not checked)."""

@@ -164,6 +164,7 @@ def test_a_start_with_the_clock_behind_or_the_key_not_pinned_keeps_the_last_good
     behind = RiskRuntime(STATION, load_keys(pinned(tmp_path)), BundleFiles(data / "risk"), "seed")
     behind.reload(now=time.time() - 3600)  # the clock an hour behind: the bundle is issued "in the future"
     assert behind.version == 1 and behind.counters["refused_stored"] == 0
+    assert behind.status(now=time.time() - 3600)["risk_stale"] is True  # its age unknown while the clock is behind
     no_key = RiskRuntime.start(STATION, RiskConfig(), data)  # the key file not readable at this start
     assert no_key.version is None and no_key.counters["refused_stored"] == 1
     assert sorted(p.name for p in (data / "risk").iterdir()) == stored  # nothing set aside

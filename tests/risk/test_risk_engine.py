@@ -6,7 +6,7 @@ import pytest
 from risk_factories import DAY, T0, opened, snapshot_doc, state_of
 
 from models.stats import wilson
-from risk.bundle import Declaration, RandomPolicy, WatchEntry, bundle_dict
+from risk.bundle import CLOCK_SKEW_S, Declaration, RandomPolicy, WatchEntry, bundle_dict
 from risk.engine import BundleState, Engine, Facts, draw
 from risk.errors import BundleError
 from risk.rules import Rule
@@ -115,6 +115,18 @@ def test_an_expired_bundle_is_stale_and_raises_the_random_rate() -> None:
     assert not fresh.stale and fresh.random_draw is not None and fresh.random_draw.rate == 0.02
     assert old.stale and old.random_draw is not None and old.random_draw.rate == 0.10
     assert "stale" in {f.kind for f in old.fired} and old.bundle_version == 1
+
+
+def test_a_bundle_issued_after_the_stations_clock_is_stale_beyond_the_clock_skew() -> None:
+    """A station whose clock is behind (booted before it was set, a flat clock battery) opens its stored bundle
+    issued "in the future" and refuses every newer one as not_yet_valid: it ran on it, not stale, with the normal
+    random rate and risk_stale false, for as long as its clock was behind, however old the bundle really was."""
+    engine = quiet(state_of())  # issued at T0 - 60
+    within = engine.evaluate(Facts("item-1", T0 - 60 - CLOCK_SKEW_S))
+    behind = engine.evaluate(Facts("item-1", T0 - 61 - CLOCK_SKEW_S))
+    assert not within.stale and within.random_draw is not None and within.random_draw.rate == 0.02
+    assert behind.stale and behind.random_draw is not None and behind.random_draw.rate == 0.10
+    assert "stale" in {f.kind for f in behind.fired} and behind.bundle_version == 1
 
 
 def test_the_random_draw_is_reproducible_from_the_seed_and_the_item() -> None:
