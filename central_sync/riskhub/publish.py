@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -35,6 +36,7 @@ from risk.bundle import Bundle, Declaration, EntryColumns, RandomPolicy, bundle_
 from risk.errors import BundleError, RiskError
 from risk.rules import Rule
 
+log = structlog.get_logger("central_sync.riskhub")
 Deliver = Callable[[Offer], None]  # the MQTT delivery: RiskDelivery.offer (central_sync/risk_delivery.py)
 FULL_EVERY = 30  # every 30th version is offered as a snapshot only: a station holds at most 29 deltas
 
@@ -157,8 +159,8 @@ def publish(store: HubStore, key: RiskKey, publisher: str, deliver: Deliver | No
     head = {"version": version, "issued_at": now, "expires_at": now + expiry_s}
     snapshot = _sign(key, snapshot_dict(current, head), now, None)
     delta = None
-    if prev is not None and version % full_every != 0:
-        base = _base(store, key, prev)
+    base = _base(store, key, prev) if prev is not None and version % full_every != 0 else None
+    if prev is not None and base is not None:
         delta = _sign(key, delta_dict(base, current, changes.unpublished(store), head), now, prev["version"])
     out = Published(version, snapshot[0], delta[0] if delta else None, snapshot[1].sha256, now, now + expiry_s,
                     len(current.entries), len(current.rules))
@@ -171,14 +173,21 @@ def publish(store: HubStore, key: RiskKey, publisher: str, deliver: Deliver | No
     return out
 
 
-def _base(store: HubStore, key: RiskKey, prev: dict) -> Bundle:
-    """The previous snapshot, opened: this process's copy when it published it, else read and opened."""
+def _base(store: HubStore, key: RiskKey, prev: dict) -> Bundle | None:
+    """The previous snapshot, opened: this process's copy when it published it, else read and opened; None when it
+    does not open with the hub's key (signed before the key was rotated): the new version is a snapshot only."""
     cached = _LAST.get(store.url)
     if cached is not None and (cached.version, cached.sha256) == (prev["version"], prev["sha256"]):
         return cached
     data = bundle_bytes(store, prev["version"], "snapshot")
     assert data is not None  # `latest` found its row
-    return _open(key, data, prev["issued_at"], None)
+    try:
+        return open_bundle(data, {key.key_id: key.private.public_key()}, now=prev["issued_at"], current=None)
+    except BundleError as exc:
+        log.warning("risk.publish_snapshot_only", version=prev["version"] + 1,
+                    detail=f"bundle version {prev['version'] + 1} goes out as a snapshot only: the previous version "
+                           f"does not open with the hub's key {key.key_id} (the key was rotated): {exc}")
+        return None
 
 
 def _sign(key: RiskKey, body: dict, now: float, current: int | None) -> tuple[bytes, Bundle]:

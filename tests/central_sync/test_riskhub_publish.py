@@ -235,6 +235,24 @@ def test_a_restarted_hub_builds_the_delta_on_the_stored_snapshot(store: HubStore
     same_at_station(key, v1, v2)
 
 
+def test_a_hub_restarted_with_a_new_key_publishes_a_snapshot_only(store: HubStore, tmp_path: Path) -> None:
+    """After the risk key was rotated and the hub restarted, the previous snapshot (signed with the old key) did not
+    open with the new one: every publish, and every republish before expiry, was a PublishError (HTTP 500), so no
+    watchlist change reached a station again and every station went stale."""
+    authored(store)
+    (tmp_path / "old").mkdir()
+    publish.publish(store, risk_key(tmp_path / "old"), "ada", now=T0)
+    publish._LAST.clear()  # the hub restarted with --risk-key naming the new key
+    new_key = risk_key(tmp_path)
+    approved(store, "entry.put", entry("plates", "JK 42"))
+    v2 = publish.publish(store, new_key, "ada", now=T0 + 60)
+    assert v2.version == 2 and v2.delta is None and publish.latest_offer(store) == Offer(2, v2.snapshot)
+    snap = open_bundle(v2.snapshot, {new_key.key_id: new_key.private.public_key()}, now=T0 + 60, current=1)
+    assert "JK42" in snap.table.values("plate")
+    v3 = publish.publish(store, new_key, "ada", now=T0 + 120)  # the next one has its delta again
+    assert v3.delta is not None
+
+
 def test_every_full_every_th_version_is_a_snapshot_only_so_a_station_holds_few_deltas(store: HubStore,
                                                                                       tmp_path: Path) -> None:
     """A station keeps each delta on top of its last snapshot and replays them all at each start: without a
