@@ -48,6 +48,8 @@ from risk.errors import BundleError, RiskError
 
 log = structlog.get_logger("edge.risk")
 SUFFIX = ".cperb"
+TOO_LARGE = "too_large"
+"""The ack code of an envelope larger than `[risk] max_bundle_bytes` (refused before it is joined)."""
 MAY_OPEN_LATER = ("unknown_key",)
 """Refusals of a stored file that a later start may not repeat (its key pinned again): the file is kept."""
 
@@ -373,6 +375,18 @@ class RiskReceiver:
         envelope = self.assembler.add(head, data)
         if envelope is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self._enqueue, head.version, envelope)
+        elif head.index == 0 and head.size > self.assembler.max_bytes:
+            self._too_large(head)
+
+    def _too_large(self, head: RiskChunk) -> None:
+        """Refuse an envelope larger than the station takes, once per sending (its first chunk): unanswered, the hub
+        sent all of it again every resend period for good."""
+        self.counters["refused_too_large"] += 1
+        log.warning("risk.refused", station=self.station, version=head.version, code=TOO_LARGE,
+                    detail=f"{self.leaf} {head.version} ({head.sha256[:12]}) refused ({TOO_LARGE}): {head.size} bytes, "
+                           f"more than the {self.assembler.max_bytes} this station takes")
+        ack = RiskAck(version=head.version, sha256=head.sha256, outcome="refused", code=TOO_LARGE)
+        self.link.publish(f"{ROOT}/{self.station}/{self.leaf}/ack", ack.model_dump_json().encode())
 
     def _enqueue(self, version: int, envelope: bytes) -> None:
         try:

@@ -3,6 +3,7 @@ pinned key, applied, kept across a restart, acknowledged end to end; refusals re
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -35,9 +36,12 @@ class Rig:
     tmp: Path
 
     @asynccontextmanager
-    async def station(self) -> AsyncIterator[RiskRuntime]:
+    async def station(self, max_bundle_bytes: int | None = None) -> AsyncIterator[RiskRuntime]:
         """A station as the daemon composes it: runtime (reloads data_dir/risk), receiver, status publisher."""
-        runtime = RiskRuntime.start(STATION, pinned(self.tmp), self.tmp / "data")
+        cfg = pinned(self.tmp)
+        if max_bundle_bytes is not None:
+            cfg = cfg.model_copy(update={"max_bundle_bytes": max_bundle_bytes})
+        runtime = RiskRuntime.start(STATION, cfg, self.tmp / "data")
         open_station_db(self.tmp / "station.db").close()
         sync = SyncConfig(port=self.broker.port, status_period_s=0.2)
         async with RiskReceiver(BrokerConfig(port=self.broker.port), STATION, runtime) as rx, \
@@ -108,6 +112,19 @@ async def test_a_bad_bundle_is_refused_reported_in_the_ack_and_counted(rig: Rig,
         await until(rig.acks, "the refusal reached the hub", in_thread=True, check=lambda a: a == [(1, "refused", code)])
         assert runtime.version is None and runtime.counters[f"refused_{code}"] == 1
         assert rig.hub.stats()["stale"] == [STATION]
+
+
+async def test_a_bundle_larger_than_the_station_takes_is_refused_in_the_ack_and_not_sent_again(rig: Rig) -> None:
+    """Its chunks were dropped unanswered: the hub sent the whole bundle again every resend period for good, and the
+    control room never learnt why the station stayed on its old version."""
+    big = envelope(1, plates=tuple(secrets.token_hex(5).upper() for _ in range(3000)))  # several chunks of 4 KiB
+    async with rig.station(max_bundle_bytes=4096) as runtime:
+        rig.hub.offer(Offer(1, big))
+        await until(rig.acks, "the refusal reached the hub", in_thread=True,
+                    check=lambda a: a == [(1, "refused", "too_large")])
+        assert runtime.version is None and runtime.counters["refused_too_large"] == 1
+        held = rig.hub.core.stations[STATION]  # refused in this session: not sent again
+        assert hashlib.sha256(big).hexdigest() in held.refused and held.sent_sha is None
 
 
 def test_a_refused_bundle_sent_again_is_refused_again_and_counted_once(tmp_path: Path) -> None:
