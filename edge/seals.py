@@ -1,7 +1,8 @@
 """Seal policy (pure): a container declared sealed whose seal is missing, opened or tampered goes to manual.
 
 Where "declared sealed" comes from: each container's declaration when the station's risk bundle carries
-one for it, else the plate's (`sealed`, `seal_id`: `for_item`); without one, the station config's lane
+one for it declared sealed, else the plate's (`sealed`, `seal_id`: `for_item`); without one (or one declared
+unsealed: a declaration never takes the lane's check away), the station config's lane
 setting (`[seals]`: `declared_sealed`, and the seal numbers `expected` on this lane). An item with several
 containers takes the strictest of their expectations (`strictest`). Seal numbers are
 compared normalised (as identities are: risk.normal). A seal counts as intact only when its reader reported it intact
@@ -12,7 +13,7 @@ seal tampered and then reported intact again, and a declared seal never read are
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from central_sync.schema import Identity, ItemKind, SealEventOut
@@ -39,6 +40,7 @@ class SealExpectation:
     seal_ids: tuple[str, ...] = ()
     item_kinds: tuple[ItemKind, ...] = (ItemKind.CONTAINER, ItemKind.VEHICLE)
     source: str = ""
+    required: bool = True   # False: no seal need be read, but every seal read must be intact
 
     def problem(self, kind: ItemKind, identities: Sequence[Identity],
                 events: Sequence[SealEventOut] = ()) -> str | None:
@@ -48,6 +50,8 @@ class SealExpectation:
         seals = {normalise("seal", i.value): i for i in identities if i.kind in SEAL_KINDS}
         wanted = tuple(normalise("seal", s) for s in self.seal_ids) or tuple(seals)
         by = f" by {self.source}" if self.source else ""
+        if not self.required:
+            return next((p for s in seals if (p := _not_intact(seals[s], events)) is not None), None)
         if not wanted:
             return f"the item is declared sealed{by} and no seal was read"
         missing = [s for s in wanted if s not in seals]
@@ -61,11 +65,15 @@ class SealExpectation:
 
 def for_item(declaration: Declaration | None, lane: SealExpectation | None) -> SealExpectation | None:
     """The item's seal expectation: its declaration's (sealed, seal id) where the bundle carries one, else the
-    lane's setting."""
+    lane's setting. A declaration declared unsealed on a lane whose `[seals]` says sealed requires no seal, but a
+    seal read on the item must still be intact (it took the lane's check away: a tampered seal read was cleared)."""
     if declaration is None:
         return lane
-    if not declaration.sealed:
-        return None
+    if not declaration.sealed:   # no seal required; one read must still be intact where the lane says sealed
+        if lane is None:
+            return None
+        return replace(lane, seal_ids=(), required=False, source=f"the lane ([seals]; declaration {declaration.ref} "
+                                                                   f"declares no seal)")
     return SealExpectation(True, (declaration.seal_id,) if declaration.seal_id else (),
                            lane.item_kinds if lane is not None else SealExpectation(True).item_kinds,
                            f"declaration {declaration.ref}")
@@ -75,6 +83,8 @@ def strictest(expectations: Sequence[SealExpectation | None]) -> SealExpectation
     """One expectation for an item's containers: sealed when any is, every seal number any of them names, for
     every kind any of them covers; None when none is sealed."""
     sealed = list(dict.fromkeys(e for e in expectations if e is not None and e.declared_sealed))
+    if len(sealed) > 1 and any(e.required for e in sealed):   # a seal required: what requires none adds nothing
+        sealed = [e for e in sealed if e.required]
     if len(sealed) <= 1:
         return sealed[0] if sealed else None
     return SealExpectation(True, tuple(dict.fromkeys(s for e in sealed for s in e.seal_ids)),

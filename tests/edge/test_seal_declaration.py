@@ -89,7 +89,20 @@ def test_the_reason_in_words() -> None:
         "seal HKEL0001234 declared by declaration D-1 differs from the seal read (CNSL0009999)"
     assert expect.problem(ItemKind.CONTAINER, []) == "declared seal HKEL0001234 by declaration D-1 was not read"
     assert expect.problem(ItemKind.CONTAINER, [seal("hkel-0001234")]) is None  # the same number written otherwise
-    assert for_item(UNSEALED, LANE_SEALED) is None and for_item(None, LANE_SEALED) is LANE_SEALED
+    assert for_item(None, LANE_SEALED) is LANE_SEALED and for_item(UNSEALED, None) is None
+    lifted = for_item(UNSEALED, LANE_SEALED)
+    assert lifted is not None and not lifted.required
+
+
+async def test_a_container_declared_unsealed_keeps_the_lanes_seal_check(inspector: Inspector) -> None:
+    """A declaration with `sealed = false` took the lane's check away: on a lane whose [seals] says sealed, a seal read
+    as tampered on that container was cleared (a risk bundle made the verdict less strict than the lane's own
+    check). It still requires no seal (the test above), but a seal read must be intact."""
+    tampered = Identity(kind="seal", value="CNSL0009999", source="seal-reader", seal=SealStatus(state="tampered"))
+    record = await inspect(inspector, box("MSKU1234565"), tampered)
+    assert (record.verdict, record.reason) == (Verdict.MANUAL, Reason.SEAL_NOT_INTACT.value)
+    intact = await inspect(inspector, box("MSKU1234565"), seal("CNSL0009999"))
+    assert (intact.verdict, intact.reason) == (Verdict.CLEAR, Reason.CLEAR.value)
 
 
 async def test_every_containers_declaration_counts_and_the_strictest_wins(inspector: Inspector) -> None:
@@ -138,7 +151,8 @@ def test_the_strictest_expectation_names_every_declared_seal() -> None:
     assert expect.problem(ItemKind.VEHICLE, [seal("HKEL0001234")]) == \
         "seal CNSL0009999 declared by declaration D-1 and declaration D-3 differs from the seal read (HKEL0001234)"
     assert expect.problem(ItemKind.VEHICLE, [seal("HKEL0001234"), seal("CNSL0009999")]) is None
-    assert strictest([for_item(UNSEALED, LANE_SEALED), None]) is None
+    assert strictest([for_item(UNSEALED, LANE_SEALED), None]) == for_item(UNSEALED, LANE_SEALED)
+    assert strictest([for_item(UNSEALED, None), None]) is None
 
 
 async def test_a_container_item_whose_code_no_camera_read_is_not_green_for_risk(inspector: Inspector) -> None:
