@@ -4,6 +4,8 @@ A file is ingested when its size and mtime have not changed for `settle_ms` and 
 that look temporary are ignored. After the consumer takes a scan (asks for the next one), the file
 moves to `processed/`; so a restart ingests only what was not yet handed over (each file once;
 a crash between hand-over and move hands it over again, which the record's scan sha256 reveals).
+A file replaced meanwhile (a machine writing each scan under one name) is not the one that was read:
+it stays, counted (`replaced`) and logged, and is ingested as its own scan.
 A file that does not parse is moved to `rejected/` with `<name>.reason.txt` holding one sentence,
 and yielded as a `RejectedFile` so that the consumer can record the item (manual) and alarm.
 
@@ -51,7 +53,8 @@ PRUNE_EVERY_S = 3600.0  # how often processed/ and rejected/ are pruned to `keep
 MAX_MEMBER_BYTES = MAX_PIXELS * 2  # the largest uint16 channel a scan may have
 NPY_HEADER_BYTES = 65536  # room for an .npy member's header beyond its array
 RETRY_MAX_S = 30.0  # the longest wait between two looks at a drop folder that cannot be listed
-Parsed = tuple["Scan | RejectedFile", list[Path]]  # what was read, and the files it came from
+FileIdentity = tuple[int, int, int, int]  # device, inode, size, mtime_ns: a file replaced or rewritten differs
+Parsed = tuple["Scan | RejectedFile", dict[Path, FileIdentity]]  # what was read; its files as they were before
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ class FileDropSource:
         self.rejected = self.folder / "rejected"
         self._seen: dict[str, _Seen] = {}
         self._halves: dict[tuple[str, str], _Half] = {}  # (series UID, energy) -> the half that waits
-        self.counters = {"ingested": 0, "rejected": 0, "pruned": 0, "folder_lost": 0}
+        self.counters = {"ingested": 0, "rejected": 0, "replaced": 0, "pruned": 0, "folder_lost": 0}
         self._next_prune = 0.0
         self.health = SourceHealth("ok")
         self.on_health: Callable[[Literal["ok", "degraded", "lost"], str], None] | None = None
@@ -215,8 +218,8 @@ class FileDropSource:
             yield scan
             if isinstance(scan, RejectedFile):
                 continue
-            for file in files:
-                await asyncio.to_thread(_move, file, self.processed)
+            for file, read in files.items():
+                await asyncio.to_thread(self._processed, file, read)
             self.counters["ingested"] += 1
             log.info("retrofit.file_ingested", source=self.name, file=path.name, shape=scan.shape)
         for orphan in await asyncio.to_thread(self._orphans):
@@ -224,6 +227,21 @@ class FileDropSource:
         if self.cfg.keep_days and time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + PRUNE_EVERY_S
             await asyncio.to_thread(self._prune)
+
+    def _processed(self, path: Path, read: FileIdentity) -> None:
+        """Move a handed-over file to processed/, unless another file took its name since it was read: that one
+        is a scan of its own, left for the next look."""
+        try:
+            now = _identity(path.stat())
+        except FileNotFoundError:
+            return  # taken away by its writer: nothing to move
+        if now != read:
+            self.counters["replaced"] += 1
+            log.warning("retrofit.file_replaced", source=self.name, file=path.name,
+                        detail=f"{path.name} was replaced while its scan was handed over; the new file is left "
+                               f"in {self.folder} and ingested as a scan of its own")
+            return
+        _move(path, self.processed)
 
     def _prune(self) -> None:
         """Delete what processed/ and rejected/ hold from before `keep_days` (by the files' own times): a
@@ -284,35 +302,36 @@ class FileDropSource:
         """Parse a settled file; reject it (moved, reason written) if it cannot be used; None: look later."""
         seen = self._seen.pop(path.name, None)
         try:
-            size = path.stat().st_size
+            read = _identity(path.stat())
         except FileNotFoundError:
             return None  # the other half of a DX pair, already taken with its partner
+        size = read[2]
         if size > self.cfg.max_file_mb << 20:
-            return self._reject(path, f"{path.name} has {size} bytes, more than the {self.cfg.max_file_mb} MB limit"), [path]
+            return self._reject(path, f"{path.name} has {size} bytes, more than the {self.cfg.max_file_mb} MB limit"), {}
         try:
             if path.suffix.lower() in DICOM_SUFFIXES:
-                return self._parse_dicom(path)
-            return read_scan_file(path, f"filedrop:{self.name}"), [path]
+                return self._parse_dicom(path, read)
+            return read_scan_file(path, f"filedrop:{self.name}"), {path: read}
         except ScanFormatError as exc:
             st = path.stat()
             if seen is not None and (seen.size, seen.mtime_ns) != (st.st_size, st.st_mtime_ns):
                 return None  # still being written after all: look again later
-            return self._reject(path, str(exc)), [path]
+            return self._reject(path, str(exc)), {}
         except Exception as exc:  # MemoryError or a reader's own fault: this file is rejected, the source goes on
-            return self._reject(path, f"{path.name} could not be read: {type(exc).__name__}: {exc}"), [path]
+            return self._reject(path, f"{path.name} could not be read: {type(exc).__name__}: {exc}"), {}
 
-    def _parse_dicom(self, path: Path) -> Parsed | None:
+    def _parse_dicom(self, path: Path, read: FileIdentity) -> Parsed | None:
         """A single-energy DX image, or a pair once both halves of its series are here."""
         header = read_dx_header(path)
         if not header.energy:
-            return read_dx_scan([path], f"filedrop:{self.name}"), [path]
+            return read_dx_scan([path], f"filedrop:{self.name}"), {path: read}
         other = self._halves.get((header.series_uid, LOW if header.energy == HIGH else HIGH))
         if other is None or not other.header.path.exists():
             self._halves.setdefault((header.series_uid, header.energy), _Half(header, time.monotonic()))
             return None
         del self._halves[(other.header.series_uid, other.header.energy)]
         self._halves.pop((header.series_uid, header.energy), None)
-        pair = [path, other.header.path]
+        pair = {path: read, other.header.path: _identity(other.header.path.stat())}
         try:
             return read_dx_scan(sorted(pair), f"filedrop:{self.name}"), pair
         except Exception as exc:
@@ -339,6 +358,10 @@ class FileDropSource:
         self.counters["rejected"] += 1
         log.warning("retrofit.file_rejected", source=self.name, file=path.name, reason=reason)
         return RejectedFile(path.name, self.name, reason)
+
+
+def _identity(st: os.stat_result) -> FileIdentity:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _move(path: Path, folder: Path) -> Path:

@@ -64,7 +64,7 @@ async def test_a_high_low_pair_becomes_one_scan_with_its_spacing_and_kvp(tmp_pat
         await _take(it, 1, timeout=0.5)  # the second half is not a second item
     await it.aclose()
     assert sorted(p.name for p in (tmp_path / "processed").iterdir()) == ["bag-high.dcm", "bag-low.dcm"]
-    assert src.counters == {"ingested": 1, "rejected": 0, "pruned": 0, "folder_lost": 0}
+    assert src.counters == {"ingested": 1, "rejected": 0, "replaced": 0, "pruned": 0, "folder_lost": 0}
 
 
 async def test_a_dx_image_without_energy_is_a_single_energy_scan(tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ async def test_hostile_files_are_refused_with_the_values_moved_aside_and_counted
         assert "\n" not in reasons[name]
         assert (tmp_path / "rejected" / name).exists()
         assert expected in (tmp_path / "rejected" / f"{name}.reason.txt").read_text()
-    assert src.counters == {"ingested": 0, "rejected": len(HOSTILE), "pruned": 0, "folder_lost": 0}
+    assert src.counters == {"ingested": 0, "rejected": len(HOSTILE), "replaced": 0, "pruned": 0, "folder_lost": 0}
     (tmp_path / "z-high.dcm").write_bytes(file_bytes(_dx(scan, HIGH, "after")))
     (tmp_path / "z-low.dcm").write_bytes(file_bytes(_dx(scan, LOW, "after")))
     [after] = await _take(it, 1)  # the drop still works

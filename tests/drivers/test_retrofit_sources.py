@@ -67,7 +67,7 @@ async def test_filedrop_ingests_only_complete_files_each_once(tmp_path: Path) ->
     await it.aclose()
     assert sorted(p.name for p in (tmp_path / "processed").iterdir()) == ["a.npz", "b.png"]
     assert (tmp_path / "c.npz.part").exists()
-    assert src.counters == {"ingested": 2, "rejected": 0, "pruned": 0, "folder_lost": 0}
+    assert src.counters == {"ingested": 2, "rejected": 0, "replaced": 0, "pruned": 0, "folder_lost": 0}
 
 
 async def test_filedrop_restart_ingests_nothing_twice(tmp_path: Path) -> None:
@@ -84,6 +84,22 @@ async def test_filedrop_restart_ingests_nothing_twice(tmp_path: Path) -> None:
     files = [s.meta["file"] for s in taken + rest]
     assert files == ["s0.npz", "s1.npz", "s1.npz", "s2.npz"]  # s1 was never confirmed by the consumer
     assert sorted(p.name for p in (tmp_path / "processed").iterdir()) == ["s0.npz", "s1.npz", "s2.npz"]
+
+
+async def test_filedrop_a_file_replaced_while_its_scan_is_inspected_is_ingested_as_its_own_scan(tmp_path: Path) -> None:
+    """A machine writing every scan under one name: the next scan must not be moved to processed/ unread."""
+    src = FileDropSource(_cfg(tmp_path), "cabinet")
+    it = src.scans()
+    a, b = _scan(seed=1), _scan(seed=2)
+    await drop_file(tmp_path, "last.png", encode_scan_file(a, "png"), atomic=True)
+    got = await _take(it, 1)
+    await drop_file(tmp_path, "last.png", encode_scan_file(b, "png"), atomic=True)  # while a is inspected
+    got += await _take(it, 1)
+    await it.aclose()
+    np.testing.assert_array_equal(got[0].high, a.high)
+    np.testing.assert_array_equal(got[1].high, b.high)
+    assert src.counters["replaced"] == 1
+    assert (tmp_path / "last.png").exists(), "b is held by the consumer: it stays until it is handed over"
 
 
 @pytest.mark.parametrize("keep_days", [7.0, 0.0])
