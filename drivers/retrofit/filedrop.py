@@ -15,7 +15,7 @@ two become one scan; a half whose partner does not come is rejected (the item go
 A DX image that names no energy is a single-energy scan, as a PNG is.
 
 An .npz whose members declare more than the largest scan channel (models/dicos.py's MAX_PIXELS
-uint16 pixels) is rejected before anything is allocated, and any other failure to parse a file
+uint16 pixels), or a PNG/TIFF whose header declares more pixels, is rejected before anything is allocated, and any other failure to parse a file
 rejects that file: one file never stops the source. A drop folder that cannot be listed (a share
 remounted) makes the source degraded with the reason; it looks again with a doubling wait and is ok
 again when the folder is back.
@@ -28,6 +28,7 @@ import contextlib
 import math
 import os
 import time
+import warnings
 import zipfile
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from typing import IO, Literal
 
 import cv2
 import numpy as np
+import PIL.Image
 import structlog
 
 from drivers.errors import LinkLost
@@ -89,8 +91,25 @@ class _Half:
     since: float
 
 
+def check_image_size(path: Path) -> None:
+    """ScanFormatError when a PNG/TIFF declares more than MAX_PIXELS pixels, read from its header before anything
+    is decoded (a few hundred KB of PNG can declare a gigapixel image, which OpenCV would allocate whole)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)  # the limit is MAX_PIXELS, below
+            with PIL.Image.open(path) as img:
+                width, height = img.size
+    except PIL.Image.DecompressionBombError as exc:
+        raise ScanFormatError(f"{path.name} declares too many pixels: {exc}") from exc
+    except (OSError, ValueError):
+        return  # not an image PIL knows: OpenCV says what it makes of it
+    if width * height > MAX_PIXELS:
+        raise ScanFormatError(f"{path.name} declares {width} x {height} pixels; 1 to {MAX_PIXELS} are accepted")
+
+
 def read_image_scan(path: Path, source: str) -> Scan:
     """A greyscale PNG/TIFF (8 or 16 bit) as a single-energy scan: grey -> both channels."""
+    check_image_size(path)
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ScanFormatError(f"{path.name} is not an image OpenCV can read")

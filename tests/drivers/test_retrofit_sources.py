@@ -7,6 +7,7 @@ import io
 import shutil
 import struct
 import zipfile
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -177,6 +178,31 @@ async def test_filedrop_rejects_an_npz_declaring_a_huge_shape_before_loading_it(
     assert good.meta["file"] == "b-good.npz"
     assert (tmp_path / "rejected" / "a-poison.npz.reason.txt").read_text() == rejected.reason + "\n"
     assert src.counters["rejected"] == 1
+
+
+def _png_of_zeros(width: int, height: int) -> bytes:
+    """An 8-bit greyscale PNG of black, compressed row by row (never held whole): 12000 x 12000 is 140 KB."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    deflate, row = zlib.compressobj(9), b"\x00" * (width + 1)
+    idat = b"".join(deflate.compress(row) for _ in range(height)) + deflate.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+async def test_filedrop_rejects_an_image_declaring_more_pixels_than_a_scan_before_decoding_it(tmp_path: Path) -> None:
+    """140 KB of PNG declaring 12000 x 12000 pixels was decoded (760 MB at its peak; 30000 x 30000, 5 GB) and
+    ingested as a scan larger than any scanner makes."""
+    (tmp_path / "a-bomb.png").write_bytes(_png_of_zeros(12000, 12000))
+    save_scan(_scan(), tmp_path / "b-good.npz")
+    src = FileDropSource(_cfg(tmp_path), "cabinet")
+    it = src.scans()
+    rejected, good = await _take(it, 2, timeout=10)
+    await it.aclose()
+    assert rejected.file == "a-bomb.png"
+    assert rejected.reason == "a-bomb.png declares 12000 x 12000 pixels; 1 to 100000000 are accepted"
+    assert good.meta["file"] == "b-good.npz"
 
 
 async def test_filedrop_rejects_a_file_whose_parsing_fails_in_any_way_and_goes_on(tmp_path: Path, monkeypatch) -> None:
