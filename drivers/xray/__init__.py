@@ -22,7 +22,7 @@ from pathlib import Path
 
 import structlog
 
-from drivers.errors import DeviceRefused, LinkLost, ProtocolError, ReadbackMismatch
+from drivers.errors import DeviceRefused, DriverError, LinkLost, ProtocolError, ReadbackMismatch
 from drivers.xray.config import ScannerConfig, SimFaultsConfig, SimScannerConfig
 from drivers.xray.errors import ScanUnavailable
 from drivers.xray.stream import LineBlock, ScanStream
@@ -141,14 +141,31 @@ class Scanner:
         task.add_done_callback(self._stop_tasks.discard)
 
     async def _stop_all(self, reason: str) -> None:
-        """Stop live and abandoned scans while the link is still open (bounded), then give up on them."""
+        """Stop live and abandoned scans while the link is still open (bounded), then give up on them; then
+        leave the controller disarmed."""
+        answer_s = self.cfg.ack_timeout_ms / 1000 * self.cfg.attempts
         for stream in list(self._streams.values()):
             stream.abort(reason)
         if self._stop_tasks:
-            await asyncio.wait(set(self._stop_tasks), timeout=self.cfg.ack_timeout_ms / 1000 * self.cfg.attempts)
+            await asyncio.wait(set(self._stop_tasks), timeout=answer_s)
         for task in list(self._stop_tasks):
             task.cancel()
         await asyncio.gather(*self._stop_tasks, return_exceptions=True)
+        await self._disarm_at_close(reason, 2 * answer_s)
+
+    async def _disarm_at_close(self, reason: str, timeout_s: float) -> None:
+        """DISARM, read back, while the link is up (bounded): a closing station does not leave the controller
+        armed until the firmware's own host-stale timer notices it is gone (a controller without one: for ever)."""
+        if not self.link_up:
+            return
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.disarm()
+        except (DriverError, TimeoutError) as exc:
+            log.warning("xray.disarm_failed", device=self.name, why=reason,
+                        error=str(exc) or f"no answer within {timeout_s:.2f} s")
+            return
+        log.info("xray.disarmed", device=self.name, why=reason)
 
     async def _stop_abandoned(self, scan_id: int, reason: str) -> None:
         """STOP_SCAN for a scan nobody reads any more; its ACK or a NAK (not scanning it) settles it."""

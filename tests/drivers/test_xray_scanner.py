@@ -305,6 +305,24 @@ async def test_controller_of_another_protocol_version_is_named_on_health_and_in_
                 await scanner.status()
 
 
+async def test_a_closing_scanner_leaves_the_controller_disarmed_not_to_its_host_stale_timer() -> None:
+    """Closing stopped the scan but left the controller armed until the firmware noticed the silence (a controller
+    without that timer: for ever); a controller whose link is down is left to that timer without delaying the close."""
+    async with FirmwareEmulator([_scan(lines=4000)], line_rate=400, heartbeat_s=0.05, host_stale_s=60) as emu:
+        cfg = ScannerConfig(kind="firmware-serial", port=emu.port, **FAST)
+        async with open_scanner(cfg, "xray") as scanner:
+            await scanner.arm()
+            stream = await scanner.start_scan("closing")
+            await anext(stream)
+        assert not emu.armed and not emu.scanning
+        assert not stream.result().complete
+        async with open_scanner(cfg, "xray") as scanner:
+            await scanner.arm()
+            emu.unplug()
+            await until(lambda: not scanner.link_up)
+        emu.replug()
+
+
 async def test_start_scan_cancelled_before_its_ack_has_the_scan_stopped(tmp_path: Path) -> None:
     cfg = _config(tmp_path, [_scan(lines=400)], line_rate=5)
     cfg = cfg.model_copy(update={"stale_ms": 20000, "ack_timeout_ms": 300, "attempts": 16})
