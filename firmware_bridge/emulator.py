@@ -333,9 +333,14 @@ class FirmwareEmulator:
     def _bypass(self, _payload: bytes) -> Reply:
         return NakReason.REFUSED_SAFETY
 
+    @property
+    def _beam_ready(self) -> bool:
+        """Armed or scanning: every step of an update is refused (BUSY), so that none reboots a scanning controller."""
+        return self.armed or self.scanning
+
     def _update_begin(self, payload: bytes) -> Reply:
         begin = codec.UpdateBegin.decode(payload)
-        if self.armed or self.scanning:
+        if self._beam_ready:
             return NakReason.BUSY
         if begin.size > _MAX_IMAGE:
             return NakReason.BAD_IMAGE
@@ -344,6 +349,8 @@ class FirmwareEmulator:
 
     def _update_chunk(self, payload: bytes) -> Reply:
         offset, data = codec.decode_update_chunk(payload)
+        if self._beam_ready:
+            return NakReason.BUSY
         if self._update is None:
             return NakReason.BAD_IMAGE
         begin, image = self._update
@@ -353,6 +360,8 @@ class FirmwareEmulator:
         return b""
 
     def _update_commit(self, _payload: bytes) -> Reply:
+        if self._beam_ready:
+            return NakReason.BUSY  # the transfer stays: a commit once disarmed completes it
         if self._update is None:
             return NakReason.BAD_IMAGE
         (begin, image), self._update = self._update, None

@@ -2,7 +2,7 @@
 
 The firmware checks the image's SHA-256 before it commits (NAK BAD_IMAGE otherwise) and reboots
 into it; the host waits for the next HELLO and checks that it announces the image's hash.
-The firmware refuses an update while armed or scanning (NAK BUSY).
+The firmware refuses each step of an update (BEGIN, CHUNK, COMMIT) while armed or scanning (NAK BUSY).
 """
 
 from __future__ import annotations
