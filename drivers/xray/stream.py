@@ -58,7 +58,8 @@ class ScanStream:
     # ---- fed by the driver -----------------------------------------------------------------
 
     def add_line(self, line: codec.Line) -> None:
-        """Store one line (a repeat of a known index is counted and ignored)."""
+        """Store one line (a repeat of a known index is counted and ignored; a repeat with other pixels means the
+        controller's line index cannot be trusted, and ends the scan incomplete)."""
         if self.ended:
             return
         if self._width is None:
@@ -67,8 +68,12 @@ class ScanStream:
             self.abort(f"line {line.index} of width {len(line.high)} does not fit a scan of width "
                        f"{self._width} and at most {self._max_lines} lines")
             return
-        if line.index in self._lines or line.index < self._next:
+        known = self._lines.get(line.index)
+        if known is not None:
             self.duplicates += 1
+            if not (np.array_equal(known[0], line.high) and np.array_equal(known[1], line.low)):
+                self.abort(f"line {line.index} arrived again with other pixels: the controller's line index "
+                           f"cannot be trusted")
             return
         self._lines[line.index] = (line.high, line.low)
         self._t_last = time.monotonic()

@@ -400,3 +400,30 @@ async def test_scan_end_with_an_impossible_line_count_ends_the_scan_incomplete(t
     assert not scan.complete
     assert f"says {lines_sent} lines were sent" in scan.meta["incomplete_reason"]
     assert 0 < scan.shape[0] < 400 and scan.meta["lines"] == scan.shape[0]
+
+
+@pytest.mark.parametrize("pixels", ["same", "other"])
+async def test_a_line_index_sent_twice_is_counted_and_with_other_pixels_ends_the_scan_incomplete(
+        tmp_path: Path, pixels: str) -> None:
+    """A controller whose line index restarted mid-scan (0..99, then 0..99 of the rest of the bag, SCAN_END 100
+    complete) had the second lines dropped as repeats: half the bag judged as a complete scan. A repeat with the
+    same pixels (a resend as a new frame) is only counted."""
+    src = _scan(lines=200)
+    async with open_scanner(_config(tmp_path, [src], line_rate=200), "xray") as scanner:
+        assert scanner.emulator is not None and scanner.emulator._ep is not None
+        await scanner.arm()
+        stream = await scanner.start_scan("repeat")
+        await anext(stream)
+        row = src.high[0] if pixels == "same" else np.zeros_like(src.high[0])
+        again = codec.Line(stream.scan_id, 0, row, src.low[0] if pixels == "same" else row)
+        await scanner.emulator._ep.request(MsgType.LINE, again.encode())
+        await _collect(stream)
+        scan = stream.result()
+    assert scan.meta["duplicate_lines"] == 1
+    if pixels == "same":
+        assert scan.complete
+    else:
+        assert not scan.complete
+        assert scan.meta["incomplete_reason"] == ("line 0 arrived again with other pixels: the controller's line "
+                                                  "index cannot be trusted")
+        np.testing.assert_array_equal(scan.high[0], src.high[0])
