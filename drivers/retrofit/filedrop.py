@@ -16,7 +16,8 @@ A DX image that names no energy is a single-energy scan, as a PNG is.
 
 An .npz whose members declare more than the largest scan channel (models/dicos.py's MAX_PIXELS
 uint16 pixels), or a PNG/TIFF whose header declares more pixels, is rejected before anything is allocated, and any other failure to parse a file
-rejects that file: one file never stops the source. A drop folder that cannot be listed (a share
+rejects that file: one file never stops the source. A symbolic link in the folder is rejected unread (it would have the station read, and pass
+off as this machine's scan, whatever file it points to). A drop folder that cannot be listed (a share
 remounted) makes the source degraded with the reason; it looks again with a doubling wait and is ok
 again when the folder is back.
 """
@@ -320,6 +321,9 @@ class FileDropSource:
     def _parse(self, path: Path) -> Parsed | None:
         """Parse a settled file; reject it (moved, reason written) if it cannot be used; None: look later."""
         seen = self._seen.pop(path.name, None)
+        if path.is_symlink():
+            return self._reject(path, f"{path.name} is a symbolic link to {os.readlink(path)}; only files written "
+                                      f"into the drop folder are read"), {}
         try:
             read = _identity(path.stat())
         except FileNotFoundError:

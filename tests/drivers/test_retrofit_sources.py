@@ -205,6 +205,23 @@ async def test_filedrop_rejects_an_image_declaring_more_pixels_than_a_scan_befor
     assert good.meta["file"] == "b-good.npz"
 
 
+async def test_filedrop_rejects_a_symbolic_link_unread_and_leaves_its_target(tmp_path: Path) -> None:
+    """A link named like a scan was read as this machine's scan, whatever file it pointed to."""
+    drop, elsewhere = tmp_path / "drop", tmp_path / "elsewhere.npz"
+    drop.mkdir()
+    save_scan(_scan(), elsewhere)
+    (drop / "a-link.npz").symlink_to(elsewhere)
+    save_scan(_scan(seed=1), drop / "b-good.npz")
+    src = FileDropSource(_cfg(drop), "cabinet")
+    it = src.scans()
+    rejected, good = await _take(it, 2)
+    await it.aclose()
+    assert rejected.file == "a-link.npz"
+    assert rejected.reason == f"a-link.npz is a symbolic link to {elsewhere}; only files written into the drop folder are read"
+    assert good.meta["file"] == "b-good.npz"
+    assert (drop / "rejected" / "a-link.npz").is_symlink() and elsewhere.is_file()
+
+
 async def test_filedrop_rejects_a_file_whose_parsing_fails_in_any_way_and_goes_on(tmp_path: Path, monkeypatch) -> None:
     """Any failure to parse one file (here a MemoryError injected into the scan reader) rejects that file."""
     import drivers.retrofit.filedrop as filedrop
