@@ -160,7 +160,12 @@ class DeviceCollector(Collector):
         yield seal_rejects
         stops = CounterMetricFamily("edge_xray_stops_failed", "STOP_SCAN requests for abandoned scans that could "
                                     "not be sent or were not acknowledged (retried on reconnect)", labels=["device"])
+        rejected = CounterMetricFamily("edge_xray_frames_rejected", "Frames from the X-ray controller rejected (not "
+                                       "COBS, bad length or CRC, oversize, a payload that does not fit its type), all "
+                                       "sessions", labels=["device"])
         scanner = self.devices.scanner
         if scanner is not None:
             stops.add_metric([scanner.name], scanner.stops_failed)
+            rejected.add_metric([scanner.name], scanner.link.frames_rejected)
         yield stops
+        yield rejected

@@ -148,6 +148,8 @@ class Endpoint:
         self.history: deque[bytes] = deque(maxlen=16)
         self.decoder = codec.FrameDecoder(settings.max_frame, on_error=self._rejected, version=settings.version)
         self.on_heartbeat: Callable[[codec.Heartbeat], None] | None = None
+        self.on_rejected: Callable[[str], None] | None = None
+        """Called with the sentence saying why, for each frame rejected (bytes that are no frame, a bad payload)."""
         self.last_rx = self._loop.time()
         self.last_heartbeat = self._loop.time()
         self.stats = {"sent": 0, "received": 0, "retries": 0, "duplicates": 0, "rejected": 0, "timeouts": 0}
@@ -299,6 +301,8 @@ class Endpoint:
         self.stats["rejected"] += 1
         self.history.append(b"!" + raw[:_HISTORY_BYTES])
         log.debug("bridge.frame_rejected", endpoint=self.name, reason=reason)
+        if self.on_rejected is not None:
+            self.on_rejected(reason)
 
     def close(self, exc: BridgeError) -> None:
         """Fail every pending frame with `exc`; later sends raise it."""

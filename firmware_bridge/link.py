@@ -87,6 +87,9 @@ class HostLink:
         self.failed_tries = 0
         """Sessions that ended without coming up (a port that opens, a firmware that does not answer HELLO)."""
         self._down_reason: str | None = None  # the fault last reported while the link is down
+        self.frames_rejected = 0
+        """Frames rejected in all sessions (not COBS, short, bad length or CRC, oversize, a payload that does not fit
+        its type); the first of each session is logged as xray_link.frame_rejected with its reason."""
         self.events: list[LinkEvent] = []
 
     async def __aenter__(self) -> HostLink:
@@ -185,6 +188,7 @@ class HostLink:
         port = FdPort(os.dup(ser.fileno()), ep.feed, self._end)
         self._ep = ep
         ep.on_heartbeat = self._heartbeat
+        ep.on_rejected = lambda reason: self._rejected(ep, reason)
         port.start()
         beats = asyncio.create_task(self._beat(ep), name=f"link:{self.name}:heartbeat")
         reason = "the link was closed"
@@ -249,6 +253,13 @@ class HostLink:
                 self._end(f"no firmware heartbeat or other frame for {silent:.2f} s "
                           f"(limit {self.settings.stale_s:.2f} s)")
             await asyncio.sleep(self.settings.heartbeat_s)
+
+    def _rejected(self, ep: Endpoint, reason: str) -> None:
+        self.frames_rejected += 1
+        if ep.stats["rejected"] == 1:
+            log.warning("xray_link.frame_rejected", link=self.name, port=self.settings.port, reason=reason,
+                        later="further frames rejected in this session are counted (edge_xray_frames_rejected), "
+                              "not logged")
 
     def _heartbeat(self, hb: codec.Heartbeat) -> None:
         if self.up and self.hello is not None and hb.boot_id != self.hello.boot_id:

@@ -64,6 +64,39 @@ async def test_unsent_xray_stops_are_exported(tmp_path) -> None:  # noqa: ANN001
         assert value is not None and value >= 1
 
 
+async def test_frames_rejected_from_the_xray_controller_are_exported_across_sessions_and_logged_once_a_session(
+        tmp_path) -> None:  # noqa: ANN001
+    """Rejected frames were counted per session only (gone at each reconnect) and logged at debug level."""
+    import numpy as np
+    import structlog.testing
+
+    from drivers.xray import ScannerConfig, open_scanner
+    from edge.devices import Devices
+    from models.scan import Scan, save_scan
+
+    img = np.full((40, 32), 60000, np.uint16)
+    save_scan(Scan(high=img, low=img // 2, meta={"source": "test"}), tmp_path / "scan.npz")
+    cfg = ScannerConfig(kind="sim", sim={"scan_dir": tmp_path, "boot_ms": 100}, heartbeat_ms=50, stale_ms=300,
+                        reconnect_ms=50, ack_timeout_ms=100, ready_timeout_ms=2000)
+    metrics = StationMetrics()
+    with structlog.testing.capture_logs() as logs:
+        async with open_scanner(cfg, "xray") as scanner:
+            metrics.follow_devices(Devices(scanner=scanner))
+            emu = scanner.emulator
+            for session in (1, 2):
+                await until(lambda: scanner.link.sessions == session)
+                emu.emit_garbage(3000)
+                await scanner.status()
+                assert scanner.link.stats["rejected"] > 0
+                if session == 1:
+                    first = scanner.link.frames_rejected
+                    await emu.reboot()
+            value = metrics.registry.get_sample_value("edge_xray_frames_rejected_total", {"device": "xray"})
+            assert value == scanner.link.frames_rejected > first
+    warned = [e for e in logs if e["event"] == "xray_link.frame_rejected"]
+    assert len(warned) == 2 and all(e["log_level"] == "warning" and e["reason"] for e in warned)
+
+
 async def test_an_llrp_lane_reader_opens_by_the_same_path_and_its_tags_become_identities() -> None:
     """kind = "llrp" with a [sim] table: the simulator on TCP, the client on it, TID and EPC into the record."""
     from central_sync.schema import ItemKind
