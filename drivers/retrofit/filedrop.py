@@ -5,7 +5,9 @@ that look temporary are ignored. After the consumer takes a scan (asks for the n
 moves to `processed/`; so a restart ingests only what was not yet handed over (each file once;
 a crash between hand-over and move hands it over again, which the record's scan sha256 reveals).
 A file replaced meanwhile (a machine writing each scan under one name) is not the one that was read:
-it stays, counted (`replaced`) and logged, and is ingested as its own scan.
+it stays, counted (`replaced`) and logged, and is ingested as its own scan. A file that changed while it
+was read (an uncompressed TIFF rewritten in place parses as a mix of two scans) is not handed over: counted
+the same way, it is read again once it has settled.
 A file that does not parse is moved to `rejected/` with `<name>.reason.txt` holding one sentence,
 and yielded as a `RejectedFile` so that the consumer can record the item (manual) and alarm.
 
@@ -251,17 +253,25 @@ class FileDropSource:
     def _processed(self, path: Path, read: FileIdentity) -> None:
         """Move a handed-over file to processed/, unless another file took its name since it was read: that one
         is a scan of its own, left for the next look."""
+        if self._replaced(path, read, f"while its scan was handed over; the new file is left in {self.folder} and "
+                                      f"ingested as a scan of its own"):
+            return
+        with contextlib.suppress(FileNotFoundError):  # taken away by its writer: nothing to move
+            _move(path, self.processed)
+
+    def _replaced(self, path: Path, read: FileIdentity, then: str) -> bool:
+        """Whether another file, or other bytes, stand at `path` than those `read` (one taken away left what was
+        read whole): counted and logged."""
         try:
             now = _identity(path.stat())
         except FileNotFoundError:
-            return  # taken away by its writer: nothing to move
-        if now != read:
-            self.counters["replaced"] += 1
-            log.warning("retrofit.file_replaced", source=self.name, file=path.name,
-                        detail=f"{path.name} was replaced while its scan was handed over; the new file is left "
-                               f"in {self.folder} and ingested as a scan of its own")
-            return
-        _move(path, self.processed)
+            return False
+        if now == read:
+            return False
+        self.counters["replaced"] += 1
+        log.warning("retrofit.file_replaced", source=self.name, file=path.name,
+                    detail=f"{path.name} was replaced or rewritten {then}")
+        return True
 
     def _prune(self) -> None:
         """Delete what processed/ and rejected/ hold from before `keep_days` (by the files' own times): a
@@ -333,8 +343,14 @@ class FileDropSource:
             return self._reject(path, f"{path.name} has {size} bytes, more than the {self.cfg.max_file_mb} MB limit"), {}
         try:
             if path.suffix.lower() in DICOM_SUFFIXES:
-                return self._parse_dicom(path, read)
-            return read_scan_file(path, f"filedrop:{self.name}"), {path: read}
+                parsed = self._parse_dicom(path, read)
+            else:
+                parsed = read_scan_file(path, f"filedrop:{self.name}"), {path: read}
+            if parsed is not None and any(self._replaced(file, before, "while it was read (what was read may mix "
+                                                                       "two scans); it is read again")
+                                          for file, before in parsed[1].items()):
+                return None
+            return parsed
         except ScanFormatError as exc:
             st = path.stat()
             if seen is not None and (seen.size, seen.mtime_ns) != (st.st_size, st.st_mtime_ns):

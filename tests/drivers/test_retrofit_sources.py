@@ -103,6 +103,31 @@ async def test_filedrop_a_file_replaced_while_its_scan_is_inspected_is_ingested_
     assert (tmp_path / "last.png").exists(), "b is held by the consumer: it stays until it is handed over"
 
 
+async def test_filedrop_a_file_rewritten_while_it_is_read_is_read_again_not_handed_over(tmp_path: Path,
+                                                                                         monkeypatch) -> None:
+    """A machine rewriting a file in place while the station reads it: what was read may mix two scans (an
+    uncompressed TIFF half rewritten parses cleanly) and was handed over. The file is read again once settled."""
+    import drivers.retrofit.filedrop as filedrop
+
+    a, b = _scan(seed=1), _scan(seed=2)
+    real = filedrop.read_scan_file
+
+    def read_while_rewritten(path: Path, source: str) -> Scan:
+        scan = real(path, source)
+        if np.array_equal(scan.high, a.high):
+            path.write_bytes(encode_scan_file(b, "png"))  # the machine writes the next scan over it meanwhile
+        return scan
+
+    monkeypatch.setattr(filedrop, "read_scan_file", read_while_rewritten)
+    (tmp_path / "x.png").write_bytes(encode_scan_file(a, "png"))
+    src = FileDropSource(_cfg(tmp_path), "cabinet")
+    it = src.scans()
+    got = await _take(it, 1)
+    await it.aclose()
+    np.testing.assert_array_equal(got[0].high, b.high)
+    assert src.counters["replaced"] == 1
+
+
 @pytest.mark.parametrize("keep_days", [7.0, 0.0])
 async def test_filedrop_deletes_processed_and_rejected_files_older_than_keep_days(tmp_path: Path,
                                                                                 keep_days: float) -> None:
