@@ -17,9 +17,10 @@ two become one scan; a half whose partner does not come is rejected (the item go
 A DX image that names no energy is a single-energy scan, as a PNG is.
 
 An .npz whose members declare more than the largest scan channel (models/dicos.py's MAX_PIXELS
-uint16 pixels), or a PNG/TIFF whose header declares more pixels, is rejected before anything is allocated, and any other failure to parse a file
-rejects that file: one file never stops the source. A symbolic link in the folder is rejected unread (it would have the station read, and pass
-off as this machine's scan, whatever file it points to). A drop folder that cannot be listed (a share
+uint16 pixels), or a PNG/TIFF whose header declares more pixels, is rejected before anything is
+allocated, and any other failure to parse a file rejects that file: one file never stops the source.
+A symbolic link in the folder is rejected unread (it would have the station read, and pass off as
+this machine's scan, whatever file it points to). A drop folder that cannot be listed (a share
 remounted) makes the source degraded with the reason; it looks again with a doubling wait and is ok
 again when the folder is back.
 """

@@ -242,7 +242,8 @@ async def test_filedrop_rejects_a_symbolic_link_unread_and_leaves_its_target(tmp
     rejected, good = await _take(it, 2)
     await it.aclose()
     assert rejected.file == "a-link.npz"
-    assert rejected.reason == f"a-link.npz is a symbolic link to {elsewhere}; only files written into the drop folder are read"
+    assert rejected.reason == (f"a-link.npz is a symbolic link to {elsewhere}; only files written into the drop "
+                               f"folder are read")
     assert good.meta["file"] == "b-good.npz"
     assert (drop / "rejected" / "a-link.npz").is_symlink() and elsewhere.is_file()
 

@@ -64,12 +64,13 @@ async def test_no_step_of_an_update_is_taken_while_armed_or_scanning() -> None:
         await link.request(MsgType.UPDATE_BEGIN, codec.UpdateBegin(len(image), hashlib.sha256(image).digest()).encode())
         await link.request(MsgType.ARM)
         await link.request(MsgType.START_SCAN, codec.encode_scan_id(7))
-        for step, payload in ((MsgType.UPDATE_CHUNK, codec.encode_update_chunk(0, image)), (MsgType.UPDATE_COMMIT, b"")):
+        chunk = codec.encode_update_chunk(0, image)
+        for step, payload in ((MsgType.UPDATE_CHUNK, chunk), (MsgType.UPDATE_COMMIT, b"")):
             with pytest.raises(Nak) as refused:
                 await link.request(step, payload)
             assert refused.value.reason == NakReason.BUSY
         assert emu.scanning and emu.counters["reboots"] == 0
         await link.request(MsgType.DISARM)
-        await link.request(MsgType.UPDATE_CHUNK, codec.encode_update_chunk(0, image))
+        await link.request(MsgType.UPDATE_CHUNK, chunk)
         await link.request(MsgType.UPDATE_COMMIT)
         await until(lambda: emu.firmware_hash == hashlib.sha256(image).digest())
