@@ -23,6 +23,10 @@ A `clear` item goes to manual with reason `gate_latency` when the gate cannot be
 for it (it was seen past the decision point too late), or when the item behind it is so close that
 its route would be frozen before this one is through the gate. An item already too near the gate
 to be diverted keeps its `pass` when a later item sends the gate to manual (it goes through).
+
+A bag at the gate eye that no tracked item covers (put on the belt past the entry eye) is unscanned and too
+near the gate to be diverted: the tracker reports it (`UnknownBagAtGate`) and the conveyor stops and latches
+the belt (`unknown_bag_at_gate`).
 """
 
 from __future__ import annotations
@@ -109,6 +113,14 @@ class TrackingFault:
 
     message: str
     t: float
+
+
+@dataclass(frozen=True)
+class UnknownBagAtGate(TrackingFault):
+    """A bag blocked the gate eye where no tracked item is: it was never seen entering the tunnel (put on the belt
+    past the entry eye) nor at the X-ray exit, so it is unscanned and too near the gate to be diverted. The belt
+    is to stop and latch (`unknown_bag_at_gate`): the gate may stand at pass, and the bag would leave as if
+    cleared."""
 
 
 Output = ItemEntered | ItemScanned | GateCommand | ItemRouted | TrackingFault
@@ -298,10 +310,15 @@ class ConveyorTracker:
         return [ItemScanned(it.id, it.length_m, latency_budget_s(self.g, self.belt_speed_m_s), t)]
 
     def _gate_blocked(self, enc: float, t: float) -> list[Output]:
-        if any(abs(i.lead(enc) - self.g.gate_m) <= self.eye_tolerance_m for i in self.items):
+        """A tracked item that covers the gate eye (its front, or the beam flapping within it) explains the edge;
+        any other bag is unknown at the gate (UnknownBagAtGate)."""
+        tol = self.eye_tolerance_m
+        if any(i.lead(enc) - (i.length_m or 0.0) - tol <= self.g.gate_m <= i.lead(enc) + tol for i in self.items):
             return []
-        log.error("tracking.untracked_item_at_gate", encoder_m=enc)
-        return [TrackingFault(f"untracked item reached the gate at encoder {enc:.3f} m", t)]
+        log.error("tracking.unknown_bag_at_gate", encoder_m=enc)
+        return [UnknownBagAtGate(f"a bag no tracked item accounts for blocked the divert gate's eye at encoder"
+                                 f" {enc:.3f} m (never seen entering the tunnel nor at the X-ray exit): it is"
+                                 f" unscanned and too near the gate to be diverted", t)]
 
     def _decide(self, it: _Item, enc: float) -> None:
         if it.length_m is None:

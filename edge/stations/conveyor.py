@@ -53,7 +53,7 @@ from edge.stations.identify import TagWindow
 from edge.stations.routes import RouteRecorder
 from appliance.watchdog import Progress, follow_turns
 from edge.tracking import ConveyorTracker, GateCommand, Geometry, ItemEntered, ItemRouted, ItemScanned, \
-    TrackingFault, latency_budget_s
+    TrackingFault, UnknownBagAtGate, latency_budget_s
 from edge.verdict import Reason
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 LatchReason = Literal["link_lost", "estop", "interlock", "plc_stopped", "start_failed", "restarted",
-                      "gate_unconfirmed", "encoder_stalled"]
+                      "gate_unconfirmed", "encoder_stalled", "unknown_bag_at_gate"]
 LATCH_REASONS: tuple[LatchReason, ...] = get_args(LatchReason)
 WATCH_S = 0.1  # how often the flow looks at the PLC's belt feedback
 ENCODER_STALL_S = 1.0  # how long the encoder may read the same while the PLC says the belt runs
@@ -253,11 +253,24 @@ class ConveyorFlow:
                 self._now_running().gate.command(out)
             elif isinstance(out, ItemRouted):
                 self._routed(out)
+            elif isinstance(out, UnknownBagAtGate):
+                self._unknown_bag_at_gate(out)
             elif isinstance(out, TrackingFault):
                 self.metrics.dropped.labels("item", "tracking_fault").inc()
                 log.error("conveyor.tracking_fault", detail=out.message)
         if outputs and self._on_belt() != self._saved_items:
             self._remember()
+
+    def _unknown_bag_at_gate(self, fault: UnknownBagAtGate) -> None:
+        """A bag nobody tracked reached the gate: unscanned, too late to divert (the gate may stand at pass for a
+        clear bag). The belt latches (`unknown_bag_at_gate`, every item to manual) and is asked to stop; a
+        supervisor's restart runs it again once the bag is found."""
+        self.metrics.dropped.labels("item", "unknown_bag_at_gate").inc()
+        log.error("conveyor.unknown_bag_at_gate", detail=fault.message,
+                  message="a bag never seen entering the tunnel reached the divert gate: the belt is stopped and"
+                          " latched, and every item on it goes to manual")
+        self._latch("unknown_bag_at_gate")
+        self._now_running().tasks.create_task(self._stop_belt(), name="belt-stop")
 
     async def _inspect(self, item_id: int, item: Item) -> None:
         self.tags.start(item)
@@ -303,9 +316,14 @@ class ConveyorFlow:
             return
         log.error("conveyor.divert_unconfirmed", error=error, items=list(command.item_ids))
         self._latch("gate_unconfirmed")
+        await self._stop_belt()
+
+    async def _stop_belt(self) -> None:
+        """Ask the latched belt to stop; an unconfirmed stop is logged (the link's state says more, and the PLC's
+        watchdog stops the belt without the host)."""
         try:
             await self.plc.request_belt(False)
-        except DriverError as exc:  # the link's state says more; the PLC's watchdog stops it without the host
+        except DriverError as exc:
             log.error("conveyor.belt_stop_unconfirmed", error=str(exc))
 
     def _routed(self, out: ItemRouted) -> None:
@@ -453,10 +471,7 @@ class ConveyorFlow:
                   " the belt is stopped and every item on it goes to manual")
         self._encoder_since = None
         self._latch("encoder_stalled")
-        try:
-            await self.plc.request_belt(False)
-        except DriverError as exc:
-            log.error("conveyor.belt_stop_unconfirmed", error=str(exc))
+        await self._stop_belt()
 
     def belt_status(self) -> dict[str, object]:
         """The belt as /healthz, /metrics and the screen show it."""

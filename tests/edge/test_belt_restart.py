@@ -250,6 +250,27 @@ async def test_an_encoder_that_stops_counting_while_the_belt_runs_stops_and_latc
     assert model.belt_running and flow.latch is None
 
 
+async def test_a_bag_never_seen_entering_that_reaches_the_gate_stops_and_latches_the_belt(conveyor):
+    """A bag put on the belt past the X-ray exit reaches the gate eye unscanned, too late to divert: it was only
+    logged, and left as if cleared when the gate stood at pass. The belt stops, latched `unknown_bag_at_gate`
+    (shown, counted), every item on it to manual; a supervisor runs it again."""
+    st, flow = conveyor, conveyor.flow
+    await running(st)
+    sup = await st.client(st.stack, SUPERVISOR)
+    model = st.sim
+    model.add_item(0.3, lead_m=model.c.eye_tunnel_exit_m + 0.3)
+    await until(lambda: flow.latch == "unknown_bag_at_gate", "the belt latched")
+    await until(lambda: not model.belt_running and model.requests["belt_run_request"] == 0, "the belt stopped")
+    assert st.latched_gauge("unknown_bag_at_gate") == 1 and flow.tracker.gate_to_manual
+    assert st.metrics.registry.get_sample_value("edge_dropped_total",
+                                                {"what": "item", "reason": "unknown_bag_at_gate"}) == 1
+    assert (await sup.get("/api/belt")).json()["reason"] == "unknown_bag_at_gate"
+
+    r = await sup.post("/api/belt/restart")
+    assert r.status_code == 200, r.text
+    assert r.json()["reason"] == "unknown_bag_at_gate" and model.belt_running and flow.latch is None
+
+
 def test_items_on_a_belt_that_stopped_go_to_manual():
     """A clear verdict in hand does not pass an item that stood on a stopped belt (anyone could reach it)."""
 

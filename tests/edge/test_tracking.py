@@ -25,6 +25,7 @@ from edge.tracking import (
     ItemRouted,
     ItemScanned,
     TrackingFault,
+    UnknownBagAtGate,
     latency_budget_s,
 )
 from polling import until
@@ -306,6 +307,22 @@ def test_unconfirmed_gate_to_pass_counts_as_manual() -> None:
     routed = [o for o in walk(tracker, 2.5) if isinstance(o, ItemRouted)]
     assert [(o.route, o.reason) for o in routed] == [("manual", "gate_unconfirmed")]
     assert tracker.gate_unconfirmed(True, 7.0) == []  # an unconfirmed move to manual: nothing more to do
+
+
+def test_a_bag_never_seen_entering_is_reported_unknown_at_the_gate_eye() -> None:
+    """A bag put on the belt past the X-ray exit blocks the gate eye where no tracked item is: it is unscanned and
+    too near the gate to divert (it was only logged and left as if cleared), so the tracker reports it for the
+    belt to latch. The gate eye clearing and blocking again within a tracked bag (a strap) is no unknown bag."""
+    tracker = ConveyorTracker(Geometry(0.5, 1.3, 2.8, 0.15), 0.3)
+    scanned_clear_item(tracker)  # a 0.3 m bag, its front at encoder + 0.5 m
+    walk(tracker, 1.7)
+    out = tracker.on_edge("eye_divert_gate", True, 1.7, 6.0)  # 0.6 m ahead of the tracked bag
+    assert [type(o) for o in out] == [UnknownBagAtGate] and "at encoder 1.700 m" in out[0].message
+    out = walk(tracker, 2.3)
+    out += tracker.on_edge("eye_divert_gate", True, 2.3, 7.0)  # the tracked bag's own front
+    out += tracker.on_edge("eye_divert_gate", False, 2.45, 7.5)
+    out += tracker.on_edge("eye_divert_gate", True, 2.47, 7.6)  # its strap
+    assert not [o for o in out if isinstance(o, TrackingFault)]
 
 
 # ---- a bag at the exit eye that the next tracked item cannot be ---------------------------------
