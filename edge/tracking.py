@@ -7,7 +7,7 @@ is still short of it (by more than the eye tolerance) is not that item: it goes 
 so that a bag the tracker does not know (left on the belt by a daemon that restarted) or a beam that
 flaps within one bag never takes over the next item's scan and route; an item then expected past the
 exit eye while the item behind it is expected at it missed its own edge (its bag came early and was the
-untracked one): it goes to manual (`exit_missed`) and the item behind takes the edge, so the tracker
+untracked one): it goes to manual (`exit_missed`, its scan ended) and the item behind takes the edge, so the tracker
 is in step again instead of giving each later item the next bag's scan and route. An item's route is
 frozen when its front edge reaches the decision point `gate - (actuation + command latency) x speed - margin`:
 `pass` only with a `clear` verdict in hand, otherwise `manual` (suspect, manual, or no verdict yet =
@@ -89,6 +89,15 @@ class ItemScanned:
 
 
 @dataclass(frozen=True)
+class ItemMissed:
+    """An item's front was never seen at the X-ray exit (`exit_missed`, it goes to manual): its scan is to end
+    now, not at the scanner's own limit, over the bags behind it."""
+
+    item_id: int
+    t: float
+
+
+@dataclass(frozen=True)
 class GateCommand:
     """Request the divert gate to move (`to_manual`) because of these items."""
 
@@ -123,7 +132,7 @@ class UnknownBagAtGate(TrackingFault):
     cleared."""
 
 
-Output = ItemEntered | ItemScanned | GateCommand | ItemRouted | TrackingFault
+Output = ItemEntered | ItemScanned | ItemMissed | GateCommand | ItemRouted | TrackingFault
 
 
 @dataclass
@@ -277,8 +286,8 @@ class ConveyorTracker:
         same bag's beam flapping, or that item's own bag come early) and goes to manual unscanned; the item keeps
         its place for its own edge. An item expected past the eye while the item behind it is expected at the
         eye missed its own edge (its bag came early and was taken as untracked, or left the belt, or the beam
-        missed it): it goes to manual (`exit_missed`) and the item behind takes this edge, so that no item takes
-        the next bag's scan and route and the tracker is in step again with the bags behind."""
+        missed it): it goes to manual (`exit_missed`, its scan ends: ItemMissed) and the item behind takes this
+        edge, so that no item takes the next bag's scan and route and the tracker is in step again with the bags behind."""
         short_m, past_m = self.g.exit_m - self.eye_tolerance_m, self.g.exit_m + self.eye_tolerance_m
         waiting = [i for i in self.items if i.exit_enc is None and not i.missed]
         out: list[Output] = []
@@ -290,6 +299,7 @@ class ConveyorTracker:
             out.append(TrackingFault(f"item {missed.id} was expected {missed.lead(enc) - self.g.exit_m:.3f} m past"
                                      f" the X-ray exit at {enc:.3f} m, its front never seen there, and item"
                                      f" {waiting[0].id} is expected at the eye: item {missed.id} goes to manual", t))
+            out.append(ItemMissed(missed.id, t))
         it = waiting[0] if waiting else None
         if it is None or it.lead(enc) < short_m:
             why = ("no tracked item is in the tunnel" if it is None else

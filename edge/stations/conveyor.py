@@ -52,8 +52,8 @@ from edge.stations.gate import Gate
 from edge.stations.identify import TagWindow
 from edge.stations.routes import RouteRecorder
 from appliance.watchdog import Progress, follow_turns
-from edge.tracking import ConveyorTracker, GateCommand, Geometry, ItemEntered, ItemRouted, ItemScanned, \
-    TrackingFault, UnknownBagAtGate, latency_budget_s
+from edge.tracking import ConveyorTracker, GateCommand, Geometry, ItemEntered, ItemMissed, ItemRouted, \
+    ItemScanned, TrackingFault, UnknownBagAtGate, latency_budget_s
 from edge.verdict import Reason
 
 if TYPE_CHECKING:
@@ -247,7 +247,7 @@ class ConveyorFlow:
                 self._entered_at[item.id] = item.started_at.isoformat()
                 self._routes.entered(out.item_id, item.id)
                 self._now_running().tasks.create_task(self._inspect(out.item_id, item), name=f"item-{out.item_id}")
-            elif isinstance(out, ItemScanned):
+            elif isinstance(out, ItemScanned | ItemMissed):
                 self._now_running().tasks.create_task(self._end_scan(out.item_id), name=f"end-scan-{out.item_id}")
             elif isinstance(out, GateCommand):
                 self._now_running().gate.command(out)
@@ -283,7 +283,8 @@ class ConveyorFlow:
         self._write_route(item_id, self._routes.committed(item_id))
 
     async def _end_scan(self, item_id: int) -> None:
-        """The item's tail left the tunnel: end its scan if the scanner has not already."""
+        """The item's tail left the tunnel, or its front was missed at the exit eye (it goes to manual): end its
+        scan if the scanner has not already."""
         stream = self._streams.get(item_id)
         if stream is not None and not stream.ended:
             try:

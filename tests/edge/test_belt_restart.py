@@ -271,6 +271,27 @@ async def test_a_bag_never_seen_entering_that_reaches_the_gate_stops_and_latches
     assert r.json()["reason"] == "unknown_bag_at_gate" and model.belt_running and flow.latch is None
 
 
+async def test_the_scan_of_an_item_missed_at_the_exit_eye_ends_when_it_is_missed(conveyor, tmp_path):
+    """Bag 1 rolls 0.2 m forward in the tunnel: its item misses its own edge at the X-ray exit and goes to manual
+    (`exit_missed`) when bag 2 arrives there. Its scan stayed open until the scanner's own limit (80 s here), the
+    scanner busy for the bags behind; it ends when the item is missed."""
+    from drivers.xray import open_scanner
+    from test_acquisition import _config
+
+    st, flow, model = conveyor, conveyor.flow, conveyor.sim
+    (tmp_path / "scans").mkdir()
+    async with open_scanner(_config(tmp_path / "scans"), "xray") as scanner:
+        flow.devices.scanner = scanner
+        await running(st)
+        first = bag(model, 0.2, lead_m=model.c.eye_tunnel_entry_m - 0.02)
+        bag(model, 0.2, lead_m=first.lead_m - 0.5)
+        await until(lambda: first.lead_m > model.c.eye_tunnel_entry_m + 0.4, "bag 1 inside the tunnel")
+        assert scanner.emulator.scanning
+        first.lead_m += 0.2
+        await until(lambda: any(i.reason == "exit_missed" for i in flow.tracker.items), "item 1 missed its edge")
+        await until(lambda: not scanner.emulator.scanning, "item 1's scan ended", timeout=10)
+
+
 def test_items_on_a_belt_that_stopped_go_to_manual():
     """A clear verdict in hand does not pass an item that stood on a stopped belt (anyone could reach it)."""
 

@@ -22,6 +22,7 @@ from edge.tracking import (
     GateCommand,
     Geometry,
     ItemEntered,
+    ItemMissed,
     ItemRouted,
     ItemScanned,
     TrackingFault,
@@ -394,6 +395,7 @@ def test_a_bag_that_reaches_the_exit_eye_early_does_not_put_the_bags_behind_it_o
     faults = [o.message for o in outputs if isinstance(o, TrackingFault)]
     assert "still 0.200 m short of the eye" in faults[0] and "item 1 was expected 0.550 m past" in faults[1]
     assert routes[1] == ("manual", "exit_missed")
+    assert [o.item_id for o in outputs if isinstance(o, ItemMissed)] == [1]  # its scan is ended then
 
 
 @settings(max_examples=40, deadline=None)
