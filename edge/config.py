@@ -33,6 +33,7 @@ from edge.commands import CommandsConfig
 from edge.model_rollout import RolloutConfig
 from edge.risk import RiskConfig
 from edge.seals import HOLD_S, HOLD_S_RANGE
+from edge.tracking import ENTRY_GAP_M
 from edge.errors import ConfigError
 from edge.web.config import WebConfig
 
@@ -113,6 +114,9 @@ class ConveyorSection(_Section):
     actuation_s: float = Field(0.15, ge=0)
     gate_latency_s: float = Field(0.05, ge=0, le=2.0, description="gate command latency assumed until measured")
     belt_speed_m_s: float = Field(0.3, gt=0, le=2.0)
+    entry_gap_m: float = Field(ENTRY_GAP_M, ge=0, le=0.1, description="the tunnel entry's beam blocked again within"
+                               " this belt travel (m, by the encoder) after it cleared is the same bag (a strap, a bag"
+                               " rolling back out of the beam): no second record; keep it below the gap between bags")
     start_belt: bool = Field(True, description="request the belt to run when the daemon starts")
 
     @model_validator(mode="after")

@@ -1,7 +1,9 @@
 """Conveyor item tracking, sans-IO: photo-eye edges, encoder and verdicts in; gate commands out.
 
 Positions are belt distances from the encoder. An item is created when its front edge blocks the
-tunnel entry eye, re-anchored when it blocks the X-ray exit eye, and scanned (end of acquisition)
+tunnel entry eye (a beam blocked again less than `entry_gap_m` of belt travel after it cleared is the same
+bag: a strap, a gap between two parts, a bag rolling back out of the beam; debounced by belt travel, not
+time, so a belt that slows or stops with a bag in the beam still gives one item), re-anchored when it blocks the X-ray exit eye, and scanned (end of acquisition)
 when its tail clears the exit eye. A bag that blocks the exit eye while the next tracked item's front
 is still short of it (by more than the eye tolerance) is not that item: it goes to manual unscanned,
 so that a bag the tracker does not know (left on the belt by a daemon that restarted) or a beam that
@@ -46,6 +48,7 @@ LATENCY_WINDOW = 16  # gate writes the latency estimate looks back on
 SPEED_WINDOW = 16  # encoder samples the belt speed is measured over
 SPEED_MIN_SPAN_S = 0.1  # the shortest time those samples must span for a measurement
 SPEED_SLACK = 1.1  # a measured speed up to 10 % above the configured one is the configured one (poll jitter)
+ENTRY_GAP_M = 0.02  # the entry beam blocked again within this belt travel after clearing is the same bag
 DEFAULT_ROLES: dict[str, Role] = {"eye_tunnel_entry": "entry", "eye_tunnel_exit": "exit",
                                   "eye_divert_gate": "gate"}
 
@@ -156,10 +159,14 @@ class ConveyorTracker:
     """Tracks items from the tunnel to the divert gate and decides the gate, fail-safe."""
 
     def __init__(self, geometry: Geometry, speed_m_s: float, roles: dict[str, Role] | None = None,
-                 latency_floor_s: float = 0.0) -> None:
+                 latency_floor_s: float = 0.0, entry_gap_m: float = ENTRY_GAP_M) -> None:
         self.g, self.speed = geometry, speed_m_s
         self.roles = roles or DEFAULT_ROLES
         self.latency_floor_s = latency_floor_s
+        self.entry_gap_m = entry_gap_m
+        self.entry_flaps = 0  # entry beam edges that were no new bag
+        self._entry_blocked = False  # the tracker saw the entry beam blocked and not yet cleared
+        self._entry_cleared_enc: float | None = None  # encoder reading when the entry beam last cleared
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._steps: deque[float] = deque(maxlen=LATENCY_WINDOW)  # belt travel between encoder samples (m)
         self._samples: deque[tuple[float, float]] = deque(maxlen=SPEED_WINDOW)  # (t, encoder) of recent moves
@@ -207,7 +214,8 @@ class ConveyorTracker:
         """Feed a photo-eye edge (eye by PLC point name or role)."""
         role = self.roles.get(eye, eye)
         out = self.advance(encoder_m, t)
-        handler = {("entry", True): self._entry, ("exit", True): self._exit_blocked,
+        handler = {("entry", True): self._entry, ("entry", False): self._entry_cleared,
+                   ("exit", True): self._exit_blocked,
                    ("exit", False): self._exit_cleared, ("gate", True): self._gate_blocked}.get((role, blocked))
         if handler:
             out += handler(encoder_m, t)
@@ -278,7 +286,23 @@ class ConveyorTracker:
         return it
 
     def _entry(self, enc: float, t: float) -> list[Output]:
+        """A new item, unless the beam cleared less than entry_gap_m of belt travel ago: the same bag (a flap)."""
+        self._entry_blocked = True
+        cleared = self._entry_cleared_enc
+        if cleared is not None and enc - cleared < self.entry_gap_m:
+            self.entry_flaps += 1
+            log.warning("tracking.entry_flap", gap_m=round(enc - cleared, 4), entry_gap_m=self.entry_gap_m,
+                        flaps=self.entry_flaps, message=f"the tunnel entry's beam was blocked again {enc - cleared:.3f}"
+                        f" m of belt after it cleared, less than entry_gap_m {self.entry_gap_m} m: the same bag (a"
+                        f" strap, a bag rolling back), no new item")
+            return []
         return [ItemEntered(self._new(enc, self.g.entry_m).id, enc, t)]
+
+    def _entry_cleared(self, enc: float, t: float) -> list[Output]:
+        """The beam cleared behind a bag the tracker saw enter (one standing in it at start is no bag entering)."""
+        if self._entry_blocked:
+            self._entry_blocked, self._entry_cleared_enc = False, enc
+        return []
 
     def _exit_blocked(self, enc: float, t: float) -> list[Output]:
         """The first item not yet at the exit eye is re-anchored there, unless its front is still short of the

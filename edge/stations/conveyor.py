@@ -166,10 +166,13 @@ class ConveyorFlow:
         self.inspector = self.parts.build(self._actuate, belt_budget_ms(self.parts.budget_ms, self.section))
         self.metrics = self.parts.metrics
         self.tracker = ConveyorTracker(geometry_of(self.section), self.section.belt_speed_m_s,
-                                       latency_floor_s=self.section.gate_latency_s)
+                                       latency_floor_s=self.section.gate_latency_s,
+                                       entry_gap_m=self.section.entry_gap_m)
         registry = self.metrics.registry
         self._latched_gauge = Gauge("edge_belt_latched", "1 for the reason the belt is latched stopped (all 0: not"
                                     " latched)", ["reason"], registry=registry)
+        Gauge("edge_belt_entry_flaps", "Tunnel entry beam edges since start that were no new bag (a strap, a bag"
+              " rolling back out of the beam)", registry=registry).set_function(lambda: self.tracker.entry_flaps)
         self._restarts = Counter("edge_belt_restarts_total", "Belt restart requests, by outcome and code",
                                  ["outcome", "code"], registry=registry)
         self._recall_latch()
