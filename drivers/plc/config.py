@@ -116,6 +116,7 @@ REQUEST_POINTS = frozenset({"belt_run_request", "divert_manual_request", "xray_p
                             "barrier_open_request", "search_bay_request", "host_heartbeat", "light_request",
                             "entry_light_request"})
 READ_ONLY_TABLES = frozenset({"discrete", "input"})
+ENCODER_COUNTS_PER_M = 1000.0  # the belt encoder's resolution unless configured
 
 
 class ConveyorSim(BaseModel):
@@ -128,7 +129,7 @@ class ConveyorSim(BaseModel):
     eye_divert_gate_m: float = 2.8
     belt_length_m: float = 3.5
     divert_actuation_s: float = Field(default=0.15, ge=0)
-    encoder_counts_per_m: float = 1000.0
+    encoder_counts_per_m: float = ENCODER_COUNTS_PER_M
     item_gap_mean_m: float = Field(default=0.6, gt=0, description="mean gap from an item's tail to the next one's front")
     item_gap_min_m: float = Field(default=0.15, ge=0, description="no closer: the eyes see every gap (items that "
                                   "touch are one item to them)")
@@ -196,7 +197,7 @@ class PlcConfig(BaseModel):
     # Some PLCs accept fewer per request than Modbus allows; never more (and a 32-bit point needs 2).
     max_registers_per_read: int = Field(default=MAX_REGISTERS_PER_READ, ge=2, le=MAX_REGISTERS_PER_READ)
     max_bits_per_read: int = Field(default=MAX_BITS_PER_READ, ge=1, le=MAX_BITS_PER_READ)
-    encoder_counts_per_m: float = Field(default=1000.0, gt=0)
+    encoder_counts_per_m: float = Field(default=ENCODER_COUNTS_PER_M, gt=0)
     registers: dict[str, Point] = Field(default_factory=dict)
     eyes: tuple[str, ...] = ()
     sim: PlcSim = PlcSim()

@@ -40,6 +40,7 @@ from prometheus_client import Counter, Gauge
 
 from central_sync.schema import ItemKind, Verdict
 from drivers.errors import DriverError
+from drivers.plc.config import ENCODER_COUNTS_PER_M
 from drivers.plc.state import BeltMoved, EyeEdge, LinkChanged, Plc, PlcState
 from edge.config import ConveyorSection
 from edge.devices import Devices
@@ -68,7 +69,15 @@ LatchReason = Literal["link_lost", "estop", "interlock", "plc_stopped", "start_f
                       "gate_unconfirmed", "encoder_stalled", "unknown_bag_at_gate"]
 LATCH_REASONS: tuple[LatchReason, ...] = get_args(LatchReason)
 WATCH_S = 0.1  # how often the flow looks at the PLC's belt feedback
-ENCODER_STALL_S = 1.0  # how long the encoder may read the same while the PLC says the belt runs
+ENCODER_STALL_MIN_S = 1.0  # the encoder may read the same this long at least while the PLC says the belt runs
+ENCODER_STALL_COUNTS = 3  # and as long as the belt takes for this many counts
+
+
+def encoder_stall_s(counts_per_m: float, speed_m_s: float) -> float:
+    """How long the encoder may read the same while the PLC says the belt runs: the time the belt takes at
+    `speed_m_s` for ENCODER_STALL_COUNTS counts, never below ENCODER_STALL_MIN_S (a coarse encoder, 3 counts/m at
+    0.3 m/s, counts once in 1.1 s: a fixed 1 s latched a belt whose encoder worked)."""
+    return max(ENCODER_STALL_MIN_S, ENCODER_STALL_COUNTS / (counts_per_m * speed_m_s))
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,7 @@ class ConveyorFlow:
     tags: TagWindow
     section: ConveyorSection
     latch_file: Path  # where the latch outlives the daemon (edge.stations.beltlatch)
+    encoder_counts_per_m: float = ENCODER_COUNTS_PER_M  # the PLC's (devices.plc.encoder_counts_per_m)
     inspector: Inspector = field(init=False)
     metrics: StationMetrics = field(init=False)
     tracker: ConveyorTracker = field(init=False)
@@ -182,8 +192,10 @@ class ConveyorFlow:
     @classmethod
     def build(cls, parts: FlowParts) -> ConveyorFlow:
         config = parts.config
+        plc = config.devices.plc
         return cls(parts.devices, parts.inspector, parts.progress, parts.item_kind, parts.tags(), config.conveyor,
-                   config.station.data_dir / beltlatch.FILE_NAME)
+                   config.station.data_dir / beltlatch.FILE_NAME,
+                   plc.encoder_counts_per_m if plc is not None else ENCODER_COUNTS_PER_M)
 
     @property
     def belt(self) -> ConveyorFlow:
@@ -457,8 +469,14 @@ class ConveyorFlow:
                 await self._stop_stalled(st)
             await asyncio.sleep(WATCH_S)
 
+    @property
+    def encoder_stall_s(self) -> float:
+        """How long the encoder may read the same while the belt runs: the time for ENCODER_STALL_COUNTS counts at
+        the speed gate timing allows for (the configured one, or the measured one when faster), at least 1 s."""
+        return encoder_stall_s(self.encoder_counts_per_m, self.tracker.belt_speed_m_s)
+
     def _encoder_stalled(self, st: PlcState) -> bool:
-        """The encoder has read the same for ENCODER_STALL_S while the PLC says the belt runs: the tracker's
+        """The encoder has read the same for encoder_stall_s while the PLC says the belt runs: the tracker's
         positions stand still while the bags move (a gate left at pass for a clear bag would stay there)."""
         if not (self._belt_on and st.link_ok and st.belt_running):
             self._encoder_since = None
@@ -466,12 +484,12 @@ class ConveyorFlow:
         if self._encoder_since is None or self._encoder_since[0] != st.encoder_m:
             self._encoder_since = (st.encoder_m, st.t)
             return False
-        return st.t - self._encoder_since[1] >= ENCODER_STALL_S
+        return st.t - self._encoder_since[1] >= self.encoder_stall_s
 
     async def _stop_stalled(self, st: PlcState) -> None:
         """Latch (every item to manual, the gate to manual) and ask the belt to stop."""
         log.error("conveyor.encoder_stalled", encoder_m=st.encoder_m, stalled_s=round(st.t - (self._encoder_since or
-                  (0.0, st.t))[1], 2), message="the belt encoder stopped counting while the PLC says the belt runs:"
+                  (0.0, st.t))[1], 2), limit_s=round(self.encoder_stall_s, 2), message="the belt encoder stopped counting while the PLC says the belt runs:"
                   " the belt is stopped and every item on it goes to manual")
         self._encoder_since = None
         self._latch("encoder_stalled")

@@ -30,7 +30,8 @@ def conveyor_flow(plc, writer: StoreWriter, events: EventBus, station: str,
     devices.mark("plc", "ok")
     inspection = InspectorParts(station, "1", 400.0, None, writer, events, metrics)
     return ConveyorFlow(devices, inspection, Progress(), ItemKind.BAGGAGE, TagWindow(devices, events),
-                        section or ConveyorSection(), writer.store.data_dir / beltlatch.FILE_NAME)
+                        section or ConveyorSection(), writer.store.data_dir / beltlatch.FILE_NAME,
+                        plc.cfg.encoder_counts_per_m)
 
 
 def on_loop(station: Any, coro_fn: Callable[[], Coroutine[Any, Any, Any]], timeout: float = 30) -> Any:

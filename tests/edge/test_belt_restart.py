@@ -250,6 +250,27 @@ async def test_an_encoder_that_stops_counting_while_the_belt_runs_stops_and_latc
     assert model.belt_running and flow.latch is None
 
 
+COARSE = {**TOLERANT, "encoder_counts_per_m": 3.0, "sim": {"conveyor": {"encoder_counts_per_m": 3.0}}}
+
+
+@pytest.mark.parametrize("conveyor", [COARSE], indirect=True)
+async def test_a_coarse_encoder_that_counts_is_no_stall_and_one_that_stops_still_latches(conveyor):
+    """3 counts/m at 0.3 m/s: one count every 1.1 s, so a fixed 1 s stall limit latched a belt whose encoder
+    worked. The limit is the time for ENCODER_STALL_COUNTS counts (3.3 s here); a stuck encoder still latches."""
+    from edge.stations.conveyor import encoder_stall_s
+
+    st, flow, model = conveyor, conveyor.flow, conveyor.sim
+    assert encoder_stall_s(1000.0, 0.3) == 1.0 and encoder_stall_s(3.0, 0.3) == pytest.approx(3.33, abs=0.01)
+    assert encoder_stall_s(3.0, 0.6) == pytest.approx(1.67, abs=0.01)  # a belt measured faster: sooner
+    await running(st)
+    start = model.belt_m
+    await until(lambda: model.belt_m > start + 1.5, "the belt ran 1.5 m, about 4 counts")
+    assert flow.latch is None and flow.plc._state.encoder_m > 1.0
+    model.encoder_stuck = True
+    await until(lambda: flow.latch == "encoder_stalled", "the stuck encoder latched the belt")
+    await until(lambda: not model.belt_running and model.requests["belt_run_request"] == 0, "the belt stopped")
+
+
 async def test_a_bag_never_seen_entering_that_reaches_the_gate_stops_and_latches_the_belt(conveyor):
     """A bag put on the belt past the X-ray exit reaches the gate eye unscanned, too late to divert: it was only
     logged, and left as if cleared when the gate stood at pass. The belt stops, latched `unknown_bag_at_gate`
