@@ -37,7 +37,8 @@ from edge.errors import DiskFull, StationFault, StoreError
 from edge.history import HISTORY_EVENTS, VehicleHistory
 from edge.inspection import Inspector, Item
 from edge.stations import FlowParts, InspectorParts, lane
-from edge.stations.acquisition import LIVENESS_S, FailedAcquisition, current_link, plc_turns, start_line_scan
+from edge.stations.acquisition import (LIVENESS_S, FailedAcquisition, LineScan, current_link, plc_turns,
+                                      start_line_scan)
 from edge.stations.cameras import CameraWindow
 from edge.stations.identify import TagWindow
 from edge.stations.lane import Lane, LaneDecision, Loop, Separator, Way
@@ -301,8 +302,7 @@ class GantryFlow:
             if self.history is not None else None
         try:
             with self._reading(item):
-                await _quietly(self.plc.request_xray_permit(True))
-                acquisition = await start_line_scan(self.devices, item.id)
+                acquisition = await self._permitted_scan(item)
                 if isinstance(acquisition, FailedAcquisition):
                     await self._read_at_entry(entered)
                 record = await self.inspector.inspect(item, acquisition)
@@ -315,6 +315,18 @@ class GantryFlow:
             self._spawn(self._compare_history(self.history, record), "history-compare")
         await _quietly(self.plc.request_xray_permit(False))
         await self._admit()
+
+    async def _permitted_scan(self, item: Item) -> LineScan | FailedAcquisition:
+        """The vehicle's scan, started only once the PLC granted the X-ray permit (read back): a permit it refused
+        (an interlock open, the e-stop) was logged and the scan started all the same. Refused: no scan, the
+        vehicle goes to manual as a device fault."""
+        try:
+            await self.plc.request_xray_permit(True)
+        except DriverError as exc:
+            log.warning("gantry.xray_permit_refused", item=item.id, detail=str(exc))
+            return FailedAcquisition(f"the PLC did not grant the X-ray permit for vehicle {item.id}, so it was not "
+                                     f"scanned: {exc}")
+        return await start_line_scan(self.devices, item.id)
 
     @contextlib.contextmanager
     def _reading(self, item: Item) -> Iterator[None]:

@@ -591,3 +591,16 @@ async def test_a_separator_that_contradicts_the_entry_loop_sends_the_vehicles_to
         assert g.barrier_seen_open == []
         assert g.flow.lane_status()["separator_faults"] == 2
         assert g.flow.parts.metrics.registry.get_sample_value("edge_lane_separator_faults") == 2
+
+
+async def test_a_vehicle_the_plc_grants_no_xray_permit_is_not_scanned_and_goes_to_manual(tmp_path) -> None:
+    """The X-ray permit was requested and its refusal only logged: with an interlock open (the PLC grants no permit)
+    the vehicle's scan started all the same. Now it is not scanned: manual, device_fault, the refusal named."""
+    async with gantry(tmp_path, [CLEAR]) as g:
+        g.sim.g = g.sim.g.model_copy(update={"entry_stop_m": -100.0})  # it drives on through the red light
+        g.sim.set_interlock("shutter_door", False)
+        _queue_up(g.sim, 1)
+        record, = await g.vehicles_decided(1)
+        assert (record.verdict, record.reason) == (Verdict.MANUAL, "device_fault")
+        assert record.scan is None and g.flow.devices.scanner.emulator.counters["scans"] == 0
+        assert g.sim.values()["xray_permit"] == 0
