@@ -267,3 +267,23 @@ async def test_a_tag_the_vehicle_ahead_holds_read_again_after_falling_silent_sta
         await asyncio.sleep(0.1)
     assert sorted(i.value for i in ahead.identities) == sorted(TAG)
     assert entering.identities == []
+
+
+async def test_a_second_epc_read_from_a_tid_still_in_the_field_is_flagged_on_the_item_record() -> None:
+    """A TID that reads another EPC while it stays in the field (a chip with the TID cloned beside the real one, or
+    the EPC rewritten in the lane): the second EPC is on the item too, both flagged, not hidden behind the first."""
+    import asyncio
+
+    from polling import until
+
+    tid, first, second = TAG[1], TAG[0], "300833B2DDD90140000000FF"
+    async with lane_window() as (window, sim, ahead, _):
+        sim.present(first, tid, seconds=0.4)
+        await until(lambda: any(i.value == first for i in ahead.identities), "the first EPC is read")
+        sim.present(second, tid, seconds=0.4)  # the same TID, never out of the field for the removal time
+        await until(lambda: any(i.value == second for i in ahead.identities), "the second EPC is on the item")
+        await asyncio.sleep(0.05)
+    epcs = [i for i in fuse(ahead.identities) if i.kind == "rfid_epc"]
+    assert [i.value for i in epcs] == [first, second]
+    assert all(f"EPCs {first} and {second} were read from the one tag TID {tid}" in (i.conflict or "") for i in epcs)
+    assert window.binder.flags == {"epc_changed": 1}

@@ -228,6 +228,8 @@ class LlrpReader(EventDevice[ReaderEvent]):
         self.capabilities: DeviceCapabilities | None = None
         self.antennas_connected: dict[int, bool] = {}
         self.present: dict[TagId, float] = {}
+        self._epcs: dict[TagId, set[str]] = {}
+        """The EPCs read from each present tag (by TID): one not read before is a TagSeen of its own."""
         self.link_ok, self.link_reason = False, ""
         self.health = ReaderHealth("lost", f"reader {name} has not connected to {self.where} yet")
         self.on_health: Callable[[str, str], None] | None = None
@@ -410,8 +412,12 @@ class LlrpReader(EventDevice[ReaderEvent]):
                                     tag.epc)
 
     def _seen(self, read: UhfRead, now: float) -> None:
+        """A present tag's read refreshes it; a new tag, or a present TID with an EPC not read from it yet (its EPC
+        rewritten in the field, or a second chip with its TID cloned), is a TagSeen."""
         tid = read.tag_id()
-        new = tid not in self.present
+        epcs = self._epcs.setdefault(tid, set())
+        new = read.epc not in epcs
+        epcs.add(read.epc)
         self.present[tid] = now
         if new:
             log.info("rfid.tag_seen", reader=self.name, tag=tid.hex, epc=read.epc, antenna=read.antenna)
@@ -425,6 +431,7 @@ class LlrpReader(EventDevice[ReaderEvent]):
 
     def _removed(self, tid: TagId, reason: str, now: float) -> None:
         del self.present[tid]
+        self._epcs.pop(tid, None)
         log.info("rfid.tag_removed", reader=self.name, tag=tid.hex, reason=reason)
         self._events.emit(TagRemoved(self.name, tid, reason, now, datetime.now(UTC)))
 
