@@ -4,9 +4,9 @@ A reader configured under the name `badge` is the officer's sign-in reader: its 
 station screen (event "badge"), never into inspection records. A tag read while items are open joins
 the one that entered last (the readers' antennas are at the entry: on a belt with several bags in
 the tunnel, the tag that appears is the bag's just come in), and a tag still in a reader's field when
-an item opens joins that item unless an item still open holds it: a tag is one item's, so the vehicle
-ahead, still under the antenna, keeps its tag when a car enters behind it (queued close, or running the
-red light). A seal's tag (its user memory says so) is the seal reader's to report,
+an item opens joins that item unless the item it joined holds it: a tag is one item's while it stays in the
+field, also once that item's record is written, so the vehicle ahead, still under the antenna, keeps its tag when
+a car enters behind it (queued close, running the red light, or waiting at the barrier after its verdict). A seal's tag (its user memory says so) is the seal reader's to report,
 with its state, and never becomes a vehicle tag. A 125 kHz tag
 becomes an `rfid` identity; a UHF tag read over LLRP becomes `rfid_tid` (its factory TID) and
 `rfid_epc`. UHF tags are bound by TID (drivers.rfid.llrp.binding): a TID whose EPC changed or
@@ -60,6 +60,9 @@ class TagWindow:
     _present: dict[tuple[str, str], list[Identity]] = field(default_factory=dict)
     """Identities of the tags (and seals) in a reader's field now, by (reader, tag): they belong to an item opened
     meanwhile."""
+    _tag_holders: dict[tuple[str, str], str] = field(default_factory=dict)
+    """The item (id) each tag in a reader's field joined, by (reader, tag), until the tag is removed: no other item
+    takes it meanwhile, also once that item's record is written."""
     _seal_tids: set[str] = field(default_factory=set)
     """TIDs of the e-seal tags heard so far: their reads are the seal's identity, not the vehicle's."""
     _seal_holders: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -78,13 +81,13 @@ class TagWindow:
                     _add(item, identities)
                     item.seal_events += [_seal_event(i, i.seal) for i in identities if i.seal is not None]
                 continue
-            holder = self._holder(identities)
+            holder = self._tag_holders.get((reader, tag))
             if holder is not None:
-                log.info("reader.tag_kept", tag=tag, reader=reader, item=holder.id, entering=item.id,
-                         detail=f"tag {tag} still in the field of {reader} stays with item {holder.id}, which "
+                log.info("reader.tag_kept", tag=tag, reader=reader, item=holder, entering=item.id,
+                         detail=f"tag {tag} still in the field of {reader} stays with item {holder}, which "
                                 f"it joined; item {item.id} entering now does not take it")
                 continue
-            _add(item, identities)
+            self._join(item, (reader, tag), identities)
         self._open[item.id] = item
 
     def _takes_seal(self, key: tuple[str, str], item: Item) -> bool:
@@ -192,6 +195,7 @@ class TagWindow:
         self._seal_tids.add(tid)
         for key in [k for k in self._present if k[1] == tid and not k[0].startswith("seal:")]:
             del self._present[key]
+            self._tag_holders.pop(key, None)
             self.binder.gone(tid, key[0])  # nor is it bound as a vehicle's tag (no two-lanes flag for a seal)
         for item in self._open.values():
             item.identities[:] = [i for i in item.identities if not _of_tag(i, tid)]
@@ -221,16 +225,29 @@ class TagWindow:
             return
         identities = self._identities(reader_name, event)
         self._present[(reader_name, tag)] = identities
-        # a tag read again while the item it joined is open (it fell silent for the reader's removal time and came
-        # back) stays with that item, as a tag still in the field does when the next one enters (`start`)
-        item = self._holder(identities) or next(reversed(self._open.values()), None)
+        item = self._joins((reader_name, tag), identities)
         if item is not None:
-            _add(item, identities)
+            self._join(item, (reader_name, tag), identities)
         log.info("reader.tag_seen", reader=reader_name, tag=tag, open_items=len(self._open),
                  item=item.id if item else None)
 
+    def _joins(self, key: tuple[str, str], identities: list[Identity]) -> Item | None:
+        """The item a tag read joins: the open item that has it (a tag that fell silent for the reader's removal time
+        and came back stays with it), none while the tag stays in the field of the item it joined, whose record is
+        written (the vehicle ahead, still under the antenna), else the open item that entered last."""
+        holder = self._holder(identities)
+        if holder is not None or key in self._tag_holders:
+            return holder
+        return next(reversed(self._open.values()), None)
+
+    def _join(self, item: Item, key: tuple[str, str], identities: list[Identity]) -> None:
+        """The tag's identities join the item, which holds the tag while it stays in the field."""
+        _add(item, identities)
+        self._tag_holders[key] = item.id
+
     def _removed(self, reader_name: str, event: Any) -> None:
         self._present.pop((reader_name, event.tag.hex), None)
+        self._tag_holders.pop((reader_name, event.tag.hex), None)
         if event.tag.tech == "uhf-tid":
             self.binder.gone(event.tag.hex, reader_name)
 

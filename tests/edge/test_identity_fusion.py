@@ -251,6 +251,25 @@ async def test_a_tag_the_vehicle_ahead_holds_stays_with_it_when_the_next_one_ent
     assert entering.identities == []
 
 
+async def test_a_tag_still_in_the_field_after_its_vehicles_record_is_written_is_not_the_next_ones() -> None:
+    """The vehicle ahead's record is written (its verdict given) while its tag is still under the antenna (it waits
+    at the barrier, or its scan failed at once at the entry): the car entering next does not take the tag, nor
+    does it take a second EPC read from that tag meanwhile."""
+    import asyncio
+
+    from polling import until
+
+    async with lane_window() as (window, sim, ahead, entering):
+        sim.present(*TAG, seconds=30)
+        await until(lambda: len(ahead.identities) == 2, "the tag of the vehicle ahead is read")
+        window.stop(ahead)  # its record is written
+        window.start(entering)
+        sim.present("300833B2DDD90140000000FF", TAG[1], seconds=30)  # the tag, rewritten in the field
+        await until(lambda: window.binder.flags, "the rewritten EPC is read")
+        await asyncio.sleep(0.1)
+    assert entering.identities == []
+
+
 async def test_a_tag_the_vehicle_ahead_holds_read_again_after_falling_silent_stays_with_it() -> None:
     """A tag drops out of the reader's reports for longer than its removal time (removed) and is read again while
     the next vehicle's item is open: it is still the vehicle ahead's tag, never the newcomer's."""
