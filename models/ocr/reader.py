@@ -56,7 +56,8 @@ class TextReader:
             texts = self._ocr.text_rec(self._ocr.get_crop_img_list(crop, boxes))[0] if boxes else []
         except Exception as exc:  # onnxruntime and rapidocr raise plain exceptions: translated here, once
             raise InferenceError(f"text reader failed on a {crop.shape} crop: {exc}") from exc
-        return join_lines([_box(points, str(text), float(score)) for points, (text, score) in zip(boxes, texts)])
+        return join_lines([_box(points, str(text), _confidence(text, score, crop))
+                           for points, (text, score) in zip(boxes, texts)])
 
     def _detect(self, crop: np.ndarray) -> list[np.ndarray]:
         scale = min(1.0, self.det_side / max(crop.shape[:2]))
@@ -72,7 +73,17 @@ class TextReader:
             (text, score), = self._ocr.text_rec([_bgr(crop)])[0]
         except Exception as exc:
             raise InferenceError(f"text recogniser failed on a {crop.shape} crop: {exc}") from exc
-        return TextLine(str(text), float(score), (0, 0, crop.shape[1], crop.shape[0]))
+        return TextLine(str(text), _confidence(text, score, crop), (0, 0, crop.shape[1], crop.shape[0]))
+
+
+def _confidence(text: object, score: float, crop: np.ndarray) -> float:
+    """The recogniser's score of a text as a confidence, or InferenceError when it is no number from 0 to 1 (NaN from
+    a broken model): such a read is never voted, so a frame giving one is a frame the reader failed on."""
+    value = float(score)
+    if not 0.0 <= value <= 1.0:
+        raise InferenceError(f"text reader gave {text!r} the confidence {value} on a {crop.shape} crop, "
+                             f"not a number from 0 to 1")
+    return value
 
 
 def _bgr(crop: np.ndarray) -> np.ndarray:

@@ -262,3 +262,43 @@ async def test_a_camera_whose_frames_cannot_be_read_is_degraded_and_records_a_fa
                     timeout=60)
         window.stop(item)
         task.cancel()
+
+
+@pytest.mark.parametrize("score", [float("nan"), 1.7, -0.2])
+async def test_a_read_whose_confidence_is_no_number_from_0_to_1_is_a_failed_frame_and_the_camera_goes_on(
+        score: float) -> None:
+    """The text reader's recogniser (a broken model) scores a plate NaN or out of 0-1: the frame counts as one the
+    reader failed on (the vehicle's read recorded failed, never `read` with that score), and the camera keeps
+    reading instead of its task, and with it the lane's flow, ending on the record's validation."""
+    import numpy as np
+
+    from models.ocr.frame import FrameReader
+    from models.ocr.reader import TextReader
+
+    class Recogniser:
+        """rapidocr's part of the text reader, giving one line AB1234 with the score under test."""
+
+        def text_det(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+            return np.array([[[2, 2], [40, 2], [40, 12], [2, 12]]], np.float32), 0.0
+
+        def sorted_boxes(self, boxes: np.ndarray) -> list[np.ndarray]:
+            return list(boxes)
+
+        def get_crop_img_list(self, image: np.ndarray, boxes: list[np.ndarray]) -> list[np.ndarray]:
+            return [image for _ in boxes]
+
+        def text_rec(self, crops: list[np.ndarray]) -> tuple[list[tuple[str, float]], float]:
+            return [("AB1234", score) for _ in crops], 0.0
+
+    text_reader = TextReader.__new__(TextReader)
+    text_reader.det_side, text_reader._ocr = 384, Recogniser()
+    async with open_camera(_cam("front_plate"), "front") as front:
+        window = CameraWindow(Devices(cameras={"front": front}), reader=FrameReader(text_reader))
+        item = Item(ref="vehicle", kind=ItemKind.VEHICLE)
+        window.start(item)
+        task = asyncio.create_task(window.run())
+        await until(lambda: front.bad_frames["unreadable"] >= 2 or task.done(), "two frames read", timeout=30)
+        assert not task.done(), task.exception()
+        window.stop(item)
+        task.cancel()
+    assert [(i.kind, i.value, i.status) for i in item.identities] == [("plate", "", "low_confidence")]
