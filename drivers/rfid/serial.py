@@ -8,8 +8,11 @@ import os
 from typing import Self
 
 import serial
+import structlog
 
 from drivers.errors import LinkLost
+
+log = structlog.get_logger()
 
 READ_CHUNK = 4096
 QUEUE_CHUNKS = 256
@@ -23,6 +26,8 @@ class SerialTransport:
         self._ser: serial.Serial | None = None
         self._q: asyncio.Queue[bytes | Exception] = asyncio.Queue(QUEUE_CHUNKS)
         self.overflows = 0
+        """Chunks dropped because QUEUE_CHUNKS were waiting to be decoded (logged at the 1st, 2nd, 4th ...)."""
+        self._lost: LinkLost | None = None
 
     async def __aenter__(self) -> Self:
         try:
@@ -73,15 +78,27 @@ class SerialTransport:
         data = self._read_once()
         if data is None:
             return
-        if isinstance(data, LinkLost) and self._ser is not None:
-            asyncio.get_running_loop().remove_reader(self._ser.fileno())
+        if isinstance(data, LinkLost):
+            self._lost = data  # kept aside: a full queue must not swallow the loss
+            if self._ser is not None:
+                asyncio.get_running_loop().remove_reader(self._ser.fileno())
         try:
             self._q.put_nowait(data)
         except asyncio.QueueFull:
-            self.overflows += 1
+            if isinstance(data, bytes):
+                self._overflow(data)
+
+    def _overflow(self, data: bytes) -> None:
+        self.overflows += 1
+        if self.overflows & (self.overflows - 1) == 0:
+            log.warning("rfid.serial_overflow", reader=self.device, port=self.port, dropped=self.overflows,
+                        detail=f"reader {self.device} on {self.port} dropped {len(data)} bytes: {QUEUE_CHUNKS} "
+                               f"chunks were waiting to be decoded ({self.overflows} chunks dropped so far)")
 
     async def read(self) -> bytes:
-        """Next chunk of bytes."""
+        """Next chunk of bytes; LinkLost once the chunks read before the loss are taken."""
+        if self._q.empty() and self._lost is not None:
+            raise self._lost
         item = await self._q.get()
         if isinstance(item, Exception):
             raise item

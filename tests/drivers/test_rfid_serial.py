@@ -58,6 +58,33 @@ async def test_transport_reads_bytes_from_a_pty() -> None:
             os.close(master)
 
 
+async def test_a_port_lost_while_the_chunks_queue_is_full_is_still_link_lost() -> None:
+    """The decoding task is behind (QUEUE_CHUNKS chunks waiting, more dropped and counted) when the reader is
+    unplugged: once the waiting chunks are taken the loss is raised, never swallowed by the full queue (the reader
+    waited for ever and stayed `ok`)."""
+    from drivers.rfid.serial import QUEUE_CHUNKS
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    try:
+        async with SerialTransport(os.ttyname(slave), 9600, device="r1") as tr:
+            for _ in range(QUEUE_CHUNKS + 20):
+                os.write(master, b"noise")
+                await asyncio.sleep(0.001)  # each its own chunk
+            await until(lambda: tr.overflows >= 1, "the queue full")
+            os.close(master)
+            master = -1
+            await asyncio.sleep(0.05)  # the port's hang-up is read while the queue is still full
+            with pytest.raises(LinkLost, match="r1"):
+                async with asyncio.timeout(5):
+                    while True:
+                        await tr.read()
+    finally:
+        os.close(slave)
+        if master >= 0:
+            os.close(master)
+
+
 async def test_missing_port_is_link_lost() -> None:
     with pytest.raises(LinkLost, match="/nonexistent/ttyX"):
         async with SerialTransport("/nonexistent/ttyX", 9600, device="r1"):
