@@ -105,7 +105,7 @@ def _merge(identities: Iterable[Identity]) -> list[Identity]:
 
 def _combine(first: Identity, later: Identity) -> Identity:
     confidences = [c for c in (first.confidence, later.confidence) if c is not None]
-    conflict = _join(first.conflict, [later.conflict] if later.conflict else [])
+    conflict = join_conflicts(first.conflict, [later.conflict] if later.conflict else [])
     return first.model_copy(update={
         "confidence": max(confidences) if confidences else None, "checks": {**first.checks, **later.checks},
         "seal": later.seal or first.seal, "read_at": first.read_at or later.read_at,
@@ -142,11 +142,11 @@ def _flag_groups(idents: list[Identity], key_of: Callable[[Identity], str], sent
 
 
 def _with_flags(ident: Identity, found: list[str]) -> Identity:
-    conflict = _join(ident.conflict, found)
+    conflict = join_conflicts(ident.conflict, found)
     return ident if conflict == ident.conflict else ident.model_copy(update={"conflict": conflict})
 
 
-def _join(conflict: str | None, more: list[str]) -> str | None:
+def join_conflicts(conflict: str | None, more: list[str]) -> str | None:
     """The conflict sentences, each once, in a stable order."""
     parts = [p for p in (conflict or "").split("; ") if p] + more
     return "; ".join(sorted(set(parts))) or None

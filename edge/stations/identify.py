@@ -6,9 +6,10 @@ the one that entered last (the readers' antennas are at the entry: on a belt wit
 the tunnel, the tag that appears is the bag's just come in), and a tag still in a reader's field when
 an item opens joins that item unless the item it joined holds it: a tag is one item's while it stays in the
 field, also once that item's record is written, so the vehicle ahead, still under the antenna, keeps its tag when
-a car enters behind it (queued close, running the red light, or waiting at the barrier after its verdict). A seal's tag (its user memory says so) is the seal reader's to report,
-with its state, and never becomes a vehicle tag. A 125 kHz tag
-becomes an `rfid` identity; a UHF tag read over LLRP becomes `rfid_tid` (its factory TID) and
+a car enters behind it (queued close, running the red light, or waiting at the barrier after its verdict). An
+item takes at most MAX_ITEM_TAGS tags; past them a tag is counted, not recorded, and the item's tags are flagged.
+A seal's tag (its user memory says so) is the seal reader's to report, with its state, and never becomes a vehicle
+tag. A 125 kHz tag becomes an `rfid` identity; a UHF tag read over LLRP becomes `rfid_tid` (its factory TID) and
 `rfid_epc`. UHF tags are bound by TID (drivers.rfid.llrp.binding): a TID whose EPC changed or
 that is present at two readers at once is logged, published on the screen (event "rfid_flag") and
 flagged on the identity (`conflict`). An e-seal in range of a seal reader (drivers.seal) becomes a
@@ -43,12 +44,20 @@ from drivers.seal import SealGone, SealReport, SealSeen
 from drivers.seal.memory import is_seal_memory
 from edge.devices import Devices
 from edge.events import EventBus
+from edge.identity import join_conflicts
 from edge.inspection import Item
 from edge.seals import HOLD_S
 
 log = structlog.get_logger()
 
 BADGE_READER = "badge"
+MAX_ITEM_TAGS = 32
+"""Reader tags one item takes (a vehicle carries a few: its own, its trailer's, its containers'), counted as their
+identities (a UHF tag gives two, its TID and EPC: 2 x MAX_ITEM_TAGS); a tag read past them (a reader reaching into
+the yard, a device answering as thousands of tags or cycling one TID through EPCs) is not recorded, and the item's
+tags are flagged."""
+TAG_KINDS = ("rfid", "rfid_tid", "rfid_epc")
+"""The identities a reader's tag gives."""
 
 
 @dataclass
@@ -73,6 +82,10 @@ class TagWindow:
     _seal_item_left: set[tuple[str, str]] = field(default_factory=set)
     """Seals still in range whose item's vehicle has left the lane: theirs no longer once they leave the range."""
     seal_hold_s: float = HOLD_S
+    _flooded: set[str] = field(default_factory=set)
+    """The open items that were offered a tag past MAX_ITEM_TAGS (their tags are flagged)."""
+    tags_not_recorded: int = 0
+    """Tags past MAX_ITEM_TAGS not recorded, on every item so far."""
 
     def start(self, item: Item) -> None:
         for (reader, tag), identities in self._present.items():
@@ -108,6 +121,7 @@ class TagWindow:
 
     def stop(self, item: Item) -> None:
         self._open.pop(item.id, None)
+        self._flooded.discard(item.id)
 
     async def run(self) -> None:
         if not self.devices.readers and not self.devices.seals:
@@ -241,9 +255,28 @@ class TagWindow:
         return next(reversed(self._open.values()), None)
 
     def _join(self, item: Item, key: tuple[str, str], identities: list[Identity]) -> None:
-        """The tag's identities join the item, which holds the tag while it stays in the field."""
+        """The tag's identities join the item, which holds the tag while it stays in the field; a tag past the
+        item's MAX_ITEM_TAGS is not recorded (`_flood`)."""
+        tags = [(i.kind, i.value) for i in item.identities if i.kind in TAG_KINDS]
+        if len(tags) >= 2 * MAX_ITEM_TAGS and any((i.kind, i.value) not in tags for i in identities):
+            self._flood(item, key)
+            return
         _add(item, identities)
         self._tag_holders[key] = item.id
+
+    def _flood(self, item: Item, key: tuple[str, str]) -> None:
+        """A tag past MAX_ITEM_TAGS: counted; the first on an item is logged, and flags the item's tags (`conflict`):
+        a record whose tags cannot be told from a flood of others does not say which vehicle it is."""
+        self.tags_not_recorded += 1
+        if item.id in self._flooded:
+            return
+        self._flooded.add(item.id)
+        detail = (f"reader {key[0]} read more than {MAX_ITEM_TAGS} tags during item {item.id} (tag {key[1]} and "
+                  f"those after it are not recorded): these tags may not be its vehicle's")
+        log.warning("reader.tag_flood", reader=key[0], item=item.id, detail=detail)
+        item.identities[:] = [i.model_copy(update={"conflict": join_conflicts(i.conflict, [detail])})
+                              if i.kind in TAG_KINDS else i for i in item.identities]
+        item.identified()
 
     def _removed(self, reader_name: str, event: Any) -> None:
         self._present.pop((reader_name, event.tag.hex), None)

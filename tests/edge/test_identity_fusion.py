@@ -306,3 +306,38 @@ async def test_a_second_epc_read_from_a_tid_still_in_the_field_is_flagged_on_the
     assert [i.value for i in epcs] == [first, second]
     assert all(f"EPCs {first} and {second} were read from the one tag TID {tid}" in (i.conflict or "") for i in epcs)
     assert window.binder.flags == {"epc_changed": 1}
+
+
+async def test_a_flood_of_tags_during_one_vehicle_is_capped_and_flags_its_tags() -> None:
+    """A device in the lane answering as 40 tags (or a reader reaching into the yard) while one vehicle is read: the
+    item takes MAX_ITEM_TAGS of them, the rest are counted and not recorded, and every tag on the record says so
+    (the reads cost the event loop nothing more per read, however many come)."""
+    from edge.stations.identify import MAX_ITEM_TAGS
+    from polling import until
+
+    tids = [f"E2801160200073F1A2B3{n:04X}" for n in range(MAX_ITEM_TAGS + 8)]
+    async with lane_window() as (window, sim, ahead, _):
+        for n, tid in enumerate(tids):
+            sim.present(f"300833B2DDD9014000{n:06X}", tid, seconds=30)
+        await until(lambda: all(("lane", tid) in window._present for tid in tids), "every tag is read")
+    tags = [i for i in ahead.identities if i.kind == "rfid_tid"]
+    assert len(tags) == MAX_ITEM_TAGS and window.tags_not_recorded == len(tids) - MAX_ITEM_TAGS
+    flooded = f"reader lane read more than {MAX_ITEM_TAGS} tags during item {ahead.id}"
+    assert all(flooded in (i.conflict or "") for i in fuse(ahead.identities))
+
+
+async def test_a_tid_cycling_through_epcs_during_one_vehicle_is_capped_too() -> None:
+    """One TID read with ever new EPCs (a device cycling them) adds no more to the item than MAX_ITEM_TAGS tags
+    would: the rest are counted and not recorded, and the item's tags are flagged."""
+    from edge.stations.identify import MAX_ITEM_TAGS
+    from polling import until
+
+    epcs = [f"300833B2DDD9014000{n:06X}" for n in range(2 * MAX_ITEM_TAGS + 4)]
+    async with lane_window() as (window, sim, ahead, _):
+        for epc in epcs:
+            sim.present(epc, TAG[1], seconds=30)
+            await until(lambda: window._present.get(("lane", TAG[1]), [])[-1:] and
+                        window._present[("lane", TAG[1])][-1].value == epc, "the EPC is read")
+    assert len([i for i in ahead.identities if i.kind in ("rfid_tid", "rfid_epc")]) == 2 * MAX_ITEM_TAGS
+    assert window.tags_not_recorded == len(epcs) + 1 - 2 * MAX_ITEM_TAGS
+    assert all(f"read more than {MAX_ITEM_TAGS} tags" in (i.conflict or "") for i in fuse(ahead.identities))
