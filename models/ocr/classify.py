@@ -69,9 +69,10 @@ def plate_reads(lines: list[TextLine]) -> list[Read]:
 
 
 def _plate_value(text: str) -> tuple[str, str]:
-    """The plate as read, or forced by position (letters first, digits after) when exactly one split fits and the
-    read has its letter group (a letter where the letters stand): digits alone (8123) are never made into a plate
-    (B123), as the letter may be hidden (`low_confidence`)."""
+    """The plate as read, or forced by position (letters first, digits after) when exactly one split fits, the read
+    has its letter group (a letter where the letters stand) and its digit group is mostly digits as read: digits
+    alone (8123) are never made into a plate (B123), as the letter may be hidden (`low_confidence`), and a word
+    (BUS, EXIT, EX1T) is no plate (BU5, EX17)."""
     if plates.jurisdiction(text) is not None:
         return text, "read"
     if not text.isascii():
@@ -81,6 +82,9 @@ def _plate_value(text: str) -> tuple[str, str]:
         return "", "unread"
     value = fits.pop()
     letters = len(value) - len(value.lstrip(string.ascii_uppercase))
+    digits = text[letters:]
+    if 2 * sum(c.isdigit() for c in digits) <= len(digits):
+        return "", "unread"
     return (value, "corrected") if any(c.isalpha() for c in text[:letters]) else ("", "low_confidence")
 
 

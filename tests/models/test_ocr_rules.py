@@ -131,6 +131,15 @@ def test_digits_alone_are_never_made_into_a_hong_kong_plate() -> None:
     assert (voted.value, voted.raw, voted.status) == ("", "8123", "low_confidence")
 
 
+def test_a_word_in_the_plate_cameras_view_is_never_made_into_a_plate() -> None:
+    """Text with no plate in it (a bus's BUS, an EXIT sign, a bumper's BIG) is no plate: forcing its digit group
+    to digits made one up (BU5, EX17, B16), a plate that stood in for the real one unread and checked clean."""
+    for word in ("BUS", "EXIT", "EX1T", "BIG", "HKG", "AB IOII"):
+        assert plate_reads([TextLine(word, 0.99, (0, 0, 9, 9))]) == [], word
+    assert [(r.value, r.status) for r in plate_reads([TextLine("AB 12O4", 0.9, (0, 0, 9, 9))])] == \
+        [("AB1204", "corrected")]  # one digit misread as a letter is still corrected
+
+
 def _read(value: str, confidence: float, status: str = "read", slot: str = "container") -> Read:
     return Read("container", slot, value, value or "CSQU3054385", confidence, status)
 
