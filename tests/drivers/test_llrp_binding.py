@@ -44,3 +44,21 @@ def test_a_cloned_tid_with_another_epc_in_another_lane_raises_both_flags() -> No
     binder.seen(TID, EPC, "lane1")
     assert [f.kind for f in binder.seen(TID, EPC_NEW, "lane2")] == ["epc_changed", "two_lanes"]
     assert binder.flags == {"epc_changed": 1, "two_lanes": 1}
+
+
+def test_bindings_are_kept_for_the_tids_seen_last_only() -> None:
+    """Every TID ever seen was kept bound (a year of a busy lane, or a device answering as thousands of tags, grew
+    the station's memory without end): past MAX_TIDS the one seen longest ago is let go, and a TID seen again
+    meanwhile is still bound (its rewritten EPC flagged)."""
+    from drivers.rfid.llrp.binding import MAX_TIDS
+
+    binder = TidBinder()
+    tids = [f"E2801160{n:016X}" for n in range(MAX_TIDS + 10)]
+    for tid in tids:
+        binder.seen(tid, "3008AA", "lane")
+        binder.gone(tid, "lane")
+        if tid == tids[20]:
+            binder.seen(tids[0], "3008AA", "lane")  # the first seen again: kept as recent
+    assert len(binder.epc_of) == MAX_TIDS and binder.forgotten == 10
+    assert tids[1] not in binder.epc_of
+    assert [f.kind for f in binder.seen(tids[0], "3008BB", "lane")] == ["epc_changed"]

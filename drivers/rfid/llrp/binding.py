@@ -5,12 +5,18 @@ with a writer. A vehicle's tag is therefore known by its TID, and its EPC is onl
 later read of the same TID with another EPC means the tag was rewritten (or its TID cloned onto a
 second chip). One tag cannot be in two lanes at once, so the same TID present at two lanes' readers
 means a cloned tag, or a reader reaching into its neighbour's lane: either way it is flagged.
+
+The bindings of the MAX_TIDS TIDs seen last are kept (a busy lane's year of vehicles, or a device answering as
+thousands of tags, would otherwise grow them without end); an older TID is bound anew when it is seen again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+MAX_TIDS = 100_000
+"""TIDs whose EPC binding is kept, the last seen."""
 
 
 @dataclass(frozen=True)
@@ -30,15 +36,20 @@ class TidBinder:
     lanes_of: dict[str, set[str]] = field(default_factory=dict)
     flags: dict[str, int] = field(default_factory=dict)
     """Flags raised so far by kind."""
+    forgotten: int = 0
+    """Bindings let go of past MAX_TIDS, the oldest seen first."""
 
     def seen(self, tid: str, epc: str, lane: str) -> list[BindingFlag]:
         """A tag arrived at `lane`'s reader with this TID and EPC."""
         out = []
-        bound = self.epc_of.setdefault(tid, epc)
+        bound = self.epc_of.pop(tid, epc)  # put back below: the last seen come last
         if bound != epc:
             out.append(BindingFlag("epc_changed", tid, f"tag TID {tid} was bound to EPC {bound} and now reads "
                                                        f"EPC {epc} at lane {lane}"))
-            self.epc_of[tid] = epc
+        self.epc_of[tid] = epc
+        if len(self.epc_of) > MAX_TIDS:
+            del self.epc_of[next(iter(self.epc_of))]
+            self.forgotten += 1
         lanes = self.lanes_of.setdefault(tid, set())
         others = sorted(lanes - {lane})
         if others:
