@@ -42,6 +42,7 @@ from central_sync.errors import SyncError, WireFormatError
 from central_sync.protocol import ROOT
 from central_sync.risk_delivery import RISK_LEAF, RiskAck, RiskChunk, decode_chunk
 from central_sync.schema import Identity
+from edge.identity import conflicts
 from risk.bundle import Bundle, Declaration, open_bundle
 from risk.engine import Assessment, BundleState, Engine, Facts
 from risk.errors import BundleError, RiskError
@@ -257,6 +258,7 @@ class RiskCheck:
             identities=read, station_id=self.station,
             station_kind=self.station_kind, detector_verdict=verdict, detector_labels=tuple(labels),
             load_present=load_present, identity_expected=self.station_kind in IDENTIFIED_STATIONS,
+            identity_conflicts=len(conflicts(identities)),
             history_passes=cast(int | None, past.get("history.passes")),
             history_seizures=cast(int | None, past.get("history.seizures")),
             history_last_outcome=cast(str | None, past.get("history.last_outcome"))))

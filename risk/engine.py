@@ -6,7 +6,8 @@ on top of the current one), so the station builds it in a worker thread and swap
 
 Evaluation order (docs/risk.md): watchlist hits on the item's identities (and the declaration's trader
 and the route), valid at the item's time; the rules; the built-in checks that a container declared empty
-shows no load and that no plate or container read failed (`identity_unread`); the fail-safe entries (no bundle: at least amber; expired bundle: stale, with the stale
+shows no load, that no plate or container read failed (`identity_unread`) and that the reads do not conflict
+(`identity_conflict`); the fail-safe entries (no bundle: at least amber; expired bundle: stale, with the stale
 random rate); the random draw. The lane is the strictest lane of everything that fired, the score the sum.
 """
 
@@ -36,6 +37,10 @@ DECLARED_EMPTY_NOT_EMPTY = "declared_empty_not_empty"
 IDENTITY_UNREAD = "identity_unread"
 """Fired (amber) when a camera's plate or container read failed, or an item expected to carry one has no identity
 read at all: its watchlists could not be checked, so it is no clearer than an item on a station without a bundle."""
+IDENTITY_CONFLICT = "identity_conflict"
+"""Fired (amber) when the item's reads conflict (edge.identity: two plates of one jurisdiction, two EPCs from one tag
+TID, a tag flood): which identity is the vehicle's is not known, so a clean watchlist check of one of them clears
+nothing."""
 CAMERA_KINDS = ("plate", "container")
 """Identity kinds read by cameras: a read that failed or saw nothing is recorded with an empty value."""
 NO_BUNDLE_POLICY = RandomPolicy()
@@ -60,6 +65,7 @@ class Facts:
     load_present: bool | None = None
     route: str | None = None  # origin-destination, e.g. "CN-HK"; None: the declaration's origin and Engine.country
     identity_expected: bool = False  # a vehicle or container: an item without any identity read is amber
+    identity_conflicts: int = 0  # conflicts flagged between the item's reads (edge.identity.conflicts): amber
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +235,8 @@ class Engine:
             fired.append(Fired(DECLARED_EMPTY_NOT_EMPTY, "rule", DECLARED_EMPTY_NOT_EMPTY, 100, "red"))
         if _unread(facts, idents):
             fired.append(Fired(IDENTITY_UNREAD, "rule", IDENTITY_UNREAD, 0, "amber"))
+        if facts.identity_conflicts:
+            fired.append(Fired(IDENTITY_CONFLICT, "rule", IDENTITY_CONFLICT, 0, "amber"))
         stale = st.stale(facts.at)
         if st.version is None:
             fired.append(Fired("no_bundle", "no_bundle", "no_bundle", 0, "amber"))

@@ -154,6 +154,23 @@ async def test_a_vehicle_whose_identity_was_not_read_goes_to_the_officer(lane: L
         (f.kind, f.reason, f.lane) for f in record.risk.rules]
 
 
+async def test_a_vehicle_whose_reads_conflict_goes_to_the_officer(lane: Lane) -> None:
+    """A cloned tag (two EPCs from one TID) or two plates of one jurisdiction were flagged on the record, but a clear
+    scan with a green lane was cleared all the same: a clean watchlist check of one of the reads said nothing of the
+    vehicle. Now the conflict fires `identity_conflict`, lane amber."""
+    lane.runtime.receive(1, envelope(1))
+    tid = "E2801160200073F1A2B3C4D5"
+    reads = [Identity(kind="plate", value="XY 1", source="anpr"),
+             *(Identity(kind="rfid_epc", value=epc, source="uhf", checks={"tid": tid})
+               for epc in ("300833B2DDD9014000000001", "300833B2DDD9014000000002"))]
+    record = await lane.inspect(False, *reads)
+    assert (record.verdict, record.reason) == (Verdict.MANUAL, Reason.RISK_AMBER)
+    assert record.risk is not None and ("rule", "identity_conflict", "amber") in [
+        (f.kind, f.reason, f.lane) for f in record.risk.rules]
+    plain = await lane.inspect(False, reads[0], reads[1])
+    assert (plain.verdict, plain.reason) == (Verdict.CLEAR, Reason.CLEAR)
+
+
 def test_a_bag_needs_no_identity(tmp_path: Path) -> None:
     runtime = RiskRuntime("belt-1", load_keys(pinned(tmp_path)), BundleFiles(tmp_path / "risk"), "seed-belt-1")
     runtime.receive(1, envelope(1))
