@@ -134,3 +134,31 @@ async def test_wall_mode_desk_widths_and_a_small_screen(tmp_path):
             await page.click("#nav button[data-view=alerts]")
             await page.screenshot(path=ARTIFACTS / "small_1024x768.png")
             await browser.close()
+
+
+async def test_a_reload_keeps_the_view_open(tmp_path):
+    """A wall (or a desk) reloaded on the alerts view shows the alerts again, not the stations board; the view is
+    in the address (#alerts, with ?wall=1 kept); a view the user may not open falls back to the board."""
+    from playwright.async_api import async_playwright, expect
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(stale_s=7200)) as room:
+        seed(store, 3)
+        auth.add_user(store, "op1", "operator", PASSWORD)
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            page = await browser.new_page(viewport={"width": 1920, "height": 1080})
+            await page.goto(f"http://127.0.0.1:{port}/cr/?wall=1")
+            await sign_in(page, "op1")
+            await page.click("#nav button[data-view=alerts]")
+            await expect(page.locator("#alert-list .alert")).to_have_count(3)
+            assert page.url.endswith("/cr/?wall=1#alerts")
+            await page.reload()
+            await expect(page.locator("#alerts")).to_be_visible()
+            await expect(page.locator("#alert-list .alert")).to_have_count(3)
+            await expect(page.locator("#board")).to_be_hidden()
+            await expect(page.locator("#nav button[data-view=alerts]")).to_have_class("active")
+            assert await page.evaluate("document.documentElement.classList.contains('wall')")
+            await page.goto(f"http://127.0.0.1:{port}/cr/#audit")  # an operator has no audit view
+            await expect(page.locator("#board")).to_be_visible()
+            await expect(page.locator("#audit")).to_be_hidden()
+            await browser.close()

@@ -86,7 +86,7 @@ async function start() {
   $("#lang").value = S.me.lang;
   for (const n of document.querySelectorAll("[data-need]")) n.hidden = !S.me.can.includes(n.dataset.need);
   $("#nav").hidden = $("#who").hidden = false;
-  show("board");
+  show(viewInAddress());
   for (const s of await api("/cr/api/stations")) S.stations.set(s.station, s);
   S.people = await api("/cr/api/people");
   S.assignees = S.me.can.includes("assign") ? await api("/cr/api/assignees") : null;
@@ -98,8 +98,13 @@ async function start() {
 const person = (badge) => (S.people && S.people[badge] ? `${S.people[badge]} (${badge})` : badge);  // a name where the hub knows it
 function renderMe() { $("#me").textContent = `${S.me.username} (${t("role." + S.me.role)})`; }
 
+function viewInAddress() {  // the view named after # in the address (kept across a reload) when this user may open it
+  const b = document.querySelector(`#nav button[data-view="${CSS.escape(location.hash.slice(1))}"]`);
+  return b && !b.hidden ? b.dataset.view : "board";
+}
 function show(view) {
   S.view = view;
+  if (location.hash.slice(1) !== view) history.replaceState(null, "", "#" + view);  // ?wall=1 stays
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== view;
   for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("active", b.dataset.view === view);
   ({ board: loadPki, kpi: loadKpi, tip: loadTip, audit: () => loadAudit(false), "search-reports": loadSearchReports, ...window.crViews }[view] || (() => {}))();
