@@ -59,9 +59,9 @@ def write_scan(scans: Path) -> str:
 
 
 @asynccontextmanager
-async def serving(app):
-    """The app on a free local port (yielded) for the block's duration."""
-    port = free_port()
+async def serving(app, port: int | None = None):
+    """The app on `port` (a free local one by default; yielded) for the block's duration."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
                                            timeout_graceful_shutdown=1))
     task = asyncio.create_task(server.serve())

@@ -113,3 +113,37 @@ async def test_paging_filters_audit_and_kpi(tmp_path):
             await expect(page.locator("#kpi-none")).to_be_hidden()
             await page.screenshot(path=ARTIFACTS / "kpi_axes.png")
             await browser.close()
+
+
+async def test_a_hub_restart_loses_no_alert_and_an_ended_session_signs_out(tmp_path):
+    """An alert committed while the hub was restarting reaches the open alerts list once the stream is back (it
+    was never shown); a session ended meanwhile (password reset) shows the sign-in page, not a board frozen at
+    its last states with every station still 'Online'."""
+    from playwright.async_api import async_playwright, expect
+    from central_sync.devtools import free_port
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(stale_s=7200, poll_s=0.2)) as room:
+        seed(store, 2)
+        auth.add_user(store, "op1", "operator", PASSWORD)
+        app, port = room.install(create_app(store)), free_port()
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-GB")
+            async with serving(app, port):
+                await page.goto(f"http://127.0.0.1:{port}/")
+                await sign_in(page, "op1")
+                await page.click("#nav button[data-view=alerts]")
+                await expect(page.locator("#alert-list .alert")).to_have_count(2)
+                await expect(page.locator("#live")).to_have_class("live-on")
+            missed = live_alert(store, "gate-3", 900)  # while the hub is down
+            await expect(page.locator("#live")).to_have_class("live-off")
+            async with serving(app, port):
+                await expect(page.locator("#live")).to_have_class("live-on", timeout=15000)
+                await expect(page.locator(f'article[data-id="{missed}"]')).to_be_visible()
+                await expect(page.locator("#alert-list .alert")).to_have_count(3)
+            auth.put_user(store, "op1", "operator", "another password", replace=True)  # its sessions end
+            async with serving(app, port):
+                await expect(page.locator("#signin")).to_be_visible(timeout=15000)
+                await expect(page.locator("#alerts")).to_be_hidden()
+                await expect(page.locator("#live")).to_have_class("live-off")
+            await browser.close()

@@ -73,7 +73,8 @@ $("#lang").addEventListener("change", async (ev) => {
 function signedOut() {
   S.me = null;
   if (S.source) S.source.close();
-  S.source = null; S.alerts.clear(); S.stations.clear(); S.audit = []; S.people = {};
+  S.source = null; S.feedLost = false; S.alerts.clear(); S.stations.clear(); S.audit = []; S.people = {};
+  liveState(false);
   $("#nav").hidden = $("#who").hidden = true;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== "signin";
   $("#stations").replaceChildren(); $("#alert-list").replaceChildren();
@@ -112,10 +113,15 @@ function show(view) {
 for (const b of document.querySelectorAll("#nav button")) b.addEventListener("click", () => show(b.dataset.view));
 
 // ---- live feed -----------------------------------------------------------------------------
+function liveState(on) { $("#live").className = on ? "live-on" : "live-off"; $("#live").textContent = t(on ? "live.on" : "live.off"); }
 function connect() {
   const src = (S.source = new EventSource("/cr/api/events"));
-  src.onopen = () => { $("#live").className = "live-on"; $("#live").textContent = t("live.on"); };
-  src.onerror = () => { $("#live").className = "live-off"; $("#live").textContent = t("live.off"); };
+  src.onopen = () => { liveState(true); if (S.feedLost) { S.feedLost = false; resync().catch(() => { S.feedLost = true; }); } };
+  src.onerror = () => {  // the browser retries a dropped stream by itself, but gives up on an HTTP error (401, a proxy's 502)
+    liveState(false);
+    S.feedLost = true;
+    if (src.readyState === EventSource.CLOSED) setTimeout(() => reconnect(src), 3000);
+  };
   src.addEventListener("stations", (ev) => { for (const s of JSON.parse(ev.data).stations) S.stations.set(s.station, s); renderStations(); });
   src.addEventListener("alert", (ev) => {
     const a = JSON.parse(ev.data).alert;
@@ -130,6 +136,18 @@ function connect() {
     if (a) addAction(a, act);
   });
   src.addEventListener("command", () => { if (window.crOnCommand) window.crOnCommand(); });
+}
+
+function reconnect(src) {  // signed out when the session has ended; otherwise the stream opened again (hub back)
+  if (S.source !== src || !S.me) return;
+  api("/cr/api/me").then(() => { if (S.source === src) connect(); }, () => { if (S.me) setTimeout(() => reconnect(src), 3000); });
+}
+async function resync() {  // what was committed while the stream was down (hub restart, network): never missed
+  for (const s of await api("/cr/api/stations")) S.stations.set(s.station, s);
+  renderStations();
+  const page = await apiPage("/cr/api/alerts?" + filterParams($("#filters")));
+  for (const a of page.items) S.alerts.set(a.id, a);  // new ones added, known ones with their latest actions
+  renderAlerts();
 }
 
 // ---- stations board ------------------------------------------------------------------------
