@@ -152,6 +152,11 @@ async def test_control_room_live(tmp_path):
                 rows = store.query("SELECT kind, actor FROM cr_actions WHERE record_id=?", (rec.id,))
                 assert rows == [("ack", "op1")]
                 assert store.query("SELECT actor FROM cr_audit WHERE action='alert_ack' AND object=?", (rec.id,)) == [("op1",)]
+                # escalated and acknowledged: the card says both (it showed only the acknowledged border, and the
+                # wall hides the history, so an escalated alert looked handled)
+                await page.locator(f'article[data-id="{rec.id}"] button.act-escalate').click()
+                marks = page.locator(f'article[data-id="{rec.id}"] h3 .alert-mark')
+                await expect(marks).to_have_text(["escalated", "acknowledged"])
 
                 # the officer's decision at the station arrives on the same card
                 decision = Review(officer="B-17", decided_at=datetime.now(UTC), outcome="threat_confirmed", label="knife")

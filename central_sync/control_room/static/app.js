@@ -233,7 +233,8 @@ function alertCard(a) {
   return el("article", { class: "alert" + (acked ? " acknowledged" : ""), id: "alert-" + a.id, "data-id": a.id },
     img,
     el("div", {},
-      el("h3", {}, el("span", { class: "verdict-" + r.verdict }, tc("verdict", r.verdict)), " · ", r.station, " · ", fmtIso(r.decided_at)),
+      el("h3", {}, el("span", { class: "verdict-" + r.verdict }, tc("verdict", r.verdict)), " · ", r.station, " · ", fmtIso(r.decided_at),
+        ...alertMarks(a)),
       el("dl", {},
         el("dt", {}, t("alert.reason")), el("dd", { class: "reason" }, tc("reason", r.reason)),
         el("dt", {}, t("alert.identities")), el("dd", { class: "identities" }, ...identityList(r.identities)),
@@ -242,6 +243,11 @@ function alertCard(a) {
       history,
       el("div", { class: "actions" }, text, ...(who ? [who] : []), ...buttons.map(([k, label]) => el("button", { class: "act-" + k, onclick: act(k) }, t(label))),
         ...(window.crAlertExtras ? window.crAlertExtras(a) : []))));  // retention.js: export case, hold
+}
+function alertMarks(a) {  // escalated stays marked on the card once acknowledged (the wall hides the history)
+  const kinds = new Set(a.actions.map((x) => x.kind));
+  return ["escalated", "acknowledged"].filter((k) => kinds.has(k === "escalated" ? "escalate" : "ack"))
+    .map((k) => el("span", { class: "alert-mark mark-" + k }, t("state." + k)));
 }
 function identityList(idents) {  // kind, value, a seal's state, a recogniser's confidence; a conflict marked, its sentence on hover
   if (!idents.length) return ["-"];
