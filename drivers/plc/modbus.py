@@ -150,11 +150,15 @@ class ModbusPlc:
 
     # ---- low level -------------------------------------------------------------------------
     async def _call(self, what: str, fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
-        """One Modbus request; no answer -> LinkLost, exception response -> DeviceRefused."""
+        """One Modbus request; no answer -> LinkLost, exception response -> DeviceRefused. A cancellation is never
+        lost in it: pymodbus turns one into a ModbusException, and Python 3.11's asyncio.wait_for inside it returns
+        an answer that came in the loop turn of the cancellation, dropping the cancellation (the task, a flow being
+        stopped, would run on for ever)."""
+        task = asyncio.current_task()
+        cancels = task.cancelling() if task is not None else 0
         try:
             rr = await fn(*args, device_id=self.cfg.unit_id, **kw)
         except ModbusException as e:
-            task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise asyncio.CancelledError from e
             if isinstance(e, ConnectionException):
@@ -164,6 +168,8 @@ class ModbusPlc:
                 f"PLC {self.name} at {self.where} did not answer {what} within "
                 f"{self.cfg.timeout_ms} ms ({self.cfg.retries} retry)",
                 device=self.name, last_frames=tuple(self.frames)) from e
+        if task is not None and task.cancelling() > cancels:
+            raise asyncio.CancelledError(f"{what} was answered as the task was cancelled")
         if rr.isError():
             code = rr.exception_code
             raise DeviceRefused(

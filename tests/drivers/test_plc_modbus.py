@@ -130,6 +130,30 @@ async def test_requests_are_confirmed_by_feedback() -> None:
         assert not plc.sim.model.belt_running
 
 
+async def test_a_cancellation_that_comes_with_the_plcs_answer_cancels_the_request() -> None:
+    """A task cancelled in the loop turn that brings its request's answer: Python 3.11's asyncio.wait_for (inside
+    pymodbus) returns the answer and drops the cancellation, so the request went on to its read-back and the task
+    ran on. A conveyor flow cancelled as its belt stop was answered kept watching the belt for ever and the station
+    never stopped. The request ends cancelled."""
+    async with open_plc(TOLERANT, "conv") as plc:
+        await until(plc.read_state, check=lambda s: s.link_ok)
+        ctx, trace = plc.client.ctx, plc.client.ctx.trace_packet
+        request: list[asyncio.Task[None]] = []
+
+        def cancel_with_the_answer(sending: bool, data: bytes) -> bytes:
+            if not sending and data[7] == 0x05 and request:  # the answer to a coil write: only the request writes one
+                request.pop().cancel()
+            return trace(sending, data)
+
+        ctx.trace_packet = cancel_with_the_answer
+        request.append(task := asyncio.create_task(plc.request_belt(False)))
+        await asyncio.wait({task})
+        assert task.cancelled() and not request
+        ctx.trace_packet = trace
+        await plc.request_belt(True)  # the link and its lock are as they were
+        assert plc.sim.model.belt_running
+
+
 async def test_estop_refuses_motion_and_reset_never_restarts() -> None:
     async with open_plc(PlcConfig(kind="sim", readback_timeout_ms=1500), "conv") as plc:
         await until(plc.read_state, check=lambda s: s.link_ok)
