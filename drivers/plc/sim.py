@@ -281,7 +281,8 @@ class GantryModel(PlcModel):
     opening request, and one vehicle past the entry light per change to green (the next one waits for
     the next green, as drivers do at a metering light). `outcomes` says which way each vehicle left and
     `passed` in what order. The vehicle separator's beam is broken along a vehicle and its coupling, clear
-    between two vehicles (`separator_stuck` holds it broken, True, or clear, False, whatever passes)."""
+    between two vehicles (`separator_stuck` holds it broken, True, or clear, False, whatever passes; `entry_loop_stuck`
+    holds the entry loop so)."""
 
     requests: dict[str, int] = field(default_factory=lambda: safe_requests("gantry"))
     g: GantrySim = field(default_factory=GantrySim)
@@ -292,6 +293,7 @@ class GantryModel(PlcModel):
     barrier_pos: float = 0.0
     search_pos: float = 0.0
     separator_stuck: bool | None = None  # fault injection: the separator reads broken (True) or clear (False)
+    entry_loop_stuck: bool | None = None  # fault injection: the entry loop reads blocked (True) or free (False)
     _next_id: int = 1
     _grants: dict[str, bool] = field(default_factory=dict)  # gate request -> one vehicle may still pass
     _was_on: dict[str, bool] = field(default_factory=dict)
@@ -398,7 +400,7 @@ class GantryModel(PlcModel):
             "barrier_closed": int(self.barrier_pos <= 0.0),
             "search_bay_open": int(self.search_pos >= 1.0),
             "search_bay_closed": int(self.search_pos <= 0.0),
-            "eye_entry": int(self.loop(self.g.eye_entry_m)),
+            "eye_entry": int(self.loop(self.g.eye_entry_m) if self.entry_loop_stuck is None else self.entry_loop_stuck),
             "eye_exit": int(self._under(self.g.eye_exit_m, "lane")),
             "eye_search_bay": int(self._under(self.g.eye_search_bay_m, "search_bay")),
             "vehicle_separator": int(self.separator_broken()),

@@ -10,7 +10,8 @@ lane is held and health says why.
 
 A vehicle following the one ahead closer than `loop_gap_s` on the entry loop is that one's trailer, unless the
 PLC maps the vehicle separator (`vehicle_separator`, docs/plc-register-map.md): a gap it saw then makes the
-follower a vehicle of its own. A separator that contradicts the loop sends the vehicles concerned to `manual`.
+follower a vehicle of its own once its beam breaks (within SEPARATOR_POLLS polls of the loop's edge, else the loop
+chatters: a loop fault, no vehicle). A separator that contradicts the loop sends the vehicles concerned to `manual`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ from models.scan import load_scan
 log = structlog.get_logger()
 CLOSE_AGAIN_S = 2.0  # how often a gate that did not close is asked to close again
 ROOM_CHECK_S = 2.0  # how often records the full store refused are tried again
+SEPARATOR_POLLS = 2  # PLC polls after an entry loop edge within which a vehicle following breaks the separator's beam
+SEPARATOR_LOOK_S = 0.01  # how often the wait for those polls looks at the PLC's poll count
 
 GATE: dict[Way, str] = {"release": "barrier", "search_bay": "search-bay gate"}
 EXIT_LOOPS: dict[str, Way] = {"eye_exit": "release", "eye_search_bay": "search_bay"}
@@ -81,6 +84,7 @@ class GantryFlow:
     _separator: Separator | None = field(init=False)
     _entered_at: dict[str, float] = field(default_factory=dict)  # vehicle -> when it blocked the entry loop
     _doubted: dict[str, str] = field(default_factory=dict)  # vehicle -> how the separator contradicted the loop
+    _unseparated: tuple[EyeEdge, float] | None = None  # an entry loop edge waiting for the beam, and when it went free
 
     def __post_init__(self) -> None:
         self.inspector = self.parts.build(self._actuate)
@@ -102,6 +106,9 @@ class GantryFlow:
             Gauge("edge_lane_separator_faults", "Vehicles since start whose vehicle separator reading contradicted "
                   "the entry loop (sent to manual)", registry=registry).set_function(
                 functools.partial(_separator_faults, self._separator))
+            Gauge("edge_lane_loop_faults", "Entry loop edges since start within loop_gap_s of a vehicle that the "
+                  "separator's beam never followed (a loop that chatters: no vehicle)", registry=registry).set_function(
+                functools.partial(_loop_faults, self._separator))
         if self.history is not None:
             _history_metrics(self.history, registry)
 
@@ -235,6 +242,8 @@ class GantryFlow:
     def _on_eye(self, event: EyeEdge) -> None:
         if event.eye == SEPARATOR and self._separator is not None:
             self._separator.edge(event.blocked, event.t, event.first)
+            if event.blocked:
+                self._separated()
         loop = self._loops.get(event.eye)
         if loop is None:
             return
@@ -250,7 +259,12 @@ class GantryFlow:
         if not vehicle:
             return
         if event.eye == "eye_entry" and event.blocked:
-            self._entered(event, freed)
+            self._separated()  # an edge still waiting for the beam is decided first
+            if self._separator is not None and event.t - freed < self.loop_gap_s and not self._separator.broken:
+                self._unseparated = event, freed  # parted by the beam seen clear: a vehicle once it breaks the beam
+                self._spawn(self._await_separator(event), "entry-separator")
+            else:
+                self._entered(event, freed)
         elif event.eye in EXIT_LOOPS and not event.blocked:
             self._spawn(self._left_when_free(event.eye, event.t), "vehicle-left")
 
@@ -268,6 +282,34 @@ class GantryFlow:
                         "and joins the queue", vehicles=len(self.lane.vehicles), capacity=self.lane.capacity)
         self._scanning = True
         self._spawn(self._inspect_vehicle(item), "vehicle")
+
+    def _separated(self) -> None:
+        """Decide the entry loop edge waiting for the separator's beam: a vehicle following when the beam broke since
+        the edge, else a loop fault (the loop chatters with nothing on it), counted and no vehicle."""
+        if self._unseparated is None or self._separator is None:
+            return
+        (event, freed), self._unseparated = self._unseparated, None
+        if self._separator.broke_since(event.t):
+            self._entered(event, freed)
+            return
+        self._separator.loop_faults += 1
+        log.warning("gantry.loop_fault", loop=event.eye, loop_faults=self._separator.loop_faults,
+                    detail=f"the entry loop was blocked again {event.t - freed:.2f} s after it went free but the "
+                           f"vehicle separator's beam stayed clear for the {SEPARATOR_POLLS} polls after, so it is no "
+                           f"vehicle: the loop chatters (or the separator is stuck clear)")
+
+    async def _await_separator(self, event: EyeEdge) -> None:
+        """Decide an entry loop edge waiting for the separator's beam once SEPARATOR_POLLS more polls have been read
+        (at once when the beam breaks meanwhile)."""
+        plc = self.plc
+        end = (await plc.read_state()).seq + SEPARATOR_POLLS
+        while self._waits(event) and (await plc.read_state()).seq < end:
+            await asyncio.sleep(SEPARATOR_LOOK_S)
+        if self._waits(event):
+            self._separated()
+
+    def _waits(self, event: EyeEdge) -> bool:
+        return self._unseparated is not None and self._unseparated[0] is event
 
     def _doubt(self, vehicle: str, problem: str) -> None:
         """The separator contradicted the loop about a vehicle (problem, one sentence; '' when it did not): it may
@@ -462,6 +504,7 @@ class GantryFlow:
         status = {**self.lane.status(), "loop_flaps": {eye: loop.flaps for eye, loop in self._loops.items()}}
         if self._separator is not None:
             status["separator_faults"] = self._separator.faults
+            status["loop_faults"] = self._separator.loop_faults
         return status
 
     async def _serve_head(self) -> str | None:
@@ -587,6 +630,10 @@ def _flaps(loop: Loop) -> float:
 
 def _separator_faults(separator: Separator) -> float:
     return separator.faults
+
+
+def _loop_faults(separator: Separator) -> float:
+    return separator.loop_faults
 
 
 def separator_eye(eyes: tuple[str, ...]) -> int | None:

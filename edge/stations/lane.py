@@ -125,6 +125,7 @@ class Separator:
     last_clear: float = -math.inf  # until when it was last seen clear (its last broken edge)
     last_broken: float = -math.inf  # until when it was last seen broken (its last clear edge)
     faults: int = 0  # contradictions with the loop since start
+    loop_faults: int = 0  # entry loop edges within the loop's gap that the beam never followed (a loop that chatters)
 
     def edge(self, broken: bool, t: float, first: bool = False) -> None:
         """An edge at t (`first`: from nothing read, so it was not seen the other way until t)."""
@@ -138,6 +139,10 @@ class Separator:
     def clear_since(self, t: float) -> bool:
         """Seen clear at some moment after t: a gap between two vehicles."""
         return not self.broken or self.last_clear > t
+
+    def broke_since(self, t: float) -> bool:
+        """Seen broken at some moment from t on."""
+        return self.broken or self.last_clear >= t
 
     def broken_before(self, freed: float, t: float, gap_s: float) -> str:
         """Why a vehicle entering the loop at t, free since `freed` (at least gap_s before), contradicts the

@@ -566,6 +566,19 @@ async def test_a_car_following_closer_than_loop_gap_s_is_its_own_vehicle_where_t
     assert tids == {False: ([TID], Verdict.CLEAR), True: ([RUNNER_TID], Verdict.MANUAL)}
 
 
+async def test_a_car_following_that_breaks_the_separator_beam_just_after_the_loop_is_its_own_vehicle(tmp_path) -> None:
+    """The beam 0.1 m past the loop's edge: a car following 4 m behind blocks the loop while the beam is still clear,
+    and breaks it a poll or so later. It is a vehicle of its own (the wait for the beam is no loop fault)."""
+    async with gantry(tmp_path, [CLEAR, CLEAR], queue=3, loop_gap_s=1.0, separator=True) as g:
+        g.sim.g = g.sim.g.model_copy(update={"entry_stop_m": -100.0, "vehicle_separator_m": g.sim.g.eye_entry_m + 0.1})
+        g.flow.devices.scanner.emulator.line_rate = 40  # 3 s a scan: the follower enters meanwhile
+        g.sim.add_vehicle(4.0, lead_m=-1.5), g.sim.add_vehicle(4.0, lead_m=-9.5)
+        records = await g.vehicles_decided(2)
+        lane = g.flow.lane_status()
+        assert (lane["loop_faults"], lane["separator_faults"]) == (0, 0)
+    assert sorted((r.scan is None, r.verdict) for r in records) == [(False, Verdict.CLEAR), (True, Verdict.MANUAL)]
+
+
 async def test_a_truck_and_the_trailer_coupled_to_it_stay_one_vehicle_where_the_separator_saw_no_gap(tmp_path) -> None:
     """The entry loop goes free for 0.2 s between the cab and its trailer; the separator, broken by the drawbar,
     says they are one vehicle: one record, one flap, no separator fault."""
@@ -576,6 +589,26 @@ async def test_a_truck_and_the_trailer_coupled_to_it_stay_one_vehicle_where_the_
         assert record.verdict is Verdict.CLEAR
         lane = await until(g.flow.lane_status, "the lane empty", check=lambda s: not s["vehicles"])
         assert (lane["loop_flaps"]["eye_entry"], lane["separator_faults"]) == (1, 0)
+
+
+async def test_an_entry_loop_that_chatters_with_the_separator_clear_is_a_loop_fault_not_a_vehicle(tmp_path) -> None:
+    """The entry loop blocked again within loop_gap_s of a car leaving it, the vehicle separator's beam clear all the
+    while (nothing on the loop: it chatters), was taken for a car following: a phantom vehicle took a place in the
+    lane, and an officer releasing it could let the next real vehicle go. A vehicle following breaks the beam within
+    SEPARATOR_POLLS polls of the loop's edge; this never did: a loop fault, counted, and no vehicle."""
+    async with gantry(tmp_path, [CLEAR, CLEAR], queue=3, loop_gap_s=1.0, separator=True) as g:
+        _queue_up(g.sim, 1)
+        await until(lambda: g.sim.loop(g.sim.g.eye_entry_m), "the car on the entry loop", interval=0.005)
+        await until(lambda: not g.sim.loop(g.sim.g.eye_entry_m), "the car off the entry loop", interval=0.005)
+        await g.polls(2)  # the PLC read the loop free
+        g.sim.entry_loop_stuck = True  # within loop_gap_s of the car, the beam clear
+        await g.polls(5)
+        g.sim.entry_loop_stuck = None
+        record, = await g.vehicles_decided(1)
+        lane = g.flow.lane_status()
+        assert [v["id"] for v in lane["vehicles"]] in ([record.id], [])  # the car, unless it left already
+        assert len(g.records()) == 1 and (lane["loop_faults"], lane["separator_faults"]) == (1, 0)
+        assert g.flow.parts.metrics.registry.get_sample_value("edge_lane_loop_faults") == 1
 
 
 @pytest.mark.parametrize("stuck", [True, False], ids=["stuck-broken", "stuck-clear"])
