@@ -76,12 +76,17 @@ def _last_event_id(request: Request) -> int | None:
 
 
 @router.get("/api/stream")
-async def live(request: Request, st: WebState = Depends(state), user: auth.User = Depends(VIEWER)) -> StreamingResponse:
+async def live(request: Request, after: int | None = Query(None, ge=0, le=MAX_SEQ), st: WebState = Depends(state),
+               user: auth.User = Depends(VIEWER)) -> StreamingResponse:
     """Every decided inspection as it happens (server-sent events); a reconnecting browser gets
     what it missed (Last-Event-ID = the last seq it saw), up to the last REPLAY_MAX items, after one
-    `not_replayed` event with the count of the older ones it missed when there are more."""
+    `not_replayed` event with the count of the older ones it missed when there are more. A reloaded page
+    (a new stream, no Last-Event-ID) names the last seq it saw as `after`: the items waiting behind the
+    one it held come again."""
     token = request.cookies[COOKIE]
     resume = _last_event_id(request)
+    if resume is None:
+        resume = after
 
     async def replay() -> list[Event]:
         if resume is None:

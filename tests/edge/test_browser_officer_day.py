@@ -353,6 +353,29 @@ def test_a_reload_keeps_the_item_its_note_boxes_and_class(station, page):
     assert page.locator("#overlay rect.userbox").count() == 2
 
 
+def test_a_reload_keeps_the_items_waiting_behind_the_held_one(station, page):
+    """A reload gave a new stream that sent only what arrived from then on: the suspect and the manual item
+    waiting behind the held one were gone from the Live view (no "Next item"), the officer's decision showed
+    nothing after it, as if nothing were waiting. Now the stream starts after the last item the tab was sent."""
+    rng = np.random.default_rng(12)
+    sign_in(page, station, OFFICER)
+    held = item(station, rng)
+    loaded(page, held)
+    suspect, manual = item(station, rng), item(station, rng, Verdict.MANUAL, labels=())
+    expect(page.locator("#next-item")).to_have_attribute("data-waiting", "2")
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    loaded(page, held)
+    expect(page.locator("#next-item")).to_have_attribute("data-waiting", "2")
+    assert "SUSPECT" in page.inner_text("#next-item")
+    page.click("#false-alarm")
+    loaded(page, suspect)
+    page.click("#false-alarm")
+    loaded(page, manual)
+    expect(page.locator("#next-item")).to_be_hidden()
+    assert page.errors == []
+
+
 def test_a_decision_in_one_tab_moves_the_other_on(station, browser):
     rng = np.random.default_rng(9)
     context = browser.new_context(viewport={"width": 1920, "height": 1080})

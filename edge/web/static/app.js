@@ -86,7 +86,7 @@ async function signedIn(me) {
   $("who").textContent = me.name + " · " + T("role." + me.role);
   for (const el of document.querySelectorAll("[data-perm]")) el.hidden = !me.permissions.includes(el.dataset.perm);
   if (!S.current) $("dicos").hidden = $("case-export").hidden = true;  // they act on the item shown: none yet
-  if (can("case.view")) { connectLive(); refreshQueue(); refreshLane().catch(() => {}); show("live"); resumeWork(); } else show(can("diagnostics") ? "diagnostics" : "health");
+  if (can("case.view")) { refreshQueue(); refreshLane().catch(() => {}); show("live"); resumeWork(); } else show(can("diagnostics") ? "diagnostics" : "health");
 }
 function signedOut() {
   S.me = null; S.current = null; S.boxes = []; S.waiting = []; showQueued(); S.notReplayed = 0; showNotReplayed();
@@ -112,11 +112,14 @@ function show(view) {
 for (const b of document.querySelectorAll("#nav button")) b.onclick = () => show(b.dataset.view);
 
 // -- live stream ------------------------------------------------------------------------------
-function connectLive() {
-  S.live = new EventSource("/api/stream");
+function connectLive(after) {  // after: the last seq this tab was sent before a reload (officer.js resumeWork)
+  if (!S.me || S.live) return;
+  S.lastSeq = after ?? null;
+  S.live = new EventSource("/api/stream" + (after != null ? "?after=" + encodeURIComponent(after) : ""));
   S.live.addEventListener("hello", () => { document.body.dataset.live = "1"; });
   S.live.addEventListener("inspection", (e) => {
     const rec = JSON.parse(e.data);
+    S.lastSeq = Math.max(S.lastSeq || 0, rec.seq || 0);
     window.cpeTimings[rec.id] = { event: Date.now() };
     if (rec.verdict !== "clear") { refreshQueue(); refreshLane().catch(() => {}); }
     if (rec.verdict === "suspect") { alarm(); if (!S.viewingLive) alarmToast(rec); }  // on every view

@@ -94,21 +94,29 @@ function showStopped() {
 // -- work kept across a reload; decisions made in another tab ------------------------------------------
 const ITEM_KEY = "cpe-item", draftKey = (id) => "cpe-draft-" + id;
 function draft() { return { note: $("note").value, boxes: S.boxes, cls: $("class").value }; }
-function keepWork() {  // the item on screen and the officer's unfinished decision, for this tab only
-  if (!S.me || !S.current) return;
-  sessionStorage.setItem(ITEM_KEY, JSON.stringify({ badge: S.me.badge, id: S.current.id, live: S.viewingLive }));
+// The last item dealt with: the stream sends again what came after it (the items still waiting, and newer).
+const handledSeq = () => (S.waiting.length ? Math.min(...S.waiting.map((r) => r.seq)) - 1 : S.lastSeq);
+function keepWork() {  // the item on screen, the last item dealt with and the unfinished decision, for this tab only
+  if (!S.me) return;
+  sessionStorage.setItem(ITEM_KEY, JSON.stringify({ badge: S.me.badge, id: S.current?.id, live: S.viewingLive, seq: handledSeq() }));
+  if (!S.current) return;
   const d = draft();
   if (!S.current.review && (d.note || d.boxes.length || d.cls)) sessionStorage.setItem(draftKey(S.current.id), JSON.stringify(d));
 }
 setInterval(keepWork, 500);
 addEventListener("pagehide", keepWork);  // a reload or a closed tab keeps what was typed since the last half second
+// The held item first, then the live stream from the last item this tab was sent: the items that waited
+// behind the held one come again and wait again (a new stream would send only what arrives from now on).
 async function resumeWork() {
   tipSettings(); refreshBelt();
   const saved = JSON.parse(sessionStorage.getItem(ITEM_KEY) || "null");
-  if (!saved || saved.badge !== S.me.badge) { sessionStorage.clear(); return; }
+  if (!saved || saved.badge !== S.me.badge) { sessionStorage.clear(); connectLive(); return; }
+  try { if (saved.id) await resumeItem(saved.id); } finally { connectLive(saved.seq); }
+}
+async function resumeItem(id) {
   let rec;
-  try { rec = await api("/api/cases/" + encodeURIComponent(saved.id)); } catch { return; }
-  if (S.current) return;  // a newer item arrived meanwhile
+  try { rec = await api("/api/cases/" + encodeURIComponent(id)); } catch { return; }
+  if (S.current) return;  // opened meanwhile
   showRecord(rec, false); loadImage();
   const d = JSON.parse(sessionStorage.getItem(draftKey(rec.id)) || "null");
   if (d && !rec.review) {
