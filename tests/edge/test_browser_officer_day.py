@@ -353,6 +353,44 @@ def test_a_reload_keeps_the_item_its_note_boxes_and_class(station, page):
     assert page.locator("#overlay rect.userbox").count() == 2
 
 
+def in_view(page: Any, selector: str, width: int, height: int) -> bool:
+    box = page.locator(selector).bounding_box()
+    return bool(box) and box["y"] >= 0 and box["y"] + box["height"] <= height and box["x"] + box["width"] <= width
+
+
+def test_a_refused_decision_says_why_in_view_and_in_red_at_1024x768(station, browser):
+    """At 1024x768 the refusal of a decision ("Choose the threat class first", a supervisor's confirmation over an
+    officer's decision without its reason) was written below the side panel's fold, in the green of "Decision
+    saved": the button seemed to do nothing. Now it is written under the buttons, in red; a saved one in green."""
+    rng = np.random.default_rng(13)
+    page = new_page(browser, 1024, 768)
+    sign_in(page, station, OFFICER)
+    rec = item(station, rng, labels=("knife", "firearm"))
+    loaded(page, rec)
+    item(station, rng)  # waiting: its button on top of the panel
+    page.wait_for_selector("#next-item:not([hidden])")
+    page.click("#confirm")
+    expect(page.locator("#decide-msg")).to_contain_text("Choose the threat class first")
+    assert in_view(page, "#decide-msg", 1024, 768) and page.get_attribute("#decide-msg", "class") == "error"
+    page.click("#cleared")
+    page.click("#signout")
+    sign_in(page, station, SUPERVISOR)
+    page.click("#nav button[data-view='history']")
+    page.click(f"#history-rows tr:nth-child(2)")  # the cleared one, under the newer suspect
+    page.wait_for_selector(f"#banner[data-id='{rec.id}']")
+    page.select_option("#class", "knife")
+    page.click("#confirm")
+    expect(page.locator("#decide-msg")).to_have_text("An override needs a reason in the note.")
+    page.screenshot(path=str(ARTIFACTS / "officer_day_refused_1024.png"))
+    assert in_view(page, "#decide-msg", 1024, 768) and page.get_attribute("#decide-msg", "class") == "error"
+    page.fill("#note", "the knife is plain on the image")
+    page.click("#confirm")
+    expect(page.locator("#decide-msg")).to_have_text("Decision saved")
+    assert in_view(page, "#decide-msg", 1024, 768) and page.get_attribute("#decide-msg", "class") == "msg"
+    assert station.call(lambda s: s.get(rec.id)).review.outcome == "threat_confirmed"
+    assert page.errors == []
+
+
 def test_a_reload_keeps_the_items_waiting_behind_the_held_one(station, page):
     """A reload gave a new stream that sent only what arrived from then on: the suspect and the manual item
     waiting behind the held one were gone from the Live view (no "Next item"), the officer's decision showed

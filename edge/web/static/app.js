@@ -195,7 +195,7 @@ function showRecord(rec, fresh) {
   if (changed && S.current) leaving(S.current);  // TIP: moving on from an item (officer.js)
   S.current = rec;
   if (changed) { fillClasses(); detectorClass(rec); }
-  if (changed) { S.boxes = []; S.tipBox = null; resetView(); $("decide-msg").textContent = ""; $("note").value = ""; }
+  if (changed) { S.boxes = []; S.tipBox = null; resetView(); decideMsg(""); $("note").value = ""; }
   if (changed && rec.verdict === "clear") { clearTimeout(S.alarmTimer); $("alarm-frame").hidden = true; }
   const banner = $("banner");
   banner.className = "banner " + rec.verdict; banner.dataset.id = rec.id;
@@ -432,23 +432,25 @@ $("clear-boxes").onclick = () => { S.boxes = []; drawBoxes(); };
 $("copy-boxes").onclick = () => { S.boxes = (S.current?.detections || []).map((d) => d.box.map(Math.round)); drawBoxes(); };
 
 // -- decisions and TIP -------------------------------------------------------------------------
+// Under the decision buttons (in view on a 1024x768 monitor): a refusal in red, never in the green of "saved".
+function decideMsg(text, refused = false) { const m = $("decide-msg"); m.textContent = text; m.className = refused ? "error" : "msg"; }
 async function decide(outcome) {
   const rec = S.current; if (!rec) return;
   const body = { outcome, note: $("note").value, boxes: S.boxes, explained: explainedChanges() };
-  if (outcome === "threat_confirmed" && !$("class").value) { $("decide-msg").textContent = T("decide.class_needed"); $("class").focus(); return; }
+  if (outcome === "threat_confirmed" && !$("class").value) { decideMsg(T("decide.class_needed"), true); $("class").focus(); return; }
   if (outcome === "threat_confirmed") body.label = $("class").value;
-  if (outcome === "override") { body.label = $("class").value || null; if (!body.note.trim()) { $("decide-msg").textContent = T("error.override_needs_reason"); return; } }
+  if (outcome === "override") { body.label = $("class").value || null; if (!body.note.trim()) { decideMsg(T("error.override_needs_reason"), true); return; } }
   S.deciding = rec.id;
   try {
     const updated = await api("/api/cases/" + rec.id + "/decision", { json: body });
     decided(rec.id);  // officer.js: the draft is done with
     if (S.current?.id !== rec.id) return;  // the station's word of the decision moved this screen on already
-    $("decide-msg").textContent = T("decide.saved");
+    decideMsg(T("decide.saved"));
     S.boxes = []; $("note").value = "";
     showRecord({ ...rec, ...updated, scan_stored: rec.scan_stored }, false); loadImage(); refreshQueue();
     if ($("trail").childElementCount) openCase(rec.id);
     else if (S.viewingLive && S.waiting.length) showWaiting();
-  } catch (err) { $("decide-msg").textContent = T(err.message); } finally { S.deciding = null; }
+  } catch (err) { decideMsg(T(err.message), true); } finally { S.deciding = null; }
 }
 $("confirm").onclick = () => decide("threat_confirmed");
 $("false-alarm").onclick = () => decide("false_alarm");

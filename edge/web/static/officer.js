@@ -132,7 +132,7 @@ function reviewed(ev) {
   S.waiting = S.waiting.filter((r) => r.id !== ev.id); showQueued();
   if (!S.current || S.current.id !== ev.id || S.current.review) return;
   showRecord({ ...S.current, review: ev.review }, false);
-  if (S.deciding !== ev.id) $("decide-msg").textContent = T("decide.decided_elsewhere", { officer: ev.review.officer });
+  if (S.deciding !== ev.id) decideMsg(T("decide.decided_elsewhere", { officer: ev.review.officer }));
   if (S.viewingLive && S.waiting.length && !busy()) showWaiting();
 }
 
