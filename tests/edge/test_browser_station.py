@@ -329,6 +329,35 @@ def test_officer_sends_the_vehicle_at_the_barrier_to_the_search_bay(station, pag
         station.ctx.lane_control, station.ctx.panels = None, ()
 
 
+def test_the_officer_who_releases_the_vehicle_is_not_told_another_screen_decided(station, page, tmp_path):
+    """Release at the barrier stores the officer's decision, and the station's word of it came back to the same
+    screen as "Decided by <badge> on another screen.": the officer read that someone else had decided the
+    vehicle. Now the screen takes the decision as its own (the review shown, no such line)."""
+    from conveyor_station import on_loop
+    from gantry_station import running_gantry, vehicle_scan
+
+    stack, flow = on_loop(station, lambda: running_gantry(station, tmp_path, [vehicle_scan(True)]), 60)
+    sim = flow.devices.plc.sim.model
+    try:
+        station.ctx.lane_control, station.ctx.panels = flow, ("lane",)
+        sign_in(page, station, OFFICER)
+        page.wait_for_selector("body[data-live='1']")
+
+        async def arrive():
+            return sim.add_vehicle(4.0, lead_m=-1.5)
+
+        on_loop(station, arrive)
+        page.wait_for_selector("#lane-panel:not([hidden])", timeout=30_000)
+        page.click("#lane-release")
+        expect(page.locator("#lane-msg")).to_have_text("Done: the gate is confirmed open.")
+        expect(page.locator("#review-state")).to_contain_text("False alarm")
+        page.wait_for_timeout(500)  # the station's word of the review has come back by then
+        assert "another screen" not in page.inner_text("#decide-msg")
+    finally:
+        on_loop(station, stack.aclose)
+        station.ctx.lane_control, station.ctx.panels = None, ()
+
+
 def test_a_screen_back_after_missing_more_than_the_replay_says_how_many_older_items_it_did_not_get(station, page):
     import asyncio
 

@@ -498,10 +498,15 @@ async function laneDecide(way, supervisor) {
   const body = { lane: way, note: supervisor ? $("lane-reason").value : "" };
   if (way === "release") body.outcome = supervisor ? "override" : (rec.verdict === "suspect" ? "false_alarm" : "cleared");
   if (supervisor && !body.note.trim()) { $("lane-msg").textContent = T("error.override_needs_reason"); return; }
+  S.deciding = rec.id;  // this screen's decision: the station's word of it is no decision "on another screen"
   try {
     const r = await api("/api/cases/" + rec.id + "/decision", { json: body });
     $("lane-msg").textContent = T("lane.result." + r.lane.outcome); $("lane-reason").value = ""; refreshQueue();
-  } catch (err) { $("lane-msg").textContent = T(err.message); }
+    if (r.review && S.current?.id === rec.id) {
+      decided(rec.id); showRecord({ ...S.current, review: r.review }, false);
+      if (S.viewingLive && S.waiting.length && !busy()) showWaiting();  // the next vehicle, as after any decision
+    }
+  } catch (err) { $("lane-msg").textContent = T(err.message); } finally { S.deciding = null; }
   await refreshLane();
 }
 $("lane-release").onclick = () => laneDecide("release", false);
