@@ -202,6 +202,12 @@ def test_tip_charges_nothing_for_images_never_shown_and_shows_where_a_missed_thr
         item(station, rng, Verdict.CLEAR)  # moving on without answering, having watched it: a miss
         page.wait_for_selector("#tip-msg:text('The previous image was a TIP test')")
         expect(page.locator("#tip-where")).to_be_visible()
+        # the image itself with the box, not the box alone: the scan is drawn on image tools' canvas, and the
+        # picture was taken of the transparent placeholder under it
+        drawn = page.evaluate("""(() => { const c = document.getElementById('tip-where');
+          const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+          let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n / (c.width * c.height); })()""")
+        assert drawn > 0.9, f"{drawn:.0%} of the missed projection's picture is drawn"
         page.screenshot(path=str(ARTIFACTS / "officer_day_tip_missed.png"))
         stage, message = page.locator("#stage").bounding_box(), page.locator("#tip-msg").bounding_box()
         assert message["x"] >= stage["x"] + stage["width"] or message["x"] + message["width"] <= stage["x"]

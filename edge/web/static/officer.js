@@ -24,13 +24,14 @@ setInterval(() => {
   }
 }, DWELL_TICK_MS);
 
-// The image as it was on screen, small, kept to show where a missed threat was once the officer moved on.
+// The image as it was on screen, small, kept to show where a missed threat was once the officer moved on:
+// image tools' canvas when it draws the scan (the <img> under it is then a transparent placeholder), else the PNG.
 function snapshot(rec) {
-  const img = $("scan");
+  const img = $("scan"), drawn = $("layer").classList.contains("data") ? $("scan-canvas") : null;
   if (img.dataset.loadedId !== rec.id || !img.naturalWidth) return null;
   const k = Math.min(1, 360 / img.naturalWidth), c = document.createElement("canvas");
   c.width = Math.round(img.naturalWidth * k); c.height = Math.round(img.naturalHeight * k);
-  c.getContext("2d").drawImage(img, 0, 0, c.width, c.height);
+  c.getContext("2d").drawImage(drawn && drawn.width ? drawn : img, 0, 0, c.width, c.height);
   return { canvas: c, k, natH: img.naturalHeight, sideOn: ["vehicle", "container"].includes(rec.kind) };
 }
 function leaving(prev) {
