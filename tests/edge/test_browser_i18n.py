@@ -82,3 +82,37 @@ def test_language_choice_is_remembered_with_the_sign_in(station, browser):
     fresh.click("#signin-btn")
     fresh.wait_for_selector("html[lang='zh-Hans']", state="attached")
     assert fresh.inner_text("#nav button[data-view='live']") == "实时"
+
+
+@pytest.mark.parametrize("lang", ["zh-Hant", "zh-Hans"])
+def test_the_lines_above_the_item_change_language_with_the_screen(station, browser, lang):
+    """Switching language mid-shift left "Next item · 2 waiting (SUSPECT)", "5 older items not shown ..." and the
+    next item's early risk in the language they were first written in. Now they are written again."""
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    page.set_default_timeout(10_000)
+    page.goto(station.url + "/?lang=en")
+    page.wait_for_selector("body[data-ready='1']")
+    page.fill("#badge", OFFICER[0])
+    page.fill("#pin", OFFICER[1])
+    page.click("#signin-btn")
+    page.wait_for_selector("body[data-live='1']")
+    rng = np.random.default_rng(3)
+    records = []
+    for _ in range(3):
+        scan, truth = synthetic_scan(rng, threat=True)
+        records.append(station.commit(scan, record_for(scan, Verdict.SUSPECT, "detection", truth)))
+        station.publish_record(records[-1])
+    page.wait_for_selector("#next-item[data-waiting='2']")
+    station.publish("not_replayed", {"count": 5})
+    page.wait_for_selector("#not-replayed:not([hidden])")
+    station.publish("risk", {"item": "next-one", "lane": "amber", "bundle": None, "stale": False, "score": 0,
+                             "rules": [{"id": "no_bundle", "kind": "no_bundle", "reason": "no_bundle", "score": 0,
+                                        "lane": "amber"}], "random": {"rate": 0.0}})
+    page.wait_for_selector("#early-risk:not([hidden])")
+    page.select_option("#lang", lang)
+    page.wait_for_selector(f"html[lang='{lang}']", state="attached")
+    data = {r.id for r in records} | {i.value for r in records for i in r.identities} | {OFFICER[0], "Officer Chan",
+                                                                                          "demo-1"}
+    for line in ("#next-item", "#not-replayed", "#early-risk"):
+        assert not english_words(page.inner_text(line), data), f"{line} in {lang}: {page.inner_text(line)}"
+    page.screenshot(path=str(ARTIFACTS / f"live_lines_{lang}_1024.png"))

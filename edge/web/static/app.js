@@ -47,7 +47,11 @@ function applyMessages() {
   }
   fillClasses();
   if (S.current) showRecord(S.current, false);
-  if (S.me) $("who").textContent = S.me.name + " · " + T("role." + S.me.role);
+  if (!S.me) return;
+  $("who").textContent = S.me.name + " · " + T("role." + S.me.role);
+  // the lines above the item, written when their news came: again in this language (the banner's idle words too)
+  showQueued(); showNotReplayed(); showStopped();
+  if (S.early && S.earlyRisk === S.early.item) showRisk("early-risk", S.early);
 }
 $("lang").onchange = async () => { await loadLang($("lang").value); if (S.me) api("/api/me/lang", { json: { lang: S.lang } }); else S.langChosen = true; };
 
@@ -129,7 +133,7 @@ function connectLive(after) {  // after: the last seq this tab was sent before a
   S.live.addEventListener("review", (e) => { refreshQueue(); reviewed(JSON.parse(e.data)); });
   S.live.addEventListener("lane", (e) => { S.lane = JSON.parse(e.data); showLane(); });
   S.live.addEventListener("risk", (e) => {  // an item's identity is known, its scan not yet judged
-    const early = JSON.parse(e.data); S.earlyRisk = early.item;
+    const early = JSON.parse(e.data); S.earlyRisk = early.item; S.early = early;
     showRisk("early-risk", early);
   });
   S.live.addEventListener("signed_out", () => signedOut());
