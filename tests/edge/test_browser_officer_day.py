@@ -397,6 +397,27 @@ def test_a_refused_decision_says_why_in_view_and_in_red_at_1024x768(station, bro
     assert page.errors == []
 
 
+@pytest.mark.parametrize("lang", ["en", "zh-Hant"])
+def test_the_lines_above_the_item_are_whole_at_1024x768(station, browser, lang):
+    """The side panel scrolls, and its lines shrank to their least height when it overflowed: at 1024x768 the second
+    line of "5 older items not shown — undecided ones are in the Queue" was cut off under the next one."""
+    rng = np.random.default_rng(14)
+    page = new_page(browser, 1024, 768)
+    sign_in(page, station, OFFICER)
+    page.select_option("#lang", lang)
+    page.wait_for_selector(f"html[lang='{lang}']", state="attached")
+    held = item(station, rng)
+    loaded(page, held)
+    item(station, rng)
+    station.publish("not_replayed", {"count": 5})
+    page.wait_for_selector("#not-replayed:not([hidden])")
+    page.wait_for_selector("#next-item:not([hidden])")
+    page.screenshot(path=str(ARTIFACTS / f"officer_day_lines_{lang}_1024.png"))
+    for line in ("#not-replayed", "#next-item", "#banner", "#deciding"):
+        cut = page.eval_on_selector(line, "e => e.scrollHeight - e.clientHeight")
+        assert cut <= 0, f"{line} is cut off by {cut} px at 1024x768 in {lang}"
+
+
 def test_a_reload_keeps_the_items_waiting_behind_the_held_one(station, page):
     """A reload gave a new stream that sent only what arrived from then on: the suspect and the manual item
     waiting behind the held one were gone from the Live view (no "Next item"), the officer's decision showed
