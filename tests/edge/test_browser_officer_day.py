@@ -418,6 +418,27 @@ def test_the_lines_above_the_item_are_whole_at_1024x768(station, browser, lang):
         assert cut <= 0, f"{line} is cut off by {cut} px at 1024x768 in {lang}"
 
 
+def test_a_screen_too_slow_for_a_burst_gets_the_items_the_station_dropped(station, page):
+    """A screen that could not keep up (a burst of items, a busy browser) lost the oldest events the station held for
+    it; the stream said so ("dropped") and the screen ignored it: suspects missing from its waiting line, their
+    alarm never sounded. Now it asks for the stream again from before the gap and the lost items come."""
+    rng = np.random.default_rng(15)
+    station.events.maxsize = 4  # this screen's share of the station's events: 4 at a time
+    sign_in(page, station, OFFICER)
+    held = item(station, rng)
+    loaded(page, held)
+    burst = [item(station, rng, publish=False) for _ in range(9)]
+
+    def publish_all() -> None:  # at once: the stream's queue overflows before it sends any
+        for rec in burst:
+            station.events.publish("inspection", rec.model_dump(mode="json", by_alias=True))
+
+    station.loop.call_soon_threadsafe(publish_all)
+    expect(page.locator("#next-item")).to_have_attribute("data-waiting", "9")
+    assert page.evaluate("S.waiting.map((r) => r.id)") == [r.id for r in burst]  # each once, in order
+    assert page.errors == []
+
+
 def test_a_reload_keeps_the_items_waiting_behind_the_held_one(station, page):
     """A reload gave a new stream that sent only what arrived from then on: the suspect and the manual item
     waiting behind the held one were gone from the Live view (no "Next item"), the officer's decision showed

@@ -2,7 +2,7 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const S = { me: null, lang: "en", msgs: {}, current: null, mode: "colour", zoom: 1, panX: 0, panY: 0,
-            boxes: [], drawing: false, live: null, badges: null, audio: null, viewingLive: true, waiting: [] };
+            boxes: [], drawing: false, live: null, badges: null, audio: null, viewingLive: true, waiting: [], seen: new Set() };
 window.cpeTimings = {};  // per item: when its event arrived, its banner showed, its image loaded (ms epoch)
 const MODES = ["colour", "grey", "low", "organic", "inorganic", "negative"];  // grey: high energy
 const CLASSES = ["firearm", "knife", "explosive", "ammunition", "battery", "cigarettes", "drugs", "currency", "phone", "other"];
@@ -93,7 +93,7 @@ async function signedIn(me) {
   if (can("case.view")) { refreshQueue(); refreshLane().catch(() => {}); show("live"); resumeWork(); } else show(can("diagnostics") ? "diagnostics" : "health");
 }
 function signedOut() {
-  S.me = null; S.current = null; S.boxes = []; S.waiting = []; showQueued(); S.notReplayed = 0; showNotReplayed();
+  S.me = null; S.current = null; S.boxes = []; S.waiting = []; S.seen = new Set(); showQueued(); S.notReplayed = 0; showNotReplayed();
   if (S.live) { S.live.close(); S.live = null; }
   $("scan").removeAttribute("src"); $("scan").dataset.loadedId = ""; $("trail").innerHTML = "";
   $("nav").hidden = true; $("signout").hidden = true; $("who").textContent = "";
@@ -116,14 +116,17 @@ function show(view) {
 for (const b of document.querySelectorAll("#nav button")) b.onclick = () => show(b.dataset.view);
 
 // -- live stream ------------------------------------------------------------------------------
-function connectLive(after) {  // after: the last seq this tab was sent before a reload (officer.js resumeWork)
+// after: the last seq dealt with before a reload (officer.js resumeWork), or before a gap in the stream
+function connectLive(after) {
   if (!S.me || S.live) return;
-  S.lastSeq = after ?? null;
+  S.lastSeq = after ?? null; S.seqBefore = null;
   S.live = new EventSource("/api/stream" + (after != null ? "?after=" + encodeURIComponent(after) : ""));
   S.live.addEventListener("hello", () => { document.body.dataset.live = "1"; });
   S.live.addEventListener("inspection", (e) => {
     const rec = JSON.parse(e.data);
-    S.lastSeq = Math.max(S.lastSeq || 0, rec.seq || 0);
+    if (S.seen.has(rec.seq)) return;  // sent again after a gap: already here
+    S.seen.add(rec.seq); if (S.seen.size > 5000) S.seen = new Set([...S.seen].slice(-1000));
+    S.seqBefore = S.lastSeq; S.lastSeq = Math.max(S.lastSeq || 0, rec.seq || 0);
     window.cpeTimings[rec.id] = { event: Date.now() };
     if (rec.verdict !== "clear") { refreshQueue(); refreshLane().catch(() => {}); }
     if (rec.verdict === "suspect") { alarm(); if (!S.viewingLive) alarmToast(rec); }  // on every view
@@ -137,6 +140,15 @@ function connectLive(after) {  // after: the last seq this tab was sent before a
     showRisk("early-risk", early);
   });
   S.live.addEventListener("signed_out", () => signedOut());
+  // The station dropped the oldest events it held for this screen (too slow for a burst): they came just before the
+  // last item it sent, so the stream starts again from before that item (what is here already is skipped).
+  S.live.addEventListener("dropped", (e) => {
+    const count = JSON.parse(e.data).count || 0;
+    const after = S.seqBefore ?? (S.lastSeq != null ? Math.max(0, S.lastSeq - count - 1) : null);
+    refreshQueue();
+    if (after == null) return;  // nothing came yet to place the gap: the Queue has what was lost
+    S.live.close(); S.live = null; connectLive(after);
+  });
   S.live.addEventListener("not_replayed", (e) => {  // back after a long break: older items than those sent again
     S.notReplayed = (S.notReplayed || 0) + JSON.parse(e.data).count; showNotReplayed(); refreshQueue();
   });
@@ -155,8 +167,9 @@ const examining = () => !!S.current && (S.zoom !== 1 || S.panX !== 0 || S.panY !
   || $("note").value.trim() !== "");
 const busy = () => needsDecision() || examining();
 const WAITING_MAX = 500;  // an officer away from Live for hours: the oldest clear items give way
-function holdBack(rec) {
-  S.waiting.push(rec);
+function holdBack(rec) {  // in the station's order (an item sent again after a gap is older than those here)
+  const at = S.waiting.findIndex((r) => r.seq > rec.seq);
+  if (at < 0) S.waiting.push(rec); else S.waiting.splice(at, 0, rec);
   if (S.waiting.length > WAITING_MAX) { const i = S.waiting.findIndex((r) => r.verdict === "clear"); S.waiting.splice(i < 0 ? 0 : i, 1); }
   showQueued();
   const tm = window.cpeTimings[rec.id]; if (tm) tm.held = Date.now();
