@@ -86,3 +86,14 @@ def commit_suspect(station: StationHarness, seed: int) -> str:
     record = station.commit(scan, record_for(scan, Verdict.SUSPECT, "detection", truth))
     station.publish_record(record)
     return record.id
+
+
+def contrast(page: Any, selector: str, box: str) -> float:
+    """The WCAG contrast ratio of the text of `selector` on the background of `box` (4.5 is enough to read)."""
+    def luminance(css: str) -> float:
+        r, g, b = (int(v) / 255 for v in css[css.index("(") + 1:css.index(")")].split(",")[:3])
+        return sum(k * (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4)
+                   for k, c in zip((0.2126, 0.7152, 0.0722), (r, g, b)))
+    fg = luminance(page.eval_on_selector(selector, "e => getComputedStyle(e).color"))
+    bg = luminance(page.eval_on_selector(box, "e => getComputedStyle(e).backgroundColor"))
+    return (max(fg, bg) + 0.05) / (min(fg, bg) + 0.05)

@@ -13,7 +13,8 @@ import pytest
 
 from edge import audit
 from edge.web.demo import StationHarness
-from station_browser import BROWSER_ONLY, OFFICER, SUPERVISOR, commit_suspect, download_page as page, sign_in, station  # noqa: F401
+from station_browser import (BROWSER_ONLY, OFFICER, SUPERVISOR, commit_suspect, contrast, download_page as page,  # noqa: F401
+                             sign_in, station)
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = BROWSER_ONLY
@@ -24,6 +25,7 @@ def test_supervisor_downloads_the_record_as_dicos(station: StationHarness, page:
     rid = commit_suspect(station, 21)
     page.wait_for_selector(f"#scan[data-loaded-id='{rid}']")
     assert page.is_visible("#dicos") and page.inner_text("#dicos") == "Download DICOS"
+    assert contrast(page, "#dicos", ".side") >= 4.5  # the browser's own link blue on the dark panel: 1.8
     with page.expect_download() as info:
         page.click("#dicos")
     saved = tmp_path / "saved.zip"

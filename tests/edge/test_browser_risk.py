@@ -12,7 +12,7 @@ from central_sync.schema import Identity, RiskOut, Verdict
 from edge.risk import BundleFiles, RiskCheck, RiskRuntime, load_keys
 from edge.web.demo import record_for, synthetic_scan
 from risk_bundles import envelope, pinned
-from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, launch, station  # noqa: F401
+from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, contrast, launch, station  # noqa: F401
 from test_browser_station import sign_in
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
@@ -73,17 +73,6 @@ def test_without_a_bundle_the_officer_reads_why_a_clear_item_waits_for_him(stati
     expect(page.locator("#risk-lane")).to_contain_text("no bundle")
     page.select_option("#lang", "zh-Hant")
     expect(page.locator("#risk-reasons li[data-kind='no_bundle']")).to_have_text("本站沒有風險規則包：每件均須關員判定")
-
-
-def contrast(page, selector: str, box: str) -> float:
-    """The WCAG contrast ratio of the text of `selector` on the background of `box`."""
-    def luminance(css: str) -> float:
-        r, g, b = (int(v) / 255 for v in css[css.index("(") + 1:css.index(")")].split(",")[:3])
-        return sum(k * (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4)
-                   for k, c in zip((0.2126, 0.7152, 0.0722), (r, g, b)))
-    fg = luminance(page.eval_on_selector(selector, "e => getComputedStyle(e).color"))
-    bg = luminance(page.eval_on_selector(box, "e => getComputedStyle(e).backgroundColor"))
-    return (max(fg, bg) + 0.05) / (min(fg, bg) + 0.05)
 
 
 def test_the_next_items_risk_is_readable_on_its_box(station, page, tmp_path):
