@@ -3,7 +3,9 @@
 A threat cut-out is a scan file (`.npz`, models/scan.py) holding the transmission of the threat
 alone in air, with `label` in its meta. Projection multiplies transmissions per channel,
 T = T_bag · T_threat, which is exact per pixel for the monochromatic approximation (the error of
-that approximation against a per-energy sum is in DOMAIN.md). Projection happens only on the way
+that approximation against a per-energy sum is in DOMAIN.md): the cut-out's air (T = 1) leaves the
+bag as it was. The threat's whole box goes inside the bag's silhouette, `BAG_MARGIN_PX` from its
+outline; a bag too small for every threat gets none. Projection happens only on the way
 to the screen: the record, its verdict and the actuation never see it. Each projection is a row in
 `tip_events` holding everything needed to recompute the composite (threat, place, scale).
 Outcomes: hit (officer flagged it), miss (officer cleared it, or moved on after the image was on
@@ -118,21 +120,51 @@ def _scaled_shape(threat: Threat, scale: float) -> tuple[int, int]:
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-def choose(threats: dict[str, Threat], shape: tuple[int, int], high: np.ndarray, cfg: TipConfig,
-           rng: random.Random) -> Projection | None:
-    """A threat that fits and a place for it inside the bag (where the scan is not air), or None."""
+def choose(threats: dict[str, Threat], high: np.ndarray, cfg: TipConfig, rng: random.Random) -> Projection | None:
+    """A threat and a place for it whose whole box lies inside the bag's silhouette, at least
+    `BAG_MARGIN_PX` from its outline; None when no threat fits inside the bag (an empty tray, a bag
+    too small): a threat reaching past the bag into the air would tell the officer it is a test."""
     scale = rng.uniform(cfg.min_scale, cfg.max_scale)
-    fits = lambda n: all(a < b for a, b in zip(_scaled_shape(threats[n], scale), shape, strict=True))  # noqa: E731
-    fitting = [n for n in sorted(threats) if fits(n)]
+    # running count of the pixels outside the bag (less its margin): a box with none lies inside
+    outside = cv2.integral((~_erode(bag_silhouette(high), BAG_MARGIN_PX)).astype(np.uint8))
+    places = {n: _places(outside, _scaled_shape(threats[n], scale)) for n in sorted(threats)}
+    fitting = [n for n, (ys, _) in places.items() if len(ys)]
     if not fitting:
         return None
     name = rng.choice(fitting)
-    th, tw = _scaled_shape(threats[name], scale)
-    ys, xs = np.nonzero(high[: shape[0] - th, : shape[1] - tw] < 0.9 * AIR)
-    if len(ys):
-        i = rng.randrange(len(ys))
-        return Projection(name, int(xs[i]), int(ys[i]), scale)
-    return Projection(name, rng.randrange(shape[1] - tw), rng.randrange(shape[0] - th), scale)
+    ys, xs = places[name]
+    i = rng.randrange(len(ys))
+    return Projection(name, int(xs[i]), int(ys[i]), scale)
+
+
+BAG_MARGIN_PX = 8  # a projected threat's box keeps this far inside the bag's outline
+_BAG_BELOW = 0.9 * AIR  # a pixel darker than this holds something, not air
+
+
+def bag_silhouette(high: np.ndarray) -> np.ndarray:
+    """Where the bag is (bool mask): every object's outline filled, holes inside it included."""
+    mask = (high < _BAG_BELOW).astype(np.uint8)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros_like(mask)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    return filled.astype(bool)
+
+
+def _erode(mask: np.ndarray, margin: int) -> np.ndarray:
+    kernel = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
+    return cv2.erode(mask.astype(np.uint8), kernel, borderValue=0).astype(bool)
+
+
+def _places(outside: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Top-left corners (ys, xs) of every h x w box holding no pixel outside the bag (`outside`: the
+    integral image, (H+1, W+1), of the pixels outside)."""
+    h, w = size
+    if h >= outside.shape[0] or w >= outside.shape[1]:
+        return np.empty(0, np.intp), np.empty(0, np.intp)
+    n = outside
+    count = n[h:, w:] - n[:-h, w:] - n[h:, :-w] + n[:-h, :-w]
+    ys, xs = np.nonzero(count == 0)
+    return ys, xs
 
 
 def composite(scan: Scan, threat: Threat, p: Projection) -> Scan:
@@ -247,8 +279,10 @@ class TipEngine:
         except ScanFormatError as exc:
             log.warning("tip.scan_unreadable", record=record.id, error=str(exc))
             return
-        p = choose(self.threats, scan.shape, scan.high, self.cfg, self.rng)
+        p = choose(self.threats, scan.high, self.cfg, self.rng)
         if p is None:
+            log.info("tip.no_room", record=record.id, reason=f"no threat of the library fits inside the bag of"
+                     f" item {record.id} ({scan.shape[0]}x{scan.shape[1]} px scan) {BAG_MARGIN_PX} px from its outline")
             return
         params = json.dumps({"x": p.x, "y": p.y, "scale": p.scale})
         cur = store.conn.execute("INSERT INTO tip_events (at, officer, record_id, threat, label, params, outcome)"

@@ -66,15 +66,69 @@ def test_composite_multiplies_transmissions_inside_the_box_only(library):
     assert out.high.dtype == np.uint16 and out.high.max() <= AIR
 
 
-def test_projection_lands_inside_the_bag(library):
-    threats = tip.load_library(library)
-    scan, _ = synthetic_scan(np.random.default_rng(1), threat=False)
+def _bag_in_air(size: tuple[int, int], shape: tuple[int, int] = (360, 560)) -> Scan:
+    """A scan of air (with the detector's noise) holding one dense box of `size` (h, w) in its middle."""
+    rng = np.random.default_rng(4)
+    high = np.clip(AIR * (1 + rng.normal(0, 0.003, shape)), 0, AIR).astype(np.uint16)
+    y, x = (shape[0] - size[0]) // 2, (shape[1] - size[1]) // 2
+    high[y:y + size[0], x:x + size[1]] = 30000
+    return Scan(high=high, low=(high * 0.8).astype(np.uint16))
+
+
+def test_the_projected_threat_lies_wholly_inside_the_bag(library):
+    """Before: only the threat box's top-left corner was on the bag; the rest reached past the bag's outline
+    into the air (11 of 50 draws), a patch an officer spots as a test."""
     import random
 
-    for seed in range(20):
-        p = tip.choose(threats, scan.shape, scan.high, TipConfig(), random.Random(seed))
-        x0, y0, _, _ = p.box(threats[p.threat])
-        assert scan.high[int(y0), int(x0)] < 0.9 * AIR
+    threats = tip.load_library(library)
+    margin = tip.BAG_MARGIN_PX
+    for bag in range(3):
+        scan, _ = synthetic_scan(np.random.default_rng(bag), threat=False)
+        for seed in range(30):
+            p = tip.choose(threats, scan.high, TipConfig(), random.Random(seed))
+            x0, y0, x1, y1 = (int(v) for v in p.box(threats[p.threat]))
+            around = scan.high[max(0, y0 - margin):y1 + margin, max(0, x0 - margin):x1 + margin]
+            assert (around < 0.9 * AIR).all(), f"bag {bag} seed {seed}: {p} reaches the air"
+
+
+def test_the_composite_changes_the_bag_only_where_the_threat_is(library):
+    """Transmissions multiply: the cut-out's air (transmission 1) leaves the bag's pixels as they were, in
+    both channels, and no pixel of the air around the bag changes (no patch edge to see)."""
+    import random
+
+    import cv2
+
+    threats = tip.load_library(library)
+    scan, _ = synthetic_scan(np.random.default_rng(2), threat=False)
+    air = scan.high >= 0.9 * AIR
+    for seed in range(30):
+        p = tip.choose(threats, scan.high, TipConfig(), random.Random(seed))
+        threat = threats[p.threat]
+        x0, y0, x1, y1 = (int(v) for v in p.box(threat))
+        out = tip.composite(scan, threat, p)
+        for bag, cut, merged in ((scan.high, threat.high, out.high), (scan.low, threat.low, out.low)):
+            footprint = np.zeros(scan.shape, bool)
+            footprint[y0:y1, x0:x1] = cv2.resize(cut, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR) < 1.0
+            changed = merged != bag
+            assert not (changed & ~footprint).any(), f"seed {seed}: {p} changed pixels outside the threat"
+            assert not (changed & air).any(), f"seed {seed}: {p} changed the air around the bag"
+            assert changed.any()
+
+
+@pytest.mark.parametrize("size", [(0, 0), (40, 60), (44, 400)])
+def test_no_threat_is_projected_into_a_bag_too_small_for_it(library, size):
+    """Before: an empty tray or a bag too small (or too thin) for every threat still got one, in the air."""
+    import random
+
+    threats = tip.load_library(library)
+    thinnest = min(min(t.high.shape) for t in threats.values()) * TipConfig().min_scale
+    assert min(size) - 2 * tip.BAG_MARGIN_PX < thinnest  # no threat fits inside it, at any scale
+    scan = _bag_in_air(size)
+    assert all(tip.choose(threats, scan.high, TipConfig(), random.Random(s)) is None for s in range(20))
+    big = _bag_in_air((220, 400))
+    p = tip.choose(threats, big.high, TipConfig(), random.Random(0))
+    x0, y0, x1, y1 = (int(v) for v in p.box(threats[p.threat]))
+    assert (big.high[y0:y1, x0:x1] == 30000).all()
 
 
 class TipStation:
