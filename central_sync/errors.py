@@ -10,6 +10,7 @@
     │   └── CommandSignatureError   the signature does not verify against the pinned hub key
     ├── AccountError        a control-room sign-in refused or an account that cannot be made (control_room/auth.py)
     ├── ImageUnreadable     a stored scan that cannot be rendered as a PNG (control_room/images.py)
+    ├── Refused             a control-room request refused: HTTP status, code and English sentence (control_room/refusals.py)
     ├── DbUrlError          the hub's database URL file cannot be read or is empty (hub/cli.py)
     ├── TokenFileError      the /api service token file cannot be read or has a bad line (hub/api_auth.py)
     ├── AccountsError       a broker account that cannot be written (broker_accounts.py)

@@ -22,6 +22,7 @@ from central_sync import commands as c
 from central_sync.control_room import audit, auth, commanding
 from central_sync.control_room.db import execute
 from central_sync.control_room.i18n import pick_lang, t
+from central_sync.control_room.refusals import Refused
 
 if TYPE_CHECKING:
     from central_sync.control_room.service import ControlRoom
@@ -59,8 +60,8 @@ def build_command_router(room: ControlRoom, need: Callable[[str], Callable[..., 
 
     def send(user: auth.User, station: str, op: c.Op, args: dict[str, Any], undo_of: str | None = None) -> dict:
         if room.key is None or room.link is None:
-            raise refused(user, station, op, HTTPException(
-                503, f"the hub has no signing key or no broker link; commands are disabled; nothing was sent to {station}"))
+            raise refused(user, station, op, Refused(503, "command.disabled", "the hub has no signing key or no broker link;"
+                                                     f" commands are disabled; nothing was sent to {station}", station=station))
         try:
             commanding.check_station(store, station)
             settings = commanding.settings_of(store, station)
@@ -71,7 +72,8 @@ def build_command_router(room: ControlRoom, need: Callable[[str], Callable[..., 
         try:
             cmd = room.send(station, op, clean, user.username, previous=previous, undo_of=undo_of)
         except c.CommandError as exc:
-            raise HTTPException(503, str(exc)) from exc
+            raise Refused(503, "command.not_sent", str(exc), why=exc,
+                          station=station) from exc
         audit.append(store, user.username, "command_undo" if undo_of else "command_sent", station,
                      {"id": cmd.id, "op": cmd.op, "args": cmd.args, "previous": previous, "undo_of": undo_of})
         return {"id": cmd.id, "expires_at": cmd.expires_at, "previous": previous, "undo_of": undo_of}
@@ -110,7 +112,7 @@ def build_command_router(room: ControlRoom, need: Callable[[str], Callable[..., 
     def one(cmd_id: str) -> dict:
         rows = execute(store, f"{SELECT} WHERE c.id=?", (cmd_id,))
         if not rows:
-            raise HTTPException(404, f"no command {cmd_id!r} was sent from this hub")
+            raise Refused(404, "command.unknown", f"no command {cmd_id!r} was sent from this hub", id=cmd_id)
         return view(rows[0], time.time())
 
     @r.get("/cr/api/commands")

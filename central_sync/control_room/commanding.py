@@ -19,18 +19,12 @@ import math
 import time
 from typing import Any
 
-from fastapi import HTTPException
-
 from central_sync import commands as c
 from central_sync.control_room.db import execute
+from central_sync.control_room.refusals import Refused
 from central_sync.hub.store import HubStore
 
 UNDOABLE = ("set_thresholds", "set_tip_rate", "switch_model")
-
-
-def Refused(status: int, message: str) -> HTTPException:  # noqa: N802 - reads as the refusal it raises
-    """A command the control room will not sign: the HTTP status and one sentence with the values."""
-    return HTTPException(status, message)
 
 
 def known_stations(store: HubStore) -> list[str]:
@@ -40,8 +34,9 @@ def known_stations(store: HubStore) -> list[str]:
 def check_station(store: HubStore, station: str) -> None:
     known = known_stations(store)
     if station not in known:
-        raise Refused(404, f"station {station!r} is not known to this hub (known: {', '.join(known) or 'none'});"
-                           " nothing was sent")
+        raise Refused(404, "command.unknown_station", f"station {station!r} is not known to this hub"
+                      f" (known: {', '.join(known) or 'none'}); nothing was sent", station=station,
+                      known=", ".join(known) or "-")
 
 
 def all_settings(store: HubStore) -> dict[str, dict[str, Any]]:
@@ -87,18 +82,21 @@ def check_args(station: str, op: str, args: dict[str, Any], settings: dict[str, 
     for name, value in asked.items() if isinstance(asked, dict) else ():
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if number and not 0 < value <= c.MAX_THRESHOLD:  # 1.0 lets nothing through: detection of the class off
-            raise Refused(422, f"threshold {value} for {name} is outside (0, {c.MAX_THRESHOLD}]: a command may not"
-                               f" turn the detection of a class off; nothing was sent to {station}")
+            raise Refused(422, "command.threshold_range", f"threshold {value} for {name} is outside"
+                          f" (0, {c.MAX_THRESHOLD}]: a command may not turn the detection of a class off; nothing was"
+                          f" sent to {station}", value=value, cls=name, max=c.MAX_THRESHOLD, station=station)
     try:
         clean = c.check_args(op, args)
     except c.CommandFormatError as exc:
-        raise Refused(422, f"{exc}; nothing was sent to {station}") from exc
+        raise Refused(422, "command.bad_args", f"{exc}; nothing was sent to {station}", why=exc,
+                      station=station) from exc
     if op == "set_thresholds":
         classes = sorted((settings or {}).get("thresholds") or {})
         for name in clean["thresholds"]:
             if classes and name not in classes:
-                raise Refused(422, f"the model on {station} has no class {name!r} (it has {', '.join(classes)});"
-                                   " nothing was sent")
+                raise Refused(422, "command.unknown_class", f"the model on {station} has no class {name!r}"
+                              f" (it has {', '.join(classes)}); nothing was sent", station=station, cls=name,
+                              classes=", ".join(classes))
     return clean
 
 
@@ -117,13 +115,17 @@ def previous_values(op: str, args: dict[str, Any], settings: dict[str, Any] | No
 def undo_args(cmd_id: str, op: str, outcome: str | None, previous: dict[str, Any] | None) -> dict[str, Any]:
     """The arguments that restore what command `cmd_id` replaced; Refused(409) when there is nothing to restore."""
     if op not in UNDOABLE:
-        raise Refused(409, f"command {cmd_id} ({op}) changes no setting and cannot be undone")
+        raise Refused(409, "command.not_undoable", f"command {cmd_id} ({op}) changes no setting and cannot be undone",
+                      id=cmd_id, op=op)
     if outcome != "applied":
-        raise Refused(409, f"command {cmd_id} was not applied (outcome {outcome or 'pending'}); there is nothing to undo")
+        raise Refused(409, "command.not_applied", f"command {cmd_id} was not applied (outcome {outcome or 'pending'});"
+                      " there is nothing to undo", id=cmd_id, outcome=outcome or "pending")
     prev = previous or {}
     unknown = [k for k, v in ((prev.get("thresholds") or {}) if op == "set_thresholds" else prev).items() if v is None]
     if not prev or unknown:
         many = len(unknown) > 1
-        raise Refused(409, f"the value{'s' if many else ''} that command {cmd_id} replaced ({', '.join(unknown) or op})"
-                           f" {'were' if many else 'was'} not reported by the station; set {'them' if many else 'it'} by hand")
+        names = ", ".join(unknown) or op
+        raise Refused(409, "command.previous_unknown", f"the value{'s' if many else ''} that command {cmd_id} replaced"
+                      f" ({names}) {'were' if many else 'was'} not reported by the station; set"
+                      f" {'them' if many else 'it'} by hand", id=cmd_id, names=names)
     return prev

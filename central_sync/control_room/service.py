@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request, Response
 
 from central_sync import commands as c
 from central_sync.config import BrokerConfig
-from central_sync.control_room import auth, commanding, db, retention_routes
+from central_sync.control_room import auth, commanding, db, refusals, retention_routes
 from central_sync.control_room.config import ControlRoomConfig
 from central_sync.control_room.feed import LiveFeed
 from central_sync.errors import HubStoreError, WireFormatError
@@ -109,6 +109,7 @@ class ControlRoom:
     def install(self, app: FastAPI) -> FastAPI:
         from central_sync.control_room.routes import api_reader, build_router
         app.include_router(build_router(self))
+        app.add_exception_handler(refusals.Refused, refusals.answer)  # its code and values with its sentence
         app.state.session_check = api_reader(self)  # signed-in users may read the hub's /api as well
 
         @app.middleware("http")

@@ -161,6 +161,7 @@ async def test_a_command_refused_for_the_role_or_with_commands_off_is_audited_wi
     off = await client.post("/cr/api/commands", json={"station": "gate-1", "op": "request_diag"})
     assert off.status_code == 503 and off.json()["detail"] == ("the hub has no signing key or no broker link; commands"
                                                                " are disabled; nothing was sent to gate-1")
+    assert (off.json()["code"], off.json()["vals"]) == ("command.disabled", {"station": "gate-1"})  # the screen's translation
     got = [(e["actor"], e["action"], e["object"], json.loads(e["detail"])) for e in audit.entries(room.store, 10)
            if e["action"] == "command_refused"]
     assert got == [("sup1", "command_refused", "gate-1", {"op": "request_diag", "why": off.json()["detail"]}),

@@ -62,6 +62,31 @@ def test_previous_values_make_the_undo():
         409, "the value that command c5 replaced (rate) was not reported by the station; set it by hand")
 
 
+def test_every_refusal_has_a_code_the_screen_translates():
+    """The English sentence stays the API's detail; its code (and values) let the screen say it in the reader's
+    language: the screen showed the English sentence in Chinese."""
+    from central_sync.control_room.i18n import LANGS, catalogue
+    from central_sync.control_room.refusals import Refused
+    calls = [(commanding.check_args, "gate-1", "set_thresholds", {"thresholds": {"gun": 0.25}}, SETTINGS),
+             (commanding.check_args, "gate-1", "set_thresholds", {"thresholds": {"knife": 0}}, SETTINGS),
+             (commanding.check_args, "gate-1", "set_tip_rate", {"rate": "x"}, SETTINGS),
+             (commanding.undo_args, "c3", "request_diag", "applied", {}),
+             (commanding.undo_args, "c4", "set_tip_rate", "rejected", {"rate": 0.03}),
+             (commanding.undo_args, "c5", "set_tip_rate", "applied", {"rate": None})]
+    got = []
+    for fn, *args in calls:
+        with pytest.raises(Refused) as exc:
+            fn(*args)
+        got.append((exc.value.code, exc.value.vals))
+    assert got == [("command.unknown_class", {"station": "gate-1", "cls": "gun", "classes": "firearm, knife"}),
+                   ("command.threshold_range", {"value": "0", "cls": "knife", "max": "0.99", "station": "gate-1"}),
+                   ("command.bad_args", {"why": got[2][1]["why"], "station": "gate-1"}),
+                   ("command.not_undoable", {"id": "c3", "op": "request_diag"}),
+                   ("command.not_applied", {"id": "c4", "outcome": "rejected"}),
+                   ("command.previous_unknown", {"id": "c5", "names": "rate"})]
+    assert all(f"error.{code}" in catalogue(lang) for code, _ in got for lang in LANGS)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
     """The hub's store with the control room's tables, on both backends (the same SQL)."""

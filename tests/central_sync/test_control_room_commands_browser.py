@@ -158,7 +158,9 @@ async def test_commands_from_the_control_room(tmp_path):
                 # the hub refuses a misspelt station and a class the model does not have, in one sentence
                 bad = await post(page, "/cr/api/commands", {"station": "conveyor-0l", "op": "set_tip_rate", "args": {"rate": 0.1}})
                 assert bad == {"status": 404, "body": {"detail": "station 'conveyor-0l' is not known to this hub"
-                                                                 " (known: conveyor-01); nothing was sent"}}
+                                                                 " (known: conveyor-01); nothing was sent",
+                                                       "code": "command.unknown_station",  # the page translates it
+                                                       "vals": {"station": "conveyor-0l", "known": "conveyor-01"}}}
                 bad = await post(page, "/cr/api/commands", {"station": STATION, "op": "set_thresholds", "args": {"thresholds": {"gun": 0.3}}})
                 assert bad["status"] == 422 and "has no class 'gun' (it has metal, organic)" in bad["body"]["detail"]
                 assert room.counters == {"command_refused_404": 1, "command_refused_422": 1}

@@ -28,13 +28,25 @@ const fmtNum = (v, pct) => (v === null || v === undefined ? "-" : pct ? new Intl
 async function api(path, opts = {}) {
   const r = await fetch(path, { credentials: "same-origin", headers: { "content-type": "application/json", "x-lang": S.lang }, ...opts });
   if (r.status === 401 && S.me) { signedOut(); throw new Error(t("error.signin_required")); }
-  if (!r.ok) { let d = r.statusText; try { d = (await r.json()).detail; } catch (e) { /* not JSON */ } throw new Error(typeof d === "string" ? d : JSON.stringify(d)); }
+  if (!r.ok) throw await refusal(r);
   return r.headers.get("content-type")?.includes("json") ? r.json() : r.text();
+}
+class Refusal extends Error {  // the hub's answer: its code (error.<code> in the catalogue) and values, else its sentence
+  constructor(detail, code, vals) { super(detail); this.detail = detail; this.code = code; this.vals = vals || {}; this.message = errorText(this); }
+}
+function errorText(e) {  // a refusal in the language shown now; the hub's English sentence only for a code not in the catalogue
+  return e.code && S.msgs["error." + e.code] !== undefined ? t("error." + e.code, e.vals) : e.detail ?? e.message;
+}
+async function refusal(r) {
+  let body = {};
+  try { body = await r.json(); } catch (e) { /* not JSON */ }
+  const d = body.detail ?? r.statusText;
+  return new Refusal(typeof d === "string" ? d : JSON.stringify(d), body.code, body.vals);
 }
 async function apiPage(path) {  // a search page and whether more results match than it holds (X-More-Results)
   const r = await fetch(path, { credentials: "same-origin", headers: { "x-lang": S.lang } });
   if (r.status === 401 && S.me) { signedOut(); throw new Error(t("error.signin_required")); }
-  if (!r.ok) { let d = r.statusText; try { d = (await r.json()).detail; } catch (e) { /* not JSON */ } throw new Error(typeof d === "string" ? d : JSON.stringify(d)); }
+  if (!r.ok) throw await refusal(r);
   return { items: await r.json(), more: r.headers.get("x-more-results") === "true", next: r.headers.get("x-next-before") };
 }
 

@@ -10,9 +10,10 @@ const thr = (v) => (v === null || v === undefined ? "-" : Number(v).toFixed(2));
 const pct = (v) => (v === null || v === undefined ? "-" : fmtNum(v, true));
 const shortSha = (s) => (s ? s.slice(0, 12) : "-");
 const cmdStation = () => CMD.stations.find((s) => s.station === $("#cmd-station").value) || null;
-function cmdMsg(key, vals = {}, bad = false) {  // kept as a key: a change of language shows it anew
+function cmdMsg(key, vals = {}, bad = false) {  // kept as a key (a refusal as its code): a change of language shows it anew
   CMD.msg = key ? { key, vals, bad } : null;
-  $("#cmd-msg").textContent = key ? t(key, vals) : "";
+  const shown = Object.fromEntries(Object.entries(vals).map(([k, v]) => [k, v instanceof Error ? errorText(v) : v]));
+  $("#cmd-msg").textContent = key ? t(key, shown) : "";
   $("#cmd-msg").classList.toggle("error", !!bad);
 }
 class FormError extends Error { constructor(key, vals = {}) { super(key); this.key = key; this.vals = vals; } }
@@ -131,7 +132,7 @@ $("#cmd-confirm-yes").addEventListener("click", async (ev) => {
   $("#cmd-confirm").close();
   const action = CMD.pending;
   CMD.pending = null;
-  try { if (action) await action(); } catch (e) { cmdMsg("commands.failed", { error: e.message }, true); }
+  try { if (action) await action(); } catch (e) { cmdMsg("commands.failed", { error: e }, true); }
   await loadCommandList();
 });
 $("#cmd-confirm-no").addEventListener("click", (ev) => { ev.preventDefault(); CMD.pending = null; $("#cmd-confirm").close(); cmdMsg("commands.cancelled"); });
