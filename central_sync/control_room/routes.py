@@ -28,6 +28,7 @@ from central_sync.control_room.db import execute
 from central_sync.control_room.feed import LiveFeed
 from central_sync.control_room.i18n import LANGS, page_messages, pick_lang, t
 from central_sync.control_room.images import ImageUnreadable, cached_png
+from central_sync.control_room.refusals import Refused
 from central_sync.control_room.case_routes import build_case_router
 from central_sync.control_room.command_routes import build_command_router
 from central_sync.control_room.model_routes import build_model_router
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("control_room")
 
 STATIC = Path(__file__).parent / "static"
+MAX_TEXT = 2000
+"""The most characters an alert action's text (a comment) may have."""
 COOKIE = "cr_session"
 KEEPALIVE_S = 15.0
 
@@ -67,7 +70,7 @@ class Lang(_Body):
 class Action(_Body):
     kind: Literal["ack", "assign", "escalate", "comment"]
     assignee: str | None = Field(None, max_length=64)
-    text: str = Field("", max_length=2000)
+    text: str = ""  # at most MAX_TEXT characters, checked by the route: a refusal the page can translate
 
 
 class NewUser(_Body):
@@ -252,6 +255,14 @@ def build_router(room: ControlRoom) -> APIRouter:
         """Who an alert can be assigned to: the control room's active users (a picker, not free text)."""
         return assignees()
 
+    def check_text(body: Action) -> None:
+        """A comment has text; no text is over MAX_TEXT characters (the page showed pydantic's JSON)."""
+        if body.kind == "comment" and not body.text.strip():
+            raise Refused(422, "comment_empty", "a comment needs text; nothing was recorded")
+        if len(body.text) > MAX_TEXT:
+            raise Refused(422, "text_too_long", f"the text has {len(body.text)} characters, at most {MAX_TEXT} are"
+                          " allowed; nothing was recorded", length=len(body.text), max=MAX_TEXT)
+
     @r.post("/cr/api/alerts/{record_id}/actions")
     def act(record_id: str, body: Action, request: Request, user: auth.User = Depends(need("act"))) -> dict:
         if body.kind == "assign" and not user.can("assign"):  # need("act")'s line reads like a success: say so
@@ -259,6 +270,7 @@ def build_router(room: ControlRoom) -> APIRouter:
             raise HTTPException(403, t("error.forbidden", lang_of(user), role=t(f"role.{user.role}", lang_of(user))))
         if body.kind == "assign" and body.assignee not in assignees():
             raise HTTPException(422, t("error.unknown_assignee", lang_of(user), name=body.assignee or ""))
+        check_text(body)
         alert_or_404(record_id)
         row = (uuid.uuid4().hex, record_id, body.kind, user.username, time.time(), body.assignee, body.text)
         execute(store, "INSERT INTO cr_actions (id, record_id, kind, actor, at, assignee, text) VALUES (?,?,?,?,?,?,?)", row)

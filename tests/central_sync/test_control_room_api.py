@@ -151,6 +151,22 @@ async def test_actions_are_stamped_and_roles_enforced(client, room):
     assert (await client.post("/cr/api/commands", json={"station": "gate-1", "op": "request_diag"})).status_code == 503
 
 
+async def test_an_empty_or_over_long_comment_is_refused_with_a_code_and_nothing_recorded(client, room):
+    """An empty comment was recorded ("Comment by op1" and nothing); one over 2000 characters answered pydantic's
+    JSON, which the page showed as it came. Both: 422, one sentence and a code the page translates."""
+    await sign_in(client, "op1")
+    rid = room.recs[0].id
+    empty = await client.post(f"/cr/api/alerts/{rid}/actions", json={"kind": "comment", "text": "  "})
+    long = await client.post(f"/cr/api/alerts/{rid}/actions", json={"kind": "comment", "text": "x" * 2001})
+    assert (empty.status_code, empty.json()) == (422, {"detail": "a comment needs text; nothing was recorded",
+                                                      "code": "comment_empty", "vals": {}})
+    assert (long.status_code, long.json()["code"], long.json()["vals"]) == (422, "text_too_long", {"length": "2001", "max": "2000"})
+    assert long.json()["detail"] == "the text has 2001 characters, at most 2000 are allowed; nothing was recorded"
+    assert room.store.query("SELECT kind FROM cr_actions") == []
+    assert (await client.post(f"/cr/api/alerts/{rid}/actions", json={"kind": "ack"})).status_code == 200  # no text needed
+    assert (await client.post(f"/cr/api/alerts/{rid}/actions", json={"kind": "comment", "text": "x" * 2000})).status_code == 200
+
+
 async def test_a_command_refused_for_the_role_or_with_commands_off_is_audited_with_its_station_and_counted(client, room):
     """docs/remote-commands.md: every refusal is audited as `command_refused` and counted by status. A supervisor's
     model switch was audited as a generic `refused` of /cr/api/commands (no station, no operation) and not counted;

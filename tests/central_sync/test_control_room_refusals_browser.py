@@ -46,3 +46,40 @@ async def test_a_command_refused_by_the_hub_reads_in_the_language_shown(tmp_path
             await expect(page.locator("#cmd-msg")).to_have_text(
                 "Not sent: Commands are disabled: the hub has no signing key or no broker link. Nothing was sent to gate-1.")
             await browser.close()
+
+
+async def test_an_empty_or_over_long_comment_is_refused_in_one_translated_sentence(tmp_path):
+    """**Comment** with no text recorded an empty "Comment by sup1"; a comment over 2000 characters brought up the
+    hub's validation JSON in an alert box. Now the page refuses the empty one (so does the hub) and shows the hub's
+    refusal of the long one as one sentence under the card's buttons, in the language shown; nothing is recorded."""
+    from playwright.async_api import async_playwright, expect
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(stale_s=7200)) as room:
+        seed_hub(store)
+        auth.add_user(store, "sup1", "supervisor", PASSWORD)
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-GB")
+            dialogs: list[str] = []
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            await page.goto(f"http://127.0.0.1:{port}/cr/")
+            await page.fill("input[name=username]", "sup1")
+            await page.fill("input[name=password]", PASSWORD)
+            await page.click("#signin-form button[type=submit]")
+            await page.select_option("#lang", "zh-Hant")
+            await page.click("#nav button[data-view=alerts]")
+            card = page.locator("article.alert").first
+            zh = catalogue("zh-Hant")
+            await card.locator(".act-comment").click()
+            await expect(card.locator(".act-msg")).to_have_text(zh["error.comment_empty"])
+            await card.locator(".act-text").fill("x" * 2001)
+            await card.locator(".act-comment").click()
+            await expect(card.locator(".act-msg")).to_have_text(
+                zh["error.text_too_long"].replace("{length}", "2001").replace("{max}", "2000"))
+            await page.screenshot(path=ARTIFACTS / "comment-refused-zh-Hant.png")
+            assert dialogs == [] and store.query("SELECT kind, text FROM cr_actions") == []
+            await card.locator(".act-text").fill("seal photographed")
+            await card.locator(".act-comment").click()
+            await expect(card.locator(".action-comment")).to_contain_text("seal photographed")
+            await expect(page.locator("article.alert").first.locator(".act-msg")).to_be_hidden()
+            await browser.close()

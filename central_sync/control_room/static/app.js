@@ -231,14 +231,17 @@ function alertCard(a) {
   const text = el("input", { class: "act-text", placeholder: t("alert.comment_hint") });
   const who = S.assignees ? el("select", { class: "act-assignee", "aria-label": t("alert.assignee") },
     el("option", { value: "" }, t("alert.assignee")), ...S.assignees.map((u) => el("option", { value: u }, u))) : null;
+  const said = el("p", { class: "act-msg error", role: "alert" });  // a refusal, one sentence under the buttons
   const act = (kind) => async () => {
     const body = { kind, text: text.value };
+    said.textContent = "";
     if (kind === "assign") {
       if (!who.value) { who.focus(); return; }  // a person from the list, never free text
       body.assignee = who.value;
     }
+    if (kind === "comment" && !text.value.trim()) { said.textContent = t("error.comment_empty"); text.focus(); return; }
     try { addAction(a, await api(`/cr/api/alerts/${encodeURIComponent(a.id)}/actions`, { method: "POST", body: JSON.stringify(body) })); }
-    catch (e) { alert(e.message); }
+    catch (e) { said.textContent = e.message; }
   };
   const buttons = [["ack", "alert.ack"], ["comment", "alert.comment"], ["escalate", "alert.escalate"]];
   if (S.me.can.includes("assign")) buttons.push(["assign", "alert.assign"]);
@@ -254,7 +257,7 @@ function alertCard(a) {
         el("dt", {}, t("alert.kind")), el("dd", {}, tc("kind", r.kind) + " · " + r.lane)),
       history,
       el("div", { class: "actions" }, text, ...(who ? [who] : []), ...buttons.map(([k, label]) => el("button", { class: "act-" + k, onclick: act(k) }, t(label))),
-        ...(window.crAlertExtras ? window.crAlertExtras(a) : []))));  // retention.js: export case, hold
+        ...(window.crAlertExtras ? window.crAlertExtras(a) : [])), said));  // retention.js: export case, hold
 }
 function alertMarks(a) {  // escalated stays marked on the card once acknowledged (the wall hides the history)
   const kinds = new Set(a.actions.map((x) => x.kind));
