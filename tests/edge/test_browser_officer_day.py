@@ -278,6 +278,45 @@ def test_the_live_view_says_the_lane_is_held_while_a_vehicle_waits_for_the_offic
         station.ctx.lane_control, station.ctx.panels = None, ()
 
 
+def test_a_suspect_vehicle_at_the_barrier_is_released_in_two_touches_at_1024x768(station, browser, tmp_path):
+    """Release, right under the SUSPECT banner, recorded a false alarm and opened the barrier at one touch (a
+    misclick let a suspect vehicle go). Now the first touch asks on the screen; Cancel keeps it; Confirm releases."""
+    from conveyor_station import on_loop
+    from gantry_station import running_gantry, vehicle_scan
+
+    stack, flow = on_loop(station, lambda: running_gantry(station, tmp_path, [vehicle_scan(True)]), 60)
+    sim = flow.devices.plc.sim.model
+    page = new_page(browser, 1024, 768)
+    try:
+        station.ctx.lane_control, station.ctx.panels = flow, ("lane",)
+        sign_in(page, station, OFFICER)
+
+        async def arrive() -> Any:
+            return sim.add_vehicle(4.0, lead_m=-1.5)
+
+        car = on_loop(station, arrive)
+        page.wait_for_selector("#lane-panel:not([hidden])", timeout=30_000)
+        record_id = page.get_attribute("#banner", "data-id")
+        page.click("#lane-release")
+        page.wait_for_timeout(500)  # a decision sent would be stored by then
+        assert station.call(lambda s: s.get(record_id)).review is None and sim.outcomes.get(car) is None
+        expect(page.locator("#lane-ask")).to_contain_text("Release this SUSPECT vehicle as a false alarm?")
+        page.screenshot(path=str(ARTIFACTS / "officer_day_release_suspect_ask_1024.png"))
+        assert in_view(page, "#lane-ask-confirm", 1024, 768) and in_view(page, "#lane-ask-cancel", 1024, 768)
+        page.click("#lane-ask-cancel")
+        expect(page.locator("#lane-release")).to_be_visible()
+        assert page.is_hidden("#lane-ask") and station.call(lambda s: s.get(record_id)).review is None
+        page.click("#lane-release")
+        page.click("#lane-ask-confirm")
+        expect(page.locator("#lane-msg")).to_have_text("Done: the gate is confirmed open.")
+        assert station.call(lambda s: s.get(record_id)).review.outcome == "false_alarm"
+        on_loop(station, lambda: until(lambda: sim.outcomes.get(car) == "exit", "the car left by the exit"))
+        assert page.errors == []
+    finally:
+        on_loop(station, stack.aclose)
+        station.ctx.lane_control, station.ctx.panels = None, ()
+
+
 def test_the_live_view_says_why_a_lane_whose_file_cannot_be_read_is_held(station, browser, tmp_path):
     """The lane's file unreadable: the lane is held (no vehicle in or out). The Live view said "HELD: 0 vehicle(s)
     waiting for an officer ... until one leaves", which no vehicle would; now it says what holds it, at 1024x768."""

@@ -503,6 +503,7 @@ setInterval(() => { if (S.me && hasLane()) refreshLane().catch(() => {}); }, 300
 function showLane() {
   const rec = S.current, lane = S.lane, v = rec && lane ? lane.vehicles.find((x) => x.id === rec.id) : null;
   $("lane-panel").hidden = !v || !can("case.decide");
+  if (!v || v.leaving || S.laneAsk !== rec.id) askRelease(null);  // the question is for this vehicle, still waiting
   if (!v) return;
   const pos = lane.vehicles.indexOf(v);
   const what = v.leaving ? T("lane.leaving") : v.way ? T("lane.way." + v.way) : T("lane.waiting", { s: fmtNum(v.waiting_s) });
@@ -526,7 +527,17 @@ async function laneDecide(way, supervisor) {
   } catch (err) { $("lane-msg").textContent = T(err.message); } finally { S.deciding = null; }
   await refreshLane();
 }
-$("lane-release").onclick = () => laneDecide("release", false);
+// A suspect vehicle is released (a false alarm) in two touches: Release asks on the screen, Confirm releases it
+// (a touch too many on Release, right under the SUSPECT banner, lands on the question, never on Confirm).
+function askRelease(id) {
+  S.laneAsk = id; $("lane-ask").hidden = !id; $("lane-ways").hidden = !!id;
+}
+$("lane-release").onclick = () => (S.current?.verdict === "suspect" ? askRelease(S.current.id) : laneDecide("release", false));
+$("lane-ask-cancel").onclick = () => askRelease(null);
+$("lane-ask-confirm").onclick = () => {
+  const asked = S.laneAsk; askRelease(null);
+  if (asked && S.current?.id === asked) laneDecide("release", false);
+};
 $("lane-search").onclick = () => laneDecide("search_bay", false);
 $("lane-supervisor").onclick = () => laneDecide("release", true);
 
