@@ -478,6 +478,37 @@ def test_a_screen_too_slow_for_a_burst_gets_the_items_the_station_dropped(statio
     assert page.errors == []
 
 
+def test_undecided_items_left_by_the_officer_before_are_named_on_the_live_view(station, page):
+    """An officer signed out with suspect and manual items undecided: the next one signing in saw "Waiting for the
+    next item" (only the Queue's badge counted them). Now the Live view says how many, in a line that opens the
+    Queue; a reload says it again; the items this screen holds are not counted."""
+    rng = np.random.default_rng(23)
+    sign_in(page, station, OFFICER)
+    item(station, rng)
+    item(station, rng, Verdict.MANUAL)
+    page.wait_for_selector("#next-item[data-waiting='1']")
+    page.click("#signout")
+    sign_in(page, station, SUPERVISOR)
+    expect(page.locator("#undecided")).to_have_text("2 undecided items — open the Queue")
+    expect(page.locator("#banner-verdict")).to_have_text("Waiting for the next item")
+    newer = item(station, rng)  # on this screen: not counted
+    loaded(page, newer)
+    expect(page.locator("#undecided")).to_have_text("2 undecided items — open the Queue")
+    page.select_option("#lang", "zh-Hant")
+    expect(page.locator("#undecided")).to_have_text("2 件未決定的物品——打開待處理")
+    page.select_option("#lang", "en")
+    page.reload()
+    page.wait_for_selector("body[data-live='1']")
+    loaded(page, newer)
+    expect(page.locator("#undecided")).to_have_text("2 undecided items — open the Queue")
+    page.click("#undecided")
+    page.wait_for_selector("#view-queue:not([hidden])")
+    expect(page.locator("#queue-rows tr")).to_have_count(3)
+    page.click("#nav button[data-view='live']")
+    assert page.is_hidden("#undecided")
+    assert [e for e in page.errors if "status of 401" not in e] == []  # 401: /api/me before sign-in
+
+
 def test_a_reload_keeps_the_items_waiting_behind_the_held_one(station, page):
     """A reload gave a new stream that sent only what arrived from then on: the suspect and the manual item
     waiting behind the held one were gone from the Live view (no "Next item"), the officer's decision showed

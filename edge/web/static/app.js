@@ -50,7 +50,7 @@ function applyMessages() {
   if (!S.me) return;
   $("who").textContent = S.me.name + " · " + T("role." + S.me.role);
   // the lines above the item, written when their news came: again in this language (the banner's idle words too)
-  showQueued(); showNotReplayed(); showStopped();
+  showQueued(); showNotReplayed(); showUndecided(); showStopped();
   if (S.early && S.earlyRisk === S.early.item) showRisk("early-risk", S.early);
 }
 $("lang").onchange = async () => { await loadLang($("lang").value); if (S.me) api("/api/me/lang", { json: { lang: S.lang } }); else S.langChosen = true; };
@@ -90,10 +90,12 @@ async function signedIn(me) {
   $("who").textContent = me.name + " · " + T("role." + me.role);
   for (const el of document.querySelectorAll("[data-perm]")) el.hidden = !me.permissions.includes(el.dataset.perm);
   if (!S.current) $("dicos").hidden = $("case-export").hidden = true;  // they act on the item shown: none yet
+  S.undecidedNote = true;  // undecided items left by whoever was here before: the Live view says how many
   if (can("case.view")) { refreshQueue(); refreshLane().catch(() => {}); show("live"); resumeWork(); } else show(can("diagnostics") ? "diagnostics" : "health");
 }
 function signedOut() {
   S.me = null; S.current = null; S.boxes = []; S.waiting = []; S.seen = new Set(); showQueued(); S.notReplayed = 0; showNotReplayed();
+  S.undecidedNote = false; S.queueTotal = 0; showUndecided();
   if (S.live) { S.live.close(); S.live = null; }
   $("scan").removeAttribute("src"); $("scan").dataset.loadedId = ""; $("trail").innerHTML = "";
   $("nav").hidden = true; $("signout").hidden = true; $("who").textContent = "";
@@ -158,6 +160,15 @@ function showNotReplayed() {
   if (S.notReplayed) b.textContent = T("live.not_replayed", { n: fmtNum(S.notReplayed) });
 }
 $("not-replayed").onclick = () => { S.notReplayed = 0; showNotReplayed(); show("queue"); };
+// Signed in (or reloaded) with suspect or manual items undecided that this screen does not hold (its item and
+// those waiting behind it): one line says how many, until the officer opens the Queue from it.
+function showUndecided() {
+  const here = [S.current, ...S.waiting].filter((r) => r && r.verdict !== "clear" && !r.review).length;
+  const n = S.undecidedNote ? Math.max(0, (S.queueTotal || 0) - here) : 0, b = $("undecided");
+  b.hidden = n === 0;
+  if (n) b.textContent = T("live.undecided", { n: fmtNum(n) });
+}
+$("undecided").onclick = () => { S.undecidedNote = false; showUndecided(); show("queue"); };
 
 // An item on screen stays until the officer decides or moves on ("next"): one that asks for a decision,
 // and any the officer is examining (zoomed, panned, a note, a box). Newer items wait behind "next" with
@@ -175,6 +186,7 @@ function holdBack(rec) {  // in the station's order (an item sent again after a 
   const tm = window.cpeTimings[rec.id]; if (tm) tm.held = Date.now();
 }
 function showQueued() {
+  showUndecided();  // the items waiting here are not counted there
   const b = $("next-item"), n = S.waiting.length; b.hidden = n === 0;
   if (!n) return;
   const urgent = S.waiting.find((r) => r.verdict !== "clear");
@@ -210,7 +222,7 @@ function detectorClass(rec) {
 function showRecord(rec, fresh) {
   const changed = !S.current || S.current.id !== rec.id;
   if (changed && S.current) leaving(S.current);  // TIP: moving on from an item (officer.js)
-  S.current = rec;
+  S.current = rec; showUndecided();
   if (changed) { fillClasses(); detectorClass(rec); }
   if (changed) { S.boxes = []; S.tipBox = null; resetView(); decideMsg(""); $("note").value = ""; }
   if (changed && rec.verdict === "clear") { clearTimeout(S.alarmTimer); $("alarm-frame").hidden = true; }
@@ -551,7 +563,7 @@ const idents = (r) => byKind(r.identities || []).map((i) => i.value).filter(Bool
 async function refreshQueue() {
   if (!can("case.view")) return;
   const { items, total } = await api("/api/queue");
-  $("queue-count").textContent = total ?? items.length;
+  $("queue-count").textContent = S.queueTotal = total ?? items.length; showUndecided();
   const body = $("queue-rows"); body.innerHTML = "";
   for (const r of items) body.append(row([fmtTime(r.decided_at), T("verdict." + r.verdict), tr("reason.", r.reason), idents(r)], () => openCase(r.id), r.verdict));
   pager("queue", items, total);  // officer.js: the next page
