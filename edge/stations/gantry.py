@@ -268,7 +268,8 @@ class GantryFlow:
         elif event.eye in EXIT_LOOPS and not event.blocked:
             self._spawn(self._left_when_free(event.eye, event.t), "vehicle-left")
 
-    def _entered(self, event: EyeEdge, freed: float) -> None:
+    def _entered(self, event: EyeEdge, freed: float) -> str:
+        """A vehicle entered the scan zone: it is scanned, or recorded unscanned while the scanner is busy; its id."""
         item = Item(ref="vehicle", kind=self.item_kind)
         self._entered_at[item.id] = event.t
         if self._separator is not None and not event.first and event.t - freed >= self.loop_gap_s:
@@ -276,12 +277,13 @@ class GantryFlow:
         if self._scanning:
             log.warning("gantry.vehicle_while_scanning", detail="a vehicle entered while the scanner was busy")
             self._spawn(self._record_unscanned(item), "vehicle-unscanned")
-            return
+            return item.id
         if self.lane.full:
             log.warning("gantry.entry_light_ignored", detail="a vehicle entered a full lane; it is scanned "
                         "and joins the queue", vehicles=len(self.lane.vehicles), capacity=self.lane.capacity)
         self._scanning = True
         self._spawn(self._inspect_vehicle(item), "vehicle")
+        return item.id
 
     def _separated(self) -> None:
         """Decide the entry loop edge waiting for the separator's beam: a vehicle following when the beam broke since
@@ -303,10 +305,25 @@ class GantryFlow:
         (at once when the beam breaks meanwhile)."""
         plc = self.plc
         end = (await plc.read_state()).seq + SEPARATOR_POLLS
-        while self._waits(event) and (await plc.read_state()).seq < end:
+        while self._waits(event) and (state := await plc.read_state()).seq < end:
+            if not state.link_ok:  # the beam cannot be read: what the loop saw may be a vehicle, so it is one
+                self._unread_separator(event)
+                return
             await asyncio.sleep(SEPARATOR_LOOK_S)
         if self._waits(event):
             self._separated()
+
+    def _unread_separator(self, event: EyeEdge) -> None:
+        """The PLC link went down while an entry loop edge waited for the separator's beam: the polls of a link
+        that is down read nothing (a car following drove on unseen), so the edge is a vehicle, not cleared."""
+        assert self._unseparated is not None
+        (_, freed), self._unseparated = self._unseparated, None
+        vehicle = self._entered(event, freed)
+        self._doubted[vehicle] = "the PLC link was lost before the vehicle separator's beam was read"
+        log.warning("gantry.separator_unread", vehicle=vehicle,
+                    detail=f"the entry loop was blocked again {event.t - freed:.2f} s after it went free and the PLC "
+                           f"link was lost before the vehicle separator's beam was read, so it is taken for a vehicle "
+                           f"and not cleared: it waits for an officer")
 
     def _waits(self, event: EyeEdge) -> bool:
         return self._unseparated is not None and self._unseparated[0] is event

@@ -637,3 +637,29 @@ async def test_a_vehicle_the_plc_grants_no_xray_permit_is_not_scanned_and_goes_t
         assert (record.verdict, record.reason) == (Verdict.MANUAL, "device_fault")
         assert record.scan is None and g.flow.devices.scanner.emulator.counters["scans"] == 0
         assert g.sim.values()["xray_permit"] == 0
+
+
+async def test_a_car_following_when_the_plc_link_drops_is_no_loop_fault(tmp_path) -> None:
+    """The link drops right after the poll that saw a car following on the entry loop, before the poll that would
+    show it breaking the separator's beam. The polls of a link that is down read nothing (the separator's last
+    state stands): counting them, the wait took the car for a loop that chatters, no vehicle; it then had no place
+    in the lane, unscanned behind the car ahead. A link lost during the wait makes the edge a vehicle, not cleared."""
+    async with gantry(tmp_path, [CLEAR, CLEAR], queue=3, loop_gap_s=1.0, separator=True) as g:
+        g.sim.g = g.sim.g.model_copy(update={"entry_stop_m": -100.0, "vehicle_separator_m": g.sim.g.eye_entry_m + 0.1})
+        g.flow.devices.scanner.emulator.line_rate = 40  # 3 s a scan: the follower enters meanwhile
+        on_eye = g.flow._on_eye
+
+        def link_drops_when_the_follower_waits(event) -> None:  # race hook: the PLC goes silent at this poll
+            on_eye(event)
+            if g.flow._unseparated is not None:
+                g.plc.sim.mute()
+        g.flow._on_eye = link_drops_when_the_follower_waits
+        g.sim.add_vehicle(4.0, lead_m=-1.5), g.sim.add_vehicle(4.0, lead_m=-9.5)
+        await until(lambda: not g.plc._state.link_ok, "the link is down", timeout=30)
+        g.flow._on_eye = on_eye
+        await g.polls(1)
+        g.plc.sim.unmute()
+        await until(lambda: g.plc._state.link_ok, "the link is back", timeout=30)
+        records = await g.vehicles_decided(2)
+        assert g.flow.lane_status()["loop_faults"] == 0
+    assert sorted((r.scan is None, r.verdict) for r in records) == [(False, Verdict.CLEAR), (True, Verdict.MANUAL)]
