@@ -50,17 +50,19 @@ class SealExpectation:
         seals = {normalise("seal", i.value): i for i in identities if i.kind in SEAL_KINDS}
         wanted = tuple(normalise("seal", s) for s in self.seal_ids) or tuple(seals)
         by = f" by {self.source}" if self.source else ""
-        if not self.required:
-            return next((p for s in seals if (p := _not_intact(seals[s], events)) is not None), None)
-        if not wanted:
-            return f"the item is declared sealed{by} and no seal was read"
-        missing = [s for s in wanted if s not in seals]
-        if missing and seals:
-            read = ", ".join(i.value for i in seals.values())
-            return f"seal {', '.join(missing)} declared{by} differs from the seal read ({read})"
-        if missing:
-            return f"declared seal {', '.join(missing)}{by} was not read"
-        return next((p for s in wanted if (p := _not_intact(seals[s], events)) is not None), None)
+        if self.required:
+            if not wanted:
+                return f"the item is declared sealed{by} and no seal was read"
+            missing = [s for s in wanted if s not in seals]
+            if missing and seals:
+                read = ", ".join(i.value for i in seals.values())
+                return f"seal {', '.join(missing)} declared{by} differs from the seal read ({read})"
+            if missing:
+                return f"declared seal {', '.join(missing)}{by} was not read"
+        # every seal read on the item must be intact, the declared ones first: a tampered seal on a container of the
+        # item that needs none (declared unsealed beside one declared sealed) was cleared
+        read_in_order = [*wanted, *(s for s in seals if s not in wanted)]
+        return next((p for s in read_in_order if (p := _not_intact(seals[s], events)) is not None), None)
 
 
 def for_item(declaration: Declaration | None, lane: SealExpectation | None) -> SealExpectation | None:
@@ -83,13 +85,13 @@ def strictest(expectations: Sequence[SealExpectation | None]) -> SealExpectation
     """One expectation for an item's containers: sealed when any is, every seal number any of them names, for
     every kind any of them covers; None when none is sealed."""
     sealed = list(dict.fromkeys(e for e in expectations if e is not None and e.declared_sealed))
-    if len(sealed) > 1 and any(e.required for e in sealed):   # a seal required: what requires none adds nothing
-        sealed = [e for e in sealed if e.required]
     if len(sealed) <= 1:
         return sealed[0] if sealed else None
+    required = [e for e in sealed if e.required]   # what requires no seal adds no source: every seal read is checked
     return SealExpectation(True, tuple(dict.fromkeys(s for e in sealed for s in e.seal_ids)),
                            tuple(dict.fromkeys(k for e in sealed for k in e.item_kinds)),
-                           " and ".join(dict.fromkeys(e.source for e in sealed if e.source)))
+                           " and ".join(dict.fromkeys(e.source for e in (required or sealed) if e.source)),
+                           required=bool(required))
 
 
 def _not_intact(seal: Identity, events: Sequence[SealEventOut]) -> str | None:

@@ -103,6 +103,10 @@ async def test_a_container_declared_unsealed_keeps_the_lanes_seal_check(inspecto
     assert (record.verdict, record.reason) == (Verdict.MANUAL, Reason.SEAL_NOT_INTACT.value)
     intact = await inspect(inspector, box("MSKU1234565"), seal("CNSL0009999"))
     assert (intact.verdict, intact.reason) == (Verdict.CLEAR, Reason.CLEAR.value)
+    # beside a container declared sealed with its seal's number, the other container's tampered seal still counts
+    both = await inspect(inspector, box("CSQU3054383"), box("MSKU1234565"), seal("HKEL0001234"), tampered,
+                         kind=ItemKind.VEHICLE)
+    assert (both.verdict, both.reason) == (Verdict.MANUAL, Reason.SEAL_NOT_INTACT.value)
 
 
 async def test_every_containers_declaration_counts_and_the_strictest_wins(inspector: Inspector) -> None:
