@@ -73,6 +73,18 @@ async def serving(app, port: int | None = None):
         await task
 
 
+async def signed_in_page(pw, port: int, user: str = "sup1"):
+    """A Chromium page (1400 x 1000, en-GB) signed in to the control room on `port` as `user`; its browser closes
+    with the playwright context."""
+    browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-GB")
+    await page.goto(f"http://127.0.0.1:{port}/cr/")
+    await page.fill("input[name=username]", user)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("#signin-form button[type=submit]")
+    return page
+
+
 async def test_control_room_live(tmp_path):
     from central_sync.devtools import Mosquitto
     from playwright.async_api import async_playwright, expect
@@ -256,12 +268,7 @@ async def test_screens_switch_language_without_english_left(tmp_path):
         seed_hub(store)
         auth.add_user(store, "sup1", "supervisor", PASSWORD)
         async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-GB")
-            await page.goto(f"http://127.0.0.1:{port}/cr/")
-            await page.fill("input[name=username]", "sup1")
-            await page.fill("input[name=password]", PASSWORD)
-            await page.click("#signin-form button[type=submit]")
+            page = await signed_in_page(pw, port)
             await expect(page.locator('.station[data-station="gate-2"]')).to_be_visible()
             assert "Stations" in await page.inner_text("#board h2")
             for lang, title in (("zh-Hant", "站點"), ("zh-Hans", "站点")):
@@ -274,7 +281,7 @@ async def test_screens_switch_language_without_english_left(tmp_path):
                     await page.screenshot(path=ARTIFACTS / f"{view}-{lang}.png")
             await page.reload()  # the choice is remembered with the user
             await expect(page.locator("#board h2")).to_have_text("站点")
-            await browser.close()
+            await page.context.browser.close()
 
 
 async def test_the_sign_in_page_speaks_the_language_the_hub_resolves_for_the_browser(tmp_path):

@@ -175,13 +175,19 @@ def test_tip_projection_is_scored_and_then_revealed(tmp_path, page):
         assert stats[0]["hits"] == 1 and stats[0]["misses"] == 1
 
 
-def test_supervisor_overrides_a_clear_verdict_with_a_reason(station, page):
-    sign_in(page, station, SUPERVISOR)
-    page.wait_for_selector("body[data-live='1']")
-    scan, _ = synthetic_scan(np.random.default_rng(8), threat=False)
+def show_clear_item(station, page, seed: int):
+    """A clear item of `seed`'s synthetic scan committed, published and loaded on the screen: its record and scan."""
+    scan, _ = synthetic_scan(np.random.default_rng(seed), threat=False)
     rec = station.commit(scan, record_for(scan, Verdict.CLEAR, "clear", []))
     station.publish_record(rec)
     page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
+    return rec, scan
+
+
+def test_supervisor_overrides_a_clear_verdict_with_a_reason(station, page):
+    sign_in(page, station, SUPERVISOR)
+    page.wait_for_selector("body[data-live='1']")
+    rec, _ = show_clear_item(station, page, 8)
     assert page.is_visible("#override") and page.is_hidden("#confirm")
     page.click("#override")
     assert page.inner_text("#decide-msg") == "An override needs a reason in the note."
@@ -366,10 +372,7 @@ def test_a_screen_back_after_missing_more_than_the_replay_says_how_many_older_it
 
     sign_in(page, station, OFFICER)
     page.wait_for_selector("body[data-live='1']")
-    scan, _ = synthetic_scan(np.random.default_rng(9), threat=False)
-    seen = station.commit(scan, record_for(scan, Verdict.CLEAR, "clear", []))
-    station.publish_record(seen)
-    page.wait_for_selector(f"#scan[data-loaded-id='{seen.id}']")
+    seen, scan = show_clear_item(station, page, 9)
     for _ in range(REPLAY_MAX + 2):  # committed while the screen's link is down
         station.commit(None, record_for(scan, Verdict.CLEAR, "clear", []))
     web = station.app.state.web
