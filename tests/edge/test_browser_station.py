@@ -4,6 +4,7 @@ finds it in history and sees the audit entry; technicians see diagnostics and no
 Screenshots and the measured verdict-to-screen times go to test-artifacts/browser/.
 """
 
+import contextlib
 import json
 import time
 
@@ -287,27 +288,42 @@ def test_supervisor_restarts_a_latched_belt_from_the_health_screen(station, page
         station.ctx.belt = None
 
 
-def test_officer_sends_the_vehicle_at_the_barrier_to_the_search_bay(station, page, tmp_path):
-    """A gantry flow on the PLC simulator and the firmware emulator, on the screen's own loop as in the
-    daemon: the suspect vehicle waits at the barrier, the officer's view shows it with Release / Search
-    bay, and one click opens the search-bay gate (read back) and the vehicle leaves that way."""
-    from conveyor_station import on_loop as run_on
+@contextlib.contextmanager
+def suspect_vehicle_at_the_barrier(station, page, tmp_path):
+    """A gantry flow on the PLC simulator and the firmware emulator, on the screen's own loop as in the daemon, the
+    officer signed in, and a car whose scan is suspect arriving until the lane panel shows it: (the PLC simulator,
+    the car)."""
+    from conveyor_station import on_loop
     from gantry_station import running_gantry, vehicle_scan
 
-    def on_loop(coro_fn):
-        return run_on(station, coro_fn, 60)
-
-    stack, flow = on_loop(lambda: running_gantry(station, tmp_path, [vehicle_scan(True)]))
+    stack, flow = on_loop(station, lambda: running_gantry(station, tmp_path, [vehicle_scan(True)]), 60)
     sim = flow.devices.plc.sim.model
     try:
         station.ctx.lane_control, station.ctx.panels = flow, ("lane",)
         sign_in(page, station, OFFICER)
         page.wait_for_selector("body[data-live='1']")
+
         async def arrive():
             return sim.add_vehicle(4.0, lead_m=-1.5)
 
-        car = on_loop(arrive)
+        car = on_loop(station, arrive, 60)
         page.wait_for_selector("#lane-panel:not([hidden])", timeout=30_000)
+        yield sim, car
+    finally:
+        on_loop(station, stack.aclose, 60)
+        station.ctx.lane_control, station.ctx.panels = None, ()
+
+
+def test_officer_sends_the_vehicle_at_the_barrier_to_the_search_bay(station, page, tmp_path):
+    """A gantry flow on the PLC simulator and the firmware emulator, on the screen's own loop as in the
+    daemon: the suspect vehicle waits at the barrier, the officer's view shows it with Release / Search
+    bay, and one click opens the search-bay gate (read back) and the vehicle leaves that way."""
+    from conveyor_station import on_loop as run_on
+
+    def on_loop(coro_fn):
+        return run_on(station, coro_fn, 60)
+
+    with suspect_vehicle_at_the_barrier(station, page, tmp_path) as (sim, car):
         expect(page.locator("#lane-state")).to_contain_text("At the barrier")
         assert page.is_visible("#lane-release") and page.is_hidden("#lane-supervisor")
         page.screenshot(path=str(ARTIFACTS / "gantry_vehicle_at_barrier.png"))
@@ -330,39 +346,19 @@ def test_officer_sends_the_vehicle_at_the_barrier_to_the_search_bay(station, pag
         assert [(e.actor, json.loads(e.detail)["result"]) for e in rows] == [(OFFICER[0], "open")]
         unexpected = [e for e in page.errors if "status of 401" not in e]
         assert unexpected == []
-    finally:
-        on_loop(stack.aclose)
-        station.ctx.lane_control, station.ctx.panels = None, ()
 
 
 def test_the_officer_who_releases_the_vehicle_is_not_told_another_screen_decided(station, page, tmp_path):
     """Release at the barrier stores the officer's decision, and the station's word of it came back to the same
     screen as "Decided by <badge> on another screen.": the officer read that someone else had decided the
     vehicle. Now the screen takes the decision as its own (the review shown, no such line)."""
-    from conveyor_station import on_loop
-    from gantry_station import running_gantry, vehicle_scan
-
-    stack, flow = on_loop(station, lambda: running_gantry(station, tmp_path, [vehicle_scan(True)]), 60)
-    sim = flow.devices.plc.sim.model
-    try:
-        station.ctx.lane_control, station.ctx.panels = flow, ("lane",)
-        sign_in(page, station, OFFICER)
-        page.wait_for_selector("body[data-live='1']")
-
-        async def arrive():
-            return sim.add_vehicle(4.0, lead_m=-1.5)
-
-        on_loop(station, arrive)
-        page.wait_for_selector("#lane-panel:not([hidden])", timeout=30_000)
+    with suspect_vehicle_at_the_barrier(station, page, tmp_path):
         page.click("#lane-release")
         page.click("#lane-ask-confirm")  # a suspect vehicle: released in two touches
         expect(page.locator("#lane-msg")).to_have_text("Done: the gate is confirmed open.")
         expect(page.locator("#review-state")).to_contain_text("False alarm")
         page.wait_for_timeout(500)  # the station's word of the review has come back by then
         assert "another screen" not in page.inner_text("#decide-msg")
-    finally:
-        on_loop(station, stack.aclose)
-        station.ctx.lane_control, station.ctx.panels = None, ()
 
 
 def test_a_screen_back_after_missing_more_than_the_replay_says_how_many_older_items_it_did_not_get(station, page):
