@@ -496,9 +496,11 @@ def test_undecided_items_left_by_the_officer_before_are_named_on_the_live_view(s
     expect(page.locator("#undecided")).to_have_text("2 undecided items — open the Queue")
     page.select_option("#lang", "zh-Hant")
     expect(page.locator("#undecided")).to_have_text("2 件未決定的物品——打開待處理")
-    page.select_option("#lang", "en")
+    with page.expect_response(lambda r: r.url.endswith("/api/me/lang")):   # saved before the reload asks for it
+        page.select_option("#lang", "en")
     page.reload()
     page.wait_for_selector("body[data-live='1']")
+    assert page.evaluate("localStorage.getItem('lang')") == "en"   # it kept the language being left: zh-Hant
     loaded(page, newer)
     expect(page.locator("#undecided")).to_have_text("2 undecided items — open the Queue")
     page.click("#undecided")

@@ -53,7 +53,10 @@ function applyMessages() {
   showQueued(); showNotReplayed(); showUndecided(); showStopped();
   if (S.early && S.earlyRisk === S.early.item) showRisk("early-risk", S.early);
 }
-$("lang").onchange = async () => { await loadLang($("lang").value); if (S.me) api("/api/me/lang", { json: { lang: S.lang } }); else S.langChosen = true; };
+$("lang").onchange = async () => {  // kept for the next start once loaded (it kept the language being left)
+  await loadLang($("lang").value); localStorage.setItem("lang", S.lang);
+  if (S.me) api("/api/me/lang", { json: { lang: S.lang } }); else S.langChosen = true;
+};
 
 // -- sign-in ----------------------------------------------------------------------------------
 function keypad() {
@@ -712,7 +715,6 @@ const fmtNum = (n) => Number(n).toLocaleString(locale(), { maximumFractionDigits
 (async function start() {
   keypad();
   await loadLang(new URLSearchParams(location.search).get("lang") || localStorage.getItem("lang") || "default");
-  $("lang").addEventListener("change", () => localStorage.setItem("lang", S.lang));
   try { await signedIn(await api("/api/me")); } catch { signedOut(); }
   document.body.dataset.ready = "1";
 })();
