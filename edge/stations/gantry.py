@@ -101,14 +101,14 @@ class GantryFlow:
         flaps = Gauge("edge_lane_loop_flaps", "Loop edges since start that were no vehicle (a trailer behind its cab, "
                       "a loop that chatters)", ["loop"], registry=registry)
         for eye, loop in self._loops.items():
-            flaps.labels(eye).set_function(functools.partial(_flaps, loop))
+            flaps.labels(eye).set_function(functools.partial(getattr, loop, "flaps"))
         if self._separator is not None:
             Gauge("edge_lane_separator_faults", "Vehicles since start whose vehicle separator reading contradicted "
                   "the entry loop (sent to manual)", registry=registry).set_function(
-                functools.partial(_separator_faults, self._separator))
+                functools.partial(getattr, self._separator, "faults"))
             Gauge("edge_lane_loop_faults", "Entry loop edges since start within loop_gap_s of a vehicle that the "
                   "separator's beam never followed (a loop that chatters: no vehicle)", registry=registry).set_function(
-                functools.partial(_loop_faults, self._separator))
+                functools.partial(getattr, self._separator, "loop_faults"))
         if self.history is not None:
             _history_metrics(self.history, registry)
 
@@ -639,18 +639,6 @@ def _history_metrics(history: VehicleHistory, registry: CollectorRegistry) -> No
                    "comparisons...)", ["event"], registry=registry)
     for name in HISTORY_EVENTS:
         events.labels(name).set_function(functools.partial(_count, history, name))
-
-
-def _flaps(loop: Loop) -> float:
-    return loop.flaps
-
-
-def _separator_faults(separator: Separator) -> float:
-    return separator.faults
-
-
-def _loop_faults(separator: Separator) -> float:
-    return separator.loop_faults
 
 
 def separator_eye(eyes: tuple[str, ...]) -> int | None:
