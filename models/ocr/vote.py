@@ -6,6 +6,12 @@ confidence times its share of all the slot's scores, so that disagreeing frames 
 `raw`); a slot with only failed checks is voted character by character, and is `corrected` when
 that consensus passes the check, else `check_failed`; a Hong Kong plate read only without its letters
 stays `low_confidence` (its text in `raw`); a camera that read nothing is `unread`.
+
+A vehicle may carry two containers (two 20 ft boxes on one chassis): container codes that both pass their check,
+differ in DISTINCT_CHARS characters or more and are each read in at least two frames are two containers, each voted
+over its own reads (slots `container`, `container_2`, … in the order the camera first saw them), not one code read two
+ways. A misread of one character never passes the check; one of two that does, or a second code seen in one frame
+only, is still voted against the code it competes with, as before.
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ from dataclasses import dataclass
 
 from models.ocr import iso6346
 from models.ocr.classify import CONTAINER, Read
+
+DISTINCT_CHARS = 3
+"""Two valid container codes this many characters apart or more are two containers (a check digit makes every single
+misread fail; a double misread that passes is one in ten, a triple one that passes rarer still)."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +50,37 @@ def vote(kind: str, frames: list[list[Read]], min_confidence: float) -> list[Vot
             by_slot[read.slot].append((index, read))
     if not by_slot:
         return [Voted(kind, kind, "", "", 0.0, "unread", 0)]
+    if CONTAINER in by_slot:
+        by_slot.update(_containers(by_slot.pop(CONTAINER)))
     return [_slot(kind, slot, reads, min_confidence) for slot, reads in sorted(by_slot.items())]
+
+
+def _containers(reads: list[tuple[int, Read]]) -> dict[str, list[tuple[int, Read]]]:
+    """The container slot's reads split by container: each code that passes its check, is read in two frames or more
+    and differs from every code before it (by weight of reads) in DISTINCT_CHARS characters or more is a container
+    of its own; every other read goes with the container whose code it is nearest (the first on a tie)."""
+    weight: dict[str, float] = defaultdict(float)
+    frames: dict[str, set[int]] = defaultdict(set)
+    for index, read in reads:
+        if read.value:
+            weight[read.value] += read.confidence
+            frames[read.value].add(index)
+    codes: list[str] = []
+    for code in sorted(weight, key=lambda c: -weight[c]):
+        if not codes or (len(frames[code]) >= 2 and all(_apart(code, c) >= DISTINCT_CHARS for c in codes)):
+            codes.append(code)
+    if len(codes) < 2:
+        return {CONTAINER: reads}
+    groups: dict[str, list[tuple[int, Read]]] = {c: [] for c in codes}
+    for index, read in reads:
+        groups[min(codes, key=lambda c: _apart(read.value or read.raw, c))].append((index, read))
+    first_seen = sorted(codes, key=lambda c: min(i for i, _ in groups[c]))
+    return {CONTAINER if n == 0 else f"{CONTAINER}_{n + 1}": groups[c] for n, c in enumerate(first_seen)}
+
+
+def _apart(a: str, b: str) -> int:
+    """How many of two codes' characters differ (a length's difference counts as that many)."""
+    return sum(x != y for x, y in zip(a, b)) + abs(len(a) - len(b))
 
 
 def _slot(kind: str, slot: str, reads: list[tuple[int, Read]], min_confidence: float) -> Voted:

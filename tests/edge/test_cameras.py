@@ -302,3 +302,48 @@ async def test_a_read_whose_confidence_is_no_number_from_0_to_1_is_a_failed_fram
         window.stop(item)
         task.cancel()
     assert [(i.kind, i.value, i.status) for i in item.identities] == [("plate", "", "low_confidence")]
+
+
+async def test_two_containers_on_one_chassis_both_reach_the_record_with_their_own_crops(tmp_path: Path) -> None:
+    """A side camera passing a chassis with two 20 ft boxes: its first frames show the front box's door, the next
+    ones the rear box's. The real text reader reads each; the record gets both codes `read`, each with its own
+    evidence crop (before, the two codes competed in one slot: the winner `low_confidence`, the other in no record,
+    and the lane amber for an unread container)."""
+    import numpy as np
+
+    from drivers.camera import render
+    from drivers.camera.frames import CameraBase
+    from drivers.camera.sim import PROFILES
+
+    codes = ("CSQU3054383", "MSKU7072380")
+    font = PROFILES["tuning"].fonts[0]
+
+    class SideCamera(CameraBase):
+        def __init__(self) -> None:
+            super().__init__(CameraConfig(kind="sim", role="container_side", fps=20, max_frames=6,
+                                          min_confidence=0.5), "side")  # type: ignore[arg-type]
+            self.grabs = 0
+
+        def _open(self) -> None:
+            pass
+
+        def _grab(self) -> np.ndarray:
+            code = codes[min(self.grabs // 3, 1)]
+            self.grabs += 1
+            return render.container_panel(code, "22G1", font, np.random.default_rng(self.grabs))
+
+    with Store(tmp_path / "data", station="st-1") as store:
+        async with StoreWriter(store) as writer, SideCamera() as side:
+            window = CameraWindow(Devices(cameras={"side": side}), writer)
+            item = Item(ref="vehicle", kind=ItemKind.CONTAINER)
+            window.start(item)
+            task = asyncio.create_task(window.run())
+            passed = window._passes[("side", item.id)]
+            await until(lambda: len(passed.frames) == 6, "six frames read", timeout=90)
+            window.stop(item)
+            task.cancel()
+    read = {i.value: i for i in item.identities if i.source == "side"}
+    assert set(read) == set(codes), [(i.value, i.raw, i.status, i.confidence) for i in item.identities]
+    assert all(i.status == "read" and i.crop for i in read.values())
+    assert read[codes[0]].crop != read[codes[1]].crop
+    assert item.size_type == "22G1"

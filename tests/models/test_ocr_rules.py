@@ -180,3 +180,32 @@ def test_a_container_cameras_size_type_code_is_read_beside_its_number() -> None:
         "45G1", "4561", "L5G1", "22 R1", "TARE", "MAX GROSS", "45G", "AB12", "4S61")])]
     # 4561: one digit where the type letter stands, corrected; TARE would need two; 4S61 two as well
     assert read == [("45G1", "read"), ("45G1", "corrected"), ("L5G1", "read"), ("22R1", "read")]
+
+
+def test_two_containers_on_one_chassis_are_each_voted_over_their_own_frames() -> None:
+    """Two 20 ft boxes on one chassis: the side camera reads the front one's code in its first frames and the rear
+    one's after. Both codes pass their check and lie far apart: two containers, each `read` at its own frames'
+    confidence, in the order seen (before, one slot: the codes competed, the winner lost half its confidence and was
+    `low_confidence` at 0.7, the other code in no record)."""
+    front, rear = "CSQU3054383", "MSKU7072380"
+    assert iso6346.is_valid(front) and iso6346.is_valid(rear)
+    frames = [[_read(front, 0.95)], [_read(front, 0.9)], [_read(front, 0.92), _read(rear, 0.9)],
+              [_read(rear, 0.93)], [Read("container", "container", "", "MSKU7O72380", 0.3, "check_failed")], []]
+    voted = vote("container", frames, min_confidence=0.7)
+    assert [(v.slot, v.value, v.status, v.frames) for v in voted] == [
+        ("container", front, "read", 3), ("container_2", rear, "read", 2)]
+    assert voted[0].confidence == round((0.95 + 0.9 + 0.92) / 3, 4)
+    assert voted[1].confidence < 0.915  # its own failed read still costs it, the other box's reads do not
+
+
+def test_a_second_code_read_once_or_close_to_the_first_is_still_voted_against_it() -> None:
+    """A code seen in one frame only, or one that differs in two characters (a double misread that passes its
+    check), is no second container: it competes with the code as before and lowers its confidence."""
+    once = [[_read("CSQU3054383", 0.95)], [_read("CSQU3054383", 0.9)], [_read("MSKU7072380", 0.9)]]
+    (v,) = vote("container", once, min_confidence=0.5)
+    assert (v.slot, v.value) == ("container", "CSQU3054383") and v.confidence < 0.7
+    close = "CSQU0754383"
+    assert iso6346.is_valid(close) and sum(a != b for a, b in zip(close, "CSQU3054383")) == 2
+    near = [[_read("CSQU3054383", 0.95)], [_read("CSQU3054383", 0.9)], [_read(close, 0.9)], [_read(close, 0.9)]]
+    (v,) = vote("container", near, min_confidence=0.8)
+    assert (v.slot, v.value, v.status) == ("container", "", "low_confidence")
