@@ -24,8 +24,8 @@ def normalise(kind: str, value: str) -> str:
 
     The hub (when it drafts and publishes) and the station (when it reads an identity) both use this, so
     they cannot disagree; applying it again changes nothing (the hub normalises a value when it is drafted
-    and again when it is published). Stricter than the hub's identity search (central_sync.hub.search),
-    which is only ever compared with itself.
+    and again when it is published). The hub's identity search and legal holds (central_sync.hub.search) key
+    values by the plate form of this, whatever their kind.
     """
     if PLAIN.fullmatch(value):
         return value

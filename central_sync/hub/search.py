@@ -1,9 +1,13 @@
 """Search inspections by identity value (exact or prefix), on both hub backends, through an index.
 
 Each record's identities are written to `record_identities` with the record (same transaction),
-keyed by a normalised value: Unicode NFKC, upper case, without the spaces, dots, hyphens and
-middle dots that plates and container codes are written with ("粤Z·A123港" and "粤ZA123港",
-"CSQU 305438 3" and "CSQU3054383" match). A prefix search is a range on that column
+keyed by a normalised value (`normalise`): Unicode NFKC, upper case, without the spaces, dots, hyphens,
+middle dots, slashes, underscores and invisible characters that plates and container codes are written
+with, and Cyrillic and Greek letters drawn like Latin ones read as those Latin letters, as the station's
+risk engine reads a plate ("粤Z·A123港" and "粤ZA123港", "CSQU 305438 3" and "CSQU3054383", "АВ1234" with
+Cyrillic А and В and "AB1234" match). Legal holds on a vehicle are keyed by the same form
+(central_sync/hub/retention.py, and the stations' `central_sync.retention.Holds`). A prefix search is a
+range on that column
 (`norm >= p AND norm < p || U+10FFFF`), which a B-tree index answers on both backends because the
 column compares code point by code point: SQLite's default BINARY collation, and `COLLATE "C"` on
 PostgreSQL (its default collation would not order the range that way).
@@ -25,6 +29,7 @@ import unicodedata
 from typing import Literal, Protocol
 
 from central_sync.schema import InspectionRecord
+from risk.normal import normalise as risk_normalise
 
 Match = Literal["exact", "prefix"]
 TOP = "\U0010ffff"
@@ -56,8 +61,14 @@ INDEX_IDENTITY = ("INSERT INTO record_identities (record_id, station, kind, valu
 
 
 def normalise(value: str) -> str:
-    """The form identity values are indexed and searched by."""
-    return _SEPARATORS.sub("", unicodedata.normalize("NFKC", value)).upper()
+    """The form identity values are indexed, searched and held by (the module's note), whatever their kind.
+
+    The form this index had before (NFKC, the separators above dropped, upper case), then the station's form of
+    a plate (`risk.normal.normalise`): so two values that matched before still match (a legal hold keeps every
+    record it held: `HubStore._rekey_norms`), and a plate read with a Cyrillic А matches the one read with a Latin A.
+    Look-alikes are folded for every kind: the index finds and holds, and a mixed-up letter typed into a seal
+    or tag number is the same mix-up."""
+    return risk_normalise("plate", _SEPARATORS.sub("", unicodedata.normalize("NFKC", value)).upper())
 
 
 def identity_rows(record: InspectionRecord) -> list[tuple]:

@@ -22,13 +22,15 @@ from typing import Any, Iterator, Protocol, Self, TypeVar, TypeVarTuple, Unpack
 
 import psycopg
 import psycopg.errors
+import structlog
 
 from central_sync.errors import HubStoreError
-from central_sync.hub.search import INDEX_IDENTITY, INSERT_IDENTITY, stored_identity_rows
+from central_sync.hub.search import INDEX_IDENTITY, INSERT_IDENTITY, normalise, stored_identity_rows
 from central_sync.hub import search_reports
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
+log = structlog.get_logger("central_sync.hub.store")
 
 
 class Cursor(Protocol):
@@ -80,6 +82,8 @@ CREATE TABLE IF NOT EXISTS blob_uploads (
     sha256 TEXT PRIMARY KEY, station TEXT NOT NULL, count BIGINT NOT NULL, size BIGINT NOT NULL,
     started_at DOUBLE PRECISION NOT NULL, pruned INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS gap_prefix (station TEXT PRIMARY KEY, through BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS hub_migrations (
+    number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL);
 CREATE TABLE IF NOT EXISTS bundle_acks (
     station TEXT NOT NULL, version BIGINT NOT NULL, sha256 TEXT NOT NULL, outcome TEXT NOT NULL, code TEXT,
     at DOUBLE PRECISION NOT NULL, PRIMARY KEY (station, version, sha256));
@@ -106,6 +110,8 @@ UPSERT_UPDATED_RECORD = (_RECORD_VALUES + f" ON CONFLICT (id) DO UPDATE SET body
                          f" ELSE records.body END, body_msg = CASE WHEN {_NEWER} THEN excluded.body_msg"
                          " ELSE records.body_msg END" + _SAME_RECORD)
 ADD_BODY_MSG = "ALTER TABLE records ADD COLUMN body_msg BIGINT NOT NULL DEFAULT 0"
+# The numbered migrations that change data (recorded in `hub_migrations`, each in one transaction with its record).
+REKEY_NORMS = (1, "identity and vehicle hold keys with look-alikes folded (search.normalise)")
 _NOT_FOREIGN = " WHERE NOT EXISTS (SELECT 1 FROM records WHERE id = ? AND station <> ?)"  # args: record id, station
 REVIEW_COLS = ("record_id", "station", "officer", "decided_ts", "outcome", "body", "committed_at")
 INSERT_REVIEW = (f"INSERT INTO reviews ({','.join(REVIEW_COLS)}) SELECT {','.join('?' * len(REVIEW_COLS))}"
@@ -263,6 +269,50 @@ class HubStore:
             self._migrate_search_reports()
             if not self._has_column("records", "body_msg"):  # a hub that predates it: every body counts as oldest
                 self.run_in_transaction(lambda cur: cur.execute(ADD_BODY_MSG))
+            self._rekey_norms()
+
+    def _rekey_norms(self, page: int = 5000) -> None:
+        """Migration REKEY_NORMS: every identity index row and vehicle hold (released ones too) keyed again by
+        today's `normalise`, in one transaction, so that a prune never sees a hold keyed one way and the rows
+        it holds the other. Only values with a character other than A-Z and 0-9 can change: those are read."""
+        holds = self._has_table("legal_holds")  # the control room's (retention.py); created later keyed anew
+
+        def rekey(cur: Cursor) -> tuple[int, int]:
+            cur.execute(self.sql("SELECT 1 FROM hub_migrations WHERE number = ?"), (REKEY_NORMS[0],))
+            if cur.fetchall():
+                return -1, -1
+            identities, after = 0, ("", "", "")
+            while True:
+                cur.execute(self.sql("SELECT record_id, kind, value, norm FROM record_identities WHERE (record_id, kind,"
+                                     f" value) > (?, ?, ?) AND {self.unplain('value')} ORDER BY record_id, kind, value"
+                                     " LIMIT ?"), (*after, page))
+                rows = cur.fetchall()
+                changed = [(normalise(v), rid, k, v) for rid, k, v, norm in rows if normalise(v) != norm]
+                if changed:
+                    cur.executemany(self.sql("UPDATE record_identities SET norm = ? WHERE record_id = ? AND kind = ?"
+                                             " AND value = ?"), changed)
+                identities += len(changed)
+                if len(rows) < page:
+                    break
+                after = tuple(rows[-1][:3])
+            held = 0
+            if holds:
+                cur.execute("SELECT id, value, norm FROM legal_holds WHERE kind <> 'record'")
+                keys = [(normalise(v), hid) for hid, v, norm in cur.fetchall() if normalise(v) != norm]
+                if keys:
+                    cur.executemany(self.sql("UPDATE legal_holds SET norm = ? WHERE id = ?"), keys)
+                held = len(keys)
+            cur.execute(self.sql("INSERT INTO hub_migrations (number, name, applied_at) VALUES (?,?,?)"),
+                        (*REKEY_NORMS, time.time()))
+            return identities, held
+        identities, held = self.run_in_transaction(rekey)
+        if identities >= 0:
+            log.info("hub.migrated", migration=REKEY_NORMS[0], name=REKEY_NORMS[1], identity_rows=identities,
+                     holds=held)
+
+    def unplain(self, column: str) -> str:
+        """SQL: the text column holds a character other than A-Z and 0-9 (SQLite's GLOB)."""
+        return f"{column} GLOB '*[^A-Z0-9]*'"
 
     def _migrate_search_reports(self) -> None:
         """The search reports' table and `records.search_outcome` (added to a hub that predates them)."""
@@ -491,6 +541,10 @@ class PgStore(HubStore):
 
     def sql(self, sql: str) -> str:
         return sql.replace("?", "%s")
+
+    def unplain(self, column: str) -> str:
+        """SQL: the text column holds a character other than A-Z and 0-9 (compared by code point)."""
+        return f"{column} COLLATE \"C\" ~ '[^A-Z0-9]'"
 
     def json_text(self, column: str, *path: str) -> str:
         """SQL for the text at `path` inside a JSON column (NULL where absent): PostgreSQL's #>> on jsonb."""

@@ -164,6 +164,36 @@ def test_a_hold_blocks_deletion_until_a_supervisor_releases_it_and_both_are_audi
     assert audit.verify(store)[1] is None
 
 
+def test_a_vehicle_hold_keeps_what_it_held_and_holds_the_look_alike_reads_once_the_hub_migrates(store):
+    """Before, a hold on "АВ1234" (Cyrillic А, В) held only the passes read with Cyrillic letters: the same plate
+    read "AB1234" was pruned, where the station's risk engine reads both as one plate. A hub keyed that way is
+    keyed again when it migrates (record_identities and legal_holds in one transaction): every record the hold
+    held stays held, the look-alike reads are held too, and nothing else is."""
+    from test_identity_search import CYRILLIC_AB, keyed_the_old_way
+
+    hub = Hub(store)
+    cyrillic = hub.add(Verdict.CLEAR, 400, plate=CYRILLIC_AB + "1234")
+    lower = hub.add(Verdict.CLEAR, 400, plate="\u0430\u0432 1234")
+    latin = hub.add(Verdict.CLEAR, 400, plate="AB1234")
+    greek = hub.add(Verdict.CLEAR, 400, plate="\u0391\u03921234")
+    slashed = hub.add(Verdict.CLEAR, 400, plate="KL/77")
+    other = hub.add(Verdict.CLEAR, 400, plate="XY999")
+    hub_retention.set_policy(store, POLICY, "admin", "default")
+    hub_retention.place_hold(store, "plate", CYRILLIC_AB + "1234", "sup", "court order 7")
+    hub_retention.place_hold(store, "plate", "KL77", "sup", "court order 8")
+    keyed_the_old_way(store)
+
+    def unheld() -> set[str]:
+        return {rid for _, rid, _, _ in hub_retention.candidates(store, hub.now)}
+    assert unheld() == {latin.id, greek.id, slashed.id, other.id}  # as the hub held them before
+    hub_retention.migrate(store)
+    assert unheld() == {other.id}
+    assert hub.prune()["records"] == 1 and hub.ids() == {cyrillic.id, lower.id, latin.id, greek.id, slashed.id}
+    held = retention.Holds.of(retention.RetentionState.model_validate_json(
+        hub_retention.state(store, 1).model_dump_json()).holds)  # as a station holds them
+    assert [held.match(json.loads(latin.to_json())), held.match(json.loads(other.to_json()))] == ["plate", None]
+
+
 def test_a_hold_needs_a_reason_and_something_to_hold(store):
     with pytest.raises(hub_retention.HoldError, match="needs a reason"):
         hub_retention.place_hold(store, "plate", "AB1234", "sup", "  ")

@@ -15,7 +15,7 @@ from central_sync.devtools import make_record
 from central_sync.hub.ingest import Ingestor
 from central_sync.hub import search
 from central_sync.hub.search import identity_clause, normalise
-from central_sync.hub.store import HubStore, open_store
+from central_sync.hub.store import Cursor, HubStore, open_store
 from central_sync.schema import Identity, InspectionRecord, SealStatus, Verdict
 
 IDENTS = [
@@ -157,6 +157,68 @@ def test_prefix_search_is_answered_by_the_index_in_sqlite(tmp_path: Path) -> Non
 def test_normalised_forms() -> None:
     assert normalise("csqu 305438-3") == "CSQU3054383" and normalise("粤Z·A123港") == "粤ZA123港"
     assert normalise("ＡＢ１２３４") == "AB1234"  # full-width, as some OCR and keyboards give
+
+
+CYRILLIC_AB = "\u0410\u0412"  # А and В, drawn like A and B
+
+
+def test_a_plate_typed_or_read_with_cyrillic_or_greek_look_alikes_finds_the_latin_one_and_back(store: HubStore) -> None:
+    """Before, "АВ1234" (Cyrillic А, В) found only itself and "AB1234" only itself, where the station's risk
+    engine reads both as one plate; now all forms find all, exact and by prefix, and the hub API too."""
+    recs = [make_record("gate-1", seq, Verdict.SUSPECT).model_copy(update={"identities": [Identity(kind="plate", value=v)]})
+            for seq, v in enumerate(["AB1234", CYRILLIC_AB + "1234", "\u0391\u03921234", "\u0430\u0432 1234", "KL/77"], 1)]
+    ingest(store, recs)
+    for typed in ("AB1234", CYRILLIC_AB + "1234", "a\u0432-1234"):
+        assert found(store, typed, "plate", "exact") == [1, 2, 3, 4], ascii(typed)
+    assert found(store, CYRILLIC_AB) == [1, 2, 3, 4] and found(store, "AB") == [1, 2, 3, 4]
+    assert found(store, "KL77", match="exact") == [5]  # a slash, as the station drops it
+
+
+def test_a_search_key_is_the_old_key_made_coarser() -> None:
+    """Whatever two values had one key before the look-alikes were folded, they have one key now: a legal hold
+    keyed the old way keeps every record it held once both are keyed again (the migration)."""
+    values = ["AB 1234", CYRILLIC_AB + "1234", "ab.1234", "粤Z·A123港", "粤ZA123港", "ＡＢ１２３４", "KL/77", "KL77",
+              "\u0391\u03921234", "A\u200bB", "Ǆ", "ǅ", "DŽ", "ß", "SS", "ﬁ", "FI", "\u0301A", "-", "", "Å", "Å"]
+    for a in values:
+        for b in values:
+            if old_normalise(a) == old_normalise(b):
+                assert normalise(a) == normalise(b), (a, b)
+
+
+def old_normalise(value: str) -> str:
+    """The identity index's key before migration 1 (REKEY_NORMS)."""
+    import re
+    import unicodedata
+    return re.sub(r"[\s.\-·・]+", "", unicodedata.normalize("NFKC", value)).upper()
+
+
+def keyed_the_old_way(store: HubStore) -> None:
+    """The store as a hub from before migration 1 left it: every key in the old form, the migration not recorded."""
+    holds = store._has_table("legal_holds")
+
+    def back(cur: Cursor) -> None:
+        cur.execute("SELECT record_id, kind, value FROM record_identities")
+        cur.executemany(store.sql("UPDATE record_identities SET norm = ? WHERE record_id = ? AND kind = ? AND value = ?"),
+                        [(old_normalise(v), rid, k, v) for rid, k, v in cur.fetchall()])
+        if holds:
+            cur.execute("SELECT id, value FROM legal_holds WHERE kind <> 'record'")
+            cur.executemany(store.sql("UPDATE legal_holds SET norm = ? WHERE id = ?"),
+                            [(old_normalise(v), hid) for hid, v in cur.fetchall()])
+        cur.execute("DELETE FROM hub_migrations")
+    store.run_in_transaction(back)
+
+
+def test_a_hub_keyed_the_old_way_is_keyed_again_when_it_migrates(store: HubStore) -> None:
+    recs = [make_record("gate-1", seq, Verdict.SUSPECT).model_copy(update={"identities": [Identity(kind="plate", value=v)]})
+            for seq, v in enumerate(["AB1234", CYRILLIC_AB + "1234", "粤Z·A123港"], 1)]
+    ingest(store, recs)
+    keyed_the_old_way(store)
+    assert found(store, "AB1234", "plate", "exact") == [1] and found(store, CYRILLIC_AB, "plate") == [1]  # the Latin one only
+    store.migrate()
+    assert found(store, "AB1234", "plate", "exact") == [1, 2] and found(store, "粤ZA1") == [3]
+    assert store.query("SELECT number FROM hub_migrations") == [(1,)]
+    store.migrate()  # recorded: not run again
+    assert store.query("SELECT count(*) FROM hub_migrations") == [(1,)]
 
 
 def test_a_hub_from_before_the_index_indexes_its_records_when_it_migrates(store: HubStore) -> None:
