@@ -77,8 +77,14 @@ class ListMeta:
                 self.score]
 
     def valid_at(self, at: float) -> bool:
-        """Whether the entry is in force at `at` (bounds inclusive, None = open)."""
-        return (self.valid_from is None or self.valid_from <= at) and (self.valid_to is None or at <= self.valid_to)
+        """Whether the entry is in force at `at`, a station's time, give or take CLOCK_SKEW_S (bounds inclusive, None =
+        open). A station's clock may be that far off (a bundle issued that far in its future is accepted): an entry
+        that has just come into force counts on a station whose clock is behind, and one about to end counts on a
+        station whose clock is ahead. So an entry counts up to CLOCK_SKEW_S before its start and after its end: a
+        hit only makes the verdict stricter (at worst an inspection in those minutes), a miss lets a listed vehicle
+        through. The hub stops publishing an entry at its end by its own clock (riskhub.publish)."""
+        return (self.valid_from is None or self.valid_from - CLOCK_SKEW_S <= at) and \
+            (self.valid_to is None or at <= self.valid_to + CLOCK_SKEW_S)
 
 
 @dataclass(frozen=True, slots=True)

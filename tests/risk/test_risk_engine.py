@@ -39,13 +39,18 @@ def test_a_list_may_give_amber_and_carries_its_need_to_know_level() -> None:
     assert [f.level for f in tag.fired if f.kind == "watchlist"] == [2]
 
 
-def test_watchlist_entries_hit_only_inside_their_validity_period() -> None:
+def test_watchlist_entries_hit_only_inside_their_validity_period_with_the_clock_allowance() -> None:
+    """Before, a station whose clock was 1 s behind let a vehicle through whose entry had just come into force
+    (and one 1 s ahead, whose entry had not yet ended); now the entry counts CLOCK_SKEW_S either side, the
+    allowance a bundle's issue time gets, as a hit only makes the verdict stricter."""
     entry = WatchEntry("plate", "VP 1", "temp", "watch.temp", "police", valid_from=T0, valid_to=T0 + DAY)
     engine = quiet(state_of(snapshot_doc(entries=[entry])))
-    assert lanes_of(engine, ("plate", "VP1"), at=T0 - 1)[0] == "green"
-    assert lanes_of(engine, ("plate", "VP1"), at=T0)[0] == "red"
-    assert lanes_of(engine, ("plate", "VP1"), at=T0 + DAY)[0] == "red"
-    assert lanes_of(engine, ("plate", "VP1"), at=T0 + DAY + 1)[0] == "green"
+    assert lanes_of(engine, ("plate", "VP1"), at=T0 - CLOCK_SKEW_S - 1)[0] == "green"
+    assert lanes_of(engine, ("plate", "VP1"), at=T0 - 60)[0] == "red"  # the station's clock a minute behind
+    assert lanes_of(engine, ("plate", "VP1"), at=T0 - CLOCK_SKEW_S)[0] == "red"
+    assert lanes_of(engine, ("plate", "VP1"), at=T0 + DAY + 60)[0] == "red"  # a minute ahead, the entry not yet ended
+    assert lanes_of(engine, ("plate", "VP1"), at=T0 + DAY + CLOCK_SKEW_S)[0] == "red"
+    assert lanes_of(engine, ("plate", "VP1"), at=T0 + DAY + CLOCK_SKEW_S + 1)[0] == "green"
 
 
 def test_the_declaration_is_found_by_container_and_its_trader_and_goods_feed_the_rules() -> None:
