@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 log = structlog.get_logger("central_sync.control_room.retention")
-HOLD_STATUS = {"reason_required": 422, "unknown_record": 404, "unknown_hold": 409, "not_a_seizure": 409}
+HOLD_STATUS = {"reason_required": 422, "no_vehicle": 422, "unknown_record": 404, "unknown_hold": 409, "not_a_seizure": 409}
 
 
 class _Body(BaseModel):

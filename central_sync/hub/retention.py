@@ -105,6 +105,9 @@ def place_hold(store: HubStore, kind: str, value: str, actor: str, reason: str) 
     hold = r.Hold.model_validate({"kind": kind, "value": value.strip()})
     if hold.kind == "record" and not store.query("SELECT 1 FROM records WHERE id = ?", (hold.value,)):
         raise HoldError("unknown_record", f"record {hold.value} is not in the hub database: nothing to hold")
+    if hold.kind != "record" and not normalise(hold.value):  # compared normalised it is every unread plate's ""
+        raise HoldError("no_vehicle", f"{hold.kind} {hold.value!r} has no letter or digit, so it names no vehicle"
+                                      f" (it would hold every pass whose {hold.kind} went unread)")
     row = {"id": uuid.uuid4().hex, "kind": hold.kind, "value": hold.value,
            "norm": hold.value if hold.kind == "record" else normalise(hold.value), "reason": reason.strip(),
            "placed_by": actor, "placed_at": time.time()}

@@ -48,7 +48,8 @@ class Hub:
         self.seq += 1
         rec = make_record("g1", self.seq, verdict, scan_sha=scan)
         at = rec.decided_at + timedelta(seconds=self.now - days * DAY - rec.decided_at.timestamp())
-        idents = rec.identities + ([Identity(kind="plate", value=plate, source="cam", status="read")] if plate else [])
+        idents = rec.identities + ([Identity(kind="plate", value=plate, source="cam", status="read" if plate else "unread")]
+                                   if plate is not None else [])
         rec = rec.model_copy(update={"decided_at": at, "started_at": at, "identities": idents, "review": review,
                                      "search_reports": reports or []})
         kind = "alert" if verdict is Verdict.SUSPECT else "inspection"
@@ -199,6 +200,19 @@ def test_a_hold_needs_a_reason_and_something_to_hold(store):
         hub_retention.place_hold(store, "plate", "AB1234", "sup", "  ")
     with pytest.raises(hub_retention.HoldError, match="not in the hub database"):
         hub_retention.place_hold(store, "record", "no-such-record", "sup", "order")
+
+
+def test_a_vehicle_hold_without_a_letter_or_digit_is_refused_instead_of_holding_every_unread_plate(store):
+    """Before, a hold on plate "-" was placed, keyed "" as every unread plate is, and held every pass whose plate
+    the cameras could not read; it is refused with its value, and nothing is held."""
+    hub = Hub(store)
+    unread = hub.add(Verdict.CLEAR, 400, plate="")
+    hub_retention.set_policy(store, POLICY, "admin", "default")
+    for value in ("-", " · ", "\u200b"):
+        with pytest.raises(hub_retention.HoldError, match="names no vehicle") as refused:
+            hub_retention.place_hold(store, "plate", value, "sup", "order 3")
+        assert refused.value.code == "no_vehicle" and repr(value.strip()) in str(refused.value)
+    assert hub_retention.holds(store) == [] and hub.prune()["records"] == 1 and unread.id not in hub.ids()
 
 
 def test_the_published_state_is_signed_versioned_and_carries_the_holds(store):

@@ -44,6 +44,8 @@ async def test_operators_see_no_holds_supervisors_hold_and_only_admins_set_the_p
     assert (await client.put("/cr/api/retention/policy", json=POLICY)).status_code == 403
     r = await client.post("/cr/api/holds", json={"kind": "plate", "value": "AB1234", "reason": ""})
     assert r.status_code == 422 and "reason" in r.json()["detail"]
+    r = await client.post("/cr/api/holds", json={"kind": "plate", "value": "-", "reason": "court order 5"})
+    assert r.status_code == 422 and "names no vehicle" in r.json()["detail"]
     r = await client.post("/cr/api/holds", json={"kind": "plate", "value": "AB1234", "reason": "court order 5"})
     assert r.status_code == 200 and r.json()["published_version"] is None  # no signing key: not delivered
     hold = r.json()["id"]
