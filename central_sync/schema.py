@@ -44,6 +44,31 @@ class SealStatus(_Frozen):
     events: int | None = None  # the seal's event counter (a jump means an event was missed)
 
 
+ConflictCode = Literal["container_check_digit", "container_format", "plates_one_jurisdiction", "epcs_one_tid",
+                       "tag_flood", "epc_changed", "two_lanes"]
+"""What a conflict is, by the values it names (`ConflictNote.values`):
+
+    container_check_digit  code, expected (the check digit the code should end with)
+    container_format       code (not 3 letters + U/J/Z + 7 digits)
+    plates_one_jurisdiction plates, jurisdiction (two plates or more of one jurisdiction on one vehicle)
+    epcs_one_tid           epcs, tid (two EPCs or more read from one tag TID)
+    tag_flood              reader, limit, item, tag (the reader read more than `limit` tags during the item; `tag` and
+                           those after it are not recorded)
+    epc_changed            tid, epc_before, epc, lane (the TID was bound to another EPC)
+    two_lanes              tid, lane, lanes (the TID is seen at `lane` while present at `lanes`)
+
+A value naming several (plates, epcs, lanes) holds them sorted, joined by ", ".
+"""
+
+
+class ConflictNote(_Frozen):
+    """One conflict of an identity as a code and the values its sentence names, for a screen to say in its language
+    (the identity's `conflict` keeps the English sentences for the log and for older readers)."""
+
+    code: ConflictCode
+    values: dict[str, str] = Field(default_factory=dict)
+
+
 class Identity(_Frozen):
     """An identity read during the inspection: an RFID tag, the officer's badge, a plate, a container, a seal.
 
@@ -56,7 +81,9 @@ class Identity(_Frozen):
     read is never guessed. `confidence` of a recognised read (0-1; None for a read that is exact), when it
     was read, `checks` (e.g. {"iso6346": "ok"}, {"jurisdiction": "HK"}) and `conflict`: one sentence saying
     which other read it conflicts with (set by edge.identity; a conflict is flagged, never resolved by
-    dropping a read).
+    dropping a read), several joined by "; ". `conflicts` says the same as codes with their values (one
+    ConflictNote per sentence; added later in schema 1: an older record has none, and its sentence is what a
+    screen shows).
     """
 
     kind: Literal["rfid", "rfid_tid", "rfid_epc", "em4100", "badge", "plate", "container", "eseal", "seal"]
@@ -70,6 +97,7 @@ class Identity(_Frozen):
     checks: dict[str, str] = Field(default_factory=dict)
     conflict: str | None = None
     seal: SealStatus | None = None
+    conflicts: list[ConflictNote] = Field(default_factory=list)
 
 
 class SealEventOut(_Frozen):

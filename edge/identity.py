@@ -2,8 +2,8 @@
 
 Reads of one identity (same kind and value, from several frames or readers) become one, keeping the
 highest confidence, every check and the latest seal state. Conflicting reads are flagged on each
-identity involved (`conflict`: one sentence naming the other reads), never hidden or resolved by
-dropping one:
+identity involved (`conflict`: one sentence naming the other reads; `conflicts`: the same as a code with
+its values, for the screens to say in their language), never hidden or resolved by dropping one:
 
     plate      two different plates of the same jurisdiction (a cross-boundary vehicle carries one
                Hong Kong plate and one mainland plate: those two do not conflict)
@@ -26,13 +26,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
-from central_sync.schema import Identity
+from central_sync.schema import ConflictCode, ConflictNote, Identity
 from models.ocr.iso6346 import CODE as ISO6346, check_digit
 
 ISO6346_RESULTS = ("ok", "bad_format", "bad_check_digit")
 """What `checks["iso6346"]` can say (the screen names each)."""
 JURISDICTIONS = ("HK", "CN")
 """What `checks["jurisdiction"]` can say."""
+
+Conflict = tuple[str, ConflictNote]
+"""One conflict: its English sentence (for `conflict`) and its code with the values it names (for `conflicts`)."""
 
 
 def container_check(value: str) -> str:
@@ -54,15 +57,15 @@ def fuse(identities: Iterable[Identity]) -> list[Identity]:
     """The item's identities, one per (kind, value) in first-read order (one per camera and failure for the reads
     without a value), with conflicts flagged."""
     merged = _merge(identities)
-    flags: dict[tuple[str, str], list[str]] = defaultdict(list)
+    flags: dict[tuple[str, str], list[Conflict]] = defaultdict(list)
     for ident in merged:
         if ident.kind == "container" and ident.value:  # an unread code is recorded as unread, not as a bad code
             _flag_container(ident, flags)
     _flag_groups([i for i in merged if i.kind == "plate" and i.value], jurisdiction, "plates {values} of jurisdiction {key} "
-                 "were read on one vehicle", flags)
+                 "were read on one vehicle", ("plates_one_jurisdiction", "plates", "jurisdiction"), flags)
     _flag_groups([i for i in merged if i.kind == "rfid_epc" and "tid" in i.checks], lambda i: i.checks["tid"],
-                 "EPCs {values} were read from the one tag TID {key}", flags)
-    return [_with_flags(_checked(i), flags.get((i.kind, i.value), [])) for i in merged]
+                 "EPCs {values} were read from the one tag TID {key}", ("epcs_one_tid", "epcs", "tid"), flags)
+    return [with_conflicts(_checked(i), flags.get((i.kind, i.value), [])) for i in merged]
 
 
 def conflicts(identities: Sequence[Identity]) -> list[str]:
@@ -109,7 +112,8 @@ def _combine(first: Identity, later: Identity) -> Identity:
     return first.model_copy(update={
         "confidence": max(confidences) if confidences else None, "checks": {**first.checks, **later.checks},
         "seal": later.seal or first.seal, "read_at": first.read_at or later.read_at,
-        "crop": first.crop or later.crop, "conflict": conflict})
+        "crop": first.crop or later.crop, "conflict": conflict,
+        "conflicts": join_notes(first.conflicts, later.conflicts)})
 
 
 def _checked(ident: Identity) -> Identity:
@@ -118,32 +122,42 @@ def _checked(ident: Identity) -> Identity:
     return ident.model_copy(update={"checks": {**ident.checks, "iso6346": container_check(ident.value)}})
 
 
-def _flag_container(ident: Identity, flags: dict[tuple[str, str], list[str]]) -> None:
+def _flag_container(ident: Identity, flags: dict[tuple[str, str], list[Conflict]]) -> None:
     result = ident.checks.get("iso6346") or container_check(ident.value)
     if result == "bad_check_digit":
-        expected = check_digit(ident.value.replace(" ", "").upper()[:10])
-        flags[(ident.kind, ident.value)].append(f"container code {ident.value} fails its ISO 6346 check digit "
-                                                f"(the digit should be {expected})")
+        expected = str(check_digit(ident.value.replace(" ", "").upper()[:10]))
+        flags[(ident.kind, ident.value)].append((
+            f"container code {ident.value} fails its ISO 6346 check digit (the digit should be {expected})",
+            ConflictNote(code="container_check_digit", values={"code": ident.value, "expected": expected})))
     elif result == "bad_format":
-        flags[(ident.kind, ident.value)].append(f"container code {ident.value} is not an ISO 6346 code")
+        flags[(ident.kind, ident.value)].append((f"container code {ident.value} is not an ISO 6346 code",
+                                                 ConflictNote(code="container_format", values={"code": ident.value})))
 
 
 def _flag_groups(idents: list[Identity], key_of: Callable[[Identity], str], sentence: str,
-                 flags: dict[tuple[str, str], list[str]]) -> None:
-    """Flag every identity of a group (same key) that holds more than one value."""
+                 note: tuple[ConflictCode, str, str], flags: dict[tuple[str, str], list[Conflict]]) -> None:
+    """Flag every identity of a group (same key) that holds more than one value; `note` is the conflict's code and
+    the names of its values and key."""
+    code, values_name, key_name = note
     groups: dict[str, list[Identity]] = defaultdict(list)
     for ident in idents:
         groups[key_of(ident)].append(ident)
     for key, group in groups.items():
         values = sorted({i.value for i in group})
         if len(values) > 1:
+            found = (sentence.format(values=" and ".join(values), key=key),
+                     ConflictNote(code=code, values={values_name: ", ".join(values), key_name: key}))
             for ident in group:
-                flags[(ident.kind, ident.value)].append(sentence.format(values=" and ".join(values), key=key))
+                flags[(ident.kind, ident.value)].append(found)
 
 
-def _with_flags(ident: Identity, found: list[str]) -> Identity:
-    conflict = join_conflicts(ident.conflict, found)
-    return ident if conflict == ident.conflict else ident.model_copy(update={"conflict": conflict})
+def with_conflicts(ident: Identity, found: list[Conflict]) -> Identity:
+    """The identity with these conflicts added to its sentences (`conflict`) and its codes (`conflicts`)."""
+    conflict = join_conflicts(ident.conflict, [sentence for sentence, _ in found])
+    notes = join_notes(ident.conflicts, [note for _, note in found])
+    if conflict == ident.conflict and notes == ident.conflicts:
+        return ident
+    return ident.model_copy(update={"conflict": conflict, "conflicts": notes})
 
 
 def join_conflicts(conflict: str | None, more: list[str]) -> str | None:
@@ -151,3 +165,8 @@ def join_conflicts(conflict: str | None, more: list[str]) -> str | None:
     parts = [p for p in (conflict or "").split("; ") if p] + more
     return "; ".join(sorted(set(parts))) or None
 
+
+def join_notes(notes: Sequence[ConflictNote], more: Sequence[ConflictNote]) -> list[ConflictNote]:
+    """The conflict codes with their values, each once, in a stable order (as join_conflicts the sentences)."""
+    unique = {(n.code, tuple(sorted(n.values.items()))): n for n in [*notes, *more]}
+    return [unique[key] for key in sorted(unique)]

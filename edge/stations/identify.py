@@ -12,9 +12,9 @@ A seal's tag (its user memory says so) is the seal reader's to report, with its 
 tag. A 125 kHz tag becomes an `rfid` identity; a UHF tag read over LLRP becomes `rfid_tid` (its factory TID) and
 `rfid_epc`. UHF tags are bound by TID (drivers.rfid.llrp.binding): a TID whose EPC changed or
 that is present at two readers at once is logged, published on the screen (event "rfid_flag") and
-flagged on the identity (`conflict`). An e-seal in range of a seal reader (drivers.seal) becomes a
-`seal` identity, with its state, of one item: the one that entered last when it is first heard, or
-else the next to open; every seal report heard meanwhile (in range, opened, tampered) is one of that
+flagged on the identity (`conflict`, and `conflicts`: its code with the values). An e-seal in range of a seal
+reader (drivers.seal) becomes a `seal` identity, with its state, of one item: the one that entered last when it is
+first heard, or else the next to open; every seal report heard meanwhile (in range, opened, tampered) is one of that
 item's `seal_events`, so a seal tampered in the lane stays on record even if it reads intact again.
 A seal is its item's while it stays in range, also after that item's record is written: a seal
 reader reaches the vehicle waiting at the barrier, and the vehicle behind it, arriving without a
@@ -37,14 +37,14 @@ from typing import Any
 
 import structlog
 
-from central_sync.schema import Identity, SealEventOut, SealStatus
+from central_sync.schema import ConflictNote, Identity, SealEventOut, SealStatus
 from drivers.errors import DriverError
 from drivers.rfid.llrp.binding import BindingFlag, TidBinder
 from drivers.seal import SealGone, SealReport, SealSeen
 from drivers.seal.memory import is_seal_memory
 from edge.devices import Devices
 from edge.events import EventBus
-from edge.identity import join_conflicts
+from edge.identity import Conflict, with_conflicts
 from edge.inspection import Item
 from edge.seals import HOLD_S
 
@@ -274,8 +274,9 @@ class TagWindow:
         detail = (f"reader {key[0]} read more than {MAX_ITEM_TAGS} tags during item {item.id} (tag {key[1]} and "
                   f"those after it are not recorded): these tags may not be its vehicle's")
         log.warning("reader.tag_flood", reader=key[0], item=item.id, detail=detail)
-        item.identities[:] = [i.model_copy(update={"conflict": join_conflicts(i.conflict, [detail])})
-                              if i.kind in TAG_KINDS else i for i in item.identities]
+        flood = (detail, ConflictNote(code="tag_flood", values={"reader": key[0], "limit": str(MAX_ITEM_TAGS),
+                                                                "item": item.id, "tag": key[1]}))
+        item.identities[:] = [with_conflicts(i, [flood]) if i.kind in TAG_KINDS else i for i in item.identities]
         item.identified()
 
     def _removed(self, reader_name: str, event: Any) -> None:
@@ -289,9 +290,10 @@ class TagWindow:
         tech, tag, epc = event.tag.tech, event.tag.hex, getattr(event, "epc", None)
         if tech == "uhf-tid":
             flags = self._bind(tag, epc or "", reader_name)
-            return [Identity(kind="rfid_tid", value=tag, source=reader_name, conflict=_detail(flags, "two_lanes"))] + \
-                ([Identity(kind="rfid_epc", value=epc, source=reader_name, checks={"tid": tag},
-                           conflict=_detail(flags, "epc_changed"))] if epc else [])
+            tid = Identity(kind="rfid_tid", value=tag, source=reader_name)
+            return [with_conflicts(tid, _found(flags, "two_lanes"))] + \
+                ([with_conflicts(Identity(kind="rfid_epc", value=epc, source=reader_name, checks={"tid": tag}),
+                                 _found(flags, "epc_changed"))] if epc else [])
         if tech == "uhf-epc":
             return [Identity(kind="rfid_epc", value=tag, source=reader_name)]
         return [Identity(kind="rfid", value=tag, source=reader_name)]
@@ -311,9 +313,9 @@ def _seal_event(seal: Identity, status: SealStatus) -> SealEventOut:
                         reader=seal.source, events=status.events)
 
 
-def _detail(flags: list[BindingFlag], kind: str) -> str | None:
-    """The sentence of the binding flag of this kind, as the identity's conflict."""
-    return next((f.detail for f in flags if f.kind == kind), None)
+def _found(flags: list[BindingFlag], kind: str) -> list[Conflict]:
+    """The binding flags of this kind as the identity's conflicts: the sentence and its code with the values."""
+    return [(f.detail, ConflictNote(code=f.kind, values=f.values)) for f in flags if f.kind == kind]
 
 
 def _of_tag(identity: Identity, tid: str) -> bool:

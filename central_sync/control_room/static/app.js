@@ -267,8 +267,21 @@ function alertMarks(a) {  // escalated stays marked on the card once acknowledge
 function identityList(idents) {  // kind, value, a seal's state, a recogniser's confidence; a conflict marked, its sentence on hover
   if (!idents.length) return ["-"];
   return idents.flatMap((i, n) => [n ? ", " : "", el("span", { class: "ident" + (i.conflict ? " conflict" : ""), "data-kind": i.kind,
-    title: i.conflict || "" }, `${tc("ident", i.kind)} ${i.value}` + (i.seal ? ` (${tc("seal", i.seal.state)})` : "")
+    title: i.conflict ? conflictText(i) : "" }, `${tc("ident", i.kind)} ${i.value}` + (i.seal ? ` (${tc("seal", i.seal.state)})` : "")
     + (i.confidence != null ? ` ${fmtNum(i.confidence, true)}` : "") + (i.conflict ? ` ⚠ ${t("ident.conflict")}` : ""))]);
+}
+// A conflict said in the language shown from its codes and values (`conflicts`, one per sentence of `conflict`); a
+// record from before the codes, or one with a code not in the catalogue, shows its English sentences as they are.
+const CONFLICT_LISTS = ["plates", "epcs", "lanes"];  // values naming several, joined by ", " in the record
+function conflictText(i) {
+  const notes = i.conflicts || [];
+  if (notes.length !== i.conflict.split("; ").length || notes.some((n) => S.msgs["conflict." + n.code] === undefined)) {
+    return i.conflict;  // a sentence without its code: the English sentences say them all
+  }
+  const said = (n) => t("conflict." + n.code, Object.fromEntries(Object.entries(n.values || {}).map(([k, v]) => [k,
+    k === "jurisdiction" ? tc("jurisdiction", v)
+      : CONFLICT_LISTS.includes(k) ? new Intl.ListFormat(locale(), { type: "conjunction" }).format(v.split(", ")) : v])));
+  return notes.map(said).join(t("conflict.join"));
 }
 const KIND_ALIASES = { seal: ["seal", "eseal"], eseal: ["seal", "eseal"], em4100: ["em4100", "rfid"], rfid: ["rfid", "em4100"] };
 const normId = (v) => v.normalize("NFKC").replace(/[\s.\-·・]+/g, "").toUpperCase();  // as central_sync/hub/search.py

@@ -21,11 +21,13 @@ MAX_TIDS = 100_000
 
 @dataclass(frozen=True)
 class BindingFlag:
-    """Something wrong with a tag's binding; `detail` is one sentence with the values."""
+    """Something wrong with a tag's binding; `detail` is one sentence with the values, `values` the same by name
+    (epc_changed: tid, epc_before, epc, lane; two_lanes: tid, lane, lanes joined by ", ")."""
 
     kind: Literal["epc_changed", "two_lanes"]
     tid: str
     detail: str
+    values: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -45,7 +47,8 @@ class TidBinder:
         bound = self.epc_of.pop(tid, epc)  # put back below: the last seen come last
         if bound != epc:
             out.append(BindingFlag("epc_changed", tid, f"tag TID {tid} was bound to EPC {bound} and now reads "
-                                                       f"EPC {epc} at lane {lane}"))
+                                                       f"EPC {epc} at lane {lane}",
+                                   {"tid": tid, "epc_before": bound, "epc": epc, "lane": lane}))
         self.epc_of[tid] = epc
         if len(self.epc_of) > MAX_TIDS:
             del self.epc_of[next(iter(self.epc_of))]
@@ -54,7 +57,8 @@ class TidBinder:
         others = sorted(lanes - {lane})
         if others:
             out.append(BindingFlag("two_lanes", tid, f"tag TID {tid} is seen at lane {lane} while present at lane "
-                                                     f"{', '.join(others)}"))
+                                                     f"{', '.join(others)}",
+                                   {"tid": tid, "lane": lane, "lanes": ", ".join(others)}))
         lanes.add(lane)
         for flag in out:
             self.flags[flag.kind] = self.flags.get(flag.kind, 0) + 1

@@ -303,11 +303,24 @@ function identityRow(i, extra = []) {
   const chips = [...identityChips(i), ...extra];
   if (chips.length) { const c = document.createElement("span"); c.className = "ident-chips"; c.append(...chips); row.append(c); }
   if (i.conflict) {
-    row.title = i.conflict;
+    const said = conflictText(i); row.title = said;
     const why = document.createElement("small"); why.className = "ident-why";
-    why.textContent = "⚠ " + T("identity.conflict") + ": " + i.conflict; row.append(why);
+    why.textContent = "⚠ " + T("identity.conflict") + ": " + said; row.append(why);
   }
   return row;
+}
+// A conflict said in the screen's language from its codes and values (`conflicts`, one per sentence of `conflict`); a
+// record from before the codes, or one with a code this screen does not know, shows its English sentences as they are.
+const CONFLICT_LISTS = ["plates", "epcs", "lanes"];  // values naming several, joined by ", " in the record
+function conflictText(i) {
+  const notes = i.conflicts || [];
+  if (notes.length !== i.conflict.split("; ").length || notes.some((n) => S.msgs["conflict." + n.code] === undefined)) {
+    return i.conflict;  // a sentence without its code: the English sentences say them all
+  }
+  const said = (n) => T("conflict." + n.code, Object.fromEntries(Object.entries(n.values || {}).map(([k, v]) => [k,
+    k === "jurisdiction" ? tr("check.jurisdiction.", v)
+      : CONFLICT_LISTS.includes(k) ? new Intl.ListFormat(locale(), { type: "conjunction" }).format(v.split(", ")) : v])));
+  return notes.map(said).join(T("conflict.join"));
 }
 function chip(cls, text) { const c = document.createElement("span"); c.className = "chip " + cls; c.textContent = text; return c; }
 function identityChips(i) {
