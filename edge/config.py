@@ -36,6 +36,7 @@ from edge.seals import HOLD_S, HOLD_S_RANGE
 from edge.tracking import ENTRY_GAP_M
 from edge.errors import ConfigError
 from edge.web.config import WebConfig
+from models.manifest import MAX_TILE_PX
 
 CONFIG_ERROR_EXIT = 78  # EX_CONFIG; the systemd unit lists it in RestartPreventExitStatus
 
@@ -76,6 +77,9 @@ class ModelSection(_Section):
     thresholds: dict[str, Annotated[float, Field(strict=True, gt=0, le=1)]] = Field(
         default_factory=dict, description="per-class overrides, each in (0, 1] (a number; true was read as 1.0; one"
         " outside left the station without its model, every item manual, after `check-config` said ok)")
+    max_tile_px: int = Field(MAX_TILE_PX, ge=32, le=16384, description="the longest tile side (pixels) the station"
+                             " runs: a model asking for larger tiles ([input] size; a graph that leaves the size open"
+                             " takes what its manifest asks) is refused at load, every item manual")
     dense_alert_mm2: float = Field(
         100.0, ge=0, description="a bag or parcel with a region the beam cannot penetrate at least this large is not"
         " cleared (manual, dense_object); 0 turns the rule off")

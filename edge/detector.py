@@ -28,7 +28,7 @@ from models.applicability import ScanFacts, metadata_problem, scan_problem
 from models.cli import ZOO, select_model
 from models.detection import Detection
 from models.errors import ManifestError, ModelError
-from models.manifest import MANIFEST_FILE, Manifest, load_manifest
+from models.manifest import MANIFEST_FILE, MAX_TILE_PX, Manifest, load_manifest, tile_problem
 from models.pool import DeadlineUnreachable, InferencePool, PoolOverloaded
 from models.runtime import CPU, Detector, load_detector
 from models.scan import Scan
@@ -56,6 +56,7 @@ class Engine:
     threads: int = 1
     providers: tuple[str, ...] = (CPU,)
     thresholds: dict[str, float] = field(default_factory=dict)  # the station's overrides in force
+    max_tile_px: int = MAX_TILE_PX  # `[model] max_tile_px`: a model asking for larger tiles is refused at load
 
     @property
     def model(self) -> ModelRef | None:
@@ -85,9 +86,10 @@ class Engine:
         self.use(await asyncio.to_thread(self.load, model_dir))
 
     def load(self, model_dir: Path) -> Detector:
-        """Load another package as the station's own was loaded (threads, providers; blocking); `use` and
-        `under_station_thresholds` put the station's thresholds over its manifest's."""
-        return load_detector(model_dir, intra_op_threads=self.threads, providers=list(self.providers))
+        """Load another package as the station's own was loaded (threads, providers, largest tile; blocking); `use`
+        and `under_station_thresholds` put the station's thresholds over its manifest's."""
+        return load_detector(model_dir, intra_op_threads=self.threads, providers=list(self.providers),
+                             max_tile_px=self.max_tile_px)
 
     def under_station_thresholds(self, detector: Detector) -> Detector:
         """`detector` with the station's threshold overrides for the classes it has; those naming classes it
@@ -225,6 +227,9 @@ def model_problem(cfg: ModelSection, facts: ScanFacts) -> str | None:
     problem = metadata_problem(manifest, facts)
     if problem:
         return _not_made_for(problem)
+    too_large = tile_problem(manifest, cfg.max_tile_px)
+    if too_large:
+        return too_large
     unknown = sorted(set(cfg.thresholds) - set(manifest.class_names))
     if unknown:  # the detector refuses them at start: the station would run without its model
         return (f"[model] thresholds name classes the model {manifest.name} does not have: {unknown}; "
@@ -240,7 +245,8 @@ async def open_detector(cfg: ModelSection, facts: ScanFacts = ScanFacts()) -> De
     """Verify, load and warm up the station's model off the event loop (`edge run` and `edge diag`)."""
     model_dir = model_dir_for(cfg, facts)
     return await asyncio.to_thread(load_detector, model_dir, intra_op_threads=cfg.threads,
-                                   providers=list(cfg.providers), thresholds=cfg.thresholds or None)
+                                   providers=list(cfg.providers), thresholds=cfg.thresholds or None,
+                                   max_tile_px=cfg.max_tile_px)
 
 
 async def load_engine(cfg: ModelSection, station: str, store: StoreWriter, pool: InferencePool,
@@ -251,7 +257,8 @@ async def load_engine(cfg: ModelSection, station: str, store: StoreWriter, pool:
     and the alarm stands all the same: every item will go to manual.
     """
     def engine(detector: Detector | None, problem: str = "") -> Engine:
-        return Engine(detector, pool, problem, facts, cfg.threads, tuple(cfg.providers), dict(cfg.thresholds))
+        return Engine(detector, pool, problem, facts, cfg.threads, tuple(cfg.providers), dict(cfg.thresholds),
+                      cfg.max_tile_px)
 
     try:
         detector = await open_detector(cfg, facts)

@@ -7,7 +7,7 @@ A package is `models/zoo/<name>/model.onnx` + `manifest.toml`:
                                    nothing never clears one: an officer looks at every item; for a
                                    model below its goals, see its card)
     [input]  channels = ["high", "low"]   (tensor channel order; 2 or 3 of "high"/"low")
-             size = [640, 640]            (tile H, W)
+             size = [640, 640]            (tile H, W; at most [model] max_tile_px each way, 2048 by default)
              normalisation = "attenuation" (a = -ln(clip(T/65535, 1e-4, 1)) / ln(1e4); pad = air = 0)
              pixel_mm
     [output] format = "cpe-fcos-v1" | "yolov8" | "yolov5"; stride (cpe-fcos-v1 only)
@@ -43,6 +43,10 @@ MODEL_FILE = "model.onnx"
 OUTPUT_FORMATS = ("cpe-fcos-v1", "yolov8", "yolov5")
 ItemKindName = Literal["baggage", "parcel", "vehicle", "container"]  # central_sync.schema.ItemKind values
 PIXEL_TOLERANCE = 0.1  # a package whose [applies] states no pixel_mm judges scans within 10 % of its [input] one
+# the longest tile side (pixels) a station runs unless `[model] max_tile_px` says otherwise: a model whose graph
+# leaves the tile's size open takes tiles as large as its manifest asks, and one of 262144 x 262144 pixels needed
+# 512 GiB at warm-up (a MemoryError ended the daemon)
+MAX_TILE_PX = 2048
 
 
 class _Frozen(BaseModel):
@@ -201,6 +205,15 @@ class Manifest(_Frozen):
             return spec
         p = self.input.pixel_mm
         return spec.model_copy(update={"pixel_mm": (p * (1 - PIXEL_TOLERANCE), p * (1 + PIXEL_TOLERANCE))})
+
+
+def tile_problem(manifest: Manifest, max_tile_px: int = MAX_TILE_PX) -> str | None:
+    """Why the manifest's tile is too large for a station that runs tiles of at most `max_tile_px` each way, or None."""
+    (th, tw), m = manifest.input.size, manifest
+    if max(th, tw) <= max_tile_px:
+        return None
+    return (f"model {m.name} {m.version} asks for tiles of {th} x {tw} pixels ([input] size), more than the "
+            f"{max_tile_px} pixels each way this station runs ([model] max_tile_px), so it is not loaded")
 
 
 def _describe(err: ValidationError, path: Path) -> str:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from models.decode import ATTENUATION_LUT, DECODERS, Boxes
 from models.detection import Detection
 from models.errors import InferenceError, ManifestError, ModelError
-from models.manifest import Manifest, load_manifest, read_verified_model
+from models.manifest import MAX_TILE_PX, Manifest, load_manifest, read_verified_model, tile_problem
 from models.scan import Scan
 from models.tiling import TileBoxes, axis_starts, merge_tiles
 
@@ -53,6 +53,7 @@ class DetectorConfig(BaseModel):
     providers: tuple[str, ...] = (CPU,)
     tile_overlap: int | None = Field(default=None, ge=0)
     thresholds: dict[str, float] = Field(default_factory=dict)
+    max_tile_px: int = Field(default=MAX_TILE_PX, ge=32)
 
 
 @dataclass(frozen=True)
@@ -317,14 +318,20 @@ def _check_outputs(outs: dict[str, np.ndarray], m: Manifest, model_dir: Path) ->
 
 
 def _warm_up(engine: _Engine, runs: int) -> dict[str, np.ndarray]:
-    """Run blank tiles and record the median bare tile time (the first run is left out)."""
+    """Run blank tiles and record the median bare tile time (the first run is left out); a tile the machine has
+    no memory for is an InferenceError."""
     m = engine.manifest
-    tile = np.zeros((1, len(m.input.channels), *m.input.size), np.float32)
     times = []
-    for _ in range(max(runs, 2)):
-        t0 = time.perf_counter()
-        outs = engine.run(tile)
-        times.append(time.perf_counter() - t0)
+    try:
+        tile = np.zeros((1, len(m.input.channels), *m.input.size), np.float32)
+        for _ in range(max(runs, 2)):
+            t0 = time.perf_counter()
+            outs = engine.run(tile)
+            times.append(time.perf_counter() - t0)
+    except MemoryError as exc:
+        (th, tw) = m.input.size
+        raise InferenceError(f"model {m.name} {m.version} could not be warmed up on a tile of {th} x {tw} pixels "
+                             f"and {len(m.input.channels)} channels: out of memory ({exc})") from exc
     engine.bare_seconds = statistics.median(times[1:])
     engine.tile_seconds = engine.bare_seconds
     return outs
@@ -332,11 +339,15 @@ def _warm_up(engine: _Engine, runs: int) -> dict[str, np.ndarray]:
 
 def load_detector(model_dir: str | Path, *, intra_op_threads: int = 1, providers: Sequence[str] | None = None,
                   overlap: int | None = None, thresholds: Mapping[str, float] | None = None,
-                  warmup_runs: int = 3) -> Detector:
+                  warmup_runs: int = 3, max_tile_px: int = MAX_TILE_PX) -> Detector:
     """Verify, load, warm up and time a model package; raises ManifestError (ModelIntegrityError on a
-    hash mismatch) or InferenceError, all ModelError. Blocking for up to a few seconds."""
+    hash mismatch; a tile larger than `max_tile_px` either way, before onnxruntime sees the model) or
+    InferenceError, all ModelError. Blocking for up to a few seconds."""
     model_dir = Path(model_dir)
     manifest = load_manifest(model_dir)
+    too_large = tile_problem(manifest, max_tile_px)
+    if too_large is not None:
+        raise ManifestError(f"{too_large} (package {model_dir})")
     data = read_verified_model(model_dir, manifest)
     chosen = _providers(providers)
     session = _session(data, model_dir, intra_op_threads, chosen)
@@ -356,4 +367,5 @@ def detector_from_config(cfg: DetectorConfig) -> Detector:
     from models.cli import default_model_dir
 
     return load_detector(cfg.model_dir or default_model_dir(), intra_op_threads=cfg.intra_op_threads,
-                         providers=cfg.providers, overlap=cfg.tile_overlap, thresholds=cfg.thresholds)
+                         providers=cfg.providers, overlap=cfg.tile_overlap, thresholds=cfg.thresholds,
+                         max_tile_px=cfg.max_tile_px)

@@ -120,7 +120,7 @@ HEADS = {"cpe-fcos-v1": _fcos, "yolov8": _yolov8, "yolov5": _yolov5}
 
 def build_model(fmt: str = "cpe-fcos-v1", tile: int = 128, channels: tuple[str, ...] = ("high", "low"),
                 backbone: bool = False, transposed: bool = False, nan_on_objects: bool = False,
-                score_op: str = "Sigmoid") -> bytes:
+                score_op: str = "Sigmoid", dynamic: bool = False) -> bytes:
     """Serialised ONNX model of output layout `fmt` for square tiles of `tile` pixels.
 
     `transposed` swaps the last two axes of a YOLO output (some tool-chains export it that way).
@@ -128,6 +128,8 @@ def build_model(fmt: str = "cpe-fcos-v1", tile: int = 128, channels: tuple[str, 
     warm-up, still give finite values).
     `score_op` makes the scores of the logits: "Identity" gives the logits themselves (an export without its sigmoid,
     -64 on a blank tile), "Relu" gives 0 on a blank tile and up to 16 on an object.
+    `dynamic` leaves the tile's height and width open in the graph (named dimensions; cpe-fcos-v1 only): the
+    manifest alone says how large a tile is.
     """
     c = len(channels)
     nodes, inits = _logit_nodes(channels, backbone)
@@ -152,8 +154,11 @@ def build_model(fmt: str = "cpe-fcos-v1", tile: int = 128, channels: tuple[str, 
                   for n, a in (("s0", [0]), ("s1", [1]), ("s_ax", [1]))]
     graph = helper.make_graph(
         nodes + head_nodes, f"test-{fmt}",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, tile, tile])],
-        [helper.make_tensor_value_info(o, TensorProto.FLOAT, _out_shape(o, fmt, tile, transposed)) for o in outputs],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, "height", "width"] if dynamic
+                                       else [1, c, tile, tile])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, [None if dynamic and i >= 2 else d for i, d in
+                                                              enumerate(_out_shape(o, fmt, tile, transposed))])
+         for o in outputs],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -166,7 +171,8 @@ def write_package(root: Path, fmt: str = "cpe-fcos-v1", tile: int = 128, channel
                   backbone: bool = False, name: str = "test-det", version: str = "1.0.0",
                   thresholds: tuple[float, float] = (0.5, 0.5), transposed: bool = False,
                   pixel_mm: float = 1.0, applies: str = "", clears: bool = True,
-                  classes: tuple[str, str] = CLASSES, nan_on_objects: bool = False, score_op: str = "Sigmoid") -> Path:
+                  classes: tuple[str, str] = CLASSES, nan_on_objects: bool = False, score_op: str = "Sigmoid",
+                  dynamic: bool = False) -> Path:
     """Write model.onnx + manifest.toml under `root`; returns `root`.
 
     `classes` names the graph's two outputs (metal squares, organic squares), e.g. ("load_present", "organic").
@@ -174,7 +180,7 @@ def write_package(root: Path, fmt: str = "cpe-fcos-v1", tile: int = 128, channel
     `applies` is the body of an `[applies]` section (TOML lines), e.g. 'item_kinds = ["baggage"]'.
     """
     root.mkdir(parents=True, exist_ok=True)
-    data = build_model(fmt, tile, channels, backbone, transposed, nan_on_objects, score_op)
+    data = build_model(fmt, tile, channels, backbone, transposed, nan_on_objects, score_op, dynamic)
     (root / "model.onnx").write_bytes(data)
     stride = f"stride = {STRIDE}\n" if fmt == "cpe-fcos-v1" else ""
     class_toml = "".join(f'[[classes]]\nname = "{n}"\nthreshold = {t}\n\n' for n, t in zip(classes, thresholds))

@@ -157,7 +157,8 @@ async def test_tampered_model_leaves_station_in_manual_with_an_alarm(rig, tmp_pa
     data = bytearray((bad / "model.onnx").read_bytes())
     data[-10] ^= 0xFF
     (bad / "model.onnx").write_bytes(bytes(data))
-    section = SimpleNamespace(dir=bad, threads=1, providers=("CPUExecutionProvider",), thresholds={})
+    section = SimpleNamespace(dir=bad, threads=1, providers=("CPUExecutionProvider",), thresholds={},
+                              max_tile_px=2048)
     engine = await load_engine(section, "st-1", rig.store, rig.pool)
     assert engine.model is None and "sha256" in engine.problem
     alarms = await rig.store.call(rig.store.store.standing_alarms)

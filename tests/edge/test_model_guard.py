@@ -16,7 +16,7 @@ import pytest
 from central_sync.schema import ItemKind, Verdict
 from drivers.xray import ScannerConfig, open_scanner
 from edge.config import ModelSection
-from edge.detector import Engine, load_engine
+from edge.detector import Engine, load_engine, model_problem
 from edge.devices import Devices
 from edge.events import EventBus
 from edge.inspection import Inspector, Item
@@ -26,6 +26,7 @@ from edge.store import Store, StoreWriter
 from edge.verdict import Reason
 from models.applicability import ScanFacts
 from models.cli import ZOO
+from models.errors import ManifestError
 from models.pool import InferencePool
 from models.runtime import load_detector
 from models.scan import Scan, save_scan
@@ -154,6 +155,30 @@ async def test_a_configured_model_made_for_other_scans_alarms_and_never_decides(
     assert "bags is made for baggage, parcel scans, not vehicle" in alarms["model_unavailable"]
     record = await rig.inspector(engine=engine).inspect(Item("vehicle", ItemKind.VEHICLE), WholeScan(bag(True)))
     assert (record.verdict.value, record.reason) == ("manual", "model_not_applicable")
+
+
+async def test_a_model_asking_for_tiles_over_the_limit_leaves_the_station_running_with_every_item_manual(
+        rig: Rig, tmp_path: Path) -> None:
+    """A model whose graph leaves the tile's size open, its manifest asking for 262144 x 262144 pixels: the
+    warm-up's MemoryError (512 GiB) was no ModelError, so the station failed at every start, and `edge
+    check-config` said ok. Now it is refused at load in one sentence, an alarm stands, items go to manual."""
+    pkg = write_package(tmp_path / "huge", "cpe-fcos-v1", 128, name="huge", applies=APPLIES, dynamic=True)
+    (pkg / "manifest.toml").write_text((pkg / "manifest.toml").read_text().replace("size = [128, 128]",
+                                                                                 "size = [262144, 262144]"))
+    section = ModelSection(dir=pkg)
+    too_large = ("model huge 1.0.0 asks for tiles of 262144 x 262144 pixels ([input] size), more than the 2048 "
+                 "pixels each way this station runs ([model] max_tile_px), so it is not loaded")
+    assert model_problem(section, BAGGAGE) == too_large
+    engine = await load_engine(section, "st-1", rig.store, rig.pool, BAGGAGE)
+    assert engine.detector is None and engine.problem.startswith(too_large)
+    alarms = dict(await rig.store.call(rig.store.store.standing_alarms))
+    assert alarms["model_unavailable"].startswith(too_large) and alarms["model_unavailable"].endswith(
+        "; every item goes to manual")
+    record = await rig.inspector(engine=engine).inspect(Item("bag", ItemKind.BAGGAGE), WholeScan(bag(True)))
+    assert (record.verdict.value, record.reason) == ("manual", "model_unavailable")
+    candidate = Engine(rig.detector, rig.pool, max_tile_px=section.max_tile_px)  # a roll-out's candidate, the hub's switch
+    with pytest.raises(ManifestError, match="asks for tiles of 262144 x 262144 pixels"):
+        candidate.load(pkg)
 
 
 def test_check_config_warns_when_no_shipped_model_is_made_for_the_station(tmp_path: Path, capsys) -> None:

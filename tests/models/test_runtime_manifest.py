@@ -148,3 +148,37 @@ def test_detector_from_config(fcos_dir):
 def _sha(pkg) -> str:
     line = next(x for x in (pkg / "manifest.toml").read_text().splitlines() if x.startswith("sha256"))
     return line.split('"')[1]
+
+
+def _dynamic(make_package, tmp_path, size: int):
+    """A package whose graph leaves the tile's height and width open: its manifest alone says `size`."""
+    pkg = tmp_path / "dyn"
+    shutil.copytree(make_package(dynamic=True), pkg)
+    _edit(pkg, "size = [128, 128]", f"size = [{size}, {size}]")
+    return pkg
+
+
+def test_a_model_with_an_open_tile_size_runs_the_tile_its_manifest_names(make_package, tmp_path):
+    assert load_detector(_dynamic(make_package, tmp_path, 256), overlap=32).tile_size == (256, 256)
+
+
+def test_a_tile_larger_than_the_stations_limit_is_refused_before_onnxruntime_sees_the_model(make_package, tmp_path,
+                                                                                           no_session):
+    """A graph that leaves the tile's size open took tiles as large as its manifest asked: 262144 x 262144 pixels
+    needed 512 GiB at warm-up, and the MemoryError (no ModelError) took the station down at every start."""
+    pkg = _dynamic(make_package, tmp_path, 262144)
+    with pytest.raises(ManifestError) as refused:
+        load_detector(pkg)
+    assert str(refused.value) == (f"model test-det 1.0.0 asks for tiles of 262144 x 262144 pixels ([input] size), "
+                                  f"more than the 2048 pixels each way this station runs ([model] max_tile_px), so it "
+                                  f"is not loaded (package {pkg})")
+    with pytest.raises(ManifestError, match="more than the 1024 pixels each way"):
+        load_detector(_dynamic(make_package, tmp_path / "b", 1088), max_tile_px=1024)
+
+
+def test_a_tile_the_machine_has_no_memory_for_is_a_model_error(make_package, tmp_path):
+    """Within a limit set too high, the warm-up's MemoryError is an InferenceError naming the tile."""
+    from models.errors import InferenceError
+
+    with pytest.raises(InferenceError, match=r"on a tile of 262144 x 262144 pixels and 2 channels: out of memory"):
+        load_detector(_dynamic(make_package, tmp_path, 262144), max_tile_px=262144)
