@@ -31,3 +31,13 @@ def data_dir_lock(station: str, data_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the names in directory `path` durable: a file renamed into it (os.replace) or removed from it is only
+    on disk once the directory is fsynced too, and a power cut before that can bring the old name back."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from central_sync.model_delivery import Criteria, HeaderSignatureError, Opened, RolloutError, open_envelope
 from central_sync.protocol import ModelRollStatus
 from central_sync.risk_delivery import RiskAck
+from edge.datadir import fsync_dir
 from edge.risk import RiskConfig, load_keys
 from models.applicability import metadata_problem
 from models.detection import Detection
@@ -257,6 +258,7 @@ class Rollout:
             return SlotState()
 
     def _save(self) -> None:
+        """Replace state.json atomically and durably (written, fsynced, renamed, the folder fsynced)."""
         path = self.folder / "state.json"
         tmp = path.with_suffix(".tmp")
         with tmp.open("w", encoding="utf-8") as fh:
@@ -264,6 +266,7 @@ class Rollout:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_dir(self.folder)
 
     # ---- wiring -----------------------------------------------------------------------------
     def attach(self, engine: Engine, pool: InferencePool) -> None:
@@ -357,12 +360,16 @@ class Rollout:
         return self.runner.candidate.info.sha256 if self.runner is not None else None
 
     def _install(self, slot: str, write: Callable[[Path], None]) -> None:
+        """Write the package into `slot` by way of a temporary folder renamed over it; each step durable (the files
+        and the temporary folder fsynced before the rename, the models folder after it)."""
         target, tmp = self.slot_dir(slot), self.folder / f"{slot}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         write(tmp)
+        fsync_dir(tmp)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
+        fsync_dir(self.folder)
 
     def _run_candidate(self, slot: str) -> bool:
         """Load the candidate and put it on canary; a load failure rolls back at once."""

@@ -1,0 +1,94 @@
+"""The model slots on disk (edge.model_rollout): every rename made durable by an fsync of its folder, and a stop at
+any step of an install leaves a state the next start runs safely. Real files, real onnxruntime; the stop is an
+exception raised in place of one rename (nothing after it runs, as after a power cut once the disk has it)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from central_sync.model_delivery import Criteria, RolloutRecord, envelope
+from central_sync.commands import generate_keypair
+from edge.detector import Engine
+from edge.model_rollout import Rollout, RolloutConfig
+from models.pool import InferencePool
+from models.runtime import load_detector
+from models.signing import open_folder, pack, sign_package
+from model_rollout_kit import package
+
+STATION = "gate-1"
+
+
+class Stop(BaseException):
+    """The process ends here (no handler runs)."""
+
+
+class Station:
+    """The slots' folder, the signing key and an engine on the configured model 2.0.0, as the daemon composes them."""
+
+    def __init__(self, tmp: Path, pool: InferencePool) -> None:
+        self.tmp, self.pool = tmp, pool
+        self.key = generate_keypair(tmp / "models.key", tmp / "models.pub")
+        self.cfg = RolloutConfig(keys={"k": tmp / "models.pub"}, crash_limit=5)
+        self.configured = package(tmp / "active", "2.0.0")
+
+    def start(self) -> Rollout:
+        rollout = Rollout.start(STATION, self.cfg, self.tmp / "data")
+        section_dir = rollout.slot_dir(rollout.state.active) if rollout.state.active else self.configured
+        rollout.attach(Engine(load_detector(section_dir, overlap=32), self.pool), self.pool)
+        if rollout.state.phase == "canary" and rollout.state.candidate is not None:
+            rollout._run_candidate(rollout.state.candidate)
+        return rollout
+
+    def envelope(self, version: str, rollout_id: int) -> bytes:
+        src = package(self.tmp / f"src-{version}", version)
+        sign_package(src, self.key, "k")
+        record = RolloutRecord(id=rollout_id, package=f"test-det-{version}", sha256="0" * 64, stations=None,
+                               criteria=Criteria(), staged_by="admin", at=time.time())
+        return envelope(record, pack(src))
+
+
+@pytest.fixture
+async def station(tmp_path: Path) -> AsyncIterator[Station]:
+    async with InferencePool() as pool:
+        yield Station(tmp_path, pool)
+
+
+def _ino(path: Path) -> int:
+    return os.stat(path).st_ino
+
+
+async def test_each_rename_in_the_models_folder_is_followed_by_an_fsync_of_the_folder(station: Station,
+                                                                                     monkeypatch) -> None:
+    """state.json and a slot were renamed into data_dir/models and the folder was never fsynced: a power cut after
+    the rename could bring the old name back (the old state, the old slot, or none). Now the new slot's files'
+    names are fsynced before it is renamed, and the models folder after every rename."""
+    rollout = station.start()
+    folder = rollout.folder
+    events: list[tuple] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.fstat(fd).st_ino))
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        real_replace(src, dst)
+        events.append(("replace", Path(dst).name, _ino(dst)))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    assert rollout.receive(1, station.envelope("2.1.0", 1)).outcome == "applied"
+    monkeypatch.undo()
+    renames = [i for i, e in enumerate(events) if e[0] == "replace"]
+    assert [events[i][1] for i in renames] == ["A", "state.json"]
+    for i in renames:  # the folder's fsync comes after each rename, before anything else is renamed
+        following = events[i + 1:next((j for j in renames if j > i), len(events))]
+        assert ("fsync", _ino(folder)) in following, events[i]
+    slot_renamed = renames[0]
+    assert ("fsync", events[slot_renamed][2]) in events[:slot_renamed]  # the slot's own folder before its rename
+    assert rollout.state.phase == "canary" and rollout.state.candidate == "A"
