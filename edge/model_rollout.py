@@ -312,6 +312,7 @@ class Rollout:
             self.runner, self.canary = None, None  # a canary in progress ends: its slot is about to be overwritten
             slot: Slot = "B" if self.state.active == "A" else "A"
             try:
+                self._release(slot)
                 self._install(slot, package.write)
             except OSError as exc:
                 return self._refused(version, sha, "not_stored", f"model package cannot be written to slot {slot}: {exc}")
@@ -358,6 +359,16 @@ class Rollout:
 
     def _candidate_sha(self) -> str | None:
         return self.runner.candidate.info.sha256 if self.runner is not None else None
+
+    def _release(self, slot: Slot) -> None:
+        """The candidate on canary in `slot` ends on disk before the slot is overwritten: a stop while the new package
+        is written, or before the state naming it is, must not start a canary on a slot that state.json says holds
+        another package (under that one's criteria and name)."""
+        if self.state.candidate == slot:
+            phase = "idle" if self.state.phase == "canary" else self.state.phase
+            self.state = self.state.model_copy(update={"candidate": None, "candidate_signed": None, "starts": 0,
+                                                       "phase": phase})
+            self._save()
 
     def _install(self, slot: str, write: Callable[[Path], None]) -> None:
         """Write the package into `slot` by way of a temporary folder renamed over it; each step durable (the files

@@ -32,7 +32,7 @@ class Station:
 
     def __init__(self, tmp: Path, pool: InferencePool) -> None:
         self.tmp, self.pool = tmp, pool
-        self.key = generate_keypair(tmp / "models.key", tmp / "models.pub")
+        self.key = generate_keypair(tmp / "models.key", tmp / "models.pub")  # the admin's model-signing key
         self.cfg = RolloutConfig(keys={"k": tmp / "models.pub"}, crash_limit=5)
         self.configured = package(tmp / "active", "2.0.0")
 
@@ -92,3 +92,48 @@ async def test_each_rename_in_the_models_folder_is_followed_by_an_fsync_of_the_f
     slot_renamed = renames[0]
     assert ("fsync", events[slot_renamed][2]) in events[:slot_renamed]  # the slot's own folder before its rename
     assert rollout.state.phase == "canary" and rollout.state.candidate == "A"
+
+
+@pytest.mark.parametrize("step", range(4))
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_a_stop_at_any_rename_of_an_install_over_a_canary_starts_safely(station: Station, monkeypatch,
+                                                                              step: int, when: str) -> None:
+    """2.1.0 is on canary in slot A when 2.7.0 arrives for the same slot. The slot was overwritten while state.json
+    still named 2.1.0's signed package on canary: a stop after the slot's rename, before state.json's, started
+    2.7.0 on canary under 2.1.0's criteria and name (a rollback would have remembered 2.1.0 as rolled back). Now
+    the canary ends on disk first; a stop before or after any rename leaves either no candidate or the candidate
+    state.json names, and the configured model active."""
+    first = station.start()
+    assert first.receive(1, station.envelope("2.1.0", 1)).outcome == "applied" and first.state.candidate == "A"
+    renames = 0
+    real_replace = os.replace
+
+    def replace(src, dst) -> None:
+        nonlocal renames
+        renames += 1
+        if renames == step + 1 and when == "before":
+            raise Stop(f"stopped before renaming {src}")
+        real_replace(src, dst)
+        if renames == step + 1:
+            raise Stop(f"stopped after renaming {src}")
+
+    monkeypatch.setattr(os, "replace", replace)
+    newer = station.envelope("2.7.0", 2)
+    stopped = False
+    try:
+        first.receive(2, newer)
+    except Stop:
+        stopped = True
+    monkeypatch.undo()
+    assert stopped or step >= renames, "the install had fewer renames than this step"
+    again = station.start()
+    assert again.engine is not None and again.engine.detector is not None
+    assert again.engine.detector.info.version == "2.0.0" and again.state.active is None
+    state = again.state
+    if state.phase == "canary":
+        assert state.candidate == "A" and again.runner is not None
+        slot = open_folder(again.slot_dir("A"), {"k": station.key.public_key()})
+        assert slot.identity == state.candidate_signed, "state.json names another package than the slot holds"
+        assert again.runner.candidate.info.version == slot.manifest.version
+    else:
+        assert state.candidate is None and again.runner is None
