@@ -33,7 +33,7 @@ from edge.commands import CommandsConfig
 from edge.model_rollout import RolloutConfig
 from edge.risk import RiskConfig
 from edge.seals import HOLD_S, HOLD_S_RANGE
-from edge.tracking import ENTRY_GAP_M
+from edge.tracking import ENTRY_GAP_M, EXIT_GAP_M
 from edge.errors import ConfigError
 from edge.web.config import WebConfig
 from models.manifest import MAX_TILE_PX
@@ -121,6 +121,10 @@ class ConveyorSection(_Section):
     entry_gap_m: float = Field(ENTRY_GAP_M, ge=0, le=0.1, description="the tunnel entry's beam blocked again within"
                                " this belt travel (m, by the encoder) after it cleared is the same bag (a strap, a bag"
                                " rolling back out of the beam): no second record; keep it below the gap between bags")
+    exit_gap_m: float = Field(EXIT_GAP_M, ge=0, le=0.1, description="the X-ray exit's beam blocked again within this"
+                              " belt travel (m, by the encoder) after it cleared is the same bag (a strap, a gap between"
+                              " two parts): its scan goes on, and a bag's scan ends only this far after its tail left"
+                              " the beam (the verdict budget is that much shorter); keep it below the gap between bags")
     start_belt: bool = Field(True, description="request the belt to run when the daemon starts")
 
     @model_validator(mode="after")

@@ -4,7 +4,9 @@ Positions are belt distances from the encoder. An item is created when its front
 tunnel entry eye (a beam blocked again less than `entry_gap_m` of belt travel after it cleared is the same
 bag: a strap, a gap between two parts, a bag rolling back out of the beam; debounced by belt travel, not
 time, so a belt that slows or stops with a bag in the beam still gives one item), re-anchored when it blocks the X-ray exit eye, and scanned (end of acquisition)
-when its tail clears the exit eye. A bag that blocks the exit eye while the next tracked item's front
+once its tail has cleared the exit eye and the belt has carried it `exit_gap_m` further with the beam still clear
+(the exit beam blocked again sooner is the same bag, a strap or a gap between two parts: its scan goes on; a belt
+that stops unasked ends the scan at once, the item going to manual anyway). A bag that blocks the exit eye while the next tracked item's front
 is still short of it (by more than the eye tolerance) is not that item: it goes to manual unscanned,
 so that a bag the tracker does not know (left on the belt by a daemon that restarted) or a beam that
 flaps within one bag never takes over the next item's scan and route; an item then expected past the
@@ -49,6 +51,7 @@ SPEED_WINDOW = 16  # encoder samples the belt speed is measured over
 SPEED_MIN_SPAN_S = 0.1  # the shortest time those samples must span for a measurement
 SPEED_SLACK = 1.1  # a measured speed up to 10 % above the configured one is the configured one (poll jitter)
 ENTRY_GAP_M = 0.02  # the entry beam blocked again within this belt travel after clearing is the same bag
+EXIT_GAP_M = 0.02  # the exit beam blocked again within this belt travel after clearing is the same bag
 DEFAULT_ROLES: dict[str, Role] = {"eye_tunnel_entry": "entry", "eye_tunnel_exit": "exit",
                                   "eye_divert_gate": "gate"}
 
@@ -67,7 +70,8 @@ class Geometry:
 def latency_budget_s(g: Geometry, speed_m_s: float, item_length_m: float = 0.0) -> float:
     """Time from the last scan line (tail leaves the exit eye) to the verdict deadline.
 
-    (gate - exit) / speed - actuation, less the item's length and the safety margin at that speed.
+    (gate - exit) / speed - actuation, less the item's length (or any belt travel after the tail left the eye) and
+    the safety margin at that speed.
     """
     return (g.gate_m - g.exit_m - item_length_m - g.margin_m) / speed_m_s - g.actuation_s
 
@@ -159,12 +163,16 @@ class ConveyorTracker:
     """Tracks items from the tunnel to the divert gate and decides the gate, fail-safe."""
 
     def __init__(self, geometry: Geometry, speed_m_s: float, roles: dict[str, Role] | None = None,
-                 latency_floor_s: float = 0.0, entry_gap_m: float = ENTRY_GAP_M) -> None:
+                 latency_floor_s: float = 0.0, entry_gap_m: float = ENTRY_GAP_M,
+                 exit_gap_m: float = EXIT_GAP_M) -> None:
         self.g, self.speed = geometry, speed_m_s
         self.roles = roles or DEFAULT_ROLES
         self.latency_floor_s = latency_floor_s
         self.entry_gap_m = entry_gap_m
+        self.exit_gap_m = exit_gap_m
         self.entry_flaps = 0  # entry beam edges that were no new bag
+        self.exit_flaps = 0  # exit beam edges within one bag (its scan went on)
+        self._exit_clearing: tuple[_Item, float] | None = None  # the item whose tail cleared the exit eye, at what encoder
         self._entry_blocked = False  # the tracker saw the entry beam blocked and not yet cleared
         self._entry_cleared_enc: float | None = None  # encoder reading when the entry beam last cleared
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
@@ -229,7 +237,7 @@ class ConveyorTracker:
                 self._samples.clear()  # a clock that did not move on measures nothing
             self._samples.append((t, encoder_m))
         self.enc = encoder_m
-        out: list[Output] = []
+        out: list[Output] = self._exit_gap_passed(encoder_m, t)
         for it in self.items:
             if it.route is None and it.lead(encoder_m) >= self.decide_m:
                 self._decide(it, encoder_m)
@@ -272,11 +280,12 @@ class ConveyorTracker:
         return self._update_gate(t)
 
     def belt_stopped(self, t: float, reason: str) -> list[Output]:
-        """The belt stopped unasked (`reason`: link_lost, estop, ...): every item still tracked goes to manual."""
+        """The belt stopped unasked (`reason`: link_lost, estop, ...): every item still tracked goes to manual, and a
+        scan waiting for its exit gap ends now (the belt may not carry it further)."""
         for it in self.items:
             if not it.done and it.route != "manual":
                 it.route, it.reason = "manual", reason
-        return self._update_gate(t)
+        return self._exit_gap_passed(self.enc, t, now=True) + self._update_gate(t)
 
     # ---- internals ---------------------------------------------------------------------------
     def _new(self, enc: float, pos: float) -> _Item:
@@ -305,13 +314,23 @@ class ConveyorTracker:
         return []
 
     def _exit_blocked(self, enc: float, t: float) -> list[Output]:
-        """The first item not yet at the exit eye is re-anchored there, unless its front is still short of the
+        """The same bag when its tail cleared the eye less than exit_gap_m of belt travel ago (a flap: its scan goes
+        on); otherwise the first item not yet at the exit eye is re-anchored there, unless its front is still short of the
         eye: then the bag at the eye is none the tracker follows (one a restarted daemon found on the belt, the
         same bag's beam flapping, or that item's own bag come early) and goes to manual unscanned; the item keeps
         its place for its own edge. An item expected past the eye while the item behind it is expected at the
         eye missed its own edge (its bag came early and was taken as untracked, or left the belt, or the beam
         missed it): it goes to manual (`exit_missed`, its scan ends: ItemMissed) and the item behind takes this
         edge, so that no item takes the next bag's scan and route and the tracker is in step again with the bags behind."""
+        if self._exit_clearing is not None:  # advance() ended its scan had the belt gone exit_gap_m since
+            cleared_enc = self._exit_clearing[1]
+            self._exit_clearing = None
+            self.exit_flaps += 1
+            log.warning("tracking.exit_flap", gap_m=round(enc - cleared_enc, 4), exit_gap_m=self.exit_gap_m,
+                        flaps=self.exit_flaps, message=f"the X-ray exit's beam was blocked again {enc - cleared_enc:.3f}"
+                        f" m of belt after it cleared, less than exit_gap_m {self.exit_gap_m} m: the same bag (a strap,"
+                        f" a gap between two parts), its scan goes on")
+            return []
         short_m, past_m = self.g.exit_m - self.eye_tolerance_m, self.g.exit_m + self.eye_tolerance_m
         waiting = [i for i in self.items if i.exit_enc is None and not i.missed]
         out: list[Output] = []
@@ -337,11 +356,25 @@ class ConveyorTracker:
         return out + self._update_gate(t)
 
     def _exit_cleared(self, enc: float, t: float) -> list[Output]:
+        """The tail of the item in the exit beam cleared it: its scan ends once the belt has carried it exit_gap_m
+        further with the beam still clear (advance)."""
         it = next((i for i in self.items if i.exit_enc is not None and i.length_m is None), None)
         if it is None:
             return []
-        it.length_m = enc - (it.exit_enc or enc)
-        return [ItemScanned(it.id, it.length_m, latency_budget_s(self.g, self.belt_speed_m_s), t)]
+        self._exit_clearing = (it, enc)
+        return self._exit_gap_passed(enc, t)
+
+    def _exit_gap_passed(self, enc: float, t: float, now: bool = False) -> list[Output]:
+        """The item whose tail cleared the exit eye is scanned (its length as far as the beam cleared) once the belt
+        has carried it exit_gap_m further, or `now`; the budget counts from here."""
+        if self._exit_clearing is None:
+            return []
+        it, cleared = self._exit_clearing
+        if not now and enc - cleared < self.exit_gap_m:
+            return []
+        self._exit_clearing = None
+        it.length_m = cleared - (it.exit_enc or cleared)
+        return [ItemScanned(it.id, it.length_m, latency_budget_s(self.g, self.belt_speed_m_s, enc - cleared), t)]
 
     def _gate_blocked(self, enc: float, t: float) -> list[Output]:
         """A tracked item that covers the gate eye (its front, or the beam flapping within it) explains the edge;

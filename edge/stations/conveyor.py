@@ -120,9 +120,10 @@ def geometry_of(section: ConveyorSection) -> Geometry:
 
 
 def geometry_budget_ms(section: ConveyorSection) -> float:
-    """The longest budget the belt allows: from the tail leaving the tunnel to the decision point (which
-    allows for the gate command latency, at least the configured one)."""
-    return (latency_budget_s(geometry_of(section), section.belt_speed_m_s) - section.gate_latency_s) * 1000
+    """The longest budget the belt allows: from the end of the scan (exit_gap_m after the tail left the tunnel) to
+    the decision point (which allows for the gate command latency, at least the configured one)."""
+    return (latency_budget_s(geometry_of(section), section.belt_speed_m_s, section.exit_gap_m)
+            - section.gate_latency_s) * 1000
 
 
 def belt_budget_ms(configured_ms: float, section: ConveyorSection) -> float:
@@ -177,12 +178,14 @@ class ConveyorFlow:
         self.metrics = self.parts.metrics
         self.tracker = ConveyorTracker(geometry_of(self.section), self.section.belt_speed_m_s,
                                        latency_floor_s=self.section.gate_latency_s,
-                                       entry_gap_m=self.section.entry_gap_m)
+                                       entry_gap_m=self.section.entry_gap_m, exit_gap_m=self.section.exit_gap_m)
         registry = self.metrics.registry
         self._latched_gauge = Gauge("edge_belt_latched", "1 for the reason the belt is latched stopped (all 0: not"
                                     " latched)", ["reason"], registry=registry)
         Gauge("edge_belt_entry_flaps", "Tunnel entry beam edges since start that were no new bag (a strap, a bag"
               " rolling back out of the beam)", registry=registry).set_function(lambda: self.tracker.entry_flaps)
+        Gauge("edge_belt_exit_flaps", "X-ray exit beam edges since start within one bag (a strap, a gap between two"
+              " parts): its scan went on", registry=registry).set_function(lambda: self.tracker.exit_flaps)
         self._restarts = Counter("edge_belt_restarts_total", "Belt restart requests, by outcome and code",
                                  ["outcome", "code"], registry=registry)
         self._recall_latch()

@@ -344,17 +344,22 @@ def test_a_bag_left_in_the_tunnel_by_a_restarted_daemon_is_not_taken_for_the_nex
     out += tracker.on_edge("eye_tunnel_exit", True, 0.8, 3.0)  # the new bag's own front
     out += walk(tracker, 1.1)
     out += tracker.on_edge("eye_tunnel_exit", False, 1.1, 4.0)
+    out += walk(tracker, 1.12)  # the scan ends exit_gap_m after the tail left the beam
     assert [(o.item_id, round(o.length_m, 3)) for o in out if isinstance(o, ItemScanned) and o.item_id == 1] == [
         (1, 0.3)]
     tracker.set_verdict(1, "clear", 4.1)
-    routed = [(round(tracker.enc, 2), o.item_id, o.route, o.reason) for enc in range(111, 251)
+    routed = [(round(tracker.enc, 2), o.item_id, o.route, o.reason) for enc in range(113, 251)
               for o in tracker.advance(enc / 100, 5.0) if isinstance(o, ItemRouted)]
     assert routed == [(1.8, 2, "manual", "unscanned"), (2.3, 1, "pass", "clear")]
 
 
-def test_a_flapping_exit_eye_does_not_anchor_the_next_bag() -> None:
-    """The exit beam clears and blocks again within one bag (a strap, a gap between two parts): the bag
-    behind, still 0.38 m short of the eye, keeps its place; its scan ends when its own tail leaves."""
+@pytest.mark.parametrize("gap_m, scans, flaps", [(0.01, [(1, 0.3), (2, 0.3)], 1),
+                                                 (0.05, [(1, 0.1), (3, 0.15), (2, 0.3)], 0)])
+def test_a_flapping_exit_eye_does_not_anchor_the_next_bag(gap_m: float, scans: list, flaps: int) -> None:
+    """The exit beam clears and blocks again within one bag: a strap 1 cm of belt wide (under exit_gap_m) is the
+    same bag, whose scan goes on to its tail (it was cut short there, the rest of the bag untracked: the bag to
+    manual); a gap of 5 cm ends the first scan and the rest is untracked (manual, unscanned). Either way the bag
+    behind, still short of the eye, keeps its place; its scan ends when its own tail leaves."""
     tracker = ConveyorTracker(Geometry(0.5, 1.3, 2.8, 0.15), 0.3)
     tracker.on_edge("eye_tunnel_entry", True, 0.0, 0.0)
     walk(tracker, 0.6)
@@ -363,16 +368,17 @@ def test_a_flapping_exit_eye_does_not_anchor_the_next_bag() -> None:
     out = tracker.on_edge("eye_tunnel_exit", True, 0.8, 2.0)
     walk(tracker, 0.9)
     out += tracker.on_edge("eye_tunnel_exit", False, 0.9, 2.3)  # the flap
-    out += tracker.on_edge("eye_tunnel_exit", True, 0.92, 2.4)
-    walk(tracker, 1.1)
+    out += walk(tracker, 0.9 + gap_m)
+    out += tracker.on_edge("eye_tunnel_exit", True, 0.9 + gap_m, 2.4)
+    out += walk(tracker, 1.1)
     out += tracker.on_edge("eye_tunnel_exit", False, 1.1, 3.0)
-    walk(tracker, 1.4)
+    out += walk(tracker, 1.4)
     out += tracker.on_edge("eye_tunnel_exit", True, 1.4, 4.0)  # the next bag's own front
-    walk(tracker, 1.7)
+    out += walk(tracker, 1.7)
     out += tracker.on_edge("eye_tunnel_exit", False, 1.7, 5.0)
-    scans = [(o.item_id, round(o.length_m, 3)) for o in out if isinstance(o, ItemScanned)]
-    assert scans == [(1, 0.1), (3, 0.18), (2, 0.3)]  # the first bag's scan was cut short: it goes to manual
-    assert [o for o in out if isinstance(o, TrackingFault)]
+    out += walk(tracker, 1.75)
+    assert [(o.item_id, round(o.length_m, 3)) for o in out if isinstance(o, ItemScanned)] == scans
+    assert bool([o for o in out if isinstance(o, TrackingFault)]) == (flaps == 0) and tracker.exit_flaps == flaps
 
 
 def test_a_bag_that_reaches_the_exit_eye_early_does_not_put_the_bags_behind_it_out_of_step() -> None:
@@ -465,6 +471,45 @@ def test_entry_beam_gaps_are_debounced_by_belt_travel() -> None:
     fresh = ConveyorTracker(Geometry(0.5, 1.3, 2.8, 0.15), 0.3)
     assert fresh.on_edge("eye_tunnel_entry", False, 1.0, 1.0) == []  # the bag that stood in the beam at start
     assert [type(o) for o in fresh.on_edge("eye_tunnel_entry", True, 1.01, 1.1)] == [ItemEntered]
+
+
+def test_a_bag_with_a_strap_across_the_exit_eye_is_scanned_whole_and_keeps_its_route() -> None:
+    """Bag 2 is 0.5 m long with a strap gap 1 cm wide 0.2 m behind its front (two parts on the simulated belt). The
+    entry beam's gap was already no new bag; at the exit eye the gap ended its scan 0.2 m in, the rest of the bag was
+    untracked (manual, unscanned), and the bag ahead went to manual with it (collateral): two clear bags searched.
+    Now the exit beam blocked again within exit_gap_m is the same bag: one scan of the whole bag, both pass."""
+    specs = [Spec(0.3, 0.3, "clear", 0.2), Spec(0.2, 0.01, "clear", 0.2), Spec(0.29, 0.3, "clear", 0.2),
+             Spec(0.3, 0.3, "clear", 0.2)]
+    outcomes, routes, outputs = run(0.3, specs)
+    scans = {o.item_id: round(o.length_m, 2) for o in outputs if isinstance(o, ItemScanned)}
+    assert scans == {1: 0.3, 2: 0.5, 3: 0.3} and not [o for o in outputs if isinstance(o, TrackingFault)]
+    assert routes == {1: ("pass", "clear"), 2: ("pass", "clear"), 3: ("pass", "clear")}
+    assert (outcomes[1], outcomes[2], outcomes[4]) == ("pass", "pass", "pass")  # bag 2's front (part 3: a sim split)
+
+
+def test_a_real_gap_at_the_exit_eye_ends_the_first_bags_scan_after_exit_gap_m_of_belt() -> None:
+    """Two bags 3 cm apart (more than exit_gap_m, 2 cm): the first bag's scan ends once the belt has carried its
+    tail 2 cm past the eye, before the second bag's front blocks the beam, with the budget less those 2 cm; the
+    second bag is anchored by its own front. A belt that stops unasked ends a scan waiting for its gap at once."""
+    g = Geometry(0.5, 1.3, 2.8, 0.15)
+    tracker = ConveyorTracker(g, 0.3)
+    tracker.on_edge("eye_tunnel_entry", True, 0.0, 0.0)
+    walk(tracker, 0.33)
+    tracker.on_edge("eye_tunnel_entry", True, 0.33, 1.0)  # the second bag, 3 cm behind the first (0.3 m long)
+    walk(tracker, 0.8)
+    tracker.on_edge("eye_tunnel_exit", True, 0.8, 2.0)
+    walk(tracker, 1.1)
+    assert tracker.on_edge("eye_tunnel_exit", False, 1.1, 3.0) == []
+    assert walk(tracker, 1.11) == []
+    [scanned] = [o for o in walk(tracker, 1.12) if isinstance(o, ItemScanned)]
+    assert (scanned.item_id, round(scanned.length_m, 3)) == (1, 0.3)
+    assert scanned.budget_s == pytest.approx(latency_budget_s(g, 0.3) - 0.02 / 0.3)
+    out = tracker.on_edge("eye_tunnel_exit", True, 1.13, 4.0)
+    assert not [o for o in out if isinstance(o, TrackingFault)] and tracker.exit_flaps == 0
+    walk(tracker, 1.43)
+    assert tracker.on_edge("eye_tunnel_exit", False, 1.43, 5.0) == []
+    [scanned] = [o for o in tracker.belt_stopped(5.1, "estop") if isinstance(o, ItemScanned)]
+    assert (scanned.item_id, round(scanned.length_m, 3)) == (2, 0.3)
 
 
 @pytest.mark.parametrize("speed", [0.8, 1.0])
