@@ -205,7 +205,7 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         if rollout is not None:
             status_parts.append(rollout.status)
         publisher = await _open_publisher(stack, config, store, status_parts)
-        shadow = await _open_shadow(stack, config, pool)
+        shadow = await _open_shadow(stack, config, pool, store)
         if shadow is not None:
             metrics.follow_shadow(shadow.stats)
         history = await _open_history(stack, config) if kind.name == "gantry" else None
@@ -283,14 +283,28 @@ async def _bound_shutdown(stop: asyncio.Event, configs: list[StationConfig]) -> 
     os._exit(70)
 
 
-async def _open_shadow(stack: AsyncExitStack, config: StationConfig, pool: InferencePool) -> ShadowRunner | None:
-    """A candidate model beside the active one (model.shadow_dir): compared, never deciding."""
-    if config.model.shadow_dir is None:
+async def _open_shadow(stack: AsyncExitStack, config: StationConfig, pool: InferencePool,
+                       store: StoreWriter) -> ShadowRunner | None:
+    """A candidate model beside the active one (model.shadow_dir): compared, never deciding. One that does not load
+    is an alarm (`shadow_unavailable`), never a stop: the station inspects with its own model."""
+    folder = config.model.shadow_dir
+    if folder is None:
+        await store.call(store.store.clear_alarm, "shadow_unavailable")
         return None
+    from models.errors import ModelError
     from models.runtime import load_detector
     from models.shadow import ShadowRunner
 
-    candidate = await asyncio.to_thread(load_detector, config.model.shadow_dir, intra_op_threads=config.model.threads)
+    try:
+        candidate = await asyncio.to_thread(load_detector, folder, intra_op_threads=config.model.threads,
+                                            max_tile_px=config.model.max_tile_px)
+    except ModelError as exc:
+        why = (f"the shadow model in {folder} is not loaded, so it compares nothing (verdicts are the station's"
+               f" model's): {exc}")
+        log.error("model.shadow_unavailable", station=config.station.id, error=why)
+        await store.call(store.store.raise_alarm, "shadow_unavailable", why)
+        return None
+    await store.call(store.store.clear_alarm, "shadow_unavailable")
     return await stack.enter_async_context(ShadowRunner(candidate, pool))
 
 

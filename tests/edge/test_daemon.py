@@ -833,3 +833,31 @@ def test_the_seal_hold_is_a_config_key_in_its_range(tmp_path, capsys):
     assert main_check(config) == 0
     parts = FlowParts(load_config(config), Devices(), None, EventBus(), None)  # type: ignore[arg-type]
     assert parts.tags().seal_hold_s == 120.0
+
+
+def test_a_shadow_model_that_does_not_load_never_stops_inspection(tmp_path):
+    """`[model] shadow_dir` names a model that only compares, never decides; one that did not load (here its hash
+    no longer matches) failed the whole station at every start, 5 s apart: no screen, no records. Now the station
+    inspects with its own model and an alarm says the shadow model is not loaded, in one sentence."""
+    port = free_port()
+    model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
+    shadow = write_package(tmp_path / "shadow", "cpe-fcos-v1", 128, version="2.0.0")
+    (shadow / "model.onnx").write_bytes((shadow / "model.onnx").read_bytes() + b"\x00")
+    config = _write_config(tmp_path, port, model)
+    config.write_text(config.read_text().replace("[http]", f'shadow_dir = "{shadow}"\n\n[http]'))
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        db = tmp_path / "data" / "station.db"
+        wait_until(lambda: _count(db), "records committed beside a broken shadow model",
+                   check=lambda n: n >= 5 or proc.poll() is not None, timeout=90, interval=0.2)
+        health = wait_until(lambda: _health(port), "the alarm on /healthz",
+                            check=lambda h: h and h.get("alarms"), timeout=60, interval=0.2)
+        [(code, message)] = health["alarms"]
+        assert code == "shadow_unavailable" and message.startswith(f"the shadow model in {shadow} is not loaded, so"
+                                                                    " it compares nothing (verdicts are the station's"
+                                                                    f" model's): model file {shadow / 'model.onnx'}")
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
