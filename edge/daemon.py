@@ -27,11 +27,11 @@ from appliance.version import version
 from edge.config import CONFIG_ERROR_EXIT, StationConfig, unreadable_files
 from edge.datadir import data_dir_lock
 from edge.context import StationContext
-from edge.detector import load_engine, station_facts
+from edge.detector import station_facts
 from edge.devices import Devices, open_devices
 from edge.events import EventBus
 from edge.metrics import StationMetrics
-from edge.model_rollout import Rollout, open_rollout, run_rollout
+from edge.model_rollout import Rollout, load_station_engine, open_rollout, run_rollout
 from edge.risk import RiskCheck, RiskReceiver, RiskRuntime
 from edge.lane_report import LaneReport, activity as lane_activity
 from edge.logging import drain_logs
@@ -191,9 +191,8 @@ async def run_station(config: StationConfig, pool: InferencePool, stop: asyncio.
         store = await stack.enter_async_context(StoreWriter(Store(st.data_dir, limits, st.id)))
         await store.call(store.store.sweep_orphans)  # under data_dir's lock, before anything is written
         await _alarm_unreadable_files(config, store)
-        rollout = await open_rollout(config)  # a promoted model's slot replaces [model] dir
-        engine = await load_engine(rollout.model_section(config.model) if rollout else config.model, st.id, store,
-                                   pool, station_facts(config))
+        rollout = await open_rollout(config)  # a promoted model's slot replaces [model] dir (unless it does not load)
+        engine = await load_station_engine(rollout, config.model, st.id, store, pool, station_facts(config))
         await run_rollout(stack, config, rollout, engine, pool, metrics)
         devices = await open_devices(stack, config.devices, st.id)
         metrics.follow_devices(devices)

@@ -61,6 +61,8 @@ if TYPE_CHECKING:  # onnxruntime is loaded with the first candidate, not with th
     from edge.config import ModelSection, StationConfig
     from edge.detector import Engine
     from edge.metrics import StationMetrics
+    from edge.store import StoreWriter
+    from models.applicability import ScanFacts
     from models.pool import InferencePool
     from models.runtime import Detector
     from models.shadow import Compared, ShadowRunner
@@ -246,6 +248,18 @@ class Rollout:
             self.state.phase = "canary" if self.state.phase == "canary" else "rolled_back"
         log.error("rollout.slot_unverified", station=self.station, slot=slot, error=self.state.reason)
         self._save()
+
+    def active_unloadable(self, why: str) -> None:
+        """The promoted slot verified but did not load (a tile over `[model] max_tile_px`, no memory for it, an
+        onnxruntime that cannot run it): it gives way to the configured model, at this start and the next."""
+        slot = self.state.active
+        self.counters["slot_unloadable"] += 1
+        self.state.active = None
+        self.state.reason = f"model slot {slot} does not load ({why}); the configured model runs instead"
+        if self.state.phase != "canary":
+            self.state.phase = "rolled_back"
+        log.error("rollout.slot_unloadable", station=self.station, slot=slot, error=self.state.reason)
+        self._keep()
 
     def _read(self) -> SlotState:
         path = self.folder / "state.json"
@@ -505,7 +519,8 @@ class RolloutCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         outcomes = CounterMetricFamily("edge_model_rollouts", "Model packages by outcome (installed, duplicate, "
-                                       "refused_<code>, repeat_refused, criteria_unsigned, promoted, rolled_back_load|canary, slot_unverified)", labels=["outcome"])
+                                       "refused_<code>, repeat_refused, criteria_unsigned, promoted, rolled_back_load|canary, slot_unverified,"
+                                       " slot_unloadable)", labels=["outcome"])
         for outcome, n in sorted(self.rollout.counters.items()):
             outcomes.add_metric([outcome], n)
         yield outcomes
@@ -519,6 +534,19 @@ class RolloutCollector(Collector):
 
 
 # ---- the daemon's part -------------------------------------------------------------------------
+async def load_station_engine(rollout: Rollout | None, section: ModelSection, station: str, store: StoreWriter,
+                              pool: InferencePool, facts: ScanFacts) -> Engine:
+    """The station's engine on the promoted slot when there is one (edge.detector.load_engine); a slot that does not
+    load gives way to the configured model (`[model] dir` or the shipped one), which loads as if none was promoted."""
+    from edge.detector import load_engine
+
+    engine = await load_engine(rollout.model_section(section) if rollout else section, station, store, pool, facts)
+    if engine.detector is None and rollout is not None and rollout.state.active is not None:
+        await asyncio.to_thread(rollout.active_unloadable, engine.problem)
+        engine = await load_engine(section, station, store, pool, facts)
+    return engine
+
+
 async def open_rollout(config: StationConfig) -> Rollout | None:
     """The station's model slots when `[rollout]` is configured (read before the engine loads its model)."""
     if config.rollout is None:

@@ -137,3 +137,35 @@ async def test_a_stop_at_any_rename_of_an_install_over_a_canary_starts_safely(st
         assert again.runner.candidate.info.version == slot.manifest.version
     else:
         assert state.candidate is None and again.runner is None
+
+
+async def test_a_promoted_slot_that_does_not_load_gives_way_to_the_configured_model(station: Station) -> None:
+    """Slot A, promoted, verifies but does not load here (its tiles of 256 pixels are over this station's
+    `[model] max_tile_px` of 200): the station started with no model at all, every item manual, the configured model
+    beside it unused. Now the slot gives way to the configured model, at this start and the next, and says why."""
+    from edge.config import ModelSection
+    from edge.model_rollout import SlotState, load_station_engine
+    from edge.store import Store, StoreWriter
+    from models.applicability import ScanFacts
+    from models.signing import open_package
+    from models.testgraphs import write_package
+
+    src = write_package(station.tmp / "src-3.0.0", tile=256, version="3.0.0")
+    sign_package(src, station.key, "k")
+    first = Rollout.start(STATION, station.cfg, station.tmp / "data")
+    first._install("A", open_package(pack(src), {"k": station.key.public_key()}).write)
+    first.state = SlotState(active="A", phase="promoted")
+    first._save()
+    rollout = Rollout.start(STATION, station.cfg, station.tmp / "data")
+    section = ModelSection(dir=station.configured, max_tile_px=200)
+    async with StoreWriter(Store(station.tmp / "data", station=STATION)) as store:
+        engine = await load_station_engine(rollout, section, STATION, store, station.pool, ScanFacts())
+        alarms = dict(await store.call(store.store.standing_alarms))
+    assert engine.detector is not None and engine.detector.info.version == "2.0.0" and "model_unavailable" not in alarms
+    assert rollout.state.active is None and rollout.state.phase == "rolled_back"
+    assert rollout.state.reason == ("model slot A does not load (model test-det 3.0.0 asks for tiles of 256 x 256 "
+                                    "pixels ([input] size), more than the 200 pixels each way this station runs "
+                                    "([model] max_tile_px), so it is not loaded (package "
+                                    f"{rollout.slot_dir('A')})); the configured model runs instead")
+    assert rollout.counters["slot_unloadable"] == 1
+    assert Rollout.start(STATION, station.cfg, station.tmp / "data").state.active is None
