@@ -199,7 +199,7 @@ class Rollout:
             if rollout.state.starts > cfg.crash_limit:
                 rollout._rollback(f"the station started {rollout.state.starts} times during the canary "
                                   f"(limit {cfg.crash_limit}): a crash loop")
-            rollout._save()
+            rollout._keep()  # a full disk must not keep the station from starting
         return rollout
 
     # ---- slots -----------------------------------------------------------------------------
@@ -247,7 +247,7 @@ class Rollout:
             self.state.active, self.state.reason = None, f"{why}; the configured model runs instead"
             self.state.phase = "canary" if self.state.phase == "canary" else "rolled_back"
         log.error("rollout.slot_unverified", station=self.station, slot=slot, error=self.state.reason)
-        self._save()
+        self._keep()
 
     def active_unloadable(self, why: str) -> None:
         """The promoted slot verified but did not load (a tile over `[model] max_tile_px`, no memory for it, an
@@ -407,7 +407,7 @@ class Rollout:
         except ModelError as exc:
             self.counters["rolled_back_load"] += 1
             self._rollback(f"the candidate in slot {slot} does not load: {exc}")
-            self._save()
+            self._keep()
             return False
         self.canary, self._carried = Canary(self.state.criteria), dict(self.engine.thresholds)
         runner = ShadowRunner(detector, self.pool)
@@ -467,15 +467,16 @@ class Rollout:
         return compared
 
     def _keep(self) -> None:
-        """Write the decision at once, on the event loop: a few hundred bytes once per roll-out, and a stop right
-        after a promotion must not bring the candidate back on canary. A failure is counted and logged."""
+        """Write the decision at once (on the event loop too: a few hundred bytes once per roll-out, and a stop right
+        after a promotion must not bring the candidate back on canary). A failure (a full disk) is counted and
+        logged, never raised: the station starts and inspects on with the state it holds."""
         try:
             self._save()
         except OSError as exc:
             self.counters["state_not_saved"] += 1
             log.error("rollout.state_not_saved", station=self.station,
-                      error=f"model slot state {self.folder / 'state.json'} was not written ({exc}); the decision "
-                            f"holds until the station restarts")
+                      error=f"model slot state {self.folder / 'state.json'} was not written ({exc}); the state in "
+                            f"memory holds until the station restarts")
 
     def _promote(self, detector: Detector, why: str) -> None:
         if self.engine is not None:

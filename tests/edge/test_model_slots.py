@@ -31,13 +31,13 @@ class Station:
     """The slots' folder, the signing key and an engine on the configured model 2.0.0, as the daemon composes them."""
 
     def __init__(self, tmp: Path, pool: InferencePool) -> None:
-        self.tmp, self.pool = tmp, pool
+        self.tmp, self.pool, self.data = tmp, pool, tmp / "data"
         self.key = generate_keypair(tmp / "models.key", tmp / "models.pub")  # the admin's model-signing key
         self.cfg = RolloutConfig(keys={"k": tmp / "models.pub"}, crash_limit=5)
         self.configured = package(tmp / "active", "2.0.0")
 
     def start(self) -> Rollout:
-        rollout = Rollout.start(STATION, self.cfg, self.tmp / "data")
+        rollout = Rollout.start(STATION, self.cfg, self.data)
         section_dir = rollout.slot_dir(rollout.state.active) if rollout.state.active else self.configured
         rollout.attach(Engine(load_detector(section_dir, overlap=32), self.pool), self.pool)
         if rollout.state.phase == "canary" and rollout.state.candidate is not None:
@@ -169,3 +169,42 @@ async def test_a_promoted_slot_that_does_not_load_gives_way_to_the_configured_mo
                                     f"{rollout.slot_dir('A')})); the configured model runs instead")
     assert rollout.counters["slot_unloadable"] == 1
     assert Rollout.start(STATION, station.cfg, station.tmp / "data").state.active is None
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 4 MiB tmpfs for the station's data (needs root and mount; skipped where the test may not mount)."""
+    import subprocess
+
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+async def test_a_full_disk_during_a_canary_never_stops_the_station_from_starting(station: Station,
+                                                                                 small_disk: Path) -> None:
+    """Each start during a canary counts in state.json; on a full disk that write raised out of Rollout.start, so
+    the station failed at every start, 5 s apart, and inspected nothing. Now the start goes on (the canary
+    resumes; the count is logged and counted as not saved) and counts again once there is room."""
+    station.data = small_disk / "data"
+    first = station.start()
+    assert first.receive(1, station.envelope("2.1.0", 1)).outcome == "applied"
+    filler = small_disk / "filler"
+    with open(filler, "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+    again = station.start()
+    assert again.state.phase == "canary" and again.state.starts == 1 and again.runner is not None
+    assert again.counters["state_not_saved"] == 1
+    filler.unlink()
+    third = station.start()
+    assert third.state.phase == "canary" and third.state.starts == 1 and not third.counters["state_not_saved"]
+    assert Rollout.start(STATION, station.cfg, station.data).state.starts == 2
