@@ -42,6 +42,7 @@ from central_sync.errors import SyncError, WireFormatError
 from central_sync.protocol import ROOT
 from central_sync.risk_delivery import RISK_LEAF, RiskAck, RiskChunk, decode_chunk
 from central_sync.schema import Identity
+from edge.datadir import fsync_dir
 from edge.identity import conflicts
 from risk.bundle import Bundle, Declaration, open_bundle
 from risk.engine import Assessment, BundleState, Engine, Facts
@@ -90,7 +91,8 @@ class BundleFiles:
         return sorted(self.folder.glob(f"*{SUFFIX}"))
 
     def save(self, bundle: Bundle, envelope: bytes) -> None:
-        """Write durably (temp file, fsync, rename); a snapshot drops the files it replaces."""
+        """Write durably (temp file, fsync, rename, fsync of the folder: the new name is on disk before a snapshot
+        drops the files it replaces, so a power cut never leaves the station with neither)."""
         path = self.folder / f"{bundle.version:012d}-{bundle.kind}{SUFFIX}"
         tmp = path.with_suffix(".tmp")
         with tmp.open("wb") as fh:
@@ -98,6 +100,7 @@ class BundleFiles:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_dir(self.folder)
         if bundle.kind == "snapshot":
             for old in self.stored():
                 if old != path and old.name < path.name:

@@ -254,3 +254,37 @@ def test_the_assembler_holds_no_more_than_an_envelope_says_and_survives_a_stray_
     other = decode_chunk(chunks(5, stray, chunk_bytes=1024)[0])
     got = [asm.add(*parts[0]), asm.add(*other), *[asm.add(*part) for part in parts[1:]]]
     assert got[-1] == wanted and got[:-1] == [None] * (len(got) - 1)
+
+
+def test_a_snapshot_is_on_disk_under_its_name_before_the_bundles_it_replaces_are_dropped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The snapshot was renamed into data_dir/risk and the bundles it replaces unlinked with the folder never fsynced:
+    a power cut could keep the unlinks and lose the rename, and the station start with no bundle. The folder is
+    fsynced after the rename, before anything is dropped."""
+    import os
+
+    runtime = RiskRuntime.start("gate-1", pinned(tmp_path), tmp_path / "data")
+    runtime.receive(7, envelope(7))
+    folder = tmp_path / "data" / "risk"
+    events: list[tuple[str, object]] = []
+    real_fsync, real_replace, real_unlink = os.fsync, os.replace, Path.unlink
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.fstat(fd).st_ino))
+        real_fsync(fd)
+
+    def replace(src: object, dst: object) -> None:
+        events.append(("replace", Path(str(dst)).name))
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        events.append(("unlink", self.name))
+        real_unlink(self, missing_ok)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    assert runtime.receive(8, envelope(8)).version == 8
+    kinds = [e[0] for e in events]
+    renamed, dropped = kinds.index("replace"), kinds.index("unlink")
+    assert ("fsync", folder.stat().st_ino) in events[renamed:dropped], events
