@@ -57,7 +57,7 @@ def fill(store: HubStore, n: int) -> None:
         ids = identities(i)
         body = json.dumps({"id": rid, "identities": [{"kind": k, "value": v} for k, v in ids]})
         rows.append((rid, "st-1", i, "clear", int(i % 20 == 0), "vehicle", "1", t0 + i, " ".join(v for _, v in ids), None,
-                     body, t0 + i, "hub", i))
+                     body, t0 + i, "hub", i, None))
         idents += [(rid, "st-1", k, v, normalise(v), t0 + i) for k, v in ids]
 
     def write(cur: object) -> None:

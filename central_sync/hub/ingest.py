@@ -327,7 +327,7 @@ def _record_row(r: InspectionRecord, on_alert_topic: bool, now: float, hub: str,
     alert = int(on_alert_topic or r.verdict == Verdict.SUSPECT)
     idents = " ".join(i.value for i in r.identities)
     return (r.id, r.station, r.seq, r.verdict.value, alert, r.kind.value, r.lane, r.decided_at.timestamp(), idents,
-            r.scan.sha256 if r.scan else None, r.to_json(), now, hub, msg)
+            r.scan.sha256 if r.scan else None, r.to_json(), now, hub, msg, r.risk.bundle if r.risk else None)
 
 
 def _tip_row(t: p.TipOutcome, now: float, hub: str) -> tuple:

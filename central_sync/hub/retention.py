@@ -7,7 +7,9 @@ signed in `retention_states` for the control room to publish. The hub prunes a r
 `keep_reason` finds nothing, and an alert only once the control room acknowledged it or an officer reviewed
 it; the DELETE itself checks the holds again, so a hold placed meanwhile still wins. With a record go its
 reviews, identity index rows, search reports, TIP outcomes, control-room actions and its scan (when no record
-left names it); the audit log stays whole.
+left names it); the audit log stays whole. A published risk bundle goes once no record left names it
+(`records.risk_bundle`), it was superseded longer ago than the policy's longest period, it is not one of the newest
+`KEEP_NEWEST` versions and no station reports running it (`prune_bundles`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -25,6 +28,7 @@ from central_sync import retention as r
 from central_sync.control_room import audit, db
 from central_sync.hub.search import normalise
 from central_sync.hub.store import Cursor, HubStore, SqliteStore
+from central_sync.riskhub import tables as risk_tables
 
 DDL = """
 CREATE TABLE IF NOT EXISTS retention_policies (
@@ -57,6 +61,9 @@ UNSEIZED = ("(records.search_outcome IS NULL OR records.search_outcome = 'nothin
             " OR EXISTS (SELECT 1 FROM seizure_releases s WHERE s.record_id = records.id))")
 NO_HOLDS = r.Holds.of([])  # the DELETE's own SQL checks the holds
 DEPENDENTS = ("reviews", "record_identities", "search_reports", "tip_outcomes", "cr_actions")
+KEEP_NEWEST = 3
+"""The newest published risk bundle versions stay whatever else holds: a station may run one whose status or ack
+the hub has not stored yet (the newest is also the next delta's base and what a restarted hub offers)."""
 
 
 class Replan(r.RetentionError):
@@ -73,6 +80,7 @@ class HoldError(r.RetentionError):
 def migrate(store: HubStore) -> None:
     with store.schema_lock():
         db.migrate(store)
+        risk_tables.migrate(store)  # risk_bundles: pruned here too
         db.transact(store, lambda cur: [cur.execute(s) for s in DDL.split(";") if s.strip()])
 
 
@@ -148,7 +156,7 @@ def holds(store: HubStore, standing_only: bool = True) -> list[dict[str, Any]]:
             store.query(f"SELECT {','.join(cols)} FROM legal_holds{where} ORDER BY placed_at DESC")]
 
 
-def _marks(values: list[str]) -> str:
+def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
 
 
@@ -288,12 +296,94 @@ def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: s
             log.warning("retention.replanned", detail=str(exc))
             deleted.clear()
             photos.clear()
-    out = {"records": len(deleted), "scans": scans, "photos": len(photos), "kept": dict(kept)}
-    if deleted:
+    versions, rows, size = prune_bundles(store, now)  # after the records: a bundle only they named goes with them
+    out = {"records": len(deleted), "scans": scans, "photos": len(photos), "kept": dict(kept),
+           "bundles": len(versions), "bundle_bytes": size}
+    if deleted or versions:
         audit.append(store, actor, "retention.prune", "hub", {"records": len(deleted), "scans": scans,
-                                                               "photos": len(photos), "first": deleted[0],
-                                                               "last": deleted[-1]})
+                                                               "photos": len(photos), "first": deleted[0] if deleted else None,
+                                                               "last": deleted[-1] if deleted else None,
+                                                               "bundles": versions, "bundle_bytes": size})
+    if versions:
+        log.info("retention.bundles_pruned", versions=versions, rows=rows, bytes=size,
+                 detail=f"{len(versions)} risk bundle versions ({versions[0]} to {versions[-1]}, {rows} rows, {size} bytes)"
+                        " pruned: no record names them, superseded past the retention period, no station runs them")
     return out
+
+
+# ---- published risk bundles -------------------------------------------------------------------
+def bundle_period_s(current: r.RetentionPolicy | None) -> float | None:
+    """How long a superseded risk bundle stays at least: the policy's longest class (a record decided with it may
+    still arrive from a station and be kept that long); None keeps them all (no policy, or a class kept for good)."""
+    if current is None:
+        return None
+    days = [current.days(c) for c in ("clear", "manual", "suspect")]
+    return None if any(d is None for d in days) else max(d for d in days if d is not None) * r.DAY_S
+
+
+def running_versions(store: HubStore) -> set[int]:
+    """The risk bundle versions stations run: each one's last status (`risk_version`), and the newest it
+    acknowledged as applied."""
+    running = set(store.applied_bundle_versions().values())
+    for (status,) in store.query("SELECT status FROM stations"):
+        try:
+            version = json.loads(status or "{}").get("risk_version")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(version, int):
+            running.add(version)
+    return running
+
+
+def bundle_plan(store: HubStore, now: float, keep_newest: int = KEEP_NEWEST) -> tuple[list[int], Counter[str]]:
+    """The risk bundle versions the next prune deletes, and why the others stay (`newest`, `running`, `young`:
+    superseded within the retention period, `named`: a record the hub keeps was assessed with it)."""
+    period = bundle_period_s(policy(store))
+    versions = store.query("SELECT version, min(issued_at) FROM risk_bundles GROUP BY version ORDER BY version")
+    kept: Counter[str] = Counter()
+    if period is None:
+        return [], Counter({"no_period": len(versions)}) if versions else kept
+    running = running_versions(store)
+    old: list[int] = []
+    newest = max(1, keep_newest)  # the newest version is never pruned
+    for i, (version, _) in enumerate(versions):
+        if i >= len(versions) - newest:
+            kept["newest"] += 1
+        elif version in running:
+            kept["running"] += 1
+        elif versions[i + 1][1] > now - period:  # superseded when the next version was issued
+            kept["young"] += 1
+        else:
+            old.append(int(version))
+    named: set[int] = set()
+    for start in range(0, len(old), PAGE):
+        part = old[start:start + PAGE]
+        named |= {int(v) for (v,) in store.query(f"SELECT DISTINCT risk_bundle FROM records WHERE risk_bundle IN"
+                                                 f" ({_marks(part)})", tuple(part))}
+    kept["named"] += len(named)
+    return [v for v in old if v not in named], +kept
+
+
+def prune_bundles(store: HubStore, now: float | None = None,
+                  keep_newest: int = KEEP_NEWEST) -> tuple[list[int], int, int]:
+    """Delete the risk bundles `bundle_plan` lets go (snapshot and delta of each version); the DELETE checks
+    again that no record names them (one ingested meanwhile keeps its bundle). (versions, rows, bytes) deleted."""
+    now = time.time() if now is None else now
+    go, _ = bundle_plan(store, now, keep_newest)
+    if not go:
+        return [], 0, 0
+
+    def delete(cur: Cursor) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        for start in range(0, len(go), PAGE):
+            part = go[start:start + PAGE]
+            cur.execute(store.sql(f"DELETE FROM risk_bundles WHERE version IN ({_marks(part)}) AND NOT EXISTS"
+                                  " (SELECT 1 FROM records WHERE records.risk_bundle = risk_bundles.version)"
+                                  " RETURNING version, length(data)"), part)
+            out.extend((int(v), int(n)) for v, n in cur.fetchall())
+        return out
+    gone = store.run_in_transaction(delete)
+    return sorted({v for v, _ in gone}), len(gone), sum(n for _, n in gone)
 
 
 # ---- figures ----------------------------------------------------------------------------------
@@ -305,9 +395,14 @@ def figures(store: HubStore, now: float | None = None) -> dict[str, Any]:
     oldest = store.query("SELECT min(decided_ts) FROM records")[0][0]
     scans, scan_bytes = store.query("SELECT count(*), coalesce(sum(size), 0) FROM blobs")[0]
     go, kept = plan(store, now, limit=10_000)
+    bundle_go, bundle_kept = bundle_plan(store, now)
+    versions, bundle_bytes = store.query("SELECT count(DISTINCT version), coalesce(sum(length(data)), 0)"
+                                         " FROM risk_bundles")[0]
     return {"records": per, "oldest": oldest, "scans": int(scans), "scan_bytes": int(scan_bytes),
             "db_bytes": _db_bytes(store), "next_prune": {"records": len(go), "kept": dict(kept)},
-            "policy": (p.model_dump() if (p := policy(store)) else None), "holds": len(holds(store))}
+            "policy": (p.model_dump() if (p := policy(store)) else None), "holds": len(holds(store)),
+            "risk_bundles": {"versions": int(versions), "bytes": int(bundle_bytes),
+                             "next_prune": {"versions": len(bundle_go), "kept": dict(bundle_kept)}}}
 
 
 def _db_bytes(store: HubStore) -> int | None:

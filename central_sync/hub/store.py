@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import re
 import sqlite3
 import threading
@@ -48,7 +49,7 @@ CREATE TABLE IF NOT EXISTS records (
     id TEXT PRIMARY KEY, station TEXT NOT NULL, seq BIGINT NOT NULL, verdict TEXT NOT NULL,
     is_alert INTEGER NOT NULL, kind TEXT NOT NULL, lane TEXT NOT NULL, decided_ts DOUBLE PRECISION NOT NULL,
     identities TEXT NOT NULL, scan_sha256 TEXT, body TEXT NOT NULL, committed_at DOUBLE PRECISION NOT NULL,
-    hub TEXT NOT NULL, body_msg BIGINT NOT NULL DEFAULT 0);
+    hub TEXT NOT NULL, body_msg BIGINT NOT NULL DEFAULT 0, risk_bundle BIGINT);
 CREATE INDEX IF NOT EXISTS records_station_seq ON records (station, seq);
 CREATE INDEX IF NOT EXISTS records_decided ON records (decided_ts);
 CREATE INDEX IF NOT EXISTS records_alert ON records (is_alert, decided_ts);
@@ -93,7 +94,7 @@ CREATE TABLE IF NOT EXISTS bundle_acks (
 # station's row matches nothing in its conflict or NOT EXISTS clause, so RETURNING yields no row. The check
 # and the write are one statement, which holds when several hub processes write at once.
 RECORD_COLS = ("id", "station", "seq", "verdict", "is_alert", "kind", "lane", "decided_ts", "identities",
-               "scan_sha256", "body", "committed_at", "hub", "body_msg")
+               "scan_sha256", "body", "committed_at", "hub", "body_msg", "risk_bundle")
 _RECORD_VALUES = f"INSERT INTO records ({','.join(RECORD_COLS)}) VALUES ({','.join('?' * len(RECORD_COLS))})"
 # Both refuse (no row returned: "foreign") a record whose id the hub holds under another seq or decision time:
 # another record, which a `committed` would have dropped unseen.
@@ -108,10 +109,16 @@ UPSERT_RECORD = (_RECORD_VALUES + " ON CONFLICT (id) DO UPDATE SET is_alert = CA
 _NEWER = "excluded.body_msg >= records.body_msg"
 UPSERT_UPDATED_RECORD = (_RECORD_VALUES + f" ON CONFLICT (id) DO UPDATE SET body = CASE WHEN {_NEWER} THEN excluded.body"
                          f" ELSE records.body END, body_msg = CASE WHEN {_NEWER} THEN excluded.body_msg"
-                         " ELSE records.body_msg END" + _SAME_RECORD)
+                         f" ELSE records.body_msg END, risk_bundle = CASE WHEN {_NEWER} THEN excluded.risk_bundle"
+                         " ELSE records.risk_bundle END" + _SAME_RECORD)
 ADD_BODY_MSG = "ALTER TABLE records ADD COLUMN body_msg BIGINT NOT NULL DEFAULT 0"
+# The risk bundle version the record was assessed with (its body's `risk.bundle`; NULL: none): what keeps a
+# published bundle from the hub's retention (hub/retention.py prune_bundles) while a record names it.
+ADD_RISK_BUNDLE = "ALTER TABLE records ADD COLUMN risk_bundle BIGINT"
+INDEX_RISK_BUNDLE = "CREATE INDEX IF NOT EXISTS records_risk_bundle ON records (risk_bundle)"
 # The numbered migrations that change data (recorded in `hub_migrations`, each in one transaction with its record).
 REKEY_NORMS = (1, "identity and vehicle hold keys with look-alikes folded (search.normalise)")
+FILL_RISK_BUNDLE = (2, "records.risk_bundle from each body's risk.bundle")
 _NOT_FOREIGN = " WHERE NOT EXISTS (SELECT 1 FROM records WHERE id = ? AND station <> ?)"  # args: record id, station
 REVIEW_COLS = ("record_id", "station", "officer", "decided_ts", "outcome", "body", "committed_at")
 INSERT_REVIEW = (f"INSERT INTO reviews ({','.join(REVIEW_COLS)}) SELECT {','.join('?' * len(REVIEW_COLS))}"
@@ -183,6 +190,16 @@ def unstorable(write: Write) -> str | None:
             if isinstance(value, int) and value not in INT64:
                 return f"integer {value} is outside the 64-bit range of the hub database"
     return None
+
+
+def risk_bundle_of(body: str) -> int | None:
+    """The risk bundle version a stored record body names (`risk.bundle`), or None."""
+    try:
+        risk = json.loads(body).get("risk")
+    except (ValueError, AttributeError):
+        return None
+    version = risk.get("bundle") if isinstance(risk, dict) else None
+    return version if isinstance(version, int) and not isinstance(version, bool) and version in INT64 else None
 
 
 class HubStore:
@@ -269,7 +286,11 @@ class HubStore:
             self._migrate_search_reports()
             if not self._has_column("records", "body_msg"):  # a hub that predates it: every body counts as oldest
                 self.run_in_transaction(lambda cur: cur.execute(ADD_BODY_MSG))
+            if not self._has_column("records", "risk_bundle"):  # a hub that predates it: filled from the bodies below
+                self.run_in_transaction(lambda cur: cur.execute(ADD_RISK_BUNDLE))
+            self.run_in_transaction(lambda cur: cur.execute(INDEX_RISK_BUNDLE))
             self._rekey_norms()
+            self._fill_risk_bundle()
 
     def _rekey_norms(self, page: int = 5000) -> None:
         """Migration REKEY_NORMS: every identity index row and vehicle hold (released ones too) keyed again by
@@ -309,6 +330,33 @@ class HubStore:
         if identities >= 0:
             log.info("hub.migrated", migration=REKEY_NORMS[0], name=REKEY_NORMS[1], identity_rows=identities,
                      holds=held)
+
+    def _fill_risk_bundle(self, page: int = 5000) -> None:
+        """Migration FILL_RISK_BUNDLE: `records.risk_bundle` of every record stored before the column, from its
+        body, in one transaction (until then the hub's retention could not see that a record names a bundle). Only
+        bodies that mention a bundle are read."""
+        def fill(cur: Cursor) -> int:
+            cur.execute(self.sql("SELECT 1 FROM hub_migrations WHERE number = ?"), (FILL_RISK_BUNDLE[0],))
+            if cur.fetchall():
+                return -1
+            filled, after = 0, ""
+            while True:
+                cur.execute(self.sql("SELECT id, body FROM records WHERE id > ? AND risk_bundle IS NULL"
+                                     " AND body LIKE ? ORDER BY id LIMIT ?"), (after, '%"bundle"%', page))
+                rows = cur.fetchall()
+                named = [(v, rid) for rid, body in rows if (v := risk_bundle_of(body)) is not None]
+                if named:
+                    cur.executemany(self.sql("UPDATE records SET risk_bundle = ? WHERE id = ?"), named)
+                filled += len(named)
+                if len(rows) < page:
+                    break
+                after = rows[-1][0]
+            cur.execute(self.sql("INSERT INTO hub_migrations (number, name, applied_at) VALUES (?,?,?)"),
+                        (*FILL_RISK_BUNDLE, time.time()))
+            return filled
+        filled = self.run_in_transaction(fill)
+        if filled >= 0:
+            log.info("hub.migrated", migration=FILL_RISK_BUNDLE[0], name=FILL_RISK_BUNDLE[1], records=filled)
 
     def unplain(self, column: str) -> str:
         """SQL: the text column holds a character other than A-Z and 0-9 (SQLite's GLOB)."""

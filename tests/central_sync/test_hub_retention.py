@@ -18,8 +18,11 @@ from central_sync.devtools import make_record
 from central_sync.hub import retention as hub_retention
 from central_sync.hub.ingest import Ingestor
 from central_sync.hub.store import open_store
-from central_sync.schema import (Identity, InspectionRecord, Review, SearchFinding, SearchReport, SearchResult,
+from central_sync.riskhub import publish as risk_publish
+from central_sync.riskhub import tables as risk_tables
+from central_sync.schema import (Identity, InspectionRecord, Review, RiskOut, SearchFinding, SearchReport, SearchResult,
                                  SearchSignature, Verdict)
+from tests.central_sync.riskhub_fixtures import risk_key
 
 POLICY = retention.RetentionPolicy(clear_days=30, suspect_days=365, manual_days=365)
 DAY = 86400.0
@@ -44,14 +47,16 @@ class Hub:
         self.now = make_record("g1", 1).decided_at.timestamp() + 1000 * DAY
 
     def add(self, verdict: Verdict, days: float, *, plate: str | None = None, review: Review | None = None,
-            reports: list[SearchReport] | None = None, scan: str | None = None) -> InspectionRecord:
+            reports: list[SearchReport] | None = None, scan: str | None = None,
+            bundle: int | None = None) -> InspectionRecord:
         self.seq += 1
         rec = make_record("g1", self.seq, verdict, scan_sha=scan)
         at = rec.decided_at + timedelta(seconds=self.now - days * DAY - rec.decided_at.timestamp())
         idents = rec.identities + ([Identity(kind="plate", value=plate, source="cam", status="read" if plate else "unread")]
                                    if plate is not None else [])
         rec = rec.model_copy(update={"decided_at": at, "started_at": at, "identities": idents, "review": review,
-                                     "search_reports": reports or []})
+                                     "search_reports": reports or [],
+                                     "risk": RiskOut(lane="green", score=0, bundle=bundle) if bundle else None})
         kind = "alert" if verdict is Verdict.SUSPECT else "inspection"
         self.ingest.handle([(p.topic("g1", kind), p.encode_envelope("g1", kind, self.seq, rec.seq, rec.id,
                                                                        rec.to_json().encode(), 0.0))])
@@ -304,3 +309,90 @@ def test_a_record_an_officer_makes_stricter_between_the_plan_and_the_deletion_st
     assert rec.id in hub.ids() and store.query("SELECT count(*) FROM blobs WHERE sha256 = ?", ("ac" * 32,)) == [(1,)]
     monkeypatch.setattr(hub_retention, "plan", planned)
     assert hub.prune()["records"] == 0 and rec.id in hub.ids()  # planned again: a suspect record, 40 days young
+
+
+# ---- published risk bundles -------------------------------------------------------------------
+def _publish(store, tmp_path, hub: Hub, *days_ago: float) -> list[int]:
+    """Risk bundle versions published (signed, snapshot and delta) `days_ago` before the hub's NOW, in order."""
+    key = risk_key(tmp_path)
+    risk_tables.migrate(store)  # as the control room does at start (hub_retention.migrate does it too now)
+    return [risk_publish.publish(store, key, "ada", now=hub.now - d * DAY, expiry_s=3600).version for d in days_ago]
+
+
+def _versions(store) -> list[int]:
+    return [row[0] for row in store.query("SELECT DISTINCT version FROM risk_bundles ORDER BY version")]
+
+
+def test_a_published_risk_bundle_goes_only_once_no_record_station_or_period_keeps_it(store, tmp_path):
+    """Before, risk_bundles was never pruned: every version published (snapshot and delta, MBs each) stayed for
+    good. Now one goes once no record the hub keeps names it, it was superseded longer ago than the policy's
+    longest class (365 days), it is not among the newest three and no station runs it; the rest stay, why counted."""
+    hub = Hub(store)
+    v = _publish(store, tmp_path, hub, 1000, 990, 980, 970, 960, 950, 100, 50, 1)
+    held = hub.add(Verdict.CLEAR, 900, bundle=v[0])  # held: keeps bundle 1
+    hub.add(Verdict.CLEAR, 900, bundle=v[4])  # pruned in the same round: bundle 5 goes with it
+    young = hub.add(Verdict.CLEAR, 10, bundle=v[8])
+    execute(store, "INSERT INTO stations (station, state, session, status, status_at, seen_at) VALUES (?,?,?,?,?,?)",
+            ("g2", "offline", 1, json.dumps({"risk_version": v[2]}), 0.0, 0.0))  # runs bundle 3 (last status)
+    store.record_bundle_ack("g3", v[3], "00" * 32, "applied", None, 0.0)  # applied bundle 4
+    hub_retention.set_policy(store, POLICY, "admin", "default")
+    hub_retention.place_hold(store, "record", held.id, "sup", "court order 12")
+    assert hub_retention.bundle_plan(store, hub.now) == ([v[1]], {"named": 2, "running": 2, "young": 1, "newest": 3})
+    bytes_before = store.query("SELECT sum(length(data)) FROM risk_bundles WHERE version IN (?,?)", (v[1], v[4]))[0][0]
+
+    out = hub.prune()
+    assert out["records"] == 1 and out["bundles"] == 2 and out["bundle_bytes"] == bytes_before
+    assert _versions(store) == [v[0], v[2], v[3], v[5], v[6], v[7], v[8]]
+    assert hub.ids() == {held.id, young.id}
+    assert risk_publish.latest(store)["version"] == v[8]
+    entry = [json.loads(e["detail"]) for e in audit.entries(store) if e["action"] == "retention.prune"][-1]
+    assert entry["bundles"] == [v[1], v[4]] and entry["bundle_bytes"] == bytes_before
+    assert hub.prune()["bundles"] == 0
+    fig = hub_retention.figures(store, hub.now)["risk_bundles"]
+    assert fig["versions"] == 7 and fig["next_prune"] == {"versions": 0, "kept": {"named": 1, "running": 2,
+                                                                                  "young": 1, "newest": 3}}
+
+
+def test_the_newest_bundle_is_never_pruned_and_nothing_goes_without_a_finite_period(store, tmp_path):
+    hub = Hub(store)
+    v = _publish(store, tmp_path, hub, 1000, 900, 800)
+    assert hub_retention.prune_bundles(store, hub.now, keep_newest=0) == ([], 0, 0)  # no policy: all stay
+    hub_retention.set_policy(store, retention.RetentionPolicy(clear_days=30, suspect_days=None, manual_days=365),
+                             "admin", "suspects kept for good")
+    assert hub_retention.prune_bundles(store, hub.now, keep_newest=0) == ([], 0, 0)
+    hub_retention.set_policy(store, POLICY, "admin", "default")
+    assert hub_retention.prune_bundles(store, hub.now, keep_newest=0)[0] == [v[0], v[1]]
+    assert _versions(store) == [v[2]]  # the newest, though superseded by nothing and older than any period
+    assert risk_publish.latest_offer(store).version == v[2]
+
+
+def test_a_record_naming_a_bundle_stored_between_the_plan_and_the_deletion_keeps_it(store, tmp_path, monkeypatch):
+    hub = Hub(store)
+    v = _publish(store, tmp_path, hub, 1000, 990, 980, 970, 1)
+    hub_retention.set_policy(store, POLICY, "admin", "default")
+    real = hub_retention.bundle_plan
+
+    def plan_then_ingest(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        out = real(*args, **kwargs)
+        hub.add(Verdict.SUSPECT, 10, bundle=v[0])  # a station's late record, assessed with bundle 1
+        return out
+    monkeypatch.setattr(hub_retention, "bundle_plan", plan_then_ingest)
+    versions, rows, _ = hub_retention.prune_bundles(store, hub.now)
+    assert (versions, rows) == ([v[1]], 2)  # bundle 2's snapshot and delta; bundle 1 stays
+    assert _versions(store) == [v[0], v[2], v[3], v[4]]
+
+
+def test_records_stored_before_the_column_keep_their_bundle_once_the_hub_migrates(store, tmp_path):
+    """A hub upgraded from before `records.risk_bundle` fills it from the bodies (migration 2), so the records it
+    already held keep the bundles they name."""
+    hub = Hub(store)
+    v = _publish(store, tmp_path, hub, 1000, 990, 980, 970, 1)
+    named = hub.add(Verdict.SUSPECT, 10, bundle=v[1])
+    hub.add(Verdict.CLEAR, 10)
+    execute(store, "UPDATE records SET risk_bundle = NULL")
+    execute(store, "DELETE FROM hub_migrations WHERE number = 2")
+    store.migrate()
+    assert store.query("SELECT id, risk_bundle FROM records WHERE risk_bundle IS NOT NULL") == [(named.id, v[1])]
+    hub_retention.set_policy(store, POLICY, "admin", "default")
+    assert hub_retention.prune_bundles(store, hub.now)[0] == [v[0]]
+    assert _versions(store) == v[1:]
