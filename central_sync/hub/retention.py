@@ -225,16 +225,33 @@ def candidates(store: HubStore, now: float, limit: int = PAGE,
     return [(ts, rid, sha, json.loads(body)) for ts, rid, sha, body in rows]
 
 
-def plan(store: HubStore, now: float | None = None, limit: int = PAGE,
-         max_pages: int = 20) -> tuple[list[tuple[str, str | None]], Counter[str]]:
+START = (float("-inf"), "")
+_RESUME: dict[str, tuple[float, str]] = {}
+"""Per database, where this process's last prune round stopped reading before the newest candidate: the next
+round reads on from there, and from the oldest again once a round read to the end. Without it a round read
+at most `max_pages` pages from the oldest, and once that many old records all had to stay (unreleased seizures
+by review, threats confirmed within their days) nothing behind them was ever pruned again."""
+
+
+def plan(store: HubStore, now: float | None = None, limit: int = PAGE, max_pages: int = 20,
+         resume: bool = False) -> tuple[list[tuple[str, str | None]], Counter[str]]:
     """What the next prune deletes, at most `limit` records as (id, scan sha256), and why the candidates it
-    read past stay (a record an officer made stricter than its verdict, a seizure its review names)."""
-    now = time.time() if now is None else now
+    read past stay (a record an officer made stricter than its verdict, a seizure its review names); `resume`
+    (the prune's): read on from where the last round stopped (`_RESUME`), and remember where this one stops."""
+    start = _RESUME.pop(store.url, START) if resume else START
+    go, kept, stopped = _scan(store, time.time() if now is None else now, limit, max_pages, start)
+    if resume and stopped is not None:
+        _RESUME[store.url] = stopped
+    return go, kept
+
+
+def _scan(store: HubStore, now: float, limit: int, max_pages: int,
+          after: tuple[float, str]) -> tuple[list[tuple[str, str | None]], Counter[str], tuple[float, str] | None]:
+    """`plan` reading from `after`; also where it stopped (the last candidate read), None when it read to the end."""
     current = state(store, 1, now)
     index = r.Holds.of(current.holds)
     go: list[tuple[str, str | None]] = []
     kept: Counter[str] = Counter()
-    after = (float("-inf"), "")
     for _ in range(max_pages):
         page = candidates(store, now, limit, after)
         for ts, rid, sha, body in page:
@@ -244,17 +261,18 @@ def plan(store: HubStore, now: float | None = None, limit: int = PAGE,
             else:
                 kept[why] += 1
             if len(go) == limit:
-                return go, kept
+                return go, kept, (ts, rid)
         if len(page) < limit:
-            break
+            return go, kept, None
         after = (page[-1][0], page[-1][1])
-    return go, kept
+    return go, kept, after
 
 
 def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: str = "retention") -> dict[str, Any]:
     """Delete one page of what the policy lets go; the counts, audited when anything went."""
     now = time.time() if now is None else now
-    go, kept = plan(store, now, limit)
+    start = _RESUME.get(store.url, START)
+    go, kept = plan(store, now, limit, resume=True)
     rules = state(store, 1, now)  # what the rows deleted are judged by again, with the bodies they have then
     deleted: list[str] = []
     photos: list[str] = []
@@ -294,6 +312,7 @@ def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: s
             scans = store.run_in_transaction(delete)
         except Replan as exc:  # rolled back: the next round plans again
             log.warning("retention.replanned", detail=str(exc))
+            _RESUME[store.url] = start  # the records it planned are read again
             deleted.clear()
             photos.clear()
     versions, rows, size = prune_bundles(store, now)  # after the records: a bundle only they named goes with them

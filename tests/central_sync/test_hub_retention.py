@@ -396,3 +396,18 @@ def test_records_stored_before_the_column_keep_their_bundle_once_the_hub_migrate
     hub_retention.set_policy(store, POLICY, "admin", "default")
     assert hub_retention.prune_bundles(store, hub.now)[0] == [v[0]]
     assert _versions(store) == v[1:]
+
+
+def test_old_records_that_must_stay_do_not_stop_the_prune_from_reaching_those_behind_them(store):
+    """Before, a round read at most 20 pages of candidates from the oldest: once that many old records all had to
+    stay (unreleased seizures by review, confirmed threats within their days; 10,000 at the hub's page of 500)
+    nothing behind them was ever pruned again. Now each round reads on from where the last stopped."""
+    hub = Hub(store)
+    seized = [hub.add(Verdict.CLEAR, 400 - i / 100, review=Review(
+        officer="B-1", decided_at=make_record("g1", 1).decided_at, outcome="override",
+        search=SearchResult(outcome="seized"))) for i in range(25)]
+    behind = hub.add(Verdict.CLEAR, 40)
+    hub_retention.set_policy(store, POLICY, "admin", "default")
+    pruned = [hub_retention.prune(store, now=hub.now, limit=1)["records"] for _ in range(3)]  # 20 pages of 1 a round
+    assert sum(pruned) == 1 and behind.id not in hub.ids()
+    assert hub.ids() == {rec.id for rec in seized}
