@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS seizure_releases (
 CREATE INDEX IF NOT EXISTS records_scan ON records (scan_sha256);
 CREATE INDEX IF NOT EXISTS tip_outcomes_record ON tip_outcomes (record_id);
 CREATE INDEX IF NOT EXISTS records_verdict_decided ON records (verdict, decided_ts);
+CREATE TABLE IF NOT EXISTS pruned_blobs (
+    sha256 TEXT PRIMARY KEY, pruned_at DOUBLE PRECISION NOT NULL);
 CREATE TABLE IF NOT EXISTS retention_states (
     version BIGINT PRIMARY KEY, issued_at DOUBLE PRECISION NOT NULL, signed TEXT NOT NULL);
 """
@@ -301,12 +303,21 @@ def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: s
             cur.execute(store.sql("DELETE FROM blobs WHERE sha256 = ? AND NOT EXISTS (SELECT 1 FROM search_reports"
                                   " WHERE body LIKE ?) RETURNING sha256"), (sha, f"%{sha}%"))
             photos.extend(row[0] for row in cur.fetchall())
+            # not synced yet (the image lane is the station's last): deleted when it arrives (_late_images)
+            cur.execute(store.sql("INSERT INTO pruned_blobs (sha256, pruned_at) SELECT ?, ? WHERE NOT EXISTS (SELECT 1"
+                                  " FROM blobs WHERE sha256 = ?) AND NOT EXISTS (SELECT 1 FROM search_reports WHERE"
+                                  " body LIKE ?) ON CONFLICT (sha256) DO NOTHING"), (sha, now, sha, f"%{sha}%"))
         shas = sorted({row[1] for row in gone if row[1]})
         if not shas:
             return 0
         cur.execute(store.sql(f"DELETE FROM blobs WHERE sha256 IN ({_marks(shas)}) AND NOT EXISTS"
                               " (SELECT 1 FROM records WHERE scan_sha256 = blobs.sha256) RETURNING sha256"), shas)
-        return len(cur.fetchall())
+        went = len(cur.fetchall())
+        cur.executemany(store.sql("INSERT INTO pruned_blobs (sha256, pruned_at) SELECT ?, ? WHERE NOT EXISTS (SELECT 1"
+                                  " FROM blobs WHERE sha256 = ?) AND NOT EXISTS (SELECT 1 FROM records WHERE"
+                                  " scan_sha256 = ?) ON CONFLICT (sha256) DO NOTHING"),
+                        [(sha, now, sha, sha) for sha in shas])
+        return went
     if go:
         try:
             scans = store.run_in_transaction(delete)
@@ -315,12 +326,18 @@ def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: s
             _RESUME[store.url] = start  # the records it planned are read again
             deleted.clear()
             photos.clear()
+    late = store.run_in_transaction(_late_images, store)
     versions, rows, size = prune_bundles(store, now)  # after the records: a bundle only they named goes with them
-    out = {"records": len(deleted), "scans": scans, "photos": len(photos), "kept": dict(kept),
+    out = {"records": len(deleted), "scans": scans, "photos": len(photos), "late_images": len(late), "kept": dict(kept),
            "bundles": len(versions), "bundle_bytes": size}
-    if deleted or versions:
+    if late:
+        log.info("retention.late_images_pruned", images=len(late), bytes=sum(n for _, n in late),
+                 detail=f"{len(late)} images ({sum(n for _, n in late)} bytes) that arrived after the records naming them"
+                        " were pruned, deleted")
+    if deleted or versions or late:
         audit.append(store, actor, "retention.prune", "hub", {"records": len(deleted), "scans": scans,
-                                                               "photos": len(photos), "first": deleted[0] if deleted else None,
+                                                               "photos": len(photos), "late_images": len(late),
+                                                               "first": deleted[0] if deleted else None,
                                                                "last": deleted[-1] if deleted else None,
                                                                "bundles": versions, "bundle_bytes": size})
     if versions:
@@ -328,6 +345,20 @@ def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: s
                  detail=f"{len(versions)} risk bundle versions ({versions[0]} to {versions[-1]}, {rows} rows, {size} bytes)"
                         " pruned: no record names them, superseded past the retention period, no station runs them")
     return out
+
+
+def _late_images(cur: Cursor, store: HubStore) -> list[tuple[str, int]]:
+    """Delete the scans and search photos that arrived after the prune deleted every record naming them (a
+    station back from a long time offline sends its records first, its images last), unless a record or a
+    report the hub keeps names them (again); (sha256, bytes) of each."""
+    cur.execute(store.sql("DELETE FROM blobs WHERE sha256 IN (SELECT sha256 FROM pruned_blobs) AND NOT EXISTS"
+                          " (SELECT 1 FROM records WHERE scan_sha256 = blobs.sha256) AND NOT EXISTS (SELECT 1 FROM"
+                          " search_reports WHERE body LIKE ? || blobs.sha256 || ?) RETURNING sha256, size"), ("%", "%"))
+    gone = [(row[0], int(row[1])) for row in cur.fetchall()]
+    if gone:
+        shas = [sha for sha, _ in gone]
+        cur.execute(store.sql(f"DELETE FROM pruned_blobs WHERE sha256 IN ({_marks(shas)})"), shas)
+    return gone
 
 
 # ---- published risk bundles -------------------------------------------------------------------

@@ -4,6 +4,7 @@ stations prune by is signed and versioned."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import timedelta
 
@@ -63,6 +64,16 @@ class Hub:
         if scan:
             execute(self.store, "INSERT INTO blobs (sha256, size, station, data, committed_at) VALUES (?,?,?,?,?)",
                     (scan, 3, "g1", b"npz", 0.0))
+        return rec
+
+    def add_with_scan(self, verdict: Verdict, days: float, sha: str) -> InspectionRecord:
+        """A record naming scan `sha` that the hub does not hold yet."""
+        self.seq += 1
+        rec = make_record("g1", self.seq, verdict, scan_sha=sha)
+        at = rec.decided_at + timedelta(seconds=self.now - days * DAY - rec.decided_at.timestamp())
+        rec = rec.model_copy(update={"decided_at": at, "started_at": at})
+        self.ingest.handle([(p.topic("g1", "inspection"), p.encode_envelope("g1", "inspection", self.seq, rec.seq,
+                                                                             rec.id, rec.to_json().encode(), 0.0))])
         return rec
 
     def ack(self, rec: InspectionRecord) -> None:
@@ -411,3 +422,42 @@ def test_old_records_that_must_stay_do_not_stop_the_prune_from_reaching_those_be
     pruned = [hub_retention.prune(store, now=hub.now, limit=1)["records"] for _ in range(3)]  # 20 pages of 1 a round
     assert sum(pruned) == 1 and behind.id not in hub.ids()
     assert hub.ids() == {rec.id for rec in seized}
+
+
+def _chunks(store, hub: Hub, data: bytes) -> str:
+    """The image `data` synced by station g1 as it sends images (chunks on the image lane, after its records)."""
+    sha = hashlib.sha256(data).hexdigest()
+    h = p.BlobChunkHeader(station="g1", msg=500 + hub.seq, seq=1, record_id="r1", sha256=sha, index=0, count=1,
+                          size=len(data), chunk_sha256=sha)
+    hub.ingest.handle([(p.blob_topic("g1", sha, 0), p.encode_chunk(h, data))])
+    assert store.image(sha) == data
+    return sha
+
+
+def test_a_scan_that_arrives_after_its_record_was_pruned_goes_too(store):
+    """A station back after 40 days offline sends its records first and its scans after (the image lane is
+    last): before, a clear record pruned before its scan arrived left the scan (MBs) in `blobs` for good, named
+    by nothing. Now the prune remembers the scans it could not delete and deletes them once they arrive; a scan a
+    kept record names stays."""
+    hub = Hub(store)
+    late_scan, kept_scan, photo, shared = b"npz-late" * 100, b"npz-kept" * 100, b"\xff\xd8\xff\xe0a", b"\xff\xd8\xff\xe0b"
+    hub_retention.set_policy(store, POLICY, "admin", "default")
+    rec = hub.add_with_scan(Verdict.CLEAR, 40, hashlib.sha256(late_scan).hexdigest())
+    kept = hub.add_with_scan(Verdict.CLEAR, 10, hashlib.sha256(kept_scan).hexdigest())
+    searched = SearchReport(version=1, vehicle_type="van", minutes=10, outcome="nothing_found",
+                            officer=_signature("officer"))
+    photos = [hashlib.sha256(photo).hexdigest(), hashlib.sha256(shared).hexdigest()]
+    searched_old = hub.add(Verdict.CLEAR, 40, reports=[_signed(searched.model_copy(update={"photos": photos}))])
+    hub.add(Verdict.CLEAR, 5, reports=[_signed(searched.model_copy(update={"photos": photos[1:]}))])
+    out = hub.prune()
+    assert out["records"] == 2 and out["scans"] == 0 and out["photos"] == 0
+    assert rec.id not in hub.ids() and searched_old.id not in hub.ids()
+    sha = _chunks(store, hub, late_scan)
+    kept_sha = _chunks(store, hub, kept_scan)
+    for data in (photo, shared):
+        _chunks(store, hub, data)
+    out = hub.prune()
+    assert store.image(sha) is None and store.image(kept_sha) == kept_scan
+    assert store.image(photos[0]) is None and store.image(photos[1]) == shared  # a kept report names it
+    assert out["late_images"] == 2
+    assert kept.id in hub.ids() and hub.prune()["late_images"] == 0
