@@ -9,15 +9,21 @@ way out not yet taken, so nothing opens afterwards without a new decision.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from central_sync.schema import Verdict
 from drivers.plc import open_plc
+from drivers.plc.config import SEPARATOR
 from drivers.plc.sim import SimItem
 from drivers.plc.state import LinkChanged
 from drivers.seal.state import SimSeal
+from edge.config import load_config
 from edge.errors import DiskFull
+from edge.stations.gantry import separator_eye
 from edge.stations.lane import FILE_NAME
 from edge_factories import make_record
 from gantry_station import OFFICER, SUPERVISOR, gantry, plc_config, vehicle_scan
@@ -663,3 +669,15 @@ async def test_a_car_following_when_the_plc_link_drops_is_no_loop_fault(tmp_path
         records = await g.vehicles_decided(2)
         assert g.flow.lane_status()["loop_faults"] == 0
     assert sorted((r.scan is None, r.verdict) for r in records) == [(False, Verdict.CLEAR), (True, Verdict.MANUAL)]
+
+
+def test_the_example_gantry_maps_the_vehicle_separator_and_check_config_accepts_it() -> None:
+    """examples/gantry.toml mapped no vehicle separator although its simulator drives one: the demo lane took a car
+    following within loop_gap_s for the trailer of the one ahead (and said so once at start)."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "gantry.toml"
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(example)], capture_output=True,
+                            text=True, cwd=example.parents[1], timeout=120)
+    assert (result.returncode, result.stdout.strip()) == (0, f"{example}: ok"), result.stderr
+    plc = load_config(example).devices.plc
+    assert plc is not None and separator_eye(plc.eyes) == len(plc.eyes) - 1
+    assert plc.registers[SEPARATOR].table == "discrete"
