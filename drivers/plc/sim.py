@@ -282,7 +282,8 @@ class GantryModel(PlcModel):
     the next green, as drivers do at a metering light). `outcomes` says which way each vehicle left and
     `passed` in what order. The vehicle separator's beam is broken along a vehicle and its coupling, clear
     between two vehicles (`separator_stuck` holds it broken, True, or clear, False, whatever passes; `entry_loop_stuck`
-    holds the entry loop so)."""
+    holds the entry loop so). A vehicle in `tailgaters` follows the one ahead through the open barrier without an
+    opening of its own (a driver who slips out behind a released vehicle)."""
 
     requests: dict[str, int] = field(default_factory=lambda: safe_requests("gantry"))
     g: GantrySim = field(default_factory=GantrySim)
@@ -294,6 +295,7 @@ class GantryModel(PlcModel):
     search_pos: float = 0.0
     separator_stuck: bool | None = None  # fault injection: the separator reads broken (True) or clear (False)
     entry_loop_stuck: bool | None = None  # fault injection: the entry loop reads blocked (True) or free (False)
+    tailgaters: set[int] = field(default_factory=set)  # vehicles that drive through an open barrier ungranted
     _next_id: int = 1
     _grants: dict[str, bool] = field(default_factory=dict)  # gate request -> one vehicle may still pass
     _was_on: dict[str, bool] = field(default_factory=dict)
@@ -369,7 +371,7 @@ class GantryModel(PlcModel):
             return float("inf")
         if v.lead_m < stop_at - 0.01:
             return stop_at
-        if self.barrier_pos >= 1.0 and self._grants.pop("barrier_open_request", False):
+        if self.barrier_pos >= 1.0 and (self._grants.pop("barrier_open_request", False) or v.id in self.tailgaters):
             v.lead_m += 0.02  # past the line: it goes
             return float("inf")
         if self.search_pos >= 1.0 and self._grants.pop("search_bay_request", False):

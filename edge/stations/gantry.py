@@ -12,6 +12,12 @@ A vehicle following the one ahead closer than `loop_gap_s` on the entry loop is 
 PLC maps the vehicle separator (`vehicle_separator`, docs/plc-register-map.md): a gap it saw then makes the
 follower a vehicle of its own once its beam breaks (within SEPARATOR_POLLS polls of the loop's edge, else the loop
 chatters: a loop fault, no vehicle). A separator that contradicts the loop sends the vehicles concerned to `manual`.
+
+The exit loops cannot tell a vehicle following the released one out through the open gate from its trailer, but the
+entry loop counted the released vehicle's parts (a cab and its trailer are 2): more parts leaving over the exit loop,
+or a vehicle leaving that the lane had not let go, is an exit tailgate. The alarm `exit_tailgate` names the vehicles
+that may have left undecided, and the lane is held (no gate opens, entry light red) until a supervisor, having checked
+the lane, confirms which vehicles are still in it: a vehicle that left undecided is never taken for the released one.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ SEPARATOR_LOOK_S = 0.01  # how often the wait for those polls looks at the PLC's
 GATE: dict[Way, str] = {"release": "barrier", "search_bay": "search-bay gate"}
 EXIT_LOOPS: dict[str, Way] = {"eye_exit": "release", "eye_search_bay": "search_bay"}
 LANE_UNKNOWN = "lane_unknown"  # the alarm (and decision refusal) while the lane may hold vehicles it does not know
+EXIT_TAILGATE = "exit_tailgate"  # the alarm (and decision refusal) while a vehicle may have left the lane undecided
 
 
 @dataclass
@@ -85,6 +92,8 @@ class GantryFlow:
     _entered_at: dict[str, float] = field(default_factory=dict)  # vehicle -> when it blocked the entry loop
     _doubted: dict[str, str] = field(default_factory=dict)  # vehicle -> how the separator contradicted the loop
     _unseparated: tuple[EyeEdge, float] | None = None  # an entry loop edge waiting for the beam, and when it went free
+    _parts: dict[str, int] = field(default_factory=dict)  # vehicle -> its parts on the entry loop (cab, trailer...)
+    _last_entered: str | None = None  # the vehicle the entry loop's next flap belongs to (its trailer)
 
     def __post_init__(self) -> None:
         self.inspector = self.parts.build(self._actuate)
@@ -167,13 +176,22 @@ class GantryFlow:
             self._separator.edge(state.photo_eyes[self.separator], state.t, first=True)
 
     async def _lane_alarm(self) -> None:
-        """A lane that may hold vehicles the station does not know (edge.stations.lane) stands as an alarm until
-        a supervisor confirms the lane or the station starts with a lane it knows."""
+        """A lane that may hold vehicles the station does not know, or list vehicles that left undecided
+        (edge.stations.lane), stands as an alarm until a supervisor confirms the lane or the station starts with a
+        lane it knows."""
         store = self.parts.store
-        if self.lane.unknown:
-            await store.call(store.store.raise_alarm, LANE_UNKNOWN, self.lane.unknown)
-        else:
-            await store.call(store.store.clear_alarm, LANE_UNKNOWN)
+        held = self._hold_code()
+        for code in (LANE_UNKNOWN, EXIT_TAILGATE):
+            if code == held:
+                await store.call(store.store.raise_alarm, code, self.lane.unknown)
+            else:
+                await store.call(store.store.clear_alarm, code)
+
+    def _hold_code(self) -> str | None:
+        """The alarm (and refusal) code of the lane's hold; None when it is not held."""
+        if not self.lane.unknown:
+            return None
+        return EXIT_TAILGATE if self.lane.held_for == "exit_tailgate" else LANE_UNKNOWN
 
     async def _record_recalled(self) -> None:
         """A vehicle the last daemon left in the lane before its record was written (it stopped during the scan)
@@ -253,6 +271,8 @@ class GantryFlow:
             vehicle = loop.entered(event.t, parted)
         else:
             vehicle = loop.cleared(event.t)
+        if event.eye == "eye_entry" and loop.parts > 1 and self._last_entered is not None:
+            self._parts[self._last_entered] = loop.parts  # a trailer behind the cab that came in last
         if loop.flaps != flaps:
             log.warning("gantry.loop_flap", loop=event.eye, blocked=event.blocked, flaps=loop.flaps,
                         detail="a loop edge that is no vehicle (a trailer behind its cab, or the loop chatters)")
@@ -272,6 +292,7 @@ class GantryFlow:
         """A vehicle entered the scan zone: it is scanned, or recorded unscanned while the scanner is busy; its id."""
         item = Item(ref="vehicle", kind=self.item_kind)
         self._entered_at[item.id] = event.t
+        self._parts[item.id], self._last_entered = 1, item.id
         if self._separator is not None and not event.first and event.t - freed >= self.loop_gap_s:
             self._doubt(item.id, self._separator.broken_before(freed, event.t, self.loop_gap_s))
         if self._scanning:
@@ -349,8 +370,9 @@ class GantryFlow:
     async def _left_when_free(self, eye: str, freed: float) -> None:
         """A vehicle has left over an exit loop once the loop stayed free loop_gap_s (a trailer follows its cab)."""
         await asyncio.sleep(max(0.0, freed + self.loop_gap_s - asyncio.get_running_loop().time()))
-        if self._loops[eye].still_free(freed):
-            await self._left(EXIT_LOOPS[eye])
+        loop = self._loops[eye]
+        if loop.still_free(freed):
+            await self._left(EXIT_LOOPS[eye], loop.parts)
 
     async def _inspect_vehicle(self, item: Item) -> None:
         entered = asyncio.get_running_loop().time()
@@ -478,8 +500,9 @@ class GantryFlow:
             if vehicle.leaving:
                 return LaneDecision("refused", "vehicle_leaving", f"vehicle {record_id} is already leaving the lane "
                                     f"by the {GATE[vehicle.opened or way]}")
-            if self.lane.unknown:
-                return LaneDecision("refused", LANE_UNKNOWN, self.lane.unknown)
+            held = self._hold_code()
+            if held:
+                return LaneDecision("refused", held, self.lane.unknown)
             self.lane.decided(vehicle, way, actor)
         log.info("gantry.vehicle_decided", vehicle=record_id, way=way, actor=actor)
         ahead = self.lane.position(vehicle)
@@ -493,28 +516,34 @@ class GantryFlow:
                             or f"the {GATE[way]} was not opened for vehicle {record_id}: decide again")
 
     async def confirm_lane(self, actor: str, seen: list[str]) -> LaneDecision:
-        """A supervisor checked the lane held for an unreadable lane file: it holds no vehicle but `seen`, those the
-        screen listed. The hold ends (edge.stations.lane.Lane.confirm_known), the alarm clears and the lane flows
-        again; refused when the station's list changed since the screen showed it (a vehicle that ran the red light
-        meanwhile was not among those checked)."""
+        """A supervisor checked the lane held for an unreadable lane file or an exit tailgate: it holds no vehicle
+        but `seen`, those the screen listed, less any of those that may have left undecided (`missing`), which
+        leave the lane (their records stay undecided). The hold ends (edge.stations.lane.Lane.confirm_known), the
+        alarm clears and the lane flows again; refused when the station's list changed since the screen showed it
+        (a vehicle that ran the red light meanwhile was not among those checked)."""
         async with self._gates:
             held = self.lane.unknown
             if not held:
-                return LaneDecision("refused", "lane_known", "the lane is not held for an unreadable lane file, so "
-                                    "there is nothing to confirm")
-            known = [v.id for v in self.lane.vehicles]
-            if sorted(seen) != sorted(known):
+                return LaneDecision("refused", "lane_known", "the lane is not held, so there is nothing to confirm")
+            known = {v.id for v in self.lane.vehicles}
+            gone = known - set(seen)
+            if set(seen) - known or len(set(seen)) != len(seen) or not gone <= set(self.lane.missing):
                 return LaneDecision("refused", "lane_changed", f"the lane holds {len(known)} vehicle(s) the station "
                                     f"knows, not the {len(seen)} confirmed: look again and confirm what it holds now")
-            problem = self.lane.confirm_known()
+            problem = self.lane.confirm_known(frozenset(gone))
         if problem:
             return LaneDecision("failed", "lane_file_not_replaced", problem)
-        log.warning("gantry.lane_confirmed", actor=actor, held=held, vehicles=[v.id for v in self.lane.vehicles])
+        for vehicle in gone:
+            self.tags.left(vehicle)
+            self._parts.pop(vehicle, None)
+        log.warning("gantry.lane_confirmed", actor=actor, held=held, vehicles=[v.id for v in self.lane.vehicles],
+                    left_undecided=sorted(gone))
         await self._lane_alarm()
         await self._serve_head()
         await self._admit()
+        left = f"; {len(gone)} vehicle(s) left it undecided ({', '.join(sorted(gone))})" if gone else ""
         return LaneDecision("confirmed", "lane_confirmed", f"the lane holds {len(self.lane.vehicles)} vehicle(s) the "
-                            f"station knows; it flows again")
+                            f"station knows{left}; it flows again")
 
     def lane_status(self) -> dict[str, object]:
         """The lane as /healthz and the screen show it (edge.stations.lane.Lane.status), with each loop's flaps."""
@@ -592,17 +621,41 @@ class GantryFlow:
                     await self._close(way)
         await self._admit()
 
-    async def _left(self, way: Way) -> None:
-        """A vehicle left over an exit loop: close its gate behind it, then serve the next one."""
+    async def _left(self, way: Way, parts: int = 1) -> None:
+        """A vehicle left over an exit loop in `parts` (a cab and its trailer are 2): close its gate behind it, then
+        serve the next one. More parts than the entry loop counted for it, or a vehicle the lane had not let go, is
+        an exit tailgate: the lane is held."""
+        head = self.lane.head
         vehicle = self.lane.left(way)
         if vehicle is None:
+            gate = GATE[way]
+            self._exit_tailgate(
+                f"a vehicle left by the {gate} that the lane had not let go (first in the lane: "
+                f"{head.id if head else 'none'}, {'undecided' if head is None or head.way is None else head.way}): it "
+                f"may have followed the last vehicle out through the open {gate}", [head.id] if head else [])
             return
         log.info("gantry.vehicle_left", vehicle=vehicle.id, way=way, by=vehicle.by)
         self.tags.left(vehicle.id)  # its seal, heard again, is no longer held for it
+        entered = self._parts.pop(vehicle.id, None)  # None: recalled after a restart, its parts not counted
+        if entered is not None and parts > entered:
+            behind = [v.id for v in self.lane.vehicles[:parts - entered]]
+            self._exit_tailgate(
+                f"the {GATE[way]}'s loop saw {parts} vehicle parts leave with vehicle {vehicle.id}, which had "
+                f"{entered} on the entry loop: a vehicle may have followed it out through the open {GATE[way]} "
+                f"({', '.join(behind) if behind else 'none the lane knows'} stood behind it)", behind)
         async with self._gates:
             await self._close(way)
         await self._serve_head()
         await self._admit()
+
+    def _exit_tailgate(self, problem: str, missing: list[str]) -> None:
+        """A vehicle may have left undecided (one of `missing`): never taken for the released one; the lane is held
+        and the alarm names them until a supervisor confirms which vehicles are still in the lane."""
+        self.lane.hold(f"{problem}; the lane may list vehicles that have left, so no vehicle is let in or out until a "
+                       f"supervisor, having checked the lane, confirms on the screen which are still in it", missing)
+        log.error("gantry.exit_tailgate", missing=missing, detail=problem)
+        self._spawn(self._lane_alarm(), "lane-alarm")
+        self._spawn(self._admit(), "entry-light")
 
     async def _admit(self) -> None:
         """The entry light: green (one more vehicle) while the scanner is free and the lane has room, else red."""

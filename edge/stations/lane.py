@@ -15,6 +15,11 @@ hold vehicles the station does not know, so it is held (entry light red, no gate
 supervisor, having checked the lane, confirms on the screen that it holds no vehicle but those the
 screen lists (`confirm_known`: the unreadable file is kept beside it for a technician), or a
 technician removes the file and restarts the station.
+
+The same hold follows an exit tailgate (`hold`): a vehicle that may have followed the released one out through the
+open gate (edge.stations.gantry). The lane may then list vehicles that are gone (`missing`: those that stood behind
+the released one), so no gate opens for any vehicle until a supervisor, having checked the lane, confirms which of
+them are still there (`confirm_known`); the hold is kept in the lane file, so a restart does not end it.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ log = structlog.get_logger()
 
 FILE_NAME = "lane.json"
 Way = Literal["release", "search_bay"]
+Hold = Literal["", "unreadable", "exit_tailgate"]
 WAYS: tuple[Way, ...] = ("release", "search_bay")
 
 
@@ -89,6 +95,7 @@ class Loop:
     since: float = -math.inf  # when the vehicle on it now (or last) first blocked it
     freed: float = -math.inf  # its last unblocked edge
     flaps: int = 0
+    parts: int = 0  # the occupancies the vehicle on it now (or last) made: a cab and its trailer are 2
 
     def entered(self, t: float, parted: bool = False) -> bool:
         """A blocked edge at t: True when it is a new vehicle (`parted`: the vehicle separator saw a gap between two
@@ -96,8 +103,9 @@ class Loop:
         self.blocked = True
         if t - self.freed < self.gap_s and not parted:
             self.flaps += 1
+            self.parts += 1
             return False
-        self.since = t
+        self.since, self.parts = t, 1
         return True
 
     def cleared(self, t: float) -> bool:
@@ -168,7 +176,9 @@ class Lane:
     file: Path | None = None
     vehicles: list[Vehicle] = field(default_factory=list)
     unexpected_exits: int = 0  # a loop saw a vehicle leave that the lane did not let go
-    unknown: str = ""  # why the lane may hold vehicles it does not know (its file could not be read), in one sentence
+    unknown: str = ""  # why the lane may not hold the vehicles it lists (held), in one sentence
+    held_for: Hold = ""  # what holds it: its file could not be read, or a vehicle may have left undecided
+    missing: list[str] = field(default_factory=list)  # vehicles it lists that may have left undecided (exit tailgate)
 
     def __post_init__(self) -> None:
         if self.file is not None:
@@ -240,6 +250,18 @@ class Lane:
         self._save()
         return head
 
+    def hold(self, problem: str, missing: list[str]) -> None:
+        """A vehicle may have left undecided (`missing`: those it may have been): the lane is held until a supervisor
+        confirms which vehicles it still holds. A hold for an unreadable file stands as it is."""
+        if self.held_for == "unreadable":
+            return
+        self.missing = [*self.missing, *(m for m in missing if m not in self.missing)]
+        if not self.unknown:
+            self.unknown = problem
+        self.held_for = "exit_tailgate"
+        log.error("gantry.lane_held", detail=self.unknown, missing=self.missing)
+        self._save()
+
     def link_lost(self, reason: str) -> None:
         """Safe state: every way out not yet taken is withdrawn; each vehicle needs a new decision."""
         for vehicle in self.vehicles:
@@ -256,7 +278,8 @@ class Lane:
         detail = f"lane held: {self.unknown}" if self.unknown else self.describe(state, len(waiting), oldest)
         return {"state": state, "capacity": self.capacity, "vehicles": [v.public(now) for v in self.vehicles],
                 "waiting_for_officer": len(waiting), "oldest_s": round(oldest, 1), "detail": detail,
-                "unexpected_exits": self.unexpected_exits, "unknown": self.unknown}
+                "unexpected_exits": self.unexpected_exits, "unknown": self.unknown, "held_for": self.held_for,
+                "missing": list(self.missing)}
 
     def describe(self, state: str, waiting: int, oldest_s: float) -> str:
         """One sentence, e.g. 'lane held: 2 vehicles waiting for an officer (oldest 3 min)'."""
@@ -268,20 +291,37 @@ class Lane:
 
     # ---- persistence ----------------------------------------------------------------------------
     def _save(self) -> None:
-        if self.file is None or self.unknown:  # the unreadable file stays as it is: a restart is held again
+        if self.file is None or self.held_for == "unreadable":  # the file stays as it is: a restart is held again
             return
         try:
-            statefile.save(self.file, {"vehicles": self._body()})
+            statefile.save(self.file, self._file_body())
         except OSError as exc:
             log.error("gantry.lane_file_write_failed", path=str(self.file), error=str(exc))
 
-    def confirm_known(self) -> str | None:
-        """A supervisor checked the lane: it holds no vehicle but those listed, so the hold for an unreadable file
-        ends. The file is copied beside (`lane.unreadable-<UTC time>.json`, for a technician), then replaced
+    def confirm_known(self, gone: frozenset[str] = frozenset()) -> str | None:
+        """A supervisor checked the lane: it holds no vehicle but those listed, so the hold ends; `gone` (of
+        `missing` only) left undecided and are taken out of the lane. For an unreadable file, the file is copied
+        beside (`lane.unreadable-<UTC time>.json`, for a technician), then replaced
         atomically by the vehicles listed: until that replace the unreadable file stays in place, so a failed write
         or a power cut leaves the lane held at the next start (a file moved away first read as a new, empty lane,
         forgetting the vehicles that stand in it). Why not, in one sentence, when it could not be done (held)."""
         if not self.unknown:
+            return None
+        gone = gone & set(self.missing)
+        if self.held_for != "unreadable":
+            before = self.vehicles, self.unknown, self.held_for, self.missing
+            self.vehicles = [v for v in self.vehicles if v.id not in gone]
+            self.unknown, self.held_for, self.missing = "", "", []
+            try:
+                if self.file is not None:
+                    statefile.save(self.file, self._file_body())
+            except OSError as exc:  # a restart would find the hold in the file: it stands
+                self.vehicles, self.unknown, self.held_for, self.missing = before
+                log.error("gantry.lane_file_write_failed", path=str(self.file), error=str(exc))
+                return f"the lane file {self.file} could not be written, so the lane stays held: {exc}"
+            for vehicle in gone:
+                log.warning("gantry.vehicle_left_undecided", vehicle=vehicle,
+                            detail="a supervisor confirmed it left the lane without a decision")
             return None
         if self.file is not None:
             stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -294,8 +334,14 @@ class Lane:
                 log.error("gantry.lane_file_write_failed", path=str(self.file), error=str(exc))
                 return f"the lane file {self.file} could not be replaced, so the lane stays held: {exc}"
             log.warning("gantry.lane_file_kept", path=str(kept), detail="the unreadable lane file, for a technician")
-        self.unknown = ""
+        self.unknown, self.held_for = "", ""
         return None
+
+    def _file_body(self) -> dict[str, object]:
+        body: dict[str, object] = {"vehicles": self._body()}
+        if self.held_for == "exit_tailgate":
+            body |= {"held": self.unknown, "missing": list(self.missing)}
+        return body
 
     def _body(self) -> list[dict[str, object]]:
         return [{"id": v.id, "since": v.since, "verdict": v.verdict} for v in self.vehicles]
@@ -322,6 +368,10 @@ class Lane:
                 continue
             vehicle.problem = "the station software restarted while it was in the lane: decide again"
             self.vehicles.append(vehicle)
+        held, missing = (data.get("held"), data.get("missing")) if isinstance(data, dict) else (None, None)
+        if held and not self.unknown:
+            missing = [m for m in missing if isinstance(m, str)] if isinstance(missing, list) else []
+            self.unknown, self.held_for, self.missing = str(held)[:500], "exit_tailgate", missing
         if self.vehicles:
             log.warning("gantry.lane_recalled", vehicles=[v.id for v in self.vehicles])
 
@@ -331,6 +381,7 @@ class Lane:
             return
         self.unknown = (f"{problem}; the lane may hold vehicles the station does not know, so no vehicle is let in or "
                         f"out until a supervisor, having checked the lane, confirms it on the screen")
+        self.held_for, self.missing = "unreadable", []
         log.error("gantry.lane_unknown", detail=self.unknown)
 
 

@@ -77,9 +77,10 @@ class LaneConfirm(BaseModel):
 @router.post("/api/lane/confirm")
 async def lane_confirm(body: LaneConfirm, st: WebState = Depends(state),
                        user: auth.User = Depends(require("lane.confirm"))) -> dict:
-    """The lane held because its file could not be read was checked: it holds no vehicle but those the screen listed
-    (`vehicles`; 409 `lane_changed` when the station's list differs now). The hold ends; every request is audited,
-    whatever its outcome."""
+    """The lane held because its file could not be read, or because a vehicle may have left it undecided (an exit
+    tailgate), was checked: it holds no vehicle but those the screen listed (`vehicles`, which may leave out the
+    vehicles the lane names `missing`: they left undecided; 409 `lane_changed` when the station's list differs now).
+    The hold ends; every request is audited, whatever its outcome."""
     lane = st.ctx.lane_control
     if lane is None:
         raise HTTPException(404, "no_lane")

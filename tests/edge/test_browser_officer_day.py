@@ -358,6 +358,46 @@ def test_the_live_view_says_why_a_lane_whose_file_cannot_be_read_is_held(station
         station.ctx.lane_control, station.ctx.panels = None, ()
 
 
+def test_a_supervisor_ends_an_exit_tailgate_hold_saying_the_missing_vehicle_left(station, browser, tmp_path):
+    """A car may have slipped out behind the released one (the lane file keeps the hold over a restart): the Live view
+    says why the lane is held, and a supervisor who checked the lane says the missing car left undecided, which takes
+    it out of the lane (its record stays undecided); the lane flows again. At 1024x768."""
+    import json
+
+    from conveyor_station import on_loop
+    from edge.stations.lane import FILE_NAME
+    from gantry_station import running_gantry, vehicle_scan
+
+    car = "0193a1b2-0000-7000-8000-000000000001"
+    (station.writer.store.data_dir / FILE_NAME).write_text(json.dumps({
+        "vehicles": [{"id": car, "since": "2026-12-07T10:00:00+00:00", "verdict": "suspect"}],
+        "held": "a vehicle left by the barrier that the lane had not let go", "missing": [car]}))
+    stack, flow = on_loop(station, lambda: running_gantry(station, tmp_path, [vehicle_scan(True)]), 60)
+    page = new_page(browser, 1024, 768)
+    try:
+        station.ctx.lane_control, station.ctx.panels = flow, ("lane",)
+        sign_in(page, station, SUPERVISOR)
+        page.wait_for_selector("#belt-live:not([hidden])", timeout=30_000)
+        expect(page.locator("#belt-live-state")).to_contain_text("a vehicle may have left behind the released one")
+        expect(page.locator("#banner-verdict")).to_have_text("The lane is held: a vehicle may have left it undecided")
+        expect(page.locator("#lane-confirm-live")).to_have_text(
+            "I have checked the lane: it holds no vehicle but the 1 the station lists. End the hold")
+        gone = page.locator("#lane-confirm-live-gone")
+        expect(gone).to_have_text("I have checked the lane: 1 vehicle(s) left it undecided and it holds the 0 other(s) "
+                                  "the station lists. End the hold")
+        box = gone.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 1024  # it fits the station monitor
+        page.screenshot(path=str(ARTIFACTS / "officer_day_exit_tailgate_1024.png"))
+        gone.click()
+        expect(page.locator("#belt-live")).to_be_hidden(timeout=30_000)
+        lane = flow.lane_status()
+        assert (lane["unknown"], lane["vehicles"]) == ("", []) and page.errors == []
+        assert station.call(lambda s: s.get(car)).review is None
+    finally:
+        on_loop(station, stack.aclose)
+        station.ctx.lane_control, station.ctx.panels = None, ()
+
+
 @pytest.mark.parametrize("width,height", [(1024, 768), (2560, 1440)])
 def test_the_station_fits_the_screen(station, browser, width, height):
     rng = np.random.default_rng(7)

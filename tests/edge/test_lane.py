@@ -128,3 +128,29 @@ def test_a_loop_blocked_again_within_the_gap_is_the_same_vehicle_and_a_blip_is_n
     assert loop.cleared(16.0)
     assert loop.entered(20.0) and not loop.cleared(20.05)  # a blip: no vehicle passed
     assert loop.flaps == 2
+
+
+def test_an_exit_tailgate_hold_outlives_the_daemon_and_a_confirm_takes_out_only_the_missing(tmp_path) -> None:
+    """A vehicle that may have left undecided holds the lane (its file says so, so a restart is held again); the
+    supervisor's confirm takes the missing vehicle out of the lane, never another, and the file flows again."""
+    lane = _lane(tmp_path, capacity=3)
+    for vid in "abc":
+        lane.arrived(vid)
+    lane.hold("the barrier's loop saw 2 vehicle parts leave with vehicle z", ["a"])
+    assert lane.full and (lane.held_for, lane.missing) == ("exit_tailgate", ["a"])
+    again = _lane(tmp_path, capacity=3)
+    assert (again.held_for, again.missing, [v.id for v in again.vehicles]) == ("exit_tailgate", ["a"], ["a", "b", "c"])
+    assert again.unknown.startswith("the barrier's loop saw 2") and again.full
+    assert again.confirm_known(frozenset({"a", "b"})) is None  # b was never missing: it stays
+    assert ([v.id for v in again.vehicles], again.unknown, again.held_for, again.missing) == (["b", "c"], "", "", [])
+    after = _lane(tmp_path, capacity=3)
+    assert [v.id for v in after.vehicles] == ["b", "c"] and not after.unknown and not after.full
+    assert list(tmp_path.glob("lane.unreadable-*")) == []  # the file was readable: nothing kept for a technician
+
+
+def test_a_loop_counts_the_parts_of_the_vehicle_on_it() -> None:
+    """A cab and its trailer: two occupancies within the gap are one vehicle of two parts; the next vehicle starts
+    at one."""
+    loop = Loop(gap_s=0.5, occupied_s=0.1)
+    assert loop.entered(0.0) and loop.cleared(1.0) and not loop.entered(1.2) and loop.parts == 2
+    assert loop.cleared(2.0) and loop.entered(3.0) and loop.parts == 1

@@ -646,18 +646,24 @@ function showLaneHealth(lane) {
   $("lane-health").dataset.state = lane.state;
   $("lane-health").textContent = laneWords(lane);
 }
-// A lane held because its file could not be read: a supervisor (or technician) who checked it says it holds no
-// vehicle but those the station lists, and it flows again (the daemon audits it).
+// A lane held because its file could not be read, or because a vehicle may have left it undecided behind a released
+// one (`missing`): a supervisor (or technician) who checked it says it holds no vehicle but those the station lists,
+// or all but the missing ones, which left undecided; it flows again (the daemon audits it).
 function showLaneConfirm(id, lane) {
-  const b = $(id);
+  const b = $(id), gone = $(id + "-gone");
   b.hidden = !(lane && lane.unknown && can("lane.confirm"));
+  const missing = b.hidden ? [] : (lane.missing || []).filter((m) => lane.vehicles.some((v) => v.id === m));
+  gone.hidden = !missing.length;
   if (b.hidden) return;
   b.textContent = lane.vehicles.length ? T("lane.confirm_button", { n: lane.vehicles.length })
     : T("lane.confirm_button_empty");
   b.dataset.vehicles = JSON.stringify(lane.vehicles.map((v) => v.id));  // what the supervisor confirms
+  const left = lane.vehicles.filter((v) => !missing.includes(v.id)).map((v) => v.id);
+  gone.textContent = T("lane.confirm_gone_button", { n: missing.length, m: left.length });
+  gone.dataset.vehicles = JSON.stringify(left);
 }
-async function confirmLane(id) {
-  const b = $(id), msg = $(id + "-msg"); b.disabled = true; msg.textContent = "";
+async function confirmLane(id, button = id) {
+  const b = $(button), msg = $(id + "-msg"); b.disabled = true; msg.textContent = "";
   try {
     const r = await api("/api/lane/confirm", { json: { vehicles: JSON.parse(b.dataset.vehicles || "[]") } });
     S.lane = r.lane; msg.className = "msg"; msg.textContent = T("lane.confirmed");
@@ -668,9 +674,13 @@ async function confirmLane(id) {
 }
 $("lane-confirm").onclick = () => confirmLane("lane-confirm");
 $("lane-confirm-live").onclick = () => confirmLane("lane-confirm-live");
+$("lane-confirm-gone").onclick = () => confirmLane("lane-confirm", "lane-confirm-gone");
+$("lane-confirm-live-gone").onclick = () => confirmLane("lane-confirm-live", "lane-confirm-live-gone");
 function laneWords(lane) {  // "Vehicle lane: HELD: 1 vehicle(s) waiting for an officer (oldest 40 s); ..."
   const oldest = lane.oldest_s >= 90 ? T("lane.minutes", { n: fmtNum(Math.round(lane.oldest_s / 60)) }) : T("lane.seconds", { n: fmtNum(Math.round(lane.oldest_s)) });
-  if (lane.unknown) return T("health.lane") + ": " + T("lane.state.unknown");  // its file unreadable: held, whatever it counts
+  if (lane.unknown) {  // its file unreadable, or a vehicle may have left undecided: held, whatever it counts
+    return T("health.lane") + ": " + T(lane.held_for === "exit_tailgate" ? "lane.state.exit_tailgate" : "lane.state.unknown");
+  }
   return T("health.lane") + ": " + T("lane.state." + lane.state, { n: lane.waiting_for_officer, oldest, taken: lane.vehicles.length, capacity: lane.capacity });
 }
 // A conveyor belt latched stopped says why; a supervisor may ask for it to run again (the daemon checks).

@@ -74,7 +74,8 @@ function showStopped() {
   const box = $("belt-live");
   box.hidden = !belt && !lane;
   if (!S.current) $("banner-verdict").textContent = T(belt ? "live.belt_stopped"
-    : lane ? (lane.unknown ? "live.lane_unknown" : "live.lane_held") : "live.waiting");
+    : lane ? (!lane.unknown ? "live.lane_held" : lane.held_for === "exit_tailgate" ? "live.exit_tailgate"
+      : "live.lane_unknown") : "live.waiting");
   showLaneConfirm("lane-confirm-live", belt ? null : lane);
   if (box.hidden) return;
   $("belt-live-state").textContent = !belt ? laneWords(lane)
