@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -730,3 +731,20 @@ async def test_a_truck_whose_trailer_the_entry_loop_counted_leaves_without_an_ex
         assert (lane["unknown"], lane["loop_flaps"]["eye_exit"], lane["unexpected_exits"]) == ("", 1, 0)
         assert "exit_tailgate" not in dict(g.store.standing_alarms())
 
+
+async def test_a_clear_car_whose_scan_a_held_test_loop_delayed_still_leaves_clear(tmp_path) -> None:
+    """The rig: the test process's loop held 0.4 s just after a scan started (as a loaded CI machine holds it)
+    overflowed the emulator's default 512-line FIFO at 2000 lines/s: the scan ended incomplete and the clear car went
+    to `manual`, so a test waiting for it to leave waited in vain. The rig's FIFO does not overflow."""
+    async with gantry(tmp_path, [CLEAR]) as g:
+        permitted_scan = g.flow._permitted_scan
+
+        async def held_after_the_start(item):  # type: ignore[no-untyped-def]
+            acquisition = await permitted_scan(item)
+            time.sleep(0.4)  # the loop held: no line is sent meanwhile
+            return acquisition
+        g.flow._permitted_scan = held_after_the_start
+        car, = _queue_up(g.sim, 1)
+        record, = await g.vehicles_decided(1)
+        assert (record.verdict, record.reason) == (Verdict.CLEAR, "clear")
+        await until(lambda: g.sim.passed == [car], "the car left")
