@@ -152,6 +152,11 @@ class GantrySection(_Section):
                               " loop once it stayed free this long")
     loop_occupied_s: float = Field(0.2, ge=0, le=10, description="how long a vehicle passing an exit loop occupies"
                                    " it at least: a shorter blip is a flap, not a vehicle leaving")
+    separator_wait_s: float = Field(0.5, ge=0, le=5, description="with a vehicle separator: how long after the entry"
+                                    " loop is blocked again within loop_gap_s the separator's beam may take to break"
+                                    " for it to be a vehicle following (else a loop fault, no vehicle); at least the"
+                                    " beam's distance from the loop's detection edge at the slowest entry speed"
+                                    " (0.3 m at 1 m/s: 0.3 s)")
 
 
 class HttpSection(_Section):

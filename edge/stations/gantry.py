@@ -10,8 +10,8 @@ lane is held and health says why.
 
 A vehicle following the one ahead closer than `loop_gap_s` on the entry loop is that one's trailer, unless the
 PLC maps the vehicle separator (`vehicle_separator`, docs/plc-register-map.md): a gap it saw then makes the
-follower a vehicle of its own once its beam breaks (within SEPARATOR_POLLS polls of the loop's edge, else the loop
-chatters: a loop fault, no vehicle). A separator that contradicts the loop sends the vehicles concerned to `manual`.
+follower a vehicle of its own once its beam breaks (within `separator_wait_s` and SEPARATOR_POLLS polls of the loop's
+edge, as the beam may be mounted a little past the loop; else the loop chatters: a loop fault, no vehicle). A separator that contradicts the loop sends the vehicles concerned to `manual`.
 
 The exit loops cannot tell a vehicle following the released one out through the open gate from its trailer, but the
 entry loop counted the released vehicle's parts (a cab and its trailer are 2): more parts leaving over the exit loop,
@@ -56,7 +56,7 @@ from models.scan import load_scan
 log = structlog.get_logger()
 CLOSE_AGAIN_S = 2.0  # how often a gate that did not close is asked to close again
 ROOM_CHECK_S = 2.0  # how often records the full store refused are tried again
-SEPARATOR_POLLS = 2  # PLC polls after an entry loop edge within which a vehicle following breaks the separator's beam
+SEPARATOR_POLLS = 2  # PLC polls after an entry loop edge the separator's beam is waited for at least
 SEPARATOR_LOOK_S = 0.01  # how often the wait for those polls looks at the PLC's poll count
 
 GATE: dict[Way, str] = {"release": "barrier", "search_bay": "search-bay gate"}
@@ -79,6 +79,7 @@ class GantryFlow:
     loop_gap_s: float = 0.5  # [gantry] loop_gap_s: how long a loop stays free between two vehicles
     loop_occupied_s: float = 0.2  # [gantry] loop_occupied_s: how long a vehicle passing an exit loop occupies it
     separator: int | None = None  # the vehicle separator's place among the PLC's eyes (None: the PLC has none)
+    separator_wait_s: float = 0.5  # [gantry] separator_wait_s: how long after the loop's edge the beam may break
     inspector: Inspector = field(init=False)
     belt: None = field(default=None, init=False)  # no belt for the screen to restart
     _scanning: bool = False
@@ -127,7 +128,8 @@ class GantryFlow:
         return cls(parts.devices, parts.inspector, parts.progress, parts.item_kind, parts.tags(),
                    Lane(config.gantry.queue, config.station.data_dir / lane.FILE_NAME), parts.cameras(), parts.history,
                    config.gantry.identify_s, config.gantry.loop_gap_s, config.gantry.loop_occupied_s,
-                   separator_eye(config.devices.plc.eyes if config.devices.plc is not None else ()))
+                   separator_eye(config.devices.plc.eyes if config.devices.plc is not None else ()),
+                   config.gantry.separator_wait_s)
 
     @property
     def lane_control(self) -> GantryFlow:
@@ -294,7 +296,7 @@ class GantryFlow:
         self._entered_at[item.id] = event.t
         self._parts[item.id], self._last_entered = 1, item.id
         if self._separator is not None and not event.first and event.t - freed >= self.loop_gap_s:
-            self._doubt(item.id, self._separator.broken_before(freed, event.t, self.loop_gap_s))
+            self._doubt(item.id, self._separator.broken_before(freed, event.t, self.loop_gap_s, self.separator_wait_s))
         if self._scanning:
             log.warning("gantry.vehicle_while_scanning", detail="a vehicle entered while the scanner was busy")
             self._spawn(self._record_unscanned(item), "vehicle-unscanned")
@@ -318,15 +320,16 @@ class GantryFlow:
         self._separator.loop_faults += 1
         log.warning("gantry.loop_fault", loop=event.eye, loop_faults=self._separator.loop_faults,
                     detail=f"the entry loop was blocked again {event.t - freed:.2f} s after it went free but the "
-                           f"vehicle separator's beam stayed clear for the {SEPARATOR_POLLS} polls after, so it is no "
-                           f"vehicle: the loop chatters (or the separator is stuck clear)")
+                           f"vehicle separator's beam stayed clear for the {self.separator_wait_s:g} s (and "
+                           f"{SEPARATOR_POLLS} polls) after, so it is no vehicle: the loop chatters (or the separator "
+                           f"is stuck clear)")
 
     async def _await_separator(self, event: EyeEdge) -> None:
-        """Decide an entry loop edge waiting for the separator's beam once SEPARATOR_POLLS more polls have been read
-        (at once when the beam breaks meanwhile)."""
-        plc = self.plc
-        end = (await plc.read_state()).seq + SEPARATOR_POLLS
-        while self._waits(event) and (state := await plc.read_state()).seq < end:
+        """Decide an entry loop edge waiting for the separator's beam once `separator_wait_s` has passed since the
+        edge and SEPARATOR_POLLS more polls have been read (at once when the beam breaks meanwhile)."""
+        plc, clock = self.plc, asyncio.get_running_loop()
+        end, until = (await plc.read_state()).seq + SEPARATOR_POLLS, event.t + self.separator_wait_s
+        while self._waits(event) and ((state := await plc.read_state()).seq < end or clock.time() < until):
             if not state.link_ok:  # the beam cannot be read: what the loop saw may be a vehicle, so it is one
                 self._unread_separator(event)
                 return

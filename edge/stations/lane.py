@@ -152,10 +152,11 @@ class Separator:
         """Seen broken at some moment from t on."""
         return self.broken or self.last_clear >= t
 
-    def broken_before(self, freed: float, t: float, gap_s: float) -> str:
+    def broken_before(self, freed: float, t: float, gap_s: float, lead_s: float = 0.0) -> str:
         """Why a vehicle entering the loop at t, free since `freed` (at least gap_s before), contradicts the
-        separator (it was not clear at any moment of those last gap_s); '' when it does not."""
-        if self.clear_since(t - gap_s):
+        separator (it was not clear at any moment of those last gap_s, nor in the `lead_s` before them, within which
+        a beam mounted ahead of the loop may have been broken by this vehicle's front); '' when it does not."""
+        if self.clear_since(t - gap_s - lead_s):
             return ""
         free = "time since the station started" if freed == -math.inf else f"{t - freed:.1f} s"
         return f"the vehicle separator read broken throughout the last {gap_s:g} s of the {free} the entry loop " \

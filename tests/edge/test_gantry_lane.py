@@ -586,6 +586,21 @@ async def test_a_car_following_that_breaks_the_separator_beam_just_after_the_loo
     assert sorted((r.scan is None, r.verdict) for r in records) == [(False, Verdict.CLEAR), (True, Verdict.MANUAL)]
 
 
+async def test_a_car_following_that_breaks_a_beam_mounted_1_m_past_the_loop_is_its_own_vehicle(tmp_path) -> None:
+    """The beam 1 m past the loop's edge: a car following 4 m behind at 10 m/s breaks it 0.1 s after the loop sees it,
+    after the 2 polls (about 20 ms) the wait gave it: it was a loop fault, no vehicle, no record, no place in the
+    lane (unscanned, it would leave on the decision of the car behind it). The wait is [gantry] separator_wait_s
+    (0.5 s) from the loop's edge: it is a vehicle of its own."""
+    async with gantry(tmp_path, [CLEAR, CLEAR], queue=3, loop_gap_s=1.0, separator=True) as g:
+        g.sim.g = g.sim.g.model_copy(update={"entry_stop_m": -100.0, "vehicle_separator_m": g.sim.g.eye_entry_m + 1.0})
+        g.flow.devices.scanner.emulator.line_rate = 40  # 3 s a scan: the follower enters meanwhile
+        g.sim.add_vehicle(4.0, lead_m=-1.5), g.sim.add_vehicle(4.0, lead_m=-9.5)
+        records = await g.vehicles_decided(2)
+        lane = g.flow.lane_status()
+        assert (lane["loop_faults"], lane["separator_faults"]) == (0, 0)
+    assert sorted((r.scan is None, r.verdict) for r in records) == [(False, Verdict.CLEAR), (True, Verdict.MANUAL)]
+
+
 async def test_a_truck_and_the_trailer_coupled_to_it_stay_one_vehicle_where_the_separator_saw_no_gap(tmp_path) -> None:
     """The entry loop goes free for 0.2 s between the cab and its trailer; the separator, broken by the drawbar,
     says they are one vehicle: one record, one flap, no separator fault."""
@@ -612,7 +627,7 @@ async def test_an_entry_loop_that_chatters_with_the_separator_clear_is_a_loop_fa
         await g.polls(5)
         g.sim.entry_loop_stuck = None
         record, = await g.vehicles_decided(1)
-        lane = g.flow.lane_status()
+        lane = await until(g.flow.lane_status, "the wait for the beam over", check=lambda s: s["loop_faults"])
         assert [v["id"] for v in lane["vehicles"]] in ([record.id], [])  # the car, unless it left already
         assert len(g.records()) == 1 and (lane["loop_faults"], lane["separator_faults"]) == (1, 0)
         assert g.flow.parts.metrics.registry.get_sample_value("edge_lane_loop_faults") == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from edge.stations import statefile
-from edge.stations.lane import FILE_NAME, Lane, Loop
+from edge.stations.lane import FILE_NAME, Lane, Loop, Separator
 
 
 def _lane(tmp_path, capacity: int = 2) -> Lane:
@@ -154,3 +154,13 @@ def test_a_loop_counts_the_parts_of_the_vehicle_on_it() -> None:
     loop = Loop(gap_s=0.5, occupied_s=0.1)
     assert loop.entered(0.0) and loop.cleared(1.0) and not loop.entered(1.2) and loop.parts == 2
     assert loop.cleared(2.0) and loop.entered(3.0) and loop.parts == 1
+
+
+def test_a_separator_broken_by_a_vehicles_front_ahead_of_the_loop_is_no_contradiction() -> None:
+    """A beam mounted ahead of the entry loop is broken by the vehicle's front before the loop sees it: broken all the
+    last gap_s, yet seen clear within the lead allowed (separator_wait_s) before them, it is no stuck beam."""
+    separator = Separator()
+    separator.edge(False, 0.0)
+    separator.edge(True, 9.6)  # the front breaks the beam 0.4 s before the loop sees it at 10.0
+    assert separator.broken_before(0.0, 10.0, 0.3) != ""
+    assert separator.broken_before(0.0, 10.0, 0.3, lead_s=0.5) == ""
