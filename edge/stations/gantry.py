@@ -11,7 +11,10 @@ lane is held and health says why.
 A vehicle following the one ahead closer than `loop_gap_s` on the entry loop is that one's trailer, unless the
 PLC maps the vehicle separator (`vehicle_separator`, docs/plc-register-map.md): a gap it saw then makes the
 follower a vehicle of its own once its beam breaks (within `separator_wait_s` and SEPARATOR_POLLS polls of the loop's
-edge, as the beam may be mounted a little past the loop; else the loop chatters: a loop fault, no vehicle). A separator that contradicts the loop sends the vehicles concerned to `manual`.
+edge, as the beam may be mounted a little past the loop; else the loop chatters: a loop fault, no vehicle). A loop
+free longer than `loop_gap_s` while the beam, broken by the vehicle's front, stayed broken is a truck standing with its
+drawbar over the loop: what follows is its trailer, once the beam clears behind it (else the beam stuck: not cleared).
+A separator that contradicts the loop sends the vehicles concerned to `manual`.
 
 The exit loops cannot tell a vehicle following the released one out through the open gate from its trailer, but the
 entry loop counted the released vehicle's parts (a cab and its trailer are 2): more parts leaving over the exit loop,
@@ -95,6 +98,7 @@ class GantryFlow:
     _unseparated: tuple[EyeEdge, float] | None = None  # an entry loop edge waiting for the beam, and when it went free
     _parts: dict[str, int] = field(default_factory=dict)  # vehicle -> its parts on the entry loop (cab, trailer...)
     _last_entered: str | None = None  # the vehicle the entry loop's next flap belongs to (its trailer)
+    _over_drawbar: str | None = None  # the vehicle whose trailer came after it stood with its drawbar over the loop
 
     def __post_init__(self) -> None:
         self.inspector = self.parts.build(self._actuate)
@@ -270,9 +274,12 @@ class GantryFlow:
         flaps, freed = loop.flaps, loop.freed
         if event.blocked:
             parted = event.eye == "eye_entry" and self._separator is not None and self._separator.clear_since(freed)
-            vehicle = loop.entered(event.t, parted)
+            vehicle = loop.entered(event.t, parted, event.eye == "eye_entry" and self._drawbar_stood(loop, event.t))
         else:
             vehicle = loop.cleared(event.t)
+            if event.eye == "eye_entry" and self._over_drawbar is not None:
+                self._spawn(self._separator_clears_behind(self._over_drawbar, event.t), "separator-behind")
+                self._over_drawbar = None
         if event.eye == "eye_entry" and loop.parts > 1 and self._last_entered is not None:
             self._parts[self._last_entered] = loop.parts  # a trailer behind the cab that came in last
         if loop.flaps != flaps:
@@ -289,6 +296,44 @@ class GantryFlow:
                 self._entered(event, freed)
         elif event.eye in EXIT_LOOPS and not event.blocked:
             self._spawn(self._left_when_free(event.eye, event.t), "vehicle-left")
+
+    def _drawbar_stood(self, loop: Loop, t: float) -> bool:
+        """The entry loop blocked again at t after it was free loop_gap_s or longer is the trailer of the vehicle on
+        it when the separator's beam broke with that vehicle's front and stayed broken all the while (a truck that
+        stood with its drawbar over the loop); `_separator_clears_behind` checks the beam clears behind it."""
+        sep, vehicle = self._separator, self._last_entered
+        if sep is None or vehicle is None or t - loop.freed < self.loop_gap_s or sep.clear_since(loop.freed):
+            return False
+        if abs(sep.last_clear - loop.since) > self.separator_wait_s:  # it broke long before or after that front
+            return False
+        self._over_drawbar = vehicle
+        log.info("gantry.drawbar_over_loop", vehicle=vehicle, free_s=round(t - loop.freed, 2),
+                 detail="the entry loop was free longer than loop_gap_s while the vehicle separator stayed broken "
+                        "since the vehicle's front broke it: a truck stood with its drawbar over the loop, and what "
+                        "follows is its trailer")
+        return True
+
+    async def _separator_clears_behind(self, vehicle: str, freed: float) -> None:
+        """A trailer taken in over a standing drawbar has left the entry loop at `freed`: the separator's beam must
+        clear behind it. Still broken, it is stuck (it stuck as the vehicle's front broke it), and the trailer may
+        have been a vehicle following: the vehicle is not cleared, its way out is withdrawn, or (already leaving)
+        the lane is held (exit_tailgate)."""
+        await asyncio.sleep(max(self.loop_gap_s, self.separator_wait_s) + 0.05)
+        sep = self._separator
+        if sep is None or sep.clear_since(freed - self.separator_wait_s):
+            return
+        problem = (f"the vehicle separator stayed broken after the trailer of vehicle {vehicle} left the entry loop, "
+                   f"so what was taken for its trailer over a standing drawbar may have been a vehicle following it")
+        lane_vehicle = self.lane.find(vehicle)
+        if lane_vehicle is not None and lane_vehicle.verdict is None:
+            self._doubt(vehicle, problem)  # not cleared at its verdict (_separation_doubted)
+            return
+        sep.faults += 1
+        log.warning("gantry.separator_contradicts", vehicle=vehicle, faults=sep.faults, detail=problem)
+        if lane_vehicle is None or lane_vehicle.leaving:
+            self._exit_tailgate(problem, [])
+        elif lane_vehicle.way is not None:
+            self.lane.not_opened(lane_vehicle, f"{problem}: decide again")
 
     def _entered(self, event: EyeEdge, freed: float) -> str:
         """A vehicle entered the scan zone: it is scanned, or recorded unscanned while the scanner is busy; its id."""

@@ -97,11 +97,12 @@ class Loop:
     flaps: int = 0
     parts: int = 0  # the occupancies the vehicle on it now (or last) made: a cab and its trailer are 2
 
-    def entered(self, t: float, parted: bool = False) -> bool:
+    def entered(self, t: float, parted: bool = False, coupled: bool = False) -> bool:
         """A blocked edge at t: True when it is a new vehicle (`parted`: the vehicle separator saw a gap between two
-        vehicles since the loop went free, so a short gap is a vehicle following, not a trailer)."""
+        vehicles since the loop went free, so a short gap is a vehicle following, not a trailer; `coupled`: it saw
+        a drawbar all the while, so a long gap is a truck that stood with its drawbar over the loop)."""
         self.blocked = True
-        if t - self.freed < self.gap_s and not parted:
+        if (t - self.freed < self.gap_s and not parted) or coupled:
             self.flaps += 1
             self.parts += 1
             return False

@@ -763,3 +763,47 @@ async def test_a_clear_car_whose_scan_a_held_test_loop_delayed_still_leaves_clea
         record, = await g.vehicles_decided(1)
         assert (record.verdict, record.reason) == (Verdict.CLEAR, "clear")
         await until(lambda: g.sim.passed == [car], "the car left")
+
+
+async def test_a_truck_standing_with_its_drawbar_over_the_entry_loop_stays_one_vehicle(tmp_path) -> None:
+    """The truck stands 1.5 s with its drawbar over the entry loop (the lane ahead queued up to it): the loop is free
+    longer than loop_gap_s while the separator, broken by the cab and then the drawbar, never clears. The trailer was
+    taken for a new vehicle and counted a separator fault (manual, a phantom place in the lane). The beam broke with
+    the cab and stayed broken: one vehicle, its trailer a part, no fault."""
+    async with gantry(tmp_path, [CLEAR, CLEAR], queue=3, loop_gap_s=1.0, separator=True) as g:
+        truck_id = g.sim.add_vehicle(10.0, lead_m=-1.5, coupling=(4.0, 6.0))  # 4 m cab, 2 m drawbar, 4 m trailer
+        truck = g.sim.vehicles[-1]
+        await until(lambda: truck.lead_m >= g.sim.g.eye_entry_m + 4.5, "the drawbar over the entry loop",
+                    interval=0.002)
+        truck.fixed = True
+        await asyncio.sleep(1.5)
+        truck.fixed = False
+        await until(lambda: g.sim.passed == [truck_id], "the truck left", timeout=60)
+        lane = await until(g.flow.lane_status, "the lane empty", check=lambda s: not s["vehicles"] or s["unknown"])
+        record, = g.records()
+        assert record.verdict is Verdict.CLEAR
+        assert (lane["separator_faults"], lane["unknown"], lane["loop_flaps"]["eye_entry"]) == (0, "", 1)
+
+
+async def test_a_separator_stuck_broken_as_a_car_broke_it_never_lets_the_car_behind_pass_for_its_trailer(
+        tmp_path) -> None:
+    """The beam sticks broken as the first car breaks it; a second car comes 1.5 s after the first left the entry loop.
+    Read as a trailer behind a standing drawbar, the second car would leave unscanned with the first: the beam that
+    stays broken after the merged 'trailer' left the loop gives the stuck separator away, and the lane is held."""
+    async with gantry(tmp_path, [CLEAR, CLEAR], queue=3, loop_gap_s=1.0, separator=True) as g:
+        g.sim.add_vehicle(4.0, lead_m=-1.5)
+        await until(lambda: g.sim.separator_broken(), "the first car breaks the beam", interval=0.002)
+        g.sim.separator_stuck = True
+        car = g.sim.vehicles[-1]
+        await until(lambda: car.lead_m - 4.0 > g.sim.g.eye_entry_m, "the first car off the entry loop", interval=0.002)
+        car.fixed = True  # it waits on the scan zone's far side while the second car comes
+        await asyncio.sleep(1.5)
+        g.sim.add_vehicle(4.0, lead_m=g.sim.g.eye_entry_m - 0.5)
+        await until(lambda: g.sim.loop(g.sim.g.eye_entry_m), "the second car on the loop", interval=0.002)
+        car.fixed = False
+        await until(lambda: not g.sim.loop(g.sim.g.eye_entry_m), "the second car off the loop", interval=0.002)
+        lane = await until(g.flow.lane_status, "the lane held or the car its own vehicle", timeout=30,
+                           check=lambda s: s["unknown"] or len(s["vehicles"]) == 2 or len(g.records()) == 2)
+        records = g.records()
+        assert lane["unknown"] or len(records) == 2, "the second car was taken for the first one's trailer"
+        assert all(r.verdict is not Verdict.CLEAR for r in records[1:])

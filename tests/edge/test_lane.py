@@ -164,3 +164,9 @@ def test_a_separator_broken_by_a_vehicles_front_ahead_of_the_loop_is_no_contradi
     separator.edge(True, 9.6)  # the front breaks the beam 0.4 s before the loop sees it at 10.0
     assert separator.broken_before(0.0, 10.0, 0.3) != ""
     assert separator.broken_before(0.0, 10.0, 0.3, lead_s=0.5) == ""
+
+
+def test_a_loop_told_a_drawbar_stood_over_it_keeps_the_trailer_after_a_long_gap() -> None:
+    loop = Loop(gap_s=0.5, occupied_s=0.1)
+    assert loop.entered(0.0) and loop.cleared(1.0)
+    assert not loop.entered(3.0, coupled=True) and (loop.parts, loop.flaps, loop.since) == (2, 1, 0.0)
