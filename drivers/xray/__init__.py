@@ -70,6 +70,11 @@ class Scanner:
         """STOP_SCAN requests for abandoned scans that could not be sent or were not acknowledged."""
         self.on_link_change: Callable[[bool, str], None] | None = None
         """Called with (up, reason) when the link comes up or is lost (lost = stop requesting X-ray)."""
+        self.held: str | None = None
+        """Why the station holds the controller disarmed (a safe state: belt latched, e-stop or interlock tripped,
+        PLC link lost); None while it may arm. ARM and START_SCAN are refused meanwhile (`hold`, `release`)."""
+        self.holds = 0
+        """Safe states that held the controller disarmed since start."""
 
     @property
     def link_up(self) -> bool:
@@ -91,7 +96,9 @@ class Scanner:
         return ScannerStatus(st.interlocks_closed, st.armed, st.scanning, st.kv, st.ma, faults, version)
 
     async def arm(self) -> None:
-        """Request ARM and confirm it by reading STATUS back."""
+        """Request ARM and confirm it by reading STATUS back; refused (nothing sent) while the station holds the
+        controller disarmed."""
+        self._refuse_while_held("ARM")
         await self._request(MsgType.ARM, b"", "ARM")
         await self._confirm("armed", True)
 
@@ -103,8 +110,10 @@ class Scanner:
     async def start_scan(self, ref: str) -> ScanStream:
         """Start a scan; lines flow into the returned stream as they arrive.
 
-        Scans abandoned earlier are stopped first, so that the controller is not left BUSY.
+        Scans abandoned earlier are stopped first, so that the controller is not left BUSY. Refused (nothing
+        sent) while the station holds the controller disarmed.
         """
+        self._refuse_while_held("START_SCAN")
         for owed in list(self._owed_stops):
             await self._stop_abandoned(owed, "before the next scan")
         scan_id = random.getrandbits(32)
@@ -153,9 +162,39 @@ class Scanner:
         await asyncio.gather(*self._stop_tasks, return_exceptions=True)
         await self._disarm_at_close(reason, 2 * answer_s)
 
+    async def hold(self, reason: str) -> None:
+        """The station is in a safe state (`reason`: belt latched, e-stop or interlock tripped, PLC link lost): the
+        controller is asked to DISARM, read back with STATUS (bounded: twice `attempts` x `ack_timeout`; a failure
+        is logged `xray.disarm_failed`), and ARM and START_SCAN are refused until `release`. A scan running stops
+        with the DISARM (the firmware ends it incomplete). Called again while held, it only updates the reason; a
+        link that is down is left to the firmware's own safe state (a new session starts disarmed)."""
+        if self.held is not None:
+            self.held = reason
+            return
+        self.held = reason
+        self.holds += 1
+        log.warning("xray.held_disarmed", device=self.name, why=reason)
+        await self._disarm_bounded(reason, 2 * self.cfg.ack_timeout_ms / 1000 * self.cfg.attempts)
+
+    def release(self) -> None:
+        """The station is back in normal operation: the controller may be armed again (by the next scan's ARM,
+        never here)."""
+        if self.held is not None:
+            log.info("xray.released", device=self.name, was_held_for=self.held)
+            self.held = None
+
+    def _refuse_while_held(self, what: str) -> None:
+        if self.held is not None:
+            raise DeviceRefused(f"X-ray controller {self.name} is held disarmed because {self.held}, so {what} was "
+                                f"not sent", device=self.name)
+
     async def _disarm_at_close(self, reason: str, timeout_s: float) -> None:
         """DISARM, read back, while the link is up (bounded): a closing station does not leave the controller
         armed until the firmware's own host-stale timer notices it is gone (a controller without one: for ever)."""
+        await self._disarm_bounded(reason, timeout_s)
+
+    async def _disarm_bounded(self, reason: str, timeout_s: float) -> None:
+        """DISARM, read back, while the link is up, within `timeout_s`; a failure is logged, not raised."""
         if not self.link_up:
             return
         try:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import asyncio
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,11 +13,12 @@ from drivers.plc.state import LinkChanged
 from models.scan import Scan
 
 if TYPE_CHECKING:
-    from drivers.plc.state import Plc
+    from drivers.plc.state import Plc, PlcState
     from drivers.xray.stream import ScanStream
     from edge.devices import Devices
 
 LIVENESS_S = 0.5  # how often a flow looks whether the PLC driver's poll loop has turned
+SAFETY_WATCH_S = 0.1  # how often a flow looks whether the station is in a safe state (the scanner held disarmed)
 
 
 class WholeScan:
@@ -65,7 +67,8 @@ class FailedAcquisition:
 
 
 async def start_line_scan(devices: Devices, ref: str) -> LineScan | FailedAcquisition:
-    """Arm the controller if it dropped out of armed (reboot, reconnect), then start a scan.
+    """Arm the controller if it dropped out of armed (reboot, reconnect, a safe state left), then start a scan;
+    none while the station holds it disarmed (a safe state).
 
     A refusal becomes a failed acquisition, so that the item goes to manual as a device fault.
     """
@@ -73,6 +76,9 @@ async def start_line_scan(devices: Devices, ref: str) -> LineScan | FailedAcquis
     if scanner is None:  # it could not be opened at start: every item goes to manual, the flow goes on
         return FailedAcquisition(f"no scanner for item {ref}: it could not be opened when the station started "
                                  f"({devices.states().get('scanner', {}).get('detail', 'no detail')})")
+    if scanner.held is not None:  # a safe state (edge.stations.acquisition.hold_scanner_while_unsafe): no ARM
+        return FailedAcquisition(f"no scan for item {ref}: the X-ray controller {scanner.name} is held disarmed "
+                                 f"because {scanner.held}")
     try:
         if not (await scanner.status()).armed:
             await scanner.arm()
@@ -93,3 +99,33 @@ async def current_link(plc: Plc) -> LinkChanged:
 async def plc_turns(plc: Plc) -> int:
     """How many times the PLC driver has polled: it publishes a state each poll, link up or down."""
     return (await plc.read_state()).seq
+
+
+def unsafe_because(st: PlcState, latch: str | None = None) -> str | None:
+    """Why the station is in a safe state where the X-ray controller must not stay armed, or None: the PLC link
+    down (safety unknown), the e-stop chain or an interlock reading tripped, or the belt latched stopped."""
+    if not st.link_ok:
+        return f"the PLC link is down ({st.link_reason or 'no reason given'})"
+    if not st.estop_ok:
+        return "the e-stop chain reads tripped"
+    if not st.interlocks_ok:
+        return "a station interlock (door or light curtain) reads open"
+    if latch is not None:
+        return f"the belt is latched stopped ({latch})"
+    return None
+
+
+async def hold_scanner_while_unsafe(devices: Devices, plc: Plc, latch: Callable[[], str | None] = lambda: None) \
+        -> None:
+    """Every SAFETY_WATCH_S: while the station is in a safe state (`unsafe_because`), the scanner is held disarmed
+    (DISARM read back once, ARM and START_SCAN refused); once it is back in normal operation it is released and the
+    next scan arms it again (start_line_scan)."""
+    while True:
+        scanner = devices.scanner
+        if scanner is not None:
+            why = unsafe_because(await plc.read_state(), latch())
+            if why is None:
+                scanner.release()
+            else:
+                await scanner.hold(why)
+        await asyncio.sleep(SAFETY_WATCH_S)

@@ -47,8 +47,8 @@ from edge.devices import Devices
 from edge.inspection import Inspector, Item
 from edge.metrics import StationMetrics
 from edge.stations import FlowParts, InspectorParts, beltlatch
-from edge.stations.acquisition import LIVENESS_S, FailedAcquisition, LineScan, current_link, plc_turns, \
-    start_line_scan
+from edge.stations.acquisition import LIVENESS_S, FailedAcquisition, LineScan, current_link, \
+    hold_scanner_while_unsafe, plc_turns, start_line_scan
 from edge.stations.gate import Gate
 from edge.stations.identify import TagWindow
 from edge.stations.routes import RouteRecorder
@@ -222,6 +222,7 @@ class ConveyorFlow:
             tasks.create_task(self.tags.run(), name="readers")
             tasks.create_task(gate.run(), name="gate")
             tasks.create_task(self._watch_belt(), name="belt-watch")
+            tasks.create_task(hold_scanner_while_unsafe(self.devices, plc, lambda: self.latch), name="scanner-safety")
             if self._recovered:
                 tasks.create_task(self._record_recovered(list(self._recovered)), name="recovered-records")
             self._handle(self._feed(await current_link(plc)))
@@ -376,6 +377,8 @@ class ConveyorFlow:
                 await plc.request_belt(False)
             raise
         self._belt_on, self._plc_state = True, await plc.read_state()
+        if self.devices.scanner is not None and self.latch is not None and restart_refusal(self._plc_state) is None:
+            self.devices.scanner.release()  # normal operation again: the next bag's scan arms it
         if self.latch is not None:
             log.info("conveyor.belt_unlatched", reason=self.latch, latched_at=self.latched_at)
         self.latch = self.latched_at = None

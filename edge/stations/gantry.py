@@ -47,8 +47,8 @@ from edge.errors import DiskFull, StationFault, StoreError
 from edge.history import HISTORY_EVENTS, VehicleHistory
 from edge.inspection import Inspector, Item
 from edge.stations import FlowParts, InspectorParts, lane
-from edge.stations.acquisition import (LIVENESS_S, FailedAcquisition, LineScan, current_link, plc_turns,
-                                      start_line_scan)
+from edge.stations.acquisition import (LIVENESS_S, FailedAcquisition, LineScan, current_link,
+                                      hold_scanner_while_unsafe, plc_turns, start_line_scan)
 from edge.stations.cameras import CameraWindow
 from edge.stations.identify import TagWindow
 from edge.stations.lane import Lane, LaneDecision, Loop, Separator, Way
@@ -164,6 +164,7 @@ class GantryFlow:
                               name="plc-liveness")
             tasks.create_task(self.tags.run(), name="readers")
             tasks.create_task(self._record_when_room(), name="record-when-room")
+            tasks.create_task(hold_scanner_while_unsafe(self.devices, plc), name="scanner-safety")
             if self.cameras is not None:
                 tasks.create_task(self.cameras.run(), name="cameras")
             self._on_link(await current_link(plc))

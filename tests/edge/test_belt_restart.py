@@ -534,10 +534,19 @@ def test_a_belt_file_without_items_or_with_an_unreadable_one_still_loads(tmp_pat
 
 
 class UnansweringScanner:
-    """A scanner controller that never answers: a bag's scan never starts, so its record is not written yet."""
+    """A scanner controller that never answers: a bag's scan never starts, so its record is not written yet. The
+    station's safe states hold it disarmed as they hold a real one (its DISARM unanswered: the driver bounds it)."""
+
+    held: str | None = None
 
     async def status(self) -> None:
         await asyncio.Event().wait()
+
+    async def hold(self, reason: str) -> None:
+        self.held = reason
+
+    def release(self) -> None:
+        self.held = None
 
 
 def bag(model, length_m: float, lead_m: float):
