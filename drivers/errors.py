@@ -9,7 +9,8 @@
     ├── DeviceRefused        a negative acknowledgement / Modbus exception response
     │   └── ReadOnlyPoint    the simulated PLC refuses a write to a point that is not a request (plc/sim.py)
     ├── ReadbackMismatch     a commanded state was not confirmed by the feedback read back
-    └── ScanUnavailable      no scan result: asked before the scan ended, or no line arrived (xray/errors.py)
+    ├── ScanUnavailable      no scan result: asked before the scan ended, or no line arrived (xray/errors.py)
+    └── ControllerFault      the X-ray controller's STATUS reports a fault that forbids a scan (xray/errors.py)
 """
 
 from __future__ import annotations

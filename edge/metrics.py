@@ -163,9 +163,14 @@ class DeviceCollector(Collector):
         rejected = CounterMetricFamily("edge_xray_frames_rejected", "Frames from the X-ray controller rejected (not "
                                        "COBS, bad length or CRC, oversize, a payload that does not fit its type), all "
                                        "sessions", labels=["device"])
+        refused = CounterMetricFamily("edge_xray_scans_refused_fault", "Scans not started because the X-ray "
+                                      "controller's STATUS reported a fault condition (HV_FAULT, TUBE_OVERTEMP, a bit "
+                                      "the protocol does not define); each item went to manual", labels=["device"])
         scanner = self.devices.scanner
         if scanner is not None:
             stops.add_metric([scanner.name], scanner.stops_failed)
             rejected.add_metric([scanner.name], scanner.link.frames_rejected)
+            refused.add_metric([scanner.name], scanner.scans_refused_faults)
         yield stops
         yield rejected
+        yield refused

@@ -109,6 +109,24 @@ class Fault(IntFlag):
     WATCHDOG_RESET = 16
 
 
+# Fault bits that record something that happened (the host went silent, the FIFO overflowed, the watchdog reset
+# the controller): latched until the controller reboots, and what they ended has ended (an incomplete scan, a lost
+# session). Every other bit, HV_FAULT, TUBE_OVERTEMP and any this protocol version does not define, is a condition
+# of the controller now: no scan is started while STATUS reports one (docs/xray-controller-link.md, section 4).
+_FAULT_NAMES = {int(f): f.name or "" for f in Fault}
+EVENT_FAULTS = Fault.HOST_LOST | Fault.FIFO_OVERFLOW | Fault.WATCHDOG_RESET
+
+
+def blocking_faults(faults: int) -> int:
+    """The bits of a STATUS `faults` word that forbid starting a scan (all but EVENT_FAULTS)."""
+    return faults & 0xFFFFFFFF & ~int(EVENT_FAULTS)
+
+
+def fault_names(faults: int) -> tuple[str, ...]:
+    """The names of the bits set in a STATUS `faults` word; a bit this protocol does not define is `bit<N>`."""
+    return tuple(_FAULT_NAMES.get(1 << n, f"bit{n}") for n in range(32) if faults >> n & 1)
+
+
 @dataclass(frozen=True)
 class Frame:
     """One decoded frame."""

@@ -24,10 +24,10 @@ import structlog
 
 from drivers.errors import DeviceRefused, DriverError, LinkLost, ProtocolError, ReadbackMismatch
 from drivers.xray.config import ScannerConfig, SimFaultsConfig, SimScannerConfig
-from drivers.xray.errors import ScanUnavailable
+from drivers.xray.errors import ControllerFault, ScanUnavailable
 from drivers.xray.stream import LineBlock, ScanStream
 from firmware_bridge import codec
-from firmware_bridge.codec import Fault, Frame, MsgType, NakReason
+from firmware_bridge.codec import Frame, MsgType, NakReason
 from firmware_bridge.emulator import FaultSettings, FirmwareEmulator
 from firmware_bridge.endpoint import Reply
 from firmware_bridge.errors import AckTimeout, LinkDown, Nak, PayloadError
@@ -35,8 +35,8 @@ from firmware_bridge.link import HostLink, LinkEvent, LinkFault, LinkSettings
 from models.errors import ScanFormatError
 from models.scan import Scan, load_scan, load_scans
 
-__all__ = ["LineBlock", "ScanStream", "ScanUnavailable", "Scanner", "ScannerConfig", "ScannerStatus",
-           "SimFaultsConfig", "SimScannerConfig", "open_scanner"]
+__all__ = ["ControllerFault", "LineBlock", "ScanStream", "ScanUnavailable", "Scanner", "ScannerConfig",
+           "ScannerStatus", "SimFaultsConfig", "SimScannerConfig", "open_scanner"]
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +52,8 @@ class ScannerStatus:
     ma: float
     faults: tuple[str, ...]
     firmware_version: str
+    fault_word: int = 0
+    """STATUS's `faults` word as read (`faults` names its bits, `bit<N>` for one the protocol does not define)."""
 
 
 class Scanner:
@@ -75,6 +77,8 @@ class Scanner:
         PLC link lost); None while it may arm. ARM and START_SCAN are refused meanwhile (`hold`, `release`)."""
         self.holds = 0
         """Safe states that held the controller disarmed since start."""
+        self.scans_refused_faults = 0
+        """Scans not started because STATUS reported a fault condition (`status_for_scan`)."""
 
     @property
     def link_up(self) -> bool:
@@ -91,9 +95,24 @@ class Scanner:
         except PayloadError as exc:
             raise ProtocolError(f"X-ray controller {self.name} answered STATUS with {body.hex()}: {exc}",
                                 device=self.name, last_frames=self.link.last_frames) from exc
-        faults = tuple(f.name or f"bit{f.value}" for f in Fault if st.faults & f)
         version = self.link.hello.firmware_version if self.link.hello else ""
-        return ScannerStatus(st.interlocks_closed, st.armed, st.scanning, st.kv, st.ma, faults, version)
+        return ScannerStatus(st.interlocks_closed, st.armed, st.scanning, st.kv, st.ma, codec.fault_names(st.faults),
+                             version, st.faults)
+
+    async def status_for_scan(self, ref: str) -> ScannerStatus:
+        """STATUS read before a scan for item `ref`: a fault condition (codec.blocking_faults: HV_FAULT,
+        TUBE_OVERTEMP, a bit the protocol does not define) raises ControllerFault naming the bits, counted in
+        `scans_refused_faults`; latched event bits (HOST_LOST, FIFO_OVERFLOW, WATCHDOG_RESET) do not."""
+        st = await self.status()
+        blocking = codec.blocking_faults(st.fault_word)
+        if blocking:
+            self.scans_refused_faults += 1
+            message = (f"X-ray controller {self.name} reports the fault {', '.join(codec.fault_names(blocking))} in "
+                       f"its STATUS (faults 0x{st.fault_word:08x}), so no scan was started for item {ref}")
+            log.error("xray.scan_refused_fault", device=self.name, ref=ref, faults=list(st.faults),
+                      fault_word=f"0x{st.fault_word:08x}", message=message)
+            raise ControllerFault(message, device=self.name, faults=st.fault_word)
+        return st
 
     async def arm(self) -> None:
         """Request ARM and confirm it by reading STATUS back; refused (nothing sent) while the station holds the

@@ -1,7 +1,8 @@
 """Errors of the X-ray scanner driver (a branch of drivers.errors).
 
     DriverError
-    └── ScanUnavailable      no scan result: asked before the scan ended, or not one line arrived
+    ├── ScanUnavailable      no scan result: asked before the scan ended, or not one line arrived
+    └── ControllerFault      the controller's STATUS reports a fault that forbids starting a scan
 """
 
 from __future__ import annotations
@@ -11,3 +12,12 @@ from drivers.errors import DriverError
 
 class ScanUnavailable(DriverError):
     """A scan result was asked for that does not exist (yet)."""
+
+
+class ControllerFault(DriverError):
+    """The controller reports a fault condition (HV_FAULT, TUBE_OVERTEMP, a bit unknown to the protocol): no scan
+    is started; `faults` is the STATUS word."""
+
+    def __init__(self, message: str, *, device: str = "", faults: int = 0) -> None:
+        super().__init__(message, device=device)
+        self.faults = faults

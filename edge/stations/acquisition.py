@@ -70,7 +70,8 @@ async def start_line_scan(devices: Devices, ref: str) -> LineScan | FailedAcquis
     """Arm the controller if it dropped out of armed (reboot, reconnect, a safe state left), then start a scan;
     none while the station holds it disarmed (a safe state).
 
-    A refusal becomes a failed acquisition, so that the item goes to manual as a device fault.
+    A refusal, or a STATUS that reports a fault condition (HV_FAULT, TUBE_OVERTEMP, ...: no START_SCAN is sent),
+    becomes a failed acquisition, so that the item goes to manual as a device fault.
     """
     scanner = devices.scanner
     if scanner is None:  # it could not be opened at start: every item goes to manual, the flow goes on
@@ -80,7 +81,7 @@ async def start_line_scan(devices: Devices, ref: str) -> LineScan | FailedAcquis
         return FailedAcquisition(f"no scan for item {ref}: the X-ray controller {scanner.name} is held disarmed "
                                  f"because {scanner.held}")
     try:
-        if not (await scanner.status()).armed:
+        if not (await scanner.status_for_scan(ref)).armed:
             await scanner.arm()
         stream = await scanner.start_scan(ref)
     except DriverError as exc:

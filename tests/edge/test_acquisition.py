@@ -84,3 +84,34 @@ async def test_cancelled_inspection_stops_the_scan(tmp_path: Path) -> None:
         await asyncio.gather(task, return_exceptions=True)
         await until(lambda: not scanner.emulator.scanning)
         await _next_scan_completes(devices)
+
+
+async def test_a_controller_reporting_a_fault_gets_no_start_scan_and_the_item_goes_to_manual(tmp_path: Path) -> None:
+    """STATUS said HV_FAULT and TUBE_OVERTEMP and START_SCAN was sent all the same: the item got judged on a scan from
+    a faulty tube. Now no scan starts (one sentence naming the bits, counted); the latched event bits (HOST_LOST after
+    a silent host: the emulator keeps it until it reboots) never stop a scan."""
+    from edge.metrics import StationMetrics
+    from edge.stations.acquisition import FailedAcquisition
+    from firmware_bridge.codec import Fault
+
+    metrics = StationMetrics()
+    async with open_scanner(_config(tmp_path), "xray") as scanner:
+        devices = Devices(scanner=scanner)
+        metrics.follow_devices(devices)
+        emulator = scanner.emulator
+        emulator.fault_bits = Fault.HOST_LOST | Fault.HV_FAULT | Fault.TUBE_OVERTEMP
+        refused = await start_line_scan(devices, "bag-7")
+        assert isinstance(refused, FailedAcquisition)
+        assert refused.message == ("X-ray controller xray reports the fault HV_FAULT, TUBE_OVERTEMP in its STATUS "
+                                   "(faults 0x0000000d), so no scan was started for item bag-7")
+        assert not emulator.scanning and not emulator.armed
+        assert devices.states()["scanner"]["state"] == "degraded"
+        assert metrics.registry.get_sample_value("edge_xray_scans_refused_fault_total", {"device": "xray"}) == 1
+
+        emulator.fault_bits = 1 << 20  # a bit this protocol version does not define: a fault all the same
+        refused = await start_line_scan(devices, "bag-8")
+        assert isinstance(refused, FailedAcquisition) and "bit20" in refused.message
+        assert metrics.registry.get_sample_value("edge_xray_scans_refused_fault_total", {"device": "xray"}) == 2
+
+        emulator.fault_bits = Fault.HOST_LOST | Fault.FIFO_OVERFLOW | Fault.WATCHDOG_RESET
+        await _next_scan_completes(devices)

@@ -539,7 +539,7 @@ class UnansweringScanner:
 
     held: str | None = None
 
-    async def status(self) -> None:
+    async def status_for_scan(self, ref: str) -> None:
         await asyncio.Event().wait()
 
     async def hold(self, reason: str) -> None:
