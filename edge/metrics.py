@@ -166,11 +166,16 @@ class DeviceCollector(Collector):
         refused = CounterMetricFamily("edge_xray_scans_refused_fault", "Scans not started because the X-ray "
                                       "controller's STATUS reported a fault condition (HV_FAULT, TUBE_OVERTEMP, a bit "
                                       "the protocol does not define); each item went to manual", labels=["device"])
+        unconfirmed = CounterMetricFamily("edge_xray_stops_unconfirmed", "STOP_SCAN requests after which STATUS "
+                                          "still read scanning with no other scan of the host running: the "
+                                          "controller was disarmed", labels=["device"])
         scanner = self.devices.scanner
         if scanner is not None:
             stops.add_metric([scanner.name], scanner.stops_failed)
+            unconfirmed.add_metric([scanner.name], scanner.stops_unconfirmed)
             rejected.add_metric([scanner.name], scanner.link.frames_rejected)
             refused.add_metric([scanner.name], scanner.scans_refused_faults)
         yield stops
+        yield unconfirmed
         yield rejected
         yield refused

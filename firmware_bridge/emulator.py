@@ -113,6 +113,8 @@ class FirmwareEmulator:
         self.session = False
         self.armed = False
         self.fault_bits = 0
+        self.stop_ignored = False
+        """Fault injection: a controller that acknowledges STOP_SCAN and scans on (DISARM still stops it)."""
         self._update: tuple[codec.UpdateBegin, bytearray] | None = None
         self.counters = {"lines_sent": 0, "lines_lost": 0, "scans": 0, "reboots": 0, "injected": 0, "refused": 0}
 
@@ -327,7 +329,8 @@ class FirmwareEmulator:
     def _stop(self, payload: bytes) -> Reply:
         if self._run is None or self._run.scan_id != codec.decode_scan_id(payload):
             return NakReason.NOT_SCANNING
-        self._abort_scan()
+        if not self.stop_ignored:
+            self._abort_scan()
         return b""
 
     def _bypass(self, _payload: bytes) -> Reply:

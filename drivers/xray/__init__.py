@@ -77,6 +77,10 @@ class Scanner:
         PLC link lost); None while it may arm. ARM and START_SCAN are refused meanwhile (`hold`, `release`)."""
         self.holds = 0
         """Safe states that held the controller disarmed since start."""
+        self.stops_unconfirmed = 0
+        """Stops that STATUS did not confirm (still scanning, no other scan of this host): the controller was
+        disarmed."""
+        self._starts = 0  # START_SCAN requests sent: a stop's read-back is inconclusive if one was sent meanwhile
         self.scans_refused_faults = 0
         """Scans not started because STATUS reported a fault condition (`status_for_scan`)."""
 
@@ -122,9 +126,13 @@ class Scanner:
         await self._confirm("armed", True)
 
     async def disarm(self) -> None:
-        """Request DISARM and confirm it by reading STATUS back."""
+        """Request DISARM and confirm it by reading STATUS back: neither armed nor scanning (DISARM is the
+        firmware's safe state, which stops any scan)."""
         await self._request(MsgType.DISARM, b"", "DISARM")
-        await self._confirm("armed", False)
+        st = await self.status()
+        if st.armed or st.scanning:
+            raise ReadbackMismatch(f"X-ray controller {self.name} reports armed={st.armed} scanning={st.scanning} "
+                                   f"after DISARM", device=self.name, last_frames=self.link.last_frames)
 
     async def start_scan(self, ref: str) -> ScanStream:
         """Start a scan; lines flow into the returned stream as they arrive.
@@ -140,6 +148,7 @@ class Scanner:
                             max_lines=self.cfg.max_lines, meta=self._meta(), stop=self._stop,
                             on_abort=self._aborted)
         self._streams[scan_id] = stream
+        self._starts += 1
         try:
             await self._request(MsgType.START_SCAN, codec.encode_scan_id(scan_id), f"START_SCAN {scan_id}")
         except DeviceRefused:
@@ -155,6 +164,24 @@ class Scanner:
     async def _stop(self, stream: ScanStream) -> None:
         with contextlib.suppress(DeviceRefused):  # NOT_SCANNING: it ended on its own meanwhile
             await self._request(MsgType.STOP_SCAN, codec.encode_scan_id(stream.scan_id), "STOP_SCAN")
+        await self._confirm_stopped(stream.scan_id)
+
+    async def _confirm_stopped(self, scan_id: int) -> None:
+        """Read a stop back with STATUS. STATUS names no scan, so `scanning` is conclusive only while no other scan
+        of this host may be running (none live, starting or owed a stop): then a controller that still scans after
+        its ACK (or its NOT_SCANNING) scans what nobody reads. It is disarmed (the firmware's safe state stops any
+        scan), read back; counted in `stops_unconfirmed`, logged `xray.stop_unconfirmed`; a DISARM that fails too
+        raises ReadbackMismatch."""
+        starts = self._starts
+        st = await self.status()
+        others = (set(self._streams) | self._owed_stops) - {scan_id}
+        if not st.scanning or others or self._starts != starts:
+            return
+        self.stops_unconfirmed += 1
+        log.error("xray.stop_unconfirmed", device=self.name, scan_id=scan_id,
+                  message=f"X-ray controller {self.name} still reports scanning after STOP_SCAN {scan_id}, and no "
+                          f"other scan of this host runs: it is disarmed")
+        await self.disarm()
 
     def _aborted(self, stream: ScanStream, reason: str) -> None:
         """A stream ended without the controller's SCAN_END (timeout, reader gone, link lost): stop the scan."""
@@ -238,6 +265,11 @@ class Scanner:
             log.warning("xray.stop_failed", device=self.name, scan_id=scan_id, reason=str(exc))
             return
         self._owed_stops.discard(scan_id)
+        try:
+            await self._confirm_stopped(scan_id)
+        except DriverError as exc:  # a lost link is the firmware's safe state; a failed DISARM is logged here
+            log.error("xray.stop_readback_failed", device=self.name, scan_id=scan_id, error=str(exc))
+            return
         log.info("xray.scan_stopped", device=self.name, scan_id=scan_id, why=reason)
 
     async def _confirm(self, attr: str, want: bool) -> None:

@@ -427,3 +427,37 @@ async def test_a_line_index_sent_twice_is_counted_and_with_other_pixels_ends_the
         assert scan.meta["incomplete_reason"] == ("line 0 arrived again with other pixels: the controller's line "
                                                   "index cannot be trusted")
         np.testing.assert_array_equal(scan.high[0], src.high[0])
+
+
+async def test_a_stop_is_read_back_and_a_controller_that_scans_on_is_disarmed(tmp_path: Path) -> None:
+    """STOP_SCAN's ACK was taken for a stop: a controller that acknowledged it and went on scanning kept the beam on
+    for a scan nobody read. STATUS names no scan, but with no other scan of the host running `scanning` is
+    conclusive: the host disarms it (read back), counts and logs it. A controller that stops stays armed."""
+    from edge.devices import Devices
+    from edge.metrics import StationMetrics
+
+    metrics = StationMetrics()
+    async with open_scanner(_config(tmp_path, [_scan(lines=4000)], line_rate=100), "xray") as scanner:
+        metrics.follow_devices(Devices(scanner=scanner))
+        emulator = scanner.emulator
+        assert emulator is not None
+        await scanner.arm()
+        stream = await scanner.start_scan("stopped")
+        await anext(stream)
+        await stream.stop()
+        assert not emulator.scanning and emulator.armed
+
+        emulator.stop_ignored = True
+        stream = await scanner.start_scan("scans-on")
+        await anext(stream)
+        await stream.stop()
+        assert not emulator.scanning and not emulator.armed
+        assert scanner.stops_unconfirmed == 1  # the first stop, honoured, was no unconfirmed one
+        assert metrics.registry.get_sample_value("edge_xray_stops_unconfirmed_total", {"device": "xray"}) == 1
+
+        await scanner.arm()  # an abandoned scan's stop (reader gone) is read back too
+        stream = await scanner.start_scan("abandoned")
+        await anext(stream)
+        stream.abort("the reader went away")
+        await until(lambda: not emulator.scanning, "the controller disarmed")
+        assert not emulator.armed and scanner.stops_unconfirmed == 2
