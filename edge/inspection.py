@@ -41,7 +41,7 @@ from edge.risk import RiskCheck
 from edge.seals import SealExpectation, for_item, strictest
 from edge.store import StoreWriter
 from edge.verdict import Outcome, Reason, decide, with_risk
-from models.dense import dense_problem
+from models.dense import dense_problem, zero_band_problem
 from models.detection import Detection
 from models.errors import ModelError
 from models.scan import Scan
@@ -184,10 +184,12 @@ class Inspector:
         declaration = self.risk.declaration(identities) if self.risk is not None else None
         seal_problem = self._seal_problem(item, identities)
         unidentified = self._unidentified(item, identities)
-        dense = self._dense_problem(item, scan) if completed and failure is None and not detections else None
+        judged = completed and failure is None and not detections
+        band = self._zero_band(item, scan) if judged else None
+        dense = self._dense_problem(item, scan) if judged and band is None else None
         verdict, reason = decide(Outcome(completed, within_budget, scan.complete if scan else False,
                                          tuple(detections), failure, seal_problem=seal_problem,
-                                         container_problem=unidentified, dense_problem=dense))
+                                         container_problem=unidentified, dense_problem=dense, zero_band=band))
         risk = None
         if self.risk is not None:
             labels = [d.label for d in detections]
@@ -216,6 +218,19 @@ class Inspector:
         problem = unidentified_container(identities, item.kind is ItemKind.CONTAINER)
         if problem is not None:
             log.warning("pipeline.container_unidentified", station=self.station, item=item.ref, detail=problem)
+        return problem
+
+    def _zero_band(self, item: Item, scan: Scan | None) -> str | None:
+        """A bag or parcel the detector would clear whose scan holds a band of lines reading exactly 0 in every pixel
+        of both energies (models.dense.zero_band): a detector or link fault, not an opaque load; nothing in that
+        band was judged. Logged, counted (edge_bad_input_total{source="xray_zero_lines"}); `manual` / device_fault.
+        Not for vehicles and containers: a portal's cab avoidance switches the beam off on purpose."""
+        if scan is None or item.kind not in (ItemKind.BAGGAGE, ItemKind.PARCEL):
+            return None
+        problem = zero_band_problem(scan)
+        if problem is not None:
+            self.metrics.bad_input.labels("xray_zero_lines").inc()
+            log.warning("pipeline.zero_band", station=self.station, item=item.ref, detail=problem)
         return problem
 
     def _dense_problem(self, item: Item, scan: Scan | None) -> str | None:

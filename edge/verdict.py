@@ -55,6 +55,8 @@ class Outcome:
     seal_problem: str | None = None  # edge.seals: why a declared seal is not intact (missing, opened, tampered)
     container_problem: str | None = None  # edge.identity: a container whose declaration cannot be looked up
     dense_problem: str | None = None  # models.dense: what the beam did not get through (only ever stops a clear)
+    zero_band: str | None = None  # models.dense.zero_band: lines reading exactly 0 everywhere, a detector or link
+    # fault (only ever stops a clear: a detection stays suspect)
 
 
 def decide(outcome: Outcome) -> tuple[Verdict, Reason]:
@@ -75,6 +77,8 @@ def decide(outcome: Outcome) -> tuple[Verdict, Reason]:
         return Verdict.SUSPECT, Reason.DETECTION
     if outcome.rules_fired:
         return Verdict.SUSPECT, Reason.RULE
+    if outcome.zero_band is not None:
+        return Verdict.MANUAL, Reason.DEVICE_FAULT
     if outcome.dense_problem is not None:
         return Verdict.MANUAL, Reason.DENSE_OBJECT
     return Verdict.CLEAR, Reason.CLEAR

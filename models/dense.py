@@ -99,3 +99,34 @@ def dense_problem(scan: Scan, min_mm2: float) -> str | None:
     r = regions[0]
     return (f"{len(regions)} region(s) the beam cannot penetrate, the largest {r.area_mm2:.0f} mm² at {list(r.box)}"
             f" (alert from {min_mm2:g} mm²)")
+
+
+ZERO_BAND_LINES = 4  # this many lines in a row reading exactly 0 everywhere are a detector or link fault
+
+
+def zero_band(scan: Scan, min_lines: int = ZERO_BAND_LINES) -> tuple[int, int] | None:
+    """The longest run of lines [line0, line1), at least `min_lines` long, where every pixel of both energies reads
+    exactly 0, or None. No load does that: an opaque one leaves the air beside and above it lit, and the noise of
+    a detector at its floor is not exactly 0 in every channel; a dead detector board, a link that delivers empty
+    lines or a beam that is off does. (A portal's cab avoidance switches the beam off on purpose: not for portals.)"""
+    lit: np.ndarray = np.any(scan.high, axis=1) | np.any(scan.low, axis=1)
+    dark = [not bool(x) for x in lit]
+    best: tuple[int, int] | None = None
+    start = None
+    for i, d in enumerate([*dark, False]):
+        if d and start is None:
+            start = i
+        elif not d and start is not None:
+            if i - start >= min_lines and (best is None or i - start > best[1] - best[0]):
+                best = (start, i)
+            start = None
+    return best
+
+
+def zero_band_problem(scan: Scan, min_lines: int = ZERO_BAND_LINES) -> str | None:
+    """Why a baggage scan cannot be cleared for a band of lines reading exactly 0 (zero_band), or None."""
+    band = zero_band(scan, min_lines)
+    if band is None:
+        return None
+    return (f"lines {band[0]} to {band[1] - 1} ({band[1] - band[0]} lines) of the scan read exactly 0 in every pixel of"
+            f" both energies: a detector or link fault, not a load (an opaque load leaves the air beside it lit)")

@@ -73,3 +73,33 @@ def test_the_problem_names_the_largest_region_with_its_size_and_place() -> None:
     pitch = Scan(bag(20).high, bag(20).low, {"pixel_mm": 0.4})  # 324 px of 0.16 mm² = 52 mm²: under the alert
     assert dense_problem(pitch, 100.0) is None
     assert np.array_equal(bag(0).high, case(256, 200)[0])
+
+
+def zero_band(lines: int, level: int = 0) -> Scan:
+    """An empty case whose lines 100 .. 100 + lines read `level` in every pixel of both energies."""
+    high, low = case(256, 200)
+    high[100:100 + lines], low[100:100 + lines] = level, level
+    return Scan(high, low, {"pixel_mm": 1.0})
+
+
+async def test_a_band_of_lines_reading_exactly_zero_is_a_device_fault_never_a_clear(inspectors) -> None:
+    """20 lines reading exactly 0 in every pixel of both energies (a dead detector board, a link delivering empty
+    lines) were taken for an opaque load: `dense_object` by default, and `clear` where the station turned the dense
+    rule off. No load reads so: an opaque one leaves the air beside it lit. The bag goes to manual as a device fault
+    with one sentence naming the lines, counted; an opaque load across the whole tunnel still reads dense."""
+    default, off = inspectors[100.0], inspectors[0.0]
+    for inspector in (off, default):
+        record = await inspect(inspector, zero_band(20))
+        assert (record.verdict, record.reason) == (Verdict.MANUAL, Reason.DEVICE_FAULT)
+    assert default.metrics.bad_input.labels("xray_zero_lines")._value.get() == 1
+    from models.dense import zero_band_problem
+
+    assert zero_band_problem(zero_band(20)) == (
+        "lines 100 to 119 (20 lines) of the scan read exactly 0 in every pixel of both energies: a detector or link "
+        "fault, not a load (an opaque load leaves the air beside it lit)")
+    opaque = await inspect(default, zero_band(20, level=LEAD))  # at the detector floor, not exactly 0: a load
+    assert (opaque.verdict, opaque.reason) == (Verdict.MANUAL, Reason.DENSE_OBJECT)
+    short = await inspect(default, zero_band(3))  # under ZERO_BAND_LINES: taken as dense, still not cleared
+    assert (short.verdict, short.reason) == (Verdict.MANUAL, Reason.DENSE_OBJECT)
+    # a portal switches its beam off over the cab on purpose: a vehicle's dark lines are no fault
+    assert (await inspect(default, zero_band(20), ItemKind.VEHICLE)).reason != Reason.DEVICE_FAULT
