@@ -5,6 +5,7 @@ conflict marked."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from central_sync.hub.api import create_app
 from central_sync.hub.ingest import Ingestor
 from central_sync.hub.store import HubStore, open_store
 from central_sync.schema import Identity, SealStatus, Verdict
-from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, serving
+from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, serving, signed_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
 
@@ -135,3 +136,50 @@ async def test_a_broad_search_shows_its_newest_page_and_says_there_are_more(tmp_
                 else:
                     await expect(note).to_be_hidden()
             await browser.close()
+
+
+async def test_a_search_is_kept_in_the_address_for_a_reload_and_a_shared_link(tmp_path: Path) -> None:
+    """A search for plate-kind "AB12" exactly, from an hour ago, was lost on reload (the view was kept in the
+    address, the filters were not): the reload listed every alert and the form was empty. Now the filters are in the
+    address beside the view: the reload, and the same link opened by another user, show the same form and the same
+    one alert; **Clear** takes them out of the address."""
+    from playwright.async_api import async_playwright, expect
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(stale_s=7200)) as room:
+        ids = seed(store)
+        for name in ("op1", "op2"):
+            auth.add_user(store, name, "operator", PASSWORD)
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
+            page = await signed_in_page(pw, port, "op1")
+            await page.click("#nav button[data-view=alerts]")
+            cards = page.locator("article.alert")
+            await expect(cards).to_have_count(3)
+            since = (datetime.now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+            await page.fill("#filters input[name=q]", "AB12")
+            await page.select_option("#filters select[name=ident_kind]", "plate")
+            await page.select_option("#filters select[name=match]", "exact")
+            await page.fill("#filters input[name=since]", since)
+            await page.click("#filters button[type=submit]")
+            await expect(cards).to_have_count(1)
+            await expect(page).to_have_url(re.compile(r"q=AB12.*#alerts$"))
+            link = page.url
+
+            async def same_search(p) -> None:
+                await expect(p.locator("#filters input[name=q]")).to_have_value("AB12")
+                await expect(p.locator("#filters select[name=ident_kind]")).to_have_value("plate")
+                await expect(p.locator("#filters select[name=match]")).to_have_value("exact")
+                await expect(p.locator("#filters input[name=since]")).to_have_value(since)
+                await expect(p.locator("article.alert")).to_have_count(1)
+                await expect(p.locator(f'article[data-id="{ids[2]}"]')).to_be_visible()
+
+            await page.reload()
+            await same_search(page)
+            other = await (await page.context.browser.new_context(locale="en-GB")).new_page()
+            await other.goto(link)
+            await other.fill("input[name=username]", "op2")
+            await other.fill("input[name=password]", PASSWORD)
+            await other.click("#signin-form button[type=submit]")
+            await same_search(other)
+            await page.click("#filters button[type=reset]")
+            await expect(cards).to_have_count(3)
+            await expect(page).to_have_url(re.compile(r"/cr/#alerts$"))

@@ -99,11 +99,12 @@ async function start() {
   $("#lang").value = S.me.lang;
   for (const n of document.querySelectorAll("[data-need]")) n.hidden = !S.me.can.includes(n.dataset.need);
   $("#nav").hidden = $("#who").hidden = false;
+  filtersFromAddress();
   show(viewInAddress());
   for (const s of await api("/cr/api/stations")) S.stations.set(s.station, s);
   S.people = await api("/cr/api/people");
   S.assignees = S.me.can.includes("assign") ? await api("/cr/api/assignees") : null;
-  showAlertPage(await apiPage("/cr/api/alerts?limit=100"));
+  showSearchPage(await apiPage("/cr/api/alerts?" + filterParams($("#filters"))));
   renderAll();
   connect();
 }
@@ -325,13 +326,37 @@ function alertStates(a) {  // as queries.alert_states
   return [kinds.has("ack") ? "acknowledged" : "unacknowledged", a.reviews.length ? "reviewed" : "open",
     ...(kinds.has("assign") ? ["assigned"] : []), ...(kinds.has("escalate") ? ["escalated"] : [])];
 }
+function showSearchPage(page) {  // a search's first page; a broad search shows its newest page and says there is more
+  showAlertPage(page);
+  $("#search-more").hidden = !page.more;
+  $("#search-more").textContent = t("filter.more_results", { n: page.items.length });
+}
+const FILTER_KEYS = ["q", "ident_kind", "match", "station", "state", "scope", "since", "until"];
+function filtersToAddress(params) {  // the search kept in the address beside ?wall= and #view: a reload or a shared link searches the same
+  const u = new URLSearchParams(location.search);
+  for (const k of FILTER_KEYS) {  // a choice left at its first option (match=prefix) is not written
+    const field = $("#filters").elements[k], first = field.tagName === "SELECT" && params.get(k) === field.options[0].value;
+    if (params.has(k) && !first) u.set(k, params.get(k)); else u.delete(k);
+  }
+  const q = u.toString();
+  if (q !== location.search.slice(1)) history.replaceState(null, "", location.pathname + (q ? "?" + q : "") + location.hash);
+}
+function filtersFromAddress() {  // the form as the address names it; since/until are instants (UTC), shown in local time
+  const u = new URLSearchParams(location.search), form = $("#filters");
+  for (const k of FILTER_KEYS) {  // each field set, not form.reset(): a reset searches by itself
+    const v = u.get(k), field = form.elements[k], d = new Date(v ?? NaN);
+    if (field.type === "checkbox") field.checked = v === field.value;
+    else if (field.type === "datetime-local") field.value = isNaN(d) ? "" : new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+    else if (field.tagName === "SELECT") field.value = [...field.options].some((o) => o.value === v) ? v : field.options[0].value;
+    else field.value = v ?? "";
+  }
+}
 $("#filters").addEventListener("submit", async (ev) => {
   ev.preventDefault();
+  const params = filterParams(ev.target);
+  filtersToAddress(params);
   S.alerts.clear();
-  const page = await apiPage("/cr/api/alerts?" + filterParams(ev.target));
-  showAlertPage(page);
-  $("#search-more").hidden = !page.more;  // a broad search shows its newest page and says there is more
-  $("#search-more").textContent = t("filter.more_results", { n: page.items.length });
+  showSearchPage(await apiPage("/cr/api/alerts?" + params));
   renderAlerts();
 });
 $("#alert-more").addEventListener("click", async () => {  // the next older page of the same search
