@@ -20,7 +20,7 @@ from central_sync.hub.store import HubStore, open_store
 from central_sync.schema import DetectionOut, Identity, Verdict
 from models.scan import Scan
 from polling import until
-from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, serving
+from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, seed_hub, serving
 from test_control_room_tip_browser import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
@@ -161,4 +161,42 @@ async def test_a_reload_keeps_the_view_open(tmp_path):
             await page.goto(f"http://127.0.0.1:{port}/cr/#audit")  # an operator has no audit view
             await expect(page.locator("#board")).to_be_visible()
             await expect(page.locator("#audit")).to_be_hidden()
+            await browser.close()
+
+
+async def test_every_command_card_holds_its_fields_at_each_screen_size(tmp_path):
+    """The diagnostic plan list ("full: quick and the model's timing (skipped while items wait)") was wider than its
+    card at 1024×768, 1920×1080 and 2560×1440 (the list ran 61 px past the card's right edge at 1024 and the note
+    under it was cut); now every field of every command card lies within its card, on a desk and on the wall, in
+    English and in Chinese."""
+    from playwright.async_api import async_playwright
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(stale_s=7200)) as room:
+        seed_hub(store)  # stations with a status: the commands view offers them
+        auth.add_user(store, "sup1", "supervisor", PASSWORD)
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            page = await browser.new_page(viewport={"width": 1024, "height": 768}, locale="en-GB")
+            await page.goto(f"http://127.0.0.1:{port}/cr/")
+            await sign_in(page, "sup1")
+            await page.click("#nav button[data-view=commands]")
+            await page.wait_for_selector("#commands[data-loaded]", state="attached")
+            await page.select_option("#cmd-station", "gate-1")
+            outside = """() => [...document.querySelectorAll('.cmd-form:not([hidden])')].flatMap((f) => {
+              const c = f.getBoundingClientRect();
+              return [...f.querySelectorAll('select, input, button, p, label')].filter((n) => {
+                const r = n.getBoundingClientRect(); return r.width > 0 && (r.left < c.left - 0.5 || r.right > c.right + 0.5); })
+                .map((n) => `${f.id} ${n.id || n.tagName} ${Math.round(n.getBoundingClientRect().right - c.right)} px`); })"""
+            for lang in ("en", "zh-Hant"):
+                await page.select_option("#lang", lang)
+                await page.wait_for_selector("#commands[data-loaded]", state="attached")
+                for wall in ("0", "1"):
+                    for width, height in ((1024, 768), (1920, 1080), (2560, 1440)):
+                        await page.set_viewport_size({"width": width, "height": height})
+                        await page.goto(f"http://127.0.0.1:{port}/cr/?wall={wall}#commands")
+                        await page.wait_for_selector("#commands[data-loaded]", state="attached")
+                        await page.select_option("#cmd-station", "gate-1")
+                        assert await page.evaluate(outside) == [], (lang, wall, width)
+                        if (width, wall) == (1024, "0"):
+                            await page.screenshot(path=ARTIFACTS / f"command-cards-1024-{lang}.png")
             await browser.close()
