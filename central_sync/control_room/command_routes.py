@@ -4,6 +4,8 @@ a checked command, undoing one, the list and one command with its diagnostic rep
     GET  /cr/api/commands/stations      known stations, state, effective settings
     POST /cr/api/commands               {station, op, args}: 404 unknown station, 422 bad value
     POST /cr/api/commands/{id}/undo     a new command restoring what {id} replaced (audited as command_undo)
+    POST /cr/api/commands/{id}/resend   {id} refused `queue_full` by its station: the same op and args under a new
+                                        id, once (audited as command_sent with resend_of)
     GET  /cr/api/commands               newest first: outcome, previous values, undo_of, has_report
     GET  /cr/api/commands/{id}          one command with the diagnostic report when one came back
 """
@@ -23,15 +25,17 @@ from central_sync.control_room import audit, auth, commanding
 from central_sync.control_room.db import execute
 from central_sync.control_room.i18n import pick_lang, t
 from central_sync.control_room.refusals import Refused
+from central_sync.errors import HubStoreError
 
 if TYPE_CHECKING:
     from central_sync.control_room.service import ControlRoom
 
 COLUMNS = ("id", "station", "op", "args", "issuer", "issued_at", "outcome", "reason", "detail", "expires_at",
-           "previous", "undo_of", "report_outcome")
+           "previous", "undo_of", "report_outcome", "resend_of", "resent_as")
 SELECT = ("SELECT c.id, c.station, c.op, c.args, c.issuer, c.issued_at, c.outcome, c.reason, c.detail, c.expires_at,"
-          " x.previous, x.undo_of, r.outcome FROM cr_commands c LEFT JOIN cr_command_context x ON x.id = c.id"
-          " LEFT JOIN cr_command_reports r ON r.id = c.id")
+          " x.previous, x.undo_of, r.outcome, s.resend_of, a.id FROM cr_commands c"
+          " LEFT JOIN cr_command_context x ON x.id = c.id LEFT JOIN cr_command_reports r ON r.id = c.id"
+          " LEFT JOIN cr_command_resends s ON s.id = c.id LEFT JOIN cr_command_resends a ON a.resend_of = c.id")
 
 
 class CommandIn(BaseModel):
@@ -58,7 +62,8 @@ def build_command_router(room: ControlRoom, need: Callable[[str], Callable[..., 
         audit.append(store, user.username, "command_refused", station, {"op": op, "why": exc.detail})
         return exc
 
-    def send(user: auth.User, station: str, op: c.Op, args: dict[str, Any], undo_of: str | None = None) -> dict:
+    def send(user: auth.User, station: str, op: c.Op, args: dict[str, Any], undo_of: str | None = None,
+             resend_of: str | None = None) -> dict:
         if room.key is None or room.link is None:
             raise refused(user, station, op, Refused(503, "command.disabled", "the hub has no signing key or no broker link;"
                                                      f" commands are disabled; nothing was sent to {station}", station=station))
@@ -70,13 +75,23 @@ def build_command_router(room: ControlRoom, need: Callable[[str], Callable[..., 
             raise refused(user, station, op, exc) from None
         previous = commanding.previous_values(op, clean, settings)
         try:
-            cmd = room.send(station, op, clean, user.username, previous=previous, undo_of=undo_of)
+            cmd = room.send(station, op, clean, user.username, previous=previous, undo_of=undo_of, resend_of=resend_of)
+        except HubStoreError as exc:  # two sent it again at once: the second finds it sent (cr_command_resends)
+            if resend_of and one(resend_of)["resent_as"]:
+                raise refused(user, station, op, already_resent(one(resend_of))) from exc
+            raise
         except c.CommandError as exc:
             raise Refused(503, "command.not_sent", str(exc), why=exc,
                           station=station) from exc
         audit.append(store, user.username, "command_undo" if undo_of else "command_sent", station,
-                     {"id": cmd.id, "op": cmd.op, "args": cmd.args, "previous": previous, "undo_of": undo_of})
-        return {"id": cmd.id, "expires_at": cmd.expires_at, "previous": previous, "undo_of": undo_of}
+                     {"id": cmd.id, "op": cmd.op, "args": cmd.args, "previous": previous, "undo_of": undo_of}
+                     | ({"resend_of": resend_of} if resend_of else {}))
+        return {"id": cmd.id, "expires_at": cmd.expires_at, "previous": previous, "undo_of": undo_of,
+                "resend_of": resend_of}
+
+    def already_resent(row: dict) -> Refused:
+        return Refused(409, "command.already_resent", f"command {row['id']} was sent again already, as"
+                       f" {row['resent_as']}; nothing was sent", id=row["id"], resent_as=row["resent_as"])
 
     @r.get("/cr/api/commands/stations")
     def stations(user: auth.User = Depends(need("view"))) -> list[dict]:
@@ -100,6 +115,20 @@ def build_command_router(room: ControlRoom, need: Callable[[str], Callable[..., 
             raise refused(user, row["station"], row["op"], exc) from None
         return send(user, row["station"], row["op"], args, undo_of=cmd_id)
 
+    @r.post("/cr/api/commands/{cmd_id}/resend")
+    def resend(cmd_id: str, user: auth.User = Depends(need("command"))) -> dict:
+        """A command its station refused `queue_full` (nothing was applied): the same op and args, signed anew."""
+        row = one(cmd_id)
+        forbid_model_switch(user, row["station"], row["op"])
+        if (row["outcome"], row["reason"]) != ("rejected", "queue_full"):
+            raise refused(user, row["station"], row["op"], Refused(
+                409, "command.not_resendable", f"command {cmd_id} was not refused for a full queue (outcome"
+                f" {row['outcome'] or 'pending'}, reason {row['reason'] or '-'}); only such a command is sent again",
+                id=cmd_id, outcome=row["outcome"] or "pending"))
+        if row["resent_as"]:
+            raise refused(user, row["station"], row["op"], already_resent(row))
+        return send(user, row["station"], row["op"], row["args"], resend_of=cmd_id)
+
     def view(row: tuple, now: float) -> dict:
         d = dict(zip(COLUMNS, row))
         d["args"] = json.loads(d["args"])
@@ -107,6 +136,7 @@ def build_command_router(room: ControlRoom, need: Callable[[str], Callable[..., 
         d["outcome"] = d["outcome"] or ("no_report" if d["expires_at"] < now else None)
         d["has_report"] = d.pop("report_outcome") is not None
         d["undoable"] = d["op"] in commanding.UNDOABLE and d["outcome"] == "applied"
+        d["resendable"] = (d["outcome"], d["reason"]) == ("rejected", "queue_full") and not d["resent_as"]
         return d
 
     def one(cmd_id: str) -> dict:

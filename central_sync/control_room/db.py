@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS cr_commands (
 CREATE INDEX IF NOT EXISTS cr_commands_changed ON cr_commands ((coalesce(result_at, issued_at)));
 CREATE TABLE IF NOT EXISTS cr_command_context (
     id TEXT PRIMARY KEY, previous TEXT NOT NULL, undo_of TEXT);
+CREATE TABLE IF NOT EXISTS cr_command_resends (
+    id TEXT PRIMARY KEY, resend_of TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS cr_command_reports (
     id TEXT PRIMARY KEY, station TEXT NOT NULL, outcome TEXT NOT NULL, report TEXT NOT NULL, at DOUBLE PRECISION NOT NULL);
 CREATE TABLE IF NOT EXISTS cr_station_settings (

@@ -120,9 +120,10 @@ class ControlRoom:
         return app
 
     def send(self, station: str, op: c.Op, args: dict, issuer: str, previous: dict | None = None,
-             undo_of: str | None = None) -> c.Command:
+             undo_of: str | None = None, resend_of: str | None = None) -> c.Command:
         """Sign, record and publish one command; CommandError when it cannot be sent. `previous`: the
-        values it replaces (commanding.previous_values); `undo_of`: the command an undo reverses."""
+        values it replaces (commanding.previous_values); `undo_of`: the command an undo reverses; `resend_of`: the
+        command a station refused `queue_full` that this one sends again (once: HubStoreError for a second)."""
         if self.key is None or self.link is None:
             raise c.CommandError("the hub has no signing key or no broker link; commands are disabled")
         cmd = c.new_command(station, op, args, issuer, ttl_s=self.cfg.command_ttl_s)
@@ -131,7 +132,9 @@ class ControlRoom:
                                        " VALUES (?,?,?,?,?,?,?)"), (cmd.id, station, op, json.dumps(cmd.args), issuer,
                                                                     cmd.issued_at, cmd.expires_at)),
             cur.execute(self.store.sql("INSERT INTO cr_command_context (id, previous, undo_of) VALUES (?,?,?)"),
-                        (cmd.id, json.dumps(previous or {}), undo_of))])
+                        (cmd.id, json.dumps(previous or {}), undo_of)),
+            *([cur.execute(self.store.sql("INSERT INTO cr_command_resends (id, resend_of) VALUES (?,?)"),
+                           (cmd.id, resend_of))] if resend_of else [])])
         self.link.publish(c.cmd_topic(station), c.sign(self.key, cmd))
         log.info("control_room.command_sent", id=cmd.id, station=station, op=op, issuer=issuer)
         return cmd

@@ -8,6 +8,7 @@ as a report shown on the page. Screenshots go to test-artifacts/control_room/.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from contextlib import AsyncExitStack
@@ -188,3 +189,70 @@ async def test_commands_from_the_control_room(tmp_path):
                 await browser.close()
     got = store.query("SELECT outcome FROM cr_command_reports")
     assert got == [(clock,)]
+
+
+async def test_a_command_refused_for_a_full_queue_is_sent_again_with_one_touch(tmp_path):
+    """A station whose command queue was full refused a TIP rate of 4 % `queue_full` ("send it again"), and the page
+    offered nothing but retyping it. Now its row has **Send again**: one touch sends the same op and args under a new
+    id, audited as sent with the command it sends again, applied at the station; the row offers it no more and the
+    hub refuses a second send of the same command."""
+    from playwright.async_api import async_playwright, expect
+    from edge.commands import CommandHandlers, CommandReceiver, CommandsConfig
+    from central_sync.config import SyncConfig
+    from central_sync.devtools import open_station_db
+    from test_control_room_browser import seed_hub, signed_in_page
+    c.generate_keypair(tmp_path / "hub.key", tmp_path / "hub.pub")
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    busy, release, applied = asyncio.Event(), asyncio.Event(), []
+
+    async def slow(rate: float) -> None:  # the first command holds the station's one worker until released
+        busy.set()
+        await release.wait()
+        applied.append(rate)
+
+    open_station_db(tmp_path / "gate-1.db").close()
+    with Mosquitto(tmp_path / "broker") as broker:
+        async with AsyncExitStack() as stack:
+            hub = await stack.enter_async_context(Hub(BrokerConfig(port=broker.port), store, "hub-t"))
+            room = await stack.enter_async_context(ControlRoom(store, BrokerConfig(port=broker.port), ControlRoomConfig(
+                signing_key=tmp_path / "hub.key", stale_s=7200, client_id="cr-resend", secure_cookie=False)))
+            rx = await stack.enter_async_context(CommandReceiver(
+                SyncConfig(port=broker.port), "gate-1", tmp_path / "gate-1.db", CommandHandlers(set_tip_rate=slow),
+                CommandsConfig(hub_public_key=tmp_path / "hub.pub", queue_max=1)))
+            await rx.link.ready()
+            seed_hub(store)
+            auth.add_user(store, "sup1", "supervisor", PASSWORD)
+            port = await stack.enter_async_context(serving(room.install(create_app(store, hub.stats))))
+            async with async_playwright() as pw:
+                page = await signed_in_page(pw, port)
+                await page.click("#nav button[data-view=commands]")
+                await page.wait_for_selector("#commands[data-loaded]", state="attached")
+                await page.select_option("#cmd-station", "gate-1")
+                rows = page.locator("#command-table tr")
+                for n, rate in enumerate(("2", "3", "4"), 1):  # taken by the worker, waiting in the queue, refused
+                    await page.fill("#cmd-tip-new", rate)
+                    await page.click("#form-set_tip_rate button[type=submit]")
+                    await page.click("#cmd-confirm-yes")
+                    await expect(rows).to_have_count(n + 1)
+                    if n == 1:
+                        await asyncio.wait_for(busy.wait(), 10)
+                refused = rows.nth(1)
+                await expect(refused).to_contain_text("station's command queue was full: send it again", timeout=10000)
+                release.set()
+                await expect(rows.filter(has_text="applied")).to_have_count(2, timeout=10000)
+                await page.screenshot(path=ARTIFACTS / "command-queue-full.png")
+                first_id = await refused.get_attribute("data-id")
+                await refused.locator("button.cmd-resend").click()
+                await expect(rows).to_have_count(5)
+                again = rows.nth(1)
+                await expect(again).to_contain_text("(sent again)")
+                await expect(again).to_contain_text("applied", timeout=10000)
+                await expect(page.locator(f'#command-table tr[data-id="{first_id}"] button.cmd-resend')).to_have_count(0)
+                assert applied == [0.02, 0.03, 0.04]
+                sent = [json.loads(d) for (d,) in store.query("SELECT detail FROM cr_audit WHERE action = 'command_sent'"
+                                                              " ORDER BY seq")]
+                assert len(sent) == 4 and sent[-1]["resend_of"] == first_id and sent[-1]["id"] != first_id
+                assert (sent[-1]["op"], sent[-1]["args"]) == ("set_tip_rate", {"rate": 0.04})
+                twice = await post(page, f"/cr/api/commands/{first_id}/resend", {})
+                assert twice["status"] == 409 and twice["body"]["code"] == "command.already_resent"
+                assert store.query("SELECT count(*) FROM cr_commands") == [(4,)]

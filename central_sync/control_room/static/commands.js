@@ -150,11 +150,22 @@ function undo(c) {  // a new command restoring what `c` replaced; the hub refuse
   });
 }
 
+async function resend(c, button) {  // one touch: the station refused it for a full queue, so nothing was applied
+  button.disabled = true;  // a second touch sends nothing more (the hub sends a command again once)
+  try {
+    const sent = await api(`/cr/api/commands/${encodeURIComponent(c.id)}/resend`, { method: "POST" });
+    cmdMsg("commands.sent");
+    if (c.op === "request_diag") watchReport(sent.id);
+  } catch (e) { cmdMsg("commands.failed", { error: e }, true); }
+  await loadCommandList();
+}
+
 // ---- the list, the station's settings, the diagnostic report ------------------------------------
 async function loadCommandList() {
   CMD.rows = await api("/cr/api/commands?limit=100");
   table($("#command-table"), ["time", "station", "op", "args", "previous", "issuer", "outcome", "reason", ""].map((c) => (c ? t("commands.col." + c) : "")),
-    CMD.rows.map((c) => [fmtTime(c.issued_at), c.station, tc("op", c.op) + (c.undo_of ? " " + t("commands.is_undo") : ""),
+    CMD.rows.map((c) => [fmtTime(c.issued_at), c.station, tc("op", c.op) + (c.undo_of ? " " + t("commands.is_undo") : "")
+      + (c.resend_of ? " " + t("commands.is_resend") : ""),
       argsText(c.op, c.args), c.previous && c.op !== "request_diag" ? argsText(c.op, c.previous) : "", c.issuer,
       c.outcome ? tc("outcome", c.outcome) : t("commands.pending"), c.reason ? tc("cmdreason", c.reason) : "", rowActions(c)]));
   for (const [n, c] of CMD.rows.entries()) $("#command-table").rows[n + 1].dataset.id = c.id;
@@ -164,6 +175,8 @@ function rowActions(c) {
   const box = el("span", { class: "actions" });
   if (c.undoable && cmdCan("command") && (c.op !== "switch_model" || cmdCan("switch_model")))
     box.append(el("button", { class: "cmd-undo", onclick: () => undo(c) }, t("commands.undo")));
+  if (c.resendable && cmdCan("command") && (c.op !== "switch_model" || cmdCan("switch_model")))
+    box.append(el("button", { class: "cmd-resend", onclick: (ev) => resend(c, ev.target) }, t("commands.send_again")));
   if (c.has_report) box.append(el("button", { class: "cmd-report", onclick: () => showReport(c.id) }, t("commands.show_report")));
   else if (c.op === "request_diag" && c.outcome === "applied") box.append(el("span", { class: "note" }, t("commands.report_waiting")));
   return box;
