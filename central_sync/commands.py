@@ -69,7 +69,16 @@ class CommandError(SyncError):
 
 
 class CommandFormatError(CommandError):
+    """A command or its arguments not well formed. For arguments (check_args) also the first problem as data, for
+    a sentence in the reader's language: `problem` (pydantic's error type: missing, less_than_equal, ...), `field`
+    (rate, thresholds.knife), `value` (the value refused, "" when none or too long to show) and `limit` (the bound a
+    range or size error names, else "")."""
+
     code = "bad_format"
+
+    def __init__(self, message: str, problem: str = "", field: str = "", value: str = "", limit: str = "") -> None:
+        super().__init__(message)
+        self.problem, self.field, self.value, self.limit = problem, field, value, limit
 
 
 class CommandSignatureError(CommandError):
@@ -155,7 +164,13 @@ def check_args(op: str, args: dict) -> dict:
     try:
         return ARGS[op].model_validate(args).model_dump()
     except ValidationError as exc:
-        raise CommandFormatError(f"arguments of {op} are invalid: {_first(exc)}") from exc
+        err = exc.errors()[0]
+        value = err.get("input") if "input" in err else ""
+        shown = isinstance(value, (int, float)) or (isinstance(value, str) and len(value) <= 64)
+        limit = next((v for k, v in (err.get("ctx") or {}).items() if k in _LIMITS), "")
+        raise CommandFormatError(f"arguments of {op} are invalid: {_first(exc)}", err["type"],
+                                 ".".join(str(p) for p in err.get("loc", ())), str(value) if shown else "",
+                                 str(limit)) from exc
 
 
 def cmd_topic(station: str) -> str:
@@ -339,6 +354,9 @@ class CommandLink:
             self.on_message(topic, payload)
         except Exception as exc:  # top of paho's thread: one bad message must not stop the link
             log.error("commands.handler_failed", client=self.client_id, topic=topic, error=repr(exc))
+
+
+_LIMITS = ("gt", "ge", "lt", "le", "min_length", "max_length")  # the bound a range or size error names (its ctx)
 
 
 def _first(exc: ValidationError, whole: str = "payload") -> str:

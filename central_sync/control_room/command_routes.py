@@ -80,9 +80,9 @@ def build_command_router(room: ControlRoom, need: Callable[[str], Callable[..., 
             if resend_of and one(resend_of)["resent_as"]:
                 raise refused(user, station, op, already_resent(one(resend_of))) from exc
             raise
-        except c.CommandError as exc:
-            raise Refused(503, "command.not_sent", str(exc), why=exc,
-                          station=station) from exc
+        except c.CommandError as exc:  # the broker link is not running: refused, audited and counted as any other
+            raise refused(user, station, op, Refused(503, "command.not_sent", f"{exc}; nothing was sent to {station}",
+                                                     station=station)) from exc
         audit.append(store, user.username, "command_undo" if undo_of else "command_sent", station,
                      {"id": cmd.id, "op": cmd.op, "args": cmd.args, "previous": previous, "undo_of": undo_of}
                      | ({"resend_of": resend_of} if resend_of else {}))

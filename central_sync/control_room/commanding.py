@@ -25,6 +25,9 @@ from central_sync.control_room.refusals import Refused
 from central_sync.hub.store import HubStore
 
 UNDOABLE = ("set_thresholds", "set_tip_rate", "switch_model")
+# an argument's problems with a sentence of their own (error.command.arg.<problem>); any other is command.bad_args
+ARG_PROBLEMS = ("missing", "extra_forbidden", "greater_than", "greater_than_equal", "less_than", "less_than_equal",
+                "too_short", "too_long")
 
 
 def known_stations(store: HubStore) -> list[str]:
@@ -88,8 +91,9 @@ def check_args(station: str, op: str, args: dict[str, Any], settings: dict[str, 
     try:
         clean = c.check_args(op, args)
     except c.CommandFormatError as exc:
-        raise Refused(422, "command.bad_args", f"{exc}; nothing was sent to {station}", why=exc,
-                      station=station) from exc
+        code = f"command.arg.{exc.problem}" if exc.problem in ARG_PROBLEMS else "command.bad_args"
+        raise Refused(422, code, f"{exc}; nothing was sent to {station}", field=exc.field, value=exc.value or "-",
+                      limit=exc.limit, station=station) from exc
     if op == "set_thresholds":
         classes = sorted((settings or {}).get("thresholds") or {})
         for name in clean["thresholds"]:

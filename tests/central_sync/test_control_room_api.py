@@ -185,6 +185,34 @@ async def test_a_command_refused_for_the_role_or_with_commands_off_is_audited_wi
     assert room.counters == {"command_refused_403": 1, "command_refused_503": 1}
 
 
+async def test_a_command_the_broker_link_cannot_take_is_refused_with_a_code_audited_and_counted(tmp_path):
+    """With the hub's broker link stopped, a command was answered 503 `command.not_sent` with the link's English
+    sentence as the translation's value (the Chinese page read "... 發送指令：command link cr-1 is not running;
+    cannot publish to ...") and was neither audited nor counted. Now its values are the station only, and it is
+    audited as `command_refused` and counted like every other refusal."""
+    from central_sync import commands as c
+    from central_sync.config import BrokerConfig
+    from central_sync.devtools import free_port
+    c.generate_keypair(tmp_path / "hub.key", tmp_path / "hub.pub")
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, BrokerConfig(port=free_port()), ControlRoomConfig(
+            signing_key=tmp_path / "hub.key", client_id="cr-1")) as room:
+        auth.add_user(store, "sup1", "supervisor", PASSWORD)
+        Ingestor(store, "hub-t", lambda *a: None).handle([(p.topic("gate-1", "status"), p.StatusMsg(
+            station="gate-1", state="online", session=1, at=datetime.now(UTC).timestamp()).model_dump_json().encode())])
+        assert room.link is not None
+        await room.link.__aexit__(None, None, None)  # the link stopped (the hub shutting down)
+        app = room.install(create_app(store))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://hub") as http:
+            await sign_in(http, "sup1")
+            r = await http.post("/cr/api/commands", json={"station": "gate-1", "op": "set_tip_rate", "args": {"rate": 0.02}})
+        assert r.status_code == 503 and (r.json()["code"], r.json()["vals"]) == ("command.not_sent", {"station": "gate-1"})
+        assert r.json()["detail"].startswith("command link cr-1 is not running") and "nothing was sent to gate-1" in r.json()["detail"]
+        got = [(e["action"], e["object"], json.loads(e["detail"])["op"]) for e in audit.entries(store, 10)
+               if e["action"] == "command_refused"]
+        assert got == [("command_refused", "gate-1", "set_tip_rate")] and room.counters == {"command_refused_503": 1}
+
+
 async def test_image_is_a_png_in_material_colours(client, room):
     await sign_in(client, "op1")
     r = await client.get(f"/cr/api/alerts/{room.recs[0].id}/image.png")
