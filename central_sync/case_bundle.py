@@ -34,7 +34,13 @@ ALG = "ed25519"
 
 
 class CaseBundleError(SyncError):
-    """A case bundle that cannot be built or a key that cannot be read; the message says which and why."""
+    """A case bundle that cannot be built or a key that cannot be read; the message says which and why. A case
+    selection refused (hub/case_export.py) also has a `code` (unknown_record, no_vehicle, no_match, too_many) and the
+    `vals` its sentence names, for the control room's translation."""
+
+    def __init__(self, message: str, code: str = "", **vals: str) -> None:
+        super().__init__(message)
+        self.code, self.vals = code, vals
 
 
 class _Frozen(BaseModel):

@@ -59,7 +59,12 @@ class RiskHubError(SyncError):
 
 
 class DraftError(RiskHubError):
-    """A change that cannot be drafted, approved or rejected; the message names the draft and why."""
+    """A change that cannot be drafted, approved or rejected; the message names the draft and why. `code` and `vals`:
+    the same for a translation (the control room's error.risk.<code>)."""
+
+    def __init__(self, message: str, code: str = "draft_refused", **vals: object) -> None:
+        super().__init__(message)
+        self.code, self.vals = code, vals
 
 
 class FourEyesError(DraftError):

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from central_sync import case_bundle
 from central_sync.control_room import auth
-from central_sync.control_room.i18n import pick_lang, t
+from central_sync.control_room.refusals import Refused
 from central_sync.hub import case_export
 
 if TYPE_CHECKING:
@@ -33,18 +33,20 @@ def build_case_router(room: ControlRoom, need: Callable[[str], Callable[..., aut
 
     @r.post("/case-bundles")
     def export(body: CaseExportIn, user: auth.User = Depends(need("case_export"))) -> Response:
-        lang = pick_lang(user.lang, room.cfg.default_lang)
         if not body.reason.strip():
-            raise HTTPException(422, t("error.reason_required", lang))
+            raise Refused(422, "reason_required", "a case export needs a reason; nothing was exported")
         if room.key is None:
-            raise HTTPException(503, t("error.no_signing_key", lang))
+            raise Refused(503, "no_signing_key", "the hub has no signing key (--signing-key), so it cannot sign a case"
+                                                 " bundle; nothing was exported")
         if bool(body.record_ids) == bool(body.kind and body.value):
-            raise HTTPException(422, t("error.case_selection", lang))
+            raise Refused(422, "case_selection", "name either record ids or one identity (kind and value);"
+                                                 " nothing was exported")
         selection = case_export.Selection(tuple(body.record_ids), body.kind, body.value)
         try:
             bundle = case_export.export(room.store, selection, user.username, body.reason, room.key)
         except case_bundle.CaseBundleError as exc:
-            raise HTTPException(404, t("error.case_not_found", lang, why=str(exc))) from exc
+            raise Refused(404, f"case.{exc.code or 'not_found'}", f"the case cannot be exported: {exc}",
+                          **exc.vals) from exc
         return Response(case_bundle.zip_bytes(bundle), media_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="case-{bundle.manifest.case_id}.zip"',
                                  "X-Manifest-Sha256": bundle.manifest_sha256})

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from central_sync import retention as r
 from central_sync.control_room import auth
-from central_sync.control_room.i18n import pick_lang, t
+from central_sync.control_room.refusals import Refused
 from central_sync.hub import retention as hub_retention
 
 if TYPE_CHECKING:
@@ -94,9 +94,8 @@ def build_retention_router(room: ControlRoom, need: Callable[[str], Callable[...
         """Run an audited change; a HoldError becomes the HTTP refusal, in the user's language."""
         try:
             return change()
-        except hub_retention.HoldError as exc:
-            lang = pick_lang(user.lang, room.cfg.default_lang)
-            raise HTTPException(HOLD_STATUS.get(exc.code, 409), t(f"error.hold.{exc.code}", lang, why=str(exc))) from exc
+        except hub_retention.HoldError as exc:  # its code translated on the page (refusals.py), its sentence kept
+            raise Refused(HOLD_STATUS.get(exc.code, 409), f"hold.{exc.code}", str(exc), **exc.vals) from exc
 
     @rt.get("/retention")
     def overview(user: auth.User = Depends(need("retention_view"))) -> dict:

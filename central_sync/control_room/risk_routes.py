@@ -13,11 +13,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.validation import QueryTime
 from central_sync.control_room import audit, auth
+from central_sync.control_room.refusals import Refused
 from central_sync.errors import DraftError, FourEyesError, PublishError
 from central_sync.riskhub import acks, authoring, declarations, feedback
 from central_sync.riskhub import publish as pub
@@ -83,7 +84,7 @@ def build_risk_router(room: ControlRoom, need: Callable[[str], Callable[..., aut
         try:
             return authoring.propose(store, user.username, body.op, body.payload, body.note).view()
         except DraftError as exc:
-            raise HTTPException(422, str(exc)) from exc
+            raise draft_refused(422, exc) from exc
 
     @r.post("/drafts/{draft_id}/approve")
     def approve(draft_id: str, user: auth.User = Depends(need("risk_approve"))) -> dict:
@@ -98,9 +99,9 @@ def build_risk_router(room: ControlRoom, need: Callable[[str], Callable[..., aut
             return fn()
         except FourEyesError as exc:
             audit.append(store, user.username, "risk.four_eyes_refused", "draft", {"why": str(exc)})
-            raise HTTPException(403, str(exc)) from exc
+            raise draft_refused(403, exc) from exc
         except DraftError as exc:
-            raise HTTPException(409, str(exc)) from exc
+            raise draft_refused(409, exc) from exc
 
     @r.get("/changes")
     def changes(limit: int = Query(200, ge=1, le=2000), user: auth.User = Depends(need("risk_view"))) -> list[dict]:
@@ -127,12 +128,12 @@ def build_risk_router(room: ControlRoom, need: Callable[[str], Callable[..., aut
     @r.post("/publish")
     def publish(user: auth.User = Depends(need("risk_publish"))) -> dict:
         if room.risk_key is None:
-            raise HTTPException(503, "the hub has no risk signing key (control room risk_key); nothing published")
+            raise Refused(503, "risk.no_key", "the hub has no risk signing key (control room risk_key); nothing published")
         try:
             return pub.publish(store, room.risk_key, user.username, room.risk_deliver,
                                expiry_s=room.cfg.risk_expiry_s).view()
         except PublishError as exc:
-            raise HTTPException(500, str(exc)) from exc
+            raise Refused(500, "risk.publish_failed", f"{exc}; nothing published") from exc
 
     @r.get("/bundles")
     def bundle_list(user: auth.User = Depends(need("risk_view"))) -> dict:
@@ -150,12 +151,19 @@ def build_risk_router(room: ControlRoom, need: Callable[[str], Callable[..., aut
     return r
 
 
+def draft_refused(status: int, exc: DraftError) -> Refused:
+    """A draft, approval or rejection refused: its code (error.risk.<code>) and values, its English sentence kept."""
+    return Refused(status, f"risk.{exc.code}", str(exc), **exc.vals)
+
+
 async def _upload_text(request: Request) -> str:
     """The request body as UTF-8 text (a BOM from spreadsheet exports removed); 413 above MAX_UPLOAD."""
     data = await request.body()
     if len(data) > MAX_UPLOAD:
-        raise HTTPException(413, f"the upload has {len(data)} bytes, more than the {MAX_UPLOAD} accepted")
+        raise Refused(413, "risk.upload_too_large", f"the upload has {len(data)} bytes, more than the {MAX_UPLOAD}"
+                      " accepted; nothing was imported", size=len(data), max=MAX_UPLOAD)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise HTTPException(422, f"the upload is not UTF-8 text: {exc}") from exc
+        raise Refused(422, "risk.upload_not_utf8", f"the upload is not UTF-8 text: {exc}; nothing was imported",
+                      at=exc.start) from exc

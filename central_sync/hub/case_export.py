@@ -37,20 +37,24 @@ def select(store: HubStore, selection: Selection) -> list[dict[str, Any]]:
         found = {b["id"]: b for b in (json.loads(r[0]) for r in rows)}
         missing = [rid for rid in selection.record_ids if rid not in found]
         if missing:
-            raise CaseBundleError(f"record {missing[0]} is not in the hub database")
+            raise CaseBundleError(f"record {missing[0]} is not in the hub database", "unknown_record",
+                                  record=missing[0])
     elif "\x00" in selection.identity_value + selection.identity_kind:
         found = {}
     else:
         if not normalise(selection.identity_value):  # `-`: compared normalised it is the value of every unread plate
             raise CaseBundleError(f"identity {selection.identity_kind}={selection.identity_value!r} has no letter or "
-                                  "digit in its value, so it names no vehicle")
+                                  "digit in its value, so it names no vehicle", "no_vehicle",
+                                  value=selection.identity_value)
         clause, args = search_clause(store, selection.identity_value, selection.identity_kind, "exact")
         found = {b["id"]: b for b in (json.loads(r[0]) for r in store.records(f"WHERE {clause}", args,
                                                                                  MAX_RECORDS + 1, 0))}
     if not found:
-        raise CaseBundleError(f"no record in the hub database matches the case selection {selection.describe()}")
+        raise CaseBundleError(f"no record in the hub database matches the case selection {selection.describe()}",
+                              "no_match",
+                              selection=" ".join(selection.record_ids) or f"{selection.identity_kind} {selection.identity_value}")
     if len(found) > MAX_RECORDS:
-        raise CaseBundleError(f"the case selects more than {MAX_RECORDS} records")
+        raise CaseBundleError(f"the case selects more than {MAX_RECORDS} records", "too_many", max=str(MAX_RECORDS))
     return sorted(found.values(), key=lambda b: (b["decided_at"], b["id"]))
 
 

@@ -76,7 +76,12 @@ class Replan(r.RetentionError):
 
 
 class HoldError(r.RetentionError):
-    """A hold that cannot be placed or released (nothing to hold, no reason, unknown or released hold)."""
+    """A hold that cannot be placed or released (nothing to hold, no reason, unknown or released hold); `vals`: the
+    values its sentence names, for a translation of `code` (the control room's error.hold.<code>)."""
+
+    def __init__(self, code: str, message: str, **vals: str) -> None:
+        super().__init__(code, message)
+        self.vals = vals
 
 
 def migrate(store: HubStore) -> None:
@@ -114,10 +119,11 @@ def place_hold(store: HubStore, kind: str, value: str, actor: str, reason: str) 
     _need(reason, "a legal hold")
     hold = r.Hold.model_validate({"kind": kind, "value": value.strip()})
     if hold.kind == "record" and not store.query("SELECT 1 FROM records WHERE id = ?", (hold.value,)):
-        raise HoldError("unknown_record", f"record {hold.value} is not in the hub database: nothing to hold")
+        raise HoldError("unknown_record", f"record {hold.value} is not in the hub database: nothing to hold",
+                        record=hold.value)
     if hold.kind != "record" and not normalise(hold.value):  # compared normalised it is every unread plate's ""
         raise HoldError("no_vehicle", f"{hold.kind} {hold.value!r} has no letter or digit, so it names no vehicle"
-                                      f" (it would hold every pass whose {hold.kind} went unread)")
+                                      f" (it would hold every pass whose {hold.kind} went unread)", value=hold.value)
     row = {"id": uuid.uuid4().hex, "kind": hold.kind, "value": hold.value,
            "norm": hold.value if hold.kind == "record" else normalise(hold.value), "reason": reason.strip(),
            "placed_by": actor, "placed_at": time.time()}
@@ -134,7 +140,7 @@ def release_hold(store: HubStore, hold_id: str, actor: str, reason: str) -> dict
                              " WHERE id = ? AND released_at IS NULL RETURNING kind, value",
                       (actor, time.time(), reason.strip(), hold_id))
     if not rows:
-        raise HoldError("unknown_hold", f"hold {hold_id} is not standing: unknown or already released")
+        raise HoldError("unknown_hold", f"hold {hold_id} is not standing: unknown or already released", id=hold_id)
     hold = r.Hold(kind=rows[0][0], value=rows[0][1])
     audit.append(store, actor, "hold.release", _object(hold), {"hold": hold_id, "reason": reason.strip()})
     return {"id": hold_id, "kind": hold.kind, "value": hold.value}
@@ -145,7 +151,8 @@ def release_seizure(store: HubStore, record_id: str, actor: str, reason: str) ->
     _need(reason, "releasing a seizure")
     rows = store.query("SELECT body FROM records WHERE id = ?", (record_id,))
     if not rows or r.record_class(json.loads(rows[0][0])) != "seizure":
-        raise HoldError("not_a_seizure", f"record {record_id} is no seizure the hub holds: nothing to release")
+        raise HoldError("not_a_seizure", f"record {record_id} is no seizure the hub holds: nothing to release",
+                        record=record_id)
     db.execute(store, "INSERT INTO seizure_releases (record_id, released_by, released_at, reason) VALUES (?,?,?,?)"
                       " ON CONFLICT (record_id) DO NOTHING", (record_id, actor, time.time(), reason.strip()))
     audit.append(store, actor, "seizure.release", record_id, {"reason": reason.strip()})

@@ -110,9 +110,9 @@ def _draft(row: tuple) -> Draft:
 def check_payload(store: HubStore, op: str, payload: dict) -> tuple[str, dict]:
     """(target, the payload as it will be applied) or DraftError in one sentence."""
     if op not in OPS:
-        raise DraftError(f"operation {op!r} is not one of {', '.join(OPS)}")
+        raise DraftError(f"operation {op!r} is not one of {', '.join(OPS)}", "unknown_op", op=op, ops=", ".join(OPS))
     if (where := first_non_finite(payload)) is not None:  # JSON 1e999 is infinity: shown as null, stored as inf
-        raise DraftError(f"{op} draft refused: {where} is not a finite number")
+        raise DraftError(f"{op} draft refused: {where} is not a finite number", "not_finite", field=where)
     if op == "rule.put":
         return _check_rule(payload)
     model = OPS[op]
@@ -122,14 +122,16 @@ def check_payload(store: HubStore, op: str, payload: dict) -> tuple[str, dict]:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "payload"
-        raise DraftError(f"{op} draft refused: {where} {first['msg'].lower()} (got {first.get('input')!r})") from exc
+        raise DraftError(f"{op} draft refused: {where} {first['msg'].lower()} (got {first.get('input')!r})",
+                         "bad_value", field=where, value=_shown(first.get("input"))) from exc
     if op in ("entry.put", "entry.delete"):
         kind = _list_kind(store, checked["list_id"])
         checked["value"] = _entry_value(store, op, kind, checked["list_id"], checked["value"])
         if op == "entry.put" and checked["valid_to"] is not None and checked["valid_from"] is not None \
                 and checked["valid_to"] <= checked["valid_from"]:
             raise DraftError(f"entry {checked['value']} of list {checked['list_id']}: valid_to {checked['valid_to']}"
-                             f" is not after valid_from {checked['valid_from']}")
+                             f" is not after valid_from {checked['valid_from']}", "valid_order", value=checked["value"],
+                             list=checked["list_id"])
         return f"entry:{checked['list_id']}:{checked['value']}", checked
     if op == "random.set":
         return "random", checked
@@ -145,12 +147,14 @@ def _entry_value(store: HubStore, op: str, kind: str, list_id: str, value: str) 
     norm = normalise(kind, value)
     if op == "entry.put" and not norm:
         raise DraftError(f"entry.put draft refused: value {value!r} of list {list_id} is empty once normalised "
-                         "(the separators stations ignore dropped), so it could never match")
+                         "(the separators stations ignore dropped), so it could never match", "entry_empty",
+                         value=value, list=list_id)
     if kind == "container":
         return _container_code(op, list_id, value, norm)
     if kind == "plate" and op == "entry.put" and (marks := _not_on_plates(norm)):
         raise DraftError(f"entry.put draft refused: plate {value!r} of list {list_id} holds {marks}, which no plate "
-                         "read carries (stations read a plate's letters and digits only), so it could never match")
+                         "read carries (stations read a plate's letters and digits only), so it could never match",
+                         "plate_marks", value=value, list=list_id, marks=marks)
     return norm
 
 
@@ -168,27 +172,36 @@ def _container_code(op: str, list_id: str, value: str, norm: str) -> str:
         return norm
     if iso6346.CODE.fullmatch(norm):
         raise DraftError(f"entry.put draft refused: container {value!r} of list {list_id} fails its ISO 6346 check "
-                         f"digit (it should be {iso6346.check_digit(norm[:10])}); stations only read codes that pass it")
+                         f"digit (it should be {iso6346.check_digit(norm[:10])}); stations only read codes that pass it",
+                         "container_check", value=value, list=list_id, digit=iso6346.check_digit(norm[:10]))
     raise DraftError(f"entry.put draft refused: container {value!r} of list {list_id} is not an ISO 6346 code "
-                     "(3 letters, U, J or Z, 6 digits and the check digit, or without the check digit)")
+                     "(3 letters, U, J or Z, 6 digits and the check digit, or without the check digit)",
+                     "container_format", value=value, list=list_id)
+
+
+def _shown(value: object) -> str:
+    """A refused value as a sentence shows it: a number or a short text, else "-"."""
+    ok = isinstance(value, (int, float)) or (isinstance(value, str) and len(value) <= 64)
+    return str(value) if ok else "-"
 
 
 def _check_rule(payload: dict) -> tuple[str, dict]:
     rule_id = payload.get("id") if isinstance(payload, dict) else None
     if not isinstance(rule_id, str) or not rule_id:
-        raise DraftError(f"rule draft refused: the rule has no id (got {payload!r:.120})")
+        raise DraftError(f"rule draft refused: the rule has no id (got {payload!r:.120})", "rule_no_id")
     try:
         compile_rules([payload])
         rule = Rule.from_dict(payload).to_dict()  # defaults filled in: stored and shown as the stations get it
     except RuleError as exc:
-        raise DraftError(f"rule {rule_id} draft refused: {exc}") from exc
+        raise DraftError(f"rule {rule_id} draft refused: {exc}", "rule_invalid", rule=rule_id) from exc
     return f"rule:{rule_id}", rule
 
 
 def _list_kind(store: HubStore, list_id: str) -> str:
     rows = store.query("SELECT kind FROM risk_watchlists WHERE id=?", (list_id,))
     if not rows:
-        raise DraftError(f"watchlist {list_id!r} does not exist; draft the list first and have it approved")
+        raise DraftError(f"watchlist {list_id!r} does not exist; draft the list first and have it approved",
+                         "no_watchlist", list=list_id)
     return str(rows[0][0])
 
 
@@ -228,7 +241,7 @@ def approve(store: HubStore, draft_id: str, approver: str) -> dict:
 def reject(store: HubStore, draft_id: str, approver: str, reason: str) -> dict:
     """Close a pending draft without applying it; the reason is required and kept."""
     if not reason.strip():
-        raise DraftError(f"draft {draft_id} not rejected: a rejection needs a reason")
+        raise DraftError(f"draft {draft_id} not rejected: a rejection needs a reason", "reject_reason", draft=draft_id)
 
     def run(cur: Cursor) -> dict:
         draft = _pending(cur, store, draft_id, approver, "reject")
@@ -242,13 +255,14 @@ def reject(store: HubStore, draft_id: str, approver: str, reason: str) -> dict:
 def _pending(cur: Cursor, store: HubStore, draft_id: str, user: str, verb: str) -> Draft:
     rows = cur.execute(store.sql(f"SELECT {DRAFT_COLS} FROM risk_drafts WHERE id=?"), (draft_id,)).fetchall()
     if not rows:
-        raise DraftError(f"draft {draft_id!r} does not exist")
+        raise DraftError(f"draft {draft_id!r} does not exist", "unknown_draft", draft=draft_id)
     draft = _draft(rows[0])
     if draft.status != "pending":
-        raise DraftError(f"draft {draft_id} is already {draft.status}")
+        raise DraftError(f"draft {draft_id} is already {draft.status}", "already_decided", draft=draft_id,
+                         decision=draft.status)
     if draft.author == user:
         raise FourEyesError(f"{user} drafted {draft_id} ({draft.op} {draft.target}) and may not {verb} it;"
-                            " another user must")
+                            " another user must", "four_eyes", user=user, draft=draft_id, target=draft.target)
     return draft
 
 
@@ -258,7 +272,7 @@ def _decide(cur: Cursor, store: HubStore, draft: Draft, user: str, decision: str
     got = cur.execute(store.sql("UPDATE risk_drafts SET status=? WHERE id=? AND status='pending' RETURNING id"),
                       (decision, draft.id)).fetchall()
     if not got:
-        raise DraftError(f"draft {draft.id} was decided by someone else meanwhile")
+        raise DraftError(f"draft {draft.id} was decided by someone else meanwhile", "decided_meanwhile", draft=draft.id)
     cur.execute(store.sql("INSERT INTO risk_approvals (draft_id, approver, decision, reason, before, after, at)"
                           " VALUES (?,?,?,?,?,?,?)"),
                 (draft.id, user, decision, reason, _json(before), _json(after), time.time()))
@@ -279,13 +293,15 @@ def _apply(cur: Cursor, store: HubStore, draft: Draft) -> None:
                 " updated_at=excluded.updated_at", (p["id"], p["kind"], p["name"], p["lane"], p["owner"], now))
             kind = cur.execute(store.sql("SELECT kind FROM risk_watchlists WHERE id=?"), (p["id"],)).fetchall()[0][0]
             if kind != p["kind"]:
-                raise DraftError(f"watchlist {p['id']} holds {kind} values; its kind cannot become {p['kind']}")
+                raise DraftError(f"watchlist {p['id']} holds {kind} values; its kind cannot become {p['kind']}",
+                                 "list_kind", list=p["id"], kind=kind, new=p["kind"])
         case "watchlist.delete":
             run("DELETE FROM risk_entries WHERE list_id=?", (p["id"],))
             run("DELETE FROM risk_watchlists WHERE id=?", (p["id"],))
         case "entry.put":
             if not cur.execute(store.sql("SELECT 1 FROM risk_watchlists WHERE id=?"), (p["list_id"],)).fetchall():
-                raise DraftError(f"watchlist {p['list_id']!r} no longer exists; entry {p['value']} not added")
+                raise DraftError(f"watchlist {p['list_id']!r} no longer exists; entry {p['value']} not added",
+                                 "list_gone", list=p["list_id"], value=p["value"])
             run("INSERT INTO risk_entries (list_id, value, reason, owner, valid_from, valid_to, level, updated_at)"
                 " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (list_id, value) DO UPDATE SET reason=excluded.reason,"
                 " owner=excluded.owner, valid_from=excluded.valid_from, valid_to=excluded.valid_to,"

@@ -213,6 +213,44 @@ async def test_a_command_the_broker_link_cannot_take_is_refused_with_a_code_audi
         assert got == [("command_refused", "gate-1", "set_tip_rate")] and room.counters == {"command_refused_503": 1}
 
 
+async def test_retention_risk_and_case_refusals_carry_a_code_the_screen_translates(client, room):
+    """The retention, risk and case routes answered plain-text refusals: English for risk ("adm1 drafted ... and may
+    not approve it; another user must"), and for holds and cases a sentence translated once by the hub in the user's
+    language with the English reason inside ("無可扣留：record nope is not in the hub database: nothing to hold。").
+    Now each answers a code and its values beside the English sentence, as commands do, and the page translates it."""
+    import re
+    from central_sync.control_room.i18n import LANGS, catalogue
+    await sign_in(client, "adm1")
+    list_ = {"id": "plates", "kind": "plate", "name": "Plates", "lane": "red", "owner": "adm1"}
+    drafted = (await client.post("/cr/api/risk/drafts", json={"op": "watchlist.put", "payload": list_})).json()
+    calls = [("post", "/cr/api/holds/h0/release", {"reason": "court"}),
+             ("post", "/cr/api/holds", {"kind": "record", "value": "nope", "reason": "court"}),
+             ("post", "/cr/api/holds", {"kind": "plate", "value": "AB1234", "reason": "  "}),
+             ("post", "/cr/api/case-bundles", {"record_ids": [room.recs[0].id], "reason": ""}),
+             ("post", "/cr/api/case-bundles", {"record_ids": [room.recs[0].id], "reason": "court order 7"}),
+             ("post", f"/cr/api/risk/drafts/{drafted['id']}/approve", None),
+             ("post", "/cr/api/risk/drafts/d0/reject", {"reason": "no"}),
+             ("post", "/cr/api/risk/drafts", {"op": "entry.put", "payload": {"list_id": "cars", "value": "AB1234",
+                                                                            "reason": "tip-off", "owner": "adm1"}}),
+             ("post", "/cr/api/risk/publish", None),
+             ("post", "/cr/api/risk/declarations?format=csv", b"plate\n\xff\xfe")]
+    got = []
+    for method, path, body in calls:
+        kw = {"content": body} if isinstance(body, bytes) else {"json": body} if body is not None else {}
+        r = await client.request(method, path, **kw)
+        got.append((r.status_code, r.json().get("code"), r.json().get("vals")))
+    assert got == [(409, "hold.unknown_hold", {"id": "h0"}), (404, "hold.unknown_record", {"record": "nope"}),
+                   (422, "hold.reason_required", {}), (422, "reason_required", {}), (503, "no_signing_key", {}),
+                   (403, "risk.four_eyes", {"user": "adm1", "draft": drafted["id"], "target": "watchlist:plates"}),
+                   (409, "risk.unknown_draft", {"draft": "d0"}), (422, "risk.no_watchlist", {"list": "cars"}),
+                   (503, "risk.no_key", {}), (422, "risk.upload_not_utf8", {"at": "6"})]
+    for _, code, vals in got:
+        assert all(f"error.{code}" in catalogue(lang) for lang in LANGS), code
+        said = catalogue("zh-Hant")[f"error.{code}"].format(**vals)
+        assert set(re.findall(r"[A-Za-z]{2,}", said)) <= set(re.findall(r"[A-Za-z]{2,}", " ".join(vals.values()))) | {
+            "risk", "key", "signing", "UTF"}, said  # a setting's name, an encoding
+
+
 async def test_image_is_a_png_in_material_colours(client, room):
     await sign_in(client, "op1")
     r = await client.get(f"/cr/api/alerts/{room.recs[0].id}/image.png")

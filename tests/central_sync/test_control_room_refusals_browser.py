@@ -75,3 +75,21 @@ async def test_an_empty_or_over_long_comment_is_refused_in_one_translated_senten
         await card.locator(".act-comment").click()
         await expect(card.locator(".action-comment")).to_contain_text("seal photographed")
         await expect(page.locator("article.alert").first.locator(".act-msg")).to_be_hidden()
+
+
+async def test_a_hold_refused_by_the_hub_reads_in_the_language_shown(tmp_path):
+    """A hold on a record the hub does not hold was refused with a sentence the hub had translated into the
+    user's saved language around its English reason ("無可扣留：record nope is not in the hub database: nothing to
+    hold。"). Now the refusal's code is translated on the page: all Chinese but the record's id."""
+    from playwright.async_api import expect
+    async with supervisor_page(tmp_path) as (store, page):
+        await page.select_option("#lang", "zh-Hant")
+        await page.click("#nav button[data-view=retention]")
+        await page.select_option("#hold-form select[name=kind]", "record")
+        await page.fill("#hold-form input[name=value]", "nope")
+        await page.fill("#hold-form input[name=reason]", "法院命令 7")
+        await page.click("#hold-form button[type=submit]")
+        await expect(page.locator("#hold-msg")).to_have_text(
+            catalogue("zh-Hant")["error.hold.unknown_record"].replace("{record}", "nope"))
+        await page.screenshot(path=ARTIFACTS / "hold-refused-zh-Hant.png")
+        assert store.query("SELECT count(*) FROM legal_holds") == [(0,)]

@@ -92,7 +92,7 @@ async function exportCase(a, msg) {
   if (!reason || !reason.trim()) return;
   const r = await fetch("/cr/api/case-bundles", { method: "POST", credentials: "same-origin",
     headers: { "content-type": "application/json", "x-lang": S.lang }, body: JSON.stringify({ record_ids: [a.id], reason }) });
-  if (!r.ok) { let d = r.statusText; try { d = (await r.json()).detail; } catch (e) { /* not JSON */ } retMsg(msg, String(d), true); return; }
+  if (!r.ok) { retMsg(msg, (await refusal(r)).message, true); return; }  // its code's sentence in the language shown
   const name = (r.headers.get("content-disposition") || "").match(/filename="([^"]+)"/)?.[1] || "case.zip";
   const link = el("a", { href: URL.createObjectURL(await r.blob()), download: name });
   document.body.append(link); link.click();
