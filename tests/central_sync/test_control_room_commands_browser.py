@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -256,3 +257,67 @@ async def test_a_command_refused_for_a_full_queue_is_sent_again_with_one_touch(t
                 twice = await post(page, f"/cr/api/commands/{first_id}/resend", {})
                 assert twice["status"] == 409 and twice["body"]["code"] == "command.already_resent"
                 assert store.query("SELECT count(*) FROM cr_commands") == [(4,)]
+
+
+async def test_a_command_to_an_offline_station_says_it_will_most_likely_expire(tmp_path):
+    """At 1024×768 a supervisor set the TIP rate of gate-3, shown Offline: the confirmation and the message after it
+    ("Sent; waiting for the station's report.") read as for a station online, though a station gets only the commands
+    sent while it is connected (a clean MQTT session): the station coming back did not apply it, and the command
+    expired without a report five minutes later. Now the confirmation says the station is offline and what follows,
+    and the message after sending names the time the command expires and says to send it again once it is online."""
+    from playwright.async_api import async_playwright, expect
+    from edge.commands import CommandHandlers, CommandReceiver, CommandsConfig
+    from central_sync import protocol as p
+    from central_sync.config import SyncConfig
+    from central_sync.devtools import open_station_db
+    from central_sync.hub.ingest import Ingestor
+    from test_control_room_browser import signed_in_page
+    c.generate_keypair(tmp_path / "hub.key", tmp_path / "hub.pub")
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    applied: list[float] = []
+    open_station_db(tmp_path / "gate-3.db").close()
+    with Mosquitto(tmp_path / "broker") as broker:
+        async with AsyncExitStack() as stack:
+            room = await stack.enter_async_context(ControlRoom(store, BrokerConfig(port=broker.port), ControlRoomConfig(
+                signing_key=tmp_path / "hub.key", stale_s=7200, client_id="cr-offline", secure_cookie=False)))
+            Ingestor(store, "hub-t", lambda *a: None).handle([(p.topic("gate-3", "status"), p.StatusMsg(
+                station="gate-3", state="offline", session=1, at=time.time()).model_dump_json().encode())])
+            auth.add_user(store, "sup1", "supervisor", PASSWORD)
+            port = await stack.enter_async_context(serving(room.install(create_app(store))))
+            async with async_playwright() as pw:
+                page = await signed_in_page(pw, port)
+                await page.set_viewport_size({"width": 1024, "height": 768})
+                await page.click("#nav button[data-view=commands]")
+                await page.wait_for_selector("#commands[data-loaded]", state="attached")
+                await page.select_option("#cmd-station", "gate-3")
+                await page.fill("#cmd-tip-new", "5")
+                await page.click("#form-set_tip_rate button[type=submit]")
+                await expect(page.locator("#cmd-confirm-note")).to_have_text(
+                    "gate-3 is offline: a station gets only the commands sent while it is connected, so this one will"
+                    " most likely expire without a report. Send it once the station shows online.")
+                await page.screenshot(path=ARTIFACTS / "command-offline-confirm-1024.png")
+                await page.click("#cmd-confirm-yes")
+                await expect(page.locator("#cmd-msg")).to_contain_text("Sent, but gate-3 is offline")
+                expires = store.query("SELECT expires_at FROM cr_commands")[0][0]
+                until_text = await page.evaluate("(s) => fmtTime(s)", expires)
+                await expect(page.locator("#cmd-msg")).to_contain_text(f"will most likely expire at {until_text} without a report")
+                await page.screenshot(path=ARTIFACTS / "command-offline-sent-1024.png")
+                # the station comes back: the command sent while it was away does not reach it
+                rx = await stack.enter_async_context(CommandReceiver(
+                    SyncConfig(port=broker.port), "gate-3", tmp_path / "gate-3.db",
+                    CommandHandlers(set_tip_rate=applied.append), CommandsConfig(hub_public_key=tmp_path / "hub.pub")))
+                await rx.link.ready()
+                await asyncio.sleep(2)
+                assert applied == [] and store.query("SELECT outcome FROM cr_commands") == [(None,)]
+                # online again, the same form reads as before: no note
+                Ingestor(store, "hub-t", lambda *a: None).handle([(p.topic("gate-3", "status"), p.StatusMsg(
+                    station="gate-3", state="online", session=2, at=time.time()).model_dump_json().encode())])
+                await page.click("#nav button[data-view=board]")
+                await page.click("#nav button[data-view=commands]")
+                await page.wait_for_selector("#commands[data-loaded]", state="attached")
+                await page.click("#form-set_tip_rate button[type=submit]")
+                await expect(page.locator("#cmd-confirm-text")).to_be_visible()
+                await expect(page.locator("#cmd-confirm-note")).to_be_hidden()
+                await page.click("#cmd-confirm-yes")
+                await expect(page.locator("#cmd-msg")).to_have_text("Sent; waiting for the station's report.")
+                await until(lambda: applied, "the command applied at the station back online", timeout=10, in_thread=True)

@@ -106,10 +106,17 @@ function formRequest(op) {  // {args, previous} from a form; a one-sentence mess
   return { args: { plan: $("#cmd-diag-plan").value, lang: S.lang }, previous: {} };  // the report in the reader's language
 }
 
-function confirmThen(text, action) {
+const offline = (station) => { const s = CMD.stations.find((x) => x.station === station); return !s || !s.state || s.state === "offline"; };
+function confirmThen(text, action, station) {  // an offline station is named: the command waits for it, and may expire
   CMD.pending = action;
   $("#cmd-confirm-text").textContent = text;
+  $("#cmd-confirm-note").hidden = !offline(station);
+  $("#cmd-confirm-note").textContent = offline(station) ? t("commands.offline_note", { station }) : "";
   $("#cmd-confirm").showModal();
+}
+function sentMsg(station, sent) {  // sent to an offline station: applied only if it comes back before the command expires
+  if (offline(station)) cmdMsg("commands.sent_offline", { station, until: fmtTime(sent.expires_at) }, true);
+  else cmdMsg("commands.sent");
 }
 
 for (const op of ["set_thresholds", "set_tip_rate", "request_diag", "switch_model"]) {
@@ -122,9 +129,9 @@ for (const op of ["set_thresholds", "set_tip_rate", "request_diag", "switch_mode
     cmdMsg(null);
     confirmThen(changeText(op, st.station, req.args, req.previous), async () => {
       const sent = await api("/cr/api/commands", { method: "POST", body: JSON.stringify({ station: st.station, op, args: req.args }) });
-      cmdMsg("commands.sent");
+      sentMsg(st.station, sent);
       if (op === "request_diag") watchReport(sent.id);
-    });
+    }, st.station);
   });
 }
 $("#cmd-confirm-yes").addEventListener("click", async (ev) => {
@@ -145,16 +152,15 @@ function undo(c) {  // a new command restoring what `c` replaced; the hub refuse
   for (const k of Object.keys((c.previous || {}).thresholds || {})) current.thresholds[k] = (cur.thresholds || {})[k];
   current.rate = cur.tip_rate; current.sha256 = cur.model ? cur.model.sha256 : null;
   confirmThen(t("commands.confirm_undo", { change: changeText(c.op, c.station, c.previous || {}, current) }), async () => {
-    await api(`/cr/api/commands/${encodeURIComponent(c.id)}/undo`, { method: "POST" });
-    cmdMsg("commands.sent");
-  });
+    sentMsg(c.station, await api(`/cr/api/commands/${encodeURIComponent(c.id)}/undo`, { method: "POST" }));
+  }, c.station);
 }
 
 async function resend(c, button) {  // one touch: the station refused it for a full queue, so nothing was applied
   button.disabled = true;  // a second touch sends nothing more (the hub sends a command again once)
   try {
     const sent = await api(`/cr/api/commands/${encodeURIComponent(c.id)}/resend`, { method: "POST" });
-    cmdMsg("commands.sent");
+    sentMsg(c.station, sent);
     if (c.op === "request_diag") watchReport(sent.id);
   } catch (e) { cmdMsg("commands.failed", { error: e }, true); }
   await loadCommandList();
