@@ -135,7 +135,12 @@ class ControlRoom:
                         (cmd.id, json.dumps(previous or {}), undo_of)),
             *([cur.execute(self.store.sql("INSERT INTO cr_command_resends (id, resend_of) VALUES (?,?)"),
                            (cmd.id, resend_of))] if resend_of else [])])
-        self.link.publish(c.cmd_topic(station), c.sign(self.key, cmd))
+        try:
+            self.link.publish(c.cmd_topic(station), c.sign(self.key, cmd))
+        except c.CommandError:  # not published: not listed as sent (it showed "expired without a report" later)
+            db.transact(self.store, lambda cur: [cur.execute(self.store.sql(f"DELETE FROM {table} WHERE id=?"), (cmd.id,))
+                                                 for table in ("cr_command_resends", "cr_command_context", "cr_commands")])
+            raise
         log.info("control_room.command_sent", id=cmd.id, station=station, op=op, issuer=issuer)
         return cmd
 

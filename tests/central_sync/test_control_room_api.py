@@ -189,7 +189,8 @@ async def test_a_command_the_broker_link_cannot_take_is_refused_with_a_code_audi
     """With the hub's broker link stopped, a command was answered 503 `command.not_sent` with the link's English
     sentence as the translation's value (the Chinese page read "... 發送指令：command link cr-1 is not running;
     cannot publish to ...") and was neither audited nor counted. Now its values are the station only, and it is
-    audited as `command_refused` and counted like every other refusal."""
+    audited as `command_refused` and counted like every other refusal; and the command, signed and stored before the
+    publish failed, is no longer left in the list as sent (it showed "expired without a report" five minutes later)."""
     from central_sync import commands as c
     from central_sync.config import BrokerConfig
     from central_sync.devtools import free_port
@@ -211,6 +212,7 @@ async def test_a_command_the_broker_link_cannot_take_is_refused_with_a_code_audi
         got = [(e["action"], e["object"], json.loads(e["detail"])["op"]) for e in audit.entries(store, 10)
                if e["action"] == "command_refused"]
         assert got == [("command_refused", "gate-1", "set_tip_rate")] and room.counters == {"command_refused_503": 1}
+        assert store.query("SELECT count(*) FROM cr_commands") == [(0,)]  # nothing listed as sent
 
 
 async def test_retention_risk_and_case_refusals_carry_a_code_the_screen_translates(client, room):
