@@ -200,3 +200,29 @@ async def test_every_command_card_holds_its_fields_at_each_screen_size(tmp_path)
                         if (width, wall) == (1024, "0"):
                             await page.screenshot(path=ARTIFACTS / f"command-cards-1024-{lang}.png")
             await browser.close()
+
+
+async def test_a_wall_opened_on_a_search_says_it_hides_the_other_alerts(tmp_path):
+    """A wall opened on a link carrying a search (kept in the address) showed one alert among 12 and, as new alerts
+    not matching it arrived, none of them, with nothing on screen but the search field to say alerts were hidden.
+    Now a marked line says a search is set and only what it finds is shown; Clear removes it and shows every alert."""
+    from playwright.async_api import async_playwright, expect
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(stale_s=7200)) as room:
+        seed(store, 12)
+        auth.add_user(store, "op1", "operator", PASSWORD)
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            page = await browser.new_page(viewport={"width": 2560, "height": 1440}, locale="en-GB")
+            await page.goto(f"http://127.0.0.1:{port}/cr/?wall=1&q=MSCU0000001&match=exact#alerts")
+            await sign_in(page, "op1")
+            cards, note = page.locator("#alert-list .alert"), page.locator("#search-active")
+            await expect(cards).to_have_count(1)
+            await expect(note).to_have_text("A search is set: only the alerts it finds are shown, new ones too."
+                                            " Clear shows every alert.")
+            assert await page.evaluate(ON_SCREEN, "#search-active")
+            await page.screenshot(path=ARTIFACTS / "wall-search-set.png")
+            await page.click("#filters button[type=reset]")
+            await expect(cards).to_have_count(12)
+            await expect(note).to_be_hidden()
+            await browser.close()

@@ -100,6 +100,7 @@ async function start() {
   for (const n of document.querySelectorAll("[data-need]")) n.hidden = !S.me.can.includes(n.dataset.need);
   $("#nav").hidden = $("#who").hidden = false;
   filtersFromAddress();
+  $("#search-active").hidden = setFilters(filterParams($("#filters"))).length === 0;
   show(viewInAddress());
   for (const s of await api("/cr/api/stations")) S.stations.set(s.station, s);
   S.people = await api("/cr/api/people");
@@ -332,12 +333,14 @@ function showSearchPage(page) {  // a search's first page; a broad search shows 
   $("#search-more").textContent = t("filter.more_results", { n: page.items.length });
 }
 const FILTER_KEYS = ["q", "ident_kind", "match", "station", "state", "scope", "since", "until"];
+const setFilters = (params) => FILTER_KEYS.filter((k) => {  // those that narrow the list: a choice left at its first option (match=prefix) does not
+  const field = $("#filters").elements[k];
+  return params.has(k) && !(field.tagName === "SELECT" && params.get(k) === field.options[0].value);
+});
 function filtersToAddress(params) {  // the search kept in the address beside ?wall= and #view: a reload or a shared link searches the same
-  const u = new URLSearchParams(location.search);
-  for (const k of FILTER_KEYS) {  // a choice left at its first option (match=prefix) is not written
-    const field = $("#filters").elements[k], first = field.tagName === "SELECT" && params.get(k) === field.options[0].value;
-    if (params.has(k) && !first) u.set(k, params.get(k)); else u.delete(k);
-  }
+  const u = new URLSearchParams(location.search), set = setFilters(params);
+  for (const k of FILTER_KEYS) if (set.includes(k)) u.set(k, params.get(k)); else u.delete(k);
+  $("#search-active").hidden = set.length === 0;  // a wall or a reloaded page never hides alerts without saying so
   const q = u.toString();
   if (q !== location.search.slice(1)) history.replaceState(null, "", location.pathname + (q ? "?" + q : "") + location.hash);
 }
