@@ -45,7 +45,7 @@ class SealStatus(_Frozen):
 
 
 ConflictCode = Literal["container_check_digit", "container_format", "plates_one_jurisdiction", "epcs_one_tid",
-                       "tag_flood", "epc_changed", "two_lanes"]
+                       "tag_flood", "epc_changed", "two_lanes", "tag_reread"]
 """What a conflict is, by the values it names (`ConflictNote.values`):
 
     container_check_digit  code, expected (the check digit the code should end with)
@@ -56,6 +56,8 @@ ConflictCode = Literal["container_check_digit", "container_format", "plates_one_
                            those after it are not recorded)
     epc_changed            tid, epc_before, epc, lane (the TID was bound to another EPC)
     two_lanes              tid, lane, lanes (the TID is seen at `lane` while present at `lanes`)
+    tag_reread             tag, reader, item, seconds (the tag, read by `reader`, was on `item`'s record and left the
+                           field `seconds` before: it may be that vehicle's)
 
 A value naming several (plates, epcs, lanes) holds them sorted, joined by ", ".
 """

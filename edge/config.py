@@ -32,6 +32,7 @@ from drivers.xray.config import ScannerConfig
 from edge.commands import CommandsConfig
 from edge.model_rollout import RolloutConfig
 from edge.risk import RiskConfig
+from edge.identity import TAG_HOLD_S, TAG_HOLD_S_RANGE
 from edge.seals import HOLD_S, HOLD_S_RANGE
 from edge.tracking import ENTRY_GAP_M, EXIT_GAP_M
 from edge.errors import ConfigError
@@ -212,6 +213,15 @@ class SealsSection(_Section):
                                       "a gantry ends it when the vehicle has left the lane")
 
 
+class TagsSection(_Section):
+    """The readers' tags on the items' records (edge/stations/identify.py)."""
+
+    hold_s: float = Field(TAG_HOLD_S, ge=TAG_HOLD_S_RANGE[0], le=TAG_HOLD_S_RANGE[1], allow_inf_nan=False,
+                          description="seconds a tag recorded on an item stays remembered as that item's after it left "
+                                      "the field and the record was written: read again meanwhile during another "
+                                      "item, it joins that item flagged (tag_reread), never silently")
+
+
 class HistorySection(_Section):
     """A vehicle's history (edge/history.py): the hub's API to ask for references, and the local cache."""
 
@@ -242,6 +252,7 @@ class StationConfig(BaseSettings):
     conveyor: ConveyorSection = ConveyorSection()
     gantry: GantrySection = GantrySection()
     seals: SealsSection = SealsSection()
+    tags: TagsSection = TagsSection()
     commands: CommandsConfig = CommandsConfig()
     risk: RiskConfig | None = None  # risk assessment (edge/risk.py); without it items are judged by the detector alone
     rollout: RolloutConfig | None = None  # signed model roll-out with canary (edge/model_rollout.py); without it: none

@@ -34,6 +34,15 @@ ISO6346_RESULTS = ("ok", "bad_format", "bad_check_digit")
 JURISDICTIONS = ("HK", "CN")
 """What `checks["jurisdiction"]` can say."""
 
+TAG_HOLD_S = 300.0
+"""Seconds a reader's tag recorded on an item is remembered as that item's after it left the field and the item's
+record was written, by default (`[tags] hold_s`): read again meanwhile during another item (the vehicle ahead still
+at the barrier or just past the exit, back in the antenna's field; or the same vehicle back after a U-turn), it joins
+that item flagged `tag_reread`, never silently. Past it, the tag joins as any tag does (a later pass of the vehicle)."""
+TAG_HOLD_S_RANGE = (30.0, 3600.0)
+MAX_HELD_TAGS = 10_000
+"""Recorded tags remembered at most (the oldest let go first): a device answering as thousands of tags grows no more."""
+
 Conflict = tuple[str, ConflictNote]
 """One conflict: its English sentence (for `conflict`) and its code with the values it names (for `conflicts`)."""
 

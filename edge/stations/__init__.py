@@ -90,7 +90,8 @@ class FlowParts:
         """The window that adds tags read during an inspection to its record."""
         from edge.stations.identify import TagWindow
 
-        return TagWindow(self.devices, self.events, seal_hold_s=self.config.seals.hold_s)
+        return TagWindow(self.devices, self.events, seal_hold_s=self.config.seals.hold_s,
+                         tag_hold_s=self.config.tags.hold_s)
 
     def cameras(self) -> CameraWindow:
         """The window that adds the plates and container codes the cameras read during an inspection."""

@@ -6,7 +6,12 @@ the one that entered last (the readers' antennas are at the entry: on a belt wit
 the tunnel, the tag that appears is the bag's just come in), and a tag still in a reader's field when
 an item opens joins that item unless the item it joined holds it: a tag is one item's while it stays in the
 field, also once that item's record is written, so the vehicle ahead, still under the antenna, keeps its tag when
-a car enters behind it (queued close, running the red light, or waiting at the barrier after its verdict). An
+a car enters behind it (queued close, running the red light, or waiting at the barrier after its verdict). A tag
+that left the field after its item's record was written (or whose item's record was written after it left) is
+remembered as that item's for `tag_hold_s` (`[tags] hold_s`): read again meanwhile during another item (the vehicle
+ahead still at the barrier or just past the exit, back in the antenna's field; or the same vehicle back for a second
+pass), it joins that item flagged (`conflict`, code `tag_reread`), so the risk engine holds it for an officer
+(identity_conflict) and still checks the tag's watchlists on it; past the hold it joins as any tag. An
 item takes at most MAX_ITEM_TAGS tags; past them a tag is counted, not recorded, and the item's tags are flagged.
 A seal's tag (its user memory says so) is the seal reader's to report, with its state, and never becomes a vehicle
 tag. A 125 kHz tag becomes an `rfid` identity; a UHF tag read over LLRP becomes `rfid_tid` (its factory TID) and
@@ -31,6 +36,7 @@ first. edge.identity fuses the reads when the record is written.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,7 +50,7 @@ from drivers.seal import SealGone, SealReport, SealSeen
 from drivers.seal.memory import is_seal_memory
 from edge.devices import Devices
 from edge.events import EventBus
-from edge.identity import Conflict, with_conflicts
+from edge.identity import MAX_HELD_TAGS, TAG_HOLD_S, Conflict, with_conflicts
 from edge.inspection import Item
 from edge.seals import HOLD_S
 
@@ -86,6 +92,13 @@ class TagWindow:
     """The open items that were offered a tag past MAX_ITEM_TAGS (their tags are flagged)."""
     tags_not_recorded: int = 0
     """Tags past MAX_ITEM_TAGS not recorded, on every item so far."""
+    tag_hold_s: float = TAG_HOLD_S
+    _held: dict[str, tuple[str, str, float]] = field(default_factory=dict)
+    """Tags recorded on an item whose record is written, out of every reader's field, by tag: (item id, reader, when
+    it left the field or the record was written, the later, as loop time), oldest first; for `tag_hold_s`, at most
+    MAX_HELD_TAGS."""
+    tags_reread: int = 0
+    """Tags read again within `tag_hold_s` of leaving a written record, joined to another item flagged."""
 
     def start(self, item: Item) -> None:
         for (reader, tag), identities in self._present.items():
@@ -120,8 +133,31 @@ class TagWindow:
                      if any((i.kind, i.value) in values for i in item.identities)), None)
 
     def stop(self, item: Item) -> None:
+        """The item's record is written: its tags out of the field are remembered as its own (`_held`); those still
+        in it stay its own while they are, and are remembered when they leave."""
         self._open.pop(item.id, None)
         self._flooded.discard(item.id)
+        present = {tag for (reader, tag) in self._tag_holders if not reader.startswith("seal:")}
+        now = _now()
+        for reader, tag in {(i.source, _tag_of(i)) for i in item.identities if i.kind in TAG_KINDS}:
+            if tag not in present:
+                self._hold(tag, item.id, reader, now)
+
+    def _hold(self, tag: str, item_id: str, reader: str, t: float) -> None:
+        """Remember the tag as the item's (written record) from `t` on; past MAX_HELD_TAGS the oldest is let go."""
+        self._held.pop(tag, None)  # put back last: the dict stays oldest first
+        self._held[tag] = (item_id, reader, t)
+        if len(self._held) > MAX_HELD_TAGS:
+            del self._held[next(iter(self._held))]
+
+    def _holding(self, tag: str, now: float) -> tuple[str, str, float] | None:
+        """The written item the tag is remembered for (item id, reader, since), dropping holds `tag_hold_s` old."""
+        while self._held:
+            oldest = next(iter(self._held))
+            if now - self._held[oldest][2] < self.tag_hold_s:
+                break
+            del self._held[oldest]
+        return self._held.get(tag)
 
     async def run(self) -> None:
         if not self.devices.readers and not self.devices.seals:
@@ -207,6 +243,7 @@ class TagWindow:
         if tid in self._seal_tids:
             return
         self._seal_tids.add(tid)
+        self._held.pop(tid, None)
         for key in [k for k in self._present if k[1] == tid and not k[0].startswith("seal:")]:
             del self._present[key]
             self._tag_holders.pop(key, None)
@@ -242,6 +279,8 @@ class TagWindow:
         item = self._joins((reader_name, tag), identities)
         if item is not None:
             self._join(item, (reader_name, tag), identities)
+        elif (held := self._holding(tag, event.t)) is not None:
+            self._hold(tag, held[0], held[1], event.t)  # back in the field, no item to join: held while it stays
         log.info("reader.tag_seen", reader=reader_name, tag=tag, open_items=len(self._open),
                  item=item.id if item else None)
 
@@ -261,8 +300,29 @@ class TagWindow:
         if len(tags) >= 2 * MAX_ITEM_TAGS and any((i.kind, i.value) not in tags for i in identities):
             self._flood(item, key)
             return
+        if all((i.kind, i.value) not in tags for i in identities):
+            identities = self._reread(item, key, identities)
         _add(item, identities)
         self._tag_holders[key] = item.id
+
+    def _reread(self, item: Item, key: tuple[str, str], identities: list[Identity]) -> list[Identity]:
+        """The tag's identities as they join the item: flagged (`tag_reread`) when the tag is remembered as another
+        item's, whose record was written less than `tag_hold_s` before or after the tag left the field; counted and
+        logged once per item it joins."""
+        now = _now()
+        held = self._holding(key[1], now)
+        if held is None or held[0] == item.id:
+            return identities
+        before, reader, since = held
+        seconds = f"{max(0.0, now - since):.0f}"
+        self.tags_reread += 1
+        detail = (f"tag {key[1]} read by {key[0]} was item {before}'s tag {seconds} s before: it may still be that "
+                  f"vehicle's, not this one's")
+        log.warning("reader.tag_reread", tag=key[1], reader=key[0], item=before, entering=item.id,
+                    hold_s=self.tag_hold_s, detail=f"{detail} (item {item.id} takes it flagged)")
+        note = ConflictNote(code="tag_reread", values={"tag": key[1], "reader": key[0], "item": before,
+                                                       "seconds": seconds})
+        return [with_conflicts(i, [(detail, note)]) for i in identities]
 
     def _flood(self, item: Item, key: tuple[str, str]) -> None:
         """A tag past MAX_ITEM_TAGS: counted; the first on an item is logged, and flags the item's tags (`conflict`):
@@ -280,10 +340,18 @@ class TagWindow:
         item.identified()
 
     def _removed(self, reader_name: str, event: Any) -> None:
+        """The tag left the reader's field: if its item's record is written, the tag is remembered as that item's
+        (`_held`); if the item is open, the item keeps it (`_holder`) and remembers it when it is written."""
         self._present.pop((reader_name, event.tag.hex), None)
-        self._tag_holders.pop((reader_name, event.tag.hex), None)
+        holder = self._tag_holders.pop((reader_name, event.tag.hex), None)
         if event.tag.tech == "uhf-tid":
             self.binder.gone(event.tag.hex, reader_name)
+        if any(key[1] == event.tag.hex for key in self._tag_holders):
+            return  # still in another reader's field: remembered when it leaves that one
+        if holder is not None and holder not in self._open:
+            self._hold(event.tag.hex, holder, reader_name, event.t)
+        elif holder is None and (held := self._holding(event.tag.hex, event.t)) is not None:
+            self._hold(event.tag.hex, held[0], held[1], event.t)  # read again and joined none: held from now
 
     def _identities(self, reader_name: str, event: Any) -> list[Identity]:
         """The identities a tag read gives: rfid for 125 kHz; rfid_tid and rfid_epc for UHF (bound by TID)."""
@@ -316,6 +384,19 @@ def _seal_event(seal: Identity, status: SealStatus) -> SealEventOut:
 def _found(flags: list[BindingFlag], kind: str) -> list[Conflict]:
     """The binding flags of this kind as the identity's conflicts: the sentence and its code with the values."""
     return [(f.detail, ConflictNote(code=f.kind, values=f.values)) for f in flags if f.kind == kind]
+
+
+def _now() -> float:
+    """The event loop's clock (the readers' event times), or the same monotonic clock outside a loop."""
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
+
+
+def _tag_of(identity: Identity) -> str:
+    """The tag (as its reader reports it) a tag identity was read from: a UHF EPC bound to a TID is that TID's."""
+    return identity.checks.get("tid", identity.value) if identity.kind == "rfid_epc" else identity.value
 
 
 def _of_tag(identity: Identity, tid: str) -> bool:

@@ -132,6 +132,31 @@ async def test_a_red_light_runners_tag_is_on_its_own_record_never_on_the_scanned
     assert tids == {False: [TID], True: [RUNNER_TID]}
 
 
+async def test_the_tag_of_the_vehicle_ahead_read_again_is_flagged_on_the_next_vehicles_record(tmp_path) -> None:
+    """The first car's tag falls silent, its record is written, and the entry antenna reads it again while the next car
+    is in the lane (the first one still at the barrier, or its tag reflected back into the field): that read was on
+    the next car's record as if it were its own. Now it is there flagged `tag_reread`, naming the first car's item,
+    and the next car's own tag is not."""
+    uhf = {"lane": {**UHF["lane"], "removal_after_ms": 100}}
+    async with gantry(tmp_path, [CLEAR, CLEAR], readers=uhf) as g:
+        g.flow.devices.scanner.emulator.line_rate = 40  # 3 s a scan: the tag is read during it
+        reader = g.flow.devices.readers["lane"]
+        await until(lambda: reader.link_ok, "the UHF reader is up")
+        first, second = _queue_up(g.sim, 2)
+        for car, tags in ((first, [(EPC, TID)]), (second, [(RUNNER_EPC, RUNNER_TID), (EPC, TID)])):
+            await until(lambda car=car: any(v.id == car and v.covers(g.sim.g.eye_entry_m) for v in g.sim.vehicles),
+                        f"car {car} on the entry loop", timeout=30, interval=0.005)
+            await asyncio.sleep(0.3)  # the antenna looks just past the entry loop
+            for epc, tid in tags:
+                reader.sim.present(epc, tid, seconds=0.2)
+        records = await g.vehicles_decided(2)
+    assert [i.value for i in records[0].identities if i.kind == "rfid_tid"] == [TID]
+    tags = {i.value: [(n.code, n.values["item"]) for n in i.conflicts] for i in records[1].identities
+            if i.kind == "rfid_tid"}
+    assert tags == {RUNNER_TID: [], TID: [("tag_reread", records[0].id)]}
+    assert g.flow.tags.tags_reread == 1
+
+
 async def test_a_release_the_barrier_does_not_confirm_leaves_it_closed_and_says_so(tmp_path) -> None:
     async with gantry(tmp_path, [SUSPECT], readback_timeout_ms=800) as g:
         car, = _queue_up(g.sim, 1)

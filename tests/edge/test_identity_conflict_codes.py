@@ -20,7 +20,7 @@ EPC, EPC_NEW = "300833B2DDD9014000000001", "300833B2DDD90140000000FF"
 VALUES = {"container_check_digit": {"code", "expected"}, "container_format": {"code"},
           "plates_one_jurisdiction": {"plates", "jurisdiction"}, "epcs_one_tid": {"epcs", "tid"},
           "tag_flood": {"reader", "limit", "item", "tag"}, "epc_changed": {"tid", "epc_before", "epc", "lane"},
-          "two_lanes": {"tid", "lane", "lanes"}}
+          "two_lanes": {"tid", "lane", "lanes"}, "tag_reread": {"tag", "reader", "item", "seconds"}}
 
 
 def notes(ident: Identity) -> list[tuple[str, dict[str, str]]]:
