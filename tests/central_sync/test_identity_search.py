@@ -216,9 +216,10 @@ def test_a_hub_keyed_the_old_way_is_keyed_again_when_it_migrates(store: HubStore
     assert found(store, "AB1234", "plate", "exact") == [1] and found(store, CYRILLIC_AB, "plate") == [1]  # the Latin one only
     store.migrate()
     assert found(store, "AB1234", "plate", "exact") == [1, 2] and found(store, "粤ZA1") == [3]
-    assert store.query("SELECT number FROM hub_migrations") == [(1,)]
+    assert store.query("SELECT number FROM hub_migrations WHERE number = 1") == [(1,)]
+    applied = store.query("SELECT count(*) FROM hub_migrations")
     store.migrate()  # recorded: not run again
-    assert store.query("SELECT count(*) FROM hub_migrations") == [(1,)]
+    assert store.query("SELECT count(*) FROM hub_migrations") == applied
 
 
 def test_a_hub_from_before_the_index_indexes_its_records_when_it_migrates(store: HubStore) -> None:
