@@ -642,3 +642,26 @@ def test_shortcuts_are_listed_on_the_screen(station, page):
     page.click("#help-open")
     expect(page.locator("#help")).to_be_visible()
     assert not page.errors
+
+
+@pytest.mark.parametrize("lang,undecided,not_replayed", [
+    ("en", "1 undecided item — open the Queue", "1 older item not shown — if undecided, it is in the Queue"),
+    ("zh-Hans", "1 件未决定的物品——打开待处理", "1 件较早的物品未显示——未决定的在待处理中"),
+    ("zh-Hant", "1 件未決定的物品——打開待處理", "1 件較早的物品未顯示——未決定的在待處理中"),
+])
+def test_one_undecided_item_is_named_in_the_singular(station, page, lang, undecided, not_replayed):
+    """One suspect left undecided by the officer before: the Live view said "1 undecided items — open the Queue" (and
+    "1 older items not shown"). Now one is one in English; Chinese has one form for every count."""
+    rng = np.random.default_rng(24)
+    sign_in(page, station, OFFICER)
+    left = item(station, rng)
+    loaded(page, left)
+    page.click("#signout")
+    sign_in(page, station, SUPERVISOR)
+    page.select_option("#lang", lang)
+    page.wait_for_selector(f"html[lang='{lang}']", state="attached")
+    expect(page.locator("#undecided")).to_have_text(undecided)
+    station.publish("not_replayed", {"count": 1})
+    expect(page.locator("#not-replayed")).to_have_text(not_replayed)
+    page.screenshot(path=str(ARTIFACTS / f"officer_day_one_undecided_{lang}.png"))
+    assert [e for e in page.errors if "status of 401" not in e] == []

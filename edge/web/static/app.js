@@ -15,6 +15,11 @@ function T(key, vars) {
   for (const [k, v] of Object.entries(vars || {})) s = s.replaceAll("{" + k + "}", v);
   return s;
 }
+// A count in words: key_one where the language says one thing apart ("1 undecided item"), else key (Chinese: one form)
+function Tn(key, n, vars) {
+  const one = new Intl.PluralRules(locale()).select(Number(n)) === "one" && S.msgs[key + "_one"] !== undefined;
+  return T(one ? key + "_one" : key, { ...vars, n: fmtNum(n) });
+}
 const tr = (prefix, code) => (S.msgs[prefix + code] !== undefined ? T(prefix + code) : code);
 
 async function api(path, opts = {}) {
@@ -160,7 +165,7 @@ function connectLive(after) {
 }
 function showNotReplayed() {
   const b = $("not-replayed"); b.hidden = !S.notReplayed;
-  if (S.notReplayed) b.textContent = T("live.not_replayed", { n: fmtNum(S.notReplayed) });
+  if (S.notReplayed) b.textContent = Tn("live.not_replayed", S.notReplayed);
 }
 $("not-replayed").onclick = () => { S.notReplayed = 0; showNotReplayed(); show("queue"); };
 // Signed in (or reloaded) with suspect or manual items undecided that this screen does not hold (its item and
@@ -169,7 +174,7 @@ function showUndecided() {
   const here = [S.current, ...S.waiting].filter((r) => r && r.verdict !== "clear" && !r.review).length;
   const n = S.undecidedNote ? Math.max(0, (S.queueTotal || 0) - here) : 0, b = $("undecided");
   b.hidden = n === 0;
-  if (n) b.textContent = T("live.undecided", { n: fmtNum(n) });
+  if (n) b.textContent = Tn("live.undecided", n);
 }
 $("undecided").onclick = () => { S.undecidedNote = false; showUndecided(); show("queue"); };
 
