@@ -665,3 +665,37 @@ def test_one_undecided_item_is_named_in_the_singular(station, page, lang, undeci
     expect(page.locator("#not-replayed")).to_have_text(not_replayed)
     page.screenshot(path=str(ARTIFACTS / f"officer_day_one_undecided_{lang}.png"))
     assert [e for e in page.errors if "status of 401" not in e] == []
+
+
+def test_a_reload_keeps_the_zoom_and_pan_of_the_item_being_examined(station, browser):
+    """An officer examining a held item zoomed in and panned to a corner reloaded the page: the item came back at the
+    whole-image view, the place lost. Now its zoom and pan come back with it; the next item starts at the whole image."""
+    rng = np.random.default_rng(25)
+    page = new_page(browser, 1024, 768)
+    sign_in(page, station, OFFICER)
+    held = item(station, rng)
+    loaded(page, held)
+    for _ in range(3):
+        page.click("#zoom-in")
+    page.mouse.move(300, 300)
+    page.mouse.down()
+    page.mouse.move(360, 340, steps=4)
+    page.mouse.up()
+    examined = page.get_attribute("#layer", "style")
+    assert "scale(1.95" in examined and "translate(60px, 40px)" in examined, examined
+    later = item(station, rng)
+    page.wait_for_selector("#next-item[data-waiting='1']")
+    page.reload()  # at once: the view is written every 500 ms and when the page goes
+    page.wait_for_selector("body[data-live='1']")
+    loaded(page, held)
+    assert page.get_attribute("#layer", "style") == examined
+    page.screenshot(path=str(ARTIFACTS / "officer_day_reload_zoom_1024.png"))
+    expect(page.locator("#next-item")).to_have_attribute("data-waiting", "1")  # still held: being examined
+    page.click("#false-alarm")
+    loaded(page, later)
+    assert page.get_attribute("#layer", "style") == "transform: translate(0px, 0px) scale(1);"
+    page.reload()
+    page.wait_for_selector("body[data-live='1']")
+    loaded(page, later)
+    assert page.get_attribute("#layer", "style") == "transform: translate(0px, 0px) scale(1);"
+    assert page.errors == []

@@ -98,9 +98,10 @@ const ITEM_KEY = "cpe-item", draftKey = (id) => "cpe-draft-" + id;
 function draft() { return { note: $("note").value, boxes: S.boxes, cls: $("class").value }; }
 // The last item dealt with: the stream sends again what came after it (the items still waiting, and newer).
 const handledSeq = () => (S.waiting.length ? Math.min(...S.waiting.map((r) => r.seq)) - 1 : S.lastSeq);
-function keepWork() {  // the item on screen, the last item dealt with and the unfinished decision, for this tab only
+function keepWork() {  // the item on screen (its zoom and pan), the last item dealt with and the unfinished decision, for this tab only
   if (!S.me) return;
-  sessionStorage.setItem(ITEM_KEY, JSON.stringify({ badge: S.me.badge, id: S.current?.id, live: S.viewingLive, seq: handledSeq() }));
+  const view = S.current ? { zoom: S.zoom, panX: S.panX, panY: S.panY } : null;  // the zoom and pan of that item
+  sessionStorage.setItem(ITEM_KEY, JSON.stringify({ badge: S.me.badge, id: S.current?.id, live: S.viewingLive, seq: handledSeq(), view }));
   if (!S.current) return;
   const d = draft();
   if (!S.current.review && (d.note || d.boxes.length || d.cls)) sessionStorage.setItem(draftKey(S.current.id), JSON.stringify(d));
@@ -113,13 +114,18 @@ async function resumeWork() {
   tipSettings(); refreshBelt();
   const saved = JSON.parse(sessionStorage.getItem(ITEM_KEY) || "null");
   if (!saved || saved.badge !== S.me.badge) { sessionStorage.clear(); connectLive(); return; }
-  try { if (saved.id) await resumeItem(saved.id); } finally { connectLive(saved.seq); }
+  try { if (saved.id) await resumeItem(saved.id, saved.view); } finally { connectLive(saved.seq); }
 }
-async function resumeItem(id) {
+async function resumeItem(id, view) {
   let rec;
   try { rec = await api("/api/cases/" + encodeURIComponent(id)); } catch { return; }
   if (S.current) return;  // opened meanwhile
   showRecord(rec, false); loadImage();
+  const num = (v, lo, hi) => (Number.isFinite(v) ? Math.min(hi, Math.max(lo, v)) : null);
+  if (view && num(view.zoom, 0.5, MAX_ZOOM) !== null) {  // zoomed where the officer was looking (a new item starts at 1)
+    S.zoom = num(view.zoom, 0.5, MAX_ZOOM); S.panX = num(view.panX, -1e5, 1e5) ?? 0; S.panY = num(view.panY, -1e5, 1e5) ?? 0;
+    applyFilters();
+  }
   const d = JSON.parse(sessionStorage.getItem(draftKey(rec.id)) || "null");
   if (d && !rec.review) {
     $("note").value = d.note || ""; S.boxes = d.boxes || [];
