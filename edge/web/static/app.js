@@ -239,6 +239,9 @@ function showRecord(rec, fresh) {
   const tm = window.cpeTimings[rec.id]; if (tm && !tm.banner) tm.banner = Date.now();
   $("banner-verdict").textContent = T("verdict." + rec.verdict);
   $("banner-reason").textContent = rec.verdict === "clear" ? "" : tr("reason.", rec.reason);
+  // a verdict of the risk assessment says in the banner what raised it (the risk box is below the fold at 1024x768)
+  const why = rec.verdict !== "clear" && rec.reason.startsWith("risk_") && rec.risk ? rec.risk.rules || [] : [];
+  $("banner-why").textContent = why.map((f) => riskWords(rec.risk, f)).join(" · "); $("banner-why").hidden = !why.length;
   $("item-id").textContent = rec.kind ? tr("kind.", rec.kind) + " #" + rec.seq : "";
   $("item-time").textContent = fmtTime(rec.decided_at);
   showIdentities(rec.identities || []);
@@ -366,11 +369,11 @@ function showRisk(id, risk) {
   const list = $(id + "-reasons"); list.replaceChildren();
   for (const f of risk.rules || []) {
     const li = document.createElement("li"); li.className = f.lane; li.dataset.kind = f.kind;
-    li.textContent = f.kind === "random" ? T("risk.reason.random", { rate: Math.round(risk.random.rate * 1000) / 10 })
-      : tr("risk.reason.", f.reason);
-    list.append(li);
+    li.textContent = riskWords(risk, f); list.append(li);
   }
 }
+const riskWords = (risk, f) => (f.kind === "random" ? T("risk.reason.random", { rate: Math.round(risk.random.rate * 1000) / 10 })
+  : tr("risk.reason.", f.reason));
 
 function loadImage() {
   const rec = S.current, img = $("scan");
