@@ -289,10 +289,10 @@ def test_supervisor_restarts_a_latched_belt_from_the_health_screen(station, page
 
 
 @contextlib.contextmanager
-def suspect_vehicle_at_the_barrier(station, page, tmp_path):
+def suspect_vehicle_at_the_barrier(station, page, tmp_path, who=OFFICER):
     """A gantry flow on the PLC simulator and the firmware emulator, on the screen's own loop as in the daemon, the
-    officer signed in, and a car whose scan is suspect arriving until the lane panel shows it: (the PLC simulator,
-    the car)."""
+    officer (or `who`) signed in, and a car whose scan is suspect arriving until the lane panel shows it: (the PLC
+    simulator, the car)."""
     from conveyor_station import on_loop
     from gantry_station import running_gantry, vehicle_scan
 
@@ -300,7 +300,7 @@ def suspect_vehicle_at_the_barrier(station, page, tmp_path):
     sim = flow.devices.plc.sim.model
     try:
         station.ctx.lane_control, station.ctx.panels = flow, ("lane",)
-        sign_in(page, station, OFFICER)
+        sign_in(page, station, who)
         page.wait_for_selector("body[data-live='1']")
 
         async def arrive():
@@ -379,3 +379,80 @@ def test_a_screen_back_after_missing_more_than_the_replay_says_how_many_older_it
     page.wait_for_selector("#view-queue:not([hidden])")
     assert page.is_hidden("#not-replayed")
     assert [e for e in page.errors if "status of 401" not in e] == []  # 401: /api/me before sign-in
+
+
+def in_view(page, selector):
+    box, size = page.locator(selector).bounding_box(), page.viewport_size
+    return bool(box) and 0 <= box["y"] and box["y"] + box["height"] <= size["height"] and box["x"] + box["width"] <= size["width"]
+
+
+def test_a_supervisor_release_of_a_suspect_vehicle_asks_first_at_1024x768(station, page, tmp_path):
+    """A supervisor's release of a SUSPECT vehicle (an override, its reason typed) opened the barrier at one touch of
+    "Supervisor release", where the officer's own release asks first. Now it asks too, reading the reason back, in the
+    screen's language: Cancel keeps the vehicle, Confirm releases it."""
+    from conveyor_station import on_loop
+
+    page.set_viewport_size({"width": 1024, "height": 768})
+    reason = "papers checked at the booth"
+    with suspect_vehicle_at_the_barrier(station, page, tmp_path, SUPERVISOR) as (sim, car):
+        record_id = page.get_attribute("#banner", "data-id")
+        page.fill("#lane-reason", reason)
+        page.click("#lane-supervisor")
+        page.wait_for_timeout(500)  # a decision sent would be stored by then
+        assert station.call(lambda s: s.get(record_id)).review is None and sim.outcomes.get(car) is None
+        expect(page.locator("#lane-ask-q")).to_have_text(f"Release this SUSPECT vehicle on your authority? Reason: “{reason}”")
+        page.screenshot(path=str(ARTIFACTS / "supervisor_release_ask_1024.png"))
+        assert in_view(page, "#lane-ask-confirm") and in_view(page, "#lane-ask-cancel")
+        page.select_option("#lang", "zh-Hant")
+        expect(page.locator("#lane-ask-q")).to_have_text(f"以主管權限放行此可疑車輛？理由：「{reason}」")
+        expect(page.locator("#lane-ask-confirm")).to_have_text("確認")
+        page.select_option("#lang", "en")
+        page.click("#lane-ask-cancel")
+        expect(page.locator("#lane-supervisor")).to_be_visible()
+        assert page.is_hidden("#lane-ask") and station.call(lambda s: s.get(record_id)).review is None
+        page.click("#lane-supervisor")
+        page.click("#lane-ask-confirm")
+        expect(page.locator("#lane-msg")).to_have_text("Done: the gate is confirmed open.")
+        review = station.call(lambda s: s.get(record_id)).review
+        assert (review.outcome, review.note, review.officer) == ("override", reason, SUPERVISOR[0])
+        on_loop(station, lambda: until(lambda: sim.outcomes.get(car) == "exit", "the car left by the exit"), 60)
+        assert [e for e in page.errors if "status of 401" not in e] == []
+
+
+def test_a_supervisor_override_of_a_suspect_item_asks_first(station, page):
+    """A supervisor's override of a SUSPECT bag (its release, the reason in the note) was saved at one touch of
+    "Override verdict", right beside "False alarm". Now it asks first, reading the reason back; Cancel keeps the item
+    undecided, a changed reason closes the question, Confirm saves the override."""
+    page.set_viewport_size({"width": 1024, "height": 768})
+    sign_in(page, station, SUPERVISOR)
+    page.wait_for_selector("body[data-live='1']")
+    scan, truth = synthetic_scan(np.random.default_rng(26), threat=True)
+    rec = station.commit(scan, record_for(scan, Verdict.SUSPECT, "detection", truth))
+    station.publish_record(rec)
+    page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
+    page.click("#override")  # no reason: refused, no question
+    expect(page.locator("#decide-msg")).to_have_text("An override needs a reason in the note.")
+    assert page.is_hidden("#decide-ask")
+    page.fill("#note", "toy gun, shown to the supervisor")
+    page.click("#override")
+    page.wait_for_timeout(500)
+    assert station.call(lambda s: s.get(rec.id)).review is None
+    expect(page.locator("#decide-ask-q")).to_have_text(
+        "Override the SUSPECT verdict of this item? Reason: “toy gun, shown to the supervisor”")
+    page.screenshot(path=str(ARTIFACTS / "supervisor_override_ask_1024.png"))
+    assert in_view(page, "#decide-ask-confirm") and in_view(page, "#decide-ask-cancel")
+    expect(page.locator("#decide-msg")).to_have_text("")  # the refusal before it is answered
+    page.select_option("#lang", "zh-Hans")
+    expect(page.locator("#decide-ask-q")).to_have_text("推翻此物品的可疑判定？理由：“toy gun, shown to the supervisor”")
+    page.select_option("#lang", "en")
+    page.click("#decide-ask-cancel")
+    expect(page.locator("#override")).to_be_visible()
+    page.click("#override")
+    page.fill("#note", "toy gun")  # the reason read back changed: asked again
+    expect(page.locator("#decide-ask")).to_be_hidden()
+    page.click("#override")
+    page.click("#decide-ask-confirm")
+    expect(page.locator("#decide-msg")).to_have_text("Decision saved")
+    review = station.call(lambda s: s.get(rec.id)).review
+    assert (review.outcome, review.note, review.officer) == ("override", "toy gun", SUPERVISOR[0])
+    assert [e for e in page.errors if "status of 401" not in e] == []

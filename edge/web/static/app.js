@@ -232,7 +232,8 @@ function showRecord(rec, fresh) {
   if (changed && S.current) leaving(S.current);  // TIP: moving on from an item (officer.js)
   S.current = rec; showUndecided();
   if (changed) { fillClasses(); detectorClass(rec); }
-  if (changed) { S.boxes = []; S.tipBox = null; resetView(); decideMsg(""); $("note").value = ""; }
+  if (changed) { S.boxes = []; S.tipBox = null; resetView(); decideMsg(""); $("note").value = ""; askOverride(null); }
+  else if (S.decideAsk) askOverride(S.decideAsk);  // the question in the language of the screen
   if (changed && rec.verdict === "clear") { clearTimeout(S.alarmTimer); $("alarm-frame").hidden = true; }
   const banner = $("banner");
   banner.className = "banner " + rec.verdict; banner.dataset.id = rec.id;
@@ -508,7 +509,21 @@ async function decide(outcome) {
 $("confirm").onclick = () => decide("threat_confirmed");
 $("false-alarm").onclick = () => decide("false_alarm");
 $("cleared").onclick = () => decide("cleared");
-$("override").onclick = () => decide("override");
+// A supervisor's override of a SUSPECT item (its release) asks on the screen first, its reason read back; Confirm decides.
+$("override").onclick = () => {
+  const rec = S.current, reason = $("note").value.trim();
+  if (rec && rec.verdict === "suspect" && reason) askOverride(rec.id); else decide("override");
+};
+function askOverride(id) {
+  S.decideAsk = id; $("decide-ask").hidden = !id; $("decide-ways").hidden = !!id;
+  if (id) { $("decide-ask-q").textContent = T("decide.override_suspect_ask", { reason: $("note").value.trim() }); decideMsg(""); }
+}
+$("decide-ask-cancel").onclick = () => askOverride(null);
+$("decide-ask-confirm").onclick = () => {
+  const asked = S.decideAsk; askOverride(null);
+  if (asked && S.current?.id === asked) decide("override");
+};
+$("note").addEventListener("input", () => { if (S.decideAsk) askOverride(null); });  // the reason read back has changed
 
 async function screenAnswer(flagged) {
   const rec = S.current; if (!rec) return;
@@ -539,7 +554,8 @@ setInterval(() => { if (S.me && hasLane()) refreshLane().catch(() => {}); }, 300
 function showLane() {
   const rec = S.current, lane = S.lane, v = rec && lane ? lane.vehicles.find((x) => x.id === rec.id) : null;
   $("lane-panel").hidden = !v || !can("case.decide");
-  if (!v || v.leaving || S.laneAsk !== rec.id) askRelease(null);  // the question is for this vehicle, still waiting
+  if (!v || v.leaving || S.laneAsk?.id !== rec.id) askRelease(null);  // the question is for this vehicle, still waiting
+  else askRelease(S.laneAsk.id, S.laneAsk.reason);  // in the language of the screen
   if (!v) return;
   const pos = lane.vehicles.indexOf(v);
   const what = v.leaving ? T("lane.leaving") : v.way ? T("lane.way." + v.way) : T("lane.waiting", { s: fmtNum(v.waiting_s) });
@@ -547,15 +563,15 @@ function showLane() {
   for (const id of ["lane-release", "lane-search", "lane-supervisor"]) $(id).disabled = v.leaving;
   $("lane-supervisor").hidden = !can("case.override");
 }
-async function laneDecide(way, supervisor) {
+// reason: a supervisor's release (an override) and its reason; none for the officer's own decision
+async function laneDecide(way, reason = null) {
   const rec = S.current; if (!rec) return;
-  const body = { lane: way, note: supervisor ? $("lane-reason").value : "" };
-  if (way === "release") body.outcome = supervisor ? "override" : (rec.verdict === "suspect" ? "false_alarm" : "cleared");
-  if (supervisor && !body.note.trim()) { $("lane-msg").textContent = T("error.override_needs_reason"); return; }
+  const body = { lane: way, note: reason ?? "" };
+  if (way === "release") body.outcome = reason !== null ? "override" : (rec.verdict === "suspect" ? "false_alarm" : "cleared");
   S.deciding = rec.id;  // this screen's decision: the station's word of it is no decision "on another screen"
   try {
     const r = await api("/api/cases/" + rec.id + "/decision", { json: body });
-    $("lane-msg").textContent = T("lane.result." + r.lane.outcome); $("lane-reason").value = ""; refreshQueue();
+    $("lane-msg").textContent = T("lane.result." + r.lane.outcome); if (reason !== null) $("lane-reason").value = ""; refreshQueue();
     if (r.review && S.current?.id === rec.id) {
       decided(rec.id); showRecord({ ...S.current, review: r.review }, false);
       if (S.viewingLive && S.waiting.length && !busy()) showWaiting();  // the next vehicle, as after any decision
@@ -563,19 +579,28 @@ async function laneDecide(way, supervisor) {
   } catch (err) { $("lane-msg").textContent = T(err.message); } finally { S.deciding = null; }
   await refreshLane();
 }
-// A suspect vehicle is released (a false alarm) in two touches: Release asks on the screen, Confirm releases it
-// (a touch too many on Release, right under the SUSPECT banner, lands on the question, never on Confirm).
-function askRelease(id) {
-  S.laneAsk = id; $("lane-ask").hidden = !id; $("lane-ways").hidden = !!id;
+// A suspect vehicle is released in two touches, by the officer (a false alarm) and by a supervisor (an override with
+// its reason, read back in the question): Release asks on the screen, Confirm releases it (a touch too many on
+// Release, right under the SUSPECT banner, lands on the question, never on Confirm).
+function askRelease(id, reason = null) {
+  S.laneAsk = id ? { id, reason } : null; $("lane-ask").hidden = !id;
+  $("lane-ways").hidden = $("lane-super").hidden = !!id;
+  if (!id) return;
+  $("lane-ask-q").textContent = reason !== null ? T("lane.supervisor_release_ask", { reason }) : T("lane.release_suspect_ask");
+  $("lane-msg").textContent = "";  // a refusal before it (no reason) is answered
 }
-$("lane-release").onclick = () => (S.current?.verdict === "suspect" ? askRelease(S.current.id) : laneDecide("release", false));
+$("lane-release").onclick = () => (S.current?.verdict === "suspect" ? askRelease(S.current.id) : laneDecide("release"));
 $("lane-ask-cancel").onclick = () => askRelease(null);
 $("lane-ask-confirm").onclick = () => {
   const asked = S.laneAsk; askRelease(null);
-  if (asked && S.current?.id === asked) laneDecide("release", false);
+  if (asked && S.current?.id === asked.id) laneDecide("release", asked.reason);
 };
-$("lane-search").onclick = () => laneDecide("search_bay", false);
-$("lane-supervisor").onclick = () => laneDecide("release", true);
+$("lane-search").onclick = () => laneDecide("search_bay");
+$("lane-supervisor").onclick = () => {
+  const reason = $("lane-reason").value.trim();
+  if (!reason) { $("lane-msg").textContent = T("error.override_needs_reason"); return; }
+  if (S.current?.verdict === "suspect") askRelease(S.current.id, reason); else laneDecide("release", reason);
+};
 
 // -- lists -------------------------------------------------------------------------------------
 function row(cells, onclick, cls) {
