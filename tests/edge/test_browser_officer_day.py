@@ -699,3 +699,32 @@ def test_a_reload_keeps_the_zoom_and_pan_of_the_item_being_examined(station, bro
     loaded(page, later)
     assert page.get_attribute("#layer", "style") == "transform: translate(0px, 0px) scale(1);"
     assert page.errors == []
+
+
+def test_a_missed_tip_leaves_the_decision_buttons_in_view_at_1024x768(tmp_path, browser):
+    """An officer zoomed into a clear bag that carried a TIP projection and, two suspects waiting, moved on: the missed
+    projection's picture took the side panel's middle at 1024x768 and pushed Confirm threat, False alarm (bottom at
+    770 px) and Cleared after inspection (820 px) below the fold for its 20 s. Now the picture is smaller there."""
+    from edge.tip import SHIPPED_LIBRARY
+
+    cfg = WebConfig(tip=TipConfig(rate=1.0, library_dir=SHIPPED_LIBRARY, seed=3, min_dwell_s=1.0))
+    rng = np.random.default_rng(3)
+    with StationHarness(tmp_path / "data", cfg) as station:
+        station.add_demo_users()
+        page = new_page(browser, 1024, 768)
+        sign_in(page, station, OFFICER)
+        watched = item(station, rng, Verdict.CLEAR)
+        loaded(page, watched)
+        wait_until(lambda: station.call(lambda s: s.conn.execute("SELECT seen_at FROM tip_events WHERE record_id = ?",
+                                                                 (watched.id,)).fetchone()[0]) is not None,
+                   "the screen reports the image watched for the dwell")
+        page.click("#zoom-in")  # examining it: the suspects wait
+        first, _ = item(station, rng), item(station, rng)
+        page.wait_for_selector("#next-item[data-waiting='2']")
+        page.click("#next-item")  # moving on without answering, having watched it: a miss
+        loaded(page, first)
+        expect(page.locator("#tip-where")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "officer_day_tip_missed_1024.png"))
+        for control in ("#next-item", "#tip-where", "#confirm", "#false-alarm", "#cleared"):
+            assert in_view(page, control, 1024, 768), f"{control} out of view: {page.locator(control).bounding_box()}"
+        assert page.errors == []
