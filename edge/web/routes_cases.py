@@ -268,7 +268,7 @@ async def history(q: str = "", verdict: str | None = None, reviewed: bool | None
     f = queries.HistoryFilter(q[:200], verdict, reviewed, since, until, officer, st.cfg.history_page_size,
                               before_seq)
     records = await st.db(queries.history, f)
-    return {"items": [cases.summary(r) for r in records]}
+    return {"items": [cases.summary(r) for r in records], "page_size": f.limit}  # a page shorter than that is the last
 
 
 @router.get("/api/export.zip")

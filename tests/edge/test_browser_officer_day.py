@@ -728,3 +728,18 @@ def test_a_missed_tip_leaves_the_decision_buttons_in_view_at_1024x768(tmp_path, 
         for control in ("#next-item", "#tip-where", "#confirm", "#false-alarm", "#cleared"):
             assert in_view(page, control, 1024, 768), f"{control} out of view: {page.locator(control).bounding_box()}"
         assert page.errors == []
+
+
+def test_a_short_history_offers_no_older_items(station, page):
+    """The History of a station with two items offered "Older items" under them (the first page, whatever its length,
+    was taken as the page size), and touching it found nothing. Now a page shorter than the station's is the last."""
+    rng = np.random.default_rng(27)
+    sign_in(page, station, OFFICER)
+    for verdict in (Verdict.CLEAR, Verdict.SUSPECT):
+        item(station, rng, verdict, publish=False)
+    page.click("#nav button[data-view='history']")
+    expect(page.locator("#history-rows tr")).to_have_count(2)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / "officer_day_short_history.png"))
+    expect(page.locator("#history-more")).to_be_hidden()
+    assert page.errors == []

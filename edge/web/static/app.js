@@ -623,10 +623,10 @@ async function refreshHistory() {
   if ($("h-reviewed").value) p.set("reviewed", $("h-reviewed").value);
   if ($("h-since").value) p.set("since", new Date($("h-since").value + "T00:00:00").toISOString());
   if ($("h-until").value) p.set("until", new Date($("h-until").value + "T23:59:59.999").toISOString());
-  const { items } = await api("/api/history?" + p);
+  const { items, page_size } = await api("/api/history?" + p);
   const body = $("history-rows"); body.innerHTML = "";
   for (const r of items) body.append(historyRow(r));
-  pager("history", items, null, p);  // officer.js: older pages
+  pager("history", items, null, p, page_size);  // officer.js: older pages
 }
 const historyRow = (r) => row([fmtTime(r.decided_at), T("verdict." + r.verdict), tr("reason.", r.reason), idents(r),
   r.review ? T("review." + r.review.outcome) + " · " + r.review.officer : "—"], () => openCase(r.id), r.verdict);

@@ -145,11 +145,10 @@ function reviewed(ev) {
 }
 
 // -- paging: the queue beyond its first 100, the history beyond its first page --------------------------
-function pager(kind, items, total, params, later) {
+function pager(kind, items, total, params, pageSize) {  // pageSize: the station's, for the history
   const more = $(kind + "-more"), shown = $(kind + "-rows").childElementCount;
-  if (kind === "history" && !later) S.historyPage = items.length;  // the station's page size
   const left = kind === "queue" ? (total || 0) - shown : null;
-  more.hidden = kind === "queue" ? left <= 0 : !items.length || items.length < S.historyPage;
+  more.hidden = kind === "queue" ? left <= 0 : !items.length || items.length < pageSize;  // a short page is the last
   if (kind === "queue") more.textContent = T("list.more_n", { n: fmtNum(Math.max(left, 0)) });
   more.onclick = async () => {
     const last = items[items.length - 1];
@@ -161,7 +160,7 @@ function pager(kind, items, total, params, later) {
       const p = new URLSearchParams(params); p.set("before_seq", last.seq);
       const page = await api("/api/history?" + p);
       for (const r of page.items) $("history-rows").append(historyRow(r));
-      if (page.items.length) pager("history", page.items, null, params, true); else more.hidden = true;
+      if (page.items.length) pager("history", page.items, null, params, page.page_size); else more.hidden = true;
     }
   };
 }
