@@ -743,3 +743,42 @@ def test_a_short_history_offers_no_older_items(station, page):
     page.screenshot(path=str(ARTIFACTS / "officer_day_short_history.png"))
     expect(page.locator("#history-more")).to_be_hidden()
     assert page.errors == []
+
+
+def test_a_look_at_another_case_leaves_the_live_item_where_it_was(station, browser):
+    """An officer examining a suspect on the Live view (zoomed, a note typed) opened an older bag from the History and
+    came back to Live: Live showed that older bag with its audit trail; the suspect was gone from it (no Next, only
+    the Queue had it), and the next suspect to come replaced the older bag at once. Now Live comes back as it was
+    left: the suspect, its zoom and its note, the newer suspect waiting behind Next; Next touched from the case
+    brings the oldest waiting suspect, the one set aside."""
+    rng = np.random.default_rng(28)
+    page = new_page(browser, 1024, 768)
+    sign_in(page, station, OFFICER)
+    older = item(station, rng, Verdict.CLEAR)
+    loaded(page, older)
+    held = item(station, rng)
+    loaded(page, held)
+    page.click("#zoom-in")
+    page.fill("#note", "battery pack?")
+    examined = page.get_attribute("#layer", "style")
+    page.click("#nav button[data-view='history']")
+    page.click("#history-rows tr:nth-child(2)")  # the older, clear bag
+    page.wait_for_selector(f"#banner[data-id='{older.id}']")
+    expect(page.locator("#trail li")).not_to_have_count(0)
+    page.click("#nav button[data-view='live']")
+    expect(page.locator("#banner")).to_have_attribute("data-id", held.id)
+    assert page.input_value("#note") == "battery pack?" and page.get_attribute("#layer", "style") == examined
+    assert page.locator("#trail li").count() == 0
+    newer = item(station, rng)
+    expect(page.locator("#next-item")).to_have_attribute("data-waiting", "1")
+    assert page.get_attribute("#banner", "data-id") == held.id
+    page.screenshot(path=str(ARTIFACTS / "officer_day_back_from_a_case_1024.png"))
+    page.click("#nav button[data-view='history']")
+    page.click(f"#history-rows tr:nth-child(3)")
+    page.wait_for_selector(f"#banner[data-id='{older.id}']")
+    page.click("#next-item")  # from the case: the oldest waiting suspect, the one set aside
+    expect(page.locator("#banner")).to_have_attribute("data-id", held.id)
+    expect(page.locator("#next-item")).to_have_attribute("data-waiting", "1")
+    page.click("#false-alarm")
+    loaded(page, newer)
+    assert page.errors == []

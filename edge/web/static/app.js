@@ -103,7 +103,7 @@ async function signedIn(me) {
 }
 function signedOut() {
   S.me = null; S.current = null; S.boxes = []; S.waiting = []; S.seen = new Set(); showQueued(); S.notReplayed = 0; showNotReplayed();
-  S.undecidedNote = false; S.queueTotal = 0; showUndecided();
+  S.undecidedNote = false; S.queueTotal = 0; S.caseOpen = false; S.liveItem = null; showUndecided();
   if (S.live) { S.live.close(); S.live = null; }
   $("scan").removeAttribute("src"); $("scan").dataset.loadedId = ""; $("trail").innerHTML = "";
   $("nav").hidden = true; $("signout").hidden = true; $("who").textContent = "";
@@ -113,6 +113,7 @@ const can = (p) => !!S.me && S.me.permissions.includes(p);
 
 // -- navigation -------------------------------------------------------------------------------
 function show(view) {
+  if (view === "live") leaveCase(true);
   const caseView = view === "live" || view === "case";
   for (const sec of document.querySelectorAll("main > .view")) sec.hidden = true;
   $(caseView ? "view-case" : "view-" + view).hidden = false;
@@ -171,7 +172,7 @@ $("not-replayed").onclick = () => { S.notReplayed = 0; showNotReplayed(); show("
 // Signed in (or reloaded) with suspect or manual items undecided that this screen does not hold (its item and
 // those waiting behind it): one line says how many, until the officer opens the Queue from it.
 function showUndecided() {
-  const here = [S.current, ...S.waiting].filter((r) => r && r.verdict !== "clear" && !r.review).length;
+  const here = [S.current, S.liveItem?.rec, ...S.waiting].filter((r) => r && r.verdict !== "clear" && !r.review).length;
   const n = S.undecidedNote ? Math.max(0, (S.queueTotal || 0) - here) : 0, b = $("undecided");
   b.hidden = n === 0;
   if (n) b.textContent = Tn("live.undecided", n);
@@ -204,6 +205,7 @@ function showQueued() {
 // The next item: the oldest waiting suspect or manual item first, else the newest clear one (the older
 // clear ones need nobody: they are in the history).
 function showWaiting() {
+  leaveCase(false);
   if (!S.waiting.length) return;
   let i = S.waiting.findIndex((r) => r.verdict !== "clear");
   if (i < 0) i = S.waiting.length - 1;
@@ -213,6 +215,23 @@ function showWaiting() {
   try { showQueued(); show("live"); showRecord(rec, true); } finally { S.advancing = false; }
 }
 $("next-item").onclick = showWaiting;
+// A case opened from a list (Queue, History, recall, the belt's items) is looked at in its own right; the Live view's
+// item kept aside meanwhile comes back on the return to Live, zoom, pan and draft as left (restore), or waits behind
+// Next when Next is touched first: an undecided item is never dropped from the Live view by a look at another.
+function leaveCase(restore) {
+  if (!S.caseOpen) return;
+  S.caseOpen = false; $("trail").innerHTML = "";
+  const live = S.liveItem; S.liveItem = null;
+  if (!live) return;
+  if (!restore) { if (live.rec.verdict !== "clear" && !live.rec.review) holdBack(live.rec); return; }
+  showRecord(live.rec, false); loadImage();
+  S.zoom = live.view.zoom; S.panX = live.view.panX; S.panY = live.view.panY; applyFilters();
+  if (!live.rec.review) {
+    $("note").value = live.draft.note; S.boxes = live.draft.boxes;
+    if (live.draft.cls) $("class").value = live.draft.cls;
+    drawBoxes();
+  }
+}
 
 function fillClasses() {
   const cls = $("class"), keep = cls.value; cls.innerHTML = "";
@@ -633,6 +652,9 @@ const historyRow = (r) => row([fmtTime(r.decided_at), T("verdict." + r.verdict),
 $("history-form").onsubmit = (e) => { e.preventDefault(); refreshHistory(); };
 async function openCase(id) {
   const rec = await api("/api/cases/" + id);
+  if (!S.caseOpen && S.current)  // the Live view's item, as the officer left it: back on the return to Live
+    S.liveItem = { rec: S.current, view: { zoom: S.zoom, panX: S.panX, panY: S.panY }, draft: draft() };
+  S.caseOpen = true;
   show("case"); showRecord(rec, false); loadImage();
   const ol = $("trail"); ol.innerHTML = "";
   for (const a of rec.audit) { const li = document.createElement("li"); li.className = "audit-entry";

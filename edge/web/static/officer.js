@@ -100,8 +100,10 @@ function draft() { return { note: $("note").value, boxes: S.boxes, cls: $("class
 const handledSeq = () => (S.waiting.length ? Math.min(...S.waiting.map((r) => r.seq)) - 1 : S.lastSeq);
 function keepWork() {  // the item on screen (its zoom and pan), the last item dealt with and the unfinished decision, for this tab only
   if (!S.me) return;
-  const view = S.current ? { zoom: S.zoom, panX: S.panX, panY: S.panY } : null;  // the zoom and pan of that item
-  sessionStorage.setItem(ITEM_KEY, JSON.stringify({ badge: S.me.badge, id: S.current?.id, live: S.viewingLive, seq: handledSeq(), view }));
+  // the Live view's item (kept aside while a case is open) and its zoom and pan
+  const live = S.liveItem, view = live ? live.view : S.current ? { zoom: S.zoom, panX: S.panX, panY: S.panY } : null;
+  const id = (live ? live.rec : S.current)?.id;
+  sessionStorage.setItem(ITEM_KEY, JSON.stringify({ badge: S.me.badge, id, live: S.viewingLive, seq: handledSeq(), view }));
   if (!S.current) return;
   const d = draft();
   if (!S.current.review && (d.note || d.boxes.length || d.cls)) sessionStorage.setItem(draftKey(S.current.id), JSON.stringify(d));
@@ -138,6 +140,7 @@ function decided(id) { sessionStorage.removeItem(draftKey(id)); }
 function reviewed(ev) {
   decided(ev.id);
   S.waiting = S.waiting.filter((r) => r.id !== ev.id); showQueued();
+  if (S.liveItem?.rec.id === ev.id) S.liveItem.rec = { ...S.liveItem.rec, review: ev.review };  // back on Live decided
   if (!S.current || S.current.id !== ev.id || S.current.review) return;
   showRecord({ ...S.current, review: ev.review }, false);
   if (S.deciding !== ev.id) decideMsg(T("decide.decided_elsewhere", { officer: ev.review.officer }));
