@@ -254,7 +254,8 @@ def test_the_live_view_says_the_belt_is_held_and_lists_what_was_on_it(station, p
 
 def test_the_live_view_says_the_lane_is_held_while_a_vehicle_waits_for_the_officer(station, page, tmp_path):
     """A gantry flow of one place on the PLC simulator and the firmware emulator: a suspect vehicle waits
-    at the barrier, so the lane lets nobody in; the Live view says so until the officer sends it on."""
+    at the barrier, so the lane lets nobody in; the Live view says so until the officer sends it on. One vehicle is
+    one ("HELD: 1 vehicle waiting", as the daemon's own status says it), not "1 vehicle(s)"."""
     from conveyor_station import on_loop
     from gantry_station import running_gantry, vehicle_scan
 
@@ -269,7 +270,7 @@ def test_the_live_view_says_the_lane_is_held_while_a_vehicle_waits_for_the_offic
 
         on_loop(station, arrive)
         page.wait_for_selector("#belt-live:not([hidden])", timeout=30_000)
-        expect(page.locator("#belt-live-state")).to_contain_text("HELD: 1 vehicle(s) waiting for an officer")
+        expect(page.locator("#belt-live-state")).to_contain_text("HELD: 1 vehicle waiting for an officer (oldest")
         page.screenshot(path=str(ARTIFACTS / "officer_day_lane_held.png"))
         page.click("#lane-search")
         expect(page.locator("#belt-live")).to_be_hidden(timeout=30_000)

@@ -578,7 +578,7 @@ function showLane() {
   if (!v) return;
   const pos = lane.vehicles.indexOf(v);
   const what = v.leaving ? T("lane.leaving") : v.way ? T("lane.way." + v.way) : T("lane.waiting", { s: fmtNum(v.waiting_s) });
-  $("lane-state").textContent = (pos === 0 ? T("lane.at_barrier") : T("lane.behind", { n: pos })) + " · " + what + (v.problem ? " — " + v.problem : "");
+  $("lane-state").textContent = (pos === 0 ? T("lane.at_barrier") : Tn("lane.behind", pos)) + " · " + what + (v.problem ? " — " + v.problem : "");
   for (const id of ["lane-release", "lane-search", "lane-supervisor"]) $(id).disabled = v.leaving;
   $("lane-supervisor").hidden = !can("case.override");
 }
@@ -731,12 +731,12 @@ $("lane-confirm").onclick = () => confirmLane("lane-confirm");
 $("lane-confirm-live").onclick = () => confirmLane("lane-confirm-live");
 $("lane-confirm-gone").onclick = () => confirmLane("lane-confirm", "lane-confirm-gone");
 $("lane-confirm-live-gone").onclick = () => confirmLane("lane-confirm-live", "lane-confirm-live-gone");
-function laneWords(lane) {  // "Vehicle lane: HELD: 1 vehicle(s) waiting for an officer (oldest 40 s); ..."
+function laneWords(lane) {  // "Vehicle lane: HELD: 1 vehicle waiting for an officer (oldest 40 s); ..."
   const oldest = lane.oldest_s >= 90 ? T("lane.minutes", { n: fmtNum(Math.round(lane.oldest_s / 60)) }) : T("lane.seconds", { n: fmtNum(Math.round(lane.oldest_s)) });
   if (lane.unknown) {  // its file unreadable, or a vehicle may have left undecided: held, whatever it counts
     return T("health.lane") + ": " + T(lane.held_for === "exit_tailgate" ? "lane.state.exit_tailgate" : "lane.state.unknown");
   }
-  return T("health.lane") + ": " + T("lane.state." + lane.state, { n: lane.waiting_for_officer, oldest, taken: lane.vehicles.length, capacity: lane.capacity });
+  return T("health.lane") + ": " + Tn("lane.state." + lane.state, lane.waiting_for_officer, { oldest, taken: lane.vehicles.length, capacity: lane.capacity });
 }
 // A conveyor belt latched stopped says why; a supervisor may ask for it to run again (the daemon checks).
 function showBelt(belt) {
