@@ -297,6 +297,11 @@ def test_a_suspect_vehicle_at_the_barrier_is_released_in_two_touches_at_1024x768
 
         car = on_loop(station, arrive)
         page.wait_for_selector("#lane-panel:not([hidden])", timeout=30_000)
+        page.wait_for_selector("#belt-live:not([hidden])")
+        for box, last in (("#lane-panel", "#lane-ways"), ("#belt-live", "#belt-live-state")):  # no blank band under them
+            blank = page.locator(box).bounding_box()["y"] + page.locator(box).bounding_box()["height"] \
+                - page.locator(last).bounding_box()["y"] - page.locator(last).bounding_box()["height"]
+            assert blank <= 16, f"{blank:.0f} px blank at the bottom of {box} at 1024x768"
         record_id = page.get_attribute("#banner", "data-id")
         page.click("#lane-release")
         page.wait_for_timeout(500)  # a decision sent would be stored by then

@@ -603,7 +603,7 @@ async function laneDecide(way, reason = null) {
 // Release, right under the SUSPECT banner, lands on the question, never on Confirm).
 function askRelease(id, reason = null) {
   S.laneAsk = id ? { id, reason } : null; $("lane-ask").hidden = !id;
-  $("lane-ways").hidden = $("lane-super").hidden = !!id;
+  $("lane-ways").hidden = !!id; $("lane-super").hidden = !!id || !can("case.override");  // an officer has no such row
   if (!id) return;
   $("lane-ask-q").textContent = reason !== null ? T("lane.supervisor_release_ask", { reason }) : T("lane.release_suspect_ask");
   $("lane-msg").textContent = "";  // a refusal before it (no reason) is answered
