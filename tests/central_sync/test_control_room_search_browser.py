@@ -183,3 +183,39 @@ async def test_a_search_is_kept_in_the_address_for_a_reload_and_a_shared_link(tm
             await page.click("#filters button[type=reset]")
             await expect(cards).to_have_count(3)
             await expect(page).to_have_url(re.compile(r"/cr/#alerts$"))
+
+
+async def test_a_search_shows_new_alerts_the_hub_would_find_for_it(tmp_path: Path) -> None:
+    """The hub keys identities with look-alikes folded (a plate read АВ1234 with Cyrillic А and В is AB1234) and
+    without slashes, underscores, every dash and invisible characters, but the page matched the alerts arriving live
+    against a search by the form the hub had before: a wall searching plate AB1234 exactly hid the new alerts read
+    АВ1234 (Cyrillic), AB–1234 (en dash) and AB/1234, which the same search finds after a reload. Now the page matches
+    them as the hub does: all three are shown as they arrive."""
+    from playwright.async_api import async_playwright, expect
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(stale_s=7200)) as room:
+        ids = seed(store)
+        auth.add_user(store, "op1", "operator", PASSWORD)
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-GB")
+            await page.goto(f"http://127.0.0.1:{port}/cr/?q=AB1234&match=exact#alerts")
+            await page.fill("input[name=username]", "op1")
+            await page.fill("input[name=password]", PASSWORD)
+            await page.click("#signin-form button[type=submit]")
+            cards = page.locator("article.alert")
+            await expect(cards).to_have_count(1)
+            await expect(page.locator(f'article[data-id="{ids[1]}"]')).to_be_visible()
+            now = datetime.now(UTC)
+            plates = {5: "АВ1234", 6: "AB\u20131234", 7: "AB/1234", 8: "AB12345"}  # the last: another plate
+            recs = [make_record("gate-1", n, Verdict.SUSPECT).model_copy(update={
+                "identities": [Identity(kind="plate", value=v)], "decided_at": now}) for n, v in plates.items()]
+            Ingestor(store, "hub-t", lambda *a: None).handle(
+                [(p.topic(r.station, "alert"), p.encode_envelope(r.station, "alert", r.seq, r.seq, r.id,
+                                                                  r.to_json().encode(), 0.0)) for r in recs])
+            for r in recs[:3]:
+                await expect(page.locator(f'article[data-id="{r.id}"]')).to_be_visible()
+            await expect(cards).to_have_count(4)
+            await page.reload()
+            await expect(cards).to_have_count(4)  # what the hub's search finds
+            await browser.close()

@@ -286,7 +286,18 @@ function conflictText(i) {
   return notes.map(said).join(t("conflict.join"));
 }
 const KIND_ALIASES = { seal: ["seal", "eseal"], eseal: ["seal", "eseal"], em4100: ["em4100", "rfid"], rfid: ["rfid", "em4100"] };
-const normId = (v) => v.normalize("NFKC").replace(/[\s.\-·・]+/g, "").toUpperCase();  // as central_sync/hub/search.py
+// The form the hub keys identities by (central_sync/hub/search.py normalise, its second step risk/normal.py's plate
+// form): separators, every dash and invisible characters dropped, upper case, Cyrillic and Greek look-alikes as Latin
+// letters, for every kind. A live alert is shown under a search exactly when the hub's search finds it.
+const LOOK_ALIKES = new Map([..."АВЕЅІЈКМНОРСТУХԚԜΑΒΕΖΗΙΚΜΝΟΡΤΥΧ"].map((c, n) => [c, "ABESIJKMHOPCTYXQWABEZHIKMNOPTYX"[n]]));
+const normOnce = (v) => [...v.normalize("NFKC").toUpperCase().normalize("NFKC").replace(/[\s.·・/_\u2212\0]/g, "")]
+  .filter((c) => !/[\p{Pd}\p{Cf}]/u.test(c)).map((c) => LOOK_ALIKES.get(c) || c).join("");
+function normId(v) {
+  let out = v.normalize("NFKC").replace(/[\s.\-·・]+/g, "").toUpperCase();
+  if (/^[A-Z0-9]*$/.test(out)) return out;
+  for (let n = 0; n < 4; n++) { const again = normOnce(out); if (again === out) break; out = again; }
+  return out;
+}
 function identityMatches(i, q, kind, match) {
   if (kind && !(KIND_ALIASES[kind] || [kind]).includes(i.kind)) return false;
   const v = normId(i.value);
