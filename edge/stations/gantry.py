@@ -98,7 +98,8 @@ class GantryFlow:
     _unseparated: tuple[EyeEdge, float] | None = None  # an entry loop edge waiting for the beam, and when it went free
     _parts: dict[str, int] = field(default_factory=dict)  # vehicle -> its parts on the entry loop (cab, trailer...)
     _last_entered: str | None = None  # the vehicle the entry loop's next flap belongs to (its trailer)
-    _over_drawbar: str | None = None  # the vehicle whose trailer came after it stood with its drawbar over the loop
+    _over_drawbar: tuple[str, EyeEdge] | None = None  # the vehicle whose trailer came after it stood with its drawbar
+    # over the loop, and the entry loop edge that trailer blocked it with
 
     def __post_init__(self) -> None:
         self.inspector = self.parts.build(self._actuate)
@@ -275,12 +276,15 @@ class GantryFlow:
         flaps, freed = loop.flaps, loop.freed
         if event.blocked:
             parted = event.eye == "eye_entry" and self._separator is not None and self._separator.clear_since(freed)
-            vehicle = loop.entered(event.t, parted, event.eye == "eye_entry" and self._drawbar_stood(loop, event.t))
+            vehicle = loop.entered(event.t, parted, event.eye == "eye_entry" and self._drawbar_stood(loop, event))
         else:
             vehicle = loop.cleared(event.t)
             if event.eye == "eye_entry" and self._over_drawbar is not None:
-                self._spawn(self._separator_clears_behind(self._over_drawbar, event.t), "separator-behind")
-                self._over_drawbar = None
+                (ahead, trailer), self._over_drawbar = self._over_drawbar, None
+                if self._separator is not None and self._separator.last_clear > trailer.t:
+                    self._trailer_was_a_vehicle(ahead, trailer, freed)
+                else:
+                    self._spawn(self._separator_clears_behind(ahead, event.t), "separator-behind")
         if event.eye == "eye_entry" and loop.parts > 1 and self._last_entered is not None:
             self._parts[self._last_entered] = loop.parts  # a trailer behind the cab that came in last
         if loop.flaps != flaps:
@@ -298,21 +302,36 @@ class GantryFlow:
         elif event.eye in EXIT_LOOPS and not event.blocked:
             self._spawn(self._left_when_free(event.eye, event.t), "vehicle-left")
 
-    def _drawbar_stood(self, loop: Loop, t: float) -> bool:
-        """The entry loop blocked again at t after it was free loop_gap_s or longer is the trailer of the vehicle on
-        it when the separator's beam broke with that vehicle's front and stayed broken all the while (a truck that
-        stood with its drawbar over the loop); `_separator_clears_behind` checks the beam clears behind it."""
-        sep, vehicle = self._separator, self._last_entered
+    def _drawbar_stood(self, loop: Loop, edge: EyeEdge) -> bool:
+        """The entry loop blocked again (`edge`) after it was free loop_gap_s or longer is the trailer of the vehicle
+        on it when the separator's beam broke with that vehicle's front and stayed broken all the while (a truck that
+        stood with its drawbar over the loop). A coupled trailer keeps the beam broken until it has left the loop: a
+        beam that clears and breaks again meanwhile was a vehicle standing in it past the loop and one following
+        (`_trailer_was_a_vehicle`); `_separator_clears_behind` checks the beam clears behind it."""
+        sep, vehicle, t = self._separator, self._last_entered, edge.t
         if sep is None or vehicle is None or t - loop.freed < self.loop_gap_s or sep.clear_since(loop.freed):
             return False
         if abs(sep.last_clear - loop.since) > self.separator_wait_s:  # it broke long before or after that front
             return False
-        self._over_drawbar = vehicle
+        self._over_drawbar = vehicle, edge
         log.info("gantry.drawbar_over_loop", vehicle=vehicle, free_s=round(t - loop.freed, 2),
                  detail="the entry loop was free longer than loop_gap_s while the vehicle separator stayed broken "
                         "since the vehicle's front broke it: a truck stood with its drawbar over the loop, and what "
                         "follows is its trailer")
         return True
+
+    def _trailer_was_a_vehicle(self, ahead: str, edge: EyeEdge, freed: float) -> None:
+        """What was taken for the trailer of vehicle `ahead` over a standing drawbar (`edge`: it blocked the entry
+        loop, which had been free since `freed`) has left the loop, and the separator's beam cleared and broke again
+        while it was on it: a gap between two vehicles, so `ahead` stood in the beam past the loop and this is a vehicle
+        following it. It becomes a vehicle of its own now (recorded, never cleared: an officer decides it), as it
+        would have been without a drawbar: never one leaving unrecorded with the vehicle ahead."""
+        problem = (f"the vehicle separator's beam cleared and broke again while what was taken for the trailer of "
+                   f"vehicle {ahead} over a standing drawbar was on the entry loop: it was a vehicle following it")
+        self._parts[ahead] = max(1, self._parts.get(ahead, 1) - 1)
+        vehicle = self._entered(edge, freed)
+        self._doubt(vehicle, problem)
+        log.warning("gantry.trailer_was_a_vehicle", vehicle=vehicle, ahead=ahead, detail=problem)
 
     async def _separator_clears_behind(self, vehicle: str, freed: float) -> None:
         """A trailer taken in over a standing drawbar has left the entry loop at `freed`: the separator's beam must

@@ -815,6 +815,36 @@ async def test_a_truck_standing_with_its_drawbar_over_the_entry_loop_stays_one_v
         assert (lane["separator_faults"], lane["unknown"], lane["loop_flaps"]["eye_entry"]) == (0, "", 1)
 
 
+async def test_a_car_that_follows_one_standing_in_a_beam_past_the_loop_is_no_trailer(tmp_path) -> None:
+    """The beam 1 m past the entry loop's edge: the first car, queued, stands with its rear off the loop and its body
+    across the beam; a second car comes onto the loop 1.5 s later. Loop free longer than loop_gap_s and the beam broken
+    since the first car's front: taken for a truck standing with its drawbar over the loop, the second car was the first
+    one's trailer (no record, it would leave unscanned with the first). The beam clears between them and breaks again
+    while the second car is on the loop, which no coupled trailer does: it is a vehicle of its own, not cleared."""
+    async with gantry(tmp_path, [CLEAR, CLEAR, CLEAR], queue=3, loop_gap_s=1.0, separator=True) as g:
+        g.sim.g = g.sim.g.model_copy(update={"vehicle_separator_m": g.sim.g.eye_entry_m + 1.0})
+        g.flow.devices.scanner.emulator.line_rate = 40  # 3 s a scan: the first car's verdict comes after it stood
+        g.sim.add_vehicle(4.0, lead_m=-1.5)
+        car = g.sim.vehicles[-1]
+        await until(lambda: car.lead_m - 4.0 > g.sim.g.eye_entry_m + 0.5, "the first car's rear 0.5 m past the loop",
+                    interval=0.002)
+        car.fixed = True  # queued: its body across the beam, off the loop
+        assert g.sim.separator_broken() and not g.sim.loop(g.sim.g.eye_entry_m)
+        await asyncio.sleep(1.5)
+        g.sim.add_vehicle(4.0, lead_m=g.sim.g.eye_entry_m - 0.5)
+        second = g.sim.vehicles[-1]
+        await until(lambda: g.sim.loop(g.sim.g.eye_entry_m), "the second car on the loop", interval=0.002)
+        second.fixed = True  # it stops behind the first (the simulator lets a car drive into a fixed one)
+        assert second.lead_m < car.lead_m - car.length_m
+        await asyncio.sleep(0.3)
+        car.fixed = second.fixed = False  # the queue moves on: the second car keeps 2 m behind the first
+        await until(lambda: not g.sim.loop(g.sim.g.eye_entry_m), "the second car off the loop", interval=0.002,
+                    timeout=30)
+        records = await g.vehicles_decided(2)
+        assert len(g.flow.lane_status()["vehicles"]) == 2 or g.flow.lane_status()["unknown"]
+    assert records[1].verdict is not Verdict.CLEAR
+
+
 async def test_a_separator_stuck_broken_as_a_car_broke_it_never_lets_the_car_behind_pass_for_its_trailer(
         tmp_path) -> None:
     """The beam sticks broken as the first car breaks it; a second car comes 1.5 s after the first left the entry loop.
