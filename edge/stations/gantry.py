@@ -284,7 +284,7 @@ class GantryFlow:
                 if self._separator is not None and self._separator.last_clear > trailer.t:
                     self._trailer_was_a_vehicle(ahead, trailer, freed)
                 else:
-                    self._spawn(self._separator_clears_behind(ahead, event.t), "separator-behind")
+                    self._spawn(self._separator_clears_behind(ahead, trailer, event.t), "separator-behind")
         if event.eye == "eye_entry" and loop.parts > 1 and self._last_entered is not None:
             self._parts[self._last_entered] = loop.parts  # a trailer behind the cab that came in last
         if loop.flaps != flaps:
@@ -333,11 +333,24 @@ class GantryFlow:
         self._doubt(vehicle, problem)
         log.warning("gantry.trailer_was_a_vehicle", vehicle=vehicle, ahead=ahead, detail=problem)
 
-    async def _separator_clears_behind(self, vehicle: str, freed: float) -> None:
-        """A trailer taken in over a standing drawbar has left the entry loop at `freed`: the separator's beam must
-        clear behind it. Still broken, it is stuck (it stuck as the vehicle's front broke it), and the trailer may
-        have been a vehicle following: the vehicle is not cleared, its way out is withdrawn, or (already leaving)
-        the lane is held (exit_tailgate)."""
+    def _follower_unscanned(self, ahead: str, problem: str) -> str:
+        """What was taken for a trailer of vehicle `ahead` may have been a vehicle following it (`problem`, one
+        sentence): it joins the lane behind it as a vehicle of its own, recorded unscanned and `manual` (it has left the
+        scan zone), so an officer decides it and it never leaves unrecorded on the decision for `ahead`; its id."""
+        self._parts[ahead] = max(1, self._parts.get(ahead, 1) - 1)
+        item = Item(ref="vehicle", kind=self.item_kind)
+        self._parts[item.id], self._last_entered = 1, item.id
+        log.warning("gantry.trailer_recorded_as_vehicle", vehicle=item.id, ahead=ahead, detail=problem)
+        self._spawn(self._record_unscanned(item, f"{problem}, so it was recorded as a vehicle of its own when that was "
+                                                 f"known, after it had left the scan zone unscanned"), "vehicle-unscanned")
+        return item.id
+
+    async def _separator_clears_behind(self, vehicle: str, trailer: EyeEdge, freed: float) -> None:
+        """A trailer taken in over a standing drawbar (its entry loop edge `trailer`) has left the entry loop at
+        `freed`: the separator's beam must clear behind it. Still broken, it is stuck (it stuck as the vehicle's front
+        broke it), and the trailer may have been a vehicle following: it joins the lane as a vehicle of its own,
+        recorded unscanned (`_follower_unscanned`), and the vehicle ahead is not cleared, its way out is withdrawn, or
+        (already leaving, the follower may have gone with it) the lane is held (exit_tailgate)."""
         await asyncio.sleep(max(self.loop_gap_s, self.separator_wait_s) + 0.05)
         sep = self._separator
         if sep is None or sep.clear_since(freed - self.separator_wait_s):
@@ -345,13 +358,14 @@ class GantryFlow:
         problem = (f"the vehicle separator stayed broken after the trailer of vehicle {vehicle} left the entry loop, "
                    f"so what was taken for its trailer over a standing drawbar may have been a vehicle following it")
         lane_vehicle = self.lane.find(vehicle)
+        follower = self._follower_unscanned(vehicle, problem)
         if lane_vehicle is not None and lane_vehicle.verdict is None:
             self._doubt(vehicle, problem)  # not cleared at its verdict (_separation_doubted)
             return
         sep.faults += 1
         log.warning("gantry.separator_contradicts", vehicle=vehicle, faults=sep.faults, detail=problem)
         if lane_vehicle is None or lane_vehicle.leaving:
-            self._exit_tailgate(problem, [])
+            self._exit_tailgate(problem, [follower])
         elif lane_vehicle.way is not None:
             self.lane.not_opened(lane_vehicle, f"{problem}: decide again")
 
@@ -523,17 +537,16 @@ class GantryFlow:
         self.parts.events.publish("history", {"record": record.id, "status": result.status,
                                               "regions": len(result.regions)})
 
-    async def _record_unscanned(self, item: Item) -> None:
-        """A vehicle that entered the scan zone while the scanner was busy (it ran the red entry light):
-        it joins the lane unscanned and `manual`, so that the lane stays in arrival order and an officer
-        decides it, never the decision meant for the vehicle behind it."""
+    async def _record_unscanned(self, item: Item, why: str = "the vehicle entered the scan zone while the scanner was "
+                                                           "busy with the one ahead, so it was not scanned") -> None:
+        """A vehicle that entered the scan zone while the scanner was busy (it ran the red entry light), or one
+        taken for a trailer at first (`why`): it joins the lane unscanned and `manual`, so that the lane stays in
+        arrival order and an officer decides it, never the decision meant for the vehicle behind it."""
         entered = asyncio.get_running_loop().time()
         self.lane.arrived(item.id)
         with self._reading(item):  # its tag and plates are its own, not the scanned vehicle's
             await self._read_at_entry(entered)
-            await self._keep_unrecorded(await self.inspector.inspect(item, FailedAcquisition(
-                "the vehicle entered the scan zone while the scanner was busy with the one ahead, so it was not "
-                "scanned")))
+            await self._keep_unrecorded(await self.inspector.inspect(item, FailedAcquisition(why)))
 
     async def _actuate(self, item: Item, verdict: Verdict, reason: Reason) -> Reason | None:
         """A clear vehicle first in the lane leaves now (read back); one behind others leaves in its turn;

@@ -867,3 +867,41 @@ async def test_a_separator_stuck_broken_as_a_car_broke_it_never_lets_the_car_beh
         records = g.records()
         assert lane["unknown"] or len(records) == 2, "the second car was taken for the first one's trailer"
         assert all(r.verdict is not Verdict.CLEAR for r in records[1:])
+
+
+async def test_the_car_taken_for_a_trailer_behind_a_stuck_beam_is_recorded_before_the_first_car_is_released(
+        tmp_path) -> None:
+    """The beam sticks broken as the first car breaks it, and the second car, 1.5 s behind, is taken for the first
+    one's trailer over a standing drawbar; the first car's scan is still running when the stuck beam gives itself
+    away. The first car was then only 'not cleared': an officer released it and the lane flowed again, empty, while
+    the second car stood at the barrier with no record, to leave on the next vehicle's release. Now the second car
+    joins the lane behind the first as a vehicle of its own, recorded unscanned (manual): the officer's release lets
+    the first car go and the lane still holds the second for its own decision."""
+    async with gantry(tmp_path, [CLEAR, CLEAR], queue=3, loop_gap_s=1.0, separator=True) as g:
+        g.flow.devices.scanner.emulator.line_rate = 15  # 8 s a scan: its verdict comes after the beam's check
+        first = g.sim.add_vehicle(4.0, lead_m=-1.5)
+        await until(lambda: g.sim.separator_broken(), "the first car breaks the beam", interval=0.002)
+        g.sim.separator_stuck = True
+        car = g.sim.vehicles[-1]
+        await until(lambda: car.lead_m - 4.0 > g.sim.g.eye_entry_m, "the first car off the entry loop", interval=0.002)
+        car.fixed = True  # it waits on the scan zone's far side while the second car comes
+        await asyncio.sleep(1.5)
+        second = g.sim.add_vehicle(4.0, lead_m=g.sim.g.eye_entry_m - 0.5)
+        follower = g.sim.vehicles[-1]
+        await until(lambda: g.sim.loop(g.sim.g.eye_entry_m), "the second car on the loop", interval=0.002)
+        follower.fixed = True  # it stops behind the first (the simulator lets a car drive into a fixed one)
+        await asyncio.sleep(0.2)
+        car.fixed = follower.fixed = False
+        await until(lambda: not g.sim.loop(g.sim.g.eye_entry_m), "the second car off the loop", interval=0.002)
+        records = await g.vehicles_decided(2)
+        scanned, unscanned = sorted(records, key=lambda r: r.scan is None)  # the unscanned one is written first
+        assert [(r.verdict, r.scan is None) for r in (scanned, unscanned)] == \
+            [(Verdict.MANUAL, False), (Verdict.MANUAL, True)]
+        assert [v["id"] for v in g.flow.lane_status()["vehicles"]] == [scanned.id, unscanned.id]
+        officer = await g.client(OFFICER)
+        r = await officer.post(f"/api/cases/{scanned.id}/decision", json=RELEASE)
+        assert r.status_code == 200 and r.json()["lane"]["outcome"] == "open", r.text
+        await until(lambda: g.sim.passed == [first], "the first car left", timeout=30)
+        lane = await until(g.flow.lane_status, "the second car in the lane",
+                           check=lambda s: [v["id"] for v in s["vehicles"]] == [unscanned.id])
+        assert lane["vehicles"][0]["waiting_for_officer"] and second not in g.sim.passed
