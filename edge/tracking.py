@@ -300,10 +300,8 @@ class ConveyorTracker:
         cleared = self._entry_cleared_enc
         if cleared is not None and enc - cleared < self.entry_gap_m:
             self.entry_flaps += 1
-            log.warning("tracking.entry_flap", gap_m=round(enc - cleared, 4), entry_gap_m=self.entry_gap_m,
-                        flaps=self.entry_flaps, message=f"the tunnel entry's beam was blocked again {enc - cleared:.3f}"
-                        f" m of belt after it cleared, less than entry_gap_m {self.entry_gap_m} m: the same bag (a"
-                        f" strap, a bag rolling back), no new item")
+            _flap("entry", "the tunnel entry", enc - cleared, self.entry_gap_m, self.entry_flaps,
+                  "the same bag (a strap, a bag rolling back), no new item")
             return []
         return [ItemEntered(self._new(enc, self.g.entry_m).id, enc, t)]
 
@@ -326,10 +324,8 @@ class ConveyorTracker:
             cleared_enc = self._exit_clearing[1]
             self._exit_clearing = None
             self.exit_flaps += 1
-            log.warning("tracking.exit_flap", gap_m=round(enc - cleared_enc, 4), exit_gap_m=self.exit_gap_m,
-                        flaps=self.exit_flaps, message=f"the X-ray exit's beam was blocked again {enc - cleared_enc:.3f}"
-                        f" m of belt after it cleared, less than exit_gap_m {self.exit_gap_m} m: the same bag (a strap,"
-                        f" a gap between two parts), its scan goes on")
+            _flap("exit", "the X-ray exit", enc - cleared_enc, self.exit_gap_m, self.exit_flaps,
+                  "the same bag (a strap, a gap between two parts), its scan goes on")
             return []
         short_m, past_m = self.g.exit_m - self.eye_tolerance_m, self.g.exit_m + self.eye_tolerance_m
         waiting = [i for i in self.items if i.exit_enc is None and not i.missed]
@@ -421,3 +417,10 @@ class ConveyorTracker:
             return []
         self.gate_to_manual = to_manual
         return [GateCommand(to_manual, tuple(i.id for i in window), t)]
+
+
+def _flap(eye: str, where: str, gap_m: float, limit_m: float, flaps: int, meaning: str) -> None:
+    """Log a beam blocked again within `limit_m` of belt travel after it cleared (`tracking.<eye>_flap`)."""
+    log.warning(f"tracking.{eye}_flap", gap_m=round(gap_m, 4), **{f"{eye}_gap_m": limit_m}, flaps=flaps,
+                message=f"{where}'s beam was blocked again {gap_m:.3f} m of belt after it cleared, less than "
+                        f"{eye}_gap_m {limit_m} m: {meaning}")
