@@ -73,12 +73,12 @@ async def serving(app, port: int | None = None):
         await task
 
 
-async def signed_in_page(pw, port: int, user: str = "sup1"):
-    """A Chromium page (1400 x 1000, en-GB) signed in to the control room on `port` as `user`; its browser closes
-    with the playwright context."""
+async def signed_in_page(pw, port: int, user: str = "sup1", path: str = "/cr/"):
+    """A Chromium page (1400 x 1000, en-GB) signed in to the control room on `port` as `user`, opened at `path`; its
+    browser closes with the playwright context."""
     browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
     page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-GB")
-    await page.goto(f"http://127.0.0.1:{port}/cr/")
+    await page.goto(f"http://127.0.0.1:{port}{path}")
     await page.fill("input[name=username]", user)
     await page.fill("input[name=password]", PASSWORD)
     await page.click("#signin-form button[type=submit]")

@@ -18,7 +18,7 @@ from central_sync.hub.api import create_app
 from central_sync.hub.ingest import Ingestor
 from central_sync.hub.store import HubStore, open_store
 from central_sync.schema import Identity, SealStatus, Verdict
-from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, serving, signed_in_page
+from test_control_room_browser import ARTIFACTS, CHROMIUM, PASSWORD, serving, signed_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
 
@@ -57,12 +57,7 @@ async def test_search_by_identity_prefix_exact_and_kind(tmp_path: Path) -> None:
         ids = seed(store)
         auth.add_user(store, "op1", "operator", PASSWORD)
         async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-GB")
-            await page.goto(f"http://127.0.0.1:{port}/cr/")
-            await page.fill("input[name=username]", "op1")
-            await page.fill("input[name=password]", PASSWORD)
-            await page.click("#signin-form button[type=submit]")
+            page = await signed_in_page(pw, port, "op1")
             await page.click("#nav button[data-view=alerts]")
             cards = page.locator("article.alert")
 
@@ -98,7 +93,7 @@ async def test_search_by_identity_prefix_exact_and_kind(tmp_path: Path) -> None:
             await expect(epc).to_have_class("ident conflict")
             await expect(epc).to_have_attribute("title", IDENTS[2][2].conflict or "")
             await page.screenshot(path=ARTIFACTS / "identity-search.png")
-            await browser.close()
+            await page.context.browser.close()
 
 
 async def test_a_broad_search_shows_its_newest_page_and_says_there_are_more(tmp_path: Path) -> None:
@@ -116,12 +111,7 @@ async def test_a_broad_search_shows_its_newest_page_and_says_there_are_more(tmp_
              for n, r in enumerate(recs, 1)])
         auth.add_user(store, "op1", "operator", PASSWORD)
         async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-GB")
-            await page.goto(f"http://127.0.0.1:{port}/cr/")
-            await page.fill("input[name=username]", "op1")
-            await page.fill("input[name=password]", PASSWORD)
-            await page.click("#signin-form button[type=submit]")
+            page = await signed_in_page(pw, port, "op1")
             await page.click("#nav button[data-view=alerts]")
             note, cards = page.locator("#search-more"), page.locator("article.alert")
             for q, count, more in (("B", 100, True), ("B10", 2 + 1, False)):  # B10, B100, B101
@@ -135,7 +125,7 @@ async def test_a_broad_search_shows_its_newest_page_and_says_there_are_more(tmp_
                     await expect(page.locator(f'article[data-id="{recs[100].id}"]')).to_have_count(0)  # the oldest
                 else:
                     await expect(note).to_be_hidden()
-            await browser.close()
+            await page.context.browser.close()
 
 
 async def test_a_search_is_kept_in_the_address_for_a_reload_and_a_shared_link(tmp_path: Path) -> None:
@@ -197,12 +187,7 @@ async def test_a_search_shows_new_alerts_the_hub_would_find_for_it(tmp_path: Pat
         ids = seed(store)
         auth.add_user(store, "op1", "operator", PASSWORD)
         async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-GB")
-            await page.goto(f"http://127.0.0.1:{port}/cr/?q=AB1234&match=exact#alerts")
-            await page.fill("input[name=username]", "op1")
-            await page.fill("input[name=password]", PASSWORD)
-            await page.click("#signin-form button[type=submit]")
+            page = await signed_in_page(pw, port, "op1", "/cr/?q=AB1234&match=exact#alerts")
             cards = page.locator("article.alert")
             await expect(cards).to_have_count(1)
             await expect(page.locator(f'article[data-id="{ids[1]}"]')).to_be_visible()
@@ -218,4 +203,4 @@ async def test_a_search_shows_new_alerts_the_hub_would_find_for_it(tmp_path: Pat
             await expect(cards).to_have_count(4)
             await page.reload()
             await expect(cards).to_have_count(4)  # what the hub's search finds
-            await browser.close()
+            await page.context.browser.close()
