@@ -40,8 +40,8 @@ async function loadRisk() {  // #risk[data-loaded] once the page shows the curre
   const rs = await api("/cr/api/risk/rules");
   table($("#risk-rules"), ["id", "name", "when", "enabled"].map((c) => t("risk.col." + c)),
     rs.rules.map((r) => [r.id, r.name, ruleText(r), r.enabled ? t("risk.yes") : t("risk.no")]));
-  const f = $("#risk-random-form");
-  f.rate.value = rs.random.rate; f.stale_rate.value = rs.random.stale_rate;
+  const f = $("#risk-random-form");  // a refresh never overwrites what the administrator is typing there
+  if (!f.dataset.edited) { f.rate.value = rs.random.rate; f.stale_rate.value = rs.random.stale_rate; }
   if (!$("#risk-rule-json").value) $("#risk-rule-json").value = JSON.stringify(RULE_EXAMPLE, null, 2);
   $("#risk").dataset.loaded = "1";
 }
@@ -76,10 +76,12 @@ $("#risk-entry-form").addEventListener("submit", async (ev) => {
   if (await draft("entry.put", { list_id: f.get("list_id"), value: f.get("value"), reason: f.get("reason"), owner: S.me.username,
     valid_to: validTo, level: Number(f.get("level")) }, $("#risk-msg"))) { ev.target.value.value = ""; ev.target.reason.value = ""; }
 });
+$("#risk-random-form").addEventListener("input", (ev) => { ev.currentTarget.dataset.edited = "1"; });
 $("#risk-random-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  const f = new FormData(ev.target);
-  await draft("random.set", { rate: Number(f.get("rate")), stale_rate: Number(f.get("stale_rate")), per_lane: {} }, $("#risk-msg"));
+  const form = ev.currentTarget, f = new FormData(form);
+  if (await draft("random.set", { rate: Number(f.get("rate")), stale_rate: Number(f.get("stale_rate")), per_lane: {} },
+    $("#risk-msg"))) delete form.dataset.edited;
 });
 
 // ---- approvals ---------------------------------------------------------------------------------
