@@ -433,28 +433,6 @@ def test_a_rejected_scan_file_becomes_a_manual_record_and_an_alarm(tmp_path):
         proc.wait(60)
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 4 MiB tmpfs for the station's data (needs root and mount; skipped where the test may not mount)."""
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
-def _fill_disk(path: Path) -> None:
-    with open(path, "wb") as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
-        except OSError:
-            pass
-
-
 def test_a_full_disk_keeps_the_station_deciding_alarms_and_recovers(tmp_path, small_disk):
     port = free_port()
     model = write_package(tmp_path / "model", "cpe-fcos-v1", 128)
@@ -463,11 +441,11 @@ def test_a_full_disk_keeps_the_station_deciding_alarms_and_recovers(tmp_path, sm
                       + "\n[store]\nreserve_mb = 1\n")
     proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    db, filler = small_disk / "station.db", small_disk / "filler"
+    db = small_disk / "station.db"
     try:
         wait_until(lambda: _count(db), "the station inspects", check=lambda n: n >= 3 or proc.poll(), timeout=90,
                    interval=0.2)
-        _fill_disk(filler)
+        filler = small_disk.fill()
         health = wait_until(lambda: _health(port), "disk_full on /healthz",
                             check=lambda h: (h and "disk_full" in dict(h.get("alarms", []))) or proc.poll(),
                             timeout=90, interval=0.2)

@@ -598,26 +598,16 @@ async def test_a_car_following_closer_than_loop_gap_s_is_its_own_vehicle_where_t
     assert tids == {False: ([TID], Verdict.CLEAR), True: ([RUNNER_TID], Verdict.MANUAL)}
 
 
-async def test_a_car_following_that_breaks_the_separator_beam_just_after_the_loop_is_its_own_vehicle(tmp_path) -> None:
-    """The beam 0.1 m past the loop's edge: a car following 4 m behind blocks the loop while the beam is still clear,
-    and breaks it a poll or so later. It is a vehicle of its own (the wait for the beam is no loop fault)."""
+@pytest.mark.parametrize("beam_past_loop_m", [0.1, 1.0])
+async def test_a_car_following_that_breaks_the_separator_beam_after_the_loop_is_its_own_vehicle(
+        tmp_path, beam_past_loop_m) -> None:
+    """A car following 4 m behind at 10 m/s blocks the loop while the beam is still clear, and breaks it a poll or so
+    later (beam 0.1 m past the loop's edge) or 0.1 s later (1 m past). The wait was 2 polls (about 20 ms): the second
+    was a loop fault, no vehicle, no record, no place in the lane (unscanned, it would leave on the decision of the car
+    behind it). The wait is [gantry] separator_wait_s (0.5 s) from the loop's edge: it is a vehicle of its own."""
     async with gantry(tmp_path, [CLEAR, CLEAR], queue=3, loop_gap_s=1.0, separator=True) as g:
-        g.sim.g = g.sim.g.model_copy(update={"entry_stop_m": -100.0, "vehicle_separator_m": g.sim.g.eye_entry_m + 0.1})
-        g.flow.devices.scanner.emulator.line_rate = 40  # 3 s a scan: the follower enters meanwhile
-        g.sim.add_vehicle(4.0, lead_m=-1.5), g.sim.add_vehicle(4.0, lead_m=-9.5)
-        records = await g.vehicles_decided(2)
-        lane = g.flow.lane_status()
-        assert (lane["loop_faults"], lane["separator_faults"]) == (0, 0)
-    assert sorted((r.scan is None, r.verdict) for r in records) == [(False, Verdict.CLEAR), (True, Verdict.MANUAL)]
-
-
-async def test_a_car_following_that_breaks_a_beam_mounted_1_m_past_the_loop_is_its_own_vehicle(tmp_path) -> None:
-    """The beam 1 m past the loop's edge: a car following 4 m behind at 10 m/s breaks it 0.1 s after the loop sees it,
-    after the 2 polls (about 20 ms) the wait gave it: it was a loop fault, no vehicle, no record, no place in the
-    lane (unscanned, it would leave on the decision of the car behind it). The wait is [gantry] separator_wait_s
-    (0.5 s) from the loop's edge: it is a vehicle of its own."""
-    async with gantry(tmp_path, [CLEAR, CLEAR], queue=3, loop_gap_s=1.0, separator=True) as g:
-        g.sim.g = g.sim.g.model_copy(update={"entry_stop_m": -100.0, "vehicle_separator_m": g.sim.g.eye_entry_m + 1.0})
+        g.sim.g = g.sim.g.model_copy(update={"entry_stop_m": -100.0,
+                                             "vehicle_separator_m": g.sim.g.eye_entry_m + beam_past_loop_m})
         g.flow.devices.scanner.emulator.line_rate = 40  # 3 s a scan: the follower enters meanwhile
         g.sim.add_vehicle(4.0, lead_m=-1.5), g.sim.add_vehicle(4.0, lead_m=-9.5)
         records = await g.vehicles_decided(2)

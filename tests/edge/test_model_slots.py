@@ -171,20 +171,6 @@ async def test_a_promoted_slot_that_does_not_load_gives_way_to_the_configured_mo
     assert Rollout.start(STATION, station.cfg, station.tmp / "data").state.active is None
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path):
-    """A 4 MiB tmpfs for the station's data (needs root and mount; skipped where the test may not mount)."""
-    import subprocess
-
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
 async def test_a_full_disk_during_a_canary_never_stops_the_station_from_starting(station: Station,
                                                                                  small_disk: Path) -> None:
     """Each start during a canary counts in state.json; on a full disk that write raised out of Rollout.start, so
@@ -193,14 +179,7 @@ async def test_a_full_disk_during_a_canary_never_stops_the_station_from_starting
     station.data = small_disk / "data"
     first = station.start()
     assert first.receive(1, station.envelope("2.1.0", 1)).outcome == "applied"
-    filler = small_disk / "filler"
-    with open(filler, "wb") as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
-        except OSError:
-            pass
+    filler = small_disk.fill()
     again = station.start()
     assert again.state.phase == "canary" and again.state.starts == 1 and again.runner is not None
     assert again.counters["state_not_saved"] == 1
