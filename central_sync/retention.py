@@ -35,6 +35,7 @@ from central_sync.protocol import ROOT
 
 TOPIC = f"{ROOT}/retention"
 MAX_STATE_BYTES = 4 * 1024 * 1024
+MAX_ITEMS = 100_000  # holds, and released seizures, a state lists at most
 DAY_S = 86400.0
 Class = Literal["seizure", "suspect", "manual", "clear"]
 CLASSES: tuple[Class, ...] = ("seizure", "suspect", "manual", "clear")
@@ -87,8 +88,8 @@ class RetentionState(_Wire):
     version: int = Field(ge=1)
     issued_at: float
     policy: RetentionPolicy | None = None  # None: keep everything
-    holds: list[Hold] = Field(default_factory=list, max_length=100_000)
-    released: list[str] = Field(default_factory=list, max_length=100_000)  # seizure records a supervisor released
+    holds: list[Hold] = Field(default_factory=list, max_length=MAX_ITEMS)
+    released: list[str] = Field(default_factory=list, max_length=MAX_ITEMS)  # seizure records a supervisor released
 
 
 class SignedState(_Wire):
@@ -192,5 +193,14 @@ def verify(key: Ed25519PublicKey, data: bytes) -> RetentionState:
 
 def new_state(version: int, policy: RetentionPolicy | None, holds: list[Hold], released: list[str],
               now: float | None = None) -> RetentionState:
-    return RetentionState(version=version, issued_at=time.time() if now is None else now, policy=policy,
-                          holds=holds, released=released)
+    """A state stations will accept; RetentionError `too_large` (its sentence names the counts and limits) when
+    it lists more holds or released seizures than MAX_ITEMS, or its payload passes MAX_STATE_BYTES."""
+    if len(holds) > MAX_ITEMS or len(released) > MAX_ITEMS:
+        raise RetentionError("too_large", f"retention state {version} lists {len(holds)} holds and {len(released)}"
+                                          f" released seizures, over the limit of {MAX_ITEMS} each")
+    state = RetentionState(version=version, issued_at=time.time() if now is None else now, policy=policy,
+                           holds=holds, released=released)
+    if (size := len(state.model_dump_json().encode())) > MAX_STATE_BYTES:
+        raise RetentionError("too_large", f"retention state {version} is {size} bytes ({len(holds)} holds,"
+                                          f" {len(released)} released seizures), over the limit of {MAX_STATE_BYTES}")
+    return state

@@ -54,21 +54,40 @@ def publish(room: ControlRoom) -> int | None:
     if room.key is None or room.link is None:
         log.warning("retention.not_published", why="the hub has no signing key or no broker link")
         return None
-    state, signed = hub_retention.publish(room.store, room.key)
+    try:
+        state, signed = hub_retention.publish(room.store, room.key)
+    except r.RetentionError as exc:
+        if exc.code != "too_large":
+            raise
+        refuse(room, str(exc), hub_retention.latest_signed(room.store))
+        return None
+    room.state_refused = None
     room.link.publish(r.TOPIC, signed, retain=True)
-    log.info("retention.published", version=state.version, holds=len(state.holds))
+    log.info("retention.published", version=state.version, holds=len(state.holds), released=len(state.released))
     return state.version
+
+
+def refuse(room: ControlRoom, sentence: str, latest: tuple[int, bytes] | None) -> None:
+    """A state over its limits is not published: the stations keep the newest one they have (a hold placed since
+    does not reach them). Counted each time; logged when the sentence changes; shown on the Retention view."""
+    room.counters["retention_state_refused"] += 1
+    kept = latest[0] if latest else None
+    if room.state_refused is None or sentence != room.state_refused["detail"]:
+        log.error("retention.state_refused", kept_version=kept,
+                  detail=f"{sentence}: not published, the stations keep version {kept}")
+    room.state_refused = {"detail": sentence, "kept_version": kept}
 
 
 async def keep(room: ControlRoom) -> None:
     """Publish the newest state again (a broker that lost its retained message), or a new one when a change was
-    not published (made without a key or a link), and prune the hub, each period; a failure is logged and tried
-    again next period."""
+    not published (made without a key or a link, or a release aged out of the list), and prune the hub, each
+    period; a failure is logged and tried again next period."""
     while True:
         try:
-            if room.key is not None and await asyncio.to_thread(hub_retention.unpublished, room.store):
-                await asyncio.to_thread(publish, room)
-            elif (latest := await asyncio.to_thread(hub_retention.latest_signed, room.store)) and room.link:
+            fresh = room.key is not None and await asyncio.to_thread(hub_retention.unpublished, room.store)
+            # a state refused as too large: the newest published one goes out again, as when nothing changed
+            if (not fresh or await asyncio.to_thread(publish, room) is None) and room.link and \
+                    (latest := await asyncio.to_thread(hub_retention.latest_signed, room.store)):
                 room.link.publish(r.TOPIC, latest[1], retain=True)
             while (await asyncio.to_thread(hub_retention.prune, room.store))["records"] == hub_retention.PAGE:
                 pass  # a full page: there is more to delete
@@ -101,7 +120,8 @@ def build_retention_router(room: ControlRoom, need: Callable[[str], Callable[...
     def overview(user: auth.User = Depends(need("retention_view"))) -> dict:
         latest = hub_retention.latest_signed(room.store)
         return {"hub": hub_retention.figures(room.store), "stations": stations(room),
-                "published_version": latest[0] if latest else None, "signing": room.key is not None}
+                "published_version": latest[0] if latest else None, "signing": room.key is not None,
+                "state_refused": room.state_refused}
 
     @rt.put("/retention/policy")
     def set_policy(body: PolicyIn, user: auth.User = Depends(need("retention_policy"))) -> dict:

@@ -51,6 +51,7 @@ class ControlRoom:
         self.risk_deliver = risk_deliver  # hands a published bundle to the stations (central_sync/risk_delivery.py)
         self.feed = LiveFeed(store, cfg)
         self.counters: Counter[str] = Counter()  # commands refused before signing, by HTTP status; photo_refused
+        self.state_refused: dict | None = None  # why the newest retention state was not published (too large)
         self.guard = auth.sign_in_guard(cfg)
         self.key = c.load_private_key(cfg.signing_key) if cfg.signing_key else None
         self.link = (c.CommandLink(broker, cfg.client_id, [c.result_topic("+")], self._result, link="cr")

@@ -146,7 +146,7 @@ def release_hold(store: HubStore, hold_id: str, actor: str, reason: str) -> dict
     return {"id": hold_id, "kind": hold.kind, "value": hold.value}
 
 
-def release_seizure(store: HubStore, record_id: str, actor: str, reason: str) -> None:
+def release_seizure(store: HubStore, record_id: str, actor: str, reason: str, now: float | None = None) -> None:
     """Let a seizure record follow the suspect rule from now on (the case is closed); audited."""
     _need(reason, "releasing a seizure")
     rows = store.query("SELECT body FROM records WHERE id = ?", (record_id,))
@@ -154,7 +154,8 @@ def release_seizure(store: HubStore, record_id: str, actor: str, reason: str) ->
         raise HoldError("not_a_seizure", f"record {record_id} is no seizure the hub holds: nothing to release",
                         record=record_id)
     db.execute(store, "INSERT INTO seizure_releases (record_id, released_by, released_at, reason) VALUES (?,?,?,?)"
-                      " ON CONFLICT (record_id) DO NOTHING", (record_id, actor, time.time(), reason.strip()))
+                      " ON CONFLICT (record_id) DO NOTHING",
+               (record_id, actor, time.time() if now is None else now, reason.strip()))
     audit.append(store, actor, "seizure.release", record_id, {"reason": reason.strip()})
 
 
@@ -180,18 +181,54 @@ def _need(reason: str, what: str) -> None:
 
 
 # ---- the state the stations prune by ----------------------------------------------------------
+RELEASE_GRACE_DAYS = 30.0
+"""A released seizure's id stays in the state until the hub has pruned its record and the release is older than
+the days a released seizure is kept (the policy's `suspect_days`) plus these days: the record was decided before
+its release, so a station that received the release has pruned it by then. One that did not (offline the whole
+time) keeps the seizure for good: evidence kept, never lost. With `suspect_days` empty (kept for good), or no
+policy, every release stays listed. Before, every release stayed: past about 92,000 the state passed its
+MAX_STATE_BYTES, and at 100,001 it failed its own validation, so no state was published again."""
+
+
+def release_period_s(current: r.RetentionPolicy | None) -> float | None:
+    """How long after its release a seizure the hub pruned stays listed; None: for good."""
+    days = current.days("seizure") if current is not None else None
+    return None if days is None else (days + RELEASE_GRACE_DAYS) * r.DAY_S
+
+
+def released(store: HubStore, current: r.RetentionPolicy | None, now: float) -> list[str]:
+    """The released seizures a station may still hold (RELEASE_GRACE_DAYS), by id."""
+    if (period := release_period_s(current)) is None:
+        return [row[0] for row in store.query("SELECT record_id FROM seizure_releases ORDER BY record_id")]
+    return [row[0] for row in store.query(
+        "SELECT record_id FROM seizure_releases s WHERE s.released_at >= ? OR EXISTS (SELECT 1 FROM records"
+        " WHERE records.id = s.record_id) ORDER BY record_id", (now - period,))]
+
+
+def _content(store: HubStore, now: float) -> tuple[r.RetentionPolicy | None, list[r.Hold], list[str]]:
+    current = policy(store)
+    return current, [r.Hold(kind=h["kind"], value=h["value"]) for h in holds(store)], released(store, current, now)
+
+
 def state(store: HubStore, version: int, now: float | None = None) -> r.RetentionState:
-    """The current policy, standing holds and released seizures as state `version`."""
-    standing = [r.Hold(kind=h["kind"], value=h["value"]) for h in holds(store)]
-    released = [row[0] for row in store.query("SELECT record_id FROM seizure_releases ORDER BY record_id")]
-    return r.new_state(version, policy(store), standing, released, now)
+    """The current policy, standing holds and released seizures as state `version`; RetentionError `too_large`
+    when stations would refuse it (r.new_state)."""
+    now = time.time() if now is None else now
+    return r.new_state(version, *_content(store, now), now)
 
 
-def publish(store: HubStore, key: Ed25519PrivateKey) -> tuple[r.RetentionState, bytes]:
-    """Make, sign and store the next version of the state; (state, the retained message's bytes)."""
+def rules(store: HubStore, now: float) -> r.RetentionState:
+    """The state the hub prunes by itself: `state`'s content, whatever its size (it is never published)."""
+    current, standing, ids = _content(store, now)
+    return r.RetentionState.model_construct(version=1, issued_at=now, policy=current, holds=standing, released=ids)
+
+
+def publish(store: HubStore, key: Ed25519PrivateKey, now: float | None = None) -> tuple[r.RetentionState, bytes]:
+    """Make, sign and store the next version of the state; (state, the retained message's bytes). RetentionError
+    `too_large` when the state is over its limits: nothing stored, the newest published state stays in force."""
     for _ in range(10):
         version = int(store.query("SELECT coalesce(max(version), 0) + 1 FROM retention_states")[0][0])
-        current = state(store, version)
+        current = state(store, version, now)
         signed = r.sign(key, current)
         rows = db.execute(store, "INSERT INTO retention_states (version, issued_at, signed) VALUES (?,?,?)"
                                  " ON CONFLICT (version) DO NOTHING RETURNING version",
@@ -201,15 +238,16 @@ def publish(store: HubStore, key: Ed25519PrivateKey) -> tuple[r.RetentionState, 
     raise r.RetentionError("version_race", "the retention state's next version was taken ten times in a row")
 
 
-def unpublished(store: HubStore) -> bool:
+def unpublished(store: HubStore, now: float | None = None) -> bool:
     """Whether the tables hold a policy, holds or releases the newest published state does not (a change made
-    while the hub had no signing key or no broker link, or by a hub process without them)."""
-    current = state(store, 1)
+    while the hub had no signing key or no broker link, or by a hub process without them, or a release that
+    aged out of the list: RELEASE_GRACE_DAYS)."""
+    current = _content(store, time.time() if now is None else now)
     latest = latest_signed(store)
     if latest is None:
-        return current.policy is not None or bool(current.holds or current.released)
+        return current[0] is not None or bool(current[1] or current[2])
     was = r.RetentionState.model_validate_json(r.SignedState.model_validate_json(latest[1]).payload)
-    return (was.policy, was.holds, was.released) != (current.policy, current.holds, current.released)
+    return (was.policy, was.holds, was.released) != current
 
 
 def latest_signed(store: HubStore) -> tuple[int, bytes] | None:
@@ -257,7 +295,7 @@ def plan(store: HubStore, now: float | None = None, limit: int = PAGE, max_pages
 def _scan(store: HubStore, now: float, limit: int, max_pages: int,
           after: tuple[float, str]) -> tuple[list[tuple[str, str | None]], Counter[str], tuple[float, str] | None]:
     """`plan` reading from `after`; also where it stopped (the last candidate read), None when it read to the end."""
-    current = state(store, 1, now)
+    current = rules(store, now)
     index = r.Holds.of(current.holds)
     go: list[tuple[str, str | None]] = []
     kept: Counter[str] = Counter()
@@ -282,7 +320,7 @@ def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: s
     now = time.time() if now is None else now
     start = _RESUME.get(store.url, START)
     go, kept = plan(store, now, limit, resume=True)
-    rules = state(store, 1, now)  # what the rows deleted are judged by again, with the bodies they have then
+    again = rules(store, now)  # what the rows deleted are judged by again, with the bodies they have then
     deleted: list[str] = []
     photos: list[str] = []
     scans = 0
@@ -295,7 +333,7 @@ def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: s
         gone = cur.fetchall()
         # a station's review or report ingested since the plan may make a record stricter: a seizure by its review
         # (not a search column), or a suspect record kept longer (an officer confirmed a threat); holds are the SQL's
-        stricter = sorted(row[0] for row in gone if r.keep_reason(json.loads(row[2]), rules, now, holds=NO_HOLDS))
+        stricter = sorted(row[0] for row in gone if r.keep_reason(json.loads(row[2]), again, now, holds=NO_HOLDS))
         if stricter:
             raise Replan(f"records {', '.join(stricter)} must stay by their class since the prune planned them")
         deleted.extend(sorted(row[0] for row in gone))

@@ -461,3 +461,68 @@ def test_a_scan_that_arrives_after_its_record_was_pruned_goes_too(store):
     assert store.image(photos[0]) is None and store.image(photos[1]) == shared  # a kept report names it
     assert out["late_images"] == 2
     assert kept.id in hub.ids() and hub.prune()["late_images"] == 0
+
+
+# ---- the released seizures the state lists ----------------------------------------------------
+def _seizure(hub: Hub, days: float, released_days_ago: float) -> InspectionRecord:
+    """A seizure `days` old that a supervisor released `released_days_ago` before the hub's NOW."""
+    rec = hub.add(Verdict.MANUAL, days, reports=[SEIZURE])
+    hub_retention.release_seizure(hub.store, rec.id, "sup", "case closed")
+    execute(hub.store, "UPDATE seizure_releases SET released_at = ? WHERE record_id = ?",
+            (hub.now - released_days_ago * DAY, rec.id))
+    return rec
+
+
+def test_a_released_seizure_leaves_the_state_once_no_station_may_hold_it_and_the_hub_pruned_it(store):
+    """Before, every release stayed in the state for good (past about 92,000 it passed the 4 MiB limit, at 100,001
+    it failed validation and nothing was published again). Now an id is left out once the hub pruned the record and
+    the release is older than suspect_days (365) + RELEASE_GRACE_DAYS (30); never with suspect records kept for good."""
+    hub = Hub(store)
+    hub_retention.set_policy(store, POLICY, "admin", "default")
+    gone_long_ago = _seizure(hub, 800, 396)
+    gone_recently = _seizure(hub, 800, 394)
+    held = _seizure(hub, 800, 700)
+    hub_retention.place_hold(store, "record", held.id, "sup", "court order 4")
+    assert hub.prune()["records"] == 2 and hub.ids() == {held.id}
+    assert hub_retention.state(store, 1, hub.now).released == sorted([gone_recently.id, held.id])
+    assert hub_retention.state(store, 1, hub.now - 2 * DAY).released == sorted([gone_long_ago.id, gone_recently.id,
+                                                                                  held.id])
+    key = Ed25519PrivateKey.generate()
+    hub_retention.publish(store, key, hub.now)
+    assert not hub_retention.unpublished(store, hub.now)
+    assert hub_retention.unpublished(store, hub.now + 2 * DAY)  # gone_recently aged out: the next round publishes
+    hub_retention.set_policy(store, retention.RetentionPolicy(clear_days=30, suspect_days=None, manual_days=365),
+                             "admin", "suspects kept for good")
+    assert len(hub_retention.state(store, 1, hub.now + 5000 * DAY).released) == 3
+
+
+def _releases(store, n: int, width: int, first: int = 1) -> None:
+    """`n` released seizures the hub pruned long ago, ids `width` characters long."""
+    execute(store, "WITH RECURSIVE n(i) AS (SELECT CAST(? AS INTEGER) UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
+                   " INSERT INTO seizure_releases (record_id, released_by, released_at, reason)"
+                   f" SELECT '{'0' * (width - 7)}' || (1000000 + i), 'sup', 0, 'closed' FROM n", (first, first + n - 1))
+
+
+def test_a_state_over_its_limits_is_refused_with_its_values_and_the_published_one_stays(store):
+    """Before, 95,000 released ids of 50 characters made a 5 MB state whose signing failed (the envelope's 4 MiB),
+    and at 100,001 the state itself failed validation: every later hold failed to publish, and the control room's
+    retention round stopped before the hub's prune. Now a state over a limit is refused with its values and the
+    newest published state stays; the hub still prunes by the whole list."""
+    hub = Hub(store)  # no policy: every release stays listed
+    key = Ed25519PrivateKey.generate()
+    hub_retention.place_hold(store, "plate", "AB1234", "sup", "court order 1")
+    first = hub_retention.publish(store, key)[1]
+    _releases(store, 95_000, 50)
+    with pytest.raises(retention.RetentionError, match=r"retention state 2 is \d+ bytes \(1 holds, 95000 released"
+                                                        r" seizures\), over the limit of 4194304") as refused:
+        hub_retention.publish(store, key)
+    assert refused.value.code == "too_large" and hub_retention.latest_signed(store) == (1, first)
+    _releases(store, 5_001, 50, first=95_001)
+    with pytest.raises(retention.RetentionError, match="lists 1 holds and 100001 released seizures, over the limit"
+                                                       " of 100000 each"):
+        hub_retention.publish(store, key)
+    assert hub_retention.unpublished(store) and hub_retention.latest_signed(store) == (1, first)
+    hub_retention.set_policy(store, POLICY, "admin", "default")
+    rec = _seizure(hub, 400, 399)
+    assert hub.prune()["records"] == 1 and rec.id not in hub.ids()  # released, by the list no station gets
+    assert hub_retention.publish(store, key, hub.now)[0].released == []  # all of them pruned long ago: left out

@@ -7,12 +7,14 @@ import time
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central_sync import protocol as p
 from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
 from central_sync.hub.api import create_app
 from central_sync.hub.ingest import Ingestor
 from central_sync.hub.store import open_store
+from tests.central_sync.test_hub_retention import _releases
 
 PASSWORD = "correct horse battery"
 
@@ -26,6 +28,7 @@ async def client(tmp_path):
         app = room.install(create_app(store))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://hub") as http:
             http.store = store  # type: ignore[attr-defined]
+            http.room = room  # type: ignore[attr-defined]
             yield http
 
 
@@ -72,3 +75,35 @@ async def test_each_stations_disk_figures_come_from_its_status(client):
     got = (await client.get("/cr/api/retention")).json()
     assert got["stations"][0]["station"] == "gate-1" and got["stations"][0]["retention_version"] == 3
     assert got["stations"][0]["storage"] == storage.model_dump()
+
+
+class Link:
+    """The command link's publish, recorded (no broker needed for what the control room hands it)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bool]] = []
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        self.sent.append((topic, payload, retain))
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Closed with the control room."""
+
+
+async def test_a_state_over_its_limits_is_not_published_and_the_retention_view_says_so(client):
+    """Before, a hold placed once 100,001 seizures were released answered 500 (the state failed validation) and the
+    view said nothing. Now the hold is stored, the state refused is counted and the view says which version the
+    stations keep."""
+    room = client.room
+    room.key, room.link = Ed25519PrivateKey.generate(), Link()
+    await as_user(client, "sup1")
+    r = await client.post("/cr/api/holds", json={"kind": "plate", "value": "AB1234", "reason": "court order 5"})
+    assert r.json()["published_version"] == 1 and (await client.get("/cr/api/retention")).json()["state_refused"] is None
+    _releases(client.store, 100_001, 40)
+    r = await client.post("/cr/api/holds", json={"kind": "plate", "value": "CD5678", "reason": "court order 6"})
+    assert r.status_code == 200 and r.json()["published_version"] is None
+    got = (await client.get("/cr/api/retention")).json()
+    assert got["published_version"] == 1 and got["state_refused"] == {
+        "detail": "retention state 2 lists 2 holds and 100001 released seizures, over the limit of 100000 each",
+        "kept_version": 1}
+    assert room.counters["retention_state_refused"] == 1 and len(room.link.sent) == 1

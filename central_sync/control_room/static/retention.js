@@ -18,6 +18,9 @@ async function loadRetention() {  // #retention[data-loaded] once the page shows
   $("#retention-policy-now").textContent = p ? t("retention.policy_now", {
     clear: daysText(p.clear_days), suspect: daysText(p.suspect_days), manual: daysText(p.manual_days),
     version: r.published_version ?? "-" }) : t("retention.no_policy");
+  const refused = $("#retention-state-refused");  // the newest state over its limits: stations keep an older one
+  refused.hidden = !r.state_refused;
+  refused.textContent = r.state_refused ? t("retention.state_refused", { version: r.state_refused.kept_version ?? "-" }) : "";
   const f = $("#retention-policy-form");
   if (p) for (const k of ["clear_days", "suspect_days", "manual_days"]) f[k].value = p[k] ?? "";
   const h = r.hub;
