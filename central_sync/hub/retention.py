@@ -46,6 +46,7 @@ CREATE INDEX IF NOT EXISTS tip_outcomes_record ON tip_outcomes (record_id);
 CREATE INDEX IF NOT EXISTS records_verdict_decided ON records (verdict, decided_ts);
 CREATE TABLE IF NOT EXISTS pruned_blobs (
     sha256 TEXT PRIMARY KEY, pruned_at DOUBLE PRECISION NOT NULL);
+CREATE INDEX IF NOT EXISTS pruned_blobs_at ON pruned_blobs (pruned_at);
 CREATE TABLE IF NOT EXISTS retention_states (
     version BIGINT PRIMARY KEY, issued_at DOUBLE PRECISION NOT NULL, signed TEXT NOT NULL);
 """
@@ -63,6 +64,10 @@ UNSEIZED = ("(records.search_outcome IS NULL OR records.search_outcome = 'nothin
             " OR EXISTS (SELECT 1 FROM seizure_releases s WHERE s.record_id = records.id))")
 NO_HOLDS = r.Holds.of([])  # the DELETE's own SQL checks the holds
 DEPENDENTS = ("reviews", "record_identities", "search_reports", "tip_outcomes", "cr_actions")
+PRUNED_BLOBS_KEEP_DAYS = 90.0
+"""How long the prune remembers an image it could not delete (its record went before it arrived, `pruned_blobs`):
+one that arrives within these days of the prune is deleted on arrival, one later stays in `blobs`, named by
+nothing. Before, a row stayed for good for every image that never came (a scan the station dropped at its cap)."""
 KEEP_NEWEST = 3
 """The newest published risk bundle versions stay whatever else holds: a station may run one whose status or ack
 the hub has not stored yet (the newest is also the next delta's base and what a restarted hub offers)."""
@@ -372,13 +377,19 @@ def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: s
             deleted.clear()
             photos.clear()
     late = store.run_in_transaction(_late_images, store)
+    expired = len(db.execute(store, "DELETE FROM pruned_blobs WHERE pruned_at < ? RETURNING sha256",
+                             (now - PRUNED_BLOBS_KEEP_DAYS * r.DAY_S,)))
     versions, rows, size = prune_bundles(store, now)  # after the records: a bundle only they named goes with them
     out = {"records": len(deleted), "scans": scans, "photos": len(photos), "late_images": len(late), "kept": dict(kept),
-           "bundles": len(versions), "bundle_bytes": size}
+           "bundles": len(versions), "bundle_bytes": size, "pruned_blobs_expired": expired}
     if late:
         log.info("retention.late_images_pruned", images=len(late), bytes=sum(n for _, n in late),
                  detail=f"{len(late)} images ({sum(n for _, n in late)} bytes) that arrived after the records naming them"
                         " were pruned, deleted")
+    if expired:
+        log.info("retention.pruned_blobs_expired", images=expired,
+                 detail=f"{expired} images pruned more than {PRUNED_BLOBS_KEEP_DAYS:g} days ago never arrived: no"
+                        " longer awaited (one arriving now stays)")
     if deleted or versions or late:
         audit.append(store, actor, "retention.prune", "hub", {"records": len(deleted), "scans": scans,
                                                                "photos": len(photos), "late_images": len(late),

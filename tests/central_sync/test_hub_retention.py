@@ -526,3 +526,25 @@ def test_a_state_over_its_limits_is_refused_with_its_values_and_the_published_on
     rec = _seizure(hub, 400, 399)
     assert hub.prune()["records"] == 1 and rec.id not in hub.ids()  # released, by the list no station gets
     assert hub_retention.publish(store, key, hub.now)[0].released == []  # all of them pruned long ago: left out
+
+
+def test_an_image_that_never_arrives_is_no_longer_awaited_after_pruned_blobs_keep_days(store):
+    """Before, the prune remembered for good every image it could not delete (`pruned_blobs`), and one that never
+    came (a scan the station dropped at its cap) kept its row for good. Now a row goes PRUNED_BLOBS_KEEP_DAYS (90)
+    after the prune, counted; an image arriving within them is still deleted on arrival."""
+    hub = Hub(store)
+    hub_retention.set_policy(store, POLICY, "admin", "default")
+    never, late = (hashlib.sha256(data).hexdigest() for data in (b"npz-never", b"npz-late"))
+    hub.add_with_scan(Verdict.CLEAR, 40, never)
+    hub.add_with_scan(Verdict.CLEAR, 40, late)
+    assert hub.prune()["records"] == 2
+
+    def awaited() -> set[str]:
+        return {row[0] for row in store.query("SELECT sha256 FROM pruned_blobs")}
+    assert awaited() == {never, late}
+    hub_retention.prune(store, now=hub.now + 89 * DAY)
+    assert awaited() == {never, late}
+    _chunks(store, hub, b"npz-late")
+    assert hub_retention.prune(store, now=hub.now + 89.5 * DAY)["late_images"] == 1 and awaited() == {never}
+    out = hub_retention.prune(store, now=hub.now + 90.5 * DAY)
+    assert awaited() == set() and out["pruned_blobs_expired"] == 1
