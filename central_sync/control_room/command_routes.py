@@ -5,7 +5,8 @@ a checked command, undoing one, the list and one command with its diagnostic rep
     POST /cr/api/commands               {station, op, args}: 404 unknown station, 422 bad value
     POST /cr/api/commands/{id}/undo     a new command restoring what {id} replaced (audited as command_undo)
     POST /cr/api/commands/{id}/resend   {id} refused `queue_full` by its station: the same op and args under a new
-                                        id, once (audited as command_sent with resend_of)
+                                        id, once (audited as command_sent, or command_undo with the undo_of of an
+                                        undo, with resend_of)
     GET  /cr/api/commands               newest first: outcome, previous values, undo_of, has_report
     GET  /cr/api/commands/{id}          one command with the diagnostic report when one came back
 """
@@ -127,7 +128,8 @@ def build_command_router(room: ControlRoom, need: Callable[[str], Callable[..., 
                 id=cmd_id, outcome=row["outcome"] or "pending"))
         if row["resent_as"]:
             raise refused(user, row["station"], row["op"], already_resent(row))
-        return send(user, row["station"], row["op"], row["args"], resend_of=cmd_id)
+        # an undo sent again is still that undo (audited as command_undo, listed with the command it reverses)
+        return send(user, row["station"], row["op"], row["args"], undo_of=row["undo_of"], resend_of=cmd_id)
 
     def view(row: tuple, now: float) -> dict:
         d = dict(zip(COLUMNS, row))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -202,3 +203,55 @@ def test_the_live_feeds_queries_read_an_index_not_the_whole_table(tmp_path):
         plan = " ".join(str(row[-1]) for row in hub.query("EXPLAIN QUERY PLAN " + sql, (0.0,)))
         assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, (name, plan)
     hub.close()
+
+
+class Link:
+    """The command link's publish, recorded (the station's answers are handed to the room as its link would)."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        self.sent.append(topic)
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Closed with the control room."""
+
+
+async def test_an_undo_sent_again_after_a_full_queue_is_still_the_undo(store):
+    """Before, **Send again** on an undo its station refused `queue_full` sent the same arguments without `undo_of`:
+    audited as `command_sent` with `undo_of` null and listed as a plain command, so the log no longer said which
+    change it reversed. Now it is audited as `command_undo` with `undo_of` and `resend_of`, and listed as the undo."""
+    import httpx
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from central_sync.control_room import ControlRoom, ControlRoomConfig, audit, auth
+    from central_sync.hub.api import create_app
+
+    status = p.StatusMsg(station="gate-1", state="online", session=1, at=time.time(),
+                         settings={**SETTINGS, "changed_at": 100.0})
+    Ingestor(store, "hub-t", lambda *a: None).handle([(p.topic("gate-1", "status"), status.model_dump_json().encode())])
+    auth.add_user(store, "sup1", "supervisor", "correct horse battery")
+    async with ControlRoom(store, None, ControlRoomConfig(session_idle_s=60)) as room:
+        room.key, room.link = Ed25519PrivateKey.generate(), Link()
+
+        def answer(cmd_id: str, outcome: str, reason: str) -> None:
+            room._result(c.result_topic("gate-1"), c.CommandResult(
+                id=cmd_id, station="gate-1", op="set_tip_rate", outcome=outcome, reason=reason, at=time.time()
+            ).model_dump_json().encode())
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=room.install(create_app(store))),
+                                     base_url="https://hub") as http:
+            assert (await http.post("/cr/api/login", json={"username": "sup1", "password": "correct horse battery"})
+                    ).status_code == 200
+            first = (await http.post("/cr/api/commands", json={"station": "gate-1", "op": "set_tip_rate",
+                                                               "args": {"rate": 0.05}})).json()["id"]
+            answer(first, "applied", "applied")
+            undo = (await http.post(f"/cr/api/commands/{first}/undo", json={})).json()
+            answer(undo["id"], "rejected", "queue_full")
+            again = (await http.post(f"/cr/api/commands/{undo['id']}/resend", json={})).json()
+            assert (again["undo_of"], again["resend_of"]) == (first, undo["id"])
+            listed = {row["id"]: row for row in (await http.get("/cr/api/commands")).json()}
+            assert listed[again["id"]]["undo_of"] == first and listed[again["id"]]["args"] == {"rate": 0.03}
+    entry = [e for e in audit.entries(store) if json.loads(e["detail"]).get("id") == again["id"]][0]
+    assert entry["action"] == "command_undo" and json.loads(entry["detail"])["undo_of"] == first
+    assert json.loads(entry["detail"])["resend_of"] == undo["id"]
