@@ -480,6 +480,7 @@ def prune_bundles(store: HubStore, now: float | None = None,
         return [], 0, 0
 
     def delete(cur: Cursor) -> list[tuple[int, int]]:
+        store.wait_for_writers(cur, "records")  # a record an ingest is committing now is seen, and keeps its bundle
         out: list[tuple[int, int]] = []
         for start in range(0, len(go), PAGE):
             part = go[start:start + PAGE]

@@ -223,6 +223,10 @@ class HubStore:
     def _transaction(self, conn: Any) -> Any:
         return conn
 
+    def wait_for_writers(self, cur: Cursor, table: str) -> None:
+        """In a transaction: let the writers of `table` in flight commit, and hold off new ones until it ends, so
+        its next statements see every row (SQLite: nothing to do, it has one writer at a time)."""
+
     def conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -620,6 +624,9 @@ class PgStore(HubStore):
 
     def _transaction(self, conn: psycopg.Connection) -> Any:
         return conn.transaction()
+
+    def wait_for_writers(self, cur: Cursor, table: str) -> None:
+        cur.execute(f"LOCK TABLE {table} IN SHARE MODE")  # a statement's snapshot misses rows not yet committed
 
     def _run_group(self, cur: Any, sql: str, rows: list[tuple], returning: bool) -> list[bool]:
         """One round trip for the group (executemany pipelines it); per row, whether it RETURNed a row."""

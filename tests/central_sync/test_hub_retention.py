@@ -548,3 +548,38 @@ def test_an_image_that_never_arrives_is_no_longer_awaited_after_pruned_blobs_kee
     assert hub_retention.prune(store, now=hub.now + 89.5 * DAY)["late_images"] == 1 and awaited() == {never}
     out = hub_retention.prune(store, now=hub.now + 90.5 * DAY)
     assert awaited() == set() and out["pruned_blobs_expired"] == 1
+
+
+def test_a_record_naming_a_bundle_committed_while_the_bundle_is_deleted_keeps_it_on_postgresql(pg_url, tmp_path):
+    """PostgreSQL reads by the snapshot each statement starts with: a station's record naming bundle 1, written by an
+    ingest still in its transaction when the prune's DELETE ran, was not seen by the DELETE's NOT EXISTS, and the
+    bundle went though the record (committed a moment later) names it. Now the DELETE's transaction first waits for
+    the writers of `records` (LOCK ... IN SHARE MODE) and then sees the record. (SQLite has one writer at a time.)"""
+    import threading
+
+    import psycopg
+
+    store = open_store(pg_url)
+    hub_retention.migrate(store)
+    hub = Hub(store)
+    v = _publish(store, tmp_path, hub, 1000, 990, 980, 970, 1)
+    rec = hub.add(Verdict.SUSPECT, 10)
+    hub_retention.set_policy(store, POLICY, "admin", "default")
+    ingest = psycopg.connect(pg_url)  # a transaction of its own, as another hub process's ingest
+    ingest.execute("UPDATE records SET risk_bundle = %s WHERE id = %s", (v[0], rec.id))
+    done: list = []
+    pruning = threading.Thread(target=lambda: done.append(hub_retention.prune_bundles(store, hub.now)))
+    pruning.start()
+    watch = psycopg.connect(pg_url, autocommit=True)
+    for _ in range(1000):  # until the prune is done or waits for the ingest's lock
+        if done or watch.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'records'::regclass"
+                                 ).fetchone()[0]:
+            break
+        pruning.join(0.01)
+    ingest.commit()
+    pruning.join(30)
+    assert done and done[0][0] == [v[1]]
+    assert _versions(store) == [v[0], v[2], v[3], v[4]]  # bundle 1 stays: the record names it
+    for conn in (ingest, watch):
+        conn.close()
+    store.close()
