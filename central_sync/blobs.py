@@ -39,13 +39,25 @@ def photo_type(data: bytes) -> str | None:
     return next((kind for kind, magic in PHOTO_MAGIC.items() if data.startswith(magic)), None)
 
 
-def photo_problem(size: int, head: bytes) -> str | None:
-    """Why a file of `size` bytes starting with `head` is not a photo to keep or send, or None."""
+PHOTO_FAULTS = {"too_large": "{size} bytes, over the limit of {max} for a search photo",
+                "not_photo": "not a JPEG or PNG (it starts with {head})"}
+"""Why a file is not a search photo, by code (the control room's error.search.photo_<code>), as a sentence."""
+
+
+def photo_fault(size: int, head: bytes) -> tuple[str, dict[str, int | str]] | None:
+    """Why a file of `size` bytes starting with `head` is not a photo to keep or send (a PHOTO_FAULTS code and its
+    values), or None."""
     if size > MAX_PHOTO_BYTES:
-        return f"{size} bytes, over the limit of {MAX_PHOTO_BYTES} for a search photo"
+        return "too_large", {"size": size, "max": MAX_PHOTO_BYTES}
     if photo_type(head) is None:
-        return f"not a JPEG or PNG (it starts with {head[:8].hex()})"
+        return "not_photo", {"head": head[:8].hex()}
     return None
+
+
+def photo_problem(size: int, head: bytes) -> str | None:
+    """photo_fault's reason as one sentence, or None."""
+    fault = photo_fault(size, head)
+    return None if fault is None else PHOTO_FAULTS[fault[0]].format(**fault[1])
 
 
 def file_sha256(path: Path) -> str:

@@ -60,7 +60,13 @@ LEAF = "model"
 
 
 class RolloutError(SyncError):
-    """A package or roll-out the hub cannot take (no such package, unsigned, bad target, bad folder)."""
+    """A package or roll-out the hub cannot take (no such package, unsigned, bad target, bad folder); the message
+    one sentence with the values, `code` and `vals` the same for a translation (the control room's
+    error.models.<code>)."""
+
+    def __init__(self, message: str, code: str = "rollout_refused", **vals: object) -> None:
+        super().__init__(message)
+        self.code, self.vals = code, vals
 
 
 class HeaderSignatureError(RolloutError):
@@ -184,7 +190,8 @@ def choose(target: Target, known: Iterable[str], rollout_id: int) -> tuple[str, 
         return None
     pool = sorted(set(known), key=lambda s: hashlib.sha256(f"{rollout_id}:{s}".encode()).hexdigest())
     if not pool:
-        raise RolloutError("a roll-out to a percentage of stations needs known stations; the hub knows none yet")
+        raise RolloutError("a roll-out to a percentage of stations needs known stations; the hub knows none yet",
+                           "no_stations", percent=f"{target.percent:g}")
     return tuple(sorted(pool[:max(1, math.ceil(len(pool) * target.percent / 100))]))
 
 
@@ -198,7 +205,8 @@ class ModelRepo:
     def package_dir(self, package: str) -> Path:
         path = self.folder / "packages" / package
         if not (path / MANIFEST_FILE).exists():
-            raise RolloutError(f"the hub holds no model package {package!r} under {self.folder / 'packages'}")
+            raise RolloutError(f"the hub holds no model package {package!r} under {self.folder / 'packages'}",
+                               "unknown_package", package=package)
         return path
 
     def upload(self, src: Path) -> str:
@@ -249,7 +257,8 @@ class ModelRepo:
         """Record a roll-out of a signed package; the running hub delivers it."""
         folder = self.package_dir(package)
         if not (folder / SIGNATURE_FILE).exists():
-            raise RolloutError(f"model package {package} is not signed; an admin signs it first (edge-hub model sign)")
+            raise RolloutError(f"model package {package} is not signed; an admin signs it first (edge-hub model sign)",
+                               "unsigned", package=package)
         done = self.rollouts()
         record = RolloutRecord(id=(done[-1].id + 1) if done else 1, package=package,
                                sha256=load_manifest(folder).sha256, stations=choose(target, known, len(done) + 1),

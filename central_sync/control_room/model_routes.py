@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from central_sync.control_room import audit, auth
+from central_sync.control_room.refusals import Refused
 from central_sync.hub.stations import station_view
 from central_sync.model_delivery import Criteria, ModelRepo, RolloutError, Target
 
@@ -39,7 +40,8 @@ def build_model_router(room: ControlRoom, need: Callable[[str], Callable[..., au
 
     def repo() -> ModelRepo:
         if folder is None:
-            raise HTTPException(409, "the hub runs without a model folder (edge-hub run --models-dir); no roll-outs")
+            raise Refused(409, "models.no_folder", "the hub runs without a model folder (edge-hub run --models-dir);"
+                          " no roll-outs")
         return ModelRepo(folder)
 
     @r.get("")
@@ -57,8 +59,10 @@ def build_model_router(room: ControlRoom, need: Callable[[str], Callable[..., au
         try:
             target = Target(stations=tuple(body.stations) if body.stations else None, percent=body.percent)
             record = repo().stage(body.package, target, body.criteria, store.station_ids(), staged_by=user.username)
-        except (RolloutError, ValidationError) as exc:
-            raise HTTPException(409, str(exc)) from exc
+        except RolloutError as exc:
+            raise Refused(409, f"models.{exc.code}", str(exc), **exc.vals) from exc
+        except ValidationError as exc:
+            raise Refused(409, "models.rollout_refused", str(exc)) from exc
         audit.append(store, user.username, "models.rollout_staged", body.package, record.model_dump(mode="json"))
         return record.model_dump(mode="json")
 

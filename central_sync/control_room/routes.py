@@ -206,7 +206,9 @@ def build_router(room: ControlRoom) -> APIRouter:
                        user: auth.User = Depends(need("view"))) -> list[dict]:
         """Vehicle search reports (their latest versions) by plate, container or report words, and outcome."""
         if outcome is not None and outcome not in queries.SEARCH_OUTCOMES:
-            raise HTTPException(422, f"outcome {outcome!r} is not one of {', '.join(queries.SEARCH_OUTCOMES)}")
+            allowed = ", ".join(queries.SEARCH_OUTCOMES)
+            raise Refused(422, "search.bad_outcome", f"outcome {outcome[:64]!r} is not one of {allowed}",
+                          outcome=outcome[:64], allowed=allowed)
         return queries.search_reports(store, q, outcome, station, limit)
 
     @r.get("/cr/api/search-reports/{record_id}/photos/{sha256}")
@@ -215,12 +217,16 @@ def build_router(room: ControlRoom) -> APIRouter:
         holds that is not a JPEG or PNG within the photo limit is refused and counted (`photo_refused`)."""
         data = queries.report_photo(store, record_id, sha256)
         if data is None:
-            raise HTTPException(404, f"no search photo {sha256[:64]!r} of record {record_id[:128]!r} at the hub")
-        problem = blobs.photo_problem(len(data), data[:16])
-        if problem is not None:
+            raise Refused(404, "search.photo_unknown", f"no search photo {sha256[:64]!r} of record {record_id[:128]!r}"
+                          " at the hub", photo=sha256[:64], record=record_id[:128])
+        fault = blobs.photo_fault(len(data), data[:16])
+        if fault is not None:
+            code, vals = fault
+            problem = blobs.PHOTO_FAULTS[code].format(**vals)
             room.counters["photo_refused"] += 1
             log.warning("control_room.photo_refused", record=record_id, photo=sha256, detail=problem)
-            raise HTTPException(415, f"search photo {sha256[:12]} is refused: {problem}")
+            raise Refused(415, f"search.photo_{code}", f"search photo {sha256[:12]} is refused: {problem}",
+                          photo=sha256[:12], **vals)
         return Response(data, media_type=blobs.photo_type(data) or "image/jpeg",
                         headers={"Cache-Control": "private, max-age=3600"})
 

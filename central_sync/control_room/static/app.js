@@ -444,10 +444,15 @@ function searchPhotos(v) {  // the report's photos the hub holds (synced by the 
   for (const ph of v.photos || []) {
     if (!ph.held) { cell.append(el("span", { class: "muted", title: ph.sha256 }, t("search.photo_pending"))); continue; }
     const url = `/cr/api/search-reports/${encodeURIComponent(v.record_id)}/photos/${ph.sha256}`;
-    cell.append(el("a", { href: url, target: "_blank", rel: "noopener" },
-                   el("img", { src: url, alt: ph.sha256.slice(0, 12), class: "search-photo", loading: "lazy" })));
+    const img = el("img", { src: url, alt: ph.sha256.slice(0, 12), class: "search-photo", loading: "lazy" });
+    img.onerror = () => photoRefused(img, url, ph.sha256);
+    cell.append(el("a", { href: url, target: "_blank", rel: "noopener" }, img));
   }
   return cell;
+}
+async function photoRefused(img, url, sha) {  // a photo the hub will not show (not a JPEG or PNG, too large): why, not a broken image
+  const r = await fetch(url, { credentials: "same-origin", headers: { "x-lang": S.lang } });
+  if (!r.ok) img.parentNode.replaceWith(el("span", { class: "muted photo-refused", title: sha }, (await refusal(r)).message));
 }
 $("#search-form").addEventListener("submit", (ev) => { ev.preventDefault(); loadSearchReports(); });
 

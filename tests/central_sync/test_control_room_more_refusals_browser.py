@@ -1,0 +1,81 @@
+"""More of the hub's refusals on the control room's screen, in headless Chromium: a model roll-out and a search photo
+refused read in the language shown, not in the hub's English. Screenshots go to test-artifacts/control_room/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
+from central_sync.control_room.i18n import catalogue
+from central_sync.hub.api import create_app
+from central_sync.hub.store import open_store
+from central_sync.model_delivery import ModelRepo
+from edge.search_report import sign
+from models.testgraphs import write_package
+from search_report_kit import form, on_disk, open_station
+from test_control_room_browser import ARTIFACTS, CHROMIUM, PASSWORD, serving, signed_in_page
+from test_control_room_more_refusals import JUNK, hold
+from test_search_report_browser import deliver
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
+
+
+def fill(text: str, **vals: str) -> str:
+    for k, v in vals.items():
+        text = text.replace("{" + k + "}", v)
+    return text
+
+
+async def test_a_refused_roll_out_reads_in_the_language_shown(tmp_path: Path) -> None:
+    """A roll-out to 10 % of the stations while the hub knows none: in zh-Hant the page said "未能安排部署：a roll-out
+    to a percentage of stations needs known stations; the hub knows none yet"; now the sentence of its code."""
+    from playwright.async_api import async_playwright, expect
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    repo = ModelRepo(tmp_path / "models")
+    package = repo.upload(write_package(tmp_path / "src", version="3.0.0"))
+    repo.sign(package, Ed25519PrivateKey.generate(), "models-1")
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(models_dir=repo.folder)) as room:
+        auth.add_user(store, "adm1", "admin", PASSWORD)
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
+            page = await signed_in_page(pw, port, "adm1")
+            await page.select_option("#lang", "zh-Hant")
+            await page.click("#nav button[data-view=models]")
+            await page.wait_for_selector("#models[data-loaded]", state="attached")
+            await page.select_option("#models-target", "percent")
+            await page.click("#models-form button[type=submit]")
+            zh = catalogue("zh-Hant")
+            await expect(page.locator("#models-msg")).to_have_text(
+                fill(zh["models.stage_failed"], error=fill(zh["error.models.no_stations"], percent="10")))
+            await page.screenshot(path=ARTIFACTS / "rollout-refused-zh-Hant.png")
+    assert repo.rollouts() == []
+    store.close()
+
+
+async def test_a_refused_search_photo_says_why_in_the_language_shown(tmp_path: Path) -> None:
+    """A photo the hub holds that is no JPEG or PNG (damaged on the station's disk, sent all the same) showed as a
+    broken image; now its refusal's sentence stands in its place, in the language shown."""
+    from playwright.async_api import async_playwright, expect
+    st = open_station(tmp_path / "data")
+    junk_sha = on_disk(st.store, JUNK)
+    sign(st.store, st.vehicle().id, form(photos=[junk_sha]))
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(stale_s=7200)) as room:
+        deliver(st.store.db_path, store)
+        hold(store, JUNK)
+        auth.add_user(store, "op1", "operator", PASSWORD)
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
+            page = await signed_in_page(pw, port, "op1")
+            await page.select_option("#lang", "zh-Hant")
+            await page.click("#nav button[data-view=search-reports]")
+            zh = catalogue("zh-Hant")
+            refused = page.locator("#search-table .photo-refused")
+            await expect(refused).to_have_text(fill(zh["error.search.photo_not_photo"], photo=junk_sha[:12],
+                                                    head="6e6f7420616e2069"))
+            await expect(page.locator("#search-table img.search-photo")).to_have_count(0)
+            await page.screenshot(path=ARTIFACTS / "search-photo-refused-zh-Hant.png")
+    st.store.close()
+    store.close()
