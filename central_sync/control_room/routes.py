@@ -269,6 +269,17 @@ def build_router(room: ControlRoom) -> APIRouter:
             raise Refused(422, "text_too_long", f"the text has {len(body.text)} characters, at most {MAX_TEXT} are"
                           " allowed; nothing was recorded", length=len(body.text), max=MAX_TEXT)
 
+    def acknowledge(row: tuple) -> None:
+        """The alert's one acknowledgement; Refused(409) naming who acknowledged it when someone already did."""
+        done = execute(store, "INSERT INTO cr_actions (id, record_id, kind, actor, at, assignee, text)"
+                       " SELECT ?,?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM cr_actions WHERE record_id = ? AND"
+                       " kind = 'ack') RETURNING id", (*row, row[1]))
+        if not done:
+            (by,) = execute(store, "SELECT actor FROM cr_actions WHERE record_id = ? AND kind = 'ack' ORDER BY at"
+                            " LIMIT 1", (row[1],))[0]
+            raise Refused(409, "already_acknowledged", f"alert {row[1]} was acknowledged already by {by};"
+                          " nothing was recorded", by=by)
+
     @r.post("/cr/api/alerts/{record_id}/actions")
     def act(record_id: str, body: Action, request: Request, user: auth.User = Depends(need("act"))) -> dict:
         if body.kind == "assign" and not user.can("assign"):  # need("act")'s line reads like a success: say so
@@ -279,7 +290,10 @@ def build_router(room: ControlRoom) -> APIRouter:
         check_text(body)
         alert_or_404(record_id)
         row = (uuid.uuid4().hex, record_id, body.kind, user.username, time.time(), body.assignee, body.text)
-        execute(store, "INSERT INTO cr_actions (id, record_id, kind, actor, at, assignee, text) VALUES (?,?,?,?,?,?,?)", row)
+        if body.kind == "ack":
+            acknowledge(row)
+        else:
+            execute(store, "INSERT INTO cr_actions (id, record_id, kind, actor, at, assignee, text) VALUES (?,?,?,?,?,?,?)", row)
         audit.append(store, user.username, f"alert_{body.kind}", record_id, {"assignee": body.assignee, "text": body.text})
         return {"record_id": record_id, "kind": body.kind, "actor": user.username, "at": row[4],
                 "assignee": body.assignee, "text": body.text}

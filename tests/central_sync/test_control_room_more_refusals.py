@@ -22,7 +22,7 @@ from central_sync.model_delivery import ModelRepo
 from edge.search_report import sign
 from models.testgraphs import write_package
 from search_report_kit import form, on_disk, open_station
-from test_control_room_browser import PASSWORD
+from test_control_room_browser import PASSWORD, seed_hub
 from test_search_report_browser import deliver
 
 JUNK = b"not an image at all" * 10
@@ -116,3 +116,25 @@ async def test_model_roll_out_refusals_carry_a_code_and_their_values(tmp_path: P
     for code in ("models.unknown_package", "models.unsigned", "models.no_stations", "models.no_folder",
                  "models.rollout_refused"):
         translated(code)
+
+
+async def test_an_alert_is_acknowledged_once(store: HubStore) -> None:
+    """A second Acknowledge (the card offered it on an acknowledged alert; two supervisors at once) was recorded as
+    another "Acknowledged by …"; now the hub refuses it (409 already_acknowledged, naming who did), on either
+    backend, and records nothing."""
+    async with ControlRoom(store, None, ControlRoomConfig(secure_cookie=False)) as room:
+        seed_hub(store)
+        (rid,) = store.query("SELECT id FROM records WHERE station = 'gate-1' AND verdict = 'suspect'")[0]
+        for name in ("op1", "sup1"):
+            auth.add_user(store, name, "supervisor", PASSWORD)
+        app = room.install(create_app(store))
+        async with signed_in(app, "op1") as op1, signed_in(app, "sup1") as sup1:
+            assert (await op1.post(f"/cr/api/alerts/{rid}/actions", json={"kind": "ack"})).status_code == 200
+            again = await sup1.post(f"/cr/api/alerts/{rid}/actions", json={"kind": "ack"})
+            assert (again.status_code, again.json()) == (409, {
+                "detail": f"alert {rid} was acknowledged already by op1; nothing was recorded",
+                "code": "already_acknowledged", "vals": {"by": "op1"}})
+            assert (await sup1.post(f"/cr/api/alerts/{rid}/actions", json={"kind": "escalate"})).status_code == 200
+    assert sorted(store.query("SELECT kind, actor FROM cr_actions WHERE record_id = ?", (rid,))) == [
+        ("ack", "op1"), ("escalate", "sup1")]
+    translated("already_acknowledged")

@@ -16,7 +16,7 @@ from central_sync.model_delivery import ModelRepo
 from edge.search_report import sign
 from models.testgraphs import write_package
 from search_report_kit import form, on_disk, open_station
-from test_control_room_browser import ARTIFACTS, CHROMIUM, PASSWORD, serving, signed_in_page
+from test_control_room_browser import ARTIFACTS, CHROMIUM, PASSWORD, seed_hub, serving, signed_in_page
 from test_control_room_more_refusals import JUNK, hold
 from test_search_report_browser import deliver
 
@@ -78,4 +78,29 @@ async def test_a_refused_search_photo_says_why_in_the_language_shown(tmp_path: P
             await expect(page.locator("#search-table img.search-photo")).to_have_count(0)
             await page.screenshot(path=ARTIFACTS / "search-photo-refused-zh-Hant.png")
     st.store.close()
+    store.close()
+
+
+async def test_an_acknowledged_alert_offers_no_acknowledge(tmp_path: Path) -> None:
+    """The card of an acknowledged alert still offered Acknowledge, and a touch recorded a second one; now it is
+    offered until the alert is acknowledged, then gone (the others stay)."""
+    from playwright.async_api import async_playwright, expect
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(stale_s=7200)) as room:
+        seed_hub(store)
+        auth.add_user(store, "sup1", "supervisor", PASSWORD)
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
+            page = await signed_in_page(pw, port, "sup1")
+            await page.click("#nav button[data-view=alerts]")
+            card = page.locator("article.alert").first
+            await card.locator("button.act-ack").click()
+            await expect(card.locator(".action-ack")).to_contain_text("sup1")
+            await expect(page.locator("article.alert").first.locator("button.act-ack")).to_have_count(0)
+            await expect(page.locator("article.alert").first.locator("button.act-escalate")).to_have_count(1)
+            await page.reload()
+            await page.click("#nav button[data-view=alerts]")
+            await expect(page.locator("article.alert.acknowledged")).to_have_count(1)
+            await expect(page.locator("article.alert.acknowledged button.act-ack")).to_have_count(0)
+            await expect(page.locator("article.alert:not(.acknowledged) button.act-ack")).to_have_count(1)
+    assert store.query("SELECT kind, actor FROM cr_actions") == [("ack", "sup1")]
     store.close()

@@ -245,7 +245,7 @@ function alertCard(a) {
     try { addAction(a, await api(`/cr/api/alerts/${encodeURIComponent(a.id)}/actions`, { method: "POST", body: JSON.stringify(body) })); }
     catch (e) { said.textContent = e.message; }
   };
-  const buttons = [["ack", "alert.ack"], ["comment", "alert.comment"], ["escalate", "alert.escalate"]];
+  const buttons = [...(acked ? [] : [["ack", "alert.ack"]]), ["comment", "alert.comment"], ["escalate", "alert.escalate"]];  // acknowledged once
   if (S.me.can.includes("assign")) buttons.push(["assign", "alert.assign"]);
   return el("article", { class: "alert" + (acked ? " acknowledged" : ""), id: "alert-" + a.id, "data-id": a.id },
     img,
