@@ -104,3 +104,28 @@ async def test_an_acknowledged_alert_offers_no_acknowledge(tmp_path: Path) -> No
             await expect(page.locator("article.alert:not(.acknowledged) button.act-ack")).to_have_count(1)
     assert store.query("SELECT kind, actor FROM cr_actions") == [("ack", "sup1")]
     store.close()
+
+
+async def test_a_draft_decided_meanwhile_says_its_decision_in_the_language_shown(tmp_path: Path) -> None:
+    """An administrator approving a draft another had approved meanwhile read "未完成：草稿 d… 已有決定（approved）。":
+    the decision was the hub's code; now it is the decision's word in the language shown."""
+    from playwright.async_api import async_playwright, expect
+    from central_sync.riskhub import authoring
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(stale_s=7200)) as room:
+        for name, role in (("sup1", "supervisor"), ("adm1", "admin"), ("adm2", "admin")):
+            auth.add_user(store, name, role, PASSWORD)
+        draft = authoring.propose(store, "sup1", "random.set", {"rate": 0.03, "stale_rate": 0.2, "per_lane": {}})
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
+            page = await signed_in_page(pw, port, "adm1")
+            await page.select_option("#lang", "zh-Hant")
+            await page.click("#nav button[data-view=approvals]")
+            row = page.locator(f'#drafts-table tr[data-draft="{draft.id}"]')
+            await expect(row.locator("button.approve")).to_have_count(1)
+            authoring.approve(store, draft.id, "adm2")  # meanwhile, at another desk
+            await row.locator("button.approve").click()
+            zh = catalogue("zh-Hant")
+            await expect(page.locator("#approvals-msg")).to_have_text(fill(zh["approvals.refused"], error=fill(
+                zh["error.risk.already_decided"], draft=draft.id, decision=zh["decision.approved"])))
+            await page.screenshot(path=ARTIFACTS / "draft-decided-zh-Hant.png")
+    store.close()
