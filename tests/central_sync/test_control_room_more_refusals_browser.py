@@ -129,3 +129,35 @@ async def test_a_draft_decided_meanwhile_says_its_decision_in_the_language_shown
                 zh["error.risk.already_decided"], draft=draft.id, decision=zh["decision.approved"])))
             await page.screenshot(path=ARTIFACTS / "draft-decided-zh-Hant.png")
     store.close()
+
+
+async def test_the_live_indicator_stays_in_the_header_row_on_the_wall(tmp_path: Path) -> None:
+    """At 2560×1440 in wall mode a supervisor's (and an administrator's) header was 4 px too wide, so "live" wrapped
+    alone under the title, where nobody looks; now it stays beside the wall toggle on the title's row."""
+    from playwright.async_api import async_playwright, expect
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    row = """() => { const [h, w, l] = ['header h1', '#wall-toggle', '#live'].map((s) => document.querySelector(s)
+      .getBoundingClientRect()); return {live_top: l.top, title_bottom: h.bottom, toggle_right: w.right, live_left: l.left,
+      scroll: document.documentElement.scrollWidth}; }"""
+    async with ControlRoom(store, None, ControlRoomConfig(stale_s=7200)) as room:
+        auth.add_user(store, "sup1", "supervisor", PASSWORD)
+        auth.add_user(store, "adm1", "admin", PASSWORD)
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
+            page = await signed_in_page(pw, port, "sup1", "/cr/?wall=1")
+            await page.set_viewport_size({"width": 2560, "height": 1440})
+            await expect(page.locator("#live")).to_have_class("live-on")
+            for user in ("sup1", "adm1"):
+                if user == "adm1":
+                    await page.click("#signout")
+                    await page.fill("input[name=username]", user)
+                    await page.fill("input[name=password]", PASSWORD)
+                    await page.click("#signin-form button[type=submit]")
+                    await expect(page.locator("#me")).to_contain_text(user)
+                for lang in ("en", "zh-Hant"):
+                    await page.select_option("#lang", lang)
+                    await expect(page.locator("#live")).to_have_text(catalogue(lang)["live.on"])
+                    got = await page.evaluate(row)
+                    assert got["live_top"] < got["title_bottom"] and got["live_left"] > got["toggle_right"], (user, lang, got)
+                    assert got["scroll"] <= 2560, (user, lang, got)
+            await page.screenshot(path=ARTIFACTS / "wall-header-2560x1440.png", clip={"x": 0, "y": 0, "width": 2560, "height": 120})
+    store.close()
