@@ -331,6 +331,8 @@ def prune(store: HubStore, now: float | None = None, limit: int = PAGE, actor: s
     scans = 0
 
     def delete(cur: Cursor) -> int:
+        # a record (or report) naming a scan (or photo) that an ingest is committing now is seen, and keeps it
+        store.wait_for_writers(cur, "records", "search_reports", writes=True)
         ids = [rid for rid, _ in go]
         # held or seized since the plan (a hold placed, a station's seizure report ingested meanwhile): stays
         cur.execute(store.sql(f"DELETE FROM records WHERE id IN ({_marks(ids)}) AND NOT {HELD} AND {UNSEIZED}"
@@ -407,6 +409,7 @@ def _late_images(cur: Cursor, store: HubStore) -> list[tuple[str, int]]:
     """Delete the scans and search photos that arrived after the prune deleted every record naming them (a
     station back from a long time offline sends its records first, its images last), unless a record or a
     report the hub keeps names them (again); (sha256, bytes) of each."""
+    store.wait_for_writers(cur, "records", "search_reports")  # one an ingest is committing now is seen
     cur.execute(store.sql("DELETE FROM blobs WHERE sha256 IN (SELECT sha256 FROM pruned_blobs) AND NOT EXISTS"
                           " (SELECT 1 FROM records WHERE scan_sha256 = blobs.sha256) AND NOT EXISTS (SELECT 1 FROM"
                           " search_reports WHERE body LIKE ? || blobs.sha256 || ?) RETURNING sha256, size"), ("%", "%"))

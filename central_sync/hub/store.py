@@ -223,9 +223,10 @@ class HubStore:
     def _transaction(self, conn: Any) -> Any:
         return conn
 
-    def wait_for_writers(self, cur: Cursor, table: str) -> None:
-        """In a transaction: let the writers of `table` in flight commit, and hold off new ones until it ends, so
-        its next statements see every row (SQLite: nothing to do, it has one writer at a time)."""
+    def wait_for_writers(self, cur: Cursor, *tables: str, writes: bool = False) -> None:
+        """First in a transaction: let the writers of `tables` in flight commit, and hold off new ones until it ends,
+        so its next statements see every row (SQLite: nothing to do, it has one writer at a time). `writes`: the
+        transaction writes them too, so it also waits for another such transaction (see PgStore)."""
 
     def conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
@@ -625,8 +626,13 @@ class PgStore(HubStore):
     def _transaction(self, conn: psycopg.Connection) -> Any:
         return conn.transaction()
 
-    def wait_for_writers(self, cur: Cursor, table: str) -> None:
-        cur.execute(f"LOCK TABLE {table} IN SHARE MODE")  # a statement's snapshot misses rows not yet committed
+    def wait_for_writers(self, cur: Cursor, *tables: str, writes: bool = False) -> None:
+        """A statement's snapshot misses rows not yet committed. SHARE lets readers of the same tables run side by
+        side; a transaction that then writes them takes SHARE ROW EXCLUSIVE, which conflicts with itself: two
+        holding SHARE that both went on to write would each wait for the other (a deadlock). The tables are locked
+        in the order given, the order ingest writes them (records before search_reports)."""
+        mode = "SHARE ROW EXCLUSIVE" if writes else "SHARE"
+        cur.execute(f"LOCK TABLE {', '.join(tables)} IN {mode} MODE")
 
     def _run_group(self, cur: Any, sql: str, rows: list[tuple], returning: bool) -> list[bool]:
         """One round trip for the group (executemany pipelines it); per row, whether it RETURNed a row."""
