@@ -17,8 +17,9 @@ drawbar over the loop: what follows is its trailer, once the beam clears behind 
 A separator that contradicts the loop sends the vehicles concerned to `manual`.
 
 The exit loops cannot tell a vehicle following the released one out through the open gate from its trailer, but the
-entry loop counted the released vehicle's parts (a cab and its trailer are 2): more parts leaving over the exit loop,
-or a vehicle leaving that the lane had not let go, is an exit tailgate. The alarm `exit_tailgate` names the vehicles
+entry loop counted the released vehicle's parts (a cab and its trailer are 2; kept with it in the lane file, so a
+vehicle recalled after a restart has its count): more parts leaving over the exit loop, or a vehicle leaving that the
+lane had not let go, is an exit tailgate. The alarm `exit_tailgate` names the vehicles
 that may have left undecided, and the lane is held (no gate opens, entry light red) until a supervisor, having checked
 the lane, confirms which vehicles are still in it: a vehicle that left undecided is never taken for the released one.
 """
@@ -286,7 +287,7 @@ class GantryFlow:
                 else:
                     self._spawn(self._separator_clears_behind(ahead, trailer, event.t), "separator-behind")
         if event.eye == "eye_entry" and loop.parts > 1 and self._last_entered is not None:
-            self._parts[self._last_entered] = loop.parts  # a trailer behind the cab that came in last
+            self._count(self._last_entered, loop.parts)  # a trailer behind the cab that came in last
         if loop.flaps != flaps:
             log.warning("gantry.loop_flap", loop=event.eye, blocked=event.blocked, flaps=loop.flaps,
                         detail="a loop edge that is no vehicle (a trailer behind its cab, or the loop chatters)")
@@ -328,7 +329,7 @@ class GantryFlow:
         would have been without a drawbar: never one leaving unrecorded with the vehicle ahead."""
         problem = (f"the vehicle separator's beam cleared and broke again while what was taken for the trailer of "
                    f"vehicle {ahead} over a standing drawbar was on the entry loop: it was a vehicle following it")
-        self._parts[ahead] = max(1, self._parts.get(ahead, 1) - 1)
+        self._count(ahead, max(1, self._parts.get(ahead, 1) - 1))
         vehicle = self._entered(edge, freed)
         self._doubt(vehicle, problem)
         log.warning("gantry.trailer_was_a_vehicle", vehicle=vehicle, ahead=ahead, detail=problem)
@@ -337,7 +338,7 @@ class GantryFlow:
         """What was taken for a trailer of vehicle `ahead` may have been a vehicle following it (`problem`, one
         sentence): it joins the lane behind it as a vehicle of its own, recorded unscanned and `manual` (it has left the
         scan zone), so an officer decides it and it never leaves unrecorded on the decision for `ahead`; its id."""
-        self._parts[ahead] = max(1, self._parts.get(ahead, 1) - 1)
+        self._count(ahead, max(1, self._parts.get(ahead, 1) - 1))
         item = Item(ref="vehicle", kind=self.item_kind)
         self._parts[item.id], self._last_entered = 1, item.id
         log.warning("gantry.trailer_recorded_as_vehicle", vehicle=item.id, ahead=ahead, detail=problem)
@@ -368,6 +369,11 @@ class GantryFlow:
             self._exit_tailgate(problem, [follower])
         elif lane_vehicle.way is not None:
             self.lane.not_opened(lane_vehicle, f"{problem}: decide again")
+
+    def _count(self, vehicle: str, parts: int) -> None:
+        """The entry loop's count of a vehicle's parts, kept with it in the lane (and its file) once it has joined."""
+        self._parts[vehicle] = parts
+        self.lane.counted(vehicle, parts)
 
     def _entered(self, event: EyeEdge, freed: float) -> str:
         """A vehicle entered the scan zone: it is scanned, or recorded unscanned while the scanner is busy; its id."""
@@ -458,7 +464,7 @@ class GantryFlow:
 
     async def _inspect_vehicle(self, item: Item) -> None:
         entered = asyncio.get_running_loop().time()
-        self.lane.arrived(item.id)
+        self.lane.arrived(item.id, self._parts.get(item.id, 1))
         self._spawn(self._admit(), "entry-light")  # red: the scanner is busy
         follow = asyncio.create_task(self.history.follow(item.identities, size_type=lambda: item.size_type),
                                      name="history-follow") \
@@ -543,7 +549,7 @@ class GantryFlow:
         taken for a trailer at first (`why`): it joins the lane unscanned and `manual`, so that the lane stays in
         arrival order and an officer decides it, never the decision meant for the vehicle behind it."""
         entered = asyncio.get_running_loop().time()
-        self.lane.arrived(item.id)
+        self.lane.arrived(item.id, self._parts.get(item.id, 1))
         with self._reading(item):  # its tag and plates are its own, not the scanned vehicle's
             await self._read_at_entry(entered)
             await self._keep_unrecorded(await self.inspector.inspect(item, FailedAcquisition(why)))
@@ -717,12 +723,15 @@ class GantryFlow:
             return
         log.info("gantry.vehicle_left", vehicle=vehicle.id, way=way, by=vehicle.by)
         self.tags.left(vehicle.id)  # its seal, heard again, is no longer held for it
-        entered = self._parts.pop(vehicle.id, None)  # None: recalled after a restart, its parts not counted
-        if entered is not None and parts > entered:
-            behind = [v.id for v in self.lane.vehicles[:parts - entered]]
+        self._parts.pop(vehicle.id, None)
+        entered = vehicle.parts  # kept in the lane file: a vehicle recalled after a restart has its count
+        if parts > (entered or 1):  # not counted (a lane file written before counts were kept): one part
+            behind = [v.id for v in self.lane.vehicles[:parts - (entered or 1)]]
+            had = f"{entered} on the entry loop" if entered is not None else \
+                "no count of its parts (recalled from a lane file written before counts were kept)"
             self._exit_tailgate(
                 f"the {GATE[way]}'s loop saw {parts} vehicle parts leave with vehicle {vehicle.id}, which had "
-                f"{entered} on the entry loop: a vehicle may have followed it out through the open {GATE[way]} "
+                f"{had}: a vehicle may have followed it out through the open {GATE[way]} "
                 f"({', '.join(behind) if behind else 'none the lane knows'} stood behind it)", behind)
         async with self._gates:
             await self._close(way)

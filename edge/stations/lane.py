@@ -9,7 +9,8 @@ vehicles may be in the lane: when it is full, the lane is held (the entry light 
 new vehicle is scanned) until the first one leaves.
 
 The lane outlives the daemon (`lane.json` in data_dir, edge.stations.statefile): vehicles left in it
-by the last daemon are waiting for an officer again after a restart, whatever was decided before.
+by the last daemon are waiting for an officer again after a restart, whatever was decided before; each keeps the parts
+the entry loop counted for it (a cab and its trailer are 2), so its exit is checked for a tailgate as before.
 A file that cannot be read (or holds a vehicle that cannot be read) leaves the lane `unknown`: it may
 hold vehicles the station does not know, so it is held (entry light red, no gate opened) until a
 supervisor, having checked the lane, confirms on the screen that it holds no vehicle but those the
@@ -71,6 +72,8 @@ class Vehicle:
     leaving: bool = False  # its gate is open (read back): it is on its way out
     opened: Way | None = None  # the gate last confirmed open for it (kept when a link loss withdraws its way)
     problem: str = ""  # why its last way out did not happen, in one sentence
+    parts: int | None = 1  # its parts on the entry loop (a cab and its trailer are 2); None: not counted (recalled
+    # from a lane file written before counts were kept)
     mono: float = field(default_factory=time.monotonic, compare=False)
 
     @property
@@ -207,12 +210,20 @@ class Lane:
         return (v for v in self.vehicles if v.waiting_for_officer)
 
     # ---- what happens -------------------------------------------------------------------------
-    def arrived(self, record_id: str) -> Vehicle:
-        """A vehicle's scan starts: it joins the lane at the back."""
-        vehicle = Vehicle(record_id, datetime.now(timezone.utc).isoformat())
+    def arrived(self, record_id: str, parts: int = 1) -> Vehicle:
+        """A vehicle's scan starts: it joins the lane at the back, with the `parts` the entry loop counted so far."""
+        vehicle = Vehicle(record_id, datetime.now(timezone.utc).isoformat(), parts=parts)
         self.vehicles.append(vehicle)
         self._save()
         return vehicle
+
+    def counted(self, record_id: str, parts: int) -> None:
+        """The entry loop counted `parts` for a vehicle (its trailer came in behind it): kept with it in the lane
+        file, so that a restart still knows how many parts may leave with it (no vehicle in the lane: nothing)."""
+        vehicle = self.find(record_id)
+        if vehicle is not None and vehicle.parts != parts:
+            vehicle.parts = parts
+            self._save()
 
     def judged(self, vehicle: Vehicle, verdict: str) -> None:
         """Its verdict is known: `clear` releases it in turn; anything else waits for an officer."""
@@ -346,7 +357,7 @@ class Lane:
         return body
 
     def _body(self) -> list[dict[str, object]]:
-        return [{"id": v.id, "since": v.since, "verdict": v.verdict} for v in self.vehicles]
+        return [{"id": v.id, "since": v.since, "verdict": v.verdict, "parts": v.parts} for v in self.vehicles]
 
     def _recall(self, path: Path) -> None:
         """Vehicles the last daemon left in the lane wait for an officer: nothing it decided is carried out.
@@ -391,12 +402,14 @@ def _recalled(entry: object) -> Vehicle | None:
     """A vehicle as the lane file holds it; None when it cannot be read."""
     if not isinstance(entry, dict):
         return None
-    record_id, since, verdict = entry.get("id"), entry.get("since"), entry.get("verdict")
+    record_id, since, verdict, parts = entry.get("id"), entry.get("since"), entry.get("verdict"), entry.get("parts")
     if not (isinstance(record_id, str) and record_id and isinstance(since, str) and isinstance(verdict, str | None)):
+        return None
+    if parts is not None and (type(parts) is not int or parts < 1):  # absent or null: written before counts were kept
         return None
     try:
         if datetime.fromisoformat(since).tzinfo is None:
             return None
     except ValueError:
         return None
-    return Vehicle(record_id, since, verdict or "manual")
+    return Vehicle(record_id, since, verdict or "manual", parts=parts)
