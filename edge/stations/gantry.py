@@ -581,15 +581,11 @@ class GantryFlow:
         """An officer's decision: the vehicle leaves by `way` when it is first in the lane, its gate read back.
         It waits for a gate being opened meanwhile: a vehicle whose gate opened is leaving by that gate."""
         async with self._gates:
+            refused = self.refusal(record_id, way)
+            if refused is not None:
+                return refused
             vehicle = self.lane.find(record_id)
-            if vehicle is None:
-                return LaneDecision("refused", "vehicle_not_in_lane", f"vehicle {record_id} is not in the lane")
-            if vehicle.leaving:
-                return LaneDecision("refused", "vehicle_leaving", f"vehicle {record_id} is already leaving the lane "
-                                    f"by the {GATE[vehicle.opened or way]}")
-            held = self._hold_code()
-            if held:
-                return LaneDecision("refused", held, self.lane.unknown)
+            assert vehicle is not None  # refusal() found it
             self.lane.decided(vehicle, way, actor)
         log.info("gantry.vehicle_decided", vehicle=record_id, way=way, actor=actor)
         ahead = self.lane.position(vehicle)
@@ -601,6 +597,18 @@ class GantryFlow:
             return LaneDecision("open", f"{way}_open", f"the {GATE[way]} is confirmed open for vehicle {record_id}")
         return LaneDecision("failed", f"{way}_unconfirmed", problem or vehicle.problem
                             or f"the {GATE[way]} was not opened for vehicle {record_id}: decide again")
+
+    def refusal(self, record_id: str, way: Way) -> LaneDecision | None:
+        """Why a decision to move the vehicle `way` is refused now (not in the lane, already leaving, the lane held);
+        None when it is not (the screen asks before it stores the officer's review: a refused decision stores none)."""
+        vehicle = self.lane.find(record_id)
+        if vehicle is None:
+            return LaneDecision("refused", "vehicle_not_in_lane", f"vehicle {record_id} is not in the lane")
+        if vehicle.leaving:
+            return LaneDecision("refused", "vehicle_leaving", f"vehicle {record_id} is already leaving the lane "
+                                f"by the {GATE[vehicle.opened or way]}")
+        held = self._hold_code()
+        return LaneDecision("refused", held, self.lane.unknown) if held else None
 
     async def confirm_lane(self, actor: str, seen: list[str]) -> LaneDecision:
         """A supervisor checked the lane held for an unreadable lane file or an exit tailgate: it holds no vehicle

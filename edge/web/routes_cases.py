@@ -182,10 +182,16 @@ async def reference(record_id: str, mode: str = Query("colour"), st: WebState = 
 async def decision(record_id: str, body: cases.Decision, st: WebState = Depends(state),
                    user: auth.User = Depends(DECIDER)) -> dict:
     """Store the officer's review; on a gantry, also release the vehicle or send it to the search bay
-    (its gate opened by a request read back, audited whatever the outcome)."""
+    (its gate opened by a request read back, audited whatever the outcome). A decision the lane refuses as it
+    stands (held, the vehicle leaving) is refused before anything is stored: no review says a vehicle was released
+    that did not move."""
     lane = _lane_for(st, user, body)
-    if lane is not None and body.lane is not None and not _in_lane(lane, record_id):
-        raise HTTPException(409, "vehicle_not_in_lane")
+    if lane is not None and body.lane is not None:
+        if not _in_lane(lane, record_id):
+            raise HTTPException(409, "vehicle_not_in_lane")
+        refused = lane.refusal(record_id, body.lane)
+        if refused is not None:
+            await _lane_audit(st, lane, user, record_id, body, refused)  # 409, nothing stored
     if body.outcome is None:
         record = await _call(st, cases.get_case, record_id)
     else:  # a vehicle still waiting may be decided again (its release did not happen)
@@ -203,13 +209,19 @@ async def _move_vehicle(st: WebState, lane: LaneControl, user: auth.User, record
     its gate is open or it is queued behind the vehicles ahead."""
     assert body.lane is not None
     result = await lane.decide_vehicle(record_id, body.lane, user.badge)
+    await _lane_audit(st, lane, user, record_id, body, result)
+    return result
+
+
+async def _lane_audit(st: WebState, lane: LaneControl, user: auth.User, record_id: str, body: cases.Decision,
+                      result: LaneDecision) -> None:
+    """Audit what the lane made of the decision and show the lane; an HTTP error when it was refused or failed."""
     await st.audit(user.badge, "lane.release" if body.lane == "release" else "lane.search_bay", record_id,
                    {"result": result.outcome, "code": result.code, "message": result.message,
                     "outcome": body.outcome, "reason": body.note, "supervisor": body.outcome == "override"})
     st.ctx.events.publish("lane", lane.lane_status())
     if result.outcome in ("refused", "failed"):
         raise HTTPException(409 if result.outcome == "refused" else 502, result.code)
-    return result
 
 
 def _lane_for(st: WebState, user: auth.User, body: cases.Decision) -> LaneControl | None:

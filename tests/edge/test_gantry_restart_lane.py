@@ -109,3 +109,28 @@ def test_the_lane_file_keeps_each_vehicles_parts_and_refuses_a_count_it_cannot_r
         held = Lane(2, tmp_path / FILE_NAME)
         assert held.held_for == "unreadable" and held.full, bad
 
+
+@pytest.mark.parametrize("held, held_for", [("exit_tailgate", "exit_tailgate"), ("lane_unknown", "unreadable")])
+async def test_a_decision_the_held_lane_refuses_stores_no_review(tmp_path, held: str, held_for: str) -> None:
+    """The lane is held (an exit tailgate kept in the lane file, or a file with a vehicle it cannot read) with a
+    vehicle waiting in it: an officer's release is refused (409) and audited as refused, and nothing else is stored:
+    no review, no `case.decision`. Before, the review was stored first, so the record said released (synced to the
+    hub) while the vehicle had not moved."""
+    data = tmp_path / "data"
+    data.mkdir()
+    vehicle = {"id": "0193a1b2-0000-7000-8000-000000000001", "since": "2026-01-01T08:00:00+00:00", "verdict": "suspect"}
+    body = {"vehicles": [vehicle], "held": "a vehicle may have followed the last one out", "missing": []} \
+        if held == "exit_tailgate" else {"vehicles": [vehicle, {"id": 7}]}
+    (data / FILE_NAME).write_text(json.dumps(body))
+    async with gantry(tmp_path, [SUSPECT]) as g:
+        record, = await g.vehicles_decided(1)  # recorded manual / restarted at the start, so it can be decided
+        assert record.id == vehicle["id"] and g.flow.lane_status()["held_for"] == held_for
+        officer = await g.client(OFFICER)
+        r = await officer.post(f"/api/cases/{record.id}/decision", json=RELEASE)
+        assert (r.status_code, r.json()["detail"]) == (409, held)
+        assert g.store.get(record.id).review is None
+        trail = (await officer.get(f"/api/cases/{record.id}")).json()["audit"]
+        assert [(a["action"], a["detail"]["result"], a["detail"]["code"]) for a in trail
+                if a["action"] != "case.view"] == [("lane.release", "refused", held)], trail
+        await g.polls(10)
+        assert g.barrier_seen_open == [] and g.sim.passed == []
