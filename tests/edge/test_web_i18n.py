@@ -12,6 +12,8 @@ import pytest
 from central_sync.schema import Identity, ItemKind, Review, RiskOut, SealStatus, Verdict
 from edge.auth import PERMISSIONS, ROLES
 from edge.identity import ISO6346_RESULTS, JURISDICTIONS
+from edge.stations.gantry import EXIT_TAILGATE, LANE_UNKNOWN
+from edge.stations.lane import WAYS
 from edge.verdict import Reason
 from edge.web import i18n
 from edge.web.cases import OUTSIDE_BUDGET
@@ -24,6 +26,7 @@ JS = "\n".join((WEB / "static" / f).read_text(encoding="utf-8") for f in ("app.j
 HTML = (WEB / "static" / "index.html").read_text(encoding="utf-8")
 PY = "\n".join(p.read_text(encoding="utf-8") for p in [*WEB.glob("*.py"), *(ROOT / "edge" / f for f in (
     "tip.py", "auth.py", "audit.py"))])
+GANTRY = (ROOT / "edge" / "stations" / "gantry.py").read_text(encoding="utf-8")
 
 
 def _js_list(name: str) -> list[str]:
@@ -55,13 +58,17 @@ def used_keys() -> set[str]:
     keys |= {f"audit.action.{a}" for a in actions}
     errors = re.findall(r'(?:CaseError|HTTPException)\(\d+,\s*"([^"]+)"\)', PY)
     keys |= {f"error.{e}" for e in errors} | {"error.signin_refused", "error.signin_locked"}
+    # the lane's refusals and failures, which the screen shows as errors (409 / 502 with the decision's code)
+    lane = re.findall(r'LaneDecision\("(?:refused|failed)",\s*"([^"]+)"', GANTRY)
+    keys |= {f"error.{c}" for c in [*lane, LANE_UNKNOWN, EXIT_TAILGATE, *(f"{way}_unconfirmed" for way in WAYS)]}
     return keys
 
 
 def test_the_scan_finds_what_the_code_uses():
     keys = used_keys()
     assert {"audit.action.case.image_view", "audit.action.case.decision", "error.already_decided",
-            "signin.badge_hint", "tip.hit", "class.firearm", "reason.budget_missed"} <= keys
+            "signin.badge_hint", "tip.hit", "class.firearm", "reason.budget_missed", "error.vehicle_leaving",
+            "error.exit_tailgate", "error.lane_file_not_replaced", "error.search_bay_unconfirmed"} <= keys
 
 
 def test_english_has_every_key_the_code_uses():
