@@ -2,7 +2,9 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const S = { me: null, lang: "en", msgs: {}, current: null, mode: "colour", zoom: 1, panX: 0, panY: 0,
-            boxes: [], drawing: false, live: null, badges: null, audio: null, viewingLive: true, waiting: [], seen: new Set() };
+            boxes: [], drawing: false, live: null, badges: null, audio: null, viewingLive: true, waiting: [], seen: new Set(),
+            heard: new Set() };  // heard: the seqs of the suspects whose alarm sounded (kept across a reload, officer.js)
+const HEARD_MAX = 500;
 window.cpeTimings = {};  // per item: when its event arrived, its banner showed, its image loaded (ms epoch)
 const MODES = ["colour", "grey", "low", "organic", "inorganic", "negative"];  // grey: high energy
 const CLASSES = ["firearm", "knife", "explosive", "ammunition", "battery", "cigarettes", "drugs", "currency", "phone", "other"];
@@ -102,7 +104,7 @@ async function signedIn(me) {
   if (can("case.view")) { refreshQueue(); refreshLane().catch(() => {}); show("live"); resumeWork(); } else show(can("diagnostics") ? "diagnostics" : "health");
 }
 function signedOut() {
-  S.me = null; S.current = null; S.boxes = []; S.waiting = []; S.seen = new Set(); showQueued(); S.notReplayed = 0; showNotReplayed();
+  S.me = null; S.current = null; S.boxes = []; S.waiting = []; S.seen = new Set(); S.heard = new Set(); showQueued(); S.notReplayed = 0; showNotReplayed();
   S.undecidedNote = false; S.queueTotal = 0; S.caseOpen = false; S.liveItem = null; showUndecided();
   if (S.live) { S.live.close(); S.live = null; }
   $("scan").removeAttribute("src"); $("scan").dataset.loadedId = ""; $("trail").innerHTML = "";
@@ -140,7 +142,10 @@ function connectLive(after) {
     S.seqBefore = S.lastSeq; S.lastSeq = Math.max(S.lastSeq || 0, rec.seq || 0);
     window.cpeTimings[rec.id] = { event: Date.now() };
     if (rec.verdict !== "clear") { refreshQueue(); refreshLane().catch(() => {}); }
-    if (rec.verdict === "suspect") { alarm(); if (!S.viewingLive) alarmToast(rec); }  // on every view
+    if (rec.verdict === "suspect" && (rec.seq == null || !S.heard.has(rec.seq))) {  // on every view, once: not again when sent after a reload
+      S.heard.add(rec.seq); if (S.heard.size > HEARD_MAX) S.heard = new Set([...S.heard].slice(-HEARD_MAX));
+      alarm(); if (!S.viewingLive) alarmToast(rec);
+    }
     if (!S.viewingLive || busy()) holdBack(rec);
     else { S.waiting = []; showQueued(); showRecord(rec, true); }
   });

@@ -103,7 +103,8 @@ function keepWork() {  // the item on screen (its zoom and pan), the last item d
   // the Live view's item (kept aside while a case is open) and its zoom and pan
   const live = S.liveItem, view = live ? live.view : S.current ? { zoom: S.zoom, panX: S.panX, panY: S.panY } : null;
   const id = (live ? live.rec : S.current)?.id;
-  sessionStorage.setItem(ITEM_KEY, JSON.stringify({ badge: S.me.badge, id, live: S.viewingLive, seq: handledSeq(), view }));
+  sessionStorage.setItem(ITEM_KEY, JSON.stringify({ badge: S.me.badge, id, live: S.viewingLive, seq: handledSeq(), view,
+    heard: [...S.heard] }));
   if (!S.current) return;
   const d = draft();
   if (!S.current.review && (d.note || d.boxes.length || d.cls)) sessionStorage.setItem(draftKey(S.current.id), JSON.stringify(d));
@@ -116,6 +117,7 @@ async function resumeWork() {
   tipSettings(); refreshBelt();
   const saved = JSON.parse(sessionStorage.getItem(ITEM_KEY) || "null");
   if (!saved || saved.badge !== S.me.badge) { sessionStorage.clear(); connectLive(); return; }
+  if (Array.isArray(saved.heard)) S.heard = new Set(saved.heard);  // the alarms already sounded for what comes again
   try { if (saved.id) await resumeItem(saved.id, saved.view); } finally { connectLive(saved.seq); }
 }
 async function resumeItem(id, view) {
