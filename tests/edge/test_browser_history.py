@@ -37,6 +37,11 @@ def compared_vehicle(station: StationHarness) -> Any:
     return station.commit(current, rec)
 
 
+def changes(n: int) -> str:
+    """A count of changes as the screen says it in English."""
+    return f"{n} change" if n == 1 else f"{n} changes"
+
+
 def transforms(page: Any) -> tuple[str, str]:
     return page.evaluate("[document.getElementById('layer').style.transform,"
                          " document.getElementById('ref-layer').style.transform]")
@@ -58,7 +63,7 @@ def test_officer_compares_with_the_reference_and_marks_a_change_explained(statio
         station.publish_record(rec)
         page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
         expect(page.locator("#history-state")).to_have_text(
-            f"{len(rec.history.regions)} change(s) against an earlier clean pass")
+            f"{changes(len(rec.history.regions))} against an earlier clean pass")
         expect(page.locator("#history-uncompared")).to_be_hidden()     # both passes scanned the whole van
         first = rec.history.regions[0]
         expect(page.locator("#changes li").first).to_contain_text(f"Added · {first.location.replace('_', ' ')}")
@@ -108,7 +113,7 @@ def test_a_comparison_with_another_container_of_its_type_says_it_is_not_this_veh
         status="compared", basis="same_type_empty", regions=[], identity="container:CSQU3054383",
         reference_ids=["another-box"]))
     expect(page.locator("#history-state")).to_have_text(
-        "0 change(s) on the container against an empty container of the same type (not this vehicle)")
+        "0 changes on the container against an empty container of the same type (not this vehicle)")
     _close(held)
 
 def test_a_comparison_corroborated_by_a_second_reference_says_so_on_both_screens(station: StationHarness) -> None:
@@ -124,7 +129,8 @@ def test_a_comparison_corroborated_by_a_second_reference_says_so_on_both_screens
     for width, height in ((1024, 768), (2560, 1440)):
         page, held = _shown(station, ItemKind.VEHICLE, history, (width, height))
         expect(page.locator("#history-state")).to_have_text(
-            f"{len(history.regions)} change(s) against an earlier clean pass, each seen against the pass before it too")
+            f"{changes(len(history.regions))} against an earlier clean pass, "
+            + ("each " if len(history.regions) > 1 else "") + "seen against the pass before it too")
         box = page.locator("#history-state").bounding_box()
         assert box is not None and box["x"] + box["width"] <= width, f"the state line leaves the screen: {box}"
         page.screenshot(path=str(ARTIFACTS / f"history_two_references_{width}.png"))

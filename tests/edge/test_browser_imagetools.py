@@ -219,7 +219,8 @@ def test_a_portals_cab_avoidance_is_marked_not_scanned_and_a_truck_is_not_called
     live(page, station, car, Verdict.CLEAR, [], ItemKind.VEHICLE)
     note = page.locator("#dense-alert")                    # framed and said, quietly: a vehicle is not held for it
     expect(note).to_be_visible()
-    expect(note).to_have_text(f"{n} region(s) too dense to see through, framed: check them when the vehicle is searched.")
+    expect(note).to_have_text(f"{n} region too dense to see through, framed: check it when the vehicle is searched." if n == 1
+                              else f"{n} regions too dense to see through, framed: check them when the vehicle is searched.")
     assert note.get_attribute("role") == "status" and "note" in note.get_attribute("class")
     expect(page.locator("#det-overlay g.dense")).to_have_count(n)
     page.screenshot(path=str(ARTIFACTS / "tools_portal_dense_note.png"))

@@ -69,3 +69,39 @@ def test_a_reload_does_not_sound_again_the_alarms_of_the_suspects_waiting(statio
     item(station, rng)  # new: it sounds (it comes after those sent again, so they were dealt with first)
     expect(page.locator("#next-item")).to_have_attribute("data-waiting", "3")
     assert page.evaluate("window.__alarms") == 1
+
+
+@pytest.mark.parametrize("lang,dense,change", [
+    ("en", "Cannot penetrate: 1 region too dense to see through. Inspect by hand.",
+     "1 change against an earlier clean pass"),
+    ("zh-Hans", "无法穿透：1 处区域密度过高，无法看清，请人工检查。", "与以往放行记录相比有 1 处变化"),
+    ("zh-Hant", "無法穿透：1 處區域密度過高，無法看清，請人手檢查。", "與以往放行紀錄相比有 1 處變化"),
+])
+def test_one_dense_region_and_one_change_are_said_in_the_singular(station, page, lang, dense, change):
+    """A bag with one region too dense to see through and one change against its earlier pass read "1 region(s)"
+    and "1 change(s)". Now one is one in English (Chinese has one form for every count)."""
+    from central_sync.schema import History, HistoryChange
+
+    scan, truth = synthetic_scan(np.random.default_rng(25), threat=True, dense=True)
+    one = HistoryChange(box=(40, 40, 120, 90), kind="added", mass_kg_fe=2.0, area_cm2=30.0, location="cab", score=0.9)
+    rec = record_for(scan, Verdict.SUSPECT, "detection", truth).model_copy(update={"history": History(
+        status="compared", identity="plate:AB 1234", reference_ids=["earlier-pass"], regions=[one])})
+    sign_in(page, station, OFFICER)
+    page.select_option("#lang", lang)
+    page.wait_for_selector(f"html[lang='{lang}']", state="attached")
+    station.publish_record(station.commit(scan, rec))
+    loaded(page, rec)
+    expect(page.locator("#dense-alert")).to_have_text(dense)
+    expect(page.locator("#history-state")).to_have_text(change)
+    page.screenshot(path=str(ARTIFACTS / f"screen_fixes_singular_{lang}.png"))
+
+
+def test_no_count_in_the_catalogues_is_written_with_a_bracketed_plural():
+    """"(s)" reads as a form left unfinished: each count has its forms (key_one in English, see app.js Tn)."""
+    import json
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "edge" / "web" / "i18n"
+    left = {f"{p.name}: {k}" for p in folder.glob("*.json")
+            for k, v in json.loads(p.read_text(encoding="utf-8")).items() if "(s)" in v}
+    assert not left, sorted(left)

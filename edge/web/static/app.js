@@ -719,7 +719,8 @@ function showLaneConfirm(id, lane) {
     : T("lane.confirm_button_empty");
   b.dataset.vehicles = JSON.stringify(lane.vehicles.map((v) => v.id));  // what the supervisor confirms
   const left = lane.vehicles.filter((v) => !missing.includes(v.id)).map((v) => v.id);
-  gone.textContent = T("lane.confirm_gone_button", { n: missing.length, m: left.length });
+  gone.textContent = T("lane.confirm_gone_button", { gone: Tn("lane.gone", missing.length),
+    holds: left.length ? Tn("lane.gone_holds", left.length) : T("lane.gone_holds_none") });
   gone.dataset.vehicles = JSON.stringify(left);
 }
 async function confirmLane(id, button = id) {
@@ -813,7 +814,7 @@ function showHistory(rec, changed) {
   // Two references: each change was seen against both (models.history.compare.Corroboration); the newest is shown.
   const compared = h.basis === "same_type_empty" ? "history.compared_type"
     : (h.reference_ids || []).length > 1 ? "history.compared_two" : "history.compared";
-  $("history-state").textContent = h.status === "compared" ? T(compared, { n: h.regions.length }) : T("history." + h.status);
+  $("history-state").textContent = h.status === "compared" ? Tn(compared, h.regions.length) : T("history." + h.status);
   $("history-tools").hidden = !h.reference_scan || h.status !== "compared";
   // a cab the portal kept its beam off in one of the passes was compared with nothing: never read as "no change"
   $("history-uncompared").hidden = h.status !== "compared" || !(h.uncompared || []).length;

@@ -238,7 +238,7 @@ window.ImageTools = (() => {
   }
   function denseAlert() {  // a bag is not cleared with one (an alert, two low notes); a vehicle is not held for
     const n = IT.data.dense.length, portal = !!IT.data.portal;  // its engine block: a note, silent
-    alertBox.hidden = !n; alertBox.textContent = n ? T(portal ? "tools.dense_note" : "tools.dense_alert", { n }) : "";
+    alertBox.hidden = !n; alertBox.textContent = n ? Tn(portal ? "tools.dense_note" : "tools.dense_alert", n) : "";
     alertBox.setAttribute("role", portal ? "status" : "alert"); alertBox.classList.toggle("note", portal);
     if (n) document.body.dataset.dense = n; else delete document.body.dataset.dense;
     if (n && !portal && !IT.announced.has(IT.rec.id)) { IT.announced.add(IT.rec.id); tone(); }
