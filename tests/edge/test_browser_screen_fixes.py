@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 
 from central_sync.schema import Verdict
+from edge.tip import SHIPPED_LIBRARY
+from edge.tip import stats as tip_stats
+from edge.web.config import TipConfig, WebConfig
 from edge.web.demo import StationHarness, record_for, synthetic_scan
+from polling import wait_until
 from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, launch, sign_in, station  # noqa: F401
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
@@ -76,7 +80,7 @@ def test_a_reload_does_not_sound_again_the_alarms_of_the_suspects_waiting(statio
      "1 change against an earlier clean pass"),
     ("zh-Hans", "无法穿透：1 处区域密度过高，无法看清，请人工检查。", "与以往放行记录相比有 1 处变化"),
     ("zh-Hant", "無法穿透：1 處區域密度過高，無法看清，請人手檢查。", "與以往放行紀錄相比有 1 處變化"),
-])
+], ids=["en", "zh-Hans", "zh-Hant"])
 def test_one_dense_region_and_one_change_are_said_in_the_singular(station, page, lang, dense, change):
     """A bag with one region too dense to see through and one change against its earlier pass read "1 region(s)"
     and "1 change(s)". Now one is one in English (Chinese has one form for every count)."""
@@ -105,3 +109,56 @@ def test_no_count_in_the_catalogues_is_written_with_a_bracketed_plural():
     left = {f"{p.name}: {k}" for p in folder.glob("*.json")
             for k, v in json.loads(p.read_text(encoding="utf-8")).items() if "(s)" in v}
     assert not left, sorted(left)
+
+
+def tip_outcome(station: StationHarness, record_id: str) -> tuple[str, float | None]:
+    """The outcome of the projection into `record_id` and when its image was watched for the dwell."""
+    return station.call(lambda s: s.conn.execute("SELECT outcome, seen_at FROM tip_events WHERE record_id = ?",
+                                                 (record_id,)).fetchone())
+
+
+TIP = WebConfig(tip=TipConfig(rate=1.0, library_dir=SHIPPED_LIBRARY, seed=3, min_dwell_s=1.0))
+
+
+def watched_then_a_case_opened(station: StationHarness, page: Any, rng: np.random.Generator) -> Any:
+    """A TIP bag watched on Live for the dwell, then an earlier item opened from the History; the bag."""
+    scan, _ = synthetic_scan(rng, threat=False)
+    earlier = station.commit(scan, record_for(scan, Verdict.CLEAR, "clear", []))  # in the history, not live
+    sign_in(page, station, OFFICER)
+    bag = item(station, rng, Verdict.CLEAR)
+    loaded(page, bag)
+    wait_until(lambda: tip_outcome(station, bag.id)[1] is not None, "the bag's image watched for the dwell")
+    page.click("#nav button[data-view='history']")
+    page.locator("#history-rows tr").nth(1).click()  # the older of the two: the newest first
+    expect(page.locator("#banner")).to_have_attribute("data-id", earlier.id)
+    return bag
+
+
+def test_a_look_at_a_case_from_the_history_is_no_tip_miss_of_the_bag_left_on_live(tmp_path, page):
+    """A TIP bag watched on Live, then a case opened from the History: the screen told the station it had moved on
+    from the bag, a miss (misses 1), and the bag came back on Live without its threat, answerable no more (a flag:
+    a false alarm). Now the bag set aside is not left: back on Live, its threat is there and the flag is a hit."""
+    with StationHarness(tmp_path / "data", TIP) as station:
+        station.add_demo_users()
+        bag = watched_then_a_case_opened(station, page, np.random.default_rng(26))
+        page.click("#nav button[data-view='live']")
+        loaded(page, bag)
+        page.click("#flag")
+        expect(page.locator("#tip-msg")).to_be_visible()
+        assert tip_outcome(station, bag.id)[0] == "hit"
+        stats = station.call(lambda s: tip_stats(s.conn, OFFICER[0]))[0]
+        assert (stats["hits"], stats["misses"], stats["false_alarms"]) == (1, 0, 0)
+
+
+def test_moving_on_from_a_case_to_the_next_item_leaves_the_tip_bag_set_aside(tmp_path, page):
+    """The other way back: Next touched on the case while the watched TIP bag is set aside moves on from the bag
+    (a clear item does not wait behind Next): a miss, said at once, not left open until the officer signs out."""
+    with StationHarness(tmp_path / "data", TIP) as station:
+        station.add_demo_users()
+        rng = np.random.default_rng(27)
+        bag = watched_then_a_case_opened(station, page, rng)
+        newer = item(station, rng)
+        page.click("#next-item")
+        loaded(page, newer)
+        expect(page.locator("#tip-msg")).to_contain_text("The previous image was a TIP test")
+        assert tip_outcome(station, bag.id)[0] == "miss"

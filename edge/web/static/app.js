@@ -228,7 +228,10 @@ function leaveCase(restore) {
   S.caseOpen = false; $("trail").innerHTML = "";
   const live = S.liveItem; S.liveItem = null;
   if (!live) return;
-  if (!restore) { if (live.rec.verdict !== "clear" && !live.rec.review) holdBack(live.rec); return; }
+  if (!restore) {  // moved on from it: an undecided item waits, a clear one is left (TIP: watched, it is a miss)
+    if (live.rec.verdict !== "clear" && !live.rec.review) holdBack(live.rec); else leaving(live.rec);
+    return;
+  }
   showRecord(live.rec, false); loadImage();
   S.zoom = live.view.zoom; S.panX = live.view.panX; S.panY = live.view.panY; applyFilters();
   if (!live.rec.review) {
@@ -253,7 +256,8 @@ function detectorClass(rec) {
 }
 function showRecord(rec, fresh) {
   const changed = !S.current || S.current.id !== rec.id;
-  if (changed && S.current) leaving(S.current);  // TIP: moving on from an item (officer.js)
+  // TIP: moving on from an item (officer.js); the Live view's item set aside for a look at a case is not left yet
+  if (changed && S.current && S.current.id !== S.liveItem?.rec.id) leaving(S.current);
   S.current = rec; showUndecided();
   if (changed) { fillClasses(); detectorClass(rec); }
   if (changed) { S.boxes = []; S.tipBox = null; resetView(); decideMsg(""); $("note").value = ""; askOverride(null); }
