@@ -162,3 +162,25 @@ def test_moving_on_from_a_case_to_the_next_item_leaves_the_tip_bag_set_aside(tmp
         loaded(page, newer)
         expect(page.locator("#tip-msg")).to_contain_text("The previous image was a TIP test")
         assert tip_outcome(station, bag.id)[0] == "miss"
+
+
+def test_the_detection_caption_of_a_small_scan_stays_small_on_it(station, page):
+    """A scan of 64 × 40 pixels, drawn 11 times its size to fill the stage at 1024x768: its detection's caption,
+    12 scan pixels high, was drawn over 160 px high and 839 px wide over a picture of 704 × 440 px, hiding it. Now a
+    caption is a 45th of the image's long side and never under 12 screen pixels, as on a full-size scan."""
+    from models.scan import Scan
+
+    high = np.full((40, 64), 60000, np.uint16)
+    high[10:20, 16:32] = 8000
+    scan = Scan(high=high, low=high.copy(), meta={"pixel_mm": 1.0})
+    sign_in(page, station, OFFICER)
+    truth = [{"label": "firearm", "box": [16, 10, 32, 20]}]
+    rec = station.commit(scan, record_for(scan, Verdict.SUSPECT, "detection", truth))
+    station.publish_record(rec)
+    loaded(page, rec)
+    caption = page.locator("#det-overlay g.det text")
+    expect(caption).to_have_text("1 Firearm 91%")
+    text, picture = caption.bounding_box(), page.locator("#scan-canvas").bounding_box()
+    assert text and picture and text["x"] + text["width"] <= picture["x"] + picture["width"], (text, picture)
+    assert 12 <= text["height"] <= picture["height"] / 10, (text, picture)
+    page.screenshot(path=str(ARTIFACTS / "screen_fixes_small_scan_caption_1024.png"))

@@ -184,6 +184,12 @@ window.ImageTools = (() => {
     const n = IT.data.h, b = IT.data.portal ? [box[1], n - box[2], box[3], n - box[0]] : box;
     return [Math.min(b[0], b[2]), Math.min(b[1], b[3]), Math.abs(b[2] - b[0]), Math.abs(b[3] - b[1])];
   }
+  // A caption a 45th of the image's long side, never under 12 screen pixels: in scan pixels, so a small scan
+  // (drawn many times its size to fill the stage) gets small ones, not 12 scan pixels across its whole width.
+  function captionSize() {
+    const d = IT.data, st = document.getElementById("stage"), k = Math.min(st.clientWidth / d.w, st.clientHeight / d.h);
+    return Math.max(k > 0 ? 12 / k : 12, Math.max(d.w, d.h) / 45);
+  }
   function rect(box, cls, colour, caption) {
     const [x, y, w, h] = toScreen(box), g = document.createElementNS(SVG, "g"), r = document.createElementNS(SVG, "rect");
     g.setAttribute("class", cls);
@@ -191,7 +197,7 @@ window.ImageTools = (() => {
     if (colour) { r.style.stroke = colour; g.dataset.colour = colour; }
     g.append(r);
     if (caption) {
-      const t = document.createElementNS(SVG, "text"), fs = Math.max(12, Math.max(IT.data.w, IT.data.h) / 45);
+      const t = document.createElementNS(SVG, "text"), fs = captionSize();
       const above = y - fs * 0.3, below = y + h + fs;  // above the box, else below it, else inside its top
       t.setAttribute("x", x); t.setAttribute("y", above >= fs ? above : below <= IT.data.h ? below : y + fs * 1.2);
       t.dataset.inside = above < fs && below > IT.data.h ? "1" : "";
