@@ -1,0 +1,86 @@
+"""Tag re-reads that look like false flags but cannot be told from true ones with what the station knows: they stay
+flagged `tag_reread` (an officer looks), never cleared by default.
+
+- An exit antenna reading the vehicle that leaves: no reader or antenna carries a role (entry/exit) in the config
+  (drivers.rfid.config), so a read there is attributed as any read is (to the item open then), and the tag on the
+  written record of the vehicle ahead is what `tag_reread` exists for (docs/rfid-readers.md says to leave an exit
+  antenna out, or aim it so).
+- A bag sent back through the belt within the hold: its tag alone does not say the bag entering is that bag and not
+  another beside the earlier one still in the antenna's field (a UHF field reaches metres: the bag just past the
+  tunnel, or set down at the entry); the conveyor is told of no bag leaving it (no `TagWindow.left`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from central_sync.schema import ItemKind
+from edge.inspection import Item
+from edge.stations.identify import TagWindow
+from polling import until
+from test_identity_fusion import TAG
+from test_identity_tag_reread import notes
+
+EPC, TID = TAG
+ENTRY, EXIT = 1, 2
+
+
+@asynccontextmanager
+async def window_over(kind: ItemKind) -> AsyncIterator[tuple[TagWindow, object, Item, Item]]:
+    """A TagWindow over a simulated LLRP reader with an entry antenna (1) and one facing the exit (2), which removes a
+    tag unread for 100 ms, and two items of the kind, the first open."""
+    import asyncio
+    from contextlib import AsyncExitStack
+
+    from drivers.rfid import LlrpConfig
+    from edge.config import DevicesSection
+    from edge.devices import open_devices
+    from edge.events import EventBus
+
+    cfg = DevicesSection(readers={"lane": LlrpConfig.model_validate(
+        {"kind": "llrp", "antennas": [ENTRY, EXIT], "keepalive_s": 0.5, "removal_after_ms": 100,
+         "sim": {"read_ms": 20, "antennas": 2}})})
+    async with AsyncExitStack() as stack:
+        devices = await open_devices(stack, cfg, "st-1")
+        window = TagWindow(devices, EventBus())
+        task = asyncio.create_task(window.run())
+        try:
+            await until(lambda: devices.readers["lane"].link_ok, "the UHF reader is up")
+            first, second = Item(f"{kind}-1", kind), Item(f"{kind}-2", kind)
+            window.start(first)
+            yield window, devices.readers["lane"].sim, first, second
+        finally:
+            task.cancel()
+
+
+async def recorded_and_gone(window: TagWindow, sim: object, item: Item) -> None:
+    """The item's tag is read at the entry antenna, its record is written and the tag leaves the field."""
+    sim.present(EPC, TID, antenna=ENTRY, seconds=0.2)  # type: ignore[attr-defined]
+    await until(lambda: len(item.identities) == 2, "the tag is read onto the first item")
+    window.stop(item)
+    await until(lambda: not window._present, "the tag falls silent and is removed")
+
+
+async def test_the_leaving_vehicles_tag_read_by_an_exit_antenna_stays_flagged_on_the_vehicle_entering() -> None:
+    """Car 1's tag, read at the exit antenna while car 2 is scanned, joins car 2 flagged: no antenna's role is known,
+    and car 1 still at the barrier reads the same (confirmed: codes tag_reread on car 2's rfid_tid and rfid_epc)."""
+    async with window_over(ItemKind.VEHICLE) as (window, sim, ahead, entering):
+        await recorded_and_gone(window, sim, ahead)
+        window.start(entering)
+        sim.present(EPC, TID, antenna=EXIT, seconds=0.2)  # type: ignore[attr-defined]
+        await until(lambda: len(entering.identities) == 2, "the exit antenna reads car 1's tag")
+    assert [(kind, code, values["item"]) for kind, code, values in notes(entering)] == \
+        [("rfid_tid", "tag_reread", ahead.id), ("rfid_epc", "tag_reread", ahead.id)]
+    assert window.tags_reread == 1 and notes(ahead) == []
+
+
+async def test_a_bag_sent_back_through_the_belt_within_the_hold_stays_flagged() -> None:
+    """Bag 1's tag, read again as bag 2 enters within `[tags] hold_s`, joins bag 2 flagged: the same bag back on the
+    belt and bag 1 still in the field read alike (confirmed: tag_reread naming bag 1)."""
+    async with window_over(ItemKind.BAGGAGE) as (window, sim, first, again):
+        await recorded_and_gone(window, sim, first)
+        window.start(again)
+        sim.present(EPC, TID, antenna=ENTRY, seconds=0.2)  # type: ignore[attr-defined]
+        await until(lambda: len(again.identities) == 2, "the tag is read as the bag enters again")
+    assert {(code, values["item"]) for _, code, values in notes(again)} == {("tag_reread", first.id)}
+    assert sorted(i.value for i in again.identities) == sorted(TAG)  # the tag is on the record: flagged, not dropped
