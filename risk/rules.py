@@ -70,22 +70,26 @@ class Rule:
         """A rule from its JSON form; RuleError when a field is missing, unknown or of the wrong type."""
         rid = doc.get("id") if isinstance(doc, Mapping) else None
         if not isinstance(rid, str) or not rid:
-            raise RuleError(str(rid), "the rule has no id (a non-empty string)")
+            raise RuleError(str(rid), "no_id", "the rule has no id (a non-empty string)")
         extra = sorted(set(doc) - RULE_KEYS)
         if extra:
-            raise RuleError(rid, f"unknown field(s) {', '.join(map(str, extra))}")
-        for key, kind, words in (("name", str, "text"), ("reason", str, "text"), ("when", Mapping, "an object"),
-                                 ("enabled", bool, "true or false")):
+            fields = ", ".join(map(str, extra))
+            raise RuleError(rid, "unknown_fields", f"unknown field(s) {fields}", fields=fields)
+        for key, kind, words, code in (("name", str, "text", "field_not_text"),
+                                       ("reason", str, "text", "field_not_text"),
+                                       ("when", Mapping, "an object", "field_not_object"),
+                                       ("enabled", bool, "true or false", "field_not_bool")):
             if key in doc and not isinstance(doc[key], kind):
-                raise RuleError(rid, f"field {key!r} must be {words}, got {doc[key]!r:.80}")
+                got = f"{doc[key]!r:.80}"
+                raise RuleError(rid, code, f"field {key!r} must be {words}, got {got}", field=key, got=got)
         score = doc.get("score", 0)
         if not isinstance(score, int) or isinstance(score, bool):
-            raise RuleError(rid, f"score must be an integer, got {score!r}")
+            raise RuleError(rid, "score_not_int", f"score must be an integer, got {score!r}", got=repr(score))
         lane = doc.get("lane")
         if lane not in LANES:
-            raise RuleError(rid, f"lane must be one of red, amber, green, got {lane!r}")
+            raise RuleError(rid, "bad_lane", f"lane must be one of red, amber, green, got {lane!r}", got=repr(lane))
         if "when" not in doc:
-            raise RuleError(rid, "the rule has no condition ('when')")
+            raise RuleError(rid, "no_when", "the rule has no condition ('when')")
         return cls(id=rid, name=doc.get("name", rid), reason=doc.get("reason", rid), when=doc["when"], score=score,
                    lane=lane, enabled=doc.get("enabled", True))
 
@@ -150,7 +154,7 @@ def _generated(rules: Iterable[Rule | Mapping[str, Any]]) -> tuple[list[Rule], _
     for item in rules:
         rule = item if isinstance(item, Rule) else Rule.from_dict(item)
         if rule.id in seen:
-            raise RuleError(rule.id, "the id is used by another rule of the bundle")
+            raise RuleError(rule.id, "duplicate_id", "the id is used by another rule of the bundle")
         seen.add(rule.id)
         expr = compile_condition(rule.when, rule.id, gen)
         if rule.enabled:
@@ -182,26 +186,33 @@ class _Gen:
 def compile_condition(cond: object, rule_id: str, gen: _Gen, depth: int = 0) -> str:
     """The Python expression of one condition (recursively); RuleError names the rule."""
     if depth > MAX_DEPTH:
-        raise RuleError(rule_id, f"conditions are nested deeper than {MAX_DEPTH}")
+        raise RuleError(rule_id, "too_deep", f"conditions are nested deeper than {MAX_DEPTH}", max=MAX_DEPTH)
     if not isinstance(cond, Mapping) or len(cond) == 0:
-        raise RuleError(rule_id, f"a condition must be a non-empty object, got {cond!r:.80}")
+        got = f"{cond!r:.80}"
+        raise RuleError(rule_id, "not_a_condition", f"a condition must be a non-empty object, got {got}", got=got)
     if "fact" in cond:
         return _compile_fact(cond, rule_id, gen)
     if len(cond) != 1:
-        raise RuleError(rule_id, f"a condition has exactly one of all, any, not, listed, fact; got {sorted(cond)}")
+        raise RuleError(rule_id, "condition_keys", f"a condition has exactly one of all, any, not, listed, fact; "
+                                                   f"got {sorted(cond)}", got=sorted(cond))
     (key, arg), = cond.items()
     if key in ("all", "any"):
         if not isinstance(arg, list) or not arg:
-            raise RuleError(rule_id, f"{key!r} needs a non-empty list of conditions, got {arg!r:.80}")
+            got = f"{arg!r:.80}"
+            raise RuleError(rule_id, "empty_group", f"{key!r} needs a non-empty list of conditions, got {got}",
+                            key=key, got=got)
         parts = [compile_condition(c, rule_id, gen, depth + 1) for c in arg]
         return "(" + (" and " if key == "all" else " or ").join(parts) + ")"
     if key == "not":
         return f"(not {compile_condition(arg, rule_id, gen, depth + 1)})"
     if key == "listed":
         if arg != "any" and arg not in LIST_KINDS:
-            raise RuleError(rule_id, f"'listed' names a list kind ({', '.join(LIST_KINDS)}) or 'any', got {arg!r}")
+            kinds = ", ".join(LIST_KINDS)
+            raise RuleError(rule_id, "bad_list_kind", f"'listed' names a list kind ({kinds}) or 'any', got {arg!r}",
+                            kinds=kinds, got=repr(arg))
         return "bool(L)" if arg == "any" else f"({gen.const(arg)} in L)"
-    raise RuleError(rule_id, f"unknown condition {key!r} (expected all, any, not, listed or fact)")
+    raise RuleError(rule_id, "unknown_condition", f"unknown condition {key!r} (expected all, any, not, listed or "
+                                                  "fact)", key=key)
 
 
 def _compile_fact(cond: Mapping[str, Any], rule_id: str, gen: _Gen) -> str:
@@ -209,13 +220,17 @@ def _compile_fact(cond: Mapping[str, Any], rule_id: str, gen: _Gen) -> str:
     name, op = cond.get("fact"), cond.get("op")
     extra = sorted(set(cond) - {"fact", "op", "value"})
     if extra:
-        raise RuleError(rule_id, f"a fact condition has only fact, op and value; got also {', '.join(map(str, extra))}")
+        fields = ", ".join(map(str, extra))
+        raise RuleError(rule_id, "fact_fields", f"a fact condition has only fact, op and value; got also {fields}",
+                        fields=fields)
     if not isinstance(name, str) or name not in FACTS:
-        raise RuleError(rule_id, f"unknown fact {name!r}")
+        raise RuleError(rule_id, "unknown_fact", f"unknown fact {name!r}", fact=repr(name))
     if op not in OPS:
-        raise RuleError(rule_id, f"unknown op {op!r} for fact {name!r} (expected one of {', '.join(OPS)})")
+        ops = ", ".join(OPS)
+        raise RuleError(rule_id, "unknown_op", f"unknown op {op!r} for fact {name!r} (expected one of {ops})",
+                        op=repr(op), fact=name, ops=ops)
     if op != "present" and "value" not in cond:
-        raise RuleError(rule_id, f"op {op!r} on fact {name!r} needs a value")
+        raise RuleError(rule_id, "no_value", f"op {op!r} on fact {name!r} needs a value", op=op, fact=name)
     value = _checked_value(FACTS[name], op, cond.get("value", True), name, rule_id)
     if name in NORMALISED:
         value = _normalised(value, name)
@@ -239,32 +254,39 @@ def _compile_fact(cond: Mapping[str, Any], rule_id: str, gen: _Gen) -> str:
 
 def _checked_value(ftype: FactType, op: str, value: object, name: str, rule_id: str) -> Any:
     """The rule's value when it suits the op and the fact's type; else RuleError."""
-    def bad(need: str) -> RuleError:
-        return RuleError(rule_id, f"op {op!r} on fact {name!r} needs {need}, got {value!r:.80}")
+    def bad(code: str, need: str) -> RuleError:
+        got = f"{value!r:.80}"
+        return RuleError(rule_id, code, f"op {op!r} on fact {name!r} needs {need}, got {got}", op=op, fact=name,
+                         got=got)
     scalar = float if ftype == "num" else bool if ftype == "bool" else str
     if op == "present":
         if not isinstance(value, bool):
-            raise bad("a value true or false (or none)")
+            raise bad("present_value", "a value true or false (or none)")
         return value
     if op in ("gte", "lte", "between") and ftype != "num":
-        raise RuleError(rule_id, f"op {op!r} compares numbers, but fact {name!r} is not a number")
+        raise RuleError(rule_id, "not_numeric_fact", f"op {op!r} compares numbers, but fact {name!r} is not a number",
+                        op=op, fact=name)
     if op == "prefix" and ftype not in ("str", "list"):
-        raise RuleError(rule_id, f"op 'prefix' compares text, but fact {name!r} is not text")
+        raise RuleError(rule_id, "not_text_fact", f"op 'prefix' compares text, but fact {name!r} is not text",
+                        op=op, fact=name)
     if op == "between":
         if not (isinstance(value, list) and len(value) == 2 and all(_is_num(v) for v in value)
                 and value[0] <= value[1]):
-            raise bad(f"a list [low, high] of two numbers with low <= high ({FINITE})")
+            raise bad("between_value", f"a list [low, high] of two numbers with low <= high ({FINITE})")
         return (float(value[0]), float(value[1]))
     if op == "in":
         if not isinstance(value, list) or not value or not all(_fits(v, scalar) for v in value):
-            raise bad(f"a non-empty list of {scalar.__name__} values")
+            raise bad(IN_CODES[scalar], f"a non-empty list of {scalar.__name__} values")
         return tuple(value)
     if not _fits(value, float if op in ("gte", "lte") else str if op == "prefix" else scalar):
-        raise bad(f"a {scalar.__name__} value" if op not in ("gte", "lte") else f"a number ({FINITE})")
+        raise bad(VALUE_CODES[scalar], f"a {scalar.__name__} value") if op not in ("gte", "lte") \
+            else bad("value_not_number", f"a number ({FINITE})")
     return value
 
 
 FINITE = "finite, within a float's range"
+IN_CODES = {str: "in_not_texts", float: "in_not_numbers", bool: "in_not_bools"}
+VALUE_CODES = {str: "value_not_text", float: "value_not_number", bool: "value_not_bool"}
 
 
 def _is_num(v: object) -> bool:

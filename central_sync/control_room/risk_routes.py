@@ -68,11 +68,13 @@ def build_risk_router(room: ControlRoom, need: Callable[[str], Callable[..., aut
 
     @r.post("/rules/check")
     def check_rule(body: RuleCheck, user: auth.User = Depends(need("risk_view"))) -> dict:
+        """Whether the rule compiles; if not, its English sentence (`error`), code (`error.<code>` in the
+        catalogue, rule.<RuleError code>) and values, as a refusal carries them."""
         try:
             compile_rules([body.rule])
         except RuleError as exc:
-            return {"ok": False, "error": str(exc)}
-        return {"ok": True, "error": None}
+            return {"ok": False, "error": str(exc), "code": f"rule.{exc.code}", "vals": exc.vals}
+        return {"ok": True, "error": None, "code": None, "vals": {}}
 
     @r.get("/drafts")
     def draft_list(status: Literal["pending", "approved", "rejected", "all"] = "pending",

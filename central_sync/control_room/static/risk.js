@@ -57,7 +57,8 @@ $("#risk-rule-check").addEventListener("click", async () => {
   const rule = ruleFromEditor();
   if (!rule) return;
   const res = await api("/cr/api/risk/rules/check", { method: "POST", body: JSON.stringify({ rule }) });
-  riskMsg($("#risk-rule-text"), res.ok ? ruleText(rule) : t("risk.rule_invalid", { error: res.error }), !res.ok);
+  const why = res.ok ? "" : errorText({ detail: res.error, code: res.code, vals: res.vals || {} });  // the catalogue's, else English
+  riskMsg($("#risk-rule-text"), res.ok ? ruleText(rule) : t("risk.rule_invalid", { error: why }), !res.ok);
 });
 $("#risk-rule-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
