@@ -49,3 +49,25 @@ async def test_a_broken_rule_reads_in_zh_hant(tmp_path: Path) -> None:
             await expect(said).to_have_text(fill(zh["risk.rule_invalid"], error="rule 'R1': lane must be one of red, "
                                                                                "amber, green, got 'purple'"))
     store.close()
+
+
+async def test_a_rule_that_is_no_object_is_said_so_and_no_earlier_check_stays(tmp_path: Path) -> None:
+    """A JSON list in the editor: the check was refused (422, an uncaught error on the page) and the sentence of the
+    rule checked before stayed, as if the list were that valid rule; now the page says the rule must be an object."""
+    from playwright.async_api import async_playwright, expect
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig()) as room:
+        auth.add_user(store, "sam", "supervisor", PASSWORD, "zh-Hant")
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
+            page = await signed_in_page(pw, port, "sam")
+            await page.click("#nav button[data-view=risk]")
+            await expect(page.locator("#risk[data-loaded]")).to_have_count(1)
+            said = page.locator("#risk-rule-text")
+            await page.click("#risk-rule-check")  # the example rule the editor starts with: it compiles
+            await expect(said).not_to_have_class("note error")
+            await expect(said).not_to_be_empty()
+            await page.fill("#risk-rule-json", json.dumps([BROKEN]))
+            await page.click("#risk-rule-check")
+            await expect(said).to_have_text(catalogue("zh-Hant")["risk.rule_not_object"])
+            await expect(said).to_have_class("note error")
+    store.close()

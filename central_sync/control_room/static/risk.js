@@ -49,14 +49,20 @@ const RULE_EXAMPLE = { id: "empty_but_heavy", name: "Declared empty but heavy", 
   when: { all: [{ fact: "declaration.declared_empty", op: "eq", value: true }, { fact: "declaration.weight_kg", op: "gte", value: 4500 }] },
   score: 60, lane: "red", enabled: true };
 
-function ruleFromEditor() {
-  try { return JSON.parse($("#risk-rule-json").value); }
+function ruleFromEditor() {  // the editor's rule, or null with the reason shown (not JSON, or JSON but no object)
+  let rule;
+  try { rule = JSON.parse($("#risk-rule-json").value); }
   catch (e) { riskMsg($("#risk-rule-text"), t("risk.bad_json", { error: e.message }), true); return null; }
+  if (rule !== null && typeof rule === "object" && !Array.isArray(rule)) return rule;
+  riskMsg($("#risk-rule-text"), t("risk.rule_not_object"), true);
+  return null;
 }
 $("#risk-rule-check").addEventListener("click", async () => {
   const rule = ruleFromEditor();
   if (!rule) return;
-  const res = await api("/cr/api/risk/rules/check", { method: "POST", body: JSON.stringify({ rule }) });
+  let res;
+  try { res = await api("/cr/api/risk/rules/check", { method: "POST", body: JSON.stringify({ rule }) }); }
+  catch (e) { riskMsg($("#risk-rule-text"), t("risk.rule_invalid", { error: e.message }), true); return; }
   const why = res.ok ? "" : errorText({ detail: res.error, code: res.code, vals: res.vals || {} });  // the catalogue's, else English
   riskMsg($("#risk-rule-text"), res.ok ? ruleText(rule) : t("risk.rule_invalid", { error: why }), !res.ok);
 });
