@@ -169,8 +169,14 @@ class DeviceCollector(Collector):
         unconfirmed = CounterMetricFamily("edge_xray_stops_unconfirmed", "STOP_SCAN requests after which STATUS "
                                           "still read scanning with no other scan of the host running: the "
                                           "controller was disarmed", labels=["device"])
+        holds = CounterMetricFamily("edge_xray_holds", "Safe states (PLC link down, e-stop or interlock tripped, belt "
+                                    "latched) that held the X-ray controller disarmed since start", labels=["device"])
+        held = GaugeMetricFamily("edge_xray_held", "1 while the station holds the X-ray controller disarmed (a safe "
+                                 "state: no ARM, no START_SCAN), 0 otherwise", labels=["device"])
         scanner = self.devices.scanner
         if scanner is not None:
+            holds.add_metric([scanner.name], scanner.holds)
+            held.add_metric([scanner.name], int(scanner.held is not None))
             stops.add_metric([scanner.name], scanner.stops_failed)
             unconfirmed.add_metric([scanner.name], scanner.stops_unconfirmed)
             rejected.add_metric([scanner.name], scanner.link.frames_rejected)
@@ -179,3 +185,5 @@ class DeviceCollector(Collector):
         yield unconfirmed
         yield rejected
         yield refused
+        yield holds
+        yield held

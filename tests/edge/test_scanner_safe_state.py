@@ -42,6 +42,7 @@ async def station(tmp_path: Path):
         stack.callback(store.close)
         flow = conveyor_flow(plc, StoreWriter(store), EventBus(), "t-1")
         flow.devices.scanner = scanner
+        flow.metrics.follow_devices(flow.devices)
         task = asyncio.create_task(flow.run(), name="flow")
         await until(lambda: flow.belt_status()["run_confirmed"], "the PLC confirms the belt runs after start")
         # held disarmed from start until the PLC's first heartbeat shows the link and its safety chain
@@ -54,6 +55,10 @@ async def station(tmp_path: Path):
 def _not_held(scanner) -> bool:
     """(On the driver before holds existed there is no `held`: the tests then fail on the controller left armed.)"""
     return getattr(scanner, "held", None) is None
+
+
+def _metric(flow, name: str) -> float | None:
+    return flow.metrics.registry.get_sample_value(name, {"device": "xray"})
 
 
 async def _scan_starts(flow) -> LineScan:
@@ -72,6 +77,7 @@ async def test_an_estop_disarms_the_scanner_and_only_a_belt_restart_lets_it_arm_
     await until(lambda: flow.latch == "estop", "the e-stop latched the belt")
     await until(lambda: not emulator.armed and not emulator.scanning, "the controller disarmed")
     assert scanner.held == "the e-stop chain reads tripped" and scanner.holds == holds + 1
+    assert _metric(flow, "edge_xray_held") == 1 and _metric(flow, "edge_xray_holds_total") == holds + 1
     async for _ in acquisition.blocks():
         pass
     assert not acquisition.result().complete  # the scan cut off by the DISARM is never a complete one
@@ -89,6 +95,7 @@ async def test_an_estop_disarms_the_scanner_and_only_a_belt_restart_lets_it_arm_
 
     assert (await flow.restart_belt("sup")).outcome == "running"
     assert scanner.held is None
+    assert _metric(flow, "edge_xray_held") == 0 and _metric(flow, "edge_xray_holds_total") == holds + 1
     await _scan_starts(flow)
     assert emulator.armed and emulator.scanning
 
