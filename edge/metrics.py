@@ -173,10 +173,18 @@ class DeviceCollector(Collector):
                                     "latched) that held the X-ray controller disarmed since start", labels=["device"])
         held = GaugeMetricFamily("edge_xray_held", "1 while the station holds the X-ray controller disarmed (a safe "
                                  "state: no ARM, no START_SCAN), 0 otherwise", labels=["device"])
+        disarms = CounterMetricFamily("edge_xray_disarms_failed", "DISARM requests of holds that failed (no answer, "
+                                      "NAK, read back armed or scanning); each was sent again at the next look (every "
+                                      "0.1 s)", labels=["device"])
+        unconfirmed_disarm = GaugeMetricFamily("edge_xray_disarm_unconfirmed", "1 while the X-ray controller is held "
+                                               "and its last DISARM failed, none having read back disarmed since (the "
+                                               "alarm xray_disarm_unconfirmed stands), 0 otherwise", labels=["device"])
         scanner = self.devices.scanner
         if scanner is not None:
             holds.add_metric([scanner.name], scanner.holds)
             held.add_metric([scanner.name], int(scanner.held is not None))
+            disarms.add_metric([scanner.name], scanner.disarms_failed)
+            unconfirmed_disarm.add_metric([scanner.name], int(scanner.disarm_unconfirmed is not None))
             stops.add_metric([scanner.name], scanner.stops_failed)
             unconfirmed.add_metric([scanner.name], scanner.stops_unconfirmed)
             rejected.add_metric([scanner.name], scanner.link.frames_rejected)
@@ -187,3 +195,5 @@ class DeviceCollector(Collector):
         yield refused
         yield holds
         yield held
+        yield disarms
+        yield unconfirmed_disarm

@@ -7,7 +7,8 @@ physical: only `set_interlocks` (the test harness, i.e. a person closing a door)
 BYPASS_INTERLOCKS is always refused. A stale host heartbeat puts it in the safe state (disarmed,
 scan stopped). With `throttle` its output is paced to `baudrate` like a real UART (a pty
 itself does not throttle). Faults on demand: corrupted, dropped and duplicated outgoing frames
-(random, with a seed), `stall`, `reboot`, `unplug`/`replug`. A firmware image sent with
+(random, with a seed), `stall`, `reboot`, `unplug`/`replug`, STOP_SCAN or DISARM acknowledged and not
+carried out (`stop_ignored`, `disarm_ignored`). A firmware image sent with
 UPDATE_BEGIN/CHUNK/COMMIT is accepted only when its SHA-256 matches; the emulator then reboots
 announcing the image's hash.
 """
@@ -115,6 +116,8 @@ class FirmwareEmulator:
         self.fault_bits = 0
         self.stop_ignored = False
         """Fault injection: a controller that acknowledges STOP_SCAN and scans on (DISARM still stops it)."""
+        self.disarm_ignored = False
+        """Fault injection: a controller that acknowledges DISARM and stays armed (its STATUS says so)."""
         self._update: tuple[codec.UpdateBegin, bytearray] | None = None
         self.counters = {"lines_sent": 0, "lines_lost": 0, "scans": 0, "reboots": 0, "injected": 0, "refused": 0}
 
@@ -306,7 +309,8 @@ class FirmwareEmulator:
         return b""
 
     def _disarm(self, _p: bytes) -> Reply:
-        self._safe_state("disarm requested")
+        if not self.disarm_ignored:
+            self._safe_state("disarm requested")
         return b""
 
     def _start(self, payload: bytes) -> Reply:

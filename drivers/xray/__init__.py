@@ -77,6 +77,12 @@ class Scanner:
         PLC link lost); None while it may arm. ARM and START_SCAN are refused meanwhile (`hold`, `release`)."""
         self.holds = 0
         """Safe states that held the controller disarmed since start."""
+        self.disarms_failed = 0
+        """DISARM requests of holds that failed (no answer, NAK, read back armed or scanning); each was sent again at
+        the next `hold` (the next watch tick)."""
+        self.disarm_unconfirmed: str | None = None
+        """While held: why the last DISARM failed, none having read back disarmed since; None otherwise."""
+        self._hold_disarmed = False  # a DISARM of the hold read back disarmed
         self.stops_unconfirmed = 0
         """Stops that STATUS did not confirm (still scanning, no other scan of this host): the controller was
         disarmed."""
@@ -210,24 +216,42 @@ class Scanner:
 
     async def hold(self, reason: str) -> None:
         """The station is in a safe state (`reason`: belt latched, e-stop or interlock tripped, PLC link lost): the
-        controller is asked to DISARM, read back with STATUS (bounded: twice `attempts` x `ack_timeout`; a failure
-        is logged `xray.disarm_failed`), and ARM and START_SCAN are refused until `release`. A scan running stops
-        with the DISARM (the firmware ends it incomplete). Called again while held, it only updates the reason; a
-        link that is down is left to the firmware's own safe state (a new session starts disarmed)."""
-        if self.held is not None:
-            self.held = reason
-            return
+        controller is asked to DISARM, read back with STATUS (bounded: twice `attempts` x `ack_timeout`), and ARM and
+        START_SCAN are refused until `release`. A scan running stops with the DISARM (the firmware ends it
+        incomplete). Called again while held (every watch tick), it updates the reason and, until a DISARM has read
+        back disarmed, sends DISARM again: a failure (no answer, NAK, read back armed or scanning) is counted in
+        `disarms_failed`, kept in `disarm_unconfirmed` and logged `xray.disarm_failed` once per hold. A link that is
+        down is left to the firmware's own safe state (a new session starts disarmed)."""
+        if self.held is None:
+            self.holds += 1
+            self._hold_disarmed = False
+            log.warning("xray.held_disarmed", device=self.name, why=reason)
         self.held = reason
-        self.holds += 1
-        log.warning("xray.held_disarmed", device=self.name, why=reason)
-        await self._disarm_bounded(reason, 2 * self.cfg.ack_timeout_ms / 1000 * self.cfg.attempts)
+        if not self._hold_disarmed and self.link_up:
+            await self._disarm_held(reason)
+
+    async def _disarm_held(self, reason: str) -> None:
+        """One DISARM of a hold, read back; a failure is counted and kept, not raised."""
+        failed_before = self.disarm_unconfirmed is not None
+        error = await self._try_disarm(2 * self.cfg.ack_timeout_ms / 1000 * self.cfg.attempts)
+        if error is None:
+            self._hold_disarmed, self.disarm_unconfirmed = True, None
+            log.info("xray.disarmed", device=self.name, why=reason, after_failures=failed_before)
+            return
+        self.disarms_failed += 1
+        self.disarm_unconfirmed = error
+        if not failed_before:
+            log.error("xray.disarm_failed", device=self.name, why=reason, error=error,
+                      message=f"X-ray controller {self.name} is held disarmed because {reason}, but its DISARM "
+                              f"failed ({error}): it is sent again until it reads back disarmed")
 
     def release(self) -> None:
         """The station is back in normal operation: the controller may be armed again (by the next scan's ARM,
-        never here)."""
+        never here); a DISARM still unconfirmed is no longer sent."""
         if self.held is not None:
-            log.info("xray.released", device=self.name, was_held_for=self.held)
-            self.held = None
+            log.info("xray.released", device=self.name, was_held_for=self.held,
+                     disarm_unconfirmed=self.disarm_unconfirmed)
+            self.held = self.disarm_unconfirmed = None
 
     def _refuse_while_held(self, what: str) -> None:
         if self.held is not None:
@@ -236,21 +260,24 @@ class Scanner:
 
     async def _disarm_at_close(self, reason: str, timeout_s: float) -> None:
         """DISARM, read back, while the link is up (bounded): a closing station does not leave the controller
-        armed until the firmware's own host-stale timer notices it is gone (a controller without one: for ever)."""
-        await self._disarm_bounded(reason, timeout_s)
-
-    async def _disarm_bounded(self, reason: str, timeout_s: float) -> None:
-        """DISARM, read back, while the link is up, within `timeout_s`; a failure is logged, not raised."""
+        armed until the firmware's own host-stale timer notices it is gone (a controller without one: for ever).
+        A failure is logged, not raised."""
         if not self.link_up:
             return
+        error = await self._try_disarm(timeout_s)
+        if error is None:
+            log.info("xray.disarmed", device=self.name, why=reason)
+        else:
+            log.warning("xray.disarm_failed", device=self.name, why=reason, error=error)
+
+    async def _try_disarm(self, timeout_s: float) -> str | None:
+        """DISARM, read back, within `timeout_s`: None once it reads back disarmed, else why it did not."""
         try:
             async with asyncio.timeout(timeout_s):
                 await self.disarm()
         except (DriverError, TimeoutError) as exc:
-            log.warning("xray.disarm_failed", device=self.name, why=reason,
-                        error=str(exc) or f"no answer within {timeout_s:.2f} s")
-            return
-        log.info("xray.disarmed", device=self.name, why=reason)
+            return str(exc) or f"no answer within {timeout_s:.2f} s"
+        return None
 
     async def _stop_abandoned(self, scan_id: int, reason: str) -> None:
         """STOP_SCAN for a scan nobody reads any more; its ACK or a NAK (not scanning it) settles it."""

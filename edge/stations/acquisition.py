@@ -14,11 +14,14 @@ from models.scan import Scan
 
 if TYPE_CHECKING:
     from drivers.plc.state import Plc, PlcState
+    from drivers.xray import Scanner
     from drivers.xray.stream import ScanStream
     from edge.devices import Devices
+    from edge.store import StoreWriter
 
 LIVENESS_S = 0.5  # how often a flow looks whether the PLC driver's poll loop has turned
 SAFETY_WATCH_S = 0.1  # how often a flow looks whether the station is in a safe state (the scanner held disarmed)
+XRAY_DISARM_UNCONFIRMED = "xray_disarm_unconfirmed"  # the alarm while a held scanner's DISARM is not read back
 
 
 class WholeScan:
@@ -116,11 +119,13 @@ def unsafe_because(st: PlcState, latch: str | None = None) -> str | None:
     return None
 
 
-async def hold_scanner_while_unsafe(devices: Devices, plc: Plc, latch: Callable[[], str | None] = lambda: None) \
-        -> None:
+async def hold_scanner_while_unsafe(devices: Devices, plc: Plc, store: StoreWriter,
+                                    latch: Callable[[], str | None] = lambda: None) -> None:
     """Every SAFETY_WATCH_S: while the station is in a safe state (`unsafe_because`), the scanner is held disarmed
-    (DISARM read back once, ARM and START_SCAN refused); once it is back in normal operation it is released and the
-    next scan arms it again (start_line_scan)."""
+    (DISARM read back, sent again at each look until it reads back disarmed; ARM and START_SCAN refused); once it is
+    back in normal operation it is released and the next scan arms it again (start_line_scan). The alarm
+    XRAY_DISARM_UNCONFIRMED stands while a DISARM of the hold failed and none has read back disarmed since."""
+    alarmed: bool | None = None  # not known at start: one left standing by an earlier daemon is cleared
     while True:
         scanner = devices.scanner
         if scanner is not None:
@@ -129,4 +134,18 @@ async def hold_scanner_while_unsafe(devices: Devices, plc: Plc, latch: Callable[
                 scanner.release()
             else:
                 await scanner.hold(why)
+            if (scanner.disarm_unconfirmed is not None) != alarmed:
+                alarmed = await _disarm_alarm(store, scanner)
         await asyncio.sleep(SAFETY_WATCH_S)
+
+
+async def _disarm_alarm(store: StoreWriter, scanner: Scanner) -> bool:
+    """Raise XRAY_DISARM_UNCONFIRMED while the held scanner's DISARM is unconfirmed, clear it otherwise; whether it
+    stands."""
+    if scanner.disarm_unconfirmed is None:
+        await store.call(store.store.clear_alarm, XRAY_DISARM_UNCONFIRMED)
+        return False
+    await store.call(store.store.raise_alarm, XRAY_DISARM_UNCONFIRMED,
+                     f"the X-ray controller {scanner.name} is held disarmed because {scanner.held}, but no DISARM has "
+                     f"read back disarmed ({scanner.disarm_unconfirmed}): it is sent again every {SAFETY_WATCH_S:g} s")
+    return True

@@ -222,7 +222,8 @@ class ConveyorFlow:
             tasks.create_task(self.tags.run(), name="readers")
             tasks.create_task(gate.run(), name="gate")
             tasks.create_task(self._watch_belt(), name="belt-watch")
-            tasks.create_task(hold_scanner_while_unsafe(self.devices, plc, lambda: self.latch), name="scanner-safety")
+            tasks.create_task(hold_scanner_while_unsafe(self.devices, plc, self.parts.store, lambda: self.latch),
+                              name="scanner-safety")
             if self._recovered:
                 tasks.create_task(self._record_recovered(list(self._recovered)), name="recovered-records")
             self._handle(self._feed(await current_link(plc)))

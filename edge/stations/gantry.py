@@ -166,7 +166,7 @@ class GantryFlow:
                               name="plc-liveness")
             tasks.create_task(self.tags.run(), name="readers")
             tasks.create_task(self._record_when_room(), name="record-when-room")
-            tasks.create_task(hold_scanner_while_unsafe(self.devices, plc), name="scanner-safety")
+            tasks.create_task(hold_scanner_while_unsafe(self.devices, plc, self.parts.store), name="scanner-safety")
             if self.cameras is not None:
                 tasks.create_task(self.cameras.run(), name="cameras")
             self._on_link(await current_link(plc))

@@ -538,6 +538,8 @@ class UnansweringScanner:
     station's safe states hold it disarmed as they hold a real one (its DISARM unanswered: the driver bounds it)."""
 
     held: str | None = None
+    disarm_unconfirmed: str | None = None  # the bounded DISARM's failure is not modelled: no alarm
+    name = "xray"
 
     async def status_for_scan(self, ref: str) -> None:
         await asyncio.Event().wait()

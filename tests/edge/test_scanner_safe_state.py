@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
 from conveyor_station import TOLERANT, conveyor_flow
 from drivers.plc import PlcConfig, open_plc
@@ -113,6 +114,35 @@ async def test_a_belt_latched_with_the_safety_chain_closed_disarms_the_scanner(s
     model.encoder_stuck = False
     assert (await flow.restart_belt("sup")).outcome == "running"
     await _scan_starts(flow)
+
+
+async def _alarms(flow) -> dict[str, str]:
+    store = flow.parts.store
+    return dict(await store.call(store.store.standing_alarms))
+
+
+async def test_a_disarm_that_fails_during_a_hold_is_sent_again_until_it_reads_back(station) -> None:
+    """A controller that acknowledges DISARM and stays armed (its STATUS reads armed): the hold counts each failure,
+    logs the first, raises the alarm and sends DISARM again at each look, until one reads back disarmed."""
+    flow, model, scanner = station
+    emulator = scanner.emulator
+    await scanner.arm()
+    emulator.disarm_ignored = True
+    with capture_logs() as logs:
+        model.press_estop()
+        await until(lambda: (_metric(flow, "edge_xray_disarms_failed_total") or 0) >= 3, "three DISARMs failed")
+        alarms = await until(lambda: _alarms(flow), "the alarm", check=lambda a: "xray_disarm_unconfirmed" in a)
+        assert alarms["xray_disarm_unconfirmed"] == (
+            "the X-ray controller xray is held disarmed because the e-stop chain reads tripped, but no DISARM has read "
+            "back disarmed (X-ray controller xray reports armed=True scanning=False after DISARM): it is sent again "
+            "every 0.1 s")
+        assert emulator.armed and _metric(flow, "edge_xray_disarm_unconfirmed") == 1
+        emulator.disarm_ignored = False
+        await until(lambda: not emulator.armed, "a DISARM sent again reads back disarmed")
+        await until(lambda: _alarms(flow), "the alarm cleared", check=lambda a: "xray_disarm_unconfirmed" not in a)
+    assert [e["event"] for e in logs if e["event"] == "xray.disarm_failed"] == ["xray.disarm_failed"]
+    assert _metric(flow, "edge_xray_disarm_unconfirmed") == 0
+    assert scanner.held == "the e-stop chain reads tripped"
 
 
 async def test_a_lost_plc_link_disarms_the_scanner(station) -> None:
