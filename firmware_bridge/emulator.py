@@ -8,7 +8,7 @@ BYPASS_INTERLOCKS is always refused. A stale host heartbeat puts it in the safe 
 scan stopped). With `throttle` its output is paced to `baudrate` like a real UART (a pty
 itself does not throttle). Faults on demand: corrupted, dropped and duplicated outgoing frames
 (random, with a seed), `stall`, `reboot`, `unplug`/`replug`, STOP_SCAN or DISARM acknowledged and not
-carried out (`stop_ignored`, `disarm_ignored`). A firmware image sent with
+carried out (`stop_ignored`, `disarm_ignored`), arming kept through a new HELLO (`hello_keeps_armed`). A firmware image sent with
 UPDATE_BEGIN/CHUNK/COMMIT is accepted only when its SHA-256 matches; the emulator then reboots
 announcing the image's hash.
 """
@@ -118,6 +118,8 @@ class FirmwareEmulator:
         """Fault injection: a controller that acknowledges STOP_SCAN and scans on (DISARM still stops it)."""
         self.disarm_ignored = False
         """Fault injection: a controller that acknowledges DISARM and stays armed (its STATUS says so)."""
+        self.hello_keeps_armed = False
+        """Fault injection: a controller that stays armed through a new HELLO (against the protocol's section 6)."""
         self._update: tuple[codec.UpdateBegin, bytearray] | None = None
         self.counters = {"lines_sent": 0, "lines_lost": 0, "scans": 0, "reboots": 0, "injected": 0, "refused": 0}
 
@@ -290,7 +292,8 @@ class FirmwareEmulator:
         assert self._ep is not None
         self._ep.reset_rx()
         self._ep.decoder.max_frame = min(self.max_frame, req.max_frame)
-        self._safe_state("new host session")
+        if not self.hello_keeps_armed:
+            self._safe_state("new host session")
         self.session = True
         self._last_host_beat = self._loop.time()
         return codec.HelloInfo(self.boot_id, self._ep.decoder.max_frame,

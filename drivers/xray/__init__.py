@@ -82,7 +82,8 @@ class Scanner:
         the next `hold` (the next watch tick)."""
         self.disarm_unconfirmed: str | None = None
         """While held: why the last DISARM failed, none having read back disarmed since; None otherwise."""
-        self._hold_disarmed = False  # a DISARM of the hold read back disarmed
+        self._sessions = 0  # firmware sessions started (LinkUp events)
+        self._hold_disarmed_in: int | None = None  # the session in which a DISARM of the hold read back disarmed
         self.stops_unconfirmed = 0
         """Stops that STATUS did not confirm (still scanning, no other scan of this host): the controller was
         disarmed."""
@@ -220,23 +221,24 @@ class Scanner:
         START_SCAN are refused until `release`. A scan running stops with the DISARM (the firmware ends it
         incomplete). Called again while held (every watch tick), it updates the reason and, until a DISARM has read
         back disarmed, sends DISARM again: a failure (no answer, NAK, read back armed or scanning) is counted in
-        `disarms_failed`, kept in `disarm_unconfirmed` and logged `xray.disarm_failed` once per hold. A link that is
-        down is left to the firmware's own safe state (a new session starts disarmed)."""
+        `disarms_failed`, kept in `disarm_unconfirmed` and logged `xray.disarm_failed` once per hold. While the link
+        is down nothing can be sent (the firmware's own safe state covers it); each new session during the hold is
+        sent DISARM and read back again (a firmware is not trusted to have started disarmed)."""
         if self.held is None:
             self.holds += 1
-            self._hold_disarmed = False
+            self._hold_disarmed_in = None
             log.warning("xray.held_disarmed", device=self.name, why=reason)
         self.held = reason
-        if not self._hold_disarmed and self.link_up:
+        if self._hold_disarmed_in != self._sessions and self.link_up:
             await self._disarm_held(reason)
 
     async def _disarm_held(self, reason: str) -> None:
         """One DISARM of a hold, read back; a failure is counted and kept, not raised."""
-        failed_before = self.disarm_unconfirmed is not None
+        failed_before, session = self.disarm_unconfirmed is not None, self._sessions
         error = await self._try_disarm(2 * self.cfg.ack_timeout_ms / 1000 * self.cfg.attempts)
-        if error is None:
-            self._hold_disarmed, self.disarm_unconfirmed = True, None
-            log.info("xray.disarmed", device=self.name, why=reason, after_failures=failed_before)
+        if error is None:  # read back in `session`: a newer one started meanwhile is sent DISARM at the next look
+            self._hold_disarmed_in, self.disarm_unconfirmed = session, None
+            log.info("xray.disarmed", device=self.name, why=reason, after_failures=failed_before, session=session)
             return
         self.disarms_failed += 1
         self.disarm_unconfirmed = error
@@ -350,6 +352,7 @@ class Scanner:
                 stream.abort(f"link to the controller lost: {event.reason}")
             self._streams.clear()
         else:
+            self._sessions += 1  # a hold sends DISARM again in it (`hold`)
             for owed in list(self._owed_stops):
                 self._stop_later(owed, "the link is back")
         if self.on_link_change is not None:

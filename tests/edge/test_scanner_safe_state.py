@@ -145,6 +145,32 @@ async def test_a_disarm_that_fails_during_a_hold_is_sent_again_until_it_reads_ba
     assert scanner.held == "the e-stop chain reads tripped"
 
 
+async def test_a_controller_link_back_during_a_hold_has_the_controller_disarmed_again(station) -> None:
+    """A firmware that stays armed through a new session's HELLO (against the protocol; nor does its host-stale timer
+    act). The controller's link lost while it is armed and the station entering a safe state meanwhile (nothing can
+    be sent); then, still held, the link lost again and the controller armed at its own panel: each time the link is
+    back, DISARM is sent in the new session and read back."""
+    flow, model, scanner = station
+    emulator = scanner.emulator
+    await scanner.arm()
+    emulator.host_stale_s, emulator.hello_keeps_armed = 3600.0, True
+    emulator.stall(60)
+    await until(lambda: not scanner.link_up, "the controller link lost")
+    model.press_estop()
+    await until(lambda: scanner.held == "the e-stop chain reads tripped", "held while the link is down")
+    emulator.resume()
+    await until(lambda: scanner.link_up, "the controller link back")
+    await until(lambda: not emulator.armed, "a DISARM sent in the new session reads back disarmed")
+
+    emulator.stall(60)
+    await until(lambda: not scanner.link_up, "the controller link lost again")
+    emulator.armed = True  # armed at the controller's own panel, which the host cannot see
+    emulator.resume()
+    await until(lambda: scanner.link_up, "the controller link back again")
+    await until(lambda: not emulator.armed, "a DISARM sent in the newer session reads back disarmed")
+    assert scanner.held == "the e-stop chain reads tripped" and _metric(flow, "edge_xray_disarms_failed_total") == 0
+
+
 async def test_a_lost_plc_link_disarms_the_scanner(station) -> None:
     flow, model, scanner = station
     await _scan_starts(flow)
