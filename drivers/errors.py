@@ -10,7 +10,8 @@
     │   └── ReadOnlyPoint    the simulated PLC refuses a write to a point that is not a request (plc/sim.py)
     ├── ReadbackMismatch     a commanded state was not confirmed by the feedback read back
     ├── ScanUnavailable      no scan result: asked before the scan ended, or no line arrived (xray/errors.py)
-    └── ControllerFault      the X-ray controller's STATUS reports a fault that forbids a scan (xray/errors.py)
+    ├── ControllerFault      the X-ray controller's STATUS reports a fault that forbids a scan (xray/errors.py)
+    └── ScannerHeld          ARM or START_SCAN not sent: the station holds the X-ray controller disarmed (xray/errors.py)
 """
 
 from __future__ import annotations

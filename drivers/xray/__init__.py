@@ -24,7 +24,7 @@ import structlog
 
 from drivers.errors import DeviceRefused, DriverError, LinkLost, ProtocolError, ReadbackMismatch
 from drivers.xray.config import ScannerConfig, SimFaultsConfig, SimScannerConfig
-from drivers.xray.errors import ControllerFault, ScanUnavailable
+from drivers.xray.errors import ControllerFault, ScannerHeld, ScanUnavailable
 from drivers.xray.stream import LineBlock, ScanStream
 from firmware_bridge import codec
 from firmware_bridge.codec import Frame, MsgType, NakReason
@@ -36,7 +36,7 @@ from models.errors import ScanFormatError
 from models.scan import Scan, load_scan, load_scans
 
 __all__ = ["ControllerFault", "LineBlock", "ScanStream", "ScanUnavailable", "Scanner", "ScannerConfig",
-           "ScannerStatus", "SimFaultsConfig", "SimScannerConfig", "open_scanner"]
+           "ScannerHeld", "ScannerStatus", "SimFaultsConfig", "SimScannerConfig", "open_scanner"]
 
 log = structlog.get_logger(__name__)
 
@@ -257,8 +257,8 @@ class Scanner:
 
     def _refuse_while_held(self, what: str) -> None:
         if self.held is not None:
-            raise DeviceRefused(f"X-ray controller {self.name} is held disarmed because {self.held}, so {what} was "
-                                f"not sent", device=self.name)
+            raise ScannerHeld(f"X-ray controller {self.name} is held disarmed because {self.held}, so {what} was "
+                              f"not sent", device=self.name, reason=self.held)
 
     async def _disarm_at_close(self, reason: str, timeout_s: float) -> None:
         """DISARM, read back, while the link is up (bounded): a closing station does not leave the controller

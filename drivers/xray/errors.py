@@ -2,7 +2,8 @@
 
     DriverError
     ├── ScanUnavailable      no scan result: asked before the scan ended, or not one line arrived
-    └── ControllerFault      the controller's STATUS reports a fault that forbids starting a scan
+    ├── ControllerFault      the controller's STATUS reports a fault that forbids starting a scan
+    └── ScannerHeld          ARM or START_SCAN not sent: the station holds the controller disarmed (a safe state)
 """
 
 from __future__ import annotations
@@ -21,3 +22,12 @@ class ControllerFault(DriverError):
     def __init__(self, message: str, *, device: str = "", faults: int = 0) -> None:
         super().__init__(message, device=device)
         self.faults = faults
+
+
+class ScannerHeld(DriverError):
+    """ARM or START_SCAN not sent because the station holds the controller disarmed (a safe state, not a fault of the
+    controller); `reason` is the safe state."""
+
+    def __init__(self, message: str, *, device: str = "", reason: str = "") -> None:
+        super().__init__(message, device=device)
+        self.reason = reason

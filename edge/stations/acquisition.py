@@ -10,6 +10,7 @@ import numpy as np
 
 from drivers.errors import DriverError
 from drivers.plc.state import LinkChanged
+from drivers.xray.errors import ScannerHeld
 from models.scan import Scan
 
 if TYPE_CHECKING:
@@ -74,24 +75,30 @@ async def start_line_scan(devices: Devices, ref: str) -> LineScan | FailedAcquis
     none while the station holds it disarmed (a safe state).
 
     A refusal, or a STATUS that reports a fault condition (HV_FAULT, TUBE_OVERTEMP, ...: no START_SCAN is sent),
-    becomes a failed acquisition, so that the item goes to manual as a device fault.
+    becomes a failed acquisition, so that the item goes to manual as a device fault; the scanner is marked degraded,
+    unless a hold began meanwhile (a safe state, not a fault of the scanner).
     """
     scanner = devices.scanner
     if scanner is None:  # it could not be opened at start: every item goes to manual, the flow goes on
         return FailedAcquisition(f"no scanner for item {ref}: it could not be opened when the station started "
                                  f"({devices.states().get('scanner', {}).get('detail', 'no detail')})")
     if scanner.held is not None:  # a safe state (edge.stations.acquisition.hold_scanner_while_unsafe): no ARM
-        return FailedAcquisition(f"no scan for item {ref}: the X-ray controller {scanner.name} is held disarmed "
-                                 f"because {scanner.held}")
+        return _held(ref, scanner.name, scanner.held)
     try:
         if not (await scanner.status_for_scan(ref)).armed:
             await scanner.arm()
         stream = await scanner.start_scan(ref)
+    except ScannerHeld as exc:  # the hold began after the check above
+        return _held(ref, scanner.name, exc.reason)
     except DriverError as exc:
         devices.mark("scanner", "degraded", str(exc))
         return FailedAcquisition(str(exc))
     devices.mark("scanner", "ok")
     return LineScan(stream)
+
+
+def _held(ref: str, scanner: str, why: str) -> FailedAcquisition:
+    return FailedAcquisition(f"no scan for item {ref}: the X-ray controller {scanner} is held disarmed because {why}")
 
 
 async def current_link(plc: Plc) -> LinkChanged:

@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 from conveyor_station import TOLERANT, conveyor_flow
 from drivers.plc import PlcConfig, open_plc
 from drivers.xray import ScannerConfig, open_scanner
+from edge.devices import Devices
 from edge.events import EventBus
 from edge.stations.acquisition import FailedAcquisition, LineScan, start_line_scan
 from edge.store import Store, StoreWriter
@@ -28,17 +29,21 @@ SCANNER = dict(heartbeat_ms=50, stale_ms=1000, reconnect_ms=50, ack_timeout_ms=1
                ready_timeout_ms=2000)
 
 
-@pytest.fixture
-async def station(tmp_path: Path):
-    """A running conveyor flow whose devices hold the emulated scanner: (flow, PLC model, scanner)."""
-    img = np.full((2000, 32), 60000, np.uint16)  # 10 s at 200 lines/s: a scan still running when the belt stops
+def _scanner_config(tmp_path: Path) -> ScannerConfig:
+    """The emulated scanner, streaming one bag of 10 s at 200 lines/s (a scan still running when the belt stops)."""
+    img = np.full((2000, 32), 60000, np.uint16)
     scans = tmp_path / "scans"
     scans.mkdir()
     save_scan(Scan(high=img, low=img // 2, meta={"source": "test"}), scans / "bag.npz")
+    return ScannerConfig(kind="sim", sim={"scan_dir": scans, "line_rate": 200, "boot_ms": 100}, **SCANNER)
+
+
+@pytest.fixture
+async def station(tmp_path: Path):
+    """A running conveyor flow whose devices hold the emulated scanner: (flow, PLC model, scanner)."""
     async with AsyncExitStack() as stack:
         plc = await stack.enter_async_context(open_plc(PlcConfig(**TOLERANT), "t-1/plc"))
-        scanner = await stack.enter_async_context(open_scanner(
-            ScannerConfig(kind="sim", sim={"scan_dir": scans, "line_rate": 200, "boot_ms": 100}, **SCANNER), "xray"))
+        scanner = await stack.enter_async_context(open_scanner(_scanner_config(tmp_path), "xray"))
         store = Store(tmp_path / "data", station="t-1").open()
         stack.callback(store.close)
         flow = conveyor_flow(plc, StoreWriter(store), EventBus(), "t-1")
@@ -200,3 +205,22 @@ async def test_a_gantry_interlock_opening_disarms_the_scanner_until_it_closes(tm
         assert not scanner.emulator.armed  # nothing re-arms by itself
         acquisition = await start_line_scan(g.flow.devices, "car")
         assert isinstance(acquisition, LineScan) and scanner.emulator.armed
+
+
+async def test_a_hold_that_begins_while_a_scan_starts_does_not_mark_the_scanner_degraded(tmp_path: Path) -> None:
+    """A safe state entered after the scan's start looked at the hold, before its ARM: the item fails naming the
+    safe state (it goes to manual), as one entering after the hold began would; nothing is wrong with the scanner,
+    so it is not marked degraded."""
+    async with open_scanner(_scanner_config(tmp_path), "xray") as scanner:
+        devices = Devices(scanner=scanner)
+        devices.mark("scanner", "ok")
+        await scanner.link.wait_up(30)
+        starting = asyncio.create_task(start_line_scan(devices, "bag"))
+        await asyncio.sleep(0)  # it looked at the hold (none) and waits for the controller's STATUS
+        await scanner.hold("the e-stop chain reads tripped")
+        refused = await starting
+        assert not scanner.emulator.armed
+    assert devices.states()["scanner"] == {"state": "ok", "detail": ""}
+    assert isinstance(refused, FailedAcquisition)
+    assert refused.message == ("no scan for item bag: the X-ray controller xray is held disarmed because the e-stop "
+                               "chain reads tripped")
