@@ -49,7 +49,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 
 
 class AccountError(SyncError):
-    """A control-room sign-in refused, or an account that cannot be created."""
+    """A control-room sign-in refused, or an account that cannot be created; the message one sentence with the values,
+    `code` and `vals` the same for a translation (the control room's error.user.<code>)."""
+
+    def __init__(self, message: str, code: str = "refused", **vals: object) -> None:
+        super().__init__(message)
+        self.code, self.vals = code, vals
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,16 +78,19 @@ def put_user(store: HubStore, username: str, role: str, password: str, lang: str
     whether it existed. Replacing ends the account's sessions (a password reset must shut out whoever held the old
     one). AccountError for a bad role or password, or an existing user without `replace`."""
     if role not in ROLES:
-        raise AccountError(f"role {role!r} is not one of {', '.join(ROLES)}")
+        raise AccountError(f"role {role!r} is not one of {', '.join(ROLES)}", "bad_role", role=role,
+                           allowed=", ".join(ROLES))
     if len(password) < 8:
-        raise AccountError(f"password for {username!r} has {len(password)} characters, at least 8 are needed")
+        raise AccountError(f"password for {username!r} has {len(password)} characters, at least 8 are needed",
+                           "short_password", user=username, length=len(password), min=8)
     pw_hash = hash_secret(password)
 
     def put(cur: Cursor) -> bool:
         cur.execute(store.sql("SELECT 1 FROM cr_users WHERE username=?"), (username,))
         existed = bool(cur.fetchall())
         if existed and not replace:
-            raise AccountError(f"user {username!r} exists; replacing it (role, password) must be asked for")
+            raise AccountError(f"user {username!r} exists; replacing it (role, password) must be asked for", "exists",
+                               user=username)
         cur.execute(store.sql("INSERT INTO cr_users (username, role, pw_hash, lang, active, created_at)"
                               " VALUES (?,?,?,?,1,?) ON CONFLICT (username) DO UPDATE SET role=excluded.role,"
                               " pw_hash=excluded.pw_hash, lang=excluded.lang, active=1"),
@@ -99,7 +107,8 @@ def authenticate(store: HubStore, username: str, password: str) -> User:
     known = bool(rows and rows[0][3])
     matches = check_secret(password, rows[0][1] if known else _dummy_hash())
     if not (known and matches):
-        raise AccountError(f"sign-in of {username!r} refused: unknown user, inactive or wrong password")
+        raise AccountError(f"sign-in of {username!r} refused: unknown user, inactive or wrong password",
+                           "signin_refused", user=username)
     return User(username, rows[0][0], rows[0][2])
 
 

@@ -24,8 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from central_sync import commands as c
 from central_sync.control_room import audit, auth, commanding
 from central_sync.control_room.db import execute
-from central_sync.control_room.i18n import pick_lang, t
-from central_sync.control_room.refusals import Refused
+from central_sync.control_room.refusals import Refused, forbidden
 from central_sync.errors import HubStoreError
 
 if TYPE_CHECKING:
@@ -55,8 +54,7 @@ def build_command_router(room: ControlRoom, need: Callable[[str], Callable[..., 
         """A supervisor's model switch: refused, audited with the station and counted as any refusal (it was audited
         as a generic `refused` naming neither the station nor the operation, and not counted)."""
         if op == "switch_model" and not user.can("switch_model"):
-            lang = pick_lang(user.lang, room.cfg.default_lang)
-            raise refused(user, station, op, HTTPException(403, t("error.forbidden", lang, role=t(f"role.{user.role}", lang))))
+            raise refused(user, station, op, forbidden(user.role, "switch_model"))
 
     def refused(user: auth.User, station: str, op: str, exc: HTTPException) -> HTTPException:
         room.counters[f"command_refused_{exc.status_code}"] += 1

@@ -28,3 +28,9 @@ async def answer(request: Request, exc: Exception) -> JSONResponse:
     """The exception handler of Refused: its sentence, code and values."""
     assert isinstance(exc, Refused)
     return JSONResponse({"detail": exc.detail, "code": exc.code, "vals": exc.vals}, exc.status_code, exc.headers)
+
+
+def forbidden(role: str, permission: str) -> Refused:
+    """403 for a role that lacks `permission`; the page names the role in the language shown (error.forbidden)."""
+    return Refused(403, "forbidden", f"the role {role} lacks the permission {permission!r}; nothing was done",
+                   role=role, need=permission)

@@ -28,7 +28,7 @@ from central_sync.control_room.db import execute
 from central_sync.control_room.feed import LiveFeed
 from central_sync.control_room.i18n import LANGS, page_messages, pick_lang, t
 from central_sync.control_room.images import ImageUnreadable, cached_png
-from central_sync.control_room.refusals import Refused
+from central_sync.control_room.refusals import Refused, forbidden
 from central_sync.control_room.case_routes import build_case_router
 from central_sync.control_room.command_routes import build_command_router
 from central_sync.control_room.model_routes import build_model_router
@@ -101,14 +101,14 @@ def build_router(room: ControlRoom) -> APIRouter:
         token = request.cookies.get(COOKIE)
         user = auth.session_user(store, token, cfg) if token else None
         if user is None:
-            raise HTTPException(401, t("error.signin_required", pick_lang(request.headers.get("x-lang"), cfg.default_lang)))
+            raise Refused(401, "signin_required", "no control-room session: sign in first")
         return user
 
     def need(permission: str) -> Callable[..., auth.User]:
         def dep(request: Request, user: auth.User = Depends(user_of)) -> auth.User:
             if not user.can(permission):
                 audit.append(store, user.username, "refused", request.url.path, {"need": permission})
-                raise HTTPException(403, t("error.forbidden", lang_of(user), role=t(f"role.{user.role}", lang_of(user))))
+                raise forbidden(user.role, permission)
             audit.append(store, user.username, f"{request.method.lower()}:{permission}", request.url.path,
                          dict(request.query_params))
             return user
@@ -233,7 +233,7 @@ def build_router(room: ControlRoom) -> APIRouter:
     def alert_or_404(record_id: str) -> dict:
         view = queries.one_alert(store, record_id)
         if view is None:
-            raise HTTPException(404, f"no inspection {record_id!r}")
+            raise Refused(404, "alert_unknown", f"no inspection {record_id[:128]!r} at the hub", record=record_id[:128])
         return view
 
     @r.get("/cr/api/alerts/{record_id}")
@@ -246,11 +246,15 @@ def build_router(room: ControlRoom) -> APIRouter:
         sha = (rec.get("scan") or {}).get("sha256")
         data = store.image(sha) if sha else None
         if data is None:
-            raise HTTPException(404, t("error.no_image", lang_of(user)))
+            raise Refused(404, "no_image", f"the hub holds no scan image of inspection {record_id[:128]!r} yet",
+                          record=record_id[:128])
         try:
             png = cached_png(sha, data, tuple(tuple(d["box"]) for d in rec["detections"]))
         except ImageUnreadable as exc:
-            raise HTTPException(422, str(exc)) from exc
+            room.counters["image_unreadable"] += 1
+            log.warning("control_room.image_unreadable", record=record_id, scan=sha, detail=str(exc))
+            raise Refused(422, "image_unreadable", f"the scan of inspection {record_id[:128]!r} cannot be read: {exc}",
+                          record=record_id[:128]) from exc
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
     def assignees() -> list[str]:
@@ -284,9 +288,11 @@ def build_router(room: ControlRoom) -> APIRouter:
     def act(record_id: str, body: Action, request: Request, user: auth.User = Depends(need("act"))) -> dict:
         if body.kind == "assign" and not user.can("assign"):  # need("act")'s line reads like a success: say so
             audit.append(store, user.username, "refused", request.url.path, {"need": "assign"})
-            raise HTTPException(403, t("error.forbidden", lang_of(user), role=t(f"role.{user.role}", lang_of(user))))
+            raise forbidden(user.role, "assign")
         if body.kind == "assign" and body.assignee not in assignees():
-            raise HTTPException(422, t("error.unknown_assignee", lang_of(user), name=body.assignee or ""))
+            name = (body.assignee or "")[:64]
+            raise Refused(422, "unknown_assignee", f"{name!r} is not an active user of this control room; nothing was"
+                          " recorded", name=name)
         check_text(body)
         alert_or_404(record_id)
         row = (uuid.uuid4().hex, record_id, body.kind, user.username, time.time(), body.assignee, body.text)
@@ -378,7 +384,7 @@ def build_router(room: ControlRoom) -> APIRouter:
         try:
             made, existed = auth.put_user(store, body.username, body.role, body.password, body.lang, body.replace)
         except auth.AccountError as exc:
-            raise HTTPException(409, str(exc)) from exc
+            raise Refused(409, f"user.{exc.code}", str(exc), **exc.vals) from exc
         audit.append(store, user.username, "user.replace" if existed else "user.create", body.username,
                      {"role": body.role, "lang": body.lang, "existed": existed, "sessions_ended": existed})
         return {"username": made.username, "role": made.role, "replaced": existed}

@@ -83,6 +83,6 @@ async def test_the_page_catalogue_follows_the_one_rule_and_names_its_language(ht
     assert r.headers["content-language"] == lang
 
 
-async def test_an_error_is_in_the_language_the_page_asks_for(http):
+async def test_an_error_carries_the_code_the_page_translates_in_the_language_it_shows(http):
     r = await http.get("/cr/api/stations", headers={"x-lang": "zh-TW"})
-    assert r.status_code == 401 and r.json()["detail"] == catalogue("zh-Hant")["error.signin_required"]
+    assert (r.status_code, r.json()["code"]) == (401, "signin_required") and catalogue("zh-Hant")["error.signin_required"]

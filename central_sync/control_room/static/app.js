@@ -34,7 +34,7 @@ async function api(path, opts = {}) {
 class Refusal extends Error {  // the hub's answer: its code (error.<code> in the catalogue) and values, else its sentence
   constructor(detail, code, vals) { super(detail); this.detail = detail; this.code = code; this.vals = vals || {}; this.message = errorText(this); }
 }
-const CODED_VALS = { decision: "decision" };  // a refusal's values that are codes themselves: their catalogue prefix
+const CODED_VALS = { decision: "decision", role: "role" };  // a refusal's values that are codes themselves: their catalogue prefix
 function errorText(e) {  // a refusal in the language shown now; the hub's English sentence only for a code not in the catalogue
   if (!e.code || S.msgs["error." + e.code] === undefined) return e.detail ?? e.message;
   return t("error." + e.code, Object.fromEntries(Object.entries(e.vals).map(([k, v]) => [k, CODED_VALS[k] ? tc(CODED_VALS[k], v) : v])));
