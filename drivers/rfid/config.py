@@ -95,6 +95,8 @@ class LlrpConfig(BaseModel):
     host: str = ""
     port: int = Field(default=5084, ge=1, le=65535)
     antennas: tuple[int, ...] = Field(default=(1,), min_length=1)
+    exit_antennas: tuple[int, ...] = Field(default=(), description="those of `antennas` facing the lane's exit: "
+                                           "their reads are of vehicles leaving and join no item being scanned")
     keepalive_s: float = Field(default=2.0, gt=0, description="the reader's KEEPALIVE period; 3 missed = link lost")
     connect_timeout_ms: int = Field(default=3000, ge=10)
     response_timeout_ms: int = Field(default=3000, ge=10, description="for each response during set-up")
@@ -108,11 +110,14 @@ class LlrpConfig(BaseModel):
 
     @model_validator(mode="after")
     def _host_for_real_reader(self) -> LlrpConfig:
-        """A real reader needs its address; antenna ids start at 1."""
+        """A real reader needs its address; antenna ids start at 1; an exit antenna is one of the reader's."""
         if self.sim is None and not self.host:
             raise ValueError("kind llrp needs host (or a [sim] table for a simulated reader)")
         if any(a < 1 for a in self.antennas):
             raise ValueError(f"LLRP antenna ids start at 1, got {list(self.antennas)}")
+        stray = sorted(set(self.exit_antennas) - set(self.antennas))
+        if stray:
+            raise ValueError(f"exit_antennas {stray} are not among the reader's antennas {list(self.antennas)}")
         return self
 
 

@@ -118,6 +118,10 @@ class GantryFlow:
                       "a loop that chatters)", ["loop"], registry=registry)
         for eye, loop in self._loops.items():
             flaps.labels(eye).set_function(functools.partial(getattr, loop, "flaps"))
+        at_exit = Gauge("edge_lane_tags_at_exit", "Tag reads since start at a reader's exit antennas, of a vehicle "
+                        "recorded in the lane or of none (docs/rfid-readers.md)", ["vehicle"], registry=registry)
+        at_exit.labels("recorded").set_function(functools.partial(getattr, self.tags, "tags_at_exit"))
+        at_exit.labels("unrecorded").set_function(functools.partial(getattr, self.tags, "unrecorded_tags_at_exit"))
         if self._separator is not None:
             Gauge("edge_lane_separator_faults", "Vehicles since start whose vehicle separator reading contradicted "
                   "the entry loop (sent to manual)", registry=registry).set_function(

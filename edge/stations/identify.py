@@ -11,7 +11,12 @@ that left the field after its item's record was written (or whose item's record 
 remembered as that item's for `tag_hold_s` (`[tags] hold_s`): read again meanwhile during another item (the vehicle
 ahead still at the barrier or just past the exit, back in the antenna's field; or the same vehicle back for a second
 pass), it joins that item flagged (`conflict`, code `tag_reread`), so the risk engine holds it for an officer
-(identity_conflict) and still checks the tag's watchlists on it; past the hold it joins as any tag. An
+(identity_conflict) and still checks the tag's watchlists on it; past the hold it joins as any tag. A UHF read at one
+of a reader's `exit_antennas` (facing the lane's exit) is of a vehicle leaving: it joins no item being scanned (only
+an open item that has the tag already, its own); a tag of a vehicle recorded in the lane (open, in a field as an
+item's, or held) is that vehicle seen at the exit (`tags_at_exit`, log `reader.tag_at_exit`), and a tag no recorded
+vehicle carries is counted (`unrecorded_tags_at_exit`) and logged (`reader.unrecorded_tag_at_exit`, warning). The
+same tag read then at another antenna is attributed as any read. An
 item takes at most MAX_ITEM_TAGS tags; past them a tag is counted, not recorded, and the item's tags are flagged.
 A seal's tag (its user memory says so) is the seal reader's to report, with its state, and never becomes a vehicle
 tag. A 125 kHz tag becomes an `rfid` identity; a UHF tag read over LLRP becomes `rfid_tid` (its factory TID) and
@@ -99,6 +104,13 @@ class TagWindow:
     MAX_HELD_TAGS."""
     tags_reread: int = 0
     """Tags read again within `tag_hold_s` of leaving a written record, joined to another item flagged."""
+    _at_exit: dict[tuple[str, str], tuple[str | None, list[Identity]]] = field(default_factory=dict)
+    """Tags read at an exit antenna and at no other yet, by (reader, tag): their EPC and bound identities, which a read
+    at another antenna of the same EPC takes (its binding flags with it)."""
+    tags_at_exit: int = 0
+    """Reads at an exit antenna of a tag of a vehicle recorded in the lane (that vehicle seen at the exit)."""
+    unrecorded_tags_at_exit: int = 0
+    """Reads at an exit antenna of a tag no vehicle recorded in the lane carries (joined to no item)."""
 
     def start(self, item: Item) -> None:
         for (reader, tag), identities in self._present.items():
@@ -274,7 +286,14 @@ class TagWindow:
             return  # a seal's tag: the seal reader records it as the seal
         if is_seal_memory(getattr(event, "user", None)):
             return
-        identities = self._identities(reader_name, event)
+        key = (reader_name, tag)
+        stored = self._at_exit.pop(key, None)
+        identities = stored[1] if stored and stored[0] == getattr(event, "epc", None) else \
+            self._identities(reader_name, event)
+        if (antenna := getattr(event, "antenna", None)) in self._exit_antennas(reader_name):
+            self._at_exit[key] = (getattr(event, "epc", None), identities)
+            self._seen_at_exit(key, antenna, identities, event.t)
+            return
         self._present[(reader_name, tag)] = identities
         item = self._joins((reader_name, tag), identities)
         if item is not None:
@@ -283,6 +302,36 @@ class TagWindow:
             self._hold(tag, held[0], held[1], event.t)  # back in the field, no item to join: held while it stays
         log.info("reader.tag_seen", reader=reader_name, tag=tag, open_items=len(self._open),
                  item=item.id if item else None)
+
+    def _exit_antennas(self, reader_name: str) -> tuple[int, ...]:
+        """The reader's antennas facing the lane's exit (none for a reader without them)."""
+        return getattr(getattr(self.devices.readers.get(reader_name), "cfg", None), "exit_antennas", ())
+
+    def _seen_at_exit(self, key: tuple[str, str], antenna: int, identities: list[Identity], t: float) -> None:
+        """A read at an exit antenna: a vehicle leaving. It joins no item being scanned; an open item that has the tag
+        (its own) takes what it lacks (a new EPC, flagged); counted and logged as the recorded vehicle seen at the
+        exit, or as a tag no recorded vehicle carries."""
+        reader, tag = key
+        own = self._holder(identities)
+        if own is not None:
+            self._join(own, key, identities)
+        item = own.id if own is not None else \
+            next((h for (_, other), h in self._tag_holders.items() if other == tag), None)
+        if item is None and (held := self._holding(tag, t)) is not None:
+            item = held[0]
+            self._hold(tag, held[0], held[1], t)  # seen again: held while it stays in the field
+        if item is not None:
+            self.tags_at_exit += 1
+            log.info("reader.tag_at_exit", tag=tag, reader=reader, antenna=antenna, item=item,
+                     detail=f"tag {tag} read by {reader} at exit antenna {antenna} is item {item}'s: that vehicle "
+                            f"seen at the exit; it joins no other item")
+            return
+        self.unrecorded_tags_at_exit += 1
+        log.warning("reader.unrecorded_tag_at_exit", tag=tag, reader=reader, antenna=antenna,
+                    open_items=len(self._open), hold_s=self.tag_hold_s,
+                    detail=f"tag {tag} read by {reader} at exit antenna {antenna} is on no vehicle recorded in the "
+                           f"lane in the last {self.tag_hold_s:g} s: a vehicle never recorded may be leaving; the "
+                           f"tag joins no item")
 
     def _joins(self, key: tuple[str, str], identities: list[Identity]) -> Item | None:
         """The item a tag read joins: the open item that has it (a tag that fell silent for the reader's removal time
@@ -343,6 +392,7 @@ class TagWindow:
         """The tag left the reader's field: if its item's record is written, the tag is remembered as that item's
         (`_held`); if the item is open, the item keeps it (`_holder`) and remembers it when it is written."""
         self._present.pop((reader_name, event.tag.hex), None)
+        self._at_exit.pop((reader_name, event.tag.hex), None)
         holder = self._tag_holders.pop((reader_name, event.tag.hex), None)
         if event.tag.tech == "uhf-tid":
             self.binder.gone(event.tag.hex, reader_name)

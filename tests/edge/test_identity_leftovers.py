@@ -1,10 +1,10 @@
 """Tag re-reads that look like false flags but cannot be told from true ones with what the station knows: they stay
 flagged `tag_reread` (an officer looks), never cleared by default.
 
-- An exit antenna reading the vehicle that leaves: no reader or antenna carries a role (entry/exit) in the config
-  (drivers.rfid.config), so a read there is attributed as any read is (to the item open then), and the tag on the
-  written record of the vehicle ahead is what `tag_reread` exists for (docs/rfid-readers.md says to leave an exit
-  antenna out, or aim it so).
+- An exit antenna reading the vehicle that leaves, when the reader's config does not list it in `exit_antennas`
+  (drivers.rfid.config): a read there is attributed as any read is (to the item open then), and the tag on the
+  written record of the vehicle ahead is what `tag_reread` exists for (listed, the read joins no item:
+  tests/edge/test_exit_antennas.py).
 - A bag sent back through the belt within the hold: its tag alone does not say the bag entering is that bag and not
   another beside the earlier one still in the antenna's field (a UHF field reaches metres: the bag just past the
   tunnel, or set down at the entry); the conveyor is told of no bag leaving it (no `TagWindow.left`)."""
@@ -62,8 +62,9 @@ async def recorded_and_gone(window: TagWindow, sim: object, item: Item) -> None:
 
 
 async def test_the_leaving_vehicles_tag_read_by_an_exit_antenna_stays_flagged_on_the_vehicle_entering() -> None:
-    """Car 1's tag, read at the exit antenna while car 2 is scanned, joins car 2 flagged: no antenna's role is known,
-    and car 1 still at the barrier reads the same (confirmed: codes tag_reread on car 2's rfid_tid and rfid_epc)."""
+    """Car 1's tag, read at an exit antenna not listed in `exit_antennas` while car 2 is scanned, joins car 2 flagged:
+    the antenna's role is not known, and car 1 still at the barrier reads the same (confirmed: codes tag_reread on car
+    2's rfid_tid and rfid_epc)."""
     async with window_over(ItemKind.VEHICLE) as (window, sim, ahead, entering):
         await recorded_and_gone(window, sim, ahead)
         window.start(entering)

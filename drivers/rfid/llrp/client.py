@@ -9,6 +9,10 @@ reports. Every request must be answered with Success within `response_timeout_ms
 ERROR_MESSAGE ends the session. KEEPALIVE is answered with KEEPALIVE_ACK; no KEEPALIVE for three
 periods is a lost link. A lost link removes the tags present, and the client reconnects with a
 back-off doubling from `reconnect_min_ms` to `reconnect_max_ms`. On exit it sends CLOSE_CONNECTION.
+
+A tag is reported (TagSeen) once while present, with the antenna of its first read; a tag read so far
+only at `exit_antennas` is reported again at its first read at another antenna, so that a tag first
+caught by an exit antenna still reaches the item being scanned when the entry antenna reads it.
 """
 
 from __future__ import annotations
@@ -230,6 +234,8 @@ class LlrpReader(EventDevice[ReaderEvent]):
         self.present: dict[TagId, float] = {}
         self._epcs: dict[TagId, set[str]] = {}
         """The EPCs read from each present tag (by TID): one not read before is a TagSeen of its own."""
+        self._exit_only: set[TagId] = set()
+        """Present tags read only at `exit_antennas` so far: a read at another antenna is a TagSeen of its own."""
         self.link_ok, self.link_reason = False, ""
         self.health = ReaderHealth("lost", f"reader {name} has not connected to {self.where} yet")
         self.on_health: Callable[[str, str], None] | None = None
@@ -419,6 +425,12 @@ class LlrpReader(EventDevice[ReaderEvent]):
         new = read.epc not in epcs
         epcs.add(read.epc)
         self.present[tid] = now
+        at_exit = read.antenna in self.cfg.exit_antennas
+        if tid in self._exit_only and not at_exit:
+            self._exit_only.discard(tid)
+            new = True
+        elif new and at_exit and len(epcs) == 1:
+            self._exit_only.add(tid)
         if new:
             log.info("rfid.tag_seen", reader=self.name, tag=tid.hex, epc=read.epc, antenna=read.antenna)
             self._events.emit(TagSeen(self.name, tid, now, read.first_seen or datetime.now(UTC), read.antenna,
@@ -432,6 +444,7 @@ class LlrpReader(EventDevice[ReaderEvent]):
     def _removed(self, tid: TagId, reason: str, now: float) -> None:
         del self.present[tid]
         self._epcs.pop(tid, None)
+        self._exit_only.discard(tid)
         log.info("rfid.tag_removed", reader=self.name, tag=tid.hex, reason=reason)
         self._events.emit(TagRemoved(self.name, tid, reason, now, datetime.now(UTC)))
 
