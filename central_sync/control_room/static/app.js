@@ -224,11 +224,29 @@ function deviceName(name) {  // "camera:front" -> "Camera front"
 }
 
 // ---- alerts --------------------------------------------------------------------------------
+const FINAL_IMAGE_REFUSALS = new Set(["image_unreadable", "alert_unknown"]);  // waiting will not change these
+function scanImage(id) {  // an alert's scan; on error the hub's answer says why: a scan not held yet is retried, one it cannot read is said at once
+  const url = `/cr/api/alerts/${encodeURIComponent(id)}/image.png`;
+  const img = el("img", { src: url, alt: t("alert.image") });
+  let tries = 0;
+  img.onerror = async () => {
+    const why = await imageRefusal(url);
+    if (why && FINAL_IMAGE_REFUSALS.has(why.code)) img.replaceWith(el("div", { class: "noimg image-refused" }, why.message));
+    else if (tries++ < 5) setTimeout(() => { img.src = url + "?t=" + Date.now(); }, 2000);
+    else img.replaceWith(el("div", { class: "noimg" }, t("alert.no_image")));
+  };
+  return img;
+}
+async function imageRefusal(url) {  // the hub's refusal of an image (code, values, sentence), null when it gave none (network, image now there)
+  try {
+    const r = await fetch(url, { credentials: "same-origin", headers: { "x-lang": S.lang } });
+    return r.ok ? null : await refusal(r);
+  } catch (e) { return null; }
+}
 function alertCard(a) {
   const r = a.record;
   const acked = a.actions.some((x) => x.kind === "ack");
-  const img = r.scan ? el("img", { src: `/cr/api/alerts/${encodeURIComponent(a.id)}/image.png`, alt: t("alert.image") }) : el("div", { class: "noimg" }, t("alert.no_image"));
-  if (r.scan) { let tries = 0; img.onerror = () => { if (tries++ < 5) setTimeout(() => { img.src = img.src.split("?")[0] + "?t=" + Date.now(); }, 2000); else img.replaceWith(el("div", { class: "noimg" }, t("alert.no_image"))); }; }
+  const img = r.scan ? scanImage(a.id) : el("div", { class: "noimg" }, t("alert.no_image"));
   const history = el("ul", { class: "history" },
     ...a.reviews.map((rv) => el("li", { class: "review" }, t("alert.review", { officer: person(rv.officer), outcome: tc("outcome", rv.outcome), at: fmtIso(rv.decided_at) }))),
     ...a.actions.map((x) => el("li", { class: "action-" + x.kind }, t("action." + x.kind, { actor: x.actor, assignee: x.assignee || "", at: fmtTime(x.at) }) + (x.text ? ": " + x.text : ""))));
