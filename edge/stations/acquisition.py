@@ -91,6 +91,8 @@ async def start_line_scan(devices: Devices, ref: str) -> LineScan | FailedAcquis
     except ScannerHeld as exc:  # the hold began after the check above
         return _held(ref, scanner.name, exc.reason)
     except DriverError as exc:
+        if scanner.held is not None:  # a hold began while a request was answered (its DISARM read back first)
+            return _held(ref, scanner.name, scanner.held)
         devices.mark("scanner", "degraded", str(exc))
         return FailedAcquisition(str(exc))
     devices.mark("scanner", "ok")

@@ -224,3 +224,28 @@ async def test_a_hold_that_begins_while_a_scan_starts_does_not_mark_the_scanner_
     assert isinstance(refused, FailedAcquisition)
     assert refused.message == ("no scan for item bag: the X-ray controller xray is held disarmed because the e-stop "
                                "chain reads tripped")
+
+
+async def test_a_hold_that_begins_while_the_arm_is_answered_does_not_mark_the_scanner_degraded(tmp_path: Path) \
+        -> None:
+    """A safe state entered while the scan's ARM was on its way (acknowledged, its STATUS read-back not yet asked):
+    the hold's DISARM makes the read-back say disarmed. The item fails naming the safe state, as for a hold seen
+    first; the scanner is not marked degraded (nothing is wrong with it)."""
+    async with open_scanner(_scanner_config(tmp_path), "xray") as scanner:
+        devices = Devices(scanner=scanner)
+        devices.mark("scanner", "ok")
+        await scanner.link.wait_up(30)
+        request = scanner._request
+
+        async def hold_after_arm(mtype, payload, what):  # noqa: ANN001, ANN202
+            answer = await request(mtype, payload, what)
+            if what == "ARM":  # the watch's next look finds the e-stop tripped before the ARM is read back
+                await scanner.hold("the e-stop chain reads tripped")
+            return answer
+        scanner._request = hold_after_arm
+        refused = await start_line_scan(devices, "bag")
+        assert not scanner.emulator.armed
+    assert isinstance(refused, FailedAcquisition)
+    assert refused.message == ("no scan for item bag: the X-ray controller xray is held disarmed because the e-stop "
+                               "chain reads tripped")
+    assert devices.states()["scanner"] == {"state": "ok", "detail": ""}
