@@ -24,7 +24,7 @@ import structlog
 from appliance.validation import QueryTime
 from central_sync import blobs, pki
 from central_sync.control_room import audit, auth, kpi, queries, svg
-from central_sync.control_room.db import execute
+from central_sync.control_room.db import execute, transact
 from central_sync.control_room.feed import LiveFeed
 from central_sync.control_room.i18n import LANGS, page_messages, pick_lang, t
 from central_sync.control_room.images import ImageUnreadable, cached_png
@@ -275,9 +275,14 @@ def build_router(room: ControlRoom) -> APIRouter:
 
     def acknowledge(row: tuple) -> None:
         """The alert's one acknowledgement; Refused(409) naming who acknowledged it when someone already did."""
-        done = execute(store, "INSERT INTO cr_actions (id, record_id, kind, actor, at, assignee, text)"
-                       " SELECT ?,?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM cr_actions WHERE record_id = ? AND"
-                       " kind = 'ack') RETURNING id", (*row, row[1]))
+        def insert(cur: Cursor) -> list[tuple]:
+            # PostgreSQL: an ack another hub process is committing is not in this statement's snapshot; wait for it
+            store.wait_for_writers(cur, "cr_actions", writes=True)
+            cur.execute(store.sql("INSERT INTO cr_actions (id, record_id, kind, actor, at, assignee, text)"
+                                  " SELECT ?,?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM cr_actions WHERE record_id = ?"
+                                  " AND kind = 'ack') RETURNING id"), (*row, row[1]))
+            return cur.fetchall()
+        done = transact(store, insert)
         if not done:
             (by,) = execute(store, "SELECT actor FROM cr_actions WHERE record_id = ? AND kind = 'ack' ORDER BY at"
                             " LIMIT 1", (row[1],))[0]

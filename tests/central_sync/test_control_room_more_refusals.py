@@ -4,12 +4,14 @@ Over a real SQLite hub store, a search report signed on a real station store, a 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central_sync import blobs
@@ -21,6 +23,7 @@ from central_sync.hub.store import HubStore, open_store
 from central_sync.model_delivery import ModelRepo
 from edge.search_report import sign
 from models.testgraphs import write_package
+from polling import until
 from search_report_kit import form, on_disk, open_station
 from test_control_room_browser import PASSWORD, seed_hub
 from test_search_report_browser import deliver
@@ -138,3 +141,28 @@ async def test_an_alert_is_acknowledged_once(store: HubStore) -> None:
     assert sorted(store.query("SELECT kind, actor FROM cr_actions WHERE record_id = ?", (rid,))) == [
         ("ack", "op1"), ("escalate", "sup1")]
     translated("already_acknowledged")
+
+
+async def test_an_alert_acknowledged_by_another_hub_process_at_that_moment_is_acknowledged_once(pg_url) -> None:
+    """PostgreSQL: the ack's INSERT ... WHERE NOT EXISTS read the snapshot its statement began with, so an ack another
+    hub process was committing at that moment was not seen and both were recorded (op1 and sup1 for one alert). Now
+    the ack waits for the acknowledgement being committed and refuses its own (409 already_acknowledged)."""
+    store = open_store(pg_url)
+    store.migrate()
+    async with ControlRoom(store, None, ControlRoomConfig(secure_cookie=False)) as room:
+        seed_hub(store)
+        (rid,) = store.query("SELECT id FROM records WHERE station = 'gate-1' AND verdict = 'suspect'")[0]
+        auth.add_user(store, "sup1", "supervisor", PASSWORD)
+        with psycopg.connect(pg_url) as other, psycopg.connect(pg_url, autocommit=True) as watch:
+            other.execute("INSERT INTO cr_actions (id, record_id, kind, actor, at, assignee, text) VALUES"
+                          " ('other', %s, 'ack', 'op1', 0, NULL, '')", (rid,))  # not committed yet
+            async with signed_in(room.install(create_app(store)), "sup1") as sup1:
+                acking = asyncio.create_task(sup1.post(f"/cr/api/alerts/{rid}/actions", json={"kind": "ack"}))
+                waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'cr_actions'::regclass"
+                await until(lambda: acking.done() or watch.execute(waiting).fetchone()[0] > 0,
+                            "the ack is answered or waits for the one being committed")
+                other.commit()
+                answer = await acking
+    assert (answer.status_code, answer.json()["code"]) == (409, "already_acknowledged")
+    assert store.query("SELECT actor FROM cr_actions WHERE record_id = ? AND kind = 'ack'", (rid,)) == [("op1",)]
+    store.close()
