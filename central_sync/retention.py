@@ -34,7 +34,11 @@ from central_sync.hub.search import normalise
 from central_sync.protocol import ROOT
 
 TOPIC = f"{ROOT}/retention"
-MAX_STATE_BYTES = 4 * 1024 * 1024
+MAX_STATE_BYTES = 4 * 1024 * 1024  # what a station accepts
+MAX_PUBLISH_BYTES = 2 * 1024 * 1024 - 64 * 1024
+"""The largest signed state the hub publishes: the shipped broker's `max_packet_size` (2 MiB,
+deploy/mosquitto/mosquitto.conf) less room for the MQTT header and topic. A larger one was refused by the broker
+after the hub had stored it as the newest version (stations kept the one before without anyone being told)."""
 MAX_ITEMS = 100_000  # holds, and released seizures, a state lists at most
 DAY_S = 86400.0
 Class = Literal["seizure", "suspect", "manual", "clear"]

@@ -235,6 +235,11 @@ def publish(store: HubStore, key: Ed25519PrivateKey, now: float | None = None) -
         version = int(store.query("SELECT coalesce(max(version), 0) + 1 FROM retention_states")[0][0])
         current = state(store, version, now)
         signed = r.sign(key, current)
+        if len(signed) > r.MAX_PUBLISH_BYTES:
+            raise r.RetentionError("too_large", f"signed retention state {version} is {len(signed)} bytes"
+                                                f" ({len(current.holds)} holds, {len(current.released)} released"
+                                                f" seizures), over the {r.MAX_PUBLISH_BYTES} bytes one broker packet"
+                                                f" may carry")
         rows = db.execute(store, "INSERT INTO retention_states (version, issued_at, signed) VALUES (?,?,?)"
                                  " ON CONFLICT (version) DO NOTHING RETURNING version",
                           (version, current.issued_at, signed.decode()))

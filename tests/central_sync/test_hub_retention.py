@@ -583,3 +583,18 @@ def test_a_record_naming_a_bundle_committed_while_the_bundle_is_deleted_keeps_it
     for conn in (ingest, watch):
         conn.close()
     store.close()
+
+
+def test_a_signed_state_larger_than_a_broker_packet_is_refused_before_it_is_stored(store):
+    """The shipped broker carries packets of at most 2 MiB (max_packet_size), stations accept states up to 4 MiB:
+    a state between the two was stored as the newest version and then refused by the broker, so stations kept the
+    one before while the hub listed the new one as published. Now it is refused before it is stored."""
+    Hub(store)  # no policy: every release stays listed
+    key = Ed25519PrivateKey.generate()
+    first = hub_retention.publish(store, key)[1]
+    _releases(store, 45_000, 50)  # about 2.4 MB signed: under the station's 4 MiB, over the broker's packet
+    with pytest.raises(retention.RetentionError, match=r"signed retention state 2 is \d+ bytes \(0 holds, 45000"
+                                                        r" released seizures\), over the 2031616 bytes one broker"
+                                                        r" packet may carry") as refused:
+        hub_retention.publish(store, key)
+    assert refused.value.code == "too_large" and hub_retention.latest_signed(store) == (1, first)
