@@ -58,11 +58,13 @@ class SimItem:
     route: str = "lane"  # a vehicle's way out: "lane" (over the barrier) or "search_bay" once it turned
     coupling: tuple[float, float] | None = None  # a truck's drawbar to its trailer, metres behind its front:
     # a loop reads nothing over it, a beam at drawbar height (the vehicle separator) is broken by it
+    couplings: tuple[tuple[float, float], ...] = ()  # a road train's further drawbars (to its second trailer...)
 
     def covers(self, x: float) -> bool:
         """True when the item blocks a beam (or a vehicle loop) at position x."""
         behind = self.lead_m - x
-        if self.coupling is not None and self.coupling[0] < behind < self.coupling[1]:
+        drawbars = ((self.coupling,) if self.coupling is not None else ()) + self.couplings
+        if any(start < behind < end for start, end in drawbars):
             return False
         return self.spans(x)
 
@@ -303,10 +305,11 @@ class GantryModel(PlcModel):
     def __post_init__(self) -> None:
         self._rng = random.Random(self.g.seed)
 
-    def add_vehicle(self, length_m: float, lead_m: float = 0.0, coupling: tuple[float, float] | None = None) -> int:
+    def add_vehicle(self, length_m: float, lead_m: float = 0.0, coupling: tuple[float, float] | None = None,
+                    couplings: tuple[tuple[float, float], ...] = ()) -> int:
         """Put a vehicle on the approach with its front at lead_m (a truck and trailer: `coupling` from and to, in
-        metres behind its front); returns its id."""
-        self.vehicles.append(SimItem(self._next_id, lead_m, length_m, coupling=coupling))
+        metres behind its front; a road train: its further drawbars in `couplings`); returns its id."""
+        self.vehicles.append(SimItem(self._next_id, lead_m, length_m, coupling=coupling, couplings=couplings))
         self._next_id += 1
         return self._next_id - 1
 
