@@ -13,7 +13,10 @@ PLC maps the vehicle separator (`vehicle_separator`, docs/plc-register-map.md): 
 follower a vehicle of its own once its beam breaks (within `separator_wait_s` and SEPARATOR_POLLS polls of the loop's
 edge, as the beam may be mounted a little past the loop; else the loop chatters: a loop fault, no vehicle). A loop
 free longer than `loop_gap_s` while the beam, broken by the vehicle's front, stayed broken is a truck standing with its
-drawbar over the loop: what follows is its trailer, once the beam clears behind it (else the beam stuck: not cleared).
+drawbar over the loop: what follows is its trailer. Every part taken for a trailer is checked once it leaves the loop:
+the beam must clear behind the vehicle's last part (else it is stuck) and must not break again with no vehicle's front
+on the loop (a vehicle shorter than the beam's distance past the loop): else the part is a vehicle of its own, recorded
+unscanned and `manual`, and the vehicle ahead is not cleared (or the lane is held).
 A separator that contradicts the loop sends the vehicles concerned to `manual`.
 
 The exit loops cannot tell a vehicle following the released one out through the open gate from its trailer, but the
@@ -29,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,6 +66,7 @@ CLOSE_AGAIN_S = 2.0  # how often a gate that did not close is asked to close aga
 ROOM_CHECK_S = 2.0  # how often records the full store refused are tried again
 SEPARATOR_POLLS = 2  # PLC polls after an entry loop edge the separator's beam is waited for at least
 SEPARATOR_LOOK_S = 0.01  # how often the wait for those polls looks at the PLC's poll count
+FRONTS_KEPT = 32  # entry loop edges taken for vehicles' fronts kept, to explain the separator's beam breaking
 
 GATE: dict[Way, str] = {"release": "barrier", "search_bay": "search-bay gate"}
 EXIT_LOOPS: dict[str, Way] = {"eye_exit": "release", "eye_search_bay": "search_bay"}
@@ -99,8 +104,12 @@ class GantryFlow:
     _unseparated: tuple[EyeEdge, float] | None = None  # an entry loop edge waiting for the beam, and when it went free
     _parts: dict[str, int] = field(default_factory=dict)  # vehicle -> its parts on the entry loop (cab, trailer...)
     _last_entered: str | None = None  # the vehicle the entry loop's next flap belongs to (its trailer)
-    _over_drawbar: tuple[str, EyeEdge] | None = None  # the vehicle whose trailer came after it stood with its drawbar
-    # over the loop, and the entry loop edge that trailer blocked it with
+    _trailer_on_loop: tuple[str, EyeEdge] | None = None  # the vehicle whose part (a trailer) is on the entry loop,
+    # taken for its part with the separator's beam broken, and the entry loop edge that part blocked it with
+    _behind: dict[str, float] = field(default_factory=dict)  # vehicle -> when its last part left the entry loop, the
+    # separator's beam not yet clear behind it (a road train's drawbar over the loop, or the beam stuck)
+    _fronts: deque[float] = field(default_factory=lambda: deque(maxlen=FRONTS_KEPT))  # entry loop edges taken for
+    # vehicles' fronts (those still waiting for the beam included)
 
     def __post_init__(self) -> None:
         self.inspector = self.parts.build(self._actuate)
@@ -282,10 +291,13 @@ class GantryFlow:
         if event.blocked:
             parted = event.eye == "eye_entry" and self._separator is not None and self._separator.clear_since(freed)
             vehicle = loop.entered(event.t, parted, event.eye == "eye_entry" and self._drawbar_stood(loop, event))
+            if event.eye == "eye_entry" and not vehicle and self._separator is not None \
+                    and self._last_entered is not None:
+                self._trailer_on_loop = self._last_entered, event  # checked against the beam once it leaves
         else:
             vehicle = loop.cleared(event.t)
-            if event.eye == "eye_entry" and self._over_drawbar is not None:
-                (ahead, trailer), self._over_drawbar = self._over_drawbar, None
+            if event.eye == "eye_entry" and self._trailer_on_loop is not None:
+                (ahead, trailer), self._trailer_on_loop = self._trailer_on_loop, None
                 if self._separator is not None and self._separator.last_clear > trailer.t:
                     self._trailer_was_a_vehicle(ahead, trailer, freed)
                 else:
@@ -298,6 +310,7 @@ class GantryFlow:
         if not vehicle:
             return
         if event.eye == "eye_entry" and event.blocked:
+            self._fronts.append(event.t)
             self._separated()  # an edge still waiting for the beam is decided first
             if self._separator is not None and event.t - freed < self.loop_gap_s and not self._separator.broken:
                 self._unseparated = event, freed  # parted by the beam seen clear: a vehicle once it breaks the beam
@@ -318,7 +331,6 @@ class GantryFlow:
             return False
         if abs(sep.last_clear - loop.since) > self.separator_wait_s:  # it broke long before or after that front
             return False
-        self._over_drawbar = vehicle, edge
         log.info("gantry.drawbar_over_loop", vehicle=vehicle, free_s=round(t - loop.freed, 2),
                  detail="the entry loop was free longer than loop_gap_s while the vehicle separator stayed broken "
                         "since the vehicle's front broke it: a truck stood with its drawbar over the loop, and what "
@@ -351,24 +363,65 @@ class GantryFlow:
         return item.id
 
     async def _separator_clears_behind(self, vehicle: str, trailer: EyeEdge, freed: float) -> None:
-        """A trailer taken in over a standing drawbar (its entry loop edge `trailer`) has left the entry loop at
-        `freed`: the separator's beam must clear behind it. Still broken, it is stuck (it stuck as the vehicle's front
-        broke it), and the trailer may have been a vehicle following: it joins the lane as a vehicle of its own,
-        recorded unscanned (`_follower_unscanned`), and the vehicle ahead is not cleared, its way out is withdrawn, or
-        (already leaving, the follower may have gone with it) the lane is held (exit_tailgate)."""
-        await asyncio.sleep(max(self.loop_gap_s, self.separator_wait_s) + 0.05)
-        sep = self._separator
-        if sep is None or sep.clear_since(freed - self.separator_wait_s):
+        """A part taken for the trailer of `vehicle` (behind its cab, or over a standing drawbar; its entry loop edge
+        `trailer`) has left the entry loop at `freed`. A coupled trailer keeps the separator's beam broken from the
+        cab's front until its own rear has passed the beam, and no vehicle's front breaks it meanwhile: the beam that
+        breaks again (after it cleared) with no vehicle's front on the loop within `separator_wait_s` was broken by
+        this part's front, a vehicle shorter than the beam's distance past the loop that was off the loop before it
+        reached the beam; a beam still broken `separator_wait_s` after the vehicle's last part left the loop is stuck
+        (it stuck as the vehicle's front broke it). Either way the part may have been a vehicle following:
+        `_follower_found`."""
+        await asyncio.sleep(max(self.loop_gap_s, 2 * self.separator_wait_s) + 0.05)
+        sep, wait = self._separator, self.separator_wait_s
+        if sep is None:
             return
-        problem = (f"the vehicle separator stayed broken after the trailer of vehicle {vehicle} left the entry loop, "
-                   f"so what was taken for its trailer over a standing drawbar may have been a vehicle following it")
+        unexplained = [b for b in sep.broke_between(trailer.t, freed + wait)
+                       if not any(freed < front <= b + wait for front in self._fronts)]
+        if unexplained:
+            self._follower_found(vehicle, f"the vehicle separator's beam broke again {unexplained[0] - freed:.2f} s "
+                                          f"after what was taken for the trailer of vehicle {vehicle} left the entry "
+                                          f"loop, with no vehicle's front on the loop, so it was a vehicle following "
+                                          f"it (shorter than the beam's distance past the loop)")
+            return
+        self._behind[vehicle] = freed
+        try:
+            while not (sep.clear_since(freed - wait) or self._later_part(vehicle, freed)):
+                ahead = self.lane.find(vehicle)
+                if ahead is None or ahead.verdict is not None:  # judged (not cleared: _separation_doubted) or gone
+                    counted = vehicle not in self._behind  # _separation_doubted counted it at the verdict
+                    self._follower_found(vehicle, self._stayed_broken(vehicle), counted)
+                    return
+                await asyncio.sleep(SEPARATOR_LOOK_S)
+        finally:
+            self._behind.pop(vehicle, None)
+
+    @staticmethod
+    def _stayed_broken(vehicle: str) -> str:
+        return (f"the vehicle separator stayed broken after the trailer of vehicle {vehicle} left the entry loop, so "
+                f"what was taken for its trailer may have been a vehicle following it")
+
+    def _later_part(self, vehicle: str, freed: float) -> bool:
+        """The entry loop was blocked again since `freed` by a further part of `vehicle` (a road train's second
+        trailer, no vehicle's front): the beam is checked behind that part when it leaves."""
+        loop = self._loops["eye_entry"]
+        moved = loop.blocked or loop.freed > freed
+        return moved and self._last_entered == vehicle and not any(front > freed for front in self._fronts)
+
+    def _follower_found(self, vehicle: str, problem: str, counted: bool = False) -> None:
+        """What was taken for a trailer of `vehicle` may have been a vehicle following (`problem`, one sentence): it
+        joins the lane as a vehicle of its own, recorded unscanned (`_follower_unscanned`), and the vehicle ahead is
+        not cleared, its way out is withdrawn, or (already leaving, the follower may have gone with it) the lane is
+        held (exit_tailgate)."""
+        sep = self._separator
+        assert sep is not None
         lane_vehicle = self.lane.find(vehicle)
         follower = self._follower_unscanned(vehicle, problem)
         if lane_vehicle is not None and lane_vehicle.verdict is None:
             self._doubt(vehicle, problem)  # not cleared at its verdict (_separation_doubted)
             return
-        sep.faults += 1
-        log.warning("gantry.separator_contradicts", vehicle=vehicle, faults=sep.faults, detail=problem)
+        if not counted:
+            sep.faults += 1
+            log.warning("gantry.separator_contradicts", vehicle=vehicle, faults=sep.faults, detail=problem)
         if lane_vehicle is None or lane_vehicle.leaving:
             self._exit_tailgate(problem, [follower])
         elif lane_vehicle.way is not None:
@@ -457,6 +510,8 @@ class GantryFlow:
         entered = self._entered_at.pop(vehicle, None)
         if self._separator is not None and entered is not None:
             self._doubt(vehicle, self._separator.not_broken_by(entered, asyncio.get_running_loop().time()))
+        if self._behind.pop(vehicle, None) is not None:  # its last part off the loop, the beam still broken
+            self._doubt(vehicle, self._stayed_broken(vehicle))
         return self._doubted.pop(vehicle, None) is not None
 
     async def _left_when_free(self, eye: str, freed: float) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -41,6 +42,7 @@ from edge.stations import statefile
 log = structlog.get_logger()
 
 FILE_NAME = "lane.json"
+BREAKS_KEPT = 32  # the vehicle separator's latest broken edges kept, to look back at a trailer's time on the loop
 Way = Literal["release", "search_bay"]
 Hold = Literal["", "unreadable", "exit_tailgate"]
 WAYS: tuple[Way, ...] = ("release", "search_bay")
@@ -138,15 +140,21 @@ class Separator:
     last_broken: float = -math.inf  # until when it was last seen broken (its last clear edge)
     faults: int = 0  # contradictions with the loop since start
     loop_faults: int = 0  # entry loop edges within the loop's gap that the beam never followed (a loop that chatters)
+    breaks: deque[float] = field(default_factory=lambda: deque(maxlen=BREAKS_KEPT))  # its latest broken edges
 
     def edge(self, broken: bool, t: float, first: bool = False) -> None:
         """An edge at t (`first`: from nothing read, so it was not seen the other way until t)."""
         if not first:
             if broken:
                 self.last_clear = t
+                self.breaks.append(t)
             else:
                 self.last_broken = t
         self.broken = broken
+
+    def broke_between(self, start: float, end: float) -> list[float]:
+        """When it broke (clear before) after `start` and up to `end`."""
+        return [t for t in self.breaks if start < t <= end]
 
     def clear_since(self, t: float) -> bool:
         """Seen clear at some moment after t: a gap between two vehicles."""
