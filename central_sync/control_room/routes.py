@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from starlette.routing import Mount
 
     from central_sync.control_room.service import ControlRoom
+    from central_sync.hub.store import Cursor
 
 log = structlog.get_logger("control_room")
 
