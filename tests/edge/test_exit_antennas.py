@@ -6,21 +6,17 @@ there is flagged as before, and so is the tag once an entry antenna reads it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
-from central_sync.schema import ItemKind
 from drivers.rfid import LlrpConfig
-from edge.inspection import Item
 from edge.stations.identify import TagWindow
 from polling import until
-from test_identity_fusion import TAG
-from test_identity_tag_reread import assess, notes
+from test_identity_fusion import TAG, lane_window
+from test_identity_tag_reread import assess, notes, written_then_removed
 
 EPC, TID = TAG
 OTHER = ("300833B2DDD9014000000009", "E2801160200073F1A2B30009")  # a tag no vehicle recorded here carries
@@ -28,46 +24,17 @@ ENTRY, SIDE, EXIT = 1, 2, 3
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gantry.toml"
 
 
-@asynccontextmanager
-async def lane(exit_antennas: list[int]) -> AsyncIterator[tuple[TagWindow, object, Item, Item]]:
+def lane(exit_antennas: list[int]):
     """A TagWindow over a simulated LLRP reader with antennas 1 (entry), 2 and 3, those given facing the exit, which
     removes a tag unread for 100 ms; car 1 open, car 2 not yet."""
-    import asyncio
-    from contextlib import AsyncExitStack
-
-    from edge.config import DevicesSection
-    from edge.devices import open_devices
-    from edge.events import EventBus
-
-    cfg = DevicesSection(readers={"lane": LlrpConfig.model_validate(
-        {"kind": "llrp", "antennas": [ENTRY, SIDE, EXIT], "exit_antennas": exit_antennas, "keepalive_s": 0.5,
-         "removal_after_ms": 100, "sim": {"read_ms": 20, "antennas": 3}})})
-    async with AsyncExitStack() as stack:
-        devices = await open_devices(stack, cfg, "st-1")
-        window = TagWindow(devices, EventBus())
-        task = asyncio.create_task(window.run())
-        try:
-            await until(lambda: devices.readers["lane"].link_ok, "the UHF reader is up")
-            car1, car2 = Item("car-1", ItemKind.VEHICLE), Item("car-2", ItemKind.VEHICLE)
-            window.start(car1)
-            yield window, devices.readers["lane"].sim, car1, car2
-        finally:
-            task.cancel()
-
-
-async def recorded_and_gone(window: TagWindow, sim: object, car: Item) -> None:
-    """The car's tag is read at the entry antenna, its record is written and the tag leaves the field."""
-    sim.present(EPC, TID, antenna=ENTRY, seconds=0.2)  # type: ignore[attr-defined]
-    await until(lambda: len(car.identities) == 2, "the tag is read onto car 1")
-    window.stop(car)
-    await until(lambda: not window._present, "the tag falls silent and is removed")
+    return lane_window([ENTRY, SIDE, EXIT], exit_antennas)
 
 
 async def test_the_leaving_cars_tag_read_at_an_exit_antenna_does_not_join_the_car_being_scanned(
         tmp_path: Path) -> None:
     """Before, car 2 took car 1's TID and EPC flagged tag_reread naming car-1 (identity_conflict, amber)."""
     async with lane([EXIT]) as (window, sim, car1, car2):
-        await recorded_and_gone(window, sim, car1)
+        await written_then_removed(window, sim, car1)
         window.start(car2)
         with capture_logs() as logs:
             sim.present(EPC, TID, antenna=EXIT, seconds=0.2)  # type: ignore[attr-defined]
@@ -83,7 +50,7 @@ async def test_the_leaving_cars_tag_read_at_an_exit_antenna_does_not_join_the_ca
 @pytest.mark.parametrize("antenna", [ENTRY, SIDE], ids=["entry", "not-listed"])
 async def test_the_same_read_at_an_antenna_not_listed_as_exit_is_still_flagged(antenna: int) -> None:
     async with lane([EXIT]) as (window, sim, car1, car2):
-        await recorded_and_gone(window, sim, car1)
+        await written_then_removed(window, sim, car1)
         window.start(car2)
         sim.present(EPC, TID, antenna=antenna, seconds=0.2)  # type: ignore[attr-defined]
         await until(lambda: len(car2.identities) == 2, "car 1's tag is read again")
@@ -96,7 +63,7 @@ async def test_a_tag_first_read_at_the_exit_is_flagged_once_an_entry_antenna_rea
     """Car 1's tag caught at the exit antenna, then read at the entry while still present (car 1 back in the lane):
     the reader reports it again at the entry antenna and car 2 takes it flagged, as before."""
     async with lane([EXIT]) as (window, sim, car1, car2):
-        await recorded_and_gone(window, sim, car1)
+        await written_then_removed(window, sim, car1)
         window.start(car2)
         sim.present(EPC, TID, antenna=EXIT, seconds=30)  # type: ignore[attr-defined]
         await until(lambda: window.tags_at_exit == 1, "car 1 is seen at the exit")

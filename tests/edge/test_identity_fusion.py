@@ -202,9 +202,12 @@ TAG = ("300833B2DDD9014000000001", "E2801160200073F1A2B30001")  # a windscreen t
 
 
 @asynccontextmanager
-async def lane_window() -> AsyncIterator[tuple[TagWindow, LlrpSim, Item, Item]]:
-    """A TagWindow over a simulated UHF reader that removes a tag unread for 100 ms, running and up, and two
-    vehicles' items (ahead, entering), the one ahead open: (window, the reader's simulator, ahead, entering)."""
+async def lane_window(antennas: list[int] | None = None, exit_antennas: list[int] | None = None,
+                      names: tuple[str, str] = ("car-1", "car-2"), kind: str = "vehicle") \
+        -> AsyncIterator[tuple[TagWindow, LlrpSim, Item, Item]]:
+    """A TagWindow over a simulated UHF reader (antenna 1, or `antennas`, those in `exit_antennas` facing the exit)
+    that removes a tag unread for 100 ms, running and up, and two items of `kind` named `names` (ahead, entering), the
+    one ahead open: (window, the reader's simulator, ahead, entering)."""
     import asyncio
     from contextlib import AsyncExitStack
 
@@ -218,8 +221,10 @@ async def lane_window() -> AsyncIterator[tuple[TagWindow, LlrpSim, Item, Item]]:
     from edge.stations.identify import TagWindow
     from polling import until
 
-    cfg = DevicesSection(readers={"lane": LlrpConfig.model_validate(
-        {"kind": "llrp", "keepalive_s": 0.5, "removal_after_ms": 100, "sim": {"read_ms": 20}})})
+    reader: dict = {"kind": "llrp", "keepalive_s": 0.5, "removal_after_ms": 100, "sim": {"read_ms": 20}}
+    if antennas is not None:
+        reader.update(antennas=antennas, exit_antennas=exit_antennas or [], sim={"read_ms": 20, "antennas": len(antennas)})
+    cfg = DevicesSection(readers={"lane": LlrpConfig.model_validate(reader)})
     async with AsyncExitStack() as stack:
         devices = await open_devices(stack, cfg, "st-1")
         window = TagWindow(devices, EventBus())
@@ -227,7 +232,7 @@ async def lane_window() -> AsyncIterator[tuple[TagWindow, LlrpSim, Item, Item]]:
         sim = devices.readers["lane"].sim
         assert isinstance(sim, LlrpSim)
         await until(lambda: devices.readers["lane"].link_ok, "the UHF reader is up")
-        ahead, entering = Item("car-1", ItemKind.VEHICLE), Item("car-2", ItemKind.VEHICLE)
+        ahead, entering = Item(names[0], ItemKind(kind)), Item(names[1], ItemKind(kind))
         window.start(ahead)
         try:
             yield window, sim, ahead, entering

@@ -11,54 +11,19 @@ flagged `tag_reread` (an officer looks), never cleared by default.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from central_sync.schema import ItemKind
-from edge.inspection import Item
-from edge.stations.identify import TagWindow
 from polling import until
-from test_identity_fusion import TAG
-from test_identity_tag_reread import notes
+from test_identity_fusion import TAG, lane_window
+from test_identity_tag_reread import notes, written_then_removed
 
 EPC, TID = TAG
 ENTRY, EXIT = 1, 2
 
 
-@asynccontextmanager
-async def window_over(kind: ItemKind) -> AsyncIterator[tuple[TagWindow, object, Item, Item]]:
+def window_over(kind: ItemKind):
     """A TagWindow over a simulated LLRP reader with an entry antenna (1) and one facing the exit (2), which removes a
     tag unread for 100 ms, and two items of the kind, the first open."""
-    import asyncio
-    from contextlib import AsyncExitStack
-
-    from drivers.rfid import LlrpConfig
-    from edge.config import DevicesSection
-    from edge.devices import open_devices
-    from edge.events import EventBus
-
-    cfg = DevicesSection(readers={"lane": LlrpConfig.model_validate(
-        {"kind": "llrp", "antennas": [ENTRY, EXIT], "keepalive_s": 0.5, "removal_after_ms": 100,
-         "sim": {"read_ms": 20, "antennas": 2}})})
-    async with AsyncExitStack() as stack:
-        devices = await open_devices(stack, cfg, "st-1")
-        window = TagWindow(devices, EventBus())
-        task = asyncio.create_task(window.run())
-        try:
-            await until(lambda: devices.readers["lane"].link_ok, "the UHF reader is up")
-            first, second = Item(f"{kind}-1", kind), Item(f"{kind}-2", kind)
-            window.start(first)
-            yield window, devices.readers["lane"].sim, first, second
-        finally:
-            task.cancel()
-
-
-async def recorded_and_gone(window: TagWindow, sim: object, item: Item) -> None:
-    """The item's tag is read at the entry antenna, its record is written and the tag leaves the field."""
-    sim.present(EPC, TID, antenna=ENTRY, seconds=0.2)  # type: ignore[attr-defined]
-    await until(lambda: len(item.identities) == 2, "the tag is read onto the first item")
-    window.stop(item)
-    await until(lambda: not window._present, "the tag falls silent and is removed")
+    return lane_window([ENTRY, EXIT], names=(f"{kind}-1", f"{kind}-2"), kind=kind)
 
 
 async def test_the_leaving_vehicles_tag_read_by_an_exit_antenna_stays_flagged_on_the_vehicle_entering() -> None:
@@ -66,7 +31,7 @@ async def test_the_leaving_vehicles_tag_read_by_an_exit_antenna_stays_flagged_on
     the antenna's role is not known, and car 1 still at the barrier reads the same (confirmed: codes tag_reread on car
     2's rfid_tid and rfid_epc)."""
     async with window_over(ItemKind.VEHICLE) as (window, sim, ahead, entering):
-        await recorded_and_gone(window, sim, ahead)
+        await written_then_removed(window, sim, ahead)
         window.start(entering)
         sim.present(EPC, TID, antenna=EXIT, seconds=0.2)  # type: ignore[attr-defined]
         await until(lambda: len(entering.identities) == 2, "the exit antenna reads car 1's tag")
@@ -79,7 +44,7 @@ async def test_a_bag_sent_back_through_the_belt_within_the_hold_stays_flagged() 
     """Bag 1's tag, read again as bag 2 enters within `[tags] hold_s`, joins bag 2 flagged: the same bag back on the
     belt and bag 1 still in the field read alike (confirmed: tag_reread naming bag 1)."""
     async with window_over(ItemKind.BAGGAGE) as (window, sim, first, again):
-        await recorded_and_gone(window, sim, first)
+        await written_then_removed(window, sim, first)
         window.start(again)
         sim.present(EPC, TID, antenna=ENTRY, seconds=0.2)  # type: ignore[attr-defined]
         await until(lambda: len(again.identities) == 2, "the tag is read as the bag enters again")
