@@ -10,7 +10,6 @@ import numpy as np
 
 from drivers.errors import DriverError
 from drivers.plc.state import LinkChanged
-from drivers.xray.errors import ScannerHeld
 from models.scan import Scan
 
 if TYPE_CHECKING:
@@ -88,11 +87,9 @@ async def start_line_scan(devices: Devices, ref: str) -> LineScan | FailedAcquis
         if not (await scanner.status_for_scan(ref)).armed:
             await scanner.arm()
         stream = await scanner.start_scan(ref)
-    except ScannerHeld as exc:  # the hold began after the check above
-        return _held(ref, scanner.name, exc.reason)
     except DriverError as exc:
-        if scanner.held is not None:  # a hold began while a request was answered (its DISARM read back first)
-            return _held(ref, scanner.name, scanner.held)
+        if scanner.held is not None:  # a hold began after the check above (ScannerHeld), or while a request was
+            return _held(ref, scanner.name, scanner.held)  # answered (its DISARM read back first)
         devices.mark("scanner", "degraded", str(exc))
         return FailedAcquisition(str(exc))
     devices.mark("scanner", "ok")
