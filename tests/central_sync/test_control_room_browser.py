@@ -45,6 +45,13 @@ PASSWORD = "correct horse"
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
 
 
+def fill(template: str, **vals: str) -> str:
+    """A catalogue sentence with its {placeholders} filled, as the page fills them."""
+    for k, v in vals.items():
+        template = template.replace("{" + k + "}", v)
+    return template
+
+
 def write_scan(scans: Path) -> str:
     """A bag with a steel-like block, stored as the station stores scans."""
     high = np.full((240, 320), 60000, np.uint16)

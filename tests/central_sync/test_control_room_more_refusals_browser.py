@@ -16,17 +16,11 @@ from central_sync.model_delivery import ModelRepo
 from edge.search_report import sign
 from models.testgraphs import write_package
 from search_report_kit import form, on_disk, open_station
-from test_control_room_browser import ARTIFACTS, CHROMIUM, PASSWORD, seed_hub, serving, signed_in_page
+from test_control_room_browser import ARTIFACTS, CHROMIUM, PASSWORD, fill, seed_hub, serving, signed_in_page
 from test_control_room_more_refusals import JUNK, hold
 from test_search_report_browser import deliver
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
-
-
-def fill(text: str, **vals: str) -> str:
-    for k, v in vals.items():
-        text = text.replace("{" + k + "}", v)
-    return text
 
 
 async def test_a_refused_roll_out_reads_in_the_language_shown(tmp_path: Path) -> None:
