@@ -25,9 +25,18 @@ const fmtTime = (sec) => (sec ? new Intl.DateTimeFormat(locale(), { dateStyle: "
 const fmtIso = (iso) => fmtTime(Date.parse(iso) / 1000);
 const fmtNum = (v, pct) => (v === null || v === undefined ? "-" : pct ? new Intl.NumberFormat(locale(), { style: "percent", maximumFractionDigits: 1 }).format(v) : new Intl.NumberFormat(locale()).format(v));
 
+// A 401 signs the page out only when it answers the session the request was sent in: a request sent before the
+// operator signed in (the page's own session check at start, a list asked for before) says nothing about the new one.
+let session = 0;  // counts sign-ins and sign-outs on this page
+function unauthorised(r, sentIn) {
+  if (r.status !== 401) return false;
+  if (S.me && sentIn === session) signedOut();
+  return true;
+}
 async function api(path, opts = {}) {
+  const sentIn = session;
   const r = await fetch(path, { credentials: "same-origin", headers: { "content-type": "application/json", "x-lang": S.lang }, ...opts });
-  if (r.status === 401 && S.me) { signedOut(); throw new Error(t("error.signin_required")); }
+  if (unauthorised(r, sentIn)) throw new Error(t("error.signin_required"));
   if (!r.ok) throw await refusal(r);
   return r.headers.get("content-type")?.includes("json") ? r.json() : r.text();
 }
@@ -46,8 +55,9 @@ async function refusal(r) {
   return new Refusal(typeof d === "string" ? d : JSON.stringify(d), body.code, body.vals);
 }
 async function apiPage(path) {  // a search page and whether more results match than it holds (X-More-Results)
+  const sentIn = session;
   const r = await fetch(path, { credentials: "same-origin", headers: { "x-lang": S.lang } });
-  if (r.status === 401 && S.me) { signedOut(); throw new Error(t("error.signin_required")); }
+  if (unauthorised(r, sentIn)) throw new Error(t("error.signin_required"));
   if (!r.ok) throw await refusal(r);
   return { items: await r.json(), more: r.headers.get("x-more-results") === "true", next: r.headers.get("x-next-before") };
 }
@@ -68,7 +78,9 @@ $("#signin-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const f = new FormData(ev.target);
   try {
-    S.me = await api("/cr/api/login", { method: "POST", body: JSON.stringify({ username: f.get("username"), password: f.get("password") }) });
+    const me = await api("/cr/api/login", { method: "POST", body: JSON.stringify({ username: f.get("username"), password: f.get("password") }) });
+    session += 1;
+    S.me = me;
     ev.target.reset();
     $("#signin-error").textContent = "";
     await start();
@@ -85,6 +97,7 @@ $("#lang").addEventListener("change", async (ev) => {
 });
 
 function signedOut() {
+  session += 1;
   S.me = null;
   if (S.source) S.source.close();
   S.source = null; S.feedLost = false; S.alerts.clear(); S.stations.clear(); S.audit = []; S.people = {};
@@ -511,7 +524,18 @@ $("#audit-verify").addEventListener("click", async () => {
 });
 
 // ---- boot ----------------------------------------------------------------------------------
-(async () => {
-  try { S.me = await api("/cr/api/me"); await start(); }
-  catch (e) { await loadLang((navigator.languages || [navigator.language]).join(",") || "default"); signedOut(); }
+(async () => {  // the session a cookie still holds; a sign-in (or out) made while this was asked decides instead
+  const sentIn = session;
+  let me = null;
+  try { me = await api("/cr/api/me"); } catch (e) { /* no session: the sign-in form */ }
+  if (sentIn !== session) return;
+  try {
+    if (!me) throw new Error("no session");
+    S.me = me;
+    await start();
+  } catch (e) {
+    if (S.me && sentIn !== session) return;  // signed in again while the start failed
+    await loadLang((navigator.languages || [navigator.language]).join(",") || "default");
+    if (!S.me || sentIn === session) signedOut();
+  }
 })();
