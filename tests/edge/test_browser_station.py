@@ -456,3 +456,40 @@ def test_a_supervisor_override_of_a_suspect_item_asks_first(station, page):
     review = station.call(lambda s: s.get(rec.id)).review
     assert (review.outcome, review.note, review.officer) == ("override", "toy gun", SUPERVISOR[0])
     assert [e for e in page.errors if "status of 401" not in e] == []
+
+
+def test_an_officer_who_signs_in_while_the_screen_checks_its_session_stays_signed_in(station, page):
+    """A slow station: the screen's start asks /api/me (no cookie yet: 401) and the answer arrives only after the
+    officer signed in on the keypad. The late 401 signed them out again (sign-in form back); now they stay on Live, and
+    a 401 to a request of their own session still signs out."""
+    held = []
+
+    def hold_the_first_check(route):
+        if held:  # later checks go to the station as they are
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))  # answered now, before the sign-in: no session
+
+    page.route("**/api/me", hold_the_first_check)
+    page.goto(station.url)
+    for _ in range(200):  # the check is sent once the screen's language is loaded
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held and held[0][1].status == 401
+    page.fill("#badge", OFFICER[0])
+    for digit in OFFICER[1]:
+        page.click(f"#keypad button:text-is('{digit}')")
+    page.click("#signin-btn")
+    page.wait_for_selector("#nav:not([hidden])")
+    route, answer = held[0]
+    route.fulfill(response=answer)
+    expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    page.wait_for_timeout(300)
+    expect(page.locator("#nav")).to_be_visible()
+    expect(page.locator("#view-signin")).to_be_hidden()
+    expect(page.locator("#who")).not_to_be_empty()
+    page.context.clear_cookies()  # the session ends (expired, signed out elsewhere): the next 401 shows the form
+    page.evaluate("() => api('/api/me').catch(() => null)")
+    expect(page.locator("#view-signin")).to_be_visible()
+    assert [e for e in page.errors if "401" not in e] == []  # the two 401s are the browser's own console lines

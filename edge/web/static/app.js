@@ -24,12 +24,15 @@ function Tn(key, n, vars) {
 }
 const tr = (prefix, code) => (S.msgs[prefix + code] !== undefined ? T(prefix + code) : code);
 
+// A 401 signs the screen out only when it answers the session its request was sent in: the screen's own session check
+// at start, answered after an officer badged in meanwhile, says nothing about the officer's session.
+let session = 0;  // counts sign-ins and sign-outs on this screen
 async function api(path, opts = {}) {
-  const init = { credentials: "same-origin", ...opts };
+  const init = { credentials: "same-origin", ...opts }, sentIn = session;
   if (opts.json !== undefined) { init.method = init.method || "POST"; init.body = JSON.stringify(opts.json);
     init.headers = { "Content-Type": "application/json" }; }
   const r = await fetch(path, init);
-  if (r.status === 401 && S.me && !path.startsWith("/api/signin")) { signedOut(); throw new Error("error.not_signed_in"); }
+  if (r.status === 401 && S.me && sentIn === session && !path.startsWith("/api/signin")) { signedOut(); throw new Error("error.not_signed_in"); }
   const body = r.headers.get("content-type")?.includes("json") ? await r.json() : null;
   if (!r.ok) throw new Error("error." + (body?.detail && typeof body.detail === "string" ? body.detail : "request_failed"));
   return body;
@@ -91,6 +94,7 @@ $("signin-form").onsubmit = async (ev) => {
 $("signout").onclick = async () => { try { await api("/api/signout", { method: "POST" }); } finally { signedOut(); } };
 
 async function signedIn(me) {
+  session += 1;
   S.me = me;  // a language chosen on the sign-in screen is kept (and becomes the officer's); else the officer's own
   if (S.langChosen && me.lang !== S.lang) { api("/api/me/lang", { json: { lang: S.lang } }).catch(() => {}); me.lang = S.lang; }
   else if (me.lang && me.lang !== S.lang) await loadLang(me.lang);
@@ -104,6 +108,7 @@ async function signedIn(me) {
   if (can("case.view")) { refreshQueue(); refreshLane().catch(() => {}); show("live"); resumeWork(); } else show(can("diagnostics") ? "diagnostics" : "health");
 }
 function signedOut() {
+  session += 1;
   S.me = null; S.current = null; S.boxes = []; S.waiting = []; S.seen = new Set(); S.heard = new Set(); showQueued(); S.notReplayed = 0; showNotReplayed();
   S.undecidedNote = false; S.queueTotal = 0; S.caseOpen = false; S.liveItem = null; showUndecided();
   if (S.live) { S.live.close(); S.live = null; }
@@ -802,8 +807,11 @@ const fmtNum = (n) => Number(n).toLocaleString(locale(), { maximumFractionDigits
 // -- start -------------------------------------------------------------------------------------
 (async function start() {
   keypad();
+  const sentIn = session;  // an officer who signs in (or out) while the screen starts decides, not the check below
   await loadLang(new URLSearchParams(location.search).get("lang") || localStorage.getItem("lang") || "default");
-  try { await signedIn(await api("/api/me")); } catch { signedOut(); }
+  let me = null;
+  try { me = await api("/api/me"); } catch { /* no session: the sign-in form */ }
+  if (sentIn === session) { try { if (!me) throw new Error("error.not_signed_in"); await signedIn(me); } catch { signedOut(); } }
   document.body.dataset.ready = "1";
 })();
 
