@@ -727,7 +727,9 @@ class GantryFlow:
                 self.lane.not_opened(head, problem)
                 await self._close(way)
                 return problem
-            if not self.lane.opened(head, way):  # its way out was withdrawn meanwhile (a link loss)
+            if self.lane.unknown:  # held while the gate opened (a follower found behind a vehicle gone): none out
+                self.lane.not_opened(head, self.lane.unknown)
+            if not self.lane.opened(head, way):  # its way out was withdrawn meanwhile (a link loss, a hold)
                 problem = (f"the {GATE[way]} opened for vehicle {head.id} after its way out was withdrawn "
                            f"({head.problem or 'decided again'}), so it is asked to close again")
                 log.error("gantry.gate_opened_undecided", vehicle=head.id, way=way, now=head.way)

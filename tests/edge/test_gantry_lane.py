@@ -420,6 +420,33 @@ async def test_a_link_loss_while_the_barrier_opens_leaves_no_vehicle_stuck_in_th
         await until(lambda: g.sim.requests["barrier_open_request"] == 0, "the barrier closed behind it")
 
 
+async def test_a_lane_held_while_the_barrier_opens_closes_it_again(tmp_path) -> None:
+    """The lane is held (a follower found behind a vehicle that already left: an exit tailgate) between the barrier's
+    read-back and the flow's next step, the decision's check before the request long passed. The barrier stood open
+    in a held lane, the car on its way out; now its way out is withdrawn, the barrier asked to close again and the
+    officer told why: no vehicle is let out until a supervisor confirms the lane."""
+    async with gantry(tmp_path, [SUSPECT]) as g:
+        _queue_up(g.sim, 1)
+        record, = await g.vehicles_decided(1)
+        plc, flow = g.flow.devices.plc, g.flow
+        request_barrier = plc.request_barrier
+
+        async def opened_then_held(open: bool) -> None:
+            await request_barrier(open)
+            if open:
+                plc.request_barrier = request_barrier
+                flow._exit_tailgate("a vehicle may have followed the last one out", [])
+        plc.request_barrier = opened_then_held
+        officer = await g.client(OFFICER)
+        r = await officer.post(f"/api/cases/{record.id}/decision", json=RELEASE)
+        assert (r.status_code, r.json()["detail"]) == (502, "release_unconfirmed")
+        message = g.lane_audit()[-1]["detail"]["message"]
+        assert "asked to close again" in message and "a vehicle may have followed the last one out" in message
+        assert not flow.lane.find(record.id).leaving
+        await until(lambda: g.sim.requests["barrier_open_request"] == 0, "the barrier closed again")
+        assert flow.lane_status()["held_for"] == "exit_tailgate"
+
+
 async def test_a_vehicle_whose_scan_a_restart_cut_short_is_recorded_manual_and_can_be_decided(tmp_path) -> None:
     """The daemon stops while a car is scanned: its record was never written, yet the lane file holds it. The next
     daemon records it `manual` / `restarted`, so that an officer can decide it and the lane goes on."""
