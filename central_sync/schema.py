@@ -180,10 +180,35 @@ class ContainerPass(_Frozen):
     declaration: str = Field("", max_length=64)
 
 
+HistoryCode = Literal["no_identity", "not_arrived", "hub_unavailable", "no_reference", "identity_conflict",
+                      "type_not_declared_empty", "type_other_width", "reference_not_held", "other_scanner",
+                      "over_budget", "compare_failed", "internal_error"]
+"""Why a pass was not compared (`History.code`), by the values its sentence names (`History.values`):
+
+    no_identity             (none) no plate, container number or UHF tag TID was read
+    not_arrived             (none) the hub's answer had not arrived when the scan ended
+    hub_unavailable         (none) the hub could not be asked or did not answer, and the station holds nothing cached
+    no_reference            passes (earlier passes of the vehicle, none of them a reference)
+    identity_conflict       kind, value (the only identity with a history was read in conflict with another read)
+    type_not_declared_empty (none) the only references are other containers of its size/type travelling empty, and
+                            this pass is not declared empty
+    type_other_width        reference, reference_px, scan_px (detector pixels across: another kind of gantry)
+    reference_not_held      reference (its scan is not held by the station or could not be read)
+    other_scanner           reference, what (pixel_mm, line_mm or energy_kev), reference_value, scan_value
+    over_budget             budget_ms
+    compare_failed          reference (the comparison with it raised an error; `detail` says which)
+    internal_error          (none) anything else the comparison could not handle (`detail` says what)
+"""
+
+
 class History(_Frozen):
     """The vehicle's history on this pass (edge/history.py): `no_history` when the hub had no reference in
     time (or was unreachable), `compared` with the change regions (heaviest first), `failed` / `over_budget`
-    with why. Informs the officer and the risk rules; it never changes the detector's verdict."""
+    with why. Informs the officer and the risk rules; it never changes the detector's verdict.
+
+    `detail` says why in one English sentence (logs, CLI, hub); a pass not compared also says it as `code` with the
+    values its sentence names (HistoryCode), for a screen to say in its language (added later in schema 1: an older
+    record has none, and a screen shows its status alone)."""
 
     status: Literal["compared", "no_history", "failed", "over_budget"]
     identity: str = ""  # "kind:value" the references were found by
@@ -199,6 +224,8 @@ class History(_Frozen):
     # pass or the reference: models.history.compare.not_compared); no change shown there means nothing
     compare_ms: float | None = None
     detail: str = ""
+    code: HistoryCode | None = None
+    values: dict[str, str] = Field(default_factory=dict)
 
 
 class RouteTaken(_Frozen):

@@ -37,7 +37,7 @@ import structlog
 
 from central_sync.hub.history import HISTORY_KINDS, OUTCOMES, Basis, Pass
 from central_sync.hub.search import normalise
-from central_sync.schema import ContainerPass, History, HistoryChange, Identity, ItemKind
+from central_sync.schema import ContainerPass, History, HistoryChange, HistoryCode, Identity, ItemKind
 from edge.config import HistorySection
 from edge.errors import HistoryUnavailable
 from models.errors import ModelError
@@ -127,15 +127,21 @@ def container_only(regions: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
     return kept, len(regions) - len(kept)
 
 
-def other_scanner(reference: dict[str, Any], current: dict[str, Any]) -> str:
-    """What differs beyond its tolerance (SCANNER) between what two scans' meta state of their scanner ("" when
-    nothing does, or one does not state it): a reference of another pixel size, line pitch or energy is no
-    reference (its attenuation and geometry are not this scan's)."""
+def other_scanner(reference: dict[str, Any], current: dict[str, Any]) -> tuple[str, float, float] | None:
+    """What differs beyond its tolerance (SCANNER) between what two scans' meta state of their scanner: (key, the
+    reference's, the scan's), None when nothing does or one does not state it. A reference of another pixel size,
+    line pitch or energy is no reference (its attenuation and geometry are not this scan's)."""
     for key, share in SCANNER.items():
         a, b = _stated(reference.get(key)), _stated(current.get(key))
         if a is not None and b is not None and abs(a - b) > share * max(a, b):
-            return f"{key} {a:g} against {b:g}, more than {share:.0%} apart"
-    return ""
+            return key, a, b
+    return None
+
+
+def not_compared(base: History, code: HistoryCode, detail: str, **values: object) -> History:
+    """`base` with why it was not compared: the English sentence, and its code with the values it names (checked)."""
+    return History.model_validate({**base.model_dump(), "detail": detail, "code": code,
+                                   "values": {k: str(v) for k, v in values.items()}})
 
 
 def _stated(value: Any) -> float | None:
@@ -465,7 +471,7 @@ class VehicleHistory:
             self.counts["failed"] += 1
             why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else '-'}"
             log.error("history.judge_failed", error=why)
-            return History(status="failed", detail=f"the comparison could not be made ({why})")
+            return not_compared(History(status="failed"), "internal_error", f"the comparison could not be made ({why})")
 
     async def _judge(self, identities: Sequence[Identity], scan: Scan, declared_empty: bool | None) -> History:
         """The comparison of the scan with the newest reference that arrived (its regions corroborated by the next
@@ -474,40 +480,58 @@ class VehicleHistory:
         a pass declared empty and scanned at the same detector width, and only the changes on the container are
         kept."""
         found = self.found(identities)
-        if found is None or not found.references:
+        if found is None:
             self.counts["no_history"] += 1
-            why = "no reference pass of this vehicle arrived before the scan ended" if found is None else \
-                f"the vehicle has {len(found.passes)} earlier pass(es) and none is a reference"
-            return History(status="no_history", detail=why)
+            return not_compared(History(status="no_history"), *self._not_found(identities))
+        if not found.references:
+            self.counts["no_history"] += 1
+            return not_compared(History(status="no_history"), "no_reference", f"the vehicle has {len(found.passes)} "
+                                "earlier pass(es) and none is a reference", passes=len(found.passes))
         if found.conflict:
             self.counts["no_history"] += 1
-            return History(status="no_history", detail=f"the {found.kind} {found.value} was read in conflict with "
-                           f"another read ({found.conflict}), and no other identity of the vehicle has a history: "
-                           "its references may be another vehicle's")
+            return not_compared(History(status="no_history"), "identity_conflict", f"the {found.kind} {found.value} "
+                                f"was read in conflict with another read ({found.conflict}), and no other identity of "
+                                "the vehicle has a history: its references may be another vehicle's",
+                                kind=found.kind, value=found.value)
         ref = found.prepared[0][0] if found.prepared else found.references[0]
         label = f"{found.kind}:{found.value}"
         basis = History(status="no_history", identity=label, basis=ref.basis)
-        if ref.basis == "same_type_empty":
-            why = "" if declared_empty is True else "the only references are other containers of its size/type " \
-                "travelling empty, and this pass is not declared empty"
-            if not why and ref.scan_shape is not None and ref.scan_shape[1] != scan.shape[1]:
-                why = (f"the reference of its size/type ({ref.record_id}) was scanned {ref.scan_shape[1]} detector "
-                       f"pixels wide and this scan {scan.shape[1]}: another kind of gantry")
-            if why:
-                self.counts["no_history"] += 1
-                return basis.model_copy(update={"detail": why})
+        if ref.basis == "same_type_empty" and declared_empty is not True:
+            self.counts["no_history"] += 1
+            return not_compared(basis, "type_not_declared_empty", "the only references are other containers of its "
+                                "size/type travelling empty, and this pass is not declared empty")
+        if ref.basis == "same_type_empty" and ref.scan_shape is not None and ref.scan_shape[1] != scan.shape[1]:
+            self.counts["no_history"] += 1
+            return not_compared(basis, "type_other_width", f"the reference of its size/type ({ref.record_id}) was "
+                                f"scanned {ref.scan_shape[1]} detector pixels wide and this scan {scan.shape[1]}: "
+                                "another kind of gantry", reference=ref.record_id, reference_px=ref.scan_shape[1],
+                                scan_px=scan.shape[1])
         if not found.prepared:
             self.counts["no_history"] += 1
-            return basis.model_copy(update={"detail": f"the scan of reference {ref.record_id} is not held by the "
-                                            "station or could not be read"})
+            return not_compared(basis, "reference_not_held", f"the scan of reference {ref.record_id} is not held by "
+                                "the station or could not be read", reference=ref.record_id)
         if differs := other_scanner(found.scanner.get(ref.record_id, {}), scan.meta):
             self.counts["no_history"] += 1
             self.counts["other_scanner"] += 1
-            return basis.model_copy(update={"detail": f"the reference {ref.record_id} was made by another kind of "
-                                            f"scanner ({differs})"})
+            what, theirs, ours = differs
+            return not_compared(basis, "other_scanner", f"the reference {ref.record_id} was made by another kind of "
+                                f"scanner ({what} {theirs:g} against {ours:g}, more than {SCANNER[what]:.0%} apart)",
+                                reference=ref.record_id, what=what, reference_value=f"{theirs:g}",
+                                scan_value=f"{ours:g}")
         second = [(r, p) for r, p in found.prepared[1:] if (r.scan_shape is None or r.scan_shape[1] == scan.shape[1])
                   and not other_scanner(found.scanner.get(r.record_id, {}), scan.meta)]
         return await self._compare(scan, [found.prepared[0], *second], label)  # a second of another width or scanner: not used
+
+    def _not_found(self, identities: Sequence[Identity]) -> tuple[HistoryCode, str]:
+        """Why no history was found: no vehicle identity read, a fetch still running, or every fetch ended without
+        one (the hub not asked or not answering, nothing cached)."""
+        fetches = [self._fetches.get(identity_key(i.kind, i.value)) for i in identities
+                   if i.kind in HISTORY_KINDS and i.value.strip()]
+        if not fetches:
+            return "no_identity", "no plate, container number or UHF tag TID of the vehicle was read"
+        if any(task is None or not task.done() for task in fetches):
+            return "not_arrived", "no reference pass of this vehicle arrived before the scan ended"
+        return "hub_unavailable", "the hub did not answer for this vehicle and the station holds no history of it"
 
     async def _compare(self, scan: Scan, prepared: list[tuple[Pass, Any]], label: str) -> History:
         start = time.perf_counter()
@@ -519,12 +543,14 @@ class VehicleHistory:
                 result = await asyncio.to_thread(self.compare, scan, [p for _, p in prepared])
         except TimeoutError:
             self.counts["over_budget"] += 1
-            return base.model_copy(update={"status": "over_budget", "detail": f"the comparison took longer than "
-                                           f"{self.config.compare_budget_s} s"})
+            return not_compared(base.model_copy(update={"status": "over_budget"}), "over_budget", f"the comparison "
+                                f"took longer than {self.config.compare_budget_s} s",
+                                budget_ms=round(self.config.compare_budget_s * 1000))
         except (ModelError, ValueError, OSError) as exc:
             self.counts["failed"] += 1
             log.warning("history.compare_failed", reference=ref.record_id, error=str(exc))
-            return base.model_copy(update={"detail": f"the comparison with {ref.record_id} failed: {exc}"})
+            return not_compared(base, "compare_failed", f"the comparison with {ref.record_id} failed: {exc}",
+                                reference=ref.record_id)
         self.counts["compared"] += 1
         regions, suppressed, detail = result["regions"], dict(result.get("suppressed", {})), ""
         if ref.basis == "same_type_empty":

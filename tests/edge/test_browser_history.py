@@ -105,6 +105,26 @@ def test_no_history_says_so_and_offers_no_comparison(station: StationHarness) ->
     page, held = _shown(station, ItemKind.VEHICLE, History(status="no_history", detail="no reference arrived"))
     expect(page.locator("#history-state")).to_have_text("No history")
     assert page.is_hidden("#history-tools") and page.locator("#changes li").count() == 0
+    expect(page.locator("#history-why")).to_be_hidden()  # a record from before the codes: its status alone
+    _close(held)
+
+
+def test_a_pass_not_compared_says_why_in_the_language_shown(station: StationHarness) -> None:
+    """A van whose only earlier pass is no reference (as edge.history says it: test_history_codes): under "No history"
+    the officer reads why, from the record's code and values, in English and in zh-Hant; the line stays under the
+    status, inside the panel at 1024×768 (screenshot history_why_zh-Hant_1024.png)."""
+    page, held = _shown(station, ItemKind.VEHICLE, History(
+        status="no_history", code="no_reference", values={"passes": "1"},
+        detail="the vehicle has 1 earlier pass(es) and none is a reference"))
+    why = page.locator("#history-why")
+    expect(why).to_have_text("no clean earlier pass to compare with (earlier passes: 1)")
+    page.select_option("#lang", "zh-Hant")
+    expect(page.locator("#history-state")).to_have_text("無歷史紀錄")
+    expect(why).to_have_text("沒有可供對比的以往放行紀錄（以往通行 1 次）")
+    state, line, panel = (page.locator(s).bounding_box() for s in ("#history-state", "#history-why", "#history"))
+    assert state and line and panel and line["y"] >= state["y"] + state["height"] - 1, (state, line)
+    assert panel["x"] <= line["x"] and line["x"] + line["width"] <= min(panel["x"] + panel["width"], 1024), (line, panel)
+    page.screenshot(path=str(ARTIFACTS / "history_why_zh-Hant_1024.png"))
     _close(held)
 
 

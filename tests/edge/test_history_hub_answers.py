@@ -146,6 +146,7 @@ async def test_a_comparison_that_fails_unexpectedly_is_a_failed_history_not_an_e
     await fetched(history)
     result = await history.judge(READ, current())
     assert result.status == "failed" and "KeyError" in result.detail and history.counts["failed"] == 1
+    assert result.code == "internal_error"
 
 
 async def test_more_stretches_not_compared_than_a_record_holds_are_merged(tmp_path: Path) -> None:
@@ -275,6 +276,7 @@ async def test_an_identity_read_in_conflict_is_never_compared_by(tmp_path: Path)
     await fetched(history, plates)
     alone = await history.judge(plates, current())
     assert alone.status == "no_history" and alone.reference_ids == [] and "conflict" in alone.detail
+    assert (alone.code, alone.values) == ("identity_conflict", {"kind": "plate", "value": "粤Z·B123港"})
     tagged = [*plates, Identity(kind="rfid_tid", value="E280116020007300", source="uhf")]
     await fetched(history, tagged)
     result = await history.judge(tagged, current())
@@ -325,6 +327,8 @@ async def test_a_reference_from_a_scanner_of_another_pixel_size_is_no_reference(
     await fetched(history)
     refused = await history.judge(READ, current(pixel_mm=5.0))
     assert refused.status == "no_history" and "pixel_mm 2 against 5" in refused.detail
+    assert (refused.code, refused.values) == ("other_scanner", {"reference": "r-2mm", "what": "pixel_mm",
+                                                                "reference_value": "2", "scan_value": "5"})
     assert history.counts["other_scanner"] == 1 and compared.calls == []
     hub.offer([older, newest], [older, newest])  # the other way round: the 2 mm one only corroborates, and is left out
     history.forget(READ)
@@ -352,6 +356,7 @@ async def test_a_scan_larger_than_its_pass_says_is_refused_without_reading_it_wh
     assert hub.served <= most + 65536
     result = await history.judge(READ, current())
     assert result.status == "no_history" and "not held" in result.detail
+    assert (result.code, result.values) == ("reference_not_held", {"reference": "r-1"})
 
 
 async def test_a_scan_of_the_size_its_pass_says_arrives(tmp_path: Path) -> None:

@@ -90,20 +90,23 @@ async def test_references_arrive_before_the_scan_ends_and_the_record_carries_the
     truth = current.meta["changes"][0]
     assert result.regions and result.regions[0].kind == truth["kind"]
     assert {"residual", "stretch_min", "stretch_max"} <= set(result.registration)
-    # the record carries it, and the update reaches the hub with the record
+    assert synced(tmp_path, hub, current.to_bytes(), result) == result  # the record carries it to the hub
+
+
+def synced(tmp_path: Path, hub: HubStore, scan: bytes, result: History) -> History:
+    """The history as the hub holds it once the station added it to a record: stored in the station's database, then
+    the record and its update ingested as the station's outbox sends them."""
     station = Store(tmp_path / "station-db", station="gate-1").open()
-    rec = vehicle_pass(9, Verdict.CLEAR, 0, current.to_bytes())
-    rec = station.commit(rec, scan_stored=False)
+    rec = station.commit(vehicle_pass(9, Verdict.CLEAR, 0, scan), scan_stored=False)
     stored = station.add_history(rec.id, result)
     assert station.get(rec.id) == stored and stored.history == result
     kind, payload = station.conn.execute("SELECT kind, payload FROM outbox WHERE record_id = ? ORDER BY id DESC",
                                          (rec.id,)).fetchone()
     station.close()
-    ingest(hub, [rec])  # the record first, then its update as the station's outbox sends it
+    ingest(hub, [rec])
     Ingestor(hub, "hub-h", lambda t, b: None).handle(
         [(p.topic("gate-1", kind), p.encode_envelope("gate-1", kind, 77, rec.seq, rec.id, bytes(payload), 0.0))])
-    body = json.loads(hub.records("WHERE id = ?", (rec.id,), 1, 0)[0][0])
-    assert History.model_validate(body["history"]) == result
+    return History.model_validate(json.loads(hub.records("WHERE id = ?", (rec.id,), 1, 0)[0][0])["history"])
 
 
 async def test_with_two_references_the_second_corroborates_the_changes_of_the_newest(tmp_path: Path) -> None:
@@ -137,7 +140,11 @@ async def test_without_the_hub_a_pass_has_no_history_and_is_not_an_error(tmp_pat
         history = open_history(config, tmp_path, client)
         await fetched(history, PLATE_READ)
         result = await history.judge(PLATE_READ, portal_pass(2, PortalPass(1), VAN))
-    assert result.status == "no_history" and "no reference pass" in result.detail
+    assert result.status == "no_history" and "the hub did not answer" in result.detail
+    assert (result.code, result.values) == ("hub_unavailable", {})  # the officer reads why, in the screen's language
+    hub = open_store(str(tmp_path / "hub.db"))
+    hub.migrate()
+    assert synced(tmp_path, hub, b"a scan", result).code == "hub_unavailable"  # stored and synced with the record
     assert history.counts["hub_failed"] == 1 and history.counts["no_history"] == 1
     assert history_facts(None) == {"history.passes": None, "history.seizures": None, "history.last_outcome": None}
 
@@ -148,7 +155,10 @@ async def test_a_scan_that_ends_before_the_answer_has_no_history(tmp_path: Path)
         history = open_history(config, tmp_path / "station", client)
         history.prefetch(PLATE_READ)  # the scan ends at once: the fetch has not finished
         result = await history.judge(PLATE_READ, portal_pass(2, PortalPass(1), VAN))
-        assert result.status == "no_history"
+        assert (result.status, result.code) == ("no_history", "not_arrived")
+        unread = await history.judge([Identity(kind="badge", value="B-7")], portal_pass(2, PortalPass(1), VAN))
+        assert (unread.code, unread.detail) == ("no_identity", "no plate, container number or UHF tag TID of the "
+                                                "vehicle was read")
         await asyncio.gather(*history._fetches.values())
 
 
@@ -294,8 +304,12 @@ async def test_a_container_is_compared_with_an_empty_one_of_its_type_on_the_cont
         result = await history.judge(BOX_READ, current, declared_empty=True)
         other_gantry = await history.judge(BOX_READ, Scan(current.high[:, :-8], current.low[:, :-8]), declared_empty=True)
     assert loaded.status == unknown.status == "no_history" and "not declared empty" in loaded.detail
+    assert loaded.code == unknown.code == "type_not_declared_empty"
     assert loaded.basis == "same_type_empty"
     assert other_gantry.status == "no_history" and "another kind of gantry" in other_gantry.detail
+    assert (other_gantry.code, other_gantry.values) == ("type_other_width", {
+        "reference": empty_id, "reference_px": str(current.shape[1]), "scan_px": str(current.shape[1] - 8)})
+    assert result.code is None and result.values == {}
     assert result.status == "compared" and result.basis == "same_type_empty" and result.reference_ids == [empty_id]
     assert all(r.location in CONTAINER_PARTS for r in result.regions)
     assert "not_the_container" in result.suppressed and "22G1" in result.detail

@@ -9,8 +9,9 @@ from typing import get_args
 
 import pytest
 
-from central_sync.schema import Identity, ItemKind, Review, RiskOut, SealStatus, Verdict
+from central_sync.schema import HistoryCode, Identity, ItemKind, Review, RiskOut, SealStatus, Verdict
 from edge.auth import PERMISSIONS, ROLES
+from edge.history import SCANNER
 from edge.identity import ISO6346_RESULTS, JURISDICTIONS
 from edge.stations.gantry import EXIT_TAILGATE, LANE_UNKNOWN
 from edge.stations.lane import WAYS
@@ -52,6 +53,7 @@ def used_keys() -> set[str]:
     keys |= {f"risk.lane.{lane}" for lane in get_args(RiskOut.model_fields["lane"].annotation)}
     keys |= {f"risk.reason.{k}" for k in ("no_bundle", "stale", DECLARED_EMPTY_NOT_EMPTY)}  # the engine's own reasons
     keys |= {f"station_kind.{k}" for k in ("gantry", "conveyor", "xray")}
+    keys |= {f"history.why.{c}" for c in get_args(HistoryCode)} | {f"history.scanner.{k}" for k in SCANNER}
     keys |= {f"stage.{s}" for s in OUTSIDE_BUDGET | {"detect", "decide"}}  # the daemon's timed stages
     actions = re.findall(r'audit\.append\([^,]+,\s*[^,]+,\s*"([^"]+)"', PY)
     actions += re.findall(r'\.audit\([^,]+,\s*"([^"]+)"', PY)

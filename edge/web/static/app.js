@@ -827,6 +827,8 @@ function showHistory(rec, changed) {
   const compared = h.basis === "same_type_empty" ? "history.compared_type"
     : (h.reference_ids || []).length > 1 ? "history.compared_two" : "history.compared";
   $("history-state").textContent = h.status === "compared" ? Tn(compared, h.regions.length) : T("history." + h.status);
+  const why = h.status === "compared" ? "" : historyWhy(h);
+  $("history-why").textContent = why; $("history-why").hidden = !why;
   $("history-tools").hidden = !h.reference_scan || h.status !== "compared";
   // a cab the portal kept its beam off in one of the passes was compared with nothing: never read as "no change"
   $("history-uncompared").hidden = h.status !== "compared" || !(h.uncompared || []).length;
@@ -841,6 +843,14 @@ function showHistory(rec, changed) {
       kg: fmtNum(Math.abs(r.mass_kg_fe)) }) + (r.confidence ? " · " + T("history.change_likely", { p: Math.round(r.confidence * 100) }) : ""));
     li.append(label); list.append(li);
   });
+}
+// Why a pass was not compared, said from its code and values (edge/history.py, HistoryCode); a record from before the
+// codes, or with a code this screen does not know, shows its status alone (its English `detail` is for the log).
+const HISTORY_NUMBERS = ["passes", "reference_px", "scan_px", "budget_ms"];  // the scanner's values stay as written (0.05 mm)
+function historyWhy(h) {
+  if (!h.code || S.msgs["history.why." + h.code] === undefined) return "";
+  return T("history.why." + h.code, Object.fromEntries(Object.entries(h.values || {}).map(([k, v]) => [k,
+    k === "kind" ? tr("identity.", v) : k === "what" ? tr("history.scanner.", v) : HISTORY_NUMBERS.includes(k) ? fmtNum(v) : v])));
 }
 function explainedChanges() { return [...document.querySelectorAll("#changes input:checked")].map((c) => Number(c.dataset.change)); }
 function drawChanges() {
