@@ -102,7 +102,6 @@ class GantryFlow:
     _entered_at: dict[str, float] = field(default_factory=dict)  # vehicle -> when it blocked the entry loop
     _doubted: dict[str, str] = field(default_factory=dict)  # vehicle -> how the separator contradicted the loop
     _unseparated: tuple[EyeEdge, float] | None = None  # an entry loop edge waiting for the beam, and when it went free
-    _parts: dict[str, int] = field(default_factory=dict)  # vehicle -> its parts on the entry loop (cab, trailer...)
     _last_entered: str | None = None  # the vehicle the entry loop's next flap belongs to (its trailer)
     _trailer_on_loop: tuple[str, EyeEdge] | None = None  # the vehicle whose part (a trailer) is on the entry loop,
     # taken for its part with the separator's beam broken, and the entry loop edge that part blocked it with
@@ -345,7 +344,7 @@ class GantryFlow:
         would have been without a drawbar: never one leaving unrecorded with the vehicle ahead."""
         problem = (f"the vehicle separator's beam cleared and broke again while what was taken for the trailer of "
                    f"vehicle {ahead} over a standing drawbar was on the entry loop: it was a vehicle following it")
-        self._count(ahead, max(1, self._parts.get(ahead, 1) - 1))
+        self._count(ahead, self._parts(ahead) - 1)
         vehicle = self._entered(edge, freed)
         self._doubt(vehicle, problem)
         log.warning("gantry.trailer_was_a_vehicle", vehicle=vehicle, ahead=ahead, detail=problem)
@@ -354,9 +353,10 @@ class GantryFlow:
         """What was taken for a trailer of vehicle `ahead` may have been a vehicle following it (`problem`, one
         sentence): it joins the lane behind it as a vehicle of its own, recorded unscanned and `manual` (it has left the
         scan zone), so an officer decides it and it never leaves unrecorded on the decision for `ahead`; its id."""
-        self._count(ahead, max(1, self._parts.get(ahead, 1) - 1))
+        self._count(ahead, self._parts(ahead) - 1)
         item = Item(ref="vehicle", kind=self.item_kind)
-        self._parts[item.id], self._last_entered = 1, item.id
+        self._last_entered = item.id
+        self.lane.arrived(item.id)
         log.warning("gantry.trailer_recorded_as_vehicle", vehicle=item.id, ahead=ahead, detail=problem)
         self._spawn(self._record_unscanned(item, f"{problem}, so it was recorded as a vehicle of its own when that was "
                                                  f"known, after it had left the scan zone unscanned"), "vehicle-unscanned")
@@ -428,25 +428,32 @@ class GantryFlow:
             self.lane.not_opened(lane_vehicle, f"{problem}: decide again")
 
     def _count(self, vehicle: str, parts: int) -> None:
-        """The entry loop's count of a vehicle's parts, kept with it in the lane (and its file) once it has joined."""
-        self._parts[vehicle] = parts
-        self.lane.counted(vehicle, parts)
+        """The entry loop's count of a vehicle's parts (at least 1), kept with it in the lane and its file."""
+        self.lane.counted(vehicle, max(1, parts))
+
+    def _parts(self, vehicle: str) -> int:
+        """The parts the entry loop counted for a vehicle in the lane (1 when it has no count: a lane file from
+        before counts were kept, or it has left)."""
+        found = self.lane.find(vehicle)
+        return (found.parts or 1) if found is not None else 1
 
     def _entered(self, event: EyeEdge, freed: float) -> str:
         """A vehicle entered the scan zone: it is scanned, or recorded unscanned while the scanner is busy; its id."""
         item = Item(ref="vehicle", kind=self.item_kind)
         self._entered_at[item.id] = event.t
-        self._parts[item.id], self._last_entered = 1, item.id
+        self._last_entered = item.id
         if self._separator is not None and not event.first and event.t - freed >= self.loop_gap_s:
             self._doubt(item.id, self._separator.broken_before(freed, event.t, self.loop_gap_s, self.separator_wait_s))
         if self._scanning:
             log.warning("gantry.vehicle_while_scanning", detail="a vehicle entered while the scanner was busy")
+            self.lane.arrived(item.id)
             self._spawn(self._record_unscanned(item), "vehicle-unscanned")
             return item.id
         if self.lane.full:
             log.warning("gantry.entry_light_ignored", detail="a vehicle entered a full lane; it is scanned "
                         "and joins the queue", vehicles=len(self.lane.vehicles), capacity=self.lane.capacity)
         self._scanning = True
+        self.lane.arrived(item.id)
         self._spawn(self._inspect_vehicle(item), "vehicle")
         return item.id
 
@@ -523,7 +530,6 @@ class GantryFlow:
 
     async def _inspect_vehicle(self, item: Item) -> None:
         entered = asyncio.get_running_loop().time()
-        self.lane.arrived(item.id, self._parts.get(item.id, 1))
         self._spawn(self._admit(), "entry-light")  # red: the scanner is busy
         follow = asyncio.create_task(self.history.follow(item.identities, size_type=lambda: item.size_type),
                                      name="history-follow") \
@@ -605,10 +611,9 @@ class GantryFlow:
     async def _record_unscanned(self, item: Item, why: str = "the vehicle entered the scan zone while the scanner was "
                                                            "busy with the one ahead, so it was not scanned") -> None:
         """A vehicle that entered the scan zone while the scanner was busy (it ran the red entry light), or one
-        taken for a trailer at first (`why`): it joins the lane unscanned and `manual`, so that the lane stays in
-        arrival order and an officer decides it, never the decision meant for the vehicle behind it."""
+        taken for a trailer at first (`why`): it joined the lane as it entered (arrival order) and is recorded
+        unscanned and `manual`, so an officer decides it, never the decision meant for the vehicle behind it."""
         entered = asyncio.get_running_loop().time()
-        self.lane.arrived(item.id, self._parts.get(item.id, 1))
         with self._reading(item):  # its tag and plates are its own, not the scanned vehicle's
             await self._read_at_entry(entered)
             await self._keep_unrecorded(await self.inspector.inspect(item, FailedAcquisition(why)))
@@ -689,7 +694,6 @@ class GantryFlow:
             return LaneDecision("failed", "lane_file_not_replaced", problem)
         for vehicle in gone:
             self.tags.left(vehicle)
-            self._parts.pop(vehicle, None)
         log.warning("gantry.lane_confirmed", actor=actor, held=held, vehicles=[v.id for v in self.lane.vehicles],
                     left_undecided=sorted(gone))
         await self._lane_alarm()
@@ -792,7 +796,6 @@ class GantryFlow:
             return
         log.info("gantry.vehicle_left", vehicle=vehicle.id, way=way, by=vehicle.by)
         self.tags.left(vehicle.id)  # its seal, heard again, is no longer held for it
-        self._parts.pop(vehicle.id, None)
         entered = vehicle.parts  # kept in the lane file: a vehicle recalled after a restart has its count
         if parts > (entered or 1):  # not counted (a lane file written before counts were kept): one part
             behind = [v.id for v in self.lane.vehicles[:parts - (entered or 1)]]

@@ -218,9 +218,9 @@ class Lane:
         return (v for v in self.vehicles if v.waiting_for_officer)
 
     # ---- what happens -------------------------------------------------------------------------
-    def arrived(self, record_id: str, parts: int = 1) -> Vehicle:
-        """A vehicle's scan starts: it joins the lane at the back, with the `parts` the entry loop counted so far."""
-        vehicle = Vehicle(record_id, datetime.now(timezone.utc).isoformat(), parts=parts)
+    def arrived(self, record_id: str) -> Vehicle:
+        """A vehicle entered the scan zone: it joins the lane at the back, one part so far (`counted`)."""
+        vehicle = Vehicle(record_id, datetime.now(timezone.utc).isoformat())
         self.vehicles.append(vehicle)
         self._save()
         return vehicle
