@@ -29,6 +29,19 @@ PARKED = "parked: "
 LANE_NAMES = {Lane.ALERT: "alert", Lane.RECORD: "record", Lane.IMAGE: "image"}
 
 
+@dataclass(frozen=True, slots=True)
+class ParkedRow:
+    """An outbox row the publisher will not send again (`edge sync parked`), and why."""
+
+    id: int
+    lane: str
+    kind: str
+    record_id: str
+    seq: int
+    attempts: int
+    reason: str
+
+
 @dataclass(slots=True)
 class Row:
     id: int
@@ -105,6 +118,39 @@ class StationDb:
             if cur.rowcount and self.alarms:
                 self._alarm_parked(row_id, record_id, reason)
         return cur.rowcount > 0
+
+    def parked(self) -> list[ParkedRow]:
+        """The parked rows, oldest first."""
+        cur = self.conn.execute("SELECT id, lane, kind, record_id, seq, attempts, last_error FROM outbox"
+                                " WHERE substr(last_error,1,8)=? ORDER BY id", (PARKED,))
+        return [ParkedRow(r[0], LANE_NAMES.get(Lane(r[1]), str(r[1])), r[2], r[3], r[4], r[5], r[6][len(PARKED):])
+                for r in cur]
+
+    def resend_parked(self, ids: set[int]) -> list[tuple[int, int]]:
+        """The parked rows of `ids` queued again, in one transaction: each copied to a new row at the end of its lane
+        (a running publisher reads it at its next look at the outbox: its read position never goes back) and the
+        parked row deleted; (old id, new id) of each. The hub takes a record it holds already as committed. The
+        `sync_parked` alarm is cleared when no row stays parked, else renewed to name the newest still parked."""
+        moved = []
+        with self._tx():
+            for row_id in sorted(ids):
+                cur = self.conn.execute(
+                    "INSERT INTO outbox (lane, kind, record_id, seq, payload, size, created_at) SELECT lane, kind,"
+                    " record_id, seq, payload, size, created_at FROM outbox WHERE id=? AND substr(last_error,1,8)=?",
+                    (row_id, PARKED))
+                if cur.rowcount and cur.lastrowid is not None:
+                    moved.append((row_id, cur.lastrowid))
+                    self.conn.execute("DELETE FROM outbox WHERE id=?", (row_id,))
+                    self.conn.execute("DELETE FROM sync_blob_progress WHERE outbox_id=?", (row_id,))
+            if moved and self.alarms:
+                left = self.conn.execute("SELECT id, record_id, last_error FROM outbox WHERE substr(last_error,1,8)=?"
+                                         " ORDER BY id DESC LIMIT 1", (PARKED,)).fetchone()
+                if left is None:
+                    self.conn.execute("UPDATE alarms SET cleared_at=? WHERE code='sync_parked' AND cleared_at IS NULL",
+                                      (time.time(),))
+                else:
+                    self._alarm_parked(left[0], left[1], left[2][len(PARKED):])
+        return moved
 
     def _alarm_parked(self, row_id: int, record_id: str, reason: str) -> None:
         at = time.time()

@@ -1,4 +1,5 @@
-"""`edge`: the station command line (run, check-config, detect, twin, demo, user, export-dicos, case, audit, diag)."""
+"""`edge`: the station command line (run, check-config, detect, twin, demo, user, export-dicos, case, audit, sync,
+pki, diag)."""
 
 from __future__ import annotations
 
@@ -112,6 +113,17 @@ def _add_admin_commands(sub: argparse._SubParsersAction) -> None:
     verify = audit.add_parser("verify", help="check the audit hash chain; names the first broken link")
     verify.add_argument("--config", required=True, type=Path)
     verify.set_defaults(handler=_audit_verify)
+
+    sync = sub.add_parser("sync", help="rows the hub refused (parked)").add_subparsers(required=True, metavar="ACTION")
+    parked = sync.add_parser("parked", help="list the outbox rows parked (not sent to the hub again) and why")
+    parked.add_argument("--config", required=True, type=Path)
+    parked.set_defaults(handler=_sync_parked)
+    resend = sync.add_parser("resend", help="queue parked rows again, e.g. once the hub is upgraded (audited)")
+    resend.add_argument("--config", required=True, type=Path)
+    which = resend.add_mutually_exclusive_group(required=True)
+    which.add_argument("--row", type=int, action="append", dest="rows", metavar="ID", help="a parked row (repeat)")
+    which.add_argument("--all", action="store_true", help="every parked row")
+    resend.set_defaults(handler=_sync_resend)
 
     pki = sub.add_parser("pki", help="this station's broker certificate").add_subparsers(required=True, metavar="ACTION")
     csr = pki.add_parser("csr", help="make this station's key (0600) and a request for the hub to sign")
@@ -364,6 +376,52 @@ def _export_dicos(args: argparse.Namespace) -> int:
             print(path)
         audit.ensure_schema(store.conn)
         audit.append(store.conn, "cli", "export.dicos", args.record_id, {"files": sorted(files), "out": str(args.out)})
+    return 0
+
+
+def _sync_parked(args: argparse.Namespace) -> int:
+    from central_sync.station_db import StationDb
+
+    with _open_store(args.config) as store:
+        db = StationDb(store.db_path)
+        try:
+            rows = db.parked()
+        finally:
+            db.close()
+    for row in rows:
+        print(f"row {row.id} ({row.lane} lane, {row.kind}) of record {row.record_id}, seq {row.seq}, sent {row.attempts}"
+              f" times: {row.reason}")
+    print(f"{len(rows)} rows parked" if len(rows) != 1 else "1 row parked")
+    return 0
+
+
+def _sync_resend(args: argparse.Namespace) -> int:
+    from edge import audit
+    from central_sync.station_db import StationDb
+
+    with _open_store(args.config) as store:
+        db = StationDb(store.db_path)
+        try:
+            parked = {row.id for row in db.parked()}
+            wanted = parked if args.all else set(args.rows)
+            if wanted - parked:
+                print(f"edge sync resend: row {', '.join(map(str, sorted(wanted - parked)))} is not parked here"
+                      f" (parked: {', '.join(map(str, sorted(parked))) or 'none'}); nothing was queued again",
+                      file=sys.stderr)
+                return 2
+            moved = db.resend_parked(wanted)
+        finally:
+            db.close()
+        if moved:
+            audit.ensure_schema(store.conn)
+            audit.append(store.conn, "cli", "sync.resend", "outbox", {"rows": [{"parked": old, "queued": new}
+                                                                               for old, new in moved]})
+    if not moved:
+        print("no row is parked")
+        return 0
+    rows = "1 parked row" if len(moved) == 1 else f"{len(moved)} parked rows"
+    print(f"{rows} queued again ({', '.join(f'{old} as {new}' for old, new in moved)}): the station sends them at its"
+          " next look at the outbox; `edge sync parked` lists any the hub refuses again")
     return 0
 
 

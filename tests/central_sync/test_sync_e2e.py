@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 from contextlib import closing
@@ -19,6 +20,7 @@ from central_sync.devtools import add_record, fill, make_record, open_station_db
 from central_sync.hub.api import create_app
 from central_sync.hub.api_auth import ServiceTokens, token_hash
 from central_sync.hub.service import Hub
+from central_sync.hub.ingest import Limits
 from central_sync.hub.store import INSERT_CHUNK, open_store
 from central_sync.outbox import Lane, enqueue
 from central_sync.publisher import Publisher
@@ -311,3 +313,51 @@ async def test_a_hub_start_cancelled_while_it_waits_for_the_broker_stops_its_thr
         await asyncio.wait_for(hub.__aenter__(), 1.0)
     assert hub._stop.is_set()
     assert not [t.name for t in threading.enumerate() if t.name.startswith("hub-") and t in hub._threads and t.is_alive()]
+
+
+async def test_rows_the_hub_refused_are_sent_again_on_request_once_it_takes_them(tmp_path, broker, monkeypatch, capsys):
+    """A hub refused the station's records (here over its record limit, as an older hub refuses a newer station's
+    fields): parked, they stayed on the station for good with the standing alarm and no way to send them again. Now
+    `edge sync parked` lists them and why, and `edge sync resend` queues them again (audited): the running publisher
+    sends them to the hub that takes them now, and the alarm names what stays parked, then clears."""
+    from edge import audit
+    from edge.cli import main
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    config = tmp_path / "station.toml"
+    config.write_text((root / "examples" / "xray.toml").read_text())
+    monkeypatch.setenv("EDGE_STATION__DATA_DIR", str(tmp_path / "data"))
+    Store(tmp_path / "data").open().close()  # the station store's tables, its alarms among them
+    db = tmp_path / "data" / "station.db"
+    conn = open_station_db(db)
+    records = fill(conn, "xray-01", 1, 3)
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with Publisher(SyncConfig(port=broker.port, ack_timeout_s=2.0), "xray-01", db, tmp_path) as pub:
+        async with Hub(BrokerConfig(port=broker.port), store, "hub-t", limits=Limits(record_bytes=100)):
+            await until(lambda: pub.stats()["counters"].get("rejected", 0) >= 3, "3 rejections", timeout=120,
+                        in_thread=True)
+        assert main(["sync", "parked", "--config", str(config)]) == 0
+        listed = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("20")]  # not the logs
+        assert listed[-1] == "3 rows parked" and all("exceeds the hub's limit of 100" in line for line in listed[:3])
+        assert listed[0].startswith(f"row 1 (record lane, inspection) of record {records[0].id}, seq 1, sent ")
+        assert main(["sync", "resend", "--config", str(config), "--row", "9"]) == 2
+        assert "row 9 is not parked here (parked: 1, 2, 3); nothing was queued again" in capsys.readouterr().err
+        async with Hub(BrokerConfig(port=broker.port), store, "hub-t"):
+            assert main(["sync", "resend", "--config", str(config), "--row", "2"]) == 0
+            assert "\n1 parked row queued again (2 as 4): " in "\n" + capsys.readouterr().out
+            await until(lambda: store.query("SELECT id FROM records"), "the record sent again", timeout=60,
+                        in_thread=True, check=lambda rows: rows == [(records[1].id,)])
+            with Store(tmp_path / "data") as station:
+                ((code, message),) = station.standing_alarms()
+            assert code == "sync_parked" and message.startswith(f"outbox row 3 of record {records[2].id} is parked")
+            assert message.endswith(" (2 parked in all)")
+            assert main(["sync", "resend", "--config", str(config), "--all"]) == 0
+            await until(lambda: store.query("SELECT count(*) FROM records"), "every record", timeout=60,
+                        in_thread=True, check=lambda rows: rows == [(3,)])
+            await until(lambda: outbox_rows(db), "the outbox drained", timeout=60, in_thread=True, check=lambda n: n == 0)
+    assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+    with Store(tmp_path / "data") as station:
+        assert station.standing_alarms() == []
+        trail = [e for e in audit.entries(station.conn) if e.action == "sync.resend"]
+    assert [[r["parked"] for r in json.loads(e.detail)["rows"]] for e in reversed(trail)] == [[2], [1, 3]]
+    conn.close()
