@@ -23,6 +23,11 @@ scan was cut off), as for a scan that failed; the tracker does not follow them, 
 the exit eye is taken as untracked (manual, unscanned), never as the next bag (edge.tracking). One that
 stands in the tunnel entry's beam at start is no bag entering (the PLC driver's first reading marks its edge
 `first`): it gets no second record and is not followed either.
+
+A bag's identities are the tags read between its entry and exit eyes (the reader's antenna looks just past the entry
+eye, so its tag is heard after the bag entered): a bag whose scan fails at once (no scanner, a held or faulty one) has
+its `manual` record written when its scan would have ended (ItemScanned, ItemMissed) or when the belt latches, never
+before its tag could be heard.
 """
 
 from __future__ import annotations
@@ -159,6 +164,7 @@ class ConveyorFlow:
     lane_control: None = field(default=None, init=False)  # no vehicle lane: items go by the divert gate
     _tracker_ids: dict[str, int] = field(default_factory=dict)  # record id -> tracker item id
     _streams: dict[int, ScanStream] = field(default_factory=dict)
+    _passed: dict[int, asyncio.Event] = field(default_factory=dict)  # tracker item id -> its scan's end (exit eye)
     _running: Running | None = None
     _belt_start_pending: bool = False
     latch: LatchReason | None = None  # why the belt is latched stopped; None while it is not
@@ -266,8 +272,11 @@ class ConveyorFlow:
                 self._tracker_ids[item.id] = out.item_id
                 self._entered_at[item.id] = item.started_at.isoformat()
                 self._routes.entered(out.item_id, item.id)
+                self._passed[out.item_id] = asyncio.Event()
                 self._now_running().tasks.create_task(self._inspect(out.item_id, item), name=f"item-{out.item_id}")
             elif isinstance(out, ItemScanned | ItemMissed):
+                if (passed := self._passed.get(out.item_id)) is not None:
+                    passed.set()
                 self._now_running().tasks.create_task(self._end_scan(out.item_id), name=f"end-scan-{out.item_id}")
             elif isinstance(out, GateCommand):
                 self._now_running().gate.command(out)
@@ -297,9 +306,12 @@ class ConveyorFlow:
         acquisition = await start_line_scan(self.devices, item.id)
         if isinstance(acquisition, LineScan):
             self._streams[item_id] = acquisition.stream
+        else:  # its record waits for its bag to pass the tunnel, as a scanned bag's does: the tags read meanwhile
+            await self._passed[item_id].wait()  # are its own (the entry antenna hears a tag after the eye)
         await self.inspector.inspect(item, acquisition)
         self.tags.stop(item)
         self._streams.pop(item_id, None)
+        self._passed.pop(item_id, None)
         self._write_route(item_id, self._routes.committed(item_id))
 
     async def _end_scan(self, item_id: int) -> None:
@@ -400,6 +412,8 @@ class ConveyorFlow:
             self._remember()
         if reason != "link_lost":  # a link loss reaches the tracker through its own event
             self._handle(self.tracker.belt_stopped(time.monotonic(), reason))
+        for passed in self._passed.values():  # the bags stop where they are: their records are written now
+            passed.set()
 
     def _recall_latch(self) -> None:
         """Take over the latch the last daemon left; latch `restarted` when it did not stop cleanly."""
