@@ -275,12 +275,12 @@ class ConveyorFlow:
                 self._passed[out.item_id] = asyncio.Event()
                 self._now_running().tasks.create_task(self._inspect(out.item_id, item), name=f"item-{out.item_id}")
             elif isinstance(out, ItemScanned | ItemMissed):
-                if (passed := self._passed.get(out.item_id)) is not None:
-                    passed.set()
+                self._passed_tunnel(out.item_id)
                 self._now_running().tasks.create_task(self._end_scan(out.item_id), name=f"end-scan-{out.item_id}")
             elif isinstance(out, GateCommand):
                 self._now_running().gate.command(out)
             elif isinstance(out, ItemRouted):
+                self._passed_tunnel(out.item_id)  # one the exit eye never saw (lifted off) is routed by belt travel
                 self._routed(out)
             elif isinstance(out, UnknownBagAtGate):
                 self._unknown_bag_at_gate(out)
@@ -289,6 +289,11 @@ class ConveyorFlow:
                 log.error("conveyor.tracking_fault", detail=out.message)
         if outputs and self._on_belt() != self._saved_items:
             self._remember()
+
+    def _passed_tunnel(self, item_id: int) -> None:
+        """The item's scan has ended, or it is past the gate: a record waiting for that (its scan failed) is written."""
+        if (passed := self._passed.get(item_id)) is not None:
+            passed.set()
 
     def _unknown_bag_at_gate(self, fault: UnknownBagAtGate) -> None:
         """A bag nobody tracked reached the gate: unscanned, too late to divert (the gate may stand at pass for a
