@@ -393,6 +393,20 @@ async def test_a_decision_while_the_barrier_opens_for_that_vehicle_waits_and_is_
         assert g.lane_audit()[-1]["detail"]["code"] == "vehicle_leaving"
 
 
+def _once_the_barrier_opened(g, then) -> None:
+    """`then()` runs once, right after the barrier's next opening is read back, before the flow's next step (a race
+    hook: the real driver rarely opens that window)."""
+    plc = g.flow.devices.plc
+    request_barrier = plc.request_barrier
+
+    async def opened_then(open: bool) -> None:
+        await request_barrier(open)
+        if open:
+            plc.request_barrier = request_barrier
+            then()
+    plc.request_barrier = opened_then
+
+
 async def test_a_link_loss_while_the_barrier_opens_leaves_no_vehicle_stuck_in_the_lane(tmp_path) -> None:
     """The link-loss event is handled between the barrier's read-back and the flow's next step (a race hook: the
     real driver rarely opens that window). The way out is withdrawn, the barrier is asked to close again and the
@@ -401,15 +415,8 @@ async def test_a_link_loss_while_the_barrier_opens_leaves_no_vehicle_stuck_in_th
         car, = _queue_up(g.sim, 1)
         record, = await g.vehicles_decided(1)
         await until(lambda: g.sim.vehicles[0].lead_m >= g.sim.g.barrier_m - 0.5, "the car waits at the barrier")
-        plc, flow = g.flow.devices.plc, g.flow
-        request_barrier = plc.request_barrier
-
-        async def opened_then_link_lost(open: bool) -> None:
-            await request_barrier(open)
-            if open:
-                plc.request_barrier = request_barrier
-                flow._on_link(LinkChanged(False, "PLC g-1/plc heartbeat stale for 700 ms", 0.0))
-        plc.request_barrier = opened_then_link_lost
+        _once_the_barrier_opened(g, lambda: g.flow._on_link(LinkChanged(False, "PLC g-1/plc heartbeat stale for 700 ms",
+                                                                          0.0)))
         officer = await g.client(OFFICER)
         r = await officer.post(f"/api/cases/{record.id}/decision", json=RELEASE)
         assert (r.status_code, r.json()["detail"]) == (502, "release_unconfirmed")
@@ -428,15 +435,8 @@ async def test_a_lane_held_while_the_barrier_opens_closes_it_again(tmp_path) -> 
     async with gantry(tmp_path, [SUSPECT]) as g:
         _queue_up(g.sim, 1)
         record, = await g.vehicles_decided(1)
-        plc, flow = g.flow.devices.plc, g.flow
-        request_barrier = plc.request_barrier
-
-        async def opened_then_held(open: bool) -> None:
-            await request_barrier(open)
-            if open:
-                plc.request_barrier = request_barrier
-                flow._exit_tailgate("a vehicle may have followed the last one out", [])
-        plc.request_barrier = opened_then_held
+        flow = g.flow
+        _once_the_barrier_opened(g, lambda: flow._exit_tailgate("a vehicle may have followed the last one out", []))
         officer = await g.client(OFFICER)
         r = await officer.post(f"/api/cases/{record.id}/decision", json=RELEASE)
         assert (r.status_code, r.json()["detail"]) == (502, "release_unconfirmed")
