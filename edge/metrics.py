@@ -61,6 +61,27 @@ class StationMetrics:
         self.registry.register(ShadowCollector(stats))
 
 
+class SinceStart(Collector):
+    """A count the station keeps since it started (a plain number on one of its objects, read at every scrape) as a
+    counter (`<name>_total`): a restart starts it at 0 again, which Prometheus takes for a counter reset."""
+
+    def __init__(self, name: str, doc: str, read: Callable[[], float | dict[str, float]], label: str | None = None):
+        self.name, self.doc, self.read, self.label = name, doc, read, label
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.doc, labels=[self.label] if self.label else [])
+        value = self.read()
+        for label, n in (value.items() if isinstance(value, dict) else [(None, value)]):
+            family.add_metric([label] if label is not None else [], n)
+        yield family
+
+
+def count_since_start(registry: CollectorRegistry, name: str, doc: str, read: Callable[[], float | dict[str, float]],
+                      label: str | None = None) -> None:
+    """Export `read()` (a number, or one per value of `label`) as the counter `name`_total on `registry`."""
+    registry.register(SinceStart(name, doc, read, label))
+
+
 class ShadowCollector(Collector):
     """The candidate model's scans by outcome and its detections against the active model's, per class."""
 

@@ -50,7 +50,7 @@ from drivers.plc.state import BeltMoved, EyeEdge, LinkChanged, Plc, PlcState
 from edge.config import ConveyorSection
 from edge.devices import Devices
 from edge.inspection import Inspector, Item
-from edge.metrics import StationMetrics
+from edge.metrics import StationMetrics, count_since_start
 from edge.stations import FlowParts, InspectorParts, beltlatch
 from edge.stations.acquisition import LIVENESS_S, FailedAcquisition, LineScan, current_link, \
     hold_scanner_while_unsafe, plc_turns, start_line_scan
@@ -188,10 +188,10 @@ class ConveyorFlow:
         registry = self.metrics.registry
         self._latched_gauge = Gauge("edge_belt_latched", "1 for the reason the belt is latched stopped (all 0: not"
                                     " latched)", ["reason"], registry=registry)
-        Gauge("edge_belt_entry_flaps", "Tunnel entry beam edges since start that were no new bag (a strap, a bag"
-              " rolling back out of the beam)", registry=registry).set_function(lambda: self.tracker.entry_flaps)
-        Gauge("edge_belt_exit_flaps", "X-ray exit beam edges since start within one bag (a strap, a gap between two"
-              " parts): its scan went on", registry=registry).set_function(lambda: self.tracker.exit_flaps)
+        count_since_start(registry, "edge_belt_entry_flaps", "Tunnel entry beam edges since start that were no new"
+                          " bag (a strap, a bag rolling back out of the beam)", lambda: self.tracker.entry_flaps)
+        count_since_start(registry, "edge_belt_exit_flaps", "X-ray exit beam edges since start within one bag (a"
+                          " strap, a gap between two parts): its scan went on", lambda: self.tracker.exit_flaps)
         self._restarts = Counter("edge_belt_restarts_total", "Belt restart requests, by outcome and code",
                                  ["outcome", "code"], registry=registry)
         self._recall_latch()

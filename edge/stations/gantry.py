@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from edge.devices import Devices
 from edge.errors import DiskFull, StationFault, StoreError
 from edge.history import HISTORY_EVENTS, VehicleHistory
 from edge.inspection import Inspector, Item
+from edge.metrics import count_since_start
 from edge.stations import FlowParts, InspectorParts, lane
 from edge.stations.acquisition import (LIVENESS_S, FailedAcquisition, LineScan, current_link,
                                       hold_scanner_while_unsafe, plc_turns, start_line_scan)
@@ -122,21 +122,19 @@ class GantryFlow:
                 ("edge_lane_held", "1 while the lane is full and held for an officer (nothing new is scanned)",
                  lambda: int(lane.status()["state"] == "held"))):
             Gauge(name, doc, registry=registry).set_function(value)
-        flaps = Gauge("edge_lane_loop_flaps", "Loop edges since start that were no vehicle (a trailer behind its cab, "
-                      "a loop that chatters)", ["loop"], registry=registry)
-        for eye, loop in self._loops.items():
-            flaps.labels(eye).set_function(functools.partial(getattr, loop, "flaps"))
-        at_exit = Gauge("edge_lane_tags_at_exit", "Tag reads since start at a reader's exit antennas, of a vehicle "
-                        "recorded in the lane or of none (docs/rfid-readers.md)", ["vehicle"], registry=registry)
-        at_exit.labels("recorded").set_function(functools.partial(getattr, self.tags, "tags_at_exit"))
-        at_exit.labels("unrecorded").set_function(functools.partial(getattr, self.tags, "unrecorded_tags_at_exit"))
-        if self._separator is not None:
-            Gauge("edge_lane_separator_faults", "Vehicles since start whose vehicle separator reading contradicted "
-                  "the entry loop (sent to manual)", registry=registry).set_function(
-                functools.partial(getattr, self._separator, "faults"))
-            Gauge("edge_lane_loop_faults", "Entry loop edges since start within loop_gap_s of a vehicle that the "
-                  "separator's beam never followed (a loop that chatters: no vehicle)", registry=registry).set_function(
-                functools.partial(getattr, self._separator, "loop_faults"))
+        loops, tags, separator = self._loops, self.tags, self._separator
+        count_since_start(registry, "edge_lane_loop_flaps", "Loop edges since start that were no vehicle (a trailer "
+                          "behind its cab, a loop that chatters)", lambda: {e: v.flaps for e, v in loops.items()}, "loop")
+        count_since_start(registry, "edge_lane_tags_at_exit", "Tag reads since start at a reader's exit antennas, of a "
+                          "vehicle recorded in the lane or of none (docs/rfid-readers.md)",
+                          lambda: {"recorded": tags.tags_at_exit, "unrecorded": tags.unrecorded_tags_at_exit},
+                          "vehicle")
+        if separator is not None:
+            count_since_start(registry, "edge_lane_separator_faults", "Vehicles since start whose vehicle separator "
+                              "reading contradicted the entry loop (sent to manual)", lambda: separator.faults)
+            count_since_start(registry, "edge_lane_loop_faults", "Entry loop edges since start within loop_gap_s of a "
+                              "vehicle that the separator's beam never followed (a loop that chatters: no vehicle)",
+                              lambda: separator.loop_faults)
         if self.history is not None:
             _history_metrics(self.history, registry)
 
@@ -850,10 +848,9 @@ def _history_metrics(history: VehicleHistory, registry: CollectorRegistry) -> No
         lambda: cache.entries)
     Gauge("edge_history_cache_bytes", "Bytes held by the history cache", registry=registry).set_function(
         lambda: cache.size_bytes)
-    events = Gauge("edge_history_events", "History events since start (hub answers, cache hits, no history, "
-                   "comparisons...)", ["event"], registry=registry)
-    for name in HISTORY_EVENTS:
-        events.labels(name).set_function(functools.partial(_count, history, name))
+    count_since_start(registry, "edge_history_events", "History events since start (hub answers, cache hits, no "
+                      "history, comparisons...)", lambda: {name: _count(history, name) for name in HISTORY_EVENTS},
+                      "event")
 
 
 def separator_eye(eyes: tuple[str, ...]) -> int | None:

@@ -116,7 +116,7 @@ def test_check_config_accepts_or_refuses_exit_antennas(tmp_path: Path, capsys: p
 
 
 async def test_the_gantry_counts_exit_reads_on_its_metrics(tmp_path: Path) -> None:
-    """The lane's flow publishes both counts (`edge_lane_tags_at_exit{vehicle=recorded|unrecorded}`)."""
+    """The lane's flow publishes both counts (`edge_lane_tags_at_exit_total{vehicle=recorded|unrecorded}`)."""
     import asyncio
     from contextlib import AsyncExitStack
 
@@ -140,5 +140,5 @@ async def test_the_gantry_counts_exit_reads_on_its_metrics(tmp_path: Path) -> No
         finally:
             task.cancel()
     sample = flow.parts.metrics.registry.get_sample_value
-    assert (sample("edge_lane_tags_at_exit", {"vehicle": "unrecorded"}),
-            sample("edge_lane_tags_at_exit", {"vehicle": "recorded"})) == (1, 0)
+    assert (sample("edge_lane_tags_at_exit_total", {"vehicle": "unrecorded"}),
+            sample("edge_lane_tags_at_exit_total", {"vehicle": "recorded"})) == (1, 0)

@@ -553,7 +553,7 @@ async def test_a_trailer_behind_its_cab_on_the_entry_loop_is_no_second_vehicle(t
         assert record.verdict is Verdict.CLEAR
         lane = await until(g.flow.lane_status, "the lane empty", check=lambda s: not s["vehicles"])
         assert lane["loop_flaps"]["eye_entry"] == 1
-        assert g.flow.parts.metrics.registry.get_sample_value("edge_lane_loop_flaps", {"loop": "eye_entry"}) == 1
+        assert g.flow.parts.metrics.registry.get_sample_value("edge_lane_loop_flaps_total", {"loop": "eye_entry"}) == 1
 
 
 async def test_a_trailer_on_the_exit_loop_does_not_let_the_next_vehicle_out_of_the_lane(tmp_path) -> None:
@@ -672,7 +672,7 @@ async def test_an_entry_loop_that_chatters_with_the_separator_clear_is_a_loop_fa
         lane = await until(g.flow.lane_status, "the wait for the beam over", check=lambda s: s["loop_faults"])
         assert [v["id"] for v in lane["vehicles"]] in ([record.id], [])  # the car, unless it left already
         assert len(g.records()) == 1 and (lane["loop_faults"], lane["separator_faults"]) == (1, 0)
-        assert g.flow.parts.metrics.registry.get_sample_value("edge_lane_loop_faults") == 1
+        assert g.flow.parts.metrics.registry.get_sample_value("edge_lane_loop_faults_total") == 1
 
 
 @pytest.mark.parametrize("stuck", [True, False], ids=["stuck-broken", "stuck-clear"])
@@ -687,7 +687,7 @@ async def test_a_separator_that_contradicts_the_entry_loop_sends_the_vehicles_to
         assert [(r.verdict, r.reason) for r in records] == [(Verdict.MANUAL, "device_fault")] * 2
         assert g.barrier_seen_open == []
         assert g.flow.lane_status()["separator_faults"] == 2
-        assert g.flow.parts.metrics.registry.get_sample_value("edge_lane_separator_faults") == 2
+        assert g.flow.parts.metrics.registry.get_sample_value("edge_lane_separator_faults_total") == 2
 
 
 async def test_a_vehicle_the_plc_grants_no_xray_permit_is_not_scanned_and_goes_to_manual(tmp_path) -> None:

@@ -225,8 +225,8 @@ async def test_the_gantry_compares_after_the_verdict_and_the_record_carries_it(t
     assert rec.history.reference_ids == [earlier.id] and rec.history.identity == f"rfid_tid:{TID}"
     assert history.counts["from_hub"] == 1 and history._fetches == {}
     metrics = g.flow.parts.metrics.registry
-    assert metrics.get_sample_value("edge_history_events", {"event": "compared"}) == 1
-    assert metrics.get_sample_value("edge_history_events", {"event": "stored"}) == 1
+    assert metrics.get_sample_value("edge_history_events_total", {"event": "compared"}) == 1
+    assert metrics.get_sample_value("edge_history_events_total", {"event": "stored"}) == 1
     assert metrics.get_sample_value("edge_history_cache_entries") == 1
 
 
