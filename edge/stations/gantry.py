@@ -343,6 +343,7 @@ class GantryFlow:
         problem = (f"the vehicle separator's beam cleared and broke again while what was taken for the trailer of "
                    f"vehicle {ahead} over a standing drawbar was on the entry loop: it was a vehicle following it")
         self._count(ahead, self._parts(ahead) - 1)
+        self._loops["eye_entry"].was_vehicle(edge.t)  # one part of its own, never the two the loop counted
         vehicle = self._entered(edge, freed)
         self._doubt(vehicle, problem)
         log.warning("gantry.trailer_was_a_vehicle", vehicle=vehicle, ahead=ahead, detail=problem)

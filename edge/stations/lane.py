@@ -114,6 +114,11 @@ class Loop:
         self.since, self.parts = t, 1
         return True
 
+    def was_vehicle(self, t: float) -> None:
+        """The part that blocked it at t, taken for a trailer, was a vehicle of its own: the vehicle on it now (or
+        last), one part so far."""
+        self.since, self.parts = t, 1
+
     def cleared(self, t: float) -> bool:
         """An unblocked edge at t: True when a vehicle may have passed (it has once `still_free(t)` after gap_s)."""
         self.blocked, self.freed = False, t

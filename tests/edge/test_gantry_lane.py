@@ -858,7 +858,9 @@ async def test_a_car_that_follows_one_standing_in_a_beam_past_the_loop_is_no_tra
         await until(lambda: not g.sim.loop(g.sim.g.eye_entry_m), "the second car off the loop", interval=0.002,
                     timeout=30)
         records = await g.vehicles_decided(2)
-        assert len(g.flow.lane_status()["vehicles"]) == 2 or g.flow.lane_status()["unknown"]
+        lane = g.flow.lane_status()
+        assert len(lane["vehicles"]) == 2 or lane["unknown"]
+        assert [v["parts"] for v in lane["vehicles"]] == [1, 1][:len(lane["vehicles"])]  # the second car: one part
     assert records[1].verdict is not Verdict.CLEAR
 
 
