@@ -56,7 +56,7 @@ from edge.stations.acquisition import (LIVENESS_S, FailedAcquisition, LineScan, 
                                       hold_scanner_while_unsafe, plc_turns, start_line_scan)
 from edge.stations.cameras import CameraWindow
 from edge.stations.identify import TagWindow
-from edge.stations.lane import Lane, LaneDecision, Loop, Separator, Way
+from edge.stations.lane import Lane, LaneDecision, Loop, Separator, Vehicle, Way
 from edge.verdict import Reason
 from models.errors import ModelError
 from models.scan import load_scan
@@ -722,7 +722,7 @@ class GantryFlow:
                 self.lane.not_opened(head, self.lane.unknown)
                 return self.lane.unknown
             try:
-                await self._open(way)
+                opened = await self._open(head, way)
             except DriverError as exc:
                 problem = f"the {GATE[way]} did not open for vehicle {head.id}, so it stays closed: {exc}"
                 log.error("gantry.gate_unconfirmed", vehicle=head.id, way=way, error=str(exc))
@@ -732,8 +732,9 @@ class GantryFlow:
                 return problem
             if self.lane.unknown:  # held while the gate opened (a follower found behind a vehicle gone): none out
                 self.lane.not_opened(head, self.lane.unknown)
-            if not self.lane.opened(head, way):  # its way out was withdrawn meanwhile (a link loss, a hold)
-                problem = (f"the {GATE[way]} opened for vehicle {head.id} after its way out was withdrawn "
+            if not (opened and self.lane.opened(head, way)):  # its way out was withdrawn meanwhile (a link loss, a hold)
+                done = "opened" if opened else "was not opened (the exit light had turned green)"
+                problem = (f"the {GATE[way]} {done} for vehicle {head.id} after its way out was withdrawn "
                            f"({head.problem or 'decided again'}), so it is asked to close again")
                 log.error("gantry.gate_opened_undecided", vehicle=head.id, way=way, now=head.way)
                 await self._close(way)
@@ -742,13 +743,18 @@ class GantryFlow:
             log.info("gantry.vehicle_released", vehicle=head.id, way=way, by=head.by)
             return None
 
-    async def _open(self, way: Way) -> None:
+    async def _open(self, head: Vehicle, way: Way) -> bool:
+        """Open `head`'s way out; False when the barrier was not asked to open: its way was withdrawn or the lane held
+        while the exit light turned green."""
         plc = self.plc
         if way == "release":
             await plc.request_light("green")
+            if self.lane.unknown or head.way != way:
+                return False
             await plc.request_barrier(True)
         else:
             await plc.request_search_bay(True)
+        return True
 
     async def _close(self, way: Way) -> None:
         """Close a way out behind a vehicle, read back. A gate that does not close (jammed, its drive failed) lets

@@ -447,6 +447,34 @@ async def test_a_lane_held_while_the_barrier_opens_closes_it_again(tmp_path) -> 
         assert flow.lane_status()["held_for"] == "exit_tailgate"
 
 
+async def test_a_lane_held_while_the_light_turns_green_never_opens_the_barrier(tmp_path) -> None:
+    """The lane is held (an exit tailgate) while the exit light's green is read back, the decision's check passed: the
+    barrier was asked to open all the same (and closed again after), raised in a held lane. It stays down now."""
+    async with gantry(tmp_path, [SUSPECT]) as g:
+        _queue_up(g.sim, 1)
+        record, = await g.vehicles_decided(1)
+        plc, flow = g.flow.devices.plc, g.flow
+        request_light, request_barrier, asked = plc.request_light, plc.request_barrier, []
+
+        async def green_then_held(color: str) -> None:
+            await request_light(color)
+            if color == "green":
+                plc.request_light = request_light
+                flow._exit_tailgate("a vehicle may have followed the last one out", [])
+
+        async def barrier(open: bool) -> None:
+            asked.append(open)
+            await request_barrier(open)
+        plc.request_light, plc.request_barrier = green_then_held, barrier
+        officer = await g.client(OFFICER)
+        r = await officer.post(f"/api/cases/{record.id}/decision", json=RELEASE)
+        assert (r.status_code, r.json()["detail"]) == (502, "release_unconfirmed")
+        assert True not in asked and g.sim.requests["barrier_open_request"] == 0
+        assert "a vehicle may have followed the last one out" in g.lane_audit()[-1]["detail"]["message"]
+        assert not flow.lane.find(record.id).leaving and flow.lane.find(record.id).opened is None
+        await until(lambda: g.sim.values()["light"] != 3, "the exit light no longer green")
+
+
 async def test_a_vehicle_whose_scan_a_restart_cut_short_is_recorded_manual_and_can_be_decided(tmp_path) -> None:
     """The daemon stops while a car is scanned: its record was never written, yet the lane file holds it. The next
     daemon records it `manual` / `restarted`, so that an officer can decide it and the lane goes on."""
