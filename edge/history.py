@@ -47,7 +47,8 @@ log = structlog.get_logger("edge.history")
 
 ANSWER = "answer.json"
 HISTORY_EVENTS = ("from_hub", "hub_failed", "from_cache", "cache_unreadable", "reference_unreadable", "no_history",
-                  "compared", "failed", "over_budget", "stored", "hits", "misses", "evicted", "refused", "scan_unavailable", "other_scanner")
+                  "compared", "failed", "over_budget", "stored", "hits", "misses", "evicted", "refused", "scan_unavailable", "other_scanner",
+                  "cache_unwritable")
 """What VehicleHistory.counts and HistoryCache.counts count (exported as edge_history_events)."""
 MAX_FETCHES = 256
 """Fetches remembered at once; past it the finished ones are dropped (a later read asks the hub again)."""
@@ -613,7 +614,12 @@ class VehicleHistory:
             except HistoryUnavailable as exc:  # the answer stands (its outcomes are news); this reference is not held
                 self.counts["scan_unavailable"] += 1
                 log.warning("history.scan_unavailable", reference=ref.record_id, error=str(exc))
-        await asyncio.to_thread(self.cache.put, key, answer, scans)
+        try:
+            await asyncio.to_thread(self.cache.put, key, answer, scans)
+        except OSError as exc:  # a full disk: the answer stands (its passes are news), its scans are not held
+            self.counts["cache_unwritable"] += 1
+            log.error("history.cache_not_written", kind=kind, error=str(exc))
+            scans = {}
         self.counts["from_hub"] += 1
         paths = {sha: self.cache.root / key / f"{sha}.npz" for sha in scans}
         return await self._prepared(Found(kind, value, passes, refs, paths, "hub"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -367,3 +368,21 @@ async def test_a_scan_of_the_size_its_pass_says_arrives(tmp_path: Path) -> None:
     history = station(tmp_path, hub)
     await fetched(history)
     assert (await history.judge(READ, current())).status == "compared" and hub.served == len(data)
+
+
+async def test_an_answer_the_cache_cannot_keep_is_a_reference_not_held_never_a_hub_that_did_not_answer(
+        tmp_path: Path) -> None:
+    """The hub answers but the station cannot write it to its cache (a full disk: here a file where the cache builds
+    the entry). The fetch ended in an OSError nobody logged, and the officer read that the hub did not answer: the
+    answer stands, its scan is not held, and that is said and counted."""
+    data = scan_bytes(1)
+    hub = Hub()
+    ref = a_pass("r-1", 1, scan=data)
+    hub.offer([ref], [ref], data)
+    history = station(tmp_path, hub)
+    (history.cache.root / f".tmp-{identity_key('plate', PLATE)}-{os.getpid()}").write_bytes(b"")
+    history.prefetch(READ)
+    await asyncio.gather(*history._fetches.values(), return_exceptions=True)
+    result = await history.judge(READ, current())
+    assert (result.code, result.values) == ("reference_not_held", {"reference": "r-1"})
+    assert history.counts["cache_unwritable"] == 1 and history.facts(READ)["history.passes"] == 1
