@@ -388,7 +388,8 @@ class GantryFlow:
                 ahead = self.lane.find(vehicle)
                 if ahead is None or ahead.verdict is not None:  # judged (not cleared: _separation_doubted) or gone
                     counted = vehicle not in self._behind  # _separation_doubted counted it at the verdict
-                    self._follower_found(vehicle, self._stayed_broken(vehicle), counted)
+                    # each part taken for a trailer behind the beam that never cleared may have been a vehicle
+                    self._follower_found(vehicle, self._stayed_broken(vehicle), counted, self._parts(vehicle) - 1)
                     return
                 await asyncio.sleep(SEPARATOR_LOOK_S)
         finally:
@@ -406,15 +407,15 @@ class GantryFlow:
         moved = loop.blocked or loop.freed > freed
         return moved and self._last_entered == vehicle and not any(front > freed for front in self._fronts)
 
-    def _follower_found(self, vehicle: str, problem: str, counted: bool = False) -> None:
-        """What was taken for a trailer of `vehicle` may have been a vehicle following (`problem`, one sentence): it
-        joins the lane as a vehicle of its own, recorded unscanned (`_follower_unscanned`), and the vehicle ahead is
-        not cleared, its way out is withdrawn, or (already leaving, the follower may have gone with it) the lane is
-        held (exit_tailgate)."""
+    def _follower_found(self, vehicle: str, problem: str, counted: bool = False, parts: int = 1) -> None:
+        """What was taken for a trailer of `vehicle` (`parts` of it: the cars that each came up behind a stuck beam)
+        may have been a vehicle following (`problem`, one sentence): each joins the lane as a vehicle of its own,
+        recorded unscanned (`_follower_unscanned`), and the vehicle ahead is not cleared, its way out is withdrawn,
+        or (already leaving, a follower may have gone with it) the lane is held (exit_tailgate)."""
         sep = self._separator
         assert sep is not None
         lane_vehicle = self.lane.find(vehicle)
-        follower = self._follower_unscanned(vehicle, problem)
+        followers = [self._follower_unscanned(vehicle, problem) for _ in range(max(1, parts))]
         if lane_vehicle is not None and lane_vehicle.verdict is None:
             self._doubt(vehicle, problem)  # not cleared at its verdict (_separation_doubted)
             return
@@ -422,7 +423,7 @@ class GantryFlow:
             sep.faults += 1
             log.warning("gantry.separator_contradicts", vehicle=vehicle, faults=sep.faults, detail=problem)
         if lane_vehicle is None or lane_vehicle.leaving:
-            self._exit_tailgate(problem, [follower])
+            self._exit_tailgate(problem, followers)
         elif lane_vehicle.way is not None:
             self.lane.not_opened(lane_vehicle, f"{problem}: decide again")
 

@@ -952,3 +952,31 @@ async def test_the_car_taken_for_a_trailer_behind_a_stuck_beam_is_recorded_befor
         lane = await until(g.flow.lane_status, "the second car in the lane",
                            check=lambda s: [v["id"] for v in s["vehicles"]] == [unscanned.id])
         assert lane["vehicles"][0]["waiting_for_officer"] and second not in g.sim.passed
+
+
+async def test_two_cars_taken_for_trailers_behind_a_stuck_beam_are_each_recorded(tmp_path) -> None:
+    """The beam sticks broken as the first car breaks it; two cars follow, each 1.5 s behind the one ahead, and both
+    are taken for its trailers over a standing drawbar (3 parts). When the stuck beam gave itself away only one was
+    recorded as a vehicle and the first car kept 2 parts: 3 cars, 2 records, and the third could leave with the first
+    (2 parts on the exit loop, no tailgate) or on another vehicle's decision. Each is a vehicle of its own now."""
+    async with gantry(tmp_path, [CLEAR, CLEAR, CLEAR], queue=4, loop_gap_s=1.0, separator=True) as g:
+        g.flow.devices.scanner.emulator.line_rate = 15  # 8 s a scan: its verdict comes after the beam's checks
+        g.sim.add_vehicle(4.0, lead_m=-1.5)
+        await until(lambda: g.sim.separator_broken(), "the first car breaks the beam", interval=0.002)
+        g.sim.separator_stuck = True
+        car = g.sim.vehicles[-1]
+        await until(lambda: car.lead_m - 4.0 > g.sim.g.eye_entry_m, "the first car off the entry loop", interval=0.002)
+        car.fixed = True
+        for n in (2, 3):
+            await asyncio.sleep(1.5)
+            g.sim.add_vehicle(4.0, lead_m=g.sim.g.eye_entry_m - 0.5)
+            follower = g.sim.vehicles[-1]
+            await until(lambda: g.sim.loop(g.sim.g.eye_entry_m), f"car {n} on the loop", interval=0.002)
+            follower.fixed = True
+            await asyncio.sleep(0.2)
+            follower.fixed = False
+            await until(lambda: not g.sim.loop(g.sim.g.eye_entry_m), f"car {n} off the loop", interval=0.002)
+            follower.fixed = True  # it waits behind the first
+        records = await g.vehicles_decided(3)
+        assert [v["parts"] for v in g.flow.lane_status()["vehicles"]] == [1, 1, 1]
+        assert all(r.verdict is not Verdict.CLEAR for r in records)
