@@ -420,13 +420,19 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 async def _serve(server: uvicorn.Server, listener: socket.socket, screen_stop: asyncio.Event) -> None:
-    """Serve the screen; cancelled (another task failed), it still shuts down: listener, streams, connections."""
+    """Serve the screen; cancelled (another task failed), it still shuts down: listener, streams, connections. Cancelled
+    while the app was starting (a station failing at once), the app's lifespan is ended too: left waiting, its task was
+    destroyed by the garbage collector at any later moment, closing the screen's store inside whatever call it
+    interrupted — once inside the store's own thread pool's submit, whose lock it then waited for: the whole process
+    (every station on it) hung and ignored SIGTERM."""
     try:
         await server.serve(sockets=[listener])
     except asyncio.CancelledError:
+        screen_stop.set()
         if server.started:
-            screen_stop.set()
             await server.shutdown(sockets=[listener])
+        elif (lifespan := getattr(server, "lifespan", None)) is not None:
+            await lifespan.shutdown()
         raise
     except OSError as exc:  # the certificate or key cannot be read or do not match (uvicorn loads them first)
         if server.started or server.config.ssl_certfile is None:
