@@ -35,37 +35,28 @@ def launch(pw: Any) -> Any:
 
 
 @pytest.fixture
-def download_page() -> Iterator[Any]:
+def download_page(browser: Any) -> Any:
     """A 1920×1080 page that accepts downloads (import it as `page`)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1920, "height": 1080}, accept_downloads=True)
-        page.set_default_timeout(10_000)
-        yield page
-        browser.close()
+    page = browser.new_page(viewport={"width": 1920, "height": 1080}, accept_downloads=True)
+    page.set_default_timeout(10_000)
+    return page
 
 
-def error_checked_page(width: int, height: int) -> Iterator[Any]:
-    """A page of width × height that fails its test on any script error (the body of a `page` fixture)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        page = browser.new_page(viewport={"width": width, "height": height})
-        page.set_default_timeout(10_000)
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        yield page
-        assert errors == []
-        browser.close()
+def error_checked_page(browser: Any, width: int, height: int) -> Iterator[Any]:
+    """A page of width × height in this test's `browser` that fails its test on any script error (the body of a
+    `page` fixture)."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(10_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    yield page
+    assert errors == []
 
 
 @pytest.fixture
-def checked_page() -> Iterator[Any]:
+def checked_page(browser: Any) -> Iterator[Any]:
     """A 1920×1080 page that fails its test on any script error (import it as `page`)."""
-    yield from error_checked_page(1920, 1080)
+    yield from error_checked_page(browser, 1920, 1080)
 
 
 def sign_in(page: Any, station: StationHarness, who: tuple[str, str]) -> None:

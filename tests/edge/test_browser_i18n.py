@@ -7,7 +7,7 @@ import pytest
 
 from central_sync.schema import Verdict
 from edge.web.demo import record_for, synthetic_scan
-from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, SUPERVISOR, launch, station  # noqa: F401
+from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, SUPERVISOR, station  # noqa: F401
 
 # Words that are not English prose: product and standard names, the language's own name, data values.
 ALLOWED = {"English", "TIP", "COCO", "DICOS", "Checkpoint", "Edge", "demo"}
@@ -18,16 +18,6 @@ pytestmark = BROWSER_ONLY
 def english_words(text: str, data_values: set[str]) -> set[str]:
     words = set(re.findall(r"[A-Za-z][A-Za-z'-]{2,}", text))
     return {w for w in words if w not in ALLOWED and not any(w in v for v in data_values)}
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = launch(pw)
-        yield b
-        b.close()
 
 
 def visible_text(page) -> str:

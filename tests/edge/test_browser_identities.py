@@ -3,8 +3,7 @@ camera's crop of each read (touch to enlarge), its confidence and its check, a c
 with its sentence in the row, in every language of the screen and on a 1024×768 screen too."""
 
 import hashlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -14,7 +13,7 @@ from central_sync.schema import Identity, SealStatus, Verdict
 from drivers.camera import render
 from drivers.camera.sim import PROFILES
 from edge.web.demo import StationHarness, record_for, synthetic_scan
-from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, launch, station  # noqa: F401
+from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, station  # noqa: F401
 from test_browser_station import sign_in
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
@@ -59,15 +58,10 @@ def _identities(station: StationHarness) -> tuple[list[Identity], tuple[int, int
 
 
 @pytest.fixture
-def page() -> Iterator["Page"]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1024, "height": 768})
-        page.set_default_timeout(10_000)
-        yield page
-        browser.close()
+def page(browser: Any) -> "Page":
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    page.set_default_timeout(10_000)
+    return page
 
 
 def test_the_officer_sees_each_reads_crop_confidence_and_check_and_enlarges_the_crop(

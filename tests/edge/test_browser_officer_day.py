@@ -7,7 +7,6 @@ Screenshots go to test-artifacts/browser/.
 """
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,7 @@ from central_sync.schema import Verdict
 from edge.web.config import TipConfig, WebConfig
 from edge.web.demo import StationHarness, record_for, synthetic_scan
 from polling import until, wait_until
-from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, SUPERVISOR, launch, sign_in, station  # noqa: F401
+from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, SUPERVISOR, sign_in, station  # noqa: F401
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
 
@@ -25,16 +24,6 @@ pytestmark = BROWSER_ONLY
 OSCILLATORS = """window.__beeps = 0;
 const make = AudioContext.prototype.createOscillator;
 AudioContext.prototype.createOscillator = function () { window.__beeps += 1; return make.call(this); };"""
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = launch(pw)
-        yield b
-        b.close()
 
 
 def new_page(browser: Any, width: int = 1920, height: int = 1080, context: Any = None) -> Any:

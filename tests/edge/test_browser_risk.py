@@ -13,7 +13,7 @@ from edge.risk import BundleFiles, RiskCheck, RiskRuntime, load_keys
 from edge.web.demo import record_for, synthetic_scan
 from edge.web.i18n import t
 from risk_bundles import envelope, pinned
-from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, contrast, launch, station  # noqa: F401
+from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, contrast, station  # noqa: F401
 from test_browser_station import sign_in
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
@@ -23,15 +23,10 @@ PLATE = Identity(kind="plate", value="AB 123 CD", source="anpr")
 
 
 @pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1920, "height": 1080})
-        page.set_default_timeout(10_000)
-        yield page
-        browser.close()
+def page(browser):
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    page.set_default_timeout(10_000)
+    return page
 
 
 def assessed(tmp_path: Path, bundle: bool) -> dict:
@@ -88,35 +83,30 @@ def test_the_next_items_risk_is_readable_on_its_box(station, page, tmp_path):
         assert contrast(page, text, "#early-risk") >= 4.5, text
 
 
-def test_what_raised_a_risk_verdict_is_in_the_banner_at_1024x768(station, tmp_path):
+def test_what_raised_a_risk_verdict_is_in_the_banner_at_1024x768(station, browser, tmp_path):
     """A vehicle held by the risk assessment for a conflict between its reads: at 1024x768 the banner said only "Risk
     assessment: officer to decide", the reason (in the risk box, under the identities) below the fold. Now the banner
     names what raised it, in view, in the screen's language."""
-    from playwright.sync_api import sync_playwright
-
     front = Identity(kind="plate", value="AB1234", source="front")
     rear = Identity(kind="plate", value="CD5678", source="rear", conflict="front plate AB1234, rear plate CD5678")
     runtime = RiskRuntime("demo-1", load_keys(pinned(tmp_path)), BundleFiles(tmp_path / "risk"), "seed-demo")
     runtime.receive(3, envelope(3))
     risk = RiskCheck(runtime, "demo-1", "gantry").assess("item-9", [front, rear], "clear").to_record()
     assert [f["reason"] for f in risk["rules"]] == ["identity_conflict"]
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1024, "height": 768})
-        page.set_default_timeout(10_000)
-        sign_in(page, station, OFFICER)
-        scan, truth = synthetic_scan(np.random.default_rng(9), threat=False)
-        rec = record_for(scan, Verdict.MANUAL, "risk_amber", truth).model_copy(
-            update={"identities": [front, rear], "risk": RiskOut.model_validate(risk)})
-        station.publish_record(station.commit(scan, rec))
-        page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
-        expect(page.locator("#banner-reason")).to_have_text("Risk assessment: officer to decide")
-        why = page.locator("#banner-why")
-        expect(why).to_have_text("The reads conflict (two plates, or two codes from one tag): which is the vehicle's "
-                                 "is not known")
-        page.screenshot(path=str(ARTIFACTS / "risk_reason_in_banner_1024.png"))
-        box = why.bounding_box()
-        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 768 and box["x"] + box["width"] <= 1024
-        page.select_option("#lang", "zh-Hant")
-        expect(why).to_have_text(t("risk.reason.identity_conflict", "zh-Hant"))
-        browser.close()
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    page.set_default_timeout(10_000)
+    sign_in(page, station, OFFICER)
+    scan, truth = synthetic_scan(np.random.default_rng(9), threat=False)
+    rec = record_for(scan, Verdict.MANUAL, "risk_amber", truth).model_copy(
+        update={"identities": [front, rear], "risk": RiskOut.model_validate(risk)})
+    station.publish_record(station.commit(scan, rec))
+    page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
+    expect(page.locator("#banner-reason")).to_have_text("Risk assessment: officer to decide")
+    why = page.locator("#banner-why")
+    expect(why).to_have_text("The reads conflict (two plates, or two codes from one tag): which is the vehicle's "
+                             "is not known")
+    page.screenshot(path=str(ARTIFACTS / "risk_reason_in_banner_1024.png"))
+    box = why.bounding_box()
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 768 and box["x"] + box["width"] <= 1024
+    page.select_option("#lang", "zh-Hant")
+    expect(why).to_have_text(t("risk.reason.identity_conflict", "zh-Hant"))

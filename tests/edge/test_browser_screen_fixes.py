@@ -13,7 +13,7 @@ from edge.tip import stats as tip_stats
 from edge.web.config import TipConfig, WebConfig
 from edge.web.demo import StationHarness, record_for, synthetic_scan
 from polling import wait_until
-from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, launch, sign_in, station  # noqa: F401
+from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, sign_in, station  # noqa: F401
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
 
@@ -26,20 +26,15 @@ Object.defineProperty(HTMLElement.prototype, "hidden", { ...hidden, set(v) {
 
 
 @pytest.fixture
-def page() -> Iterator[Any]:
+def page(browser: Any) -> Iterator[Any]:
     """A 1024x768 page counting the alarms it shows, failing its test on any script error."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1024, "height": 768})
-        page.set_default_timeout(10_000)
-        page.add_init_script(ALARMS)
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        yield page
-        assert errors == []
-        browser.close()
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    page.set_default_timeout(10_000)
+    page.add_init_script(ALARMS)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    yield page
+    assert errors == []
 
 
 def item(station: StationHarness, rng: np.random.Generator, verdict: Verdict = Verdict.SUSPECT) -> Any:

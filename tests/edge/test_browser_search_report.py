@@ -27,9 +27,9 @@ pytestmark = BROWSER_ONLY
 
 
 @pytest.fixture
-def page() -> Iterator[Any]:
+def page(browser: Any) -> Iterator[Any]:
     """A station monitor's 1024×768 that fails the test on any script error."""
-    yield from error_checked_page(1024, 768)
+    yield from error_checked_page(browser, 1024, 768)
 
 
 def sign_in(page: Any, station: StationHarness, who: tuple[str, str]) -> None:

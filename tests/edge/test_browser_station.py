@@ -16,7 +16,7 @@ from edge import audit
 from edge.web.config import TipConfig, WebConfig
 from edge.web.demo import StationHarness, record_for, synthetic_scan
 from polling import until, wait_until
-from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, SUPERVISOR, TECHNICIAN, launch, station  # noqa: F401
+from station_browser import ARTIFACTS, BROWSER_ONLY, OFFICER, SUPERVISOR, TECHNICIAN, station  # noqa: F401
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
 
@@ -24,18 +24,13 @@ pytestmark = BROWSER_ONLY
 
 
 @pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1920, "height": 1080})
-        page.set_default_timeout(10_000)
-        page.errors = []
-        page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
-        page.on("pageerror", lambda e: page.errors.append(str(e)))
-        yield page
-        browser.close()
+def page(browser):
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    page.set_default_timeout(10_000)
+    page.errors = []
+    page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    return page
 
 
 def sign_in(page, station, who, via_reader=False):
