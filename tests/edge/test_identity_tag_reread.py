@@ -25,10 +25,13 @@ def notes(item: Item) -> list[tuple[str, str, dict[str, str]]]:
 
 async def written_then_removed(window: TagWindow, sim: object, ahead: Item) -> None:
     """The vehicle ahead's tag is read onto its item, its record is written while the tag is still in the field, and
-    the tag then falls silent for the reader's removal time."""
-    sim.present(EPC, TID, seconds=0.2)  # type: ignore[attr-defined]
+    the tag then falls silent for the reader's removal time. The presentation is awaited first: a test loop held over
+    the removal time (a loaded machine) had the tag removed while the simulator still presented it, and read again
+    at the entry antenna after the caller went on (its next item took it flagged)."""
+    presented = sim.present(EPC, TID, seconds=0.2)  # type: ignore[attr-defined]
     await until(lambda: len(ahead.identities) == 2, "the tag of the vehicle ahead is read")
     window.stop(ahead)  # its record is written: the vehicle waits at the barrier
+    await presented
     await until(lambda: not window._present, "the tag falls silent and is removed")
 
 
