@@ -179,3 +179,23 @@ def test_the_detection_caption_of_a_small_scan_stays_small_on_it(station, page):
     assert text and picture and text["x"] + text["width"] <= picture["x"] + picture["width"], (text, picture)
     assert 12 <= text["height"] <= picture["height"] / 10, (text, picture)
     page.screenshot(path=str(ARTIFACTS / "screen_fixes_small_scan_caption_1024.png"))
+
+
+def test_a_double_touch_on_a_decision_decides_once_and_says_nothing_against_the_next_item(station, page):
+    """A double tap on False alarm sent the decision twice: the first stored it and showed the next item, the second
+    was refused and put "This item has already been decided" in red under the next item's buttons, which nobody had
+    decided yet. Now the second touch, while the first is answered, is nothing."""
+    rng = np.random.default_rng(23)
+    sign_in(page, station, OFFICER)
+    first = item(station, rng)
+    loaded(page, first)
+    nxt = item(station, rng)
+    expect(page.locator("#next-item")).to_have_attribute("data-waiting", "1")
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and "/decision" in r.url else None)
+    page.dblclick("#false-alarm")
+    loaded(page, nxt)
+    page.wait_for_timeout(500)  # a second decision sent would be answered by then
+    assert posts == [f"{station.url}/api/cases/{first.id}/decision"]
+    assert page.inner_text("#decide-msg") == ""  # the next item's panel, as after any decision
+    assert station.call(lambda s: s.get(first.id)).review.outcome == "false_alarm"

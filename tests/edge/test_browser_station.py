@@ -312,7 +312,9 @@ def suspect_vehicle_at_the_barrier(station, page, tmp_path, who=OFFICER):
 def test_officer_sends_the_vehicle_at_the_barrier_to_the_search_bay(station, page, tmp_path):
     """A gantry flow on the PLC simulator and the firmware emulator, on the screen's own loop as in the
     daemon: the suspect vehicle waits at the barrier, the officer's view shows it with Release / Search
-    bay, and one click opens the search-bay gate (read back) and the vehicle leaves that way."""
+    bay, and one click opens the search-bay gate (read back) and the vehicle leaves that way. A double tap sent the
+    decision twice: the second, refused (the vehicle leaving), replaced "Done" with "This vehicle is leaving the lane"
+    and was audited as a refusal; now it is one decision."""
     from conveyor_station import on_loop as run_on
 
     def on_loop(coro_fn):
@@ -334,9 +336,10 @@ def test_officer_sends_the_vehicle_at_the_barrier_to_the_search_bay(station, pag
         page.mouse.up()
         (x0, y0, x1, y1), = page.evaluate("S.boxes")
         assert (abs(x0 - 16) <= 1, abs(x1 - 48) <= 1, abs(y0 - 30) <= 1, abs(y1 - 60) <= 1) == (True,) * 4
-        page.click("#lane-search")
+        page.dblclick("#lane-search")  # a touch monitor's double tap: one decision, its answer left on screen
         expect(page.locator("#lane-msg")).to_have_text("Done: the gate is confirmed open.")
         on_loop(lambda: until(lambda: sim.outcomes.get(car) == "search_bay", "the car took the search bay"))
+        expect(page.locator("#lane-msg")).to_have_text("Done: the gate is confirmed open.")
         rows = station.call(lambda s: [e for e in audit.entries(s.conn) if e.action == "lane.search_bay"])
         assert [(e.actor, json.loads(e.detail)["result"]) for e in rows] == [(OFFICER[0], "open")]
         unexpected = [e for e in page.errors if "status of 401" not in e]

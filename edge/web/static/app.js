@@ -522,7 +522,7 @@ $("copy-boxes").onclick = () => { S.boxes = (S.current?.detections || []).map((d
 // Under the decision buttons (in view on a 1024x768 monitor): a refusal in red, never in the green of "saved".
 function decideMsg(text, refused = false) { const m = $("decide-msg"); m.textContent = text; m.className = refused ? "error" : "msg"; }
 async function decide(outcome) {
-  const rec = S.current; if (!rec) return;
+  const rec = S.current; if (!rec || S.deciding === rec.id) return;  // a second touch while the first is answered
   const body = { outcome, note: $("note").value, boxes: S.boxes, explained: explainedChanges() };
   if (outcome === "threat_confirmed" && !$("class").value) { decideMsg(T("decide.class_needed"), true); $("class").focus(); return; }
   if (outcome === "threat_confirmed") body.label = $("class").value;
@@ -598,7 +598,7 @@ function showLane() {
 }
 // reason: a supervisor's release (an override) and its reason; none for the officer's own decision
 async function laneDecide(way, reason = null) {
-  const rec = S.current; if (!rec) return;
+  const rec = S.current; if (!rec || S.deciding === rec.id) return;  // a second touch while the first is answered
   const body = { lane: way, note: reason ?? "" };
   if (way === "release") body.outcome = reason !== null ? "override" : (rec.verdict === "suspect" ? "false_alarm" : "cleared");
   S.deciding = rec.id;  // this screen's decision: the station's word of it is no decision "on another screen"
