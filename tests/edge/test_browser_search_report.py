@@ -120,3 +120,38 @@ def test_an_officer_fills_and_signs_and_a_supervisor_countersigns_at_1024x768(st
     assert HK_PLATE in text and PLATE in text and "cigarettes" in text and "Supervisor Lee" in text
     html = page.request.get(station.url + str(page.locator("#sr-versions a[data-print='html']").get_attribute("href")))
     assert html.ok and PLATE in html.text() and "search_print.css" in html.text()
+
+
+def test_a_report_being_filled_survives_a_reload(station: StationHarness, page: Any) -> None:
+    """A reload (or a session run out) while the report was filled lost all of it: back on the vehicle, Search report
+    opened an empty form (areas, methods, minutes, findings and notes gone, after a search of half an hour). Now the
+    unsigned report is kept for the tab and comes back when the report is opened again; signed, it is stored."""
+    sign_in(page, station, OFFICER)
+    page.wait_for_selector("body[data-live='1']")
+    rec = station.call(lambda s: s.commit(vehicle_record(s.station), scan_stored=False))
+    station.publish_record(rec)
+    page.wait_for_selector(f"#banner[data-id='{rec.id}']")
+    page.click("#search-open")
+    page.wait_for_selector("#view-search:not([hidden])")
+    page.click("#sr-diagram rect[data-area='spare_wheel']")
+    page.check("#sr-methods input[data-method='dog']")
+    page.fill("#sr-minutes", "35")
+    page.click("#sr-add-finding")
+    page.locator("#sr-findings [data-field='goods']").fill("cigarettes")
+    page.fill("#sr-notes", "panel behind the spare wheel re-welded")
+    page.reload()
+    page.wait_for_selector(f"#banner[data-id='{rec.id}']")
+    page.click("#search-open")
+    page.wait_for_selector("#view-search:not([hidden])")
+    expect(page.locator("#sr-areas")).to_have_text("Spare wheel")
+    expect(page.locator("#sr-notes")).to_have_value("panel behind the spare wheel re-welded")
+    expect(page.locator("#sr-minutes")).to_have_value("35")
+    expect(page.locator("#sr-findings [data-field='goods']")).to_have_value("cigarettes")
+    assert page.is_checked("#sr-methods input[data-method='dog']")
+    page.fill("#sr-badge", OFFICER[0])
+    page.fill("#sr-pin", OFFICER[1])
+    page.click("#sr-sign")
+    expect(page.locator("#sr-msg")).to_have_text("Report signed")
+    [report] = stored(station, rec.id).search_reports
+    assert (report.areas, report.methods, report.minutes, [f.goods for f in report.findings]) == \
+        (["spare_wheel"], ["dog"], 35, ["cigarettes"])

@@ -25,6 +25,7 @@ async function openSearch(id) {
   $("sr-plates").textContent = rec ? (rec.identities || []).filter((i) => ["plate", "container"].includes(i.kind) && i.value)
     .map((i) => i.value).join(" / ") : "";
   const latest = view.versions[0];  // an edit starts from the latest version and signs a new one
+  SR.base = latest ? latest.version : 0;
   SR.type = latest ? latest.vehicle_type : rec && rec.kind === "container" ? "tractor_container" : "van";
   SR.areas = new Set(latest ? latest.areas : []);
   SR.findings = latest ? latest.findings.map((f) => ({ ...f })) : [];
@@ -32,8 +33,27 @@ async function openSearch(id) {
   $("sr-minutes").value = latest ? latest.minutes : 0; $("sr-notes").value = latest ? latest.notes : "";
   $("sr-sign").textContent = T(latest ? "search.edit" : "search.sign");
   $("sr-msg").textContent = ""; $("sr-badge").value = ""; $("sr-pin").value = "";
-  renderSearchForm(latest ? latest.methods : []);
+  const kept = JSON.parse(sessionStorage.getItem(searchKey(id)) || "null");
+  if (kept && kept.base === SR.base && SR.diagrams[kept.type]) resumeSearch(kept);  // on the version it started from
+  renderSearchForm(kept && kept.base === SR.base && SR.diagrams[kept.type] ? kept.methods : latest ? latest.methods : []);
   renderVersions(view);
+}
+
+// The report being filled, kept for this tab across a reload or a session that ran out (as the decision's draft,
+// officer.js): per record, on top of the version it started from, which a newer version signed meanwhile supersedes.
+const searchKey = (id) => "cpe-search-" + id;
+function keepSearch() {
+  if (!S.me || !SR.record || $("view-search").hidden) return;
+  const methods = [...document.querySelectorAll("#sr-methods input:checked")].map((c) => c.value);
+  sessionStorage.setItem(searchKey(SR.record), JSON.stringify({
+    base: SR.base, type: SR.type, areas: [...SR.areas], methods, minutes: $("sr-minutes").value,
+    findings: SR.findings, photos: SR.photos, notes: $("sr-notes").value }));
+}
+setInterval(keepSearch, 500);
+addEventListener("pagehide", keepSearch);
+function resumeSearch(kept) {
+  SR.type = kept.type; SR.areas = new Set(kept.areas || []); SR.findings = kept.findings || []; SR.photos = kept.photos || [];
+  $("sr-minutes").value = kept.minutes ?? 0; $("sr-notes").value = kept.notes || "";
 }
 
 function renderSearchForm(methods) {
@@ -124,6 +144,7 @@ $("sr-form").onsubmit = async (ev) => {
   try {
     const view = await api("/api/cases/" + SR.record + "/search-reports", { json: body });
     $("sr-pin").value = ""; $("sr-msg").textContent = T("search.signed");
+    SR.base = view.versions[0].version; sessionStorage.removeItem(searchKey(SR.record));
     $("sr-sign").textContent = T("search.edit");
     renderVersions(view); refreshCurrent(view);
   } catch (err) { $("sr-msg").textContent = T(err.message); }
