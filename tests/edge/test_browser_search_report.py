@@ -71,6 +71,9 @@ def test_an_officer_fills_and_signs_and_a_supervisor_countersigns_at_1024x768(st
     page.fill("#sr-minutes", "35")
     page.click("#sr-add-finding")
     row = page.locator("#sr-findings .sr-finding").first
+    for field, caption in (("goods", "Goods"), ("hs_class", "HS class"), ("quantity", "Quantity"), ("unit", "Unit"),
+                           ("weight_kg", "Weight (kg)"), ("area", "Where found")):  # "0", "pcs", "0" said nothing
+        expect(row.locator(f"label:has([data-field='{field}']) > span")).to_have_text(caption)
     row.locator("[data-field='goods']").fill("cigarettes")
     row.locator("[data-field='hs_class']").fill("2402.20")
     row.locator("[data-field='quantity']").fill("40")

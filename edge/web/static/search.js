@@ -90,10 +90,15 @@ function renderFindings() {
   const box = $("sr-findings"); box.innerHTML = "";
   SR.findings.forEach((f, n) => {
     const row = document.createElement("div"); row.className = "sr-finding";
+    // each field under its caption: a filled row ("40", "cartons", "12.5") hides the placeholders
+    const labelled = (input, caption) => {
+      const l = document.createElement("label"), c = document.createElement("span"); c.textContent = T(caption);
+      l.append(c, input); return l;
+    };
     const field = (key, type, ph) => {
       const i = document.createElement("input"); i.type = type; i.value = f[key] ?? ""; i.placeholder = T(ph);
       i.dataset.field = key; if (type === "number") { i.min = 0; i.step = "any"; }
-      i.oninput = () => { f[key] = type === "number" ? Number(i.value) : i.value; }; return i;
+      i.oninput = () => { f[key] = type === "number" ? Number(i.value) : i.value; }; return labelled(i, ph);
     };
     const where = document.createElement("select"); where.dataset.field = "area";
     for (const a of SR.diagrams[SR.type]) where.add(new Option(T("area." + a.name), a.name, false, a.name === f.area));
@@ -102,7 +107,7 @@ function renderFindings() {
     del.onclick = () => { SR.findings.splice(n, 1); renderFindings(); renderDiagram(); };
     row.append(field("goods", "text", "search.goods"), field("hs_class", "text", "search.hs_class"),
                field("quantity", "number", "search.quantity"), field("unit", "text", "search.unit"),
-               field("weight_kg", "number", "search.weight_kg"), where, del);
+               field("weight_kg", "number", "search.weight_kg"), labelled(where, "search.where_found"), del);
     box.append(row);
   });
 }
