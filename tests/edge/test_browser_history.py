@@ -93,6 +93,9 @@ def test_officer_compares_with_the_reference_and_marks_a_change_explained(statio
 
         page.check("#changes input[data-change='0']")
         assert page.locator("#overlay rect.change.explained").count() == 1
+        page.reload()  # the mark is the officer's unfinished decision: kept as the note is (it was lost, [] stored)
+        page.wait_for_selector(f"#scan[data-loaded-id='{rec.id}']")
+        expect(page.locator("#changes input[data-change='0']")).to_be_checked()
         page.click("#false-alarm")
         expect(page.locator("#decide-msg")).to_have_text("Decision saved")
         browser.close()

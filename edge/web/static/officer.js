@@ -95,7 +95,7 @@ function showStopped() {
 
 // -- work kept across a reload; decisions made in another tab ------------------------------------------
 const ITEM_KEY = "cpe-item", draftKey = (id) => "cpe-draft-" + id;
-function draft() { return { note: $("note").value, boxes: S.boxes, cls: $("class").value }; }
+function draft() { return { note: $("note").value, boxes: S.boxes, cls: $("class").value, explained: explainedChanges() }; }
 // The last item dealt with: the stream sends again what came after it (the items still waiting, and newer).
 const handledSeq = () => (S.waiting.length ? Math.min(...S.waiting.map((r) => r.seq)) - 1 : S.lastSeq);
 function keepWork() {  // the item on screen (its zoom and pan), the last item dealt with and the unfinished decision, for this tab only
@@ -107,7 +107,9 @@ function keepWork() {  // the item on screen (its zoom and pan), the last item d
     heard: [...S.heard] }));
   if (!S.current) return;
   const d = draft();
-  if (!S.current.review && (d.note || d.boxes.length || d.cls)) sessionStorage.setItem(draftKey(S.current.id), JSON.stringify(d));
+  if (!S.current.review && (d.note || d.boxes.length || d.cls || d.explained.length)) {
+    sessionStorage.setItem(draftKey(S.current.id), JSON.stringify(d));
+  }
 }
 setInterval(keepWork, 500);
 addEventListener("pagehide", keepWork);  // a reload or a closed tab keeps what was typed since the last half second
@@ -134,6 +136,7 @@ async function resumeItem(id, view) {
   if (d && !rec.review) {
     $("note").value = d.note || ""; S.boxes = d.boxes || [];
     if (d.cls && [...$("class").options].some((o) => o.value === d.cls)) $("class").value = d.cls;
+    for (const cb of document.querySelectorAll("#changes input")) cb.checked = (d.explained || []).includes(Number(cb.dataset.change));
     drawBoxes();
   }
 }
