@@ -79,6 +79,10 @@ def test_officer_compares_with_the_reference_and_marks_a_change_explained(statio
         assert page.locator("#overlay rect.change").count() == len(rec.history.regions)
         assert page.locator("#ref-overlay rect.change").count() == len(rec.history.regions)
         page.screenshot(path=str(ARTIFACTS / "history_side_by_side_1024.png"))
+        label, note = page.locator("#ref-pane .layer-label").bounding_box(), page.locator("#dense-alert").bounding_box()
+        assert label and note, "the van's dense parts: the note stands over the stage"
+        assert label["x"] >= note["x"] + note["width"] or label["y"] >= note["y"] + note["height"], \
+            f"the Reference label of the side-by-side view is under the dense-region note: {label}, {note}"
         panel, picker = page.locator("#deciding").bounding_box(), page.locator("#class").bounding_box()
         assert picker and panel and picker["x"] + picker["width"] <= panel["x"] + panel["width"] <= 1024, \
             f"the threat-class picker is clipped at 1024x768: {picker}, panel {panel}"
