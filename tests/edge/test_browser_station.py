@@ -314,7 +314,8 @@ def test_officer_sends_the_vehicle_at_the_barrier_to_the_search_bay(station, pag
     daemon: the suspect vehicle waits at the barrier, the officer's view shows it with Release / Search
     bay, and one click opens the search-bay gate (read back) and the vehicle leaves that way. A double tap sent the
     decision twice: the second, refused (the vehicle leaving), replaced "Done" with "This vehicle is leaving the lane"
-    and was audited as a refusal; now it is one decision."""
+    and was audited as a refusal; now it is one decision. A threat confirmed on the panel left the lane saying "waiting for
+    your decision" under "Decision saved": it now says the vehicle is decided and waits to be sent on."""
     from conveyor_station import on_loop as run_on
 
     def on_loop(coro_fn):
@@ -336,6 +337,9 @@ def test_officer_sends_the_vehicle_at_the_barrier_to_the_search_bay(station, pag
         page.mouse.up()
         (x0, y0, x1, y1), = page.evaluate("S.boxes")
         assert (abs(x0 - 16) <= 1, abs(x1 - 48) <= 1, abs(y0 - 30) <= 1, abs(y1 - 60) <= 1) == (True,) * 4
+        page.click("#confirm")  # decided on the panel: the barrier still waits for the way out, and says so
+        expect(page.locator("#decide-msg")).to_have_text("Decision saved")
+        expect(page.locator("#lane-state")).to_contain_text("At the barrier · decided · send it on: Release or Search bay")
         page.dblclick("#lane-search")  # a touch monitor's double tap: one decision, its answer left on screen
         expect(page.locator("#lane-msg")).to_have_text("Done: the gate is confirmed open.")
         on_loop(lambda: until(lambda: sim.outcomes.get(car) == "search_bay", "the car took the search bay"))

@@ -591,7 +591,9 @@ function showLane() {
   else askRelease(S.laneAsk.id, S.laneAsk.reason);  // in the language of the screen
   if (!v) return;
   const pos = lane.vehicles.indexOf(v);
-  const what = v.leaving ? T("lane.leaving") : v.way ? T("lane.way." + v.way) : T("lane.waiting", { s: fmtNum(v.waiting_s) });
+  // decided on the panel below (a review stored) is not yet sent on: the barrier waits for Release or Search bay
+  const what = v.leaving ? T("lane.leaving") : v.way ? T("lane.way." + v.way)
+    : T(rec.review ? "lane.waiting_way" : "lane.waiting", { s: fmtNum(v.waiting_s) });
   $("lane-state").textContent = (pos === 0 ? T("lane.at_barrier") : Tn("lane.behind", pos)) + " · " + what + (v.problem ? " — " + v.problem : "");
   for (const id of ["lane-release", "lane-search", "lane-supervisor"]) $(id).disabled = v.leaving;
   $("lane-supervisor").hidden = !can("case.override");
