@@ -284,14 +284,14 @@ def test_supervisor_restarts_a_latched_belt_from_the_health_screen(station, page
 
 
 @contextlib.contextmanager
-def suspect_vehicle_at_the_barrier(station, page, tmp_path, who=OFFICER):
+def suspect_vehicle_at_the_barrier(station, page, tmp_path, who=OFFICER, suspects=1):
     """A gantry flow on the PLC simulator and the firmware emulator, on the screen's own loop as in the daemon, the
     officer (or `who`) signed in, and a car whose scan is suspect arriving until the lane panel shows it: (the PLC
-    simulator, the car)."""
+    simulator, the car). The emulator has `suspects` suspect scans for the cars to come."""
     from conveyor_station import on_loop
     from gantry_station import running_gantry, vehicle_scan
 
-    stack, flow = on_loop(station, lambda: running_gantry(station, tmp_path, [vehicle_scan(True)]), 60)
+    stack, flow = on_loop(station, lambda: running_gantry(station, tmp_path, [vehicle_scan(True)] * suspects), 60)
     sim = flow.devices.plc.sim.model
     try:
         station.ctx.lane_control, station.ctx.panels = flow, ("lane",)
@@ -348,6 +348,27 @@ def test_officer_sends_the_vehicle_at_the_barrier_to_the_search_bay(station, pag
         assert [(e.actor, json.loads(e.detail)["result"]) for e in rows] == [(OFFICER[0], "open")]
         unexpected = [e for e in page.errors if "status of 401" not in e]
         assert unexpected == []
+
+
+def test_after_the_search_bay_the_next_vehicle_at_the_barrier_comes(station, page, tmp_path):
+    """A suspect car sent to the search bay has no review yet (its search report gives the outcome), so the Live view
+    kept it, with Confirm threat and False alarm, over the car behind it: that one, now at the barrier with the lane
+    held for it, waited behind "Next item · 1 waiting". Now the car sent on gives way to it as after any decision."""
+    from conveyor_station import on_loop
+
+    with suspect_vehicle_at_the_barrier(station, page, tmp_path, suspects=2) as (sim, car):
+        first = page.get_attribute("#banner", "data-id")
+        page.click("#lane-search")
+        expect(page.locator("#lane-msg")).to_have_text("Done: the gate is confirmed open.")
+
+        async def arrive():
+            return sim.add_vehicle(4.0, lead_m=-1.5)
+
+        on_loop(station, arrive, 60)
+        expect(page.locator("#banner")).not_to_have_attribute("data-id", first, timeout=30_000)
+        expect(page.locator("#lane-panel")).to_be_visible(timeout=15_000)
+        expect(page.locator("#lane-state")).to_contain_text("At the barrier")
+        assert page.is_hidden("#next-item")
 
 
 def test_the_officer_who_releases_the_vehicle_is_not_told_another_screen_decided(station, page, tmp_path):

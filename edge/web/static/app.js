@@ -3,7 +3,7 @@
 const $ = (id) => document.getElementById(id);
 const S = { me: null, lang: "en", msgs: {}, current: null, mode: "colour", zoom: 1, panX: 0, panY: 0,
             boxes: [], drawing: false, live: null, badges: null, audio: null, viewingLive: true, waiting: [], seen: new Set(),
-            heard: new Set() };  // heard: the seqs of the suspects whose alarm sounded (kept across a reload, officer.js)
+            heard: new Set(), sentOn: new Set() };  // heard: the seqs of the suspects whose alarm sounded (kept across a reload, officer.js)
 const HEARD_MAX = 500;
 window.cpeTimings = {};  // per item: when its event arrived, its banner showed, its image loaded (ms epoch)
 const MODES = ["colour", "grey", "low", "organic", "inorganic", "negative"];  // grey: high energy
@@ -195,7 +195,10 @@ $("undecided").onclick = () => { S.undecidedNote = false; showUndecided(); show(
 const needsDecision = () => !!S.current && S.current.verdict !== "clear" && !S.current.review && can("case.decide");
 const examining = () => !!S.current && (S.zoom !== 1 || S.panX !== 0 || S.panY !== 0 || S.drawing || S.boxes.length > 0
   || $("note").value.trim() !== "");
-const busy = () => needsDecision() || examining();
+// A vehicle this screen sent to the search bay (no review until the search's report) is dealt with here: it holds the
+// Live view no longer, and the vehicle behind it, now the one at the barrier, comes as after any decision.
+const sentOn = () => !!S.current && S.sentOn.has(S.current.id);
+const busy = () => !sentOn() && (needsDecision() || examining());
 const WAITING_MAX = 500;  // an officer away from Live for hours: the oldest clear items give way
 function holdBack(rec) {  // in the station's order (an item sent again after a gap is older than those here)
   const at = S.waiting.findIndex((r) => r.seq > rec.seq);
@@ -607,8 +610,9 @@ async function laneDecide(way, reason = null) {
   try {
     const r = await api("/api/cases/" + rec.id + "/decision", { json: body });
     $("lane-msg").textContent = T("lane.result." + r.lane.outcome); if (reason !== null) $("lane-reason").value = ""; refreshQueue();
-    if (r.review && S.current?.id === rec.id) {
-      decided(rec.id); showRecord({ ...S.current, review: r.review }, false);
+    if (!r.review) S.sentOn.add(rec.id);  // the search bay: its outcome comes with the search report
+    if (S.current?.id === rec.id) {
+      if (r.review) { decided(rec.id); showRecord({ ...S.current, review: r.review }, false); }
       if (S.viewingLive && S.waiting.length && !busy()) showWaiting();  // the next vehicle, as after any decision
     }
   } catch (err) { $("lane-msg").textContent = T(err.message); } finally { S.deciding = null; }
