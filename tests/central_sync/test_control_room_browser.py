@@ -188,6 +188,12 @@ async def test_control_room_live(tmp_path):
                 pubs["gate-1"].notify()
                 await expect(page.locator(f'article[data-id="{rec.id}"] .review')).to_contain_text("Officer B-17: threat confirmed",
                                                                                                      timeout=15000)
+                # ...and in its title, so the wall (which hides the history) no longer shows a decided alert as open
+                await expect(marks).to_have_text(["escalated", "acknowledged", "threat confirmed"])
+                await page.click("#wall-toggle")
+                await expect(page.locator(f'article[data-id="{rec.id}"] .review')).to_be_hidden()
+                await expect(marks.last).to_be_visible()
+                await page.click("#wall-toggle")
 
                 # a station going offline turns red
                 await page.click("#nav button[data-view=board]")

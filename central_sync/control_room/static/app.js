@@ -294,10 +294,13 @@ function alertCard(a) {
       el("div", { class: "actions" }, text, ...(who ? [who] : []), ...buttons.map(([k, label]) => el("button", { class: "act-" + k, onclick: act(k) }, t(label))),
         ...(window.crAlertExtras ? window.crAlertExtras(a) : [])), said));  // retention.js: export case, hold
 }
-function alertMarks(a) {  // escalated stays marked on the card once acknowledged (the wall hides the history)
+function alertMarks(a) {  // escalated stays marked on the card once acknowledged, the officer's decision beside (the wall hides the history)
   const kinds = new Set(a.actions.map((x) => x.kind));
-  return ["escalated", "acknowledged"].filter((k) => kinds.has(k === "escalated" ? "escalate" : "ack"))
+  const marks = ["escalated", "acknowledged"].filter((k) => kinds.has(k === "escalated" ? "escalate" : "ack"))
     .map((k) => el("span", { class: "alert-mark mark-" + k }, t("state." + k)));
+  const decided = [...a.reviews].sort((x, y) => Date.parse(x.decided_at) - Date.parse(y.decided_at)).pop();  // the latest decision stands
+  if (decided) marks.push(el("span", { class: "alert-mark mark-reviewed outcome-" + decided.outcome }, tc("outcome", decided.outcome)));
+  return marks;
 }
 function identityList(idents) {  // kind, value, a seal's state, a recogniser's confidence; a conflict marked, its sentence on hover
   if (!idents.length) return ["-"];
