@@ -6,18 +6,20 @@ ingest. Screenshots in test-artifacts/control_room/."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
 
 from central_sync import protocol as p
 from central_sync.control_room import ControlRoom, ControlRoomConfig, audit, auth
+from central_sync.control_room.i18n import catalogue
 from central_sync.devtools import make_record
 from central_sync.hub.api import create_app
 from central_sync.hub.ingest import Ingestor
 from central_sync.hub.store import open_store
 from central_sync.schema import Verdict
-from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, serving
+from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, fill, serving
 from test_control_room_tip_browser import sign_in
 from test_control_room_wall_browser import seed
 
@@ -97,6 +99,14 @@ async def test_paging_filters_audit_and_kpi(tmp_path):
             await expect(page.locator("#audit-more")).to_be_hidden()
             await expect(table.locator("tr").last.locator("td").first).to_have_text("1")  # back to the first entry
             await page.screenshot(path=ARTIFACTS / "audit_grouped.png")
+            # the chain's check is said anew in a language chosen after it (it stayed in the one it was read in)
+            await page.click("#audit-verify")
+            await expect(page.locator("#audit-result")).to_contain_text("intact")
+            checked = re.match(r"\d+", await page.inner_text("#audit-result"))[0]
+            await page.select_option("#lang", "zh-Hant")
+            await expect(page.locator("#audit-result")).to_have_text(fill(catalogue("zh-Hant")["audit.intact"], n=checked))
+            await page.select_option("#lang", "en")
+            await expect(page.locator("#audit-result")).to_contain_text("intact")
 
             # KPIs: named axes; a period without data says so; refresh
             await page.click("#nav button[data-view=kpi]")

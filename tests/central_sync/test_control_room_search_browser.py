@@ -13,12 +13,13 @@ import pytest
 
 from central_sync import protocol as p
 from central_sync.control_room import ControlRoom, ControlRoomConfig, auth
+from central_sync.control_room.i18n import catalogue
 from central_sync.devtools import make_record
 from central_sync.hub.api import create_app
 from central_sync.hub.ingest import Ingestor
 from central_sync.hub.store import HubStore, open_store
 from central_sync.schema import Identity, SealStatus, Verdict
-from test_control_room_browser import ARTIFACTS, CHROMIUM, PASSWORD, serving, signed_in_page
+from test_control_room_browser import ARTIFACTS, CHROMIUM, PASSWORD, fill, serving, signed_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
 
@@ -123,6 +124,11 @@ async def test_a_broad_search_shows_its_newest_page_and_says_there_are_more(tmp_
                     await expect(note).to_have_text("More inspections match than are shown: the newest 100 are shown. "
                                                     "Narrow the search (a longer prefix, a kind, a station or a time range).")
                     await expect(page.locator(f'article[data-id="{recs[100].id}"]')).to_have_count(0)  # the oldest
+                    # a change of language says it anew (it stayed in English under a Chinese page)
+                    await page.select_option("#lang", "zh-Hant")
+                    await expect(note).to_have_text(fill(catalogue("zh-Hant")["filter.more_results"], n="100"))
+                    await page.select_option("#lang", "en")
+                    await expect(note).to_contain_text("More inspections match")
                 else:
                     await expect(note).to_be_hidden()
             await page.context.browser.close()

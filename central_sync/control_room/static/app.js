@@ -19,6 +19,11 @@ function t(key, vals = {}) {
   for (const [k, v] of Object.entries(vals)) s = s.replaceAll("{" + k + "}", v);
   return s;
 }
+function say(node, key, vals = {}) {  // a sentence kept as its key and values: a change of language says it anew (loadLang)
+  node.dataset.i18n = key;
+  node.dataset.i18nVals = JSON.stringify(vals);
+  node.textContent = t(key, vals);
+}
 const tc = (prefix, code) => (S.msgs[prefix + "." + code] !== undefined ? t(prefix + "." + code) : code);
 const locale = () => (S.lang === "zh-Hant" ? "zh-HK" : S.lang === "zh-Hans" ? "zh-CN" : "en-GB");  // day before month, as the station
 const fmtTime = (sec) => (sec ? new Intl.DateTimeFormat(locale(), { dateStyle: "short", timeStyle: "medium" }).format(new Date(sec * 1000)) : "-");
@@ -67,7 +72,7 @@ async function loadLang(lang) {  // the hub resolves the tag (or preference list
   S.msgs = await r.json();
   S.lang = r.headers.get("content-language") || "en";
   document.documentElement.lang = S.lang;
-  for (const n of document.querySelectorAll("[data-i18n]")) n.textContent = t(n.dataset.i18n);
+  for (const n of document.querySelectorAll("[data-i18n]")) n.textContent = t(n.dataset.i18n, JSON.parse(n.dataset.i18nVals || "{}"));
   for (const n of document.querySelectorAll("[data-i18n-ph]")) n.placeholder = t(n.dataset.i18nPh);
   document.title = t("app.title");
   $("#live").textContent = t(S.source && S.source.readyState === 1 ? "live.on" : "live.off");
@@ -377,7 +382,7 @@ function alertStates(a) {  // as queries.alert_states
 function showSearchPage(page) {  // a search's first page; a broad search shows its newest page and says there is more
   showAlertPage(page);
   $("#search-more").hidden = !page.more;
-  $("#search-more").textContent = t("filter.more_results", { n: page.items.length });
+  say($("#search-more"), "filter.more_results", { n: page.items.length });
 }
 const FILTER_KEYS = ["q", "ident_kind", "match", "station", "state", "scope", "since", "until"];
 const setFilters = (params) => FILTER_KEYS.filter((k) => {  // those that narrow the list: a choice left at its first option (match=prefix) does not
@@ -523,7 +528,8 @@ $("#audit-more").addEventListener("click", () => loadAudit(true));
 $("#audit-group").addEventListener("change", renderAudit);
 $("#audit-verify").addEventListener("click", async () => {
   const v = await api("/cr/api/audit/verify");
-  $("#audit-result").textContent = v.first_broken === null ? t("audit.intact", { n: v.checked }) : t("audit.broken", { seq: v.first_broken, why: v.why });
+  if (v.first_broken === null) say($("#audit-result"), "audit.intact", { n: v.checked });
+  else say($("#audit-result"), "audit.broken", { seq: v.first_broken, why: v.why });
 });
 
 // ---- boot ----------------------------------------------------------------------------------
