@@ -127,8 +127,9 @@ async def test_paging_filters_audit_and_kpi(tmp_path):
 
 async def test_a_hub_restart_loses_no_alert_and_an_ended_session_signs_out(tmp_path):
     """An alert committed while the hub was restarting reaches the open alerts list once the stream is back (it
-    was never shown); a session ended meanwhile (password reset) shows the sign-in page, not a board frozen at
-    its last states with every station still 'Online'."""
+    was never shown); while the hub is away a line over the view says since when nothing is live (the board stood
+    green and 'Online', only the header's word changed); a session ended meanwhile (password reset) shows the
+    sign-in page, not a board frozen at its last states with every station still 'Online'."""
     from playwright.async_api import async_playwright, expect
     from central_sync.devtools import free_port
     store = open_store(str(tmp_path / "hub.sqlite3"))
@@ -147,8 +148,15 @@ async def test_a_hub_restart_loses_no_alert_and_an_ended_session_signs_out(tmp_p
                 await expect(page.locator("#live")).to_have_class("live-on")
             missed = live_alert(store, "gate-3", 900)  # while the hub is down
             await expect(page.locator("#live")).to_have_class("live-off")
+            # said over the view, not only by the header's word: the board stood green and 'Online' meanwhile
+            await expect(page.locator("#feed-lost")).to_contain_text("Not live since")
+            await page.click("#nav button[data-view=board]")
+            await expect(page.locator("#feed-lost")).to_be_visible()
+            await expect(page.locator("html")).to_have_class(re.compile(r"\bfeed-lost\b"))
+            await page.click("#nav button[data-view=alerts]")
             async with serving(app, port):
                 await expect(page.locator("#live")).to_have_class("live-on", timeout=15000)
+                await expect(page.locator("#feed-lost")).to_be_hidden()
                 await expect(page.locator(f'article[data-id="{missed}"]')).to_be_visible()
                 await expect(page.locator("#alert-list .alert")).to_have_count(3)
             auth.put_user(store, "op1", "operator", "another password", replace=True)  # its sessions end
@@ -156,4 +164,5 @@ async def test_a_hub_restart_loses_no_alert_and_an_ended_session_signs_out(tmp_p
                 await expect(page.locator("#signin")).to_be_visible(timeout=15000)
                 await expect(page.locator("#alerts")).to_be_hidden()
                 await expect(page.locator("#live")).to_have_class("live-off")
+                await expect(page.locator("#feed-lost")).to_be_hidden()
             await browser.close()

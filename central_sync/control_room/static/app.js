@@ -96,6 +96,7 @@ $("#lang").addEventListener("change", async (ev) => {
   await api("/cr/api/me/lang", { method: "POST", body: JSON.stringify({ lang: ev.target.value }) });
   S.me.lang = ev.target.value;
   await loadLang(ev.target.value);
+  feedLost();  // its time in the new language's format
   renderMe();
   renderAll();
   show(S.view);
@@ -147,7 +148,17 @@ function show(view) {
 for (const b of document.querySelectorAll("#nav button")) b.addEventListener("click", () => show(b.dataset.view));
 
 // ---- live feed -----------------------------------------------------------------------------
-function liveState(on) { $("#live").className = on ? "live-on" : "live-off"; $("#live").textContent = t(on ? "live.on" : "live.off"); }
+function liveState(on) {
+  $("#live").className = on ? "live-on" : "live-off";
+  $("#live").textContent = t(on ? "live.on" : "live.off");
+  if (on || !S.me) S.lostAt = null; else S.lostAt = S.lostAt || Date.now() / 1000;  // since the stream first dropped
+  feedLost();
+}
+function feedLost() {  // the board and the alerts are as they were when the stream dropped: said over every view, cards greyed
+  document.documentElement.classList.toggle("feed-lost", !!S.lostAt);
+  $("#feed-lost").hidden = !S.lostAt;
+  if (S.lostAt) say($("#feed-lost"), "live.lost", { since: fmtTime(S.lostAt) });
+}
 function connect() {
   const src = (S.source = new EventSource("/cr/api/events"));
   src.onopen = () => { liveState(true); if (S.feedLost) { S.feedLost = false; resync().catch(() => { S.feedLost = true; }); } };
