@@ -321,3 +321,5 @@ async def test_a_command_to_an_offline_station_says_it_will_most_likely_expire(t
                 await page.click("#cmd-confirm-yes")
                 await expect(page.locator("#cmd-msg")).to_have_text("Sent; waiting for the station's report.")
                 await until(lambda: applied, "the command applied at the station back online", timeout=10, in_thread=True)
+                # once the station answered, the message says so (it went on saying it waited for the station's report)
+                await expect(page.locator("#cmd-msg")).to_have_text("Command to gate-3: applied.", timeout=15000)

@@ -10,8 +10,8 @@ const thr = (v) => (v === null || v === undefined ? "-" : Number(v).toFixed(2));
 const pct = (v) => (v === null || v === undefined ? "-" : fmtNum(v, true));
 const shortSha = (s) => (s ? s.slice(0, 12) : "-");
 const cmdStation = () => CMD.stations.find((s) => s.station === $("#cmd-station").value) || null;
-function cmdMsg(key, vals = {}, bad = false) {  // kept as a key (a refusal as its code): a change of language shows it anew
-  CMD.msg = key ? { key, vals, bad } : null;
+function cmdMsg(key, vals = {}, bad = false, sent = null) {  // kept as a key (a refusal as its code): a change of language shows it anew
+  CMD.msg = key ? { key, vals, bad, sent } : null;  // sent: the command it waits for (answered(), at each list)
   const shown = Object.fromEntries(Object.entries(vals).map(([k, v]) => [k, v instanceof Error ? errorText(v) : v]));
   $("#cmd-msg").textContent = key ? t(key, shown) : "";
   $("#cmd-msg").classList.toggle("error", !!bad);
@@ -26,7 +26,7 @@ async function loadCommandsView() {  // #commands[data-loaded] once stations, se
     ...CMD.stations.map((s) => el("option", { value: s.station }, `${s.station} (${tc("state", s.state || "offline")})`)));
   if (CMD.stations.some((s) => s.station === keep)) sel.value = keep;
   renderCommandForms();
-  if (CMD.msg) cmdMsg(CMD.msg.key, CMD.msg.vals, CMD.msg.bad);
+  if (CMD.msg) cmdMsg(CMD.msg.key, CMD.msg.vals, CMD.msg.bad, CMD.msg.sent);
   await loadCommandList();
   $("#commands").dataset.loaded = "1";
 }
@@ -115,8 +115,12 @@ function confirmThen(text, action, station) {  // an offline station is named: t
   $("#cmd-confirm").showModal();
 }
 function sentMsg(station, sent) {  // sent to an offline station: applied only if it comes back before the command expires
-  if (offline(station)) cmdMsg("commands.sent_offline", { station, until: fmtTime(sent.expires_at) }, true);
-  else cmdMsg("commands.sent");
+  if (offline(station)) cmdMsg("commands.sent_offline", { station, until: fmtTime(sent.expires_at) }, true, sent.id);
+  else cmdMsg("commands.sent", {}, false, sent.id);
+}
+function answered() {  // "waiting for the station's report" no longer, once the list shows the station's answer
+  const c = CMD.msg && CMD.msg.sent && CMD.rows.find((r) => r.id === CMD.msg.sent && r.outcome);
+  if (c) cmdMsg("commands.answered", { station: c.station, outcome: tc("outcome", c.outcome) }, c.outcome !== "applied", c.id);
 }
 
 for (const op of ["set_thresholds", "set_tip_rate", "request_diag", "switch_model"]) {
@@ -175,6 +179,7 @@ async function loadCommandList() {
       argsText(c.op, c.args), c.previous && c.op !== "request_diag" ? argsText(c.op, c.previous) : "", c.issuer,
       c.outcome ? tc("outcome", c.outcome) : t("commands.pending"), c.reason ? tc("cmdreason", c.reason) : "", rowActions(c)]));
   for (const [n, c] of CMD.rows.entries()) $("#command-table").rows[n + 1].dataset.id = c.id;
+  answered();
 }
 
 function rowActions(c) {
