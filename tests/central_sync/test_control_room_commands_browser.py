@@ -86,6 +86,7 @@ async def test_commands_from_the_control_room(tmp_path):
                 await sign_in(page, port, "sup1")
                 options = await page.locator("#cmd-station option").evaluate_all("os => os.map(o => o.value)")
                 assert options == ["", STATION]
+                await expect(page.locator("#cmd-current")).to_be_hidden()  # no station chosen: no empty panel
                 await page.select_option("#cmd-station", STATION)
                 await page.select_option("#cmd-thr-class", "metal")
                 await expect(page.locator("#cmd-thr-now")).to_have_text("0.30")
