@@ -91,6 +91,11 @@ async def test_commands_from_the_control_room(tmp_path):
                 await page.select_option("#cmd-thr-class", "metal")
                 await expect(page.locator("#cmd-thr-now")).to_have_text("0.30")
                 await expect(page.locator("#cmd-tip-now")).to_have_text("3%")
+                # a reload keeps the station chosen (kept in the address; the view came back with none)
+                await page.reload()
+                await page.wait_for_selector("#commands[data-loaded]", state="attached")
+                await expect(page.locator("#cmd-station")).to_have_value(STATION)
+                await expect(page.locator("#cmd-tip-now")).to_have_text("3%")
 
                 # a value out of range is refused on the page; Cancel sends nothing
                 await page.fill("#cmd-thr-new", "1.5")

@@ -21,7 +21,7 @@ class FormError extends Error { constructor(key, vals = {}) { super(key); this.k
 async function loadCommandsView() {  // #commands[data-loaded] once stations, settings and list show
   delete $("#commands").dataset.loaded;
   CMD.stations = await api("/cr/api/commands/stations");
-  const sel = $("#cmd-station"), keep = sel.value;
+  const sel = $("#cmd-station"), keep = sel.value || new URLSearchParams(location.search).get("cmd_station");  // a reload keeps it
   sel.replaceChildren(el("option", { value: "" }, t("commands.pick_station")),
     ...CMD.stations.map((s) => el("option", { value: s.station }, `${s.station} (${tc("state", s.state || "offline")})`)));
   if (CMD.stations.some((s) => s.station === keep)) sel.value = keep;
@@ -147,7 +147,13 @@ $("#cmd-confirm-yes").addEventListener("click", async (ev) => {
   await loadCommandList();
 });
 $("#cmd-confirm-no").addEventListener("click", (ev) => { ev.preventDefault(); CMD.pending = null; $("#cmd-confirm").close(); cmdMsg("commands.cancelled"); });
-$("#cmd-station").addEventListener("change", () => { cmdMsg(null); renderCommandForms(); });
+$("#cmd-station").addEventListener("change", () => { cmdMsg(null); stationToAddress(); renderCommandForms(); });
+function stationToAddress() {  // the station chosen kept in the address beside ?wall= and #commands, as the alerts' search is
+  const u = new URLSearchParams(location.search), v = $("#cmd-station").value;
+  if (v) u.set("cmd_station", v); else u.delete("cmd_station");
+  const q = u.toString();
+  history.replaceState(null, "", location.pathname + (q ? "?" + q : "") + location.hash);
+}
 $("#cmd-thr-class").addEventListener("change", showThresholdNow);
 
 function undo(c) {  // a new command restoring what `c` replaced; the hub refuses when that is not known
