@@ -125,6 +125,41 @@ async def test_paging_filters_audit_and_kpi(tmp_path):
             await browser.close()
 
 
+async def test_a_page_left_open_keeps_the_newest_alerts_and_the_older_ones_a_click_away(tmp_path):
+    """A page left open (a wall, for days) kept every live alert that arrived: at the demo's rate 99 cards and 4000
+    elements after 80 s, growing without end (about 1800 alerts, each with its image, an hour). Now past a limit
+    (200; 3 here) the oldest go as new ones arrive and **Show older** brings them back; what it brought stays while as
+    many live alerts again arrive."""
+    from playwright.async_api import async_playwright, expect
+    store = open_store(str(tmp_path / "hub.sqlite3"))
+    async with ControlRoom(store, None, ControlRoomConfig(stale_s=7200, poll_s=0.2)) as room:
+        seed(store, 3)
+        auth.add_user(store, "op1", "operator", PASSWORD)
+        async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-GB")
+            await page.goto(f"http://127.0.0.1:{port}/cr/#alerts")
+            await sign_in(page, "op1")
+            cards = page.locator("#alert-list .alert")
+            await expect(cards).to_have_count(3)
+            oldest = await cards.last.get_attribute("data-id")
+            await page.evaluate("() => { S.liveMax = S.shownMax = 3; }")
+            await expect(page.locator("#live")).to_have_class("live-on")  # the stream open: live alerts reach the page
+            await expect(page.locator("#alert-more")).to_be_hidden()
+            new = [live_alert(store, "gate-2", 600 + n) for n in range(2)]
+            await expect(page.locator(f'article[data-id="{new[1]}"]')).to_be_visible(timeout=10000)
+            await expect(cards).to_have_count(3)
+            await expect(page.locator(f'article[data-id="{oldest}"]')).to_have_count(0)
+            await page.click("#alert-more")
+            await expect(cards).to_have_count(5)
+            await expect(cards.last).to_have_attribute("data-id", oldest)
+            newest = live_alert(store, "gate-2", 700)  # what Show older brought stays
+            await expect(page.locator(f'article[data-id="{newest}"]')).to_be_visible(timeout=10000)
+            await expect(cards).to_have_count(6)
+            await expect(cards.last).to_have_attribute("data-id", oldest)
+            await browser.close()
+
+
 async def test_a_hub_restart_loses_no_alert_and_an_ended_session_signs_out(tmp_path):
     """An alert committed while the hub was restarting reaches the open alerts list once the stream is back (it
     was never shown); while the hub is away a line over the view says since when nothing is live (the board stood

@@ -1,7 +1,8 @@
 "use strict";
 // Control room page: sign-in, live board and alerts over SSE, KPIs, audit (commands: commands.js).
 // Every visible string comes from the catalogue (/cr/api/i18n/<lang>); codes are translated here.
-const S = { me: null, msgs: {}, lang: "en", stations: new Map(), alerts: new Map(), source: null, view: "board", audit: [] };
+const S = { me: null, msgs: {}, lang: "en", stations: new Map(), alerts: new Map(), source: null, view: "board", audit: [],
+  liveMax: 200, shownMax: 200 };  // alerts kept on the page as live ones arrive (more once "Show older" asked for more)
 window.crLatency = [];
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -106,7 +107,7 @@ function signedOut() {
   session += 1;
   S.me = null;
   if (S.source) S.source.close();
-  S.source = null; S.feedLost = false; S.alerts.clear(); S.stations.clear(); S.audit = []; S.people = {};
+  S.source = null; S.feedLost = false; S.alerts.clear(); S.stations.clear(); S.audit = []; S.people = {}; S.shownMax = S.liveMax;
   liveState(false);
   $("#nav").hidden = $("#who").hidden = true;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== "signin";
@@ -173,6 +174,7 @@ function connect() {
     if (S.alerts.has(a.id) || !matchesFilters(a)) return;
     S.alerts.set(a.id, a);
     $("#alert-list").prepend(alertCard(a));
+    trimAlerts();
     window.crLatency.push({ id: a.id, seconds: Date.now() / 1000 - a.committed_at });
   });
   src.addEventListener("review", (ev) => { const d = JSON.parse(ev.data); const a = S.alerts.get(d.record_id); if (a) { a.reviews.push(d.review); rerender(a); } });
@@ -192,6 +194,7 @@ async function resync() {  // what was committed while the stream was down (hub 
   renderStations();
   const page = await apiPage("/cr/api/alerts?" + filterParams($("#filters")));
   for (const a of page.items) S.alerts.set(a.id, a);  // new ones added, known ones with their latest actions
+  trimAlerts();
   renderAlerts();
 }
 
@@ -369,6 +372,13 @@ function showAlertPage(page) {  // one page of alerts added; "Show older" while 
   S.alertsNext = page.next;  // where the next older page starts: a page filtered by state may show none
 }
 function renderAll() { renderStations(); renderAlerts(); }
+function trimAlerts() {  // a page left open (a wall, for days) drops its oldest alerts past the limit: "Show older" brings them back
+  if (S.alerts.size <= S.shownMax) return;
+  const kept = [...S.alerts.values()].sort(newestFirst);
+  for (const a of kept.slice(S.shownMax)) { S.alerts.delete(a.id); document.getElementById("alert-" + a.id)?.remove(); }
+  S.alertsNext = kept[S.shownMax - 1].id;  // the next older page starts after the oldest kept
+  $("#alert-more").hidden = false;
+}
 
 function filterParams(form) {
   const p = new URLSearchParams();
@@ -422,6 +432,7 @@ $("#filters").addEventListener("submit", async (ev) => {
   const params = filterParams(ev.target);
   filtersToAddress(params);
   S.alerts.clear();
+  S.shownMax = S.liveMax;
   showSearchPage(await apiPage("/cr/api/alerts?" + params));
   renderAlerts();
 });
@@ -431,6 +442,7 @@ $("#alert-more").addEventListener("click", async () => {  // the next older page
   if (before) p.set("before", before);
   const page = await apiPage("/cr/api/alerts?" + p);
   showAlertPage(page);
+  S.shownMax = S.alerts.size + S.liveMax;  // what was asked for stays while as many live alerts again arrive
   $("#alert-list").append(...page.items.map(alertCard));
 });
 $("#filters").addEventListener("reset", () => setTimeout(() => $("#filters").requestSubmit(), 0));
