@@ -6,6 +6,7 @@ ingest. Screenshots in test-artifacts/control_room/."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
 
@@ -19,6 +20,7 @@ from central_sync.hub.api import create_app
 from central_sync.hub.ingest import Ingestor
 from central_sync.hub.store import open_store
 from central_sync.schema import Verdict
+from polling import until
 from test_control_room_browser import ARGS, ARTIFACTS, CHROMIUM, PASSWORD, fill, serving
 from test_control_room_tip_browser import sign_in
 from test_control_room_wall_browser import seed
@@ -175,12 +177,24 @@ async def test_a_hub_restart_loses_no_alert_and_an_ended_session_signs_out(tmp_p
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
             page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-GB")
+            opened = asyncio.Event()  # the page's event stream held back until an alert was committed and sent out
+
+            async def hold(route):
+                await opened.wait()
+                await route.continue_()
+            await page.route("**/cr/api/events", hold)
             async with serving(app, port):
                 await page.goto(f"http://127.0.0.1:{port}/")
                 await sign_in(page, "op1")
                 await page.click("#nav button[data-view=alerts]")
                 await expect(page.locator("#alert-list .alert")).to_have_count(2)
+                # committed after the page read its list, sent out before its stream was open: it was never shown
+                between = live_alert(store, "gate-3", 899)
+                await until(lambda: between in room.feed._seen["records"], "the alert sent out on the feed", timeout=10)
+                opened.set()
                 await expect(page.locator("#live")).to_have_class("live-on")
+                await expect(page.locator(f'article[data-id="{between}"]')).to_be_visible()
+                await expect(page.locator("#alert-list .alert")).to_have_count(3)
             missed = live_alert(store, "gate-3", 900)  # while the hub is down
             await expect(page.locator("#live")).to_have_class("live-off")
             # said over the view, not only by the header's word: the board stood green and 'Online' meanwhile
@@ -193,7 +207,7 @@ async def test_a_hub_restart_loses_no_alert_and_an_ended_session_signs_out(tmp_p
                 await expect(page.locator("#live")).to_have_class("live-on", timeout=15000)
                 await expect(page.locator("#feed-lost")).to_be_hidden()
                 await expect(page.locator(f'article[data-id="{missed}"]')).to_be_visible()
-                await expect(page.locator("#alert-list .alert")).to_have_count(3)
+                await expect(page.locator("#alert-list .alert")).to_have_count(4)
             auth.put_user(store, "op1", "operator", "another password", replace=True)  # its sessions end
             async with serving(app, port):
                 await expect(page.locator("#signin")).to_be_visible(timeout=15000)

@@ -129,6 +129,7 @@ async function start() {
   S.assignees = S.me.can.includes("assign") ? await api("/cr/api/assignees") : null;
   showSearchPage(await apiPage("/cr/api/alerts?" + filterParams($("#filters"))));
   renderAll();
+  S.feedLost = true;  // read again once the stream is open: an alert committed before it was, after the list, is not missed
   connect();
 }
 
