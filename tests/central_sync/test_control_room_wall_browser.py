@@ -147,6 +147,8 @@ async def test_a_reload_keeps_the_view_open(tmp_path):
         async with serving(room.install(create_app(store))) as port, async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
             page = await browser.new_page(viewport={"width": 1920, "height": 1080})
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             await page.goto(f"http://127.0.0.1:{port}/cr/?wall=1")
             await sign_in(page, "op1")
             await page.click("#nav button[data-view=alerts]")
@@ -158,6 +160,8 @@ async def test_a_reload_keeps_the_view_open(tmp_path):
             await expect(page.locator("#board")).to_be_hidden()
             await expect(page.locator("#nav button[data-view=alerts]")).to_have_class("active")
             assert await page.evaluate("document.documentElement.classList.contains('wall')")
+            # no error in the console but the start's session check (401): /favicon.ico was a 404 at every load
+            assert [e for e in errors if "status of 401" not in e] == [], errors
             await page.goto(f"http://127.0.0.1:{port}/cr/#audit")  # an operator has no audit view
             await expect(page.locator("#board")).to_be_visible()
             await expect(page.locator("#audit")).to_be_hidden()
