@@ -403,7 +403,8 @@ function alertStates(a) {  // as queries.alert_states
 }
 function showSearchPage(page) {  // a search's first page; a broad search shows its newest page and says there is more
   showAlertPage(page);
-  $("#search-more").hidden = !page.more;
+  // only over a search: with none set, more alerts than the first page is the rule ("Show older" under the list)
+  $("#search-more").hidden = !page.more || setFilters(filterParams($("#filters"))).length === 0;
   say($("#search-more"), "filter.more_results", { n: page.items.length });
 }
 const FILTER_KEYS = ["q", "ident_kind", "match", "station", "state", "scope", "since", "until"];
