@@ -26,7 +26,7 @@ from test_control_room_tip_browser import sign_in
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")]
 ALERTS = 30
 VIEWS = ("board", "alerts", "search-reports", "kpi", "tip", "commands", "audit", "risk", "approvals", "declarations",
-         "bundles", "riskkpi")
+         "bundles", "riskkpi", "models", "retention")
 
 
 def seed(store: HubStore, n: int = ALERTS) -> None:
@@ -53,6 +53,11 @@ FITS = """() => ({scroll: document.documentElement.scrollWidth, width: innerWidt
   visible: [...document.querySelectorAll('#alert-list .alert')].filter((a) => {
     const r = a.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight && r.left >= 0 && r.right <= innerWidth; }).length,
   columns: new Set([...document.querySelectorAll('#alert-list .alert')].map((a) => a.getBoundingClientRect().left)).size})"""
+CUT_HINTS = """() => { const c = document.createElement('canvas').getContext('2d');  // placeholders wider than their field
+  return [...document.querySelectorAll('.view:not([hidden]) input[placeholder]')].filter((i) => i.offsetParent).flatMap((i) => {
+    const cs = getComputedStyle(i), room = i.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    c.font = cs.font;
+    return c.measureText(i.placeholder).width > room + 0.5 ? [`${i.name || i.id}: ${i.placeholder}`] : []; }); }"""
 ON_SCREEN = """(sel) => { const r = document.querySelector(sel).getBoundingClientRect();
   return r.width > 0 && r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight; }"""
 
@@ -131,6 +136,8 @@ async def test_wall_mode_desk_widths_and_a_small_screen(tmp_path):
                 assert fits["scroll"] <= 1024, (view, fits)
                 for sel in ("#nav", "#signout", "#wall-toggle"):
                     assert await page.evaluate(ON_SCREEN, sel), (view, sel)
+                # every hint reads whole (the legal hold's "Record id, plate or container number" lost "number")
+                assert await page.evaluate(CUT_HINTS) == [], view
             await page.click("#nav button[data-view=alerts]")
             await page.screenshot(path=ARTIFACTS / "small_1024x768.png")
             await browser.close()
