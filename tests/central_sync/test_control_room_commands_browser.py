@@ -24,6 +24,8 @@ from central_sync.devtools import Mosquitto
 from central_sync.hub.api import create_app
 from central_sync.hub.service import Hub
 from central_sync.hub.store import open_store
+from edge.diag.core import Outcome, PhaseResult
+from edge.diag.records import phase_dict
 from models.testgraphs import write_package
 from command_station import command_station
 from polling import until
@@ -192,6 +194,13 @@ async def test_commands_from_the_control_room(tmp_path):
                 await expect(report).to_contain_text("links.plc_round_trip_ms")
                 await expect(report).to_contain_text("safety")  # named among the phases run on site only
                 assert "null" not in await report.inner_text()
+                # a phase that failed with a reason says it once: its diagnoses repeat the reason (as `edge diag` knows)
+                failed = PhaseResult("inference", "Inference timing", Outcome.ERROR, reason="The model could not be opened.")
+                await page.evaluate("([c]) => showReport(c.id, c)", [{"id": "x", "station": STATION, "report": {
+                    "outcome": "ERROR", "plan": "full", "started": "2026-01-01T00:00:00Z", "ended": "2026-01-01T00:00:01Z",
+                    "phases": [phase_dict(failed, [])], "not_run": []}}])
+                await expect(report.locator('.cmd-phase[data-phase="inference"]')).to_contain_text("could not be opened")
+                assert (await report.inner_text()).count("The model could not be opened.") == 1
                 await page.screenshot(path=ARTIFACTS / "command-diag-report.png", full_page=True)
                 await browser.close()
     got = store.query("SELECT outcome FROM cr_command_reports")

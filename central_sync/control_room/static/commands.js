@@ -222,7 +222,7 @@ async function showReport(id, got) {
     ...(r.phases || []).map((p) => el("div", { class: "cmd-phase", "data-phase": p.name, "data-outcome": p.outcome },
       el("h4", {}, `${p.title}: ${tc("diag", p.outcome)}`), p.reason ? el("p", {}, p.reason) : null,
       p.measurements && p.measurements.length ? measureTable(p.measurements) : null,
-      ...(p.diagnoses || []).map((d) => el("p", { class: "note" }, d)))),
+      ...(p.diagnoses || []).filter((d) => d !== p.reason).map((d) => el("p", { class: "note" }, d)))),  // the reason is one of them
     el("p", { class: "note" }, t("commands.report_not_run", { phases: (r.not_run || []).join(", ") || "-" })),
     r.detail ? el("p", { class: "error" }, r.detail) : null].filter((n) => n !== null));
 }
