@@ -195,6 +195,8 @@ async def test_a_hub_restart_loses_no_alert_and_an_ended_session_signs_out(tmp_p
                 await expect(page.locator("#live")).to_have_class("live-on")
                 await expect(page.locator(f'article[data-id="{between}"]')).to_be_visible()
                 await expect(page.locator("#alert-list .alert")).to_have_count(3)
+                typing = page.locator(f'article[data-id="{between}"] .act-text')
+                await typing.fill("seal number checked against the")  # a comment being written as the hub goes
             missed = live_alert(store, "gate-3", 900)  # while the hub is down
             await expect(page.locator("#live")).to_have_class("live-off")
             # said over the view, not only by the header's word: the board stood green and 'Online' meanwhile
@@ -208,6 +210,7 @@ async def test_a_hub_restart_loses_no_alert_and_an_ended_session_signs_out(tmp_p
                 await expect(page.locator("#feed-lost")).to_be_hidden()
                 await expect(page.locator(f'article[data-id="{missed}"]')).to_be_visible()
                 await expect(page.locator("#alert-list .alert")).to_have_count(4)
+                await expect(typing).to_have_value("seal number checked against the")  # every card was drawn anew
             auth.put_user(store, "op1", "operator", "another password", replace=True)  # its sessions end
             async with serving(app, port):
                 await expect(page.locator("#signin")).to_be_visible(timeout=15000)

@@ -193,10 +193,19 @@ function reconnect(src) {  // signed out when the session has ended; otherwise t
 async function resync() {  // what was committed while the stream was down (hub restart, network): never missed
   for (const s of await api("/cr/api/stations")) S.stations.set(s.station, s);
   renderStations();
-  const page = await apiPage("/cr/api/alerts?" + filterParams($("#filters")));
-  for (const a of page.items) S.alerts.set(a.id, a);  // new ones added, known ones with their latest actions
+  mergeAlerts((await apiPage("/cr/api/alerts?" + filterParams($("#filters")))).items);
   trimAlerts();
-  renderAlerts();
+}
+function mergeAlerts(items) {  // new ones placed in order, known ones redrawn only when their history grew: a card being
+  for (const a of items) {     // written in (a comment typed, a refusal shown) is left as it is
+    const known = S.alerts.get(a.id);
+    if (known && known.actions.length >= a.actions.length && known.reviews.length >= a.reviews.length) continue;
+    S.alerts.set(a.id, a);
+    if (known) { rerender(a); continue; }
+    const order = [...S.alerts.values()].sort(newestFirst), after = order.slice(order.indexOf(a) + 1);
+    const next = after.map((o) => document.getElementById("alert-" + o.id)).find((n) => n);
+    $("#alert-list").insertBefore(alertCard(a), next || null);
+  }
 }
 
 // ---- stations board ------------------------------------------------------------------------
