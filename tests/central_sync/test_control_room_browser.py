@@ -180,7 +180,8 @@ async def test_control_room_live(tmp_path):
                 marks = page.locator(f'article[data-id="{rec.id}"] h3 .alert-mark')
                 await expect(marks).to_have_text(["escalated", "acknowledged"])
 
-                # the officer's decision at the station arrives on the same card
+                # the officer's decision at the station arrives on the same card, and leaves a comment being typed as it was
+                await page.locator(f'article[data-id="{rec.id}"] .act-text').fill("called the station about the")
                 decision = Review(officer="B-17", decided_at=datetime.now(UTC), outcome="threat_confirmed", label="knife")
                 conn.execute("BEGIN")
                 enqueue(conn, Lane.RECORD, "review", rec.id, rec.seq, rec.model_copy(update={"review": decision}).to_json())
@@ -188,6 +189,7 @@ async def test_control_room_live(tmp_path):
                 pubs["gate-1"].notify()
                 await expect(page.locator(f'article[data-id="{rec.id}"] .review')).to_contain_text("Officer B-17: threat confirmed",
                                                                                                      timeout=15000)
+                await expect(page.locator(f'article[data-id="{rec.id}"] .act-text')).to_have_value("called the station about the")
                 # ...and in its title, so the wall (which hides the history) no longer shows a decided alert as open
                 await expect(marks).to_have_text(["escalated", "acknowledged", "threat confirmed"])
                 await page.click("#wall-toggle")

@@ -74,6 +74,7 @@ async def test_an_empty_or_over_long_comment_is_refused_in_one_translated_senten
         await card.locator(".act-text").fill("seal photographed")
         await card.locator(".act-comment").click()
         await expect(card.locator(".action-comment")).to_contain_text("seal photographed")
+        await expect(card.locator(".act-text")).to_have_value("")  # recorded: the field is free for the next one
         await expect(page.locator("article.alert").first.locator(".act-msg")).to_be_hidden()
 
 

@@ -304,8 +304,11 @@ function alertCard(a) {
       body.assignee = who.value;
     }
     if (kind === "comment" && !text.value.trim()) { said.textContent = t("error.comment_empty"); text.focus(); return; }
-    try { addAction(a, await api(`/cr/api/alerts/${encodeURIComponent(a.id)}/actions`, { method: "POST", body: JSON.stringify(body) })); }
-    catch (e) { said.textContent = e.message; }
+    try {
+      const done = await api(`/cr/api/alerts/${encodeURIComponent(a.id)}/actions`, { method: "POST", body: JSON.stringify(body) });
+      if (kind === "comment") for (const n of [text, document.getElementById("alert-" + a.id)?.querySelector(".act-text")]) if (n) n.value = "";  // recorded: not kept for another
+      addAction(a, done);
+    } catch (e) { said.textContent = e.message; }
   };
   const buttons = [...(acked ? [] : [["ack", "alert.ack"]]), ["comment", "alert.comment"], ["escalate", "alert.escalate"]];  // acknowledged once
   if (S.me.can.includes("assign")) buttons.push(["assign", "alert.assign"]);
@@ -373,7 +376,14 @@ function addAction(a, act) {  // the POST answer and the live feed both bring it
   a.actions.push(act);
   rerender(a);
 }
-function rerender(a) { const old = document.getElementById("alert-" + a.id); if (old) old.replaceWith(alertCard(a)); }
+function rerender(a) {  // what is being written on the card (a comment, the person chosen) stays as the card is redrawn
+  const old = document.getElementById("alert-" + a.id);
+  if (!old) return;
+  const card = alertCard(a), typing = old.contains(document.activeElement) ? document.activeElement.className : null;
+  for (const sel of [".act-text", ".act-assignee"]) if (old.querySelector(sel) && card.querySelector(sel)) card.querySelector(sel).value = old.querySelector(sel).value;
+  old.replaceWith(card);
+  if (typing === "act-text" || typing === "act-assignee") card.querySelector("." + typing).focus();
+}
 const newestFirst = (a, b) => Date.parse(b.record.decided_at) - Date.parse(a.record.decided_at) || (b.id > a.id ? 1 : -1);
 function renderAlerts() { $("#alert-list").replaceChildren(...[...S.alerts.values()].sort(newestFirst).map(alertCard)); }
 function showAlertPage(page) {  // one page of alerts added; "Show older" while the hub holds more
