@@ -195,6 +195,12 @@ async def test_control_room_live(tmp_path):
                 await page.click("#wall-toggle")
                 await expect(page.locator(f'article[data-id="{rec.id}"] .review')).to_be_hidden()
                 await expect(marks.last).to_be_visible()
+                # each mark whole on one line at any card width ("threat" and "confirmed" were split on narrow wall cards)
+                split = await page.locator(f'article[data-id="{rec.id}"]').evaluate("""(card) => {
+                  const widths = []; for (let w = 300; w <= 700; w += 4) { card.style.width = w + 'px';
+                    if ([...card.querySelectorAll('.alert-mark')].some((m) => m.getClientRects().length > 1)) widths.push(w); }
+                  card.style.width = ''; return widths; }""")
+                assert split == [], f"a mark split over two lines at card widths {split} px"
                 await page.click("#wall-toggle")
 
                 # a station going offline turns red
