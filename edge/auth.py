@@ -162,8 +162,10 @@ def open_session(conn: sqlite3.Connection, user: User, now: float | None = None)
 
 
 def session_user(conn: sqlite3.Connection, token: str, policy: SessionPolicy,
-                 now: float | None = None, touch: bool = True) -> User | None:
-    """The signed-in user of a live session (refreshing its idle timer when `touch`), or None once expired."""
+                 now: float | None = None, touch: bool = True, active_at: float | None = None) -> User | None:
+    """The signed-in user of a live session (refreshing its idle timer when `touch`), or None once expired.
+    `active_at`: when the user last touched the screen, as the screen says (an officer's screen asks the station by
+    itself every few seconds: the idle timer runs from the user's own last act, not from those requests)."""
     now = time.time() if now is None else now
     key = _token_key(token)
     with transaction(conn):
@@ -173,11 +175,14 @@ def session_user(conn: sqlite3.Connection, token: str, policy: SessionPolicy,
         if row is None:
             return None
         created, last_seen, badge, name, role, lang, active = row
+        acted = now if active_at is None else min(active_at, now)
+        if touch and acted - last_seen <= policy.idle_s:  # the user acted while the session was alive
+            last_seen = max(last_seen, acted)
         if not active or now - created > policy.max_s or now - last_seen > policy.idle_s:
             conn.execute("DELETE FROM web_sessions WHERE token_sha256 = ?", (key,))
             return None
         if touch:
-            conn.execute("UPDATE web_sessions SET last_seen = ? WHERE token_sha256 = ?", (now, key))
+            conn.execute("UPDATE web_sessions SET last_seen = ? WHERE token_sha256 = ?", (last_seen, key))
     return User(badge, name, role, lang)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, TypeVar, TypeVarTuple, Unpack
 
@@ -89,18 +90,49 @@ def state(request: Request) -> WebState:
     return request.app.state.web
 
 
-async def current_user(request: Request, st: WebState = Depends(state)) -> auth.User:
+IDLE_HEADER = "X-Idle-S"
+"""Sent by the station screen with each request: seconds since the user last touched the screen (a touch, a key, the
+wheel). The screen asks by itself every few seconds (the lane, the belt) and for each new item (its images): the
+session's idle timer runs from the user's own last act, so a screen left alone signs out after `session_idle_min`."""
+
+
+def _acted_at(request: Request) -> float | None:
+    """When the user last acted, from the screen's IDLE_HEADER (now less its seconds), or None without one (a
+    request of the user's own: the idle timer restarts now). A value that is no finite number ≥ 0 is ignored."""
+    raw = request.headers.get(IDLE_HEADER)
+    try:
+        idle = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return time.time() - idle if idle is not None and 0 <= idle < 10**7 else None
+
+
+async def _signed_in(request: Request, st: WebState, touch: bool) -> auth.User:
     token = request.cookies.get(COOKIE)
-    user = await st.db(lambda s: auth.session_user(s.conn, token, st.policy)) if token else None
+    acted = _acted_at(request)
+    user = await st.db(lambda s: auth.session_user(s.conn, token, st.policy, touch=touch, active_at=acted)) \
+        if token else None
     if user is None:
         raise HTTPException(401, "not_signed_in")
     return user
 
 
-def require(permission: str) -> Callable[..., Awaitable[auth.User]]:
-    """A dependency that answers 403 unless the signed-in user's role has `permission`."""
+async def current_user(request: Request, st: WebState = Depends(state)) -> auth.User:
+    """The signed-in user; the request restarts the session's idle timer (from the act IDLE_HEADER says)."""
+    return await _signed_in(request, st, touch=True)
 
-    async def check(user: auth.User = Depends(current_user)) -> auth.User:
+
+async def viewing_user(request: Request, st: WebState = Depends(state)) -> auth.User:
+    """The signed-in user, the idle timer left as it is: an image the screen loads as an item arrives is no act of
+    the user's (a browser's image request carries no IDLE_HEADER)."""
+    return await _signed_in(request, st, touch=False)
+
+
+def require(permission: str, touch: bool = True) -> Callable[..., Awaitable[auth.User]]:
+    """A dependency that answers 403 unless the signed-in user's role has `permission` (`touch`: the request restarts
+    the idle timer, see current_user and viewing_user)."""
+
+    async def check(user: auth.User = Depends(current_user if touch else viewing_user)) -> auth.User:
         if not user.can(permission):
             raise HTTPException(403, "forbidden")
         return user

@@ -30,6 +30,7 @@ REPLAY_MAX = 100  # items a reconnecting screen is sent again, at most (the newe
 MAX_SEQ = 2**63 - 1  # SQLite's largest integer: a larger one in a query failed the request with 500
 router = APIRouter()
 VIEWER = require("case.view")
+FETCHED = require("case.view", touch=False)  # what the screen fetches by itself (the stream, images): no act of the user
 DECIDER = require("case.decide")
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -77,7 +78,7 @@ def _last_event_id(request: Request) -> int | None:
 
 @router.get("/api/stream")
 async def live(request: Request, after: int | None = Query(None, ge=0, le=MAX_SEQ), st: WebState = Depends(state),
-               user: auth.User = Depends(VIEWER)) -> StreamingResponse:
+               user: auth.User = Depends(FETCHED)) -> StreamingResponse:
     """Every decided inspection as it happens (server-sent events); a reconnecting browser gets
     what it missed (Last-Event-ID = the last seq it saw), up to the last REPLAY_MAX items, after one
     `not_replayed` event with the count of the older ones it missed when there are more. A reloaded page
@@ -129,7 +130,7 @@ def _trail_entry(entry: audit.AuditEntry, user: auth.User) -> dict[str, Any]:
 
 @router.get("/api/cases/{record_id}/image.png")
 async def image(record_id: str, request: Request, mode: str = Query("colour"), st: WebState = Depends(state),
-                user: auth.User = Depends(VIEWER)) -> Response:
+                user: auth.User = Depends(FETCHED)) -> Response:
     """The scan as the officer sees it (TIP projection included while one awaits an answer); audited."""
     if mode not in render.VIEW_MODES:
         raise HTTPException(422, "unknown_view_mode")
@@ -143,7 +144,7 @@ async def image(record_id: str, request: Request, mode: str = Query("colour"), s
 
 
 @router.get("/api/cases/{record_id}/scan.bin")
-async def scan_data(record_id: str, st: WebState = Depends(state), user: auth.User = Depends(VIEWER)) -> Response:
+async def scan_data(record_id: str, st: WebState = Depends(state), user: auth.User = Depends(FETCHED)) -> Response:
     """The scan as raw dual-energy data for the screen's image tools (edge/web/scandata.py); audited as a view."""
     record, source = await _call(st, cases.image_source, st.tip, user, record_id, "data")
     try:
@@ -157,7 +158,7 @@ async def scan_data(record_id: str, st: WebState = Depends(state), user: auth.Us
 
 @router.get("/api/cases/{record_id}/crops/{sha256}.png")
 async def crop(record_id: str, sha256: str, st: WebState = Depends(state),
-               user: auth.User = Depends(VIEWER)) -> Response:
+               user: auth.User = Depends(FETCHED)) -> Response:
     """The evidence crop of one of the record's identities (the camera's view of the plate or code it read)."""
     png = await _call(st, cases.identity_crop, record_id, sha256)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
@@ -165,7 +166,7 @@ async def crop(record_id: str, sha256: str, st: WebState = Depends(state),
 
 @router.get("/api/cases/{record_id}/reference.png")
 async def reference(record_id: str, mode: str = Query("colour"), st: WebState = Depends(state),
-                    user: auth.User = Depends(VIEWER)) -> Response:
+                    user: auth.User = Depends(FETCHED)) -> Response:
     """The vehicle's reference pass the record was compared with (issue 19), drawn as its scan is; audited."""
     if mode not in render.VIEW_MODES:
         raise HTTPException(422, "unknown_view_mode")

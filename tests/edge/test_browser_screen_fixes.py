@@ -1,6 +1,7 @@
 """Station screen fixes found walking it as an officer: alarms after a reload, counts in words, TIP while a
 case is looked at elsewhere, the detection labels on a small scan."""
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -199,3 +200,29 @@ def test_a_double_touch_on_a_decision_decides_once_and_says_nothing_against_the_
     assert posts == [f"{station.url}/api/cases/{first.id}/decision"]
     assert page.inner_text("#decide-msg") == ""  # the next item's panel, as after any decision
     assert station.call(lambda s: s.get(first.id)).review.outcome == "false_alarm"
+
+
+def test_a_screen_left_alone_signs_out_though_items_keep_coming_and_one_in_use_does_not(tmp_path, page):
+    """Each request the screen made by itself (a new item's queue and images, the lane and belt every 3 s) restarted
+    the session's idle timer: a screen left alone stayed signed in under the officer's badge for the session's 12 h.
+    Now the idle timer runs from the officer's last touch or key (idle here 3 s): items arriving do not keep a screen
+    left alone signed in, and an officer at work is not signed out."""
+    rng = np.random.default_rng(41)
+
+    def items(seconds: float, act: bool) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and page.locator("#view-signin").is_hidden():
+            scan, truth = synthetic_scan(rng, threat=True)
+            station.publish_record(station.commit(scan, record_for(scan, Verdict.SUSPECT, "detection", truth)))
+            if act:
+                page.keyboard.press("Shift")
+            page.wait_for_timeout(500)
+
+    with StationHarness(tmp_path / "data", WebConfig(tip=TipConfig(enabled=False), session_idle_min=0.05)) as station:
+        station.add_demo_users()
+        sign_in(page, station, OFFICER)
+        items(5, act=True)  # the officer at work: a key every half second, well inside 3 s
+        expect(page.locator("#nav")).to_be_visible()
+        items(30, act=False)  # left alone
+        expect(page.locator("#view-signin")).to_be_visible()
+        expect(page.locator("#nav")).to_be_hidden()

@@ -4,6 +4,7 @@ import asyncio
 import io
 import json
 import tempfile
+import time
 import zipfile
 from datetime import timedelta, timezone
 
@@ -321,6 +322,39 @@ def test_idle_session_expires(station):
     assert c.get("/api/me").status_code == 200
     station.store.conn.execute("UPDATE web_sessions SET last_seen = last_seen - 16 * 60")
     assert c.get("/api/me").status_code == 401
+
+
+def _idle(station, minutes: float) -> None:
+    """The session's last act `minutes` ago."""
+    station.store.conn.execute("UPDATE web_sessions SET last_seen = ?", (time.time() - minutes * 60,))
+
+
+def test_what_the_screen_asks_by_itself_keeps_no_idle_session_alive(station):
+    """The screen asks for the lane and the belt every 3 s and for each new item's images: each request restarted the
+    idle timer, so a screen left alone stayed signed in under the officer's badge for the session's 12 h. The screen
+    now says how long ago the officer last acted (X-Idle-S), and images and the stream restart nothing."""
+    a = station.item()
+    c = station.client(OFFICER)
+    _idle(station, 10)
+    assert c.get("/api/queue", headers={"X-Idle-S": "600"}).status_code == 200  # 10 min alone: still signed in
+    for path in (f"/api/cases/{a.id}/image.png", f"/api/cases/{a.id}/scan.bin"):
+        assert c.get(path).status_code == 200
+    last_seen, = station.store.conn.execute("SELECT last_seen FROM web_sessions").fetchone()
+    assert time.time() - last_seen > 590, "the idle timer runs from the officer's last act"
+    station.store.conn.execute("UPDATE web_sessions SET last_seen = last_seen - 360")  # 6 min later, left alone
+    assert c.get("/api/queue", headers={"X-Idle-S": "960"}).status_code == 401
+
+
+def test_an_act_the_screen_reports_late_keeps_the_session_and_one_after_it_expired_does_not(station):
+    c = station.client(OFFICER)
+    _idle(station, 16)  # the last request 16 min ago; the officer touched the screen 2 min ago (no request since)
+    assert c.get("/api/queue", headers={"X-Idle-S": "120"}).status_code == 200
+    assert c.get("/api/queue", headers={"X-Idle-S": "ten"}).status_code == 200  # no number: an act of now
+    d = station.client(SUPERVISOR)
+    station.store.conn.execute("UPDATE web_sessions SET last_seen = ? WHERE badge = ?",
+                               (time.time() - 16 * 60, SUPERVISOR[0]))
+    # the supervisor's first act in 16 min: the session had run out before it
+    assert d.get("/api/queue", headers={"X-Idle-S": "0"}).status_code == 401
 
 
 def test_session_expires_after_its_maximum_even_when_busy(station):

@@ -27,10 +27,23 @@ const tr = (prefix, code) => (S.msgs[prefix + code] !== undefined ? T(prefix + c
 // A 401 signs the screen out only when it answers the session its request was sent in: the screen's own session check
 // at start, answered after an officer badged in meanwhile, says nothing about the officer's session.
 let session = 0;  // counts sign-ins and sign-outs on this screen
+// The officer's last touch, key or wheel on this screen. Every request says how long ago it was (X-Idle-S): the
+// screen asks by itself every few seconds (the lane, the belt) and for each new item, and the station's idle sign-out
+// runs from the officer's own last act, so a screen left alone signs out. Working without a request (examining an
+// image) is told to the station too, at most every IDLE_TELL_MS.
+const IDLE_TELL_MS = 20000;
+let actedAt = Date.now(), toldAt = Date.now();
+function acted() {
+  actedAt = Date.now();
+  if (S.me && actedAt - toldAt > IDLE_TELL_MS) api("/api/me").catch(() => {});
+}
+for (const type of ["pointerdown", "keydown", "wheel"]) document.addEventListener(type, acted, { capture: true, passive: true });
 async function api(path, opts = {}) {
   const init = { credentials: "same-origin", ...opts }, sentIn = session;
+  init.headers = { "X-Idle-S": ((Date.now() - actedAt) / 1000).toFixed(1) };
   if (opts.json !== undefined) { init.method = init.method || "POST"; init.body = JSON.stringify(opts.json);
-    init.headers = { "Content-Type": "application/json" }; }
+    init.headers["Content-Type"] = "application/json"; }
+  if (Date.now() - actedAt < 1000) toldAt = Date.now();
   const r = await fetch(path, init);
   if (r.status === 401 && S.me && sentIn === session && !path.startsWith("/api/signin")) { signedOut(); throw new Error("error.not_signed_in"); }
   const body = r.headers.get("content-type")?.includes("json") ? await r.json() : null;
@@ -648,9 +661,11 @@ function row(cells, onclick, cls) {
   if (onclick) tr_.onclick = onclick; return tr_;
 }
 const idents = (r) => byKind(r.identities || []).map((i) => i.value).filter(Boolean).join(", ");
-async function refreshQueue() {
+async function refreshQueue() {  // called on every event, never awaited: a refusal (signed out meanwhile) is no error
   if (!can("case.view")) return;
-  const { items, total } = await api("/api/queue");
+  let got;
+  try { got = await api("/api/queue"); } catch { return; }
+  const { items, total } = got;
   $("queue-count").textContent = S.queueTotal = total ?? items.length; showUndecided();
   const body = $("queue-rows"); body.innerHTML = "";
   for (const r of items) body.append(row([fmtTime(r.decided_at), T("verdict." + r.verdict), tr("reason.", r.reason), idents(r)], () => openCase(r.id), r.verdict));
