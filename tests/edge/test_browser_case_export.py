@@ -51,30 +51,23 @@ def test_officer_is_not_offered_the_case_export(station: StationHarness, page: A
 
 
 @pytest.mark.parametrize("lang", ["en", "zh-Hant"])
-def test_the_reason_asked_for_is_read_whole_at_1024x768(station: StationHarness, lang: str) -> None:
+def test_the_reason_asked_for_is_read_whole_at_1024x768(station: StationHarness, browser: Any, lang: str) -> None:
     """The export's reason field, a one-line input 168 px wide beside the checkbox, showed "證據離開本站的原因（" or
     "Why the evidence leaves" of what it asks for (its placeholder, the field's only words). Now the whole of it is in
     the field, in English and in zh-Hant."""
-    from playwright.sync_api import sync_playwright
-
-    from station_browser import launch
-
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1024, "height": 768})
-        page.set_default_timeout(10_000)
-        sign_in(page, station, SUPERVISOR)
-        page.select_option("#lang", lang)
-        rid = commit_suspect(station, 33)
-        page.wait_for_selector(f"#scan[data-loaded-id='{rid}']")
-        page.locator("#case-reason").scroll_into_view_if_needed()
-        text, room = page.evaluate("""(() => {
-          const f = document.getElementById('case-reason'), cs = getComputedStyle(f);
-          const ctx = document.createElement('canvas').getContext('2d'); ctx.font = cs.font;
-          const line = parseFloat(cs.lineHeight) || 1.2 * parseFloat(cs.fontSize);
-          const width = f.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
-          const lines = f.tagName === 'TEXTAREA' ? Math.floor((f.clientHeight - parseFloat(cs.paddingTop)
-            - parseFloat(cs.paddingBottom)) / line) : 1;
-          return [ctx.measureText(f.placeholder).width, width * lines]; })()""")
-        assert text <= 0.85 * room, f"the reason's words ({text:.0f} px) do not fit its field ({room:.0f} px) in {lang}"
-        browser.close()
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    page.set_default_timeout(10_000)
+    sign_in(page, station, SUPERVISOR)
+    page.select_option("#lang", lang)
+    rid = commit_suspect(station, 33)
+    page.wait_for_selector(f"#scan[data-loaded-id='{rid}']")
+    page.locator("#case-reason").scroll_into_view_if_needed()
+    text, room = page.evaluate("""(() => {
+      const f = document.getElementById('case-reason'), cs = getComputedStyle(f);
+      const ctx = document.createElement('canvas').getContext('2d'); ctx.font = cs.font;
+      const line = parseFloat(cs.lineHeight) || 1.2 * parseFloat(cs.fontSize);
+      const width = f.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+      const lines = f.tagName === 'TEXTAREA' ? Math.floor((f.clientHeight - parseFloat(cs.paddingTop)
+        - parseFloat(cs.paddingBottom)) / line) : 1;
+      return [ctx.measureText(f.placeholder).width, width * lines]; })()""")
+    assert text <= 0.85 * room, f"the reason's words ({text:.0f} px) do not fit its field ({room:.0f} px) in {lang}"
