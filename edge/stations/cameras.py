@@ -132,13 +132,18 @@ class CameraWindow:
             reads = await asyncio.get_running_loop().run_in_executor(self._pool, self.reader.read,
                                                                      camera.cfg.reads, crop)
         except InferenceError as exc:
-            self._unreadable_frame(name, camera, passed, exc)
+            if self._passes.get((name, item.id)) is passed:
+                self._unreadable_frame(name, camera, passed, exc)
             return
         self._readable_frame(name, camera)
+        if self._passes.get((name, item.id)) is not passed:  # stopped while read: its record is written as it was
+            return
         passed.frames.append(frame)
         passed.reads.append(reads)
         voted = vote(camera.cfg.reads, passed.reads, camera.cfg.min_confidence)
-        self._publish(name, item, voted, passed, await self._crops(voted, passed, camera))
+        crops = await self._crops(voted, passed, camera)
+        if self._passes.get((name, item.id)) is passed:  # not stopped while its crops were stored
+            self._publish(name, item, voted, passed, crops)
 
     def _unreadable_frame(self, name: str, camera: CameraBase, passed: _Pass, exc: InferenceError) -> None:
         """A frame the text reader failed on: counted (`unreadable`), the pass's read recorded failed rather than
@@ -172,6 +177,12 @@ class CameraWindow:
             sha = hashlib.sha256(png).hexdigest()
             kept = self.store is not None and await self.store.call(self.store.store.put_crop, sha, png)
             crops[v.slot] = sha if kept else ""
+        if not any(p is passed for p in self._passes.values()):
+            # stopped meanwhile: its record names the crops it had, kept as they are; those stored now are no evidence
+            for sha in set(crops.values()) - set(passed.crops.values()):
+                if sha and self.store is not None and not self._named(sha, passed):
+                    await self.store.call(self.store.store.drop_crop, sha)
+            return passed.crops
         for slot, sha in passed.crops.items():  # a better frame took the slot: its crop was never evidence
             if sha and sha not in crops.values() and self.store is not None and not self._named(sha, passed):
                 await self.store.call(self.store.store.drop_crop, sha)

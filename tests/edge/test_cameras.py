@@ -157,6 +157,7 @@ async def test_a_crop_a_better_frame_replaced_is_dropped_unless_a_record_names_i
         async with StoreWriter(store) as writer, open_camera(_cam("front_plate"), "front") as front:
             window = CameraWindow(Devices(cameras={"front": front}), writer)
             passed = _Pass(Item(ref="vehicle", kind=ItemKind.VEHICLE), frames=frames)
+            window._passes[("front", passed.item.id)] = passed  # open
             first = (await window._crops(voted(0), passed, front))["hk"]
             second = (await window._crops(voted(1), passed, front))["hk"]
             assert first != second and not store.crop_path(first).exists() and store.crop_path(second).is_file()
@@ -347,3 +348,51 @@ async def test_two_containers_on_one_chassis_both_reach_the_record_with_their_ow
     assert all(i.status == "read" and i.crop for i in read.values())
     assert read[codes[0]].crop != read[codes[1]].crop
     assert item.size_type == "22G1"
+
+
+async def test_a_frame_read_when_the_record_is_written_changes_nothing_of_it(tmp_path: Path) -> None:
+    """A frame of the vehicle still being read when its record was written (the reader takes a frame at a time, on
+    its own thread) went on: voted, its crop stored — named by no record, kept on the disk for good (the cap on
+    crops counts it) — and the item's identities replaced after the record was written. Now a pass stopped while a
+    frame is read ends with it: nothing stored, nothing dropped, nothing changed."""
+    import threading
+
+    from edge.stations.cameras import _load_reader
+
+    real = _load_reader()
+    entered, release = threading.Event(), threading.Event()
+
+    class Held:
+        """The text reader, holding a frame once `entered` is cleared until `release`."""
+
+        hold = False
+
+        def read(self, reads, crop):  # noqa: ANN001, ANN201
+            if self.hold:
+                entered.set()
+                release.wait(30)
+            return real.read(reads, crop)
+
+    held = Held()
+    with Store(tmp_path / "data", station="st-1") as store:
+        async with StoreWriter(store) as writer, open_camera(_cam("front_plate"), "front") as front:
+            window = CameraWindow(Devices(cameras={"front": front}), writer, reader=held)  # type: ignore[arg-type]
+            item = Item(ref="vehicle", kind=ItemKind.VEHICLE)
+            window.start(item)
+            task = asyncio.create_task(window.run())
+            await until(lambda: any(i.crop for i in item.identities), "a plate voted with its crop", timeout=60)
+            held.hold = True
+            await until(entered.is_set, "a frame being read", in_thread=True, timeout=60)
+            written = [i.model_copy() for i in item.identities]  # the record is written now
+            window.stop(item)
+            calls: list[str] = []
+            put, drop = store.put_crop, store.drop_crop
+            store.put_crop = lambda *a: calls.append("put") or put(*a)  # type: ignore[method-assign]
+            store.drop_crop = lambda *a: calls.append("drop") or drop(*a)  # type: ignore[method-assign]
+            release.set()
+            await asyncio.sleep(0.5)  # the frame read, and whatever followed it
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert calls == [] and item.identities == written
+    on_disk = {p.stem for p in (tmp_path / "data" / "crops").rglob("*.png")}
+    assert {i.crop for i in written if i.crop} <= on_disk
