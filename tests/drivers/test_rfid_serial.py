@@ -68,9 +68,13 @@ async def test_a_port_lost_while_the_chunks_queue_is_full_is_still_link_lost() -
     tty.setraw(slave)
     try:
         async with SerialTransport(os.ttyname(slave), 9600, device="r1") as tr:
-            for _ in range(QUEUE_CHUNKS + 20):
+            # each its own chunk, mostly: a port read late (a loaded machine) takes several writes as one chunk, so
+            # writes go on until the queue has overflowed (QUEUE_CHUNKS + 20 writes once left it short of full)
+            for _ in range(20 * QUEUE_CHUNKS):
+                if tr.overflows:
+                    break
                 os.write(master, b"noise")
-                await asyncio.sleep(0.001)  # each its own chunk
+                await asyncio.sleep(0.001)
             await until(lambda: tr.overflows >= 1, "the queue full")
             os.close(master)
             master = -1

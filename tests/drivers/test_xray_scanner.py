@@ -324,7 +324,9 @@ async def test_a_closing_scanner_leaves_the_controller_disarmed_not_to_its_host_
 
 
 async def test_start_scan_cancelled_before_its_ack_has_the_scan_stopped(tmp_path: Path) -> None:
-    cfg = _config(tmp_path, [_scan(lines=400)], line_rate=5)
+    # the next scan streams at 2000 lines/s: a FIFO that never overflows (its default 512 lines did once, the test
+    # loop held on a loaded machine: that scan incomplete, which is not what this test is about)
+    cfg = _config(tmp_path, [_scan(lines=400)], line_rate=5, fifo_lines=10**6)
     cfg = cfg.model_copy(update={"stale_ms": 20000, "ack_timeout_ms": 300, "attempts": 16})
     async with open_scanner(cfg, "xray") as scanner:
         emu = scanner.emulator
