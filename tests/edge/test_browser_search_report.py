@@ -47,16 +47,22 @@ def stored(station: StationHarness, record_id: str) -> InspectionRecord:
     return record
 
 
-def test_an_officer_fills_and_signs_and_a_supervisor_countersigns_at_1024x768(station: StationHarness,
-                                                                             page: Any) -> None:
-    camera = asyncio.run_coroutine_threadsafe(
-        SimCamera(CameraConfig(kind="sim", role="rear_plate"), "rear").__aenter__(), station.loop).result(10)
-    station.ctx.cameras = camera_photos({"rear": camera})  # as the daemon hands the station's cameras to the screen
+def vehicle_on_live(page: Any, station: StationHarness) -> InspectionRecord:
+    """The officer signed in, a vehicle's record (its scan not kept) on the Live view."""
     sign_in(page, station, OFFICER)
     page.wait_for_selector("body[data-live='1']")
     rec = station.call(lambda s: s.commit(vehicle_record(s.station), scan_stored=False))
     station.publish_record(rec)
     page.wait_for_selector(f"#banner[data-id='{rec.id}']")
+    return rec
+
+
+def test_an_officer_fills_and_signs_and_a_supervisor_countersigns_at_1024x768(station: StationHarness,
+                                                                             page: Any) -> None:
+    camera = asyncio.run_coroutine_threadsafe(
+        SimCamera(CameraConfig(kind="sim", role="rear_plate"), "rear").__aenter__(), station.loop).result(10)
+    station.ctx.cameras = camera_photos({"rear": camera})  # as the daemon hands the station's cameras to the screen
+    rec = vehicle_on_live(page, station)
     page.click("#search-open")
     page.wait_for_selector("#view-search:not([hidden])")
     assert PLATE in page.inner_text("#sr-plates") and page.inner_text("#sr-versions") == "No search report yet"
@@ -129,11 +135,7 @@ def test_a_report_being_filled_survives_a_reload(station: StationHarness, page: 
     """A reload (or a session run out) while the report was filled lost all of it: back on the vehicle, Search report
     opened an empty form (areas, methods, minutes, findings and notes gone, after a search of half an hour). Now the
     unsigned report is kept for the tab and comes back when the report is opened again; signed, it is stored."""
-    sign_in(page, station, OFFICER)
-    page.wait_for_selector("body[data-live='1']")
-    rec = station.call(lambda s: s.commit(vehicle_record(s.station), scan_stored=False))
-    station.publish_record(rec)
-    page.wait_for_selector(f"#banner[data-id='{rec.id}']")
+    rec = vehicle_on_live(page, station)
     page.click("#search-open")
     page.wait_for_selector("#view-search:not([hidden])")
     page.click("#sr-diagram rect[data-area='spare_wheel']")
